@@ -1,0 +1,1 @@
+"""Subcommands of `gaussian-head` (see gaussian_head_ros/cli.py)."""

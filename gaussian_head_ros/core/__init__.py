@@ -1,0 +1,1 @@
+"""The ROS-free core. Nothing under this package imports rclpy or message types."""

@@ -1,0 +1,384 @@
+"""The drivable Gaussian head avatar: dataclass, validation and the `.ply` file format.
+
+An avatar is split as in RAR into a static part (rigid with the head; torso Gaussians follow the head
+only partly) and a dynamic part bound to a face template mesh (parent triangle + barycentric
+coordinates), so that expressions move it. Positions are stored at rest in the head frame, so the
+file renders correctly in any 3DGS viewer; the binding lets `drive()` move them with the mesh.
+
+Head frame: x to the image right, y down, z into the head (OpenCV axes of a face looking at the
+camera), metres, origin near the centre of the head.
+
+File format: a binary little-endian `.ply` whose first element `vertex` is the standard 3DGS layout
+(x y z nx ny nz f_dc_* f_rest_* opacity scale_* rot_*) followed by our binding columns, all float32
+(so viewers that assume float rows still read it). The template mesh, expression basis, lighting
+and source camera follow as extra elements, and a JSON header comment holds the metadata. The
+vertex rows are byte-for-byte the data of the GaussianAvatar message's PointCloud2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+PART_STATIC = 0  # rigid with the head
+PART_FACE = 1  # bound to the template mesh, moves with expressions
+PART_TORSO = 2  # neck and shoulders: follows the head pose only partly
+PART_MOUTH = 3  # mouth interior (teeth, cavity): follows the jaw
+PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth"}
+
+SH_C0 = 0.28209479177387814  # 3DGS: rgb = 0.5 + SH_C0 * f_dc
+
+
+def num_sh_coeffs(sh_degree: int) -> int:
+    """K, the number of SH coefficients per channel for a degree."""
+    return (sh_degree + 1) ** 2
+
+
+def gaussian_fields(sh_degree: int) -> list[str]:
+    """Names of the per-Gaussian float32 columns, in file/message order."""
+    k = num_sh_coeffs(sh_degree)
+    return (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(3 * (k - 1))]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+        + ["part", "face_id", "bary_0", "bary_1", "bary_2"]
+    )
+
+
+def sh_degree_from_fields(names: list[str]) -> int:
+    """Inverse of `gaussian_fields`: the SH degree implied by the number of f_rest columns."""
+    n_rest = sum(1 for n in names if n.startswith("f_rest_"))
+    for deg in range(4):
+        if 3 * (num_sh_coeffs(deg) - 1) == n_rest:
+            return deg
+    raise ValueError(f"{n_rest} f_rest columns do not match any SH degree 0..3")
+
+
+def rgb_to_sh_dc(rgb: np.ndarray) -> np.ndarray:
+    """[..., 3] colour in [0, 1] -> the degree-0 SH coefficient (3DGS convention)."""
+    return ((np.asarray(rgb, np.float32) - 0.5) / SH_C0).astype(np.float32)
+
+
+def sh_dc_to_rgb(dc: np.ndarray) -> np.ndarray:
+    return (0.5 + SH_C0 * np.asarray(dc, np.float32)).astype(np.float32)
+
+
+@dataclass
+class SourceCamera:
+    """The pinhole camera that took the photo, seen from the head frame."""
+
+    intrinsics: np.ndarray  # [4] fx fy cx cy in pixels
+    viewmat: np.ndarray  # [4, 4] world(head)-to-camera, OpenCV axes
+    size: tuple[int, int]  # (width, height) in pixels
+
+    def to_array(self) -> np.ndarray:  # [20]
+        return np.concatenate([self.intrinsics.reshape(4), self.viewmat.reshape(16)]).astype(np.float32)
+
+    @staticmethod
+    def from_array(a: np.ndarray, size) -> "SourceCamera":
+        a = np.asarray(a, np.float32).reshape(-1)
+        if a.size != 20 or len(size) != 2:
+            raise ValueError(f"source camera needs 20 values and a (width, height), got {a.size} and {len(size)}")
+        return SourceCamera(a[:4].copy(), a[4:].reshape(4, 4).copy(), (int(size[0]), int(size[1])))
+
+
+@dataclass
+class GaussianAvatar:
+    """Canonical Gaussians + everything the driving module needs. Arrays are float32 unless noted."""
+
+    means: np.ndarray  # [N, 3] rest positions, head frame, metres
+    normals: np.ndarray  # [N, 3] unit normals at rest (relighting); zeros where unknown
+    sh: np.ndarray  # [N, K, 3] SH colour coefficients, K = (sh_degree + 1)^2; sh[:, 0] is f_dc
+    logit_opacities: np.ndarray  # [N] logit of opacity
+    log_scales: np.ndarray  # [N, 3] log standard deviations, log metres
+    quats: np.ndarray  # [N, 4] rotations, w x y z (normalised at render time)
+    part: np.ndarray  # [N] uint8, PART_*
+    face_id: np.ndarray  # [N] int32, parent triangle in template_faces, -1 = unbound
+    bary: np.ndarray  # [N, 3] barycentric coordinates in the parent triangle (0 if unbound)
+    template_vertices: np.ndarray  # [V, 3] face template mesh at rest, head frame, metres
+    template_faces: np.ndarray  # [F, 3] int32 vertex indices
+    expression_names: list[str] = field(default_factory=list)  # [E]
+    expression_basis: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.float32))  # [E, V, 3]
+    lighting_sh: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [9, 3] or [0, 3]
+    source_camera: SourceCamera | None = None
+    operator_id: str = ""
+    reconstructor: str = ""
+
+    # ----------------------------------------------------------------------------------------------
+    @property
+    def num_gaussians(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def sh_degree(self) -> int:
+        k = self.sh.shape[1]
+        deg = int(round(np.sqrt(k))) - 1
+        return deg
+
+    def table(self) -> np.ndarray:
+        """[N, C] float32 rows in `gaussian_fields(sh_degree)` order (the .ply / PointCloud2 rows)."""
+        n, k = self.num_gaussians, self.sh.shape[1]
+        rest = self.sh[:, 1:, :].transpose(0, 2, 1).reshape(n, 3 * (k - 1))  # channel-major as in 3DGS
+        cols = [
+            self.means,
+            self.normals,
+            self.sh[:, 0, :],
+            rest,
+            self.logit_opacities.reshape(n, 1),
+            self.log_scales,
+            self.quats,
+            self.part.astype(np.float32).reshape(n, 1),
+            self.face_id.astype(np.float32).reshape(n, 1),
+            self.bary,
+        ]
+        return np.ascontiguousarray(np.concatenate([np.asarray(c, np.float32) for c in cols], axis=1))
+
+    @staticmethod
+    def columns_from_table(rows: np.ndarray, names: list[str]) -> dict:
+        """[N, C] rows + their column names -> the per-Gaussian dataclass fields.
+
+        Accepts any column order; a plain 3DGS file (no normals, no binding) gets zero normals and
+        every Gaussian static."""
+        rows = np.asarray(rows, np.float32)
+        idx = {n: i for i, n in enumerate(names)}
+        n = rows.shape[0]
+
+        def cols(keys, default=None):
+            if all(k in idx for k in keys):
+                return rows[:, [idx[k] for k in keys]].copy()
+            if default is not None:
+                return np.full((n, len(keys)), default, np.float32)
+            missing = [k for k in keys if k not in idx]
+            raise ValueError(f"Gaussian table lacks the columns {missing}")
+
+        deg = sh_degree_from_fields(names)
+        k = num_sh_coeffs(deg)
+        dc = cols(["f_dc_0", "f_dc_1", "f_dc_2"])
+        rest = cols([f"f_rest_{i}" for i in range(3 * (k - 1))]) if k > 1 else np.zeros((n, 0), np.float32)
+        sh = np.concatenate([dc[:, None, :], rest.reshape(n, 3, k - 1).transpose(0, 2, 1)], axis=1)
+        return dict(
+            means=cols(["x", "y", "z"]),
+            normals=cols(["nx", "ny", "nz"], 0.0),
+            sh=np.ascontiguousarray(sh, np.float32),
+            logit_opacities=cols(["opacity"])[:, 0].copy(),
+            log_scales=cols(["scale_0", "scale_1", "scale_2"]),
+            quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]),
+            part=cols(["part"], PART_STATIC)[:, 0].astype(np.uint8),
+            face_id=cols(["face_id"], -1.0)[:, 0].astype(np.int32),
+            bary=cols(["bary_0", "bary_1", "bary_2"], 0.0),
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    def validate(self, max_gaussians: int | None = None) -> None:
+        """Raise ValueError with a reason a person can act on if the avatar cannot be driven/drawn."""
+        n = self.num_gaussians
+        if n == 0:
+            raise ValueError("avatar has zero Gaussians")
+        if max_gaussians is not None and n > max_gaussians:
+            raise ValueError(f"avatar has {n} Gaussians, above the budget of {max_gaussians}")
+        shapes = {
+            "means": (self.means, (n, 3)),
+            "normals": (self.normals, (n, 3)),
+            "logit_opacities": (self.logit_opacities, (n,)),
+            "log_scales": (self.log_scales, (n, 3)),
+            "quats": (self.quats, (n, 4)),
+            "part": (self.part, (n,)),
+            "face_id": (self.face_id, (n,)),
+            "bary": (self.bary, (n, 3)),
+        }
+        for name, (arr, shape) in shapes.items():
+            if tuple(arr.shape) != shape:
+                raise ValueError(f"avatar field {name} has shape {tuple(arr.shape)}, expected {shape}")
+        if self.sh.ndim != 3 or self.sh.shape[0] != n or self.sh.shape[2] != 3 or self.sh.shape[1] not in (1, 4, 9, 16):
+            raise ValueError(f"avatar SH colours have shape {tuple(self.sh.shape)}, expected ({n}, 1|4|9|16, 3)")
+        for name in ("means", "normals", "sh", "logit_opacities", "log_scales", "quats", "bary"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"avatar field {name} contains NaN or Inf")
+        if np.any(np.abs(self.log_scales) > 20):
+            raise ValueError("avatar log-scales are outside [-20, 20]")
+        if np.any(np.linalg.norm(self.quats, axis=1) < 1e-8):
+            raise ValueError("avatar has zero-length rotation quaternions")
+        if np.any(self.part > PART_MOUTH):
+            raise ValueError(f"avatar part labels must be 0..{PART_MOUTH}")
+        v, f = self.template_vertices, self.template_faces
+        if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
+            raise ValueError(f"template mesh has shapes {v.shape} / {f.shape}, expected (V, 3) / (F, 3)")
+        if not np.all(np.isfinite(v)):
+            raise ValueError("template vertices contain NaN or Inf")
+        if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
+            raise ValueError("template faces index vertices that do not exist")
+        bound = self.face_id >= 0
+        if np.any(self.face_id[bound] >= f.shape[0]) or np.any(self.face_id < -1):
+            raise ValueError("Gaussians are bound to triangles that do not exist")
+        e = len(self.expression_names)
+        if e and tuple(self.expression_basis.shape) != (e, v.shape[0], 3):
+            raise ValueError(
+                f"expression basis has shape {tuple(self.expression_basis.shape)}, expected ({e}, {v.shape[0]}, 3)")
+        if not np.all(np.isfinite(self.expression_basis)):
+            raise ValueError("expression basis contains NaN or Inf")
+        if self.lighting_sh.size not in (0, 27) or not np.all(np.isfinite(self.lighting_sh)):
+            raise ValueError("lighting must be 9x3 finite SH coefficients or empty")
+
+    def equals(self, other: "GaussianAvatar") -> bool:
+        """Exact (bitwise for arrays) equality, for round-trip checks."""
+        if (self.operator_id, self.reconstructor, list(self.expression_names)) != (
+                other.operator_id, other.reconstructor, list(other.expression_names)):
+            return False
+        for name in ("template_vertices", "template_faces", "expression_basis", "lighting_sh"):
+            a, b = getattr(self, name), getattr(other, name)
+            if a.shape != b.shape or a.tobytes() != b.tobytes():
+                if not (a.size == 0 and b.size == 0):
+                    return False
+        if not np.array_equal(self.table().view(np.uint32), other.table().view(np.uint32)):
+            return False
+        a, b = self.source_camera, other.source_camera
+        if (a is None) != (b is None):
+            return False
+        return a is None or (a.to_array().tobytes() == b.to_array().tobytes() and tuple(a.size) == tuple(b.size))
+
+    def metadata(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "operator_id": self.operator_id,
+            "reconstructor": self.reconstructor,
+            "sh_degree": self.sh_degree,
+            "expression_names": list(self.expression_names),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# .ply I/O
+
+_PLY_MAGIC = "gaussian_head_ros"
+
+
+def save_ply(avatar: GaussianAvatar, path: str | Path) -> None:
+    """Write a 3DGS-compatible binary .ply carrying the driving data as extra elements."""
+    avatar.validate()
+    names = gaussian_fields(avatar.sh_degree)
+    v = np.ascontiguousarray(avatar.template_vertices, "<f4")
+    f = np.ascontiguousarray(avatar.template_faces, "<i4")
+    e = len(avatar.expression_names)
+    basis = np.ascontiguousarray(avatar.expression_basis, "<f4").reshape(-1, 3) if e else np.zeros((0, 3), "<f4")
+    light = np.ascontiguousarray(avatar.lighting_sh, "<f4").reshape(-1, 3)
+    cam = avatar.source_camera
+    lines = ["ply", "format binary_little_endian 1.0",
+             f"comment {_PLY_MAGIC} " + json.dumps(avatar.metadata(), separators=(",", ":"))]
+    lines.append(f"element vertex {avatar.num_gaussians}")
+    lines += [f"property float {n}" for n in names]
+    lines += [f"element template_vertex {v.shape[0]}", "property float x", "property float y", "property float z"]
+    lines += [f"element template_face {f.shape[0]}", "property list uchar int vertex_indices"]
+    lines += [f"element expression_offset {basis.shape[0]}", "property float dx", "property float dy", "property float dz"]
+    lines += [f"element lighting_sh {light.shape[0]}", "property float r", "property float g", "property float b"]
+    lines += [f"element source_camera {1 if cam else 0}"]
+    lines += [f"property float c{i}" for i in range(20)] + ["property uint width", "property uint height"]
+    lines.append("end_header")
+    faces = np.zeros(f.shape[0], dtype=[("n", "u1"), ("i", "<i4", (3,))])
+    faces["n"], faces["i"] = 3, f
+    with open(path, "wb") as fh:
+        fh.write(("\n".join(lines) + "\n").encode("ascii"))
+        fh.write(avatar.table().astype("<f4").tobytes())
+        fh.write(v.tobytes())
+        fh.write(faces.tobytes())
+        fh.write(basis.tobytes())
+        fh.write(light.tobytes())
+        if cam:
+            fh.write(cam.to_array().astype("<f4").tobytes())
+            fh.write(np.asarray(cam.size, "<u4").tobytes())
+
+
+_PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "<i2", "int16": "<i2",
+              "ushort": "<u2", "uint16": "<u2", "int": "<i4", "int32": "<i4", "uint": "<u4", "uint32": "<u4",
+              "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
+
+
+def _parse_header(fh) -> tuple[list, dict]:
+    first = fh.readline()
+    if first.strip() != b"ply":
+        raise ValueError("not a .ply file (missing 'ply' magic)")
+    elements, meta = [], {}
+    while True:
+        raw = fh.readline()
+        if not raw:
+            raise ValueError("truncated .ply header (no end_header)")
+        line = raw.decode("ascii", "replace").strip()
+        if line == "end_header":
+            return elements, meta
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "format" and parts[1] != "binary_little_endian":
+            raise ValueError(f"only binary_little_endian .ply is supported, this one is {parts[1]}")
+        if parts[0] == "comment" and len(parts) > 2 and parts[1] == _PLY_MAGIC:
+            meta = json.loads(line.split(None, 2)[2])
+        elif parts[0] == "element":
+            elements.append({"name": parts[1], "count": int(parts[2]), "props": []})
+        elif parts[0] == "property":
+            if parts[1] == "list":
+                elements[-1]["props"].append((parts[4], "list", _PLY_TYPES[parts[2]], _PLY_TYPES[parts[3]]))
+            else:
+                elements[-1]["props"].append((parts[2], _PLY_TYPES[parts[1]]))
+
+
+def load_ply(path: str | Path) -> GaussianAvatar:
+    """Read an avatar written by `save_ply`, or any binary 3DGS .ply (then every Gaussian is static)."""
+    with open(path, "rb") as fh:
+        elements, meta = _parse_header(fh)
+        data = {}
+        for el in elements:
+            if any(p[1] == "list" for p in el["props"]):
+                if el["name"] != "template_face":
+                    raise ValueError(f"unsupported list element {el['name']}")
+                dt = np.dtype([("n", el["props"][0][2]), ("i", el["props"][0][3], (3,))])
+                arr = np.frombuffer(fh.read(dt.itemsize * el["count"]), dt, count=el["count"])
+                if el["count"] and np.any(arr["n"] != 3):
+                    raise ValueError("template faces must be triangles")
+                data[el["name"]] = arr["i"].astype(np.int32)
+                continue
+            dt = np.dtype([(n, t) for n, t in el["props"]])
+            buf = fh.read(dt.itemsize * el["count"])
+            if len(buf) != dt.itemsize * el["count"]:
+                raise ValueError(f"truncated .ply: element {el['name']} is short")
+            data[el["name"]] = (np.frombuffer(buf, dt, count=el["count"]), [n for n, _ in el["props"]])
+    if "vertex" not in data:
+        raise ValueError(".ply has no vertex element")
+    if meta and meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"avatar format version {meta['format_version']} is newer than this reader ({FORMAT_VERSION})")
+
+    def matrix(name, ncols):
+        if name not in data:
+            return np.zeros((0, ncols), np.float32)
+        arr, names = data[name]
+        return np.stack([arr[n].astype(np.float32) for n in names], axis=1) if len(arr) else np.zeros((0, ncols), np.float32)
+
+    rows, names = data["vertex"]
+    table = np.stack([rows[n].astype(np.float32) for n in names], axis=1)
+    cols = GaussianAvatar.columns_from_table(table, names)
+    verts = matrix("template_vertex", 3)
+    names_e = list(meta.get("expression_names", []))
+    basis = matrix("expression_offset", 3)
+    basis = basis.reshape(len(names_e), verts.shape[0], 3) if names_e else np.zeros((0, 0, 3), np.float32)
+    cam = None
+    if "source_camera" in data and len(data["source_camera"][0]):
+        arr, pnames = data["source_camera"]
+        vals = np.array([arr[f"c{i}"][0] for i in range(20)], np.float32)
+        cam = SourceCamera.from_array(vals, (int(arr["width"][0]), int(arr["height"][0])))
+    return GaussianAvatar(
+        **cols,
+        template_vertices=verts,
+        template_faces=data.get("template_face", np.zeros((0, 3), np.int32)),
+        expression_names=names_e,
+        expression_basis=basis.astype(np.float32),
+        lighting_sh=matrix("lighting_sh", 3),
+        source_camera=cam,
+        operator_id=str(meta.get("operator_id", "")),
+        reconstructor=str(meta.get("reconstructor", "")),
+    )

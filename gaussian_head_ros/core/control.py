@@ -1,0 +1,149 @@
+"""FaceControl: the per-frame driving signal (head pose + expression), independent of ROS.
+
+The tracker produces it, `drive()` consumes it, `nodes/conversions.py` maps it to and from the
+FaceControl message, and `to_json`/`from_json` give the `gaussian-head track` JSONL lines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """[4] w x y z -> [3, 3] rotation matrix (normalises q)."""
+    w, x, y, z = np.asarray(q, np.float64) / max(np.linalg.norm(q), 1e-12)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def matrix_to_quat(r: np.ndarray) -> np.ndarray:
+    """[3, 3] rotation matrix -> [4] w x y z with w >= 0."""
+    r = np.asarray(r, np.float64)
+    t = np.trace(r)
+    if t > 0:
+        s = math.sqrt(t + 1.0) * 2
+        q = [0.25 * s, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s]
+    elif r[0, 0] > r[1, 1] and r[0, 0] > r[2, 2]:
+        s = math.sqrt(1.0 + r[0, 0] - r[1, 1] - r[2, 2]) * 2
+        q = [(r[2, 1] - r[1, 2]) / s, 0.25 * s, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s]
+    elif r[1, 1] > r[2, 2]:
+        s = math.sqrt(1.0 + r[1, 1] - r[0, 0] - r[2, 2]) * 2
+        q = [(r[0, 2] - r[2, 0]) / s, (r[0, 1] + r[1, 0]) / s, 0.25 * s, (r[1, 2] + r[2, 1]) / s]
+    else:
+        s = math.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1]) * 2
+        q = [(r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s]
+    q = np.array(q)
+    q /= np.linalg.norm(q)
+    return q if q[0] >= 0 else -q
+
+
+def euler_deg(q: np.ndarray) -> dict:
+    """Head rotation as yaw (about the camera's vertical y axis), pitch (about x) and roll (about z), degrees.
+
+    R = Ry(yaw) @ Rx(pitch) @ Rz(roll) in the OpenCV camera frame; positive yaw turns the face
+    towards the image left (the subject's right), positive pitch tilts the nose down (the nose, along -z
+    of the head frame, towards +y = image down)."""
+    r = quat_to_matrix(q)
+    pitch = math.asin(max(-1.0, min(1.0, -r[1, 2])))
+    yaw = math.atan2(r[0, 2], r[2, 2])
+    roll = math.atan2(r[1, 0], r[1, 1])
+    return {"yaw": math.degrees(yaw), "pitch": math.degrees(pitch), "roll": math.degrees(roll)}
+
+
+def euler_to_quat(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0) -> np.ndarray:
+    """Inverse of `euler_deg`: [4] w x y z."""
+    y, p, r = (math.radians(a) for a in (yaw_deg, pitch_deg, roll_deg))
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return matrix_to_quat(ry @ rx @ rz)
+
+
+@dataclass
+class FaceControl:
+    """One frame of control. Arrays are float32; L landmarks, B blendshapes."""
+
+    stamp_ns: int = 0  # the camera frame's stamp, nanoseconds
+    frame_id: str = ""  # the camera's optical frame
+    face_detected: bool = False
+    confidence: float = 0.0  # [0, 1]
+    rotation: np.ndarray = field(default_factory=lambda: np.array([1, 0, 0, 0], np.float32))  # [4] wxyz head->camera
+    translation: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # [3] head origin in camera, m
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] canonical, m
+    expression: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] minus neutral, m
+    mouth_open: float = 0.0  # inner-lip gap / inter-ocular distance
+    blendshape_names: list[str] = field(default_factory=list)  # [B]
+    blendshapes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [B]
+
+    @staticmethod
+    def rest() -> "FaceControl":
+        """Zero control: the avatar's rest pose (no expression, facing the camera)."""
+        return FaceControl()
+
+    def validate(self) -> None:
+        """Raise ValueError if the control cannot be used to drive an avatar."""
+        arrays = {"rotation": (self.rotation, (4,)), "translation": (self.translation, (3,))}
+        for name, (arr, shape) in arrays.items():
+            if tuple(np.shape(arr)) != shape:
+                raise ValueError(f"control {name} has shape {tuple(np.shape(arr))}, expected {shape}")
+        for name in ("rotation", "translation", "landmarks", "expression", "blendshapes"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"control {name} contains NaN or Inf")
+        if not math.isfinite(self.mouth_open) or not math.isfinite(self.confidence):
+            raise ValueError("control mouth_open/confidence is NaN or Inf")
+        if np.linalg.norm(self.rotation) < 1e-6:
+            raise ValueError("control head rotation is a zero quaternion")
+        for name in ("landmarks", "expression"):
+            arr = getattr(self, name)
+            if arr.size and (arr.ndim != 2 or arr.shape[1] != 3):
+                raise ValueError(f"control {name} has shape {arr.shape}, expected (L, 3)")
+        if len(self.blendshape_names) != len(self.blendshapes):
+            raise ValueError(f"{len(self.blendshape_names)} blendshape names for {len(self.blendshapes)} coefficients")
+
+    def blendshape(self, name: str, default: float = 0.0) -> float:
+        try:
+            return float(self.blendshapes[self.blendshape_names.index(name)])
+        except ValueError:
+            return default
+
+    def to_json(self) -> dict:
+        """The `gaussian-head track` JSONL object."""
+        out = {
+            "stamp_ns": int(self.stamp_ns),
+            "face_detected": bool(self.face_detected),
+            "confidence": round(float(self.confidence), 4),
+            "head_pose": {
+                "euler_deg": {k: round(v, 3) for k, v in euler_deg(self.rotation).items()},
+                "quaternion_wxyz": [round(float(v), 6) for v in self.rotation],
+                "translation_m": [round(float(v), 5) for v in self.translation],
+            },
+            "mouth_open": round(float(self.mouth_open), 5),
+            "landmarks": np.round(self.landmarks.astype(np.float64), 5).tolist(),
+            "expression": np.round(self.expression.astype(np.float64), 5).tolist(),
+        }
+        if self.blendshape_names:
+            out["blendshapes"] = {n: round(float(v), 5) for n, v in zip(self.blendshape_names, self.blendshapes)}
+        return out
+
+    @staticmethod
+    def from_json(obj: dict) -> "FaceControl":
+        pose = obj.get("head_pose", {})
+        bs = obj.get("blendshapes") or {}
+        return FaceControl(
+            stamp_ns=int(obj.get("stamp_ns", 0)),
+            face_detected=bool(obj.get("face_detected", False)),
+            confidence=float(obj.get("confidence", 0.0)),
+            rotation=np.asarray(pose.get("quaternion_wxyz", [1, 0, 0, 0]), np.float32),
+            translation=np.asarray(pose.get("translation_m", [0, 0, 0]), np.float32),
+            landmarks=np.asarray(obj.get("landmarks", []), np.float32).reshape(-1, 3),
+            expression=np.asarray(obj.get("expression", []), np.float32).reshape(-1, 3),
+            mouth_open=float(obj.get("mouth_open", 0.0)),
+            blendshape_names=list(bs.keys()),
+            blendshapes=np.asarray(list(bs.values()), np.float32),
+        )

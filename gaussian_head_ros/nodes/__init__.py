@@ -1,0 +1,1 @@
+"""Thin ROS 2 nodes: parameters, message conversion (conversions.py), and calls into core."""

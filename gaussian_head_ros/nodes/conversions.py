@@ -1,0 +1,200 @@
+"""Messages <-> core dataclasses. The only place that knows both worlds.
+
+Speed matters here: a 100k-Gaussian avatar is ~9 MB and images are ~0.8 MB, so arrays go in
+with `bytes`/`array.array` and come out with `np.frombuffer` (never per-element Python lists).
+"""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose
+from sensor_msgs.msg import Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields
+from gaussian_head_ros.core.control import FaceControl
+from gaussian_head_ros.msg import AvatarStatus
+from gaussian_head_ros.msg import FaceControl as FaceControlMsg
+from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def _f32(a: np.ndarray) -> array.array:
+    return array.array("f", np.ascontiguousarray(a, np.float32).tobytes())
+
+
+def _np(seq, dtype) -> np.ndarray:
+    """A message array field (array.array or list) -> numpy without per-element copies."""
+    if isinstance(seq, array.array):
+        return np.frombuffer(seq, dtype=dtype).copy() if len(seq) else np.zeros(0, dtype)
+    return np.asarray(seq, dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# GaussianAvatar
+
+def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> GaussianAvatarMsg:
+    names = gaussian_fields(avatar.sh_degree)
+    table = avatar.table()
+    msg = GaussianAvatarMsg()
+    msg.header = header or Header()
+    msg.operator_id = avatar.operator_id
+    msg.format_version = FORMAT_VERSION
+    msg.reconstructor = avatar.reconstructor
+    pc = PointCloud2()
+    pc.header = msg.header
+    pc.height, pc.width = 1, avatar.num_gaussians
+    pc.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
+    pc.is_bigendian = False
+    pc.point_step = 4 * len(names)
+    pc.row_step = pc.point_step * pc.width
+    pc.is_dense = True
+    pc.data = table.astype("<f4").tobytes()
+    msg.gaussians = pc
+    msg.sh_degree = avatar.sh_degree
+    msg.template_vertices = _f32(avatar.template_vertices)
+    msg.template_faces = array.array("I", np.ascontiguousarray(avatar.template_faces, np.uint32).tobytes())
+    msg.expression_names = list(avatar.expression_names)
+    msg.expression_basis = _f32(avatar.expression_basis)
+    msg.lighting_sh = _f32(avatar.lighting_sh)
+    if avatar.source_camera is not None:
+        msg.source_camera = _f32(avatar.source_camera.to_array())
+        msg.source_size = list(avatar.source_camera.size)
+    return msg
+
+
+def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> GaussianAvatar:
+    """Raises ValueError with a reason when the message is malformed."""
+    if msg.format_version != FORMAT_VERSION:
+        raise ValueError(f"avatar format_version {msg.format_version} is not supported (expected {FORMAT_VERSION})")
+    pc = msg.gaussians
+    n = int(pc.width) * int(pc.height)
+    if max_gaussians is not None and n > max_gaussians:
+        raise ValueError(f"avatar has {n} Gaussians, above the budget of {max_gaussians}")
+    names = [f.name for f in pc.fields]
+    if pc.is_bigendian:
+        raise ValueError("big-endian point clouds are not supported")
+    for i, f in enumerate(pc.fields):
+        if f.datatype != PointField.FLOAT32 or f.offset != 4 * i or f.count != 1:
+            raise ValueError(f"avatar point field {f.name!r} is not a packed FLOAT32 column")
+    if pc.point_step != 4 * len(names):
+        raise ValueError(f"avatar point_step {pc.point_step} does not match {len(names)} float32 fields")
+    if len(pc.data) != n * pc.point_step:
+        raise ValueError(f"avatar point data has {len(pc.data)} bytes, expected {n} x {pc.point_step}")
+    rows = np.frombuffer(bytes(pc.data), "<f4").reshape(n, len(names)) if n else np.zeros((0, len(names)), np.float32)
+    cols = GaussianAvatar.columns_from_table(rows, names)
+    verts = _np(msg.template_vertices, np.float32)
+    faces = _np(msg.template_faces, np.uint32)
+    if verts.size % 3 or faces.size % 3:
+        raise ValueError("template mesh arrays are not multiples of 3")
+    verts, faces = verts.reshape(-1, 3), faces.reshape(-1, 3).astype(np.int64)
+    if faces.size and faces.max() >= verts.shape[0]:
+        raise ValueError("template faces index vertices that do not exist")
+    e = len(msg.expression_names)
+    basis = _np(msg.expression_basis, np.float32)
+    if e and basis.size != e * verts.shape[0] * 3:
+        raise ValueError(f"expression basis has {basis.size} values, expected {e} x {verts.shape[0]} x 3")
+    light = _np(msg.lighting_sh, np.float32)
+    if light.size not in (0, 27):
+        raise ValueError(f"lighting_sh has {light.size} values, expected 27 or none")
+    cam = None
+    if len(msg.source_camera):
+        cam = SourceCamera.from_array(_np(msg.source_camera, np.float32), list(msg.source_size))
+    avatar = GaussianAvatar(
+        **cols,
+        template_vertices=verts,
+        template_faces=faces.astype(np.int32),
+        expression_names=list(msg.expression_names),
+        expression_basis=basis.reshape(e, verts.shape[0], 3) if e else np.zeros((0, 0, 3), np.float32),
+        lighting_sh=light.reshape(-1, 3),
+        source_camera=cam,
+        operator_id=msg.operator_id,
+        reconstructor=msg.reconstructor,
+    )
+    avatar.validate(max_gaussians)
+    return avatar
+
+
+# ---------------------------------------------------------------------------------------------------
+# FaceControl
+
+def control_to_msg(c: FaceControl) -> FaceControlMsg:
+    msg = FaceControlMsg()
+    msg.header.stamp = ns_to_stamp(c.stamp_ns)
+    msg.header.frame_id = c.frame_id
+    msg.face_detected = bool(c.face_detected)
+    msg.confidence = float(c.confidence)
+    pose = Pose()
+    w, x, y, z = (float(v) for v in c.rotation)
+    pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = w, x, y, z
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in c.translation)
+    msg.head_pose = pose
+    msg.landmarks = _f32(c.landmarks)
+    msg.expression = _f32(c.expression)
+    msg.mouth_open = float(c.mouth_open)
+    msg.blendshape_names = list(c.blendshape_names)
+    msg.blendshapes = _f32(c.blendshapes)
+    return msg
+
+
+def msg_to_control(msg: FaceControlMsg) -> FaceControl:
+    """Raises ValueError with a reason when the message is malformed."""
+    o, p = msg.head_pose.orientation, msg.head_pose.position
+    lm = _np(msg.landmarks, np.float32)
+    ex = _np(msg.expression, np.float32)
+    if lm.size % 3 or ex.size % 3:
+        raise ValueError(f"landmarks ({lm.size}) and expression ({ex.size}) must hold 3 values per landmark")
+    c = FaceControl(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        frame_id=msg.header.frame_id,
+        face_detected=bool(msg.face_detected),
+        confidence=float(msg.confidence),
+        rotation=np.array([o.w, o.x, o.y, o.z], np.float32),
+        translation=np.array([p.x, p.y, p.z], np.float32),
+        landmarks=lm.reshape(-1, 3),
+        expression=ex.reshape(-1, 3),
+        mouth_open=float(msg.mouth_open),
+        blendshape_names=list(msg.blendshape_names),
+        blendshapes=_np(msg.blendshapes, np.float32),
+    )
+    c.validate()
+    return c
+
+
+# ---------------------------------------------------------------------------------------------------
+# Status and images
+
+def status_msg(code: int, message: str, operator_id: str = "", warnings=(), num_gaussians: int = 0,
+               duration_s: float = 0.0, header: Header | None = None) -> AvatarStatus:
+    s = AvatarStatus()
+    s.header = header or Header()
+    s.code = int(code)
+    s.ok = code == AvatarStatus.OK
+    s.operator_id = operator_id
+    s.message = message
+    s.warnings = [str(w) for w in warnings]
+    s.num_gaussians = int(num_gaussians)
+    s.duration_s = float(duration_s)
+    return s
+
+
+def rgb_to_image_msg(rgb: np.ndarray, header: Header) -> Image:
+    """[H, W, 3] uint8 -> rgb8 Image, with one bytes copy (no per-element conversion)."""
+    img = Image()
+    img.header = header
+    img.height, img.width = int(rgb.shape[0]), int(rgb.shape[1])
+    img.encoding = "rgb8"
+    img.is_bigendian = 0
+    img.step = img.width * 3
+    img.data = np.ascontiguousarray(rgb, np.uint8).tobytes()
+    return img

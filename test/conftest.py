@@ -1,0 +1,48 @@
+"""Shared test set-up: a private ROS 2 graph per test session, paths to ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+# A private graph: random domain, localhost-only discovery, our own ROS_HOME and log dir. Set before
+# anything imports rclpy, and inherited by every process the tests start.
+_ros_home = tempfile.mkdtemp(prefix="ghr-test-ros-")
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little")).randint(1, 100)))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_HOME"] = _ros_home
+os.environ["ROS_LOG_DIR"] = os.path.join(_ros_home, "log")
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def shared(*parts: str) -> Path:
+    """A file of ../shared/data; skips the test (with the reason) when the data is not there."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"test data {p} not found (../shared/data beside the checkout)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.exists():
+        pytest.skip(f"test data {SHARED} not found")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def rclpy_context():
+    """rclpy initialised once for the test process (the other side of each cross-process test)."""
+    rclpy = pytest.importorskip("rclpy")
+    rclpy.init()
+    yield rclpy
+    rclpy.shutdown()

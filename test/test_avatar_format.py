@@ -1,0 +1,98 @@
+"""The avatar format: .ply <-> dataclass <-> message round trips, validation of bad avatars."""
+
+import numpy as np
+import pytest
+
+from gaussian_head_ros.core.avatar import GaussianAvatar, gaussian_fields, load_ply, save_ply
+from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+
+@pytest.mark.parametrize("sh_degree", [0, 1, 3])
+def test_ply_round_trip_is_exact(tmp_path, sh_degree):
+    a = synthetic_avatar(5000, seed=3, sh_degree=sh_degree, operator_id="Ada Lovelace (lab 2)")
+    save_ply(a, tmp_path / "a.ply")
+    b = load_ply(tmp_path / "a.ply")
+    assert b.equals(a)
+    assert b.sh_degree == sh_degree and b.operator_id == "Ada Lovelace (lab 2)"
+
+
+def test_ply_is_3dgs_compatible(tmp_path):
+    """The first element is the standard 3DGS vertex layout, all float32, in the usual order."""
+    a = synthetic_avatar(100, seed=1)
+    save_ply(a, tmp_path / "a.ply")
+    header = (tmp_path / "a.ply").read_bytes().split(b"end_header\n")[0].decode()
+    lines = header.splitlines()
+    first = lines.index("element vertex 100")
+    props = [ln.split()[2] for ln in lines[first + 1:] if ln.startswith("property float")][: len(gaussian_fields(0))]
+    assert props[:17] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+                          "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    assert lines[1] == "format binary_little_endian 1.0"
+
+
+def test_plain_3dgs_ply_loads_as_static(tmp_path):
+    """A .ply from another 3DGS tool (no binding, no mesh) loads with every Gaussian static."""
+    n = 50
+    rng = np.random.default_rng(0)
+    names = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+             "rot_0", "rot_1", "rot_2", "rot_3"]
+    rows = rng.normal(size=(n, len(names))).astype("<f4")
+    hdr = "ply\nformat binary_little_endian 1.0\nelement vertex %d\n" % n
+    hdr += "".join(f"property float {p}\n" for p in names) + "end_header\n"
+    (tmp_path / "x.ply").write_bytes(hdr.encode() + rows.tobytes())
+    b = load_ply(tmp_path / "x.ply")
+    assert b.num_gaussians == n and np.all(b.face_id == -1) and np.all(b.part == 0)
+    np.testing.assert_array_equal(b.means, rows[:, :3])
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path):
+    a = synthetic_avatar(1000, seed=2)
+    save_ply(a, tmp_path / "a.ply")
+    data = (tmp_path / "a.ply").read_bytes()
+    (tmp_path / "t.ply").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        load_ply(tmp_path / "t.ply")
+    (tmp_path / "n.ply").write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not a .ply"):
+        load_ply(tmp_path / "n.ply")
+
+
+@pytest.mark.parametrize("breakage, reason", [
+    (lambda a: a.means.__setitem__((0, 0), np.nan), "NaN"),
+    (lambda a: setattr(a, "face_id", np.full_like(a.face_id, 10_000)), "triangles that do not exist"),
+    (lambda a: setattr(a, "quats", a.quats[:-1]), "shape"),
+    (lambda a: a.quats.__setitem__(0, 0.0), "zero-length"),
+    (lambda a: setattr(a, "template_faces", a.template_faces + 10_000), "vertices that do not exist"),
+])
+def test_validate_names_the_problem(breakage, reason):
+    a = synthetic_avatar(500, seed=4)
+    breakage(a)
+    with pytest.raises(ValueError, match=reason):
+        a.validate()
+
+
+def test_budget_and_empty():
+    a = synthetic_avatar(500, seed=4)
+    with pytest.raises(ValueError, match="budget"):
+        a.validate(max_gaussians=100)
+    empty = GaussianAvatar(**GaussianAvatar.columns_from_table(np.zeros((0, len(gaussian_fields(0))), np.float32),
+                                                               gaussian_fields(0)),
+                           template_vertices=a.template_vertices, template_faces=a.template_faces)
+    with pytest.raises(ValueError, match="zero Gaussians"):
+        empty.validate()
+
+
+def test_message_round_trip_in_process():
+    conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
+    a = synthetic_avatar(3000, seed=5, sh_degree=2)
+    b = conv.msg_to_avatar(conv.avatar_to_msg(a))
+    assert b.equals(a)
+
+
+def test_file_and_message_rows_are_the_same_bytes(tmp_path):
+    conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
+    a = synthetic_avatar(777, seed=6)
+    save_ply(a, tmp_path / "a.ply")
+    data = (tmp_path / "a.ply").read_bytes()
+    body = data.split(b"end_header\n", 1)[1]
+    rows = bytes(conv.avatar_to_msg(a).gaussians.data)
+    assert body[: len(rows)] == rows

@@ -1,0 +1,91 @@
+"""Untrusted image decoding and the FaceControl dataclass."""
+
+import cv2
+import numpy as np
+import pytest
+
+from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat, quat_to_matrix
+from gaussian_head_ros.core.imageio import decode_compressed, decode_raw
+
+
+def _img():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (37, 53, 3), dtype=np.uint8)  # odd sizes catch step bugs
+
+
+@pytest.mark.parametrize("enc", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "rgb16", "mono16"])
+def test_decode_raw_encodings(enc):
+    rgb = _img()
+    h, w = rgb.shape[:2]
+    if enc == "rgb8":
+        data = rgb
+    elif enc == "bgr8":
+        data = rgb[..., ::-1]
+    elif enc == "rgba8":
+        data = np.dstack([rgb, np.full((h, w), 255, np.uint8)])
+    elif enc == "bgra8":
+        data = np.dstack([rgb[..., ::-1], np.full((h, w), 255, np.uint8)])
+    elif enc == "mono8":
+        data = rgb[..., 0]
+    elif enc == "rgb16":
+        data = rgb.astype(np.uint16) << 8
+    else:
+        data = rgb[..., 0].astype(np.uint16) << 8
+    data = np.ascontiguousarray(data)
+    step = data.strides[0] + 6  # padded rows
+    padded = np.zeros((h, step), np.uint8)
+    padded[:, : data.strides[0]] = data.view(np.uint8).reshape(h, -1)
+    out = decode_raw(padded.tobytes(), w, h, step, enc)
+    want = np.dstack([rgb[..., 0]] * 3) if enc.startswith("mono") else rgb
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    (dict(width=0, height=10, step=0, encoding="rgb8"), "empty"),
+    (dict(width=10, height=10, step=20, encoding="rgb8"), "step"),
+    (dict(width=10, height=10, step=30, encoding="rgb8", n=100), "bytes"),
+    (dict(width=10, height=10, step=30, encoding="32FC1"), "unsupported"),
+    (dict(width=9000, height=9000, step=27000, encoding="rgb8", max_pixels=4096 ** 2), "limit"),
+])
+def test_decode_raw_refuses_with_reason(kwargs, reason):
+    n = kwargs.pop("n", 3000)
+    with pytest.raises(ValueError, match=reason):
+        decode_raw(b"\0" * n, **kwargs)
+
+
+def test_decode_compressed():
+    rgb = _img()
+    ok, png = cv2.imencode(".png", rgb[..., ::-1])
+    np.testing.assert_array_equal(decode_compressed(png.tobytes()), rgb)
+    with pytest.raises(ValueError, match="decode"):
+        decode_compressed(png.tobytes()[:40])
+    with pytest.raises(ValueError, match="empty"):
+        decode_compressed(b"")
+    big = np.zeros((3000, 3000, 3), np.uint8)
+    ok, jpg = cv2.imencode(".jpg", big)
+    with pytest.raises(ValueError, match="limit"):
+        decode_compressed(jpg.tobytes(), max_pixels=2000 * 2000)
+
+
+def test_euler_round_trip_and_axes():
+    for ypr in [(30, 0, 0), (0, 20, 0), (0, 0, -15), (25, -10, 5)]:
+        e = euler_deg(euler_to_quat(*ypr))
+        assert (e["yaw"], e["pitch"], e["roll"]) == pytest.approx(ypr, abs=1e-6)
+    # The face looks along -z of the head frame. Positive yaw turns it towards the image left (-x),
+    # positive pitch lowers the nose (towards +y, image down).
+    nose = np.array([0, 0, -1.0])
+    assert (quat_to_matrix(euler_to_quat(30, 0, 0)) @ nose)[0] == pytest.approx(-0.5)
+    assert (quat_to_matrix(euler_to_quat(0, 30, 0)) @ nose)[1] == pytest.approx(0.5)
+
+
+def test_control_validate_and_json():
+    c = FaceControl(face_detected=True, landmarks=np.zeros((478, 3), np.float32),
+                    blendshape_names=["jawOpen"], blendshapes=np.array([0.5], np.float32))
+    c.validate()
+    d = FaceControl.from_json(c.to_json())
+    assert d.blendshape("jawOpen") == 0.5 and d.landmarks.shape == (478, 3)
+    c.rotation = np.array([np.nan, 0, 0, 0], np.float32)
+    with pytest.raises(ValueError, match="NaN"):
+        c.validate()
+    with pytest.raises(ValueError, match="names"):
+        FaceControl(blendshape_names=["a", "b"], blendshapes=np.zeros(1, np.float32)).validate()
