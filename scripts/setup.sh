@@ -76,7 +76,11 @@ export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
 # colcon's own process must not see a stale install of ours.
 unset PYTHONPATH || true
 t0=$(date +%s)
-"$VENV/bin/colcon" --log-base log build --paths "$ROOT" --build-base build --install-base install \
+# --symlink-install: edits to the Python sources are live without a rebuild (new files need one).
+if [ -d install/gaussian_head_ros ] && [ ! -L install/gaussian_head_ros/lib/gaussian_head_ros/render_node ]; then
+  rm -rf build install  # switching an old copy-install to symlinks
+fi
+"$VENV/bin/colcon" --log-base log build --symlink-install --paths "$ROOT" --build-base build --install-base install \
   --event-handlers console_cohesion- summary- status- \
   --cmake-args -DPython3_EXECUTABLE="$VPY" -DPYTHON_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
   > log/colcon-build.out 2>&1 || { tail -n 60 log/colcon-build.out >&2; die "colcon build failed (full log: log/colcon-build.out)"; }
