@@ -1,0 +1,220 @@
+"""MediaPipe face mesh on photos and frames, and the head frame fitted to its landmarks.
+
+Uses only the models bundled in the mediapipe 0.10.21 wheel (face mesh with irises, full-range face
+detector), so it works offline on a fresh machine. Faces that are small in a large frame, which the
+face mesh's own detector misses, are found with the full-range detector and re-meshed on a crop.
+
+The head frame (shared with the avatar and the tracker): x image-right, y down, z into the head,
+metres, origin between the two sides of the face at cheek level. It is built from symmetric, rigid
+landmark pairs (eye corners, cheekbones, nose wings) and the forehead-to-nose line, so neither the
+jaw nor the mouth moves it; the scale puts the outer eye corners CANONICAL_EYE_SPAN metres apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NUM_LANDMARKS = 478  # 468 mesh points + 10 iris points (refine_landmarks)
+CANONICAL_EYE_SPAN = 0.09  # metres between the outer eye corners (landmarks 33 and 263) of the canonical head
+
+# Symmetric rigid pairs (subject's right, subject's left): outer/inner eye corners, cheekbones,
+# temples, nose wings. Right-side points are on the image left for a frontal face.
+RIGID_PAIRS = [(33, 263), (133, 362), (234, 454), (127, 356), (98, 327), (116, 345), (70, 300)]
+FOREHEAD, NOSE_BASE = 10, 2  # top of the forehead, below the nose tip: both rigid with the skull
+OUTER_EYE = (33, 263)
+RIGID_LANDMARKS = sorted({i for p in RIGID_PAIRS for i in p} | {FOREHEAD, NOSE_BASE, 151, 9, 168, 6, 195, 5, 4, 1})
+
+
+@dataclass
+class FaceDetection:
+    """One face found in an image."""
+
+    landmarks_px: np.ndarray  # [478, 3] x, y in pixels; z relative depth in pixel units (larger = farther)
+    bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels (landmark extent)
+    score: float  # detection confidence in [0, 1] (1.0 when the face mesh found it directly)
+
+    @property
+    def width(self) -> float:
+        return self.bbox[2] - self.bbox[0]
+
+    @property
+    def area(self) -> float:
+        return (self.bbox[2] - self.bbox[0]) * (self.bbox[3] - self.bbox[1])
+
+
+@dataclass
+class HeadFit:
+    """The head frame fitted to one face's landmarks."""
+
+    rotation: np.ndarray  # [3, 3] head -> camera
+    translation: np.ndarray  # [3] head origin in the camera frame, metres
+    metres_per_pixel: float  # at the head's depth
+    canonical: np.ndarray  # [478, 3] landmarks in the head frame, metres (pose and scale removed)
+
+
+def default_intrinsics(width: int, height: int, fov_deg: float = 50.0) -> np.ndarray:
+    """[3, 3] a plausible pinhole camera for a photo or webcam frame whose calibration is unknown."""
+    f = 0.5 * max(width, height) / np.tan(np.radians(fov_deg) / 2)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
+
+
+def fit_head_frame(landmarks_px: np.ndarray, K: np.ndarray) -> HeadFit:
+    """[478|468, 3] pixel landmarks + [3, 3] intrinsics -> the head frame's pose and canonical landmarks."""
+    p = np.asarray(landmarks_px, np.float64)
+    if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < 468 or not np.all(np.isfinite(p)):
+        raise ValueError(f"need [468|478, 3] finite landmarks, got {p.shape}")
+    # x axis: mean over symmetric pairs of (subject's left - subject's right), in the image plane + depth.
+    x = sum(p[b] - p[a] for a, b in RIGID_PAIRS)
+    x /= np.linalg.norm(x)
+    y = p[NOSE_BASE] - p[FOREHEAD]
+    y -= x * (y @ x)
+    y /= np.linalg.norm(y)
+    z = np.cross(x, y)
+    rot = np.stack([x, y, z], axis=1)  # columns = head axes in camera (pixel) coordinates
+    origin_px = 0.5 * (p[234] + p[454])
+    span_px = np.linalg.norm(p[OUTER_EYE[1]] - p[OUTER_EYE[0]])
+    if span_px < 1e-6:
+        raise ValueError("degenerate landmarks (eye corners coincide)")
+    m_per_px = CANONICAL_EYE_SPAN / span_px
+    canonical = ((p - origin_px) @ rot) * m_per_px
+    # Depth from the pinhole model: a span of span_px pixels is CANONICAL_EYE_SPAN metres at depth fx * m_per_px.
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    depth = fx * m_per_px
+    t = np.array([(origin_px[0] - cx) * depth / fx, (origin_px[1] - cy) * depth / fy, depth])
+    return HeadFit(rot, t, float(m_per_px), canonical.astype(np.float32))
+
+
+class FaceMesh:
+    """MediaPipe face mesh (478 landmarks) with a full-range-detector fallback for small faces.
+
+    static_image_mode=True for photos (every call detects from scratch); False for video (tracks
+    between frames, faster). Not thread-safe: one instance per thread."""
+
+    MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
+
+    def __init__(self, static_image_mode: bool = True, max_faces: int = 4, min_confidence: float = 0.5):
+        import mediapipe as mp  # deferred: importing mediapipe costs ~1 s
+
+        self._mp = mp
+        self.max_faces = max_faces
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static_image_mode, max_num_faces=max_faces, refine_landmarks=True,
+            min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self._crop_mesh = None  # a static one-face mesh for crops, made on first need
+        self._detector = None  # the full-range face detector, made on first need
+        self.min_confidence = min_confidence
+
+    def close(self) -> None:
+        for m in (self._mesh, self._crop_mesh, self._detector):
+            if m is not None:
+                m.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
+        """[H, W, 3] uint8 RGB -> faces, largest first (empty when there is none)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 16:
+            raise ValueError(f"need an RGB uint8 image of at least 16x16, got {rgb.shape} {rgb.dtype}")
+        small, scale = _fit_within(rgb, self.MAX_SIDE)
+        faces = self._mesh_faces(self._mesh, small)
+        for f in faces:
+            f.landmarks_px /= scale
+            f.bbox = tuple(v / scale for v in f.bbox)
+        if not faces:
+            faces = self._faces_via_detector(rgb)
+        faces.sort(key=lambda f: -f.area)
+        return faces
+
+    # ------------------------------------------------------------------------------------------------
+    def _mesh_faces(self, mesh, rgb: np.ndarray) -> list[FaceDetection]:
+        h, w = rgb.shape[:2]
+        res = mesh.process(np.ascontiguousarray(rgb))
+        out = []
+        for lms in res.multi_face_landmarks or []:
+            a = np.array([(lm.x * w, lm.y * h, lm.z * w) for lm in lms.landmark], np.float32)
+            out.append(FaceDetection(a, _bbox(a), 1.0))
+        return out
+
+    def _detections(self, rgb: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+        """Full-range face detector -> (cx, cy, w, h, score) in pixels of rgb. When the whole frame
+        shows none, it looks again in overlapping tiles (the detector sees 192x192 pixels, so a small
+        face in a large frame vanishes)."""
+        if self._detector is None:
+            self._detector = self._mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self.min_confidence)
+        h, w = rgb.shape[:2]
+        windows = [(0, 0, w, h)]
+        tile = max(192, int(0.5 * min(h, w)))
+        if min(h, w) > 2 * 192:
+            step = tile // 2
+            windows += [(x, y, tile, tile) for y in range(0, max(h - tile, 0) + 1, step)
+                        for x in range(0, max(w - tile, 0) + 1, step)]
+        out = []
+        for x0, y0, ww, hh in windows:
+            res = self._detector.process(np.ascontiguousarray(rgb[y0:y0 + hh, x0:x0 + ww]))
+            for det in res.detections or []:
+                b = det.location_data.relative_bounding_box
+                out.append((x0 + (b.xmin + b.width / 2) * ww, y0 + (b.ymin + b.height / 2) * hh,
+                            b.width * ww, b.height * hh, float(det.score[0]) if det.score else 0.5))
+            if out:
+                break
+        return out
+
+    def _faces_via_detector(self, rgb: np.ndarray) -> list[FaceDetection]:
+        """Full-range detection on a scaled copy, then the face mesh on a full-resolution square crop."""
+        import cv2
+
+        small, scale = _fit_within(rgb, self.MAX_SIDE)
+        if self._crop_mesh is None:
+            self._crop_mesh = self._mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=self.min_confidence)
+        out = []
+        for cx, cy, bw, bh, score in self._detections(small)[: self.max_faces]:
+            side = 2.2 * max(bw, bh) / scale
+            x0, y0 = int(round(cx / scale - side / 2)), int(round(cy / scale - side / 2))
+            s = max(int(round(side)), 16)
+            target = 384
+            crop = cv2.resize(_crop_padded(rgb, x0, y0, s), (target, target),
+                              interpolation=cv2.INTER_AREA if s > target else cv2.INTER_CUBIC)
+            faces = self._mesh_faces(self._crop_mesh, crop)
+            if not faces:
+                continue
+            f = faces[0]
+            f.landmarks_px = f.landmarks_px * (s / target) + np.array([x0, y0, 0], np.float32)
+            f.bbox = _bbox(f.landmarks_px)
+            f.score = score
+            out.append(f)
+        return out
+
+
+def _bbox(a: np.ndarray) -> tuple[float, float, float, float]:
+    return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max())
+
+
+def _fit_within(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return rgb, 1.0
+    import cv2
+
+    return cv2.resize(rgb, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA), scale
+
+
+def _crop_padded(rgb: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
+    """A square s x s crop at (x0, y0) that may extend past the border (padded by edge replication)."""
+    h, w = rgb.shape[:2]
+    xs = np.clip(np.arange(x0, x0 + s), 0, w - 1)
+    ys = np.clip(np.arange(y0, y0 + s), 0, h - 1)
+    return rgb[ys][:, xs]
