@@ -11,7 +11,7 @@ export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # shellcheck disable=SC1091
 . "$_ghr_root/install/setup.bash"
 # Fast DDS: shared-memory transport with segments large enough for 512x512 images.
-if [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ] && [ -f "$_ghr_root/config/fastdds.xml" ]; then
-  export FASTRTPS_DEFAULT_PROFILES_FILE="$_ghr_root/config/fastdds.xml"
+if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ] && [ -f "$_ghr_root/config/fastdds.xml" ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_ghr_root/config/fastdds.xml"
 fi
 unset _ghr_root
