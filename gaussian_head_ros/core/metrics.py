@@ -1,0 +1,62 @@
+"""Image and face metrics for self-reenactment evaluation (all computed inside a head mask)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """[H, W, 3] images in [0, 255] or [0, 1] (same range for both) -> PSNR in dB over the mask's pixels."""
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    peak = 255.0 if max(p.max(initial=0), t.max(initial=0)) > 1.5 else 1.0
+    err = (p - t) ** 2
+    if mask is not None:
+        m = np.asarray(mask, bool)
+        if not m.any():
+            raise ValueError("empty mask: no pixels to compare")
+        err = err[m]
+    mse = float(err.mean())
+    return float("inf") if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean structural similarity (Gaussian window, sigma 1.5) of [H, W, 3] images, averaged over the mask."""
+    from skimage.metrics import structural_similarity
+
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    rng = 255.0 if max(p.max(initial=0), t.max(initial=0)) > 1.5 else 1.0
+    _, smap = structural_similarity(p, t, channel_axis=2, data_range=rng, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    smap = smap.mean(axis=2)
+    if mask is not None:
+        m = np.asarray(mask, bool)
+        if not m.any():
+            raise ValueError("empty mask: no pixels to compare")
+        return float(smap[m].mean())
+    return float(smap.mean())
+
+
+def landmark_error(pred_px: np.ndarray, target_px: np.ndarray, left_eye: int = 468, right_eye: int = 473) -> float:
+    """Mean 2D landmark distance normalised by the target's inter-ocular distance (iris centres by default)."""
+    p, t = np.asarray(pred_px, np.float64)[:, :2], np.asarray(target_px, np.float64)[:, :2]
+    n = min(len(p), len(t))
+    iod = np.linalg.norm(t[left_eye] - t[right_eye]) if max(left_eye, right_eye) < n else np.linalg.norm(t[263] - t[33])
+    return float(np.linalg.norm(p[:n] - t[:n], axis=1).mean() / max(iod, 1e-6))
+
+
+def rotation_error_deg(r_pred: np.ndarray, r_target: np.ndarray) -> float:
+    """Geodesic angle between two [3, 3] rotations, degrees."""
+    c = (np.trace(np.asarray(r_pred).T @ np.asarray(r_target)) - 1.0) / 2.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+def correlation(a, b) -> float:
+    """Pearson correlation; 0 when either series is constant (nothing to follow)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
