@@ -1,0 +1,161 @@
+"""One `rasterize()` for 3D Gaussians, with interchangeable backends, plus camera helpers.
+
+Conventions (as gsplat, see ../shared/DESIGN.md section 4): world-to-camera 4x4 `viewmat`, OpenCV
+camera axes (x right, y down, z forward), `K` [3, 3] in pixels with pixel centres at integer + 0.5,
+quaternions w x y z, linear scales, post-sigmoid opacities, colours [N, 3] rgb in [0, 1].
+
+Every backend draws the same picture (tested against each other):
+- projection: EWA splatting with the Jacobian clamped to 1.3x the field of view, a 0.3 px^2 low-pass
+  dilation of the 2D covariance ("classic" 3DGS/gsplat), near plane 0.01;
+- bounds: an opacity-aware box of min(3.33, sqrt(2 ln(255 opacity))) standard deviations per axis
+  (outside it alpha < 1/255), binned to 16x16 tiles;
+- compositing: front to back in depth order, alpha = min(0.999, opacity * exp(-d^2/2)), skipped below
+  1/255, a pixel stops before the Gaussian that would take its transmittance to <= 1e-4.
+
+Backends:
+- "torch": pure PyTorch, differentiable (the reference, and training on CPU); tile-chunked so memory
+  stays bounded.
+- "cpu": numba, tile-parallel, forward only: the real-time path on a robot without a GPU.
+- "gsplat": gsplat's CUDA rasterizer.
+- "auto": gsplat when CUDA works, else cpu.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "cpu", "torch", "gsplat")
+
+# Shared constants of the image model (every backend uses these).
+NEAR_PLANE = 0.01
+EPS2D = 0.3  # px^2 added to the 2D covariance diagonal (anti-aliasing low-pass)
+ALPHA_MIN = 1.0 / 255.0
+ALPHA_MAX = 0.999
+T_MIN = 1e-4  # transmittance at which a pixel is done
+EXTEND_MAX = 3.33  # standard deviations of the bounding box at full opacity
+TILE = 16
+
+
+@dataclass
+class RenderResult:
+    image: Any  # [H, W, 3] float32 in [0, 1] (numpy, or torch when given torch / the torch backend)
+    alpha: Any  # [H, W] float32 accumulated opacity
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _check_inputs(means, quats, scales, opacities, colors, viewmat, K, width, height) -> int:
+    n = int(means.shape[0])
+    shapes = {"means": (means, (n, 3)), "quats": (quats, (n, 4)), "scales": (scales, (n, 3)),
+              "opacities": (opacities, (n,)), "colors": (colors, (n, 3)), "viewmat": (viewmat, (4, 4)),
+              "K": (K, (3, 3))}
+    for name, (arr, shape) in shapes.items():
+        if tuple(arr.shape) != shape:
+            raise ValueError(f"rasterize: {name} has shape {tuple(arr.shape)}, expected {shape}")
+    if int(width) < 1 or int(height) < 1 or int(width) > 16384 or int(height) > 16384:
+        raise ValueError(f"rasterize: image size {width}x{height} is outside 1..16384")
+    return n
+
+
+def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
+              background=(0.0, 0.0, 0.0), backend: str = "auto") -> RenderResult:
+    """Draw N Gaussians into an H x W image.
+
+    means [N, 3] world, quats [N, 4] wxyz (any length), scales [N, 3] linear std-devs, opacities [N]
+    in [0, 1], colors [N, 3] rgb, viewmat [4, 4] world-to-camera, K [3, 3]. Numpy arrays or torch
+    tensors; the result is numpy for numpy input and torch for torch input (the torch backend keeps
+    gradients). Raises ValueError on bad shapes or an unknown backend.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown rasterizer backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    _check_inputs(means, quats, scales, opacities, colors, viewmat, K, width, height)
+    bg = np.asarray(background, np.float32).reshape(-1)
+    if bg.size != 3:
+        raise ValueError(f"rasterize: background needs 3 values, got {bg.size}")
+    if backend == "auto":
+        backend = resolve_backend("auto")
+    if backend == "torch":
+        from gaussian_head_ros.core.render.torch_backend import rasterize_torch
+
+        return rasterize_torch(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
+    if backend == "gsplat":
+        from gaussian_head_ros.core.render.gsplat_backend import rasterize_gsplat
+
+        return rasterize_gsplat(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
+    from gaussian_head_ros.core.render.cpu_backend import rasterize_cpu
+
+    return rasterize_cpu(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
+
+
+def resolve_backend(name: str) -> str:
+    """'auto' -> 'gsplat' when CUDA and gsplat work here, else 'cpu'; other names are returned checked."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown rasterizer backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
+
+    return "gsplat" if gsplat_available() else "cpu"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Camera helpers (numpy, float32)
+
+def intrinsics_from_fov(fov_deg: float, width: int, height: int) -> np.ndarray:
+    """[3, 3] pinhole K with the given vertical field of view and the principal point at the centre."""
+    if not 1.0 <= fov_deg <= 170.0:
+        raise ValueError(f"field of view {fov_deg} deg is outside 1..170")
+    f = 0.5 * height / math.tan(math.radians(fov_deg) / 2)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float32)
+
+
+def look_at(eye, target, up=(0.0, -1.0, 0.0)) -> np.ndarray:
+    """[4, 4] world-to-camera viewmat (OpenCV axes) of a camera at `eye` looking at `target`.
+
+    `up` is the world direction that should appear up in the image (-y in the head frame)."""
+    eye, target, up = (np.asarray(v, np.float64) for v in (eye, target, up))
+    z = target - eye
+    if np.linalg.norm(z) < 1e-9:
+        raise ValueError("look_at: eye and target coincide")
+    z /= np.linalg.norm(z)
+    x = np.cross(z, -up)  # image right; camera y (down) = -up
+    if np.linalg.norm(x) < 1e-9:
+        raise ValueError("look_at: up is parallel to the viewing direction")
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    r = np.stack([x, y, z])  # rows: camera axes in world coordinates
+    v = np.eye(4)
+    v[:3, :3] = r
+    v[:3, 3] = -r @ eye
+    return v.astype(np.float32)
+
+
+def head_viewmat(distance_m: float, rotation: np.ndarray | None = None, center=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """[4, 4] viewmat framing the head: the head-frame point `center` straight ahead at `distance_m`.
+
+    `rotation` [3, 3] optionally turns the head frame first (head -> camera), as a FaceControl does."""
+    if not distance_m > 0:
+        raise ValueError(f"camera distance must be positive, got {distance_m}")
+    r = np.eye(3) if rotation is None else np.asarray(rotation, np.float64)
+    v = np.eye(4)
+    v[:3, :3] = r
+    v[:3, 3] = np.array([0.0, 0.0, distance_m]) - r @ np.asarray(center, np.float64)
+    return v.astype(np.float32)
+
+
+def frame_fit(means: np.ndarray, fov_deg: float, fill: float = 0.8) -> tuple[np.ndarray, float]:
+    """(centre [3], distance) that fit a cloud's robust extent into `fill` of the vertical view."""
+    lo, hi = np.percentile(means, 2, axis=0), np.percentile(means, 98, axis=0)
+    centre = (lo + hi) / 2
+    half = 0.5 * max(hi[0] - lo[0], hi[1] - lo[1])
+    dist = half / (fill * math.tan(math.radians(fov_deg) / 2)) + 0.5 * (hi[2] - lo[2])
+    return centre.astype(np.float32), float(max(dist, 0.05))
