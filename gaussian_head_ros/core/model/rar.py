@@ -1,0 +1,249 @@
+"""RAR, assembled: WebSSL backbone -> Gaussian generator (+ the per-avatar reenactment basis) -> avatar.
+
+`RARModel.reconstruct` runs once per photo and returns the avatar's tensors; `to_avatar` turns them into
+the GaussianAvatar of core/avatar.py (the reenactment basis goes into its expression basis), which the
+unchanged `drive()` and render node use. `pose` is the differentiable per-frame path used in training
+(the torch twin of `drive()` for bound Gaussians).
+
+Checkpoint format (`save_checkpoint` / `load_checkpoint`, a `torch.save` dict, docs/TRAINING.md):
+    format      "gaussian_head_ros.rar"
+    version     1
+    config      RARConfig as nested dicts (the model is rebuilt from it, then loaded with strict=True)
+    model       state_dict, including the template topology buffers (ref_vertices, generator.faces)
+    step        optimiser steps taken in all stages
+    stage       name of the training stage that wrote it
+    train_state {"stage_index", "stage_step"}: where `gaussian-head train --resume` continues
+    train_config  the TrainConfig as a dict; metrics: last logged losses
+    optimizer   AdamW state (only in checkpoints meant for resuming)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gaussian_head_ros.core.avatar import PART_FACE, PART_TORSO, GaussianAvatar, SourceCamera, rgb_to_sh_dc
+from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
+                                                   ViTBackbone, load_pretrained)
+from gaussian_head_ros.core.model.generator import SHELL_CENTRE, GaussianGenerator, GeneratorConfig
+from gaussian_head_ros.core.model.reenactment import ReenactmentConfig, ReenactmentModule, pose_gaussians
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "gaussian_head_ros.rar"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RARConfig:
+    """The whole learned reconstructor."""
+
+    preset: str = "tiny"  # the PRESETS row it came from (recorded in avatars as "rar:<preset>")
+    backbone: BackboneConfig = field(default_factory=lambda: BACKBONE_PRESETS["tiny"])
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    reenactment: ReenactmentConfig = field(default_factory=ReenactmentConfig)
+    input_size: int = 224  # backbone input side (multiple of 14); the photo crop is resized to it
+    source_size: int = 512  # side of the photo crop the generator samples colours from at inference
+    crop_m: float = 0.42  # crop side at the head's depth, metres (core/reconstruct/framing.py; = training data)
+    crop_center_m: tuple[float, float] = (0.0, 0.03)  # crop centre in the head frame (x, y), metres
+    num_vertices: int = 478  # template vertices V (vertex i == MediaPipe landmark i)
+    num_faces: int = 0  # template triangles F (set from the topology the model is built with)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "RARConfig":
+        def build(cls, values):
+            kw = {}
+            for f in fields(cls):
+                if f.name not in values:
+                    continue
+                v = values[f.name]
+                if f.name == "backbone":
+                    v = build(BackboneConfig, v)
+                elif f.name == "generator":
+                    v = build(GeneratorConfig, v)
+                elif f.name == "crop_center_m":
+                    v = tuple(v)
+                elif f.name == "reenactment":
+                    v = build(ReenactmentConfig, {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
+                kw[f.name] = v
+            unknown = set(values) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+            return cls(**kw)
+
+        return build(RARConfig, d)
+
+
+_SMALL_GEN = dict(feat_dim=32, anchor_dim=16, global_dim=32, hidden=64)
+# One row per size. Every WebSSL-sized preset makes the same avatar (same Gaussian count and basis), so
+# the per-frame cost (drive + rasterize) does not depend on which reconstructor made it.
+PRESETS: dict[str, RARConfig] = {
+    "tiny": RARConfig("tiny", BACKBONE_PRESETS["tiny"],
+                      GeneratorConfig(num_face=1500, num_head=1000, num_torso=300, feat_dim=16, anchor_dim=8,
+                                      global_dim=16, hidden=32)),
+    "small": RARConfig("small", BACKBONE_PRESETS["small"],
+                       GeneratorConfig(num_face=6000, num_head=4000, num_torso=1000, **_SMALL_GEN)),
+    **{name: RARConfig(name, BACKBONE_PRESETS[name], GeneratorConfig())
+       for name in ("300m", "1b", "2b", "3b", "5b", "7b")},
+}
+
+
+def preset_config(name: str, **overrides) -> RARConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown RAR preset {name!r}; choose from {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
+
+
+class RARModel(nn.Module):
+    """Backbone + generator + reenactment module over one template topology (ref_vertices, faces)."""
+
+    def __init__(self, cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray):
+        super().__init__()
+        ref_vertices = np.asarray(ref_vertices, np.float32)
+        faces = np.asarray(faces, np.int64)
+        if ref_vertices.ndim != 2 or ref_vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+            raise ValueError(f"template must be [V, 3] vertices and [F, 3] faces, got {ref_vertices.shape} / {faces.shape}")
+        if cfg.input_size % cfg.backbone.patch_size:
+            raise ValueError(f"input_size {cfg.input_size} is not a multiple of the patch size {cfg.backbone.patch_size}")
+        self.cfg = replace(cfg, num_vertices=len(ref_vertices), num_faces=len(faces))
+        self.register_buffer("ref_vertices", torch.as_tensor(ref_vertices))  # [V, 3] canonical template
+        self.backbone = ViTBackbone(cfg.backbone)
+        self.generator = GaussianGenerator(cfg.generator, cfg.backbone.hidden_size, ref_vertices, faces)
+        self.reenactment = ReenactmentModule(cfg.reenactment, cfg.generator.global_dim, ref_vertices)
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    # -- once per photo ---------------------------------------------------------------------------
+    def reconstruct(self, image, template, viewmat, K) -> dict:
+        """image [B, 3, H, W] crop in [0, 1]; template [B, V, 3] the photo's face mesh in the head frame;
+        viewmat [B, 4, 4] head -> camera; K [B, 3, 3] in `image` pixels. Returns the avatar tensors:
+        means [B, N, 3], rgb, log_scales, quats, logit_opacities, basis [B, E, V, 3], template."""
+        s = self.cfg.input_size
+        x = image if image.shape[-2:] == (s, s) else F.interpolate(image, size=(s, s), mode="bilinear",
+                                                                     antialias=True, align_corners=False)
+        tokens = self.backbone((x - self.pixel_mean) / self.pixel_std)
+        out = self.generator(tokens, image, template, viewmat, K)
+        out["basis"] = self.reenactment.personalise(out.pop("global"))
+        out["template"] = template
+        return out
+
+    def forward(self, image, template, viewmat, K, rotation, expression, coeffs) -> tuple[dict, dict]:
+        """Training step body (so DistributedDataParallel sees one forward): reconstruct from the source,
+        pose for the target. Returns (avatar tensors, posed tensors)."""
+        out = self.reconstruct(image, template, viewmat, K)
+        return out, self.pose(out, rotation, expression, coeffs)
+
+    # -- per frame (training twin of drive()) ---------------------------------------------------------
+    def pose(self, out: dict, rotation, expression, coeffs) -> dict:
+        """Posed means/quats/scales [B, N, *] as drive() would pose the exported avatars: rotation
+        [B, 3, 3] head rotation, expression [B, L, 3] landmark displacements, coeffs [B, E] (names of
+        `self.reenactment.names`). Render them with viewmat [I | translation]."""
+        g = self.generator
+        return pose_gaussians(out, g.part, g.face_id, g.bary, g.faces, rotation, expression, coeffs)
+
+    def freeze_backbone(self, last_blocks: int | None) -> None:
+        self.backbone.set_trainable(last_blocks)
+
+    # -- export -------------------------------------------------------------------------------------
+    def to_avatar(self, out: dict, index: int = 0, source_camera: SourceCamera | None = None,
+                  operator_id: str = "") -> GaussianAvatar:
+        """One avatar of a `reconstruct` batch as the GaussianAvatar the render node drives."""
+        g = self.generator
+        t = {k: v[index].detach().float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+        part = g.part.cpu().numpy().astype(np.uint8)
+        face_id = g.face_id.cpu().numpy().astype(np.int32)
+        faces = g.faces.cpu().numpy().astype(np.int32)
+        means = t["means"]
+        normals = _normals(means, part, face_id, t["template"], faces)
+        return GaussianAvatar(
+            means=means.astype(np.float32), normals=normals, sh=rgb_to_sh_dc(t["rgb"])[:, None, :],
+            logit_opacities=t["logit_opacities"].astype(np.float32), log_scales=t["log_scales"].astype(np.float32),
+            quats=t["quats"].astype(np.float32), part=part, face_id=face_id,
+            bary=g.bary.cpu().numpy().astype(np.float32) * (face_id >= 0)[:, None],
+            template_vertices=t["template"].astype(np.float32), template_faces=faces,
+            expression_names=list(self.reenactment.names), expression_basis=t["basis"].astype(np.float32),
+            source_camera=source_camera, operator_id=operator_id, reconstructor=f"rar:{self.cfg.preset}")
+
+
+def _normals(means, part, face_id, template, faces) -> np.ndarray:
+    """[N, 3] unit normals at rest: triangle normals (facing the camera side) for bound Gaussians,
+    outward from the shell centre for the head, towards the camera for the torso."""
+    n = means - np.asarray(SHELL_CENTRE, np.float32)
+    bound = face_id >= 0
+    tri = template[faces[face_id[bound]]]
+    tn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    tn *= np.where(tn[:, 2:3] > 0, -1.0, 1.0)  # the face looks towards -z
+    n[bound] = tn
+    n[part == PART_TORSO] = (0.0, 0.0, -1.0)
+    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+def save_checkpoint(path: str | Path, model: RARModel, step: int = 0, stage: str = "", train_config: dict | None = None,
+                    optimizer: dict | None = None, metrics: dict | None = None, train_state: dict | None = None) -> None:
+    """Write a checkpoint that carries its config (atomically: a partial file never replaces a good one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.cfg.to_dict(),
+            "model": model.state_dict(), "step": int(step), "stage": stage, "train_config": train_config or {},
+            "metrics": metrics or {}, "train_state": train_state or {}}
+    if optimizer is not None:
+        blob["optimizer"] = optimizer
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, checked for our format."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"RAR checkpoint {path} not found")
+    blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a gaussian_head_ros RAR checkpoint (train one with 'gaussian-head train')")
+    if blob.get("version", 0) > CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint version {blob['version']}, newer than this code ({CHECKPOINT_VERSION})")
+    return blob
+
+
+def model_from_state(cfg: RARConfig, state: dict) -> RARModel:
+    """Rebuild a model from a config and a state_dict (strict), topology taken from the state."""
+    ref = state["ref_vertices"].float().numpy()
+    faces = state["generator.faces"].numpy()
+    model = RARModel(cfg, ref, faces)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> RARModel:
+    """A ready-to-run model (eval mode) from a checkpoint written by `save_checkpoint`."""
+    blob = read_checkpoint(path)
+    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"])
+    log.info("loaded RAR %s (step %s, stage %s) from %s", model.cfg.preset, blob.get("step"), blob.get("stage"), path)
+    return model.to(device).eval()
+
+
+def build_model(cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray, backbone_weights: str | Path | None = None) -> RARModel:
+    """A fresh model; with `backbone_weights` (a local WebSSL directory) its backbone starts pretrained.
+    The checkpoint's config.json decides the backbone shape (it must fit the preset's width)."""
+    model = RARModel(cfg, ref_vertices, faces)
+    if backbone_weights:
+        bb = load_pretrained(backbone_weights)
+        if bb.cfg.hidden_size != cfg.backbone.hidden_size:
+            raise ValueError(f"backbone weights have width {bb.cfg.hidden_size}, preset {cfg.preset!r} expects "
+                             f"{cfg.backbone.hidden_size}: pick the matching preset")
+        model.backbone = bb
+        model.cfg = replace(model.cfg, backbone=bb.cfg)
+    return model

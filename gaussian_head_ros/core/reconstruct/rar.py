@@ -1,0 +1,82 @@
+"""The `rar` reconstructor: the learned RAR model (core/model/rar.py) behind the Reconstructor interface.
+
+Options (reconstruction_node parameters / `gaussian-head reconstruct --backend rar --option k=v`):
+  checkpoint   path of a checkpoint written by `gaussian-head train` (required; never downloaded)
+  device       auto (CUDA when available), cpu or cuda
+  and any FramingConfig field except the crop geometry (min_face_px, max_yaw_deg, ...): the crop is the
+  one the model was trained with (its config's crop_m, crop_center_m, source_size).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import fields
+
+import numpy as np
+import torch
+
+from gaussian_head_ros.core.avatar import SourceCamera
+from gaussian_head_ros.core.reconstruct.base import ReconstructionResult, Reconstructor
+from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+log = logging.getLogger(__name__)
+
+_MODEL_FRAMING = ("size", "crop_m", "crop_center_m")
+
+
+class RARReconstructor(Reconstructor):
+    """One photo -> the learned model's avatar. Loads the checkpoint once; not thread-safe."""
+
+    name = "rar"
+
+    def __init__(self, checkpoint: str = "", device: str = "auto", **framing):
+        from gaussian_head_ros.core.model.rar import load_checkpoint
+
+        if not checkpoint:
+            raise ValueError("the rar reconstructor needs a 'checkpoint': a model trained with 'gaussian-head train' "
+                             "(see docs/TRAINING.md); no weights are downloaded")
+        allowed = {f.name for f in fields(FramingConfig)} - set(_MODEL_FRAMING)
+        unknown = set(framing) - allowed
+        if unknown:
+            raise ValueError(f"unknown rar options {sorted(unknown)}; allowed: checkpoint, device, {', '.join(sorted(allowed))}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but CUDA is not available")
+        self.device = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.model = load_checkpoint(checkpoint, self.device)
+        c = self.model.cfg
+        self.framing = FramingConfig(size=c.source_size, crop_m=c.crop_m, crop_center_m=tuple(c.crop_center_m), **framing)
+        self._facemesh = None
+
+    def _mesh(self):
+        if self._facemesh is None:
+            from gaussian_head_ros.core.facemesh import FaceMesh
+
+            self._facemesh = FaceMesh(static_image_mode=True, max_faces=4)
+        return self._facemesh
+
+    def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:
+        t0 = time.perf_counter()
+        fr = frame_photo(rgb, self._mesh(), self.framing)  # raises ReconstructionError with a status code
+        t1 = time.perf_counter()
+        f = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=self.device)[None]  # noqa: E731
+        with torch.no_grad():
+            out = self.model.reconstruct(f(fr.photo).permute(0, 3, 1, 2) / 255.0, f(fr.vertices), f(fr.viewmat), f(fr.K))
+        t2 = time.perf_counter()
+        cam = SourceCamera(np.array([fr.K[0, 0], fr.K[1, 1], fr.K[0, 2], fr.K[1, 2]], np.float32),
+                           np.asarray(fr.viewmat, np.float32), (fr.photo.shape[1], fr.photo.shape[0]))
+        avatar = self.model.to_avatar(out, source_camera=cam, operator_id=operator_id)
+        avatar.validate()
+        t3 = time.perf_counter()
+        return ReconstructionResult(
+            avatar=avatar, warnings=list(fr.warnings), photo=fr.photo, mask=None,
+            timings={"framing": t1 - t0, "model": t2 - t1, "export": t3 - t2},
+            info={"preset": self.model.cfg.preset, "gaussians": avatar.num_gaussians, "yaw_deg": fr.euler["yaw"],
+                  "pitch_deg": fr.euler["pitch"], "face_width_px": fr.face_width_px, "device": str(self.device)})
+
+    def close(self) -> None:
+        if self._facemesh is not None:
+            self._facemesh.close()
+            self._facemesh = None

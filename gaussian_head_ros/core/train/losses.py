@@ -1,0 +1,130 @@
+"""Image losses: L1, SSIM, mask, a high-frequency term, and a VGG perceptual term when its weights are local.
+
+All take images [B, 3, H, W] in [0, 1] (masks [B, H, W]) and return a scalar tensor.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms (0 switches a term off)."""
+
+    l1: float = 1.0  # mean absolute colour error
+    ssim: float = 0.2  # 1 - SSIM (11x11 Gaussian window, sigma 1.5)
+    mask: float = 0.5  # rendered opacity vs the person mask (L1)
+    highfreq: float = 0.2  # L1 between the Laplacian-of-Gaussian detail layers (texture, edges)
+    perceptual: float = 0.0  # VGG16 feature L1; used only when perceptual_weights is a local file
+    perceptual_weights: str = ""  # torchvision-format vgg16 state_dict (e.g. vgg16-397923af.pth)
+
+
+def _gauss_kernel(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def _blur(x: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Separable Gaussian blur of [B, C, H, W], reflect-padded."""
+    g = _gauss_kernel(size, sigma, x.device, x.dtype)
+    c = x.shape[1]
+    p = size // 2
+    x = F.conv2d(F.pad(x, (p, p, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, p, p), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM of two [B, C, H, W] images in [0, 1]."""
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = _blur(a), _blur(b)
+    var_a = _blur(a * a) - mu_a ** 2
+    var_b = _blur(b * b) - mu_b ** 2
+    cov = _blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return s.mean()
+
+
+def highfreq_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """L1 between the detail layers (image minus its sigma-1 blur) of two images."""
+    return (a - _blur(a, 5, 1.0) - (b - _blur(b, 5, 1.0))).abs().mean()
+
+
+class VGG16Features(nn.Module):
+    """VGG16 convolutions up to relu4_3, with torchvision's `features.N` parameter names (so its weights
+    load strictly). Written here; weights are never downloaded."""
+
+    CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
+    TAPS = (3, 8, 15, 22)  # relu1_2, relu2_2, relu3_3, relu4_3
+
+    def __init__(self):
+        super().__init__()
+        layers, c = [], 3
+        for v in self.CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=False)]
+                c = v
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x):  # [B, 3, H, W] in [0, 1] -> list of feature maps
+        x = (x - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.TAPS:
+                out.append(x)
+        return out
+
+
+def load_vgg16(path: str | Path) -> VGG16Features:
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = {k: v for k, v in sd.items() if k.startswith("features.") and int(k.split(".")[1]) <= VGG16Features.TAPS[-1]}
+    net = VGG16Features()
+    net.load_state_dict(sd, strict=True)
+    return net.eval().requires_grad_(False)
+
+
+class ImageLoss(nn.Module):
+    """The weighted sum; `forward` returns (total, {term: value}) for logging."""
+
+    def __init__(self, cfg: LossConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vgg = None
+        if cfg.perceptual > 0:
+            p = Path(cfg.perceptual_weights) if cfg.perceptual_weights else None
+            if p is not None and p.is_file():
+                self.vgg = load_vgg16(p)
+            else:
+                log.warning("perceptual loss weight %.3g ignored: no local VGG16 weights at %r", cfg.perceptual,
+                            cfg.perceptual_weights)
+
+    def forward(self, render, target, alpha, mask) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        terms = {}
+        if cfg.l1:
+            terms["l1"] = (cfg.l1, (render - target).abs().mean())
+        if cfg.ssim:
+            terms["ssim"] = (cfg.ssim, 1 - ssim(render, target))
+        if cfg.mask:
+            terms["mask"] = (cfg.mask, (alpha - mask).abs().mean())
+        if cfg.highfreq:
+            terms["highfreq"] = (cfg.highfreq, highfreq_l1(render, target))
+        if self.vgg is not None:
+            fr, ft = self.vgg(render), self.vgg(target)
+            terms["perceptual"] = (cfg.perceptual, sum((a - b).abs().mean() for a, b in zip(fr, ft)) / len(fr))
+        total = sum(w * v for w, v in terms.values())
+        return total, {k: float(v.detach()) for k, (_, v) in terms.items()}

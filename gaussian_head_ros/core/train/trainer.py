@@ -1,0 +1,352 @@
+"""Two-stage training of the RAR reconstructor: pairs -> reconstruct -> drive -> differentiable render -> losses.
+
+Stage 1 (generalisation): lower resolution, frozen backbone. Stage 2 (high-frequency texture): higher
+resolution, the last backbone blocks unfrozen with a smaller learning rate. Any number of stages can be
+configured. One process per GPU under torchrun (DistributedDataParallel; gloo on CPU), or a single process.
+Checkpoints carry their config and resume; TensorBoard logs go to <out_dir>/tensorboard.
+Config files are YAML or JSON (docs/TRAINING.md, config/train_*.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, model_from_state, preset_config,
+                                              read_checkpoint, save_checkpoint)
+from gaussian_head_ros.core.render import rasterize
+from gaussian_head_ros.core.train.data import DataConfig, PairDataset, load_clips
+from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage."""
+
+    name: str = "stage1"
+    steps: int = 20_000  # optimiser steps
+    resolution: int = 256  # side of source crops, targets and renders (pixels)
+    batch_size: int = 4  # pairs per process and step
+    lr: float = 3e-4  # generator + reenactment module
+    backbone_lr: float = 0.0  # learning rate of the unfrozen backbone blocks
+    trainable_blocks: int = 0  # backbone blocks trained, counted from the top (0: frozen, -1: all)
+    warmup_steps: int = 200  # linear warm-up, then cosine decay to 10%
+    grad_clip: float = 1.0  # max gradient norm (0: off)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `gaussian-head train CONFIG` reads."""
+
+    preset: str = "tiny"  # RAR preset (core/model/rar.py PRESETS): backbone size and avatar size
+    model: dict = field(default_factory=dict)  # overrides of RARConfig fields, e.g. {input_size: 448}
+    backbone_weights: str = ""  # local WebSSL directory (config.json + model.safetensors); "" = random init
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    stages: tuple[StageConfig, ...] = (StageConfig(),)
+    out_dir: str = "runs/rar"  # checkpoints/, tensorboard/, config.json
+    seed: int = 0
+    device: str = "auto"  # auto (cuda when available), cpu, cuda
+    render_backend: str = "auto"  # auto: gsplat on CUDA, torch on CPU
+    background: float = 1.0  # grey level the target is composited on (outside the person mask)
+    pairs_per_epoch: int = 10_000
+    num_workers: int = 2  # DataLoader workers per process
+    log_every: int = 20
+    image_every: int = 500  # TensorBoard render/target images
+    checkpoint_every: int = 1000
+    amp: bool = False  # bfloat16 autocast on CUDA
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {where} keys: {', '.join(sorted(unknown))} (allowed: {', '.join(known)})")
+    kw = {}
+    for k, v in values.items():
+        if k == "data":
+            v = _build(DataConfig, v or {}, "data")
+        elif k == "loss":
+            v = _build(LossConfig, v or {}, "loss")
+        elif k == "stages":
+            if not v:
+                raise ValueError("stages: at least one stage is needed")
+            v = tuple(_build(StageConfig, s, f"stages[{i}]") for i, s in enumerate(v))
+        elif k == "crop_center_m":
+            v = tuple(v)
+        kw[k] = v
+    return cls(**kw)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    cfg = _build(TrainConfig, d, "top-level")
+    preset_config(cfg.preset)  # raises on an unknown preset
+    return cfg
+
+
+def _set_dotted(d: dict, key: str, value) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        d = d[int(p)] if isinstance(d, list) else d.setdefault(p, {})
+    if isinstance(d, list):
+        d[int(parts[-1])] = value
+    else:
+        d[parts[-1]] = value
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """A TrainConfig from a YAML/JSON file plus `key.sub=value` overrides (values parsed as YAML)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"training config {path} not found")
+    d = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: a training config is a mapping of keys to values")
+    for o in overrides:
+        if "=" not in o:
+            raise ValueError(f"override {o!r} is not key=value")
+        k, v = o.split("=", 1)
+        _set_dotted(d, k.strip(), yaml.safe_load(v))
+    return config_from_dict(d)
+
+
+# ----------------------------------------------------------------------------------------------------
+class _Dist:
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) or a single process."""
+
+    def __init__(self, device: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        if use_cuda and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but CUDA is not available")
+        self.device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+        if use_cuda:
+            torch.cuda.set_device(self.device)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def mean(self, x: float) -> float:
+        if self.world == 1:
+            return x
+        t = torch.tensor([x], device=self.device)
+        torch.distributed.all_reduce(t)
+        return float(t) / self.world
+
+    def close(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _lr_factor(step: int, stage: StageConfig) -> float:
+    if step < stage.warmup_steps:
+        return (step + 1) / stage.warmup_steps
+    t = (step - stage.warmup_steps) / max(1, stage.steps - stage.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def render_batch(posed: dict, out: dict, batch: dict, background: float, backend: str):
+    """Rasterize every posed avatar of a batch with its target camera: images [B, 3, S, S], alphas [B, S, S]."""
+    s = batch["tgt_image"].shape[-1]
+    images, alphas = [], []
+    for b in range(posed["means"].shape[0]):
+        view = torch.eye(4, device=posed["means"].device)
+        view[:3, 3] = batch["tgt_viewmat"][b, :3, 3]  # posed Gaussians are already turned (drive()'s frame)
+        r = rasterize(posed["means"][b], posed["quats"][b], posed["scales"][b],
+                      torch.sigmoid(out["logit_opacities"][b]), out["rgb"][b], view, batch["tgt_K"][b], s, s,
+                      background=(background,) * 3, backend=backend)
+        images.append(r.image.permute(2, 0, 1))
+        alphas.append(r.alpha)
+    return torch.stack(images), torch.stack(alphas)
+
+
+def training_step(model, batch: dict, loss_fn: ImageLoss, background: float, backend: str) -> tuple[torch.Tensor, dict, tuple]:
+    """One pair batch -> (loss, terms, (render, target)) with gradients."""
+    out, posed = model(batch["src_image"], batch["template"], batch["src_viewmat"], batch["src_K"],
+                       batch["tgt_viewmat"][:, :3, :3], batch["expression"], batch["coeffs"])
+    render, alpha = render_batch(posed, out, batch, background, backend)
+    m = batch["tgt_mask"][:, None]
+    target = batch["tgt_image"] * m + background * (1 - m)
+    loss, terms = loss_fn(render, target, alpha, batch["tgt_mask"])
+    return loss, terms, (render, target)
+
+
+def _reference_template(clips) -> np.ndarray:
+    """[V, 3] reference face for anchor placement: the median template over the first clip."""
+    return np.median(clips[0].vertices, axis=0).astype(np.float32)
+
+
+def _param_groups(model: RARModel, stage: StageConfig) -> list[dict]:
+    bb = [p for p in model.backbone.parameters() if p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    groups = [{"params": rest, "lr": stage.lr, "base_lr": stage.lr}]
+    if bb and stage.backbone_lr > 0:
+        groups.append({"params": bb, "lr": stage.backbone_lr, "base_lr": stage.backbone_lr, "weight_decay": 0.05})
+    return groups
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Run every stage; returns {"checkpoint": final path, "history": [(step, loss)], "stages": {...}}."""
+    dist = _Dist(cfg.device)
+    dev = dist.device
+    out_dir = Path(cfg.out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    backend = cfg.render_backend if cfg.render_backend != "auto" else ("gsplat" if dev.type == "cuda" else "torch")
+    torch.manual_seed(cfg.seed + dist.rank)
+    # Data: rank 0 tracks and caches, the others wait and read the cache.
+    if dist.main:
+        clips = load_clips(cfg.data)
+    dist.barrier()
+    if not dist.main:
+        clips = load_clips(cfg.data)
+    stage_index, stage_step, step, opt_state = 0, 0, 0, None
+    last = ckpt_dir / "last.pt"
+    if resume and last.exists():
+        blob = read_checkpoint(last)
+        model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"])
+        ts = blob.get("train_state", {})
+        stage_index, stage_step, step = int(ts.get("stage_index", 0)), int(ts.get("stage_step", 0)), int(blob["step"])
+        opt_state = blob.get("optimizer")
+        log.info("resuming %s at stage %d step %d", last, stage_index, stage_step)
+    else:
+        if resume:
+            log.warning("--resume: no %s yet, starting from scratch", last)
+        from gaussian_head_ros.core.reconstruct.template import template_faces
+
+        rar_cfg = replace(model_config(cfg), crop_m=cfg.data.crop_m,
+                          crop_center_m=tuple(cfg.data.crop_center_m), source_size=cfg.stages[-1].resolution)
+        model = build_model(rar_cfg, _reference_template(clips), template_faces(), cfg.backbone_weights or None)
+    model.to(dev)
+    if dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    writer = None
+    if dist.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tensorboard"))
+    loss_fn = ImageLoss(cfg.loss).to(dev)
+    history, terms = [], {}
+    names = list(model.reenactment.names)
+    try:
+        for si in range(stage_index, len(cfg.stages)):
+            stage = cfg.stages[si]
+            model.freeze_backbone(None if stage.trainable_blocks < 0 else stage.trainable_blocks)
+            if stage.backbone_lr <= 0:
+                model.freeze_backbone(0)
+            model.backbone.grad_checkpointing = dev.type == "cuda" and stage.trainable_blocks != 0
+            opt = torch.optim.AdamW(_param_groups(model, stage), lr=stage.lr, weight_decay=0.0)
+            if opt_state is not None and si == stage_index:
+                opt.load_state_dict(opt_state)
+            net = model
+            if dist.world > 1:
+                net = torch.nn.parallel.DistributedDataParallel(
+                    model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            ds = PairDataset(clips, stage.resolution, names, length=cfg.pairs_per_epoch, cfg=cfg.data,
+                             seed=[cfg.seed, si, dist.rank])
+            model.train()
+            s0 = stage_step if si == stage_index else 0
+            batches = _batches(ds, stage, cfg.num_workers, s0 * stage.batch_size)
+            t0 = time.time()
+            for s in range(s0, stage.steps):
+                batch = {k: v.to(dev, non_blocking=True) for k, v in next(batches).items()}
+                for g in opt.param_groups:
+                    g["lr"] = g["base_lr"] * _lr_factor(s, stage)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+                    loss, terms, images = training_step(net, batch, loss_fn, cfg.background, backend)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if stage.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], stage.grad_clip)
+                opt.step()
+                step += 1
+                value = float(loss.detach())
+                history.append((step, value))
+                if s % cfg.log_every == 0 or s == stage.steps - 1:
+                    mean = dist.mean(value)
+                    if writer:
+                        writer.add_scalar("loss/total", mean, step)
+                        for k, v in terms.items():
+                            writer.add_scalar(f"loss/{k}", v, step)
+                        writer.add_scalar("lr", opt.param_groups[0]["lr"], step)
+                        log.info("%s step %d/%d loss %.4f (%s) %.2f s/step", stage.name, s + 1, stage.steps, mean,
+                                 " ".join(f"{k} {v:.4f}" for k, v in terms.items()), (time.time() - t0) / (s - s0 + 1))
+                if writer and cfg.image_every and s % cfg.image_every == 0:
+                    render, target = images
+                    writer.add_images("render_vs_target", torch.cat([render[:1], target[:1]]).clamp(0, 1).detach(), step)
+                state = {"stage_index": si, "stage_step": s + 1}
+                if dist.main and cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < stage.steps:
+                    save_checkpoint(last, model, step, stage.name, asdict(cfg), opt.state_dict(), terms, state)
+            if dist.main:
+                state = {"stage_index": si + 1, "stage_step": 0}
+                save_checkpoint(ckpt_dir / f"{stage.name}.pt", model, step, stage.name, asdict(cfg), None, terms, state)
+                save_checkpoint(last, model, step, stage.name, asdict(cfg), None, terms, state)
+            opt_state = None
+        final = ckpt_dir / "model.pt"
+        if dist.main:
+            save_checkpoint(final, model, step, cfg.stages[-1].name, asdict(cfg), None, terms,
+                            {"stage_index": len(cfg.stages), "stage_step": 0})
+        dist.barrier()
+    finally:
+        if writer:
+            writer.close()
+        dist.close()
+    return {"checkpoint": str(final), "history": history, "model": model}
+
+
+def _merge(base: dict, over: dict, where: str = "model") -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if k not in base:
+            raise ValueError(f"unknown {where} key {k!r} (allowed: {', '.join(base)})")
+        out[k] = _merge(base[k], v, f"{where}.{k}") if isinstance(v, dict) and isinstance(base[k], dict) else v
+    return out
+
+
+def model_config(cfg: TrainConfig) -> RARConfig:
+    """The preset's RARConfig with TrainConfig.model's (nested) overrides, e.g. {generator: {num_face: 8000}}."""
+    return RARConfig.from_dict(_merge(preset_config(cfg.preset).to_dict(), cfg.model or {}))
+
+
+class _Indices(torch.utils.data.Sampler):
+    """Endless fresh pair indices: epoch e yields e * n ... (e + 1) * n - 1 (the dataset seeds on them)."""
+
+    def __init__(self, n: int, start: int = 0):
+        self.n, self.start = n, start
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter(range(self.start, self.start + self.n))
+
+
+def _batches(ds: PairDataset, stage: StageConfig, workers: int, first_index: int):
+    """Endless batches of a stage, starting at pair index `first_index` (resuming)."""
+    start = first_index
+    while True:
+        loader = torch.utils.data.DataLoader(ds, batch_size=stage.batch_size, sampler=_Indices(len(ds), start),
+                                             drop_last=True, num_workers=workers)
+        yield from loader
+        start += len(ds)
