@@ -1,0 +1,361 @@
+"""Operator camera frames -> FaceControl (head pose + expression), with smoothing and a neutral face.
+
+Per frame: MediaPipe finds the faces (the face mesh bundled in the wheel by default; a FaceLandmarker
+`.task` model when one is given, which adds the 52 ARKit blendshapes), the operator is picked among
+them, and the landmarks are turned into the shared head frame:
+
+- pose: a similarity Procrustes fit of the rigid landmarks (eye corners, cheekbones, temples, nose
+  line; `facemesh.RIGID_LANDMARKS`) of the frame onto the operator's neutral canonical face gives the
+  rotation (head -> camera) and the scale, hence the depth through the pinhole camera K (a plausible
+  default camera when K is unknown). Until the neutral exists, `facemesh.fit_head_frame` gives them.
+- landmarks: the frame's landmarks in the head frame with pose and scale removed by that same fit,
+  so rigid motion does not leak into the expression.
+- expression: landmarks minus the operator's neutral face (the per-coordinate median of the first
+  `neutral_frames` frames with a face; `recalibrate()` starts a new one). Both are in metres of a
+  canonical head whose outer eye corners are 0.09 m apart, so the displacements fit another person's
+  template of the same scale.
+- mouth_open: (inner-lip gap + JAW_WEIGHT x the jaw's drop below neutral) / inter-ocular distance.
+  The lip gap alone misses a jaw that opens behind nearly closed lips and counts parted lips of a
+  smile as an open mouth; the jaw term makes it follow the jaw (MediaPipe's jawOpen).
+- a One Euro filter on rotation, translation, landmarks, mouth_open and blendshapes.
+
+Time: `process` takes the frame's stamp. A frame not newer than the last one is ignored (None is
+returned) unless it is more than `restart_after_s` older, which is read as a new stream (a looped
+video, a restarted bag): the temporal state is reset and the frame processed. Frames more than
+`max_gap_s` apart, or a face that was lost, restart the filters (no smoothing across a gap).
+
+No face: face_detected=False, confidence 0, and the last pose and expression held (rest before any).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
+from gaussian_head_ros.core.facemesh import NUM_LANDMARKS, RIGID_LANDMARKS, FaceMesh, default_intrinsics, fit_head_frame
+from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
+
+log = logging.getLogger(__name__)
+
+LIP_GAP = (13, 14)  # inner upper lip, inner lower lip (centre)
+JAW_POINT, NOSE_TIP = 18, 4  # below the lower lip (moves with the jaw); the nose tip (rigid with the skull)
+EYE_CORNERS = ((33, 133), (263, 362))  # outer and inner corners of each eye
+JAW_WEIGHT = 2.0
+RIGID = np.asarray(RIGID_LANDMARKS)
+
+# Filter units (see filters.py): how much of each signal counts as one unit of speed for beta.
+UNIT_RADIAN, UNIT_METRE, UNIT_MOUTH, UNIT_BLENDSHAPE = 0.5, 0.05, 0.5, 1.0
+
+
+@dataclass
+class TrackerConfig:
+    """FaceTracker settings (the tracker_node parameters of the same names)."""
+
+    model_path: str = ""  # MediaPipe FaceLandmarker .task file (adds 52 blendshapes); "" = bundled face mesh
+    max_faces: int = 2  # faces looked at per frame to find the operator (1 is ~1.5 ms faster)
+    min_confidence: float = 0.5  # MediaPipe detection/tracking confidence
+    neutral_frames: int = 15  # frames with a face whose median is the operator's neutral face
+    smoothing: bool = True  # One Euro filter on the outputs
+    min_cutoff: float = 2.0  # Hz, One Euro cutoff when still (lower = steadier, more lag on slow moves)
+    beta: float = 10.0  # One Euro speed coefficient (higher = less lag when moving)
+    d_cutoff: float = 1.0  # Hz, One Euro cutoff of the speed estimate
+    fov_deg: float = 50.0  # field of view of the default camera used when no K is given
+    max_gap_s: float = 0.5  # frames further apart than this are not smoothed together
+    restart_after_s: float = 1.0  # a stamp this much older than the last one starts a new stream
+    switch_ratio: float = 1.5  # another face must score this much better to take over from the operator
+
+    def validate(self) -> None:
+        if self.model_path and not os.path.isfile(self.model_path):
+            raise ValueError(f"FaceLandmarker model {self.model_path!r} not found; give the path of a .task "
+                             "file (MediaPipe's face_landmarker.task) or '' for the bundled face mesh")
+        if not 1 <= self.max_faces <= 16:
+            raise ValueError(f"max_faces must be in 1..16, got {self.max_faces}")
+        if not 0.0 < self.min_confidence < 1.0:
+            raise ValueError(f"min_confidence must be in (0, 1), got {self.min_confidence}")
+        if not 1 <= self.neutral_frames <= 10_000:
+            raise ValueError(f"neutral_frames must be in 1..10000, got {self.neutral_frames}")
+        if not 5.0 <= self.fov_deg <= 170.0:
+            raise ValueError(f"fov_deg must be in 5..170 degrees, got {self.fov_deg}")
+        if not (self.max_gap_s > 0 and self.restart_after_s > 0 and self.switch_ratio >= 1.0):
+            raise ValueError("max_gap_s and restart_after_s must be > 0 and switch_ratio >= 1")
+        self.filter_config().validate()
+
+    def filter_config(self) -> OneEuroConfig:
+        return OneEuroConfig(self.min_cutoff, self.beta, self.d_cutoff)
+
+
+@dataclass
+class _Face:
+    """One candidate face of a frame."""
+
+    landmarks_px: np.ndarray  # [478, 3]
+    bbox: tuple[float, float, float, float]
+    score: float
+    blendshapes: np.ndarray | None = None  # [B]
+
+
+class _TaskLandmarker:
+    """MediaPipe Tasks FaceLandmarker (VIDEO mode): landmarks, blendshapes, head transform."""
+
+    def __init__(self, model_path: str, max_faces: int, min_confidence: float):
+        import mediapipe as mp
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
+        self._mp = mp
+        opts = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=model_path), running_mode=vision.RunningMode.VIDEO,
+            num_faces=max_faces, min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence,
+            output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        try:
+            self._lm = vision.FaceLandmarker.create_from_options(opts)
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"cannot load FaceLandmarker model {model_path!r}: {e}") from e
+        self.names: list[str] = []
+        self.last_matrices: list[np.ndarray] = []  # [4, 4] per face of the last call (MediaPipe's own pose)
+
+    def detect(self, rgb: np.ndarray, timestamp_ms: int) -> list[_Face]:
+        h, w = rgb.shape[:2]
+        res = self._lm.detect_for_video(
+            self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)), timestamp_ms)
+        faces = []
+        for i, lms in enumerate(res.face_landmarks):
+            a = np.array([(p.x * w, p.y * h, p.z * w) for p in lms], np.float32)  # [478, 3]
+            bs = None
+            if res.face_blendshapes:
+                cats = res.face_blendshapes[i]
+                if not self.names:
+                    self.names = [c.category_name for c in cats]
+                bs = np.array([c.score for c in cats], np.float32)
+            faces.append(_Face(a, _bbox(a), 1.0, bs))
+        self.last_matrices = [np.asarray(m, np.float64) for m in (res.facial_transformation_matrixes or [])]
+        return faces
+
+    def close(self) -> None:
+        self._lm.close()
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """Least-squares dst ~ s R src + t (Umeyama) for [n, 3] point sets -> (s, R [3, 3], t [3], rms residual
+    in src units)."""
+    ms, md = src.mean(0), dst.mean(0)
+    s0, d0 = src - ms, dst - md
+    u, sig, vt = np.linalg.svd(d0.T @ s0 / len(src))
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ d @ vt
+    scale = float(np.trace(np.diag(sig) @ d) / max(np.mean(np.sum(s0 ** 2, 1)), 1e-12))
+    t = md - scale * rot @ ms
+    resid = dst - (scale * src @ rot.T + t)
+    return scale, rot, t, float(np.sqrt(np.mean(np.sum(resid ** 2, 1)))) / max(scale, 1e-12)
+
+
+def mouth_open(landmarks: np.ndarray, neutral: np.ndarray | None) -> float:
+    """[L, 3] canonical landmarks (+ [L, 3] neutral) -> (inner-lip gap + JAW_WEIGHT x jaw drop) / inter-ocular
+    distance, >= 0. Without a neutral only the lip gap counts."""
+    eyes = [0.5 * (landmarks[a] + landmarks[b]) for a, b in EYE_CORNERS]
+    iod = float(np.linalg.norm(eyes[1] - eyes[0]))
+    gap = float(np.linalg.norm(landmarks[LIP_GAP[1]] - landmarks[LIP_GAP[0]]))
+    drop = 0.0
+    if neutral is not None:
+        drop = float(np.linalg.norm(landmarks[JAW_POINT] - landmarks[NOSE_TIP])
+                     - np.linalg.norm(neutral[JAW_POINT] - neutral[NOSE_TIP]))
+    return (gap + JAW_WEIGHT * drop) / max(iod, 1e-9)
+
+
+class FaceTracker:
+    """Per-frame FaceControl from camera frames. Not thread-safe: use one instance per thread."""
+
+    def __init__(self, config: TrackerConfig | None = None):
+        self.config = config or TrackerConfig()
+        self.config.validate()
+        c = self.config
+        self._task = _TaskLandmarker(c.model_path, c.max_faces, c.min_confidence) if c.model_path else None
+        self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
+                                                      min_confidence=c.min_confidence)
+        self._neutral_samples: list[np.ndarray] = []  # [478, 3] canonical landmarks of calibration frames
+        self.neutral: np.ndarray | None = None  # [478, 3] the operator's neutral face, head frame, metres
+        self._make_filters()
+        self._reset_stream()
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def calibrated(self) -> bool:
+        return self.neutral is not None
+
+    @property
+    def blendshape_names(self) -> list[str]:
+        return list(self._task.names) if self._task else []
+
+    def recalibrate(self) -> None:
+        """Start a new neutral face from the next `neutral_frames` frames with a face."""
+        self._neutral_samples, self.neutral = [], None
+        log.info("recalibrating the neutral face over the next %d frames", self.config.neutral_frames)
+
+    def set_filter(self, min_cutoff: float, beta: float, d_cutoff: float, smoothing: bool = True) -> None:
+        """Change the One Euro parameters at run time (keeps the neutral face)."""
+        cfg = replace(self.config, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff, smoothing=smoothing)
+        cfg.validate()
+        self.config = cfg
+        self._make_filters()
+
+    def close(self) -> None:
+        for m in (self._task, self._mesh):
+            if m is not None:
+                m.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------------------------------------
+    def process(self, rgb: np.ndarray, stamp_ns: int, K: np.ndarray | None = None) -> FaceControl | None:
+        """[H, W, 3] uint8 RGB frame taken at stamp_ns (+ [3, 3] intrinsics) -> FaceControl, or None when
+        the frame is older than the last one (ignored; see the module notes)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"need an [H, W, 3] uint8 RGB frame, got {rgb.shape} {rgb.dtype}")
+        stamp_ns = int(stamp_ns)
+        if self._last_stamp is not None and stamp_ns <= self._last_stamp:
+            if self._last_stamp - stamp_ns <= self.config.restart_after_s * 1e9:
+                log.debug("ignoring a frame stamped %d ns, not newer than the last (%d)", stamp_ns, self._last_stamp)
+                return None
+            log.info("stamps jumped back %.1f s: a new stream", (self._last_stamp - stamp_ns) * 1e-9)
+            self._reset_stream()
+        dt_s = None if self._last_stamp is None else (stamp_ns - self._last_stamp) * 1e-9
+        self._last_stamp = stamp_ns
+        self._mp_ms += max(1, int(round(dt_s * 1000))) if dt_s is not None else 1
+        h, w = rgb.shape[:2]
+        K = default_intrinsics(w, h, self.config.fov_deg) if K is None else np.asarray(K, np.float64)
+        face = self._select(self._detect(rgb), w, h, stamp_ns)
+        if face is None:
+            self._face_seen = False
+            held = self._held or FaceControl.rest()
+            return replace(held, stamp_ns=stamp_ns, face_detected=False, confidence=0.0)
+        if not self._face_seen or (dt_s is not None and dt_s > self.config.max_gap_s):
+            self._reset_filters()
+        self._face_seen = True
+        control = self._control(face, K, stamp_ns)
+        self._held = control
+        return control
+
+    # ------------------------------------------------------------------------------------------------
+    def _detect(self, rgb: np.ndarray) -> list[_Face]:
+        if self._task is not None:
+            faces = self._task.detect(rgb, self._mp_ms)
+            if faces:
+                return faces
+            if self._mesh is None:  # small faces: the bundled mesh with its full-range detector and crops
+                self._mesh = FaceMesh(static_image_mode=False, max_faces=self.config.max_faces,
+                                      min_confidence=self.config.min_confidence)
+        return [_Face(f.landmarks_px, f.bbox, f.score) for f in self._mesh.detect(rgb)]
+
+    def _select(self, faces: list[_Face], w: int, h: int, stamp_ns: int) -> _Face | None:
+        """The operator: the best face by size and centrality, but the face nearest the previous one keeps
+        the role unless another scores `switch_ratio` times better."""
+        if not faces:
+            return None
+        centre, half_diag = np.array([w / 2, h / 2]), 0.5 * math.hypot(w, h)
+
+        def score(f: _Face) -> float:
+            c = np.array([(f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2])
+            return math.sqrt(max(_area(f.bbox), 1.0)) * (1.0 - 0.5 * min(1.0, float(np.linalg.norm(c - centre)) / half_diag))
+
+        scores = [score(f) for f in faces]
+        best = int(np.argmax(scores))
+        if self._operator is not None and len(faces) > 1:
+            (px, py, pw) = self._operator
+            dists = [math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw for f in faces]
+            near = int(np.argmin(dists))
+            if dists[near] < 1.5 and scores[near] * self.config.switch_ratio >= scores[best]:
+                best = near
+        f = faces[best]
+        self._operator = ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2, max(f.bbox[2] - f.bbox[0], 1.0))
+        return f
+
+    def _control(self, face: _Face, K: np.ndarray, stamp_ns: int) -> FaceControl:
+        p = face.landmarks_px.astype(np.float64)  # [478, 3] pixels
+        if p.shape[0] != NUM_LANDMARKS:
+            raise ValueError(f"expected {NUM_LANDMARKS} landmarks, got {p.shape[0]}")
+        neutral = self._reference(fit_head_frame(p, K).canonical)
+        s, rot, t, resid = similarity_fit(neutral[RIGID], p[RIGID])
+        canonical = (p - t) @ rot / s  # [478, 3] head frame, metres (pose and scale removed)
+        depth = K[0, 0] / s  # the neutral's metres at s pixels per metre
+        trans = np.array([(t[0] - K[0, 2]) * depth / K[0, 0], (t[1] - K[1, 2]) * depth / K[1, 1], depth])
+        mouth = mouth_open(canonical, neutral)
+        quat = matrix_to_quat(rot)
+        bs = face.blendshapes
+        if self.config.smoothing:
+            t_s = stamp_ns * 1e-9
+            quat = self._f_rot(quat, t_s)
+            trans = self._f_trans(trans, t_s)
+            canonical = self._f_lmk(canonical, t_s)
+            mouth = float(self._f_mouth(mouth, t_s))
+            if bs is not None:
+                bs = np.clip(self._f_bs(bs, t_s), 0.0, 1.0)
+        # Confidence: the detector's score, lowered when the rigid landmarks do not fit the neutral shape
+        # (occlusion, extreme pose, a different person): 2 mm RMS is typical, 8 mm halves it.
+        conf = face.score * math.exp(-((resid / 0.008) ** 2) * math.log(2))
+        names = self.blendshape_names if bs is not None else []
+        return FaceControl(
+            stamp_ns=stamp_ns, face_detected=True, confidence=float(np.clip(conf, 0, 1)),
+            rotation=quat.astype(np.float32), translation=trans.astype(np.float32),
+            landmarks=canonical.astype(np.float32), expression=(canonical - neutral).astype(np.float32),
+            mouth_open=mouth, blendshape_names=names,
+            blendshapes=bs.astype(np.float32) if bs is not None and names else np.zeros(0, np.float32))
+
+    def _reference(self, canonical: np.ndarray) -> np.ndarray:
+        """[478, 3] the neutral face the frame is aligned to. While calibrating: the median of the samples
+        so far (this frame's included); after `neutral_frames` samples the neutral is their median,
+        refined by one round of Procrustes alignment of every sample to it (removes per-frame axis noise)."""
+        if self.neutral is not None:
+            return self.neutral
+        self._neutral_samples.append(np.asarray(canonical, np.float64))
+        med = np.median(self._neutral_samples, 0)
+        if len(self._neutral_samples) < self.config.neutral_frames:
+            return med
+        aligned = []
+        for c in self._neutral_samples:
+            s, rot, t, _ = similarity_fit(c[RIGID], med[RIGID])
+            aligned.append(s * c @ rot.T + t)
+        self.neutral = np.median(aligned, 0)
+        self._neutral_samples = []
+        log.info("neutral face calibrated from %d frames", self.config.neutral_frames)
+        return self.neutral
+
+    # ------------------------------------------------------------------------------------------------
+    def _make_filters(self) -> None:
+        fc = self.config.filter_config()
+        self._f_rot = QuaternionFilter(fc, UNIT_RADIAN)
+        self._f_trans = OneEuroFilter(fc, UNIT_METRE)
+        self._f_lmk = OneEuroFilter(fc, UNIT_METRE)
+        self._f_mouth = OneEuroFilter(fc, UNIT_MOUTH)
+        self._f_bs = OneEuroFilter(OneEuroConfig(fc.min_cutoff, fc.beta, fc.d_cutoff), UNIT_BLENDSHAPE)
+
+    def _reset_filters(self) -> None:
+        for f in (self._f_rot, self._f_trans, self._f_lmk, self._f_mouth, self._f_bs):
+            f.reset()
+
+    def _reset_stream(self) -> None:
+        """Forget the temporal state (not the neutral face)."""
+        self._last_stamp: int | None = None
+        self._mp_ms = getattr(self, "_mp_ms", 0)  # MediaPipe VIDEO timestamps must keep increasing
+        self._face_seen = False
+        self._operator: tuple[float, float, float] | None = None  # centre x, y and width (pixels) of the last operator
+        self._held: FaceControl | None = None
+        self._reset_filters()
+
+
+def _area(b) -> float:
+    return (b[2] - b[0]) * (b[3] - b[1])
+
+
+def _bbox(a: np.ndarray) -> tuple[float, float, float, float]:
+    return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max())
+

@@ -1,0 +1,118 @@
+"""Frames and timestamps from video files and webcams (OpenCV), for the tracker and a video source node.
+
+    with VideoSource("clip.mp4") as src:
+        for frame in src:                       # VideoFrame(rgb [H, W, 3] uint8, stamp_ns, index)
+            ...
+
+Stamps: for a file, the frame's presentation time (from the container, or index / fps when the
+container gives none) plus `start_ns`; for a camera, the wall clock when the frame was grabbed.
+With `loop=True` a file restarts at its end and stamps keep increasing (each pass is offset by the
+duration of the previous ones), so a consumer never sees time run backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoFrame:
+    rgb: np.ndarray  # [H, W, 3] uint8
+    stamp_ns: int  # presentation time (files, offset by start_ns) or grab time (cameras)
+    index: int  # frame number since opening (keeps counting across loops)
+
+
+def is_camera(source: str | int) -> bool:
+    """A webcam index (0, "0") or a device path (/dev/video0)."""
+    s = str(source)
+    return s.isdigit() or s.startswith("/dev/video")
+
+
+class VideoSource:
+    """A video file or a camera as an iterator of VideoFrame. Raises ValueError when it cannot be opened."""
+
+    def __init__(self, source: str | int, loop: bool = False, start_ns: int = 0, max_side: int | None = None):
+        self.source, self.loop, self.start_ns, self.max_side = source, loop, int(start_ns), max_side
+        self.camera = is_camera(source)
+        if self.camera:
+            dev = int(source) if str(source).isdigit() else str(source)
+            self._cap = cv2.VideoCapture(dev)
+        else:
+            if not os.path.isfile(str(source)):
+                raise ValueError(f"video file {source!r} not found")
+            self._cap = cv2.VideoCapture(str(source))
+        if not self._cap.isOpened():
+            raise ValueError(f"cannot open video {source!r} (unsupported format or busy device)")
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0  # [Hz] nominal rate (30 when unknown)
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = n if n > 0 and not self.camera else None  # None when unknown (cameras, streams)
+        self._index = 0
+        self._offset_ns = 0  # added to file stamps on later loops
+        self._last_ns = None
+
+    def close(self) -> None:
+        self._cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        while True:
+            f = self.read()
+            if f is None:
+                return
+            yield f
+
+    def read(self) -> VideoFrame | None:
+        """The next frame, or None at the end of a file (without loop) or when a camera stops."""
+        ok, bgr = self._cap.read()
+        if not ok and self.loop and not self.camera and self._index > 0:
+            self._offset_ns = (self._last_ns or 0) - self.start_ns + int(1e9 / self.fps)
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._cap.read()
+        if not ok or bgr is None:
+            return None
+        if self.camera:
+            stamp = time.time_ns()
+        else:
+            pos_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+            local = int(round(pos_ms * 1e6))
+            stamp = self.start_ns + self._offset_ns + local
+            if self._last_ns is not None and stamp <= self._last_ns:  # no usable container time: index / fps
+                stamp = self._last_ns + int(round(1e9 / self.fps))
+        self._last_ns = stamp
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
+        if self.max_side and max(rgb.shape[:2]) > self.max_side:
+            s = self.max_side / max(rgb.shape[:2])
+            rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        frame = VideoFrame(np.ascontiguousarray(rgb), stamp, self._index)
+        self._index += 1
+        return frame
+
+
+def read_frames(path: str, max_frames: int | None = None) -> list[VideoFrame]:
+    """All frames of a (short) video file, in memory."""
+    with VideoSource(path) as src:
+        out = []
+        for f in src:
+            out.append(f)
+            if max_frames is not None and len(out) >= max_frames:
+                break
+    if not out:
+        raise ValueError(f"video {path!r} has no frames OpenCV can decode")
+    return out
