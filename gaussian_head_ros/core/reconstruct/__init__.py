@@ -1,0 +1,41 @@
+"""Reconstructors behind one interface, selected by name: one portrait photo -> a drivable GaussianAvatar.
+
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    with get_reconstructor("mesh_fit") as rec:
+        result = rec.reconstruct(rgb, operator_id="alice")  # ReconstructionResult, or ReconstructionError
+
+Backends: `mesh_fit` (training-free, CPU, the default) and `rar` (the learned model; needs a checkpoint).
+Each is imported only when asked for, so a missing optional dependency of one never breaks the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR, INTERNAL_ERROR,
+                                                     NO_FACE, OK, STATUS_NAMES, ReconstructionError,
+                                                     ReconstructionResult, Reconstructor)
+
+DEFAULT_BACKEND = "mesh_fit"
+# name -> (module, class) of each backend
+BACKENDS = {
+    "mesh_fit": ("gaussian_head_ros.core.reconstruct.mesh_fit", "MeshFitReconstructor"),
+    "rar": ("gaussian_head_ros.core.reconstruct.rar", "RARReconstructor"),
+}
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "get_reconstructor", "Reconstructor", "ReconstructionResult",
+           "ReconstructionError", "OK", "NO_FACE", "FACE_TOO_SMALL", "HEAD_TURNED_TOO_FAR", "BAD_IMAGE",
+           "INTERNAL_ERROR", "STATUS_NAMES"]
+
+
+def get_reconstructor(name: str = DEFAULT_BACKEND, **options) -> Reconstructor:
+    """A reconstructor by backend name with its options (e.g. preset="fast", max_gaussians=40000 for
+    mesh_fit; checkpoint="model.pt" for rar). Raises ValueError for an unknown name or bad options."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown reconstruction backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[name]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ValueError(f"reconstruction backend {name!r} is not available here: {e}") from e
+    return getattr(mod, cls)(**options)

@@ -1,0 +1,69 @@
+"""The reconstructor interface: one photo in, one drivable GaussianAvatar out (or a reason why not).
+
+Every backend (`mesh_fit`, `rar`, ...) implements `Reconstructor.reconstruct(rgb, operator_id)` and
+returns a `ReconstructionResult`. A photo that cannot make an avatar raises `ReconstructionError`
+(a ValueError) whose `code` is one of the status codes below; they equal the constants of
+msg/AvatarStatus.msg, so a node can publish `code` as it is.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gaussian_head_ros.core.avatar import GaussianAvatar
+
+# Status codes (== gaussian_head_ros/msg/AvatarStatus constants; core must not import messages).
+OK = 0
+NO_FACE = 1
+FACE_TOO_SMALL = 2
+HEAD_TURNED_TOO_FAR = 3
+BAD_IMAGE = 4
+INTERNAL_ERROR = 5
+STATUS_NAMES = {OK: "ok", NO_FACE: "no_face", FACE_TOO_SMALL: "face_too_small",
+                HEAD_TURNED_TOO_FAR: "head_turned_too_far", BAD_IMAGE: "bad_image", INTERNAL_ERROR: "internal_error"}
+
+
+class ReconstructionError(ValueError):
+    """A photo that cannot become an avatar; `code` says why (NO_FACE, FACE_TOO_SMALL, ...)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = int(code)
+
+
+@dataclass
+class ReconstructionResult:
+    """What a reconstructor returns: the avatar plus what a person (or a preview) wants to see."""
+
+    avatar: GaussianAvatar
+    warnings: list[str] = field(default_factory=list)  # non-fatal remarks ("2 faces found, used the largest")
+    photo: np.ndarray | None = None  # [S, S, 3] uint8: the photo as the avatar's source camera sees it
+    mask: np.ndarray | None = None  # [S, S] bool: the head region (face, hair, ears, neck) in `photo`
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    info: dict = field(default_factory=dict)  # backend-specific figures (yaw, face width, counts)
+
+    @property
+    def duration_s(self) -> float:
+        return float(sum(self.timings.values()))
+
+
+class Reconstructor(abc.ABC):
+    """One photo -> one avatar. Instances may hold models; they are not thread-safe (one per thread)."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:
+        """[H, W, 3] uint8 RGB photo -> ReconstructionResult. Raises ReconstructionError on bad input."""
+
+    def close(self) -> None:
+        """Free models and native resources (idempotent)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,145 @@
+"""From an untrusted photo to a framed head: checks, face, head frame and the source camera crop.
+
+Shared by every reconstructor: it refuses what cannot make an avatar (with a status code and a
+sentence), picks the largest face, fits the head frame (core.facemesh) and cuts the square crop that
+becomes the avatar's source camera: `size` x `size` pixels covering `crop_m` metres at the head's
+depth, so every avatar is framed alike whatever the photo's resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
+from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
+from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR, NO_FACE,
+                                                     ReconstructionError)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FramingConfig:
+    """Which photos are accepted and how the head is framed."""
+
+    max_pixels: int = 40_000_000  # photos with more pixels are refused (an 8000x8000 photo is 64M)
+    max_side: int = 2048  # larger photos are scaled down to this longer side before any work
+    min_face_px: float = 60.0  # faces narrower than this (cheek to cheek, photo pixels) are refused
+    max_yaw_deg: float = 45.0  # heads turned further left/right than this are refused
+    max_pitch_deg: float = 50.0  # heads tilted further up/down than this are refused
+    size: int = 512  # side of the source camera image, pixels
+    crop_m: float = 0.42  # side of the square crop at the head's depth, metres (head, hair, top of the shoulders)
+    crop_center_m: tuple[float, float] = (0.0, 0.03)  # crop centre in the head frame (x, y; y down), metres
+    fov_deg: float = 50.0  # assumed field of view across the photo's longer side (photos carry no calibration)
+    source_fov_deg: float = 12.0  # field of view of the source camera across the crop (a portrait lens)
+
+
+@dataclass
+class FramedPhoto:
+    """The photo seen through the avatar's source camera, and the face in it."""
+
+    photo: np.ndarray  # [S, S, 3] uint8 crop
+    K: np.ndarray  # [3, 3] intrinsics of the crop (pixel centres at integer + 0.5)
+    viewmat: np.ndarray  # [4, 4] head frame -> camera
+    landmarks_px: np.ndarray  # [478, 3] landmarks in crop pixels (x, y) and MediaPipe relative depth
+    vertices: np.ndarray  # [478, 3] landmarks in the head frame, metres, projecting exactly onto landmarks_px
+    fit: HeadFit  # the head frame as core.facemesh fitted it (canonical landmarks, weak perspective)
+    euler: dict  # yaw / pitch / roll of the head, degrees
+    face_width_px: float  # in the original photo
+    num_faces: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_image(rgb: np.ndarray, max_pixels: int) -> None:
+    """Raise ReconstructionError(BAD_IMAGE) unless rgb is a usable [H, W, 3] uint8 photo."""
+    if not isinstance(rgb, np.ndarray):
+        raise ReconstructionError(BAD_IMAGE, f"the photo must be a numpy image, got {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ReconstructionError(BAD_IMAGE, f"the photo must be RGB uint8 [H, W, 3], got {rgb.shape} {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    if min(h, w) < 32:
+        raise ReconstructionError(BAD_IMAGE, f"the photo is {w}x{h} pixels, too small to show a face")
+    if h * w > max_pixels:
+        raise ReconstructionError(BAD_IMAGE, f"the photo is {w}x{h} = {w * h} pixels, above the limit of "
+                                             f"{max_pixels}; scale it down first")
+
+
+def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
+    """[H, W, 3] uint8 photo -> FramedPhoto, or ReconstructionError saying why the photo cannot be used."""
+    check_image(rgb, cfg.max_pixels)
+    h0, w0 = rgb.shape[:2]
+    shrink = min(1.0, cfg.max_side / max(h0, w0))
+    work = rgb if shrink >= 1.0 else cv2.resize(
+        rgb, (max(1, round(w0 * shrink)), max(1, round(h0 * shrink))), interpolation=cv2.INTER_AREA)
+    shrink = work.shape[1] / w0
+    faces = facemesh.detect(np.ascontiguousarray(work))
+    if not faces:
+        raise ReconstructionError(NO_FACE, "no face found in the photo; use a well-lit photo of one person facing the camera")
+    warnings = []
+    face = faces[0]  # largest first
+    width = face.width / shrink
+    if len(faces) > 1:
+        warnings.append(f"{len(faces)} faces found, used the largest ({width:.0f} px wide)")
+    if width < cfg.min_face_px:
+        raise ReconstructionError(FACE_TOO_SMALL, f"the face is {width:.0f} px wide, below the minimum of "
+                                                  f"{cfg.min_face_px:.0f} px; use a closer or larger photo")
+    hw, ww = work.shape[:2]
+    try:
+        fit = fit_head_frame(face.landmarks_px, default_intrinsics(ww, hw, cfg.fov_deg))
+    except ValueError as e:
+        raise ReconstructionError(NO_FACE, f"the face landmarks are unusable: {e}") from e
+    euler = euler_deg(matrix_to_quat(fit.rotation))
+    if abs(euler["yaw"]) > cfg.max_yaw_deg:
+        raise ReconstructionError(HEAD_TURNED_TOO_FAR, f"the head is turned {abs(euler['yaw']):.0f} deg to the side, "
+                                                       f"more than {cfg.max_yaw_deg:.0f}; use a more frontal photo")
+    if abs(euler["pitch"]) > cfg.max_pitch_deg:
+        raise ReconstructionError(HEAD_TURNED_TOO_FAR, f"the head is tilted {abs(euler['pitch']):.0f} deg up or down, "
+                                                       f"more than {cfg.max_pitch_deg:.0f}; use a more frontal photo")
+    # The crop: `crop_m` metres at the head's depth, centred on a point of the head frame. MediaPipe's
+    # landmarks are a weak-perspective reconstruction, so the crop is placed with that model
+    # (pixel = origin + rotated point / metres_per_pixel) and the source camera is a long lens on
+    # the crop's axis, under which the landmark shape is (nearly) undistorted.
+    m_pp = fit.metres_per_pixel
+    origin = 0.5 * (face.landmarks_px[234, :2] + face.landmarks_px[454, :2]).astype(np.float64)  # the head origin
+    centre = origin + (fit.rotation @ np.array([cfg.crop_center_m[0], cfg.crop_center_m[1], 0.0]))[:2] / m_pp
+    side = cfg.crop_m / m_pp  # work pixels
+    s = cfg.size / side
+    x0, y0 = centre[0] - side / 2, centre[1] - side / 2
+    photo = _crop(work, x0, y0, s, cfg.size)
+    f = 0.5 * cfg.size / math.tan(math.radians(cfg.source_fov_deg) / 2)
+    Kc = np.array([[f, 0, cfg.size / 2], [0, f, cfg.size / 2], [0, 0, 1]])
+    lm = face.landmarks_px.astype(np.float64)
+    lm_c = np.stack([(lm[:, 0] - x0) * s, (lm[:, 1] - y0) * s, lm[:, 2] * s], 1)
+    depth = f * m_pp / s  # of the head origin: there one crop pixel is m_pp / s metres
+    o_c = (origin - [x0, y0]) * s
+    t = np.array([(o_c[0] - Kc[0, 2]) * depth / f, (o_c[1] - Kc[1, 2]) * depth / f, depth])
+    # Back-project each landmark along its pixel ray to the depth the head fit gives it, so the template
+    # projects exactly onto the photo's landmarks (the shape differs from fit.canonical by a few mm).
+    z = fit.canonical.astype(np.float64) @ fit.rotation[2] + depth
+    cam = np.stack([(lm_c[:, 0] - Kc[0, 2]) / f * z, (lm_c[:, 1] - Kc[1, 2]) / f * z, z], 1)
+    vertices = (cam - t) @ fit.rotation  # R^T (X - t)
+    viewmat = np.eye(4)
+    viewmat[:3, :3], viewmat[:3, 3] = fit.rotation, t
+    log.debug("framed face %.0f px wide, yaw %.1f pitch %.1f, crop %.0f px -> %d", width, euler["yaw"],
+              euler["pitch"], side / shrink, cfg.size)
+    return FramedPhoto(photo, Kc, viewmat, lm_c.astype(np.float32), vertices.astype(np.float32), fit, euler,
+                       float(width), len(faces), warnings)
+
+
+def _crop(img: np.ndarray, x0: float, y0: float, s: float, size: int) -> np.ndarray:
+    """The square [x0, x0 + size / s) x [y0, ...) of img (continuous coordinates) resampled to size x size;
+    parts outside the photo repeat its border."""
+    k = max(1, int(math.floor(1.0 / s))) if s < 0.5 else 1
+    src = img
+    sx = sy = 1.0
+    if k > 1:  # shrink by area first so the bilinear warp does not alias
+        src = cv2.resize(img, (max(1, img.shape[1] // k), max(1, img.shape[0] // k)), interpolation=cv2.INTER_AREA)
+        sx, sy = src.shape[1] / img.shape[1], src.shape[0] / img.shape[0]
+    # dst_index = (s / sx) * (src_index + 0.5) - s * x0 - 0.5 (pixel centres at integer + 0.5)
+    m = np.array([[s / sx, 0, 0.5 * s / sx - s * x0 - 0.5], [0, s / sy, 0.5 * s / sy - s * y0 - 0.5]])
+    return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
