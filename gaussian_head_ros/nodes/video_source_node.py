@@ -1,0 +1,130 @@
+"""video_source_node: a video file (or a V4L2 webcam) as the operator camera, for machines without one.
+
+Publishes `camera/image_raw` (sensor_msgs/Image, sensor-data QoS) at the file's native rate (or `rate`),
+each frame stamped with the wall-clock time it was published, so glass-to-glass latency downstream is
+real. With `loop` a file restarts at its end; without it the node stays up and idle after the last frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from gaussian_head_ros.core.video import VideoSource
+from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
+
+
+class VideoSourceNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("video_source_node", **kwargs)
+        d = ParameterDescriptor
+        self.declare_parameter("source", "", d(description="video file path, /dev/videoN or a camera index", read_only=True))
+        self.declare_parameter("loop", True, d(description="restart a file at its end"))
+        self.declare_parameter("rate", 0.0, d(description="publish rate in Hz; 0 = the file's native rate"))
+        self.declare_parameter("frame_id", "camera_optical_frame", d(description="frame_id of the published images"))
+        self.declare_parameter("max_side", 0, d(description="scale frames down so their longer side is at most this; 0 = off"))
+        self.add_on_set_parameters_callback(self._on_set)
+        self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.published = 0
+        self.state = "starting"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="video_source", daemon=True)
+        self._thread.start()
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _on_set(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == "rate" and not 0.0 <= float(p.value) <= 240.0:
+                return SetParametersResult(successful=False, reason="rate must be within 0..240 Hz (0 = native)")
+            if p.name == "max_side" and int(p.value) < 0:
+                return SetParametersResult(successful=False, reason="max_side must be >= 0")
+        return SetParametersResult(successful=True)
+
+    def _param(self, name):
+        return self.get_parameter(name).value
+
+    def _open(self) -> VideoSource | None:
+        source = str(self._param("source"))
+        if not source:
+            self.state = "no source: set the 'source' parameter"
+            self.get_logger().error("no video source given: set the 'source' parameter (file, /dev/videoN or index)")
+            return None
+        try:
+            src = VideoSource(source, loop=bool(self._param("loop")), max_side=int(self._param("max_side")) or None)
+        except ValueError as e:
+            self.state = f"cannot open: {e}"
+            self.get_logger().error(f"{e}; retrying in 2 s")
+            return None
+        self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps"
+                               f"{', looping' if src.loop else ''})")
+        return src
+
+    def _run(self):
+        while not self._stop.is_set():
+            src = self._open()
+            if src is None:
+                self._stop.wait(2.0)
+                continue
+            with src:
+                self.state = "playing"
+                next_t = time.monotonic()
+                while not self._stop.is_set():
+                    frame = src.read()
+                    if frame is None:
+                        break
+                    rate = float(self._param("rate")) or src.fps
+                    delay = next_t - time.monotonic()
+                    if delay > 0:
+                        self._stop.wait(delay)
+                    next_t = max(next_t + 1.0 / rate, time.monotonic() - 0.5)  # no burst after a stall
+                    header = Header(stamp=self.get_clock().now().to_msg(), frame_id=str(self._param("frame_id")))
+                    try:
+                        self.pub.publish(rgb_to_image_msg(frame.rgb, header))
+                    except Exception:  # the context went away under us: shutting down
+                        if not rclpy.ok():
+                            return
+                        raise
+                    self.published += 1
+            if src.camera:
+                self.get_logger().warning("camera stopped delivering frames; reopening in 2 s")
+                self._stop.wait(2.0)
+                continue
+            self.state = "finished"
+            self.get_logger().info(f"end of video after {self.published} frames")
+            return
+
+    def _publish_diagnostics(self):
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        level = DiagnosticStatus.OK if self.state in ("playing", "finished") else DiagnosticStatus.WARN
+        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: video source", message=self.state,
+                                       hardware_id=str(self._param("source")),
+                                       values=[KeyValue(key="frames_published", value=str(self.published))])]
+        self.diag_pub.publish(arr)
+
+    def destroy_node(self):
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        return super().destroy_node()
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = VideoSourceNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
