@@ -165,7 +165,7 @@ def mouth_open(landmarks: np.ndarray, neutral: np.ndarray | None) -> float:
     if neutral is not None:
         drop = float(np.linalg.norm(landmarks[JAW_POINT] - landmarks[NOSE_TIP])
                      - np.linalg.norm(neutral[JAW_POINT] - neutral[NOSE_TIP]))
-    return (gap + JAW_WEIGHT * drop) / max(iod, 1e-9)
+    return max(0.0, (gap + JAW_WEIGHT * drop) / max(iod, 1e-9))
 
 
 class FaceTracker:

@@ -1,0 +1,63 @@
+"""`gaussian-head track VIDEO -o CONTROLS.jsonl`: per-frame head pose and expression of a video (or webcam)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p):
+    p.add_argument("video", help="video file (mp4, avi, ...) or a webcam: 0, /dev/video0")
+    p.add_argument("-o", "--output", required=True, help="JSON Lines file: one FaceControl object per frame ('-' = stdout)")
+    p.add_argument("--model", default="", help="MediaPipe FaceLandmarker .task file: adds the 52 ARKit blendshapes "
+                                               "(default: the face mesh bundled with mediapipe, no blendshapes)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (webcams: needed)")
+    p.add_argument("--neutral-frames", type=int, default=15, help="frames whose median is the operator's neutral face")
+    p.add_argument("--max-faces", type=int, default=2, help="faces considered per frame when picking the operator")
+    p.add_argument("--no-smoothing", action="store_true", help="turn the One Euro filter off")
+    p.add_argument("--min-cutoff", type=float, default=2.0, help="One Euro cutoff when still, Hz")
+    p.add_argument("--beta", type=float, default=10.0, help="One Euro speed coefficient")
+    p.add_argument("--d-cutoff", type=float, default=1.0, help="One Euro cutoff of the speed estimate, Hz")
+    p.add_argument("--fov", type=float, default=50.0, help="field of view (degrees) of the assumed camera")
+
+
+def run(args) -> int:
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import VideoSource, is_camera
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError("--max-frames must be at least 1")
+    if is_camera(args.video) and args.max_frames is None:
+        raise ValueError("give --max-frames when tracking a webcam")
+    config = TrackerConfig(model_path=args.model, max_faces=args.max_faces, neutral_frames=args.neutral_frames,
+                           smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta,
+                           d_cutoff=args.d_cutoff, fov_deg=args.fov)
+    config.validate()
+    n = found = 0
+    busy = 0.0
+    with VideoSource(args.video) as src, FaceTracker(config) as tracker:
+        out = sys.stdout if args.output == "-" else open(args.output, "w")
+        try:
+            for frame in src:
+                t0 = time.perf_counter()
+                control = tracker.process(frame.rgb, frame.stamp_ns)
+                busy += time.perf_counter() - t0
+                if control is None:  # not newer than the previous frame
+                    continue
+                out.write(json.dumps(control.to_json(), separators=(",", ":")) + "\n")
+                n += 1
+                found += control.face_detected
+                if args.max_frames is not None and n >= args.max_frames:
+                    break
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    if n == 0:
+        raise ValueError(f"no frames could be read from {args.video!r}")
+    print(f"{n} frames, face found in {found} ({100.0 * found / n:.1f}%), {1000.0 * busy / n:.1f} ms/frame"
+          f"{', blendshapes from ' + args.model if args.model else ''} -> {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,365 @@
+"""FaceTracker on the real driving clips against MediaPipe's own FaceLandmarker (the .task model): face
+found, yaw follows its head transform, mouth_open follows its jawOpen; One Euro filter lag and jitter;
+neutral calibration and expression; operator selection; out-of-order frames; the `track` command."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED, shared
+
+from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
+from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
+from gaussian_head_ros.core.tracking import RIGID, FaceTracker, TrackerConfig, similarity_fit
+from gaussian_head_ros.core.video import VideoSource, read_frames
+
+CLIPS = ["lp_d0", "lp_d18", "sadtalker_WDA_KatieHill_000", "tpsmm_driving"]
+MODEL = "face_landmarker.task"
+TURN_STD_DEG = 3.0  # a clip "turns" when the reference yaw's standard deviation exceeds this
+GL_TO_CV = np.diag([1.0, -1.0, -1.0])  # MediaPipe's metric frames (y up, z to the viewer) -> OpenCV axes
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return {n: read_frames(str(shared("driving", f"{n}.mp4"))) for n in CLIPS}
+
+
+@pytest.fixture(scope="module")
+def reference(frames):
+    """Per clip: MediaPipe FaceLandmarker's own yaw (from its facial transformation matrix) and jawOpen."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    out = {}
+    for name, clip in frames.items():
+        opts = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(shared("models", MODEL))),
+            running_mode=vision.RunningMode.VIDEO, output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True)
+        yaw, jaw = [], []
+        with vision.FaceLandmarker.create_from_options(opts) as lm:
+            for f in clip:
+                res = lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=f.rgb), f.stamp_ns // 1_000_000)
+                if not res.face_landmarks:
+                    yaw.append(np.nan)
+                    jaw.append(np.nan)
+                    continue
+                r = GL_TO_CV @ np.asarray(res.facial_transformation_matrixes[0])[:3, :3] @ GL_TO_CV
+                r /= np.cbrt(np.linalg.det(r))  # the matrix may carry a scale
+                yaw.append(euler_deg(matrix_to_quat(r))["yaw"])
+                jaw.append(next(c.score for c in res.face_blendshapes[0] if c.category_name == "jawOpen"))
+        out[name] = {"yaw": np.array(yaw), "jaw": np.array(jaw)}
+    return out
+
+
+def _track(frames, **kw):
+    out = {}
+    for name, clip in frames.items():
+        with FaceTracker(TrackerConfig(**kw)) as tr:
+            cs = [tr.process(f.rgb, f.stamp_ns) for f in clip]
+        out[name] = {"controls": cs, "found": np.array([c.face_detected for c in cs]),
+                     "yaw": np.array([euler_deg(c.rotation)["yaw"] for c in cs]),
+                     "mouth": np.array([c.mouth_open for c in cs])}
+    return out
+
+
+@pytest.fixture(scope="module")
+def tracked(frames):
+    return _track(frames)
+
+
+@pytest.fixture(scope="module")
+def tracked_model(frames):
+    return _track(frames, model_path=str(shared("models", MODEL)))
+
+
+def _corr(a, b):
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def _turning(reference):
+    return [n for n in CLIPS if np.nanstd(reference[n]["yaw"]) > TURN_STD_DEG]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Acceptance on the driving clips
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_face_found_in_98_percent_of_frames(tracked, clip):
+    assert tracked[clip]["found"].mean() >= 0.98
+
+
+def test_yaw_follows_mediapipe_head_transform(tracked, tracked_model, reference):
+    turning = _turning(reference)
+    assert len(turning) >= 2, {n: float(np.nanstd(reference[n]["yaw"])) for n in CLIPS}
+    for run in (tracked, tracked_model):
+        for n in turning:
+            ours, ref = run[n]["yaw"], reference[n]["yaw"]
+            assert _corr(ours, ref) >= 0.95, n  # positive too: the same sign convention
+            assert abs(np.nanmedian(ours - ref)) < 5.0, n  # and no large offset
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_mouth_open_follows_jaw_open(tracked, tracked_model, reference, clip):
+    assert _corr(tracked[clip]["mouth"], reference[clip]["jaw"]) >= 0.8
+    assert _corr(tracked_model[clip]["mouth"], reference[clip]["jaw"]) >= 0.8
+    assert tracked[clip]["mouth"].min() >= 0.0
+
+
+def test_blendshapes_from_the_task_model(tracked_model, reference):
+    c = tracked_model["lp_d18"]["controls"][100]
+    assert len(c.blendshape_names) == len(c.blendshapes) == 52 and "jawOpen" in c.blendshape_names
+    assert np.all((c.blendshapes >= 0) & (c.blendshapes <= 1))
+    jaw = np.array([c.blendshape("jawOpen") for c in tracked_model["lp_d18"]["controls"]])
+    assert _corr(jaw, reference["lp_d18"]["jaw"]) >= 0.95  # the same model, smoothed
+    assert tracked_model["lp_d0"]["controls"][0].landmarks.shape == (478, 3)
+
+
+def test_filter_lag_and_jitter_on_turning_clips(frames, tracked, reference):
+    """The filtered yaw trails the unfiltered one by at most one frame, and is steadier."""
+    raw = _track({n: frames[n] for n in _turning(reference)}, smoothing=False)
+    for n, r in raw.items():
+        y0, y = r["yaw"], tracked[n]["yaw"]
+        t = np.arange(len(y0), dtype=float)
+        shifts = np.arange(0.0, 3.0, 0.05)
+        err = [np.mean((y[5:] - np.interp(t - s, t, y0)[5:]) ** 2) for s in shifts]
+        assert shifts[int(np.argmin(err))] <= 1.0, n
+        assert np.std(np.diff(y, 2)) < 0.8 * np.std(np.diff(y0, 2)), n
+
+
+# ---------------------------------------------------------------------------------------------------
+# One Euro filter (synthetic signals)
+
+def _delay_s(t, raw, out):
+    shifts = np.arange(0.0, 0.3, 0.001)
+    return shifts[int(np.argmin([np.mean((out[10:] - np.interp(t - s, t, raw)[10:]) ** 2) for s in shifts]))]
+
+
+def test_one_euro_adds_at_most_one_frame_of_lag_at_30fps():
+    cfg = TrackerConfig().filter_config()
+    t = np.arange(0, 4, 1 / 30)
+    turns = [np.radians(a) * 0.5 * (1 - np.cos(np.pi * np.clip((t - 1) / d, 0, 1))) for a, d in ((30, 0.5), (10, 0.5))]
+    for y in turns + [np.radians(15) * np.sin(2 * np.pi * t)]:
+        f = OneEuroFilter(cfg, unit=1.0)
+        out = np.array([f(v, tt) for v, tt in zip(y, t)])
+        assert _delay_s(t, y, out) <= 1 / 30
+
+
+def test_one_euro_reduces_jitter_and_handles_time():
+    rng = np.random.default_rng(0)
+    t = np.arange(0, 4, 1 / 30)
+    noise = np.radians(0.3) * rng.standard_normal((len(t), 3))
+    f = OneEuroFilter(TrackerConfig().filter_config())
+    out = np.array([f(v, tt) for v, tt in zip(noise, t)])
+    assert out.shape == noise.shape and np.std(out[10:]) < 0.6 * np.std(noise[10:])
+    before = f(np.ones(3), t[-1] + 0.1)
+    np.testing.assert_array_equal(f(np.full(3, 9.0), t[-1]), before)  # an older sample changes nothing
+    f.reset()
+    np.testing.assert_array_equal(f(np.full(3, 9.0), 0.0), np.full(3, 9.0))  # after a reset: passes through
+    with pytest.raises(ValueError):
+        OneEuroConfig(min_cutoff=0).validate()
+
+
+def test_quaternion_filter_is_sign_invariant():
+    from gaussian_head_ros.core.control import euler_to_quat
+
+    f = QuaternionFilter(OneEuroConfig(1.0, 0.0, 1.0))
+    q = euler_to_quat(20, 0, 0)
+    a = f(q, 0.0)
+    b = f(-q, 1 / 30)  # the same rotation with the opposite sign
+    np.testing.assert_allclose(b, a, atol=1e-9)
+    assert abs(np.linalg.norm(f(euler_to_quat(25, 0, 0), 2 / 30)) - 1) < 1e-9
+
+
+# ---------------------------------------------------------------------------------------------------
+# Neutral face and expression
+
+def test_expression_is_relative_to_the_operators_neutral(tracked):
+    for n in CLIPS:
+        e = np.array([c.expression for c in tracked[n]["controls"][:15]])
+        assert np.median(np.linalg.norm(e, axis=2)) < 1e-3, n  # the calibration frames are ~neutral
+    cs = tracked["lp_d18"]["controls"]
+    k = int(np.argmax([c.mouth_open for c in cs]))
+    lip = cs[k].expression[14]  # inner lower lip of a wide-open mouth moves down (+y) by centimetres
+    assert lip[1] > 0.015 and cs[k].mouth_open > 0.5
+    rigid = np.sqrt(np.mean(np.sum(cs[k].expression[RIGID] ** 2, 1)))
+    assert rigid < 0.2 * np.linalg.norm(lip)  # pose and scale do not leak into the expression
+
+
+def test_head_turns_do_not_leak_into_the_expression(tracked):
+    cs = tracked["sadtalker_WDA_KatieHill_000"]["controls"]
+    yaw = np.array([abs(euler_deg(c.rotation)["yaw"]) for c in cs])
+    k = int(np.argmax(yaw))
+    assert yaw[k] > 15
+    rigid = np.sqrt(np.mean(np.sum(cs[k].expression[RIGID] ** 2, 1)))
+    assert rigid < 0.005  # metres: 5% of the eye span at a 15+ degree turn
+
+
+def test_recalibrate_starts_a_new_neutral(frames):
+    clip = frames["lp_d0"]
+    with FaceTracker(TrackerConfig(neutral_frames=5)) as tr:
+        for f in clip[:5]:
+            tr.process(f.rgb, f.stamp_ns)
+        assert tr.calibrated
+        first = tr.neutral.copy()
+        tr.recalibrate()
+        assert not tr.calibrated
+        for f in clip[30:35]:  # a smile
+            c = tr.process(f.rgb, f.stamp_ns)
+        assert tr.calibrated and np.abs(tr.neutral - first).max() > 2e-3
+        assert np.linalg.norm(c.expression, axis=1).mean() < 1.5e-3  # relative to the new neutral
+
+
+def test_similarity_fit_recovers_a_transform():
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(30, 3))
+    rot = cv2.Rodrigues(np.array([0.2, -0.4, 0.1]))[0]
+    s, r, t, resid = similarity_fit(src, 3.0 * src @ rot.T + [1, 2, 3])
+    assert s == pytest.approx(3.0) and resid < 1e-9
+    np.testing.assert_allclose(r, rot, atol=1e-9)
+    np.testing.assert_allclose(t, [1, 2, 3], atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Robustness: time, no face, several faces, small faces, resolutions, grey frames
+
+def test_out_of_order_and_restarted_streams(frames):
+    clip = frames["lp_d0"]
+    with FaceTracker(TrackerConfig(neutral_frames=5)) as tr:
+        for f in clip[:10]:
+            assert tr.process(f.rgb, f.stamp_ns + 5_000_000_000) is not None
+        last = clip[9].stamp_ns + 5_000_000_000
+        assert tr.process(clip[10].rgb, last) is None  # same stamp: ignored
+        assert tr.process(clip[10].rgb, last - 100_000_000) is None  # 0.1 s older: ignored
+        c = tr.process(clip[10].rgb, 0)  # 5 s back: a new stream, processed
+        assert c is not None and c.face_detected and c.stamp_ns == 0
+        assert tr.calibrated  # the neutral face survives a restart
+        c = tr.process(clip[11].rgb, 3_000_000_000)  # a long gap: processed, filters restarted
+        assert c.face_detected
+
+
+def test_no_face_holds_the_last_pose(frames):
+    grey = np.full((480, 640, 3), 127, np.uint8)
+    with FaceTracker() as tr:
+        c = tr.process(grey, 1)
+        assert not c.face_detected and c.confidence == 0 and c.stamp_ns == 1
+        np.testing.assert_array_equal(c.rotation, [1, 0, 0, 0])  # rest before any face
+        seen = tr.process(frames["sadtalker_WDA_KatieHill_000"][60].rgb, 2)
+        c = tr.process(grey, 3)
+        assert seen.face_detected and not c.face_detected and c.stamp_ns == 3
+        np.testing.assert_array_equal(c.rotation, seen.rotation)
+        np.testing.assert_array_equal(c.expression, seen.expression)
+
+
+def _face_crop(name):
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.imageio import read_image
+
+    img = read_image(str(shared("portraits", name)))
+    with FaceMesh() as m:
+        f = m.detect(img)[0]
+    cx, cy, s = (f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2, int(2 * f.width)
+    ys = np.clip(np.arange(int(cy - s / 2), int(cy - s / 2) + s), 0, img.shape[0] - 1)
+    xs = np.clip(np.arange(int(cx - s / 2), int(cx - s / 2) + s), 0, img.shape[1] - 1)
+    return img[ys][:, xs]
+
+
+def test_operator_selection_is_stable():
+    """Two faces equally far from the centre: the larger is the operator; a bystander who becomes a
+    little larger does not take over (hysteresis); a fresh tracker picks the larger one."""
+    a, b = _face_crop("obama_official.jpg"), _face_crop("trump_official.png")
+
+    def frame(ha, hb):  # half-sizes of the two crops (the face is about as wide as the half-size)
+        img = np.full((720, 1280, 3), 120, np.uint8)
+        for crop, h, x in ((a, ha, 440), (b, hb, 840)):
+            img[360 - h:360 + h, x - h:x + h] = cv2.resize(crop, (2 * h, 2 * h), interpolation=cv2.INTER_AREA)
+        return img
+
+    def operator_x(tr, img, stamp):
+        c = tr.process(img, stamp)
+        assert c.face_detected
+        return tr._operator[0]
+
+    with FaceTracker() as tr:
+        assert operator_x(tr, frame(160, 120), 1) < 640  # the larger face, on the left
+        for i in range(2, 6):
+            assert operator_x(tr, frame(140, 160), i * 33_000_000) < 640  # stays with the operator
+    with FaceTracker() as tr:
+        assert operator_x(tr, frame(140, 160), 1) > 640  # fresh: the larger one
+
+
+def test_small_face_in_a_large_frame_and_any_resolution(frames):
+    face = frames["lp_d18"][0].rgb
+    big = np.full((1080, 1920, 3), 90, np.uint8)
+    big[700:780, 300:380] = cv2.resize(face, (80, 80), interpolation=cv2.INTER_AREA)  # face ~40 px wide
+    with FaceTracker() as tr:
+        assert tr.process(big, 1).face_detected
+    for h, w in ((120, 160), (480, 640), (720, 1280), (1000, 500)):
+        img = np.zeros((h, w, 3), np.uint8)
+        s = min(h, w)
+        img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s] = cv2.resize(face, (s, s))
+        with FaceTracker() as tr:
+            assert tr.process(img, 1).face_detected, (h, w)
+
+
+def test_grey_frames(frames):
+    from gaussian_head_ros.core.imageio import decode_raw
+
+    bgr = frames["tpsmm_driving"][0].rgb[..., ::-1]
+    grey = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2GRAY)
+    rgb = decode_raw(grey.tobytes(), grey.shape[1], grey.shape[0], grey.shape[1], "mono8")
+    with FaceTracker() as tr:
+        assert tr.process(rgb, 1).face_detected
+
+
+def test_bad_config_and_input():
+    with pytest.raises(ValueError, match="not found"):
+        FaceTracker(TrackerConfig(model_path="/nonexistent/face_landmarker.task"))
+    with pytest.raises(ValueError):
+        TrackerConfig(beta=-1).validate()
+    with pytest.raises(ValueError):
+        TrackerConfig(max_faces=0).validate()
+    with FaceTracker() as tr, pytest.raises(ValueError):
+        tr.process(np.zeros((480, 640), np.uint8), 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Video reader and the `gaussian-head track` command
+
+def test_video_source_stamps(tmp_path):
+    path = str(shared("driving", "lp_d0.mp4"))
+    with VideoSource(path) as src:
+        assert src.fps == pytest.approx(25.0) and src.frame_count == 78 and (src.width, src.height) == (512, 512)
+        first = [src.read() for _ in range(3)]
+    assert [f.stamp_ns for f in first] == [0, 40_000_000, 80_000_000]
+    with VideoSource(path, loop=True, start_ns=10**9) as src:
+        stamps = [src.read().stamp_ns for _ in range(160)]  # two passes and a bit
+    assert stamps[0] == 10**9 and np.all(np.diff(stamps) > 0)
+    assert stamps[78] - stamps[77] == pytest.approx(40_000_000, abs=1_000_000)
+    with pytest.raises(ValueError):
+        VideoSource(str(tmp_path / "missing.mp4"))
+
+
+def test_track_command_writes_jsonl(tmp_path):
+    from gaussian_head_ros.cli import main
+
+    out = tmp_path / "c.jsonl"
+    assert main(["track", str(shared("driving", "lp_d18.mp4")), "-o", str(out), "--max-frames", "12"]) == 0
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    assert len(lines) == 12
+    obj = lines[-1]
+    assert obj["face_detected"] and 0 < obj["confidence"] <= 1
+    assert set(obj["head_pose"]["euler_deg"]) == {"yaw", "pitch", "roll"}
+    assert len(obj["head_pose"]["quaternion_wxyz"]) == 4 and 0.1 < obj["head_pose"]["translation_m"][2] < 2
+    assert np.shape(obj["landmarks"]) == (478, 3) and "mouth_open" in obj and "blendshapes" not in obj
+    assert lines[1]["stamp_ns"] == pytest.approx(1e9 / 30, abs=1e6)
+    out2 = tmp_path / "m.jsonl"
+    assert main(["track", str(shared("driving", "lp_d0.mp4")), "-o", str(out2), "--max-frames", "3",
+                 "--model", str(SHARED / "models" / MODEL)]) == 0
+    obj = json.loads(out2.read_text().splitlines()[-1])
+    assert len(obj["blendshapes"]) == 52 and math.isfinite(obj["blendshapes"]["jawOpen"])
+    assert main(["track", str(tmp_path / "missing.mp4"), "-o", str(out2)]) == 1
