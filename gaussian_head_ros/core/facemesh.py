@@ -218,3 +218,27 @@ def _crop_padded(rgb: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
     xs = np.clip(np.arange(x0, x0 + s), 0, w - 1)
     ys = np.clip(np.arange(y0, y0 + s), 0, h - 1)
     return rgb[ys][:, xs]
+
+
+class PersonSegmenter:
+    """MediaPipe selfie segmentation (bundled model): [H, W, 3] uint8 RGB -> [H, W] person probability."""
+
+    def __init__(self, landscape: bool = False):
+        import mediapipe as mp
+
+        self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1 if landscape else 0)
+
+    def probability(self, rgb: np.ndarray) -> np.ndarray:  # [H, W] float32 in [0, 1]
+        res = self._seg.process(np.ascontiguousarray(rgb))
+        if res.segmentation_mask is None:
+            return np.zeros(rgb.shape[:2], np.float32)
+        return np.asarray(res.segmentation_mask, np.float32)
+
+    def close(self) -> None:
+        self._seg.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

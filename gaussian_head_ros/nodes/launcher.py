@@ -1,0 +1,190 @@
+"""Start the package's node executables as separate processes and record the face display stream.
+
+Used by `gaussian-head demo`, the end-to-end tests and the soak script: the nodes talk over real DDS,
+exactly as under `ros2 launch`, but this works in the pip-only set-up where `ros2 launch` is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def package_prefix() -> Path:
+    from ament_index_python.packages import get_package_prefix
+
+    return Path(get_package_prefix("gaussian_head_ros"))
+
+
+def package_share() -> Path:
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("gaussian_head_ros"))
+
+
+def node_command(executable: str, params: dict | None = None, params_file: str | Path | None = None,
+                 remaps: dict | None = None, name: str | None = None) -> list[str]:
+    """The command line of one installed node with --ros-args parameters and remappings."""
+    exe = package_prefix() / "lib" / "gaussian_head_ros" / executable
+    if not exe.exists():
+        raise FileNotFoundError(f"{exe} is not installed; run 'make setup'")
+    cmd = [sys.executable, str(exe), "--ros-args"]
+    if name:
+        cmd += ["-r", f"__node:={name}"]
+    if params_file:
+        cmd += ["--params-file", str(params_file)]
+    for k, v in (params or {}).items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, (list, tuple)):
+            v = "[" + ",".join(str(x) for x in v) + "]"
+        cmd += ["-p", f"{k}:={v}"]
+    for a, b in (remaps or {}).items():
+        cmd += ["-r", f"{a}:={b}"]
+    return cmd
+
+
+class NodeProcess:
+    """One node in its own process; its output goes to a log file."""
+
+    def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict | None = None):
+        self.name, self.cmd = name, cmd
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        self._fh.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int | None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        self._fh.close()
+        return self.proc.returncode
+
+
+@dataclass
+class StreamStats:
+    """What a recorder saw on the face display topic."""
+
+    arrivals: list = field(default_factory=list)  # monotonic seconds of each frame's arrival
+    latencies_ms: list = field(default_factory=list)  # now - header.stamp for each frame
+    stamps_ns: list = field(default_factory=list)
+    sizes: set = field(default_factory=set)  # (width, height, encoding)
+
+    def fps(self, skip: int = 5) -> float:
+        t = self.arrivals[skip:]
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 2 and t[-1] > t[0] else 0.0
+
+    def latency(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def max_gap_s(self) -> float:
+        return float(np.max(np.diff(self.arrivals))) if len(self.arrivals) > 1 else float("inf")
+
+
+class FaceDisplayRecorder:
+    """Subscribes to the face display (and the avatar status), keeps statistics, optionally writes an mp4.
+
+    Spins its own node in a background thread; call close() when done."""
+
+    def __init__(self, topic: str = "face_display/image_raw", video_path: str | Path | None = None,
+                 fps: float = 30.0, keep_frames: int = 0):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        from gaussian_head_ros.msg import AvatarStatus
+
+        self.stats = StreamStats()
+        self.statuses: list = []
+        self.frames: list = []  # the last keep_frames frames as (stamp_ns, rgb)
+        self.keep_frames = keep_frames
+        self.recording = video_path is not None
+        self._writer = None
+        self._video_path = str(video_path) if video_path else None
+        self._fps = fps
+        self._lock = threading.Lock()
+        self.node = rclpy.create_node("face_display_recorder")
+        self.node.create_subscription(Image, topic, self._on_image, qos_profile_sensor_data)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(AvatarStatus, "avatar/status", self.statuses.append, latched)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _spin(self):
+        while self._running:
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def _on_image(self, msg):
+        now = time.time_ns()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._lock:
+            self.stats.arrivals.append(time.monotonic())
+            self.stats.latencies_ms.append((now - stamp) / 1e6)
+            self.stats.stamps_ns.append(stamp)
+            self.stats.sizes.add((msg.width, msg.height, msg.encoding))
+            if not (self.recording or self.keep_frames) or msg.encoding != "rgb8":
+                return
+            rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+            if self.keep_frames:
+                self.frames.append((stamp, rgb))
+                del self.frames[:-self.keep_frames]
+            if self.recording:
+                import cv2
+
+                if self._writer is None:
+                    Path(self._video_path).parent.mkdir(parents=True, exist_ok=True)
+                    self._writer = cv2.VideoWriter(self._video_path, cv2.VideoWriter_fourcc(*"mp4v"), self._fps,
+                                                   (msg.width, msg.height))
+                self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+
+    def reset(self):
+        with self._lock:
+            self.stats = StreamStats()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return predicate()
+
+    def close(self):
+        self._running = False
+        self._thread.join(timeout=2)
+        with self._lock:
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+        self.node.destroy_node()
