@@ -1,0 +1,320 @@
+"""tracker_node: operator camera frames -> FaceControl (head pose + expression), in real time.
+
+Subscribes `camera/image_raw` (sensor_msgs/Image, best effort, keep last 1; rgb8, bgr8, mono8, rgba8,
+16-bit, yuv422 ...) and, when present, `camera/camera_info` for the intrinsics (a 50-degree pinhole
+camera is assumed otherwise). Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
+camera frame's stamp (frames with a zero stamp get the arrival time).
+
+Frames are never queued: the subscription keeps the newest frame, a worker thread processes it, and
+frames that arrive meanwhile replace it (counted as dropped in /diagnostics). A frame older than the
+last processed one is ignored (see core/tracking.py for streams that restart).
+
+No face: messages with face_detected=false, holding the last pose and expression, at most at
+`no_face_rate` Hz while frames keep coming (0 = one per frame). No frames: nothing is published and
+/diagnostics warns.
+
+Re-calibrate the operator's neutral face: publish std_msgs/Empty on `face_control/recalibrate`, or call
+the `~/recalibrate` service (std_srvs/Trigger, when std_srvs is installed).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Empty
+
+from gaussian_head_ros.core.imageio import decode_raw
+from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+from gaussian_head_ros.msg import FaceControl as FaceControlMsg
+from gaussian_head_ros.nodes.conversions import control_to_msg, stamp_to_ns
+
+FILTER_PARAMS = {"smoothing": "smoothing", "filter_min_cutoff": "min_cutoff", "filter_beta": "beta",
+                 "filter_d_cutoff": "d_cutoff"}
+TRACKER_PARAMS = {"model_path": "model_path", "max_faces": "max_faces", "min_confidence": "min_confidence",
+                  "neutral_frames": "neutral_frames", "fov_deg": "fov_deg", **FILTER_PARAMS}
+
+# name -> (default, description, (min, max) or None)
+PARAMS = {
+    "model_path": ("", "MediaPipe FaceLandmarker .task file: adds the 52 ARKit blendshapes (~6-12 ms/frame); "
+                       "empty = the face mesh bundled with mediapipe (~5 ms/frame)", None),
+    "max_faces": (2, "faces considered per frame when picking the operator (1 is ~1.5 ms faster)", (1, 8)),
+    "min_confidence": (0.5, "MediaPipe detection/tracking confidence", (0.05, 0.95)),
+    "neutral_frames": (15, "frames with a face whose median is the operator's neutral face", (1, 900)),
+    "smoothing": (True, "One Euro filter on pose, landmarks, mouth_open and blendshapes", None),
+    "filter_min_cutoff": (2.0, "One Euro cutoff for a still face, Hz (lower = steadier, more lag on slow moves)",
+                          (0.01, 30.0)),
+    "filter_beta": (10.0, "One Euro speed coefficient (higher = less lag on fast moves)", (0.0, 1000.0)),
+    "filter_d_cutoff": (1.0, "One Euro cutoff of the speed estimate, Hz", (0.01, 30.0)),
+    "fov_deg": (50.0, "field of view of the camera assumed when no camera_info arrives, degrees", (5.0, 170.0)),
+    "use_camera_info": (True, "take the intrinsics from camera/camera_info when it is published", None),
+    "no_face_rate": (2.0, "rate of face_detected=false messages while no face is found, Hz (0 = every frame)",
+                     (0.0, 120.0)),
+    "max_image_pixels": (16_777_216, "frames with more pixels are rejected", (4096, 268_435_456)),
+}
+
+
+def _descriptor(name: str) -> ParameterDescriptor:
+    default, text, rng = PARAMS[name]
+    d = ParameterDescriptor(description=text)
+    if rng is not None and isinstance(default, int) and not isinstance(default, bool):
+        d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
+    elif rng is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
+    return d
+
+
+class TrackerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("tracker_node", **kwargs)
+        for name, (default, _, _) in PARAMS.items():
+            self.declare_parameter(name, default, _descriptor(name))
+        self.add_on_set_parameters_callback(self._on_set)
+        self.pub = self.create_publisher(FaceControlMsg, "face_control",
+                                         QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        newest = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, newest)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, qos_profile_sensor_data)
+        self.create_subscription(Empty, "face_control/recalibrate", lambda _: self._request_recalibration(), 1)
+        try:
+            from std_srvs.srv import Trigger
+
+            self.create_service(Trigger, "~/recalibrate", self._on_recalibrate_service)
+        except ImportError:
+            self.get_logger().debug("std_srvs not installed: recalibrate through the face_control/recalibrate topic")
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._latest: tuple[Image, int, float] | None = None  # newest frame, its stamp (ns), arrival time
+        self._info: CameraInfo | None = None
+        self._recalibrate = False
+        self._warned_zero_stamp = False
+        self.tracker: FaceTracker | None = None
+        self._wanted: TrackerConfig | None = None  # the config the parameters ask for (the tracker may have fallen back)
+        self.state = "starting"
+        self.model_error = ""
+        self.backend = ""
+        self.calibrated = False
+        self.counts = dict(received=0, dropped=0, processed=0, published=0, ignored=0, decode_errors=0, faces=0)
+        self._window = deque(maxlen=300)  # (time, processing s, age s, face) of recent processed frames
+        self._last_no_face_pub = 0.0
+        self._last_frame_time = 0.0
+        self._prev_received = (time.monotonic(), 0)
+        self._worker = threading.Thread(target=self._run, name="tracker_worker", daemon=True)
+        self._worker.start()
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    # ----------------------------------------------------------------------------------------------
+    # parameters
+
+    def _param(self, name):
+        return self.get_parameter(name).value
+
+    def _config(self, overrides: dict | None = None) -> TrackerConfig:
+        values = {key: self._param(name) for name, key in TRACKER_PARAMS.items()}
+        for name, value in (overrides or {}).items():
+            if name in TRACKER_PARAMS:
+                values[TRACKER_PARAMS[name]] = value
+        return TrackerConfig(**values)
+
+    def _on_set(self, params) -> SetParametersResult:
+        overrides = {p.name: p.value for p in params}
+        try:
+            self._config(overrides).validate()
+            for p in params:
+                rng = PARAMS.get(p.name, (None, None, None))[2]
+                if rng is not None and not rng[0] <= p.value <= rng[1]:
+                    raise ValueError(f"{p.name} must be within {rng[0]}..{rng[1]}, got {p.value}")
+        except (ValueError, TypeError) as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
+
+    # ----------------------------------------------------------------------------------------------
+    # callbacks (cheap: keep the newest, wake the worker)
+
+    def _on_image(self, msg: Image) -> None:
+        stamp = stamp_to_ns(msg.header.stamp)
+        if stamp == 0:
+            stamp = self.get_clock().now().nanoseconds
+            if not self._warned_zero_stamp:
+                self._warned_zero_stamp = True
+                self.get_logger().warning("camera frames carry no stamp: stamping them on arrival")
+        with self._lock:
+            self.counts["received"] += 1
+            if self._latest is not None:
+                self.counts["dropped"] += 1
+            self._latest = (msg, stamp, time.monotonic())
+        self._last_frame_time = time.monotonic()
+        self._wake.set()
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self._info = msg
+
+    def _request_recalibration(self) -> None:
+        self._recalibrate = True
+        self.get_logger().info("re-calibrating the neutral face on the next frames")
+
+    def _on_recalibrate_service(self, request, response):
+        self._request_recalibration()
+        response.success, response.message = True, "the neutral face is re-calibrated over the next frames"
+        return response
+
+    # ----------------------------------------------------------------------------------------------
+    # worker
+
+    def _build(self, config: TrackerConfig) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+        try:
+            self.tracker = FaceTracker(config)
+            self.model_error = ""
+        except ValueError as e:
+            self.get_logger().error(f"{e}; falling back to the bundled face mesh")
+            self.model_error = f"model not loaded, using the bundled face mesh: {e}"
+            self.tracker = FaceTracker(replace(config, model_path=""))
+        self.backend = self.tracker.config.model_path or "mediapipe face mesh (bundled)"
+        self._wanted = config
+
+    def _intrinsics(self, w: int, h: int) -> np.ndarray | None:
+        info = self._info
+        if info is None or not self._param("use_camera_info") or info.k[0] <= 0 or info.width <= 0 or info.height <= 0:
+            return None
+        k = np.asarray(info.k, np.float64).reshape(3, 3).copy()
+        k[0] *= w / info.width  # a camera_info for another resolution of the same camera
+        k[1] *= h / info.height
+        return k
+
+    def _run(self) -> None:
+        try:
+            self._build(self._config())
+            self.state = "waiting for frames"
+            while not self._stop.is_set():
+                if not self._wake.wait(0.1):
+                    continue
+                with self._lock:
+                    item, self._latest = self._latest, None
+                    self._wake.clear()
+                if item is not None:
+                    self._process(*item)
+        except Exception as e:  # keep the node alive and say why it stopped tracking
+            if rclpy.ok():
+                self.state = f"tracking stopped: {type(e).__name__}: {e}"
+                self.get_logger().error(self.state)
+
+    def _process(self, msg: Image, stamp: int, arrived: float) -> None:
+        config = self._config()
+        if config != self._wanted:
+            filter_only = replace(self._wanted, **{k: getattr(config, k) for k in FILTER_PARAMS.values()}) == config
+            if filter_only:
+                self.tracker.set_filter(config.min_cutoff, config.beta, config.d_cutoff, config.smoothing)
+                self._wanted = config
+            else:
+                self._build(config)
+        if self._recalibrate:
+            self._recalibrate = False
+            self.tracker.recalibrate()
+        t0 = time.perf_counter()
+        try:
+            rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian),
+                             max_pixels=int(self._param("max_image_pixels")))
+            control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
+        except ValueError as e:
+            self.counts["decode_errors"] += 1
+            self.state = f"bad frame: {e}"
+            self.get_logger().warning(f"frame skipped: {e}", throttle_duration_sec=5.0)
+            return
+        busy = time.perf_counter() - t0
+        if control is None:
+            self.counts["ignored"] += 1
+            return
+        self.counts["processed"] += 1
+        self.counts["faces"] += int(control.face_detected)
+        self.calibrated = self.tracker.calibrated
+        self.state = "tracking" if control.face_detected else "no face in view"
+        now = time.monotonic()
+        rate = float(self._param("no_face_rate"))
+        if not control.face_detected and rate > 0 and now - self._last_no_face_pub < 1.0 / rate:
+            self._window.append((now, busy, None, False))
+            return
+        if not control.face_detected:
+            self._last_no_face_pub = now
+        control.frame_id = msg.header.frame_id
+        self.pub.publish(control_to_msg(control))
+        self.counts["published"] += 1
+        age = (self.get_clock().now().nanoseconds - stamp) * 1e-9
+        self._window.append((now, busy, age, control.face_detected))
+
+    # ----------------------------------------------------------------------------------------------
+    # diagnostics
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        recent = [w for w in self._window if now - w[0] <= 5.0]
+        span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
+        busy = [w[1] * 1e3 for w in recent]
+        ages = [w[2] * 1e3 for w in recent if w[2] is not None]
+        stale = now - self._last_frame_time > 2.0
+        if self.state.startswith("tracking stopped"):
+            level, message = DiagnosticStatus.ERROR, self.state
+        elif self.model_error:
+            level, message = DiagnosticStatus.WARN, self.model_error
+        elif stale:
+            level, message = DiagnosticStatus.WARN, "no camera frames in the last 2 s"
+        elif self.state != "tracking":
+            level, message = DiagnosticStatus.WARN, self.state
+        else:
+            level, message = DiagnosticStatus.OK, "tracking"
+        c = dict(self.counts)
+        t_prev, received_prev = self._prev_received
+        self._prev_received = (now, c["received"])
+        values = {
+            "input_rate_hz": f"{(c['received'] - received_prev) / max(now - t_prev, 1e-3):.1f}",
+            "processed_rate_hz": f"{len(recent) / span:.1f}" if recent else "0.0",
+            "processing_ms_mean": f"{np.mean(busy):.2f}" if busy else "",
+            "processing_ms_max": f"{np.max(busy):.2f}" if busy else "",
+            "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication time - camera stamp
+            "face_detected_ratio": f"{np.mean([w[3] for w in recent]):.2f}" if recent else "",
+            "calibrated": str(self.calibrated).lower(),
+            "backend": self.backend,
+            **{k: str(v) for k, v in c.items()},
+        }
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
+                                       hardware_id=self.backend,
+                                       values=[KeyValue(key=k, value=v) for k, v in values.items()])]
+        self.diag_pub.publish(arr)
+
+    def destroy_node(self):
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(timeout=5.0)
+        if self.tracker is not None and not self._worker.is_alive():
+            self.tracker.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = TrackerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,183 @@
+"""tracker_node in its own process: camera frames of a real clip in (sensor_msgs/Image over DDS), FaceControl
+out with the same stamps; no-face, mono8 and bgr8 frames; re-calibration; never queues frames; diagnostics;
+parameter validation."""
+
+import time
+
+import numpy as np
+import pytest
+from conftest import shared
+
+pytestmark = pytest.mark.ros
+
+STAMP0 = 1_700_000_000 * 10**9  # camera stamps in the test: a fixed epoch plus 1/30 s per frame
+
+
+@pytest.fixture(scope="module")
+def clip():
+    from gaussian_head_ros.core.video import read_frames
+
+    return read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=60)
+
+
+@pytest.fixture(scope="module")
+def tracker_proc(tmp_path_factory):
+    from rosgraph import Proc, executable
+
+    log = tmp_path_factory.mktemp("tracker") / "tracker_node.log"
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-p", "neutral_frames:=5", "-p", "no_face_rate:=2.0"], log)
+    yield proc
+    rc = proc.stop()
+    assert rc in (0, -2, 130), f"tracker_node exited with {rc}:\n{proc.output()}"
+
+
+@pytest.fixture(scope="module")
+def io(rclpy_context, tracker_proc):
+    """The test's side: an image publisher, FaceControl and diagnostics subscribers, a recalibrate publisher."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import spin_until
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Empty
+
+    from gaussian_head_ros.msg import FaceControl
+
+    node = rclpy_context.create_node("tracker_test_peer")
+    got, diags = [], []
+    node.create_subscription(FaceControl, "face_control", got.append, 100)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+    recal = node.create_publisher(Empty, "face_control/recalibrate", 1)
+    ok = spin_until(node, lambda: pub.get_subscription_count() > 0 and node.count_publishers("face_control") > 0, 30)
+    assert ok, f"tracker_node did not come up:\n{tracker_proc.output()}"
+    spin_until(node, lambda: diags, 10)
+    yield node, pub, recal, got, diags
+    node.destroy_node()
+
+
+def _image(rgb, stamp_ns, encoding="rgb8"):
+    import cv2
+    from std_msgs.msg import Header
+
+    from gaussian_head_ros.nodes.conversions import ns_to_stamp, rgb_to_image_msg
+
+    msg = rgb_to_image_msg(rgb, Header(stamp=ns_to_stamp(stamp_ns), frame_id="operator_camera"))
+    if encoding == "mono8":
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        msg.encoding, msg.step, msg.data = "mono8", grey.shape[1], grey.tobytes()
+    elif encoding == "bgr8":
+        msg.encoding, msg.data = "bgr8", np.ascontiguousarray(rgb[..., ::-1]).tobytes()
+    return msg
+
+
+def _exchange(io, msg, stamp_ns, timeout=15.0):
+    """Publish one frame (again after a while if it was lost) and wait for the control with its stamp."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.nodes.conversions import msg_to_control
+
+    node, pub, _, got, _ = io
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pub.publish(msg)
+        if spin_until(node, lambda: any(msg_to_control(m).stamp_ns == stamp_ns for m in got), 3.0):
+            return next(msg_to_control(m) for m in got if msg_to_control(m).stamp_ns == stamp_ns)
+    return None
+
+
+def test_frames_in_controls_out_with_their_stamps(io, clip, tracker_proc):
+    controls = []
+    for i, f in enumerate(clip[:12]):
+        stamp = STAMP0 + i * 33_333_333
+        c = _exchange(io, _image(f.rgb, stamp), stamp)
+        assert c is not None, f"no FaceControl for frame {i}:\n{tracker_proc.output()}"
+        controls.append(c)
+    assert all(c.face_detected and c.frame_id == "operator_camera" for c in controls)
+    last = controls[-1]
+    assert last.landmarks.shape == (478, 3) and last.expression.shape == (478, 3)
+    assert 0.1 < last.translation[2] < 2.0 and 0 < last.confidence <= 1
+    assert np.median(np.linalg.norm(last.expression, axis=1)) < 2e-3  # the operator's own neutral
+
+
+def test_no_face_mono8_and_bgr8_frames(io, clip, tracker_proc):
+    stamp = STAMP0 + 100 * 33_333_333
+    c = _exchange(io, _image(np.full((480, 640, 3), 127, np.uint8), stamp), stamp)
+    assert c is not None and not c.face_detected, tracker_proc.output()
+    assert c.landmarks.shape == (478, 3)  # the last face held
+    for k, enc in enumerate(("mono8", "bgr8")):
+        stamp += 33_333_333
+        c = _exchange(io, _image(clip[20 + k].rgb, stamp, enc), stamp)
+        assert c is not None and c.face_detected, f"{enc}:\n{tracker_proc.output()}"
+
+
+def test_recalibrate_and_diagnostics(io, clip, tracker_proc):
+    from std_msgs.msg import Empty
+
+    from rosgraph import spin_until
+
+    node, _, recal, _, diags = io
+
+    def status():
+        for arr in reversed(diags):
+            for s in arr.status:
+                if s.name.startswith("tracker_node"):
+                    return {kv.key: kv.value for kv in s.values}
+        return None
+
+    recal.publish(Empty())
+    spin_until(node, lambda: False, 0.5)
+    stamp = STAMP0 + 200 * 33_333_333
+    assert _exchange(io, _image(clip[30].rgb, stamp), stamp) is not None
+    diags.clear()
+    assert spin_until(node, lambda: status() is not None, 5), tracker_proc.output()
+    assert status()["calibrated"] == "false", status()  # 1 of 5 new neutral frames so far
+    for i in range(1, 6):
+        stamp += 33_333_333
+        assert _exchange(io, _image(clip[30 + i].rgb, stamp), stamp) is not None
+    diags.clear()
+    assert spin_until(node, lambda: status() is not None, 5)
+    s = status()
+    assert s["calibrated"] == "true" and float(s["processing_ms_mean"]) > 0 and float(s["latency_ms_mean"]) != 0
+    assert {"input_rate_hz", "processed_rate_hz", "dropped", "backend"} <= set(s)
+
+
+def test_never_queues_frames(io, clip, tracker_proc):
+    """A burst faster than the tracker: frames are replaced, not queued, and the newest is processed."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.nodes.conversions import msg_to_control
+
+    node, pub, _, got, _ = io
+    base = STAMP0 + 1000 * 33_333_333
+    msgs = [_image(f.rgb, base + i * 1_000_000) for i, f in enumerate(clip[:40])]  # built before the burst
+    got.clear()
+    for m in msgs:
+        pub.publish(m)
+    newest = base + 39 * 1_000_000
+    spin_until(node, lambda: any(msg_to_control(m).stamp_ns == newest for m in got), 10.0)
+    stamps = [msg_to_control(m).stamp_ns for m in got]
+    assert stamps == sorted(stamps) and len(stamps) < len(msgs), (len(stamps), tracker_proc.output()[-2000:])
+    assert newest in stamps
+
+
+def test_parameters_are_validated(io, tracker_proc):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    from rosgraph import spin_until
+
+    node = io[0]
+    cli = node.create_client(SetParameters, "/tracker_node/set_parameters")
+    assert cli.wait_for_service(timeout_sec=10)
+
+    def set_param(name, value):
+        v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value) if isinstance(value, float) \
+            else ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
+        assert spin_until(node, fut.done, 10)
+        return fut.result().results[0]
+
+    assert not set_param("filter_beta", -1.0).successful
+    assert "not found" in set_param("model_path", "/nonexistent.task").reason
+    assert set_param("filter_min_cutoff", 1.5).successful
+    assert tracker_proc.alive()
