@@ -127,7 +127,7 @@ def look_at(eye, target, up=(0.0, -1.0, 0.0)) -> np.ndarray:
     if np.linalg.norm(z) < 1e-9:
         raise ValueError("look_at: eye and target coincide")
     z /= np.linalg.norm(z)
-    x = np.cross(z, -up)  # image right; camera y (down) = -up
+    x = np.cross(-up, z)  # image right (camera y, down, is -up; x = y cross z)
     if np.linalg.norm(x) < 1e-9:
         raise ValueError("look_at: up is parallel to the viewing direction")
     x /= np.linalg.norm(x)

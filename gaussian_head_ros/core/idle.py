@@ -1,0 +1,157 @@
+"""Idle animation and control hand-over for the renderer.
+
+When no FaceControl has arrived for a while the avatar should not freeze: `IdleAnimator` makes a
+calm, deterministic control stream (blinks through the eyelid landmarks and eyeBlink blendshapes,
+slow breathing nod and sway), and `ControlMixer` eases between live control and idle in both
+directions so the hand-over never jumps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaussian_head_ros.core.control import FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
+
+# MediaPipe face-mesh eyelid landmark pairs (upper lid, lower lid) per eye.
+EYELID_PAIRS = {
+    "right": [(159, 145), (158, 153), (157, 154), (160, 144), (161, 163), (173, 155), (246, 7)],
+    "left": [(386, 374), (385, 380), (384, 381), (387, 373), (388, 390), (398, 382), (466, 249)],
+}
+
+
+@dataclass
+class IdleConfig:
+    """Look of the idle animation."""
+
+    blink_interval_s: tuple[float, float] = (2.5, 6.0)  # random gap between blinks
+    blink_duration_s: float = 0.18  # closing + opening
+    breath_period_s: float = 4.5  # slight nod
+    breath_pitch_deg: float = 1.2
+    sway_period_s: float = 11.0  # slow yaw/roll sway
+    sway_yaw_deg: float = 3.0
+    sway_roll_deg: float = 1.0
+    seed: int = 0
+
+
+class IdleAnimator:
+    """Deterministic idle controls: `control(t)` for t seconds since idle began."""
+
+    def __init__(self, template_vertices: np.ndarray | None = None, config: IdleConfig | None = None):
+        self.cfg = cfg = config or IdleConfig()
+        rng = np.random.default_rng(cfg.seed)
+        gaps = rng.uniform(*cfg.blink_interval_s, 512)
+        self.blink_times = np.cumsum(gaps) - gaps[0] * 0.5  # [512] starts; the first comes soon
+        self.lid_offsets = None  # [L, 3] offsets of a fully closed blink
+        v = None if template_vertices is None else np.asarray(template_vertices, np.float32)
+        if v is not None and v.ndim == 2 and v.shape[0] >= 468:
+            off = np.zeros((v.shape[0], 3), np.float32)
+            for pairs in EYELID_PAIRS.values():
+                for up, lo in pairs:
+                    off[up] = 0.85 * (v[lo] - v[up])
+            self.lid_offsets = off
+
+    def blink(self, t: float) -> float:
+        """Eyelid closure in [0, 1] at time t."""
+        period = self.blink_times[-1] + self.cfg.blink_interval_s[1]
+        t = t % period
+        i = int(np.searchsorted(self.blink_times, t, side="right")) - 1
+        if i < 0:
+            return 0.0
+        u = (t - self.blink_times[i]) / self.cfg.blink_duration_s
+        if u >= 1.0:
+            return 0.0
+        # close in the first 40 %, open in the rest
+        return float(math.sin(0.5 * math.pi * u / 0.4) if u < 0.4 else math.cos(0.5 * math.pi * (u - 0.4) / 0.6))
+
+    def control(self, t: float, stamp_ns: int = 0) -> FaceControl:
+        cfg = self.cfg
+        pitch = cfg.breath_pitch_deg * math.sin(2 * math.pi * t / cfg.breath_period_s)
+        yaw = cfg.sway_yaw_deg * math.sin(2 * math.pi * t / cfg.sway_period_s)
+        roll = cfg.sway_roll_deg * math.sin(2 * math.pi * t / (cfg.sway_period_s * 1.37) + 1.0)
+        b = self.blink(t)
+        expr = np.zeros((0, 3), np.float32) if self.lid_offsets is None else (b * self.lid_offsets).astype(np.float32)
+        return FaceControl(stamp_ns=stamp_ns, face_detected=False, confidence=0.0,
+                           rotation=euler_to_quat(yaw, pitch, roll).astype(np.float32), expression=expr,
+                           blendshape_names=["eyeBlinkLeft", "eyeBlinkRight"],
+                           blendshapes=np.array([b, b], np.float32))
+
+
+def blend_controls(a: FaceControl, b: FaceControl, w: float) -> FaceControl:
+    """(1 - w) a + w b: slerped rotation, mixed expression/blendshapes; stamp and detection from b."""
+    w = float(np.clip(w, 0.0, 1.0))
+    if w <= 0.0:
+        return dataclasses.replace(a, stamp_ns=b.stamp_ns, frame_id=b.frame_id, face_detected=b.face_detected,
+                                   confidence=b.confidence)
+    if w >= 1.0:
+        return b
+    qa, qb = np.asarray(a.rotation, np.float64), np.asarray(b.rotation, np.float64)
+    qa, qb = qa / np.linalg.norm(qa), qb / np.linalg.norm(qb)
+    if np.dot(qa, qb) < 0:
+        qb = -qb
+    d = float(np.clip(np.dot(qa, qb), -1.0, 1.0))
+    th = math.acos(d)
+    q = qa if th < 1e-6 else (math.sin((1 - w) * th) * qa + math.sin(w * th) * qb) / math.sin(th)
+    q = matrix_to_quat(quat_to_matrix(q))
+
+    def mix(x, y):
+        x, y = np.asarray(x, np.float32).reshape(-1, 3), np.asarray(y, np.float32).reshape(-1, 3)
+        n = max(len(x), len(y))
+        out = np.zeros((n, 3), np.float32)
+        out[:len(x)] += (1 - w) * x
+        out[:len(y)] += w * y
+        return out
+
+    names = list(dict.fromkeys(list(a.blendshape_names) + list(b.blendshape_names)))
+    coeffs = np.array([(1 - w) * a.blendshape(n) + w * b.blendshape(n) for n in names], np.float32)
+    return FaceControl(stamp_ns=b.stamp_ns, frame_id=b.frame_id, face_detected=b.face_detected,
+                       confidence=b.confidence, rotation=q.astype(np.float32),
+                       translation=((1 - w) * np.asarray(a.translation) + w * np.asarray(b.translation)).astype(np.float32),
+                       landmarks=b.landmarks, expression=mix(a.expression, b.expression),
+                       mouth_open=(1 - w) * a.mouth_open + w * b.mouth_open,
+                       blendshape_names=names, blendshapes=coeffs)
+
+
+def _ease(u: float) -> float:
+    u = min(max(u, 0.0), 1.0)
+    return u * u * (3 - 2 * u)
+
+
+class ControlMixer:
+    """Chooses what to render: the newest live control, the idle animation after `idle_timeout_s` of silence,
+    and an eased blend of `ease_s` seconds at each hand-over. Times are seconds on any monotonic clock."""
+
+    def __init__(self, idle: IdleAnimator, idle_timeout_s: float = 2.0, ease_s: float = 0.6):
+        self.idle = idle
+        self.idle_timeout_s = idle_timeout_s
+        self.ease_s = ease_s
+        self.live: FaceControl | None = None
+        self.live_time = -math.inf  # when the newest live control arrived
+        self.idle_since: float | None = 0.0  # time idle began (None while live)
+        self.resume_time = -math.inf  # when live control came back after idle
+        self.last_idle: FaceControl | None = None  # the idle pose at the moment live resumed
+
+    def update(self, control: FaceControl, now: float) -> None:
+        if self.idle_since is not None:  # coming back from idle: ease from the idle pose
+            self.last_idle = self.idle.control(now - self.idle_since)
+            self.resume_time = now
+            self.idle_since = None
+        self.live, self.live_time = control, now
+
+    def get(self, now: float) -> tuple[FaceControl, str]:
+        """(control to draw, 'live' | 'idle' | 'easing')."""
+        if self.live is None or now - self.live_time > self.idle_timeout_s:
+            if self.idle_since is None:
+                self.idle_since = now
+            t = now - self.idle_since
+            ctl = self.idle.control(t)
+            if self.live is not None and t < self.ease_s:  # ease from the last live pose into idle
+                return blend_controls(self.live, ctl, _ease(t / self.ease_s)), "easing"
+            return ctl, "idle"
+        u = (now - self.resume_time) / self.ease_s if self.ease_s > 0 else 1.0
+        if self.last_idle is not None and u < 1.0:
+            return blend_controls(self.last_idle, self.live, _ease(u)), "easing"
+        return self.live, "live"
