@@ -1,0 +1,231 @@
+"""The driving module: rest pose, rigid pose vs camera motion, surface binding, torso/jaw, relighting."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core.control import FaceControl, euler_to_quat, quat_to_matrix
+from gaussian_head_ros.core.drive import (LIGHTING_PRESETS, DriveConfig, Driver, drive, irradiance,
+                                          lighting_from_spec, matrices_to_quats, sh_from_lights)
+from gaussian_head_ros.core.render import head_viewmat, intrinsics_from_fov, rasterize
+from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+
+def avatar_with_mouth(n=6000, seed=0):
+    """The synthetic avatar with a mouth interior: static Gaussians just behind the lower face."""
+    a = synthetic_avatar(n, seed=seed)
+    static = np.flatnonzero(a.part == PART_STATIC)[:400]
+    rng = np.random.default_rng(seed)
+    a.means[static] = (rng.uniform([-0.025, 0.02, -0.075], [0.025, 0.06, -0.055], (len(static), 3))).astype(np.float32)
+    a.part[static] = PART_MOUTH
+    return a
+
+
+def rest_values(a):
+    return dict(means=a.means, quats=a.quats, scales=np.exp(a.log_scales),
+                opacities=1 / (1 + np.exp(-a.logit_opacities)),
+                colors=np.clip(0.5 + 0.28209479177387814 * a.sh[:, 0], 0, 1))
+
+
+def rot_of(q):
+    return quat_to_matrix(q)
+
+
+def test_zero_control_gives_the_rest_pose_exactly():
+    a = avatar_with_mouth()
+    rest = rest_values(a)
+    driver = Driver(a)
+    for control in (FaceControl.rest(), None, FaceControl(expression=np.zeros((478, 3), np.float32),
+                                                          blendshape_names=["jawOpen"],
+                                                          blendshapes=np.zeros(1, np.float32))):
+        p = driver.drive(control)
+        for name, want in rest.items():
+            assert np.array_equal(getattr(p, name), want.astype(np.float32)), name
+    p = drive(a, FaceControl.rest(), lighting="captured")
+    assert np.array_equal(p.means, a.means)
+
+
+def test_rigid_pose_equals_camera_motion():
+    """Turning the head by R in front of a camera == moving the camera by R^-1 around the rest head."""
+    a = synthetic_avatar(8000, seed=1)
+    keep = a.part != PART_TORSO
+    a = dataclasses.replace(a, **{f: getattr(a, f)[keep] for f in
+                                  ("means", "normals", "sh", "logit_opacities", "log_scales", "quats", "part",
+                                   "face_id", "bary")})
+    q = euler_to_quat(25, -10, 8).astype(np.float32)
+    k, w = intrinsics_from_fov(30, 96, 96), 96
+    view = head_viewmat(0.6)
+    posed = drive(a, FaceControl(rotation=q))
+    img_pose = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, w,
+                         backend="cpu").image
+    rest = drive(a, FaceControl.rest())
+    moved = view.astype(np.float64).copy()
+    moved[:3, :3] = moved[:3, :3] @ rot_of(q)
+    img_cam = rasterize(rest.means, rest.quats, rest.scales, rest.opacities, rest.colors, moved.astype(np.float32),
+                        k, w, w, backend="cpu").image
+    d = np.abs(img_pose - img_cam)
+    assert img_pose.mean() > 0.05  # something was drawn
+    assert d.mean() < 1e-3 and d.max() < 0.02, (d.mean(), d.max())
+    # ... and it is not the rest image.
+    img_rest = rasterize(rest.means, rest.quats, rest.scales, rest.opacities, rest.colors, view, k, w, w,
+                         backend="cpu").image
+    assert np.abs(img_rest - img_pose).mean() > 0.01
+
+
+def _deforming_control(a, seed=3, amp=0.004):
+    rng = np.random.default_rng(seed)
+    v = a.template_vertices
+    expr = (amp * np.sin(v * 40 + rng.uniform(0, 6, 3))).astype(np.float32)  # smooth, non-rigid
+    return FaceControl(rotation=euler_to_quat(15, 5, -5).astype(np.float32), expression=expr)
+
+
+def test_bound_gaussians_stay_on_the_deformed_surface():
+    a = synthetic_avatar(6000, seed=2)
+    face = np.flatnonzero((a.part == PART_FACE) & (a.face_id >= 0))
+    tri = a.template_vertices[a.template_faces[a.face_id[face]]]  # [n, 3, 3]
+    on_surface = np.einsum("nk,nkc->nc", a.bary[face], tri)
+    offset_rest = a.means[face] - on_surface
+    nrm_rest = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    nrm_rest /= np.linalg.norm(nrm_rest, axis=1, keepdims=True)
+    c = _deforming_control(a)
+    driver = Driver(a)
+    p = driver.drive(c)
+    v_def, _ = driver.deformed_template(c)
+    r = rot_of(c.rotation)
+    tri_def = v_def[a.template_faces[a.face_id[face]]] @ r.T  # posed deformed triangles
+    surf_def = np.einsum("nk,nkc->nc", a.bary[face], tri_def)
+    offset_def = p.means[face] - surf_def
+    # The barycentric anchor moves with the surface; the offset keeps its length ...
+    np.testing.assert_allclose(np.linalg.norm(offset_def, axis=1), np.linalg.norm(offset_rest, axis=1), atol=2e-6)
+    # ... and its height above the triangle plane (it turns with the triangle).
+    nrm_def = np.cross(tri_def[:, 1] - tri_def[:, 0], tri_def[:, 2] - tri_def[:, 0])
+    nrm_def /= np.linalg.norm(nrm_def, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.sum(offset_def * nrm_def, 1), np.sum(offset_rest * nrm_rest, 1), atol=2e-6)
+    # Gaussians exactly on the surface stay exactly on it.
+    a0 = dataclasses.replace(a, means=a.means.copy())
+    a0.means[face] = on_surface
+    p0 = Driver(a0).drive(c)
+    np.testing.assert_allclose(p0.means[face], surf_def, atol=2e-6)
+    # The deformation really moved them (beyond the rigid turn).
+    rigid = a0.means[face] @ r.T
+    assert np.abs(p0.means[face] - rigid).max() > 1e-3
+
+
+def test_triangle_rotation_and_scale_follow_the_template():
+    a = synthetic_avatar(4000, seed=4)
+    face = (a.part == PART_FACE) & (a.face_id >= 0)
+    grow = FaceControl(expression=(0.1 * a.template_vertices).astype(np.float32))  # uniform 10 % larger face
+    p = drive(a, grow)
+    np.testing.assert_allclose(p.scales[face], np.exp(a.log_scales[face]) * 1.1, rtol=1e-4)
+    np.testing.assert_allclose(p.quats[face], a.quats[face], atol=1e-5)  # no rotation change
+    np.testing.assert_array_equal(p.means[~face], a.means[~face])  # static part untouched
+    # A rigid turn rotates every Gaussian's orientation by the head rotation.
+    q = euler_to_quat(0, 30, 0).astype(np.float32)
+    p = drive(a, FaceControl(rotation=q))
+    r0 = np.stack([quat_to_matrix(x) for x in a.quats[:50]])
+    r1 = np.stack([quat_to_matrix(x) for x in p.quats[:50]])
+    np.testing.assert_allclose(r1, rot_of(q) @ r0, atol=1e-5)
+
+
+def test_torso_follows_partly_and_the_neck_blends():
+    a = synthetic_avatar(20000, seed=5)
+    cfg = DriveConfig(torso_follow=0.25)
+    q = euler_to_quat(30, 0, 0).astype(np.float32)
+    p = drive(a, FaceControl(rotation=q), config=cfg)
+    torso = np.flatnonzero(a.part == PART_TORSO)
+    # Rotation actually applied to each torso Gaussian, from its orientation change.
+    ang = []
+    for i in torso:
+        r = quat_to_matrix(p.quats[i]) @ quat_to_matrix(a.quats[i]).T
+        ang.append(math.degrees(math.acos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
+    ang = np.asarray(ang)
+    y = a.means[torso, 1]
+    low = y > np.percentile(y, 50)  # shoulders/chest (y down)
+    top = y < np.percentile(y, 2)
+    assert np.all(np.abs(ang[low] - 7.5) < 0.5), ang[low].min()
+    assert ang[top].mean() > 15
+    head = a.part == PART_STATIC
+    np.testing.assert_allclose(p.means[head], a.means[head] @ rot_of(q).T, atol=1e-6)
+
+
+def test_mouth_interior_follows_the_jaw():
+    a = avatar_with_mouth(seed=6)
+    mouth = np.flatnonzero(a.part == PART_MOUTH)
+    p = drive(a, FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([1.0], np.float32)))
+    dy = p.means[mouth, 1] - a.means[mouth, 1]
+    y = a.means[mouth, 1]
+    lower, upper = y > np.median(y) + 0.008, y < np.median(y) - 0.008
+    assert dy[lower].mean() > 0.005  # lower part moves down (y down)
+    assert np.abs(dy[upper]).max() < 1e-6  # upper part stays with the skull
+    # mouth_open alone drives it too; nothing moves at zero.
+    p2 = drive(a, FaceControl(mouth_open=0.4))
+    assert (p2.means[mouth, 1] - a.means[mouth, 1])[lower].mean() > 0.003
+
+
+def test_relighting():
+    a = synthetic_avatar(3000, seed=7)
+    a.lighting_sh = sh_from_lights((0.4, 0.4, 0.4), [((0.3, -0.5, -1.0), (0.8, 0.7, 0.6))])  # captured light
+    base = drive(a, None).colors
+    # Captured lighting as the target: colours unchanged where the captured shading is not floored.
+    same = drive(a, None, lighting=a.lighting_sh).colors
+    e = irradiance(a.normals.astype(np.float64), a.lighting_sh)
+    ok = np.all(e > 0.2, axis=1) & np.all(base < 0.99, axis=1)
+    assert ok.sum() > 100
+    np.testing.assert_allclose(same[ok], base[ok], atol=2e-4)
+    # A brighter light makes the face brighter; a preset changes it; a bad spec is refused.
+    bright = drive(a, None, lighting=a.lighting_sh * 1.5).colors
+    assert bright[ok].mean() > base[ok].mean() * 1.2
+    for name in LIGHTING_PRESETS:
+        assert not np.allclose(drive(a, None, lighting=name).colors, base)
+    with pytest.raises(ValueError, match="lighting"):
+        lighting_from_spec("disco")
+    with pytest.raises(ValueError, match="27"):
+        lighting_from_spec([1.0] * 5)
+    # Unit ambient light gives unit irradiance in every direction.
+    amb = sh_from_lights((1, 1, 1), [])
+    n = np.random.default_rng(0).normal(size=(20, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    np.testing.assert_allclose(irradiance(n, amb), 1.0, atol=1e-5)
+
+
+def test_torch_drive_matches_numpy_and_has_gradients():
+    torch = pytest.importorskip("torch")
+    a = avatar_with_mouth(3000, seed=8)
+    c = _deforming_control(a)
+    c.blendshape_names, c.blendshapes = ["jawOpen"], np.array([0.5], np.float32)
+    want = drive(a, c, lighting="studio")
+    ta = dataclasses.replace(a, **{f: torch.tensor(getattr(a, f), requires_grad=True)
+                                   for f in ("means", "quats", "log_scales", "logit_opacities", "sh")})
+    got = drive(ta, c, lighting="studio")
+    for f in ("means", "quats", "scales", "opacities", "colors"):
+        np.testing.assert_allclose(getattr(got, f).detach().numpy(), getattr(want, f), atol=2e-5, err_msg=f)
+    (got.means.sum() + got.scales.sum() + got.colors.sum()).backward()
+    assert torch.isfinite(ta.means.grad).all() and ta.means.grad.abs().sum() > 0
+    assert ta.log_scales.grad.abs().sum() > 0 and ta.sh.grad.abs().sum() > 0
+
+
+def test_bad_and_extreme_controls():
+    a = synthetic_avatar(2000, seed=9)
+    driver = Driver(a)
+    with pytest.raises(ValueError):
+        driver.drive(FaceControl(rotation=np.array([np.nan, 0, 0, 0], np.float32)))
+    # Absurd expression offsets are limited; longer expressions than the template are cut.
+    huge = FaceControl(expression=np.full((1000, 3), 5.0, np.float32))
+    p = driver.drive(huge)
+    assert np.all(np.isfinite(p.means))
+    assert np.abs(p.means - a.means).max() < 0.1
+    # Unknown blendshape names are ignored.
+    driver.drive(FaceControl(blendshape_names=["noSuchShape"], blendshapes=np.ones(1, np.float32)))
+
+
+def test_matrices_to_quats_round_trip():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(200, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    r = np.stack([quat_to_matrix(x) for x in q])
+    back = matrices_to_quats(r)
+    np.testing.assert_allclose(np.stack([quat_to_matrix(x) for x in back]), r, atol=1e-9)
+    assert np.array_equal(matrices_to_quats(np.eye(3)[None]), [[1.0, 0, 0, 0]])
