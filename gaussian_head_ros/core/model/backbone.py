@@ -252,9 +252,11 @@ class ViTBackbone(nn.Module):
 
     def set_trainable(self, last_blocks: int | None) -> None:
         """None: everything trains. 0: frozen (stage 1). k > 0: only the last k blocks and the final norm
-        train (stage 2, partly unfrozen)."""
+        train (stage 2, partly unfrozen). The mask token (unused without masked inputs) never trains, so
+        DistributedDataParallel finds no parameter without a gradient."""
         if last_blocks is None:
             self.requires_grad_(True)
+            self.mask_token.requires_grad_(False)
             return
         self.requires_grad_(False)
         if last_blocks > 0:
@@ -397,6 +399,8 @@ def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> ViT
     Built on the meta device and filled with the checkpoint's tensors (strict: every key must match),
     so a 7B model needs its weights' memory once, not twice. Never downloads anything."""
     path = Path(path)
+    if not path.exists():
+        raise ValueError(f"WebSSL checkpoint {path} not found (download it yourself; see docs/TRAINING.md)")
     cfg_file = (path if path.is_dir() else path.parent) / "config.json"
     if not cfg_file.exists():
         raise ValueError(f"{cfg_file} not found: a WebSSL checkpoint directory holds config.json next to the weights")

@@ -111,9 +111,12 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"training config {path} not found")
-    d = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(d, dict):
+    given = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(given, dict):
         raise ValueError(f"{path}: a training config is a mapping of keys to values")
+    d = json.loads(json.dumps(asdict(TrainConfig())))  # the defaults, so overrides can reach any key
+    for k, v in given.items():
+        d[k] = {**d[k], **v} if isinstance(v, dict) and isinstance(d.get(k), dict) and k != "model" else v
     for o in overrides:
         if "=" not in o:
             raise ValueError(f"override {o!r} is not key=value")

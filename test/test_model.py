@@ -1,0 +1,307 @@
+"""The learned RAR model: backbone presets and HF checkpoint loading, generator, reenactment basis,
+the drive() twin, checkpoints, and the `rar` reconstructor end to end (CPU, tiny preset)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import shared
+from gaussian_head_ros.core.avatar import load_ply, save_ply
+from gaussian_head_ros.core.control import FaceControl, euler_to_quat, quat_to_matrix
+from gaussian_head_ros.core.drive import Driver
+from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, WEBSSL_PUBLISHED, BackboneConfig, build_backbone,
+                                                   count_parameters, load_pretrained, write_safetensors)
+from gaussian_head_ros.core.model.rar import (PRESETS, RARModel, load_checkpoint, preset_config, read_checkpoint,
+                                              save_checkpoint)
+from gaussian_head_ros.core.model.reenactment import EYE_NAMES, MOUTH_NAMES, ReenactmentModule
+from gaussian_head_ros.core.reconstruct.template import template_faces
+from gaussian_head_ros.core.render import rasterize
+
+
+@pytest.fixture(scope="module")
+def framed():
+    """A real portrait framed as the reconstructors frame it (template, camera, crop)."""
+    import cv2
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    rgb = cv2.imread(str(shared("portraits", "astronaut_eileen_collins.png")))[:, :, ::-1].copy()
+    with FaceMesh() as fm:
+        fr = frame_photo(rgb, fm, FramingConfig(size=128))
+    return rgb, fr
+
+
+@pytest.fixture(scope="module")
+def tiny(framed):
+    torch.manual_seed(0)
+    model = RARModel(preset_config("tiny", source_size=128), framed[1].vertices, template_faces()).eval()
+    with torch.no_grad():  # a non-trivial reenactment basis, as after training
+        model.reenactment.shared.normal_(0, 0.5)
+    return model
+
+
+def _inputs(fr):
+    f = lambda a: torch.as_tensor(np.asarray(a, np.float32))[None]  # noqa: E731
+    return f(fr.photo).permute(0, 3, 1, 2) / 255.0, f(fr.vertices), f(fr.viewmat), f(fr.K)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backbone
+
+@pytest.mark.parametrize("name", list(BACKBONE_PRESETS))
+def test_every_preset_builds_on_meta(name):
+    """No weights, no memory: shapes only; the WebSSL sizes match the published parameter counts."""
+    model = build_backbone(name, device="meta")
+    assert all(p.is_meta for p in model.parameters())
+    n = count_parameters(model)
+    if name in WEBSSL_PUBLISHED:
+        published = WEBSSL_PUBLISHED[name][1]
+        assert abs(n / published - 1) < 0.05, (name, n, published)
+        nominal = {"300m": 0.3e9, "1b": 1e9, "2b": 2e9, "3b": 3e9, "5b": 5e9, "7b": 7e9}[name]
+        assert 0.8 < n / nominal < 1.2  # the names are rounded sizes
+    else:
+        assert n < 5e6  # test presets stay small
+
+
+def test_full_7b_model_builds_on_meta(framed):
+    with torch.device("meta"):
+        model = RARModel(PRESETS["7b"], framed[1].vertices, template_faces())
+    assert all(p.is_meta for p in model.parameters())
+    assert count_parameters(model.backbone) > 6e9
+
+
+def _hf_state(cfg: BackboneConfig, seed=0) -> dict:
+    """A random state_dict with HuggingFace Dinov2Model names and shapes (written out by hand)."""
+    g = torch.Generator().manual_seed(seed)
+    d, p, n = cfg.hidden_size, cfg.patch_size, cfg.grid * cfg.grid + 1
+    r = lambda *s: 0.1 * torch.randn(*s, generator=g)  # noqa: E731
+    sd = {"embeddings.cls_token": r(1, 1, d), "embeddings.mask_token": r(1, d), "embeddings.position_embeddings": r(1, n, d),
+          "embeddings.patch_embeddings.projection.weight": r(d, 3, p, p), "embeddings.patch_embeddings.projection.bias": r(d),
+          "layernorm.weight": 1 + r(d), "layernorm.bias": r(d)}
+    h = cfg.ffn_hidden
+    for i in range(cfg.num_hidden_layers):
+        pre = f"encoder.layer.{i}."
+        for k in ("norm1", "norm2"):
+            sd[pre + k + ".weight"], sd[pre + k + ".bias"] = 1 + r(d), r(d)
+        for k in ("query", "key", "value"):
+            sd[pre + f"attention.attention.{k}.weight"], sd[pre + f"attention.attention.{k}.bias"] = r(d, d), r(d)
+        sd[pre + "attention.output.dense.weight"], sd[pre + "attention.output.dense.bias"] = r(d, d), r(d)
+        sd[pre + "layer_scale1.lambda1"], sd[pre + "layer_scale2.lambda1"] = 1 + r(d), 1 + r(d)
+        if cfg.use_swiglu_ffn:
+            sd[pre + "mlp.weights_in.weight"], sd[pre + "mlp.weights_in.bias"] = r(2 * h, d), r(2 * h)
+            sd[pre + "mlp.weights_out.weight"], sd[pre + "mlp.weights_out.bias"] = r(d, h), r(d)
+        else:
+            sd[pre + "mlp.fc1.weight"], sd[pre + "mlp.fc1.bias"] = r(h, d), r(h)
+            sd[pre + "mlp.fc2.weight"], sd[pre + "mlp.fc2.bias"] = r(d, h), r(d)
+    return sd
+
+
+def _hf_reference_forward(sd: dict, cfg: BackboneConfig, x: torch.Tensor) -> torch.Tensor:
+    """HF Dinov2Model's last_hidden_state, written directly from the HF-named tensors."""
+    d, heads = cfg.hidden_size, cfg.num_attention_heads
+    ln = lambda t, pre: F.layer_norm(t, (d,), sd[pre + ".weight"], sd[pre + ".bias"], cfg.layer_norm_eps)  # noqa: E731
+    lin = lambda t, pre: t @ sd[pre + ".weight"].T + sd[pre + ".bias"]  # noqa: E731
+    t = F.conv2d(x, sd["embeddings.patch_embeddings.projection.weight"], sd["embeddings.patch_embeddings.projection.bias"],
+                 stride=cfg.patch_size).flatten(2).transpose(1, 2)
+    t = torch.cat([sd["embeddings.cls_token"].expand(len(x), -1, -1), t], 1) + sd["embeddings.position_embeddings"]
+    b, n, _ = t.shape
+    for i in range(cfg.num_hidden_layers):
+        pre = f"encoder.layer.{i}."
+        h = ln(t, pre + "norm1")
+        q, k, v = (lin(h, pre + f"attention.attention.{m}").view(b, n, heads, -1).transpose(1, 2) for m in ("query", "key", "value"))
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // heads), -1) @ v
+        t = t + lin(att.transpose(1, 2).reshape(b, n, d), pre + "attention.output.dense") * sd[pre + "layer_scale1.lambda1"]
+        h = ln(t, pre + "norm2")
+        if cfg.use_swiglu_ffn:
+            a, c = lin(h, pre + "mlp.weights_in").chunk(2, -1)
+            h = lin(F.silu(a) * c, pre + "mlp.weights_out")
+        else:
+            h = lin(F.gelu(lin(h, pre + "mlp.fc1")), pre + "mlp.fc2")
+        t = t + h * sd[pre + "layer_scale2.lambda1"]
+    return ln(t, "layernorm")
+
+
+@pytest.mark.parametrize("swiglu,fmt,prefix", [(True, "safetensors", ""), (False, "bin", "dinov2.")])
+def test_loads_hf_dinov2_checkpoint_strictly(tmp_path, swiglu, fmt, prefix):
+    cfg = BackboneConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, use_swiglu_ffn=swiglu, image_size=56)
+    sd = _hf_state(cfg)
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_hf()))
+    saved = {prefix + k: v for k, v in sd.items()}
+    if prefix:
+        saved[prefix.replace("dinov2.", "classifier.") + "weight"] = torch.zeros(3)  # a head we must skip
+    if fmt == "safetensors":
+        write_safetensors(saved, tmp_path / "model.safetensors")
+    else:
+        torch.save(saved, tmp_path / "pytorch_model.bin")
+    model = load_pretrained(tmp_path).eval()
+    assert model.cfg == BackboneConfig.from_hf(cfg.to_hf())
+    x = torch.rand(2, 3, 56, 56)
+    with torch.no_grad():
+        ours = model(x)
+        ref = _hf_reference_forward(sd, cfg, x)
+    assert torch.allclose(ours["cls"], ref[:, 0], atol=1e-5)
+    assert torch.allclose(ours["patches"].reshape(2, -1, 48), ref[:, 1:], atol=1e-5)
+
+
+def test_hf_checkpoint_that_does_not_match_its_config_is_refused(tmp_path):
+    cfg = BackboneConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, image_size=56)
+    sd = _hf_state(cfg)
+    del sd["encoder.layer.1.norm2.bias"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_hf()))
+    write_safetensors(sd, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="does not match"):
+        load_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not found"):
+        load_pretrained(tmp_path / "missing")
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ValueError, match="config.json"):
+        load_pretrained(tmp_path)
+
+
+def test_backbone_interpolates_positions_for_other_sizes():
+    model = build_backbone("tiny").eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 448, 336))
+    assert out["patches"].shape == (1, 32, 24, 48)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Generator, reenactment, drive twin
+
+def test_reconstruct_gives_a_valid_drivable_avatar(tiny, framed, tmp_path):
+    with torch.no_grad():
+        out = tiny.reconstruct(*_inputs(framed[1]))
+    av = tiny.to_avatar(out, operator_id="eileen")
+    av.validate()
+    cfg = tiny.cfg.generator
+    assert av.num_gaussians == cfg.num_gaussians
+    assert av.expression_names == list(EYE_NAMES + MOUTH_NAMES)
+    assert av.expression_basis.shape == (len(av.expression_names), 478, 3)
+    assert av.reconstructor == "rar:tiny"
+    # The dynamic part sits on the photo's face template.
+    bound = av.face_id >= 0
+    tri = av.template_vertices[av.template_faces[av.face_id[bound]]]
+    on_mesh = np.einsum("nk,nkc->nc", av.bary[bound], tri)
+    assert np.abs(av.means[bound] - on_mesh).max() <= cfg.max_offset_face + 1e-6
+    save_ply(av, tmp_path / "a.ply")
+    assert load_ply(tmp_path / "a.ply").equals(av)
+
+
+def test_basis_is_regional_eyes_and_mouth_independent(tiny, framed):
+    with torch.no_grad():
+        basis = tiny.reconstruct(*_inputs(framed[1]))["basis"][0].numpy()  # [E, V, 3]
+    motion = np.linalg.norm(basis, axis=2)  # [E, V]
+    ne = len(EYE_NAMES)
+    eye_region = motion[:ne].max(0) > 1e-4
+    mouth_region = motion[ne:].max(0) > 1e-4
+    assert eye_region[[159, 145, 386, 374]].all() and mouth_region[[13, 14, 152]].all()
+    assert not eye_region[[13, 14, 152]].any() and not mouth_region[[159, 145, 386, 374]].any()
+
+
+def test_pose_twin_matches_drive(tiny, framed):
+    """The differentiable twin used in training poses exactly as core.drive does for the exported avatar."""
+    with torch.no_grad():
+        out = tiny.reconstruct(*_inputs(framed[1]))
+    av = tiny.to_avatar(out)
+    rng = np.random.default_rng(1)
+    expr = rng.normal(0, 0.004, (478, 3)).astype(np.float32)
+    expr[5] = (0.05, 0, 0)  # beyond drive()'s per-vertex limit
+    names = list(av.expression_names)
+    coef = rng.uniform(0, 1, len(names)).astype(np.float32)
+    q = euler_to_quat(15, -8, 4).astype(np.float32)
+    posed = Driver(av).drive(FaceControl(rotation=q, expression=expr, blendshape_names=names, blendshapes=coef))
+    r = torch.as_tensor(quat_to_matrix(q), dtype=torch.float32)[None]
+    with torch.no_grad():
+        twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None])
+    assert np.abs(twin["means"][0].numpy() - posed.means).max() < 1e-5
+    assert np.abs(twin["scales"][0].numpy() - posed.scales).max() < 1e-6
+    qa, qb = twin["quats"][0].numpy(), posed.quats / np.linalg.norm(posed.quats, axis=1, keepdims=True)
+    assert np.abs(np.abs((qa * qb).sum(1)) - 1).max() < 1e-5
+
+
+def test_zero_control_gives_the_rest_pose(tiny, framed):
+    with torch.no_grad():
+        out = tiny.reconstruct(*_inputs(framed[1]))
+        p = tiny.pose(out, torch.eye(3)[None], torch.zeros(1, 478, 3), torch.zeros(1, len(tiny.reenactment.names)))
+    assert torch.allclose(p["means"], out["means"], atol=1e-7)
+    assert torch.allclose(p["scales"], out["log_scales"].exp(), atol=1e-7)
+
+
+def test_reenactment_cost_does_not_depend_on_the_backbone(tiny, framed):
+    """Per-frame work is E x V x 3 multiply-adds for every preset; the avatar is the same size for every
+    WebSSL preset, so drive + rasterize cost the same whichever reconstructor made it."""
+    with torch.device("meta"):
+        big = {n: RARModel(PRESETS[n], framed[1].vertices, template_faces()) for n in ("300m", "7b")}
+    macs = {n: m.reenactment.per_frame_macs(m.cfg.num_vertices) for n, m in big.items()}
+    assert macs["300m"] == macs["7b"] == tiny.reenactment.per_frame_macs(478) == 41 * 478 * 3
+    assert big["300m"].cfg.generator.num_gaussians == big["7b"].cfg.generator.num_gaussians
+    assert ReenactmentModule.offsets(torch.zeros(1, 41, 478, 3), torch.ones(1, 41)).shape == (1, 478, 3)
+
+
+def test_gradients_reach_every_trained_part(tiny, framed):
+    image, tpl, vm, K = _inputs(framed[1])
+    out, posed = tiny(image, tpl, vm, K, torch.eye(3)[None], torch.zeros(1, 478, 3), torch.ones(1, 41))
+    r = rasterize(posed["means"][0], posed["quats"][0], posed["scales"][0], torch.sigmoid(out["logit_opacities"][0]),
+                  out["rgb"][0], torch.eye(4).index_put((torch.tensor([2]), torch.tensor([3])), vm[0, 2, 3]),
+                  K[0], 64, 64, backend="torch")
+    tiny.zero_grad()
+    r.image.mean().backward()
+    for name in ("backbone.blocks.0.attn.q.weight", "generator.mlp.0.weight", "reenactment.shared"):
+        g = dict(tiny.named_parameters())[name].grad
+        assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
+    tiny.zero_grad()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints and the reconstructor
+
+def test_checkpoint_round_trip_strict(tiny, framed, tmp_path):
+    save_checkpoint(tmp_path / "m.pt", tiny, step=7, stage="s1")
+    back = load_checkpoint(tmp_path / "m.pt")
+    assert back.cfg == tiny.cfg
+    a, b = tiny.state_dict(), back.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with torch.no_grad():
+        o1, o2 = tiny.reconstruct(*_inputs(framed[1])), back.reconstruct(*_inputs(framed[1]))
+    assert all(torch.equal(o1[k], o2[k]) for k in o1)
+    blob = read_checkpoint(tmp_path / "m.pt")
+    assert blob["step"] == 7 and blob["config"]["preset"] == "tiny"
+    blob["model"]["generator.extra"] = torch.zeros(1)
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(RuntimeError, match="Unexpected"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"not": "ours"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a gaussian_head_ros RAR checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_rar_reconstructor_photo_to_rendered_frame(tiny, framed, tmp_path):
+    """Photo -> rar backend -> avatar -> drive (with a blendshape) -> cpu rasterizer."""
+    from gaussian_head_ros.core.reconstruct.rar import RARReconstructor
+
+    save_checkpoint(tmp_path / "m.pt", tiny)
+    rgb, _ = framed
+    with RARReconstructor(checkpoint=str(tmp_path / "m.pt"), device="cpu") as rec:
+        res = rec.reconstruct(rgb, operator_id="eileen")
+    av = res.avatar
+    av.validate()
+    assert av.operator_id == "eileen" and av.source_camera.size == (128, 128) and res.photo.shape == (128, 128, 3)
+    ctl = FaceControl(rotation=euler_to_quat(10, 0, 0).astype(np.float32), blendshape_names=["jawOpen"],
+                      blendshapes=np.array([0.8], np.float32))
+    posed = Driver(av).drive(ctl)
+    cam = av.source_camera
+    K = np.array([[cam.intrinsics[0], 0, cam.intrinsics[2]], [0, cam.intrinsics[1], cam.intrinsics[3]], [0, 0, 1]], np.float32)
+    view = np.eye(4, dtype=np.float32)
+    view[:3, 3] = cam.viewmat[:3, 3]
+    img = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, K, 128, 128,
+                    backend="cpu")
+    assert np.isfinite(img.image).all() and img.alpha[64, 64] > 0.5
+    with pytest.raises(ValueError, match="checkpoint"):
+        RARReconstructor()
