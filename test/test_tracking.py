@@ -292,12 +292,21 @@ def test_operator_selection_is_stable():
         assert operator_x(tr, frame(140, 160), 1) > 640  # fresh: the larger one
 
 
-def test_small_face_in_a_large_frame_and_any_resolution(frames):
-    face = frames["lp_d18"][0].rgb
-    big = np.full((1080, 1920, 3), 90, np.uint8)
-    big[700:780, 300:380] = cv2.resize(face, (80, 80), interpolation=cv2.INTER_AREA)  # face ~40 px wide
+def test_small_face_in_a_large_frame_and_any_resolution(frames, tracked):
+    """A ~45 px face moving in a 1080p frame is found in every frame (then followed in a crop) with the
+    same head pose as at full size."""
+    clip = frames["sadtalker_WDA_KatieHill_000"]
     with FaceTracker() as tr:
-        assert tr.process(big, 1).face_detected
+        for i, f in enumerate(clip[:20]):
+            big = np.full((1080, 1920, 3), 90, np.uint8)
+            x = 300 + 4 * i
+            big[700:790, x:x + 90] = cv2.resize(f.rgb, (90, 90), interpolation=cv2.INTER_AREA)
+            c = tr.process(big, f.stamp_ns)
+            assert c.face_detected, i
+            full = tracked["sadtalker_WDA_KatieHill_000"]["controls"][i]
+            assert abs(euler_deg(c.rotation)["yaw"] - euler_deg(full.rotation)["yaw"]) < 4, i
+        assert tr._roi is not None  # followed in a crop
+    face = frames["lp_d18"][0].rgb
     for h, w in ((120, 160), (480, 640), (720, 1280), (1000, 500)):
         img = np.zeros((h, w, 3), np.uint8)
         s = min(h, w)

@@ -37,7 +37,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
-from gaussian_head_ros.core.facemesh import NUM_LANDMARKS, RIGID_LANDMARKS, FaceMesh, default_intrinsics, fit_head_frame
+from gaussian_head_ros.core.facemesh import (NUM_LANDMARKS, RIGID_LANDMARKS, FaceMesh, default_intrinsics,
+                                              fit_head_frame)
+from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ JAW_POINT, NOSE_TIP = 18, 4  # below the lower lip (moves with the jaw); the nos
 EYE_CORNERS = ((33, 133), (263, 362))  # outer and inner corners of each eye
 JAW_WEIGHT = 2.0
 RIGID = np.asarray(RIGID_LANDMARKS)
+SMALL_FACE = 0.15  # a face narrower than this fraction of the frame's longer side is followed in a crop
+ROI_SIDE, ROI_SIZE = 2.5, 256  # that crop's side in face sizes, and the size it is scaled to (pixels)
 
 # Filter units (see filters.py): how much of each signal counts as one unit of speed for beta.
 UNIT_RADIAN, UNIT_METRE, UNIT_MOUTH, UNIT_BLENDSHAPE = 0.5, 0.05, 0.5, 1.0
@@ -178,6 +182,7 @@ class FaceTracker:
         self._task = _TaskLandmarker(c.model_path, c.max_faces, c.min_confidence) if c.model_path else None
         self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
                                                       min_confidence=c.min_confidence)
+        self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._neutral_samples: list[np.ndarray] = []  # [478, 3] canonical landmarks of calibration frames
         self.neutral: np.ndarray | None = None  # [478, 3] the operator's neutral face, head frame, metres
         self._make_filters()
@@ -205,7 +210,7 @@ class FaceTracker:
         self._make_filters()
 
     def close(self) -> None:
-        for m in (self._task, self._mesh):
+        for m in (self._task, self._mesh, self._roi_mesh):
             if m is not None:
                 m.close()
 
@@ -230,10 +235,11 @@ class FaceTracker:
             self._reset_stream()
         dt_s = None if self._last_stamp is None else (stamp_ns - self._last_stamp) * 1e-9
         self._last_stamp = stamp_ns
-        self._mp_ms += max(1, int(round(dt_s * 1000))) if dt_s is not None else 1
+        self._mp_ms += max(0, int(round(dt_s * 1000))) if dt_s is not None else 0
         h, w = rgb.shape[:2]
         K = default_intrinsics(w, h, self.config.fov_deg) if K is None else np.asarray(K, np.float64)
         face = self._select(self._detect(rgb), w, h, stamp_ns)
+        self._follow(face, w, h)
         if face is None:
             self._face_seen = False
             held = self._held or FaceControl.rest()
@@ -247,7 +253,12 @@ class FaceTracker:
 
     # ------------------------------------------------------------------------------------------------
     def _detect(self, rgb: np.ndarray) -> list[_Face]:
+        if self._roi is not None:  # a small operator last frame: look around it first (no full-frame search)
+            faces = self._detect_in_roi(rgb)
+            if faces:
+                return faces
         if self._task is not None:
+            self._mp_ms += 1  # MediaPipe VIDEO timestamps must increase with every call
             faces = self._task.detect(rgb, self._mp_ms)
             if faces:
                 return faces
@@ -255,6 +266,36 @@ class FaceTracker:
                 self._mesh = FaceMesh(static_image_mode=False, max_faces=self.config.max_faces,
                                       min_confidence=self.config.min_confidence)
         return [_Face(f.landmarks_px, f.bbox, f.score) for f in self._mesh.detect(rgb)]
+
+    def _detect_in_roi(self, rgb: np.ndarray) -> list[_Face]:
+        """The operator's face in a square crop around where it was, scaled to ROI_SIZE pixels."""
+        import cv2
+
+        x0, y0, side = self._roi
+        crop = cv2.resize(crop_padded(rgb, x0, y0, side), (ROI_SIZE, ROI_SIZE),
+                          interpolation=cv2.INTER_AREA if side > ROI_SIZE else cv2.INTER_LINEAR)
+        if self._task is not None:
+            self._mp_ms += 1
+            faces = self._task.detect(crop, self._mp_ms)
+        else:
+            if self._roi_mesh is None:
+                self._roi_mesh = FaceMesh(static_image_mode=False, max_faces=1, min_confidence=self.config.min_confidence)
+            faces = [_Face(f.landmarks_px, f.bbox, f.score) for f in self._roi_mesh.detect(crop)]
+        out = []
+        for f in faces[:1]:
+            lm = f.landmarks_px * (side / ROI_SIZE) + np.array([x0, y0, 0], np.float32)  # [478, 3] frame pixels
+            out.append(_Face(lm, _bbox(lm), f.score, f.blendshapes))
+        return out
+
+    def _follow(self, face: _Face | None, w: int, h: int) -> None:
+        """Follow a small face in a crop on the next frame (the full-frame search for it is slow)."""
+        self._roi = None
+        if face is not None:
+            bw, bh = face.bbox[2] - face.bbox[0], face.bbox[3] - face.bbox[1]
+            if max(bw, bh) < SMALL_FACE * max(w, h):
+                side = max(int(ROI_SIDE * max(bw, bh)), 32)
+                cx, cy = (face.bbox[0] + face.bbox[2]) / 2, (face.bbox[1] + face.bbox[3]) / 2
+                self._roi = (int(round(cx - side / 2)), int(round(cy - side / 2)), side)
 
     def _select(self, faces: list[_Face], w: int, h: int, stamp_ns: int) -> _Face | None:
         """The operator: the best face by size and centrality, but the face nearest the previous one keeps
@@ -348,6 +389,7 @@ class FaceTracker:
         self._mp_ms = getattr(self, "_mp_ms", 0)  # MediaPipe VIDEO timestamps must keep increasing
         self._face_seen = False
         self._operator: tuple[float, float, float] | None = None  # centre x, y and width (pixels) of the last operator
+        self._roi: tuple[int, int, int] | None = None  # x0, y0, side (pixels) of the crop a small operator is followed in
         self._held: FaceControl | None = None
         self._reset_filters()
 

@@ -61,6 +61,8 @@ PARAMS = {
     "no_face_rate": (2.0, "rate of face_detected=false messages while no face is found, Hz (0 = every frame)",
                      (0.0, 120.0)),
     "max_image_pixels": (16_777_216, "frames with more pixels are rejected", (4096, 268_435_456)),
+    "send_landmarks": (True, "publish the absolute canonical landmarks too; false = expression only, half the bytes",
+                       None),
 }
 
 
@@ -251,6 +253,8 @@ class TrackerNode(Node):
         if not control.face_detected:
             self._last_no_face_pub = now
         control.frame_id = msg.header.frame_id
+        if not self._param("send_landmarks"):
+            control.landmarks = np.zeros((0, 3), np.float32)
         self.pub.publish(control_to_msg(control))
         self.counts["published"] += 1
         age = (self.get_clock().now().nanoseconds - stamp) * 1e-9
