@@ -425,7 +425,7 @@ def drive(avatar: GaussianAvatar, control: FaceControl | None = None, lighting=N
 from numba import njit, prange  # noqa: E402
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _apply(delta, quat, scale, frame, coef, means, quats, scales):
     n = means.shape[0]
     out_m = np.empty_like(means)
@@ -451,7 +451,7 @@ def _apply(delta, quat, scale, frame, coef, means, quats, scales):
     return out_m, out_q, out_s
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _relight(colors, normals, has_normal, e_cap, rot, frame, sh_t, max_ratio):
     """colors * E_target(R_k n) / E_captured(n); sh_t [9, 3] already convolved and divided by pi."""
     n = colors.shape[0]
@@ -474,3 +474,10 @@ def _relight(colors, normals, has_normal, e_cap, rot, frame, sh_t, max_ratio):
             ratio = min(max(e / e_cap[i, c], np.float32(0.0)), max_ratio)
             out[i, c] = min(colors[i, c] * ratio, np.float32(1.0))
     return out
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the per-Gaussian kernels."""
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    Driver(synthetic_avatar(64, seed=0)).drive(FaceControl(mouth_open=0.1), lighting="studio")

@@ -159,3 +159,59 @@ def frame_fit(means: np.ndarray, fov_deg: float, fill: float = 0.8) -> tuple[np.
     half = 0.5 * max(hi[0] - lo[0], hi[1] - lo[1])
     dist = half / (fill * math.tan(math.radians(fov_deg) / 2)) + 0.5 * (hi[2] - lo[2])
     return centre.astype(np.float32), float(max(dist, 0.05))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers for nodes and commands
+
+def render_rgb8(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
+                background=(0.0, 0.0, 0.0), backend: str = "cpu", device: str = "cpu") -> np.ndarray:
+    """Like `rasterize` but returns the picture as [H, W, 3] uint8 (the display format); numpy in.
+
+    The cpu backend writes uint8 directly; the torch backend runs on `device` ('cpu', 'cuda', 'cuda:1')."""
+    if backend == "auto":
+        backend = resolve_backend("auto")
+    if backend == "cpu":
+        from gaussian_head_ros.core.render.cpu_backend import render_arrays
+
+        _check_inputs(means, quats, scales, opacities, colors, viewmat, K, width, height)
+        f32 = [np.ascontiguousarray(a, np.float32) for a in (means, quats, scales, opacities, colors, viewmat, K)]
+        img, _ = render_arrays(*f32, int(width), int(height), np.asarray(background, np.float32), rgb8=True)
+        return img
+    if backend == "torch" and device != "cpu":
+        import torch
+
+        args = [torch.as_tensor(np.asarray(a, np.float32), device=device) for a in (means, quats, scales, opacities, colors)]
+        with torch.no_grad():
+            img = rasterize(*args, viewmat, K, width, height, background, backend="torch").image.cpu().numpy()
+    else:
+        img = rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background, backend).image
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def placeholder_image(width: int, height: int, background=(0.0, 0.0, 0.0), text: str = "waiting for operator"
+                      ) -> np.ndarray:
+    """[H, W, 3] uint8 neutral frame shown before any avatar: a soft head-and-shoulders silhouette."""
+    bg = np.asarray(background, np.float32).reshape(3)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    s = min(width, height)
+    cx, cy = width / 2, height * 0.45
+    head = ((x - cx) / (0.2 * s)) ** 2 + ((y - cy) / (0.26 * s)) ** 2
+    body = ((x - cx) / (0.42 * s)) ** 2 + ((y - (cy + 0.62 * s)) / (0.32 * s)) ** 2
+    d = np.minimum(head, body)
+    alpha = 0.35 * np.clip(1.5 - d, 0, 1) ** 0.7  # [H, W] soft edge
+    grey = np.full(3, 0.55 if bg.mean() < 0.5 else 0.35, np.float32)
+    img = bg * (1 - alpha[..., None]) + grey * alpha[..., None]
+    out = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if text:
+        try:
+            import cv2
+
+            scale = s / 700
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            colour = tuple(int(v) for v in (grey * 255 * 1.3).clip(0, 255))
+            cv2.putText(out, text, ((width - tw) // 2, int(height * 0.93)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                        1, cv2.LINE_AA)
+        except ImportError:  # the silhouette alone is fine
+            pass
+    return out

@@ -25,7 +25,7 @@ from gaussian_head_ros.core.render import (ALPHA_MAX, ALPHA_MIN, EPS2D, EXTEND_M
 log = logging.getLogger(__name__)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _project(means, quats, scales, opacities, viewmat, K, width, height, near, eps2d, alpha_min, extend_max,
              tile, geo, box):
     """geo [N, 8] out: mean x, mean y, conic a, b, c, depth, radius x, y (px); box [N, 4] out: px x0, x1, y0, y1 (x1 = 0 if culled)."""
@@ -96,7 +96,7 @@ def _project(means, quats, scales, opacities, viewmat, K, width, height, near, e
         box[i, 3] = min(max(0, int(np.ceil((my + ry) / tile))), th)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _depth_order(geo, box):
     """Indices of the visible Gaussians in stable depth order: LSD radix sort on the float32 bits of the
     (positive) depth, 3 passes of 11 bits."""
@@ -132,7 +132,7 @@ def _depth_order(geo, box):
     return vis
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _bin(order, box, tw, th, nchunks):
     """Counting sort of the depth-ordered Gaussians into tiles, in parallel over `nchunks` slices of the
     order (slice c's entries go after slice c-1's in every tile, so depth order is kept).
@@ -167,7 +167,7 @@ def _bin(order, box, tw, th, nchunks):
     return start, out
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _composite_tile(t, start, gauss, geo, opacities, colors, width, height, tw, background, alpha_min, alpha_max,
                     t_min, img, alpha_img, rgb8):
     """One 16x16 tile, front to back. State per row: 16 transmittances (negated once the pixel is done) and
@@ -247,7 +247,7 @@ def _composite_tile(t, start, gauss, geo, opacities, colors, width, height, tw, 
                 alpha_img[py, px] = one - tv
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _composite(order, nthreads, start, gauss, geo, opacities, colors, width, height, tw, background, alpha_min,
                alpha_max, t_min, img, alpha_img, rgb8):
     """Thread c draws tiles order[c], order[c + nthreads], ... (order: heaviest first, so loads balance)."""

@@ -1,0 +1,376 @@
+"""render_node: drives the avatar with the newest FaceControl and draws it for the robot's face display.
+
+Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient local: the latched avatar) and
+`face_control` (keep last 5). Publishes `face_display/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) at
+`fps`, stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
+frame, so now - stamp is glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
+
+Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
+and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
+a render thread draws at `fps`. Before any avatar arrives a neutral placeholder is published. Without
+control for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing, sway) and eases back
+when control resumes. Malformed avatars and controls are refused with a log line; the node keeps what it had.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from gaussian_head_ros.core.drive import Driver, lighting_from_spec
+from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
+from gaussian_head_ros.core.render import BACKENDS, head_viewmat, intrinsics_from_fov, placeholder_image, render_rgb8
+from gaussian_head_ros.msg import FaceControl as FaceControlMsg
+from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
+from gaussian_head_ros.nodes.conversions import msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_image_msg
+
+IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
+
+# name -> (default, description, (min, max) or None)
+PARAMS = {
+    "width": (512, "image width, pixels", (16, 4096)),
+    "height": (512, "image height, pixels", (16, 4096)),
+    "fps": (30.0, "frames published per second", (1.0, 240.0)),
+    "background": ([0.0, 0.0, 0.0], "background colour, r g b in 0..1", None),
+    "fov_deg": (30.0, "vertical field of view of the virtual camera, degrees", (5.0, 120.0)),
+    "distance_m": (0.6, "distance of the virtual camera from the head centre, metres", (0.1, 10.0)),
+    "lighting": ("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or 27 SH "
+                             "numbers (9 coefficients x rgb, head frame) separated by commas or spaces", None),
+    "backend": ("auto", "rasterizer: auto (gsplat with CUDA, else cpu), cpu, torch or gsplat", None),
+    "device": ("cpu", "torch device for the torch backend: cpu, cuda or cuda:N", None),
+    "idle_timeout_s": (2.0, "seconds without face_control before the idle animation starts", (0.1, 3600.0)),
+    "crossfade_s": (0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)", (0.0, 10.0)),
+    "max_gaussians": (200_000, "avatars with more Gaussians are refused", (1, 10_000_000)),
+    "mirror": (False, "flip the image left-right (a mirror for the operator)", None),
+}
+
+
+def _descriptor(name: str) -> ParameterDescriptor:
+    default, text, rng = PARAMS[name]
+    d = ParameterDescriptor(description=text)
+    if rng is not None and isinstance(default, int) and not isinstance(default, bool):
+        d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
+    elif rng is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
+    return d
+
+
+@functools.lru_cache(maxsize=8)
+def parse_lighting(text: str):
+    """The `lighting` parameter -> None (captured) or [9, 3] SH; ValueError when it is neither."""
+    text = str(text).strip()
+    if text and (text[0].isdigit() or text[0] in "+-."):
+        try:
+            values = [float(v) for v in text.replace(",", " ").split()]
+        except ValueError:
+            raise ValueError(f"lighting {text!r} is neither a preset nor 27 numbers") from None
+        return lighting_from_spec(values)
+    return lighting_from_spec(text or "captured")
+
+
+def check_value(name: str, value) -> None:
+    """Raise ValueError when a parameter value is not acceptable."""
+    rng = PARAMS[name][2]
+    if rng is not None and not rng[0] <= value <= rng[1]:
+        raise ValueError(f"{name} must be within {rng[0]}..{rng[1]}, got {value}")
+    if name == "background":
+        bg = list(value)
+        if len(bg) != 3 or not all(0.0 <= float(v) <= 1.0 for v in bg):
+            raise ValueError(f"background needs 3 values in 0..1, got {bg}")
+    elif name == "lighting":
+        parse_lighting(value)
+    elif name == "backend":
+        if value not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {value!r}")
+        if value == "gsplat":
+            from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
+
+            if not gsplat_available():
+                raise ValueError("gsplat needs a working CUDA device (none here); use cpu or auto")
+    elif name == "device":
+        if not (value == "cpu" or value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit())):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {value!r}")
+
+
+@dataclass
+class Loaded:
+    """One ready-to-draw avatar (swapped as a whole)."""
+
+    driver: Driver
+    idle: IdleAnimator
+    operator_id: str
+    num_gaussians: int
+
+
+class RenderNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("render_node", **kwargs)
+        for name, (default, _, _) in PARAMS.items():
+            self.declare_parameter(name, default, _descriptor(name))
+        for name in PARAMS:  # values from a params file are not checked by the on-set callback
+            try:
+                check_value(name, self.get_parameter(name).value)
+            except ValueError as e:
+                self.get_logger().error(f"parameter {e}; using the default {PARAMS[name][0]!r}")
+                self.set_parameters([Parameter(name, value=PARAMS[name][0])])
+        self.add_on_set_parameters_callback(self._on_set)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched)
+        self.create_subscription(FaceControlMsg, "face_control", self._on_control,
+                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._avatar_wake = threading.Event()
+        self._pending_avatar: GaussianAvatarMsg | None = None
+        self.loaded: Loaded | None = None  # swapped as one reference by the loader thread
+        self._fade: tuple[Loaded, float] | None = None  # (previous avatar, swap time) during a cross-fade
+        self.mixer = ControlMixer(IdleAnimator(), float(self._param("idle_timeout_s")), IDLE_EASE_S)
+        self.backend = "cpu"
+        self.state = "waiting for an avatar"
+        self.last_error = ""
+        self.counts = dict(frames=0, controls=0, controls_refused=0, avatars=0, avatars_refused=0, fallbacks=0)
+        self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
+        self._placeholder_key = None
+        self._placeholder = None
+        self._loader = threading.Thread(target=self._load_loop, name="avatar_loader", daemon=True)
+        self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
+        self._loader.start()
+        self._renderer.start()
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    # ----------------------------------------------------------------------------------------------
+    # parameters
+
+    def _param(self, name):
+        return self.get_parameter(name).value
+
+    def _on_set(self, params) -> SetParametersResult:
+        try:
+            for p in params:
+                if p.name in PARAMS:
+                    check_value(p.name, p.value)
+        except (ValueError, TypeError) as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        for p in params:
+            if p.name == "idle_timeout_s":
+                self.mixer.idle_timeout_s = float(p.value)
+        return SetParametersResult(successful=True)
+
+    # ----------------------------------------------------------------------------------------------
+    # callbacks: store the newest, nothing heavy
+
+    def _on_avatar(self, msg: GaussianAvatarMsg) -> None:
+        with self._lock:
+            self._pending_avatar = msg
+        self._avatar_wake.set()
+
+    def _on_control(self, msg: FaceControlMsg) -> None:
+        try:
+            control = msg_to_control(msg)
+        except ValueError as e:
+            self.counts["controls_refused"] += 1
+            self.get_logger().warning(f"face_control refused: {e}", throttle_duration_sec=5.0)
+            return
+        self.counts["controls"] += 1
+        with self._lock:
+            self.mixer.update(control, time.monotonic())
+
+    # ----------------------------------------------------------------------------------------------
+    # loader thread: message -> avatar -> Driver, then one swap
+
+    def _load_loop(self) -> None:
+        from gaussian_head_ros.core import drive
+        from gaussian_head_ros.core.render import cpu_backend
+
+        t0 = time.perf_counter()
+        cpu_backend.warm_up()
+        drive.warm_up()
+        self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
+        while not self._stop.is_set():
+            if not self._avatar_wake.wait(0.2):
+                continue
+            with self._lock:
+                msg, self._pending_avatar = self._pending_avatar, None
+                self._avatar_wake.clear()
+            if msg is not None:
+                self._load(msg)
+
+    def _load(self, msg: GaussianAvatarMsg) -> None:
+        t0 = time.perf_counter()
+        try:
+            avatar = msg_to_avatar(msg, max_gaussians=int(self._param("max_gaussians")))
+            new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
+                         avatar.num_gaussians)
+        except ValueError as e:
+            self.counts["avatars_refused"] += 1
+            self.last_error = f"avatar refused: {e}"
+            self.get_logger().error(f"{self.last_error}; keeping the current avatar"
+                                    if self.loaded else f"{self.last_error}; still waiting for a usable avatar")
+            return
+        with self._lock:
+            old = self.loaded
+            fade = float(self._param("crossfade_s"))
+            self._fade = (old, time.monotonic()) if old is not None and fade > 0 else None
+            self.loaded = new
+            self.mixer.idle = new.idle
+        self.counts["avatars"] += 1
+        self.last_error = ""
+        self.get_logger().info(f"avatar '{new.operator_id}' ready: {new.num_gaussians} Gaussians "
+                               f"({(time.perf_counter() - t0) * 1e3:.0f} ms)")
+
+    # ----------------------------------------------------------------------------------------------
+    # render thread
+
+    def _render_loop(self) -> None:
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            period = 1.0 / float(self._param("fps"))
+            now = time.monotonic()
+            if now < next_t:
+                self._stop.wait(next_t - now)
+                continue
+            next_t = max(next_t + period, now)  # never try to catch up a backlog
+            try:
+                self._render_once()
+            except Exception as e:  # keep publishing; say what went wrong
+                self.last_error = f"{type(e).__name__}: {e}"
+                self.get_logger().error(f"render failed: {self.last_error}", throttle_duration_sec=5.0)
+
+    def _draw(self, loaded: Loaded, control, w, h, bg) -> np.ndarray:
+        posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")))
+        k = intrinsics_from_fov(float(self._param("fov_deg")), w, h)
+        view = head_viewmat(float(self._param("distance_m")))
+        backend = self._param("backend")
+        try:
+            img = render_rgb8(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h,
+                              bg, backend, self._param("device"))
+            self.backend = backend if backend != "auto" else _resolved_auto()
+            return img
+        except Exception as e:
+            if backend == "cpu":
+                raise
+            self.counts["fallbacks"] += 1
+            self.get_logger().warning(f"{backend} rasterizer failed ({type(e).__name__}: {e}); falling back to cpu")
+            self.set_parameters([Parameter("backend", value="cpu")])
+            self.backend = "cpu"
+            return render_rgb8(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h,
+                               bg, "cpu")
+
+    def _render_once(self) -> None:
+        w, h = int(self._param("width")), int(self._param("height"))
+        bg = np.asarray(self._param("background"), np.float32)
+        t0 = time.perf_counter()
+        now = time.monotonic()
+        with self._lock:
+            loaded, fade = self.loaded, self._fade
+            control, mode = self.mixer.get(now) if loaded is not None else (None, "placeholder")
+        if loaded is None:
+            key = (w, h, tuple(bg.tolist()))
+            if key != self._placeholder_key:
+                self._placeholder, self._placeholder_key = placeholder_image(w, h, bg), key
+            img, stamp_ns = self._placeholder, 0
+            self.state = "waiting for an avatar (placeholder)"
+        else:
+            img = self._draw(loaded, control, w, h, bg)
+            if fade is not None:
+                u = (now - fade[1]) / max(float(self._param("crossfade_s")), 1e-6)
+                if u >= 1.0:
+                    with self._lock:
+                        self._fade = None
+                else:
+                    old = self._draw(fade[0], control, w, h, bg)
+                    img = (old * (1 - u) + img * u + 0.5).astype(np.uint8)
+            stamp_ns = control.stamp_ns if mode != "idle" else 0
+            self.state = {"live": "driven", "easing": "easing", "idle": "idle animation"}[mode]
+        if self._param("mirror"):
+            img = img[:, ::-1]
+        header = Header(frame_id="face_display")
+        header.stamp = ns_to_stamp(stamp_ns) if stamp_ns else self.get_clock().now().to_msg()
+        self.image_pub.publish(rgb_to_image_msg(img, header))
+        self.counts["frames"] += 1
+        age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
+        self._times.append((time.monotonic(), time.perf_counter() - t0, age))
+
+    # ----------------------------------------------------------------------------------------------
+    # diagnostics
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        recent = [t for t in self._times if now - t[0] <= 5.0]
+        span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
+        render_ms = [t[1] * 1e3 for t in recent]
+        ages = [t[2] * 1e3 for t in recent if t[2] is not None]
+        rate = len(recent) / span if recent else 0.0
+        target = float(self._param("fps"))
+        if self.loaded is None:
+            level, message = DiagnosticStatus.WARN, self.last_error or "waiting for an avatar"
+        elif self.last_error:
+            level, message = DiagnosticStatus.WARN, self.last_error
+        elif rate < 0.8 * target and len(recent) > 10:
+            level, message = DiagnosticStatus.WARN, f"rendering {rate:.1f} FPS, below the {target:g} FPS asked"
+        else:
+            level, message = DiagnosticStatus.OK, self.state
+        loaded = self.loaded
+        values = {
+            "state": self.state,
+            "rate_hz": f"{rate:.1f}",
+            "render_ms_mean": f"{np.mean(render_ms):.2f}" if render_ms else "",
+            "render_ms_max": f"{np.max(render_ms):.2f}" if render_ms else "",
+            "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication - control stamp
+            "backend": self.backend,
+            "operator_id": loaded.operator_id if loaded else "",
+            "num_gaussians": str(loaded.num_gaussians if loaded else 0),
+            **{k: str(v) for k, v in self.counts.items()},
+        }
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: face rendering", message=message,
+                                       hardware_id=self.backend,
+                                       values=[KeyValue(key=k, value=v) for k, v in values.items()])]
+        self.diag_pub.publish(arr)
+
+    def destroy_node(self):
+        self._stop.set()
+        self._avatar_wake.set()
+        for t in (self._renderer, self._loader):
+            t.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def _resolved_auto() -> str:
+    from gaussian_head_ros.core.render import resolve_backend
+
+    return resolve_backend("auto")
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RenderNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

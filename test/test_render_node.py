@@ -1,0 +1,209 @@
+"""render_node in its own process over DDS: a placeholder before any avatar, then frames of the right size,
+encoding and stamp once a latched avatar and a FaceControl arrive; it survives malformed avatars and controls,
+swaps avatars, falls into the idle animation, and validates its parameters."""
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+W, H = 96, 80
+STAMP = 1_700_000_123_456_789_000
+
+
+@pytest.fixture(scope="module")
+def render_proc(tmp_path_factory):
+    from rosgraph import Proc, executable
+
+    log = tmp_path_factory.mktemp("render") / "render_node.log"
+    proc = Proc(executable("render_node") + ["--ros-args", "-p", f"width:={W}", "-p", f"height:={H}",
+                                             "-p", "fps:=20.0", "-p", "idle_timeout_s:=1.5",
+                                             "-p", "crossfade_s:=0.0", "-p", "max_gaussians:=50000",
+                                             "-p", "backend:=cpu"], log)
+    yield proc
+    rc = proc.stop()
+    assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"
+
+
+@pytest.fixture(scope="module")
+def io(rclpy_context, render_proc):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rosgraph import spin_until
+    from sensor_msgs.msg import Image
+
+    from gaussian_head_ros.msg import FaceControl, GaussianAvatar
+
+    node = rclpy_context.create_node("render_test_peer")
+    images, diags = [], []
+    node.create_subscription(Image, "face_display/image_raw", images.append, qos_profile_sensor_data)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    avatar_pub = node.create_publisher(GaussianAvatar, "avatar", latched)
+    control_pub = node.create_publisher(FaceControl, "face_control", 5)
+    ok = spin_until(node, lambda: images, 60)
+    assert ok, f"render_node published nothing:\n{render_proc.output()}"
+    yield dict(node=node, images=images, diags=diags, avatar=avatar_pub, control=control_pub, proc=render_proc)
+    node.destroy_node()
+
+
+def _rgb(msg):
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+
+
+def _stamp(msg):
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def _wait_image(io, pred, timeout, publish=None):
+    """Spin until an image satisfying pred arrives (calling publish() every 0.3 s); return it."""
+    import rclpy
+
+    node, images = io["node"], io["images"]
+    images.clear()
+    deadline, last = time.monotonic() + timeout, 0.0
+    while time.monotonic() < deadline:
+        if publish is not None and time.monotonic() - last > 0.3:
+            publish()
+            last = time.monotonic()
+        rclpy.spin_once(node, timeout_sec=0.05)
+        for m in images:
+            if pred(m):
+                return m
+    return None
+
+
+def _control_msg(stamp_ns, yaw=0.0, mouth_open=0.0):
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    from gaussian_head_ros.nodes.conversions import control_to_msg
+
+    return control_to_msg(FaceControl(stamp_ns=stamp_ns, face_detected=True, confidence=0.9,
+                                      rotation=euler_to_quat(yaw, 0, 0).astype(np.float32), mouth_open=mouth_open))
+
+
+def test_placeholder_before_any_avatar(io):
+    m = _wait_image(io, lambda m: True, 20)
+    assert m is not None
+    assert (m.width, m.height, m.encoding, m.step) == (W, H, "rgb8", 3 * W)
+    img = _rgb(m)
+    assert img.max() > 20  # not an empty frame: the silhouette is drawn
+    now = io["node"].get_clock().now().nanoseconds
+    assert abs(now - _stamp(m)) < 5 * 10**9  # placeholder frames carry the time they were drawn
+
+
+def test_malformed_avatar_is_refused_and_the_node_keeps_running(io):
+    from message_samples import sample_avatar
+
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    bad = avatar_to_msg(sample_avatar(500, 1))
+    bad.gaussians.data = bytes(bad.gaussians.data)[:-40]  # truncated point data
+    io["avatar"].publish(bad)
+    m = _wait_image(io, lambda m: True, 10)
+    assert m is not None, io["proc"].output()
+    deadline = time.monotonic() + 60  # the kernels may still be compiling on a first run
+    while "avatar refused" not in io["proc"].output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "avatar refused" in io["proc"].output()
+    assert io["proc"].alive()
+    # Still the placeholder (no avatar was accepted).
+    assert _wait_image(io, lambda m: True, 5) is not None
+
+
+def test_driven_frames_carry_the_control_stamp(io):
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    placeholder = _rgb(_wait_image(io, lambda m: True, 10)).copy()
+    io["avatar"].publish(avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="first")))
+    ctl = _control_msg(STAMP, yaw=10.0)
+    m = _wait_image(io, lambda m: _stamp(m) == STAMP, 60, publish=lambda: io["control"].publish(ctl))
+    assert m is not None, f"no frame stamped with the control:\n{io['proc'].output()}"
+    assert (m.width, m.height, m.encoding) == (W, H, "rgb8")
+    img = _rgb(m)
+    assert np.abs(img.astype(int) - placeholder).mean() > 5  # the avatar, not the placeholder
+    assert img[H // 2 - 5:H // 2 + 5, W // 2 - 5:W // 2 + 5].mean() > 30  # the face is in the middle
+
+    # A malformed control (NaN rotation) is refused; the next good one drives the frames.
+    bad = _control_msg(STAMP + 1)
+    bad.head_pose.orientation.w = float("nan")
+    io["control"].publish(bad)
+    good = _control_msg(STAMP + 2, yaw=-10.0)
+    m = _wait_image(io, lambda m: _stamp(m) == STAMP + 2, 20, publish=lambda: io["control"].publish(good))
+    assert m is not None and io["proc"].alive()
+    assert "face_control refused" in io["proc"].output()
+
+
+def test_idle_animation_after_the_timeout(io):
+    from rosgraph import spin_until
+
+    # No control for > idle_timeout_s: frames keep coming, stamped with the drawing time, and they move.
+    time.sleep(2.0)
+    first = _wait_image(io, lambda m: abs(io["node"].get_clock().now().nanoseconds - _stamp(m)) < 5e9, 10)
+    assert first is not None
+    a = _rgb(first).copy()
+    time.sleep(1.0)
+    later = _wait_image(io, lambda m: True, 5)
+    assert later is not None and np.abs(_rgb(later).astype(int) - a).mean() > 0.05  # breathing/sway moves it
+    # Diagnostics report the state and the backend.
+    spin_until(io["node"], lambda: False, 0.5)  # take what was already queued
+    io["diags"].clear()
+    assert spin_until(io["node"], lambda: any("render_node" in s.name for d in io["diags"] for s in d.status), 10)
+    st = [s for d in io["diags"] for s in d.status if "render_node" in s.name][-1]
+    values = {kv.key: kv.value for kv in st.values}
+    assert values["backend"] == "cpu" and values["state"] in ("idle animation", "easing")
+    assert float(values["rate_hz"]) > 0
+
+
+def test_avatar_swap(io):
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    before = _rgb(_wait_image(io, lambda m: True, 5)).copy()
+    second = synthetic_avatar(10_000, seed=9, operator_id="second")
+    second.sh[:, 0] = -1.5  # a dark avatar: easy to tell apart
+    io["avatar"].publish(avatar_to_msg(second))
+    deadline = time.monotonic() + 30
+    while "avatar 'second' ready" not in io["proc"].output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "avatar 'second' ready" in io["proc"].output(), io["proc"].output()
+    after = _wait_image(io, lambda m: True, 5)
+    assert _rgb(after)[H // 2 - 5:H // 2 + 5, W // 2 - 5:W // 2 + 5].mean() < before[H // 2 - 5:H // 2 + 5,
+                                                                                       W // 2 - 5:W // 2 + 5].mean()
+
+
+def test_parameters_are_validated(io):
+    import rclpy
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    node = io["node"]
+    cli = node.create_client(SetParameters, "/render_node/set_parameters")
+    assert cli.wait_for_service(timeout_sec=10)
+
+    def set_param(name, value):
+        v = ParameterValue()
+        if isinstance(value, str):
+            v.type, v.string_value = ParameterType.PARAMETER_STRING, value
+        elif isinstance(value, float):
+            v.type, v.double_value = ParameterType.PARAMETER_DOUBLE, value
+        elif isinstance(value, list):
+            v.type, v.double_array_value = ParameterType.PARAMETER_DOUBLE_ARRAY, value
+        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
+        rclpy.spin_until_future_complete(node, fut, timeout_sec=10)
+        return fut.result().results[0]
+
+    r = set_param("lighting", "disco")
+    assert not r.successful and "lighting" in r.reason
+    r = set_param("background", [0.0, 2.0, 0.0])
+    assert not r.successful and "background" in r.reason
+    r = set_param("backend", "vulkan")
+    assert not r.successful
+    r = set_param("fps", 1000.0)
+    assert not r.successful
+    assert set_param("lighting", "studio").successful
+    assert set_param("background", [0.0, 0.0, 0.3]).successful
+    m = _wait_image(io, lambda m: _rgb(m)[0, 0, 2] > 60, 10)  # the new background shows in the corner
+    assert m is not None
