@@ -7,7 +7,8 @@ them, and the landmarks are turned into the shared head frame:
 - pose: a similarity Procrustes fit of the rigid landmarks (eye corners, cheekbones, temples, nose
   line; `facemesh.RIGID_LANDMARKS`) of the frame onto the operator's neutral canonical face gives the
   rotation (head -> camera) and the scale, hence the depth through the pinhole camera K (a plausible
-  default camera when K is unknown). Until the neutral exists, `facemesh.fit_head_frame` gives them.
+  default camera when K is unknown). While the neutral is being collected, the median of the
+  calibration frames so far (each put in the head frame by `facemesh.fit_head_frame`) stands in for it.
 - landmarks: the frame's landmarks in the head frame with pose and scale removed by that same fit,
   so rigid motion does not leak into the expression.
 - expression: landmarks minus the operator's neutral face (the per-coordinate median of the first
@@ -18,6 +19,11 @@ them, and the landmarks are turned into the shared head frame:
   The lip gap alone misses a jaw that opens behind nearly closed lips and counts parted lips of a
   smile as an open mouth; the jaw term makes it follow the jaw (MediaPipe's jawOpen).
 - a One Euro filter on rotation, translation, landmarks, mouth_open and blendshapes.
+
+The operator: the face scoring best on size x centrality; after that the face nearest the previous
+operator keeps the role unless another scores `switch_ratio` times better. A small operator (narrower
+than SMALL_FACE of the frame) is followed in a crop around its last position, which skips the slow
+full-frame search for small faces (facemesh's detector + tiles) while it stays in view.
 
 Time: `process` takes the frame's stamp. A frame not newer than the last one is ignored (None is
 returned) unless it is more than `restart_after_s` older, which is read as a new stream (a looped
@@ -238,7 +244,7 @@ class FaceTracker:
         self._mp_ms += max(0, int(round(dt_s * 1000))) if dt_s is not None else 0
         h, w = rgb.shape[:2]
         K = default_intrinsics(w, h, self.config.fov_deg) if K is None else np.asarray(K, np.float64)
-        face = self._select(self._detect(rgb), w, h, stamp_ns)
+        face = self._select(self._detect(rgb), w, h)
         self._follow(face, w, h)
         if face is None:
             self._face_seen = False
@@ -279,7 +285,8 @@ class FaceTracker:
             faces = self._task.detect(crop, self._mp_ms)
         else:
             if self._roi_mesh is None:
-                self._roi_mesh = FaceMesh(static_image_mode=False, max_faces=1, min_confidence=self.config.min_confidence)
+                self._roi_mesh = FaceMesh(static_image_mode=False, max_faces=1,
+                                          min_confidence=self.config.min_confidence)
             faces = [_Face(f.landmarks_px, f.bbox, f.score) for f in self._roi_mesh.detect(crop)]
         out = []
         for f in faces[:1]:
@@ -297,7 +304,7 @@ class FaceTracker:
                 cx, cy = (face.bbox[0] + face.bbox[2]) / 2, (face.bbox[1] + face.bbox[3]) / 2
                 self._roi = (int(round(cx - side / 2)), int(round(cy - side / 2)), side)
 
-    def _select(self, faces: list[_Face], w: int, h: int, stamp_ns: int) -> _Face | None:
+    def _select(self, faces: list[_Face], w: int, h: int) -> _Face | None:
         """The operator: the best face by size and centrality, but the face nearest the previous one keeps
         the role unless another scores `switch_ratio` times better."""
         if not faces:
@@ -306,7 +313,8 @@ class FaceTracker:
 
         def score(f: _Face) -> float:
             c = np.array([(f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2])
-            return math.sqrt(max(_area(f.bbox), 1.0)) * (1.0 - 0.5 * min(1.0, float(np.linalg.norm(c - centre)) / half_diag))
+            off_centre = min(1.0, float(np.linalg.norm(c - centre)) / half_diag)
+            return math.sqrt(max(_area(f.bbox), 1.0)) * (1.0 - 0.5 * off_centre)
 
         scores = [score(f) for f in faces]
         best = int(np.argmax(scores))
@@ -377,7 +385,7 @@ class FaceTracker:
         self._f_trans = OneEuroFilter(fc, UNIT_METRE)
         self._f_lmk = OneEuroFilter(fc, UNIT_METRE)
         self._f_mouth = OneEuroFilter(fc, UNIT_MOUTH)
-        self._f_bs = OneEuroFilter(OneEuroConfig(fc.min_cutoff, fc.beta, fc.d_cutoff), UNIT_BLENDSHAPE)
+        self._f_bs = OneEuroFilter(fc, UNIT_BLENDSHAPE)
 
     def _reset_filters(self) -> None:
         for f in (self._f_rot, self._f_trans, self._f_lmk, self._f_mouth, self._f_bs):
@@ -389,7 +397,7 @@ class FaceTracker:
         self._mp_ms = getattr(self, "_mp_ms", 0)  # MediaPipe VIDEO timestamps must keep increasing
         self._face_seen = False
         self._operator: tuple[float, float, float] | None = None  # centre x, y and width (pixels) of the last operator
-        self._roi: tuple[int, int, int] | None = None  # x0, y0, side (pixels) of the crop a small operator is followed in
+        self._roi: tuple[int, int, int] | None = None  # x0, y0, side (pixels): crop a small operator is followed in
         self._held: FaceControl | None = None
         self._reset_filters()
 
