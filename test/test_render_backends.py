@@ -176,3 +176,40 @@ def test_gsplat_matches_torch(scene):
     out = rasterize(*g, viewmat, k, w, h, background=bg, backend="gsplat")
     assert out.image.shape == (h, w, 3)
     _compare(out.image, ref.image, f"gsplat {name}")
+
+
+def test_render_and_bench_commands(tmp_path, capsys):
+    import json
+
+    import cv2
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+
+    ply = tmp_path / "a.ply"
+    save_ply(synthetic_avatar(3000, seed=1), ply)
+    controls = tmp_path / "c.jsonl"
+    with open(controls, "w") as fh:
+        for i, yaw in enumerate((0.0, 10.0, 20.0)):
+            c = FaceControl(stamp_ns=i * 40_000_000, face_detected=True,
+                            rotation=euler_to_quat(yaw, 0, 0).astype(np.float32))
+            fh.write(json.dumps(c.to_json()) + "\n")
+    out = tmp_path / "out.mp4"
+    assert main(["render", str(ply), "--controls", str(controls), "-o", str(out), "--size", "64",
+                 "--backend", "cpu"]) == 0
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 and cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
+    frames = [cap.read()[1] for _ in range(3)]
+    assert np.abs(frames[0].astype(int) - frames[2]).mean() > 1  # the head turned
+    capsys.readouterr()
+    assert main(["bench", "--json", "--backend", "cpu", "torch", "--size", "48", "--gaussians", "2000",
+                 "--threads", "1", "--scene", "face", "--seconds", "0.1"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["backend"] for r in rows} == {"cpu", "torch", "drive"}
+    for r in rows:
+        assert {"backend", "n_gaussians", "size", "threads", "fps"} <= set(r) and r["fps"] > 0
+    assert [r for r in rows if r["backend"] == "cpu"][0]["vs_torch"] > 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    assert main(["render", str(ply), "--controls", str(bad), "-o", str(out)]) == 1

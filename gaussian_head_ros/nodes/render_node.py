@@ -20,6 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -56,6 +57,8 @@ PARAMS = {
     "crossfade_s": (0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)", (0.0, 10.0)),
     "max_gaussians": (200_000, "avatars with more Gaussians are refused", (1, 10_000_000)),
     "mirror": (False, "flip the image left-right (a mirror for the operator)", None),
+    "threads": (0, "CPU threads of the cpu rasterizer (0 = all cores; 1 is steadier when other work keeps "
+                   "the cores busy)", (0, 256)),
 }
 
 
@@ -274,6 +277,8 @@ class RenderNode(Node):
                                bg, "cpu")
 
     def _render_once(self) -> None:
+        threads = int(self._param("threads"))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS) if threads else numba.config.NUMBA_NUM_THREADS)
         w, h = int(self._param("width")), int(self._param("height"))
         bg = np.asarray(self._param("background"), np.float32)
         t0 = time.perf_counter()

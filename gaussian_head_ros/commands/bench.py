@@ -1,0 +1,167 @@
+"""`gaussian-head bench`: rasterizer and driving speed on this machine.
+
+    gaussian-head bench                       # table: cpu (1 and 2 threads), torch reference, drive()
+    gaussian-head bench --json > bench.json   # the same as a list of objects
+    gaussian-head bench --backend cpu --size 512 --gaussians 60000 100000 --threads 1 2
+
+Scenes: `synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense
+head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), framed as the render
+node frames a head (30 deg field of view, 0.6 m). Each figure is the median over repeated frames, after
+warm-up; the 1-minute load average is recorded with it because other work on the machine moves the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+SCENES = ("synthetic", "face")
+
+
+def add_arguments(p):
+    p.add_argument("--backend", nargs="+", default=None,
+                   help="backends to measure (default: cpu, torch, and gsplat when CUDA works)")
+    p.add_argument("--size", type=int, nargs="+", default=[512], help="square image sizes")
+    p.add_argument("--gaussians", type=int, nargs="+", default=[60_000, 100_000], help="Gaussian counts")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="CPU thread counts for cpu/torch (default: 1 and all cores)")
+    p.add_argument("--scene", nargs="+", choices=SCENES, default=list(SCENES), help="scenes to draw")
+    p.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure (fast backends)")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+
+def face_cloud(n: int, seed: int = 0):
+    """A dense head-sized surface of flat discs: (means, quats, scales, opacities, colors), head frame."""
+    from gaussian_head_ros.core.drive import matrices_to_quats
+
+    rng = np.random.default_rng(seed)
+    n_neck = n // 8
+    n_head = n - n_neck
+    d = rng.normal(size=(n_head, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    axes = np.array([0.078, 0.105, 0.095])
+    head = d * axes + [0, -0.01, 0.01]
+    nrm = d / axes
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    th = rng.uniform(0, 2 * np.pi, n_neck)
+    hy = rng.uniform(0.07, 0.2, n_neck)
+    neck = np.stack([0.05 * np.cos(th), hy, 0.03 + 0.05 * np.sin(th)], 1)
+    nrm_neck = np.stack([np.cos(th), np.zeros(n_neck), np.sin(th)], 1)
+    means = np.concatenate([head, neck]).astype(np.float32)
+    normals = np.concatenate([nrm, nrm_neck])
+    area = 4 * np.pi * (np.prod(axes) ** (2 / 3)) + 2 * np.pi * 0.05 * 0.13
+    disc = np.sqrt(area / n) * 0.9  # tangent std-dev: neighbouring discs overlap
+    scales = np.stack([disc * rng.uniform(0.6, 1.4, n), disc * rng.uniform(0.6, 1.4, n),
+                       np.full(n, 2e-4)], 1).astype(np.float32)
+    # Rotation whose third axis is the normal.
+    t1 = np.cross(normals, rng.normal(size=(n, 3)))
+    t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
+    t2 = np.cross(normals, t1)
+    rot = np.stack([t1, t2, normals], axis=2)
+    quats = matrices_to_quats(rot).astype(np.float32)
+    opac = rng.uniform(0.7, 0.99, n).astype(np.float32)
+    skin = np.array([0.85, 0.62, 0.5]) * (0.8 + 0.2 * rng.random((n, 1)))
+    colors = np.clip(skin + 0.1 * normals[:, :1], 0, 1).astype(np.float32)
+    return means, quats, scales, opac, colors
+
+
+def scene(name: str, n: int):
+    if name == "face":
+        return face_cloud(n)
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    p = Driver(synthetic_avatar(n)).drive()
+    return p.means, p.quats, p.scales, p.opacities, p.colors
+
+
+def _time(fn, seconds: float, min_runs: int = 3, max_runs: int = 2000) -> float:
+    """Median seconds per call after one warm-up call."""
+    fn()
+    times, t_end = [], time.perf_counter() + seconds
+    while len(times) < min_runs or (time.perf_counter() < t_end and len(times) < max_runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def measure(backends, sizes, counts, threads, scenes, seconds) -> list[dict]:
+    import numba
+    import torch
+
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.render import head_viewmat, intrinsics_from_fov, rasterize
+    from gaussian_head_ros.core.render.cpu_backend import warm_up
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    warm_up()
+    rows = []
+    view = head_viewmat(0.6)
+    for n in counts:
+        driver = Driver(synthetic_avatar(n))
+        control = FaceControl(rotation=euler_to_quat(12, -5, 3).astype(np.float32), mouth_open=0.2)
+        for t in threads:
+            numba.set_num_threads(t)
+            s = _time(lambda: driver.drive(control), seconds)
+            rows.append(dict(backend="drive", scene="synthetic", n_gaussians=n, size=None, threads=t,
+                             fps=round(1 / s, 1), ms=round(s * 1e3, 3), load_1min=round(os.getloadavg()[0], 2)))
+        for name in scenes:
+            g = scene(name, n)
+            for size in sizes:
+                k = intrinsics_from_fov(30, size, size)
+                ref_fps = {}
+                for backend in backends:
+                    for t in (threads if backend in ("cpu", "torch") else [None]):
+                        if t is not None:
+                            numba.set_num_threads(t)
+                            torch.set_num_threads(t)
+                        slow = backend == "torch"
+                        s = _time(lambda: rasterize(*g, view, k, size, size, backend=backend),
+                                  0.0 if slow else seconds, min_runs=2 if slow else 5)
+                        row = dict(backend=backend, scene=name, n_gaussians=n, size=size, threads=t,
+                                   fps=round(1 / s, 2), ms=round(s * 1e3, 2), load_1min=round(os.getloadavg()[0], 2))
+                        if backend == "torch":
+                            ref_fps[t] = 1 / s
+                        rows.append(row)
+                for row in rows:
+                    if (row["backend"] not in ("torch", "drive") and row["scene"] == name and row["size"] == size
+                            and row["n_gaussians"] == n and row["threads"] in ref_fps):
+                        row["vs_torch"] = round(row["fps"] / ref_fps[row["threads"]], 1)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return rows
+
+
+def run(args) -> int:
+    import numba
+    import torch
+
+    from gaussian_head_ros.core.render import BACKENDS
+    from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
+
+    backends = args.backend or (["cpu", "torch"] + (["gsplat"] if gsplat_available() else []))
+    for b in backends:
+        if b not in BACKENDS:
+            raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
+    threads = args.threads or sorted({1, numba.config.NUMBA_NUM_THREADS})
+    if any(not 1 <= t <= numba.config.NUMBA_NUM_THREADS for t in threads):
+        raise ValueError(f"--threads must be within 1..{numba.config.NUMBA_NUM_THREADS}")
+    torch_threads = torch.get_num_threads()
+    try:
+        rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds)
+    finally:
+        torch.set_num_threads(torch_threads)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'backend':8} {'scene':10} {'gaussians':>9} {'size':>5} {'threads':>7} {'fps':>8} {'ms':>8} "
+          f"{'vs torch':>8} {'load':>5}")
+    for r in rows:
+        print(f"{r['backend']:8} {r['scene']:10} {r['n_gaussians']:9d} {str(r['size'] or '-'):>5} "
+              f"{str(r['threads'] or '-'):>7} {r['fps']:8.1f} {r['ms']:8.2f} {str(r.get('vs_torch', '')):>8} "
+              f"{r['load_1min']:5.2f}")
+    return 0
