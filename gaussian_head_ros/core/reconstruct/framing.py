@@ -53,6 +53,8 @@ class FramedPhoto:
     face_width_px: float  # in the original photo
     num_faces: int
     warnings: list[str] = field(default_factory=list)
+    valid: np.ndarray | None = None  # [S, S] bool: crop pixels inside the photo (the rest repeats its border)
+    other_faces: list = field(default_factory=list)  # [478, 3] landmarks (crop pixels) of the other faces found
 
 
 def check_image(rgb: np.ndarray, max_pixels: int) -> None:
@@ -127,8 +129,12 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     viewmat[:3, :3], viewmat[:3, 3] = fit.rotation, t
     log.debug("framed face %.0f px wide, yaw %.1f pitch %.1f, crop %.0f px -> %d", width, euler["yaw"],
               euler["pitch"], side / shrink, cfg.size)
+    centres = (np.arange(cfg.size) + 0.5) / s
+    valid = (((centres + y0 >= 0) & (centres + y0 <= hw))[:, None] & ((centres + x0 >= 0) & (centres + x0 <= ww))[None, :])
+    others = [np.stack([(o.landmarks_px[:, 0] - x0) * s, (o.landmarks_px[:, 1] - y0) * s, o.landmarks_px[:, 2] * s],
+                       1).astype(np.float32) for o in faces[1:]]
     return FramedPhoto(photo, Kc, viewmat, lm_c.astype(np.float32), vertices.astype(np.float32), fit, euler,
-                       float(width), len(faces), warnings)
+                       float(width), len(faces), warnings, valid, others)
 
 
 def _crop(img: np.ndarray, x0: float, y0: float, s: float, size: int) -> np.ndarray:

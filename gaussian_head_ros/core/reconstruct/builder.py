@@ -1,0 +1,94 @@
+"""Sets of surface Gaussians (flat discs on a surface) and their assembly into a GaussianAvatar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from gaussian_head_ros.core.avatar import PART_FACE, GaussianAvatar, rgb_to_sh_dc
+from gaussian_head_ros.core.drive import matrices_to_quats
+
+
+@dataclass
+class GaussianBatch:
+    """N Gaussians in the head frame before activation (linear scales, plain opacities)."""
+
+    means: np.ndarray  # [N, 3] head frame, metres
+    normals: np.ndarray  # [N, 3] unit, pointing out of the surface
+    colors: np.ndarray  # [N, 3] rgb in [0, 1]
+    scales: np.ndarray  # [N, 3] linear standard deviations, metres
+    quats: np.ndarray  # [N, 4] wxyz
+    opacities: np.ndarray  # [N] in (0, 1)
+    part: np.ndarray  # [N] uint8 PART_*
+    face_id: np.ndarray  # [N] int32, -1 unbound
+    bary: np.ndarray  # [N, 3]
+
+    def __len__(self) -> int:
+        return int(self.means.shape[0])
+
+    def take(self, idx) -> "GaussianBatch":
+        return GaussianBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    @staticmethod
+    def concat(batches: list["GaussianBatch"]) -> "GaussianBatch":
+        batches = [b for b in batches if b is not None and len(b)]
+        return GaussianBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches])
+                                for f in fields(GaussianBatch)})
+
+
+def surface_discs(means: np.ndarray, normals: np.ndarray, colors: np.ndarray, sigma: np.ndarray,
+                  view_dirs: np.ndarray | None, part, opacity: float = 0.99, max_stretch: float = 3.0,
+                  thickness: float = 0.15, face_id=None, bary=None) -> GaussianBatch:
+    """Flat Gaussians tangent to a surface.
+
+    means/normals/colors [N, 3], sigma [N] the in-plane standard deviation seen along view_dirs [N, 3]
+    (unit, camera -> point). With view_dirs, each disc is stretched along the surface's slope by
+    1 / cos(angle to the view), up to max_stretch, so a pixel's footprint on a slanted surface is
+    covered; without, discs are round. Thickness is a fraction of sigma."""
+    n = np.asarray(normals, np.float64)
+    n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    m = len(n)
+    if view_dirs is not None:
+        v = np.asarray(view_dirs, np.float64)
+        cos = np.abs(np.sum(v * n, 1))
+        e1 = v - np.sum(v * n, 1, keepdims=True) * n
+        stretch = 1.0 / np.maximum(cos, 1.0 / max_stretch)
+    else:
+        e1 = np.zeros((m, 3))
+        stretch = np.ones(m)
+    # Where the view is along the normal (or none given), any tangent will do.
+    weak = np.linalg.norm(e1, axis=1) < 1e-6
+    helper = np.where(np.abs(n[:, :1]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
+    e1 = np.where(weak[:, None], np.cross(n, helper), e1)
+    e1 /= np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-12)
+    e2 = np.cross(n, e1)
+    rot = np.stack([e1, e2, n], axis=2)  # [N, 3, 3] columns: local axes
+    sigma = np.asarray(sigma, np.float64).reshape(m)
+    scales = np.stack([sigma * stretch, sigma, np.maximum(sigma * thickness, 1e-5)], 1)
+    part = np.broadcast_to(np.asarray(part, np.uint8), (m,)).copy()
+    return GaussianBatch(
+        means=np.asarray(means, np.float32), normals=n.astype(np.float32),
+        colors=np.clip(np.asarray(colors, np.float32), 0, 1), scales=scales.astype(np.float32),
+        quats=matrices_to_quats(rot).astype(np.float32) if m else np.zeros((0, 4), np.float32),
+        opacities=np.full(m, opacity, np.float32), part=part,
+        face_id=(np.full(m, -1, np.int32) if face_id is None else np.asarray(face_id, np.int32)),
+        bary=(np.zeros((m, 3), np.float32) if bary is None else np.asarray(bary, np.float32)))
+
+
+def to_avatar(batch: GaussianBatch, template_vertices: np.ndarray, template_faces: np.ndarray, **kw) -> GaussianAvatar:
+    """Raw (log-scale, logit-opacity, SH) avatar from a batch; only PART_FACE Gaussians keep a binding."""
+    bound = (batch.part == PART_FACE) & (batch.face_id >= 0)
+    op = np.clip(batch.opacities.astype(np.float64), 1e-4, 1 - 1e-4)
+    return GaussianAvatar(
+        means=np.ascontiguousarray(batch.means, np.float32),
+        normals=np.ascontiguousarray(batch.normals, np.float32),
+        sh=rgb_to_sh_dc(batch.colors)[:, None, :],
+        logit_opacities=np.log(op / (1 - op)).astype(np.float32),
+        log_scales=np.log(np.maximum(batch.scales, 1e-7)).astype(np.float32),
+        quats=np.ascontiguousarray(batch.quats, np.float32),
+        part=batch.part.astype(np.uint8),
+        face_id=np.where(bound, batch.face_id, -1).astype(np.int32),
+        bary=np.where(bound[:, None], batch.bary, 0).astype(np.float32),
+        template_vertices=np.asarray(template_vertices, np.float32),
+        template_faces=np.asarray(template_faces, np.int32), **kw)

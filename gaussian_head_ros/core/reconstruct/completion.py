@@ -1,0 +1,192 @@
+"""Completing what the photo does not show, so turned views have no holes or streaks.
+
+- Face: template triangles the photo sees badly (occluded, grazing, or outside the person) get
+  Gaussians spread evenly over their 3D area, coloured from the mirror-image point of the face when
+  the photo shows that one, else from the nearest visible skin.
+- Head and torso: the back of the inflated silhouette (a rounded proxy closing the head and
+  shoulders behind the visible surface), coloured by extrapolating the colours of the silhouette's
+  rim inwards (hair stays hair, a bald head stays skin), plus a wall of Gaussians along the silhouette
+  joining the visible front to that back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
+
+
+@dataclass
+class Scene:
+    """The source view and its maps (S x S), shared by the completion steps."""
+
+    K: np.ndarray  # [3, 3]
+    R: np.ndarray  # [3, 3] head -> camera
+    t: np.ndarray  # [3]
+    photo: np.ndarray  # [S, S, 3] float32 in [0, 1]
+    person: np.ndarray  # [S, S] bool
+    depth: np.ndarray  # [S, S] float32 camera depth of the visible surface (inf outside)
+    rays: np.ndarray  # [S, S, 3] camera rays with z = 1
+    torso_y: float  # head-frame y below which (larger y) Gaussians belong to the torso
+
+    @property
+    def size(self) -> int:
+        return self.person.shape[0]
+
+    @property
+    def centre(self) -> np.ndarray:  # [3] camera centre in the head frame
+        return -self.R.T @ self.t
+
+    def to_head(self, cam: np.ndarray) -> np.ndarray:
+        return (cam - self.t) @ self.R
+
+    def project(self, head: np.ndarray):
+        """[M, 3] head-frame points -> pixel indices (i, j) [M] int, camera depth [M], inside-image [M] bool."""
+        c = head @ self.R.T + self.t
+        z = np.maximum(c[:, 2], 1e-6)
+        u = self.K[0, 0] * c[:, 0] / z + self.K[0, 2]
+        v = self.K[1, 1] * c[:, 1] / z + self.K[1, 2]
+        j, i = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        inside = (i >= 0) & (i < self.size) & (j >= 0) & (j < self.size)
+        return np.clip(i, 0, self.size - 1), np.clip(j, 0, self.size - 1), c[:, 2], inside
+
+    def visible(self, head: np.ndarray, tol_m: float = 0.004) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """[M, 3] -> (visible in the photo on the person [M] bool, i, j)."""
+        i, j, z, inside = self.project(head)
+        vis = inside & self.person[i, j] & (np.abs(self.depth[i, j] - z) < tol_m)
+        return vis, i, j
+
+    def part_of(self, head: np.ndarray, base_part: int = PART_STATIC) -> np.ndarray:
+        return np.where(head[:, 1] > self.torso_y, PART_TORSO, base_part).astype(np.uint8)
+
+
+def sample_triangles(v: np.ndarray, faces: np.ndarray, tri_idx: np.ndarray, spacing_m: float, rng):
+    """Points spread over chosen triangles, about one per spacing^2 of area: (face index [M], bary [M, 3])."""
+    tri = v[faces[tri_idx]]  # [T, 3, 3]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    count = np.maximum(1, np.round(area / spacing_m ** 2)).astype(np.int64)
+    fid = np.repeat(tri_idx, count)
+    r1, r2 = rng.random(len(fid)), rng.random(len(fid))
+    s = np.sqrt(r1)
+    bary = np.stack([1 - s, s * (1 - r2), s * r2], 1)
+    return fid, bary.astype(np.float32)
+
+
+def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.ndarray, mirror: np.ndarray,
+                    skin_fill: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng) -> GaussianBatch:
+    """Gaussians on template triangles the photo covers badly (covered [F] bool false).
+
+    mirror [V] mirror-image vertex of each vertex; skin_fill [S, S, 3] the photo's skin colours
+    extrapolated over the whole image (for points nothing visible matches)."""
+    todo = np.flatnonzero(~covered)
+    if len(todo) == 0:
+        return None
+    fid, bary = sample_triangles(v, faces, todo, spacing_m, rng)
+    tri = faces[fid]  # [M, 3]
+    pts = np.einsum("mk,mkc->mc", bary, v[tri])
+    nrm = np.einsum("mk,mkc->mc", bary, vertex_normals[tri])
+    vis, i, j = scene.visible(pts)
+    col = skin_fill[i, j]
+    col[vis] = scene.photo[i[vis], j[vis]]
+    mpts = np.einsum("mk,mkc->mc", bary, v[mirror[tri]])  # the same spot on the other side of the face
+    mvis, mi, mj = scene.visible(mpts)
+    use = ~vis & mvis
+    col[use] = scene.photo[mi[use], mj[use]]
+    sigma = np.full(len(pts), 0.6 * spacing_m)
+    return surface_discs(pts, nrm, col, sigma, None, PART_FACE, face_id=fid, bary=bary)
+
+
+def rim_colours(scene: Scene, exclude: np.ndarray, inset_px: int = 2, band_px: int = 10) -> np.ndarray:
+    """[S, S, 3] the colours of the silhouette's inner rim (from inset_px to inset_px + band_px inside,
+    skipping `exclude`, e.g. the face), extrapolated over the whole image."""
+    from gaussian_head_ros.core.reconstruct.surfaces import push_pull
+
+    person = scene.person.astype(np.uint8)
+    inner = cv2.erode(person, np.ones((3, 3), np.uint8), iterations=inset_px).astype(bool)
+    deep = cv2.erode(person, np.ones((3, 3), np.uint8), iterations=inset_px + band_px).astype(bool)
+    band = inner & ~deep & ~exclude
+    if band.sum() < 20:
+        band = inner
+    return push_pull(scene.photo, band.astype(np.float32))
+
+
+def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,
+                  side_colours: np.ndarray, wall_colours: np.ndarray, open_edge: np.ndarray, spacing_m: float, torso_spacing_m: float,
+                  wall_step_m: float) -> GaussianBatch:
+    """The hidden back of the proxy (front_depth/back_depth [S, S] camera depths over scene.person) and
+    the wall joining front and back along the silhouette, coloured from wall_colours at the front to
+    side_colours further back. open_edge [S, S] bool marks silhouette pixels that are a cut (the crop
+    border), where no wall is built."""
+    s = scene.size
+    person = scene.person
+    mpp = float(np.median(back_depth[person])) / scene.K[0, 0] if person.any() else 1e-3  # metres per pixel
+    out = []
+    # Back surface: a grid of `spacing_m` on the head, `torso_spacing_m` on the torso; discs stretched where
+    # it is steep, normals pointing away from the camera and outwards where the back curves round.
+    grad_y, grad_x = np.gradient(back_depth.astype(np.float64))
+    for spacing, torso_grid in ((spacing_m, False), (torso_spacing_m, True)):
+        step = max(1, int(round(spacing / mpp)))
+        gi, gj = np.meshgrid(np.arange(step // 2, s, step), np.arange(step // 2, s, step), indexing="ij")
+        gi, gj = gi.ravel(), gj.ravel()
+        keep = person[gi, gj]
+        gi, gj = gi[keep], gj[keep]
+        pts = scene.to_head(back_depth[gi, gj, None] * scene.rays[gi, gj])
+        keep = (pts[:, 1] > scene.torso_y) == torso_grid
+        gi, gj, pts = gi[keep], gj[keep], pts[keep]
+        gx, gy = grad_x[gi, gj] / mpp, grad_y[gi, gj] / mpp  # depth change per metre across the image
+        n_cam = np.stack([-gx, -gy, np.ones_like(gx)], 1)
+        nrm = (n_cam / np.linalg.norm(n_cam, axis=1, keepdims=True)) @ scene.R
+        out.append(surface_discs(pts, nrm, back_colours[gi, gj], np.full(len(pts), 0.6 * spacing),
+                                 _view_dirs(scene, pts), scene.part_of(pts)))
+    # Wall: columns along the silhouette (every wall_step_m) from the front depth to the back depth.
+    contours, _ = cv2.findContours(person.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    step = max(1, int(round(wall_step_m / mpp)))
+    pix = [c[::step, 0, ::-1] for c in contours if len(c) > 2 * step]  # (i, j) along each outline
+    pix = np.concatenate(pix) if pix else np.zeros((0, 2), np.int64)
+    pix = pix[~open_edge[pix[:, 0], pix[:, 1]]]
+    if len(pix):
+        ei, ej = pix[:, 0], pix[:, 1]
+        dist = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)
+        gyd, gxd = np.gradient(cv2.GaussianBlur(dist, (0, 0), 1.5).astype(np.float64))
+        out_dir = np.stack([gxd[ei, ej], gyd[ei, ej]], 1)  # towards the outside
+        out_dir /= np.maximum(np.linalg.norm(out_dir, axis=1, keepdims=True), 1e-9)
+        zf, zb = front_depth[ei, ej], back_depth[ei, ej]
+        n_per = np.maximum(1, np.ceil((zb - zf) / wall_step_m)).astype(np.int64)
+        idx = np.repeat(np.arange(len(ei)), n_per)
+        frac = (np.arange(len(idx)) - np.repeat(np.cumsum(n_per) - n_per, n_per) + 0.5) / n_per[idx]
+        z = zf[idx] + frac * (zb[idx] - zf[idx])
+        rays = scene.rays[ei[idx], ej[idx]].astype(np.float64).copy()
+        rays[:, :2] += 0.5 * out_dir[idx] / scene.K[0, 0]  # half a pixel out: the very silhouette
+        pts = scene.to_head(z[:, None] * rays)
+        n_cam = np.concatenate([out_dir[idx], np.zeros((len(idx), 1))], 1)
+        nrm = n_cam @ scene.R
+        a = np.clip((frac - 0.1) / 0.4, 0, 1)[:, None]  # the rim's colour at the front, the back's from mid-wall
+        col = (1 - a) * wall_colours[ei[idx], ej[idx]] + a * side_colours[ei[idx], ej[idx]]
+        out.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * wall_step_m), None, scene.part_of(pts)))
+    return GaussianBatch.concat(out)
+
+
+def _view_dirs(scene: Scene, pts: np.ndarray) -> np.ndarray:
+    d = pts - scene.centre
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def covered_triangles(v, faces, fid, seen, R, t, K) -> np.ndarray:
+    """[F] bool: triangles the photo shows with enough pixels for their area and slant."""
+    nf = len(faces)
+    count = np.bincount(fid[seen], minlength=nf)[:nf]
+    tri = v[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = 0.5 * np.linalg.norm(n, axis=1)
+    n /= np.maximum(2 * area[:, None], 1e-12)
+    c = tri.mean(1)
+    cam = c @ R.T + t
+    view = c - (-R.T @ t)
+    view /= np.linalg.norm(view, axis=1, keepdims=True)
+    cos = np.abs(np.sum(view * n, 1))
+    expected = area * cos / (cam[:, 2] / K[0, 0]) ** 2  # pixels it would cover if nothing hid it
+    return (cos > 0.3) & (count >= 0.6 * expected - 1)

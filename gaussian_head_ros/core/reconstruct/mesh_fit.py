@@ -1,0 +1,435 @@
+"""`mesh_fit`: the training-free one-shot reconstructor (CPU, about a second per photo).
+
+1. Framing (framing.py): the largest face, its 478 MediaPipe landmarks and head frame, the 512x512
+   source-camera crop. The landmarks, back-projected along their pixel rays, are the template mesh.
+2. Surfaces in the source view: the template mesh is z-buffered into face-id / barycentric / depth maps
+   (eyes and mouth are holes, filled by small patches); the person (selfie segmentation) becomes a
+   rounded proxy by inflating its silhouette, bent to meet the face mesh where they touch.
+3. Photo layer: a Gaussian per `head_stride` pixels of the head (`torso_stride` on the torso) on that
+   surface, flat discs as large as their pixel footprint, coloured from the photo; the rest of the
+   Gaussian budget goes to single pixels where the photo has fine detail (eyes, hair strands, teeth).
+   Face pixels are bound to their template triangle (part 1), eye pixels sit just behind the lids,
+   open-mouth pixels on the teeth surface (part 3), the rest is head (part 0) or torso (part 2).
+4. Completion (completion.py, mouth.py): badly seen face triangles from the mirror side, the back of
+   the head and torso from the silhouette's rim colours, a wall along the silhouette, and a mouth
+   interior (cavity, teeth) behind the lips.
+5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
+   the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats.
+6. Lighting (lighting.py): second-order SH from the face skin's shading against the template normals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import cv2
+import numpy as np
+
+from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
+from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs, to_avatar
+from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall, covered_triangles, face_completion,
+                                                           rim_colours)
+from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
+from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior, place_on_teeth_surface, teeth_colour
+from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, face_region, guided_filter, inflate,
+                                                         normals_from_points, open_border, pixel_rays, push_pull,
+                                                         rasterize_mesh, refine_silhouette)
+from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
+
+log = logging.getLogger(__name__)
+
+CHIN = 152
+
+
+@dataclass
+class MeshFitConfig:
+    """How the training-free reconstructor builds an avatar. Lengths in metres, strides in pixels of the
+    source camera image (framing.size)."""
+
+    framing: FramingConfig = field(default_factory=FramingConfig)
+    mouth: MouthConfig = field(default_factory=MouthConfig)
+    max_gaussians: int = 60_000  # hard budget for the whole avatar
+    head_stride: int = 2  # photo-layer spacing on the head
+    torso_stride: int = 3  # and on the torso
+    detail: bool = True  # spend the rest of the budget on single-pixel Gaussians where the photo has detail
+    sigma_per_stride: float = 0.5  # in-plane std-dev of a head photo-layer Gaussian, as a fraction of its spacing
+    torso_sigma_per_stride: float = 0.65  # the same on the torso (wider: no gaps between the sparser discs)
+    detail_sigma_px: float = 0.35  # std-dev of the single-pixel detail Gaussians
+    detail_lift_m: float = 0.0004  # detail Gaussians sit this much in front of the base layer
+    max_stretch: float = 3.0  # longest side / pixel footprint of a disc on a slanted surface
+    opacity: float = 0.99
+    refine_iters: int = 4  # colour refinement passes against the renderer (0 = off)
+    refine_backend: str = "cpu"  # core.render backend for the refinement
+    segmentation_threshold: float = 0.5  # person probability of the selfie segmentation
+    matting_radius_px: int = 6  # guided filter snapping the (256 px) segmentation to the photo's edges; 0 = off
+    head_centre_z_m: float = 0.01  # skull centre behind the head origin (the cheek contour)
+    head_radius_m: float = 0.09  # front rounding of the head's silhouette
+    back_radius_m: float = 0.10  # back rounding of the head
+    torso_radius_m: float = 0.07  # rounding of the shoulders and chest
+    torso_offset_m: float = 0.03  # the torso's middle plane lies this much behind the head's
+    neck_blend_m: float = 0.06  # below the chin, the proxy blends from head to torso over this height
+    torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
+    edge_band_px: float = 2.0  # photo pixels this close to the silhouette take colours from further inside
+    face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
+    eye_depth_m: float = 0.002  # eye pixels sit this far behind the lid contour
+    face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
+    back_spacing_m: float = 0.005  # spacing on the hidden back of the head
+    torso_back_spacing_m: float = 0.009  # and of the torso
+    wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
+    back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
+    seed: int = 0  # for the jittered completion samples (the result is deterministic)
+
+
+# Presets: name -> overrides of MeshFitConfig.
+PRESETS = {
+    "fast": dict(max_gaussians=30_000, torso_stride=4, refine_iters=2, back_spacing_m=0.007),
+    "default": dict(),
+    "dense": dict(max_gaussians=120_000, head_stride=1, torso_stride=2, refine_iters=5),
+}
+
+
+def make_config(preset: str = "default", **options) -> MeshFitConfig:
+    """A MeshFitConfig from a preset plus overrides; FramingConfig fields (max_pixels, min_face_px,
+    max_yaw_deg, ...) are accepted at top level too. Raises ValueError for unknown names or bad values."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown mesh_fit preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    top = {f.name for f in fields(MeshFitConfig)} - {"framing", "mouth"}
+    framing_names = {f.name for f in fields(FramingConfig)}
+    unknown = set(options) - top - framing_names
+    if unknown:
+        raise ValueError(f"unknown mesh_fit options {sorted(unknown)}; known: {', '.join(sorted(top | framing_names))}")
+    merged = {**PRESETS[preset], **options}
+    framing = FramingConfig(**{k: v for k, v in merged.items() if k in framing_names})
+    cfg = MeshFitConfig(framing=framing, **{k: v for k, v in merged.items() if k in top})
+    if cfg.max_gaussians < 5_000:
+        raise ValueError(f"max_gaussians must be at least 5000, got {cfg.max_gaussians}")
+    if not (1 <= cfg.head_stride <= 8 and 1 <= cfg.torso_stride <= 8):
+        raise ValueError("head_stride and torso_stride must be 1..8 pixels")
+    if not 0 <= cfg.refine_iters <= 20:
+        raise ValueError(f"refine_iters must be 0..20, got {cfg.refine_iters}")
+    if cfg.framing.size < 64 or cfg.framing.size > 2048:
+        raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
+    return cfg
+
+
+def _smoothstep(e0, e1, x):
+    t = np.clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, 3] area-weighted unit vertex normals (zero for unused vertices)."""
+    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, faces[:, k], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+
+
+class MeshFitReconstructor(Reconstructor):
+    """Training-free reconstruction on the CPU. Holds the MediaPipe models; not thread-safe."""
+
+    name = "mesh_fit"
+
+    def __init__(self, preset: str = "default", **options):
+        self.preset = preset
+        self.cfg = make_config(preset, **options)
+        self._facemesh = None
+        self._segmenter = None
+
+    def close(self) -> None:
+        for m in (self._facemesh, self._segmenter):
+            if m is not None:
+                m.close()
+        self._facemesh = self._segmenter = None
+
+    def _models(self):
+        if self._facemesh is None:
+            import mediapipe as mp
+
+            from gaussian_head_ros.core.facemesh import FaceMesh
+
+            self._facemesh = FaceMesh(static_image_mode=True, max_faces=4)
+            self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        return self._facemesh, self._segmenter
+
+    # ------------------------------------------------------------------------------------------------
+    def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:
+        cfg = self.cfg
+        timings = {}
+        t0 = time.perf_counter()
+        facemesh, segmenter = self._models()
+        fp = frame_photo(rgb, facemesh, cfg.framing)
+        timings["framing"] = time.perf_counter() - t0
+        try:
+            return self._build(fp, segmenter, operator_id, timings)
+        except ReconstructionError:
+            raise
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
+            log.exception("mesh_fit failed on a framed photo")
+            raise ReconstructionError(INTERNAL_ERROR, f"reconstruction failed: {e}") from e
+
+    def _build(self, fp, segmenter, operator_id: str, timings: dict) -> ReconstructionResult:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(cfg.seed)
+        S = fp.photo.shape[0]
+        K = fp.K.astype(np.float64)
+        R, t = fp.viewmat[:3, :3].astype(np.float64), fp.viewmat[:3, 3].astype(np.float64)
+        photo = fp.photo.astype(np.float32) / 255.0
+        V = fp.vertices.astype(np.float64)  # [478, 3] template vertices, head frame
+        faces = np.asarray(template_faces(), np.int64)
+        nf = len(faces)
+        loops = hole_loops()
+        eye_tris = np.concatenate([fill_loop(loops["right_eye"], V), fill_loop(loops["left_eye"], V)])
+        mouth_tris = fill_loop(loops["mouth"], V)
+        all_tris = np.concatenate([faces, eye_tris, mouth_tris]).astype(np.int64)
+        fid, bary, zmesh = rasterize_mesh(V @ R.T + t, all_tris, K, S)
+        mesh_px = fid >= 0
+        face_px = mesh_px & (fid < nf)
+        eye_px = (fid >= nf) & (fid < nf + len(eye_tris))
+        mouth_px = fid >= nf + len(eye_tris)
+
+        # Person mask: segmentation, plus the inside of the face mesh; only what is connected to the face.
+        prob = np.asarray(segmenter.process(np.ascontiguousarray(fp.photo)).segmentation_mask, np.float32)
+        prob = guided_filter(photo, prob, cfg.matting_radius_px) if cfg.matting_radius_px > 0 else prob
+        seg = prob > cfg.segmentation_threshold
+        inner_mesh = cv2.erode(mesh_px.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)  # its rim may overshoot
+        person = (seg | inner_mesh) & fp.valid
+        for other in fp.other_faces:  # other people: their face and hair are not this avatar's
+            person &= ~face_region(other, S)
+        person = clean_mask(person, mesh_px)
+        rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
+        mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
+        if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
+            below_chin = np.broadcast_to(rows > fp.landmarks_px[CHIN, 1], person.shape)
+            person = clean_mask(refine_silhouette(photo, person, inner_mesh | below_chin), mesh_px)
+        timings["masks"] = time.perf_counter() - t0
+        # Depth of the visible surface (camera z) and of the hidden back, over the person.
+        t1 = time.perf_counter()
+        f = K[0, 0]
+        rays = pixel_rays(K, S)
+        z_head = float((R @ np.array([0.0, 0.0, cfg.head_centre_z_m]) + t)[2])
+        cut = ~fp.valid  # beyond the photo's border the person continues: no rounding there
+        hmask = person | open_border(person, cut)
+        chin_v = fp.landmarks_px[CHIN, 1]
+        wt = _smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
+        front = ((1 - wt) * (z_head - inflate(hmask, mpp, cfg.head_radius_m))
+                 + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
+        h_back = inflate(hmask, mpp, cfg.back_radius_m)
+        back = (1 - wt) * (z_head + h_back) + wt * (z_head + cfg.torso_offset_m + inflate(hmask, mpp, cfg.torso_radius_m))
+        delta = np.where(mesh_px, zmesh - front, 0.0).astype(np.float32)
+        delta_fill = push_pull(delta[..., None], mesh_px.astype(np.float32))[..., 0]
+        d_face = cv2.distanceTransform((~mesh_px).astype(np.uint8), cv2.DIST_L2, 5) * mpp
+        front = front + delta_fill * np.exp(-((d_face / cfg.face_blend_m) ** 2))
+        front = np.where(mesh_px, zmesh, front)
+        front = np.where(eye_px, front + cfg.eye_depth_m, front)
+        back = np.maximum(back, front + 0.02)
+        front, back = front.astype(np.float32), back.astype(np.float32)  # finite everywhere; used on `person`
+        pts_cam = front[..., None] * rays  # [S, S, 3]
+        pts = (pts_cam - t) @ R  # [S, S, 3] head frame
+        centre = -R.T @ t
+        if mouth_px.any():  # open mouth in the photo: onto the teeth surface
+            d = (rays[mouth_px] @ R)
+            pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V,
+                                                   loops["mouth"], cfg.mouth)
+            pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
+            front[mouth_px] = pts_cam[mouth_px][:, 2]
+        vn = vertex_normals(V, faces)
+        nrm = normals_from_points(pts_cam, person) @ R  # head frame
+        nb = np.einsum("pk,pkc->pc", bary[mesh_px], vn[all_tris[fid[mesh_px]]])
+        nrm[mesh_px] = nb / np.maximum(np.linalg.norm(nb, axis=1, keepdims=True), 1e-12)
+        torso_y = float(V[CHIN, 1] + cfg.torso_below_chin_m)
+        torso_px = person & ~mesh_px & (pts[..., 1] > torso_y)
+        head_mask = person & ~torso_px
+        timings["surfaces"] = time.perf_counter() - t1
+
+        # Completion and mouth interior first: the photo layer gets the rest of the budget.
+        t2 = time.perf_counter()
+        scene = Scene(K, R, t, photo, person, np.where(person, front, np.inf), rays, torso_y)
+        skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
+        skin_fill = push_pull(photo, skin_w.astype(np.float32))
+        covered = covered_triangles(V, faces, fid, face_px & person, R, t, K)
+        mirror = np.arange(len(V))
+        mirror[:468] = mirror_vertices(V[:468])
+        face_extra = face_completion(scene, V, faces, covered, mirror, skin_fill, vn, cfg.face_spacing_m, rng)
+        back_cols, side_cols, wall_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask, rows, wt,
+                                                               h_back)
+        open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
+                               cfg.torso_back_spacing_m, cfg.wall_step_m)
+        skin = photo[skin_w]
+        brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
+        mouth_shown = cv2.dilate(mouth_px.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+        def shown_in_photo(p):
+            i, j, _, inside = scene.project(p)
+            return inside & mouth_shown[i, j]
+
+        mouth = mouth_interior(V, loops["mouth"], brightness, cfg.mouth, teeth_colour(photo, mouth_px),
+                               visible=shown_in_photo)
+        # Never in sight at rest: inside the face's outline and behind its surface.
+        mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
+        mouth = mouth.take(inside & mesh_px[mi, mj] & (mz > front[mi, mj] + 0.002))
+        timings["completion"] = time.perf_counter() - t2
+
+        # Photo layer within the budget.
+        t3 = time.perf_counter()
+        fixed = len(face_extra or []) + len(hidden) + len(mouth)
+        base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
+        photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px,
+                                                torso_px, centre, f)
+        # The silhouette's outermost pixels mix in the background, and turned views magnify them (they lie
+        # on the steepest part of the surface): they take the colour from just inside instead.
+        d_edge = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
+        edge = (d_edge < cfg.edge_band_px + 0.5) & ~open_edge
+        head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
+        frozen = edge[pixels[0], pixels[1]]
+        photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
+        batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth])
+        n_photo = len(photo_layer)
+        timings["gaussians"] = time.perf_counter() - t3
+
+        t4 = time.perf_counter()
+        psnrs = self._refine(batch, n_photo, pixels, ~frozen, photo, {"head": head_clean, "head_full": head_mask},
+                             fp.viewmat, K, S)
+        timings["refine"] = time.perf_counter() - t4
+
+        t5 = time.perf_counter()
+        warnings = list(fp.warnings)
+        try:
+            sk = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
+            lighting = estimate_lighting(nrm[sk], photo[sk])
+        except ValueError as e:
+            warnings.append(f"lighting not estimated: {e}")
+            lighting = np.zeros((0, 3), np.float32)
+        cam = SourceCamera(np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], np.float32),
+                           np.asarray(fp.viewmat, np.float32), (S, S))
+        avatar = to_avatar(batch, V.astype(np.float32), faces.astype(np.int32), lighting_sh=lighting,
+                           source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
+        avatar.validate(cfg.max_gaussians)
+        timings["export"] = time.perf_counter() - t5
+        counts = {name: int(np.sum(batch.part == p)) for name, p in
+                  (("face", PART_FACE), ("static", PART_STATIC), ("torso", PART_TORSO), ("mouth", PART_MOUTH))}
+        info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
+                "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
+                "parts": counts, "yaw_deg": fp.euler["yaw"], "pitch_deg": fp.euler["pitch"],
+                "face_width_px": fp.face_width_px, "num_faces": fp.num_faces,
+                **{f"psnr_{k}": round(v, 2) for k, v in psnrs.items()}}
+        log.info("mesh_fit: %d Gaussians (%d photo, %d detail), head PSNR %.2f dB at rest, %.2f s",
+                 avatar.num_gaussians, n_photo, len(detail[0]), psnrs.get("head", float("nan")), sum(timings.values()))
+        return ReconstructionResult(avatar=avatar, warnings=warnings, photo=fp.photo, mask=head_clean,
+                                    timings=timings, info=info)
+
+    # ------------------------------------------------------------------------------------------------
+    def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back):
+        """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
+        blurred, turning to the hair colour further back), the sides (rim near the chin, hair above the
+        mouth) and the silhouette wall's front (the rim just inside the background-mixed edge)."""
+        cfg = self.cfg
+        person = scene.person
+        exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        below_chin = np.broadcast_to(rows > lm[CHIN, 1], person.shape)
+        head_rim = rim_colours(scene, exclude | below_chin, inset_px=4)  # the head's back from the head's rim only
+        rim = (1 - wt[..., None]) * head_rim + wt[..., None] * rim_colours(scene, exclude, inset_px=4)
+        back = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)  # smooth: no streaks
+        side = back
+        d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
+        top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[10, 1])
+        if top.sum() > 50:  # the hair colour: the rim above the forehead (skin for a bald head)
+            hair = np.median(scene.photo[top], axis=0)
+            w_rows = (1 - _smoothstep(lm[61, 1], lm[CHIN, 1], rows)) * (1 - wt)  # hair above the mouth, neck below
+            w_back = _smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
+            back = (1 - w_back[..., None]) * back + w_back[..., None] * hair
+            side = (1 - w_rows[..., None]) * side + w_rows[..., None] * hair
+        wall = rim_colours(scene, np.zeros_like(person), inset_px=int(np.ceil(cfg.edge_band_px)) + 1, band_px=4)
+        return back.astype(np.float32), side.astype(np.float32), wall
+
+    def _select_pixels(self, photo, person, head_mask, torso_px, budget: int):
+        """Base grid pixels (i, j) and detail pixels (i, j) within `budget` Gaussians."""
+        cfg = self.cfg
+        S = person.shape[0]
+        ii, jj = np.mgrid[0:S, 0:S]
+        hs, ts = cfg.head_stride, cfg.torso_stride
+        while True:
+            base = person & np.where(torso_px, (ii % ts == ts // 2) & (jj % ts == ts // 2),
+                                     (ii % hs == hs // 2) & (jj % hs == hs // 2))
+            if base.sum() <= budget or (hs >= 8 and ts >= 8):
+                break
+            ts, hs = min(ts + 1, 8), (min(hs + 1, 8) if ts >= 6 else hs)
+        bi, bj = np.nonzero(base)
+        if base.sum() > budget:  # only with absurd budgets: thin evenly
+            keep = np.linspace(0, len(bi) - 1, max(budget, 1)).astype(np.int64)
+            bi, bj = bi[keep], bj[keep]
+        n_detail = max(0, budget - len(bi)) if cfg.detail and hs > 1 else 0
+        cand = head_mask & ~base
+        if n_detail and cand.any():
+            hp = np.abs(photo - cv2.GaussianBlur(photo, (0, 0), 1.0)).sum(-1)
+            ci, cj = np.nonzero(cand)
+            score = hp[ci, cj]
+            if len(score) > n_detail:
+                top = np.argpartition(-score, n_detail - 1)[:n_detail]
+                ci, cj = ci[top], cj[top]
+            return (bi, bj, hs, ts), (ci, cj)
+        return (bi, bj, hs, ts), (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, centre, f):
+        """Gaussians on the chosen pixels -> (batch, (i, j, is_detail) of each)."""
+        cfg = self.cfg
+        bi, bj, hs, ts = base
+        di, dj = detail
+        i = np.concatenate([bi, di])
+        j = np.concatenate([bj, dj])
+        is_detail = np.arange(len(i)) >= len(bi)
+        stride = np.where(torso_px[i, j], ts, hs).astype(np.float64)
+        per_stride = np.where(torso_px[i, j], cfg.torso_sigma_per_stride, cfg.sigma_per_stride)
+        sigma_px = np.where(is_detail, cfg.detail_sigma_px, per_stride * stride)
+        p = pts[i, j].astype(np.float64)
+        view = p - centre
+        view /= np.linalg.norm(view, axis=1, keepdims=True)
+        p[is_detail] -= view[is_detail] * cfg.detail_lift_m
+        sigma = sigma_px * front[i, j] / f
+        part = np.where(face_px[i, j], PART_FACE,
+                        np.where(mouth_px[i, j], PART_MOUTH, np.where(torso_px[i, j], PART_TORSO, PART_STATIC)))
+        face_id = np.where(face_px[i, j], fid[i, j], -1)
+        b = np.where(face_px[i, j][:, None], bary[i, j], 0)
+        out = surface_discs(p, nrm[i, j], photo[i, j], sigma, view, part.astype(np.uint8), opacity=cfg.opacity,
+                            max_stretch=cfg.max_stretch, face_id=face_id, bary=b)
+        return out, (i, j, is_detail)
+
+    def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S) -> dict:
+        """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail), where free) by the
+        rest render's residual. Returns the PSNR in each of `masks` after ("name") and before ("name_initial")."""
+        from gaussian_head_ros.core.render import rasterize
+
+        cfg = self.cfg
+        i, j, is_detail = pixels
+        vm = np.asarray(viewmat, np.float32)
+        Kf = np.asarray(K, np.float32)
+
+        def render():
+            return rasterize(batch.means, batch.quats, batch.scales, batch.opacities, batch.colors, vm, Kf, S, S,
+                             backend=cfg.refine_backend).image
+
+        def psnr(img, m):
+            mse = float(np.mean((img[m] - photo[m]) ** 2)) if m.any() else 0.0
+            return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+
+        try:
+            img = render()
+        except (ImportError, ValueError) as e:
+            log.warning("colour refinement skipped: the %r renderer is unavailable (%s)", cfg.refine_backend, e)
+            return {}
+        out = {f"{k}_initial": psnr(img, m) for k, m in masks.items()}
+        for _ in range(cfg.refine_iters):
+            r = photo - img
+            rb = cv2.GaussianBlur(r, (0, 0), 0.8)
+            upd = np.where(is_detail[:, None], r[i, j], rb[i, j]) * free[:, None]
+            batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
+            img = render()
+        out.update({k: psnr(img, m) for k, m in masks.items()})
+        return out

@@ -1,0 +1,128 @@
+"""The mouth interior (PART_MOUTH): a dark cavity and rows of upper and lower teeth behind the lips.
+
+Everything is placed behind the inner lip contour of the template, so a closed mouth hides it and an
+opening jaw reveals it (drive() turns the part below the lip line with the jaw). Where the photo
+itself shows the mouth open, its pixels are put on the teeth surface and the synthetic teeth that
+would sit in front of or between them are left out, so the rest pose still shows the photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaussian_head_ros.core.avatar import PART_MOUTH
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
+
+UPPER_LIP_IN, LOWER_LIP_IN, CORNER_R_IN, CORNER_L_IN = 13, 14, 78, 308  # MediaPipe landmarks
+
+
+@dataclass
+class MouthConfig:
+    """Geometry (metres, head frame) and look of the mouth interior."""
+
+    teeth_depth_m: float = 0.006  # upper incisors behind the inner lip surface
+    teeth_height_m: float = 0.009  # visible height of each row
+    teeth_spacing_m: float = 0.0010  # Gaussian spacing on the teeth
+    tooth_width_m: float = 0.0085  # central incisor width (darker seams between teeth)
+    cavity_depth_m: float = 0.018  # dark back wall behind the inner lip surface
+    cavity_margin_m: float = 0.012  # the cavity reaches this far beyond the inner lip corners
+    cavity_drop_m: float = 0.030  # and this far below the lower lip (the widest jaw opening)
+    cavity_spacing_m: float = 0.0022
+    teeth_rgb: tuple[float, float, float] = (0.86, 0.82, 0.74)
+    cavity_rgb: tuple[float, float, float] = (0.16, 0.05, 0.05)
+    tongue_rgb: tuple[float, float, float] = (0.42, 0.16, 0.16)
+
+
+def _lip_depth(v: np.ndarray, loop: np.ndarray):
+    """x -> z of the inner lip contour (mean of upper and lower lip at that x), as a function."""
+    p = v[loop]
+    order = np.argsort(p[:, 0])
+    xs, zs = p[order, 0], p[order, 2]
+    return lambda x: np.interp(x, xs, zs)
+
+
+def teeth_surface_depth(v: np.ndarray, loop: np.ndarray, cfg: MouthConfig):
+    """x -> head-frame z of the front of the upper teeth."""
+    lip = _lip_depth(v, loop)
+    return lambda x: lip(x) + cfg.teeth_depth_m
+
+
+def place_on_teeth_surface(origin: np.ndarray, dirs: np.ndarray, v: np.ndarray, loop: np.ndarray,
+                           cfg: MouthConfig) -> np.ndarray:
+    """Rays (head frame: origin [3], dirs [M, 3]) -> [M, 3] points where they meet the teeth surface."""
+    zf = teeth_surface_depth(v, loop, cfg)
+    lam = (zf(np.full(len(dirs), v[UPPER_LIP_IN, 0])) - origin[2]) / dirs[:, 2]
+    for _ in range(4):  # the surface depth depends on x only: fixed-point on the ray parameter
+        x = origin[0] + lam * dirs[:, 0]
+        lam = (zf(x) - origin[2]) / dirs[:, 2]
+    return origin + lam[:, None] * dirs
+
+
+def _grid(x0, x1, y0, y1, step):
+    xs = np.arange(x0, x1 + 1e-9, step)
+    ys = np.arange(y0, y1 + 1e-9, step)
+    gx, gy = np.meshgrid(xs, ys)
+    return gx.ravel(), gy.ravel()
+
+
+def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: MouthConfig,
+                   teeth_rgb=None, visible=None) -> GaussianBatch:
+    """Cavity + teeth Gaussians for template vertices v [V, 3] and the inner lip loop [L].
+
+    brightness scales the default colours to the photo (1 = a well-lit face); teeth_rgb overrides the
+    teeth colour (e.g. measured in the photo); visible(points [M, 3]) -> [M] bool marks points the
+    photo already shows (they are left out of the teeth rows)."""
+    xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
+    if xr < xl:
+        xl, xr = xr, xl
+    xc = 0.5 * (xl + xr)
+    y_up, y_lo = v[UPPER_LIP_IN, 1], v[LOWER_LIP_IN, 1]
+    lip_y = 0.5 * (y_up + y_lo)
+    lip = _lip_depth(v, loop)
+    k = float(np.clip(brightness, 0.35, 1.4))
+    teeth = np.asarray(teeth_rgb if teeth_rgb is not None else np.asarray(cfg.teeth_rgb) * k, np.float64)
+    batches = []
+    # Teeth rows: upper ending just above the lip line, lower starting just below it (drive turns the
+    # lower one with the jaw); slightly curved back towards the corners like a dental arch.
+    half = 0.5 * (xr - xl) - 0.002
+    s = cfg.teeth_spacing_m
+    rows = ((y_up - cfg.teeth_height_m, min(y_up, lip_y - 0.001), 0.0),
+            (max(y_lo, lip_y + 0.001), y_lo + cfg.teeth_height_m, 0.0012))
+    for y0, y1, dz in rows:
+        gx, gy = _grid(xc - half, xc + half, y0, max(y1, y0 + s), s)
+        u = (gx - xc) / max(half, 1e-6)
+        gz = lip(gx) + cfg.teeth_depth_m + dz + 0.004 * u * u
+        pts = np.stack([gx, gy, gz], 1)
+        if visible is not None and len(pts):
+            pts = pts[~visible(pts)]
+            u = (pts[:, 0] - xc) / max(half, 1e-6)
+        seam = np.abs(((pts[:, 0] - xc) / cfg.tooth_width_m + 0.5) % 1.0 - 0.5) * cfg.tooth_width_m  # to the nearest seam
+        shade = 1.0 - 0.12 * np.exp(-0.5 * (seam / 0.0005) ** 2) - 0.25 * np.abs(u) ** 2
+        nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
+        batches.append(surface_discs(pts, nrm, teeth[None] * shade[:, None], np.full(len(pts), 0.7 * s), None, PART_MOUTH))
+    # The cavity: a dark curved wall behind everything, wider and deeper than any opening.
+    s = cfg.cavity_spacing_m
+    gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m, s)
+    u = (gx - xc) / max(0.5 * (xr - xl) + cfg.cavity_margin_m, 1e-6)
+    lip_edge = lip(np.clip(gx, xl, xr))
+    gz = lip_edge + cfg.cavity_depth_m + 0.006 * u * u
+    pts = np.stack([gx, gy, gz], 1)
+    t = np.clip((gy - (lip_y + 0.008)) / 0.015, 0, 1)[:, None]  # the tongue towards the floor of the mouth
+    col = (1 - t) * np.asarray(cfg.cavity_rgb) + t * np.asarray(cfg.tongue_rgb)
+    col = col * k * (1 - 0.4 * np.abs(u)[:, None])
+    nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
+    batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH))
+    return GaussianBatch.concat(batches)
+
+
+def teeth_colour(photo, mouth_px):
+    """The photo's teeth colour when an open mouth shows them (bright, unsaturated pixels), else None."""
+    if mouth_px.sum() < 30:
+        return None
+    c = photo[mouth_px]
+    luma = c @ np.array([0.299, 0.587, 0.114])
+    sat = c.max(1) - c.min(1)
+    teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < 0.25)
+    return np.median(c[teeth], 0) if teeth.sum() >= 15 else None

@@ -1,0 +1,208 @@
+"""Image-space geometry for the training-free reconstructor: triangle rasterisation into id/bary/depth
+maps, silhouette inflation, push-pull hole filling and normals from point maps.
+
+All maps are S x S arrays in the source camera's image; pixel (i, j) has its centre at (j + 0.5, i + 0.5).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _raster(uv, z, faces, size, fid, bary, depth):
+    for f in range(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        za, zb, zc = z[a], z[b], z[c]
+        if za <= 0 or zb <= 0 or zc <= 0:
+            continue
+        ax, ay, bx, by, cx, cy = uv[a, 0], uv[a, 1], uv[b, 0], uv[b, 1], uv[c, 0], uv[c, 1]
+        area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+        if abs(area) < 1e-9:
+            continue
+        x0 = max(int(np.floor(min(ax, bx, cx) - 0.5)), 0)
+        x1 = min(int(np.ceil(max(ax, bx, cx) - 0.5)), size - 1)
+        y0 = max(int(np.floor(min(ay, by, cy) - 0.5)), 0)
+        y1 = min(int(np.ceil(max(ay, by, cy) - 0.5)), size - 1)
+        for i in range(y0, y1 + 1):
+            py = i + 0.5
+            for j in range(x0, x1 + 1):
+                px = j + 0.5
+                w0 = ((bx - px) * (cy - py) - (by - py) * (cx - px)) / area
+                w1 = ((cx - px) * (ay - py) - (cy - py) * (ax - px)) / area
+                w2 = 1.0 - w0 - w1
+                if w0 < -1e-6 or w1 < -1e-6 or w2 < -1e-6:
+                    continue
+                # perspective-correct barycentrics: screen weights / depth, renormalised
+                q0, q1, q2 = w0 / za, w1 / zb, w2 / zc
+                qs = q0 + q1 + q2
+                zz = 1.0 / qs
+                if zz < depth[i, j]:
+                    depth[i, j] = zz
+                    fid[i, j] = f
+                    bary[i, j, 0] = q0 / qs
+                    bary[i, j, 1] = q1 / qs
+                    bary[i, j, 2] = q2 / qs
+
+
+def rasterize_mesh(verts_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int):
+    """Z-buffer a triangle mesh in camera coordinates.
+
+    verts_cam [V, 3] (camera frame, z forward), faces [F, 3], K [3, 3] -> face id [S, S] int32 (-1 = none),
+    perspective-correct barycentrics [S, S, 3] float32, depth [S, S] float32 (inf = none). Both sides drawn."""
+    v = np.asarray(verts_cam, np.float64)
+    z = v[:, 2]
+    uv = np.stack([K[0, 0] * v[:, 0] / np.maximum(z, 1e-9) + K[0, 2], K[1, 1] * v[:, 1] / np.maximum(z, 1e-9) + K[1, 2]], 1)
+    fid = np.full((size, size), -1, np.int32)
+    bary = np.zeros((size, size, 3), np.float32)
+    depth = np.full((size, size), np.inf, np.float64)
+    _raster(uv, z, np.ascontiguousarray(faces, np.int64), size, fid, bary, depth)
+    return fid, bary, depth.astype(np.float32)
+
+
+def pixel_rays(K: np.ndarray, size: int) -> np.ndarray:
+    """[S, S, 3] camera-frame ray directions with z = 1 through every pixel centre."""
+    j, i = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
+    return np.stack([(j - K[0, 2]) / K[0, 0], (i - K[1, 2]) / K[1, 1], np.ones_like(j)], -1).astype(np.float32)
+
+
+def inflate(mask: np.ndarray, metres_per_px: float, radius_m: float) -> np.ndarray:
+    """[S, S] bool silhouette -> [S, S] height in metres of a rounded body over it: a quarter circle of
+    `radius_m` rising from 0 at the silhouette, flat beyond radius_m inside."""
+    d = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5) * metres_per_px
+    d = np.minimum(d, radius_m)
+    return np.sqrt(np.maximum(2 * radius_m * d - d * d, 0.0)).astype(np.float32)
+
+
+def push_pull(values: np.ndarray, weight: np.ndarray, levels: int = 10) -> np.ndarray:
+    """Fill [S, S, C] values where weight [S, S] is 0 from where it is > 0 (pyramid push-pull:
+    smooth, fast, extrapolates edge values outward). Known values are kept."""
+    vals = [np.asarray(values, np.float32) * weight[..., None]]
+    wts = [np.asarray(weight, np.float32)]
+    for _ in range(levels):
+        if min(wts[-1].shape) < 2:
+            break
+        vals.append(_down(vals[-1]))
+        wts.append(_down(wts[-1][..., None])[..., 0])
+    filled = vals[-1] / np.maximum(wts[-1][..., None], 1e-8)
+    for lv in range(len(vals) - 2, -1, -1):
+        h, w = wts[lv].shape
+        up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+        a = np.minimum(wts[lv], 1.0)[..., None]
+        own = vals[lv] / np.maximum(wts[lv][..., None], 1e-8)
+        filled = a * own + (1 - a) * up
+    return filled
+
+
+def _down(x: np.ndarray) -> np.ndarray:
+    """2x2 box sum (odd sizes padded with zeros) of [H, W, C]."""
+    h, w = x.shape[:2]
+    x = np.pad(x, ((0, h % 2), (0, w % 2), (0, 0)))
+    return x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]
+
+
+def normals_from_points(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """[S, S, 3] camera-frame point map -> [S, S, 3] unit normals facing the camera (central differences;
+    one-sided at the edge of `valid`)."""
+    p = points.astype(np.float32)
+    vx = valid.copy()
+    right, left = np.roll(p, -1, 1), np.roll(p, 1, 1)
+    down, up = np.roll(p, -1, 0), np.roll(p, 1, 0)
+    vr, vl, vd, vu = np.roll(vx, -1, 1), np.roll(vx, 1, 1), np.roll(vx, -1, 0), np.roll(vx, 1, 0)
+    dx = np.where((vr & vl)[..., None], right - left, np.where(vr[..., None], right - p, np.where(vl[..., None], p - left, 0)))
+    dy = np.where((vd & vu)[..., None], down - up, np.where(vd[..., None], down - p, np.where(vu[..., None], p - up, 0)))
+    n = np.cross(dy, dx)  # x right, y down: dy x dx points towards the camera (-z) for a frontal plane
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), np.array([0, 0, -1.0], np.float32))
+    flip = np.sum(n * p, -1, keepdims=True) > 0  # must face the camera at the origin
+    return np.where(flip, -n, n).astype(np.float32)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 6, eps: float = 1e-3) -> np.ndarray:
+    """Edge-aware smoothing of src [S, S] float by the colour image guide [S, S, 3] float in [0, 1]
+    (He et al., grey guide): snaps a coarse mask's edges to the photo's edges."""
+    g = guide @ np.array([0.299, 0.587, 0.114], np.float32)
+    k = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x):
+        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
+
+    src = src.astype(np.float32)
+    mg, ms = box(g), box(src)
+    a = (box(g * src) - mg * ms) / (box(g * g) - mg * mg + eps)
+    b = ms - a * mg
+    return (box(a) * g + box(b)).astype(np.float32)
+
+
+def _palette(samples: np.ndarray, k: int, rng) -> np.ndarray:
+    """[M, 3] colours -> [<=k, 3] k-means centres."""
+    if len(samples) > 4000:
+        samples = samples[rng.choice(len(samples), 4000, replace=False)]
+    k = min(k, len(samples))
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1e-3)
+    cv2.setRNGSeed(0)
+    _, _, centres = cv2.kmeans(np.ascontiguousarray(samples, np.float32), k, None, crit, 2, cv2.KMEANS_PP_CENTERS)
+    return centres
+
+
+def _nearest(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    return np.min(np.linalg.norm(colours[:, None, :] - palette[None], axis=-1), axis=1)
+
+
+def refine_silhouette(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, band_px: int = 40, deep_px: int = 25,
+                      ratio: float = 0.5, k: int = 8) -> np.ndarray:
+    """Peel background-coloured regions off a mask's edge (a coarse segmentation often takes in a strip of
+    the background). Colour palettes (k-means) of the background just outside and of the foreground deep
+    inside (deep_px and more from the edge) are compared; a pixel within band_px of the edge leaves the
+    mask when its colour is clearly nearer a background colour. `keep` pixels always stay."""
+    kernel = np.ones((3, 3), np.uint8)
+    m8 = mask.astype(np.uint8)
+    d = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
+    outside = cv2.dilate(m8, kernel, iterations=25).astype(bool) & ~cv2.dilate(m8, kernel, iterations=1).astype(bool)
+    inside = (d > deep_px) & (d < deep_px + 40)
+    if outside.sum() < 50 or inside.sum() < 50:
+        return mask
+    rng = np.random.default_rng(0)
+    bg_pal, fg_pal = _palette(photo[outside], k, rng), _palette(photo[inside], k, rng)
+    bi, bj = np.nonzero(mask & (d < band_px) & ~keep)
+    c = photo[bi, bj]
+    drop = _nearest(c, bg_pal) < ratio * _nearest(c, fg_pal)
+    m = mask.copy()
+    m[bi[drop], bj[drop]] = False
+    m = (cv2.medianBlur(m.astype(np.uint8) * 255, 5) > 127) | (keep & mask)
+    return m & mask
+
+
+def clean_mask(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """Keep the components of mask that touch seed, and fill their small holes."""
+    n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.unique(lab[seed & mask])
+    keep = keep[keep > 0]
+    out = np.isin(lab, keep)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((~out).astype(np.uint8), connectivity=4)
+    s = mask.shape[0]
+    for k in range(1, n):
+        x, y, w, h, area = stats[k]
+        if x > 0 and y > 0 and x + w < s and y + h < s and area < 0.02 * s * s:
+            out[lab == k] = True
+    return out
+
+
+def face_region(landmarks_px: np.ndarray, size: int, grow: float = 0.35) -> np.ndarray:
+    """[S, S] bool: another person's face and the hair round it (landmark hull grown by `grow` of its size)."""
+    p = landmarks_px[:, :2].astype(np.float64)
+    c = p.mean(0)
+    hull = cv2.convexHull(((p - c) * (1 + grow) + c).astype(np.float32)).astype(np.int32)
+    out = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(out, hull, 1)
+    return out.astype(bool)
+
+
+def open_border(person: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Person pixels at the crop border or next to a pixel outside the photo: a cut, not a silhouette."""
+    border = np.zeros_like(person)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    near_cut = cv2.dilate(cut.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return person & (border | near_cut)
