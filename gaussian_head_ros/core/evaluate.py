@@ -2,7 +2,8 @@
 
 Source = the clip's first frame (or a given photo) -> avatar. Driver = the clip itself through the
 tracker. Each frame the avatar is driven by the tracked control and rendered through the tracker's
-camera (the head pose it measured), then compared with the real frame inside the head mask:
+camera (the head pose it measured) over the first frame (the avatar has no background of its own),
+then compared with the real frame inside the head mask:
 
 - psnr, ssim: image similarity in the head mask (person segmentation of the real frame within a box
   around its face: hair, ears, face and neck);
@@ -34,7 +35,7 @@ class EvalConfig:
     render_backend: str = "cpu"  # rasterizer
     max_frames: int = 0  # 0 = all frames
     stride: int = 1  # evaluate every stride-th frame (the tracker still sees every frame)
-    fov_deg: float = 12.0  # camera for tracking and rendering: a long lens, as MediaPipe landmarks are weak-perspective
+    fov_deg: float = 12.0  # camera for tracking and rendering when the avatar has no source camera (a long lens)
 
 
 def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmenter) -> np.ndarray:
@@ -87,7 +88,14 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
         if not src_faces:
             raise ValueError("no face in the source frame")
         src_lm = src_faces[0].landmarks_px
+        if avatar.source_camera is not None and source is None:
+            # Render with the perspective the avatar was built for: a focal length that puts the head
+            # at the source camera's distance (MediaPipe's landmarks fix only the image-plane scale).
+            depth = float(avatar.source_camera.viewmat[2, 3])
+            f = depth / fit_head_frame(src_lm, K).metres_per_pixel
+            K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
         src_img = src if source is None or src.shape == frames[0].shape else None
+        bg_img = frames[0].astype(np.float32)
         for i, (rgb, stamp) in enumerate(zip(frames, stamps_ns)):
             control = tracker.process(rgb, stamp, K)
             if control is None or not control.face_detected or i % cfg.stride:
@@ -103,7 +111,9 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             out = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, viewmat,
                             K.astype(np.float32), w, h, backend=cfg.render_backend)
             t_frame.append(time.perf_counter() - ts)
-            pred = (np.clip(out.image, 0, 1) * 255 + 0.5).astype(np.uint8)
+            # Over the source photo, as one-shot methods do (the avatar has no background of its own).
+            over = out.image + (1.0 - out.alpha[..., None]) * (bg_img / 255.0) if bg_img is not None else out.image
+            pred = (np.clip(over, 0, 1) * 255 + 0.5).astype(np.uint8)
             mask = head_mask(rgb, real_lm, seg)
             if mask.sum() < 100:
                 continue
