@@ -12,15 +12,12 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, SetEnvironmentVariable
-from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, SetEnvironmentVariable
 from launch_ros.actions import Node, PushRosNamespace
 
 
 def generate_launch_description():
     share = get_package_share_directory("gaussian_head_ros")
-    arg = LaunchConfiguration
 
     args = [
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "avatar.yaml"),
@@ -34,11 +31,14 @@ def generate_launch_description():
         DeclareLaunchArgument("video", default_value="",
                               description="play this video file (or /dev/videoN) as the camera; empty: use your camera driver"),
         DeclareLaunchArgument("loop", default_value="true", description="loop the video file"),
-        DeclareLaunchArgument("backend", default_value="auto",
-                              description="render backend: auto (gsplat on CUDA, else cpu), gsplat, cpu or torch"),
-        DeclareLaunchArgument("device", default_value="cuda:0", description="torch device for the gsplat/torch backends"),
-        DeclareLaunchArgument("reconstructor", default_value="mesh_fit",
-                              description="reconstruction backend: mesh_fit (training-free) or rar (learned)"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="render backend: auto (gsplat on CUDA, else cpu), gsplat, cpu or torch; "
+                                          "empty: the parameters file's"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="torch device of the torch backend (cpu, cuda:N); empty: the parameters file's"),
+        DeclareLaunchArgument("reconstructor", default_value="",
+                              description="reconstruction backend: mesh_fit (training-free) or rar (learned); "
+                                          "empty: the parameters file's"),
         DeclareLaunchArgument("checkpoint", default_value="", description="RAR checkpoint for reconstructor:=rar"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace for all nodes and topics"),
         DeclareLaunchArgument("composed", default_value="false",
@@ -48,30 +48,43 @@ def generate_launch_description():
         DeclareLaunchArgument("log_level", default_value="info", description="ros log level"),
     ]
 
-    ros_args = ["--log-level", arg("log_level")]
-    recon_params = [arg("params_file"), {"photo_path": arg("photo"), "backend": arg("reconstructor"),
-                                         "checkpoint": arg("checkpoint"), "operator_id": arg("operator_id")}]
-    render_params = [arg("params_file"), {"backend": arg("backend"), "device": arg("device")}]
-    tracker_remaps = [("camera/image_raw", arg("camera_topic"))]
-    separate = UnlessCondition(arg("composed"))
-    with_video = IfCondition(PythonExpression(["'", arg("video"), "' != ''"]))
+    return LaunchDescription(args + [OpaqueFunction(function=_nodes)])
 
-    nodes = GroupAction([
-        PushRosNamespace(arg("namespace")),
-        Node(package="gaussian_head_ros", executable="reconstruction_node", name="reconstruction_node",
-             parameters=recon_params, ros_arguments=ros_args, output="screen", condition=separate),
-        Node(package="gaussian_head_ros", executable="tracker_node", name="tracker_node",
-             parameters=[arg("params_file")], remappings=tracker_remaps, ros_arguments=ros_args,
-             output="screen", condition=separate),
-        Node(package="gaussian_head_ros", executable="render_node", name="render_node",
-             parameters=render_params, ros_arguments=ros_args, output="screen", condition=separate),
-        Node(package="gaussian_head_ros", executable="avatar_pipeline", name="avatar_pipeline",
-             arguments=["--params-file", arg("params_file"), "--photo", arg("photo"), "--backend", arg("backend"),
-                        "--reconstructor", arg("reconstructor"), "--camera-topic", arg("camera_topic")],
-             output="screen", condition=IfCondition(arg("composed"))),
-        Node(package="gaussian_head_ros", executable="video_source_node", name="video_source_node",
-             parameters=[arg("params_file"), {"source": arg("video"), "loop": arg("loop")}],
-             remappings=[("camera/image_raw", arg("camera_topic"))], output="screen", condition=with_video),
-    ])
-    env = SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", arg("fastdds_profile"))
-    return LaunchDescription(args + [env, nodes])
+
+def _nodes(context):
+    """The node actions. Launch arguments left empty do not override the parameters file."""
+    cfg = context.launch_configurations
+    params_file = cfg["params_file"]
+
+    def given(**kv):
+        return {k: v for k, v in kv.items() if v != ""}
+
+    ros_args = ["--log-level", cfg["log_level"]]
+    camera = [("camera/image_raw", cfg["camera_topic"])]
+    recon = given(photo_path=cfg["photo"], backend=cfg["reconstructor"], checkpoint=cfg["checkpoint"],
+                  operator_id=cfg["operator_id"])
+    render = given(backend=cfg["backend"], device=cfg["device"])
+    actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
+    if cfg["fastdds_profile"]:
+        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
+    if cfg["composed"].lower() in ("true", "1", "yes"):
+        argv = ["--params-file", params_file, "--camera-topic", cfg["camera_topic"]]
+        for flag, key in (("--photo", "photo"), ("--backend", "backend"), ("--reconstructor", "reconstructor")):
+            if cfg[key]:
+                argv += [flag, cfg[key]]
+        actions.append(Node(package="gaussian_head_ros", executable="avatar_pipeline", name="avatar_pipeline",
+                            arguments=argv, ros_arguments=ros_args, output="screen"))
+    else:
+        actions += [
+            Node(package="gaussian_head_ros", executable="reconstruction_node", name="reconstruction_node",
+                 parameters=[params_file, recon], ros_arguments=ros_args, output="screen"),
+            Node(package="gaussian_head_ros", executable="tracker_node", name="tracker_node",
+                 parameters=[params_file], remappings=camera, ros_arguments=ros_args, output="screen"),
+            Node(package="gaussian_head_ros", executable="render_node", name="render_node",
+                 parameters=[params_file, render], ros_arguments=ros_args, output="screen"),
+        ]
+    if cfg["video"]:
+        actions.append(Node(package="gaussian_head_ros", executable="video_source_node", name="video_source_node",
+                            parameters=[params_file, {"source": cfg["video"], "loop": cfg["loop"].lower() == "true"}],
+                            remappings=camera, ros_arguments=ros_args, output="screen"))
+    return [GroupAction(actions)]

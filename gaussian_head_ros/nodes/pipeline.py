@@ -1,0 +1,88 @@
+"""avatar_pipeline: the three nodes (and optionally a video source) composed in one process.
+
+For set-ups without `ros2 launch` (the pip-only install) and for robots that prefer one process. The
+nodes are the same classes as the separate executables, read the same parameters file, and talk over
+the same topics, so anything else on the ROS graph sees no difference.
+
+  avatar_pipeline [--params-file config/avatar.yaml] [--photo me.jpg] [--video clip.mp4] [--backend cpu]
+                  [--ros-args ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+
+def parse_args(argv: list[str]):
+    ros_args: list[str] = []
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        argv, ros_args = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(prog="avatar_pipeline", description=__doc__.split("\n\n")[0])
+    p.add_argument("--params-file", default="", help="parameters of all nodes (default: the package's config/avatar.yaml)")
+    p.add_argument("--photo", default="", help="operator photo reconstructed at start-up")
+    p.add_argument("--video", default="", help="play this file (or /dev/videoN) as the camera")
+    p.add_argument("--loop", default="true", choices=["true", "false"], help="loop the video file")
+    p.add_argument("--backend", default="", help="render backend (auto, cpu, torch, gsplat); default: params file")
+    p.add_argument("--reconstructor", default="", help="reconstruction backend (mesh_fit, rar); default: params file")
+    p.add_argument("--camera-topic", default="camera/image_raw", help="the operator camera topic")
+    return p.parse_args(argv), ros_args
+
+
+def default_params_file() -> str:
+    from ament_index_python.packages import get_package_share_directory
+
+    return os.path.join(get_package_share_directory("gaussian_head_ros"), "config", "avatar.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, ros_args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    params_file = args.params_file or default_params_file()
+    if not os.path.isfile(params_file):
+        print(f"avatar_pipeline: parameters file {params_file} not found", file=sys.stderr)
+        return 2
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        prof = os.path.join(os.path.dirname(params_file), "fastdds.xml")
+        if os.path.isfile(prof):
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = prof
+    rclpy.init(args=["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args)
+
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+    from gaussian_head_ros.nodes.render_node import RenderNode
+    from gaussian_head_ros.nodes.tracker_node import TrackerNode
+    from gaussian_head_ros.nodes.video_source_node import VideoSourceNode
+
+    def overrides(**kv):
+        return [Parameter(k, value=v) for k, v in kv.items() if v not in ("", None)]
+
+    camera_remap = ["--ros-args", "-r", f"camera/image_raw:={args.camera_topic}"]
+    nodes = []
+    executor = MultiThreadedExecutor(num_threads=6)
+    try:
+        nodes.append(ReconstructionNode(parameter_overrides=overrides(photo_path=args.photo, backend=args.reconstructor)))
+        nodes.append(TrackerNode(cli_args=camera_remap))
+        nodes.append(RenderNode(parameter_overrides=overrides(backend=args.backend)))
+        if args.video:
+            nodes.append(VideoSourceNode(cli_args=camera_remap, parameter_overrides=overrides(
+                source=args.video, loop=args.loop == "true")))
+        for n in nodes:
+            executor.add_node(n)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        for n in reversed(nodes):
+            n.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
