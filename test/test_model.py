@@ -128,7 +128,7 @@ def _hf_reference_forward(sd: dict, cfg: BackboneConfig, x: torch.Tensor) -> tor
     return ln(t, "layernorm")
 
 
-@pytest.mark.parametrize("swiglu,fmt,prefix", [(True, "safetensors", ""), (False, "bin", "dinov2.")])
+@pytest.mark.parametrize("swiglu,fmt,prefix", [(True, "safetensors", ""), (False, "bin", "dinov2."), (True, "sharded", "")])
 def test_loads_hf_dinov2_checkpoint_strictly(tmp_path, swiglu, fmt, prefix):
     cfg = BackboneConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, use_swiglu_ffn=swiglu, image_size=56)
     sd = _hf_state(cfg)
@@ -138,6 +138,13 @@ def test_loads_hf_dinov2_checkpoint_strictly(tmp_path, swiglu, fmt, prefix):
         saved[prefix.replace("dinov2.", "classifier.") + "weight"] = torch.zeros(3)  # a head we must skip
     if fmt == "safetensors":
         write_safetensors(saved, tmp_path / "model.safetensors")
+    elif fmt == "sharded":  # as large checkpoints are published: shards + an index
+        keys = sorted(saved)
+        shards = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
+        for name, ks in shards.items():
+            write_safetensors({k: saved[k] for k in ks}, tmp_path / name)
+        index = {"metadata": {}, "weight_map": {k: n for n, ks in shards.items() for k in ks}}
+        (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     else:
         torch.save(saved, tmp_path / "pytorch_model.bin")
     model = load_pretrained(tmp_path).eval()

@@ -362,27 +362,35 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path) -> Non
             fh.write(b)
 
 
-def _weights_file(path: Path) -> Path:
+def _weight_files(path: Path) -> list[Path]:
+    """The weight file(s) of a checkpoint file or directory; sharded checkpoints list their shards in an
+    index (model.safetensors.index.json / pytorch_model.bin.index.json)."""
     if path.is_file():
-        return path
+        return [path]
     for name in ("model.safetensors", "pytorch_model.bin", "model.pt", "model.pth"):
         if (path / name).exists():
-            return path / name
-    if list(path.glob("*.safetensors.index.json")) or list(path.glob("*.bin.index.json")):
-        raise ValueError(f"{path} holds a sharded checkpoint; merge the shards into model.safetensors first "
-                         "(docs/TRAINING.md shows how)")
-    raise ValueError(f"no model.safetensors / pytorch_model.bin in {path}")
+            return [path / name]
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).exists():
+            shards = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
+            missing = [s for s in shards if not (path / s).exists()]
+            if missing:
+                raise ValueError(f"{path} lacks the checkpoint shards {missing[:3]}")
+            return [path / s for s in shards]
+    raise ValueError(f"no model.safetensors / pytorch_model.bin (or a sharded index) in {path}")
 
 
 def load_hf_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A HuggingFace Dinov2Model state_dict from a local file or directory, keys mapped to ours."""
-    f = _weights_file(Path(path))
-    if f.suffix == ".safetensors":
-        raw = read_safetensors(f)
-    else:
-        raw = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
-        if isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
-            raw = raw["state_dict"]
+    raw = {}
+    for f in _weight_files(Path(path)):
+        if f.suffix == ".safetensors":
+            raw.update(read_safetensors(f))
+        else:
+            part = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+            if isinstance(part, dict) and "state_dict" in part and isinstance(part["state_dict"], dict):
+                part = part["state_dict"]
+            raw.update(part)
     out = {}
     for k, v in raw.items():
         ours = hf_key_to_ours(k)
