@@ -312,3 +312,33 @@ def test_rar_reconstructor_photo_to_rendered_frame(tiny, framed, tmp_path):
     assert np.isfinite(img.image).all() and img.alpha[64, 64] > 0.5
     with pytest.raises(ValueError, match="checkpoint"):
         RARReconstructor()
+
+
+@pytest.mark.ros
+def test_reconstruction_node_with_rar_backend(tiny, tmp_path, rclpy_context):
+    """reconstruction_node (its own process) with backend rar and a checkpoint publishes the learned avatar."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph import Proc, executable, spin_until
+
+    from gaussian_head_ros.msg import GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import msg_to_avatar
+
+    save_checkpoint(tmp_path / "m.pt", tiny)
+    photo = shared("portraits", "astronaut_eileen_collins.png")
+    proc = Proc(executable("reconstruction_node") + [
+        "--ros-args", "-p", "backend:=rar", "-p", f"checkpoint:={tmp_path / 'm.pt'}", "-p", "device:=cpu",
+        "-p", f"photo_path:={photo}", "-p", "operator_id:=eileen"], tmp_path / "node.log")
+    node = rclpy_context.create_node("rar_node_peer")
+    got = []
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(GaussianAvatar, "avatar", got.append, latched)
+    try:
+        assert spin_until(node, lambda: got, 120), f"no avatar from reconstruction_node:\n{proc.output()}"
+        av = msg_to_avatar(got[-1])
+        av.validate()
+        assert av.reconstructor == "rar:tiny" and av.operator_id == "eileen"
+        assert av.num_gaussians == tiny.cfg.generator.num_gaussians and av.expression_basis.shape == (41, 478, 3)
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()
