@@ -157,6 +157,21 @@ class MeshFitReconstructor(Reconstructor):
             self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
         return self._facemesh, self._segmenter
 
+    def warm_up(self) -> float:
+        """Load the MediaPipe models and the compiled kernels now rather than on the first photo; seconds."""
+        t0 = time.perf_counter()
+        self._models()
+        tri = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.1, 1.0]])
+        rasterize_mesh(tri, np.array([[0, 1, 2]]), np.array([[100.0, 0, 8], [0, 100.0, 8], [0, 0, 1]]), 16)
+        if self.cfg.refine_iters and self.cfg.refine_backend == "cpu":
+            from gaussian_head_ros.core.render import cpu_backend
+
+            cpu_backend.warm_up()
+        from gaussian_head_ros.core import drive
+
+        drive.warm_up()
+        return time.perf_counter() - t0
+
     # ------------------------------------------------------------------------------------------------
     def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:
         cfg = self.cfg
@@ -207,7 +222,11 @@ class MeshFitReconstructor(Reconstructor):
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
         if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
             below_chin = np.broadcast_to(rows > fp.landmarks_px[CHIN, 1], person.shape)
-            person = clean_mask(refine_silhouette(photo, person, inner_mesh | below_chin), mesh_px)
+            person = refine_silhouette(photo, person, inner_mesh | below_chin)
+            # close the notches peeling leaves (they would show as see-through gaps in turned views)
+            closed = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_CLOSE,
+                                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))).astype(bool)
+            person = clean_mask(closed & fp.valid, mesh_px)
         timings["masks"] = time.perf_counter() - t0
         # Depth of the visible surface (camera z) and of the hidden back, over the person.
         t1 = time.perf_counter()
@@ -404,6 +423,7 @@ class MeshFitReconstructor(Reconstructor):
     def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S) -> dict:
         """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail), where free) by the
         rest render's residual. Returns the PSNR in each of `masks` after ("name") and before ("name_initial")."""
+        from gaussian_head_ros.core import metrics
         from gaussian_head_ros.core.render import rasterize
 
         cfg = self.cfg
@@ -416,8 +436,7 @@ class MeshFitReconstructor(Reconstructor):
                              backend=cfg.refine_backend).image
 
         def psnr(img, m):
-            mse = float(np.mean((img[m] - photo[m]) ** 2)) if m.any() else 0.0
-            return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+            return metrics.psnr(img, photo, m) if m.any() else float("nan")
 
         try:
             img = render()

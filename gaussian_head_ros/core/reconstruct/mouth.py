@@ -30,7 +30,7 @@ class MouthConfig:
     cavity_margin_m: float = 0.012  # the cavity reaches this far beyond the inner lip corners
     cavity_drop_m: float = 0.030  # and this far below the lower lip (the widest jaw opening)
     cavity_spacing_m: float = 0.0022
-    teeth_rgb: tuple[float, float, float] = (0.86, 0.82, 0.74)
+    teeth_rgb: tuple[float, float, float] = (0.80, 0.76, 0.68)
     cavity_rgb: tuple[float, float, float] = (0.16, 0.05, 0.05)
     tongue_rgb: tuple[float, float, float] = (0.42, 0.16, 0.16)
 
@@ -81,7 +81,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     y_up, y_lo = v[UPPER_LIP_IN, 1], v[LOWER_LIP_IN, 1]
     lip_y = 0.5 * (y_up + y_lo)
     lip = _lip_depth(v, loop)
-    k = float(np.clip(brightness, 0.35, 1.4))
+    k = float(np.clip(brightness, 0.35, 1.0))  # a dim photo gets dim teeth; a bright one no glowing white
     teeth = np.asarray(teeth_rgb if teeth_rgb is not None else np.asarray(cfg.teeth_rgb) * k, np.float64)
     batches = []
     # Teeth rows: upper ending just above the lip line, lower starting just below it (drive turns the

@@ -1,0 +1,78 @@
+"""`gaussian-head reconstruct`: one portrait photo -> a drivable Gaussian head avatar (.ply).
+
+    gaussian-head reconstruct photo.jpg -o me.ply
+    gaussian-head reconstruct photo.jpg -o me.ply --preview out/     # + photo.png, render.png, mask.png
+    gaussian-head reconstruct photo.jpg -o me.ply --backend rar --option checkpoint=rar.pt
+
+A photo that cannot make an avatar (no face, too small, turned too far, unreadable) exits with status 1
+and one line on stderr saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+
+def _option(text: str) -> tuple[str, object]:
+    """'name=value' -> (name, value as int, float, bool or str)."""
+    if "=" not in text:
+        raise ValueError(f"--option needs name=value, got {text!r}")
+    name, value = text.split("=", 1)
+    for conv in (int, float):
+        try:
+            return name.strip(), conv(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return name.strip(), value.lower() == "true"
+    return name.strip(), value
+
+
+def add_arguments(p):
+    from gaussian_head_ros.core.reconstruct import BACKENDS, DEFAULT_BACKEND
+
+    p.add_argument("photo", help="portrait photo (JPEG, PNG, ...): one person, face visible")
+    p.add_argument("-o", "--output", required=True, help="avatar file to write (.ply, opens in 3DGS viewers)")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
+                   help=f"reconstructor (default {DEFAULT_BACKEND}: training-free, CPU)")
+    p.add_argument("--preset", default=None, help="backend preset (mesh_fit: fast, default, dense)")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="backend option, repeatable (e.g. max_gaussians=40000, min_face_px=80, checkpoint=rar.pt)")
+    p.add_argument("--operator-id", default="", help="operator id stored in the avatar (default: the photo's name)")
+    p.add_argument("--preview", metavar="DIR", help="also write DIR/photo.png, DIR/render.png and DIR/mask.png")
+    p.add_argument("--max-pixels", type=int, default=None, help="refuse larger photos (default 40M pixels)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.preview import write_preview
+
+    options = dict(_option(o) for o in args.option)
+    if args.preset:
+        options["preset"] = args.preset
+    if args.max_pixels is not None:
+        options["max_pixels"] = args.max_pixels
+    limit = int(options.get("max_pixels", 40_000_000))
+    rgb = read_image(args.photo, max_pixels=limit)
+    operator = args.operator_id or Path(args.photo).stem
+    t0 = time.perf_counter()
+    with get_reconstructor(args.backend, **options) as rec:
+        result = rec.reconstruct(rgb, operator_id=operator)
+    dt = time.perf_counter() - t0
+    for w in result.warnings:
+        log.warning("%s", w)
+    save_ply(result.avatar, args.output)
+    size_mb = Path(args.output).stat().st_size / 1e6
+    print(f"{args.output}: {result.avatar.num_gaussians} Gaussians, {size_mb:.1f} MB, {dt:.2f} s "
+          f"({args.backend}, operator {operator!r})")
+    if args.preview:
+        for p in write_preview(result, args.preview):
+            print(f"preview: {p}")
+    return 0

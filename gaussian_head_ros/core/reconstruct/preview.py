@@ -1,0 +1,79 @@
+"""Looking at a reconstruction: the avatar drawn from its source camera (at rest, turned, or with the
+mouth open), contact sheets, and the `--preview` files of `gaussian-head reconstruct`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gaussian_head_ros.core.avatar import GaussianAvatar
+
+SHEET_YAWS = (-30, -20, -10, 0, 10, 20, 30)
+
+
+def source_intrinsics(avatar: GaussianAvatar, size: int | None = None) -> tuple[np.ndarray, int, int]:
+    """([3, 3] K, width, height) of the avatar's source camera, optionally rescaled to a square `size`."""
+    cam = avatar.source_camera
+    if cam is None:
+        raise ValueError("the avatar has no source camera to render from")
+    fx, fy, cx, cy = (float(v) for v in cam.intrinsics)
+    w, h = cam.size
+    if size is not None:
+        s = size / max(w, h)
+        fx, fy, cx, cy, w, h = fx * s, fy * s, cx * s, cy * s, round(w * s), round(h * s)
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32), int(w), int(h)
+
+
+def source_view(avatar: GaussianAvatar, yaw_deg: float = 0.0, pitch_deg: float = 0.0, mouth_open: float = 0.0,
+                size: int | None = None, background=(0.0, 0.0, 0.0), backend: str = "auto", driver=None) -> np.ndarray:
+    """[H, W, 3] float32 in [0, 1]: the avatar from its source camera, the head turned by yaw/pitch (degrees,
+    as FaceControl) and the jaw opened by mouth_open; all zero = the rest pose, which reproduces the photo."""
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.render import rasterize
+
+    K, w, h = source_intrinsics(avatar, size)
+    control = FaceControl.rest()
+    control.rotation = euler_to_quat(yaw_deg, pitch_deg, 0.0).astype(np.float32)
+    control.mouth_open = float(mouth_open)
+    p = (driver or Driver(avatar)).drive(control)
+    return rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, avatar.source_camera.viewmat, K, w, h,
+                     background=background, backend=backend).image
+
+
+def contact_sheet(avatar: GaussianAvatar, photo: np.ndarray | None = None, yaws=SHEET_YAWS, mouth_open: float = 0.4,
+                  size: int = 256, backend: str = "auto") -> np.ndarray:
+    """[size, (n + 2) * size, 3] uint8: the photo (if given), the avatar at each yaw, and with the mouth open."""
+    import cv2
+
+    from gaussian_head_ros.core.drive import Driver
+
+    driver = Driver(avatar)
+    tiles = []
+    if photo is not None:
+        tiles.append(cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+    tiles += [source_view(avatar, yaw, size=size, backend=backend, driver=driver) for yaw in yaws]
+    tiles.append(source_view(avatar, 0.0, mouth_open=mouth_open, size=size, backend=backend, driver=driver))
+    return (np.clip(np.concatenate(tiles, axis=1), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def write_preview(result, directory: str | Path, backend: str = "auto") -> list[Path]:
+    """DIR/photo.png (the photo as the source camera sees it), DIR/render.png (the avatar at rest from the
+    same camera) and DIR/mask.png (the head region, white). Returns the paths written."""
+    import cv2
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    render = source_view(result.avatar, backend=backend)
+    out = []
+    if result.photo is not None:
+        out.append(d / "photo.png")
+        cv2.imwrite(str(out[-1]), np.ascontiguousarray(result.photo[..., ::-1]))
+    out.append(d / "render.png")
+    cv2.imwrite(str(out[-1]), (np.clip(render, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    if result.mask is not None:
+        out.append(d / "mask.png")
+        cv2.imwrite(str(out[-1]), result.mask.astype(np.uint8) * 255)
+    return out
+

@@ -1,0 +1,327 @@
+"""reconstruction_node: operator photo -> latched GaussianAvatar, plus a latched status saying how it went.
+
+Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
+both reliable with depth 1; the optional `photo_path` parameter reconstructs a photo file at start-up.
+Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
+both reliable + transient local, depth 1 (latched: a late joiner gets the current avatar and the result of
+the last photo), and `/diagnostics` once a second.
+
+Callbacks only keep the newest photo; a worker thread decodes and reconstructs it. A photo that arrives
+during a reconstruction replaces any photo still waiting (newest wins, nothing queues up) and gets a BUSY
+status. A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
+saying why, and the avatar already published stays published. `operator_id` is the parameter when set,
+else the photo's header.frame_id (else the file name for `photo_path`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from gaussian_head_ros.core import imageio
+from gaussian_head_ros.core.reconstruct import BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, get_reconstructor
+from gaussian_head_ros.msg import AvatarStatus
+from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
+from gaussian_head_ros.nodes.conversions import avatar_to_msg, status_msg
+
+# name -> (default, description, (min, max) or None)
+PARAMS = {
+    "backend": ("mesh_fit", f"reconstructor: {', '.join(BACKENDS)} (rar needs a checkpoint)", None),
+    "preset": ("default", "mesh_fit preset: fast, default or dense", None),
+    "checkpoint": ("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)", None),
+    "device": ("auto", "rar: torch device, auto (CUDA when available), cpu or cuda", None),
+    "operator_id": ("", "operator id for every avatar; empty: the photo's header.frame_id (or file name)", None),
+    "photo_path": ("", "a photo file reconstructed at start-up; empty: wait for operator/photo", None),
+    "frame_id": ("head", "header.frame_id of the published avatar (its head frame)", None),
+    "max_pixels": (40_000_000, "photos with more pixels are refused", (1024, 400_000_000)),
+    "min_face_px": (60.0, "faces narrower than this (photo pixels) are refused", (8.0, 4096.0)),
+    "max_yaw_deg": (45.0, "heads turned further to the side than this are refused", (5.0, 90.0)),
+    "max_gaussians": (60_000, "mesh_fit: Gaussian budget of an avatar", (5_000, 2_000_000)),
+}
+_REBUILD = ("backend", "preset", "checkpoint", "device", "max_pixels", "min_face_px", "max_yaw_deg", "max_gaussians")
+
+
+def _descriptor(name: str) -> ParameterDescriptor:
+    default, text, rng = PARAMS[name]
+    d = ParameterDescriptor(description=text)
+    if rng is not None and isinstance(default, int):
+        d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
+    elif rng is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
+    return d
+
+
+def check_values(values: dict) -> None:
+    """Raise ValueError when a set of parameter values (name -> value, all of them) is not acceptable."""
+    for name, value in values.items():
+        rng = PARAMS[name][2]
+        if rng is not None and not rng[0] <= value <= rng[1]:
+            raise ValueError(f"{name} must be within {rng[0]}..{rng[1]}, got {value}")
+    if values["backend"] not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {values['backend']!r}")
+    if values["backend"] == "mesh_fit":
+        from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS
+
+        if values["preset"] not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {values['preset']!r}")
+    if values["backend"] == "rar":
+        if not values["checkpoint"]:
+            raise ValueError("backend rar needs a 'checkpoint' (a file from 'gaussian-head train')")
+        if not Path(values["checkpoint"]).is_file():
+            raise ValueError(f"checkpoint {values['checkpoint']} not found")
+        if values["device"] not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {values['device']!r}")
+    if values["photo_path"] and not Path(values["photo_path"]).is_file():
+        raise ValueError(f"photo_path {values['photo_path']} not found")
+
+
+def reconstructor_options(values: dict) -> dict:
+    """Parameter values -> options of the chosen backend."""
+    common = {k: values[k] for k in ("max_pixels", "min_face_px", "max_yaw_deg")}
+    if values["backend"] == "rar":
+        return dict(checkpoint=values["checkpoint"], device=values["device"], **common)
+    return dict(preset=values["preset"], max_gaussians=values["max_gaussians"], **common)
+
+
+@dataclass
+class Job:
+    """One photo waiting for the worker: how to get its pixels, and whose it is."""
+
+    decode: object  # () -> [H, W, 3] uint8 RGB; raises ValueError
+    operator_id: str
+    frame_id: str
+    source: str  # for log lines: topic or file
+
+
+class ReconstructionNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("reconstruction_node", **kwargs)
+        for name, (default, _, _) in PARAMS.items():
+            self.declare_parameter(name, default, _descriptor(name))
+        try:  # values from a params file or overrides are not seen by the on-set callback
+            check_values(self._values())
+        except ValueError as e:
+            self.get_logger().error(f"parameter {e}; using the defaults for the reconstructor settings")
+            self.set_parameters([Parameter(n, value=PARAMS[n][0]) for n in _REBUILD + ("photo_path",)])
+        self.add_on_set_parameters_callback(self._on_set)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        self.avatar_pub = self.create_publisher(GaussianAvatarMsg, "avatar", latched)
+        self.status_pub = self.create_publisher(AvatarStatus, "avatar/status", latched)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        photo_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(Image, "operator/photo", self._on_image, photo_qos)
+        self.create_subscription(CompressedImage, "operator/photo/compressed", self._on_compressed, photo_qos)
+
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pending: Job | None = None
+        self._busy = False
+        self._dirty = True  # the reconstructor must be (re)built from the parameters
+        self.state = "starting"
+        self.counts = dict(photos=0, replaced=0, avatars=0, refused=0, errors=0)
+        self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
+        photo = self._param("photo_path")
+        if photo:
+            self._submit(Job(lambda p=photo: imageio.read_image(p, int(self._param("max_pixels"))),
+                             self._param("operator_id") or Path(photo).stem, "", photo))
+        self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
+        self._worker.start()
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    # ----------------------------------------------------------------------------------------------
+    # parameters
+
+    def _param(self, name):
+        return self.get_parameter(name).value
+
+    def _values(self, changes=()) -> dict:
+        values = {name: self._param(name) for name in PARAMS}
+        values.update({p.name: p.value for p in changes if p.name in PARAMS})
+        return values
+
+    def _on_set(self, params) -> SetParametersResult:
+        try:
+            check_values(self._values(params))
+        except (ValueError, TypeError) as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        if any(p.name in _REBUILD for p in params):
+            self._dirty = True  # the worker rebuilds before the next photo
+        return SetParametersResult(successful=True)
+
+    # ----------------------------------------------------------------------------------------------
+    # callbacks: keep the newest photo, nothing heavy
+
+    def _operator(self, frame_id: str) -> str:
+        return self._param("operator_id") or frame_id or "operator"
+
+    def _on_image(self, msg: Image) -> None:
+        limit = int(self._param("max_pixels"))
+        data, w, h, step, enc, be = msg.data, msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian)
+        self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
+                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo"))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        limit = int(self._param("max_pixels"))
+        data = msg.data
+        self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit),
+                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed"))
+
+    def _submit(self, job: Job) -> None:
+        with self._lock:
+            replaced = self._pending is not None
+            self._pending = job
+            busy = self._busy
+        self.counts["photos"] += 1
+        if replaced:
+            self.counts["replaced"] += 1
+            self.get_logger().info("a newer photo replaced the one waiting")
+        if busy:
+            self._status(AvatarStatus.BUSY, "a reconstruction is running; this photo follows it (a newer one "
+                                            "replaces it)", job)
+        self._wake.set()
+
+    # ----------------------------------------------------------------------------------------------
+    # worker thread
+
+    def _work_loop(self) -> None:
+        rec = None
+        while not self._stop.is_set():
+            if self._dirty:
+                rec = self._rebuild(rec)
+            if not self._wake.wait(0.2):
+                continue
+            with self._lock:
+                job, self._pending = self._pending, None
+                self._wake.clear()
+                self._busy = job is not None
+            if job is None:
+                continue
+            if self._dirty:
+                rec = self._rebuild(rec)
+            try:
+                self._run(rec, job)
+            finally:
+                with self._lock:
+                    self._busy = False
+                self.state = "ready" if rec is not None else self.state
+        if rec is not None:
+            rec.close()
+
+    def _rebuild(self, old):
+        """A reconstructor from the current parameters (None, with a log line, when that fails)."""
+        self._dirty = False
+        if old is not None:
+            old.close()
+        values = self._values()
+        self.state = f"loading {values['backend']}"
+        t0 = time.perf_counter()
+        try:
+            rec = get_reconstructor(values["backend"], **reconstructor_options(values))
+            if hasattr(rec, "warm_up"):
+                rec.warm_up()
+        except (ValueError, OSError, RuntimeError) as e:
+            self.state = f"no reconstructor: {e}"
+            self.get_logger().error(f"cannot start the {values['backend']} reconstructor: {e}")
+            return None
+        self.state = "ready"
+        self.get_logger().info(f"{values['backend']} reconstructor ready ({time.perf_counter() - t0:.1f} s)")
+        return rec
+
+    def _run(self, rec, job: Job) -> None:
+        self.state = f"reconstructing ({job.source})"
+        t0 = time.perf_counter()
+        if rec is None:
+            self._refuse(INTERNAL_ERROR, f"no reconstructor ({self.state}); fix the parameters", job, 0.0)
+            return
+        try:
+            rgb = job.decode()
+            result = rec.reconstruct(rgb, operator_id=job.operator_id)
+            msg = avatar_to_msg(result.avatar, Header(stamp=self.get_clock().now().to_msg(),
+                                                      frame_id=str(self._param("frame_id"))))
+        except ReconstructionError as e:
+            self._refuse(e.code, str(e), job, time.perf_counter() - t0)
+            return
+        except ValueError as e:  # decoding: empty, corrupt, truncated, too large, unsupported encoding
+            self._refuse(AvatarStatus.BAD_IMAGE, str(e), job, time.perf_counter() - t0)
+            return
+        except Exception as e:  # a bug: say so, keep serving the last avatar
+            self.counts["errors"] += 1
+            self.get_logger().error(f"reconstruction failed: {type(e).__name__}: {e}")
+            self._refuse(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}", job, time.perf_counter() - t0)
+            return
+        dt = time.perf_counter() - t0
+        self.avatar_pub.publish(msg)
+        self.counts["avatars"] += 1
+        n = result.avatar.num_gaussians
+        text = f"avatar for '{job.operator_id}' ready: {n} Gaussians in {dt:.2f} s"
+        for w in result.warnings:
+            self.get_logger().warning(w)
+        self.get_logger().info(text)
+        self._status(OK, text, job, result.warnings, n, dt)
+
+    def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
+        self.counts["refused"] += 1
+        self.get_logger().warning(f"photo from {job.source} refused: {reason}")
+        self._status(code, reason, job, duration_s=dt)
+
+    def _status(self, code: int, message: str, job: Job, warnings=(), num_gaussians: int = 0,
+                duration_s: float = 0.0) -> None:
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=job.frame_id)
+        self.status_pub.publish(status_msg(code, message, job.operator_id, warnings, num_gaussians, duration_s, header))
+        if code != AvatarStatus.BUSY:
+            self.last = {"code": str(code), "message": message, "duration_s": f"{duration_s:.2f}",
+                         "num_gaussians": str(num_gaussians), "operator_id": job.operator_id}
+
+    # ----------------------------------------------------------------------------------------------
+    # diagnostics
+
+    def _publish_diagnostics(self) -> None:
+        if self.state.startswith("no reconstructor"):
+            level = DiagnosticStatus.ERROR
+        elif self.last["code"] not in ("", str(OK)):
+            level = DiagnosticStatus.WARN
+        else:
+            level = DiagnosticStatus.OK
+        message = self.state if level != DiagnosticStatus.WARN else f"last photo refused: {self.last['message']}"
+        values = {"state": self.state, "backend": str(self._param("backend")),
+                  **{f"last_{k}": v for k, v in self.last.items()}, **{k: str(v) for k, v in self.counts.items()}}
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: avatar reconstruction", message=message,
+                                       hardware_id=str(self._param("backend")),
+                                       values=[KeyValue(key=k, value=v) for k, v in values.items()])]
+        self.diag_pub.publish(arr)
+
+    def destroy_node(self):
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(timeout=10.0)
+        return super().destroy_node()
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ReconstructionNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,348 @@
+"""One-shot reconstruction on real photos: the template topology recovered from the wheel's edge list
+against MediaPipe's canonical mesh, every portrait -> a valid avatar that reproduces the photo at rest,
+an open jaw shows a mouth interior, the two-face photo, refusals with reasons, the CLI."""
+
+import glob
+import re
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED, shared
+
+from gaussian_head_ros.core.reconstruct import (BAD_IMAGE, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR, NO_FACE,
+                                                ReconstructionError, get_reconstructor)
+
+PORTRAITS = sorted(p.split("/")[-1] for p in glob.glob(str(SHARED / "portraits" / "*")))
+MESSAGE_LIMIT = 8_000_000
+
+
+def _obj_faces(path):
+    faces = []
+    for line in open(path):
+        if line.startswith("f "):
+            faces.append([int(t.split("/")[0]) - 1 for t in line.split()[1:]])
+    return np.asarray(faces)
+
+
+def _obj_vertices(path):
+    return np.asarray([[float(v) for v in line.split()[1:4]] for line in open(path) if line.startswith("v ")])
+
+
+def _canon(t):
+    i = int(np.argmin(t))
+    return tuple(int(v) for v in np.roll(t, -i))
+
+
+# ---------------------------------------------------------------------------------------------------
+# template topology
+
+
+def test_template_triangles_match_the_canonical_mesh():
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+
+    from gaussian_head_ros.core.reconstruct.template import boundary_loops, hole_loops, template_faces
+
+    obj = shared("canonical_face", "canonical_face_model.obj")
+    ref = _obj_faces(obj)  # [898, 3], the eyes and the mouth closed
+    ours = np.asarray(template_faces())
+    assert ours.shape == (852, 3) and len(ref) == 898
+    # A manifold surface: every edge in one or two triangles; the boundary is the oval + 2 eyes + the mouth.
+    loops = boundary_loops(ours)
+    assert sorted(len(lp) for lp in loops) == [16, 16, 20, 36]
+    holes = hole_loops()
+    lips = {v for e in fmc.FACEMESH_LIPS for v in e}
+    assert set(holes["mouth"].tolist()) <= lips and 13 in holes["mouth"] and 14 in holes["mouth"]
+    assert {v for e in fmc.FACEMESH_LEFT_EYE for v in e} == set(holes["left_eye"].tolist())
+    ref_set = {_canon(t) for t in ref}
+    same = {_canon(t) for t in ours} & ref_set  # identical triangles, identical orientation
+    others = [tuple(int(x) for x in t) for t in ours if _canon(t) not in ref_set]
+    # The others pair up into quads whose other diagonal gives two .obj triangles (same orientation as ours).
+    by_edge = {}
+    for t in others:
+        for u, v in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0])):
+            by_edge.setdefault(frozenset((u, v)), []).append((t, u, v))
+    paired, flip_ref = set(), set()
+    for pair in by_edge.values():
+        if len(pair) != 2:
+            continue
+        (t1, u, v), (t2, _, _) = pair
+        a, b = (set(t1) - {u, v}).pop(), (set(t2) - {u, v}).pop()
+        if _canon((a, u, b)) in ref_set and _canon((b, v, a)) in ref_set:
+            paired |= {_canon(t1), _canon(t2)}
+            flip_ref |= {_canon((a, u, b)), _canon((b, v, a))}
+    assert paired == {_canon(t) for t in others}, "triangles that are neither .obj triangles nor diagonal flips"
+    assert len(same) > 400 and len(same) + len(others) == 852
+    # What the .obj has beyond that: exactly the patches closing the eyes (14 + 14) and the mouth (18).
+    rest = ref_set - same - flip_ref
+    hole_sets = [set(h.tolist()) for h in holes.values()]
+    assert len(rest) == 46 and all(any(set(t) <= h for h in hole_sets) for t in rest)
+    # Orientation: counter-clockwise seen from outside; in the head frame (y down, z into the head) the
+    # normals of a frontal face point at the camera (-z). The .obj is y-up, z-towards-the-viewer.
+    v = _obj_vertices(obj) * np.array([1.0, -1.0, -1.0])
+    n = np.cross(v[ours[:, 1]] - v[ours[:, 0]], v[ours[:, 2]] - v[ours[:, 0]])
+    assert np.mean(n[:, 2] < 0) > 0.95
+
+
+def test_mirror_map_is_an_involution_on_the_canonical_mesh():
+    from gaussian_head_ros.core.reconstruct.template import mirror_vertices
+
+    v = _obj_vertices(shared("canonical_face", "canonical_face_model.obj"))
+    m = mirror_vertices(v)
+    assert np.array_equal(m[m], np.arange(len(v)))
+    assert (m[33], m[263], m[1], m[61]) == (263, 33, 1, 291)
+
+
+# ---------------------------------------------------------------------------------------------------
+# every portrait
+
+
+@pytest.fixture(scope="module")
+def rec():
+    with get_reconstructor("mesh_fit") as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def results(rec):
+    from gaussian_head_ros.core.imageio import read_image
+
+    shared("portraits", PORTRAITS[0])
+    return {name: rec.reconstruct(read_image(str(SHARED / "portraits" / name)), operator_id=name)
+            for name in PORTRAITS}
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_every_portrait_makes_a_valid_drivable_avatar(results, name, tmp_path):
+    from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, load_ply, save_ply
+
+    res = results[name]
+    a = res.avatar
+    a.validate(max_gaussians=60_000)
+    assert a.operator_id == name and a.reconstructor.startswith("mesh_fit")
+    assert a.template_vertices.shape == (478, 3) and a.template_faces.shape == (852, 3)
+    assert a.sh_degree == 0 and a.lighting_sh.shape == (9, 3)
+    table_bytes = a.table().nbytes + a.template_vertices.nbytes + a.template_faces.nbytes
+    assert table_bytes <= MESSAGE_LIMIT
+    parts = set(np.unique(a.part).tolist())
+    assert {PART_STATIC, PART_FACE, PART_MOUTH} <= parts
+    face = a.part == PART_FACE
+    assert np.all(a.face_id[face] >= 0) and np.all(a.face_id[~face] == -1)
+    assert np.allclose(a.bary[face].sum(1), 1, atol=1e-4) and np.all(a.bary[face] >= -1e-4)
+    assert np.allclose(np.linalg.norm(a.normals, axis=1), 1, atol=1e-3)
+    assert res.photo.shape == (512, 512, 3) and res.mask.shape == (512, 512) and res.mask.mean() > 0.1
+    assert a.source_camera is not None and a.source_camera.size == (512, 512)
+    save_ply(a, tmp_path / "a.ply")
+    assert load_ply(tmp_path / "a.ply").equals(a)
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_rest_render_reproduces_the_photo(results, name):
+    from gaussian_head_ros.core.metrics import psnr
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    res = results[name]
+    img = source_view(res.avatar, backend="cpu")  # 512 x 512, the source camera, rest pose
+    value = psnr(img, res.photo.astype(np.float32) / 255, res.mask)
+    assert value >= 30.0, f"{name}: {value:.2f} dB in the head region"
+
+
+def test_two_faces_use_the_largest_and_say_so(results):
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.imageio import read_image
+
+    res = results["two_children_multiface.jpeg"]
+    assert any(re.search(r"\b2 faces\b", w) for w in res.warnings), res.warnings
+    with FaceMesh() as fm:
+        faces = fm.detect(read_image(str(SHARED / "portraits" / "two_children_multiface.jpeg")))
+    assert len(faces) == 2
+    assert res.info["face_width_px"] == pytest.approx(max(f.width for f in faces), rel=1e-3)
+
+
+def test_turned_head_is_completed_without_holes(results):
+    """At +-20 deg yaw the head region keeps covering itself: no see-through holes inside the silhouette."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    for name in ("obama_official.jpg", "lp_d9_woman_turned.jpg"):
+        a = results[name].avatar
+        for yaw in (-20, 20):
+            img = source_view(a, yaw, backend="cpu", background=(1.0, 0.0, 1.0))
+            covered = ~np.all(np.abs(img - [1.0, 0.0, 1.0]) < 0.08, axis=-1)
+            # holes: background pixels enclosed by the avatar
+            filled = covered.copy()
+            ff = np.zeros((514, 514), np.uint8)
+            inv = (~covered).astype(np.uint8)
+            cv2.floodFill(inv, ff, (0, 0), 0)
+            holes = inv.astype(bool)
+            assert holes.sum() < 30, f"{name} at {yaw} deg: {holes.sum()} see-through pixels inside the avatar"
+            assert filled.mean() > 0.1
+
+
+def test_open_jaw_shows_a_mouth_interior_not_a_hole(results):
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+    from gaussian_head_ros.core.render import rasterize
+
+    a = results["business_person.png"].avatar  # closed mouth in the photo
+    v = a.template_vertices.astype(np.float64)
+    lip_y = 0.5 * (v[13, 1] + v[14, 1])
+    # Open the jaw by 0.25 rad about drive()'s hinge (between the cheeks): the lower lip (inner contour
+    # included), the chin and the jaw line turn down, fading out towards the cheeks, as a tracker reports it.
+    lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+    below = (v[:, 1] > lip_y + 0.001) | np.isin(np.arange(len(v)), lower_lip)
+    w = below * np.exp(-(v[:, 0] / 0.04) ** 4)
+    pivot = np.array([0.0, *(0.5 * (v[234] + v[454]))[1:]])
+    th = 0.25
+    rx = np.array([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]])
+    expr = ((v - pivot) @ rx.T + pivot - v) * w[:, None]
+    c = FaceControl.rest()
+    c.expression = expr.astype(np.float32)
+    p = Driver(a).drive(c)
+    K, wd, ht = source_intrinsics(a)
+    out = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, a.source_camera.viewmat, K, wd, ht,
+                    background=(1.0, 0.0, 1.0), backend="cpu")
+    # The opening: the deformed inner-lip polygon in the image.
+    loop = hole_loops()["mouth"]
+    pts = (v[loop] + expr[loop]) @ a.source_camera.viewmat[:3, :3].T + a.source_camera.viewmat[:3, 3]
+    uv = pts[:, :2] / pts[:, 2:] * K[0, 0] + K[:2, 2]
+    mask = np.zeros((ht, wd), np.uint8)
+    cv2.fillPoly(mask, [np.round(uv).astype(np.int32)], 1)
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+    assert mask.sum() > 200, "the jaw did not open"
+    inside = out.image[mask]
+    assert np.all(out.alpha[mask] > 0.95), "a hole in the open mouth"
+    luma = inside @ np.array([0.299, 0.587, 0.114])
+    assert np.mean(luma < 0.35) > 0.25, "no dark cavity in the open mouth"
+    assert np.mean(luma > 0.9) < 0.1, "a white patch in the open mouth"
+
+
+def test_lighting_is_recovered_from_shading():
+    from gaussian_head_ros.core.drive import irradiance, sh_from_lights
+    from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting
+
+    rng = np.random.default_rng(0)
+    n = rng.normal(size=(4000, 3))
+    n[:, 2] = -np.abs(n[:, 2])  # the front hemisphere, as a face shows it
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    true = sh_from_lights((0.4, 0.4, 0.4), [((-0.6, -0.5, -0.6), (0.9, 0.8, 0.7))])
+    albedo = np.array([0.8, 0.6, 0.5])
+    colors = np.clip(albedo * irradiance(n, true) * 0.7, 0, 1)
+    est = estimate_lighting(n, colors)
+    e_true, e_est = irradiance(n, true)[:, 0], irradiance(n, est)[:, 0]
+    assert np.corrcoef(e_true, e_est)[0, 1] > 0.95
+    assert irradiance(n, est).mean() == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError):
+        estimate_lighting(n[:10], colors[:10])
+
+
+def test_photo_lighting_follows_the_skin_shading(results):
+    from gaussian_head_ros.core.avatar import PART_FACE, sh_dc_to_rgb
+    from gaussian_head_ros.core.drive import irradiance
+
+    a = results["obama_official.jpg"].avatar
+    face = a.part == PART_FACE
+    e = irradiance(a.normals[face].astype(np.float64), a.lighting_sh).mean(1)
+    luma = sh_dc_to_rgb(a.sh[face, 0]) @ np.array([0.299, 0.587, 0.114])
+    assert np.corrcoef(e, luma)[0, 1] > 0.2
+
+
+# ---------------------------------------------------------------------------------------------------
+# refusals
+
+
+def _code(rec, img):
+    with pytest.raises(ReconstructionError) as e:
+        rec.reconstruct(img)
+    assert str(e.value) and "\n" not in str(e.value)
+    return e.value.code
+
+
+def test_bad_photos_are_refused_with_a_reason(rec):
+    from gaussian_head_ros.core.imageio import decode_compressed, read_image
+
+    assert _code(rec, np.full((480, 640, 3), 127, np.uint8)) == NO_FACE
+    assert _code(rec, np.zeros((10, 10, 3), np.uint8)) == BAD_IMAGE
+    assert _code(rec, np.zeros((100, 100), np.uint8)) == BAD_IMAGE
+    assert _code(rec, np.zeros((100, 100, 3), np.float32)) == BAD_IMAGE
+    assert _code(rec, np.zeros((8000, 8000, 3), np.uint8)) == BAD_IMAGE  # never touched: calloc'd pages
+    img = read_image(str(shared("portraits", "trump_official.png")))
+    small = np.full((1500, 2000, 3), 90, np.uint8)
+    small[900:950, 700:750] = cv2.resize(img, (50, 50), interpolation=cv2.INTER_AREA)  # a face ~28 px wide
+    assert _code(rec, small) in (FACE_TOO_SMALL, NO_FACE)
+    mid = np.full((1500, 2000, 3), 90, np.uint8)
+    mid[900:980, 700:780] = cv2.resize(img, (80, 80), interpolation=cv2.INTER_AREA)  # ~45 px: found, too small
+    assert _code(rec, mid) == FACE_TOO_SMALL
+    with get_reconstructor("mesh_fit", max_yaw_deg=5.0) as strict:
+        assert _code(strict, read_image(str(shared("portraits", "lp_s9_monalisa.jpg")))) == HEAD_TURNED_TOO_FAR
+    # Undecodable bytes never reach the reconstructor: imageio says why.
+    for data in (b"", b"not an image at all", cv2.imencode(".jpg", img)[1].tobytes()[:2000]):
+        with pytest.raises(ValueError):
+            decode_compressed(data, max_pixels=40_000_000)
+    png_header = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (8000).to_bytes(4, "big") * 2 + b"\x08\x02" + b"\0" * 64
+    with pytest.raises(ValueError, match="above the limit"):
+        decode_compressed(png_header, max_pixels=40_000_000)
+
+
+def test_other_encodings_are_converted(rec):
+    from gaussian_head_ros.core.imageio import decode_raw, read_image
+
+    img = read_image(str(shared("portraits", "obama_official.jpg")))
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    mono = decode_raw(gray.tobytes(), w, h, w, "mono8")
+    assert rec.reconstruct(mono).avatar.num_gaussians > 10_000
+    rgba16 = (np.concatenate([img, np.full((h, w, 1), 255, np.uint8)], 2).astype(np.uint16) * 257)[..., [2, 1, 0, 3]]
+    bgra16 = decode_raw(rgba16.astype("<u2").tobytes(), w, h, w * 8, "bgra16")
+    assert np.abs(bgra16.astype(int) - img).max() <= 1
+    with pytest.raises(ValueError, match="unsupported image encoding"):
+        decode_raw(b"\0" * 16, 2, 2, 8, "32FC1")
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="unknown reconstruction backend"):
+        get_reconstructor("nope")
+    with pytest.raises(ValueError, match="unknown mesh_fit options"):
+        get_reconstructor("mesh_fit", max_gausians=5)
+    with pytest.raises(ValueError, match="preset"):
+        get_reconstructor("mesh_fit", preset="huge")
+    with pytest.raises(ValueError, match="checkpoint"):
+        get_reconstructor("rar")
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_reconstruct_with_preview(tmp_path, capsys):
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import load_ply
+
+    photo = shared("portraits", "lp_d8_man_glasses.jpg")
+    out = tmp_path / "me.ply"
+    assert main(["reconstruct", str(photo), "-o", str(out), "--preview", str(tmp_path / "prev")]) == 0
+    a = load_ply(out)
+    assert a.num_gaussians <= 60_000 and a.operator_id == "lp_d8_man_glasses"
+    for f in ("photo.png", "render.png", "mask.png"):
+        im = cv2.imread(str(tmp_path / "prev" / f), cv2.IMREAD_UNCHANGED)
+        assert im is not None and im.shape[:2] == (512, 512), f
+    photo_png = cv2.imread(str(tmp_path / "prev" / "photo.png")).astype(np.float32)
+    render_png = cv2.imread(str(tmp_path / "prev" / "render.png")).astype(np.float32)
+    mask = cv2.imread(str(tmp_path / "prev" / "mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert np.abs(photo_png[mask] - render_png[mask]).mean() < 8  # the render is the photo, in the head region
+
+
+def test_cli_bad_input_exits_with_one_line(tmp_path, capsys):
+    from gaussian_head_ros.cli import main
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 300, 3), 200, np.uint8))
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    for path, why in ((blank, "no face"), (corrupt, "decode"), (tmp_path / "missing.jpg", "cannot read")):
+        capsys.readouterr()
+        assert main(["reconstruct", str(path), "-o", str(tmp_path / "x.ply")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0], err
+    assert not (tmp_path / "x.ply").exists()
