@@ -1,0 +1,236 @@
+"""reconstruction_node in its own process over DDS: the start-up photo, raw and compressed photos from
+another process, late joiners get the latched avatar and status, refused photos keep the old avatar,
+the newest photo wins, parameters are validated."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def node_proc(tmp_path_factory):
+    from rosgraph import Proc, executable
+
+    photo = shared("portraits", "trump_official.png")
+    log = tmp_path_factory.mktemp("recon") / "reconstruction_node.log"
+    proc = Proc(executable("reconstruction_node") + ["--ros-args", "-p", f"photo_path:={photo}",
+                                                     "-p", "max_pixels:=4000000"], log)
+    yield proc
+    rc = proc.stop()
+    assert rc in (0, -2, 130), f"reconstruction_node exited with {rc}:\n{proc.output()}"
+
+
+def _latched():
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture(scope="module")
+def peer(rclpy_context, node_proc):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    node = rclpy_context.create_node("reconstruction_test_peer")
+    statuses = []  # every status while we listen (volatile, deep queue)
+    node.create_subscription(AvatarStatus, "avatar/status", statuses.append, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    photo_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    raw = node.create_publisher(Image, "operator/photo", photo_qos)
+    comp = node.create_publisher(CompressedImage, "operator/photo/compressed", photo_qos)
+    ok = spin_until(node, lambda: raw.get_subscription_count() and comp.get_subscription_count(), 60)
+    assert ok, f"reconstruction_node did not subscribe:\n{node_proc.output()}"
+    yield dict(node=node, statuses=statuses, raw=raw, comp=comp, proc=node_proc)
+    node.destroy_node()
+
+
+def _late_join(rclpy_context, name, timeout=90):
+    """A fresh node subscribing to the latched topics: what a late joiner gets (avatar msg, status msg)."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus, GaussianAvatar
+
+    node = rclpy_context.create_node(name)
+    av, st = [], []
+    node.create_subscription(GaussianAvatar, "avatar", av.append, _latched())
+    node.create_subscription(AvatarStatus, "avatar/status", st.append, _latched())
+    try:
+        spin_until(node, lambda: av and st, timeout)
+        return (av[-1] if av else None), (st[-1] if st else None)
+    finally:
+        node.destroy_node()
+
+
+def _image_msg(rgb, frame_id, encoding="rgb8"):
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = encoding
+    data = rgb if encoding != "bgr8" else rgb[..., ::-1]
+    if encoding == "mono8":
+        data = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    data = np.ascontiguousarray(data)
+    msg.step = msg.width * (1 if encoding == "mono8" else 3)
+    msg.data = data.tobytes()
+    return msg
+
+
+def _compressed_msg(data: bytes, frame_id):
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage()
+    msg.header.frame_id = frame_id
+    msg.format = "jpeg"
+    msg.data = data
+    return msg
+
+
+def _wait_status(peer, frame_id, timeout=90, skip_busy=True):
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    def find():
+        for s in peer["statuses"]:
+            if s.header.frame_id == frame_id and not (skip_busy and s.code == AvatarStatus.BUSY):
+                return s
+        return None
+
+    spin_until(peer["node"], lambda: find() is not None, timeout)
+    s = find()
+    assert s is not None, f"no status for {frame_id}:\n{peer['proc'].output()}"
+    return s
+
+
+def _photo(name, max_side=800):
+    from gaussian_head_ros.core.imageio import read_image
+
+    img = read_image(str(shared("portraits", name)))
+    s = max_side / max(img.shape[:2])
+    return cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
+
+
+def test_startup_photo_reaches_a_late_joiner(rclpy_context, peer):
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.conversions import msg_to_avatar
+
+    av, st = _late_join(rclpy_context, "late_joiner_1", timeout=120)
+    assert av is not None and st is not None, peer["proc"].output()
+    assert st.code == AvatarStatus.OK and st.ok and st.operator_id == "trump_official" and st.num_gaussians > 10_000
+    avatar = msg_to_avatar(av)
+    avatar.validate(max_gaussians=60_000)
+    assert avatar.operator_id == "trump_official" and av.header.frame_id == "head"
+    assert len(bytes(av.gaussians.data)) <= 8_000_000
+
+
+def test_raw_photo_then_refusal_keeps_the_avatar(rclpy_context, peer):
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.conversions import msg_to_avatar
+
+    peer["raw"].publish(_image_msg(_photo("obama_official.jpg"), "alice", "bgr8"))
+    st = _wait_status(peer, "alice")
+    assert st.code == AvatarStatus.OK and st.operator_id == "alice" and st.duration_s > 0, st.message
+    av, st = _late_join(rclpy_context, "late_joiner_2")
+    assert msg_to_avatar(av).operator_id == "alice" and st.operator_id == "alice"
+
+    peer["raw"].publish(_image_msg(np.full((480, 640, 3), 120, np.uint8), "bob"))
+    st = _wait_status(peer, "bob")
+    assert st.code == AvatarStatus.NO_FACE and not st.ok and "no face" in st.message and st.num_gaussians == 0
+    av, st = _late_join(rclpy_context, "late_joiner_3")
+    assert msg_to_avatar(av).operator_id == "alice", "the refused photo replaced the avatar"
+    assert st.code == AvatarStatus.NO_FACE and st.operator_id == "bob"
+
+
+def test_compressed_photo_and_bad_images(rclpy_context, peer):
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.conversions import msg_to_avatar
+
+    jpeg = cv2.imencode(".jpg", _photo("lp_d8_man_glasses.jpg")[..., ::-1])[1].tobytes()
+    peer["comp"].publish(_compressed_msg(jpeg, "carol"))
+    st = _wait_status(peer, "carol")
+    assert st.code == AvatarStatus.OK and st.operator_id == "carol", st.message
+    av, _ = _late_join(rclpy_context, "late_joiner_4")
+    assert msg_to_avatar(av).operator_id == "carol"
+
+    bad = {
+        "truncated_jpeg": _compressed_msg(jpeg[: len(jpeg) // 3], "truncated_jpeg"),
+        "garbage": _compressed_msg(b"definitely not an image", "garbage"),
+        "empty": _compressed_msg(b"", "empty"),
+    }
+    short = _image_msg(np.zeros((100, 100, 3), np.uint8), "short_raw")
+    short.data = bytes(100)
+    weird = _image_msg(np.zeros((100, 100, 3), np.uint8), "weird_encoding")
+    weird.encoding = "32FC1"
+    huge = _image_msg(np.zeros((4, 4, 3), np.uint8), "huge")
+    huge.width = huge.height = 8000  # claims 64M pixels; the data does not even match
+    for name, msg in bad.items():
+        peer["comp"].publish(msg)
+        st = _wait_status(peer, name, timeout=30)
+        assert st.code == AvatarStatus.BAD_IMAGE and st.message, (name, st.message)
+    for msg, word in ((short, "bytes"), (weird, "encoding"), (huge, "limit")):
+        peer["raw"].publish(msg)
+        st = _wait_status(peer, msg.header.frame_id, timeout=30)
+        assert st.code == AvatarStatus.BAD_IMAGE and word in st.message, st.message
+    # A mono8 photo is converted, not refused.
+    peer["raw"].publish(_image_msg(_photo("obama_official.jpg"), "mono_dave", "mono8"))
+    st = _wait_status(peer, "mono_dave")
+    assert st.code == AvatarStatus.OK, st.message
+    av, _ = _late_join(rclpy_context, "late_joiner_5")
+    assert msg_to_avatar(av).operator_id == "mono_dave"
+    assert peer["proc"].alive()
+
+
+def test_newest_photo_wins(peer):
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    a, b, c = _photo("obama_speech.jpg"), np.full((300, 300, 3), 90, np.uint8), _photo("astronaut_eileen_collins.png")
+    peer["statuses"].clear()
+    for img, fid in ((a, "first"), (b, "second"), (c, "third")):
+        peer["raw"].publish(_image_msg(img, fid))
+        time.sleep(0.05)
+    last = _wait_status(peer, "third")
+    assert last.code == AvatarStatus.OK
+    spin_until(peer["node"], lambda: False, 1.0)
+    done = [s.header.frame_id for s in peer["statuses"] if s.code != AvatarStatus.BUSY]
+    assert done[-1] == "third" and len(done) <= 2 and "second" not in done, done
+    busy = [s.header.frame_id for s in peer["statuses"] if s.code == AvatarStatus.BUSY]
+    assert busy, "photos arriving during a reconstruction get a BUSY status"
+
+
+def test_parameters_are_validated(rclpy_context, peer):
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rosgraph import spin_until
+
+    node = peer["node"]
+    cli = node.create_client(SetParameters, "/reconstruction_node/set_parameters")
+    assert spin_until(node, cli.service_is_ready, 20)
+
+    def set_param(name, value):
+        v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value) if isinstance(value, str) else \
+            ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=v)]))
+        assert spin_until(node, fut.done, 20)
+        return fut.result().results[0]
+
+    r = set_param("backend", "nope")
+    assert not r.successful and "backend" in r.reason
+    r = set_param("backend", "rar")
+    assert not r.successful and "checkpoint" in r.reason
+    r = set_param("min_face_px", 1.0)
+    assert not r.successful and "min_face_px" in r.reason
+    r = set_param("preset", "fast")
+    assert r.successful, r.reason
+    node.destroy_client(cli)
