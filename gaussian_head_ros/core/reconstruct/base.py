@@ -41,7 +41,8 @@ class ReconstructionResult:
     avatar: GaussianAvatar
     warnings: list[str] = field(default_factory=list)  # non-fatal remarks ("2 faces found, used the largest")
     photo: np.ndarray | None = None  # [S, S, 3] uint8: the photo as the avatar's source camera sees it
-    mask: np.ndarray | None = None  # [S, S] bool: the head region (face, hair, ears, neck) in `photo`
+    mask: np.ndarray | None = None  # [S, S] bool: the head region (face, hair, ears, neck) in `photo`, without the
+    #                                 silhouette's outermost pixels that mix in the photo's background
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     info: dict = field(default_factory=dict)  # backend-specific figures (yaw, face width, counts)
 

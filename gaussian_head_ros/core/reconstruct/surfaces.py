@@ -175,8 +175,8 @@ def refine_silhouette(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, ban
     return m & mask
 
 
-def clean_mask(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """Keep the components of mask that touch seed, and fill their small holes."""
+def clean_mask(mask: np.ndarray, seed: np.ndarray, max_hole: float = 0.02) -> np.ndarray:
+    """Keep the components of mask that touch seed, and fill their holes smaller than max_hole of the image."""
     n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     keep = np.unique(lab[seed & mask])
     keep = keep[keep > 0]
@@ -185,7 +185,7 @@ def clean_mask(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
     s = mask.shape[0]
     for k in range(1, n):
         x, y, w, h, area = stats[k]
-        if x > 0 and y > 0 and x + w < s and y + h < s and area < 0.02 * s * s:
+        if x > 0 and y > 0 and x + w < s and y + h < s and area < max_hole * s * s:
             out[lab == k] = True
     return out
 
