@@ -7,7 +7,8 @@
 Scenes: `synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense
 head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), framed as the render
 node frames a head (30 deg field of view, 0.6 m). Each figure is the median over repeated frames, after
-warm-up; the 1-minute load average is recorded with it because other work on the machine moves the numbers.
+warm-up; `cpu_ms` is the process CPU time per frame (all threads), and the 1-minute load average is recorded
+with each figure because other work on the machine moves the wall-clock numbers.
 """
 
 from __future__ import annotations
@@ -78,15 +79,16 @@ def scene(name: str, n: int):
     return p.means, p.quats, p.scales, p.opacities, p.colors
 
 
-def _time(fn, seconds: float, min_runs: int = 3, max_runs: int = 2000) -> float:
-    """Median seconds per call after one warm-up call."""
+def _time(fn, seconds: float, min_runs: int = 3, max_runs: int = 2000) -> tuple[float, float]:
+    """(median wall seconds per call, process CPU seconds per call) after one warm-up call."""
     fn()
     times, t_end = [], time.perf_counter() + seconds
+    cpu0 = time.process_time()
     while len(times) < min_runs or (time.perf_counter() < t_end and len(times) < max_runs):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return float(np.median(times)), (time.process_time() - cpu0) / len(times)
 
 
 def measure(backends, sizes, counts, threads, scenes, seconds) -> list[dict]:
@@ -107,9 +109,10 @@ def measure(backends, sizes, counts, threads, scenes, seconds) -> list[dict]:
         control = FaceControl(rotation=euler_to_quat(12, -5, 3).astype(np.float32), mouth_open=0.2)
         for t in threads:
             numba.set_num_threads(t)
-            s = _time(lambda: driver.drive(control), seconds)
+            s, cpu = _time(lambda: driver.drive(control), seconds)
             rows.append(dict(backend="drive", scene="synthetic", n_gaussians=n, size=None, threads=t,
-                             fps=round(1 / s, 1), ms=round(s * 1e3, 3), load_1min=round(os.getloadavg()[0], 2)))
+                             fps=round(1 / s, 1), ms=round(s * 1e3, 3), cpu_ms=round(cpu * 1e3, 3),
+                             load_1min=round(os.getloadavg()[0], 2)))
         for name in scenes:
             g = scene(name, n)
             for size in sizes:
@@ -121,10 +124,11 @@ def measure(backends, sizes, counts, threads, scenes, seconds) -> list[dict]:
                             numba.set_num_threads(t)
                             torch.set_num_threads(t)
                         slow = backend == "torch"
-                        s = _time(lambda: rasterize(*g, view, k, size, size, backend=backend),
-                                  0.0 if slow else seconds, min_runs=2 if slow else 5)
+                        s, cpu = _time(lambda: rasterize(*g, view, k, size, size, backend=backend),
+                                       0.0 if slow else seconds, min_runs=2 if slow else 5)
                         row = dict(backend=backend, scene=name, n_gaussians=n, size=size, threads=t,
-                                   fps=round(1 / s, 2), ms=round(s * 1e3, 2), load_1min=round(os.getloadavg()[0], 2))
+                                   fps=round(1 / s, 2), ms=round(s * 1e3, 2), cpu_ms=round(cpu * 1e3, 2),
+                                   load_1min=round(os.getloadavg()[0], 2))
                         if backend == "torch":
                             ref_fps[t] = 1 / s
                         rows.append(row)
@@ -159,9 +163,9 @@ def run(args) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"{'backend':8} {'scene':10} {'gaussians':>9} {'size':>5} {'threads':>7} {'fps':>8} {'ms':>8} "
-          f"{'vs torch':>8} {'load':>5}")
+          f"{'cpu ms':>8} {'vs torch':>8} {'load':>5}")
     for r in rows:
         print(f"{r['backend']:8} {r['scene']:10} {r['n_gaussians']:9d} {str(r['size'] or '-'):>5} "
-              f"{str(r['threads'] or '-'):>7} {r['fps']:8.1f} {r['ms']:8.2f} {str(r.get('vs_torch', '')):>8} "
-              f"{r['load_1min']:5.2f}")
+              f"{str(r['threads'] or '-'):>7} {r['fps']:8.1f} {r['ms']:8.2f} {r['cpu_ms']:8.2f} "
+              f"{str(r.get('vs_torch', '')):>8} {r['load_1min']:5.2f}")
     return 0

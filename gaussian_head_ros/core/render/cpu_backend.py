@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
-# numba's OpenMP pool spins while waiting at the end of each parallel loop; when other processes keep the
-# cores busy that spinning steals the time the other worker needs (2 threads measured 4x slower than 1 at
-# load 4 here). Passive waiting keeps 2 threads at least as fast as 1. Must be set before the pool starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402 (after the environment set-up above)
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -32,6 +28,15 @@ from gaussian_head_ros.core.render import (ALPHA_MAX, ALPHA_MIN, EPS2D, EXTEND_M
                                            RenderResult)
 
 log = logging.getLogger(__name__)
+
+# numba's own work-queue thread pool, not OpenMP: OpenMP spins while waiting at the end of each parallel
+# loop, and when other processes keep the cores busy that spinning steals the time the other worker needs
+# (2 threads measured 2.5-4x slower than 1 at load 4 here; torch may have started OpenMP already, so
+# OMP_WAIT_POLICY cannot be relied on). The work queue must not be entered from two threads at once:
+# `_LOCK` serialises our parallel calls. Set before the first parallel call in the process.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+_LOCK = threading.Lock()
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -278,7 +283,7 @@ def _composite_tile(t, start, gauss, pk, width, height, tw, background, alpha_mi
                     row[16 + xx] += w * col_r
                     row[32 + xx] += w * col_g
                     row[48 + xx] += w * col_b
-        if done_check % 16 == 0:  # retire finished rows; stop when the tile is done
+        if done_check % 32 == 0:  # retire finished rows; stop when the tile is done
             alive = False
             for r in range(16):
                 if rowlive[r]:
@@ -340,7 +345,12 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmat, K, width: in
 
 def render_arrays(means, quats, scales, opacities, colors, viewmat, K, width, height, background, rgb8=False):
     """float32 contiguous arrays in -> (image [H, W, 3], alpha [H, W]) float32, or with rgb8=True the image
-    as [H, W, 3] uint8 (clipped, rounded) and no alpha."""
+    as [H, W, 3] uint8 (clipped, rounded) and no alpha. Thread-safe (calls are serialised)."""
+    with _LOCK:
+        return _render_locked(means, quats, scales, opacities, colors, viewmat, K, width, height, background, rgb8)
+
+
+def _render_locked(means, quats, scales, opacities, colors, viewmat, K, width, height, background, rgb8):
     n = means.shape[0]
     geo = np.empty((n, 8), np.float32)
     box = np.empty((n, 4), np.int32)
