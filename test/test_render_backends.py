@@ -213,3 +213,38 @@ def test_render_and_bench_commands(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     assert main(["render", str(ply), "--controls", str(bad), "-o", str(out)]) == 1
+
+
+def test_gsplat_wrapper_call_matches_gsplat_api(monkeypatch):
+    """Without CUDA: our one call into gsplat binds to gsplat.rasterization's real signature, with our
+    conventions (batched camera, classic EWA, eps2d 0.3, rgb colours), and its outputs are unbatched."""
+    import inspect
+
+    torch = pytest.importorskip("torch")
+    gsplat = pytest.importorskip("gsplat")
+    from gaussian_head_ros.core.render import gsplat_backend
+
+    real = inspect.signature(gsplat.rasterization)
+    seen = {}
+
+    def fake(*args, **kwargs):
+        bound = real.bind(*args, **kwargs)  # TypeError on a wrong argument name or count
+        a = bound.arguments
+        seen.update(a)
+        n = a["means"].shape[0]
+        assert a["quats"].shape == (n, 4) and a["scales"].shape == (n, 3) and a["opacities"].shape == (n,)
+        assert a["colors"].shape == (n, 3) and a["viewmats"].shape == (1, 4, 4) and a["Ks"].shape == (1, 3, 3)
+        assert a["backgrounds"].shape == (1, 3)
+        out = rasterize(a["means"], a["quats"], a["scales"], a["opacities"], a["colors"], a["viewmats"][0],
+                        a["Ks"][0], a["width"], a["height"], background=a["backgrounds"][0].numpy(), backend="torch")
+        return out.image[None], out.alpha[None, ..., None], {}
+
+    monkeypatch.setattr(gsplat, "rasterization", fake)
+    g = random_scene(10, 500, spread=0.05)
+    k, vm = intrinsics_from_fov(30, 40, 30), head_viewmat(0.6)
+    out = gsplat_backend.rasterize_gsplat(*g, vm, k, 40, 30, np.array([0.1, 0.2, 0.3], np.float32), device="cpu")
+    assert out.image.shape == (30, 40, 3) and out.alpha.shape == (30, 40) and isinstance(out.image, np.ndarray)
+    assert seen["eps2d"] == pytest.approx(0.3) and seen["rasterize_mode"] == "classic"
+    assert seen["sh_degree"] is None and seen["render_mode"] == "RGB" and seen["near_plane"] == pytest.approx(0.01)
+    ref = rasterize(*g, vm, k, 40, 30, background=(0.1, 0.2, 0.3), backend="torch")
+    np.testing.assert_allclose(out.image, ref.image, atol=1e-6)
