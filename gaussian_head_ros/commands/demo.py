@@ -73,6 +73,7 @@ def run(args) -> int:
             "render_node", {"backend": args.backend, "width": args.size, "height": args.size, "fps": args.fps},
             params_file), logs))
         recorder = FaceDisplayRecorder(video_path=args.output, fps=args.fps)
+        recorder.recording = False  # not the placeholder frames shown while the avatar is made
         t0 = time.monotonic()
         if not recorder.wait_for(lambda: recorder.statuses, 120):
             raise RuntimeError(f"no avatar status after 120 s; see {logs}/reconstruction_node.log")
@@ -90,6 +91,8 @@ def run(args) -> int:
         else:
             print("[demo] no video given: the render node plays its idle animation")
         recorder.wait_for(lambda: len(recorder.stats.arrivals) > 0, 60)
+        time.sleep(1.0 / args.fps * 3)  # frames of the new avatar
+        recorder.recording = True
         recorder.reset()
         t_rec = time.monotonic()
         while time.monotonic() - t_rec < seconds:
