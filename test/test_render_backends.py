@@ -220,7 +220,6 @@ def test_gsplat_wrapper_call_matches_gsplat_api(monkeypatch):
     conventions (batched camera, classic EWA, eps2d 0.3, rgb colours), and its outputs are unbatched."""
     import inspect
 
-    torch = pytest.importorskip("torch")
     gsplat = pytest.importorskip("gsplat")
     from gaussian_head_ros.core.render import gsplat_backend
 

@@ -16,7 +16,6 @@ JIT-compiled on first use and cached on disk (`cache=True`); `warm_up()` compile
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
@@ -29,13 +28,8 @@ from gaussian_head_ros.core.render import (ALPHA_MAX, ALPHA_MIN, EPS2D, EXTEND_M
 
 log = logging.getLogger(__name__)
 
-# numba's own work-queue thread pool, not OpenMP: OpenMP spins while waiting at the end of each parallel
-# loop, and when other processes keep the cores busy that spinning steals the time the other worker needs
-# (2 threads measured 2.5-4x slower than 1 at load 4 here; torch may have started OpenMP already, so
-# OMP_WAIT_POLICY cannot be relied on). The work queue must not be entered from two threads at once:
-# `_LOCK` serialises our parallel calls. Set before the first parallel call in the process.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+# The work queue (see core/render/__init__.py) must not be entered from two threads at once: `_LOCK`
+# serialises our parallel calls.
 _LOCK = threading.Lock()
 
 
