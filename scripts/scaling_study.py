@@ -156,6 +156,7 @@ def main(argv=None) -> int:
     for r in rows:
         ax.annotate(r["preset"], (r["params"], r["loss_final"]), textcoords="offset points", xytext=(4, 4))
     ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("reconstructor parameters")
     ax.set_ylabel(f"training loss after {args.steps} steps")
     ax.set_title(f"RAR scaling ({args.resolution} px, same data, same avatar size)")

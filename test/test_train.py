@@ -16,6 +16,7 @@ from conftest import ROOT, shared
 from gaussian_head_ros.core.model.rar import load_checkpoint, read_checkpoint
 from gaussian_head_ros.core.train import trainer as trainer_mod
 from gaussian_head_ros.core.train.data import DataConfig, PairDataset, load_clips
+from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, VGG16Features, highfreq_l1, ssim
 from gaussian_head_ros.core.train.trainer import config_from_dict, load_config, model_config, train
 
 
@@ -58,6 +59,25 @@ def test_config_errors_are_actionable(tmp_path):
     assert model_config(cfg).generator.num_face == 500 and model_config(cfg).generator.num_head == 1000
     with pytest.raises(ValueError, match="unknown model.generator key"):
         model_config(config_from_dict({"model": {"generator": {"faces": 1}}}))
+
+
+def test_losses(tmp_path, caplog):
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 40, 40, generator=g)
+    b = (a + 0.2 * torch.randn(2, 3, 40, 40, generator=g)).clamp(0, 1)
+    assert abs(float(ssim(a, a)) - 1) < 1e-5 and float(ssim(a, b)) < 0.9
+    smooth = torch.full_like(a, 0.5)
+    assert float(highfreq_l1(a, a)) == 0 and float(highfreq_l1(a, smooth)) > 0.05
+    assert float(highfreq_l1(smooth, smooth + 0.3)) < 1e-6  # a flat colour shift has no detail
+    # The perceptual term only exists when VGG16 weights (torchvision names) are on disk.
+    sd = {k: v for k, v in VGG16Features().state_dict().items()}
+    sd["classifier.0.weight"] = torch.zeros(1)  # the rest of a full torchvision file is ignored
+    torch.save(sd, tmp_path / "vgg16.pth")
+    alpha, mask = torch.ones(2, 40, 40), torch.ones(2, 40, 40)
+    _, terms = ImageLoss(LossConfig(perceptual=0.1, perceptual_weights=str(tmp_path / "vgg16.pth")))(a, b, alpha, mask)
+    assert terms["perceptual"] > 0 and set(terms) == {"l1", "ssim", "mask", "highfreq", "perceptual"}
+    _, terms = ImageLoss(LossConfig(perceptual=0.1, perceptual_weights=str(tmp_path / "absent.pth")))(a, b, alpha, mask)
+    assert "perceptual" not in terms and "no local VGG16 weights" in caplog.text
 
 
 def test_clip_cache_and_pairs(clip_cfg):

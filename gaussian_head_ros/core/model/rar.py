@@ -121,6 +121,7 @@ class RARModel(nn.Module):
         self.reenactment = ReenactmentModule(cfg.reenactment, cfg.generator.global_dim, ref_vertices)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.backbone_autocast = False  # run the backbone in bfloat16 autocast (CUDA training)
 
     # -- once per photo ---------------------------------------------------------------------------
     def reconstruct(self, image, template, viewmat, K) -> dict:
@@ -130,7 +131,9 @@ class RARModel(nn.Module):
         s = self.cfg.input_size
         x = image if image.shape[-2:] == (s, s) else F.interpolate(image, size=(s, s), mode="bilinear",
                                                                      antialias=True, align_corners=False)
-        tokens = self.backbone((x - self.pixel_mean) / self.pixel_std)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.backbone_autocast):
+            tokens = self.backbone((x - self.pixel_mean) / self.pixel_std)
+        tokens = {k: v.float() for k, v in tokens.items()}
         out = self.generator(tokens, image, template, viewmat, K)
         out["basis"] = self.reenactment.personalise(out.pop("global"))
         out["template"] = template

@@ -64,7 +64,7 @@ class TrainConfig:
     log_every: int = 20
     image_every: int = 500  # TensorBoard render/target images
     checkpoint_every: int = 1000
-    amp: bool = False  # bfloat16 autocast on CUDA
+    amp: bool = False  # the backbone in bfloat16 autocast on CUDA (the rest stays float32)
 
 
 def _build(cls, values: dict, where: str):
@@ -241,6 +241,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                           crop_center_m=tuple(cfg.data.crop_center_m), source_size=cfg.stages[-1].resolution)
         model = build_model(rar_cfg, _reference_template(clips), template_faces(), cfg.backbone_weights or None)
     model.to(dev)
+    model.backbone_autocast = cfg.amp and dev.type == "cuda"
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -276,8 +277,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 batch = {k: v.to(dev, non_blocking=True) for k, v in next(batches).items()}
                 for g in opt.param_groups:
                     g["lr"] = g["base_lr"] * _lr_factor(s, stage)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
-                    loss, terms, images = training_step(net, batch, loss_fn, cfg.background, backend)
+                loss, terms, images = training_step(net, batch, loss_fn, cfg.background, backend)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if stage.grad_clip > 0:
