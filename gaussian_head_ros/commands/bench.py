@@ -3,6 +3,7 @@
     gaussian-head bench                       # table: cpu (1 and 2 threads), torch reference, drive()
     gaussian-head bench --json > bench.json   # the same as a list of objects
     gaussian-head bench --backend cpu --size 512 --gaussians 60000 100000 --threads 1 2
+    gaussian-head bench --avatar me.ply        # also a real avatar (from gaussian-head reconstruct)
 
 Scenes: `synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense
 head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), framed as the render
@@ -30,6 +31,7 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, nargs="+", default=None,
                    help="CPU thread counts for cpu/torch (default: 1 and all cores)")
     p.add_argument("--scene", nargs="+", choices=SCENES, default=list(SCENES), help="scenes to draw")
+    p.add_argument("--avatar", help="also measure this avatar .ply (at its own size), e.g. from gaussian-head reconstruct")
     p.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure (fast backends)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
@@ -91,7 +93,7 @@ def _time(fn, seconds: float, min_runs: int = 3, max_runs: int = 2000) -> tuple[
     return float(np.median(times)), (time.process_time() - cpu0) / len(times)
 
 
-def measure(backends, sizes, counts, threads, scenes, seconds) -> list[dict]:
+def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None) -> list[dict]:
     import numba
     import torch
 
@@ -104,17 +106,29 @@ def measure(backends, sizes, counts, threads, scenes, seconds) -> list[dict]:
     warm_up()
     rows = []
     view = head_viewmat(0.6)
-    for n in counts:
-        driver = Driver(synthetic_avatar(n))
+    jobs = [(n, name) for n in counts for name in scenes]
+    if avatar_path:
+        from gaussian_head_ros.core.avatar import load_ply
+
+        avatar = load_ply(avatar_path)
+        avatar.validate()
+        jobs.append((avatar.num_gaussians, "avatar"))
+    for n in sorted({n for n, _ in jobs}):
+        driver = Driver(avatar if (n, "avatar") in jobs else synthetic_avatar(n))
         control = FaceControl(rotation=euler_to_quat(12, -5, 3).astype(np.float32), mouth_open=0.2)
         for t in threads:
             numba.set_num_threads(t)
             s, cpu = _time(lambda: driver.drive(control), seconds)
-            rows.append(dict(backend="drive", scene="synthetic", n_gaussians=n, size=None, threads=t,
+            rows.append(dict(backend="drive", scene="avatar" if (n, "avatar") in jobs else "synthetic",
+                             n_gaussians=n, size=None, threads=t,
                              fps=round(1 / s, 1), ms=round(s * 1e3, 3), cpu_ms=round(cpu * 1e3, 3),
                              load_1min=round(os.getloadavg()[0], 2)))
-        for name in scenes:
-            g = scene(name, n)
+        for name in [name for m, name in jobs if m == n]:
+            if name == "avatar":
+                p = driver.drive(FaceControl.rest())
+                g = (p.means, p.quats, p.scales, p.opacities, p.colors)
+            else:
+                g = scene(name, n)
             for size in sizes:
                 k = intrinsics_from_fov(30, size, size)
                 ref_fps = {}
@@ -156,7 +170,7 @@ def run(args) -> int:
         raise ValueError(f"--threads must be within 1..{numba.config.NUMBA_NUM_THREADS}")
     torch_threads = torch.get_num_threads()
     try:
-        rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds)
+        rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds, args.avatar)
     finally:
         torch.set_num_threads(torch_threads)
     if args.json:
