@@ -300,9 +300,11 @@ def test_rar_reconstructor_photo_to_rendered_frame(tiny, framed, tmp_path):
     av = res.avatar
     av.validate()
     assert av.operator_id == "eileen" and av.source_camera.size == (128, 128) and res.photo.shape == (128, 128, 3)
+    assert av.lighting_sh.shape == (9, 3), res.warnings  # estimated from the skin Gaussians, for relighting
     ctl = FaceControl(rotation=euler_to_quat(10, 0, 0).astype(np.float32), blendshape_names=["jawOpen"],
                       blendshapes=np.array([0.8], np.float32))
     posed = Driver(av).drive(ctl)
+    assert np.isfinite(Driver(av).drive(ctl, lighting="studio").colors).all()
     cam = av.source_camera
     K = np.array([[cam.intrinsics[0], 0, cam.intrinsics[2]], [0, cam.intrinsics[1], cam.intrinsics[3]], [0, 0, 1]], np.float32)
     view = np.eye(4, dtype=np.float32)

@@ -16,7 +16,7 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from gaussian_head_ros.core.avatar import SourceCamera
+from gaussian_head_ros.core.avatar import SourceCamera, sh_dc_to_rgb
 from gaussian_head_ros.core.reconstruct.base import ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 
@@ -68,13 +68,32 @@ class RARReconstructor(Reconstructor):
         cam = SourceCamera(np.array([fr.K[0, 0], fr.K[1, 1], fr.K[0, 2], fr.K[1, 2]], np.float32),
                            np.asarray(fr.viewmat, np.float32), (fr.photo.shape[1], fr.photo.shape[0]))
         avatar = self.model.to_avatar(out, source_camera=cam, operator_id=operator_id)
+        warnings = list(fr.warnings)
+        avatar.lighting_sh = self._lighting(avatar, warnings)
         avatar.validate()
         t3 = time.perf_counter()
         return ReconstructionResult(
-            avatar=avatar, warnings=list(fr.warnings), photo=fr.photo, mask=None,
+            avatar=avatar, warnings=warnings, photo=fr.photo, mask=None,
             timings={"framing": t1 - t0, "model": t2 - t1, "export": t3 - t2},
             info={"preset": self.model.cfg.preset, "gaussians": avatar.num_gaussians, "yaw_deg": fr.euler["yaw"],
                   "pitch_deg": fr.euler["pitch"], "face_width_px": fr.face_width_px, "device": str(self.device)})
+
+    @staticmethod
+    def _lighting(avatar, warnings: list) -> np.ndarray:
+        """[9, 3] SH lighting of the photo from the skin Gaussians' colours and normals (as mesh_fit
+        estimates it), so the render node can relight; [0, 3] with a warning when it cannot be told."""
+        from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
+
+        skin_tri = skin_triangle_mask()
+        try:
+            if len(skin_tri) != len(avatar.template_faces):
+                raise ValueError("the model's template is not the MediaPipe face template")
+            bound = avatar.face_id >= 0
+            skin = bound & skin_tri[np.clip(avatar.face_id, 0, len(skin_tri) - 1)]
+            return estimate_lighting(avatar.normals[skin], sh_dc_to_rgb(avatar.sh[skin, 0]))
+        except ValueError as e:
+            warnings.append(f"lighting not estimated: {e}")
+            return np.zeros((0, 3), np.float32)
 
     def close(self) -> None:
         if self._facemesh is not None:
