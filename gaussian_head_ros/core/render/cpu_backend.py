@@ -194,6 +194,33 @@ def _bin(box, tw, th, nchunks):
     return start, out
 
 
+@njit(fastmath=True, cache=True, nogil=True, inline="always")
+def _blend_row(row, nlanes, x0, mx, ca8, by8, hy8, col_r, col_g, col_b, s8_max, alpha_max, t_min):
+    """One Gaussian over `nlanes` pixels of a row starting at lane x0: transmittance at row[0:], r, g, b at
+    row[16:], row[32:], row[48:]. Branch-free, so the lanes vectorise (nlanes is a constant after inlining)."""
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for xx in range(nlanes):
+        dx = mx - np.float32(x0 + xx)
+        s8 = (ca8 * dx + by8) * dx + hy8
+        # exp(-8 s8) = q(s8)^8, q the degree-4 Taylor polynomial of exp(-x): rel. error < 2e-3 where
+        # alpha >= 1/255 (s8 < 0.7), < 1e-4 for alpha > 0.05
+        x = min(max(s8, zero), np.float32(0.75))
+        q = one - x * (one - x * (np.float32(0.5) - x * (np.float32(1.0 / 6.0) - x * np.float32(1.0 / 24.0))))
+        q = q * q
+        q = q * q
+        q = q * q
+        t_old = row[xx]
+        a = min(q, alpha_max) if (s8 <= s8_max) & (t_old > zero) else zero
+        w = a * t_old
+        nt = t_old - w
+        done = nt <= t_min  # this Gaussian would finish the pixel: skip it, mark the pixel done
+        w = zero if done else w
+        row[xx] = -abs(t_old) if done else nt
+        row[16 + xx] += w * col_r
+        row[32 + xx] += w * col_g
+        row[48 + xx] += w * col_b
+
+
 @njit(fastmath=True, cache=True, nogil=True)
 def _composite_tile(t, start, gauss, pk, width, height, tw, background, alpha_min, alpha_max, t_min, img,
                     alpha_img, rgb8):
@@ -234,49 +261,9 @@ def _composite_tile(t, start, gauss, pk, width, height, tw, background, alpha_mi
             hy8 = (cc * dy * dy - ln_op) * eighth  # everything / 8: exp(-s) = q(s / 8)^8
             by8 = cb8 * dy
             if lanes == 16:
-                row = st[yy]
-                for xx in range(16):
-                    dx = mx - np.float32(xx)
-                    s8 = (ca8 * dx + by8) * dx + hy8
-                    # exp(-8 s8) = q(s8)^8, q the degree-4 Taylor polynomial of exp(-x): rel. error < 2e-3 where
-                    # alpha >= 1/255 (s8 < 0.7), < 1e-4 for alpha > 0.05
-                    x = min(max(s8, zero), np.float32(0.75))
-                    q = one - x * (one - x * (np.float32(0.5) - x * (np.float32(1.0 / 6.0) - x * np.float32(1.0 / 24.0))))
-                    q = q * q
-                    q = q * q
-                    q = q * q
-                    t_old = row[xx]
-                    a = min(q, alpha_max) if (s8 <= s8_max) & (t_old > zero) else zero
-                    w = a * t_old
-                    nt = t_old - w
-                    done = nt <= t_min  # this Gaussian would finish the pixel: skip it, mark the pixel done
-                    w = zero if done else w
-                    row[xx] = -abs(t_old) if done else nt
-                    row[16 + xx] += w * col_r
-                    row[32 + xx] += w * col_g
-                    row[48 + xx] += w * col_b
-            else:
-                row = st[yy, o:]  # lanes o..o+7 of T, r, g, b at 0, 16, 32, 48
-                for xx in range(8):
-                    dx = mx - np.float32(o + xx)
-                    s8 = (ca8 * dx + by8) * dx + hy8
-                    # exp(-8 s8) = q(s8)^8, q the degree-4 Taylor polynomial of exp(-x): rel. error < 2e-3 where
-                    # alpha >= 1/255 (s8 < 0.7), < 1e-4 for alpha > 0.05
-                    x = min(max(s8, zero), np.float32(0.75))
-                    q = one - x * (one - x * (np.float32(0.5) - x * (np.float32(1.0 / 6.0) - x * np.float32(1.0 / 24.0))))
-                    q = q * q
-                    q = q * q
-                    q = q * q
-                    t_old = row[xx]
-                    a = min(q, alpha_max) if (s8 <= s8_max) & (t_old > zero) else zero
-                    w = a * t_old
-                    nt = t_old - w
-                    done = nt <= t_min  # this Gaussian would finish the pixel: skip it, mark the pixel done
-                    w = zero if done else w
-                    row[xx] = -abs(t_old) if done else nt
-                    row[16 + xx] += w * col_r
-                    row[32 + xx] += w * col_g
-                    row[48 + xx] += w * col_b
+                _blend_row(st[yy], 16, 0, mx, ca8, by8, hy8, col_r, col_g, col_b, s8_max, alpha_max, t_min)
+            else:  # lanes o..o+7 of T, r, g, b at 0, 16, 32, 48
+                _blend_row(st[yy, o:], 8, o, mx, ca8, by8, hy8, col_r, col_g, col_b, s8_max, alpha_max, t_min)
         if done_check % 32 == 0:  # retire finished rows; stop when the tile is done
             alive = False
             for r in range(16):
