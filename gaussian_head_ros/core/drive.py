@@ -21,6 +21,8 @@ lighting (Ramamoorthi & Hanrahan) at the Gaussian's normal n (n' posed). `lighti
 9 real SH coefficients in the order (0,0) (1,-1) (1,0) (1,1) (2,-2) (2,-1) (2,0) (2,1) (2,2), in the
 head frame (x right, y down, z into the head), per rgb channel. See `sh9_basis` and `irradiance`.
 
+Colours are the view-independent DC term (sh[:, 0]); higher SH bands, when an avatar has them, are not used.
+
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
 """
