@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Glass-to-glass latency of the whole pipeline between processes: a clip is played as the camera at its
+native rate (video_source_node), tracked (tracker_node), rendered (render_node), and received here; the
+latency of each rendered frame is now - stamp, and the stamp is the camera frame's.
+
+  python scripts/bench_latency.py [--video CLIP] [--seconds 20] [--fps 30] [--size 512] [--load 1]
+
+--load N starts N busy processes (pure-Python spinning) for the run: the CPU load a robot has from its
+other work. Prints frame rate and latency p50/p95/max.
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spin(stop):
+    x = 0
+    while not stop.is_set():
+        for _ in range(100000):
+            x += 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", default=str(ROOT.parent / "shared" / "data" / "driving" / "lp_d18.mp4"))
+    ap.add_argument("--photo", default=None, help="operator photo (default: the demo portrait)")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--load", type=int, default=0, help="busy background processes during the measurement")
+    a = ap.parse_args()
+
+    import rclpy
+
+    from gaussian_head_ros.commands.demo import default_photo
+    from gaussian_head_ros.nodes.launcher import FaceDisplayRecorder, NodeProcess, node_command
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    logs = Path(tempfile.mkdtemp(prefix="ghr-latency-"))
+    rclpy.init()
+    procs = [
+        NodeProcess("reconstruction_node", node_command("reconstruction_node", {"photo_path": a.photo or default_photo()}), logs),
+        NodeProcess("render_node", node_command("render_node", {"fps": a.fps, "width": a.size, "height": a.size,
+                                                                "backend": a.backend}), logs),
+        NodeProcess("tracker_node", node_command("tracker_node"), logs),
+        NodeProcess("video_source_node", node_command("video_source_node", {"source": a.video, "loop": True}), logs),
+    ]
+    rec = FaceDisplayRecorder()
+    stop = mp.Event()
+    loaders = []
+    try:
+        if not rec.wait_for(lambda: any(s.ok for s in rec.statuses), 120):
+            sys.exit(f"no avatar; logs in {logs}")
+        time.sleep(5.0)  # tracker calibration, JIT warm-up
+        loaders = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(a.load)]
+        for p in loaders:
+            p.start()
+        rec.reset()
+        time.sleep(a.seconds)
+        s = rec.stats
+        lat = np.asarray(s.latencies_ms)
+        load = os.getloadavg()[0]
+        print(f"{a.size}x{a.size} at {a.fps:g} fps target, {a.backend} backend, {a.load} busy process(es), "
+              f"load average {load:.1f}: {len(lat)} frames in {a.seconds:g} s = {s.fps():.1f} FPS; "
+              f"glass-to-glass latency p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms, "
+              f"max {lat.max():.1f} ms")
+    finally:
+        stop.set()
+        for p in loaders:
+            p.join(timeout=2)
+        rec.close()
+        for p in reversed(procs):
+            p.stop()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
