@@ -253,6 +253,8 @@ class RenderNode(Node):
             try:
                 self._render_once()
             except Exception as e:  # keep publishing; say what went wrong
+                if self._stop.is_set() or not self.context.ok():
+                    break  # shutting down: the publisher went away with the context
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.get_logger().error(f"render failed: {self.last_error}", throttle_duration_sec=5.0)
 
