@@ -5,7 +5,7 @@ Same image model as the torch reference (see `gaussian_head_ros.core.render`). P
 2. one stable LSD radix sort of the visible Gaussians by depth (float bits as keys), then the few values
    compositing needs are packed contiguously in that order;
 3. counting-sort binning into 16x16 tiles (parallel over slices; keeps depth order inside each tile);
-4. composite (parallel over tiles, heaviest first, interleaved over threads): each Gaussian updates the
+4. composite (parallel over tiles, shared between threads by pair count): each Gaussian updates the
    pixel rows its box touches, 16 lanes (or the one 8-lane half it reaches), front to back, branch-free so
    rows vectorise; finished rows are skipped and a tile stops when all its pixels are done.
    alpha = exp(-(sigma - ln opacity)) = q(s / 8)^8 with q a degree-4 polynomial (the 1/255 cut-off is
@@ -295,13 +295,39 @@ def _composite_tile(t, start, gauss, pk, width, height, tw, background, alpha_mi
                 alpha_img[py, px] = one - tv
 
 
+@njit(cache=True, nogil=True)
+def _schedule(start, nthreads):
+    """Tiles for each thread, balanced by pair count (longest first, each to the least loaded thread):
+    (tiles [T], thread_start [nthreads + 1]); thread c draws tiles[thread_start[c]:thread_start[c + 1]]."""
+    nt = start.shape[0] - 1
+    counts = start[1:] - start[:-1]
+    order = np.argsort(-counts, kind="mergesort")  # heaviest first
+    owner = np.empty(nt, np.int64)
+    load = np.zeros(nthreads, np.int64)
+    per = np.zeros(nthreads + 1, np.int64)
+    for j in range(nt):
+        c = np.argmin(load)
+        owner[j] = c
+        load[c] += counts[order[j]] + 1
+        per[c + 1] += 1
+    for c in range(nthreads):
+        per[c + 1] += per[c]
+    tiles = np.empty(nt, np.int64)
+    fill = per[:nthreads].copy()
+    for j in range(nt):
+        c = owner[j]
+        tiles[fill[c]] = order[j]
+        fill[c] += 1
+    return tiles, per
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _composite(order, nthreads, start, gauss, pk, width, height, tw, background, alpha_min, alpha_max, t_min, img,
+def _composite(tiles, per, start, gauss, pk, width, height, tw, background, alpha_min, alpha_max, t_min, img,
                alpha_img, rgb8):
-    """Thread c draws tiles order[c], order[c + nthreads], ... (order: heaviest first, so loads balance)."""
-    for c in prange(nthreads):
-        for j in range(c, order.shape[0], nthreads):
-            _composite_tile(order[j], start, gauss, pk, width, height, tw, background, alpha_min, alpha_max, t_min,
+    """Thread c draws its share of tiles (see `_schedule`)."""
+    for c in prange(per.shape[0] - 1):
+        for j in range(per[c], per[c + 1]):
+            _composite_tile(tiles[j], start, gauss, pk, width, height, tw, background, alpha_min, alpha_max, t_min,
                             img, alpha_img, rgb8)
 
 
@@ -341,12 +367,12 @@ def _render_locked(means, quats, scales, opacities, colors, viewmat, K, width, h
     nthreads = numba.get_num_threads()
     pk, pbox = _pack(_depth_order(geo, box), geo, box, opacities, colors)
     start, gauss = _bin(pbox, tw, th, nthreads)
-    order = np.argsort(-np.diff(start), kind="stable")  # heaviest tiles first
+    tiles, per = _schedule(start, nthreads)
     if rgb8:
         img, alpha, out8 = np.empty((0, 0, 3), np.float32), np.empty((0, 0), np.float32), np.empty((height, width, 3), np.uint8)
     else:
         img, alpha, out8 = np.empty((height, width, 3), np.float32), np.empty((height, width), np.float32), np.empty((0, 0, 3), np.uint8)
-    _composite(order, nthreads, start, gauss, pk, width, height, tw, background, np.float32(ALPHA_MIN),
+    _composite(tiles, per, start, gauss, pk, width, height, tw, background, np.float32(ALPHA_MIN),
                np.float32(ALPHA_MAX), np.float32(T_MIN), img, alpha, out8)
     return (out8, None) if rgb8 else (img, alpha)
 
