@@ -247,3 +247,24 @@ def test_gsplat_wrapper_call_matches_gsplat_api(monkeypatch):
     assert seen["sh_degree"] is None and seen["render_mode"] == "RGB" and seen["near_plane"] == pytest.approx(0.01)
     ref = rasterize(*g, vm, k, 40, 30, background=(0.1, 0.2, 0.3), backend="torch")
     np.testing.assert_allclose(out.image, ref.image, atol=1e-6)
+
+
+def test_thread_tuner_keeps_the_faster_count():
+    from gaussian_head_ros.core.render.cpu_backend import ThreadTuner
+
+    tuner = ThreadTuner(max_threads=2, period_s=10.0, probe_frames=4)
+    now, cost = 0.0, {1: 0.020, 2: 0.040}  # a busy CPU: one thread is faster
+    used = []
+    for _ in range(200):
+        n = tuner.threads(now)
+        used.append(n)
+        tuner.record(n, cost[n], now)
+        now += 0.1
+    assert tuner.best == 1 and used[-1] == 1 and used.count(2) < 0.25 * len(used)
+    cost = {1: 0.020, 2: 0.011}  # the CPU became idle: two threads win at the next probe
+    for _ in range(200):
+        n = tuner.threads(now)
+        tuner.record(n, cost[n], now)
+        now += 0.1
+    assert tuner.best == 2
+    assert ThreadTuner(max_threads=1).threads(0.0) == 1

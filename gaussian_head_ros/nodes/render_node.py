@@ -35,6 +35,7 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.render import BACKENDS, head_viewmat, intrinsics_from_fov, placeholder_image, render_rgb8
+from gaussian_head_ros.core.render.cpu_backend import ThreadTuner
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.conversions import msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_image_msg
@@ -57,8 +58,9 @@ PARAMS = {
     "crossfade_s": (0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)", (0.0, 10.0)),
     "max_gaussians": (200_000, "avatars with more Gaussians are refused", (1, 10_000_000)),
     "mirror": (False, "flip the image left-right (a mirror for the operator)", None),
-    "threads": (0, "CPU threads of the cpu rasterizer (0 = all cores; 1 is steadier when other work keeps "
-                   "the cores busy)", (0, 256)),
+    "threads": (0, "CPU threads of the cpu rasterizer; 0 = automatic (measures 1 and all cores every 10 s "
+                   "and keeps the faster: all cores on an idle CPU, often 1 when other work keeps the cores busy)",
+                (0, 256)),
 }
 
 
@@ -146,6 +148,8 @@ class RenderNode(Node):
         self._fade: tuple[Loaded, float] | None = None  # (previous avatar, swap time) during a cross-fade
         self.mixer = ControlMixer(IdleAnimator(), float(self._param("idle_timeout_s")), IDLE_EASE_S)
         self.backend = "cpu"
+        self.tuner = ThreadTuner()
+        self.threads_used = 0
         self.state = "waiting for an avatar"
         self.last_error = ""
         self.counts = dict(frames=0, controls=0, controls_refused=0, avatars=0, avatars_refused=0, fallbacks=0)
@@ -280,7 +284,9 @@ class RenderNode(Node):
 
     def _render_once(self) -> None:
         threads = int(self._param("threads"))
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS) if threads else numba.config.NUMBA_NUM_THREADS)
+        n_threads = min(threads, numba.config.NUMBA_NUM_THREADS) if threads else self.tuner.threads(time.monotonic())
+        numba.set_num_threads(n_threads)
+        self.threads_used = n_threads
         w, h = int(self._param("width")), int(self._param("height"))
         bg = np.asarray(self._param("background"), np.float32)
         t0 = time.perf_counter()
@@ -295,7 +301,10 @@ class RenderNode(Node):
             img, stamp_ns = self._placeholder, 0
             self.state = "waiting for an avatar (placeholder)"
         else:
+            t_draw = time.perf_counter()
             img = self._draw(loaded, control, w, h, bg)
+            if not threads and self.backend == "cpu":
+                self.tuner.record(n_threads, time.perf_counter() - t_draw, time.monotonic())
             if fade is not None:
                 u = (now - fade[1]) / max(float(self._param("crossfade_s")), 1e-6)
                 if u >= 1.0:
@@ -342,6 +351,7 @@ class RenderNode(Node):
             "render_ms_max": f"{np.max(render_ms):.2f}" if render_ms else "",
             "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication - control stamp
             "backend": self.backend,
+            "cpu_threads": str(self.threads_used),
             "operator_id": loaded.operator_id if loaded else "",
             "num_gaussians": str(loaded.num_gaussians if loaded else 0),
             **{k: str(v) for k, v in self.counts.items()},
