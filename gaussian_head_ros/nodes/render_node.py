@@ -8,8 +8,8 @@ frame, so now - stamp is glass-to-glass latency); idle and placeholder frames ca
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
 and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
 a render thread draws at `fps`. Before any avatar arrives a neutral placeholder is published. Without
-control for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing, sway) and eases back
-when control resumes. Malformed avatars and controls are refused with a log line; the node keeps what it had.
+control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
+sway) and eases back when control resumes. Malformed avatars and controls are refused with a log line; the node keeps what it had.
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ class RenderNode(Node):
         self.threads_used = 0
         self.state = "waiting for an avatar"
         self.last_error = ""
-        self.counts = dict(frames=0, controls=0, controls_refused=0, avatars=0, avatars_refused=0, fallbacks=0)
+        self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
+                           fallbacks=0)
         self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
         self._placeholder_key = None
         self._placeholder = None
@@ -196,6 +197,9 @@ class RenderNode(Node):
             self.get_logger().warning(f"face_control refused: {e}", throttle_duration_sec=5.0)
             return
         self.counts["controls"] += 1
+        if not control.face_detected:  # the tracker lost the face: let the idle animation take over
+            self.counts["controls_no_face"] += 1
+            return
         with self._lock:
             self.mixer.update(control, time.monotonic())
 
