@@ -108,7 +108,7 @@ def sh_from_lights(ambient, lights) -> np.ndarray:
 LIGHTING_PRESETS = {
     "studio": dict(ambient=(0.55, 0.55, 0.55), lights=[((-0.5, -0.5, -1.0), (1.1, 1.05, 1.0))]),
     "soft": dict(ambient=(0.8, 0.8, 0.8), lights=[((0.0, -0.4, -1.0), (0.5, 0.5, 0.5))]),
-    "dramatic": dict(ambient=(0.15, 0.15, 0.18), lights=[((-1.0, -0.3, -0.4), (2.0, 1.8, 1.5))]),
+    "dramatic": dict(ambient=(0.15, 0.15, 0.17), lights=[((-1.0, -0.4, -0.5), (2.4, 2.2, 1.9))]),
     "warm": dict(ambient=(0.6, 0.5, 0.4), lights=[((0.3, -0.5, -1.0), (1.0, 0.85, 0.6))]),
 }
 
