@@ -45,6 +45,8 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}")
     ch, dtype, conv = _ENCODINGS[enc]
+    if ch == 2 and width % 2:
+        raise ValueError(f"{enc} images need an even width (two pixels share their colour), got {width}")
     itemsize = np.dtype(dtype).itemsize
     row = width * ch * itemsize
     if step < row:
