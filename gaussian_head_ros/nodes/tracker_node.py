@@ -108,7 +108,7 @@ class TrackerNode(Node):
         self.model_error = ""
         self.backend = ""
         self.calibrated = False
-        self.counts = dict(received=0, dropped=0, processed=0, published=0, ignored=0, decode_errors=0, faces=0)
+        self.counts = dict(received=0, dropped=0, processed=0, published=0, ignored=0, decode_errors=0, errors=0, faces=0)
         self._window = deque(maxlen=300)  # (time, processing s, age s, face) of recent processed frames
         self._last_no_face_pub = 0.0
         self._last_frame_time = 0.0
@@ -208,8 +208,16 @@ class TrackerNode(Node):
                 with self._lock:
                     item, self._latest = self._latest, None
                     self._wake.clear()
-                if item is not None:
+                if item is None:
+                    continue
+                try:
                     self._process(*item)
+                except Exception as e:  # one bad frame must not stop tracking
+                    if not rclpy.ok():
+                        return
+                    self.counts["errors"] += 1
+                    self.state = f"frame failed: {type(e).__name__}: {e}"
+                    self.get_logger().error(self.state, throttle_duration_sec=5.0)
         except Exception as e:  # keep the node alive and say why it stopped tracking
             if rclpy.ok():
                 self.state = f"tracking stopped: {type(e).__name__}: {e}"
