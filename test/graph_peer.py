@@ -1,0 +1,154 @@
+"""The test's side of a graph of node processes, for the hostile-input and fault tests.
+
+`Peer` is one rclpy node spun in a background thread: it records what it subscribes to (thread-safe
+lists), publishes, reads the other nodes' /diagnostics, and waits for conditions. `rss_mb(pid)` reads a
+process's resident memory. No timed assertions: every wait has a generous deadline and returns a bool.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+
+import numpy as np
+
+
+def latched_qos():
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), MiB; nan when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+class Frame:
+    """One face display image as the peer saw it."""
+
+    __slots__ = ("stamp_ns", "arrived", "rgb")
+
+    def __init__(self, msg):
+        self.stamp_ns = stamp_ns(msg)
+        self.arrived = time.monotonic()
+        self.rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+
+    def centre(self) -> np.ndarray:
+        """[3] mean colour of the central quarter of the image."""
+        h, w = self.rgb.shape[:2]
+        return self.rgb[h // 4: 3 * h // 4, w // 4: 3 * w // 4].reshape(-1, 3).mean(0)
+
+
+class Peer:
+    """A node in the test process that records messages; call start() after subscribing, close() at the end."""
+
+    def __init__(self, rclpy, name: str):
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.node = rclpy.create_node(name)
+        self.got = defaultdict(list)  # key -> messages (or Frames), oldest first
+        self.frames = defaultdict(lambda: deque(maxlen=400))  # topic -> recent Frames
+        self.diags = {}  # status name -> (level, message, values dict), the latest of each
+        self._lock = threading.Lock()
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._running = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+
+    # ----------------------------------------------------------------------------------------------
+    def subscribe(self, key: str, msg_type, topic: str, qos) -> None:
+        def cb(msg):
+            with self._lock:
+                self.got[key].append(msg)
+        self.node.create_subscription(msg_type, topic, cb, qos)
+
+    def subscribe_frames(self, topic: str) -> None:
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        def cb(msg):
+            f = Frame(msg)
+            with self._lock:
+                self.frames[topic].append(f)
+        self.node.create_subscription(Image, topic, cb, qos_profile_sensor_data)
+
+    def subscribe_diagnostics(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        def cb(arr):
+            with self._lock:
+                for s in arr.status:
+                    level = s.level[0] if isinstance(s.level, bytes) else int(s.level)  # byte in rclpy
+                    self.diags[s.name] = (level, s.message, {kv.key: kv.value for kv in s.values})
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", cb, 50)
+
+    def publisher(self, msg_type, topic: str, qos):
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def start(self) -> "Peer":
+        self._running = True
+        self._thread.start()
+        return self
+
+    def _spin(self):
+        while self._running:
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def close(self):
+        self._running = False
+        self._thread.join(timeout=2)
+        self.node.destroy_node()
+
+    # ----------------------------------------------------------------------------------------------
+    def messages(self, key: str) -> list:
+        with self._lock:
+            return list(self.got[key])
+
+    def recent_frames(self, topic: str, since: float = 0.0) -> list:
+        """Frames of a topic that arrived after monotonic time `since`."""
+        with self._lock:
+            return [f for f in self.frames[topic] if f.arrived > since]
+
+    def diag(self, node_name: str):
+        """(level as int: 0 OK, 1 WARN, 2 ERROR; message; values) of a node's latest diagnostics, or None."""
+        with self._lock:
+            for name, st in self.diags.items():
+                if name.startswith(f"{node_name}:"):
+                    return st
+        return None
+
+    def diag_value(self, node_name: str, key: str, default=None):
+        st = self.diag(node_name)
+        return st[2].get(key, default) if st else default
+
+    def forget_diag(self, node_name: str) -> None:
+        """Drop a node's last diagnostics, so that the next wait sees fresh ones."""
+        with self._lock:
+            for name in [n for n in self.diags if n.startswith(f"{node_name}:")]:
+                del self.diags[name]
+
+    @staticmethod
+    def wait(predicate, timeout: float, every: float = 0.05, action=None) -> bool:
+        """Poll predicate() until true or timeout s; call action() (e.g. a re-publish) every 0.5 s meanwhile."""
+        deadline, last = time.monotonic() + timeout, 0.0
+        while time.monotonic() < deadline:
+            if action is not None and time.monotonic() - last >= 0.5:
+                action()
+                last = time.monotonic()
+            if predicate():
+                return True
+            time.sleep(every)
+        return bool(predicate())
