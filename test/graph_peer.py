@@ -69,10 +69,12 @@ class Peer:
         self._thread = threading.Thread(target=self._spin, daemon=True)
 
     # ----------------------------------------------------------------------------------------------
-    def subscribe(self, key: str, msg_type, topic: str, qos) -> None:
+    def subscribe(self, key: str, msg_type, topic: str, qos, keep=None) -> None:
+        """Record the messages of a topic under `key`, or keep(msg) of each (e.g. only its stamp)."""
         def cb(msg):
+            item = msg if keep is None else keep(msg)
             with self._lock:
-                self.got[key].append(msg)
+                self.got[key].append(item)
         self.node.create_subscription(msg_type, topic, cb, qos)
 
     def subscribe_frames(self, topic: str) -> None:
@@ -141,14 +143,43 @@ class Peer:
                 del self.diags[name]
 
     @staticmethod
-    def wait(predicate, timeout: float, every: float = 0.05, action=None) -> bool:
-        """Poll predicate() until true or timeout s; call action() (e.g. a re-publish) every 0.5 s meanwhile."""
+    def wait(predicate, timeout: float, every: float = 0.05, action=None, action_every: float = 0.5) -> bool:
+        """Poll predicate() until true or timeout s; call action() (e.g. a re-publish) every action_every s."""
         deadline, last = time.monotonic() + timeout, 0.0
         while time.monotonic() < deadline:
-            if action is not None and time.monotonic() - last >= 0.5:
+            if action is not None and time.monotonic() - last >= action_every:
                 action()
                 last = time.monotonic()
             if predicate():
                 return True
             time.sleep(every)
         return bool(predicate())
+
+
+def photo(name: str, max_side: int = 480) -> np.ndarray:
+    """[H, W, 3] uint8 RGB: a ../shared portrait scaled so that its longer side is max_side."""
+    import cv2
+    from conftest import shared
+
+    from gaussian_head_ros.core.imageio import read_image
+
+    img = read_image(str(shared("portraits", name)))
+    s = max_side / max(img.shape[:2])
+    inter = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(img, None, fx=s, fy=s, interpolation=inter))
+
+
+def latched_operator(rclpy, node_name: str, timeout: float = 30.0) -> str:
+    """The operator_id of what a late joiner gets on the latched `avatar` topic ('' when nothing)."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import GaussianAvatar
+
+    node = rclpy.create_node(node_name)
+    got = []
+    node.create_subscription(GaussianAvatar, "avatar", got.append, latched_qos())
+    try:
+        spin_until(node, lambda: got, timeout)
+        return got[-1].operator_id if got else ""
+    finally:
+        node.destroy_node()

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import shared
+from graph_peer import latched_operator, photo
 
 pytestmark = pytest.mark.ros
 
@@ -277,14 +278,6 @@ def test_render_node_refuses_malformed_controls(graph):
 # ---------------------------------------------------------------------------------------------------
 # reconstruction node: photos
 
-def _photo(name, max_side=480) -> np.ndarray:
-    from gaussian_head_ros.core.imageio import read_image
-
-    img = read_image(str(shared("portraits", name)))
-    s = max_side / max(img.shape[:2])
-    return np.ascontiguousarray(cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR))
-
-
 def _image_msg(rgb, frame_id, encoding="rgb8", stamp=0):
     from std_msgs.msg import Header
 
@@ -323,25 +316,8 @@ def _status(g, frame_id, timeout=60.0):
     return find()
 
 
-def _latched_operator(rclpy_context, name) -> str:
-    """What a late joiner gets on the latched avatar topic."""
-    from graph_peer import latched_qos
-    from rosgraph import spin_until
-
-    from gaussian_head_ros.msg import GaussianAvatar
-
-    node = rclpy_context.create_node(name)
-    got = []
-    node.create_subscription(GaussianAvatar, "avatar", got.append, latched_qos())
-    try:
-        spin_until(node, lambda: got, 30)
-        return got[-1].operator_id if got else ""
-    finally:
-        node.destroy_node()
-
-
 def _corrupt_jpeg(kind: str) -> bytes:
-    jpg = bytearray(cv2.imencode(".jpg", _photo("obama_official.jpg")[..., ::-1])[1].tobytes())
+    jpg = bytearray(cv2.imencode(".jpg", photo("obama_official.jpg")[..., ::-1])[1].tobytes())
     if kind == "sof":  # the frame header says the image has no colour components
         jpg[jpg.find(b"\xff\xc0") + 9] = 0
     else:  # the Huffman table is garbage
@@ -372,7 +348,7 @@ def test_reconstruction_node_refuses_malformed_photos_and_keeps_the_avatar(rclpy
     from gaussian_head_ros.msg import AvatarStatus
 
     g = graph
-    g["photo"].publish(_image_msg(_photo("obama_official.jpg"), "recon_good"))
+    g["photo"].publish(_image_msg(photo("obama_official.jpg"), "recon_good"))
     st = _status(g, "recon_good", 120)
     assert st.code == AvatarStatus.OK, st.message
     for name, (msg, key, words) in _bad_photos().items():
@@ -383,7 +359,7 @@ def test_reconstruction_node_refuses_malformed_photos_and_keeps_the_avatar(rclpy
     refusals = [line for line in g["procs"]["recon"].log().splitlines() if "photo from operator/photo" in line
                 and "refused" in line]
     assert len(refusals) >= len(_bad_photos()), refusals
-    assert _latched_operator(rclpy_context, "late_joiner_bad_photos") == "recon_good"
+    assert latched_operator(rclpy_context, "late_joiner_bad_photos") == "recon_good"
     _alive(g)
 
 
@@ -411,7 +387,7 @@ def test_reconstruction_node_refuses_photos_above_its_pixel_budget(rclpy_context
     r = _set_parameter(g, "reconstruction_node", "max_pixels", limit)
     assert r.successful, r.reason
     try:
-        big = _photo("lp_d8_man_glasses.jpg", max_side=640)  # a good photo, only too large
+        big = photo("lp_d8_man_glasses.jpg", max_side=640)  # a good photo, only too large
         assert big.shape[0] * big.shape[1] > limit
         g["photo"].publish(_image_msg(big, "too_many_pixels_raw"))
         png = cv2.imencode(".png", big[..., ::-1])[1].tobytes()
@@ -420,9 +396,9 @@ def test_reconstruction_node_refuses_photos_above_its_pixel_budget(rclpy_context
         g["photo_c"].publish(_compressed("too_many_pixels_png", png, "png"))
         st = _status(g, "too_many_pixels_png")
         assert st.code == AvatarStatus.BAD_IMAGE and f"limit of {limit}" in st.message, st.message
-        assert _latched_operator(rclpy_context, "late_joiner_budget") != "too_many_pixels_raw"
+        assert latched_operator(rclpy_context, "late_joiner_budget") != "too_many_pixels_raw"
         # Under the limit the same photo is fine.
-        g["photo"].publish(_image_msg(_photo("lp_d8_man_glasses.jpg", max_side=400), "under_the_limit"))
+        g["photo"].publish(_image_msg(photo("lp_d8_man_glasses.jpg", max_side=400), "under_the_limit"))
         assert _status(g, "under_the_limit", 120).code == AvatarStatus.OK
     finally:
         assert _set_parameter(g, "reconstruction_node", "max_pixels", 40_000_000).successful
@@ -436,7 +412,7 @@ def test_a_flood_of_photos(rclpy_context, graph):
 
     g, peer = graph, graph["peer"]
     pid = g["procs"]["recon"].pid
-    faces = [_photo(n, 1600) for n in ("obama_official.jpg", "lp_d8_man_glasses.jpg", "trump_official.png",
+    faces = [photo(n, 1600) for n in ("obama_official.jpg", "lp_d8_man_glasses.jpg", "trump_official.png",
                                        "astronaut_eileen_collins.png")]
     msgs = [_image_msg(faces[i % len(faces)], f"flood_{i:02d}") for i in range(30)]  # ~6 MB each
     g["photo"].publish(_image_msg(faces[0], "warm_up_before_flood"))
@@ -453,7 +429,7 @@ def test_a_flood_of_photos(rclpy_context, graph):
     done = [s.header.frame_id for s in peer.messages("status")
             if s.header.frame_id.startswith("flood_") and s.code != AvatarStatus.BUSY]
     assert done[-1] == "flood_29" and len(done) <= 3, done  # the ones in between were replaced, not queued
-    assert _latched_operator(rclpy_context, "late_joiner_flood") == "flood_29"
+    assert latched_operator(rclpy_context, "late_joiner_flood") == "flood_29"
     grew, burst = rss_mb(pid) - rss0, sum(len(m.data) for m in msgs) / 2**20
     assert grew < 0.5 * burst, f"reconstruction_node grew {grew:.0f} MB over a burst of {burst:.0f} MB of photos"
     _alive(g)
