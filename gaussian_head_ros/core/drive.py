@@ -216,87 +216,88 @@ class Driver:
     tensors and `drive()` returns torch tensors with gradients for them (training)."""
 
     def __init__(self, avatar: GaussianAvatar, config: DriveConfig | None = None):
-        self.cfg = cfg = config or DriveConfig()
+        self.cfg = config or DriveConfig()
         self.torch = type(avatar.means).__module__.startswith("torch")
         np_of = (lambda a: a.detach().cpu().numpy()) if self.torch else np.asarray
-        means = np_of(avatar.means).astype(np.float32)
-        n = means.shape[0]
-        self.n = n
+        self.means = np_of(avatar.means).astype(np.float32)  # [N, 3]
+        self.n = self.means.shape[0]
         self.verts = np.asarray(avatar.template_vertices, np.float64)  # [V, 3]
         self.faces = np.asarray(avatar.template_faces, np.int64)  # [F, 3]
-        nv, nf = len(self.verts), len(self.faces)
-        part = np.asarray(avatar.part)
-        face_id = np.asarray(avatar.face_id, np.int64)
-        bary = np.asarray(avatar.bary, np.float64)
-        bound = (part == PART_FACE) & (face_id >= 0) & (nf > 0)
-        levels = max(1, int(cfg.levels))
-        self.k_head = nf
-        self.k_torso = nf + 1  # .. + levels
-        self.k_jaw = nf + 1 + levels  # .. + levels
+        self.frame_rest, self.area_rest = triangle_frames(self.verts, self.faces)  # [F, 3, 3], [F]
+        levels = max(2, int(self.cfg.levels))
+        nf = len(self.faces)
+        self.k_head, self.k_torso, self.k_jaw = nf, nf + 1, nf + 1 + levels  # first frame of each group
         self.num_frames = nf + 1 + 2 * levels
-        frame = np.full(n, self.k_head, np.int64)
-        frame[bound] = face_id[bound]
-        coef = np.zeros((n, 6), np.float64)  # [N, 6]: (1, 0, 0, p) for rigid frames, (bary, offset) for triangles
+        part = np.asarray(avatar.part)
+        self.frame = np.full(self.n, self.k_head, np.int64)  # [N] frame of each Gaussian
+        self.coef = self._bind(part, np.asarray(avatar.face_id, np.int64), np.asarray(avatar.bary, np.float64))
+        self.torso_weights = np.linspace(self.cfg.torso_follow, 1.0, levels)  # [levels]
+        self.jaw_weights = np.linspace(0.0, 1.0, levels)  # [levels]
+        self._assign_torso(part == PART_TORSO)
+        self._assign_mouth(part == PART_MOUTH)
+        self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
+        self.basis = np.asarray(avatar.expression_basis, np.float64)  # [E, V, 3]
+        self._rest_values(avatar, np_of)
+
+    def _bind(self, part, face_id, bary) -> np.ndarray:
+        """Face Gaussians to their triangles; [N, 6] coefficients: (1, 0, 0, p) rigid, (bary, offset) bound."""
+        bound = (part == PART_FACE) & (face_id >= 0) & (len(self.faces) > 0)
+        self.frame[bound] = face_id[bound]
+        coef = np.zeros((self.n, 6), np.float64)
         coef[:, 0] = 1.0
-        coef[:, 3:] = means
+        coef[:, 3:] = self.means
         if bound.any():
             tri = self.verts[self.faces[face_id[bound]]]  # [Nb, 3, 3]
-            u = np.einsum("nk,nkc->nc", bary[bound], tri)
             coef[bound, :3] = bary[bound]
-            coef[bound, 3:] = means[bound] - u
-        self.frame_rest, self.area_rest = triangle_frames(self.verts, self.faces)
-        # Torso: weight torso_follow at the shoulders rising to 1 at the top of the neck.
-        torso = part == PART_TORSO
-        self.torso_weights = np.linspace(cfg.torso_follow, 1.0, levels)
-        if torso.any():
-            y = means[torso, 1]
-            y_top = float(np.percentile(y, 1))
-            w = cfg.torso_follow + (1 - cfg.torso_follow) * (1 - _smoothstep(y_top, y_top + cfg.neck_blend_m, y))
-            lvl = np.rint((w - cfg.torso_follow) / max(1 - cfg.torso_follow, 1e-9) * (levels - 1)) if levels > 1 else 0 * w
-            frame[torso] = self.k_torso + lvl.astype(np.int64)
-        # Mouth interior: below the lip line turns with the jaw about a hinge axis.
-        mouth = part == PART_MOUTH
-        mp = nv >= 468
-        if mp:
+            coef[bound, 3:] = self.means[bound] - np.einsum("nk,nkc->nc", bary[bound], tri)
+        return coef.astype(np.float32)
+
+    def _assign_torso(self, torso) -> None:
+        """Torso weight: torso_follow at the shoulders rising to 1 at the top of the neck, quantised."""
+        if not torso.any():
+            return
+        levels = len(self.torso_weights)
+        y = self.means[torso, 1]
+        y_top = float(np.percentile(y, 1))
+        u = 1 - _smoothstep(y_top, y_top + self.cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
+        self.frame[torso] = self.k_torso + np.rint(u * (levels - 1)).astype(np.int64)
+
+    def _assign_mouth(self, mouth) -> None:
+        """Mouth interior: below the lip line it turns with the jaw about a hinge axis (x) at the pivot."""
+        if len(self.verts) >= 468:  # MediaPipe topology: hinge between the cheeks, lip line from the inner lips
             self.jaw_pivot = 0.5 * (self.verts[MP_CHEEK_R] + self.verts[MP_CHEEK_L])
             self.jaw_pivot[0] = 0.0
             lip_y = 0.5 * (self.verts[MP_UPPER_LIP_IN, 1] + self.verts[MP_LOWER_LIP_IN, 1])
         else:
-            centre = means[mouth].mean(0) if mouth.any() else np.array([0.0, 0.04, -0.06])
+            centre = self.means[mouth].mean(0) if mouth.any() else np.array([0.0, 0.04, -0.06])
             self.jaw_pivot = centre + np.array([0.0, -0.03, 0.07])
             lip_y = float(centre[1])
-        self.jaw_from_chin = mp
-        self.jaw_weights = np.linspace(0.0, 1.0, levels)
+        self.jaw_from_chin = len(self.verts) >= 468
         if mouth.any():
-            w = _smoothstep(lip_y - 0.004, lip_y + 0.004, means[mouth, 1])
-            frame[mouth] = self.k_jaw + np.rint(w * (levels - 1)).astype(np.int64)
-        self.frame = frame
-        self.coef = coef.astype(np.float32)
-        self.means = means
-        self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
-        self.basis = np.asarray(avatar.expression_basis, np.float64)  # [E, V, 3]
-        # Activated rest values.
-        self.normals = np.asarray(avatar.normals, np.float32)
+            w = _smoothstep(lip_y - 0.004, lip_y + 0.004, self.means[mouth, 1])
+            self.frame[mouth] = self.k_jaw + np.rint(w * (len(self.jaw_weights) - 1)).astype(np.int64)
+
+    def _rest_values(self, avatar, np_of) -> None:
+        """Activated rest values, the captured shading, and for torch avatars the differentiable versions."""
+        self.quats = np.asarray(np_of(avatar.quats), np.float32)  # [N, 4]
+        self.scales = np.exp(np_of(avatar.log_scales).astype(np.float32))  # [N, 3]
+        self.opacities = (1 / (1 + np.exp(-np_of(avatar.logit_opacities).astype(np.float32)))).astype(np.float32)
+        self.colors = np.clip(sh_dc_to_rgb(np_of(avatar.sh)[:, 0]), 0, 1)  # [N, 3]
+        self.normals = np.asarray(avatar.normals, np.float32)  # [N, 3]
+        self.has_normal = np.linalg.norm(self.normals, axis=1) > 0.5
         self.lighting = np.asarray(avatar.lighting_sh, np.float32)
+        self.e_captured = None  # [N, 3] irradiance of the captured light at the rest normals
+        if self.lighting.size == 27:
+            e = irradiance(self.normals.astype(np.float64), self.lighting)
+            floor = max(0.05, 0.1 * float(np.median(e))) if len(e) else 0.05
+            self.e_captured = np.maximum(e, floor).astype(np.float32)
         if self.torch:
             import torch
 
-            self.t_means = avatar.means
-            self.t_quats = avatar.quats
+            self.t_means, self.t_quats = avatar.means, avatar.quats
             self.t_scales = torch.exp(avatar.log_scales)
             self.t_opac = torch.sigmoid(avatar.logit_opacities)
             self.t_colors = torch.clamp(0.5 + 0.28209479177387814 * avatar.sh[:, 0], 0, 1)
-        self.quats = np.asarray(avatar.quats if not self.torch else np_of(avatar.quats), np.float32)
-        self.scales = np.exp(np_of(avatar.log_scales).astype(np.float32))
-        self.opacities = (1 / (1 + np.exp(-np_of(avatar.logit_opacities).astype(np.float32)))).astype(np.float32)
-        self.colors = np.clip(sh_dc_to_rgb(np_of(avatar.sh)[:, 0]), 0, 1)
-        has_n = np.linalg.norm(self.normals, axis=1) > 0.5
-        self.has_normal = has_n
-        self.e_captured = None
-        if self.lighting.size == 27:
-            e = irradiance(self.normals.astype(np.float64), self.lighting)  # [N, 3]
-            floor = max(0.05, 0.1 * float(np.median(e))) if len(e) else 0.05
-            self.e_captured = np.maximum(e, floor).astype(np.float32)
 
     # ------------------------------------------------------------------------------------------------
     def deformed_template(self, control: FaceControl) -> np.ndarray:
