@@ -69,6 +69,11 @@ def run(args) -> int:
     avatar.validate()
     lighting = lighting_from_spec(args.lighting)
     backend = resolve_backend(args.backend)
+    if backend == "gsplat":
+        from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
+
+        if not gsplat_available():
+            raise ValueError("the gsplat backend needs a working CUDA device; use --backend cpu or auto")
     driver = Driver(avatar)
     if args.controls:
         controls = read_controls(args.controls)
