@@ -163,8 +163,10 @@ def run(args) -> int:
 
     backends = args.backend or (["cpu", "torch"] + (["gsplat"] if gsplat_available() else []))
     for b in backends:
-        if b not in BACKENDS:
-            raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
+        if b not in BACKENDS or b == "auto":
+            raise ValueError(f"unknown backend {b!r}; choose from cpu, torch, gsplat")
+        if b == "gsplat" and not gsplat_available():
+            raise ValueError("the gsplat backend needs a working CUDA device (none here)")
     threads = args.threads or sorted({1, numba.config.NUMBA_NUM_THREADS})
     if any(not 1 <= t <= numba.config.NUMBA_NUM_THREADS for t in threads):
         raise ValueError(f"--threads must be within 1..{numba.config.NUMBA_NUM_THREADS}")
