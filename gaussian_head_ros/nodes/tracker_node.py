@@ -161,6 +161,11 @@ class TrackerNode(Node):
         self._wake.set()
 
     def _on_info(self, msg: CameraInfo) -> None:
+        k = np.asarray(msg.k, np.float64)
+        if not np.all(np.isfinite(k)) or k[0] < 0 or k[4] < 0:  # all zeros = uncalibrated: fine, fov_deg is used
+            self.get_logger().warning("camera_info refused: its intrinsics are not finite or have a negative focal "
+                                      "length; keeping the previous ones", throttle_duration_sec=5.0)
+            return
         self._info = msg
 
     def _request_recalibration(self) -> None:
@@ -191,7 +196,8 @@ class TrackerNode(Node):
 
     def _intrinsics(self, w: int, h: int) -> np.ndarray | None:
         info = self._info
-        if info is None or not self._param("use_camera_info") or info.k[0] <= 0 or info.width <= 0 or info.height <= 0:
+        if info is None or not self._param("use_camera_info") or info.k[0] <= 0 or info.k[4] <= 0 \
+                or info.width <= 0 or info.height <= 0:
             return None
         k = np.asarray(info.k, np.float64).reshape(3, 3).copy()
         k[0] *= w / info.width  # a camera_info for another resolution of the same camera
@@ -260,6 +266,13 @@ class TrackerNode(Node):
             return
         if not control.face_detected:
             self._last_no_face_pub = now
+        try:
+            control.validate()
+        except ValueError as e:  # never publish what drivers refuse; a fresh tracker clears the filters' state
+            self.counts["errors"] += 1
+            self.get_logger().error(f"the tracker produced an unusable control ({e}); restarting it")
+            self._build(self._wanted)
+            return
         control.frame_id = msg.header.frame_id
         if not self._param("send_landmarks"):
             control.landmarks = np.zeros((0, 3), np.float32)
