@@ -37,7 +37,7 @@ STAMP0 = 1_700_000_500 * 10**9
 def graph(rclpy_context, tmp_path_factory):
     from graph_peer import Peer, latched_qos
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import CompressedImage, Image
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     from gaussian_head_ros.msg import AvatarStatus, FaceControl, GaussianAvatar
     from gaussian_head_ros.nodes.launcher import NodeProcess, node_command
@@ -66,6 +66,7 @@ def graph(rclpy_context, tmp_path_factory):
         photo=peer.publisher(Image, "operator/photo", reliable),
         photo_c=peer.publisher(CompressedImage, "operator/photo/compressed", reliable),
         camera=peer.publisher(Image, "camera/image_raw", qos_profile_sensor_data),
+        camera_info=peer.publisher(CameraInfo, "camera/camera_info", qos_profile_sensor_data),
     )
     peer.start()
     up = peer.wait(lambda: peer.recent_frames(FRAMES) and g["photo"].get_subscription_count()
@@ -452,19 +453,29 @@ def _bad_frames(stamp):
     }
 
 
-def test_tracker_skips_malformed_frames_and_keeps_tracking(graph):
+@pytest.fixture(scope="module")
+def clip():
     from gaussian_head_ros.core.video import read_frames
 
+    return read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=10)
+
+
+def _track(g, clip, k):
+    """Send camera frame k (stamp STAMP0 + k/30 s) until the tracker answers; its FaceControl or None."""
+    from graph_peer import stamp_ns
+
+    stamp = STAMP0 + k * 33_333_333
+    msg = _image_msg(clip[k % len(clip)].rgb, "cam", stamp=stamp)
+
+    def answer():
+        return next((c for c in g["peer"].messages("controls") if stamp_ns(c) == stamp), None)
+    g["peer"].wait(lambda: answer() is not None, 20, action=lambda: g["camera"].publish(msg))
+    return answer()
+
+
+def test_tracker_skips_malformed_frames_and_keeps_tracking(graph, clip):
     g, peer = graph, graph["peer"]
-    clip = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=10)
-
-    def track(k) -> bool:
-        stamp = STAMP0 + k * 33_333_333
-        msg = _image_msg(clip[k % len(clip)].rgb, "cam", stamp=stamp)
-        return peer.wait(lambda: any(s.header.stamp.sec * 10**9 + s.header.stamp.nanosec == stamp
-                                     for s in peer.messages("controls")), 20, action=lambda: g["camera"].publish(msg))
-
-    assert track(1), _logs(g)
+    assert _track(g, clip, 1) is not None, _logs(g)
     k = 2
     for name, (msg, words) in _bad_frames(STAMP0 + 2 * 33_333_333).items():
         peer.forget_diag("tracker_node")
@@ -477,7 +488,25 @@ def test_tracker_skips_malformed_frames_and_keeps_tracking(graph):
         level, message, _ = peer.diag("tracker_node")
         assert level == 1 and words in message, (name, message)
     k += 1
-    assert track(k), f"the tracker stopped tracking after malformed frames:\n{_logs(g)}"
+    assert _track(g, clip, k) is not None, f"the tracker stopped tracking after malformed frames:\n{_logs(g)}"
     assert "frame skipped" in g["procs"]["tracker"].log()
     assert int(peer.diag_value("tracker_node", "errors", 0)) == 0
+    _alive(g)
+
+
+def test_tracker_refuses_unusable_camera_info(graph, clip):
+    """A camera_info with NaN intrinsics is refused; controls stay finite (it used to poison the pose filter:
+    every later control had a NaN translation and was refused by the render node)."""
+    from sensor_msgs.msg import CameraInfo
+
+    g, peer = graph, graph["peer"]
+    bad = CameraInfo(width=480, height=480)
+    bad.k = [float("nan"), 0.0, 240.0, 0.0, float("nan"), 240.0, 0.0, 0.0, 1.0]
+    assert peer.wait(lambda: "camera_info refused" in g["procs"]["tracker"].log(), 20,
+                     action=lambda: g["camera_info"].publish(bad)), _logs(g)
+    for k in range(40, 44):
+        c = _track(g, clip, k)
+        assert c is not None and c.face_detected, _logs(g)
+        p = c.head_pose.position
+        assert np.all(np.isfinite([p.x, p.y, p.z])) and 0.1 < p.z < 2.0, p
     _alive(g)
