@@ -313,7 +313,8 @@ class RenderNode(Node):
                 u = (now - fade[1]) / max(float(self._param("crossfade_s")), 1e-6)
                 if u >= 1.0:
                     with self._lock:
-                        self._fade = None
+                        if self._fade is fade:  # (not a newer swap's)
+                            self._fade = None
                 else:
                     old = self._draw(fade[0], control, w, h, bg)
                     img = (old * (1 - u) + img * u + 0.5).astype(np.uint8)
