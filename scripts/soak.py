@@ -168,7 +168,8 @@ class Soak:
                 se["cpu_pct"][n].append(100.0 * (c - cp) / max(now - tp, 1e-6))
                 cpu_prev[n] = (now, c)
             if len(se["t_s"]) % max(1, int(60 / a.interval)) == 0:
-                print(f"[soak] {t / 60:4.1f} min: {se['fps'][-1]:.1f} FPS, latency p50 {se['latency_p50_ms'][-1]:.0f} ms, "
+                print(f"[soak] {t / 60:4.1f} min: {se['fps'][-1]:.1f} FPS, "
+                      f"latency p50 {se['latency_p50_ms'][-1]:.0f} ms, "
                       "RSS " + ", ".join(f"{n.split('_')[0]} {se['rss_mb'][n][-1]:.0f}" for n in NODES)
                       + f" MB, load {se['load1'][-1]:.2f}", flush=True)
 
@@ -207,8 +208,8 @@ class Soak:
             "rss": rss,
             "fps": {"target": a.fps, "mean": round(float(np.mean(fps)), 2), "min": round(float(np.min(fps)), 2),
                     "max": round(float(np.max(fps)), 2), "std": round(float(np.std(fps)), 2)},
-            "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1),
-                           "max": round(float(np.max(lat)), 1)},
+            "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1),
+                           "p95": round(float(np.percentile(lat, 95)), 1), "max": round(float(np.max(lat)), 1)},
             "max_gap_s": round(float(np.nanmax(np.asarray(se["max_gap_s"])[measured])), 3),
             "frames": int(len(lat)),
             "load1": {"mean": round(float(np.mean(np.asarray(se["load1"])[measured])), 2),
@@ -284,7 +285,8 @@ def main(argv=None) -> int:
     soak = None
     try:
         soak = Soak(a)
-        print(f"[soak] starting {', '.join(NODES)} (domain {os.environ['ROS_DOMAIN_ID']}, logs in {soak.logs})", flush=True)
+        print(f"[soak] starting {', '.join(NODES)} (domain {os.environ['ROS_DOMAIN_ID']}, logs in {soak.logs})",
+              flush=True)
         soak.wait_ready()
         print(f"[soak] streaming; {a.warmup:.0f} s warm-up then {a.minutes:g} min measured", flush=True)
         soak.run()

@@ -7,6 +7,7 @@ process's resident memory. No timed assertions: every wait has a generous deadli
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict, deque
@@ -25,15 +26,12 @@ def stamp_ns(msg) -> int:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process (VmRSS), MiB; nan when it is gone."""
+    """Resident memory of a process (the resident pages of /proc/<pid>/statm, = VmRSS), MiB; nan when gone."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 class Frame:

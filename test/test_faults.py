@@ -63,7 +63,8 @@ def graph(rclpy_context, tmp_path_factory):
     peer.subscribe_frames(FRAMES)
     peer.subscribe_frames(FALLBACK_FRAMES)
     peer.subscribe_diagnostics()
-    peer.subscribe("status", AvatarStatus, "avatar/status", QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    peer.subscribe("status", AvatarStatus, "avatar/status",
+                   QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     peer.subscribe("camera", Image, "camera/image_raw", qos_profile_sensor_data, keep=stamp_ns)
     photo_pub = peer.publisher(CompressedImage, "operator/photo/compressed", QoSProfile(depth=1))
     peer.start()
@@ -193,7 +194,8 @@ def test_camera_stream_stops_and_restarts(graph):
     t = time.monotonic()
     _kill(g, "video_source_node", signal.SIGINT)
     _wait_idle(g, t)
-    assert peer.wait(lambda: "no camera frames" in (peer.diag("tracker_node") or (0, ""))[1], 10), peer.diag("tracker_node")
+    assert peer.wait(lambda: "no camera frames" in (peer.diag("tracker_node") or (0, ""))[1], 10), \
+        peer.diag("tracker_node")
     t_restart = time.monotonic()
     _start(g, "video_source_node")
     _wait_driven(g, t_restart)

@@ -57,12 +57,14 @@ def graph(rclpy_context, tmp_path_factory):
     reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     peer.subscribe_frames(FRAMES)
     peer.subscribe_diagnostics()
-    peer.subscribe("status", AvatarStatus, "avatar/status", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    peer.subscribe("status", AvatarStatus, "avatar/status",
+                   QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     peer.subscribe("controls", FaceControl, "face_control", 100)
     g = dict(
         procs=procs, peer=peer, logs=logs,
         avatar=peer.publisher(GaussianAvatar, f"{R}/avatar", latched_qos()),
-        control=peer.publisher(FaceControl, f"{R}/face_control", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)),
+        control=peer.publisher(FaceControl, f"{R}/face_control",
+                               QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)),
         photo=peer.publisher(Image, "operator/photo", reliable),
         photo_c=peer.publisher(CompressedImage, "operator/photo/compressed", reliable),
         camera=peer.publisher(Image, "camera/image_raw", qos_profile_sensor_data),
@@ -140,7 +142,8 @@ BAD_AVATARS = {
     "format_version 2": (lambda m: setattr(m, "format_version", 2), "format_version"),
     "faces index missing vertices": (lambda m: setattr(m, "template_faces", array.array("I", [0, 1, 99_999])),
                                      "vertices that do not exist"),
-    "Gaussians bound to missing triangles": (lambda m: _set_column(m, "face_id", 5000.0), "triangles that do not exist"),
+    "Gaussians bound to missing triangles": (lambda m: _set_column(m, "face_id", 5000.0),
+                                             "triangles that do not exist"),
     "lighting of the wrong length": (lambda m: setattr(m, "lighting_sh", array.array("f", [0.5] * 10)), "lighting_sh"),
 }
 
