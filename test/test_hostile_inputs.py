@@ -3,8 +3,9 @@
 Three node processes (render_node, reconstruction_node, tracker_node), each fed on its own by this test
 process. Every malformed message is refused with a log line (and a status or diagnostics saying why), and
 the node keeps serving what it had: the render node keeps streaming the old avatar, the latched avatar
-stays the old one, the tracker keeps tracking. Also: a flood of photos (newest wins, nothing queues, memory
-stays put), and the budgets (max_gaussians of the render node, max_pixels of the reconstruction node).
+stays the old one, the tracker keeps tracking (and ignores a camera_info with NaN intrinsics). Also: a flood
+of photos (newest wins, nothing queues, memory stays put), and the budgets (max_gaussians of the render
+node, max_pixels of the reconstruction node).
 
 What the nodes' own test files already cover is not repeated here (a truncated point cloud, NaN
 rotation, truncated/garbage/empty JPEGs, 32FC1, a 3-photo newest-wins race).
@@ -160,15 +161,25 @@ def _publish_avatar_and_wait_refusal(g, msg) -> str:
     return _refusals(g)[n0]
 
 
+def _show_good_avatar(g):
+    """Make the render node show the red 'good' avatar (each test can run on its own)."""
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    peer = g["peer"]
+    if peer.diag_value("render_node", "operator_id") != "good":
+        n0 = g["procs"]["render"].log().count("avatar 'good' ready")
+        g["avatar"].publish(avatar_to_msg(_red_avatar()))
+        assert peer.wait(lambda: g["procs"]["render"].log().count("avatar 'good' ready") > n0, 60), _logs(g)
+    t = time.monotonic()
+    assert peer.wait(lambda: any(_is_red(f) for f in peer.recent_frames(FRAMES, t)), 10), "the good avatar is not shown"
+
+
 def test_render_node_refuses_malformed_avatars_and_keeps_the_old_one(graph):
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
     g, peer = graph, graph["peer"]
+    _show_good_avatar(g)
     good = _red_avatar()
-    g["avatar"].publish(avatar_to_msg(good))
-    assert peer.wait(lambda: "avatar 'good' ready" in g["procs"]["render"].log(), 60), _logs(g)
-    t = time.monotonic()
-    assert peer.wait(lambda: any(_is_red(f) for f in peer.recent_frames(FRAMES, t)), 10), "the good avatar is not shown"
 
     for name, (mutate, words) in BAD_AVATARS.items():
         msg = avatar_to_msg(good)
@@ -192,6 +203,7 @@ def test_render_node_refuses_avatars_above_its_gaussian_budget(graph):
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
     g, peer = graph, graph["peer"]
+    _show_good_avatar(g)
     big = synthetic_avatar(MAX_GAUSSIANS + 5_000, seed=2, operator_id="too_big")
     reason = _publish_avatar_and_wait_refusal(g, avatar_to_msg(big))
     assert f"{MAX_GAUSSIANS + 5_000} Gaussians, above the budget of {MAX_GAUSSIANS}" in reason, reason
@@ -249,6 +261,7 @@ BAD_CONTROLS = {
 
 def test_render_node_refuses_malformed_controls(graph):
     g, peer = graph, graph["peer"]
+    _show_good_avatar(g)
     good = _control(STAMP0, yaw=15.0)
     assert peer.wait(lambda: any(f.stamp_ns == STAMP0 for f in peer.recent_frames(FRAMES)), 30,
                      action=lambda: g["control"].publish(good)), _logs(g)
