@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, GaussianAvatar, sh_dc_to_rgb
+from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_TORSO, GaussianAvatar, sh_dc_to_rgb
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
 
 log = logging.getLogger(__name__)

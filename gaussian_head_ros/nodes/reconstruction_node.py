@@ -20,10 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -34,6 +32,7 @@ from gaussian_head_ros.core import imageio
 from gaussian_head_ros.core.reconstruct import BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, get_reconstructor
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
+from gaussian_head_ros.nodes.common import descriptor, diagnostics, run
 from gaussian_head_ros.nodes.conversions import avatar_to_msg, status_msg
 
 # name -> (default, description, (min, max) or None)
@@ -52,15 +51,6 @@ PARAMS = {
 }
 _REBUILD = ("backend", "preset", "checkpoint", "device", "max_pixels", "min_face_px", "max_yaw_deg", "max_gaussians")
 
-
-def _descriptor(name: str) -> ParameterDescriptor:
-    default, text, rng = PARAMS[name]
-    d = ParameterDescriptor(description=text)
-    if rng is not None and isinstance(default, int):
-        d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
-    elif rng is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
-    return d
 
 
 def check_values(values: dict) -> None:
@@ -109,7 +99,7 @@ class ReconstructionNode(Node):
     def __init__(self, **kwargs):
         super().__init__("reconstruction_node", **kwargs)
         for name, (default, _, _) in PARAMS.items():
-            self.declare_parameter(name, default, _descriptor(name))
+            self.declare_parameter(name, default, descriptor(*PARAMS[name]))
         try:  # values from a params file or overrides are not seen by the on-set callback
             check_values(self._values())
         except ValueError as e:
@@ -298,12 +288,7 @@ class ReconstructionNode(Node):
         message = self.state if level != DiagnosticStatus.WARN else f"last photo refused: {self.last['message']}"
         values = {"state": self.state, "backend": str(self._param("backend")),
                   **{f"last_{k}": v for k, v in self.last.items()}, **{k: str(v) for k, v in self.counts.items()}}
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: avatar reconstruction", message=message,
-                                       hardware_id=str(self._param("backend")),
-                                       values=[KeyValue(key=k, value=v) for k, v in values.items()])]
-        self.diag_pub.publish(arr)
+        self.diag_pub.publish(diagnostics(self, "avatar reconstruction", level, message, str(self._param("backend")), values))
 
     def destroy_node(self):
         self._stop.set()
@@ -313,15 +298,4 @@ class ReconstructionNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ReconstructionNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(ReconstructionNode, args)

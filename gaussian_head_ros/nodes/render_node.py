@@ -22,10 +22,8 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -38,6 +36,7 @@ from gaussian_head_ros.core.render import BACKENDS, head_viewmat, intrinsics_fro
 from gaussian_head_ros.core.render.cpu_backend import ThreadTuner
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
+from gaussian_head_ros.nodes.common import descriptor, diagnostics, run
 from gaussian_head_ros.nodes.conversions import msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_image_msg
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
@@ -63,15 +62,6 @@ PARAMS = {
                 (0, 256)),
 }
 
-
-def _descriptor(name: str) -> ParameterDescriptor:
-    default, text, rng = PARAMS[name]
-    d = ParameterDescriptor(description=text)
-    if rng is not None and isinstance(default, int) and not isinstance(default, bool):
-        d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
-    elif rng is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
-    return d
 
 
 @functools.lru_cache(maxsize=8)
@@ -125,7 +115,7 @@ class RenderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("render_node", **kwargs)
         for name, (default, _, _) in PARAMS.items():
-            self.declare_parameter(name, default, _descriptor(name))
+            self.declare_parameter(name, default, descriptor(*PARAMS[name]))
         for name in PARAMS:  # values from a params file are not checked by the on-set callback
             try:
                 check_value(name, self.get_parameter(name).value)
@@ -361,12 +351,7 @@ class RenderNode(Node):
             "num_gaussians": str(loaded.num_gaussians if loaded else 0),
             **{k: str(v) for k, v in self.counts.items()},
         }
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: face rendering", message=message,
-                                       hardware_id=self.backend,
-                                       values=[KeyValue(key=k, value=v) for k, v in values.items()])]
-        self.diag_pub.publish(arr)
+        self.diag_pub.publish(diagnostics(self, "face rendering", level, message, self.backend, values))
 
     def destroy_node(self):
         self._stop.set()
@@ -383,16 +368,4 @@ def _resolved_auto() -> str:
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RenderNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run(RenderNode, args, threads=2)

@@ -26,9 +26,8 @@ from dataclasses import replace
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -37,6 +36,7 @@ from std_msgs.msg import Empty
 from gaussian_head_ros.core.imageio import decode_raw
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
+from gaussian_head_ros.nodes.common import descriptor, diagnostics, run
 from gaussian_head_ros.nodes.conversions import control_to_msg, stamp_to_ns
 
 FILTER_PARAMS = {"smoothing": "smoothing", "filter_min_cutoff": "min_cutoff", "filter_beta": "beta",
@@ -66,21 +66,12 @@ PARAMS = {
 }
 
 
-def _descriptor(name: str) -> ParameterDescriptor:
-    default, text, rng = PARAMS[name]
-    d = ParameterDescriptor(description=text)
-    if rng is not None and isinstance(default, int) and not isinstance(default, bool):
-        d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
-    elif rng is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
-    return d
-
 
 class TrackerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("tracker_node", **kwargs)
         for name, (default, _, _) in PARAMS.items():
-            self.declare_parameter(name, default, _descriptor(name))
+            self.declare_parameter(name, default, descriptor(*PARAMS[name]))
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(FaceControlMsg, "face_control",
                                          QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
@@ -315,12 +306,7 @@ class TrackerNode(Node):
             "backend": self.backend,
             **{k: str(v) for k, v in c.items()},
         }
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
-                                       hardware_id=self.backend,
-                                       values=[KeyValue(key=k, value=v) for k, v in values.items()])]
-        self.diag_pub.publish(arr)
+        self.diag_pub.publish(diagnostics(self, "face tracking", level, message, self.backend, values))
 
     def destroy_node(self):
         self._stop.set()
@@ -332,14 +318,4 @@ class TrackerNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = TrackerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run(TrackerNode, args)

@@ -11,15 +11,15 @@ import threading
 import time
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core.video import VideoSource
+from gaussian_head_ros.nodes.common import diagnostics, run
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 
@@ -104,13 +104,9 @@ class VideoSourceNode(Node):
             return
 
     def _publish_diagnostics(self):
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
         level = DiagnosticStatus.OK if self.state in ("playing", "finished") else DiagnosticStatus.WARN
-        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: video source", message=self.state,
-                                       hardware_id=str(self._param("source")),
-                                       values=[KeyValue(key="frames_published", value=str(self.published))])]
-        self.diag_pub.publish(arr)
+        self.diag_pub.publish(diagnostics(self, "video source", level, self.state, str(self._param("source")),
+                                          {"frames_published": self.published}))
 
     def destroy_node(self):
         self._stop.set()
@@ -119,12 +115,4 @@ class VideoSourceNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = VideoSourceNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return run(VideoSourceNode, args)

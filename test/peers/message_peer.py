@@ -7,7 +7,6 @@ latched avatar is published, then keeps publishing controls until killed.
 import hashlib
 import sys
 
-import numpy as np
 import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 

@@ -20,7 +20,7 @@ Checkpoint format (`save_checkpoint` / `load_checkpoint`, a `torch.save` dict, d
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gaussian_head_ros.core.avatar import PART_FACE, PART_TORSO, GaussianAvatar, SourceCamera, rgb_to_sh_dc
+from gaussian_head_ros.core.avatar import PART_TORSO, GaussianAvatar, SourceCamera, rgb_to_sh_dc
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, load_pretrained)
 from gaussian_head_ros.core.model.generator import SHELL_CENTRE, GaussianGenerator, GeneratorConfig

@@ -1,0 +1,50 @@
+"""What every node of the package does the same way: parameter descriptors, diagnostics, main()."""
+
+from __future__ import annotations
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+
+def descriptor(default, text: str, rng: tuple | None = None) -> ParameterDescriptor:
+    """A described parameter; `rng` (lo, hi) becomes an integer or floating-point range by the default's type."""
+    d = ParameterDescriptor(description=text)
+    if rng is not None and isinstance(default, int) and not isinstance(default, bool):
+        d.integer_range = [IntegerRange(from_value=int(rng[0]), to_value=int(rng[1]), step=1)]
+    elif rng is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
+    return d
+
+
+def diagnostics(node, task: str, level: int, message: str, hardware_id: str, values: dict) -> DiagnosticArray:
+    """One DiagnosticStatus named '<node>: <task>' in an array stamped now."""
+    arr = DiagnosticArray()
+    arr.header.stamp = node.get_clock().now().to_msg()
+    arr.status = [DiagnosticStatus(level=level, name=f"{node.get_name()}: {task}", message=message,
+                                   hardware_id=hardware_id,
+                                   values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()])]
+    return arr
+
+
+def run(node_class, args=None, threads: int = 0) -> int:
+    """main() of a node executable: init, spin (multi-threaded when threads > 0) until Ctrl-C or
+    shutdown, destroy, shut down."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        if threads:
+            executor = MultiThreadedExecutor(num_threads=threads)
+            executor.add_node(node)
+            executor.spin()
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
