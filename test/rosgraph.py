@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from gaussian_head_ros.nodes.launcher import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,34 +21,18 @@ def executable(name: str) -> list[str]:
     raise FileNotFoundError(f"{name} is not installed under {prefix}; run 'make setup'")
 
 
-class Proc:
-    """A child process whose output goes to a log file (read it when a test fails)."""
+class Proc(NodeProcess):
+    """A child process whose output goes to the log file `log_path` (read it when a test fails)."""
 
     def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None):
-        self.log_path = Path(log_path)
-        self._fh = open(self.log_path, "wb")
-        self.p = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                  start_new_session=True)
+        super().__init__(Path(log_path).stem, cmd, Path(log_path).parent, env, log_path=log_path)
+
+    @property
+    def p(self):
+        return self.proc
 
     def output(self) -> str:
-        self._fh.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.p.poll() is None
-
-    def stop(self, sig=signal.SIGINT, timeout: float = 10.0) -> int | None:
-        if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, sig)
-                self.p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait(timeout=5)
-            except ProcessLookupError:
-                pass
-        self._fh.close()
-        return self.p.returncode
+        return self.log()
 
 
 def spin_until(node, predicate, timeout: float, executor=None) -> bool:

@@ -55,9 +55,10 @@ def node_command(executable: str, params: dict | None = None, params_file: str |
 class NodeProcess:
     """One node in its own process; its output goes to a log file."""
 
-    def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict | None = None):
+    def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict | None = None,
+                 log_path: Path | None = None):
         self.name, self.cmd = name, cmd
-        self.log_path = Path(log_dir) / f"{name}.log"
+        self.log_path = Path(log_path) if log_path else Path(log_dir) / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
