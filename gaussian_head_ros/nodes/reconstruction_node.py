@@ -47,7 +47,8 @@ PARAMS = {
     "max_pixels": (40_000_000, "photos with more pixels are refused", (1024, 400_000_000)),
     "min_face_px": (60.0, "faces narrower than this (photo pixels) are refused", (8.0, 4096.0)),
     "max_yaw_deg": (45.0, "heads turned further to the side than this are refused", (5.0, 90.0)),
-    "max_gaussians": (60_000, "mesh_fit: Gaussian budget of an avatar", (5_000, 2_000_000)),
+    "max_gaussians": (0, "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, "
+                         "dense 120k)", (0, 2_000_000)),
 }
 _REBUILD = ("backend", "preset", "checkpoint", "device", "max_pixels", "min_face_px", "max_yaw_deg", "max_gaussians")
 
@@ -82,7 +83,8 @@ def reconstructor_options(values: dict) -> dict:
     common = {k: values[k] for k in ("max_pixels", "min_face_px", "max_yaw_deg")}
     if values["backend"] == "rar":
         return dict(checkpoint=values["checkpoint"], device=values["device"], **common)
-    return dict(preset=values["preset"], max_gaussians=values["max_gaussians"], **common)
+    budget = {"max_gaussians": values["max_gaussians"]} if values["max_gaussians"] else {}
+    return dict(preset=values["preset"], **budget, **common)
 
 
 @dataclass
