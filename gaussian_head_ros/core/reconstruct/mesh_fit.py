@@ -149,12 +149,10 @@ class MeshFitReconstructor(Reconstructor):
 
     def _models(self):
         if self._facemesh is None:
-            import mediapipe as mp
-
-            from gaussian_head_ros.core.facemesh import FaceMesh
+            from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
 
             self._facemesh = FaceMesh(static_image_mode=True, max_faces=4)
-            self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            self._segmenter = PersonSegmenter()
         return self._facemesh, self._segmenter
 
     def warm_up(self) -> float:
@@ -210,7 +208,7 @@ class MeshFitReconstructor(Reconstructor):
         mouth_px = fid >= nf + len(eye_tris)
 
         # Person mask: segmentation, plus the inside of the face mesh; only what is connected to the face.
-        prob = np.asarray(segmenter.process(np.ascontiguousarray(fp.photo)).segmentation_mask, np.float32)
+        prob = segmenter.probability(fp.photo)
         prob = guided_filter(photo, prob, cfg.matting_radius_px) if cfg.matting_radius_px > 0 else prob
         seg = prob > cfg.segmentation_threshold
         inner_mesh = cv2.erode(mesh_px.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)  # its rim may overshoot

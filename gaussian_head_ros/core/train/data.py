@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gaussian_head_ros.core.facemesh import FaceMesh
+from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,6 @@ class _Blendshapes:
 def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
     """Track, frame and segment one clip into the cache (skipped when already there). Returns its folder."""
     import cv2
-    import mediapipe as mp
 
     path = Path(path)
     root = Path(cfg.root) if cfg.root and Path(cfg.root).is_dir() else path.parent
@@ -161,7 +160,7 @@ def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
     frames_dir.mkdir(parents=True, exist_ok=True)
     rec = {k: [] for k in ("K", "viewmat", "vertices", "canonical", "blendshapes", "masks", "frame_index")}
     bs = _Blendshapes(cfg.landmarker_model) if cfg.landmarker_model else None
-    seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+    seg = PersonSegmenter()
     skipped = 0
     try:
         with FaceMesh(static_image_mode=False, max_faces=1) as fm:
@@ -178,7 +177,7 @@ def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
                     continue
                 k = len(rec["K"])
                 cv2.imwrite(str(frames_dir / f"{k:05d}.jpg"), fr.photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-                mask = seg.process(np.ascontiguousarray(fr.photo)).segmentation_mask
+                mask = seg.probability(fr.photo)
                 for key, val in (("K", fr.K), ("viewmat", fr.viewmat), ("vertices", fr.vertices),
                                  ("canonical", fr.fit.canonical), ("blendshapes", scores), ("frame_index", i),
                                  ("masks", (np.clip(mask, 0, 1) * 255).round().astype(np.uint8))):
