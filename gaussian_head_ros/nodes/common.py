@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -48,3 +50,34 @@ def run(node_class, args=None, threads: int = 0) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+class Latest:
+    """A one-item mailbox from a subscription callback to a worker thread: the newest item wins and
+    nothing queues, so a slow worker never blocks the executor nor falls behind."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._item = None
+
+    def put(self, item) -> bool:
+        """Store `item`; True when it replaced one the worker had not taken yet."""
+        with self._lock:
+            replaced = self._item is not None
+            self._item = item
+        self._ready.set()
+        return replaced
+
+    def take(self, timeout: float):
+        """The newest item, or None when nothing came within `timeout` seconds (or on wake())."""
+        if not self._ready.wait(timeout):
+            return None
+        with self._lock:
+            item, self._item = self._item, None
+            self._ready.clear()
+        return item
+
+    def wake(self) -> None:
+        """Let a waiting take() return now (for shutdown)."""
+        self._ready.set()

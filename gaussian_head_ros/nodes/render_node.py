@@ -36,7 +36,7 @@ from gaussian_head_ros.core.render import BACKENDS, head_viewmat, intrinsics_fro
 from gaussian_head_ros.core.render.cpu_backend import ThreadTuner
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import descriptor, diagnostics, run
+from gaussian_head_ros.nodes.common import Latest, descriptor, diagnostics, run
 from gaussian_head_ros.nodes.conversions import msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_image_msg
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
@@ -132,8 +132,7 @@ class RenderNode(Node):
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._avatar_wake = threading.Event()
-        self._pending_avatar: GaussianAvatarMsg | None = None
+        self._pending_avatar = Latest()  # newest GaussianAvatar message not yet loaded
         self.loaded: Loaded | None = None  # swapped as one reference by the loader thread
         self._fade: tuple[Loaded, float] | None = None  # (previous avatar, swap time) during a cross-fade
         self.mixer = ControlMixer(IdleAnimator(), float(self._param("idle_timeout_s")), IDLE_EASE_S)
@@ -175,9 +174,7 @@ class RenderNode(Node):
     # callbacks: store the newest, nothing heavy
 
     def _on_avatar(self, msg: GaussianAvatarMsg) -> None:
-        with self._lock:
-            self._pending_avatar = msg
-        self._avatar_wake.set()
+        self._pending_avatar.put(msg)
 
     def _on_control(self, msg: FaceControlMsg) -> None:
         try:
@@ -205,11 +202,7 @@ class RenderNode(Node):
         drive.warm_up()
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
         while not self._stop.is_set():
-            if not self._avatar_wake.wait(0.2):
-                continue
-            with self._lock:
-                msg, self._pending_avatar = self._pending_avatar, None
-                self._avatar_wake.clear()
+            msg = self._pending_avatar.take(0.2)
             if msg is not None:
                 self._load(msg)
 
@@ -355,7 +348,7 @@ class RenderNode(Node):
 
     def destroy_node(self):
         self._stop.set()
-        self._avatar_wake.set()
+        self._pending_avatar.wake()
         for t in (self._renderer, self._loader):
             t.join(timeout=5.0)
         return super().destroy_node()

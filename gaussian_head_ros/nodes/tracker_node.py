@@ -36,7 +36,7 @@ from std_msgs.msg import Empty
 from gaussian_head_ros.core.imageio import decode_raw
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import descriptor, diagnostics, run
+from gaussian_head_ros.nodes.common import Latest, descriptor, diagnostics, run
 from gaussian_head_ros.nodes.conversions import control_to_msg, stamp_to_ns
 
 FILTER_PARAMS = {"smoothing": "smoothing", "filter_min_cutoff": "min_cutoff", "filter_beta": "beta",
@@ -87,9 +87,8 @@ class TrackerNode(Node):
         except ImportError:
             self.get_logger().debug("std_srvs not installed: recalibrate through the face_control/recalibrate topic")
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._latest: tuple[Image, int, float] | None = None  # newest frame, its stamp (ns), arrival time
+        self._latest = Latest()  # newest (frame, its stamp in ns, arrival time)
         self._info: CameraInfo | None = None
         self._recalibrate = False
         self._warned_zero_stamp = False
@@ -145,11 +144,10 @@ class TrackerNode(Node):
                 self.get_logger().warning("camera frames carry no stamp: stamping them on arrival")
         with self._lock:
             self.counts["received"] += 1
-            if self._latest is not None:
+        if self._latest.put((msg, stamp, time.monotonic())):
+            with self._lock:
                 self.counts["dropped"] += 1
-            self._latest = (msg, stamp, time.monotonic())
         self._last_frame_time = time.monotonic()
-        self._wake.set()
 
     def _on_info(self, msg: CameraInfo) -> None:
         k = np.asarray(msg.k, np.float64)
@@ -200,11 +198,7 @@ class TrackerNode(Node):
             self._build(self._config())
             self.state = "waiting for frames"
             while not self._stop.is_set():
-                if not self._wake.wait(0.1):
-                    continue
-                with self._lock:
-                    item, self._latest = self._latest, None
-                    self._wake.clear()
+                item = self._latest.take(0.1)
                 if item is None:
                     continue
                 try:
@@ -310,7 +304,7 @@ class TrackerNode(Node):
 
     def destroy_node(self):
         self._stop.set()
-        self._wake.set()
+        self._latest.wake()
         self._worker.join(timeout=5.0)
         if self.tracker is not None and not self._worker.is_alive():
             self.tracker.close()
