@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT, shared
 from gaussian_head_ros.core.model.rar import load_checkpoint, read_checkpoint
 from gaussian_head_ros.core.train import trainer as trainer_mod
-from gaussian_head_ros.core.train.data import DataConfig, PairDataset, load_clips
+from gaussian_head_ros.core.train.data import DataConfig, DatasetIndex, PairDataset, load_clips
 from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, VGG16Features, highfreq_l1, ssim
 from gaussian_head_ros.core.train.trainer import config_from_dict, load_config, model_config, train
 
@@ -92,6 +92,9 @@ def test_clip_cache_and_pairs(clip_cfg):
     assert item["coeffs"][2] == 0  # absent names count as 0, as in drive()
     c, s, t = ds.pair(3)
     assert torch.allclose(item["expression"], torch.as_tensor(clip.canonical[t] - clip.canonical[s]))
+    # Coefficients in the same frame as the landmark motion: relative to the source frame.
+    ds2 = PairDataset(clips, 64, ["jawOpen"], length=50, cfg=cfg)
+    assert torch.allclose(ds2[3]["coeffs"], torch.as_tensor(clip.coefficients(t, ["jawOpen"]) - clip.coefficients(s, ["jawOpen"])))
     assert torch.allclose(item["src_K"][0, 0], torch.tensor(clip.K[s][0, 0] * 64 / 96))
     jaw = [clip.coefficients(k, ["jawOpen"])[0] for k in range(len(clip))]
     assert max(jaw) - min(jaw) > 0.3  # the clip opens its mouth wide: the coefficients carry it
@@ -120,7 +123,7 @@ def test_two_stages_and_resume(clip_cfg, tmp_path, monkeypatch):
     stages = [{"name": "stage1", "steps": 3, "resolution": 48, "batch_size": 1, "lr": 1e-3, "warmup_steps": 1},
               {"name": "stage2", "steps": 3, "resolution": 64, "batch_size": 1, "lr": 1e-3, "backbone_lr": 1e-4,
                "trainable_blocks": 1, "warmup_steps": 1}]
-    cfg = config_from_dict(_cfg(clip_cfg, tmp_path, stages=stages))
+    cfg = config_from_dict(_cfg(clip_cfg, tmp_path, stages=stages, val_every=0))  # validation would count calls
     real_step, calls = trainer_mod.training_step, {"n": 0}
 
     def interrupted(*a, **k):
@@ -146,15 +149,46 @@ def test_two_stages_and_resume(clip_cfg, tmp_path, monkeypatch):
     assert read_checkpoint(tmp_path / "checkpoints" / "model.pt")["step"] == 6
 
 
-@pytest.mark.slow
-def test_ddp_two_processes_with_torchrun(clip_cfg, tmp_path):
-    """`torchrun --nproc_per_node 2 -m gaussian_head_ros.cli train` on CPU (gloo): both ranks step together."""
-    cfg_path = tmp_path / "ddp.yaml"
-    cfg_path.write_text(yaml.safe_dump(_cfg(clip_cfg, tmp_path / "run", checkpoint_every=0)))
+def _cli(*args, env=None, cwd=None, timeout=600):
+    cmd = [sys.executable, "-m", "gaussian_head_ros.cli", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def test_prepare_then_two_ranks_on_a_1000_clip_index(tmp_path):
+    """`gaussian-head prepare` indexes 1,000 clips (symlinks to the ../shared driving clips) and stops; then
+    `torchrun --nproc_per_node 2 ... train` (gloo, CPU) starts on that index: each rank reads only its
+    shard, memory-mapped; both take their first step within a minute and under 2 GB resident."""
+    import re
+    import time
+
+    sources = sorted(shared("driving").glob("*.mp4"))
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(1000):
+        (clips / f"clip{i:04d}.mp4").symlink_to(sources[i % len(sources)])
+    cfg = _cfg({"root": str(clips), "cache_dir": str(tmp_path / "cache"), "max_frames": 6, "cache_resolution": 64,
+                "val_pairs": 2}, tmp_path / "run", checkpoint_every=0, val_every=0)
+    cfg["stages"][0].update(steps=2, batch_size=1)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = _cli("prepare", str(cfg_path), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1000 clips (999 train, 1 validation)" in proc.stdout, proc.stdout
+    assert not (tmp_path / "run").exists()  # prepare only caches: nothing trained
+    assert len([d for d in (tmp_path / "cache").iterdir() if d.is_dir()]) == len(sources)  # symlinks share a cache
+    t0 = time.time()
+    proc = _cli("prepare", str(cfg_path), env=env)  # resumable: a second run finds everything cached
+    assert proc.returncode == 0 and time.time() - t0 < 30
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "gaussian_head_ros.cli", "train", str(cfg_path)]
+    t0 = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    blob = read_checkpoint(tmp_path / "run" / "checkpoints" / "model.pt")
-    assert blob["step"] == 3
+    firsts = re.findall(r"rank (\d): first step ([\d.]+) s after start, peak RSS (\d+) MB", proc.stderr)
+    shards = re.findall(r"rank (\d): (\d+) of 999 training clips", proc.stderr)
+    print(f"torchrun wall {time.time() - t0:.1f} s; first steps {firsts}; shards {shards}")
+    assert sorted(r for r, _, _ in firsts) == ["0", "1"] and sorted(shards) == [("0", "500"), ("1", "499")]
+    for _, secs, rss in firsts:
+        assert float(secs) < 60 and int(rss) < 2048
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "model.pt")["step"] == 2

@@ -1,25 +1,35 @@
-"""Training data: folders of monocular talking-head videos (VFHQ / HDTF style), tracked once and cached.
+"""Training data: folders of monocular talking-head videos (VFHQ / HDTF style), tracked once into an on-disk
+cache that every process reads memory-mapped.
 
 Every frame is framed exactly as a photo is at inference (core/reconstruct/framing.py: the largest face,
 its head frame, a square crop `crop_m` metres wide at the head's depth), so the model sees the same kind
-of input in training and in use. `prepare_clip` runs once per clip and caches (`cache_dir/<clip key>/`):
+of input in training and in use. `prepare_dataset` (the `gaussian-head prepare` command) tracks each clip
+once, resumably, into `cache_dir/<clip key>/` (written to `<clip key>.partial/` and renamed when complete):
   frames/00000.jpg ...   the crops at `cache_resolution`
-  track.npz              K [T, 3, 3] crop intrinsics, viewmat [T, 4, 4] head -> camera, vertices [T, 478, 3]
-                         (the face template: landmarks back-projected into the head frame), canonical
-                         [T, 478, 3] (the pose-free landmarks the tracker's expression is made of),
-                         blendshapes [T, B] + names (MediaPipe FaceLandmarker, only when a .task model is
-                         given), masks [T, S, S] uint8 person masks (MediaPipe selfie segmentation of the
-                         crop), frame_index [T] source frame numbers
-`PairDataset` then draws (source frame -> target frame) pairs of the same clip: the avatar is built from
-the source and driven to the target with expression = canonical_t - canonical_s (the source acts as the
-neutral face) and the target's blendshapes as expression coefficients.
+  K.npy [T, 3, 3]        crop intrinsics;  viewmat.npy [T, 4, 4] head -> camera
+  vertices.npy [T, 478, 3]   the face template (landmarks back-projected into the head frame)
+  canonical.npy [T, 478, 3]  the pose-free landmarks the tracker's expression is made of
+  blendshapes.npy [T, B]     MediaPipe FaceLandmarker scores (B = 0 without a .task model)
+  masks.npy [T, S, S] uint8  person masks (MediaPipe selfie segmentation of the crop)
+  frame_index.npy [T]        source frame numbers;  meta.json: source, version, names, frames
+and lists the complete clips in the dataset index `cache_dir/index-<hash>.json` (`DatasetIndex`; the hash
+covers the root and the caching settings). Training opens clips lazily through the index, memory-mapped,
+a bounded number at a time; each rank draws from its own shard of the training clips, and held-out clips
+(`val_clips`) form the validation split.
+
+`PairDataset` draws (source frame -> target frame) pairs of the same clip: the avatar is built from the
+source and driven to the target with expression = canonical_t - canonical_s and blendshape coefficients
+b_t - b_s (both relative to the source, which acts as the neutral face: core/model/reenactment.py).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +43,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-array .npy files (memory-mapped) and a dataset index
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,10 @@ class DataConfig:
     landmarker_model: str = ""  # optional MediaPipe face_landmarker.task: ARKit blendshapes for the reenactment module
     min_pair_gap: int = 0  # smallest |t - s| in frames (0 allows the source itself as target)
     same_frame_prob: float = 0.1  # probability of target == source (plain reconstruction)
+    val_clips: int = 1  # clips held out for validation (chosen by key hash); with one clip: its last val_fraction
+    val_fraction: float = 0.2  # share of frames held out when there are too few clips to hold one out
+    val_pairs: int = 16  # fixed validation pairs (source -> target of the held-out clips)
+    open_clips: int = 64  # clips kept open (memory-mapped) per process; others are reopened on demand
 
 
 def find_clips(root: str | Path) -> list[Path]:
@@ -108,8 +122,11 @@ def _video_length(path: Path) -> int:
 
 
 def clip_key(path: Path, cfg: DataConfig) -> str:
+    """Cache folder name of a clip: its (resolved) name and a hash of its identity and the caching settings;
+    symlinks to one file share one cache."""
+    path = path.resolve()
     st = path.stat()
-    ident = json.dumps([str(path.resolve()), st.st_size, int(st.st_mtime), cfg.cache_resolution, cfg.crop_m, list(cfg.crop_center_m),
+    ident = json.dumps([str(path), st.st_size, int(st.st_mtime), cfg.cache_resolution, cfg.crop_m, list(cfg.crop_center_m),
                         cfg.max_frames, bool(cfg.landmarker_model), CACHE_VERSION])
     return f"{path.stem}-{hashlib.sha1(ident.encode()).hexdigest()[:10]}"
 
@@ -142,23 +159,36 @@ class _Blendshapes:
         self._lm.close()
 
 
+ARRAYS = ("K", "viewmat", "vertices", "canonical", "blendshapes", "masks", "frame_index")
+
+
+def cache_root(cfg: DataConfig) -> Path:
+    """The folder holding the clip caches and the dataset index."""
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir)
+    root = Path(cfg.root)
+    return (root if root.is_dir() else root.parent) / ".gaussian_head_cache"
+
+
 def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
-    """Track, frame and segment one clip into the cache (skipped when already there). Returns its folder."""
+    """Track, frame and segment one clip into the cache (skipped when already complete). Returns its folder.
+    Written into `<key>.partial/` and renamed when complete, so an interrupted run leaves no half clip.
+    Raises ValueError when fewer than 2 frames have a usable face."""
     import cv2
 
     path = Path(path)
-    root = Path(cfg.root) if cfg.root and Path(cfg.root).is_dir() else path.parent
-    out = (Path(cfg.cache_dir) if cfg.cache_dir else root / ".gaussian_head_cache") / clip_key(path, cfg)
-    if (out / "track.npz").exists():
+    out = cache_root(cfg) / clip_key(path, cfg)
+    if (out / "meta.json").exists():
         return out
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
     n = _count_frames(path)
     keep = None
     if cfg.max_frames and n > cfg.max_frames:
         keep = set(np.linspace(0, n - 1, cfg.max_frames).round().astype(int).tolist())
     framing = FramingConfig(size=cfg.cache_resolution, crop_m=cfg.crop_m, crop_center_m=tuple(cfg.crop_center_m))
-    frames_dir = out / "frames"
-    frames_dir.mkdir(parents=True, exist_ok=True)
-    rec = {k: [] for k in ("K", "viewmat", "vertices", "canonical", "blendshapes", "masks", "frame_index")}
+    (tmp / "frames").mkdir(parents=True, exist_ok=True)
+    rec = {k: [] for k in ARRAYS}
     bs = _Blendshapes(cfg.landmarker_model) if cfg.landmarker_model else None
     seg = PersonSegmenter()
     skipped = 0
@@ -176,7 +206,7 @@ def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
                     skipped += 1
                     continue
                 k = len(rec["K"])
-                cv2.imwrite(str(frames_dir / f"{k:05d}.jpg"), fr.photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+                cv2.imwrite(str(tmp / "frames" / f"{k:05d}.jpg"), fr.photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
                 mask = seg.probability(fr.photo)
                 for key, val in (("K", fr.K), ("viewmat", fr.viewmat), ("vertices", fr.vertices),
                                  ("canonical", fr.fit.canonical), ("blendshapes", scores), ("frame_index", i),
@@ -187,28 +217,40 @@ def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
         if bs:
             bs.close()
     if len(rec["K"]) < 2:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise ValueError(f"{path}: a usable face was found in {len(rec['K'])} frames; a clip needs at least 2")
-    arrays = {k: np.stack(v) if k in ("masks", "frame_index") else np.stack(v).astype(np.float32)
-              for k, v in rec.items()}
-    np.savez_compressed(out / "track.npz", **arrays, blendshape_names=np.array(bs.names if bs else []),
-                        meta=json.dumps({"source": str(path), "version": CACHE_VERSION, "config": asdict(cfg)}))
+    for k, v in rec.items():
+        np.save(tmp / f"{k}.npy", np.stack(v) if k in ("masks", "frame_index") else np.stack(v).astype(np.float32))
+    (tmp / "meta.json").write_text(json.dumps({
+        "source": str(path), "version": CACHE_VERSION, "frames": len(rec["K"]), "resolution": cfg.cache_resolution,
+        "blendshape_names": bs.names if bs else [], "skipped": skipped, "config": asdict(cfg)}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
     log.info("cached %s: %d frames (%d skipped)", path.name, len(rec["K"]), skipped)
     return out
 
 
 class Clip:
-    """A cached clip (lazy frame loading)."""
+    """A cached clip: its arrays memory-mapped (opened on first use), frames read from JPEG on demand."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        z = np.load(self.folder / "track.npz")
-        self.K, self.viewmat, self.vertices = z["K"], z["viewmat"], z["vertices"]
-        self.canonical, self.masks = z["canonical"], z["masks"]
-        self.blendshapes, self.names = z["blendshapes"], [str(s) for s in z["blendshape_names"]]
-        self.resolution = int(self.masks.shape[1])
+        meta_file = self.folder / "meta.json"
+        if not meta_file.exists():
+            raise ValueError(f"{self.folder} is not a complete clip cache (run 'gaussian-head prepare' again)")
+        self.meta = json.loads(meta_file.read_text())
+        self.names = [str(s) for s in self.meta["blendshape_names"]]
+        self.resolution = int(self.meta["resolution"])
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name not in ARRAYS:
+            raise AttributeError(name)
+        arr = np.load(self.folder / f"{name}.npy", mmap_mode="r")  # read-only, pages loaded on access
+        setattr(self, name, arr)
+        return arr
 
     def __len__(self) -> int:
-        return len(self.K)
+        return int(self.meta["frames"])
 
     def frame(self, k: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rgb [size, size, 3] float32 in [0, 1], mask [size, size] float32, K [3, 3]) of cached frame k."""
@@ -218,7 +260,7 @@ class Clip:
         if bgr is None:
             raise ValueError(f"cached frame {k} of {self.folder} is missing; delete the folder to rebuild it")
         res = self.resolution
-        rgb, mask = bgr[:, :, ::-1], self.masks[k]
+        rgb, mask = bgr[:, :, ::-1], np.asarray(self.masks[k])
         if size != res:
             interp = cv2.INTER_AREA if size < res else cv2.INTER_LINEAR
             rgb, mask = cv2.resize(rgb, (size, size), interpolation=interp), cv2.resize(mask, (size, size), interpolation=interp)
@@ -232,66 +274,187 @@ class Clip:
         return np.array([self.blendshapes[k, look[n]] if n in look else 0.0 for n in names], np.float32)
 
 
-class PairDataset(torch.utils.data.Dataset):
-    """(source -> target) pairs drawn at random from the same clip; `length` pairs per epoch. Item i is a
-    pure function of (seed, i), so any index (also beyond `length`) gives a reproducible fresh pair.
+@dataclass(frozen=True)
+class ClipEntry:
+    """One clip of the index: its cache folder (relative to the cache root) and the frames [lo, hi) used."""
 
-    Item tensors: src_image [3, S, S], src_K [3, 3], src_viewmat [4, 4], template [V, 3]; tgt_image
-    [3, S, S], tgt_mask [S, S], tgt_K [3, 3], tgt_viewmat [4, 4], expression [V, 3], coeffs [E]."""
+    folder: str
+    frames: int
+    source: str = ""
+    lo: int = 0
+    hi: int = -1  # -1: frames
 
-    def __init__(self, clips: list[Clip], resolution: int, coefficient_names, length: int = 10_000,
-                 cfg: DataConfig | None = None, seed=0):
-        if not clips:
-            raise ValueError("no clips to train on")
-        self.clips, self.res, self.names = clips, int(resolution), list(coefficient_names)
-        self.length, self.cfg = int(length), cfg or DataConfig()
-        self.seed = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
-        for c in clips:
-            if c.resolution < self.res:
-                log.warning("clip %s is cached at %d px, below the training resolution %d (upsampled)",
-                            c.folder.name, c.resolution, self.res)
+    @property
+    def stop(self) -> int:
+        return self.frames if self.hi < 0 else self.hi
+
+
+def _split_key(entry: ClipEntry) -> str:
+    return hashlib.sha1(entry.source.encode()).hexdigest()
+
+
+class DatasetIndex:
+    """The list of cached clips of one dataset (root + caching settings), stored as JSON next to the caches.
+
+    `split()` gives (train, validation) entries: `val_clips` clips chosen by a hash of their source path
+    (stable when clips are added), or, with fewer than 2 clips, the last `val_fraction` of each clip's
+    frames. `shard()` gives one rank's part of a list."""
+
+    def __init__(self, root: Path, entries: list[ClipEntry], failed: list[dict] | None = None):
+        self.root, self.entries, self.failed = Path(root), list(entries), list(failed or [])
+
+    @staticmethod
+    def path_for(cfg: DataConfig) -> Path:
+        ident = json.dumps([str(Path(cfg.root).resolve()), cfg.cache_resolution, cfg.crop_m, list(cfg.crop_center_m),
+                            cfg.max_frames, cfg.max_clips, bool(cfg.landmarker_model), CACHE_VERSION])
+        return cache_root(cfg) / f"index-{hashlib.sha1(ident.encode()).hexdigest()[:10]}.json"
+
+    @classmethod
+    def load(cls, cfg: DataConfig) -> "DatasetIndex":
+        """The index of cfg's dataset; ValueError when `gaussian-head prepare` has not written it."""
+        path = cls.path_for(cfg)
+        if not path.exists():
+            raise ValueError(f"no dataset index {path} for {cfg.root}: run 'gaussian-head prepare CONFIG' first")
+        d = json.loads(path.read_text())
+        if d.get("version") != CACHE_VERSION:
+            raise ValueError(f"{path} has cache version {d.get('version')}, not {CACHE_VERSION}: run 'gaussian-head prepare' again")
+        return cls(path.parent, [ClipEntry(**e) for e in d["clips"]], d.get("failed"))
+
+    def save(self, cfg: DataConfig) -> Path:
+        path = self.path_for(cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"version": CACHE_VERSION, "root": str(cfg.root), "config": asdict(cfg),
+                                   "clips": [asdict(e) for e in self.entries], "failed": self.failed}))
+        tmp.replace(path)
+        return path
 
     def __len__(self) -> int:
-        return self.length
+        return len(self.entries)
 
-    def pair(self, i: int) -> tuple[int, int, int]:
-        rng = np.random.default_rng(self.seed + [int(i)])
-        c = int(rng.integers(len(self.clips)))
-        n = len(self.clips[c])
-        s = int(rng.integers(n))
-        if rng.random() < self.cfg.same_frame_prob and self.cfg.min_pair_gap == 0:
-            return c, s, s
-        cand = [t for t in range(n) if abs(t - s) >= max(self.cfg.min_pair_gap, 1)] or [s]
-        return c, s, int(cand[rng.integers(len(cand))])
+    def split(self, cfg: DataConfig) -> tuple[list[ClipEntry], list[ClipEntry]]:
+        """(train entries, validation entries); the validation split is never empty."""
+        if len(self.entries) >= 2 and cfg.val_clips > 0:
+            n_val = min(cfg.val_clips, len(self.entries) - 1)
+            held = set(sorted(range(len(self.entries)), key=lambda i: _split_key(self.entries[i]))[:n_val])
+            return ([e for i, e in enumerate(self.entries) if i not in held],
+                    [e for i, e in enumerate(self.entries) if i in held])
+        train, val = [], []
+        for e in self.entries:  # too few clips: hold out the end of each (>= 2 frames on each side)
+            cut = min(max(2, int(round(e.frames * (1 - cfg.val_fraction)))), e.frames - 2)
+            if cut < 2:
+                raise ValueError(f"clip {e.source} has {e.frames} frames: too few to hold out validation frames")
+            train.append(ClipEntry(e.folder, e.frames, e.source, 0, cut))
+            val.append(ClipEntry(e.folder, e.frames, e.source, cut, e.frames))
+        return train, val
 
-    def __getitem__(self, i: int) -> dict:
-        c, s, t = self.pair(i)
-        clip = self.clips[c]
-        src, _, k_s = clip.frame(s, self.res)
-        tgt, mask, k_t = clip.frame(t, self.res)
-        f = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
-        return {
-            "src_image": f(src).permute(2, 0, 1), "src_K": f(k_s),
-            "src_viewmat": f(clip.viewmat[s]), "template": f(clip.vertices[s]),
-            "tgt_image": f(tgt).permute(2, 0, 1), "tgt_mask": f(mask), "tgt_K": f(k_t), "tgt_viewmat": f(clip.viewmat[t]),
-            "expression": f(clip.canonical[t] - clip.canonical[s]),
-            "coeffs": f(clip.coefficients(t, self.names)),
-        }
+    @staticmethod
+    def shard(entries: list[ClipEntry], rank: int, world: int) -> list[ClipEntry]:
+        """Rank `rank`'s clips (every world-th); all of them when there are fewer clips than ranks."""
+        if world <= 1 or len(entries) < world:
+            return list(entries)
+        return entries[rank::world]
+
+    def open(self, entry: ClipEntry) -> Clip:
+        return Clip(self.root / entry.folder)
 
 
-def load_clips(cfg: DataConfig) -> list[Clip]:
-    """Prepare (cache) and open every clip under cfg.root."""
+def prepare_dataset(cfg: DataConfig, shard: tuple[int, int] = (0, 1)) -> DatasetIndex:
+    """Cache every clip under cfg.root (or shard i of n of them) and write the dataset index of the clips
+    complete so far. Resumable: complete clips are skipped, a clip interrupted midway is redone."""
     paths = find_clips(cfg.root)
     if cfg.max_clips:
         paths = paths[: cfg.max_clips]
     if not paths:
         raise ValueError(f"no videos or frame folders found under {cfg.root}")
-    clips = []
-    for p in paths:
-        try:
-            clips.append(Clip(prepare_clip(p, cfg)))
-        except ValueError as e:
-            log.warning("skipping %s: %s", p, e)
-    if not clips:
+    i, n = shard
+    entries, failed, todo = [], [], 0
+    for k, p in enumerate(paths):
+        folder = cache_root(cfg) / clip_key(p, cfg)
+        if k % n == i and not (folder / "meta.json").exists():
+            todo += 1
+            try:
+                prepare_clip(p, cfg)
+            except ValueError as e:
+                log.warning("skipping %s: %s", p, e)
+                failed.append({"source": str(p), "reason": str(e)})
+                continue
+        if (folder / "meta.json").exists():
+            frames = int(json.loads((folder / "meta.json").read_text())["frames"])
+            entries.append(ClipEntry(folder.name, frames, str(p)))
+    index = DatasetIndex(cache_root(cfg), entries, failed)
+    if not entries:
         raise ValueError(f"none of the {len(paths)} clips under {cfg.root} could be used")
-    return clips
+    path = index.save(cfg)
+    log.info("dataset index %s: %d clips (%d prepared now, %d failed)", path, len(entries), todo, len(failed))
+    return index
+
+
+def load_clips(cfg: DataConfig) -> list[Clip]:
+    """Prepare (cache) and open every clip under cfg.root (small datasets, scripts and tests)."""
+    index = prepare_dataset(cfg)
+    return [index.open(e) for e in index.entries]
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """(source -> target) pairs drawn at random from the same clip; `length` pairs per epoch. Item i is a
+    pure function of (seed, i), so any index (also beyond `length`) gives a reproducible fresh pair.
+    Clips are opened on demand, at most `cfg.open_clips` at a time.
+
+    Item tensors: src_image [3, S, S], src_K [3, 3], src_viewmat [4, 4], template [V, 3]; tgt_image
+    [3, S, S], tgt_mask [S, S], tgt_K [3, 3], tgt_viewmat [4, 4], expression [V, 3] (canonical_t -
+    canonical_s), coeffs [E] (blendshapes_t - blendshapes_s)."""
+
+    def __init__(self, clips, resolution: int, coefficient_names, length: int = 10_000,
+                 cfg: DataConfig | None = None, seed=0, root: str | Path | None = None):
+        """clips: ClipEntry list (with `root`, the cache root) or opened Clip objects."""
+        if not clips:
+            raise ValueError("no clips to train on")
+        self.res, self.names = int(resolution), list(coefficient_names)
+        self.length, self.cfg = int(length), cfg or DataConfig()
+        self.seed = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
+        if isinstance(clips[0], Clip):
+            self._clips = list(clips)
+            self.ranges = [(0, len(c)) for c in clips]
+        else:
+            self.root, self.entries = Path(root), list(clips)
+            self.ranges = [(e.lo, e.stop) for e in self.entries]
+            self._open = functools.lru_cache(maxsize=max(1, self.cfg.open_clips))(self._open_entry)
+
+    def _open_entry(self, c: int) -> Clip:
+        clip = Clip(self.root / self.entries[c].folder)
+        if clip.resolution < self.res:
+            log.warning("clip %s is cached at %d px, below the training resolution %d (upsampled)",
+                        clip.folder.name, clip.resolution, self.res)
+        return clip
+
+    def clip(self, c: int) -> Clip:
+        return self._clips[c] if hasattr(self, "_clips") else self._open(c)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def pair(self, i: int) -> tuple[int, int, int]:
+        """(clip, source frame, target frame) of item i."""
+        rng = np.random.default_rng(self.seed + [int(i)])
+        c = int(rng.integers(len(self.ranges)))
+        lo, hi = self.ranges[c]
+        s = int(rng.integers(lo, hi))
+        if rng.random() < self.cfg.same_frame_prob and self.cfg.min_pair_gap == 0:
+            return c, s, s
+        cand = [t for t in range(lo, hi) if abs(t - s) >= max(self.cfg.min_pair_gap, 1)] or [s]
+        return c, s, int(cand[rng.integers(len(cand))])
+
+    def __getitem__(self, i: int) -> dict:
+        c, s, t = self.pair(i)
+        clip = self.clip(c)
+        src, _, k_s = clip.frame(s, self.res)
+        tgt, mask, k_t = clip.frame(t, self.res)
+        f = lambda a: torch.as_tensor(np.array(a, np.float32))  # noqa: E731  (a copy: never a view of the cache)
+        return {
+            "src_image": f(src).permute(2, 0, 1), "src_K": f(k_s),
+            "src_viewmat": f(clip.viewmat[s]), "template": f(clip.vertices[s]),
+            "tgt_image": f(tgt).permute(2, 0, 1), "tgt_mask": f(mask), "tgt_K": f(k_t), "tgt_viewmat": f(clip.viewmat[t]),
+            "expression": f(clip.canonical[t] - clip.canonical[s]),
+            "coeffs": f(clip.coefficients(t, self.names) - clip.coefficients(s, self.names)),
+        }

@@ -23,10 +23,12 @@ import torch
 from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, model_from_state, preset_config,
                                               read_checkpoint, save_checkpoint)
 from gaussian_head_ros.core.render import rasterize
-from gaussian_head_ros.core.train.data import DataConfig, PairDataset, load_clips
+from gaussian_head_ros.core.train.data import Clip, DataConfig, DatasetIndex, PairDataset, prepare_dataset
 from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig
 
 log = logging.getLogger(__name__)
+
+VALIDATION_SEED = 20_251_129  # the validation pairs do not depend on the run's seed
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class StageConfig:
     """One training stage."""
 
     name: str = "stage1"
-    steps: int = 20_000  # optimiser steps
+    steps: int = 20_000  # optimiser steps (0: the stage is skipped)
     resolution: int = 256  # side of source crops, targets and renders (pixels)
     batch_size: int = 4  # pairs per process and step
     lr: float = 3e-4  # generator + reenactment module
@@ -64,6 +66,8 @@ class TrainConfig:
     log_every: int = 20
     image_every: int = 500  # TensorBoard render/target images
     checkpoint_every: int = 1000
+    val_every: int = 500  # validation (held-out pairs: loss terms, PSNR, SSIM) every N steps and at each stage end
+    checkpoint_backbone: str = "reference"  # reference: a frozen pretrained backbone is stored as its file + hash; full
     amp: bool = False  # the backbone in bfloat16 autocast on CUDA (the rest stays float32)
 
 
@@ -195,9 +199,52 @@ def training_step(model, batch: dict, loss_fn: ImageLoss, background: float, bac
     return loss, terms, (render, target)
 
 
-def _reference_template(clips) -> np.ndarray:
-    """[V, 3] reference face for anchor placement: the median template over the first clip."""
-    return np.median(clips[0].vertices, axis=0).astype(np.float32)
+def _reference_template(index: DatasetIndex, entry) -> np.ndarray:
+    """[V, 3] reference face for anchor placement: the median template over one training clip."""
+    clip = index.open(entry)
+    return np.median(clip.vertices[entry.lo:entry.stop], axis=0).astype(np.float32)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def dataset_index(cfg: DataConfig, world: int = 1) -> DatasetIndex:
+    """The prepared dataset index. A single process prepares what is missing; under torchrun the index
+    must exist (`gaussian-head prepare CONFIG`), so no rank waits on another's tracking."""
+    try:
+        return DatasetIndex.load(cfg)
+    except ValueError:
+        if world > 1:
+            raise
+    log.info("no dataset index yet: preparing the data in this process (gaussian-head prepare does it separately)")
+    return prepare_dataset(cfg)
+
+
+@torch.no_grad()
+def validate(model, ds: PairDataset, loss_fn: ImageLoss, background: float, backend: str, batch_size: int) -> dict:
+    """Mean loss terms, PSNR and SSIM (core/metrics.py, over the whole image) on the fixed validation pairs."""
+    from gaussian_head_ros.core import metrics
+
+    was = model.training
+    model.eval()
+    sums, n = {}, 0
+    for lo in range(0, len(ds), batch_size):
+        items = [ds[i] for i in range(lo, min(len(ds), lo + batch_size))]
+        batch = {k: v.to(model.ref_vertices.device) for k, v in torch.utils.data.default_collate(items).items()}
+        loss, terms, (render, target) = training_step(model, batch, loss_fn, background, backend)
+        vals = {"loss": float(loss), **terms}
+        for b in range(render.shape[0]):
+            r = render[b].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            t = target[b].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            per = {"psnr": metrics.psnr(r, t), "ssim": metrics.ssim(r, t)}
+            for k, v in {**vals, **per}.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+    model.train(was)
+    return {k: v / n for k, v in sums.items()}
 
 
 def _param_groups(model: RARModel, stage: StageConfig) -> list[dict]:
@@ -211,18 +258,18 @@ def _param_groups(model: RARModel, stage: StageConfig) -> list[dict]:
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Run every stage; returns {"checkpoint": final path, "history": [(step, loss)], "stages": {...}}."""
+    t_start = time.time()
     dist = _Dist(cfg.device)
     dev = dist.device
     out_dir = Path(cfg.out_dir)
     ckpt_dir = out_dir / "checkpoints"
     backend = cfg.render_backend if cfg.render_backend != "auto" else ("gsplat" if dev.type == "cuda" else "torch")
     torch.manual_seed(cfg.seed + dist.rank)
-    # Data: rank 0 tracks and caches, the others wait and read the cache.
-    if dist.main:
-        clips = load_clips(cfg.data)
-    dist.barrier()
-    if not dist.main:
-        clips = load_clips(cfg.data)
+    index = dataset_index(cfg.data, dist.world)
+    train_entries, val_entries = index.split(cfg.data)
+    mine = DatasetIndex.shard(train_entries, dist.rank, dist.world)
+    log.info("rank %d: %d of %d training clips, %d validation clips (index %s)", dist.rank, len(mine),
+             len(train_entries), len(val_entries), DatasetIndex.path_for(cfg.data))
     stage_index, stage_step, step, opt_state = 0, 0, 0, None
     last = ckpt_dir / "last.pt"
     if resume and last.exists():
@@ -239,7 +286,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
         rar_cfg = replace(model_config(cfg), crop_m=cfg.data.crop_m,
                           crop_center_m=tuple(cfg.data.crop_center_m), source_size=cfg.stages[-1].resolution)
-        model = build_model(rar_cfg, _reference_template(clips), template_faces(), cfg.backbone_weights or None)
+        model = build_model(rar_cfg, _reference_template(index, train_entries[0]), template_faces(),
+                            cfg.backbone_weights or None)
     model.to(dev)
     model.backbone_autocast = cfg.amp and dev.type == "cuda"
     if dist.main:
@@ -251,11 +299,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     loss_fn = ImageLoss(cfg.loss).to(dev)
-    history, terms = [], {}
+    history, validation, terms = [], [], {}
     names = list(model.reenactment.names)
     try:
         for si in range(stage_index, len(cfg.stages)):
             stage = cfg.stages[si]
+            if stage.steps <= 0:
+                log.info("stage %s has 0 steps: skipped", stage.name)
+                continue
             model.freeze_backbone(None if stage.trainable_blocks < 0 else stage.trainable_blocks)
             if stage.backbone_lr <= 0:
                 model.freeze_backbone(0)
@@ -267,8 +318,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             if dist.world > 1:
                 net = torch.nn.parallel.DistributedDataParallel(
                     model, device_ids=[dev.index] if dev.type == "cuda" else None)
-            ds = PairDataset(clips, stage.resolution, names, length=cfg.pairs_per_epoch, cfg=cfg.data,
-                             seed=[cfg.seed, si, dist.rank])
+            ds = PairDataset(mine, stage.resolution, names, length=cfg.pairs_per_epoch, cfg=cfg.data,
+                             seed=[cfg.seed, si, dist.rank], root=index.root)
+            val_ds = PairDataset(val_entries, stage.resolution, names, length=cfg.data.val_pairs, cfg=cfg.data,
+                                 seed=VALIDATION_SEED, root=index.root)  # the same pairs for every run
             model.train()
             s0 = stage_step if si == stage_index else 0
             batches = _batches(ds, stage, cfg.num_workers, s0 * stage.batch_size)
@@ -285,6 +338,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 opt.step()
                 step += 1
                 value = float(loss.detach())
+                if s == s0:
+                    log.info("rank %d: first step %.1f s after start, peak RSS %.0f MB", dist.rank,
+                             time.time() - t_start, _peak_rss_mb())
                 history.append((step, value))
                 if s % cfg.log_every == 0 or s == stage.steps - 1:
                     mean = dist.mean(value)
@@ -298,6 +354,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 if writer and cfg.image_every and s % cfg.image_every == 0:
                     render, target = images
                     writer.add_images("render_vs_target", torch.cat([render[:1], target[:1]]).clamp(0, 1).detach(), step)
+                if dist.main and cfg.val_every and ((s + 1) % cfg.val_every == 0 or s + 1 == stage.steps):
+                    v = validate(model, val_ds, loss_fn, cfg.background, backend, stage.batch_size)
+                    validation.append((step, v))
+                    for k, x in v.items():
+                        writer.add_scalar(f"val/{k}", x, step)
+                    log.info("%s step %d validation loss %.4f PSNR %.2f dB SSIM %.3f", stage.name, s + 1, v["loss"],
+                             v["psnr"], v["ssim"])
                 state = {"stage_index": si, "stage_step": s + 1}
                 if dist.main and cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < stage.steps:
                     save_checkpoint(last, model, step, stage.name, asdict(cfg), opt.state_dict(), terms, state)
@@ -315,7 +378,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         if writer:
             writer.close()
         dist.close()
-    return {"checkpoint": str(final), "history": history, "model": model}
+    return {"checkpoint": str(final), "history": history, "validation": validation, "model": model}
 
 
 def _merge(base: dict, over: dict, where: str = "model") -> dict:
