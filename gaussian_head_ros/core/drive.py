@@ -35,13 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_TORSO, GaussianAvatar, sh_dc_to_rgb
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
 
 log = logging.getLogger(__name__)
 
-# MediaPipe face-mesh landmark indices (valid when the template has >= 468 vertices).
-MP_CHIN, MP_UPPER_LIP_IN, MP_LOWER_LIP_IN, MP_CHEEK_R, MP_CHEEK_L = 152, 13, 14, 234, 454
 
 
 @dataclass
@@ -264,15 +263,15 @@ class Driver:
 
     def _assign_mouth(self, mouth) -> None:
         """Mouth interior: below the lip line it turns with the jaw about a hinge axis (x) at the pivot."""
-        if len(self.verts) >= 468:  # MediaPipe topology: hinge between the cheeks, lip line from the inner lips
-            self.jaw_pivot = 0.5 * (self.verts[MP_CHEEK_R] + self.verts[MP_CHEEK_L])
+        if lmk.has_mediapipe_topology(len(self.verts)):  # MediaPipe topology: hinge between the cheeks, lip line from the inner lips
+            self.jaw_pivot = 0.5 * (self.verts[lmk.CHEEK_R] + self.verts[lmk.CHEEK_L])
             self.jaw_pivot[0] = 0.0
-            lip_y = 0.5 * (self.verts[MP_UPPER_LIP_IN, 1] + self.verts[MP_LOWER_LIP_IN, 1])
+            lip_y = 0.5 * (self.verts[lmk.UPPER_LIP_IN, 1] + self.verts[lmk.LOWER_LIP_IN, 1])
         else:
             centre = self.means[mouth].mean(0) if mouth.any() else np.array([0.0, 0.04, -0.06])
             self.jaw_pivot = centre + np.array([0.0, -0.03, 0.07])
             lip_y = float(centre[1])
-        self.jaw_from_chin = len(self.verts) >= 468
+        self.jaw_from_chin = lmk.has_mediapipe_topology(len(self.verts))
         if mouth.any():
             w = _smoothstep(lip_y - 0.004, lip_y + 0.004, self.means[mouth, 1])
             self.frame[mouth] = self.k_jaw + np.rint(w * (len(self.jaw_weights) - 1)).astype(np.int64)
@@ -319,8 +318,8 @@ class Driver:
 
     def jaw_angle(self, control: FaceControl, v_def: np.ndarray, disp: np.ndarray) -> float:
         cfg = self.cfg
-        if self.jaw_from_chin and np.any(disp[MP_CHIN] != 0):
-            r0, r1 = self.verts[MP_CHIN] - self.jaw_pivot, v_def[MP_CHIN] - self.jaw_pivot
+        if self.jaw_from_chin and np.any(disp[lmk.CHIN] != 0):
+            r0, r1 = self.verts[lmk.CHIN] - self.jaw_pivot, v_def[lmk.CHIN] - self.jaw_pivot
             ang = math.atan2(r1[1], -r1[2]) - math.atan2(r0[1], -r0[2])
         elif "jawOpen" in control.blendshape_names:
             ang = cfg.jaw_per_jaw_open * control.blendshape("jawOpen")

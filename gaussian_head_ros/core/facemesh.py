@@ -17,17 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gaussian_head_ros.core.landmarks import CHEEK_L, CHEEK_R, FOREHEAD, NOSE_BASE, NUM_MESH, OUTER_EYE, RIGID_PAIRS
+
 log = logging.getLogger(__name__)
 
-NUM_LANDMARKS = 478  # 468 mesh points + 10 iris points (refine_landmarks)
-CANONICAL_EYE_SPAN = 0.09  # metres between the outer eye corners (landmarks 33 and 263) of the canonical head
-
-# Symmetric rigid pairs (subject's right, subject's left): outer/inner eye corners, cheekbones,
-# temples, nose wings. Right-side points are on the image left for a frontal face.
-RIGID_PAIRS = [(33, 263), (133, 362), (234, 454), (127, 356), (98, 327), (116, 345), (70, 300)]
-FOREHEAD, NOSE_BASE = 10, 2  # top of the forehead, below the nose tip: both rigid with the skull
-OUTER_EYE = (33, 263)
-RIGID_LANDMARKS = sorted({i for p in RIGID_PAIRS for i in p} | {FOREHEAD, NOSE_BASE, 151, 9, 168, 6, 195, 5, 4, 1})
+CANONICAL_EYE_SPAN = 0.09  # metres between the outer eye corners (landmarks.OUTER_EYE) of the canonical head
 
 
 @dataclass
@@ -66,7 +60,7 @@ def default_intrinsics(width: int, height: int, fov_deg: float = 50.0) -> np.nda
 def fit_head_frame(landmarks_px: np.ndarray, K: np.ndarray) -> HeadFit:
     """[478|468, 3] pixel landmarks + [3, 3] intrinsics -> the head frame's pose and canonical landmarks."""
     p = np.asarray(landmarks_px, np.float64)
-    if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < 468 or not np.all(np.isfinite(p)):
+    if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < NUM_MESH or not np.all(np.isfinite(p)):
         raise ValueError(f"need [468|478, 3] finite landmarks, got {p.shape}")
     # x axis: mean over symmetric pairs of (subject's left - subject's right), in the image plane + depth.
     x = sum(p[b] - p[a] for a, b in RIGID_PAIRS)
@@ -76,7 +70,7 @@ def fit_head_frame(landmarks_px: np.ndarray, K: np.ndarray) -> HeadFit:
     y /= np.linalg.norm(y)
     z = np.cross(x, y)
     rot = np.stack([x, y, z], axis=1)  # columns = head axes in camera (pixel) coordinates
-    origin_px = 0.5 * (p[234] + p[454])
+    origin_px = 0.5 * (p[CHEEK_R] + p[CHEEK_L])
     span_px = np.linalg.norm(p[OUTER_EYE[1]] - p[OUTER_EYE[0]])
     if span_px < 1e-6:
         raise ValueError("degenerate landmarks (eye corners coincide)")

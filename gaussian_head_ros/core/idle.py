@@ -14,13 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
 
 # MediaPipe face-mesh eyelid landmark pairs (upper lid, lower lid) per eye.
-EYELID_PAIRS = {
-    "right": [(159, 145), (158, 153), (157, 154), (160, 144), (161, 163), (173, 155), (246, 7)],
-    "left": [(386, 374), (385, 380), (384, 381), (387, 373), (388, 390), (398, 382), (466, 249)],
-}
+EYELID_PAIRS = {"right": lmk.EYELID_PAIRS_R, "left": lmk.EYELID_PAIRS_L}
 
 
 @dataclass
@@ -47,7 +45,7 @@ class IdleAnimator:
         self.blink_times = np.cumsum(gaps) - gaps[0] * 0.5  # [512] starts; the first comes soon
         self.lid_offsets = None  # [L, 3] offsets of a fully closed blink
         v = None if template_vertices is None else np.asarray(template_vertices, np.float32)
-        if v is not None and v.ndim == 2 and v.shape[0] >= 468:
+        if v is not None and v.ndim == 2 and lmk.has_mediapipe_topology(v.shape[0]):
             off = np.zeros((v.shape[0], 3), np.float32)
             for pairs in EYELID_PAIRS.values():
                 for up, lo in pairs:

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from gaussian_head_ros.core import landmarks as lmk
+
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """[H, W, 3] images in [0, 255] or [0, 1] (same range for both) -> PSNR in dB over the mask's pixels."""
@@ -38,11 +40,11 @@ def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -
     return float(smap.mean())
 
 
-def landmark_error(pred_px: np.ndarray, target_px: np.ndarray, left_eye: int = 468, right_eye: int = 473) -> float:
+def landmark_error(pred_px: np.ndarray, target_px: np.ndarray, left_eye: int = lmk.IRIS_CENTER_R, right_eye: int = lmk.IRIS_CENTER_L) -> float:
     """Mean 2D landmark distance normalised by the target's inter-ocular distance (iris centres by default)."""
     p, t = np.asarray(pred_px, np.float64)[:, :2], np.asarray(target_px, np.float64)[:, :2]
     n = min(len(p), len(t))
-    iod = np.linalg.norm(t[left_eye] - t[right_eye]) if max(left_eye, right_eye) < n else np.linalg.norm(t[263] - t[33])
+    iod = np.linalg.norm(t[left_eye] - t[right_eye]) if max(left_eye, right_eye) < n else np.linalg.norm(t[lmk.EYE_OUTER_L] - t[lmk.EYE_OUTER_R])
     return float(np.linalg.norm(p[:n] - t[:n], axis=1).mean() / max(iod, 1e-6))
 
 

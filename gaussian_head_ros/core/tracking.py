@@ -5,7 +5,7 @@ Per frame: MediaPipe finds the faces (the face mesh bundled in the wheel by defa
 them, and the landmarks are turned into the shared head frame:
 
 - pose: a similarity Procrustes fit of the rigid landmarks (eye corners, cheekbones, temples, nose
-  line; `facemesh.RIGID_LANDMARKS`) of the frame onto the operator's neutral canonical face gives the
+  line; `landmarks.RIGID_LANDMARKS`) of the frame onto the operator's neutral canonical face gives the
   rotation (head -> camera) and the scale, hence the depth through the pinhole camera K (a plausible
   default camera when K is unknown). While the neutral is being collected, the median of the
   calibration frames so far (each put in the head frame by `facemesh.fit_head_frame`) stands in for it.
@@ -43,18 +43,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
-from gaussian_head_ros.core.facemesh import (NUM_LANDMARKS, RIGID_LANDMARKS, FaceMesh, default_intrinsics,
-                                              fit_head_frame)
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 
 log = logging.getLogger(__name__)
 
-LIP_GAP = (13, 14)  # inner upper lip, inner lower lip (centre)
-JAW_POINT, NOSE_TIP = 18, 4  # below the lower lip (moves with the jaw); the nose tip (rigid with the skull)
-EYE_CORNERS = ((33, 133), (263, 362))  # outer and inner corners of each eye
+LIP_GAP = (lmk.UPPER_LIP_IN, lmk.LOWER_LIP_IN)  # inner upper lip, inner lower lip (centre)
+JAW_POINT, NOSE_TIP = lmk.BELOW_LOWER_LIP, lmk.NOSE_TIP  # moves with the jaw; rigid with the skull
+EYE_CORNERS = lmk.EYE_CORNERS  # outer and inner corners of each eye
 JAW_WEIGHT = 2.0
-RIGID = np.asarray(RIGID_LANDMARKS)
+RIGID = np.asarray(lmk.RIGID_LANDMARKS)
 SMALL_FACE = 0.15  # a face narrower than this fraction of the frame's longer side is followed in a crop
 ROI_SIDE, ROI_SIZE = 2.5, 256  # that crop's side in face sizes, and the size it is scaled to (pixels)
 
@@ -330,8 +330,8 @@ class FaceTracker:
 
     def _control(self, face: _Face, K: np.ndarray, stamp_ns: int) -> FaceControl:
         p = face.landmarks_px.astype(np.float64)  # [478, 3] pixels
-        if p.shape[0] != NUM_LANDMARKS:
-            raise ValueError(f"expected {NUM_LANDMARKS} landmarks, got {p.shape[0]}")
+        if p.shape[0] != lmk.NUM_LANDMARKS:
+            raise ValueError(f"expected {lmk.NUM_LANDMARKS} landmarks, got {p.shape[0]}")
         neutral = self._reference(fit_head_frame(p, K).canonical)
         s, rot, t, resid = similarity_fit(neutral[RIGID], p[RIGID])
         canonical = (p - t) @ rot / s  # [478, 3] head frame, metres (pose and scale removed)

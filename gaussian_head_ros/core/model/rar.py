@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
+
 from gaussian_head_ros.core.avatar import PART_TORSO, GaussianAvatar, SourceCamera, rgb_to_sh_dc
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, load_pretrained)
@@ -52,7 +54,7 @@ class RARConfig:
     source_size: int = 512  # side of the photo crop the generator samples colours from at inference
     crop_m: float = 0.42  # crop side at the head's depth, metres (core/reconstruct/framing.py; = training data)
     crop_center_m: tuple[float, float] = (0.0, 0.03)  # crop centre in the head frame (x, y), metres
-    num_vertices: int = 478  # template vertices V (vertex i == MediaPipe landmark i)
+    num_vertices: int = NUM_LANDMARKS  # template vertices V (vertex i == MediaPipe landmark i)
     num_faces: int = 0  # template triangles F (set from the topology the model is built with)
 
     def to_dict(self) -> dict:

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE, PART_TORSO
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.drive import DriveConfig, scaled_rotations
@@ -46,12 +47,9 @@ MOUTH_NAMES = (
     "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight")
 
 # MediaPipe face-mesh landmark indices of the two regions (eye contours + irises; lips + chin).
-EYE_LANDMARKS = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246,
-                 249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466,
-                 468, 469, 470, 471, 472, 473, 474, 475, 476, 477)
-MOUTH_LANDMARKS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185,
-                   191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409,
-                   415, 152, 148, 176, 149, 150, 377, 400, 378, 379, 18, 200, 199, 175)
+EYE_LANDMARKS = (lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + (lmk.IRIS_CENTER_R,) + lmk.IRIS_R
+                 + (lmk.IRIS_CENTER_L,) + lmk.IRIS_L)
+MOUTH_LANDMARKS = lmk.LIPS + lmk.CHIN_REGION
 
 
 @dataclass(frozen=True)
@@ -71,10 +69,10 @@ class ReenactmentConfig:
 
 
 def region_masks(ref_vertices: np.ndarray, cfg: ReenactmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Soft eye and mouth masks [V] on the template. MediaPipe topology (V >= 468) uses the landmark sets;
-    another mesh (tests) splits at the middle height: upper third = eyes, lower third = mouth."""
+    """Soft eye and mouth masks [V] on the template. MediaPipe topology (V >= 468) uses the landmark
+    sets; another mesh (tests) splits at the middle height: upper third = eyes, lower third = mouth."""
     v = np.asarray(ref_vertices, np.float64)
-    if len(v) >= 468:
+    if lmk.has_mediapipe_topology(len(v)):
         eye_idx = [i for i in EYE_LANDMARKS if i < len(v)]
         mouth_idx = list(MOUTH_LANDMARKS)
     else:

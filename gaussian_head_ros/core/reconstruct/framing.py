@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from gaussian_head_ros.core import landmarks as lmk
+
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
 from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR, NO_FACE,
@@ -107,7 +109,7 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     # (pixel = origin + rotated point / metres_per_pixel) and the source camera is a long lens on
     # the crop's axis, under which the landmark shape is (nearly) undistorted.
     m_pp = fit.metres_per_pixel
-    origin = 0.5 * (face.landmarks_px[234, :2] + face.landmarks_px[454, :2]).astype(np.float64)  # the head origin
+    origin = 0.5 * (face.landmarks_px[lmk.CHEEK_R, :2] + face.landmarks_px[lmk.CHEEK_L, :2]).astype(np.float64)  # the head origin
     centre = origin + (fit.rotation @ np.array([cfg.crop_center_m[0], cfg.crop_center_m[1], 0.0]))[:2] / m_pp
     side = cfg.crop_m / m_pp  # work pixels
     s = cfg.size / side

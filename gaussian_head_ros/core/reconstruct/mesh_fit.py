@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, fields
 import cv2
 import numpy as np
 
+from gaussian_head_ros.core import landmarks as lmk
+
 from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs, to_avatar
@@ -42,7 +44,6 @@ from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, m
 
 log = logging.getLogger(__name__)
 
-CHIN = 152
 
 
 @dataclass
@@ -219,7 +220,7 @@ class MeshFitReconstructor(Reconstructor):
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
         if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
-            below_chin = np.broadcast_to(rows > fp.landmarks_px[CHIN, 1], person.shape)
+            below_chin = np.broadcast_to(rows > fp.landmarks_px[lmk.CHIN, 1], person.shape)
             person = refine_silhouette(photo, person, inner_mesh | below_chin)
             # close the notches peeling leaves (they would show as see-through gaps in turned views)
             closed = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_CLOSE,
@@ -233,7 +234,7 @@ class MeshFitReconstructor(Reconstructor):
         z_head = float((R @ np.array([0.0, 0.0, cfg.head_centre_z_m]) + t)[2])
         cut = ~fp.valid  # beyond the photo's border the person continues: no rounding there
         hmask = person | open_border(person, cut)
-        chin_v = fp.landmarks_px[CHIN, 1]
+        chin_v = fp.landmarks_px[lmk.CHIN, 1]
         wt = _smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
         front = ((1 - wt) * (z_head - inflate(hmask, mpp, cfg.head_radius_m))
                  + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
@@ -260,7 +261,7 @@ class MeshFitReconstructor(Reconstructor):
         nrm = normals_from_points(pts_cam, person) @ R  # head frame
         nb = np.einsum("pk,pkc->pc", bary[mesh_px], vn[all_tris[fid[mesh_px]]])
         nrm[mesh_px] = nb / np.maximum(np.linalg.norm(nb, axis=1, keepdims=True), 1e-12)
-        torso_y = float(V[CHIN, 1] + cfg.torso_below_chin_m)
+        torso_y = float(V[lmk.CHIN, 1] + cfg.torso_below_chin_m)
         torso_px = person & ~mesh_px & (pts[..., 1] > torso_y)
         head_mask = person & ~torso_px
         timings["surfaces"] = time.perf_counter() - t1
@@ -272,7 +273,7 @@ class MeshFitReconstructor(Reconstructor):
         skin_fill = push_pull(photo, skin_w.astype(np.float32))
         covered = covered_triangles(V, faces, fid, face_px & person, R, t, K)
         mirror = np.arange(len(V))
-        mirror[:468] = mirror_vertices(V[:468])
+        mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
         face_extra = face_completion(scene, V, faces, covered, mirror, skin_fill, vn, cfg.face_spacing_m, rng)
         back_cols, side_cols, wall_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask, rows, wt,
                                                                h_back)
@@ -350,16 +351,16 @@ class MeshFitReconstructor(Reconstructor):
         cfg = self.cfg
         person = scene.person
         exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-        below_chin = np.broadcast_to(rows > lm[CHIN, 1], person.shape)
+        below_chin = np.broadcast_to(rows > lm[lmk.CHIN, 1], person.shape)
         head_rim = rim_colours(scene, exclude | below_chin, inset_px=4)  # the head's back from the head's rim only
         rim = (1 - wt[..., None]) * head_rim + wt[..., None] * rim_colours(scene, exclude, inset_px=4)
         back = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)  # smooth: no streaks
         side = back
         d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
-        top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[10, 1])
+        top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
         if top.sum() > 50:  # the hair colour: the rim above the forehead (skin for a bald head)
             hair = np.median(scene.photo[top], axis=0)
-            w_rows = (1 - _smoothstep(lm[61, 1], lm[CHIN, 1], rows)) * (1 - wt)  # hair above the mouth, neck below
+            w_rows = (1 - _smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)) * (1 - wt)  # hair above the mouth, neck below
             w_back = _smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
             back = (1 - w_back[..., None]) * back + w_back[..., None] * hair
             side = (1 - w_rows[..., None]) * side + w_rows[..., None] * hair

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_MOUTH
+from gaussian_head_ros.core.landmarks import LOWER_LIP_IN, UPPER_LIP_IN
+from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
+from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
 
-UPPER_LIP_IN, LOWER_LIP_IN, CORNER_R_IN, CORNER_L_IN = 13, 14, 78, 308  # MediaPipe landmarks
 
 
 @dataclass

@@ -29,10 +29,12 @@ from collections import defaultdict
 
 import numpy as np
 
-NUM_MESH_VERTICES = 468
-NUM_TEMPLATE_VERTICES = 478  # with the refined iris points, which no triangle uses
+from gaussian_head_ros.core import landmarks as lmk
+
+NUM_MESH_VERTICES = lmk.NUM_MESH
+NUM_TEMPLATE_VERTICES = lmk.NUM_LANDMARKS  # with the refined iris points, which no triangle uses
 # Landmarks on the face oval in the order that a counter-clockwise (seen from the camera) walk visits them.
-_OVAL_ORDER = (10, 234, 152, 454)  # forehead, subject's right cheek (image left), chin, left cheek
+_OVAL_ORDER = lmk.OVAL_ANCHORS  # forehead, subject's right cheek (image left), chin, left cheek
 
 
 def _edges() -> set[tuple[int, int]]:

@@ -1,0 +1,70 @@
+"""MediaPipe face-mesh topology: every landmark index and mesh size the package uses, in one place.
+
+Template vertex i is MediaPipe face-mesh landmark i, so these names index the avatar's template, the
+tracker's landmarks and the control's expression alike. "Right" and "left" are the subject's: the
+subject's right eye (33, 133, iris 468-472) lies on the image left of a frontal face.
+
+Sources (facts checked against, no code taken):
+- the mediapipe wheel's own constants, `mediapipe.python.solutions.face_mesh_connections`
+  (FACEMESH_RIGHT_EYE / LEFT_EYE / RIGHT_IRIS / LEFT_IRIS / LIPS / FACE_OVAL / *_EYEBROW), and
+  `face_mesh.FACEMESH_NUM_LANDMARKS_WITH_IRISES` (478);
+- MediaPipe's canonical face model (`canonical_face_model.obj`, 468 vertices; `face_model_with_iris.obj`,
+  478), in which vertex 4 is the most forward point (nose tip), 10 the top of the forehead, 152 the chin
+  (lowest point), 234/454 the sides at ear height, 468/473 the iris centres of the right/left eye.
+"""
+
+from __future__ import annotations
+
+NUM_MESH = 468  # face-mesh points (the tessellated surface)
+NUM_IRIS = 10  # refined iris points (refine_landmarks): a centre + 4 contour points per eye
+NUM_LANDMARKS = NUM_MESH + NUM_IRIS  # 478
+
+# Single points (midline first).
+FOREHEAD = 10  # top of the forehead (rigid with the skull)
+CHIN = 152  # lowest point of the chin (moves with the jaw)
+NOSE_TIP = 4  # most forward point of the nose
+NOSE_BASE = 2  # below the nose tip
+BELOW_LOWER_LIP = 18  # midline below the lower lip (moves with the jaw)
+UPPER_LIP_IN, LOWER_LIP_IN = 13, 14  # inner lip line, centre
+MOUTH_CORNER_R, MOUTH_CORNER_L = 61, 291  # outer lip corners
+MOUTH_CORNER_R_IN, MOUTH_CORNER_L_IN = 78, 308  # inner lip corners
+CHEEK_R, CHEEK_L = 234, 454  # sides of the face oval at ear height (within 1 % of its widest)
+EYE_OUTER_R, EYE_INNER_R = 33, 133  # subject's right eye corners
+EYE_OUTER_L, EYE_INNER_L = 263, 362  # subject's left eye corners
+EYE_CORNERS = ((EYE_OUTER_R, EYE_INNER_R), (EYE_OUTER_L, EYE_INNER_L))  # per eye: (outer, inner)
+OUTER_EYE = (EYE_OUTER_R, EYE_OUTER_L)
+
+# Irises (refine_landmarks): centre, then 4 contour points.
+IRIS_CENTER_R, IRIS_CENTER_L = 468, 473
+IRIS_R = (469, 470, 471, 472)
+IRIS_L = (474, 475, 476, 477)
+
+# Eye contours (FACEMESH_RIGHT_EYE / FACEMESH_LEFT_EYE) and their eyelid pairs (upper, lower), inner to outer.
+EYE_CONTOUR_R = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246)
+EYE_CONTOUR_L = (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466)
+EYELID_PAIRS_R = ((173, 155), (157, 154), (158, 153), (159, 145), (160, 144), (161, 163), (246, 7))
+EYELID_PAIRS_L = ((398, 382), (384, 381), (385, 380), (386, 374), (387, 373), (388, 390), (466, 249))
+EYELID_MID_R, EYELID_MID_L = (159, 145), (386, 374)  # centre of each eye's upper and lower lid
+
+# Brows (FACEMESH_RIGHT_EYEBROW / LEFT_EYEBROW).
+BROW_R = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107)
+BROW_L = (276, 282, 283, 285, 293, 295, 296, 300, 334, 336)
+
+# Lips (FACEMESH_LIPS) and the chin / jaw midline below them.
+LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
+        270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
+CHIN_REGION = (152, 148, 176, 149, 150, 377, 400, 378, 379, 18, 200, 199, 175)
+
+# Face oval as four anchors in order: forehead, subject's right cheek (image left), chin, left cheek.
+OVAL_ANCHORS = (FOREHEAD, CHEEK_R, CHIN, CHEEK_L)
+
+# Rigid with the skull (the tracker's pose fit): symmetric pairs (subject's right, left) of outer/inner
+# eye corners, cheekbones, temples and nose wings, plus points on the forehead-nose midline.
+RIGID_PAIRS = ((33, 263), (133, 362), (234, 454), (127, 356), (98, 327), (116, 345), (70, 300))
+RIGID_MIDLINE = (FOREHEAD, NOSE_BASE, 151, 9, 168, 6, 195, 5, 4, 1)
+RIGID_LANDMARKS = tuple(sorted({i for p in RIGID_PAIRS for i in p} | set(RIGID_MIDLINE)))
+
+
+def has_mediapipe_topology(num_vertices: int) -> bool:
+    """True when a template / landmark set of this many points is the MediaPipe face mesh (>= 468)."""
+    return int(num_vertices) >= NUM_MESH
