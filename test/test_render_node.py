@@ -169,9 +169,10 @@ def test_avatar_swap(io):
     while "avatar 'second' ready" not in io["proc"].output() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "avatar 'second' ready" in io["proc"].output(), io["proc"].output()
-    after = _wait_image(io, lambda m: True, 5)
-    assert _rgb(after)[H // 2 - 5:H // 2 + 5, W // 2 - 5:W // 2 + 5].mean() < before[H // 2 - 5:H // 2 + 5,
-                                                                                       W // 2 - 5:W // 2 + 5].mean()
+    centre = (slice(H // 2 - 5, H // 2 + 5), slice(W // 2 - 5, W // 2 + 5))
+    # frames drawn just before the swap may still be on their way: wait (briefly) for the dark avatar
+    after = _wait_image(io, lambda m: _rgb(m)[centre].mean() < before[centre].mean() - 10, 5)
+    assert after is not None, "the face display still shows the first avatar 5 s after the swap"
 
 
 def test_parameters_are_validated(io):

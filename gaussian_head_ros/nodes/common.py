@@ -1,7 +1,9 @@
-"""What every node of the package does the same way: parameter descriptors, diagnostics, main()."""
+"""What every node of the package does the same way: parameter descriptors, diagnostics, main(), the
+Fast DDS profile."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import rclpy
@@ -30,13 +32,48 @@ def diagnostics(node, task: str, level: int, message: str, hardware_id: str, val
     return arr
 
 
+# Environment variables through which a user chooses the Fast DDS configuration; any one set means "mine".
+FASTDDS_USER_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+FASTDDS_RMWS = ("rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
+
+
+def apply_fastdds_profile() -> str:
+    """Point Fast DDS at the package's profile (share/gaussian_head_ros/config/fastdds.xml: shared memory
+    with segments large enough for 512x512 images) when the user chose no Fast DDS configuration of their
+    own. Call before rclpy.init(); it sets FASTDDS_DEFAULT_PROFILES_FILE in this process's environment.
+
+    Left alone: any of FASTDDS_USER_VARIABLES set (non-empty), a DEFAULT_FASTDDS_PROFILES.xml in the
+    working directory (Fast DDS loads that one itself), or an RMW other than Fast DDS. Returns one line
+    saying which configuration is in effect, for the node's log."""
+    rmw = os.environ.get("RMW_IMPLEMENTATION", "") or "rmw_fastrtps_cpp"
+    if rmw not in FASTDDS_RMWS:
+        return f"middleware {rmw}: the package's Fast DDS profile does not apply"
+    for var in FASTDDS_USER_VARIABLES:
+        if os.environ.get(var):
+            return f"Fast DDS configured by the user: {var}={os.environ[var]}"
+    if os.path.isfile("DEFAULT_FASTDDS_PROFILES.xml"):
+        return f"Fast DDS profile of the working directory: {os.path.abspath('DEFAULT_FASTDDS_PROFILES.xml')}"
+    from gaussian_head_ros.nodes.launcher import package_share
+
+    try:
+        profile = package_share() / "config" / "fastdds.xml"
+    except LookupError as e:  # ament_index: package not found (not installed or not sourced)
+        return f"Fast DDS defaults: the package's profile was not found ({e}); large images may be slow"
+    if not profile.is_file():
+        return f"Fast DDS defaults: {profile} is missing; large images may be slow"
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    return (f"Fast DDS profile: {profile} (the package's; set FASTDDS_DEFAULT_PROFILES_FILE to use your own)")
+
+
 def run(node_class, args=None, threads: int = 0) -> int:
-    """main() of a node executable: init, spin (multi-threaded when threads > 0) until Ctrl-C or
-    shutdown, destroy, shut down."""
+    """main() of a node executable: Fast DDS profile, init, spin (multi-threaded when threads > 0) until
+    Ctrl-C or shutdown, destroy, shut down."""
+    dds = apply_fastdds_profile()
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
+        node.get_logger().info(dds)
         if threads:
             executor = MultiThreadedExecutor(num_threads=threads)
             executor.add_node(node)

@@ -18,6 +18,8 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
+from gaussian_head_ros.nodes.common import apply_fastdds_profile
+
 
 def parse_args(argv: list[str]):
     ros_args: list[str] = []
@@ -47,12 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(params_file):
         print(f"avatar_pipeline: parameters file {params_file} not found", file=sys.stderr)
         return 2
-    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
-        prof = os.path.join(os.path.dirname(params_file), "fastdds.xml")
-        if os.path.isfile(prof):
-            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = prof
+    dds = apply_fastdds_profile()
     rclpy.init(args=["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args)
 
+    rclpy.logging.get_logger("avatar_pipeline").info(dds)
     from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
     from gaussian_head_ros.nodes.render_node import RenderNode
     from gaussian_head_ros.nodes.tracker_node import TrackerNode

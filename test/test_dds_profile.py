@@ -1,0 +1,91 @@
+"""The node executables started as `ros2 run` starts them (no env.sh, no FASTDDS_DEFAULT_PROFILES_FILE)
+apply the package's Fast DDS profile themselves, say so in their log, and deliver 512x512 rgb8 frames at
+30 Hz to a plain subscriber that has no profile either (with Fast DDS defaults only ~6 of 30 frames a
+second arrive: every frame goes through UDP fragments and best-effort loses most)."""
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import shared
+
+pytestmark = pytest.mark.ros
+
+PEERS = Path(__file__).resolve().parent / "peers"
+COUNT_S = 4.0
+MIN_RATE_HZ = 27.0  # of 30 Hz published
+MIN_TRACKER_INPUT_HZ = 24.0  # its per-second counts are noisier (the callbacks share the GIL with MediaPipe)
+
+
+def _plain_env() -> dict:
+    """This environment without any Fast DDS configuration: what a shell with only install/setup.bash has."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_"))}
+
+
+def _rate(tmp_path, topic):
+    from rosgraph import Proc
+
+    return Proc([sys.executable, str(PEERS / "image_rate.py"), topic, str(COUNT_S)],
+                tmp_path / f"rate_{topic.replace('/', '_')}.log", env=None)
+
+
+def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeypatch, rclpy_context):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import Proc, executable
+
+    clip = shared("driving", "lp_d0.mp4")  # 512x512
+    monkeypatch.chdir(tmp_path)  # no DEFAULT_FASTDDS_PROFILES.xml here
+    for k in [k for k in os.environ if k.startswith(("FASTDDS_", "FASTRTPS_"))]:
+        monkeypatch.delenv(k)
+    env = _plain_env()
+    procs = {
+        "render_node": Proc(executable("render_node") + ["--ros-args", "-p", "fps:=30.0", "-p", "width:=512",
+                                                         "-p", "height:=512", "-p", "backend:=cpu"],
+                            tmp_path / "render_node.log", env),
+        "video_source_node": Proc(executable("video_source_node") + ["--ros-args", "-p", f"source:={clip}",
+                                                                     "-p", "rate:=30.0"],
+                                  tmp_path / "video_source_node.log", env),
+        "tracker_node": Proc(executable("tracker_node"), tmp_path / "tracker_node.log", env),
+        "reconstruction_node": Proc(executable("reconstruction_node"), tmp_path / "reconstruction_node.log", env),
+    }
+    peers = {}
+    node = rclpy_context.create_node("dds_profile_test")
+    tracker_input = []  # the tracker's own count of camera frames received per second
+
+    def on_diagnostics(msg):
+        for st in msg.status:
+            if st.name.startswith("tracker_node"):
+                v = {kv.key: kv.value for kv in st.values}
+                if "input_rate_hz" in v:
+                    tracker_input.append(float(v["input_rate_hz"]))
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    try:
+        peers = {t: _rate(tmp_path, t) for t in ("face_display/image_raw", "camera/image_raw")}
+        deadline = time.monotonic() + 120
+        while any(p.alive() for p in peers.values()) and time.monotonic() < deadline:
+            rclpy_context.spin_once(node, timeout_sec=0.1)
+        results = {}
+        for topic, peer in peers.items():
+            peer.proc.wait(timeout=120)
+            m = re.search(r"RESULT (\d+) ([\d.]+) (\S+)", peer.output())
+            assert m, f"{topic}: the subscriber printed no result:\n{peer.output()}"
+            results[topic] = (int(m.group(1)), float(m.group(2)), m.group(3))
+        for name, proc in procs.items():
+            assert proc.alive(), f"{name} died:\n{proc.output()}"
+            assert "Fast DDS profile: " in proc.output() and "the package's" in proc.output(), \
+                f"{name} does not say it applied the package's Fast DDS profile:\n{proc.output()}"
+        print(json.dumps(results), "tracker input Hz:", tracker_input)
+        assert tracker_input and sum(tracker_input[-4:]) / len(tracker_input[-4:]) >= MIN_TRACKER_INPUT_HZ, \
+            f"tracker_node received camera frames at {tracker_input} Hz:\n{procs['tracker_node'].output()}"
+        for topic, (frames, rate, size) in results.items():
+            assert size == "512x512", f"{topic}: frames of {size}"
+            assert rate >= MIN_RATE_HZ, f"{topic}: {frames} frames in {COUNT_S:g} s = {rate:.1f} Hz of 30 Hz"
+    finally:
+        node.destroy_node()
+        for p in list(peers.values()) + list(procs.values()):
+            p.stop()
