@@ -4,6 +4,7 @@ an open jaw shows a mouth interior, the two-face photo, refusals with reasons, t
 
 import glob
 import re
+import zlib
 
 import cv2
 import numpy as np
@@ -280,7 +281,9 @@ def test_bad_photos_are_refused_with_a_reason(rec):
     for data in (b"", b"not an image at all", cv2.imencode(".jpg", img)[1].tobytes()[:2000]):
         with pytest.raises(ValueError):
             decode_compressed(data, max_pixels=40_000_000)
-    png_header = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (8000).to_bytes(4, "big") * 2 + b"\x08\x02" + b"\0" * 64
+    ihdr = b"IHDR" + (8000).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00"  # 8000x8000 RGB, no pixels
+    png_header = (b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + ihdr + zlib.crc32(ihdr).to_bytes(4, "big")
+                  + (1 << 20).to_bytes(4, "big") + b"IDAT")
     with pytest.raises(ValueError, match="above the limit"):
         decode_compressed(png_header, max_pixels=40_000_000)
 

@@ -1,28 +1,36 @@
 """Decode raw or compressed images from untrusted sources into RGB uint8, with reasons on failure.
 
 The nodes hand over the fields of sensor_msgs/Image (or CompressedImage bytes); nothing here knows
-about ROS. Every failure is a ValueError whose message says what was wrong.
+about ROS. Every failure is a ValueError whose message says what was wrong. Every photo file and
+compressed message goes through `decode_compressed` (Pillow): EXIF orientation applied, transparency
+composited onto a neutral grey, large JPEGs decoded reduced within the pixel limit.
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import struct
+
 import cv2
 import numpy as np
 
-# encoding -> (channels, numpy dtype, conversion to RGB or None)
+log = logging.getLogger(__name__)
+
+# encoding -> (channels, numpy dtype, conversion to RGB (RGBA for 4 channels) or None)
 _ENCODINGS = {
     "rgb8": (3, np.uint8, None),
     "bgr8": (3, np.uint8, cv2.COLOR_BGR2RGB),
-    "rgba8": (4, np.uint8, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2RGB),
+    "rgba8": (4, np.uint8, None),
+    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2RGBA),
     "mono8": (1, np.uint8, cv2.COLOR_GRAY2RGB),
     "8UC1": (1, np.uint8, cv2.COLOR_GRAY2RGB),
     "8UC3": (3, np.uint8, cv2.COLOR_BGR2RGB),
-    "8UC4": (4, np.uint8, cv2.COLOR_BGRA2RGB),
+    "8UC4": (4, np.uint8, cv2.COLOR_BGRA2RGBA),
     "rgb16": (3, np.uint16, None),
     "bgr16": (3, np.uint16, cv2.COLOR_BGR2RGB),
-    "rgba16": (4, np.uint16, cv2.COLOR_RGBA2RGB),
-    "bgra16": (4, np.uint16, cv2.COLOR_BGRA2RGB),
+    "rgba16": (4, np.uint16, None),
+    "bgra16": (4, np.uint16, cv2.COLOR_BGRA2RGBA),
     "mono16": (1, np.uint16, cv2.COLOR_GRAY2RGB),
     "16UC1": (1, np.uint16, cv2.COLOR_GRAY2RGB),
     "yuv422": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
@@ -36,7 +44,8 @@ SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits."""
+    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits; images with
+    alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto BACKDROP_RGB (see `composite`)."""
     enc = (encoding or "").strip()
     if enc not in _ENCODINGS:
         raise ValueError(f"unsupported image encoding {encoding!r}; use one of {', '.join(SUPPORTED_ENCODINGS)}")
@@ -61,28 +70,90 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     if ch == 2:
         img = img.reshape(height, width, 2)
     out = img if conv is None else cv2.cvtColor(img, conv)
+    if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows
+        out = composite(out[..., :3], out[..., 3])
     return np.ascontiguousarray(out, np.uint8)
 
 
 def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None) -> np.ndarray:
-    """JPEG/PNG/... bytes -> [H, W, 3] uint8 RGB. Checks the size before decoding the pixels."""
-    raw = np.frombuffer(data, np.uint8)
-    if raw.size == 0:
+    """JPEG/PNG/WebP/TIFF/... bytes -> [H, W, 3] uint8 RGB, upright and opaque.
+
+    The one decode path for photo files and CompressedImage messages (Pillow):
+    - the EXIF Orientation tag (1-8, JPEG APP1 or PNG eXIf) is applied (`PIL.ImageOps.exif_transpose`),
+      so a phone photo stored sideways comes out as the camera's user saw it;
+    - transparency (RGBA, LA, palette with a transparent index) is composited onto BACKDROP_RGB,
+      so the colour hidden under transparent pixels never shows;
+    - 16-bit samples are scaled to 8 bits;
+    - above `max_pixels` a JPEG is decoded reduced by 2, 4 or 8 in the decoder itself (libjpeg's DCT
+      scaling: memory stays within the reduced size), the least reduction that fits; other formats, and
+      JPEGs still above the limit at 1/8, are refused before any pixel is decoded.
+    Raises ValueError saying why (empty, not an image, corrupt or truncated, too large).
+    """
+    from PIL import Image, ImageOps
+
+    buf = bytes(data)
+    if not buf:
         raise ValueError("empty compressed image")
-    if max_pixels is not None:
-        w, h = _peek_size(bytes(raw[:65536]))
-        if w and h and w * h > max_pixels:
-            raise ValueError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels}")
-    img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise ValueError("could not decode the compressed image (corrupt, truncated or not an image)")
-    if max_pixels is not None and img.shape[0] * img.shape[1] > max_pixels:
-        raise ValueError(f"image is {img.shape[1]}x{img.shape[0]}, above the limit of {max_pixels} pixels")
-    return to_rgb8(img, bgr=True)
+    try:
+        im = Image.open(io.BytesIO(buf))  # reads the header only
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"image is too large to decode safely ({e})") from e
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow: UnidentifiedImageError is an OSError
+        raise ValueError("could not decode the compressed image (corrupt, truncated or not an image)") from e
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise ValueError(f"empty image ({w}x{h})")
+    if max_pixels is not None and w * h > max_pixels:
+        factor = next((f for f in REDUCTIONS if -(-w // f) * -(-h // f) <= max_pixels), None)
+        if im.format != "JPEG" or factor is None:
+            how = (f"even decoded at 1/8 it has {-(-w // 8) * -(-h // 8)}" if im.format == "JPEG"
+                   else f"only JPEG can be decoded reduced, this is {im.format}")
+            raise ValueError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} ({how})")
+        im.draft(None, (w // factor, h // factor))
+        log.info("%dx%d JPEG decoded at 1/%d (%dx%d) to stay within %d pixels", w, h, factor, *im.size, max_pixels)
+    try:
+        im.load()
+        upright = ImageOps.exif_transpose(im)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"image is too large to decode safely ({e})") from e
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
+        raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
+    return _pil_to_rgb8(upright)
+
+
+REDUCTIONS = (1, 2, 4, 8)  # the scales libjpeg decodes at directly (1/1 .. 1/8)
+BACKDROP_RGB = (128, 128, 128)  # neutral mid grey under transparent pixels
+
+
+def composite(rgb: np.ndarray, alpha: np.ndarray, backdrop=BACKDROP_RGB) -> np.ndarray:
+    """[H, W, 3] uint8 straight (not premultiplied) colour + [H, W] uint8 alpha -> [H, W, 3] uint8 over the
+    backdrop: alpha * rgb + (1 - alpha) * backdrop, rounded. Opaque images come back unchanged (no copy)."""
+    if alpha.min() == 255:
+        return rgb
+    a = alpha.astype(np.uint16)[..., None]
+    bg = np.asarray(backdrop, np.uint16)
+    return ((rgb.astype(np.uint16) * a + bg * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def _pil_to_rgb8(im) -> np.ndarray:
+    """A loaded PIL image in any mode -> [H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit grey (PNG, TIFF)
+        grey = np.asarray(im)
+        grey = (np.clip(grey.astype(np.int64), 0, 65535) >> 8).astype(np.uint8) if grey.dtype != np.uint8 else grey
+        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
+    if im.mode == "F":
+        return to_rgb8(np.asarray(im))
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"))
+        return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3]))
+    if im.mode == "L":
+        return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(np.asarray(im if im.mode == "RGB" else im.convert("RGB")), np.uint8)
 
 
 def to_rgb8(img: np.ndarray, bgr: bool = False) -> np.ndarray:
-    """Any decoded OpenCV/numpy image (gray, colour, alpha, 16-bit) -> [H, W, 3] uint8 RGB."""
+    """Any decoded OpenCV/numpy image (grey, colour, alpha; uint8, uint16 or float) -> [H, W, 3] uint8 RGB,
+    alpha composited onto BACKDROP_RGB."""
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -90,35 +161,19 @@ def to_rgb8(img: np.ndarray, bgr: bool = False) -> np.ndarray:
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+        rgba = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA) if bgr else img
+        return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3]))
     if img.shape[2] == 3:
         return np.ascontiguousarray(img[..., ::-1] if bgr else img)
     raise ValueError(f"images with {img.shape[2]} channels are not supported")
 
 
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
-    """A photo file -> [H, W, 3] uint8 RGB, with a clear error for missing or unreadable files."""
+    """A photo file -> [H, W, 3] uint8 RGB, upright and opaque (see `decode_compressed`), with a clear error
+    for missing or unreadable files."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as e:
         raise ValueError(f"cannot read {path}: {e.strerror}") from e
     return decode_compressed(data, max_pixels=max_pixels)
-
-
-def _peek_size(head: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG or JPEG header without decoding; (0, 0) when unknown."""
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if head[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(head):
-            if head[i] != 0xFF:
-                i += 1
-                continue
-            marker = head[i + 1]
-            seg = int.from_bytes(head[i + 2:i + 4], "big")
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
-            i += 2 + seg
-    return 0, 0

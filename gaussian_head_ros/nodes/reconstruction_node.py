@@ -44,7 +44,8 @@ PARAMS = {
     "operator_id": ("", "operator id for every avatar; empty: the photo's header.frame_id (or file name)", None),
     "photo_path": ("", "a photo file reconstructed at start-up; empty: wait for operator/photo", None),
     "frame_id": ("head", "header.frame_id of the published avatar (its head frame)", None),
-    "max_pixels": (40_000_000, "photos with more pixels are refused", (1024, 400_000_000)),
+    "max_pixels": (40_000_000, "pixel limit of a decoded photo: larger JPEGs are decoded at 1/2, 1/4 or 1/8, other "
+                                 "photos refused", (1024, 400_000_000)),
     "min_face_px": (60.0, "faces narrower than this (photo pixels) are refused", (8.0, 4096.0)),
     "max_yaw_deg": (45.0, "heads turned further to the side than this are refused", (5.0, 90.0)),
     "max_gaussians": (0, "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, "
