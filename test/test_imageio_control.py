@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat, quat_to_matrix
-from gaussian_head_ros.core.imageio import decode_compressed, decode_raw
+from gaussian_head_ros.core.imageio import decode_compressed, decode_raw, encode_jpeg
 
 
 def _img():
@@ -65,6 +65,21 @@ def test_decode_compressed():
     ok, png = cv2.imencode(".png", big)  # PNG cannot be decoded reduced: refused (JPEG: see test_field_inputs)
     with pytest.raises(ValueError, match="limit"):
         decode_compressed(png.tobytes(), max_pixels=2000 * 2000)
+
+
+def test_encode_jpeg_round_trip_and_refusals():
+    from skimage import data
+
+    rgb = data.astronaut()[:, ::-1]  # a negative-stride view, as the mirror parameter makes
+    hi, lo = encode_jpeg(rgb, 95), encode_jpeg(rgb, 20)
+    assert hi[:2] == b"\xff\xd8" and len(lo) < len(hi)
+    back = decode_compressed(hi)
+    assert back.shape == rgb.shape
+    assert np.abs(back.astype(int) - rgb).mean() < 3  # colours in RGB order, not BGR
+    for bad, reason in ((dict(rgb=rgb, quality=0), "quality"), (dict(rgb=rgb[..., 0], quality=80), "uint8 RGB"),
+                        (dict(rgb=rgb.astype(np.float32), quality=80), "uint8 RGB")):
+        with pytest.raises(ValueError, match=reason):
+            encode_jpeg(**bad)
 
 
 def test_euler_round_trip_and_axes():

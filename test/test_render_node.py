@@ -175,6 +175,53 @@ def test_avatar_swap(io):
     assert after is not None, "the face display still shows the first avatar 5 s after the swap"
 
 
+def _latest_diagnostic(io, key, timeout=5.0):
+    """The value of `key` in a render_node diagnostics message that arrives from now on."""
+    import rclpy
+
+    io["diags"].clear()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rclpy.spin_once(io["node"], timeout_sec=0.05)
+        for d in io["diags"]:
+            for st in d.status:
+                if st.name.startswith("render_node"):
+                    return {kv.key: kv.value for kv in st.values}[key]
+    raise AssertionError(f"no render_node diagnostics within {timeout} s")
+
+
+def test_compressed_face_display_only_while_subscribed(io):
+    import cv2
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    node = io["node"]
+    assert _latest_diagnostic(io, "compressed_frames") == "0"  # nobody asked: nothing encoded
+    jpegs = []
+    sub = node.create_subscription(CompressedImage, "face_display/image_raw/compressed", jpegs.append,
+                                   qos_profile_sensor_data)
+    io["images"].clear()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(jpegs) < 10:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    assert len(jpegs) >= 10, "no frames on face_display/image_raw/compressed while subscribed"
+    raw = {_stamp(m): _rgb(m) for m in io["images"]}
+    pairs = [(m, raw[_stamp(m)]) for m in jpegs if _stamp(m) in raw]
+    assert pairs, "no JPEG frame carries the stamp of a raw frame"
+    for m, rgb in pairs:
+        assert m.format == "rgb8; jpeg compressed bgr8"
+        dec = cv2.imdecode(np.frombuffer(bytes(m.data), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        assert dec.shape == rgb.shape
+        mse = np.mean((dec.astype(np.float64) - rgb) ** 2)
+        assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 30.0, "the JPEG is not the raw frame"
+    node.destroy_subscription(sub)
+    time.sleep(1.0)  # the publisher learns that the reader left
+    n0 = int(_latest_diagnostic(io, "compressed_frames"))
+    time.sleep(1.5)
+    assert int(_latest_diagnostic(io, "compressed_frames")) == n0, "still encoding JPEGs with nobody subscribed"
+
+
 def test_parameters_are_validated(io):
     import rclpy
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

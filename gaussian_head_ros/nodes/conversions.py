@@ -11,11 +11,12 @@ import array
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
-from sensor_msgs.msg import Image, PointCloud2, PointField
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields
 from gaussian_head_ros.core.control import FaceControl
+from gaussian_head_ros.core.imageio import encode_jpeg
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
@@ -198,3 +199,17 @@ def rgb_to_image_msg(rgb: np.ndarray, header: Header) -> Image:
     img.step = img.width * 3
     img.data = np.ascontiguousarray(rgb, np.uint8).tobytes()
     return img
+
+
+# sensor_msgs/CompressedImage.format as compressed_image_transport writes it for an rgb8 source
+JPEG_FORMAT = "rgb8; jpeg compressed bgr8"
+
+
+def rgb_to_compressed_msg(rgb: np.ndarray, header: Header, quality: int) -> CompressedImage:
+    """[H, W, 3] uint8 RGB -> CompressedImage (JPEG at `quality` 1..100), as image_transport's
+    `compressed` plugin publishes it (so rqt_image_view, Foxglove and republish decode it)."""
+    msg = CompressedImage()
+    msg.header = header
+    msg.format = JPEG_FORMAT
+    msg.data = encode_jpeg(rgb, quality)
+    return msg

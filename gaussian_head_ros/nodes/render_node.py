@@ -2,7 +2,8 @@
 
 Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient local: the latched avatar) and
 `face_control` (keep last 5). Publishes `face_display/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) at
-`fps`, stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
+`fps`, and the same frames as JPEG on `face_display/image_raw/compressed` (sensor_msgs/CompressedImage,
+`jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine), stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
 frame, so now - stamp is glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
 
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
@@ -27,7 +28,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
@@ -37,7 +38,8 @@ from gaussian_head_ros.core.render.cpu_backend import ThreadTuner
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import Latest, descriptor, diagnostics, run
-from gaussian_head_ros.nodes.conversions import msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_image_msg
+from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_compressed_msg,
+                                                 rgb_to_image_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 
@@ -57,6 +59,8 @@ PARAMS = {
     "crossfade_s": (0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)", (0.0, 10.0)),
     "max_gaussians": (200_000, "avatars with more Gaussians are refused", (1, 10_000_000)),
     "mirror": (False, "flip the image left-right (a mirror for the operator)", None),
+    "jpeg_quality": (80, "JPEG quality of face_display/image_raw/compressed, 1..100 (encoded only while "
+                         "someone subscribes)", (1, 100)),
     "threads": (0, "CPU threads of the cpu rasterizer; 0 = automatic (measures 1 and all cores every 10 s "
                    "and keeps the faster: all cores on an idle CPU, often 1 when other work keeps the cores busy)",
                 (0, 256)),
@@ -128,6 +132,8 @@ class RenderNode(Node):
         self.create_subscription(FaceControlMsg, "face_control", self._on_control,
                                  QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
         self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
+        self.compressed_pub = self.create_publisher(CompressedImage, "face_display/image_raw/compressed",
+                                                    qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._lock = threading.Lock()
@@ -142,7 +148,7 @@ class RenderNode(Node):
         self.state = "waiting for an avatar"
         self.last_error = ""
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
-                           fallbacks=0)
+                           fallbacks=0, compressed_frames=0)
         self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
         self._placeholder_key = None
         self._placeholder = None
@@ -309,6 +315,9 @@ class RenderNode(Node):
         header.stamp = ns_to_stamp(stamp_ns) if stamp_ns else self.get_clock().now().to_msg()
         self.image_pub.publish(rgb_to_image_msg(img, header))
         self.counts["frames"] += 1
+        if self.compressed_pub.get_subscription_count():  # ~1 us; a JPEG of 512x512 is ~2 ms
+            self.compressed_pub.publish(rgb_to_compressed_msg(img, header, int(self._param("jpeg_quality"))))
+            self.counts["compressed_frames"] += 1
         age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
         self._times.append((time.monotonic(), time.perf_counter() - t0, age))
 
