@@ -16,19 +16,19 @@ def test_ply_round_trip_is_exact(tmp_path, sh_degree):
     assert b.sh_degree == sh_degree and b.operator_id == "Ada Lovelace (lab 2)"
 
 
-def test_ply_is_3dgs_compatible(tmp_path):
-    """The first element is the standard 3DGS vertex layout, all float32, in the usual order."""
+def test_ply_is_a_standard_vertex_only_3dgs_file(tmp_path):
+    """me.ply: one element `vertex`, the standard 3DGS columns at SH degree 3, all float32, no comments."""
     a = synthetic_avatar(100, seed=1)
-    save_ply(a, tmp_path / "a.ply")
-    header = (tmp_path / "a.ply").read_bytes().split(b"end_header\n")[0].decode()
-    lines = header.splitlines()
-    first = lines.index("element vertex 100")
-    props = [ln.split()[2] for ln in lines[first + 1:] if ln.startswith("property float")][: len(gaussian_fields(0))]
-    assert props[:17] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-                          "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    assert lines[1] == "format binary_little_endian 1.0"
-
-
+    paths = save_ply(a, tmp_path / "a.ply")
+    assert paths == [tmp_path / "a.ply", tmp_path / "a.driving.npz"]
+    header, body = (tmp_path / "a.ply").read_bytes().split(b"end_header\n")
+    lines = header.decode().splitlines()
+    assert lines[:3] == ["ply", "format binary_little_endian 1.0", "element vertex 100"]
+    props = [ln.split() for ln in lines[3:]]
+    want = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)]
+            + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    assert props == [["property", "float", n] for n in want]
+    assert len(body) == 100 * 4 * len(want)
 def test_plain_3dgs_ply_loads_as_static(tmp_path):
     """A .ply from another 3DGS tool (no binding, no mesh) loads with every Gaussian static."""
     n = 50
@@ -88,11 +88,17 @@ def test_message_round_trip_in_process():
     assert b.equals(a)
 
 
-def test_file_and_message_rows_are_the_same_bytes(tmp_path):
+def test_file_and_message_carry_the_same_gaussians(tmp_path):
+    """The viewer file's columns are the message's PointCloud2 columns of the same name, bit for bit."""
     conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
     a = synthetic_avatar(777, seed=6)
     save_ply(a, tmp_path / "a.ply")
-    data = (tmp_path / "a.ply").read_bytes()
-    body = data.split(b"end_header\n", 1)[1]
-    rows = bytes(conv.avatar_to_msg(a).gaussians.data)
-    assert body[: len(rows)] == rows
+    body = (tmp_path / "a.ply").read_bytes().split(b"end_header\n", 1)[1]
+    names = [n for n in gaussian_fields(3) if n not in ("part", "face_id", "bary_0", "bary_1", "bary_2")]
+    file_rows = np.frombuffer(body, "<f4").reshape(777, len(names))
+    msg = conv.avatar_to_msg(a)
+    msg_names = [f.name for f in msg.gaussians.fields]
+    msg_rows = np.frombuffer(bytes(msg.gaussians.data), "<f4").reshape(777, len(msg_names))
+    for name in msg_names:
+        if name in names:
+            assert file_rows[:, names.index(name)].tobytes() == msg_rows[:, msg_names.index(name)].tobytes(), name

@@ -1,6 +1,6 @@
 """`gaussian-head reconstruct`: one portrait photo -> a drivable Gaussian head avatar (.ply).
 
-    gaussian-head reconstruct photo.jpg -o me.ply
+    gaussian-head reconstruct photo.jpg -o me.ply                    # me.ply + me.driving.npz
     gaussian-head reconstruct photo.jpg -o me.ply --preview out/     # + photo.png, render.png, mask.png
     gaussian-head reconstruct photo.jpg -o me.ply --backend rar --option checkpoint=rar.pt
 
@@ -35,7 +35,9 @@ def add_arguments(p):
     from gaussian_head_ros.core.reconstruct import BACKENDS, DEFAULT_BACKEND
 
     p.add_argument("photo", help="portrait photo (JPEG, PNG, ...): one person, face visible")
-    p.add_argument("-o", "--output", required=True, help="avatar file to write (.ply, opens in 3DGS viewers)")
+    p.add_argument("-o", "--output", required=True,
+                   help="avatar file to write: ME.ply (a standard 3DGS .ply for splat viewers) and, beside it, "
+                        "ME.driving.npz (what driving needs)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
                    help=f"reconstructor (default {DEFAULT_BACKEND}: training-free, CPU)")
     p.add_argument("--preset", default=None, help="backend preset (mesh_fit: fast, default, dense)")
@@ -69,10 +71,11 @@ def run(args) -> int:
     dt = time.perf_counter() - t0
     for w in result.warnings:
         log.warning("%s", w)
-    save_ply(result.avatar, args.output)
-    size_mb = Path(args.output).stat().st_size / 1e6
-    print(f"{args.output}: {result.avatar.num_gaussians} Gaussians, {size_mb:.1f} MB, {dt:.2f} s "
-          f"({args.backend}, operator {operator!r})")
+    ply, driving = save_ply(result.avatar, args.output)
+    size_mb = ply.stat().st_size / 1e6
+    print(f"{ply}: {result.avatar.num_gaussians} Gaussians, {size_mb:.1f} MB, {dt:.2f} s "
+          f"({args.backend}, operator {operator!r}) - opens in 3DGS viewers")
+    print(f"{driving}: what driving needs (keep it beside {ply.name})")
     if args.preview:
         for p in write_preview(result, args.preview):
             print(f"preview: {p}")

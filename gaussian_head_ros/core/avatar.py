@@ -8,17 +8,18 @@ file renders correctly in any 3DGS viewer; the binding lets `drive()` move them 
 Head frame: x to the image right, y down, z into the head (OpenCV axes of a face looking at the
 camera), metres, origin near the centre of the head.
 
-File format: a binary little-endian `.ply` whose first element `vertex` is the standard 3DGS layout
-(x y z nx ny nz f_dc_* f_rest_* opacity scale_* rot_*) followed by our binding columns, all float32
-(so viewers that assume float rows still read it). The template mesh, expression basis, lighting
-and source camera follow as extra elements, and a JSON header comment holds the metadata. The
-vertex rows are byte-for-byte the data of the GaussianAvatar message's PointCloud2.
+Files (`save_ply` / `load_ply`): `me.ply` is a standard vertex-only 3DGS .ply (x y z nx ny nz f_dc_*
+f_rest_* (degree 3) opacity scale_* rot_*, float32, no comments) that splat viewers open as it is;
+`me.driving.npz` beside it holds what driving needs (binding, template mesh, expression basis, lighting,
+source camera, metadata). The GaussianAvatar message carries both in one message (PointCloud2 rows
+in `gaussian_fields` order, binding columns included).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,8 +201,10 @@ class GaussianAvatar:
         if self.sh.ndim != 3 or self.sh.shape[0] != n or self.sh.shape[2] != 3 or self.sh.shape[1] not in (1, 4, 9, 16):
             raise ValueError(f"avatar SH colours have shape {tuple(self.sh.shape)}, expected ({n}, 1|4|9|16, 3)")
         for name in ("means", "normals", "sh", "logit_opacities", "log_scales", "quats", "bary"):
-            if not np.all(np.isfinite(getattr(self, name))):
-                raise ValueError(f"avatar field {name} contains NaN or Inf")
+            arr = getattr(self, name)
+            if not np.all(np.isfinite(arr)):
+                bad = int((~np.isfinite(arr.reshape(n, -1))).any(axis=1).sum())
+                raise ValueError(f"avatar field {name} contains NaN or Inf in {bad} of {n} Gaussians")
         if np.any(np.abs(self.log_scales) > 20):
             raise ValueError("avatar log-scales are outside [-20, 20]")
         if np.any(np.linalg.norm(self.quats, axis=1) < 1e-8):
@@ -255,52 +258,77 @@ class GaussianAvatar:
 
 
 # ---------------------------------------------------------------------------------------------------
-# .ply I/O
+# Files: me.ply (for splat viewers) + me.driving.npz (what driving needs)
 
-_PLY_MAGIC = "gaussian_head_ros"
+VIEWER_SH_DEGREE = 3  # the viewer file always has degree-3 columns (the INRIA loader asserts 45 f_rest by default)
+DRIVING_SUFFIX = ".driving.npz"
+_BINDING = ("part", "face_id", "bary_0", "bary_1", "bary_2")
+_INTEGER_BINDING = ("part", "face_id")  # may be stored as integers in .ply files of ours
+_PLY_MAGIC = "gaussian_head_ros"  # the JSON header comment of the single-file format (read, no longer written)
 
 
-def save_ply(avatar: GaussianAvatar, path: str | Path) -> None:
-    """Write a 3DGS-compatible binary .ply carrying the driving data as extra elements."""
+def viewer_fields() -> list[str]:
+    """The columns of the viewer .ply, in order: the standard 3DGS vertex layout at SH degree 3."""
+    return [n for n in gaussian_fields(VIEWER_SH_DEGREE) if n not in _BINDING]
+
+
+def driving_path(path: str | Path) -> Path:
+    """The driving file that goes with an avatar .ply: me.ply -> me.driving.npz."""
+    p = Path(path)
+    return p.with_name((p.stem if p.suffix.lower() == ".ply" else p.name) + DRIVING_SUFFIX)
+
+
+def _crc(means: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(means, "<f4").tobytes())
+
+
+def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
+    """Write the avatar as two files and return their paths:
+
+    - `path` (me.ply): a standard vertex-only 3DGS .ply that splat viewers open as it is: one element
+      `vertex` with x y z nx ny nz f_dc_0..2 f_rest_0..44 opacity scale_0..2 rot_0..3, all float32, no
+      comments (SH padded with zeros to degree 3; log-scales, logit opacities, quats wxyz as 3DGS stores them);
+    - `driving_path(path)` (me.driving.npz, numpy arrays, no pickles): what driving needs and the viewer
+      file lacks: binding (part, face_id, bary), template mesh, expression basis, lighting, source camera,
+      metadata (operator_id, reconstructor, true SH degree) and a checksum of the means tying it to me.ply.
+    `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid."""
     avatar.validate()
-    names = gaussian_fields(avatar.sh_degree)
-    v = np.ascontiguousarray(avatar.template_vertices, "<f4")
-    f = np.ascontiguousarray(avatar.template_faces, "<i4")
-    e = len(avatar.expression_names)
-    basis = np.ascontiguousarray(avatar.expression_basis, "<f4").reshape(-1, 3) if e else np.zeros((0, 3), "<f4")
-    light = np.ascontiguousarray(avatar.lighting_sh, "<f4").reshape(-1, 3)
-    cam = avatar.source_camera
-    lines = ["ply", "format binary_little_endian 1.0",
-             f"comment {_PLY_MAGIC} " + json.dumps(avatar.metadata(), separators=(",", ":"))]
-    lines.append(f"element vertex {avatar.num_gaussians}")
-    lines += [f"property float {n}" for n in names]
-    lines += [f"element template_vertex {v.shape[0]}", "property float x", "property float y", "property float z"]
-    lines += [f"element template_face {f.shape[0]}", "property list uchar int vertex_indices"]
-    lines += [f"element expression_offset {basis.shape[0]}", "property float dx", "property float dy", "property float dz"]
-    lines += [f"element lighting_sh {light.shape[0]}", "property float r", "property float g", "property float b"]
-    lines += [f"element source_camera {1 if cam else 0}"]
-    lines += [f"property float c{i}" for i in range(20)] + ["property uint width", "property uint height"]
-    lines.append("end_header")
-    faces = np.zeros(f.shape[0], dtype=[("n", "u1"), ("i", "<i4", (3,))])
-    faces["n"], faces["i"] = 3, f
+    path = Path(path)
+    n, k = avatar.num_gaussians, avatar.sh.shape[1]
+    sh = np.zeros((n, num_sh_coeffs(VIEWER_SH_DEGREE), 3), np.float32)
+    sh[:, :k] = avatar.sh
+    rest = sh[:, 1:, :].transpose(0, 2, 1).reshape(n, -1)  # channel-major as in 3DGS
+    table = np.concatenate([avatar.means, avatar.normals, sh[:, 0], rest, avatar.logit_opacities.reshape(n, 1),
+                            avatar.log_scales, avatar.quats], axis=1).astype("<f4")
+    names = viewer_fields()
+    header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
+    header += [f"property float {c}" for c in names] + ["end_header"]
     with open(path, "wb") as fh:
-        fh.write(("\n".join(lines) + "\n").encode("ascii"))
-        fh.write(avatar.table().astype("<f4").tobytes())
-        fh.write(v.tobytes())
-        fh.write(faces.tobytes())
-        fh.write(basis.tobytes())
-        fh.write(light.tobytes())
-        if cam:
-            fh.write(cam.to_array().astype("<f4").tobytes())
-            fh.write(np.asarray(cam.size, "<u4").tobytes())
+        fh.write(("\n".join(header) + "\n").encode("ascii"))
+        fh.write(np.ascontiguousarray(table).tobytes())
+    cam = avatar.source_camera
+    side = driving_path(path)
+    with open(side, "wb") as fh:
+        np.savez(fh, metadata=np.array(json.dumps(avatar.metadata())), means_crc32=np.uint32(_crc(avatar.means)),
+                 part=avatar.part.astype(np.uint8), face_id=avatar.face_id.astype(np.int32),
+                 bary=avatar.bary.astype(np.float32), template_vertices=avatar.template_vertices.astype(np.float32),
+                 template_faces=avatar.template_faces.astype(np.int32),
+                 expression_basis=avatar.expression_basis.astype(np.float32),
+                 lighting_sh=avatar.lighting_sh.astype(np.float32).reshape(-1, 3),
+                 source_camera=cam.to_array() if cam else np.zeros(0, np.float32),
+                 source_size=np.asarray(cam.size if cam else (0, 0), np.uint32))
+    return [path, side]
 
 
+# .ply type name -> numpy dtype (binary little endian)
 _PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "<i2", "int16": "<i2",
               "ushort": "<u2", "uint16": "<u2", "int": "<i4", "int32": "<i4", "uint": "<u4", "uint32": "<u4",
               "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
 
 
 def _parse_header(fh) -> tuple[list, dict]:
+    """Elements [{name, count, props: [(name, dtype, type name) | (name, "list", count dtype, item dtype)]}]
+    and the metadata of our single-file format ({} for others)."""
     first = fh.readline()
     if first.strip() != b"ply":
         raise ValueError("not a .ply file (missing 'ply' magic)")
@@ -315,25 +343,51 @@ def _parse_header(fh) -> tuple[list, dict]:
         parts = line.split()
         if not parts:
             continue
-        if parts[0] == "format" and parts[1] != "binary_little_endian":
-            raise ValueError(f"only binary_little_endian .ply is supported, this one is {parts[1]}")
+        if parts[0] == "format" and parts[1:2] != ["binary_little_endian"]:
+            raise ValueError(f"only binary_little_endian .ply is supported, this one is {' '.join(parts[1:])}")
         if parts[0] == "comment" and len(parts) > 2 and parts[1] == _PLY_MAGIC:
             meta = json.loads(line.split(None, 2)[2])
         elif parts[0] == "element":
             elements.append({"name": parts[1], "count": int(parts[2]), "props": []})
         elif parts[0] == "property":
+            if not elements:
+                raise ValueError(".ply property before any element")
+            types = parts[2:4] if parts[1] == "list" else parts[1:2]
+            bad = [t for t in types if t not in _PLY_TYPES]
+            if bad or len(parts) < (5 if parts[1] == "list" else 3):
+                raise ValueError(f".ply property line {line!r} has an unknown type {bad[0] if bad else ''!r}")
             if parts[1] == "list":
                 elements[-1]["props"].append((parts[4], "list", _PLY_TYPES[parts[2]], _PLY_TYPES[parts[3]]))
             else:
-                elements[-1]["props"].append((parts[2], _PLY_TYPES[parts[1]]))
+                elements[-1]["props"].append((parts[2], _PLY_TYPES[parts[1]], parts[1]))
+
+
+def _check_vertex_types(props: list) -> None:
+    """Gaussian columns must be float or double: integers there are not positions, colours or scales (a
+    `ushort` column holding half-float bits read as integers puts splats kilometres away)."""
+    for p in props:
+        if p[1] == "list":
+            raise ValueError(f".ply vertex property '{p[0]}' is a list; Gaussian columns are scalars")
+        name, dtype, type_name = p
+        if np.dtype(dtype).kind != "f" and name not in _INTEGER_BINDING:
+            hint = " (half-float bits? convert the file to float32)" if type_name in ("ushort", "uint16") else ""
+            raise ValueError(f".ply vertex property '{name}' is {type_name}, not float; Gaussian columns must be "
+                             f"float or double{hint}")
 
 
 def load_ply(path: str | Path) -> GaussianAvatar:
-    """Read an avatar written by `save_ply`, or any binary 3DGS .ply (then every Gaussian is static)."""
+    """Read an avatar: a viewer .ply written by `save_ply` with its driving file beside it, a .ply of our
+    earlier single-file format, or any binary little-endian 3DGS .ply (then every Gaussian is static, and
+    a warning says so). The avatar is validated. Raises ValueError saying what is wrong (not a .ply,
+    truncated, a non-float Gaussian column with its name and type, non-finite splats and how many, a
+    driving file that belongs to another avatar)."""
+    path = Path(path)
     with open(path, "rb") as fh:
         elements, meta = _parse_header(fh)
         data = {}
         for el in elements:
+            if el["name"] == "vertex":
+                _check_vertex_types(el["props"])
             if any(p[1] == "list" for p in el["props"]):
                 if el["name"] != "template_face":
                     raise ValueError(f"unsupported list element {el['name']}")
@@ -343,32 +397,70 @@ def load_ply(path: str | Path) -> GaussianAvatar:
                     raise ValueError("template faces must be triangles")
                 data[el["name"]] = arr["i"].astype(np.int32)
                 continue
-            dt = np.dtype([(n, t) for n, t in el["props"]])
+            dt = np.dtype([(p[0], p[1]) for p in el["props"]])
             buf = fh.read(dt.itemsize * el["count"])
             if len(buf) != dt.itemsize * el["count"]:
                 raise ValueError(f"truncated .ply: element {el['name']} is short")
-            data[el["name"]] = (np.frombuffer(buf, dt, count=el["count"]), [n for n, _ in el["props"]])
+            data[el["name"]] = (np.frombuffer(buf, dt, count=el["count"]), [p[0] for p in el["props"]])
     if "vertex" not in data:
         raise ValueError(".ply has no vertex element")
     if meta and meta.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"avatar format version {meta['format_version']} is newer than this reader ({FORMAT_VERSION})")
+    rows, names = data["vertex"]
+    table = np.stack([rows[n].astype(np.float32) for n in names], axis=1) if names else np.zeros((0, 0), np.float32)
+    cols = GaussianAvatar.columns_from_table(table, names)
+    if "template_vertex" in data or meta:
+        avatar = _single_file_avatar(cols, data, meta)
+    elif driving_path(path).is_file():
+        avatar = _with_driving_file(cols, driving_path(path))
+    else:
+        log.warning("%s has no driving file (%s): every Gaussian is static", path, driving_path(path).name)
+        avatar = GaussianAvatar(**cols, template_vertices=np.zeros((0, 3), np.float32),
+                                template_faces=np.zeros((0, 3), np.int32))
+    avatar.validate()
+    return avatar
 
+
+def _with_driving_file(cols: dict, side: Path) -> GaussianAvatar:
+    """The viewer file's columns + its driving file -> the avatar as it was saved."""
+    try:
+        with np.load(side, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+        meta = json.loads(str(d["metadata"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"cannot read the driving file {side}: {e}") from e
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"avatar format version {meta['format_version']} is newer than this reader ({FORMAT_VERSION})")
+    n = cols["means"].shape[0]
+    if d["part"].shape != (n,) or int(d["means_crc32"]) != _crc(cols["means"]):
+        raise ValueError(f"{side.name} belongs to another avatar than its .ply (different Gaussians); "
+                         "re-export both files together")
+    k = num_sh_coeffs(int(meta.get("sh_degree", VIEWER_SH_DEGREE)))
+    cols.update(sh=np.ascontiguousarray(cols["sh"][:, :k]), part=d["part"].astype(np.uint8),
+                face_id=d["face_id"].astype(np.int32), bary=d["bary"].astype(np.float32))
+    cam = SourceCamera.from_array(d["source_camera"], d["source_size"]) if d["source_camera"].size else None
+    return GaussianAvatar(**cols, template_vertices=d["template_vertices"], template_faces=d["template_faces"],
+                          expression_names=list(meta.get("expression_names", [])),
+                          expression_basis=d["expression_basis"], lighting_sh=d["lighting_sh"].reshape(-1, 3),
+                          source_camera=cam, operator_id=str(meta.get("operator_id", "")),
+                          reconstructor=str(meta.get("reconstructor", "")))
+
+
+def _single_file_avatar(cols: dict, data: dict, meta: dict) -> GaussianAvatar:
+    """Our earlier format: driving data as extra .ply elements and a JSON comment."""
     def matrix(name, ncols):
         if name not in data:
             return np.zeros((0, ncols), np.float32)
         arr, names = data[name]
         return np.stack([arr[n].astype(np.float32) for n in names], axis=1) if len(arr) else np.zeros((0, ncols), np.float32)
 
-    rows, names = data["vertex"]
-    table = np.stack([rows[n].astype(np.float32) for n in names], axis=1)
-    cols = GaussianAvatar.columns_from_table(table, names)
     verts = matrix("template_vertex", 3)
     names_e = list(meta.get("expression_names", []))
     basis = matrix("expression_offset", 3)
     basis = basis.reshape(len(names_e), verts.shape[0], 3) if names_e else np.zeros((0, 0, 3), np.float32)
     cam = None
     if "source_camera" in data and len(data["source_camera"][0]):
-        arr, pnames = data["source_camera"]
+        arr, _ = data["source_camera"]
         vals = np.array([arr[f"c{i}"][0] for i in range(20)], np.float32)
         cam = SourceCamera.from_array(vals, (int(arr["width"][0]), int(arr["height"][0])))
     return GaussianAvatar(
