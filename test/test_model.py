@@ -77,11 +77,12 @@ def test_full_7b_model_builds_on_meta(framed):
     assert count_parameters(model.backbone) > 6e9
 
 
-def _hf_state(cfg: BackboneConfig, seed=0) -> dict:
-    """A random state_dict with HuggingFace Dinov2Model names and shapes (written out by hand)."""
+def _hf_state(cfg: BackboneConfig, seed=0, device=None) -> dict:
+    """A random state_dict with HuggingFace Dinov2Model names and shapes (written out by hand); on the meta
+    device: the names and shapes only."""
     g = torch.Generator().manual_seed(seed)
     d, p, n = cfg.hidden_size, cfg.patch_size, cfg.grid * cfg.grid + 1
-    r = lambda *s: 0.1 * torch.randn(*s, generator=g)  # noqa: E731
+    r = lambda *s: torch.empty(*s, device=device) if device else 0.1 * torch.randn(*s, generator=g)  # noqa: E731
     sd = {"embeddings.cls_token": r(1, 1, d), "embeddings.mask_token": r(1, d), "embeddings.position_embeddings": r(1, n, d),
           "embeddings.patch_embeddings.projection.weight": r(d, 3, p, p), "embeddings.patch_embeddings.projection.bias": r(d),
           "layernorm.weight": 1 + r(d), "layernorm.bias": r(d)}
@@ -287,6 +288,79 @@ def test_checkpoint_round_trip_strict(tiny, framed, tmp_path):
     torch.save({"not": "ours"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a gaussian_head_ros RAR checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def _write_random_hf_safetensors(cfg: BackboneConfig, folder, seed=0) -> int:
+    """A random Dinov2Model of cfg's shape as config.json + model.safetensors, written tensor by tensor (never
+    whole in memory). Returns the weights' bytes."""
+    shapes = {k: list(v.shape) for k, v in _hf_state(cfg, device="meta").items()}
+    header, off = {}, 0
+    for k, shp in shapes.items():
+        header[k] = {"dtype": "F32", "shape": shp, "data_offsets": [off, off + 4 * math.prod(shp)]}
+        off += 4 * math.prod(shp)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    g = torch.Generator().manual_seed(seed)
+    with open(folder / "model.safetensors", "wb") as fh:
+        fh.write(len(h).to_bytes(8, "little") + h)
+        for shp in shapes.values():
+            fh.write((0.02 * torch.randn(*shp, generator=g)).numpy().tobytes())
+    (folder / "config.json").write_text(json.dumps(cfg.to_hf()))
+    return off
+
+
+_PEAK_RSS_PROBE = """
+import json, resource, sys, torch
+from gaussian_head_ros.core.model.rar import load_checkpoint
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+base = peak()
+model = load_checkpoint(sys.argv[1])
+loaded = peak()
+with torch.no_grad():
+    total = sum(float(p.double().sum()) for p in model.parameters())  # touches every weight
+print(json.dumps({"load": loaded - base, "touched": peak() - base, "finite": total == total}))
+"""
+
+
+def test_300m_checkpoint_stores_a_reference_and_loads_within_the_weights_size(framed, tmp_path):
+    """A 300m-shaped model (random Dinov2 weights saved locally as WebSSL would be): its checkpoint holds the
+    trained tensors plus the backbone file's path and hash (full=True would store everything); loading it (meta device, memory-mapped, assigned)
+    raises the process's peak RSS by no more than the weights' size, even with every weight read."""
+    import subprocess
+    import sys
+
+    from gaussian_head_ros.core.model.rar import build_model
+
+    cfg = BACKBONE_PRESETS["300m"]
+    weights = tmp_path / "webssl-300m"
+    weights.mkdir()
+    nbytes = _write_random_hf_safetensors(cfg, weights)
+    model = build_model(preset_config("300m"), framed[1].vertices, template_faces(), weights)
+    model.freeze_backbone(1)  # as stage 2 with the last block unfrozen: that block is stored, the rest referenced
+    save_checkpoint(tmp_path / "m.pt", model)
+    blob = read_checkpoint(tmp_path / "m.pt")
+    stored = [k for k in blob["model"] if k.startswith("backbone.")]
+    assert blob["backbone_ref"]["bytes"] == (weights / "model.safetensors").stat().st_size and len(blob["backbone_ref"]["sha256"]) == 64
+    assert stored and all(k.startswith(("backbone.blocks.23.", "backbone.norm.")) for k in stored)
+    ckpt_bytes = (tmp_path / "m.pt").stat().st_size
+    assert ckpt_bytes < 0.1 * nbytes
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_PROBE, str(tmp_path / "m.pt")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rss = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"300m: weights {nbytes / 2**20:.0f} MiB, checkpoint {ckpt_bytes / 2**20:.0f} MiB; peak RSS +{rss['load'] / 2**20:.0f} "
+          f"MiB after loading, +{rss['touched'] / 2**20:.0f} MiB with every weight read")
+    assert rss["finite"] and rss["load"] <= nbytes and rss["touched"] <= nbytes + ckpt_bytes
+    back = load_checkpoint(tmp_path / "m.pt")
+    a, b = model.state_dict(), back.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in ("backbone.blocks.0.attn.q.weight",
+                                                                          "backbone.blocks.23.mlp.w_in.weight"))
+    # The referenced file must be the one trained on; a full checkpoint needs no file.
+    with open(weights / "model.safetensors", "r+b") as fh:
+        fh.seek(-4, 2)
+        fh.write(b"\0\0\0\1")
+    with pytest.raises(ValueError, match="not the same file"):
+        load_checkpoint(tmp_path / "m.pt")
 
 
 def test_rar_reconstructor_photo_to_rendered_frame(tiny, framed, tmp_path):

@@ -27,6 +27,7 @@ config.json says wins when loading: the presets only size models built without w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -399,6 +400,36 @@ def load_hf_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             log.debug("checkpoint key %s is not part of the backbone; skipped", k)
     return out
+
+
+def weights_reference(path: str | Path) -> dict:
+    """{"path", "sha256", "bytes"} of a local WebSSL checkpoint: its absolute path and a SHA-256 over its
+    weight file(s) (names and contents, in order), which a checkpoint that stores only the trained weights
+    records so the frozen backbone can be found and checked again. Reads the files once (~1 s per GB)."""
+    path = Path(path).resolve()
+    h, total = hashlib.sha256(), 0
+    for f in _weight_files(path):
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 24):
+                h.update(chunk)
+                total += len(chunk)
+    return {"path": str(path), "sha256": h.hexdigest(), "bytes": total}
+
+
+def load_referenced(ref: dict, path: str | Path | None = None, verify: bool = True) -> ViTBackbone:
+    """The backbone a `weights_reference` names (at `path` when given: the file moved), checked against its
+    hash. ValueError when it is missing or its contents differ."""
+    where = Path(path or ref["path"])
+    if not where.exists():
+        raise ValueError(f"the checkpoint's frozen backbone {where} is missing: pass its WebSSL directory "
+                         f"(sha256 {ref['sha256'][:12]}...) or use a checkpoint saved with the full state")
+    if verify:
+        got = weights_reference(where)
+        if got["sha256"] != ref["sha256"]:
+            raise ValueError(f"backbone weights at {where} have sha256 {got['sha256'][:12]}..., the checkpoint was "
+                             f"trained on {ref['sha256'][:12]}...: not the same file")
+    return load_pretrained(where)
 
 
 def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> ViTBackbone:

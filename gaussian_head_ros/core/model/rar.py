@@ -9,7 +9,10 @@ Checkpoint format (`save_checkpoint` / `load_checkpoint`, a `torch.save` dict, d
     format      "gaussian_head_ros.rar"
     version     1
     config      RARConfig as nested dicts (the model is rebuilt from it, then loaded with strict=True)
-    model       state_dict, including the template topology buffers (ref_vertices, generator.faces)
+    model       state_dict, including the template topology buffers (ref_vertices, generator.faces); when
+                the backbone came from a WebSSL file and `full` is off, only the backbone tensors that
+                were trained are in it, the rest is named by backbone_ref
+    backbone_ref  {"path", "sha256", "bytes"} of that file (backbone.weights_reference), or absent
     step        optimiser steps taken in all stages
     stage       name of the training stage that wrote it
     train_state {"stage_index", "stage_step"}: where `gaussian-head train --resume` continues
@@ -32,7 +35,8 @@ from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
 from gaussian_head_ros.core.avatar import PART_TORSO, GaussianAvatar, SourceCamera, rgb_to_sh_dc
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
-                                                   ViTBackbone, load_pretrained)
+                                                   ViTBackbone, build_backbone, load_pretrained, load_referenced,
+                                                   weights_reference)
 from gaussian_head_ros.core.model.generator import SHELL_CENTRE, GaussianGenerator, GeneratorConfig
 from gaussian_head_ros.core.model.reenactment import ReenactmentConfig, ReenactmentModule, pose_gaussians
 
@@ -106,9 +110,11 @@ def preset_config(name: str, **overrides) -> RARConfig:
 
 
 class RARModel(nn.Module):
-    """Backbone + generator + reenactment module over one template topology (ref_vertices, faces)."""
+    """Backbone + generator + reenactment module over one template topology (ref_vertices, faces).
+    `backbone_device="meta"` builds the backbone as shapes only (no memory, no random initialisation),
+    to be filled by `load_state_dict(..., assign=True)` or replaced by a pretrained one."""
 
-    def __init__(self, cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray):
+    def __init__(self, cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray, backbone_device=None):
         super().__init__()
         ref_vertices = np.asarray(ref_vertices, np.float32)
         faces = np.asarray(faces, np.int64)
@@ -118,7 +124,9 @@ class RARModel(nn.Module):
             raise ValueError(f"input_size {cfg.input_size} is not a multiple of the patch size {cfg.backbone.patch_size}")
         self.cfg = replace(cfg, num_vertices=len(ref_vertices), num_faces=len(faces))
         self.register_buffer("ref_vertices", torch.as_tensor(ref_vertices))  # [V, 3] canonical template
-        self.backbone = ViTBackbone(cfg.backbone)
+        self.backbone = build_backbone(cfg.backbone, device=backbone_device) if backbone_device else ViTBackbone(cfg.backbone)
+        self.backbone_source: dict | None = None  # weights_reference of the pretrained file it started from
+        self.backbone_trained: set[str] = set()  # backbone parameter names trained in some stage
         self.generator = GaussianGenerator(cfg.generator, cfg.backbone.hidden_size, ref_vertices, faces)
         self.reenactment = ReenactmentModule(cfg.reenactment, cfg.generator.global_dim, ref_vertices)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -156,7 +164,9 @@ class RARModel(nn.Module):
         return pose_gaussians(out, g.part, g.face_id, g.bary, g.faces, rotation, expression, coeffs)
 
     def freeze_backbone(self, last_blocks: int | None) -> None:
+        """Backbone.set_trainable, remembering which backbone tensors ever trained (checkpoints store them)."""
         self.backbone.set_trainable(last_blocks)
+        self.backbone_trained |= {n for n, p in self.backbone.named_parameters() if p.requires_grad}
 
     # -- export -------------------------------------------------------------------------------------
     def to_avatar(self, out: dict, index: int = 0, source_camera: SourceCamera | None = None,
@@ -196,13 +206,21 @@ def _normals(means, part, face_id, template, faces) -> np.ndarray:
 # Checkpoints
 
 def save_checkpoint(path: str | Path, model: RARModel, step: int = 0, stage: str = "", train_config: dict | None = None,
-                    optimizer: dict | None = None, metrics: dict | None = None, train_state: dict | None = None) -> None:
-    """Write a checkpoint that carries its config (atomically: a partial file never replaces a good one)."""
+                    optimizer: dict | None = None, metrics: dict | None = None, train_state: dict | None = None,
+                    full: bool = False) -> None:
+    """Write a checkpoint that carries its config (atomically: a partial file never replaces a good one).
+    A backbone loaded from a WebSSL file is stored as a reference to that file (path + SHA-256) plus the
+    backbone tensors that were trained; `full` (or a randomly initialised backbone) stores everything."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.cfg.to_dict(),
-            "model": model.state_dict(), "step": int(step), "stage": stage, "train_config": train_config or {},
-            "metrics": metrics or {}, "train_state": train_state or {}}
+    state = model.state_dict()
+    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.cfg.to_dict()}
+    if model.backbone_source and not full:
+        keep = {f"backbone.{n}" for n in model.backbone_trained}
+        state = {k: v for k, v in state.items() if not k.startswith("backbone.") or k in keep}
+        blob["backbone_ref"] = dict(model.backbone_source)
+    blob.update({"model": state, "step": int(step), "stage": stage, "train_config": train_config or {},
+                 "metrics": metrics or {}, "train_state": train_state or {}})
     if optimizer is not None:
         blob["optimizer"] = optimizer
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -223,19 +241,31 @@ def read_checkpoint(path: str | Path) -> dict:
     return blob
 
 
-def model_from_state(cfg: RARConfig, state: dict) -> RARModel:
-    """Rebuild a model from a config and a state_dict (strict), topology taken from the state."""
+def model_from_state(cfg: RARConfig, state: dict, backbone_ref: dict | None = None,
+                     backbone_weights: str | Path | None = None) -> RARModel:
+    """Rebuild a model from a config and a state_dict (strict), topology taken from the state. The backbone
+    is built on the meta device and takes the tensors themselves (assign: no random initialisation, no
+    second copy; tensors of a memory-mapped checkpoint stay mapped). With `backbone_ref` the backbone
+    tensors missing from `state` come from that file (or `backbone_weights`, checked against its hash)."""
     ref = state["ref_vertices"].float().numpy()
     faces = state["generator.faces"].numpy()
-    model = RARModel(cfg, ref, faces)
-    model.load_state_dict(state, strict=True)
+    model = RARModel(cfg, ref, faces, backbone_device="meta")
+    if backbone_ref:
+        stored = {k[len("backbone."):] for k in state if k.startswith("backbone.")}
+        base = load_referenced(backbone_ref, backbone_weights)
+        state = {**{f"backbone.{k}": v for k, v in base.state_dict().items()}, **state}
+        model.backbone_source, model.backbone_trained = dict(backbone_ref), stored
+    model.load_state_dict(state, strict=True, assign=True)
     return model
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> RARModel:
-    """A ready-to-run model (eval mode) from a checkpoint written by `save_checkpoint`."""
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    backbone_weights: str | Path | None = None) -> RARModel:
+    """A ready-to-run model (eval mode) from a checkpoint written by `save_checkpoint`. `backbone_weights`:
+    where the referenced frozen backbone lies now, when not at the path recorded at training time."""
     blob = read_checkpoint(path)
-    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"])
+    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], blob.get("backbone_ref"),
+                             backbone_weights)
     log.info("loaded RAR %s (step %s, stage %s) from %s", model.cfg.preset, blob.get("step"), blob.get("stage"), path)
     return model.to(device).eval()
 
@@ -243,7 +273,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> RAR
 def build_model(cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray, backbone_weights: str | Path | None = None) -> RARModel:
     """A fresh model; with `backbone_weights` (a local WebSSL directory) its backbone starts pretrained.
     The checkpoint's config.json decides the backbone shape (it must fit the preset's width)."""
-    model = RARModel(cfg, ref_vertices, faces)
+    model = RARModel(cfg, ref_vertices, faces, backbone_device="meta" if backbone_weights else None)
     if backbone_weights:
         bb = load_pretrained(backbone_weights)
         if bb.cfg.hidden_size != cfg.backbone.hidden_size:
@@ -251,4 +281,5 @@ def build_model(cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray, bac
                              f"{cfg.backbone.hidden_size}: pick the matching preset")
         model.backbone = bb
         model.cfg = replace(model.cfg, backbone=bb.cfg)
+        model.backbone_source = weights_reference(backbone_weights)
     return model

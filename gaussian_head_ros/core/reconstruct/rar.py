@@ -3,6 +3,8 @@
 Options (reconstruction_node parameters / `gaussian-head reconstruct --backend rar --option k=v`):
   checkpoint   path of a checkpoint written by `gaussian-head train` (required; never downloaded)
   device       auto (CUDA when available), cpu or cuda
+  backbone_weights  where the checkpoint's frozen WebSSL backbone lies now, when the checkpoint stores a
+               reference to it (the default for pretrained backbones) and the file has moved; its hash is checked
   and any FramingConfig field except the crop geometry (min_face_px, max_yaw_deg, ...): the crop is the
   one the model was trained with (its config's crop_m, crop_center_m, source_size).
 """
@@ -30,7 +32,7 @@ class RARReconstructor(Reconstructor):
 
     name = "rar"
 
-    def __init__(self, checkpoint: str = "", device: str = "auto", **framing):
+    def __init__(self, checkpoint: str = "", device: str = "auto", backbone_weights: str = "", **framing):
         from gaussian_head_ros.core.model.rar import load_checkpoint
 
         if not checkpoint:
@@ -39,13 +41,13 @@ class RARReconstructor(Reconstructor):
         allowed = {f.name for f in fields(FramingConfig)} - set(_MODEL_FRAMING)
         unknown = set(framing) - allowed
         if unknown:
-            raise ValueError(f"unknown rar options {sorted(unknown)}; allowed: checkpoint, device, {', '.join(sorted(allowed))}")
+            raise ValueError(f"unknown rar options {sorted(unknown)}; allowed: checkpoint, device, backbone_weights, {', '.join(sorted(allowed))}")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available")
         self.device = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-        self.model = load_checkpoint(checkpoint, self.device)
+        self.model = load_checkpoint(checkpoint, self.device, backbone_weights or None)
         c = self.model.cfg
         self.framing = FramingConfig(size=c.source_size, crop_m=c.crop_m, crop_center_m=tuple(c.crop_center_m), **framing)
         self._facemesh = None

@@ -94,6 +94,8 @@ def _build(cls, values: dict, where: str):
 
 def config_from_dict(d: dict) -> TrainConfig:
     cfg = _build(TrainConfig, d, "top-level")
+    if cfg.checkpoint_backbone not in ("reference", "full"):
+        raise ValueError(f"checkpoint_backbone must be 'reference' or 'full', got {cfg.checkpoint_backbone!r}")
     preset_config(cfg.preset)  # raises on an unknown preset
     return cfg
 
@@ -274,7 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     last = ckpt_dir / "last.pt"
     if resume and last.exists():
         blob = read_checkpoint(last)
-        model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"])
+        model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], blob.get("backbone_ref"))
         ts = blob.get("train_state", {})
         stage_index, stage_step, step = int(ts.get("stage_index", 0)), int(ts.get("stage_step", 0)), int(blob["step"])
         opt_state = blob.get("optimizer")
@@ -300,6 +302,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     loss_fn = ImageLoss(cfg.loss).to(dev)
     history, validation, terms = [], [], {}
+    full = cfg.checkpoint_backbone == "full"
     names = list(model.reenactment.names)
     try:
         for si in range(stage_index, len(cfg.stages)):
@@ -307,9 +310,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             if stage.steps <= 0:
                 log.info("stage %s has 0 steps: skipped", stage.name)
                 continue
-            model.freeze_backbone(None if stage.trainable_blocks < 0 else stage.trainable_blocks)
-            if stage.backbone_lr <= 0:
-                model.freeze_backbone(0)
+            blocks = None if stage.trainable_blocks < 0 else stage.trainable_blocks
+            model.freeze_backbone(0 if stage.backbone_lr <= 0 else blocks)
             model.backbone.grad_checkpointing = dev.type == "cuda" and stage.trainable_blocks != 0
             opt = torch.optim.AdamW(_param_groups(model, stage), lr=stage.lr, weight_decay=0.0)
             if opt_state is not None and si == stage_index:
@@ -363,16 +365,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                              v["psnr"], v["ssim"])
                 state = {"stage_index": si, "stage_step": s + 1}
                 if dist.main and cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < stage.steps:
-                    save_checkpoint(last, model, step, stage.name, asdict(cfg), opt.state_dict(), terms, state)
+                    save_checkpoint(last, model, step, stage.name, asdict(cfg), opt.state_dict(), terms, state, full)
             if dist.main:
                 state = {"stage_index": si + 1, "stage_step": 0}
-                save_checkpoint(ckpt_dir / f"{stage.name}.pt", model, step, stage.name, asdict(cfg), None, terms, state)
-                save_checkpoint(last, model, step, stage.name, asdict(cfg), None, terms, state)
+                save_checkpoint(ckpt_dir / f"{stage.name}.pt", model, step, stage.name, asdict(cfg), None, terms, state, full)
+                save_checkpoint(last, model, step, stage.name, asdict(cfg), None, terms, state, full)
             opt_state = None
         final = ckpt_dir / "model.pt"
         if dist.main:
             save_checkpoint(final, model, step, cfg.stages[-1].name, asdict(cfg), None, terms,
-                            {"stage_index": len(cfg.stages), "stage_step": 0})
+                            {"stage_index": len(cfg.stages), "stage_step": 0}, full)
         dist.barrier()
     finally:
         if writer:
