@@ -181,3 +181,13 @@ def latched_operator(rclpy, node_name: str, timeout: float = 30.0) -> str:
         return got[-1].operator_id if got else ""
     finally:
         node.destroy_node()
+
+
+def close_graph(peer, procs: dict) -> None:
+    """End of a graph fixture: close the peer, stop every node process, and check that each exited cleanly
+    with no Python traceback in its log."""
+    peer.close()
+    for name, p in procs.items():
+        rc = p.stop()
+        assert rc in (0, -2, 130), f"{name} exited with {rc}:\n{p.log()[-3000:]}"
+        assert "Traceback" not in p.log(), f"{name}:\n{p.log()[-3000:]}"

@@ -292,3 +292,41 @@ def test_a_48mp_phone_photo_stored_rotated_is_reduced_and_upright(tmp_path):
     img = read_image(str(rotated), max_pixels=1_000_000)
     assert img.shape == (small.shape[0], small.shape[1], 3)
     assert np.abs(img.astype(int) - small).mean() < 6
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. camera_info: K, else P, else the field of view; compressedDepth; 8UC3
+
+def test_intrinsics_from_camera_info_rule():
+    from gaussian_head_ros.core.camera_info import check_camera_info, intrinsics_from_camera_info
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+
+    K = [800.0, 0, 320, 0, 810, 240, 0, 0, 1]
+    P = [700.0, 0, 300, 0, 0, 710, 250, 0, 0, 0, 1, 0]
+    m, src = intrinsics_from_camera_info(K, P, 640, 480, 640, 480, 50.0)
+    assert src == "K" and m[0, 0] == 800 and m[1, 1] == 810
+    m, src = intrinsics_from_camera_info([0.0] * 9, P, 640, 480, 640, 480, 50.0)
+    assert src == "P" and m.tolist() == [[700, 0, 300], [0, 710, 250], [0, 0, 1]]
+    m, src = intrinsics_from_camera_info([0.0] * 9, [0.0] * 12, 640, 480, 640, 480, 50.0)
+    assert src == "fov" and np.allclose(m, default_intrinsics(640, 480, 50.0))
+    m, _ = intrinsics_from_camera_info([0.0] * 9, P, 640, 480, 320, 240, 50.0)  # half the resolution
+    assert m[0, 0] == 350 and m[1, 2] == 125
+    for k, p, why in (([np.nan] + K[1:], P, "not finite"), ([0.0] * 9, [-1.0] + P[1:], "negative")):
+        with pytest.raises(ValueError, match=why):
+            check_camera_info(k, p)
+
+
+def test_compressed_depth_is_refused_naming_it():
+    depth = cv2.imencode(".png", np.full((8, 8), 1000, np.uint16))[1].tobytes()
+    with pytest.raises(ValueError, match="compressedDepth image .* is a depth map"):
+        decode_compressed(b"\0" * 12 + depth, fmt="16UC1; compressedDepth png")
+
+
+def test_8uc3_is_bgr_and_noted_once():
+    from gaussian_head_ros.core.imageio import EncodingNotes
+
+    rgb = photo("obama_official.jpg", 64)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    np.testing.assert_array_equal(decode_raw(bgr.tobytes(), bgr.shape[1], bgr.shape[0], bgr.strides[0], "8UC3"), rgb)
+    notes = EncodingNotes()
+    assert "taken as BGR" in notes.first("8UC3") and notes.first("8UC3") is None and notes.first("rgb8") is None

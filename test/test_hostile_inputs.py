@@ -36,7 +36,7 @@ STAMP0 = 1_700_000_500 * 10**9
 
 @pytest.fixture(scope="module")
 def graph(rclpy_context, tmp_path_factory):
-    from graph_peer import Peer, latched_qos
+    from graph_peer import Peer, close_graph, latched_qos
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -77,11 +77,7 @@ def graph(rclpy_context, tmp_path_factory):
                    and "reconstructor ready" in procs["recon"].log(), 120)
     assert up, _logs(g)
     yield g
-    peer.close()
-    for name, p in procs.items():
-        rc = p.stop()
-        assert rc in (0, -2, 130), f"{name} exited with {rc}:\n{p.log()[-3000:]}"
-        assert "Traceback" not in p.log(), f"{name}:\n{p.log()[-3000:]}"
+    close_graph(peer, procs)
 
 
 def _logs(g, tail=2500) -> str:

@@ -41,6 +41,33 @@ _ENCODINGS = {
 
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
+# Encodings that do not say their channel order (sensor_msgs/image_encodings.hpp: "8UC3" is just three
+# bytes), and how they are taken: OpenCV's order, as cv_bridge does.
+_AMBIGUOUS = {"8UC3": "BGR", "8UC4": "BGRA"}
+
+
+def encoding_note(encoding: str) -> str | None:
+    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4), else None."""
+    order = _AMBIGUOUS.get((encoding or "").strip())
+    if order is None:
+        return None
+    return (f"{encoding} images carry no channel order: taken as {order} (OpenCV's order, as cv_bridge does); "
+            f"publish {'bgr8' if order == 'BGR' else 'bgra8'} or {'rgb8' if order == 'BGR' else 'rgba8'} to say which")
+
+
+class EncodingNotes:
+    """`encoding_note` once per encoding (a node warns once, not at every frame)."""
+
+    def __init__(self):
+        self._said: set[str] = set()
+
+    def first(self, encoding: str) -> str | None:
+        note = encoding_note(encoding)
+        if note is None or encoding in self._said:
+            return None
+        self._said.add(encoding)
+        return note
+
 
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
@@ -75,7 +102,7 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     return np.ascontiguousarray(out, np.uint8)
 
 
-def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None) -> np.ndarray:
+def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "") -> np.ndarray:
     """JPEG/PNG/WebP/TIFF/... bytes -> [H, W, 3] uint8 RGB, upright and opaque.
 
     The one decode path for photo files and CompressedImage messages (Pillow):
@@ -87,10 +114,15 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None) -
     - above `max_pixels` a JPEG is decoded reduced by 2, 4 or 8 in the decoder itself (libjpeg's DCT
       scaling: memory stays within the reduced size), the least reduction that fits; other formats, and
       JPEGs still above the limit at 1/8, are refused before any pixel is decoded.
-    Raises ValueError saying why (empty, not an image, corrupt or truncated, too large).
+    `fmt` is sensor_msgs/CompressedImage.format when there is one: depth maps of image_transport's
+    compressedDepth plugin are refused with a reason that names them.
+    Raises ValueError saying why (empty, not an image, a depth map, corrupt or truncated, too large).
     """
     from PIL import Image, ImageOps
 
+    if "compresseddepth" in (fmt or "").lower().replace(" ", ""):
+        raise ValueError(f"a compressedDepth image (format {fmt!r}) is a depth map, not a photo; publish the "
+                         "camera's colour image (jpeg or png) instead")
     buf = bytes(data)
     if not buf:
         raise ValueError("empty compressed image")

@@ -123,6 +123,7 @@ class ReconstructionNode(Node):
         self._pending: Job | None = None
         self._busy = False
         self._dirty = True  # the reconstructor must be (re)built from the parameters
+        self._encoding_notes = imageio.EncodingNotes()  # warns once about 8UC3 taken as BGR
         self.state = "starting"
         self.counts = dict(photos=0, replaced=0, avatars=0, refused=0, errors=0)
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
@@ -163,13 +164,16 @@ class ReconstructionNode(Node):
     def _on_image(self, msg: Image) -> None:
         limit = int(self._param("max_pixels"))
         data, w, h, step, enc, be = msg.data, msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian)
+        note = self._encoding_notes.first(enc)
+        if note:
+            self.get_logger().warning(note)
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo"))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         limit = int(self._param("max_pixels"))
-        data = msg.data
-        self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit),
+        data, fmt = msg.data, msg.format
+        self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit, fmt=fmt),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed"))
 
     def _submit(self, job: Job) -> None:

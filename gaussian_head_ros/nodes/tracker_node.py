@@ -1,8 +1,9 @@
 """tracker_node: operator camera frames -> FaceControl (head pose + expression), in real time.
 
 Subscribes `camera/image_raw` (sensor_msgs/Image, best effort, keep last 1; rgb8, bgr8, mono8, rgba8,
-16-bit, yuv422 ...) and, when present, `camera/camera_info` for the intrinsics (a 50-degree pinhole
-camera is assumed otherwise). Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
+16-bit, yuv422 ...) and, when present, `camera/camera_info` for the intrinsics: its K, else its P when
+K is all zero, else a `fov_deg` pinhole camera (core/camera_info.py; the log says once which, and again
+when that changes). Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
 camera frame's stamp (frames with a zero stamp get the arrival time).
 
 Frames are never queued: the subscription keeps the newest frame, a worker thread processes it, and
@@ -33,7 +34,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Empty
 
-from gaussian_head_ros.core.imageio import decode_raw
+from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info
+from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import Latest, descriptor, diagnostics, run
@@ -90,6 +92,8 @@ class TrackerNode(Node):
         self._stop = threading.Event()
         self._latest = Latest()  # newest (frame, its stamp in ns, arrival time)
         self._info: CameraInfo | None = None
+        self._intrinsics_said = None  # (source, fov) of the last intrinsics log line
+        self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
         self._recalibrate = False
         self._warned_zero_stamp = False
         self.tracker: FaceTracker | None = None
@@ -150,10 +154,11 @@ class TrackerNode(Node):
         self._last_frame_time = time.monotonic()
 
     def _on_info(self, msg: CameraInfo) -> None:
-        k = np.asarray(msg.k, np.float64)
-        if not np.all(np.isfinite(k)) or k[0] < 0 or k[4] < 0:  # all zeros = uncalibrated: fine, fov_deg is used
-            self.get_logger().warning("camera_info refused: its intrinsics are not finite or have a negative focal "
-                                      "length; keeping the previous ones", throttle_duration_sec=5.0)
+        try:  # all zeros = uncalibrated: fine, P or fov_deg is used
+            check_camera_info(msg.k, msg.p)
+        except ValueError as e:
+            self.get_logger().warning(f"camera_info refused: {e}; keeping the previous intrinsics",
+                                      throttle_duration_sec=5.0)
             return
         self._info = msg
 
@@ -183,15 +188,24 @@ class TrackerNode(Node):
         self.backend = self.tracker.config.model_path or "mediapipe face mesh (bundled)"
         self._wanted = config
 
-    def _intrinsics(self, w: int, h: int) -> np.ndarray | None:
-        info = self._info
-        if info is None or not self._param("use_camera_info") or info.k[0] <= 0 or info.k[4] <= 0 \
-                or info.width <= 0 or info.height <= 0:
-            return None
-        k = np.asarray(info.k, np.float64).reshape(3, 3).copy()
-        k[0] *= w / info.width  # a camera_info for another resolution of the same camera
-        k[1] *= h / info.height
-        return k
+    def _intrinsics(self, w: int, h: int) -> np.ndarray:
+        """[3, 3] intrinsics for a w x h frame: camera_info K, else its P, else fov_deg (core/camera_info.py);
+        says once which, and again whenever that changes."""
+        info = self._info if self._param("use_camera_info") else None
+        fov = float(self._param("fov_deg"))
+        if info is None:
+            K, source = intrinsics_from_camera_info(np.zeros(9), (), 0, 0, w, h, fov)
+        else:
+            K, source = intrinsics_from_camera_info(info.k, info.p, info.width, info.height, w, h, fov)
+        key = (source if info is not None else "none", fov)
+        if key != self._intrinsics_said:
+            self._intrinsics_said = key
+            line = describe(K, source, fov, have_camera_info=info is not None)
+            if info is None or source == "K":
+                self.get_logger().info(line)
+            else:
+                self.get_logger().warning(line)
+        return K
 
     def _run(self) -> None:
         try:
@@ -230,6 +244,9 @@ class TrackerNode(Node):
         try:
             rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian),
                              max_pixels=int(self._param("max_image_pixels")))
+            note = self._encoding_notes.first(msg.encoding)
+            if note:
+                self.get_logger().warning(note)
             control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
         except ValueError as e:
             self.counts["decode_errors"] += 1

@@ -1,0 +1,60 @@
+"""The intrinsics of a camera frame from the fields of a sensor_msgs/CameraInfo (no ROS types here).
+
+sensor_msgs/CameraInfo holds the raw camera's matrix K (row-major 3x3) and the projection matrix P
+(row-major 3x4) of the rectified image; an uncalibrated driver publishes them all zero. Some real
+drivers fill P and leave K all zero. The rule (one implementation, used by tracker_node):
+
+  1. K, when its focal lengths are positive;
+  2. else P's left 3x3 (fx = P[0], cx = P[2], fy = P[5], cy = P[6]), when its focal lengths are positive;
+  3. else the documented field of view (`fov_deg` across the frame's longer side, centred principal point).
+
+The chosen matrix is rescaled when the camera_info was made for another resolution of the same camera
+(its width/height, when given, differ from the frame's). Non-finite or negative values are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gaussian_head_ros.core.facemesh import default_intrinsics
+
+SOURCES = ("K", "P", "fov")
+
+
+def check_camera_info(k, p) -> None:
+    """Raise ValueError when K ([9]) or P ([12], may be empty) holds NaN/Inf or a negative focal length."""
+    k = np.asarray(k, np.float64).reshape(-1)
+    p = np.asarray(p, np.float64).reshape(-1)
+    if not np.all(np.isfinite(k)) or not np.all(np.isfinite(p)):
+        raise ValueError("its intrinsics are not finite")
+    if k.size != 9 or p.size not in (0, 12):
+        raise ValueError(f"K has {k.size} values (9 expected) and P {p.size} (12 expected)")
+    if k[0] < 0 or k[4] < 0 or (p.size and (p[0] < 0 or p[5] < 0)):
+        raise ValueError("it has a negative focal length")
+
+
+def intrinsics_from_camera_info(k, p, info_width: int, info_height: int, width: int, height: int,
+                                fov_deg: float) -> tuple[np.ndarray, str]:
+    """CameraInfo K ([9]), P ([12] or empty) and its width/height (0 = unknown) -> ([3, 3] float64 intrinsics
+    in pixels for a width x height frame, which of "K", "P", "fov" gave them). Call check_camera_info first."""
+    k = np.asarray(k, np.float64).reshape(-1)
+    p = np.asarray(p, np.float64).reshape(-1)
+    if k.size == 9 and k[0] > 0 and k[4] > 0:
+        m, source = k.reshape(3, 3).copy(), "K"
+    elif p.size == 12 and p[0] > 0 and p[5] > 0:
+        m, source = p.reshape(3, 4)[:, :3].copy(), "P"
+    else:
+        return default_intrinsics(width, height, fov_deg), "fov"
+    m[2] = (0.0, 0.0, 1.0)
+    if info_width > 0 and info_height > 0:  # a camera_info for another resolution of the same camera
+        m[0] *= width / info_width
+        m[1] *= height / info_height
+    return m, source
+
+
+def describe(K: np.ndarray, source: str, fov_deg: float, have_camera_info: bool = True) -> str:
+    """A log line saying which intrinsics a node uses."""
+    what = {"K": "camera_info K", "P": "camera_info P (its K is all zero)",
+            "fov": (f"a {fov_deg:g} degree field of view (camera_info K and P are all zero)" if have_camera_info
+                    else f"a {fov_deg:g} degree field of view (no camera_info yet)")}[source]
+    return f"intrinsics from {what}: fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f} px"
