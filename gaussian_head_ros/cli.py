@@ -16,7 +16,7 @@ COMMANDS = {
     "track": "a video of the operator -> per-frame head pose and expression (JSONL)",
     "render": "drive an avatar with tracked controls (or the idle animation) and write a video",
     "bench": "rasterizer and driving speed on this machine (FPS per backend and size)",
-    "eval": "self-reenactment metrics on a talking-head clip (PSNR, SSIM, landmarks, pose)",
+    "eval": "self/cross-reenactment metrics on a talking-head clip (PSNR, reader correlations, holes, identity)",
     "prepare": "track and cache training clips into a dataset index (resumable), then stop",
     "train": "train the learned RAR reconstructor from a config file",
     "demo": "the whole pipeline through ROS 2: photo -> avatar, video -> tracker -> renderer -> mp4",

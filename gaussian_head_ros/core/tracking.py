@@ -110,16 +110,18 @@ class _Face:
 
 
 class _TaskLandmarker:
-    """MediaPipe Tasks FaceLandmarker (VIDEO mode): landmarks, blendshapes, head transform."""
+    """MediaPipe Tasks FaceLandmarker: landmarks, blendshapes, head transform. VIDEO mode (tracks between
+    frames; `detect` needs increasing timestamps) or, with image_mode=True, IMAGE mode (each call on its own;
+    the timestamp is ignored). Also the independent reader of core/reader.py."""
 
-    def __init__(self, model_path: str, max_faces: int, min_confidence: float):
+    def __init__(self, model_path: str, max_faces: int, min_confidence: float, image_mode: bool = False):
         import mediapipe as mp
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
 
         self._mp = mp
         opts = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=model_path), running_mode=vision.RunningMode.VIDEO,
+            base_options=BaseOptions(model_asset_path=model_path), running_mode=vision.RunningMode.IMAGE if image_mode else vision.RunningMode.VIDEO,
             num_faces=max_faces, min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
@@ -127,13 +129,14 @@ class _TaskLandmarker:
             self._lm = vision.FaceLandmarker.create_from_options(opts)
         except (RuntimeError, ValueError) as e:
             raise ValueError(f"cannot load FaceLandmarker model {model_path!r}: {e}") from e
+        self._image_mode = image_mode
         self.names: list[str] = []
         self.last_matrices: list[np.ndarray] = []  # [4, 4] per face of the last call (MediaPipe's own pose)
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int) -> list[_Face]:
         h, w = rgb.shape[:2]
-        res = self._lm.detect_for_video(
-            self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)), timestamp_ms)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        res = self._lm.detect(image) if self._image_mode else self._lm.detect_for_video(image, timestamp_ms)
         faces = []
         for i, lms in enumerate(res.face_landmarks):
             a = np.array([(p.x * w, p.y * h, p.z * w) for p in lms], np.float32)  # [478, 3]

@@ -116,3 +116,43 @@ def read_frames(path: str, max_frames: int | None = None) -> list[VideoFrame]:
     if not out:
         raise ValueError(f"video {path!r} has no frames OpenCV can decode")
     return out
+
+
+class SideBySideWriter:
+    """An mp4 (MPEG-4 Part 2, OpenCV's mp4v) of frame pairs placed side by side: driver | render.
+
+    `add(left, right)` takes two [H, W, 3] uint8 RGB images; a right image of another size is scaled to
+    the left one's height. Raises ValueError when the file cannot be opened for writing."""
+
+    def __init__(self, path: str, fps: float):
+        self.path, self.fps = str(path), float(fps) if fps and fps > 0 else 25.0
+        self._writer = None
+
+    def add(self, left: np.ndarray, right: np.ndarray) -> None:
+        h = left.shape[0]
+        if right.shape[0] != h:
+            right = cv2.resize(right, (max(1, round(right.shape[1] * h / right.shape[0])), h),
+                               interpolation=cv2.INTER_AREA)
+        pair = np.concatenate([left, right], axis=1)
+        pair = pair[: pair.shape[0] // 2 * 2, : pair.shape[1] // 2 * 2]  # even sizes for the encoder
+        if self._writer is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                           (pair.shape[1], pair.shape[0]))
+            if not self._writer.isOpened():
+                raise ValueError(f"cannot write video {self.path!r} (no mp4v encoder in this OpenCV?)")
+            self._size = pair.shape[:2]
+        if pair.shape[:2] != self._size:
+            raise ValueError(f"frame pair of size {pair.shape[:2]} after {self._size}: sizes must not change")
+        self._writer.write(np.ascontiguousarray(pair[..., ::-1]))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,222 @@
+"""An independent face reader for evaluation: MediaPipe FaceLandmarker (.task) on the driver and the render.
+
+The reader is the Tasks FaceLandmarker (52 ARKit blendshapes + a 4x4 facial transformation matrix per
+face), a model the tracker does not use by default and that we never train against, run on the driving
+clip and, separately, on the rendered video. How well the avatar follows the operator is then the
+Pearson r, over the frames where the reader finds a face in both, between the two series of each
+blendshape group and of each head angle. It needs no ground truth, so it works for cross-reenactment
+(another person's photo) as well as for self-reenactment.
+
+Blendshape groups (MediaPipe's category names; L/R = ...Left/...Right; scores in [0, 1]):
+
+    jaw      = jawOpen
+    blink    = (eyeBlinkL + eyeBlinkR) / 2
+    gaze_h   = ((eyeLookOutL - eyeLookInL) + (eyeLookInR - eyeLookOutR)) / 2
+               signed horizontal gaze, both eyes turned the same way add up (towards the side of the eye
+               called Left); a mirrored L/R naming only flips the sign, which r does not see
+    gaze_v   = (eyeLookUpL + eyeLookUpR - eyeLookDownL - eyeLookDownR) / 2      (positive up)
+    brow     = (browInnerUp + browOuterUpL + browOuterUpR) / 3 - (browDownL + browDownR) / 2
+    smile    = (mouthSmileL + mouthSmileR) / 2
+    pucker   = (mouthPucker + mouthFunnel) / 2
+
+Head angles: yaw, pitch, roll in degrees from the rotation part of the facial transformation matrix
+(MediaPipe's metric space: x right, y up, z towards the viewer, for the camera and the canonical face
+alike), turned into the OpenCV camera and head frames (F R F with F = diag(1, -1, -1)) and decomposed
+as `control.euler_deg` does, so the angles mean what they mean everywhere else in this package. Per
+angle: r, and the mean absolute difference in degrees (`mae_deg`; an absolute error, so in
+cross-reenactment it also contains how the reader sees two different faces at the same pose).
+
+A correlation is reported as None (not 0) when fewer than MIN_FRAMES frames have a face in both videos,
+or when the driver's series hardly moves (std below MIN_STD / MIN_STD_DEG): there r would measure the
+reader's noise, not whether the avatar follows. Frames where the reader finds no face are counted
+(`no_face_driver`, `no_face_render`) and left out of every series.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
+from gaussian_head_ros.core.metrics import correlation
+
+GROUPS = ("jaw", "blink", "gaze_h", "gaze_v", "brow", "smile", "pucker")
+ANGLES = ("yaw", "pitch", "roll")
+MIN_FRAMES = 10  # fewer common frames than this: no correlation
+MIN_STD = 0.01  # blendshape score units: a driver series stiller than this has nothing to follow
+MIN_STD_DEG = 0.5  # the same for a head angle, degrees
+_GL_TO_CV = np.diag([1.0, -1.0, -1.0])
+
+
+def blendshape_groups(scores: dict[str, float]) -> dict[str, float]:
+    """MediaPipe blendshape scores by name -> the GROUPS values (definitions in the module docstring).
+    Raises KeyError when a blendshape the groups need is missing."""
+    s = scores
+
+    def pair(stem: str) -> float:
+        return s[stem + "Left"] + s[stem + "Right"]
+
+    return {
+        "jaw": s["jawOpen"],
+        "blink": pair("eyeBlink") / 2,
+        "gaze_h": ((s["eyeLookOutLeft"] - s["eyeLookInLeft"]) + (s["eyeLookInRight"] - s["eyeLookOutRight"])) / 2,
+        "gaze_v": (pair("eyeLookUp") - pair("eyeLookDown")) / 2,
+        "brow": (s["browInnerUp"] + pair("browOuterUp")) / 3 - pair("browDown") / 2,
+        "smile": pair("mouthSmile") / 2,
+        "pucker": (s["mouthPucker"] + s["mouthFunnel"]) / 2,
+    }
+
+
+def head_angles_deg(matrix: np.ndarray) -> dict[str, float]:
+    """[4, 4] MediaPipe facial transformation matrix -> {"yaw", "pitch", "roll"} in degrees (the
+    conventions of `control.euler_deg`: OpenCV camera axes; positive yaw turns the face towards the image
+    left, positive pitch tilts the nose down). Any scale in the matrix is removed (nearest rotation)."""
+    m = np.asarray(matrix, np.float64)
+    if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+        raise ValueError(f"need a finite [4, 4] matrix, got {m.shape}")
+    u, _, vt = np.linalg.svd(m[:3, :3])
+    r = u @ vt
+    if np.linalg.det(r) < 0:
+        r = u @ np.diag([1.0, 1.0, -1.0]) @ vt
+    return euler_deg(matrix_to_quat(_GL_TO_CV @ r @ _GL_TO_CV))
+
+
+@dataclass
+class ReaderFrame:
+    """What the reader saw on one image (the largest face)."""
+
+    blendshapes: dict[str, float]  # MediaPipe category name -> score in [0, 1]
+    matrix: np.ndarray  # [4, 4] facial transformation matrix (MediaPipe metric space, cm)
+    landmarks_px: np.ndarray  # [478, 3] x, y in pixels, z relative depth (pixel units)
+
+    @property
+    def groups(self) -> dict[str, float]:
+        return blendshape_groups(self.blendshapes)
+
+    @property
+    def angles_deg(self) -> dict[str, float]:
+        return head_angles_deg(self.matrix)
+
+
+class FaceReader:
+    """MediaPipe FaceLandmarker from a user's .task file (nothing is downloaded).
+
+    video=True: frames of one clip in order (`read(rgb, stamp_ns)` with increasing stamps; tracks between
+    frames, as the reader of a video should); video=False: unrelated images (`read(rgb)`). Raises
+    ValueError when the file is missing, is not a FaceLandmarker bundle, or has no blendshape model."""
+
+    def __init__(self, model_path: str, video: bool = True, min_confidence: float = 0.5):
+        from gaussian_head_ros.core.tracking import _TaskLandmarker
+
+        if not model_path or not os.path.isfile(model_path):
+            raise ValueError(f"reader model {model_path!r} not found: give the path of a MediaPipe FaceLandmarker "
+                             ".task file with blendshapes (face_landmarker.task from MediaPipe's model page)")
+        self.video = video
+        self._lm = _TaskLandmarker(model_path, 1, min_confidence, image_mode=not video)
+        self._last_ms = -1
+
+    def read(self, rgb: np.ndarray, stamp_ns: int | None = None) -> ReaderFrame | None:
+        """[H, W, 3] uint8 RGB -> ReaderFrame, or None when no face is found."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"need an [H, W, 3] uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        ms = 0
+        if self.video:
+            if stamp_ns is None:
+                raise ValueError("a video reader needs the frame's stamp")
+            ms = max(int(stamp_ns // 1_000_000), self._last_ms + 1)  # MediaPipe wants strictly increasing ms
+            self._last_ms = ms
+        faces = self._lm.detect(rgb, ms)
+        if not faces:
+            return None
+        if faces[0].blendshapes is None or not self._lm.last_matrices:
+            raise ValueError("the reader model gives no blendshapes or no transformation matrix: use a "
+                             "FaceLandmarker bundle with blendshapes (face_landmarker.task)")
+        scores = {n: float(v) for n, v in zip(self._lm.names, faces[0].blendshapes)}
+        return ReaderFrame(scores, self._lm.last_matrices[0], faces[0].landmarks_px)
+
+    def close(self) -> None:
+        self._lm.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass
+class ReaderSeries:
+    """Per-frame reader values of one video: [T] lists, NaN where no face was found."""
+
+    groups: dict[str, list[float]] = field(default_factory=lambda: {g: [] for g in GROUPS})
+    angles: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ANGLES})
+
+    def add(self, frame: ReaderFrame | None) -> None:
+        g = frame.groups if frame is not None else {}
+        a = frame.angles_deg if frame is not None else {}
+        for k in GROUPS:
+            self.groups[k].append(g.get(k, math.nan))
+        for k in ANGLES:
+            self.angles[k].append(a.get(k, math.nan))
+
+    def __len__(self) -> int:
+        return len(self.groups["jaw"])
+
+    def found(self) -> np.ndarray:  # [T] bool
+        return np.isfinite(np.asarray(self.groups["jaw"], np.float64))
+
+
+def _r(driver: np.ndarray, render: np.ndarray, min_std: float) -> float | None:
+    if len(driver) < MIN_FRAMES or float(np.std(driver)) < min_std:
+        return None
+    return round(correlation(driver, render), 4)
+
+
+def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
+    """Two series of the same frames -> flat metrics: r_<group>, r_<angle>, mae_<angle>_deg, std_<group>
+    (the driver's amplitude, for judging an r), reader_frames (frames with a face in both),
+    no_face_driver, no_face_render. Raises ValueError when the lengths differ."""
+    if len(driver) != len(render):
+        raise ValueError(f"series of different lengths: driver {len(driver)}, render {len(render)}")
+    both = driver.found() & render.found()
+    out: dict = {"reader_frames": int(both.sum()), "no_face_driver": int((~driver.found()).sum()),
+                 "no_face_render": int((~render.found()).sum())}
+    for k in GROUPS:
+        d = np.asarray(driver.groups[k], np.float64)[both]
+        out[f"r_{k}"] = _r(d, np.asarray(render.groups[k], np.float64)[both], MIN_STD)
+        out[f"std_{k}"] = round(float(np.std(d)), 4) if d.size else None
+    for k in ANGLES:
+        d = np.asarray(driver.angles[k], np.float64)[both]
+        p = np.asarray(render.angles[k], np.float64)[both]
+        out[f"r_{k}"] = _r(d, p, MIN_STD_DEG)
+        out[f"mae_{k}_deg"] = round(float(np.mean(np.abs(p - d))), 3) if d.size else None
+    return out
+
+
+class ReaderComparison:
+    """Feeds the driver's and the rendered frames, pair by pair, to two video readers (one per stream, so
+    each tracks its own video); `summary()` gives `compare()` of the two series."""
+
+    def __init__(self, model_path: str):
+        self._readers = (FaceReader(model_path, video=True), FaceReader(model_path, video=True))
+        self.driver, self.render = ReaderSeries(), ReaderSeries()
+
+    def add(self, driver_rgb: np.ndarray, render_rgb: np.ndarray, stamp_ns: int) -> None:
+        self.driver.add(self._readers[0].read(driver_rgb, stamp_ns))
+        self.render.add(self._readers[1].read(render_rgb, stamp_ns))
+
+    def summary(self) -> dict:
+        return compare(self.driver, self.render)
+
+    def close(self) -> None:
+        for r in self._readers:
+            r.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
