@@ -118,10 +118,13 @@ def test_triangle_rotation_and_scale_follow_the_template():
     a = synthetic_avatar(4000, seed=4)
     face = (a.part == PART_FACE) & (a.face_id >= 0)
     grow = FaceControl(expression=(0.1 * a.template_vertices).astype(np.float32))  # uniform 10 % larger face
-    p = drive(a, grow)
+    driver = Driver(a)
+    p = driver.drive(grow)
     np.testing.assert_allclose(p.scales[face], np.exp(a.log_scales[face]) * 1.1, rtol=1e-4)
     np.testing.assert_allclose(p.quats[face], a.quats[face], atol=1e-5)  # no rotation change
-    np.testing.assert_array_equal(p.means[~face], a.means[~face])  # static part untouched
+    far = driver.frame == driver.rig.k_head  # beyond the falloff band: untouched
+    assert far.sum() > 100
+    np.testing.assert_array_equal(p.means[far], a.means[far])
     # A rigid turn rotates every Gaussian's orientation by the head rotation.
     q = euler_to_quat(0, 30, 0).astype(np.float32)
     p = drive(a, FaceControl(rotation=q))
@@ -229,3 +232,30 @@ def test_matrices_to_quats_round_trip():
     back = matrices_to_quats(r)
     np.testing.assert_allclose(np.stack([quat_to_matrix(x) for x in back]), r, atol=1e-9)
     assert np.array_equal(matrices_to_quats(np.eye(3)[None]), [[1.0, 0, 0, 0]])
+
+
+def test_deformation_fades_beyond_the_template_without_a_seam():
+    """Static Gaussians at the template follow its displacement exactly; the share fades smoothly to 0 at
+    falloff_m, so nothing parts at the template's border (the forehead seam, the chin/neck gap)."""
+    a = synthetic_avatar(3000, seed=6)
+    v, f = a.template_vertices.astype(np.float64), a.template_faces
+    cfg = DriveConfig()
+    # probes: static Gaussians at a template vertex, then along its outward normal at growing distances
+    vi = int(np.argmax(np.linalg.norm(v, axis=1)))  # the outermost vertex: nothing beyond it
+    nrm = v[vi] / np.linalg.norm(v[vi])
+    dist = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 1.5]) * cfg.falloff_m
+    probes = (v[vi] + dist[:, None] * nrm).astype(np.float32)
+    k = len(probes)
+    extra = {"means": probes, "normals": np.tile(nrm, (k, 1)).astype(np.float32), "sh": a.sh[:k],
+             "logit_opacities": a.logit_opacities[:k], "log_scales": a.log_scales[:k], "quats": a.quats[:k],
+             "part": np.full(k, PART_STATIC, np.uint8), "face_id": np.full(k, -1, np.int32),
+             "bary": np.zeros((k, 3), np.float32)}
+    a = dataclasses.replace(a, **{n: np.concatenate([getattr(a, n), x]) for n, x in extra.items()})
+    shift = np.zeros_like(v)
+    shift[:] = (0.0, -0.008, 0.0)  # the whole template 8 mm up (brows raised): a pure translation
+    p = Driver(a, cfg).drive(FaceControl(expression=shift.astype(np.float32)))
+    moved = (p.means[-k:] - probes)[:, 1] / -0.008  # share of the template's displacement
+    assert moved[0] == pytest.approx(1.0, abs=1e-5)  # at the template: exactly with it
+    assert np.all(np.diff(moved) <= 1e-6) and moved[-1] == 0.0  # fading monotonically, none beyond falloff_m
+    assert 0.3 < moved[2] < 0.7  # halfway: about half
+    np.testing.assert_allclose((p.means[-k:] - probes)[:, [0, 2]], 0, atol=1e-6)  # along the displacement only

@@ -33,7 +33,8 @@ PART_STATIC = 0  # rigid with the head
 PART_FACE = 1  # bound to the template mesh, moves with expressions
 PART_TORSO = 2  # neck and shoulders: follows the head pose only partly
 PART_MOUTH = 3  # mouth interior (teeth, cavity): follows the jaw
-PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth"}
+PART_EYE = 4  # eyeballs (sclera, iris, pupil): turn about each eye's centre with the gaze (core/eyes.py)
+PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye"}
 
 SH_C0 = 0.28209479177387814  # 3DGS: rgb = 0.5 + SH_C0 * f_dc
 
@@ -209,8 +210,8 @@ class GaussianAvatar:
             raise ValueError("avatar log-scales are outside [-20, 20]")
         if np.any(np.linalg.norm(self.quats, axis=1) < 1e-8):
             raise ValueError("avatar has zero-length rotation quaternions")
-        if np.any(self.part > PART_MOUTH):
-            raise ValueError(f"avatar part labels must be 0..{PART_MOUTH}")
+        if np.any(self.part > PART_EYE):
+            raise ValueError(f"avatar part labels must be 0..{PART_EYE}")
         v, f = self.template_vertices, self.template_faces
         if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
             raise ValueError(f"template mesh has shapes {v.shape} / {f.shape}, expected (V, 3) / (F, 3)")

@@ -80,6 +80,10 @@ class FaceControl:
     mouth_open: float = 0.0  # inner-lip gap / inter-ocular distance
     blendshape_names: list[str] = field(default_factory=list)  # [B]
     blendshapes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [B]
+    # Gaze per eye (row 0 the subject's right eye, 1 the left): (yaw, pitch) radians in the head frame,
+    # direction Ry(yaw) Rx(pitch) (0, 0, -1): +yaw looks towards the image left, +pitch down (core/eyes.py).
+    # Empty (0, 2) = not measured: the driver then uses eyeLook* blendshapes if present, else the rest gaze.
+    gaze: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))  # [2, 2] or [0, 2]
 
     @staticmethod
     def rest() -> "FaceControl":
@@ -92,7 +96,7 @@ class FaceControl:
         for name, (arr, shape) in arrays.items():
             if tuple(np.shape(arr)) != shape:
                 raise ValueError(f"control {name} has shape {tuple(np.shape(arr))}, expected {shape}")
-        for name in ("rotation", "translation", "landmarks", "expression", "blendshapes"):
+        for name in ("rotation", "translation", "landmarks", "expression", "blendshapes", "gaze"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"control {name} contains NaN or Inf")
         if not math.isfinite(self.mouth_open) or not math.isfinite(self.confidence):
@@ -103,6 +107,8 @@ class FaceControl:
             arr = getattr(self, name)
             if arr.size and (arr.ndim != 2 or arr.shape[1] != 3):
                 raise ValueError(f"control {name} has shape {arr.shape}, expected (L, 3)")
+        if np.size(self.gaze) not in (0, 4):
+            raise ValueError(f"control gaze has {np.size(self.gaze)} values, expected 4 (yaw, pitch per eye) or none")
         if len(self.blendshape_names) != len(self.blendshapes):
             raise ValueError(f"{len(self.blendshape_names)} blendshape names for {len(self.blendshapes)} coefficients")
 
@@ -127,6 +133,8 @@ class FaceControl:
             "landmarks": np.round(self.landmarks.astype(np.float64), 5).tolist(),
             "expression": np.round(self.expression.astype(np.float64), 5).tolist(),
         }
+        if np.size(self.gaze) == 4:
+            out["gaze_rad"] = np.round(np.asarray(self.gaze, np.float64).reshape(2, 2), 5).tolist()
         if self.blendshape_names:
             out["blendshapes"] = {n: round(float(v), 5) for n, v in zip(self.blendshape_names, self.blendshapes)}
         return out
@@ -146,4 +154,5 @@ class FaceControl:
             mouth_open=float(obj.get("mouth_open", 0.0)),
             blendshape_names=list(bs.keys()),
             blendshapes=np.asarray(list(bs.values()), np.float32),
+            gaze=np.asarray(obj.get("gaze_rad", []), np.float32).reshape(-1, 2),
         )

@@ -1,20 +1,12 @@
 """The lightweight driving module (RAR's driven avatar): (avatar, control, lighting) -> posed Gaussians.
 
 Its cost depends only on the number of Gaussians and template triangles, never on how the avatar was
-reconstructed. Every Gaussian belongs to one *frame*, a small rigid-or-triangle transform rebuilt per
-control; the per-Gaussian work is one table look-up and a handful of multiply-adds:
-
-- static (part 0, and unbound face Gaussians): the head pose, rotating about the head origin;
-- torso (part 2): a fraction of the head rotation, blending smoothly from `torso_follow` at the
-  shoulders to 1 at the neck (quantised to `levels` frames);
-- face (part 1, bound): its parent triangle of the deformed template. Position = barycentric point of
-  the deformed triangle + the rest offset turned by the triangle's rotation change (local frame from
-  the first edge and the normal); rotation composed with that change; scales times sqrt(area ratio);
-- mouth interior (part 3): the lower part turns with the jaw about a hinge axis (x), the jaw angle
-  taken from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`.
-
-Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
-`max_offset_m`) + the avatar's expression basis weighted by the control's blendshapes of the same name.
+reconstructed. The rules (which frame each Gaussian follows: face triangles, the fading band around the
+template, head, torso levels, jaw levels, eyeballs) are written once in core/deform.py, for numpy and
+torch; `Driver` builds the per-avatar binding once and, per control, the small per-frame tables, then
+applies them to every Gaussian with one compiled kernel (one table look-up and a handful of
+multiply-adds per Gaussian). Avatars whose arrays are torch tensors are driven through the same rules in
+torch, with gradients (training uses `model.reenactment.pose_gaussians`, the same functions batched).
 
 Relighting: colour = captured colour * E_target(n') / E_captured(n), E the irradiance of 2nd-order SH
 lighting (Ramamoorthi & Hanrahan) at the Gaussian's normal n (n' posed). `lighting_sh` rows are the
@@ -35,27 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_TORSO, GaussianAvatar, sh_dc_to_rgb
+from gaussian_head_ros.core import deform
+from gaussian_head_ros.core.avatar import GaussianAvatar, sh_dc_to_rgb
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
+from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass
-class DriveConfig:
-    """How far each part follows the control."""
-
-    torso_follow: float = 0.25  # fraction of the head rotation the shoulders follow
-    neck_blend_m: float = 0.06  # height over which the torso blends from torso_follow (below) to 1 (top)
-    levels: int = 8  # frames used to quantise the torso / jaw blend weights
-    expression_gain: float = 1.0  # scale on control.expression offsets
-    max_offset_m: float = 0.03  # per-vertex expression offsets are limited to this length
-    jaw_max_rad: float = 0.5  # jaw opening limit
-    jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape
-    jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (lip gap / inter-ocular distance)
-    relight_max_ratio: float = 3.0  # limit on E_target / E_captured
 
 
 @dataclass
@@ -128,71 +106,11 @@ def lighting_from_spec(spec) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Small batched rotation helpers (numpy, float64)
+# Rotation helpers (the rules' own, numpy float64 in and out)
 
 def matrices_to_quats(r: np.ndarray) -> np.ndarray:
-    """[K, 3, 3] rotations -> [K, 4] wxyz; the identity gives exactly (1, 0, 0, 0)."""
-    r = np.asarray(r, np.float64)
-    k = r.shape[0]
-    q = np.empty((k, 4))
-    tr = r[:, 0, 0] + r[:, 1, 1] + r[:, 2, 2]
-    diag = np.stack([tr, r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]], 1)
-    case = np.argmax(diag, 1)
-    s0 = np.sqrt(np.maximum(1 + tr, 1e-12)) * 2
-    m = case == 0
-    q[m] = np.stack([0.25 * s0[m], (r[m, 2, 1] - r[m, 1, 2]) / s0[m], (r[m, 0, 2] - r[m, 2, 0]) / s0[m],
-                     (r[m, 1, 0] - r[m, 0, 1]) / s0[m]], 1)
-    for c, (i, j, l) in ((1, (0, 1, 2)), (2, (1, 2, 0)), (3, (2, 0, 1))):
-        m = case == c
-        if not m.any():
-            continue
-        s = np.sqrt(np.maximum(1 + r[m, i, i] - r[m, j, j] - r[m, l, l], 1e-12)) * 2
-        qi = np.empty((m.sum(), 4))
-        qi[:, 0] = (r[m, l, j] - r[m, j, l]) / s
-        qi[:, 1 + i] = 0.25 * s
-        qi[:, 1 + j] = (r[m, j, i] + r[m, i, j]) / s
-        qi[:, 1 + l] = (r[m, l, i] + r[m, i, l]) / s
-        q[m] = qi
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return np.where(q[:, :1] < 0, -q, q)
-
-
-def axis_angle_x(angles: np.ndarray) -> np.ndarray:
-    """[K] angles -> [K, 3, 3] rotations about x (exact identity for angle 0)."""
-    c, s = np.cos(angles), np.sin(angles)
-    r = np.zeros((len(angles), 3, 3))
-    r[:, 0, 0] = 1
-    r[:, 1, 1], r[:, 1, 2], r[:, 2, 1], r[:, 2, 2] = c, -s, s, c
-    return r
-
-
-def scaled_rotations(r: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """[3, 3] rotation, [K] weights -> [K, 3, 3] rotations by weight x its angle about the same axis."""
-    q = matrices_to_quats(r[None])[0]
-    angle = 2 * math.atan2(np.linalg.norm(q[1:]), q[0])
-    if angle == 0.0:
-        return np.broadcast_to(np.eye(3), (len(weights), 3, 3)).copy()
-    axis = q[1:] / np.linalg.norm(q[1:])
-    kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    a = np.asarray(weights, np.float64)[:, None, None] * angle
-    return np.eye(3) + np.sin(a) * kx + (1 - np.cos(a)) * (kx @ kx)
-
-
-def triangle_frames(v: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[V, 3], [F, 3] -> local frames [F, 3, 3] (columns: first edge, in-plane normal, normal), areas [F]."""
-    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
-    e1 = b - a
-    nrm = np.cross(e1, c - a)
-    area = 0.5 * np.linalg.norm(nrm, axis=1)
-    e1 = e1 / np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-12)
-    nrm = nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-    e2 = np.cross(nrm, e1)
-    return np.stack([e1, e2, nrm], axis=2), area
-
-
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
-    return t * t * (3 - 2 * t)
+    """[K, 3, 3] rotations -> [K, 4] wxyz (w >= 0); the identity gives exactly (1, 0, 0, 0)."""
+    return deform.matrix_to_quat(np.asarray(r, np.float64))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -200,7 +118,7 @@ def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FrameTables:
-    """Per-control transforms, one row per frame k (K = F triangles + 1 head + levels torso + levels jaw)."""
+    """Per-control transforms, one row per frame k (see core/deform.py for the frames)."""
 
     delta: np.ndarray  # [K, 3, 6] float32: posed - rest position = delta[k] @ coef[n]
     quat: np.ndarray  # [K, 4] float32 wxyz rotation change of frame k
@@ -220,61 +138,14 @@ class Driver:
         np_of = (lambda a: a.detach().cpu().numpy()) if self.torch else np.asarray
         self.means = np_of(avatar.means).astype(np.float32)  # [N, 3]
         self.n = self.means.shape[0]
-        self.verts = np.asarray(avatar.template_vertices, np.float64)  # [V, 3]
-        self.faces = np.asarray(avatar.template_faces, np.int64)  # [F, 3]
-        self.frame_rest, self.area_rest = triangle_frames(self.verts, self.faces)  # [F, 3, 3], [F]
-        levels = max(2, int(self.cfg.levels))
-        nf = len(self.faces)
-        self.k_head, self.k_torso, self.k_jaw = nf, nf + 1, nf + 1 + levels  # first frame of each group
-        self.num_frames = nf + 1 + 2 * levels
-        part = np.asarray(avatar.part)
-        self.frame = np.full(self.n, self.k_head, np.int64)  # [N] frame of each Gaussian
-        self.coef = self._bind(part, np.asarray(avatar.face_id, np.int64), np.asarray(avatar.bary, np.float64))
-        self.torso_weights = np.linspace(self.cfg.torso_follow, 1.0, levels)  # [levels]
-        self.jaw_weights = np.linspace(0.0, 1.0, levels)  # [levels]
-        self._assign_torso(part == PART_TORSO)
-        self._assign_mouth(part == PART_MOUTH)
+        self.rig = deform.build_rig(avatar.part, avatar.face_id, avatar.bary, self.means, avatar.template_vertices,
+                                    avatar.template_faces, self.cfg)
+        self.verts = self.rig.verts  # [V, 3] float64
+        self.frame = self.rig.frame  # [N] frame of each Gaussian
+        self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
         self.basis = np.asarray(avatar.expression_basis, np.float64)  # [E, V, 3]
         self._rest_values(avatar, np_of)
-
-    def _bind(self, part, face_id, bary) -> np.ndarray:
-        """Face Gaussians to their triangles; [N, 6] coefficients: (1, 0, 0, p) rigid, (bary, offset) bound."""
-        bound = (part == PART_FACE) & (face_id >= 0) & (len(self.faces) > 0)
-        self.frame[bound] = face_id[bound]
-        coef = np.zeros((self.n, 6), np.float64)
-        coef[:, 0] = 1.0
-        coef[:, 3:] = self.means
-        if bound.any():
-            tri = self.verts[self.faces[face_id[bound]]]  # [Nb, 3, 3]
-            coef[bound, :3] = bary[bound]
-            coef[bound, 3:] = self.means[bound] - np.einsum("nk,nkc->nc", bary[bound], tri)
-        return coef.astype(np.float32)
-
-    def _assign_torso(self, torso) -> None:
-        """Torso weight: torso_follow at the shoulders rising to 1 at the top of the neck, quantised."""
-        if not torso.any():
-            return
-        levels = len(self.torso_weights)
-        y = self.means[torso, 1]
-        y_top = float(np.percentile(y, 1))
-        u = 1 - _smoothstep(y_top, y_top + self.cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
-        self.frame[torso] = self.k_torso + np.rint(u * (levels - 1)).astype(np.int64)
-
-    def _assign_mouth(self, mouth) -> None:
-        """Mouth interior: below the lip line it turns with the jaw about a hinge axis (x) at the pivot."""
-        if lmk.has_mediapipe_topology(len(self.verts)):  # MediaPipe topology: hinge between the cheeks, lip line from the inner lips
-            self.jaw_pivot = 0.5 * (self.verts[lmk.CHEEK_R] + self.verts[lmk.CHEEK_L])
-            self.jaw_pivot[0] = 0.0
-            lip_y = 0.5 * (self.verts[lmk.UPPER_LIP_IN, 1] + self.verts[lmk.LOWER_LIP_IN, 1])
-        else:
-            centre = self.means[mouth].mean(0) if mouth.any() else np.array([0.0, 0.04, -0.06])
-            self.jaw_pivot = centre + np.array([0.0, -0.03, 0.07])
-            lip_y = float(centre[1])
-        self.jaw_from_chin = lmk.has_mediapipe_topology(len(self.verts))
-        if mouth.any():
-            w = _smoothstep(lip_y - 0.004, lip_y + 0.004, self.means[mouth, 1])
-            self.frame[mouth] = self.k_jaw + np.rint(w * (len(self.jaw_weights) - 1)).astype(np.int64)
 
     def _rest_values(self, avatar, np_of) -> None:
         """Activated rest values, the captured shading, and for torch avatars the differentiable versions."""
@@ -299,68 +170,30 @@ class Driver:
             self.t_colors = torch.clamp(0.5 + 0.28209479177387814 * avatar.sh[:, 0], 0, 1)
 
     # ------------------------------------------------------------------------------------------------
-    def deformed_template(self, control: FaceControl) -> np.ndarray:
-        """[V, 3] template vertices after the control's expression (float64)."""
-        d = np.zeros_like(self.verts)
-        ex = np.asarray(control.expression, np.float64)
-        lcount = min(len(d), len(ex))
-        if lcount:
-            off = ex[:lcount] * self.cfg.expression_gain
-            length = np.linalg.norm(off, axis=1, keepdims=True)
-            off = np.where(length > self.cfg.max_offset_m, off * (self.cfg.max_offset_m / np.maximum(length, 1e-12)), off)
-            d[:lcount] = off
-        if self.expr_index and len(control.blendshape_names):
-            for name, w in zip(control.blendshape_names, np.asarray(control.blendshapes, np.float64)):
-                e = self.expr_index.get(name)
-                if e is not None and w != 0.0:
-                    d += w * self.basis[e]
-        return self.verts + d, d
+    def _coeffs(self, control: FaceControl) -> np.ndarray | None:
+        """[E] the control's blendshapes in the avatar basis' order (absent names 0), None without a basis."""
+        if not self.expr_index or not len(control.blendshape_names):
+            return None
+        c = np.zeros(len(self.expr_index))
+        for name, w in zip(control.blendshape_names, np.asarray(control.blendshapes, np.float64)):
+            e = self.expr_index.get(name)
+            if e is not None:
+                c[e] = w
+        return c
 
-    def jaw_angle(self, control: FaceControl, v_def: np.ndarray, disp: np.ndarray) -> float:
-        cfg = self.cfg
-        if self.jaw_from_chin and np.any(disp[lmk.CHIN] != 0):
-            r0, r1 = self.verts[lmk.CHIN] - self.jaw_pivot, v_def[lmk.CHIN] - self.jaw_pivot
-            ang = math.atan2(r1[1], -r1[2]) - math.atan2(r0[1], -r0[2])
-        elif "jawOpen" in control.blendshape_names:
-            ang = cfg.jaw_per_jaw_open * control.blendshape("jawOpen")
-        else:
-            ang = cfg.jaw_per_mouth_open * float(control.mouth_open)
-        return float(np.clip(ang, 0.0, cfg.jaw_max_rad))
+    def deformed_template(self, control: FaceControl) -> tuple[np.ndarray, np.ndarray]:
+        """([V, 3] template vertices after the control's expression, [V, 3] displacement), float64."""
+        ex, _, _, _ = deform.control_inputs(control, self.cfg)
+        disp = deform.expression_offsets(self.verts, ex, self.basis, self._coeffs(control), self.cfg)
+        return self.verts + disp, disp
 
     def tables(self, control: FaceControl) -> FrameTables:
         """The per-frame transforms for one control."""
-        r_g = quat_to_matrix(control.rotation)  # [3, 3] head -> camera-aligned
-        eye = np.eye(3)
-        kf = len(self.faces)
-        delta = np.zeros((self.num_frames, 3, 6))
-        rot = np.broadcast_to(eye, (self.num_frames, 3, 3)).copy()
-        scale = np.ones(self.num_frames)
-        v_def, disp = self.deformed_template(control)
-        if kf:
-            d_tri = disp[self.faces]  # [F, 3 vertices, 3]
-            moved = np.any(d_tri != 0, axis=(1, 2))
-            r_tri = np.broadcast_to(eye, (kf, 3, 3)).copy()
-            if moved.any():
-                fr, area = triangle_frames(v_def, self.faces[moved])
-                r_tri[moved] = fr @ self.frame_rest[moved].transpose(0, 2, 1)
-                scale[:kf][moved] = np.sqrt(np.maximum(area, 1e-20) / np.maximum(self.area_rest[moved], 1e-20))
-            vt = self.verts[self.faces]  # [F, 3, 3]
-            delta[:kf, :, :3] = np.einsum("ij,fkj->fik", r_g - eye, vt) + np.einsum("ij,fkj->fik", r_g, d_tri)
-            rot[:kf] = r_g @ r_tri
-            delta[:kf, :, 3:] = rot[:kf] - eye
-        rot[self.k_head] = r_g
-        delta[self.k_head, :, 3:] = r_g - eye
-        lv = len(self.torso_weights)
-        r_t = scaled_rotations(r_g, self.torso_weights)  # [levels, 3, 3]
-        rot[self.k_torso:self.k_torso + lv] = r_t
-        delta[self.k_torso:self.k_torso + lv, :, 3:] = r_t - eye
-        theta = self.jaw_angle(control, v_def, disp)
-        r_j = r_g @ axis_angle_x(self.jaw_weights * theta)  # [levels, 3, 3]
-        piv = self.jaw_pivot
-        rot[self.k_jaw:self.k_jaw + lv] = r_j
-        delta[self.k_jaw:self.k_jaw + lv, :, 3:] = r_j - eye
-        # p' = R_g (R_j (p - c) + c) -> constant term R_g c - R_g R_j c
-        delta[self.k_jaw:self.k_jaw + lv, :, 0] = (r_g @ piv)[None] - r_j @ piv
+        ex, jaw_open, mouth_open, gaze = deform.control_inputs(control, self.cfg)
+        disp = deform.expression_offsets(self.verts, ex, self.basis, self._coeffs(control), self.cfg)
+        theta = deform.jaw_angle(self.rig, disp, jaw_open, mouth_open, self.cfg)
+        delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
+                                                gaze, self.cfg)
         return FrameTables(delta.astype(np.float32), matrices_to_quats(rot).astype(np.float32),
                            rot.astype(np.float32), scale.astype(np.float32))
 
@@ -385,33 +218,19 @@ class Driver:
         import torch
 
         dev = self.t_means.device
-        k = torch.as_tensor(self.frame, device=dev)
-        delta = torch.as_tensor(tab.delta, device=dev)[k]  # [N, 3, 6]
-        coef = torch.cat([torch.as_tensor(self.coef[:, :3], device=dev),
-                          self.t_means - torch.as_tensor(self.means - self.coef[:, 3:], device=dev)], 1)  # [N, 6]
-        means = self.t_means + torch.einsum("nij,nj->ni", delta, coef)
-        q = torch.as_tensor(tab.quat, device=dev)[k]
-        quats = quat_multiply_torch(q, self.t_quats)
-        scales = self.t_scales * torch.as_tensor(tab.scale, device=dev)[k][:, None]
+        coef = deform.coefficients(self.rig, self.t_means, torch.as_tensor(self.verts, dtype=self.t_means.dtype,
+                                                                           device=dev))
+        f = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
+        means, quats, scales = deform.apply(self.frame, coef, f(tab.delta), f(tab.quat), f(tab.scale), self.t_means,
+                                            self.t_quats, self.t_scales)
         colors = self.t_colors
         if target is not None and self.e_captured is not None:
-            n = torch.as_tensor(self.normals, device=dev)
-            n_post = torch.einsum("nij,nj->ni", torch.as_tensor(tab.rot, device=dev)[k], n).cpu().numpy()
+            n_post = np.einsum("nij,nj->ni", tab.rot[self.frame], self.normals)
             e_t = irradiance(n_post.astype(np.float64), target)
             ratio = np.clip(e_t / self.e_captured, 0, self.cfg.relight_max_ratio)
             ratio[~self.has_normal] = 1.0
             colors = torch.clamp(colors * torch.as_tensor(ratio, dtype=colors.dtype, device=dev), 0, 1)
         return PosedGaussians(means, quats, scales, self.t_opac, colors)
-
-
-def quat_multiply_torch(a, b):
-    """[N, 4] x [N, 4] wxyz Hamilton product (a then b applied first)."""
-    import torch
-
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
 
 
 def drive(avatar: GaussianAvatar, control: FaceControl | None = None, lighting=None,

@@ -27,12 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import PART_FACE, PART_TORSO
 from gaussian_head_ros.core.control import FaceControl
-from gaussian_head_ros.core.drive import DriveConfig, scaled_rotations
+from gaussian_head_ros.core.deform import DriveConfig
 
 # ARKit blendshape names (as MediaPipe's FaceLandmarker publishes them), split by region.
 EYE_NAMES = (
@@ -133,89 +132,33 @@ def control_coefficients(control: FaceControl, names) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------
-# The differentiable twin of drive() (training): same rules, torch, gradients to the Gaussians, the
-# template and the expression basis. test_model.py checks it against core.drive.Driver.
-
-def _triangle_frames(v, faces):
-    """v [B, V, 3] -> frames [B, F, 3, 3] (columns: first edge, in-plane normal, normal), areas [B, F]."""
-    a, b, c = v[:, faces[:, 0]], v[:, faces[:, 1]], v[:, faces[:, 2]]
-    nrm = torch.linalg.cross(b - a, c - a)
-    area = 0.5 * nrm.norm(dim=-1)
-    e1 = F.normalize(b - a, dim=-1, eps=1e-12)
-    nrm = F.normalize(nrm, dim=-1, eps=1e-12)
-    return torch.stack([e1, torch.linalg.cross(nrm, e1), nrm], -1), area
-
-
-def _matrix_to_quat(r):
-    """[..., 3, 3] -> [..., 4] wxyz (w >= 0), differentiable away from 180-degree turns."""
-    w = 0.5 * torch.sqrt(torch.clamp(1 + r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2], min=1e-8))
-    q = torch.stack([w, (r[..., 2, 1] - r[..., 1, 2]) / (4 * w), (r[..., 0, 2] - r[..., 2, 0]) / (4 * w),
-                     (r[..., 1, 0] - r[..., 0, 1]) / (4 * w)], -1)
-    return F.normalize(q, dim=-1)
-
-
-def _quat_mul(a, b):
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
-
-
-def torso_rotations(torso_y: np.ndarray, rotation: np.ndarray, cfg: DriveConfig) -> np.ndarray:
-    """drive()'s torso rule: [T] rest heights, head rotation [3, 3] -> [T, 3, 3] partial rotations."""
-    levels = max(1, int(cfg.levels))
-    if len(torso_y) == 0:
-        return np.zeros((0, 3, 3), np.float32)
-    y_top = float(np.percentile(torso_y, 1))
-    t = np.clip((torso_y - y_top) / max(cfg.neck_blend_m, 1e-9), 0, 1)
-    w = cfg.torso_follow + (1 - cfg.torso_follow) * (1 - t * t * (3 - 2 * t))
-    lvl = np.rint((w - cfg.torso_follow) / max(1 - cfg.torso_follow, 1e-9) * (levels - 1)) if levels > 1 else 0 * w
-    r = scaled_rotations(np.asarray(rotation, np.float64), np.linspace(cfg.torso_follow, 1.0, levels))
-    return r[lvl.astype(np.int64)].astype(np.float32)
-
+# Training poses through the driving rules themselves (core/deform.py, in torch): what is trained is what
+# drive() renders. test_model.py checks it against core.drive.Driver on the exported avatar.
 
 def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, coeffs,
                    cfg: DriveConfig | None = None) -> dict:
-    """Pose a batch of avatars as drive() does, in torch.
+    """Pose a batch of avatars as drive() does, in torch (gradients to means, quats, log-scales, template
+    and basis).
 
     g: means [B, N, 3], quats [B, N, 4], log_scales [B, N, 3], template [B, V, 3], basis [B, E, V, 3];
     part/face_id [N], bary [N, 3], faces [F, 3] (long); rotation [B, 3, 3] head rotation; expression
     [B, L, 3]; coeffs [B, E]. Returns means/quats/scales [B, N, *] in drive()'s frame (rotated about the
-    head origin; the camera adds the translation)."""
+    head origin; the camera adds the translation). The binding (which frame each Gaussian follows) is
+    built per item from its detached rest means, as `Driver` builds it for the exported avatar."""
     cfg = cfg or DriveConfig()
-    tpl = g["template"]
-    b = tpl.shape[0]
-    disp = torch.zeros_like(tpl)
-    ll = min(tpl.shape[1], expression.shape[1])
-    off = expression[:, :ll] * cfg.expression_gain
-    length = off.norm(dim=-1, keepdim=True)
-    disp[:, :ll] = torch.where(length > cfg.max_offset_m, off * (cfg.max_offset_m / length.clamp(min=1e-12)), off)
-    disp = disp + torch.einsum("be,bevc->bvc", coeffs, g["basis"])
-    fr0, a0 = _triangle_frames(tpl, faces)
-    fr1, a1 = _triangle_frames(tpl + disp, faces)
-    r_tri = fr1 @ fr0.transpose(-1, -2)  # [B, F, 3, 3]
-    scale_tri = torch.sqrt(a1.clamp(min=1e-20) / a0.clamp(min=1e-20))  # [B, F]
-    bound = (part == PART_FACE) & (face_id >= 0)
-    fid = face_id.clamp(min=0)
-    tri0 = tpl[:, faces[fid]]  # [B, N, 3, 3]
-    u0 = (bary[None, :, :, None] * tri0).sum(2)
-    u1 = u0 + (bary[None, :, :, None] * disp[:, faces[fid]]).sum(2)
-    rt = r_tri[:, fid]  # [B, N, 3, 3]
-    means = g["means"]
-    face_pos = u1 + torch.einsum("bnij,bnj->bni", rt, means - u0)
-    rot_g = rotation[:, None].expand(-1, means.shape[1], -1, -1)  # [B, N, 3, 3]
-    r_n = torch.where(bound[None, :, None, None], rot_g @ rt, rot_g)
-    torso = (part == PART_TORSO).cpu().numpy()
-    if torso.any():
-        r_n = r_n.clone()
-        for i in range(b):
-            y = means[i, torch.as_tensor(torso, device=means.device), 1].detach().cpu().numpy()
-            r_tor = torso_rotations(y, rotation[i].detach().cpu().numpy(), cfg)
-            r_n[i, torch.as_tensor(torso, device=means.device)] = torch.as_tensor(r_tor, device=means.device)
-    pos = torch.where(bound[None, :, None], face_pos, means)
-    rigid_pos = torch.einsum("bnij,bnj->bni", r_n, pos)
-    face_out = torch.einsum("bij,bnj->bni", rotation, face_pos)
-    means_out = torch.where(bound[None, :, None], face_out, rigid_pos)
-    quats = _quat_mul(_matrix_to_quat(r_n), g["quats"])
-    s = torch.where(bound[None], scale_tri[:, fid], torch.ones_like(scale_tri[:, fid]))
-    return {"means": means_out, "quats": quats, "scales": torch.exp(g["log_scales"]) * s[..., None]}
+    np_of = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    part_np, fid_np, bary_np, faces_np = np_of(part), np_of(face_id), np_of(bary), np_of(faces)
+    out = {"means": [], "quats": [], "scales": []}
+    for i in range(g["template"].shape[0]):
+        means, tpl = g["means"][i], g["template"][i]
+        rig = deform.build_rig(part_np, fid_np, bary_np, np_of(means), np_of(tpl), faces_np, cfg)
+        disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg)
+        theta = deform.jaw_angle(rig, disp, None, 0.0, cfg)
+        delta, rot, scale = deform.frame_tables(rig, tpl, disp, rotation[i].to(tpl.dtype), theta, None, cfg)
+        coef = deform.coefficients(rig, means, tpl)
+        m, q, s = deform.apply(rig.frame, coef, delta, deform.matrix_to_quat(rot), scale, means, g["quats"][i],
+                               torch.exp(g["log_scales"][i]))
+        out["means"].append(m)
+        out["quats"].append(q)
+        out["scales"].append(s)
+    return {k: torch.stack(v) for k, v in out.items()}

@@ -1,0 +1,414 @@
+"""The driving rules, written once for numpy and torch: the render node, the CLI and training all pose
+Gaussians through these functions (`drive.Driver` on numpy arrays, `model.reenactment.pose_gaussians`
+on torch tensors with gradients).
+
+Every Gaussian n belongs to one *frame* k = frame[n] and carries 6 coefficients coef[n]; a control
+gives each frame a small transform table, and the posed Gaussian is
+
+    mean' = mean + delta[k] @ coef[n]          delta [K, 3, 6]
+    quat' = quat[k] (x) quat_n                 quat [K, 4] wxyz, Hamilton product
+    scale' = scale[k] * scale_n                scale [K]
+
+so the per-Gaussian work is one table look-up and a handful of multiply-adds, whatever the rule.
+The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
+
+- face triangle f (part 1, bound, coef = (bary, offset from the rest triangle point)): the barycentric
+  point of the deformed triangle + the offset turned by the triangle's rotation change (local frame: first
+  edge and normal); rotation composed with that change; scales times sqrt(area ratio);
+- falloff f (parts 0 and 2 and unbound face Gaussians within `falloff_m` of the template; coef =
+  (w bary of the closest template point, mean)): the head pose plus w times the template displacement
+  at that point, w = 1 at the template falling smoothly to 0 at `falloff_m` (forehead, temples, jaw
+  line, neck: no seam where the template ends, and the chin never parts from the neck);
+- head (part 0 beyond the falloff): the head pose, rotating about the head origin;
+- torso levels (part 2): a fraction of the head rotation, from `torso_follow` at the shoulders to 1 at
+  the neck (quantised to `levels`);
+- jaw levels (part 3, mouth interior): the lower part turns with the jaw about a hinge axis (x), the jaw
+  angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`;
+- eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
+  gaze the photo showed (core/eyes.py).
+
+Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
+`max_offset_m`) + the avatar's expression basis weighted by the control's blendshapes of the same name.
+Zero control gives each frame an exactly zero delta and identity rotation, so the rest pose exactly.
+
+numpy arrays get float64 tables; torch tensors keep their dtype/device and gradients flow to the Gaussians,
+the template and the expression basis. (numpy >= 2 and torch share the array-API names used here.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaussian_head_ros.core import eyes
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
+
+
+@dataclass
+class DriveConfig:
+    """How far each part follows the control."""
+
+    torso_follow: float = 0.25  # fraction of the head rotation the shoulders follow
+    neck_blend_m: float = 0.06  # height over which the torso blends from torso_follow (below) to 1 (top)
+    levels: int = 8  # frames used to quantise the torso / jaw blend weights
+    expression_gain: float = 1.0  # scale on control.expression offsets
+    max_offset_m: float = 0.03  # per-vertex expression offsets are limited to this length
+    falloff_m: float = 0.035  # non-face Gaussians this close to the template share its displacement (fading)
+    jaw_max_rad: float = 0.5  # jaw opening limit
+    jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape
+    jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (lip gap / inter-ocular distance)
+    gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
+    relight_max_ratio: float = 3.0  # limit on E_target / E_captured
+
+
+def namespace(x):
+    """The array namespace of x: torch for tensors, numpy otherwise."""
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        return torch
+    return np
+
+
+def _like(xp, value, ref):
+    """`value` as an array of ref's namespace, dtype and device."""
+    if xp is np:
+        return np.asarray(value, dtype=ref.dtype)
+    return xp.as_tensor(np.asarray(value), dtype=ref.dtype, device=ref.device)
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rotation helpers (numpy or torch, any leading dimensions)
+
+def matrix_to_quat(r):
+    """[..., 3, 3] rotations -> [..., 4] wxyz with w >= 0 (Shepperd's method: the best-conditioned of four
+    candidates; the identity gives exactly (1, 0, 0, 0))."""
+    xp = namespace(r)
+    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+    tr = m00 + m11 + m22
+    a, b, c = r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]
+    d, e, f = r[..., 0, 1] + r[..., 1, 0], r[..., 0, 2] + r[..., 2, 0], r[..., 1, 2] + r[..., 2, 1]
+    cands = xp.stack([xp.stack([1 + tr, a, b, c], -1), xp.stack([a, 1 + m00 - m11 - m22, d, e], -1),
+                      xp.stack([b, d, 1 - m00 + m11 - m22, f], -1), xp.stack([c, e, f, 1 - m00 - m11 + m22], -1)],
+                     -2)  # [..., 4, 4]: row i is 4 q_i q
+    pick = xp.argmax(xp.stack([tr, m00, m11, m22], -1), axis=-1)
+    onehot = pick[..., None] == _like(xp, np.arange(4), pick)  # [..., 4]
+    q = xp.sum(xp.where(onehot[..., None], cands, xp.zeros_like(cands)), axis=-2)
+    q = q / xp.linalg.vector_norm(q, axis=-1, keepdims=True)
+    return xp.where(q[..., :1] < 0, -q, q)
+
+
+def quat_multiply(a, b):
+    """[..., 4] x [..., 4] wxyz Hamilton product (b applied first)."""
+    xp = namespace(a)
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return xp.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
+def axis_angle_x(angles):
+    """[K] angles -> [K, 3, 3] rotations about x (exact identity for angle 0)."""
+    xp = namespace(angles)
+    c, s = xp.cos(angles), xp.sin(angles)
+    one, zero = xp.ones_like(c), xp.zeros_like(c)
+    return xp.stack([xp.stack([one, zero, zero], -1), xp.stack([zero, c, -s], -1), xp.stack([zero, s, c], -1)], -2)
+
+
+def scaled_rotations(r, weights):
+    """[3, 3] rotation, [K] weights -> [K, 3, 3] rotations by weight x its angle about the same axis."""
+    xp = namespace(r)
+    q = matrix_to_quat(r)
+    vn = xp.linalg.vector_norm(q[1:])
+    angle = 2 * xp.atan2(vn, q[0])
+    axis = q[1:] / xp.clip(vn, 1e-12, None)  # zero for the identity: every level is then exactly I
+    zero = xp.zeros_like(axis[0])
+    kx = xp.stack([xp.stack([zero, -axis[2], axis[1]]), xp.stack([axis[2], zero, -axis[0]]),
+                   xp.stack([-axis[1], axis[0], zero])])
+    a = _like(xp, weights, r)[:, None, None] * angle
+    eye = _like(xp, np.eye(3), r)
+    return eye + xp.sin(a) * kx + (1 - xp.cos(a)) * (kx @ kx)
+
+
+def triangle_frames(v, faces):
+    """[V, 3], [F, 3] -> local frames [F, 3, 3] (columns: first edge, in-plane normal, normal), areas [F]."""
+    xp = namespace(v)
+    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    e1 = b - a
+    nrm = xp.linalg.cross(e1, c - a)
+    area = 0.5 * xp.linalg.vector_norm(nrm, axis=-1)
+    e1 = e1 / xp.clip(xp.linalg.vector_norm(e1, axis=-1, keepdims=True), 1e-12, None)
+    nrm = nrm / xp.clip(xp.linalg.vector_norm(nrm, axis=-1, keepdims=True), 1e-12, None)
+    return xp.stack([e1, xp.linalg.cross(nrm, e1), nrm], -1), area
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-avatar binding (numpy, once per avatar)
+
+def closest_points_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray):
+    """[M, 3] points, [M, 3] triangle corners -> (distance [M], barycentric [M, 3] of the closest point)."""
+    ab, ac = b - a, c - a
+    n = np.cross(ab, ac)
+    nn = np.maximum(np.einsum("ij,ij->i", n, n), 1e-30)
+    ap = p - a
+    v = np.einsum("ij,ij->i", np.cross(ap, ac), n) / nn
+    w = np.einsum("ij,ij->i", np.cross(ab, ap), n) / nn
+    best_b = np.stack([1 - v - w, v, w], 1)
+    inside = (v >= 0) & (w >= 0) & (v + w <= 1)
+    best_d = np.where(inside, np.abs(np.einsum("ij,ij->i", ap, n)) / np.sqrt(nn), np.inf)
+    for (i, j), (u, e) in (((0, 1), (a, ab)), ((1, 2), (b, c - b)), ((2, 0), (c, a - c))):
+        t = np.clip(np.einsum("ij,ij->i", p - u, e) / np.maximum(np.einsum("ij,ij->i", e, e), 1e-30), 0, 1)
+        d = np.linalg.norm(p - (u + t[:, None] * e), axis=1)
+        bb = np.zeros_like(best_b)
+        bb[:, i], bb[:, j] = 1 - t, t
+        better = d < best_d
+        best_d = np.where(better, d, best_d)
+        best_b = np.where(better[:, None], bb, best_b)
+    return best_d, best_b
+
+
+@dataclass
+class Rig:
+    """Per-avatar constants of the driving rules (numpy; built by `build_rig`)."""
+
+    verts: np.ndarray  # [V, 3] float64 rest template
+    faces: np.ndarray  # [F, 3] int64
+    frame_rest: np.ndarray  # [F, 3, 3] rest triangle frames (triangle_frames of verts)
+    area_rest: np.ndarray  # [F] rest triangle areas
+    frame: np.ndarray  # [N] int64 frame of each Gaussian
+    bary: np.ndarray  # [N, 3] float64 coef[:3]: barycentric (bound), w x barycentric (falloff), (1, 0, 0) rigid
+    tri: np.ndarray  # [N] int64 triangle of bound Gaussians (coef[3:] = mean - its rest barycentric point), else -1
+    torso_weights: np.ndarray  # [levels]
+    jaw_weights: np.ndarray  # [levels]
+    jaw_pivot: np.ndarray  # [3] hinge point (the axis is x)
+    jaw_from_chin: bool  # MediaPipe topology: jaw angle from the deformed chin
+    eye_centres: np.ndarray  # [2, 3] eyeball centres (subject's right, left), head frame
+    rest_gaze: np.ndarray  # [2, 2] (yaw, pitch) rad of each eye in the photo
+    k_fade: int
+    k_head: int
+    k_torso: int
+    k_jaw: int
+    k_eye: int
+    num_frames: int
+
+    @property
+    def num_gaussians(self) -> int:
+        return len(self.frame)
+
+
+def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig) -> Rig:
+    """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
+
+    Cost: one k-d tree query and a few closest-point tests per non-face Gaussian (once per avatar)."""
+    from scipy.spatial import cKDTree
+
+    part, face_id = np.asarray(part), np.asarray(face_id, np.int64)
+    means = np.asarray(means, np.float64)
+    verts = np.asarray(verts, np.float64)
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    n, nf = len(means), len(faces)
+    levels = max(2, int(cfg.levels))
+    k_fade, k_head = nf, 2 * nf
+    k_torso, k_jaw = k_head + 1, k_head + 1 + levels
+    k_eye = k_jaw + levels
+    frame = np.full(n, k_head, np.int64)
+    coef_b = np.zeros((n, 3))
+    coef_b[:, 0] = 1.0
+    tri = np.full(n, -1, np.int64)
+    bound = (part == PART_FACE) & (face_id >= 0) & (nf > 0)
+    frame[bound], tri[bound] = face_id[bound], face_id[bound]
+    coef_b[bound] = np.asarray(bary, np.float64)[bound]
+
+    torso_weights = np.linspace(cfg.torso_follow, 1.0, levels)
+    torso = part == PART_TORSO
+    if torso.any():
+        y = means[torso, 1]
+        y_top = float(np.percentile(y, 1))
+        u = 1 - _smoothstep(y_top, y_top + cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
+        frame[torso] = k_torso + np.rint(u * (levels - 1)).astype(np.int64)
+
+    mouth = part == PART_MOUTH
+    mp_topology = lmk.has_mediapipe_topology(len(verts))
+    if mp_topology:  # hinge between the cheeks, lip line from the inner lips
+        jaw_pivot = 0.5 * (verts[lmk.CHEEK_R] + verts[lmk.CHEEK_L])
+        jaw_pivot[0] = 0.0
+        lip_y = 0.5 * (verts[lmk.UPPER_LIP_IN, 1] + verts[lmk.LOWER_LIP_IN, 1])
+    else:
+        centre = means[mouth].mean(0) if mouth.any() else np.array([0.0, 0.04, -0.06])
+        jaw_pivot = centre + np.array([0.0, -0.03, 0.07])
+        lip_y = float(centre[1])
+    jaw_weights = np.linspace(0.0, 1.0, levels)
+    if mouth.any():
+        w = _smoothstep(lip_y - 0.004, lip_y + 0.004, means[mouth, 1])
+        frame[mouth] = k_jaw + np.rint(w * (levels - 1)).astype(np.int64)
+
+    eyeball = part == PART_EYE
+    if mp_topology and len(verts) >= lmk.NUM_LANDMARKS:
+        eye_centres, rest_gaze = eyes.eyeball_centres(verts), eyes.gaze_from_landmarks(verts)
+    else:
+        eye_centres, rest_gaze = np.zeros((2, 3)), np.zeros((2, 2))
+    if eyeball.any():
+        side = (means[eyeball, 0] > 0.5 * (eye_centres[0, 0] + eye_centres[1, 0])).astype(np.int64)
+        frame[eyeball] = k_eye + side
+
+    # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading.
+    near = ((part == PART_STATIC) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
+    if near.any():
+        idx = np.nonzero(near)[0]
+        centroids = verts[faces].mean(1)
+        k = min(8, nf)
+        _, cand = cKDTree(centroids).query(means[idx], k=k)
+        cand = cand.reshape(len(idx), k)
+        best_d, best_b, best_f = np.full(len(idx), np.inf), np.zeros((len(idx), 3)), np.zeros(len(idx), np.int64)
+        for j in range(k):
+            f = cand[:, j]
+            tv = verts[faces[f]]
+            d, b = closest_points_on_triangles(means[idx], tv[:, 0], tv[:, 1], tv[:, 2])
+            better = d < best_d
+            best_d, best_f = np.where(better, d, best_d), np.where(better, f, best_f)
+            best_b = np.where(better[:, None], b, best_b)
+        w = 1 - _smoothstep(0.0, cfg.falloff_m, best_d)
+        keep = w > 0
+        idx, w, best_b, best_f = idx[keep], w[keep], best_b[keep], best_f[keep]
+        frame[idx] = k_fade + best_f
+        coef_b[idx] = w[:, None] * best_b
+    frame_rest, area_rest = triangle_frames(verts, faces)
+    return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, jaw_pivot, mp_topology,
+               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2)
+
+
+def coefficients(rig: Rig, means, verts):
+    """[N, 6] per-Gaussian coefficients for `apply`: (rig.bary, mean - rest barycentric point for bound
+    Gaussians, else mean). numpy or torch (differentiable in means and verts) like `means`."""
+    xp = namespace(means)
+    bary = _like(xp, rig.bary, means)
+    bound = rig.tri >= 0
+    if xp is np:
+        offset = means.astype(np.float64).copy()
+        if bound.any():
+            tv = np.asarray(verts, np.float64)[rig.faces[rig.tri[bound]]]  # [Nb, 3, 3]
+            offset[bound] -= np.einsum("nk,nkc->nc", rig.bary[bound], tv)
+        return np.concatenate([bary, offset], 1)
+    tri = xp.as_tensor(np.maximum(rig.tri, 0), device=means.device)
+    rest_point = xp.einsum("nk,nkc->nc", bary, verts[xp.as_tensor(rig.faces, device=means.device)[tri]])
+    mask = xp.as_tensor(bound, device=means.device)[:, None]
+    return xp.concat([bary, means - xp.where(mask, rest_point, xp.zeros_like(rest_point))], 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-frame rules (numpy or torch)
+
+def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveConfig | None = None):
+    """Template displacement [V, 3]: expression [L, 3] (limited to max_offset_m each, times the gain) on the
+    first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]."""
+    cfg = cfg or DriveConfig()
+    xp = namespace(verts)
+    lcount = min(verts.shape[0], expression.shape[0])
+    off = expression[:lcount] * cfg.expression_gain
+    length = xp.linalg.vector_norm(off, axis=-1, keepdims=True)
+    off = xp.where(length > cfg.max_offset_m, off * (cfg.max_offset_m / xp.clip(length, 1e-12, None)), off)
+    disp = xp.concat([off, xp.zeros_like(verts[lcount:])], 0) if lcount < verts.shape[0] else off
+    if basis is not None and coeffs is not None and basis.shape[0]:
+        disp = disp + xp.einsum("e,evc->vc", coeffs, basis)
+    return disp
+
+
+def jaw_angle(rig: Rig, disp, jaw_open: float | None, mouth_open: float, cfg: DriveConfig):
+    """Jaw opening (rad, clipped to [0, jaw_max_rad]): from the displaced chin (MediaPipe topology), else the
+    jawOpen blendshape (None = absent), else mouth_open."""
+    xp = namespace(disp)
+    if rig.jaw_from_chin and bool(xp.any(disp[lmk.CHIN] != 0)):
+        piv = _like(xp, rig.jaw_pivot, disp)
+        r0 = _like(xp, rig.verts[lmk.CHIN], disp) - piv
+        r1 = r0 + disp[lmk.CHIN]
+        ang = xp.atan2(r1[1], -r1[2]) - xp.atan2(r0[1], -r0[2])
+    elif jaw_open is not None:
+        ang = _like(xp, cfg.jaw_per_jaw_open * jaw_open, disp)
+    else:
+        ang = _like(xp, cfg.jaw_per_mouth_open * mouth_open, disp)
+    return xp.clip(ang, 0.0, cfg.jaw_max_rad)
+
+
+def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig | None = None):
+    """Per-frame transforms for one control -> (delta [K, 3, 6], rot [K, 3, 3], scale [K]).
+
+    verts/disp [V, 3] rest template and its displacement, r_g [3, 3] head rotation, theta jaw angle (rad),
+    gaze [2, 2] (yaw, pitch) rad per eye or None (rest gaze). numpy (float64) or torch like `disp`."""
+    cfg = cfg or DriveConfig()
+    xp = namespace(disp)
+    eye = _like(xp, np.eye(3), disp)
+    faces = rig.faces if xp is np else xp.as_tensor(rig.faces, device=disp.device)
+    nf, lv = len(rig.faces), len(rig.torso_weights)
+    parts_d, parts_r, parts_s = [], [], []
+    if nf:
+        vt = verts[faces]  # [F, 3 vertices, 3]
+        d_tri = disp[faces]
+        if xp is np and verts is rig.verts:
+            fr0, a0 = rig.frame_rest, rig.area_rest
+        else:  # the template may carry gradients (training)
+            fr0, a0 = triangle_frames(verts, faces)
+        fr1, a1 = triangle_frames(verts + disp, faces)
+        moved = xp.any(xp.any(d_tri != 0, axis=-1), axis=-1)  # [F]: untouched triangles stay exactly rigid
+        r_tri = xp.where(moved[:, None, None], fr1 @ fr0.mT, eye)
+        s_tri = xp.where(moved, xp.sqrt(xp.clip(a1, 1e-20, None) / xp.clip(a0, 1e-20, None)), xp.ones_like(a0))
+        rot_f = r_g @ r_tri
+        lin = xp.einsum("ij,fkj->fik", r_g - eye, vt) + xp.einsum("ij,fkj->fik", r_g, d_tri)
+        parts_d.append(xp.concat([lin, rot_f - eye], -1))
+        parts_r.append(rot_f)
+        parts_s.append(s_tri)
+        # falloff frames: the head pose plus the (weighted, via coef) displacement
+        fade = xp.einsum("ij,fkj->fik", r_g, d_tri)
+        parts_d.append(xp.concat([fade, xp.broadcast_to(r_g - eye, (nf, 3, 3))], -1))
+        parts_r.append(xp.broadcast_to(r_g, (nf, 3, 3)))
+        parts_s.append(xp.ones_like(a0))
+    # head
+    zero3 = xp.zeros_like(eye)
+    parts_d.append(xp.concat([zero3, r_g - eye], -1)[None])
+    parts_r.append(r_g[None])
+    parts_s.append(xp.ones_like(eye[0, :1]))
+    # torso levels
+    r_t = scaled_rotations(r_g, rig.torso_weights)
+    parts_d.append(xp.concat([xp.zeros_like(r_t), r_t - eye], -1))
+    parts_r.append(r_t)
+    parts_s.append(xp.ones_like(r_t[:, 0, 0]))
+    # jaw levels and eyes: p' = R_g (R (p - c) + c) -> constant column R_g c - R_g R c
+    r_j = r_g @ axis_angle_x(_like(xp, rig.jaw_weights, disp) * theta)
+    piv = _like(xp, rig.jaw_pivot, disp)
+    const = (r_g @ piv)[None] - r_j @ piv
+    parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_j[..., :2]), r_j - eye], -1))
+    parts_r.append(r_j)
+    parts_s.append(xp.ones_like(r_j[:, 0, 0]))
+    r_e = eyes.gaze_rotations(gaze, rig.rest_gaze, cfg.gaze_max_rad, like=disp)  # [2, 3, 3]
+    r_eg = r_g @ r_e
+    c = _like(xp, rig.eye_centres, disp)
+    const = (c @ r_g.mT) - (r_eg @ c[..., None])[..., 0]
+    parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_eg[..., :2]), r_eg - eye], -1))
+    parts_r.append(r_eg)
+    parts_s.append(xp.ones_like(r_eg[:, 0, 0]))
+    return xp.concat(parts_d, 0), xp.concat(parts_r, 0), xp.concat(parts_s, 0)
+
+
+def apply(frame, coef, delta, quat, scale, means, quats, scales):
+    """Posed (means [N, 3], quats [N, 4], scales [N, 3]) from the tables (the formula of the module
+    docstring; numpy or torch; drive.Driver runs the same formula as a compiled kernel)."""
+    xp = namespace(means)
+    k = frame if xp is np else xp.as_tensor(frame, device=means.device)
+    return (means + xp.einsum("nij,nj->ni", delta[k], coef), quat_multiply(quat[k], quats),
+            scales * scale[k][:, None])
+
+
+def control_inputs(control, cfg: DriveConfig):
+    """A FaceControl -> (expression [L, 3], blendshape lookup, jaw_open or None, mouth_open, gaze [2, 2] or None)
+    as the rules take them (numpy)."""
+    names = list(control.blendshape_names)
+    jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
+    return (np.asarray(control.expression, np.float64), jaw_open, float(control.mouth_open),
+            eyes.control_gaze(control))
+
