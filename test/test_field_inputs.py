@@ -15,7 +15,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, shared
 from graph_peer import photo
 
 from gaussian_head_ros.core.imageio import BACKDROP_RGB, decode_compressed, decode_raw, read_image
@@ -330,3 +330,48 @@ def test_8uc3_is_bgr_and_noted_once():
     np.testing.assert_array_equal(decode_raw(bgr.tobytes(), bgr.shape[1], bgr.shape[0], bgr.strides[0], "8UC3"), rgb)
     notes = EncodingNotes()
     assert "taken as BGR" in notes.first("8UC3") and notes.first("8UC3") is None and notes.first("rgb8") is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. partial faces: reconstruction
+
+@pytest.fixture(scope="module")
+def fast_reconstructor():
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    with get_reconstructor("mesh_fit", preset="fast") as rec:
+        yield rec
+
+
+def _face_rows(img) -> tuple[float, float]:
+    """(forehead y, chin y) of the largest face, photo pixels, from the uncut photo."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.facemesh import FaceMesh
+
+    fm = FaceMesh()
+    try:
+        lm = fm.detect(img)[0].landmarks_px
+    finally:
+        fm.close()
+    return float(lm[lmk.FOREHEAD, 1]), float(lm[lmk.CHIN, 1])
+
+
+@pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "business_person.png"])
+def test_a_face_cut_by_the_frame_is_refused_or_warned(name, fast_reconstructor):
+    """Chin below the photo's bottom edge, or forehead above its top edge: refused (FACE_CUT_OFF, saying
+    which); the skull's top above the top edge (the edge 10% of the face height above MediaPipe's forehead
+    point, where the hair still is): a warning. The whole photo: neither."""
+    from gaussian_head_ros.core.reconstruct import FACE_CUT_OFF, ReconstructionError
+
+    img = read_image(str(shared("portraits", name)))
+    fore, chin = _face_rows(img)
+    face_h = chin - fore
+    full = fast_reconstructor.reconstruct(img)
+    assert not any("cut off" in w for w in full.warnings), full.warnings
+    for cut, words in ((img[: int(fore + 0.9 * face_h)], "chin is cut off by the bottom"),
+                       (img[int(fore + 0.1 * face_h):], "forehead is cut off by the top")):
+        with pytest.raises(ReconstructionError, match=words) as e:
+            fast_reconstructor.reconstruct(np.ascontiguousarray(cut))
+        assert e.value.code == FACE_CUT_OFF
+    scalp = fast_reconstructor.reconstruct(np.ascontiguousarray(img[int(fore - 0.1 * face_h):]))
+    assert any("top of the head is cut off" in w for w in scalp.warnings), scalp.warnings

@@ -168,6 +168,23 @@ def test_compressed_depth_is_refused_naming_it_and_the_avatar_stays(rclpy_contex
     _alive(g)
 
 
+def test_a_chin_cut_by_the_frame_is_refused_and_the_avatar_stays(rclpy_context, graph):
+    from test_field_inputs import _face_rows
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    g = graph
+    img = photo("lp_d8_man_glasses.jpg")
+    g["photo"].publish(_raw("whole_head", img, "rgb8"))
+    assert _status(g, "whole_head").code == AvatarStatus.OK
+    fore, chin = _face_rows(img)
+    g["photo"].publish(_raw("chin_cut", np.ascontiguousarray(img[: int(fore + 0.9 * (chin - fore))]), "rgb8"))
+    st = _status(g, "chin_cut")
+    assert st.code == AvatarStatus.FACE_CUT_OFF and "chin is cut off" in st.message, (st.code, st.message)
+    assert latched_operator(rclpy_context, "late_joiner_chin") == "whole_head"
+    _alive(g)
+
+
 def test_an_8uc3_photo_is_taken_as_bgr_with_one_warning(graph):
     from gaussian_head_ros.msg import AvatarStatus
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 
-from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR, INTERNAL_ERROR,
+from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
+                                                     INTERNAL_ERROR,
                                                      NO_FACE, OK, STATUS_NAMES, ReconstructionError,
                                                      ReconstructionResult, Reconstructor)
 
@@ -25,7 +26,7 @@ BACKENDS = {
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "get_reconstructor", "Reconstructor", "ReconstructionResult",
            "ReconstructionError", "OK", "NO_FACE", "FACE_TOO_SMALL", "HEAD_TURNED_TOO_FAR", "BAD_IMAGE",
-           "INTERNAL_ERROR", "STATUS_NAMES"]
+           "INTERNAL_ERROR", "FACE_CUT_OFF", "STATUS_NAMES"]
 
 
 def get_reconstructor(name: str = DEFAULT_BACKEND, **options) -> Reconstructor:

@@ -19,8 +19,8 @@ from gaussian_head_ros.core import landmarks as lmk
 
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
 from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
-from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR, NO_FACE,
-                                                     ReconstructionError)
+from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
+                                                     NO_FACE, ReconstructionError)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class FramingConfig:
     crop_center_m: tuple[float, float] = (0.0, 0.03)  # crop centre in the head frame (x, y; y down), metres
     fov_deg: float = 50.0  # assumed field of view across the photo's longer side (photos carry no calibration)
     source_fov_deg: float = 12.0  # field of view of the source camera across the crop (a portrait lens)
+    cut_margin: float = 0.02  # chin or forehead closer to the photo's edge than this x face height: cut off
+    scalp_above_forehead_m: float = 0.06  # top of the skull above MediaPipe's forehead point (head height ~0.23 m)
 
 
 @dataclass
@@ -104,6 +106,7 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     if abs(euler["pitch"]) > cfg.max_pitch_deg:
         raise ReconstructionError(HEAD_TURNED_TOO_FAR, f"the head is tilted {abs(euler['pitch']):.0f} deg up or down, "
                                                        f"more than {cfg.max_pitch_deg:.0f}; use a more frontal photo")
+    warnings += check_cut_off(face.landmarks_px, fit, ww, hw, cfg)
     # The crop: `crop_m` metres at the head's depth, centred on a point of the head frame. MediaPipe's
     # landmarks are a weak-perspective reconstruction, so the crop is placed with that model
     # (pixel = origin + rotated point / metres_per_pixel) and the source camera is a long lens on
@@ -137,6 +140,32 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
                        1).astype(np.float32) for o in faces[1:]]
     return FramedPhoto(photo, Kc, viewmat, lm_c.astype(np.float32), vertices.astype(np.float32), fit, euler,
                        float(width), len(faces), warnings, valid, others)
+
+
+def check_cut_off(landmarks_px: np.ndarray, fit: HeadFit, width: int, height: int, cfg: FramingConfig) -> list[str]:
+    """A face cut by the photo's frame: raise ReconstructionError(FACE_CUT_OFF) when the chin or the forehead
+    is outside the photo (MediaPipe places landmarks beyond the edges: it would make a chin-less or
+    browless head); return a warning when only the top of the skull is (the scalp above the edge is flat).
+
+    landmarks_px: [478, 3] in the photo's pixels (x right, y down); width, height: the photo's size. The top
+    of the skull is `scalp_above_forehead_m` above the forehead point along the head's up axis."""
+    lm = np.asarray(landmarks_px, np.float64)
+    face_h = float(np.linalg.norm(lm[lmk.CHIN, :2] - lm[lmk.FOREHEAD, :2]))
+    margin = cfg.cut_margin * face_h
+    edges = {"bottom": lambda p: p[1] > height - margin, "top": lambda p: p[1] < margin,
+             "left": lambda p: p[0] < margin, "right": lambda p: p[0] > width - margin}
+    for name, point in (("chin", lmk.CHIN), ("forehead", lmk.FOREHEAD)):
+        cut = [e for e, outside in edges.items() if outside(lm[point, :2])]
+        if cut:
+            raise ReconstructionError(FACE_CUT_OFF, f"the {name} is cut off by the {cut[0]} of the photo; use a photo "
+                                                    "that shows the whole head with some space around it")
+    up = fit.rotation @ np.array([0.0, -cfg.scalp_above_forehead_m, 0.0]) / fit.metres_per_pixel  # pixels
+    top = lm[lmk.FOREHEAD, :2] + up[:2]
+    if top[1] < 0 or not 0 <= top[0] <= width:
+        missing_cm = 100 * fit.metres_per_pixel * max(-top[1], -top[0], top[0] - width, 0.0)
+        return [f"the top of the head is cut off by the photo's frame (about {missing_cm:.0f} cm of it): the avatar's "
+                "scalp is flat there; a photo with some space above the hair avoids it"]
+    return []
 
 
 def _crop(img: np.ndarray, x0: float, y0: float, s: float, size: int) -> np.ndarray:
