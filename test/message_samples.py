@@ -19,4 +19,5 @@ def sample_control(seed: int) -> FaceControl:
         translation=np.array([0.01, -0.02, 0.55], np.float32),
         landmarks=rng.normal(0, 0.05, (478, 3)).astype(np.float32),
         expression=rng.normal(0, 0.002, (478, 3)).astype(np.float32),
-        mouth_open=0.31, blendshape_names=names, blendshapes=rng.uniform(0, 1, len(names)).astype(np.float32))
+        mouth_open=0.31, blendshape_names=names, blendshapes=rng.uniform(0, 1, len(names)).astype(np.float32),
+        gaze=np.array([[0.12, -0.05], [0.1, -0.04]], np.float32))

@@ -249,6 +249,8 @@ BAD_CONTROLS = {
     "landmarks not a multiple of 3": lambda m: setattr(m, "landmarks", array.array("f", [0.0] * 10)),
     "blendshape names and values disagree": lambda m: (setattr(m, "blendshape_names", ["jawOpen", "eyeBlinkLeft"]),
                                                       setattr(m, "blendshapes", array.array("f", [0.5]))),
+    "gaze of 3 values": lambda m: setattr(m, "gaze", array.array("f", [0.1, 0.0, 0.1])),
+    "NaN gaze": lambda m: setattr(m, "gaze", array.array("f", [0.1, float("nan"), 0.1, 0.0])),
     "NaN blendshape": lambda m: (setattr(m, "blendshape_names", ["jawOpen"]),
                                  setattr(m, "blendshapes", array.array("f", [float("nan")]))),
     "NaN mouth_open": lambda m: setattr(m, "mouth_open", float("nan")),

@@ -74,7 +74,7 @@ def test_face_control_round_trips(rclpy_context, peer):
     try:
         assert spin_until(node, lambda: got, timeout=20), "no FaceControl arrived"
         c, want = msg_to_control(got[0]), sample_control(SEED)
-        for name in ("rotation", "translation", "landmarks", "expression", "blendshapes"):
+        for name in ("rotation", "translation", "landmarks", "expression", "blendshapes", "gaze"):
             np.testing.assert_array_equal(getattr(c, name), getattr(want, name), err_msg=name)
         assert (c.stamp_ns, c.frame_id, c.face_detected, c.blendshape_names) == (
             want.stamp_ns, want.frame_id, want.face_detected, want.blendshape_names)

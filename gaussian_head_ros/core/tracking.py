@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
+from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
@@ -360,7 +361,8 @@ class FaceTracker:
             rotation=quat.astype(np.float32), translation=trans.astype(np.float32),
             landmarks=canonical.astype(np.float32), expression=(canonical - neutral).astype(np.float32),
             mouth_open=mouth, blendshape_names=names,
-            blendshapes=bs.astype(np.float32) if bs is not None and names else np.zeros(0, np.float32))
+            blendshapes=bs.astype(np.float32) if bs is not None and names else np.zeros(0, np.float32),
+            gaze=eyes.gaze_from_landmarks(canonical).astype(np.float32))
 
     def _reference(self, canonical: np.ndarray) -> np.ndarray:
         """[478, 3] the neutral face the frame is aligned to. While calibrating: the median of the samples

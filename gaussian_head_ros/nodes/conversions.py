@@ -145,6 +145,7 @@ def control_to_msg(c: FaceControl) -> FaceControlMsg:
     msg.mouth_open = float(c.mouth_open)
     msg.blendshape_names = list(c.blendshape_names)
     msg.blendshapes = _f32(c.blendshapes)
+    msg.gaze = _f32(c.gaze)
     return msg
 
 
@@ -168,6 +169,10 @@ def msg_to_control(msg: FaceControlMsg) -> FaceControl:
         blendshape_names=list(msg.blendshape_names),
         blendshapes=_np(msg.blendshapes, np.float32),
     )
+    gaze = _np(msg.gaze, np.float32)
+    if gaze.size not in (0, 4):
+        raise ValueError(f"gaze must hold 4 values (yaw, pitch of the right then the left eye) or none, got {gaze.size}")
+    c.gaze = gaze.reshape(-1, 2)
     c.validate()
     return c
 

@@ -27,13 +27,15 @@ from dataclasses import dataclass, field, fields
 import cv2
 import numpy as np
 
+from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-
-from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
+from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall, covered_triangles, face_completion,
                                                            rim_colours)
+from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
+                                                         place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior, place_on_teeth_surface, teeth_colour
@@ -53,6 +55,7 @@ class MeshFitConfig:
 
     framing: FramingConfig = field(default_factory=FramingConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
+    eyeball: EyeballConfig = field(default_factory=EyeballConfig)
     max_gaussians: int = 60_000  # hard budget for the whole avatar
     head_stride: int = 2  # photo-layer spacing on the head
     torso_stride: int = 3  # and on the torso
@@ -76,7 +79,6 @@ class MeshFitConfig:
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
     edge_band_px: float = 2.0  # photo pixels this close to the silhouette take colours from further inside
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
-    eye_depth_m: float = 0.002  # eye pixels sit this far behind the lid contour
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
@@ -199,7 +201,8 @@ class MeshFitReconstructor(Reconstructor):
         faces = np.asarray(template_faces(), np.int64)
         nf = len(faces)
         loops = hole_loops()
-        eye_tris = np.concatenate([fill_loop(loops["right_eye"], V), fill_loop(loops["left_eye"], V)])
+        eye_r = fill_loop(loops["right_eye"], V)
+        eye_tris = np.concatenate([eye_r, fill_loop(loops["left_eye"], V)])
         mouth_tris = fill_loop(loops["mouth"], V)
         all_tris = np.concatenate([faces, eye_tris, mouth_tris]).astype(np.int64)
         fid, bary, zmesh = rasterize_mesh(V @ R.T + t, all_tris, K, S)
@@ -245,12 +248,19 @@ class MeshFitReconstructor(Reconstructor):
         d_face = cv2.distanceTransform((~mesh_px).astype(np.uint8), cv2.DIST_L2, 5) * mpp
         front = front + delta_fill * np.exp(-((d_face / cfg.face_blend_m) ** 2))
         front = np.where(mesh_px, zmesh, front)
-        front = np.where(eye_px, front + cfg.eye_depth_m, front)
+        centre = -R.T @ t
+        if eye_px.any():  # the photo's eye openings: on the eyeballs the driver turns with the gaze
+            d = rays[eye_px] @ R
+            p_eye, n_eye = place_on_eyeballs(centre, d / np.linalg.norm(d, axis=1, keepdims=True),
+                                             eye_side(fid[eye_px], nf, len(eye_r)),
+                                             eyes.eyeball_centres(V, cfg.eyeball.radius_m), cfg.eyeball.radius_m)
+            front[eye_px] = (p_eye @ R.T + t)[:, 2]
         back = np.maximum(back, front + 0.02)
         front, back = front.astype(np.float32), back.astype(np.float32)  # finite everywhere; used on `person`
         pts_cam = front[..., None] * rays  # [S, S, 3]
         pts = (pts_cam - t) @ R  # [S, S, 3] head frame
-        centre = -R.T @ t
+        if eye_px.any():
+            pts[eye_px] = p_eye
         if mouth_px.any():  # open mouth in the photo: onto the teeth surface
             d = (rays[mouth_px] @ R)
             pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V,
@@ -261,6 +271,8 @@ class MeshFitReconstructor(Reconstructor):
         nrm = normals_from_points(pts_cam, person) @ R  # head frame
         nb = np.einsum("pk,pkc->pc", bary[mesh_px], vn[all_tris[fid[mesh_px]]])
         nrm[mesh_px] = nb / np.maximum(np.linalg.norm(nb, axis=1, keepdims=True), 1e-12)
+        if eye_px.any():
+            nrm[eye_px] = n_eye
         torso_y = float(V[lmk.CHIN, 1] + cfg.torso_below_chin_m)
         torso_px = person & ~mesh_px & (pts[..., 1] > torso_y)
         head_mask = person & ~torso_px
@@ -293,14 +305,25 @@ class MeshFitReconstructor(Reconstructor):
         # Never in sight at rest: inside the face's outline and behind its surface.
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
         mouth = mouth.take(inside & mesh_px[mi, mj] & (mz > front[mi, mj] + 0.002))
+
+        def hidden_by_the_lids(p):
+            i, j, z, inside = scene.project(p)
+            return inside & mesh_px[i, j] & ~eye_px[i, j] & (z > front[i, j] + 0.0005)
+
+        # The opening's rim (lashes, the lids' shadow) stays with the lids (static: the falloff band carries it
+        # with the lid vertices); inside it the photo's eye turns with the eyeball.
+        eye_core = cv2.erode(eye_px.astype(np.uint8), np.ones((3, 3), np.uint8),
+                             iterations=cfg.eyeball.rim_px).astype(bool)
+        eyeball = eyeball_completion(V, eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball), mpp,
+                                     cfg.eyeball, keep=hidden_by_the_lids)
         timings["completion"] = time.perf_counter() - t2
 
         # Photo layer within the budget.
         t3 = time.perf_counter()
-        fixed = len(face_extra or []) + len(hidden) + len(mouth)
+        fixed = len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or [])
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px,
-                                                torso_px, centre, f)
+                                                torso_px, eye_core, centre, f)
         # The silhouette's outermost pixels mix in the background, and turned views magnify them (they lie
         # on the steepest part of the surface): they take the colour from just inside instead.
         d_edge = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
@@ -308,7 +331,7 @@ class MeshFitReconstructor(Reconstructor):
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
         frozen = edge[pixels[0], pixels[1]]
         photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
-        batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth])
+        batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
 
@@ -332,7 +355,8 @@ class MeshFitReconstructor(Reconstructor):
         avatar.validate(cfg.max_gaussians)
         timings["export"] = time.perf_counter() - t5
         counts = {name: int(np.sum(batch.part == p)) for name, p in
-                  (("face", PART_FACE), ("static", PART_STATIC), ("torso", PART_TORSO), ("mouth", PART_MOUTH))}
+                  (("face", PART_FACE), ("static", PART_STATIC), ("torso", PART_TORSO), ("mouth", PART_MOUTH),
+                   ("eye", PART_EYE))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
                 "parts": counts, "yaw_deg": fp.euler["yaw"], "pitch_deg": fp.euler["pitch"],
@@ -395,7 +419,8 @@ class MeshFitReconstructor(Reconstructor):
             return (bi, bj, hs, ts), (ci, cj)
         return (bi, bj, hs, ts), (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
-    def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, centre, f):
+    def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, eye_px, centre,
+                     f):
         """Gaussians on the chosen pixels -> (batch, (i, j, is_detail) of each)."""
         cfg = self.cfg
         bi, bj, hs, ts = base
@@ -411,8 +436,8 @@ class MeshFitReconstructor(Reconstructor):
         view /= np.linalg.norm(view, axis=1, keepdims=True)
         p[is_detail] -= view[is_detail] * cfg.detail_lift_m
         sigma = sigma_px * front[i, j] / f
-        part = np.where(face_px[i, j], PART_FACE,
-                        np.where(mouth_px[i, j], PART_MOUTH, np.where(torso_px[i, j], PART_TORSO, PART_STATIC)))
+        part = np.select([face_px[i, j], mouth_px[i, j], eye_px[i, j], torso_px[i, j]],
+                         [PART_FACE, PART_MOUTH, PART_EYE, PART_TORSO], PART_STATIC)
         face_id = np.where(face_px[i, j], fid[i, j], -1)
         b = np.where(face_px[i, j][:, None], bary[i, j], 0)
         out = surface_discs(p, nrm[i, j], photo[i, j], sigma, view, part.astype(np.uint8), opacity=cfg.opacity,

@@ -1,0 +1,119 @@
+"""Eyeballs (PART_EYE): the photo's eye openings on two spheres, completed where the lids hide them.
+
+Each eye is a sphere of radius eyes.EYEBALL_RADIUS_M about eyes.eyeball_centres(template) (the iris centre
+moved back against the photo's gaze), so the driver can turn it about that centre by the operator's gaze
+relative to the photo's (core/deform.py). The pixels of the photo's eye openings are put on the sphere
+(`place_on_eyeballs`): at rest the avatar shows exactly the photo's eyes. What the lids hide at rest is
+painted (`eyeball_completion`): iris and pupil around the rest gaze direction with the iris size and colours
+measured in the photo, sclera elsewhere; so a turned eye shows an iris, not the lids' colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaussian_head_ros.core import eyes
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.avatar import PART_EYE
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
+
+
+@dataclass
+class EyeballConfig:
+    radius_m: float = eyes.EYEBALL_RADIUS_M  # eyeball radius (the driver uses the same)
+    spacing_m: float = 0.0006  # Gaussian spacing on the painted (hidden at rest) eyeball
+    cap_deg: float = 75.0  # half-angle of the painted cap about the forward direction (covers gaze_max)
+    pupil_ratio: float = 0.4  # pupil radius / iris radius
+    sclera_rgb: tuple[float, float, float] = (0.78, 0.74, 0.72)  # when the photo shows no sclera
+    iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
+    min_pixels: int = 12  # fewer photo pixels than this: the default colour
+    rim_px: int = 2  # the eye opening's rim this wide (source pixels) stays with the lids, not the eyeball
+
+
+def eye_side(fid: np.ndarray, first_eye_tri: int, num_right_tris: int) -> np.ndarray:
+    """Eye-opening triangle ids -> 0 (subject's right eye, filled first) or 1 (left)."""
+    return (np.asarray(fid) >= first_eye_tri + num_right_tris).astype(np.int64)
+
+
+def place_on_eyeballs(origin: np.ndarray, dirs: np.ndarray, side: np.ndarray, centres: np.ndarray,
+                      radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Camera rays (origin [3], unit dirs [M, 3], head frame) through eye pixels -> (points [M, 3] where they
+    meet the front of their eyeball, outward normals [M, 3]). A ray that misses takes the sphere point
+    nearest to it."""
+    c = centres[side]  # [M, 3]
+    oc = origin[None] - c
+    b = np.einsum("ij,ij->i", dirs, oc)
+    disc = b * b - (np.einsum("ij,ij->i", oc, oc) - radius_m ** 2)
+    t = -b - np.sqrt(np.maximum(disc, 0.0))
+    q = origin[None] + t[:, None] * dirs
+    nrm = q - c
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    return c + radius_m * nrm, nrm
+
+
+def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, cfg: EyeballConfig) -> dict:
+    """Per eye (right, left): sclera, iris and pupil rgb in [0, 1] and the iris radius in pixels, measured on
+    the photo's eye openings (eye_px [S, S] bool) around the iris landmarks."""
+    h, w = eye_px.shape
+    rows, cols = np.mgrid[0:h, 0:w]
+    out = {"sclera": [], "iris": [], "pupil": [], "iris_radius_px": []}
+    lum = photo @ np.array([0.299, 0.587, 0.114])
+    for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
+        cx, cy = landmarks_px[centre, :2]
+        r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
+        d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy)
+        iris = eye_px & (d < 0.85 * r_px)
+        sclera = eye_px & (d > 1.15 * r_px) & (d < 4.0 * r_px)
+        if sclera.sum() >= cfg.min_pixels:  # the brighter half: the lids' shadow is not the sclera's colour
+            s = photo[sclera][lum[sclera] >= np.median(lum[sclera])]
+            out["sclera"].append(np.median(s, 0))
+        else:
+            out["sclera"].append(np.asarray(cfg.sclera_rgb))
+        if iris.sum() >= cfg.min_pixels:
+            ring_px = iris & (d > 0.45 * r_px)
+            out["iris"].append(np.median(photo[ring_px if ring_px.sum() >= cfg.min_pixels else iris], 0))
+            out["pupil"].append(np.percentile(photo[iris], 10, axis=0))
+        else:
+            out["iris"].append(np.asarray(cfg.iris_rgb))
+            out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb))
+        out["iris_radius_px"].append(r_px)
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def _cap_points(spacing_m: float, radius_m: float, cap_deg: float) -> np.ndarray:
+    """Unit directions [M, 3] evenly over the cap of half-angle cap_deg about -z (Fibonacci lattice)."""
+    area = 2 * np.pi * radius_m ** 2 * (1 - np.cos(np.radians(cap_deg)))
+    m = max(16, int(area / spacing_m ** 2))
+    k = np.arange(m) + 0.5
+    cos_t = 1 - k / m * (1 - np.cos(np.radians(cap_deg)))
+    phi = k * np.pi * (3 - np.sqrt(5))
+    sin_t = np.sqrt(1 - cos_t ** 2)
+    return np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), -cos_t], 1)
+
+
+def eyeball_completion(vertices: np.ndarray, colours: dict, metres_per_px: float, cfg: EyeballConfig,
+                       keep=None) -> GaussianBatch | None:
+    """Painted eyeball caps for both eyes (head frame): pupil and iris about each eye's rest gaze with the
+    photo's iris radius (pixels x metres_per_px), sclera elsewhere. keep(points [M, 3]) -> [M] bool selects
+    which to keep (the mesh_fit caller keeps only those the lids hide at rest)."""
+    v = np.asarray(vertices, np.float64)
+    centres = eyes.eyeball_centres(v, cfg.radius_m)
+    rest = eyes.gaze_directions(eyes.gaze_from_landmarks(v, cfg.radius_m))  # [2, 3]
+    dirs = _cap_points(cfg.spacing_m, cfg.radius_m, cfg.cap_deg)
+    batches = []
+    for e in range(2):
+        pts = centres[e] + cfg.radius_m * dirs
+        ang = np.arccos(np.clip(dirs @ rest[e], -1, 1))  # from the rest gaze
+        iris_rad = np.arcsin(min(0.95, colours["iris_radius_px"][e] * metres_per_px / cfg.radius_m))
+        t_iris = np.clip(ang / max(iris_rad, 1e-6), 0, None)
+        col = np.where((t_iris < cfg.pupil_ratio)[:, None], colours["pupil"][e],
+                       np.where((t_iris < 1.0)[:, None],
+                                colours["iris"][e] * (1.0 - 0.25 * np.clip(t_iris - 0.7, 0, 0.3) / 0.3)[:, None],  # limbus
+                                colours["sclera"][e]))
+        sel = keep(pts) if keep is not None else np.ones(len(pts), bool)
+        batches.append(surface_discs(pts[sel], dirs[sel], np.clip(col[sel], 0, 1), np.full(int(sel.sum()),
+                                     0.75 * cfg.spacing_m), None, PART_EYE))
+    batches = [b for b in batches if len(b)]
+    return GaussianBatch.concat(batches) if batches else None
