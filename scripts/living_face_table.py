@@ -125,8 +125,8 @@ def main(argv=None) -> int:
             f.result()
     rows = [json.loads(f.read_text()) for f in sorted((out_dir / "pairs").glob("*.json"))]
     rows.sort(key=lambda r: (r["kind"] != "self", r["pair"]))
-    baseline = json.loads(Path(args.baseline).read_text())["pairs"] if args.baseline else None
-    summary = summarize(rows, baseline)
+    base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    summary = summarize(rows, base["pairs"] if base else None)
     load = os.getloadavg()
     meta = {"command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
             "max_frames": args.max_frames, "stride": args.stride, "jobs": args.jobs, "pairs_run": len(todo),
@@ -139,7 +139,9 @@ def main(argv=None) -> int:
               f"load {meta['load_avg_1_5_15']} on {meta['cpus']} CPUs; reader {meta['reader']}. "
               "r = Pearson r driver vs render of the reader's series (– = driver too still or not measured); "
               "holes in px at 512²; SFace cos = identity similarity render vs photo (not ArcFace CSIM).")
-    (out_dir / "table.md").write_text(to_markdown(rows, summary, header))
+    if base:
+        header += f" Baseline: {args.baseline}."
+    (out_dir / "table.md").write_text(to_markdown(rows, summary, header, summarize(base["pairs"]) if base else None))
     print((out_dir / "table.md").read_text())
     return 0
 

@@ -117,9 +117,18 @@ def _cell(v) -> str:
     return str(v)
 
 
-def to_markdown(rows: list[dict], summary: dict, header: str = "") -> str:
-    """Pair results + their summary -> Markdown: one table per kind with a mean row, then acceptance."""
+def to_markdown(rows: list[dict], summary: dict, header: str = "", baseline: dict | None = None) -> str:
+    """Pair results + their summary -> Markdown: one table per kind with a mean row, then acceptance; with
+    a baseline summary (an earlier `summarize`), first a table of the means then and now."""
     out = [header] if header else []
+    if baseline:
+        out += ["\n### means over pairs: baseline -> now\n", "| metric | " + " | ".join(
+            f"{k} baseline | {k} now" for k in ("self", "cross", "all")) + " |", "|---" * 7 + "|"]
+        for key, title in COLUMNS[:-2]:
+            cells = []
+            for kind in ("self", "cross", "all"):
+                cells += [_cell(baseline["means"][kind].get(key)), _cell(summary["means"][kind].get(key))]
+            out.append(f"| {title} | " + " | ".join(cells) + " |")
     for kind in ("self", "cross"):
         rs = [r for r in rows if r.get("kind") == kind]
         if not rs:
