@@ -247,3 +247,29 @@ def test_eval_reports_reader_holes_identity_and_writes_the_side_by_side(tmp_path
 
     frames = read_frames(str(video))
     assert len(frames) == 24 and frames[0].rgb.shape[1] == 2 * 480
+
+
+# ---- the table ----------------------------------------------------------------------------------------------
+def test_table_pairs_summary_and_acceptance(shared_data):
+    from gaussian_head_ros.core.living_face import pairs, summarize, to_markdown
+
+    ps = pairs(shared_data)
+    clips = [p for p in ps if p.kind == "self"]
+    assert len(clips) >= 1 and len(ps) == len(clips) * (1 + len(list((shared_data / "portraits").glob("*"))))
+    rows = [{"pair": "self:a", "kind": "self", "psnr": 20.0, "psnr_frame0": 36.0, "r_jaw": 0.95, "r_blink": None,
+             "holes_p95_px512": 0.0, "holes_max_px512": 60.0},
+            {"pair": "cross:p:a", "kind": "cross", "r_jaw": 0.75, "r_blink": 0.5, "holes_p95_px512": 6.0,
+             "holes_max_px512": 10.0},
+            {"pair": "cross:q:a", "kind": "cross", "error": "ValueError: no face"}]
+    s = summarize(rows, baseline=[{"pair": "self:a", "kind": "self", "psnr": 19.0}])
+    assert s["means"]["all"]["r_jaw"] == pytest.approx(0.85) and s["means"]["cross"]["r_blink"] == 0.5
+    rule = {m["rule"]: m for m in s["acceptance"]}
+    assert rule["r_jaw mean>= 0.9"]["status"] == "missed" and rule["r_jaw each>= 0.8"]["pairs"] == ["cross:p:a (0.75)"]
+    assert rule["holes_p95_px512 each<= 5.0"]["pairs"] == ["cross:p:a (6.0)"]
+    assert rule["holes_max_px512 each< 50.0"]["pairs"] == ["self:a (60.0)"]
+    assert rule["psnr_frame0 each>= 35.0"]["status"] == "met"
+    assert rule["r_gaze_h mean>= 0.7"]["status"] == "not measured"
+    assert rule["psnr >= baseline + 2.0 dB (self)"]["pairs"] == ["self:a (19.0 -> 20.0)"]
+    assert s["errors"] == ["cross:q:a"]
+    md = to_markdown(rows, s, "# t", summarize(rows))
+    assert "| self:a |" in md and "error: ValueError" in md and "baseline -> now" in md
