@@ -9,6 +9,9 @@ photo on `operator/photo` (sensor_msgs/Image) or `operator/photo/compressed`.
 """
 
 import os
+import tempfile
+
+import yaml
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
@@ -54,37 +57,53 @@ def generate_launch_description():
 def _nodes(context):
     """The node actions. Launch arguments left empty do not override the parameters file."""
     cfg = context.launch_configurations
-    params_file = cfg["params_file"]
 
     def given(**kv):
         return {k: v for k, v in kv.items() if v != ""}
 
+    overrides = {  # node -> the parameters that launch arguments set
+        "reconstruction_node": given(photo_path=cfg["photo"], backend=cfg["reconstructor"],
+                                     checkpoint=cfg["checkpoint"], operator_id=cfg["operator_id"]),
+        "render_node": given(backend=cfg["backend"], device=cfg["device"]),
+    }
+    if cfg["video"]:
+        overrides["video_source_node"] = {"source": cfg["video"], "loop": cfg["loop"].lower() == "true"}
+    params_file = node_params_file(cfg["params_file"], overrides)
     ros_args = ["--log-level", cfg["log_level"]]
     camera = [("camera/image_raw", cfg["camera_topic"])]
-    recon = given(photo_path=cfg["photo"], backend=cfg["reconstructor"], checkpoint=cfg["checkpoint"],
-                  operator_id=cfg["operator_id"])
-    render = given(backend=cfg["backend"], device=cfg["device"])
     actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
     if cfg["fastdds_profile"]:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
     if cfg["composed"].lower() in ("true", "1", "yes"):
-        argv = ["--params-file", params_file, "--camera-topic", cfg["camera_topic"]]
-        for flag, key in (("--photo", "photo"), ("--backend", "backend"), ("--reconstructor", "reconstructor")):
-            if cfg[key]:
-                argv += [flag, cfg[key]]
-        actions.append(Node(package="gaussian_head_ros", executable="avatar_pipeline", name="avatar_pipeline",
-                            arguments=argv, ros_arguments=ros_args, output="screen"))
+        # No `name=` here: a node name given to a process renames every node in it.
+        actions.append(Node(package="gaussian_head_ros", executable="avatar_pipeline",
+                            arguments=["--params-file", params_file, "--camera-topic", cfg["camera_topic"]],
+                            ros_arguments=ros_args, output="screen"))
     else:
-        actions += [
-            Node(package="gaussian_head_ros", executable="reconstruction_node", name="reconstruction_node",
-                 parameters=[params_file, recon], ros_arguments=ros_args, output="screen"),
-            Node(package="gaussian_head_ros", executable="tracker_node", name="tracker_node",
-                 parameters=[params_file], remappings=camera, ros_arguments=ros_args, output="screen"),
-            Node(package="gaussian_head_ros", executable="render_node", name="render_node",
-                 parameters=[params_file, render], ros_arguments=ros_args, output="screen"),
-        ]
+        actions += [Node(package="gaussian_head_ros", executable=name, name=name, parameters=[params_file],
+                         remappings=camera if name == "tracker_node" else [], ros_arguments=ros_args, output="screen")
+                    for name in ("reconstruction_node", "tracker_node", "render_node")]
     if cfg["video"]:
         actions.append(Node(package="gaussian_head_ros", executable="video_source_node", name="video_source_node",
-                            parameters=[params_file, {"source": cfg["video"], "loop": cfg["loop"].lower() == "true"}],
-                            remappings=camera, ros_arguments=ros_args, output="screen"))
+                            parameters=[params_file], remappings=camera, ros_arguments=ros_args, output="screen"))
     return [GroupAction(actions)]
+
+
+def node_params_file(path: str, overrides: dict) -> str:
+    """The parameters file as the nodes get it (a temporary copy): a node name without a leading '/'
+    (`render_node:`, as in config/avatar.yaml) matches that node in any namespace (`/**/render_node`;
+    in ROS 2 it would match only the root namespace, so `namespace:=` would silently drop the file),
+    and the launch arguments' values are added per node (`-p` cannot address a namespaced node)."""
+    with open(path) as fh:
+        doc = yaml.safe_load(fh) or {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"parameters file {path}: expected node names at the top level")
+    out: dict = {}
+    for key, value in list(doc.items()) + [(k, {"ros__parameters": v}) for k, v in overrides.items() if v]:
+        key = key if str(key).startswith("/") else f"/**/{key}"
+        params = out.setdefault(key, {}).setdefault("ros__parameters", {})
+        params.update((value or {}).get("ros__parameters", {}))
+    fd, tmp = tempfile.mkstemp(prefix="gaussian_head_ros_params_", suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(out, fh, sort_keys=False)
+    return tmp

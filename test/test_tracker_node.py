@@ -181,3 +181,40 @@ def test_parameters_are_validated(io, tracker_proc):
     assert "not found" in set_param("model_path", "/nonexistent.task").reason
     assert set_param("filter_min_cutoff", 1.5).successful
     assert tracker_proc.alive()
+
+
+def test_recalibrate_falls_back_to_the_topic_when_std_srvs_cannot_load(rclpy_context, tmp_path):
+    """std_srvs imports but its type support library cannot load (its lib directory is not on
+    LD_LIBRARY_PATH): the node says so, keeps running with the face_control/recalibrate topic, and
+    shuts down without an error."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    from rosgraph import Proc, executable, spin_until
+    from std_msgs.msg import Empty
+
+    spec = importlib.util.find_spec("std_srvs")
+    if spec is None:
+        pytest.skip("std_srvs is not installed (scripts/test.sh installs it with the ros2 CLI)")
+    libs = os.environ.get("LD_LIBRARY_PATH", "").split(":")
+    keep = [d for d in libs if not (Path(d) / "libstd_srvs__rosidl_typesupport_c.so").exists()]
+    if keep == libs:
+        pytest.skip("std_srvs's type support is not on LD_LIBRARY_PATH here: cannot take it away")
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/no_std_srvs"], tmp_path / "tracker_node.log",
+                env={"LD_LIBRARY_PATH": ":".join(keep), "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    node = rclpy_context.create_node("tracker_std_srvs_peer")
+    try:
+        recal = node.create_publisher(Empty, "/no_std_srvs/face_control/recalibrate", 1)
+        up = spin_until(node, lambda: recal.get_subscription_count() > 0 or not proc.alive(), 60)
+        assert up and proc.alive(), f"tracker_node did not come up:\n{proc.output()[-3000:]}"
+        for _ in range(20):
+            recal.publish(Empty())
+            if spin_until(node, lambda: "re-calibrating" in proc.output(), 0.5):
+                break
+        assert "re-calibrating" in proc.output(), proc.output()[-3000:]
+        assert "recalibrate service" in proc.output(), proc.output()[-3000:]
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc == 0 and "Traceback" not in proc.output(), proc.output()[-3000:]

@@ -4,6 +4,7 @@ Fast DDS profile."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 import rclpy
@@ -65,6 +66,14 @@ def apply_fastdds_profile() -> str:
     return (f"Fast DDS profile: {profile} (the package's; set FASTDDS_DEFAULT_PROFILES_FILE to use your own)")
 
 
+def ignore_further_interrupts() -> None:
+    """Let teardown finish: a terminal's Ctrl-C signals `ros2 launch` and every node at once, and the
+    launch then forwards its own SIGINT, so a node gets two; the second must not raise KeyboardInterrupt
+    halfway through destroy_node(). (`ros2 launch` still escalates to SIGTERM when a node hangs.)"""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run(node_class, args=None, threads: int = 0) -> int:
     """main() of a node executable: Fast DDS profile, init, spin (multi-threaded when threads > 0) until
     Ctrl-C or shutdown, destroy, shut down."""
@@ -83,6 +92,7 @@ def run(node_class, args=None, threads: int = 0) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_interrupts()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

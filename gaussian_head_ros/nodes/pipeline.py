@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args)
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
+    from gaussian_head_ros.nodes.common import ignore_further_interrupts
     from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
     from gaussian_head_ros.nodes.render_node import RenderNode
     from gaussian_head_ros.nodes.tracker_node import TrackerNode
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_interrupts()
         executor.shutdown(timeout_sec=2.0)
         for n in reversed(nodes):
             n.destroy_node()

@@ -55,12 +55,18 @@ _REBUILD = ("backend", "preset", "checkpoint", "device", "max_pixels", "min_face
 
 
 
+def check_value(name: str, value) -> None:
+    """Raise ValueError when one parameter value is out of its range."""
+    rng = PARAMS[name][2]
+    if rng is not None and not rng[0] <= value <= rng[1]:
+        raise ValueError(f"{name} must be within {rng[0]}..{rng[1]}, got {value}")
+
+
 def check_values(values: dict) -> None:
-    """Raise ValueError when a set of parameter values (name -> value, all of them) is not acceptable."""
+    """Raise ValueError when a set of parameter values (name -> value, all of them) is not acceptable.
+    (A photo_path that does not exist is not a bad setting: it is a photo that cannot be read.)"""
     for name, value in values.items():
-        rng = PARAMS[name][2]
-        if rng is not None and not rng[0] <= value <= rng[1]:
-            raise ValueError(f"{name} must be within {rng[0]}..{rng[1]}, got {value}")
+        check_value(name, value)
     if values["backend"] not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {values['backend']!r}")
     if values["backend"] == "mesh_fit":
@@ -75,8 +81,6 @@ def check_values(values: dict) -> None:
             raise ValueError(f"checkpoint {values['checkpoint']} not found")
         if values["device"] not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {values['device']!r}")
-    if values["photo_path"] and not Path(values["photo_path"]).is_file():
-        raise ValueError(f"photo_path {values['photo_path']} not found")
 
 
 def reconstructor_options(values: dict) -> dict:
@@ -103,11 +107,18 @@ class ReconstructionNode(Node):
         super().__init__("reconstruction_node", **kwargs)
         for name, (default, _, _) in PARAMS.items():
             self.declare_parameter(name, default, descriptor(*PARAMS[name]))
-        try:  # values from a params file or overrides are not seen by the on-set callback
+        # Values from a params file or overrides are not seen by the on-set callback: a value out of its
+        # range goes back to its default, alone; the other settings stay as given.
+        for name in PARAMS:
+            try:
+                check_value(name, self._param(name))
+            except ValueError as e:
+                self.get_logger().error(f"parameter {e}; using the default {PARAMS[name][0]!r}")
+                self.set_parameters([Parameter(name, value=PARAMS[name][0])])
+        try:
             check_values(self._values())
-        except ValueError as e:
-            self.get_logger().error(f"parameter {e}; using the defaults for the reconstructor settings")
-            self.set_parameters([Parameter(n, value=PARAMS[n][0]) for n in _REBUILD + ("photo_path",)])
+        except ValueError as e:  # the reconstructor cannot be built: say so (log, diagnostics, status of a photo)
+            self.get_logger().error(f"parameters: {e}")
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_pub = self.create_publisher(GaussianAvatarMsg, "avatar", latched)
@@ -130,7 +141,7 @@ class ReconstructionNode(Node):
         photo = self._param("photo_path")
         if photo:
             self._submit(Job(lambda p=photo: imageio.read_image(p, int(self._param("max_pixels"))),
-                             self._param("operator_id") or Path(photo).stem, "", photo))
+                             self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
         self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
         self._worker.start()
         self.create_timer(1.0, self._publish_diagnostics)
@@ -149,6 +160,9 @@ class ReconstructionNode(Node):
     def _on_set(self, params) -> SetParametersResult:
         try:
             check_values(self._values(params))
+            for p in params:
+                if p.name == "photo_path" and p.value and not Path(p.value).is_file():
+                    raise ValueError(f"photo_path {p.value} not found")
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         if any(p.name in _REBUILD for p in params):

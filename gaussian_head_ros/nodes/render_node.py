@@ -356,10 +356,11 @@ class RenderNode(Node):
         self.diag_pub.publish(diagnostics(self, "face rendering", level, message, self.backend, values))
 
     def destroy_node(self):
-        self._stop.set()
-        self._pending_avatar.wake()
-        for t in (self._renderer, self._loader):
-            t.join(timeout=5.0)
+        if hasattr(self, "_renderer"):  # else __init__ failed before: let its error show, not one of ours
+            self._stop.set()
+            self._pending_avatar.wake()
+            for t in (self._renderer, self._loader):
+                t.join(timeout=5.0)
         return super().destroy_node()
 
 

@@ -88,6 +88,9 @@ class TrackerNode(Node):
             self.create_service(Trigger, "~/recalibrate", self._on_recalibrate_service)
         except ImportError:
             self.get_logger().debug("std_srvs not installed: recalibrate through the face_control/recalibrate topic")
+        except Exception as e:  # std_srvs imports but its type support library does not load
+            self.get_logger().warning(f"no ~/recalibrate service ({type(e).__name__}: {e}); the recalibrate "
+                                      "service is off, use the face_control/recalibrate topic (std_msgs/Empty)")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._latest = Latest()  # newest (frame, its stamp in ns, arrival time)
@@ -320,11 +323,12 @@ class TrackerNode(Node):
         self.diag_pub.publish(diagnostics(self, "face tracking", level, message, self.backend, values))
 
     def destroy_node(self):
-        self._stop.set()
-        self._latest.wake()
-        self._worker.join(timeout=5.0)
-        if self.tracker is not None and not self._worker.is_alive():
-            self.tracker.close()
+        if hasattr(self, "_worker"):  # else __init__ failed before: let its error show, not one of ours
+            self._stop.set()
+            self._latest.wake()
+            self._worker.join(timeout=5.0)
+            if self.tracker is not None and not self._worker.is_alive():
+                self.tracker.close()
         return super().destroy_node()
 
 

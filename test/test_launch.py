@@ -1,0 +1,352 @@
+"""The real `ros2 launch gaussian_head_ros avatar.launch.py`, started by launch_pytest as a user would.
+
+Three launches run side by side on this test's private graph (their startups overlap, which keeps the
+module quick on two cores), each a `ros2 launch` process in its own session so that a Ctrl-C reaches it
+and its nodes together, as from a terminal:
+  default   the README's plain command: three nodes, the placeholder face, the shipped parameters;
+            the README's photo-swap snippet; then Ctrl-C
+  video     namespace:=robot1 photo:=<portrait> video:=<clip>: face_control and the face display flow
+            under /robot1, every face display stamp traced to a face_control and a camera frame stamp
+  composed  namespace:=robot2 composed:=true params_file:=<custom> photo:=<missing file>: three distinct
+            node names in one process, the custom file's values in effect, a clear status for the missing
+            photo and the file's settings kept; then Ctrl-C
+Ctrl-C: every node process is gone within 5 s, `ros2 launch` exits 0, no traceback in its output.
+
+Needs the ros2 CLI and launch_pytest (../shared/tools/ros2cli, installed by scripts/test.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from conftest import ROOT, shared
+
+launch_pytest = pytest.importorskip(
+    "launch_pytest", reason="launch_pytest is not installed: run scripts/test.sh (it installs the ros2 CLI "
+                            "from ../shared/tools/ros2cli) or source its prefix's setup.bash")
+if shutil.which("ros2") is None:
+    pytest.skip("the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)",
+                allow_module_level=True)
+psutil = pytest.importorskip("psutil")
+
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import ExecuteProcess  # noqa: E402
+
+pytestmark = [pytest.mark.ros]
+
+PORTRAIT = "astronaut_eileen_collins.png"
+CLIP = "lp_d0.mp4"
+MISSING_PHOTO = "/nonexistent/operator.jpg"
+STARTUP_S = 150.0  # three launches starting together on two busy cores
+CTRL_C_S = 5.0
+
+# The custom parameters file of the composed launch: values unlike the shipped ones.
+CUSTOM_PARAMS = """\
+reconstruction_node:
+  ros__parameters:
+    preset: "fast"
+render_node:
+  ros__parameters:
+    width: 256
+    height: 192
+    fps: 10.0
+tracker_node:
+  ros__parameters:
+    max_faces: 1
+"""
+
+
+def launch_commands(custom_params: Path) -> dict[str, list[str]]:
+    """Scenario -> the `ros2 launch` command line (the README's commands, with real files)."""
+    base = ["ros2", "launch", "gaussian_head_ros", "avatar.launch.py"]
+    return {
+        "default": base,
+        "video": base + ["namespace:=robot1", f"photo:={shared('portraits', PORTRAIT)}",
+                         f"video:={shared('driving', CLIP)}"],
+        "composed": base + ["namespace:=robot2", "composed:=true", f"params_file:={custom_params}",
+                            f"photo:={MISSING_PHOTO}"],
+    }
+
+
+@pytest.fixture(scope="module")
+def custom_params(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("launch") / "custom.yaml"
+    p.write_text(CUSTOM_PARAMS)
+    return p
+
+
+@pytest.fixture(scope="module")
+def procs(custom_params) -> dict[str, ExecuteProcess]:
+    # `setsid`: its own session and process group, so a Ctrl-C (SIGINT to the group) reaches the launch
+    # and its nodes and nothing else. A process started in the background of a non-interactive shell
+    # ignores SIGINT and passes that on: restore the default for the children.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    logs = custom_params.parent
+    return {name: ExecuteProcess(cmd=["setsid"] + cmd, name=name, cached_output=True, output="log",
+                                 sigterm_timeout="10", additional_env={"ROS_LOG_DIR": str(logs / name)})
+            for name, cmd in launch_commands(custom_params).items()}
+
+
+@launch_pytest.fixture(scope="module")
+def launches(procs):
+    return LaunchDescription([*procs.values(), launch_pytest.actions.ReadyToTest()])
+
+
+def _pytest_84_compat(fixture) -> None:
+    """launch_pytest 3.7.1 reads attributes that pytest 8.4 no longer puts on a fixture (its fixture is
+    now a FixtureFunctionDefinition wrapping the function): give them back."""
+    if not hasattr(fixture, "_pytestfixturefunction") and hasattr(fixture, "_fixture_function_marker"):
+        fixture._pytestfixturefunction = fixture._fixture_function_marker
+        fixture._launch_pytest_fixture_options = fixture._get_wrapped_function()._launch_pytest_fixture_options
+
+
+_pytest_84_compat(launches)
+
+
+class Graph:
+    """The test's side of the ROS graph: one node spun in a thread, subscriptions that record."""
+
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.node = rclpy.create_node("launch_test_peer")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._clients = {}
+        self._run = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while self._run:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def record(self, msg_type, topic: str, qos, keep=lambda m: m) -> list:
+        """[(arrival monotonic s, keep(msg))] of every message on `topic`, appended as they come (keep only
+        what a test needs of an image: a stream of full frames fills the memory within minutes)."""
+        got: list = []
+        self.node.create_subscription(msg_type, topic, lambda m: got.append((time.monotonic(), keep(m))), qos)
+        return got
+
+    def nodes(self) -> set[str]:
+        return {(ns.rstrip("/") + "/" + n) for n, ns in self.node.get_node_names_and_namespaces()}
+
+    def parameters(self, node: str, names: list[str], timeout: float = 20.0) -> dict:
+        from rclpy.parameter import parameter_value_to_python
+        from rclpy.parameter_client import AsyncParameterClient
+
+        if node not in self._clients:
+            self._clients[node] = AsyncParameterClient(self.node, node)
+        client = self._clients[node]
+        assert client.wait_for_services(timeout_sec=timeout), f"no parameter services on {node}"
+        future = client.get_parameters(names)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done(), f"{node} did not answer get_parameters"
+        return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values)}
+
+    def close(self):
+        self._run = False
+        self._thread.join(timeout=2)
+        self.node.destroy_node()
+
+
+def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+def output(proc: ExecuteProcess) -> str:
+    return proc.get_stdout() + proc.get_stderr()
+
+
+def tail(proc: ExecuteProcess, n: int = 4000) -> str:
+    return f"--- {proc.name} output ---\n" + output(proc)[-n:]
+
+
+@pytest.fixture(scope="module")
+def graph(rclpy_context):
+    g = Graph()
+    yield g
+    g.close()
+
+
+def _qos():
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    return latched, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE), qos_profile_sensor_data
+
+
+@pytest.fixture(scope="module")
+def topics(graph):
+    """Recorders on every scenario's topics, made before the launches' nodes appear."""
+    from sensor_msgs.msg import Image
+
+    from gaussian_head_ros.msg import AvatarStatus, FaceControl
+
+    latched, reliable, sensor = _qos()
+    rec = {}
+    for ns in ("", "/robot1", "/robot2"):
+        rec[ns + "/avatar/status"] = graph.record(AvatarStatus, ns + "/avatar/status", latched)
+        rec[ns + "/face_display/image_raw"] = graph.record(Image, ns + "/face_display/image_raw", sensor, ImageInfo.of)
+    rec["/robot1/face_control"] = graph.record(FaceControl, "/robot1/face_control", reliable, ControlInfo.of)
+    rec["/robot1/camera/image_raw"] = graph.record(Image, "/robot1/camera/image_raw", sensor, ImageInfo.of)
+    return rec
+
+
+class ImageInfo(NamedTuple):
+    stamp_ns: int
+    width: int
+    height: int
+    encoding: str
+
+    @classmethod
+    def of(cls, m):
+        return cls(_stamp_ns(m), m.width, m.height, m.encoding)
+
+
+class ControlInfo(NamedTuple):
+    stamp_ns: int
+    face_detected: bool
+
+    @classmethod
+    def of(cls, m):
+        return cls(_stamp_ns(m), bool(m.face_detected))
+
+
+NODES = ("reconstruction_node", "tracker_node", "render_node")
+
+
+def _wait_nodes(graph, procs, scenario, expected):
+    ok = wait_until(lambda: set(expected) <= graph.nodes() or procs[scenario].return_code is not None, STARTUP_S, 0.5)
+    assert ok and procs[scenario].return_code is None, f"nodes {graph.nodes()}\n{tail(procs[scenario])}"
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+# ------------------------------------------------------------------------------------------------------
+# default: ros2 launch gaussian_head_ros avatar.launch.py
+
+
+@pytest.mark.launch(fixture=launches)
+def test_default_launch_starts_three_nodes_with_the_shipped_parameters(procs, graph, topics):
+    _wait_nodes(graph, procs, "default", ["/" + n for n in NODES])
+    got = graph.parameters("/render_node", ["width", "height", "fps", "backend"])
+    assert got == {"width": 512, "height": 512, "fps": 30.0, "backend": "auto"}, got
+    assert graph.parameters("/reconstruction_node", ["preset"]) == {"preset": "default"}
+    frames = topics["/face_display/image_raw"]
+    assert wait_until(lambda: len(frames) >= 5, STARTUP_S), tail(procs["default"])
+    assert frames[-1][1][1:] == (512, 512, "rgb8")
+
+
+# ------------------------------------------------------------------------------------------------------
+# video: namespace:=robot1 photo:=... video:=...
+
+
+@pytest.mark.launch(fixture=launches)
+def test_video_launch_drives_the_face_and_traces_stamps(procs, graph, topics):
+    _wait_nodes(graph, procs, "video", ["/robot1/" + n for n in NODES + ("video_source_node",)])
+    statuses = topics["/robot1/avatar/status"]
+    assert wait_until(lambda: any(s.ok for _, s in statuses), STARTUP_S), \
+        f"{[s.message for _, s in statuses]}\n{tail(procs['video'])}"
+    camera, controls, display = (topics["/robot1/" + t] for t in ("camera/image_raw", "face_control",
+                                                                   "face_display/image_raw"))
+
+    def traced():
+        cam = {m.stamp_ns for _, m in list(camera)}
+        ctl = {m.stamp_ns for _, m in list(controls) if m.face_detected}
+        return [m.stamp_ns for _, m in list(display) if m.stamp_ns in ctl and m.stamp_ns in cam]
+
+    assert wait_until(lambda: len(traced()) >= 10, 90), \
+        f"camera {len(camera)}, face_control {len(controls)}, display {len(display)}\n{tail(procs['video'])}"
+    assert {(m.width, m.height, m.encoding) for _, m in display} == {(512, 512, "rgb8")}
+    robot1 = set(traced())
+    assert not any(m.stamp_ns in robot1 for _, m in topics["/face_display/image_raw"]), \
+        "the display outside the namespace carries robot1's stamps"
+
+
+# ------------------------------------------------------------------------------------------------------
+# composed: namespace:=robot2 composed:=true params_file:=custom.yaml photo:=<missing>
+
+
+@pytest.mark.launch(fixture=launches)
+def test_composed_launch_has_three_named_nodes_and_the_files_values(procs, graph, topics):
+    _wait_nodes(graph, procs, "composed", ["/robot2/" + n for n in NODES])
+    names = [n for n in graph.node.get_node_names_and_namespaces() if n[1] == "/robot2"]
+    assert sorted(n for n, _ in names) == sorted(NODES), names  # three distinct names, no duplicates
+    assert graph.parameters("/robot2/render_node", ["width", "height", "fps"]) == \
+        {"width": 256, "height": 192, "fps": 10.0}
+    assert graph.parameters("/robot2/tracker_node", ["max_faces"]) == {"max_faces": 1}
+    frames = topics["/robot2/face_display/image_raw"]
+    assert wait_until(lambda: len(frames) >= 15, 60), tail(procs["composed"])
+    assert {(m.width, m.height) for _, m in frames} == {(256, 192)}
+    t = [a for a, _ in frames[-15:]]
+    assert 14 / (t[-1] - t[0]) < 13.0, "fps: 10.0 of the file is not in effect"
+
+
+@pytest.mark.launch(fixture=launches)
+def test_missing_photo_gives_a_clear_status_and_keeps_the_settings(procs, graph, topics):
+    from gaussian_head_ros.msg import AvatarStatus
+
+    _wait_nodes(graph, procs, "composed", ["/robot2/reconstruction_node"])
+    statuses = topics["/robot2/avatar/status"]
+    assert wait_until(lambda: len(statuses) > 0, 60), f"no avatar/status for a missing photo\n{tail(procs['composed'])}"
+    s = statuses[-1][1]
+    assert s.code == AvatarStatus.BAD_IMAGE and not s.ok, s
+    assert MISSING_PHOTO in s.message and "No such file" in s.message, s.message
+    assert graph.parameters("/robot2/reconstruction_node", ["preset", "backend"]) == \
+        {"preset": "fast", "backend": "mesh_fit"}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+def _ctrl_c(proc: ExecuteProcess) -> None:
+    pid = proc.process_details["pid"]
+    nodes = psutil.Process(pid).children(recursive=True)
+    assert nodes, f"{proc.name}: no node processes under ros2 launch"
+    t0 = time.monotonic()
+    os.killpg(pid, signal.SIGINT)  # what a terminal's Ctrl-C does: SIGINT to the foreground process group
+    gone, alive = psutil.wait_procs(nodes, timeout=CTRL_C_S)
+    took = time.monotonic() - t0
+    assert not alive, f"still running {CTRL_C_S} s after Ctrl-C: {[p.cmdline()[:2] for p in alive]}\n{tail(proc)}"
+    assert wait_until(lambda: proc.return_code is not None, 10), f"ros2 launch still running\n{tail(proc)}"
+    assert proc.return_code == 0, tail(proc)
+    assert "Traceback" not in output(proc), tail(proc, 8000)
+    print(f"{proc.name}: {len(nodes)} node processes gone {took:.1f} s after Ctrl-C")
+
+
+@pytest.mark.launch(fixture=launches)
+def test_ctrl_c_stops_the_video_launch_cleanly(procs):
+    _ctrl_c(procs["video"])
+
+
+@pytest.mark.launch(fixture=launches)
+def test_ctrl_c_stops_the_default_launch_cleanly(procs):
+    _ctrl_c(procs["default"])
+
+
+@pytest.mark.launch(fixture=launches)
+def test_ctrl_c_stops_the_composed_launch_cleanly(procs):
+    _ctrl_c(procs["composed"])
