@@ -85,4 +85,12 @@ fi
   --cmake-args -DPython3_EXECUTABLE="$VPY" -DPYTHON_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
   > log/colcon-build.out 2>&1 || { tail -n 60 log/colcon-build.out >&2; die "colcon build failed (full log: log/colcon-build.out)"; }
 say "built in $(( $(date +%s) - t0 )) s"
+# --- 5. test tooling: the real ros2 CLI / ros2 launch / launch_pytest, when ../shared/tools has them -------
+if [ -f ../shared/tools/ros2cli/install.sh ]; then
+  if ros2cli=$(VIRTUAL_ENV=$VENV PATH="$VENV/bin:$PATH" bash scripts/ros2cli.sh); then
+    say "ros2 CLI for the tests: source $ros2cli (after env.sh)"
+  else
+    say "ros2 CLI not installed (launch tests will be skipped)"
+  fi
+fi
 say "ready. Bring it into a shell with:  source env.sh"

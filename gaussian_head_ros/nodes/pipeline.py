@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args)
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
-    from gaussian_head_ros.nodes.common import ignore_further_interrupts
+    from gaussian_head_ros.nodes.common import end_process, ignore_further_interrupts
     from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
     from gaussian_head_ros.nodes.render_node import RenderNode
     from gaussian_head_ros.nodes.tracker_node import TrackerNode
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in reversed(nodes):
             n.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    end_process(0)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """reconstruction_node: operator photo -> latched GaussianAvatar, plus a latched status saying how it went.
 
 Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
-both reliable with depth 1; the optional `photo_path` parameter reconstructs a photo file at start-up.
+reliable with depth 1, each both transient local (a photo latched before this node started is used) and
+volatile (volatile publishers work too); the optional `photo_path` parameter reconstructs a photo file at start-up.
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
 both reliable + transient local, depth 1 (latched: a late joiner gets the current avatar and the result of
 the last photo), and `/diagnostics` once a second.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,9 +126,14 @@ class ReconstructionNode(Node):
         self.avatar_pub = self.create_publisher(GaussianAvatarMsg, "avatar", latched)
         self.status_pub = self.create_publisher(AvatarStatus, "avatar/status", latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        photo_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(Image, "operator/photo", self._on_image, photo_qos)
-        self.create_subscription(CompressedImage, "operator/photo/compressed", self._on_compressed, photo_qos)
+        # Each photo topic is subscribed twice, reliable depth 1: transient local, so that a photo latched
+        # before this node started is used, and volatile, which a volatile publisher requires (DDS does not
+        # match it with a transient-local reader). A sample that reaches both is taken once.
+        self._seen = deque(maxlen=8)  # (source timestamp, publication sequence number) of recent photos
+        for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE):
+            qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+            self.create_subscription(Image, "operator/photo", self._on_image, qos)
+            self.create_subscription(CompressedImage, "operator/photo/compressed", self._on_compressed, qos)
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -175,7 +182,18 @@ class ReconstructionNode(Node):
     def _operator(self, frame_id: str) -> str:
         return self._param("operator_id") or frame_id or "operator"
 
-    def _on_image(self, msg: Image) -> None:
+    def _first_time(self, info) -> bool:
+        """False for a photo sample already taken through the other subscription of its topic."""
+        key = (info.get("source_timestamp"), info.get("publication_sequence_number"), str(info.get("publisher_gid")))
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.append(key)
+        return True
+
+    def _on_image(self, msg: Image, info) -> None:
+        if not self._first_time(info):
+            return
         limit = int(self._param("max_pixels"))
         data, w, h, step, enc, be = msg.data, msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian)
         note = self._encoding_notes.first(enc)
@@ -184,7 +202,9 @@ class ReconstructionNode(Node):
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo"))
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
+    def _on_compressed(self, msg: CompressedImage, info) -> None:
+        if not self._first_time(info):
+            return
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format
         self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit, fmt=fmt),
@@ -224,6 +244,11 @@ class ReconstructionNode(Node):
                 rec = self._rebuild(rec)
             try:
                 self._run(rec, job)
+            except Exception as e:  # publishing failed
+                if self._stop.is_set() or not self.context.ok():
+                    break  # shutting down (Ctrl-C): the publishers went away with the context
+                self.counts["errors"] += 1
+                self.get_logger().error(f"publishing the result failed: {type(e).__name__}: {e}")
             finally:
                 with self._lock:
                     self._busy = False
@@ -312,9 +337,10 @@ class ReconstructionNode(Node):
         self.diag_pub.publish(diagnostics(self, "avatar reconstruction", level, message, str(self._param("backend")), values))
 
     def destroy_node(self):
-        self._stop.set()
-        self._wake.set()
-        self._worker.join(timeout=10.0)
+        if hasattr(self, "_worker"):  # else __init__ failed before: let its error show, not one of ours
+            self._stop.set()
+            self._wake.set()
+            self._worker.join(timeout=10.0)
         return super().destroy_node()
 
 
