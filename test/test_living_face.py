@@ -11,7 +11,7 @@ from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import PART_EYE
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.drive import Driver
-from gaussian_head_ros.core.facemesh import FaceMesh, fit_head_frame
+from gaussian_head_ros.core.facemesh import FaceMesh
 from gaussian_head_ros.core.render import rasterize
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.core.video import read_frames
@@ -54,8 +54,7 @@ def driven():
             found = mesh.detect(img)
             if found:
                 out["gaze_driver"].append(c.gaze.mean(0))
-                out["gaze_render"].append(eyes.gaze_from_landmarks(fit_head_frame(found[0].landmarks_px, K).canonical)
-                                          .mean(0))
+                out["gaze_render"].append(eyes.gaze_from_landmarks(found[0].landmarks_px).mean(0))
     return out
 
 

@@ -203,8 +203,10 @@ class Rig:
         return len(self.frame)
 
 
-def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig) -> Rig:
+def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
+    photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze is measured (else the
+    template's own x, y).
 
     Cost: one k-d tree query and a few closest-point tests per non-face Gaussian (once per avatar)."""
     from scipy.spatial import cKDTree
@@ -251,7 +253,8 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig) -> Rig
 
     eyeball = part == PART_EYE
     if mp_topology and len(verts) >= lmk.NUM_LANDMARKS:
-        eye_centres, rest_gaze = eyes.eyeball_centres(verts), eyes.gaze_from_landmarks(verts)
+        rest_gaze = eyes.gaze_from_landmarks(verts if photo_points is None else photo_points)
+        eye_centres = eyes.eyeball_centres(verts, rest_gaze)
     else:
         eye_centres, rest_gaze = np.zeros((2, 3)), np.zeros((2, 2))
     if eyeball.any():

@@ -139,7 +139,7 @@ class Driver:
         self.means = np_of(avatar.means).astype(np.float32)  # [N, 3]
         self.n = self.means.shape[0]
         self.rig = deform.build_rig(avatar.part, avatar.face_id, avatar.bary, self.means, avatar.template_vertices,
-                                    avatar.template_faces, self.cfg)
+                                    avatar.template_faces, self.cfg, photo_points=_photo_points(avatar))
         self.verts = self.rig.verts  # [V, 3] float64
         self.frame = self.rig.frame  # [N] frame of each Gaussian
         self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
@@ -231,6 +231,17 @@ class Driver:
             ratio[~self.has_normal] = 1.0
             colors = torch.clamp(colors * torch.as_tensor(ratio, dtype=colors.dtype, device=dev), 0, 1)
         return PosedGaussians(means, quats, scales, self.t_opac, colors)
+
+
+def _photo_points(avatar: GaussianAvatar) -> np.ndarray | None:
+    """[V, 2] the template projected into its photo (pixels), None without a source camera."""
+    cam, v = avatar.source_camera, np.asarray(avatar.template_vertices, np.float64)
+    if cam is None or len(v) == 0:
+        return None
+    c = v @ np.asarray(cam.viewmat, np.float64)[:3, :3].T + np.asarray(cam.viewmat, np.float64)[:3, 3]
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    z = np.maximum(c[:, 2], 1e-6)
+    return np.stack([fx * c[:, 0] / z + cx, fy * c[:, 1] / z + cy], 1)
 
 
 def drive(avatar: GaussianAvatar, control: FaceControl | None = None, lighting=None,

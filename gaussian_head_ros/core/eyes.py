@@ -6,11 +6,15 @@ head pose's own convention (control.euler_deg): the gaze direction is Ry(yaw) Rx
 positive yaw looks towards the image left (the subject's right) and positive pitch looks down; (0, 0)
 looks straight out of the face (along -z).
 
-From landmarks (MediaPipe refine_landmarks, 478 points, head frame): each eye's iris centre (468, 473)
-relative to the midpoint of its two corners, on an eyeball of radius EYEBALL_RADIUS_M:
-sin(pitch) = dy / r, sin(yaw) cos(pitch) = -dx / r. MediaPipe's canonical face (which looks straight
-ahead) has its irises within 1.2 % of the eye width of that midpoint, so no offset is applied. The
-eyeball's centre is the iris centre moved back by r against the gaze direction.
+From landmarks (MediaPipe refine_landmarks, 478 points) in the image (pixels) or any frame whose x points
+image-right and y image-down: each eye's iris centre (468, 473) relative to its two corners, along the
+corner-to-corner axis and across it, in eye widths, times EYE_WIDTH_M, on an eyeball of radius
+EYEBALL_RADIUS_M: sin(pitch) = dy / r, sin(yaw) cos(pitch) = -dx / r. In the image plane, not in the
+pose-free 3D landmarks: MediaPipe's depth of the iris points is poor, and de-rotating a turned head mixes
+it into x (on the ../shared clips the image-plane measure follows FaceLandmarker's eyeLookIn/Out with
+|r| 0.97-0.998, the 3D one 0.21-0.99). MediaPipe's canonical face (which looks straight ahead) has its
+irises within 1.2 % of the eye width of the corners' midpoint, so no offset is applied. The eyeball's
+centre is the iris centre moved back by r against the gaze direction.
 
 From ARKit blendshapes (eyeLookIn/Out/Up/Down per eye, 0..1; other drivers): yaw and pitch are their
 differences times ARKIT_YAW_RAD / ARKIT_PITCH_RAD (ARKit documents no angle for a coefficient of 1;
@@ -24,23 +28,29 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 
 EYEBALL_RADIUS_M = 0.012  # adult eyeball: ~24 mm axial length
+EYE_WIDTH_M = 0.027  # corner to corner, MediaPipe's canonical face at the head frame's scale
 ARKIT_YAW_RAD = 0.5  # eyeLookOut - eyeLookIn = 1 -> this many radians
 ARKIT_PITCH_RAD = 0.4  # eyeLookDown - eyeLookUp = 1 -> this many radians
 IRIS_CENTRES = (lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)
 
 
-def gaze_from_landmarks(landmarks: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) -> np.ndarray:
-    """[478, 3] head-frame landmarks (metres) -> gaze [2, 2] (yaw, pitch) rad per eye (right, left).
-
-    Raises ValueError without the 10 iris points."""
-    v = np.asarray(landmarks, np.float64)
-    if v.ndim != 2 or v.shape[0] < lmk.NUM_LANDMARKS:
+def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) -> np.ndarray:
+    """[478, 2+] landmarks (x image-right, y image-down: pixels or the head frame) -> gaze [2, 2] (yaw, pitch)
+    rad per eye (right, left). Raises ValueError without the 10 iris points."""
+    v = np.asarray(points, np.float64)
+    if v.ndim != 2 or v.shape[0] < lmk.NUM_LANDMARKS or v.shape[1] < 2:
         raise ValueError(f"gaze needs {lmk.NUM_LANDMARKS} landmarks (with the irises), got {v.shape}")
+    v = v[:, :2]
     out = np.zeros((2, 2))
     for e, ((outer, inner), iris) in enumerate(zip(lmk.EYE_CORNERS, IRIS_CENTRES)):
-        d = v[iris] - 0.5 * (v[outer] + v[inner])
-        pitch = np.arcsin(np.clip(d[1] / radius_m, -1, 1))
-        yaw = np.arcsin(np.clip(-d[0] / (radius_m * max(np.cos(pitch), 1e-6)), -1, 1))
+        a, b = (v[outer], v[inner]) if v[outer, 0] <= v[inner, 0] else (v[inner], v[outer])  # a: the image-left one
+        axis = b - a
+        width2 = max(float(axis @ axis), 1e-12)
+        d = v[iris] - 0.5 * (a + b)
+        dx = float(d @ axis) / width2 * EYE_WIDTH_M  # along the eye, towards image-right
+        dy = float(d @ np.array([-axis[1], axis[0]])) / width2 * EYE_WIDTH_M  # across it, downwards
+        pitch = np.arcsin(np.clip(dy / radius_m, -1, 1))
+        yaw = np.arcsin(np.clip(-dx / (radius_m * max(np.cos(pitch), 1e-6)), -1, 1))
         out[e] = yaw, pitch
     return out
 
@@ -52,11 +62,11 @@ def gaze_directions(gaze: np.ndarray) -> np.ndarray:
     return np.stack([-np.sin(yaw) * np.cos(pitch), np.sin(pitch), -np.cos(yaw) * np.cos(pitch)], -1)
 
 
-def eyeball_centres(landmarks: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) -> np.ndarray:
-    """[478, 3] head-frame landmarks -> [2, 3] eyeball centres (right, left): each iris centre moved back by
-    the radius against its gaze."""
+def eyeball_centres(landmarks: np.ndarray, gaze: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) -> np.ndarray:
+    """[478, 3] head-frame landmarks, their gaze [2, 2] -> [2, 3] eyeball centres (right, left): each iris
+    centre moved back by the radius against its gaze."""
     v = np.asarray(landmarks, np.float64)
-    return v[list(IRIS_CENTRES)] - radius_m * gaze_directions(gaze_from_landmarks(v, radius_m))
+    return v[list(IRIS_CENTRES)] - radius_m * gaze_directions(gaze)
 
 
 def gaze_from_blendshapes(names, values) -> np.ndarray | None:

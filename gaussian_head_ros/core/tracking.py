@@ -342,6 +342,7 @@ class FaceTracker:
         depth = K[0, 0] / s  # the neutral's metres at s pixels per metre
         trans = np.array([(t[0] - K[0, 2]) * depth / K[0, 0], (t[1] - K[1, 2]) * depth / K[1, 1], depth])
         mouth = mouth_open(canonical, neutral)
+        gaze = eyes.gaze_from_landmarks(p).reshape(4)  # in the image plane (core/eyes.py says why)
         quat = matrix_to_quat(rot)
         bs = face.blendshapes
         if self.config.smoothing:
@@ -350,6 +351,7 @@ class FaceTracker:
             trans = self._f_trans(trans, t_s)
             canonical = self._f_lmk(canonical, t_s)
             mouth = float(self._f_mouth(mouth, t_s))
+            gaze = self._f_gaze(gaze, t_s)
             if bs is not None:
                 bs = np.clip(self._f_bs(bs, t_s), 0.0, 1.0)
         # Confidence: the detector's score, lowered when the rigid landmarks do not fit the neutral shape
@@ -362,7 +364,7 @@ class FaceTracker:
             landmarks=canonical.astype(np.float32), expression=(canonical - neutral).astype(np.float32),
             mouth_open=mouth, blendshape_names=names,
             blendshapes=bs.astype(np.float32) if bs is not None and names else np.zeros(0, np.float32),
-            gaze=eyes.gaze_from_landmarks(canonical).astype(np.float32))
+            gaze=gaze.reshape(2, 2).astype(np.float32))
 
     def _reference(self, canonical: np.ndarray) -> np.ndarray:
         """[478, 3] the neutral face the frame is aligned to. While calibrating: the median of the samples
@@ -391,9 +393,10 @@ class FaceTracker:
         self._f_lmk = OneEuroFilter(fc, UNIT_METRE)
         self._f_mouth = OneEuroFilter(fc, UNIT_MOUTH)
         self._f_bs = OneEuroFilter(fc, UNIT_BLENDSHAPE)
+        self._f_gaze = OneEuroFilter(fc, UNIT_RADIAN)
 
     def _reset_filters(self) -> None:
-        for f in (self._f_rot, self._f_trans, self._f_lmk, self._f_mouth, self._f_bs):
+        for f in (self._f_rot, self._f_trans, self._f_lmk, self._f_mouth, self._f_bs, self._f_gaze):
             f.reset()
 
     def _reset_stream(self) -> None:

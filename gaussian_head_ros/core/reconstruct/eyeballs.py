@@ -93,14 +93,15 @@ def _cap_points(spacing_m: float, radius_m: float, cap_deg: float) -> np.ndarray
     return np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), -cos_t], 1)
 
 
-def eyeball_completion(vertices: np.ndarray, colours: dict, metres_per_px: float, cfg: EyeballConfig,
-                       keep=None) -> GaussianBatch | None:
-    """Painted eyeball caps for both eyes (head frame): pupil and iris about each eye's rest gaze with the
+def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dict, metres_per_px: float,
+                       cfg: EyeballConfig, keep=None) -> GaussianBatch | None:
+    """Painted eyeball caps for both eyes (head frame; rest_gaze [2, 2] the photo's, eyes.gaze_from_landmarks of
+    its pixel landmarks): pupil and iris about each eye's rest gaze with the
     photo's iris radius (pixels x metres_per_px), sclera elsewhere. keep(points [M, 3]) -> [M] bool selects
     which to keep (the mesh_fit caller keeps only those the lids hide at rest)."""
     v = np.asarray(vertices, np.float64)
-    centres = eyes.eyeball_centres(v, cfg.radius_m)
-    rest = eyes.gaze_directions(eyes.gaze_from_landmarks(v, cfg.radius_m))  # [2, 3]
+    centres = eyes.eyeball_centres(v, rest_gaze, cfg.radius_m)
+    rest = eyes.gaze_directions(rest_gaze)  # [2, 3]
     dirs = _cap_points(cfg.spacing_m, cfg.radius_m, cfg.cap_deg)
     batches = []
     for e in range(2):

@@ -249,11 +249,13 @@ class MeshFitReconstructor(Reconstructor):
         front = front + delta_fill * np.exp(-((d_face / cfg.face_blend_m) ** 2))
         front = np.where(mesh_px, zmesh, front)
         centre = -R.T @ t
+        rest_gaze = eyes.gaze_from_landmarks(fp.landmarks_px)  # as the driver measures it (drive._photo_points)
         if eye_px.any():  # the photo's eye openings: on the eyeballs the driver turns with the gaze
             d = rays[eye_px] @ R
             p_eye, n_eye = place_on_eyeballs(centre, d / np.linalg.norm(d, axis=1, keepdims=True),
                                              eye_side(fid[eye_px], nf, len(eye_r)),
-                                             eyes.eyeball_centres(V, cfg.eyeball.radius_m), cfg.eyeball.radius_m)
+                                             eyes.eyeball_centres(V, rest_gaze, cfg.eyeball.radius_m),
+                                             cfg.eyeball.radius_m)
             front[eye_px] = (p_eye @ R.T + t)[:, 2]
         back = np.maximum(back, front + 0.02)
         front, back = front.astype(np.float32), back.astype(np.float32)  # finite everywhere; used on `person`
@@ -314,7 +316,7 @@ class MeshFitReconstructor(Reconstructor):
         # with the lid vertices); inside it the photo's eye turns with the eyeball.
         eye_core = cv2.erode(eye_px.astype(np.uint8), np.ones((3, 3), np.uint8),
                              iterations=cfg.eyeball.rim_px).astype(bool)
-        eyeball = eyeball_completion(V, eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball), mpp,
+        eyeball = eyeball_completion(V, rest_gaze, eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball), mpp,
                                      cfg.eyeball, keep=hidden_by_the_lids)
         timings["completion"] = time.perf_counter() - t2
 

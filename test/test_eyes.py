@@ -1,0 +1,68 @@
+"""core/eyes.py: the gaze convention from landmarks and from ARKit blendshapes, and the driven eyeballs."""
+
+import numpy as np
+import pytest
+from conftest import shared
+
+from gaussian_head_ros.core import eyes
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.avatar import PART_EYE, PART_STATIC
+from gaussian_head_ros.core.control import FaceControl
+from gaussian_head_ros.core.drive import Driver
+from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+
+@pytest.fixture(scope="module")
+def canonical():
+    """MediaPipe's canonical face (looks straight ahead) in the head frame's axes (x right, y down), metres."""
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    return v * np.array([1.0, -1.0, -1.0])
+
+
+def test_straight_ahead_and_the_sign_convention(canonical):
+    g = eyes.gaze_from_landmarks(canonical)
+    assert np.abs(g).max() < 0.05  # the canonical face looks straight ahead (within 3 degrees)
+    v = canonical.copy()
+    v[[lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L], 0] -= 0.004  # irises towards the image left ...
+    v[[lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L], 1] += 0.003  # ... and down
+    g2 = eyes.gaze_from_landmarks(v)
+    assert np.all(g2[:, 0] - g[:, 0] > 0.2) and np.all(g2[:, 1] - g[:, 1] > 0.15)  # +yaw = image left, +pitch down
+    d = eyes.gaze_directions(g2)
+    assert np.all(d[:, 0] < 0) and np.all(d[:, 1] > 0) and np.all(d[:, 2] < 0)  # out of the face (-z)
+    with pytest.raises(ValueError, match="irises"):
+        eyes.gaze_from_landmarks(canonical[:468])
+
+
+def test_blendshapes_give_the_same_convention():
+    names = ["eyeLookOutRight", "eyeLookInLeft", "eyeLookDownRight", "eyeLookDownLeft"]
+    g = eyes.gaze_from_blendshapes(names, [1.0, 1.0, 0.5, 0.5])  # both eyes to the subject's right, down
+    assert np.all(g[:, 0] > 0.3) and np.all(g[:, 1] > 0.1)
+    assert eyes.gaze_from_blendshapes(["jawOpen"], [0.3]) is None
+    c = FaceControl(blendshape_names=names, blendshapes=np.array([1, 1, 0.5, 0.5], np.float32))
+    np.testing.assert_allclose(eyes.control_gaze(c), g)
+    c.gaze = np.zeros((2, 2), np.float32)  # an explicit gaze wins
+    np.testing.assert_array_equal(eyes.control_gaze(c), 0)
+
+
+def test_the_driver_turns_the_eyeballs_about_their_centres(canonical):
+    a = synthetic_avatar(2000, seed=7)
+    a.template_vertices = canonical.astype(np.float32)
+    a.template_faces = np.zeros((0, 3), np.int32)
+    a.source_camera = None  # the rest gaze from the template itself
+    centres = eyes.eyeball_centres(canonical, eyes.gaze_from_landmarks(canonical))
+    front = (centres + eyes.EYEBALL_RADIUS_M * np.array([0, 0, -1.0])).astype(np.float32)  # the pupils at rest
+    a.means[:2], a.part[:2], a.face_id[:2] = front, PART_EYE, -1
+    a.part[2:] = np.where(a.part[2:] == PART_EYE, PART_STATIC, a.part[2:])
+    d = Driver(a)
+    np.testing.assert_allclose(d.rig.eye_centres, centres, atol=1e-6)
+    rest = d.drive(FaceControl.rest())
+    np.testing.assert_array_equal(rest.means, a.means)
+    looked = d.drive(FaceControl(gaze=np.array([[0.3, 0.0], [0.3, 0.0]], np.float32))).means[:2]
+    assert np.all(looked[:, 0] < front[:, 0] - 0.002)  # +yaw: towards the image left
+    np.testing.assert_allclose(np.linalg.norm(looked - centres, axis=1), eyes.EYEBALL_RADIUS_M, rtol=1e-4)
+    down = d.drive(FaceControl(gaze=np.array([[0.0, 0.3], [0.0, 0.3]], np.float32))).means[:2]
+    assert np.all(down[:, 1] > front[:, 1] + 0.002)
+    far = d.drive(FaceControl(gaze=np.full((2, 2), 3.0, np.float32))).means[:2]  # beyond gaze_max_rad: held there
+    lim = d.drive(FaceControl(gaze=(d.rig.rest_gaze + d.cfg.gaze_max_rad).astype(np.float32))).means[:2]
+    np.testing.assert_allclose(far, lim, atol=1e-6)
