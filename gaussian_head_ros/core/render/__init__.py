@@ -24,27 +24,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-# The cpu backend runs on numba's own work-queue thread pool, not OpenMP: OpenMP spins while waiting at the
-# end of each parallel loop, and when other processes keep the cores busy that spinning steals the time the
-# other worker needs (2 threads measured 2.5-4x slower than 1 at load 4 on the 2-core development machine).
-# numba picks its pool at the first parallel call or set_num_threads(), from numba.config (which it reloads
-# from the environment), so both are set here, early; NUMBA_THREADING_LAYER set by the user wins.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
-    try:
-        import numba
-
-        numba.config.THREADING_LAYER = "workqueue"
-    except ImportError:  # numba is only needed by the cpu backend
-        pass
 
 BACKENDS = ("auto", "cpu", "torch", "gsplat")
 
