@@ -176,8 +176,8 @@ def _r(driver: np.ndarray, render: np.ndarray, min_std: float) -> float | None:
 
 
 def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
-    """Two series of the same frames -> flat metrics: r_<group>, r_<angle>, mae_<angle>_deg, std_<group>
-    (the driver's amplitude, for judging an r), reader_frames (frames with a face in both),
+    """Two series of the same frames -> flat metrics: r_<group>, r_<angle>, mae_<angle>_deg, std_<group> and
+    std_<angle>_deg (the driver's amplitude, for judging an r), reader_frames (frames with a face in both),
     no_face_driver, no_face_render. Raises ValueError when the lengths differ."""
     if len(driver) != len(render):
         raise ValueError(f"series of different lengths: driver {len(driver)}, render {len(render)}")
@@ -193,6 +193,7 @@ def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
         p = np.asarray(render.angles[k], np.float64)[both]
         out[f"r_{k}"] = _r(d, p, MIN_STD_DEG)
         out[f"mae_{k}_deg"] = round(float(np.mean(np.abs(p - d))), 3) if d.size else None
+        out[f"std_{k}_deg"] = round(float(np.std(d)), 3) if d.size else None
     return out
 
 
