@@ -269,3 +269,27 @@ def test_8uc3_camera_frames_are_bgr_with_one_warning(graph, clip):
     assert abs(c.head_pose.position.z - c_rgb.head_pose.position.z) < 0.01
     assert g["procs"]["tracker"].log().count("8UC3 images carry no channel order: taken as BGR") == 1
     _alive(g)
+
+
+def test_a_hand_over_the_mouth_lowers_confidence_and_holds_the_mouth(graph):
+    """Through the running tracker: 20 frames of a clip, then the same clip with a hand over the mouth.
+    Confidence drops below the node's min_confidence (0.5) and mouth_open does not snap."""
+    from test_lower_face import cover_mouth, hand_rgba
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.video import read_frames
+
+    g = graph
+    frames = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=36)
+    with FaceMesh() as fm:
+        lms = [fm.detect(f.rgb)[0].landmarks_px for f in frames]
+    hand = hand_rgba()
+    got = []
+    for k, f in enumerate(frames):
+        c = _track(g, cover_mouth(f.rgb, lms[k], hand) if k >= 20 else f.rgb)
+        got.append((c.confidence, c.mouth_open))
+    got = np.array(got)
+    assert np.all(got[5:20, 0] >= 0.5), got[:20, 0]
+    assert np.all(got[23:, 0] < 0.5), got[20:, 0]
+    assert np.abs(np.diff(got[23:, 1])).max() < 0.05 and got[23:, 1].max() <= got[16:20, 1].max() + 0.01, got[:, 1]
+    _alive(g)

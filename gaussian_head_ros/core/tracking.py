@@ -31,6 +31,8 @@ video, a restarted bag): the temporal state is reset and the frame processed. Fr
 `max_gap_s` apart, or a face that was lost, restart the filters (no smoothing across a gap).
 
 No face: face_detected=False, confidence 0, and the last pose and expression held (rest before any).
+Lower face out of view (chin cut by the frame, a hand over the mouth; core/lower_face.py): confidence
+lowered below 0.5, mouth and jaw held and faded to neutral, pitch held.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
+from gaussian_head_ros.core.lower_face import LowerFaceMonitor
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ class TrackerConfig:
     max_gap_s: float = 0.5  # frames further apart than this are not smoothed together
     restart_after_s: float = 1.0  # a stamp this much older than the last one starts a new stream
     switch_ratio: float = 1.5  # another face must score this much better to take over from the operator
+    lower_face_check: bool = True  # detect a lower face cut by the frame or covered by a hand (core/lower_face.py)
 
     def validate(self) -> None:
         if self.model_path and not os.path.isfile(self.model_path):
@@ -193,6 +197,7 @@ class FaceTracker:
         self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
                                                       min_confidence=c.min_confidence)
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
+        self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._neutral_samples: list[np.ndarray] = []  # [478, 3] canonical landmarks of calibration frames
         self.neutral: np.ndarray | None = None  # [478, 3] the operator's neutral face, head frame, metres
         self._make_filters()
@@ -220,7 +225,7 @@ class FaceTracker:
         self._make_filters()
 
     def close(self) -> None:
-        for m in (self._task, self._mesh, self._roi_mesh):
+        for m in (self._task, self._mesh, self._roi_mesh, self._lower):
             if m is not None:
                 m.close()
 
@@ -258,6 +263,8 @@ class FaceTracker:
             self._reset_filters()
         self._face_seen = True
         control = self._control(face, K, stamp_ns)
+        if self._lower is not None:  # a chin cut by the frame, a hand over the mouth: hold mouth/jaw and pitch
+            control = self._lower.steady(control, self._lower.visibility(rgb, face.landmarks_px))
         self._held = control
         return control
 
@@ -407,6 +414,8 @@ class FaceTracker:
         self._operator: tuple[float, float, float] | None = None  # centre x, y and width (pixels) of the last operator
         self._roi: tuple[int, int, int] | None = None  # x0, y0, side (pixels): crop a small operator is followed in
         self._held: FaceControl | None = None
+        if getattr(self, "_lower", None) is not None:
+            self._lower.reset()
         self._reset_filters()
 
 
