@@ -362,12 +362,12 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
         r_tri = xp.where(moved[:, None, None], fr1 @ fr0.mT, eye)
         s_tri = xp.where(moved, xp.sqrt(xp.clip(a1, 1e-20, None) / xp.clip(a0, 1e-20, None)), xp.ones_like(a0))
         rot_f = r_g @ r_tri
-        lin = xp.einsum("ij,fkj->fik", r_g - eye, vt) + xp.einsum("ij,fkj->fik", r_g, d_tri)
+        fade = (d_tri @ r_g.mT).mT  # [F, 3, 3 vertices]: R_g d of each corner (matmul: einsum is slow here)
+        lin = (vt @ (r_g - eye).mT).mT + fade
         parts_d.append(xp.concat([lin, rot_f - eye], -1))
         parts_r.append(rot_f)
         parts_s.append(s_tri)
         # falloff frames: the head pose plus the (weighted, via coef) displacement
-        fade = xp.einsum("ij,fkj->fik", r_g, d_tri)
         parts_d.append(xp.concat([fade, xp.broadcast_to(r_g - eye, (nf, 3, 3))], -1))
         parts_r.append(xp.broadcast_to(r_g, (nf, 3, 3)))
         parts_s.append(xp.ones_like(a0))
@@ -396,6 +396,17 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_r.append(r_eg)
     parts_s.append(xp.ones_like(r_eg[:, 0, 0]))
     return xp.concat(parts_d, 0), xp.concat(parts_r, 0), xp.concat(parts_s, 0)
+
+
+def frame_quats(rig: Rig, rot):
+    """[K, 3, 3] frame rotations -> [K, 4] wxyz (the falloff frames all share the head's, converted once)."""
+    xp = namespace(rot)
+    nf = len(rig.faces)
+    q_rest = matrix_to_quat(rot[rig.k_head:])  # head, torso, jaw, eyes
+    if not nf:
+        return q_rest
+    q_fade = xp.broadcast_to(q_rest[:1], (nf, 4))
+    return xp.concat([matrix_to_quat(rot[:nf]), q_fade, q_rest], 0)
 
 
 def apply(frame, coef, delta, quat, scale, means, quats, scales):

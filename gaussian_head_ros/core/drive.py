@@ -194,7 +194,7 @@ class Driver:
         theta = deform.jaw_angle(self.rig, disp, jaw_open, mouth_open, self.cfg)
         delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
                                                 gaze, self.cfg)
-        return FrameTables(delta.astype(np.float32), matrices_to_quats(rot).astype(np.float32),
+        return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
                            rot.astype(np.float32), scale.astype(np.float32))
 
     def drive(self, control: FaceControl | None = None, lighting=None) -> PosedGaussians:

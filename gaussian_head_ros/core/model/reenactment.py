@@ -156,7 +156,7 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
         theta = deform.jaw_angle(rig, disp, None, 0.0, cfg)
         delta, rot, scale = deform.frame_tables(rig, tpl, disp, rotation[i].to(tpl.dtype), theta, None, cfg)
         coef = deform.coefficients(rig, means, tpl)
-        m, q, s = deform.apply(rig.frame, coef, delta, deform.matrix_to_quat(rot), scale, means, g["quats"][i],
+        m, q, s = deform.apply(rig.frame, coef, delta, deform.frame_quats(rig, rot), scale, means, g["quats"][i],
                                torch.exp(g["log_scales"][i]))
         out["means"].append(m)
         out["quats"].append(q)
