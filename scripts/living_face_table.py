@@ -140,8 +140,10 @@ def main(argv=None) -> int:
               "r = Pearson r driver vs render of the reader's series (– = driver too still or not measured); "
               "holes in px at 512²; SFace cos = identity similarity render vs photo (not ArcFace CSIM).")
     if base:
-        header += f" Baseline: {args.baseline}."
-    (out_dir / "table.md").write_text(to_markdown(rows, summary, header, summarize(base["pairs"]) if base else None))
+        header += f" Baseline: {args.baseline} (its means over the same pairs)."
+    names = {r["pair"] for r in rows}  # the baseline's means over the same pairs as this table's
+    base_summary = summarize([r for r in base["pairs"] if r["pair"] in names]) if base else None
+    (out_dir / "table.md").write_text(to_markdown(rows, summary, header, base_summary))
     print((out_dir / "table.md").read_text())
     return 0
 
