@@ -138,14 +138,24 @@ def test_every_portrait_makes_a_valid_drivable_avatar(results, name, tmp_path):
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
-def test_rest_render_reproduces_the_photo(results, name):
+def test_the_photos_expression_reproduces_the_photo(results, name):
+    """The avatar rests without the photo's expression; driven with it, it gives the photo back."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.metrics import psnr
-    from gaussian_head_ros.core.reconstruct.preview import source_view
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
 
     res = results[name]
-    img = source_view(res.avatar, backend="cpu")  # 512 x 512, the source camera, rest pose
+    a = res.avatar
+    assert res.expression.shape == (478, 3)
+    p = Driver(a).drive(FaceControl(expression=res.expression))
+    K, w, h = source_intrinsics(a)
+    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, a.source_camera.viewmat, K, w, h,
+                    backend="cpu").image
     value = psnr(img, res.photo.astype(np.float32) / 255, res.mask)
     assert value >= 30.0, f"{name}: {value:.2f} dB in the head region"
+    assert value == pytest.approx(res.info["psnr_head"], abs=0.05)  # exactly what was built in the photo's pose
 
 
 def test_two_faces_use_the_largest_and_say_so(results):
@@ -217,6 +227,61 @@ def test_open_jaw_shows_a_mouth_interior_not_a_hole(results):
     luma = inside @ np.array([0.299, 0.587, 0.114])
     assert np.mean(luma < 0.35) > 0.25, "no dark cavity in the open mouth"
     assert np.mean(luma > 0.9) < 0.1, "a white patch in the open mouth"
+
+
+def _mouth_pixels(avatar, control):
+    """Pixels of the source view where the mouth interior (teeth, cavity, tongue) shows, and the render."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+
+    p = Driver(avatar).drive(control)
+    K, w, h = source_intrinsics(avatar)
+    vm = avatar.source_camera.viewmat
+
+    def draw(colors):
+        return rasterize(p.means, p.quats, p.scales, p.opacities, colors, vm, K, w, h, backend="cpu").image
+
+    marked = p.colors.copy()
+    marked[avatar.part == PART_MOUTH] = (1.0, 0.0, 1.0)
+    diff = np.abs(draw(marked) - draw(p.colors)).sum(-1)
+    return diff > 0.3, draw(p.colors)
+
+
+def test_a_closed_mouth_closes_an_open_mouth_photo(results, frames_closed_and_photo):
+    """The tracker's control of a relaxed, closed-mouth face hides the whole mouth interior of an avatar made
+    from a talking, open-mouth photo (the lips meet over its teeth); the tracker's control of the photo
+    itself opens it again and gives the photo back (frame-0 consistency)."""
+    from gaussian_head_ros.core.metrics import psnr
+
+    res = results["obama_speech.jpg"]
+    closed, own = frames_closed_and_photo
+    shown_closed, _ = _mouth_pixels(res.avatar, closed)
+    shown_own, img = _mouth_pixels(res.avatar, own)
+    assert res.info["expression_removed_mm"] > 10 and res.info["photo_jaw_deg"] > 5
+    assert shown_own.sum() > 500, "the photo's own control does not open the mouth"
+    assert shown_closed.sum() < 0.02 * shown_own.sum(), f"{shown_closed.sum()} mouth pixels show with the mouth closed"
+    assert psnr(img, res.photo.astype(np.float32) / 255, res.mask) >= 30.0
+
+
+@pytest.fixture(scope="module")
+def frames_closed_and_photo():
+    """FaceTracker controls: a relaxed, closed-mouth frame (lp_d0's first) and the obama_speech photo itself,
+    each tracked from a fresh start (the photo's control is what a tracker gives on its first frame)."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.tracking import FaceTracker
+    from gaussian_head_ros.core.video import read_frames
+
+    out = []
+    for rgb in (read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=1)[0].rgb,
+                read_image(str(shared("portraits", "obama_speech.jpg")))):
+        with FaceTracker() as tr:
+            c = tr.process(rgb, 0)
+        assert c.face_detected
+        c.rotation, c.translation = np.array([1, 0, 0, 0], np.float32), np.zeros(3, np.float32)  # expression only
+        out.append(c)
+    return out
 
 
 def test_lighting_is_recovered_from_shading():

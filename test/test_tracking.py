@@ -103,10 +103,19 @@ def test_yaw_follows_mediapipe_head_transform(tracked, tracked_model, reference)
             assert abs(np.nanmedian(ours - ref)) < 5.0, n  # and no large offset
 
 
+SETTLE_FRAMES = 60  # sadtalker and tpsmm start mid-sentence: their first relaxed frame comes after ~1.2 s
+
+
 @pytest.mark.parametrize("clip", CLIPS)
 def test_mouth_open_follows_jaw_open(tracked, tracked_model, reference, clip):
-    assert _corr(tracked[clip]["mouth"], reference[clip]["jaw"]) >= 0.8
-    assert _corr(tracked_model[clip]["mouth"], reference[clip]["jaw"]) >= 0.8
+    """mouth_open's jaw term is relative to the neutral face, which is not assumed from the first frames:
+    until the operator's first relaxed frame it is the first frames' estimate, so the correlation is scored
+    once that has come (the first 2 s skipped); clips that start relaxed are scored whole too."""
+    late = slice(SETTLE_FRAMES, None)
+    for run in (tracked, tracked_model):
+        assert _corr(run[clip]["mouth"][late], reference[clip]["jaw"][late]) >= 0.8
+    if clip in ("lp_d0", "lp_d18"):
+        assert _corr(tracked[clip]["mouth"], reference[clip]["jaw"]) >= 0.8
     assert tracked[clip]["mouth"].min() >= 0.0
 
 
@@ -179,9 +188,12 @@ def test_quaternion_filter_is_sign_invariant():
 # Neutral face and expression
 
 def test_expression_is_relative_to_the_operators_neutral(tracked):
-    for n in CLIPS:
-        e = np.array([c.expression for c in tracked[n]["controls"][:15]])
-        assert np.median(np.linalg.norm(e, axis=2)) < 1e-3, n  # the calibration frames are ~neutral
+    for n in ("lp_d0", "lp_d18"):  # clips that start with a relaxed face (FaceLandmarker jawOpen <= 0.03)
+        e = np.array([c.expression for c in tracked[n]["controls"][:12]])
+        assert np.median(np.linalg.norm(e, axis=2)) < 1e-3, n
+    # this one starts mid-sentence (jawOpen 0.2): her first frame's open mouth is an expression, not her neutral
+    e0 = tracked["sadtalker_WDA_KatieHill_000"]["controls"][0].expression
+    assert e0[14, 1] > 0.003  # the inner lower lip 3+ mm below where it is when her mouth is closed
     cs = tracked["lp_d18"]["controls"]
     k = int(np.argmax([c.mouth_open for c in cs]))
     lip = cs[k].expression[14]  # inner lower lip of a wide-open mouth moves down (+y) by centimetres
@@ -200,6 +212,8 @@ def test_head_turns_do_not_leak_into_the_expression(tracked):
 
 
 def test_recalibrate_starts_a_new_neutral(frames):
+    from gaussian_head_ros.core.expression import NOSE_BASE
+
     clip = frames["lp_d0"]
     with FaceTracker(TrackerConfig(neutral_frames=5)) as tr:
         for f in clip[:5]:
@@ -211,7 +225,26 @@ def test_recalibrate_starts_a_new_neutral(frames):
         for f in clip[30:35]:  # a smile
             c = tr.process(f.rgb, f.stamp_ns)
         assert tr.calibrated and np.abs(tr.neutral - first).max() > 2e-3
-        assert np.linalg.norm(c.expression, axis=1).mean() < 1.5e-3  # relative to the new neutral
+        upper = c.landmarks[:468, 1] < c.landmarks[NOSE_BASE, 1]  # what neutralizing leaves alone
+        assert np.linalg.norm(c.expression[:468][upper], axis=1).mean() < 1.5e-3  # relative to the new neutral
+        assert np.linalg.norm(c.expression[14]) > 1e-3  # but the smile is not taken for the neutral
+
+
+def test_starting_mid_sentence_gives_the_same_expressions_later(frames, tracked):
+    """An operator who starts talking mid-sentence (here: the clip entered at frame 25, mouth open) gets,
+    a second later, the expressions of one who started with a relaxed face (the clip from frame 0)."""
+    from gaussian_head_ros.core.expression import JAW_POINTS, LIP_LOWER_INNER, LIP_UPPER_INNER
+
+    start = 25
+    ref = tracked["lp_d18"]["controls"]
+    assert ref[start].mouth_open > 0.2  # the mouth is open where the late tracker starts
+    with FaceTracker() as tr:
+        late = {i: tr.process(f.rgb, f.stamp_ns) for i, f in enumerate(frames["lp_d18"][start:], start)}
+    mouth = list(LIP_UPPER_INNER + LIP_LOWER_INNER + JAW_POINTS)
+    later = [i for i in late if i >= start + 30 and late[i].face_detected and ref[i].face_detected]
+    diff = np.mean([np.abs(late[i].expression[mouth] - ref[i].expression[mouth]).mean() for i in later])
+    assert diff < 0.6e-3, f"{diff * 1e3:.2f} mm apart"  # the first-15-frames median left 5 mm
+    assert np.mean([abs(late[i].mouth_open - ref[i].mouth_open) for i in later]) < 0.03
 
 
 def test_similarity_fit_recovers_a_transform():

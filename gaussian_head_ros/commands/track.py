@@ -16,7 +16,10 @@ def add_arguments(p):
     p.add_argument("--model", default="", help="MediaPipe FaceLandmarker .task file: adds the 52 ARKit blendshapes "
                                                "(default: the face mesh bundled with mediapipe, no blendshapes)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (webcams: needed)")
-    p.add_argument("--neutral-frames", type=int, default=15, help="frames whose median is the operator's neutral face")
+    p.add_argument("--neutral-frames", type=int, default=15,
+                   help="frames before the operator's neutral face counts as calibrated (it keeps refining)")
+    p.add_argument("--neutral-window", type=float, default=20.0,
+                   help="seconds over which the neutral face forgets older frames")
     p.add_argument("--max-faces", type=int, default=2, help="faces considered per frame when picking the operator")
     p.add_argument("--no-smoothing", action="store_true", help="turn the One Euro filter off")
     p.add_argument("--min-cutoff", type=float, default=2.0, help="One Euro cutoff when still, Hz")
@@ -34,6 +37,7 @@ def run(args) -> int:
     if is_camera(args.video) and args.max_frames is None:
         raise ValueError("give --max-frames when tracking a webcam")
     config = TrackerConfig(model_path=args.model, max_faces=args.max_faces, neutral_frames=args.neutral_frames,
+                           neutral_window_s=args.neutral_window,
                            smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta,
                            d_cutoff=args.d_cutoff, fov_deg=args.fov)
     config.validate()

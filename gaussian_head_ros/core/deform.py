@@ -23,7 +23,9 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
 - torso levels (part 2): a fraction of the head rotation, from `torso_follow` at the shoulders to 1 at
   the neck (quantised to `levels`);
 - jaw levels (part 3, mouth interior): the lower part turns with the jaw about a hinge axis (x), the jaw
-  angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`;
+  angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`. How much of
+  the turn a Gaussian follows is its bary[:, 0] (bary = (jaw weight, 0, 1 - jaw weight), set by the
+  reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py).
 
@@ -54,7 +56,7 @@ class DriveConfig:
     neck_blend_m: float = 0.06  # height over which the torso blends from torso_follow (below) to 1 (top)
     levels: int = 8  # frames used to quantise the torso / jaw blend weights
     expression_gain: float = 1.0  # scale on control.expression offsets
-    max_offset_m: float = 0.03  # per-vertex expression offsets are limited to this length
+    max_offset_m: float = 0.08  # per-vertex expression offsets are limited to this length (a wide-open jaw moves the chin ~6 cm)
     falloff_m: float = 0.035  # non-face Gaussians this close to the template share its displacement (fading)
     jaw_max_rad: float = 0.5  # jaw opening limit
     jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape
@@ -82,6 +84,35 @@ def _like(xp, value, ref):
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
     return t * t * (3 - 2 * t)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The jaw (MediaPipe topology; numpy): shared with the reconstructor, which undoes what the driver does
+
+def jaw_pivot(verts: np.ndarray) -> np.ndarray:
+    """[V >= 468, 3] template -> [3] the jaw's hinge point (between the cheeks at ear height, x = 0)."""
+    p = 0.5 * (np.asarray(verts[lmk.CHEEK_R], np.float64) + np.asarray(verts[lmk.CHEEK_L], np.float64))
+    p[0] = 0.0
+    return p
+
+
+def chin_turn(r0, r1):
+    """[3] rest and [3] deformed chin, relative to the hinge -> the turn about x between them (radians,
+    + = opening; numpy or torch)."""
+    xp = namespace(r1)
+    return xp.atan2(r1[1], -r1[2]) - xp.atan2(r0[1], -r0[2])
+
+
+def lip_line_jaw_weight(y: np.ndarray, verts: np.ndarray) -> np.ndarray:
+    """[M] head-frame heights of mouth-interior points -> [M] jaw weights in [0, 1]: a smooth step over
+    +-4 mm about the template's lip line (inner lips): above stays with the skull, below turns with the jaw."""
+    lip_y = 0.5 * (verts[lmk.UPPER_LIP_IN, 1] + verts[lmk.LOWER_LIP_IN, 1])
+    return _smoothstep(lip_y - 0.004, lip_y + 0.004, np.asarray(y, np.float64))
+
+
+def quantised_jaw_weight(w: np.ndarray, levels: int) -> np.ndarray:
+    """[M] jaw weights -> [M] jaw level 0..levels-1 the driver gives them (level / (levels - 1) of the turn)."""
+    return np.rint(np.clip(np.asarray(w, np.float64), 0, 1) * (levels - 1)).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -239,17 +270,18 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     mouth = part == PART_MOUTH
     mp_topology = lmk.has_mediapipe_topology(len(verts))
     if mp_topology:  # hinge between the cheeks, lip line from the inner lips
-        jaw_pivot = 0.5 * (verts[lmk.CHEEK_R] + verts[lmk.CHEEK_L])
-        jaw_pivot[0] = 0.0
-        lip_y = 0.5 * (verts[lmk.UPPER_LIP_IN, 1] + verts[lmk.LOWER_LIP_IN, 1])
+        pivot = jaw_pivot(verts)
+        w = lip_line_jaw_weight(means[mouth, 1], verts)
     else:
         centre = means[mouth].mean(0) if mouth.any() else np.array([0.0, 0.04, -0.06])
-        jaw_pivot = centre + np.array([0.0, -0.03, 0.07])
-        lip_y = float(centre[1])
+        pivot = centre + np.array([0.0, -0.03, 0.07])
+        w = _smoothstep(centre[1] - 0.004, centre[1] + 0.004, means[mouth, 1])
     jaw_weights = np.linspace(0.0, 1.0, levels)
     if mouth.any():
-        w = _smoothstep(lip_y - 0.004, lip_y + 0.004, means[mouth, 1])
-        frame[mouth] = k_jaw + np.rint(w * (levels - 1)).astype(np.int64)
+        mouth_bary = np.asarray(bary, np.float64)[mouth]
+        if np.any(mouth_bary.sum(1) > 0):  # explicit jaw weights from the reconstructor
+            w = mouth_bary[:, 0]
+        frame[mouth] = k_jaw + quantised_jaw_weight(w, levels)
 
     eyeball = part == PART_EYE
     if mp_topology and len(verts) >= lmk.NUM_LANDMARKS:
@@ -283,7 +315,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         frame[idx] = k_fade + best_f
         coef_b[idx] = w[:, None] * best_b
     frame_rest, area_rest = triangle_frames(verts, faces)
-    return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, jaw_pivot, mp_topology,
+    return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
                eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2)
 
 
@@ -331,7 +363,7 @@ def jaw_angle(rig: Rig, disp, jaw_open: float | None, mouth_open: float, cfg: Dr
         piv = _like(xp, rig.jaw_pivot, disp)
         r0 = _like(xp, rig.verts[lmk.CHIN], disp) - piv
         r1 = r0 + disp[lmk.CHIN]
-        ang = xp.atan2(r1[1], -r1[2]) - xp.atan2(r0[1], -r0[2])
+        ang = chin_turn(r0, r1)
     elif jaw_open is not None:
         ang = _like(xp, cfg.jaw_per_jaw_open * jaw_open, disp)
     else:

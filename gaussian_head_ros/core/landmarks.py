@@ -54,6 +54,10 @@ BROW_L = (276, 282, 283, 285, 293, 295, 296, 300, 334, 336)
 LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
         270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
 CHIN_REGION = (152, 148, 176, 149, 150, 377, 400, 378, 379, 18, 200, 199, 175)
+JAW_LINE = (152, 175, 148, 176, 149, 150, 377, 400, 378, 379)  # the chin and the jaw line (bone, not the lip)
+# Inner lip contour without its corners, subject's right to left; the two arcs' points face each other.
+LIP_UPPER_INNER = (191, 80, 81, 82, 13, 312, 311, 310, 415)
+LIP_LOWER_INNER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
 
 # Face oval as four anchors in order: forehead, subject's right cheek (image left), chin, left cheek.
 OVAL_ANCHORS = (FOREHEAD, CHEEK_R, CHIN, CHEEK_L)

@@ -7,12 +7,17 @@ them, and the landmarks are turned into the shared head frame:
 - pose: a similarity Procrustes fit of the rigid landmarks (eye corners, cheekbones, temples, nose
   line; `landmarks.RIGID_LANDMARKS`) of the frame onto the operator's neutral canonical face gives the
   rotation (head -> camera) and the scale, hence the depth through the pinhole camera K (a plausible
-  default camera when K is unknown). While the neutral is being collected, the median of the
-  calibration frames so far (each put in the head frame by `facemesh.fit_head_frame`) stands in for it.
+  default camera when K is unknown). On the first frame (or after `recalibrate()`) the neutral is
+  that frame's own head frame (`facemesh.fit_head_frame`) with its mouth expression taken out.
 - landmarks: the frame's landmarks in the head frame with pose and scale removed by that same fit,
   so rigid motion does not leak into the expression.
-- expression: landmarks minus the operator's neutral face (the per-coordinate median of the first
-  `neutral_frames` frames with a face; `recalibrate()` starts a new one). Both are in metres of a
+- expression: landmarks minus the operator's neutral face. The first frames are not assumed neutral
+  (an operator may start mid-sentence): the neutral starts as the first frame with its mouth expression
+  taken out (`core.expression.neutralize`, the same rule the reconstructor applies to its photo, so
+  the control of a photo's own frame re-applies exactly what the avatar was built without), then
+  follows a running average of every frame's `neutralize` weighted by how little expression the frame
+  shows, forgetting over `neutral_window_s` (`core.expression.NeutralEstimator`). It counts as
+  calibrated after `neutral_frames` frames; `recalibrate()` starts a new one. Both are in metres of a
   canonical head whose outer eye corners are 0.09 m apart, so the displacements fit another person's
   template of the same scale.
 - mouth_open: (inner-lip gap + JAW_WEIGHT x the jaw's drop below neutral) / inter-ocular distance.
@@ -47,6 +52,7 @@ import numpy as np
 from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.expression import NeutralEstimator
 from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
@@ -73,7 +79,8 @@ class TrackerConfig:
     model_path: str = ""  # MediaPipe FaceLandmarker .task file (adds 52 blendshapes); "" = bundled face mesh
     max_faces: int = 2  # faces looked at per frame to find the operator (1 is ~1.5 ms faster)
     min_confidence: float = 0.5  # MediaPipe detection/tracking confidence
-    neutral_frames: int = 15  # frames with a face whose median is the operator's neutral face
+    neutral_frames: int = 15  # frames with a face before the neutral face counts as calibrated (it keeps refining)
+    neutral_window_s: float = 20.0  # time constant (s) over which the neutral face forgets older frames
     smoothing: bool = True  # One Euro filter on the outputs
     min_cutoff: float = 2.0  # Hz, One Euro cutoff when still (lower = steadier, more lag on slow moves)
     beta: float = 10.0  # One Euro speed coefficient (higher = less lag when moving)
@@ -94,6 +101,8 @@ class TrackerConfig:
             raise ValueError(f"min_confidence must be in (0, 1), got {self.min_confidence}")
         if not 1 <= self.neutral_frames <= 10_000:
             raise ValueError(f"neutral_frames must be in 1..10000, got {self.neutral_frames}")
+        if not 0.1 <= self.neutral_window_s <= 3600.0:
+            raise ValueError(f"neutral_window_s must be in 0.1..3600 s, got {self.neutral_window_s}")
         if not 5.0 <= self.fov_deg <= 170.0:
             raise ValueError(f"fov_deg must be in 5..170 degrees, got {self.fov_deg}")
         if not (self.max_gap_s > 0 and self.restart_after_s > 0 and self.switch_ratio >= 1.0):
@@ -198,24 +207,28 @@ class FaceTracker:
                                                       min_confidence=c.min_confidence)
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
-        self._neutral_samples: list[np.ndarray] = []  # [478, 3] canonical landmarks of calibration frames
-        self.neutral: np.ndarray | None = None  # [478, 3] the operator's neutral face, head frame, metres
+        self._neutral = NeutralEstimator(c.neutral_window_s)
         self._make_filters()
         self._reset_stream()
 
     # ------------------------------------------------------------------------------------------------
     @property
     def calibrated(self) -> bool:
-        return self.neutral is not None
+        return self._neutral.frames >= self.config.neutral_frames
+
+    @property
+    def neutral(self) -> np.ndarray | None:
+        """[478, 3] the operator's neutral face, head frame, metres (None before the first face)."""
+        return self._neutral.neutral
 
     @property
     def blendshape_names(self) -> list[str]:
         return list(self._task.names) if self._task else []
 
     def recalibrate(self) -> None:
-        """Start a new neutral face from the next `neutral_frames` frames with a face."""
-        self._neutral_samples, self.neutral = [], None
-        log.info("recalibrating the neutral face over the next %d frames", self.config.neutral_frames)
+        """Start a new neutral face from the next frame with a face (calibrated after `neutral_frames`)."""
+        self._neutral.reset()
+        log.info("recalibrating the neutral face from the next %d frames", self.config.neutral_frames)
 
     def set_filter(self, min_cutoff: float, beta: float, d_cutoff: float, smoothing: bool = True) -> None:
         """Change the One Euro parameters at run time (keeps the neutral face)."""
@@ -262,9 +275,11 @@ class FaceTracker:
         if not self._face_seen or (dt_s is not None and dt_s > self.config.max_gap_s):
             self._reset_filters()
         self._face_seen = True
-        control = self._control(face, K, stamp_ns)
+        vis = self._lower.visibility(rgb, face.landmarks_px) if self._lower is not None else 1.0
+        in_view = self._lower is None or vis >= self._lower.config.visible
+        control = self._control(face, K, stamp_ns, learn_neutral=in_view)
         if self._lower is not None:  # a chin cut by the frame, a hand over the mouth: hold mouth/jaw and pitch
-            control = self._lower.steady(control, self._lower.visibility(rgb, face.landmarks_px))
+            control = self._lower.steady(control, vis)
         self._held = control
         return control
 
@@ -339,13 +354,23 @@ class FaceTracker:
         self._operator = ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2, max(f.bbox[2] - f.bbox[0], 1.0))
         return f
 
-    def _control(self, face: _Face, K: np.ndarray, stamp_ns: int) -> FaceControl:
+    def _control(self, face: _Face, K: np.ndarray, stamp_ns: int, learn_neutral: bool = True) -> FaceControl:
+        """The frame's control; learn_neutral=False (the lower face hidden) keeps it out of the neutral face."""
         p = face.landmarks_px.astype(np.float64)  # [478, 3] pixels
         if p.shape[0] != lmk.NUM_LANDMARKS:
             raise ValueError(f"expected {lmk.NUM_LANDMARKS} landmarks, got {p.shape[0]}")
-        neutral = self._reference(fit_head_frame(p, K).canonical)
+        t_s = stamp_ns * 1e-9
+        first = self._neutral.neutral is None
+        if first:  # the neutral starts from this frame's own head frame, its mouth expression taken out
+            self._neutral.update(fit_head_frame(p, K).canonical, t_s)
+        neutral = self._neutral.neutral
         s, rot, t, resid = similarity_fit(neutral[RIGID], p[RIGID])
         canonical = (p - t) @ rot / s  # [478, 3] head frame, metres (pose and scale removed)
+        if not first and learn_neutral:  # this frame's expression is relative to the neutral so far; then it refines it
+            n_before = self._neutral.frames
+            self._neutral.update(canonical, t_s)
+            if n_before < self.config.neutral_frames <= self._neutral.frames:
+                log.info("neutral face calibrated from %d frames", self._neutral.frames)
         depth = K[0, 0] / s  # the neutral's metres at s pixels per metre
         trans = np.array([(t[0] - K[0, 2]) * depth / K[0, 0], (t[1] - K[1, 2]) * depth / K[1, 1], depth])
         mouth = mouth_open(canonical, neutral)
@@ -353,7 +378,6 @@ class FaceTracker:
         quat = matrix_to_quat(rot)
         bs = face.blendshapes
         if self.config.smoothing:
-            t_s = stamp_ns * 1e-9
             quat = self._f_rot(quat, t_s)
             trans = self._f_trans(trans, t_s)
             canonical = self._f_lmk(canonical, t_s)
@@ -372,25 +396,6 @@ class FaceTracker:
             mouth_open=mouth, blendshape_names=names,
             blendshapes=bs.astype(np.float32) if bs is not None and names else np.zeros(0, np.float32),
             gaze=gaze.reshape(2, 2).astype(np.float32))
-
-    def _reference(self, canonical: np.ndarray) -> np.ndarray:
-        """[478, 3] the neutral face the frame is aligned to. While calibrating: the median of the samples
-        so far (this frame's included); after `neutral_frames` samples the neutral is their median,
-        refined by one round of Procrustes alignment of every sample to it (removes per-frame axis noise)."""
-        if self.neutral is not None:
-            return self.neutral
-        self._neutral_samples.append(np.asarray(canonical, np.float64))
-        med = np.median(self._neutral_samples, 0)
-        if len(self._neutral_samples) < self.config.neutral_frames:
-            return med
-        aligned = []
-        for c in self._neutral_samples:
-            s, rot, t, _ = similarity_fit(c[RIGID], med[RIGID])
-            aligned.append(s * c @ rot.T + t)
-        self.neutral = np.median(aligned, 0)
-        self._neutral_samples = []
-        log.info("neutral face calibrated from %d frames", self.config.neutral_frames)
-        return self.neutral
 
     # ------------------------------------------------------------------------------------------------
     def _make_filters(self) -> None:

@@ -44,7 +44,8 @@ from gaussian_head_ros.nodes.conversions import control_to_msg, stamp_to_ns
 FILTER_PARAMS = {"smoothing": "smoothing", "filter_min_cutoff": "min_cutoff", "filter_beta": "beta",
                  "filter_d_cutoff": "d_cutoff"}
 TRACKER_PARAMS = {"model_path": "model_path", "max_faces": "max_faces", "min_confidence": "min_confidence",
-                  "neutral_frames": "neutral_frames", "fov_deg": "fov_deg", **FILTER_PARAMS}
+                  "neutral_frames": "neutral_frames", "neutral_window_s": "neutral_window_s", "fov_deg": "fov_deg",
+                  **FILTER_PARAMS}
 
 # name -> (default, description, (min, max) or None)
 PARAMS = {
@@ -52,7 +53,9 @@ PARAMS = {
                        "empty = the face mesh bundled with mediapipe (~5 ms/frame)", None),
     "max_faces": (2, "faces considered per frame when picking the operator (1 is ~1.5 ms faster)", (1, 8)),
     "min_confidence": (0.5, "MediaPipe detection/tracking confidence", (0.05, 0.95)),
-    "neutral_frames": (15, "frames with a face whose median is the operator's neutral face", (1, 900)),
+    "neutral_frames": (15, "frames with a face before the operator's neutral face counts as calibrated "
+                           "(it starts on the first frame and keeps refining from relaxed frames)", (1, 900)),
+    "neutral_window_s": (20.0, "seconds over which the neutral face forgets older frames", (0.1, 3600.0)),
     "smoothing": (True, "One Euro filter on pose, landmarks, mouth_open and blendshapes", None),
     "filter_min_cutoff": (2.0, "One Euro cutoff for a still face, Hz (lower = steadier, more lag on slow moves)",
                           (0.01, 30.0)),

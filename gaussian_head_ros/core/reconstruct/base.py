@@ -47,6 +47,8 @@ class ReconstructionResult:
     #                                 silhouette's outermost pixels that mix in the photo's background
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     info: dict = field(default_factory=dict)  # backend-specific figures (yaw, face width, counts)
+    expression: np.ndarray | None = None  # [478, 3] the photo's own expression (metres, head frame) that the
+    #                                     avatar rests without: a control carrying it gives the photo back
 
     @property
     def duration_s(self) -> float:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from gaussian_head_ros.core.avatar import PART_FACE, GaussianAvatar, rgb_to_sh_dc
+from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, GaussianAvatar, rgb_to_sh_dc
 from gaussian_head_ros.core.drive import matrices_to_quats
 
 
@@ -77,8 +77,10 @@ def surface_discs(means: np.ndarray, normals: np.ndarray, colors: np.ndarray, si
 
 
 def to_avatar(batch: GaussianBatch, template_vertices: np.ndarray, template_faces: np.ndarray, **kw) -> GaussianAvatar:
-    """Raw (log-scale, logit-opacity, SH) avatar from a batch; only PART_FACE Gaussians keep a binding."""
+    """Raw (log-scale, logit-opacity, SH) avatar from a batch; only PART_FACE Gaussians keep a triangle
+    binding, and PART_MOUTH ones their jaw weights (bary, see core.drive)."""
     bound = (batch.part == PART_FACE) & (batch.face_id >= 0)
+    keep_bary = bound | (batch.part == PART_MOUTH)
     op = np.clip(batch.opacities.astype(np.float64), 1e-4, 1 - 1e-4)
     return GaussianAvatar(
         means=np.ascontiguousarray(batch.means, np.float32),
@@ -89,6 +91,6 @@ def to_avatar(batch: GaussianBatch, template_vertices: np.ndarray, template_face
         quats=np.ascontiguousarray(batch.quats, np.float32),
         part=batch.part.astype(np.uint8),
         face_id=np.where(bound, batch.face_id, -1).astype(np.int32),
-        bary=np.where(bound[:, None], batch.bary, 0).astype(np.float32),
+        bary=np.where(keep_bary[:, None], batch.bary, 0).astype(np.float32),
         template_vertices=np.asarray(template_vertices, np.float32),
         template_faces=np.asarray(template_faces, np.int32), **kw)

@@ -12,10 +12,13 @@
    open-mouth pixels on the teeth surface (part 3), the rest is head (part 0) or torso (part 2).
 4. Completion (completion.py, mouth.py): badly seen face triangles from the mirror side, the back of
    the head and torso from the silhouette's rim colours, a wall along the silhouette, and a mouth
-   interior (cavity, teeth) behind the lips.
+   interior (cavity, teeth, tongue) behind the lips of the rest template, opened as far as the photo's jaw.
 5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
    the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats.
 6. Lighting (lighting.py): second-order SH from the face skin's shading against the template normals.
+7. Rest pose (rest_pose.py): the photo's own mouth expression (core.expression: open jaw, parted lips,
+   smile) is taken out of the template, and every Gaussian moved by the exact inverse of what drive()
+   does, so the avatar rests with a closed, relaxed mouth and the photo's control gives the photo back.
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colo
                                                          place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
-from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior, place_on_teeth_surface, teeth_colour
+from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot
+from gaussian_head_ros.core.expression import expression_of, expression_strength
+from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
+                                                      place_on_teeth_surface, teeth_colour)
+from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
+                                                          under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, face_region, guided_filter, inflate,
                                                          normals_from_points, open_border, pixel_rays, push_pull,
                                                          rasterize_mesh, refine_silhouette)
@@ -85,6 +93,9 @@ class MeshFitConfig:
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
+    remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
+    under_chin_behind_m: float = 0.004  # skin the rest pose's higher chin uncovers: this far behind the photo's chin (in front of the cavity)
+    under_chin_band_px: tuple[int, int] = (3, 10)  # its colour: the neck this many pixels below the photo's face
 
 
 # Presets: name -> overrides of MeshFitConfig.
@@ -197,7 +208,14 @@ class MeshFitReconstructor(Reconstructor):
         K = fp.K.astype(np.float64)
         R, t = fp.viewmat[:3, :3].astype(np.float64), fp.viewmat[:3, 3].astype(np.float64)
         photo = fp.photo.astype(np.float32) / 255.0
-        V = fp.vertices.astype(np.float64)  # [478, 3] template vertices, head frame
+        V = fp.vertices.astype(np.float64)  # [478, 3] template vertices, head frame, as the photo shows them
+        # The photo's own mouth expression: the avatar rests without it (a closed, relaxed mouth), and a
+        # control carrying it (the tracker's, on this photo) gives the photo back.
+        expr = expression_of(fp.fit.canonical) if cfg.remove_expression else np.zeros_like(V)
+        V_rest = (V - expr).astype(np.float32).astype(np.float64)  # as the avatar stores it
+        drive_cfg = DriveConfig()
+        levels = drive_cfg.levels
+        theta = photo_jaw_angle(V_rest, V, drive_cfg.jaw_max_rad)
         faces = np.asarray(template_faces(), np.int64)
         nf = len(faces)
         loops = hole_loops()
@@ -263,10 +281,14 @@ class MeshFitReconstructor(Reconstructor):
         pts = (pts_cam - t) @ R  # [S, S, 3] head frame
         if eye_px.any():
             pts[eye_px] = p_eye
-        if mouth_px.any():  # open mouth in the photo: onto the teeth surface
+        lower_jaw = np.zeros((S, S), bool)  # open mouth pixels nearer the lower lip: they turn with the jaw
+        if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened
+            mi, mj = np.nonzero(mouth_px)
+            lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"]) > 0.5
             d = (rays[mouth_px] @ R)
-            pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V,
-                                                   loops["mouth"], cfg.mouth)
+            pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
+                                                   loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
+                                                   jaw_pivot(V_rest))
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
         vn = vertex_normals(V, faces)
@@ -275,6 +297,8 @@ class MeshFitReconstructor(Reconstructor):
         nrm[mesh_px] = nb / np.maximum(np.linalg.norm(nb, axis=1, keepdims=True), 1e-12)
         if eye_px.any():
             nrm[eye_px] = n_eye
+        if mouth_px.any():  # teeth and tongue seen through the opening: discs facing the camera cover their pixels
+            nrm[mouth_px] = -d / np.linalg.norm(d, axis=1, keepdims=True)
         torso_y = float(V[lmk.CHIN, 1] + cfg.torso_below_chin_m)
         torso_px = person & ~mesh_px & (pts[..., 1] > torso_y)
         head_mask = person & ~torso_px
@@ -298,12 +322,14 @@ class MeshFitReconstructor(Reconstructor):
         brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
         mouth_shown = cv2.dilate(mouth_px.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
-        def shown_in_photo(p):
-            i, j, _, inside = scene.project(p)
+        def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them
+            i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels))
             return inside & mouth_shown[i, j]
 
-        mouth = mouth_interior(V, loops["mouth"], brightness, cfg.mouth, teeth_colour(photo, mouth_px),
+        # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
+        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_colour(photo, mouth_px),
                                visible=shown_in_photo)
+        turn_mouth(mouth, V_rest, theta, levels)
         # Never in sight at rest: inside the face's outline and behind its surface.
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
         mouth = mouth.take(inside & mesh_px[mi, mj] & (mz > front[mi, mj] + 0.002))
@@ -318,14 +344,18 @@ class MeshFitReconstructor(Reconstructor):
                              iterations=cfg.eyeball.rim_px).astype(bool)
         eyeball = eyeball_completion(V, rest_gaze, eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball), mpp,
                                      cfg.eyeball, keep=hidden_by_the_lids)
+        chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.torso_sigma_per_stride,
+                          cfg.under_chin_behind_m, cfg.under_chin_band_px)
         timings["completion"] = time.perf_counter() - t2
 
         # Photo layer within the budget.
         t3 = time.perf_counter()
-        fixed = len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or [])
+        fixed = len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or []) + len(chin or [])
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f)
+        rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
+        photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
         # The silhouette's outermost pixels mix in the background, and turned views magnify them (they lie
         # on the steepest part of the surface): they take the colour from just inside instead.
         d_edge = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
@@ -333,7 +363,7 @@ class MeshFitReconstructor(Reconstructor):
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
         frozen = edge[pixels[0], pixels[1]]
         photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
-        batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball])
+        batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
 
@@ -352,7 +382,8 @@ class MeshFitReconstructor(Reconstructor):
             lighting = np.zeros((0, 3), np.float32)
         cam = SourceCamera(np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], np.float32),
                            np.asarray(fp.viewmat, np.float32), (S, S))
-        avatar = to_avatar(batch, V.astype(np.float32), faces.astype(np.int32), lighting_sh=lighting,
+        batch = to_rest_pose(batch, V, V_rest, faces, theta, drive_cfg)
+        avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
         avatar.validate(cfg.max_gaussians)
         timings["export"] = time.perf_counter() - t5
@@ -361,13 +392,16 @@ class MeshFitReconstructor(Reconstructor):
                    ("eye", PART_EYE))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
+                "under_chin": len(chin or []),
                 "parts": counts, "yaw_deg": fp.euler["yaw"], "pitch_deg": fp.euler["pitch"],
                 "face_width_px": fp.face_width_px, "num_faces": fp.num_faces,
+                "expression_removed_mm": round(1000 * expression_strength(expr), 2),
+                "photo_jaw_deg": round(float(np.degrees(theta)), 2),
                 **{f"psnr_{k}": round(v, 2) for k, v in psnrs.items()}}
         log.info("mesh_fit: %d Gaussians (%d photo, %d detail), head PSNR %.2f dB at rest, %.2f s",
                  avatar.num_gaussians, n_photo, len(detail[0]), psnrs.get("head", float("nan")), sum(timings.values()))
         return ReconstructionResult(avatar=avatar, warnings=warnings, photo=fp.photo, mask=head_clean,
-                                    timings=timings, info=info)
+                                    timings=timings, info=info, expression=expr.astype(np.float32))
 
     # ------------------------------------------------------------------------------------------------
     def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back):

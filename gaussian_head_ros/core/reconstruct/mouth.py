@@ -1,9 +1,12 @@
 """The mouth interior (PART_MOUTH): a dark cavity and rows of upper and lower teeth behind the lips.
 
-Everything is placed behind the inner lip contour of the template, so a closed mouth hides it and an
-opening jaw reveals it (drive() turns the part below the lip line with the jaw). Where the photo
-itself shows the mouth open, its pixels are put on the teeth surface and the synthetic teeth that
-would sit in front of or between them are left out, so the rest pose still shows the photo.
+Everything is placed behind the inner lip contour of the (rest) template, so a closed mouth hides it
+and an opening jaw reveals it. Each Gaussian says how much of the jaw's turn it follows (bary[:, 0],
+see core.drive): the upper teeth none, the lower teeth and the tongue all of it, the cavity wall a
+smooth step at the lip line. Where the photo itself shows the mouth open, its pixels are put on the
+teeth surface and belong to the upper or the lower jaw by which lip they are nearer (`jaw_side`); the
+synthetic teeth that would sit in front of or between them are left out, so the photo's own pose
+still shows the photo.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_MOUTH
+from gaussian_head_ros.core.deform import axis_angle_x, lip_line_jaw_weight
 from gaussian_head_ros.core.landmarks import LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
@@ -28,6 +32,7 @@ class MouthConfig:
     teeth_height_m: float = 0.009  # visible height of each row
     teeth_spacing_m: float = 0.0010  # Gaussian spacing on the teeth
     tooth_width_m: float = 0.0085  # central incisor width (darker seams between teeth)
+    lower_teeth_behind_m: float = 0.0012  # lower incisors behind the upper ones (overbite)
     cavity_depth_m: float = 0.018  # dark back wall behind the inner lip surface
     cavity_margin_m: float = 0.012  # the cavity reaches this far beyond the inner lip corners
     cavity_drop_m: float = 0.030  # and this far below the lower lip (the widest jaw opening)
@@ -51,15 +56,60 @@ def teeth_surface_depth(v: np.ndarray, loop: np.ndarray, cfg: MouthConfig):
     return lambda x: lip(x) + cfg.teeth_depth_m
 
 
-def place_on_teeth_surface(origin: np.ndarray, dirs: np.ndarray, v: np.ndarray, loop: np.ndarray,
-                           cfg: MouthConfig) -> np.ndarray:
-    """Rays (head frame: origin [3], dirs [M, 3]) -> [M, 3] points where they meet the teeth surface."""
+def _hit_teeth_surface(origin, dirs, v, loop, cfg, behind_m=0.0):
     zf = teeth_surface_depth(v, loop, cfg)
-    lam = (zf(np.full(len(dirs), v[UPPER_LIP_IN, 0])) - origin[2]) / dirs[:, 2]
+    lam = (zf(np.full(len(dirs), v[UPPER_LIP_IN, 0])) + behind_m - origin[2]) / dirs[:, 2]
     for _ in range(4):  # the surface depth depends on x only: fixed-point on the ray parameter
         x = origin[0] + lam * dirs[:, 0]
-        lam = (zf(x) - origin[2]) / dirs[:, 2]
+        lam = (zf(x) + behind_m - origin[2]) / dirs[:, 2]
     return origin + lam[:, None] * dirs
+
+
+def place_on_teeth_surface(origin: np.ndarray, dirs: np.ndarray, v: np.ndarray, loop: np.ndarray,
+                           cfg: MouthConfig, lower=None, theta: float = 0.0, pivot=None) -> np.ndarray:
+    """Rays (head frame: origin [3], dirs [M, 3]) -> [M, 3] points where they meet the teeth of the rest
+    template v [V, 3]. Rays marked `lower` [M] bool meet the lower teeth (cfg.lower_teeth_behind_m further
+    back) with the jaw turned open by theta radians about `pivot` [3] (as drive() turns it)."""
+    origin = np.asarray(origin, np.float64)
+    dirs = np.asarray(dirs, np.float64)
+    out = _hit_teeth_surface(origin, dirs, v, loop, cfg)
+    if lower is not None and np.any(lower):
+        lower = np.asarray(lower, bool)
+        r_open = axis_angle_x(np.array([theta]))[0]
+        o = r_open.T @ (origin - pivot) + pivot  # the camera seen from the jaw at rest
+        hit = _hit_teeth_surface(o, dirs[lower] @ r_open, v, loop, cfg, cfg.lower_teeth_behind_m)
+        out[lower] = (hit - pivot) @ r_open.T + pivot
+    return out
+
+
+def jaw_binding(w: np.ndarray) -> np.ndarray:
+    """[M] jaw weights in [0, 1] -> [M, 3] the mouth part's binding row (jaw weight, 0, 1 - jaw weight)."""
+    w = np.clip(np.asarray(w, np.float32), 0, 1)
+    return np.stack([w, np.zeros_like(w), 1 - w], 1)
+
+
+def jaw_side(pixels: np.ndarray, landmarks_px: np.ndarray, loop: np.ndarray) -> np.ndarray:
+    """[M, 2] (x, y) pixels inside the photo's open mouth -> [M] 1.0 where nearer the lower lip (they turn
+    with the jaw), 0.0 where nearer the upper lip: below or above the midline between the two inner lip
+    contours (`loop`, the template's mouth hole, in photo pixels `landmarks_px`)."""
+    lm = np.asarray(landmarks_px, np.float64)[:, :2]
+    loop = [int(v) for v in loop]
+    ends = (loop.index(CORNER_R_IN), loop.index(CORNER_L_IN))
+    # the loop runs upper lip -> one corner -> lower lip -> other corner: split it at the corners
+    a, b = sorted(ends)
+    arc1, arc2 = loop[a:b + 1], loop[b:] + loop[:a + 1]
+    lower, upper = (arc1, arc2) if LOWER_LIP_IN in arc1 else (arc2, arc1)
+
+    def curve(arc):
+        p = lm[arc]
+        o = np.argsort(p[:, 0])
+        return p[o, 0], p[o, 1]
+
+    xu, yu = curve(upper)
+    xl, yl = curve(lower)
+    x = np.asarray(pixels, np.float64)[:, 0]
+    mid = 0.5 * (np.interp(x, xu, yu) + np.interp(x, xl, yl))
+    return (np.asarray(pixels, np.float64)[:, 1] > mid).astype(np.float32)
 
 
 def _grid(x0, x1, y0, y1, step):
@@ -74,8 +124,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     """Cavity + teeth Gaussians for template vertices v [V, 3] and the inner lip loop [L].
 
     brightness scales the default colours to the photo (1 = a well-lit face); teeth_rgb overrides the
-    teeth colour (e.g. measured in the photo); visible(points [M, 3]) -> [M] bool marks points the
-    photo already shows (they are left out of the teeth rows)."""
+    teeth colour (e.g. measured in the photo); visible(points [M, 3], jaw weights [M]) -> [M] bool marks
+    points the photo already shows (they are left out of the teeth rows)."""
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
         xl, xr = xr, xl
@@ -90,20 +140,21 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     # lower one with the jaw); slightly curved back towards the corners like a dental arch.
     half = 0.5 * (xr - xl) - 0.002
     s = cfg.teeth_spacing_m
-    rows = ((y_up - cfg.teeth_height_m, min(y_up, lip_y - 0.001), 0.0),
-            (max(y_lo, lip_y + 0.001), y_lo + cfg.teeth_height_m, 0.0012))
-    for y0, y1, dz in rows:
+    rows = ((y_up - cfg.teeth_height_m, min(y_up, lip_y - 0.001), 0.0, 0.0),
+            (max(y_lo, lip_y + 0.001), y_lo + cfg.teeth_height_m, cfg.lower_teeth_behind_m, 1.0))
+    for y0, y1, dz, jaw in rows:
         gx, gy = _grid(xc - half, xc + half, y0, max(y1, y0 + s), s)
         u = (gx - xc) / max(half, 1e-6)
         gz = lip(gx) + cfg.teeth_depth_m + dz + 0.004 * u * u
         pts = np.stack([gx, gy, gz], 1)
         if visible is not None and len(pts):
-            pts = pts[~visible(pts)]
+            pts = pts[~visible(pts, np.full(len(pts), jaw))]
             u = (pts[:, 0] - xc) / max(half, 1e-6)
         seam = np.abs(((pts[:, 0] - xc) / cfg.tooth_width_m + 0.5) % 1.0 - 0.5) * cfg.tooth_width_m  # to the nearest seam
         shade = 1.0 - 0.12 * np.exp(-0.5 * (seam / 0.0005) ** 2) - 0.25 * np.abs(u) ** 2
         nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
-        batches.append(surface_discs(pts, nrm, teeth[None] * shade[:, None], np.full(len(pts), 0.7 * s), None, PART_MOUTH))
+        batches.append(surface_discs(pts, nrm, teeth[None] * shade[:, None], np.full(len(pts), 0.7 * s), None, PART_MOUTH,
+                                     bary=jaw_binding(np.full(len(pts), jaw))))
     # The cavity: a dark curved wall behind everything, wider and deeper than any opening.
     s = cfg.cavity_spacing_m
     gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m, s)
@@ -115,7 +166,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     col = (1 - t) * np.asarray(cfg.cavity_rgb) + t * np.asarray(cfg.tongue_rgb)
     col = col * k * (1 - 0.4 * np.abs(u)[:, None])
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
-    batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH))
+    batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
+                                 bary=jaw_binding(lip_line_jaw_weight(gy, v))))
     return GaussianBatch.concat(batches)
 
 

@@ -1,0 +1,216 @@
+"""A face's own mouth expression, estimated from the shape of one set of landmarks (person-independent).
+
+`neutralize(x)` returns the same face with the mouth closed and a smile relaxed; `x - neutralize(x)` is
+the expression it carries. One function serves both sides of the product, so they agree exactly:
+
+- the reconstructor removes the photo's expression from the avatar's template (an open-mouth or smiling
+  photo gives an avatar whose rest pose is a closed, relaxed mouth);
+- the tracker starts its operator's neutral face from the first frame's `neutralize` and refines it
+  slowly from frames with little expression (`NeutralEstimator`), so the control of the photo's own
+  frame re-applies exactly what the reconstructor removed, and an operator who starts mid-sentence
+  does not shift every later expression.
+
+Method (geometry only, no learned model): handles on the mouth get target displacements, and a
+harmonic interpolation on the face template (uniform graph Laplacian; the lips' opening is a hole, so
+upper and lower lip move independently) spreads them over the lower face, with everything above the
+nose base held fixed.
+
+- Lips: where the inner upper and lower lip contours are apart, they are brought together. The upper
+  lip takes the part of the gap by which it sits higher above the nose tip than a relaxed upper lip
+  does (smiles and snarls lift it), the lower lip the rest. The jaw (lower lip and chin) turns up about
+  the hinge `drive()` turns it about (so the jaw angle `drive()` reads from the chin is the one removed)
+  as far as the chin lies below the relaxed range, never past closing the lips; the lower lip closes
+  what the turn leaves (lips parted with the jaw still, as in a smile showing teeth).
+- Smile: mouth corners further apart, higher (relative to the lips' centre) or further back than the
+  range of relaxed faces are moved back to the edge of that range; the inner lip contour follows them
+  in proportion to its distance from the middle.
+
+The relaxed ranges are in metres of the canonical head (outer eye corners 0.09 m apart). They were
+measured here with MediaPipe's FaceLandmarker as the judge of "relaxed" (jawOpen < 0.06, smile < 0.1):
+77 frames of the four ../shared driving clips and three neutral portraits: mouth width (61-291)
+49.8 +- 3.1 mm (smiles > 0.6: 63.8), corner height above the lips' centre 1.5 +- 1.7 mm (8.0), corner
+depth behind the lips' centre 13.4 +- 0.7 mm (16.1), inner upper lip below the nose tip 34.8 +- 2.3 mm
+(28.1), chin below the nose tip 78.2 +- 3.1 mm (correlation with jawOpen over all 341 frames: 0.78).
+Each limit sits about one standard deviation beyond the mean, so a relaxed face is left (nearly) as it
+is and only clear expressions are removed; the chin's only a quarter of one (a jaw left open in the
+neutral would shift every later jaw reading).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.deform import axis_angle_x, jaw_pivot
+
+LIP_UPPER_INNER, LIP_LOWER_INNER = lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER
+LIP_CORNERS_INNER = (lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN)
+LIP_CORNERS_OUTER = (lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L)
+UPPER_LIP_MID, LOWER_LIP_MID, CHIN = lmk.UPPER_LIP_IN, lmk.LOWER_LIP_IN, lmk.CHIN
+JAW_POINTS = lmk.JAW_LINE
+NOSE_TIP, NOSE_BASE, NUM_MESH = lmk.NOSE_TIP, lmk.NOSE_BASE, lmk.NUM_MESH
+
+# Relaxed-face limits (see the module docstring), metres of the canonical head.
+MAX_MOUTH_WIDTH_M = 0.0525  # outer corners 61-291
+MIN_CORNER_DROP_M = -0.0030  # corners' height below the lips' centre (negative: above)
+MAX_CORNER_DEPTH_M = 0.0141  # corners behind the lips' centre
+MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip
+MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
+
+
+@functools.lru_cache(maxsize=1)
+def _laplacian():
+    """Uniform graph Laplacian of the face template (468 mesh vertices), scipy CSR."""
+    import scipy.sparse as sp
+
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    f = np.asarray(template_faces(), np.int64)
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    e = np.unique(np.sort(e, 1), axis=0)
+    a = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(NUM_MESH, NUM_MESH)).tocsr()
+    a = ((a + a.T) > 0).astype(np.float64)
+    return (sp.diags(np.asarray(a.sum(1)).ravel()) - a).tocsr()
+
+
+@functools.lru_cache(maxsize=64)
+def _solver(known_bits: bytes):
+    """The factorised Laplacian of the free vertices for one set of known (fixed or handle) vertices:
+    (free indices, known indices, solve(rhs), coupling matrix). One face keeps one set: cached."""
+    from scipy.sparse.linalg import splu
+
+    known = np.unpackbits(np.frombuffer(known_bits, np.uint8))[:NUM_MESH].astype(bool)
+    lap = _laplacian()
+    free, kn = np.flatnonzero(~known), np.flatnonzero(known)
+    lu = splu(lap[free][:, free].tocsc()) if free.size else None
+    return free, kn, lu, lap[free][:, kn]
+
+
+def _turn_to_raise(r: np.ndarray, rise: float) -> float:
+    """The closing turn (radians, >= 0, about x) that raises the point r [3] (relative to the hinge) by rise."""
+    if rise <= 0.0:
+        return 0.0
+    rho = math.hypot(r[1], r[2])
+    phi = math.atan2(r[1], -r[2])
+    return max(0.0, phi - math.asin(float(np.clip((r[1] - rise) / max(rho, 1e-9), -1.0, 1.0))))
+
+
+def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[478|468, 3] canonical landmarks (head frame, metres) -> (handle indices [H], displacements [H, 3])
+    that take the mouth to its relaxed, closed shape."""
+    x = np.asarray(x, np.float64)
+    up = np.asarray(LIP_UPPER_INNER)
+    lo = np.asarray(LIP_LOWER_INNER)
+    jaw = np.asarray(JAW_POINTS)
+    d_up = np.zeros((len(up), 3))
+    # Lips: close the gap; the upper lip takes the part by which it is lifted above a relaxed upper lip,
+    # the jaw (lower lip and chin, turning about the hinge `drive()` turns it about) the rest.
+    gap = x[lo, 1] - x[up, 1]  # [9] y down: lower below upper = open
+    g_mid = max(float(x[LOWER_LIP_MID, 1] - x[UPPER_LIP_MID, 1]), 0.0)
+    lift = max(0.0, MIN_UPPER_LIP_DROP_M - float(x[UPPER_LIP_MID, 1] - x[NOSE_TIP, 1]))
+    share = min(1.0, lift / g_mid) if g_mid > 1e-6 else 0.0
+    d_up[:, 1] = share * np.maximum(gap, 0.0)
+    pivot = jaw_pivot(x)
+    chin_excess = max(0.0, float(x[CHIN, 1] - x[NOSE_TIP, 1]) - MAX_CHIN_DROP_M)  # a dropped jaw lowers the chin
+    theta = min(_turn_to_raise(x[CHIN] - pivot, chin_excess),  # the jaw turns up until the chin is in range,
+                _turn_to_raise(x[LOWER_LIP_MID] - pivot, (1.0 - share) * g_mid))  # not past closing the lips
+    closed = np.einsum("ij,mj->mi", axis_angle_x(np.array([-theta]))[0], x[np.concatenate([lo, jaw])] - pivot)
+    d_jaw = closed + pivot - x[np.concatenate([lo, jaw])]
+    d_lo, d_chin = d_jaw[:len(lo)], d_jaw[len(lo):]
+    # what the turn leaves of each pair's gap (or overlap beyond the one it had) the lower lip closes
+    y_meet = x[up, 1] + d_up[:, 1] + np.minimum(gap, 0.0)
+    d_lo[:, 1] = y_meet - x[lo, 1]
+    centre = 0.5 * (x[UPPER_LIP_MID] + x[LOWER_LIP_MID])  # the lips' centre (as the limits were measured)
+    closing = 0.5 * (d_up[4] + d_lo[4])  # how far closing moves it; the corners go along
+    # Smile: corners back into the relaxed range.
+    cr, cl = LIP_CORNERS_OUTER
+    width = float(x[cl, 0] - x[cr, 0])
+    inward = 0.5 * max(0.0, width - MAX_MOUTH_WIDTH_M)
+    corner = 0.5 * (x[cr] + x[cl])
+    down = closing[1] + max(0.0, MIN_CORNER_DROP_M - float(corner[1] - centre[1]))
+    forward = max(0.0, float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M)
+    d_corner_r = np.array([inward, down, closing[2] - forward])
+    d_corner_l = np.array([-inward, down, closing[2] - forward])
+    # The inner contour follows the corners in proportion to its distance from the middle.
+    xc = 0.5 * (x[LIP_CORNERS_INNER[0], 0] + x[LIP_CORNERS_INNER[1], 0])
+    half = max(0.5 * abs(x[LIP_CORNERS_INNER[1], 0] - x[LIP_CORNERS_INNER[0], 0]), 1e-6)
+    for idx, d in ((up, d_up), (lo, d_lo)):
+        u = np.clip((x[idx, 0] - xc) / half, -1.0, 1.0)[:, None]
+        smile_r, smile_l = d_corner_r - closing, d_corner_l - closing
+        d += np.where(u < 0, -u, 0.0) ** 2 * smile_r + np.where(u > 0, u, 0.0) ** 2 * smile_l
+    idx = np.concatenate([up, lo, jaw, LIP_CORNERS_INNER, LIP_CORNERS_OUTER])
+    disp = np.concatenate([d_up, d_lo, d_chin, [d_corner_r, d_corner_l, d_corner_r, d_corner_l]])
+    return idx.astype(np.int64), disp
+
+
+def expression_of(x: np.ndarray) -> np.ndarray:
+    """[478|468, 3] canonical landmarks (head frame, metres) -> [same, 3] the mouth expression they carry:
+    x - expression_of(x) is the same face with the mouth closed and relaxed (`neutralize`). Zero above
+    the nose base and on the irises. Raises ValueError for fewer than 468 or non-finite landmarks."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] < NUM_MESH or not np.all(np.isfinite(x)):
+        raise ValueError(f"need [468|478, 3] finite landmarks, got {x.shape}")
+    idx, disp = handle_targets(x)
+    known = x[:NUM_MESH, 1] <= x[NOSE_BASE, 1]  # the nose base and everything above it stay
+    known[list(lmk.RIGID_LANDMARKS)] = True  # as do the landmarks the head pose is fitted to
+    known[idx] = True
+    d = np.zeros((NUM_MESH, 3))
+    d[idx] = disp
+    free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
+    if lu is not None:
+        d[free] = lu.solve(-(coupling @ d[kn]))
+    out = np.zeros_like(x)
+    out[:NUM_MESH] = -d  # the expression is what neutralizing takes away
+    return out
+
+
+def neutralize(x: np.ndarray) -> np.ndarray:
+    """[478|468, 3] canonical landmarks -> the same face with the mouth closed and relaxed (see module notes)."""
+    x = np.asarray(x, np.float64)
+    return x - expression_of(x)
+
+
+def expression_strength(expression: np.ndarray) -> float:
+    """[L, 3] an expression (as `expression_of` gives) -> its largest displacement, metres."""
+    e = np.asarray(expression, np.float64)
+    return float(np.sqrt(np.max(np.sum(e * e, 1)))) if e.size else 0.0
+
+
+class NeutralEstimator:
+    """The operator's neutral face over time: started from the first frame's `neutralize`, then a running
+    average of each frame's `neutralize`, weighted by how little expression the frame shows (a relaxed
+    frame counts fully, an open mouth or a broad smile hardly: weight exp(-(strength / strength_m)^2))
+    and forgetting with time constant `window_s`. Frames whose landmarks are in the head frame of the
+    current neutral (the tracker aligns them to it) keep the estimate in one frame."""
+
+    def __init__(self, window_s: float = 20.0, strength_m: float = 0.0015):
+        if not (window_s > 0 and strength_m > 0):
+            raise ValueError("window_s and strength_m must be > 0")
+        self.window_s, self.strength_m = float(window_s), float(strength_m)
+        self.reset()
+
+    def reset(self) -> None:
+        self.neutral: np.ndarray | None = None  # [L, 3]
+        self.weight = 0.0  # sum of the (decayed) weights so far
+        self.frames = 0  # frames taken in
+        self._t_s: float | None = None
+
+    def update(self, x: np.ndarray, t_s: float) -> np.ndarray:
+        """Take in one frame's [L, 3] canonical landmarks at time t_s (seconds) -> the neutral face [L, 3]."""
+        x = np.asarray(x, np.float64)
+        e = expression_of(x)
+        w = math.exp(-(expression_strength(e) / self.strength_m) ** 2)
+        n = x - e
+        if self.neutral is None or self.neutral.shape != n.shape:
+            self.neutral, self.weight, self.frames = n, w, 1
+        else:
+            dt = max(0.0, t_s - self._t_s) if self._t_s is not None else 0.0
+            self.weight = self.weight * math.exp(-dt / self.window_s) + w
+            if self.weight > 0:
+                self.neutral = self.neutral + (w / self.weight) * (n - self.neutral)
+            self.frames += 1
+        self._t_s = t_s
+        return self.neutral

@@ -1,0 +1,148 @@
+"""From the photo's pose of the face to the avatar's rest pose: the photo's own expression taken out.
+
+The reconstructor builds its Gaussians where the photo shows them, on the photo's template V_photo. The
+avatar's rest template is V_rest = V_photo - expression (core.expression), and `drive()` with the
+control whose expression is that same displacement must give the photo back. So every Gaussian is
+moved by the exact inverse of what `drive()` will do to it (same formulas, same frames):
+
+- face Gaussians (bound to a template triangle): the triangle's rigid change of frame from V_photo to
+  V_rest, offset and orientation rotated with it, scales times sqrt(area ratio);
+- mouth interior Gaussians: turned back about the jaw hinge by their (quantised) share of the photo's
+  jaw angle;
+- static, torso and unbound face Gaussians within the falloff band of the template (core.deform): moved
+  back by the share of the template's displacement the band gives them;
+- everything else does not move with expressions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, build_rig, chin_turn, jaw_pivot, matrix_to_quat,
+                                           quantised_jaw_weight, quat_multiply, triangle_frames)
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
+
+
+def photo_jaw_angle(v_rest: np.ndarray, v_photo: np.ndarray, max_rad: float) -> float:
+    """The jaw angle `drive()` will read from the chin when the photo's expression is applied (radians)."""
+    piv = jaw_pivot(v_rest)
+    ang = chin_turn(np.asarray(v_rest, np.float64)[lmk.CHIN] - piv, np.asarray(v_photo, np.float64)[lmk.CHIN] - piv)
+    return float(np.clip(ang, 0.0, max_rad))
+
+
+def turn_points(points: np.ndarray, jaw_weights: np.ndarray, v_rest: np.ndarray, theta: float,
+                levels: int) -> np.ndarray:
+    """[M, 3] mouth-interior points with [M] jaw weights -> [M, 3] turned as `drive()` turns them for the jaw
+    angle theta (radians) on the rest template v_rest."""
+    share = quantised_jaw_weight(jaw_weights, levels) / (levels - 1)
+    c = jaw_pivot(v_rest)
+    return np.einsum("mij,mj->mi", axis_angle_x(share * theta), np.asarray(points, np.float64) - c) + c
+
+
+def _rotate(batch: GaussianBatch, idx: np.ndarray, rot: np.ndarray, centre: np.ndarray) -> None:
+    """Rigidly turn batch rows idx by rot [M, 3, 3] about centre [3] (in place)."""
+    p = batch.means[idx].astype(np.float64) - centre
+    batch.means[idx] = (np.einsum("mij,mj->mi", rot, p) + centre).astype(np.float32)
+    batch.normals[idx] = np.einsum("mij,mj->mi", rot, batch.normals[idx].astype(np.float64)).astype(np.float32)
+    batch.quats[idx] = quat_multiply(matrix_to_quat(rot), batch.quats[idx]).astype(np.float32)
+
+
+def turn_mouth(batch: GaussianBatch, v_rest: np.ndarray, theta: float, levels: int) -> None:
+    """Turn the mouth interior (rows with part PART_MOUTH, jaw weight bary[:, 0]) by its quantised share of
+    the jaw angle theta about the hinge of v_rest, as `drive()` does (negative theta: back). In place."""
+    idx = np.flatnonzero(batch.part == PART_MOUTH)
+    if not idx.size or theta == 0.0:
+        return
+    share = quantised_jaw_weight(batch.bary[idx, 0], levels) / (levels - 1)
+    _rotate(batch, idx, axis_angle_x(share * theta), jaw_pivot(v_rest))
+
+
+def to_rest_pose(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray,
+                 theta: float, cfg: DriveConfig) -> GaussianBatch:
+    """Gaussians built on the photo's template v_photo [V, 3] -> the same at rest on v_rest [V, 3]
+    (faces [F, 3]), the mouth interior turned back by the photo's jaw angle theta (radians), the Gaussians
+    in the template's falloff band moved back. A copy."""
+    levels = max(2, int(cfg.levels))
+    out = batch.take(np.arange(len(batch)))
+    bound = np.flatnonzero((out.part == PART_FACE) & (out.face_id >= 0))
+    if bound.size:
+        fid = out.face_id[bound].astype(np.int64)
+        fr_p, area_p = triangle_frames(np.asarray(v_photo, np.float64), faces)
+        fr_r, area_r = triangle_frames(np.asarray(v_rest, np.float64), faces)
+        rot = (fr_r @ fr_p.transpose(0, 2, 1))[fid]  # [M, 3, 3] photo -> rest change of each parent
+        b = out.bary[bound].astype(np.float64)
+        on_p = np.einsum("mk,mkc->mc", b, np.asarray(v_photo, np.float64)[faces[fid]])
+        on_r = np.einsum("mk,mkc->mc", b, np.asarray(v_rest, np.float64)[faces[fid]])
+        off = out.means[bound].astype(np.float64) - on_p
+        out.means[bound] = (on_r + np.einsum("mij,mj->mi", rot, off)).astype(np.float32)
+        out.normals[bound] = np.einsum("mij,mj->mi", rot, out.normals[bound].astype(np.float64)).astype(np.float32)
+        out.quats[bound] = quat_multiply(matrix_to_quat(rot), out.quats[bound]).astype(np.float32)
+        ratio = np.sqrt(np.maximum(area_r, 1e-20) / np.maximum(area_p, 1e-20))[fid]
+        out.scales[bound] = (out.scales[bound] * ratio[:, None]).astype(np.float32)
+    turn_mouth(out, v_rest, -theta, levels)
+    undo_falloff(out, v_photo, v_rest, faces, cfg)
+    return out
+
+
+def undo_falloff(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray,
+                 cfg: DriveConfig, iters: int = 6) -> float:
+    """Static, torso and unbound face Gaussians near the template share its displacement in `drive()`
+    (core.deform's falloff, bound by their rest position): move them to the rest positions that the
+    displacement v_photo - v_rest carries back to where they are now (fixed-point iterations). In place;
+    returns the largest remaining error, metres."""
+    from scipy.spatial import cKDTree
+
+    d = np.asarray(v_photo, np.float64) - np.asarray(v_rest, np.float64)  # [V, 3]
+    moved = np.linalg.norm(d, axis=1)
+    if not moved.any() or cfg.falloff_m <= 0:
+        return 0.0
+    part = batch.part
+    cand = np.flatnonzero((part == PART_STATIC) | (part == PART_TORSO) | ((part == PART_FACE) & (batch.face_id < 0)))
+    target = batch.means[cand].astype(np.float64)
+    near, _ = cKDTree(np.asarray(v_photo, np.float64)).query(target, distance_upper_bound=cfg.falloff_m + moved.max() + 0.01)
+    keep = np.isfinite(near)
+    cand, target = cand[keep], target[keep]
+    p, err = target.copy(), 0.0
+    for _ in range(iters):
+        rig = build_rig(part[cand], batch.face_id[cand], batch.bary[cand], p, v_rest, faces, cfg)
+        fade = (rig.frame >= rig.k_fade) & (rig.frame < rig.k_head)
+        shift = np.zeros_like(p)
+        shift[fade] = np.einsum("mk,mkc->mc", rig.bary[fade], d[rig.faces[rig.frame[fade] - rig.k_fade]])
+        new = target - shift
+        err = float(np.abs(new - p).max()) if len(p) else 0.0
+        p = new
+    batch.means[cand] = p.astype(np.float32)
+    return err
+
+
+def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, face_px: np.ndarray,
+               stride: int, sigma_per_stride: float, behind_m: float, band_px: tuple[int, int]) -> GaussianBatch | None:
+    """Skin for what an opened jaw in the photo hides and the rest pose shows: pixels of the photo's face
+    below the mouth that the rest template (chin higher) no longer covers get static Gaussians
+    `behind_m` behind the photo's face surface (hidden by the chin in the photo's pose), coloured like
+    the neck just below the photo's chin (rows band_px below the face in the same column, filled
+    smoothly). scene: completion.Scene of the source view; face_px [S, S] the photo's face mesh pixels.
+    None when the rest template covers the same."""
+    from gaussian_head_ros.core.reconstruct.builder import surface_discs
+    from gaussian_head_ros.core.reconstruct.surfaces import push_pull, rasterize_mesh
+
+    S = face_px.shape[0]
+    fid_rest, _, _ = rasterize_mesh(np.asarray(v_rest, np.float64) @ scene.R.T + scene.t, faces, scene.K, S)
+    i0 = scene.project(np.asarray(v_photo, np.float64)[[lmk.UPPER_LIP_IN, lmk.LOWER_LIP_IN]])[0].mean()  # the mouth's row
+    rows = np.arange(S)[:, None]
+    revealed = face_px & (fid_rest < 0) & (rows > i0)
+    ii, jj = np.nonzero(revealed & (rows % stride == stride // 2) & (np.arange(S)[None, :] % stride == stride // 2))
+    if not len(ii):
+        return None
+    # the neck just below the face, per column, spread sideways and upwards
+    last = np.where(face_px.any(0), S - 1 - np.argmax(face_px[::-1], 0), -1)  # [S] lowest face row per column
+    band = (rows > last[None, :] + band_px[0]) & (rows <= last[None, :] + band_px[1]) & (last[None, :] >= 0) & scene.person
+    cols = push_pull(scene.photo, band.astype(np.float32))
+    depth = scene.depth[ii, jj] + behind_m
+    pts = scene.to_head(depth[:, None] * scene.rays[ii, jj])
+    view = pts - scene.centre
+    view /= np.linalg.norm(view, axis=1, keepdims=True)
+    sigma = sigma_per_stride * stride * depth / scene.K[0, 0]
+    return surface_discs(pts, -view, cols[ii, jj], sigma, view, PART_STATIC)
