@@ -39,19 +39,23 @@ def reference(frames):
             base_options=BaseOptions(model_asset_path=str(shared("models", MODEL))),
             running_mode=vision.RunningMode.VIDEO, output_face_blendshapes=True,
             output_facial_transformation_matrixes=True)
-        yaw, jaw = [], []
+        yaw, jaw, gaze_h = [], [], []
         with vision.FaceLandmarker.create_from_options(opts) as lm:
             for f in clip:
                 res = lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=f.rgb), f.stamp_ns // 1_000_000)
                 if not res.face_landmarks:
                     yaw.append(np.nan)
                     jaw.append(np.nan)
+                    gaze_h.append(np.nan)
                     continue
                 r = GL_TO_CV @ np.asarray(res.facial_transformation_matrixes[0])[:3, :3] @ GL_TO_CV
                 r /= np.cbrt(np.linalg.det(r))  # the matrix may carry a scale
                 yaw.append(euler_deg(matrix_to_quat(r))["yaw"])
-                jaw.append(next(c.score for c in res.face_blendshapes[0] if c.category_name == "jawOpen"))
-        out[name] = {"yaw": np.array(yaw), "jaw": np.array(jaw)}
+                bs = {c.category_name: c.score for c in res.face_blendshapes[0]}
+                jaw.append(bs["jawOpen"])
+                # towards the subject's right (+yaw in FaceControl.gaze): the right eye looks out, the left in
+                gaze_h.append(bs["eyeLookOutRight"] - bs["eyeLookInRight"] + bs["eyeLookInLeft"] - bs["eyeLookOutLeft"])
+        out[name] = {"yaw": np.array(yaw), "jaw": np.array(jaw), "gaze_h": np.array(gaze_h)}
     return out
 
 
@@ -117,6 +121,18 @@ def test_mouth_open_follows_jaw_open(tracked, tracked_model, reference, clip):
     if clip in ("lp_d0", "lp_d18"):
         assert _corr(tracked[clip]["mouth"], reference[clip]["jaw"]) >= 0.8
     assert tracked[clip]["mouth"].min() >= 0.0
+
+
+def test_gaze_follows_the_landmarkers_eye_look(tracked, tracked_model, reference):
+    """FaceControl.gaze (iris landmarks) against FaceLandmarker's eyeLookIn/Out, on the clips whose eyes
+    really move (lp_d0 looks left and right; the others' swings are within the reader's noise)."""
+    moving = [n for n in CLIPS if np.nanstd(reference[n]["gaze_h"]) > 0.3]
+    assert "lp_d0" in moving
+    for run in (tracked, tracked_model):
+        for n in moving:
+            yaw = np.array([c.gaze.mean(0)[0] if c.gaze.size else np.nan for c in run[n]["controls"]])
+            assert _corr(yaw, reference[n]["gaze_h"]) >= 0.9, n
+            assert run[n]["controls"][10].gaze.shape == (2, 2)
 
 
 def test_blendshapes_from_the_task_model(tracked_model, reference):
