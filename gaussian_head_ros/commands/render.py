@@ -59,7 +59,7 @@ def run(args) -> int:
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
     from gaussian_head_ros.core.idle import IdleAnimator
-    from gaussian_head_ros.core.render import head_viewmat, intrinsics_from_fov, render_rgb8, resolve_backend
+    from gaussian_head_ros.core.render import get_renderer, head_viewmat, intrinsics_from_fov
 
     if not Path(args.avatar).is_file():
         raise ValueError(f"avatar {args.avatar} not found")
@@ -68,12 +68,8 @@ def run(args) -> int:
     avatar = load_ply(args.avatar)
     avatar.validate()
     lighting = lighting_from_spec(args.lighting)
-    backend = resolve_backend(args.backend)
-    if backend == "gsplat":
-        from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
-
-        if not gsplat_available():
-            raise ValueError("the gsplat backend needs a working CUDA device; use --backend cpu or auto")
+    renderer = get_renderer(args.backend)  # ValueError when it cannot run here
+    renderer.warm_up()
     driver = Driver(avatar)
     if args.controls:
         controls = read_controls(args.controls)
@@ -97,13 +93,13 @@ def run(args) -> int:
         for c in controls:
             t0 = time.perf_counter()
             p = driver.drive(c, lighting)
-            rgb = render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, size, size,
-                              args.background, backend)
+            rgb = renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, size, size,
+                                       args.background)
             times.append(time.perf_counter() - t0)
             writer.write(np.ascontiguousarray(rgb[..., ::-1]))
     finally:
         writer.release()
     ms = 1e3 * float(np.median(times))
-    print(f"wrote {out}: {len(controls)} frames at {fps:.1f} FPS, {size}x{size}, {backend} backend, "
+    print(f"wrote {out}: {len(controls)} frames at {fps:.1f} FPS, {size}x{size}, {renderer.name} backend, "
           f"drive + render {ms:.1f} ms/frame (median)")
     return 0

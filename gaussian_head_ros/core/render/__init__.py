@@ -12,16 +12,19 @@ Every backend draws the same picture (tested against each other):
 - compositing: front to back in depth order, alpha = min(0.999, opacity * exp(-d^2/2)), skipped below
   1/255, a pixel stops before the Gaussian that would take its transmittance to <= 1e-4.
 
-Backends:
+Backends (a registry: name -> module; each module defines `available()`, `rasterize()` and a `Renderer`,
+see core/render/base.py; adding one is one file, one line in `REGISTRY` and one test):
 - "torch": pure PyTorch, differentiable (the reference, and training on CPU); tile-chunked so memory
   stays bounded.
-- "cpu": numba, tile-parallel, forward only: the real-time path on a robot without a GPU.
+- "cpu": numba, SIMD (AVX-512/AVX2 as the host has), tile-parallel, forward only: the real-time path on
+  a robot without a GPU.
 - "gsplat": gsplat's CUDA rasterizer.
-- "auto": gsplat when CUDA works, else cpu.
+- "auto": the first available of `AUTO_ORDER` (gsplat when CUDA works, else cpu).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 from dataclasses import dataclass
@@ -31,7 +34,14 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "cpu", "torch", "gsplat")
+# name -> module of each backend (imported only when asked for)
+REGISTRY = {
+    "cpu": "gaussian_head_ros.core.render.cpu_backend",
+    "torch": "gaussian_head_ros.core.render.torch_backend",
+    "gsplat": "gaussian_head_ros.core.render.gsplat_backend",
+}
+BACKENDS = ("auto", *REGISTRY)
+AUTO_ORDER = ("gsplat", "cpu")  # what "auto" tries, best first
 
 # Shared constants of the image model (every backend uses these).
 NEAR_PLANE = 0.01
@@ -75,36 +85,50 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
     tensors; the result is numpy for numpy input and torch for torch input (the torch backend keeps
     gradients). Raises ValueError on bad shapes or an unknown backend.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown rasterizer backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    module = backend_module(resolve_backend(backend))
     _check_inputs(means, quats, scales, opacities, colors, viewmat, K, width, height)
     bg = np.asarray(background, np.float32).reshape(-1)
     if bg.size != 3:
         raise ValueError(f"rasterize: background needs 3 values, got {bg.size}")
-    if backend == "auto":
-        backend = resolve_backend("auto")
-    if backend == "torch":
-        from gaussian_head_ros.core.render.torch_backend import rasterize_torch
+    return module.rasterize(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
 
-        return rasterize_torch(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
-    if backend == "gsplat":
-        from gaussian_head_ros.core.render.gsplat_backend import rasterize_gsplat
 
-        return rasterize_gsplat(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
-    from gaussian_head_ros.core.render.cpu_backend import rasterize_cpu
+def backend_module(name: str):
+    """The module of a registered backend (not "auto"); ValueError for an unknown name."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown rasterizer backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return importlib.import_module(REGISTRY[name])
 
-    return rasterize_cpu(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
+
+def backend_available(name: str) -> bool:
+    """Whether a backend can run here ("auto" always can: cpu is the last resort); ValueError if unknown."""
+    if name == "auto":
+        return True
+    if name not in REGISTRY:
+        backend_module(name)  # raises
+    try:
+        return bool(backend_module(name).available())
+    except ImportError as e:  # an optional dependency (torch, gsplat) is missing
+        log.debug("rasterizer %s is not available: %s", name, e)
+        return False
 
 
 def resolve_backend(name: str) -> str:
-    """'auto' -> 'gsplat' when CUDA and gsplat work here, else 'cpu'; other names are returned checked."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown rasterizer backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    """'auto' -> the first available of AUTO_ORDER; other names are returned checked (ValueError if unknown)."""
     if name != "auto":
+        backend_module(name)
         return name
-    from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
+    return next(b for b in AUTO_ORDER if backend_available(b))
 
-    return "gsplat" if gsplat_available() else "cpu"
+
+def get_renderer(name: str = "auto", threads: int = 0, device: str = "cpu"):
+    """A `Renderer` (core/render/base.py) of the backend `name` ('auto' resolved here): it owns the backend's
+    threads (`threads`, 0 = the backend decides) and device; ValueError when the backend cannot run here."""
+    name = resolve_backend(name)
+    if not backend_available(name):
+        raise ValueError(f"the {name} rasterizer cannot run here"
+                         + (" (it needs a working CUDA device)" if name == "gsplat" else ""))
+    return backend_module(name).Renderer(threads=threads, device=device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,27 +190,11 @@ def frame_fit(means: np.ndarray, fov_deg: float, fill: float = 0.8) -> tuple[np.
 
 def render_rgb8(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
                 background=(0.0, 0.0, 0.0), backend: str = "cpu", device: str = "cpu") -> np.ndarray:
-    """Like `rasterize` but returns the picture as [H, W, 3] uint8 (the display format); numpy in.
-
-    The cpu backend writes uint8 directly; the torch backend runs on `device` ('cpu', 'cuda', 'cuda:1')."""
-    if backend == "auto":
-        backend = resolve_backend("auto")
-    if backend == "cpu":
-        from gaussian_head_ros.core.render.cpu_backend import render_arrays
-
-        _check_inputs(means, quats, scales, opacities, colors, viewmat, K, width, height)
-        f32 = [np.ascontiguousarray(a, np.float32) for a in (means, quats, scales, opacities, colors, viewmat, K)]
-        img, _ = render_arrays(*f32, int(width), int(height), np.asarray(background, np.float32), rgb8=True)
-        return img
-    if backend == "torch" and device != "cpu":
-        import torch
-
-        args = [torch.as_tensor(np.asarray(a, np.float32), device=device) for a in (means, quats, scales, opacities, colors)]
-        with torch.no_grad():
-            img = rasterize(*args, viewmat, K, width, height, background, backend="torch").image.cpu().numpy()
-    else:
-        img = rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background, backend).image
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    """One frame as [H, W, 3] uint8 (the display format) through a fresh `get_renderer(backend, device=device)`;
+    numpy in. For many frames keep a Renderer instead (it keeps its thread tuning)."""
+    _check_inputs(means, quats, scales, opacities, colors, viewmat, K, width, height)
+    return get_renderer(backend, device=device).render_rgb8(means, quats, scales, opacities, colors, viewmat, K,
+                                                            int(width), int(height), background)
 
 
 def placeholder_image(width: int, height: int, background=(0.0, 0.0, 0.0), text: str = "waiting for operator"

@@ -21,6 +21,7 @@ JIT-compiled on first use and cached on disk (`cache=True`); `warm_up()` compile
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -31,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from gaussian_head_ros.core.render import ALPHA_MAX, ALPHA_MIN, EPS2D, NEAR_PLANE, T_MIN, TILE, RenderResult
+from gaussian_head_ros.core.render import base
 
 log = logging.getLogger(__name__)
 
@@ -382,8 +384,14 @@ def _composite(tiles, per, start, gauss, pk, width, height, tw, background, alph
                             rowlive[c], img, alpha_img, rgb8)
 
 
-def rasterize_cpu(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
-                  background: np.ndarray) -> RenderResult:
+def available() -> bool:
+    """numba imported (this module would not have loaded otherwise): the cpu backend runs anywhere."""
+    return True
+
+
+def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
+              background: np.ndarray) -> RenderResult:
+    """See `core.render.rasterize` (numpy or torch in, the same kind out; no gradients)."""
     as_torch = type(means).__module__.startswith("torch")
     if as_torch:
         import torch
@@ -502,3 +510,45 @@ class ThreadTuner:
                 log.debug("cpu rasterizer: %d threads (%s)", fastest, medians)
                 self.best = fastest
             self._next_probe = now + self.period_s
+
+
+class Renderer(base.Renderer):
+    """The cpu rasterizer for one caller: `threads` fixed, or 0 = a ThreadTuner picks 1 or all cores from
+    measured frame times. Draws uint8 directly (no float image)."""
+
+    name = "cpu"
+
+    def __init__(self, threads: int = 0, device: str = "cpu"):
+        super().__init__(threads, device)
+        self.tuner = ThreadTuner()
+
+    def warm_up(self) -> float:
+        return warm_up()
+
+    def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
+        with self._threads():
+            return rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background)
+
+    def render_rgb8(self, means, quats, scales, opacities, colors, viewmat, K, width, height,
+                    background=(0.0, 0.0, 0.0)) -> np.ndarray:
+        f32 = [np.ascontiguousarray(a, np.float32) for a in (means, quats, scales, opacities, colors, viewmat, K)]
+        with self._threads():
+            img, _ = render_arrays(*f32, int(width), int(height), np.asarray(background, np.float32).reshape(3),
+                                   rgb8=True)
+        return img
+
+    @contextlib.contextmanager
+    def _threads(self):
+        """numba's thread count for this frame (set per calling thread), timed for the tuner."""
+        limit = numba.config.NUMBA_NUM_THREADS
+        n = min(self.threads, limit) if self.threads else self.tuner.threads(time.monotonic())
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n)
+        self.threads_used = n
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
+        if not self.threads:
+            self.tuner.record(n, time.perf_counter() - t0, time.monotonic())

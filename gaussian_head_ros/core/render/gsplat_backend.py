@@ -1,7 +1,7 @@
 """gsplat (CUDA) backend: one small wrapper around `gsplat.rasterization` with our conventions.
 
 gsplat 1.5.x compiles its CUDA kernels with nvcc on first use (minutes, once per machine; cached by
-torch in ~/.cache/torch_extensions). `gsplat_available()` checks CUDA, imports gsplat and draws one tiny
+torch in ~/.cache/torch_extensions). `available()` checks CUDA, imports gsplat and draws one tiny
 frame, once per process, so `auto` never picks a backend that cannot run.
 """
 
@@ -12,13 +12,13 @@ import logging
 
 import numpy as np
 
-from gaussian_head_ros.core.render import EPS2D, NEAR_PLANE, TILE, RenderResult
+from gaussian_head_ros.core.render import EPS2D, NEAR_PLANE, TILE, RenderResult, base
 
 log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=1)
-def gsplat_available() -> bool:
+def available() -> bool:
     """True when torch sees a CUDA device and gsplat renders a test frame on it (checked once)."""
     try:
         import torch
@@ -52,8 +52,9 @@ def _gsplat(means, quats, scales, opacities, colors, viewmat, K, width, height, 
     return img[0], alpha[0, ..., 0]  # [H, W, 3], [H, W]
 
 
-def rasterize_gsplat(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
-                     background: np.ndarray, device: str = "cuda") -> RenderResult:
+def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
+              background: np.ndarray, device: str = "cuda") -> RenderResult:
+    """See `core.render.rasterize`; numpy input is drawn on `device`."""
     import torch
 
     as_torch = isinstance(means, torch.Tensor)
@@ -67,3 +68,16 @@ def rasterize_gsplat(means, quats, scales, opacities, colors, viewmat, K, width:
     if as_torch:
         return RenderResult(img, alpha)
     return RenderResult(img.detach().cpu().numpy(), alpha.detach().cpu().numpy())
+
+
+class Renderer(base.Renderer):
+    """gsplat on a CUDA device ('cpu' means the default CUDA device here)."""
+
+    name = "gsplat"
+
+    def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
+        import torch
+
+        with torch.no_grad():
+            return rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background,
+                             device=self.device if self.device.startswith("cuda") else "cuda")

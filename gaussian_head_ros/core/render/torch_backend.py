@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from gaussian_head_ros.core.render import base
 from gaussian_head_ros.core.render import (ALPHA_MAX, ALPHA_MIN, EPS2D, EXTEND_MAX, NEAR_PLANE, T_MIN, TILE,
                                            RenderResult)
 
@@ -123,8 +124,13 @@ def _chunk(mean2d, conic, opac, colors, tiles_local, tile_xy, gauss, seg_start, 
     return rgb, logt
 
 
-def rasterize_torch(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
-                    background: np.ndarray) -> RenderResult:
+def available() -> bool:
+    return True  # this module imports torch
+
+
+def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
+              background: np.ndarray) -> RenderResult:
+    """See `core.render.rasterize`; differentiable for torch input."""
     as_numpy = not isinstance(means, torch.Tensor)
     t = [torch.as_tensor(np.asarray(a) if as_numpy else a, dtype=torch.float32)
          for a in (means, quats, scales, opacities, colors)]
@@ -173,3 +179,23 @@ def rasterize_torch(means, quats, scales, opacities, colors, viewmat, K, width: 
         return RenderResult(img.detach().cpu().numpy().astype(np.float32), alpha.detach().cpu().numpy().astype(np.float32))
     return RenderResult(img, alpha)
 
+
+
+class Renderer(base.Renderer):
+    """The torch reference for display frames: no gradients, on `device`; `threads` > 0 sets torch's
+    intra-op threads for each frame."""
+
+    name = "torch"
+
+    def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
+        args = [torch.as_tensor(np.asarray(a, np.float32), device=self.device)
+                for a in (means, quats, scales, opacities, colors)]
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.threads_used = torch.get_num_threads()
+        try:
+            with torch.no_grad():
+                return rasterize(*args, viewmat, K, width, height, background)
+        finally:
+            torch.set_num_threads(previous)
