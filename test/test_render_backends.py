@@ -1,9 +1,10 @@
 """Rasterizer backends against the pure-torch reference, and the camera helpers.
 
-The cpu (numba) and gsplat (CUDA) backends must draw what the torch reference draws: mean abs
-difference <= 1/255 and max abs <= 0.01 per channel, on scenes that exercise projection (off-centre
-principal point, Gaussians behind the near plane and off-screen, image sizes that are not multiples
-of the tile), anisotropy and opacity (thin needles, near-transparent and opaque), and depth order.
+Every registered backend must draw what the torch reference draws, on scenes that exercise projection
+(off-centre principal point, Gaussians behind the near plane and off-screen, image sizes that are not
+multiples of the tile), anisotropy and opacity (thin needles, near-transparent and opaque), depth order,
+and a real avatar (mesh_fit from a ../shared portrait): the cpu backend to mean abs <= 1e-4 and max abs
+<= 1/255 per channel, gsplat (CUDA, another floating-point order) to mean <= 1/255 and max <= 0.01.
 """
 
 import math
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 from gaussian_head_ros.core.drive import Driver
-from gaussian_head_ros.core.render import (head_viewmat, intrinsics_from_fov, look_at, rasterize,
-                                           resolve_backend)
+from gaussian_head_ros.core.render import (REGISTRY, backend_available, backend_module, get_renderer, head_viewmat,
+                                           intrinsics_from_fov, look_at, rasterize, resolve_backend)
+from gaussian_head_ros.core.render.base import Renderer, to_rgb8
 from gaussian_head_ros.core.synthetic import synthetic_avatar
 
 
@@ -60,11 +62,16 @@ def _mix(a, b):
 SCENES = scenes()
 
 
-def _compare(a, b, what):
+CPU_TOL = (1e-4, 1 / 255)  # (mean abs, max abs) per channel, cpu vs the torch reference
+GSPLAT_TOL = (1 / 255, 0.01)
+
+
+def _compare(a, b, what, tol):
     d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
-    for c in range(3):
-        assert d[..., c].mean() <= 1 / 255, f"{what}: channel {c} mean abs {d[..., c].mean():.5f} > 1/255"
-        assert d[..., c].max() <= 0.01, f"{what}: channel {c} max abs {d[..., c].max():.4f} > 0.01"
+    for c in range(d.shape[-1] if d.ndim == 3 else 1):
+        dc = d[..., c] if d.ndim == 3 else d
+        assert dc.mean() <= tol[0], f"{what}: channel {c} mean abs {dc.mean():.2e} > {tol[0]:.2e}"
+        assert dc.max() <= tol[1], f"{what}: channel {c} max abs {dc.max():.2e} > {tol[1]:.2e}"
 
 
 @pytest.mark.parametrize("scene", SCENES, ids=[s[0] for s in SCENES])
@@ -75,9 +82,64 @@ def test_cpu_matches_torch(scene):
     assert out.image.shape == (h, w, 3) and out.image.dtype == np.float32
     assert out.alpha.shape == (h, w)
     assert ref.alpha.max() > 0.5, f"{name}: the reference drew (almost) nothing"
-    _compare(out.image, ref.image, name)
-    d_alpha = np.abs(out.alpha - ref.alpha)
-    assert d_alpha.mean() <= 1 / 255 and d_alpha.max() <= 0.01, name
+    _compare(out.image, ref.image, name, CPU_TOL)
+    _compare(out.alpha, ref.alpha, name + " alpha", (1e-4, 0.01))
+
+
+@pytest.fixture(scope="module")
+def real_avatar():
+    """A 60k mesh_fit avatar of a ../shared portrait (what users see first)."""
+    from conftest import shared
+
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    img = read_image(str(shared("portraits", "obama_official.jpg")))
+    with get_reconstructor("mesh_fit") as rec:
+        return rec.reconstruct(img, operator_id="test").avatar
+
+
+def test_cpu_matches_torch_on_a_real_avatar(real_avatar):
+    """At rest and turned with the mouth open, 256^2 (the torch reference takes seconds per frame).
+
+    A pixel whose transmittance lands within rounding of the 1e-4 stop takes one Gaussian more or less in
+    one backend than in the other (the reference decides in float64 with an exact exp, the cpu backend in
+    float32 with a polynomial: alpha 0.98 known to 1e-4 is 1 - alpha known to 0.6 %); such ties are allowed
+    to reach 0.01 on at most 0.01 % of the pixels (seen: one pixel at 1.3/255 on obama_official)."""
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+
+    driver = Driver(real_avatar)
+    k = intrinsics_from_fov(30, 256, 256)
+    turned = FaceControl(rotation=euler_to_quat(20, -10, 5).astype(np.float32), mouth_open=0.5)
+    for name, control in (("rest", FaceControl.rest()), ("turned", turned)):
+        p = driver.drive(control)
+        g = (p.means, p.quats, p.scales, p.opacities, p.colors)
+        ref = rasterize(*g, head_viewmat(0.6), k, 256, 256, backend="torch")
+        out = rasterize(*g, head_viewmat(0.6), k, 256, 256, backend="cpu")
+        assert ref.alpha.mean() > 0.1, name
+        _compare(out.image, ref.image, f"real avatar {name}", (CPU_TOL[0], 0.01))
+        ties = (np.abs(out.image - ref.image).max(-1) > CPU_TOL[1]).mean()
+        assert ties <= 1e-4, f"real avatar {name}: {ties:.2%} of the pixels differ by more than 1/255"
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_registered_backends_follow_the_interface(name):
+    """Each backend module: available(), rasterize(), a Renderer that draws what rasterize() draws."""
+    if not backend_available(name):
+        pytest.skip(f"{name} cannot run here")
+    module = backend_module(name)
+    assert callable(module.rasterize) and issubclass(module.Renderer, Renderer)
+    name_, g, viewmat, k, w, h, bg = SCENES[1]
+    renderer = get_renderer(name, threads=1)
+    assert renderer.name == name
+    renderer.warm_up()
+    rgb8 = renderer.render_rgb8(*g, viewmat, k, w, h, bg)
+    assert rgb8.dtype == np.uint8 and rgb8.shape == (h, w, 3)
+    ref = to_rgb8(rasterize(*g, viewmat, k, w, h, background=bg, backend=name).image)
+    assert np.abs(rgb8.astype(int) - ref).max() <= 1
+    assert renderer.threads_used >= 1
+    with pytest.raises(ValueError, match="unknown"):
+        get_renderer("vulkan")
 
 
 def test_cpu_rgb8_output_matches_float():
@@ -175,7 +237,7 @@ def test_gsplat_matches_torch(scene):
     ref = rasterize(*g, viewmat, k, w, h, background=bg, backend="torch")
     out = rasterize(*g, viewmat, k, w, h, background=bg, backend="gsplat")
     assert out.image.shape == (h, w, 3)
-    _compare(out.image, ref.image, f"gsplat {name}")
+    _compare(out.image, ref.image, f"gsplat {name}", GSPLAT_TOL)
 
 
 def test_render_and_bench_commands(tmp_path, capsys):
@@ -241,7 +303,7 @@ def test_gsplat_wrapper_call_matches_gsplat_api(monkeypatch):
     monkeypatch.setattr(gsplat, "rasterization", fake)
     g = random_scene(10, 500, spread=0.05)
     k, vm = intrinsics_from_fov(30, 40, 30), head_viewmat(0.6)
-    out = gsplat_backend.rasterize_gsplat(*g, vm, k, 40, 30, np.array([0.1, 0.2, 0.3], np.float32), device="cpu")
+    out = gsplat_backend.rasterize(*g, vm, k, 40, 30, np.array([0.1, 0.2, 0.3], np.float32), device="cpu")
     assert out.image.shape == (30, 40, 3) and out.alpha.shape == (30, 40) and isinstance(out.image, np.ndarray)
     assert seen["eps2d"] == pytest.approx(0.3) and seen["rasterize_mode"] == "classic"
     assert seen["sh_degree"] is None and seen["render_mode"] == "RGB" and seen["near_plane"] == pytest.approx(0.01)

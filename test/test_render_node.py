@@ -136,9 +136,38 @@ def test_driven_frames_carry_the_control_stamp(io):
     assert "face_control refused" in io["proc"].output()
 
 
-def test_idle_animation_after_the_timeout(io):
+def _diag_values(io):
     from rosgraph import spin_until
 
+    spin_until(io["node"], lambda: False, 0.3)  # take what was already queued
+    io["diags"].clear()
+    assert spin_until(io["node"], lambda: any("render_node" in s.name for d in io["diags"] for s in d.status), 10)
+    st = [s for d in io["diags"] for s in d.status if "render_node" in s.name][-1]
+    return {kv.key: kv.value for kv in st.values}
+
+
+def test_unchanged_control_republishes_the_last_frame(io):
+    """The same control content with new stamps: frames keep their stamps, but are drawn once (counted as
+    frames_reused in the diagnostics); a changed control is drawn again."""
+    ctl = _control_msg(STAMP + 10, yaw=5.0)
+    m = _wait_image(io, lambda m: _stamp(m) == STAMP + 10, 20, publish=lambda: io["control"].publish(ctl))
+    assert m is not None
+    _wait_image(io, lambda m: False, 1.0, publish=lambda: io["control"].publish(ctl))  # past the easing from idle
+    m = _wait_image(io, lambda m: _stamp(m) == STAMP + 10, 10, publish=lambda: io["control"].publish(ctl))
+    first = _rgb(m).copy()
+    before = int(_diag_values(io)["frames_reused"])
+    for i in range(11, 20):  # 20 FPS, a new stamp every 0.3 s: several frames per control
+        same = _control_msg(STAMP + i, yaw=5.0)
+        m = _wait_image(io, lambda m, i=i: _stamp(m) == STAMP + i, 10, publish=lambda: io["control"].publish(same))
+        assert m is not None and np.array_equal(_rgb(m), first)
+    reused = int(_diag_values(io)["frames_reused"]) - before
+    assert reused >= 5, f"only {reused} frames reused"
+    moved = _control_msg(STAMP + 30, yaw=-15.0)
+    m = _wait_image(io, lambda m: _stamp(m) == STAMP + 30, 10, publish=lambda: io["control"].publish(moved))
+    assert m is not None and np.abs(_rgb(m).astype(int) - first).mean() > 0.5
+
+
+def test_idle_animation_after_the_timeout(io):
     # No control for > idle_timeout_s: frames keep coming, stamped with the drawing time, and they move.
     time.sleep(2.0)
     first = _wait_image(io, lambda m: abs(io["node"].get_clock().now().nanoseconds - _stamp(m)) < 5e9, 10)
@@ -148,11 +177,7 @@ def test_idle_animation_after_the_timeout(io):
     later = _wait_image(io, lambda m: True, 5)
     assert later is not None and np.abs(_rgb(later).astype(int) - a).mean() > 0.05  # breathing/sway moves it
     # Diagnostics report the state and the backend.
-    spin_until(io["node"], lambda: False, 0.5)  # take what was already queued
-    io["diags"].clear()
-    assert spin_until(io["node"], lambda: any("render_node" in s.name for d in io["diags"] for s in d.status), 10)
-    st = [s for d in io["diags"] for s in d.status if "render_node" in s.name][-1]
-    values = {kv.key: kv.value for kv in st.values}
+    values = _diag_values(io)
     assert values["backend"] == "cpu" and values["state"] in ("idle animation", "easing")
     assert float(values["rate_hz"]) > 0
 

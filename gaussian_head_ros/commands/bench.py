@@ -1,15 +1,19 @@
 """`gaussian-head bench`: rasterizer and driving speed on this machine.
 
-    gaussian-head bench                       # table: cpu (1 and 2 threads), torch reference, drive()
+    gaussian-head bench                       # table: cpu (1 and all threads), torch reference, drive()
     gaussian-head bench --json > bench.json   # the same as a list of objects
-    gaussian-head bench --backend cpu --size 512 --gaussians 60000 100000 --threads 1 2
-    gaussian-head bench --avatar me.ply        # also a real avatar (from gaussian-head reconstruct)
+    gaussian-head bench --backend cpu torch --size 512 1024 --gaussians 60000 100000 --threads 1 2
+    gaussian-head bench --avatar me.ply --stages   # also a real avatar; cpu time per pipeline stage
 
 Scenes: `synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense
 head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), framed as the render
-node frames a head (30 deg field of view, 0.6 m). Each figure is the median over repeated frames, after
-warm-up; `cpu_ms` is the process CPU time per frame (all threads), and the 1-minute load average is recorded
-with each figure because other work on the machine moves the wall-clock numbers.
+node frames a head (30 deg field of view, 0.6 m). Per figure: the median wall time per frame after warm-up
+(`fps`, `ms`), the process CPU time per frame (`cpu_ms`, all threads), the speed-up over the torch
+reference measured in the same run with the same threads (`vs_torch`), Gaussian-pixel evaluations per
+second (`gevals_s`, 1e9/s: pixels inside the drawn Gaussians' alpha >= 1/255 ellipses per frame x fps, the
+same count for every backend), and the 1-minute load average, because other work on the machine moves the
+wall-clock numbers. `--stages` adds the cpu backend's median time per stage (project, sort, bin,
+composite) and its pair counts.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def add_arguments(p):
     p.add_argument("--scene", nargs="+", choices=SCENES, default=list(SCENES), help="scenes to draw")
     p.add_argument("--avatar", help="also measure this avatar .ply (at its own size), e.g. from gaussian-head reconstruct")
     p.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure (fast backends)")
+    p.add_argument("--stages", action="store_true", help="also the cpu backend's time per pipeline stage")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
 
@@ -93,17 +98,33 @@ def _time(fn, seconds: float, min_runs: int = 3, max_runs: int = 2000) -> tuple[
     return float(np.median(times)), (time.process_time() - cpu0) / len(times)
 
 
-def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None) -> list[dict]:
-    import numba
+def _stages(g, view, k, size, seconds) -> dict:
+    """Median seconds per stage of the cpu backend (current thread count) and its counts for one frame."""
+    from gaussian_head_ros.core.render.cpu_backend import STAGES, render_arrays
+
+    f32 = [np.ascontiguousarray(a, np.float32) for a in g] + [view, k]
+    runs, t_end = [], time.perf_counter() + seconds
+    while len(runs) < 3 or time.perf_counter() < t_end:
+        st = {}
+        render_arrays(*f32, size, size, np.zeros(3, np.float32), rgb8=True, stages=st)
+        runs.append(st)
+    out = {name: float(np.median([r[name] for r in runs])) for name in STAGES}
+    out.update({c: runs[0][c] for c in ("visible", "pairs", "evaluations")})
+    return out
+
+
+def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None, stages=False) -> list[dict]:
     import torch
 
     from gaussian_head_ros.core.control import FaceControl, euler_to_quat
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.render import head_viewmat, intrinsics_from_fov, rasterize
-    from gaussian_head_ros.core.render.cpu_backend import warm_up
+    from gaussian_head_ros.core.render import get_renderer, head_viewmat, intrinsics_from_fov
     from gaussian_head_ros.core.synthetic import synthetic_avatar
 
-    warm_up()
+    renderers = {(b, t): get_renderer(b, threads=t or 0) for b in backends
+                 for t in (threads if b in ("cpu", "torch") else [None])}
+    for r in renderers.values():
+        r.warm_up()
     rows = []
     view = head_viewmat(0.6)
     jobs = [(n, name) for n in counts for name in scenes]
@@ -113,16 +134,14 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None)
         avatar = load_ply(avatar_path)
         avatar.validate()
         jobs.append((avatar.num_gaussians, "avatar"))
+    load = lambda: round(os.getloadavg()[0], 2)  # noqa: E731
     for n in sorted({n for n, _ in jobs}):
         driver = Driver(avatar if (n, "avatar") in jobs else synthetic_avatar(n))
         control = FaceControl(rotation=euler_to_quat(12, -5, 3).astype(np.float32), mouth_open=0.2)
-        for t in threads:
-            numba.set_num_threads(t)
-            s, cpu = _time(lambda: driver.drive(control), seconds)
-            rows.append(dict(backend="drive", scene="avatar" if (n, "avatar") in jobs else "synthetic",
-                             n_gaussians=n, size=None, threads=t,
-                             fps=round(1 / s, 1), ms=round(s * 1e3, 3), cpu_ms=round(cpu * 1e3, 3),
-                             load_1min=round(os.getloadavg()[0], 2)))
+        s, cpu = _time(lambda: driver.drive(control), seconds)
+        rows.append(dict(backend="drive", scene="avatar" if (n, "avatar") in jobs else "synthetic", n_gaussians=n,
+                         size=None, threads=1, fps=round(1 / s, 1), ms=round(s * 1e3, 3), cpu_ms=round(cpu * 1e3, 3),
+                         load_1min=load()))
         for name in [name for m, name in jobs if m == n]:
             if name == "avatar":
                 p = driver.drive(FaceControl.rest())
@@ -131,26 +150,32 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None)
                 g = scene(name, n)
             for size in sizes:
                 k = intrinsics_from_fov(30, size, size)
-                ref_fps = {}
-                for backend in backends:
-                    for t in (threads if backend in ("cpu", "torch") else [None]):
-                        if t is not None:
-                            numba.set_num_threads(t)
-                            torch.set_num_threads(t)
-                        slow = backend == "torch"
-                        s, cpu = _time(lambda: rasterize(*g, view, k, size, size, backend=backend),
-                                       0.0 if slow else seconds, min_runs=2 if slow else 5)
-                        row = dict(backend=backend, scene=name, n_gaussians=n, size=size, threads=t,
-                                   fps=round(1 / s, 2), ms=round(s * 1e3, 2), cpu_ms=round(cpu * 1e3, 2),
-                                   load_1min=round(os.getloadavg()[0], 2))
-                        if backend == "torch":
-                            ref_fps[t] = 1 / s
-                        rows.append(row)
-                for row in rows:
-                    if (row["backend"] not in ("torch", "drive") and row["scene"] == name and row["size"] == size
-                            and row["n_gaussians"] == n and row["threads"] in ref_fps):
-                        row["vs_torch"] = round(row["fps"] / ref_fps[row["threads"]], 1)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+                cpu_r = renderers.get(("cpu", threads[-1])) or get_renderer("cpu", threads=threads[-1])
+                with cpu_r.frame_threads():
+                    st = _stages(g, view, k, size, seconds if stages else 0.0)
+                evals = st["evaluations"]
+                torch_fps, here = {}, []
+                for (backend, t), renderer in renderers.items():
+                    slow = backend == "torch"
+                    s, cpu = _time(lambda: renderer.render_rgb8(*g, view, k, size, size), 0.0 if slow else seconds,
+                                   min_runs=2 if slow else 5)
+                    row = dict(backend=backend, scene=name, n_gaussians=n, size=size, threads=t,
+                               fps=round(1 / s, 2), ms=round(s * 1e3, 2), cpu_ms=round(cpu * 1e3, 2),
+                               gevals_s=round(evals / s / 1e9, 3), load_1min=load())
+                    if slow:
+                        torch_fps[t] = 1 / s
+                    here.append(row)
+                for row in here:
+                    if row["backend"] != "torch" and (row["threads"] in torch_fps or len(torch_fps) == 1):
+                        ref = torch_fps.get(row["threads"], next(iter(torch_fps.values()), None))
+                        row["vs_torch"] = round(row["fps"] / ref, 1)
+                rows.extend(here)
+                if stages:
+                    rows.append(dict(backend="stages", scene=name, n_gaussians=n, size=size, threads=threads[-1],
+                                     **{f"{k_}_ms": round(v * 1e3, 3) for k_, v in st.items() if k_ not in
+                                        ("visible", "pairs", "evaluations")},
+                                     visible=st["visible"], pairs=st["pairs"], evaluations=int(evals),
+                                     load_1min=load()))
     return rows
 
 
@@ -158,30 +183,63 @@ def run(args) -> int:
     import numba
     import torch
 
-    from gaussian_head_ros.core.render import BACKENDS
-    from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
+    from gaussian_head_ros.core.render import BACKENDS, backend_available
 
-    backends = args.backend or (["cpu", "torch"] + (["gsplat"] if gsplat_available() else []))
+    backends = args.backend or (["cpu", "torch"] + (["gsplat"] if backend_available("gsplat") else []))
     for b in backends:
         if b not in BACKENDS or b == "auto":
-            raise ValueError(f"unknown backend {b!r}; choose from cpu, torch, gsplat")
-        if b == "gsplat" and not gsplat_available():
-            raise ValueError("the gsplat backend needs a working CUDA device (none here)")
+            raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS[1:])}")
+        if not backend_available(b):
+            raise ValueError(f"the {b} backend cannot run here" + (" (it needs a working CUDA device)" if b == "gsplat" else ""))
     threads = args.threads or sorted({1, numba.config.NUMBA_NUM_THREADS})
     if any(not 1 <= t <= numba.config.NUMBA_NUM_THREADS for t in threads):
         raise ValueError(f"--threads must be within 1..{numba.config.NUMBA_NUM_THREADS}")
     torch_threads = torch.get_num_threads()
     try:
-        rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds, args.avatar)
+        rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds, args.avatar,
+                       args.stages)
     finally:
         torch.set_num_threads(torch_threads)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
+    cpu_name = _cpu_name()
+    print(f"# {cpu_name}, {os.cpu_count()} logical CPUs; gaussian-head bench {' '.join(_argv_tail())}")
     print(f"{'backend':8} {'scene':10} {'gaussians':>9} {'size':>5} {'threads':>7} {'fps':>8} {'ms':>8} "
-          f"{'cpu ms':>8} {'vs torch':>8} {'load':>5}")
+          f"{'cpu ms':>8} {'vs torch':>8} {'Gevals/s':>8} {'load':>5}")
     for r in rows:
+        if r["backend"] == "stages":
+            continue
         print(f"{r['backend']:8} {r['scene']:10} {r['n_gaussians']:9d} {str(r['size'] or '-'):>5} "
               f"{str(r['threads'] or '-'):>7} {r['fps']:8.1f} {r['ms']:8.2f} {r['cpu_ms']:8.2f} "
-              f"{str(r.get('vs_torch', '')):>8} {r['load_1min']:5.2f}")
+              f"{str(r.get('vs_torch', '')):>8} {str(r.get('gevals_s', '')):>8} {r['load_1min']:5.2f}")
+    stage_rows = [r for r in rows if r["backend"] == "stages"]
+    if stage_rows:
+        print("\ncpu stages (median ms per frame at the last thread count)")
+        print(f"{'scene':10} {'gaussians':>9} {'size':>5} {'threads':>7} {'project':>8} {'sort':>8} {'bin':>8} "
+              f"{'composite':>9} {'visible':>8} {'pairs':>8} {'evals':>9}")
+        for r in stage_rows:
+            print(f"{r['scene']:10} {r['n_gaussians']:9d} {r['size']:5d} {r['threads']:7d} {r['project_ms']:8.2f} "
+                  f"{r['sort_ms']:8.2f} {r['bin_ms']:8.2f} {r['composite_ms']:9.2f} {r['visible']:8d} "
+                  f"{r['pairs']:8d} {r['evaluations']:9d}")
     return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def _argv_tail() -> list[str]:
+    import sys
+
+    argv = sys.argv[1:]
+    return argv[argv.index("bench") + 1:] if "bench" in argv else argv

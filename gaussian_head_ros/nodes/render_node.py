@@ -10,18 +10,20 @@ Work is kept off the executor: callbacks only store the newest message. A loader
 and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
 a render thread draws at `fps`. Before any avatar arrives a neutral placeholder is published. Without
 control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
-sway) and eases back when control resumes. Malformed avatars and controls are refused with a log line; the node keeps what it had.
+sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
+and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
+`core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are refused with a log line; the node keeps what it had.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
@@ -33,8 +35,8 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
-from gaussian_head_ros.core.render import BACKENDS, head_viewmat, intrinsics_from_fov, placeholder_image, render_rgb8
-from gaussian_head_ros.core.render.cpu_backend import ThreadTuner
+from gaussian_head_ros.core.render import (BACKENDS, backend_available, get_renderer, head_viewmat, intrinsics_from_fov,
+                                           placeholder_image)
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import Latest, descriptor, diagnostics, run
@@ -95,11 +97,9 @@ def check_value(name: str, value) -> None:
     elif name == "backend":
         if value not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {value!r}")
-        if value == "gsplat":
-            from gaussian_head_ros.core.render.gsplat_backend import gsplat_available
-
-            if not gsplat_available():
-                raise ValueError("gsplat needs a working CUDA device (none here); use cpu or auto")
+        if not backend_available(value):
+            raise ValueError(f"the {value} rasterizer cannot run here"
+                             + (" (it needs a working CUDA device)" if value == "gsplat" else "") + "; use cpu or auto")
     elif name == "device":
         if not (value == "cpu" or value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit())):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {value!r}")
@@ -143,12 +143,14 @@ class RenderNode(Node):
         self._fade: tuple[Loaded, float] | None = None  # (previous avatar, swap time) during a cross-fade
         self.mixer = ControlMixer(IdleAnimator(), float(self._param("idle_timeout_s")), IDLE_EASE_S)
         self.backend = "cpu"
-        self.tuner = ThreadTuner()
+        self.rasterizer = None  # core.render Renderer of the current backend/device/threads (render thread)
+        self._rasterizer_key = None
         self.threads_used = 0
+        self._last_frame: tuple | None = None  # (avatar, what else decided it, uint8 image) of the last frame
         self.state = "waiting for an avatar"
         self.last_error = ""
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
-                           fallbacks=0, compressed_frames=0)
+                           fallbacks=0, compressed_frames=0, frames_reused=0)
         self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
         self._placeholder_key = None
         self._placeholder = None
@@ -201,10 +203,11 @@ class RenderNode(Node):
 
     def _load_loop(self) -> None:
         from gaussian_head_ros.core import drive
-        from gaussian_head_ros.core.render import cpu_backend
-
         t0 = time.perf_counter()
-        cpu_backend.warm_up()
+        try:
+            get_renderer(self._param("backend"), device=self._param("device")).warm_up()
+        except ValueError as e:  # the render thread falls back to cpu and says so
+            self.get_logger().warning(f"rasterizer warm-up: {e}")
         drive.warm_up()
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
         while not self._stop.is_set():
@@ -255,31 +258,43 @@ class RenderNode(Node):
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.get_logger().error(f"render failed: {self.last_error}", throttle_duration_sec=5.0)
 
+    def _rasterizer(self):
+        """The Renderer for the current backend, device and threads parameters (made again when they change)."""
+        key = (self._param("backend"), self._param("device"), int(self._param("threads")))
+        if self.rasterizer is None or key != self._rasterizer_key:
+            self.rasterizer = get_renderer(key[0], threads=key[2], device=key[1])
+            self._rasterizer_key = key
+        return self.rasterizer
+
+    def _frame_key(self, loaded: Loaded, control, mode: str, w: int, h: int, bg) -> tuple | None:
+        """Everything but the avatar that decides a live frame's picture (None while the picture changes by
+        itself: idle animation, easing)."""
+        if mode != "live":
+            return None
+        return (control_key(control), w, h, tuple(bg.tolist()),
+                *(str(self._param(n)) for n in ("lighting", "fov_deg", "distance_m", "backend", "device")))
+
     def _draw(self, loaded: Loaded, control, w, h, bg) -> np.ndarray:
         posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")))
         k = intrinsics_from_fov(float(self._param("fov_deg")), w, h)
         view = head_viewmat(float(self._param("distance_m")))
+        args = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h, bg)
         backend = self._param("backend")
         try:
-            img = render_rgb8(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h,
-                              bg, backend, self._param("device"))
-            self.backend = backend if backend != "auto" else _resolved_auto()
-            return img
+            renderer = self._rasterizer()
+            img = renderer.render_rgb8(*args)
         except Exception as e:
             if backend == "cpu":
                 raise
             self.counts["fallbacks"] += 1
             self.get_logger().warning(f"{backend} rasterizer failed ({type(e).__name__}: {e}); falling back to cpu")
             self.set_parameters([Parameter("backend", value="cpu")])
-            self.backend = "cpu"
-            return render_rgb8(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h,
-                               bg, "cpu")
+            renderer = self._rasterizer()
+            img = renderer.render_rgb8(*args)
+        self.backend, self.threads_used = renderer.name, renderer.threads_used
+        return img
 
     def _render_once(self) -> None:
-        threads = int(self._param("threads"))
-        n_threads = min(threads, numba.config.NUMBA_NUM_THREADS) if threads else self.tuner.threads(time.monotonic())
-        numba.set_num_threads(n_threads)
-        self.threads_used = n_threads
         w, h = int(self._param("width")), int(self._param("height"))
         bg = np.asarray(self._param("background"), np.float32)
         t0 = time.perf_counter()
@@ -294,10 +309,14 @@ class RenderNode(Node):
             img, stamp_ns = self._placeholder, 0
             self.state = "waiting for an avatar (placeholder)"
         else:
-            t_draw = time.perf_counter()
-            img = self._draw(loaded, control, w, h, bg)
-            if not threads and self.backend == "cpu":
-                self.tuner.record(n_threads, time.perf_counter() - t_draw, time.monotonic())
+            key = self._frame_key(loaded, control, mode, w, h, bg) if fade is None else None
+            last = self._last_frame
+            if key is not None and last is not None and last[0] is loaded and last[1] == key:
+                img = last[2]  # neither the avatar nor anything that decides the picture changed: publish it again
+                self.counts["frames_reused"] += 1
+            else:
+                img = self._draw(loaded, control, w, h, bg)
+                self._last_frame = (loaded, key, img)
             if fade is not None:
                 u = (now - fade[1]) / max(float(self._param("crossfade_s")), 1e-6)
                 if u >= 1.0:
@@ -364,10 +383,15 @@ class RenderNode(Node):
         return super().destroy_node()
 
 
-def _resolved_auto() -> str:
-    from gaussian_head_ros.core.render import resolve_backend
-
-    return resolve_backend("auto")
+def control_key(control) -> tuple:
+    """What of a FaceControl decides the picture (every field but its stamp, frame and confidence), as a
+    comparable tuple."""
+    key = []
+    for f in dataclasses.fields(control):
+        if f.name not in ("stamp_ns", "frame_id", "confidence"):
+            v = getattr(control, f.name)
+            key.append(v.tobytes() if isinstance(v, np.ndarray) else tuple(v) if isinstance(v, list) else v)
+    return tuple(key)
 
 
 def main(args=None):

@@ -417,8 +417,9 @@ def render_arrays(means, quats, scales, opacities, colors, viewmat, K, width, he
     """float32 contiguous arrays in -> (image [H, W, 3], alpha [H, W]) float32, or with rgb8=True the image
     as [H, W, 3] uint8 (clipped, rounded) and no alpha. Thread-safe (calls are serialised).
 
-    `stages`, when given, receives the seconds of each of STAGES and the counts 'visible' (Gaussians drawn)
-    and 'pairs' (tile-Gaussian pairs)."""
+    `stages`, when given, receives the seconds of each of STAGES and the counts 'visible' (Gaussians drawn),
+    'pairs' (tile-Gaussian pairs) and 'evaluations' (Gaussian-pixel pairs with alpha >= 1/255: the drawn
+    Gaussians' ellipse areas, 2 pi ln(255 opacity) / sqrt(det conic), off-screen parts included)."""
     with _LOCK:
         return _render_locked(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height),
                               background, rgb8, stages)
@@ -456,6 +457,9 @@ def _render_locked(means, quats, scales, opacities, colors, viewmat, K, width, h
         for name, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stages[name] = dt
         stages["visible"], stages["pairs"] = int(order.shape[0]), int(gauss.shape[0])
+        a, b, c = 2.0 * pk[:, 2].astype(np.float64), pk[:, 3].astype(np.float64), 2.0 * pk[:, 4].astype(np.float64)
+        thr = np.maximum(pk[:, 5] + LN255, 0.0)
+        stages["evaluations"] = float(np.sum(2 * np.pi * thr / np.sqrt(np.maximum(a * c - b * b, 1e-30))))
     return (out8, None) if rgb8 else (img, alpha)
 
 
@@ -526,19 +530,19 @@ class Renderer(base.Renderer):
         return warm_up()
 
     def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
-        with self._threads():
+        with self.frame_threads():
             return rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background)
 
     def render_rgb8(self, means, quats, scales, opacities, colors, viewmat, K, width, height,
                     background=(0.0, 0.0, 0.0)) -> np.ndarray:
         f32 = [np.ascontiguousarray(a, np.float32) for a in (means, quats, scales, opacities, colors, viewmat, K)]
-        with self._threads():
+        with self.frame_threads():
             img, _ = render_arrays(*f32, int(width), int(height), np.asarray(background, np.float32).reshape(3),
                                    rgb8=True)
         return img
 
     @contextlib.contextmanager
-    def _threads(self):
+    def frame_threads(self):
         """numba's thread count for this frame (set per calling thread), timed for the tuner."""
         limit = numba.config.NUMBA_NUM_THREADS
         n = min(self.threads, limit) if self.threads else self.tuner.threads(time.monotonic())
