@@ -94,7 +94,13 @@ def test_frames_in_controls_out_with_their_stamps(io, clip, tracker_proc):
         controls.append(c)
     assert all(c.face_detected and c.frame_id == "operator_camera" for c in controls)
     last = controls[-1]
-    assert last.landmarks.shape == (478, 3) and last.expression.shape == (478, 3)
+    # defaults: the compact expression (CODEC_LAPLACIAN_V1, decoded by msg_to_control), no absolute landmarks
+    assert last.landmarks.shape == (0, 3) and last.expression.shape == (478, 3)
+    from rclpy.serialization import serialize_message
+
+    raw = io[3][-1]
+    assert raw.expression_codec == raw.CODEC_LAPLACIAN_V1 and len(raw.expression) == 0
+    assert len(serialize_message(raw)) <= 600, len(serialize_message(raw))
     assert 0.1 < last.translation[2] < 2.0 and 0 < last.confidence <= 1
     assert np.median(np.linalg.norm(last.expression, axis=1)) < 2e-3  # the operator's own neutral
 
@@ -103,7 +109,7 @@ def test_no_face_mono8_and_bgr8_frames(io, clip, tracker_proc):
     stamp = STAMP0 + 100 * 33_333_333
     c = _exchange(io, _image(np.full((480, 640, 3), 127, np.uint8), stamp), stamp)
     assert c is not None and not c.face_detected, tracker_proc.output()
-    assert c.landmarks.shape == (478, 3)  # the last face held
+    assert c.expression.shape == (478, 3)  # the last face held
     for k, enc in enumerate(("mono8", "bgr8")):
         stamp += 33_333_333
         c = _exchange(io, _image(clip[20 + k].rgb, stamp, enc), stamp)

@@ -14,6 +14,7 @@ from geometry_msgs.msg import Pose
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.imageio import encode_jpeg
@@ -129,7 +130,9 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
 # ---------------------------------------------------------------------------------------------------
 # FaceControl
 
-def control_to_msg(c: FaceControl) -> FaceControlMsg:
+def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE) -> FaceControlMsg:
+    """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_LAPLACIAN_V1 puts it in
+    expression_code (~0.4 KB) instead of `expression` (5.7 KB)."""
     msg = FaceControlMsg()
     msg.header.stamp = ns_to_stamp(c.stamp_ns)
     msg.header.frame_id = c.frame_id
@@ -141,7 +144,13 @@ def control_to_msg(c: FaceControl) -> FaceControlMsg:
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in c.translation)
     msg.head_pose = pose
     msg.landmarks = _f32(c.landmarks)
-    msg.expression = _f32(c.expression)
+    if codec == expression_codec.CODEC_LAPLACIAN_V1 and c.expression.size:
+        msg.expression_codec = codec
+        msg.expression_code = expression_codec.encode(c.expression)
+    elif codec in (expression_codec.CODEC_DENSE, expression_codec.CODEC_LAPLACIAN_V1):
+        msg.expression = _f32(c.expression)
+    else:
+        raise ValueError(f"unknown expression codec {codec}")
     msg.mouth_open = float(c.mouth_open)
     msg.blendshape_names = list(c.blendshape_names)
     msg.blendshapes = _f32(c.blendshapes)
@@ -154,6 +163,13 @@ def msg_to_control(msg: FaceControlMsg) -> FaceControl:
     o, p = msg.head_pose.orientation, msg.head_pose.position
     lm = _np(msg.landmarks, np.float32)
     ex = _np(msg.expression, np.float32)
+    if msg.expression_codec == expression_codec.CODEC_LAPLACIAN_V1:
+        if ex.size:
+            raise ValueError("expression and expression_code both set; send one")
+        ex = expression_codec.decode(msg.expression_code).ravel()
+    elif msg.expression_codec != expression_codec.CODEC_DENSE:
+        raise ValueError(f"unknown expression_codec {msg.expression_codec} (this node knows 0 dense, "
+                         "1 laplacian_v1; update gaussian_head_ros)")
     if lm.size % 3 or ex.size % 3:
         raise ValueError(f"landmarks ({lm.size}) and expression ({ex.size}) must hold 3 values per landmark")
     c = FaceControl(

@@ -33,6 +33,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, get_renderer, head_viewmat, intrinsics_from_fov,
@@ -209,6 +210,7 @@ class RenderNode(Node):
         except ValueError as e:  # the render thread falls back to cpu and says so
             self.get_logger().warning(f"rasterizer warm-up: {e}")
         drive.warm_up()
+        expression_codec.basis()  # to decode compact face_control (computed once per process)
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
         while not self._stop.is_set():
             msg = self._pending_avatar.take(0.2)

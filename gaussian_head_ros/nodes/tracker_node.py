@@ -34,6 +34,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Empty
 
+from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
@@ -66,8 +67,11 @@ PARAMS = {
     "no_face_rate": (2.0, "rate of face_detected=false messages while no face is found, Hz (0 = every frame)",
                      (0.0, 120.0)),
     "max_image_pixels": (16_777_216, "frames with more pixels are rejected", (4096, 268_435_456)),
-    "send_landmarks": (True, "publish the absolute canonical landmarks too; false = expression only, half the bytes",
-                       None),
+    "send_landmarks": (False, "publish the absolute canonical landmarks too (+5.7 KB per message; the avatar "
+                              "does not need them)", None),
+    "expression_encoding": ("compact", "how face_control carries the expression: compact (~0.4 KB: coefficients "
+                                       "of a fixed template basis, core/expression_codec.py) or dense (5.7 KB "
+                                       "float32)", None),
 }
 
 
@@ -135,6 +139,9 @@ class TrackerNode(Node):
         try:
             self._config(overrides).validate()
             for p in params:
+                if p.name == "expression_encoding" and p.value not in expression_codec.CODECS:
+                    raise ValueError(f"expression_encoding must be one of {', '.join(expression_codec.CODECS)}, "
+                                     f"got {p.value!r}")
                 rng = PARAMS.get(p.name, (None, None, None))[2]
                 if rng is not None and not rng[0] <= p.value <= rng[1]:
                     raise ValueError(f"{p.name} must be within {rng[0]}..{rng[1]}, got {p.value}")
@@ -216,6 +223,7 @@ class TrackerNode(Node):
     def _run(self) -> None:
         try:
             self._build(self._config())
+            expression_codec.basis()  # computed once per process (~1 s): not on the first frame
             self.state = "waiting for frames"
             while not self._stop.is_set():
                 item = self._latest.take(0.1)
@@ -284,7 +292,8 @@ class TrackerNode(Node):
         control.frame_id = msg.header.frame_id
         if not self._param("send_landmarks"):
             control.landmarks = np.zeros((0, 3), np.float32)
-        self.pub.publish(control_to_msg(control))
+        codec = expression_codec.CODECS.get(self._param("expression_encoding"), expression_codec.CODEC_LAPLACIAN_V1)
+        self.pub.publish(control_to_msg(control, codec))
         self.counts["published"] += 1
         age = (self.get_clock().now().nanoseconds - stamp) * 1e-9
         self._window.append((now, busy, age, control.face_detected))
