@@ -5,24 +5,17 @@ on the renders by MediaPipe's face mesh, independent of the driver)."""
 import numpy as np
 import pytest
 from conftest import shared
-from scipy import ndimage
-
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import PART_EYE
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.drive import Driver
 from gaussian_head_ros.core.facemesh import FaceMesh
+from gaussian_head_ros.core.holes import count_holes
 from gaussian_head_ros.core.render import rasterize
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.core.video import read_frames
 
 CLIP, FRAMES = "lp_d0", 60  # lp_d0 looks left and right and smiles within its first 60 frames
-
-
-def holes_px(alpha: np.ndarray) -> int:
-    """See-through pixels (alpha < 0.5) not connected to the image border, at the render's size."""
-    solid = alpha > 0.5
-    return int((ndimage.binary_fill_holes(solid) & ~solid).sum())
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +42,7 @@ def driven():
             vm[:3, 3] = c.translation
             r = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K.astype(np.float32), size, size,
                           backend="cpu")
-            out["holes"].append(holes_px(r.alpha) * (512 * 512) / (size * size))
+            out["holes"].append(count_holes(r.image, r.alpha) * (512 * 512) / (size * size))
             img = (np.clip(r.image + (1 - r.alpha[..., None]) * 0.5, 0, 1) * 255).astype(np.uint8)
             found = mesh.detect(img)
             if found:
