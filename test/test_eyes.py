@@ -66,3 +66,24 @@ def test_the_driver_turns_the_eyeballs_about_their_centres(canonical):
     far = d.drive(FaceControl(gaze=np.full((2, 2), 3.0, np.float32))).means[:2]  # beyond gaze_max_rad: held there
     lim = d.drive(FaceControl(gaze=(d.rig.rest_gaze + d.cfg.gaze_max_rad).astype(np.float32))).means[:2]
     np.testing.assert_allclose(far, lim, atol=1e-6)
+
+
+def test_lids_meet_when_the_operators_do_whatever_the_eye_sizes(canonical):
+    """Blinks transfer as a fraction of each face's own lid gap: a small-eyed operator's full blink closes a
+    wide-eyed avatar's lids completely; a half blink half closes them; the neutral moves nothing."""
+    a = synthetic_avatar(500, seed=8)
+    wide = canonical.copy()
+    for up, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:
+        wide[up, 1] -= 0.003  # the avatar's eyes 3 mm more open than the operator's
+    a.template_vertices, a.template_faces = wide.astype(np.float32), np.zeros((0, 3), np.int32)
+    d = Driver(a)
+    neutral = canonical.astype(np.float32)
+    rest_v, _ = d.deformed_template(FaceControl(landmarks=neutral, expression=np.zeros_like(neutral)))
+    np.testing.assert_array_equal(rest_v, d.verts)
+    for closed, want in ((0.2, 0.0), (0.6, 0.5)):  # operator gap / neutral gap -> avatar openness
+        lm = neutral.copy()
+        for up, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:
+            lm[up] = lm[lo] + closed * (neutral[up] - neutral[lo])
+        v, _ = d.deformed_template(FaceControl(landmarks=lm, expression=lm - neutral))
+        for up, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:
+            np.testing.assert_allclose(v[up] - v[lo], want * (wide[up] - wide[lo]), atol=1e-6)

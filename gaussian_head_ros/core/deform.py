@@ -62,6 +62,8 @@ class DriveConfig:
     jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape
     jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (lip gap / inter-ocular distance)
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
+    lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
+    lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
 
 
@@ -340,9 +342,11 @@ def coefficients(rig: Rig, means, verts):
 # ---------------------------------------------------------------------------------------------------
 # Per-frame rules (numpy or torch)
 
-def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveConfig | None = None):
+def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveConfig | None = None,
+                       landmarks=None):
     """Template displacement [V, 3]: expression [L, 3] (limited to max_offset_m each, times the gain) on the
-    first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]."""
+    first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]; with the operator's landmarks [L, 3] the
+    eyelids then follow `eyelid_openness` (retargeted as a fraction of each face's own lid gap)."""
     cfg = cfg or DriveConfig()
     xp = namespace(verts)
     lcount = min(verts.shape[0], expression.shape[0])
@@ -352,7 +356,42 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     disp = xp.concat([off, xp.zeros_like(verts[lcount:])], 0) if lcount < verts.shape[0] else off
     if basis is not None and coeffs is not None and basis.shape[0]:
         disp = disp + xp.einsum("e,evc->vc", coeffs, basis)
+    if landmarks is not None and cfg.lid_closed_ratio < 1 and lcount >= lmk.NUM_MESH and \
+            landmarks.shape[0] >= lmk.NUM_MESH and lmk.has_mediapipe_topology(verts.shape[0]):
+        disp = _retarget_eyelids(verts, disp, eyelid_openness(landmarks, expression, cfg), xp)
     return disp
+
+
+def eyelid_openness(landmarks, expression, cfg: DriveConfig):
+    """The operator's lid opening per eye (right, left) [2] as a fraction of their neutral opening (centre lid
+    pair; landmarks - expression = the neutral face), remapped so that `lid_closed_ratio` (where MediaPipe's
+    lids stop in a full blink) reads 0: exactly 1 at the neutral."""
+    xp = namespace(landmarks)
+    neutral = landmarks - expression[:landmarks.shape[0]]
+    out = []
+    for up, lo in (lmk.EYELID_MID_R, lmk.EYELID_MID_L):
+        gap = xp.linalg.vector_norm(landmarks[up] - landmarks[lo])
+        gap0 = xp.clip(xp.linalg.vector_norm(neutral[up] - neutral[lo]), 1e-6, None)
+        out.append((gap / gap0 - cfg.lid_closed_ratio) / (1 - cfg.lid_closed_ratio))
+    return xp.clip(xp.stack(out), 0.0, cfg.lid_max_open)
+
+
+def _retarget_eyelids(verts, disp, openness, xp):
+    """Each upper-lid vertex to openness x its rest height above its (displaced) lower-lid partner: the
+    avatar's lids meet when the operator's do, whatever the two faces' eye sizes."""
+    rows = []
+    for e, pairs in enumerate((lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L)):
+        up = np.array([p[0] for p in pairs])
+        lo = np.array([p[1] for p in pairs])
+        rows.append((up, disp[lo] + (openness[e] - 1) * (verts[up] - verts[lo])))
+    up_all = np.concatenate([r[0] for r in rows])
+    new = xp.concat([r[1] for r in rows], 0)
+    if xp is np:
+        disp = disp.copy()
+        disp[up_all] = new
+        return disp
+    idx = xp.as_tensor(up_all, device=disp.device)
+    return disp.index_copy(0, idx, new.to(disp.dtype))
 
 
 def jaw_angle(rig: Rig, disp, jaw_open: float | None, mouth_open: float, cfg: DriveConfig):
@@ -451,10 +490,10 @@ def apply(frame, coef, delta, quat, scale, means, quats, scales):
 
 
 def control_inputs(control, cfg: DriveConfig):
-    """A FaceControl -> (expression [L, 3], blendshape lookup, jaw_open or None, mouth_open, gaze [2, 2] or None)
-    as the rules take them (numpy)."""
+    """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, landmarks [L, 3]
+    or None) as the rules take them (numpy)."""
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
-    return (np.asarray(control.expression, np.float64), jaw_open, float(control.mouth_open),
-            eyes.control_gaze(control))
+    ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
+    return ex, jaw_open, float(control.mouth_open), eyes.control_gaze(control), (lm if lm.shape == ex.shape else None)
 
