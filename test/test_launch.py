@@ -4,12 +4,14 @@ Three launches run side by side on this test's private graph (their startups ove
 module quick on two cores), each a `ros2 launch` process in its own session so that a Ctrl-C reaches it
 and its nodes together, as from a terminal:
   default   the README's plain command: three nodes, the placeholder face, the shipped parameters;
-            the README's photo-swap snippet; then Ctrl-C
+            the README's photo-swap snippet, started before the nodes exist; then Ctrl-C
   video     namespace:=robot1 photo:=<portrait> video:=<clip>: face_control and the face display flow
             under /robot1, every face display stamp traced to a face_control and a camera frame stamp
   composed  namespace:=robot2 composed:=true params_file:=<custom> photo:=<missing file>: three distinct
             node names in one process, the custom file's values in effect, a clear status for the missing
             photo and the file's settings kept; then Ctrl-C
+and the README's `ros2 run` line (a render node under /robot3). Every `ros2 launch`/`ros2 run` line of the
+README's "Using it with ROS 2" is one of these.
 Ctrl-C: every node process is gone within 5 s, `ros2 launch` exits 0, no traceback in its output.
 
 Needs the ros2 CLI and launch_pytest (../shared/tools/ros2cli, installed by scripts/test.sh).
@@ -19,10 +21,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -67,7 +69,7 @@ tracker_node:
 
 
 def launch_commands(custom_params: Path) -> dict[str, list[str]]:
-    """Scenario -> the `ros2 launch` command line (the README's commands, with real files)."""
+    """Scenario -> the command line (the README's commands, with real files)."""
     base = ["ros2", "launch", "gaussian_head_ros", "avatar.launch.py"]
     return {
         "default": base,
@@ -75,7 +77,29 @@ def launch_commands(custom_params: Path) -> dict[str, list[str]]:
                          f"video:={shared('driving', CLIP)}"],
         "composed": base + ["namespace:=robot2", "composed:=true", f"params_file:={custom_params}",
                             f"photo:={MISSING_PHOTO}"],
+        "run": ["ros2", "run", "gaussian_head_ros", "render_node", "--ros-args", "-r", "__ns:=/robot3",
+                "-p", "width:=384", "-p", "height:=384"],
     }
+
+
+def readme_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Using it with ROS 2")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def readme_commands() -> list[list[str]]:
+    """The `ros2 launch` / `ros2 run` command lines of the README's "Using it with ROS 2" (comments cut)."""
+    return [shlex.split(line.split("#")[0]) for line in readme_section().splitlines()
+            if line.startswith(("ros2 launch ", "ros2 run "))]
+
+
+def readme_photo_snippet(photo: Path) -> str:
+    """The README's photo-swap shell snippet, sending `photo` as me.jpg."""
+    block = re.search(r"```bash\n(python - <<'EOF'\n.*?\nEOF\n)```", readme_section(), re.S)
+    assert block, "README: the photo-swap snippet (python - <<'EOF' ... EOF) is missing"
+    return block.group(1).replace('"me.jpg"', f'"{photo}"')
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +117,13 @@ def procs(custom_params) -> dict[str, ExecuteProcess]:
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     logs = custom_params.parent
-    return {name: ExecuteProcess(cmd=["setsid"] + cmd, name=name, cached_output=True, output="log",
-                                 sigterm_timeout="10", additional_env={"ROS_LOG_DIR": str(logs / name)})
-            for name, cmd in launch_commands(custom_params).items()}
+    procs = {name: ExecuteProcess(cmd=["setsid"] + cmd, name=name, cached_output=True, output="log",
+                                  sigterm_timeout="10", additional_env={"ROS_LOG_DIR": str(logs / name)})
+             for name, cmd in launch_commands(custom_params).items()}
+    # The README's photo swap, started with the launches: before reconstruction_node exists.
+    procs["photo_swap"] = ExecuteProcess(cmd=["bash", "-c", readme_photo_snippet(shared("portraits", PORTRAIT))],
+                                         name="photo_swap", cached_output=True, output="log")
+    return procs
 
 
 @launch_pytest.fixture(scope="module")
@@ -204,7 +232,7 @@ def topics(graph):
 
     latched, reliable, sensor = _qos()
     rec = {}
-    for ns in ("", "/robot1", "/robot2"):
+    for ns in ("", "/robot1", "/robot2", "/robot3"):
         rec[ns + "/avatar/status"] = graph.record(AvatarStatus, ns + "/avatar/status", latched)
         rec[ns + "/face_display/image_raw"] = graph.record(Image, ns + "/face_display/image_raw", sensor, ImageInfo.of)
     rec["/robot1/face_control"] = graph.record(FaceControl, "/robot1/face_control", reliable, ControlInfo.of)
@@ -236,8 +264,10 @@ NODES = ("reconstruction_node", "tracker_node", "render_node")
 
 
 def _wait_nodes(graph, procs, scenario, expected):
-    ok = wait_until(lambda: set(expected) <= graph.nodes() or procs[scenario].return_code is not None, STARTUP_S, 0.5)
-    assert ok and procs[scenario].return_code is None, f"nodes {graph.nodes()}\n{tail(procs[scenario])}"
+    proc = procs[scenario]
+    failed = lambda: proc.return_code is not None or "process has died" in output(proc)  # noqa: E731
+    ok = wait_until(lambda: set(expected) <= graph.nodes() or failed(), STARTUP_S, 0.5)
+    assert ok and not failed(), f"nodes {graph.nodes()}\n{tail(proc)}"
 
 
 def _stamp_ns(msg) -> int:
@@ -257,6 +287,54 @@ def test_default_launch_starts_three_nodes_with_the_shipped_parameters(procs, gr
     frames = topics["/face_display/image_raw"]
     assert wait_until(lambda: len(frames) >= 5, STARTUP_S), tail(procs["default"])
     assert frames[-1][1][1:] == (512, 512, "rgb8")
+
+
+@pytest.mark.launch(fixture=launches)
+def test_readme_photo_swap_reaches_a_node_that_starts_after_it(procs, graph, topics):
+    from gaussian_head_ros.msg import AvatarStatus
+
+    statuses = topics["/avatar/status"]
+    alice = lambda: [s for _, s in list(statuses) if s.operator_id == "alice"]  # noqa: E731
+    assert wait_until(lambda: any(s.ok for s in alice()), STARTUP_S), \
+        f"{[s.message for s in alice()]}\n{tail(procs['photo_swap'])}\n{tail(procs['default'])}"
+    assert wait_until(lambda: procs["photo_swap"].return_code is not None, 30), tail(procs["photo_swap"])
+    assert procs["photo_swap"].return_code == 0, tail(procs["photo_swap"])
+    # one photo, taken once (it reaches both the transient-local and the volatile subscription)
+    assert [s.code for s in alice()].count(AvatarStatus.BUSY) == 0 and sum(s.ok for s in alice()) == 1, \
+        [s.message for s in alice()]
+
+
+@pytest.mark.launch(fixture=launches)
+def test_ros2_run_starts_one_node_with_its_arguments(procs, graph, topics):
+    _wait_nodes(graph, procs, "run", ["/robot3/render_node"])
+    frames = topics["/robot3/face_display/image_raw"]
+    assert wait_until(lambda: len(frames) >= 5, 60), tail(procs["run"])
+    assert frames[-1][1][1:] == (384, 384, "rgb8")
+
+
+def test_readme_commands_are_the_tested_ones(tmp_path):
+    """Every `ros2 launch` / `ros2 run` line of the README's ROS 2 section is run here: its arguments, with
+    its placeholder files made real, are all in one of the tested command lines."""
+    custom = tmp_path / "custom.yaml"
+    files = {"me.jpg": str(shared("portraits", PORTRAIT)), "/path/to/me.jpg": str(shared("portraits", PORTRAIT)),
+             "clip.mp4": str(shared("driving", CLIP)), "my_params.yaml": str(custom)}
+    tested = list(launch_commands(custom).values())
+    commands = readme_commands()
+    assert len(commands) >= 5, commands
+    for cmd in commands:
+        real = [re.sub(r"(?<=:=)(.*)$", lambda m: files.get(m.group(1), m.group(1)), a) for a in cmd]
+        if "--show-args" in real:
+            continue  # test_show_args_lists_every_argument
+        assert any(t[:4] == real[:4] and set(real[4:]) <= set(t[4:]) for t in tested), \
+            f"README command not run by the tests: {' '.join(cmd)}"
+
+
+def test_show_args_lists_every_argument():
+    out = subprocess.run(["ros2", "launch", "gaussian_head_ros", "avatar.launch.py", "--show-args"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    names = re.findall(r"^    '(\w+)':", out.stdout, re.M)
+    assert {"params_file", "photo", "video", "namespace", "composed", "backend", "reconstructor"} <= set(names), names
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -347,7 +347,7 @@ class RenderNode(Node):
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
-        recent = [t for t in self._times if now - t[0] <= 5.0]
+        recent = [t for t in tuple(self._times) if now - t[0] <= 5.0]  # a snapshot: the render thread appends meanwhile
         span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
         render_ms = [t[1] * 1e3 for t in recent]
         ages = [t[2] * 1e3 for t in recent if t[2] is not None]

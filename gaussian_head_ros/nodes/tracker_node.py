@@ -303,7 +303,7 @@ class TrackerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
-        recent = [w for w in self._window if now - w[0] <= 5.0]
+        recent = [w for w in tuple(self._window) if now - w[0] <= 5.0]  # a snapshot: the worker appends meanwhile
         span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
         busy = [w[1] * 1e3 for w in recent]
         ages = [w[2] * 1e3 for w in recent if w[2] is not None]
