@@ -19,6 +19,18 @@ from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, S
 from launch_ros.actions import Node, PushRosNamespace
 
 
+# Launch arguments that set a node parameter: argument -> (node, parameter). test/test_settings.py checks
+# them against the nodes' parameter descriptors (core/settings.py).
+ARGUMENT_PARAMETERS = {
+    "photo": ("reconstruction_node", "photo_path"),
+    "operator_id": ("reconstruction_node", "operator_id"),
+    "reconstructor": ("reconstruction_node", "backend"),
+    "checkpoint": ("reconstruction_node", "checkpoint"),
+    "backend": ("render_node", "backend"),
+    "device": ("render_node", "device"),
+}
+
+
 def generate_launch_description():
     share = get_package_share_directory("gaussian_head_ros")
 
@@ -61,11 +73,9 @@ def _nodes(context):
     def given(**kv):
         return {k: v for k, v in kv.items() if v != ""}
 
-    overrides = {  # node -> the parameters that launch arguments set
-        "reconstruction_node": given(photo_path=cfg["photo"], backend=cfg["reconstructor"],
-                                     checkpoint=cfg["checkpoint"], operator_id=cfg["operator_id"]),
-        "render_node": given(backend=cfg["backend"], device=cfg["device"]),
-    }
+    overrides: dict = {}  # node -> the parameters that launch arguments set
+    for arg, (node, name) in ARGUMENT_PARAMETERS.items():
+        overrides.setdefault(node, {}).update(given(**{name: cfg[arg]}))
     if cfg["video"]:
         overrides["video_source_node"] = {"source": cfg["video"], "loop": cfg["loop"].lower() == "true"}
     params_file = node_params_file(cfg["params_file"], overrides)

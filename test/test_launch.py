@@ -131,6 +131,23 @@ def launches(procs):
     return LaunchDescription([*procs.values(), launch_pytest.actions.ReadyToTest()])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_leftovers(procs):
+    """After the module, nothing of ours runs on: the launch service signals only each `ros2` process
+    (a child of `ros2 run` outlives it), so a test that failed before its Ctrl-C leaves a group behind."""
+    yield
+    for proc in procs.values():
+        pid = (proc.process_details or {}).get("pid")
+        if pid is None:
+            continue
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(3.0 if sig == signal.SIGINT else 0)
+
+
 def _pytest_84_compat(fixture) -> None:
     """launch_pytest 3.7.1 reads attributes that pytest 8.4 no longer puts on a fixture (its fixture is
     now a FixtureFunctionDefinition wrapping the function): give them back."""
@@ -428,3 +445,8 @@ def test_ctrl_c_stops_the_default_launch_cleanly(procs):
 @pytest.mark.launch(fixture=launches)
 def test_ctrl_c_stops_the_composed_launch_cleanly(procs):
     _ctrl_c(procs["composed"])
+
+
+@pytest.mark.launch(fixture=launches)
+def test_ctrl_c_stops_ros2_run_cleanly(procs):
+    _ctrl_c(procs["run"])

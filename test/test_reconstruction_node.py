@@ -240,7 +240,7 @@ def test_preset_budget_is_not_overridden_unless_asked():
     from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS
     from gaussian_head_ros.nodes.reconstruction_node import PARAMS, reconstructor_options
 
-    values = {k: v[0] for k, v in PARAMS.items()} | {"backend": "mesh_fit", "preset": "fast"}
+    values = {k: s.default for k, s in PARAMS.items()} | {"backend": "mesh_fit", "preset": "fast"}
     assert "max_gaussians" not in reconstructor_options(values)  # the preset's 30k applies
     assert PRESETS["fast"]["max_gaussians"] == 30_000
     assert reconstructor_options(values | {"max_gaussians": 40_000})["max_gaussians"] == 40_000

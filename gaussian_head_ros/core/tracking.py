@@ -57,6 +57,7 @@ from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_he
 from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.lower_face import LowerFaceMonitor
+from gaussian_head_ros.core.settings import check_settings, setting
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +75,27 @@ UNIT_RADIAN, UNIT_METRE, UNIT_MOUTH, UNIT_BLENDSHAPE = 0.5, 0.05, 0.5, 1.0
 
 @dataclass
 class TrackerConfig:
-    """FaceTracker settings (the tracker_node parameters of the same names)."""
+    """FaceTracker settings; those made with setting() are also the tracker_node parameters (core/settings.py)."""
 
-    model_path: str = ""  # MediaPipe FaceLandmarker .task file (adds 52 blendshapes); "" = bundled face mesh
-    max_faces: int = 2  # faces looked at per frame to find the operator (1 is ~1.5 ms faster)
-    min_confidence: float = 0.5  # MediaPipe detection/tracking confidence
-    neutral_frames: int = 15  # frames with a face before the neutral face counts as calibrated (it keeps refining)
-    neutral_window_s: float = 20.0  # time constant (s) over which the neutral face forgets older frames
-    smoothing: bool = True  # One Euro filter on the outputs
-    min_cutoff: float = 2.0  # Hz, One Euro cutoff when still (lower = steadier, more lag on slow moves)
-    beta: float = 10.0  # One Euro speed coefficient (higher = less lag when moving)
-    d_cutoff: float = 1.0  # Hz, One Euro cutoff of the speed estimate
-    fov_deg: float = 50.0  # field of view of the default camera used when no K is given
+    model_path: str = setting("", "MediaPipe FaceLandmarker .task file: adds the 52 ARKit blendshapes (~6-12 ms/frame); "
+                                  "empty = the face mesh bundled with mediapipe (~5 ms/frame)")
+    max_faces: int = setting(2, "faces considered per frame when picking the operator (1 is ~1.5 ms faster)",
+                             range=(1, 8))
+    min_confidence: float = setting(0.5, "MediaPipe detection/tracking confidence", range=(0.05, 0.95))
+    neutral_frames: int = setting(15, "frames with a face before the operator's neutral face counts as calibrated "
+                                      "(it starts on the first frame and keeps refining from relaxed frames)",
+                                  range=(1, 900))
+    neutral_window_s: float = setting(20.0, "seconds over which the neutral face forgets older frames",
+                                      range=(0.1, 3600.0))
+    smoothing: bool = setting(True, "One Euro filter on pose, landmarks, mouth_open and blendshapes")
+    min_cutoff: float = setting(2.0, "One Euro cutoff for a still face, Hz (lower = steadier, more lag on slow moves)",
+                                range=(0.01, 30.0), param="filter_min_cutoff")
+    beta: float = setting(10.0, "One Euro speed coefficient (higher = less lag on fast moves)", range=(0.0, 1000.0),
+                          param="filter_beta")
+    d_cutoff: float = setting(1.0, "One Euro cutoff of the speed estimate, Hz", range=(0.01, 30.0),
+                              param="filter_d_cutoff")
+    fov_deg: float = setting(50.0, "field of view of the camera assumed when no camera_info arrives, degrees",
+                             range=(5.0, 170.0))
     max_gap_s: float = 0.5  # frames further apart than this are not smoothed together
     restart_after_s: float = 1.0  # a stamp this much older than the last one starts a new stream
     switch_ratio: float = 1.5  # another face must score this much better to take over from the operator
@@ -95,16 +105,7 @@ class TrackerConfig:
         if self.model_path and not os.path.isfile(self.model_path):
             raise ValueError(f"FaceLandmarker model {self.model_path!r} not found; give the path of a .task "
                              "file (MediaPipe's face_landmarker.task) or '' for the bundled face mesh")
-        if not 1 <= self.max_faces <= 16:
-            raise ValueError(f"max_faces must be in 1..16, got {self.max_faces}")
-        if not 0.0 < self.min_confidence < 1.0:
-            raise ValueError(f"min_confidence must be in (0, 1), got {self.min_confidence}")
-        if not 1 <= self.neutral_frames <= 10_000:
-            raise ValueError(f"neutral_frames must be in 1..10000, got {self.neutral_frames}")
-        if not 0.1 <= self.neutral_window_s <= 3600.0:
-            raise ValueError(f"neutral_window_s must be in 0.1..3600 s, got {self.neutral_window_s}")
-        if not 5.0 <= self.fov_deg <= 170.0:
-            raise ValueError(f"fov_deg must be in 5..170 degrees, got {self.fov_deg}")
+        check_settings(self)
         if not (self.max_gap_s > 0 and self.restart_after_s > 0 and self.switch_ratio >= 1.0):
             raise ValueError("max_gap_s and restart_after_s must be > 0 and switch_ratio >= 1")
         self.filter_config().validate()

@@ -1,4 +1,4 @@
-"""What every node of the package does the same way: parameter descriptors, diagnostics, main(), the
+"""What every node of the package does the same way: parameters declared from settings, diagnostics, main(), the
 Fast DDS profile."""
 
 from __future__ import annotations
@@ -13,16 +13,46 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from gaussian_head_ros.core.settings import Setting
 
 
-def descriptor(default, text: str, rng: tuple | None = None) -> ParameterDescriptor:
-    """A described parameter; `rng` (lo, hi) becomes an integer or floating-point range by the default's type."""
+def descriptor(s: Setting) -> ParameterDescriptor:
+    """The ParameterDescriptor of a setting (core/settings.py): its description (with its choices, when it
+    has some) and its range as an integer or floating-point range, by the default's type."""
+    text = s.description
+    if s.choices and not all(str(c) in text for c in s.choices):
+        text += f" (one of: {', '.join(map(str, s.choices))})"
     d = ParameterDescriptor(description=text)
-    if rng is not None and isinstance(default, int) and not isinstance(default, bool):
-        d.integer_range = [IntegerRange(from_value=int(rng[0]), to_value=int(rng[1]), step=1)]
-    elif rng is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
+    if s.range is not None and isinstance(s.default, int) and not isinstance(s.default, bool):
+        d.integer_range = [IntegerRange(from_value=int(s.range[0]), to_value=int(s.range[1]), step=1)]
+    elif s.range is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(s.range[0]), to_value=float(s.range[1]),
+                                                     step=0.0)]
     return d
+
+
+def declare_settings(node, table: dict[str, Setting], check=None) -> None:
+    """Declare one parameter per setting of `table` ({parameter name: Setting}), described, with its
+    default; then a value out of its range or choices (from a params file or an override, which the
+    on-set callback does not see) goes back to its default, alone, with an error log line. `check`
+    (name, value), raising ValueError, replaces the range/choices check when a node checks more."""
+    for name, s in table.items():
+        node.declare_parameter(name, s.default, descriptor(s))
+    for name, s in table.items():
+        try:
+            (check or (lambda _, v, s=s: s.check(v)))(name, node.get_parameter(name).value)
+        except (ValueError, TypeError) as e:
+            node.get_logger().error(f"parameter {e}; using the default {s.default!r}")
+            node.set_parameters([Parameter(name, value=s.default)])
+
+
+def check_parameters(table: dict[str, Setting], params) -> None:
+    """Raise ValueError for the first rclpy Parameter of `params` outside its setting's range or choices."""
+    for p in params:
+        if p.name in table:
+            table[p.name].check(p.value)
 
 
 def diagnostics(node, task: str, level: int, message: str, hardware_id: str, values: dict) -> DiagnosticArray:

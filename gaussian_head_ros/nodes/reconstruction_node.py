@@ -25,73 +25,63 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import imageio
-from gaussian_head_ros.core.reconstruct import BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, get_reconstructor
+from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
+                                                get_reconstructor, option_names)
+from gaussian_head_ros.core.reconstruct.framing import FramingConfig
+from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS as MESH_FIT_PRESETS
+from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
+from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import descriptor, diagnostics, run
+from gaussian_head_ros.nodes.common import declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import avatar_to_msg, status_msg
 
-# name -> (default, description, (min, max) or None)
-PARAMS = {
-    "backend": ("mesh_fit", f"reconstructor: {', '.join(BACKENDS)} (rar needs a checkpoint)", None),
-    "preset": ("default", "mesh_fit preset: fast, default or dense", None),
-    "checkpoint": ("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)", None),
-    "device": ("auto", "rar: torch device, auto (CUDA when available), cpu or cuda", None),
-    "operator_id": ("", "operator id for every avatar; empty: the photo's header.frame_id (or file name)", None),
-    "photo_path": ("", "a photo file reconstructed at start-up; empty: wait for operator/photo", None),
-    "frame_id": ("head", "header.frame_id of the published avatar (its head frame)", None),
-    "max_pixels": (40_000_000, "pixel limit of a decoded photo: larger JPEGs are decoded at 1/2, 1/4 or 1/8, other "
-                                 "photos refused", (1024, 400_000_000)),
-    "min_face_px": (60.0, "faces narrower than this (photo pixels) are refused", (8.0, 4096.0)),
-    "max_yaw_deg": (45.0, "heads turned further to the side than this are refused", (5.0, 90.0)),
-    "max_gaussians": (0, "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, "
-                         "dense 120k)", (0, 2_000_000)),
+
+@dataclass
+class ReconstructionNodeSettings:
+    """reconstruction_node's own parameters; the backends' options come from their configs (below)."""
+
+    backend: str = setting("mesh_fit", "reconstructor: mesh_fit (training-free) or rar (learned; needs a checkpoint)",
+                           choices=tuple(BACKENDS))
+    preset: str = setting("default", "mesh_fit preset: fast, default or dense", choices=tuple(MESH_FIT_PRESETS))
+    checkpoint: str = setting("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)")
+    device: str = setting("auto", "rar: torch device, auto (CUDA when available), cpu or cuda")  # rar checks it
+    operator_id: str = setting("", "operator id for every avatar; empty: the photo's header.frame_id (or file name)")
+    photo_path: str = setting("", "a photo file reconstructed at start-up; empty: wait for operator/photo")
+    frame_id: str = setting("head", "header.frame_id of the published avatar (its head frame)")
+
+
+_BUDGET = settings(MeshFitConfig, only=("max_gaussians",))["max_gaussians"]
+PARAMS = {  # parameter name -> Setting
+    **settings(ReconstructionNodeSettings),
+    **settings(FramingConfig, only=("max_pixels", "min_face_px", "max_yaw_deg")),
+    "max_gaussians": _BUDGET.replace(default=0, range=(0, _BUDGET.range[1]), description=(
+        "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, dense 120k)")),
 }
-_REBUILD = ("backend", "preset", "checkpoint", "device", "max_pixels", "min_face_px", "max_yaw_deg", "max_gaussians")
+NOT_GIVEN = {"max_gaussians": 0}  # parameter values that mean "the backend's own default": not passed on
+_NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id")
+_REBUILD = tuple(n for n in PARAMS if n not in _NODE_ONLY[1:])  # a change rebuilds the reconstructor
 
 
-
-def check_value(name: str, value) -> None:
-    """Raise ValueError when one parameter value is out of its range."""
-    rng = PARAMS[name][2]
-    if rng is not None and not rng[0] <= value <= rng[1]:
-        raise ValueError(f"{name} must be within {rng[0]}..{rng[1]}, got {value}")
+def reconstructor_options(values: dict) -> dict:
+    """Parameter values -> the options of the chosen backend: the parameters named like one of its options
+    (its class's OPTIONS), whatever the backend, except values that mean "not given" (NOT_GIVEN)."""
+    names = option_names(values["backend"])
+    return {k: v for k, v in values.items()
+            if k in names and k not in _NODE_ONLY and not (k in NOT_GIVEN and v == NOT_GIVEN[k])}
 
 
 def check_values(values: dict) -> None:
     """Raise ValueError when a set of parameter values (name -> value, all of them) is not acceptable.
     (A photo_path that does not exist is not a bad setting: it is a photo that cannot be read.)"""
     for name, value in values.items():
-        check_value(name, value)
-    if values["backend"] not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {values['backend']!r}")
-    if values["backend"] == "mesh_fit":
-        from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS
-
-        if values["preset"] not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {values['preset']!r}")
-    if values["backend"] == "rar":
-        if not values["checkpoint"]:
-            raise ValueError("backend rar needs a 'checkpoint' (a file from 'gaussian-head train')")
-        if not Path(values["checkpoint"]).is_file():
-            raise ValueError(f"checkpoint {values['checkpoint']} not found")
-        if values["device"] not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {values['device']!r}")
-
-
-def reconstructor_options(values: dict) -> dict:
-    """Parameter values -> options of the chosen backend."""
-    common = {k: values[k] for k in ("max_pixels", "min_face_px", "max_yaw_deg")}
-    if values["backend"] == "rar":
-        return dict(checkpoint=values["checkpoint"], device=values["device"], **common)
-    budget = {"max_gaussians": values["max_gaussians"]} if values["max_gaussians"] else {}
-    return dict(preset=values["preset"], **budget, **common)
+        PARAMS[name].check(value)
+    check_options(values["backend"], **reconstructor_options(values))
 
 
 @dataclass
@@ -107,16 +97,7 @@ class Job:
 class ReconstructionNode(Node):
     def __init__(self, **kwargs):
         super().__init__("reconstruction_node", **kwargs)
-        for name, (default, _, _) in PARAMS.items():
-            self.declare_parameter(name, default, descriptor(*PARAMS[name]))
-        # Values from a params file or overrides are not seen by the on-set callback: a value out of its
-        # range goes back to its default, alone; the other settings stay as given.
-        for name in PARAMS:
-            try:
-                check_value(name, self._param(name))
-            except ValueError as e:
-                self.get_logger().error(f"parameter {e}; using the default {PARAMS[name][0]!r}")
-                self.set_parameters([Parameter(name, value=PARAMS[name][0])])
+        declare_settings(self, PARAMS)  # a value out of its range goes back to its default, alone
         try:
             check_values(self._values())
         except ValueError as e:  # the reconstructor cannot be built: say so (log, diagnostics, status of a photo)

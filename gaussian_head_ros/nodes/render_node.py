@@ -38,37 +38,44 @@ from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, get_renderer, head_viewmat, intrinsics_from_fov,
                                            placeholder_image)
+from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import Latest, descriptor, diagnostics, run
+from gaussian_head_ros.nodes.common import Latest, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_compressed_msg,
                                                  rgb_to_image_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 
-# name -> (default, description, (min, max) or None)
-PARAMS = {
-    "width": (512, "image width, pixels", (16, 4096)),
-    "height": (512, "image height, pixels", (16, 4096)),
-    "fps": (30.0, "frames published per second", (1.0, 240.0)),
-    "background": ([0.0, 0.0, 0.0], "background colour, r g b in 0..1", None),
-    "fov_deg": (30.0, "vertical field of view of the virtual camera, degrees", (5.0, 120.0)),
-    "distance_m": (0.6, "distance of the virtual camera from the head centre, metres", (0.1, 10.0)),
-    "lighting": ("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or 27 SH "
-                             "numbers (9 coefficients x rgb, head frame) separated by commas or spaces", None),
-    "backend": ("auto", "rasterizer: auto (gsplat with CUDA, else cpu), cpu, torch or gsplat", None),
-    "device": ("cpu", "torch device for the torch backend: cpu, cuda or cuda:N", None),
-    "idle_timeout_s": (2.0, "seconds without face_control before the idle animation starts", (0.1, 3600.0)),
-    "crossfade_s": (0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)", (0.0, 10.0)),
-    "max_gaussians": (200_000, "avatars with more Gaussians are refused", (1, 10_000_000)),
-    "mirror": (False, "flip the image left-right (a mirror for the operator)", None),
-    "jpeg_quality": (80, "JPEG quality of face_display/image_raw/compressed, 1..100 (encoded only while "
-                         "someone subscribes)", (1, 100)),
-    "threads": (0, "CPU threads of the cpu rasterizer; 0 = automatic (measures 1 and all cores every 10 s "
-                   "and keeps the faster: all cores on an idle CPU, often 1 when other work keeps the cores busy)",
-                (0, 256)),
-}
+@dataclass
+class RenderNodeSettings:
+    """render_node's parameters (core/settings.py: each one's default, description and range)."""
 
+    width: int = setting(512, "image width, pixels", range=(16, 4096))
+    height: int = setting(512, "image height, pixels", range=(16, 4096))
+    fps: float = setting(30.0, "frames published per second", range=(1.0, 240.0))
+    background: list = setting([0.0, 0.0, 0.0], "background colour, r g b in 0..1")
+    fov_deg: float = setting(30.0, "vertical field of view of the virtual camera, degrees", range=(5.0, 120.0))
+    distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
+    lighting: str = setting("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or "
+                                        "27 SH numbers (9 coefficients x rgb, head frame) separated by commas or spaces")
+    backend: str = setting("auto", "rasterizer: auto (gsplat with CUDA, else cpu), cpu, torch or gsplat",
+                           choices=tuple(BACKENDS))
+    device: str = setting("cpu", "torch device for the torch backend: cpu, cuda or cuda:N")
+    idle_timeout_s: float = setting(2.0, "seconds without face_control before the idle animation starts",
+                                    range=(0.1, 3600.0))
+    crossfade_s: float = setting(0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)",
+                                 range=(0.0, 10.0))
+    max_gaussians: int = setting(200_000, "avatars with more Gaussians are refused", range=(1, 10_000_000))
+    mirror: bool = setting(False, "flip the image left-right (a mirror for the operator)")
+    jpeg_quality: int = setting(80, "JPEG quality of face_display/image_raw/compressed, 1..100 (encoded only while "
+                                    "someone subscribes)", range=(1, 100))
+    threads: int = setting(0, "CPU threads of the cpu rasterizer; 0 = automatic (measures 1 and all cores every 10 s "
+                              "and keeps the faster: all cores on an idle CPU, often 1 when other work keeps the "
+                              "cores busy)", range=(0, 256))
+
+
+PARAMS = settings(RenderNodeSettings)  # parameter name -> Setting
 
 
 @functools.lru_cache(maxsize=8)
@@ -85,10 +92,9 @@ def parse_lighting(text: str):
 
 
 def check_value(name: str, value) -> None:
-    """Raise ValueError when a parameter value is not acceptable."""
-    rng = PARAMS[name][2]
-    if rng is not None and not rng[0] <= value <= rng[1]:
-        raise ValueError(f"{name} must be within {rng[0]}..{rng[1]}, got {value}")
+    """Raise ValueError when a parameter value is not acceptable (its range or choices, then what they
+    cannot say: the background's three values, the lighting's text, a usable gsplat, a device name)."""
+    PARAMS[name].check(value)
     if name == "background":
         bg = list(value)
         if len(bg) != 3 or not all(0.0 <= float(v) <= 1.0 for v in bg):
@@ -96,8 +102,6 @@ def check_value(name: str, value) -> None:
     elif name == "lighting":
         parse_lighting(value)
     elif name == "backend":
-        if value not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {value!r}")
         if not backend_available(value):
             raise ValueError(f"the {value} rasterizer cannot run here"
                              + (" (it needs a working CUDA device)" if value == "gsplat" else "") + "; use cpu or auto")
@@ -119,14 +123,7 @@ class Loaded:
 class RenderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("render_node", **kwargs)
-        for name, (default, _, _) in PARAMS.items():
-            self.declare_parameter(name, default, descriptor(*PARAMS[name]))
-        for name in PARAMS:  # values from a params file are not checked by the on-set callback
-            try:
-                check_value(name, self.get_parameter(name).value)
-            except ValueError as e:
-                self.get_logger().error(f"parameter {e}; using the default {PARAMS[name][0]!r}")
-                self.set_parameters([Parameter(name, value=PARAMS[name][0])])
+        declare_settings(self, PARAMS, check_value)
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched)

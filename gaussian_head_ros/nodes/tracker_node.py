@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import rclpy
@@ -37,50 +37,37 @@ from std_msgs.msg import Empty
 from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
+from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import Latest, descriptor, diagnostics, run
+from gaussian_head_ros.nodes.common import Latest, check_parameters, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import control_to_msg, stamp_to_ns
 
-FILTER_PARAMS = {"smoothing": "smoothing", "filter_min_cutoff": "min_cutoff", "filter_beta": "beta",
-                 "filter_d_cutoff": "d_cutoff"}
-TRACKER_PARAMS = {"model_path": "model_path", "max_faces": "max_faces", "min_confidence": "min_confidence",
-                  "neutral_frames": "neutral_frames", "neutral_window_s": "neutral_window_s", "fov_deg": "fov_deg",
-                  **FILTER_PARAMS}
+@dataclass
+class TrackerNodeSettings:
+    """tracker_node's own parameters; the tracker's are TrackerConfig's settings (core/tracking.py)."""
 
-# name -> (default, description, (min, max) or None)
-PARAMS = {
-    "model_path": ("", "MediaPipe FaceLandmarker .task file: adds the 52 ARKit blendshapes (~6-12 ms/frame); "
-                       "empty = the face mesh bundled with mediapipe (~5 ms/frame)", None),
-    "max_faces": (2, "faces considered per frame when picking the operator (1 is ~1.5 ms faster)", (1, 8)),
-    "min_confidence": (0.5, "MediaPipe detection/tracking confidence", (0.05, 0.95)),
-    "neutral_frames": (15, "frames with a face before the operator's neutral face counts as calibrated "
-                           "(it starts on the first frame and keeps refining from relaxed frames)", (1, 900)),
-    "neutral_window_s": (20.0, "seconds over which the neutral face forgets older frames", (0.1, 3600.0)),
-    "smoothing": (True, "One Euro filter on pose, landmarks, mouth_open and blendshapes", None),
-    "filter_min_cutoff": (2.0, "One Euro cutoff for a still face, Hz (lower = steadier, more lag on slow moves)",
-                          (0.01, 30.0)),
-    "filter_beta": (10.0, "One Euro speed coefficient (higher = less lag on fast moves)", (0.0, 1000.0)),
-    "filter_d_cutoff": (1.0, "One Euro cutoff of the speed estimate, Hz", (0.01, 30.0)),
-    "fov_deg": (50.0, "field of view of the camera assumed when no camera_info arrives, degrees", (5.0, 170.0)),
-    "use_camera_info": (True, "take the intrinsics from camera/camera_info when it is published", None),
-    "no_face_rate": (2.0, "rate of face_detected=false messages while no face is found, Hz (0 = every frame)",
-                     (0.0, 120.0)),
-    "max_image_pixels": (16_777_216, "frames with more pixels are rejected", (4096, 268_435_456)),
-    "send_landmarks": (False, "publish the absolute canonical landmarks too (+5.7 KB per message; the avatar "
-                              "does not need them)", None),
-    "expression_encoding": ("compact", "how face_control carries the expression: compact (~0.4 KB: coefficients "
-                                       "of a fixed template basis, core/expression_codec.py) or dense (5.7 KB "
-                                       "float32)", None),
-}
+    use_camera_info: bool = setting(True, "take the intrinsics from camera/camera_info when it is published")
+    no_face_rate: float = setting(2.0, "rate of face_detected=false messages while no face is found, Hz "
+                                       "(0 = every frame)", range=(0.0, 120.0))
+    max_image_pixels: int = setting(16_777_216, "frames with more pixels are rejected", range=(4096, 268_435_456))
+    send_landmarks: bool = setting(False, "publish the absolute canonical landmarks too (+5.7 KB per message; the "
+                                          "avatar does not need them)")
+    expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB: "
+                                                  "coefficients of a fixed template basis, core/expression_codec.py) "
+                                                  "or dense (5.7 KB float32)",
+                                       choices=tuple(expression_codec.CODECS))
 
+
+TRACKER_SETTINGS = settings(TrackerConfig)
+PARAMS = {**TRACKER_SETTINGS, **settings(TrackerNodeSettings)}  # parameter name -> Setting
+FILTER_FIELDS = ("smoothing", "min_cutoff", "beta", "d_cutoff")  # changed on the running tracker, no rebuild
 
 
 class TrackerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("tracker_node", **kwargs)
-        for name, (default, _, _) in PARAMS.items():
-            self.declare_parameter(name, default, descriptor(*PARAMS[name]))
+        declare_settings(self, PARAMS)
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(FaceControlMsg, "face_control",
                                          QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
@@ -128,23 +115,17 @@ class TrackerNode(Node):
         return self.get_parameter(name).value
 
     def _config(self, overrides: dict | None = None) -> TrackerConfig:
-        values = {key: self._param(name) for name, key in TRACKER_PARAMS.items()}
+        values = {s.field: self._param(name) for name, s in TRACKER_SETTINGS.items()}
         for name, value in (overrides or {}).items():
-            if name in TRACKER_PARAMS:
-                values[TRACKER_PARAMS[name]] = value
+            if name in TRACKER_SETTINGS:
+                values[TRACKER_SETTINGS[name].field] = value
         return TrackerConfig(**values)
 
     def _on_set(self, params) -> SetParametersResult:
         overrides = {p.name: p.value for p in params}
         try:
+            check_parameters(PARAMS, params)
             self._config(overrides).validate()
-            for p in params:
-                if p.name == "expression_encoding" and p.value not in expression_codec.CODECS:
-                    raise ValueError(f"expression_encoding must be one of {', '.join(expression_codec.CODECS)}, "
-                                     f"got {p.value!r}")
-                rng = PARAMS.get(p.name, (None, None, None))[2]
-                if rng is not None and not rng[0] <= p.value <= rng[1]:
-                    raise ValueError(f"{p.name} must be within {rng[0]}..{rng[1]}, got {p.value}")
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
@@ -245,7 +226,7 @@ class TrackerNode(Node):
     def _process(self, msg: Image, stamp: int, arrived: float) -> None:
         config = self._config()
         if config != self._wanted:
-            filter_only = replace(self._wanted, **{k: getattr(config, k) for k in FILTER_PARAMS.values()}) == config
+            filter_only = replace(self._wanted, **{k: getattr(config, k) for k in FILTER_FIELDS}) == config
             if filter_only:
                 self.tracker.set_filter(config.min_cutoff, config.beta, config.d_cutoff, config.smoothing)
                 self._wanted = config

@@ -24,14 +24,14 @@ BACKENDS = {
     "rar": ("gaussian_head_ros.core.reconstruct.rar", "RARReconstructor"),
 }
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "get_reconstructor", "Reconstructor", "ReconstructionResult",
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "get_reconstructor", "backend_class", "option_names", "check_options",
+           "Reconstructor", "ReconstructionResult",
            "ReconstructionError", "OK", "NO_FACE", "FACE_TOO_SMALL", "HEAD_TURNED_TOO_FAR", "BAD_IMAGE",
            "INTERNAL_ERROR", "FACE_CUT_OFF", "STATUS_NAMES"]
 
 
-def get_reconstructor(name: str = DEFAULT_BACKEND, **options) -> Reconstructor:
-    """A reconstructor by backend name with its options (e.g. preset="fast", max_gaussians=40000 for
-    mesh_fit; checkpoint="model.pt" for rar). Raises ValueError for an unknown name or bad options."""
+def backend_class(name: str) -> type:
+    """The class of the backend `name` (imported now). Raises ValueError for an unknown or unavailable one."""
     if name not in BACKENDS:
         raise ValueError(f"unknown reconstruction backend {name!r}; choose one of {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name]
@@ -39,4 +39,26 @@ def get_reconstructor(name: str = DEFAULT_BACKEND, **options) -> Reconstructor:
         mod = importlib.import_module(module)
     except ImportError as e:
         raise ValueError(f"reconstruction backend {name!r} is not available here: {e}") from e
-    return getattr(mod, cls)(**options)
+    return getattr(mod, cls)
+
+
+def option_names(name: str) -> tuple[str, ...]:
+    """The options the backend `name` takes (its class's OPTIONS), e.g. for routing node parameters."""
+    return tuple(backend_class(name).OPTIONS)
+
+
+def check_options(name: str, **options) -> None:
+    """Raise ValueError when the backend `name` cannot start with `options` (nothing is loaded)."""
+    cls = backend_class(name)
+    unknown = set(options) - set(cls.OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown {name} options {sorted(unknown)}; known: {', '.join(cls.OPTIONS)}")
+    check = getattr(cls, "check_options", None)
+    if check is not None:
+        check(**options)
+
+
+def get_reconstructor(name: str = DEFAULT_BACKEND, **options) -> Reconstructor:
+    """A reconstructor by backend name with its options (e.g. preset="fast", max_gaussians=40000 for
+    mesh_fit; checkpoint="model.pt" for rar). Raises ValueError for an unknown name or bad options."""
+    return backend_class(name)(**options)

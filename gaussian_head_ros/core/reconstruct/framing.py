@@ -21,6 +21,7 @@ from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
 from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
                                                      NO_FACE, ReconstructionError)
+from gaussian_head_ros.core.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,13 @@ log = logging.getLogger(__name__)
 class FramingConfig:
     """Which photos are accepted and how the head is framed."""
 
-    max_pixels: int = 40_000_000  # photos with more pixels are refused (an 8000x8000 photo is 64M)
+    max_pixels: int = setting(40_000_000, "photos with more pixels are refused (an 8000x8000 photo is 64M)",
+                              range=(1024, 400_000_000))
     max_side: int = 2048  # larger photos are scaled down to this longer side before any work
-    min_face_px: float = 60.0  # faces narrower than this (cheek to cheek, photo pixels) are refused
-    max_yaw_deg: float = 45.0  # heads turned further left/right than this are refused
+    min_face_px: float = setting(60.0, "faces narrower than this (cheek to cheek, photo pixels) are refused",
+                                 range=(8.0, 4096.0))
+    max_yaw_deg: float = setting(45.0, "heads turned further left/right than this are refused, degrees",
+                                 range=(5.0, 90.0))
     max_pitch_deg: float = 50.0  # heads tilted further up/down than this are refused
     size: int = 512  # side of the source camera image, pixels
     crop_m: float = 0.42  # side of the square crop at the head's depth, metres (head, hair, top of the shoulders)

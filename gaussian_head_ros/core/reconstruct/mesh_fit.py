@@ -51,6 +51,7 @@ from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, face_region
                                                          normals_from_points, open_border, pixel_rays, push_pull,
                                                          rasterize_mesh, refine_silhouette)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
+from gaussian_head_ros.core.settings import check_settings, setting
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class MeshFitConfig:
     framing: FramingConfig = field(default_factory=FramingConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
     eyeball: EyeballConfig = field(default_factory=EyeballConfig)
-    max_gaussians: int = 60_000  # hard budget for the whole avatar
+    max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
     torso_stride: int = 3  # and on the torso
     detail: bool = True  # spend the rest of the budget on single-pixel Gaussians where the photo has detail
@@ -119,8 +120,8 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     merged = {**PRESETS[preset], **options}
     framing = FramingConfig(**{k: v for k, v in merged.items() if k in framing_names})
     cfg = MeshFitConfig(framing=framing, **{k: v for k, v in merged.items() if k in top})
-    if cfg.max_gaussians < 5_000:
-        raise ValueError(f"max_gaussians must be at least 5000, got {cfg.max_gaussians}")
+    check_settings(cfg)
+    check_settings(cfg.framing)
     if not (1 <= cfg.head_stride <= 8 and 1 <= cfg.torso_stride <= 8):
         raise ValueError("head_stride and torso_stride must be 1..8 pixels")
     if not 0 <= cfg.refine_iters <= 20:
@@ -148,6 +149,13 @@ class MeshFitReconstructor(Reconstructor):
     """Training-free reconstruction on the CPU. Holds the MediaPipe models; not thread-safe."""
 
     name = "mesh_fit"
+    # the options it takes: a preset, then any MeshFitConfig or FramingConfig field
+    OPTIONS = ("preset",) + tuple(sorted(({f.name for f in fields(MeshFitConfig)} - {"framing", "mouth"})
+                                         | {f.name for f in fields(FramingConfig)}))
+
+    @classmethod
+    def check_options(cls, preset: str = "default", **options) -> None:
+        make_config(preset, **options)
 
     def __init__(self, preset: str = "default", **options):
         self.preset = preset

@@ -12,6 +12,7 @@ Options (reconstruction_node parameters / `gaussian-head reconstruct --backend r
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import fields
 
@@ -21,29 +22,42 @@ import torch
 from gaussian_head_ros.core.avatar import SourceCamera, sh_dc_to_rgb
 from gaussian_head_ros.core.reconstruct.base import ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+from gaussian_head_ros.core.settings import check_settings
 
 log = logging.getLogger(__name__)
 
 _MODEL_FRAMING = ("size", "crop_m", "crop_center_m")
+DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when available
 
 
 class RARReconstructor(Reconstructor):
     """One photo -> the learned model's avatar. Loads the checkpoint once; not thread-safe."""
 
     name = "rar"
+    # the options it takes: checkpoint, device, backbone_weights and the FramingConfig fields except the
+    # model's crop geometry
+    OPTIONS = ("checkpoint", "device", "backbone_weights") + tuple(
+        sorted({f.name for f in fields(FramingConfig)} - set(_MODEL_FRAMING)))
+
+    @classmethod
+    def check_options(cls, checkpoint: str = "", device: str = "auto", backbone_weights: str = "", **framing) -> None:
+        """Raise ValueError for options this backend cannot start with (without loading the checkpoint)."""
+        if not checkpoint:
+            raise ValueError("the rar reconstructor needs a 'checkpoint': a model trained with 'gaussian-head train' "
+                             "(see docs/TRAINING.md); no weights are downloaded")
+        if not os.path.isfile(checkpoint):
+            raise ValueError(f"checkpoint {checkpoint} not found")
+        unknown = set(framing) - set(cls.OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown rar options {sorted(unknown)}; allowed: {', '.join(cls.OPTIONS)}")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        check_settings(FramingConfig(**framing))
 
     def __init__(self, checkpoint: str = "", device: str = "auto", backbone_weights: str = "", **framing):
         from gaussian_head_ros.core.model.rar import load_checkpoint
 
-        if not checkpoint:
-            raise ValueError("the rar reconstructor needs a 'checkpoint': a model trained with 'gaussian-head train' "
-                             "(see docs/TRAINING.md); no weights are downloaded")
-        allowed = {f.name for f in fields(FramingConfig)} - set(_MODEL_FRAMING)
-        unknown = set(framing) - allowed
-        if unknown:
-            raise ValueError(f"unknown rar options {sorted(unknown)}; allowed: checkpoint, device, backbone_weights, {', '.join(sorted(allowed))}")
-        if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+        self.check_options(checkpoint, device, backbone_weights, **framing)
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available")
         self.device = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")

@@ -1,0 +1,75 @@
+"""Settings described once: a config dataclass field carries its default, its description and its range
+or choices; node parameters (their descriptors and on-set checks), config validation and the test of
+config/avatar.yaml and the launch arguments all read them from there.
+
+    @dataclass
+    class ExampleConfig:
+        max_faces: int = setting(2, "faces considered per frame", range=(1, 8))
+        min_cutoff: float = setting(2.0, "One Euro cutoff, Hz", range=(0.01, 30.0), param="filter_min_cutoff")
+        tuning: float = 0.5  # not a setting: no parameter
+
+    settings(ExampleConfig)       # {"max_faces": Setting(...), "filter_min_cutoff": Setting(...)}, by parameter name
+    check_settings(ExampleConfig(max_faces=40))   # ValueError: max_faces must be within 1..8, got 40
+
+Only fields made with `setting()` are settings; a config may have other fields (internal tuning).
+A node declares a parameter per Setting (nodes/common.py: declare_settings); `param` renames the
+parameter when the field's name alone would be ambiguous on the node (filter_min_cutoff).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+_KEY = "gaussian_head_ros.setting"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: parameter name, config field, default, description, inclusive range or choices."""
+
+    name: str  # the node parameter's name
+    field: str  # the config dataclass field it fills
+    default: Any
+    description: str
+    range: tuple | None = None  # (lo, hi), inclusive
+    choices: tuple | None = None  # allowed values
+
+    def check(self, value) -> None:
+        """Raise ValueError, naming the setting, when `value` is outside its range or choices."""
+        if self.range is not None and not self.range[0] <= value <= self.range[1]:
+            raise ValueError(f"{self.name} must be within {self.range[0]}..{self.range[1]}, got {value}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+
+    def replace(self, **changes) -> Setting:
+        return dataclasses.replace(self, **changes)
+
+
+def setting(default, description: str, *, range: tuple | None = None, choices: tuple | None = None,
+            param: str | None = None):
+    """A dataclass field that is a setting (see the module docstring). Lists are copied per instance."""
+    meta = {_KEY: (description, tuple(range) if range else None, tuple(choices) if choices else None, param)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def settings(cls, only: tuple[str, ...] | None = None) -> dict[str, Setting]:
+    """{parameter name: Setting} of the dataclass `cls` (only the fields named in `only`, when given)."""
+    out = {}
+    for f in fields(cls):
+        if _KEY not in f.metadata or (only is not None and f.name not in only):
+            continue
+        description, rng, choices, param = f.metadata[_KEY]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        s = Setting(param or f.name, f.name, default, description, rng, choices)
+        out[s.name] = s
+    return out
+
+
+def check_settings(config) -> None:
+    """Raise ValueError when a field of the dataclass instance `config` is outside its setting's range."""
+    for s in settings(type(config)).values():
+        s.check(getattr(config, s.field))

@@ -1,0 +1,110 @@
+"""One source of truth for settings (issue 13, item 6): node parameters are declared from the core config
+dataclasses' settings (core/settings.py), config/avatar.yaml and the launch arguments agree with them, and
+the reconstruction node passes each backend the options that backend takes, whatever its name."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NODES = ("reconstruction_node", "tracker_node", "render_node")
+
+
+def _params(node: str) -> dict:
+    import importlib
+
+    return importlib.import_module(f"gaussian_head_ros.nodes.{node}").PARAMS
+
+
+def test_tracker_node_ranges_are_the_tracker_configs():
+    """Every range a tracker_node parameter shows is the one TrackerConfig enforces (they disagreed:
+    max_faces 1..8 on the node, 1..16 in the config; min_confidence, neutral_frames likewise)."""
+    from gaussian_head_ros.core.tracking import TrackerConfig
+
+    checked = 0
+    for name, s in _params("tracker_node").items():
+        if s.range is None or s.field not in TrackerConfig.__dataclass_fields__:
+            continue
+        lo, hi = s.range
+        TrackerConfig(**{s.field: lo}).validate()
+        TrackerConfig(**{s.field: hi}).validate()
+        step = 1 if isinstance(s.default, int) else 1e-6
+        for outside in (lo - step, hi + step):
+            with pytest.raises(ValueError, match=s.field if s.field == name else ""):
+                TrackerConfig(**{s.field: outside}).validate()
+        checked += 1
+    assert checked >= 6
+
+
+def test_node_descriptors_carry_default_range_and_description():
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    from gaussian_head_ros.nodes.common import descriptor
+
+    for node in NODES:
+        for name, s in _params(node).items():
+            d = descriptor(s)
+            assert isinstance(d, ParameterDescriptor) and d.description, (node, name)
+            if s.range is not None:
+                r = (d.integer_range or d.floating_point_range)[0]
+                assert (r.from_value, r.to_value) == tuple(s.range), (node, name)
+            for c in s.choices or ():
+                assert str(c) in d.description, (node, name, c)
+            if s.range is not None:
+                s.check(s.default)
+
+
+def test_avatar_yaml_is_every_parameter_with_its_default():
+    doc = yaml.safe_load((ROOT / "config" / "avatar.yaml").read_text())
+    for node in NODES:
+        params = _params(node)
+        given = doc[node]["ros__parameters"]
+        assert set(given) == set(params), (node, set(given) ^ set(params))
+        for name, value in given.items():
+            assert value == params[name].default, (node, name, value, params[name].default)
+
+
+def _launch_file():
+    if importlib.util.find_spec("launch") is None or importlib.util.find_spec("launch_ros") is None:
+        pytest.skip("launch / launch_ros are not installed (scripts/test.sh installs them)")
+    spec = importlib.util.spec_from_file_location("avatar_launch", ROOT / "launch" / "avatar.launch.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_launch_arguments_set_declared_parameters_and_name_their_choices():
+    from launch.actions import DeclareLaunchArgument
+
+    mod = _launch_file()
+    args = {a.name: a for a in mod.generate_launch_description().entities if isinstance(a, DeclareLaunchArgument)}
+    assert mod.ARGUMENT_PARAMETERS, "the launch file maps its arguments to node parameters"
+    for arg, (node, name) in mod.ARGUMENT_PARAMETERS.items():
+        assert arg in args, arg
+        s = _params(node)[name]
+        for c in s.choices or ():
+            assert str(c) in args[arg].description, (arg, c, args[arg].description)
+
+
+class EchoReconstructor:
+    """A third reconstruction backend for the routing test: takes only two options."""
+
+    OPTIONS = ("max_pixels", "min_face_px")
+
+
+def test_backend_options_pass_through_generically(monkeypatch):
+    from gaussian_head_ros.core import reconstruct
+    from gaussian_head_ros.nodes.reconstruction_node import reconstructor_options
+
+    values = {name: s.default for name, s in _params("reconstruction_node").items()}
+    monkeypatch.setitem(reconstruct.BACKENDS, "echo", ("test_settings", "EchoReconstructor"))
+    assert reconstructor_options({**values, "backend": "echo"}) == {"max_pixels": 40_000_000, "min_face_px": 60.0}
+    rar = reconstructor_options({**values, "backend": "rar", "checkpoint": "x.pt"})
+    assert rar["checkpoint"] == "x.pt" and "preset" not in rar and "max_gaussians" not in rar
+    mesh = reconstructor_options({**values, "preset": "fast"})
+    assert mesh["preset"] == "fast" and "checkpoint" not in mesh and "max_gaussians" not in mesh  # 0 = the preset's
+    assert reconstructor_options({**values, "max_gaussians": 40_000})["max_gaussians"] == 40_000
