@@ -3,29 +3,37 @@
 The dense expression (FaceControl.expression, [L, 3] metres: landmarks minus the operator's neutral face)
 is projected onto a fixed basis of the face template and quantised:
 
-- basis: the K = 128 lowest-frequency eigenvectors of the combinatorial graph Laplacian L = D - A of the
-  template mesh (the 468 face-mesh vertices and the edges of MediaPipe's FACEMESH_TESSELATION, which keeps
-  eyes and mouth open; core/reconstruct/template.py). It is derived from the template's connectivity
-  alone, with nobody's face data, and the same on every machine: eigenvalues are well separated
-  (smallest gap among the first 129: 2.6e-3 against LAPACK's ~1e-13 error) and each eigenvector's sign is
-  fixed by its first component larger than a tenth of its largest. Laplacian eigenvectors are the mesh's
-  Fourier basis (Taubin, "A signal processing approach to fair surface design", SIGGRAPH 1995; Karni &
-  Gotsman, "Spectral compression of mesh geometry", SIGGRAPH 2000), here applied to the displacement field.
-- coefficients: C = U^T X ([K, 3], U orthonormal), quantised per band of modes with one float32 step per
-  band and message (step = max |c| of the band / qmax): modes 0-7, 8-23, 24-63 as int8, 64-127 as int4
-  (two per byte); the low modes carry most of the energy (measured on the ../shared clips: 8 modes 84 %,
-  64 modes 98.4 %, 128 modes 99.2 %).
-- irises (landmarks 468-477, no mesh edges): the mean offset of each iris's 5 points, float32 (24 bytes).
+- basis: the K = 128 lowest-frequency solutions of L u = lambda M u, L = D - A the combinatorial graph
+  Laplacian of the template mesh (the 468 face-mesh vertices and the edges of MediaPipe's
+  FACEMESH_TESSELATION, which keeps eyes and mouth open; core/reconstruct/template.py) and M a diagonal
+  mass: each vertex's degree, times OPENING_MASS = 2 on the lips, the eye contours and their neighbours.
+  Laplacian eigenvectors are the mesh's Fourier basis (Taubin, "A signal processing approach to fair
+  surface design", SIGGRAPH 1995; Karni & Gotsman, "Spectral compression of mesh geometry", SIGGRAPH
+  2000), here applied to the displacement field; the degree mass makes them random-walk harmonics, and the
+  heavier openings give lips and lids, whose motion is the least smooth over the mesh (they part and
+  close), more of the basis's resolution. Derived from the template's connectivity alone, with nobody's
+  face data. The same on every machine: eigenvalues are well separated (smallest gap among the first
+  129 > 1e-4, against LAPACK's ~1e-13 error) and each eigenvector's sign is fixed by its first component
+  larger than a tenth of its largest (test_expression_codec pins values).
+  Chosen on the ../shared clips' tracked expressions (663 frames; landmark RMS per clip lp_d0/lp_d18/
+  sadtalker/tpsmm at K = 128, then the largest error of an eyelid gap): plain graph Laplacian 0.42/0.52/
+  0.40/0.42 mm; degree mass 0.39/0.50/0.39/0.41; + lips x2 0.33/0.41/0.39/0.38 but lid gap 2.8 mm; + lips
+  and eyes x2 0.36/0.43/0.39/0.39, lid gap 1.6 mm (this one); eyes x3 0.46/0.51/0.44/0.45, lid gap 0.7 mm.
+- coefficients: the least-squares C = (U^T U)^-1 U^T X ([K, 3]), quantised per band of modes with one
+  float32 step per band and message (step = max |c| of the band / qmax): modes 0-7, 8-23, 24-63 as int8,
+  64-127 as int4 (two per byte).
+- irises (landmarks 468-477, no mesh edges): their offsets as float16 (60 bytes).
 
-Measured on every ../shared clip's tracked expressions (663 frames): RMS landmark error 0.46 mm, worst
-frame 0.92 mm, against an expression RMS of 5.0 mm; 316 bytes of code (scripts/bench_control_codec.py
-measures renders and reader metrics). Gaze, mouth_open, blendshapes and the head pose travel exactly in
-their own fields; only the expression field is coded.
+Measured on every ../shared clip's tracked expressions: landmark RMS error 0.36 (lp_d0), 0.43 (lp_d18),
+0.39 (sadtalker), 0.39 (tpsmm) mm, against an expression RMS of 5.0 mm; 366 bytes of
+code for 478 points, a FaceControl of ~500 bytes serialized (scripts/bench_control_codec.py measures
+renders and reader metrics). Gaze, mouth_open, blendshapes and the head pose travel exactly in their own
+fields; only the expression is coded. Encoding + decoding: ~0.7 ms.
 
 Code layout (CODEC_LAPLACIAN_V1, little-endian), all of it in FaceControl.expression_code:
   uint16 number of expression points L (468 or 478), float32 step[4] (one per band),
-  int8 band 0..2 coefficients (modes 0-63, row-major [mode, xyz]), int4 band 3 (modes 64-127, low nibble
-  first), float32 iris offsets [2, 3] when L == 478.
+  int8 band 0..2 coefficients (modes 0-63, row-major [mode, xyz]), int4 band 3 (modes 64-127, row-major,
+  two's complement, low nibble first), float16 iris offsets [10, 3] when L == 478.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ CODECS = {"dense": CODEC_DENSE, "compact": CODEC_LAPLACIAN_V1}
 
 NUM_MODES = 128  # K
 BANDS = ((0, 8, 8), (8, 24, 8), (24, 64, 8), (64, 128, 4))  # (first mode, end, bits)
-LIP_MASS = 2.0  # mass of the lip vertices and their neighbours relative to the rest (see the docstring)
+OPENING_MASS = 2.0  # mass of the lip and eye-contour vertices and their neighbours (see the docstring)
 SIGN_FRACTION = 0.1  # an eigenvector's sign: its first component above this fraction of its largest is > 0
 
 
@@ -57,10 +65,12 @@ def _basis_and_projector() -> tuple[np.ndarray, np.ndarray]:
     adj[e[:, 0], e[:, 1]] = 1.0
     adj[e[:, 1], e[:, 0]] = 1.0
     degree = adj.sum(1)
-    lips = np.zeros(v, bool)
-    lips[np.ravel(lmk.LIPS)] = True
-    lips |= adj[lips].sum(0) > 0  # and their neighbours
-    mass = degree * np.where(lips, LIP_MASS, 1.0)
+    openings = np.zeros(v, bool)  # lips and eye contours
+    openings[np.ravel(lmk.LIPS)] = True
+    openings[np.ravel(lmk.EYE_CONTOUR_R)] = True
+    openings[np.ravel(lmk.EYE_CONTOUR_L)] = True
+    openings |= adj[openings].sum(0) > 0  # and their neighbours
+    mass = degree * np.where(openings, OPENING_MASS, 1.0)
     # L u = lambda M u with M diagonal: the symmetric problem M^-1/2 L M^-1/2 y = lambda y, u = M^-1/2 y
     m = 1.0 / np.sqrt(mass)
     _, y = np.linalg.eigh((np.diag(degree) - adj) * m[:, None] * m[None, :])

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""What the compact FaceControl costs: every ../shared clip tracked once, each control sent through the
+message both ways (dense float32 expression and the compact CODEC_LAPLACIAN_V1 code, decoded by
+msg_to_control exactly as the render node does), the clip's frame-0 avatar (mesh_fit) driven by both and
+rendered through the tracker's camera (core.evaluate.render_control, cpu rasterizer).
+
+Prints per clip: serialized bytes per message and kB/s at 30 fps (dense with landmarks, dense, compact),
+landmark RMS compact vs dense (mm), PSNR between the two renders (mean and worst frame, whole 512 frame),
+and with --reader the living-face reader correlations (FaceLandmarker on the clip vs on each render) for
+both and their largest difference, next to the difference that +-1/255 noise on the dense renders makes
+(the reader's own sensitivity). Writes side-by-side PNGs (dense | compact | |difference| x 10) of each
+clip's worst frame to --out.
+
+  python scripts/bench_control_codec.py [--max-frames 60] [--reader ../shared/data/models/face_landmarker.task]
+        [--out out/codec] [--json out/codec/codec.json] [--clips a.mp4 b.mp4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+READER_GROUPS = ("jaw", "blink", "gaze_h", "gaze_v", "brow", "smile", "pucker", "yaw", "pitch", "roll")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def run_clip(clip: Path, a) -> dict:
+    import cv2
+    from rclpy.serialization import serialize_message
+
+    from gaussian_head_ros.core import expression_codec as ec
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import EvalConfig, render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+    from gaussian_head_ros.nodes.conversions import control_to_msg, msg_to_control
+
+    frames = read_frames(str(clip), max_frames=a.max_frames)
+    rgbs = [f.rgb for f in frames]
+    fov = EvalConfig().fov_deg
+    with get_reconstructor("mesh_fit") as rec:
+        avatar = rec.reconstruct(rgbs[0]).avatar
+    driver = Driver(avatar)
+    h, w = rgbs[0].shape[:2]
+    K = default_intrinsics(w, h, fov)
+    sizes = {"dense_with_landmarks": [], "dense": [], "compact": []}
+    err2, psnrs, worst = [], [], (np.inf, None)
+    readers = None
+    if a.reader:
+        from gaussian_head_ros.core.reader import ReaderComparison
+
+        # a third reader sees the dense renders with +-1/255 noise (PSNR ~ 53 dB): how much an r moves for
+        # an invisible change, the reference for the dense-vs-compact difference
+        readers = (ReaderComparison(a.reader), ReaderComparison(a.reader), ReaderComparison(a.reader))
+        rng = np.random.default_rng(0)
+    with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker:
+        for i, rgb in enumerate(rgbs):
+            stamp = (i + 1) * 40_000_000
+            c = tracker.process(rgb, stamp, K)
+            if c is None or not c.face_detected:
+                continue
+            sizes["dense_with_landmarks"].append(len(serialize_message(control_to_msg(c))))
+            c.landmarks = np.zeros((0, 3), np.float32)
+            m_dense, m_compact = control_to_msg(c, ec.CODEC_DENSE), control_to_msg(c, ec.CODEC_LAPLACIAN_V1)
+            sizes["dense"].append(len(serialize_message(m_dense)))
+            sizes["compact"].append(len(serialize_message(m_compact)))
+            dense, compact = msg_to_control(m_dense), msg_to_control(m_compact)
+            err2.append(((compact.expression - dense.expression) ** 2).sum(-1))
+            img_d = render_control(driver, dense, K, w, h).image
+            img_c = render_control(driver, compact, K, w, h).image
+            p = psnr(np.clip(img_d, 0, 1), np.clip(img_c, 0, 1))
+            psnrs.append(p)
+            if p < worst[0]:
+                worst = (p, (i, img_d, img_c))
+            if readers:
+                u8 = [(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8) for x in (img_d, img_c)]
+                readers[0].add(rgb, u8[0], stamp)
+                readers[1].add(rgb, u8[1], stamp)
+                noisy = np.clip(u8[0].astype(np.int16) + rng.integers(-1, 2, u8[0].shape), 0, 255).astype(np.uint8)
+                readers[2].add(rgb, noisy, stamp)
+    out = {"clip": clip.name, "frames": len(psnrs)}
+    for k, v in sizes.items():
+        out[f"bytes_{k}"] = float(np.mean(v))
+        out[f"kB_s_30fps_{k}"] = float(np.mean(v)) * 30 / 1e3
+    e = np.array(err2)
+    out["landmark_rms_mm"] = float(np.sqrt(e.mean()) * 1e3)
+    out["landmark_rms_worst_frame_mm"] = float(np.sqrt(e.mean(1)).max() * 1e3)
+    finite = [p for p in psnrs if np.isfinite(p)]
+    out["psnr_mean_db"] = float(np.mean(finite)) if finite else float("inf")
+    out["psnr_min_db"] = float(min(psnrs))
+    if readers:
+        for name, rc in zip(("dense", "compact", "dense_noisy"), readers):
+            s = rc.summary()
+            rc.close()
+            out[f"reader_{name}"] = {g: s.get(f"r_{g}") for g in READER_GROUPS}
+        diffs = [abs(out["reader_dense"][g] - out["reader_compact"][g]) for g in READER_GROUPS
+                 if out["reader_dense"][g] is not None and out["reader_compact"][g] is not None]
+        out["reader_max_abs_diff"] = float(max(diffs)) if diffs else None
+        floor = [abs(out["reader_dense"][g] - out["reader_dense_noisy"][g]) for g in READER_GROUPS
+                 if out["reader_dense"][g] is not None and out["reader_dense_noisy"][g] is not None]
+        out["reader_noise_floor_max_abs_diff"] = float(max(floor)) if floor else None
+    if a.out and worst[1] is not None:
+        i, img_d, img_c = worst[1]
+        diff = np.clip(np.abs(img_d - img_c) * 10, 0, 1)
+        sheet = (np.concatenate([np.clip(img_d, 0, 1), np.clip(img_c, 0, 1), diff], 1) * 255 + 0.5).astype(np.uint8)
+        path = Path(a.out) / f"{clip.stem}_worst_frame{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), sheet[..., ::-1])
+        out["sheet"] = str(path)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", nargs="*", default=None, help="default: every ../shared/data/driving/*.mp4")
+    ap.add_argument("--max-frames", type=int, default=60)
+    ap.add_argument("--reader", default="", help="FaceLandmarker .task: reader correlations, dense vs compact")
+    ap.add_argument("--out", default="out/codec", help="side-by-side PNGs of each clip's worst frame")
+    ap.add_argument("--json", default="")
+    a = ap.parse_args()
+    clips = [Path(c) for c in a.clips] if a.clips else sorted((SHARED / "driving").glob("*.mp4"))
+    if not clips:
+        raise SystemExit(f"no clips (../shared/data/driving beside the checkout, or --clips)")
+    rows = []
+    for clip in clips:
+        r = run_clip(clip, a)
+        rows.append(r)
+        line = (f"{r['clip']:<34} {r['frames']:>3} frames  bytes: {r['bytes_dense_with_landmarks']:.0f} / "
+                f"{r['bytes_dense']:.0f} / {r['bytes_compact']:.0f} (dense+landmarks / dense / compact), compact "
+                f"{r['kB_s_30fps_compact']:.1f} kB/s at 30 fps;  landmark RMS {r['landmark_rms_mm']:.3f} mm "
+                f"(worst frame {r['landmark_rms_worst_frame_mm']:.3f});  render PSNR compact vs dense mean "
+                f"{r['psnr_mean_db']:.1f} dB, worst frame {r['psnr_min_db']:.1f} dB")
+        if "reader_max_abs_diff" in r:
+            line += (f";  reader r max |dense - compact| {r['reader_max_abs_diff']:.3f} (dense vs dense +-1/255 "
+                     f"noise: {r['reader_noise_floor_max_abs_diff']:.3f})")
+        print(line, flush=True)
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
