@@ -292,6 +292,56 @@ def _stamp_ns(msg) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+def _ctrl_c(proc: ExecuteProcess) -> None:
+    pid = proc.process_details["pid"]
+    nodes = psutil.Process(pid).children(recursive=True)
+    assert nodes, f"{proc.name}: no node processes under ros2 launch"
+    t0 = time.monotonic()
+    os.killpg(pid, signal.SIGINT)  # what a terminal's Ctrl-C does: SIGINT to the foreground process group
+    gone, alive = psutil.wait_procs(nodes, timeout=CTRL_C_S)
+    took = time.monotonic() - t0
+    assert not alive, f"still running {CTRL_C_S} s after Ctrl-C: {[p.cmdline()[:2] for p in alive]}\n{tail(proc)}"
+    assert wait_until(lambda: proc.return_code is not None, 10), f"ros2 launch still running\n{tail(proc)}"
+    assert proc.return_code == 0, tail(proc)
+    assert "Traceback" not in output(proc), tail(proc, 8000)
+    print(f"{proc.name}: {len(nodes)} node processes gone {took:.1f} s after Ctrl-C")
+
+
+# ------------------------------------------------------------------------------------------------------
+# video: namespace:=robot1 photo:=... video:=...  (first, and stopped first: it keeps both cores busy)
+
+
+@pytest.mark.launch(fixture=launches)
+def test_video_launch_drives_the_face_and_traces_stamps(procs, graph, topics):
+    _wait_nodes(graph, procs, "video", ["/robot1/" + n for n in NODES + ("video_source_node",)])
+    statuses = topics["/robot1/avatar/status"]
+    assert wait_until(lambda: any(s.ok for _, s in statuses), STARTUP_S), \
+        f"{[s.message for _, s in statuses]}\n{tail(procs['video'])}"
+    camera, controls, display = (topics["/robot1/" + t] for t in ("camera/image_raw", "face_control",
+                                                                   "face_display/image_raw"))
+
+    def traced():
+        cam = {m.stamp_ns for _, m in list(camera)}
+        ctl = {m.stamp_ns for _, m in list(controls) if m.face_detected}
+        return [m.stamp_ns for _, m in list(display) if m.stamp_ns in ctl and m.stamp_ns in cam]
+
+    assert wait_until(lambda: len(traced()) >= 10, 90), \
+        f"camera {len(camera)}, face_control {len(controls)}, display {len(display)}\n{tail(procs['video'])}"
+    assert {(m.width, m.height, m.encoding) for _, m in display} == {(512, 512, "rgb8")}
+    robot1 = set(traced())
+    assert not any(m.stamp_ns in robot1 for _, m in topics["/face_display/image_raw"]), \
+        "the display outside the namespace carries robot1's stamps"
+
+
+@pytest.mark.launch(fixture=launches)
+def test_ctrl_c_stops_the_video_launch_cleanly(procs):
+    _ctrl_c(procs["video"])
+
+
+# ------------------------------------------------------------------------------------------------------
 # default: ros2 launch gaussian_head_ros avatar.launch.py
 
 
@@ -355,32 +405,6 @@ def test_show_args_lists_every_argument():
 
 
 # ------------------------------------------------------------------------------------------------------
-# video: namespace:=robot1 photo:=... video:=...
-
-
-@pytest.mark.launch(fixture=launches)
-def test_video_launch_drives_the_face_and_traces_stamps(procs, graph, topics):
-    _wait_nodes(graph, procs, "video", ["/robot1/" + n for n in NODES + ("video_source_node",)])
-    statuses = topics["/robot1/avatar/status"]
-    assert wait_until(lambda: any(s.ok for _, s in statuses), STARTUP_S), \
-        f"{[s.message for _, s in statuses]}\n{tail(procs['video'])}"
-    camera, controls, display = (topics["/robot1/" + t] for t in ("camera/image_raw", "face_control",
-                                                                   "face_display/image_raw"))
-
-    def traced():
-        cam = {m.stamp_ns for _, m in list(camera)}
-        ctl = {m.stamp_ns for _, m in list(controls) if m.face_detected}
-        return [m.stamp_ns for _, m in list(display) if m.stamp_ns in ctl and m.stamp_ns in cam]
-
-    assert wait_until(lambda: len(traced()) >= 10, 90), \
-        f"camera {len(camera)}, face_control {len(controls)}, display {len(display)}\n{tail(procs['video'])}"
-    assert {(m.width, m.height, m.encoding) for _, m in display} == {(512, 512, "rgb8")}
-    robot1 = set(traced())
-    assert not any(m.stamp_ns in robot1 for _, m in topics["/face_display/image_raw"]), \
-        "the display outside the namespace carries robot1's stamps"
-
-
-# ------------------------------------------------------------------------------------------------------
 # composed: namespace:=robot2 composed:=true params_file:=custom.yaml photo:=<missing>
 
 
@@ -411,30 +435,6 @@ def test_missing_photo_gives_a_clear_status_and_keeps_the_settings(procs, graph,
     assert MISSING_PHOTO in s.message and "No such file" in s.message, s.message
     assert graph.parameters("/robot2/reconstruction_node", ["preset", "backend"]) == \
         {"preset": "fast", "backend": "mesh_fit"}
-
-
-# ------------------------------------------------------------------------------------------------------
-# Ctrl-C
-
-
-def _ctrl_c(proc: ExecuteProcess) -> None:
-    pid = proc.process_details["pid"]
-    nodes = psutil.Process(pid).children(recursive=True)
-    assert nodes, f"{proc.name}: no node processes under ros2 launch"
-    t0 = time.monotonic()
-    os.killpg(pid, signal.SIGINT)  # what a terminal's Ctrl-C does: SIGINT to the foreground process group
-    gone, alive = psutil.wait_procs(nodes, timeout=CTRL_C_S)
-    took = time.monotonic() - t0
-    assert not alive, f"still running {CTRL_C_S} s after Ctrl-C: {[p.cmdline()[:2] for p in alive]}\n{tail(proc)}"
-    assert wait_until(lambda: proc.return_code is not None, 10), f"ros2 launch still running\n{tail(proc)}"
-    assert proc.return_code == 0, tail(proc)
-    assert "Traceback" not in output(proc), tail(proc, 8000)
-    print(f"{proc.name}: {len(nodes)} node processes gone {took:.1f} s after Ctrl-C")
-
-
-@pytest.mark.launch(fixture=launches)
-def test_ctrl_c_stops_the_video_launch_cleanly(procs):
-    _ctrl_c(procs["video"])
 
 
 @pytest.mark.launch(fixture=launches)

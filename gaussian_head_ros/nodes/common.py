@@ -98,6 +98,28 @@ def apply_fastdds_profile() -> str:
     return (f"Fast DDS profile: {profile} (the package's; set FASTDDS_DEFAULT_PROFILES_FILE to use your own)")
 
 
+_interrupted = threading.Event()
+
+
+def _on_sigint(signum, frame):
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def note_interrupts() -> None:
+    """Call before rclpy.init() (whose signal handler then chains to this one): remember that a Ctrl-C came,
+    so that `interrupted()` knows it. A SIGINT that is ignored (a background job) stays ignored."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def interrupted(e: BaseException) -> bool:
+    """True for what a Ctrl-C raised out of spin(): a KeyboardInterrupt, or the RuntimeError pybind11 makes of
+    one raised while rclpy converts a message it takes ('Unable to convert call argument ...')."""
+    return isinstance(e, KeyboardInterrupt) or (isinstance(e, RuntimeError) and _interrupted.is_set())
+
+
 def ignore_further_interrupts() -> None:
     """Let teardown finish: a terminal's Ctrl-C signals `ros2 launch` and every node at once, and the
     launch then forwards its own SIGINT, so a node gets two; the second must not raise KeyboardInterrupt
@@ -125,6 +147,7 @@ def run(node_class, args=None, threads: int = 0) -> int:
     """main() of a node executable: Fast DDS profile, init, spin (multi-threaded when threads > 0) until
     Ctrl-C or shutdown, destroy, shut down, end the process (end_process: never returns)."""
     dds = apply_fastdds_profile()
+    note_interrupts()
     rclpy.init(args=args)
     node = None
     try:
@@ -136,8 +159,11 @@ def run(node_class, args=None, threads: int = 0) -> int:
             executor.spin()
         else:
             rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
+    except (KeyboardInterrupt, RuntimeError) as e:
+        if not interrupted(e):
+            raise
     finally:
         ignore_further_interrupts()
         if node is not None:

@@ -18,7 +18,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from gaussian_head_ros.nodes.common import apply_fastdds_profile
+from gaussian_head_ros.nodes.common import apply_fastdds_profile, interrupted, note_interrupts
 
 
 def parse_args(argv: list[str]):
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avatar_pipeline: parameters file {params_file} not found", file=sys.stderr)
         return 2
     dds = apply_fastdds_profile()
+    note_interrupts()
     rclpy.init(args=["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args)
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
@@ -75,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         for n in nodes:
             executor.add_node(n)
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
+    except (KeyboardInterrupt, RuntimeError) as e:
+        if not interrupted(e):
+            raise
     finally:
         ignore_further_interrupts()
         executor.shutdown(timeout_sec=2.0)
