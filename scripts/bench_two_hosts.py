@@ -283,14 +283,17 @@ def _log_time(log: str, pattern: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _wait(pred, timeout: float, what: str, logs=()) -> None:
+def _wait(pred, timeout: float, what: str, procs: dict) -> None:
+    """Wait until pred(); RuntimeError with the nodes' logs on timeout or when a node died."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while time.time() < deadline and all(p.alive() for p in procs.values()):
         if pred():
             return
         time.sleep(0.1)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in logs)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
+    dead = [n for n, p in procs.items() if not p.alive()]
+    tails = "\n".join(f"--- {n}\n{p.log()[-2000:]}" for n, p in procs.items())
+    raise RuntimeError(f"{'node(s) died: ' + ', '.join(dead) if dead else f'timed out after {timeout:.0f} s'} "
+                       f"waiting for {what}\n{tails}")
 
 
 def run(a) -> dict:
@@ -323,10 +326,9 @@ def run(a) -> dict:
         roles += [monitor, tap]
         monitor.expect("READY")
         tap.expect("READY")
-        logs = [p.log_path for p in procs.values()]
         render_log = procs["render_node"].log
         first = Path(a.photo).stem
-        _wait(lambda: f"avatar '{first}' ready" in render_log(), 300, "the first avatar on the robot", logs)
+        _wait(lambda: f"avatar '{first}' ready" in render_log(), 300, "the first avatar on the robot", procs)
         time.sleep(a.warmup_s)  # discovery across the link, the tracker's neutral face, the first controls
 
         # steady driving
@@ -347,7 +349,7 @@ def run(a) -> dict:
         t_photo = time.time()
         tap.send(f"photo {a.swap_photo} second")
         tap.expect("SENT", 30)
-        _wait(lambda: "avatar 'second' ready" in render_log(), 300, "the swapped avatar on the robot", logs)
+        _wait(lambda: "avatar 'second' ready" in render_log(), 300, "the swapped avatar on the robot", procs)
         time.sleep(1.0)
         t_end = time.time()
 

@@ -13,7 +13,8 @@ from conftest import ROOT, shared
 
 pytestmark = pytest.mark.ros
 
-RATE_MBIT = 0.0  # TODO(network): 1.0 once FaceControl is compact (the dense one needs ~2.5 Mbit/s at 25 fps)
+RATE_MBIT = 1.0  # the link: the compact FaceControl (~0.5 KB) needs ~0.1 Mbit/s, the dense one ~2.4
+SLACK_S = 1.0  # timing slack over the design values on a busy 2-core machine (the bench prints the real figures)
 IDLE_TIMEOUT_S = 2.0  # the bench's render_node idle_timeout_s
 
 
@@ -30,11 +31,11 @@ def test_two_hosts_short_run(tmp_path):
     print(r.stdout)
     report = r.stdout
     assert all(f["nodes_alive"].values()), report
-    assert f["link_kbit_s_operator_to_robot"] > 20, report  # the controls crossed the veth (not shared memory)
+    assert 20 < f["link_kbit_s_operator_to_robot"] < 1000 * RATE_MBIT, report  # over the veth, under the cap
     assert f["driven_fraction"] > 0.5 and f["display_fps"] > 5, report
     assert f["controls_used_fraction"] is not None and f["controls_used_fraction"] >= 0.9, report
-    assert f["outage_max_gap_s"] < 0.5, report  # no stall while the link is down
+    assert f["outage_max_gap_s"] < SLACK_S, report  # no stall while the link is down
     assert f["outage_idle_after_last_control_s"] is not None, report
-    assert f["outage_idle_after_last_control_s"] <= IDLE_TIMEOUT_S + 0.5, report
-    assert f["follows_again_after_s"] is not None and f["follows_again_after_s"] <= 1.0, report
+    assert f["outage_idle_after_last_control_s"] <= IDLE_TIMEOUT_S + SLACK_S, report
+    assert f["follows_again_after_s"] is not None and f["follows_again_after_s"] <= SLACK_S, report
     assert f["swap_status_ok"] and f["swap_displayed_s"] is not None, report
