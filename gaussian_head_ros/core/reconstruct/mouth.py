@@ -38,6 +38,9 @@ class MouthConfig:
     cavity_drop_m: float = 0.030  # and this far below the lower lip (the widest jaw opening)
     cavity_spacing_m: float = 0.0022
     teeth_rgb: tuple[float, float, float] = (0.80, 0.76, 0.68)
+    gum_rgb: tuple[float, float, float] = (0.55, 0.27, 0.26)
+    gum_height_m: float = 0.005  # gum above the upper / below the lower teeth (seen when the lips pull back)
+    teeth_shadow: float = 0.45  # darkening of the teeth towards the gums (the lips' shadow) and the back
     cavity_rgb: tuple[float, float, float] = (0.16, 0.05, 0.05)
     tongue_rgb: tuple[float, float, float] = (0.42, 0.16, 0.16)
 
@@ -140,20 +143,30 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     # lower one with the jaw); slightly curved back towards the corners like a dental arch.
     half = 0.5 * (xr - xl) - 0.002
     s = cfg.teeth_spacing_m
-    rows = ((y_up - cfg.teeth_height_m, min(y_up, lip_y - 0.001), 0.0, 0.0),
-            (max(y_lo, lip_y + 0.001), y_lo + cfg.teeth_height_m, cfg.lower_teeth_behind_m, 1.0))
+    tall = cfg.teeth_height_m + cfg.gum_height_m
+    rows = ((y_up - tall, min(y_up, lip_y - 0.001), 0.0, 0.0),
+            (max(y_lo, lip_y + 0.001), y_lo + tall, cfg.lower_teeth_behind_m, 1.0))
     for y0, y1, dz, jaw in rows:
+        edge_y, root_y = (y1, y0) if jaw == 0.0 else (y0, y1)  # incisal edge at the lip line, root at the gum
         gx, gy = _grid(xc - half, xc + half, y0, max(y1, y0 + s), s)
         u = (gx - xc) / max(half, 1e-6)
+        # an arch: the teeth get shorter and further back towards the corners
+        keep = np.abs(gy - edge_y) <= np.abs(root_y - edge_y) * (1.0 - 0.35 * u * u) + 1e-9
+        gx, gy, u = gx[keep], gy[keep], u[keep]
         gz = lip(gx) + cfg.teeth_depth_m + dz + 0.004 * u * u
         pts = np.stack([gx, gy, gz], 1)
         if visible is not None and len(pts):
             pts = pts[~visible(pts, np.full(len(pts), jaw))]
             u = (pts[:, 0] - xc) / max(half, 1e-6)
         seam = np.abs(((pts[:, 0] - xc) / cfg.tooth_width_m + 0.5) % 1.0 - 0.5) * cfg.tooth_width_m  # to the nearest seam
-        shade = 1.0 - 0.12 * np.exp(-0.5 * (seam / 0.0005) ** 2) - 0.25 * np.abs(u) ** 2
+        t = np.clip(np.abs(pts[:, 1] - edge_y) / max(cfg.teeth_height_m, 1e-6), 0, 1)  # 0 at the edge .. 1 at the gum
+        shade = ((1.0 - 0.25 * np.exp(-0.5 * (seam / 0.0005) ** 2)) * (1.0 - cfg.teeth_shadow * t ** 2)
+                 * (1.0 - 0.5 * np.abs(u) ** 2))
+        col = teeth[None] * shade[:, None]
+        gum = np.clip((np.abs(pts[:, 1] - edge_y) - cfg.teeth_height_m) / 0.001 + 1, 0, 1)[:, None]
+        col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * (1.0 - 0.5 * np.abs(u) ** 2)[:, None]
         nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
-        batches.append(surface_discs(pts, nrm, teeth[None] * shade[:, None], np.full(len(pts), 0.7 * s), None, PART_MOUTH,
+        batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * s), None, PART_MOUTH,
                                      bary=jaw_binding(np.full(len(pts), jaw))))
     # The cavity: a dark curved wall behind everything, wider and deeper than any opening.
     s = cfg.cavity_spacing_m
