@@ -1,7 +1,9 @@
 """The node executables started as `ros2 run` starts them (no env.sh, no FASTDDS_DEFAULT_PROFILES_FILE)
 apply the package's Fast DDS profile themselves, say so in their log, and deliver 512x512 rgb8 frames at
-30 Hz to a plain subscriber that has no profile either (with Fast DDS defaults only ~6 of 30 frames a
-second arrive: every frame goes through UDP fragments and best-effort loses most)."""
+30 Hz to a plain subscriber that has no profile either: at least MIN_DELIVERED of the frames the node
+published in the same seconds (with Fast DDS defaults 4-8 of 30 frames a second arrive: every frame goes
+through UDP fragments and best-effort loses most). Compared with what each publisher says it published, so
+that a busy CPU, which slows the publishers, does not fail the transport."""
 
 import json
 import os
@@ -17,8 +19,8 @@ pytestmark = pytest.mark.ros
 
 PEERS = Path(__file__).resolve().parent / "peers"
 COUNT_S = 4.0
-MIN_RATE_HZ = 27.0  # of 30 Hz published
-MIN_TRACKER_INPUT_HZ = 24.0  # its per-second counts are noisier (the callbacks share the GIL with MediaPipe)
+MIN_DELIVERED = 0.85  # received / published over the same seconds
+MIN_RATE_HZ = 12.0  # and never below this (the failure without the profile: 4-8 Hz)
 
 
 def _plain_env() -> dict:
@@ -54,14 +56,15 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
     }
     peers = {}
     node = rclpy_context.create_node("dds_profile_test")
-    tracker_input = []  # the tracker's own count of camera frames received per second
+    counts = {"render_node": [], "video_source_node": [], "tracker_node": []}  # (arrival s, count)
+    keys = {"render_node": "frames", "video_source_node": "frames_published", "tracker_node": "received"}
 
     def on_diagnostics(msg):
         for st in msg.status:
-            if st.name.startswith("tracker_node"):
-                v = {kv.key: kv.value for kv in st.values}
-                if "input_rate_hz" in v:
-                    tracker_input.append(float(v["input_rate_hz"]))
+            name = st.name.split(":")[0]
+            v = {kv.key: kv.value for kv in st.values}
+            if name in keys and keys[name] in v:
+                counts[name].append((time.monotonic(), int(v[keys[name]])))
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     try:
@@ -79,12 +82,24 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
             assert proc.alive(), f"{name} died:\n{proc.output()}"
             assert "Fast DDS profile: " in proc.output() and "the package's" in proc.output(), \
                 f"{name} does not say it applied the package's Fast DDS profile:\n{proc.output()}"
-        print(json.dumps(results), "tracker input Hz:", tracker_input)
-        assert tracker_input and sum(tracker_input[-4:]) / len(tracker_input[-4:]) >= MIN_TRACKER_INPUT_HZ, \
-            f"tracker_node received camera frames at {tracker_input} Hz:\n{procs['tracker_node'].output()}"
+
+        def published_hz(name, t0, t1):
+            c = [x for x in counts[name] if t0 - 1.0 <= x[0] <= t1 + 1.0]
+            assert len(c) >= 3, f"no diagnostics from {name}:\n{procs[name].output()}"
+            return (c[-1][1] - c[0][1]) / (c[-1][0] - c[0][0])
+
+        t_end = time.monotonic()
+        t_start = t_end - COUNT_S - 1.0
+        pub = {"face_display/image_raw": published_hz("render_node", t_start, t_end),
+               "camera/image_raw": published_hz("video_source_node", t_start, t_end)}
+        tracker_in = published_hz("tracker_node", t_start, t_end)
+        print(json.dumps(results), "published Hz:", pub, "tracker received Hz:", tracker_in)
         for topic, (frames, rate, size) in results.items():
             assert size == "512x512", f"{topic}: frames of {size}"
-            assert rate >= MIN_RATE_HZ, f"{topic}: {frames} frames in {COUNT_S:g} s = {rate:.1f} Hz of 30 Hz"
+            assert rate >= MIN_DELIVERED * pub[topic] and rate >= MIN_RATE_HZ, \
+                f"{topic}: {rate:.1f} Hz received of {pub[topic]:.1f} Hz published"
+        assert tracker_in >= MIN_DELIVERED * pub["camera/image_raw"] and tracker_in >= MIN_RATE_HZ, \
+            f"tracker_node received {tracker_in:.1f} Hz of {pub['camera/image_raw']:.1f}:\n{procs['tracker_node'].output()}"
     finally:
         node.destroy_node()
         for p in list(peers.values()) + list(procs.values()):
