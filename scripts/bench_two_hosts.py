@@ -409,7 +409,10 @@ def analyse(mon, tap, t_steady, t_down, t_up, t_photo, t_end, render_log, recon_
         cnt = np.array([x[1] for x in d])
         i0, i1 = np.searchsorted(dt, s0), np.searchsorted(dt, s1) - 1
         if 0 <= i0 < i1 < len(d):
-            pub = int(((ctl_t >= dt[i0]) & (ctl_t < dt[i1])).sum())
+            # controls counted by the render node between two of its diagnostics were published about one
+            # transit earlier (camera stamp -> display, p50): shift the tap's window by that
+            lag = (out["glass_to_glass_ms_p50"] or 0.0) / 1e3
+            pub = int(((ctl_t >= dt[i0] - lag) & (ctl_t < dt[i1] - lag)).sum())
             used = (int(cnt[i1] - cnt[i0]), pub)
     out["controls_published_per_s"] = published / (s1 - s0)
     out["controls_used"] = used[0] if used else None
