@@ -181,15 +181,19 @@ def expression_strength(expression: np.ndarray) -> float:
 
 class NeutralEstimator:
     """The operator's neutral face over time: started from the first frame's `neutralize`, then a running
-    average of each frame's `neutralize`, weighted by how little expression the frame shows (a relaxed
-    frame counts fully, an open mouth or a broad smile hardly: weight exp(-(strength / strength_m)^2))
-    and forgetting with time constant `window_s`. Frames whose landmarks are in the head frame of the
-    current neutral (the tracker aligns them to it) keep the estimate in one frame."""
+    average of each frame's `neutralize`, weighted by how relaxed the frame's mouth is, forgetting with
+    time constant `window_s`. Relaxed = lips together and the jaw up, judged against this operator
+    (not a population): weight exp(-(lip gap / scale_m)^2) x exp(-(chin drop above the operator's
+    highest chin so far (5th percentile of the chin drops seen) / scale_m)^2). A talking frame hardly
+    counts, whatever the population limits say about the operator's mouth. Frames whose landmarks are in
+    the head frame of the current neutral (the tracker aligns them to it) keep the estimate in one frame."""
 
-    def __init__(self, window_s: float = 20.0, strength_m: float = 0.0015):
-        if not (window_s > 0 and strength_m > 0):
-            raise ValueError("window_s and strength_m must be > 0")
-        self.window_s, self.strength_m = float(window_s), float(strength_m)
+    HISTORY = 900  # chin drops remembered for the operator's own "jaw up" (30 s at 30 fps)
+
+    def __init__(self, window_s: float = 20.0, scale_m: float = 0.0015):
+        if not (window_s > 0 and scale_m > 0):
+            raise ValueError("window_s and scale_m must be > 0")
+        self.window_s, self.scale_m = float(window_s), float(scale_m)
         self.reset()
 
     def reset(self) -> None:
@@ -197,13 +201,17 @@ class NeutralEstimator:
         self.weight = 0.0  # sum of the (decayed) weights so far
         self.frames = 0  # frames taken in
         self._t_s: float | None = None
+        self._chins: list[float] = []  # recent chin drops below the nose tip, metres
 
     def update(self, x: np.ndarray, t_s: float) -> np.ndarray:
         """Take in one frame's [L, 3] canonical landmarks at time t_s (seconds) -> the neutral face [L, 3]."""
         x = np.asarray(x, np.float64)
-        e = expression_of(x)
-        w = math.exp(-(expression_strength(e) / self.strength_m) ** 2)
-        n = x - e
+        n = neutralize(x)
+        chin = float(x[CHIN, 1] - x[NOSE_TIP, 1])
+        self._chins = (self._chins + [chin])[-self.HISTORY:]
+        gap = max(0.0, float(x[LOWER_LIP_MID, 1] - x[UPPER_LIP_MID, 1]))
+        drop = max(0.0, chin - float(np.percentile(self._chins, 5)))
+        w = math.exp(-(gap / self.scale_m) ** 2 - (drop / self.scale_m) ** 2)
         if self.neutral is None or self.neutral.shape != n.shape:
             self.neutral, self.weight, self.frames = n, w, 1
         else:
