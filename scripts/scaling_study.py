@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""Scaling study: training loss against reconstructor parameter count, same data, same steps, same avatar.
+"""Scaling study: validation metrics against backbone parameters, same data, same steps, same avatar, >= 3 seeds.
 
-For each preset the same TrainConfig is run (one stage; only the backbone changes: the generator is pinned
-to one preset's so every model makes an avatar of the same size), then the final loss (mean of the last
-10% of steps) is plotted against the parameter count. It also measures the per-frame cost of the
-reenactment path for every trained model — the basis product alone and the whole `drive()` of the
-exported avatar — which must not depend on the preset.
+Every preset is trained with the same TrainConfig (one stage; only the backbone changes: the generator is
+pinned to one preset's so every model makes an avatar of the same size) once per seed, on the same prepared
+dataset index; validation (loss, PSNR, SSIM on the fixed pairs of the held-out clip, which no run trains on)
+is logged from step 0. The final validation metrics are plotted against backbone parameters with error bars
+(standard deviation over seeds) in scaling.png, and every run's validation-loss curve in curves.png. It also
+measures, with a timer, the per-frame cost of each trained model's avatar: the basis product alone and the
+whole `drive()` (the avatar size is pinned, so equal figures are a measurement here, not an assumption).
 
-    python scripts/scaling_study.py --data ../shared/data/driving/lp_d18.mp4 --presets tiny small \\
-        --steps 200 --resolution 64 --out runs/scaling          # CPU: minutes
+    python scripts/scaling_study.py --data ../shared/data/driving --presets tiny small --seeds 0 1 2 \\
+        --steps 150 --resolution 64 --out runs/scaling          # CPU: tens of minutes
     python scripts/scaling_study.py --data datasets/vfhq --presets 300m 1b 2b 3b 5b 7b --steps 20000 \\
         --resolution 256 --weights-dir weights/ --device cuda    # GPUs, with the WebSSL weights
 
-Writes <out>/scaling.json and <out>/scaling.png; prints one line per preset.
+Writes <out>/scaling.json, scaling.png and curves.png; prints one line per run and per preset.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from gaussian_head_ros.core.drive import Driver  # noqa: E402
 from gaussian_head_ros.core.model.backbone import WEBSSL_PUBLISHED, count_parameters  # noqa: E402
 from gaussian_head_ros.core.model.rar import PRESETS  # noqa: E402
 from gaussian_head_ros.core.model.reenactment import ReenactmentModule  # noqa: E402
-from gaussian_head_ros.core.train.data import PairDataset  # noqa: E402
+from gaussian_head_ros.core.train.data import DataConfig, PairDataset, prepare_dataset  # noqa: E402
 from gaussian_head_ros.core.train.trainer import config_from_dict, train  # noqa: E402
 
 log = logging.getLogger("scaling_study")
@@ -75,10 +77,13 @@ def per_frame_cost(models: dict, clips, rounds: int = 7, repeats: int = 100) -> 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="a clip or a folder of clips")
+    ap.add_argument("--data", required=True, help="a folder of clips (one is held out for validation)")
     ap.add_argument("--presets", nargs="*", default=["tiny", "small"], choices=list(PRESETS),
                     help="presets to train (none: only the per-frame timings of --cost-presets)")
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per seed and preset (>= 3)")
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--val-every", type=int, default=0, help="validation interval (default: steps / 5)")
+    ap.add_argument("--val-pairs", type=int, default=16)
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -88,7 +93,6 @@ def main(argv=None) -> int:
     ap.add_argument("--landmarker-model", default="", help="face_landmarker.task for blendshape coefficients")
     ap.add_argument("--max-frames", type=int, default=60)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cost-presets", nargs="*", default=[], choices=list(PRESETS),
                     help="also time the per-frame path of these presets, untrained (built on the CPU)")
     ap.add_argument("--out", default="runs/scaling")
@@ -97,74 +101,110 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     gen = PRESETS[args.generator].to_dict()["generator"]
-    rows, models = [], {}
     data = {"root": args.data, "cache_dir": str(out / "cache"), "max_frames": args.max_frames,
-            "cache_resolution": max(128, args.resolution), "landmarker_model": args.landmarker_model}
+            "cache_resolution": max(128, args.resolution), "landmarker_model": args.landmarker_model,
+            "val_pairs": args.val_pairs}
+    index = prepare_dataset(DataConfig(**data))  # once: every run reads the same index and split
+    train_entries, val_entries = index.split(DataConfig(**data))
+    print(f"data: {len(train_entries)} training clips, validation on {[Path(e.source).name for e in val_entries]}")
+    val_every = args.val_every or max(1, args.steps // 5)
+    runs, models = [], {}
     for name in args.presets:
         weights = ""
         if args.weights_dir and name in WEBSSL_PUBLISHED:
             weights = str(Path(args.weights_dir) / WEBSSL_PUBLISHED[name][0].split("/")[1])
-        cfg = config_from_dict({
-            "preset": name, "model": {"generator": gen}, "backbone_weights": weights, "seed": args.seed,
-            "device": args.device, "out_dir": str(out / name), "num_workers": 0, "log_every": max(1, args.steps // 10),
-            "image_every": 0, "checkpoint_every": 0,
-            "data": data,
-            "stages": [{"name": "study", "steps": args.steps, "resolution": args.resolution,
-                        "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
-                        "trainable_blocks": -1 if args.backbone_lr > 0 else 0,
-                        "warmup_steps": max(1, args.steps // 10)}]})
-        t0 = time.time()
-        res = train(cfg)
-        secs = time.time() - t0
-        hist = np.array([v for _, v in res["history"]])
-        tail = max(1, len(hist) // 10)
-        model = models[name] = res["model"].cpu()
-        row = {"preset": name, "backbone_params": count_parameters(model.backbone), "params": count_parameters(model),
-               "loss_start": float(hist[:tail].mean()), "loss_final": float(hist[-tail:].mean()),
-               "seconds": secs, "steps": len(hist)}
+        for seed in args.seeds:
+            cfg = config_from_dict({
+                "preset": name, "model": {"generator": gen}, "backbone_weights": weights, "seed": seed,
+                "device": args.device, "out_dir": str(out / f"{name}-seed{seed}"), "num_workers": 0,
+                "log_every": max(1, args.steps // 10), "image_every": 0, "checkpoint_every": 0, "val_every": val_every,
+                "data": data,
+                "stages": [{"name": "study", "steps": args.steps, "resolution": args.resolution,
+                            "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
+                            "trainable_blocks": -1 if args.backbone_lr > 0 else 0,
+                            "warmup_steps": max(1, args.steps // 10)}]})
+            t0 = time.time()
+            res = train(cfg)
+            val = res["validation"]
+            model = res["model"].cpu()
+            models.setdefault(name, model)
+            run = {"preset": name, "seed": seed, "backbone_params": count_parameters(model.backbone),
+                   "params": count_parameters(model), "seconds": time.time() - t0,
+                   "train_loss": [v for _, v in res["history"]], "validation": [{"step": s, **v} for s, v in val]}
+            runs.append(run)
+            first, last = val[0][1], val[-1][1]
+            print(f"{name:6s} seed {seed}: validation loss {first['loss']:.4f} -> {last['loss']:.4f}  PSNR "
+                  f"{first['psnr']:.2f} -> {last['psnr']:.2f} dB  SSIM {first['ssim']:.3f} -> {last['ssim']:.3f}  "
+                  f"({run['seconds']:.0f} s)", flush=True)
+    rows = []
+    for name in args.presets:
+        rs = [r for r in runs if r["preset"] == name]
+        row = {"preset": name, "backbone_params": rs[0]["backbone_params"], "params": rs[0]["params"], "seeds": len(rs)}
+        for k in ("loss", "psnr", "ssim"):
+            start = np.array([r["validation"][0][k] for r in rs])
+            end = np.array([r["validation"][-1][k] for r in rs])
+            row[f"val_{k}_start"], row[f"val_{k}"], row[f"val_{k}_std"] = float(start.mean()), float(end.mean()), float(end.std())
+        row["val_loss_fell_in"] = int(sum(r["validation"][-1]["loss"] < r["validation"][0]["loss"] for r in rs))
         rows.append(row)
-        print(f"{name:6s} backbone {row['backbone_params'] / 1e6:9.2f} M  total {row['params'] / 1e6:9.2f} M  "
-              f"loss {row['loss_start']:.4f} -> {row['loss_final']:.4f}  ({secs:.0f} s)", flush=True)
+        print(f"{name:6s} backbone {row['backbone_params'] / 1e6:9.2f} M  {len(rs)} seeds: validation loss "
+              f"{row['val_loss_start']:.4f} -> {row['val_loss']:.4f} +- {row['val_loss_std']:.4f} (fell in "
+              f"{row['val_loss_fell_in']}/{len(rs)}), PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
+              f"SSIM {row['val_ssim']:.3f} +- {row['val_ssim_std']:.3f}")
     from gaussian_head_ros.core.model.rar import RARConfig, RARModel, preset_config
     from gaussian_head_ros.core.reconstruct.template import template_faces
-    from gaussian_head_ros.core.train.data import DataConfig, load_clips
 
-    clips = load_clips(DataConfig(**data))
+    clips = [index.open(e) for e in train_entries[:1]]
     ref = np.median(clips[0].vertices, axis=0)
     for name in args.cost_presets:
         if name not in models:
             pc = RARConfig.from_dict({**preset_config(name).to_dict(), "generator": gen, "source_size": args.resolution})
             models[name] = RARModel(pc, ref, template_faces())
-    costs = per_frame_cost(models, clips)
+    costs = per_frame_cost(models, clips) if models else {}
     for r in rows:
         r.update(costs[r["preset"]])
     print("per-frame reenactment path (median of round-robin timings on this CPU):")
     for name, c in costs.items():
         print(f"  {name:6s} backbone {count_parameters(models[name].backbone) / 1e6:9.2f} M  basis {c['basis_ms']:.3f} ms "
               f"({c['basis_macs']} MACs)  drive {c['drive_ms']:.2f} ms ({c['gaussians']} Gaussians)")
-    (out / "scaling.json").write_text(json.dumps({"args": vars(args), "rows": rows, "per_frame": costs}, indent=2))
+    (out / "scaling.json").write_text(json.dumps({"args": vars(args), "rows": rows, "runs": runs, "per_frame": costs,
+                                                  "validation_clips": [e.source for e in val_entries]}, indent=2))
     if not rows:
         return 0
+    _plot(out, rows, runs, args)
+    print(f"wrote {out / 'scaling.json'}, {out / 'scaling.png'} and {out / 'curves.png'}")
+    return 0
+
+
+def _plot(out: Path, rows: list, runs: list, args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    x = [r["params"] for r in rows]
-    ax.plot(x, [r["loss_final"] for r in rows], "o-")
-    for r in rows:
-        ax.annotate(r["preset"], (r["params"], r["loss_final"]), textcoords="offset points", xytext=(4, 4))
-    ax.set_xscale("log")
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("reconstructor parameters")
-    ax.set_ylabel(f"training loss after {args.steps} steps")
-    ax.set_title(f"RAR scaling ({args.resolution} px, same data, same avatar size)")
-    ax.grid(True, which="both", alpha=0.3)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    x = [r["backbone_params"] for r in rows]
+    for ax, k, label in zip(axes, ("loss", "psnr", "ssim"), ("validation loss", "validation PSNR (dB)", "validation SSIM")):
+        ax.errorbar(x, [r[f"val_{k}"] for r in rows], yerr=[r[f"val_{k}_std"] for r in rows], fmt="o-", capsize=4)
+        for r in rows:
+            ax.annotate(r["preset"], (r["backbone_params"], r[f"val_{k}"]), textcoords="offset points", xytext=(4, 4))
+        ax.set_xscale("log")
+        ax.set_xlabel("backbone parameters")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(f"RAR scaling: held-out clip, {args.steps} steps at {args.resolution} px, mean +- std over "
+                 f"{len(args.seeds)} seeds, same data and avatar size")
     fig.tight_layout()
-    fig.savefig(out / "scaling.png", dpi=120)
-    print(f"wrote {out / 'scaling.json'} and {out / 'scaling.png'}")
-    return 0
+    fig.savefig(out / "scaling.png", dpi=110)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in runs:
+        ax.plot([v["step"] for v in r["validation"]], [v["loss"] for v in r["validation"]], "o-",
+                label=f"{r['preset']} seed {r['seed']}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation loss (held-out clip)")
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
 
 
 if __name__ == "__main__":

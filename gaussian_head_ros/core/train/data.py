@@ -290,13 +290,14 @@ class ClipEntry:
 
 
 def _split_key(entry: ClipEntry) -> str:
-    return hashlib.sha1(entry.source.encode()).hexdigest()
+    """Validation order: a hash of the clip's file name (stable across folders, machines and added clips)."""
+    return hashlib.sha1(Path(entry.source).name.encode()).hexdigest()
 
 
 class DatasetIndex:
     """The list of cached clips of one dataset (root + caching settings), stored as JSON next to the caches.
 
-    `split()` gives (train, validation) entries: `val_clips` clips chosen by a hash of their source path
+    `split()` gives (train, validation) entries: `val_clips` clips chosen by a hash of their file name
     (stable when clips are added), or, with fewer than 2 clips, the last `val_fraction` of each clip's
     frames. `shard()` gives one rank's part of a list."""
 

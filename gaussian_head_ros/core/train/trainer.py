@@ -213,6 +213,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
+def _log_validation(validation: list, writer, stage: str, step: int, v: dict) -> None:
+    validation.append((step, v))
+    for k, x in v.items():
+        writer.add_scalar(f"val/{k}", x, step)
+    log.info("%s step %d validation loss %.4f PSNR %.2f dB SSIM %.3f", stage, step, v["loss"], v["psnr"], v["ssim"])
+
+
 def dataset_index(cfg: DataConfig, world: int = 1) -> DatasetIndex:
     """The prepared dataset index. A single process prepares what is missing; under torchrun the index
     must exist (`gaussian-head prepare CONFIG`), so no rank waits on another's tracking."""
@@ -327,6 +334,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             model.train()
             s0 = stage_step if si == stage_index else 0
             batches = _batches(ds, stage, cfg.num_workers, s0 * stage.batch_size)
+            if dist.main and cfg.val_every and step == 0:  # the untrained model: where validation starts
+                _log_validation(validation, writer, stage.name, 0,
+                                validate(model, val_ds, loss_fn, cfg.background, backend, stage.batch_size))
             t0 = time.time()
             for s in range(s0, stage.steps):
                 batch = {k: v.to(dev, non_blocking=True) for k, v in next(batches).items()}
@@ -357,12 +367,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                     render, target = images
                     writer.add_images("render_vs_target", torch.cat([render[:1], target[:1]]).clamp(0, 1).detach(), step)
                 if dist.main and cfg.val_every and ((s + 1) % cfg.val_every == 0 or s + 1 == stage.steps):
-                    v = validate(model, val_ds, loss_fn, cfg.background, backend, stage.batch_size)
-                    validation.append((step, v))
-                    for k, x in v.items():
-                        writer.add_scalar(f"val/{k}", x, step)
-                    log.info("%s step %d validation loss %.4f PSNR %.2f dB SSIM %.3f", stage.name, s + 1, v["loss"],
-                             v["psnr"], v["ssim"])
+                    _log_validation(validation, writer, stage.name, step,
+                                    validate(model, val_ds, loss_fn, cfg.background, backend, stage.batch_size))
                 state = {"stage_index": si, "stage_step": s + 1}
                 if dist.main and cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < stage.steps:
                     save_checkpoint(last, model, step, stage.name, asdict(cfg), opt.state_dict(), terms, state, full)
