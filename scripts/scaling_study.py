@@ -11,6 +11,7 @@ whole `drive()` (the avatar size is pinned, so equal figures are a measurement h
 
     python scripts/scaling_study.py --data ../shared/data/driving --presets tiny small --seeds 0 1 2 \\
         --steps 150 --resolution 64 --out runs/scaling          # CPU: tens of minutes
+    python scripts/scaling_study.py --merge runs/s0 runs/s1 runs/s2 --out runs/scaling   # runs made apart
     python scripts/scaling_study.py --data datasets/vfhq --presets 300m 1b 2b 3b 5b 7b --steps 20000 \\
         --resolution 256 --weights-dir weights/ --device cuda    # GPUs, with the WebSSL weights
 
@@ -75,9 +76,46 @@ def per_frame_cost(models: dict, clips, rounds: int = 7, repeats: int = 100) -> 
                 "basis_macs": cases[n][4], "gaussians": cases[n][5]} for n in cases}
 
 
+def summarise(runs: list) -> list:
+    """One row per preset: validation metrics at the start and the end, mean and std over its seeds."""
+    rows = []
+    for name in dict.fromkeys(r["preset"] for r in runs):
+        rs = [r for r in runs if r["preset"] == name]
+        row = {"preset": name, "backbone_params": rs[0]["backbone_params"], "params": rs[0]["params"],
+               "seeds": [r["seed"] for r in rs]}
+        for k in ("loss", "psnr", "ssim"):
+            start = np.array([r["validation"][0][k] for r in rs])
+            end = np.array([r["validation"][-1][k] for r in rs])
+            row[f"val_{k}_start"], row[f"val_{k}"], row[f"val_{k}_std"] = float(start.mean()), float(end.mean()), float(end.std())
+        row["val_loss_fell_in"] = int(sum(r["validation"][-1]["loss"] < r["validation"][0]["loss"] for r in rs))
+        rows.append(row)
+        print(f"{name:6s} backbone {row['backbone_params'] / 1e6:9.2f} M  {len(rs)} seeds: validation loss "
+              f"{row['val_loss_start']:.4f} -> {row['val_loss']:.4f} +- {row['val_loss_std']:.4f} (fell in "
+              f"{row['val_loss_fell_in']}/{len(rs)}), PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
+              f"SSIM {row['val_ssim']:.3f} +- {row['val_ssim_std']:.3f}")
+    return rows
+
+
+def merge(out: Path, parts: list) -> int:
+    """Combine the runs of several studies (e.g. one process per seed) into one scaling.json/png."""
+    blobs = [json.loads((Path(p) / "scaling.json").read_text()) for p in parts]
+    runs = [r for b in blobs for r in b["runs"]]
+    rows = summarise(runs)
+    for r in rows:  # per-frame timings: the first study that timed this preset
+        r.update(next(b["per_frame"][r["preset"]] for b in blobs if r["preset"] in b["per_frame"]))
+    args = argparse.Namespace(**{**blobs[0]["args"], "seeds": [r["seed"] for r in runs], "merged": [str(p) for p in parts]})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scaling.json").write_text(json.dumps({"args": vars(args), "rows": rows, "runs": runs,
+                                                  "per_frame": {k: v for b in blobs for k, v in b["per_frame"].items()},
+                                                  "validation_clips": blobs[0]["validation_clips"]}, indent=2))
+    _plot(out, rows, runs, args)
+    print(f"wrote {out / 'scaling.json'}, {out / 'scaling.png'} and {out / 'curves.png'}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="a folder of clips (one is held out for validation)")
+    ap.add_argument("--data", help="a folder of clips (one is held out for validation)")
     ap.add_argument("--presets", nargs="*", default=["tiny", "small"], choices=list(PRESETS),
                     help="presets to train (none: only the per-frame timings of --cost-presets)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per seed and preset (>= 3)")
@@ -96,10 +134,15 @@ def main(argv=None) -> int:
     ap.add_argument("--cost-presets", nargs="*", default=[], choices=list(PRESETS),
                     help="also time the per-frame path of these presets, untrained (built on the CPU)")
     ap.add_argument("--out", default="runs/scaling")
+    ap.add_argument("--merge", nargs="+", metavar="DIR", help="only combine the scaling.json of these studies into --out")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = Path(args.out)
+    if args.merge:
+        return merge(out, args.merge)
     out.mkdir(parents=True, exist_ok=True)
+    if not args.data:
+        ap.error("--data is required (unless --merge)")
     gen = PRESETS[args.generator].to_dict()["generator"]
     data = {"root": args.data, "cache_dir": str(out / "cache"), "max_frames": args.max_frames,
             "cache_resolution": max(128, args.resolution), "landmarker_model": args.landmarker_model,
@@ -136,20 +179,7 @@ def main(argv=None) -> int:
             print(f"{name:6s} seed {seed}: validation loss {first['loss']:.4f} -> {last['loss']:.4f}  PSNR "
                   f"{first['psnr']:.2f} -> {last['psnr']:.2f} dB  SSIM {first['ssim']:.3f} -> {last['ssim']:.3f}  "
                   f"({run['seconds']:.0f} s)", flush=True)
-    rows = []
-    for name in args.presets:
-        rs = [r for r in runs if r["preset"] == name]
-        row = {"preset": name, "backbone_params": rs[0]["backbone_params"], "params": rs[0]["params"], "seeds": len(rs)}
-        for k in ("loss", "psnr", "ssim"):
-            start = np.array([r["validation"][0][k] for r in rs])
-            end = np.array([r["validation"][-1][k] for r in rs])
-            row[f"val_{k}_start"], row[f"val_{k}"], row[f"val_{k}_std"] = float(start.mean()), float(end.mean()), float(end.std())
-        row["val_loss_fell_in"] = int(sum(r["validation"][-1]["loss"] < r["validation"][0]["loss"] for r in rs))
-        rows.append(row)
-        print(f"{name:6s} backbone {row['backbone_params'] / 1e6:9.2f} M  {len(rs)} seeds: validation loss "
-              f"{row['val_loss_start']:.4f} -> {row['val_loss']:.4f} +- {row['val_loss_std']:.4f} (fell in "
-              f"{row['val_loss_fell_in']}/{len(rs)}), PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
-              f"SSIM {row['val_ssim']:.3f} +- {row['val_ssim_std']:.3f}")
+    rows = summarise(runs)
     from gaussian_head_ros.core.model.rar import RARConfig, RARModel, preset_config
     from gaussian_head_ros.core.reconstruct.template import template_faces
 

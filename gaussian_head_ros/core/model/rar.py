@@ -33,11 +33,11 @@ import torch.nn.functional as F
 
 from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
-from gaussian_head_ros.core.avatar import PART_TORSO, GaussianAvatar, SourceCamera, rgb_to_sh_dc
+from gaussian_head_ros.core.avatar import GaussianAvatar, SourceCamera, rgb_to_sh_dc
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, build_backbone, load_pretrained, load_referenced,
                                                    weights_reference)
-from gaussian_head_ros.core.model.generator import SHELL_CENTRE, GaussianGenerator, GeneratorConfig
+from gaussian_head_ros.core.model.generator import GaussianGenerator, GeneratorConfig
 from gaussian_head_ros.core.model.reenactment import ReenactmentConfig, ReenactmentModule, pose_gaussians
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ PRESETS: dict[str, RARConfig] = {
                                       global_dim=16, hidden=32)),
     "small": RARConfig("small", BACKBONE_PRESETS["small"],
                        GeneratorConfig(num_face=6000, num_head=4000, num_torso=1000, **_SMALL_GEN)),
-    **{name: RARConfig(name, BACKBONE_PRESETS[name], GeneratorConfig())
+    **{name: RARConfig(name, BACKBONE_PRESETS[name], GeneratorConfig(feat_dim=96, hidden=256))
        for name in ("300m", "1b", "2b", "3b", "5b", "7b")},
 }
 
@@ -178,7 +178,7 @@ class RARModel(nn.Module):
         face_id = g.face_id.cpu().numpy().astype(np.int32)
         faces = g.faces.cpu().numpy().astype(np.int32)
         means = t["means"]
-        normals = _normals(means, part, face_id, t["template"], faces)
+        normals = t["normals"].astype(np.float32)  # [N, 3] at the anchors (generator.anchor_normals)
         return GaussianAvatar(
             means=means.astype(np.float32), normals=normals, sh=rgb_to_sh_dc(t["rgb"])[:, None, :],
             logit_opacities=t["logit_opacities"].astype(np.float32), log_scales=t["log_scales"].astype(np.float32),
@@ -187,19 +187,6 @@ class RARModel(nn.Module):
             template_vertices=t["template"].astype(np.float32), template_faces=faces,
             expression_names=list(self.reenactment.names), expression_basis=t["basis"].astype(np.float32),
             source_camera=source_camera, operator_id=operator_id, reconstructor=f"rar:{self.cfg.preset}")
-
-
-def _normals(means, part, face_id, template, faces) -> np.ndarray:
-    """[N, 3] unit normals at rest: triangle normals (facing the camera side) for bound Gaussians,
-    outward from the shell centre for the head, towards the camera for the torso."""
-    n = means - np.asarray(SHELL_CENTRE, np.float32)
-    bound = face_id >= 0
-    tri = template[faces[face_id[bound]]]
-    tn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    tn *= np.where(tn[:, 2:3] > 0, -1.0, 1.0)  # the face looks towards -z
-    n[bound] = tn
-    n[part == PART_TORSO] = (0.0, 0.0, -1.0)
-    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------------
