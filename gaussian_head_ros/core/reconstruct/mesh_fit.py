@@ -335,7 +335,7 @@ class MeshFitReconstructor(Reconstructor):
             return inside & mouth_shown[i, j]
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
-        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_colour(photo, mouth_px),
+        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_colour(photo, mouth_px, 0.55 * brightness),
                                visible=shown_in_photo)
         turn_mouth(mouth, V_rest, theta, levels)
         # Never in sight at rest: inside the face's outline and behind its surface.

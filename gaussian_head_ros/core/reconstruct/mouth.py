@@ -184,12 +184,19 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     return GaussianBatch.concat(batches)
 
 
-def teeth_colour(photo, mouth_px):
-    """The photo's teeth colour when an open mouth shows them (bright, unsaturated pixels), else None."""
+def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
+    """The photo's teeth colour when an open mouth shows them (bright, unsaturated pixels), else None. Teeth
+    in the lips' shadow (darker than 0.8 x skin_luma, the skin's median luma) or with a cold cast are not
+    taken: the synthetic teeth would come out grey-blue; None then (the default colour is used)."""
     if mouth_px.sum() < 30:
         return None
     c = photo[mouth_px]
     luma = c @ np.array([0.299, 0.587, 0.114])
     sat = c.max(1) - c.min(1)
     teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < 0.25)
-    return np.median(c[teeth], 0) if teeth.sum() >= 15 else None
+    if teeth.sum() < 15:
+        return None
+    rgb = np.median(c[teeth], 0)
+    if float(rgb @ np.array([0.299, 0.587, 0.114])) < 0.8 * skin_luma or rgb[2] > rgb[0]:
+        return None
+    return rgb
