@@ -10,6 +10,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+RENDER_SETTLE_S = 1.0  # after the render node first reports the avatar: longer than its default 0.5 s cross-fade
+
 
 def add_arguments(p):
     p.add_argument("--photo", help="operator photo (default: the public-domain astronaut portrait bundled with scikit-image)")
@@ -72,26 +74,37 @@ def run(args) -> int:
         procs.append(NodeProcess("render_node", node_command(
             "render_node", {"backend": args.backend, "width": args.size, "height": args.size, "fps": args.fps},
             params_file), logs))
+        if args.video:  # loads its model meanwhile
+            procs.append(NodeProcess("tracker_node", node_command("tracker_node", {}, params_file), logs))
         recorder = FaceDisplayRecorder(video_path=args.output, fps=args.fps)
         recorder.recording = False  # not the placeholder frames shown while the avatar is made
         t0 = time.monotonic()
-        if not recorder.wait_for(lambda: recorder.statuses, 120):
-            raise RuntimeError(f"no avatar status after 120 s; see {logs}/reconstruction_node.log")
+        if not recorder.wait_for(lambda: recorder.statuses, 300):
+            raise RuntimeError(f"no avatar status after 300 s; see {logs}/reconstruction_node.log")
         st = recorder.statuses[-1]
         if not st.ok:
             raise ValueError(f"the photo was refused: {st.message}")
         print(f"[demo] avatar: {st.num_gaussians} Gaussians, reconstructed in {st.duration_s:.2f} s"
               + (f" ({'; '.join(st.warnings)})" if st.warnings else ""))
+
+        def state(node: str) -> str:
+            return recorder.node_states.get(node, {}).get("state", "")
+
+        # The render node shows the avatar once its renderer is warm (the first run compiles the CPU kernels).
+        if not recorder.wait_for(lambda: state("render_node") in ("idle animation", "driven", "easing"), 300):
+            raise RuntimeError(f"the render node did not show the avatar within 300 s; see {logs}/render_node.log")
+        time.sleep(RENDER_SETTLE_S)  # the cross-fade from the placeholder ends
         if args.video:
-            procs.append(NodeProcess("tracker_node", node_command("tracker_node", {}, params_file), logs))
-            time.sleep(2.0)  # let the tracker load its model before the clip starts
+            if not recorder.wait_for(lambda: state("tracker_node") not in ("", "starting"), 120):
+                raise RuntimeError(f"the tracker did not start within 120 s; see {logs}/tracker_node.log")
             procs.append(NodeProcess("video_source_node", node_command(
-                "video_source_node", {"source": str(Path(args.video).resolve()), "loop": False}, params_file), logs))
+                "video_source_node", {"source": str(Path(args.video).resolve()), "loop": True}, params_file), logs))
             print(f"[demo] driving with {args.video} through the tracker")
+            # The clip loops: the recording is one clip length of driven frames (it may start mid-clip).
+            if not recorder.wait_for(lambda: state("render_node") == "driven", 60):
+                raise RuntimeError(f"the clip's controls did not reach the render node; see {logs}/")
         else:
             print("[demo] no video given: the render node plays its idle animation")
-        recorder.wait_for(lambda: len(recorder.stats.arrivals) > 0, 60)
-        time.sleep(1.0 / args.fps * 3)  # frames of the new avatar
         recorder.recording = True
         recorder.reset()
         t_rec = time.monotonic()

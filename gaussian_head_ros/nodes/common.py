@@ -83,7 +83,10 @@ def apply_fastdds_profile() -> str:
         return f"middleware {rmw}: the package's Fast DDS profile does not apply"
     for var in FASTDDS_USER_VARIABLES:
         if os.environ.get(var):
-            return f"Fast DDS configured by the user: {var}={os.environ[var]}"
+            value = os.environ[var]
+            if os.path.realpath(value) in _package_profiles():  # env.sh or the launch file chose ours
+                return f"Fast DDS profile: {value} (the package's, set by env.sh or the launch file)"
+            return f"Fast DDS configured by the user: {var}={value}"
     if os.path.isfile("DEFAULT_FASTDDS_PROFILES.xml"):
         return f"Fast DDS profile of the working directory: {os.path.abspath('DEFAULT_FASTDDS_PROFILES.xml')}"
     from gaussian_head_ros.nodes.launcher import package_share
@@ -96,6 +99,18 @@ def apply_fastdds_profile() -> str:
         return f"Fast DDS defaults: {profile} is missing; large images may be slow"
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return (f"Fast DDS profile: {profile} (the package's; set FASTDDS_DEFAULT_PROFILES_FILE to use your own)")
+
+
+def _package_profiles() -> set[str]:
+    """Real paths of the package's own Fast DDS profile: installed (share/) and in the source checkout."""
+    from gaussian_head_ros.nodes.launcher import package_share
+
+    paths = {os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "config", "fastdds.xml"))}
+    try:
+        paths.add(os.path.realpath(package_share() / "config" / "fastdds.xml"))
+    except LookupError:
+        pass
+    return paths
 
 
 _interrupted = threading.Event()

@@ -120,12 +120,14 @@ class FaceDisplayRecorder:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import Image
 
         from gaussian_head_ros.msg import AvatarStatus
 
         self.stats = StreamStats()
         self.statuses: list = []
+        self.node_states: dict[str, dict] = {}  # node name -> its newest /diagnostics values (+ "message")
         self.frames: list = []  # the last keep_frames frames as (stamp_ns, rgb)
         self.keep_frames = keep_frames
         self.recording = video_path is not None
@@ -137,6 +139,7 @@ class FaceDisplayRecorder:
         self.node.create_subscription(Image, topic, self._on_image, qos_profile_sensor_data)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(AvatarStatus, "avatar/status", self.statuses.append, latched)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -146,6 +149,10 @@ class FaceDisplayRecorder:
     def _spin(self):
         while self._running:
             self._executor.spin_once(timeout_sec=0.05)
+
+    def _on_diagnostics(self, msg):
+        for st in msg.status:  # named '<node>: <task>' (nodes.common.diagnostics)
+            self.node_states[st.name.split(":")[0]] = {**{kv.key: kv.value for kv in st.values}, "message": st.message}
 
     def _on_image(self, msg):
         now = time.time_ns()

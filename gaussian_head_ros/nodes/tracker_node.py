@@ -303,6 +303,7 @@ class TrackerNode(Node):
         t_prev, received_prev = self._prev_received
         self._prev_received = (now, c["received"])
         values = {
+            "state": self.state,
             "input_rate_hz": f"{(c['received'] - received_prev) / max(now - t_prev, 1e-3):.1f}",
             "processed_rate_hz": f"{len(recent) / span:.1f}" if recent else "0.0",
             "processing_ms_mean": f"{np.mean(busy):.2f}" if busy else "",
