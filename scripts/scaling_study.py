@@ -101,12 +101,12 @@ def merge(out: Path, parts: list) -> int:
     blobs = [json.loads((Path(p) / "scaling.json").read_text()) for p in parts]
     runs = [r for b in blobs for r in b["runs"]]
     rows = summarise(runs)
-    for r in rows:  # per-frame timings: the first study that timed this preset
-        r.update(next(b["per_frame"][r["preset"]] for b in blobs if r["preset"] in b["per_frame"]))
+    for r in rows:  # per-frame timings: the first study that timed this preset (if any did)
+        r.update(next((b["per_frame"][r["preset"]] for b in blobs if r["preset"] in b.get("per_frame", {})), {}))
     args = argparse.Namespace(**{**blobs[0]["args"], "seeds": [r["seed"] for r in runs], "merged": [str(p) for p in parts]})
     out.mkdir(parents=True, exist_ok=True)
     (out / "scaling.json").write_text(json.dumps({"args": vars(args), "rows": rows, "runs": runs,
-                                                  "per_frame": {k: v for b in blobs for k, v in b["per_frame"].items()},
+                                                  "per_frame": {k: v for b in blobs for k, v in b.get("per_frame", {}).items()},
                                                   "validation_clips": blobs[0]["validation_clips"]}, indent=2))
     _plot(out, rows, runs, args)
     print(f"wrote {out / 'scaling.json'}, {out / 'scaling.png'} and {out / 'curves.png'}")
