@@ -218,6 +218,22 @@ def test_expression_is_relative_to_the_operators_neutral(tracked):
     assert rigid < 0.2 * np.linalg.norm(lip)  # pose and scale do not leak into the expression
 
 
+def test_the_neutral_keeps_the_operators_lids_open(tracked):
+    """A frame with a relaxed mouth but lids half closed (sadtalker looking down, frames 30-40) must not become
+    the neutral's lids: the drive opens the avatar's lids by operator gap / neutral gap, and such a neutral
+    made every later frame stare (sadtalker's neutral lid gap fell to 0.35 x her median, tpsmm's to 0.58)."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    def gap(x):
+        return np.mean([np.linalg.norm(x[u] - x[d]) for u, d in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)])
+
+    for n in CLIPS:
+        cs = [c for c in tracked[n]["controls"] if c.face_detected]
+        op = np.array([gap(c.landmarks) for c in cs])
+        ne = np.array([gap(c.landmarks - c.expression) for c in cs])
+        assert ne.min() > 0.8 * np.median(op), (n, ne.min() / np.median(op))  # measured: 0.92 .. 1.06
+
+
 def test_head_turns_do_not_leak_into_the_expression(tracked):
     cs = tracked["sadtalker_WDA_KatieHill_000"]["controls"]
     yaw = np.array([abs(euler_deg(c.rotation)["yaw"]) for c in cs])

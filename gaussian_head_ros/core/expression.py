@@ -185,10 +185,18 @@ class NeutralEstimator:
     time constant `window_s`. Relaxed = lips together and the jaw up, judged against this operator
     (not a population): weight exp(-(lip gap / scale_m)^2) x exp(-(chin drop above the operator's
     highest chin so far (5th percentile of the chin drops seen) / scale_m)^2). A talking frame hardly
-    counts, whatever the population limits say about the operator's mouth. Frames whose landmarks are in
-    the head frame of the current neutral (the tracker aligns them to it) keep the estimate in one frame."""
+    counts, whatever the population limits say about the operator's mouth. The eyes (lid contours and
+    irises, `EYE_POINTS`) are averaged with their own weight, since a relaxed mouth says nothing about the
+    lids: open = the lid gap (mean of both eyes' centre pair) near this operator's widest, the 90th
+    percentile of the gaps seen, weight exp(-(shortfall / scale_m)^2); a frame looking down with half-closed
+    lids and a closed mouth would otherwise become the neutral's lids (seen on sadtalker: 10 -> 2.8 mm at
+    frame 36), and the drive, which opens the avatar's lids by the operator's gap / neutral gap, stared.
+    Frames whose landmarks are in the head frame of the current neutral (the tracker aligns them to it)
+    keep the estimate in one frame."""
 
-    HISTORY = 900  # chin drops remembered for the operator's own "jaw up" (30 s at 30 fps)
+    HISTORY = 900  # chin drops / lid gaps remembered for the operator's own "jaw up" / "lids open" (30 s at 30 fps)
+    EYE_POINTS = np.array(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + (lmk.IRIS_CENTER_R,) + lmk.IRIS_R
+                          + (lmk.IRIS_CENTER_L,) + lmk.IRIS_L)
 
     def __init__(self, window_s: float = 20.0, scale_m: float = 0.0015):
         if not (window_s > 0 and scale_m > 0):
@@ -199,9 +207,11 @@ class NeutralEstimator:
     def reset(self) -> None:
         self.neutral: np.ndarray | None = None  # [L, 3]
         self.weight = 0.0  # sum of the (decayed) weights so far
+        self.weight_eyes = 0.0  # the same for the eyes' weights
         self.frames = 0  # frames taken in
         self._t_s: float | None = None
         self._chins: list[float] = []  # recent chin drops below the nose tip, metres
+        self._lids: list[float] = []  # recent lid gaps (mean of both eyes' centre pair), metres
 
     def update(self, x: np.ndarray, t_s: float) -> np.ndarray:
         """Take in one frame's [L, 3] canonical landmarks at time t_s (seconds) -> the neutral face [L, 3]."""
@@ -212,13 +222,25 @@ class NeutralEstimator:
         gap = max(0.0, float(x[LOWER_LIP_MID, 1] - x[UPPER_LIP_MID, 1]))
         drop = max(0.0, chin - float(np.percentile(self._chins, 5)))
         w = math.exp(-(gap / self.scale_m) ** 2 - (drop / self.scale_m) ** 2)
+        eyes = self.EYE_POINTS[self.EYE_POINTS < x.shape[0]]
+        w_eyes = w
+        if x.shape[0] >= lmk.NUM_MESH:
+            lid = float(np.mean([np.linalg.norm(x[u] - x[d]) for u, d in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)]))
+            self._lids = (self._lids + [lid])[-self.HISTORY:]
+            w_eyes = math.exp(-(max(0.0, float(np.percentile(self._lids, 90)) - lid) / self.scale_m) ** 2)
         if self.neutral is None or self.neutral.shape != n.shape:
-            self.neutral, self.weight, self.frames = n, w, 1
+            self.neutral, self.weight, self.weight_eyes, self.frames = n, w, w_eyes, 1
         else:
             dt = max(0.0, t_s - self._t_s) if self._t_s is not None else 0.0
-            self.weight = self.weight * math.exp(-dt / self.window_s) + w
+            decay = math.exp(-dt / self.window_s)
+            self.weight = self.weight * decay + w
+            self.weight_eyes = self.weight_eyes * decay + w_eyes
+            before = self.neutral[eyes]
             if self.weight > 0:
                 self.neutral = self.neutral + (w / self.weight) * (n - self.neutral)
+            self.neutral[eyes] = before
+            if self.weight_eyes > 0:
+                self.neutral[eyes] = before + (w_eyes / self.weight_eyes) * (n[eyes] - before)
             self.frames += 1
         self._t_s = t_s
         return self.neutral

@@ -15,8 +15,8 @@ them, and the landmarks are turned into the shared head frame:
   (an operator may start mid-sentence): the neutral starts as the first frame with its mouth expression
   taken out (`core.expression.neutralize`, the same rule the reconstructor applies to its photo, so
   the control of a photo's own frame re-applies exactly what the avatar was built without), then
-  follows a running average of every frame's `neutralize` weighted by how little expression the frame
-  shows, forgetting over `neutral_window_s` (`core.expression.NeutralEstimator`). It counts as
+  follows a running average of every frame's `neutralize` weighted by how relaxed the frame's mouth is
+  (its eyes by how near the operator's widest its lids are open), forgetting over `neutral_window_s` (`core.expression.NeutralEstimator`). It counts as
   calibrated after `neutral_frames` frames; `recalibrate()` starts a new one. Both are in metres of a
   canonical head whose outer eye corners are 0.09 m apart, so the displacements fit another person's
   template of the same scale.
