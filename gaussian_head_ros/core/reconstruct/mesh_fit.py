@@ -44,7 +44,7 @@ from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot
 from gaussian_head_ros.core.expression import expression_of, expression_strength
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
-                                                      place_on_teeth_surface, teeth_colour)
+                                                      place_on_teeth_surface, skin_teeth_colour, teeth_colour)
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
                                                           under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, face_region, guided_filter, inflate,
@@ -328,6 +328,9 @@ class MeshFitReconstructor(Reconstructor):
                                cfg.torso_back_spacing_m, cfg.wall_step_m)
         skin = photo[skin_w]
         brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
+        teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)
+        if teeth_rgb is None and len(skin):
+            teeth_rgb = skin_teeth_colour(np.median(skin, 0), cfg.mouth)
         mouth_shown = cv2.dilate(mouth_px.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
         def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them
@@ -335,8 +338,7 @@ class MeshFitReconstructor(Reconstructor):
             return inside & mouth_shown[i, j]
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
-        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_colour(photo, mouth_px, 0.55 * brightness),
-                               visible=shown_in_photo)
+        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo)
         turn_mouth(mouth, V_rest, theta, levels)
         # Never in sight at rest: inside the face's outline and behind its surface.
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))

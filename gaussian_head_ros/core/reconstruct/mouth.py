@@ -37,7 +37,14 @@ class MouthConfig:
     cavity_margin_m: float = 0.012  # the cavity reaches this far beyond the inner lip corners
     cavity_drop_m: float = 0.030  # and this far below the lower lip (the widest jaw opening)
     cavity_spacing_m: float = 0.0022
-    teeth_rgb: tuple[float, float, float] = (0.80, 0.76, 0.68)
+    teeth_rgb: tuple[float, float, float] = (0.80, 0.76, 0.68)  # without a skin colour (x brightness)
+    # Teeth from the skin (`skin_teeth_colour`), measured on the ../shared photos that show lit teeth
+    # (astronaut_eileen_collins, obama_official, obama_speech, trump_official, sadtalker frame 168): teeth
+    # luma 1.19-1.45 x the skin's median luma; the teeth's rgb / luma departs from grey by 0.03-0.72 (median
+    # ~0.35) of the skin's rgb / luma.
+    teeth_luma_per_skin: float = 1.2
+    teeth_max_luma: float = 0.85
+    teeth_skin_cast: float = 0.35
     gum_rgb: tuple[float, float, float] = (0.55, 0.27, 0.26)
     gum_height_m: float = 0.005  # gum above the upper / below the lower teeth (seen when the lips pull back)
     teeth_shadow: float = 0.45  # darkening of the teeth towards the gums (the lips' shadow) and the back
@@ -122,13 +129,29 @@ def _grid(x0, x1, y0, y1, step):
     return gx.ravel(), gy.ravel()
 
 
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
+
+
+def skin_teeth_colour(skin_rgb, cfg: MouthConfig) -> np.ndarray:
+    """[3] the photo's skin colour (median, rgb in [0, 1]) -> [3] rgb of teeth under the same light, for a photo
+    that does not show its teeth: off-white carrying about a third of the skin's colour cast (the photo's white
+    balance and light colour), brighter than the skin (cfg.teeth_luma_per_skin, at most cfg.teeth_max_luma).
+    A fixed khaki (R ~ G > B) read as grey-green next to pink lips, worst in neutral-balanced photos."""
+    skin = np.clip(np.asarray(skin_rgb, np.float64), 1e-3, 1)
+    luma = float(skin @ _LUMA)
+    chroma = 1.0 + cfg.teeth_skin_cast * (skin / luma - 1.0)
+    return np.clip(min(cfg.teeth_luma_per_skin * luma, cfg.teeth_max_luma) * chroma, 0, 1)
+
+
 def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: MouthConfig,
                    teeth_rgb=None, visible=None) -> GaussianBatch:
     """Cavity + teeth Gaussians for template vertices v [V, 3] and the inner lip loop [L].
 
     brightness scales the default colours to the photo (1 = a well-lit face); teeth_rgb overrides the
-    teeth colour (e.g. measured in the photo); visible(points [M, 3], jaw weights [M]) -> [M] bool marks
-    points the photo already shows (they are left out of the teeth rows)."""
+    teeth colour (measured in the photo, or `skin_teeth_colour`); visible(points [M, 3], jaw weights [M]) ->
+    [M] bool marks points the photo already shows (they are left out of the teeth rows). The teeth's shading
+    (seams, towards the gums and the corners) fades them towards the cavity's dark red, as the mouth's own
+    reflections tint them, not towards black: a darkened off-white turns olive, read as grey-green."""
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
         xl, xr = xr, xl
@@ -162,7 +185,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         t = np.clip(np.abs(pts[:, 1] - edge_y) / max(cfg.teeth_height_m, 1e-6), 0, 1)  # 0 at the edge .. 1 at the gum
         shade = ((1.0 - 0.25 * np.exp(-0.5 * (seam / 0.0005) ** 2)) * (1.0 - cfg.teeth_shadow * t ** 2)
                  * (1.0 - 0.5 * np.abs(u) ** 2))
-        col = teeth[None] * shade[:, None]
+        col = shade[:, None] * teeth[None] + (1.0 - shade[:, None]) * np.asarray(cfg.cavity_rgb) * k
         gum = np.clip((np.abs(pts[:, 1] - edge_y) - cfg.teeth_height_m) / 0.001 + 1, 0, 1)[:, None]
         col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * (1.0 - 0.5 * np.abs(u) ** 2)[:, None]
         nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
@@ -186,17 +209,18 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
 
 def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
     """The photo's teeth colour when an open mouth shows them (bright, unsaturated pixels), else None. Teeth
-    in the lips' shadow (darker than 0.8 x skin_luma, the skin's median luma) or with a cold cast are not
-    taken: the synthetic teeth would come out grey-blue; None then (the default colour is used)."""
+    in the lips' shadow (darker than 1.1 x skin_luma, the skin's median luma: lit teeth measured 1.19-1.45 x
+    on the ../shared portraits, see MouthConfig) or with a cold cast are not taken: shaded further as
+    synthetic teeth they came out grey-blue or grey-green; None then (`skin_teeth_colour` is used)."""
     if mouth_px.sum() < 30:
         return None
     c = photo[mouth_px]
-    luma = c @ np.array([0.299, 0.587, 0.114])
+    luma = c @ _LUMA
     sat = c.max(1) - c.min(1)
     teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < 0.25)
     if teeth.sum() < 15:
         return None
     rgb = np.median(c[teeth], 0)
-    if float(rgb @ np.array([0.299, 0.587, 0.114])) < 0.8 * skin_luma or rgb[2] > rgb[0]:
+    if float(rgb @ _LUMA) < 1.1 * skin_luma or rgb[2] > rgb[0]:
         return None
     return rgb
