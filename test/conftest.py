@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
@@ -22,6 +23,17 @@ os.environ["ROS_HOME"] = _ros_home
 os.environ["ROS_LOG_DIR"] = os.path.join(_ros_home, "log")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(autouse=True)
+def _package_logs_propagate():
+    """launch (imported into this process by test_launch / the launch_pytest plugin) makes every logger
+    created after it a LaunchLogger with propagate=False, so our modules' log records would never reach
+    pytest's caplog. Give the package's loggers back the standard behaviour before each test."""
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("gaussian_head_ros") and isinstance(logger, logging.Logger):
+            logger.propagate = True
+    yield
 
 
 def shared(*parts: str) -> Path:
