@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # bad input: one line a person can act on
         print(f"gaussian-head {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a missing, unreadable or unwritable file: the system's one line, no traceback
+        print(f"gaussian-head {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -388,7 +388,7 @@ def test_cli_reconstruct_with_preview(tmp_path, capsys):
     from gaussian_head_ros.core.avatar import load_ply
 
     photo = shared("portraits", "lp_d8_man_glasses.jpg")
-    out = tmp_path / "me.ply"
+    out = tmp_path / "new" / "me.ply"  # a folder that does not exist yet is made
     assert main(["reconstruct", str(photo), "-o", str(out), "--preview", str(tmp_path / "prev")]) == 0
     a = load_ply(out)
     assert a.num_gaussians <= 60_000 and a.operator_id == "lp_d8_man_glasses"
@@ -414,3 +414,7 @@ def test_cli_bad_input_exits_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0], err
     assert not (tmp_path / "x.ply").exists()
+    capsys.readouterr()  # a missing file elsewhere in the tool: one line too, no traceback
+    assert main(["bench", "--avatar", str(tmp_path / "missing.ply")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.ply" in err[0] and "No such file" in err[0], err

@@ -71,6 +71,7 @@ def run(args) -> int:
     dt = time.perf_counter() - t0
     for w in result.warnings:
         log.warning("%s", w)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     ply, driving = save_ply(result.avatar, args.output)
     size_mb = ply.stat().st_size / 1e6
     print(f"{ply}: {result.avatar.num_gaussians} Gaussians, {size_mb:.1f} MB, {dt:.2f} s "
