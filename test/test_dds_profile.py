@@ -21,6 +21,13 @@ PEERS = Path(__file__).resolve().parent / "peers"
 COUNT_S = 4.0
 MIN_DELIVERED = 0.85  # received / published over the same seconds
 MIN_RATE_HZ = 12.0  # and never below this (the failure without the profile: 4-8 Hz)
+WARM_UP_TIMEOUT_S = 240.0  # first start in a fresh checkout: kernel compilation + MediaPipe on 2 cores
+
+
+def _steady(samples: list) -> bool:
+    """A publisher's diagnostics (arrival s, count) show >= MIN_RATE_HZ over their last 2 s or more."""
+    recent = [x for x in samples if x[0] >= time.monotonic() - 3.5]
+    return len(recent) >= 3 and (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3) >= MIN_RATE_HZ
 
 
 def _plain_env() -> dict:
@@ -68,6 +75,13 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     try:
+        # Count only once the nodes are warm: in a fresh checkout the first start compiles the CPU kernels and
+        # loads MediaPipe on the same 2 cores, and the publishers themselves run slowly meanwhile.
+        deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+        while not all(_steady(counts[n]) for n in ("render_node", "video_source_node")):
+            assert time.monotonic() < deadline, f"the publishers did not reach {MIN_RATE_HZ} Hz in " \
+                f"{WARM_UP_TIMEOUT_S} s: {counts}"
+            rclpy_context.spin_once(node, timeout_sec=0.1)
         peers = {t: _rate(tmp_path, t) for t in ("face_display/image_raw", "camera/image_raw")}
         deadline = time.monotonic() + 120
         while any(p.alive() for p in peers.values()) and time.monotonic() < deadline:
@@ -75,9 +89,9 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
         results = {}
         for topic, peer in peers.items():
             peer.proc.wait(timeout=120)
-            m = re.search(r"RESULT (\d+) ([\d.]+) (\S+)", peer.output())
+            m = re.search(r"RESULT (\d+) ([\d.]+) (\S+) ([\d.]+) ([\d.]+)", peer.output())
             assert m, f"{topic}: the subscriber printed no result:\n{peer.output()}"
-            results[topic] = (int(m.group(1)), float(m.group(2)), m.group(3))
+            results[topic] = (int(m.group(1)), float(m.group(2)), m.group(3), float(m.group(4)), float(m.group(5)))
         for name, proc in procs.items():
             assert proc.alive(), f"{name} died:\n{proc.output()}"
             assert "Fast DDS profile: " in proc.output() and "the package's" in proc.output(), \
@@ -88,13 +102,12 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
             assert len(c) >= 3, f"no diagnostics from {name}:\n{procs[name].output()}"
             return (c[-1][1] - c[0][1]) / (c[-1][0] - c[0][0])
 
-        t_end = time.monotonic()
-        t_start = t_end - COUNT_S - 1.0
-        pub = {"face_display/image_raw": published_hz("render_node", t_start, t_end),
-               "camera/image_raw": published_hz("video_source_node", t_start, t_end)}
-        tracker_in = published_hz("tracker_node", t_start, t_end)
+        # What each publisher published in the subscriber's own counting window.
+        pub = {"face_display/image_raw": published_hz("render_node", *results["face_display/image_raw"][3:]),
+               "camera/image_raw": published_hz("video_source_node", *results["camera/image_raw"][3:])}
+        tracker_in = published_hz("tracker_node", *results["camera/image_raw"][3:])
         print(json.dumps(results), "published Hz:", pub, "tracker received Hz:", tracker_in)
-        for topic, (frames, rate, size) in results.items():
+        for topic, (frames, rate, size, _, _) in results.items():
             assert size == "512x512", f"{topic}: frames of {size}"
             assert rate >= MIN_DELIVERED * pub[topic] and rate >= MIN_RATE_HZ, \
                 f"{topic}: {rate:.1f} Hz received of {pub[topic]:.1f} Hz published"

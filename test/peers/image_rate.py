@@ -2,8 +2,10 @@
 rqt_image_view): counts sensor_msgs/Image frames on a topic.
 
 Usage: image_rate.py TOPIC SECONDS. After the first frame and a 1 s settling time, counts frames for
-SECONDS and prints one line 'RESULT <frames> <rate_hz> <width>x<height>' (or 'RESULT 0 0 none' when no
-frame came within 60 s).
+SECONDS and prints one line 'RESULT <frames> <rate_hz> <width>x<height> <start> <end>' (or
+'RESULT 0 0 none 0 0' when no frame came within 60 s); start/end = the counting window in
+time.monotonic() seconds (CLOCK_MONOTONIC: the same clock in every process of this machine), so the
+caller can compare with what the publisher published in the same window.
 """
 
 import sys
@@ -37,7 +39,8 @@ def main():
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.01)
     counted = [t for t in arrivals if arrivals and start <= t < end] if arrivals else []
-    print(f"RESULT {len(counted)} {len(counted) / seconds if arrivals else 0.0:.2f} {size[0]}", flush=True)
+    window = f"{start:.3f} {end:.3f}" if arrivals else "0 0"
+    print(f"RESULT {len(counted)} {len(counted) / seconds if arrivals else 0.0:.2f} {size[0]} {window}", flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
 
