@@ -3,7 +3,7 @@
 Same image model as the torch reference (see `gaussian_head_ros.core.render`); the pixels a Gaussian reaches
 are those where alpha >= 1/255, i.e. inside its ellipse sigma <= ln(255 opacity). Pipeline per frame:
 1. `_project` (parallel over Gaussians, branch-free so it vectorises): EWA 2D conic, culling threshold,
-   depth (a sentinel for culled ones);
+   depth (a sentinel for culled ones), one array per field;
 2. `_depth_order`: a stable LSD radix sort of the visible Gaussians by depth (float bits as keys);
 3. `_pack_count` / `_fill` (parallel over slices of the depth order): what compositing reads is packed
    contiguously in depth order, and every Gaussian is binned into exactly the 16x16 tiles its ellipse reaches
@@ -16,7 +16,8 @@ are those where alpha >= 1/255, i.e. inside its ellipse sigma <= ln(255 opacity)
    decided on the exponent exactly; rel. error < 2e-3 near it, < 1e-4 for alpha > 0.05).
 Culling (tiles, rows, lanes) is conservative (a margin of `CULL_MARGIN` on sigma and `SPAN_EPS_PX` pixels):
 it only skips pixels whose alpha is below 1/255, so it changes no pixel.
-JIT-compiled on first use and cached on disk (`cache=True`); `warm_up()` compiles ahead of time.
+JIT-compiled on first use and cached on disk (`cache=True`); `warm_up()` compiles ahead of time. Work buffers
+are kept between frames (`_Workspace`).
 """
 
 from __future__ import annotations
@@ -48,17 +49,14 @@ NPK = 16  # floats per projected / packed Gaussian (see _pack_count)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _log_opacity(opacities, out):
+def _log_opacity(opacities, out, clamped, mant, expo):
     """out [N] = ln(opacities) for opacities in (0, 1] (tiny values clamped to 1e-30); vectorised
     (numba's np.log is a scalar call): exponent from the float bits, 2 atanh series on the mantissa in
-    [0.707, 1.414) (abs. error < 1e-9)."""
+    [0.707, 1.414) (abs. error < 1e-9). clamped [N] float32, mant, expo [N] int32: scratch."""
     n = opacities.shape[0]
-    clamped = np.empty(n, np.float32)
     for i in prange(n):
         clamped[i] = min(max(opacities[i], np.float32(1e-30)), np.float32(1.0))
     bits = clamped.view(np.int32)
-    mant = np.empty(n, np.int32)
-    expo = np.empty(n, np.int32)
     for i in prange(n):
         mant[i] = (bits[i] & 0x7FFFFF) | 0x3F800000
         expo[i] = (bits[i] >> 23) - 127
@@ -78,10 +76,12 @@ def _log_opacity(opacities, out):
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _project(means, quats, scales, opacities, ln_op, colors, viewmat, K, width, height, near, eps2d, alpha_min,
              margin, geo, depth):
-    """geo [N, NPK] out: per Gaussian what binning and compositing read (one 64-byte row, see `_pack_count`);
+    """means, scales, colors [N * 3], quats [N * 4]: the [N, 3] / [N, 4] arrays flattened (read by index, so
+    the loop vectorises: 2D indexing of the interleaved fields kept it scalar, 5x slower);
+    geo [NPK, N] out (one row per field, see `_pack_count`): per Gaussian what binning and compositing read;
     depth [N] out: camera z, CULLED when the Gaussian is not drawn. The ellipse is sigma <= thr with
     thr = ln(255 opacity) + margin (alpha >= 1/255 inside it)."""
-    n = means.shape[0]
+    n = opacities.shape[0]
     zero, half, one, two = np.float32(0.0), np.float32(0.5), np.float32(1.0), np.float32(2.0)
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     tanx, tany = np.float32(0.5 * width / fx), np.float32(0.5 * height / fy)
@@ -95,17 +95,17 @@ def _project(means, quats, scales, opacities, ln_op, colors, viewmat, K, width, 
     eps_lo, eps_hi = np.float32(0.5 + SPAN_EPS_PX), np.float32(0.5 - SPAN_EPS_PX)
     inv_tile = np.float32(1.0 / TILE)
     for i in prange(n):
-        px, py, pz = means[i, 0], means[i, 1], means[i, 2]
+        px, py, pz = means[3 * i + 0], means[3 * i + 1], means[3 * i + 2]
         x = v00 * px + v01 * py + v02 * pz + v03
         y = v10 * px + v11 * py + v12 * pz + v13
         z = v20 * px + v21 * py + v22 * pz + v23
-        qw, qx, qy, qz = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
+        qw, qx, qy, qz = quats[4 * i + 0], quats[4 * i + 1], quats[4 * i + 2], quats[4 * i + 3]
         qinv = one / max(np.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), np.float32(1e-12))  # as F.normalize
         qw, qx, qy, qz = qw * qinv, qx * qinv, qy * qinv, qz * qinv
         r00, r01, r02 = one - two * (qy * qy + qz * qz), two * (qx * qy - qw * qz), two * (qx * qz + qw * qy)
         r10, r11, r12 = two * (qx * qy + qw * qz), one - two * (qx * qx + qz * qz), two * (qy * qz - qw * qx)
         r20, r21, r22 = two * (qx * qz - qw * qy), two * (qy * qz + qw * qx), one - two * (qx * qx + qy * qy)
-        s0, s1, s2 = scales[i, 0], scales[i, 1], scales[i, 2]
+        s0, s1, s2 = scales[3 * i + 0], scales[3 * i + 1], scales[3 * i + 2]
         # M = W R S (camera rotation x Gaussian rotation x scales); camera covariance = M M^T.
         m00 = (v00 * r00 + v01 * r10 + v02 * r20) * s0
         m01 = (v00 * r01 + v01 * r11 + v02 * r21) * s1
@@ -140,37 +140,33 @@ def _project(means, quats, scales, opacities, ln_op, colors, viewmat, K, width, 
         tx1 = np.floor(min(np.floor(mx + rx - eps_hi), fw - one) * inv_tile)
         ty0 = np.floor(max(np.ceil(my - ry - eps_lo), zero) * inv_tile)
         ty1 = np.floor(min(np.floor(my + ry - eps_hi), fh - one) * inv_tile)
-        geo[i, 0], geo[i, 1] = mx, my
-        geo[i, 2], geo[i, 3], geo[i, 4], geo[i, 5] = half * cc * dinv, -cb * dinv, half * ca * dinv, ln_op[i]
-        geo[i, 6], geo[i, 7], geo[i, 8] = colors[i, 0], colors[i, 1], colors[i, 2]
-        geo[i, 9], geo[i, 10] = rx, ry
-        geo[i, 11], geo[i, 12], geo[i, 13], geo[i, 14] = tx0, tx1, ty0, ty1
-        geo[i, 15] = zero
+        geo[0, i], geo[1, i] = mx, my
+        geo[2, i], geo[3, i], geo[4, i], geo[5, i] = half * cc * dinv, -cb * dinv, half * ca * dinv, ln_op[i]
+        geo[6, i], geo[7, i], geo[8, i] = colors[3 * i + 0], colors[3 * i + 1], colors[3 * i + 2]
+        geo[9, i], geo[10, i] = rx, ry
+        geo[11, i], geo[12, i], geo[13, i], geo[14, i] = tx0, tx1, ty0, ty1
+        geo[15, i] = zero
         ok = ok & (tx1 >= tx0) & (ty1 >= ty0)
         depth[i] = z if ok else np.float32(CULLED)
 
 
 @njit(cache=True, nogil=True)
-def _depth_order(depth):
-    """Indices of the drawn Gaussians (depth < CULLED) in stable depth order: LSD radix sort on the float32
-    bits of the (positive) depth, 11-bit digits, passes over constant digits skipped."""
+def _depth_order(depth, vis, keys, tmp_i, tmp_k):
+    """Indices of the drawn Gaussians (depth < CULLED) in stable depth order (a slice of `vis` or `tmp_i`):
+    LSD radix sort on the float32 bits of the (positive) depth, 11-bit digits, passes over constant digits
+    skipped. vis, tmp_i [N] int32, keys, tmp_k [N] uint32: scratch."""
     n = depth.shape[0]
-    vis = np.empty(n, np.int32)
     nv = 0
     for i in range(n):
         if depth[i] < np.float32(1e38):
             vis[nv] = i
             nv += 1
-    vis = vis[:nv]
-    keys = np.empty(nv, np.uint32)
     bits = depth.view(np.uint32)
     lo, hi = np.uint32(0xFFFFFFFF), np.uint32(0)
     for j in range(nv):
         k = bits[vis[j]]
         keys[j] = k
         lo, hi = min(lo, k), max(hi, k)
-    tmp_i = np.empty(nv, np.int32)
-    tmp_k = np.empty(nv, np.uint32)
     cnt = np.empty(2049, np.int64)
     for shift in (0, 11, 22):
         if ((lo ^ hi) >> shift) == 0:  # this digit and all above it are the same for every key
@@ -188,12 +184,12 @@ def _depth_order(depth):
             tmp_k[d] = keys[j]
         vis, tmp_i = tmp_i, vis
         keys, tmp_k = tmp_k, keys
-    return vis
+    return vis[:nv]
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _pack_count(order, geo, width, height, tw, nchunks, pk, counts):
-    """pk [V, NPK] out, per drawn Gaussian in depth order (a copy of its `geo` row): mean x, y (px), a/2, b,
+    """pk [V, NPK] out, per drawn Gaussian in depth order (its `geo` column, one 64-byte row): mean x, y (px), a/2, b,
     c/2 (conic), ln opacity, r, g, b, rx, ry (ellipse half-extents, px), first and last tile column and row, 0;
     counts [nchunks, T] out: per slice of the order, the Gaussians each tile gets (its ellipse's bounding
     box; finer culling measured no faster: the pairs it removes are the cheap corner ones)."""
@@ -203,28 +199,33 @@ def _pack_count(order, geo, width, height, tw, nchunks, pk, counts):
         for j in range(c * nv // nchunks, (c + 1) * nv // nchunks):
             g = order[j]
             for k in range(NPK):
-                pk[j, k] = geo[g, k]
+                pk[j, k] = geo[k, g]
             tx0, tx1, ty0, ty1 = int(pk[j, 11]), int(pk[j, 12]), int(pk[j, 13]), int(pk[j, 14])
             for ty in range(ty0, ty1 + 1):
                 for tx in range(tx0, tx1 + 1):
                     counts[c, ty * tw + tx] += 1
 
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _fill(pk, counts, width, height, tw):
-    """Counting sort into tiles (slice c's entries after slice c-1's in every tile: depth order kept).
-    Returns (tile_start [T + 1], tile_gauss [P]); indices increase within a tile."""
+@njit(cache=True, nogil=True)
+def _offsets(counts, start, offs):
+    """start [T + 1] out: where each tile's list begins (prefix sum of the counts); offs [nchunks, T] out:
+    where slice c writes in each tile (after slice c-1: depth order kept). Returns the number of pairs."""
     nchunks, nt = counts.shape
-    nv = pk.shape[0]
-    start = np.zeros(nt + 1, np.int64)
-    offs = np.empty((nchunks, nt), np.int64)
+    start[0] = 0
     for t in range(nt):
         acc = start[t]
         for c in range(nchunks):
             offs[c, t] = acc
             acc += counts[c, t]
         start[t + 1] = acc
-    out = np.empty(start[nt], np.int32)
+    return start[nt]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _fill(pk, offs, tw, out):
+    """Counting sort into tiles: out [P] gets each tile's Gaussians (indices into pk, increasing)."""
+    nchunks = offs.shape[0]
+    nv = pk.shape[0]
     for c in prange(nchunks):
         fill = offs[c]
         for j in range(c * nv // nchunks, (c + 1) * nv // nchunks):
@@ -234,7 +235,6 @@ def _fill(pk, counts, width, height, tw):
                     t = ty * tw + tx
                     out[fill[t]] = j
                     fill[t] += 1
-    return start, out
 
 
 @njit(fastmath=True, cache=True, nogil=True, inline="always")
@@ -425,25 +425,51 @@ def render_arrays(means, quats, scales, opacities, colors, viewmat, K, width, he
                               background, rgb8, stages)
 
 
+class _Workspace:
+    """Buffers kept between frames: the first touch of freshly allocated memory costs page faults (~2000 per
+    512^2 frame of a 60k avatar, measured with perf stat), reused memory does not. Grow-only; used under
+    `_LOCK`."""
+
+    def __init__(self):
+        self._bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self._bufs.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = np.empty(max(size, 1024) + size // 4, dtype)
+            self._bufs[name] = buf
+        return buf[:size].reshape(shape)
+
+
+_WS = _Workspace()
+
+
 def _render_locked(means, quats, scales, opacities, colors, viewmat, K, width, height, background, rgb8, stages):
     clock = time.perf_counter
+    ws = _WS
     t0 = clock()
     n = means.shape[0]
-    ln_op = np.empty(n, np.float32)
-    _log_opacity(opacities, ln_op)
-    geo = np.empty((n, NPK), np.float32)
-    depth = np.empty(n, np.float32)
-    _project(means, quats, scales, opacities, ln_op, colors, viewmat, K, width, height, np.float32(NEAR_PLANE),
-             np.float32(EPS2D), np.float32(ALPHA_MIN), np.float32(CULL_MARGIN), geo, depth)
+    ln_op = ws.get("ln_op", (n,), np.float32)
+    _log_opacity(opacities, ln_op, ws.get("clamped", (n,), np.float32), ws.get("mant", (n,), np.int32),
+                 ws.get("expo", (n,), np.int32))
+    geo = ws.get("geo", (NPK, n), np.float32)
+    depth = ws.get("depth", (n,), np.float32)
+    _project(means.reshape(-1), quats.reshape(-1), scales.reshape(-1), opacities, ln_op, colors.reshape(-1), viewmat,
+             K, width, height, np.float32(NEAR_PLANE), np.float32(EPS2D), np.float32(ALPHA_MIN),
+             np.float32(CULL_MARGIN), geo, depth)
     t1 = clock()
-    order = _depth_order(depth)
+    order = _depth_order(depth, ws.get("vis", (n,), np.int32), ws.get("keys", (n,), np.uint32),
+                         ws.get("tmp_i", (n,), np.int32), ws.get("tmp_k", (n,), np.uint32))
     t2 = clock()
     tw, th = (width + TILE - 1) // TILE, (height + TILE - 1) // TILE
     nthreads = numba.get_num_threads()
-    pk = np.empty((order.shape[0], NPK), np.float32)
-    counts = np.empty((nthreads, tw * th), np.int64)
+    pk = ws.get("pk", (order.shape[0], NPK), np.float32)
+    counts = ws.get("counts", (nthreads, tw * th), np.int64)
     _pack_count(order, geo, width, height, tw, nthreads, pk, counts)
-    start, gauss = _fill(pk, counts, width, height, tw)
+    start, offs = ws.get("start", (tw * th + 1,), np.int64), ws.get("offs", (nthreads, tw * th), np.int64)
+    gauss = ws.get("gauss", (_offsets(counts, start, offs),), np.int32)
+    _fill(pk, offs, tw, gauss)
     tiles, per = _schedule(start, nthreads)
     t3 = clock()
     if rgb8:
