@@ -32,7 +32,8 @@ class MouthConfig:
     teeth_height_m: float = 0.009  # visible height of each row
     teeth_spacing_m: float = 0.0010  # Gaussian spacing on the teeth
     tooth_width_m: float = 0.0085  # central incisor width (darker seams between teeth)
-    lower_teeth_behind_m: float = 0.0012  # lower incisors behind the upper ones (overbite)
+    lower_teeth_behind_m: float = 0.0012  # lower incisors behind the upper ones (overjet)
+    overbite_m: float = 0.002  # upper incisors' edges this far below the lip line, in front of the lower ones
     cavity_depth_m: float = 0.018  # dark back wall behind the inner lip surface
     cavity_margin_m: float = 0.012  # the cavity reaches this far beyond the inner lip corners
     cavity_drop_m: float = 0.030  # and this far below the lower lip (the widest jaw opening)
@@ -162,13 +163,15 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     k = float(np.clip(brightness, 0.35, 1.0))  # a dim photo gets dim teeth; a bright one no glowing white
     teeth = np.asarray(teeth_rgb if teeth_rgb is not None else np.asarray(cfg.teeth_rgb) * k, np.float64)
     batches = []
-    # Teeth rows: upper ending just above the lip line, lower starting just below it (drive turns the
-    # lower one with the jaw); slightly curved back towards the corners like a dental arch.
+    # Teeth rows as in a closed bite: the upper incisors' edges `overbite_m` below the lip line, the lower
+    # ones' edges at the lip line behind them (drive turns the lower row with the jaw); slightly curved back
+    # towards the corners like a dental arch. Parted lips then show the upper teeth, as a speaking mouth does
+    # (with both rows ending at the lip line, lips parted by the lower lip alone showed a dark slit).
     half = 0.5 * (xr - xl) - 0.002
     s = cfg.teeth_spacing_m
     tall = cfg.teeth_height_m + cfg.gum_height_m
-    rows = ((y_up - tall, min(y_up, lip_y - 0.001), 0.0, 0.0),
-            (max(y_lo, lip_y + 0.001), y_lo + tall, cfg.lower_teeth_behind_m, 1.0))
+    rows = ((lip_y + cfg.overbite_m - tall, lip_y + cfg.overbite_m, 0.0, 0.0),
+            (lip_y, lip_y + tall, cfg.lower_teeth_behind_m, 1.0))
     for y0, y1, dz, jaw in rows:
         edge_y, root_y = (y1, y0) if jaw == 0.0 else (y0, y1)  # incisal edge at the lip line, root at the gum
         gx, gy = _grid(xc - half, xc + half, y0, max(y1, y0 + s), s)
