@@ -1,5 +1,5 @@
-"""The compact expression (core/expression_codec.py, FaceControl CODEC_LAPLACIAN_V1): a fixed basis (the
-wire format: pinned values), landmark error on a real tracked clip, message size, refusals."""
+"""The compact expression (core/expression_codec.py, FaceControl CODEC_LAPLACIAN_V2): a fixed basis (the
+wire format: pinned values), landmark error and eyelid ratios on a real tracked clip, message size, refusals."""
 
 import numpy as np
 import pytest
@@ -31,24 +31,30 @@ def tracked():
 
 def test_basis_is_the_pinned_wire_format():
     b = ec.basis()
-    assert b.shape == (lmk.NUM_MESH, ec.NUM_MODES)
+    assert b.shape == (lmk.NUM_MESH, ec.NUM_MODES + len(ec.UPPER_LIDS))
     # values of this build of the basis: a change here changes the wire format (bump the codec id instead)
     pinned = {(0, 0): 0.0168406498460618, (13, 5): 0.04787147890745769, (14, 5): -0.04011655497734875,
               (159, 40): 0.005659067199246771, (300, 127): -0.0035983448415217167,
               (61, 90): -0.008074430874257727}
     for (v, k), value in pinned.items():
         assert b[v, k] == pytest.approx(value, abs=1e-9), (v, k)
-    assert ec.code_size(lmk.NUM_LANDMARKS) == 366 and ec.code_size(lmk.NUM_MESH) == 306
+    for j, v in enumerate(ec.UPPER_LIDS):  # then one column per upper-lid point
+        assert b[v, ec.NUM_MODES + j] == 1.0 and np.count_nonzero(b[:, ec.NUM_MODES + j]) == 1
+    assert ec.code_size(lmk.NUM_LANDMARKS) == 401 and ec.code_size(lmk.NUM_MESH, eyelid_ratios=False) == 353
 
 
 def test_rest_is_exact_and_round_trip_on_a_real_clip(tracked):
     zero = np.zeros((lmk.NUM_LANDMARKS, 3), np.float32)
-    assert np.array_equal(ec.decode(ec.encode(zero)), zero)  # no expression stays exactly none
+    ex, lid = ec.decode(ec.encode(zero))
+    assert np.array_equal(ex, zero) and lid.shape == (0,)  # no expression stays exactly none
     err2 = []
     for c in tracked:
-        code = ec.encode(c.expression)
+        assert c.eyelid_ratios.shape == (14,)
+        code = ec.encode(c.expression, c.eyelid_ratios)
         assert len(code) == ec.code_size(c.expression.shape[0])
-        err2.append(((ec.decode(code) - c.expression) ** 2).sum(-1))
+        ex, lid = ec.decode(code)
+        err2.append(((ex - c.expression) ** 2).sum(-1))
+        np.testing.assert_allclose(lid, c.eyelid_ratios, atol=ec.RATIO_STEP / 2 + 1e-6)
     err2 = np.array(err2)
     rms_mm = np.sqrt(err2.mean()) * 1e3
     amplitude_mm = np.sqrt(np.mean([(c.expression ** 2).sum(-1).mean() for c in tracked])) * 1e3
@@ -63,31 +69,39 @@ def test_message_size_and_round_trip_through_the_message(tracked):
 
     c = tracked[-1]
     c.landmarks = np.zeros((0, 3), np.float32)  # the tracker's default: send_landmarks false
-    compact = control_to_msg(c, ec.CODEC_LAPLACIAN_V1)
+    compact = control_to_msg(c, ec.CODEC_COMPACT)
     dense = control_to_msg(c, ec.CODEC_DENSE)
     n_compact, n_dense = len(serialize_message(compact)), len(serialize_message(dense))
     assert n_compact <= MAX_MESSAGE_BYTES and n_dense > 5000, (n_compact, n_dense)
-    assert len(compact.expression) == 0 and compact.expression_codec == ec.CODEC_LAPLACIAN_V1
+    assert len(compact.expression) == 0 and compact.expression_codec == ec.CODEC_LAPLACIAN_V2 == compact.CODEC_LAPLACIAN_V2
     back = msg_to_control(compact)
     assert back.expression.shape == c.expression.shape
     assert np.sqrt(((back.expression - c.expression) ** 2).sum(-1).mean()) < MAX_RMS_MM * 1e-3
     assert np.array_equal(msg_to_control(dense).expression, c.expression)  # the dense path is unchanged
     assert np.array_equal(back.gaze, c.gaze) and back.mouth_open == pytest.approx(c.mouth_open)
+    np.testing.assert_allclose(back.eyelid_ratios, c.eyelid_ratios, atol=ec.RATIO_STEP / 2 + 1e-6)
 
 
 def test_malformed_codes_are_refused(tracked):
     from gaussian_head_ros.nodes.conversions import control_to_msg, msg_to_control
 
-    good = ec.encode(tracked[0].expression)
+    good = ec.encode(tracked[0].expression, tracked[0].eyelid_ratios)
     for bad, reason in ((good[:-1], "bytes"), (b"", "empty"), (np.uint16(7).tobytes() + good[2:], "points"),
-                        (good[:2] + np.float32(np.nan).tobytes() + good[6:], "non-finite")):
+                        (good[:3] + np.float32(np.nan).tobytes() + good[7:], "non-finite"),
+                        (good[:2] + b"\x00" + good[3:], "bytes")):  # ratios flag cleared: 14 bytes too many
         with pytest.raises(ValueError, match=reason):
             ec.decode(bad)
     with pytest.raises(ValueError, match="expression must be"):
         ec.encode(np.zeros((10, 3)))
-    msg = control_to_msg(tracked[0], ec.CODEC_LAPLACIAN_V1)
+    with pytest.raises(ValueError, match="eyelid_ratios"):
+        ec.encode(tracked[0].expression, np.ones(3))
+    msg = control_to_msg(tracked[0], ec.CODEC_COMPACT)
     msg.expression = [0.0] * (lmk.NUM_LANDMARKS * 3)
     with pytest.raises(ValueError, match="both"):
+        msg_to_control(msg)
+    msg = control_to_msg(tracked[0], ec.CODEC_COMPACT)
+    msg.expression_codec = ec.CODEC_LAPLACIAN_V1  # the retired first layout
+    with pytest.raises(ValueError, match="retired"):
         msg_to_control(msg)
     msg = control_to_msg(tracked[0], ec.CODEC_DENSE)
     msg.expression_codec = 9

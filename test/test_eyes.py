@@ -5,6 +5,7 @@ import pytest
 from conftest import shared
 
 from gaussian_head_ros.core import eyes
+from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE, PART_STATIC
 from gaussian_head_ros.core.control import FaceControl
@@ -87,3 +88,9 @@ def test_lids_meet_when_the_operators_do_whatever_the_eye_sizes(canonical):
         v, _ = d.deformed_template(FaceControl(landmarks=lm, expression=lm - neutral))
         for up, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:
             np.testing.assert_allclose(v[up] - v[lo], want * (wide[up] - wide[lo]), atol=1e-6)
+        # over ROS the landmarks stay home: the eyelid ratios the tracker measured (and the compact code
+        # carries) retarget the lids the same way
+        ratios = deform.eyelid_ratios(lm, lm - neutral)
+        np.testing.assert_allclose(ratios, closed, rtol=1e-5)
+        v2, _ = d.deformed_template(FaceControl(expression=lm - neutral, eyelid_ratios=ratios))
+        np.testing.assert_allclose(v2, v, atol=1e-9)

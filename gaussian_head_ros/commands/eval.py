@@ -20,6 +20,10 @@ def add_arguments(p):
     p.add_argument("--no-holes", action="store_true", help="do not count holes in the renders")
     p.add_argument("--no-image-metrics", action="store_true",
                    help="skip PSNR/SSIM/landmarks against the driver (cross-reenactment: no ground truth)")
+    p.add_argument("--control-codec", choices=("none", "dense", "compact"), default="none",
+                   help="drive with the tracker's controls as the render node receives them over ROS with the "
+                        "tracker's defaults (no absolute landmarks) and this expression encoding; none = "
+                        "in-process, exact (default)")
     p.add_argument("--output", metavar="SIDE_BY_SIDE.mp4", default="", help="write driver | render to this video")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
 
@@ -36,7 +40,7 @@ def run(args) -> int:
     cfg = EvalConfig(backend=args.backend, render_backend=args.render_backend, max_frames=args.max_frames,
                      stride=max(1, args.stride), image_metrics=not args.no_image_metrics, reader_model=args.reader,
                      holes=not args.no_holes, identity=args.identity, side_by_side=args.output,
-                     fps=fps / max(1, args.stride))
+                     fps=fps / max(1, args.stride), control_codec=args.control_codec)
     m = evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg)
     m["video"] = args.video
     if args.photo:

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gaussian_head_ros.core import landmarks as lmk
+
+NUM_LID_PAIRS = len(lmk.EYELID_PAIRS_R) + len(lmk.EYELID_PAIRS_L)  # 14: FaceControl.eyelid_ratios
+
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
     """[4] w x y z -> [3, 3] rotation matrix (normalises q)."""
@@ -84,6 +88,10 @@ class FaceControl:
     # direction Ry(yaw) Rx(pitch) (0, 0, -1): +yaw looks towards the image left, +pitch down (core/eyes.py).
     # Empty (0, 2) = not measured: the driver then uses eyeLook* blendshapes if present, else the rest gaze.
     gaze: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))  # [2, 2] or [0, 2]
+    # The operator's lid gap / their neutral lid gap for each pair of landmarks.EYELID_PAIRS_R then _L (1 = as
+    # open as their neutral face, ~0.2 = closed): what the driver retargets the avatar's lids by (core/deform.py).
+    # Empty = not given: the driver measures them from `landmarks` when present, else the lids follow `expression`.
+    eyelid_ratios: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [14] or [0]
 
     @staticmethod
     def rest() -> "FaceControl":
@@ -96,7 +104,7 @@ class FaceControl:
         for name, (arr, shape) in arrays.items():
             if tuple(np.shape(arr)) != shape:
                 raise ValueError(f"control {name} has shape {tuple(np.shape(arr))}, expected {shape}")
-        for name in ("rotation", "translation", "landmarks", "expression", "blendshapes", "gaze"):
+        for name in ("rotation", "translation", "landmarks", "expression", "blendshapes", "gaze", "eyelid_ratios"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"control {name} contains NaN or Inf")
         if not math.isfinite(self.mouth_open) or not math.isfinite(self.confidence):
@@ -109,6 +117,9 @@ class FaceControl:
                 raise ValueError(f"control {name} has shape {arr.shape}, expected (L, 3)")
         if np.size(self.gaze) not in (0, 4):
             raise ValueError(f"control gaze has {np.size(self.gaze)} values, expected 4 (yaw, pitch per eye) or none")
+        if np.size(self.eyelid_ratios) not in (0, NUM_LID_PAIRS) or np.any(np.asarray(self.eyelid_ratios) < 0):
+            raise ValueError(f"control eyelid_ratios has {np.size(self.eyelid_ratios)} values, expected "
+                             f"{NUM_LID_PAIRS} (>= 0: lid gap / neutral lid gap per pair) or none")
         if len(self.blendshape_names) != len(self.blendshapes):
             raise ValueError(f"{len(self.blendshape_names)} blendshape names for {len(self.blendshapes)} coefficients")
 
@@ -135,6 +146,8 @@ class FaceControl:
         }
         if np.size(self.gaze) == 4:
             out["gaze_rad"] = np.round(np.asarray(self.gaze, np.float64).reshape(2, 2), 5).tolist()
+        if np.size(self.eyelid_ratios):
+            out["eyelid_ratios"] = np.round(np.asarray(self.eyelid_ratios, np.float64), 4).tolist()
         if self.blendshape_names:
             out["blendshapes"] = {n: round(float(v), 5) for n, v in zip(self.blendshape_names, self.blendshapes)}
         return out
@@ -155,4 +168,5 @@ class FaceControl:
             blendshape_names=list(bs.keys()),
             blendshapes=np.asarray(list(bs.values()), np.float32),
             gaze=np.asarray(obj.get("gaze_rad", []), np.float32).reshape(-1, 2),
+            eyelid_ratios=np.asarray(obj.get("eyelid_ratios", []), np.float32).ravel(),
         )

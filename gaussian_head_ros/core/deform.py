@@ -45,6 +45,7 @@ import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.control import NUM_LID_PAIRS
 from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
 
 
@@ -343,10 +344,11 @@ def coefficients(rig: Rig, means, verts):
 # Per-frame rules (numpy or torch)
 
 def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveConfig | None = None,
-                       landmarks=None):
+                       lid_ratios=None):
     """Template displacement [V, 3]: expression [L, 3] (limited to max_offset_m each, times the gain) on the
-    first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]; with the operator's landmarks [L, 3] the
-    eyelids then follow `eyelid_openness` (retargeted as a fraction of each face's own lid gap)."""
+    first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]; with the operator's lid ratios [14]
+    (`eyelid_ratios`) the eyelids then follow `eyelid_openness` (retargeted as a fraction of each face's own
+    lid gap)."""
     cfg = cfg or DriveConfig()
     xp = namespace(verts)
     lcount = min(verts.shape[0], expression.shape[0])
@@ -356,24 +358,37 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     disp = xp.concat([off, xp.zeros_like(verts[lcount:])], 0) if lcount < verts.shape[0] else off
     if basis is not None and coeffs is not None and basis.shape[0]:
         disp = disp + xp.einsum("e,evc->vc", coeffs, basis)
-    if landmarks is not None and cfg.lid_closed_ratio < 1 and lcount >= lmk.NUM_MESH and \
-            landmarks.shape[0] >= lmk.NUM_MESH and lmk.has_mediapipe_topology(verts.shape[0]):
-        disp = _retarget_eyelids(verts, disp, eyelid_openness(landmarks, expression, cfg), xp)
+    if lid_ratios is not None and cfg.lid_closed_ratio < 1 and lcount >= lmk.NUM_MESH and \
+            lid_ratios.shape[0] == NUM_LID_PAIRS and lmk.has_mediapipe_topology(verts.shape[0]):
+        disp = _retarget_eyelids(verts, disp, eyelid_openness(lid_ratios, cfg), xp)
     return disp
 
 
-def eyelid_openness(landmarks, expression, cfg: DriveConfig):
-    """The operator's lid opening per eye (right, left) [2] as a fraction of their neutral opening (centre lid
-    pair; landmarks - expression = the neutral face), remapped so that `lid_closed_ratio` (where MediaPipe's
-    lids stop in a full blink) reads 0: exactly 1 at the neutral."""
+LID_UPPER = np.array([p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # [14] upper-lid landmarks
+LID_LOWER = np.array([p[1] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # [14] their lower-lid partners
+LID_MID = (lmk.EYELID_PAIRS_R.index(lmk.EYELID_MID_R),
+           len(lmk.EYELID_PAIRS_R) + lmk.EYELID_PAIRS_L.index(lmk.EYELID_MID_L))  # centre pair of each eye
+
+
+def eyelid_ratios(landmarks, expression):
+    """[L >= 468, 3] the operator's canonical landmarks and [L, 3] expression (landmarks minus their neutral
+    face) -> [14] lid gap / neutral lid gap of each pair of lmk.EYELID_PAIRS_R then EYELID_PAIRS_L (1 = as
+    open as the neutral, ~0.2 = MediaPipe's full blink). numpy or torch like `landmarks`."""
     xp = namespace(landmarks)
+    up, lo = LID_UPPER, LID_LOWER
     neutral = landmarks - expression[:landmarks.shape[0]]
-    out = []
-    for up, lo in (lmk.EYELID_MID_R, lmk.EYELID_MID_L):
-        gap = xp.linalg.vector_norm(landmarks[up] - landmarks[lo])
-        gap0 = xp.clip(xp.linalg.vector_norm(neutral[up] - neutral[lo]), 1e-6, None)
-        out.append((gap / gap0 - cfg.lid_closed_ratio) / (1 - cfg.lid_closed_ratio))
-    return xp.clip(xp.stack(out), 0.0, cfg.lid_max_open)
+    gap = xp.linalg.vector_norm(landmarks[up] - landmarks[lo], axis=-1)
+    gap0 = xp.clip(xp.linalg.vector_norm(neutral[up] - neutral[lo], axis=-1), 1e-6, None)
+    return gap / gap0
+
+
+def eyelid_openness(lid_ratios, cfg: DriveConfig):
+    """[14] lid ratios (`eyelid_ratios`) -> the operator's lid opening per eye (right, left) [2]: the centre
+    pair's ratio remapped so that `lid_closed_ratio` (where MediaPipe's lids stop in a full blink) reads 0;
+    exactly 1 at the neutral, clipped to [0, lid_max_open]."""
+    xp = namespace(lid_ratios)
+    mid = lid_ratios[list(LID_MID)]
+    return xp.clip((mid - cfg.lid_closed_ratio) / (1 - cfg.lid_closed_ratio), 0.0, cfg.lid_max_open)
 
 
 def _retarget_eyelids(verts, disp, openness, xp):
@@ -490,10 +505,13 @@ def apply(frame, coef, delta, quat, scale, means, quats, scales):
 
 
 def control_inputs(control, cfg: DriveConfig):
-    """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, landmarks [L, 3]
-    or None) as the rules take them (numpy)."""
+    """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
+    or None) as the rules take them (numpy). The lid ratios are the control's `eyelid_ratios`, else measured
+    from its landmarks when it has them (`eyelid_ratios`), else None (the lids follow the expression alone)."""
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
     ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
-    return ex, jaw_open, float(control.mouth_open), eyes.control_gaze(control), (lm if lm.shape == ex.shape else None)
-
+    lid = np.asarray(getattr(control, "eyelid_ratios", ()), np.float64).ravel()
+    if lid.shape[0] != NUM_LID_PAIRS:
+        lid = eyelid_ratios(lm, ex) if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH else None
+    return ex, jaw_open, float(control.mouth_open), eyes.control_gaze(control), lid

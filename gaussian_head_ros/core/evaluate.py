@@ -54,6 +54,8 @@ class EvalConfig:
     side_by_side: str = ""  # write driver | render to this .mp4 ("" = none)
     keep_series: bool = False  # also return the reader's per-frame series ("reader_series": driver / render)
     fps: float = 25.0  # frame rate of the side-by-side video
+    control_codec: str = "none"  # drive with the tracker's controls as a render node receives them over ROS:
+    # none (in-process, landmarks included), dense or compact (expression_codec.as_received)
 
 
 def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmenter) -> np.ndarray:
@@ -100,11 +102,14 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     from contextlib import ExitStack
 
     from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.expression_codec import WIRE, as_received
     from gaussian_head_ros.core.holes import HoleStats
     from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     cfg = config or EvalConfig()
+    if cfg.control_codec not in WIRE:
+        raise ValueError(f"control_codec must be one of {', '.join(WIRE)}, got {cfg.control_codec!r}")
     if not frames:
         raise ValueError("no frames to evaluate")
     if cfg.max_frames:
@@ -169,6 +174,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             if control is None or not control.face_detected:
                 n_untracked += 1
                 continue
+            control = as_received(control, cfg.control_codec)
             ts = time.perf_counter()
             out = render_control(driver, control, K, w, h, cfg.render_backend)
             t_frame.append(time.perf_counter() - ts)
@@ -229,7 +235,8 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
         v = v[np.isfinite(v)]
         return round(float(v.mean()), 4) if v.size else None
 
-    m = {"frames": len(frames), "frames_rendered": n_rendered, "frames_untracked": n_untracked}
+    m = {"frames": len(frames), "frames_rendered": n_rendered, "frames_untracked": n_untracked,
+         "control_codec": cfg.control_codec}
     if cfg.image_metrics:
         m.update({
             "frames_evaluated": n_eval, "render_face_rate": round(n_render_face / n_eval, 4),

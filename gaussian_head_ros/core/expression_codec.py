@@ -1,4 +1,4 @@
-"""Compact expression on the wire: a few hundred bytes instead of 478 x 3 float32 (5.7 KB).
+"""Compact expression on the wire: ~400 bytes instead of 478 x 3 float32 (5.7 KB).
 
 The dense expression (FaceControl.expression, [L, 3] metres: landmarks minus the operator's neutral face)
 is projected onto a fixed basis of the face template and quantised:
@@ -19,42 +19,60 @@ is projected onto a fixed basis of the face template and quantised:
   sadtalker/tpsmm at K = 128, then the largest error of an eyelid gap): plain graph Laplacian 0.42/0.52/
   0.40/0.42 mm; degree mass 0.39/0.50/0.39/0.41; + lips x2 0.33/0.41/0.39/0.38 but lid gap 2.8 mm; + lips
   and eyes x2 0.36/0.43/0.39/0.39, lid gap 1.6 mm (this one); eyes x3 0.46/0.51/0.44/0.45, lid gap 0.7 mm.
-- coefficients: the least-squares C = (U^T U)^-1 U^T X ([K, 3]), quantised per band of modes with one
-  float32 step per band and message (step = max |c| of the band / qmax): modes 0-7, 8-23, 24-63 as int8,
-  64-127 as int4 (two per byte).
-- irises (landmarks 468-477, no mesh edges): their offsets as float16 (60 bytes).
+- upper lids: one more column per upper-lid vertex (the 14 of landmarks.EYELID_PAIRS_*): a closing lid moves
+  those vertices ~9 mm while the lid crease above stays put, a step no smooth mode follows; fitted with the
+  modes, they take that step and the modes no longer ring around the eyes (sadtalker frame 34: crease
+  vertices 27/28/257/258 were 2.4 mm off, worst frame 34.6 -> 36.0 dB).
+- coefficients: the least-squares C = (U^T U)^-1 U^T X ([K + 14, 3]), quantised per band with one float32
+  step per band and message (step = max |c| of the band / qmax): modes 0-7, 8-23, 24-63 as int8, 64-127 as
+  int4 (two per byte), the lid columns as int8.
+- eyelid ratios (FaceControl.eyelid_ratios: operator lid gap / neutral gap per pair, what the driver
+  retargets the lids by; absolute landmarks are off by default, so they travel here): uint8 in 0.01 steps.
+- irises (landmarks 468-477, no mesh edges; the renderer never moves them, gaze has its own field): int8
+  with one float32 step.
 
-Measured on every ../shared clip's tracked expressions: landmark RMS error 0.36 (lp_d0), 0.43 (lp_d18),
-0.39 (sadtalker), 0.39 (tpsmm) mm, against an expression RMS of 5.0 mm; 366 bytes of
-code for 478 points, a FaceControl of ~500 bytes serialized. Renders of each clip's frame-0 avatar driven
-by compact vs dense controls (scripts/bench_control_codec.py, 60 frames per clip): PSNR mean 51.6/56.9/
-42.7/53.9 dB, worst frame 45.0/51.5/36.3/47.6 dB (the differences sit on lid and lip edges); FaceLandmarker
-reader correlations differ by at most 0.04/0.07/0.02/0.07, against 0.07/0.22/0.03/0.02 for +-1/255 noise
-on the dense renders. Gaze, mouth_open, blendshapes and the head pose travel exactly in their own
-fields; only the expression is coded. Encoding + decoding: ~0.7 ms.
+Measured (CODEC_LAPLACIAN_V2) on every ../shared clip's tracked expressions (all frames, 663): landmark RMS
+0.35 (lp_d0), 0.43 (lp_d18), 0.38 (sadtalker), 0.32 (tpsmm) mm, against an expression RMS of 3.1-6.9 mm;
+401 bytes of code for 478 points, a FaceControl of ~535 bytes serialized. Renders of each clip's frame-0
+avatar driven by the tracker's own control (landmarks, exact lid ratios) vs the compact message
+(scripts/bench_control_codec.py, 60 frames per clip): see that script's output in the README; the worst
+frames (sadtalker, PSNR ~36 dB) differ on the hair edges near the temples, the teeth and the lid edges: the
+residual is not noise but shape (it changes 0.04-0.07 mm frame to frame against 0.35-0.43 mm in all):
+truncating at 256 float modes still gives 39.5 dB on sadtalker's worst frame, 400 give 50.6 dB.
+Gaze, mouth_open, blendshapes and the head pose travel exactly in their own fields.
 
-Code layout (CODEC_LAPLACIAN_V1, little-endian), all of it in FaceControl.expression_code:
-  uint16 number of expression points L (468 or 478), float32 step[4] (one per band),
-  int8 band 0..2 coefficients (modes 0-63, row-major [mode, xyz]), int4 band 3 (modes 64-127, row-major,
-  two's complement, low nibble first), float16 iris offsets [10, 3] when L == 478.
+Code layout (CODEC_LAPLACIAN_V2, little-endian), all of it in FaceControl.expression_code:
+  uint16 number of expression points L (468 or 478), uint8 flags (1: eyelid ratios present),
+  float32 step[5] (the four mode bands, the lid columns), int8 bands 0..2 coefficients (modes 0-63,
+  row-major [mode, xyz]), int4 band 3 (modes 64-127, row-major, two's complement, low nibble first), int8
+  lid columns [14, 3], uint8 eyelid ratios [14] (x 0.01) when flagged, then when L == 478 float32 iris step
+  and int8 iris offsets [10, 3].
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.control import NUM_LID_PAIRS
 
 CODEC_DENSE = 0  # FaceControl.expression as float32 (no code)
-CODEC_LAPLACIAN_V1 = 1  # this module
-CODECS = {"dense": CODEC_DENSE, "compact": CODEC_LAPLACIAN_V1}
+CODEC_LAPLACIAN_V1 = 1  # retired (builds of 2026-11-29 before the lid ratios): refused with a clear error
+CODEC_LAPLACIAN_V2 = 2  # this module
+CODEC_COMPACT = CODEC_LAPLACIAN_V2
+CODECS = {"dense": CODEC_DENSE, "compact": CODEC_COMPACT}
 
-NUM_MODES = 128  # K
+NUM_MODES = 128  # K Laplacian modes
 BANDS = ((0, 8, 8), (8, 24, 8), (24, 64, 8), (64, 128, 4))  # (first mode, end, bits)
+LID_BITS = 8  # the upper-lid columns' coefficients
 OPENING_MASS = 2.0  # mass of the lip and eye-contour vertices and their neighbours (see the docstring)
 SIGN_FRACTION = 0.1  # an eigenvector's sign: its first component above this fraction of its largest is > 0
+UPPER_LIDS = tuple(p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L)  # [14] one basis column each
+RATIO_STEP = 0.01  # eyelid ratios as uint8 multiples of this (0..2.55)
+FLAG_RATIOS = 1  # header flag: the 14 eyelid ratios follow the coefficients
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,68 +101,89 @@ def _basis_and_projector() -> tuple[np.ndarray, np.ndarray]:
         first = np.flatnonzero(np.abs(col) > SIGN_FRACTION * np.abs(col).max())[0]
         if col[first] < 0:
             u[:, k] = -col
-    p = np.linalg.solve(u.T @ u, u.T)  # [K, V]: least-squares coefficients (the smallest Euclidean landmark error)
+    lids = np.zeros((v, len(UPPER_LIDS)))
+    lids[list(UPPER_LIDS), np.arange(len(UPPER_LIDS))] = 1.0
+    u = np.concatenate([u, lids], 1)  # [V, K + 14]
+    p = np.linalg.solve(u.T @ u, u.T)  # [K + 14, V]: least-squares coefficients (the smallest Euclidean landmark error)
     u.setflags(write=False)
     p.setflags(write=False)
     return u, p
 
 
 def basis() -> np.ndarray:
-    """[V=468, K] float64: the expression basis (generalized eigenvectors, see the module docstring)."""
+    """[V=468, K + 14] float64: the expression basis (generalized eigenvectors, then one column per upper-lid
+    vertex; see the module docstring)."""
     return _basis_and_projector()[0]
 
 
-def code_size(num_points: int) -> int:
-    """Bytes of the code for an expression of `num_points` points."""
-    coeff = sum((b - a) * 3 * bits // 8 for a, b, bits in BANDS)
-    return 2 + 4 * len(BANDS) + coeff + (2 * 3 * lmk.NUM_IRIS if num_points == lmk.NUM_LANDMARKS else 0)
+def code_size(num_points: int, eyelid_ratios: bool = True) -> int:
+    """Bytes of the code for an expression of `num_points` points (with or without the eyelid ratios)."""
+    coeff = sum((b - a) * 3 * bits // 8 for a, b, bits in BANDS) + len(UPPER_LIDS) * 3 * LID_BITS // 8
+    return (3 + 4 * (len(BANDS) + 1) + coeff + (NUM_LID_PAIRS if eyelid_ratios else 0)
+            + (4 + 3 * lmk.NUM_IRIS if num_points == lmk.NUM_LANDMARKS else 0))
 
 
-def encode(expression: np.ndarray) -> bytes:
-    """[L, 3] float (L = 468 or 478), metres -> code bytes (CODEC_LAPLACIAN_V1). ValueError for another
-    shape or non-finite values."""
+def _quantise(x: np.ndarray, bits: int) -> tuple[float, np.ndarray]:
+    """Values -> (step, int8 levels in +-(2^(bits-1) - 1)): step = max |x| / qmax (1 for all-zero x)."""
+    qmax = 2 ** (bits - 1) - 1
+    step = float(np.abs(x).max()) / qmax if x.size else 0.0
+    step = step if step > 0 else 1.0
+    return step, np.clip(np.rint(x / step), -qmax, qmax).astype(np.int8).ravel()
+
+
+def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None) -> bytes:
+    """[L, 3] float (L = 468 or 478), metres, and optionally [14] eyelid ratios (FaceControl.eyelid_ratios,
+    clipped to 0..2.55) -> code bytes (CODEC_LAPLACIAN_V2). ValueError for another shape or non-finite values."""
     x = np.asarray(expression, np.float64)
     if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] not in (lmk.NUM_MESH, lmk.NUM_LANDMARKS):
         raise ValueError(f"expression must be [{lmk.NUM_MESH} or {lmk.NUM_LANDMARKS}, 3], got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("expression contains NaN or Inf")
-    c = _basis_and_projector()[1] @ x[:lmk.NUM_MESH]  # [K, 3]
+    r = None if eyelid_ratios is None else np.asarray(eyelid_ratios, np.float64).ravel()
+    if r is not None and r.size == 0:
+        r = None
+    if r is not None and (r.size != NUM_LID_PAIRS or not np.all(np.isfinite(r))):
+        raise ValueError(f"eyelid_ratios must be {NUM_LID_PAIRS} finite values, got {r.size}")
+    c = _basis_and_projector()[1] @ x[:lmk.NUM_MESH]  # [K + 14, 3]
     steps, parts = [], []
-    for a, b, bits in BANDS:
-        qmax = 2 ** (bits - 1) - 1
-        seg = c[a:b]
-        step = float(np.abs(seg).max()) / qmax
-        step = step if step > 0 else 1.0
-        q = np.clip(np.rint(seg / step), -qmax, qmax).astype(np.int8).ravel()
+    for a, b, bits in BANDS + ((NUM_MODES, NUM_MODES + len(UPPER_LIDS), LID_BITS),):
+        step, q = _quantise(c[a:b], bits)
         steps.append(step)
         if bits == 8:
             parts.append(q.tobytes())
         else:  # int4: two's complement nibbles, low nibble first
             n = (q.astype(np.uint8) & 0x0F)
             parts.append((n[0::2] | (n[1::2] << 4)).astype(np.uint8).tobytes())
-    out = np.uint16(x.shape[0]).tobytes() + np.asarray(steps, "<f4").tobytes() + b"".join(parts)
+    if r is not None:
+        parts.append(np.clip(np.rint(r / RATIO_STEP), 0, 255).astype(np.uint8).tobytes())
+    out = (np.uint16(x.shape[0]).tobytes() + np.uint8(FLAG_RATIOS if r is not None else 0).tobytes()
+           + np.asarray(steps, "<f4").tobytes() + b"".join(parts))
     if x.shape[0] == lmk.NUM_LANDMARKS:
-        out += x[lmk.NUM_MESH:].astype("<f2").tobytes()
+        step, q = _quantise(x[lmk.NUM_MESH:], 8)
+        out += np.float32(step).astype("<f4").tobytes() + q.tobytes()
     return out
 
 
-def decode(code: bytes | memoryview) -> np.ndarray:
-    """Code bytes (CODEC_LAPLACIAN_V1) -> [L, 3] float32 expression, metres. ValueError when the code is
-    malformed (wrong length, point count, non-finite steps)."""
+def decode(code: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
+    """Code bytes (CODEC_LAPLACIAN_V2) -> ([L, 3] float32 expression, metres; [14] float32 eyelid ratios, or
+    [0] when the code carries none). ValueError when the code is malformed (wrong length, point count,
+    non-finite steps)."""
     buf = bytes(code)
-    if len(buf) < 2:
+    if len(buf) < 3:
         raise ValueError("expression code is empty")
-    n = int(np.frombuffer(buf[:2], "<u2")[0])
+    n, flags = int(np.frombuffer(buf[:2], "<u2")[0]), buf[2]
     if n not in (lmk.NUM_MESH, lmk.NUM_LANDMARKS):
         raise ValueError(f"expression code for {n} points; expected {lmk.NUM_MESH} or {lmk.NUM_LANDMARKS}")
-    if len(buf) != code_size(n):
-        raise ValueError(f"expression code has {len(buf)} bytes, expected {code_size(n)} for {n} points")
-    steps = np.frombuffer(buf, "<f4", len(BANDS), 2).astype(np.float64)
+    has_ratios = bool(flags & FLAG_RATIOS)
+    if len(buf) != code_size(n, has_ratios):
+        raise ValueError(f"expression code has {len(buf)} bytes, expected {code_size(n, has_ratios)} for {n} points")
+    bands = BANDS + ((NUM_MODES, NUM_MODES + len(UPPER_LIDS), LID_BITS),)
+    steps = np.frombuffer(buf, "<f4", len(bands), 3).astype(np.float64)
     if not np.all(np.isfinite(steps)):
         raise ValueError("expression code has non-finite quantisation steps")
-    c = np.empty((NUM_MODES, 3))
-    pos = 2 + 4 * len(BANDS)
-    for (a, b, bits), step in zip(BANDS, steps):
+    c = np.empty((NUM_MODES + len(UPPER_LIDS), 3))
+    pos = 3 + 4 * len(bands)
+    for (a, b, bits), step in zip(bands, steps):
         count = (b - a) * 3
         if bits == 8:
             q = np.frombuffer(buf, np.int8, count, pos).astype(np.float64)
@@ -156,11 +195,34 @@ def decode(code: bytes | memoryview) -> np.ndarray:
             nib[0::2], nib[1::2] = packed & 0x0F, packed >> 4
             q = np.where(nib > 7, nib - 16, nib).astype(np.float64)
         c[a:b] = q.reshape(b - a, 3) * step
+    ratios = np.zeros(0, np.float32)
+    if has_ratios:
+        ratios = np.frombuffer(buf, np.uint8, NUM_LID_PAIRS, pos).astype(np.float32) * np.float32(RATIO_STEP)
+        pos += NUM_LID_PAIRS
     out = np.zeros((n, 3), np.float32)
     out[:lmk.NUM_MESH] = basis() @ c
     if n == lmk.NUM_LANDMARKS:
-        iris = np.frombuffer(buf, "<f2", 3 * lmk.NUM_IRIS, pos).reshape(-1, 3)
-        if not np.all(np.isfinite(iris)):
-            raise ValueError("expression code has non-finite iris offsets")
-        out[lmk.NUM_MESH:] = iris
+        step = float(np.frombuffer(buf, "<f4", 1, pos)[0])
+        if not np.isfinite(step):
+            raise ValueError("expression code has a non-finite iris step")
+        out[lmk.NUM_MESH:] = np.frombuffer(buf, np.int8, 3 * lmk.NUM_IRIS, pos + 4).reshape(-1, 3) * step
+    return out, ratios
+
+
+WIRE = ("none", "dense", "compact")  # what as_received emulates: nothing, or the FaceControl message with that codec
+
+
+def as_received(control, wire: str):
+    """A FaceControl as a render node receives it from the tracker node with its defaults (no absolute
+    landmarks: send_landmarks false) and the expression sent `wire` ('dense': float32, no eyelid ratios;
+    'compact': this codec), without ROS; 'none' returns it unchanged. For evaluations (gaussian-head eval
+    --control-codec). ValueError for another `wire`."""
+    if wire not in WIRE:
+        raise ValueError(f"unknown control wire format {wire!r}; one of {', '.join(WIRE)}")
+    if wire == "none":
+        return control
+    out = dataclasses.replace(control, landmarks=np.zeros((0, 3), np.float32),
+                              eyelid_ratios=np.zeros(0, np.float32))
+    if wire == "compact" and np.size(control.expression):
+        out.expression, out.eyelid_ratios = decode(encode(control.expression, control.eyelid_ratios))
     return out

@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
-from gaussian_head_ros.core import eyes
+from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator
 from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_head_frame
@@ -396,7 +396,8 @@ class FaceTracker:
             landmarks=canonical.astype(np.float32), expression=(canonical - neutral).astype(np.float32),
             mouth_open=mouth, blendshape_names=names,
             blendshapes=bs.astype(np.float32) if bs is not None and names else np.zeros(0, np.float32),
-            gaze=gaze.reshape(2, 2).astype(np.float32))
+            gaze=gaze.reshape(2, 2).astype(np.float32),
+            eyelid_ratios=deform.eyelid_ratios(canonical, canonical - neutral).astype(np.float32))
 
     # ------------------------------------------------------------------------------------------------
     def _make_filters(self) -> None:

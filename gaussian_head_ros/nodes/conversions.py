@@ -131,8 +131,9 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
 # FaceControl
 
 def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE) -> FaceControlMsg:
-    """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_LAPLACIAN_V1 puts it in
-    expression_code (~0.4 KB) instead of `expression` (5.7 KB)."""
+    """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_COMPACT (CODEC_LAPLACIAN_V2) puts
+    it and the eyelid ratios in expression_code (~0.4 KB) instead of `expression` (5.7 KB; the dense message
+    has no field for the eyelid ratios: a driver measures them from `landmarks` when sent)."""
     msg = FaceControlMsg()
     msg.header.stamp = ns_to_stamp(c.stamp_ns)
     msg.header.frame_id = c.frame_id
@@ -144,10 +145,10 @@ def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE) ->
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in c.translation)
     msg.head_pose = pose
     msg.landmarks = _f32(c.landmarks)
-    if codec == expression_codec.CODEC_LAPLACIAN_V1 and c.expression.size:
+    if codec == expression_codec.CODEC_COMPACT and c.expression.size:
         msg.expression_codec = codec
-        msg.expression_code = expression_codec.encode(c.expression)
-    elif codec in (expression_codec.CODEC_DENSE, expression_codec.CODEC_LAPLACIAN_V1):
+        msg.expression_code = expression_codec.encode(c.expression, c.eyelid_ratios)
+    elif codec in (expression_codec.CODEC_DENSE, expression_codec.CODEC_COMPACT):
         msg.expression = _f32(c.expression)
     else:
         raise ValueError(f"unknown expression codec {codec}")
@@ -163,13 +164,18 @@ def msg_to_control(msg: FaceControlMsg) -> FaceControl:
     o, p = msg.head_pose.orientation, msg.head_pose.position
     lm = _np(msg.landmarks, np.float32)
     ex = _np(msg.expression, np.float32)
-    if msg.expression_codec == expression_codec.CODEC_LAPLACIAN_V1:
+    lid = np.zeros(0, np.float32)
+    if msg.expression_codec == expression_codec.CODEC_COMPACT:
         if ex.size:
             raise ValueError("expression and expression_code both set; send one")
-        ex = expression_codec.decode(msg.expression_code).ravel()
+        ex, lid = expression_codec.decode(msg.expression_code)
+        ex = ex.ravel()
+    elif msg.expression_codec == expression_codec.CODEC_LAPLACIAN_V1:
+        raise ValueError("expression_codec 1 (laplacian_v1) is retired: the publisher runs an older "
+                         "gaussian_head_ros; update it (this node reads 0 dense and 2 laplacian_v2)")
     elif msg.expression_codec != expression_codec.CODEC_DENSE:
         raise ValueError(f"unknown expression_codec {msg.expression_codec} (this node knows 0 dense, "
-                         "1 laplacian_v1; update gaussian_head_ros)")
+                         "2 laplacian_v2; update gaussian_head_ros)")
     if lm.size % 3 or ex.size % 3:
         raise ValueError(f"landmarks ({lm.size}) and expression ({ex.size}) must hold 3 values per landmark")
     c = FaceControl(
@@ -184,6 +190,7 @@ def msg_to_control(msg: FaceControlMsg) -> FaceControl:
         mouth_open=float(msg.mouth_open),
         blendshape_names=list(msg.blendshape_names),
         blendshapes=_np(msg.blendshapes, np.float32),
+        eyelid_ratios=lid,
     )
     gaze = _np(msg.gaze, np.float32)
     if gaze.size not in (0, 4):

@@ -53,7 +53,7 @@ class TrackerNodeSettings:
     max_image_pixels: int = setting(16_777_216, "frames with more pixels are rejected", range=(4096, 268_435_456))
     send_landmarks: bool = setting(False, "publish the absolute canonical landmarks too (+5.7 KB per message; the "
                                           "avatar does not need them)")
-    expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB: "
+    expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB with the eyelid ratios: "
                                                   "coefficients of a fixed template basis, core/expression_codec.py) "
                                                   "or dense (5.7 KB float32)",
                                        choices=tuple(expression_codec.CODECS))
@@ -273,7 +273,7 @@ class TrackerNode(Node):
         control.frame_id = msg.header.frame_id
         if not self._param("send_landmarks"):
             control.landmarks = np.zeros((0, 3), np.float32)
-        codec = expression_codec.CODECS.get(self._param("expression_encoding"), expression_codec.CODEC_LAPLACIAN_V1)
+        codec = expression_codec.CODECS.get(self._param("expression_encoding"), expression_codec.CODEC_COMPACT)
         self.pub.publish(control_to_msg(control, codec))
         self.counts["published"] += 1
         age = (self.get_clock().now().nanoseconds - stamp) * 1e-9
