@@ -102,6 +102,26 @@ def test_frames_without_a_face_are_counted_and_left_out(clip_reading):
     assert m["r_jaw"] == pytest.approx(1.0)
 
 
+def test_no_r_without_a_movement_above_the_readers_noise(clip_reading):
+    """lp_d18 never closes its eyes (blink score 0.10-0.18): no r_blink, though its blink series moves more
+    than MIN_STD; a series with a real blink (and the same small drift elsewhere) gets one; a brow series
+    within NOISE_MARGIN x the reader's brow noise gets none."""
+    from gaussian_head_ros.core.reader import BLINK_MIN_RISE, driver_moves, min_std
+
+    read = clip_reading
+    series = _series(read)
+    blink = np.asarray(series.groups["blink"])
+    assert 0.01 < blink.std() and blink.max() - np.percentile(blink, 10) < BLINK_MIN_RISE
+    assert compare(series, series)["r_blink"] is None
+    blinking = blink.copy()
+    blinking[20:24] += [0.3, 0.6, 0.6, 0.3]  # a blink
+    assert driver_moves("blink", blinking)
+    rng = np.random.default_rng(0)
+    assert not driver_moves("brow", rng.normal(0, 0.8 * min_std("brow"), 60))
+    assert driver_moves("brow", rng.normal(0, 1.5 * min_std("brow"), 60))
+    assert compare(series, series)["r_jaw"] == pytest.approx(1.0)  # the jaw moves: measured as before
+
+
 def test_a_still_driver_gives_no_correlation():
     series = _series([None] * 3)
     m = compare(series, series)

@@ -27,9 +27,16 @@ angle: r, and the mean absolute difference in degrees (`mae_deg`; an absolute er
 cross-reenactment it also contains how the reader sees two different faces at the same pose).
 
 A correlation is reported as None (not 0) when fewer than MIN_FRAMES frames have a face in both videos,
-or when the driver's series hardly moves (std below MIN_STD / MIN_STD_DEG): there r would measure the
-reader's noise, not whether the avatar follows. Frames where the reader finds no face are counted
-(`no_face_driver`, `no_face_render`) and left out of every series.
+or when the driver's series does not move clearly above the reader's own noise: there r would measure
+the reader's noise, not whether the avatar follows. "Clearly" = a std of at least NOISE_MARGIN x the
+group's NOISE_STD (and MIN_STD; MIN_STD_DEG for angles), and for blink a real blink: the score rises
+BLINK_MIN_RISE above the clip's open-eye level (its 10th percentile) at least once. NOISE_STD is the
+reader's std on a still face (median over the four ../shared clips' first frames and three portraits,
+each 30 frames in video mode with fresh pixel noise of std 2 grey levels: scripts/reader_noise.py).
+Measured there: lp_d0 and lp_d18 never close their eyes (blink score 0.10-0.18 throughout, std 0.02),
+so their r_blink was the lids' drift with gaze; lp_d0's brow std 0.028 is 1.5 x the brow noise (its
+own first frame alone reads 0.019). Frames where the reader finds no face are counted (`no_face_driver`,
+`no_face_render`) and left out of every series.
 """
 
 from __future__ import annotations
@@ -48,6 +55,12 @@ ANGLES = ("yaw", "pitch", "roll")
 MIN_FRAMES = 10  # fewer common frames than this: no correlation
 MIN_STD = 0.01  # blendshape score units: a driver series stiller than this has nothing to follow
 MIN_STD_DEG = 0.5  # the same for a head angle, degrees
+# The reader's std per group on a still face (see the module docstring; scripts/reader_noise.py), and how
+# far above it a driver's std must be for its r to say whether the avatar follows.
+NOISE_STD = {"jaw": 0.0017, "blink": 0.0059, "gaze_h": 0.0060, "gaze_v": 0.0139, "brow": 0.0186,
+             "smile": 0.0069, "pucker": 0.0002}
+NOISE_MARGIN = 2.5
+BLINK_MIN_RISE = 0.25  # a blink: the blink score this far above the clip's open-eye level (10th percentile)
 _GL_TO_CV = np.diag([1.0, -1.0, -1.0])
 
 
@@ -169,6 +182,19 @@ class ReaderSeries:
         return np.isfinite(np.asarray(self.groups["jaw"], np.float64))
 
 
+def min_std(group: str) -> float:
+    """The driver std below which a group's r is not reported (MIN_STD, or NOISE_MARGIN x its NOISE_STD)."""
+    return max(MIN_STD, NOISE_MARGIN * NOISE_STD.get(group, 0.0))
+
+
+def driver_moves(group: str, driver: np.ndarray) -> bool:
+    """Whether a driver's [T] series of one group moves clearly above the reader's noise (module docstring)."""
+    d = np.asarray(driver, np.float64)
+    if len(d) < MIN_FRAMES or float(np.std(d)) < min_std(group):
+        return False
+    return group != "blink" or float(d.max() - np.percentile(d, 10)) >= BLINK_MIN_RISE
+
+
 def _r(driver: np.ndarray, render: np.ndarray, min_std: float) -> float | None:
     if len(driver) < MIN_FRAMES or float(np.std(driver)) < min_std:
         return None
@@ -186,7 +212,8 @@ def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
                  "no_face_render": int((~render.found()).sum())}
     for k in GROUPS:
         d = np.asarray(driver.groups[k], np.float64)[both]
-        out[f"r_{k}"] = _r(d, np.asarray(render.groups[k], np.float64)[both], MIN_STD)
+        out[f"r_{k}"] = round(correlation(d, np.asarray(render.groups[k], np.float64)[both]), 4) \
+            if driver_moves(k, d) else None
         out[f"std_{k}"] = round(float(np.std(d)), 4) if d.size else None
     for k in ANGLES:
         d = np.asarray(driver.angles[k], np.float64)[both]
