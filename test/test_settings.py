@@ -108,3 +108,36 @@ def test_backend_options_pass_through_generically(monkeypatch):
     mesh = reconstructor_options({**values, "preset": "fast"})
     assert mesh["preset"] == "fast" and "checkpoint" not in mesh and "max_gaussians" not in mesh  # 0 = the preset's
     assert reconstructor_options({**values, "max_gaussians": 40_000})["max_gaussians"] == 40_000
+
+
+def test_float_parameters_take_integers(rclpy_context):
+    """`ros2 param set /render_node fps 15` sends an integer; a float setting takes it (as 15.0), from an
+    override at start-up too; a string is still refused and the range still holds."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.nodes.common import check_parameters, declare_settings
+
+    table = {k: _params("render_node")[k] for k in ("fps", "width", "background")}
+    node = rclpy_context.create_node("float_params_test", parameter_overrides=[Parameter("fps", value=20)])
+    try:
+        declare_settings(node, table)
+        from rcl_interfaces.msg import SetParametersResult
+
+        def on_set(params):
+            try:
+                check_parameters(table, params)
+            except ValueError as e:
+                return SetParametersResult(successful=False, reason=str(e))
+            return SetParametersResult(successful=True)
+
+        node.add_on_set_parameters_callback(on_set)
+        assert node.get_parameter("fps").value == 20.0 and isinstance(node.get_parameter("fps").value, float)
+        assert node.set_parameters([Parameter("fps", value=15)])[0].successful
+        assert node.get_parameter("fps").value == 15.0 and node.get_parameter("fps").type_ == Parameter.Type.DOUBLE
+        assert not node.set_parameters([Parameter("fps", value=500)])[0].successful  # out of range
+        assert not node.set_parameters([Parameter("fps", value="fast")])[0].successful  # wrong type
+        assert not node.set_parameters([Parameter("width", value=1.5)])[0].successful  # no float into an int
+        assert node.set_parameters([Parameter("background", value=[0, 1, 0])])[0].successful
+        assert node.get_parameter("background").value == [0.0, 1.0, 0.0]
+    finally:
+        node.destroy_node()

@@ -37,7 +37,28 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     """Declare one parameter per setting of `table` ({parameter name: Setting}), described, with its
     default; then a value out of its range or choices (from a params file or an override, which the
     on-set callback does not see) goes back to its default, alone, with an error log line. `check`
-    (name, value), raising ValueError, replaces the range/choices check when a node checks more."""
+    (name, value), raising ValueError, replaces the range/choices check when a node checks more.
+
+    Floating-point settings also take integers (`ros2 param set /render_node fps 15`, `-p fps:=15`, a YAML
+    `fps: 15`), converted to float: rclpy refuses a value of another type than the declared one (only
+    `dynamic_typing` would let it through, and then any type), so integer overrides are converted before
+    the declaration and integer sets in a pre-set callback (rclpy >= Iron; older ones keep refusing)."""
+    floats = {name for name, s in table.items() if isinstance(s.default, float) or
+              (isinstance(s.default, (list, tuple)) and s.default and isinstance(s.default[0], float))}
+    ints = (Parameter.Type.INTEGER, Parameter.Type.INTEGER_ARRAY)
+
+    def as_float(p: Parameter) -> Parameter:
+        if p.name not in floats or p.type_ not in ints:
+            return p
+        return Parameter(p.name, value=float(p.value) if p.type_ == Parameter.Type.INTEGER
+                         else [float(v) for v in p.value])
+
+    overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
+    if isinstance(overrides, dict):
+        for name in floats & set(overrides):
+            overrides[name] = as_float(overrides[name])
+    if floats and hasattr(node, "add_pre_set_parameters_callback"):
+        node.add_pre_set_parameters_callback(lambda params: [as_float(p) for p in params])
     for name, s in table.items():
         node.declare_parameter(name, s.default, descriptor(s))
     for name, s in table.items():

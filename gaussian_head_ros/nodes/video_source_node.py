@@ -3,6 +3,10 @@
 Publishes `camera/image_raw` (sensor_msgs/Image, sensor-data QoS) at the file's native rate (or `rate`),
 each frame stamped with the wall-clock time it was published, so glass-to-glass latency downstream is
 real. With `loop` a file restarts at its end; without it the node stays up and idle after the last frame.
+A source that cannot be opened (a wrong path, a camera not plugged in) is said once as an error, in the log
+and on /diagnostics (level ERROR, the reason and when it tries again), then retried quietly with a growing
+pause (2 s doubling up to RETRY_MAX_S); when it opens, the log says so. No source at all: said once, no retry
+(`source` is read-only).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core.video import VideoSource
 from gaussian_head_ros.nodes.common import diagnostics, run
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
+
+RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
+RETRY_MAX_S = 60.0
 
 
 class VideoSourceNode(Node):
@@ -53,28 +60,42 @@ class VideoSourceNode(Node):
     def _param(self, name):
         return self.get_parameter(name).value
 
-    def _open(self) -> VideoSource | None:
+    def _open(self, failures: int) -> VideoSource | None:
+        """The source, or None (state and log say why; the log only at the first of a row of failures)."""
         source = str(self._param("source"))
-        if not source:
-            self.state = "no source: set the 'source' parameter"
-            self.get_logger().error("no video source given: set the 'source' parameter (file, /dev/videoN or index)")
-            return None
         try:
             src = VideoSource(source, loop=bool(self._param("loop")), max_side=int(self._param("max_side")) or None)
         except ValueError as e:
-            self.state = f"cannot open: {e}"
-            self.get_logger().error(f"{e}; retrying in 2 s")
+            pause = self._retry_pause(failures)
+            self.state = f"cannot open: {e}; next attempt in {pause:g} s"
+            if failures == 0:
+                self.get_logger().error(f"{e}; retrying quietly, every {RETRY_FIRST_S:g} s growing to "
+                                        f"{RETRY_MAX_S:g} s (state on /diagnostics)")
+            else:
+                self.get_logger().debug(f"still cannot open {source}: {e}")
             return None
         self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps"
-                               f"{', looping' if src.loop else ''})")
+                               f"{', looping' if src.loop else ''})" + (f" after {failures} failed attempts"
+                                                                       if failures else ""))
         return src
 
+    @staticmethod
+    def _retry_pause(failures: int) -> float:
+        return min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** failures)
+
     def _run(self):
+        if not str(self._param("source")):
+            self.state = "no source: set the 'source' parameter"
+            self.get_logger().error("no video source given: set the 'source' parameter (file, /dev/videoN or index)")
+            return
+        failures = 0
         while not self._stop.is_set():
-            src = self._open()
+            src = self._open(failures)
             if src is None:
-                self._stop.wait(2.0)
+                self._stop.wait(self._retry_pause(failures))
+                failures += 1
                 continue
+            failures = 0
             with src:
                 self.state = "playing"
                 next_t = time.monotonic()
@@ -104,7 +125,12 @@ class VideoSourceNode(Node):
             return
 
     def _publish_diagnostics(self):
-        level = DiagnosticStatus.OK if self.state in ("playing", "finished") else DiagnosticStatus.WARN
+        if self.state in ("playing", "finished"):
+            level = DiagnosticStatus.OK
+        elif self.state.startswith(("cannot open", "no source")):
+            level = DiagnosticStatus.ERROR
+        else:
+            level = DiagnosticStatus.WARN
         self.diag_pub.publish(diagnostics(self, "video source", level, self.state, str(self._param("source")),
                                           {"frames_published": self.published}))
 

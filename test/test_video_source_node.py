@@ -1,0 +1,45 @@
+"""video_source_node with a source it cannot open (a wrong path): it says so once as an error, keeps
+publishing its state on /diagnostics (ERROR, the reason, the next attempt), retries quietly with a growing
+pause, and stays up."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def test_a_wrong_path_is_said_once_then_retried_quietly(tmp_path, rclpy_context):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rosgraph import Proc, executable
+
+    missing = tmp_path / "no_such_clip.mp4"
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-p", f"source:={missing}"],
+                tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node("video_source_fault_test")
+    states = []
+
+    def on_diag(msg):
+        for st in msg.status:
+            if st.name.startswith("video_source_node"):
+                states.append((st.level, st.message))
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    try:
+        deadline = time.monotonic() + 60
+        while len(states) < 3 and time.monotonic() < deadline:  # 2 s + 4 s of retries meanwhile
+            rclpy_context.spin_once(node, timeout_sec=0.1)
+        t_end = time.monotonic() + 7
+        while time.monotonic() < t_end:
+            rclpy_context.spin_once(node, timeout_sec=0.1)
+        assert proc.alive(), proc.output()
+        log = proc.output()
+        errors = [ln for ln in log.splitlines() if "ERROR" in ln]
+        assert len(errors) == 1 and str(missing) in errors[0], log
+        assert states and all(level == DiagnosticStatus.ERROR for level, _ in states), states
+        assert "cannot open" in states[-1][1] and "next attempt in" in states[-1][1], states[-1]
+    finally:
+        node.destroy_node()
+        proc.stop()
