@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat, quat_to_matrix
+from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat, line_of_sight_rotation, quat_to_matrix
 from gaussian_head_ros.core.imageio import decode_compressed, decode_raw, encode_jpeg
 
 
@@ -91,6 +91,16 @@ def test_euler_round_trip_and_axes():
     nose = np.array([0, 0, -1.0])
     assert (quat_to_matrix(euler_to_quat(30, 0, 0)) @ nose)[0] == pytest.approx(-0.5)
     assert (quat_to_matrix(euler_to_quat(0, 30, 0)) @ nose)[1] == pytest.approx(0.5)
+
+
+def test_line_of_sight_rotation():
+    np.testing.assert_allclose(line_of_sight_rotation([0, 0, 2.0]), np.eye(3), atol=1e-12)  # on the axis: nothing
+    t = np.array([0.3, -0.2, 1.5])
+    r = line_of_sight_rotation(t)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(r) > 0
+    np.testing.assert_allclose(r @ [0, 0, 1.0], t / np.linalg.norm(t), atol=1e-12)  # the axis onto the sight line
+    np.testing.assert_allclose(r @ np.cross([0, 0, 1.0], t), np.cross([0, 0, 1.0], t), atol=1e-12)  # no roll about it
 
 
 def test_control_validate_and_json():

@@ -9,9 +9,9 @@ from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import PART_EYE
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.drive import Driver
+from gaussian_head_ros.core.evaluate import EvalConfig, evaluate, render_control
 from gaussian_head_ros.core.facemesh import FaceMesh
 from gaussian_head_ros.core.holes import count_holes
-from gaussian_head_ros.core.render import rasterize
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.core.video import read_frames
 
@@ -31,17 +31,13 @@ def driven():
     size = frames[0].rgb.shape[1]
     K *= np.array([[size / cam.size[0]], [size / cam.size[1]], [1.0]])  # the clip's frames, the photo's lens
     driver = Driver(avatar)
-    out = {"avatar": avatar, "driver": driver, "holes": [], "gaze_driver": [], "gaze_render": []}
+    out = {"avatar": avatar, "driver": driver, "holes": [], "gaze_driver": [], "gaze_render": [], "frames": frames}
     with FaceTracker(TrackerConfig(fov_deg=12.0)) as tracker, FaceMesh(static_image_mode=True, max_faces=1) as mesh:
         for f in frames:
             c = tracker.process(f.rgb, f.stamp_ns, K)
             if c is None or not c.face_detected:
                 continue
-            p = driver.drive(c)
-            vm = np.eye(4, dtype=np.float32)
-            vm[:3, 3] = c.translation
-            r = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K.astype(np.float32), size, size,
-                          backend="cpu")
+            r = render_control(driver, c, K, size, size)
             out["holes"].append(count_holes(r.image, r.alpha) * (512 * 512) / (size * size))
             img = (np.clip(r.image + (1 - r.alpha[..., None]) * 0.5, 0, 1) * 255).astype(np.uint8)
             found = mesh.detect(img)
@@ -70,3 +66,14 @@ def test_the_rendered_gaze_follows_the_operator(driven):
     assert len(d) >= FRAMES - 5
     assert np.std(d[:, 0]) > 0.05  # the clip really looks around (rad)
     assert np.corrcoef(d[:, 0], r[:, 0])[0, 1] >= 0.7  # horizontal
+
+
+def test_frame_0_control_gives_the_photo_back(driven):
+    """Item 6: the control tracked from the avatar's own photo, rendered through the tracker's camera where the
+    head is in the frame, reproduces the photo (what `gaussian-head eval` reports as psnr_frame0). Before the
+    head pose was taken relative to the line of sight (control.line_of_sight_rotation) the head was rendered
+    ~3 px off on this clip: 26.9 dB; now 29.8 dB (issue 11 asks 35: not met, the crop's resolution and the
+    silhouette/torso edges cost the rest)."""
+    f0 = driven["frames"][0]
+    m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1, holes=False), driven["avatar"])
+    assert m["psnr_frame0"] >= 29.0, m

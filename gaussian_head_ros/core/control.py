@@ -69,6 +69,30 @@ def euler_to_quat(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float 
     return matrix_to_quat(ry @ rx @ rz)
 
 
+def line_of_sight_rotation(translation: np.ndarray) -> np.ndarray:
+    """[3] head origin in the camera frame (metres, OpenCV axes) -> [3, 3] the smallest rotation taking the
+    optical axis (0, 0, 1) onto the line of sight to that origin.
+
+    Head rotations measured from landmarks (`FaceControl.rotation`, the reconstructor's head fit) are how the
+    face looks in the image, i.e. relative to the line of sight: a head off the optical axis that faces the
+    camera looks frontal. A pinhole camera seeing the head at `translation` therefore sees it rotated by
+    line_of_sight_rotation(translation) @ rotation: render it with viewmat [this | translation] (the rule
+    the reconstructor's source camera and `core.evaluate.render_control` share, so a frame's own control
+    renders the frame wherever the head is in it). On the axis it is the identity."""
+    t = np.asarray(translation, np.float64)
+    n = float(np.linalg.norm(t))
+    if n < 1e-12:
+        return np.eye(3)
+    d = t / n
+    axis = np.array([-d[1], d[0], 0.0])  # (0, 0, 1) x d
+    s, c = float(np.linalg.norm(axis)), float(d[2])
+    if s < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * kx @ kx  # Rodrigues
+
+
 @dataclass
 class FaceControl:
     """One frame of control. Arrays are float32; L landmarks, B blendshapes."""
@@ -77,7 +101,8 @@ class FaceControl:
     frame_id: str = ""  # the camera's optical frame
     face_detected: bool = False
     confidence: float = 0.0  # [0, 1]
-    rotation: np.ndarray = field(default_factory=lambda: np.array([1, 0, 0, 0], np.float32))  # [4] wxyz head->camera
+    # [4] wxyz head -> camera as the face appears: relative to the line of sight (see line_of_sight_rotation)
+    rotation: np.ndarray = field(default_factory=lambda: np.array([1, 0, 0, 0], np.float32))
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # [3] head origin in camera, m
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] canonical, m
     expression: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] minus neutral, m

@@ -73,12 +73,15 @@ def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmen
 
 def render_control(driver, control, K: np.ndarray, width: int, height: int, backend: str = "cpu"):
     """Drive the avatar (a `drive.Driver`) with one FaceControl and rasterize it through the tracker's
-    camera: head pose from the control, [3, 3] intrinsics K, on black. -> render.RenderResult (image [H, W, 3]
+    camera: head pose from the control (its rotation relative to the line of sight to its translation,
+    `control.line_of_sight_rotation`), [3, 3] intrinsics K, on black. -> render.RenderResult (image [H, W, 3]
     float on black, alpha [H, W]). What `evaluate` shows the reader; reusable by acceptance tests."""
+    from gaussian_head_ros.core.control import line_of_sight_rotation
     from gaussian_head_ros.core.render import rasterize
 
     posed = driver.drive(control)
     viewmat = np.eye(4, dtype=np.float32)
+    viewmat[:3, :3] = line_of_sight_rotation(control.translation)
     viewmat[:3, 3] = control.translation
     return rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, viewmat,
                      np.asarray(K, np.float32), width, height, backend=backend)

@@ -17,7 +17,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 
-from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
+from gaussian_head_ros.core.control import euler_deg, line_of_sight_rotation, matrix_to_quat
 from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
                                                      NO_FACE, ReconstructionError)
@@ -53,7 +53,7 @@ class FramedPhoto:
 
     photo: np.ndarray  # [S, S, 3] uint8 crop
     K: np.ndarray  # [3, 3] intrinsics of the crop (pixel centres at integer + 0.5)
-    viewmat: np.ndarray  # [4, 4] head frame -> camera
+    viewmat: np.ndarray  # [4, 4] head frame -> camera: [line_of_sight_rotation(t) @ fit.rotation | t]
     landmarks_px: np.ndarray  # [478, 3] landmarks in crop pixels (x, y) and MediaPipe relative depth
     vertices: np.ndarray  # [478, 3] landmarks in the head frame, metres, projecting exactly onto landmarks_px
     fit: HeadFit  # the head frame as core.facemesh fitted it (canonical landmarks, weak perspective)
@@ -133,9 +133,13 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     # projects exactly onto the photo's landmarks (the shape differs from fit.canonical by a few mm).
     z = fit.canonical.astype(np.float64) @ fit.rotation[2] + depth
     cam = np.stack([(lm_c[:, 0] - Kc[0, 2]) / f * z, (lm_c[:, 1] - Kc[1, 2]) / f * z, z], 1)
-    vertices = (cam - t) @ fit.rotation  # R^T (X - t)
+    # The fitted rotation is the face as it looks, i.e. relative to the line of sight to the head (the
+    # crop's axis passes crop_center_m beside it): the camera sees it turned by that line's angle too, as
+    # every renderer placing a tracked head at its translation does (control.line_of_sight_rotation).
+    rot = line_of_sight_rotation(t) @ fit.rotation
+    vertices = (cam - t) @ rot  # R^T (X - t)
     viewmat = np.eye(4)
-    viewmat[:3, :3], viewmat[:3, 3] = fit.rotation, t
+    viewmat[:3, :3], viewmat[:3, 3] = rot, t
     log.debug("framed face %.0f px wide, yaw %.1f pitch %.1f, crop %.0f px -> %d", width, euler["yaw"],
               euler["pitch"], side / shrink, cfg.size)
     centres = (np.arange(cfg.size) + 0.5) / s
