@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-CACHE_VERSION = 2  # 2: per-array .npy files (memory-mapped) and a dataset index
+CACHE_VERSION = 3  # 2: per-array .npy files (memory-mapped) and a dataset index; 3: viewmat sees the head along its line of sight
 
 
 @dataclass(frozen=True)
