@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import shared
+from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import load_ply, save_ply
 from gaussian_head_ros.core.control import FaceControl, euler_to_quat, quat_to_matrix
 from gaussian_head_ros.core.drive import Driver
@@ -189,7 +190,7 @@ def test_reconstruct_gives_a_valid_drivable_avatar(tiny, framed, tmp_path):
     av = tiny.to_avatar(out, operator_id="eileen")
     av.validate()
     cfg = tiny.cfg.generator
-    assert av.num_gaussians == cfg.num_gaussians
+    assert av.num_gaussians == tiny.generator.num_gaussians
     assert av.expression_names == list(EYE_NAMES + MOUTH_NAMES)
     assert av.expression_basis.shape == (len(av.expression_names), 478, 3)
     assert av.reconstructor == "rar:tiny"
@@ -227,7 +228,8 @@ def test_pose_twin_matches_drive(tiny, framed):
     posed = Driver(av).drive(FaceControl(rotation=q, expression=expr, blendshape_names=names, blendshapes=coef))
     r = torch.as_tensor(quat_to_matrix(q), dtype=torch.float32)[None]
     with torch.no_grad():
-        twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None])
+        gaze = torch.as_tensor(eyes.control_gaze(FaceControl(blendshape_names=names, blendshapes=coef)))[None]
+        twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None], gaze)
     assert np.abs(twin["means"][0].numpy() - posed.means).max() < 1e-5
     assert np.abs(twin["scales"][0].numpy() - posed.scales).max() < 1e-6
     qa, qb = twin["quats"][0].numpy(), posed.quats / np.linalg.norm(posed.quats, axis=1, keepdims=True)
@@ -249,7 +251,7 @@ def test_reenactment_cost_does_not_depend_on_the_backbone(tiny, framed):
         big = {n: RARModel(PRESETS[n], framed[1].vertices, template_faces()) for n in ("300m", "7b")}
     macs = {n: m.reenactment.per_frame_macs(m.cfg.num_vertices) for n, m in big.items()}
     assert macs["300m"] == macs["7b"] == tiny.reenactment.per_frame_macs(478) == 41 * 478 * 3
-    assert big["300m"].cfg.generator.num_gaussians == big["7b"].cfg.generator.num_gaussians
+    assert big["300m"].generator.num_gaussians == big["7b"].generator.num_gaussians
     assert ReenactmentModule.offsets(torch.zeros(1, 41, 478, 3), torch.ones(1, 41)).shape == (1, 478, 3)
 
 
@@ -451,7 +453,7 @@ def test_reconstruction_node_with_rar_backend(tiny, tmp_path, rclpy_context):
         av = msg_to_avatar(got[-1])
         av.validate()
         assert av.reconstructor == "rar:tiny" and av.operator_id == "eileen"
-        assert av.num_gaussians == tiny.cfg.generator.num_gaussians and av.expression_basis.shape == (41, 478, 3)
+        assert av.num_gaussians == tiny.generator.num_gaussians and av.expression_basis.shape == (41, 478, 3)
     finally:
         node.destroy_node()
         rc = proc.stop()

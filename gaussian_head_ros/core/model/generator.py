@@ -9,7 +9,13 @@ Every Gaussian has a fixed anchor chosen when the model is built (stored in the 
   the face). The surface is fitted to each photo's face template (an ellipsoid whose centre and radii
   scale with the face's width between the cheeks and sit on its cheek line, so it joins the face), and
   every Gaussian moves off it by a predicted offset (hair volume);
-- torso (PART_TORSO): a curved sheet below the head for the neck and shoulders, scaled the same way.
+- torso (PART_TORSO): a curved sheet below the head for the neck and shoulders, scaled the same way;
+- eyeballs (PART_EYE, the living-face part of core/reconstruct/eyeballs.py): a cap of points on each
+  eyeball sphere about eyes.eyeball_centres of the photo's template (its own rest gaze), so the driver turns
+  them with the gaze as it turns mesh_fit's;
+- mouth interior (PART_MOUTH, core/reconstruct/mouth.py's `mouth_interior`: teeth rows, gums, cavity,
+  tongue) built once on the reference template, each point attached to its nearest inner-lip vertex, so it
+  opens with the photo's lips; the lower jaw's points carry mouth.py's jaw binding (turn with the jaw).
 Each anchor is projected into the source crop. A convolutional decoder turns the backbone's patch tokens
 into a feature map at 4x the patch grid (64 x 64 at 224 px input); the Gaussian's attributes come from an
 MLP shared by all Gaussians, fed with that map and the photo's colour sampled at the anchor, a learned
@@ -17,11 +23,15 @@ per-anchor code and the image's global (CLS) code.
 
 What the photo cannot show is inferred, not copied: each anchor has a visibility in the source view,
 v = sigmoid(logit(v_geo) + learned correction), where v_geo is a smooth step of how much its surface
-normal faces the source camera. The photo's evidence (sampled features and colour) reaches a Gaussian
-only through v_geo, and its colour is v * (photo colour, corrected) + (1 - v) * an inferred colour made
-from the anchor's code and the global code alone. A Gaussian facing away from the camera (the back and
-far side of the head) therefore never takes the colour of the pixel it projects to: seen from behind,
-the avatar shows no ghost of the face. The head frame and metres are those of core/avatar.py; outputs are
+normal faces the source camera, times two occlusion gates: a head-surface or torso anchor that projects
+onto the face template and lies behind it is hidden by the face (0), and an eyeball / mouth-interior
+anchor is seen only through the template's eye / mouth opening (the projected hole loop). The photo's
+evidence (sampled features and colour) reaches a Gaussian only through v_geo, and its colour is
+v * (photo colour, corrected) + (1 - v) * an inferred colour made from the anchor's code and the global
+code alone, around a prior (mid grey; iris/pupil/sclera about the rest gaze on the eyeballs; mouth.py's
+teeth, gum, cavity and tongue colours in the mouth). A Gaussian facing away from the camera or hidden
+behind the face therefore never takes the colour of the pixel it projects to: seen from behind or the
+side, the avatar shows no ghost of the face. The head frame and metres are those of core/avatar.py; outputs are
 raw parameters (log-scales, logit opacities, wxyz quats, rgb in [0, 1]).
 """
 
@@ -35,8 +45,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
 
 
 @dataclass(frozen=True)
@@ -53,14 +64,16 @@ class GeneratorConfig:
     max_offset_face: float = 0.004  # metres a face Gaussian may move off its template point
     max_offset_shell: float = 0.04  # metres a head-surface / torso Gaussian may move off its anchor
     decoder_upsample: int = 4  # feature map side = this x the patch grid (2 or 4)
-    visibility_softness: float = 0.05  # width of the smooth step of n . (direction to camera) giving v_geo
+    visibility_softness: float = 0.25  # width of the smooth step of n . (direction to camera) giving v_geo (0.25:
+    # surfaces seen at more than ~75 deg from their normal get the inferred colour, not the photo's stretched texture)
     scale_fill: float = 0.8  # initial Gaussian size as a fraction of the mean anchor spacing
     surface_fill: float = 1.2  # the same for the head surface and torso (closed from behind before any training)
+    behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
+    under_face_m: float = 0.03  # head-surface points hidden less deep than this behind the face start skin-coloured
+    eye_spacing_m: float = 0.0006  # Gaussian spacing on the eyeball caps (0: no eyeballs)
+    mouth_spacing_m: float = 0.001  # teeth spacing of the mouth interior (cavity 2.2x; 0: no mouth interior)
+    max_offset_inner: float = 0.001  # metres an eyeball / mouth-interior Gaussian may move off its anchor
     seed: int = 0  # anchor sampling
-
-    @property
-    def num_gaussians(self) -> int:
-        return self.num_face + self.num_head + self.num_torso
 
 
 # The canonical head surface and torso sheet (head frame: x right, y down, z into the head, metres; the
@@ -72,6 +85,11 @@ SHELL_FACE_WIDTH_M = 0.14
 TORSO_X = (-0.2, 0.2)
 TORSO_Y = (0.1, 0.3)
 TORSO_Z = 0.06
+IRIS_RADIUS_M = 0.0059  # adult iris: ~11.8 mm across (horizontal visible iris diameter)
+PUPIL_RATIO = 0.4  # pupil radius / iris radius (eyeballs.EyeballConfig.pupil_ratio)
+PUPIL_RGB = (0.05, 0.04, 0.04)
+HIDDEN_LOGIT = -12.0  # logit opacity of head-surface Gaussians that would cover the face (opacity 6e-6)
+EYE_CAP_DEG = 75.0  # half-angle of the eyeball cap about the forward direction (eyeballs.EyeballConfig.cap_deg)
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:  # [n, 3] unit vectors
@@ -81,8 +99,50 @@ def _fibonacci_sphere(n: int) -> np.ndarray:  # [n, 3] unit vectors
     return np.stack([np.cos(theta) * np.sin(phi), np.cos(phi), np.sin(theta) * np.sin(phi)], 1)
 
 
+def _canonical_surface_placement(v: np.ndarray) -> tuple[np.ndarray, float]:
+    """numpy twin of `head_surface` for one template [V, 3] -> (origin [3], scale)."""
+    if len(v) < lmk.NUM_MESH:
+        return np.zeros(3), 1.0
+    r, l = v[lmk.CHEEK_R], v[lmk.CHEEK_L]
+    return 0.5 * (r + l), float(np.linalg.norm(l - r)) / SHELL_FACE_WIDTH_M
+
+
+def _behind_the_face(points: np.ndarray, v: np.ndarray, margin_m: float) -> np.ndarray:
+    """[M] bool: points [M, 3] that lie outside the face template's footprint (x, y), or deeper (z) than its
+    nearest vertex by margin_m: the head surface continues under the face's edge, never in front of it."""
+    mesh = v[:lmk.NUM_MESH] if len(v) >= lmk.NUM_MESH else v
+    k = np.empty(len(points), np.int64)
+    near = np.empty(len(points))
+    for i in range(0, len(points), 4096):  # [chunk, V] at a time
+        d2 = ((points[i:i + 4096, None, :2] - mesh[None, :, :2]) ** 2).sum(-1)
+        k[i:i + 4096] = d2.argmin(1)
+        near[i:i + 4096] = np.sqrt(d2.min(1))
+    spacing = np.sqrt(np.median(np.sort(((mesh[:, None, :2] - mesh[None, :, :2]) ** 2).sum(-1), 1)[:, 1]))
+    return (near > 2.0 * spacing) | (points[:, 2] > mesh[k, 2] + margin_m)
+
+
+def _mouth_anchors(cfg: GeneratorConfig, v: np.ndarray) -> dict | None:
+    """mouth.py's interior (teeth, gums, cavity, tongue) on the reference template, each point as an offset
+    from its nearest inner-lip vertex: offset [M, 3], vertex [M], jaw binding [M, 3], prior rgb [M, 3],
+    sigma [M]. None without MediaPipe topology or with mouth_spacing_m = 0."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+
+    if cfg.mouth_spacing_m <= 0 or not lmk.has_mediapipe_topology(len(v)):
+        return None
+    loop = hole_loops()["mouth"]
+    mcfg = MouthConfig(teeth_spacing_m=cfg.mouth_spacing_m, cavity_spacing_m=2.2 * cfg.mouth_spacing_m)
+    b = mouth_interior(v, loop, 1.0, mcfg)
+    b = b.take(_behind_the_face(b.means, v, 0.002))  # never in sight at rest: behind the face, or not at all
+    k = loop[((b.means[:, None] - v[loop][None]) ** 2).sum(-1).argmin(1)]
+    return {"offset": b.means - v[k], "vertex": k, "bary": b.bary, "rgb": b.colors, "sigma": b.scales[:, :2].mean(1)}
+
+
 def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.ndarray) -> dict[str, np.ndarray]:
-    """Fixed anchors: part [N], face_id [N] (-1 unbound), bary [N, 3], shell [N, 3] (unbound positions)."""
+    """Fixed anchors: part [N], face_id [N] (-1 unbound), bary [N, 3] (the jaw binding on mouth rows), shell
+    [N, 3] (canonical head/torso point; eyeball: unit direction; mouth: offset from its vertex), vertex [N]
+    (mouth: the inner-lip vertex it hangs on, else -1), prior [N, 3] rgb (mouth colours, else 0.5), sigma [N]
+    initial Gaussian size in metres."""
     rng = np.random.default_rng(cfg.seed)
     tri = ref_vertices[faces]  # [F, 3, 3]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
@@ -98,26 +158,55 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
     flip = u + v > 1
     u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
     bary = np.stack([1 - u - v, u, v], 1)
-    # Head surface: directions that do not lie in front of the face (the face part covers that), stored
-    # on the canonical surface; `head_surface` moves them onto each photo's.
-    dirs = _fibonacci_sphere(cfg.num_head * 3)
-    keep = (dirs[:, 2] > -0.35) | (dirs[:, 1] < -0.55)
+    # Head surface: directions whose point on the reference photo's surface is not in front of its face
+    # (the face part covers that) but continues under the face's edge (no seam from the side); stored on the
+    # canonical surface; `head_surface` moves them onto each photo's.
+    dirs = _fibonacci_sphere(cfg.num_head * 4)
+    origin, scale = _canonical_surface_placement(ref_vertices)
+    on_ref = origin + scale * (np.asarray(SHELL_CENTRE) + dirs * np.asarray(SHELL_RADII))
+    keep = _behind_the_face(on_ref, ref_vertices, cfg.behind_face_m) | (dirs[:, 1] < -0.55)
     dirs = dirs[keep][np.linspace(0, keep.sum() - 1, cfg.num_head).astype(np.int64)]
     head = np.asarray(SHELL_CENTRE) + dirs * np.asarray(SHELL_RADII)
     # Torso: a sheet curving away from the camera at the sides.
     gx = rng.uniform(*TORSO_X, cfg.num_torso)
     gy = rng.uniform(*TORSO_Y, cfg.num_torso)
     torso = np.stack([gx, gy, TORSO_Z + 0.8 * gx ** 2 / TORSO_X[1]], 1)
-    n_unbound = cfg.num_head + cfg.num_torso
+    spacing = [math.sqrt(area.sum() / cfg.num_face), math.sqrt(4 * math.pi * np.mean(SHELL_RADII) ** 2 / (cfg.num_head * 1.3)),
+               math.sqrt(0.4 * 0.2 / cfg.num_torso)]
+    part = [np.full(cfg.num_face, PART_FACE), np.full(cfg.num_head, PART_STATIC), np.full(cfg.num_torso, PART_TORSO)]
+    shell = [np.zeros((cfg.num_face, 3)), head, torso]
+    sigma = [np.full(cfg.num_face, cfg.scale_fill * spacing[0]), np.full(cfg.num_head, cfg.surface_fill * spacing[1]),
+             np.full(cfg.num_torso, cfg.surface_fill * spacing[2])]
+    extra_bary, vertex, prior = [], [], []
+    if cfg.eye_spacing_m > 0 and len(ref_vertices) >= lmk.NUM_LANDMARKS:
+        from gaussian_head_ros.core.reconstruct.eyeballs import _cap_points
+
+        cap = _cap_points(cfg.eye_spacing_m, eyes.EYEBALL_RADIUS_M, EYE_CAP_DEG)  # [M, 3] about -z
+        for side in range(2):  # subject's right eye, then left; the rig tells them apart by x
+            part.append(np.full(len(cap), PART_EYE))
+            shell.append(cap)
+            sigma.append(np.full(len(cap), 0.75 * cfg.eye_spacing_m))
+            extra_bary.append(np.zeros((len(cap), 3)))
+            vertex.append(np.full(len(cap), eyes.IRIS_CENTRES[side]))
+            prior.append(np.full((len(cap), 3), 0.5))  # per photo (about its rest gaze): `eye_prior`
+    mouth = _mouth_anchors(cfg, ref_vertices)
+    if mouth is not None:
+        part.append(np.full(len(mouth["vertex"]), PART_MOUTH))
+        shell.append(mouth["offset"])
+        sigma.append(mouth["sigma"])
+        extra_bary.append(mouth["bary"])
+        vertex.append(mouth["vertex"])
+        prior.append(mouth["rgb"])
+    n_main = cfg.num_face + cfg.num_head + cfg.num_torso
+    n_extra = sum(len(x) for x in part) - n_main
     return {
-        "part": np.concatenate([np.full(cfg.num_face, PART_FACE), np.full(cfg.num_head, PART_STATIC),
-                                np.full(cfg.num_torso, PART_TORSO)]).astype(np.int64),
-        "face_id": np.concatenate([face_id, np.full(n_unbound, -1)]).astype(np.int64),
-        "bary": np.concatenate([bary, np.zeros((n_unbound, 3))]).astype(np.float32),
-        "shell": np.concatenate([np.zeros((cfg.num_face, 3)), head, torso]).astype(np.float32),
-        "spacing": np.array([math.sqrt(area.sum() / cfg.num_face),
-                             math.sqrt(4 * math.pi * np.mean(SHELL_RADII) ** 2 / (cfg.num_head * 1.3)),
-                             math.sqrt(0.4 * 0.2 / cfg.num_torso)], np.float32),
+        "part": np.concatenate(part).astype(np.int64),
+        "face_id": np.concatenate([face_id, np.full(n_main - cfg.num_face + n_extra, -1)]).astype(np.int64),
+        "bary": np.concatenate([bary, np.zeros((n_main - cfg.num_face, 3))] + extra_bary).astype(np.float32),
+        "shell": np.concatenate(shell).astype(np.float32),
+        "vertex": np.concatenate([np.full(n_main, -1)] + vertex).astype(np.int64),
+        "prior": np.concatenate([np.full((n_main, 3), 0.5)] + prior).astype(np.float32),
+        "sigma": np.concatenate(sigma).astype(np.float32),
     }
 
 
@@ -148,9 +237,10 @@ def head_surface(template):
     return 0.5 * (r + l), (l - r).norm(dim=-1) / SHELL_FACE_WIDTH_M
 
 
-def anchor_normals(anchors, template, faces, face_id, part, origin, scale):
+def anchor_normals(anchors, template, faces, face_id, part, origin, scale, shell=None):
     """Outward unit normals [B, N, 3] at the anchors: triangle normals (turned to face -z, the camera side
-    of the face) for bound anchors, the ellipsoid's normal on the head surface, -z on the torso sheet."""
+    of the face) for bound anchors, the ellipsoid's normal on the head surface, -z on the torso sheet and in
+    the mouth, the sphere's normal (`shell` [N, 3], the cap direction) on the eyeballs."""
     fid = face_id.clamp(min=0)
     tri = template[:, faces[fid]]  # [B, N, 3, 3]
     tn = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
@@ -158,9 +248,40 @@ def anchor_normals(anchors, template, faces, face_id, part, origin, scale):
     centre = origin[:, None] + scale[:, None, None] * torch.tensor(SHELL_CENTRE, device=anchors.device)
     radii = scale[:, None, None] * torch.tensor(SHELL_RADII, device=anchors.device)
     en = (anchors - centre) / radii ** 2  # gradient of the ellipsoid's implicit function
-    torso = torch.tensor([0.0, 0.0, -1.0], device=anchors.device).expand_as(anchors)
-    n = torch.where((face_id >= 0)[None, :, None], tn, torch.where((part == PART_TORSO)[None, :, None], torso, en))
+    forward = torch.tensor([0.0, 0.0, -1.0], device=anchors.device).expand_as(anchors)
+    n = torch.where((face_id >= 0)[None, :, None], tn,
+                    torch.where(((part == PART_TORSO) | (part == PART_MOUTH))[None, :, None], forward, en))
+    if shell is not None:
+        n = torch.where((part == PART_EYE)[None, :, None], shell[None].expand_as(anchors), n)
     return F.normalize(n, dim=-1, eps=1e-12)
+
+
+def eye_geometry(template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One template [V, 3] (numpy) -> (eyeball centres [2, 3], rest gaze directions [2, 3]) as the driver
+    computes them (core/deform.py build_rig: eyes.gaze_from_landmarks of the template)."""
+    gaze = eyes.gaze_from_landmarks(template)
+    return eyes.eyeball_centres(template, gaze), eyes.gaze_directions(gaze)
+
+
+def eye_prior(dirs, rest_dir, side):
+    """Iris / pupil / sclera colour [B, M, 3] of eyeball points with cap directions dirs [M, 3] about each eye's
+    rest gaze direction rest_dir [B, 2, 3] (side [M] 0 right, 1 left): what the lids hide is painted as
+    eyeballs.eyeball_completion paints it (default colours: the generator learns the rest)."""
+    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig
+
+    ec = EyeballConfig()
+    cosang = (dirs[None] * rest_dir[:, side]).sum(-1).clamp(-1, 1)  # [B, M]
+    t = torch.arccos(cosang) / math.asin(IRIS_RADIUS_M / eyes.EYEBALL_RADIUS_M)  # 1 at the limbus
+    col = lambda c: torch.tensor(c, dtype=dirs.dtype, device=dirs.device)  # noqa: E731
+    return torch.where((t < PUPIL_RATIO)[..., None], col(PUPIL_RGB),
+                       torch.where((t < 1)[..., None], col(ec.iris_rgb), col(ec.sclera_rgb)))
+
+
+def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """[M] bool: 2D points [M, 2] inside the closed polygon [P, 2]."""
+    from matplotlib.path import Path
+
+    return Path(polygon).contains_points(points)
 
 
 class GaussianGenerator(nn.Module):
@@ -175,11 +296,19 @@ class GaussianGenerator(nn.Module):
         self.register_buffer("face_id", torch.as_tensor(a["face_id"]))  # [N]
         self.register_buffer("bary", torch.as_tensor(a["bary"]))  # [N, 3]
         self.register_buffer("shell", torch.as_tensor(a["shell"]))  # [N, 3]
-        sp = torch.as_tensor(a["spacing"])
-        base = torch.cat([cfg.scale_fill * sp[0].expand(cfg.num_face), cfg.surface_fill * sp[1].expand(cfg.num_head),
-                          cfg.surface_fill * sp[2].expand(cfg.num_torso)])
-        self.register_buffer("base_log_scale", torch.log(base))  # [N]
-        n = cfg.num_gaussians
+        self.register_buffer("vertex", torch.as_tensor(a["vertex"]))  # [N]
+        self.register_buffer("prior_rgb", torch.as_tensor(a["prior"]))  # [N, 3]
+        self.register_buffer("base_log_scale", torch.log(torch.as_tensor(a["sigma"])))  # [N]
+        n = len(a["part"])
+        self.num_gaussians = n
+        # The template's eye and mouth openings (vertex loops), where eyeballs and mouth interior are seen.
+        # and its outline (the outer boundary loop), behind which the head surface is hidden.
+        self.openings = self.outline = None
+        if lmk.has_mediapipe_topology(len(ref_vertices)):
+            from gaussian_head_ros.core.reconstruct.template import boundary_loops, hole_loops
+
+            self.openings = hole_loops()
+            self.outline = np.asarray(max(boundary_loops(np.asarray(faces)), key=len))
         if cfg.decoder_upsample not in (2, 4):
             raise ValueError(f"decoder_upsample must be 2 or 4, got {cfg.decoder_upsample}")
         c = cfg.feat_dim
@@ -190,11 +319,12 @@ class GaussianGenerator(nn.Module):
         self.neck = nn.Sequential(*layers[:-1])  # patch tokens -> [B, C, k g, k g]
         self.global_code = nn.Linear(backbone_dim, cfg.global_dim)
         self.anchor_code = nn.Parameter(0.1 * torch.randn(n, cfg.anchor_dim))
-        self.part_code = nn.Embedding(4, cfg.anchor_dim)
+        self.part_code = nn.Embedding(PART_EYE + 1, cfg.anchor_dim)
         d_in = cfg.feat_dim + 3 + 1 + cfg.anchor_dim + cfg.global_dim
         self.mlp = nn.Sequential(nn.Linear(d_in, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(),
                                  nn.Linear(cfg.hidden, 15))  # offset 3, colour 3, log-scale 3, opacity 1, quat 4, vis 1
-        # Unseen colour: from the anchor's code and the photo's global code only (never from its pixels).
+        # Unseen colour: from the anchor's code and the photo's global code only (never from its pixels),
+        # a correction of the part's prior colour.
         self.inferred = nn.Sequential(nn.Linear(cfg.anchor_dim + cfg.global_dim, cfg.hidden), nn.GELU(),
                                       nn.Linear(cfg.hidden, 3))
         with torch.no_grad():
@@ -203,32 +333,130 @@ class GaussianGenerator(nn.Module):
             self.mlp[-1].bias[9] = 2.0  # start fairly opaque
             self.mlp[-1].bias[10] = 1.0  # identity rotation
             self.inferred[-1].weight.mul_(0.01)
-            self.inferred[-1].bias.zero_()  # mid grey until trained
+            self.inferred[-1].bias.zero_()  # the prior colour until trained
 
-    def anchor_positions(self, template, origin=None, scale=None):
-        """template [B, V, 3] -> anchor points [B, N, 3] (face anchors on the template, the others on the
-        photo's head surface / torso sheet: origin [B, 3] + scale [B] x canonical point, `head_surface`)."""
+    def anchor_positions(self, template, origin=None, scale=None, eye_centres=None):
+        """template [B, V, 3] -> anchor points [B, N, 3]: face anchors on the template, head/torso anchors on
+        the photo's head surface / torso sheet (origin [B, 3] + scale [B] x canonical point, `head_surface`),
+        eyeball anchors on the spheres about eye_centres [B, 2, 3] (`eye_geometry`), mouth anchors at their
+        inner-lip vertex + the fixed offset."""
         if origin is None:
             origin, scale = head_surface(template)
         fid = self.face_id.clamp(min=0)
         tri = template[:, self.faces[fid]]  # [B, N, 3, 3]
         on_mesh = (self.bary[None, :, :, None] * tri).sum(2)
         bound = (self.face_id >= 0)[None, :, None]
-        return torch.where(bound, on_mesh, origin[:, None] + scale[:, None, None] * self.shell[None])
+        pos = torch.where(bound, on_mesh, origin[:, None] + scale[:, None, None] * self.shell[None])
+        mouth = (self.part == PART_MOUTH)[None, :, None]
+        if bool(mouth.any()):
+            pos = torch.where(mouth, template[:, self.vertex.clamp(min=0)] + self.shell[None], pos)
+        eye = self.part == PART_EYE
+        if bool(eye.any()):
+            if eye_centres is None:
+                eye_centres = self.eye_geometry(template)[0]
+            side = self._eye_side()
+            pos = torch.where(eye[None, :, None], eye_centres[:, side] + eyes.EYEBALL_RADIUS_M * self.shell[None], pos)
+        return pos
+
+    def _eye_side(self):  # [N] 0 right eye / 1 left eye (meaningful on PART_EYE rows)
+        return (self.vertex == eyes.IRIS_CENTRES[1]).long()
+
+    def eye_geometry(self, template):
+        """template [B, V, 3] -> (eyeball centres [B, 2, 3], rest gaze directions [B, 2, 3]), see `eye_geometry`."""
+        geo = [eye_geometry(t.detach().cpu().double().numpy()) for t in template]
+        f = lambda i: torch.as_tensor(np.stack([g[i] for g in geo]), dtype=template.dtype, device=template.device)  # noqa: E731
+        return f(0), f(1)
+
+    def opening_gate(self, template, viewmat, K, uv):
+        """[B, N] in {0, 1}: 1 where an eyeball anchor projects inside its eye's opening, or a mouth anchor
+        inside the mouth opening, in the source view (uv [B, N, 2] its pixels); 1 on every other part."""
+        gate = torch.ones(uv.shape[:2], dtype=uv.dtype, device=uv.device)
+        if self.openings is None:
+            return gate
+        t_uv, _ = project_points(template, viewmat, K)  # [B, V, 2]
+        side = self._eye_side().cpu().numpy()
+        part = self.part.cpu().numpy()
+        groups = [((part == PART_EYE) & (side == 0), "right_eye"), ((part == PART_EYE) & (side == 1), "left_eye"),
+                  (part == PART_MOUTH, "mouth")]
+        uv_np, t_np = uv.detach().cpu().numpy(), t_uv.detach().cpu().numpy()
+        out = np.ones(uv.shape[:2], np.float32)
+        for sel, name in groups:
+            if sel.any():
+                for b in range(len(uv_np)):
+                    out[b, sel] = _inside(uv_np[b, sel], t_np[b, self.openings[name]])
+        return gate * torch.as_tensor(out, dtype=uv.dtype, device=uv.device)
+
+    def face_relation(self, anchors, template, viewmat, K, uv):
+        """Head-surface / torso anchors against the face template in the source view -> (hidden [B, N] bool:
+        inside the face's outline (its outer boundary loop) and deeper than the nearest projected template
+        vertex by `behind_face_m`: the face hides it; under [B, N] bool: hidden and less than `under_face_m`
+        deep (the surface under the face's edge, seen from the side next to the cheeks); in_front [B, N]
+        bool: inside the outline and nearer than that vertex by `behind_face_m`: it would cover the face, so
+        it is made transparent). All False on the other parts and without MediaPipe topology."""
+        unbound = ((self.part == PART_STATIC) | (self.part == PART_TORSO)).nonzero()[:, 0]
+        hidden = torch.zeros(anchors.shape[:2], dtype=torch.bool, device=anchors.device)
+        in_front, under = hidden.clone(), hidden.clone()
+        if not len(unbound) or self.outline is None:
+            return hidden, under, in_front
+        with torch.no_grad():
+            t_uv, t_z = project_points(template[:, :lmk.NUM_MESH], viewmat, K)  # [B, V, 2], [B, V]
+            a_uv = uv[:, unbound]
+            _, a_z = project_points(anchors[:, unbound], viewmat, K)
+            depth = a_z - t_z.gather(1, torch.cdist(a_uv, t_uv).argmin(-1))  # [B, M] behind the nearest vertex
+            t_np, a_np = t_uv.cpu().numpy(), a_uv.cpu().numpy()
+            inside = torch.as_tensor(np.stack([_inside(a_np[i], t_np[i, self.outline]) for i in range(len(a_np))]),
+                                     device=anchors.device)
+            rows = torch.arange(len(hidden), device=hidden.device)[:, None]
+            hidden = hidden.index_put((rows, unbound[None]), inside & (depth > self.cfg.behind_face_m))
+            in_front = in_front.index_put((rows, unbound[None]), inside & (depth < -self.cfg.behind_face_m))
+            under = under.index_put((rows, unbound[None]), inside & (depth > self.cfg.behind_face_m)
+                                    & (depth < self.cfg.under_face_m))
+        return hidden, under, in_front
+
+    def unseen_prior(self, rgb0, v_geo, under, rest_dir):
+        """[B, N, 3] the colour an anchor the photo does not show starts from (before the learned correction):
+        on the face and on head-surface points hidden just under its edge, the visibility-weighted mean colour of the
+        face anchors the photo shows (its skin); elsewhere on the head surface / torso that of the visible
+        anchors of the same part (hair, clothes); a global colour per photo, so no pixel pattern (no ghost of
+        the face) reaches unseen Gaussians. Mouth: mouth.py's colours; eyeballs: `eye_prior`."""
+        def mean_of(sel):  # [B, 3] visibility-weighted mean photo colour of the anchors in sel, grey without any
+            w = v_geo[:, sel]
+            return ((w * rgb0[:, sel]).sum(1) + 0.5) / (w.sum(1) + 1.0)
+
+        b = rgb0.shape[0]
+        prior = self.prior_rgb[None].expand(b, -1, -1).clone()
+        face = self.part == PART_FACE
+        skin = mean_of(face)
+        for part in (PART_FACE, PART_STATIC, PART_TORSO):
+            sel = self.part == part
+            if bool(sel.any()):
+                prior[:, sel] = (skin if part == PART_FACE else mean_of(sel))[:, None]
+        prior = torch.where(under[..., None], skin[:, None].expand_as(prior), prior)
+        eye = self.part == PART_EYE
+        if rest_dir is not None and bool(eye.any()):
+            prior[:, eye] = eye_prior(self.shell[eye], rest_dir, self._eye_side()[eye])
+        return prior
 
     def forward(self, tokens: dict, image, template, viewmat, K) -> dict:
         """tokens: the backbone output; image [B, 3, H, W] the source crop in [0, 1] (any resolution: the
         colour prior is sampled from it); template [B, V, 3]; viewmat [B, 4, 4] head -> source camera;
         K [B, 3, 3] for `image`'s pixels. Returns raw parameters: means [B, N, 3], log_scales [B, N, 3],
-        quats [B, N, 4], logit_opacities [B, N], rgb [B, N, 3], and the global code [B, global_dim]."""
+        quats [B, N, 4], logit_opacities [B, N], rgb [B, N, 3], visibility [B, N], normals [B, N, 3] and the
+        global code [B, global_dim]."""
         cfg = self.cfg
         fmap = self.neck(tokens["patches"].permute(0, 3, 1, 2))  # [B, C, k g, k g]
         g = self.global_code(tokens["cls"])  # [B, G]
         origin, scale = head_surface(template)
-        anchors = self.anchor_positions(template, origin, scale)  # [B, N, 3]
-        normals = anchor_normals(anchors, template, self.faces, self.face_id, self.part, origin, scale)
-        v_geo = self.geometric_visibility(anchors, normals, viewmat)[..., None]  # [B, N, 1]
+        eye = self.part == PART_EYE
+        centres = rest_dir = None
+        if bool(eye.any()):
+            centres, rest_dir = self.eye_geometry(template)
+        anchors = self.anchor_positions(template, origin, scale, centres)  # [B, N, 3]
+        normals = anchor_normals(anchors, template, self.faces, self.face_id, self.part, origin, scale, self.shell)
         uv, _ = project_points(anchors, viewmat, K)  # [B, N, 2] in `image` pixels
+        hidden, under, in_front = self.face_relation(anchors, template, viewmat, K, uv)
+        v_geo = (self.geometric_visibility(anchors, normals, viewmat) * self.opening_gate(template, viewmat, K, uv)
+                 * (~hidden).to(uv.dtype))[..., None]  # [B, N, 1]
         h, w = image.shape[-2:]
         uv_f = uv * torch.tensor([fmap.shape[-1] / w, fmap.shape[-2] / h], device=uv.device)
         feat = v_geo * sample_image(fmap, uv_f)  # [B, N, C]: the photo's evidence only where it is seen
@@ -237,15 +465,18 @@ class GaussianGenerator(nn.Module):
         code = (self.anchor_code + self.part_code(self.part))[None].expand(b, -1, -1)
         gn = g[:, None].expand(-1, n, -1)
         out = self.mlp(torch.cat([feat, v_geo * rgb0, v_geo, code, gn], -1))  # [B, N, 15]
-        limit = torch.where(self.part == PART_FACE, cfg.max_offset_face, cfg.max_offset_shell)[None, :, None]
+        limit = torch.where(self.part == PART_FACE, cfg.max_offset_face,
+                            torch.where((self.part == PART_EYE) | (self.part == PART_MOUTH), cfg.max_offset_inner,
+                                        cfg.max_offset_shell))[None, :, None]
         means = anchors + limit * torch.tanh(out[..., 0:3])
         vis = torch.sigmoid(torch.logit(v_geo.clamp(1e-4, 1 - 1e-4)) + out[..., 14:15])  # [B, N, 1]
         seen = torch.sigmoid(torch.logit(rgb0) + out[..., 3:6])
-        unseen = torch.sigmoid(self.inferred(torch.cat([code, gn], -1)))
+        prior = self.unseen_prior(rgb0, v_geo, under, rest_dir)
+        unseen = torch.sigmoid(torch.logit(prior.clamp(0.02, 0.98)) + self.inferred(torch.cat([code, gn], -1)))
         rgb = vis * seen + (1 - vis) * unseen
         log_scales = self.base_log_scale[None, :, None] + out[..., 6:9]
         return {"means": means, "rgb": rgb, "log_scales": log_scales.clamp(-12, 0),
-                "logit_opacities": out[..., 9], "quats": F.normalize(out[..., 10:14], dim=-1), "global": g,
+                "logit_opacities": torch.where(in_front, HIDDEN_LOGIT, out[..., 9]), "quats": F.normalize(out[..., 10:14], dim=-1), "global": g,
                 "visibility": vis[..., 0], "normals": normals}
 
     def geometric_visibility(self, anchors, normals, viewmat):

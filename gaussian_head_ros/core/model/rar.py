@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
-from gaussian_head_ros.core.avatar import GaussianAvatar, SourceCamera, rgb_to_sh_dc
+from gaussian_head_ros.core.avatar import PART_MOUTH, GaussianAvatar, SourceCamera, rgb_to_sh_dc
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, build_backbone, load_pretrained, load_referenced,
                                                    weights_reference)
@@ -89,13 +89,13 @@ class RARConfig:
         return build(RARConfig, d)
 
 
-_SMALL_GEN = dict(feat_dim=32, anchor_dim=16, global_dim=32, hidden=64)
+_SMALL_GEN = dict(feat_dim=32, anchor_dim=16, global_dim=32, hidden=64, eye_spacing_m=0.0012, mouth_spacing_m=0.0015)
 # One row per size. Every WebSSL-sized preset makes the same avatar (same Gaussian count and basis), so
 # the per-frame cost (drive + rasterize) does not depend on which reconstructor made it.
 PRESETS: dict[str, RARConfig] = {
     "tiny": RARConfig("tiny", BACKBONE_PRESETS["tiny"],
                       GeneratorConfig(num_face=1500, num_head=1000, num_torso=300, feat_dim=16, anchor_dim=8,
-                                      global_dim=16, hidden=32)),
+                                      global_dim=16, hidden=32, eye_spacing_m=0.002, mouth_spacing_m=0.002)),
     "small": RARConfig("small", BACKBONE_PRESETS["small"],
                        GeneratorConfig(num_face=6000, num_head=4000, num_torso=1000, **_SMALL_GEN)),
     **{name: RARConfig(name, BACKBONE_PRESETS[name], GeneratorConfig(feat_dim=96, hidden=256))
@@ -149,19 +149,20 @@ class RARModel(nn.Module):
         out["template"] = template
         return out
 
-    def forward(self, image, template, viewmat, K, rotation, expression, coeffs) -> tuple[dict, dict]:
+    def forward(self, image, template, viewmat, K, rotation, expression, coeffs, gaze=None) -> tuple[dict, dict]:
         """Training step body (so DistributedDataParallel sees one forward): reconstruct from the source,
         pose for the target. Returns (avatar tensors, posed tensors)."""
         out = self.reconstruct(image, template, viewmat, K)
-        return out, self.pose(out, rotation, expression, coeffs)
+        return out, self.pose(out, rotation, expression, coeffs, gaze)
 
     # -- per frame (training twin of drive()) ---------------------------------------------------------
-    def pose(self, out: dict, rotation, expression, coeffs) -> dict:
+    def pose(self, out: dict, rotation, expression, coeffs, gaze=None) -> dict:
         """Posed means/quats/scales [B, N, *] as drive() would pose the exported avatars: rotation
         [B, 3, 3] head rotation, expression [B, L, 3] landmark displacements, coeffs [B, E] (names of
-        `self.reenactment.names`). Render them with viewmat [I | translation]."""
+        `self.reenactment.names`), gaze [B, 2, 2] rad (None: the rest gaze). Render them with viewmat
+        [I | translation]."""
         g = self.generator
-        return pose_gaussians(out, g.part, g.face_id, g.bary, g.faces, rotation, expression, coeffs)
+        return pose_gaussians(out, g.part, g.face_id, g.bary, g.faces, rotation, expression, coeffs, gaze)
 
     def freeze_backbone(self, last_blocks: int | None) -> None:
         """Backbone.set_trainable, remembering which backbone tensors ever trained (checkpoints store them)."""
@@ -183,7 +184,7 @@ class RARModel(nn.Module):
             means=means.astype(np.float32), normals=normals, sh=rgb_to_sh_dc(t["rgb"])[:, None, :],
             logit_opacities=t["logit_opacities"].astype(np.float32), log_scales=t["log_scales"].astype(np.float32),
             quats=t["quats"].astype(np.float32), part=part, face_id=face_id,
-            bary=g.bary.cpu().numpy().astype(np.float32) * (face_id >= 0)[:, None],
+            bary=g.bary.cpu().numpy().astype(np.float32) * ((face_id >= 0) | (part == PART_MOUTH))[:, None],
             template_vertices=t["template"].astype(np.float32), template_faces=faces,
             expression_names=list(self.reenactment.names), expression_basis=t["basis"].astype(np.float32),
             source_camera=source_camera, operator_id=operator_id, reconstructor=f"rar:{self.cfg.preset}")

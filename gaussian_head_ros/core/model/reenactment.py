@@ -135,14 +135,15 @@ def control_coefficients(control: FaceControl, names) -> np.ndarray:
 # Training poses through the driving rules themselves (core/deform.py, in torch): what is trained is what
 # drive() renders. test_model.py checks it against core.drive.Driver on the exported avatar.
 
-def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, coeffs,
+def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, coeffs, gaze=None,
                    cfg: DriveConfig | None = None) -> dict:
     """Pose a batch of avatars as drive() does, in torch (gradients to means, quats, log-scales, template
     and basis).
 
     g: means [B, N, 3], quats [B, N, 4], log_scales [B, N, 3], template [B, V, 3], basis [B, E, V, 3];
     part/face_id [N], bary [N, 3], faces [F, 3] (long); rotation [B, 3, 3] head rotation; expression
-    [B, L, 3]; coeffs [B, E]. Returns means/quats/scales [B, N, *] in drive()'s frame (rotated about the
+    [B, L, 3]; coeffs [B, E]; gaze [B, 2, 2] (yaw, pitch) rad per eye in the head frame (core/eyes.py; None:
+    the rest gaze: the eyeballs do not turn). Returns means/quats/scales [B, N, *] in drive()'s frame (rotated about the
     head origin; the camera adds the translation). The binding (which frame each Gaussian follows) is
     built per item from its detached rest means, as `Driver` builds it for the exported avatar."""
     cfg = cfg or DriveConfig()
@@ -154,7 +155,8 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
         rig = deform.build_rig(part_np, fid_np, bary_np, np_of(means), np_of(tpl), faces_np, cfg)
         disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg)
         theta = deform.jaw_angle(rig, disp, None, 0.0, cfg)
-        delta, rot, scale = deform.frame_tables(rig, tpl, disp, rotation[i].to(tpl.dtype), theta, None, cfg)
+        gz = None if gaze is None else np_of(gaze[i]).astype(np.float64)
+        delta, rot, scale = deform.frame_tables(rig, tpl, disp, rotation[i].to(tpl.dtype), theta, gz, cfg)
         coef = deform.coefficients(rig, means, tpl)
         m, q, s = deform.apply(rig.frame, coef, delta, deform.frame_quats(rig, rot), scale, means, g["quats"][i],
                                torch.exp(g["log_scales"][i]))

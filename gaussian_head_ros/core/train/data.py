@@ -404,7 +404,7 @@ class PairDataset(torch.utils.data.Dataset):
 
     Item tensors: src_image [3, S, S], src_K [3, 3], src_viewmat [4, 4], template [V, 3]; tgt_image
     [3, S, S], tgt_mask [S, S], tgt_K [3, 3], tgt_viewmat [4, 4], expression [V, 3] (canonical_t -
-    canonical_s), coeffs [E] (blendshapes_t - blendshapes_s)."""
+    canonical_s), coeffs [E] (blendshapes_t - blendshapes_s), gaze [2, 2] (the target's, `target_gaze`)."""
 
     def __init__(self, clips, resolution: int, coefficient_names, length: int = 10_000,
                  cfg: DataConfig | None = None, seed=0, root: str | Path | None = None):
@@ -458,4 +458,16 @@ class PairDataset(torch.utils.data.Dataset):
             "tgt_image": f(tgt).permute(2, 0, 1), "tgt_mask": f(mask), "tgt_K": f(k_t), "tgt_viewmat": f(clip.viewmat[t]),
             "expression": f(clip.canonical[t] - clip.canonical[s]),
             "coeffs": f(clip.coefficients(t, self.names) - clip.coefficients(s, self.names)),
+            "gaze": f(target_gaze(clip.canonical[t])),
         }
+
+
+def target_gaze(canonical: np.ndarray) -> np.ndarray:
+    """[2, 2] (yaw, pitch) rad per eye of a frame's canonical (head-frame) landmarks [L, 3], as the tracker
+    measures FaceControl.gaze (core/eyes.py); zeros without the iris landmarks."""
+    from gaussian_head_ros.core import eyes
+
+    try:
+        return eyes.gaze_from_landmarks(canonical)
+    except ValueError:
+        return np.zeros((2, 2))

@@ -193,7 +193,7 @@ def render_batch(posed: dict, out: dict, batch: dict, background: float, backend
 def training_step(model, batch: dict, loss_fn: ImageLoss, background: float, backend: str) -> tuple[torch.Tensor, dict, tuple]:
     """One pair batch -> (loss, terms, (render, target)) with gradients."""
     out, posed = model(batch["src_image"], batch["template"], batch["src_viewmat"], batch["src_K"],
-                       batch["tgt_viewmat"][:, :3, :3], batch["expression"], batch["coeffs"])
+                       batch["tgt_viewmat"][:, :3, :3], batch["expression"], batch["coeffs"], batch["gaze"])
     render, alpha = render_batch(posed, out, batch, background, backend)
     m = batch["tgt_mask"][:, None]
     target = batch["tgt_image"] * m + background * (1 - m)

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Whole-head check of the learned (`rar`) reconstructor: every portrait's avatar seen from the front, from
++-90 deg and from behind; MediaPipe face detection and hole count per view; a table and a contact sheet.
+
+The issue-16 acceptance: from behind and from +-90 deg the learned avatar shows no face (MediaPipe finds
+none) and no holes; from the front it is at least as good as before. Per portrait and view:
+  faces   faces MediaPipe finds in the render (core/facemesh.FaceMesh: face mesh, then the full-range
+          detector on a miss), composited on BACKDROP (alpha from the renders on black and on white)
+  holes   see-through pixels enclosed by the head (core/holes.hole_mask, alpha < 0.5), at --size px
+  psnr    (front only) PSNR of the rest render against the source crop inside the face template's outline,
+          the "as good as before at rest" figure; with --mesh-fit the training-free reconstructor's too
+
+    python scripts/whole_head_views.py --checkpoint runs/tiny/checkpoints/model.pt --out /tmp/whole_head
+    python scripts/whole_head_views.py --untrained tiny --out /tmp/whole_head_untrained   # what it does by construction
+
+Writes <out>/<label>_sheet.png (rows: portraits; columns: photo, front, +90, -90, back) and
+<out>/<label>_table.json; prints one row per portrait and a summary line per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VIEWS = (("front", 0.0), ("+90", 90.0), ("-90", -90.0), ("back", 180.0))
+BACKDROP = (0.25, 0.45, 0.6)  # rgb behind the renders (detection and sheet): unlike any skin, hair or the untrained grey
+
+
+def face_region(avatar, size: int) -> np.ndarray:
+    """[size, size] bool: the face template's outline (convex hull of its vertices) in the source view."""
+    import cv2
+
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+
+    K, w, h = source_intrinsics(avatar, size)
+    vm = avatar.source_camera.viewmat
+    pc = avatar.template_vertices @ vm[:3, :3].T + vm[:3, 3]
+    uv = (pc[:, :2] / pc[:, 2:3]) * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(uv.astype(np.float32)).astype(np.int32), 1)
+    return mask.astype(bool)
+
+
+def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: str = "cpu") -> tuple[dict, list]:
+    """One avatar -> ({view: {faces, holes[, psnr]}}, [tiles uint8 [size, size, 3]])."""
+    import cv2
+
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.holes import hole_mask
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    driver = Driver(avatar)
+    row, tiles = {}, []
+    for name, yaw in VIEWS:
+        on_black, on_white = (source_view(avatar, yaw, size=size, background=bg, backend=backend, driver=driver)
+                              for bg in ((0, 0, 0), (1, 1, 1)))
+        alpha = np.clip(1.0 - (on_white - on_black).mean(-1, keepdims=True), 0, 1)
+        shown = (np.clip(on_black + (1 - alpha) * np.asarray(BACKDROP, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+        row[name] = {"faces": len(detector.detect(shown)), "holes": int(hole_mask(on_black, on_white).sum())}
+        if name == "front" and photo is not None:
+            ref = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+            m = face_region(avatar, size)
+            mse = float(np.mean((np.clip(on_black, 0, 1)[m] - ref[m]) ** 2))
+            row[name]["psnr"] = round(10 * np.log10(1.0 / max(mse, 1e-10)), 2)
+        tiles.append(shown)
+    return row, tiles
+
+
+def untrained_checkpoint(preset: str, out: Path, source_size: int, photo: Path, detector, generator: str = "") -> Path:
+    """A randomly initialised model of `preset` saved as a checkpoint (what the generator does by construction),
+    its reference template the face of `photo` (training takes a clip's median face); `generator`: the preset
+    whose generator it gets (default its own)."""
+    import cv2
+    import torch
+
+    from gaussian_head_ros.core.model.rar import RARModel, preset_config, save_checkpoint
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    fr = frame_photo(cv2.imread(str(photo))[:, :, ::-1].copy(), detector, FramingConfig(size=source_size))
+    torch.manual_seed(0)
+    cfg = preset_config(preset, source_size=source_size)
+    if generator:
+        cfg = preset_config(preset, source_size=source_size, generator=preset_config(generator).generator)
+    model = RARModel(cfg, fr.vertices, template_faces()).eval()
+    path = out / f"untrained_{preset}{'_gen_' + generator if generator else ''}.pt"
+    save_checkpoint(path, model)
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", action="append", default=[], help="a trained RAR checkpoint (repeatable)")
+    ap.add_argument("--untrained", action="append", default=[], help="a randomly initialised preset (repeatable)")
+    ap.add_argument("--mesh-fit", action="store_true", help="also the training-free mesh_fit reconstructor (reference)")
+    ap.add_argument("--portraits", default=str(Path(__file__).resolve().parents[2] / "shared/data/portraits"))
+    ap.add_argument("--size", type=int, default=256, help="render side, px")
+    ap.add_argument("--source-size", type=int, default=256, help="crop side of --untrained models")
+    ap.add_argument("--generator", default="", help="--untrained models get this preset's generator (e.g. 300m: 55k+ Gaussians)")
+    ap.add_argument("--out", default="runs/whole_head")
+    args = ap.parse_args(argv)
+    import cv2
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    photos = sorted(p for p in Path(args.portraits).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not photos:
+        ap.error(f"no portraits in {args.portraits}")
+    models = [(Path(c).stem if len(args.checkpoint) == 1 else str(Path(c)).replace("/", "_"), "rar", {"checkpoint": c})
+              for c in args.checkpoint]
+    if args.mesh_fit:
+        models.append(("mesh_fit", "mesh_fit", {}))
+    if not models and not args.untrained:
+        ap.error("give --checkpoint, --untrained or --mesh-fit")
+    summary = {}
+    with FaceMesh(static_image_mode=True) as detector:
+        models += [(f"untrained_{p}" + (f"_gen_{args.generator}" if args.generator else ""), "rar",
+                    {"checkpoint": str(untrained_checkpoint(p, out, args.source_size, photos[0], detector, args.generator))})
+                   for p in args.untrained]
+        for label, backend, options in models:
+            rows, sheet = {}, []
+            with get_reconstructor(backend, **options) as rec:
+                for photo in photos:
+                    rgb = cv2.imread(str(photo))[:, :, ::-1].copy()
+                    try:
+                        res = rec.reconstruct(rgb)
+                    except ValueError as e:  # e.g. no usable face: reported, not fatal
+                        print(f"{label:24s} {photo.stem:28s} not reconstructed: {e}")
+                        continue
+                    row, tiles = check_views(res.avatar, res.photo, detector, args.size)
+                    rows[photo.stem] = row
+                    first = cv2.resize(res.photo, (args.size, args.size), interpolation=cv2.INTER_AREA)
+                    sheet.append(np.concatenate([first] + tiles, 1))
+                    print(f"{label:24s} {photo.stem:28s} " + "  ".join(
+                        f"{v}: faces {r['faces']} holes {r['holes']:4d}" + (f" psnr {r['psnr']:.2f}" if "psnr" in r else "")
+                        for v, r in row.items()), flush=True)
+            cv2.imwrite(str(out / f"{label}_sheet.png"), np.concatenate(sheet)[:, :, ::-1])
+            (out / f"{label}_table.json").write_text(json.dumps(rows, indent=2))
+            s = {"portraits": len(rows),
+                 "faces_side_back": sum(r[v]["faces"] > 0 for r in rows.values() for v in ("+90", "-90", "back")),
+                 "views_side_back": 3 * len(rows),
+                 "holes_side_back_max": max((r[v]["holes"] for r in rows.values() for v in ("+90", "-90", "back")), default=0),
+                 "faces_front": sum(r["front"]["faces"] > 0 for r in rows.values()),
+                 "front_psnr_mean": round(float(np.mean([r["front"]["psnr"] for r in rows.values()])), 2) if rows else None}
+            summary[label] = s
+            print(f"== {label}: side/back views with a face {s['faces_side_back']}/{s['views_side_back']}, max holes "
+                  f"{s['holes_side_back_max']} px at {args.size} px; front: face found {s['faces_front']}/{s['portraits']}, "
+                  f"face-region PSNR {s['front_psnr_mean']} dB", flush=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
