@@ -284,6 +284,26 @@ def test_a_closed_mouth_closes_an_open_mouth_photo(results, frames_closed_and_ph
     assert psnr(img, res.photo.astype(np.float32) / 255, res.mask) >= 30.0
 
 
+def test_a_closing_lower_lip_stretches_itself_not_the_chin(results):
+    """At rest an open-mouth photo's lower lip closes by stretching itself (up to LIP_STRETCH of its height):
+    its outer edge and the skin below turn with the jaw only. Spread down to the chin, the closing dragged
+    the lip's (and the open mouth's) colours over the chin: obama_speech at rest read as a still-open mouth
+    (jawOpen 0.23 in lp_d0's frontal pose; the reader's jaw r driven by lp_d0 was -0.8)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.expression import LIP_STRETCH
+
+    def height(v):  # the lower lip's height at the middle: outer edge below the inner lip line
+        return float(v[lmk.LIP_LOWER_OUTER[4], 1] - v[lmk.LOWER_LIP_IN, 1])
+
+    res = results["obama_speech.jpg"]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    photo = rest + res.expression
+    assert 1.1 * height(photo) < height(rest) <= (1 + LIP_STRETCH) * height(photo) + 0.001  # + the turn's share
+    closed = results["business_person.png"]  # a closed mouth: the lip left as it is
+    v = closed.avatar.template_vertices.astype(np.float64)
+    assert height(v + closed.expression) == pytest.approx(height(v), abs=2e-4)
+
+
 @pytest.fixture(scope="module")
 def frames_closed_and_photo():
     """FaceTracker controls: a relaxed, closed-mouth frame (lp_d0's first) and the obama_speech photo itself,

@@ -20,7 +20,8 @@ nose base held fixed.
   does (smiles and snarls lift it), the lower lip the rest. The jaw (lower lip and chin) turns up about
   the hinge `drive()` turns it about (so the jaw angle `drive()` reads from the chin is the one removed)
   as far as the chin lies below the relaxed range, never past closing the lips; the lower lip closes
-  what the turn leaves (lips parted with the jaw still, as in a smile showing teeth).
+  what the turn leaves (lips parted with the jaw still, as in a smile showing teeth), by stretching
+  itself: its outer edge and the skin below turn with the jaw, up to LIP_STRETCH x the lip's height.
 - Smile: mouth corners further apart, higher (relative to the lips' centre) or further back than the
   range of relaxed faces are moved back to the edge of that range; the inner lip contour follows them
   in proportion to its distance from the middle.
@@ -46,7 +47,7 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.deform import axis_angle_x, jaw_pivot
 
-LIP_UPPER_INNER, LIP_LOWER_INNER = lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER
+LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER = lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER, lmk.LIP_LOWER_OUTER
 LIP_CORNERS_INNER = (lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN)
 LIP_CORNERS_OUTER = (lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L)
 UPPER_LIP_MID, LOWER_LIP_MID, CHIN = lmk.UPPER_LIP_IN, lmk.LOWER_LIP_IN, lmk.CHIN
@@ -59,6 +60,7 @@ MIN_CORNER_DROP_M = -0.0030  # corners' height below the lips' centre (negative:
 MAX_CORNER_DEPTH_M = 0.0141  # corners behind the lips' centre
 MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip
 MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
+LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of its height (handle_targets)
 
 
 @functools.lru_cache(maxsize=1)
@@ -122,7 +124,19 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d_lo, d_chin = d_jaw[:len(lo)], d_jaw[len(lo):]
     # what the turn leaves of each pair's gap (or overlap beyond the one it had) the lower lip closes
     y_meet = x[up, 1] + d_up[:, 1] + np.minimum(gap, 0.0)
+    rest_lo = y_meet - x[lo, 1] - d_lo[:, 1]  # [9] the lower lip's own closing beyond the turn (<= 0: up)
     d_lo[:, 1] = y_meet - x[lo, 1]
+    # The lower lip's own closing stays in the lip: its outer edge (and the skin below it) turns with the
+    # jaw only, and follows the inner edge only beyond LIP_STRETCH x the lip's height. Spread harmonically
+    # down to the chin, the closing stretched the skin between lip and chin upwards with the lip's (and an
+    # open mouth's tongue's) colours: obama_speech at rest read as a still-open mouth (jawOpen 0.23, and the
+    # reader's jaw r driven by lp_d0 was -0.8; 0.86 with this rule).
+    lo_out = np.asarray(LIP_LOWER_OUTER)
+    d_out = np.einsum("ij,mj->mi", axis_angle_x(np.array([-theta]))[0], x[lo_out] - pivot) + pivot - x[lo_out]
+    order = np.argsort(x[lo, 0])
+    own = np.interp(x[lo_out, 0], x[lo[order], 0], rest_lo[order])
+    height = np.maximum(x[lo_out, 1] - np.interp(x[lo_out, 0], x[lo[order], 0], x[lo[order], 1]), 0.0)
+    d_out[:, 1] += np.minimum(0.0, own + LIP_STRETCH * height)
     centre = 0.5 * (x[UPPER_LIP_MID] + x[LOWER_LIP_MID])  # the lips' centre (as the limits were measured)
     closing = 0.5 * (d_up[4] + d_lo[4])  # how far closing moves it; the corners go along
     # Smile: corners back into the relaxed range.
@@ -137,12 +151,12 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # The inner contour follows the corners in proportion to its distance from the middle.
     xc = 0.5 * (x[LIP_CORNERS_INNER[0], 0] + x[LIP_CORNERS_INNER[1], 0])
     half = max(0.5 * abs(x[LIP_CORNERS_INNER[1], 0] - x[LIP_CORNERS_INNER[0], 0]), 1e-6)
-    for idx, d in ((up, d_up), (lo, d_lo)):
+    for idx, d in ((up, d_up), (lo, d_lo), (lo_out, d_out)):
         u = np.clip((x[idx, 0] - xc) / half, -1.0, 1.0)[:, None]
         smile_r, smile_l = d_corner_r - closing, d_corner_l - closing
         d += np.where(u < 0, -u, 0.0) ** 2 * smile_r + np.where(u > 0, u, 0.0) ** 2 * smile_l
-    idx = np.concatenate([up, lo, jaw, LIP_CORNERS_INNER, LIP_CORNERS_OUTER])
-    disp = np.concatenate([d_up, d_lo, d_chin, [d_corner_r, d_corner_l, d_corner_r, d_corner_l]])
+    idx = np.concatenate([up, lo, lo_out, jaw, LIP_CORNERS_INNER, LIP_CORNERS_OUTER])
+    disp = np.concatenate([d_up, d_lo, d_out, d_chin, [d_corner_r, d_corner_l, d_corner_r, d_corner_l]])
     return idx.astype(np.int64), disp
 
 
