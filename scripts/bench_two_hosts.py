@@ -11,7 +11,9 @@ no route for multicast between the namespaces), each direction of the link is ca
 a link outage (ip link set down / up), a photo swap across the link. Prints: controls published and used
 by the render node, the face display rate, glass-to-glass p50/p95 (camera stamp -> robot display, first
 display of each control), link traffic, what the robot showed during the outage (frozen, then the idle
-animation; stalls) and how soon it followed the operator again, and the photo swap times.
+animation; stalls) and how soon it followed the operator again, the longest pause in camera frames and in
+published controls on the operator host around the outage, the photo swap times, the machine's load, then
+an ACCEPTANCE block: PASS/FAIL for each of issue 15's two-host figures with its rule.
 
 Needs root (ip netns, tc). Without it, prints 'SKIP: <reason>' and exits 77.
 
@@ -43,6 +45,7 @@ OPERATOR_IP, ROBOT_IP = "10.77.0.1", "10.77.0.2"
 IDLE_TIMEOUT_S = 2.0  # render_node idle_timeout_s (its default)
 THUMB_STEP = 16  # the monitor compares frames on a 1/16 grid
 FROZEN_DIFF = 0.05  # mean abs grey difference (0..255) below which two frames are "the same picture"
+STALL_S = 0.25  # a display gap longer than this is a stall (7.5 frames at 30 FPS)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -153,7 +156,13 @@ def role_operator_tap():
 
     rclpy.init()
     node = rclpy.create_node("two_hosts_operator_tap")
-    controls, statuses, photos = [], [], []
+    controls, statuses, photos, camera = [], [], [], []
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    # the camera frames as the tracker gets them (arrival, stamp): tells a stalled camera from a stalled tracker
+    node.create_subscription(Image, "camera/image_raw",
+                             lambda m: camera.append((time.time(), _stamp_ns(m.header.stamp))), qos_profile_sensor_data)
     node.create_subscription(FaceControl, "face_control",
                              lambda m: controls.append((time.time(), _stamp_ns(m.header.stamp), m.face_detected)),
                              QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
@@ -181,7 +190,7 @@ def role_operator_tap():
             print("SENT", flush=True)
         elif cmd and cmd[0] == "stop":
             break
-    print(json.dumps(dict(controls=controls, statuses=statuses, photos=photos)), flush=True)
+    print(json.dumps(dict(controls=controls, statuses=statuses, photos=photos, camera=camera)), flush=True)
     ex.shutdown()
     node.destroy_node()
     rclpy.try_shutdown()
@@ -442,6 +451,18 @@ def analyse(mon, tap, t_steady, t_down, t_up, t_photo, t_end, render_log, recon_
     else:
         out["outage_last_control_after_down_s"] = out["outage_idle_after_last_control_s"] = None
         out["outage_frozen_frames"] = 0
+    # the operator side itself: the longest pause between controls the tracker published and between camera
+    # frames (seen on the operator host) from 1 s before the outage to the end of the after-outage phase
+    def longest_gap(times, t0, t1):
+        t = np.sort(np.asarray([x for x in times if t0 <= x <= t1], np.float64))
+        t = np.concatenate([[t0], t, [t1]])
+        i = int(np.argmax(np.diff(t)))
+        return float(t[i + 1] - t[i]), float(t[i] - t_down)
+
+    w0, w1 = t_down - 1.0, t_photo
+    out["operator_longest_control_gap_s"], out["operator_control_gap_at_s"] = longest_gap(ctl_t, w0, w1)
+    out["operator_longest_camera_gap_s"], out["operator_camera_gap_at_s"] = longest_gap(
+        [c[0] for c in tap.get("camera", [])], w0, w1)
     back = (arrival >= t_up) & driven & (stamp * 1e-9 > t_up)
     out["follows_again_after_s"] = float(arrival[back][0] - t_up) if back.any() else None
 
@@ -481,6 +502,10 @@ def report(r: dict) -> str:
         f"{f(r['outage_idle_after_last_control_s'], '{:.2f}')} s after that control (idle_timeout_s {IDLE_TIMEOUT_S:g})",
         f"  after the outage: the display follows the operator again {f(r['follows_again_after_s'], '{:.2f}')} s "
         f"after the link came back",
+        f"  operator host around the outage: longest pause in published controls "
+        f"{f(r['operator_longest_control_gap_s'], '{:.2f}')} s (from {f(r['operator_control_gap_at_s'], '{:+.2f}')} s "
+        f"after the link went down), in camera frames {f(r['operator_longest_camera_gap_s'], '{:.2f}')} s (from "
+        f"{f(r['operator_camera_gap_at_s'], '{:+.2f}')} s)",
         f"  photo swap ({r.get('swap_photo_bytes', 0) / 1e3:.0f} KB JPEG from the operator): received "
         f"{f(r['swap_photo_received_s'], '{:.2f}')} s, reconstructed in {f(r['swap_reconstruction_s'])} s, status {'ok' if r['swap_status_ok'] else 'NOT ok'} at the "
         f"operator {f(r['swap_status_at_operator_s'], '{:.1f}')} s, new face on the display "
@@ -488,8 +513,41 @@ def report(r: dict) -> str:
         f"  nodes alive at the end: {', '.join(n for n, ok in r['nodes_alive'].items() if ok)}"
         + ("" if all(r["nodes_alive"].values()) else
            f"; DIED: {', '.join(n for n, ok in r['nodes_alive'].items() if not ok)}"),
+        f"  machine load (uptime, 1/5/15 min): before {r.get('load_before', 'n/a')}, after {r.get('load_after', 'n/a')}",
+        "ACCEPTANCE (issue 15, two hosts at 1 Mbit/s):",
     ]
+    for name, value, ok, rule in acceptance(r):
+        lines.append(f"  {'PASS' if ok else 'FAIL'}  {name}: {value}  ({rule})")
     return "\n".join(lines)
+
+
+def acceptance(r: dict) -> list[tuple[str, str, bool, str]]:
+    """(figure, its value, met, the rule) for each acceptance item of issue 15's two-host run."""
+    def val(k, fmt="{:.2f}"):
+        return "n/a" if r.get(k) is None else fmt.format(r[k])
+
+    def ok(k, pred):
+        return r.get(k) is not None and bool(pred(r[k]))
+
+    idle_in = r.get("outage_idle_after_last_control_s")
+    return [
+        ("face display", val("display_fps", "{:.1f} FPS"), ok("display_fps", lambda v: v >= 28), ">= 28 FPS"),
+        ("controls used", val("controls_used_fraction", "{:.1%}"), ok("controls_used_fraction", lambda v: v >= 0.95),
+         ">= 95 %"),
+        ("glass-to-glass p95", val("glass_to_glass_ms_p95", "{:.0f} ms"),
+         ok("glass_to_glass_ms_p95", lambda v: v <= 120), "<= 120 ms"),
+        ("outage: idle animation after the last control", val("outage_idle_after_last_control_s", "{:.2f} s"),
+         idle_in is not None and idle_in <= IDLE_TIMEOUT_S + STALL_S, f"within idle_timeout_s {IDLE_TIMEOUT_S:g} s"),
+        ("outage: longest display gap", val("outage_max_gap_s", "{:.3f} s"), ok("outage_max_gap_s", lambda v: v <= STALL_S),
+         f"no stall: <= {STALL_S:g} s"),
+        ("tracking again after the link came back", val("follows_again_after_s", "{:.2f} s"),
+         ok("follows_again_after_s", lambda v: v <= 0.5), "<= 0.5 s"),
+        ("photo swap across the link", f"status {'ok' if r.get('swap_status_ok') else 'NOT ok'}, new face shown "
+         f"{val('swap_displayed_s', '{:.1f} s')} after sending", bool(r.get("swap_status_ok")) and
+         r.get("swap_displayed_s") is not None, "completes"),
+        ("nodes alive", ", ".join(n for n, a in r.get("nodes_alive", {}).items() if a) or "none",
+         bool(r.get("nodes_alive")) and all(r["nodes_alive"].values()), "all"),
+    ]
 
 
 def main():
@@ -527,7 +585,10 @@ def main():
         if not Path(p).is_file():
             print(f"SKIP: {p} not found (../shared/data beside the checkout)")
             sys.exit(SKIP_EXIT)
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     r = run(a)
+    r["load_before"] = load_before
+    r["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(report(r))
     text = json.dumps(r, indent=1)
     if a.json:

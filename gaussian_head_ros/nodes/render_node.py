@@ -1,7 +1,7 @@
 """render_node: drives the avatar with the newest FaceControl and draws it for the robot's face display.
 
 Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient local: the latched avatar) and
-`face_control` (keep last 5). Publishes `face_display/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) at
+`face_control` (best effort, keep last 5). Publishes `face_display/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) at
 `fps`, and the same frames as JPEG on `face_display/image_raw/compressed` (sensor_msgs/CompressedImage,
 `jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine), stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
 frame, so now - stamp is glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
@@ -127,8 +127,11 @@ class RenderNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched)
+        # best effort: a stream where the newest wins; a reliable reader would hold new controls back until a
+        # lost one is repaired (after a link outage: until the writer's next heartbeat); matches reliable
+        # publishers (the tracker) and best-effort ones alike
         self.create_subscription(FaceControlMsg, "face_control", self._on_control,
-                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
         self.compressed_pub = self.create_publisher(CompressedImage, "face_display/image_raw/compressed",
                                                     qos_profile_sensor_data)
