@@ -33,13 +33,16 @@ is projected onto a fixed basis of the face template and quantised:
 
 Measured (CODEC_LAPLACIAN_V2) on every ../shared clip's tracked expressions (all frames, 663): landmark RMS
 0.35 (lp_d0), 0.43 (lp_d18), 0.38 (sadtalker), 0.32 (tpsmm) mm, against an expression RMS of 3.1-6.9 mm;
-401 bytes of code for 478 points, a FaceControl of ~535 bytes serialized. Renders of each clip's frame-0
-avatar driven by the tracker's own control (landmarks, exact lid ratios) vs the compact message
-(scripts/bench_control_codec.py, 60 frames per clip): see that script's output in the README; the worst
-frames (sadtalker, PSNR ~36 dB) differ on the hair edges near the temples, the teeth and the lid edges: the
-residual is not noise but shape (it changes 0.04-0.07 mm frame to frame against 0.35-0.43 mm in all):
-truncating at 256 float modes still gives 39.5 dB on sadtalker's worst frame, 400 give 50.6 dB.
-Gaze, mouth_open, blendshapes and the head pose travel exactly in their own fields.
+401 bytes of code for 478 points, a FaceControl of 536 bytes serialized (16.1 kB/s at 30 fps). Renders of
+each clip's frame-0 avatar driven by the tracker's own control (landmarks, exact lid ratios) vs the compact
+message (scripts/bench_control_codec.py, 60 frames per clip): PSNR mean 51.6/54.4/41.7/52.1 dB, worst frame
+44.9/47.0/36.2/46.1 dB (V1 without the lid columns: 34.6 dB on sadtalker). The worst frames differ by 1-2
+pixel shifts of the lip contours, the lid edges, the nostrils and hair strands near the temples: the
+residual the 128 modes leave is shape, not noise (it changes 0.04-0.07 mm frame to frame against 0.35-0.43
+mm in all); 256 float modes would still give 39.5 dB on sadtalker's worst frame, 400 give 50.6 dB. The
+FaceLandmarker reader's correlations differ by at most 0.05/0.10/0.03/0.04 (lp_d18: gaze_h, whose r is
+~-0.1 without a signal; else pitch, 0.07) against 0.03/0.03/0.005/0.015 for +-1/255 noise on the dense
+renders. Gaze, mouth_open, blendshapes and the head pose travel exactly in their own fields.
 
 Code layout (CODEC_LAPLACIAN_V2, little-endian), all of it in FaceControl.expression_code:
   uint16 number of expression points L (468 or 478), uint8 flags (1: eyelid ratios present),
