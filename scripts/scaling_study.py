@@ -113,7 +113,7 @@ def merge(out: Path, parts: list) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="a folder of clips (one is held out for validation)")
     ap.add_argument("--presets", nargs="*", default=["tiny", "small"], choices=list(PRESETS),
@@ -135,6 +135,11 @@ def main(argv=None) -> int:
                     help="also time the per-frame path of these presets, untrained (built on the CPU)")
     ap.add_argument("--out", default="runs/scaling")
     ap.add_argument("--merge", nargs="+", metavar="DIR", help="only combine the scaling.json of these studies into --out")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = Path(args.out)

@@ -15,6 +15,7 @@ from conftest import shared
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import load_ply, save_ply
 from gaussian_head_ros.core.control import FaceControl, euler_to_quat, quat_to_matrix
+from gaussian_head_ros.core.deform import basis_coefficients
 from gaussian_head_ros.core.drive import Driver
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, WEBSSL_PUBLISHED, BackboneConfig, build_backbone,
                                                    count_parameters, load_pretrained, write_safetensors)
@@ -217,7 +218,7 @@ def test_basis_is_regional_eyes_and_mouth_independent(tiny, framed):
 def test_pose_twin_matches_drive(tiny, framed):
     """The differentiable twin used in training poses exactly as core.drive does for the exported avatar."""
     with torch.no_grad():
-        out = tiny.reconstruct(*_inputs(framed[1]))
+        out = tiny.neutral_rest(tiny.reconstruct(*_inputs(framed[1])))  # what to_avatar exports
     av = tiny.to_avatar(out)
     rng = np.random.default_rng(1)
     expr = rng.normal(0, 0.004, (478, 3)).astype(np.float32)
@@ -234,6 +235,35 @@ def test_pose_twin_matches_drive(tiny, framed):
     assert np.abs(twin["scales"][0].numpy() - posed.scales).max() < 1e-6
     qa, qb = twin["quats"][0].numpy(), posed.quats / np.linalg.norm(posed.quats, axis=1, keepdims=True)
     assert np.abs(np.abs((qa * qb).sum(1)) - 1).max() < 1e-5
+
+
+def test_driving_weighs_the_basis_in_the_training_frame(tiny, framed):
+    """One expression frame (deform.basis_coefficients): training drives the source's avatar with
+    blendshapes(target) - blendshapes(source); the exported avatar rests at the coefficients' zero, so the
+    driver's absolute blendshapes c give the photo driven by c - (the photo's predicted coefficients), the
+    same rule with the photo as the source; c = the photo's own coefficients gives the photo back. Exact on
+    the face Gaussians the basis drives; the parts that follow the template through rules built on the rest
+    template (falloff band, jaw, eyeball centres) agree within the basis' own displacements (export + drive)."""
+    with torch.no_grad():
+        out = tiny.reconstruct(*_inputs(framed[1]))
+    out = {**out, "basis": 0.05 * out["basis"]}  # a trained basis' size (mm per unit), not the fixture's cm
+    rest = out["rest_coeffs"][0].numpy()
+    names = list(tiny.reenactment.names)
+    assert rest.shape == (len(names),) and np.all((rest > 0) & (rest < 1))
+    drv = Driver(tiny.to_avatar(out))
+    face = tiny.generator.part.numpy() == 1
+    c = np.random.default_rng(3).uniform(0, 1, len(names)).astype(np.float32)
+    for coeffs in (c, rest):
+        rel = basis_coefficients(names, names, coeffs, rest=rest)  # the training rule, photo = source
+        ctl = FaceControl(blendshape_names=names, blendshapes=coeffs.astype(np.float32))
+        posed = drv.drive(ctl)
+        with torch.no_grad():
+            train = tiny.pose(out, torch.eye(3)[None], torch.zeros(1, 478, 3), torch.as_tensor(rel, dtype=torch.float32)[None],
+                              torch.as_tensor(eyes.control_gaze(ctl))[None])
+        err = np.abs(train["means"][0].numpy() - posed.means).max(1)
+        moved = sum(np.abs(np.einsum("e,evc->vc", x, out["basis"][0].numpy())).max() for x in (rel, rest))  # drive + export
+        assert err[face].max() < 2e-5 and err.max() <= moved, (err[face].max(), err.max(), moved)
+    assert np.abs(posed.means[face] - out["means"][0].numpy()[face]).max() < 2e-5  # the photo back
 
 
 def test_zero_control_gives_the_rest_pose(tiny, framed):

@@ -192,3 +192,59 @@ def test_prepare_then_two_ranks_on_a_1000_clip_index(tmp_path):
     for _, secs, rss in firsts:
         assert float(secs) < 60 and int(rss) < 2048
     assert read_checkpoint(tmp_path / "run" / "checkpoints" / "model.pt")["step"] == 2
+
+
+def _doc_commands() -> list[list[str]]:
+    """Every command of docs/TRAINING.md's bash blocks, continuation lines joined, comments dropped."""
+    import re
+    import shlex
+
+    text = (ROOT / "docs" / "TRAINING.md").read_text()
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line.split(" #")[0]) if line.strip() else []
+            if words:
+                out.append(words)
+    return out
+
+
+def test_training_doc_commands_are_the_tested_ones():
+    """docs/TRAINING.md's commands are the ones these tests run: each `gaussian-head` / `torchrun -m
+    gaussian_head_ros.cli` / `python scripts/scaling_study.py` line parses with the real argument parsers
+    (placeholders filled in), and the commands test_prepare_then_two_ranks_on_a_1000_clip_index and
+    test_example_configs_parse run (prepare, torchrun ... train, train --dry-run, the example configs) are the
+    documented ones."""
+    import importlib.util
+
+    from gaussian_head_ros.cli import build_parser
+
+    parser, _ = build_parser()
+    spec = importlib.util.spec_from_file_location("scaling_study", ROOT / "scripts" / "scaling_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    cmds = _doc_commands()
+    seen = set()
+    for words in cmds:
+        words = [w.replace("CONFIG", "config/train_tiny_cpu.yaml") for w in words]
+        if words[0] == "gaussian-head":
+            args = parser.parse_args(words[1:])
+        elif words[0] == "torchrun":
+            m = words.index("-m")
+            assert words[m + 1] == "gaussian_head_ros.cli", words
+            args = parser.parse_args(words[m + 2:])
+            seen.add("torchrun " + args.command)
+        elif words[:2] == ["python", "scripts/scaling_study.py"]:
+            study.build_parser().parse_args(words[2:])
+            seen.add("scaling_study")
+            continue
+        else:
+            continue
+        seen.add(args.command)
+        if args.command in ("train", "prepare"):
+            cfg = ROOT / args.config
+            assert cfg.is_file(), f"TRAINING.md names a config that does not exist: {args.config}"
+            seen.add(f"{args.command} {cfg.name}")
+    for needed in ("prepare", "train", "torchrun train", "reconstruct", "scaling_study",
+                   "train train_webssl_300m.yaml", "prepare train_webssl_300m.yaml"):
+        assert needed in seen, f"TRAINING.md no longer shows '{needed}', which the tests run"

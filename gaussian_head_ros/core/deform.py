@@ -30,7 +30,10 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
   gaze the photo showed (core/eyes.py).
 
 Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
-`max_offset_m`) + the avatar's expression basis weighted by the control's blendshapes of the same name.
+`max_offset_m`) + the avatar's expression basis weighted by `basis_coefficients`: the driving face's
+blendshapes of the same name minus those of the face the avatar rests in. Exported avatars rest at the
+blendshapes' zero (MediaPipe's neutral; the rar export bakes its photo's coefficients into the rest pose),
+so the driver passes the control's absolute blendshapes; training passes the source frame's as the rest.
 Zero control gives each frame an exactly zero delta and identity rotation, so the rest pose exactly.
 
 numpy arrays get float64 tables; torch tensors keep their dtype/device and gradients flow to the Gaussians,
@@ -502,6 +505,18 @@ def apply(frame, coef, delta, quat, scale, means, quats, scales):
     k = frame if xp is np else xp.as_tensor(frame, device=means.device)
     return (means + xp.einsum("nij,nj->ni", delta[k], coef), quat_multiply(quat[k], quats),
             scales * scale[k][:, None])
+
+
+def basis_coefficients(names, blendshape_names, blendshapes, rest=None) -> np.ndarray:
+    """[E] weights of an expression basis whose coefficients are `names` [E]: the driving face's blendshapes
+    (blendshape_names [B], blendshapes [B]; absent names count 0) minus `rest` [E], the same coefficients of
+    the face the avatar rests in (None: 0, the blendshapes' own zero, where every exported avatar rests).
+    The one rule for the driver (control -> basis weights) and for training (target frame, rest = the source
+    frame the avatar was made from), so both weigh the basis in the same frame."""
+    index = {n: i for i, n in enumerate(blendshape_names)}
+    values = np.asarray(blendshapes, np.float64).reshape(-1)
+    c = np.array([values[index[n]] if n in index else 0.0 for n in names], np.float64)
+    return c if rest is None else c - np.asarray(rest, np.float64).reshape(-1)
 
 
 def control_inputs(control, cfg: DriveConfig):

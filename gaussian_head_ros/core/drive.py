@@ -171,15 +171,11 @@ class Driver:
 
     # ------------------------------------------------------------------------------------------------
     def _coeffs(self, control: FaceControl) -> np.ndarray | None:
-        """[E] the control's blendshapes in the avatar basis' order (absent names 0), None without a basis."""
+        """[E] the avatar basis' weights for the control (`deform.basis_coefficients`: the control's absolute
+        blendshapes, absent names 0; avatars rest at the blendshapes' zero), None without a basis."""
         if not self.expr_index or not len(control.blendshape_names):
             return None
-        c = np.zeros(len(self.expr_index))
-        for name, w in zip(control.blendshape_names, np.asarray(control.blendshapes, np.float64)):
-            e = self.expr_index.get(name)
-            if e is not None:
-                c[e] = w
-        return c
+        return deform.basis_coefficients(self.expr_index, control.blendshape_names, control.blendshapes)
 
     def deformed_template(self, control: FaceControl) -> tuple[np.ndarray, np.ndarray]:
         """([V, 3] template vertices after the control's expression, [V, 3] displacement), float64."""

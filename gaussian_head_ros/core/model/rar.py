@@ -145,9 +145,24 @@ class RARModel(nn.Module):
             tokens = self.backbone((x - self.pixel_mean) / self.pixel_std)
         tokens = {k: v.float() for k, v in tokens.items()}
         out = self.generator(tokens, image, template, viewmat, K)
-        out["basis"] = self.reenactment.personalise(out.pop("global"))
+        g = out.pop("global")
+        out["basis"] = self.reenactment.personalise(g)
+        out["rest_coeffs"] = self.reenactment.rest_coefficients(g)  # [B, E] the photo's own coefficients
         out["template"] = template
         return out
+
+    def neutral_rest(self, out: dict) -> dict:
+        """The avatars of a `reconstruct` batch moved to rest at the basis coefficients' zero: posed (drive's
+        rules, no rotation, no landmark motion) with coefficients -rest_coeffs, the template displaced by
+        -rest_coeffs x basis. Driven with a control's absolute blendshapes c, the result is the photo driven
+        by c - rest_coeffs, the rule training applies with the source as the rest (deform.basis_coefficients)."""
+        b = out["template"].shape[0]
+        rest = out["rest_coeffs"]
+        posed = self.pose(out, torch.eye(3, device=rest.device).expand(b, 3, 3), torch.zeros_like(out["template"]),
+                          -rest)
+        moved = {k: v for k, v in out.items() if k != "rest_coeffs"}  # rests at zero now: not baked twice
+        return {**moved, "means": posed["means"], "quats": posed["quats"], "log_scales": torch.log(posed["scales"]),
+                "template": out["template"] + self.reenactment.offsets(out["basis"], -rest)}
 
     def forward(self, image, template, viewmat, K, rotation, expression, coeffs, gaze=None) -> tuple[dict, dict]:
         """Training step body (so DistributedDataParallel sees one forward): reconstruct from the source,
@@ -172,7 +187,11 @@ class RARModel(nn.Module):
     # -- export -------------------------------------------------------------------------------------
     def to_avatar(self, out: dict, index: int = 0, source_camera: SourceCamera | None = None,
                   operator_id: str = "") -> GaussianAvatar:
-        """One avatar of a `reconstruct` batch as the GaussianAvatar the render node drives."""
+        """One avatar of a `reconstruct` batch as the GaussianAvatar the render node drives, resting at the
+        basis coefficients' zero (`neutral_rest`)."""
+        if "rest_coeffs" in out:
+            with torch.no_grad():
+                out = self.neutral_rest(out)
         g = self.generator
         t = {k: v[index].detach().float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
         part = g.part.cpu().numpy().astype(np.uint8)

@@ -5,6 +5,13 @@ Here the per-frame part is linear so that it can travel inside the unchanged ava
 
     template'(t) = template + expression(t) + sum_e c_e(t) * basis_e          [V, 3]
 
+with c(t) = `deform.basis_coefficients`: the driving face's blendshapes minus those of the face the avatar
+rests in. In training the avatar is made from the source frame, so c = blendshapes(target) -
+blendshapes(source). The module also predicts the photo's own coefficients (`rest_coefficients`, trained
+against the source frame's blendshapes); the export poses the avatar at -rest (`RARModel.neutral_rest`),
+so an exported avatar rests at the coefficients' zero and the driver weighs the basis with the control's
+absolute blendshapes: template + B (c_operator - c_photo), the training rule with the photo as the source.
+
 - expression(t) [L, 3]: the tracker's per-landmark displacement, added to template vertex i == landmark i
   (what `drive()` does for every avatar);
 - c(t) [E]: expression coefficients read from the control by name (ARKit blendshape names, which the
@@ -102,6 +109,9 @@ class ReenactmentModule(nn.Module):
         self.shared = nn.Parameter(torch.zeros(e, v, 3))  # [E, V, 3] raw (pre-tanh) shared basis
         self.personal = nn.Parameter(torch.zeros(cfg.rank, e, v, 3))  # [R, E, V, 3]
         self.code = nn.Linear(global_dim, cfg.rank) if cfg.rank else None
+        # The photo's own coefficients (the face the avatar is made in), trained against the source frame's
+        # blendshapes; the export bakes them out of the rest pose so avatars rest at the coefficients' zero.
+        self.rest = nn.Linear(global_dim, e)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -115,6 +125,10 @@ class ReenactmentModule(nn.Module):
             raw = raw + torch.einsum("br,revc->bevc", z, self.personal)
         return self.cfg.max_offset * torch.tanh(raw) * self.mask[None, :, :, None]
 
+    def rest_coefficients(self, global_code: torch.Tensor) -> torch.Tensor:
+        """global_code [B, G] -> [B, E] in [0, 1]: the photo's own blendshape coefficients (predicted)."""
+        return torch.sigmoid(self.rest(global_code))
+
     @staticmethod
     def offsets(basis: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         """basis [B, E, V, 3], coeffs [B, E] -> template vertex offsets [B, V, 3] (the per-frame work)."""
@@ -126,9 +140,8 @@ class ReenactmentModule(nn.Module):
 
 
 def control_coefficients(control: FaceControl, names) -> np.ndarray:
-    """[E] coefficients of `names` read from a FaceControl's blendshapes (0 where absent): the same rule
-    `drive()` applies to an avatar's expression basis."""
-    return np.array([control.blendshape(n, 0.0) for n in names], np.float32)
+    """[E] coefficients of `names` for a FaceControl: `deform.basis_coefficients`, the rule `drive()` applies."""
+    return deform.basis_coefficients(names, control.blendshape_names, control.blendshapes).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------------

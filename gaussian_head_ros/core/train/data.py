@@ -19,7 +19,9 @@ a bounded number at a time; each rank draws from its own shard of the training c
 
 `PairDataset` draws (source frame -> target frame) pairs of the same clip: the avatar is built from the
 source and driven to the target with expression = canonical_t - canonical_s and blendshape coefficients
-b_t - b_s (both relative to the source, which acts as the neutral face: core/model/reenactment.py).
+deform.basis_coefficients(b_t, rest=b_s) = b_t - b_s (both relative to the source, the face the avatar
+rests in; the driver applies the same rule with the exported avatar resting at the coefficients' zero:
+core/model/reenactment.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gaussian_head_ros.core.deform import basis_coefficients
 from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 
@@ -404,7 +407,9 @@ class PairDataset(torch.utils.data.Dataset):
 
     Item tensors: src_image [3, S, S], src_K [3, 3], src_viewmat [4, 4], template [V, 3]; tgt_image
     [3, S, S], tgt_mask [S, S], tgt_K [3, 3], tgt_viewmat [4, 4], expression [V, 3] (canonical_t -
-    canonical_s), coeffs [E] (blendshapes_t - blendshapes_s), gaze [2, 2] (the target's, `target_gaze`)."""
+    canonical_s), coeffs [E] (deform.basis_coefficients: blendshapes_t - blendshapes_s, the source being the
+    face the avatar rests in), src_coeffs [E] (blendshapes_s: what the model's rest coefficients learn), gaze
+    [2, 2] (the target's, `target_gaze`)."""
 
     def __init__(self, clips, resolution: int, coefficient_names, length: int = 10_000,
                  cfg: DataConfig | None = None, seed=0, root: str | Path | None = None):
@@ -457,7 +462,9 @@ class PairDataset(torch.utils.data.Dataset):
             "src_viewmat": f(clip.viewmat[s]), "template": f(clip.vertices[s]),
             "tgt_image": f(tgt).permute(2, 0, 1), "tgt_mask": f(mask), "tgt_K": f(k_t), "tgt_viewmat": f(clip.viewmat[t]),
             "expression": f(clip.canonical[t] - clip.canonical[s]),
-            "coeffs": f(clip.coefficients(t, self.names) - clip.coefficients(s, self.names)),
+            "coeffs": f(basis_coefficients(self.names, self.names, clip.coefficients(t, self.names),
+                                           rest=clip.coefficients(s, self.names))),
+            "src_coeffs": f(clip.coefficients(s, self.names)),
             "gaze": f(target_gaze(clip.canonical[t])),
         }
 

@@ -26,6 +26,7 @@ class LossConfig:
     highfreq: float = 0.2  # L1 between the Laplacian-of-Gaussian detail layers (texture, edges)
     perceptual: float = 0.0  # VGG16 feature L1; used only when perceptual_weights is a local file
     perceptual_weights: str = ""  # torchvision-format vgg16 state_dict (e.g. vgg16-397923af.pth)
+    rest_coeffs: float = 1.0  # L1 of the predicted photo coefficients vs the source frame's blendshapes (0 without)
 
 
 def _gauss_kernel(size: int, sigma: float, device, dtype) -> torch.Tensor:
