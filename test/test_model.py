@@ -397,40 +397,37 @@ def test_300m_checkpoint_stores_a_reference_and_loads_within_the_weights_size(fr
 
 def test_whole_head_shows_no_face_from_behind_or_the_sides(tiny, tmp_path):
     """Every ../shared portrait through the rar reconstructor (tiny preset, untrained: what the generator
-    does by construction): from the front MediaPipe finds the face; from behind it finds none (the photo's
-    pixels reach only Gaussians that face the source camera; the rest get an inferred colour) and the head
-    has no holes. At +-90 deg faces found and hole pixels are printed, not asserted: the face template's
-    true profile is sometimes detected (2 of 18 views when this was written), and the seam where the face
-    template meets the head surface still opens a few hundred pixels on some portraits. Writes a contact
-    sheet (front, +90, -90, back per portrait)."""
+    does by construction; scripts/whole_head_views.py's checks, which also run trained checkpoints): from the
+    front MediaPipe finds the face; from behind it finds none (the photo's pixels reach only Gaussians that
+    face the source camera and are not hidden behind the face; the rest get an inferred colour); from behind
+    and from +-90 deg the head has no holes (the head surface continues under the face's edge). Faces found
+    at +-90 deg are printed, not asserted: the face template's profile in front of the head surface is
+    detected on some portraits (7-9 of 18 views when this was written; mesh_fit's avatars: 2 of 18)."""
+    import copy
+    import importlib.util
+
     import cv2
 
+    from conftest import ROOT
     from gaussian_head_ros.core.facemesh import FaceMesh
-    from gaussian_head_ros.core.holes import hole_mask
-    from gaussian_head_ros.core.reconstruct.preview import source_view
     from gaussian_head_ros.core.reconstruct.rar import RARReconstructor
 
-    save_checkpoint(tmp_path / "m.pt", tiny)
-    rows, side = [], {}
+    spec = importlib.util.spec_from_file_location("whole_head_views", ROOT / "scripts" / "whole_head_views.py")
+    views = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(views)
+    untrained = copy.deepcopy(tiny)
+    with torch.no_grad():
+        untrained.reenactment.shared.zero_()  # the fixture's basis is cm per unit: untrained it is zero
+    save_checkpoint(tmp_path / "m.pt", untrained)
+    side = {}
     with RARReconstructor(checkpoint=str(tmp_path / "m.pt"), device="cpu") as rec, FaceMesh(static_image_mode=True) as fm:
         for photo in sorted(shared("portraits").iterdir()):
-            avatar = rec.reconstruct(cv2.imread(str(photo))[:, :, ::-1].copy()).avatar
-            tiles = []
-            for yaw in (0, 90, -90, 180):
-                on_black, on_white = (source_view(avatar, yaw, size=160, background=bg, backend="cpu")
-                                      for bg in ((0, 0, 0), (1, 1, 1)))
-                grey = (np.clip(0.5 * (on_black + on_white), 0, 1) * 255 + 0.5).astype(np.uint8)
-                tiles.append(grey)
-                faces, holes = len(fm.detect(grey)), int(hole_mask(on_black, on_white).sum())
-                if yaw in (0, 180):
-                    assert faces == (yaw == 0), (photo.name, yaw, faces)
-                if yaw == 180:
-                    assert holes == 0, (photo.name, holes)
-                if abs(yaw) == 90:
-                    side[f"{photo.stem}:{yaw}"] = (faces, holes)
-            rows.append(np.concatenate(tiles, 1))
-    cv2.imwrite(str(tmp_path / "whole_head.png"), np.concatenate(rows)[:, :, ::-1])
-    print(f"+-90 deg (faces found, hole pixels at 160 px): {side}")
+            res = rec.reconstruct(cv2.imread(str(photo))[:, :, ::-1].copy())
+            row, _ = views.check_views(res.avatar, res.photo, fm, 160)
+            assert row["front"]["faces"] == 1 and row["back"]["faces"] == 0, (photo.name, row)
+            assert all(row[v]["holes"] == 0 for v in ("+90", "-90", "back")), (photo.name, row)
+            side.update({f"{photo.stem}:{v}": row[v]["faces"] for v in ("+90", "-90")})
+    print(f"+-90 deg faces found: {sum(side.values())} of {len(side)} views {side}")
 
 
 def test_rar_reconstructor_photo_to_rendered_frame(tiny, framed, tmp_path):
