@@ -87,7 +87,17 @@ class FaceMesh:
     """MediaPipe face mesh (478 landmarks) with a full-range-detector fallback for small faces.
 
     static_image_mode=True for photos (every call detects from scratch); False for video (tracks
-    between frames, faster). Not thread-safe: one instance per thread."""
+    between frames, faster). Not thread-safe: one instance per thread.
+
+    Settled landmarks: MediaPipe's landmark model sees the face in a region of interest, from the face
+    detector on a first frame, from the previous frame's own landmarks after that, and the two disagree:
+    on the ../shared clips the landmarks of the detector's region were up to 2 % smaller than those of
+    the same frame's landmark region (sadtalker frame 0: rigid-landmark spread 1.000 vs 1.012, later
+    frames 1.01-1.02), so a photo's avatar and the tracker's later frames disagreed on the head's scale
+    (the self-reenacted head drawn ~1.5 % too large). Every face the detector finds (a photo, a video's
+    first frame, a face found again after a loss) is therefore run once more from the region its
+    landmarks give: photos and video frames alike come from the landmark region (one extra landmark
+    pass, ~3-5 ms, only on those frames)."""
 
     MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
 
@@ -96,12 +106,19 @@ class FaceMesh:
 
         self._mp = mp
         self.max_faces = max_faces
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_image_mode, max_num_faces=max_faces, refine_landmarks=True,
-            min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self.min_confidence = min_confidence
+        # MediaPipe's video graph in both modes; a photo gets a fresh one (its reset() keeps some state: the
+        # same photo's landmarks moved by up to 11 px with the photo seen before), settled like a first frame.
+        self.static_image_mode = static_image_mode
+        self._mesh = None if static_image_mode else self._video_graph()
+        self._tracking = False  # the last call found faces: the graph follows them from their landmarks
         self._crop_mesh = None  # a static one-face mesh for crops, made on first need
         self._detector = None  # the full-range face detector, made on first need
-        self.min_confidence = min_confidence
+
+    def _video_graph(self):
+        return self._mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=self.max_faces, refine_landmarks=True,
+            min_detection_confidence=self.min_confidence, min_tracking_confidence=self.min_confidence)
 
     def close(self) -> None:
         for m in (self._mesh, self._crop_mesh, self._detector):
@@ -120,7 +137,15 @@ class FaceMesh:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 16:
             raise ValueError(f"need an RGB uint8 image of at least 16x16, got {rgb.shape} {rgb.dtype}")
         small, scale = _fit_within(rgb, self.MAX_SIDE)
-        faces = self._mesh_faces(self._mesh, small)
+        mesh = self._video_graph() if self.static_image_mode else self._mesh
+        try:
+            faces = self._mesh_faces(mesh, small)
+            if faces and not self._tracking:  # found by the detector: settle them from their landmarks' region
+                faces = self._mesh_faces(mesh, small) or faces
+        finally:
+            if mesh is not self._mesh:
+                mesh.close()
+        self._tracking = bool(faces) and not self.static_image_mode
         for f in faces:
             f.landmarks_px /= scale
             f.bbox = tuple(v / scale for v in f.bbox)
