@@ -46,6 +46,7 @@ IDLE_TIMEOUT_S = 2.0  # render_node idle_timeout_s (its default)
 THUMB_STEP = 16  # the monitor compares frames on a 1/16 grid
 FROZEN_DIFF = 0.05  # mean abs grey difference (0..255) below which two frames are "the same picture"
 STALL_S = 0.25  # a display gap longer than this is a stall (7.5 frames at 30 FPS)
+CAMERA_STAMP_AGE_S = 0.04  # a frame older than this at arrival carries a camera stamp (idle frames: drawn now)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -114,6 +115,13 @@ class Link:
     def bytes_sent(self, side: str) -> int:
         r = _sh("ip", "-n", self.ns[side], "-s", "-j", "link", "show", "dev", self.dev[side])
         return int(json.loads(r.stdout)[0]["stats64"]["tx"]["bytes"])
+
+    def dropped(self, side: str) -> int:
+        """Datagrams the rate cap dropped so far on `side`'s way out (tbf queue full)."""
+        if self.rate_mbit <= 0:
+            return 0
+        r = _sh("tc", "-n", self.ns[side], "-s", "-j", "qdisc", "show", "dev", self.dev[side])
+        return sum(int(q.get("drops", 0)) for q in json.loads(r.stdout))
 
     def close(self):
         for ns in self._made:
@@ -342,9 +350,11 @@ def run(a) -> dict:
 
         # steady driving
         bytes0 = {s: link.bytes_sent(s) for s in ("operator", "robot")}
+        drops0 = link.dropped("operator")
         t_steady = (time.time(), time.time() + a.steady_s)
         time.sleep(a.steady_s)
         bytes1 = {s: link.bytes_sent(s) for s in ("operator", "robot")}
+        res["link_dropped_operator_to_robot_steady"] = link.dropped("operator") - drops0
 
         # outage
         t_down = time.time()
@@ -438,11 +448,16 @@ def analyse(mon, tap, t_steady, t_down, t_up, t_photo, t_end, render_log, recon_
     out["outage_max_gap_s"] = float(np.max(np.diff(oa)))
     # the last control that reached the display before or during the outage, then the first frame that
     # moves again without a new control: the idle animation (easing in from the frozen last pose)
-    new_ctl = driven & (arrival < t_up) & np.r_[True, stamp[1:] != stamp[:-1]]
+    # A frame shows a control when its stamp is one the tap saw published, or when it carries a camera stamp
+    # older than CAMERA_STAMP_AGE_S (idle frames are stamped when drawn; the tap, a process of its own on a
+    # busy machine, has been seen to miss a control the render node got)
+    shows_ctl = driven | (arrival - stamp * 1e-9 > CAMERA_STAMP_AGE_S)
+    new_ctl = shows_ctl & (arrival < t_up) & np.r_[True, stamp[1:] != stamp[:-1]]
     last_new = np.flatnonzero(new_ctl)
     if last_new.size:
         i = last_new[-1]
-        later = np.flatnonzero((np.arange(len(arrival)) > i) & (arrival < t_up) & (diff > FROZEN_DIFF))
+        # the idle animation: frames stamped when drawn (no camera stamp) that move
+        later = np.flatnonzero((np.arange(len(arrival)) > i) & (arrival < t_up) & ~shows_ctl & (diff > FROZEN_DIFF))
         t_last = float(arrival[i])
         out["outage_last_control_after_down_s"] = t_last - t_down
         out["outage_idle_after_last_control_s"] = float(arrival[later[0]] - t_last) if later.size else None
@@ -463,7 +478,7 @@ def analyse(mon, tap, t_steady, t_down, t_up, t_photo, t_end, render_log, recon_
     out["operator_longest_control_gap_s"], out["operator_control_gap_at_s"] = longest_gap(ctl_t, w0, w1)
     out["operator_longest_camera_gap_s"], out["operator_camera_gap_at_s"] = longest_gap(
         [c[0] for c in tap.get("camera", [])], w0, w1)
-    back = (arrival >= t_up) & driven & (stamp * 1e-9 > t_up)
+    back = (arrival >= t_up) & shows_ctl & (stamp * 1e-9 > t_up)
     out["follows_again_after_s"] = float(arrival[back][0] - t_up) if back.any() else None
 
     # photo swap
@@ -492,7 +507,8 @@ def report(r: dict) -> str:
         f"  controls: {f(r['controls_published_per_s'])}/s published by the tracker; used by the render node "
         f"{r['controls_used']} of {r['controls_published']} ({f(r['controls_used_fraction'] and 100 * r['controls_used_fraction'])} %)",
         f"  link: operator->robot {f(r['link_kbit_s_operator_to_robot'])} kbit/s, robot->operator "
-        f"{f(r['link_kbit_s_robot_to_operator'])} kbit/s",
+        f"{f(r['link_kbit_s_robot_to_operator'])} kbit/s; datagrams the cap dropped operator->robot in that window: "
+        f"{r.get('link_dropped_operator_to_robot_steady', 'n/a')}",
         f"  face display: {f(r['display_fps'])} FPS, {f(100 * r['driven_fraction'])} % of frames driven by a control",
         f"  glass-to-glass: p50 {f(r['glass_to_glass_ms_p50'])} ms, p95 {f(r['glass_to_glass_ms_p95'])} ms",
         f"  outage {r['outage_s']:g} s: display {f(r['outage_display_fps'])} FPS, longest gap "
