@@ -23,7 +23,7 @@ PORTRAITS = ("business_person.png", "obama_official.jpg", "lp_s9_monalisa.jpg")
 
 def main() -> None:
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reader import GROUPS, NOISE_STD, FaceReader, ReaderSeries
+    from gaussian_head_ros.core.reader import ANGLES, GROUPS, NOISE_STD, FaceReader, ReaderSeries
     from gaussian_head_ros.core.video import read_frames
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -42,10 +42,11 @@ def main() -> None:
             for i in range(a.frames):
                 noisy = np.clip(rgb.astype(np.float32) + rng.normal(0, a.noise, rgb.shape), 0, 255).astype(np.uint8)
                 series.add(reader.read(noisy, i * 40_000_000))
-        stds.append([float(np.nanstd(series.groups[g])) for g in GROUPS])
-        print(f"{name[:28]:28s}", " ".join(f"{g} {s:.4f}" for g, s in zip(GROUPS, stds[-1])))
+        stds.append([float(np.nanstd(series.groups[g])) for g in GROUPS]
+                    + [float(np.nanstd(series.angles[k])) for k in ANGLES])
+        print(f"{name[:28]:28s}", " ".join(f"{g} {s:.4f}" for g, s in zip(GROUPS + ANGLES, stds[-1])))
     med = np.median(np.asarray(stds), 0)
-    print(f"{'median':28s}", " ".join(f"{g} {s:.4f}" for g, s in zip(GROUPS, med)))
+    print(f"{'median':28s}", " ".join(f"{g} {s:.4f}" for g, s in zip(GROUPS + ANGLES, med)), "(angles in degrees)")
     print(f"{'NOISE_STD (core/reader.py)':28s}", " ".join(f"{g} {NOISE_STD[g]:.4f}" for g in GROUPS))
 
 
