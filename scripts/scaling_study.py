@@ -76,6 +76,13 @@ def per_frame_cost(models: dict, clips, rounds: int = 7, repeats: int = 100) -> 
                 "basis_macs": cases[n][4], "gaussians": cases[n][5]} for n in cases}
 
 
+def _metric(v: dict, k: str) -> float:
+    """A validation metric; 'image' = the loss without the rest-coefficient term (runs logged before it was)."""
+    if k == "image" and "image" not in v:
+        return v["loss"] - v.get("rest_coeffs", 0.0)
+    return v[k]
+
+
 def summarise(runs: list) -> list:
     """One row per preset: validation metrics at the start and the end, mean and std over its seeds."""
     rows = []
@@ -83,15 +90,18 @@ def summarise(runs: list) -> list:
         rs = [r for r in runs if r["preset"] == name]
         row = {"preset": name, "backbone_params": rs[0]["backbone_params"], "params": rs[0]["params"],
                "seeds": [r["seed"] for r in rs]}
-        for k in ("loss", "psnr", "ssim"):
-            start = np.array([r["validation"][0][k] for r in rs])
-            end = np.array([r["validation"][-1][k] for r in rs])
+        for k in ("loss", "image", "psnr", "ssim"):
+            start = np.array([_metric(r["validation"][0], k) for r in rs])
+            end = np.array([_metric(r["validation"][-1], k) for r in rs])
             row[f"val_{k}_start"], row[f"val_{k}"], row[f"val_{k}_std"] = float(start.mean()), float(end.mean()), float(end.std())
         row["val_loss_fell_in"] = int(sum(r["validation"][-1]["loss"] < r["validation"][0]["loss"] for r in rs))
+        row["val_image_fell_in"] = int(sum(_metric(r["validation"][-1], "image") < _metric(r["validation"][0], "image")
+                                           for r in rs))
         rows.append(row)
         print(f"{name:6s} backbone {row['backbone_params'] / 1e6:9.2f} M  {len(rs)} seeds: validation loss "
               f"{row['val_loss_start']:.4f} -> {row['val_loss']:.4f} +- {row['val_loss_std']:.4f} (fell in "
-              f"{row['val_loss_fell_in']}/{len(rs)}), PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
+              f"{row['val_loss_fell_in']}/{len(rs)}); image terms {row['val_image_start']:.4f} -> {row['val_image']:.4f} +- "
+              f"{row['val_image_std']:.4f} (fell in {row['val_image_fell_in']}/{len(rs)}), PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
               f"SSIM {row['val_ssim']:.3f} +- {row['val_ssim_std']:.3f}")
     return rows
 
@@ -181,7 +191,8 @@ def main(argv=None) -> int:
                    "train_loss": [v for _, v in res["history"]], "validation": [{"step": s, **v} for s, v in val]}
             runs.append(run)
             first, last = val[0][1], val[-1][1]
-            print(f"{name:6s} seed {seed}: validation loss {first['loss']:.4f} -> {last['loss']:.4f}  PSNR "
+            print(f"{name:6s} seed {seed}: validation loss {first['loss']:.4f} -> {last['loss']:.4f} (image terms "
+                  f"{_metric(first, 'image'):.4f} -> {_metric(last, 'image'):.4f})  PSNR "
                   f"{first['psnr']:.2f} -> {last['psnr']:.2f} dB  SSIM {first['ssim']:.3f} -> {last['ssim']:.3f}  "
                   f"({run['seconds']:.0f} s)", flush=True)
     rows = summarise(runs)
@@ -218,7 +229,8 @@ def _plot(out: Path, rows: list, runs: list, args) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     x = [r["backbone_params"] for r in rows]
-    for ax, k, label in zip(axes, ("loss", "psnr", "ssim"), ("validation loss", "validation PSNR (dB)", "validation SSIM")):
+    for ax, k, label in zip(axes, ("image", "psnr", "ssim"),
+                            ("validation loss (image terms)", "validation PSNR (dB)", "validation SSIM")):
         ax.errorbar(x, [r[f"val_{k}"] for r in rows], yerr=[r[f"val_{k}_std"] for r in rows], fmt="o-", capsize=4)
         for r in rows:
             ax.annotate(r["preset"], (r["backbone_params"], r[f"val_{k}"]), textcoords="offset points", xytext=(4, 4))
@@ -232,10 +244,10 @@ def _plot(out: Path, rows: list, runs: list, args) -> None:
     fig.savefig(out / "scaling.png", dpi=110)
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in runs:
-        ax.plot([v["step"] for v in r["validation"]], [v["loss"] for v in r["validation"]], "o-",
+        ax.plot([v["step"] for v in r["validation"]], [_metric(v, "image") for v in r["validation"]], "o-",
                 label=f"{r['preset']} seed {r['seed']}")
     ax.set_xlabel("step")
-    ax.set_ylabel("validation loss (held-out clip)")
+    ax.set_ylabel("validation loss, image terms (held-out clip)")
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

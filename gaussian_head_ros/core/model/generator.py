@@ -85,6 +85,10 @@ SHELL_FACE_WIDTH_M = 0.14
 TORSO_X = (-0.2, 0.2)
 TORSO_Y = (0.1, 0.3)
 TORSO_Z = 0.06
+NECK_SHARE = 0.25  # of the torso anchors
+NECK_RADIUS_M = 0.055
+NECK_Y = (0.04, 0.16)
+NECK_Z = 0.045
 IRIS_RADIUS_M = 0.0059  # adult iris: ~11.8 mm across (horizontal visible iris diameter)
 PUPIL_RATIO = 0.4  # pupil radius / iris radius (eyeballs.EyeballConfig.pupil_ratio)
 PUPIL_RGB = (0.05, 0.04, 0.04)
@@ -142,7 +146,7 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
     """Fixed anchors: part [N], face_id [N] (-1 unbound), bary [N, 3] (the jaw binding on mouth rows), shell
     [N, 3] (canonical head/torso point; eyeball: unit direction; mouth: offset from its vertex), vertex [N]
     (mouth: the inner-lip vertex it hangs on, else -1), prior [N, 3] rgb (mouth colours, else 0.5), sigma [N]
-    initial Gaussian size in metres."""
+    initial Gaussian size in metres, normal [N, 3] canonical outward normal (unit)."""
     rng = np.random.default_rng(cfg.seed)
     tri = ref_vertices[faces]  # [F, 3, 3]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
@@ -167,14 +171,23 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
     keep = _behind_the_face(on_ref, ref_vertices, cfg.behind_face_m) | (dirs[:, 1] < -0.55)
     dirs = dirs[keep][np.linspace(0, keep.sum() - 1, cfg.num_head).astype(np.int64)]
     head = np.asarray(SHELL_CENTRE) + dirs * np.asarray(SHELL_RADII)
-    # Torso: a sheet curving away from the camera at the sides.
-    gx = rng.uniform(*TORSO_X, cfg.num_torso)
-    gy = rng.uniform(*TORSO_Y, cfg.num_torso)
-    torso = np.stack([gx, gy, TORSO_Z + 0.8 * gx ** 2 / TORSO_X[1]], 1)
+    # Torso: a sheet curving away from the camera at the sides, and a neck (a cylinder from under the head
+    # surface down into the sheet; without it a gap opens between chin and shoulders seen from the side).
+    n_neck = int(round(NECK_SHARE * cfg.num_torso))
+    n_sheet = cfg.num_torso - n_neck
+    gx = rng.uniform(*TORSO_X, n_sheet)
+    gy = rng.uniform(*TORSO_Y, n_sheet)
+    ang = rng.uniform(0, 2 * math.pi, n_neck)
+    neck = np.stack([NECK_RADIUS_M * np.cos(ang), rng.uniform(*NECK_Y, n_neck), NECK_Z + NECK_RADIUS_M * np.sin(ang)], 1)
+    torso = np.concatenate([np.stack([gx, gy, TORSO_Z + 0.8 * gx ** 2 / TORSO_X[1]], 1), neck])
     spacing = [math.sqrt(area.sum() / cfg.num_face), math.sqrt(4 * math.pi * np.mean(SHELL_RADII) ** 2 / (cfg.num_head * 1.3)),
                math.sqrt(0.4 * 0.2 / cfg.num_torso)]
     part = [np.full(cfg.num_face, PART_FACE), np.full(cfg.num_head, PART_STATIC), np.full(cfg.num_torso, PART_TORSO)]
     shell = [np.zeros((cfg.num_face, 3)), head, torso]
+    neck_n = np.stack([neck[:, 0], np.zeros(n_neck), neck[:, 2] - NECK_Z], 1)
+    normal = [np.tile([0.0, 0.0, -1.0], (cfg.num_face, 1)),  # (face: the template's triangles, per photo)
+              dirs / np.asarray(SHELL_RADII),  # the ellipsoid's gradient
+              np.concatenate([np.tile([0.0, 0.0, -1.0], (n_sheet, 1)), neck_n])]
     sigma = [np.full(cfg.num_face, cfg.scale_fill * spacing[0]), np.full(cfg.num_head, cfg.surface_fill * spacing[1]),
              np.full(cfg.num_torso, cfg.surface_fill * spacing[2])]
     extra_bary, vertex, prior = [], [], []
@@ -185,6 +198,7 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
         for side in range(2):  # subject's right eye, then left; the rig tells them apart by x
             part.append(np.full(len(cap), PART_EYE))
             shell.append(cap)
+            normal.append(cap)
             sigma.append(np.full(len(cap), 0.75 * cfg.eye_spacing_m))
             extra_bary.append(np.zeros((len(cap), 3)))
             vertex.append(np.full(len(cap), eyes.IRIS_CENTRES[side]))
@@ -193,6 +207,7 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
     if mouth is not None:
         part.append(np.full(len(mouth["vertex"]), PART_MOUTH))
         shell.append(mouth["offset"])
+        normal.append(np.tile([0.0, 0.0, -1.0], (len(mouth["vertex"]), 1)))
         sigma.append(mouth["sigma"])
         extra_bary.append(mouth["bary"])
         vertex.append(mouth["vertex"])
@@ -207,6 +222,7 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
         "vertex": np.concatenate([np.full(n_main, -1)] + vertex).astype(np.int64),
         "prior": np.concatenate([np.full((n_main, 3), 0.5)] + prior).astype(np.float32),
         "sigma": np.concatenate(sigma).astype(np.float32),
+        "normal": (lambda n: n / np.linalg.norm(n, axis=1, keepdims=True))(np.concatenate(normal)).astype(np.float32),
     }
 
 
@@ -237,22 +253,15 @@ def head_surface(template):
     return 0.5 * (r + l), (l - r).norm(dim=-1) / SHELL_FACE_WIDTH_M
 
 
-def anchor_normals(anchors, template, faces, face_id, part, origin, scale, shell=None):
-    """Outward unit normals [B, N, 3] at the anchors: triangle normals (turned to face -z, the camera side
-    of the face) for bound anchors, the ellipsoid's normal on the head surface, -z on the torso sheet and in
-    the mouth, the sphere's normal (`shell` [N, 3], the cap direction) on the eyeballs."""
+def anchor_normals(template, faces, face_id, normal0):
+    """Outward unit normals [B, N, 3] at the anchors: triangle normals (turned to face -z, the camera side of
+    the face) for bound anchors, the fixed canonical normal `normal0` [N, 3] elsewhere (head surface, torso,
+    neck, eyeballs, mouth: each photo's surface is the canonical one scaled uniformly, which keeps normals)."""
     fid = face_id.clamp(min=0)
     tri = template[:, faces[fid]]  # [B, N, 3, 3]
     tn = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
     tn = torch.where(tn[..., 2:3] > 0, -tn, tn)
-    centre = origin[:, None] + scale[:, None, None] * torch.tensor(SHELL_CENTRE, device=anchors.device)
-    radii = scale[:, None, None] * torch.tensor(SHELL_RADII, device=anchors.device)
-    en = (anchors - centre) / radii ** 2  # gradient of the ellipsoid's implicit function
-    forward = torch.tensor([0.0, 0.0, -1.0], device=anchors.device).expand_as(anchors)
-    n = torch.where((face_id >= 0)[None, :, None], tn,
-                    torch.where(((part == PART_TORSO) | (part == PART_MOUTH))[None, :, None], forward, en))
-    if shell is not None:
-        n = torch.where((part == PART_EYE)[None, :, None], shell[None].expand_as(anchors), n)
+    n = torch.where((face_id >= 0)[None, :, None], tn, normal0[None].expand_as(tn))
     return F.normalize(n, dim=-1, eps=1e-12)
 
 
@@ -298,6 +307,7 @@ class GaussianGenerator(nn.Module):
         self.register_buffer("shell", torch.as_tensor(a["shell"]))  # [N, 3]
         self.register_buffer("vertex", torch.as_tensor(a["vertex"]))  # [N]
         self.register_buffer("prior_rgb", torch.as_tensor(a["prior"]))  # [N, 3]
+        self.register_buffer("normal0", torch.as_tensor(a["normal"]))  # [N, 3] canonical normals of unbound anchors
         self.register_buffer("base_log_scale", torch.log(torch.as_tensor(a["sigma"])))  # [N]
         n = len(a["part"])
         self.num_gaussians = n
@@ -452,7 +462,7 @@ class GaussianGenerator(nn.Module):
         if bool(eye.any()):
             centres, rest_dir = self.eye_geometry(template)
         anchors = self.anchor_positions(template, origin, scale, centres)  # [B, N, 3]
-        normals = anchor_normals(anchors, template, self.faces, self.face_id, self.part, origin, scale, self.shell)
+        normals = anchor_normals(template, self.faces, self.face_id, self.normal0)
         uv, _ = project_points(anchors, viewmat, K)  # [B, N, 2] in `image` pixels
         hidden, under, in_front = self.face_relation(anchors, template, viewmat, K, uv)
         v_geo = (self.geometric_visibility(anchors, normals, viewmat) * self.opening_gate(template, viewmat, K, uv)

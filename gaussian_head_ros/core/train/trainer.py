@@ -198,6 +198,7 @@ def training_step(model, batch: dict, loss_fn: ImageLoss, background: float, bac
     m = batch["tgt_mask"][:, None]
     target = batch["tgt_image"] * m + background * (1 - m)
     loss, terms = loss_fn(render, target, alpha, batch["tgt_mask"])
+    terms = {**terms, "image": float(loss.detach())}  # the image terms alone (validation compares renders by it)
     if loss_fn.cfg.rest_coeffs > 0 and batch["src_coeffs"].shape[-1]:
         term = (out["rest_coeffs"] - batch["src_coeffs"]).abs().mean()
         loss = loss + loss_fn.cfg.rest_coeffs * term
