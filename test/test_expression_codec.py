@@ -107,3 +107,29 @@ def test_malformed_codes_are_refused(tracked):
     msg.expression_codec = 9
     with pytest.raises(ValueError, match="unknown expression_codec"):
         msg_to_control(msg)
+
+
+def test_as_received_is_what_the_render_node_gets(tracked):
+    """eval --control-codec: the tracker's control as a render node receives it with the tracker's defaults
+    (no landmarks; compact code with the eyelid ratios, or dense without them); refusals."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from gaussian_head_ros.msg import FaceControl as FaceControlMsg
+    from gaussian_head_ros.nodes.conversions import control_to_msg, msg_to_control
+
+    c = tracked[-1]
+    assert ec.as_received(c, "none") is c
+    for wire, codec in (("compact", ec.CODEC_COMPACT), ("dense", ec.CODEC_DENSE)):
+        got = ec.as_received(c, wire)
+        sent = ec.as_received(c, "none")
+        import dataclasses
+
+        msg = control_to_msg(dataclasses.replace(sent, landmarks=np.zeros((0, 3), np.float32)), codec)
+        over_ros = msg_to_control(deserialize_message(serialize_message(msg), FaceControlMsg))
+        assert got.landmarks.shape == (0, 3) and over_ros.landmarks.shape == (0, 3)
+        np.testing.assert_array_equal(got.expression, over_ros.expression)
+        np.testing.assert_array_equal(got.eyelid_ratios, over_ros.eyelid_ratios)
+    assert ec.as_received(c, "dense").eyelid_ratios.shape == (0,)
+    assert ec.as_received(c, "compact").eyelid_ratios.shape == (14,)
+    with pytest.raises(ValueError, match="wire format"):
+        ec.as_received(c, "zip")
