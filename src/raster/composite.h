@@ -6,8 +6,9 @@
 namespace ghr_raster {
 
 constexpr int kTile = 16;           // tile side (pixels); core/render TILE
-constexpr int kBandRows = 2;        // rows blended together with their state in registers
-constexpr int kBands = kTile / kBandRows;
+constexpr int kCellCols = 8;        // a cell: the 16 pixels (one vector) blended with their state in registers
+constexpr int kCellRows = 2;
+constexpr int kCells = (kTile / kCellCols) * (kTile / kCellRows);
 constexpr int kPacked = 16;         // floats per packed Gaussian row; cpu_backend NPK
 constexpr float kLn255 = 5.541263545158426f;  // alpha >= 1/255  <=>  exponent <= ln(255 opacity)
 constexpr float kSpanEpsPx = 0.02f;  // cpu_backend SPAN_EPS_PX

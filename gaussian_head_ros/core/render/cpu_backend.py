@@ -10,11 +10,12 @@ are those where alpha >= 1/255, i.e. inside its ellipse sigma <= ln(255 opacity)
    contiguously in depth order, and every Gaussian is binned into exactly the 16x16 tiles its ellipse reaches
    (per tile row, the ellipse's x extent over that row band), by a counting sort that keeps depth order;
 4. compositing, in C++ (src/raster, built by `make setup`; AVX-512, AVX2 or generic code chosen at run time;
-   threads take tiles heaviest first): per tile, its Gaussians are listed in each 2-row band their ellipse
-   reaches, and each band is blended front to back with its state (transmittance and r, g, b of 2 x 16 pixels)
-   in vector registers, branch-free over the 16 lanes; a band stops when all its pixels are done. Measured on
-   the 2-core AVX-512 development machine, same frame, same run: 1.4-1.6x faster than the numba kernel it
-   replaced (row state in memory, 16- and 8-lane rows), whose time went to the memory round trip of the state.
+   threads take tiles heaviest first): per tile, its Gaussians are listed in each cell of 8 x 2 pixels their
+   ellipse's box reaches, and each cell is blended front to back with its 16 pixels' state (transmittance and
+   r, g, b) in vector registers, branch-free over the lanes; a cell stops when all its pixels are done.
+   Measured on the 2-core AVX-512 development machine, same frame, same run: ~1.7x faster than the numba
+   kernel it replaced (row state in memory, 16- and 8-lane rows), whose time went to the memory round trip of
+   the state.
    alpha = exp(-(sigma - ln opacity)) = q(s / 8)^8 with q a degree-4 polynomial fitted for relative error (the
    1/255 cut-off is decided on the exponent exactly; alpha's rel. error < 2.6e-5).
 Culling (tiles, rows, lanes) is conservative (a margin of `CULL_MARGIN` on sigma and `SPAN_EPS_PX` pixels):
