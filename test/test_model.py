@@ -402,7 +402,8 @@ def test_whole_head_shows_no_face_from_behind_or_the_sides(tiny, tmp_path):
     face the source camera and are not hidden behind the face; the rest get an inferred colour); from behind
     and from +-90 deg the head has no holes (the head surface continues under the face's edge). Faces found
     at +-90 deg are printed, not asserted: the face template's profile in front of the head surface is
-    detected on some portraits (7-9 of 18 views when this was written; mesh_fit's avatars: 2 of 18)."""
+    detected on some portraits (9-13 of 18 views at 160-256 px when this was written, untrained; mesh_fit's
+    avatars: 2 of 18; tiny trained 60 steps: 6-8 of 18, see docs/TRAINING.md section 9)."""
     import copy
     import importlib.util
 
