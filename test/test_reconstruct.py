@@ -309,6 +309,21 @@ def test_a_closing_lower_lip_stretches_itself_not_the_chin(results):
     assert height(v + closed.expression) == pytest.approx(height(v), abs=2e-4)
 
 
+def test_a_frowning_photo_rests_with_relaxed_mouth_corners(results):
+    """lp_d8_man_glasses frowns (mouth corners 4.8 mm below the lips' centre): the avatar rests with them at
+    the relaxed range's edge (MAX_CORNER_DROP_M), as a smiling photo's are brought down to MIN_CORNER_DROP_M."""
+    from gaussian_head_ros.core import expression as E
+
+    def drop(v):
+        centre = 0.5 * (v[E.UPPER_LIP_MID] + v[E.LOWER_LIP_MID])
+        return float(0.5 * (v[E.LIP_CORNERS_OUTER[0], 1] + v[E.LIP_CORNERS_OUTER[1], 1]) - centre[1])
+
+    res = results["lp_d8_man_glasses.jpg"]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    assert drop(rest + res.expression) > E.MAX_CORNER_DROP_M + 0.003  # the photo frowns
+    assert drop(rest) <= E.MAX_CORNER_DROP_M + 0.0005
+
+
 @pytest.fixture(scope="module")
 def frames_closed_and_photo():
     """FaceTracker controls: a relaxed, closed-mouth frame (lp_d0's first) and the obama_speech photo itself,

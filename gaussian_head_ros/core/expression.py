@@ -24,7 +24,8 @@ nose base held fixed.
   itself: its outer edge and the skin below turn with the jaw, up to LIP_STRETCH x the lip's height.
 - Smile: mouth corners further apart, higher (relative to the lips' centre) or further back than the
   range of relaxed faces are moved back to the edge of that range; the inner lip contour follows them
-  in proportion to its distance from the middle.
+  in proportion to its distance from the middle. Frown: corners lower than that range are raised to it
+  (lp_d8_man_glasses' photo: 4.8 mm below the lips' centre; its avatar kept the frown under every clip).
 
 The relaxed ranges are in metres of the canonical head (outer eye corners 0.09 m apart). They were
 measured here with MediaPipe's FaceLandmarker as the judge of "relaxed" (jawOpen < 0.06, smile < 0.1):
@@ -57,6 +58,7 @@ NOSE_TIP, NOSE_BASE, NUM_MESH = lmk.NOSE_TIP, lmk.NOSE_BASE, lmk.NUM_MESH
 # Relaxed-face limits (see the module docstring), metres of the canonical head.
 MAX_MOUTH_WIDTH_M = 0.0525  # outer corners 61-291
 MIN_CORNER_DROP_M = -0.0030  # corners' height below the lips' centre (negative: above)
+MAX_CORNER_DROP_M = 0.0002  # ... and at most this far below it (a frown's corners, mean - 1 sd of the relaxed)
 MAX_CORNER_DEPTH_M = 0.0141  # corners behind the lips' centre
 MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip
 MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
@@ -144,7 +146,8 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     width = float(x[cl, 0] - x[cr, 0])
     inward = 0.5 * max(0.0, width - MAX_MOUTH_WIDTH_M)
     corner = 0.5 * (x[cr] + x[cl])
-    down = closing[1] + max(0.0, MIN_CORNER_DROP_M - float(corner[1] - centre[1]))
+    drop = float(corner[1] - centre[1])
+    down = closing[1] + max(0.0, MIN_CORNER_DROP_M - drop) - max(0.0, drop - MAX_CORNER_DROP_M)  # smile / frown
     forward = max(0.0, float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M)
     d_corner_r = np.array([inward, down, closing[2] - forward])
     d_corner_l = np.array([-inward, down, closing[2] - forward])
