@@ -101,6 +101,24 @@ def test_cpu_kernel_instruction_sets_match_torch(isa, monkeypatch):
         _compare(out.image, ref.image, f"{name} ({want})", CPU_TOL)
 
 
+def test_cpu_backend_without_its_compiled_kernel_says_so(monkeypatch):
+    """A checkout that was not built: the cpu backend is not available and says how to build it."""
+    from gaussian_head_ros.core.render import cpu_backend
+
+    monkeypatch.setattr(cpu_backend, "_find_kernel", lambda: None)
+    cpu_backend._kernel.cache_clear()
+    try:
+        assert not cpu_backend.available()
+        g = SCENES[1][1]
+        with pytest.raises(RuntimeError, match="make setup"):
+            cpu_backend.render_arrays(*[np.ascontiguousarray(a, np.float32) for a in g], np.eye(4, dtype=np.float32),
+                                      intrinsics_from_fov(40, 32, 32), 32, 32, np.zeros(3, np.float32))
+    finally:
+        monkeypatch.undo()
+        cpu_backend._kernel.cache_clear()
+    assert cpu_backend.available()
+
+
 @pytest.fixture(scope="module")
 def real_avatar():
     """A 60k mesh_fit avatar of a ../shared portrait (what users see first)."""
