@@ -1,3 +1,4 @@
 // The compositing kernel built for avx2 (flags in CMakeLists.txt).
 #define GHR_ISA avx2
+#define GHR_VECTOR_BYTES 32
 #include "composite_kernel.inc"
