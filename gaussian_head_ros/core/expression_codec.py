@@ -80,6 +80,9 @@ SIGN_FRACTION = 0.1  # an eigenvector's sign: its first component above this fra
 UPPER_LIDS = tuple(p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L)  # [14] one basis column each
 RATIO_STEP = 0.01  # eyelid ratios as uint8 multiples of this (0..2.55)
 FLAG_RATIOS = 1  # header flag: the 14 eyelid ratios follow the coefficients
+FLAG_OPERATOR_BASIS = 2  # header flag: an operator-basis section ends the code (core/operator_basis.py)
+OPERATOR_BITS = 8  # the operator-basis coefficients
+OPERATOR_SECTION_BYTES = 9  # uint32 basis id, uint8 P, float32 step; then P int8 coefficients
 
 
 @functools.lru_cache(maxsize=1)
@@ -138,9 +141,24 @@ def _quantise(x: np.ndarray, bits: int) -> tuple[float, np.ndarray]:
     return step, np.clip(np.rint(x / step), -qmax, qmax).astype(np.int8).ravel()
 
 
-def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None) -> bytes:
-    """[L, 3] float (L = 468 or 478), metres, and optionally [14] eyelid ratios (FaceControl.eyelid_ratios,
-    clipped to 0..2.55) -> code bytes (CODEC_LAPLACIAN_V2). ValueError for another shape or non-finite values."""
+def _fixed_coefficients(x: np.ndarray) -> tuple[list[float], list[bytes], np.ndarray]:
+    """[V, 3] mesh expression -> (the bands' steps, their packed levels, [K + 14, 3] dequantised coefficients)."""
+    c = _basis_and_projector()[1] @ x  # [K + 14, 3]
+    c_hat = np.empty_like(c)
+    steps, parts = [], []
+    for a, b, bits in BANDS + ((NUM_MODES, NUM_MODES + len(UPPER_LIDS), LID_BITS),):
+        step, q = _quantise(c[a:b], bits)
+        steps.append(step)
+        c_hat[a:b] = q.reshape(b - a, 3).astype(np.float64) * np.float32(step)
+        if bits == 8:
+            parts.append(q.tobytes())
+        else:  # int4: two's complement nibbles, low nibble first
+            n = (q.astype(np.uint8) & 0x0F)
+            parts.append((n[0::2] | (n[1::2] << 4)).astype(np.uint8).tobytes())
+    return steps, parts, c_hat
+
+
+def _check(expression, eyelid_ratios) -> tuple[np.ndarray, np.ndarray | None]:
     x = np.asarray(expression, np.float64)
     if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] not in (lmk.NUM_MESH, lmk.NUM_LANDMARKS):
         raise ValueError(f"expression must be [{lmk.NUM_MESH} or {lmk.NUM_LANDMARKS}, 3], got {x.shape}")
@@ -151,30 +169,57 @@ def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None) -> b
         r = None
     if r is not None and (r.size != NUM_LID_PAIRS or not np.all(np.isfinite(r))):
         raise ValueError(f"eyelid_ratios must be {NUM_LID_PAIRS} finite values, got {r.size}")
-    c = _basis_and_projector()[1] @ x[:lmk.NUM_MESH]  # [K + 14, 3]
-    steps, parts = [], []
-    for a, b, bits in BANDS + ((NUM_MODES, NUM_MODES + len(UPPER_LIDS), LID_BITS),):
-        step, q = _quantise(c[a:b], bits)
-        steps.append(step)
-        if bits == 8:
-            parts.append(q.tobytes())
-        else:  # int4: two's complement nibbles, low nibble first
-            n = (q.astype(np.uint8) & 0x0F)
-            parts.append((n[0::2] | (n[1::2] << 4)).astype(np.uint8).tobytes())
+    return x, r
+
+
+def residual(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None) -> np.ndarray:
+    """[L, 3] expression (metres) -> [V=468, 3] float64: what the fixed code misses on the mesh points (the
+    expression minus the decoded code without an operator basis); what core/operator_basis.py learns from."""
+    x, _ = _check(expression, eyelid_ratios)
+    c_hat = _fixed_coefficients(x[:lmk.NUM_MESH])[2]
+    return x[:lmk.NUM_MESH] - basis() @ c_hat
+
+
+def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None, operator_basis=None) -> bytes:
+    """[L, 3] float (L = 468 or 478), metres, and optionally [14] eyelid ratios (FaceControl.eyelid_ratios,
+    clipped to 0..2.55) -> code bytes (CODEC_LAPLACIAN_V2). With an `operator_basis`
+    (core.operator_basis.OperatorBasis) the code also carries its id and the int8 coefficients of the residual
+    on it (FLAG_OPERATOR_BASIS, OPERATOR_SECTION_BYTES + P bytes). ValueError for another shape or non-finite
+    values."""
+    x, r = _check(expression, eyelid_ratios)
+    steps, parts, c_hat = _fixed_coefficients(x[:lmk.NUM_MESH])
     if r is not None:
         parts.append(np.clip(np.rint(r / RATIO_STEP), 0, 255).astype(np.uint8).tobytes())
-    out = (np.uint16(x.shape[0]).tobytes() + np.uint8(FLAG_RATIOS if r is not None else 0).tobytes()
+    flags = (FLAG_RATIOS if r is not None else 0) | (FLAG_OPERATOR_BASIS if operator_basis is not None else 0)
+    out = (np.uint16(x.shape[0]).tobytes() + np.uint8(flags).tobytes()
            + np.asarray(steps, "<f4").tobytes() + b"".join(parts))
     if x.shape[0] == lmk.NUM_LANDMARKS:
         step, q = _quantise(x[lmk.NUM_MESH:], 8)
         out += np.float32(step).astype("<f4").tobytes() + q.tobytes()
+    if operator_basis is not None:
+        fixed = basis() @ c_hat
+        step, q = _quantise(operator_basis.coefficients(x[:lmk.NUM_MESH] - fixed), OPERATOR_BITS)
+        out += (np.uint32(operator_basis.id).astype("<u4").tobytes() + np.uint8(q.size).tobytes()
+                + np.float32(step).astype("<f4").tobytes() + q.tobytes())
     return out
 
 
-def decode(code: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
+def operator_basis_id(code: bytes | memoryview) -> int:
+    """The operator basis id a code refers to (0: none; the code is not validated beyond its header)."""
+    buf = bytes(code)
+    if len(buf) < 3 or not buf[2] & FLAG_OPERATOR_BASIS:
+        return 0
+    n = int(np.frombuffer(buf[:2], "<u2")[0])
+    pos = code_size(n, bool(buf[2] & FLAG_RATIOS))
+    return int(np.frombuffer(buf, "<u4", 1, pos)[0]) if len(buf) >= pos + OPERATOR_SECTION_BYTES else 0
+
+
+def decode(code: bytes | memoryview, operator_basis=None) -> tuple[np.ndarray, np.ndarray]:
     """Code bytes (CODEC_LAPLACIAN_V2) -> ([L, 3] float32 expression, metres; [14] float32 eyelid ratios, or
-    [0] when the code carries none). ValueError when the code is malformed (wrong length, point count,
-    non-finite steps)."""
+    [0] when the code carries none). A code with operator-basis coefficients adds them through
+    `operator_basis` (core.operator_basis.OperatorBasis) when its id is the code's; otherwise (None, another
+    id, another number of components) the fixed part alone is decoded (less exact, never wrong).
+    ValueError when the code is malformed (wrong length, point count, non-finite steps)."""
     buf = bytes(code)
     if len(buf) < 3:
         raise ValueError("expression code is empty")
@@ -182,8 +227,13 @@ def decode(code: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
     if n not in (lmk.NUM_MESH, lmk.NUM_LANDMARKS):
         raise ValueError(f"expression code for {n} points; expected {lmk.NUM_MESH} or {lmk.NUM_LANDMARKS}")
     has_ratios = bool(flags & FLAG_RATIOS)
-    if len(buf) != code_size(n, has_ratios):
-        raise ValueError(f"expression code has {len(buf)} bytes, expected {code_size(n, has_ratios)} for {n} points")
+    size = code_size(n, has_ratios)
+    if flags & FLAG_OPERATOR_BASIS:
+        if len(buf) < size + OPERATOR_SECTION_BYTES:
+            raise ValueError(f"expression code has {len(buf)} bytes, too short for its operator-basis section")
+        size += OPERATOR_SECTION_BYTES + buf[size + 4]
+    if len(buf) != size:
+        raise ValueError(f"expression code has {len(buf)} bytes, expected {size} for {n} points")
     bands = BANDS + ((NUM_MODES, NUM_MODES + len(UPPER_LIDS), LID_BITS),)
     steps = np.frombuffer(buf, "<f4", len(bands), 3).astype(np.float64)
     if not np.all(np.isfinite(steps)):
@@ -207,22 +257,33 @@ def decode(code: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
         ratios = np.frombuffer(buf, np.uint8, NUM_LID_PAIRS, pos).astype(np.float32) * np.float32(RATIO_STEP)
         pos += NUM_LID_PAIRS
     out = np.zeros((n, 3), np.float32)
-    out[:lmk.NUM_MESH] = basis() @ c
+    mesh = basis() @ c
     if n == lmk.NUM_LANDMARKS:
         step = float(np.frombuffer(buf, "<f4", 1, pos)[0])
         if not np.isfinite(step):
             raise ValueError("expression code has a non-finite iris step")
         out[lmk.NUM_MESH:] = np.frombuffer(buf, np.int8, 3 * lmk.NUM_IRIS, pos + 4).reshape(-1, 3) * step
+        pos += 4 + 3 * lmk.NUM_IRIS
+    if flags & FLAG_OPERATOR_BASIS:
+        bid, p = int(np.frombuffer(buf, "<u4", 1, pos)[0]), buf[pos + 4]
+        step = float(np.frombuffer(buf, "<f4", 1, pos + 5)[0])
+        if not np.isfinite(step):
+            raise ValueError("expression code has a non-finite operator-basis step")
+        if operator_basis is not None and operator_basis.id == bid and operator_basis.num_components == p:
+            q = np.frombuffer(buf, np.int8, p, pos + OPERATOR_SECTION_BYTES).astype(np.float64)
+            mesh += operator_basis.expand(q * np.float32(step))
+    out[:lmk.NUM_MESH] = mesh
     return out, ratios
 
 
 WIRE = ("none", "dense", "compact")  # what as_received emulates: nothing, or the FaceControl message with that codec
 
 
-def as_received(control, wire: str):
+def as_received(control, wire: str, operator_basis=None):
     """A FaceControl as a render node receives it from the tracker node with its defaults (no absolute
     landmarks: send_landmarks false) and the expression sent `wire` ('dense': float32, no eyelid ratios;
-    'compact': this codec), without ROS; 'none' returns it unchanged. For evaluations (gaussian-head eval
+    'compact': this codec, with `operator_basis` when given, as a receiver that holds it decodes it), without
+    ROS; 'none' returns it unchanged. For evaluations (gaussian-head eval
     --control-codec). ValueError for another `wire`."""
     if wire not in WIRE:
         raise ValueError(f"unknown control wire format {wire!r}; one of {', '.join(WIRE)}")
@@ -231,5 +292,6 @@ def as_received(control, wire: str):
     out = dataclasses.replace(control, landmarks=np.zeros((0, 3), np.float32),
                               eyelid_ratios=np.zeros(0, np.float32))
     if wire == "compact" and np.size(control.expression):
-        out.expression, out.eyelid_ratios = decode(encode(control.expression, control.eyelid_ratios))
+        code = encode(control.expression, control.eyelid_ratios, operator_basis)
+        out.expression, out.eyelid_ratios = decode(code, operator_basis)
     return out

@@ -15,10 +15,12 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec
+from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.imageio import encode_jpeg
 from gaussian_head_ros.msg import AvatarStatus
+from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 
@@ -130,10 +132,11 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
 # ---------------------------------------------------------------------------------------------------
 # FaceControl
 
-def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE) -> FaceControlMsg:
+def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE, operator_basis=None) -> FaceControlMsg:
     """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_COMPACT (CODEC_LAPLACIAN_V2) puts
     it and the eyelid ratios in expression_code (~0.4 KB) instead of `expression` (5.7 KB; the dense message
-    has no field for the eyelid ratios: a driver measures them from `landmarks` when sent)."""
+    has no field for the eyelid ratios: a driver measures them from `landmarks` when sent), with the residual's
+    coefficients on `operator_basis` (core.operator_basis.OperatorBasis, published as ExpressionBasis) when given."""
     msg = FaceControlMsg()
     msg.header.stamp = ns_to_stamp(c.stamp_ns)
     msg.header.frame_id = c.frame_id
@@ -147,7 +150,7 @@ def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE) ->
     msg.landmarks = _f32(c.landmarks)
     if codec == expression_codec.CODEC_COMPACT and c.expression.size:
         msg.expression_codec = codec
-        msg.expression_code = expression_codec.encode(c.expression, c.eyelid_ratios)
+        msg.expression_code = expression_codec.encode(c.expression, c.eyelid_ratios, operator_basis)
     elif codec in (expression_codec.CODEC_DENSE, expression_codec.CODEC_COMPACT):
         msg.expression = _f32(c.expression)
     else:
@@ -159,8 +162,28 @@ def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE) ->
     return msg
 
 
-def msg_to_control(msg: FaceControlMsg) -> FaceControl:
-    """Raises ValueError with a reason when the message is malformed."""
+def basis_to_msg(basis, stamp_ns: int = 0) -> ExpressionBasisMsg:
+    """core.operator_basis.OperatorBasis -> ExpressionBasis (float16 components)."""
+    msg = ExpressionBasisMsg()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.id = int(basis.id)
+    msg.num_points, msg.num_components = basis.components.shape[1], basis.num_components
+    msg.components = basis.to_bytes()
+    return msg
+
+
+def msg_to_basis(msg: ExpressionBasisMsg):
+    """ExpressionBasis -> core.operator_basis.OperatorBasis. ValueError when its shape, length or id is wrong."""
+    from gaussian_head_ros.core.operator_basis import OperatorBasis
+
+    if msg.num_points != lmk.NUM_MESH:
+        raise ValueError(f"expression basis over {msg.num_points} points; this node knows {lmk.NUM_MESH}")
+    return OperatorBasis.from_bytes(bytes(msg.components), int(msg.num_components), int(msg.id))
+
+
+def msg_to_control(msg: FaceControlMsg, operator_basis=None) -> FaceControl:
+    """`operator_basis`: the latest ExpressionBasis received (msg_to_basis), used when the code names its id.
+    Raises ValueError with a reason when the message is malformed."""
     o, p = msg.head_pose.orientation, msg.head_pose.position
     lm = _np(msg.landmarks, np.float32)
     ex = _np(msg.expression, np.float32)
@@ -168,7 +191,7 @@ def msg_to_control(msg: FaceControlMsg) -> FaceControl:
     if msg.expression_codec == expression_codec.CODEC_COMPACT:
         if ex.size:
             raise ValueError("expression and expression_code both set; send one")
-        ex, lid = expression_codec.decode(msg.expression_code)
+        ex, lid = expression_codec.decode(msg.expression_code, operator_basis)
         ex = ex.ravel()
     elif msg.expression_codec == expression_codec.CODEC_LAPLACIAN_V1:
         raise ValueError("expression_codec 1 (laplacian_v1) is retired: the publisher runs an older "

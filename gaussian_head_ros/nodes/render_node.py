@@ -39,10 +39,11 @@ from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, get_renderer, head_viewmat, intrinsics_from_fov,
                                            placeholder_image)
 from gaussian_head_ros.core.settings import setting, settings
+from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import Latest, declare_settings, diagnostics, run
-from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_control, ns_to_stamp, rgb_to_compressed_msg,
+from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp, rgb_to_compressed_msg,
                                                  rgb_to_image_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
@@ -127,6 +128,8 @@ class RenderNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched)
+        self.operator_basis = None  # the tracker's latest operator expression basis (core/operator_basis.py)
+        self.create_subscription(ExpressionBasisMsg, "face_control/expression_basis", self._on_basis, latched)
         # best effort: a stream where the newest wins; a reliable reader would hold new controls back until a
         # lost one is repaired (after a link outage: until the writer's next heartbeat); matches reliable
         # publishers (the tracker) and best-effort ones alike
@@ -151,7 +154,8 @@ class RenderNode(Node):
         self.state = "waiting for an avatar"
         self.last_error = ""
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
-                           fallbacks=0, compressed_frames=0, frames_reused=0)
+                           fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
+                           controls_operator_basis=0, controls_basis_missing=0)
         self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
         self._placeholder_key = None
         self._placeholder = None
@@ -185,14 +189,27 @@ class RenderNode(Node):
     def _on_avatar(self, msg: GaussianAvatarMsg) -> None:
         self._pending_avatar.put(msg)
 
+    def _on_basis(self, msg: ExpressionBasisMsg) -> None:
+        try:
+            self.operator_basis = msg_to_basis(msg)  # small (~45 KB, one decode): fine in the callback
+        except ValueError as e:
+            self.get_logger().warning(f"expression basis refused (compact controls decode without it): {e}")
+            return
+        self.counts["operator_bases"] += 1
+        self.get_logger().info(f"operator expression basis {msg.id} received ({msg.num_components} components)")
+
     def _on_control(self, msg: FaceControlMsg) -> None:
         try:
-            control = msg_to_control(msg)
+            control = msg_to_control(msg, self.operator_basis)
         except ValueError as e:
             self.counts["controls_refused"] += 1
             self.get_logger().warning(f"face_control refused: {e}", throttle_duration_sec=5.0)
             return
         self.counts["controls"] += 1
+        named = expression_codec.operator_basis_id(msg.expression_code) if msg.expression_code else 0
+        if named:  # decoded with the operator basis, or (not / not yet held) with the fixed basis only
+            held = self.operator_basis is not None and self.operator_basis.id == named
+            self.counts["controls_operator_basis" if held else "controls_basis_missing"] += 1
         if not control.face_detected:  # the tracker lost the face: let the idle animation take over
             self.counts["controls_no_face"] += 1
             return

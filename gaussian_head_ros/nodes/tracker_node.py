@@ -30,18 +30,20 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
+from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import Latest, check_parameters, declare_settings, diagnostics, run
-from gaussian_head_ros.nodes.conversions import control_to_msg, stamp_to_ns
+from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 @dataclass
 class TrackerNodeSettings:
@@ -57,6 +59,11 @@ class TrackerNodeSettings:
                                                   "coefficients of a fixed template basis, core/expression_codec.py) "
                                                   "or dense (5.7 KB float32)",
                                        choices=tuple(expression_codec.CODECS))
+    operator_basis_s: float = setting(10.0, "seconds of tracked frames (after the neutral face is calibrated) from "
+                                            "which the operator's expression basis is learned and published "
+                                            "latched on face_control/expression_basis; compact codes then carry "
+                                            "16 more int8 coefficients on it (+25 B). 0 = off (core/operator_basis.py)",
+                                      range=(0.0, 600.0))
 
 
 TRACKER_SETTINGS = settings(TrackerConfig)
@@ -71,6 +78,8 @@ class TrackerNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(FaceControlMsg, "face_control",
                                          QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        self.basis_pub = self.create_publisher(ExpressionBasisMsg, "face_control/expression_basis", latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         newest = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(Image, "camera/image_raw", self._on_image, newest)
@@ -92,6 +101,8 @@ class TrackerNode(Node):
         self._intrinsics_said = None  # (source, fov) of the last intrinsics log line
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
         self._recalibrate = False
+        self._learner = BasisLearner()  # the operator basis being learned (after each calibration)
+        self.operator_basis: OperatorBasis | None = None  # the one published and used (its id in each code)
         self._warned_zero_stamp = False
         self.tracker: FaceTracker | None = None
         self._wanted: TrackerConfig | None = None  # the config the parameters ask for (the tracker may have fallen back)
@@ -235,6 +246,7 @@ class TrackerNode(Node):
         if self._recalibrate:
             self._recalibrate = False
             self.tracker.recalibrate()
+            self._learner.reset()  # a new basis for the new neutral face (the old one serves until then)
         t0 = time.perf_counter()
         try:
             rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian),
@@ -274,10 +286,26 @@ class TrackerNode(Node):
         if not self._param("send_landmarks"):
             control.landmarks = np.zeros((0, 3), np.float32)
         codec = expression_codec.CODECS.get(self._param("expression_encoding"), expression_codec.CODEC_COMPACT)
-        self.pub.publish(control_to_msg(control, codec))
+        if codec == expression_codec.CODEC_COMPACT and control.face_detected and self.tracker.calibrated:
+            self._learn_basis(control, stamp)
+        self.pub.publish(control_to_msg(control, codec, self.operator_basis))
         self.counts["published"] += 1
         age = (self.get_clock().now().nanoseconds - stamp) * 1e-9
         self._window.append((now, busy, age, control.face_detected))
+
+    def _learn_basis(self, control, stamp: int) -> None:
+        seconds = float(self._param("operator_basis_s"))
+        if seconds <= 0:
+            self.operator_basis = None
+            self._learner.reset()
+            return
+        self._learner.duration_s = seconds
+        basis = self._learner.add(control.expression, control.eyelid_ratios, stamp)
+        if basis is not None:
+            self.operator_basis = basis
+            self.basis_pub.publish(basis_to_msg(basis, stamp))
+            self.get_logger().info(f"operator expression basis {basis.id} learned from {seconds:g} s of frames "
+                                   f"({basis.num_components} components) and published latched")
 
     # ----------------------------------------------------------------------------------------------
     # diagnostics
@@ -311,6 +339,8 @@ class TrackerNode(Node):
             "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication time - camera stamp
             "face_detected_ratio": f"{np.mean([w[3] for w in recent]):.2f}" if recent else "",
             "calibrated": str(self.calibrated).lower(),
+            "operator_basis_id": str(self.operator_basis.id if self.operator_basis is not None else 0),
+            "operator_basis_frames": str(self._learner.frames),  # collected towards the next basis
             "backend": self.backend,
             **{k: str(v) for k, v in c.items()},
         }
