@@ -43,7 +43,9 @@ def run_clip(clip: Path, a) -> dict:
     from gaussian_head_ros.core import expression_codec as ec
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import EvalConfig, render_control
+    from gaussian_head_ros.core import operator_basis as ob
     from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.operator_basis import BasisLearner
     from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
@@ -68,33 +70,67 @@ def run_clip(clip: Path, a) -> dict:
         # an invisible change, the reference for the dense-vs-compact difference
         readers = (ReaderComparison(a.reader), ReaderComparison(a.reader), ReaderComparison(a.reader))
         rng = np.random.default_rng(0)
+    # the whole clip tracked once (the tracker's frames), then the operator basis learned as --operator-basis says
+    tracked = []  # (frame index, rgb, control, calibrated)
+    all_frames = read_frames(str(clip)) if a.operator_basis == "heldout" else frames
     with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker:
-        for i, rgb in enumerate(rgbs):
-            stamp = (i + 1) * 40_000_000
-            c = tracker.process(rgb, stamp, K)
-            if c is None or not c.face_detected:
-                continue
-            sizes["dense_with_landmarks"].append(len(serialize_message(control_to_msg(c))))
-            sent = dataclasses.replace(c, landmarks=np.zeros((0, 3), np.float32))  # send_landmarks false
-            m_dense, m_compact = control_to_msg(sent, ec.CODEC_DENSE), control_to_msg(sent, ec.CODEC_COMPACT)
-            sizes["dense"].append(len(serialize_message(m_dense)))
-            wire = serialize_message(m_compact)
-            sizes["compact"].append(len(wire))
-            dense, compact = c, msg_to_control(deserialize_message(wire, FaceControlMsg))
-            err2.append(((compact.expression - dense.expression) ** 2).sum(-1))
-            img_d = render_control(driver, dense, K, w, h).image
-            img_c = render_control(driver, compact, K, w, h).image
-            p = psnr(np.clip(img_d, 0, 1), np.clip(img_c, 0, 1))
-            psnrs.append(p)
-            if p < worst[0]:
-                worst = (p, (i, img_d, img_c))
-            if readers:
-                u8 = [(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8) for x in (img_d, img_c)]
-                readers[0].add(rgb, u8[0], stamp)
-                readers[1].add(rgb, u8[1], stamp)
-                noisy = np.clip(u8[0].astype(np.int16) + rng.integers(-1, 2, u8[0].shape), 0, 255).astype(np.uint8)
-                readers[2].add(rgb, noisy, stamp)
-    out = {"clip": clip.name, "frames": len(psnrs)}
+        for i, f in enumerate(all_frames):
+            c = tracker.process(f.rgb, (i + 1) * 40_000_000, K)
+            if c is not None and c.face_detected:
+                tracked.append((i, f.rgb, c, tracker.calibrated))
+    basis, basis_from = None, {}  # basis_from: frame index -> the basis the tracker sends with from then on
+    learner = BasisLearner(duration_s=a.basis_s)
+    if a.operator_basis == "heldout":  # learned on the clip's frames after the rendered ones, used on all of them
+        for i, _, c, cal in tracked:
+            if i >= len(rgbs) and cal:
+                learner.add(c.expression, c.eyelid_ratios, c.stamp_ns)
+        basis_note = f"held out: learned on {learner.frames} calibrated frames after the {len(rgbs)} rendered ones"
+        basis = learner.finish() if learner.frames >= ob.NUM_COMPONENTS else None
+        basis_from = {i: basis for i, *_ in tracked}
+    elif a.operator_basis == "causal":  # as tracker_node: from the frame that completes the window on
+        current, first_with = None, None
+        for i, _, c, cal in tracked:
+            if cal and current is None:
+                current = learner.add(c.expression, c.eyelid_ratios, c.stamp_ns)
+                first_with = i + 1 if current is not None else None
+            basis_from[i] = current if first_with is not None and i >= first_with else None
+        basis = current
+        basis_note = (f"causal as tracker_node: learned over the first {a.basis_s:g} s of calibrated frames, used "
+                      f"from frame {first_with} on" if first_with is not None else
+                      f"causal as tracker_node: {a.basis_s:g} s of calibrated frames not reached in the clip: none")
+    else:
+        basis_note = "none (fixed basis only)"
+    psnr_with = []
+    for i, rgb, c, _ in tracked:
+        if i >= len(rgbs):
+            break
+        stamp = c.stamp_ns
+        sizes["dense_with_landmarks"].append(len(serialize_message(control_to_msg(c))))
+        sent = dataclasses.replace(c, landmarks=np.zeros((0, 3), np.float32))  # send_landmarks false
+        op = basis_from.get(i)
+        m_dense, m_compact = control_to_msg(sent, ec.CODEC_DENSE), control_to_msg(sent, ec.CODEC_COMPACT, op)
+        sizes["dense"].append(len(serialize_message(m_dense)))
+        wire = serialize_message(m_compact)
+        sizes["compact"].append(len(wire))
+        dense, compact = c, msg_to_control(deserialize_message(wire, FaceControlMsg), op)
+        err2.append(((compact.expression - dense.expression) ** 2).sum(-1))
+        img_d = render_control(driver, dense, K, w, h).image
+        img_c = render_control(driver, compact, K, w, h).image
+        p = psnr(np.clip(img_d, 0, 1), np.clip(img_c, 0, 1))
+        psnrs.append(p)
+        if op is not None:
+            psnr_with.append(p)
+        if p < worst[0]:
+            worst = (p, (i, img_d, img_c))
+        if readers:
+            u8 = [(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8) for x in (img_d, img_c)]
+            readers[0].add(rgb, u8[0], stamp)
+            readers[1].add(rgb, u8[1], stamp)
+            noisy = np.clip(u8[0].astype(np.int16) + rng.integers(-1, 2, u8[0].shape), 0, 255).astype(np.uint8)
+            readers[2].add(rgb, noisy, stamp)
+    out = {"clip": clip.name, "frames": len(psnrs), "operator_basis": basis_note,
+           "frames_with_operator_basis": len(psnr_with),
+           "psnr_min_with_operator_basis_db": float(min(psnr_with)) if psnr_with else None}
     for k, v in sizes.items():
         out[f"bytes_{k}"] = float(np.mean(v))
         out[f"kB_s_30fps_{k}"] = float(np.mean(v)) * 30 / 1e3
@@ -133,6 +169,12 @@ def main():
     ap.add_argument("--reader", default="", help="FaceLandmarker .task: reader correlations, dense vs compact")
     ap.add_argument("--out", default="out/codec", help="side-by-side PNGs of each clip's worst frame")
     ap.add_argument("--json", default="")
+    ap.add_argument("--operator-basis", choices=("heldout", "causal", "none"), default="heldout",
+                    help="the operator expression basis (core/operator_basis.py): heldout = learned on the clip's "
+                         "calibrated frames after the rendered ones (a session's other frames of the same operator), "
+                         "used on every rendered frame; causal = as tracker_node, over the first --basis-s of "
+                         "calibrated frames, used from then on; none = the fixed basis only")
+    ap.add_argument("--basis-s", type=float, default=10.0, help="causal: the learning window (tracker_node's operator_basis_s)")
     a = ap.parse_args()
     clips = [Path(c) for c in a.clips] if a.clips else sorted((SHARED / "driving").glob("*.mp4"))
     if not clips:
@@ -145,7 +187,7 @@ def main():
                 f"{r['bytes_dense']:.0f} / {r['bytes_compact']:.0f} (dense+landmarks / dense / compact), compact "
                 f"{r['kB_s_30fps_compact']:.1f} kB/s at 30 fps;  landmark RMS {r['landmark_rms_mm']:.3f} mm "
                 f"(worst frame {r['landmark_rms_worst_frame_mm']:.3f});  render PSNR compact vs dense mean "
-                f"{r['psnr_mean_db']:.1f} dB, worst frame {r['psnr_min_db']:.1f} dB")
+                f"{r['psnr_mean_db']:.1f} dB, worst frame {r['psnr_min_db']:.1f} dB;  operator basis: {r['operator_basis']}")
         if "reader_max_abs_diff" in r:
             line += (f";  reader r max |dense - compact| {r['reader_max_abs_diff']:.3f} (dense vs dense +-1/255 "
                      f"noise: {r['reader_noise_floor_max_abs_diff']:.3f})")

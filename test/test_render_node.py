@@ -280,3 +280,55 @@ def test_parameters_are_validated(io):
     assert set_param("background", [0.0, 0.0, 0.3]).successful
     m = _wait_image(io, lambda m: _rgb(m)[0, 0, 2] > 60, 10)  # the new background shows in the corner
     assert m is not None
+
+
+def test_compact_controls_decode_with_the_latched_operator_basis(io):
+    """The tracker's operator expression basis (face_control/expression_basis, latched): the render node
+    subscribes to it transient local + reliable (so it gets it when it starts after the tracker), decodes the
+    codes that name its id with it, and codes naming an id it does not hold with the fixed basis only (counted,
+    still drawn)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core import expression_codec as ec
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.operator_basis import OperatorBasis
+    from gaussian_head_ros.msg import ExpressionBasis
+    from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg
+
+    node = io["node"]
+    topic = "/face_control/expression_basis"
+    assert spin_until(node, lambda: node.get_subscriptions_info_by_topic(topic), 10)
+    qos = node.get_subscriptions_info_by_topic(topic)[0].qos_profile
+    assert qos.durability == DurabilityPolicy.TRANSIENT_LOCAL and qos.reliability == ReliabilityPolicy.RELIABLE
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.normal(size=(lmk.NUM_MESH * 3, 16)))
+    basis = OperatorBasis(q.T.reshape(16, lmk.NUM_MESH, 3))
+    other = OperatorBasis(np.roll(basis.components, 1, axis=0))  # never published
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    before = _diag_values(io)
+    pub = node.create_publisher(ExpressionBasis, "face_control/expression_basis", latched)
+    pub.publish(basis_to_msg(basis))
+    said = f"operator expression basis {basis.id} received"
+    deadline = time.monotonic() + 20
+    while said not in io["proc"].output() and time.monotonic() < deadline:
+        spin_until(node, lambda: False, 0.1)
+    assert said in io["proc"].output(), io["proc"].output()
+
+    def compact(stamp, op):
+        ex = (rng.normal(size=(lmk.NUM_LANDMARKS, 3)) * 1e-3).astype(np.float32)
+        c = FaceControl(stamp_ns=stamp, face_detected=True, confidence=0.9, expression=ex,
+                        eyelid_ratios=np.ones(14, np.float32))
+        return control_to_msg(c, ec.CODEC_COMPACT, op)
+
+    for k, op in enumerate((basis, other)):
+        msg = compact(STAMP + 40 + k, op)
+        assert ec.operator_basis_id(msg.expression_code) == op.id
+        m = _wait_image(io, lambda m, k=k: _stamp(m) == STAMP + 40 + k, 20, publish=lambda msg=msg: io["control"].publish(msg))
+        assert m is not None, io["proc"].output()
+    after = _diag_values(io)
+    assert int(after["operator_bases"]) == int(before["operator_bases"]) + 1
+    assert int(after["controls_operator_basis"]) > int(before["controls_operator_basis"])
+    assert int(after["controls_basis_missing"]) > int(before["controls_basis_missing"])
+    node.destroy_publisher(pub)
