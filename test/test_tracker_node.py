@@ -11,6 +11,7 @@ from conftest import shared
 pytestmark = pytest.mark.ros
 
 STAMP0 = 1_700_000_000 * 10**9  # camera stamps in the test: a fixed epoch plus 1/30 s per frame
+BASIS_S = 1.0  # operator_basis_s: the operator basis is learned over 1 s (>= 32 frames) after calibration
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def tracker_proc(tmp_path_factory):
     from rosgraph import Proc, executable
 
     log = tmp_path_factory.mktemp("tracker") / "tracker_node.log"
-    proc = Proc(executable("tracker_node") + ["--ros-args", "-p", "neutral_frames:=5", "-p", "no_face_rate:=2.0"], log)
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-p", "neutral_frames:=5", "-p", "no_face_rate:=2.0",
+                                              "-p", f"operator_basis_s:={BASIS_S}"], log)
     yield proc
     rc = proc.stop()
     assert rc in (0, -2, 130), f"tracker_node exited with {rc}:\n{proc.output()}"
@@ -166,6 +168,42 @@ def test_never_queues_frames(io, clip, tracker_proc):
     stamps = [msg_to_control(m).stamp_ns for m in got]
     assert stamps == sorted(stamps) and len(stamps) < len(msgs), (len(stamps), tracker_proc.output()[-2000:])
     assert newest in stamps
+
+
+def test_operator_basis_is_learned_and_latched(io, clip, tracker_proc):
+    """After re-calibration and BASIS_S of frames, the tracker publishes its operator expression basis on
+    face_control/expression_basis, latched: a subscriber that comes later gets it; the compact codes then name
+    its id, and decoding with it changes the expression by less than the fixed code's error (~0.4 mm)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from std_msgs.msg import Empty
+
+    from gaussian_head_ros.core import expression_codec as ec
+    from gaussian_head_ros.core import operator_basis as ob
+    from gaussian_head_ros.msg import ExpressionBasis
+    from gaussian_head_ros.nodes.conversions import msg_to_basis, msg_to_control
+
+    node, _, recal, got, _ = io
+    recal.publish(Empty())  # a new neutral face: a new basis is learned after it
+    spin_until(node, lambda: False, 0.5)
+    stamp = STAMP0 + 3000 * 33_333_333
+    n = 5 + max(ob.MIN_FRAMES, int(BASIS_S * 30) + 1) + 2  # neutral frames, the window, two more
+    for i in range(n):
+        stamp += 33_333_333
+        assert _exchange(io, _image(clip[i % len(clip)].rgb, stamp), stamp) is not None, tracker_proc.output()
+    assert "operator expression basis" in tracker_proc.output(), tracker_proc.output()[-3000:]
+    bases = []
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    sub = node.create_subscription(ExpressionBasis, "face_control/expression_basis", bases.append, latched)
+    assert spin_until(node, lambda: bases, 10), "no latched expression basis for a late subscriber"
+    basis = msg_to_basis(bases[-1])
+    assert basis.num_components == ob.NUM_COMPONENTS and bases[-1].id == basis.id != 0
+    raw = got[-1]
+    assert ec.operator_basis_id(raw.expression_code) == basis.id
+    with_basis, fixed = msg_to_control(raw, basis), msg_to_control(raw)
+    moved_mm = np.sqrt(((with_basis.expression - fixed.expression) ** 2).sum(-1).mean()) * 1e3
+    assert 0.005 < moved_mm < 0.5, moved_mm
+    node.destroy_subscription(sub)
 
 
 def test_parameters_are_validated(io, tracker_proc):
