@@ -24,6 +24,10 @@ def add_arguments(p):
                    help="drive with the tracker's controls as the render node receives them over ROS with the "
                         "tracker's defaults (no absolute landmarks) and this expression encoding; none = "
                         "in-process, exact (default)")
+    p.add_argument("--operator-basis-s", type=float, default=10.0,
+                   help="with --control-codec compact: the operator expression basis is learned as tracker_node "
+                        "does (its operator_basis_s), over the first S s of calibrated frames, and used from then on "
+                        "(0 = off; a clip shorter than S never uses it). core/operator_basis.py")
     p.add_argument("--output", metavar="SIDE_BY_SIDE.mp4", default="", help="write driver | render to this video")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
 
@@ -40,7 +44,8 @@ def run(args) -> int:
     cfg = EvalConfig(backend=args.backend, render_backend=args.render_backend, max_frames=args.max_frames,
                      stride=max(1, args.stride), image_metrics=not args.no_image_metrics, reader_model=args.reader,
                      holes=not args.no_holes, identity=args.identity, side_by_side=args.output,
-                     fps=fps / max(1, args.stride), control_codec=args.control_codec)
+                     fps=fps / max(1, args.stride), control_codec=args.control_codec,
+                     operator_basis_s=args.operator_basis_s)
     m = evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg)
     m["video"] = args.video
     if args.photo:

@@ -43,17 +43,20 @@ mm in all); 256 float modes would still give 39.5 dB on sadtalker's worst frame,
 FaceLandmarker reader's correlations differ by at most 0.05/0.10/0.03/0.04 (lp_d18: gaze_h, whose r is
 ~-0.1 without a signal; else pitch, 0.07) against 0.03/0.03/0.005/0.015 for +-1/255 noise on the dense
 renders. Gaze, mouth_open, blendshapes and the head pose travel exactly in their own fields.
-Not built, measured (the way to >= 40 dB): a basis of the operator learned during the session, sent once
-latched: 16 principal components of this code's residual, learned on frames 60+ of the same clip and
-applied to the rendered frames 0-59, 16 more int8 per message: landmark RMS 0.14/0.09/0.10 mm and worst
-frame 41.1/53.2/50.4 dB (sadtalker/lp_d18/tpsmm; 32 components: 41.9/53.4/50.9 dB).
+The way to >= 40 dB, built (core/operator_basis.py): a basis of the operator learned during the session and
+sent once, latched: 16 principal components of this code's residual; each code then carries 16 more int8
+(FLAG_OPERATOR_BASIS, +25 bytes: a 561-byte FaceControl). Measured before it was built: learned on frames 60+
+of the same clip and applied to the rendered frames 0-59, landmark RMS 0.14/0.09/0.10 mm and worst frame
+41.1/53.2/50.4 dB (sadtalker/lp_d18/tpsmm; 32 components: 41.9/53.4/50.9 dB); as built, see
+scripts/bench_control_codec.py and the README.
 
 Code layout (CODEC_LAPLACIAN_V2, little-endian), all of it in FaceControl.expression_code:
   uint16 number of expression points L (468 or 478), uint8 flags (1: eyelid ratios present),
   float32 step[5] (the four mode bands, the lid columns), int8 bands 0..2 coefficients (modes 0-63,
   row-major [mode, xyz]), int4 band 3 (modes 64-127, row-major, two's complement, low nibble first), int8
   lid columns [14, 3], uint8 eyelid ratios [14] (x 0.01) when flagged, then when L == 478 float32 iris step
-  and int8 iris offsets [10, 3].
+  and int8 iris offsets [10, 3]; then when flagged FLAG_OPERATOR_BASIS: uint32 basis id, uint8 P, float32 step,
+  int8 coefficients [P] of the residual (expression minus the decoded fixed part, mesh points) on that basis.
 """
 
 from __future__ import annotations
