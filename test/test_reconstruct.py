@@ -95,6 +95,43 @@ def test_mirror_map_is_an_involution_on_the_canonical_mesh():
 
 
 # ---------------------------------------------------------------------------------------------------
+# the silhouette wall
+
+
+def test_the_wall_keeps_rim_colours_at_the_silhouette_only():
+    """Each wall column repeats one rim pixel's colour along its depth; carried centimetres back, those
+    colours show as long streaks over the cheek, ear and jaw of a turned head (issue 11). On a 10 cm deep
+    wall behind a disc-shaped person with striped rim colours: the rim's colours within wall_rim_m of the
+    front, only the (streak-free) side colours from 2 x wall_rim_m back."""
+    from gaussian_head_ros.core.reconstruct.completion import Scene, back_and_wall
+    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
+    from gaussian_head_ros.core.reconstruct.surfaces import pixel_rays
+
+    cfg = MeshFitConfig()
+    size, f, z_front, z_back = 128, 300.0, 0.5, 0.6
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
+    ii, jj = np.mgrid[0:size, 0:size]
+    person = (ii - size / 2) ** 2 + (jj - size / 2) ** 2 < 40 ** 2
+    rim = np.zeros((size, size, 3), np.float32)
+    rim[..., 0] = (jj % 2 == 0)  # red and white stripes: what a rim of hair strands, ear and collar looks like
+    rim[..., 1:] = (jj % 2 == 1)[..., None]
+    rim[..., 0] = np.maximum(rim[..., 0], rim[..., 1])
+    side = np.full((size, size, 3), 0.5, np.float32)
+    scene = Scene(K, np.eye(3), np.zeros(3), rim, person, np.where(person, z_front, np.inf), pixel_rays(K, size), 1.0)
+    front, back = np.full((size, size), z_front, np.float32), np.full((size, size), z_back, np.float32)
+    batch = back_and_wall(scene, front, back, side, side, rim, np.zeros_like(person), cfg.back_spacing_m,
+                          cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m)
+    wall = np.abs(batch.normals[:, 2]) < 1e-6  # wall discs face outwards, across the line of sight
+    behind = batch.means[wall, 2] - z_front
+    colours = batch.colors[wall]
+    assert wall.sum() > 200 and behind.max() > 0.09
+    deep = behind > 2 * cfg.wall_rim_m
+    assert np.abs(colours[deep] - 0.5).max() < 1e-6, "rim colours carried deep into the wall (streaks)"
+    shallow = behind < cfg.wall_rim_m
+    assert shallow.any() and np.abs(colours[shallow] - 0.5).min(axis=1).max() > 0.4  # the rim at the front
+
+
+# ---------------------------------------------------------------------------------------------------
 # every portrait
 
 

@@ -116,11 +116,16 @@ def rim_colours(scene: Scene, exclude: np.ndarray, inset_px: int = 2, band_px: i
 
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,
                   side_colours: np.ndarray, wall_colours: np.ndarray, open_edge: np.ndarray, spacing_m: float, torso_spacing_m: float,
-                  wall_step_m: float) -> GaussianBatch:
+                  wall_step_m: float, wall_rim_m: float = 0.004) -> GaussianBatch:
     """The hidden back of the proxy (front_depth/back_depth [S, S] camera depths over scene.person) and
-    the wall joining front and back along the silhouette, coloured from wall_colours at the front to
-    side_colours further back. open_edge [S, S] bool marks silhouette pixels that are a cut (the crop
-    border), where no wall is built."""
+    the wall joining front and back along the silhouette, coloured from wall_colours over its first
+    wall_rim_m (metres of depth behind the silhouette) to side_colours from 2 x wall_rim_m back. open_edge
+    [S, S] bool marks silhouette pixels that are a cut (the crop border), where no wall is built.
+
+    The rim's own colours stay within a few millimetres of the silhouette: each wall column repeats one
+    rim pixel along its depth, so a rim colour carried centimetres back shows as a streak in a turned view
+    (issue 11: pale streaks over the cheek, ear and jaw of a head turned 20 deg); the side colours are
+    blurred (MeshFitConfig.back_blur_px) and carry no streaks."""
     s = scene.size
     person = scene.person
     mpp = float(np.median(back_depth[person])) / scene.K[0, 0] if person.any() else 1e-3  # metres per pixel
@@ -164,7 +169,7 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
         pts = scene.to_head(z[:, None] * rays)
         n_cam = np.concatenate([out_dir[idx], np.zeros((len(idx), 1))], 1)
         nrm = n_cam @ scene.R
-        a = np.clip((frac - 0.1) / 0.4, 0, 1)[:, None]  # the rim's colour at the front, the back's from mid-wall
+        a = np.clip((z - zf[idx]) / max(wall_rim_m, 1e-6) - 1, 0, 1)[:, None]  # rim colour at the front only
         col = (1 - a) * wall_colours[ei[idx], ej[idx]] + a * side_colours[ei[idx], ej[idx]]
         out.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * wall_step_m), None, scene.part_of(pts)))
     return GaussianBatch.concat(out)

@@ -92,6 +92,7 @@ class MeshFitConfig:
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
+    wall_rim_m: float = 0.004  # the wall shows the rim's colours this deep, the blurred side colours from twice that
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
     remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
@@ -325,7 +326,7 @@ class MeshFitReconstructor(Reconstructor):
                                                                h_back)
         open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
-                               cfg.torso_back_spacing_m, cfg.wall_step_m)
+                               cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m)
         skin = photo[skin_w]
         brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)
