@@ -66,6 +66,10 @@ def test_round_trip_with_and_without_the_basis(tracked, basis):
         np.testing.assert_array_equal(ex_fixed, ex_plain)
         np.testing.assert_array_equal(lid, lid_fixed)
         np.testing.assert_array_equal(ex[lmk.NUM_MESH:], ex_plain[lmk.NUM_MESH:])  # irises are not in the basis
+        eye = ob._eye_points()
+        e_plain = np.sqrt(((ex_plain[:lmk.NUM_MESH][eye] - c.expression[:lmk.NUM_MESH][eye]) ** 2).sum(-1).mean())
+        e_with = np.sqrt(((ex[:lmk.NUM_MESH][eye] - c.expression[:lmk.NUM_MESH][eye]) ** 2).sum(-1).mean())
+        assert e_with <= e_plain + 1e-5, (e_plain, e_with)  # the eye block only ever brings the eyes closer
         plain_err.append(_rms_mm(ex_plain, c.expression))
         with_err.append(_rms_mm(ex, c.expression))
     print(f"held-out landmark RMS: fixed code {np.mean(plain_err):.3f} mm, with the operator basis {np.mean(with_err):.3f} mm")
