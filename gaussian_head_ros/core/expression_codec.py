@@ -45,10 +45,11 @@ FaceLandmarker reader's correlations differ by at most 0.05/0.10/0.03/0.04 (lp_d
 renders. Gaze, mouth_open, blendshapes and the head pose travel exactly in their own fields.
 The way to >= 40 dB, built (core/operator_basis.py): a basis of the operator learned during the session and
 sent once, latched: 16 principal components of this code's residual; each code then carries 16 more int8
-(FLAG_OPERATOR_BASIS, +25 bytes: a 561-byte FaceControl). Measured before it was built: learned on frames 60+
+(FLAG_OPERATOR_BASIS, +25 bytes: a ~560-byte FaceControl). Measured before it was built: learned on frames 60+
 of the same clip and applied to the rendered frames 0-59, landmark RMS 0.14/0.09/0.10 mm and worst frame
-41.1/53.2/50.4 dB (sadtalker/lp_d18/tpsmm; 32 components: 41.9/53.4/50.9 dB); as built, see
-scripts/bench_control_codec.py and the README.
+41.1/53.2/50.4 dB (sadtalker/lp_d18/tpsmm; 32 components: 41.9/53.4/50.9 dB). As built (two blocks, see
+operator_basis.learn), learned the same way: worst frame 40.5/53.0/49.9 dB, lp_d0 48.5 dB; learned causally
+over the first 2 s as the tracker would: 36.7 dB on sadtalker (README, scripts/bench_control_codec.py).
 
 Code layout (CODEC_LAPLACIAN_V2, little-endian), all of it in FaceControl.expression_code:
   uint16 number of expression points L (468 or 478), uint8 flags (1: eyelid ratios present),
