@@ -331,4 +331,15 @@ def test_compact_controls_decode_with_the_latched_operator_basis(io):
     assert int(after["operator_bases"]) == int(before["operator_bases"]) + 1
     assert int(after["controls_operator_basis"]) > int(before["controls_operator_basis"])
     assert int(after["controls_basis_missing"]) > int(before["controls_basis_missing"])
+    # a corrupted basis (its id does not match its components) is refused, said why, and the held one kept
+    bad = basis_to_msg(other)
+    bad.id = basis.id + 1
+    pub.publish(bad)
+    deadline = time.monotonic() + 20
+    while "expression basis refused" not in io["proc"].output() and time.monotonic() < deadline:
+        spin_until(node, lambda: False, 0.1)
+    assert "expression basis refused" in io["proc"].output() and io["proc"].alive()
+    msg = compact(STAMP + 50, basis)
+    assert _wait_image(io, lambda m: _stamp(m) == STAMP + 50, 20, publish=lambda: io["control"].publish(msg))
+    assert int(_diag_values(io)["controls_operator_basis"]) > int(after["controls_operator_basis"])
     node.destroy_publisher(pub)
