@@ -129,10 +129,17 @@ def test_render_node_restart_gets_latched_avatar(graph):
     rec.reset()
     rec.frames.clear()
     graph["procs"]["render_node"] = NodeProcess("render_node_2", graph["render_cmd"], graph["logs"])
+    # The new node draws its idle placeholder while it loads its kernels; the latched avatar is applied after
+    # that (7 s at load ~5 on 2 cores): judge the frames drawn once it says the avatar is ready.
+    render = graph["procs"]["render_node"]
     deadline = time.monotonic() + 60
+    while "avatar 'operator_b' ready" not in render.log() and time.monotonic() < deadline:
+        _spin(graph, 0.2)
+    assert "avatar 'operator_b' ready" in render.log(), render.log()[-3000:]
+    rec.frames.clear()
     while len(rec.frames) < 30 and time.monotonic() < deadline:
         _spin(graph, 0.2)
-    assert len(rec.frames) >= 30, graph["procs"]["render_node"].log()[-3000:]
+    assert len(rec.frames) >= 30, render.log()[-3000:]
     again = _face(rec.frames[-10:])
     d_same = np.abs(again - graph["identity_b"]).mean()
     d_other = np.abs(again - graph["identity_a"]).mean()
