@@ -32,8 +32,10 @@ def _face(frames):
 
 @pytest.fixture(scope="module")
 def graph(rclpy_context, tmp_path_factory):
-    from rclpy.qos import QoSProfile, qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage, Image
+
+    from gaussian_head_ros.msg import FaceControl
 
     from gaussian_head_ros.nodes.launcher import FaceDisplayRecorder, NodeProcess, node_command
 
@@ -50,12 +52,16 @@ def graph(rclpy_context, tmp_path_factory):
     }
     recorder = FaceDisplayRecorder(keep_frames=30)
     node = rclpy_context.create_node("e2e_driver")
-    camera_stamps = set()
+    camera_stamps, control_stamps = set(), set()
     node.create_subscription(Image, "camera/image_raw",
                              lambda m: camera_stamps.add(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec),
                              qos_profile_sensor_data)
+    node.create_subscription(FaceControl, "face_control",
+                             lambda m: control_stamps.add(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec),
+                             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     photo_pub = node.create_publisher(CompressedImage, "operator/photo/compressed", QoSProfile(depth=1))
     state = {"procs": procs, "recorder": recorder, "node": node, "camera_stamps": camera_stamps,
+             "control_stamps": control_stamps,
              "photo_pub": photo_pub, "render_cmd": render_cmd, "logs": logs}
     yield state
     recorder.close()
@@ -102,7 +108,11 @@ def test_photo_to_stream_with_traceable_stamps(graph):
     assert s.sizes == {(SIZE, SIZE, "rgb8")}
     assert s.fps() >= 0.8 * FPS, f"{s.fps():.1f} FPS < 0.8 x {FPS}"
     traced = sum(1 for t in s.stamps_ns if t in graph["camera_stamps"])
-    assert traced >= 0.9 * len(s.stamps_ns), f"only {traced}/{len(s.stamps_ns)} frames carry a camera stamp"
+    controls, camera = graph["control_stamps"], graph["camera_stamps"]
+    assert traced >= 0.9 * len(s.stamps_ns), (
+        f"only {traced}/{len(s.stamps_ns)} frames carry a camera stamp; "
+        f"{sum(1 for t in s.stamps_ns if t in controls)} carry a face_control stamp; this test received "
+        f"{len(camera)} camera frames and {len(controls)} controls, {len(controls & camera)} of them with a camera stamp")
     graph["identity_a"] = _face(rec.frames)
 
 
