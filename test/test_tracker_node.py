@@ -264,3 +264,17 @@ def test_recalibrate_falls_back_to_the_topic_when_std_srvs_cannot_load(rclpy_con
         node.destroy_node()
         rc = proc.stop()
     assert rc == 0 and "Traceback" not in proc.output(), proc.output()[-3000:]
+
+
+def test_live_nodes_limit_blas_to_one_thread():
+    """nodes.common.run limits numpy's OpenBLAS to 1 thread (its 2 spinning threads made the tracker's
+    operator-basis SVD take seconds on the loaded 2-core machine): the limit must reach the library numpy uses."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from gaussian_head_ros.nodes.common import limit_blas_threads
+
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    assert blas, "threadpoolctl finds no BLAS library in this process (numpy's OpenBLAS expected)"
+    with threadpool_limits(limits=None):  # restores the test process's setting afterwards
+        limit_blas_threads(1)
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")

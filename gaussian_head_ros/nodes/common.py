@@ -179,9 +179,26 @@ def end_process(code: int = 0):
         os._exit(code)
 
 
-def run(node_class, args=None, threads: int = 0) -> int:
+def limit_blas_threads(n: int = 1) -> None:
+    """Limit the BLAS/LAPACK libraries loaded in this process (numpy's OpenBLAS) to `n` threads.
+
+    OpenBLAS starts one thread per core and its threads spin while they wait for each other; when other
+    processes keep the cores busy that spinning turns a small LAPACK call into seconds. Measured on the 2-core
+    development machine at load 6-10: the tracker's operator-basis SVD (300 frames x 1434, core/operator_basis.py
+    `learn`) took 1.1-10.6 s with OpenBLAS's 2 threads and 0.10-0.12 s with 1, and the tracker published nothing
+    meanwhile (its frames held by the render node: glass-to-glass p95 of ~1 s in `scripts/bench_latency.py`).
+    Uses threadpoolctl; a library loaded after this call keeps its own setting."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n, user_api="blas")
+
+
+def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
     """main() of a node executable: Fast DDS profile, init, spin (multi-threaded when threads > 0) until
-    Ctrl-C or shutdown, destroy, shut down, end the process (end_process: never returns)."""
+    Ctrl-C or shutdown, destroy, shut down, end the process (end_process: never returns). BLAS libraries get
+    `blas_threads` threads (0: their own default; see `limit_blas_threads`)."""
+    if blas_threads:
+        limit_blas_threads(blas_threads)
     dds = apply_fastdds_profile()
     note_interrupts()
     rclpy.init(args=args)

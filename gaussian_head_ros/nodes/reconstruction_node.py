@@ -326,4 +326,4 @@ class ReconstructionNode(Node):
 
 
 def main(args=None):
-    return run(ReconstructionNode, args)
+    return run(ReconstructionNode, args, blas_threads=0)  # one-off work, not the live path: BLAS as it comes
