@@ -44,6 +44,23 @@ def shared(*parts: str) -> Path:
     return p
 
 
+def tracked_controls(clip: str, max_frames: int, period_ns: int, calibrated_only: bool = False) -> list:
+    """FaceControls of the frames of ../shared/data/driving/<clip> where the bundled face mesh found a face
+    (tracked with the default TrackerConfig, frame i stamped (i + 1) x period_ns); calibrated_only keeps only
+    those after the tracker's neutral face is calibrated. Skips when the data is not there."""
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(str(shared("driving", clip)), max_frames=max_frames)
+    out = []
+    with FaceTracker(TrackerConfig()) as tr:
+        for i, f in enumerate(frames):
+            c = tr.process(f.rgb, (i + 1) * period_ns)
+            if c is not None and c.face_detected and (tr.calibrated or not calibrated_only):
+                out.append(c)
+    return out
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.exists():

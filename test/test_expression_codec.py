@@ -3,7 +3,7 @@ wire format: pinned values), landmark error and eyelid ratios on a real tracked 
 
 import numpy as np
 import pytest
-from conftest import shared
+from conftest import tracked_controls
 
 from gaussian_head_ros.core import expression_codec as ec
 from gaussian_head_ros.core import landmarks as lmk
@@ -15,16 +15,7 @@ MAX_MESSAGE_BYTES = 600
 @pytest.fixture(scope="module")
 def tracked():
     """Dense expressions of 60 frames of a real clip, tracked with the bundled face mesh."""
-    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
-    from gaussian_head_ros.core.video import read_frames
-
-    frames = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=60)
-    out = []
-    with FaceTracker(TrackerConfig()) as tr:
-        for i, f in enumerate(frames):
-            c = tr.process(f.rgb, (i + 1) * 33_000_000)
-            if c is not None and c.face_detected:
-                out.append(c)
+    out = tracked_controls("lp_d18.mp4", max_frames=60, period_ns=33_000_000)
     assert len(out) > 40
     return out
 

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import shared
+from conftest import tracked_controls
 
 from gaussian_head_ros.core import expression_codec as ec
 from gaussian_head_ros.core import landmarks as lmk
@@ -20,16 +20,8 @@ LEARN_S = 2.0  # the learner's window: 51 frames at 25 fps
 @pytest.fixture(scope="module")
 def tracked():
     """Dense expressions of a real clip (bundled face mesh), the first LEARN_FRAMES to learn from."""
-    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
-    from gaussian_head_ros.core.video import read_frames
-
-    frames = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=110)
-    out = []
-    with FaceTracker(TrackerConfig()) as tr:
-        for i, f in enumerate(frames):
-            c = tr.process(f.rgb, (i + 1) * 40_000_000)
-            if c is not None and c.face_detected and tr.calibrated:
-                out.append(c)
+    out = tracked_controls("sadtalker_WDA_KatieHill_000.mp4", max_frames=110, period_ns=40_000_000,
+                           calibrated_only=True)
     assert len(out) > LEARN_FRAMES + 20
     return out
 
