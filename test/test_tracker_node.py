@@ -278,3 +278,27 @@ def test_live_nodes_limit_blas_to_one_thread():
     with threadpool_limits(limits=None):  # restores the test process's setting afterwards
         limit_blas_threads(1)
         assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_avatar_pipeline_starts_like_the_node_executables(monkeypatch):
+    """avatar_pipeline (every node in one process) goes through the same start-up as the separate node
+    executables (nodes.common.start_process), with BLAS limited to 1 thread as in the live nodes."""
+    from pathlib import Path
+
+    from gaussian_head_ros.nodes import pipeline
+
+    class Started(Exception):
+        pass
+
+    calls = []
+
+    def start_process(args=None, blas_threads=1):
+        calls.append((args, blas_threads))
+        raise Started
+
+    monkeypatch.setattr(pipeline, "start_process", start_process)
+    params = Path(__file__).resolve().parents[1] / "config" / "avatar.yaml"
+    with pytest.raises(Started):
+        pipeline.main(["--params-file", str(params)])
+    assert len(calls) == 1 and calls[0][1] == 1, calls
+    assert calls[0][0][:4] == ["avatar_pipeline", "--ros-args", "--params-file", str(params)], calls

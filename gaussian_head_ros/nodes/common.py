@@ -193,15 +193,22 @@ def limit_blas_threads(n: int = 1) -> None:
     threadpool_limits(limits=n, user_api="blas")
 
 
-def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
-    """main() of a node executable: Fast DDS profile, init, spin (multi-threaded when threads > 0) until
-    Ctrl-C or shutdown, destroy, shut down, end the process (end_process: never returns). BLAS libraries get
-    `blas_threads` threads (0: their own default; see `limit_blas_threads`)."""
+def start_process(args=None, blas_threads: int = 1) -> str:
+    """The start-up every node executable shares (`run`, and avatar_pipeline with all nodes in one process):
+    BLAS libraries limited to `blas_threads` threads (0: their own default; see `limit_blas_threads`), the Fast
+    DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying which DDS profile is used."""
     if blas_threads:
         limit_blas_threads(blas_threads)
     dds = apply_fastdds_profile()
     note_interrupts()
     rclpy.init(args=args)
+    return dds
+
+
+def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
+    """main() of a node executable: `start_process`, spin (multi-threaded when threads > 0) until Ctrl-C or
+    shutdown, destroy, shut down, end the process (end_process: never returns)."""
+    dds = start_process(args, blas_threads)
     node = None
     try:
         node = node_class()

@@ -18,7 +18,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from gaussian_head_ros.nodes.common import apply_fastdds_profile, interrupted, note_interrupts
+from gaussian_head_ros.nodes.common import interrupted, start_process
 
 
 def parse_args(argv: list[str]):
@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(params_file):
         print(f"avatar_pipeline: parameters file {params_file} not found", file=sys.stderr)
         return 2
-    dds = apply_fastdds_profile()
-    note_interrupts()
-    rclpy.init(args=["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args)
+    # BLAS limited to 1 thread as in every live node (the reconstruction's one-off work shares the process)
+    dds = start_process(["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args, blas_threads=1)
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
     from gaussian_head_ros.nodes.common import end_process, ignore_further_interrupts
