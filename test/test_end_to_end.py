@@ -138,15 +138,18 @@ def test_render_node_restart_gets_latched_avatar(graph):
     _spin(graph, 1.0)
     rec.reset()
     rec.frames.clear()
+    rec.node_states.pop("render_node", None)  # the killed node's last diagnostics
     graph["procs"]["render_node"] = NodeProcess("render_node_2", graph["render_cmd"], graph["logs"])
     # The new node draws its idle placeholder while it loads its kernels; the latched avatar is applied after
-    # that (7 s at load ~5 on 2 cores): judge the frames drawn once it says the avatar is ready.
+    # that (7 s at load ~5 on 2 cores): judge the frames drawn once its diagnostics say it draws that avatar.
     render = graph["procs"]["render_node"]
-    deadline = time.monotonic() + 60
-    while "avatar 'operator_b' ready" not in render.log() and time.monotonic() < deadline:
-        _spin(graph, 0.2)
-    assert "avatar 'operator_b' ready" in render.log(), render.log()[-3000:]
+
+    def drawing():
+        return rec.node_states.get("render_node", {}).get("drawing_operator_id")
+
+    assert rec.wait_for(lambda: drawing() == "operator_b", 60), (drawing(), render.log()[-3000:])
     rec.frames.clear()
+    deadline = time.monotonic() + 30
     while len(rec.frames) < 30 and time.monotonic() < deadline:
         _spin(graph, 0.2)
     assert len(rec.frames) >= 30, render.log()[-3000:]

@@ -91,6 +91,7 @@ def test_placeholder_before_any_avatar(io):
     assert img.max() > 20  # not an empty frame: the silhouette is drawn
     now = io["node"].get_clock().now().nanoseconds
     assert abs(now - _stamp(m)) < 5 * 10**9  # placeholder frames carry the time they were drawn
+    assert _diag_values(io)["drawing_operator_id"] == ""  # no avatar drawn yet
 
 
 def test_malformed_avatar_is_refused_and_the_node_keeps_running(io):
@@ -125,6 +126,8 @@ def test_driven_frames_carry_the_control_stamp(io):
     img = _rgb(m)
     assert np.abs(img.astype(int) - placeholder).mean() > 5  # the avatar, not the placeholder
     assert img[H // 2 - 5:H // 2 + 5, W // 2 - 5:W // 2 + 5].mean() > 30  # the face is in the middle
+    diag = _diag_values(io)  # which avatar the frames show (and when it was made: the message's stamp)
+    assert diag["drawing_operator_id"] == "first" and diag["drawing_avatar_stamp"], diag
 
     # A malformed control (NaN rotation) is refused; the next good one drives the frames.
     bad = _control_msg(STAMP + 1)

@@ -6,6 +6,9 @@ Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient loca
 `jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine), stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
 frame, so now - stamp is glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
 
+/diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
+`drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
+
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
 and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
 a render thread draws at `fps`. Before any avatar arrives a neutral placeholder is published. Without
@@ -119,6 +122,7 @@ class Loaded:
     idle: IdleAnimator
     operator_id: str
     num_gaussians: int
+    made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
 
 
 class RenderNode(Node):
@@ -152,6 +156,7 @@ class RenderNode(Node):
         self.threads_used = 0
         self._last_frame: tuple | None = None  # (avatar, what else decided it, uint8 image) of the last frame
         self.state = "waiting for an avatar"
+        self.drawing: Loaded | None = None  # the avatar of the last published frame (None: the placeholder)
         self.last_error = ""
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
@@ -239,7 +244,7 @@ class RenderNode(Node):
         try:
             avatar = msg_to_avatar(msg, max_gaussians=int(self._param("max_gaussians")))
             new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
-                         avatar.num_gaussians)
+                         avatar.num_gaussians, f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}")
         except ValueError as e:
             self.counts["avatars_refused"] += 1
             self.last_error = f"avatar refused: {e}"
@@ -327,6 +332,7 @@ class RenderNode(Node):
                 self._placeholder, self._placeholder_key = placeholder_image(w, h, bg), key
             img, stamp_ns = self._placeholder, 0
             self.state = "waiting for an avatar (placeholder)"
+            self.drawing = None
         else:
             key = self._frame_key(loaded, control, mode, w, h, bg) if fade is None else None
             last = self._last_frame
@@ -347,6 +353,7 @@ class RenderNode(Node):
                     img = (old * (1 - u) + img * u + 0.5).astype(np.uint8)
             stamp_ns = control.stamp_ns if mode != "idle" else 0
             self.state = {"live": "driven", "easing": "easing", "idle": "idle animation"}[mode]
+            self.drawing = loaded  # (fading in over the previous one during a cross-fade)
         if self._param("mirror"):
             img = img[:, ::-1]
         header = Header(frame_id="face_display")
@@ -378,7 +385,7 @@ class RenderNode(Node):
             level, message = DiagnosticStatus.WARN, f"rendering {rate:.1f} FPS, below the {target:g} FPS asked"
         else:
             level, message = DiagnosticStatus.OK, self.state
-        loaded = self.loaded
+        loaded, drawing = self.loaded, self.drawing
         values = {
             "state": self.state,
             "rate_hz": f"{rate:.1f}",
@@ -387,8 +394,12 @@ class RenderNode(Node):
             "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication - control stamp
             "backend": self.backend,
             "cpu_threads": str(self.threads_used),
-            "operator_id": loaded.operator_id if loaded else "",
+            "operator_id": loaded.operator_id if loaded else "",  # the avatar loaded (drawn from the next frame on)
             "num_gaussians": str(loaded.num_gaussians if loaded else 0),
+            # the avatar in the frames published now ('' while the placeholder shows) and its header stamp
+            # (when it was made: tells a new avatar of the same operator from the old one)
+            "drawing_operator_id": drawing.operator_id if drawing else "",
+            "drawing_avatar_stamp": drawing.made if drawing else "",
             **{k: str(v) for k, v in self.counts.items()},
         }
         self.diag_pub.publish(diagnostics(self, "face rendering", level, message, self.backend, values))
