@@ -230,6 +230,25 @@ def test_turned_head_is_completed_without_holes(results):
             assert filled.mean() > 0.1
 
 
+def test_a_pitched_torso_is_closed_where_the_photo_cuts_it(results):
+    """trump_official's photo ends at the chest inside the source crop: the body is cut there. Pitched up 20-25 deg
+    (as sadtalker frames 30-32 drive it) the old avatar showed its inside through the cut: a see-through seam
+    between the jacket and the cut, 40-180 px at 512^2 (67 px in the living-face table); the cut's section is
+    now closed (0-5 px)."""
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.holes import hole_mask
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    a = results["trump_official.png"].avatar
+    driver = Driver(a)
+    for pitch in (-20, -25):
+        for yaw in (-10, 0, 10):
+            on_black, on_white = (source_view(a, yaw, pitch, background=bg, backend="cpu", driver=driver)
+                                  for bg in ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+            n = int(hole_mask(on_black, on_white).sum())
+            assert n < 20, f"pitch {pitch} yaw {yaw}: {n} see-through pixels at the cut torso"
+
+
 def _open_jaw(avatar, th, background=(0.0, 0.0, 0.0)):
     """Open the jaw by th rad about drive()'s hinge (between the cheeks): the lower lip (inner contour
     included), the chin and the jaw line turn down, fading out towards the cheeks, as a tracker reports it.

@@ -120,7 +120,8 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
     """The hidden back of the proxy (front_depth/back_depth [S, S] camera depths over scene.person) and
     the wall joining front and back along the silhouette, coloured from wall_colours over its first
     wall_rim_m (metres of depth behind the silhouette) to side_colours from 2 x wall_rim_m back. open_edge
-    [S, S] bool marks silhouette pixels that are a cut (the crop border), where no wall is built.
+    [S, S] bool marks outline pixels that are a cut (the crop border, the photo's edge): there the body goes
+    on, and coarser columns (torso_spacing_m apart) close its section just inside the cut.
 
     The rim's own colours stay within a few millimetres of the silhouette: each wall column repeats one
     rim pixel along its depth, so a rim colour carried centimetres back shows as a streak in a turned view
@@ -147,32 +148,50 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
         nrm = (n_cam / np.linalg.norm(n_cam, axis=1, keepdims=True)) @ scene.R
         out.append(surface_discs(pts, nrm, back_colours[gi, gj], np.full(len(pts), 0.6 * spacing),
                                  _view_dirs(scene, pts), scene.part_of(pts)))
-    # Wall: columns along the silhouette (every wall_step_m) from the front depth to the back depth.
+    # Wall: columns along the silhouette (every wall_step_m) from the front depth to the back depth; along a
+    # cut (the crop border, the photo's own edge) coarser columns (torso_spacing_m) close the body's section,
+    # or a head that turns or pitches shows its inside there (issue 11: a 67 px see-through seam between the
+    # jacket and the cut at the bottom of a torso pitched 20 deg).
     contours, _ = cv2.findContours(person.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     step = max(1, int(round(wall_step_m / mpp)))
     pix = [c[::step, 0, ::-1] for c in contours if len(c) > 2 * step]  # (i, j) along each outline
     pix = np.concatenate(pix) if pix else np.zeros((0, 2), np.int64)
-    pix = pix[~open_edge[pix[:, 0], pix[:, 1]]]
-    if len(pix):
-        ei, ej = pix[:, 0], pix[:, 1]
-        dist = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)
-        gyd, gxd = np.gradient(cv2.GaussianBlur(dist, (0, 0), 1.5).astype(np.float64))
-        out_dir = np.stack([gxd[ei, ej], gyd[ei, ej]], 1)  # towards the outside
-        out_dir /= np.maximum(np.linalg.norm(out_dir, axis=1, keepdims=True), 1e-9)
-        zf, zb = front_depth[ei, ej], back_depth[ei, ej]
-        n_per = np.maximum(1, np.ceil((zb - zf) / wall_step_m)).astype(np.int64)
-        idx = np.repeat(np.arange(len(ei)), n_per)
-        frac = (np.arange(len(idx)) - np.repeat(np.cumsum(n_per) - n_per, n_per) + 0.5) / n_per[idx]
-        z = zf[idx] + frac * (zb[idx] - zf[idx])
-        rays = scene.rays[ei[idx], ej[idx]].astype(np.float64).copy()
-        rays[:, :2] += 0.5 * out_dir[idx] / scene.K[0, 0]  # half a pixel out: the very silhouette
-        pts = scene.to_head(z[:, None] * rays)
-        n_cam = np.concatenate([out_dir[idx], np.zeros((len(idx), 1))], 1)
-        nrm = n_cam @ scene.R
-        a = np.clip((z - zf[idx]) / max(wall_rim_m, 1e-6) - 1, 0, 1)[:, None]  # rim colour at the front only
-        col = (1 - a) * wall_colours[ei[idx], ej[idx]] + a * side_colours[ei[idx], ej[idx]]
-        out.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * wall_step_m), None, scene.part_of(pts)))
+    cut = open_edge[pix[:, 0], pix[:, 1]]
+    cut_every = max(1, int(round(torso_spacing_m / wall_step_m)))
+    cut_pix = pix[cut][::cut_every]
+    # Signed distance to the outline, the image border counting as outside (so a cut has a direction too).
+    padded = np.pad(person, 2).astype(np.uint8)
+    signed = (cv2.distanceTransform(1 - padded, cv2.DIST_L2, 3) - cv2.distanceTransform(padded, cv2.DIST_L2, 3))[2:-2, 2:-2]
+    grad_y, grad_x = np.gradient(cv2.GaussianBlur(signed, (0, 0), 1.5).astype(np.float64))
+    for p, step_m, shift_px in ((pix[~cut], wall_step_m, 0.5), (cut_pix, torso_spacing_m, -0.5)):
+        # half a pixel out: the very silhouette; half a pixel in along a cut: behind the photo layer's last row
+        out.append(_columns(scene, p, np.stack([grad_x[p[:, 0], p[:, 1]], grad_y[p[:, 0], p[:, 1]]], 1),
+                            front_depth, back_depth, step_m, shift_px, wall_colours, side_colours, wall_rim_m))
     return GaussianBatch.concat(out)
+
+
+def _columns(scene: Scene, pix: np.ndarray, out_dir: np.ndarray, front_depth: np.ndarray, back_depth: np.ndarray,
+             step_m: float, shift_px: float, rim_colours: np.ndarray, side_colours: np.ndarray,
+             rim_m: float) -> GaussianBatch | None:
+    """Columns of discs along the camera rays of outline pixels pix [M, 2] (i, j), every step_m from the
+    front to the back depth, facing out_dir [M, 2] (image x, y; towards the outside), the rays moved
+    shift_px along it; rim_colours over the first rim_m behind the front, side_colours from 2 x rim_m."""
+    if not len(pix):
+        return None
+    ei, ej = pix[:, 0], pix[:, 1]
+    out_dir = out_dir / np.maximum(np.linalg.norm(out_dir, axis=1, keepdims=True), 1e-9)
+    zf, zb = front_depth[ei, ej], back_depth[ei, ej]
+    n_per = np.maximum(1, np.ceil((zb - zf) / step_m)).astype(np.int64)
+    idx = np.repeat(np.arange(len(ei)), n_per)
+    frac = (np.arange(len(idx)) - np.repeat(np.cumsum(n_per) - n_per, n_per) + 0.5) / n_per[idx]
+    z = zf[idx] + frac * (zb[idx] - zf[idx])
+    rays = scene.rays[ei[idx], ej[idx]].astype(np.float64).copy()
+    rays[:, :2] += shift_px * out_dir[idx] / scene.K[0, 0]
+    pts = scene.to_head(z[:, None] * rays)
+    nrm = np.concatenate([out_dir[idx], np.zeros((len(idx), 1))], 1) @ scene.R
+    a = np.clip((z - zf[idx]) / max(rim_m, 1e-6) - 1, 0, 1)[:, None]  # rim colour at the front only
+    col = (1 - a) * rim_colours[ei[idx], ej[idx]] + a * side_colours[ei[idx], ej[idx]]
+    return surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * step_m), None, scene.part_of(pts))
 
 
 def _view_dirs(scene: Scene, pts: np.ndarray) -> np.ndarray:
