@@ -218,6 +218,16 @@ def test_expression_is_relative_to_the_operators_neutral(tracked):
     assert rigid < 0.2 * np.linalg.norm(lip)  # pose and scale do not leak into the expression
 
 
+def test_talking_frames_do_not_replace_the_first_neutral(tracked):
+    """tpsmm starts mid-sentence and talks through its first 60 frames (no frame with the lips together and the
+    jaw up). The neutral must stay the first frame's `neutralize` (what the self avatar rests in) instead of
+    jumping to each slightly-less-open frame: it did, its mouth width went 52.5 -> 49.2 mm by frame 16, and the
+    avatar was driven 3.3 mm wider than the operator (its open mouth read as a smile: reader smile r 0.32)."""
+    cs = tracked["tpsmm_driving"]["controls"][:60]
+    width = np.array([(c.landmarks - c.expression)[291, 0] - (c.landmarks - c.expression)[61, 0] for c in cs])
+    assert np.abs(width - width[0]).max() < 0.5e-3, np.abs(width - width[0]).max()  # metres; was 3.3 mm
+
+
 def test_the_neutral_keeps_the_operators_lids_open(tracked):
     """A frame with a relaxed mouth but lids half closed (sadtalker looking down, frames 30-40) must not become
     the neutral's lids: the drive opens the avatar's lids by operator gap / neutral gap, and such a neutral

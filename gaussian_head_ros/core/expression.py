@@ -209,9 +209,19 @@ class NeutralEstimator:
     lids and a closed mouth would otherwise become the neutral's lids (seen on sadtalker: 10 -> 2.8 mm at
     frame 36), and the drive, which opens the avatar's lids by the operator's gap / neutral gap, stared.
     Frames whose landmarks are in the head frame of the current neutral (the tracker aligns them to it)
-    keep the estimate in one frame."""
+    keep the estimate in one frame.
+
+    The first frame's `neutralize` counts at least as much as a frame whose lips are `scale_m` apart
+    (weight FIRST_WEIGHT = exp(-1)), whatever its own mouth: an operator who starts mid-sentence gives only
+    talking frames, each weighing ~1e-15 .. 1e-3, and a running average of such weights alone is a soft
+    argmax that jumped to each slightly-less-open frame's `neutralize` in turn. That carried whatever
+    `neutralize` leaves (a mouth narrowed by speech, a pucker) into the neutral: on tpsmm_driving the
+    neutral's mouth width went 52.5 -> 49.2 mm over 16 talking frames, so the avatar (built from frame 0's
+    `neutralize`) was driven 3.3 mm wider than the operator throughout and its open mouth read as a smile
+    (reader smile r 0.32). Now only frames that are really relaxed (weight near 1) replace it."""
 
     HISTORY = 900  # chin drops / lid gaps remembered for the operator's own "jaw up" / "lids open" (30 s at 30 fps)
+    FIRST_WEIGHT = math.exp(-1.0)  # the least weight of the first frame (see the class notes)
     EYE_POINTS = np.array(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + (lmk.IRIS_CENTER_R,) + lmk.IRIS_R
                           + (lmk.IRIS_CENTER_L,) + lmk.IRIS_L)
 
@@ -246,7 +256,7 @@ class NeutralEstimator:
             self._lids = (self._lids + [lid])[-self.HISTORY:]
             w_eyes = math.exp(-(max(0.0, float(np.percentile(self._lids, 90)) - lid) / self.scale_m) ** 2)
         if self.neutral is None or self.neutral.shape != n.shape:
-            self.neutral, self.weight, self.weight_eyes, self.frames = n, w, w_eyes, 1
+            self.neutral, self.weight, self.weight_eyes, self.frames = n, max(w, self.FIRST_WEIGHT), w_eyes, 1
         else:
             dt = max(0.0, t_s - self._t_s) if self._t_s is not None else 0.0
             decay = math.exp(-dt / self.window_s)
