@@ -94,3 +94,52 @@ def test_lids_meet_when_the_operators_do_whatever_the_eye_sizes(canonical):
         np.testing.assert_allclose(ratios, closed, rtol=1e-5)
         v2, _ = d.deformed_template(FaceControl(expression=lm - neutral, eyelid_ratios=ratios))
         np.testing.assert_allclose(v2, v, atol=1e-9)
+
+
+def test_held_gaze_keeps_each_eye_while_its_lids_hide_the_iris():
+    held, measured = np.zeros((2, 2)), np.full((2, 2), 0.3)
+    np.testing.assert_array_equal(eyes.held_gaze(measured, None, [0.1, 0.1]), measured)  # nothing held yet
+    g = eyes.held_gaze(measured, held, [eyes.IRIS_HIDDEN_RATIO, eyes.IRIS_SEEN_RATIO])  # right closed, left open
+    np.testing.assert_allclose(g, [[0, 0], [0.3, 0.3]])
+    mid = 0.5 * (eyes.IRIS_HIDDEN_RATIO + eyes.IRIS_SEEN_RATIO)
+    np.testing.assert_allclose(eyes.held_gaze(measured, held, [mid, 1.2]), [[0.15, 0.15], [0.3, 0.3]])
+
+
+def test_the_tracked_gaze_does_not_dart_during_a_blink():
+    """tpsmm_driving blinks at frames 19-23 (lid gap down to 0.3 of the neutral): MediaPipe's iris points then
+    put the left eye 18-20 deg off (yaw 0.01 -> 0.36 rad) and the avatar's eyes darted under closing lids. The
+    tracker keeps each eye's gaze while its lids hide the iris (eyes.held_gaze): measured 0.11 rad at most."""
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(str(shared("driving", "tpsmm_driving.mp4")), 26)
+    h, w = frames[0].rgb.shape[:2]
+    with FaceTracker(TrackerConfig(fov_deg=12.0)) as tr:
+        cs = [tr.process(f.rgb, f.stamp_ns, default_intrinsics(w, h, 12.0)) for f in frames]
+    gaze = [np.asarray(c.gaze, np.float64) for c in cs]
+    assert min(np.asarray(c.eyelid_ratios)[list(deform.LID_MID)].min() for c in cs[19:24]) < 0.5  # it does blink
+    jump = max(np.abs(g - gaze[17]).max() for g in gaze[19:24])
+    assert jump < 0.2, jump  # 0.35 rad before the fix
+
+
+def test_only_the_eyeball_s_own_pixels_turn_with_it():
+    """An eye opening (sclera 0.8, iris disc 0.3) with a dark band along its upper lid (lashes, the lid's
+    shadow, 0.1): the band outside the iris stays with the lids (before, the whole opening lay on the eyeball,
+    and a turned eye dragged the lash band across the white)."""
+    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eyeball_pixels
+
+    s = 96
+    rows, cols = np.mgrid[0:s, 0:s] + 0.5
+    opening = ((cols - 48) / 30) ** 2 + ((rows - 48) / 12) ** 2 < 1
+    band = opening & (((cols - 48) / 30) ** 2 + ((rows - 51) / 12) ** 2 >= 1)  # the top 3 px of the opening
+    iris = np.hypot(cols - 48, rows - 48) < 9
+    photo = np.where(opening[..., None], 0.8, 0.5) * np.ones(3)
+    photo[band] = 0.1
+    photo[iris & opening] = 0.3
+    lm = np.full((lmk.NUM_LANDMARKS, 3), -100.0)
+    lm[lmk.IRIS_CENTER_R, :2] = 48, 48
+    colours = {"sclera": np.full((2, 3), 0.8), "iris_radius_px": np.array([9.0, 9.0])}
+    own = eyeball_pixels(photo, opening, lm, colours, EyeballConfig())
+    assert own[iris & opening].all() and own[opening & ~band & ~iris].all()
+    assert not own[band & ~iris].any() and not own[~opening].any()

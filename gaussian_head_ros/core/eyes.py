@@ -16,6 +16,13 @@ it into x (on the ../shared clips the image-plane measure follows FaceLandmarker
 irises within 1.2 % of the eye width of the corners' midpoint, so no offset is applied. The eyeball's
 centre is the iris centre moved back by r against the gaze direction.
 
+While the lids hide the iris (a blink, a squint) MediaPipe's iris points are guesses: on tpsmm_driving's
+blink (lid gap 0.31-0.45 of the neutral) they put the left eye 11-21 deg off for three frames, the One Euro
+filter spread that over the next ones, and the avatar's eyes darted sideways under closing lids. The
+tracker therefore keeps each eye's last gaze while its lids are nearly closed (`held_gaze`): the measured
+gaze counts fully from a centre lid gap of IRIS_SEEN_RATIO x the neutral gap, not at all below
+IRIS_HIDDEN_RATIO (the iris centre is then behind the upper lid), linearly between.
+
 From ARKit blendshapes (eyeLookIn/Out/Up/Down per eye, 0..1; other drivers): yaw and pitch are their
 differences times ARKIT_YAW_RAD / ARKIT_PITCH_RAD (ARKit documents no angle for a coefficient of 1;
 these are our estimate of where MediaPipe's FaceLandmarker saturates).
@@ -32,6 +39,7 @@ EYE_WIDTH_M = 0.027  # corner to corner, MediaPipe's canonical face at the head 
 ARKIT_YAW_RAD = 0.5  # eyeLookOut - eyeLookIn = 1 -> this many radians
 ARKIT_PITCH_RAD = 0.4  # eyeLookDown - eyeLookUp = 1 -> this many radians
 IRIS_CENTRES = (lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)
+IRIS_HIDDEN_RATIO, IRIS_SEEN_RATIO = 0.4, 0.7  # centre lid gap / neutral gap: iris gaze ignored .. fully used
 
 
 def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) -> np.ndarray:
@@ -53,6 +61,21 @@ def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) 
         yaw = np.arcsin(np.clip(-dx / (radius_m * max(np.cos(pitch), 1e-6)), -1, 1))
         out[e] = yaw, pitch
     return out
+
+
+def held_gaze(measured: np.ndarray, held: np.ndarray | None, lid_mid_ratios) -> np.ndarray:
+    """This frame's gaze [2, 2] (yaw, pitch) rad per eye from the measured one and the one held so far (None: the
+    measured one), weighted per eye by how open its lids are: lid_mid_ratios [2] = each eye's centre lid gap /
+    its neutral gap (1 = the neutral; `deform.eyelid_ratios` at `deform.LID_MID`). Weight 0 at or below
+    IRIS_HIDDEN_RATIO (the held gaze stays), 1 at or above IRIS_SEEN_RATIO (the measured gaze)."""
+    g = np.asarray(measured, np.float64).reshape(2, 2)
+    if held is None:
+        return g.copy()
+    r = np.asarray(lid_mid_ratios, np.float64).reshape(2)
+    w = np.clip((r - IRIS_HIDDEN_RATIO) / (IRIS_SEEN_RATIO - IRIS_HIDDEN_RATIO), 0.0, 1.0)
+    w = np.where(np.isfinite(w), w, 1.0)
+    h = np.asarray(held, np.float64).reshape(2, 2)
+    return h + w[:, None] * (g - h)
 
 
 def gaze_directions(gaze: np.ndarray) -> np.ndarray:

@@ -375,7 +375,12 @@ class FaceTracker:
         depth = K[0, 0] / s  # the neutral's metres at s pixels per metre
         trans = np.array([(t[0] - K[0, 2]) * depth / K[0, 0], (t[1] - K[1, 2]) * depth / K[1, 1], depth])
         mouth = mouth_open(canonical, neutral)
-        gaze = eyes.gaze_from_landmarks(p).reshape(4)  # in the image plane (core/eyes.py says why)
+        gaze = eyes.gaze_from_landmarks(p)  # in the image plane (core/eyes.py says why)
+        # each eye's last gaze kept while its lids hide the iris (eyes.held_gaze), before any smoothing
+        lids_now = deform.eyelid_ratios(canonical, canonical - neutral)[list(deform.LID_MID)]
+        gaze = eyes.held_gaze(gaze, self._gaze_held, lids_now)
+        self._gaze_held = gaze
+        gaze = gaze.reshape(4)
         quat = matrix_to_quat(rot)
         bs = face.blendshapes
         if self.config.smoothing:
@@ -412,6 +417,7 @@ class FaceTracker:
     def _reset_filters(self) -> None:
         for f in (self._f_rot, self._f_trans, self._f_lmk, self._f_mouth, self._f_bs, self._f_gaze):
             f.reset()
+        self._gaze_held: np.ndarray | None = None  # eyes.held_gaze's state: the last gaze [2, 2] given out
 
     def _reset_stream(self) -> None:
         """Forget the temporal state (not the neutral face)."""

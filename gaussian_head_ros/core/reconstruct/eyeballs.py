@@ -6,6 +6,13 @@ relative to the photo's (core/deform.py). The pixels of the photo's eye openings
 (`place_on_eyeballs`): at rest the avatar shows exactly the photo's eyes. What the lids hide at rest is
 painted (`eyeball_completion`): iris and pupil around the rest gaze direction with the iris size and colours
 measured in the photo, sclera elsewhere; so a turned eye shows an iris, not the lids' colour.
+
+Only the eyeball's own pixels of an opening turn with it (`eyeball_pixels`): the iris disc and the pixels
+that are sclera. The opening's dark band along the lids (lashes, the lids' shadow, the lid margins: 2-5 px
+at 512 px, wider than any fixed rim) stays with the lids, and the sphere behind it is painted like the
+hidden part. Before, that band lay on the sphere: a turned eye dragged a dark ring across the white, and
+a lid that opened wider than the photo's showed a second lash line under it (the reader read a wider lid
+as a lower gaze: lp_d9_woman_turned driven by lp_d18, r_gaze_v -0.76).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class EyeballConfig:
     iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
     rim_px: int = 2  # the eye opening's rim this wide (source pixels) stays with the lids, not the eyeball
+    band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
 
 
 def eye_side(fid: np.ndarray, first_eye_tri: int, num_right_tris: int) -> np.ndarray:
@@ -66,20 +74,44 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy)
         iris = eye_px & (d < 0.85 * r_px)
         sclera = eye_px & (d > 1.15 * r_px) & (d < 4.0 * r_px)
-        if sclera.sum() >= cfg.min_pixels:  # the brighter half: the lids' shadow is not the sclera's colour
-            s = photo[sclera][lum[sclera] >= np.median(lum[sclera])]
+        if sclera.sum() >= cfg.min_pixels:  # the brightest quarter: the lids' shadow and lashes are not the sclera
+            s = photo[sclera][lum[sclera] >= np.percentile(lum[sclera], 75)]
             out["sclera"].append(np.median(s, 0))
         else:
             out["sclera"].append(np.asarray(cfg.sclera_rgb))
         if iris.sum() >= cfg.min_pixels:
             ring_px = iris & (d > 0.45 * r_px)
-            out["iris"].append(np.median(photo[ring_px if ring_px.sum() >= cfg.min_pixels else iris], 0))
+            ring_px = ring_px if ring_px.sum() >= cfg.min_pixels else iris
+            # the darker half: specular highlights and sclera the landmarks' disc takes in are not the iris
+            out["iris"].append(np.median(photo[ring_px][lum[ring_px] <= np.median(lum[ring_px])], 0))
             out["pupil"].append(np.percentile(photo[iris], 10, axis=0))
         else:
             out["iris"].append(np.asarray(cfg.iris_rgb))
             out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb))
         out["iris_radius_px"].append(r_px)
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
+                   cfg: EyeballConfig) -> np.ndarray:
+    """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that belong to the
+    eyeball: within the iris disc (iris landmarks, `colours["iris_radius_px"]`), or at least halfway in
+    luminance from the opening's dark rim (its 10th percentile outside the iris) to the measured sclera."""
+    h, w = eye_px.shape
+    rows, cols = np.mgrid[0:h, 0:w]
+    lum = photo @ np.array([0.299, 0.587, 0.114])
+    out = np.zeros((h, w), bool)
+    for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
+        cx, cy = landmarks_px[centre, :2]
+        d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / max(float(colours["iris_radius_px"][e]), 1e-6)
+        near = eye_px & (d < 4.0)  # this eye's opening
+        if not near.any():
+            continue
+        outside = near & (d >= 1.0)
+        dark = float(np.percentile(lum[outside], 10)) if outside.sum() >= cfg.min_pixels else 0.0
+        sclera = float(colours["sclera"][e] @ np.array([0.299, 0.587, 0.114]))
+        out |= near & ((d < 1.0) | (lum >= 0.5 * (dark + sclera)))
+    return out
 
 
 def _cap_points(spacing_m: float, radius_m: float, cap_deg: float) -> np.ndarray:

@@ -38,7 +38,7 @@ from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_di
 from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall, covered_triangles, face_completion,
                                                            rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
-                                                         place_on_eyeballs)
+                                                         eyeball_pixels, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot
@@ -345,16 +345,23 @@ class MeshFitReconstructor(Reconstructor):
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
         mouth = mouth.take(inside & mesh_px[mi, mj] & (mz > front[mi, mj] + 0.002))
 
-        def hidden_by_the_lids(p):
-            i, j, z, inside = scene.project(p)
-            return inside & mesh_px[i, j] & ~eye_px[i, j] & (z > front[i, j] + 0.0005)
-
-        # The opening's rim (lashes, the lids' shadow) stays with the lids (static: the falloff band carries it
-        # with the lid vertices); inside it the photo's eye turns with the eyeball.
+        # The opening's rim and its dark band along the lids (lashes, the lids' shadow) stay with the lids
+        # (static: the falloff band carries them with the lid vertices); the iris and the sclera inside turn with
+        # the eyeball (eyeballs.eyeball_pixels), and the sphere behind the band is painted like the hidden part.
+        eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         eye_core = cv2.erode(eye_px.astype(np.uint8), np.ones((3, 3), np.uint8),
                              iterations=cfg.eyeball.rim_px).astype(bool)
-        eyeball = eyeball_completion(V, rest_gaze, eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball), mpp,
-                                     cfg.eyeball, keep=hidden_by_the_lids)
+        eye_core &= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball)
+        lid_band = eye_px & ~eye_core
+        if lid_band.any():  # just in front of the sphere, so the painted eyeball behind never shows at rest
+            toward = centre - pts[lid_band]
+            pts[lid_band] += cfg.eyeball.band_lift_m * toward / np.linalg.norm(toward, axis=1, keepdims=True)
+
+        def hidden_by_the_lids(p):
+            i, j, z, inside = scene.project(p)
+            return inside & mesh_px[i, j] & (lid_band[i, j] | (~eye_px[i, j] & (z > front[i, j] + 0.0005)))
+
+        eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_by_the_lids)
         chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.torso_sigma_per_stride,
                           cfg.under_chin_behind_m, cfg.under_chin_band_px)
         timings["completion"] = time.perf_counter() - t2
