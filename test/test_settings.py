@@ -141,3 +141,41 @@ def test_float_parameters_take_integers(rclpy_context):
         assert node.get_parameter("background").value == [0.0, 1.0, 0.0]
     finally:
         node.destroy_node()
+
+
+@pytest.mark.ros
+def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(rclpy_context, tmp_path):
+    """A params file with an out-of-range integer, a string for a float and an out-of-range float: rclpy
+    raises on such overrides while declaring, which killed render_node (and tracker_node) at start-up with
+    a traceback. Each bad line goes back to its default with an error log line; the good lines hold and the
+    node publishes frames."""
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+
+    params = tmp_path / "bad.yaml"
+    params.write_text("render_node:\n  ros__parameters:\n    width: 64\n    height: 48\n    backend: cpu\n"
+                      "    jpeg_quality: 500\n    fps: fast\n    crossfade_s: -1.0\n")
+    proc = Proc(executable("render_node") + ["--ros-args", "--params-file", str(params)], tmp_path / "render_node.log")
+    node = rclpy_context.create_node("bad_params_peer")
+    try:
+        images = []
+        node.create_subscription(Image, "face_display/image_raw", images.append, qos_profile_sensor_data)
+        assert spin_until(node, lambda: images or proc.p.poll() is not None, 90), proc.output()
+        assert proc.p.poll() is None, f"render_node died:\n{proc.output()}"
+        assert (images[-1].width, images[-1].height) == (64, 48)
+        client = node.create_client(GetParameters, "render_node/get_parameters")
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(GetParameters.Request(names=["jpeg_quality", "fps", "crossfade_s", "width"]))
+        assert spin_until(node, future.done, 10)
+        v = future.result().values
+        assert (v[0].integer_value, v[1].double_value, v[2].double_value, v[3].integer_value) == (80, 30.0, 0.5, 64)
+        log = proc.output()
+        for name in ("jpeg_quality", "fps", "crossfade_s"):
+            assert f"parameter {name}:" in log and "using the default" in log, log
+        assert "Traceback" not in log, log
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"

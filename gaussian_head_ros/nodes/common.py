@@ -12,6 +12,7 @@ import threading
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
@@ -35,8 +36,9 @@ def descriptor(s: Setting) -> ParameterDescriptor:
 
 def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     """Declare one parameter per setting of `table` ({parameter name: Setting}), described, with its
-    default; then a value out of its range or choices (from a params file or an override, which the
-    on-set callback does not see) goes back to its default, alone, with an error log line. `check`
+    default; then a value of the wrong type or out of its range or choices (from a params file or an
+    override, which the on-set callback does not see) goes back to its default, alone, with an error log
+    line, and the node starts (rclpy raises on such an override while declaring). `check`
     (name, value), raising ValueError, replaces the range/choices check when a node checks more.
 
     Floating-point settings also take integers (`ros2 param set /render_node fps 15`, `-p fps:=15`, a YAML
@@ -60,7 +62,13 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     if floats and hasattr(node, "add_pre_set_parameters_callback"):
         node.add_pre_set_parameters_callback(lambda params: [as_float(p) for p in params])
     for name, s in table.items():
-        node.declare_parameter(name, s.default, descriptor(s))
+        try:
+            node.declare_parameter(name, s.default, descriptor(s))
+        except (InvalidParameterValueException, InvalidParameterTypeException) as e:
+            # rclpy checks an override against the descriptor's range and the default's type while
+            # declaring, and raises: the node would not start over one bad line of a params file.
+            node.get_logger().error(f"parameter {name}: {e.args[0]}; using the default {s.default!r}")
+            node.declare_parameter(name, s.default, descriptor(s), ignore_override=True)
     for name, s in table.items():
         try:
             (check or (lambda _, v, s=s: s.check(v)))(name, node.get_parameter(name).value)
