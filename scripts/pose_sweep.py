@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""The reader (and the tracker) on the avatar turned to known head poses with its rest expression (issue 11).
+
+    python scripts/pose_sweep.py [--portraits NAME ...] [--self] [--axes pitch yaw] [--out DIR]
+
+Separates what the avatar's geometry does from what driving does: each avatar (mesh_fit, from every
+../shared portrait, and with --self from each clip's frame 0) is rendered at rest (zero expression, head
+at 2 m on the optical axis, 512², 12 deg field of view as `gaussian-head eval` uses), turned about one
+axis, and MediaPipe's FaceLandmarker (the reader of core/reader.py, video mode as in eval) and the
+tracker (core/tracking.py, bundled face mesh, no smoothing) read every render. Two sweeps per axis,
+0 -> +A -> -A -> 0 so that each angle is seen going up and going down:
+
+- wide (+-20 deg, 2 deg steps): the reader's slope (read deg per true deg; MediaPipe reads the avatar's
+  angle scaled by this), its r with the true angle, its hysteresis (largest difference between the two
+  readings of one angle), and what it reads into the expression of a head that does not move its face:
+  the reader's brow group (core/reader.py) and the tracker's brow displacement (mm, + = up) per degree.
+- small (+-2 deg, 0.25 deg steps): the reader's residual std about its straight line = its noise on this
+  face at rest, and from it the highest r a driver of angle std s can reach when the avatar follows it
+  exactly: r_max(s) = 1 / sqrt(1 + (noise / (slope s))^2) (the driver's own reader noise comes on top).
+  `--driver-std` gives the s values (default: the ../shared clips' 60-frame reader std of that angle).
+
+Prints one line per avatar and axis, and writes DIR/pose_sweep.json; asserts nothing. One avatar and
+axis is ~30 s of CPU (a reconstruction, ~60 renders, two readers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+# Reader std of the head angles over the first 60 frames of each ../shared clip (deg; the living-face
+# table of main@2add236, /work/coord/final/living_face): the amplitudes a small-motion clip gives r.
+DRIVER_STD_DEG = {"pitch": {"lp_d0": 0.64, "lp_d18": 0.78, "tpsmm_driving": 2.88, "sadtalker": 7.46},
+                  "yaw": {"lp_d0": 0.31, "lp_d18": 0.54, "tpsmm_driving": 0.83, "sadtalker": 7.26}}
+DEPTH_M, SIZE_PX, FOV_DEG = 2.0, 512, 12.0
+
+
+def angles(amp: float, step: float) -> np.ndarray:
+    """0 -> +amp -> -amp -> 0 in steps of `step` degrees."""
+    up = np.arange(0.0, amp + 1e-9, step)
+    return np.concatenate([up, up[::-1][1:], -up[1:], -up[::-1][1:]])
+
+
+def sweep(driver, axis: str, degs: np.ndarray, reader_model: str) -> list[dict]:
+    """Render the driven avatar at rest turned by each angle about `axis`; read each render -> rows."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+
+    brow = np.array(lmk.BROW_R + lmk.BROW_L)
+    K = default_intrinsics(SIZE_PX, SIZE_PX, FOV_DEG)
+    rows = []
+    with FaceReader(reader_model) as reader, FaceTracker(TrackerConfig(fov_deg=FOV_DEG, smoothing=False)) as tracker:
+        for i, a in enumerate(degs):
+            c = FaceControl.rest()
+            c.rotation = euler_to_quat(**{f"{axis}_deg": float(a)}).astype(np.float32)
+            c.translation = np.array([0.0, 0.0, DEPTH_M], np.float32)
+            img = (np.clip(render_control(driver, c, K, SIZE_PX, SIZE_PX).image, 0, 1) * 255 + 0.5).astype(np.uint8)
+            stamp = (i + 1) * 33_333_333
+            r, t = reader.read(img, stamp), tracker.process(img, stamp, K)
+            row = {"true_deg": float(a), "reader_deg": None, "reader_brow": None, "tracker_brow_mm": None}
+            if r is not None:
+                row.update(reader_deg=r.angles_deg[axis], reader_brow=r.groups["brow"])
+            if t is not None and t.face_detected and len(t.expression):
+                row["tracker_brow_mm"] = float(-np.asarray(t.expression)[brow, 1].mean() * 1000)
+                row["tracker_deg"] = euler_deg(t.rotation)[axis]
+            rows.append(row)
+    return rows
+
+
+def _series(rows, key):
+    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], np.float64)
+
+
+def summarize(wide: list[dict], small: list[dict], driver_std: dict) -> dict:
+    """Figures of one avatar and axis (see the module docstring)."""
+    out = {}
+    x, y = _series(wide, "true_deg"), _series(wide, "reader_deg")
+    ok = np.isfinite(y)
+    out["found"] = f"{int(ok.sum())}/{len(y)}"
+    if ok.sum() >= 5:
+        slope, icpt = np.polyfit(x[ok], y[ok], 1)
+        out.update(slope=round(float(slope), 3), r_wide=round(float(np.corrcoef(x[ok], y[ok])[0, 1]), 4))
+        pairs = {}
+        for a, v in zip(x[ok], y[ok]):
+            pairs.setdefault(round(a, 3), []).append(v)
+        out["hysteresis_deg"] = round(max((max(v) - min(v) for v in pairs.values() if len(v) > 1), default=0.0), 2)
+        for key, name in (("reader_brow", "reader_brow_per_deg"), ("tracker_brow_mm", "tracker_brow_mm_per_deg")):
+            b = _series(wide, key)
+            k = np.isfinite(b)
+            if k.sum() >= 5:
+                out[name] = round(float(np.polyfit(x[k], b[k], 1)[0]), 4)
+                out[name.replace("_per_deg", "_ptp")] = round(float(np.ptp(b[k])), 3)
+    xs, ys = _series(small, "true_deg"), _series(small, "reader_deg")
+    ok = np.isfinite(ys)
+    if ok.sum() >= 5:
+        slope, icpt = np.polyfit(xs[ok], ys[ok], 1)
+        noise = float(np.std(ys[ok] - (slope * xs[ok] + icpt)))
+        out.update(slope_small=round(float(slope), 3), r_small=round(float(np.corrcoef(xs[ok], ys[ok])[0, 1]), 4),
+                   noise_deg=round(noise, 3))
+        out["r_max"] = {clip: round(1.0 / float(np.sqrt(1.0 + (noise / max(abs(slope) * s, 1e-9)) ** 2)), 3)
+                        for clip, s in driver_std.items()}
+    return out
+
+
+def main(argv=None) -> int:
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.video import read_frames
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(DATA), help="data folder with driving/ and portraits/")
+    ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
+    ap.add_argument("--portraits", nargs="*", default=None, help="portrait file stems (default: all)")
+    ap.add_argument("--self", dest="self_", action="store_true", help="also each clip's frame 0")
+    ap.add_argument("--axes", nargs="*", default=["pitch", "yaw"], choices=["pitch", "yaw", "roll"])
+    ap.add_argument("--wide", type=float, nargs=2, default=[20.0, 2.0], metavar=("AMP", "STEP"))
+    ap.add_argument("--small", type=float, nargs=2, default=[2.0, 0.25], metavar=("AMP", "STEP"))
+    ap.add_argument("--driver-std", type=float, nargs="*", default=None, help="driver angle std (deg) for r_max")
+    ap.add_argument("--out", default="out/pose_sweep", help="output folder")
+    args = ap.parse_args(argv)
+    if not Path(args.reader).is_file():
+        print(f"reader model {args.reader} not found (give --reader FACE_LANDMARKER.task)", file=sys.stderr)
+        return 1
+    data = Path(args.data)
+    sources = [p for p in sorted((data / "portraits").glob("*"))
+               if args.portraits is None or p.stem in args.portraits]
+    if args.self_:
+        sources += sorted((data / "driving").glob("*.mp4"))
+    results, t0 = [], time.perf_counter()
+    for src in sources:
+        rgb = read_frames(str(src), max_frames=1)[0].rgb if src.suffix == ".mp4" else read_image(str(src))
+        with get_reconstructor("mesh_fit") as rec:
+            driver = Driver(rec.reconstruct(rgb).avatar)
+        for axis in args.axes:
+            std = ({f"{s:g}deg": s for s in args.driver_std} if args.driver_std
+                   else DRIVER_STD_DEG.get(axis, {"1deg": 1.0}))
+            wide = sweep(driver, axis, angles(*args.wide), args.reader)
+            small = sweep(driver, axis, angles(*args.small), args.reader)
+            s = summarize(wide, small, std)
+            results.append({"source": src.name, "axis": axis, **s, "wide": wide, "small": small})
+            print(f"{src.stem:28s} {axis:5s} " + " ".join(f"{k}={v}" for k, v in s.items()), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+            "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+    (out / "pose_sweep.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(f"{meta['wall_s']} s, load {meta['load_avg_1_5_15']}; wrote {out / 'pose_sweep.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
