@@ -47,9 +47,9 @@ def run_clip(clip: Path, a) -> dict:
     from gaussian_head_ros.core import expression_codec as ec
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import EvalConfig, render_control
+    from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core import operator_basis as ob
     from gaussian_head_ros.core.facemesh import default_intrinsics
-    from gaussian_head_ros.core.operator_basis import BasisLearner
     from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
@@ -82,29 +82,36 @@ def run_clip(clip: Path, a) -> dict:
             c = tracker.process(f.rgb, (i + 1) * 40_000_000, K)
             if c is not None and c.face_detected:
                 tracked.append((i, f.rgb, c, tracker.calibrated))
-    basis, basis_from = None, {}  # basis_from: frame index -> the basis the tracker sends with from then on
-    learner = BasisLearner(duration_s=a.basis_s)
+    basis_from = {}  # frame index -> the basis the tracker sends its code with
     if a.operator_basis == "heldout":  # learned on the clip's frames after the rendered ones, used on all of them
-        for i, _, c, cal in tracked:
-            if i >= len(rgbs) and cal:
-                learner.add(c.expression, c.eyelid_ratios, c.stamp_ns)
-        basis_note = f"held out: learned on {learner.frames} calibrated frames after the {len(rgbs)} rendered ones"
-        basis = learner.finish() if learner.frames >= ob.NUM_COMPONENTS else None
+        held = [c for i, _, c, cal in tracked if i >= len(rgbs) and cal]
+        basis = ob.learn(np.stack([ec.residual(c.expression, c.eyelid_ratios) for c in held]),
+                         ob.NUM_COMPONENTS) if len(held) >= ob.NUM_COMPONENTS else None
+        basis_note = f"held out: learned on {len(held)} calibrated frames after the {len(rgbs)} rendered ones"
         basis_from = {i: basis for i, *_ in tracked}
-    elif a.operator_basis == "causal":  # as tracker_node: from the frame that completes the window on
-        current, first_with = None, None
+    elif a.operator_basis == "causal":  # as tracker_node: growing windows + a growing residual, each basis
+        causal = ob.CausalBasis(first_s=a.basis_s, delay_s=a.switch_delay_s)  # used switch_delay_s later
         for i, _, c, cal in tracked:
+            basis_from[i] = causal.step(c.expression, c.eyelid_ratios, c.stamp_ns)
+        first = min((i for i, b in basis_from.items() if b is not None), default=None)
+        basis_note = (f"causal as tracker_node (first window {a.basis_s:g} s of frames with a face, switch "
+                      f"{a.switch_delay_s:g} s after due): {len(causal.switches)} bases ("
+                      + ", ".join(f"{r} -> frame {next((i for i, b in basis_from.items() if b is bb), '-')}"
+                                  for _, bb, r in causal.switches) + f"), first used from frame {first}")
+    elif a.operator_basis == "causal-once":  # the earlier rule: one basis over the first --basis-s, used after it
+        current, t0, frames_in = None, None, []
+        for i, _, c, cal in tracked:
+            basis_from[i] = current
             if cal and current is None:
-                current = learner.add(c.expression, c.eyelid_ratios, c.stamp_ns)
-                first_with = i if current is not None else None
-            basis_from[i] = current if first_with is not None and i >= first_with else None
-        basis = current
-        basis_note = (f"causal as tracker_node: learned over the first {a.basis_s:g} s of calibrated frames, used "
-                      f"from frame {first_with} on" if first_with is not None else
-                      f"causal as tracker_node: {a.basis_s:g} s of calibrated frames not reached in the clip: none")
+                t0 = c.stamp_ns if t0 is None else t0
+                frames_in.append(ec.residual(c.expression, c.eyelid_ratios))
+                if (c.stamp_ns - t0) * 1e-9 >= a.basis_s and len(frames_in) >= ob.NUM_COMPONENTS:
+                    current = ob.learn(np.stack(frames_in), ob.NUM_COMPONENTS)
+        first = min((i for i, b in basis_from.items() if b is not None), default=None)
+        basis_note = f"causal once over the first {a.basis_s:g} s of calibrated frames, used from frame {first}"
     else:
         basis_note = "none (fixed basis only)"
-    psnr_with = []
+    psnr_with, frame_rows = [], []  # (frame, PSNR dB, landmark RMS mm, basis id) per rendered frame
     for i, rgb, c, _ in tracked:
         if i >= len(rgbs):
             break
@@ -122,6 +129,7 @@ def run_clip(clip: Path, a) -> dict:
         img_c = render_control(driver, compact, K, w, h).image
         p = psnr(np.clip(img_d, 0, 1), np.clip(img_c, 0, 1))
         psnrs.append(p)
+        frame_rows.append((i, p, float(np.sqrt(err2[-1][:lmk.NUM_MESH].mean()) * 1e3), op.id if op is not None else 0))
         if op is not None:
             psnr_with.append(p)
         if p < worst[0]:
@@ -134,7 +142,9 @@ def run_clip(clip: Path, a) -> dict:
             readers[2].add(rgb, noisy, stamp)
     out = {"clip": clip.name, "frames": len(psnrs), "operator_basis": basis_note,
            "frames_with_operator_basis": len(psnr_with),
-           "psnr_min_with_operator_basis_db": float(min(psnr_with)) if psnr_with else None}
+           "psnr_min_with_operator_basis_db": float(min(psnr_with)) if psnr_with else None,
+           "frames_below_40db": [r[0] for r in frame_rows if r[1] < 40.0],
+           "per_frame": frame_rows}
     for k, v in sizes.items():
         out[f"bytes_{k}"] = float(np.mean(v))
         out[f"kB_s_30fps_{k}"] = float(np.mean(v)) * 30 / 1e3
@@ -173,12 +183,19 @@ def main():
     ap.add_argument("--reader", default="", help="FaceLandmarker .task: reader correlations, dense vs compact")
     ap.add_argument("--out", default="out/codec", help="side-by-side PNGs of each clip's worst frame")
     ap.add_argument("--json", default="")
-    ap.add_argument("--operator-basis", choices=("heldout", "causal", "none"), default="heldout",
+    ap.add_argument("--operator-basis", choices=("heldout", "causal", "causal-once", "none"), default="heldout",
                     help="the operator expression basis (core/operator_basis.py): heldout = learned on the clip's "
                          "calibrated frames after the rendered ones (a session's other frames of the same operator), "
-                         "used on every rendered frame; causal = as tracker_node, over the first --basis-s of "
-                         "calibrated frames, used from then on; none = the fixed basis only")
-    ap.add_argument("--basis-s", type=float, default=10.0, help="causal: the learning window (tracker_node's operator_basis_s)")
+                         "used on every rendered frame; causal = as tracker_node: learned over the first --basis-s "
+                         "of calibrated frames, re-learned over 2, 4, 8 ... x that and when the residual grows "
+                         "(core/operator_basis.CausalBasis), each used --switch-delay-s after it was due; "
+                         "causal-once = the earlier rule, one basis over the first --basis-s; none = the fixed "
+                         "basis only")
+    ap.add_argument("--basis-s", type=float, default=0.5,
+                    help="causal: the first learning window (tracker_node's operator_basis_s)")
+    ap.add_argument("--switch-delay-s", type=float, default=0.3,
+                    help="causal: from a basis due to codes sent with it (learning on the worker thread + "
+                         "delivery of the ~45 KB basis: ~0.4 s at 1 Mbit/s)")
     a = ap.parse_args()
     clips = [Path(c) for c in a.clips] if a.clips else sorted((SHARED / "driving").glob("*.mp4"))
     if not clips:
@@ -193,7 +210,8 @@ def main():
                 f"(worst frame {r['landmark_rms_worst_frame_mm']:.3f});  render PSNR compact vs dense mean "
                 f"{r['psnr_mean_db']:.1f} dB, worst frame {r['psnr_min_db']:.1f} dB;  operator basis: {r['operator_basis']}"
                 + (f" (worst of the {r['frames_with_operator_basis']} frames sent with it "
-                   f"{r['psnr_min_with_operator_basis_db']:.1f} dB)" if r['frames_with_operator_basis'] else ""))
+                   f"{r['psnr_min_with_operator_basis_db']:.1f} dB)" if r['frames_with_operator_basis'] else "")
+                + f";  frames below 40 dB: {len(r['frames_below_40db'])} {r['frames_below_40db'][:12]}")
         if "reader_max_abs_diff" in r:
             line += (f";  reader r max |dense - compact| {r['reader_max_abs_diff']:.3f} (dense vs dense +-1/255 "
                      f"noise: {r['reader_noise_floor_max_abs_diff']:.3f})")

@@ -28,14 +28,15 @@ def tracked():
 
 @pytest.fixture(scope="module")
 def basis(tracked):
-    learner = ob.BasisLearner(duration_s=LEARN_S)
-    got = [learner.add(c.expression, c.eyelid_ratios, c.stamp_ns) for c in tracked[:LEARN_FRAMES]]
-    learned = [b for b in got if b is not None]
-    assert len(learned) == 1  # once, on the first frame LEARN_S after the first
-    i = next(k for k, b in enumerate(got) if b is not None)
+    learner = ob.BasisLearner(first_s=LEARN_S)
+    due = [learner.add(c.expression, c.eyelid_ratios, c.stamp_ns) for c in tracked[:LEARN_FRAMES]]
+    assert sum(due) == 1  # once in the first window (nothing more is due until the learned basis is reported)
+    i = due.index(True)
     assert (tracked[i].stamp_ns - tracked[0].stamp_ns) * 1e-9 >= LEARN_S > (tracked[i - 1].stamp_ns - tracked[0].stamp_ns) * 1e-9
-    assert learner.add(tracked[0].expression, None, 0) is None  # learned once until reset
-    return learned[0]
+    assert learner.reason == f"window {LEARN_S:g} s"
+    residuals = learner.take()
+    assert len(residuals) == LEARN_FRAMES
+    return ob.learn(residuals[:i + 1])
 
 
 def _rms_mm(a, b):
@@ -116,6 +117,77 @@ def test_basis_message_round_trip_size_and_refusals(tracked, basis):
 
 def test_learn_refuses_too_few_frames():
     with pytest.raises(ValueError, match="needs as many frames"):
-        ob.learn(np.zeros((3, lmk.NUM_MESH, 3)))
+        ob.learn(np.zeros((3, lmk.NUM_MESH, 3)), ob.NUM_COMPONENTS)
     with pytest.raises(ValueError, match="all zero"):
         ob.learn(np.zeros((20, lmk.NUM_MESH, 3)))
+
+
+def test_principal_directions_are_the_svd_ones():
+    rng = np.random.default_rng(1)
+    for t, d in ((20, 60), (60, 20)):  # through x x^T and through x^T x
+        x = rng.normal(size=(t, d)) * np.linspace(3, 0.1, d)
+        got = ob._principal_directions(x, 5)
+        vt = np.linalg.svd(x, full_matrices=False)[2][:5]
+        np.testing.assert_allclose(np.abs(got @ vt.T), np.eye(5), atol=1e-8)
+    low = np.outer(rng.normal(size=6), rng.normal(size=30))  # rank 1, 3 asked: the other two are zero
+    got = ob._principal_directions(low, 3)
+    assert np.isclose(np.linalg.norm(got[0]), 1.0) and not np.any(got[1:])
+
+
+def test_few_frames_learn_fewer_components():
+    rng = np.random.default_rng(2)
+    r = rng.normal(size=(ob.MIN_FRAMES, lmk.NUM_MESH, 3)) * 1e-4
+    b = ob.learn(r)
+    assert b.num_components == ob.MIN_FRAMES == ob.components_for(ob.MIN_FRAMES)[0]
+    assert ob.components_for(1000) == (ob.NUM_COMPONENTS, ob.EYE_COMPONENTS)
+    assert b.num_components - ob.components_for(ob.MIN_FRAMES)[1] == 6  # 6 + 2 of the 8 frames' directions:
+    rms = np.sqrt((r ** 2).sum(-1).mean(-1))
+    assert np.sqrt(np.mean(ob.miss_rms(b, r) ** 2) / np.mean(rms ** 2)) < 0.6  # ~ sqrt(2 / 8) of them left
+
+
+def _pattern(seed):
+    """A [478, 3] expression (metres) whose fixed-code residual is large: 1 mm of noise per coordinate."""
+    return np.random.default_rng(seed).normal(size=(lmk.NUM_LANDMARKS, 3)) * 1e-3
+
+
+def _feed(learner, a, b, switch, frames, period=40_000_000):
+    """Frames 0..switch-1 show expression a at varying strength, the rest b (25 fps); each due basis is learned
+    and used at once. -> (learner, the last basis, [(frame, reason)] of each basis)."""
+    basis, reasons = None, []
+    for i in range(frames):
+        x = (a * (0.5 + 0.5 * np.sin(i / 5)) if i < switch else b).astype(np.float32)
+        if learner.add(x, None, i * period, basis):
+            residuals = learner.take()
+            basis = ob.learn(residuals)
+            learner.learned(basis, residuals)
+            reasons.append((i, learner.reason))
+    return learner, basis, reasons
+
+
+def test_windows_grow_and_a_growing_residual_relearns():
+    assert ob.windows(0.5)[:5] == (0.5, 1.0, 2.0, 4.0, 8.0) and ob.windows(0.5)[-1] <= ob.MAX_WINDOW_S
+    a, b = _pattern(3), _pattern(4)
+    # 6 s of one expression (at varying strength), then another one
+    learner, basis, reasons = _feed(ob.BasisLearner(first_s=0.5), a, b, 100, 150)
+    windows = [(i, r) for i, r in reasons if r.startswith("window")]
+    assert [r for _, r in windows] == ["window 0.5 s", "window 1 s", "window 2 s", "window 4 s"], reasons
+    assert [i for i, _ in windows] == [max(ob.MIN_FRAMES - 1, 13), 25, 50, 100], reasons  # t = i x 40 ms
+    grown = [(i, r) for i, r in reasons if r.startswith("residual")]
+    # frame 100 (the new expression) is the 4 s window's: learned with it, nothing grows after it
+    assert not grown, reasons
+    # windows of 1.5, 3, 6 s (frames 37, 75, 150) and the new expression from frame 120 (4.8 s; re-learns for a
+    # growing residual are at least MIN_INTERVAL_S apart): a growing residual re-learns within RECENT frames
+    learner, basis, reasons = _feed(ob.BasisLearner(first_s=1.5), a, b, 120, 149)
+    grown = [(i, r) for i, r in reasons if r.startswith("residual")]
+    assert len(grown) == 1 and 120 <= grown[0][0] < 120 + ob.RECENT, reasons
+    assert ob.miss_rms(basis, learner.take()[-1:])[0] < 2e-5  # the new expression is in the new basis (1.1 mm -> float16 rounding)
+
+
+def test_causal_basis_switches_after_the_delay():
+    a = _pattern(5)
+    cb = ob.CausalBasis(first_s=0.5, delay_s=0.2)
+    used = [cb.step((a * (i % 7) / 7).astype(np.float32), None, (i + 2) * 40_000_000) for i in range(40)]
+    first_due = cb.switches[0][0]
+    # 0.5 s after the first frame (frame 13) due, used 0.2 s after it: from frame 18 on
+    assert first_due == (13 + 2) * 40_000_000 + 200_000_000
+    assert all(u is None for u in used[:18]) and used[18] is cb.switches[0][1]

@@ -24,10 +24,11 @@ def add_arguments(p):
                    help="drive with the tracker's controls as the render node receives them over ROS with the "
                         "tracker's defaults (no absolute landmarks) and this expression encoding; none = "
                         "in-process, exact (default)")
-    p.add_argument("--operator-basis-s", type=float, default=10.0,
-                   help="with --control-codec compact: the operator expression basis is learned as tracker_node "
-                        "does (its operator_basis_s), over the first S s of calibrated frames, and used from then on "
-                        "(0 = off; a clip shorter than S never uses it). core/operator_basis.py")
+    p.add_argument("--operator-basis-s", type=float, default=0.5,
+                   help="with --control-codec compact: the operator expression bases are learned as tracker_node "
+                        "does (its operator_basis_s): the first over S s of calibrated frames, re-learned over 2 S, "
+                        "4 S ... and when the residual grows; each used from the next frame (0 = off). "
+                        "core/operator_basis.py")
     p.add_argument("--output", metavar="SIDE_BY_SIDE.mp4", default="", help="write driver | render to this video")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
 

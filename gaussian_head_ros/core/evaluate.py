@@ -56,7 +56,7 @@ class EvalConfig:
     fps: float = 25.0  # frame rate of the side-by-side video
     control_codec: str = "none"  # drive with the tracker's controls as a render node receives them over ROS:
     # none (in-process, landmarks included), dense or compact (expression_codec.as_received)
-    operator_basis_s: float = 10.0  # compact: the operator basis learned as tracker_node does (its operator_basis_s)
+    operator_basis_s: float = 0.5  # compact: the operator bases learned as tracker_node does (its operator_basis_s)
     # over the first seconds of calibrated frames, used from the frame that completes them (0 = off)
 
 
@@ -109,7 +109,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.expression_codec import WIRE, as_received
     from gaussian_head_ros.core.holes import HoleStats
-    from gaussian_head_ros.core.operator_basis import BasisLearner
+    from gaussian_head_ros.core.operator_basis import CausalBasis
     from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
@@ -173,16 +173,14 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
         src_img = src if source is None or src.shape == frames[0].shape else None
         bg_img = frames[0].astype(np.float32)
-        learner = None  # compact: the operator basis as tracker_node learns it
+        causal = None  # compact: the operator basis as tracker_node learns it and sends its codes with
         if cfg.control_codec == "compact" and cfg.operator_basis_s > 0:
-            learner = BasisLearner(duration_s=cfg.operator_basis_s)
-        op_basis = basis_frame = None
+            causal = CausalBasis(first_s=cfg.operator_basis_s)
+        op_basis = None
         for i, (rgb, stamp) in enumerate(zip(frames, stamps_ns)):
             control = tracker.process(rgb, stamp, K)
-            if (learner is not None and op_basis is None and control is not None and control.face_detected
-                    and tracker.calibrated):  # as tracker_node: learned on every calibrated frame, used at once
-                op_basis = learner.add(control.expression, control.eyelid_ratios, stamp)
-                basis_frame = i if op_basis is not None else None
+            if causal is not None and control is not None and control.face_detected:
+                op_basis = causal.step(control.expression, control.eyelid_ratios, stamp)
             if i % cfg.stride:
                 continue
             if control is None or not control.face_detected:
@@ -251,8 +249,9 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
 
     m = {"frames": len(frames), "frames_rendered": n_rendered, "frames_untracked": n_untracked,
          "control_codec": cfg.control_codec}
-    if learner is not None:  # compact: whether and from which frame the operator basis was used
-        m.update({"operator_basis_s": cfg.operator_basis_s, "operator_basis_from_frame": basis_frame})
+    if causal is not None:  # compact: the operator bases the codes were sent with, from which stamps
+        m.update({"operator_basis_s": cfg.operator_basis_s,
+                  "operator_bases_from_stamp_ns": [int(t) for t, *_ in causal.switches]})
     if cfg.image_metrics:
         m.update({
             "frames_evaluated": n_eval, "render_face_rate": round(n_render_face / n_eval, 4),

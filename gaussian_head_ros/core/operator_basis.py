@@ -29,7 +29,13 @@ from gaussian_head_ros.core import landmarks as lmk
 
 NUM_COMPONENTS = 16  # P principal components (16 measured enough for >= 40 dB; 32 gave +0.8 dB)
 EYE_COMPONENTS = 4  # of them learned on the eye contours alone, the others on the rest (see learn)
-MIN_FRAMES = 32  # a basis is learned from at least this many frames (2 P)
+MIN_FRAMES = 8  # a basis is learned from at least this many frames (components_for: P <= the frames)
+MAX_FRAMES = 512  # residuals kept to learn from (~6 MB; learning ~0.1 s on a loaded core); beyond, every other one is dropped
+MAX_WINDOW_S = 600.0  # growing windows up to this; then only a growing residual re-learns
+RECENT = 8  # frames over which the residual the current basis misses is watched
+GROWTH = 1.5  # re-learn when that exceeds GROWTH x what the basis missed on its own frames ...
+FLOOR_M = 1e-4  # ... and 0.1 mm RMS
+MIN_INTERVAL_S = 2.0  # between re-learns for a growing residual (each basis is ~45 KB on the wire: <= 180 kbit/s)
 
 
 @dataclass
@@ -92,8 +98,8 @@ def _eye_points() -> np.ndarray:
     return eye
 
 
-def learn(residuals: np.ndarray, num_components: int = NUM_COMPONENTS,
-          eye_components: int = EYE_COMPONENTS) -> OperatorBasis:
+def learn(residuals: np.ndarray, num_components: int | None = None,
+          eye_components: int | None = None) -> OperatorBasis:
     """[T, V, 3] residuals of the compact code (metres) -> the OperatorBasis of their principal directions
     (uncentred PCA: right singular vectors), in two blocks: `eye_components` learned on the eye contours alone
     and the rest on the other points, so that each block is an orthogonal projection of its own region and
@@ -101,57 +107,189 @@ def learn(residuals: np.ndarray, num_components: int = NUM_COMPONENTS,
     lp_d18, learned over 2 s, eye-contour RMS 0.163 -> 0.191 mm (worse on 101 of 151 later frames) and the
     reader's gaze_h r 0.67 -> 0.45; in blocks 0.163 -> 0.149 mm (sadtalker 0.244 -> 0.172), none worse, the
     rest unchanged (0.424 -> 0.219 mm). Signs fixed so that each component's largest entry is positive.
-    ValueError when T < num_components or the residuals are all zero."""
+    num_components / eye_components default to components_for(T). ValueError when T < num_components or
+    the residuals are all zero."""
     r = np.asarray(residuals, np.float64).reshape(len(residuals), lmk.NUM_MESH, 3)
+    auto = components_for(len(r))
+    num_components = auto[0] if num_components is None else int(num_components)
+    eye_components = (auto[1] if num_components == auto[0] else max(1, round(num_components * EYE_COMPONENTS / NUM_COMPONENTS))) \
+        if eye_components is None else int(eye_components)
     if r.shape[0] < num_components:
         raise ValueError(f"an operator basis of {num_components} components needs as many frames, got {r.shape[0]}")
     if not np.any(r):
         raise ValueError("the residuals are all zero: nothing to learn")
     eye = _eye_points()
-    blocks = []
+    vt = np.zeros((num_components, lmk.NUM_MESH, 3))
+    row = 0
     for region, k in ((~eye, num_components - eye_components), (eye, eye_components)):
-        x = np.where(region[None, :, None], r, 0.0).reshape(len(r), -1)
-        _, s, vt = np.linalg.svd(x, full_matrices=False)
-        blocks.append(vt[:k] * (s[:k, None] > 0))  # a region without residual: zero components
-    vt = np.concatenate(blocks)
+        vt[row:row + k][:, region] = _principal_directions(r[:, region].reshape(len(r), -1), k).reshape(k, -1, 3)
+        row += k
+    vt = vt.reshape(num_components, -1)
     vt *= np.where(vt[np.arange(len(vt)), np.abs(vt).argmax(1)] < 0, -1.0, 1.0)[:, None]
     return OperatorBasis(vt.reshape(num_components, lmk.NUM_MESH, 3))
 
 
+def windows(first_s: float) -> tuple[float, ...]:
+    """The growing learning windows, seconds of collected frames since (re)calibration: first_s, then doubling
+    (2 x, 4 x, ...) up to MAX_WINDOW_S. After the last one only a growing residual re-learns."""
+    out, w = [], float(first_s)
+    while w <= MAX_WINDOW_S:
+        out.append(w)
+        w *= 2.0
+    return tuple(out)
+
+
+def miss_rms(basis: OperatorBasis, residuals: np.ndarray) -> np.ndarray:
+    """[T, V, 3] residuals (metres) -> [T] RMS over the V points of what `basis` does not represent (the
+    residual minus its orthogonal projection on the components; quantisation left out), metres."""
+    x = np.asarray(residuals, np.float64).reshape(len(residuals), -1)
+    b = basis.components.reshape(basis.num_components, -1).astype(np.float64)
+    left = np.maximum((x * x).sum(1) - ((x @ b.T) ** 2).sum(1), 0.0)
+    return np.sqrt(left / lmk.NUM_MESH)
+
+
+def _principal_directions(x: np.ndarray, k: int) -> np.ndarray:
+    """[T, D] -> [k, D] the k leading right singular vectors of x (orthonormal rows; zero rows where x has fewer
+    than k non-zero singular values), from the eigenvectors of the smaller Gram matrix (x x^T or x^T x) with
+    only the k wanted computed (scipy.linalg.eigh subset_by_index, LAPACK syevr): 0.6 s for 1024 x 1308 on one
+    loaded core where the SVD took 3.3 s; same directions to 1e-12."""
+    from scipy.linalg import eigh
+
+    t, d = x.shape
+    out = np.zeros((k, d))
+    k = min(k, t, d)
+    small = x @ x.T if t <= d else x.T @ x
+    n = small.shape[0]
+    w, v = eigh(small, subset_by_index=[n - k, n - 1])
+    w, v = w[::-1], v[:, ::-1]
+    keep = w > max(w[0], 0.0) * 1e-12
+    if t <= d:  # left singular vectors u = v -> right ones u^T x / s
+        v = (x.T @ v) / np.sqrt(np.where(keep, w, 1.0))
+    out[:k] = np.where(keep[None, :], v, 0.0).T
+    return out
+
+
 @dataclass
 class BasisLearner:
-    """Collects the compact code's residual of tracked frames until `duration_s` of them (by stamp) and at
-    least MIN_FRAMES are in, then learns the basis once (`add` returns it that one time). `reset()` starts
-    over (re-calibration, a new operator): the next basis gets a new id."""
+    """Decides when the operator basis is (re-)learned and keeps the residuals to learn it from; learning itself
+    (`learn`, an SVD: 0.1 s and more) is left to the caller, off the frame thread (tracker_node's basis worker).
 
-    duration_s: float = 10.0  # seconds of tracked frames to learn from (> 0)
-    num_components: int = NUM_COMPONENTS
+    Per tracked frame `add` keeps the compact code's residual (at most MAX_FRAMES: beyond, every other one is
+    dropped, so a long session keeps an even sample of all of it) and says when a new basis is due:
+    - growing windows: after `first_s` of frames since (re)calibration, then after 2, 4, 8 ... x that
+      (`windows`): a first basis within a second, later ones from more of the session;
+    - a growing residual: the RMS of what the current basis misses over the last RECENT frames exceeds
+      GROWTH x what it missed on the frames it was learned from, and FLOOR_M, at most every MIN_INTERVAL_S
+      (each basis is ~45 KB on the wire): expressions the operator had not made before.
+    Then `take()` hands the residuals to learn from (and nothing more is due until `learned` or `failed` says
+    how that went). `reset()` starts over (re-calibration, a new operator): a new basis gets a new id."""
+
+    first_s: float = 0.5  # the first window, seconds of frames (> 0)
+    max_frames: int = MAX_FRAMES
     _residuals: list = field(default_factory=list, repr=False)
+    _stamps: list = field(default_factory=list, repr=False)
     _first_ns: int | None = field(default=None, repr=False)
-    done: bool = False
+    _next_window: int = 0  # index into windows(first_s) of the next window
+    _recent: list = field(default_factory=list, repr=False)  # what the current basis missed, last RECENT frames
+    _fit_rms: float | None = None  # RMS of what the current basis missed on its own frames
+    _last_learned_s: float = -np.inf  # stream time of the last `take`
+    _busy: bool = False  # a basis is being learned from what `take` gave
+    learned_count: int = 0
+    reason: str = ""  # why the last basis was due: 'window N s' or 'residual x.x mm'
 
     def reset(self) -> None:
-        self._residuals, self._first_ns, self.done = [], None, False
+        self._residuals, self._stamps, self._first_ns, self._next_window = [], [], None, 0
+        self._recent, self._fit_rms, self._last_learned_s, self._busy = [], None, -np.inf, False
 
     @property
     def frames(self) -> int:
         return len(self._residuals)
 
-    def add(self, expression: np.ndarray, eyelid_ratios: np.ndarray | None, stamp_ns: int) -> OperatorBasis | None:
-        """One tracked frame's dense [L, 3] expression (metres) and eyelid ratios. -> the learned basis on the
-        frame that completes the window, else None (also after it: learn once per reset)."""
+    def add(self, expression: np.ndarray, eyelid_ratios: np.ndarray | None, stamp_ns: int,
+            basis: OperatorBasis | None = None) -> bool:
+        """One tracked frame's dense [L, 3] expression (metres), eyelid ratios and stamp; `basis` the one its
+        code is sent with now. -> True when a new basis is due (then call `take`)."""
         from gaussian_head_ros.core import expression_codec
 
-        if self.done or not np.size(expression):
-            return None
-        self._residuals.append(expression_codec.residual(expression, eyelid_ratios))
+        if not np.size(expression):
+            return False
+        r = expression_codec.residual(expression, eyelid_ratios)
+        self._residuals.append(r)
+        self._stamps.append(stamp_ns)
+        if len(self._residuals) > self.max_frames:  # keep an even sample of the whole session
+            self._residuals, self._stamps = self._residuals[::2], self._stamps[::2]
         self._first_ns = stamp_ns if self._first_ns is None else self._first_ns
-        if (stamp_ns - self._first_ns) * 1e-9 < self.duration_s or self.frames < max(MIN_FRAMES, self.num_components):
-            return None
-        return self.finish()
+        t = (stamp_ns - self._first_ns) * 1e-9
+        if basis is not None and self._fit_rms is not None:
+            self._recent = (self._recent + [float(miss_rms(basis, r[None])[0])])[-RECENT:]
+        if self._busy or self.frames < MIN_FRAMES:
+            return False
+        due = windows(self.first_s)
+        if self._next_window < len(due) and t >= due[self._next_window]:
+            while self._next_window < len(due) and t >= due[self._next_window]:
+                self._next_window += 1
+            self.reason = f"window {due[self._next_window - 1]:g} s"
+            return True
+        if len(self._recent) == RECENT and self._fit_rms is not None and t - self._last_learned_s >= MIN_INTERVAL_S:
+            recent = float(np.mean(self._recent))
+            if recent > max(GROWTH * self._fit_rms, FLOOR_M):
+                self.reason = f"residual {recent * 1e3:.2f} mm > {GROWTH:g} x {self._fit_rms * 1e3:.2f} mm"
+                return True
+        return False
 
-    def finish(self) -> OperatorBasis:
-        """Learn from what was collected now (the window not complete). ValueError when too few frames."""
-        basis = learn(np.stack(self._residuals), self.num_components)
-        self._residuals, self.done = [], True
-        return basis
+    def take(self) -> np.ndarray:
+        """[T, V, 3] the residuals to learn the due basis from (`learn`); nothing more is due until `learned`
+        or `failed` is called."""
+        self._busy = True
+        self._last_learned_s = (self._stamps[-1] - self._first_ns) * 1e-9 if self._stamps else 0.0
+        return np.stack(self._residuals)
+
+    def learned(self, basis: OperatorBasis, residuals: np.ndarray) -> None:
+        """The basis learned from `residuals` (what `take` gave) is now the one codes are sent with."""
+        self._fit_rms = float(np.sqrt(np.mean(miss_rms(basis, residuals) ** 2)))
+        self._recent, self._busy = [], False
+        self.learned_count += 1
+
+    def failed(self) -> None:
+        """Learning what `take` gave did not give a basis (or it was not used): let the next one be due."""
+        self._busy = False
+
+
+def components_for(frames: int) -> tuple[int, int]:
+    """(P, eye components) learned from `frames` frames: NUM_COMPONENTS and EYE_COMPONENTS, fewer (one
+    component per frame, a quarter of them on the eyes) while fewer frames are in."""
+    p = min(NUM_COMPONENTS, int(frames))
+    return p, max(1, round(p * EYE_COMPONENTS / NUM_COMPONENTS))
+
+
+@dataclass
+class CausalBasis:
+    """The operator basis as tracker_node sends its codes with, frame by frame, without ROS (evaluations,
+    scripts/bench_control_codec.py): a BasisLearner fed every tracked frame with a face (calibrated or not
+    yet, as tracker_node; a re-calibration there resets it); a due basis is learned
+    at once and used from the first frame `delay_s` after the one that made it due (tracker_node: the
+    learning on its worker thread plus the basis's delivery to the receivers; 0 = the next frame)."""
+
+    first_s: float = 0.5  # tracker_node's operator_basis_s
+    delay_s: float = 0.0
+    learner: BasisLearner | None = None
+    current: OperatorBasis | None = None
+    switches: list = field(default_factory=list)  # (stamp_ns from which it is used, basis, reason)
+    _pending: tuple | None = None  # (stamp_ns from which it is used, basis, the residuals it was learned from)
+
+    def __post_init__(self):
+        self.learner = self.learner or BasisLearner(first_s=self.first_s)
+
+    def step(self, expression: np.ndarray, eyelid_ratios: np.ndarray | None, stamp_ns: int) -> OperatorBasis | None:
+        """One tracked frame (with a face) -> the basis its code is sent with (None: the fixed code only)."""
+        if self._pending is not None and stamp_ns >= self._pending[0]:
+            _, self.current, residuals = self._pending
+            self.learner.learned(self.current, residuals)
+            self._pending = None
+        if self.learner.add(expression, eyelid_ratios, stamp_ns, self.current):
+            residuals = self.learner.take()
+            basis = learn(residuals)
+            # strictly after this frame: this frame's code is sent with the basis in use now
+            self._pending = (stamp_ns + max(int(self.delay_s * 1e9), 1), basis, residuals)
+            self.switches.append((self._pending[0], basis, self.learner.reason))
+        return self.current

@@ -50,6 +50,7 @@ from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, ms
                                                  rgb_to_image_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
+KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 
 @dataclass
 class RenderNodeSettings:
@@ -132,8 +133,12 @@ class RenderNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched)
-        self.operator_basis = None  # the tracker's latest operator expression basis (core/operator_basis.py)
-        self.create_subscription(ExpressionBasisMsg, "face_control/expression_basis", self._on_basis, latched)
+        # the tracker's operator expression bases (core/operator_basis.py) by id: the newest KEEP_BASES (the one codes
+        # name now and the previous one, which codes still in flight may name); latched depth 2 like the tracker's
+        self.operator_bases: dict[int, object] = {}
+        self.create_subscription(ExpressionBasisMsg, "face_control/expression_basis", self._on_basis,
+                                 QoSProfile(depth=KEEP_BASES, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                            reliability=ReliabilityPolicy.RELIABLE))
         # best effort: a stream where the newest wins; a reliable reader would hold new controls back until a
         # lost one is repaired (after a link outage: until the writer's next heartbeat); matches reliable
         # publishers (the tracker) and best-effort ones alike
@@ -196,25 +201,28 @@ class RenderNode(Node):
 
     def _on_basis(self, msg: ExpressionBasisMsg) -> None:
         try:
-            self.operator_basis = msg_to_basis(msg)  # small (~45 KB, one decode): fine in the callback
+            basis = msg_to_basis(msg)  # small (~45 KB, one decode): fine in the callback
         except ValueError as e:
             self.get_logger().warning(f"expression basis refused (compact controls decode without it): {e}")
             return
+        bases = {k: v for k, v in self.operator_bases.items() if k != basis.id}
+        bases[basis.id] = basis
+        self.operator_bases = dict(list(bases.items())[-KEEP_BASES:])  # one swap: the executor threads read it
         self.counts["operator_bases"] += 1
         self.get_logger().info(f"operator expression basis {msg.id} received ({msg.num_components} components)")
 
     def _on_control(self, msg: FaceControlMsg) -> None:
+        named = expression_codec.operator_basis_id(msg.expression_code) if msg.expression_code else 0
+        held = self.operator_bases.get(named) if named else None
         try:
-            control = msg_to_control(msg, self.operator_basis)
+            control = msg_to_control(msg, held)
         except ValueError as e:
             self.counts["controls_refused"] += 1
             self.get_logger().warning(f"face_control refused: {e}", throttle_duration_sec=5.0)
             return
         self.counts["controls"] += 1
-        named = expression_codec.operator_basis_id(msg.expression_code) if msg.expression_code else 0
-        if named:  # decoded with the operator basis, or (not / not yet held) with the fixed basis only
-            held = self.operator_basis is not None and self.operator_basis.id == named
-            self.counts["controls_operator_basis" if held else "controls_basis_missing"] += 1
+        if named:  # decoded with the operator basis, or (not / not yet / no longer held) with the fixed basis only
+            self.counts["controls_operator_basis" if held is not None else "controls_basis_missing"] += 1
         if not control.face_detected:  # the tracker lost the face: let the idle animation take over
             self.counts["controls_no_face"] += 1
             return
@@ -396,6 +404,7 @@ class RenderNode(Node):
             "cpu_threads": str(self.threads_used),
             "operator_id": loaded.operator_id if loaded else "",  # the avatar loaded (drawn from the next frame on)
             "num_gaussians": str(loaded.num_gaussians if loaded else 0),
+            "operator_basis_ids": " ".join(str(k) for k in self.operator_bases),  # held, oldest first
             # the avatar in the frames published now ('' while the placeholder shows) and its header stamp
             # (when it was made: tells a new avatar of the same operator from the old one)
             "drawing_operator_id": drawing.operator_id if drawing else "",

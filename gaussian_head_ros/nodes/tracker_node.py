@@ -29,6 +29,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -37,7 +38,7 @@ from std_msgs.msg import Empty
 from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
-from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis
+from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
@@ -59,12 +60,16 @@ class TrackerNodeSettings:
                                                   "coefficients of a fixed template basis, core/expression_codec.py) "
                                                   "or dense (5.7 KB float32)",
                                        choices=tuple(expression_codec.CODECS))
-    operator_basis_s: float = setting(10.0, "seconds of tracked frames (after the neutral face is calibrated) from "
-                                            "which the operator's expression basis is learned and published "
-                                            "latched on face_control/expression_basis; compact codes then carry "
-                                            "16 more int8 coefficients on it (+25 B). 0 = off (core/operator_basis.py)",
+    operator_basis_s: float = setting(0.5, "seconds of tracked frames (since the start or a re-calibration) after "
+                                           "which the operator's expression basis is first learned; it is learned "
+                                           "again after 2, 4, 8 ... x that and when the residual of recent frames "
+                                           "grows, each new basis published latched on face_control/expression_basis "
+                                           "before codes use it; compact codes then carry up to 16 more int8 "
+                                           "coefficients on it (+25 B). 0 = off (core/operator_basis.py)",
                                       range=(0.0, 600.0))
 
+
+BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber acknowledged it, or after this
 
 TRACKER_SETTINGS = settings(TrackerConfig)
 PARAMS = {**TRACKER_SETTINGS, **settings(TrackerNodeSettings)}  # parameter name -> Setting
@@ -78,7 +83,9 @@ class TrackerNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(FaceControlMsg, "face_control",
                                          QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        # latched, the current and the previous basis: a receiver that joins while codes still name the previous
+        # one (the current one not yet acknowledged by everyone) gets both
+        latched = QoSProfile(depth=2, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.basis_pub = self.create_publisher(ExpressionBasisMsg, "face_control/expression_basis", latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         newest = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -101,8 +108,13 @@ class TrackerNode(Node):
         self._intrinsics_said = None  # (source, fov) of the last intrinsics log line
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
         self._recalibrate = False
-        self._learner = BasisLearner()  # the operator basis being learned (after each calibration)
-        self.operator_basis: OperatorBasis | None = None  # the one published and used (its id in each code)
+        self._learner = BasisLearner()  # when to (re-)learn the operator basis, and from what (frame thread only)
+        self.operator_basis: OperatorBasis | None = None  # the one codes are sent with (its id in each code)
+        self._basis_jobs = Latest()  # residuals to learn a basis from -> the basis thread
+        self._basis_done = None  # (generation, basis or None if it failed, residuals) basis thread -> frame thread
+        self._basis_lock = threading.Lock()
+        self._generation = 0  # of the learner: + 1 at each re-calibration (results of older ones are not its own)
+        self.basis_info = dict(learned=0, learn_ms="", reason="", unacknowledged=0)
         self._warned_zero_stamp = False
         self.tracker: FaceTracker | None = None
         self._wanted: TrackerConfig | None = None  # the config the parameters ask for (the tracker may have fallen back)
@@ -117,6 +129,8 @@ class TrackerNode(Node):
         self._prev_received = (time.monotonic(), 0)
         self._worker = threading.Thread(target=self._run, name="tracker_worker", daemon=True)
         self._worker.start()
+        self._basis_worker = threading.Thread(target=self._basis_loop, name="operator_basis", daemon=True)
+        self._basis_worker.start()
         self.create_timer(1.0, self._publish_diagnostics)
 
     # ----------------------------------------------------------------------------------------------
@@ -247,6 +261,7 @@ class TrackerNode(Node):
             self._recalibrate = False
             self.tracker.recalibrate()
             self._learner.reset()  # a new basis for the new neutral face (the old one serves until then)
+            self._generation += 1
         t0 = time.perf_counter()
         try:
             rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian),
@@ -286,7 +301,7 @@ class TrackerNode(Node):
         if not self._param("send_landmarks"):
             control.landmarks = np.zeros((0, 3), np.float32)
         codec = expression_codec.CODECS.get(self._param("expression_encoding"), expression_codec.CODEC_COMPACT)
-        if codec == expression_codec.CODEC_COMPACT and control.face_detected and self.tracker.calibrated:
+        if codec == expression_codec.CODEC_COMPACT and control.face_detected:  # (calibrated or not yet)
             self._learn_basis(control, stamp)
         self.pub.publish(control_to_msg(control, codec, self.operator_basis))
         self.counts["published"] += 1
@@ -294,18 +309,59 @@ class TrackerNode(Node):
         self._window.append((now, busy, age, control.face_detected))
 
     def _learn_basis(self, control, stamp: int) -> None:
+        """Frame thread, cheap (~1 ms): switch to a basis the basis thread has published, keep this frame's
+        residual, and hand the residuals to the basis thread when a new basis is due (never waits for it)."""
         seconds = float(self._param("operator_basis_s"))
         if seconds <= 0:
             self.operator_basis = None
             self._learner.reset()
             return
-        self._learner.duration_s = seconds
-        basis = self._learner.add(control.expression, control.eyelid_ratios, stamp)
-        if basis is not None:
-            self.operator_basis = basis
-            self.basis_pub.publish(basis_to_msg(basis, stamp))
-            self.get_logger().info(f"operator expression basis {basis.id} learned from {seconds:g} s of frames "
-                                   f"({basis.num_components} components) and published latched")
+        with self._basis_lock:
+            done, self._basis_done = self._basis_done, None
+        if done is not None:
+            generation, basis, residuals = done
+            if basis is not None:
+                self.operator_basis = basis  # published and acknowledged: codes use it from this frame on
+            if generation == self._generation:  # (else the learner was reset meanwhile: not its basis)
+                self._learner.learned(basis, residuals) if basis is not None else self._learner.failed()
+        self._learner.first_s = seconds
+        if self._learner.add(control.expression, control.eyelid_ratios, stamp, self.operator_basis):
+            self._basis_jobs.put((self._generation, self._learner.take(), stamp, self._learner.reason))
+
+    def _basis_loop(self) -> None:
+        """Basis thread: learn (an SVD, 0.1 s and more under load: off the frame thread), publish the basis
+        latched, wait until every subscriber has acknowledged it, then let the frame thread switch its codes to
+        it, so that no receiver gets a code naming a basis it does not have yet."""
+        while not self._stop.is_set():
+            job = self._basis_jobs.take(0.2)
+            if job is None:
+                continue
+            generation, residuals, stamp, reason = job
+            try:
+                t0 = time.perf_counter()
+                basis = learn(residuals)
+                learn_s = time.perf_counter() - t0
+                self.basis_pub.publish(basis_to_msg(basis, stamp))
+                acked = self.basis_pub.wait_for_all_acked(Duration(seconds=BASIS_ACK_TIMEOUT_S))
+            except Exception as e:  # keep tracking with the basis in use; the next window tries again
+                if self._stop.is_set() or not rclpy.ok():
+                    return
+                with self._basis_lock:
+                    self._basis_done = (generation, None, residuals)
+                self.get_logger().error(f"operator expression basis not learned: {type(e).__name__}: {e}")
+                continue
+            if not acked:
+                self.basis_info["unacknowledged"] += 1
+                self.get_logger().warning(
+                    f"operator expression basis {basis.id} not acknowledged by every subscriber within "
+                    f"{BASIS_ACK_TIMEOUT_S:g} s; using it now (a receiver without it decodes the fixed part)")
+            self.basis_info.update(learned=self.basis_info["learned"] + 1, learn_ms=f"{learn_s * 1e3:.0f}",
+                                   reason=reason)
+            with self._basis_lock:
+                self._basis_done = (generation, basis, residuals)
+            self.get_logger().info(f"operator expression basis {basis.id} learned from {len(residuals)} frames "
+                                   f"({basis.num_components} components, {reason}, {learn_s * 1e3:.0f} ms) and "
+                                   "published latched; codes use it from now on")
 
     # ----------------------------------------------------------------------------------------------
     # diagnostics
@@ -340,7 +396,11 @@ class TrackerNode(Node):
             "face_detected_ratio": f"{np.mean([w[3] for w in recent]):.2f}" if recent else "",
             "calibrated": str(self.calibrated).lower(),
             "operator_basis_id": str(self.operator_basis.id if self.operator_basis is not None else 0),
-            "operator_basis_frames": str(self._learner.frames),  # collected towards the next basis
+            "operator_basis_frames": str(self._learner.frames),  # residuals kept to learn the next basis from
+            "operator_bases_learned": str(self.basis_info["learned"]),
+            "operator_basis_learn_ms": self.basis_info["learn_ms"],  # on the basis thread, not the frame thread
+            "operator_basis_reason": self.basis_info["reason"],  # why the last one was learned
+            "operator_bases_unacknowledged": str(self.basis_info["unacknowledged"]),
             "backend": self.backend,
             **{k: str(v) for k, v in c.items()},
         }
@@ -351,6 +411,8 @@ class TrackerNode(Node):
             self._stop.set()
             self._latest.wake()
             self._worker.join(timeout=5.0)
+            self._basis_jobs.wake()
+            self._basis_worker.join(timeout=BASIS_ACK_TIMEOUT_S + 1.0)
             if self.tracker is not None and not self._worker.is_alive():
                 self.tracker.close()
         return super().destroy_node()
