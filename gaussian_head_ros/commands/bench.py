@@ -98,15 +98,15 @@ def _time(fn, seconds: float, min_runs: int = 3, max_runs: int = 2000) -> tuple[
     return float(np.median(times)), (time.process_time() - cpu0) / len(times)
 
 
-def _stages(g, view, k, size, seconds) -> dict:
-    """Median seconds per stage of the cpu backend (current thread count) and its counts for one frame."""
+def _stages(g, view, k, size, seconds, threads) -> dict:
+    """Median seconds per stage of the cpu backend (`threads` threads) and its counts for one frame."""
     from gaussian_head_ros.core.render.cpu_backend import STAGES, render_arrays
 
     f32 = [np.ascontiguousarray(a, np.float32) for a in g] + [view, k]
     runs, t_end = [], time.perf_counter() + seconds
     while len(runs) < 3 or time.perf_counter() < t_end:
         st = {}
-        render_arrays(*f32, size, size, np.zeros(3, np.float32), rgb8=True, stages=st)
+        render_arrays(*f32, size, size, np.zeros(3, np.float32), rgb8=True, stages=st, threads=threads)
         runs.append(st)
     out = {name: float(np.median([r[name] for r in runs])) for name in STAGES}
     out.update({c: runs[0][c] for c in ("visible", "pairs", "evaluations")})
@@ -150,9 +150,7 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
                 g = scene(name, n)
             for size in sizes:
                 k = intrinsics_from_fov(30, size, size)
-                cpu_r = renderers.get(("cpu", threads[-1])) or get_renderer("cpu", threads=threads[-1])
-                with cpu_r.frame_threads():
-                    st = _stages(g, view, k, size, seconds if stages else 0.0)
+                st = _stages(g, view, k, size, seconds if stages else 0.0, threads[-1])
                 evals = st["evaluations"]
                 torch_fps, here = {}, []
                 for (backend, t), renderer in renderers.items():
@@ -180,10 +178,10 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
 
 
 def run(args) -> int:
-    import numba
     import torch
 
     from gaussian_head_ros.core.render import BACKENDS, backend_available
+    from gaussian_head_ros.core.render.cpu_backend import cpu_threads
 
     backends = args.backend or (["cpu", "torch"] + (["gsplat"] if backend_available("gsplat") else []))
     for b in backends:
@@ -191,9 +189,9 @@ def run(args) -> int:
             raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS[1:])}")
         if not backend_available(b):
             raise ValueError(f"the {b} backend cannot run here" + (" (it needs a working CUDA device)" if b == "gsplat" else ""))
-    threads = args.threads or sorted({1, numba.config.NUMBA_NUM_THREADS})
-    if any(not 1 <= t <= numba.config.NUMBA_NUM_THREADS for t in threads):
-        raise ValueError(f"--threads must be within 1..{numba.config.NUMBA_NUM_THREADS}")
+    threads = args.threads or sorted({1, cpu_threads()})
+    if any(not 1 <= t <= cpu_threads() for t in threads):
+        raise ValueError(f"--threads must be within 1..{cpu_threads()}")
     torch_threads = torch.get_num_threads()
     try:
         rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds, args.avatar,

@@ -16,7 +16,7 @@ Backends (a registry: name -> module; each module defines `available()`, `raster
 see core/render/base.py; adding one is one file, one line in `REGISTRY` and one test):
 - "torch": pure PyTorch, differentiable (the reference, and training on CPU); tile-chunked so memory
   stays bounded.
-- "cpu": numba, SIMD (AVX-512/AVX2 as the host has), tile-parallel, forward only: the real-time path on
+- "cpu": compiled C++ (src/raster), SIMD (AVX-512/AVX2 as the host has), tile-parallel, forward only: the real-time path on
   a robot without a GPU.
 - "gsplat": gsplat's CUDA rasterizer.
 - "auto": the first available of `AUTO_ORDER` (gsplat when CUDA works, else cpu).

@@ -1,4 +1,0 @@
-// The compositing kernel built for avx2 (flags in CMakeLists.txt).
-#define GHR_ISA avx2
-#define GHR_VECTOR_BYTES 32
-#include "composite_kernel.inc"

@@ -1,4 +1,0 @@
-// The compositing kernel built for avx512 (flags in CMakeLists.txt).
-#define GHR_ISA avx512
-#define GHR_VECTOR_BYTES 64
-#include "composite_kernel.inc"

@@ -1,4 +1,0 @@
-// The compositing kernel built for generic (flags in CMakeLists.txt).
-#define GHR_ISA generic
-#define GHR_VECTOR_BYTES 16
-#include "composite_kernel.inc"
