@@ -236,6 +236,60 @@ def test_parameters_are_validated(rclpy_context, peer):
     node.destroy_client(cli)
 
 
+def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
+    """`ros2 param set /reconstruction_node photo_path me.jpg` reconstructs that photo (the set was accepted
+    and then nothing happened: the file was read at start-up only); a missing file is refused."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.conversions import msg_to_avatar
+
+    node = peer["node"]
+    cli = node.create_client(SetParameters, "/reconstruction_node/set_parameters")
+    assert spin_until(node, cli.service_is_ready, 20)
+
+    def set_photo(path):
+        v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(path))
+        fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name="photo_path", value=v)]))
+        assert spin_until(node, fut.done, 20)
+        return fut.result().results[0]
+
+    try:
+        assert not set_photo("/nonexistent/me.jpg").successful
+        peer["statuses"].clear()
+        assert set_photo(shared("portraits", "business_person.png")).successful
+        done = lambda: [s for s in peer["statuses"] if s.operator_id == "business_person" and s.code != AvatarStatus.BUSY]
+        assert spin_until(node, done, 120), peer["proc"].output()
+        assert done()[0].code == AvatarStatus.OK, done()[0].message
+        av, _ = _late_join(rclpy_context, "late_joiner_6")
+        assert msg_to_avatar(av).operator_id == "business_person"
+    finally:
+        node.destroy_client(cli)
+
+
+def test_volatile_photo_publishers_raise_no_incompatible_qos_warning(peer):
+    """The peer's photo publishers are volatile (as `ros2 topic pub` is): the transient-local twin
+    subscription used to log "offering incompatible QoS. No messages will be received from it" for each,
+    although their photos arrive. A best-effort publisher, which cannot be received, is still reported."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from sensor_msgs.msg import CompressedImage
+
+    assert peer["comp"].get_subscription_count() == 1  # only the volatile twin matches
+    assert "incompatible QoS" not in peer["proc"].output(), peer["proc"].output()
+    node = peer["node"]
+    lossy = node.create_publisher(CompressedImage, "operator/photo/compressed",
+                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    try:
+        assert spin_until(node, lambda: "incompatible QoS" in peer["proc"].output(), 20), peer["proc"].output()
+        assert "RELIABILITY" in peer["proc"].output()
+    finally:
+        node.destroy_publisher(lossy)
+
+
 def test_preset_budget_is_not_overridden_unless_asked():
     from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS
     from gaussian_head_ros.nodes.reconstruction_node import PARAMS, reconstructor_options

@@ -2,7 +2,8 @@
 
 Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
 reliable with depth 1, each both transient local (a photo latched before this node started is used) and
-volatile (volatile publishers work too); the optional `photo_path` parameter reconstructs a photo file at start-up.
+volatile (volatile publishers work too); the optional `photo_path` parameter reconstructs a photo file at start-up
+and whenever it is set.
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
 both reliable + transient local, depth 1 (latched: a late joiner gets the current avatar and the result of
 the last photo), and `/diagnostics` once a second.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -52,7 +54,7 @@ class ReconstructionNodeSettings:
     checkpoint: str = setting("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)")
     device: str = setting("auto", "rar: torch device, auto (CUDA when available), cpu or cuda")  # rar checks it
     operator_id: str = setting("", "operator id for every avatar; empty: the photo's header.frame_id (or file name)")
-    photo_path: str = setting("", "a photo file reconstructed at start-up; empty: wait for operator/photo")
+    photo_path: str = setting("", "a photo file reconstructed at start-up and whenever it is set; empty: wait for operator/photo")
     frame_id: str = setting("head", "header.frame_id of the published avatar (its head frame)")
 
 
@@ -110,11 +112,17 @@ class ReconstructionNode(Node):
         # Each photo topic is subscribed twice, reliable depth 1: transient local, so that a photo latched
         # before this node started is used, and volatile, which a volatile publisher requires (DDS does not
         # match it with a transient-local reader). A sample that reaches both is taken once.
+        # The transient-local twin does not warn about incompatible publishers: a volatile one (`ros2 topic
+        # pub`) is taken by the volatile twin, which warns itself about any other incompatibility (they
+        # differ in durability only); rclpy's default warning said "No messages will be received from it".
         self._seen = deque(maxlen=8)  # (source timestamp, publication sequence number) of recent photos
         for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE):
             qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
-            self.create_subscription(Image, "operator/photo", self._on_image, qos)
-            self.create_subscription(CompressedImage, "operator/photo/compressed", self._on_compressed, qos)
+            events = (SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
+                      if durability == DurabilityPolicy.TRANSIENT_LOCAL else None)
+            self.create_subscription(Image, "operator/photo", self._on_image, qos, event_callbacks=events)
+            self.create_subscription(CompressedImage, "operator/photo/compressed", self._on_compressed, qos,
+                                     event_callbacks=events)
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -128,8 +136,7 @@ class ReconstructionNode(Node):
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
         photo = self._param("photo_path")
         if photo:
-            self._submit(Job(lambda p=photo: imageio.read_image(p, int(self._param("max_pixels"))),
-                             self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
+            self._submit_file(photo)
         self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
         self._worker.start()
         self.create_timer(1.0, self._publish_diagnostics)
@@ -155,7 +162,15 @@ class ReconstructionNode(Node):
             return SetParametersResult(successful=False, reason=str(e))
         if any(p.name in _REBUILD for p in params):
             self._dirty = True  # the worker rebuilds before the next photo
+        for p in params:  # `ros2 param set .../reconstruction_node photo_path me.jpg` swaps the operator
+            if p.name == "photo_path" and p.value:
+                self._submit_file(p.value)
         return SetParametersResult(successful=True)
+
+    def _submit_file(self, photo: str) -> None:
+        """Reconstruct the photo file `photo` (photo_path at start-up, or set later)."""
+        self._submit(Job(lambda p=photo: imageio.read_image(p, int(self._param("max_pixels"))),
+                         self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
 
     # ----------------------------------------------------------------------------------------------
     # callbacks: keep the newest photo, nothing heavy
