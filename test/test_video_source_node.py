@@ -43,3 +43,26 @@ def test_a_wrong_path_is_said_once_then_retried_quietly(tmp_path, rclpy_context)
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_diagnostics_name_the_namespace(tmp_path, rclpy_context):
+    """Every node publishes on the absolute /diagnostics: under a namespace (`namespace:=robot1`, two robots
+    on one network) its status is named 'robot1/<node>: <task>'; it was '<node>: <task>' whatever the
+    namespace, so two robots' nodes could not be told apart. (common.diagnostics, used by every node.)"""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import Proc, executable
+
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/robot7"],
+                tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node("video_source_ns_test")
+    names = set()
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: names.update(s.name for s in m.status), 10)
+    try:
+        deadline = time.monotonic() + 60
+        while not any("video_source_node" in n for n in names) and time.monotonic() < deadline:
+            rclpy_context.spin_once(node, timeout_sec=0.1)
+        mine = [n for n in names if "video_source_node" in n]
+        assert mine == ["robot7/video_source_node: video source"], (names, proc.output())
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -85,10 +85,13 @@ def check_parameters(table: dict[str, Setting], params) -> None:
 
 
 def diagnostics(node, task: str, level: int, message: str, hardware_id: str, values: dict) -> DiagnosticArray:
-    """One DiagnosticStatus named '<node>: <task>' in an array stamped now."""
+    """One DiagnosticStatus named '<node>: <task>' in an array stamped now. <node> is the node's fully
+    qualified name without its leading '/': 'render_node' in the root namespace, 'robot1/render_node' under
+    `namespace:=robot1`, so that the nodes of two robots on the one absolute /diagnostics topic differ."""
     arr = DiagnosticArray()
     arr.header.stamp = node.get_clock().now().to_msg()
-    arr.status = [DiagnosticStatus(level=level, name=f"{node.get_name()}: {task}", message=message,
+    name = node.get_fully_qualified_name().lstrip("/")
+    arr.status = [DiagnosticStatus(level=level, name=f"{name}: {task}", message=message,
                                    hardware_id=hardware_id,
                                    values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()])]
     return arr
