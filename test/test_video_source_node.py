@@ -66,3 +66,31 @@ def test_diagnostics_name_the_namespace(tmp_path, rclpy_context):
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_integer_rate_and_bad_max_side_do_not_stop_the_camera(tmp_path, rclpy_context):
+    """`-p rate:=15` (an integer for the float rate, as a YAML `rate: 15` is) killed the node at start-up
+    (rclpy's type check while declaring), and `-p max_side:=-3` killed its video thread (cv2.resize) while
+    the node stayed up publishing nothing. Now the rate is taken as 15.0 and max_side goes back to 0 (off)
+    with an error log line; the frames flow."""
+    from conftest import shared
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+
+    clip = shared("driving", "lp_d0.mp4")
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/vs_params", "-p", f"source:={clip}",
+                                                   "-p", "rate:=15", "-p", "max_side:=-3"],
+                tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node("video_source_params_test")
+    frames = []
+    node.create_subscription(Image, "/vs_params/camera/image_raw", frames.append, qos_profile_sensor_data)
+    try:
+        assert spin_until(node, lambda: len(frames) >= 5 or proc.p.poll() is not None, 60), proc.output()
+        assert proc.alive() and len(frames) >= 5, proc.output()
+        assert (frames[-1].width, frames[-1].height) == (512, 512)  # the clip's size: max_side off
+        log = proc.output()
+        assert "parameter max_side" in log and "Traceback" not in log, log
+    finally:
+        node.destroy_node()
+        proc.stop()

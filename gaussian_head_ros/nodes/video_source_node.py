@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -22,23 +23,34 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
-from gaussian_head_ros.nodes.common import diagnostics, run
+from gaussian_head_ros.nodes.common import check_parameters, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
 RETRY_MAX_S = 60.0
 
 
+@dataclass
+class VideoSourceSettings:
+    """video_source_node's parameters besides the read-only `source`."""
+
+    loop: bool = setting(True, "restart a file at its end")
+    rate: float = setting(0.0, "publish rate in Hz; 0 = the file's native rate", range=(0.0, 240.0))
+    frame_id: str = setting("camera_optical_frame", "frame_id of the published images")
+    max_side: int = setting(0, "scale frames down so their longer side is at most this; 0 = off", range=(0, 16384))
+
+
+PARAMS = settings(VideoSourceSettings)
+
+
 class VideoSourceNode(Node):
     def __init__(self, **kwargs):
         super().__init__("video_source_node", **kwargs)
-        d = ParameterDescriptor
-        self.declare_parameter("source", "", d(description="video file path, /dev/videoN or a camera index", read_only=True))
-        self.declare_parameter("loop", True, d(description="restart a file at its end"))
-        self.declare_parameter("rate", 0.0, d(description="publish rate in Hz; 0 = the file's native rate"))
-        self.declare_parameter("frame_id", "camera_optical_frame", d(description="frame_id of the published images"))
-        self.declare_parameter("max_side", 0, d(description="scale frames down so their longer side is at most this; 0 = off"))
+        self.declare_parameter("source", "", ParameterDescriptor(
+            description="video file path, /dev/videoN or a camera index", read_only=True))
+        declare_settings(self, PARAMS)  # a wrong type or a value out of range goes back to its default
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -50,11 +62,10 @@ class VideoSourceNode(Node):
         self.create_timer(1.0, self._publish_diagnostics)
 
     def _on_set(self, params) -> SetParametersResult:
-        for p in params:
-            if p.name == "rate" and not 0.0 <= float(p.value) <= 240.0:
-                return SetParametersResult(successful=False, reason="rate must be within 0..240 Hz (0 = native)")
-            if p.name == "max_side" and int(p.value) < 0:
-                return SetParametersResult(successful=False, reason="max_side must be >= 0")
+        try:
+            check_parameters(PARAMS, params)
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
 
     def _param(self, name):
@@ -135,8 +146,9 @@ class VideoSourceNode(Node):
                                           {"frames_published": self.published}))
 
     def destroy_node(self):
-        self._stop.set()
-        self._thread.join(timeout=2.0)
+        if hasattr(self, "_thread"):  # else __init__ failed before: let its error show, not one of ours
+            self._stop.set()
+            self._thread.join(timeout=2.0)
         return super().destroy_node()
 
 
