@@ -244,6 +244,32 @@ def test_the_neutral_keeps_the_operators_lids_open(tracked):
         assert ne.min() > 0.8 * np.median(op), (n, ne.min() / np.median(op))  # measured: 0.92 .. 1.06
 
 
+def test_a_pause_with_raised_brows_does_not_become_the_neutral_brows():
+    """The brows have their own weight in the neutral (NeutralEstimator): an operator who talks (mouth open)
+    and then pauses with the mouth closed and the brows raised 2 mm keeps the brows of the talking frames as
+    the neutral, so the pause reads as a raise. With the mouth's weight the closed-mouth frames became the
+    neutral's brows (sadtalker: brows raised and head tilted back in a pause, every later frame read as
+    brows lowered 1.5-1.8 mm); here the old rule read 0.03 mm of the 2 mm raise."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.expression import NeutralEstimator
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float)
+    face = v * np.array([0.01, -0.01, -0.01])  # metres of the head frame (y down); its lips are 5.5 mm apart
+    talking = face.copy()
+    pause = face.copy()
+    pause[list(lmk.LIP_LOWER_INNER), 1] = pause[list(lmk.LIP_UPPER_INNER), 1]  # lips together
+    brows = list(lmk.BROW_R + lmk.BROW_L)
+    pause[brows, 1] -= 0.002
+    est = NeutralEstimator()
+    for i in range(40):
+        est.update(talking, i / 30)
+    for i in range(40, 60):
+        neutral = est.update(pause, i / 30)
+    raise_read = -np.mean((pause - neutral)[brows, 1])
+    assert raise_read > 0.0018, raise_read
+
+
 def test_head_turns_do_not_leak_into_the_expression(tracked):
     cs = tracked["sadtalker_WDA_KatieHill_000"]["controls"]
     yaw = np.array([abs(euler_deg(c.rotation)["yaw"]) for c in cs])

@@ -196,6 +196,17 @@ def expression_strength(expression: np.ndarray) -> float:
     return float(np.sqrt(np.max(np.sum(e * e, 1)))) if e.size else 0.0
 
 
+BROW_POINTS = np.array(lmk.BROW_R + lmk.BROW_L)
+
+
+def forehead_points(x: np.ndarray) -> np.ndarray:
+    """[L >= 468, 3] canonical landmarks -> indices of the mesh points higher (smaller y) than every point of
+    both eyes' contours: the brows and the forehead above them (they move together when the brows do)."""
+    top = float(np.min(np.asarray(x, np.float64)[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))
+    idx = np.flatnonzero(np.asarray(x, np.float64)[:NUM_MESH, 1] < top)
+    return np.union1d(idx, BROW_POINTS)
+
+
 class NeutralEstimator:
     """The operator's neutral face over time: started from the first frame's `neutralize`, then a running
     average of each frame's `neutralize`, weighted by how relaxed the frame's mouth is, forgetting with
@@ -208,6 +219,13 @@ class NeutralEstimator:
     percentile of the gaps seen, weight exp(-(shortfall / scale_m)^2); a frame looking down with half-closed
     lids and a closed mouth would otherwise become the neutral's lids (seen on sadtalker: 10 -> 2.8 mm at
     frame 36), and the drive, which opens the avatar's lids by the operator's gap / neutral gap, stared.
+    The brows and the forehead above them (`BROW_POINTS`: mesh points higher than the eyes' upper lids)
+    have their own weight too, since a relaxed mouth says nothing about the brows either: relaxed = the
+    brows' height above the eye corners near this operator's median height, weight
+    exp(-(difference / BROW_SCALE_M)^2). With the mouth's weight the neutral brows were those of whichever
+    closed-mouth frames came after talking: sadtalker talks for 30 frames, then raises her brows and tilts
+    her head back with her mouth closed, those frames became the neutral's brows, and every later frame
+    read as brows lowered by 1.5-1.8 mm (tracked brows vs the reader's on the driver: r -0.01; 0.51 now).
     Frames whose landmarks are in the head frame of the current neutral (the tracker aligns them to it)
     keep the estimate in one frame.
 
@@ -224,6 +242,9 @@ class NeutralEstimator:
     FIRST_WEIGHT = math.exp(-1.0)  # the least weight of the first frame (see the class notes)
     EYE_POINTS = np.array(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + (lmk.IRIS_CENTER_R,) + lmk.IRIS_R
                           + (lmk.IRIS_CENTER_L,) + lmk.IRIS_L)
+    # The brows' range on the ../shared clips (tracked brow height above the eye corners: std 0.2-0.8 mm,
+    # a visible raise ~0.7 mm) is a third of the lips': their own scale, a third of scale_m's default.
+    BROW_SCALE_M = 0.0005
 
     def __init__(self, window_s: float = 20.0, scale_m: float = 0.0015):
         if not (window_s > 0 and scale_m > 0):
@@ -235,10 +256,12 @@ class NeutralEstimator:
         self.neutral: np.ndarray | None = None  # [L, 3]
         self.weight = 0.0  # sum of the (decayed) weights so far
         self.weight_eyes = 0.0  # the same for the eyes' weights
+        self.weight_brows = 0.0  # ... and for the brows'
         self.frames = 0  # frames taken in
         self._t_s: float | None = None
         self._chins: list[float] = []  # recent chin drops below the nose tip, metres
         self._lids: list[float] = []  # recent lid gaps (mean of both eyes' centre pair), metres
+        self._brows: list[float] = []  # recent brow heights above the eye corners, metres
 
     def update(self, x: np.ndarray, t_s: float) -> np.ndarray:
         """Take in one frame's [L, 3] canonical landmarks at time t_s (seconds) -> the neutral face [L, 3]."""
@@ -250,24 +273,32 @@ class NeutralEstimator:
         drop = max(0.0, chin - float(np.percentile(self._chins, 5)))
         w = math.exp(-(gap / self.scale_m) ** 2 - (drop / self.scale_m) ** 2)
         eyes = self.EYE_POINTS[self.EYE_POINTS < x.shape[0]]
-        w_eyes = w
+        w_eyes = w_brows = w
+        brows = np.zeros(0, np.int64)
         if x.shape[0] >= lmk.NUM_MESH:
             lid = float(np.mean([np.linalg.norm(x[u] - x[d]) for u, d in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)]))
             self._lids = (self._lids + [lid])[-self.HISTORY:]
             w_eyes = math.exp(-(max(0.0, float(np.percentile(self._lids, 90)) - lid) / self.scale_m) ** 2)
+            height = float(np.mean(x[list(lmk.EYE_CORNERS[0] + lmk.EYE_CORNERS[1]), 1]) - np.mean(x[BROW_POINTS, 1]))
+            self._brows = (self._brows + [height])[-self.HISTORY:]
+            w_brows = math.exp(-((height - float(np.median(self._brows))) / self.BROW_SCALE_M) ** 2)
+            brows = forehead_points(self.neutral if self.neutral is not None else n)
         if self.neutral is None or self.neutral.shape != n.shape:
-            self.neutral, self.weight, self.weight_eyes, self.frames = n, max(w, self.FIRST_WEIGHT), w_eyes, 1
+            self.neutral, self.weight, self.frames = n, max(w, self.FIRST_WEIGHT), 1
+            self.weight_eyes, self.weight_brows = w_eyes, max(w_brows, self.FIRST_WEIGHT)
         else:
             dt = max(0.0, t_s - self._t_s) if self._t_s is not None else 0.0
             decay = math.exp(-dt / self.window_s)
             self.weight = self.weight * decay + w
             self.weight_eyes = self.weight_eyes * decay + w_eyes
-            before = self.neutral[eyes]
+            self.weight_brows = self.weight_brows * decay + w_brows
+            before = self.neutral.copy()
             if self.weight > 0:
                 self.neutral = self.neutral + (w / self.weight) * (n - self.neutral)
-            self.neutral[eyes] = before
-            if self.weight_eyes > 0:
-                self.neutral[eyes] = before + (w_eyes / self.weight_eyes) * (n[eyes] - before)
+            for group, wg, total in ((eyes, w_eyes, self.weight_eyes), (brows, w_brows, self.weight_brows)):
+                self.neutral[group] = before[group]
+                if total > 0:
+                    self.neutral[group] = before[group] + (wg / total) * (n[group] - before[group])
             self.frames += 1
         self._t_s = t_s
         return self.neutral
