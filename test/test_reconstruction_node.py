@@ -298,3 +298,37 @@ def test_preset_budget_is_not_overridden_unless_asked():
     assert "max_gaussians" not in reconstructor_options(values)  # the preset's 30k applies
     assert PRESETS["fast"]["max_gaussians"] == 30_000
     assert reconstructor_options(values | {"max_gaussians": 40_000})["max_gaussians"] == 40_000
+
+
+def test_unbuildable_reconstructor_says_why(rclpy_context, tmp_path):
+    """Start-up parameters that cannot make a reconstructor (backend rar without a checkpoint): the photo's
+    status and the diagnostics say why (the status read 'no reconstructor (reconstructing (photo_path
+    ...))', the diagnostics stayed at 'reconstructing' with level WARN). A max_gaussians the node's range
+    takes but mesh_fit does not (100: 0 or 5000..2M) goes back to 0 alone (it left the node without a
+    reconstructor)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import Proc, executable, spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    photo = shared("portraits", "obama_official.jpg")
+    proc = Proc(executable("reconstruction_node") + ["--ros-args", "-r", "__ns:=/no_rec", "-p", "backend:=rar",
+                                                     "-p", "max_gaussians:=100", "-p", f"photo_path:={photo}"],
+                tmp_path / "reconstruction_node.log")
+    node = rclpy_context.create_node("no_reconstructor_peer")
+    st, diags = [], []
+    node.create_subscription(AvatarStatus, "/no_rec/avatar/status", st.append, _latched())
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.extend(
+        s for s in m.status if s.name.startswith("no_rec/reconstruction_node")), 10)
+    try:
+        assert spin_until(node, lambda: st and diags and diags[-1].message != "starting", 60), proc.output()
+        assert st[-1].code == AvatarStatus.INTERNAL_ERROR and "checkpoint" in st[-1].message, st[-1].message
+        assert "reconstructing" not in st[-1].message, st[-1].message
+        level = diags[-1].level[0] if isinstance(diags[-1].level, bytes) else int(diags[-1].level)
+        assert level == 2 and "checkpoint" in diags[-1].message, diags[-1]  # ERROR
+        log = proc.output()
+        assert "max_gaussians must be within 5000" in log and "using the default 0" in log, log
+        assert proc.alive() and "Traceback" not in log, log
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -78,11 +78,19 @@ def reconstructor_options(values: dict) -> dict:
             if k in names and k not in _NODE_ONLY and not (k in NOT_GIVEN and v == NOT_GIVEN[k])}
 
 
+def check_value(name: str, value) -> None:
+    """Raise ValueError when one parameter value is outside its range or choices; max_gaussians is 0 (the
+    preset's) or within mesh_fit's budget range."""
+    PARAMS[name].check(value)
+    if name == "max_gaussians" and value != NOT_GIVEN[name]:
+        _BUDGET.check(value)
+
+
 def check_values(values: dict) -> None:
     """Raise ValueError when a set of parameter values (name -> value, all of them) is not acceptable.
     (A photo_path that does not exist is not a bad setting: it is a photo that cannot be read.)"""
     for name, value in values.items():
-        PARAMS[name].check(value)
+        check_value(name, value)
     check_options(values["backend"], **reconstructor_options(values))
 
 
@@ -99,7 +107,7 @@ class Job:
 class ReconstructionNode(Node):
     def __init__(self, **kwargs):
         super().__init__("reconstruction_node", **kwargs)
-        declare_settings(self, PARAMS)  # a value out of its range goes back to its default, alone
+        declare_settings(self, PARAMS, check_value)  # a value out of its range goes back to its default, alone
         try:
             check_values(self._values())
         except ValueError as e:  # the reconstructor cannot be built: say so (log, diagnostics, status of a photo)
@@ -273,11 +281,11 @@ class ReconstructionNode(Node):
         return rec
 
     def _run(self, rec, job: Job) -> None:
+        if rec is None:  # self.state says why (no reconstructor: ...) and stays so for the diagnostics
+            self._refuse(INTERNAL_ERROR, f"{self.state}; fix the parameters", job, 0.0)
+            return
         self.state = f"reconstructing ({job.source})"
         t0 = time.perf_counter()
-        if rec is None:
-            self._refuse(INTERNAL_ERROR, f"no reconstructor ({self.state}); fix the parameters", job, 0.0)
-            return
         try:
             rgb = job.decode()
             result = rec.reconstruct(rgb, operator_id=job.operator_id)
