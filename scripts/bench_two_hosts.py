@@ -130,9 +130,15 @@ class Link:
         self._made = []
 
 
-def unicast_profile(template: Path, peers: list[str], out: Path) -> Path:
-    """The shipped unicast profile with its initialPeersList replaced by `peers`."""
+def unicast_profile(template: Path, peers: list[str], out: Path, peers_range: int = 0) -> Path:
+    """The shipped unicast profile with its initialPeersList replaced by `peers` (and its maxInitialPeersRange
+    by `peers_range` when > 0)."""
     text = template.read_text()
+    if peers_range > 0:
+        text, n = re.subn(r"<maxInitialPeersRange>\d+</maxInitialPeersRange>",
+                          f"<maxInitialPeersRange>{peers_range}</maxInitialPeersRange>", text)
+        if n != 1:
+            raise ValueError(f"{template} has no maxInitialPeersRange")
     locs = "\n".join(f"            <locator><udpv4><address>{a}</address></udpv4></locator>" for a in peers)
     new, n = re.subn(r"<initialPeersList>.*?</initialPeersList>",
                      f"<initialPeersList>\n{locs}\n          </initialPeersList>", text, flags=re.S)
@@ -140,6 +146,27 @@ def unicast_profile(template: Path, peers: list[str], out: Path) -> Path:
         raise ValueError(f"{template} has no initialPeersList")
     out.write_text(new)
     return out
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group `pgid` (each node and
+    helper runs in a session of its own: its group is its process tree)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ... utime(12) stime(13)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine spent busy so far (all cores, /proc/stat: all but idle and iowait)."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -228,8 +255,11 @@ def role_robot_monitor():
         prev[0] = thumb
         frames.append((now, _stamp_ns(msg.header.stamp), diff))
 
+    last = {}  # node name -> its newest diagnostics values
+
     def on_diag(msg):
         for st in msg.status:
+            last[st.name.split(":")[0]] = {kv.key: kv.value for kv in st.values}
             if st.name.startswith("render_node"):
                 v = {kv.key: kv.value for kv in st.values}
                 diags.append((time.time(), int(v.get("controls", 0)), v.get("operator_id", ""), v.get("state", ""),
@@ -244,7 +274,7 @@ def role_robot_monitor():
     for line in sys.stdin:
         if line.strip() == "stop":
             break
-    print(json.dumps(dict(frames=frames, diags=diags)), flush=True)
+    print(json.dumps(dict(frames=frames, diags=diags, last=last)), flush=True)
     ex.shutdown()
     node.destroy_node()
     rclpy.try_shutdown()
@@ -318,7 +348,7 @@ def run(a) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="ghr-two-hosts-"))
     profile = unicast_profile(package_share() / "config" / "fastdds_unicast.xml",
-                              ["127.0.0.1", OPERATOR_IP, ROBOT_IP], work / "fastdds_unicast.xml")
+                              ["127.0.0.1", OPERATOR_IP, ROBOT_IP], work / "fastdds_unicast.xml", a.peers_range)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_"))}
     env.update(FASTDDS_DEFAULT_PROFILES_FILE=str(profile), ROS_AUTOMATIC_DISCOVERY_RANGE="SUBNET",
                ROS_DOMAIN_ID=str(random.randint(1, 100)), ROS_HOME=str(work), ROS_LOG_DIR=str(work / "log"),
@@ -327,7 +357,8 @@ def run(a) -> dict:
     link = Link(a.rate_mbit)
     procs: dict[str, NodeProcess] = {}
     roles: list[Role] = []
-    res: dict = dict(rate_mbit=a.rate_mbit, clip=Path(a.clip).name, preset=a.preset, outage_s=a.outage_s)
+    res: dict = dict(rate_mbit=a.rate_mbit, clip=Path(a.clip).name, preset=a.preset, outage_s=a.outage_s,
+                     max_initial_peers_range=int(re.search(r"<maxInitialPeersRange>(\d+)<", profile.read_text()).group(1)))
     try:
         def node(side, name, params):
             cmd = link.exec_prefix(side) + node_command(name, params=params)
@@ -349,11 +380,20 @@ def run(a) -> dict:
         time.sleep(a.warmup_s)  # discovery across the link, the tracker's neutral face, the first controls
 
         # steady driving
+        groups = {**{n: p.pid for n, p in procs.items()}, "monitor (robot)": monitor.proc.pid,
+                  "tap (operator)": tap.proc.pid}
+        cpu0 = {n: group_cpu_s(g) for n, g in groups.items()}
+        machine0 = machine_cpu_s()
         bytes0 = {s: link.bytes_sent(s) for s in ("operator", "robot")}
         drops0 = link.dropped("operator")
         t_steady = (time.time(), time.time() + a.steady_s)
         time.sleep(a.steady_s)
         bytes1 = {s: link.bytes_sent(s) for s in ("operator", "robot")}
+        span = time.time() - t_steady[0]
+        # CPU per process as % of one core over the steady window, and the machine's (other work included)
+        res["cpu_percent"] = {n: 100 * (group_cpu_s(g) - cpu0[n]) / span for n, g in groups.items()}
+        res["cpu_percent_machine"] = 100 * (machine_cpu_s() - machine0) / span
+        res["cpu_cores"] = os.cpu_count()
         res["link_dropped_operator_to_robot_steady"] = link.dropped("operator") - drops0
 
         # outage
@@ -373,6 +413,10 @@ def run(a) -> dict:
         t_end = time.time()
 
         mon, tp = monitor.finish(), tap.finish()
+        keys = ("rate_hz", "render_ms_mean", "frames", "frames_reused", "cpu_threads", "processed_rate_hz",
+                "processing_ms_mean", "processing_ms_max", "received", "dropped", "published", "operator_bases_learned",
+                "operator_basis_learn_ms")
+        res["diagnostics_at_end"] = {n: {k: v[k] for k in keys if k in v} for n, v in mon.get("last", {}).items()}
         if a.raw:
             Path(a.raw).write_text(json.dumps(dict(monitor=mon, tap=tp, t_steady=t_steady, t_down=t_down, t_up=t_up,
                                                    t_photo=t_photo)))
@@ -507,7 +551,7 @@ def report(r: dict) -> str:
         f"  controls: {f(r['controls_published_per_s'])}/s published by the tracker; used by the render node "
         f"{r['controls_used']} of {r['controls_published']} ({f(r['controls_used_fraction'] and 100 * r['controls_used_fraction'])} %)",
         f"  link: operator->robot {f(r['link_kbit_s_operator_to_robot'])} kbit/s, robot->operator "
-        f"{f(r['link_kbit_s_robot_to_operator'])} kbit/s; datagrams the cap dropped operator->robot in that window: "
+        f"{f(r['link_kbit_s_robot_to_operator'])} kbit/s (maxInitialPeersRange {r.get('max_initial_peers_range')}); datagrams the cap dropped operator->robot in that window: "
         f"{r.get('link_dropped_operator_to_robot_steady', 'n/a')}",
         f"  face display: {f(r['display_fps'])} FPS, {f(100 * r['driven_fraction'])} % of frames driven by a control",
         f"  glass-to-glass: p50 {f(r['glass_to_glass_ms_p50'])} ms, p95 {f(r['glass_to_glass_ms_p95'])} ms",
@@ -529,6 +573,12 @@ def report(r: dict) -> str:
         f"  nodes alive at the end: {', '.join(n for n, ok in r['nodes_alive'].items() if ok)}"
         + ("" if all(r["nodes_alive"].values()) else
            f"; DIED: {', '.join(n for n, ok in r['nodes_alive'].items() if not ok)}"),
+        f"  CPU in the steady window, % of one core: "
+        + ", ".join(f"{n} {v:.0f}" for n, v in sorted(r.get("cpu_percent", {}).items(), key=lambda x: -x[1]))
+        + f"; these together {sum(r.get('cpu_percent', {}).values()):.0f}, the whole machine "
+        f"{f(r.get('cpu_percent_machine'), '{:.0f}')} of {100 * (r.get('cpu_cores') or 0)}",
+        f"  diagnostics at the end: " + "; ".join(f"{n}: " + ", ".join(f"{k} {v}" for k, v in d.items())
+                                                for n, d in r.get("diagnostics_at_end", {}).items()),
         f"  machine load (uptime, 1/5/15 min): before {r.get('load_before', 'n/a')}, after {r.get('load_after', 'n/a')}",
         "ACCEPTANCE (issue 15, two hosts at 1 Mbit/s):",
     ]
@@ -581,6 +631,9 @@ def main():
     ap.add_argument("--steady-s", type=float, default=20.0)
     ap.add_argument("--outage-s", type=float, default=3.0)
     ap.add_argument("--after-outage-s", type=float, default=4.0)
+    ap.add_argument("--peers-range", type=int, default=0,
+                    help="override the profile's maxInitialPeersRange (participants tried per peer address; 0 = "
+                         "the shipped profile's)")
     ap.add_argument("--quick", action="store_true", help="short phases and the fast preset (the test's run)")
     ap.add_argument("--json", default="", help="write the figures here too")
     ap.add_argument("--keep", action="store_true", help="keep the node logs (always kept after a failure)")

@@ -35,7 +35,8 @@ MAX_WINDOW_S = 600.0  # growing windows up to this; then only a growing residual
 RECENT = 8  # frames over which the residual the current basis misses is watched
 GROWTH = 1.5  # re-learn when that exceeds GROWTH x what the basis missed on its own frames ...
 FLOOR_M = 1e-4  # ... and 0.1 mm RMS
-MIN_INTERVAL_S = 2.0  # between re-learns for a growing residual (each basis is ~45 KB on the wire: <= 180 kbit/s)
+MIN_INTERVAL_S = 2.0  # between re-learns for a growing residual (each basis is ~45 KB on the wire: <= 180 kbit/s
+# while the operator keeps making new expressions; the windows come on top, ever rarer)
 
 
 @dataclass
@@ -180,7 +181,8 @@ class BasisLearner:
       (`windows`): a first basis within a second, later ones from more of the session;
     - a growing residual: the RMS of what the current basis misses over the last RECENT frames exceeds
       GROWTH x what it missed on the frames it was learned from, and FLOOR_M, at most every MIN_INTERVAL_S
-      (each basis is ~45 KB on the wire): expressions the operator had not made before.
+      (each basis is ~45 KB on the wire; counted between these re-learns, not from the windows'):
+      expressions the operator had not made before.
     Then `take()` hands the residuals to learn from (and nothing more is due until `learned` or `failed` says
     how that went). `reset()` starts over (re-calibration, a new operator): a new basis gets a new id."""
 
@@ -192,14 +194,14 @@ class BasisLearner:
     _next_window: int = 0  # index into windows(first_s) of the next window
     _recent: list = field(default_factory=list, repr=False)  # what the current basis missed, last RECENT frames
     _fit_rms: float | None = None  # RMS of what the current basis missed on its own frames
-    _last_learned_s: float = -np.inf  # stream time of the last `take`
+    _last_grown_s: float = -np.inf  # stream time of the last re-learn for a growing residual
     _busy: bool = False  # a basis is being learned from what `take` gave
     learned_count: int = 0
     reason: str = ""  # why the last basis was due: 'window N s' or 'residual x.x mm'
 
     def reset(self) -> None:
         self._residuals, self._stamps, self._first_ns, self._next_window = [], [], None, 0
-        self._recent, self._fit_rms, self._last_learned_s, self._busy = [], None, -np.inf, False
+        self._recent, self._fit_rms, self._last_grown_s, self._busy = [], None, -np.inf, False
 
     @property
     def frames(self) -> int:
@@ -230,9 +232,10 @@ class BasisLearner:
                 self._next_window += 1
             self.reason = f"window {due[self._next_window - 1]:g} s"
             return True
-        if len(self._recent) == RECENT and self._fit_rms is not None and t - self._last_learned_s >= MIN_INTERVAL_S:
+        if len(self._recent) == RECENT and self._fit_rms is not None and t - self._last_grown_s >= MIN_INTERVAL_S:
             recent = float(np.mean(self._recent))
             if recent > max(GROWTH * self._fit_rms, FLOOR_M):
+                self._last_grown_s = t
                 self.reason = f"residual {recent * 1e3:.2f} mm > {GROWTH:g} x {self._fit_rms * 1e3:.2f} mm"
                 return True
         return False
@@ -241,7 +244,6 @@ class BasisLearner:
         """[T, V, 3] the residuals to learn the due basis from (`learn`); nothing more is due until `learned`
         or `failed` is called."""
         self._busy = True
-        self._last_learned_s = (self._stamps[-1] - self._first_ns) * 1e-9 if self._stamps else 0.0
         return np.stack(self._residuals)
 
     def learned(self, basis: OperatorBasis, residuals: np.ndarray) -> None:
