@@ -112,8 +112,9 @@ class Link:
     def set_up(self, up: bool) -> None:
         _sh("ip", "-n", self.ns["operator"], "link", "set", self.dev["operator"], "up" if up else "down")
 
-    def bytes_sent(self, side: str) -> int:
-        r = _sh("ip", "-n", self.ns[side], "-s", "-j", "link", "show", "dev", self.dev[side])
+    def bytes_sent(self, side: str, dev: str = "") -> int:
+        """Bytes sent so far on `side`'s end of the link (or on its device `dev`, e.g. lo)."""
+        r = _sh("ip", "-n", self.ns[side], "-s", "-j", "link", "show", "dev", dev or self.dev[side])
         return int(json.loads(r.stdout)[0]["stats64"]["tx"]["bytes"])
 
     def dropped(self, side: str) -> int:
@@ -385,11 +386,14 @@ def run(a) -> dict:
         cpu0 = {n: group_cpu_s(g) for n, g in groups.items()}
         machine0 = machine_cpu_s()
         bytes0 = {s: link.bytes_sent(s) for s in ("operator", "robot")}
+        lo0 = {s: link.bytes_sent(s, "lo") for s in ("operator", "robot")}
         drops0 = link.dropped("operator")
         t_steady = (time.time(), time.time() + a.steady_s)
         time.sleep(a.steady_s)
         bytes1 = {s: link.bytes_sent(s) for s in ("operator", "robot")}
         span = time.time() - t_steady[0]
+        # within each host: UDP over loopback (the 512² images belong in shared memory: ~0 here)
+        res["loopback_MB_s"] = {s: (link.bytes_sent(s, "lo") - lo0[s]) / 1e6 / span for s in lo0}
         # CPU per process as % of one core over the steady window, and the machine's (other work included)
         res["cpu_percent"] = {n: 100 * (group_cpu_s(g) - cpu0[n]) / span for n, g in groups.items()}
         res["cpu_percent_machine"] = 100 * (machine_cpu_s() - machine0) / span
@@ -573,6 +577,8 @@ def report(r: dict) -> str:
         f"  nodes alive at the end: {', '.join(n for n, ok in r['nodes_alive'].items() if ok)}"
         + ("" if all(r["nodes_alive"].values()) else
            f"; DIED: {', '.join(n for n, ok in r['nodes_alive'].items() if not ok)}"),
+        f"  within each host, UDP over loopback: " + ", ".join(f"{k} {v:.2f} MB/s" for k, v in r.get("loopback_MB_s", {}).items())
+        + " (images go by shared memory: ~0 expected)",
         f"  CPU in the steady window, % of one core: "
         + ", ".join(f"{n} {v:.0f}" for n, v in sorted(r.get("cpu_percent", {}).items(), key=lambda x: -x[1]))
         + f"; these together {sum(r.get('cpu_percent', {}).values()):.0f}, the whole machine "
