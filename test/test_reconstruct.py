@@ -533,3 +533,21 @@ def test_cli_bad_input_exits_with_one_line(tmp_path, capsys):
     assert main(["bench", "--avatar", str(tmp_path / "missing.ply")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.ply" in err[0] and "No such file" in err[0], err
+
+
+def test_cli_numeric_arguments_out_of_range_are_usage_errors(capsys):
+    """`bench --size 0` ended in a ZeroDivisionError traceback, `bench --size -5` / `--gaussians -5` in numpy's
+    'negative dimensions are not allowed', `eval --max-frames -3` in an IndexError traceback: each is now
+    argparse's usage error naming the option (exit status 2), before any work starts."""
+    from gaussian_head_ros.cli import main
+
+    for argv, option in ((["bench", "--size", "0"], "--size"), (["bench", "--size", "-5"], "--size"),
+                         (["bench", "--gaussians", "-5"], "--gaussians"), (["render", "a.ply", "-o", "a.mp4",
+                                                                             "--size", "0"], "--size"),
+                         (["eval", "--video", "clip.mp4", "--max-frames", "-3"], "--max-frames"),
+                         (["eval", "--video", "clip.mp4", "--stride", "0"], "--stride")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and f"argument {option}: must be" in err[-1], (argv, err)

@@ -24,14 +24,16 @@ import time
 
 import numpy as np
 
+from gaussian_head_ros.commands import IMAGE_SIZES, int_range
+
 SCENES = ("synthetic", "face")
 
 
 def add_arguments(p):
     p.add_argument("--backend", nargs="+", default=None,
                    help="backends to measure (default: cpu, torch, and gsplat when CUDA works)")
-    p.add_argument("--size", type=int, nargs="+", default=[512], help="square image sizes")
-    p.add_argument("--gaussians", type=int, nargs="+", default=[60_000, 100_000], help="Gaussian counts")
+    p.add_argument("--size", type=int_range(*IMAGE_SIZES), nargs="+", default=[512], help="square image sizes")
+    p.add_argument("--gaussians", type=int_range(0), nargs="+", default=[60_000, 100_000], help="Gaussian counts")
     p.add_argument("--threads", type=int, nargs="+", default=None,
                    help="CPU thread counts for cpu/torch (default: 1 and all cores)")
     p.add_argument("--scene", nargs="+", choices=SCENES, default=list(SCENES), help="scenes to draw")

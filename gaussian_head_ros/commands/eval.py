@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from gaussian_head_ros.commands import int_range
+
 
 def add_arguments(p):
     p.add_argument("--video", required=True, help="talking-head clip: source = its first frame, driver = the clip")
@@ -11,8 +13,8 @@ def add_arguments(p):
                                    "when it shows another person: add --no-image-metrics)")
     p.add_argument("--backend", default="mesh_fit", help="reconstructor: mesh_fit or rar")
     p.add_argument("--render-backend", default="cpu", help="rasterizer: cpu, torch or gsplat")
-    p.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames (0 = all)")
-    p.add_argument("--stride", type=int, default=1, help="score every N-th frame (the tracker sees all)")
+    p.add_argument("--max-frames", type=int_range(0), default=0, help="evaluate at most this many frames (0 = all)")
+    p.add_argument("--stride", type=int_range(1), default=1, help="score every N-th frame (the tracker sees all)")
     p.add_argument("--reader", metavar="FACE_LANDMARKER.task", default="",
                    help="MediaPipe FaceLandmarker model: blendshape and head-angle correlations driver vs render")
     p.add_argument("--identity", action="store_true",

@@ -14,6 +14,8 @@ import logging
 import time
 from pathlib import Path
 
+from gaussian_head_ros.commands import IMAGE_SIZES, int_range
+
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ def add_arguments(p):
     p.add_argument("avatar", help="avatar .ply (from `gaussian-head reconstruct`)")
     p.add_argument("--controls", help="FaceControl JSONL (from `gaussian-head track`); default: idle animation")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4)")
-    p.add_argument("--size", type=int, default=512, help="frame size in pixels (square)")
+    p.add_argument("--size", type=int_range(*IMAGE_SIZES), default=512, help="frame size in pixels (square)")
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: from the control stamps, else 30)")
     p.add_argument("--seconds", type=float, default=5.0, help="length of the idle animation without --controls")
     p.add_argument("--backend", default="auto", help="rasterizer: auto, cpu, torch, gsplat")
@@ -63,8 +65,6 @@ def run(args) -> int:
 
     if not Path(args.avatar).is_file():
         raise ValueError(f"avatar {args.avatar} not found")
-    if not 16 <= args.size <= 4096:
-        raise ValueError(f"--size must be within 16..4096, got {args.size}")
     avatar = load_ply(args.avatar)
     avatar.validate()
     lighting = lighting_from_spec(args.lighting)
