@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 class FramingConfig:
     """Which photos are accepted and how the head is framed."""
 
-    max_pixels: int = setting(40_000_000, "photos with more pixels are refused (an 8000x8000 photo is 64M)",
+    max_pixels: int = setting(40_000_000, "photos with more pixels are refused, JPEGs decoded at 1/2, 1/4 or 1/8 "
+                                          "to fit (an 8000x8000 photo is 64M)",
                               range=(1024, 400_000_000))
     max_side: int = 2048  # larger photos are scaled down to this longer side before any work
     min_face_px: float = setting(60.0, "faces narrower than this (cheek to cheek, photo pixels) are refused",
