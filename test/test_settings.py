@@ -155,17 +155,18 @@ def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(r
     from sensor_msgs.msg import Image
 
     params = tmp_path / "bad.yaml"
-    params.write_text("render_node:\n  ros__parameters:\n    width: 64\n    height: 48\n    backend: cpu\n"
+    params.write_text("/**/render_node:\n  ros__parameters:\n    width: 64\n    height: 48\n    backend: cpu\n"
                       "    jpeg_quality: 500\n    fps: fast\n    crossfade_s: -1.0\n")
-    proc = Proc(executable("render_node") + ["--ros-args", "--params-file", str(params)], tmp_path / "render_node.log")
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/bad_params", "--params-file", str(params)],
+                tmp_path / "render_node.log")
     node = rclpy_context.create_node("bad_params_peer")
     try:
         images = []
-        node.create_subscription(Image, "face_display/image_raw", images.append, qos_profile_sensor_data)
+        node.create_subscription(Image, "/bad_params/face_display/image_raw", images.append, qos_profile_sensor_data)
         assert spin_until(node, lambda: images or proc.p.poll() is not None, 90), proc.output()
         assert proc.p.poll() is None, f"render_node died:\n{proc.output()}"
         assert (images[-1].width, images[-1].height) == (64, 48)
-        client = node.create_client(GetParameters, "render_node/get_parameters")
+        client = node.create_client(GetParameters, "/bad_params/render_node/get_parameters")
         assert client.wait_for_service(timeout_sec=10)
         future = client.call_async(GetParameters.Request(names=["jpeg_quality", "fps", "crossfade_s", "width"]))
         assert spin_until(node, future.done, 10)
@@ -179,3 +180,21 @@ def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(r
         node.destroy_node()
         rc = proc.stop()
     assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("exe", ["render_node", "avatar_pipeline"])
+def test_a_params_file_rcl_cannot_parse_is_one_line_not_a_traceback(tmp_path, exe):
+    """`--params-file` naming a file that is not a ROS 2 parameters file (no ros__parameters level here):
+    rclpy.init raised RCLError and the executable died with a traceback; now one line with rcl's reason."""
+    import subprocess
+
+    from rosgraph import executable
+
+    bad = tmp_path / "no_ros_parameters.yaml"
+    bad.write_text("render_node:\n  width: 64\n")
+    args = ["--params-file", str(bad)] if exe == "avatar_pipeline" else ["--ros-args", "--params-file", str(bad)]
+    out = subprocess.run(executable(exe) + args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr and f"{exe}: cannot start:" in out.stderr, out.stderr
+    assert "ros__parameters" in out.stderr, out.stderr

@@ -207,12 +207,20 @@ def limit_blas_threads(n: int = 1) -> None:
 def start_process(args=None, blas_threads: int = 1) -> str:
     """The start-up every node executable shares (`run`, and avatar_pipeline with all nodes in one process):
     BLAS libraries limited to `blas_threads` threads (0: their own default; see `limit_blas_threads`), the Fast
-    DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying which DDS profile is used."""
+    DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying which DDS profile is used.
+    Arguments rcl cannot parse (a `--params-file` that is not a parameters file, a bad remapping) end the
+    process with status 2 and rcl's reason in one line on stderr, not a traceback."""
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
     if blas_threads:
         limit_blas_threads(blas_threads)
     dds = apply_fastdds_profile()
     note_interrupts()
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except rclpy_implementation.RCLError as e:
+        print(f"{os.path.basename(sys.argv[0])}: cannot start: {e}", file=sys.stderr)
+        sys.exit(2)
     return dds
 
 
