@@ -131,6 +131,21 @@ def test_the_wall_keeps_rim_colours_at_the_silhouette_only():
     assert shallow.any() and np.abs(colours[shallow] - 0.5).min(axis=1).max() > 0.4  # the rim at the front
 
 
+def test_edge_opacity_inverts_the_compositing_equation():
+    """A silhouette pixel I = a F + (1 - a) B gives its coverage a back; where F and B look alike it is opaque."""
+    from gaussian_head_ros.core.reconstruct.completion import edge_opacity
+
+    rng = np.random.default_rng(0)
+    fg, bg = rng.random((200, 3)), rng.random((200, 3))
+    a = rng.random(200)
+    observed = a[:, None] * fg + (1 - a[:, None]) * bg + rng.normal(0, 0.005, (200, 3))
+    got = edge_opacity(observed, fg, bg)
+    clear = np.linalg.norm(fg - bg, axis=1) > 0.3
+    assert np.abs(got - a)[clear].max() < 0.05
+    assert edge_opacity(np.full((1, 3), 0.5), np.full((1, 3), 0.5), np.full((1, 3), 0.52))[0] == 1.0
+    assert edge_opacity(np.full((1, 3), 2.0), np.zeros((1, 3)), np.ones((1, 3)))[0] == 0.0  # clipped to [0, 1]
+
+
 # ---------------------------------------------------------------------------------------------------
 # every portrait
 

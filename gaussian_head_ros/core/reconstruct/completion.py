@@ -114,9 +114,35 @@ def rim_colours(scene: Scene, exclude: np.ndarray, inset_px: int = 2, band_px: i
     return push_pull(scene.photo, band.astype(np.float32))
 
 
+WALL_GAP_PX = 2.5  # with an inset, the wall's line this far inside the inset (measured: its columns cover ~1.5 px either side)
+
+
+def background_colours(photo: np.ndarray, person: np.ndarray, valid: np.ndarray | None = None,
+                       gap_px: int = 2) -> np.ndarray:
+    """[S, S, 3] the photo's background behind the person: its colours from gap_px outside the person
+    mask (inside the photo: `valid`), extrapolated inwards (push-pull)."""
+    from gaussian_head_ros.core.reconstruct.surfaces import push_pull
+
+    d_out = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)
+    known = (d_out > gap_px) & (np.ones_like(person) if valid is None else valid)
+    if known.sum() < 20:
+        return np.zeros_like(photo, dtype=np.float32)
+    return push_pull(photo, known.astype(np.float32))
+
+
+def edge_opacity(observed: np.ndarray, fg: np.ndarray, bg: np.ndarray, min_contrast: float = 0.1) -> np.ndarray:
+    """The coverage of a silhouette pixel from the compositing equation I = a F + (1 - a) B (least squares
+    along F - B): observed I, foreground F, background B [M, 3] -> a [M] in [0, 1]. Where F and B differ by
+    less than min_contrast the pixel says nothing about a: 1 (opaque)."""
+    d = fg - bg
+    dd = np.sum(d * d, -1)
+    a = np.sum((observed - bg) * d, -1) / np.maximum(dd, 1e-12)
+    return np.where(dd > min_contrast ** 2, np.clip(a, 0, 1), 1.0).astype(np.float32)
+
+
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,
                   side_colours: np.ndarray, wall_colours: np.ndarray, open_edge: np.ndarray, spacing_m: float, torso_spacing_m: float,
-                  wall_step_m: float, wall_rim_m: float = 0.004) -> GaussianBatch:
+                  wall_step_m: float, wall_rim_m: float = 0.004, inset_px: float = 0.0) -> GaussianBatch:
     """The hidden back of the proxy (front_depth/back_depth [S, S] camera depths over scene.person) and
     the wall joining front and back along the silhouette, coloured from wall_colours over its first
     wall_rim_m (metres of depth behind the silhouette) to side_colours from 2 x wall_rim_m back. open_edge
@@ -131,28 +157,47 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
     person = scene.person
     mpp = float(np.median(back_depth[person])) / scene.K[0, 0] if person.any() else 1e-3  # metres per pixel
     out = []
+    # With inset_px, the closed surface keeps out of the silhouette's outermost inset_px (not along a cut), so
+    # the photo's pixels there can be a matte that lets the background through. The wall then stands WALL_GAP_PX
+    # further in: its thin discs, many along each column, still cover about 1.5 px either side of its line.
+    d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
+    near_cut = cv2.dilate(open_edge.astype(np.uint8), np.ones((3, 3), np.uint8),
+                          iterations=int(np.ceil(inset_px + WALL_GAP_PX)) + 1).astype(bool)
+    wall_d = inset_px + WALL_GAP_PX if inset_px > 0 else 0.0  # the wall's line, pixels inside the silhouette
+    core = person & ((d_in > wall_d - 0.5) | near_cut) if inset_px > 0 else person
     # Back surface: a grid of `spacing_m` on the head, `torso_spacing_m` on the torso; discs stretched where
-    # it is steep, normals pointing away from the camera and outwards where the back curves round.
+    # it is steep, normals pointing away from the camera and outwards where the back curves round. With an
+    # inset, the coarse discs (sigma 3-7 px) keep 2.5 sigma behind the wall, and a fine grid (wall_step_m / 2
+    # apart, stretched up to 10 x along the steep rim) fills the rim between, so none spill over the silhouette.
     grad_y, grad_x = np.gradient(back_depth.astype(np.float64))
+    fine_px = max(1, int(round(0.5 * wall_step_m / mpp)))
+    fine_d = wall_d + 1.5 * 0.6 * fine_px  # the fine grid's first discs, pixels inside the silhouette
     for spacing, torso_grid in ((spacing_m, False), (torso_spacing_m, True)):
         step = max(1, int(round(spacing / mpp)))
+        clear = wall_d + 2.5 * 0.6 * step if inset_px > 0 else 0.0  # coarse discs this far inside
         gi, gj = np.meshgrid(np.arange(step // 2, s, step), np.arange(step // 2, s, step), indexing="ij")
         gi, gj = gi.ravel(), gj.ravel()
-        keep = person[gi, gj]
-        gi, gj = gi[keep], gj[keep]
-        pts = scene.to_head(back_depth[gi, gj, None] * scene.rays[gi, gj])
-        keep = (pts[:, 1] > scene.torso_y) == torso_grid
-        gi, gj, pts = gi[keep], gj[keep], pts[keep]
-        gx, gy = grad_x[gi, gj] / mpp, grad_y[gi, gj] / mpp  # depth change per metre across the image
-        n_cam = np.stack([-gx, -gy, np.ones_like(gx)], 1)
-        nrm = (n_cam / np.linalg.norm(n_cam, axis=1, keepdims=True)) @ scene.R
-        out.append(surface_discs(pts, nrm, back_colours[gi, gj], np.full(len(pts), 0.6 * spacing),
-                                 _view_dirs(scene, pts), scene.part_of(pts)))
+        keep = core[gi, gj] & ((d_in[gi, gj] >= clear) | near_cut[gi, gj])
+        grids = [(gi[keep], gj[keep], spacing, 3.0)]
+        if inset_px > 0:
+            fi, fj = np.meshgrid(np.arange(0, s, fine_px), np.arange(0, s, fine_px), indexing="ij")
+            fi, fj = fi.ravel(), fj.ravel()
+            keep = (d_in[fi, fj] >= fine_d) & (d_in[fi, fj] < clear) & ~near_cut[fi, fj]
+            grids.append((fi[keep], fj[keep], fine_px * mpp, 10.0))
+        for gi, gj, sp, stretch in grids:
+            pts = scene.to_head(back_depth[gi, gj, None] * scene.rays[gi, gj])
+            keep = (pts[:, 1] > scene.torso_y) == torso_grid
+            gi, gj, pts = gi[keep], gj[keep], pts[keep]
+            gx, gy = grad_x[gi, gj] / mpp, grad_y[gi, gj] / mpp  # depth change per metre across the image
+            n_cam = np.stack([-gx, -gy, np.ones_like(gx)], 1)
+            nrm = (n_cam / np.linalg.norm(n_cam, axis=1, keepdims=True)) @ scene.R
+            out.append(surface_discs(pts, nrm, back_colours[gi, gj], np.full(len(pts), 0.6 * sp),
+                                     _view_dirs(scene, pts), scene.part_of(pts), max_stretch=stretch))
     # Wall: columns along the silhouette (every wall_step_m) from the front depth to the back depth; along a
     # cut (the crop border, the photo's own edge) coarser columns (torso_spacing_m) close the body's section,
     # or a head that turns or pitches shows its inside there (issue 11: a 67 px see-through seam between the
     # jacket and the cut at the bottom of a torso pitched 20 deg).
-    contours, _ = cv2.findContours(person.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contours, _ = cv2.findContours(core.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     step = max(1, int(round(wall_step_m / mpp)))
     pix = [c[::step, 0, ::-1] for c in contours if len(c) > 2 * step]  # (i, j) along each outline
     pix = np.concatenate(pix) if pix else np.zeros((0, 2), np.int64)
@@ -160,13 +205,17 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
     cut_every = max(1, int(round(torso_spacing_m / wall_step_m)))
     cut_pix = pix[cut][::cut_every]
     # Signed distance to the outline, the image border counting as outside (so a cut has a direction too).
-    padded = np.pad(person, 2).astype(np.uint8)
+    padded = np.pad(core, 2).astype(np.uint8)
     signed = (cv2.distanceTransform(1 - padded, cv2.DIST_L2, 3) - cv2.distanceTransform(padded, cv2.DIST_L2, 3))[2:-2, 2:-2]
     grad_y, grad_x = np.gradient(cv2.GaussianBlur(signed, (0, 0), 1.5).astype(np.float64))
-    for p, step_m, shift_px in ((pix[~cut], wall_step_m, 0.5), (cut_pix, torso_spacing_m, -0.5)):
-        # half a pixel out: the very silhouette; half a pixel in along a cut: behind the photo layer's last row
+    wall_back = back_depth
+    if inset_px > 0:  # as deep as the back is where its fine discs begin, a few pixels further in
+        r = int(np.ceil(fine_d - wall_d)) + 1
+        wall_back = cv2.dilate(np.where(core, back_depth, 0).astype(np.float32), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+    # half a pixel out: the very silhouette (no inset); half a pixel in along a cut: behind the photo layer's last row
+    for p, step_m, shift_px in ((pix[~cut], wall_step_m, 0.5 if inset_px == 0 else 0.0), (cut_pix, torso_spacing_m, -0.5)):
         out.append(_columns(scene, p, np.stack([grad_x[p[:, 0], p[:, 1]], grad_y[p[:, 0], p[:, 1]]], 1),
-                            front_depth, back_depth, step_m, shift_px, wall_colours, side_colours, wall_rim_m))
+                            front_depth, wall_back, step_m, shift_px, wall_colours, side_colours, wall_rim_m))
     return GaussianBatch.concat(out)
 
 

@@ -35,13 +35,14 @@ from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs, to_avatar
-from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall, covered_triangles, face_completion,
-                                                           rim_colours)
+from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall, background_colours, covered_triangles,
+                                                           edge_opacity, face_completion, rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
                                                          eyeball_pixels, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot
+from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
                                                       place_on_teeth_surface, skin_teeth_colour, teeth_colour)
@@ -87,6 +88,7 @@ class MeshFitConfig:
     neck_blend_m: float = 0.06  # below the chin, the proxy blends from head to torso over this height
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
     edge_band_px: float = 2.0  # photo pixels this close to the silhouette take colours from further inside
+    edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
@@ -326,7 +328,8 @@ class MeshFitReconstructor(Reconstructor):
                                                                h_back)
         open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
-                               cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m)
+                               cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
+                               inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0)
         skin = photo[skin_w]
         brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)
@@ -381,13 +384,27 @@ class MeshFitReconstructor(Reconstructor):
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
         frozen = edge[pixels[0], pixels[1]]
         photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
+        background = coverage = None
+        if cfg.edge_matte:  # I = a F + (1 - a) B: the coverage a that gives the photo back over its own background
+            background = background_colours(photo, person, fp.valid)
+            fi, fj = pixels[0][frozen], pixels[1][frozen]
+            ei, ej = np.nonzero(edge)
+            a_map = np.zeros((S, S), np.float32)
+            a_map[ei, ej] = edge_opacity(photo[ei, ej], wall_cols[ei, ej], background[ei, ej])
+            w = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), 1.5)
+            a_map = cv2.GaussianBlur(a_map, (0, 0), 1.5) / np.maximum(w, 1e-6)  # no single-strand dips
+            coverage = a_map[fi, fj]
+            # only the outermost ring may be mostly background: a see-through pixel further in, enclosed by the
+            # head in a driven view, is a hole (core.holes), not an anti-aliased edge
+            coverage = np.maximum(coverage, np.where(d_edge[fi, fj] >= 1.5, HOLE_ALPHA + 0.25, 0.0)) * cfg.opacity
+            photo_layer.opacities[frozen] = coverage
         batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
 
         t4 = time.perf_counter()
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, photo, {"head": head_clean, "head_full": head_mask},
-                             fp.viewmat, K, S)
+                             fp.viewmat, K, S, background, coverage)
         timings["refine"] = time.perf_counter() - t4
 
         t5 = time.perf_counter()
@@ -498,9 +515,12 @@ class MeshFitReconstructor(Reconstructor):
                             max_stretch=cfg.max_stretch, face_id=face_id, bary=b)
         return out, (i, j, is_detail)
 
-    def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S) -> dict:
+    def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S,
+                background=None, coverage=None) -> dict:
         """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail), where free) by the
-        rest render's residual. Returns the PSNR in each of `masks` after ("name") and before ("name_initial")."""
+        rest render's residual, the render over `background` [S, S, 3] (None: black); scale the opacities of
+        the others (not free) until the render covers their pixels by `coverage` [n not free] (None: kept).
+        Returns the PSNR (of the render on black) in each of `masks` after ("name") and before ("name_initial")."""
         from gaussian_head_ros.core import metrics
         from gaussian_head_ros.core.render import rasterize
 
@@ -511,22 +531,29 @@ class MeshFitReconstructor(Reconstructor):
 
         def render():
             return rasterize(batch.means, batch.quats, batch.scales, batch.opacities, batch.colors, vm, Kf, S, S,
-                             backend=cfg.refine_backend).image
+                             backend=cfg.refine_backend)
 
         def psnr(img, m):
             return metrics.psnr(img, photo, m) if m.any() else float("nan")
 
         try:
-            img = render()
+            res = render()
         except (ImportError, ValueError) as e:
             log.warning("colour refinement skipped: the %r renderer is unavailable (%s)", cfg.refine_backend, e)
             return {}
+        img = res.image
         out = {f"{k}_initial": psnr(img, m) for k, m in masks.items()}
         for _ in range(cfg.refine_iters):
-            r = photo - img
+            over = img if background is None else img + (1 - res.alpha[..., None]) * background
+            r = photo - over
             rb = cv2.GaussianBlur(r, (0, 0), 0.8)
             upd = np.where(is_detail[:, None], r[i, j], rb[i, j]) * free[:, None]
             batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
-            img = render()
+            if coverage is not None:  # overlapping discs and the completion's tails add up: aim at the pixel
+                rows = np.flatnonzero(~free)
+                ratio = coverage / np.maximum(res.alpha[i[rows], j[rows]], 1e-3)
+                batch.opacities[rows] = np.clip(batch.opacities[rows] * ratio, 0.005, cfg.opacity)
+            res = render()
+            img = res.image
         out.update({k: psnr(img, m) for k, m in masks.items()})
         return out
