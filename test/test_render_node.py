@@ -279,6 +279,9 @@ def test_parameters_are_validated(io):
     assert not r.successful
     r = set_param("fps", 1000.0)
     assert not r.successful
+    # 27 SH numbers in brackets: what `ros2 param set /render_node lighting "[0.8, 0, ...]"` sends when ints
+    # and floats are mixed (refused as "unknown lighting" before)
+    assert set_param("lighting", "[" + ", ".join(["0.8"] * 3 + ["0"] * 24) + "]").successful
     assert set_param("lighting", "studio").successful
     assert set_param("background", [0.0, 0.0, 0.3]).successful
     m = _wait_image(io, lambda m: _rgb(m)[0, 0, 2] > 60, 10)  # the new background shows in the corner

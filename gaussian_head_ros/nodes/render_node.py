@@ -68,7 +68,8 @@ class RenderNodeSettings:
     fov_deg: float = setting(30.0, "vertical field of view of the virtual camera, degrees", range=(5.0, 120.0))
     distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
     lighting: str = setting("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or "
-                                        "27 SH numbers (9 coefficients x rgb, head frame) separated by commas or spaces")
+                                        "27 SH numbers (9 coefficients x rgb, head frame) separated by commas or spaces, "
+                                        "in brackets or not")
     backend: str = setting("auto", "rasterizer: auto (gsplat with CUDA, else cpu), cpu, torch or gsplat",
                            choices=tuple(BACKENDS))
     device: str = setting("cpu", "torch device for the torch backend: cpu, cuda or cuda:N")
@@ -92,6 +93,8 @@ PARAMS = settings(RenderNodeSettings)  # parameter name -> Setting
 def parse_lighting(text: str):
     """The `lighting` parameter -> None (captured) or [9, 3] SH; ValueError when it is neither."""
     text = str(text).strip()
+    if text.startswith("[") and text.endswith("]"):  # `ros2 param set ... lighting "[0.5, 0, ...]"` with ints
+        text = text[1:-1].strip()  # and floats mixed arrives as this string (one type only makes an array)
     if text and (text[0].isdigit() or text[0] in "+-."):
         try:
             values = [float(v) for v in text.replace(",", " ").split()]
