@@ -129,6 +129,8 @@ def test_principal_directions_are_the_svd_ones():
         got = ob._principal_directions(x, 5)
         vt = np.linalg.svd(x, full_matrices=False)[2][:5]
         np.testing.assert_allclose(np.abs(got @ vt.T), np.eye(5), atol=1e-8)
+    assert ob._principal_directions(x, 0).shape == (0, d)
+    assert ob.learn(rng.normal(size=(1, lmk.NUM_MESH, 3))).num_components == 1  # one frame: the eye block only
     low = np.outer(rng.normal(size=6), rng.normal(size=30))  # rank 1, 3 asked: the other two are zero
     got = ob._principal_directions(low, 3)
     assert np.isclose(np.linalg.norm(got[0]), 1.0) and not np.any(got[1:])

@@ -2,20 +2,26 @@
 
 The compact expression code (core/expression_codec.py, a fixed basis of the face template) leaves a residual
 of 0.3-0.4 mm RMS that is shape, not noise: the same operator's lips, lids and nostrils miss the same way
-frame after frame. The tracker therefore learns, over its first `duration_s` of tracked frames after the
-neutral face is calibrated, the P = 16 principal components of that residual (dense expression minus the
-decoded fixed code, the 468 mesh points; an uncentred SVD, so the first component also carries the residual's
-mean; 12 over the face without the eye contours and 4 over the eye contours, see `learn`) and publishes them once on a latched topic (FaceControl's ExpressionBasis, ~45 KB of float16). From then
-on every compact code carries P int8 coefficients of the residual on that basis and the basis id
+frame after frame. The tracker therefore learns the principal components of that residual (dense expression
+minus the decoded fixed code, the 468 mesh points; an uncentred PCA, so the first component also carries
+the residual's mean; P = 16, fewer from fewer frames, a quarter of them over the eye contours and the rest
+over the other points, see `learn`), first after a short window of tracked frames and again at growing
+windows and whenever the residual of recent frames grows (`BasisLearner`: expressions not seen before), and
+publishes each basis on a latched topic (ExpressionBasis, ~45 KB of float16) before its codes use it. Each
+compact code then carries P int8 coefficients of the residual on that basis and the basis id
 (expression_codec FLAG_OPERATOR_BASIS, +25 bytes). A receiver that holds a basis with that id adds the
 components; one that does not (the basis not yet received, an older basis) decodes the fixed part only: less
-exact, never wrong. The id is the CRC-32 of the float16 components, so a new basis (re-calibration, a new
-operator, a restarted tracker) has a new id and a receiver can check that what it holds is what the id names.
+exact, never wrong. The id is the CRC-32 of the float16 components, so every new basis has a new id and a
+receiver can check that what it holds is what the id names. `CausalBasis` is the tracker's rule without ROS
+(evaluations, scripts/bench_control_codec.py).
 
 Method: principal component analysis of the codec's residual (the Karhunen-Loeve transform, the optimal
 linear basis for a signal's second moments; Jolliffe, "Principal Component Analysis", 2002). Measured before
 it was built (module docstring of expression_codec): 16 components learned on frames 60+ of a clip give the
-rendered frames 0-59 a worst-frame PSNR of 41.1 dB against 36.2 dB without (sadtalker).
+rendered frames 0-59 a worst-frame PSNR of 41.1 dB against 36.2 dB without (sadtalker). Learned causally as the
+tracker does (scripts/bench_control_codec.py --operator-basis causal --switch-delay-s 0.1, whole clips): worst
+frame 46.9/43.2/37.2/44.7 dB on lp_d0/lp_d18/sadtalker/tpsmm (27 of sadtalker's 200 frames below 40 dB: new
+expressions before a basis that has seen them arrives); one basis over the first 2 s gave 36.7 dB on sadtalker.
 """
 
 from __future__ import annotations
@@ -123,7 +129,8 @@ def learn(residuals: np.ndarray, num_components: int | None = None,
     vt = np.zeros((num_components, lmk.NUM_MESH, 3))
     row = 0
     for region, k in ((~eye, num_components - eye_components), (eye, eye_components)):
-        vt[row:row + k][:, region] = _principal_directions(r[:, region].reshape(len(r), -1), k).reshape(k, -1, 3)
+        vt[row:row + k][:, region] = _principal_directions(r[:, region].reshape(len(r), -1), k).reshape(
+            k, int(region.sum()), 3)
         row += k
     vt = vt.reshape(num_components, -1)
     vt *= np.where(vt[np.arange(len(vt)), np.abs(vt).argmax(1)] < 0, -1.0, 1.0)[:, None]
@@ -159,6 +166,8 @@ def _principal_directions(x: np.ndarray, k: int) -> np.ndarray:
     t, d = x.shape
     out = np.zeros((k, d))
     k = min(k, t, d)
+    if k == 0:
+        return out
     small = x @ x.T if t <= d else x.T @ x
     n = small.shape[0]
     w, v = eigh(small, subset_by_index=[n - k, n - 1])
