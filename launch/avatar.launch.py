@@ -108,6 +108,10 @@ def node_params_file(path: str, overrides: dict) -> str:
         doc = yaml.safe_load(fh) or {}
     if not isinstance(doc, dict):
         raise ValueError(f"parameters file {path}: expected node names at the top level")
+    for key, value in doc.items():  # rcl refuses such a file; dropping its values here would be silent
+        if value is not None and not (isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict)):
+            raise ValueError(f"parameters file {path}: '{key}' needs a 'ros__parameters:' level "
+                             f"({key}: ros__parameters: name: value; a namespace goes in the key: /robot1/{key})")
     out: dict = {}
     for key, value in list(doc.items()) + [(k, {"ros__parameters": v}) for k, v in overrides.items() if v]:
         key = key if str(key).startswith("/") else f"/**/{key}"

@@ -198,3 +198,18 @@ def test_a_params_file_rcl_cannot_parse_is_one_line_not_a_traceback(tmp_path, ex
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert "Traceback" not in out.stderr and f"{exe}: cannot start:" in out.stderr, out.stderr
     assert "ros__parameters" in out.stderr, out.stderr
+
+
+def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):
+    """`params_file:=` whose node lacks the `ros__parameters:` level: the launch dropped its values silently
+    and started every node with the defaults (rcl itself refuses such a file); now the launch stops with a
+    message naming the file and the node. A well-formed file still passes, bound to any namespace."""
+    mod = _launch_file()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("render_node:\n  width: 256\n")
+    with pytest.raises(ValueError, match="'render_node' needs a 'ros__parameters:' level"):
+        mod.node_params_file(str(bad), {})
+    good = tmp_path / "good.yaml"
+    good.write_text("render_node:\n  ros__parameters:\n    width: 256\n")
+    out = yaml.safe_load(Path(mod.node_params_file(str(good), {})).read_text())
+    assert out == {"/**/render_node": {"ros__parameters": {"width": 256}}}
