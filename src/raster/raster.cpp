@@ -1,6 +1,6 @@
 // C entry points of the cpu rasterizer: a frame's whole pipeline in one parallel region.
 //
-// The caller's thread and threads - 1 workers started for the frame go through the stages together, with a
+// The caller's thread and threads - 1 workers (kept between frames, see Pool) go through the stages together, with a
 // barrier between them (std::barrier: a short spin, then a futex sleep); the serial steps run as the barriers'
 // completion, on whichever thread arrives last:
 //   1. projection (kernel.inc), blocks of Gaussians taken from a shared counter;
@@ -19,13 +19,18 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <optional>
 #include <system_error>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "raster.h"
@@ -84,7 +89,86 @@ class Buffer {
   size_t cap_ = 0;
 };
 
+// Worker threads kept between frames, asleep in between. Started once rather than per frame: a new thread
+// starts with a scheduler debit (CFS places it a slice behind the others) while a woken one gets a sleeper's
+// credit; on the loaded 2-core machine a thread started per frame began ~1.6 ms late (the 2-thread frame's
+// projection waited for it), a woken one does not. A child process of a fork has none of its parent's
+// threads: the pool is started again there.
+class Pool {
+ public:
+  ~Pool() { stop(); }
+
+  // Runs fn(w) for w = 0 .. threads - 1, fn(0) on the calling thread, and returns when all have returned.
+  // Fewer when threads cannot be started: returns how many ran. `ready(k)` is called first with that count.
+  int run(int threads, const std::function<void(int)>& ready, const std::function<void(int)>& fn) {
+    if (pid_ != getpid()) {  // (a forked child: the threads are not there)
+      for (auto& w : workers_) w.detach();
+      workers_.clear();
+      pid_ = getpid();
+    }
+    while (int(workers_.size()) < threads - 1) {
+      try {
+        workers_.emplace_back([this, id = int(workers_.size()) + 1] { loop(id); });
+      } catch (const std::system_error&) {
+        break;
+      }
+    }
+    const int k = std::min(threads, int(workers_.size()) + 1);
+    ready(k);
+    if (k > 1) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        job_ = &fn, active_ = k, remaining_ = k - 1, generation_++;
+      }
+      wake_.notify_all();
+    }
+    fn(0);
+    if (k > 1) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [this] { return remaining_ == 0; });
+    }
+    return k;
+  }
+
+ private:
+  void loop(int id) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      if (id >= active_) continue;  // not needed for this frame
+      const auto* fn = job_;
+      lock.unlock();
+      (*fn)(id);
+      lock.lock();
+      if (--remaining_ == 0) done_.notify_one();
+    }
+  }
+
+  void stop() {
+    if (pid_ != getpid()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  int active_ = 0, remaining_ = 0;
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+  pid_t pid_ = getpid();
+};
+
 struct Workspace {
+  Pool pool;
   Buffer<float> geo, depth, packed;
   Buffer<uint32_t> keys, tmp_k;
   Buffer<int32_t> vis, tmp_i, rank, bounds, gauss;
@@ -214,14 +298,14 @@ int ghr_render(void* workspace, const float* means, const float* quats, const fl
     if (phase == 1) serial_offsets();
     phase++;
   };
-  std::barrier sync(threads, completion);
+  std::optional<std::barrier<decltype(completion)>> sync;  // made once the number of threads is known
 
   auto work = [&](int w, double* times) {
     auto t0 = clock::now();
     for (int64_t b = next_project++; b * kBlock < n; b = next_project++)
       kern.project(scene, geo, depth, b * kBlock, std::min(n, (b + 1) * kBlock));
     if (times) times[0] = seconds_since(t0), t0 = clock::now();
-    sync.arrive_and_wait();  // + depth order (serial)
+    sync->arrive_and_wait();  // + depth order (serial)
     if (times) times[1] = seconds_since(t0), t0 = clock::now();
     int64_t* cnt = counts + w * nchunks * nt;  // worker w counts into its own slab (zeroed before)
     for (int64_t b = next_pack++; b * kBlock < n; b = next_pack++) {
@@ -240,7 +324,7 @@ int ghr_render(void* workspace, const float* means, const float* quats, const fl
           for (int32_t tx = tx0; tx <= tx1; tx++) cc[ty * tw + tx]++;
       }
     }
-    sync.arrive_and_wait();  // + offsets and tile order (serial)
+    sync->arrive_and_wait();  // + offsets and tile order (serial)
     if (!failed) {
       for (int64_t c = next_fill++; c < nchunks; c = next_fill++) {
         int64_t* fill = offs + c * nt;
@@ -251,7 +335,7 @@ int ghr_render(void* workspace, const float* means, const float* quats, const fl
         }
       }
     }
-    sync.arrive_and_wait();
+    sync->arrive_and_wait();
     if (times) times[2] = seconds_since(t0), t0 = clock::now();
     if (!failed) {
       const Frame f{packed, start, gauss, tile_order, nt, tw, width, height, background, alpha_max, t_min,
@@ -263,16 +347,8 @@ int ghr_render(void* workspace, const float* means, const float* quats, const fl
   double times[4] = {0, 0, 0, 0};
   const auto t_start = clock::now();
   std::fill(counts, counts + threads * nchunks * nt, 0);
-  std::vector<std::thread> workers;
-  for (int i = 1; i < threads; i++) {
-    try {
-      workers.emplace_back(work, i, nullptr);
-    } catch (const std::system_error&) {  // no thread: the others do its share (every stage takes blocks)
-      sync.arrive_and_drop();
-    }
-  }
-  work(0, stats ? times : nullptr);
-  for (auto& w : workers) w.join();
+  ws.pool.run(threads, [&](int k) { sync.emplace(k, completion); },
+              [&](int w) { work(w, w == 0 && stats ? times : nullptr); });
   if (stats) {
     times[3] = seconds_since(t_start) - times[0] - times[1] - times[2];
     double evals = 0.0;
