@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import zipfile
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -105,6 +106,9 @@ class TrackerConfig:
         if self.model_path and not os.path.isfile(self.model_path):
             raise ValueError(f"FaceLandmarker model {self.model_path!r} not found; give the path of a .task "
                              "file (MediaPipe's face_landmarker.task) or '' for the bundled face mesh")
+        if self.model_path and not zipfile.is_zipfile(self.model_path):  # a MediaPipe Tasks bundle is a zip
+            raise ValueError(f"FaceLandmarker model {self.model_path!r} is not a .task file (a MediaPipe model "
+                             "bundle, a zip archive); give face_landmarker.task or '' for the bundled face mesh")
         check_settings(self)
         if not (self.max_gap_s > 0 and self.restart_after_s > 0 and self.switch_ratio >= 1.0):
             raise ValueError("max_gap_s and restart_after_s must be > 0 and switch_ratio >= 1")
