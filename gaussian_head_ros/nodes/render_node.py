@@ -40,6 +40,7 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
+from gaussian_head_ros.core.pacing import FramePacer
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, get_renderer, head_viewmat, intrinsics_from_fov,
                                            placeholder_image)
 from gaussian_head_ros.core.settings import setting, settings
@@ -51,9 +52,6 @@ from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, ms
                                                  rgb_to_image_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
-REPEAT_AFTER = 1.5  # periods without a fresh control after which the last live frame is published again
-BURST = 2.0  # frames the render loop may draw back to back (its token bucket's size)
-LIVE_RATE = 1.2  # live frames per second at most, x fps (the token bucket's fill rate)
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 
 @dataclass
@@ -441,39 +439,6 @@ class RenderNode(Node):
             for t in (self._renderer, self._loader):
                 t.join(timeout=5.0)
         return super().destroy_node()
-
-
-class FramePacer:
-    """When render_node draws its next frame: as soon as a fresh live control arrives (when the rate allows),
-    else one period after the last frame (idle animation, placeholder, easing), or REPEAT_AFTER periods after
-    the last live frame when no fresh control came (the tracker is late: the last picture is published again).
-
-    Drawing at the arrival of a control rather than at the next tick of a fixed clock saves up to a period of
-    glass-to-glass latency (on average half a period: 17 ms at 30 FPS). The rate of live frames: a token bucket
-    of BURST frames filled at LIVE_RATE x fps. Filled at exactly fps it would make controls that come at fps
-    (a 30 Hz camera, 30 FPS asked) wait whenever the tracker's output jitters: a late control followed by an
-    early one leaves the bucket short, and at equal rates it never fills up again (simulated: most controls
-    then waited 4-8 ms for a token, at multiples of the period).
-    """
-
-    def __init__(self, now: float):
-        self.tokens, self.filled = BURST, now
-        self.last = now - 1e3  # when the last frame began (monotonic seconds)
-
-    def wait(self, now: float, fps: float, fresh: bool, live: bool) -> float:
-        """Seconds until the next frame is due (0: draw it now, then call `drawn`). fresh: a live control
-        arrived since the last frame; live: the last frame was drawn from live control. While not fresh, a
-        control that arrives during the wait makes the frame due sooner: ask again."""
-        period = 1.0 / fps
-        self.tokens, self.filled = min(BURST, self.tokens + LIVE_RATE * (now - self.filled) / period), now
-        if fresh:
-            return 0.0 if self.tokens >= 1.0 - 1e-9 else (1.0 - self.tokens) * period / LIVE_RATE
-        return max(0.0, self.last + (REPEAT_AFTER if live else 1.0) * period - now)
-
-    def drawn(self, now: float) -> None:
-        """A frame begins now."""
-        self.tokens -= 1.0
-        self.last = now
 
 
 def control_key(control) -> tuple:
