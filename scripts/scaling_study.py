@@ -53,7 +53,7 @@ def per_frame_cost(models: dict, clips, rounds: int = 7, repeats: int = 100) -> 
     for name, model in models.items():
         model = model.cpu().eval()
         with torch.no_grad():
-            out = model.reconstruct(item["src_image"], item["template"], item["src_viewmat"], item["src_K"])
+            out = model.reconstruct(item["src_image"], item["template"], item["src_viewmat"], item["src_K"], item["src_mask"])
         av = model.to_avatar(out)
         ctl = FaceControl(rotation=euler_to_quat(10, 5, 0).astype(np.float32), expression=item["expression"][0].numpy(),
                           blendshape_names=list(av.expression_names), blendshapes=item["coeffs"][0].numpy())
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--landmarker-model", default="", help="face_landmarker.task for blendshape coefficients")
     ap.add_argument("--max-frames", type=int, default=60)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--unseen-prior", type=float, default=None,
+                    help="weight of the unseen-prior loss (default: LossConfig's; 0 = off, for a comparison)")
     ap.add_argument("--cost-presets", nargs="*", default=[], choices=list(PRESETS),
                     help="also time the per-frame path of these presets, untrained (built on the CPU)")
     ap.add_argument("--out", default="runs/scaling")
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
                 "preset": name, "model": {"generator": gen}, "backbone_weights": weights, "seed": seed,
                 "device": args.device, "out_dir": str(out / f"{name}-seed{seed}"), "num_workers": 0,
                 "log_every": max(1, args.steps // 10), "image_every": 0, "checkpoint_every": 0, "val_every": val_every,
-                "data": data,
+                "data": data, **({"loss": {"unseen_prior": args.unseen_prior}} if args.unseen_prior is not None else {}),
                 "stages": [{"name": "study", "steps": args.steps, "resolution": args.resolution,
                             "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
                             "trainable_blocks": -1 if args.backbone_lr > 0 else 0,

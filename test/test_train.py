@@ -15,7 +15,7 @@ from conftest import ROOT, shared
 from gaussian_head_ros.core.model.rar import load_checkpoint, read_checkpoint
 from gaussian_head_ros.core.train import trainer as trainer_mod
 from gaussian_head_ros.core.train.data import DataConfig, DatasetIndex, PairDataset, load_clips
-from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, VGG16Features, highfreq_l1, ssim
+from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, VGG16Features, highfreq_l1, ssim, unseen_prior_loss
 from gaussian_head_ros.core.train.trainer import config_from_dict, load_config, model_config, train
 
 
@@ -99,6 +99,40 @@ def test_clip_cache_and_pairs(clip_cfg):
     jaw = [clip.coefficients(k, ["jawOpen"])[0] for k in range(len(clip))]
     assert max(jaw) - min(jaw) > 0.3  # the clip opens its mouth wide: the coefficients carry it
     assert all(torch.equal(ds[3][k], item[k]) for k in item)  # reproducible
+
+
+def test_unseen_prior_holds_what_no_view_shows(clip_cfg):
+    """The unseen-prior term weighs the head-surface / torso Gaussians that neither the target camera nor the
+    photo looks at (the back of the head in a frontal clip), not those the views show (the torso's front,
+    which the mask loss may carve) nor the face; it is ~0 for the untrained generator and grows as those
+    Gaussians shrink, fade, move or change colour; its gradient reaches the generator."""
+    from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, PART_TORSO
+    from gaussian_head_ros.core.model.generator import INIT_OPACITY_LOGIT
+    from gaussian_head_ros.core.model.rar import build_model
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    cfg = DataConfig(**clip_cfg)
+    clips = load_clips(cfg)
+    torch.manual_seed(0)
+    model = build_model(model_config(config_from_dict({"preset": "tiny"})), clips[0].vertices[0], template_faces())
+    batch = torch.utils.data.default_collate([PairDataset(clips, 48, model.reenactment.names, length=2, cfg=cfg)[i]
+                                              for i in range(2)])
+    out, posed = model(batch["src_image"], batch["template"], batch["src_viewmat"], batch["src_K"],
+                       batch["tgt_viewmat"][:, :3, :3], batch["expression"], batch["coeffs"], batch["gaze"],
+                       batch["src_mask"])
+    w = trainer_mod.unseen_weights(model, out, posed, batch)
+    g = model.generator
+    back = (g.part == PART_STATIC) & (g.normal0[:, 2] > 0.5)  # outward normal pointing away from the camera
+    front_torso = (g.part == PART_TORSO) & (g.normal0[:, 2] < -0.99)
+    assert float(w[:, back].min()) == 1.0 and float(w[:, front_torso].mean()) < 0.05
+    assert float(w[:, g.part == PART_FACE].abs().max()) == 0.0
+    loss = unseen_prior_loss(out["departure"], w)
+    assert float(loss) < 0.05  # untrained: at the prior
+    shrunk = {**out["departure"], "log_scale": out["departure"]["log_scale"] - 1.0,
+              "opacity_logit": torch.full_like(out["departure"]["opacity_logit"], INIT_OPACITY_LOGIT - 4.0)}
+    assert float(unseen_prior_loss(shrunk, w)) > float(loss) + 1.9  # 1 (scale) + 0.25 x 4 (opacity)
+    loss.backward()
+    assert float(g.mlp[-1].bias.grad.abs().sum()) > 0
 
 
 @pytest.mark.slow

@@ -92,8 +92,13 @@ NECK_Z = 0.045
 IRIS_RADIUS_M = 0.0059  # adult iris: ~11.8 mm across (horizontal visible iris diameter)
 PUPIL_RATIO = 0.4  # pupil radius / iris radius (eyeballs.EyeballConfig.pupil_ratio)
 PUPIL_RGB = (0.05, 0.04, 0.04)
+INIT_OPACITY_LOGIT = 2.0  # logit opacity every Gaussian starts from (0.88)
 HIDDEN_LOGIT = -12.0  # logit opacity of head-surface Gaussians that would cover the face (opacity 6e-6)
 EYE_CAP_DEG = 75.0  # half-angle of the eyeball cap about the forward direction (eyeballs.EyeballConfig.cap_deg)
+# Regions of unbound anchors whose unseen colour has its own prior (`GaussianGenerator.unseen_prior`):
+REGION_CROWN = 1  # head-surface points above HAIR_Y_M (canonical, above the forehead landmark): where the photo
+HAIR_Y_M = -0.065  # shows the hair colour (mesh_fit takes it from the rim above the forehead likewise)
+REGION_NECK = 2  # the neck cylinder of the torso: skin, not clothes
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:  # [n, 3] unit vectors
@@ -143,8 +148,8 @@ def _mouth_anchors(cfg: GeneratorConfig, v: np.ndarray) -> dict | None:
 
 
 def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.ndarray) -> dict[str, np.ndarray]:
-    """Fixed anchors: part [N], face_id [N] (-1 unbound), bary [N, 3] (the jaw binding on mouth rows), shell
-    [N, 3] (canonical head/torso point; eyeball: unit direction; mouth: offset from its vertex), vertex [N]
+    """Fixed anchors: region [N] (REGION_CROWN / REGION_NECK, else 0), part [N], face_id [N] (-1 unbound), bary
+    [N, 3] (the jaw binding on mouth rows), shell [N, 3] (canonical head/torso point; eyeball: unit direction; mouth: offset from its vertex), vertex [N]
     (mouth: the inner-lip vertex it hangs on, else -1), prior [N, 3] rgb (mouth colours, else 0.5), sigma [N]
     initial Gaussian size in metres, normal [N, 3] canonical outward normal (unit)."""
     rng = np.random.default_rng(cfg.seed)
@@ -214,7 +219,11 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
         prior.append(mouth["rgb"])
     n_main = cfg.num_face + cfg.num_head + cfg.num_torso
     n_extra = sum(len(x) for x in part) - n_main
+    region = np.zeros(n_main + n_extra, np.int64)
+    region[cfg.num_face:cfg.num_face + cfg.num_head][head[:, 1] < HAIR_Y_M] = REGION_CROWN
+    region[n_main - n_neck:n_main] = REGION_NECK
     return {
+        "region": region,
         "part": np.concatenate(part).astype(np.int64),
         "face_id": np.concatenate([face_id, np.full(n_main - cfg.num_face + n_extra, -1)]).astype(np.int64),
         "bary": np.concatenate([bary, np.zeros((n_main - cfg.num_face, 3))] + extra_bary).astype(np.float32),
@@ -309,6 +318,7 @@ class GaussianGenerator(nn.Module):
         self.register_buffer("prior_rgb", torch.as_tensor(a["prior"]))  # [N, 3]
         self.register_buffer("normal0", torch.as_tensor(a["normal"]))  # [N, 3] canonical normals of unbound anchors
         self.register_buffer("base_log_scale", torch.log(torch.as_tensor(a["sigma"])))  # [N]
+        self.register_buffer("region", torch.as_tensor(a["region"]), persistent=False)  # [N], from the anchors
         n = len(a["part"])
         self.num_gaussians = n
         # The template's eye and mouth openings (vertex loops), where eyeballs and mouth interior are seen.
@@ -340,7 +350,7 @@ class GaussianGenerator(nn.Module):
         with torch.no_grad():
             self.mlp[-1].weight.mul_(0.01)
             self.mlp[-1].bias.zero_()
-            self.mlp[-1].bias[9] = 2.0  # start fairly opaque
+            self.mlp[-1].bias[9] = INIT_OPACITY_LOGIT  # start fairly opaque
             self.mlp[-1].bias[10] = 1.0  # identity rotation
             self.inferred[-1].weight.mul_(0.01)
             self.inferred[-1].bias.zero_()  # the prior colour until trained
@@ -425,34 +435,48 @@ class GaussianGenerator(nn.Module):
 
     def unseen_prior(self, rgb0, v_geo, under, rest_dir):
         """[B, N, 3] the colour an anchor the photo does not show starts from (before the learned correction):
-        on the face and on head-surface points hidden just under its edge, the visibility-weighted mean colour of the
-        face anchors the photo shows (its skin); elsewhere on the head surface / torso that of the visible
-        anchors of the same part (hair, clothes); a global colour per photo, so no pixel pattern (no ghost of
+        on the face, on head-surface points hidden just under its edge and on the neck, the visibility-weighted
+        mean colour of the face anchors the photo shows (its skin); elsewhere on the head surface the hair's: that of the
+        crown points (REGION_CROWN) the photo shows on the person (v_geo carries the person mask, so the
+        background does not count), or of all head-surface points it shows when the crown is not seen; on the
+        torso that of the torso points it shows (clothes). One colour per photo and region, so no pixel pattern (no ghost of
         the face) reaches unseen Gaussians. Mouth: mouth.py's colours; eyeballs: `eye_prior`."""
-        def mean_of(sel):  # [B, 3] visibility-weighted mean photo colour of the anchors in sel, grey without any
+        def mean_of(sel, prior=None):  # [B, 3] visibility-weighted mean photo colour in sel, `prior` (grey) without any
             w = v_geo[:, sel]
-            return ((w * rgb0[:, sel]).sum(1) + 0.5) / (w.sum(1) + 1.0)
+            base = torch.full_like(rgb0[:, 0], 0.5) if prior is None else prior
+            return ((w * rgb0[:, sel]).sum(1) + base) / (w.sum(1) + 1.0)
 
         b = rgb0.shape[0]
         prior = self.prior_rgb[None].expand(b, -1, -1).clone()
         face = self.part == PART_FACE
         skin = mean_of(face)
-        for part in (PART_FACE, PART_STATIC, PART_TORSO):
-            sel = self.part == part
-            if bool(sel.any()):
-                prior[:, sel] = (skin if part == PART_FACE else mean_of(sel))[:, None]
-        prior = torch.where(under[..., None], skin[:, None].expand_as(prior), prior)
+        head = self.part == PART_STATIC
+        if bool(head.any()):
+            crown = head & (self.region == REGION_CROWN)
+            hair = mean_of(crown, mean_of(head)) if bool(crown.any()) else mean_of(head)
+            prior[:, head] = hair[:, None]
+        torso = self.part == PART_TORSO
+        if bool(torso.any()):
+            prior[:, torso] = mean_of(torso & (self.region != REGION_NECK))[:, None]
+        prior[:, face] = skin[:, None]
+        prior = torch.where((under | (self.region == REGION_NECK)[None])[..., None], skin[:, None].expand_as(prior), prior)
         eye = self.part == PART_EYE
         if rest_dir is not None and bool(eye.any()):
             prior[:, eye] = eye_prior(self.shell[eye], rest_dir, self._eye_side()[eye])
         return prior
 
-    def forward(self, tokens: dict, image, template, viewmat, K) -> dict:
+    def forward(self, tokens: dict, image, template, viewmat, K, mask=None) -> dict:
         """tokens: the backbone output; image [B, 3, H, W] the source crop in [0, 1] (any resolution: the
         colour prior is sampled from it); template [B, V, 3]; viewmat [B, 4, 4] head -> source camera;
-        K [B, 3, 3] for `image`'s pixels. Returns raw parameters: means [B, N, 3], log_scales [B, N, 3],
-        quats [B, N, 4], logit_opacities [B, N], rgb [B, N, 3], visibility [B, N], normals [B, N, 3] and the
-        global code [B, global_dim]."""
+        K [B, 3, 3] for `image`'s pixels; mask [B, H', W'] the crop's person probability (MediaPipe selfie
+        segmentation, any resolution; None: every pixel is the person). Returns raw parameters: means [B, N, 3],
+        log_scales [B, N, 3], quats [B, N, 4], logit_opacities [B, N], rgb [B, N, 3], visibility [B, N], normals [B, N, 3], the
+        global code [B, global_dim] and `departure` (the raw outputs that move a Gaussian away from what the
+        untrained generator makes: offset [B, N, 3] in units of the part's limit, log_scale [B, N, 3] change,
+        opacity_logit [B, N], colour [B, N, 3] logit correction of the unseen prior, visibility [B, N] logit
+        correction; and source_facing [B, N], not a departure: the geometric visibility before the person mask,
+        1 where the photo looks at the Gaussian, whether it shows the person or the background there), read by
+        the unseen-prior loss."""
         cfg = self.cfg
         fmap = self.neck(tokens["patches"].permute(0, 3, 1, 2))  # [B, C, k g, k g]
         g = self.global_code(tokens["cls"])  # [B, G]
@@ -465,8 +489,9 @@ class GaussianGenerator(nn.Module):
         normals = anchor_normals(template, self.faces, self.face_id, self.normal0)
         uv, _ = project_points(anchors, viewmat, K)  # [B, N, 2] in `image` pixels
         hidden, under, in_front = self.face_relation(anchors, template, viewmat, K, uv)
-        v_geo = (self.geometric_visibility(anchors, normals, viewmat) * self.opening_gate(template, viewmat, K, uv)
-                 * (~hidden).to(uv.dtype))[..., None]  # [B, N, 1]
+        facing = (self.geometric_visibility(anchors, normals, viewmat) * self.opening_gate(template, viewmat, K, uv)
+                  * (~hidden).to(uv.dtype))  # [B, N]: where the photo looks at the Gaussian's side
+        v_geo = (facing * self.person_gate(mask, uv, image.shape[-2:]))[..., None]  # [B, N, 1]: ... and sees the person
         h, w = image.shape[-2:]
         uv_f = uv * torch.tensor([fmap.shape[-1] / w, fmap.shape[-2] / h], device=uv.device)
         feat = v_geo * sample_image(fmap, uv_f)  # [B, N, C]: the photo's evidence only where it is seen
@@ -482,12 +507,31 @@ class GaussianGenerator(nn.Module):
         vis = torch.sigmoid(torch.logit(v_geo.clamp(1e-4, 1 - 1e-4)) + out[..., 14:15])  # [B, N, 1]
         seen = torch.sigmoid(torch.logit(rgb0) + out[..., 3:6])
         prior = self.unseen_prior(rgb0, v_geo, under, rest_dir)
-        unseen = torch.sigmoid(torch.logit(prior.clamp(0.02, 0.98)) + self.inferred(torch.cat([code, gn], -1)))
+        inferred = self.inferred(torch.cat([code, gn], -1))  # [B, N, 3] logit correction of the prior colour
+        unseen = torch.sigmoid(torch.logit(prior.clamp(0.02, 0.98)) + inferred)
         rgb = vis * seen + (1 - vis) * unseen
         log_scales = self.base_log_scale[None, :, None] + out[..., 6:9]
+        # what the untrained generator starts from (the prior) and how far each Gaussian has moved away from it,
+        # for the unseen-prior loss (core/train/losses.py unseen_prior_loss): zero offset, base size, opacity
+        # logit INIT_OPACITY_LOGIT, no colour correction, no visibility correction
+        departure = {"offset": torch.tanh(out[..., 0:3]), "log_scale": out[..., 6:9], "opacity_logit": out[..., 9],
+                     "colour": inferred, "visibility": out[..., 14], "source_facing": facing.detach()}
         return {"means": means, "rgb": rgb, "log_scales": log_scales.clamp(-12, 0),
                 "logit_opacities": torch.where(in_front, HIDDEN_LOGIT, out[..., 9]), "quats": F.normalize(out[..., 10:14], dim=-1), "global": g,
-                "visibility": vis[..., 0], "normals": normals}
+                "visibility": vis[..., 0], "normals": normals, "departure": departure}
+
+    def person_gate(self, mask, uv, image_hw):
+        """[B, N] in [0, 1]: the person probability where a head-surface / torso anchor projects (uv [B, N, 2] in
+        pixels of an image image_hw (H, W); mask [B, H', W'] or None = 1); 1 on the other parts. A head-surface
+        point that projects onto the background is not seen by the photo: its colour is inferred (so the hair
+        colour of the back and sides is the mean of the hair the photo shows, not of the wall behind it)."""
+        if mask is None:
+            return torch.ones(uv.shape[:2], dtype=uv.dtype, device=uv.device)
+        h, w = image_hw
+        scale = torch.tensor([mask.shape[-1] / w, mask.shape[-2] / h], dtype=uv.dtype, device=uv.device)
+        p = sample_image(mask[:, None].to(uv.dtype), uv * scale)[..., 0].clamp(0, 1)  # [B, N]
+        unbound = (self.part == PART_STATIC) | (self.part == PART_TORSO)
+        return torch.where(unbound[None], p, torch.ones_like(p))
 
     def geometric_visibility(self, anchors, normals, viewmat):
         """[B, N] in [0, 1]: a smooth step of n . (unit direction from the anchor to the source camera), 0 when

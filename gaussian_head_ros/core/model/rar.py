@@ -134,9 +134,10 @@ class RARModel(nn.Module):
         self.backbone_autocast = False  # run the backbone in bfloat16 autocast (CUDA training)
 
     # -- once per photo ---------------------------------------------------------------------------
-    def reconstruct(self, image, template, viewmat, K) -> dict:
+    def reconstruct(self, image, template, viewmat, K, mask=None) -> dict:
         """image [B, 3, H, W] crop in [0, 1]; template [B, V, 3] the photo's face mesh in the head frame;
-        viewmat [B, 4, 4] head -> camera; K [B, 3, 3] in `image` pixels. Returns the avatar tensors:
+        viewmat [B, 4, 4] head -> camera; K [B, 3, 3] in `image` pixels; mask [B, H, W] the crop's person
+        probability (MediaPipe selfie segmentation, as the training data caches it; None: all person). Returns the avatar tensors:
         means [B, N, 3], rgb, log_scales, quats, logit_opacities, basis [B, E, V, 3], template."""
         s = self.cfg.input_size
         x = image if image.shape[-2:] == (s, s) else F.interpolate(image, size=(s, s), mode="bilinear",
@@ -144,7 +145,7 @@ class RARModel(nn.Module):
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.backbone_autocast):
             tokens = self.backbone((x - self.pixel_mean) / self.pixel_std)
         tokens = {k: v.float() for k, v in tokens.items()}
-        out = self.generator(tokens, image, template, viewmat, K)
+        out = self.generator(tokens, image, template, viewmat, K, mask)
         g = out.pop("global")
         out["basis"] = self.reenactment.personalise(g)
         out["rest_coeffs"] = self.reenactment.rest_coefficients(g)  # [B, E] the photo's own coefficients
@@ -164,10 +165,10 @@ class RARModel(nn.Module):
         return {**moved, "means": posed["means"], "quats": posed["quats"], "log_scales": torch.log(posed["scales"]),
                 "template": out["template"] + self.reenactment.offsets(out["basis"], -rest)}
 
-    def forward(self, image, template, viewmat, K, rotation, expression, coeffs, gaze=None) -> tuple[dict, dict]:
-        """Training step body (so DistributedDataParallel sees one forward): reconstruct from the source,
-        pose for the target. Returns (avatar tensors, posed tensors)."""
-        out = self.reconstruct(image, template, viewmat, K)
+    def forward(self, image, template, viewmat, K, rotation, expression, coeffs, gaze=None, mask=None) -> tuple[dict, dict]:
+        """Training step body (so DistributedDataParallel sees one forward): reconstruct from the source
+        (mask: its person probability), pose for the target. Returns (avatar tensors, posed tensors)."""
+        out = self.reconstruct(image, template, viewmat, K, mask)
         return out, self.pose(out, rotation, expression, coeffs, gaze)
 
     # -- per frame (training twin of drive()) ---------------------------------------------------------

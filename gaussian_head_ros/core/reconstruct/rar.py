@@ -64,22 +64,25 @@ class RARReconstructor(Reconstructor):
         self.model = load_checkpoint(checkpoint, self.device, backbone_weights or None)
         c = self.model.cfg
         self.framing = FramingConfig(size=c.source_size, crop_m=c.crop_m, crop_center_m=tuple(c.crop_center_m), **framing)
-        self._facemesh = None
+        self._facemesh = self._segmenter = None
 
     def _mesh(self):
         if self._facemesh is None:
-            from gaussian_head_ros.core.facemesh import FaceMesh
+            from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
 
             self._facemesh = FaceMesh(static_image_mode=True, max_faces=4)
+            self._segmenter = PersonSegmenter()  # the person mask of the crop, as the training data caches it
         return self._facemesh
 
     def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:
         t0 = time.perf_counter()
         fr = frame_photo(rgb, self._mesh(), self.framing)  # raises ReconstructionError with a status code
+        mask = self._segmenter.probability(fr.photo)  # [S, S] person probability of the crop
         t1 = time.perf_counter()
         f = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=self.device)[None]  # noqa: E731
         with torch.no_grad():
-            out = self.model.reconstruct(f(fr.photo).permute(0, 3, 1, 2) / 255.0, f(fr.vertices), f(fr.viewmat), f(fr.K))
+            out = self.model.reconstruct(f(fr.photo).permute(0, 3, 1, 2) / 255.0, f(fr.vertices), f(fr.viewmat), f(fr.K),
+                                         f(mask))
         t2 = time.perf_counter()
         cam = SourceCamera(np.array([fr.K[0, 0], fr.K[1, 1], fr.K[0, 2], fr.K[1, 2]], np.float32),
                            np.asarray(fr.viewmat, np.float32), (fr.photo.shape[1], fr.photo.shape[0]))
@@ -112,6 +115,7 @@ class RARReconstructor(Reconstructor):
             return np.zeros((0, 3), np.float32)
 
     def close(self) -> None:
-        if self._facemesh is not None:
-            self._facemesh.close()
-            self._facemesh = None
+        for m in (self._facemesh, self._segmenter):
+            if m is not None:
+                m.close()
+        self._facemesh = self._segmenter = None

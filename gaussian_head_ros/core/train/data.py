@@ -405,7 +405,7 @@ class PairDataset(torch.utils.data.Dataset):
     pure function of (seed, i), so any index (also beyond `length`) gives a reproducible fresh pair.
     Clips are opened on demand, at most `cfg.open_clips` at a time.
 
-    Item tensors: src_image [3, S, S], src_K [3, 3], src_viewmat [4, 4], template [V, 3]; tgt_image
+    Item tensors: src_image [3, S, S], src_mask [S, S], src_K [3, 3], src_viewmat [4, 4], template [V, 3]; tgt_image
     [3, S, S], tgt_mask [S, S], tgt_K [3, 3], tgt_viewmat [4, 4], expression [V, 3] (canonical_t -
     canonical_s), coeffs [E] (deform.basis_coefficients: blendshapes_t - blendshapes_s, the source being the
     face the avatar rests in), src_coeffs [E] (blendshapes_s: what the model's rest coefficients learn), gaze
@@ -454,11 +454,11 @@ class PairDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         c, s, t = self.pair(i)
         clip = self.clip(c)
-        src, _, k_s = clip.frame(s, self.res)
+        src, src_mask, k_s = clip.frame(s, self.res)
         tgt, mask, k_t = clip.frame(t, self.res)
         f = lambda a: torch.as_tensor(np.array(a, np.float32))  # noqa: E731  (a copy: never a view of the cache)
         return {
-            "src_image": f(src).permute(2, 0, 1), "src_K": f(k_s),
+            "src_image": f(src).permute(2, 0, 1), "src_mask": f(src_mask), "src_K": f(k_s),
             "src_viewmat": f(clip.viewmat[s]), "template": f(clip.vertices[s]),
             "tgt_image": f(tgt).permute(2, 0, 1), "tgt_mask": f(mask), "tgt_K": f(k_t), "tgt_viewmat": f(clip.viewmat[t]),
             "expression": f(clip.canonical[t] - clip.canonical[s]),

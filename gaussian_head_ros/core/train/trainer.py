@@ -24,7 +24,7 @@ from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, 
                                               read_checkpoint, save_checkpoint)
 from gaussian_head_ros.core.render import rasterize
 from gaussian_head_ros.core.train.data import Clip, DataConfig, DatasetIndex, PairDataset, prepare_dataset
-from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig
+from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, unseen_prior_loss
 
 log = logging.getLogger(__name__)
 
@@ -190,15 +190,40 @@ def render_batch(posed: dict, out: dict, batch: dict, background: float, backend
     return torch.stack(images), torch.stack(alphas)
 
 
+def unseen_weights(model, out: dict, posed: dict, batch: dict, width: float = 0.1) -> torch.Tensor:
+    """[B, N] in [0, 1], detached: which head-surface / torso Gaussians neither the target view nor the source
+    photo looks at: 1 where the Gaussian faces away from the target camera (n . unit direction to it below
+    -width, posed normal R n) or the photo does not look at it (1 - the source's geometric visibility, which
+    counts a Gaussian the photo looks at as seen even where it shows the background there: the mask loss
+    may carve those), 0 where it faces the target camera by more than width; a linear ramp between. 0 on
+    the other parts."""
+    from gaussian_head_ros.core.avatar import PART_STATIC, PART_TORSO
+
+    g = (model.module if hasattr(model, "module") else model).generator
+    with torch.no_grad():
+        rot = batch["tgt_viewmat"][:, :3, :3]
+        cam = -batch["tgt_viewmat"][:, None, :3, 3]  # [B, 1, 3] camera centre in the posed frame (view = [I | t])
+        n = out["normals"] @ rot.transpose(1, 2)
+        facing = (n * torch.nn.functional.normalize(cam - posed["means"], dim=-1)).sum(-1)
+        away = ((width - facing) / (2 * width)).clamp(0, 1)
+        unseen = torch.maximum(away, 1 - out["departure"]["source_facing"])
+        return unseen * ((g.part == PART_STATIC) | (g.part == PART_TORSO))[None].to(unseen.dtype)
+
+
 def training_step(model, batch: dict, loss_fn: ImageLoss, background: float, backend: str) -> tuple[torch.Tensor, dict, tuple]:
     """One pair batch -> (loss, terms, (render, target)) with gradients."""
     out, posed = model(batch["src_image"], batch["template"], batch["src_viewmat"], batch["src_K"],
-                       batch["tgt_viewmat"][:, :3, :3], batch["expression"], batch["coeffs"], batch["gaze"])
+                       batch["tgt_viewmat"][:, :3, :3], batch["expression"], batch["coeffs"], batch["gaze"],
+                       batch.get("src_mask"))
     render, alpha = render_batch(posed, out, batch, background, backend)
     m = batch["tgt_mask"][:, None]
     target = batch["tgt_image"] * m + background * (1 - m)
     loss, terms = loss_fn(render, target, alpha, batch["tgt_mask"])
     terms = {**terms, "image": float(loss.detach())}  # the image terms alone (validation compares renders by it)
+    if loss_fn.cfg.unseen_prior > 0:
+        term = unseen_prior_loss(out["departure"], unseen_weights(model, out, posed, batch))
+        loss = loss + loss_fn.cfg.unseen_prior * term
+        terms = {**terms, "unseen_prior": float(term.detach())}
     if loss_fn.cfg.rest_coeffs > 0 and batch["src_coeffs"].shape[-1]:
         term = (out["rest_coeffs"] - batch["src_coeffs"]).abs().mean()
         loss = loss + loss_fn.cfg.rest_coeffs * term
