@@ -49,8 +49,8 @@ sent once, latched: 16 principal components of this code's residual; each code t
 of the same clip and applied to the rendered frames 0-59, landmark RMS 0.14/0.09/0.10 mm and worst frame
 41.1/53.2/50.4 dB (sadtalker/lp_d18/tpsmm; 32 components: 41.9/53.4/50.9 dB). As built (two blocks, see
 operator_basis.learn), learned the same way: worst frame 40.5/53.0/49.9 dB, lp_d0 48.5 dB; learned causally
-as the tracker does (re-learned at growing windows and when the residual grows; whole clips): 37.2 dB on
-sadtalker, 43.2-46.9 dB on the others (README, scripts/bench_control_codec.py --operator-basis causal).
+as the tracker does (re-learned at growing windows and when the residual grows; whole clips): 37.6 dB on
+sadtalker, 40.6-46.4 dB on the others (README, scripts/bench_control_codec.py --operator-basis causal).
 
 Code layout (CODEC_LAPLACIAN_V2, little-endian), all of it in FaceControl.expression_code:
   uint16 number of expression points L (468 or 478), uint8 flags (1: eyelid ratios present),

@@ -20,7 +20,7 @@ linear basis for a signal's second moments; Jolliffe, "Principal Component Analy
 it was built (module docstring of expression_codec): 16 components learned on frames 60+ of a clip give the
 rendered frames 0-59 a worst-frame PSNR of 41.1 dB against 36.2 dB without (sadtalker). Learned causally as the
 tracker does (scripts/bench_control_codec.py --operator-basis causal --switch-delay-s 0.1, whole clips): worst
-frame 46.9/43.2/37.2/44.7 dB on lp_d0/lp_d18/sadtalker/tpsmm (27 of sadtalker's 200 frames below 40 dB: new
+frame 46.4/40.6/37.6/43.4 dB on lp_d0/lp_d18/sadtalker/tpsmm (33 of sadtalker's 200 frames below 40 dB: new
 expressions before a basis that has seen them arrives); one basis over the first 2 s gave 36.7 dB on sadtalker.
 """
 
