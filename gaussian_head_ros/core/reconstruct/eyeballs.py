@@ -37,6 +37,7 @@ class EyeballConfig:
     iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
     rim_px: int = 2  # the eye opening's rim this wide (source pixels) stays with the lids, not the eyeball
+    rim_sclera_level: float = 0.8  # ... except its pixels this far from the dark rim's luminance to the sclera's
     band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
 
 
@@ -93,10 +94,11 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
 
 
 def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
-                   cfg: EyeballConfig) -> np.ndarray:
+                   cfg: EyeballConfig, level: float = 0.5, iris: bool = True) -> np.ndarray:
     """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that belong to the
-    eyeball: within the iris disc (iris landmarks, `colours["iris_radius_px"]`), or at least halfway in
-    luminance from the opening's dark rim (its 10th percentile outside the iris) to the measured sclera."""
+    eyeball: within the iris disc (iris landmarks, `colours["iris_radius_px"]`; unless iris is False), or at
+    least `level` of the way in luminance from the opening's dark rim (its 10th percentile outside the iris)
+    to the measured sclera."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
     lum = photo @ np.array([0.299, 0.587, 0.114])
@@ -110,7 +112,7 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         outside = near & (d >= 1.0)
         dark = float(np.percentile(lum[outside], 10)) if outside.sum() >= cfg.min_pixels else 0.0
         sclera = float(colours["sclera"][e] @ np.array([0.299, 0.587, 0.114]))
-        out |= near & ((d < 1.0) | (lum >= 0.5 * (dark + sclera)))
+        out |= near & (((d < 1.0) & iris) | (lum >= dark + level * (sclera - dark)))
     return out
 
 

@@ -13,6 +13,8 @@
 4. Completion (completion.py, mouth.py): badly seen face triangles from the mirror side, the back of
    the head and torso from the silhouette's rim colours, a wall along the silhouette, and a mouth
    interior (cavity, teeth, tongue) behind the lips of the rest template, opened as far as the photo's jaw.
+   Eyelids (eyelids.py): the template's lid vertices first move to the photo's visible lid margins; the
+   upper lid's strip of pixels rides down with its margin in a blink, over lid skin waiting behind it.
 5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
    the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats.
 6. Lighting (lighting.py): second-order SH from the face skin's shading against the template normals.
@@ -23,6 +25,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field, fields
@@ -39,6 +42,8 @@ from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall,
                                                            edge_opacity, face_completion, rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
                                                          eyeball_pixels, place_on_eyeballs)
+from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, closed_lid_skin, lid_margins, lid_skin_colours,
+                                                         margin_binding)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot
@@ -66,6 +71,10 @@ class MeshFitConfig:
     framing: FramingConfig = field(default_factory=FramingConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
     eyeball: EyeballConfig = field(default_factory=EyeballConfig)
+    lid_margin: LidMarginConfig | None = field(default_factory=LidMarginConfig)  # None: MediaPipe's eye contour
+    lid_split: float = 0.75  # the upper-lid strip's pixels nearer the margin ride with it (eyelids.margin_binding); 0 = off
+    lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
+    lid_skin_behind_m: float = 0.0003  # and how far behind the photo's lid it waits at rest
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
     torso_stride: int = 3  # and on the torso
@@ -148,6 +157,24 @@ def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
+def at_lid_margins(fp, points_px: np.ndarray):
+    """The FramedPhoto with its landmarks moved to points_px [478, 2] (crop pixels; eyelids.lid_margins): the
+    moved vertices slide along their pixel rays to the new pixels at their own camera depth."""
+    lm = np.asarray(fp.landmarks_px, np.float64).copy()
+    moved = np.any(np.abs(points_px - lm[:, :2]) > 1e-6, axis=1)
+    if not moved.any():
+        return fp
+    R, t = np.asarray(fp.viewmat, np.float64)[:3, :3], np.asarray(fp.viewmat, np.float64)[:3, 3]
+    K = np.asarray(fp.K, np.float64)
+    V = np.asarray(fp.vertices, np.float64).copy()
+    z = (V[moved] @ R.T + t)[:, 2]
+    uv1 = np.concatenate([points_px[moved], np.ones((int(moved.sum()), 1))], 1)
+    cam = (uv1 @ np.linalg.inv(K).T) * z[:, None]
+    V[moved] = (cam - t) @ R
+    lm[moved, :2] = points_px[moved]
+    return dataclasses.replace(fp, landmarks_px=lm.astype(np.float32), vertices=V.astype(np.float32))
+
+
 class MeshFitReconstructor(Reconstructor):
     """Training-free reconstruction on the CPU. Holds the MediaPipe models; not thread-safe."""
 
@@ -219,6 +246,8 @@ class MeshFitReconstructor(Reconstructor):
         K = fp.K.astype(np.float64)
         R, t = fp.viewmat[:3, :3].astype(np.float64), fp.viewmat[:3, 3].astype(np.float64)
         photo = fp.photo.astype(np.float32) / 255.0
+        if cfg.lid_margin is not None:  # the eyelid vertices on the photo's visible lid margins (eyelids.py)
+            fp = at_lid_margins(fp, lid_margins(photo, fp.landmarks_px, cfg.lid_margin))
         V = fp.vertices.astype(np.float64)  # [478, 3] template vertices, head frame, as the photo shows them
         # The photo's own mouth expression: the avatar rests without it (a closed, relaxed mouth), and a
         # control carrying it (the tracker's, on this photo) gives the photo back.
@@ -355,6 +384,9 @@ class MeshFitReconstructor(Reconstructor):
         eye_core = cv2.erode(eye_px.astype(np.uint8), np.ones((3, 3), np.uint8),
                              iterations=cfg.eyeball.rim_px).astype(bool)
         eye_core &= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball)
+        # but the rim's clear sclera is the eyeball's: left on the lower lid, a closing lid showed a white strip
+        eye_core |= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball,
+                                   level=cfg.eyeball.rim_sclera_level, iris=False)
         lid_band = eye_px & ~eye_core
         if lid_band.any():  # just in front of the sphere, so the painted eyeball behind never shows at rest
             toward = centre - pts[lid_band]
@@ -365,13 +397,21 @@ class MeshFitReconstructor(Reconstructor):
             return inside & mesh_px[i, j] & (lid_band[i, j] | (~eye_px[i, j] & (z > front[i, j] + 0.0005)))
 
         eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_by_the_lids)
+        lid_skin = None
+        if cfg.lid_skin_spacing_m > 0:
+            skin_rgb = lid_skin_colours(photo, fp.landmarks_px)
+            found = closed_lid_skin(V, faces, skin_rgb, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m)
+            if found is not None and np.isfinite(found[2]).all():
+                m_, n_, c_, s_, f_, b_ = found
+                lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
         chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.torso_sigma_per_stride,
                           cfg.under_chin_behind_m, cfg.under_chin_band_px)
         timings["completion"] = time.perf_counter() - t2
 
         # Photo layer within the budget.
         t3 = time.perf_counter()
-        fixed = len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or []) + len(chin or [])
+        fixed = (len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or []) + len(chin or [])
+                 + len(lid_skin or []))
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f)
@@ -398,7 +438,12 @@ class MeshFitReconstructor(Reconstructor):
             # head in a driven view, is a hole (core.holes), not an anti-aliased edge
             coverage = np.maximum(coverage, np.where(d_edge[fi, fj] >= 1.5, HOLE_ALPHA + 0.25, 0.0)) * cfg.opacity
             photo_layer.opacities[frozen] = coverage
-        batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin])
+        # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py); lid_skin fills behind
+        for b in (photo_layer, face_extra):
+            if b is not None and cfg.lid_split > 0:
+                on_face = b.part == PART_FACE
+                b.bary[on_face] = margin_binding(b.face_id[on_face], b.bary[on_face], faces, cfg.lid_split)
+        batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin, lid_skin])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
 

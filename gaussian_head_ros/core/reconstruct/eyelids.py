@@ -1,0 +1,212 @@
+"""The photo's visible lid margins: where the template's eyelid vertices go (mesh_fit).
+
+MediaPipe's eye contour (lmk.EYELID_PAIRS_*) lies inside the visible eye opening, by 1-5 px at 512 px on the
+../shared portraits (the upper contour often crosses the iris). Pixels between the contour and the true margin
+(sclera, iris, lashes) are then bound to the lid triangles, and a closing lid stretches them into a dark
+smear with a white strip of sclera along the lower lid (the reader takes it for a downward look, not a
+closed eye). `lid_margins` moves each lid vertex outward, across the eye, as long as the photo shows the
+eye there: pixels whose colour is nearer the eye's sclera than the lid skin, or within the iris disc and
+nearer the iris colour than the skin. The eye corners and the irises stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gaussian_head_ros.core import landmarks as lmk
+
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma
+
+
+@dataclass
+class LidMarginConfig:
+    max_shift: float = 0.09  # farthest a lid vertex moves, in eye widths (corner to corner)
+    sclera_level: float = 0.6  # sclera: luminance at least this far from the skin's to the sclera's
+    min_contrast: float = 0.06  # sclera luminance - skin luminance below this: the sclera is not told from skin
+    step_px: float = 0.5  # search step along the outward direction
+    across_px: float = 1.0  # colours averaged over the ray and this far either side of it
+    skin_band: tuple[float, float] = (0.30, 0.45)  # lid-skin reference: this far below the corners' line (eye widths)
+    iris_disc: float = 0.95  # iris disc radius / the iris landmarks' radius
+
+
+def _sample(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Bilinear colours [M, 3] at pixel positions xy [M, 2] (pixel centres at +0.5)."""
+    m = xy.astype(np.float32) - 0.5
+    return cv2.remap(img, m[:, 0].reshape(-1, 1), m[:, 1].reshape(-1, 1), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
+
+
+def _eye_references(photo: np.ndarray, lm: np.ndarray, contour, centre: int, ring, corners, cfg: LidMarginConfig):
+    """(sclera, iris, skin) rgb of one eye, iris centre [2] and radius (px), corner axis, eye width."""
+    h, w = photo.shape[:2]
+    a, b = lm[corners[0], :2], lm[corners[1], :2]
+    width = float(np.linalg.norm(b - a))
+    axis = (b - a) / max(width, 1e-9)
+    c = lm[centre, :2]
+    r = float(np.mean(np.linalg.norm(lm[list(ring), :2] - c, axis=1)))
+    mask = np.zeros((h, w), np.uint8)
+    order = np.argsort(np.arctan2(*(lm[list(contour), :2] - lm[list(contour), :2].mean(0)).T[::-1]))
+    cv2.fillPoly(mask, [np.round(lm[list(contour), :2][order] * 16).astype(np.int32)], 1, shift=4)
+    rows, cols = np.mgrid[0:h, 0:w]
+    d = np.hypot(cols + 0.5 - c[0], rows + 0.5 - c[1])
+    lum = photo @ LUMA
+    inside = mask.astype(bool)
+    scl = inside & (d > 1.15 * r)
+    sclera = np.median(photo[scl][lum[scl] >= np.percentile(lum[scl], 75)], 0) if scl.sum() >= 8 else None
+    iri = inside & (d < 0.85 * r)
+    iris = np.median(photo[iri], 0) if iri.sum() >= 8 else None
+    # lid skin: a band under the eye, between the corners (cheek skin of the lower lid)
+    down = np.array([-axis[1], axis[0]])
+    if down[1] < 0:
+        down = -down
+    rel = np.stack([cols + 0.5 - 0.5 * (a[0] + b[0]), rows + 0.5 - 0.5 * (a[1] + b[1])], -1)
+    along, across = rel @ axis, rel @ down
+    band = (np.abs(along) < 0.35 * width) & (across > cfg.skin_band[0] * width) & (across < cfg.skin_band[1] * width)
+    skin = np.median(photo[band], 0) if band.sum() >= 8 else None
+    return sclera, iris, skin, c, r, axis, down, width
+
+
+def lid_margins(photo: np.ndarray, landmarks_px: np.ndarray, cfg: LidMarginConfig | None = None) -> np.ndarray:
+    """photo [S, S, 3] float in [0, 1], landmarks_px [478, 2+] (pixels, x right, y down) -> [478, 2] the landmarks
+    with each eyelid vertex (lmk.EYELID_PAIRS_R/L: upper ones moved up, lower ones down, across the eye) moved to
+    the photo's visible lid margin; every other point unchanged. An eye whose references (sclera, iris, skin)
+    cannot be measured keeps its contour."""
+    cfg = cfg or LidMarginConfig()
+    img = np.ascontiguousarray(photo, np.float32)
+    lm = np.asarray(landmarks_px, np.float64)
+    out = lm[:, :2].copy()
+    for contour, centre, ring, corners, pairs in (
+            (lmk.EYE_CONTOUR_R, lmk.IRIS_CENTER_R, lmk.IRIS_R, lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R),
+            (lmk.EYE_CONTOUR_L, lmk.IRIS_CENTER_L, lmk.IRIS_L, lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L)):
+        sclera, iris, skin, c, r, axis, down, width = _eye_references(img, lm, contour, centre, ring, corners, cfg)
+        if sclera is None or skin is None or width < 4:
+            continue
+        l_skin, l_scl = float(skin @ LUMA), float(sclera @ LUMA)
+        lum_min = l_skin + cfg.sclera_level * (l_scl - l_skin) if l_scl - l_skin >= cfg.min_contrast else None
+        steps = np.arange(0.0, cfg.max_shift * width + 1e-9, cfg.step_px)
+        for k, (up_v, lo_v) in enumerate(pairs):
+            for v, direction in ((up_v, -down), (lo_v, down)):
+                p = lm[v, :2][None] + steps[:, None] * direction[None]
+                cols = np.mean([_sample(img, p + s * axis[None]) for s in (-cfg.across_px, 0.0, cfg.across_px)], 0)
+                d_skin = np.linalg.norm(cols - skin, axis=1)
+                lum = cols @ LUMA
+                eye = (np.linalg.norm(cols - sclera, axis=1) < d_skin) & (lum >= lum_min) if lum_min is not None \
+                    else np.zeros(len(cols), bool)
+                if iris is not None:
+                    eye |= (np.linalg.norm(p - c, axis=1) < cfg.iris_disc * r) & (np.linalg.norm(cols - iris, axis=1) < d_skin)
+                n = int(np.argmin(eye)) if not eye.all() else len(eye)  # the first sample that is not the eye
+                if n > 0:
+                    out[v] = p[n - 1]
+    return out
+
+
+UPPER_LID = np.array([p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # the vertices a blink moves
+
+
+def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, split: float) -> np.ndarray:
+    """[N, 3] barycentric weights for Gaussians bound to face triangles (face_id [N], -1 unbound; bary [N, 3];
+    faces [F, 3]) that make the upper lid's strip roll down with its margin in a blink instead of stretching.
+
+    A blink moves the upper-lid vertices (UPPER_LID) down to the lower lid while the ring above stays, so the
+    thin strip of triangles between them (2-4 px at 512 px, mostly lashes) stretches several times over the
+    eye. Bound by their plain weights, the strip's pixels spread over the whole closed lid: a dark smear with
+    the eyeball glinting through. With s the weight on a strip triangle's other (crease-side) vertices, a
+    Gaussian with s < split is bound to the margin vertices alone, the others to the crease-side ones alone (in
+    the same proportions); the offset from that barycentric point (core.deform keeps it in the triangle's
+    frame) makes up the difference, so nothing moves at rest, and in a blink the lashes ride down with the
+    margin while the skin between (closed_lid_skin) fills the stretch. Other Gaussians unchanged."""
+    out = np.asarray(bary, np.float64).copy()
+    rows = np.flatnonzero(np.asarray(face_id) >= 0)
+    if not rows.size:
+        return out.astype(np.asarray(bary).dtype)
+    on_margin = np.isin(np.asarray(faces)[np.asarray(face_id)[rows]], UPPER_LID)  # [M, 3]
+    use = on_margin.any(1) & ~on_margin.all(1)
+    rows, m = rows[use], on_margin[use]
+    b = out[rows]
+    s = np.clip((b * ~m).sum(1), 0.0, 1.0)
+    to_margin = (s < split)[:, None]
+    keep = np.where(to_margin, m, ~m)  # the vertices it stays bound to
+    w = b * keep
+    total = w.sum(1, keepdims=True)
+    even = keep / np.maximum(keep.sum(1, keepdims=True), 1)  # all its weight was on the other side
+    out[rows] = np.where(total > 1e-9, w / np.maximum(total, 1e-9), even)
+    return out.astype(np.asarray(bary).dtype)
+
+
+def lid_skin_colours(photo: np.ndarray, landmarks_px: np.ndarray, band=(0.15, 0.3)) -> np.ndarray:
+    """[2, 3] rgb in [0, 1] of each eye's (right, left) closed-lid skin: the mean of the medians of the photo
+    between `band` eye widths above the upper contour and as far below the lower one. Above alone is often the
+    brow's shadow or a bright lid; the lid lies between the two in a closed eye."""
+    lm = np.asarray(landmarks_px, np.float64)[:, :2]
+    h, w = photo.shape[:2]
+    img = np.ascontiguousarray(photo, np.float32)
+    out = []
+    for corners, pairs in ((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L)):
+        a, b = lm[corners[0]], lm[corners[1]]
+        width = float(np.linalg.norm(b - a))
+        up = np.array([(b - a)[1], -(b - a)[0]]) / max(width, 1e-9)
+        up = up if up[1] < 0 else -up
+        s = np.linspace(band[0], band[1], 5) * width
+        sides = []
+        for k, direction in ((0, up), (1, -up)):  # above the upper contour, below the lower one
+            base = lm[[p[k] for p in pairs[1:-1]]]  # away from the corners
+            q = (base[:, None, :] + s[None, :, None] * direction).reshape(-1, 2)
+            q = q[(q[:, 0] >= 0) & (q[:, 0] < w) & (q[:, 1] >= 0) & (q[:, 1] < h)]
+            if len(q):
+                sides.append(np.median(_sample(img, q), 0))
+        out.append(np.mean(sides, 0) if sides else np.full(3, np.nan))
+    return np.asarray(out, np.float64)
+
+
+def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray, centre: np.ndarray,
+                    spacing_m: float, behind_m: float):
+    """Bound skin (PART_FACE) for what a closing upper lid uncovers: (means [M, 3], normals [M, 3], colours
+    [M, 3], sigma [M] at rest, face_id [M], bary [M, 3]) on the triangles of the strip along each upper lid
+    (those with some but not all vertices in UPPER_LID), spaced `spacing_m` apart as they are when the lid
+    is closed (each upper-lid vertex on its lower partner), and `behind_m` behind the strip (seen from
+    `centre`, the camera centre in the same frame), under the photo's Gaussians at rest. The driver scales a
+    bound Gaussian by the square root of its triangle's area change, so the sigma at rest is the closed one
+    over that factor. skin_rgb [2, 3]: per eye (right, left), lid_skin_colours."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    closed = v.copy()
+    for pairs in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L):
+        for up, lo in pairs:
+            closed[up] = v[lo]
+    on = np.isin(f, UPPER_LID)
+    tris = np.flatnonzero(on.any(1) & ~on.all(1))
+    right = set(v_ for p in lmk.EYELID_PAIRS_R for v_ in p) | set(lmk.EYE_CONTOUR_R)
+
+    def area(x, t):
+        return 0.5 * np.linalg.norm(np.cross(x[f[t, 1]] - x[f[t, 0]], x[f[t, 2]] - x[f[t, 0]]), axis=-1)
+
+    out = {k: [] for k in ("means", "normals", "colors", "sigma", "face_id", "bary")}
+    rng = np.random.default_rng(0)
+    for t in tris:
+        a_rest, a_closed = float(area(v, t)), float(area(closed, t))
+        if a_rest <= 1e-12 or a_closed <= 1e-12:
+            continue
+        n = max(3, int(np.ceil(a_closed / spacing_m ** 2)))
+        r = rng.random((n, 2))
+        flip = r.sum(1) > 1
+        r[flip] = 1 - r[flip]
+        bary = np.stack([1 - r.sum(1), r[:, 0], r[:, 1]], 1)
+        p = bary @ v[f[t]]
+        nrm = np.cross(v[f[t, 1]] - v[f[t, 0]], v[f[t, 2]] - v[f[t, 0]])
+        nrm /= np.linalg.norm(nrm)
+        if nrm @ (centre - p.mean(0)) < 0:
+            nrm = -nrm  # towards the camera
+        eye = 0 if int(f[t][on[t]][0]) in right else 1
+        out["means"].append(p - behind_m * nrm)
+        out["normals"].append(np.repeat(nrm[None], n, 0))
+        out["colors"].append(np.repeat(np.asarray(skin_rgb, np.float64)[eye][None], n, 0))
+        out["sigma"].append(np.full(n, 0.8 * spacing_m / np.sqrt(a_closed / a_rest)))
+        out["face_id"].append(np.full(n, t))
+        out["bary"].append(bary)
+    if not out["means"]:
+        return None
+    return tuple(np.concatenate(out[k]) for k in ("means", "normals", "colors", "sigma", "face_id", "bary"))
