@@ -146,6 +146,23 @@ def test_edge_opacity_inverts_the_compositing_equation():
     assert edge_opacity(np.full((1, 3), 2.0), np.zeros((1, 3)), np.ones((1, 3)))[0] == 0.0  # clipped to [0, 1]
 
 
+def test_the_photo_layer_grid_has_no_gap_where_head_meets_torso():
+    """The head's grid (every head_stride px) and the torso's (every torso_stride px) met with rows up to
+    hs + ts - 1 = 4 px apart: the back's dark discs showed through as a line across lp_d0's neck (0.06 darker).
+    Now no two grid rows are further apart than the torso's stride."""
+    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitReconstructor
+
+    rec = MeshFitReconstructor()
+    size = 64
+    person = np.ones((size, size), bool)
+    for boundary in range(30, 36):  # wherever the torso starts
+        torso = np.zeros_like(person)
+        torso[boundary:] = True
+        (bi, bj, hs, ts, _), _ = rec._select_pixels(np.zeros((size, size, 3), np.float32), person, ~torso, torso, 10_000)
+        rows = np.unique(bi[bj == bj[0]])
+        assert np.diff(rows).max() <= ts, (boundary, rows)
+
+
 # ---------------------------------------------------------------------------------------------------
 # every portrait
 
