@@ -228,6 +228,22 @@ def test_talking_frames_do_not_replace_the_first_neutral(tracked):
     assert np.abs(width - width[0]).max() < 0.5e-3, np.abs(width - width[0]).max()  # metres; was 3.3 mm
 
 
+def test_closed_lip_puckers_and_smiles_do_not_become_the_neutral(tracked):
+    """tpsmm says "oo" with closed lips (mouth 28-42 mm wide, frames 60-140) and smiles with closed lips (56-58
+    mm, frames 150+): lips together and jaw up, so they counted as relaxed and the neutral's mouth width followed
+    them down to 43.5 mm and back up to 51 (every relaxed frame in between read as a 6 mm smile). `neutralize`
+    now moves a pucker's corners out to the relaxed range, and a frame whose corners it moves weighs little."""
+    from gaussian_head_ros.core.expression import MIN_MOUTH_WIDTH_M, neutralize
+
+    cs = [c for c in tracked["tpsmm_driving"]["controls"] if c.face_detected]
+    width = np.array([(c.landmarks - c.expression)[291, 0] - (c.landmarks - c.expression)[61, 0] for c in cs])
+    assert width.min() > MIN_MOUTH_WIDTH_M, width.min()  # metres; was 43.5 mm (measured now 47.7)
+    assert np.ptp(width[148:]) < 0.001, np.ptp(width[148:])  # the closed-lip smiles; was 7.6 mm (now 0.4)
+    pucker = min(cs, key=lambda c: c.landmarks[291, 0] - c.landmarks[61, 0]).landmarks  # ~28 mm wide
+    n = neutralize(pucker)
+    assert pucker[291, 0] - pucker[61, 0] < 0.035 and n[291, 0] - n[61, 0] > MIN_MOUTH_WIDTH_M - 1e-4
+
+
 def test_the_neutral_keeps_the_operators_lids_open(tracked):
     """A frame with a relaxed mouth but lids half closed (sadtalker looking down, frames 30-40) must not become
     the neutral's lids: the drive opens the avatar's lids by operator gap / neutral gap, and such a neutral

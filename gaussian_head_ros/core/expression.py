@@ -26,6 +26,8 @@ nose base held fixed.
   range of relaxed faces are moved back to the edge of that range; the inner lip contour follows them
   in proportion to its distance from the middle. Frown: corners lower than that range are raised to it
   (lp_d8_man_glasses' photo: 4.8 mm below the lips' centre; its avatar kept the frown under every clip).
+  Pucker (or lips pressed together): corners nearer each other than that range are moved out to it
+  (tpsmm_driving's "oo" frames: 28-42 mm, with the lips closed and the jaw up).
 
 The relaxed ranges are in metres of the canonical head (outer eye corners 0.09 m apart). They were
 measured here with MediaPipe's FaceLandmarker as the judge of "relaxed" (jawOpen < 0.06, smile < 0.1):
@@ -57,6 +59,7 @@ NOSE_TIP, NOSE_BASE, NUM_MESH = lmk.NOSE_TIP, lmk.NOSE_BASE, lmk.NUM_MESH
 
 # Relaxed-face limits (see the module docstring), metres of the canonical head.
 MAX_MOUTH_WIDTH_M = 0.0525  # outer corners 61-291
+MIN_MOUTH_WIDTH_M = 0.0467  # ... and at least this (a pucker or pressed lips narrow it; mean - 1 sd of the relaxed)
 MIN_CORNER_DROP_M = -0.0030  # corners' height below the lips' centre (negative: above)
 MAX_CORNER_DROP_M = 0.0002  # ... and at most this far below it (a frown's corners, mean - 1 sd of the relaxed)
 MAX_CORNER_DEPTH_M = 0.0141  # corners behind the lips' centre
@@ -144,7 +147,7 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Smile: corners back into the relaxed range.
     cr, cl = LIP_CORNERS_OUTER
     width = float(x[cl, 0] - x[cr, 0])
-    inward = 0.5 * max(0.0, width - MAX_MOUTH_WIDTH_M)
+    inward = 0.5 * (max(0.0, width - MAX_MOUTH_WIDTH_M) - max(0.0, MIN_MOUTH_WIDTH_M - width))  # smile / pucker
     corner = 0.5 * (x[cr] + x[cl])
     drop = float(corner[1] - centre[1])
     down = closing[1] + max(0.0, MIN_CORNER_DROP_M - drop) - max(0.0, drop - MAX_CORNER_DROP_M)  # smile / frown
@@ -212,8 +215,12 @@ class NeutralEstimator:
     average of each frame's `neutralize`, weighted by how relaxed the frame's mouth is, forgetting with
     time constant `window_s`. Relaxed = lips together and the jaw up, judged against this operator
     (not a population): weight exp(-(lip gap / scale_m)^2) x exp(-(chin drop above the operator's
-    highest chin so far (5th percentile of the chin drops seen) / scale_m)^2). A talking frame hardly
-    counts, whatever the population limits say about the operator's mouth. The eyes (lid contours and
+    highest chin so far (5th percentile of the chin drops seen) / scale_m)^2) x exp(-(how far `neutralize`
+    moves the mouth corners / scale_m)^2). A talking frame hardly counts, whatever the population limits
+    say about the operator's mouth, and neither does a smile or a pucker with closed lips: without the
+    corners' term tpsmm_driving's neutral mouth width followed its closed-lip "oo" frames down to 43.5 mm,
+    then its closed-lip smiles back up to 51 (the avatar's later puckers and smiles came out a third to
+    two thirds smaller, and every relaxed frame after the "oo" read as a 6 mm smile). The eyes (lid contours and
     irises, `EYE_POINTS`) are averaged with their own weight, since a relaxed mouth says nothing about the
     lids: open = the lid gap (mean of both eyes' centre pair) near this operator's widest, the 90th
     percentile of the gaps seen, weight exp(-(shortfall / scale_m)^2); a frame looking down with half-closed
@@ -271,7 +278,8 @@ class NeutralEstimator:
         self._chins = (self._chins + [chin])[-self.HISTORY:]
         gap = max(0.0, float(x[LOWER_LIP_MID, 1] - x[UPPER_LIP_MID, 1]))
         drop = max(0.0, chin - float(np.percentile(self._chins, 5)))
-        w = math.exp(-(gap / self.scale_m) ** 2 - (drop / self.scale_m) ** 2)
+        corners = float(np.max(np.linalg.norm((x - n)[list(LIP_CORNERS_OUTER)], axis=1)))
+        w = math.exp(-(gap / self.scale_m) ** 2 - (drop / self.scale_m) ** 2 - (corners / self.scale_m) ** 2)
         eyes = self.EYE_POINTS[self.EYE_POINTS < x.shape[0]]
         w_eyes = w_brows = w
         brows = np.zeros(0, np.int64)
