@@ -216,6 +216,55 @@ def test_operator_basis_is_learned_and_latched(io, clip, tracker_proc):
     node.destroy_subscription(sub)
 
 
+def test_a_subscriber_that_does_not_acknowledge_never_stalls_the_frames(io, clip, tracker_proc):
+    """A subscriber of face_control/expression_basis that stops answering (a robot cut off, a stopped
+    process): the tracker's basis thread waits for its acknowledgement (up to BASIS_ACK_TIMEOUT_S), but the
+    frames keep flowing (rclpy's wait_for_all_acked holds the GIL: the node polls it instead), then the basis
+    is used anyway and the log says so."""
+    import signal
+    import subprocess
+    import sys
+
+    from rosgraph import spin_until
+    from std_msgs.msg import Empty
+
+    from gaussian_head_ros.nodes.tracker_node import BASIS_ACK_TIMEOUT_S
+
+    node, pub, recal, got, _ = io
+    helper = subprocess.Popen([sys.executable, "-c", (
+        "import rclpy\n"
+        "from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy\n"
+        "from gaussian_head_ros.msg import ExpressionBasis\n"
+        "rclpy.init(); n = rclpy.create_node('silent_basis_reader')\n"
+        "n.create_subscription(ExpressionBasis, 'face_control/expression_basis', lambda m: None, QoSProfile(depth=2, "
+        "reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))\n"
+        "rclpy.spin(n)\n")])
+    try:
+        assert spin_until(node, lambda: node.count_subscribers("face_control/expression_basis") >= 1, 30)
+        spin_until(node, lambda: False, 2.0)  # it has the latched bases now
+        helper.send_signal(signal.SIGSTOP)
+        said = tracker_proc.output().count("not acknowledged")
+        recal.publish(Empty())  # new bases are due 0.5 s and 1 s after it
+        spin_until(node, lambda: False, 0.5)
+        stamp, arrivals, first = STAMP0 + 6000 * 33_333_333, [], len(got)
+        end = time.monotonic() + BASIS_ACK_TIMEOUT_S + 3.0
+        while time.monotonic() < end:  # frames at ~30 Hz, not waiting for each control
+            stamp += 33_333_333
+            pub.publish(_image(clip[(stamp // 33_333_333) % len(clip)].rgb, stamp))
+            n = len(got)
+            spin_until(node, lambda: False, 0.033)
+            arrivals += [time.monotonic()] * (len(got) - n)
+        assert len(got) - first > 10, tracker_proc.output()[-3000:]
+        gaps = np.diff(arrivals)
+        assert gaps.max() < 0.5 * BASIS_ACK_TIMEOUT_S, (gaps.max(), tracker_proc.output()[-3000:])
+        assert spin_until(node, lambda: tracker_proc.output().count("not acknowledged") > said, 15), \
+            tracker_proc.output()[-3000:]
+    finally:
+        helper.send_signal(signal.SIGCONT)
+        helper.terminate()
+        helper.wait(timeout=10)
+
+
 def _ids_in_log(log: str) -> list[int]:
     """The ids of the bases the tracker said it published ('operator expression basis <id> learned ...')."""
     import re

@@ -70,6 +70,7 @@ class TrackerNodeSettings:
 
 
 BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber acknowledged it, or after this
+ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 
 TRACKER_SETTINGS = settings(TrackerConfig)
 PARAMS = {**TRACKER_SETTINGS, **settings(TrackerNodeSettings)}  # parameter name -> Setting
@@ -342,7 +343,7 @@ class TrackerNode(Node):
                 basis = learn(residuals)
                 learn_s = time.perf_counter() - t0
                 self.basis_pub.publish(basis_to_msg(basis, stamp))
-                acked = self.basis_pub.wait_for_all_acked(Duration(seconds=BASIS_ACK_TIMEOUT_S))
+                acked = self._wait_acknowledged(BASIS_ACK_TIMEOUT_S)
             except Exception as e:  # keep tracking with the basis in use; the next window tries again
                 if self._stop.is_set() or not rclpy.ok():
                     return
@@ -362,6 +363,20 @@ class TrackerNode(Node):
             self.get_logger().info(f"operator expression basis {basis.id} learned from {len(residuals)} frames "
                                    f"({basis.num_components} components, {reason}, {learn_s * 1e3:.0f} ms) and "
                                    "published latched; codes use it from now on")
+
+    def _wait_acknowledged(self, timeout_s: float) -> bool:
+        """True once every subscriber of the basis topic has acknowledged what was published, False after
+        timeout_s (or at shutdown). Polls: rclpy's wait_for_all_acked holds the GIL while it waits (measured: a
+        2 s wait for a stopped subscriber froze every other thread of the process for 2 s), which would stop
+        the frame thread for as long as a basis crosses a slow link or an outage lasts."""
+        deadline = time.monotonic() + timeout_s
+        while not self._stop.is_set():
+            if self.basis_pub.wait_for_all_acked(Duration()):  # a zero timeout only checks
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._stop.wait(ACK_POLL_S)
+        return False
 
     # ----------------------------------------------------------------------------------------------
     # diagnostics
