@@ -32,20 +32,21 @@ def io(rclpy_context, render_proc):
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rosgraph import spin_until
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
 
     from gaussian_head_ros.msg import FaceControl, GaussianAvatar
 
     node = rclpy_context.create_node("render_test_peer")
-    images, diags = [], []
+    images, diags, infos = [], [], []
     node.create_subscription(Image, "face_display/image_raw", images.append, qos_profile_sensor_data)
+    node.create_subscription(CameraInfo, "face_display/camera_info", infos.append, qos_profile_sensor_data)
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
     avatar_pub = node.create_publisher(GaussianAvatar, "avatar", latched)
     control_pub = node.create_publisher(FaceControl, "face_control", 5)
     ok = spin_until(node, lambda: images, 60)
     assert ok, f"render_node published nothing:\n{render_proc.output()}"
-    yield dict(node=node, images=images, diags=diags, avatar=avatar_pub, control=control_pub, proc=render_proc)
+    yield dict(node=node, images=images, diags=diags, infos=infos, avatar=avatar_pub, control=control_pub, proc=render_proc)
     node.destroy_node()
 
 
@@ -92,6 +93,29 @@ def test_placeholder_before_any_avatar(io):
     now = io["node"].get_clock().now().nanoseconds
     assert abs(now - _stamp(m)) < 5 * 10**9  # placeholder frames carry the time they were drawn
     assert _diag_values(io)["drawing_operator_id"] == ""  # no avatar drawn yet
+
+
+def test_camera_info_beside_each_image(io):
+    """face_display/camera_info: the header of its image, its size, the virtual camera's K and P (fov_deg 30,
+    OpenCV pixel centres), no distortion, R identity."""
+    import math
+
+    import rclpy
+
+    m = _wait_image(io, lambda m: True, 20)
+    assert m is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(i.header.stamp == m.header.stamp for i in io["infos"]):
+        rclpy.spin_once(io["node"], timeout_sec=0.05)
+    info = next((i for i in io["infos"] if i.header.stamp == m.header.stamp), None)
+    assert info is not None, f"no face_display/camera_info with the image's stamp ({len(io['infos'])} received)"
+    assert info.header.frame_id == m.header.frame_id == "face_display"
+    assert (info.width, info.height) == (W, H)
+    f = 0.5 * H / math.tan(math.radians(30.0) / 2)  # render_node's default fov_deg, vertical
+    np.testing.assert_allclose(info.k, [f, 0, W / 2 - 0.5, 0, f, H / 2 - 0.5, 0, 0, 1], rtol=1e-6)
+    np.testing.assert_allclose(info.p, [f, 0, W / 2 - 0.5, 0, 0, f, H / 2 - 0.5, 0, 0, 0, 1, 0], rtol=1e-6)
+    np.testing.assert_array_equal(info.r, np.eye(3).reshape(-1))
+    assert info.distortion_model == "plumb_bob" and not np.any(info.d)
 
 
 def test_malformed_avatar_is_refused_and_the_node_keeps_running(io):

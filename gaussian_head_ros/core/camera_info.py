@@ -10,6 +10,9 @@ drivers fill P and leave K all zero. The rule (one implementation, used by track
 
 The chosen matrix is rescaled when the camera_info was made for another resolution of the same camera
 (its width/height, when given, differ from the frame's). Non-finite or negative values are refused.
+
+The other way, `camera_info_of_render`: a rendered image's K and P for the camera_info beside it (render_node's
+`face_display/camera_info`).
 """
 
 from __future__ import annotations
@@ -58,3 +61,20 @@ def describe(K: np.ndarray, source: str, fov_deg: float, have_camera_info: bool 
             "fov": (f"a {fov_deg:g} degree field of view (camera_info K and P are all zero)" if have_camera_info
                     else f"a {fov_deg:g} degree field of view (no camera_info yet)")}[source]
     return f"intrinsics from {what}: fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f} px"
+
+
+def camera_info_of_render(K: np.ndarray, width: int, height: int, mirror: bool = False) -> tuple[list, list]:
+    """The camera_info K ([9], row-major) and P ([12]) of an image drawn by core.render with intrinsics K
+    ([3, 3], pixels, pixel centres at integer + 0.5) at width x height.
+
+    CameraInfo follows OpenCV: the centre of pixel (0, 0) is at (0, 0), so the principal point moves by
+    -0.5 px (sensor_msgs/CameraInfo, REP 104; core/render/__init__.py states the renderer's convention).
+    A left-right mirrored image (`mirror`) puts the principal point at width - 1 - cx. The rendered image is
+    undistorted and unrectified-equals-rectified: P = [K | 0] (a monocular camera, no baseline)."""
+    K = np.asarray(K, np.float64).reshape(3, 3)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2] - 0.5, K[1, 2] - 0.5
+    if mirror:
+        cx = width - 1 - cx
+    k = [float(fx), 0.0, float(cx), 0.0, float(fy), float(cy), 0.0, 0.0, 1.0]
+    p = [k[0], 0.0, k[2], 0.0, 0.0, k[4], k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
+    return k, p

@@ -11,12 +11,13 @@ import array
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields
+from gaussian_head_ros.core.camera_info import camera_info_of_render
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.imageio import encode_jpeg
 from gaussian_head_ros.msg import AvatarStatus
@@ -264,3 +265,11 @@ def rgb_to_compressed_msg(rgb: np.ndarray, header: Header, quality: int) -> Comp
     msg.format = JPEG_FORMAT
     msg.data = encode_jpeg(rgb, quality)
     return msg
+
+
+def render_camera_info_msg(K: np.ndarray, width: int, height: int, header: Header, mirror: bool = False) -> CameraInfo:
+    """The sensor_msgs/CameraInfo of an image core.render drew with intrinsics K ([3, 3]) at width x height
+    (core/camera_info.camera_info_of_render): no distortion (plumb_bob, D all zero), R identity, P = [K | 0]."""
+    k, p = camera_info_of_render(K, width, height, mirror)
+    return CameraInfo(header=header, width=int(width), height=int(height), distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], p=p)

@@ -3,7 +3,9 @@
 Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient local: the latched avatar) and
 `face_control` (best effort, keep last 5). Publishes `face_display/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) at
 `fps`, and the same frames as JPEG on `face_display/image_raw/compressed` (sensor_msgs/CompressedImage,
-`jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine), stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
+`jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine) and
+`face_display/camera_info` (sensor_msgs/CameraInfo of the virtual camera: K and P from `fov_deg` and the image size,
+no distortion; the same header as its image, so image_view, RViz's Camera display and image_proc pair them), stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
 frame, so now - stamp is glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
 
 /diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
@@ -34,7 +36,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec
@@ -48,8 +50,8 @@ from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import Latest, declare_settings, diagnostics, run
-from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp, rgb_to_compressed_msg,
-                                                 rgb_to_image_msg)
+from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
+                                                 render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
@@ -153,6 +155,7 @@ class RenderNode(Node):
         self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
         self.compressed_pub = self.create_publisher(CompressedImage, "face_display/image_raw/compressed",
                                                     qos_profile_sensor_data)
+        self.info_pub = self.create_publisher(CameraInfo, "face_display/camera_info", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._lock = threading.Lock()
@@ -382,6 +385,8 @@ class RenderNode(Node):
         header = Header(frame_id="face_display")
         header.stamp = ns_to_stamp(stamp_ns) if stamp_ns else self.get_clock().now().to_msg()
         self.image_pub.publish(rgb_to_image_msg(img, header))
+        self.info_pub.publish(render_camera_info_msg(intrinsics_from_fov(float(self._param("fov_deg")), w, h), w, h, header,
+                                                     bool(self._param("mirror"))))
         self.counts["frames"] += 1
         if self.compressed_pub.get_subscription_count():  # ~1 us; a JPEG of 512x512 is ~2 ms
             self.compressed_pub.publish(rgb_to_compressed_msg(img, header, int(self._param("jpeg_quality"))))
