@@ -167,8 +167,10 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
     """Bound skin (PART_FACE) for what a closing upper lid uncovers: (means [M, 3], normals [M, 3], colours
     [M, 3], sigma [M] at rest, face_id [M], bary [M, 3]) on the triangles of the strip along each upper lid
     (those with some but not all vertices in UPPER_LID), spaced `spacing_m` apart as they are when the lid
-    is closed (each upper-lid vertex on its lower partner), and `behind_m` behind the strip (seen from
-    `centre`, the camera centre in the same frame), under the photo's Gaussians at rest. The driver scales a
+    is closed (each upper-lid vertex on its lower partner), behind the strip (seen from `centre`, the camera
+    centre in the same frame), under the photo's Gaussians at rest: `behind_m` at the crease side (where the
+    fold is concave and a shallower layer showed through the lashes at rest), a fifth of it at the margin (the
+    part that covers the eyeball's bulge when closed; deeper, the eyeball showed through). The driver scales a
     bound Gaussian by the square root of its triangle's area change, so the sigma at rest is the closed one
     over that factor. skin_rgb [2, 3]: per eye (right, left), lid_skin_colours."""
     v = np.asarray(vertices, np.float64)
@@ -201,7 +203,8 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
         if nrm @ (centre - p.mean(0)) < 0:
             nrm = -nrm  # towards the camera
         eye = 0 if int(f[t][on[t]][0]) in right else 1
-        out["means"].append(p - behind_m * nrm)
+        crease = (bary * ~on[t]).sum(1)  # weight on the crease-side vertices
+        out["means"].append(p - (behind_m * (0.2 + 0.8 * crease ** 2))[:, None] * nrm)
         out["normals"].append(np.repeat(nrm[None], n, 0))
         out["colors"].append(np.repeat(np.asarray(skin_rgb, np.float64)[eye][None], n, 0))
         out["sigma"].append(np.full(n, 0.8 * spacing_m / np.sqrt(a_closed / a_rest)))

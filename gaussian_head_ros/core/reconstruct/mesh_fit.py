@@ -74,7 +74,7 @@ class MeshFitConfig:
     lid_margin: LidMarginConfig | None = field(default_factory=LidMarginConfig)  # None: MediaPipe's eye contour
     lid_split: float = 0.75  # the upper-lid strip's pixels nearer the margin ride with it (eyelids.margin_binding); 0 = off
     lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
-    lid_skin_behind_m: float = 0.0003  # and how far behind the photo's lid it waits at rest
+    lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
     torso_stride: int = 3  # and on the torso
@@ -472,7 +472,7 @@ class MeshFitReconstructor(Reconstructor):
                    ("eye", PART_EYE))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
-                "under_chin": len(chin or []),
+                "under_chin": len(chin or []), "lid_skin": len(lid_skin or []),
                 "parts": counts, "yaw_deg": fp.euler["yaw"], "pitch_deg": fp.euler["pitch"],
                 "face_width_px": fp.face_width_px, "num_faces": fp.num_faces,
                 "expression_removed_mm": round(1000 * expression_strength(expr), 2),
