@@ -167,10 +167,10 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
     core = person & ((d_in > wall_d - 0.5) | near_cut) if inset_px > 0 else person
     # Back surface: a grid of `spacing_m` on the head, `torso_spacing_m` on the torso; discs stretched where
     # it is steep, normals pointing away from the camera and outwards where the back curves round. With an
-    # inset, the coarse discs (sigma 3-7 px) keep 2.5 sigma behind the wall, and a fine grid (wall_step_m / 2
+    # inset, the coarse discs (sigma 3-7 px) keep 2.5 sigma behind the wall, and a fine grid (3/4 wall_step_m
     # apart, stretched up to 10 x along the steep rim) fills the rim between, so none spill over the silhouette.
     grad_y, grad_x = np.gradient(back_depth.astype(np.float64))
-    fine_px = max(1, int(round(0.5 * wall_step_m / mpp)))
+    fine_px = max(1, int(round(0.75 * wall_step_m / mpp)))
     fine_d = wall_d + 1.5 * 0.6 * fine_px  # the fine grid's first discs, pixels inside the silhouette
     for spacing, torso_grid in ((spacing_m, False), (torso_spacing_m, True)):
         step = max(1, int(round(spacing / mpp)))
