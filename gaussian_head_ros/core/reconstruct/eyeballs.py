@@ -38,6 +38,7 @@ class EyeballConfig:
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
     rim_px: int = 2  # the eye opening's rim this wide (source pixels) stays with the lids, not the eyeball
     rim_sclera_level: float = 0.8  # ... except its pixels this far from the dark rim's luminance to the sclera's
+    rim_iris: bool = True  # ... and its pixels within the iris disc
     band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
 
 

@@ -384,9 +384,11 @@ class MeshFitReconstructor(Reconstructor):
         eye_core = cv2.erode(eye_px.astype(np.uint8), np.ones((3, 3), np.uint8),
                              iterations=cfg.eyeball.rim_px).astype(bool)
         eye_core &= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball)
-        # but the rim's clear sclera is the eyeball's: left on the lower lid, a closing lid showed a white strip
+        # but the rim's clear sclera is the eyeball's (left on the lower lid, a closing lid showed a white strip),
+        # and so is the iris disc in it (a narrow eye's iris is mostly rim: half of it stayed, the reader read
+        # the turned eye at 0.6 of its turn)
         eye_core |= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball,
-                                   level=cfg.eyeball.rim_sclera_level, iris=False)
+                                   level=cfg.eyeball.rim_sclera_level, iris=cfg.eyeball.rim_iris)
         lid_band = eye_px & ~eye_core
         if lid_band.any():  # just in front of the sphere, so the painted eyeball behind never shows at rest
             toward = centre - pts[lid_band]
