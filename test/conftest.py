@@ -25,6 +25,16 @@ os.environ.setdefault("PYTHONUNBUFFERED", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _ros_home_per_module(tmp_path_factory):
+    """Each test module its own ROS_HOME (inherited by the nodes it starts): reconstruction_node keeps the last
+    avatar under ROS_HOME and serves it again at start-up, which must not carry one module's avatar into another's."""
+    old = os.environ["ROS_HOME"]
+    os.environ["ROS_HOME"] = str(tmp_path_factory.mktemp("ros_home"))
+    yield
+    os.environ["ROS_HOME"] = old
+
+
 @pytest.fixture(autouse=True)
 def _package_logs_propagate():
     """launch (imported into this process by test_launch / the launch_pytest plugin) makes every logger

@@ -102,3 +102,24 @@ def test_file_and_message_carry_the_same_gaussians(tmp_path):
     for name in msg_names:
         if name in names:
             assert file_rows[:, names.index(name)].tobytes() == msg_rows[:, msg_names.index(name)].tobytes(), name
+
+
+def test_avatar_cache_round_trip_and_refusals(tmp_path):
+    """core/avatar_cache: what is written is read back; a missing file is None; a truncated, altered,
+    foreign or other-kind file is refused with ValueError; no temporary file is left behind."""
+    from gaussian_head_ros.core import avatar_cache
+
+    path = tmp_path / "d" / "a.avatar"
+    assert avatar_cache.read(path, "k") is None
+    avatar_cache.write(path, b"payload" * 1000, "k")
+    assert avatar_cache.read(path, "k") == b"payload" * 1000
+    assert [p.name for p in path.parent.iterdir()] == ["a.avatar"]
+    data = path.read_bytes()
+    for bad, why in ((data[:-10], "truncated"), (data[:-1] + b"X", "checksum"), (b"GIF89a" + data[6:], "not an avatar"),
+                     (data[:20], "too short")):
+        path.write_bytes(bad)
+        with pytest.raises(ValueError, match=why):
+            avatar_cache.read(path, "k")
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="another message definition"):
+        avatar_cache.read(path, "other")

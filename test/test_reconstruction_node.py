@@ -51,13 +51,13 @@ def peer(rclpy_context, node_proc):
     node.destroy_node()
 
 
-def _late_join(rclpy_context, name, timeout=90):
+def _late_join(rclpy_context, name, timeout=90, namespace=""):
     """A fresh node subscribing to the latched topics: what a late joiner gets (avatar msg, status msg)."""
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import AvatarStatus, GaussianAvatar
 
-    node = rclpy_context.create_node(name)
+    node = rclpy_context.create_node(name, namespace=namespace)
     av, st = [], []
     node.create_subscription(GaussianAvatar, "avatar", av.append, _latched())
     node.create_subscription(AvatarStatus, "avatar/status", st.append, _latched())
@@ -332,3 +332,77 @@ def test_unbuildable_reconstructor_says_why(rclpy_context, tmp_path):
     finally:
         node.destroy_node()
         proc.stop()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the avatar cache: a restart without photo_path still serves the last avatar
+
+CACHE_NS = "/cache_test"  # apart from the module's node_proc, which serves its own avatar
+
+
+def _start_node(tmp_path, name, *params):
+    from rosgraph import Proc, executable
+
+    args = ["--ros-args", "-r", f"__ns:={CACHE_NS}", "-p", "preset:=fast", "-p", f"cache_path:={tmp_path / 'avatar.cache'}"]
+    for p in params:
+        args += ["-p", p]
+    return Proc(executable("reconstruction_node") + args, tmp_path / f"{name}.log")
+
+
+def test_restart_without_photo_serves_the_cached_avatar(rclpy_context, tmp_path):
+    """Photo -> avatar; the node is killed (SIGKILL) and started again without a photo: a subscriber that
+    joins after the restart gets the same avatar (operator id, stamp) from the new process."""
+    import signal
+
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from sensor_msgs.msg import Image
+
+    node = rclpy_context.create_node("cache_test_peer", namespace=CACHE_NS)
+    pub = node.create_publisher(Image, "operator/photo", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    first = _start_node(tmp_path, "first")
+    try:
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 60), first.output()
+        pub.publish(_image_msg(_photo("obama_official.jpg", 480), "cached_operator"))
+        before, _ = _late_join(rclpy_context, "cache_before", timeout=120, namespace=CACHE_NS)
+        assert before is not None and before.operator_id == "cached_operator", first.output()
+        assert spin_until(node, lambda: "avatar cache: written" in first.output(), 30), first.output()
+    finally:
+        first.stop(signal.SIGKILL)
+        node.destroy_node()
+    second = _start_node(tmp_path, "second")
+    try:
+        after, st = _late_join(rclpy_context, "cache_after", timeout=60, namespace=CACHE_NS)
+        assert after is not None, f"no avatar after the restart:\n{second.output()}"
+        assert after.operator_id == "cached_operator" and after.header.stamp == before.header.stamp
+        assert bytes(after.gaussians.data) == bytes(before.gaussians.data)
+        assert st is not None and st.ok and "restored from the cache" in st.message
+    finally:
+        second.stop()
+
+
+def test_corrupt_cache_is_said_and_ignored(rclpy_context, tmp_path):
+    from gaussian_head_ros.core import avatar_cache
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.reconstruction_node import CACHE_KIND
+
+    avatar_cache.write(tmp_path / "avatar.cache", b"\x00" * 64 + b"not a message", CACHE_KIND)  # intact file, bad payload
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import GaussianAvatar
+
+    proc = _start_node(tmp_path, "corrupt")
+    node = rclpy_context.create_node("cache_corrupt_peer", namespace=CACHE_NS)
+    av, st = [], []
+    node.create_subscription(GaussianAvatar, "avatar", av.append, _latched())
+    node.create_subscription(AvatarStatus, "avatar/status", st.append, _latched())
+    try:
+        assert spin_until(node, lambda: st, 60), proc.output()
+        spin_until(node, lambda: av, 1.0)
+        assert not av, "a corrupt cache was published"
+        assert st[-1].code == AvatarStatus.INTERNAL_ERROR and "cached avatar" in st[-1].message, st[-1].message
+        assert proc.alive() and "cached avatar ignored" in proc.output()
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()

@@ -13,6 +13,12 @@ during a reconstruction replaces any photo still waiting (newest wins, nothing q
 status. A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
 saying why, and the avatar already published stays published. `operator_id` is the parameter when set,
 else the photo's header.frame_id (else the file name for `photo_path`).
+
+A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
+(atomically); a node started without `photo_path` publishes the cached message again, latched, byte for byte (the
+same operator_id and header stamp), with an OK status saying it came from the cache. A cache that cannot be read,
+is corrupt or is not a valid avatar is said (log, status, diagnostics) and ignored. `cache_avatar:=false` turns
+both off.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from gaussian_head_ros.core import imageio
+from gaussian_head_ros.core import avatar_cache, imageio
+from gaussian_head_ros.core.avatar import FORMAT_VERSION
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
                                                 get_reconstructor, option_names)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
@@ -41,7 +49,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import declare_settings, diagnostics, run
-from gaussian_head_ros.nodes.conversions import avatar_to_msg, status_msg
+from gaussian_head_ros.nodes.conversions import avatar_to_msg, msg_to_avatar, status_msg
 
 
 @dataclass
@@ -56,6 +64,10 @@ class ReconstructionNodeSettings:
     operator_id: str = setting("", "operator id for every avatar; empty: the photo's header.frame_id (or file name)")
     photo_path: str = setting("", "a photo file reconstructed at start-up and whenever it is set; empty: wait for operator/photo")
     frame_id: str = setting("head", "header.frame_id of the published avatar (its head frame)")
+    cache_avatar: bool = setting(True, "keep the last published avatar in cache_path and publish it again at start-up "
+                                       "when photo_path is empty (a restarted node still serves the face)")
+    cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/<namespace>_"
+                                  "reconstruction_node.avatar (ROS_HOME defaults to ~/.ros)")
 
 
 _BUDGET = settings(MeshFitConfig, only=("max_gaussians",))["max_gaussians"]
@@ -66,7 +78,7 @@ PARAMS = {  # parameter name -> Setting
         "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, dense 120k)")),
 }
 NOT_GIVEN = {"max_gaussians": 0}  # parameter values that mean "the backend's own default": not passed on
-_NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id")
+_NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id", "cache_avatar", "cache_path")
 _REBUILD = tuple(n for n in PARAMS if n not in _NODE_ONLY[1:])  # a change rebuilds the reconstructor
 
 
@@ -102,6 +114,10 @@ class Job:
     operator_id: str
     frame_id: str
     source: str  # for log lines: topic or file
+
+
+# what the cache holds: this message definition (its fields and types) and avatar format; another one is refused
+CACHE_KIND = f"gaussian_head_ros/msg/GaussianAvatar {GaussianAvatarMsg.get_fields_and_field_types()} v{FORMAT_VERSION}"
 
 
 class ReconstructionNode(Node):
@@ -140,7 +156,8 @@ class ReconstructionNode(Node):
         self._dirty = True  # the reconstructor must be (re)built from the parameters
         self._encoding_notes = imageio.EncodingNotes()  # warns once about 8UC3 taken as BGR
         self.state = "starting"
-        self.counts = dict(photos=0, replaced=0, avatars=0, refused=0, errors=0)
+        self.counts = dict(photos=0, replaced=0, avatars=0, refused=0, errors=0, cache_errors=0)
+        self.cache_state = "on" if self._param("cache_avatar") else "off"
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
         photo = self._param("photo_path")
         if photo:
@@ -233,6 +250,8 @@ class ReconstructionNode(Node):
 
     def _work_loop(self) -> None:
         rec = None
+        if self._param("cache_avatar") and not self._param("photo_path"):
+            self._restore_cache()  # before any photo: a photo latched for us replaces it
         while not self._stop.is_set():
             if self._dirty:
                 rec = self._rebuild(rec)
@@ -259,6 +278,50 @@ class ReconstructionNode(Node):
                 self.state = "ready" if rec is not None else self.state
         if rec is not None:
             rec.close()
+
+    def _cache_path(self) -> str:
+        return self._param("cache_path") or str(avatar_cache.default_path(self.get_namespace(), self.get_name()))
+
+    def _restore_cache(self) -> None:
+        """Publish the cached avatar again (latched), or say why the cache is ignored."""
+        path = self._cache_path()
+        job = Job(lambda: None, "", "", f"cache {path}")
+        try:
+            payload = avatar_cache.read(path, CACHE_KIND)
+            if payload is None:
+                self.cache_state = f"no cached avatar at {path}"
+                self.get_logger().info(f"{self.cache_state}; waiting for a photo")
+                return
+            msg = deserialize_message(payload, GaussianAvatarMsg)
+            job.operator_id, job.frame_id = msg.operator_id, msg.header.frame_id
+            avatar = msg_to_avatar(msg)  # the checks render_node makes: refuse here what it would refuse
+        except Exception as e:  # ValueError from the checks; deserialization raises its own kinds
+            self.counts["cache_errors"] += 1
+            self.cache_state = f"cached avatar ignored: {e}"
+            self.get_logger().error(f"{self.cache_state}; waiting for a photo")
+            self._status(INTERNAL_ERROR, f"the cached avatar could not be used ({e}); waiting for a photo", job)
+            return
+        self.avatar_pub.publish(msg)
+        made = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
+        self.cache_state = f"restored from {path}"
+        text = f"avatar for '{msg.operator_id}' restored from the cache {path} ({avatar.num_gaussians} Gaussians, made {made})"
+        self.get_logger().info(text)
+        self._status(OK, text, job, num_gaussians=avatar.num_gaussians)
+
+    def _save_cache(self, msg: GaussianAvatarMsg) -> None:
+        """Keep the avatar just published in the cache (a failure is said and counted; serving goes on)."""
+        if not self._param("cache_avatar"):
+            return
+        path = self._cache_path()
+        try:
+            avatar_cache.write(path, serialize_message(msg), CACHE_KIND)
+        except OSError as e:
+            self.counts["cache_errors"] += 1
+            self.cache_state = f"cannot write {path}: {e.strerror or e}"
+            self.get_logger().warning(f"avatar cache: {self.cache_state} (a restart will not serve this avatar)")
+            return
+        self.cache_state = f"written to {path}"
+        self.get_logger().info(f"avatar cache: {self.cache_state}")
 
     def _rebuild(self, old):
         """A reconstructor from the current parameters (None, with a log line, when that fails)."""
@@ -311,6 +374,7 @@ class ReconstructionNode(Node):
             self.get_logger().warning(w)
         self.get_logger().info(text)
         self._status(OK, text, job, result.warnings, n, dt)
+        self._save_cache(msg)
 
     def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
         self.counts["refused"] += 1
@@ -336,7 +400,7 @@ class ReconstructionNode(Node):
         else:
             level = DiagnosticStatus.OK
         message = self.state if level != DiagnosticStatus.WARN else f"last photo refused: {self.last['message']}"
-        values = {"state": self.state, "backend": str(self._param("backend")),
+        values = {"state": self.state, "backend": str(self._param("backend")), "avatar_cache": self.cache_state,
                   **{f"last_{k}": v for k, v in self.last.items()}, **{k: str(v) for k, v in self.counts.items()}}
         self.diag_pub.publish(diagnostics(self, "avatar reconstruction", level, message, str(self._param("backend")), values))
 
