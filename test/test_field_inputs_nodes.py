@@ -264,6 +264,12 @@ def test_camera_info_with_k_zero_uses_p_and_says_so_once(graph, clip):
         g["camera_info"].publish(_camera_info(w, h))
         _track(g, rgb)
     assert g["procs"]["tracker"].log().count("camera_info K and P are all zero") == 1
+    # new K values from the same source (K again, then a shorter lens): a new line with the new values (the log
+    # said only when the source changed, and went on showing the first K's numbers)
+    _depth_with(g, rgb, _camera_info(w, h, k=K, p=P), "intrinsics from camera_info K")
+    K2 = np.array([1.5 * w, 0, cx, 0, 1.5 * w, cy, 0, 0, 1])
+    z_k2 = _depth_with(g, rgb, _camera_info(w, h, k=K2), f"intrinsics from camera_info K: fx {1.5 * w:.1f}")
+    assert abs(z_k2 - 0.75 * z_k) < 0.02 * z_k, (z_k2, z_k)  # the depth follows the focal length
     _alive(g)
 
 

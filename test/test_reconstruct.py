@@ -577,7 +577,14 @@ def test_cli_numeric_arguments_out_of_range_are_usage_errors(capsys):
                          (["bench", "--gaussians", "-5"], "--gaussians"), (["render", "a.ply", "-o", "a.mp4",
                                                                              "--size", "0"], "--size"),
                          (["eval", "--video", "clip.mp4", "--max-frames", "-3"], "--max-frames"),
-                         (["eval", "--video", "clip.mp4", "--stride", "0"], "--stride")):
+                         (["eval", "--video", "clip.mp4", "--stride", "0"], "--stride"),
+                         # render --fps 0 rendered at 30 FPS, --seconds -1 one frame: refused like the others
+                         (["render", "a.ply", "-o", "a.mp4", "--fps", "0"], "--fps"),
+                         (["render", "a.ply", "-o", "a.mp4", "--fps", "nan"], "--fps"),
+                         (["render", "a.ply", "-o", "a.mp4", "--seconds", "-1"], "--seconds"),
+                         (["render", "a.ply", "-o", "a.mp4", "--fov", "0"], "--fov"),
+                         (["render", "a.ply", "-o", "a.mp4", "--distance", "-1"], "--distance"),
+                         (["render", "a.ply", "-o", "a.mp4", "--background", "0", "2", "0"], "--background")):
         capsys.readouterr()
         with pytest.raises(SystemExit) as e:
             main(argv)

@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from gaussian_head_ros.commands import IMAGE_SIZES, int_range
+from gaussian_head_ros.commands import IMAGE_SIZES, float_range, int_range
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +24,17 @@ def add_arguments(p):
     p.add_argument("--controls", help="FaceControl JSONL (from `gaussian-head track`); default: idle animation")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4)")
     p.add_argument("--size", type=int_range(*IMAGE_SIZES), default=512, help="frame size in pixels (square)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate (default: from the control stamps, else 30)")
-    p.add_argument("--seconds", type=float, default=5.0, help="length of the idle animation without --controls")
+    # the ranges of render_node's fps, fov_deg and distance_m parameters
+    p.add_argument("--fps", type=float_range(1.0, 240.0), default=None,
+                   help="frame rate, 1..240 (default: from the control stamps, else 30)")
+    p.add_argument("--seconds", type=float_range(0.1), default=5.0,
+                   help="length of the idle animation without --controls (at least 0.1)")
     p.add_argument("--backend", default="auto", help="rasterizer: auto, cpu, torch, gsplat")
     p.add_argument("--lighting", default="captured", help="captured, studio, soft, dramatic or warm")
-    p.add_argument("--fov", type=float, default=30.0, help="vertical field of view, degrees")
-    p.add_argument("--distance", type=float, default=0.6, help="camera distance from the head centre, metres")
-    p.add_argument("--background", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"),
+    p.add_argument("--fov", type=float_range(5.0, 120.0), default=30.0, help="vertical field of view, degrees (5..120)")
+    p.add_argument("--distance", type=float_range(0.1, 10.0), default=0.6,
+                   help="camera distance from the head centre, metres (0.1..10)")
+    p.add_argument("--background", type=float_range(0.0, 1.0), nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"),
                    help="background colour in 0..1")
 
 

@@ -2,8 +2,8 @@
 
 Subscribes `camera/image_raw` (sensor_msgs/Image, best effort, keep last 1; rgb8, bgr8, mono8, rgba8,
 16-bit, yuv422 ...) and, when present, `camera/camera_info` for the intrinsics: its K, else its P when
-K is all zero, else a `fov_deg` pinhole camera (core/camera_info.py; the log says once which, and again
-when that changes). Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
+K is all zero, else a `fov_deg` pinhole camera (core/camera_info.py; the log says once which, with the
+values, and again when the source or the values change). Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
 camera frame's stamp (frames with a zero stamp get the arrival time).
 
 Frames are never queued: the subscription keeps the newest frame, a worker thread processes it, and
@@ -106,7 +106,7 @@ class TrackerNode(Node):
         self._stop = threading.Event()
         self._latest = Latest()  # newest (frame, its stamp in ns, arrival time)
         self._info: CameraInfo | None = None
-        self._intrinsics_said = None  # (source, fov) of the last intrinsics log line
+        self._intrinsics_said = None  # the last intrinsics log line (source and values)
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
         self._recalibrate = False
         self._learner = BasisLearner()  # when to (re-)learn the operator basis, and from what (frame thread only)
@@ -210,17 +210,16 @@ class TrackerNode(Node):
 
     def _intrinsics(self, w: int, h: int) -> np.ndarray:
         """[3, 3] intrinsics for a w x h frame: camera_info K, else its P, else fov_deg (core/camera_info.py);
-        says once which, and again whenever that changes."""
+        says once which, and again whenever the source or the values (as the log line prints them) change."""
         info = self._info if self._param("use_camera_info") else None
         fov = float(self._param("fov_deg"))
         if info is None:
             K, source = intrinsics_from_camera_info(np.zeros(9), (), 0, 0, w, h, fov)
         else:
             K, source = intrinsics_from_camera_info(info.k, info.p, info.width, info.height, w, h, fov)
-        key = (source if info is not None else "none", fov)
-        if key != self._intrinsics_said:
-            self._intrinsics_said = key
-            line = describe(K, source, fov, have_camera_info=info is not None)
+        line = describe(K, source, fov, have_camera_info=info is not None)
+        if line != self._intrinsics_said:
+            self._intrinsics_said = line
             if info is None or source == "K":
                 self.get_logger().info(line)
             else:
