@@ -38,7 +38,8 @@ def generate_launch_description():
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "avatar.yaml"),
                               description="YAML file with the parameters of all nodes"),
         DeclareLaunchArgument("photo", default_value="",
-                              description="operator photo reconstructed at start-up (empty: wait for operator/photo)"),
+                              description="operator photo reconstructed at start-up (empty: the last avatar again, from the "
+                                          "reconstruction_node's cache_path, and wait for operator/photo)"),
         DeclareLaunchArgument("operator_id", default_value="",
                               description="operator id for the start-up photo (empty: from the file name)"),
         DeclareLaunchArgument("camera_topic", default_value="camera/image_raw",
