@@ -69,7 +69,8 @@ def test_avatar_yaml_is_every_parameter_with_its_default():
 
 
 def _launch_file():
-    if importlib.util.find_spec("launch") is None or importlib.util.find_spec("launch_ros") is None:
+    # launch.actions, not launch: run from the repository root, its launch/ folder is a namespace package "launch"
+    if importlib.util.find_spec("launch.actions") is None or importlib.util.find_spec("launch_ros.actions") is None:
         pytest.skip("launch / launch_ros are not installed (scripts/test.sh installs them)")
     spec = importlib.util.spec_from_file_location("avatar_launch", ROOT / "launch" / "avatar.launch.py")
     mod = importlib.util.module_from_spec(spec)
@@ -78,9 +79,9 @@ def _launch_file():
 
 
 def test_launch_arguments_set_declared_parameters_and_name_their_choices():
+    mod = _launch_file()
     from launch.actions import DeclareLaunchArgument
 
-    mod = _launch_file()
     args = {a.name: a for a in mod.generate_launch_description().entities if isinstance(a, DeclareLaunchArgument)}
     assert mod.ARGUMENT_PARAMETERS, "the launch file maps its arguments to node parameters"
     for arg, (node, name) in mod.ARGUMENT_PARAMETERS.items():
