@@ -474,9 +474,8 @@ class GaussianGenerator(nn.Module):
         global code [B, global_dim] and `departure` (the raw outputs that move a Gaussian away from what the
         untrained generator makes: offset [B, N, 3] in units of the part's limit, log_scale [B, N, 3] change,
         opacity_logit [B, N], colour [B, N, 3] logit correction of the unseen prior, visibility [B, N] logit
-        correction; and source_facing [B, N], not a departure: the geometric visibility before the person mask,
-        1 where the photo looks at the Gaussian, whether it shows the person or the background there), read by
-        the unseen-prior loss."""
+        correction; and hidden [B, N], not a departure: 1 on head-surface / torso Gaussians behind the face in
+        the source view), read by the unseen-prior loss."""
         cfg = self.cfg
         fmap = self.neck(tokens["patches"].permute(0, 3, 1, 2))  # [B, C, k g, k g]
         g = self.global_code(tokens["cls"])  # [B, G]
@@ -489,9 +488,8 @@ class GaussianGenerator(nn.Module):
         normals = anchor_normals(template, self.faces, self.face_id, self.normal0)
         uv, _ = project_points(anchors, viewmat, K)  # [B, N, 2] in `image` pixels
         hidden, under, in_front = self.face_relation(anchors, template, viewmat, K, uv)
-        facing = (self.geometric_visibility(anchors, normals, viewmat) * self.opening_gate(template, viewmat, K, uv)
-                  * (~hidden).to(uv.dtype))  # [B, N]: where the photo looks at the Gaussian's side
-        v_geo = (facing * self.person_gate(mask, uv, image.shape[-2:]))[..., None]  # [B, N, 1]: ... and sees the person
+        v_geo = (self.geometric_visibility(anchors, normals, viewmat) * self.opening_gate(template, viewmat, K, uv)
+                 * (~hidden).to(uv.dtype) * self.person_gate(mask, uv, image.shape[-2:]))[..., None]  # [B, N, 1]
         h, w = image.shape[-2:]
         uv_f = uv * torch.tensor([fmap.shape[-1] / w, fmap.shape[-2] / h], device=uv.device)
         feat = v_geo * sample_image(fmap, uv_f)  # [B, N, C]: the photo's evidence only where it is seen
@@ -515,7 +513,7 @@ class GaussianGenerator(nn.Module):
         # for the unseen-prior loss (core/train/losses.py unseen_prior_loss): zero offset, base size, opacity
         # logit INIT_OPACITY_LOGIT, no colour correction, no visibility correction
         departure = {"offset": torch.tanh(out[..., 0:3]), "log_scale": out[..., 6:9], "opacity_logit": out[..., 9],
-                     "colour": inferred, "visibility": out[..., 14], "source_facing": facing.detach()}
+                     "colour": inferred, "visibility": out[..., 14], "hidden": hidden.to(uv.dtype)}
         return {"means": means, "rgb": rgb, "log_scales": log_scales.clamp(-12, 0),
                 "logit_opacities": torch.where(in_front, HIDDEN_LOGIT, out[..., 9]), "quats": F.normalize(out[..., 10:14], dim=-1), "global": g,
                 "visibility": vis[..., 0], "normals": normals, "departure": departure}

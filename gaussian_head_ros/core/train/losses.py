@@ -27,7 +27,8 @@ class LossConfig:
     perceptual: float = 0.0  # VGG16 feature L1; used only when perceptual_weights is a local file
     perceptual_weights: str = ""  # torchvision-format vgg16 state_dict (e.g. vgg16-397923af.pth)
     rest_coeffs: float = 1.0  # L1 of the predicted photo coefficients vs the source frame's blendshapes (0 without)
-    unseen_prior: float = 1.0  # keeps what no training view shows (head surface / torso facing away) at the prior
+    unseen_prior: float = 0.0  # keeps what no training view shows (head surface / torso facing away) at the prior;
+    # off: at 1.0 the tiny preset's held-out image loss stalled (30 steps, 3 seeds: 0.353 -> 0.350 vs 0.268 off)
 
 
 def _gauss_kernel(size: int, sigma: float, device, dtype) -> torch.Tensor:

@@ -191,12 +191,11 @@ def render_batch(posed: dict, out: dict, batch: dict, background: float, backend
 
 
 def unseen_weights(model, out: dict, posed: dict, batch: dict, width: float = 0.1) -> torch.Tensor:
-    """[B, N] in [0, 1], detached: which head-surface / torso Gaussians neither the target view nor the source
-    photo looks at: 1 where the Gaussian faces away from the target camera (n . unit direction to it below
-    -width, posed normal R n) or the photo does not look at it (1 - the source's geometric visibility, which
-    counts a Gaussian the photo looks at as seen even where it shows the background there: the mask loss
-    may carve those), 0 where it faces the target camera by more than width; a linear ramp between. 0 on
-    the other parts."""
+    """[B, N] in [0, 1], detached: which head-surface / torso Gaussians the target view does not show: 1 where
+    the Gaussian faces away from the target camera (posed normal R n . unit direction to it below -width) or
+    lies behind the face (the source's occlusion), 0 where it faces the target camera by more than width,
+    a linear ramp between; times the target's person mask where the Gaussian projects (onto the background:
+    0, so the mask loss may carve the head surface to the person's silhouette); 0 on the other parts."""
     from gaussian_head_ros.core.avatar import PART_STATIC, PART_TORSO
 
     g = (model.module if hasattr(model, "module") else model).generator
@@ -206,7 +205,18 @@ def unseen_weights(model, out: dict, posed: dict, batch: dict, width: float = 0.
         n = out["normals"] @ rot.transpose(1, 2)
         facing = (n * torch.nn.functional.normalize(cam - posed["means"], dim=-1)).sum(-1)
         away = ((width - facing) / (2 * width)).clamp(0, 1)
-        unseen = torch.maximum(away, 1 - out["departure"]["source_facing"])
+        unseen = torch.maximum(away, out["departure"]["hidden"])
+        # where the target's person mask is not (the Gaussian projects onto the background): free, so the mask
+        # loss may carve the head surface to the person's silhouette, front and back alike
+        K = batch["tgt_K"]
+        pc = posed["means"] + batch["tgt_viewmat"][:, None, :3, 3]
+        z = pc[..., 2].clamp(min=1e-3)
+        uv = torch.stack([K[:, None, 0, 0] * pc[..., 0] / z + K[:, None, 0, 2],
+                          K[:, None, 1, 1] * pc[..., 1] / z + K[:, None, 1, 2]], -1)
+        s = batch["tgt_mask"].shape[-1]
+        grid = (2 * uv / s - 1)[:, :, None]  # [B, N, 1, 2]
+        person = torch.nn.functional.grid_sample(batch["tgt_mask"][:, None], grid, align_corners=False)[:, 0, :, 0]
+        unseen = unseen * person
         return unseen * ((g.part == PART_STATIC) | (g.part == PART_TORSO))[None].to(unseen.dtype)
 
 
