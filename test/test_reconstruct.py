@@ -243,6 +243,34 @@ def test_two_faces_use_the_largest_and_say_so(results):
     assert res.info["face_width_px"] == pytest.approx(widths[1], rel=0.01)
 
 
+def test_face_gaussians_off_the_person_take_skin_not_the_background(results):
+    """business_person's template cheek reaches past her real cheek (white background there): the face
+    Gaussians the photo shows only on the silhouette's background-mixed edge or beyond it take the nearest
+    skin's colour, not the background's white (a white dotted patch along the jaw in turned and driven views)."""
+    from gaussian_head_ros.core.avatar import PART_FACE
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+
+    res = results["business_person.png"]
+    a = res.avatar
+    p = Driver(a).drive(FaceControl(expression=res.expression))  # as the photo shows them
+    K, w, h = source_intrinsics(a)
+    vm = np.asarray(a.source_camera.viewmat, np.float64)
+    c = np.asarray(p.means, np.float64) @ vm[:3, :3].T + vm[:3, 3]
+    u = np.floor(K[0, 0] * c[:, 0] / c[:, 2] + K[0, 2]).astype(int)
+    v = np.floor(K[1, 1] * c[:, 1] / c[:, 2] + K[1, 2]).astype(int)
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    clean = np.zeros(len(u), bool)
+    clean[inside] = res.mask[v[inside], u[inside]]  # the head without its background-mixed edge
+    off = (a.part == PART_FACE) & ~clean
+    assert off.sum() > 300  # the template's rim: the edge band and the overshoot past the cheek
+    photo = res.photo.astype(np.float32) / 255
+    assert np.all(photo[200:400, 440:500] > 0.9)  # the background beside her left cheek is white
+    white = np.asarray(p.colors)[off].min(1) > 0.85  # the background's white (162 of them before the fix, 0 now)
+    assert white.sum() <= 5, f"{white.sum()} of {off.sum()} face Gaussians off the clean head are background-white"
+
+
 def test_turned_head_is_completed_without_holes(results):
     """At +-20 deg yaw the head region keeps covering itself: no see-through holes inside the silhouette."""
     from gaussian_head_ros.core.reconstruct.preview import source_view

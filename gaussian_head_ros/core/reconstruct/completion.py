@@ -77,11 +77,15 @@ def sample_triangles(v: np.ndarray, faces: np.ndarray, tri_idx: np.ndarray, spac
 
 
 def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.ndarray, mirror: np.ndarray,
-                    skin_fill: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng) -> GaussianBatch:
+                    skin_fill: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
+                    clean: np.ndarray | None = None) -> GaussianBatch:
     """Gaussians on template triangles the photo covers badly (covered [F] bool false).
 
     mirror [V] mirror-image vertex of each vertex; skin_fill [S, S, 3] the photo's skin colours
-    extrapolated over the whole image (for points nothing visible matches)."""
+    extrapolated over the whole image (for points nothing visible matches); clean [S, S] bool the
+    person's pixels whose colour is the person's alone (None: all of scene.person). A point seen, or
+    mirrored, on another pixel (the silhouette's edge band, mixed with the background; a template cheek
+    reaching past the real one) takes skin_fill instead."""
     todo = np.flatnonzero(~covered)
     if len(todo) == 0:
         return None
@@ -89,11 +93,14 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     tri = faces[fid]  # [M, 3]
     pts = np.einsum("mk,mkc->mc", bary, v[tri])
     nrm = np.einsum("mk,mkc->mc", bary, vertex_normals[tri])
+    clean = scene.person if clean is None else clean
     vis, i, j = scene.visible(pts)
+    vis &= clean[i, j]
     col = skin_fill[i, j]
     col[vis] = scene.photo[i[vis], j[vis]]
     mpts = np.einsum("mk,mkc->mc", bary, v[mirror[tri]])  # the same spot on the other side of the face
     mvis, mi, mj = scene.visible(mpts)
+    mvis &= clean[mi, mj]
     use = ~vis & mvis
     col[use] = scene.photo[mi[use], mj[use]]
     sigma = np.full(len(pts), 0.6 * spacing_m)

@@ -348,14 +348,19 @@ class MeshFitReconstructor(Reconstructor):
         t2 = time.perf_counter()
         scene = Scene(K, R, t, photo, person, np.where(person, front, np.inf), rays, torso_y)
         skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
-        skin_fill = push_pull(photo, skin_w.astype(np.float32))
+        # The silhouette's outermost pixels mix in the background (white behind business_person's cheek): no
+        # colour is taken from them, neither by the photo layer (below) nor by the face completion.
+        open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        d_edge = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
+        edge = (d_edge < cfg.edge_band_px + 0.5) & ~open_edge
+        skin_fill = push_pull(photo, (skin_w & ~edge).astype(np.float32))
         covered = covered_triangles(V, faces, fid, face_px & person, R, t, K)
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
-        face_extra = face_completion(scene, V, faces, covered, mirror, skin_fill, vn, cfg.face_spacing_m, rng)
+        face_extra = face_completion(scene, V, faces, covered, mirror, skin_fill, vn, cfg.face_spacing_m, rng,
+                                     clean=person & ~edge)
         back_cols, side_cols, wall_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask, rows, wt,
                                                                h_back)
-        open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
                                cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
                                inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0)
@@ -419,10 +424,8 @@ class MeshFitReconstructor(Reconstructor):
                                                 torso_px, eye_core, centre, f)
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
-        # The silhouette's outermost pixels mix in the background, and turned views magnify them (they lie
-        # on the steepest part of the surface): they take the colour from just inside instead.
-        d_edge = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
-        edge = (d_edge < cfg.edge_band_px + 0.5) & ~open_edge
+        # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
+        # lie on the steepest part of the surface): they take the colour from just inside instead.
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
         frozen = edge[pixels[0], pixels[1]]
         photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
