@@ -34,6 +34,11 @@ def ns_to_stamp(ns: int) -> Time:
     return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
 
 
+def stamp_text(stamp: Time) -> str:
+    """A header stamp as 'sec.nanosec' (nanoseconds zero-padded to 9 digits), as logs and diagnostics print it."""
+    return f"{stamp.sec}.{stamp.nanosec:09d}"
+
+
 def _f32(a: np.ndarray) -> array.array:
     return array.array("f", np.ascontiguousarray(a, np.float32).tobytes())
 

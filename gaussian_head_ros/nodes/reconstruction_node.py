@@ -49,7 +49,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import declare_settings, diagnostics, run
-from gaussian_head_ros.nodes.conversions import avatar_to_msg, msg_to_avatar, status_msg
+from gaussian_head_ros.nodes.conversions import avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
 
 @dataclass
@@ -302,7 +302,7 @@ class ReconstructionNode(Node):
             self._status(INTERNAL_ERROR, f"the cached avatar could not be used ({e}); waiting for a photo", job)
             return
         self.avatar_pub.publish(msg)
-        made = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
+        made = stamp_text(msg.header.stamp)
         self.cache_state = f"restored from {path}"
         text = f"avatar for '{msg.operator_id}' restored from the cache {path} ({avatar.num_gaussians} Gaussians, made {made})"
         self.get_logger().info(text)

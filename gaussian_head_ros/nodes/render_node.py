@@ -51,7 +51,8 @@ from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import Latest, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
-                                                 render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg)
+                                                 render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
+                                                 stamp_text)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
@@ -266,7 +267,7 @@ class RenderNode(Node):
         try:
             avatar = msg_to_avatar(msg, max_gaussians=int(self._param("max_gaussians")))
             new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
-                         avatar.num_gaussians, f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}")
+                         avatar.num_gaussians, stamp_text(msg.header.stamp))
         except ValueError as e:
             self.counts["avatars_refused"] += 1
             self.last_error = f"avatar refused: {e}"
