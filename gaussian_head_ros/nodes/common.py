@@ -4,6 +4,7 @@ Fast DDS profile."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -146,11 +147,29 @@ def _package_profiles() -> set[str]:
 
 
 _interrupted = threading.Event()
+_spinning = threading.Event()
 
 
 def _on_sigint(signum, frame):
+    """Python's half of a Ctrl-C (rclpy's own handler runs first and shuts the context down). While an
+    executor spins that shutdown is enough (spin ends), and a KeyboardInterrupt raised at an arbitrary bytecode
+    there would half-build rclpy objects: a Task interrupted in its __init__ prints "Exception ignored in
+    Future.__del__ ... AttributeError: 'Task' object has no attribute '_exception'" (rclpy 9.1.2, seen in CI on
+    a Ctrl-C of `ros2 launch`). Outside spin (start-up, teardown) it raises KeyboardInterrupt as usual."""
     _interrupted.set()
-    raise KeyboardInterrupt
+    if not _spinning.is_set():
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def spinning():
+    """Mark the main thread's executor.spin(): a Ctrl-C during it ends spin through the context's shutdown
+    (rclpy's signal handler) instead of a KeyboardInterrupt (see `_on_sigint`)."""
+    _spinning.set()
+    try:
+        yield
+    finally:
+        _spinning.clear()
 
 
 def note_interrupts() -> None:
@@ -235,9 +254,11 @@ def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
         if threads:
             executor = MultiThreadedExecutor(num_threads=threads)
             executor.add_node(node)
-            executor.spin()
+            with spinning():
+                executor.spin()
         else:
-            rclpy.spin(node)
+            with spinning():
+                rclpy.spin(node)
     except ExternalShutdownException:
         pass
     except (KeyboardInterrupt, RuntimeError) as e:

@@ -18,7 +18,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from gaussian_head_ros.nodes.common import interrupted, start_process
+from gaussian_head_ros.nodes.common import interrupted, spinning, start_process
 
 
 def parse_args(argv: list[str]):
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                 source=args.video, loop=args.loop == "true")))
         for n in nodes:
             executor.add_node(n)
-        executor.spin()
+        with spinning():
+            executor.spin()
     except ExternalShutdownException:
         pass
     except (KeyboardInterrupt, RuntimeError) as e:
