@@ -9,7 +9,10 @@ latency of each rendered frame is now - stamp, and the stamp is the camera frame
 other work. --threads N fixes the render node's rasterizer threads (default: its tuner); --trace prints the
 render and tracker nodes' diagnostics once a second (rates, ms per frame, threads, age of the control).
 The nodes run in a private ROS domain (ROS_DOMAIN_ID 201-230 unless set). Prints frame rate and latency
-p50/p95/max.
+p50/p95/max, then where the latency goes: each displayed frame's latency split into stages from the nodes' per-frame
+trace (core/frametrace.py: camera publish, to tracker, tracker queue, tracking, to render, render wait, drive +
+raster, publish, to display, repeat) with p50/p95/mean and the mean over the slowest 5 % of displays, and the CPU
+each process used per frame (less sensitive to other load on the machine than the latencies).
 """
 
 import argparse
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gaussian_head_ros.core import frametrace
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,6 +36,12 @@ def _spin(stop):
     while not stop.is_set():
         for _ in range(100000):
             x += 1
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -59,6 +70,8 @@ def main():
     # input 60 Hz, 45 "FPS", latencies of seconds).
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(201, 230)))
     logs = Path(tempfile.mkdtemp(prefix="ghr-latency-"))
+    trace_dir = logs / "trace"
+    os.environ[frametrace.ENV] = str(trace_dir)  # the nodes' per-frame trace (inherited by their processes)
     render_params = {"fps": a.fps, "width": a.size, "height": a.size, "backend": a.backend}
     if a.threads is not None:
         render_params["threads"] = a.threads
@@ -80,6 +93,8 @@ def main():
         for p in loaders:
             p.start()
         rec.reset()
+        cpu0 = {p.name: cpu_seconds(p.pid) for p in procs}
+        self0 = time.process_time()
         t_end = time.monotonic() + a.seconds
         while (left := t_end - time.monotonic()) > 0:
             time.sleep(min(1.0, left))
@@ -91,12 +106,28 @@ def main():
                       f" | age of the control at publication: tracker {t.get('latency_ms_mean')} ms, "
                       f"render {r.get('latency_ms_mean')} ms | load {os.getloadavg()[0]:.1f}", flush=True)
         s = rec.stats
+        cpu = {p.name: cpu_seconds(p.pid) - cpu0[p.name] for p in procs}
+        cpu["bench (display)"] = time.process_time() - self0
         lat = np.asarray(s.latencies_ms)
         load = os.getloadavg()[0]
         print(f"{a.size}x{a.size} at {a.fps:g} fps target, {a.backend} backend, {a.load} busy process(es), "
               f"load average {load:.1f}: {len(lat)} frames in {a.seconds:g} s = {s.fps():.1f} FPS; "
               f"glass-to-glass latency p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms, "
               f"max {lat.max():.1f} ms")
+        displayed = [(st, st + int(round(ms * 1e6))) for st, ms in zip(s.stamps_ns, s.latencies_ms)]
+        (trace_dir / "displayed.tsv").write_text("".join(f"{st} {t}\n" for st, t in displayed))  # for later analyses
+        events = frametrace.read_traces(trace_dir)
+        print(frametrace.report(events, displayed))
+        frames = {"video_source_node": "camera frames", "tracker_node": "tracked frames",
+                  "render_node": "displayed frames", "bench (display)": "displayed frames"}
+        lo, hi = min(s.stamps_ns), max(s.stamps_ns)
+        count = {"camera frames": sum(lo <= t <= hi for t in events.get(frametrace.CAMERA_PUBLISHED, {})),
+                 "tracked frames": sum(lo <= t <= hi for t in events.get(frametrace.TRACKER_START, {})),
+                 "displayed frames": len(lat)}
+        print("CPU per frame: " + ", ".join(
+            f"{name} {sec * 1e3 / max(count[frames[name]], 1):.1f} ms per {frames[name][:-1]} "
+            f"({sec / a.seconds * 100:.0f} % of a core)" for name, sec in cpu.items() if name in frames)
+              + f" ({len(lat)} displayed, load average {os.getloadavg()[0]:.1f}; logs and traces in {logs})")
     finally:
         stop.set()
         for p in loaders:

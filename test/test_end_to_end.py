@@ -37,18 +37,20 @@ def graph(rclpy_context, tmp_path_factory):
 
     from gaussian_head_ros.msg import FaceControl
 
+    from gaussian_head_ros.core import frametrace
     from gaussian_head_ros.nodes.launcher import FaceDisplayRecorder, NodeProcess, node_command
 
     logs = tmp_path_factory.mktemp("e2e")
+    env = {frametrace.ENV: str(logs / "trace")}  # every node marks each frame's events (core/frametrace.py)
     clip = shared("driving", "lp_d18.mp4")
     render_cmd = node_command("render_node", {"fps": FPS, "width": SIZE, "height": SIZE, "backend": "cpu",
                                               "idle_timeout_s": 1.0, "crossfade_s": 0.3})
     procs = {
-        "reconstruction_node": NodeProcess("reconstruction_node", node_command("reconstruction_node"), logs),
-        "render_node": NodeProcess("render_node", render_cmd, logs),
-        "tracker_node": NodeProcess("tracker_node", node_command("tracker_node"), logs),
+        "reconstruction_node": NodeProcess("reconstruction_node", node_command("reconstruction_node"), logs, env=env),
+        "render_node": NodeProcess("render_node", render_cmd, logs, env=env),
+        "tracker_node": NodeProcess("tracker_node", node_command("tracker_node"), logs, env=env),
         "video_source_node": NodeProcess("video_source_node", node_command(
-            "video_source_node", {"source": str(clip), "loop": True}), logs),
+            "video_source_node", {"source": str(clip), "loop": True}), logs, env=env),
     }
     recorder = FaceDisplayRecorder(keep_frames=30)
     node = rclpy_context.create_node("e2e_driver")
@@ -62,7 +64,7 @@ def graph(rclpy_context, tmp_path_factory):
     photo_pub = node.create_publisher(CompressedImage, "operator/photo/compressed", QoSProfile(depth=1))
     state = {"procs": procs, "recorder": recorder, "node": node, "camera_stamps": camera_stamps,
              "control_stamps": control_stamps,
-             "photo_pub": photo_pub, "render_cmd": render_cmd, "logs": logs}
+             "photo_pub": photo_pub, "render_cmd": render_cmd, "logs": logs, "trace": env[frametrace.ENV]}
     yield state
     recorder.close()
     node.destroy_node()
@@ -113,6 +115,12 @@ def test_photo_to_stream_with_traceable_stamps(graph):
         f"only {traced}/{len(s.stamps_ns)} frames carry a camera stamp; "
         f"{sum(1 for t in s.stamps_ns if t in controls)} carry a face_control stamp; this test received "
         f"{len(camera)} camera frames and {len(controls)} controls, {len(controls & camera)} of them with a camera stamp")
+    # the per-frame trace follows the same frames through every process (what bench_latency's breakdown reads)
+    from gaussian_head_ros.core import frametrace
+
+    displayed = [(t, t + int(ms * 1e6)) for t, ms in zip(s.stamps_ns, s.latencies_ms)]
+    b = frametrace.breakdown(frametrace.read_traces(graph["trace"]), displayed)
+    assert b["complete"] >= 0.9 * traced, frametrace.report(frametrace.read_traces(graph["trace"]), displayed)
     graph["identity_a"] = _face(rec.frames)
 
 

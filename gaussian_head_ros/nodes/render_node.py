@@ -39,7 +39,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from gaussian_head_ros.core import expression_codec
+from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import FramePacer
@@ -52,7 +52,7 @@ from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import Latest, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
-                                                 stamp_text)
+                                                 stamp_text, stamp_to_ns)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
@@ -182,6 +182,7 @@ class RenderNode(Node):
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
         self._placeholder = None
+        self.trace = frametrace.FrameTrace("render_node")  # only with GHR_FRAME_TRACE set
         self._loader = threading.Thread(target=self._load_loop, name="avatar_loader", daemon=True)
         self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
         self._loader.start()
@@ -225,6 +226,7 @@ class RenderNode(Node):
         self.get_logger().info(f"operator expression basis {msg.id} received ({msg.num_components} components)")
 
     def _on_control(self, msg: FaceControlMsg) -> None:
+        self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
         named = expression_codec.operator_basis_id(msg.expression_code) if msg.expression_code else 0
         held = self.operator_bases.get(named) if named else None
         try:
@@ -347,7 +349,7 @@ class RenderNode(Node):
     def _render_once(self) -> None:
         w, h = int(self._param("width")), int(self._param("height"))
         bg = np.asarray(self._param("background"), np.float32)
-        t0 = time.perf_counter()
+        t0, t0_ns, cpu0 = time.perf_counter(), time.time_ns(), time.thread_time_ns()
         now = time.monotonic()
         with self._lock:
             loaded, fade = self.loaded, self._fade
@@ -381,6 +383,9 @@ class RenderNode(Node):
             self.state = {"live": "driven", "easing": "easing", "idle": "idle animation"}[mode]
             self.drawing = loaded  # (fading in over the previous one during a cross-fade)
         self._last_mode = mode
+        if stamp_ns:
+            self.trace.mark(frametrace.RENDER_START, stamp_ns, t_ns=t0_ns)
+            self.trace.mark(frametrace.RENDER_DRAWN, stamp_ns, cpu_ns=time.thread_time_ns() - cpu0)
         if self._param("mirror"):
             img = img[:, ::-1]
         header = Header(frame_id="face_display")
@@ -392,6 +397,8 @@ class RenderNode(Node):
         if self.compressed_pub.get_subscription_count():  # ~1 us; a JPEG of 512x512 is ~2 ms
             self.compressed_pub.publish(rgb_to_compressed_msg(img, header, int(self._param("jpeg_quality"))))
             self.counts["compressed_frames"] += 1
+        if stamp_ns:
+            self.trace.mark(frametrace.RENDER_PUBLISHED, stamp_ns, cpu_ns=time.thread_time_ns() - cpu0)
         age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
         self._times.append((time.monotonic(), time.perf_counter() - t0, age))
 

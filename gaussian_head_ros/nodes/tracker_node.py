@@ -35,7 +35,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Empty
 
-from gaussian_head_ros.core import expression_codec
+from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
@@ -117,6 +117,7 @@ class TrackerNode(Node):
         self._generation = 0  # of the learner: + 1 at each re-calibration (results of older ones are not its own)
         self.basis_info = dict(learned=0, learn_ms="", reason="", unacknowledged=0)
         self._warned_zero_stamp = False
+        self.trace = frametrace.FrameTrace("tracker_node")  # only with GHR_FRAME_TRACE set
         self.tracker: FaceTracker | None = None
         self._wanted: TrackerConfig | None = None  # the config the parameters ask for (the tracker may have fallen back)
         self.state = "starting"
@@ -166,6 +167,7 @@ class TrackerNode(Node):
             if not self._warned_zero_stamp:
                 self._warned_zero_stamp = True
                 self.get_logger().warning("camera frames carry no stamp: stamping them on arrival")
+        self.trace.mark(frametrace.TRACKER_IN, stamp)
         with self._lock:
             self.counts["received"] += 1
         if self._latest.put((msg, stamp, time.monotonic())):
@@ -262,6 +264,7 @@ class TrackerNode(Node):
             self.tracker.recalibrate()
             self._learner.reset()  # a new basis for the new neutral face (the old one serves until then)
             self._generation += 1
+        self.trace.mark(frametrace.TRACKER_START, stamp)
         t0 = time.perf_counter()
         try:
             rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian),
@@ -304,6 +307,7 @@ class TrackerNode(Node):
         if codec == expression_codec.CODEC_COMPACT and control.face_detected:  # (calibrated or not yet)
             self._learn_basis(control, stamp)
         self.pub.publish(control_to_msg(control, codec, self.operator_basis))
+        self.trace.mark(frametrace.TRACKER_PUBLISHED, stamp)
         self.counts["published"] += 1
         age = (self.get_clock().now().nanoseconds - stamp) * 1e-9
         self._window.append((now, busy, age, control.face_detected))

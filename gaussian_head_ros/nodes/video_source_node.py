@@ -23,6 +23,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from gaussian_head_ros.core import frametrace
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
 from gaussian_head_ros.nodes.common import check_parameters, declare_settings, diagnostics, run
@@ -55,6 +56,7 @@ class VideoSourceNode(Node):
         self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.published = 0
+        self.trace = frametrace.FrameTrace("video_source_node")  # only with GHR_FRAME_TRACE set
         self.state = "starting"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="video_source", daemon=True)
@@ -119,7 +121,8 @@ class VideoSourceNode(Node):
                     if delay > 0:
                         self._stop.wait(delay)
                     next_t = max(next_t + 1.0 / rate, time.monotonic() - 0.5)  # no burst after a stall
-                    header = Header(stamp=self.get_clock().now().to_msg(), frame_id=str(self._param("frame_id")))
+                    now = self.get_clock().now()
+                    header = Header(stamp=now.to_msg(), frame_id=str(self._param("frame_id")))
                     try:
                         self.pub.publish(rgb_to_image_msg(frame.rgb, header))
                     except Exception:  # the context went away under us: shutting down
@@ -127,6 +130,7 @@ class VideoSourceNode(Node):
                             return
                         raise
                     self.published += 1
+                    self.trace.mark(frametrace.CAMERA_PUBLISHED, now.nanoseconds)
             if src.camera:
                 self.get_logger().warning("camera stopped delivering frames; reopening in 2 s")
                 self._stop.wait(2.0)
