@@ -14,7 +14,7 @@ frame, so now - stamp is glass-to-glass latency); idle and placeholder frames ca
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
 and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
-without a fresh control the last live frame again after 1.5 periods) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published. Without
+without a fresh control the last live frame again after 2.5 periods) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published. Without
 control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
 sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
