@@ -53,9 +53,9 @@ from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, 
                                                       place_on_teeth_surface, skin_teeth_colour, teeth_colour)
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
                                                           under_chin)
-from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, face_region, guided_filter, inflate,
-                                                         normals_from_points, open_border, pixel_rays, push_pull,
-                                                         rasterize_mesh, refine_silhouette)
+from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, face_region, guided_filter,
+                                                         inflate, normals_from_points, open_border, pixel_rays,
+                                                         push_pull, rasterize_mesh, refine_silhouette)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting
 
@@ -287,6 +287,11 @@ class MeshFitReconstructor(Reconstructor):
             closed = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_CLOSE,
                                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))).astype(bool)
             person = clean_mask(closed & fp.valid, mesh_px)
+        if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
+            # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
+            thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
+            at_cut = cv2.dilate(open_border(person, ~fp.valid).astype(np.uint8), np.ones((thin, thin), np.uint8))
+            person = drop_thin_parts(person, thin, inner_mesh | at_cut.astype(bool), mesh_px)
         timings["masks"] = time.perf_counter() - t0
         # Depth of the visible surface (camera z) and of the hidden back, over the person.
         t1 = time.perf_counter()

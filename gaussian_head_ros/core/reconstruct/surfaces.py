@@ -190,6 +190,20 @@ def clean_mask(mask: np.ndarray, seed: np.ndarray, max_hole: float = 0.02) -> np
     return out
 
 
+def drop_thin_parts(mask: np.ndarray, width_px: int, keep: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """[S, S] bool mask without its parts narrower than width_px (a morphological opening with a disc of that
+    diameter), `keep` [S, S] bool pixels always kept, then only the components touching seed (clean_mask).
+
+    Why: the silhouette matte (mesh_fit edge_matte) gives the outermost edge_band_px of the silhouette a
+    partial opacity and keeps the closed body (completion.back_and_wall) out of them; a strand of the mask
+    no wider than those two bands (a hair arc the background peeling left round a notch) is then a floating,
+    half-transparent sheet, and in a turned or pitched view it closes over the notch behind it as a hole
+    (issue 11: obama_official pitched back, a 39 px hole at the crown)."""
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width_px, width_px))).astype(bool)
+    return clean_mask((opened | keep) & mask, seed)
+
+
 def face_region(landmarks_px: np.ndarray, size: int, grow: float = 0.35) -> np.ndarray:
     """[S, S] bool: another person's face and the hair round it (landmark hull grown by `grow` of its size)."""
     p = landmarks_px[:, :2].astype(np.float64)
