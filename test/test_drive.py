@@ -133,6 +133,30 @@ def test_triangle_rotation_and_scale_follow_the_template():
     np.testing.assert_allclose(r1, rot_of(q) @ r0, atol=1e-5)
 
 
+def test_carried_gaussians_move_with_their_point_neither_turned_nor_stretched():
+    """A static Gaussian with a face_id (the upper lid's lash band, reconstruct/eyelids.margin_binding) is carried
+    by the displacement of its barycentric point on that triangle: while the triangle grows and turns, the
+    Gaussian keeps its size and orientation (bound, it grew with the strip: lash lines twice as thick mid-blink)."""
+    a = synthetic_avatar(4000, seed=4)
+    faces = np.asarray(a.template_faces, np.int64)
+    moved = np.flatnonzero(a.part == PART_STATIC)[:50]
+    rng = np.random.default_rng(1)
+    a.face_id[moved] = rng.integers(0, len(faces), len(moved))
+    b = rng.dirichlet(np.ones(3), len(moved)).astype(np.float32)
+    a.bary[moved] = b
+    a.validate()
+    ex = np.zeros_like(a.template_vertices)
+    ex[:, 1] = 0.01 * a.template_vertices[:, 0] / max(float(np.abs(a.template_vertices[:, 0]).max()), 1e-9)
+    ex += 0.2 * a.template_vertices  # the triangles grow 20 % and shear
+    p = Driver(a).drive(FaceControl(expression=ex.astype(np.float32)))
+    want = a.means[moved] + np.einsum("nk,nkc->nc", b, ex[faces[a.face_id[moved]]])
+    np.testing.assert_allclose(p.means[moved], want, atol=1e-6)
+    np.testing.assert_allclose(p.scales[moved], np.exp(a.log_scales[moved]), rtol=1e-6)
+    np.testing.assert_allclose(p.quats[moved], a.quats[moved], atol=1e-6)
+    face = (a.part == PART_FACE) & (a.face_id >= 0)
+    assert np.all(p.scales[face] > np.exp(a.log_scales[face]) * 1.1)  # the bound ones did grow
+
+
 def test_torso_follows_partly_and_the_neck_blends():
     a = synthetic_avatar(20000, seed=5)
     cfg = DriveConfig(torso_follow=0.25)

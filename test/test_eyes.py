@@ -191,6 +191,61 @@ def test_a_closed_lid_shows_skin_not_the_eye_smeared(portrait):
     assert dark < 0.35, dark  # before: 0.52 (business_person), 0.63 (obama_speech); now 0.21, 0.27
 
 
+def lash_band_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray, ratio: float) -> list[float]:
+    """Per eye: the fraction of the band above the photo's upper lid contour (0.15 eye widths high, outside the eye
+    contour's hull) that the avatar renders darker than 0.6 x the lid skin's luminance, lids at `ratio`."""
+    import cv2
+
+    from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
+    from gaussian_head_ros.core.render import rasterize
+
+    cam = avatar.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    posed = Driver(avatar).drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
+                                           eyelid_ratios=np.full(14, ratio, np.float32)))
+    w, h = cam.size
+    img = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors,
+                    np.asarray(cam.viewmat, np.float32), K, w, h).image
+    skin = lid_skin_colours(photo.astype(np.float32) / 255, landmarks_px) @ LUMA
+    out = []
+    for e, (contour, corners, pairs) in enumerate(((lmk.EYE_CONTOUR_R, lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R),
+                                                    (lmk.EYE_CONTOUR_L, lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L))):
+        width = np.linalg.norm(landmarks_px[corners[1], :2] - landmarks_px[corners[0], :2])
+        up = landmarks_px[[p[0] for p in pairs], :2]
+        band, hull = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+        cv2.fillPoly(band, [np.round(np.concatenate([up, up[::-1] - [0, 0.15 * width]]) * 16).astype(np.int32)], 1,
+                     shift=4)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(landmarks_px[list(contour), :2] * 16).astype(np.int32)), 1,
+                           shift=4)
+        m = band.astype(bool) & ~hull.astype(bool)
+        out.append(float(np.mean(img[m] @ LUMA < 0.6 * skin[e])))
+    return out
+
+
+@pytest.mark.parametrize("source", ["sadtalker_WDA_KatieHill_000.mp4", "obama_speech.jpg"])
+def test_a_closing_lid_takes_its_lash_band_down(source):
+    """A made-up eye's dark band (lashes, eyeliner) reaches above MediaPipe's ring over the upper lid, and a deep
+    lid's shadow lies on that ring: left in place, a closed lid was framed by the open eye's dark outline, which
+    reads as a wide-open white eye (sadtalker self at its broad smile, a squint). Now the band's dark pixels near the
+    margin ride down with it (eyelids.lash_dark, carried: neither stretched nor turned) and lid skin fills behind:
+    little of the band above the closed lid stays dark."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.framing import frame_photo
+    from gaussian_head_ros.core.video import read_frames
+
+    if source.endswith(".mp4"):
+        photo = read_frames(str(shared("driving", source)), 1)[0].rgb
+    else:
+        photo = read_image(shared("portraits", source))
+    with get_reconstructor("mesh_fit", preset="fast") as rec:
+        res = rec.reconstruct(photo)
+        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    dark = lash_band_darkness(res.avatar, lm, res.photo, 0.2)
+    assert max(dark) < 0.25, dark  # before: 0.36 (sadtalker's left eye), 0.41 (obama_speech); now 0.01, 0.16
+
+
 def test_the_reader_sees_the_whole_iris_turn():
     """A narrow eye's iris is mostly the opening's rim: left with the lids, half of it stayed still and the
     reader (FaceLandmarker) read a turned eye at 0.6-0.78 of the eyeball's own turn (lp_d0, 0.2 rad yaw). The iris

@@ -197,7 +197,11 @@ def test_every_portrait_makes_a_valid_drivable_avatar(results, name, tmp_path):
     parts = set(np.unique(a.part).tolist())
     assert {PART_STATIC, PART_FACE, PART_MOUTH} <= parts
     face = a.part == PART_FACE
-    assert np.all(a.face_id[face] >= 0) and np.all(a.face_id[~face] == -1)
+    carried = (a.part == PART_STATIC) & (a.face_id >= 0)  # the upper lids' lash bands (eyelids.margin_binding)
+    assert np.all(a.face_id[face] >= 0) and np.all(a.face_id[~face & ~carried] == -1)
+    from gaussian_head_ros.core.reconstruct.eyelids import lid_rings
+
+    assert lid_rings(a.template_faces)[0][a.face_id[carried]].all() and 0 < carried.sum() < 2000
     assert np.allclose(a.bary[face].sum(1), 1, atol=1e-4) and np.all(a.bary[face] >= -1e-4)
     assert np.allclose(np.linalg.norm(a.normals, axis=1), 1, atol=1e-3)
     assert res.photo.shape == (512, 512, 3) and res.mask.shape == (512, 512) and res.mask.mean() > 0.1

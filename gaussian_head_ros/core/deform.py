@@ -19,6 +19,9 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
   (w bary of the closest template point, mean)): the head pose plus w times the template displacement
   at that point, w = 1 at the template falling smoothly to 0 at `falloff_m` (forehead, temples, jaw
   line, neck: no seam where the template ends, and the chin never parts from the neck);
+  also part 0 Gaussians the reconstructor *carries* on triangle f (face_id f >= 0; coef = (its bary,
+  mean)): moved by the displacement at that point, neither turned nor stretched with the triangle (the
+  upper lid's lashes ride down with its margin at their own size while the strip above them stretches);
 - head (part 0 beyond the falloff): the head pose, rotating about the head origin;
 - torso levels (part 2): a fraction of the head rotation, from `torso_follow` at the shoulders to 1 at
   the neck (quantised to `levels`);
@@ -264,6 +267,9 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     bound = (part == PART_FACE) & (face_id >= 0) & (nf > 0)
     frame[bound], tri[bound] = face_id[bound], face_id[bound]
     coef_b[bound] = np.asarray(bary, np.float64)[bound]
+    carried = (part == PART_STATIC) & (face_id >= 0) & (face_id < nf)  # moved by triangle face_id's displacement
+    frame[carried] = k_fade + face_id[carried]
+    coef_b[carried] = np.asarray(bary, np.float64)[carried]
 
     torso_weights = np.linspace(cfg.torso_follow, 1.0, levels)
     torso = part == PART_TORSO
@@ -300,7 +306,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         frame[eyeball] = k_eye + side
 
     # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading.
-    near = ((part == PART_STATIC) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
+    near = (((part == PART_STATIC) & ~carried) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
     if near.any():
         idx = np.nonzero(near)[0]
         centroids = verts[faces].mean(1)

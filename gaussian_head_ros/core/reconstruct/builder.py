@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, GaussianAvatar, rgb_to_sh_dc
+from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, GaussianAvatar, rgb_to_sh_dc
 from gaussian_head_ros.core.drive import matrices_to_quats
 
 
@@ -77,9 +77,9 @@ def surface_discs(means: np.ndarray, normals: np.ndarray, colors: np.ndarray, si
 
 
 def to_avatar(batch: GaussianBatch, template_vertices: np.ndarray, template_faces: np.ndarray, **kw) -> GaussianAvatar:
-    """Raw (log-scale, logit-opacity, SH) avatar from a batch; only PART_FACE Gaussians keep a triangle
-    binding, and PART_MOUTH ones their jaw weights (bary, see core.drive)."""
-    bound = (batch.part == PART_FACE) & (batch.face_id >= 0)
+    """Raw (log-scale, logit-opacity, SH) avatar from a batch; only PART_FACE Gaussians and the PART_STATIC ones
+    carried on a triangle keep a triangle binding, and PART_MOUTH ones their jaw weights (bary, see core.deform)."""
+    bound = ((batch.part == PART_FACE) | (batch.part == PART_STATIC)) & (batch.face_id >= 0)
     keep_bary = bound | (batch.part == PART_MOUTH)
     op = np.clip(batch.opacities.astype(np.float64), 1e-4, 1 - 1e-4)
     return GaussianAvatar(

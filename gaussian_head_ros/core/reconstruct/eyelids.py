@@ -17,9 +17,11 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.eyes import EYE_WIDTH_M
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma
+ABOVE_LUMA = (0.85, 1.25)  # closed-lid skin takes the colour above the lid only within this x the lid skin's luma
 
 
 @dataclass
@@ -107,34 +109,102 @@ def lid_margins(photo: np.ndarray, landmarks_px: np.ndarray, cfg: LidMarginConfi
 UPPER_LID = np.array([p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # the vertices a blink moves
 
 
-def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, split: float) -> np.ndarray:
-    """[N, 3] barycentric weights for Gaussians bound to face triangles (face_id [N], -1 unbound; bary [N, 3];
-    faces [F, 3]) that make the upper lid's strip roll down with its margin in a blink instead of stretching.
+def lid_rings(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[F, 3] template triangles -> ([F] bool the strip along each upper lid: triangles with some but not all
+    vertices in UPPER_LID, [F] bool the ring of triangles just above it: touching the strip's crease-side
+    vertices, not in the strip)."""
+    f = np.asarray(faces)
+    on = np.isin(f, UPPER_LID)
+    strip = on.any(1) & ~on.all(1)
+    crease = np.unique(f[strip][~on[strip]])
+    return strip, np.isin(f, crease).any(1) & ~strip
+
+
+def lash_dark(colors: np.ndarray, face_id: np.ndarray, vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray,
+              level: float = 0.7, means: np.ndarray | None = None, reach: float = 0.18) -> np.ndarray:
+    """[N] bool: Gaussians (colors [N, 3] rgb, face_id [N] into faces [F, 3] of vertices [V, 3]) on the upper lid's
+    strip, or on the ring above it (`lid_rings`) within `reach` x eyes.EYE_WIDTH_M of an upper-lid vertex (means
+    [N, 3] in the template's frame; None: the whole ring), darker than `level` x their eye's lid-skin luminance
+    (skin_rgb [2, 3], lid_skin_colours): the lashes and eyeliner, which a closing lid carries down with its margin.
+    MediaPipe's ring above the upper contour often lies inside a made-up eye's dark band (sadtalker: the band's
+    top third, 3.6 mm above the margin, lies above it); left in place, it drew the open eye's outline around the
+    closed lid. Further up, dark is a crease or a wrinkle (obama_official), which stays."""
+    f = np.asarray(faces)
+    strip, above = lid_rings(f)
+    fid = np.asarray(face_id)
+    ok = fid >= 0
+    on = np.zeros(len(fid), bool)
+    on[ok] = strip[fid[ok]]
+    ring = np.zeros(len(fid), bool)
+    ring[ok] = above[fid[ok]]
+    if means is not None and ring.any():
+        v = np.asarray(vertices, np.float64)
+        d = np.linalg.norm(np.asarray(means, np.float64)[ring][:, None] - v[UPPER_LID][None], axis=2).min(1)
+        ring[np.flatnonzero(ring)] = d < reach * EYE_WIDTH_M
+    on |= ring
+    right = np.asarray(vertices, np.float64)[f][:, :, 0].mean(1) < 0  # the subject's right eye: image left, x < 0
+    eye = np.where(ok, ~right[np.maximum(fid, 0)], 0).astype(np.int64)
+    lum = np.asarray(colors, np.float64) @ LUMA.astype(np.float64)
+    skin = np.asarray(skin_rgb, np.float64) @ LUMA.astype(np.float64)
+    return on & (lum < level * skin[eye])
+
+
+def carry_by_margin(means: np.ndarray, face_id: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                    rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bindings (face_id [M], bary [M, 3]) that carry Gaussians `rows` (means [N, 3], head frame) by the upper-lid
+    vertex nearest each: a strip triangle holding that vertex, weight 1 on it (core.deform: part static with a
+    face_id moves by that point's displacement)."""
+    f = np.asarray(faces)
+    strip, _ = lid_rings(f)
+    v = np.asarray(vertices, np.float64)
+    d = np.linalg.norm(np.asarray(means, np.float64)[rows][:, None] - v[UPPER_LID][None], axis=2)
+    vert = UPPER_LID[np.argmin(d, 1)]
+    tris = np.flatnonzero(strip)
+    fid, bary = np.zeros(len(rows), np.int64), np.zeros((len(rows), 3))
+    for k, u in enumerate(vert):
+        t = tris[np.any(f[tris] == u, 1)][0]
+        fid[k] = t
+        bary[k, int(np.flatnonzero(f[t] == u)[0])] = 1.0
+    return fid, bary
+
+
+def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, split: float, dark=None):
+    """Rebinding of Gaussians bound to face triangles (face_id [N], -1 unbound; bary [N, 3]; faces [F, 3]) that
+    makes the upper lid's strip roll down with its margin in a blink instead of stretching -> (bary [N, 3],
+    carried [N] bool).
 
     A blink moves the upper-lid vertices (UPPER_LID) down to the lower lid while the ring above stays, so the
-    thin strip of triangles between them (2-4 px at 512 px, mostly lashes) stretches several times over the
-    eye. Bound by their plain weights, the strip's pixels spread over the whole closed lid: a dark smear with
-    the eyeball glinting through. With s the weight on a strip triangle's other (crease-side) vertices, a
-    Gaussian with s < split is bound to the margin vertices alone, the others to the crease-side ones alone (in
-    the same proportions); the offset from that barycentric point (core.deform keeps it in the triangle's
-    frame) makes up the difference, so nothing moves at rest, and in a blink the lashes ride down with the
-    margin while the skin between (closed_lid_skin) fills the stretch. Other Gaussians unchanged."""
+    thin strip of triangles between them (2-4 px at 512 px, mostly lashes and the lid's dark line) stretches
+    several times over the eye. Bound by their plain weights, the strip's pixels spread over the whole closed
+    lid: a dark smear with the eyeball glinting through; bound to the triangle at all, they grow with its area
+    (lash lines twice as thick mid-blink) and turn with it. With s the weight on a strip triangle's other
+    (crease-side) vertices, a Gaussian with s < split is *carried* (core.deform: part static with a face_id,
+    moved by the displacement of its point on the triangle, neither turned nor stretched) by the margin
+    vertices alone (in the same proportions), and so is a dark one (dark [N] bool: lashes, eyeliner; `lash_dark`)
+    wherever it lies on the strip: in a blink the lashes ride down with the margin at their own size while the
+    skin between (closed_lid_skin) fills the stretch. The others are bound to the crease-side
+    vertices alone; the offset from that barycentric point (kept in the triangle's frame) makes up the
+    difference, so nothing moves at rest. Other Gaussians unchanged (carried False)."""
     out = np.asarray(bary, np.float64).copy()
+    carried = np.zeros(len(out), bool)
     rows = np.flatnonzero(np.asarray(face_id) >= 0)
     if not rows.size:
-        return out.astype(np.asarray(bary).dtype)
+        return out.astype(np.asarray(bary).dtype), carried
     on_margin = np.isin(np.asarray(faces)[np.asarray(face_id)[rows]], UPPER_LID)  # [M, 3]
     use = on_margin.any(1) & ~on_margin.all(1)
     rows, m = rows[use], on_margin[use]
     b = out[rows]
     s = np.clip((b * ~m).sum(1), 0.0, 1.0)
-    to_margin = (s < split)[:, None]
-    keep = np.where(to_margin, m, ~m)  # the vertices it stays bound to
+    to_margin = s < split
+    if dark is not None:
+        to_margin |= np.asarray(dark, bool)[rows]
+    keep = np.where(to_margin[:, None], m, ~m)  # the vertices it stays bound to
     w = b * keep
     total = w.sum(1, keepdims=True)
     even = keep / np.maximum(keep.sum(1, keepdims=True), 1)  # all its weight was on the other side
     out[rows] = np.where(total > 1e-9, w / np.maximum(total, 1e-9), even)
-    return out.astype(np.asarray(bary).dtype)
+    carried[rows] = to_margin
+    return out.astype(np.asarray(bary).dtype), carried
 
 
 def lid_skin_colours(photo: np.ndarray, landmarks_px: np.ndarray, band=(0.15, 0.3)) -> np.ndarray:
@@ -162,8 +232,30 @@ def lid_skin_colours(photo: np.ndarray, landmarks_px: np.ndarray, band=(0.15, 0.
     return np.asarray(out, np.float64)
 
 
+def lid_skin_above(photo: np.ndarray, landmarks_px: np.ndarray, band=(0.08, 0.2)) -> np.ndarray:
+    """[2, 7, 3] rgb in [0, 1]: for each eye (right, left) and each upper-lid vertex (lmk.EYELID_PAIRS_*), the median
+    of the photo between `band` eye widths above it (the lid skin above the lash band at that place along the lid;
+    NaN outside the photo)."""
+    lm = np.asarray(landmarks_px, np.float64)[:, :2]
+    h, w = photo.shape[:2]
+    img = np.ascontiguousarray(photo, np.float32)
+    out = np.full((2, len(lmk.EYELID_PAIRS_R), 3), np.nan)
+    for e, (corners, pairs) in enumerate(((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L))):
+        a, b = lm[corners[0]], lm[corners[1]]
+        width = float(np.linalg.norm(b - a))
+        up = np.array([(b - a)[1], -(b - a)[0]]) / max(width, 1e-9)
+        up = up if up[1] < 0 else -up
+        s = np.linspace(band[0], band[1], 5) * width
+        for k, (u, _) in enumerate(pairs):
+            q = lm[u][None] + s[:, None] * up[None]
+            q = q[(q[:, 0] >= 0) & (q[:, 0] < w) & (q[:, 1] >= 0) & (q[:, 1] < h)]
+            if len(q):
+                out[e, k] = np.median(_sample(img, q), 0)
+    return out
+
+
 def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray, centre: np.ndarray,
-                    spacing_m: float, behind_m: float):
+                    spacing_m: float, behind_m: float, above_rgb: np.ndarray | None = None):
     """Bound skin (PART_FACE) for what a closing upper lid uncovers: (means [M, 3], normals [M, 3], colours
     [M, 3], sigma [M] at rest, face_id [M], bary [M, 3]) on the triangles of the strip along each upper lid
     (those with some but not all vertices in UPPER_LID), spaced `spacing_m` apart as they are when the lid
@@ -172,7 +264,11 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
     fold is concave and a shallower layer showed through the lashes at rest), a fifth of it at the margin (the
     part that covers the eyeball's bulge when closed; deeper, the eyeball showed through). The driver scales a
     bound Gaussian by the square root of its triangle's area change, so the sigma at rest is the closed one
-    over that factor. skin_rgb [2, 3]: per eye (right, left), lid_skin_colours."""
+    over that factor. skin_rgb [2, 3]: per eye (right, left), lid_skin_colours. above_rgb [2, 7, 3] (lid_skin_above,
+    optional): the skin above each upper-lid vertex; a Gaussian then takes it at its crease side, graded to
+    skin_rgb at the margin (by its weight on the crease-side vertices, the nearest upper-lid vertex's): the closed
+    lid continues the skin above it instead of a flat patch of one colour per eye. Also the ring of triangles
+    above the strip (`lid_rings`) gets skin behind it: the lash band that left it (lash_dark) uncovers it."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     closed = v.copy()
@@ -180,8 +276,8 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
         for up, lo in pairs:
             closed[up] = v[lo]
     on = np.isin(f, UPPER_LID)
-    tris = np.flatnonzero(on.any(1) & ~on.all(1))
-    right = set(v_ for p in lmk.EYELID_PAIRS_R for v_ in p) | set(lmk.EYE_CONTOUR_R)
+    strip, above = lid_rings(f)
+    tris = np.flatnonzero(strip | above)
 
     def area(x, t):
         return 0.5 * np.linalg.norm(np.cross(x[f[t, 1]] - x[f[t, 0]], x[f[t, 2]] - x[f[t, 0]]), axis=-1)
@@ -202,11 +298,26 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
         nrm /= np.linalg.norm(nrm)
         if nrm @ (centre - p.mean(0)) < 0:
             nrm = -nrm  # towards the camera
-        eye = 0 if int(f[t][on[t]][0]) in right else 1
-        crease = (bary * ~on[t]).sum(1)  # weight on the crease-side vertices
+        eye = 0 if v[f[t]][:, 0].mean() < 0 else 1  # the subject's right eye: image left
+        crease = (bary * ~on[t]).sum(1)  # weight on the crease-side vertices (1 on the ring above)
         out["means"].append(p - (behind_m * (0.2 + 0.8 * crease ** 2))[:, None] * nrm)
         out["normals"].append(np.repeat(nrm[None], n, 0))
-        out["colors"].append(np.repeat(np.asarray(skin_rgb, np.float64)[eye][None], n, 0))
+        col = np.repeat(np.asarray(skin_rgb, np.float64)[eye][None], n, 0)
+        if above_rgb is not None:
+            pairs = lmk.EYELID_PAIRS_R if eye == 0 else lmk.EYELID_PAIRS_L
+            ups = np.array([u for u, _ in pairs])
+            a_rgb = np.asarray(above_rgb, np.float64)[eye]
+            fin = np.isfinite(a_rgb).all(1)
+            base_l = float(np.asarray(skin_rgb, np.float64)[eye] @ LUMA)
+            lum = a_rgb @ LUMA.astype(np.float64)
+            fin &= (lum >= ABOVE_LUMA[0] * base_l) & (lum <= ABOVE_LUMA[1] * base_l)  # not the brow, lashes, glare
+            if fin.any():  # smooth along the lid: Gaussian weights over the upper-lid vertices, sigma = their spacing
+                dist = np.linalg.norm(p[:, None] - v[ups[fin]][None], axis=2)
+                sig = np.mean(np.linalg.norm(np.diff(v[ups], axis=0), axis=1))
+                wgt = np.exp(-0.5 * (dist / max(sig, 1e-9)) ** 2) + 1e-12
+                top = (wgt @ a_rgb[fin]) / wgt.sum(1, keepdims=True)
+                col = crease[:, None] * top + (1 - crease[:, None]) * col
+        out["colors"].append(col)
         out["sigma"].append(np.full(n, 0.8 * spacing_m / np.sqrt(a_closed / a_rest)))
         out["face_id"].append(np.full(n, t))
         out["bary"].append(bary)

@@ -42,7 +42,8 @@ from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall,
                                                            edge_opacity, face_completion, rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
                                                          eyeball_pixels, place_on_eyeballs)
-from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, closed_lid_skin, lid_margins, lid_skin_colours,
+from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_skin, lash_dark,
+                                                         lid_margins, lid_skin_above, lid_skin_colours,
                                                          margin_binding)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
@@ -74,6 +75,8 @@ class MeshFitConfig:
     lid_margin: LidMarginConfig | None = field(default_factory=LidMarginConfig)  # None: MediaPipe's eye contour
     lid_split: float = 0.75  # the upper-lid strip's pixels nearer the margin ride with it (eyelids.margin_binding); 0 = off
     lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
+    lash_level: float = 0.7  # lid-strip pixels darker than this x the lid skin's luminance ride with the margin (eyelids.lash_dark)
+    lash_reach: float = 0.18  # ... and those of the ring above the strip within this many eye widths of the margin
     lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
@@ -410,9 +413,10 @@ class MeshFitReconstructor(Reconstructor):
 
         eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_by_the_lids)
         lid_skin = None
+        skin_rgb = lid_skin_colours(photo, fp.landmarks_px)
         if cfg.lid_skin_spacing_m > 0:
-            skin_rgb = lid_skin_colours(photo, fp.landmarks_px)
-            found = closed_lid_skin(V, faces, skin_rgb, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m)
+            found = closed_lid_skin(V, faces, skin_rgb, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m,
+                                    lid_skin_above(photo, fp.landmarks_px))
             if found is not None and np.isfinite(found[2]).all():
                 m_, n_, c_, s_, f_, b_ = found
                 lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
@@ -452,7 +456,16 @@ class MeshFitReconstructor(Reconstructor):
         for b in (photo_layer, face_extra):
             if b is not None and cfg.lid_split > 0:
                 on_face = b.part == PART_FACE
-                b.bary[on_face] = margin_binding(b.face_id[on_face], b.bary[on_face], faces, cfg.lid_split)
+                rows = np.flatnonzero(on_face)
+                dark = lash_dark(b.colors[rows], b.face_id[rows], V, faces, skin_rgb, cfg.lash_level, b.means[rows],
+                                 cfg.lash_reach) \
+                    if np.isfinite(skin_rgb).all() else None
+                b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split, dark)
+                b.part[rows[carried]] = PART_STATIC  # carried by the margin (core.deform), not stretched
+                if dark is not None:  # the band's part on the ring above the strip: carried by the nearest margin point
+                    ring = rows[dark & ~carried]
+                    b.face_id[ring], b.bary[ring] = carry_by_margin(b.means, b.face_id, V, faces, ring)
+                    b.part[ring] = PART_STATIC
         batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin, lid_skin])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
