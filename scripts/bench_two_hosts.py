@@ -19,6 +19,7 @@ Needs root (ip netns, tc). Without it, prints 'SKIP: <reason>' and exits 77.
 
   sudo -E python scripts/bench_two_hosts.py [--rate-mbit 1] [--clip ../shared/data/driving/lp_d0.mp4]
         [--steady-s 20] [--outage-s 3] [--preset default] [--backend auto] [--json out.json] [--quick]
+        [--profile my_fastdds_unicast.xml]
 """
 
 from __future__ import annotations
@@ -348,7 +349,7 @@ def run(a) -> dict:
     from gaussian_head_ros.nodes.launcher import NodeProcess, node_command, package_share
 
     work = Path(tempfile.mkdtemp(prefix="ghr-two-hosts-"))
-    profile = unicast_profile(package_share() / "config" / "fastdds_unicast.xml",
+    profile = unicast_profile(Path(a.profile) if a.profile else package_share() / "config" / "fastdds_unicast.xml",
                               ["127.0.0.1", OPERATOR_IP, ROBOT_IP], work / "fastdds_unicast.xml", a.peers_range)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_"))}
     env.update(FASTDDS_DEFAULT_PROFILES_FILE=str(profile), ROS_AUTOMATIC_DISCOVERY_RANGE="SUBNET",
@@ -640,6 +641,9 @@ def main():
     ap.add_argument("--peers-range", type=int, default=0,
                     help="override the profile's maxInitialPeersRange (participants tried per peer address; 0 = "
                          "the shipped profile's)")
+    ap.add_argument("--profile", default="",
+                    help="the Fast DDS unicast profile to start from (its initialPeersList is replaced by the two "
+                         "hosts' addresses); default: the installed config/fastdds_unicast.xml")
     ap.add_argument("--quick", action="store_true", help="short phases and the fast preset (the test's run)")
     ap.add_argument("--json", default="", help="write the figures here too")
     ap.add_argument("--keep", action="store_true", help="keep the node logs (always kept after a failure)")
