@@ -42,6 +42,7 @@ def test_the_stages_of_each_display_add_up_to_its_latency_across_processes(tmp_p
                                       (ft.TRACKER_PUBLISHED, s0, s0 + 20 * MS, None),
                                       (ft.TRACKER_IN, s1, s1 + 2 * MS, None)])  # s1: dropped at the tracker
     _marks(tmp_path, "render_node", [(ft.RENDER_IN, s0, s0 + 21 * MS, None), (ft.RENDER_START, s0, s0 + 25 * MS, None),
+                                     (ft.RENDER_DRIVEN, s0, s0 + 27 * MS, 2 * MS),
                                      (ft.RENDER_DRAWN, s0, s0 + 33 * MS, 7 * MS),
                                      (ft.RENDER_PUBLISHED, s0, s0 + 34 * MS, 8 * MS),
                                      (ft.RENDER_START, s0, s0 + 75 * MS, None)])  # a repeat
@@ -54,13 +55,13 @@ def test_the_stages_of_each_display_add_up_to_its_latency_across_processes(tmp_p
     np.testing.assert_allclose(b["latency_ms"], [36, 77])
     np.testing.assert_allclose(b["repeat_ms"], [0, 41])
     stages = np.array([b["stages_ms"][name] for name, _, _ in ft.STAGES])  # [stages, displays]
-    np.testing.assert_allclose(stages[:, 0], [1, 1, 0, 18, 1, 4, 8, 1, 2])
+    np.testing.assert_allclose(stages[:, 0], [1, 1, 0, 18, 1, 4, 2, 6, 1, 2])
     np.testing.assert_allclose(stages.sum(0) + b["repeat_ms"], b["latency_ms"])
     assert b["repeats"] == 1 and b["complete"] == 2
     text = ft.report(events, displayed)
     # counted over the camera stamps of the displays (s1 is after the last one displayed)
     assert "tracking" in text and "1 repeats" in text and "camera 1, tracked 1 (0 dropped at the tracker)" in text
-    assert "drive + raster 7.0 ms" in text
+    assert "drive 2.0 ms, drive + raster 7.0 ms, whole frame 8.0 ms" in text
 
 
 def test_marks_from_another_process_are_read(tmp_path):

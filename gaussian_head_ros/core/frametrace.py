@@ -29,7 +29,8 @@ TRACKER_START = "trk_start"  # tracker_node: the worker starts on it (frames rep
 TRACKER_PUBLISHED = "trk_pub"  # tracker_node: its FaceControl published
 RENDER_IN = "ren_in"  # render_node: that FaceControl arrived (subscription callback)
 RENDER_START = "ren_start"  # render_node: a frame driven by it begins (again for a repeat)
-RENDER_DRAWN = "ren_drawn"  # render_node: drive + rasterize done (cpu_ns: the render thread's CPU for drive + raster)
+RENDER_DRIVEN = "ren_driven"  # render_node: the avatar driven (drive(); cpu_ns: the render thread's CPU for it)
+RENDER_DRAWN = "ren_drawn"  # render_node: rasterized (cpu_ns: the render thread's CPU for drive + raster)
 RENDER_PUBLISHED = "ren_pub"  # render_node: Image (+ camera_info, JPEG) published (cpu_ns: render thread, whole frame)
 
 # (stage name, event it starts at, event it ends at); the display's arrival ends the last one
@@ -40,7 +41,8 @@ STAGES = (
     ("tracking", TRACKER_START, TRACKER_PUBLISHED),
     ("to render", TRACKER_PUBLISHED, RENDER_IN),
     ("render wait", RENDER_IN, RENDER_START),
-    ("drive + raster", RENDER_START, RENDER_DRAWN),
+    ("drive", RENDER_START, RENDER_DRIVEN),
+    ("raster", RENDER_DRIVEN, RENDER_DRAWN),
     ("publish", RENDER_DRAWN, RENDER_PUBLISHED),
     ("to display", RENDER_PUBLISHED, None),  # ends at the display's arrival
 )
@@ -152,9 +154,10 @@ def report(events: dict, displayed: list[tuple[int, int]], tail_q: float = 95.0)
     rows.append(f"frames: camera {cams}, tracked {started} ({cams - started} dropped at the tracker), controls "
                 f"received {controls}, drawn {drawn} ({controls - drawn} superseded), displays {lat.size} "
                 f"({b['repeats']} repeats), {b['complete']} with every event")
-    cpu, cpu_draw = ([c for s, ts in events.get(e, {}).items() if lo <= s <= hi for _, c in ts if c is not None]
-                     for e in (RENDER_PUBLISHED, RENDER_DRAWN))
-    if cpu:
-        rows.append(f"render thread CPU per frame: drive + raster {np.mean(cpu_draw) * 1e-6:.1f} ms, whole frame "
-                    f"{np.mean(cpu) * 1e-6:.1f} ms (mean; the rasterizer's worker threads not included)")
+    cpu, cpu_draw, cpu_drive = ([c for s, ts in events.get(e, {}).items() if lo <= s <= hi for _, c in ts
+                                 if c is not None] for e in (RENDER_PUBLISHED, RENDER_DRAWN, RENDER_DRIVEN))
+    if cpu and cpu_draw and cpu_drive:
+        rows.append(f"render thread CPU per frame drawn: drive {np.mean(cpu_drive) * 1e-6:.1f} ms, drive + raster "
+                    f"{np.mean(cpu_draw) * 1e-6:.1f} ms, whole frame {np.mean(cpu) * 1e-6:.1f} ms (mean; the "
+                    f"rasterizer's worker threads not included)")
     return "\n".join(rows)

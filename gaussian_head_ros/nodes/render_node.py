@@ -328,6 +328,7 @@ class RenderNode(Node):
 
     def _draw(self, loaded: Loaded, control, w, h, bg) -> np.ndarray:
         posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")))
+        self._driven = time.time_ns(), time.thread_time_ns()  # (frame trace: drive | raster)
         k = intrinsics_from_fov(float(self._param("fov_deg")), w, h)
         view = head_viewmat(float(self._param("distance_m")))
         args = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h, bg)
@@ -351,6 +352,7 @@ class RenderNode(Node):
         bg = np.asarray(self._param("background"), np.float32)
         t0, t0_ns, cpu0 = time.perf_counter(), time.time_ns(), time.thread_time_ns()
         now = time.monotonic()
+        driven = None  # (time.time_ns(), thread CPU ns) when drive() ended, for a frame drawn now
         with self._lock:
             loaded, fade = self.loaded, self._fade
             control, mode = self.mixer.get(now) if loaded is not None else (None, "placeholder")
@@ -369,6 +371,7 @@ class RenderNode(Node):
                 self.counts["frames_reused"] += 1
             else:
                 img = self._draw(loaded, control, w, h, bg)
+                driven = self._driven
                 self._last_frame = (loaded, key, img)
             if fade is not None:
                 u = (now - fade[1]) / max(float(self._param("crossfade_s")), 1e-6)
@@ -385,6 +388,8 @@ class RenderNode(Node):
         self._last_mode = mode
         if stamp_ns:
             self.trace.mark(frametrace.RENDER_START, stamp_ns, t_ns=t0_ns)
+            if driven is not None:
+                self.trace.mark(frametrace.RENDER_DRIVEN, stamp_ns, cpu_ns=driven[1] - cpu0, t_ns=driven[0])
             self.trace.mark(frametrace.RENDER_DRAWN, stamp_ns, cpu_ns=time.thread_time_ns() - cpu0)
         if self._param("mirror"):
             img = img[:, ::-1]
