@@ -108,7 +108,11 @@ def test_photo_to_stream_with_traceable_stamps(graph):
     _spin(graph, 5.0)
     s = rec.stats
     assert s.sizes == {(SIZE, SIZE, "rgb8")}
-    assert s.fps() >= 0.8 * FPS, f"{s.fps():.1f} FPS < 0.8 x {FPS}"
+    # live frames follow the controls as they come (core/pacing.py): a tracker slowed by a busy machine below FPS
+    # sets the rate (a repeat of the last frame is only a keep-alive after 2.5 periods without one)
+    t0, t1 = min(s.stamps_ns), max(s.stamps_ns)
+    control_rate = sum(t0 <= t <= t1 for t in graph["control_stamps"]) / max((t1 - t0) * 1e-9, 1e-3)
+    assert s.fps() >= 0.8 * min(FPS, control_rate), f"{s.fps():.1f} FPS < 0.8 x min({FPS}, {control_rate:.1f} controls/s)"
     traced = sum(1 for t in s.stamps_ns if t in graph["camera_stamps"])
     controls, camera = graph["control_stamps"], graph["camera_stamps"]
     assert traced >= 0.9 * len(s.stamps_ns), (
