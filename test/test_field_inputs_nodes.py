@@ -226,7 +226,7 @@ def _track(g, rgb, encoding="rgb8"):
 
     def answer():
         return next((c for c in g["peer"].messages("controls") if stamp_ns(c) == stamp), None)
-    assert g["peer"].wait(lambda: answer() is not None, 20, action=lambda: g["camera"].publish(msg)), _logs(g)
+    assert g["peer"].wait(lambda: answer() is not None, 60, action=lambda: g["camera"].publish(msg)), _logs(g)
     return answer()
 
 
@@ -243,7 +243,7 @@ def _depth_with(g, rgb, info, log_words):
     """The head depth (m) the tracker reports for `rgb` once it has taken `info` (its log says which)."""
     tracker = g["procs"]["tracker"]
     n0 = tracker.log().count(log_words)
-    assert g["peer"].wait(lambda: tracker.log().count(log_words) > n0, 20,
+    assert g["peer"].wait(lambda: tracker.log().count(log_words) > n0, 60,
                           action=lambda: (g["camera_info"].publish(info), _track(g, rgb))), _logs(g)
     return _track(g, rgb).head_pose.position.z
 

@@ -167,7 +167,7 @@ def _show_good_avatar(g):
         g["avatar"].publish(avatar_to_msg(_red_avatar()))
         assert peer.wait(lambda: g["procs"]["render"].log().count("avatar 'good' ready") > n0, 60), _logs(g)
     t = time.monotonic()
-    assert peer.wait(lambda: any(_is_red(f) for f in peer.recent_frames(FRAMES, t)), 10), "the good avatar is not shown"
+    assert peer.wait(lambda: any(_is_red(f) for f in peer.recent_frames(FRAMES, t)), 30), "the good avatar is not shown"
 
 
 def test_render_node_refuses_malformed_avatars_and_keeps_the_old_one(graph):
@@ -183,11 +183,11 @@ def test_render_node_refuses_malformed_avatars_and_keeps_the_old_one(graph):
         reason = _publish_avatar_and_wait_refusal(g, msg)
         assert words in reason and "keeping the current avatar" in reason, (name, reason)
         t = time.monotonic()  # and the old avatar keeps streaming
-        assert peer.wait(lambda: len(peer.recent_frames(FRAMES, t)) >= 3, 10), (name, _logs(g))
+        assert peer.wait(lambda: len(peer.recent_frames(FRAMES, t)) >= 3, 30), (name, _logs(g))
         assert all(_is_red(f) for f in peer.recent_frames(FRAMES, t)), name
     _alive(g)
     peer.forget_diag("render_node")
-    assert peer.wait(lambda: peer.diag("render_node") is not None, 10)
+    assert peer.wait(lambda: peer.diag("render_node") is not None, 30)
     level, message, values = peer.diag("render_node")
     assert values["operator_id"] == "good" and int(values["avatars_refused"]) >= len(BAD_AVATARS), values
     assert level == 1 and "avatar refused" in message, message  # WARN, saying why
@@ -204,11 +204,11 @@ def test_render_node_refuses_avatars_above_its_gaussian_budget(graph):
     reason = _publish_avatar_and_wait_refusal(g, avatar_to_msg(big))
     assert f"{MAX_GAUSSIANS + 5_000} Gaussians, above the budget of {MAX_GAUSSIANS}" in reason, reason
     peer.forget_diag("render_node")
-    assert peer.wait(lambda: peer.diag("render_node") is not None, 10)
+    assert peer.wait(lambda: peer.diag("render_node") is not None, 30)
     level, message, values = peer.diag("render_node")
     assert level == 1 and "budget" in message and values["operator_id"] == "good", (message, values)
     t = time.monotonic()
-    assert peer.wait(lambda: len(peer.recent_frames(FRAMES, t)) >= 3, 10)
+    assert peer.wait(lambda: len(peer.recent_frames(FRAMES, t)) >= 3, 30)
     assert all(_is_red(f) for f in peer.recent_frames(FRAMES, t))
     # Within the budget it is accepted (the budget, not the size, refused it).
     ok = _red_avatar(MAX_GAUSSIANS, operator_id="at_budget")
@@ -264,18 +264,22 @@ def test_render_node_refuses_malformed_controls(graph):
     assert peer.wait(lambda: any(f.stamp_ns == STAMP0 for f in peer.recent_frames(FRAMES)), 30,
                      action=lambda: g["control"].publish(good)), _logs(g)
     peer.forget_diag("render_node")
-    assert peer.wait(lambda: peer.diag("render_node") is not None, 10)
+    assert peer.wait(lambda: peer.diag("render_node") is not None, 30)
     refused0 = int(peer.diag_value("render_node", "controls_refused"))
     t = time.monotonic()
     bad_stamps = set()
-    for k, mutate in enumerate(BAD_CONTROLS.values()):
+    refused = refused0
+    for k, (name, mutate) in enumerate(BAD_CONTROLS.items()):
         stamp = STAMP0 + (k + 1) * 1000
         bad_stamps.add(stamp)
-        g["control"].publish(_mutated(stamp, mutate))
-        time.sleep(0.05)  # reliable, keep last 5: let each one through
-    want = refused0 + len(BAD_CONTROLS)
-    assert peer.wait(lambda: int(peer.diag_value("render_node", "controls_refused", 0)) >= want, 15), \
-        (peer.diag("render_node"), _logs(g))
+        msg = _mutated(stamp, mutate)
+        # one at a time, sent again until the count shows it refused: the node's face_control reader is best effort,
+        # keep last 5, and a burst of them was partly overwritten before the node took it on a loaded machine
+        assert peer.wait(lambda: int(peer.diag_value("render_node", "controls_refused", 0)) > refused, 30,
+                         action=lambda: g["control"].publish(msg), action_every=2.0), \
+            (name, peer.diag("render_node"), _logs(g))
+        refused = int(peer.diag_value("render_node", "controls_refused"))
+    assert refused >= refused0 + len(BAD_CONTROLS)
     assert "face_control refused" in g["procs"]["render"].log()
     # The frames kept the good control's stamp meanwhile; none was driven by a refused control.
     frames = peer.recent_frames(FRAMES, t)
@@ -284,7 +288,7 @@ def test_render_node_refuses_malformed_controls(graph):
     # Tolerated: unknown blendshape names (ignored), fewer landmarks than the template (the first L driven).
     odd = _control(STAMP0 + 10**6, yaw=-15.0, blendshape_names=["notAShape", "jawOpen"],
                    blendshapes=np.array([0.7, 0.3], np.float32), expression=np.full((10, 3), 0.002, np.float32))
-    assert peer.wait(lambda: any(f.stamp_ns == STAMP0 + 10**6 for f in peer.recent_frames(FRAMES, t)), 15,
+    assert peer.wait(lambda: any(f.stamp_ns == STAMP0 + 10**6 for f in peer.recent_frames(FRAMES, t)), 30,
                      action=lambda: g["control"].publish(odd)), _logs(g)
     assert not bad_stamps & {f.stamp_ns for f in peer.recent_frames(FRAMES)}
     _alive(g)
@@ -385,10 +389,10 @@ def _set_parameter(g, node_name, name, value):
     peer = g["peer"]
     cli = peer.node.create_client(SetParameters, f"/{node_name}/set_parameters")
     try:
-        assert peer.wait(cli.service_is_ready, 20)
+        assert peer.wait(cli.service_is_ready, 60)
         v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=int(value))
         fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-        assert peer.wait(fut.done, 20)
+        assert peer.wait(fut.done, 60)
         return fut.result().results[0]
     finally:
         peer.node.destroy_client(cli)
@@ -483,7 +487,7 @@ def _track(g, clip, k):
 
     def answer():
         return next((c for c in g["peer"].messages("controls") if stamp_ns(c) == stamp), None)
-    g["peer"].wait(lambda: answer() is not None, 20, action=lambda: g["camera"].publish(msg))
+    g["peer"].wait(lambda: answer() is not None, 60, action=lambda: g["camera"].publish(msg))
     return answer()
 
 
@@ -493,11 +497,11 @@ def test_tracker_skips_malformed_frames_and_keeps_tracking(graph, clip):
     k = 2
     for name, (msg, words) in _bad_frames(STAMP0 + 2 * 33_333_333).items():
         peer.forget_diag("tracker_node")
-        assert peer.wait(lambda: peer.diag("tracker_node") is not None, 10)
+        assert peer.wait(lambda: peer.diag("tracker_node") is not None, 30)
         before = int(peer.diag_value("tracker_node", "decode_errors"))
         k += 1
         msg.header.stamp.nanosec += k  # later than the last processed frame
-        assert peer.wait(lambda: int(peer.diag_value("tracker_node", "decode_errors")) > before, 15,
+        assert peer.wait(lambda: int(peer.diag_value("tracker_node", "decode_errors")) > before, 30,
                          action=lambda: g["camera"].publish(msg)), (name, peer.diag("tracker_node"), _logs(g))
         level, message, _ = peer.diag("tracker_node")
         assert level == 1 and words in message, (name, message)
@@ -516,7 +520,7 @@ def test_tracker_refuses_unusable_camera_info(graph, clip):
     g, peer = graph, graph["peer"]
     bad = CameraInfo(width=480, height=480)
     bad.k = [float("nan"), 0.0, 240.0, 0.0, float("nan"), 240.0, 0.0, 0.0, 1.0]
-    assert peer.wait(lambda: "camera_info refused" in g["procs"]["tracker"].log(), 20,
+    assert peer.wait(lambda: "camera_info refused" in g["procs"]["tracker"].log(), 60,
                      action=lambda: g["camera_info"].publish(bad)), _logs(g)
     for k in range(40, 44):
         c = _track(g, clip, k)

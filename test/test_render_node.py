@@ -126,7 +126,7 @@ def test_malformed_avatar_is_refused_and_the_node_keeps_running(io):
     bad = avatar_to_msg(sample_avatar(500, 1))
     bad.gaussians.data = bytes(bad.gaussians.data)[:-40]  # truncated point data
     io["avatar"].publish(bad)
-    m = _wait_image(io, lambda m: True, 10)
+    m = _wait_image(io, lambda m: True, 30)
     assert m is not None, io["proc"].output()
     deadline = time.monotonic() + 60  # the kernels may still be compiling on a first run
     while "avatar refused" not in io["proc"].output() and time.monotonic() < deadline:
@@ -134,14 +134,14 @@ def test_malformed_avatar_is_refused_and_the_node_keeps_running(io):
     assert "avatar refused" in io["proc"].output()
     assert io["proc"].alive()
     # Still the placeholder (no avatar was accepted).
-    assert _wait_image(io, lambda m: True, 5) is not None
+    assert _wait_image(io, lambda m: True, 30) is not None
 
 
 def test_driven_frames_carry_the_control_stamp(io):
     from gaussian_head_ros.core.synthetic import synthetic_avatar
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
-    placeholder = _rgb(_wait_image(io, lambda m: True, 10)).copy()
+    placeholder = _rgb(_wait_image(io, lambda m: True, 30)).copy()
     io["avatar"].publish(avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="first")))
     ctl = _control_msg(STAMP, yaw=10.0)
     m = _wait_image(io, lambda m: _stamp(m) == STAMP, 60, publish=lambda: io["control"].publish(ctl))
@@ -158,7 +158,7 @@ def test_driven_frames_carry_the_control_stamp(io):
     bad.head_pose.orientation.w = float("nan")
     io["control"].publish(bad)
     good = _control_msg(STAMP + 2, yaw=-10.0)
-    m = _wait_image(io, lambda m: _stamp(m) == STAMP + 2, 20, publish=lambda: io["control"].publish(good))
+    m = _wait_image(io, lambda m: _stamp(m) == STAMP + 2, 60, publish=lambda: io["control"].publish(good))
     assert m is not None and io["proc"].alive()
     assert "face_control refused" in io["proc"].output()
 
@@ -168,7 +168,7 @@ def _diag_values(io):
 
     spin_until(io["node"], lambda: False, 0.3)  # take what was already queued
     io["diags"].clear()
-    assert spin_until(io["node"], lambda: any("render_node" in s.name for d in io["diags"] for s in d.status), 10)
+    assert spin_until(io["node"], lambda: any("render_node" in s.name for d in io["diags"] for s in d.status), 30)
     st = [s for d in io["diags"] for s in d.status if "render_node" in s.name][-1]
     return {kv.key: kv.value for kv in st.values}
 
@@ -197,11 +197,11 @@ def test_unchanged_control_republishes_the_last_frame(io):
 def test_idle_animation_after_the_timeout(io):
     # No control for > idle_timeout_s: frames keep coming, stamped with the drawing time, and they move.
     time.sleep(2.0)
-    first = _wait_image(io, lambda m: abs(io["node"].get_clock().now().nanoseconds - _stamp(m)) < 5e9, 10)
+    first = _wait_image(io, lambda m: abs(io["node"].get_clock().now().nanoseconds - _stamp(m)) < 5e9, 30)
     assert first is not None
     a = _rgb(first).copy()
     time.sleep(1.0)
-    later = _wait_image(io, lambda m: True, 5)
+    later = _wait_image(io, lambda m: True, 30)
     assert later is not None and np.abs(_rgb(later).astype(int) - a).mean() > 0.05  # breathing/sway moves it
     # Diagnostics report the state and the backend.
     values = _diag_values(io)
@@ -213,21 +213,21 @@ def test_avatar_swap(io):
     from gaussian_head_ros.core.synthetic import synthetic_avatar
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
-    before = _rgb(_wait_image(io, lambda m: True, 5)).copy()
+    before = _rgb(_wait_image(io, lambda m: True, 30)).copy()
     second = synthetic_avatar(10_000, seed=9, operator_id="second")
     second.sh[:, 0] = -1.5  # a dark avatar: easy to tell apart
     io["avatar"].publish(avatar_to_msg(second))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while "avatar 'second' ready" not in io["proc"].output() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "avatar 'second' ready" in io["proc"].output(), io["proc"].output()
     centre = (slice(H // 2 - 5, H // 2 + 5), slice(W // 2 - 5, W // 2 + 5))
-    # frames drawn just before the swap may still be on their way: wait (briefly) for the dark avatar
-    after = _wait_image(io, lambda m: _rgb(m)[centre].mean() < before[centre].mean() - 10, 5)
-    assert after is not None, "the face display still shows the first avatar 5 s after the swap"
+    # frames drawn just before the swap may still be on their way: wait for the dark avatar
+    after = _wait_image(io, lambda m: _rgb(m)[centre].mean() < before[centre].mean() - 10, 30)
+    assert after is not None, "the face display still shows the first avatar 30 s after the swap"
 
 
-def _latest_diagnostic(io, key, timeout=5.0):
+def _latest_diagnostic(io, key, timeout=30.0):
     """The value of `key` in a render_node diagnostics message that arrives from now on."""
     import rclpy
 
@@ -254,7 +254,7 @@ def test_compressed_face_display_only_while_subscribed(io):
     sub = node.create_subscription(CompressedImage, "face_display/image_raw/compressed", jpegs.append,
                                    qos_profile_sensor_data)
     io["images"].clear()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(jpegs) < 10:
         rclpy.spin_once(node, timeout_sec=0.05)
     assert len(jpegs) >= 10, "no frames on face_display/image_raw/compressed while subscribed"
@@ -268,10 +268,16 @@ def test_compressed_face_display_only_while_subscribed(io):
         mse = np.mean((dec.astype(np.float64) - rgb) ** 2)
         assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 30.0, "the JPEG is not the raw frame"
     node.destroy_subscription(sub)
-    time.sleep(1.0)  # the publisher learns that the reader left
-    n0 = int(_latest_diagnostic(io, "compressed_frames"))
-    time.sleep(1.5)
-    assert int(_latest_diagnostic(io, "compressed_frames")) == n0, "still encoding JPEGs with nobody subscribed"
+    # The publisher learns that the reader left (a second idle, longer on a loaded machine): from then on the count
+    # stays put over 2 s of frames (at 20 FPS: 40 frames it would have encoded).
+    counts = [int(_latest_diagnostic(io, "compressed_frames"))]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(2.0)
+        counts.append(int(_latest_diagnostic(io, "compressed_frames")))
+        if counts[-1] == counts[-2]:
+            break
+    assert counts[-1] == counts[-2], f"still encoding JPEGs with nobody subscribed: {counts}"
 
 
 def test_parameters_are_validated(io):
@@ -281,7 +287,7 @@ def test_parameters_are_validated(io):
 
     node = io["node"]
     cli = node.create_client(SetParameters, "/render_node/set_parameters")
-    assert cli.wait_for_service(timeout_sec=10)
+    assert cli.wait_for_service(timeout_sec=60)
 
     def set_param(name, value):
         v = ParameterValue()
@@ -292,7 +298,8 @@ def test_parameters_are_validated(io):
         elif isinstance(value, list):
             v.type, v.double_array_value = ParameterType.PARAMETER_DOUBLE_ARRAY, value
         fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-        rclpy.spin_until_future_complete(node, fut, timeout_sec=10)
+        rclpy.spin_until_future_complete(node, fut, timeout_sec=60)
+        assert fut.done(), f"no answer to set_parameters {name}"
         return fut.result().results[0]
 
     r = set_param("lighting", "disco")
@@ -308,11 +315,11 @@ def test_parameters_are_validated(io):
     assert set_param("lighting", "[" + ", ".join(["0.8"] * 3 + ["0"] * 24) + "]").successful
     assert set_param("lighting", "studio").successful
     assert set_param("background", [0.0, 0.0, 0.3]).successful
-    m = _wait_image(io, lambda m: _rgb(m)[0, 0, 2] > 60, 10)  # the new background shows in the corner
+    m = _wait_image(io, lambda m: _rgb(m)[0, 0, 2] > 60, 30)  # the new background shows in the corner
     assert m is not None
 
 
-def _wait_said(io, text, timeout=20.0):
+def _wait_said(io, text, timeout=60.0):
     """Spin until the render node's log has `text`."""
     from rosgraph import spin_until
 
@@ -339,7 +346,7 @@ def test_compact_controls_decode_with_the_latched_operator_basis(io):
 
     node = io["node"]
     topic = "/face_control/expression_basis"
-    assert spin_until(node, lambda: node.get_subscriptions_info_by_topic(topic), 10)
+    assert spin_until(node, lambda: node.get_subscriptions_info_by_topic(topic), 30)
     qos = node.get_subscriptions_info_by_topic(topic)[0].qos_profile
     assert qos.durability == DurabilityPolicy.TRANSIENT_LOCAL and qos.reliability == ReliabilityPolicy.RELIABLE
     rng = np.random.default_rng(5)

@@ -50,9 +50,10 @@ def io(rclpy_context, tracker_proc):
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
     recal = node.create_publisher(Empty, "face_control/recalibrate", 1)
-    ok = spin_until(node, lambda: pub.get_subscription_count() > 0 and node.count_publishers("face_control") > 0, 30)
+    ok = spin_until(node, lambda: pub.get_subscription_count() > 0 and node.count_publishers("face_control") > 0
+                    and recal.get_subscription_count() > 0, 120)
     assert ok, f"tracker_node did not come up:\n{tracker_proc.output()}"
-    spin_until(node, lambda: diags, 10)
+    spin_until(node, lambda: diags, 30)
     yield node, pub, recal, got, diags
     node.destroy_node()
 
@@ -85,6 +86,22 @@ def _exchange(io, msg, stamp_ns, timeout=15.0):
         if spin_until(node, lambda: any(msg_to_control(m).stamp_ns == stamp_ns for m in got), 3.0):
             return next(msg_to_control(m) for m in got if msg_to_control(m).stamp_ns == stamp_ns)
     return None
+
+
+def _recalibrate(io, tracker_proc):
+    """Ask for a re-calibration and wait until the tracker says it took it (the request and the next camera
+    frame travel on different topics: a fixed pause let a frame overtake it on a loaded machine)."""
+    from rosgraph import spin_until
+    from std_msgs.msg import Empty
+
+    node, recal = io[0], io[2]
+    n0 = tracker_proc.output().count("re-calibrating")
+    assert spin_until(node, lambda: recal.get_subscription_count() > 0, 60), tracker_proc.output()[-3000:]
+    for _ in range(3):  # (reliable: sent again only if not taken within 20 s)
+        recal.publish(Empty())
+        if spin_until(node, lambda: tracker_proc.output().count("re-calibrating") > n0, 20):
+            return
+    raise AssertionError("the tracker did not take the re-calibration:\n" + tracker_proc.output()[-3000:])
 
 
 def test_frames_in_controls_out_with_their_stamps(io, clip, tracker_proc):
@@ -121,11 +138,9 @@ def test_no_face_mono8_and_bgr8_frames(io, clip, tracker_proc):
 
 
 def test_recalibrate_and_diagnostics(io, clip, tracker_proc):
-    from std_msgs.msg import Empty
-
     from rosgraph import spin_until
 
-    node, _, recal, _, diags = io
+    node, _, _, _, diags = io
 
     def status():
         for arr in reversed(diags):
@@ -134,18 +149,17 @@ def test_recalibrate_and_diagnostics(io, clip, tracker_proc):
                     return {kv.key: kv.value for kv in s.values}
         return None
 
-    recal.publish(Empty())
-    spin_until(node, lambda: False, 0.5)
+    _recalibrate(io, tracker_proc)
     stamp = STAMP0 + 200 * 33_333_333
     assert _exchange(io, _image(clip[30].rgb, stamp), stamp) is not None
     diags.clear()
-    assert spin_until(node, lambda: status() is not None, 5), tracker_proc.output()
+    assert spin_until(node, lambda: status() is not None, 30), tracker_proc.output()
     assert status()["calibrated"] == "false", status()  # 1 of 5 new neutral frames so far
     for i in range(1, 6):
         stamp += 33_333_333
         assert _exchange(io, _image(clip[30 + i].rgb, stamp), stamp) is not None
     diags.clear()
-    assert spin_until(node, lambda: status() is not None, 5)
+    assert spin_until(node, lambda: status() is not None, 30)
     s = status()
     assert s["calibrated"] == "true" and float(s["processing_ms_mean"]) > 0 and float(s["latency_ms_mean"]) != 0
     assert {"input_rate_hz", "processed_rate_hz", "dropped", "backend"} <= set(s)
@@ -178,15 +192,13 @@ def test_operator_basis_is_learned_and_latched(io, clip, tracker_proc):
     code's error (~0.4 mm)."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosgraph import spin_until
-    from std_msgs.msg import Empty
 
     from gaussian_head_ros.core import expression_codec as ec
     from gaussian_head_ros.msg import ExpressionBasis
     from gaussian_head_ros.nodes.conversions import msg_to_basis, msg_to_control
 
-    node, _, recal, got, _ = io
-    recal.publish(Empty())  # a new neutral face: new bases are learned after it
-    spin_until(node, lambda: False, 0.5)
+    node, _, _, got, _ = io
+    _recalibrate(io, tracker_proc)  # a new neutral face: new bases are learned after it
     stamp = STAMP0 + 3000 * 33_333_333
     first = len(got)
     for i in range(int(2 * BASIS_S * 30) + 12):  # past the second window (frames 33 ms apart)
@@ -195,14 +207,16 @@ def test_operator_basis_is_learned_and_latched(io, clip, tracker_proc):
     bases = []
     latched = QoSProfile(depth=2, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
     sub = node.create_subscription(ExpressionBasis, "face_control/expression_basis", bases.append, latched)
-    assert spin_until(node, lambda: len(bases) >= 2, 10), f"{len(bases)} latched bases for a late subscriber"
+    # (the bases are learned in a thread of their own: seconds on a loaded machine)
+    assert spin_until(node, lambda: len(bases) >= 2, 60), f"{len(bases)} latched bases for a late subscriber"
     log = tracker_proc.output()
     assert f"window {BASIS_S:g} s" in log and f"window {2 * BASIS_S:g} s" in log, log[-3000:]
     held = {b.id: msg_to_basis(b) for b in bases}
     assert len(held) == 2 and 0 not in held
     named = [ec.operator_basis_id(m.expression_code) for m in got[first:]]
     assert set(named) - {0} <= set(held) | set(_ids_in_log(log)), (set(named), set(held))
-    for _ in range(30):  # the newest basis is in use once the basis thread has handed it over
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the newest basis is in use once the basis thread has handed it over
         if named[-1] == bases[-1].id:
             break
         stamp += 33_333_333
@@ -227,11 +241,10 @@ def test_a_subscriber_that_does_not_acknowledge_never_stalls_the_frames(io, clip
     import threading
 
     from rosgraph import spin_until
-    from std_msgs.msg import Empty
 
     from gaussian_head_ros.nodes.tracker_node import BASIS_ACK_TIMEOUT_S
 
-    node, pub, recal, got, _ = io
+    node, pub, _, got, _ = io
     helper = subprocess.Popen([sys.executable, "-c", (
         "import rclpy\n"
         "from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy\n"
@@ -251,23 +264,32 @@ def test_a_subscriber_that_does_not_acknowledge_never_stalls_the_frames(io, clip
             spin_until(node, lambda: False, 0.033)
         assert received, "the silent subscriber never received a basis\n" + tracker_proc.output()[-3000:]
         spin_until(node, lambda: False, 1.0)  # (its acknowledgement of those on its way)
-        helper.send_signal(signal.SIGSTOP)
         said = tracker_proc.output().count("not acknowledged")
-        recal.publish(Empty())  # new bases are due 0.5 s and 1 s after it
-        spin_until(node, lambda: False, 0.5)
+        _recalibrate(io, tracker_proc)  # new bases are due 0.5 s and 1 s of frames after it
+        # stopped last: the tracker drops a silent participant after its lease (20 s), and then has nobody to wait for
+        helper.send_signal(signal.SIGSTOP)
         arrivals, first = [], len(got)
-        end = time.monotonic() + BASIS_ACK_TIMEOUT_S + 3.0
-        while time.monotonic() < end:  # frames at ~30 Hz, not waiting for each control
+
+        def waited_out():  # the basis thread gave up waiting for the silent subscriber's acknowledgement
+            return tracker_proc.output().count("not acknowledged") > said
+
+        # frames at ~30 Hz, not waiting for each control, all the while the basis thread waits (learning the basis
+        # and the wait itself take longer than their nominal 1 s + BASIS_ACK_TIMEOUT_S on a loaded machine)
+        end, checked = time.monotonic() + 90, 0.0
+        while time.monotonic() < end:
             stamp += 33_333_333
             pub.publish(_image(clip[(stamp // 33_333_333) % len(clip)].rgb, stamp))
             n = len(got)
             spin_until(node, lambda: False, 0.033)
             arrivals += [time.monotonic()] * (len(got) - n)
+            if time.monotonic() - checked > 0.5:
+                if waited_out():
+                    break
+                checked = time.monotonic()
+        assert waited_out(), tracker_proc.output()[-3000:]
         assert len(got) - first > 10, tracker_proc.output()[-3000:]
         gaps = np.diff(arrivals)
         assert gaps.max() < 0.5 * BASIS_ACK_TIMEOUT_S, (gaps.max(), tracker_proc.output()[-3000:])
-        assert spin_until(node, lambda: tracker_proc.output().count("not acknowledged") > said, 15), \
-            tracker_proc.output()[-3000:]
     finally:
         helper.send_signal(signal.SIGCONT)
         helper.terminate()
