@@ -9,6 +9,12 @@ none) and no holes; from the front it is at least as good as before. Per portrai
   holes   see-through pixels enclosed by the head (core/holes.hole_mask, alpha < 0.5), at --size px
   psnr    (front only) PSNR of the rest render against the source crop inside the face template's outline,
           the "as good as before at rest" figure; with --mesh-fit the training-free reconstructor's too
+  grid    (default; --no-grid skips it) faces over 18 views about +-90 deg (yaw 80/90/100 x pitch -10/0/10 each
+          side) and 3 behind (yaw 160/180/200), and their largest hole: whether MediaPipe fires on one render
+          swings with small render changes, the fraction over these views is the steadier figure; given several
+          checkpoints (one per training seed) it also prints their mean and spread
+The side and back views are relative to the head's front (`head_yaw`: the photo's own head turn, up to 18 deg
+on the ../shared portraits, is taken out), the front view is the photo's.
 
     python scripts/whole_head_views.py --checkpoint runs/tiny/checkpoints/model.pt --out /tmp/whole_head
     python scripts/whole_head_views.py --untrained tiny --out /tmp/whole_head_untrained   # what it does by construction
@@ -30,6 +36,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 VIEWS = (("front", 0.0), ("+90", 90.0), ("-90", -90.0), ("back", 180.0))
 BACKDROP = (0.25, 0.45, 0.6)  # rgb behind the renders (detection and sheet): unlike any skin, hair or the untrained grey
+# --grid: the views about +-90 deg and behind (yaw, pitch in degrees, relative to the head's front). Whether MediaPipe
+# fires on one render swings with small changes of the render (the count over the 18 views +-90 of 9 portraits moved
+# by 3 between two rasterizer versions); the fraction over this neighbourhood is the steadier figure.
+SIDE_GRID = tuple((s * y, p) for s in (1, -1) for y in (80, 90, 100) for p in (-10, 0, 10))
+BACK_GRID = ((160, 0), (180, 0), (200, 0))
+
+
+def head_yaw(avatar) -> float:
+    """Degrees: the photo's own head turn, the source camera's direction in the head frame (x right, z into the
+    head) as a yaw. The driver turns the head by a control's yaw on top of it (a control yaw y shows the face
+    from y + head_yaw(avatar) off its front), so `view - head_yaw` views the head from `view` off its front
+    whatever way the photo's head was turned (up to 18 deg on the ../shared portraits)."""
+    vm = np.asarray(avatar.source_camera.viewmat, np.float64)
+    c = -vm[:3, :3].T @ vm[:3, 3]
+    return float(np.degrees(np.arctan2(c[0], -c[2])))
 
 
 def face_region(avatar, size: int) -> np.ndarray:
@@ -47,8 +68,11 @@ def face_region(avatar, size: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: str = "cpu") -> tuple[dict, list]:
-    """One avatar -> ({view: {faces, holes[, psnr]}}, [tiles uint8 [size, size, 3]])."""
+def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: str = "cpu",
+                grid: bool = False) -> tuple[dict, list]:
+    """One avatar -> ({view: {faces, holes[, psnr]}}, [tiles uint8 [size, size, 3]]). The front is the photo's
+    own view; +90, -90 and back are relative to the head's front (`head_yaw`). grid: also row["grid"] =
+    {"side": [views with a face, views] over SIDE_GRID, "back": the same over BACK_GRID, "holes": max px}."""
     import cv2
 
     from gaussian_head_ros.core.drive import Driver
@@ -56,19 +80,30 @@ def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: 
     from gaussian_head_ros.core.reconstruct.preview import source_view
 
     driver = Driver(avatar)
-    row, tiles = {}, []
-    for name, yaw in VIEWS:
-        on_black, on_white = (source_view(avatar, yaw, size=size, background=bg, backend=backend, driver=driver)
+    turn = head_yaw(avatar)
+
+    def look(yaw, pitch=0.0):  # -> (faces found, hole pixels, the render over BACKDROP uint8)
+        on_black, on_white = (source_view(avatar, yaw, pitch, size=size, background=bg, backend=backend, driver=driver)
                               for bg in ((0, 0, 0), (1, 1, 1)))
         alpha = np.clip(1.0 - (on_white - on_black).mean(-1, keepdims=True), 0, 1)
         shown = (np.clip(on_black + (1 - alpha) * np.asarray(BACKDROP, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-        row[name] = {"faces": len(detector.detect(shown)), "holes": int(hole_mask(on_black, on_white).sum())}
+        return len(detector.detect(shown)), int(hole_mask(on_black, on_white).sum()), shown, on_black
+
+    row, tiles = {}, []
+    for name, yaw in VIEWS:
+        faces, holes, shown, on_black = look(yaw - turn if name != "front" else 0.0)
+        row[name] = {"faces": faces, "holes": holes}
         if name == "front" and photo is not None:
             ref = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
             m = face_region(avatar, size)
             mse = float(np.mean((np.clip(on_black, 0, 1)[m] - ref[m]) ** 2))
             row[name]["psnr"] = round(10 * np.log10(1.0 / max(mse, 1e-10)), 2)
         tiles.append(shown)
+    if grid:
+        side = [look(y - turn, p)[:2] for y, p in SIDE_GRID]
+        back = [look(y - turn, p)[:2] for y, p in BACK_GRID]
+        row["grid"] = {"side": [sum(f > 0 for f, _ in side), len(side)], "back": [sum(f > 0 for f, _ in back), len(back)],
+                       "holes": max(h for _, h in side + back)}
     return row, tiles
 
 
@@ -103,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256, help="render side, px")
     ap.add_argument("--source-size", type=int, default=256, help="crop side of --untrained models")
     ap.add_argument("--generator", default="", help="--untrained models get this preset's generator (e.g. 300m: 55k+ Gaussians)")
+    ap.add_argument("--no-grid", dest="grid", action="store_false",
+                    help="only the four views (default: also the 21 views of SIDE_GRID and BACK_GRID, ~5x the time)")
     ap.add_argument("--out", default="runs/whole_head")
     args = ap.parse_args(argv)
     import cv2
@@ -136,13 +173,16 @@ def main(argv=None) -> int:
                     except ValueError as e:  # e.g. no usable face: reported, not fatal
                         print(f"{label:24s} {photo.stem:28s} not reconstructed: {e}")
                         continue
-                    row, tiles = check_views(res.avatar, res.photo, detector, args.size)
+                    row, tiles = check_views(res.avatar, res.photo, detector, args.size, grid=args.grid)
                     rows[photo.stem] = row
                     first = cv2.resize(res.photo, (args.size, args.size), interpolation=cv2.INTER_AREA)
                     sheet.append(np.concatenate([first] + tiles, 1))
+                    g = row.get("grid")
                     print(f"{label:24s} {photo.stem:28s} " + "  ".join(
-                        f"{v}: faces {r['faces']} holes {r['holes']:4d}" + (f" psnr {r['psnr']:.2f}" if "psnr" in r else "")
-                        for v, r in row.items()), flush=True)
+                        f"{v}: faces {row[v]['faces']} holes {row[v]['holes']:4d}"
+                        + (f" psnr {row[v]['psnr']:.2f}" if "psnr" in row[v] else "") for v, _ in VIEWS)
+                        + (f"  grid: side {g['side'][0]}/{g['side'][1]} back {g['back'][0]}/{g['back'][1]} holes {g['holes']}"
+                           if g else ""), flush=True)
             cv2.imwrite(str(out / f"{label}_sheet.png"), np.concatenate(sheet)[:, :, ::-1])
             (out / f"{label}_table.json").write_text(json.dumps(rows, indent=2))
             s = {"portraits": len(rows),
@@ -151,10 +191,22 @@ def main(argv=None) -> int:
                  "holes_side_back_max": max((r[v]["holes"] for r in rows.values() for v in ("+90", "-90", "back")), default=0),
                  "faces_front": sum(r["front"]["faces"] > 0 for r in rows.values()),
                  "front_psnr_mean": round(float(np.mean([r["front"]["psnr"] for r in rows.values()])), 2) if rows else None}
+            if args.grid and rows:
+                s.update({f"grid_{k}": [sum(r["grid"][k][i] for r in rows.values()) for i in (0, 1)] for k in ("side", "back")})
+                s["grid_holes_max"] = max(r["grid"]["holes"] for r in rows.values())
             summary[label] = s
             print(f"== {label}: side/back views with a face {s['faces_side_back']}/{s['views_side_back']}, max holes "
                   f"{s['holes_side_back_max']} px at {args.size} px; front: face found {s['faces_front']}/{s['portraits']}, "
                   f"face-region PSNR {s['front_psnr_mean']} dB", flush=True)
+            if "grid_side" in s:
+                print(f"== {label} grid: views about +-90 deg with a face {s['grid_side'][0]}/{s['grid_side'][1]}, "
+                      f"behind {s['grid_back'][0]}/{s['grid_back'][1]}, max holes {s['grid_holes_max']} px", flush=True)
+    if args.grid and len(summary) > 1:  # e.g. one checkpoint per training seed: the spread between them
+        frac = np.array([s["grid_side"][0] / max(s["grid_side"][1], 1) for s in summary.values() if "grid_side" in s])
+        summary["spread"] = {"side_fraction_mean": round(float(frac.mean()), 4), "side_fraction_std": round(float(frac.std()), 4),
+                             "models": len(frac)}
+        print(f"== over {len(frac)} models: views about +-90 deg with a face {100 * frac.mean():.1f} % "
+              f"+- {100 * frac.std():.1f} % (std over models; min {100 * frac.min():.1f}, max {100 * frac.max():.1f})")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return 0
 

@@ -226,6 +226,34 @@ def test_person_mask_keeps_the_background_off_the_head(tiny, framed):
     assert float((zero["rgb"][0, crown] - 0.5).abs().max()) < 0.05 < float((none["rgb"][0, crown] - 0.5).abs().max())
 
 
+def test_what_the_photo_sees_edge_on_is_inferred_not_copied(tiny, framed):
+    """The face's and the head surface's sides, which the photo sees nearly edge-on (cos of the angle between
+    the surface normal and the line of sight below completion.SEEN_COS - visibility_softness, mesh_fit's rule
+    for a badly seen surface), get no visibility: their colour is inferred, not the silhouette pixel they
+    project to (which, stretched over the side of the head, read as a second face from +-90 deg). Surfaces the
+    photo sees squarely keep their photo colour. On the old step (0 .. 0.05) the sides had visibility ~1."""
+    from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC
+    from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
+
+    image, tpl, vm, K = _inputs(framed[1])
+    with torch.no_grad():
+        out = tiny.reconstruct(image, tpl, vm, K)
+    g = tiny.generator
+    anchors = g.anchor_positions(tpl)
+    cam = -(vm[:, :3, :3].transpose(1, 2) @ vm[:, :3, 3:])[..., 0]
+    facing = (out["normals"] * F.normalize(cam[:, None] - anchors, dim=-1)).sum(-1)[0]
+    vis = out["visibility"][0]
+    for part in (PART_FACE, PART_STATIC):
+        sel = g.part == part
+        edge_on = sel & (facing > 0.02) & (facing < SEEN_COS - g.cfg.visibility_softness)
+        square = sel & (facing > 0.5)
+        if part == PART_STATIC:
+            square &= out["departure"]["hidden"][0] == 0  # not behind the face (no person mask: all on the person)
+        assert int(edge_on.sum()) >= 5 and int(square.sum()) >= 5, (part, int(edge_on.sum()), int(square.sum()))
+        assert float(vis[edge_on].max()) < 0.01, (part, float(vis[edge_on].max()))
+        assert float(vis[square].min()) > 0.9, (part, float(vis[square].min()))
+
+
 def test_basis_is_regional_eyes_and_mouth_independent(tiny, framed):
     with torch.no_grad():
         basis = tiny.reconstruct(*_inputs(framed[1]))["basis"][0].numpy()  # [E, V, 3]

@@ -23,9 +23,10 @@ per-anchor code and the image's global (CLS) code.
 
 What the photo cannot show is inferred, not copied: each anchor has a visibility in the source view,
 v = sigmoid(logit(v_geo) + learned correction), where v_geo is a smooth step of how much its surface
-normal faces the source camera, times two occlusion gates: a head-surface or torso anchor that projects
-onto the face template and lies behind it is hidden by the face (0), and an eyeball / mouth-interior
-anchor is seen only through the template's eye / mouth opening (the projected hole loop). The photo's
+normal faces the source camera (0 when seen edge-on: mesh_fit's rule, completion.SEEN_COS), times two
+occlusion gates: a head-surface or torso anchor that projects onto the face template and lies behind it
+is hidden by the face (0), and an eyeball / mouth-interior anchor is seen only through the template's eye /
+mouth opening (the projected hole loop). The photo's
 evidence (sampled features and colour) reaches a Gaussian only through v_geo, and its colour is
 v * (photo colour, corrected) + (1 - v) * an inferred colour made from the anchor's code and the global
 code alone, around a prior (mid grey; iris/pupil/sclera about the rest gaze on the eyeballs; mouth.py's
@@ -64,8 +65,11 @@ class GeneratorConfig:
     max_offset_face: float = 0.004  # metres a face Gaussian may move off its template point
     max_offset_shell: float = 0.04  # metres a head-surface / torso Gaussian may move off its anchor
     decoder_upsample: int = 4  # feature map side = this x the patch grid (2 or 4)
-    visibility_softness: float = 0.05  # width of the smooth step of n . (direction to camera) giving v_geo (0.25 was
-    # tried: untrained tiny, faces found at +-90 deg 13 vs 9 of 18, front PSNR 20.9 vs 21.0 dB: kept 0.05)
+    visibility_softness: float = 0.15  # width of the smooth step of n . (direction to camera) giving v_geo, ending
+    # at completion.SEEN_COS: 0 below 0.15 (81 deg off the line of sight), 1 above 0.3 (73 deg). Was a step from 0
+    # to 0.05: the face's and the head surface's sides, which the photo sees nearly edge-on, took the silhouette's
+    # pixels and showed them stretched over the side of the head, a second face from +-90 deg (untrained 300m
+    # generator: faces in 36 of 162 views about +-90 deg, 16 now; front PSNR -0.5 dB; docs/TRAINING.md section 9)
     scale_fill: float = 0.8  # initial Gaussian size as a fraction of the mean anchor spacing
     surface_fill: float = 1.2  # the same for the head surface and torso (closed from behind before any training)
     behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
@@ -532,10 +536,15 @@ class GaussianGenerator(nn.Module):
         return torch.where(unbound[None], p, torch.ones_like(p))
 
     def geometric_visibility(self, anchors, normals, viewmat):
-        """[B, N] in [0, 1]: a smooth step of n . (unit direction from the anchor to the source camera), 0 when
-        the surface faces away, 1 when it faces the camera by more than `visibility_softness`."""
+        """[B, N] in [0, 1]: how well the source camera sees each anchor's surface, a smooth step of
+        c = n . (unit direction from the anchor to the camera) from SEEN_COS - visibility_softness (0) to
+        SEEN_COS (1): 0 when the surface faces away or is seen nearly edge-on (one pixel of the photo would be
+        stretched over it; mesh_fit's completion rule, reconstruct/completion.SEEN_COS)."""
+        from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
+
         r, t = viewmat[:, :3, :3], viewmat[:, :3, 3]
         cam = -(r.transpose(1, 2) @ t[..., None])[..., 0]  # [B, 3] camera centre in the head frame
         facing = (normals * F.normalize(cam[:, None] - anchors, dim=-1)).sum(-1)
-        x = (facing / self.cfg.visibility_softness).clamp(0, 1)
+        w = self.cfg.visibility_softness
+        x = ((facing - (SEEN_COS - w)) / w).clamp(0, 1)
         return x * x * (3 - 2 * x)

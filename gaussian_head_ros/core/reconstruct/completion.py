@@ -121,6 +121,12 @@ def rim_colours(scene: Scene, exclude: np.ndarray, inset_px: int = 2, band_px: i
     return push_pull(scene.photo, band.astype(np.float32))
 
 
+# A surface the photo sees more obliquely than this (cosine between its normal and the line of sight: 72.5 deg off
+# it) is seen badly: one pixel stands for more than 3 x its width of surface, and that pixel is mostly the colour
+# of the silhouette's edge. Its colour comes from elsewhere: mesh_fit's face completion (covered_triangles) takes
+# the mirror side or the nearest skin, the learned generator (core/model/generator.py) its inferred colour.
+SEEN_COS = 0.3
+
 WALL_GAP_PX = 2.5  # with an inset, the wall's line this far inside the inset (measured: its columns cover ~1.5 px either side)
 
 
@@ -256,7 +262,8 @@ def _view_dirs(scene: Scene, pts: np.ndarray) -> np.ndarray:
 
 
 def covered_triangles(v, faces, fid, seen, R, t, K) -> np.ndarray:
-    """[F] bool: triangles the photo shows with enough pixels for their area and slant."""
+    """[F] bool: triangles the photo shows with enough pixels for their area and slant (not more obliquely than
+    SEEN_COS)."""
     nf = len(faces)
     count = np.bincount(fid[seen], minlength=nf)[:nf]
     tri = v[faces]
@@ -269,4 +276,4 @@ def covered_triangles(v, faces, fid, seen, R, t, K) -> np.ndarray:
     view /= np.linalg.norm(view, axis=1, keepdims=True)
     cos = np.abs(np.sum(view * n, 1))
     expected = area * cos / (cam[:, 2] / K[0, 0]) ** 2  # pixels it would cover if nothing hid it
-    return (cos > 0.3) & (count >= 0.6 * expected - 1)
+    return (cos > SEEN_COS) & (count >= 0.6 * expected - 1)
