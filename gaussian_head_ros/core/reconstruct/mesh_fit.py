@@ -50,6 +50,7 @@ from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot
 from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength
+from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, skin_fill_map
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
                                                       place_on_teeth_surface, skin_teeth_colour, teeth_colour)
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
@@ -110,6 +111,7 @@ class MeshFitConfig:
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
     remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
+    closed_lips: bool = True  # ... and its stretched or unfolded mouth region re-textured as closed lips and skin (lips.py)
     under_chin_behind_m: float = 0.004  # skin the rest pose's higher chin uncovers: this far behind the photo's chin (in front of the cavity)
     under_chin_band_px: tuple[int, int] = (3, 10)  # its colour: the neck this many pixels below the photo's face
 
@@ -426,8 +428,10 @@ class MeshFitReconstructor(Reconstructor):
 
         # Photo layer within the budget.
         t3 = time.perf_counter()
+        lip_fill = (fill_points(V, V_rest, faces, R, rng) if cfg.remove_expression and cfg.closed_lips
+                    else None)  # added at rest (closed_lips, below)
         fixed = (len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or []) + len(chin or [])
-                 + len(lid_skin or []))
+                 + len(lid_skin or []) + (len(lip_fill[0]) if lip_fill is not None else 0))
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f)
@@ -486,6 +490,24 @@ class MeshFitReconstructor(Reconstructor):
         cam = SourceCamera(np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], np.float32),
                            np.asarray(fp.viewmat, np.float32), (S, S))
         batch = to_rest_pose(batch, V, V_rest, faces, theta, drive_cfg)
+        lip_info = {}
+        if cfg.remove_expression and cfg.closed_lips:  # what the closing stretched or unfolded: lips and skin at rest
+            fill = skin_fill_map(photo, face_px & person & ~edge & skin_triangle_mask()[np.clip(fid, 0, nf - 1)])
+            batch, lip_info = closed_lips(batch, V, V_rest, faces, lambda p: fill[scene.project(p)[:2]], R,
+                                          lip_fill)
+            # the photo's open-mouth pixels (teeth, tongue) turned back with the jaw must stay behind the rest
+            # face (lp_d9's tongue poked through its closed chin in specks): pushed back along their ray
+            rows_m = np.flatnonzero(batch.part == PART_MOUTH)
+            if rows_m.size and lip_info.get("lip_retextured"):
+                _, _, z_rest = rasterize_mesh(V_rest @ R.T + t, faces, K, S)
+                mi, mj, mz, inside = scene.project(batch.means[rows_m].astype(np.float64))
+                zr = z_rest[mi, mj]
+                front_of = inside & np.isfinite(zr) & (zr > 0) & (mz < zr + 0.002)
+                if front_of.any():
+                    pc = batch.means[rows_m[front_of]].astype(np.float64) @ R.T + t
+                    pc *= ((zr[front_of] + 0.002) / pc[:, 2])[:, None]
+                    batch.means[rows_m[front_of]] = ((pc - t) @ R).astype(np.float32)
+                lip_info["mouth_pushed_back"] = int(front_of.sum())
         avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
         avatar.validate(cfg.max_gaussians)
@@ -500,6 +522,7 @@ class MeshFitReconstructor(Reconstructor):
                 "face_width_px": fp.face_width_px, "num_faces": fp.num_faces,
                 "expression_removed_mm": round(1000 * expression_strength(expr), 2),
                 "photo_jaw_deg": round(float(np.degrees(theta)), 2),
+                **lip_info,
                 **{f"psnr_{k}": round(v, 2) for k, v in psnrs.items()}}
         log.info("mesh_fit: %d Gaussians (%d photo, %d detail), head PSNR %.2f dB at rest, %.2f s",
                  avatar.num_gaussians, n_photo, len(detail[0]), psnrs.get("head", float("nan")), sum(timings.values()))

@@ -1,0 +1,348 @@
+"""Closed lips at rest for a photo whose mouth is wide open.
+
+The rest pose (rest_pose.py) takes the photo's mouth expression out of the template: the lips close, the
+jaw turns up. The face Gaussians ride on their template triangles, so what the photo showed in a triangle
+is what the triangle shows at rest. Where the photo's mesh is badly distorted by closing it, that goes
+wrong in two ways, both read as a still-open mouth (lp_d9_woman_turned, a scream with a 44 mm opening:
+the reader's jawOpen 0.78 on the avatar at rest):
+
+- MediaPipe's mesh folds around a wide-open lower lip (the point below the lower lip, 18, lies above its
+  outer edge, 17): lower-lip and shadow pixels are bound to chin triangles, which unfold at rest into a
+  2-3x taller pink and brown band below the closed lips;
+- the thin lips of the photo and the inner contour's strip of wet rim, teeth edges and cavity are
+  stretched up to 6x to close the opening, and the discs scaled by the triangles' area (isotropically)
+  leave gaps through which the mouth interior shows.
+
+`closed_lips` (after rest_pose.to_rest_pose) re-textures the triangles the rest pose stretches (largest
+singular value of the photo -> rest map from `stretch_from`), unfolds (folded: facing the other way in the
+source view) or moves far (`move_from`), only for a photo whose lip gap is beyond what its lips close by
+stretching (`opening_ratio`: gap / lips' heights, from `open_from`; the ../shared photos: lp_d9 5.0, every
+other <= 1.09, so today only lp_d9 is touched). There:
+- the covariance follows the map (anisotropic: no gaps between discs stretched one way), and a layer of
+  synthesised Gaussians sits just behind the photo layer on the rest triangles (`fill_points`);
+- each Gaussian's colour moves towards what the rest template says is there: on the lips' triangles within
+  a relaxed lip's height of the line where the lips meet, the lip colour (the median of the photo's own lip
+  Gaussians that are neither teeth nor cavity), darker along that line; elsewhere the skin around it (the
+  photo's clean skin pixels, smoothly filled: `skin_fill_map`). A Gaussian whose photo colour already fits
+  keeps it (on the lips: anything but teeth and cavity; on the skin: anything but those, lip colour and
+  shadow) unless stretched into a streak (`streak_from`).
+What the photo shows between its lips stays the mouth interior (mesh_fit puts it on the teeth surface); it is
+pushed behind the rest face where the closed chin covers it (lp_d9's tongue showed through in specks).
+The price: the photo's own pose shows the re-textured lips too (lp_d9 driven by its own expression: 38.8 ->
+29.1 dB); a closed, smiling or speaking photo (ratio <= 1.5) is left exactly as it was (frame 0 unchanged).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.avatar import PART_FACE
+from gaussian_head_ros.core.deform import matrix_to_quat, triangle_frames
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@dataclass
+class LipConfig:
+    """When and how far `closed_lips` re-textures the rest pose's stretched mouth region."""
+
+    open_from: float = 1.5  # the photo's lip gap / its lips' heights (middle) where re-texturing starts: below, the
+    open_full: float = 3.0  # lips close by stretching as they are (../shared: <= 1.09 but lp_d9's scream, 5.0)
+    stretch_from: float = 2.0  # largest singular value of a triangle's photo -> rest map where it starts
+    stretch_full: float = 3.0  # ... and where the rest template's colour takes over (folded: always)
+    streak_from: float = 1.8  # stretched this far, a Gaussian's own colour is a streak: it fades to the synthesised one
+    streak_full: float = 2.8
+    skin_blur_px: float = 6.0  # smoothing of the photo's skin fill
+    meet_shade: float = 0.4  # darkening of re-textured lip Gaussians at the line where the lips meet
+    meet_width_m: float = 0.0007  # ... over this distance from it
+    move_from: float = 0.004  # a triangle the rest pose moves this far (largest vertex move) starts taking its colours
+    move_full: float = 0.010  # ... fully from this far (the folds below a wide-open lower lip move 10-30 mm)
+    upper_lip_m: float = 0.0065  # at rest, lip colour reaches this far above the line where the lips meet
+    lower_lip_m: float = 0.009  # ... and this far below it (MediaPipe's relaxed lips: 5-6 and 8-9 mm); skin beyond
+    fill_spacing_m: float = 0.0012  # a layer of synthesised Gaussians on the rest triangles (their photo discs leave gaps)
+    fill_behind_m: float = 0.0003  # ... this far behind the photo layer
+    fill_from: float = 0.5  # ... on triangles whose colour weight (`_weights`) is at least this
+
+
+@functools.lru_cache(maxsize=1)
+def _lip_band() -> np.ndarray:
+    """[F] bool over template_faces: the triangles between the outer lip contour (lmk.LIP_OUTER) and the
+    mouth's hole, from the topology alone: the vertices reached from the hole without crossing the contour."""
+    from gaussian_head_ros.core.reconstruct.template import hole_loops, template_faces
+
+    faces = np.asarray(template_faces(), np.int64)
+    outer = set(lmk.LIP_OUTER)
+    nbr: dict[int, set[int]] = {}
+    for a, b in np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).tolist():
+        nbr.setdefault(a, set()).add(b)
+        nbr.setdefault(b, set()).add(a)
+    seen = set(int(v) for v in hole_loops()["mouth"])
+    todo = list(seen)
+    while todo:
+        for n in nbr.get(todo.pop(), ()):
+            if n not in seen:
+                seen.add(n)
+                if n not in outer:
+                    todo.append(n)
+    band = np.isin(faces, sorted(seen)).all(1)
+    band.setflags(write=False)
+    return band
+
+
+def lip_triangles(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[V, 3] template vertices (head frame, y down) -> ([F] upper-lip, [F] lower-lip) bool over
+    template_faces: the lips' band (`_lip_band`) split at the line through the inner lip corners."""
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    faces = np.asarray(template_faces(), np.int64)
+    v = np.asarray(v, np.float64)
+    c = v[faces].mean(1)
+    (xr, yr), (xl, yl) = v[lmk.MOUTH_CORNER_R_IN, :2], v[lmk.MOUTH_CORNER_L_IN, :2]
+    y_line = yr + (c[:, 0] - xr) * (yl - yr) / (xl - xr if abs(xl - xr) > 1e-9 else 1e-9)
+    band = _lip_band()
+    return band & (c[:, 1] < y_line), band & (c[:, 1] >= y_line)
+
+
+def triangle_maps(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[F, 3, 3] linear maps taking each triangle's photo edge vectors (and unit normal) to its rest ones."""
+    def basis(v):
+        a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+        n = np.cross(b - a, c - a)
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
+        return np.stack([b - a, c - a, n], 2)
+
+    bp = basis(np.asarray(v_photo, np.float64))
+    ok = np.abs(np.linalg.det(bp)) > 1e-18
+    out = np.tile(np.eye(3), (len(faces), 1, 1))
+    out[ok] = basis(np.asarray(v_rest, np.float64))[ok] @ np.linalg.inv(bp[ok])
+    return out
+
+
+def distortion(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np.ndarray, cfg: LipConfig
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle: (the photo -> rest map's largest singular value [F], weight 0..1 of the rest template's
+    colour [F]: 0 below cfg.stretch_from, 1 from cfg.stretch_full or where the photo's mesh is folded, i.e.
+    the triangle faces the other way in the photo than at rest, seen from the source camera (R: head ->
+    camera rotation))."""
+    s = np.linalg.svd(triangle_maps(v_photo, v_rest, faces), compute_uv=False)[:, 0]
+
+    def facing(v):
+        p = np.asarray(v, np.float64) @ np.asarray(R, np.float64).T
+        p = p[:, :2] / np.maximum(p[:, 2:], 1e-6)
+        a, b, c = p[faces[:, 0]], p[faces[:, 1]], p[faces[:, 2]]
+        return np.sign((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
+
+    folded = facing(v_photo) != facing(v_rest)
+    return s, np.where(folded, 1.0, _smoothstep(cfg.stretch_from, cfg.stretch_full, s))
+
+
+def _smoothstep(e0, e1, x):
+    t = np.clip((np.asarray(x, np.float64) - e0) / max(e1 - e0, 1e-12), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _chromaticity(c):
+    return c / np.maximum(c.sum(-1, keepdims=True), 1e-6)
+
+
+def _misfit(c: np.ndarray, share: np.ndarray, lip: np.ndarray, skin: np.ndarray, skin_luma: float) -> np.ndarray:
+    """[M, 3] photo colours of Gaussians whose rest place is a share [M] lip (the rest skin), with the lip's and
+    the skin's colours there [M, 3] -> [M] 0 (fits) .. 1 (another class): teeth (brighter than 1.0-1.2 x the
+    skin's luma and grey) and cavity (darker than 0.4-0.6 x the lip's) fit neither; lip colour (nearer the lip's
+    chromaticity than the skin's) and shadow (darker than 0.6-0.8 x the skin) do not fit the skin."""
+    luma = c @ _LUMA
+    sat = c.max(1) - c.min(1)
+    teeth = _smoothstep(1.0, 1.2, luma / max(skin_luma, 1e-3)) * (1 - _smoothstep(0.08, 0.16, sat))
+    cavity = 1 - _smoothstep(0.4, 0.6, luma / np.maximum(lip @ _LUMA, 1e-3))
+    d_lip = np.linalg.norm(_chromaticity(c) - _chromaticity(lip), axis=1)
+    d_skin = np.linalg.norm(_chromaticity(c) - _chromaticity(skin), axis=1)
+    lip_like = _smoothstep(-0.3, 0.3, (d_skin - d_lip) / np.maximum(d_skin + d_lip, 1e-6))
+    dark = 1 - _smoothstep(0.6, 0.8, luma / np.maximum(skin @ _LUMA, 1e-3))
+    interior = np.maximum(teeth, cavity)
+    return share * interior + (1 - share) * np.maximum(interior, np.maximum(lip_like, dark))
+
+
+def lip_colour(colours: np.ndarray, skin_luma: float) -> np.ndarray | None:
+    """[M, 3] colours of a lip's Gaussians in the photo -> its colour: the median of those that are lip, not
+    teeth (bright and grey: above 1.1 x the skin's luma, saturation < 0.12), cavity or shadow (below 0.55 x
+    the lip's median luma). None when fewer than 10 are left."""
+    c = np.asarray(colours, np.float64)
+    if len(c) < 10:
+        return None
+    luma = c @ _LUMA
+    sat = c.max(1) - c.min(1)
+    keep = ~((luma > 1.1 * skin_luma) & (sat < 0.12)) & (luma > 0.55 * np.median(luma))
+    return np.median(c[keep], 0) if keep.sum() >= 10 else None
+
+
+def opening_ratio(v: np.ndarray) -> float:
+    """[V, 3] template vertices (head frame, y down) -> the lips' gap at the middle (13 -> 14) over the two lips'
+    heights there (0 -> 13 and 14 -> 17): how many times its own lips' height a closing must stretch them."""
+    v = np.asarray(v, np.float64)
+    gap = v[lmk.LOWER_LIP_IN, 1] - v[lmk.UPPER_LIP_IN, 1]
+    lips = (v[lmk.UPPER_LIP_IN, 1] - v[lmk.LIP_OUTER[15], 1]) + (v[lmk.LIP_LOWER_OUTER[4], 1] - v[lmk.LOWER_LIP_IN, 1])
+    return float(max(gap, 0.0) / max(lips, 1e-4))
+
+
+def _weights(v_photo, v_rest, faces, R, cfg: LipConfig):
+    """Per triangle: (largest stretch [F], shape weight [F] (`distortion`), colour weight [F]: the larger of the
+    shape weight and how far the rest pose moves the triangle (cfg.move_from .. move_full)); both weights times
+    how far the photo's opening is beyond what its lips close by stretching (`opening_ratio`, cfg.open_from ..
+    open_full). A smile showing teeth (obama_official 1.05) keeps its photo's texture: its own pose gives the
+    photo back (a re-textured photo's pose does not: lp_d9 -9.7 dB; sadtalker frame 0 lost 1.9 dB without this)."""
+    gate = float(_smoothstep(cfg.open_from, cfg.open_full, opening_ratio(v_photo)))
+    stretch, w_shape = distortion(v_photo, v_rest, faces, R, cfg)
+    move = np.linalg.norm(np.asarray(v_photo, np.float64) - np.asarray(v_rest, np.float64), axis=1)[faces].max(1)
+    return stretch, gate * w_shape, gate * np.maximum(w_shape, _smoothstep(cfg.move_from, cfg.move_full, move))
+
+
+def fill_points(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np.ndarray, rng,
+                cfg: LipConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where `closed_lips` adds its synthesised layer: (face index [M], bary [M, 3]) about one per
+    cfg.fill_spacing_m^2 of the REST triangles whose colour weight is >= cfg.fill_from (known before the
+    Gaussian budget is shared out)."""
+    cfg = cfg or LipConfig()
+    from gaussian_head_ros.core.reconstruct.completion import sample_triangles
+
+    _, _, w = _weights(v_photo, v_rest, np.asarray(faces, np.int64), R, cfg)
+    todo = np.flatnonzero(w >= cfg.fill_from)
+    if not todo.size:
+        return np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
+    return sample_triangles(np.asarray(v_rest, np.float64), np.asarray(faces, np.int64), todo, cfg.fill_spacing_m, rng)
+
+
+def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray,
+                skin_fill, R: np.ndarray, fill=None, cfg: LipConfig | None = None) -> tuple[GaussianBatch, dict]:
+    """Re-texture the rest pose's stretched or unfolded mouth region (module notes) -> (the batch with the
+    synthesised layer added, counts for the reconstruction's info). The batch's own rows change in place.
+
+    batch: Gaussians at rest (rest_pose.to_rest_pose); v_photo, v_rest [V, 3] the photo's and the rest
+    template (head frame, metres); faces [F, 3]; skin_fill(points [M, 3] head frame) -> [M, 3] the photo's
+    skin colour around each point (`skin_fill_map`, looked up where the point projects); R [3, 3] head ->
+    source camera rotation; fill: `fill_points` (None: no added layer)."""
+    from gaussian_head_ros.core.reconstruct.builder import surface_discs
+
+    cfg = cfg or LipConfig()
+    faces = np.asarray(faces, np.int64)
+    v_rest = np.asarray(v_rest, np.float64)
+    bound = np.flatnonzero((batch.part == PART_FACE) & (batch.face_id >= 0))
+    stretch, w_shape, w_tri = _weights(v_photo, v_rest, faces, R, cfg)
+    info = {"lip_retextured": 0, "lip_fill": 0, "lip_max_stretch": round(float(stretch.max()), 2)}
+    if not bound.size or not (w_tri[batch.face_id[bound]] > 0).any():
+        return batch, info
+    upper, lower = lip_triangles(v_rest)
+    all_fid = batch.face_id[bound].astype(np.int64)
+    skin_luma = float(np.median(np.asarray(skin_fill(batch.means[bound].astype(np.float64)), np.float64) @ _LUMA))
+    lip_ref = [lip_colour(batch.colors[bound[tri[all_fid]]], skin_luma) for tri in (upper, lower)]
+    w_tri = w_tri.copy()
+    for tri, ref in zip((upper, lower), lip_ref):
+        if ref is None:  # no lip seen: the lips stay as the photo shows them
+            w_tri[tri] = 0.0
+
+    def targets(p, fid):
+        """-> (target colours [M, 3], lip share [M] 0..1, lip reference [M, 3], skin [M, 3])."""
+        skin = np.asarray(skin_fill(p), np.float64)
+        t, share, ref_m = skin.copy(), np.zeros(len(p)), skin.copy()
+        meet = _meeting_distance(p, v_rest)  # signed, + below
+        for tri, ref, reach in zip((upper, lower), lip_ref, (cfg.upper_lip_m, cfg.lower_lip_m)):
+            m = tri[fid]
+            if ref is None or not m.any():
+                continue
+            # a closed mouth's lips are no taller than a relaxed one's: a wide-open photo's lip band, closed,
+            # reaches further (its corners hang down to the chin): skin there
+            share[m] = 1.0 - _smoothstep(reach, reach + 0.0015, np.abs(meet[m]))
+            ref_m[m] = ref
+            t[m] = share[m, None] * ref + (1 - share[m, None]) * skin[m]
+            if cfg.meet_shade > 0:  # the line where the closed lips meet is darker
+                t[m] *= (1 - cfg.meet_shade * np.exp(-0.5 * (meet[m] / cfg.meet_width_m) ** 2))[:, None]
+        return t, share, ref_m, skin
+
+    sel = w_tri[all_fid] > 0
+    idx, fid = bound[sel], all_fid[sel]
+    w, s = w_tri[fid], stretch[fid]
+    w_cov = w_shape[fid]
+    c = batch.colors[idx].astype(np.float64)
+    target, share, ref, skin = targets(batch.means[idx].astype(np.float64), fid)
+    # A Gaussian that already shows what is there at rest keeps its own colour (the photo's texture): on the lips
+    # anything but teeth and cavity, on the skin anything but those, lip colour and shadow. Stretched so far that
+    # its texture is a streak, it takes the synthesised colour anyway.
+    keep = (1.0 - _misfit(c, share, ref, skin, skin_luma)) * (1.0 - _smoothstep(cfg.streak_from, cfg.streak_full, s))
+    new = keep[:, None] * c + (1 - keep[:, None]) * target
+    batch.colors[idx] = np.clip((1 - w[:, None]) * c + w[:, None] * new, 0, 1).astype(np.float32)
+    _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
+    info["lip_retextured"] = int(idx.size)
+    if fill is None or not len(fill[0]):
+        return batch, info
+    ffid, fbary = np.asarray(fill[0], np.int64), np.asarray(fill[1], np.float64)
+    ok = w_tri[ffid] > 0
+    ffid, fbary = ffid[ok], fbary[ok]
+    tri = v_rest[faces[ffid]]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
+    p = np.einsum("mk,mkc->mc", fbary, tri)
+    n *= np.where(n[:, 2] > 0, -1.0, 1.0)[:, None]  # outwards: the mouth region faces -z (head frame, z into the head)
+    layer = surface_discs(p - cfg.fill_behind_m * n, n, targets(p, ffid)[0], np.full(len(p), 0.6 * cfg.fill_spacing_m),
+                          None, PART_FACE, face_id=ffid, bary=fbary.astype(np.float32))
+    info["lip_fill"] = len(layer)
+    return GaussianBatch.concat([batch, layer]), info
+
+
+def _meeting_distance(p: np.ndarray, v_rest: np.ndarray) -> np.ndarray:
+    """[M] vertical distance (metres, + below) of rest points from the closed inner lip line (rest template)."""
+    line = 0.5 * (np.asarray(v_rest, np.float64)[list(lmk.LIP_UPPER_INNER)]
+                  + np.asarray(v_rest, np.float64)[list(lmk.LIP_LOWER_INNER)])
+    x = np.concatenate([[v_rest[lmk.MOUTH_CORNER_R_IN, 0]], line[:, 0], [v_rest[lmk.MOUTH_CORNER_L_IN, 0]]])
+    y = np.concatenate([[v_rest[lmk.MOUTH_CORNER_R_IN, 1]], line[:, 1], [v_rest[lmk.MOUTH_CORNER_L_IN, 1]]])
+    order = np.argsort(x)
+    return p[:, 1] - np.interp(p[:, 0], x[order], y[order])
+
+
+def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo, v_rest, faces, w) -> None:
+    """The covariance of rows idx (bound to triangles fid) as the photo -> rest map stretches it (blended by
+    w with the isotropic area scaling to_rest_pose gave): no gaps between discs stretched one way only."""
+    from gaussian_head_ros.core.control import quat_to_matrix
+
+    A = triangle_maps(v_photo, v_rest, faces)[fid]
+    fr_p, area_p = triangle_frames(np.asarray(v_photo, np.float64), faces)
+    fr_r, area_r = triangle_frames(np.asarray(v_rest, np.float64), faces)
+    rot = (fr_r @ fr_p.transpose(0, 2, 1))[fid]
+    ratio = np.sqrt(np.maximum(area_r, 1e-20) / np.maximum(area_p, 1e-20))[fid]
+    q = batch.quats[idx].astype(np.float64)
+    rm = np.stack([quat_to_matrix(x) for x in q]) if len(q) else np.zeros((0, 3, 3))
+    s = batch.scales[idx].astype(np.float64)
+    cov = rm @ (s[:, :, None] ** 2 * rm.transpose(0, 2, 1))  # at rest, area-scaled
+    cov_p = rot.transpose(0, 2, 1) @ cov @ rot / ratio[:, None, None] ** 2  # as built in the photo
+    cov_n = A @ cov_p @ A.transpose(0, 2, 1)
+    cov_n = w[:, None, None] * cov_n + (1 - w[:, None, None]) * cov
+    lam, Q = np.linalg.eigh(cov_n)
+    Q[np.linalg.det(Q) < 0, :, 0] *= -1
+    batch.scales[idx] = np.sqrt(np.maximum(lam, 1e-14)).astype(np.float32)
+    batch.quats[idx] = matrix_to_quat(Q).astype(np.float32)
+
+
+def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = None) -> np.ndarray:
+    """[S, S, 3] photo in [0, 1] and [S, S] bool skin pixels -> [S, S, 3] the skin colour everywhere: the
+    skin pixels without their shadows and outliers (luma outside 0.7-1.4 x the median, chromaticity off the
+    median by more than 0.04), filled over the rest (surfaces.push_pull) and smoothed."""
+    import cv2
+
+    from gaussian_head_ros.core.reconstruct.surfaces import push_pull
+
+    cfg = cfg or LipConfig()
+    c = photo[skin].astype(np.float64)
+    if len(c) < 50:
+        return np.broadcast_to(np.median(c, 0) if len(c) else np.full(3, 0.5), photo.shape).astype(np.float32)
+    luma = c @ _LUMA
+    med = np.median(luma)
+    chroma = _chromaticity(c)
+    ok = (luma > 0.7 * med) & (luma < 1.4 * med) & (np.linalg.norm(chroma - np.median(chroma, 0), axis=1)
+                                                  < 0.04)
+    clean = np.zeros(skin.shape, bool)
+    clean[np.nonzero(skin)[0][ok], np.nonzero(skin)[1][ok]] = True
+    fill = push_pull(photo.astype(np.float32), clean.astype(np.float32))
+    return cv2.GaussianBlur(fill, (0, 0), cfg.skin_blur_px)
