@@ -265,7 +265,7 @@ def role_robot_monitor():
             if st.name.startswith("render_node"):
                 v = {kv.key: kv.value for kv in st.values}
                 diags.append((time.time(), int(v.get("controls", 0)), v.get("operator_id", ""), v.get("state", ""),
-                              float(v.get("rate_hz", 0) or 0)))
+                              float(v.get("rate_hz", 0) or 0), int(v.get("frames", 0))))
 
     node.create_subscription(Image, "face_display/image_raw", on_image, qos_profile_sensor_data)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
@@ -469,6 +469,8 @@ def analyse(mon, tap, t_steady, t_down, t_up, t_photo, t_end, render_log, recon_
     out["glass_to_glass_ms_p50"] = float(np.percentile(lat, 50)) if lat.size else None
     out["glass_to_glass_ms_p95"] = float(np.percentile(lat, 95)) if lat.size else None
     out["driven_fraction"] = float(driven[w].mean()) if w.any() else 0.0
+    # new pictures: frames whose stamp differs from the frame before (the rest: the last picture again)
+    out["display_new_per_s"] = float((w & np.r_[True, stamp[1:] != stamp[:-1]]).sum() / (s1 - s0))
     published = int(((ctl_t >= s0) & (ctl_t < s1)).sum())
     d = [x for x in mon["diags"]]
     used = None
@@ -482,7 +484,15 @@ def analyse(mon, tap, t_steady, t_down, t_up, t_photo, t_end, render_log, recon_
             lag = (out["glass_to_glass_ms_p50"] or 0.0) / 1e3
             pub = int(((ctl_t >= dt[i0] - lag) & (ctl_t < dt[i1] - lag)).sum())
             used = (int(cnt[i1] - cnt[i0]), pub)
+            # frames the render node published between those two diagnostics, and how many reached the listener
+            # (a shortfall is lost between the processes: DDS, not the render node)
+            made = d[i1][5] - d[i0][5]
+            got = int(((arrival > dt[i0]) & (arrival <= dt[i1])).sum())
+            out["render_published_per_s"] = made / (dt[i1] - dt[i0])
+            out["display_received_fraction"] = got / made if made > 0 else None
     out["controls_published_per_s"] = published / (s1 - s0)
+    cam_t = np.array([c[0] for c in tap.get("camera", [])])
+    out["camera_frames_per_s"] = float(((cam_t >= s0) & (cam_t < s1)).sum() / (s1 - s0))  # as the tap got them
     out["controls_used"] = used[0] if used else None
     out["controls_published"] = used[1] if used else published
     out["controls_used_fraction"] = (used[0] / used[1]) if used and used[1] else None
@@ -553,12 +563,16 @@ def report(r: dict) -> str:
     lines = [
         f"two hosts (network namespaces), link {r['rate_mbit']:g} Mbit/s each way, clip {r['clip']}, "
         f"mesh_fit preset {r['preset']}",
-        f"  controls: {f(r['controls_published_per_s'])}/s published by the tracker; used by the render node "
+        f"  controls: {f(r['controls_published_per_s'])}/s published by the tracker (camera frames a listener beside it "
+        f"got: {f(r.get('camera_frames_per_s'))}/s); used by the render node "
         f"{r['controls_used']} of {r['controls_published']} ({f(r['controls_used_fraction'] and 100 * r['controls_used_fraction'])} %)",
         f"  link: operator->robot {f(r['link_kbit_s_operator_to_robot'])} kbit/s, robot->operator "
         f"{f(r['link_kbit_s_robot_to_operator'])} kbit/s (maxInitialPeersRange {r.get('max_initial_peers_range')}); datagrams the cap dropped operator->robot in that window: "
         f"{r.get('link_dropped_operator_to_robot_steady', 'n/a')}",
-        f"  face display: {f(r['display_fps'])} FPS, {f(100 * r['driven_fraction'])} % of frames driven by a control",
+        f"  face display: {f(r['display_fps'])} FPS ({f(r.get('display_new_per_s'))} new pictures/s, the rest the last "
+        f"one again), {f(100 * r['driven_fraction'])} % of frames driven by a control; the render node published "
+        f"{f(r.get('render_published_per_s'))}/s, the display listener received "
+        f"{f(r.get('display_received_fraction') and 100 * r['display_received_fraction'])} % of them",
         f"  glass-to-glass: p50 {f(r['glass_to_glass_ms_p50'])} ms, p95 {f(r['glass_to_glass_ms_p95'])} ms",
         f"  outage {r['outage_s']:g} s: display {f(r['outage_display_fps'])} FPS, longest gap "
         f"{f(r['outage_max_gap_s'], '{:.3f}')} s; last control shown "

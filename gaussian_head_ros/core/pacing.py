@@ -6,15 +6,22 @@ it on simulated time.
 
 from __future__ import annotations
 
+from collections import deque
+
 REPEAT_AFTER = 2.5  # periods without a fresh control after which the last live frame is published again (why: below)
 BURST = 2.0  # frames the render loop may draw back to back (its token bucket's size)
 LIVE_RATE = 1.2  # live frames per second at most, x fps (the token bucket's fill rate)
+FILL_BELOW = 0.93  # fresh live frames per second below this x fps (over RATE_WINDOW_S): repeats fill the display to fps
+RATE_WINDOW_S = 1.0  # seconds over which the fresh live frames are counted
+REPEAT_GAP = 0.5  # periods: a filling repeat comes at least this long after the frame before it
+AHEAD = 2.0  # frames the display may run ahead of its fps clock and still owe none later (no catch-up burst either way)
 
 
 class FramePacer:
     """When render_node draws its next frame: as soon as a fresh live control arrives (when the rate allows),
     else one period after the last frame (idle animation, placeholder, easing), or REPEAT_AFTER periods after
-    the last live frame when no fresh control came (the tracker is late: the last picture is published again).
+    the last live frame when no fresh control came (the tracker is late: the last picture is published again),
+    sooner when the tracker is slower than fps (below).
 
     Drawing at the arrival of a control rather than at the next tick of a fixed clock saves up to a period of
     glass-to-glass latency (on average half a period: 17 ms at 30 FPS). The rate of live frames: a token bucket
@@ -28,10 +35,20 @@ class FramePacer:
     (measured in scripts/bench_latency.py at 30 Hz: intervals p5 13-19 ms, p95 48-52 ms, from its per-frame work
     and the executors), so after 1.5 periods (50 ms) 3-5 % of the frames were repeats, the next fresh control
     arriving a median 7-9 ms after them: they made the latency's p95 (60 ms without them, 84-160 ms with them).
+
+    A tracker systematically slower than fps (a 25 fps camera, a starved tracker: fewer than FILL_BELOW x fps fresh
+    frames in the last RATE_WINDOW_S) would leave the face display below its rate (25 FPS for 30 asked; issue 15
+    asks >= 28): then the last picture is published again whenever the display has fallen one frame behind an fps
+    clock (frames owed: fps per second, minus one per frame, kept between -AHEAD and 1), at least REPEAT_GAP periods
+    after the frame before. Every control is still drawn as it arrives; the repeats only fill in (25 Hz controls:
+    25 new pictures and 5 repeats per second). The same fills for a tracker that stops, once its rate has dropped.
     """
 
     def __init__(self, now: float):
         self.tokens, self.filled = BURST, now
+        self.owed, self.counted = 0.0, now  # frames the display is behind its fps clock
+        self.fresh_times: deque[float] = deque()  # when the fresh live frames of the last RATE_WINDOW_S began
+        self.stretch = now  # when the first of them began after none for RATE_WINDOW_S (a tracker starting)
         self.last = now - 1e3  # when the last frame began (monotonic seconds)
 
     def wait(self, now: float, fps: float, fresh: bool, live: bool) -> float:
@@ -40,11 +57,34 @@ class FramePacer:
         control that arrives during the wait makes the frame due sooner: ask again."""
         period = 1.0 / fps
         self.tokens, self.filled = min(BURST, self.tokens + LIVE_RATE * (now - self.filled) / period), now
+        self.owed, self.counted = min(1.0, self.owed + (now - self.counted) / period), now
         if fresh:
             return 0.0 if self.tokens >= 1.0 - 1e-9 else (1.0 - self.tokens) * period / LIVE_RATE
-        return max(0.0, self.last + (REPEAT_AFTER if live else 1.0) * period - now)
+        if not live:
+            return max(0.0, self.last + period - now)
+        keep_alive = self.last + REPEAT_AFTER * period - now
+        if self.fresh_rate(now) >= FILL_BELOW * fps:
+            return max(0.0, keep_alive)
+        owed_in = 0.0 if self.owed >= 1.0 - 1e-9 else (1.0 - self.owed) * period  # (no float crumbs: t + 1e-18 == t)
+        return max(0.0, min(keep_alive, max(self.last + REPEAT_GAP * period - now, owed_in)))
 
-    def drawn(self, now: float) -> None:
-        """A frame begins now."""
-        self.tokens -= 1.0
+    def fresh_rate(self, now: float) -> float:
+        """Fresh live frames per second over the last RATE_WINDOW_S (over the time since they began, when that is
+        shorter: a tracker that just started is not taken for a slow one); 0 without any."""
+        while self.fresh_times and self.fresh_times[0] < now - RATE_WINDOW_S:
+            self.fresh_times.popleft()
+        if not self.fresh_times:
+            return 0.0
+        return len(self.fresh_times) / max(min(RATE_WINDOW_S, now - self.stretch), 1e-3)
+
+    def drawn(self, now: float, fresh: bool = False) -> None:
+        """A frame begins now; fresh: it draws a fresh live control (as `wait` was told). Only fresh frames take a
+        token: a repeat never makes the next control wait."""
+        if fresh:
+            self.tokens -= 1.0
+        self.owed = max(-AHEAD, self.owed - 1.0)
+        if fresh:
+            if not self.fresh_rate(now):
+                self.stretch = now
+            self.fresh_times.append(now)
         self.last = now

@@ -301,7 +301,7 @@ class RenderNode(Node):
                 (self._stop if fresh else self._fresh).wait(wait)  # not fresh: a control arriving wakes us
                 continue
             self._fresh.clear()  # a control arriving while this frame is drawn makes the next one fresh
-            pacer.drawn(now)
+            pacer.drawn(now, fresh)
             try:
                 self._render_once()
             except Exception as e:  # keep publishing; say what went wrong
