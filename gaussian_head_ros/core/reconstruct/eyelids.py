@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.eyes import EYE_WIDTH_M
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma
@@ -120,33 +119,43 @@ def lid_rings(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return strip, np.isin(f, crease).any(1) & ~strip
 
 
-def lash_dark(colors: np.ndarray, face_id: np.ndarray, vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray,
-              level: float = 0.7, means: np.ndarray | None = None, reach: float = 0.18) -> np.ndarray:
-    """[N] bool: Gaussians (colors [N, 3] rgb, face_id [N] into faces [F, 3] of vertices [V, 3]) on the upper lid's
-    strip, or on the ring above it (`lid_rings`) within `reach` x eyes.EYE_WIDTH_M of an upper-lid vertex (means
-    [N, 3] in the template's frame; None: the whole ring), darker than `level` x their eye's lid-skin luminance
-    (skin_rgb [2, 3], lid_skin_colours): the lashes and eyeliner, which a closing lid carries down with its margin.
-    MediaPipe's ring above the upper contour often lies inside a made-up eye's dark band (sadtalker: the band's
-    top third, 3.6 mm above the margin, lies above it); left in place, it drew the open eye's outline around the
-    closed lid. Further up, dark is a crease or a wrinkle (obama_official), which stays."""
+def lash_band(photo: np.ndarray, fid: np.ndarray, landmarks_px: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray,
+              level: float = 0.55, depth: float = 0.12) -> np.ndarray:
+    """[S, S] bool: the photo's lash band over each upper lid: pixels on the upper lid's strip or the ring above it
+    (`lid_rings`; fid [S, S] each pixel's triangle, >= len(faces) or < 0 for none) darker than `level` x their
+    eye's lid-skin luminance (skin_rgb [2, 3], lid_skin_colours), connected through such pixels to the upper lid's
+    margin (landmarks_px [478, 2+] after lid_margins: the corners and the upper-lid points), at most `depth` eye
+    widths from it (further, a lid's shadow carried down covered the closed lid: obama_speech's dark fraction 0.27 ->
+    0.43 at 0.16 eye widths, as dark as eyeliner, so luminance does not tell them apart). These are the lashes
+    and eyeliner, which a closing lid carries down with its margin. A made-up eye's dark band reaches above
+    MediaPipe's ring over the upper lid (sadtalker: up to 6 mm above the margin); left in place, it drew the open
+    eye's outline around the closed lid. Dark parts apart from the band (a crease, wrinkles: obama_official) stay."""
     f = np.asarray(faces)
     strip, above = lid_rings(f)
-    fid = np.asarray(face_id)
-    ok = fid >= 0
-    on = np.zeros(len(fid), bool)
-    on[ok] = strip[fid[ok]]
-    ring = np.zeros(len(fid), bool)
-    ring[ok] = above[fid[ok]]
-    if means is not None and ring.any():
-        v = np.asarray(vertices, np.float64)
-        d = np.linalg.norm(np.asarray(means, np.float64)[ring][:, None] - v[UPPER_LID][None], axis=2).min(1)
-        ring[np.flatnonzero(ring)] = d < reach * EYE_WIDTH_M
-    on |= ring
-    right = np.asarray(vertices, np.float64)[f][:, :, 0].mean(1) < 0  # the subject's right eye: image left, x < 0
-    eye = np.where(ok, ~right[np.maximum(fid, 0)], 0).astype(np.int64)
-    lum = np.asarray(colors, np.float64) @ LUMA.astype(np.float64)
-    skin = np.asarray(skin_rgb, np.float64) @ LUMA.astype(np.float64)
-    return on & (lum < level * skin[eye])
+    fid = np.asarray(fid)
+    ok = (fid >= 0) & (fid < len(f))
+    region = np.zeros(fid.shape, bool)
+    region[ok] = (strip | above)[fid[ok]]
+    lum = np.asarray(photo, np.float32) @ LUMA
+    lm = np.asarray(landmarks_px, np.float64)[:, :2]
+    out = np.zeros(fid.shape, bool)
+    for e, (corners, pairs) in enumerate(((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L))):
+        sk = float(np.asarray(skin_rgb, np.float64)[e] @ LUMA)
+        if not np.isfinite(sk):
+            continue
+        line = np.zeros(fid.shape, np.uint8)
+        pts = lm[[corners[1]] + [p[0] for p in pairs] + [corners[0]]]  # inner corner, upper lid, outer corner
+        cv2.polylines(line, [np.round(pts * 16).astype(np.int32)], False, 1, thickness=2, shift=4)
+        line = line.astype(bool)
+        cand = (region & (lum < level * sk)) | line
+        n, lab = cv2.connectedComponents(cand.astype(np.uint8), connectivity=8)
+        keep = np.zeros(n, bool)
+        keep[np.unique(lab[line])] = True
+        keep[0] = False
+        width = float(np.linalg.norm(lm[corners[1]] - lm[corners[0]]))
+        dist = cv2.distanceTransform((~line).astype(np.uint8), cv2.DIST_L2, 3) / max(width, 1e-9)
+        out |= keep[lab] & region & (lum < level * sk) & (dist <= depth)
+    return out
 
 
 def carry_by_margin(means: np.ndarray, face_id: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -180,7 +189,7 @@ def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, spl
     (lash lines twice as thick mid-blink) and turn with it. With s the weight on a strip triangle's other
     (crease-side) vertices, a Gaussian with s < split is *carried* (core.deform: part static with a face_id,
     moved by the displacement of its point on the triangle, neither turned nor stretched) by the margin
-    vertices alone (in the same proportions), and so is a dark one (dark [N] bool: lashes, eyeliner; `lash_dark`)
+    vertices alone (in the same proportions), and so is a dark one (dark [N] bool: lashes, eyeliner; `lash_band`)
     wherever it lies on the strip: in a blink the lashes ride down with the margin at their own size while the
     skin between (closed_lid_skin) fills the stretch. The others are bound to the crease-side
     vertices alone; the offset from that barycentric point (kept in the triangle's frame) makes up the
@@ -268,7 +277,7 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
     optional): the skin above each upper-lid vertex; a Gaussian then takes it at its crease side, graded to
     skin_rgb at the margin (by its weight on the crease-side vertices, the nearest upper-lid vertex's): the closed
     lid continues the skin above it instead of a flat patch of one colour per eye. Also the ring of triangles
-    above the strip (`lid_rings`) gets skin behind it: the lash band that left it (lash_dark) uncovers it."""
+    above the strip (`lid_rings`) gets skin behind it: the lash band that left it (lash_band) uncovers it."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     closed = v.copy()

@@ -42,7 +42,7 @@ from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall,
                                                            edge_opacity, face_completion, rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
                                                          eyeball_pixels, place_on_eyeballs)
-from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_skin, lash_dark,
+from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_skin, lash_band,
                                                          lid_margins, lid_skin_above, lid_skin_colours,
                                                          margin_binding)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
@@ -76,8 +76,8 @@ class MeshFitConfig:
     lid_margin: LidMarginConfig | None = field(default_factory=LidMarginConfig)  # None: MediaPipe's eye contour
     lid_split: float = 0.75  # the upper-lid strip's pixels nearer the margin ride with it (eyelids.margin_binding); 0 = off
     lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
-    lash_level: float = 0.7  # lid-strip pixels darker than this x the lid skin's luminance ride with the margin (eyelids.lash_dark)
-    lash_reach: float = 0.18  # ... and those of the ring above the strip within this many eye widths of the margin
+    lash_level: float = 0.55  # upper-lid pixels darker than this x the lid skin's luminance, connected to the margin, ride with it (eyelids.lash_band)
+    lash_depth: float = 0.12  # ... up to this many eye widths from the margin
     lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
@@ -457,17 +457,16 @@ class MeshFitReconstructor(Reconstructor):
             coverage = np.maximum(coverage, np.where(d_edge[fi, fj] >= 1.5, HOLE_ALPHA + 0.25, 0.0)) * cfg.opacity
             photo_layer.opacities[frozen] = coverage
         # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py); lid_skin fills behind
-        for b in (photo_layer, face_extra):
+        band = lash_band(photo, np.where(fid < nf, fid, -1), fp.landmarks_px, faces, skin_rgb, cfg.lash_level,
+                         cfg.lash_depth)
+        for b, dark in ((photo_layer, band[pixels[0], pixels[1]]), (face_extra, None)):
             if b is not None and cfg.lid_split > 0:
-                on_face = b.part == PART_FACE
-                rows = np.flatnonzero(on_face)
-                dark = lash_dark(b.colors[rows], b.face_id[rows], V, faces, skin_rgb, cfg.lash_level, b.means[rows],
-                                 cfg.lash_reach) \
-                    if np.isfinite(skin_rgb).all() else None
-                b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split, dark)
+                rows = np.flatnonzero(b.part == PART_FACE)
+                b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split,
+                                                       None if dark is None else dark[rows])
                 b.part[rows[carried]] = PART_STATIC  # carried by the margin (core.deform), not stretched
                 if dark is not None:  # the band's part on the ring above the strip: carried by the nearest margin point
-                    ring = rows[dark & ~carried]
+                    ring = rows[dark[rows] & ~carried]
                     b.face_id[ring], b.bary[ring] = carry_by_margin(b.means, b.face_id, V, faces, ring)
                     b.part[ring] = PART_STATIC
         batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin, lid_skin])
