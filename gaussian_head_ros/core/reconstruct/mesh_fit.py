@@ -550,6 +550,16 @@ class MeshFitReconstructor(Reconstructor):
             back = (1 - w_back[..., None]) * back + w_back[..., None] * hair
             side = (1 - w_rows[..., None]) * side + w_rows[..., None] * hair
         wall = rim_colours(scene, np.zeros_like(person), inset_px=int(np.ceil(cfg.edge_band_px)) + 1, band_px=4)
+        # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
+        # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
+        # half-transparent matte edge in a turned view, the hair colour there read as a dark jagged seam with
+        # flecks (business_person turned 25 deg).
+        face_edge = mesh_px & person & (d_in < 2 * (cfg.edge_band_px + 1))
+        if face_edge.any():
+            d_face = cv2.distanceTransform((~face_edge).astype(np.uint8), cv2.DIST_L2, 3)
+            near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
+            face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
+            side = (1 - near) * side + near * face_rim
         return back.astype(np.float32), side.astype(np.float32), wall
 
     def _select_pixels(self, photo, person, head_mask, torso_px, budget: int):
