@@ -73,7 +73,7 @@ def _image(rgb, stamp_ns, encoding="rgb8"):
     return msg
 
 
-def _exchange(io, msg, stamp_ns, timeout=15.0):
+def _exchange(io, msg, stamp_ns, timeout=60.0):
     """Publish one frame (again after a while if it was lost) and wait for the control with its stamp."""
     from rosgraph import spin_until
 
