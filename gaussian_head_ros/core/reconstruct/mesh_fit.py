@@ -52,7 +52,8 @@ from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength
 from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, skin_fill_map
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
-                                                      place_on_teeth_surface, skin_teeth_colour, teeth_colour)
+                                                      place_on_teeth_surface, skin_teeth_colour, teeth_colour,
+                                                      teeth_pixels)
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
                                                           under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, face_region, guided_filter,
@@ -332,13 +333,25 @@ class MeshFitReconstructor(Reconstructor):
         if eye_px.any():
             pts[eye_px] = p_eye
         lower_jaw = np.zeros((S, S), bool)  # open mouth pixels nearer the lower lip: they turn with the jaw
-        if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened
+        skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
+        skin = photo[skin_w]
+        brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
+        teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)  # lit teeth in the photo's open mouth, or None
+        photo_teeth = teeth_pixels(photo, mouth_px, 0.55 * brightness, cfg.mouth)  # the photo's own teeth pixels
+        # The dark gap of lips parted over hidden or shaded teeth is the photo's expression (a closed bite shows
+        # teeth there); a wider opening is its jaw, and a mouth that shows its teeth shows its own bite: there the
+        # teeth rows stay out of the gap (the photo given back)
+        parted = (V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1] <= cfg.mouth.parted_lips_max_m
+                  and photo_teeth.sum() <= cfg.mouth.parted_teeth_max * mouth_px.sum())
+        photo_gap = mouth_px & ~photo_teeth if parted else np.zeros_like(mouth_px)
+        if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
+            # the gap and tongue further back (the synthetic teeth of other expressions stand in front of them)
             mi, mj = np.nonzero(mouth_px)
             lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"]) > 0.5
             d = (rays[mouth_px] @ R)
             pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
                                                    loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
-                                                   jaw_pivot(V_rest))
+                                                   jaw_pivot(V_rest), photo_gap[mi, mj] * cfg.mouth.photo_gap_behind_m)
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
         vn = vertex_normals(V, faces)
@@ -357,7 +370,6 @@ class MeshFitReconstructor(Reconstructor):
         # Completion and mouth interior first: the photo layer gets the rest of the budget.
         t2 = time.perf_counter()
         scene = Scene(K, R, t, photo, person, np.where(person, front, np.inf), rays, torso_y)
-        skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
         # The silhouette's outermost pixels mix in the background (white behind business_person's cheek): no
         # colour is taken from them, neither by the photo layer (below) nor by the face completion.
         open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
@@ -374,23 +386,20 @@ class MeshFitReconstructor(Reconstructor):
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
                                cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
                                inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0)
-        skin = photo[skin_w]
-        brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
-        teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)
         if teeth_rgb is None and len(skin):
             teeth_rgb = skin_teeth_colour(np.median(skin, 0), cfg.mouth)
-        mouth_shown = cv2.dilate(mouth_px.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
-        def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them
+        def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap)
             i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels))
-            return inside & mouth_shown[i, j]
+            return inside & teeth_shown[i, j]
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo)
         turn_mouth(mouth, V_rest, theta, levels)
-        # Never in sight at rest: inside the face's outline and behind its surface.
+        # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap).
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
-        mouth = mouth.take(inside & mesh_px[mi, mj] & (mz > front[mi, mj] + 0.002))
+        mouth = mouth.take(inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + 0.002) | photo_gap[mi, mj]))
 
         # The opening's rim and its dark band along the lids (lashes, the lids' shadow) stay with the lids
         # (static: the falloff band carries them with the lid vertices); the iris and the sclera inside turn with

@@ -3,16 +3,20 @@
 Everything is placed behind the inner lip contour of the (rest) template, so a closed mouth hides it
 and an opening jaw reveals it. Each Gaussian says how much of the jaw's turn it follows (bary[:, 0],
 see core.drive): the upper teeth none, the lower teeth and the tongue all of it, the cavity wall a
-smooth step at the lip line. Where the photo itself shows the mouth open, its pixels are put on the
-teeth surface and belong to the upper or the lower jaw by which lip they are nearer (`jaw_side`); the
-synthetic teeth that would sit in front of or between them are left out, so the photo's own pose
-still shows the photo.
+smooth step at the lip line; a tongue behind the lower teeth turns with the jaw. Where the photo itself
+shows the mouth open, its pixels are put on the teeth surface and belong to the upper or the lower jaw by
+which lip they are nearer (`jaw_side`); the synthetic teeth that would sit in front of or between them are
+left out, so the photo's own pose still shows the photo. Lips parted over hidden or shaded teeth
+(`MouthConfig.parted_lips_max_m`, `parted_teeth_max`) are the exception: the dark gap between them goes
+behind the teeth (`photo_gap_behind_m`) and the synthetic rows stay in front of it, so a closed bite or a
+broad smile shows teeth, at the price of teeth in that gap in the photo's own pose.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_MOUTH
@@ -31,7 +35,6 @@ class MouthConfig:
     teeth_depth_m: float = 0.006  # upper incisors behind the inner lip surface
     teeth_height_m: float = 0.009  # visible height of each row
     teeth_spacing_m: float = 0.0010  # Gaussian spacing on the teeth
-    tooth_width_m: float = 0.0085  # central incisor width (darker seams between teeth)
     lower_teeth_behind_m: float = 0.0012  # lower incisors behind the upper ones (overjet)
     overbite_m: float = 0.002  # upper incisors' edges this far below the lip line, in front of the lower ones
     cavity_depth_m: float = 0.018  # dark back wall behind the inner lip surface
@@ -43,14 +46,37 @@ class MouthConfig:
     # (astronaut_eileen_collins, obama_official, obama_speech, trump_official, sadtalker frame 168): teeth
     # luma 1.19-1.45 x the skin's median luma; the teeth's rgb / luma departs from grey by 0.03-0.72 (median
     # ~0.35) of the skin's rgb / luma.
-    teeth_luma_per_skin: float = 1.2
-    teeth_max_luma: float = 0.85
-    teeth_skin_cast: float = 0.35
+    teeth_luma_per_skin: float = 1.35
+    teeth_max_luma: float = 0.9
+    teeth_skin_cast: float = 0.25
     gum_rgb: tuple[float, float, float] = (0.55, 0.27, 0.26)
     gum_height_m: float = 0.005  # gum above the upper / below the lower teeth (seen when the lips pull back)
-    teeth_shadow: float = 0.45  # darkening of the teeth towards the gums (the lips' shadow) and the back
+    teeth_shadow: float = 0.3  # darkening of the teeth towards the gums (the lips' shadow) and the back
+    teeth_seam: float = 0.15  # darkening along the seam between two teeth
+    lower_teeth_light: float = 0.85  # the lower row in the shade of the upper one and the lower lip
+    # seams from the midline (mm): upper central / lateral incisor, canine, premolars; lower the same
+    upper_teeth_mm: tuple[float, ...] = (0.0, 8.5, 15.0, 22.5, 29.5, 36.5)
+    lower_teeth_mm: tuple[float, ...] = (0.0, 5.3, 11.2, 18.1, 25.1, 32.1)
     cavity_rgb: tuple[float, float, float] = (0.16, 0.05, 0.05)
+    # The photo's open mouth: its teeth pixels go on the teeth surface, the rest (the dark gap, tongue) this far
+    # behind it, in front of the cavity wall, so the synthetic teeth of a closed bite stand in front of them.
+    photo_gap_behind_m: float = 0.009
+    # ... for a photo whose lips are parted at most this much (inner lips at the midline): sadtalker / tpsmm
+    # frame 0 8.6 / 8.7 mm, trump 9.7, astronaut 10.3; a wider opening (obama_official 13.4, obama_speech 21.3,
+    # lp_d9 43.7 mm) is the jaw's: its gap stays the photo's (teeth in front of it cost lp_d9 9 dB of its own
+    # photo back, obama_speech 2.5 dB)
+    parted_lips_max_m: float = 0.012
+    # ... and whose teeth pixels are at most this share of its opening (sadtalker frame 0: 0.07, a shaded
+    # sliver; tpsmm frame 0 shows its bite, 0.76: teeth in front of its gap cost it 3 dB in the mouth at frame 0)
+    parted_teeth_max: float = 0.4
+    photo_teeth_luma: float = 0.75  # a teeth pixel: luma above this x the skin's median luma ...
+    photo_teeth_saturation: float = 0.3  # ... and (max - min) / max of its rgb below this
     tongue_rgb: tuple[float, float, float] = (0.42, 0.16, 0.16)
+    tongue_depth_m: float = 0.011  # the tongue's front behind the inner lip surface (behind the lower teeth)
+    tongue_rise_m: float = 0.003  # its tip above the lip line (the lower teeth's edge), behind the upper teeth at rest
+    tongue_dome_m: float = 0.006  # its sides this much lower than the tip
+    tongue_width: float = 0.8  # x the inner lip corners' distance
+    tongue_spacing_m: float = 0.0015
 
 
 def _lip_depth(v: np.ndarray, loop: np.ndarray):
@@ -67,7 +93,7 @@ def teeth_surface_depth(v: np.ndarray, loop: np.ndarray, cfg: MouthConfig):
     return lambda x: lip(x) + cfg.teeth_depth_m
 
 
-def _hit_teeth_surface(origin, dirs, v, loop, cfg, behind_m=0.0):
+def _hit_teeth_surface(origin, dirs, v, loop, cfg, behind_m=0.0):  # behind_m: scalar or [M]
     zf = teeth_surface_depth(v, loop, cfg)
     lam = (zf(np.full(len(dirs), v[UPPER_LIP_IN, 0])) + behind_m - origin[2]) / dirs[:, 2]
     for _ in range(4):  # the surface depth depends on x only: fixed-point on the ray parameter
@@ -77,18 +103,20 @@ def _hit_teeth_surface(origin, dirs, v, loop, cfg, behind_m=0.0):
 
 
 def place_on_teeth_surface(origin: np.ndarray, dirs: np.ndarray, v: np.ndarray, loop: np.ndarray,
-                           cfg: MouthConfig, lower=None, theta: float = 0.0, pivot=None) -> np.ndarray:
+                           cfg: MouthConfig, lower=None, theta: float = 0.0, pivot=None, behind=None) -> np.ndarray:
     """Rays (head frame: origin [3], dirs [M, 3]) -> [M, 3] points where they meet the teeth of the rest
-    template v [V, 3]. Rays marked `lower` [M] bool meet the lower teeth (cfg.lower_teeth_behind_m further
-    back) with the jaw turned open by theta radians about `pivot` [3] (as drive() turns it)."""
+    template v [V, 3], or `behind` [M] metres further back (None: 0). Rays marked `lower` [M] bool meet the
+    lower teeth (cfg.lower_teeth_behind_m further back) with the jaw turned open by theta radians about
+    `pivot` [3] (as drive() turns it)."""
     origin = np.asarray(origin, np.float64)
     dirs = np.asarray(dirs, np.float64)
-    out = _hit_teeth_surface(origin, dirs, v, loop, cfg)
+    behind = np.zeros(len(dirs)) if behind is None else np.asarray(behind, np.float64)
+    out = _hit_teeth_surface(origin, dirs, v, loop, cfg, behind)
     if lower is not None and np.any(lower):
         lower = np.asarray(lower, bool)
         r_open = axis_angle_x(np.array([theta]))[0]
         o = r_open.T @ (origin - pivot) + pivot  # the camera seen from the jaw at rest
-        hit = _hit_teeth_surface(o, dirs[lower] @ r_open, v, loop, cfg, cfg.lower_teeth_behind_m)
+        hit = _hit_teeth_surface(o, dirs[lower] @ r_open, v, loop, cfg, cfg.lower_teeth_behind_m + behind[lower])
         out[lower] = (hit - pivot) @ r_open.T + pivot
     return out
 
@@ -150,9 +178,13 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
 
     brightness scales the default colours to the photo (1 = a well-lit face); teeth_rgb overrides the
     teeth colour (measured in the photo, or `skin_teeth_colour`); visible(points [M, 3], jaw weights [M]) ->
-    [M] bool marks points the photo already shows (they are left out of the teeth rows). The teeth's shading
-    (seams, towards the gums and the corners) fades them towards the cavity's dark red, as the mouth's own
-    reflections tint them, not towards black: a darkened off-white turns olive, read as grey-green."""
+    [M] bool marks points where the photo shows its own teeth (they are left out of the teeth rows: the
+    photo's pixels are the teeth there). Where the photo shows the dark gap of its open mouth the rows stay:
+    that gap belongs to the photo's expression, and a closed bite (a broad smile) shows teeth there, not the
+    photo's gap as a dark band (the photo's gap pixels lie behind the teeth, see `MouthConfig`). The teeth's
+    shading (seams, towards the gums and the corners) fades them towards the cavity's dark red, as the
+    mouth's own reflections tint them, not towards black: a darkened off-white turns olive, read as
+    grey-green."""
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
         xl, xr = xr, xl
@@ -184,10 +216,18 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         if visible is not None and len(pts):
             pts = pts[~visible(pts, np.full(len(pts), jaw))]
             u = (pts[:, 0] - xc) / max(half, 1e-6)
-        seam = np.abs(((pts[:, 0] - xc) / cfg.tooth_width_m + 0.5) % 1.0 - 0.5) * cfg.tooth_width_m  # to the nearest seam
+        # each tooth a rounded face (darker towards its sides) with a thin seam to the next; widths of the
+        # upper / lower incisors, canines and premolars (mm, from the midline; mean adult crown widths)
+        bounds = np.asarray(cfg.upper_teeth_mm if jaw == 0.0 else cfg.lower_teeth_mm) * 1e-3
+        ax = np.abs(pts[:, 0] - xc)
+        k_t = np.clip(np.searchsorted(bounds, ax), 1, len(bounds) - 1)
+        lo_b, hi_b = bounds[k_t - 1], bounds[k_t]
+        across = np.clip((ax - lo_b) / np.maximum(hi_b - lo_b, 1e-6), 0, 1) * 2 - 1  # -1 .. 1 over the tooth
+        seam = np.minimum(ax - lo_b, hi_b - ax)
         t = np.clip(np.abs(pts[:, 1] - edge_y) / max(cfg.teeth_height_m, 1e-6), 0, 1)  # 0 at the edge .. 1 at the gum
-        shade = ((1.0 - 0.25 * np.exp(-0.5 * (seam / 0.0005) ** 2)) * (1.0 - cfg.teeth_shadow * t ** 2)
-                 * (1.0 - 0.5 * np.abs(u) ** 2))
+        shade = ((1.0 - cfg.teeth_seam * np.exp(-0.5 * (seam / 0.0004) ** 2)) * (1.0 - 0.12 * across ** 2)
+                 * (1.0 - cfg.teeth_shadow * t ** 2) * (1.0 - 0.5 * np.abs(u) ** 2)
+                 * (1.0 if jaw == 0.0 else cfg.lower_teeth_light))
         col = shade[:, None] * teeth[None] + (1.0 - shade[:, None]) * np.asarray(cfg.cavity_rgb) * k
         gum = np.clip((np.abs(pts[:, 1] - edge_y) - cfg.teeth_height_m) / 0.001 + 1, 0, 1)[:, None]
         col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * (1.0 - 0.5 * np.abs(u) ** 2)[:, None]
@@ -207,23 +247,54 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
                                  bary=jaw_binding(lip_line_jaw_weight(gy, v))))
+    # The tongue: a dome on the floor of the mouth behind the lower teeth, turning with the jaw; its tip rises
+    # just above the lower row's edge, so a jaw opened beyond the bite shows dark red behind the lower teeth,
+    # not the black wall. Lit from the front: the tip brighter, the back and the sides in the mouth's shade.
+    s = cfg.tongue_spacing_m
+    t_half = cfg.tongue_width * 0.5 * (xr - xl)
+    gx, gy = _grid(xc - t_half, xc + t_half, lip_y - cfg.tongue_rise_m, lip_y + cfg.cavity_drop_m, s)
+    u = (gx - xc) / max(t_half, 1e-6)
+    top = lip_y - cfg.tongue_rise_m + cfg.tongue_dome_m * u * u
+    keep = gy >= top
+    gx, gy, u, top = gx[keep], gy[keep], u[keep], top[keep]
+    gz = lip(np.clip(gx, xl, xr)) + cfg.tongue_depth_m + 0.004 * u * u
+    pts = np.stack([gx, gy, gz], 1)
+    light = (0.55 + 0.45 * np.clip((gy - top) / 0.008, 0, 1)) * (1 - 0.45 * u * u)
+    col = light[:, None] * np.asarray(cfg.tongue_rgb) * k + (1 - light[:, None]) * np.asarray(cfg.cavity_rgb) * k
+    nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
+    batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
+                                 bary=jaw_binding(np.ones(len(pts)))))
     return GaussianBatch.concat(batches)
+
+
+def teeth_pixels(photo: np.ndarray, mouth_px: np.ndarray, skin_luma: float, cfg: MouthConfig) -> np.ndarray:
+    """[S, S] bool: the pixels of the photo's open mouth `mouth_px` [S, S] bool that show teeth (bright and
+    unsaturated next to the photo's skin median luma `skin_luma`, photo rgb [S, S, 3] in [0, 1]); the others
+    show the dark gap between the teeth rows or the tongue. Opened by one pixel (lone bright specks on a
+    wet lip edge are not teeth)."""
+    c = photo[mouth_px]
+    luma = c @ _LUMA
+    sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
+    out = np.zeros(mouth_px.shape, bool)
+    out[mouth_px] = (luma > cfg.photo_teeth_luma * skin_luma) & (sat < cfg.photo_teeth_saturation)
+    return cv2.morphologyEx(out.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
 
 
 def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
     """The photo's teeth colour when an open mouth shows them (bright, unsaturated pixels), else None. Teeth
-    in the lips' shadow (darker than 1.1 x skin_luma, the skin's median luma: lit teeth measured 1.19-1.45 x
-    on the ../shared portraits, see MouthConfig) or with a cold cast are not taken: shaded further as
+    in the lips' shadow (darker than 1.19 x skin_luma, the skin's median luma: lit teeth measured 1.19-1.45 x
+    on the ../shared portraits, see MouthConfig; sadtalker's frame 0 shows a shaded sliver at 1.12 x) or with
+    a cold cast are not taken: shaded further as
     synthetic teeth they came out grey-blue or grey-green; None then (`skin_teeth_colour` is used)."""
     if mouth_px.sum() < 30:
         return None
     c = photo[mouth_px]
     luma = c @ _LUMA
-    sat = c.max(1) - c.min(1)
-    teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < 0.25)
+    sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
+    teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < 0.25)  # relative: pink lip rims are not teeth
     if teeth.sum() < 15:
         return None
     rgb = np.median(c[teeth], 0)
-    if float(rgb @ _LUMA) < 1.1 * skin_luma or rgb[2] > rgb[0]:
+    if float(rgb @ _LUMA) < 1.19 * skin_luma or rgb[2] > rgb[0]:
         return None
     return rgb
