@@ -58,6 +58,11 @@ def graph(rclpy_context, tmp_path_factory):
     from gaussian_head_ros.msg import AvatarStatus
     from gaussian_head_ros.nodes.launcher import NodeProcess
 
+    # every test here builds on the one before it: without the data each of them skips (not only the first
+    # ones, after which the rest failed on a graph that had no nodes)
+    shared("driving", "lp_d18.mp4")
+    for name in ("obama_official.jpg", "trump_official.png", "lp_d8_man_glasses.jpg", "astronaut_eileen_collins.png"):
+        shared("portraits", name)
     logs = tmp_path_factory.mktemp("faults")
     peer = Peer(rclpy_context, "faults_peer")
     peer.subscribe_frames(FRAMES)

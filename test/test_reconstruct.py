@@ -197,7 +197,7 @@ def rec():
 def results(rec):
     from gaussian_head_ros.core.imageio import read_image
 
-    shared("portraits", PORTRAITS[0])
+    shared("portraits", PORTRAITS[0] if PORTRAITS else "")  # no portraits: skip (saying where they were looked for)
     return {name: rec.reconstruct(read_image(str(SHARED / "portraits" / name)), operator_id=name)
             for name in PORTRAITS}
 
