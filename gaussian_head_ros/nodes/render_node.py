@@ -14,7 +14,8 @@ frame, so now - stamp is glass-to-glass latency); idle and placeholder frames ca
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
 and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
-without a fresh control the last live frame again after 2.5 periods) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published. Without
+without a fresh control the last live frame again after 2.5 periods, or up to `fps` when the tracker is slower
+than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published. Without
 control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
 sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
@@ -64,7 +65,8 @@ class RenderNodeSettings:
     width: int = setting(512, "image width, pixels", range=(16, 4096))
     height: int = setting(512, "image height, pixels", range=(16, 4096))
     fps: float = setting(30.0, "frames published per second (idle animation, placeholder); live frames follow the "
-                               "controls as they arrive, at most 1.2 x this rate", range=(1.0, 240.0))
+                               "controls as they arrive, at most 1.2 x this rate; a tracker slower than this is "
+                               "filled to it with the last picture again", range=(1.0, 240.0))
     background: list = setting([0.0, 0.0, 0.0], "background colour, r g b in 0..1")
     fov_deg: float = setting(30.0, "vertical field of view of the virtual camera, degrees", range=(5.0, 120.0))
     distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
