@@ -129,7 +129,7 @@ def untrained_checkpoint(preset: str, out: Path, source_size: int, photo: Path, 
     return path
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", action="append", default=[], help="a trained RAR checkpoint (repeatable)")
     ap.add_argument("--untrained", action="append", default=[], help="a randomly initialised preset (repeatable)")
@@ -141,6 +141,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-grid", dest="grid", action="store_false",
                     help="only the four views (default: also the 21 views of SIDE_GRID and BACK_GRID, ~5x the time)")
     ap.add_argument("--out", default="runs/whole_head")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     import cv2
 
@@ -201,11 +206,12 @@ def main(argv=None) -> int:
             if "grid_side" in s:
                 print(f"== {label} grid: views about +-90 deg with a face {s['grid_side'][0]}/{s['grid_side'][1]}, "
                       f"behind {s['grid_back'][0]}/{s['grid_back'][1]}, max holes {s['grid_holes_max']} px", flush=True)
-    if args.grid and len(summary) > 1:  # e.g. one checkpoint per training seed: the spread between them
-        frac = np.array([s["grid_side"][0] / max(s["grid_side"][1], 1) for s in summary.values() if "grid_side" in s])
+    seeds = [label for label, _, options in models if options.get("checkpoint") in args.checkpoint]
+    if args.grid and len(seeds) > 1:  # the --checkpoint models, e.g. one per training seed: the spread between them
+        frac = np.array([summary[k]["grid_side"][0] / max(summary[k]["grid_side"][1], 1) for k in seeds if k in summary])
         summary["spread"] = {"side_fraction_mean": round(float(frac.mean()), 4), "side_fraction_std": round(float(frac.std()), 4),
                              "models": len(frac)}
-        print(f"== over {len(frac)} models: views about +-90 deg with a face {100 * frac.mean():.1f} % "
+        print(f"== over the {len(frac)} checkpoints: views about +-90 deg with a face {100 * frac.mean():.1f} % "
               f"+- {100 * frac.std():.1f} % (std over models; min {100 * frac.min():.1f}, max {100 * frac.max():.1f})")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return 0

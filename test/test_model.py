@@ -455,9 +455,10 @@ def test_whole_head_shows_no_face_from_behind_or_the_sides(tiny, tmp_path):
     front MediaPipe finds the face; from behind it finds none (the photo's pixels reach only Gaussians that
     face the source camera and are not hidden behind the face; the rest get an inferred colour); from behind
     and from +-90 deg the head has no holes (the head surface continues under the face's edge). Faces found
-    at +-90 deg are printed, not asserted: the face template's profile in front of the head surface is
-    detected on some portraits (7-10 of 18 views at 256 px when this was written, untrained; tiny trained 30
-    steps: 9-13 of 18; mesh_fit's avatars: 2 of 18; see docs/TRAINING.md section 9)."""
+    at +-90 deg (relative to the head's front) are printed, not asserted: MediaPipe reads the tiny preset's
+    blurred profile as a face on some portraits (6-8 of 18 views here at 160 px; over the grid of 162 views
+    about +-90 deg at 256 px: untrained tiny 64, the 300m-size generator 16, mesh_fit 17; docs/TRAINING.md
+    section 9)."""
     import copy
     import importlib.util
 

@@ -246,8 +246,8 @@ def _doc_commands() -> list[list[str]]:
 
 def test_training_doc_commands_are_the_tested_ones():
     """docs/TRAINING.md's commands are the ones these tests run: each `gaussian-head` / `torchrun -m
-    gaussian_head_ros.cli` / `python scripts/scaling_study.py` line parses with the real argument parsers
-    (placeholders filled in), and the commands test_prepare_then_two_ranks_on_a_1000_clip_index and
+    gaussian_head_ros.cli` / `python scripts/scaling_study.py` / `python scripts/whole_head_views.py` line parses
+    with the real argument parsers (placeholders filled in), and the commands test_prepare_then_two_ranks_on_a_1000_clip_index and
     test_example_configs_parse run (prepare, torchrun ... train, train --dry-run, the example configs) are the
     documented ones."""
     import importlib.util
@@ -255,9 +255,11 @@ def test_training_doc_commands_are_the_tested_ones():
     from gaussian_head_ros.cli import build_parser
 
     parser, _ = build_parser()
-    spec = importlib.util.spec_from_file_location("scaling_study", ROOT / "scripts" / "scaling_study.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    scripts = {}
+    for name in ("scaling_study", "whole_head_views"):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        scripts[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(scripts[name])
     cmds = _doc_commands()
     seen = set()
     for words in cmds:
@@ -269,9 +271,10 @@ def test_training_doc_commands_are_the_tested_ones():
             assert words[m + 1] == "gaussian_head_ros.cli", words
             args = parser.parse_args(words[m + 2:])
             seen.add("torchrun " + args.command)
-        elif words[:2] == ["python", "scripts/scaling_study.py"]:
-            study.build_parser().parse_args(words[2:])
-            seen.add("scaling_study")
+        elif words[0] == "python" and words[1] in ("scripts/scaling_study.py", "scripts/whole_head_views.py"):
+            name = words[1][len("scripts/"):-len(".py")]
+            scripts[name].build_parser().parse_args(words[2:])
+            seen.add(name)
             continue
         else:
             continue
@@ -280,6 +283,6 @@ def test_training_doc_commands_are_the_tested_ones():
             cfg = ROOT / args.config
             assert cfg.is_file(), f"TRAINING.md names a config that does not exist: {args.config}"
             seen.add(f"{args.command} {cfg.name}")
-    for needed in ("prepare", "train", "torchrun train", "reconstruct", "scaling_study",
+    for needed in ("prepare", "train", "torchrun train", "reconstruct", "scaling_study", "whole_head_views",
                    "train train_webssl_300m.yaml", "prepare train_webssl_300m.yaml"):
         assert needed in seen, f"TRAINING.md no longer shows '{needed}', which the tests run"

@@ -72,6 +72,10 @@ class GeneratorConfig:
     # generator: faces in 36 of 162 views about +-90 deg, 16 now; front PSNR -0.5 dB; docs/TRAINING.md section 9)
     scale_fill: float = 0.8  # initial Gaussian size as a fraction of the mean anchor spacing
     surface_fill: float = 1.2  # the same for the head surface and torso (closed from behind before any training)
+    back_fill: float = 1.5  # the same for the head surface's back half (canonical normal pointing away from the face):
+    # at 1.2, tiny models trained 30 steps made those Gaussians ~8 % smaller and the dark eyeballs and mouth showed
+    # through the back of the head as specks MediaPipe read as a face (obama_official, trump_official: 2 of 27 views
+    # behind in 3 of 3 seeds; 0 at 1.5, side and front unchanged; docs/TRAINING.md section 9)
     behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
     under_face_m: float = 0.03  # head-surface points hidden less deep than this behind the face start skin-coloured
     eye_spacing_m: float = 0.0006  # Gaussian spacing on the eyeball caps (0: no eyeballs)
@@ -197,7 +201,8 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
     normal = [np.tile([0.0, 0.0, -1.0], (cfg.num_face, 1)),  # (face: the template's triangles, per photo)
               dirs / np.asarray(SHELL_RADII),  # the ellipsoid's gradient
               np.concatenate([np.tile([0.0, 0.0, -1.0], (n_sheet, 1)), neck_n])]
-    sigma = [np.full(cfg.num_face, cfg.scale_fill * spacing[0]), np.full(cfg.num_head, cfg.surface_fill * spacing[1]),
+    sigma = [np.full(cfg.num_face, cfg.scale_fill * spacing[0]),
+             np.where(dirs[:, 2] > 0, cfg.back_fill, cfg.surface_fill) * spacing[1],
              np.full(cfg.num_torso, cfg.surface_fill * spacing[2])]
     extra_bary, vertex, prior = [], [], []
     if cfg.eye_spacing_m > 0 and len(ref_vertices) >= lmk.NUM_LANDMARKS:
