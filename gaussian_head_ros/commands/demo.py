@@ -11,6 +11,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 RENDER_SETTLE_S = 1.0  # after the render node first reports the avatar: longer than its default 0.5 s cross-fade
+# The demo's reconstruction_node keeps no avatar cache: it would write the demo face over the one a robot on this
+# machine keeps in the same default cache_path ($ROS_HOME/gaussian_head_ros/reconstruction_node.avatar) and serves
+# again at its next start without a photo.
+RECONSTRUCTION_PARAMS = {"cache_avatar": False}
 
 
 def add_arguments(p):
@@ -70,7 +74,7 @@ def run(args) -> int:
     try:
         print(f"[demo] photo: {photo}")
         procs.append(NodeProcess("reconstruction_node", node_command(
-            "reconstruction_node", {"photo_path": photo}, params_file), logs))
+            "reconstruction_node", {"photo_path": photo, **RECONSTRUCTION_PARAMS}, params_file), logs))
         procs.append(NodeProcess("render_node", node_command(
             "render_node", {"backend": args.backend, "width": args.size, "height": args.size, "fps": args.fps},
             params_file), logs))
