@@ -45,6 +45,34 @@ def test_a_wrong_path_is_said_once_then_retried_quietly(tmp_path, rclpy_context)
         proc.stop()
 
 
+def test_no_source_says_how_to_give_one(tmp_path, rclpy_context):
+    """Started without `source`, the node says how to give one: at start-up (-p source:=...), since the parameter is
+    read-only. It said "set the 'source' parameter", and `ros2 param set /video_source_node source clip.mp4` then
+    failed with "Trying to set a read-only parameter"."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rosgraph import Proc, executable
+
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/no_source"],
+                tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node("video_source_no_source_test")
+    states = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: states.extend(
+        (s.level, s.message) for s in m.status if s.name.startswith("no_source/video_source_node")), 10)
+    try:
+        deadline = time.monotonic() + 60
+        while not states and time.monotonic() < deadline:
+            rclpy_context.spin_once(node, timeout_sec=0.1)
+        assert states, proc.output()
+        level, message = states[-1]
+        assert level == DiagnosticStatus.ERROR and "-p source:=" in message, states[-1]
+        errors = [ln for ln in proc.output().splitlines() if "ERROR" in ln]
+        assert len(errors) == 1 and "-p source:=" in errors[0] and "read-only" in errors[0], proc.output()
+        assert proc.alive(), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()
+
+
 def test_diagnostics_name_the_namespace(tmp_path, rclpy_context):
     """Every node publishes on the absolute /diagnostics: under a namespace (`namespace:=robot1`, two robots
     on one network) its status is named 'robot1/<node>: <task>'; it was '<node>: <task>' whatever the

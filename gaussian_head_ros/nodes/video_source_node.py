@@ -5,8 +5,8 @@ each frame stamped with the wall-clock time it was published, so glass-to-glass 
 real. With `loop` a file restarts at its end; without it the node stays up and idle after the last frame.
 A source that cannot be opened (a wrong path, a camera not plugged in) is said once as an error, in the log
 and on /diagnostics (level ERROR, the reason and when it tries again), then retried quietly with a growing
-pause (2 s doubling up to RETRY_MAX_S); when it opens, the log says so. No source at all: said once, no retry
-(`source` is read-only).
+pause (2 s doubling up to RETRY_MAX_S); when it opens, the log says so. No source at all: said once (how to give one
+at start-up: `source` is read-only), no retry.
 """
 
 from __future__ import annotations
@@ -98,8 +98,11 @@ class VideoSourceNode(Node):
 
     def _run(self):
         if not str(self._param("source")):
-            self.state = "no source: set the 'source' parameter"
-            self.get_logger().error("no video source given: set the 'source' parameter (file, /dev/videoN or index)")
+            # `source` is read-only: telling to set it sent users to `ros2 param set`, which refuses it
+            self.state = "no source: start the node with -p source:=<file, /dev/videoN or camera index>"
+            self.get_logger().error("no video source given: start the node with --ros-args -p source:=<file, "
+                                    "/dev/videoN or camera index> (ros2 launch: video:=...); 'source' is read-only, "
+                                    "it cannot be set while the node runs")
             return
         failures = 0
         while not self._stop.is_set():
