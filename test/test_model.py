@@ -408,6 +408,26 @@ print(json.dumps({"load": loaded - base, "touched": peak() - base, "finite": tot
 """
 
 
+def test_checkpoint_loads_after_the_reused_parts_change_their_point_count(tiny, framed, tmp_path, monkeypatch):
+    """The generator's anchors come from the checkpoint, not from today's code: its mouth interior and eyeball
+    caps are core/reconstruct/mouth.py's and eyeballs.py's, and a change there (a tongue added) made every
+    earlier checkpoint fail to load (size mismatch, 3,572 vs 4,076 Gaussians). Simulated: the mouth interior
+    loses 10 points after saving; the checkpoint still loads strictly and makes the same avatar."""
+    from gaussian_head_ros.core.model import generator
+
+    save_checkpoint(tmp_path / "m.pt", tiny)
+    real = generator._mouth_anchors
+    monkeypatch.setattr(generator, "_mouth_anchors", lambda cfg, v: {k: x[:-10] for k, x in real(cfg, v).items()})
+    assert len(generator.sample_anchors(tiny.generator.cfg, framed[1].vertices.astype(np.float64),
+                                        tiny.generator.faces.numpy())["part"]) == tiny.generator.num_gaussians - 10
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.generator.num_gaussians == tiny.generator.num_gaussians
+    assert torch.equal(loaded.generator.region, tiny.generator.region)
+    with torch.no_grad():
+        a, b = (m.reconstruct(*_inputs(framed[1])) for m in (tiny, loaded))
+    assert torch.equal(a["means"], b["means"]) and torch.equal(a["rgb"], b["rgb"])
+
+
 def test_300m_checkpoint_stores_a_reference_and_loads_within_the_weights_size(framed, tmp_path):
     """A 300m-shaped model (random Dinov2 weights saved locally as WebSSL would be): its checkpoint holds the
     trained tensors plus the backbone file's path and hash (full=True would store everything); loading it (meta device, memory-mapped, assigned)

@@ -227,21 +227,43 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
         vertex.append(mouth["vertex"])
         prior.append(mouth["rgb"])
     n_main = cfg.num_face + cfg.num_head + cfg.num_torso
-    n_extra = sum(len(x) for x in part) - n_main
-    region = np.zeros(n_main + n_extra, np.int64)
-    region[cfg.num_face:cfg.num_face + cfg.num_head][head[:, 1] < HAIR_Y_M] = REGION_CROWN
-    region[n_main - n_neck:n_main] = REGION_NECK
+    part = np.concatenate(part).astype(np.int64)
+    shell = np.concatenate(shell).astype(np.float32)
+    n_extra = len(part) - n_main
     return {
-        "region": region,
-        "part": np.concatenate(part).astype(np.int64),
+        "region": _regions(cfg, part, shell),
+        "part": part,
         "face_id": np.concatenate([face_id, np.full(n_main - cfg.num_face + n_extra, -1)]).astype(np.int64),
         "bary": np.concatenate([bary, np.zeros((n_main - cfg.num_face, 3))] + extra_bary).astype(np.float32),
-        "shell": np.concatenate(shell).astype(np.float32),
+        "shell": shell,
         "vertex": np.concatenate([np.full(n_main, -1)] + vertex).astype(np.int64),
         "prior": np.concatenate([np.full((n_main, 3), 0.5)] + prior).astype(np.float32),
         "sigma": np.concatenate(sigma).astype(np.float32),
         "normal": (lambda n: n / np.linalg.norm(n, axis=1, keepdims=True))(np.concatenate(normal)).astype(np.float32),
     }
+
+
+def _regions(cfg: GeneratorConfig, part: np.ndarray, shell: np.ndarray) -> np.ndarray:
+    """[N] REGION_CROWN on head-surface anchors above HAIR_Y_M (canonical), REGION_NECK on the torso's neck
+    anchors (the last NECK_SHARE of the torso block), 0 elsewhere; from the anchors' part [N] and shell [N, 3]."""
+    region = np.zeros(len(part), np.int64)
+    region[(part == PART_STATIC) & (shell[:, 1] < HAIR_Y_M)] = REGION_CROWN
+    n_main = cfg.num_face + cfg.num_head + cfg.num_torso
+    region[n_main - int(round(NECK_SHARE * cfg.num_torso)):n_main] = REGION_NECK
+    return region
+
+
+def anchors_from_state(cfg: GeneratorConfig, state: dict, prefix: str = "generator.") -> dict[str, np.ndarray]:
+    """The anchors a checkpoint's generator was built with (its stored buffers), in `sample_anchors`' form: a
+    model is rebuilt with these, not with anchors sampled by today's code, so a checkpoint still loads after
+    the mouth interior or the eyeball caps it reuses (core/reconstruct/mouth.py, eyeballs.py) change their
+    point count (a mouth change of 2026-11-30 made every earlier checkpoint fail: 3,572 vs 4,076 Gaussians)."""
+    g = lambda k: state[prefix + k].detach().cpu().numpy()  # noqa: E731
+    part, shell = g("part").astype(np.int64), g("shell").astype(np.float32)
+    return {"region": _regions(cfg, part, shell), "part": part, "face_id": g("face_id").astype(np.int64),
+            "bary": g("bary").astype(np.float32), "shell": shell, "vertex": g("vertex").astype(np.int64),
+            "prior": g("prior_rgb").astype(np.float32), "sigma": np.exp(g("base_log_scale")).astype(np.float32),
+            "normal": g("normal0").astype(np.float32)}
 
 
 def project_points(points, viewmat, K):
@@ -314,10 +336,13 @@ def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 class GaussianGenerator(nn.Module):
     """Backbone tokens + the source crop + its template mesh and camera -> per-Gaussian raw parameters."""
 
-    def __init__(self, cfg: GeneratorConfig, backbone_dim: int, ref_vertices: np.ndarray, faces: np.ndarray):
+    def __init__(self, cfg: GeneratorConfig, backbone_dim: int, ref_vertices: np.ndarray, faces: np.ndarray,
+                 anchors: dict | None = None):
+        """anchors: `sample_anchors`' dict (None: sampled now; a checkpoint's: `anchors_from_state`)."""
         super().__init__()
         self.cfg = cfg
-        a = sample_anchors(cfg, np.asarray(ref_vertices, np.float64), np.asarray(faces, np.int64))
+        a = anchors if anchors is not None else sample_anchors(cfg, np.asarray(ref_vertices, np.float64),
+                                                               np.asarray(faces, np.int64))
         self.register_buffer("faces", torch.as_tensor(np.asarray(faces, np.int64)))  # [F, 3]
         self.register_buffer("part", torch.as_tensor(a["part"]))  # [N]
         self.register_buffer("face_id", torch.as_tensor(a["face_id"]))  # [N]

@@ -37,7 +37,7 @@ from gaussian_head_ros.core.avatar import PART_MOUTH, GaussianAvatar, SourceCame
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, build_backbone, load_pretrained, load_referenced,
                                                    weights_reference)
-from gaussian_head_ros.core.model.generator import GaussianGenerator, GeneratorConfig
+from gaussian_head_ros.core.model.generator import GaussianGenerator, GeneratorConfig, anchors_from_state
 from gaussian_head_ros.core.model.reenactment import ReenactmentConfig, ReenactmentModule, pose_gaussians
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ class RARModel(nn.Module):
     `backbone_device="meta"` builds the backbone as shapes only (no memory, no random initialisation),
     to be filled by `load_state_dict(..., assign=True)` or replaced by a pretrained one."""
 
-    def __init__(self, cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray, backbone_device=None):
+    def __init__(self, cfg: RARConfig, ref_vertices: np.ndarray, faces: np.ndarray, backbone_device=None,
+                 anchors: dict | None = None):
         super().__init__()
         ref_vertices = np.asarray(ref_vertices, np.float32)
         faces = np.asarray(faces, np.int64)
@@ -127,7 +128,7 @@ class RARModel(nn.Module):
         self.backbone = build_backbone(cfg.backbone, device=backbone_device) if backbone_device else ViTBackbone(cfg.backbone)
         self.backbone_source: dict | None = None  # weights_reference of the pretrained file it started from
         self.backbone_trained: set[str] = set()  # backbone parameter names trained in some stage
-        self.generator = GaussianGenerator(cfg.generator, cfg.backbone.hidden_size, ref_vertices, faces)
+        self.generator = GaussianGenerator(cfg.generator, cfg.backbone.hidden_size, ref_vertices, faces, anchors)
         self.reenactment = ReenactmentModule(cfg.reenactment, cfg.generator.global_dim, ref_vertices)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -251,13 +252,14 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def model_from_state(cfg: RARConfig, state: dict, backbone_ref: dict | None = None,
                      backbone_weights: str | Path | None = None) -> RARModel:
-    """Rebuild a model from a config and a state_dict (strict), topology taken from the state. The backbone
+    """Rebuild a model from a config and a state_dict (strict), topology and the generator's anchors taken from
+    the state (`anchors_from_state`: not resampled by today's code). The backbone
     is built on the meta device and takes the tensors themselves (assign: no random initialisation, no
     second copy; tensors of a memory-mapped checkpoint stay mapped). With `backbone_ref` the backbone
     tensors missing from `state` come from that file (or `backbone_weights`, checked against its hash)."""
     ref = state["ref_vertices"].float().numpy()
     faces = state["generator.faces"].numpy()
-    model = RARModel(cfg, ref, faces, backbone_device="meta")
+    model = RARModel(cfg, ref, faces, backbone_device="meta", anchors=anchors_from_state(cfg.generator, state))
     if backbone_ref:
         stored = {k[len("backbone."):] for k in state if k.startswith("backbone.")}
         base = load_referenced(backbone_ref, backbone_weights)
