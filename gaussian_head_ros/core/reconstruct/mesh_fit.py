@@ -52,8 +52,8 @@ from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength
 from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, skin_fill_map
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
-                                                      place_on_teeth_surface, skin_teeth_colour, teeth_colour,
-                                                      teeth_pixels)
+                                                      parted_over_hidden_teeth, place_on_teeth_surface,
+                                                      skin_teeth_colour, teeth_colour, teeth_pixels)
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
                                                           under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, face_region, guided_filter,
@@ -341,8 +341,8 @@ class MeshFitReconstructor(Reconstructor):
         # The dark gap of lips parted over hidden or shaded teeth is the photo's expression (a closed bite shows
         # teeth there); a wider opening is its jaw, and a mouth that shows its teeth shows its own bite: there the
         # teeth rows stay out of the gap (the photo given back)
-        parted = (V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1] <= cfg.mouth.parted_lips_max_m
-                  and photo_teeth.sum() <= cfg.mouth.parted_teeth_max * mouth_px.sum())
+        parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness,
+                                          V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1], cfg.mouth)
         photo_gap = mouth_px & ~photo_teeth if parted else np.zeros_like(mouth_px)
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
             # the gap and tongue further back (the synthetic teeth of other expressions stand in front of them)

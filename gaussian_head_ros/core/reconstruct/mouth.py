@@ -66,8 +66,8 @@ class MouthConfig:
     # lp_d9 43.7 mm) is the jaw's: its gap stays the photo's (teeth in front of it cost lp_d9 9 dB of its own
     # photo back, obama_speech 2.5 dB)
     parted_lips_max_m: float = 0.012
-    # ... and whose teeth pixels are at most this share of its opening (sadtalker frame 0: 0.07, a shaded
-    # sliver; tpsmm frame 0 shows its bite, 0.76: teeth in front of its gap cost it 3 dB in the mouth at frame 0)
+    # ... and whose opening is at most this share bright (> photo_teeth_luma x skin): sadtalker frame 0 0.10, a
+    # shaded sliver; tpsmm frame 0 shows its bite, 0.77 (teeth in front of its gap cost it 0.8 dB at frame 0)
     parted_teeth_max: float = 0.4
     photo_teeth_luma: float = 0.75  # a teeth pixel: luma above this x the skin's median luma ...
     photo_teeth_saturation: float = 0.3  # ... and (max - min) / max of its rgb below this
@@ -278,6 +278,18 @@ def teeth_pixels(photo: np.ndarray, mouth_px: np.ndarray, skin_luma: float, cfg:
     out = np.zeros(mouth_px.shape, bool)
     out[mouth_px] = (luma > cfg.photo_teeth_luma * skin_luma) & (sat < cfg.photo_teeth_saturation)
     return cv2.morphologyEx(out.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+
+
+def parted_over_hidden_teeth(photo: np.ndarray, mouth_px: np.ndarray, skin_luma: float, lip_gap_m: float,
+                             cfg: MouthConfig) -> bool:
+    """Whether the photo's open mouth (`mouth_px` [S, S] bool, photo rgb [S, S, 3] in [0, 1]) is lips parted
+    `lip_gap_m` (inner lips at the midline, metres) at most cfg.parted_lips_max_m over teeth it hides or
+    shades: at most cfg.parted_teeth_max of the opening brighter than cfg.photo_teeth_luma x `skin_luma`.
+    Such a dark gap is the photo's expression, not its bite (`mouth_interior`)."""
+    if not mouth_px.any() or lip_gap_m > cfg.parted_lips_max_m:
+        return False
+    bright = photo[mouth_px] @ _LUMA > cfg.photo_teeth_luma * skin_luma
+    return float(np.mean(bright)) <= cfg.parted_teeth_max
 
 
 def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
