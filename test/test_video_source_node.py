@@ -73,6 +73,31 @@ def test_no_source_says_how_to_give_one(tmp_path, rclpy_context):
         proc.stop()
 
 
+def test_a_misspelt_parameter_is_said(tmp_path):
+    """A value for a parameter the node does not have (a typo in a params file or a -p) is said as a warning naming
+    the closest parameter; rclpy dropped it without a word and the node ran on its default. (common.declare_settings,
+    used by every node; video_source_node is the quickest to start.)"""
+    from rosgraph import Proc, executable
+
+    params = tmp_path / "params.yaml"
+    params.write_text("/**/video_source_node:\n  ros__parameters:\n    rat: 15.0\n    loop: false\n")
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/typo", "--params-file", str(params),
+                                                   "-p", "sourse:=clip.mp4"], tmp_path / "video_source_node.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "no video source given" not in proc.output() and time.monotonic() < deadline:  # declared by then
+            time.sleep(0.1)
+        log = proc.output()
+        warnings = [ln for ln in log.splitlines() if "WARN" in ln and "no such parameter" in ln]
+        assert len(warnings) == 2, log
+        assert "'rat'" in warnings[0] and "did you mean 'rate'?" in warnings[0], warnings
+        assert "'sourse'" in warnings[1] and "did you mean 'source'?" in warnings[1], warnings
+        assert not any("'loop'" in w for w in warnings)
+        assert proc.alive(), log
+    finally:
+        proc.stop()
+
+
 def test_diagnostics_name_the_namespace(tmp_path, rclpy_context):
     """Every node publishes on the absolute /diagnostics: under a namespace (`namespace:=robot1`, two robots
     on one network) its status is named 'robot1/<node>: <task>'; it was '<node>: <task>' whatever the

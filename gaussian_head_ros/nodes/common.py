@@ -76,6 +76,27 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         except (ValueError, TypeError) as e:
             node.get_logger().error(f"parameter {e}; using the default {s.default!r}")
             node.set_parameters([Parameter(name, value=s.default)])
+    warn_unknown_overrides(node)
+
+
+def warn_unknown_overrides(node) -> list[str]:
+    """Warn (one log line each) about values given for parameters the node does not have: a misspelt name in a
+    params file or a `-p` (`fsp:=15`) is otherwise dropped by rclpy without a word, and the node runs on its
+    default. Says the closest parameter name when there is one. Call after every parameter is declared; returns
+    the unknown names. (`qos_overrides.*` are read by publishers and subscriptions, not declared here.)"""
+    import difflib
+
+    overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
+    if not isinstance(overrides, dict):
+        return []
+    known = sorted(node._parameters)  # the declared ones, rclpy's own included (no public accessor either)
+    unknown = sorted(n for n in overrides if not node.has_parameter(n) and not n.startswith("qos_overrides."))
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        node.get_logger().warning(f"parameter '{name}' given, but {node.get_name()} has no such parameter: ignored"
+                                  + (f" (did you mean '{close[0]}'?)" if close else "")
+                                  + f"; its parameters: {', '.join(known)}")
+    return unknown
 
 
 def check_parameters(table: dict[str, Setting], params) -> None:
