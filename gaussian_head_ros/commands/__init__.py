@@ -35,3 +35,16 @@ def float_range(lo: float, hi: float | None = None):
     """An argparse `type`: a finite number within lo..hi (inclusive; no upper bound when hi is None), else
     argparse's one-line usage error naming the option (`--fps 0`: "must be within 1..240, got 0")."""
     return _number_range("number", float, lo, hi)
+
+
+# file name endings OpenCV's VideoWriter writes with the mp4v codec (checked: .webm and anything else fail to open)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
+
+
+def video_output(text: str) -> str:
+    """An argparse `type` for a video file to write: its name ends in one of VIDEO_SUFFIXES (any case), else
+    argparse's one-line usage error naming the option (`-o me.txt` failed after the whole drive as "cannot write
+    video me.txt (OpenCV has no mp4v encoder?)", with OpenCV's own assertion text on stderr)."""
+    if text and not text.lower().endswith(VIDEO_SUFFIXES):  # '': not given (eval's default)
+        raise argparse.ArgumentTypeError(f"must be a video file name ending in {', '.join(VIDEO_SUFFIXES)}, got {text!r}")
+    return text

@@ -8,6 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gaussian_head_ros.commands import video_output
+
 log = logging.getLogger(__name__)
 
 RENDER_SETTLE_S = 1.0  # after the render node first reports the avatar: longer than its default 0.5 s cross-fade
@@ -22,7 +24,7 @@ def add_arguments(p):
     p.add_argument("--video", help="drive the avatar with this clip through the tracker (default: idle animation)")
     p.add_argument("--seconds", type=float, default=None,
                    help="how long to record (default: the clip's length, or 8 s of idle animation)")
-    p.add_argument("--output", default="out/demo.mp4", help="where to write the face display stream (mp4)")
+    p.add_argument("--output", type=video_output, default="out/demo.mp4", help="where to write the face display stream (mp4)")
     p.add_argument("--backend", default="auto", help="render backend: auto, cpu, torch, gsplat")
     p.add_argument("--size", type=int, default=512, help="face display size in pixels (square)")
     p.add_argument("--fps", type=float, default=30.0, help="face display frame rate")

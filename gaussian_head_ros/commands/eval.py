@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gaussian_head_ros.commands import int_range
+from gaussian_head_ros.commands import int_range, video_output
 
 
 def add_arguments(p):
@@ -31,7 +31,7 @@ def add_arguments(p):
                         "does (its operator_basis_s): the first over S s of calibrated frames, re-learned over 2 S, "
                         "4 S ... and when the residual grows; each used from the next frame (0 = off). "
                         "core/operator_basis.py")
-    p.add_argument("--output", metavar="SIDE_BY_SIDE.mp4", default="", help="write driver | render to this video")
+    p.add_argument("--output", metavar="SIDE_BY_SIDE.mp4", type=video_output, default="", help="write driver | render to this video")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from gaussian_head_ros.commands import IMAGE_SIZES, float_range, int_range
+from gaussian_head_ros.commands import IMAGE_SIZES, float_range, int_range, video_output
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def add_arguments(p):
     p.add_argument("avatar", help="avatar .ply (from `gaussian-head reconstruct`)")
     p.add_argument("--controls", help="FaceControl JSONL (from `gaussian-head track`); default: idle animation")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4)")
+    p.add_argument("-o", "--output", type=video_output, required=True, help="output video (.mp4)")
     p.add_argument("--size", type=int_range(*IMAGE_SIZES), default=512, help="frame size in pixels (square)")
     # the ranges of render_node's fps, fov_deg and distance_m parameters
     p.add_argument("--fps", type=float_range(1.0, 240.0), default=None,
