@@ -90,7 +90,8 @@ def _like(xp, value, ref):
     return xp.as_tensor(np.asarray(value), dtype=ref.dtype, device=ref.device)
 
 
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    """Hermite step of x: 0 at or below e0, 1 at or above e1, 3t^2 - 2t^3 between (t = (x - e0) / (e1 - e0))."""
     t = np.clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
     return t * t * (3 - 2 * t)
 
@@ -116,7 +117,7 @@ def lip_line_jaw_weight(y: np.ndarray, verts: np.ndarray) -> np.ndarray:
     """[M] head-frame heights of mouth-interior points -> [M] jaw weights in [0, 1]: a smooth step over
     +-4 mm about the template's lip line (inner lips): above stays with the skull, below turns with the jaw."""
     lip_y = 0.5 * (verts[lmk.UPPER_LIP_IN, 1] + verts[lmk.LOWER_LIP_IN, 1])
-    return _smoothstep(lip_y - 0.004, lip_y + 0.004, np.asarray(y, np.float64))
+    return smoothstep(lip_y - 0.004, lip_y + 0.004, np.asarray(y, np.float64))
 
 
 def quantised_jaw_weight(w: np.ndarray, levels: int) -> np.ndarray:
@@ -276,7 +277,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     if torso.any():
         y = means[torso, 1]
         y_top = float(np.percentile(y, 1))
-        u = 1 - _smoothstep(y_top, y_top + cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
+        u = 1 - smoothstep(y_top, y_top + cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
         frame[torso] = k_torso + np.rint(u * (levels - 1)).astype(np.int64)
 
     mouth = part == PART_MOUTH
@@ -287,7 +288,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     else:
         centre = means[mouth].mean(0) if mouth.any() else np.array([0.0, 0.04, -0.06])
         pivot = centre + np.array([0.0, -0.03, 0.07])
-        w = _smoothstep(centre[1] - 0.004, centre[1] + 0.004, means[mouth, 1])
+        w = smoothstep(centre[1] - 0.004, centre[1] + 0.004, means[mouth, 1])
     jaw_weights = np.linspace(0.0, 1.0, levels)
     if mouth.any():
         mouth_bary = np.asarray(bary, np.float64)[mouth]
@@ -321,7 +322,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
             better = d < best_d
             best_d, best_f = np.where(better, d, best_d), np.where(better, f, best_f)
             best_b = np.where(better[:, None], b, best_b)
-        w = 1 - _smoothstep(0.0, cfg.falloff_m, best_d)
+        w = 1 - smoothstep(0.0, cfg.falloff_m, best_d)
         keep = w > 0
         idx, w, best_b, best_f = idx[keep], w[keep], best_b[keep], best_f[keep]
         frame[idx] = k_fade + best_f

@@ -18,6 +18,7 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, PART_TORSO
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
+from gaussian_head_ros.core.reconstruct.lighting import LUMA
 
 
 @dataclass
@@ -122,7 +123,7 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     mvis &= clean[mi, mj]
     own, mcol = scene.photo[i, j], scene.photo[mi, mj]
     # the mirror's colour in this side's shade: the skin's brightness here over there
-    shade = cv2.GaussianBlur(skin_fill, (0, 0), shading_blur_px) @ np.array([0.299, 0.587, 0.114])
+    shade = cv2.GaussianBlur(skin_fill, (0, 0), shading_blur_px) @ LUMA
     mcol = mcol * np.clip(shade[i, j] / np.maximum(shade[mi, mj], 1e-3), 1 / max_shading, 1.0)[:, None]
 
     def chroma(c):

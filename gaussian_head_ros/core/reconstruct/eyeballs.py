@@ -25,6 +25,7 @@ from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
+from gaussian_head_ros.core.reconstruct.lighting import LUMA
 
 
 @dataclass
@@ -69,7 +70,7 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
     out = {"sclera": [], "iris": [], "pupil": [], "iris_radius_px": []}
-    lum = photo @ np.array([0.299, 0.587, 0.114])
+    lum = photo @ LUMA
     for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
         cx, cy = landmarks_px[centre, :2]
         r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
@@ -102,7 +103,7 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
     to the measured sclera."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
-    lum = photo @ np.array([0.299, 0.587, 0.114])
+    lum = photo @ LUMA
     out = np.zeros((h, w), bool)
     for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
         cx, cy = landmarks_px[centre, :2]
@@ -112,7 +113,7 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
             continue
         outside = near & (d >= 1.0)
         dark = float(np.percentile(lum[outside], 10)) if outside.sum() >= cfg.min_pixels else 0.0
-        sclera = float(colours["sclera"][e] @ np.array([0.299, 0.587, 0.114]))
+        sclera = float(colours["sclera"][e] @ LUMA)
         out |= near & (((d < 1.0) & iris) | (lum >= dark + level * (sclera - dark)))
     return out
 

@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.reconstruct import lighting
 
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma
+LUMA = lighting.LUMA.astype(np.float32)  # (float32 like the photos it weighs)
 ABOVE_LUMA = (0.85, 1.25)  # closed-lid skin takes the colour above the lid only within this x the lid skin's luma
 
 

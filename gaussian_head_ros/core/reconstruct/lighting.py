@@ -21,6 +21,8 @@ from gaussian_head_ros.core.drive import _SH_A, irradiance, sh9_basis
 
 log = logging.getLogger(__name__)
 
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights: rgb [..., 3] @ LUMA -> luma
+
 # Ridge weights per SH band (0, 1, 2): the ambient term is free, the directional terms are damped.
 _RIDGE = np.array([0.0] + [0.05] * 3 + [0.5] * 5)
 
@@ -49,7 +51,7 @@ def estimate_lighting(normals: np.ndarray, colors: np.ndarray, min_samples: int 
     n = np.asarray(normals, np.float64)
     c = np.asarray(colors, np.float64)
     ok = np.all(np.isfinite(n), 1) & np.all(np.isfinite(c), 1) & (np.linalg.norm(n, axis=1) > 0.5)
-    luma = c @ np.array([0.299, 0.587, 0.114])
+    luma = c @ LUMA
     if ok.sum() >= min_samples:
         lo, hi = np.percentile(luma[ok], [10, 97])  # drop shadows in creases, stubble and highlights
         ok &= (luma >= lo) & (luma <= hi) & (luma > 0.02)

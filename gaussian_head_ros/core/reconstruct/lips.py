@@ -41,10 +41,10 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE
-from gaussian_head_ros.core.deform import matrix_to_quat, triangle_frames
+from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
+from gaussian_head_ros.core.reconstruct.lighting import LUMA
 
-_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass
@@ -138,12 +138,8 @@ def distortion(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np
         return np.sign((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
 
     folded = facing(v_photo) != facing(v_rest)
-    return s, np.where(folded, 1.0, _smoothstep(cfg.stretch_from, cfg.stretch_full, s))
+    return s, np.where(folded, 1.0, smoothstep(cfg.stretch_from, cfg.stretch_full, s))
 
-
-def _smoothstep(e0, e1, x):
-    t = np.clip((np.asarray(x, np.float64) - e0) / max(e1 - e0, 1e-12), 0, 1)
-    return t * t * (3 - 2 * t)
 
 
 def _chromaticity(c):
@@ -155,14 +151,14 @@ def _misfit(c: np.ndarray, share: np.ndarray, lip: np.ndarray, skin: np.ndarray,
     the skin's colours there [M, 3] -> [M] 0 (fits) .. 1 (another class): teeth (brighter than 1.0-1.2 x the
     skin's luma and grey) and cavity (darker than 0.4-0.6 x the lip's) fit neither; lip colour (nearer the lip's
     chromaticity than the skin's) and shadow (darker than 0.6-0.8 x the skin) do not fit the skin."""
-    luma = c @ _LUMA
+    luma = c @ LUMA
     sat = c.max(1) - c.min(1)
-    teeth = _smoothstep(1.0, 1.2, luma / max(skin_luma, 1e-3)) * (1 - _smoothstep(0.08, 0.16, sat))
-    cavity = 1 - _smoothstep(0.4, 0.6, luma / np.maximum(lip @ _LUMA, 1e-3))
+    teeth = smoothstep(1.0, 1.2, luma / max(skin_luma, 1e-3)) * (1 - smoothstep(0.08, 0.16, sat))
+    cavity = 1 - smoothstep(0.4, 0.6, luma / np.maximum(lip @ LUMA, 1e-3))
     d_lip = np.linalg.norm(_chromaticity(c) - _chromaticity(lip), axis=1)
     d_skin = np.linalg.norm(_chromaticity(c) - _chromaticity(skin), axis=1)
-    lip_like = _smoothstep(-0.3, 0.3, (d_skin - d_lip) / np.maximum(d_skin + d_lip, 1e-6))
-    dark = 1 - _smoothstep(0.6, 0.8, luma / np.maximum(skin @ _LUMA, 1e-3))
+    lip_like = smoothstep(-0.3, 0.3, (d_skin - d_lip) / np.maximum(d_skin + d_lip, 1e-6))
+    dark = 1 - smoothstep(0.6, 0.8, luma / np.maximum(skin @ LUMA, 1e-3))
     interior = np.maximum(teeth, cavity)
     return share * interior + (1 - share) * np.maximum(interior, np.maximum(lip_like, dark))
 
@@ -174,7 +170,7 @@ def lip_colour(colours: np.ndarray, skin_luma: float) -> np.ndarray | None:
     c = np.asarray(colours, np.float64)
     if len(c) < 10:
         return None
-    luma = c @ _LUMA
+    luma = c @ LUMA
     sat = c.max(1) - c.min(1)
     keep = ~((luma > 1.1 * skin_luma) & (sat < 0.12)) & (luma > 0.55 * np.median(luma))
     return np.median(c[keep], 0) if keep.sum() >= 10 else None
@@ -195,10 +191,10 @@ def _weights(v_photo, v_rest, faces, R, cfg: LipConfig):
     how far the photo's opening is beyond what its lips close by stretching (`opening_ratio`, cfg.open_from ..
     open_full). A smile showing teeth (obama_official 1.05) keeps its photo's texture: its own pose gives the
     photo back (a re-textured photo's pose does not: lp_d9 -9.7 dB; sadtalker frame 0 lost 1.9 dB without this)."""
-    gate = float(_smoothstep(cfg.open_from, cfg.open_full, opening_ratio(v_photo)))
+    gate = float(smoothstep(cfg.open_from, cfg.open_full, opening_ratio(v_photo)))
     stretch, w_shape = distortion(v_photo, v_rest, faces, R, cfg)
     move = np.linalg.norm(np.asarray(v_photo, np.float64) - np.asarray(v_rest, np.float64), axis=1)[faces].max(1)
-    return stretch, gate * w_shape, gate * np.maximum(w_shape, _smoothstep(cfg.move_from, cfg.move_full, move))
+    return stretch, gate * w_shape, gate * np.maximum(w_shape, smoothstep(cfg.move_from, cfg.move_full, move))
 
 
 def fill_points(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np.ndarray, rng,
@@ -237,7 +233,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
         return batch, info
     upper, lower = lip_triangles(v_rest)
     all_fid = batch.face_id[bound].astype(np.int64)
-    skin_luma = float(np.median(np.asarray(skin_fill(batch.means[bound].astype(np.float64)), np.float64) @ _LUMA))
+    skin_luma = float(np.median(np.asarray(skin_fill(batch.means[bound].astype(np.float64)), np.float64) @ LUMA))
     lip_ref = [lip_colour(batch.colors[bound[tri[all_fid]]], skin_luma) for tri in (upper, lower)]
     w_tri = w_tri.copy()
     for tri, ref in zip((upper, lower), lip_ref):
@@ -255,7 +251,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
                 continue
             # a closed mouth's lips are no taller than a relaxed one's: a wide-open photo's lip band, closed,
             # reaches further (its corners hang down to the chin): skin there
-            share[m] = 1.0 - _smoothstep(reach, reach + 0.0015, np.abs(meet[m]))
+            share[m] = 1.0 - smoothstep(reach, reach + 0.0015, np.abs(meet[m]))
             ref_m[m] = ref
             t[m] = share[m, None] * ref + (1 - share[m, None]) * skin[m]
             if cfg.meet_shade > 0:  # the line where the closed lips meet is darker
@@ -271,7 +267,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     # A Gaussian that already shows what is there at rest keeps its own colour (the photo's texture): on the lips
     # anything but teeth and cavity, on the skin anything but those, lip colour and shadow. Stretched so far that
     # its texture is a streak, it takes the synthesised colour anyway.
-    keep = (1.0 - _misfit(c, share, ref, skin, skin_luma)) * (1.0 - _smoothstep(cfg.streak_from, cfg.streak_full, s))
+    keep = (1.0 - _misfit(c, share, ref, skin, skin_luma)) * (1.0 - smoothstep(cfg.streak_from, cfg.streak_full, s))
     new = keep[:, None] * c + (1 - keep[:, None]) * target
     batch.colors[idx] = np.clip((1 - w[:, None]) * c + w[:, None] * new, 0, 1).astype(np.float32)
     _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
@@ -337,7 +333,7 @@ def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = N
     c = photo[skin].astype(np.float64)
     if len(c) < 50:
         return np.broadcast_to(np.median(c, 0) if len(c) else np.full(3, 0.5), photo.shape).astype(np.float32)
-    luma = c @ _LUMA
+    luma = c @ LUMA
     med = np.median(luma)
     chroma = _chromaticity(c)
     ok = (luma > 0.7 * med) & (luma < 1.4 * med) & (np.linalg.norm(chroma - np.median(chroma, 0), axis=1)

@@ -46,8 +46,8 @@ from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_b
                                                          lid_margins, lid_skin_above, lid_skin_colours,
                                                          margin_binding)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
-from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
-from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot
+from gaussian_head_ros.core.reconstruct.lighting import LUMA, estimate_lighting, skin_triangle_mask
+from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
 from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength
 from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, skin_fill_map
@@ -148,10 +148,6 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
     return cfg
 
-
-def _smoothstep(e0, e1, x):
-    t = np.clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
-    return t * t * (3 - 2 * t)
 
 
 def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -307,7 +303,7 @@ class MeshFitReconstructor(Reconstructor):
         cut = ~fp.valid  # beyond the photo's border the person continues: no rounding there
         hmask = person | open_border(person, cut)
         chin_v = fp.landmarks_px[lmk.CHIN, 1]
-        wt = _smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
+        wt = smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
         front = ((1 - wt) * (z_head - inflate(hmask, mpp, cfg.head_radius_m))
                  + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
         h_back = inflate(hmask, mpp, cfg.back_radius_m)
@@ -335,7 +331,7 @@ class MeshFitReconstructor(Reconstructor):
         lower_jaw = np.zeros((S, S), bool)  # open mouth pixels nearer the lower lip: they turn with the jaw
         skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
         skin = photo[skin_w]
-        brightness = float(np.median(skin @ np.array([0.299, 0.587, 0.114]))) / 0.55 if len(skin) else 1.0
+        brightness = float(np.median(skin @ LUMA)) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)  # lit teeth in the photo's open mouth, or None
         photo_teeth = teeth_pixels(photo, mouth_px, 0.55 * brightness, cfg.mouth)  # the photo's own teeth pixels
         # The dark gap of lips parted over hidden or shaded teeth is the photo's expression (a closed bite shows
@@ -554,8 +550,8 @@ class MeshFitReconstructor(Reconstructor):
         top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
         if top.sum() > 50:  # the hair colour: the rim above the forehead (skin for a bald head)
             hair = np.median(scene.photo[top], axis=0)
-            w_rows = (1 - _smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)) * (1 - wt)  # hair above the mouth, neck below
-            w_back = _smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
+            w_rows = (1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)) * (1 - wt)  # hair above the mouth, neck below
+            w_back = smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
             back = (1 - w_back[..., None]) * back + w_back[..., None] * hair
             side = (1 - w_rows[..., None]) * side + w_rows[..., None] * hair
         wall = rim_colours(scene, np.zeros_like(person), inset_px=int(np.ceil(cfg.edge_band_px)) + 1, band_px=4)

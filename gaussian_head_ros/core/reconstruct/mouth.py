@@ -25,6 +25,7 @@ from gaussian_head_ros.core.landmarks import LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
+from gaussian_head_ros.core.reconstruct.lighting import LUMA
 
 
 
@@ -158,7 +159,6 @@ def _grid(x0, x1, y0, y1, step):
     return gx.ravel(), gy.ravel()
 
 
-_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
 
 
 def skin_teeth_colour(skin_rgb, cfg: MouthConfig) -> np.ndarray:
@@ -167,7 +167,7 @@ def skin_teeth_colour(skin_rgb, cfg: MouthConfig) -> np.ndarray:
     balance and light colour), brighter than the skin (cfg.teeth_luma_per_skin, at most cfg.teeth_max_luma).
     A fixed khaki (R ~ G > B) read as grey-green next to pink lips, worst in neutral-balanced photos."""
     skin = np.clip(np.asarray(skin_rgb, np.float64), 1e-3, 1)
-    luma = float(skin @ _LUMA)
+    luma = float(skin @ LUMA)
     chroma = 1.0 + cfg.teeth_skin_cast * (skin / luma - 1.0)
     return np.clip(min(cfg.teeth_luma_per_skin * luma, cfg.teeth_max_luma) * chroma, 0, 1)
 
@@ -273,7 +273,7 @@ def teeth_pixels(photo: np.ndarray, mouth_px: np.ndarray, skin_luma: float, cfg:
     show the dark gap between the teeth rows or the tongue. Opened by one pixel (lone bright specks on a
     wet lip edge are not teeth)."""
     c = photo[mouth_px]
-    luma = c @ _LUMA
+    luma = c @ LUMA
     sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
     out = np.zeros(mouth_px.shape, bool)
     out[mouth_px] = (luma > cfg.photo_teeth_luma * skin_luma) & (sat < cfg.photo_teeth_saturation)
@@ -288,7 +288,7 @@ def parted_over_hidden_teeth(photo: np.ndarray, mouth_px: np.ndarray, skin_luma:
     Such a dark gap is the photo's expression, not its bite (`mouth_interior`)."""
     if not mouth_px.any() or lip_gap_m > cfg.parted_lips_max_m:
         return False
-    bright = photo[mouth_px] @ _LUMA > cfg.photo_teeth_luma * skin_luma
+    bright = photo[mouth_px] @ LUMA > cfg.photo_teeth_luma * skin_luma
     return float(np.mean(bright)) <= cfg.parted_teeth_max
 
 
@@ -301,12 +301,12 @@ def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
     if mouth_px.sum() < 30:
         return None
     c = photo[mouth_px]
-    luma = c @ _LUMA
+    luma = c @ LUMA
     sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
     teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < 0.25)  # relative: pink lip rims are not teeth
     if teeth.sum() < 15:
         return None
     rgb = np.median(c[teeth], 0)
-    if float(rgb @ _LUMA) < 1.19 * skin_luma or rgb[2] > rgb[0]:
+    if float(rgb @ LUMA) < 1.19 * skin_luma or rgb[2] > rgb[0]:
         return None
     return rgb

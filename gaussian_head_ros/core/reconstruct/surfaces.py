@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from gaussian_head_ros.core.reconstruct.lighting import LUMA
+
 
 @njit(cache=True)
 def _raster(uv, z, faces, size, fid, bary, depth):
@@ -123,7 +125,7 @@ def normals_from_points(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 6, eps: float = 1e-3) -> np.ndarray:
     """Edge-aware smoothing of src [S, S] float by the colour image guide [S, S, 3] float in [0, 1]
     (He et al., grey guide): snaps a coarse mask's edges to the photo's edges."""
-    g = guide @ np.array([0.299, 0.587, 0.114], np.float32)
+    g = guide @ LUMA.astype(np.float32)
     k = (2 * radius + 1, 2 * radius + 1)
 
     def box(x):
