@@ -254,7 +254,20 @@ BAD_CONTROLS = {
     "NaN blendshape": lambda m: (setattr(m, "blendshape_names", ["jawOpen"]),
                                  setattr(m, "blendshapes", array.array("f", [float("nan")]))),
     "NaN mouth_open": lambda m: setattr(m, "mouth_open", float("nan")),
+    # point counts: a FaceControl carries MediaPipe's 468 or 478 points (or none); the driver moved the first L
+    # template vertices of a shorter array and ignored the rest of a longer one, without a word
+    "expression of 10 points": lambda m: setattr(m, "expression", array.array("f", [0.002] * 10 * 3)),
+    "expression of 477 points": lambda m: setattr(m, "expression", array.array("f", [0.002] * 477 * 3)),
+    "landmarks of 500 points": lambda m: setattr(m, "landmarks", array.array("f", [0.0] * 500 * 3)),
+    "compact code one byte short": lambda m: _compact(m, lambda code: code[:-1]),
 }
+
+
+def _compact(m, change):
+    from gaussian_head_ros.core import expression_codec
+
+    m.expression_codec = expression_codec.CODEC_COMPACT
+    m.expression_code = change(expression_codec.encode(np.full((478, 3), 0.002, np.float32)))
 
 
 def test_render_node_refuses_malformed_controls(graph):
@@ -285,9 +298,23 @@ def test_render_node_refuses_malformed_controls(graph):
     frames = peer.recent_frames(FRAMES, t)
     assert frames and all(f.stamp_ns == STAMP0 for f in frames), {f.stamp_ns for f in frames}
 
-    # Tolerated: unknown blendshape names (ignored), fewer landmarks than the template (the first L driven).
+    # A publisher that repeats its fault every frame: the log says it once, /diagnostics warns and names it.
+    short = _mutated(STAMP0 + 10**5, BAD_CONTROLS["expression of 10 points"])
+    assert peer.wait(lambda: int(peer.diag_value("render_node", "controls_refused", 0)) >= refused + 5, 60,
+                     action=lambda: g["control"].publish(short), action_every=0.2), peer.diag("render_node")
+    reason = "expression has 10 points; a FaceControl carries 468 (MediaPipe face mesh) or 478"
+    peer.forget_diag("render_node")
+
+    def warned():
+        st = peer.diag("render_node")
+        return st is not None and st[0] == 1 and reason in st[1] and reason in st[2]["control_refused"]
+
+    assert peer.wait(warned, 30, action=lambda: g["control"].publish(short), action_every=0.2), peer.diag("render_node")
+    assert g["procs"]["render"].log().count(f"face_control refused: {reason}") == 1, _logs(g)
+
+    # Tolerated: unknown blendshape names (ignored); the face mesh without the irises (468 points).
     odd = _control(STAMP0 + 10**6, yaw=-15.0, blendshape_names=["notAShape", "jawOpen"],
-                   blendshapes=np.array([0.7, 0.3], np.float32), expression=np.full((10, 3), 0.002, np.float32))
+                   blendshapes=np.array([0.7, 0.3], np.float32), expression=np.full((468, 3), 0.002, np.float32))
     assert peer.wait(lambda: any(f.stamp_ns == STAMP0 + 10**6 for f in peer.recent_frames(FRAMES, t)), 30,
                      action=lambda: g["control"].publish(odd)), _logs(g)
     assert not bad_stamps & {f.stamp_ns for f in peer.recent_frames(FRAMES)}

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat, line_of_sight_rotation, quat_to_matrix
+from gaussian_head_ros.core.control import (FaceControl, check_message_points, euler_deg, euler_to_quat,
+                                           line_of_sight_rotation, quat_to_matrix)
 from gaussian_head_ros.core.imageio import decode_compressed, decode_raw, encode_jpeg
 
 
@@ -114,3 +115,15 @@ def test_control_validate_and_json():
         c.validate()
     with pytest.raises(ValueError, match="names"):
         FaceControl(blendshape_names=["a", "b"], blendshapes=np.zeros(1, np.float32)).validate()
+
+
+def test_a_control_message_carries_the_face_mesh_points_or_none():
+    """What a FaceControl message may carry: 0, 468 or 478 points of landmarks and of expression. The driver took
+    any count (the first L template vertices moved), so a publisher's 10-point expression drove a corner of the
+    face without a word; the render node refuses such a message now (conversions.msg_to_control)."""
+    for lm, ex in ((0, 0), (478, 478), (468, 468), (0, 478), (478, 0), (468, 478)):
+        check_message_points(FaceControl(landmarks=np.zeros((lm, 3), np.float32),
+                                         expression=np.zeros((ex, 3), np.float32)))
+    for name, count in (("expression", 10), ("expression", 477), ("landmarks", 479), ("landmarks", 192)):
+        with pytest.raises(ValueError, match=f"{name} has {count} points; a FaceControl carries 468"):
+            check_message_points(FaceControl(**{name: np.zeros((count, 3), np.float32)}))

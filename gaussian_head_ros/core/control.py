@@ -14,6 +14,9 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 
 NUM_LID_PAIRS = len(lmk.EYELID_PAIRS_R) + len(lmk.EYELID_PAIRS_L)  # 14: FaceControl.eyelid_ratios
+# Points the landmarks / expression of a FaceControl message hold (msg/FaceControl.msg): none, MediaPipe's face mesh,
+# or the face mesh with the irises.
+MESSAGE_POINTS = (0, lmk.NUM_MESH, lmk.NUM_LANDMARKS)
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -91,6 +94,19 @@ def line_of_sight_rotation(translation: np.ndarray) -> np.ndarray:
     k = axis / s
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + s * kx + (1 - c) * kx @ kx  # Rodrigues
+
+
+def check_message_points(control: "FaceControl") -> None:
+    """Raise ValueError unless the control's landmarks and expression each hold 0, 468 (MediaPipe's face mesh) or
+    478 (with the irises) points, as a FaceControl message must (msg/FaceControl.msg: landmark i is MediaPipe
+    face landmark i). The driver itself takes any count L (it moves the template's first min(V, L) vertices: a
+    synthetic template has its own V), so a publisher's short or long array would otherwise drive part of the
+    face, or none of it, without a word."""
+    for name in ("landmarks", "expression"):
+        count = int(np.shape(getattr(control, name))[0])
+        if count not in MESSAGE_POINTS:
+            raise ValueError(f"{name} has {count} points; a FaceControl carries {lmk.NUM_MESH} (MediaPipe face mesh) "
+                             f"or {lmk.NUM_LANDMARKS} (with the irises) points, or none")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields
 from gaussian_head_ros.core.camera_info import camera_info_of_render
-from gaussian_head_ros.core.control import FaceControl
+from gaussian_head_ros.core.control import FaceControl, check_message_points
 from gaussian_head_ros.core.imageio import encode_jpeg
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
@@ -226,6 +226,7 @@ def msg_to_control(msg: FaceControlMsg, operator_basis=None) -> FaceControl:
         raise ValueError(f"gaze must hold 4 values (yaw, pitch of the right then the left eye) or none, got {gaze.size}")
     c.gaze = gaze.reshape(-1, 2)
     c.validate()
+    check_message_points(c)
     return c
 
 

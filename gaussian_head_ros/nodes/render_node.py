@@ -19,7 +19,8 @@ than that: core/pacing.py) and the idle animation at `fps`. Before any avatar ar
 control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
 sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
-`core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are refused with a log line; the node keeps what it had.
+`core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are refused with a log line
+(a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, ms
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
+REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
+MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
 
 @dataclass
 class RenderNodeSettings:
@@ -175,6 +178,8 @@ class RenderNode(Node):
         self.state = "waiting for an avatar"
         self.drawing: Loaded | None = None  # the avatar of the last published frame (None: the placeholder)
         self.last_error = ""
+        self.control_refused = (0.0, "")  # (monotonic time, reason) of the last refused face_control
+        self._refusals_said: set[str] = set()  # reasons already logged
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
                            controls_operator_basis=0, controls_basis_missing=0)
@@ -235,7 +240,13 @@ class RenderNode(Node):
             control = msg_to_control(msg, held)
         except ValueError as e:
             self.counts["controls_refused"] += 1
-            self.get_logger().warning(f"face_control refused: {e}", throttle_duration_sec=5.0)
+            self.control_refused = (time.monotonic(), str(e))
+            if str(e) not in self._refusals_said:  # a faulty publisher repeats its fault every frame: say it once
+                if len(self._refusals_said) >= MAX_REFUSALS_SAID:
+                    self._refusals_said.clear()
+                self._refusals_said.add(str(e))
+                self.get_logger().warning(f"face_control refused: {e}; keeping the last good control (each cause said "
+                                          "once; /diagnostics counts controls_refused and names the last one)")
             return
         self.counts["controls"] += 1
         self._control_times.append(time.monotonic())
@@ -427,6 +438,8 @@ class RenderNode(Node):
             level, message = DiagnosticStatus.WARN, self.last_error or "waiting for an avatar"
         elif self.last_error:
             level, message = DiagnosticStatus.WARN, self.last_error
+        elif self.control_refused[1] and now - self.control_refused[0] <= REFUSAL_SHOWN_S:
+            level, message = DiagnosticStatus.WARN, f"face_control refused: {self.control_refused[1]}"
         elif rate < 0.8 * min(target, expected) and len(recent) > 10:
             level, message = DiagnosticStatus.WARN, f"rendering {rate:.1f} FPS, below the {target:g} FPS asked"
         else:
@@ -447,6 +460,7 @@ class RenderNode(Node):
             # (when it was made: tells a new avatar of the same operator from the old one)
             "drawing_operator_id": drawing.operator_id if drawing else "",
             "drawing_avatar_stamp": drawing.made if drawing else "",
+            "control_refused": self.control_refused[1],  # why the last refused face_control was refused
             **{k: str(v) for k, v in self.counts.items()},
         }
         self.diag_pub.publish(diagnostics(self, "face rendering", level, message, self.backend, values))
