@@ -381,6 +381,35 @@ def test_restart_without_photo_serves_the_cached_avatar(rclpy_context, tmp_path)
         second.stop()
 
 
+def test_the_cached_avatar_is_labelled_by_the_current_parameters(rclpy_context, tmp_path):
+    """Started with another frame_id and operator_id than the cached avatar was made with, the node published
+    the cached message as it was (frame_id 'head', the old operator id): a robot that renamed its head frame or
+    its operator got the old names back after a restart. Now the restored avatar carries the current ones (the
+    same Gaussians and stamp)."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from gaussian_head_ros.core import avatar_cache
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg, ns_to_stamp
+    from gaussian_head_ros.nodes.reconstruction_node import CACHE_KIND
+
+    cached = avatar_to_msg(synthetic_avatar(2000, seed=3, operator_id="cached_operator"),
+                           Header(frame_id="head", stamp=ns_to_stamp(1_700_000_123 * 10**9)))
+    avatar_cache.write(tmp_path / "avatar.cache", serialize_message(cached), CACHE_KIND)
+    proc = _start_node(tmp_path, "relabelled", "frame_id:=robot_head", "operator_id:=alice")
+    try:
+        after, st = _late_join(rclpy_context, "cache_relabelled", timeout=60, namespace=CACHE_NS)
+        assert after is not None, f"no avatar restored:\n{proc.output()}"
+        assert (after.operator_id, after.header.frame_id, after.gaussians.header.frame_id) == \
+            ("alice", "robot_head", "robot_head"), proc.output()
+        assert after.header.stamp == cached.header.stamp and bytes(after.gaussians.data) == bytes(cached.gaussians.data)
+        assert st is not None and st.ok and st.operator_id == "alice" and st.header.frame_id == "robot_head", st
+    finally:
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()
+
+
 def test_corrupt_cache_is_said_and_ignored(rclpy_context, tmp_path):
     from gaussian_head_ros.core import avatar_cache
     from gaussian_head_ros.msg import AvatarStatus

@@ -16,7 +16,9 @@ else the photo's header.frame_id (else the file name for `photo_path`).
 
 A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
 (atomically); a node started without `photo_path` publishes the cached message again, latched, byte for byte (the
-same operator_id and header stamp), with an OK status saying it came from the cache. A cache that cannot be read,
+same Gaussians and header stamp: when it was made), labelled by its current parameters as a new avatar would be:
+header frame_id `frame_id`, and `operator_id` when that is set (else the cached one), with an OK status saying it
+came from the cache. A cache that cannot be read,
 is corrupt or is not a valid avatar is said (log, status, diagnostics) and ignored. `cache_avatar:=false` turns
 both off.
 """
@@ -293,6 +295,9 @@ class ReconstructionNode(Node):
                 self.get_logger().info(f"{self.cache_state}; waiting for a photo")
                 return
             msg = deserialize_message(payload, GaussianAvatarMsg)
+            # labelled by this start's parameters, as an avatar made now would be (the cache keeps what it was given)
+            msg.operator_id = self._param("operator_id") or msg.operator_id
+            msg.header.frame_id = msg.gaussians.header.frame_id = str(self._param("frame_id"))
             job.operator_id, job.frame_id = msg.operator_id, msg.header.frame_id
             avatar = msg_to_avatar(msg)  # the checks render_node makes: refuse here what it would refuse
         except Exception as e:  # ValueError from the checks; deserialization raises its own kinds
