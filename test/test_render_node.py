@@ -117,6 +117,20 @@ def test_camera_info_beside_each_image(io):
     np.testing.assert_array_equal(info.r, np.eye(3).reshape(-1))
     assert info.distortion_model == "plumb_bob" and not np.any(info.d)
 
+    # The message is made once per camera (fov_deg, size, mirror), not per frame: a changed fov_deg or mirror
+    # still shows in the next frames' camera_info.
+    try:
+        assert _set_param(io, "fov_deg", 60.0).successful and _set_param(io, "mirror", True).successful
+        f60 = 0.5 * H / math.tan(math.radians(60.0) / 2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(abs(i.k[0] - f60) < 1e-3 for i in io["infos"]):
+            rclpy.spin_once(io["node"], timeout_sec=0.05)
+        info = next((i for i in io["infos"] if abs(i.k[0] - f60) < 1e-3), None)
+        assert info is not None and abs(info.k[4] - f60) < 1e-3, "camera_info did not follow fov_deg 60"
+        np.testing.assert_allclose(info.k[2], W / 2 - 0.5, rtol=1e-6)  # centred: mirrored, the same
+    finally:
+        assert _set_param(io, "fov_deg", 30.0).successful and _set_param(io, "mirror", False).successful
+
 
 def test_malformed_avatar_is_refused_and_the_node_keeps_running(io):
     from message_samples import sample_avatar
@@ -280,18 +294,20 @@ def test_compressed_face_display_only_while_subscribed(io):
     assert counts[-1] == counts[-2], f"still encoding JPEGs with nobody subscribed: {counts}"
 
 
-def test_parameters_are_validated(io):
+def _set_param(io, name, value):
+    """The render node's answer (rcl_interfaces/SetParametersResult) to setting one parameter."""
     import rclpy
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
     node = io["node"]
     cli = node.create_client(SetParameters, "/render_node/set_parameters")
-    assert cli.wait_for_service(timeout_sec=60)
-
-    def set_param(name, value):
+    try:
+        assert cli.wait_for_service(timeout_sec=60)
         v = ParameterValue()
-        if isinstance(value, str):
+        if isinstance(value, bool):
+            v.type, v.bool_value = ParameterType.PARAMETER_BOOL, value
+        elif isinstance(value, str):
             v.type, v.string_value = ParameterType.PARAMETER_STRING, value
         elif isinstance(value, float):
             v.type, v.double_value = ParameterType.PARAMETER_DOUBLE, value
@@ -301,6 +317,13 @@ def test_parameters_are_validated(io):
         rclpy.spin_until_future_complete(node, fut, timeout_sec=60)
         assert fut.done(), f"no answer to set_parameters {name}"
         return fut.result().results[0]
+    finally:
+        node.destroy_client(cli)
+
+
+def test_parameters_are_validated(io):
+    def set_param(name, value):
+        return _set_param(io, name, value)
 
     r = set_param("lighting", "disco")
     assert not r.successful and "lighting" in r.reason

@@ -189,6 +189,7 @@ class RenderNode(Node):
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
         self._placeholder = None
+        self._camera_key, self._camera_made = None, None  # see _camera
         self.trace = frametrace.FrameTrace("render_node")  # only with GHR_FRAME_TRACE set
         self._loader = threading.Thread(target=self._load_loop, name="avatar_loader", daemon=True)
         self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
@@ -339,10 +340,20 @@ class RenderNode(Node):
         return (control_key(control), w, h, tuple(bg.tolist()),
                 *(str(self._param(n)) for n in ("lighting", "fov_deg", "distance_m", "backend", "device")))
 
+    def _camera(self, w: int, h: int) -> tuple[np.ndarray, CameraInfo]:
+        """The virtual camera's [3, 3] intrinsics K and its CameraInfo message (the header is set per frame), made
+        again only when fov_deg, the size or mirror changes (building the message costs ~70 us)."""
+        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")))
+        if key != self._camera_key:
+            k = intrinsics_from_fov(key[0], w, h)
+            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(frame_id="face_display"), key[3]))
+            self._camera_key = key
+        return self._camera_made
+
     def _draw(self, loaded: Loaded, control, w, h, bg) -> np.ndarray:
         posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")))
         self._driven = time.time_ns(), time.thread_time_ns()  # (frame trace: drive | raster)
-        k = intrinsics_from_fov(float(self._param("fov_deg")), w, h)
+        k = self._camera(w, h)[0]
         view = head_viewmat(float(self._param("distance_m")))
         args = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h, bg)
         backend = self._param("backend")
@@ -409,8 +420,9 @@ class RenderNode(Node):
         header = Header(frame_id="face_display")
         header.stamp = ns_to_stamp(stamp_ns) if stamp_ns else self.get_clock().now().to_msg()
         self.image_pub.publish(rgb_to_image_msg(img, header))
-        self.info_pub.publish(render_camera_info_msg(intrinsics_from_fov(float(self._param("fov_deg")), w, h), w, h, header,
-                                                     bool(self._param("mirror"))))
+        info = self._camera(w, h)[1]
+        info.header = header  # (published at once: serialized now, free to restamp next frame)
+        self.info_pub.publish(info)
         self.counts["frames"] += 1
         if self.compressed_pub.get_subscription_count():  # ~1 us; a JPEG of 512x512 is ~2 ms
             self.compressed_pub.publish(rgb_to_compressed_msg(img, header, int(self._param("jpeg_quality"))))
