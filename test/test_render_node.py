@@ -21,7 +21,8 @@ def render_proc(tmp_path_factory):
     proc = Proc(executable("render_node") + ["--ros-args", "-p", f"width:={W}", "-p", f"height:={H}",
                                              "-p", "fps:=20.0", "-p", "idle_timeout_s:=1.5",
                                              "-p", "crossfade_s:=0.0", "-p", "max_gaussians:=50000",
-                                             "-p", "backend:=cpu"], log)
+                                             "-p", "backend:=cpu",
+                                             "--log-level", "render_node:=debug"], log)  # each basis received
     yield proc
     rc = proc.stop()
     assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"

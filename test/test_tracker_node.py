@@ -27,7 +27,8 @@ def tracker_proc(tmp_path_factory):
 
     log = tmp_path_factory.mktemp("tracker") / "tracker_node.log"
     proc = Proc(executable("tracker_node") + ["--ros-args", "-p", "neutral_frames:=5", "-p", "no_face_rate:=2.0",
-                                              "-p", f"operator_basis_s:={BASIS_S}"], log)
+                                              "-p", f"operator_basis_s:={BASIS_S}",
+                                              "--log-level", "tracker_node:=debug"], log)  # each basis learned
     yield proc
     rc = proc.stop()
     assert rc in (0, -2, 130), f"tracker_node exited with {rc}:\n{proc.output()}"
@@ -294,6 +295,35 @@ def test_a_subscriber_that_does_not_acknowledge_never_stalls_the_frames(io, clip
         helper.send_signal(signal.SIGCONT)
         helper.terminate()
         helper.wait(timeout=10)
+
+
+def test_a_basis_every_few_seconds_is_one_info_line_a_minute(monkeypatch):
+    """The tracker learns a new operator basis every 2-5 s on some clips (lp_d18: a growing residual) and the
+    render node receives each: one INFO line each was most of both nodes' logs. Now the first at INFO, then at
+    most one INFO line a minute counting the others, which go to DEBUG (nodes.common.RecurringLog)."""
+    from gaussian_head_ros.nodes import common
+
+    class Logger:
+        def __init__(self):
+            self.lines = []
+
+        def info(self, line):
+            self.lines.append(("info", line))
+
+        def debug(self, line):
+            self.lines.append(("debug", line))
+
+    now = [100.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    logger = Logger()
+    log = common.RecurringLog(logger, every_s=60.0)
+    for k in range(30):  # a basis every 3 s for 90 s
+        log.say(f"basis {k}")
+        now[0] += 3.0
+    assert [level for level, _ in logger.lines].count("info") == 2, logger.lines
+    assert logger.lines[0] == ("info", "basis 0") and logger.lines[1] == ("debug", "basis 1")
+    assert logger.lines[20] == ("info", "basis 20 [19 more since the last such line 60 s ago, each at DEBUG]")
+    assert len(logger.lines) == 30
 
 
 def _ids_in_log(log: str) -> list[int]:

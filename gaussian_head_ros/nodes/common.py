@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -322,3 +323,25 @@ class Latest:
     def wake(self) -> None:
         """Let a waiting take() return now (for shutdown)."""
         self._ready.set()
+
+
+class RecurringLog:
+    """The log line of an event that recurs every few seconds by design (a new operator expression basis: on
+    some clips every 2-5 s): the first at INFO, then at most one INFO line per `every_s` seconds, which says how
+    many came since the one before; the others at DEBUG (`--log-level debug` shows each)."""
+
+    def __init__(self, logger, every_s: float = 60.0):
+        self._logger, self.every_s = logger, every_s
+        self._said_at: float | None = None  # monotonic seconds of the last INFO line
+        self._unsaid = 0  # events at DEBUG since then
+
+    def say(self, line: str) -> None:
+        now = time.monotonic()
+        if self._said_at is None or now - self._said_at >= self.every_s:
+            more = f" [{self._unsaid} more since the last such line {now - self._said_at:.0f} s ago, each at DEBUG]" \
+                if self._unsaid else ""
+            self._logger.info(line + more)
+            self._said_at, self._unsaid = now, 0
+        else:
+            self._unsaid += 1
+            self._logger.debug(line)

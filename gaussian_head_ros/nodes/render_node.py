@@ -51,7 +51,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import Latest, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import Latest, RecurringLog, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns)
@@ -150,6 +150,7 @@ class RenderNode(Node):
         # the tracker's operator expression bases (core/operator_basis.py) by id: the newest KEEP_BASES (the one codes
         # name now and the previous one, which codes still in flight may name); latched depth 2 like the tracker's
         self.operator_bases: dict[int, object] = {}
+        self._basis_log = RecurringLog(self.get_logger())  # a new basis every few seconds: INFO once a minute
         self.create_subscription(ExpressionBasisMsg, "face_control/expression_basis", self._on_basis,
                                  QoSProfile(depth=KEEP_BASES, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                             reliability=ReliabilityPolicy.RELIABLE))
@@ -231,7 +232,7 @@ class RenderNode(Node):
         bases[basis.id] = basis
         self.operator_bases = dict(list(bases.items())[-KEEP_BASES:])  # one swap: the executor threads read it
         self.counts["operator_bases"] += 1
-        self.get_logger().info(f"operator expression basis {msg.id} received ({msg.num_components} components)")
+        self._basis_log.say(f"operator expression basis {msg.id} received ({msg.num_components} components)")
 
     def _on_control(self, msg: FaceControlMsg) -> None:
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))

@@ -43,7 +43,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import Latest, check_parameters, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import Latest, RecurringLog, check_parameters, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 @dataclass
@@ -116,6 +116,7 @@ class TrackerNode(Node):
         self._basis_lock = threading.Lock()
         self._generation = 0  # of the learner: + 1 at each re-calibration (results of older ones are not its own)
         self.basis_info = dict(learned=0, learn_ms="", reason="", unacknowledged=0)
+        self._basis_log = RecurringLog(self.get_logger())  # a new basis every few seconds: INFO once a minute
         self._warned_zero_stamp = False
         self.trace = frametrace.FrameTrace("tracker_node")  # only with GHR_FRAME_TRACE set
         self.tracker: FaceTracker | None = None
@@ -363,9 +364,9 @@ class TrackerNode(Node):
                                    reason=reason)
             with self._basis_lock:
                 self._basis_done = (generation, basis, residuals)
-            self.get_logger().info(f"operator expression basis {basis.id} learned from {len(residuals)} frames "
-                                   f"({basis.num_components} components, {reason}, {learn_s * 1e3:.0f} ms) and "
-                                   "published latched; codes use it from now on")
+            self._basis_log.say(f"operator expression basis {basis.id} learned from {len(residuals)} frames "
+                                f"({basis.num_components} components, {reason}, {learn_s * 1e3:.0f} ms) and "
+                                "published latched; codes use it from now on")
 
     def _wait_acknowledged(self, timeout_s: float) -> bool:
         """True once every subscriber of the basis topic has acknowledged what was published, False after
