@@ -123,6 +123,8 @@ def run(args) -> int:
         n = len(stats.arrivals)
         if n == 0:
             raise RuntimeError(f"no rendered frames arrived; see {logs}/render_node.log")
+        if recorder.video_error:
+            raise RuntimeError(f"the face display stream was not recorded: {recorder.video_error}")
         lat = np.array(stats.latencies_ms)
         kind = "glass-to-glass (camera stamp -> rendered frame received)" if args.video else "render -> received"
         print(f"[demo] {n} frames in {seconds:.1f} s: {stats.fps():.1f} FPS (target {args.fps:g}); "

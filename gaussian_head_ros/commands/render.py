@@ -59,13 +59,13 @@ def read_controls(path: str) -> list:
 
 
 def run(args) -> int:
-    import cv2
     import numpy as np
 
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
     from gaussian_head_ros.core.idle import IdleAnimator
     from gaussian_head_ros.core.render import get_renderer, head_viewmat, intrinsics_from_fov
+    from gaussian_head_ros.core.video import VideoWriter
 
     if not Path(args.avatar).is_file():
         raise ValueError(f"avatar {args.avatar} not found")
@@ -88,21 +88,15 @@ def run(args) -> int:
     k = intrinsics_from_fov(args.fov, size, size)
     view = head_viewmat(args.distance)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
-    if not writer.isOpened():
-        raise ValueError(f"cannot write video {out} (OpenCV has no mp4v encoder?)")
     times = []
-    try:
+    with VideoWriter(out, fps) as writer:
         for c in controls:
             t0 = time.perf_counter()
             p = driver.drive(c, lighting)
             rgb = renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, size, size,
                                        args.background)
             times.append(time.perf_counter() - t0)
-            writer.write(np.ascontiguousarray(rgb[..., ::-1]))
-    finally:
-        writer.release()
+            writer.write(rgb)
     ms = 1e3 * float(np.median(times))
     print(f"wrote {out}: {len(controls)} frames at {fps:.1f} FPS, {size}x{size}, {renderer.name} backend, "
           f"drive + render {ms:.1f} ms/frame (median)")

@@ -8,6 +8,8 @@ Stamps: for a file, the frame's presentation time (from the container, or index 
 container gives none) plus `start_ns`; for a camera, the wall clock when the frame was grabbed.
 With `loop=True` a file restarts at its end and stamps keep increasing (each pass is offset by the
 duration of the previous ones), so a consumer never sees time run backwards.
+
+Writing: `VideoWriter(path, fps).write(rgb)` (mp4v), and `SideBySideWriter` for driver | render pairs.
 """
 
 from __future__ import annotations
@@ -118,33 +120,30 @@ def read_frames(path: str, max_frames: int | None = None) -> list[VideoFrame]:
     return out
 
 
-class SideBySideWriter:
-    """An mp4 (MPEG-4 Part 2, OpenCV's mp4v) of frame pairs placed side by side: driver | render.
+class VideoWriter:
+    """An mp4 (MPEG-4 Part 2, OpenCV's mp4v) of [H, W, 3] uint8 RGB frames, the one video writer of the package
+    (`gaussian-head render`, the evaluation's side-by-side, the demo's recording). Opened at the first frame,
+    whose size (cropped to even numbers for the encoder) holds for the whole file; its directory is made.
+    `write` raises ValueError when the file cannot be opened for writing or a frame's size differs."""
 
-    `add(left, right)` takes two [H, W, 3] uint8 RGB images; a right image of another size is scaled to
-    the left one's height. Raises ValueError when the file cannot be opened for writing."""
-
-    def __init__(self, path: str, fps: float):
+    def __init__(self, path: str | os.PathLike, fps: float):
         self.path, self.fps = str(path), float(fps) if fps and fps > 0 else 25.0
         self._writer = None
+        self._size = None  # (H, W) of the file
+        self.frames = 0  # written so far
 
-    def add(self, left: np.ndarray, right: np.ndarray) -> None:
-        h = left.shape[0]
-        if right.shape[0] != h:
-            right = cv2.resize(right, (max(1, round(right.shape[1] * h / right.shape[0])), h),
-                               interpolation=cv2.INTER_AREA)
-        pair = np.concatenate([left, right], axis=1)
-        pair = pair[: pair.shape[0] // 2 * 2, : pair.shape[1] // 2 * 2]  # even sizes for the encoder
+    def write(self, rgb: np.ndarray) -> None:
+        rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]
         if self._writer is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                           (pair.shape[1], pair.shape[0]))
-            if not self._writer.isOpened():
+            writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (rgb.shape[1], rgb.shape[0]))
+            if not writer.isOpened():
                 raise ValueError(f"cannot write video {self.path!r} (no mp4v encoder in this OpenCV?)")
-            self._size = pair.shape[:2]
-        if pair.shape[:2] != self._size:
-            raise ValueError(f"frame pair of size {pair.shape[:2]} after {self._size}: sizes must not change")
-        self._writer.write(np.ascontiguousarray(pair[..., ::-1]))
+            self._writer, self._size = writer, rgb.shape[:2]
+        if rgb.shape[:2] != self._size:
+            raise ValueError(f"frame of size {rgb.shape[:2]} after {self._size}: sizes must not change")
+        self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+        self.frames += 1
 
     def close(self) -> None:
         if self._writer is not None:
@@ -156,3 +155,17 @@ class SideBySideWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class SideBySideWriter(VideoWriter):
+    """A VideoWriter of frame pairs placed side by side: driver | render.
+
+    `add(left, right)` takes two [H, W, 3] uint8 RGB images; a right image of another size is scaled to
+    the left one's height. Raises ValueError when the file cannot be opened for writing."""
+
+    def add(self, left: np.ndarray, right: np.ndarray) -> None:
+        h = left.shape[0]
+        if right.shape[0] != h:
+            right = cv2.resize(right, (max(1, round(right.shape[1] * h / right.shape[0])), h),
+                               interpolation=cv2.INTER_AREA)
+        self.write(np.concatenate([left, right], axis=1))

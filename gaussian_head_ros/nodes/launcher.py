@@ -132,6 +132,7 @@ class FaceDisplayRecorder:
         self.keep_frames = keep_frames
         self.recording = video_path is not None
         self._writer = None
+        self.video_error = ""  # why frames were not recorded (the first reason)
         self._video_path = str(video_path) if video_path else None
         self._fps = fps
         self._lock = threading.Lock()
@@ -169,13 +170,14 @@ class FaceDisplayRecorder:
                 self.frames.append((stamp, rgb))
                 del self.frames[:-self.keep_frames]
             if self.recording:
-                import cv2
+                from gaussian_head_ros.core.video import VideoWriter
 
                 if self._writer is None:
-                    Path(self._video_path).parent.mkdir(parents=True, exist_ok=True)
-                    self._writer = cv2.VideoWriter(self._video_path, cv2.VideoWriter_fourcc(*"mp4v"), self._fps,
-                                                   (msg.width, msg.height))
-                self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+                    self._writer = VideoWriter(self._video_path, self._fps)
+                try:
+                    self._writer.write(rgb)
+                except ValueError as e:  # cannot open the file, or the frame size changed: not recorded
+                    self.video_error = self.video_error or str(e)
 
     def reset(self):
         with self._lock:
@@ -194,6 +196,6 @@ class FaceDisplayRecorder:
         self._thread.join(timeout=2)
         with self._lock:
             if self._writer is not None:
-                self._writer.release()
+                self._writer.close()
                 self._writer = None
         self.node.destroy_node()
