@@ -9,14 +9,13 @@ photo on `operator/photo` (sensor_msgs/Image) or `operator/photo/compressed`.
 """
 
 import os
-import tempfile
-
-import yaml
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, SetEnvironmentVariable
 from launch_ros.actions import Node, PushRosNamespace
+
+from gaussian_head_ros.nodes.launcher import node_params_file  # (the demo binds its parameters files the same way)
 
 
 # Launch arguments that set a node parameter: argument -> (node, parameter). test/test_settings.py checks
@@ -98,27 +97,3 @@ def _nodes(context):
         actions.append(Node(package="gaussian_head_ros", executable="video_source_node", name="video_source_node",
                             parameters=[params_file], remappings=camera, ros_arguments=ros_args, output="screen"))
     return [GroupAction(actions)]
-
-
-def node_params_file(path: str, overrides: dict) -> str:
-    """The parameters file as the nodes get it (a temporary copy): a node name without a leading '/'
-    (`render_node:`, as in config/avatar.yaml) matches that node in any namespace (`/**/render_node`;
-    in ROS 2 it would match only the root namespace, so `namespace:=` would silently drop the file),
-    and the launch arguments' values are added per node (`-p` cannot address a namespaced node)."""
-    with open(path) as fh:
-        doc = yaml.safe_load(fh) or {}
-    if not isinstance(doc, dict):
-        raise ValueError(f"parameters file {path}: expected node names at the top level")
-    for key, value in doc.items():  # rcl refuses such a file; dropping its values here would be silent
-        if value is not None and not (isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict)):
-            raise ValueError(f"parameters file {path}: '{key}' needs a 'ros__parameters:' level "
-                             f"({key}: ros__parameters: name: value; a namespace goes in the key: /robot1/{key})")
-    out: dict = {}
-    for key, value in list(doc.items()) + [(k, {"ros__parameters": v}) for k, v in overrides.items() if v]:
-        key = key if str(key).startswith("/") else f"/**/{key}"
-        params = out.setdefault(key, {}).setdefault("ros__parameters", {})
-        params.update((value or {}).get("ros__parameters", {}))
-    fd, tmp = tempfile.mkstemp(prefix="gaussian_head_ros_params_", suffix=".yaml")
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(out, fh, sort_keys=False)
-    return tmp

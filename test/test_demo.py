@@ -5,28 +5,66 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import shared
 
 from gaussian_head_ros.core import avatar_cache
 
 
-def test_demo_leaves_the_robots_avatar_cache_alone(tmp_path, monkeypatch):
-    """The demo's reconstruction_node must not write its demo face into the default avatar cache: a robot on this
-    machine keeps its operator's avatar there ($ROS_HOME/gaussian_head_ros/reconstruction_node.avatar) and serves
-    it again at its next start without a photo. Before the fix, after `make demo` the robot came back with the
-    demo's face (seen: a trump_official demo replaced the cached operator)."""
+@pytest.mark.ros
+def test_demo_stays_apart_from_a_robot_on_this_machine(rclpy_context, tmp_path, monkeypatch):
+    """`make demo` on a robot's machine (same ROS domain):
+    - the demo's nodes ran in the root namespace, so the robot's render node took the demo's latched avatar (and a
+      demo without --video drew the robot's controls). Now they run under /gaussian_head_demo: a node of the root
+      namespace sees none of its topics, the demo's avatar/status reaches /gaussian_head_demo/avatar/status, and
+      the demo still records its frames (it reads its own namespace's topics and diagnostics);
+    - its reconstruction_node must not write its demo face into the default avatar cache: a robot keeps its
+      operator's avatar there ($ROS_HOME/gaussian_head_ros/reconstruction_node.avatar) and serves it again at
+      its next start without a photo (seen: a trump_official demo replaced the cached operator)."""
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from gaussian_head_ros.msg import AvatarStatus
+
     photo = shared("portraits", "astronaut_eileen_collins.png")
     monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))  # inherited by the demo and its nodes
     cache = avatar_cache.default_path("", "reconstruction_node")  # where a robot's reconstruction_node keeps it
     cache.parent.mkdir(parents=True)
     kept = b"the operator's avatar cache: must survive the demo"
     cache.write_bytes(kept)
+
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    node = rclpy_context.create_node("robot_beside_the_demo")  # the root namespace, as a robot's nodes
+    root, demo = [], []
+    node.create_subscription(AvatarStatus, "avatar/status", root.append, latched)
+    node.create_subscription(AvatarStatus, "/gaussian_head_demo/avatar/status", demo.append, latched)
+    seen = set()  # (node name, namespace) of every node seen while the demo ran
     out = tmp_path / "demo.mp4"
-    run = subprocess.run([sys.executable, "-m", "gaussian_head_ros.cli", "demo", "--photo", str(photo),
-                          "--seconds", "0.5", "--size", "128", "--output", str(out), "--logs", str(tmp_path / "logs")],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "[demo] avatar: " in run.stdout  # the reconstruction ran and was published
+    proc = subprocess.Popen([sys.executable, "-m", "gaussian_head_ros.cli", "demo", "--photo", str(photo),
+                             "--seconds", "2", "--size", "128", "--output", str(out), "--logs", str(tmp_path / "logs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while proc.poll() is None:
+            rclpy.spin_once(node, timeout_sec=0.1)
+            seen |= set(node.get_node_names_and_namespaces())
+        printed = proc.stdout.read()
+        for _ in range(10):  # what arrived meanwhile
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        node.destroy_node()
+    assert proc.returncode == 0, printed
+    assert "[demo] avatar: " in printed  # the reconstruction ran and was published
+    assert "/gaussian_head_demo/face_display/image_raw" in printed, printed  # where to watch it
     assert out.is_file() and out.stat().st_size > 0
+
+    names = {"reconstruction_node", "render_node"}
+    assert {(n, "/gaussian_head_demo") for n in names} <= seen, seen
+    assert not {(n, ns) for n, ns in seen if n in names and ns != "/gaussian_head_demo"}, seen
+    assert demo and demo[-1].ok, "the demo's avatar status did not reach /gaussian_head_demo/avatar/status"
+    assert not root, f"the demo published on the root namespace's avatar/status: {root[-1]}"
+
     assert cache.read_bytes() == kept, "the demo replaced the robot's cached avatar"
     assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name]  # nor left another cache beside it

@@ -13,9 +13,13 @@ from gaussian_head_ros.commands import video_output
 log = logging.getLogger(__name__)
 
 RENDER_SETTLE_S = 1.0  # after the render node first reports the avatar: longer than its default 0.5 s cross-fade
-# The demo's reconstruction_node keeps no avatar cache: it would write the demo face over the one a robot on this
-# machine keeps in the same default cache_path ($ROS_HOME/gaussian_head_ros/reconstruction_node.avatar) and serves
-# again at its next start without a photo.
+# The demo's nodes and topics live in their own namespace: a robot's nodes on this machine and ROS domain (root
+# namespace or their own) neither take the demo's avatar, controls or frames nor feed the demo theirs. Only the
+# absolute /diagnostics is shared, where the demo's nodes are named '<namespace>/<node>'.
+NAMESPACE = "gaussian_head_demo"
+# The demo's reconstruction_node keeps no avatar cache: a demo face on disk would only be served again by a later
+# demo started without a photo (and in the root namespace it would overwrite the robot's,
+# $ROS_HOME/gaussian_head_ros/reconstruction_node.avatar).
 RECONSTRUCTION_PARAMS = {"cache_avatar": False}
 
 
@@ -30,6 +34,9 @@ def add_arguments(p):
     p.add_argument("--fps", type=float, default=30.0, help="face display frame rate")
     p.add_argument("--params-file", help="parameters file (default: the package's config/avatar.yaml)")
     p.add_argument("--logs", default="out/demo-logs", help="directory for the nodes' logs")
+    p.add_argument("--namespace", default=NAMESPACE,
+                   help=f"ROS namespace of the demo's nodes and topics (default {NAMESPACE}: apart from a robot's "
+                        "nodes on this machine; '/' puts them in the root namespace, where they would feed a robot's)")
 
 
 def default_photo() -> str:
@@ -47,12 +54,13 @@ def run(args) -> int:
     import numpy as np
     import rclpy
 
-    from gaussian_head_ros.nodes.launcher import FaceDisplayRecorder, NodeProcess, node_command, package_share
+    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, node_command, node_params_file,
+                                                  package_share)
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # keep the demo on this machine
     share = package_share()
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share / "config" / "fastdds.xml"))
-    params_file = args.params_file or str(share / "config" / "avatar.yaml")
+    ns = args.namespace.strip("/")
     photo = args.photo or default_photo()
     if not Path(photo).is_file():
         raise ValueError(f"photo {photo} not found")
@@ -69,20 +77,24 @@ def run(args) -> int:
             seconds = n / fps if n > 0 else 10.0
     seconds = seconds or 8.0
 
+    # its `render_node:` keys bound to the nodes in any namespace (else rcl applies them in the root namespace only)
+    params_file = node_params_file(args.params_file or str(share / "config" / "avatar.yaml"), {})
     logs = Path(args.logs)
     procs = []
     rclpy.init()
     recorder = None
     try:
         print(f"[demo] photo: {photo}")
+        print(f"[demo] nodes and topics in the namespace /{ns}: watch /{ns}/face_display/image_raw" if ns else
+              "[demo] nodes and topics in the root namespace: a robot's nodes on this machine and domain see them")
         procs.append(NodeProcess("reconstruction_node", node_command(
-            "reconstruction_node", {"photo_path": photo, **RECONSTRUCTION_PARAMS}, params_file), logs))
+            "reconstruction_node", {"photo_path": photo, **RECONSTRUCTION_PARAMS}, params_file, namespace=ns), logs))
         procs.append(NodeProcess("render_node", node_command(
             "render_node", {"backend": args.backend, "width": args.size, "height": args.size, "fps": args.fps},
-            params_file), logs))
+            params_file, namespace=ns), logs))
         if args.video:  # loads its model meanwhile
-            procs.append(NodeProcess("tracker_node", node_command("tracker_node", {}, params_file), logs))
-        recorder = FaceDisplayRecorder(video_path=args.output, fps=args.fps)
+            procs.append(NodeProcess("tracker_node", node_command("tracker_node", {}, params_file, namespace=ns), logs))
+        recorder = FaceDisplayRecorder(video_path=args.output, fps=args.fps, namespace=ns)
         recorder.recording = False  # not the placeholder frames shown while the avatar is made
         t0 = time.monotonic()
         if not recorder.wait_for(lambda: recorder.statuses, 300):
@@ -93,8 +105,8 @@ def run(args) -> int:
         print(f"[demo] avatar: {st.num_gaussians} Gaussians, reconstructed in {st.duration_s:.2f} s"
               + (f" ({'; '.join(st.warnings)})" if st.warnings else ""))
 
-        def state(node: str) -> str:
-            return recorder.node_states.get(node, {}).get("state", "")
+        def state(node: str) -> str:  # (diagnostics name the nodes '<namespace>/<node>')
+            return recorder.node_states.get(f"{ns}/{node}" if ns else node, {}).get("state", "")
 
         # The render node shows the avatar once its renderer is warm (the first run compiles the CPU kernels).
         if not recorder.wait_for(lambda: state("render_node") in ("idle animation", "driven", "easing"), 300):
@@ -104,7 +116,8 @@ def run(args) -> int:
             if not recorder.wait_for(lambda: state("tracker_node") not in ("", "starting"), 120):
                 raise RuntimeError(f"the tracker did not start within 120 s; see {logs}/tracker_node.log")
             procs.append(NodeProcess("video_source_node", node_command(
-                "video_source_node", {"source": str(Path(args.video).resolve()), "loop": True}, params_file), logs))
+                "video_source_node", {"source": str(Path(args.video).resolve()), "loop": True}, params_file,
+                namespace=ns), logs))
             print(f"[demo] driving with {args.video} through the tracker")
             # The clip loops: the recording is one clip length of driven frames (it may start mid-clip).
             if not recorder.wait_for(lambda: state("render_node") == "driven", 60):
@@ -137,3 +150,4 @@ def run(args) -> int:
         for p in reversed(procs):
             p.stop()
         rclpy.try_shutdown()
+        Path(params_file).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,14 +32,17 @@ def package_share() -> Path:
 
 
 def node_command(executable: str, params: dict | None = None, params_file: str | Path | None = None,
-                 remaps: dict | None = None, name: str | None = None) -> list[str]:
-    """The command line of one installed node with --ros-args parameters and remappings."""
+                 remaps: dict | None = None, name: str | None = None, namespace: str = "") -> list[str]:
+    """The command line of one installed node with --ros-args parameters and remappings, in `namespace` (''
+    = the root namespace; a params_file must then name its nodes for any namespace: node_params_file)."""
     exe = package_prefix() / "lib" / "gaussian_head_ros" / executable
     if not exe.exists():
         raise FileNotFoundError(f"{exe} is not installed; run 'make setup'")
     cmd = [sys.executable, str(exe), "--ros-args"]
     if name:
         cmd += ["-r", f"__node:={name}"]
+    if namespace.strip("/"):
+        cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]
     if params_file:
         cmd += ["--params-file", str(params_file)]
     for k, v in (params or {}).items():
@@ -50,6 +54,33 @@ def node_command(executable: str, params: dict | None = None, params_file: str |
     for a, b in (remaps or {}).items():
         cmd += ["-r", f"{a}:={b}"]
     return cmd
+
+
+def node_params_file(path: str, overrides: dict) -> str:
+    """The parameters file as the nodes get it (a temporary copy; avatar.launch.py and `gaussian-head demo`):
+    a node name without a leading '/' (`render_node:`, as in config/avatar.yaml) matches that node in any
+    namespace (`/**/render_node`; in ROS 2 it would match only the root namespace, so `namespace:=` would
+    silently drop the file), and `overrides` (node name -> {parameter: value}: the launch arguments' values)
+    are added per node (`-p` cannot address a namespaced node). ValueError for a file rcl would refuse."""
+    import yaml
+
+    with open(path) as fh:
+        doc = yaml.safe_load(fh) or {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"parameters file {path}: expected node names at the top level")
+    for key, value in doc.items():  # rcl refuses such a file; dropping its values here would be silent
+        if value is not None and not (isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict)):
+            raise ValueError(f"parameters file {path}: '{key}' needs a 'ros__parameters:' level "
+                             f"({key}: ros__parameters: name: value; a namespace goes in the key: /robot1/{key})")
+    out: dict = {}
+    for key, value in list(doc.items()) + [(k, {"ros__parameters": v}) for k, v in overrides.items() if v]:
+        key = key if str(key).startswith("/") else f"/**/{key}"
+        params = out.setdefault(key, {}).setdefault("ros__parameters", {})
+        params.update((value or {}).get("ros__parameters", {}))
+    fd, tmp = tempfile.mkstemp(prefix="gaussian_head_ros_params_", suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(out, fh, sort_keys=False)
+    return tmp
 
 
 class NodeProcess:
@@ -112,11 +143,13 @@ class StreamStats:
 
 class FaceDisplayRecorder:
     """Subscribes to the face display (and the avatar status), keeps statistics, optionally writes an mp4.
+    Relative topics are those of `namespace`; node_states is keyed by the diagnostics' node names
+    ('<namespace>/render_node' under a namespace).
 
     Spins its own node in a background thread; call close() when done."""
 
     def __init__(self, topic: str = "face_display/image_raw", video_path: str | Path | None = None,
-                 fps: float = 30.0, keep_frames: int = 0):
+                 fps: float = 30.0, keep_frames: int = 0, namespace: str = ""):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -136,7 +169,7 @@ class FaceDisplayRecorder:
         self._video_path = str(video_path) if video_path else None
         self._fps = fps
         self._lock = threading.Lock()
-        self.node = rclpy.create_node("face_display_recorder")
+        self.node = rclpy.create_node("face_display_recorder", namespace=f"/{namespace.strip('/')}")
         self.node.create_subscription(Image, topic, self._on_image, qos_profile_sensor_data)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(AvatarStatus, "avatar/status", self.statuses.append, latched)
