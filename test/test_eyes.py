@@ -292,3 +292,36 @@ def test_the_reader_sees_the_whole_iris_turn():
     seen, turned = np.asarray(seen).reshape(2, 2), np.asarray(turned).reshape(2, 2)
     ratio = (seen[0] - seen[1]) / (turned[0] - turned[1])  # per eye: the reader's iris shift / the eyeball's
     assert ratio.mean() >= 0.82, ratio  # 0.78, 0.74 with the rim's iris left on the lids; now 0.94, 0.82 (fast preset)
+
+
+def test_the_lids_follow_the_eye_up_and_down(canonical):
+    """Lid-eye coupling (deform.lid_turns): looking down, the upper lid comes down with the eye and the lower
+    lid less; looking up, both go up; a blink still closes them completely; a sideways look and the rest gaze
+    move no lid. Without it the reader read a lowered iris between still lids as a darker eye, not a lower
+    gaze (0.06-0.5 of a real face's eyeLookDown per radian)."""
+    a = synthetic_avatar(500, seed=9)
+    a.template_vertices, a.template_faces = canonical.astype(np.float32), np.zeros((0, 3), np.int32)
+    a.source_camera = None
+    d = Driver(a)
+    rest = d.rig.rest_gaze
+    up_mid, lo_mid = [lmk.EYELID_MID_R[0], lmk.EYELID_MID_L[0]], [lmk.EYELID_MID_R[1], lmk.EYELID_MID_L[1]]
+
+    def lids(pitch, yaw=0.0, **kw):
+        v, _ = d.deformed_template(FaceControl(gaze=(rest + [yaw, pitch]).astype(np.float32), **kw))
+        return v
+
+    np.testing.assert_allclose(lids(0.0), d.verts, atol=1e-6)  # the rest gaze (as float32): the rest
+    np.testing.assert_allclose(lids(0.0, yaw=0.3), d.verts, atol=1e-7)  # sideways: the lids stay
+    down, up = lids(0.25), lids(-0.25)
+    move_up = down[up_mid, 1] - d.verts[up_mid, 1]  # y down
+    move_lo = down[lo_mid, 1] - d.verts[lo_mid, 1]
+    assert np.all(move_up > 0.002), move_up  # ~1:1 with the iris (12 mm x sin 0.25 = 3 mm)
+    assert np.all((move_lo > 0.25 * move_up) & (move_lo < 0.6 * move_up)), (move_lo, move_up)
+    assert np.all(up[up_mid, 1] < d.verts[up_mid, 1] - 0.002) and np.all(up[lo_mid, 1] < d.verts[lo_mid, 1])
+    gap0 = d.verts[lo_mid, 1] - d.verts[up_mid, 1]
+    far = lids(1.5)  # beyond gaze_max_rad: the upper lid keeps lid_min_gap of its rest height above the lower
+    assert np.all(far[lo_mid, 1] - far[up_mid, 1] >= d.cfg.lid_min_gap * gap0 - 1e-9)
+    closed = lids(0.25, eyelid_ratios=np.full(14, d.cfg.lid_closed_ratio, np.float32),
+                  expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32))
+    for u, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:  # a blink looking down: the lids still meet
+        np.testing.assert_allclose(closed[u], closed[lo], atol=1e-9)

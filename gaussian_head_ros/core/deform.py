@@ -30,7 +30,7 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
   the turn a Gaussian follows is its bary[:, 0] (bary = (jaw weight, 0, 1 - jaw weight), set by the
   reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
-  gaze the photo showed (core/eyes.py).
+  gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
 
 Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
 `max_offset_m`) + the avatar's expression basis weighted by `basis_coefficients`: the driving face's
@@ -71,6 +71,9 @@ class DriveConfig:
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
+    lid_follow_upper: float = 1.0  # upper lid turns this fraction of the eyeball's vertical turn (0 = off)
+    lid_follow_lower: float = 0.4  # lower lid: this fraction (lid-eye coupling; see `lids_follow_gaze`)
+    lid_min_gap: float = 0.3  # a following upper lid keeps at least this fraction of its rest height
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
 
 
@@ -354,11 +357,12 @@ def coefficients(rig: Rig, means, verts):
 # Per-frame rules (numpy or torch)
 
 def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveConfig | None = None,
-                       lid_ratios=None):
+                       lid_ratios=None, gaze=None, rig: "Rig | None" = None):
     """Template displacement [V, 3]: expression [L, 3] (limited to max_offset_m each, times the gain) on the
     first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]; with the operator's lid ratios [14]
     (`eyelid_ratios`) the eyelids then follow `eyelid_openness` (retargeted as a fraction of each face's own
-    lid gap)."""
+    lid gap); with a gaze [2, 2] (numpy) and the avatar's `rig` they also follow each eyeball's vertical turn
+    from its rest gaze (`lid_turns`)."""
     cfg = cfg or DriveConfig()
     xp = namespace(verts)
     lcount = min(verts.shape[0], expression.shape[0])
@@ -368,10 +372,38 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     disp = xp.concat([off, xp.zeros_like(verts[lcount:])], 0) if lcount < verts.shape[0] else off
     if basis is not None and coeffs is not None and basis.shape[0]:
         disp = disp + xp.einsum("e,evc->vc", coeffs, basis)
-    if lid_ratios is not None and cfg.lid_closed_ratio < 1 and lcount >= lmk.NUM_MESH and \
-            lid_ratios.shape[0] == NUM_LID_PAIRS and lmk.has_mediapipe_topology(verts.shape[0]):
-        disp = _retarget_eyelids(verts, disp, eyelid_openness(lid_ratios, cfg), xp)
+    if not lmk.has_mediapipe_topology(verts.shape[0]):
+        return disp
+    use_ratios = lid_ratios is not None and cfg.lid_closed_ratio < 1 and lcount >= lmk.NUM_MESH and \
+        lid_ratios.shape[0] == NUM_LID_PAIRS
+    turns = lid_turns(rig, gaze, cfg) if rig is not None else None
+    if use_ratios or turns is not None:
+        openness = eyelid_openness(lid_ratios, cfg) if use_ratios else _like(xp, np.ones(2), disp)
+        disp = _retarget_eyelids(verts, disp, openness, xp, turns, None if turns is None else rig.eye_centres, cfg)
     return disp
+
+
+def lid_turns(rig: "Rig", gaze, cfg: DriveConfig):
+    """The lids' vertical turns about each eyeball's centre for a gaze [2, 2] (numpy) -> [2, 2] numpy (upper,
+    lower) rad per eye (right, left), positive downwards; None for no gaze, the rest gaze, an avatar without
+    eyes, or both follow fractions 0.
+
+    Lid-eye coupling: the upper lid rides on the eye, keeping its margin near the top of the iris, in down-
+    and upgaze alike (about 1:1 with the vertical eye turn); the lower lid follows less (about 1/3-1/2 in
+    downgaze). The eyeball's vertical turn is the control's pitch minus the photo's rest pitch, limited like
+    the eyeball's own (`eyes.gaze_rotations`: gaze_max_rad). Measured here: without it FaceLandmarker read
+    the render's vertical gaze at 0.06-0.5 units per radian of eyeball pitch (astronaut, lp_d9, monalisa,
+    obama_speech, lp_d0 frame 0) where it reads a real face's at 1.6-2.8 (lp_d0, tpsmm): with the lids
+    still, an iris turned down reads as a darker eye, not a lowered gaze."""
+    if gaze is None or (cfg.lid_follow_upper == 0 and cfg.lid_follow_lower == 0) or \
+            not np.any(np.asarray(rig.eye_centres)):
+        return None  # (also None when the gaze is the rest gaze: the rest pose stays exact)
+    g = np.asarray(gaze, np.float64).reshape(2, 2)
+    rest = np.asarray(rig.rest_gaze, np.float64).reshape(2, 2)
+    dp = np.clip(g[:, 1] - rest[:, 1], -cfg.gaze_max_rad, cfg.gaze_max_rad)
+    if not np.any(dp):
+        return None
+    return np.stack([cfg.lid_follow_upper * dp, cfg.lid_follow_lower * dp], 1)
 
 
 LID_UPPER = np.array([p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # [14] upper-lid landmarks
@@ -401,21 +433,44 @@ def eyelid_openness(lid_ratios, cfg: DriveConfig):
     return xp.clip((mid - cfg.lid_closed_ratio) / (1 - cfg.lid_closed_ratio), 0.0, cfg.lid_max_open)
 
 
-def _retarget_eyelids(verts, disp, openness, xp):
+_LID_EYE = np.repeat([0, 1], [len(lmk.EYELID_PAIRS_R), len(lmk.EYELID_PAIRS_L)])  # [14] eye of each pair
+
+
+def _retarget_eyelids(verts, disp, openness, xp, turns=None, centres=None, cfg: DriveConfig | None = None):
     """Each upper-lid vertex to openness x its rest height above its (displaced) lower-lid partner: the
-    avatar's lids meet when the operator's do, whatever the two faces' eye sizes."""
-    rows = []
-    for e, pairs in enumerate((lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L)):
-        up = np.array([p[0] for p in pairs])
-        lo = np.array([p[1] for p in pairs])
-        rows.append((up, disp[lo] + (openness[e] - 1) * (verts[up] - verts[lo])))
-    up_all = np.concatenate([r[0] for r in rows])
-    new = xp.concat([r[1] for r in rows], 0)
+    avatar's lids meet when the operator's do, whatever the two faces' eye sizes. With `turns` [2, 2]
+    (`lid_turns`) and the eyeball centres [2, 3], each lower lid first turns about its eye's centre (x axis,
+    the head frame's y down) by its turn, and the rest height is the one of the two turned lids (the upper
+    one kept at least `lid_min_gap` of its rest height above the lower one)."""
+    up, lo = LID_UPPER, LID_LOWER
+    h0 = verts[up] - verts[lo]
+    if xp is np:
+        open_rows = openness[_LID_EYE][:, None]
+    else:
+        open_rows = openness[xp.as_tensor(_LID_EYE, device=disp.device)][:, None]
+    if turns is None:
+        idx_all, new = up, disp[lo] + (open_rows - 1) * h0
+    else:
+        a = np.asarray(turns, np.float64)[_LID_EYE]  # [14, 2] (upper, lower) turn of each pair's eye
+        cs, sn = np.cos(a), np.sin(a)
+
+        def turned(p, k):  # [14, 3] points turned about their eye's centre by column k of a (x axis)
+            q = p - c
+            return c + xp.stack([q[:, 0], cs_[k] * q[:, 1] - sn_[k] * q[:, 2], sn_[k] * q[:, 1] + cs_[k] * q[:, 2]], 1)
+
+        c = _like(xp, np.asarray(centres, np.float64)[_LID_EYE], disp)
+        cs_, sn_ = _like(xp, cs.T, disp), _like(xp, sn.T, disp)
+        lo_new = turned(verts[lo] + disp[lo], 1) - verts[lo]
+        h = turned(verts[up], 0) - turned(verts[lo], 1)
+        hy = xp.where(h0[:, 1] < 0, xp.minimum(h[:, 1], cfg.lid_min_gap * h0[:, 1]), h[:, 1])  # y down
+        h = xp.stack([h[:, 0], hy, h[:, 2]], 1)
+        idx_all = np.concatenate([lo, up])
+        new = xp.concat([lo_new, lo_new + verts[lo] + open_rows * h - verts[up]], 0)
     if xp is np:
         disp = disp.copy()
-        disp[up_all] = new
+        disp[idx_all] = new
         return disp
-    idx = xp.as_tensor(up_all, device=disp.device)
+    idx = xp.as_tensor(idx_all, device=disp.device)
     return disp.index_copy(0, idx, new.to(disp.dtype))
 
 

@@ -166,9 +166,10 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
     for i in range(g["template"].shape[0]):
         means, tpl = g["means"][i], g["template"][i]
         rig = deform.build_rig(part_np, fid_np, bary_np, np_of(means), np_of(tpl), faces_np, cfg)
-        disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg)
-        theta = deform.jaw_angle(rig, disp, None, 0.0, cfg)
         gz = None if gaze is None else np_of(gaze[i]).astype(np.float64)
+        disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg, gaze=gz,
+                                         rig=rig)
+        theta = deform.jaw_angle(rig, disp, None, 0.0, cfg)
         delta, rot, scale = deform.frame_tables(rig, tpl, disp, rotation[i].to(tpl.dtype), theta, gz, cfg)
         coef = deform.coefficients(rig, means, tpl)
         m, q, s = deform.apply(rig.frame, coef, delta, deform.frame_quats(rig, rot), scale, means, g["quats"][i],
