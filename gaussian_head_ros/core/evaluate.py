@@ -73,6 +73,19 @@ def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmen
     return box & (segmenter.probability(rgb) > 0.5)
 
 
+def source_intrinsics(avatar, source_landmarks_px: np.ndarray, width: int, height: int, fov_deg: float) -> np.ndarray:
+    """[3, 3] intrinsics to render (and track) a self-reenactment with the perspective the avatar was built
+    for: a focal length that puts the head at the avatar's source-camera distance (MediaPipe's landmarks
+    [478, 3] px of the source frame fix only the image-plane scale). Without a source camera: the default
+    camera of `fov_deg` degrees."""
+    K = default_intrinsics(width, height, fov_deg)
+    if avatar.source_camera is None:
+        return K
+    depth = float(avatar.source_camera.viewmat[2, 3])
+    f = depth / fit_head_frame(source_landmarks_px, K).metres_per_pixel
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
+
+
 def render_control(driver, control, K: np.ndarray, width: int, height: int, backend: str = "cpu"):
     """Drive the avatar (a `drive.Driver`) with one FaceControl and rasterize it through the tracker's
     camera: head pose from the control (its rotation relative to the line of sight to its translation,
@@ -166,11 +179,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             raise ValueError("no face in the source frame")
         src_lm = src_faces[0].landmarks_px
         if avatar.source_camera is not None and source is None:
-            # Render with the perspective the avatar was built for: a focal length that puts the head
-            # at the source camera's distance (MediaPipe's landmarks fix only the image-plane scale).
-            depth = float(avatar.source_camera.viewmat[2, 3])
-            f = depth / fit_head_frame(src_lm, K).metres_per_pixel
-            K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
+            K = source_intrinsics(avatar, src_lm, w, h, cfg.fov_deg)
         src_img = src if source is None or src.shape == frames[0].shape else None
         bg_img = frames[0].astype(np.float32)
         causal = None  # compact: the operator basis as tracker_node learns it and sends its codes with
