@@ -183,6 +183,43 @@ def test_the_photo_layer_grid_has_no_gap_where_head_meets_torso():
         assert np.diff(rows).max() <= ts, (boundary, rows)
 
 
+def test_letterbox_bars_lie_outside_the_photo_and_the_head_mask():
+    """lp_d0 is letterboxed (27 black rows under the jacket): the segmentation called the bar person, so the
+    avatar carried a black slab on its chest and eval counted the bar's blurred edge as head error (47 % of
+    frame 0's). The bar is outside the photo (framing `valid`; the head frame still fitted in the whole image, as
+    a tracker sees it) and outside eval's head mask. Portraits without bars, or with a black backdrop that fades
+    into the picture, keep every line."""
+    from gaussian_head_ros.core.evaluate import head_mask
+    from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, border_bars, frame_photo
+    from gaussian_head_ros.core.video import read_frames
+
+    frame = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=1)[0].rgb
+    assert border_bars(frame) == (0, 27, 0, 0)
+    photo = read_image(str(shared("portraits", "astronaut_eileen_collins.png")))
+    assert border_bars(photo) == (0, 0, 0, 0)
+    assert border_bars(np.concatenate([np.zeros((20, photo.shape[1], 3), np.uint8), photo], 0)) == (20, 0, 0, 0)
+    assert border_bars(np.concatenate([np.zeros((photo.shape[0], 15, 3), np.uint8), photo], 1)) == (0, 0, 15, 0)
+    backdrop = photo.copy()
+    backdrop[:30] = 0
+    backdrop[30:60] = np.linspace(5, 40, photo.shape[1])[None, :, None].astype(np.uint8)  # a dark backdrop
+    # going on past the uniform lines (a vignette): no step, no bar
+    assert border_bars(backdrop)[0] == 0
+    with FaceMesh(static_image_mode=True, max_faces=1) as mesh, PersonSegmenter() as seg:
+        lm = mesh.detect(frame)[0].landmarks_px
+        assert seg.probability(frame)[485:500].mean() > 0.5  # the segmentation's mistake the rule is for
+        assert not head_mask(frame, lm, seg)[485:].any()
+        cut = frame_photo(frame, mesh, FramingConfig())
+        whole = frame_photo(frame, mesh, FramingConfig(trim_bars=False))
+    np.testing.assert_allclose(cut.landmarks_px, whole.landmarks_px, atol=1e-4)  # same head frame
+    lost = whole.valid & ~cut.valid
+    rows = np.flatnonzero(lost.any(1))
+    assert len(rows) and not (cut.valid & ~whole.valid).any()
+    # the lost rows are the bar's, at the crop's scale (27 photo rows), all at the bottom
+    assert rows.min() > 300 and 27 * 0.5 < len(rows) < 27 * 1.2 and lost[rows].sum(1).min() >= whole.valid[rows].sum(1).min()
+
+
 # ---------------------------------------------------------------------------------------------------
 # every portrait
 

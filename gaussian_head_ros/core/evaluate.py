@@ -61,7 +61,11 @@ class EvalConfig:
 
 
 def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmenter) -> np.ndarray:
-    """[H, W] bool: person pixels within a box around the face that takes in hair, ears and the neck."""
+    """[H, W] bool: person pixels within a box around the face that takes in hair, ears and the neck, outside
+    letterbox / pillarbox bars (framing.border_bars: the segmentation takes a black bar under the torso for
+    the person; lp_d0's 27-row bar was 47 % of its frame-0 error)."""
+    from gaussian_head_ros.core.reconstruct.framing import border_bars
+
     h, w = rgb.shape[:2]
     x0, y0 = landmarks_px[:, :2].min(0)
     x1, y1 = landmarks_px[:, :2].max(0)
@@ -70,6 +74,8 @@ def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmen
     bx0, bx1 = int(max(0, x0 - 0.35 * fw)), int(min(w, x1 + 0.35 * fw))
     by0, by1 = int(max(0, y0 - 0.6 * fh)), int(min(h, y1 + 0.25 * fh))
     box[by0:by1, bx0:bx1] = True
+    top, bottom, left, right = border_bars(rgb)
+    box[:top], box[h - bottom:], box[:, :left], box[:, w - right:] = False, False, False, False
     return box & (segmenter.probability(rgb) > 0.5)
 
 

@@ -21,6 +21,7 @@ from gaussian_head_ros.core.control import euler_deg, line_of_sight_rotation, ma
 from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
                                                      NO_FACE, ReconstructionError)
+from gaussian_head_ros.core.reconstruct.lighting import LUMA
 from gaussian_head_ros.core.settings import setting
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class FramingConfig:
     source_fov_deg: float = 12.0  # field of view of the source camera across the crop (a portrait lens)
     cut_margin: float = 0.02  # chin or forehead closer to the photo's edge than this x face height: cut off
     scalp_above_forehead_m: float = 0.06  # top of the skull above MediaPipe's forehead point (head height ~0.23 m)
+    trim_bars: bool = True  # letterbox / pillarbox bars (border_bars) are not part of the photo: the person ends at them
 
 
 @dataclass
@@ -80,8 +82,36 @@ def check_image(rgb: np.ndarray, max_pixels: int) -> None:
                                              f"{max_pixels}; scale it down first")
 
 
+# Letterbox bars: border lines whose pixels all lie within BAR_RANGE grey levels of each other, with a mean luma
+# <= BAR_MAX_LUMA, ending in a step: within BAR_EDGE_PX lines past them (a video codec's ringing) one has a mean
+# luma >= BAR_STEP x BAR_MAX_LUMA (a black studio backdrop fades into dark hair; a bar's edge cuts across the
+# picture); the bar and those lines are cut. At most BAR_MAX_FRAC of a side.
+BAR_RANGE, BAR_MAX_LUMA, BAR_STEP, BAR_EDGE_PX, BAR_MAX_FRAC = 12, 20.0, 2.5, 3, 0.25
+
+
+def border_bars(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """Letterbox / pillarbox bars of an [H, W, 3] uint8 photo (a still from a video): the number of uniform dark
+    lines at its (top, bottom, left, right) border that end in a step edge (BAR_* above); 0 where there is none.
+    A bar seen as part of the photo becomes a black slab on the avatar's chest that moves with it; its edge was
+    47 % of lp_d0's frame-0 error (a 27-row bar under the jacket: 32.0 dB)."""
+    img = np.asarray(rgb)
+    out = []
+    for lines in (img, img[::-1], img.transpose(1, 0, 2), img.transpose(1, 0, 2)[::-1]):  # top, bottom, left, right
+        limit = int(BAR_MAX_FRAC * len(lines))
+        head = lines[:limit + BAR_EDGE_PX + 1]
+        rng = head.max(axis=(1, 2)).astype(np.int32) - head.min(axis=(1, 2))
+        luma = (head.astype(np.float32) @ LUMA.astype(np.float32)).mean(1)  # [lines] mean luma
+        dark = (rng <= BAR_RANGE) & (luma <= BAR_MAX_LUMA)
+        n = int(np.argmin(dark)) if not dark.all() else len(dark)
+        bright = np.flatnonzero(luma[n:n + BAR_EDGE_PX + 1] >= BAR_STEP * BAR_MAX_LUMA)
+        out.append(n + int(bright[0]) if 0 < n <= limit and len(bright) else 0)
+    return tuple(out)
+
+
 def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
-    """[H, W, 3] uint8 photo -> FramedPhoto, or ReconstructionError saying why the photo cannot be used."""
+    """[H, W, 3] uint8 photo -> FramedPhoto, or ReconstructionError saying why the photo cannot be used. With
+    cfg.trim_bars the photo's letterbox / pillarbox bars (border_bars) lie outside it (`valid` False, the crop
+    repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it."""
     check_image(rgb, cfg.max_pixels)
     h0, w0 = rgb.shape[:2]
     shrink = min(1.0, cfg.max_side / max(h0, w0))
@@ -111,7 +141,14 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     if abs(euler["pitch"]) > cfg.max_pitch_deg:
         raise ReconstructionError(HEAD_TURNED_TOO_FAR, f"the head is tilted {abs(euler['pitch']):.0f} deg up or down, "
                                                        f"more than {cfg.max_pitch_deg:.0f}; use a more frontal photo")
-    warnings += check_cut_off(face.landmarks_px, fit, ww, hw, cfg)
+    bars = border_bars(work) if cfg.trim_bars else (0, 0, 0, 0)
+    top, bottom, left, right = bars
+    if any(bars):
+        log.info("photo: letterbox bars outside the picture (top %d, bottom %d, left %d, right %d px)", *bars)
+        work = work.copy()
+        work[:top], work[hw - bottom:] = work[top], work[hw - bottom - 1]
+        work[:, :left], work[:, ww - right:] = work[:, left:left + 1], work[:, ww - right - 1:ww - right]
+    warnings += check_cut_off(face.landmarks_px - [left, top, 0], fit, ww - left - right, hw - top - bottom, cfg)
     # The crop: `crop_m` metres at the head's depth, centred on a point of the head frame. MediaPipe's
     # landmarks are a weak-perspective reconstruction, so the crop is placed with that model
     # (pixel = origin + rotated point / metres_per_pixel) and the source camera is a long lens on
@@ -144,7 +181,8 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     log.debug("framed face %.0f px wide, yaw %.1f pitch %.1f, crop %.0f px -> %d", width, euler["yaw"],
               euler["pitch"], side / shrink, cfg.size)
     centres = (np.arange(cfg.size) + 0.5) / s
-    valid = (((centres + y0 >= 0) & (centres + y0 <= hw))[:, None] & ((centres + x0 >= 0) & (centres + x0 <= ww))[None, :])
+    valid = (((centres + y0 >= top) & (centres + y0 <= hw - bottom))[:, None]
+             & ((centres + x0 >= left) & (centres + x0 <= ww - right))[None, :])
     others = [np.stack([(o.landmarks_px[:, 0] - x0) * s, (o.landmarks_px[:, 1] - y0) * s, o.landmarks_px[:, 2] * s],
                        1).astype(np.float32) for o in faces[1:]]
     return FramedPhoto(photo, Kc, viewmat, lm_c.astype(np.float32), vertices.astype(np.float32), fit, euler,
