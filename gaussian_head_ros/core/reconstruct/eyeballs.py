@@ -64,33 +64,47 @@ def place_on_eyeballs(origin: np.ndarray, dirs: np.ndarray, side: np.ndarray, ce
     return c + radius_m * nrm, nrm
 
 
+def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min_pixels: int):
+    """One eye's (sclera, iris, pupil) rgb measured on its opening: photo [S, S, 3] in [0, 1], opening [S, S]
+    bool (the eye's visible pixels), d_r [S, S] each pixel's distance from the iris centre in iris radii. Each
+    is None when fewer than min_pixels pixels measure it. The one rule for the eye's colours (eye_colours, and
+    eyelids.lid_margins' references):
+    - sclera: the median of the brightest quarter of the opening 1.15-4 iris radii out (the lids' shadow and
+      lashes are not the sclera);
+    - iris: the median of the darker half of its ring 0.45-0.85 radii (the whole disc < 0.85 when the ring has
+      fewer than min_pixels): specular highlights and sclera the landmarks' disc takes in are not the iris;
+    - pupil: the 10th percentile of that disc."""
+    sclera = iris = pupil = None
+    ring = opening & (d_r > 1.15) & (d_r < 4.0)
+    if ring.sum() >= min_pixels:
+        px = photo[ring]
+        lum = px @ LUMA
+        sclera = np.median(px[lum >= np.percentile(lum, 75)], 0)
+    disc = opening & (d_r < 0.85)
+    if disc.sum() >= min_pixels:
+        ring = disc & (d_r > 0.45)
+        px = photo[ring if ring.sum() >= min_pixels else disc]
+        lum = px @ LUMA
+        iris = np.median(px[lum <= np.median(lum)], 0)
+        pupil = np.percentile(photo[disc], 10, axis=0)
+    return sclera, iris, pupil
+
+
 def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, cfg: EyeballConfig) -> dict:
     """Per eye (right, left): sclera, iris and pupil rgb in [0, 1] and the iris radius in pixels, measured on
-    the photo's eye openings (eye_px [S, S] bool) around the iris landmarks."""
+    the photo's eye openings (eye_px [S, S] bool) around the iris landmarks (opening_colours; the defaults of
+    cfg where the photo shows too little)."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
     out = {"sclera": [], "iris": [], "pupil": [], "iris_radius_px": []}
-    lum = photo @ LUMA
     for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
         cx, cy = landmarks_px[centre, :2]
         r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
         d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy)
-        iris = eye_px & (d < 0.85 * r_px)
-        sclera = eye_px & (d > 1.15 * r_px) & (d < 4.0 * r_px)
-        if sclera.sum() >= cfg.min_pixels:  # the brightest quarter: the lids' shadow and lashes are not the sclera
-            s = photo[sclera][lum[sclera] >= np.percentile(lum[sclera], 75)]
-            out["sclera"].append(np.median(s, 0))
-        else:
-            out["sclera"].append(np.asarray(cfg.sclera_rgb))
-        if iris.sum() >= cfg.min_pixels:
-            ring_px = iris & (d > 0.45 * r_px)
-            ring_px = ring_px if ring_px.sum() >= cfg.min_pixels else iris
-            # the darker half: specular highlights and sclera the landmarks' disc takes in are not the iris
-            out["iris"].append(np.median(photo[ring_px][lum[ring_px] <= np.median(lum[ring_px])], 0))
-            out["pupil"].append(np.percentile(photo[iris], 10, axis=0))
-        else:
-            out["iris"].append(np.asarray(cfg.iris_rgb))
-            out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb))
+        sclera, iris, pupil = opening_colours(photo, eye_px, d / max(r_px, 1e-9), cfg.min_pixels)
+        out["sclera"].append(np.asarray(cfg.sclera_rgb) if sclera is None else sclera)
+        out["iris"].append(np.asarray(cfg.iris_rgb) if iris is None else iris)
+        out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb) if pupil is None else pupil)
         out["iris_radius_px"].append(r_px)
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 

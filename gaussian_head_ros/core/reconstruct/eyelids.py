@@ -18,9 +18,11 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.reconstruct import lighting
+from gaussian_head_ros.core.reconstruct.eyeballs import opening_colours
 
 
 LUMA = lighting.LUMA.astype(np.float32)  # (float32 like the photos it weighs)
+MIN_REFERENCE_PX = 8  # an eye's sclera / iris reference needs this many pixels of its opening
 ABOVE_LUMA = (0.85, 1.25)  # closed-lid skin takes the colour above the lid only within this x the lid skin's luma
 
 
@@ -43,7 +45,8 @@ def _sample(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 
 def _eye_references(photo: np.ndarray, lm: np.ndarray, contour, centre: int, ring, corners, cfg: LidMarginConfig):
-    """(sclera, iris, skin) rgb of one eye, iris centre [2] and radius (px), corner axis, eye width."""
+    """(sclera, iris, skin) rgb of one eye (sclera and iris measured in its contour by eyeballs.opening_colours,
+    the rule the painted eyeballs use), iris centre [2] and radius (px), corner axis, eye width."""
     h, w = photo.shape[:2]
     a, b = lm[corners[0], :2], lm[corners[1], :2]
     width = float(np.linalg.norm(b - a))
@@ -55,12 +58,7 @@ def _eye_references(photo: np.ndarray, lm: np.ndarray, contour, centre: int, rin
     cv2.fillPoly(mask, [np.round(lm[list(contour), :2][order] * 16).astype(np.int32)], 1, shift=4)
     rows, cols = np.mgrid[0:h, 0:w]
     d = np.hypot(cols + 0.5 - c[0], rows + 0.5 - c[1])
-    lum = photo @ LUMA
-    inside = mask.astype(bool)
-    scl = inside & (d > 1.15 * r)
-    sclera = np.median(photo[scl][lum[scl] >= np.percentile(lum[scl], 75)], 0) if scl.sum() >= 8 else None
-    iri = inside & (d < 0.85 * r)
-    iris = np.median(photo[iri], 0) if iri.sum() >= 8 else None
+    sclera, iris, _ = opening_colours(photo, mask.astype(bool), d / max(r, 1e-9), MIN_REFERENCE_PX)
     # lid skin: a band under the eye, between the corners (cheek skin of the lower lid)
     down = np.array([-axis[1], axis[0]])
     if down[1] < 0:

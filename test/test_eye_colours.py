@@ -1,0 +1,63 @@
+"""The eye's colours measured on a photo: one rule (eyeballs.opening_colours) for the painted eyeballs
+(eyeballs.eye_colours) and for the references that find the visible lid margins (eyelids.lid_margins)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.reconstruct import eyelids
+from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours, opening_colours
+
+SKIN, SCLERA, IRIS, HIGHLIGHT = (0.8, 0.6, 0.5), (0.9, 0.9, 0.88), (0.25, 0.35, 0.55), (1.0, 1.0, 1.0)
+
+
+def _eye(size=160, centre=(80.0, 80.0), r=14.0):
+    """A synthetic right eye: skin, an almond opening of sclera, an iris disc whose inner half is a specular
+    highlight, and the landmarks (pixels) of its contour, corners, iris centre and ring."""
+    photo = np.empty((size, size, 3), np.float32)
+    photo[:] = SKIN
+    lm = np.zeros((lmk.NUM_LANDMARKS, 3))
+    cx, cy = centre
+    contour = lmk.EYE_CONTOUR_R
+    for k, v in enumerate(contour):  # an ellipse 3.5 x 1.6 iris radii
+        t = 2 * np.pi * k / len(contour)
+        lm[v, :2] = cx + 3.5 * r * np.cos(t), cy + 1.6 * r * np.sin(t)
+    outer, inner = lmk.EYE_CORNERS[0]
+    lm[outer, :2], lm[inner, :2] = (cx - 3.5 * r, cy), (cx + 3.5 * r, cy)
+    lm[lmk.IRIS_CENTER_R, :2] = centre
+    for k, v in enumerate(lmk.IRIS_R):
+        lm[v, :2] = cx + r * np.cos(k * np.pi / 2), cy + r * np.sin(k * np.pi / 2)
+    opening = np.zeros((size, size), np.uint8)
+    order = np.argsort(np.arctan2(*(lm[list(contour), :2] - lm[list(contour), :2].mean(0)).T[::-1]))
+    cv2.fillPoly(opening, [np.round(lm[list(contour), :2][order] * 16).astype(np.int32)], 1, shift=4)
+    opening = opening.astype(bool)
+    rows, cols = np.mgrid[0:size, 0:size]
+    d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / r
+    photo[opening] = SCLERA
+    photo[opening & (d < 1.0)] = IRIS
+    photo[opening & (d < 0.65)] = HIGHLIGHT  # most of the disc (58 %), less than half of its ring: a highlight
+    return photo, lm, opening
+
+
+def test_the_lid_margins_and_the_eyeballs_measure_the_eye_alike():
+    """eyelids took the iris reference as the median of the whole iris disc (highlight included) while the
+    eyeballs took the darker half of its ring: two rules for one colour. Both now come from opening_colours."""
+    photo, lm, opening = _eye()
+    cfg = eyelids.LidMarginConfig()
+    sclera, iris, *_ = eyelids._eye_references(photo, lm, lmk.EYE_CONTOUR_R, lmk.IRIS_CENTER_R, lmk.IRIS_R,
+                                               lmk.EYE_CORNERS[0], cfg)
+    painted = eye_colours(photo, opening, lm, EyeballConfig())
+    np.testing.assert_allclose(iris, painted["iris"][0], atol=1e-6)
+    np.testing.assert_allclose(sclera, painted["sclera"][0], atol=1e-6)
+    np.testing.assert_allclose(iris, IRIS, atol=1e-6)  # the iris, not its highlight
+    np.testing.assert_allclose(sclera, SCLERA, atol=1e-6)
+
+
+def test_opening_colours_says_none_where_the_photo_shows_too_little():
+    photo, lm, opening = _eye()
+    d = np.full(opening.shape, 2.0)  # every pixel 2 iris radii out: sclera only
+    sclera, iris, pupil = opening_colours(photo, opening, d, min_pixels=8)
+    assert iris is None and pupil is None and sclera is not None
+    assert opening_colours(photo, np.zeros_like(opening), d, min_pixels=8) == (None, None, None)
