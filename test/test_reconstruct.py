@@ -131,6 +131,55 @@ def test_the_wall_keeps_rim_colours_at_the_silhouette_only():
     assert shallow.any() and np.abs(colours[shallow] - 0.5).min(axis=1).max() > 0.4  # the rim at the front
 
 
+def test_the_side_behind_the_silhouette_turns_to_the_far_colour_and_darkens():
+    """One colour per outline pixel all through a 10 cm deep side showed in a turned view as a flat cut-out sheet
+    beside the cheek (issue 11). With a SideLook, a wall column keeps the rim's colour at the front, the near side
+    colour just behind it, then turns to the far colour (the hair behind the ear) and darkens towards its back;
+    the texture adds the detail from further inside the silhouette the deeper the point."""
+    from gaussian_head_ros.core.reconstruct.completion import Scene, SideLook, back_and_wall
+    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
+    from gaussian_head_ros.core.reconstruct.surfaces import pixel_rays
+
+    cfg = MeshFitConfig()
+    size, f, z_front, z_back = 128, 300.0, 0.5, 0.6
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
+    ii, jj = np.mgrid[0:size, 0:size]
+    person = (ii - size / 2) ** 2 + (jj - size / 2) ** 2 < 40 ** 2
+    rim = np.full((size, size, 3), 0.2, np.float32)
+    near, far = np.full((size, size, 3), 0.8, np.float32), np.zeros((size, size, 3), np.float32)
+    far[..., 2] = 0.6
+    scene = Scene(K, np.eye(3), np.zeros(3), rim, person, np.where(person, z_front, np.inf), pixel_rays(K, size), 1.0)
+    front, back = np.full((size, size), z_front, np.float32), np.full((size, size), z_back, np.float32)
+    look = SideLook(far=far, far_from_m=0.012, far_ramp_m=0.02, shade=0.4, shade_depth_m=0.05)
+
+    def wall_of(side_look):
+        batch = back_and_wall(scene, front, back, near, near, rim, np.zeros_like(person), cfg.back_spacing_m,
+                              cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m, side_look=side_look)
+        wall = np.abs(batch.normals[:, 2]) < 1e-6
+        return batch.means[wall, 2] - z_front, batch.colors[wall], batch.colors[~wall]
+
+    behind, col, back_col = wall_of(look)
+    front_rim = behind < cfg.wall_rim_m
+    assert np.allclose(col[front_rim], 0.2, atol=0.03)  # the rim, as without a SideLook
+    just = (behind > 2 * cfg.wall_rim_m) & (behind < 0.012)
+    assert just.any() and np.all(col[just, 0] > 0.6)  # the near side colour, a little darker
+    deep = behind > 0.05
+    assert deep.any() and np.allclose(col[deep], [0, 0, 0.6 * (1 - 0.4)], atol=0.01)  # far colour, shaded
+    order = np.argsort(behind[behind > 2 * cfg.wall_rim_m])
+    assert np.all(np.diff(col[behind > 2 * cfg.wall_rim_m][order].sum(1)) <= 1e-5)  # darker all the way back
+    assert np.allclose(back_col, 0.8 * (1 - 0.4), atol=0.01)  # the back as dark as the side's back: no step
+    # unchanged without a SideLook: the side colours all through
+    behind0, col0, _ = wall_of(None)
+    assert np.allclose(col0[behind0 > 2 * cfg.wall_rim_m], 0.8)
+    # the texture: the deeper a point, the further inside the silhouette its detail comes from
+    tex = np.zeros((size, size, 3), np.float32)
+    tex[(ii - size / 2) ** 2 + (jj - size / 2) ** 2 < 20 ** 2] = 0.1  # detail only 20+ px inside the outline
+    reach = 20 / 0.05  # px per metre: 20 px at 5 cm
+    behind_t, col_t, _ = wall_of(SideLook(texture=tex, texture_px_per_m=reach))
+    lifted = np.abs(col_t[:, 0] - 0.8 - 0.1) < 1e-3
+    assert lifted.any() and behind_t[lifted].min() > 0.045 and not lifted[behind_t < 0.035].any()
+
+
 def test_edge_opacity_inverts_the_compositing_equation():
     """A silhouette pixel I = a F + (1 - a) B gives its coverage a back; where F and B look alike it is opaque."""
     from gaussian_head_ros.core.reconstruct.completion import edge_opacity

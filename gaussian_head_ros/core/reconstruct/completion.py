@@ -186,9 +186,58 @@ def edge_opacity(observed: np.ndarray, fg: np.ndarray, bg: np.ndarray, min_contr
     return np.where(dd > min_contrast ** 2, np.clip(a, 0, 1), 1.0).astype(np.float32)
 
 
+@dataclass
+class SideLook:
+    """How the hidden side behind the silhouette changes with depth (back_and_wall's wall columns). A side of one
+    colour per outline pixel, all through its depth, showed in a turned view as a flat cut-out sheet (issue 11:
+    trump's light sheet behind the head, business_person's skin beside the cheek): a real head's side goes from
+    the cheek round to the ear and the hair behind it, and turns away from the light.
+
+    far [S, S, 3]: the side's colour from far_from_m behind the front (ramping in over far_ramp_m; None: the side
+    colours all through); shade: the side's colours darkened by this fraction at shade_depth_m behind the front
+    and beyond (Lambert: a side facing away from a frontal light; 0 = none); texture [S, S, 3]: the photo's
+    detail (its colours less their blur; 0 where it may not be taken, e.g. the face) added to the side, taken
+    texture_px_per_m x the depth behind the front further inside the silhouette (the hair's strands go on round
+    the side instead of one flat colour; None: none)."""
+
+    far: np.ndarray | None = None
+    far_from_m: float = 0.012
+    far_ramp_m: float = 0.02
+    shade: float = 0.0
+    shade_depth_m: float = 0.05
+    texture: np.ndarray | None = None
+    texture_px_per_m: float = 1000.0
+
+    def colours(self, side: np.ndarray, i: np.ndarray, j: np.ndarray, behind_m: np.ndarray,
+                inward: np.ndarray | None = None) -> np.ndarray:
+        """[M, 3]: the side's colour at outline pixels (i, j) [M], behind_m [M] metres behind the front; inward
+        [M, 2] (image x, y; unit) the way into the silhouette there (for the texture)."""
+        col = side[i, j]
+        if self.far is not None:
+            w = np.clip((behind_m - self.far_from_m) / max(self.far_ramp_m, 1e-6), 0, 1)
+            w = (w * w * (3 - 2 * w))[:, None]
+            col = (1 - w) * col + w * self.far[i, j]
+        if self.texture is not None and inward is not None:
+            s = self.texture.shape[0]
+            reach = behind_m * self.texture_px_per_m
+            ti = np.clip(np.round(i + inward[:, 1] * reach), 0, s - 1).astype(np.int64)
+            tj = np.clip(np.round(j + inward[:, 0] * reach), 0, s - 1).astype(np.int64)
+            col = col + self.texture[ti, tj]
+        return self.shaded(col, behind_m)
+
+    def shaded(self, col: np.ndarray, behind_m: np.ndarray) -> np.ndarray:
+        """col [M, 3] darkened for points behind_m [M] metres behind the front (the back too: no step where
+        the side meets it)."""
+        if self.shade <= 0:
+            return col
+        x = np.clip(behind_m / max(self.shade_depth_m, 1e-6), 0, 1)
+        return col * (1 - self.shade * x * (2 - x))[:, None]  # steepest at the front: its normal turns fastest there
+
+
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,
                   side_colours: np.ndarray, wall_colours: np.ndarray, open_edge: np.ndarray, spacing_m: float, torso_spacing_m: float,
-                  wall_step_m: float, wall_rim_m: float = 0.004, inset_px: float = 0.0) -> GaussianBatch:
+                  wall_step_m: float, wall_rim_m: float = 0.004, inset_px: float = 0.0,
+                  side_look: SideLook | None = None) -> GaussianBatch:
     """The hidden back of the proxy (front_depth/back_depth [S, S] camera depths over scene.person) and
     the wall joining front and back along the silhouette, coloured from wall_colours over its first
     wall_rim_m (metres of depth behind the silhouette) to side_colours from 2 x wall_rim_m back. open_edge
@@ -198,7 +247,8 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
     The rim's own colours stay within a few millimetres of the silhouette: each wall column repeats one
     rim pixel along its depth, so a rim colour carried centimetres back shows as a streak in a turned view
     (issue 11: pale streaks over the cheek, ear and jaw of a head turned 20 deg); the side colours are
-    blurred (MeshFitConfig.back_blur_px) and carry no streaks."""
+    blurred (MeshFitConfig.back_blur_px) and carry no streaks. side_look (None: side colours all through) makes
+    the side change along the depth (SideLook) on the silhouette's columns, not along a cut."""
     s = scene.size
     person = scene.person
     mpp = float(np.median(back_depth[person])) / scene.K[0, 0] if person.any() else 1e-3  # metres per pixel
@@ -237,7 +287,12 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
             gx, gy = grad_x[gi, gj] / mpp, grad_y[gi, gj] / mpp  # depth change per metre across the image
             n_cam = np.stack([-gx, -gy, np.ones_like(gx)], 1)
             nrm = (n_cam / np.linalg.norm(n_cam, axis=1, keepdims=True)) @ scene.R
-            out.append(surface_discs(pts, nrm, back_colours[gi, gj], np.full(len(pts), 0.6 * sp),
+            col = back_colours[gi, gj]
+            if side_look is not None:  # where it turns sideways, as dark as the side it meets; not where it faces
+                # away from the camera (the front view sees the back through the photo layer's gaps: -0.5 dB)
+                steep = 1 - 1 / np.linalg.norm(n_cam, axis=1)
+                col = col + steep[:, None] * (side_look.shaded(col, back_depth[gi, gj] - front_depth[gi, gj]) - col)
+            out.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.6 * sp),
                                      _view_dirs(scene, pts), scene.part_of(pts), max_stretch=stretch))
     # Wall: columns along the silhouette (every wall_step_m) from the front depth to the back depth; along a
     # cut (the crop border, the photo's own edge) coarser columns (torso_spacing_m) close the body's section,
@@ -261,16 +316,16 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
     # half a pixel out: the very silhouette (no inset); half a pixel in along a cut: behind the photo layer's last row.
     # A cut's section is the body going on: the colour at the cut all through (the side colours, the head's hair or
     # background-lit rim when the photo ends just below the chin, drew a light line along trump's jacket bottom)
-    for p, step_m, shift_px, side in ((pix[~cut], wall_step_m, 0.5 if inset_px == 0 else 0.0, side_colours),
-                                      (cut_pix, torso_spacing_m, -0.5, wall_colours)):
+    for p, step_m, shift_px, side, look in ((pix[~cut], wall_step_m, 0.5 if inset_px == 0 else 0.0, side_colours,
+                                             side_look), (cut_pix, torso_spacing_m, -0.5, wall_colours, None)):
         out.append(_columns(scene, p, np.stack([grad_x[p[:, 0], p[:, 1]], grad_y[p[:, 0], p[:, 1]]], 1),
-                            front_depth, wall_back, step_m, shift_px, wall_colours, side, wall_rim_m))
+                            front_depth, wall_back, step_m, shift_px, wall_colours, side, wall_rim_m, look))
     return GaussianBatch.concat(out)
 
 
 def _columns(scene: Scene, pix: np.ndarray, out_dir: np.ndarray, front_depth: np.ndarray, back_depth: np.ndarray,
              step_m: float, shift_px: float, rim_colours: np.ndarray, side_colours: np.ndarray,
-             rim_m: float) -> GaussianBatch | None:
+             rim_m: float, look: SideLook | None = None) -> GaussianBatch | None:
     """Columns of discs along the camera rays of outline pixels pix [M, 2] (i, j), every step_m from the
     front to the back depth, facing out_dir [M, 2] (image x, y; towards the outside), the rays moved
     shift_px along it; rim_colours over the first rim_m behind the front, side_colours from 2 x rim_m."""
@@ -288,7 +343,9 @@ def _columns(scene: Scene, pix: np.ndarray, out_dir: np.ndarray, front_depth: np
     pts = scene.to_head(z[:, None] * rays)
     nrm = np.concatenate([out_dir[idx], np.zeros((len(idx), 1))], 1) @ scene.R
     a = np.clip((z - zf[idx]) / max(rim_m, 1e-6) - 1, 0, 1)[:, None]  # rim colour at the front only
-    col = (1 - a) * rim_colours[ei[idx], ej[idx]] + a * side_colours[ei[idx], ej[idx]]
+    side = (side_colours[ei[idx], ej[idx]] if look is None
+            else look.colours(side_colours, ei[idx], ej[idx], z - zf[idx], -out_dir[idx]))
+    col = (1 - a) * rim_colours[ei[idx], ej[idx]] + a * side
     return surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * step_m), None, scene.part_of(pts))
 
 

@@ -38,8 +38,9 @@ from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs, to_avatar
-from gaussian_head_ros.core.reconstruct.completion import (Scene, back_and_wall, background_colours, covered_triangles,
-                                                           edge_opacity, face_completion, rim_colours)
+from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
+                                                           covered_triangles, edge_opacity, face_completion,
+                                                           rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
                                                          eyeball_pixels, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_skin, lash_band,
@@ -109,6 +110,10 @@ class MeshFitConfig:
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
     wall_rim_m: float = 0.004  # the wall shows the rim's colours this deep, the blurred side colours from twice that
+    side_far_from_m: float = 0.012  # the side behind the silhouette turns to the hair's (or neck's) colour this far back
+    side_shade: float = 0.45  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
+    side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
+    side_texture_blur_px: float = 3.0  # ... the detail being the photo less its blur by this much
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
     remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
@@ -377,11 +382,17 @@ class MeshFitReconstructor(Reconstructor):
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
         face_extra = face_completion(scene, V, faces, covered, mirror, skin_fill, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge)
-        back_cols, side_cols, wall_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask, rows, wt,
-                                                               h_back)
+        back_cols, side_cols, wall_cols, far_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask,
+                                                                         rows, wt, h_back)
+        side_texture = None
+        if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
+            ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+            side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
                                cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
-                               inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0)
+                               inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
+                               side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, shade=cfg.side_shade,
+                                                  texture=side_texture, texture_px_per_m=cfg.side_texture_reach / mpp))
         if teeth_rgb is None and len(skin):
             teeth_rgb = skin_teeth_colour(np.median(skin, 0), cfg.mouth)
         teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
@@ -537,7 +548,9 @@ class MeshFitReconstructor(Reconstructor):
     def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
         blurred, turning to the hair colour further back), the sides (rim near the chin, hair above the
-        mouth) and the silhouette wall's front (the rim just inside the background-mixed edge)."""
+        mouth; the face rim where the face is the silhouette), the silhouette wall's front (the rim just inside
+        the background-mixed edge) and the sides' far part (SideLook.far: as the sides, but hair or neck behind
+        a face silhouette too: the cheek goes round to the ear, and the hair begins behind it)."""
         cfg = self.cfg
         person = scene.person
         exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
@@ -554,6 +567,7 @@ class MeshFitReconstructor(Reconstructor):
             w_back = smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
             back = (1 - w_back[..., None]) * back + w_back[..., None] * hair
             side = (1 - w_rows[..., None]) * side + w_rows[..., None] * hair
+        far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
         wall = rim_colours(scene, np.zeros_like(person), inset_px=int(np.ceil(cfg.edge_band_px)) + 1, band_px=4)
         # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
         # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
@@ -565,7 +579,7 @@ class MeshFitReconstructor(Reconstructor):
             near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
             side = (1 - near) * side + near * face_rim
-        return back.astype(np.float32), side.astype(np.float32), wall
+        return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32)
 
     def _select_pixels(self, photo, person, head_mask, torso_px, budget: int):
         """Base grid (i, j, head stride, torso stride, [S, S] bool pixels on the torso's grid) and detail pixels (i, j)
