@@ -231,7 +231,7 @@ class SideLook:
         if self.shade <= 0:
             return col
         x = np.clip(behind_m / max(self.shade_depth_m, 1e-6), 0, 1)
-        return col * (1 - self.shade * x * (2 - x))[:, None]  # steepest at the front: its normal turns fastest there
+        return col * (1 - self.shade * x * x * (3 - 2 * x))[:, None]  # gently at the front: the matte edge shows it
 
 
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,

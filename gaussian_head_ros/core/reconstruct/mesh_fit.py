@@ -110,8 +110,8 @@ class MeshFitConfig:
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
     wall_rim_m: float = 0.004  # the wall shows the rim's colours this deep, the blurred side colours from twice that
-    side_far_from_m: float = 0.012  # the side behind the silhouette turns to the hair's (or neck's) colour this far back
-    side_shade: float = 0.45  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
+    side_far_from_m: float = 0.02  # the side behind the silhouette turns to the hair's (or neck's) colour this far back
+    side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
     side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
     side_texture_blur_px: float = 3.0  # ... the detail being the photo less its blur by this much
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
