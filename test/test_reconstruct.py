@@ -529,6 +529,23 @@ def test_open_jaw_shows_a_mouth_interior_not_a_hole(results):
     assert np.mean(luma > 0.9) < 0.1, "a white patch in the open mouth"
 
 
+def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
+    """deform.jaw_level_share: at a talking opening (0.12 rad) the lower row follows MouthConfig.
+    lower_teeth_follow of the turn, so the opening shows two rows of teeth, not a black band between them
+    (measured dark share 0.04; every level turning by its plain weight: 0.15). Wide open (0.25 rad) the rows
+    part: test_open_jaw_shows_a_mouth_interior_not_a_hole."""
+    from gaussian_head_ros.core.deform import jaw_level_share
+
+    w = np.linspace(0.0, 1.0, 8)
+    assert np.allclose(jaw_level_share(w, 0.05), w) and np.allclose(jaw_level_share(w, -0.3)[1:], 1.0)
+    assert jaw_level_share(w, 0.3)[0] == 0.0 and np.all(np.diff(jaw_level_share(w, 0.15)) > 0)
+    out, mask = _open_jaw(results["business_person.png"].avatar, 0.12)
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+    assert mask.sum() > 200, "the lips did not part"
+    dark = float(np.mean(out.image[mask] @ np.array([0.299, 0.587, 0.114]) < 0.35))
+    assert dark < 0.08, f"a dark band between the teeth rows: {dark:.2f} of the opening dark"
+
+
 def test_parted_lips_show_the_upper_teeth(results):
     """A speaking jaw (turned 0.08 rad, the lower lip with it) shows the upper incisors under the upper lip:
     they sit `overbite_m` below the lip line. With both rows ending at the lip line the lower teeth turned

@@ -27,7 +27,8 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
   the neck (quantised to `levels`);
 - jaw levels (part 3, mouth interior): the lower part turns with the jaw about a hinge axis (x), the jaw
   angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`. How much of
-  the turn a Gaussian follows is its bary[:, 0] (bary = (jaw weight, 0, 1 - jaw weight), set by the
+  the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight while talking, all of a
+  wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
   reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
@@ -68,6 +69,11 @@ class DriveConfig:
     jaw_max_rad: float = 0.5  # jaw opening limit
     jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape
     jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (lip gap / inter-ocular distance)
+    # A mouth-interior level of jaw weight 0 < w < 1 turns by w x the jaw angle up to jaw_speech_rad and catches
+    # up with the whole angle by jaw_wide_rad (`jaw_level_share`): the lower teeth (weight MouthConfig.
+    # lower_teeth_follow) stay near the upper ones while speaking, drop with the jaw when the mouth opens wide.
+    jaw_speech_rad: float = 0.08
+    jaw_wide_rad: float = 0.25
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
@@ -121,6 +127,23 @@ def lip_line_jaw_weight(y: np.ndarray, verts: np.ndarray) -> np.ndarray:
     +-4 mm about the template's lip line (inner lips): above stays with the skull, below turns with the jaw."""
     lip_y = 0.5 * (verts[lmk.UPPER_LIP_IN, 1] + verts[lmk.LOWER_LIP_IN, 1])
     return smoothstep(lip_y - 0.004, lip_y + 0.004, np.asarray(y, np.float64))
+
+
+def jaw_level_share(w, theta, cfg: DriveConfig | None = None):
+    """[L] (or [M]) jaw weights in [0, 1] and the jaw angle theta (rad; negative: turned back, as the
+    reconstructor undoes the photo's jaw) -> the share of theta each follows: w below `jaw_speech_rad`, rising
+    to 1 for every w > 0 by `jaw_wide_rad` (w ** p, p a smooth step from 1 to 0 over that range in |theta|);
+    w = 0 stays 0, w = 1 stays 1. Why: the lips part before the mandible drops. On sadtalker_WDA_KatieHill's
+    broad talking smiles the angle read from the chin dropped the lower teeth ~9 mm where the clip's lower
+    incisors sit ~2 mm below the upper ones (session-5 measurement), leaving a black band between the rows;
+    a wide-open mouth shows its lower teeth low. numpy or torch like w / theta."""
+    cfg = cfg or DriveConfig()
+    xp = namespace(w)
+    if xp is np:
+        w, theta = np.asarray(w, np.float64), np.asarray(theta, np.float64)
+    t = xp.clip((xp.abs(theta) - cfg.jaw_speech_rad) / max(cfg.jaw_wide_rad - cfg.jaw_speech_rad, 1e-9), 0.0, 1.0)
+    p = 1.0 - t * t * (3.0 - 2.0 * t)
+    return xp.where(w > 0, xp.clip(w, 1e-12, 1.0) ** p, xp.zeros_like(w))
 
 
 def quantised_jaw_weight(w: np.ndarray, levels: int) -> np.ndarray:
@@ -533,7 +556,7 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_r.append(r_t)
     parts_s.append(xp.ones_like(r_t[:, 0, 0]))
     # jaw levels and eyes: p' = R_g (R (p - c) + c) -> constant column R_g c - R_g R c
-    r_j = r_g @ axis_angle_x(_like(xp, rig.jaw_weights, disp) * theta)
+    r_j = r_g @ axis_angle_x(jaw_level_share(_like(xp, rig.jaw_weights, disp), theta, cfg) * theta)
     piv = _like(xp, rig.jaw_pivot, disp)
     const = (r_g @ piv)[None] - r_j @ piv
     parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_j[..., :2]), r_j - eye], -1))

@@ -55,6 +55,8 @@ class MouthConfig:
     teeth_shadow: float = 0.3  # darkening of the teeth towards the gums (the lips' shadow) and the back
     teeth_seam: float = 0.15  # darkening along the seam between two teeth
     lower_teeth_light: float = 0.85  # the lower row in the shade of the upper one and the lower lip
+    # the lower row's jaw weight: its share of a talking jaw's turn (all of a wide one's: deform.jaw_level_share)
+    lower_teeth_follow: float = 0.55
     # seams from the midline (mm): upper central / lateral incisor, canine, premolars; lower the same
     upper_teeth_mm: tuple[float, ...] = (0.0, 8.5, 15.0, 22.5, 29.5, 36.5)
     lower_teeth_mm: tuple[float, ...] = (0.0, 5.3, 11.2, 18.1, 25.1, 32.1)
@@ -203,7 +205,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     s = cfg.teeth_spacing_m
     tall = cfg.teeth_height_m + cfg.gum_height_m
     rows = ((lip_y + cfg.overbite_m - tall, lip_y + cfg.overbite_m, 0.0, 0.0),
-            (lip_y, lip_y + tall, cfg.lower_teeth_behind_m, 1.0))
+            (lip_y, lip_y + tall, cfg.lower_teeth_behind_m, float(cfg.lower_teeth_follow)))
     for y0, y1, dz, jaw in rows:
         edge_y, root_y = (y1, y0) if jaw == 0.0 else (y0, y1)  # incisal edge at the lip line, root at the gum
         gx, gy = _grid(xc - half, xc + half, y0, max(y1, y0 + s), s)

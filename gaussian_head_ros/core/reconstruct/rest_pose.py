@@ -20,8 +20,8 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, build_rig, chin_turn, jaw_pivot, matrix_to_quat,
-                                           quantised_jaw_weight, quat_multiply, triangle_frames)
+from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, build_rig, chin_turn, jaw_level_share, jaw_pivot,
+                                           matrix_to_quat, quantised_jaw_weight, quat_multiply, triangle_frames)
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 
 
@@ -36,7 +36,7 @@ def turn_points(points: np.ndarray, jaw_weights: np.ndarray, v_rest: np.ndarray,
                 levels: int) -> np.ndarray:
     """[M, 3] mouth-interior points with [M] jaw weights -> [M, 3] turned as `drive()` turns them for the jaw
     angle theta (radians) on the rest template v_rest."""
-    share = quantised_jaw_weight(jaw_weights, levels) / (levels - 1)
+    share = jaw_level_share(quantised_jaw_weight(jaw_weights, levels) / (levels - 1), theta)
     c = jaw_pivot(v_rest)
     return np.einsum("mij,mj->mi", axis_angle_x(share * theta), np.asarray(points, np.float64) - c) + c
 
@@ -55,7 +55,7 @@ def turn_mouth(batch: GaussianBatch, v_rest: np.ndarray, theta: float, levels: i
     idx = np.flatnonzero(batch.part == PART_MOUTH)
     if not idx.size or theta == 0.0:
         return
-    share = quantised_jaw_weight(batch.bary[idx, 0], levels) / (levels - 1)
+    share = jaw_level_share(quantised_jaw_weight(batch.bary[idx, 0], levels) / (levels - 1), theta)
     _rotate(batch, idx, axis_angle_x(share * theta), jaw_pivot(v_rest))
 
 
