@@ -114,14 +114,14 @@ def test_frames_in_controls_out_with_their_stamps(io, clip, tracker_proc):
         controls.append(c)
     assert all(c.face_detected and c.frame_id == "operator_camera" for c in controls)
     last = controls[-1]
-    # defaults: the compact expression (CODEC_LAPLACIAN_V2, decoded by msg_to_control) with the eyelid ratios,
+    # defaults: the compact expression (CODEC_LAPLACIAN_V3, decoded by msg_to_control) with the eyelid ratios,
     # no absolute landmarks
     assert last.landmarks.shape == (0, 3) and last.expression.shape == (478, 3)
     assert last.eyelid_ratios.shape == (14,) and 0.5 < np.median(last.eyelid_ratios) < 1.5
     from rclpy.serialization import serialize_message
 
     raw = io[3][-1]
-    assert raw.expression_codec == raw.CODEC_LAPLACIAN_V2 and len(raw.expression) == 0
+    assert raw.expression_codec == raw.CODEC_LAPLACIAN_V3 and len(raw.expression) == 0
     assert len(serialize_message(raw)) <= 600, len(serialize_message(raw))
     assert 0.1 < last.translation[2] < 2.0 and 0 < last.confidence <= 1
     assert np.median(np.linalg.norm(last.expression, axis=1)) < 2e-3  # the operator's own neutral

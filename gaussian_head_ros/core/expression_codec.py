@@ -1,4 +1,4 @@
-"""Compact expression on the wire: ~400 bytes instead of 478 x 3 float32 (5.7 KB).
+"""Compact expression on the wire: 403 bytes instead of 478 x 3 float32 (5.7 KB).
 
 The dense expression (FaceControl.expression, [L, 3] metres: landmarks minus the operator's neutral face)
 is projected onto a fixed basis of the face template and quantised:
@@ -19,46 +19,50 @@ is projected onto a fixed basis of the face template and quantised:
   sadtalker/tpsmm at K = 128, then the largest error of an eyelid gap): plain graph Laplacian 0.42/0.52/
   0.40/0.42 mm; degree mass 0.39/0.50/0.39/0.41; + lips x2 0.33/0.41/0.39/0.38 but lid gap 2.8 mm; + lips
   and eyes x2 0.36/0.43/0.39/0.39, lid gap 1.6 mm (this one); eyes x3 0.46/0.51/0.44/0.45, lid gap 0.7 mm.
+  A metric Laplacian (edge weights 1/length^2, area mass, on a tracked neutral face) was worse: render PSNR
+  on sadtalker's frames 30-75 mean 32.7 against 38.4 dB.
 - upper lids: one more column per upper-lid vertex (the 14 of landmarks.EYELID_PAIRS_*): a closing lid moves
   those vertices ~9 mm while the lid crease above stays put, a step no smooth mode follows; fitted with the
   modes, they take that step and the modes no longer ring around the eyes (sadtalker frame 34: crease
   vertices 27/28/257/258 were 2.4 mm off, worst frame 34.6 -> 36.0 dB).
-- coefficients: the least-squares C = (U^T U)^-1 U^T X ([K + 14, 3]), quantised per band with one float32
-  step per band and message (step = max |c| of the band / qmax): modes 0-7, 8-23, 24-63 as int8, 64-127 as
-  int4 (two per byte), the lid columns as int8.
+- face oval (since CODEC_LAPLACIAN_V3): in x and y one more column per point of the template mesh's outer
+  boundary (the face oval) and its neighbours (`edge_points`, 72 points). MediaPipe's oval points slide along
+  the silhouette, and in a render they carry the hair and the face's outline by the falloff: the worst
+  frames' error sat there. Measured on sadtalker's hard frames (30-75, fixed part only, unquantised): exact x/y
+  on the oval and its neighbours alone 38.4 -> 40.8 dB mean, exact z everywhere only 38.8, exact brows 39.1,
+  lips 38.6, eyes 39.0; the 72 columns 41.8 dB (36 oval points alone 40.2; 36 smooth modes of the strip
+  41.1). z has no such columns (the head seen turned makes z matter too: dropping z from modes 24-127 cost
+  3 dB on sadtalker's turned frames).
+- coefficients: per channel the least-squares coefficients on the columns that channel carries, quantised
+  in blocks with one bfloat16 step each: modes 0-7 7 bits, 8-23 8 bits, 24-63 6 bits (x, y) and 5 bits (z),
+  64-127 4 bits, lid columns 5 bits, oval columns 5 bits (x, y), packed as two's complement fields
+  little-endian bit order. Each block's step is the one of STEP_FRACTIONS x max |c| / qmax with the
+  smallest squared error (clipping the few largest): max-scaling alone made quantisation the larger error
+  once the oval columns were in (sadtalker worst frame 38.8 -> 39.5 dB at the same bytes).
 - eyelid ratios (FaceControl.eyelid_ratios: operator lid gap / neutral gap per pair, what the driver
   retargets the lids by; absolute landmarks are off by default, so they travel here): uint8 in 0.01 steps.
-- irises (landmarks 468-477, no mesh edges; the renderer never moves them, gaze has its own field): int8
-  with one float32 step.
+- irises (landmarks 468-477, no mesh edges; the renderer never moves them, gaze has its own field): the
+  mean offset of each eye's 5 iris points, 6 bits (the points of an eye decode to that mean; 0.04-0.14 mm
+  more landmark RMS over 478 points than coding each; V2 spent 34 bytes on them, V3 7).
 
-Measured (CODEC_LAPLACIAN_V2) on every ../shared clip's tracked expressions (all frames, 663): landmark RMS
-0.35 (lp_d0), 0.43 (lp_d18), 0.38 (sadtalker), 0.32 (tpsmm) mm, against an expression RMS of 3.1-6.9 mm;
-401 bytes of code for 478 points, a FaceControl of 536 bytes serialized (16.1 kB/s at 30 fps). Renders of
-each clip's frame-0 avatar driven by the tracker's own control (landmarks, exact lid ratios) vs the compact
-message (scripts/bench_control_codec.py, 60 frames per clip): PSNR mean 51.6/54.4/41.7/52.1 dB, worst frame
-44.9/47.0/36.2/46.1 dB (V1 without the lid columns: 34.6 dB on sadtalker). The worst frames differ by 1-2
-pixel shifts of the lip contours, the lid edges, the nostrils and hair strands near the temples: the
-residual the 128 modes leave is shape, not noise (it changes 0.04-0.07 mm frame to frame against 0.35-0.43
-mm in all); 256 float modes would still give 39.5 dB on sadtalker's worst frame, 400 give 50.6 dB. The
-FaceLandmarker reader's correlations differ by at most 0.05/0.10/0.03/0.04 (lp_d18: gaze_h, whose r is
-~-0.1 without a signal; else pitch, 0.07) against 0.03/0.03/0.005/0.015 for +-1/255 noise on the dense
-renders. Gaze, mouth_open, blendshapes and the head pose travel exactly in their own fields.
-The way to >= 40 dB, built (core/operator_basis.py): a basis of the operator learned during the session and
-sent once, latched: 16 principal components of this code's residual; each code then carries 16 more int8
-(FLAG_OPERATOR_BASIS, +25 bytes: a ~560-byte FaceControl). Measured before it was built: learned on frames 60+
-of the same clip and applied to the rendered frames 0-59, landmark RMS 0.14/0.09/0.10 mm and worst frame
-41.1/53.2/50.4 dB (sadtalker/lp_d18/tpsmm; 32 components: 41.9/53.4/50.9 dB). As built (two blocks, see
-operator_basis.learn), learned the same way: worst frame 40.5/53.0/49.9 dB, lp_d0 48.5 dB; learned causally
-as the tracker does (re-learned at growing windows and when the residual grows; whole clips): 37.6 dB on
-sadtalker, 40.6-46.4 dB on the others (README, scripts/bench_control_codec.py --operator-basis causal).
+Measured (CODEC_LAPLACIAN_V3, scripts/bench_control_codec.py --max-frames 1000 --operator-basis causal
+--switch-delay-s 0.1, every ../shared clip whole, against V2 in the same run): see the README's compact
+control stream section and docs/DEPLOYMENT.md for the figures; worst-frame render PSNR compact vs dense
+lp_d0/lp_d18/sadtalker/tpsmm was 46.3/41.7/37.4/42.4 dB with V2 (sadtalker 33 frames < 40 dB).
+The operator basis (core/operator_basis.py): a basis of the operator learned during the session and sent
+once, latched: 16 principal components of this code's residual; each code then carries 16 more int8
+(FLAG_OPERATOR_BASIS, +23 bytes). A causal operator basis cannot code an expression before it has seen it
+(even learned on the very frame a new expression starts, with one frame's delay, sadtalker's frames 36-39
+stayed at 37.3 dB with V2): the fixed part has to be good enough on its own for the first frames of a new
+expression, which the oval columns and the quantiser made it.
 
-Code layout (CODEC_LAPLACIAN_V2, little-endian), all of it in FaceControl.expression_code:
-  uint16 number of expression points L (468 or 478), uint8 flags (1: eyelid ratios present),
-  float32 step[5] (the four mode bands, the lid columns), int8 bands 0..2 coefficients (modes 0-63,
-  row-major [mode, xyz]), int4 band 3 (modes 64-127, row-major, two's complement, low nibble first), int8
-  lid columns [14, 3], uint8 eyelid ratios [14] (x 0.01) when flagged, then when L == 478 float32 iris step
-  and int8 iris offsets [10, 3]; then when flagged FLAG_OPERATOR_BASIS: uint32 basis id, uint8 P, float32 step,
-  int8 coefficients [P] of the residual (expression minus the decoded fixed part, mesh points) on that basis.
+Code layout (CODEC_LAPLACIAN_V3, little-endian), all of it in FaceControl.expression_code:
+  uint8 flags (1: eyelid ratios present, 2: operator-basis section, 4: 478 points (irises) else 468),
+  bfloat16 step[7] (one per block of _code_bands, in that order), the blocks' levels (each block row-major
+  [row, channel] over its channels, `bits` bits per value, padded to a whole byte), uint8 eyelid ratios [14]
+  (x 0.01) when flagged, then when flagged 4: bfloat16 iris step and 6-bit mean iris offsets [2, 3] (right
+  eye, left eye); then when flagged 2: uint32 basis id, uint8 P, bfloat16 step, int8 coefficients [P] of the
+  residual (expression minus the decoded fixed part, mesh points) on that basis.
 """
 
 from __future__ import annotations
@@ -73,26 +77,34 @@ from gaussian_head_ros.core.control import NUM_LID_PAIRS
 
 CODEC_DENSE = 0  # FaceControl.expression as float32 (no code)
 CODEC_LAPLACIAN_V1 = 1  # retired (builds of 2026-11-29 before the lid ratios): refused with a clear error
-CODEC_LAPLACIAN_V2 = 2  # this module
-CODEC_COMPACT = CODEC_LAPLACIAN_V2
+CODEC_LAPLACIAN_V2 = 2  # retired (builds of session 5, before the face-oval columns): refused with a clear error
+CODEC_LAPLACIAN_V3 = 3  # this module
+CODEC_COMPACT = CODEC_LAPLACIAN_V3
 CODECS = {"dense": CODEC_DENSE, "compact": CODEC_COMPACT}
 
 NUM_MODES = 128  # K Laplacian modes
-BANDS = ((0, 8, 8), (8, 24, 8), (24, 64, 8), (64, 128, 4))  # (first mode, end, bits)
-LID_BITS = 8  # the upper-lid columns' coefficients
+XYZ, XY, Z = (0, 1, 2), (0, 1), (2,)
+BANDS = ((0, 8, 7, XYZ), (8, 24, 8, XYZ), (24, 64, 6, XY), (24, 64, 5, Z), (64, 128, 4, XYZ))  # (first mode, end, bits, channels)
+LID_BITS = 5  # the upper-lid columns' coefficients
+EDGE_BITS = 5  # the face-oval columns' coefficients (x and y only)
+EDGE_RINGS = 2  # the face oval (the template mesh's outer boundary) and its neighbours get those columns
 OPENING_MASS = 2.0  # mass of the lip and eye-contour vertices and their neighbours (see the docstring)
 SIGN_FRACTION = 0.1  # an eigenvector's sign: its first component above this fraction of its largest is > 0
 UPPER_LIDS = tuple(p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L)  # [14] one basis column each
 RATIO_STEP = 0.01  # eyelid ratios as uint8 multiples of this (0..2.55)
 FLAG_RATIOS = 1  # header flag: the 14 eyelid ratios follow the coefficients
 FLAG_OPERATOR_BASIS = 2  # header flag: an operator-basis section ends the code (core/operator_basis.py)
+FLAG_IRISES = 4  # header flag: 478 points, each eye's mean iris offset follows (IRIS_BITS), else 468
+IRIS_BITS = 6  # the two mean iris offsets [2, 3]
+IRIS_EYES = ((lmk.IRIS_CENTER_R, *lmk.IRIS_R), (lmk.IRIS_CENTER_L, *lmk.IRIS_L))  # 5 iris points per eye (468-477)
 OPERATOR_BITS = 8  # the operator-basis coefficients
-OPERATOR_SECTION_BYTES = 9  # uint32 basis id, uint8 P, float32 step; then P int8 coefficients
+OPERATOR_SECTION_BYTES = 7  # uint32 basis id, uint8 P, bfloat16 step; then P int8 coefficients
 
 
 @functools.lru_cache(maxsize=1)
-def _basis_and_projector() -> tuple[np.ndarray, np.ndarray]:
-    from gaussian_head_ros.core.reconstruct.template import template_faces
+def _mesh() -> tuple[np.ndarray, np.ndarray]:
+    """(adjacency [V, V] float64 of the template's edges, [E] int64 the EDGE_RINGS rings of the face oval)."""
+    from gaussian_head_ros.core.reconstruct.template import boundary_loops, template_faces
 
     v = lmk.NUM_MESH
     f = np.asarray(template_faces(), np.int64)  # [F, 3]
@@ -100,6 +112,33 @@ def _basis_and_projector() -> tuple[np.ndarray, np.ndarray]:
     adj = np.zeros((v, v))
     adj[e[:, 0], e[:, 1]] = 1.0
     adj[e[:, 1], e[:, 0]] = 1.0
+    ring = np.zeros(v, bool)
+    ring[[lp for lp in boundary_loops(f) if lmk.OVAL_ANCHORS[0] in lp][0]] = True  # the face oval
+    for _ in range(EDGE_RINGS - 1):
+        ring |= adj[ring].sum(0) > 0
+    adj.setflags(write=False)
+    return adj, np.flatnonzero(ring)
+
+
+def edge_points() -> np.ndarray:
+    """[E] int64, ascending: the face-oval points with one column each in x and y (the template mesh's outer
+    boundary loop and its neighbours, EDGE_RINGS rings; 72 points)."""
+    return _mesh()[1]
+
+
+def _columns(points) -> np.ndarray:
+    out = np.zeros((lmk.NUM_MESH, len(points)))
+    out[list(points), np.arange(len(points))] = 1.0
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _basis_and_projector() -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """(U [V, K + 14 + E]: the modes, the lid columns, the oval columns; per channel x, y, z the [R, V]
+    least-squares projector onto the columns that channel carries (_code_bands), R = K + 14 + E rows, zero
+    rows for the columns it does not carry)."""
+    v = lmk.NUM_MESH
+    adj, edge = _mesh()
     degree = adj.sum(1)
     openings = np.zeros(v, bool)  # lips and eye contours
     openings[np.ravel(lmk.LIPS)] = True
@@ -116,51 +155,116 @@ def _basis_and_projector() -> tuple[np.ndarray, np.ndarray]:
         first = np.flatnonzero(np.abs(col) > SIGN_FRACTION * np.abs(col).max())[0]
         if col[first] < 0:
             u[:, k] = -col
-    lids = np.zeros((v, len(UPPER_LIDS)))
-    lids[list(UPPER_LIDS), np.arange(len(UPPER_LIDS))] = 1.0
-    u = np.concatenate([u, lids], 1)  # [V, K + 14]
-    p = np.linalg.solve(u.T @ u, u.T)  # [K + 14, V]: least-squares coefficients (the smallest Euclidean landmark error)
+    u = np.concatenate([u, _columns(UPPER_LIDS), _columns(edge)], 1)  # [V, K + 14 + E]
+    projectors = []
+    for ch in range(3):
+        rows = np.concatenate([np.arange(a, b) for a, b, _, chs in _code_bands() if ch in chs])
+        p = np.zeros((u.shape[1], v))
+        uc = u[:, rows]
+        p[rows] = np.linalg.solve(uc.T @ uc, uc.T)  # the smallest Euclidean landmark error of this channel
+        p.setflags(write=False)
+        projectors.append(p)
     u.setflags(write=False)
-    p.setflags(write=False)
-    return u, p
+    return u, tuple(projectors)
 
 
 def basis() -> np.ndarray:
-    """[V=468, K + 14] float64: the expression basis (generalized eigenvectors, then one column per upper-lid
-    vertex; see the module docstring)."""
+    """[V=468, K + 14 + E] float64: the expression basis (generalized eigenvectors, one column per upper-lid
+    vertex, one per `edge_points`; see the module docstring). Channel ch uses the rows of the blocks whose
+    channels hold it (_code_bands)."""
     return _basis_and_projector()[0]
 
 
-def code_size(num_points: int, eyelid_ratios: bool = True) -> int:
-    """Bytes of the code for an expression of `num_points` points (with or without the eyelid ratios)."""
-    coeff = sum((b - a) * 3 * bits // 8 for a, b, bits in BANDS) + len(UPPER_LIDS) * 3 * LID_BITS // 8
-    return (3 + 4 * (len(BANDS) + 1) + coeff + (NUM_LID_PAIRS if eyelid_ratios else 0)
-            + (4 + 3 * lmk.NUM_IRIS if num_points == lmk.NUM_LANDMARKS else 0))
+def _code_bands() -> tuple:
+    """(first row, end row, bits, channels) of each quantised block of the coefficients, in code order: the
+    mode bands, the lid columns over x, y, z, the oval columns over x, y."""
+    k, lids, e = NUM_MODES, len(UPPER_LIDS), len(edge_points())
+    return tuple(BANDS) + ((k, k + lids, LID_BITS, XYZ), (k + lids, k + lids + e, EDGE_BITS, XY))
+
+
+def code_size(eyelid_ratios: bool = True, irises: bool = True) -> int:
+    """Bytes of the code without its operator-basis section, with or without the eyelid ratios and the irises
+    (an expression of 478 or 468 points)."""
+    bands = _code_bands()
+    coeff = sum(-(-(b - a) * len(chs) * bits // 8) for a, b, bits, chs in bands)
+    return (1 + 2 * len(bands) + coeff + (NUM_LID_PAIRS if eyelid_ratios else 0)
+            + (2 + -(-2 * 3 * IRIS_BITS // 8) if irises else 0))
+
+
+STEP_FRACTIONS = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3)  # of max |x| / qmax: the steps _quantise tries
 
 
 def _quantise(x: np.ndarray, bits: int) -> tuple[float, np.ndarray]:
-    """Values -> (step, int8 levels in +-(2^(bits-1) - 1)): step = max |x| / qmax (1 for all-zero x)."""
+    """Values -> (step, int8 levels in +-(2^(bits-1) - 1)): of the steps STEP_FRACTIONS x max |x| / qmax
+    the one with the smallest squared error (levels clipped to +-qmax): a block's largest value no longer
+    sets a step too coarse for all the others (1 for all-zero x). The decoder only reads the step."""
     qmax = 2 ** (bits - 1) - 1
-    step = float(np.abs(x).max()) / qmax if x.size else 0.0
-    step = step if step > 0 else 1.0
-    return step, np.clip(np.rint(x / step), -qmax, qmax).astype(np.int8).ravel()
+    top = float(np.abs(x).max()) / qmax if x.size else 0.0
+    if not top > 0:
+        return 1.0, np.zeros(x.size, np.int8)
+    best = None
+    for f in STEP_FRACTIONS:
+        step = _bf16_value(top * f)
+        q = np.clip(np.rint(x / step), -qmax, qmax)
+        err = float(((q * step - x) ** 2).sum())
+        if best is None or err < best[0]:
+            best = (err, step, q)
+    return best[1], best[2].astype(np.int8).ravel()
+
+
+def _bf16(x) -> bytes:
+    """Positive finite floats -> little-endian bfloat16 (the upper 16 bits of the float32, rounded to nearest):
+    float32's range with a 0.4 % step; the encoder uses exactly the rounded value (_bf16_value)."""
+    b = np.asarray(x, "<f4").reshape(-1).view("<u4").astype(np.uint64)
+    return ((b + 0x8000) >> 16).astype("<u2").tobytes()
+
+
+def _bf16_value(x: float) -> float:
+    return float(_from_bf16(_bf16(x), 0, 1)[0])
+
+
+def _from_bf16(buf: bytes, pos: int, count: int) -> np.ndarray:
+    """`count` little-endian bfloat16 at buf[pos:] -> float64."""
+    return (np.frombuffer(buf, "<u2", count, pos).astype("<u4") << 16).view("<f4").astype(np.float64)
+
+
+def _pack(q: np.ndarray, bits: int) -> bytes:
+    """int8 levels -> `bits`-bit two's complement fields, little-endian bit order (first value in the lowest
+    bits of the first byte; for 4 bits: low nibble first), padded with zero bits to a whole byte."""
+    if bits == 8:
+        return q.astype(np.int8).tobytes()
+    fields = (q.astype(np.int64) & ((1 << bits) - 1))[:, None] >> np.arange(bits)
+    return np.packbits((fields & 1).astype(np.uint8).ravel(), bitorder="little").tobytes()
+
+
+def _unpack(buf: bytes, pos: int, count: int, bits: int) -> np.ndarray:
+    """Inverse of _pack: `count` signed `bits`-bit fields from buf[pos:] -> float64 levels."""
+    if bits == 8:
+        return np.frombuffer(buf, np.int8, count, pos).astype(np.float64)
+    raw = np.frombuffer(buf, np.uint8, -(-count * bits // 8), pos)
+    b = np.unpackbits(raw, bitorder="little")[:count * bits].reshape(count, bits).astype(np.int64)
+    v = (b << np.arange(bits)).sum(1)
+    return np.where(v >= 1 << (bits - 1), v - (1 << bits), v).astype(np.float64)
 
 
 def _fixed_coefficients(x: np.ndarray) -> tuple[list[float], list[bytes], np.ndarray]:
-    """[V, 3] mesh expression -> (the bands' steps, their packed levels, [K + 14, 3] dequantised coefficients)."""
-    c = _basis_and_projector()[1] @ x  # [K + 14, 3]
-    c_hat = np.empty_like(c)
+    """[V, 3] mesh expression -> (the blocks' steps, their packed levels, [K + 14 + E, 3] dequantised
+    coefficients; zero where a channel does not carry a row)."""
+    _, projectors = _basis_and_projector()
+    c = np.stack([p @ x[:, ch] for ch, p in enumerate(projectors)], 1)
+    c_hat = np.zeros_like(c)
     steps, parts = [], []
-    for a, b, bits in BANDS + ((NUM_MODES, NUM_MODES + len(UPPER_LIDS), LID_BITS),):
-        step, q = _quantise(c[a:b], bits)
+    for a, b, bits, chs in _code_bands():
+        step, q = _quantise(c[a:b][:, list(chs)], bits)
         steps.append(step)
-        c_hat[a:b] = q.reshape(b - a, 3).astype(np.float64) * np.float32(step)
-        if bits == 8:
-            parts.append(q.tobytes())
-        else:  # int4: two's complement nibbles, low nibble first
-            n = (q.astype(np.uint8) & 0x0F)
-            parts.append((n[0::2] | (n[1::2] << 4)).astype(np.uint8).tobytes())
+        c_hat[a:b, list(chs)] = q.reshape(b - a, len(chs)).astype(np.float64) * np.float32(step)
+        parts.append(_pack(q, bits))
     return steps, parts, c_hat
+
+
+def _expand(c: np.ndarray) -> np.ndarray:
+    """[K + 14 + E, 3] coefficients -> [V, 3] float64 mesh expression."""
+    return basis() @ c
 
 
 def _check(expression, eyelid_ratios) -> tuple[np.ndarray, np.ndarray | None]:
@@ -182,101 +286,95 @@ def residual(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None) ->
     expression minus the decoded code without an operator basis); what core/operator_basis.py learns from."""
     x, _ = _check(expression, eyelid_ratios)
     c_hat = _fixed_coefficients(x[:lmk.NUM_MESH])[2]
-    return x[:lmk.NUM_MESH] - basis() @ c_hat
+    return x[:lmk.NUM_MESH] - _expand(c_hat)
 
 
 def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None, operator_basis=None) -> bytes:
     """[L, 3] float (L = 468 or 478), metres, and optionally [14] eyelid ratios (FaceControl.eyelid_ratios,
-    clipped to 0..2.55) -> code bytes (CODEC_LAPLACIAN_V2). With an `operator_basis`
-    (core.operator_basis.OperatorBasis) the code also carries its id and the int8 coefficients of the residual
-    on it (FLAG_OPERATOR_BASIS, OPERATOR_SECTION_BYTES + P bytes). ValueError for another shape or non-finite
-    values."""
+    clipped to 0..2.55) -> code bytes (CODEC_LAPLACIAN_V3). The iris points (L = 478) are not coded: the code
+    says L and decodes them as zero offsets. With an `operator_basis` (core.operator_basis.OperatorBasis) the
+    code also carries its id and the int8 coefficients of the residual on it (FLAG_OPERATOR_BASIS,
+    OPERATOR_SECTION_BYTES + P bytes). ValueError for another shape or non-finite values."""
     x, r = _check(expression, eyelid_ratios)
     steps, parts, c_hat = _fixed_coefficients(x[:lmk.NUM_MESH])
     if r is not None:
         parts.append(np.clip(np.rint(r / RATIO_STEP), 0, 255).astype(np.uint8).tobytes())
     flags = (FLAG_RATIOS if r is not None else 0) | (FLAG_OPERATOR_BASIS if operator_basis is not None else 0)
-    out = (np.uint16(x.shape[0]).tobytes() + np.uint8(flags).tobytes()
-           + np.asarray(steps, "<f4").tobytes() + b"".join(parts))
-    if x.shape[0] == lmk.NUM_LANDMARKS:
-        step, q = _quantise(x[lmk.NUM_MESH:], 8)
-        out += np.float32(step).astype("<f4").tobytes() + q.tobytes()
+    if x.shape[0] == lmk.NUM_LANDMARKS:  # each eye's 5 iris points by their mean offset
+        flags |= FLAG_IRISES
+        step, q = _quantise(np.stack([x[list(eye)].mean(0) for eye in IRIS_EYES]), IRIS_BITS)
+        parts.append(_bf16(step) + _pack(q, IRIS_BITS))
+    out = np.uint8(flags).tobytes() + _bf16(steps) + b"".join(parts)
     if operator_basis is not None:
-        fixed = basis() @ c_hat
+        fixed = _expand(c_hat)
         step, q = _quantise(operator_basis.coefficients(x[:lmk.NUM_MESH] - fixed), OPERATOR_BITS)
         out += (np.uint32(operator_basis.id).astype("<u4").tobytes() + np.uint8(q.size).tobytes()
-                + np.float32(step).astype("<f4").tobytes() + q.tobytes())
+                + _bf16(step) + q.tobytes())
     return out
 
 
 def operator_basis_id(code: bytes | memoryview) -> int:
     """The operator basis id a code refers to (0: none; the code is not validated beyond its header)."""
     buf = bytes(code)
-    if len(buf) < 3 or not buf[2] & FLAG_OPERATOR_BASIS:
+    if len(buf) < 1 or not buf[0] & FLAG_OPERATOR_BASIS:
         return 0
-    n = int(np.frombuffer(buf[:2], "<u2")[0])
-    pos = code_size(n, bool(buf[2] & FLAG_RATIOS))
+    pos = code_size(bool(buf[0] & FLAG_RATIOS), bool(buf[0] & FLAG_IRISES))
     return int(np.frombuffer(buf, "<u4", 1, pos)[0]) if len(buf) >= pos + OPERATOR_SECTION_BYTES else 0
 
 
 def decode(code: bytes | memoryview, operator_basis=None) -> tuple[np.ndarray, np.ndarray]:
-    """Code bytes (CODEC_LAPLACIAN_V2) -> ([L, 3] float32 expression, metres; [14] float32 eyelid ratios, or
-    [0] when the code carries none). A code with operator-basis coefficients adds them through
-    `operator_basis` (core.operator_basis.OperatorBasis) when its id is the code's; otherwise (None, another
-    id, another number of components) the fixed part alone is decoded (less exact, never wrong).
-    ValueError when the code is malformed (wrong length, point count, non-finite steps)."""
+    """Code bytes (CODEC_LAPLACIAN_V3) -> ([L, 3] float32 expression, metres, the iris points zero; [14]
+    float32 eyelid ratios, or [0] when the code carries none). A code with operator-basis coefficients adds
+    them through `operator_basis` (core.operator_basis.OperatorBasis) when its id is the code's; otherwise
+    (None, another id, another number of components) the fixed part alone is decoded (less exact, never
+    wrong). ValueError when the code is malformed (wrong length, point count, non-finite steps)."""
     buf = bytes(code)
-    if len(buf) < 3:
+    if len(buf) < 1:
         raise ValueError("expression code is empty")
-    n, flags = int(np.frombuffer(buf[:2], "<u2")[0]), buf[2]
-    if n not in (lmk.NUM_MESH, lmk.NUM_LANDMARKS):
-        raise ValueError(f"expression code for {n} points; expected {lmk.NUM_MESH} or {lmk.NUM_LANDMARKS}")
+    flags = buf[0]
+    if flags & ~(FLAG_RATIOS | FLAG_OPERATOR_BASIS | FLAG_IRISES):
+        raise ValueError(f"expression code has unknown header flags {flags:#04x}")
+    n = lmk.NUM_LANDMARKS if flags & FLAG_IRISES else lmk.NUM_MESH
     has_ratios = bool(flags & FLAG_RATIOS)
-    size = code_size(n, has_ratios)
+    size = code_size(has_ratios, n == lmk.NUM_LANDMARKS)
     if flags & FLAG_OPERATOR_BASIS:
         if len(buf) < size + OPERATOR_SECTION_BYTES:
             raise ValueError(f"expression code has {len(buf)} bytes, too short for its operator-basis section")
         size += OPERATOR_SECTION_BYTES + buf[size + 4]
     if len(buf) != size:
-        raise ValueError(f"expression code has {len(buf)} bytes, expected {size} for {n} points")
-    bands = BANDS + ((NUM_MODES, NUM_MODES + len(UPPER_LIDS), LID_BITS),)
-    steps = np.frombuffer(buf, "<f4", len(bands), 3).astype(np.float64)
+        raise ValueError(f"expression code has {len(buf)} bytes, expected {size}")
+    bands = _code_bands()
+    steps = _from_bf16(buf, 1, len(bands))
     if not np.all(np.isfinite(steps)):
         raise ValueError("expression code has non-finite quantisation steps")
-    c = np.empty((NUM_MODES + len(UPPER_LIDS), 3))
-    pos = 3 + 4 * len(bands)
-    for (a, b, bits), step in zip(bands, steps):
-        count = (b - a) * 3
-        if bits == 8:
-            q = np.frombuffer(buf, np.int8, count, pos).astype(np.float64)
-            pos += count
-        else:
-            packed = np.frombuffer(buf, np.uint8, count // 2, pos)
-            pos += count // 2
-            nib = np.empty(count, np.int16)
-            nib[0::2], nib[1::2] = packed & 0x0F, packed >> 4
-            q = np.where(nib > 7, nib - 16, nib).astype(np.float64)
-        c[a:b] = q.reshape(b - a, 3) * step
+    c = np.zeros((basis().shape[1], 3))
+    pos = 1 + 2 * len(bands)
+    for (a, b, bits, chs), step in zip(bands, steps):
+        count = (b - a) * len(chs)
+        c[a:b, list(chs)] = _unpack(buf, pos, count, bits).reshape(b - a, len(chs)) * step
+        pos += -(-count * bits // 8)
     ratios = np.zeros(0, np.float32)
     if has_ratios:
         ratios = np.frombuffer(buf, np.uint8, NUM_LID_PAIRS, pos).astype(np.float32) * np.float32(RATIO_STEP)
         pos += NUM_LID_PAIRS
     out = np.zeros((n, 3), np.float32)
-    mesh = basis() @ c
+    mesh = _expand(c)
     if n == lmk.NUM_LANDMARKS:
-        step = float(np.frombuffer(buf, "<f4", 1, pos)[0])
+        step = float(_from_bf16(buf, pos, 1)[0])
         if not np.isfinite(step):
             raise ValueError("expression code has a non-finite iris step")
-        out[lmk.NUM_MESH:] = np.frombuffer(buf, np.int8, 3 * lmk.NUM_IRIS, pos + 4).reshape(-1, 3) * step
-        pos += 4 + 3 * lmk.NUM_IRIS
+        mean = _unpack(buf, pos + 2, 6, IRIS_BITS).reshape(2, 3) * step
+        for eye, m in zip(IRIS_EYES, mean):
+            out[list(eye)] = m
+        pos += 2 + -(-6 * IRIS_BITS // 8)
     if flags & FLAG_OPERATOR_BASIS:
         bid, p = int(np.frombuffer(buf, "<u4", 1, pos)[0]), buf[pos + 4]
-        step = float(np.frombuffer(buf, "<f4", 1, pos + 5)[0])
+        step = float(_from_bf16(buf, pos + 5, 1)[0])
         if not np.isfinite(step):
             raise ValueError("expression code has a non-finite operator-basis step")
         if operator_basis is not None and operator_basis.id == bid and operator_basis.num_components == p:
             q = np.frombuffer(buf, np.int8, p, pos + OPERATOR_SECTION_BYTES).astype(np.float64)
-            mesh += operator_basis.expand(q * np.float32(step))
+            mesh += operator_basis.expand(q * step)
     out[:lmk.NUM_MESH] = mesh
     return out, ratios
 

@@ -9,7 +9,7 @@ over the other points, see `learn`), first after a short window of tracked frame
 windows and whenever the residual of recent frames grows (`BasisLearner`: expressions not seen before), and
 publishes each basis on a latched topic (ExpressionBasis, ~45 KB of float16) before its codes use it. Each
 compact code then carries P int8 coefficients of the residual on that basis and the basis id
-(expression_codec FLAG_OPERATOR_BASIS, +25 bytes). A receiver that holds a basis with that id adds the
+(expression_codec FLAG_OPERATOR_BASIS, +23 bytes). A receiver that holds a basis with that id adds the
 components; one that does not (the basis not yet received, an older basis) decodes the fixed part only: less
 exact, never wrong. The id is the CRC-32 of the float16 components, so every new basis has a new id and a
 receiver can check that what it holds is what the id names. `CausalBasis` is the tracker's rule without ROS

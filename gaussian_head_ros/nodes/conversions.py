@@ -139,7 +139,7 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
 # FaceControl
 
 def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE, operator_basis=None) -> FaceControlMsg:
-    """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_COMPACT (CODEC_LAPLACIAN_V2) puts
+    """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_COMPACT (CODEC_LAPLACIAN_V3) puts
     it and the eyelid ratios in expression_code (~0.4 KB) instead of `expression` (5.7 KB; the dense message
     has no field for the eyelid ratios: a driver measures them from `landmarks` when sent), with the residual's
     coefficients on `operator_basis` (core.operator_basis.OperatorBasis, published as ExpressionBasis) when given."""
@@ -199,12 +199,13 @@ def msg_to_control(msg: FaceControlMsg, operator_basis=None) -> FaceControl:
             raise ValueError("expression and expression_code both set; send one")
         ex, lid = expression_codec.decode(msg.expression_code, operator_basis)
         ex = ex.ravel()
-    elif msg.expression_codec == expression_codec.CODEC_LAPLACIAN_V1:
-        raise ValueError("expression_codec 1 (laplacian_v1) is retired: the publisher runs an older "
-                         "gaussian_head_ros; update it (this node reads 0 dense and 2 laplacian_v2)")
+    elif msg.expression_codec in (expression_codec.CODEC_LAPLACIAN_V1, expression_codec.CODEC_LAPLACIAN_V2):
+        raise ValueError(f"expression_codec {msg.expression_codec} (laplacian_v{msg.expression_codec}) is retired: "
+                         "the publisher runs an older gaussian_head_ros; update it (this node reads 0 dense and "
+                         "3 laplacian_v3)")
     elif msg.expression_codec != expression_codec.CODEC_DENSE:
         raise ValueError(f"unknown expression_codec {msg.expression_codec} (this node knows 0 dense, "
-                         "2 laplacian_v2; update gaussian_head_ros)")
+                         "3 laplacian_v3; update gaussian_head_ros)")
     if lm.size % 3 or ex.size % 3:
         raise ValueError(f"landmarks ({lm.size}) and expression ({ex.size}) must hold 3 values per landmark")
     c = FaceControl(

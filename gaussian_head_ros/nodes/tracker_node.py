@@ -65,7 +65,7 @@ class TrackerNodeSettings:
                                            "again after 2, 4, 8 ... x that and when the residual of recent frames "
                                            "grows, each new basis published latched on face_control/expression_basis "
                                            "before codes use it; compact codes then carry up to 16 more int8 "
-                                           "coefficients on it (+25 B). 0 = off (core/operator_basis.py)",
+                                           "coefficients on it (+23 B). 0 = off (core/operator_basis.py)",
                                       range=(0.0, 600.0))
 
 
