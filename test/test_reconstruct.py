@@ -279,6 +279,24 @@ def test_letterbox_bars_lie_outside_the_photo_and_the_head_mask():
     assert rows.min() > 300 and 27 * 0.5 < len(rows) < 27 * 1.2 and lost[rows].sum(1).min() >= whole.valid[rows].sum(1).min()
 
 
+def test_a_black_and_white_photo_is_said_in_the_warnings():
+    """A greyscale photo made a grey avatar with no word about it (AvatarStatus warnings empty): a user sending
+    an old ID photo saw a grey face on the robot and no reason. The framing says it; a colour photo, and the
+    palest ../shared one (business_person), say nothing."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    colour = read_image(str(shared("portraits", "obama_official.jpg")))
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    ok, jpg = cv2.imencode(".jpg", grey[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])  # as a 3-channel JPEG
+    with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
+        said = [frame_photo(img, mesh, FramingConfig()).warnings
+                for img in (grey, cv2.imdecode(jpg, cv2.IMREAD_COLOR)[..., ::-1], colour,
+                            read_image(str(shared("portraits", "business_person.png"))))]
+    assert [any("no colour" in w for w in ws) for ws in said] == [True, True, False, False], said
+
+
 # ---------------------------------------------------------------------------------------------------
 # every portrait
 

@@ -149,6 +149,7 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
         work[:top], work[hw - bottom:] = work[top], work[hw - bottom - 1]
         work[:, :left], work[:, ww - right:] = work[:, left:left + 1], work[:, ww - right - 1:ww - right]
     warnings += check_cut_off(face.landmarks_px - [left, top, 0], fit, ww - left - right, hw - top - bottom, cfg)
+    warnings += check_colour(work, face.landmarks_px)
     # The crop: `crop_m` metres at the head's depth, centred on a point of the head frame. MediaPipe's
     # landmarks are a weak-perspective reconstruction, so the crop is placed with that model
     # (pixel = origin + rotated point / metres_per_pixel) and the source camera is a long lens on
@@ -213,6 +214,23 @@ def check_cut_off(landmarks_px: np.ndarray, fit: HeadFit, width: int, height: in
         return [f"the top of the head is cut off by the photo's frame (about {missing_cm:.0f} cm of it): the avatar's "
                 "scalp is flat there; a photo with some space above the hair avoids it"]
     return []
+
+
+GREY_CHROMA = 4.0  # mean max(R, G, B) - min(R, G, B) over the face below this (of 255): a black-and-white photo.
+# Measured on the face's box: ../shared colour portraits 20-100 (business_person's pale skin the lowest); a
+# greyscale JPEG/PNG 0, one saved as 3-channel JPEG <= 2.
+
+
+def check_colour(rgb: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
+    """A warning when the face in the [H, W, 3] uint8 photo has no colour (a black-and-white or greyscale
+    photo: its mean chroma max(R,G,B) - min(R,G,B) over the face's landmark box is below GREY_CHROMA), else [].
+    The avatar takes its colours from the photo, so it is grey too; the node still builds it."""
+    x0, y0 = np.floor(np.maximum(landmarks_px[:, :2].min(0), 0)).astype(int)
+    x1, y1 = np.ceil(landmarks_px[:, :2].max(0)).astype(int) + 1
+    box = np.asarray(rgb[y0:y1, x0:x1], np.int16)
+    if box.size == 0 or float((box.max(2) - box.min(2)).mean()) >= GREY_CHROMA:
+        return []
+    return ["the photo has no colour (black and white): the avatar is grey too; use a colour photo for a coloured face"]
 
 
 def _crop(img: np.ndarray, x0: float, y0: float, s: float, size: int) -> np.ndarray:
