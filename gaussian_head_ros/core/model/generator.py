@@ -76,11 +76,12 @@ class GeneratorConfig:
     # at 1.2, tiny models trained 30 steps made those Gaussians ~8 % smaller and the dark eyeballs and mouth showed
     # through the back of the head as specks MediaPipe read as a face (obama_official, trump_official: 2 of 27 views
     # behind in 3 of 3 seeds; 0 at 1.5, side and front unchanged; docs/TRAINING.md section 9)
-    surface_min_scale: float = 1.0  # head-surface and torso Gaussians may grow but never shrink below this fraction of
-    # their starting size (surface_fill / back_fill x spacing: what closes the surface). The log-scale correction comes
-    # from the MLP shared by every Gaussian; training on frontal views shrank them all with the face's (tiny, 30 steps:
-    # head surface 15 -> 10.6 mm, torso 19.6 -> 13.9 mm) and opened 60-158 px holes in the neck and shoulders seen
-    # from the side (docs/TRAINING.md section 9)
+    torso_min_scale: float = 1.0  # torso (and neck) Gaussians may grow but never shrink below this fraction of their
+    # starting size (surface_fill x spacing: what closes the sheet). The log-scale correction comes from the MLP shared
+    # by every Gaussian; training on frontal views shrank them all with the face's (tiny, 30 steps: torso 19.6 -> 13.9
+    # mm) and opened 60-158 px holes in the neck and shoulders seen from the side. On the head surface too the floor
+    # closed them but blurred the outline (side faces 69 -> 96 of 162); on the torso alone: holes 158 -> 0 px, side
+    # faces 69 -> 76, front PSNR unchanged (docs/TRAINING.md section 9)
     behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
     under_face_m: float = 0.03  # head-surface points hidden less deep than this behind the face start skin-coloured
     eye_spacing_m: float = 0.0006  # Gaussian spacing on the eyeball caps (0: no eyeballs)
@@ -548,9 +549,9 @@ class GaussianGenerator(nn.Module):
         unseen = torch.sigmoid(torch.logit(prior.clamp(0.02, 0.98)) + inferred)
         rgb = vis * seen + (1 - vis) * unseen
         d_scale = out[..., 6:9]
-        if cfg.surface_min_scale > 0:  # the unbound surfaces stay closed (GeneratorConfig.surface_min_scale)
-            surface = ((self.part == PART_STATIC) | (self.part == PART_TORSO))[None, :, None]
-            d_scale = torch.where(surface, d_scale.clamp(min=math.log(cfg.surface_min_scale)), d_scale)
+        if cfg.torso_min_scale > 0:  # the torso sheet stays closed (GeneratorConfig.torso_min_scale)
+            torso = (self.part == PART_TORSO)[None, :, None]
+            d_scale = torch.where(torso, d_scale.clamp(min=math.log(cfg.torso_min_scale)), d_scale)
         log_scales = self.base_log_scale[None, :, None] + d_scale
         # what the untrained generator starts from (the prior) and how far each Gaussian has moved away from it,
         # for the unseen-prior loss (core/train/losses.py unseen_prior_loss): zero offset, base size, opacity
