@@ -439,9 +439,25 @@ def test_missing_photo_gives_a_clear_status_and_keeps_the_settings(procs, graph,
         {"preset": "fast", "backend": "mesh_fit"}
 
 
+def _sigterm(proc: ExecuteProcess) -> None:
+    """What `kill PID`, a supervisor or a container runtime does: SIGTERM to the `ros2 launch` process only.
+    launch then exits without signalling its processes; each node sees it has been adopted and ends as on a
+    Ctrl-C (nodes.common.end_with_parent)."""
+    pid = proc.process_details["pid"]
+    nodes = psutil.Process(pid).children(recursive=True)
+    assert nodes, f"{proc.name}: no node processes under ros2 launch"
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: proc.return_code is not None, 10), f"ros2 launch still running\n{tail(proc)}"
+    gone, alive = psutil.wait_procs(nodes, timeout=CTRL_C_S + 2)
+    took = time.monotonic() - t0
+    assert not alive, f"still running {took:.0f} s after SIGTERM to ros2 launch: {[p.cmdline()[:2] for p in alive]}"
+    print(f"{proc.name}: {len(nodes)} node processes gone {took:.1f} s after SIGTERM to ros2 launch")
+
+
 @pytest.mark.launch(fixture=launches)
-def test_ctrl_c_stops_the_default_launch_cleanly(procs):
-    _ctrl_c(procs["default"])
+def test_sigterm_to_ros2_launch_stops_the_default_launch_nodes(procs):
+    _sigterm(procs["default"])
 
 
 @pytest.mark.launch(fixture=launches)

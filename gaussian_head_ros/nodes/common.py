@@ -202,6 +202,33 @@ def note_interrupts() -> None:
         signal.signal(signal.SIGINT, _on_sigint)
 
 
+PARENT_POLL_S = 0.5
+
+
+def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
+    """End this node as on a Ctrl-C (SIGINT to itself) when the process that started it is gone.
+
+    `ros2 launch` stopped with SIGTERM (what `kill`, supervisord or a container runtime sends) does not stop
+    its processes: launch's own handler only logs 'using SIGTERM can result in orphaned processes' and exits
+    (launch/launch_service.py, `_on_sigterm`), and `ros2 run` ends on SIGTERM without signalling its child.
+    Measured here before this rule: the three nodes of `ros2 launch gaussian_head_ros avatar.launch.py` ran on,
+    adopted by init, still driving the face. A daemon thread polls os.getppid() every `poll_s` s (0.5: the
+    node ends within ~0.5 s + its Ctrl-C teardown); when the parent changes (the process was adopted) it sends
+    SIGINT to this process. Not armed when the process starts already adopted (parent pid 1: started
+    detached on purpose). Linux prctl(PR_SET_PDEATHSIG) was not used: it fires when the parent *thread* that
+    forked ends, which a launcher's worker thread may do while the launcher lives on."""
+    parent = os.getppid()
+    if parent == 1 or os.name != "posix":
+        return
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="end_with_parent", daemon=True).start()
+
+
 def interrupted(e: BaseException) -> bool:
     """True for what a Ctrl-C raised out of spin(): a KeyboardInterrupt, or the RuntimeError pybind11 makes of
     one raised while rclpy converts a message it takes ('Unable to convert call argument ...')."""
@@ -257,6 +284,7 @@ def start_process(args=None, blas_threads: int = 1) -> str:
         limit_blas_threads(blas_threads)
     dds = apply_fastdds_profile()
     note_interrupts()
+    end_with_parent()
     try:
         rclpy.init(args=args)
     except rclpy_implementation.RCLError as e:
