@@ -57,7 +57,7 @@ def run_group(photo: str | None, group: list, opts: dict) -> list[str]:
     for pair in group:
         t0 = time.perf_counter()
         row = {"pair": pair.name, "kind": pair.kind, "video": pair.video, "photo": pair.photo,
-               "max_frames": opts["max_frames"], "stride": opts["stride"]}
+               "max_frames": opts["max_frames"], "stride": opts["stride"], "control_codec": opts["control_codec"]}
         try:
             if photo is not None and avatar is None:
                 source = read_image(photo)
@@ -70,7 +70,7 @@ def run_group(photo: str | None, group: list, opts: dict) -> list[str]:
             sbs = str(out_dir / "side_by_side" / (_dest(out_dir, pair).stem + ".mp4")) if opts["side_by_side"] else ""
             cfg = EvalConfig(max_frames=opts["max_frames"], stride=opts["stride"], image_metrics=photo is None,
                              reader_model=opts["reader"], identity=opts["identity"], side_by_side=sbs, keep_series=True,
-                             fps=fps / opts["stride"])
+                             fps=fps / opts["stride"], control_codec=opts["control_codec"])
             row.update(evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg, avatar))
             if photo is not None:
                 row["reconstruct_s"] = t_rec
@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--side-by-side", action="store_true", help="also write DIR/side_by_side/<pair>.mp4")
     ap.add_argument("--no-identity", action="store_true", help="skip the SFace identity similarity")
     ap.add_argument("--force", action="store_true", help="rerun pairs that already have a result")
+    ap.add_argument("--control-codec", choices=("none", "dense", "compact"), default="none",
+                    help="drive with the controls as a render node receives them over ROS (see gaussian-head eval "
+                         "--control-codec; compact: operator bases learned as tracker_node does); none = exact")
     args = ap.parse_args(argv)
     if not Path(args.reader).is_file():
         print(f"reader model {args.reader} not found (give --reader FACE_LANDMARKER.task)", file=sys.stderr)
@@ -120,7 +123,8 @@ def main(argv=None) -> int:
     for p in todo:  # self pairs: one group each; cross pairs: one group per portrait (one reconstruction)
         groups.setdefault(p.photo or p.name, []).append(p)
     opts = {"out": str(out_dir), "max_frames": args.max_frames, "stride": max(1, args.stride),
-            "reader": args.reader, "identity": not args.no_identity, "side_by_side": args.side_by_side}
+            "reader": args.reader, "identity": not args.no_identity, "side_by_side": args.side_by_side,
+            "control_codec": args.control_codec}
     if args.jobs > 1:
         os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one rasterizer thread per job
     t0 = time.perf_counter()
@@ -136,12 +140,13 @@ def main(argv=None) -> int:
     meta = {"command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
             "max_frames": args.max_frames, "stride": args.stride, "jobs": args.jobs, "pairs_run": len(todo),
             "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1_5_15": [round(x, 2) for x in load],
-            "cpus": os.cpu_count(), "reader": Path(args.reader).name}
+            "cpus": os.cpu_count(), "reader": Path(args.reader).name, "control_codec": args.control_codec}
     (out_dir / "table.json").write_text(json.dumps({"meta": meta, "summary": summary, "pairs": rows}, indent=1))
     sizes = sorted({f"max {r.get('max_frames', '?')} frames, stride {r.get('stride', '?')}" for r in rows})
     header = (f"## Living-face table\n\n`{meta['command']}`: {len(rows)} pairs ({'; '.join(sizes)}), "
               f"{args.jobs} jobs, {meta['wall_s']} s wall for {len(todo)} pairs run, "
-              f"load {meta['load_avg_1_5_15']} on {meta['cpus']} CPUs; reader {meta['reader']}. "
+              f"load {meta['load_avg_1_5_15']} on {meta['cpus']} CPUs; reader {meta['reader']}; "
+              f"controls: {args.control_codec} (none = exact, in process). "
               "r = Pearson r driver vs render of the reader's series (– = driver too still or not measured); "
               "holes in px at 512²; SFace cos = identity similarity render vs photo (not ArcFace CSIM).")
     if base:
