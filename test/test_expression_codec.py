@@ -134,7 +134,7 @@ def test_malformed_codes_are_refused(tracked):
 
 def test_as_received_is_what_the_render_node_gets(tracked):
     """eval --control-codec: the tracker's control as a render node receives it with the tracker's defaults
-    (no landmarks; compact code with the eyelid ratios, or dense without them); refusals."""
+    (no landmarks; the eyelid ratios in the compact code or in the dense message's own field); refusals."""
     from rclpy.serialization import deserialize_message, serialize_message
 
     from gaussian_head_ros.msg import FaceControl as FaceControlMsg
@@ -152,7 +152,14 @@ def test_as_received_is_what_the_render_node_gets(tracked):
         assert got.landmarks.shape == (0, 3) and over_ros.landmarks.shape == (0, 3)
         np.testing.assert_array_equal(got.expression, over_ros.expression)
         np.testing.assert_array_equal(got.eyelid_ratios, over_ros.eyelid_ratios)
-    assert ec.as_received(c, "dense").eyelid_ratios.shape == (0,)
+    assert c.eyelid_ratios.shape == (14,)
+    np.testing.assert_array_equal(ec.as_received(c, "dense").eyelid_ratios, c.eyelid_ratios)
     assert ec.as_received(c, "compact").eyelid_ratios.shape == (14,)
+    dense = msg_to_control(deserialize_message(serialize_message(control_to_msg(c, ec.CODEC_DENSE)), FaceControlMsg))
+    np.testing.assert_array_equal(dense.eyelid_ratios, c.eyelid_ratios)  # FORMAT_VERSION 5: the dense form's field
+    both = control_to_msg(c, ec.CODEC_COMPACT)
+    both.eyelid_ratios = [1.0] * 14
+    with pytest.raises(ValueError, match="send one"):
+        msg_to_control(both)
     with pytest.raises(ValueError, match="wire format"):
         ec.as_received(c, "zip")

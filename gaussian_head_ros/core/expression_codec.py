@@ -394,7 +394,7 @@ WIRE = ("none", "dense", "compact")  # what as_received emulates: nothing, or th
 
 def as_received(control, wire: str, operator_basis=None):
     """A FaceControl as a render node receives it from the tracker node with its defaults (no absolute
-    landmarks: send_landmarks false) and the expression sent `wire` ('dense': float32, no eyelid ratios;
+    landmarks: send_landmarks false) and the expression sent `wire` ('dense': float32, eyelid ratios as they are;
     'compact': this codec, with `operator_basis` when given, as a receiver that holds it decodes it), without
     ROS; 'none' returns it unchanged. For evaluations (gaussian-head eval
     --control-codec). ValueError for another `wire`."""
@@ -402,8 +402,7 @@ def as_received(control, wire: str, operator_basis=None):
         raise ValueError(f"unknown control wire format {wire!r}; one of {', '.join(WIRE)}")
     if wire == "none":
         return control
-    out = dataclasses.replace(control, landmarks=np.zeros((0, 3), np.float32),
-                              eyelid_ratios=np.zeros(0, np.float32))
+    out = dataclasses.replace(control, landmarks=np.zeros((0, 3), np.float32))
     if wire == "compact" and np.size(control.expression):
         code = encode(control.expression, control.eyelid_ratios, operator_basis)
         out.expression, out.eyelid_ratios = decode(code, operator_basis)

@@ -140,9 +140,9 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
 
 def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE, operator_basis=None) -> FaceControlMsg:
     """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_COMPACT (CODEC_LAPLACIAN_V3) puts
-    it and the eyelid ratios in expression_code (~0.4 KB) instead of `expression` (5.7 KB; the dense message
-    has no field for the eyelid ratios: a driver measures them from `landmarks` when sent), with the residual's
-    coefficients on `operator_basis` (core.operator_basis.OperatorBasis, published as ExpressionBasis) when given."""
+    it and the eyelid ratios in expression_code (~0.4 KB) instead of `expression` and `eyelid_ratios` (5.8 KB),
+    with the residual's coefficients on `operator_basis` (core.operator_basis.OperatorBasis, published as
+    ExpressionBasis) when given."""
     msg = FaceControlMsg()
     msg.header.stamp = ns_to_stamp(c.stamp_ns)
     msg.header.frame_id = c.frame_id
@@ -159,6 +159,7 @@ def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE, op
         msg.expression_code = expression_codec.encode(c.expression, c.eyelid_ratios, operator_basis)
     elif codec in (expression_codec.CODEC_DENSE, expression_codec.CODEC_COMPACT):
         msg.expression = _f32(c.expression)
+        msg.eyelid_ratios = _f32(c.eyelid_ratios)
     else:
         raise ValueError(f"unknown expression codec {codec}")
     msg.mouth_open = float(c.mouth_open)
@@ -193,10 +194,10 @@ def msg_to_control(msg: FaceControlMsg, operator_basis=None) -> FaceControl:
     o, p = msg.head_pose.orientation, msg.head_pose.position
     lm = _np(msg.landmarks, np.float32)
     ex = _np(msg.expression, np.float32)
-    lid = np.zeros(0, np.float32)
+    lid = _np(msg.eyelid_ratios, np.float32)
     if msg.expression_codec == expression_codec.CODEC_COMPACT:
-        if ex.size:
-            raise ValueError("expression and expression_code both set; send one")
+        if ex.size or lid.size:
+            raise ValueError("expression or eyelid_ratios set beside expression_code, which carries both; send one")
         ex, lid = expression_codec.decode(msg.expression_code, operator_basis)
         ex = ex.ravel()
     elif msg.expression_codec in (expression_codec.CODEC_LAPLACIAN_V1, expression_codec.CODEC_LAPLACIAN_V2):

@@ -58,7 +58,7 @@ class TrackerNodeSettings:
                                           "avatar does not need them)")
     expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB with the eyelid ratios: "
                                                   "coefficients of a fixed template basis, core/expression_codec.py) "
-                                                  "or dense (5.7 KB float32)",
+                                                  "or dense (5.7 KB float32, the eyelid ratios in their own field)",
                                        choices=tuple(expression_codec.CODECS))
     operator_basis_s: float = setting(0.5, "seconds of tracked frames (since the start or a re-calibration) after "
                                            "which the operator's expression basis is first learned; it is learned "
