@@ -99,9 +99,10 @@ def _like(xp, value, ref):
     return xp.as_tensor(np.asarray(value), dtype=ref.dtype, device=ref.device)
 
 
-def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    """Hermite step of x: 0 at or below e0, 1 at or above e1, 3t^2 - 2t^3 between (t = (x - e0) / (e1 - e0))."""
-    t = np.clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
+def smoothstep(e0: float, e1: float, x):
+    """Hermite step of x: 0 at or below e0, 1 at or above e1, 3t^2 - 2t^3 between (t = (x - e0) / (e1 - e0));
+    numpy or torch like x."""
+    t = namespace(x).clip((x - e0) / max(e1 - e0, 1e-9), 0, 1)
     return t * t * (3 - 2 * t)
 
 
@@ -141,8 +142,7 @@ def jaw_level_share(w, theta, cfg: DriveConfig | None = None):
     xp = namespace(w)
     if xp is np:
         w, theta = np.asarray(w, np.float64), np.asarray(theta, np.float64)
-    t = xp.clip((xp.abs(theta) - cfg.jaw_speech_rad) / max(cfg.jaw_wide_rad - cfg.jaw_speech_rad, 1e-9), 0.0, 1.0)
-    p = 1.0 - t * t * (3.0 - 2.0 * t)
+    p = 1.0 - smoothstep(cfg.jaw_speech_rad, cfg.jaw_wide_rad, xp.abs(theta))
     return xp.where(w > 0, xp.clip(w, 1e-12, 1.0) ** p, xp.zeros_like(w))
 
 
