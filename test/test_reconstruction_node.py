@@ -132,6 +132,39 @@ def test_startup_photo_reaches_a_late_joiner(rclpy_context, peer):
     assert len(bytes(av.gaussians.data)) <= 8_000_000
 
 
+def test_a_late_joiner_gets_the_avatar_as_a_coloured_cloud(rclpy_context, peer):
+    """avatar/cloud (latched): the avatar as the x y z rgb PointCloud2 RViz's PointCloud2 display shows, in the
+    avatar's frame: one point per visible Gaussian at its rest mean, with its base colour packed as RViz reads
+    it (float32 bytes = uint32 0x00RRGGBB)."""
+    from rosgraph import spin_until
+    from sensor_msgs.msg import PointCloud2
+
+    from gaussian_head_ros.core.avatar import sh_dc_to_rgb
+    from gaussian_head_ros.msg import GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import CLOUD_MIN_OPACITY, msg_to_avatar
+
+    node = rclpy_context.create_node("late_cloud_viewer")
+    clouds, avatars = [], []
+    node.create_subscription(PointCloud2, "avatar/cloud", clouds.append, _latched())
+    node.create_subscription(GaussianAvatar, "avatar", avatars.append, _latched())
+    try:
+        assert spin_until(node, lambda: clouds and avatars, 120), peer["proc"].output()
+    finally:
+        node.destroy_node()
+    pc, avatar = clouds[-1], msg_to_avatar(avatars[-1])
+    assert pc.header.frame_id == "head" and pc.header.stamp == avatars[-1].header.stamp
+    assert [(f.name, f.offset, f.datatype) for f in pc.fields] == [("x", 0, 7), ("y", 4, 7), ("z", 8, 7), ("rgb", 12, 7)]
+    table = np.frombuffer(bytes(pc.data), "<f4").reshape(-1, 4)
+    keep = 1 / (1 + np.exp(-avatar.logit_opacities)) > CLOUD_MIN_OPACITY
+    assert pc.width == len(table) == keep.sum() > 0.9 * avatar.num_gaussians
+    np.testing.assert_array_equal(table[:, :3], avatar.means[keep])
+    packed = table[:, 3].view("<u4")
+    rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], 1).astype(np.float64)
+    want = np.clip(sh_dc_to_rgb(avatar.sh[keep, 0]), 0, 1) * 255
+    assert np.abs(rgb - want).max() <= 0.5 + 1e-3
+    assert (packed >> 24).max() == 0
+
+
 def test_raw_photo_then_refusal_keeps_the_avatar(rclpy_context, peer):
     from gaussian_head_ros.msg import AvatarStatus
     from gaussian_head_ros.nodes.conversions import msg_to_avatar

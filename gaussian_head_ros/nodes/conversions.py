@@ -16,7 +16,7 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields
+from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields, sh_dc_to_rgb
 from gaussian_head_ros.core.camera_info import camera_info_of_render
 from gaussian_head_ros.core.control import FaceControl, check_message_points
 from gaussian_head_ros.core.imageio import encode_jpeg
@@ -81,6 +81,34 @@ def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> Gauss
         msg.source_camera = _f32(avatar.source_camera.to_array())
         msg.source_size = list(avatar.source_camera.size)
     return msg
+
+
+CLOUD_MIN_OPACITY = 0.05  # avatar/cloud leaves out Gaussians fainter than this (nearly invisible when rendered)
+
+
+def avatar_to_cloud(avatar: GaussianAvatar, header: Header | None = None) -> PointCloud2:
+    """The avatar at rest as a plain coloured point cloud for RViz / Foxglove / rosbag tools (topic
+    avatar/cloud): one point per Gaussian at its mean (x y z, metres, head frame: `header.frame_id`), with its
+    base colour in the `rgb` field as PCL and RViz's PointCloud2 display read it (float32 whose bytes are the
+    uint32 0x00RRGGBB, little endian); Gaussians of opacity < CLOUD_MIN_OPACITY left out. A picture of where
+    the Gaussians are, not of what they render: no sizes, shapes or view-dependent colour (those are in the
+    `avatar` message's `gaussians` field, which RViz does not show: it displays PointCloud2 topics)."""
+    keep = avatar.logit_opacities > np.log(CLOUD_MIN_OPACITY / (1 - CLOUD_MIN_OPACITY))
+    rgb8 = np.rint(np.clip(sh_dc_to_rgb(avatar.sh[keep, 0]), 0, 1) * 255).astype(np.uint32)
+    packed = (rgb8[:, 0] << 16) | (rgb8[:, 1] << 8) | rgb8[:, 2]
+    table = np.empty((int(keep.sum()), 4), "<f4")
+    table[:, :3] = avatar.means[keep]
+    table[:, 3] = packed.astype("<u4").view("<f4")
+    pc = PointCloud2()
+    pc.header = header or Header()
+    pc.height, pc.width = 1, table.shape[0]
+    pc.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                 for i, n in enumerate(("x", "y", "z", "rgb"))]
+    pc.is_bigendian = False
+    pc.point_step, pc.row_step = 16, 16 * table.shape[0]
+    pc.is_dense = True
+    pc.data = table.tobytes()
+    return pc
 
 
 def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> GaussianAvatar:

@@ -37,7 +37,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
@@ -51,7 +51,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import declare_settings, diagnostics, run
-from gaussian_head_ros.nodes.conversions import avatar_to_msg, msg_to_avatar, stamp_text, status_msg
+from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
 
 @dataclass
@@ -133,6 +133,9 @@ class ReconstructionNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_pub = self.create_publisher(GaussianAvatarMsg, "avatar", latched)
+        # the same avatar as a plain x y z rgb cloud, which RViz and Foxglove display (they do not show a
+        # PointCloud2 inside another message); DDS sends it only to subscribers
+        self.cloud_pub = self.create_publisher(PointCloud2, "avatar/cloud", latched)
         self.status_pub = self.create_publisher(AvatarStatus, "avatar/status", latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Each photo topic is subscribed twice, reliable depth 1: transient local, so that a photo latched
@@ -306,7 +309,7 @@ class ReconstructionNode(Node):
             self.get_logger().error(f"{self.cache_state}; waiting for a photo")
             self._status(INTERNAL_ERROR, f"the cached avatar could not be used ({e}); waiting for a photo", job)
             return
-        self.avatar_pub.publish(msg)
+        self._publish_avatar(msg, avatar)
         made = stamp_text(msg.header.stamp)
         self.cache_state = f"restored from {path}"
         text = f"avatar for '{msg.operator_id}' restored from the cache {path} ({avatar.num_gaussians} Gaussians, made {made})"
@@ -371,7 +374,7 @@ class ReconstructionNode(Node):
             self._refuse(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}", job, time.perf_counter() - t0)
             return
         dt = time.perf_counter() - t0
-        self.avatar_pub.publish(msg)
+        self._publish_avatar(msg, result.avatar)
         self.counts["avatars"] += 1
         n = result.avatar.num_gaussians
         text = f"avatar for '{job.operator_id}' ready: {n} Gaussians in {dt:.2f} s"
@@ -385,6 +388,11 @@ class ReconstructionNode(Node):
         self.counts["refused"] += 1
         self.get_logger().warning(f"photo from {job.source} refused: {reason}")
         self._status(code, reason, job, duration_s=dt)
+
+    def _publish_avatar(self, msg: GaussianAvatarMsg, avatar) -> None:
+        """The avatar (latched) and its coloured cloud (avatar/cloud, latched, same header)."""
+        self.avatar_pub.publish(msg)
+        self.cloud_pub.publish(avatar_to_cloud(avatar, msg.header))
 
     def _status(self, code: int, message: str, job: Job, warnings=(), num_gaussians: int = 0,
                 duration_s: float = 0.0) -> None:
