@@ -39,7 +39,9 @@ MIN_FRAMES = 8  # a basis is learned from at least this many frames (components_
 MAX_FRAMES = 512  # residuals kept to learn from (~6 MB; learning ~0.1 s on a loaded core); beyond, every other one is dropped
 MAX_WINDOW_S = 600.0  # growing windows up to this; then only a growing residual re-learns
 RECENT = 8  # frames over which the residual the current basis misses is watched
-GROWTH = 1.5  # re-learn when that exceeds GROWTH x what the basis missed on its own frames ...
+GROWTH = 1.5  # re-learn when that exceeds GROWTH x what the basis missed on most of its own frames ...
+FIT_PERCENTILE = 95  # ... (this percentile of its per-frame miss: an RMS there re-learned a looping clip's
+# harder stretches, which the basis had been learned from, every ~7 s to the same basis: 136 in 35 min) ...
 FLOOR_M = 1e-4  # ... and 0.1 mm RMS
 MIN_INTERVAL_S = 2.0  # between re-learns for a growing residual (each basis is ~45 KB on the wire: <= 180 kbit/s
 # while the operator keeps making new expressions; the windows come on top, ever rarer)
@@ -187,8 +189,9 @@ class BasisLearner:
     dropped, so a long session keeps an even sample of all of it) and says when a new basis is due:
     - growing windows: after `first_s` of frames since (re)calibration, then after 2, 4, 8 ... x that
       (`windows`): a first basis within a second, later ones from more of the session;
-    - a growing residual: the RMS of what the current basis misses over the last RECENT frames exceeds
-      GROWTH x what it missed on the frames it was learned from, and FLOOR_M, at most every MIN_INTERVAL_S
+    - a growing residual: the mean of what the current basis misses over the last RECENT frames exceeds
+      GROWTH x what it missed on FIT_PERCENTILE % of the frames it was learned from, and FLOOR_M, at most every
+      MIN_INTERVAL_S
       (each basis is ~45 KB on the wire; counted between these re-learns, not from the windows'):
       expressions the operator had not made before.
     Then `take()` hands the residuals to learn from (and nothing more is due until `learned` or `failed` says
@@ -201,7 +204,7 @@ class BasisLearner:
     _first_ns: int | None = field(default=None, repr=False)
     _next_window: int = 0  # index into windows(first_s) of the next window
     _recent: list = field(default_factory=list, repr=False)  # what the current basis missed, last RECENT frames
-    _fit_rms: float | None = None  # RMS of what the current basis missed on its own frames
+    _fit_level: float | None = None  # FIT_PERCENTILE of what the current basis missed on its own frames
     _last_grown_s: float = -np.inf  # stream time of the last re-learn for a growing residual
     _busy: bool = False  # a basis is being learned from what `take` gave
     learned_count: int = 0
@@ -209,7 +212,7 @@ class BasisLearner:
 
     def reset(self) -> None:
         self._residuals, self._stamps, self._first_ns, self._next_window = [], [], None, 0
-        self._recent, self._fit_rms, self._last_grown_s, self._busy = [], None, -np.inf, False
+        self._recent, self._fit_level, self._last_grown_s, self._busy = [], None, -np.inf, False
 
     @property
     def frames(self) -> int:
@@ -230,7 +233,7 @@ class BasisLearner:
             self._residuals, self._stamps = self._residuals[::2], self._stamps[::2]
         self._first_ns = stamp_ns if self._first_ns is None else self._first_ns
         t = (stamp_ns - self._first_ns) * 1e-9
-        if basis is not None and self._fit_rms is not None:
+        if basis is not None and self._fit_level is not None:
             self._recent = (self._recent + [float(miss_rms(basis, r[None])[0])])[-RECENT:]
         if self._busy or self.frames < MIN_FRAMES:
             return False
@@ -240,11 +243,12 @@ class BasisLearner:
                 self._next_window += 1
             self.reason = f"window {due[self._next_window - 1]:g} s"
             return True
-        if len(self._recent) == RECENT and self._fit_rms is not None and t - self._last_grown_s >= MIN_INTERVAL_S:
+        if len(self._recent) == RECENT and self._fit_level is not None and t - self._last_grown_s >= MIN_INTERVAL_S:
             recent = float(np.mean(self._recent))
-            if recent > max(GROWTH * self._fit_rms, FLOOR_M):
+            if recent > max(GROWTH * self._fit_level, FLOOR_M):
                 self._last_grown_s = t
-                self.reason = f"residual {recent * 1e3:.2f} mm > {GROWTH:g} x {self._fit_rms * 1e3:.2f} mm"
+                self.reason = (f"residual {recent * 1e3:.2f} mm > {GROWTH:g} x {self._fit_level * 1e3:.2f} mm "
+                               f"(p{FIT_PERCENTILE} of its frames)")
                 return True
         return False
 
@@ -256,7 +260,7 @@ class BasisLearner:
 
     def learned(self, basis: OperatorBasis, residuals: np.ndarray) -> None:
         """The basis learned from `residuals` (what `take` gave) is now the one codes are sent with."""
-        self._fit_rms = float(np.sqrt(np.mean(miss_rms(basis, residuals) ** 2)))
+        self._fit_level = float(np.percentile(miss_rms(basis, residuals), FIT_PERCENTILE))
         self._recent, self._busy = [], False
         self.learned_count += 1
 
