@@ -564,6 +564,50 @@ def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
     assert dark < 0.08, f"a dark band between the teeth rows: {dark:.2f} of the opening dark"
 
 
+def test_the_mouth_interior_stays_behind_the_chin(results):
+    """Driven by a real talking clip (sadtalker, tracked from its first frame as tracker_node does), the mouth
+    interior shows only through the lips' opening: hiding it changes no pixel below or beside the mouth.
+    MouthConfig.floor_slope: the floor of the mouth (cavity, tongue, the lower row's gum) slopes back below the
+    lower lip; upright it showed through two_children_multiface's chin as dark-red patches, up to 1557 pixels
+    outside the opening at frame 45 (0 with the slope)."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.control import line_of_sight_rotation, quat_to_matrix
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=46)
+    h, w = frames[0].rgb.shape[:2]
+    K = default_intrinsics(w, h, 12.0)
+    with FaceTracker(TrackerConfig(fov_deg=12.0)) as tracker:
+        controls = [tracker.process(f.rgb, f.stamp_ns, K) for f in frames]
+    a = results["two_children_multiface.jpeg"].avatar
+    with_mouth = Driver(a)
+    opacities = a.logit_opacities.copy()
+    a.logit_opacities[a.part == PART_MOUTH] = -30.0
+    try:
+        without = Driver(a)
+    finally:
+        a.logit_opacities[:] = opacities
+    loop = hole_loops()["mouth"]
+    for i in (12, 45):  # talking smile; wide open
+        c = controls[i]
+        assert c is not None and c.face_detected
+        d = np.abs(render_control(with_mouth, c, K, w, h).image - render_control(without, c, K, w, h).image).max(-1)
+        v, _ = with_mouth.deformed_template(c)
+        cam = (quat_to_matrix(c.rotation) @ v[loop].T).T @ line_of_sight_rotation(c.translation).T + c.translation
+        uv = (cam @ K.T)[:, :2] / cam[:, 2:]
+        opening = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(opening, [np.round(uv).astype(np.int32)], 1)
+        outside = ~cv2.dilate(opening, np.ones((9, 9), np.uint8)).astype(bool)
+        assert opening.sum() > 100, f"frame {i}: the lips did not part"
+        shown = int((d[outside] > 0.1).sum())
+        assert shown <= 20, f"frame {i}: the mouth interior shows through the skin at {shown} pixels"
+
+
 def test_parted_lips_show_the_upper_teeth(results):
     """A speaking jaw (turned 0.08 rad, the lower lip with it) shows the upper incisors under the upper lip:
     they sit `overbite_m` below the lip line. With both rows ending at the lip line the lower teeth turned

@@ -80,6 +80,12 @@ class MouthConfig:
     tongue_dome_m: float = 0.006  # its sides this much lower than the tip
     tongue_width: float = 0.8  # x the inner lip corners' distance
     tongue_spacing_m: float = 0.0015
+    # The floor of the mouth: cavity wall, tongue and the lower row's roots and gum below `floor_from_m` under the
+    # lower inner lip slope back this many metres per metre of depth below it. Upright (the old wall) they stood
+    # 7-18 mm behind the lip surface down to 14-30 mm below it, where a child's or a receding chin's skin is nearer
+    # than that: an opened jaw (two_children x sadtalker) showed dark-red tongue patches through the chin.
+    floor_slope: float = 1.0
+    floor_from_m: float = 0.004
 
 
 def _lip_depth(v: np.ndarray, loop: np.ndarray):
@@ -122,6 +128,11 @@ def place_on_teeth_surface(origin: np.ndarray, dirs: np.ndarray, v: np.ndarray, 
         hit = _hit_teeth_surface(o, dirs[lower] @ r_open, v, loop, cfg, cfg.lower_teeth_behind_m + behind[lower])
         out[lower] = (hit - pivot) @ r_open.T + pivot
     return out
+
+
+def _floor_back(y: np.ndarray, y_lower_lip: float, cfg: MouthConfig) -> np.ndarray:
+    """[M] head-frame heights (y down) -> [M] metres further back for the floor of the mouth (`floor_slope`)."""
+    return cfg.floor_slope * np.maximum(np.asarray(y, np.float64) - (y_lower_lip + cfg.floor_from_m), 0.0)
 
 
 def jaw_binding(w: np.ndarray) -> np.ndarray:
@@ -213,7 +224,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         # an arch: the teeth get shorter and further back towards the corners
         keep = np.abs(gy - edge_y) <= np.abs(root_y - edge_y) * (1.0 - 0.35 * u * u) + 1e-9
         gx, gy, u = gx[keep], gy[keep], u[keep]
-        gz = lip(gx) + cfg.teeth_depth_m + dz + 0.004 * u * u
+        gz = lip(gx) + cfg.teeth_depth_m + dz + 0.004 * u * u + (_floor_back(gy, y_lo, cfg) if jaw else 0.0)
         pts = np.stack([gx, gy, gz], 1)
         if visible is not None and len(pts):
             pts = pts[~visible(pts, np.full(len(pts), jaw))]
@@ -241,7 +252,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m, s)
     u = (gx - xc) / max(0.5 * (xr - xl) + cfg.cavity_margin_m, 1e-6)
     lip_edge = lip(np.clip(gx, xl, xr))
-    gz = lip_edge + cfg.cavity_depth_m + 0.006 * u * u
+    gz = lip_edge + cfg.cavity_depth_m + 0.006 * u * u + _floor_back(gy, y_lo, cfg)
     pts = np.stack([gx, gy, gz], 1)
     t = np.clip((gy - (lip_y + 0.008)) / 0.015, 0, 1)[:, None]  # the tongue towards the floor of the mouth
     col = (1 - t) * np.asarray(cfg.cavity_rgb) + t * np.asarray(cfg.tongue_rgb)
@@ -259,7 +270,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     top = lip_y - cfg.tongue_rise_m + cfg.tongue_dome_m * u * u
     keep = gy >= top
     gx, gy, u, top = gx[keep], gy[keep], u[keep], top[keep]
-    gz = lip(np.clip(gx, xl, xr)) + cfg.tongue_depth_m + 0.004 * u * u
+    gz = lip(np.clip(gx, xl, xr)) + cfg.tongue_depth_m + 0.004 * u * u + _floor_back(gy, y_lo, cfg)
     pts = np.stack([gx, gy, gz], 1)
     light = (0.55 + 0.45 * np.clip((gy - top) / 0.008, 0, 1)) * (1 - 0.45 * u * u)
     col = light[:, None] * np.asarray(cfg.tongue_rgb) * k + (1 - light[:, None]) * np.asarray(cfg.cavity_rgb) * k
