@@ -10,12 +10,14 @@ photo on `operator/photo` (sensor_msgs/Image) or `operator/photo/compressed`.
 
 import os
 
+import launch.logging
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, SetEnvironmentVariable
 from launch_ros.actions import Node, PushRosNamespace
 
-from gaussian_head_ros.nodes.launcher import node_params_file  # (the demo binds its parameters files the same way)
+# (the demo binds its parameters files the same way)
+from gaussian_head_ros.nodes.launcher import node_params_file, unknown_launch_arguments
 
 
 # Launch arguments that set a node parameter: argument -> (node, parameter). test/test_settings.py checks
@@ -31,9 +33,12 @@ ARGUMENT_PARAMETERS = {
 
 
 def generate_launch_description():
-    share = get_package_share_directory("gaussian_head_ros")
+    return LaunchDescription(_arguments() + [OpaqueFunction(function=_nodes)])
 
-    args = [
+
+def _arguments() -> list:
+    share = get_package_share_directory("gaussian_head_ros")
+    return [
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "avatar.yaml"),
                               description="YAML file with the parameters of all nodes"),
         DeclareLaunchArgument("photo", default_value="",
@@ -63,12 +68,13 @@ def generate_launch_description():
         DeclareLaunchArgument("log_level", default_value="info", description="ros log level"),
     ]
 
-    return LaunchDescription(args + [OpaqueFunction(function=_nodes)])
-
 
 def _nodes(context):
     """The node actions. Launch arguments left empty do not override the parameters file."""
     cfg = context.launch_configurations
+    shipped = os.path.join(get_package_share_directory("gaussian_head_ros"), "config", "avatar.yaml")
+    for line in unknown_launch_arguments(cfg, {a.name for a in _arguments()}, shipped, cfg["namespace"]):
+        launch.logging.get_logger("avatar.launch.py").warning(line)
 
     def given(**kv):
         return {k: v for k, v in kv.items() if v != ""}

@@ -83,6 +83,43 @@ def node_params_file(path: str, overrides: dict) -> str:
     return tmp
 
 
+def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path, namespace: str = "") -> list[str]:
+    """One warning line per launch argument in `given` (the launch's configurations: name -> value) that is
+    not in `declared` (the launch file's DeclareLaunchArgument names). `ros2 launch` takes any `name:=value`
+    without a word, so `expression_encoding:=dense` or `width:=384` (node parameters, not arguments) did
+    nothing and the nodes ran on their defaults. A name that is a node parameter in `params_path` (the
+    package's config/avatar.yaml: every parameter of every node) is said with the `ros2 param set` line for
+    its node(s) under `namespace`; another name with the closest argument when there is one (`vidoe` ->
+    `video`). A launch file that includes ours passes its own configurations too: only names that look like
+    ours are said."""
+    import difflib
+
+    import yaml
+
+    with open(params_path) as fh:
+        doc = yaml.safe_load(fh) or {}
+    owners: dict[str, list[str]] = {}  # parameter -> the nodes that have it
+    for node, value in doc.items():
+        for name in (value or {}).get("ros__parameters", {}):
+            owners.setdefault(name, []).append(str(node))
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    lines = []
+    for name in sorted(set(given) - set(declared)):
+        value = given[name]
+        if name in owners:
+            sets = " or ".join(f"'ros2 param set {ns}/{node} {name} {value}'" for node in owners[name])
+            lines.append(f"launch argument '{name}:={value}' ignored: {name} is a parameter of "
+                         f"{' and '.join(owners[name])}, not an argument of this launch file (--show-args lists "
+                         f"those); set it in a copy of config/avatar.yaml given as params_file:=, or on the "
+                         f"running node: {sets}")
+        else:
+            close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.8)
+            if close:
+                lines.append(f"launch argument '{name}:={value}' ignored: this launch file has no argument "
+                             f"'{name}' (did you mean '{close[0]}'? --show-args lists them)")
+    return lines
+
+
 class NodeProcess:
     """One node in its own process; its output goes to a log file."""
 
