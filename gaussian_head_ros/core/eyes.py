@@ -23,6 +23,20 @@ tracker therefore keeps each eye's last gaze while its lids are nearly closed (`
 gaze counts fully from a centre lid gap of IRIS_SEEN_RATIO x the neutral gap, not at all below
 IRIS_HIDDEN_RATIO (the iris centre is then behind the upper lid), linearly between.
 
+Before the lids are that far down, one iris can already be misplaced alone: on tpsmm_driving's second blink
+(frames 58-62) our lid gap was still 0.52-0.64 of the neutral (FaceLandmarker: eyeBlink 0.67-0.83) while
+MediaPipe put the left iris 0.26-0.52 rad off and the right one stayed within 0.03 rad. Eyes turn together
+(conjugate movements) and their vergence changes slowly when the operator looks at a screen, so while a lid
+is down (centre gap below VERGENCE_LID_RATIO of the neutral) the tracker checks each frame's vergence (the
+left eye's gaze less the right's) against the operator's usual one (`conjugate_gaze`): a frame more than
+VERGENCE_JUMP_RAD off, with one eye that moved at least MOVED_RATIO times as far as the other since the last
+frame, has that eye misplaced, and it follows the other eye's change instead. The usual vergence adapts over
+VERGENCE_TAU_S (an operator who really converges on something near is followed within about a second).
+Measured on the four ../shared clips (tracker gaze vs FaceLandmarker's eyeLook* on the driver, whole clips):
+tpsmm_driving's yaw r 0.585 -> 0.760, its largest frame-to-frame step 0.32 -> 0.19 rad; lp_d18 and sadtalker
+within 0.004; lp_d0's far side looks (right eye 0.32, left 0.76 rad in the image plane) come out with the
+left eye at 0.56 (the avatar's turn limit is 0.6): yaw r 0.971 -> 0.967, pitch r 0.36 -> 0.42.
+
 From ARKit blendshapes (eyeLookIn/Out/Up/Down per eye, 0..1; other drivers): yaw and pitch are their
 differences times ARKIT_YAW_RAD / ARKIT_PITCH_RAD (ARKit documents no angle for a coefficient of 1;
 these are our estimate of where MediaPipe's FaceLandmarker saturates).
@@ -40,6 +54,11 @@ ARKIT_YAW_RAD = 0.5  # eyeLookOut - eyeLookIn = 1 -> this many radians
 ARKIT_PITCH_RAD = 0.4  # eyeLookDown - eyeLookUp = 1 -> this many radians
 IRIS_CENTRES = (lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)
 IRIS_HIDDEN_RATIO, IRIS_SEEN_RATIO = 0.4, 0.7  # centre lid gap / neutral gap: iris gaze ignored .. fully used
+VERGENCE_JUMP_RAD = 0.2  # a frame's vergence this far from the operator's usual one: one iris is misplaced
+VERGENCE_TAU_S = 1.0  # time constant of the usual vergence (seconds)
+VERGENCE_LID_RATIO = 0.9  # the check runs while a centre lid gap is below this x its neutral (wide open eyes:
+# unequal image-plane fixes of a far side look, lp_d0 right 0.32 / left 0.76 rad, are real looks)
+MOVED_RATIO = 2.0  # ... and only when that eye moved at least this many times as far as the other since the last frame
 
 
 def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) -> np.ndarray:
@@ -63,6 +82,14 @@ def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) 
     return out
 
 
+def iris_seen(lid_mid_ratios) -> np.ndarray:
+    """How much of each eye's measured gaze counts, [2] in [0, 1], from lid_mid_ratios [2] (each eye's centre lid
+    gap / its neutral gap): 0 at or below IRIS_HIDDEN_RATIO, 1 at or above IRIS_SEEN_RATIO (and for NaN)."""
+    r = np.asarray(lid_mid_ratios, np.float64).reshape(2)
+    w = np.clip((r - IRIS_HIDDEN_RATIO) / (IRIS_SEEN_RATIO - IRIS_HIDDEN_RATIO), 0.0, 1.0)
+    return np.where(np.isfinite(w), w, 1.0)
+
+
 def held_gaze(measured: np.ndarray, held: np.ndarray | None, lid_mid_ratios) -> np.ndarray:
     """This frame's gaze [2, 2] (yaw, pitch) rad per eye from the measured one and the one held so far (None: the
     measured one), weighted per eye by how open its lids are: lid_mid_ratios [2] = each eye's centre lid gap /
@@ -71,11 +98,44 @@ def held_gaze(measured: np.ndarray, held: np.ndarray | None, lid_mid_ratios) -> 
     g = np.asarray(measured, np.float64).reshape(2, 2)
     if held is None:
         return g.copy()
-    r = np.asarray(lid_mid_ratios, np.float64).reshape(2)
-    w = np.clip((r - IRIS_HIDDEN_RATIO) / (IRIS_SEEN_RATIO - IRIS_HIDDEN_RATIO), 0.0, 1.0)
-    w = np.where(np.isfinite(w), w, 1.0)
+    w = iris_seen(lid_mid_ratios)
     h = np.asarray(held, np.float64).reshape(2, 2)
     return h + w[:, None] * (g - h)
+
+
+def conjugate_gaze(measured: np.ndarray, held: np.ndarray | None, vergence: np.ndarray | None,
+                   lid_mid_ratios, max_jump: float = VERGENCE_JUMP_RAD) -> np.ndarray:
+    """This frame's gaze [2, 2] (yaw, pitch) rad per eye (right, left) with a misplaced eye replaced (module
+    docstring): while a lid is down over the iris (either eye's centre lid gap below VERGENCE_LID_RATIO x its
+    neutral gap; lid_mid_ratios [2] as for held_gaze) and the measured vergence (left less right, [2] yaw/pitch)
+    is more than max_jump rad from the operator's usual one `vergence` [2], the eye that moved more since `held`
+    (the last gaze given out, [2, 2]), at least MOVED_RATIO times as far as the other, takes the other eye's
+    change since then. None held or vergence: the measured gaze."""
+    g = np.asarray(measured, np.float64).reshape(2, 2).copy()
+    if held is None or vergence is None or not np.nanmin(np.asarray(lid_mid_ratios, np.float64)) < VERGENCE_LID_RATIO:
+        return g
+    h = np.asarray(held, np.float64).reshape(2, 2)
+    if not np.linalg.norm(g[1] - g[0] - np.asarray(vergence, np.float64)) > max_jump:
+        return g
+    moved = np.linalg.norm(g - h, axis=1)
+    bad = int(np.argmax(moved))
+    if moved[bad] < MOVED_RATIO * moved[1 - bad]:  # both eyes moved alike (a saccade the two fixes see unequally)
+        return g
+    g[bad] = h[bad] + (g[1 - bad] - h[1 - bad])
+    return g
+
+
+def usual_vergence(vergence: np.ndarray | None, measured: np.ndarray, dt_s: float, weight: float = 1.0,
+                   tau_s: float = VERGENCE_TAU_S) -> np.ndarray:
+    """The operator's usual vergence [2] (left eye's gaze less the right's) after one frame: the measured gaze's
+    [2, 2] vergence averaged in with time constant tau_s over dt_s, times weight in [0, 1] (0 = the iris is hidden,
+    keep it); the measured one when there is none yet."""
+    g = np.asarray(measured, np.float64).reshape(2, 2)
+    v = g[1] - g[0]
+    if vergence is None:
+        return v
+    a = float(np.clip(weight, 0.0, 1.0)) * (1.0 - np.exp(-max(dt_s, 0.0) / tau_s))
+    return np.asarray(vergence, np.float64) + a * (v - vergence)
 
 
 def gaze_directions(gaze: np.ndarray) -> np.ndarray:

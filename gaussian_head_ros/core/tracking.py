@@ -379,11 +379,15 @@ class FaceTracker:
         depth = K[0, 0] / s  # the neutral's metres at s pixels per metre
         trans = np.array([(t[0] - K[0, 2]) * depth / K[0, 0], (t[1] - K[1, 2]) * depth / K[1, 1], depth])
         mouth = mouth_open(canonical, neutral)
-        gaze = eyes.gaze_from_landmarks(p)  # in the image plane (core/eyes.py says why)
-        # each eye's last gaze kept while its lids hide the iris (eyes.held_gaze), before any smoothing
+        measured = eyes.gaze_from_landmarks(p)  # in the image plane (core/eyes.py says why)
+        # an eye whose iris jumped away from the other's (eyes.conjugate_gaze) follows the other one; each eye's
+        # last gaze kept while its lids hide the iris (eyes.held_gaze); both before any smoothing
         lids_now = deform.eyelid_ratios(canonical, canonical - neutral)[list(deform.LID_MID)]
+        gaze = eyes.conjugate_gaze(measured, self._gaze_held, self._vergence, lids_now)
         gaze = eyes.held_gaze(gaze, self._gaze_held, lids_now)
-        self._gaze_held = gaze
+        dt = 0.0 if self._gaze_t is None else t_s - self._gaze_t
+        self._vergence = eyes.usual_vergence(self._vergence, measured, dt, float(eyes.iris_seen(lids_now).min()))
+        self._gaze_held, self._gaze_t = gaze, t_s
         gaze = gaze.reshape(4)
         quat = matrix_to_quat(rot)
         bs = face.blendshapes
@@ -422,6 +426,8 @@ class FaceTracker:
         for f in (self._f_rot, self._f_trans, self._f_lmk, self._f_mouth, self._f_bs, self._f_gaze):
             f.reset()
         self._gaze_held: np.ndarray | None = None  # eyes.held_gaze's state: the last gaze [2, 2] given out
+        self._vergence: np.ndarray | None = None  # eyes.conjugate_gaze's state: the operator's usual vergence [2]
+        self._gaze_t: float | None = None  # stamp of the last gaze, seconds
 
     def _reset_stream(self) -> None:
         """Forget the temporal state (not the neutral face)."""
