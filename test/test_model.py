@@ -278,6 +278,36 @@ def test_training_cannot_shrink_the_torso_open(tiny, framed):
         assert float(d[surface].min()) >= expect - 0.05 and float(d[surface].mean()) == pytest.approx(expect, abs=0.05)
 
 
+def test_unseen_head_darkens_towards_the_back(tiny, framed):
+    """The head surface's unseen colour is not one flat hair colour all round (an even oval MediaPipe read as a
+    face from +-90 deg, the profile as its near edge): it darkens with depth behind the cheek line by
+    GeneratorConfig.back_shade (completion.SideLook.shaded, mesh_fit's rule for its hidden sides). What the photo
+    sees keeps the photo's colour. On the old generator the unseen back had the colour of the unseen front."""
+    import copy
+    from dataclasses import replace
+
+    from gaussian_head_ros.core.avatar import PART_STATIC
+
+    flat = copy.deepcopy(tiny)
+    flat.generator.cfg = replace(tiny.generator.cfg, back_shade=0.0)
+    with torch.no_grad():
+        shaded, plain = (m.reconstruct(*_inputs(framed[1])) for m in (tiny, flat))
+    g, cfg = tiny.generator, tiny.generator.cfg
+    z = g.shell[:, 2]
+    head = g.part == PART_STATIC
+    vis = shaded["visibility"][0]
+    back = head & (vis < 0.01) & (z > cfg.back_shade_from_m + cfg.back_shade_depth_m + 0.01)
+    front = head & (vis < 0.01) & (z < cfg.back_shade_from_m)
+    seen = head & (vis > 0.99)
+    assert int(back.sum()) >= 50 and int(front.sum()) >= 5 and int(seen.sum()) >= 20
+    a, b = shaded["rgb"][0], plain["rgb"][0]
+    ratio = (a[back].sum(-1) / b[back].sum(-1)).median()
+    assert float(ratio) == pytest.approx(1 - cfg.back_shade, abs=0.05)  # the unseen back: darkened in full
+    assert float((a[front] - b[front]).abs().max()) < 1e-6  # the unseen front of the crown: not at all
+    assert float((a[seen] - b[seen]).abs().max()) < 0.01  # the photo's colours stay
+    assert float(a[back].mean()) < 0.6 * float(a[front].mean())
+
+
 def test_basis_is_regional_eyes_and_mouth_independent(tiny, framed):
     with torch.no_grad():
         basis = tiny.reconstruct(*_inputs(framed[1]))["basis"][0].numpy()  # [E, V, 3]

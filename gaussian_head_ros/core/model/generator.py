@@ -82,6 +82,13 @@ class GeneratorConfig:
     # mm) and opened 60-158 px holes in the neck and shoulders seen from the side. On the head surface too the floor
     # closed them but blurred the outline (side faces 69 -> 96 of 162); on the torso alone: holes 158 -> 0 px, side
     # faces 69 -> 76, front PSNR unchanged (docs/TRAINING.md section 9)
+    back_shade: float = 0.8  # the head surface's unseen colour darkens by up to this fraction with depth: smoothly from
+    back_shade_from_m: float = -0.06  # this far behind the cheek line (negative: in front of it; canonical metres, the
+    back_shade_depth_m: float = 0.10  # face scales them) to this much further back (completion.SideLook.shaded, the
+    # rule mesh_fit darkens its hidden sides with: a head turning away from a frontal light). One flat hair colour all
+    # round made the head an even oval that MediaPipe read as a face with the profile as its near edge (session-5
+    # tiny seed 0: 76 of 162 views about +-90 deg; 35 with this; 0.65 from the cheek line: 69; front unchanged:
+    # the photo's seen colours are not shaded; docs/TRAINING.md section 9). 0: one flat colour
     behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
     under_face_m: float = 0.03  # head-surface points hidden less deep than this behind the face start skin-coloured
     eye_spacing_m: float = 0.0006  # Gaussian spacing on the eyeball caps (0: no eyeballs)
@@ -473,14 +480,16 @@ class GaussianGenerator(nn.Module):
                                     & (depth < self.cfg.under_face_m))
         return hidden, under, in_front
 
-    def unseen_prior(self, rgb0, v_geo, under, rest_dir):
+    def unseen_prior(self, rgb0, v_geo, under, rest_dir, scale=None):
         """[B, N, 3] the colour an anchor the photo does not show starts from (before the learned correction):
         on the face, on head-surface points hidden just under its edge and on the neck, the visibility-weighted
         mean colour of the face anchors the photo shows (its skin); elsewhere on the head surface the hair's: that of the
         crown points (REGION_CROWN) the photo shows on the person (v_geo carries the person mask, so the
         background does not count), or of all head-surface points it shows when the crown is not seen; on the
         torso that of the torso points it shows (clothes). One colour per photo and region, so no pixel pattern (no ghost of
-        the face) reaches unseen Gaussians. Mouth: mouth.py's colours; eyeballs: `eye_prior`."""
+        the face) reaches unseen Gaussians; the head surface's is then darkened with its depth behind the cheek line
+        (canonical z less back_shade_from_m, times scale [B], `head_surface`'s; None = 1) by `back_shade` (completion.SideLook.shaded:
+        a head turning away from a frontal light). Mouth: mouth.py's colours; eyeballs: `eye_prior`."""
         def mean_of(sel, prior=None):  # [B, 3] visibility-weighted mean photo colour in sel, `prior` (grey) without any
             w = v_geo[:, sel]
             base = torch.full_like(rgb0[:, 0], 0.5) if prior is None else prior
@@ -500,6 +509,13 @@ class GaussianGenerator(nn.Module):
             prior[:, torso] = mean_of(torso & (self.region != REGION_NECK))[:, None]
         prior[:, face] = skin[:, None]
         prior = torch.where((under | (self.region == REGION_NECK)[None])[..., None], skin[:, None].expand_as(prior), prior)
+        if self.cfg.back_shade > 0 and bool(head.any()):
+            from gaussian_head_ros.core.reconstruct.completion import SideLook
+
+            look = SideLook(shade=self.cfg.back_shade, shade_depth_m=self.cfg.back_shade_depth_m)
+            s = torch.ones(b, dtype=rgb0.dtype, device=rgb0.device) if scale is None else scale
+            behind = (self.shell[head, 2] - self.cfg.back_shade_from_m)[None] * s[:, None]  # [B, M] metres
+            prior[:, head] = look.shaded(prior[:, head], behind)
         eye = self.part == PART_EYE
         if rest_dir is not None and bool(eye.any()):
             prior[:, eye] = eye_prior(self.shell[eye], rest_dir, self._eye_side()[eye])
@@ -544,7 +560,7 @@ class GaussianGenerator(nn.Module):
         means = anchors + limit * torch.tanh(out[..., 0:3])
         vis = torch.sigmoid(torch.logit(v_geo.clamp(1e-4, 1 - 1e-4)) + out[..., 14:15])  # [B, N, 1]
         seen = torch.sigmoid(torch.logit(rgb0) + out[..., 3:6])
-        prior = self.unseen_prior(rgb0, v_geo, under, rest_dir)
+        prior = self.unseen_prior(rgb0, v_geo, under, rest_dir, scale)
         inferred = self.inferred(torch.cat([code, gn], -1))  # [B, N, 3] logit correction of the prior colour
         unseen = torch.sigmoid(torch.logit(prior.clamp(0.02, 0.98)) + inferred)
         rgb = vis * seen + (1 - vis) * unseen

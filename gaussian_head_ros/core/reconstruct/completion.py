@@ -225,13 +225,14 @@ class SideLook:
             col = col + self.texture[ti, tj]
         return self.shaded(col, behind_m)
 
-    def shaded(self, col: np.ndarray, behind_m: np.ndarray) -> np.ndarray:
-        """col [M, 3] darkened for points behind_m [M] metres behind the front (the back too: no step where
-        the side meets it)."""
+    def shaded(self, col, behind_m):
+        """col [..., 3] darkened for points behind_m [...] metres behind the front (the back too: no step where
+        the side meets it). numpy arrays or torch tensors (the learned generator's unseen head colour uses the
+        same rule: core/model/generator.py, GeneratorConfig.back_shade)."""
         if self.shade <= 0:
             return col
-        x = np.clip(behind_m / max(self.shade_depth_m, 1e-6), 0, 1)
-        return col * (1 - self.shade * x * x * (3 - 2 * x))[:, None]  # gently at the front: the matte edge shows it
+        x = (behind_m / max(self.shade_depth_m, 1e-6)).clip(0, 1)
+        return col * (1 - self.shade * x * x * (3 - 2 * x))[..., None]  # gently at the front: the matte edge shows it
 
 
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,
