@@ -966,3 +966,48 @@ def test_cli_numeric_arguments_out_of_range_are_usage_errors(capsys):
             main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and f"argument {option}: must be" in err[-1], (argv, err)
+
+
+def test_refine_silhouette_keeps_textured_hair_of_the_backdrops_colour():
+    """Grey hair against a light, defocused backdrop has the backdrop's colours but not its smoothness: the
+    peel keeps it, and still peels a smooth strip of backdrop the segmentation took in (obama_official's crown
+    was peeled to a tuft before)."""
+    from gaussian_head_ros.core.reconstruct.surfaces import refine_silhouette
+
+    s = 240
+    yy, xx = np.mgrid[:s, :s]
+    rng = np.random.default_rng(3)
+    photo = np.full((s, s, 3), 0.78, np.float32) + (yy / s * 0.04)[..., None].astype(np.float32)  # smooth backdrop
+    mask = (yy - 120) ** 2 + (xx - 120) ** 2 < 90 ** 2  # the segmentation's head
+    d = np.sqrt((yy - 120) ** 2 + (xx - 120) ** 2)
+    photo[d < 68] = (0.25, 0.18, 0.15)  # the face/hair deep inside
+    hair = mask & (d >= 68) & (yy < 90)  # a band of strands: backdrop-grey on average, strongly textured
+    photo[hair] = 0.78 + rng.normal(0, 0.12, (hair.sum(), 1)).astype(np.float32)
+    strip = mask & (d >= 68) & (yy >= 150)  # a smooth strip of the backdrop taken in
+    keep = np.zeros_like(mask)
+    out = refine_silhouette(np.clip(photo, 0, 1), mask, keep)
+    assert out[hair].mean() > 0.9, f"textured hair peeled: {out[hair].mean():.2f} kept"
+    away = strip & (d >= 78)  # beyond the detail window of the dark interior's edge
+    assert out[away].mean() < 0.2, f"smooth backdrop strip kept: {out[away].mean():.2f}"
+
+
+def test_refine_silhouette_peels_a_grainy_backdrop_strip():
+    """The smoothness test has a floor: a strip of backdrop the segmentation took in, grainier than the very
+    smooth backdrop around it (JPEG blocks, sensor noise in a shadow), is still peeled. Without the floor the
+    bar sat at 2 x the backdrop's own faint noise, and pixel rounding of lp_d8's JPEG flipped whole strips of
+    hair in or out of the mask (test_field_inputs' EXIF orientations 1.1 dB apart)."""
+    from gaussian_head_ros.core.reconstruct.surfaces import refine_silhouette
+
+    s = 240
+    yy, xx = np.mgrid[:s, :s]
+    rng = np.random.default_rng(5)
+    photo = np.full((s, s, 3), 0.78, np.float32) + rng.normal(0, 0.001, (s, s, 1)).astype(np.float32)
+    mask = (yy - 120) ** 2 + (xx - 120) ** 2 < 90 ** 2
+    d = np.sqrt((yy - 120) ** 2 + (xx - 120) ** 2)
+    photo[d < 68] = (0.25, 0.18, 0.15)
+    strip = mask & (d >= 68) & (yy >= 150)  # backdrop colour, grain of a few grey levels
+    photo[strip] += rng.normal(0, 0.012, (strip.sum(), 1)).astype(np.float32)
+    out = refine_silhouette(np.clip(photo, 0, 1), mask, np.zeros_like(mask))
+    away = strip & (d >= 78)
+    assert out[away].mean() < 0.2, f"grainy backdrop strip kept: {out[away].mean():.2f}"
+    assert refine_silhouette(np.clip(photo, 0, 1), mask, np.zeros_like(mask), texture_floor=0.0)[away].mean() > 0.5
