@@ -230,9 +230,16 @@ def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
 
 
 def interrupted(e: BaseException) -> bool:
-    """True for what a Ctrl-C raised out of spin(): a KeyboardInterrupt, or the RuntimeError pybind11 makes of
-    one raised while rclpy converts a message it takes ('Unable to convert call argument ...')."""
-    return isinstance(e, KeyboardInterrupt) or (isinstance(e, RuntimeError) and _interrupted.is_set())
+    """True for what a Ctrl-C or a SIGTERM raised out of spin(): a KeyboardInterrupt; the RuntimeError pybind11
+    makes of one raised while rclpy converts a message it takes ('Unable to convert call argument ...'); or
+    any RuntimeError once rclpy's default context is shut down. rclpy's own SIGTERM (and SIGINT)
+    handler shuts the context down at once, and an executor that is building its wait set at that moment
+    raises RCLError 'failed to initialize wait set: the given context is not valid' (rclpy/executors.py
+    checks context.ok() only after the wait) instead of ExternalShutdownException, and rclpy.spin() entered
+    just after it fails creating its executor: `kill` of avatar_pipeline or render_node ended 2 in 7 times with
+    such a traceback and exit status 1 (try7, session 7), which a supervisor counts as a crash."""
+    return isinstance(e, KeyboardInterrupt) or (
+        isinstance(e, RuntimeError) and (_interrupted.is_set() or not rclpy.ok()))
 
 
 def ignore_further_interrupts() -> None:
