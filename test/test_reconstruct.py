@@ -567,9 +567,10 @@ def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
 def test_the_mouth_interior_stays_behind_the_chin(results):
     """Driven by a real talking clip (sadtalker, tracked from its first frame as tracker_node does), the mouth
     interior shows only through the lips' opening: hiding it changes no pixel below or beside the mouth.
-    MouthConfig.floor_slope: the floor of the mouth (cavity, tongue, the lower row's gum) slopes back below the
-    lower lip; upright it showed through two_children_multiface's chin as dark-red patches, up to 1557 pixels
-    outside the opening at frame 45 (0 with the slope)."""
+    MouthConfig.floor_slope: the floor of the mouth (cavity, tongue, the lower row's gum, and the photo's own
+    open-mouth pixels below the lower lip) slopes back; upright it showed through two_children_multiface's chin
+    as dark-red patches, up to 1557 pixels outside the opening at frame 45 (0 with the slope), and lp_d9's
+    scream interior through its chin (534 pixels at frame 45; 305 with the synthetic floor alone, 0 with both)."""
     from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.control import line_of_sight_rotation, quat_to_matrix
     from gaussian_head_ros.core.drive import Driver
@@ -584,16 +585,17 @@ def test_the_mouth_interior_stays_behind_the_chin(results):
     K = default_intrinsics(w, h, 12.0)
     with FaceTracker(TrackerConfig(fov_deg=12.0)) as tracker:
         controls = [tracker.process(f.rgb, f.stamp_ns, K) for f in frames]
-    a = results["two_children_multiface.jpeg"].avatar
-    with_mouth = Driver(a)
-    opacities = a.logit_opacities.copy()
-    a.logit_opacities[a.part == PART_MOUTH] = -30.0
-    try:
-        without = Driver(a)
-    finally:
-        a.logit_opacities[:] = opacities
     loop = hole_loops()["mouth"]
-    for i in (12, 45):  # talking smile; wide open
+    for name, i in (("two_children_multiface.jpeg", 12), ("two_children_multiface.jpeg", 45),  # talking smile; wide
+                    ("lp_d9_woman_turned.jpg", 45)):
+        a = results[name].avatar
+        with_mouth = Driver(a)
+        opacities = a.logit_opacities.copy()
+        a.logit_opacities[a.part == PART_MOUTH] = -30.0
+        try:
+            without = Driver(a)
+        finally:
+            a.logit_opacities[:] = opacities
         c = controls[i]
         assert c is not None and c.face_detected
         d = np.abs(render_control(with_mouth, c, K, w, h).image - render_control(without, c, K, w, h).image).max(-1)
@@ -603,9 +605,9 @@ def test_the_mouth_interior_stays_behind_the_chin(results):
         opening = np.zeros((h, w), np.uint8)
         cv2.fillPoly(opening, [np.round(uv).astype(np.int32)], 1)
         outside = ~cv2.dilate(opening, np.ones((9, 9), np.uint8)).astype(bool)
-        assert opening.sum() > 100, f"frame {i}: the lips did not part"
+        assert opening.sum() > 100, f"{name} frame {i}: the lips did not part"
         shown = int((d[outside] > 0.1).sum())
-        assert shown <= 20, f"frame {i}: the mouth interior shows through the skin at {shown} pixels"
+        assert shown <= 20, f"{name} frame {i}: the mouth interior shows through the skin at {shown} pixels"
 
 
 def test_parted_lips_show_the_upper_teeth(results):

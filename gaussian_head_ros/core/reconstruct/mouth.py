@@ -116,16 +116,26 @@ def place_on_teeth_surface(origin: np.ndarray, dirs: np.ndarray, v: np.ndarray, 
     """Rays (head frame: origin [3], dirs [M, 3]) -> [M, 3] points where they meet the teeth of the rest
     template v [V, 3], or `behind` [M] metres further back (None: 0). Rays marked `lower` [M] bool meet the
     lower teeth (cfg.lower_teeth_behind_m further back) with the jaw turned open by theta radians about
-    `pivot` [3] (as drive() turns it)."""
+    `pivot` [3] (as drive() turns it). Points that land more than cfg.floor_from_m below the lower inner lip (in
+    the jaw's rest frame) go further back along their ray by `_floor_back`, on the floor of the mouth like the
+    synthetic cavity: the photo sees them where it saw them, a driven jaw does not bring them through the chin."""
     origin = np.asarray(origin, np.float64)
     dirs = np.asarray(dirs, np.float64)
     behind = np.zeros(len(dirs)) if behind is None else np.asarray(behind, np.float64)
+    y_lo = v[LOWER_LIP_IN, 1]
     out = _hit_teeth_surface(origin, dirs, v, loop, cfg, behind)
+    floor = _floor_back(out[:, 1], y_lo, cfg)  # below the lower lip: on the floor of the mouth (`floor_slope`)
+    if np.any(floor):
+        out = _hit_teeth_surface(origin, dirs, v, loop, cfg, behind + floor)
     if lower is not None and np.any(lower):
         lower = np.asarray(lower, bool)
         r_open = axis_angle_x(np.array([theta]))[0]
         o = r_open.T @ (origin - pivot) + pivot  # the camera seen from the jaw at rest
-        hit = _hit_teeth_surface(o, dirs[lower] @ r_open, v, loop, cfg, cfg.lower_teeth_behind_m + behind[lower])
+        d_lo, b_lo = dirs[lower] @ r_open, cfg.lower_teeth_behind_m + behind[lower]
+        hit = _hit_teeth_surface(o, d_lo, v, loop, cfg, b_lo)
+        floor = _floor_back(hit[:, 1], y_lo, cfg)
+        if np.any(floor):
+            hit = _hit_teeth_surface(o, d_lo, v, loop, cfg, b_lo + floor)
         out[lower] = (hit - pivot) @ r_open.T + pivot
     return out
 
