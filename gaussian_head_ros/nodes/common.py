@@ -313,7 +313,9 @@ def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
             executor.add_node(node)
             with spinning():
                 executor.spin()
-        else:
+        elif rclpy.ok():
+            # (not ok: a Ctrl-C or SIGTERM during the constructor shut the context down; rclpy.spin would fail
+            # creating its executor, and rclpy then prints that half-made executor's __del__ error)
             with spinning():
                 rclpy.spin(node)
     except ExternalShutdownException:
