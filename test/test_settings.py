@@ -256,7 +256,7 @@ def test_launch_warns_about_an_argument_it_does_not_have():
 def test_a_sigterm_during_spin_is_an_interruption_not_a_crash():
     """rclpy's SIGTERM handler shuts the default context down; an executor building its wait set at that
     moment raises RCLError ('the given context is not valid') out of spin(). `kill <avatar_pipeline>` ended
-    with that traceback and exit status 1 in 1 of 3 tries (try7). The node executables' `interrupted()` now
+    with that traceback and exit status 1 in 2 of 4 kills (try7). The node executables' `interrupted()` now
     takes any RuntimeError after the context's shutdown as the end it is; while the context lives it is still
     raised. (In a child process: it shuts down rclpy's default context, as the executables do.)"""
     import subprocess

@@ -236,7 +236,7 @@ def interrupted(e: BaseException) -> bool:
     handler shuts the context down at once, and an executor that is building its wait set at that moment
     raises RCLError 'failed to initialize wait set: the given context is not valid' (rclpy/executors.py
     checks context.ok() only after the wait) instead of ExternalShutdownException, and rclpy.spin() entered
-    just after it fails creating its executor: `kill` of avatar_pipeline or render_node ended 2 in 7 times with
+    just after it fails creating its executor: `kill` of avatar_pipeline or render_node ended 3 in 8 times with
     such a traceback and exit status 1 (try7, session 7), which a supervisor counts as a crash."""
     return isinstance(e, KeyboardInterrupt) or (
         isinstance(e, RuntimeError) and (_interrupted.is_set() or not rclpy.ok()))
