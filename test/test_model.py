@@ -535,9 +535,9 @@ def test_whole_head_shows_no_face_from_behind_or_the_sides(tiny, tmp_path):
     face the source camera and are not hidden behind the face; the rest get an inferred colour); from behind
     and from +-90 deg the head has no holes (the head surface continues under the face's edge). Faces found
     at +-90 deg (relative to the head's front) are printed, not asserted: MediaPipe reads the tiny preset's
-    blurred profile as a face on some portraits (6-9 of 18 views here at 160 px; over the grid of 162 views
-    about +-90 deg at 256 px: untrained tiny 64, the 300m-size generator 16, mesh_fit 17; docs/TRAINING.md
-    section 9)."""
+    blurred profile as a face on some portraits (6-9 of 18 views here at 160 px before the unseen head was
+    shaded; over the grid of 162 views about +-90 deg at 256 px, session 7: untrained tiny 18 (68 flat), the
+    300m-size generator 22, mesh_fit 22; docs/TRAINING.md section 9)."""
     import copy
     import importlib.util
 
