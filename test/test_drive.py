@@ -133,6 +133,23 @@ def test_triangle_rotation_and_scale_follow_the_template():
     np.testing.assert_allclose(r1, rot_of(q) @ r0, atol=1e-5)
 
 
+def test_a_face_stretched_one_way_grows_its_gaussians_by_the_stretch():
+    # A brow raise stretches the skin between brows and lids ~1.5-2x vertically and not across: grown by the
+    # area's square root (old rule: 1.26 for 1.6) the rows of bound Gaussians parted into horizontal stripes.
+    a = synthetic_avatar(4000, seed=4)
+    v = a.template_vertices.astype(np.float64)
+    expr = np.zeros_like(v)
+    expr[:, 1] = 0.6 * (v[:, 1] - v[:, 1].mean())  # 60 % taller, same width and depth
+    p = Driver(a).drive(FaceControl(expression=expr.astype(np.float32)))
+    tri = v[a.template_faces]
+    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    facing = np.abs(nrm[:, 2]) > 0.97 * np.linalg.norm(nrm, axis=1)  # in the image plane: stretch exactly 1.6
+    sel = (a.part == PART_FACE) & (a.face_id >= 0)
+    sel &= facing[np.maximum(a.face_id, 0)]
+    assert sel.sum() > 50
+    np.testing.assert_allclose(p.scales[sel], np.exp(a.log_scales[sel]) * 1.6, rtol=0.01)
+
+
 def test_carried_gaussians_move_with_their_point_neither_turned_nor_stretched():
     """A static Gaussian with a face_id (the upper lid's lash band, reconstruct/eyelids.margin_binding) is carried
     by the displacement of its barycentric point on that triangle: while the triangle grows and turns, the

@@ -14,7 +14,10 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
 
 - face triangle f (part 1, bound, coef = (bary, offset from the rest triangle point)): the barycentric
   point of the deformed triangle + the offset turned by the triangle's rotation change (local frame: first
-  edge and normal); rotation composed with that change; scales times sqrt(area ratio);
+  edge and normal); rotation composed with that change; scales times the triangle's largest in-plane
+  stretch (and the square root of any shrink) at and above the nose base (`triangle_growth`,
+  `photo_shaped_triangles`: skin stretched one way keeps its rows of Gaussians closed), times sqrt(area
+  ratio) below it (where the reconstructor rescaled them from the photo's shape by that rule);
 - falloff f (parts 0 and 2 and unbound face Gaussians within `falloff_m` of the template; coef =
   (w bary of the closest template point, mean)): the head pose plus w times the template displacement
   at that point, w = 1 at the template falling smoothly to 0 at `falloff_m` (forehead, temples, jaw
@@ -204,6 +207,44 @@ def scaled_rotations(r, weights):
     return eye + xp.sin(a) * kx + (1 - xp.cos(a)) * (kx @ kx)
 
 
+def _edge_dots(t):
+    """[F, 3 corners, 3] -> [F, 3] e1.e1, e1.e2, e2.e2 of the edges from corner 0 (the triangle's metric)."""
+    xp = namespace(t)
+    a, b = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    return xp.stack([xp.einsum("fc,fc->f", a, a), xp.einsum("fc,fc->f", a, b), xp.einsum("fc,fc->f", b, b)], -1)
+
+
+def inverse_metrics(t):
+    """[F, 3 corners, 3] triangles -> [F, 3] the inverse of each one's metric G = [[e1.e1, e1.e2], [e1.e2,
+    e2.e2]] (edges from corner 0) as its entries (00, 01, 11); degenerate triangles give zeros. numpy or torch
+    like t."""
+    xp = namespace(t)
+    g = _edge_dots(t)
+    det = g[:, 0] * g[:, 2] - g[:, 1] * g[:, 1]
+    det = xp.where(det > 1e-30, det, xp.full_like(det, float("inf")))
+    return xp.stack([g[:, 2], -g[:, 1], g[:, 0]], -1) / det[:, None]
+
+
+def triangle_growth(g0_inv, t1, area_ratio):
+    """`inverse_metrics` [F, 3] of triangles before a deformation, the triangles after it [F, 3 corners, 3]
+    and their area ratios after / before [F] -> [F] the factor their bound Gaussians grow by: the larger
+    in-plane stretch s1 when it is a stretch, times the square root of each shrink (s1 or s2 below 1):
+    max(s1, 1) * sqrt(min(s1, 1) * min(s2, 1)).
+    So skin stretched one way grows its Gaussians by the stretch (a 5 mm brow raise stretches the strip
+    between brows and lids ~1.5x vertically and ~1x across: grown by the area's square root, 1.22, the rows
+    of Gaussians parted into fine horizontal stripes), skin only squeezed keeps the square root of its area
+    change (a lid squeezed shut), and a uniform scale gives that scale. s1 >= s2 are the singular values of
+    the deformation gradient: s1^2 + s2^2 = trace(G0^-1 G1), s1 s2 = the area ratio. numpy or torch like t1."""
+    xp = namespace(t1)
+    g1 = _edge_dots(t1)
+    tr = g0_inv[:, 0] * g1[:, 0] + 2 * g0_inv[:, 1] * g1[:, 1] + g0_inv[:, 2] * g1[:, 2]
+    r = area_ratio
+    gap = xp.sqrt(xp.clip(tr * tr - 4 * r * r, 0.0, None) + 1e-30)  # s1^2 - s2^2 (+ a floor: finite gradients)
+    s1 = xp.sqrt(xp.clip(0.5 * (tr + gap), 1e-20, None))
+    s2 = r / s1
+    return xp.clip(s1, 1.0, None) * xp.sqrt(xp.clip(s1, None, 1.0) * xp.clip(s2, None, 1.0))
+
+
 def triangle_frames(v, faces):
     """[V, 3], [F, 3] -> local frames [F, 3, 3] (columns: first edge, in-plane normal, normal), areas [F]."""
     xp = namespace(v)
@@ -264,6 +305,8 @@ class Rig:
     k_jaw: int
     k_eye: int
     num_frames: int
+    grow_by_stretch: np.ndarray | None = None  # [F] bool: bound Gaussians grow by `triangle_growth` (else area)
+    metric_rest_inv: np.ndarray | None = None  # [F, 3] `inverse_metrics` of the rest triangles
 
     @property
     def num_gaussians(self) -> int:
@@ -355,7 +398,24 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         coef_b[idx] = w[:, None] * best_b
     frame_rest, area_rest = triangle_frames(verts, faces)
     return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
-               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2)
+               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2,
+               photo_shaped_triangles(verts, faces), inverse_metrics(verts[faces]))
+
+
+def photo_shaped_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, 3] rest template, [F, 3] -> [F] bool: triangles whose rest shape is the photo's, so their bound
+    Gaussians were built at their rest size and grow by `triangle_growth` when driven. The reconstructor
+    takes the photo's expression out only at and below the nose base (core.expression: everything above it
+    stays), rescaling the Gaussians there from the photo's triangles by the area rule (rest_pose.to_rest_pose);
+    those keep the area rule, so that the photo's own expression gives back exactly what was built (frame 0).
+    Other topologies (no photo expression removed): every triangle."""
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    if not lmk.has_mediapipe_topology(len(verts)):
+        return np.ones(len(faces), bool)
+    y = np.asarray(verts, np.float64)[:lmk.NUM_MESH, 1]
+    above = np.zeros(len(verts), bool)
+    above[:lmk.NUM_MESH] = y <= y[lmk.NOSE_BASE]  # y down: at or above the nose base
+    return above[faces].all(1)
 
 
 def coefficients(rig: Rig, means, verts):
@@ -534,7 +594,15 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
         fr1, a1 = triangle_frames(verts + disp, faces)
         moved = xp.any(xp.any(d_tri != 0, axis=-1), axis=-1)  # [F]: untouched triangles stay exactly rigid
         r_tri = xp.where(moved[:, None, None], fr1 @ fr0.mT, eye)
-        s_tri = xp.where(moved, xp.sqrt(xp.clip(a1, 1e-20, None) / xp.clip(a0, 1e-20, None)), xp.ones_like(a0))
+        ratio = xp.clip(a1, 1e-20, None) / xp.clip(a0, 1e-20, None)
+        grow = rig.grow_by_stretch if rig.grow_by_stretch is not None else np.ones(nf, bool)
+        if xp is np and verts is rig.verts and rig.metric_rest_inv is not None:
+            g0_inv = rig.metric_rest_inv
+        else:
+            g0_inv = inverse_metrics(vt)
+            grow = grow if xp is np else xp.as_tensor(grow, device=disp.device)
+        s_tri = xp.where(moved, xp.where(grow, triangle_growth(g0_inv, vt + d_tri, ratio), xp.sqrt(ratio)),
+                         xp.ones_like(a0))
         rot_f = r_g @ r_tri
         fade = (d_tri @ r_g.mT).mT  # [F, 3, 3 vertices]: R_g d of each corner (matmul: einsum is slow here)
         lin = (vt @ (r_g - eye).mT).mT + fade
