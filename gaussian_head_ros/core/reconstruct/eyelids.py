@@ -23,7 +23,6 @@ from gaussian_head_ros.core.reconstruct.eyeballs import opening_colours
 
 LUMA = lighting.LUMA.astype(np.float32)  # (float32 like the photos it weighs)
 MIN_REFERENCE_PX = 8  # an eye's sclera / iris reference needs this many pixels of its opening
-ABOVE_LUMA = (0.85, 1.25)  # closed-lid skin takes the colour above the lid only within this x the lid skin's luma
 
 
 @dataclass
@@ -119,14 +118,17 @@ def lid_rings(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lash_band(photo: np.ndarray, fid: np.ndarray, landmarks_px: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray,
-              level: float = 0.55, depth: float = 0.12) -> np.ndarray:
+              level: float = 0.55, depth: float = 0.12, opening: np.ndarray | None = None) -> np.ndarray:
     """[S, S] bool: the photo's lash band over each upper lid: pixels on the upper lid's strip or the ring above it
     (`lid_rings`; fid [S, S] each pixel's triangle, >= len(faces) or < 0 for none) darker than `level` x their
     eye's lid-skin luminance (skin_rgb [2, 3], lid_skin_colours), connected through such pixels to the upper lid's
     margin (landmarks_px [478, 2+] after lid_margins: the corners and the upper-lid points), at most `depth` eye
     widths from it (further, a lid's shadow carried down covered the closed lid: obama_speech's dark fraction 0.27 ->
     0.43 at 0.16 eye widths, as dark as eyeliner, so luminance does not tell them apart). These are the lashes
-    and eyeliner, which a closing lid carries down with its margin. A made-up eye's dark band reaches above
+    and eyeliner, which a closing lid carries down with its margin. opening [S, S] bool (optional): pixels of the eye
+    openings that stay with the lids (the rim: mesh_fit's lid band) may be in the band too, on the margin's other
+    side (sadtalker's eyeliner lies inside MediaPipe's contour; left to the falloff it went behind the closed lid's
+    skin, and the closed eye showed no lash line at all). A made-up eye's dark band reaches above
     MediaPipe's ring over the upper lid (sadtalker: up to 6 mm above the margin); left in place, it drew the open
     eye's outline around the closed lid. Dark parts apart from the band (a crease, wrinkles: obama_official) stay."""
     f = np.asarray(faces)
@@ -135,6 +137,8 @@ def lash_band(photo: np.ndarray, fid: np.ndarray, landmarks_px: np.ndarray, face
     ok = (fid >= 0) & (fid < len(f))
     region = np.zeros(fid.shape, bool)
     region[ok] = (strip | above)[fid[ok]]
+    if opening is not None:
+        region |= np.asarray(opening, bool)
     lum = np.asarray(photo, np.float32) @ LUMA
     lm = np.asarray(landmarks_px, np.float64)[:, :2]
     out = np.zeros(fid.shape, bool)
@@ -240,49 +244,104 @@ def lid_skin_colours(photo: np.ndarray, landmarks_px: np.ndarray, band=(0.15, 0.
     return np.asarray(out, np.float64)
 
 
-def lid_skin_above(photo: np.ndarray, landmarks_px: np.ndarray, band=(0.08, 0.2)) -> np.ndarray:
-    """[2, 7, 3] rgb in [0, 1]: for each eye (right, left) and each upper-lid vertex (lmk.EYELID_PAIRS_*), the median
-    of the photo between `band` eye widths above it (the lid skin above the lash band at that place along the lid;
-    NaN outside the photo)."""
+def closed_vertices(vertices: np.ndarray) -> np.ndarray:
+    """[V, 3] template -> [V, 3] the same with each upper-lid vertex (UPPER_LID) on its lower partner: the lids
+    closed, as a full blink (core.deform's lid retarget at openness 0, no gaze turn) leaves them."""
+    closed = np.asarray(vertices, np.float64).copy()
+    for pairs in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L):
+        for up, lo in pairs:
+            closed[up] = closed[lo]
+    return closed
+
+
+def closed_lid_photo(photo: np.ndarray, eyes: np.ndarray, landmarks_px: np.ndarray, grow_px: int = 2,
+                     below: float = 0.08, radius_px: float = 4.0) -> np.ndarray:
+    """photo [S, S, 3] float in [0, 1], eyes [S, S] bool (the eye openings and the upper lids' lash band),
+    landmarks_px [478, 2+] -> [S, S, 3] float: the photo with a hole filled from the skin around it (OpenCV's
+    fast-marching inpainting, Telea 2004): what the skin of a closed lid looks like where it covers the eye,
+    shaded as the lid above and below it is. The hole is `eyes` grown by `grow_px` and reaching `below` eye widths
+    further down (the lower lid's bright waterline and its lashes: filled from them, the closed lid's lower edge
+    was a white line). A flat colour per eye read as a pale patch inside the open eye's outline (the reader scored
+    our closed lids 0.27-0.55 closed, real closed eyes 0.68-0.75)."""
+    hole = cv2.dilate(np.asarray(eyes, np.uint8), np.ones((3, 3), np.uint8), iterations=int(grow_px)).astype(bool)
     lm = np.asarray(landmarks_px, np.float64)[:, :2]
-    h, w = photo.shape[:2]
-    img = np.ascontiguousarray(photo, np.float32)
-    out = np.full((2, len(lmk.EYELID_PAIRS_R), 3), np.nan)
-    for e, (corners, pairs) in enumerate(((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L))):
-        a, b = lm[corners[0]], lm[corners[1]]
-        width = float(np.linalg.norm(b - a))
-        up = np.array([(b - a)[1], -(b - a)[0]]) / max(width, 1e-9)
-        up = up if up[1] < 0 else -up
-        s = np.linspace(band[0], band[1], 5) * width
-        for k, (u, _) in enumerate(pairs):
-            q = lm[u][None] + s[:, None] * up[None]
-            q = q[(q[:, 0] >= 0) & (q[:, 0] < w) & (q[:, 1] >= 0) & (q[:, 1] < h)]
-            if len(q):
-                out[e, k] = np.median(_sample(img, q), 0)
-    return out
+    h = hole.shape[0]
+    for corners in lmk.EYE_CORNERS:
+        width = float(np.linalg.norm(lm[corners[1]] - lm[corners[0]]))
+        xs = np.sort(lm[list(corners), 0])
+        side = np.zeros_like(hole)
+        side[:, max(0, int(xs[0])):max(0, int(np.ceil(xs[1])) + 1)] = True  # this eye's columns
+        own = hole & side
+        for s in range(1, int(round(below * width)) + 1):
+            hole[s:] |= own[:h - s]
+    img = np.clip(np.asarray(photo, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+    filled = cv2.inpaint(img, hole.astype(np.uint8), float(radius_px), cv2.INPAINT_TELEA)
+    return filled.astype(np.float32) / 255
 
 
-def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray, centre: np.ndarray,
-                    spacing_m: float, behind_m: float, above_rgb: np.ndarray | None = None):
+def skin_luminance(rgb: np.ndarray, skin_rgb: np.ndarray, eye: np.ndarray, luma: tuple[float, float]) -> np.ndarray:
+    """rgb [M, 3] in [0, 1], skin_rgb [2, 3] (lid_skin_colours: right, left eye), eye [M] 0/1 (which eye's skin)
+    -> [M, 3]: each colour scaled so that its luminance lies within luma[0]..luma[1] x its eye's lid-skin
+    luminance (hue and shading kept; a NaN skin leaves the colour as it is)."""
+    rgb = np.asarray(rgb, np.float64)
+    sk = np.asarray(skin_rgb, np.float64)[np.asarray(eye, np.int64)] @ LUMA.astype(np.float64)
+    lum = rgb @ LUMA.astype(np.float64)
+    target = np.clip(lum, luma[0] * sk, luma[1] * sk)
+    k = np.where(np.isfinite(target) & (lum > 1e-6), target / np.maximum(lum, 1e-6), 1.0)
+    return np.clip(rgb * k[:, None], 0.0, 1.0)
+
+
+def fold_lashes(face_id: np.ndarray, bary: np.ndarray, means: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                fold: float) -> np.ndarray:
+    """Bindings (bary [M, 3]) for Gaussians carried by the upper-lid margin (face_id [M] strip triangles, bary [M, 3]
+    weights on the triangle's margin vertices only: margin_binding / carry_by_margin; means [M, 3] head frame)
+    that fold the lash band onto the margin as the lid closes: a Gaussian a height d above its margin point (below
+    it: d < 0), where the lid's opening is H, moves by (1 + e) x the margin's displacement minus e x the crease
+    side's (e = fold x d / H, |e| at most `fold`): in a full blink it lands (1 - fold) d from the lower lid instead
+    of d, so a 3-6 px band of lashes and eyeliner closes into a thin dark line where the lids meet (as a real
+    closed eye's lashes are), where carried at its own height it drew a thick jagged band across the closed lid. The
+    weights sum to 1 and nothing moves at rest; an opening lid spreads the band by the same factor. fold 0: the
+    bindings unchanged."""
+    b = np.asarray(bary, np.float64).copy()
+    if fold <= 0 or not len(b):
+        return b
+    f = np.asarray(faces, np.int64)[np.asarray(face_id, np.int64)]  # [M, 3]
+    v = np.asarray(vertices, np.float64)
+    on = np.isin(f, UPPER_LID)
+    lower = dict(p for pairs in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L) for p in pairs)
+    partner = np.where(on, np.vectorize(lambda u: lower.get(int(u), int(u)))(f), f)
+    margin = np.einsum("mk,mkd->md", b * on, v[f])
+    gap = np.einsum("mk,mkd->md", b * on, v[partner] - v[f])  # the margin's way down to the lower lid
+    h = np.linalg.norm(gap, axis=1)
+    d = np.einsum("md,md->m", margin - np.asarray(means, np.float64), gap / np.maximum(h, 1e-12)[:, None])
+    e = fold * np.clip(d / np.maximum(h, 1e-12), -1.0, 1.0) * (h > 1e-9)
+    crease = ~on / np.maximum((~on).sum(1, keepdims=True), 1)
+    return (1 + e)[:, None] * b - e[:, None] * crease
+
+
+def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, colour_of, centre: np.ndarray,
+                    spacing_m: float, behind_m: float, line_rgb: np.ndarray | None = None,
+                    line: tuple[float, float, float] = (0.04, 0.16, 0.06)):
     """Bound skin (PART_FACE) for what a closing upper lid uncovers: (means [M, 3], normals [M, 3], colours
     [M, 3], sigma [M] at rest, face_id [M], bary [M, 3]) on the triangles of the strip along each upper lid
     (those with some but not all vertices in UPPER_LID), spaced `spacing_m` apart as they are when the lid
-    is closed (each upper-lid vertex on its lower partner), behind the strip (seen from `centre`, the camera
-    centre in the same frame), under the photo's Gaussians at rest: `behind_m` at the crease side (where the
-    fold is concave and a shallower layer showed through the lashes at rest), a fifth of it at the margin (the
-    part that covers the eyeball's bulge when closed; deeper, the eyeball showed through). The driver scales a
-    bound Gaussian by the square root of its triangle's area change, so the sigma at rest is the closed one
-    over that factor. skin_rgb [2, 3]: per eye (right, left), lid_skin_colours. above_rgb [2, 7, 3] (lid_skin_above,
-    optional): the skin above each upper-lid vertex; a Gaussian then takes it at its crease side, graded to
-    skin_rgb at the margin (by its weight on the crease-side vertices, the nearest upper-lid vertex's): the closed
-    lid continues the skin above it instead of a flat patch of one colour per eye. Also the ring of triangles
-    above the strip (`lid_rings`) gets skin behind it: the lash band that left it (lash_band) uncovers it."""
+    is closed (`closed_vertices`), behind the strip (seen from `centre`, the camera centre in the same frame),
+    under the photo's Gaussians at rest: `behind_m` at the crease side (where the fold is concave and a
+    shallower layer showed through the lashes at rest), a fifth of it at the margin (the part that covers the
+    eyeball's bulge when closed; deeper, the eyeball showed through). The driver scales a bound Gaussian by the
+    square root of its triangle's area change, so the sigma at rest is the closed one over that factor.
+    colour_of: closed positions [M, 3] (head frame) -> rgb [M, 3] in [0, 1], the colour the closed lid shows
+    there (mesh_fit: `closed_lid_photo` where the point projects in the photo). line_rgb [2, 3] (per eye, right
+    and left; optional): a lash line just above where the closed lids meet: the skin whose weight on the
+    crease-side vertices is between line[0] and line[1] takes that colour, fading into the skin's over line[2]
+    (about 1-2 px at 512 px in a full blink; hidden under the photo's lid strip at rest, kept off its margin
+    edge, where it showed through at rest). The reader (FaceLandmarker) finds a closed eye by that line: a
+    closed lid of smooth skin read as less closed than a 20 %-open one (tpsmm self 0.39 -> 0.22). Also the ring
+    of triangles above the strip (`lid_rings`) gets skin behind it: the lash band that left it (lash_band)
+    uncovers it."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
-    closed = v.copy()
-    for pairs in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L):
-        for up, lo in pairs:
-            closed[up] = v[lo]
+    closed = closed_vertices(v)
     on = np.isin(f, UPPER_LID)
     strip, above = lid_rings(f)
     tris = np.flatnonzero(strip | above)
@@ -290,7 +349,7 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
     def area(x, t):
         return 0.5 * np.linalg.norm(np.cross(x[f[t, 1]] - x[f[t, 0]], x[f[t, 2]] - x[f[t, 0]]), axis=-1)
 
-    out = {k: [] for k in ("means", "normals", "colors", "sigma", "face_id", "bary")}
+    out = {k: [] for k in ("means", "normals", "closed", "sigma", "face_id", "bary", "crease", "eye")}
     rng = np.random.default_rng(0)
     for t in tris:
         a_rest, a_closed = float(area(v, t)), float(area(closed, t))
@@ -306,29 +365,21 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarra
         nrm /= np.linalg.norm(nrm)
         if nrm @ (centre - p.mean(0)) < 0:
             nrm = -nrm  # towards the camera
-        eye = 0 if v[f[t]][:, 0].mean() < 0 else 1  # the subject's right eye: image left
         crease = (bary * ~on[t]).sum(1)  # weight on the crease-side vertices (1 on the ring above)
         out["means"].append(p - (behind_m * (0.2 + 0.8 * crease ** 2))[:, None] * nrm)
         out["normals"].append(np.repeat(nrm[None], n, 0))
-        col = np.repeat(np.asarray(skin_rgb, np.float64)[eye][None], n, 0)
-        if above_rgb is not None:
-            pairs = lmk.EYELID_PAIRS_R if eye == 0 else lmk.EYELID_PAIRS_L
-            ups = np.array([u for u, _ in pairs])
-            a_rgb = np.asarray(above_rgb, np.float64)[eye]
-            fin = np.isfinite(a_rgb).all(1)
-            base_l = float(np.asarray(skin_rgb, np.float64)[eye] @ LUMA)
-            lum = a_rgb @ LUMA.astype(np.float64)
-            fin &= (lum >= ABOVE_LUMA[0] * base_l) & (lum <= ABOVE_LUMA[1] * base_l)  # not the brow, lashes, glare
-            if fin.any():  # smooth along the lid: Gaussian weights over the upper-lid vertices, sigma = their spacing
-                dist = np.linalg.norm(p[:, None] - v[ups[fin]][None], axis=2)
-                sig = np.mean(np.linalg.norm(np.diff(v[ups], axis=0), axis=1))
-                wgt = np.exp(-0.5 * (dist / max(sig, 1e-9)) ** 2) + 1e-12
-                top = (wgt @ a_rgb[fin]) / wgt.sum(1, keepdims=True)
-                col = crease[:, None] * top + (1 - crease[:, None]) * col
-        out["colors"].append(col)
+        out["closed"].append(bary @ closed[f[t]])
         out["sigma"].append(np.full(n, 0.8 * spacing_m / np.sqrt(a_closed / a_rest)))
         out["face_id"].append(np.full(n, t))
         out["bary"].append(bary)
+        out["crease"].append(crease)
+        out["eye"].append(np.full(n, 0 if v[f[t]][:, 0].mean() < 0 else 1))  # the subject's right eye: image left
     if not out["means"]:
         return None
-    return tuple(np.concatenate(out[k]) for k in ("means", "normals", "colors", "sigma", "face_id", "bary"))
+    cat = {k: np.concatenate(x) for k, x in out.items()}
+    colours = np.asarray(colour_of(cat["closed"]), np.float64)
+    if line_rgb is not None:
+        c = cat["crease"]
+        k = np.clip(np.minimum(c - line[0] + line[2], line[1] + line[2] - c) / max(line[2], 1e-9), 0.0, 1.0)[:, None]
+        colours = (1 - k) * colours + k * np.asarray(line_rgb, np.float64)[cat["eye"]]
+    return cat["means"], cat["normals"], colours, cat["sigma"], cat["face_id"], cat["bary"]

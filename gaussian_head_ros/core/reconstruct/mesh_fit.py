@@ -14,7 +14,9 @@
    the head and torso from the silhouette's rim colours, a wall along the silhouette, and a mouth
    interior (cavity, teeth, tongue) behind the lips of the rest template, opened as far as the photo's jaw.
    Eyelids (eyelids.py): the template's lid vertices first move to the photo's visible lid margins; the
-   upper lid's strip of pixels rides down with its margin in a blink, over lid skin waiting behind it.
+   upper lid's strip of pixels rides down with its margin in a blink, its lashes folding into a line where
+   the lids meet, over lid skin waiting behind it (the photo with the eyes filled from the skin around, and a
+   lash line along its lower edge).
 5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
    the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats.
 6. Lighting (lighting.py): second-order SH from the face skin's shading against the template normals.
@@ -43,9 +45,9 @@ from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back
                                                            rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
                                                          eyeball_pixels, place_on_eyeballs)
-from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_skin, lash_band,
-                                                         lid_margins, lid_skin_above, lid_skin_colours,
-                                                         margin_binding)
+from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
+                                                         closed_lid_skin, fold_lashes, lash_band, lid_margins,
+                                                         lid_skin_colours, margin_binding, skin_luminance)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import LUMA, estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
@@ -80,6 +82,15 @@ class MeshFitConfig:
     lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
     lash_level: float = 0.55  # upper-lid pixels darker than this x the lid skin's luminance, connected to the margin, ride with it (eyelids.lash_band)
     lash_depth: float = 0.12  # ... up to this many eye widths from the margin
+    lid_fill_grow_px: int = 2  # closed-lid skin colour: the eye openings and lash band grown by this, then filled (eyelids.closed_lid_photo)
+    lid_fill_below: float = 0.08  # ... and reaching this many eye widths further down (the lower lid's waterline)
+    lid_fill_radius_px: float = 4.0  # ... from this far around (OpenCV inpaint radius)
+    lid_fill_luma: tuple[float, float] = (0.85, 1.25)  # ... its luminance within these x the lid skin's (eyelids.skin_luminance)
+    lash_line_shade: float = 0.3  # a lash line where closed lids meet: this x the lid skin's colour (eyelids.closed_lid_skin); 0 = none
+    lash_line: tuple[float, float, float] = (0.04, 0.16, 0.06)  # ... on closed-lid skin between these weights on the crease side, fading over the third
+    lash_fold: float = 1.0  # a closed lid folds its carried lash band to this fraction of its height (eyelids.fold_lashes); 0 = off
+    lash_rim: bool = False  # ... and the dark rim of the eye opening at the upper lid is carried and folded with it
+    lash_lift_m: float = 0.0003  # ... its dark (lash) Gaussians this much nearer the camera: the line where the lids meet is dark
     lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
@@ -432,9 +443,20 @@ class MeshFitReconstructor(Reconstructor):
         eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_by_the_lids)
         lid_skin = None
         skin_rgb = lid_skin_colours(photo, fp.landmarks_px)
-        if cfg.lid_skin_spacing_m > 0:
-            found = closed_lid_skin(V, faces, skin_rgb, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m,
-                                    lid_skin_above(photo, fp.landmarks_px))
+        # the photo's lash band over each upper lid (eyelids.lash_band): it rolls down with the margin in a blink
+        band = lash_band(photo, np.where(fid < nf, fid, -1), fp.landmarks_px, faces, skin_rgb, cfg.lash_level,
+                         cfg.lash_depth, lid_band)
+        if cfg.lid_skin_spacing_m > 0:  # closed-lid skin: the photo with the openings and lashes filled from around
+            closed_view = closed_lid_photo(photo, eye_px | band, fp.landmarks_px, cfg.lid_fill_grow_px,
+                                           cfg.lid_fill_below, cfg.lid_fill_radius_px)
+
+            def closed_colour(p):  # the fill there, its luminance kept near the lid skin's (a deep lid's shadow
+                i, j, _, _ = scene.project(p)  # above the eye filled a closed lid with a dark smudge: obama_speech)
+                return skin_luminance(closed_view[i, j], skin_rgb, p[:, 0] >= 0, cfg.lid_fill_luma)  # x < 0: right eye
+
+            found = closed_lid_skin(V, faces, closed_colour, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m,
+                                    skin_rgb * cfg.lash_line_shade if cfg.lash_line_shade > 0 else None,
+                                    cfg.lash_line)
             if found is not None and np.isfinite(found[2]).all():
                 m_, n_, c_, s_, f_, b_ = found
                 lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
@@ -472,9 +494,8 @@ class MeshFitReconstructor(Reconstructor):
             # head in a driven view, is a hole (core.holes), not an anti-aliased edge
             coverage = np.maximum(coverage, np.where(d_edge[fi, fj] >= 1.5, HOLE_ALPHA + 0.25, 0.0)) * cfg.opacity
             photo_layer.opacities[frozen] = coverage
-        # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py); lid_skin fills behind
-        band = lash_band(photo, np.where(fid < nf, fid, -1), fp.landmarks_px, faces, skin_rgb, cfg.lash_level,
-                         cfg.lash_depth)
+        # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py), its lash band folding
+        # onto the margin; lid_skin fills behind
         for b, dark in ((photo_layer, band[pixels[0], pixels[1]]), (face_extra, None)):
             if b is not None and cfg.lid_split > 0:
                 rows = np.flatnonzero(b.part == PART_FACE)
@@ -485,6 +506,25 @@ class MeshFitReconstructor(Reconstructor):
                     ring = rows[dark[rows] & ~carried]
                     b.face_id[ring], b.bary[ring] = carry_by_margin(b.means, b.face_id, V, faces, ring)
                     b.part[ring] = PART_STATIC
+                    carried[np.searchsorted(rows, ring)] = True
+                fold = rows[carried]
+                b.bary[fold] = fold_lashes(b.face_id[fold], b.bary[fold], b.means[fold], V, faces, cfg.lash_fold)
+                if dark is not None and cfg.lash_rim:
+                    # the rim's lashes (in the opening, static, unbound): carried and folded too, slid along their
+                    # rays to their margin point's distance (at rest nothing covers them; closed, they lie on the
+                    # lid's skin, not behind it); all the lashes a little in front where the folded band overlaps
+                    rim = np.flatnonzero(dark & (b.part == PART_STATIC) & (b.face_id < 0))
+                    b.face_id[rim], b.bary[rim] = carry_by_margin(b.means, b.face_id, V, faces, rim)
+                    margin = np.einsum("mk,mkd->md", b.bary[rim], V[faces[b.face_id[rim]]])
+                    b.bary[rim] = fold_lashes(b.face_id[rim], b.bary[rim], b.means[rim], V, faces, cfg.lash_fold)
+                    ray = b.means[rim] - centre
+                    ray /= np.linalg.norm(ray, axis=1, keepdims=True)
+                    b.means[rim] = centre + ray * np.minimum(np.linalg.norm(b.means[rim] - centre, axis=1),
+                                                             np.linalg.norm(margin - centre, axis=1))[:, None]
+                if dark is not None:
+                    lift = np.concatenate([rows[carried & dark[rows]], rim if cfg.lash_rim else rows[:0]])
+                    toward = centre - b.means[lift]
+                    b.means[lift] += cfg.lash_lift_m * toward / np.linalg.norm(toward, axis=1, keepdims=True)
         batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin, lid_skin])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
