@@ -215,7 +215,8 @@ def test_person_mask_keeps_the_background_off_the_head(tiny, framed):
     ones, zeros = torch.ones(1, 128, 128), torch.zeros(1, 64, 64)  # any resolution
     with torch.no_grad():
         none, one, zero = (tiny.reconstruct(image, tpl, vm, K, m) for m in (None, ones, zeros))
-    assert torch.equal(none["rgb"], one["rgb"]) and torch.equal(none["means"], one["means"])
+    # the same up to float rounding: a mask of ones is resampled (bilinear weights sum to 1 within an ulp)
+    assert torch.allclose(none["rgb"], one["rgb"], rtol=0, atol=1e-6) and torch.equal(none["means"], one["means"])
     part, g = tiny.generator.part, tiny.generator
     head = part == PART_STATIC
     assert torch.equal(zero["rgb"][0, part == PART_FACE], none["rgb"][0, part == PART_FACE])
