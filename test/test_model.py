@@ -3,6 +3,7 @@ the drive() twin, checkpoints, and the `rar` reconstructor end to end (CPU, tiny
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -222,9 +223,20 @@ def test_person_mask_keeps_the_background_off_the_head(tiny, framed):
     assert torch.equal(zero["rgb"][0, part == PART_FACE], none["rgb"][0, part == PART_FACE])
     assert float(zero["visibility"][0, head].max()) < 1e-3 < float(none["visibility"][0, head].max())
     # no person anywhere: the hair prior falls back to grey (the crown's Gaussians, up to the small learned
-    # correction; those under the face's edge take the skin's)
+    # correction; those under the face's edge take the skin's), before the unseen head's shading with depth
+    # (back_shade), which only darkens it
     crown = head & (g.region == REGION_CROWN)
-    assert float((zero["rgb"][0, crown] - 0.5).abs().max()) < 0.05 < float((none["rgb"][0, crown] - 0.5).abs().max())
+    assert float((none["rgb"][0, crown] - 0.5).abs().max()) > 0.05
+    shaded = zero["rgb"][0, crown]
+    cfg = g.cfg
+    try:
+        g.cfg = dataclasses.replace(cfg, back_shade=0.0)
+        with torch.no_grad():
+            flat = tiny.reconstruct(image, tpl, vm, K, zeros)["rgb"][0, crown]
+    finally:
+        g.cfg = cfg
+    assert float((flat - 0.5).abs().max()) < 0.05
+    assert bool((shaded <= flat + 1e-6).all()) and float((flat - shaded).max()) > 0.05
 
 
 def test_what_the_photo_sees_edge_on_is_inferred_not_copied(tiny, framed):
