@@ -771,19 +771,46 @@ def test_a_closing_lower_lip_stretches_itself_not_the_chin(results):
     assert height(v + closed.expression) == pytest.approx(height(v), abs=2e-4)
 
 
-def test_a_frowning_photo_rests_with_relaxed_mouth_corners(results):
-    """lp_d8_man_glasses frowns (mouth corners 4.8 mm below the lips' centre): the avatar rests with them at
-    the relaxed range's edge (MAX_CORNER_DROP_M), as a smiling photo's are brought down to MIN_CORNER_DROP_M."""
+def _corner_drop(v):
+    """[468+, 3] canonical vertices -> the mouth corners' height below the lips' centre, metres (y down)."""
     from gaussian_head_ros.core import expression as E
 
-    def drop(v):
-        centre = 0.5 * (v[E.UPPER_LIP_MID] + v[E.LOWER_LIP_MID])
-        return float(0.5 * (v[E.LIP_CORNERS_OUTER[0], 1] + v[E.LIP_CORNERS_OUTER[1], 1]) - centre[1])
+    centre = 0.5 * (v[E.UPPER_LIP_MID] + v[E.LOWER_LIP_MID])
+    return float(0.5 * (v[E.LIP_CORNERS_OUTER[0], 1] + v[E.LIP_CORNERS_OUTER[1], 1]) - centre[1])
+
+
+def test_a_frowning_photo_rests_with_relaxed_mouth_corners(results):
+    """lp_d8_man_glasses frowns (mouth corners 4.7 mm below the lips' centre): the avatar rests with them at
+    the relaxed faces' mean height (MEAN_CORNER_DROP_M), not at the relaxed range's edge (MAX_CORNER_DROP_M,
+    where its frown still read under every clip)."""
+    from gaussian_head_ros.core import expression as E
 
     res = results["lp_d8_man_glasses.jpg"]
     rest = res.avatar.template_vertices.astype(np.float64)
-    assert drop(rest + res.expression) > E.MAX_CORNER_DROP_M + 0.003  # the photo frowns
-    assert drop(rest) <= E.MAX_CORNER_DROP_M + 0.0005
+    assert _corner_drop(rest + res.expression) > E.MAX_CORNER_DROP_M + 0.003  # the photo frowns
+    assert _corner_drop(rest) == pytest.approx(E.MEAN_CORNER_DROP_M, abs=0.0005)
+
+
+def test_a_smiling_photo_rests_with_a_relaxed_mouth(results):
+    """obama_official grins (mouth 74 mm wide, corners 11 mm above the lips' centre): the avatar rests with
+    the relaxed faces' mean width and corner height, not at the relaxed range's edge (52.5 mm, 3 mm above,
+    where the grin still read under every clip)."""
+    from gaussian_head_ros.core import expression as E
+
+    res = results["obama_official.jpg"]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    photo = rest + res.expression
+    def width(v):
+        return float(v[E.LIP_CORNERS_OUTER[1], 0] - v[E.LIP_CORNERS_OUTER[0], 0])
+
+    assert width(photo) > E.MAX_MOUTH_WIDTH_M + 0.01 and _corner_drop(photo) < E.MIN_CORNER_DROP_M - 0.005
+    # the rule on these landmarks: the relaxed means exactly
+    n = E.neutralize(photo)
+    assert width(n) == pytest.approx(E.MEAN_MOUTH_WIDTH_M, abs=1e-4)
+    assert _corner_drop(n) == pytest.approx(E.MEAN_CORNER_DROP_M, abs=3e-4)
+    # the avatar (its template is fitted apart from the landmarks the rule reads: 47.6 mm, 50.3 at the edge)
+    assert width(rest) < E.MEAN_MOUTH_WIDTH_M
+    assert _corner_drop(rest) == pytest.approx(E.MEAN_CORNER_DROP_M, abs=0.0007)
 
 
 @pytest.fixture(scope="module")

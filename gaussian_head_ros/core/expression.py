@@ -23,9 +23,12 @@ nose base held fixed.
   what the turn leaves (lips parted with the jaw still, as in a smile showing teeth), by stretching
   itself: its outer edge and the skin below turn with the jaw, up to LIP_STRETCH x the lip's height.
 - Smile: mouth corners further apart, higher (relative to the lips' centre) or further back than the
-  range of relaxed faces are moved back to the edge of that range; the inner lip contour follows them
-  in proportion to its distance from the middle. Frown: corners lower than that range are raised to it
-  (lp_d8_man_glasses' photo: 4.8 mm below the lips' centre; its avatar kept the frown under every clip).
+  range of relaxed faces are moved back past the edge of that range by as much again as they exceeded
+  it, at most to the relaxed mean (`_beyond`: continuous, a face within the range is left as it is, a
+  clear smile rests at the mean); the inner lip contour follows them in proportion to its distance from
+  the middle. At the edge, obama_official's and trump_official's avatars still grinned under every clip.
+  Frown: corners lower than that range are raised the same way (lp_d8_man_glasses' photo: 4.7 mm below
+  the lips' centre; its avatar kept the frown under every clip).
   Pucker (or lips pressed together): corners nearer each other than that range are moved out to it
   (tpsmm_driving's "oo" frames: 28-42 mm, with the lips closed and the jaw up).
 
@@ -36,8 +39,8 @@ measured here with MediaPipe's FaceLandmarker as the judge of "relaxed" (jawOpen
 depth behind the lips' centre 13.4 +- 0.7 mm (16.1), inner upper lip below the nose tip 34.8 +- 2.3 mm
 (28.1), chin below the nose tip 78.2 +- 3.1 mm (correlation with jawOpen over all 341 frames: 0.78).
 Each limit sits about one standard deviation beyond the mean, so a relaxed face is left (nearly) as it
-is and only clear expressions are removed; the chin's only a quarter of one (a jaw left open in the
-neutral would shift every later jaw reading).
+is and only clear expressions are removed (a smile or frown down to the mean); the chin's only a quarter
+of one (a jaw left open in the neutral would shift every later jaw reading).
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ MAX_CORNER_DEPTH_M = 0.0141  # corners behind the lips' centre
 MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip
 MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
 LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of its height (handle_targets)
+# The relaxed faces' means (module docstring): a smile or frown beyond a limit is taken past it towards the mean
+# by as much again as it exceeds the limit, at most to the mean (`_beyond`).
+MEAN_MOUTH_WIDTH_M = 0.0498
+MEAN_CORNER_DROP_M = -0.0015
+MEAN_CORNER_DEPTH_M = 0.0134
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,6 +111,15 @@ def _turn_to_raise(r: np.ndarray, rise: float) -> float:
     rho = math.hypot(r[1], r[2])
     phi = math.atan2(r[1], -r[2])
     return max(0.0, phi - math.asin(float(np.clip((r[1] - rise) / max(rho, 1e-9), -1.0, 1.0))))
+
+
+def _beyond(excess: float, limit_to_mean: float) -> float:
+    """How far a measure `excess` (>= 0) past a relaxed limit is taken back: the excess, and as much again
+    towards the relaxed mean, at most to the mean (`limit_to_mean` from the limit). Continuous: a face at the
+    limit stays as it is; a clear smile or frown rests at the mean, not at the edge of the relaxed range
+    (a smile left at the edge still read as one: obama_official/trump_official grinned under every clip)."""
+    e = max(0.0, excess)
+    return e + min(e, max(0.0, limit_to_mean))
 
 
 def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +164,13 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Smile: corners back into the relaxed range.
     cr, cl = LIP_CORNERS_OUTER
     width = float(x[cl, 0] - x[cr, 0])
-    inward = 0.5 * (max(0.0, width - MAX_MOUTH_WIDTH_M) - max(0.0, MIN_MOUTH_WIDTH_M - width))  # smile / pucker
+    inward = 0.5 * (_beyond(width - MAX_MOUTH_WIDTH_M, MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M)  # smile
+                    - max(0.0, MIN_MOUTH_WIDTH_M - width))  # pucker: to the edge only
     corner = 0.5 * (x[cr] + x[cl])
     drop = float(corner[1] - centre[1])
-    down = closing[1] + max(0.0, MIN_CORNER_DROP_M - drop) - max(0.0, drop - MAX_CORNER_DROP_M)  # smile / frown
-    forward = max(0.0, float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M)
+    down = (closing[1] + _beyond(MIN_CORNER_DROP_M - drop, MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M)  # smile
+            - _beyond(drop - MAX_CORNER_DROP_M, MAX_CORNER_DROP_M - MEAN_CORNER_DROP_M))  # frown
+    forward = _beyond(float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M, MAX_CORNER_DEPTH_M - MEAN_CORNER_DEPTH_M)
     d_corner_r = np.array([inward, down, closing[2] - forward])
     d_corner_l = np.array([-inward, down, closing[2] - forward])
     # The inner contour follows the corners in proportion to its distance from the middle.
