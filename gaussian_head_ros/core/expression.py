@@ -27,6 +27,7 @@ nose base held fixed.
   it, at most to the relaxed mean (`_beyond`: continuous, a face within the range is left as it is, a
   clear smile rests at the mean); the inner lip contour follows them in proportion to its distance from
   the middle. At the edge, obama_official's and trump_official's avatars still grinned under every clip.
+  A mouth open wider than OPEN_MEAN_UP_TO_M goes less far (to the edge only from OPEN_EDGE_ONLY_M on).
   Frown: corners lower than that range are raised the same way (lp_d8_man_glasses' photo: 4.7 mm below
   the lips' centre; its avatar kept the frown under every clip).
   Pucker (or lips pressed together): corners nearer each other than that range are moved out to it
@@ -74,6 +75,11 @@ LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of 
 MEAN_MOUTH_WIDTH_M = 0.0498
 MEAN_CORNER_DROP_M = -0.0015
 MEAN_CORNER_DEPTH_M = 0.0134
+# ... for lips that (nearly) meet or part in a smile: a mouth open wider than this (lip gap) still goes to the
+# edge only, and fully so from OPEN_EDGE_ONLY_M on (the corners of a scream sit high above the lips' centre by
+# the opening, not by a smile: lp_d9_woman_turned, gap 44 mm, read as a more open jaw when taken to the mean)
+OPEN_MEAN_UP_TO_M = 0.015
+OPEN_EDGE_ONLY_M = 0.025
 
 
 @functools.lru_cache(maxsize=1)
@@ -163,14 +169,16 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     closing = 0.5 * (d_up[4] + d_lo[4])  # how far closing moves it; the corners go along
     # Smile: corners back into the relaxed range.
     cr, cl = LIP_CORNERS_OUTER
+    to_mean = float(np.clip((OPEN_EDGE_ONLY_M - g_mid) / (OPEN_EDGE_ONLY_M - OPEN_MEAN_UP_TO_M), 0.0, 1.0))
     width = float(x[cl, 0] - x[cr, 0])
-    inward = 0.5 * (_beyond(width - MAX_MOUTH_WIDTH_M, MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M)  # smile
+    inward = 0.5 * (_beyond(width - MAX_MOUTH_WIDTH_M, to_mean * (MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M))  # smile
                     - max(0.0, MIN_MOUTH_WIDTH_M - width))  # pucker: to the edge only
     corner = 0.5 * (x[cr] + x[cl])
     drop = float(corner[1] - centre[1])
-    down = (closing[1] + _beyond(MIN_CORNER_DROP_M - drop, MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M)  # smile
-            - _beyond(drop - MAX_CORNER_DROP_M, MAX_CORNER_DROP_M - MEAN_CORNER_DROP_M))  # frown
-    forward = _beyond(float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M, MAX_CORNER_DEPTH_M - MEAN_CORNER_DEPTH_M)
+    down = (closing[1] + _beyond(MIN_CORNER_DROP_M - drop, to_mean * (MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M))
+            - _beyond(drop - MAX_CORNER_DROP_M, to_mean * (MAX_CORNER_DROP_M - MEAN_CORNER_DROP_M)))  # smile, frown
+    forward = _beyond(float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M,
+                      to_mean * (MAX_CORNER_DEPTH_M - MEAN_CORNER_DEPTH_M))
     d_corner_r = np.array([inward, down, closing[2] - forward])
     d_corner_l = np.array([-inward, down, closing[2] - forward])
     # The inner contour follows the corners in proportion to its distance from the middle.
