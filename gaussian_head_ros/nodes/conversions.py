@@ -61,16 +61,7 @@ def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> Gauss
     msg.operator_id = avatar.operator_id
     msg.format_version = FORMAT_VERSION
     msg.reconstructor = avatar.reconstructor
-    pc = PointCloud2()
-    pc.header = msg.header
-    pc.height, pc.width = 1, avatar.num_gaussians
-    pc.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
-    pc.is_bigendian = False
-    pc.point_step = 4 * len(names)
-    pc.row_step = pc.point_step * pc.width
-    pc.is_dense = True
-    pc.data = table.astype("<f4").tobytes()
-    msg.gaussians = pc
+    msg.gaussians = _float32_cloud(names, table, msg.header)
     msg.sh_degree = avatar.sh_degree
     msg.template_vertices = _f32(avatar.template_vertices)
     msg.template_faces = array.array("I", np.ascontiguousarray(avatar.template_faces, np.uint32).tobytes())
@@ -99,15 +90,20 @@ def avatar_to_cloud(avatar: GaussianAvatar, header: Header | None = None) -> Poi
     table = np.empty((int(keep.sum()), 4), "<f4")
     table[:, :3] = avatar.means[keep]
     table[:, 3] = packed.astype("<u4").view("<f4")
+    return _float32_cloud(("x", "y", "z", "rgb"), table, header or Header())
+
+
+def _float32_cloud(names, table: np.ndarray, header: Header) -> PointCloud2:
+    """[N, len(names)] values -> a dense little-endian PointCloud2 (height 1) of FLOAT32 fields `names`."""
     pc = PointCloud2()
-    pc.header = header or Header()
+    pc.header = header
     pc.height, pc.width = 1, table.shape[0]
-    pc.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-                 for i, n in enumerate(("x", "y", "z", "rgb"))]
+    pc.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
     pc.is_bigendian = False
-    pc.point_step, pc.row_step = 16, 16 * table.shape[0]
+    pc.point_step = 4 * len(names)
+    pc.row_step = pc.point_step * pc.width
     pc.is_dense = True
-    pc.data = table.tobytes()
+    pc.data = np.ascontiguousarray(table, "<f4").tobytes()
     return pc
 
 
