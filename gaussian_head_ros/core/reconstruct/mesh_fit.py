@@ -89,7 +89,6 @@ class MeshFitConfig:
     lash_line_shade: float = 0.3  # a lash line where closed lids meet: this x the lid skin's colour (eyelids.closed_lid_skin); 0 = none
     lash_line: tuple[float, float, float] = (0.04, 0.16, 0.06)  # ... on closed-lid skin between these weights on the crease side, fading over the third
     lash_fold: float = 1.0  # a closed lid folds its carried lash band to this fraction of its height (eyelids.fold_lashes); 0 = off
-    lash_rim: bool = False  # ... and the dark rim of the eye opening at the upper lid is carried and folded with it
     lash_lift_m: float = 0.0003  # ... its dark (lash) Gaussians this much nearer the camera: the line where the lids meet is dark
     lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
@@ -509,20 +508,8 @@ class MeshFitReconstructor(Reconstructor):
                     carried[np.searchsorted(rows, ring)] = True
                 fold = rows[carried]
                 b.bary[fold] = fold_lashes(b.face_id[fold], b.bary[fold], b.means[fold], V, faces, cfg.lash_fold)
-                if dark is not None and cfg.lash_rim:
-                    # the rim's lashes (in the opening, static, unbound): carried and folded too, slid along their
-                    # rays to their margin point's distance (at rest nothing covers them; closed, they lie on the
-                    # lid's skin, not behind it); all the lashes a little in front where the folded band overlaps
-                    rim = np.flatnonzero(dark & (b.part == PART_STATIC) & (b.face_id < 0))
-                    b.face_id[rim], b.bary[rim] = carry_by_margin(b.means, b.face_id, V, faces, rim)
-                    margin = np.einsum("mk,mkd->md", b.bary[rim], V[faces[b.face_id[rim]]])
-                    b.bary[rim] = fold_lashes(b.face_id[rim], b.bary[rim], b.means[rim], V, faces, cfg.lash_fold)
-                    ray = b.means[rim] - centre
-                    ray /= np.linalg.norm(ray, axis=1, keepdims=True)
-                    b.means[rim] = centre + ray * np.minimum(np.linalg.norm(b.means[rim] - centre, axis=1),
-                                                             np.linalg.norm(margin - centre, axis=1))[:, None]
-                if dark is not None:
-                    lift = np.concatenate([rows[carried & dark[rows]], rim if cfg.lash_rim else rows[:0]])
+                if dark is not None:  # the lashes a little in front where the folded band overlaps
+                    lift = rows[carried & dark[rows]]
                     toward = centre - b.means[lift]
                     b.means[lift] += cfg.lash_lift_m * toward / np.linalg.norm(toward, axis=1, keepdims=True)
         batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin, lid_skin])
