@@ -90,7 +90,7 @@ def run_group(photo: str | None, group: list, opts: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from gaussian_head_ros.core.living_face import pairs, summarize, to_markdown
+    from gaussian_head_ros.core.living_face import pairs, summarize, to_markdown, with_slopes
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DATA), help="data folder with driving/ and portraits/")
@@ -132,9 +132,11 @@ def main(argv=None) -> int:
         futures = [ex.submit(run_group, g[0].photo, g, opts) for g in groups.values()]
         for f in futures:
             f.result()
-    rows = [json.loads(f.read_text()) for f in sorted((out_dir / "pairs").glob("*.json"))]
+    rows = [with_slopes(json.loads(f.read_text())) for f in sorted((out_dir / "pairs").glob("*.json"))]
     rows.sort(key=lambda r: (r["kind"] != "self", r["pair"]))
     base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    if base:
+        base["pairs"] = [with_slopes(r) for r in base["pairs"]]
     summary = summarize(rows, base["pairs"] if base else None)
     load = os.getloadavg()
     meta = {"command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
@@ -148,6 +150,7 @@ def main(argv=None) -> int:
               f"load {meta['load_avg_1_5_15']} on {meta['cpus']} CPUs; reader {meta['reader']}; "
               f"controls: {args.control_codec} (none = exact, in process). "
               "r = Pearson r driver vs render of the reader's series (– = driver too still or not measured); "
+              "slope = the render's least-squares slope against the driver's series (amplitude, 1 = the same); "
               "holes in px at 512²; SFace cos = identity similarity render vs photo (not ArcFace CSIM).")
     if base:
         header += f" Baseline: {args.baseline} (its means over the same pairs)."

@@ -93,6 +93,37 @@ def test_a_clip_against_itself_a_shifted_and_a_frozen_copy(clip_reading):
         compare(_series(read), _series(read[1:]))
 
 
+def test_slope_measures_the_amplitude_r_does_not_see():
+    from gaussian_head_ros.core.metrics import correlation, slope
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 0.6, 60)
+    half = 0.05 + 0.5 * x  # follows at half the size: r 1, slope 0.5
+    assert correlation(x, half) == pytest.approx(1.0) and slope(x, half) == pytest.approx(0.5)
+    noisy = 0.3 * x + rng.normal(0.0, 0.01, 60)
+    noisy[[3, 7]] = np.nan  # frames without a face are left out
+    assert slope(x, noisy) == pytest.approx(0.3, abs=0.03)
+    assert slope(x, np.full(60, 0.2)) == pytest.approx(0.0, abs=1e-12)  # a render that never moves
+    assert slope(x, -x) == pytest.approx(-1.0)
+    with pytest.raises(ValueError):
+        slope(np.full(60, 0.1), x)  # a still driver: nothing to fit against
+    with pytest.raises(ValueError):
+        slope(x[:2], x[:2])
+
+
+def test_compare_gives_the_slope_beside_r(clip_reading):
+    read = clip_reading
+    same = compare(_series(read), _series(read))
+    assert same["slope_jaw"] == pytest.approx(1.0)
+    assert compare(_series(read), _series([read[0]] * len(read)))["slope_jaw"] == 0.0
+    # A render whose jaw opens a third as far: r stays 1, the slope says a third.
+    small = _series(read)
+    small.groups["jaw"] = [0.02 + v / 3 for v in small.groups["jaw"]]
+    m = compare(_series(read), small)
+    assert m["r_jaw"] == pytest.approx(1.0) and m["slope_jaw"] == pytest.approx(1 / 3, abs=1e-3)
+    assert all((m[f"slope_{k}"] is None) == (m[f"r_{k}"] is None) for k in GROUPS)
+
+
 def test_frames_without_a_face_are_counted_and_left_out(clip_reading):
     read = list(clip_reading)
     render = list(read)
@@ -293,3 +324,26 @@ def test_table_pairs_summary_and_acceptance(shared_data):
     assert s["errors"] == ["cross:q:a"]
     md = to_markdown(rows, s, "# t", summarize(rows))
     assert "| self:a |" in md and "error: ValueError" in md and "baseline -> now" in md
+
+
+def test_table_slopes_from_kept_series_and_their_means():
+    """A pair file written before the slope existed gets it from its reader series; the Markdown gives
+    each kind's amplitude table with the mean over pairs."""
+    from gaussian_head_ros.core.living_face import summarize, to_markdown, with_slopes
+    from gaussian_head_ros.core.reader import ANGLES, GROUPS
+
+    t = np.linspace(0.0, 6.0, 40)
+    drv = {k: [0.0] * 40 for k in GROUPS + ANGLES}
+    drv["jaw"] = list(0.3 + 0.25 * np.sin(t))
+    ren = {**drv, "jaw": [0.1 + 0.4 * (v - 0.3) for v in drv["jaw"]]}
+    ren["jaw"][5] = None  # no face in the render there
+    old = {"pair": "cross:p:a", "kind": "cross", "r_jaw": 1.0, "reader_series": {"driver": drv, "render": ren}}
+    row = with_slopes(old)
+    assert row["slope_jaw"] == pytest.approx(0.4, abs=1e-3) and row["slope_blink"] is None
+    assert with_slopes({**row, "slope_jaw": 0.9})["slope_jaw"] == 0.9  # measured slopes are kept
+    assert with_slopes({"pair": "x", "kind": "self"}) == {"pair": "x", "kind": "self"}
+    rows = [row, {**row, "pair": "cross:q:a", "slope_jaw": 0.2}]
+    s = summarize(rows)
+    assert s["means"]["cross"]["slope_jaw"] == pytest.approx(0.3, abs=1e-3)
+    md = to_markdown(rows, s)
+    assert "cross-reenactment amplitude" in md and "| jaw slope |" in md and "| cross:q:a | 0.200 |" in md

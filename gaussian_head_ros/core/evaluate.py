@@ -17,7 +17,7 @@ the PSNR of the clip's first frame alone (the photo itself in self-reenactment).
 
 Optional, on every rendered frame (the avatar on black, as the robot's display shows it):
 - reader (`reader_model`, a FaceLandmarker .task): blendshape-group and head-angle correlations between
-  the driver and the render (core/reader.py: r_jaw, r_blink, r_gaze_h, ..., r_yaw, mae_yaw_deg, ...);
+  the driver and the render (core/reader.py: r_jaw, slope_jaw, r_blink, ..., r_yaw, mae_yaw_deg, ...);
 - holes (`holes`): background seen through the head, per frame, mean / p95 / max (core/holes.py);
 - identity (`identity`): SFace cosine of the render to the photo (core/identity.py; optional package);
 - a side-by-side video driver | render (`side_by_side`, a path).

@@ -62,3 +62,17 @@ def correlation(a, b) -> float:
     if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def slope(x, y) -> float:
+    """Least-squares slope b of y ~ a + b x over the frames where both are finite: how far y moves per
+    unit of x (an amplitude, which Pearson r does not see; y following x at half the size has r 1, slope
+    0.5). 0 when y is constant; raises ValueError when x is constant (nothing to fit against) or fewer
+    than 3 frames are finite."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or x.std() < 1e-9:
+        raise ValueError(f"no slope: {len(x)} finite frames, x std {x.std() if len(x) else 0.0:.2g}")
+    xc = x - x.mean()
+    return float(np.dot(xc, y - y.mean()) / np.dot(xc, xc))

@@ -5,7 +5,9 @@ face), a model the tracker does not use by default and that we never train again
 clip and, separately, on the rendered video. How well the avatar follows the operator is then the
 Pearson r, over the frames where the reader finds a face in both, between the two series of each
 blendshape group and of each head angle. It needs no ground truth, so it works for cross-reenactment
-(another person's photo) as well as for self-reenactment.
+(another person's photo) as well as for self-reenactment. r does not see amplitude (an avatar whose jaw
+opens a tenth as far as the operator's can still have r 0.9), so beside each group's r comes its slope: the
+least-squares slope of the render's series against the driver's (metrics.slope), reported where r is.
 
 Blendshape groups (MediaPipe's category names; L/R = ...Left/...Right; scores in [0, 1]):
 
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
-from gaussian_head_ros.core.metrics import correlation
+from gaussian_head_ros.core.metrics import correlation, slope
 
 GROUPS = ("jaw", "blink", "gaze_h", "gaze_v", "brow", "smile", "pucker")
 ANGLES = ("yaw", "pitch", "roll")
@@ -181,6 +183,16 @@ class ReaderSeries:
     def found(self) -> np.ndarray:  # [T] bool
         return np.isfinite(np.asarray(self.groups["jaw"], np.float64))
 
+    @classmethod
+    def from_json(cls, d: dict) -> ReaderSeries:
+        """The inverse of evaluate's `reader_series` entry ({group or angle: [T] values, None = no face})."""
+        s = cls()
+        for k in GROUPS:
+            s.groups[k] = [math.nan if v is None else float(v) for v in d[k]]
+        for k in ANGLES:
+            s.angles[k] = [math.nan if v is None else float(v) for v in d[k]]
+        return s
+
 
 def min_std(group: str) -> float:
     """The driver std below which a group's r is not reported (MIN_STD, or NOISE_MARGIN x its NOISE_STD)."""
@@ -202,9 +214,11 @@ def _r(driver: np.ndarray, render: np.ndarray, min_std: float) -> float | None:
 
 
 def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
-    """Two series of the same frames -> flat metrics: r_<group>, r_<angle>, mae_<angle>_deg, std_<group> and
-    std_<angle>_deg (the driver's amplitude, for judging an r), reader_frames (frames with a face in both),
-    no_face_driver, no_face_render. Raises ValueError when the lengths differ."""
+    """Two series of the same frames -> flat metrics: r_<group>, slope_<group> (the render's least-squares
+    slope against the driver's series: 1 = the same amplitude, 0.3 = a third of it; None where r is None),
+    r_<angle>, mae_<angle>_deg, std_<group> and std_<angle>_deg (the driver's amplitude, for judging an r),
+    reader_frames (frames with a face in both), no_face_driver, no_face_render. Raises ValueError when the
+    lengths differ."""
     if len(driver) != len(render):
         raise ValueError(f"series of different lengths: driver {len(driver)}, render {len(render)}")
     both = driver.found() & render.found()
@@ -212,8 +226,10 @@ def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
                  "no_face_render": int((~render.found()).sum())}
     for k in GROUPS:
         d = np.asarray(driver.groups[k], np.float64)[both]
-        out[f"r_{k}"] = round(correlation(d, np.asarray(render.groups[k], np.float64)[both]), 4) \
-            if driver_moves(k, d) else None
+        p = np.asarray(render.groups[k], np.float64)[both]
+        moves = driver_moves(k, d)
+        out[f"r_{k}"] = round(correlation(d, p), 4) if moves else None
+        out[f"slope_{k}"] = round(slope(d, p), 4) if moves else None
         out[f"std_{k}"] = round(float(np.std(d)), 4) if d.size else None
     for k in ANGLES:
         d = np.asarray(driver.angles[k], np.float64)[both]
