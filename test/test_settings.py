@@ -306,3 +306,53 @@ run(StoppedWhileStarting, [])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+
+
+_CHILD = """
+import os, time
+from gaussian_head_ros.nodes.common import end_with_parent
+parent = os.getppid()
+end_with_parent(poll_s=0.05)
+print("ready", flush=True)
+try:
+    while os.getppid() == parent:
+        time.sleep(0.05)
+    for _ in range(40):  # 40 of the watcher's polls after its parent ended
+        time.sleep(0.05)
+    print("outlived its parent", flush=True)
+except KeyboardInterrupt:
+    print("stopped with its parent", flush=True)
+"""
+
+_PARENT = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a shell's default, whatever the test runs under
+how, log, child = sys.argv[1], sys.argv[2], sys.argv[3]
+cmd = (["nohup"] if how == "nohup" else []) + [sys.executable, "-c", child]
+with open(log, "w") as out:
+    subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     start_new_session=how == "setsid")
+t0 = time.monotonic()
+while "ready" not in open(log).read() and time.monotonic() - t0 < 120:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("how, outlives", [("nohup", True), ("setsid", True), ("plain", False)])
+def test_a_node_started_detached_outlives_the_shell_that_started_it(tmp_path, how, outlives):
+    """`nohup render_node &` (or `setsid`) in a start script that then exits: the node ended within a second,
+    silently, taken for a node orphaned by a SIGTERM'd `ros2 launch` (nodes.common.end_with_parent; try8).
+    Now a process detached on purpose runs on; one started plainly still ends with its parent, and says why.
+    (A parent process starts a child that arms the real rule, waits for it to be ready, and exits.)"""
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "child.log"
+    subprocess.run([sys.executable, "-c", _PARENT, how, str(log), _CHILD], check=True, timeout=180)
+    deadline = time.monotonic() + 120
+    while "its parent" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    said = log.read_text()
+    assert ("outlived its parent" in said) == outlives, said
+    assert ("has ended: stopping as on Ctrl-C" in said) == (not outlives), said

@@ -12,6 +12,7 @@ import threading
 import time
 
 import rclpy
+import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -205,25 +206,53 @@ def note_interrupts() -> None:
 PARENT_POLL_S = 0.5
 
 
+def started_detached() -> str:
+    """Why this process was started to outlive the process that started it, or "" when it was not.
+
+    Three deliberate detachments: `setsid` (the process leads its own session), a shell job of an interactive
+    shell, which `disown` may detach (it leads its own process group; `ros2 launch` and `ros2 run` start their
+    nodes in their own group), and `nohup` on this process itself (SIGHUP ignored here but not in the parent;
+    under `nohup ros2 launch` the launcher ignores it too, and its nodes still end with it). Linux: the
+    parent's ignored signals are read from /proc/<ppid>/status (SigIgn); unreadable counts as detached."""
+    if os.getsid(0) == os.getpid():
+        return "started with setsid"
+    if os.getpgrp() == os.getpid():
+        return "a shell job (its own process group)"
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        try:
+            with open(f"/proc/{os.getppid()}/status") as f:
+                ignored = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+        except (OSError, StopIteration, ValueError):
+            return "started with nohup"
+        if not ignored & (1 << (signal.SIGHUP - 1)):
+            return "started with nohup"
+    return ""
+
+
 def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
-    """End this node as on a Ctrl-C (SIGINT to itself) when the process that started it is gone.
+    """End this node as on a Ctrl-C (SIGINT to itself) when the launcher that started it is gone.
 
     `ros2 launch` stopped with SIGTERM (what `kill`, supervisord or a container runtime sends) does not stop
     its processes: launch's own handler only logs 'using SIGTERM can result in orphaned processes' and exits
     (launch/launch_service.py, `_on_sigterm`), and `ros2 run` ends on SIGTERM without signalling its child.
     Measured here before this rule: the three nodes of `ros2 launch gaussian_head_ros avatar.launch.py` ran on,
     adopted by init, still driving the face. A daemon thread polls os.getppid() every `poll_s` s (0.5: the
-    node ends within ~0.5 s + its Ctrl-C teardown); when the parent changes (the process was adopted) it sends
-    SIGINT to this process. Not armed when the process starts already adopted (parent pid 1: started
-    detached on purpose). Linux prctl(PR_SET_PDEATHSIG) was not used: it fires when the parent *thread* that
-    forked ends, which a launcher's worker thread may do while the launcher lives on."""
+    node ends within ~0.5 s + its Ctrl-C teardown); when the parent changes (the process was adopted) it logs
+    why and sends SIGINT to this process. Not armed when the process starts already adopted (parent pid 1) or
+    was detached on purpose (`started_detached`: setsid, nohup, a shell job): `nohup render_node &` from a
+    start script that then exits ended the node silently within a second (try8, session 8). Linux
+    prctl(PR_SET_PDEATHSIG) was not used: it fires when the parent *thread* that forked ends, which a
+    launcher's worker thread may do while the launcher lives on."""
     parent = os.getppid()
-    if parent == 1 or os.name != "posix":
+    if parent == 1 or os.name != "posix" or started_detached():
         return
 
     def watch():
         while os.getppid() == parent:
             time.sleep(poll_s)
+        rclpy.logging.get_logger(os.path.basename(sys.argv[0])).warning(
+            f"the process that started this node (pid {parent}) has ended: stopping as on Ctrl-C; to keep a node "
+            "running on its own, start it with setsid or nohup")
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, name="end_with_parent", daemon=True).start()
