@@ -47,7 +47,7 @@ def _arguments() -> list:
         DeclareLaunchArgument("operator_id", default_value="",
                               description="operator id for the start-up photo (empty: from the file name)"),
         DeclareLaunchArgument("camera_topic", default_value="camera/image_raw",
-                              description="the operator camera's image topic the tracker reads"),
+                              description="the operator camera's image topic the tracker reads (its camera_info beside it)"),
         DeclareLaunchArgument("video", default_value="",
                               description="play this video file (or /dev/videoN) as the camera; empty: use your camera driver"),
         DeclareLaunchArgument("loop", default_value="true", description="loop the video file"),

@@ -422,3 +422,32 @@ def test_compact_controls_decode_with_the_latched_operator_basis(io):
                            publish=lambda msg=msg: io["control"].publish(msg))
         assert int(_diag_values(io)[counted]) > before, (op.id, counted)
     node.destroy_publisher(pub)
+
+
+def test_controls_naming_a_basis_that_never_comes_are_said(io):
+    """Two robots' render nodes remapped to one operator's face_control (`-r face_control:=/face_control`) never
+    got the operator's expression basis (it stayed on their own face_control/expression_basis before
+    nodes.common.companion_topic) and decoded every control with the fixed basis only, counted on /diagnostics
+    and said nowhere (try8). Now a run of controls naming a basis the node does not hold is said once per id,
+    with the topic the node listens on."""
+    from gaussian_head_ros.core import expression_codec as ec
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.operator_basis import OperatorBasis
+    from gaussian_head_ros.nodes.conversions import control_to_msg
+
+    rng = np.random.default_rng(11)
+    q, _ = np.linalg.qr(rng.normal(size=(lmk.NUM_MESH * 3, 16)))
+    never_sent = OperatorBasis(q.T.reshape(16, lmk.NUM_MESH, 3))
+    c = FaceControl(stamp_ns=STAMP + 70, face_detected=True, confidence=0.9,
+                    expression=(rng.normal(size=(lmk.NUM_LANDMARKS, 3)) * 1e-3).astype(np.float32),
+                    eyelid_ratios=np.ones(14, np.float32))
+    msg = control_to_msg(c, ec.CODEC_COMPACT, never_sent)
+    said = f"names operator expression basis {never_sent.id}, which this node does not hold (none came on " \
+           "/face_control/expression_basis)"
+    deadline = time.monotonic() + 120
+    while said not in io["proc"].output() and time.monotonic() < deadline:
+        io["control"].publish(msg)  # best effort to the node: some are lost, the node counts those it gets
+        _wait_image(io, lambda m: False, 0.03)
+    assert said in io["proc"].output(), io["proc"].output()
+    assert io["proc"].output().count(said) == 1

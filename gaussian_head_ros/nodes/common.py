@@ -126,6 +126,28 @@ FASTDDS_USER_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PRO
 FASTDDS_RMWS = ("rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
 
 
+def companion_topic(node, name: str, base: str) -> str:
+    """The topic a node should use for `name` (e.g. "camera/camera_info"), a topic that belongs with its topic
+    `base` (e.g. "camera/image_raw"), so that remapping `base` moves `name` too, as image_transport and RViz do:
+    a topic below `base` goes below its new name (`face_control/expression_basis` under `-r
+    face_control:=/operator/face_control` is `/operator/face_control/expression_basis`), a topic beside it goes
+    beside its new name (`camera/camera_info` under `-r camera/image_raw:=/usb_cam/image_raw` is
+    `/usb_cam/camera_info`). A remapping of `name` itself wins. Without either, `name` as given. Before this
+    rule (try8) `camera_topic:=/usb_cam/image_raw` left the tracker on a guessed field of view while
+    /usb_cam/camera_info was published, and two robots' render nodes remapped to one operator's `face_control`
+    never received the operator's expression basis; neither said so."""
+    own, plain = node.resolve_topic_name(name), node.resolve_topic_name(name, only_expand=True)
+    base_to, base_from = node.resolve_topic_name(base), node.resolve_topic_name(base, only_expand=True)
+    if own != plain or base_to == base_from:
+        return own
+    if plain.startswith(base_from + "/"):
+        return base_to + plain[len(base_from):]
+    here, there = plain.rsplit("/", 1), base_from.rsplit("/", 1)
+    if here[0] == there[0]:
+        return base_to.rsplit("/", 1)[0] + "/" + here[1]
+    return own
+
+
 def apply_fastdds_profile() -> str:
     """Point Fast DDS at the package's profile (share/gaussian_head_ros/config/fastdds.xml: shared memory
     with segments large enough for 512x512 images) when the user chose no Fast DDS configuration of their

@@ -50,7 +50,7 @@ from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
 
@@ -135,8 +135,8 @@ class ReconstructionNode(Node):
         self.avatar_pub = self.create_publisher(GaussianAvatarMsg, "avatar", latched)
         # the same avatar as a plain x y z rgb cloud, which RViz and Foxglove display (they do not show a
         # PointCloud2 inside another message); DDS sends it only to subscribers
-        self.cloud_pub = self.create_publisher(PointCloud2, "avatar/cloud", latched)
-        self.status_pub = self.create_publisher(AvatarStatus, "avatar/status", latched)
+        self.cloud_pub = self.create_publisher(PointCloud2, companion_topic(self, "avatar/cloud", "avatar"), latched)
+        self.status_pub = self.create_publisher(AvatarStatus, companion_topic(self, "avatar/status", "avatar"), latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Each photo topic is subscribed twice, reliable depth 1: transient local, so that a photo latched
         # before this node started is used, and volatile, which a volatile publisher requires (DDS does not
@@ -150,8 +150,8 @@ class ReconstructionNode(Node):
             events = (SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
                       if durability == DurabilityPolicy.TRANSIENT_LOCAL else None)
             self.create_subscription(Image, "operator/photo", self._on_image, qos, event_callbacks=events)
-            self.create_subscription(CompressedImage, "operator/photo/compressed", self._on_compressed, qos,
-                                     event_callbacks=events)
+            self.create_subscription(CompressedImage, companion_topic(self, "operator/photo/compressed", "operator/photo"),
+                                     self._on_compressed, qos, event_callbacks=events)
 
         self._lock = threading.Lock()
         self._wake = threading.Event()

@@ -51,7 +51,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import Latest, RecurringLog, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import Latest, RecurringLog, companion_topic, declare_settings, diagnostics, run
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns)
@@ -60,6 +60,9 @@ IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
 MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
+# controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
+# started after the tracker gets the latched basis within a control or two; one that never does is on another topic
+BASIS_MISSING_WARN_AFTER = 60
 
 @dataclass
 class RenderNodeSettings:
@@ -151,7 +154,10 @@ class RenderNode(Node):
         # name now and the previous one, which codes still in flight may name); latched depth 2 like the tracker's
         self.operator_bases: dict[int, object] = {}
         self._basis_log = RecurringLog(self.get_logger())  # a new basis every few seconds: INFO once a minute
-        self.create_subscription(ExpressionBasisMsg, "face_control/expression_basis", self._on_basis,
+        self.basis_topic = companion_topic(self, "face_control/expression_basis", "face_control")  # follows a remap
+        self._basis_missing_run = 0  # controls in a row naming a basis not held
+        self._basis_missing_said: set[int] = set()
+        self.create_subscription(ExpressionBasisMsg, self.basis_topic, self._on_basis,
                                  QoSProfile(depth=KEEP_BASES, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                             reliability=ReliabilityPolicy.RELIABLE))
         # best effort: a stream where the newest wins; a reliable reader would hold new controls back until a
@@ -160,9 +166,10 @@ class RenderNode(Node):
         self.create_subscription(FaceControlMsg, "face_control", self._on_control,
                                  QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
-        self.compressed_pub = self.create_publisher(CompressedImage, "face_display/image_raw/compressed",
-                                                    qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(CameraInfo, "face_display/camera_info", qos_profile_sensor_data)
+        self.compressed_pub = self.create_publisher(CompressedImage, companion_topic(
+            self, "face_display/image_raw/compressed", "face_display/image_raw"), qos_profile_sensor_data)
+        self.info_pub = self.create_publisher(CameraInfo, companion_topic(self, "face_display/camera_info", "face_display/image_raw"),
+                                              qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._lock = threading.Lock()
@@ -254,6 +261,14 @@ class RenderNode(Node):
         self._control_times.append(time.monotonic())
         if named:  # decoded with the operator basis, or (not / not yet / no longer held) with the fixed basis only
             self.counts["controls_operator_basis" if held is not None else "controls_basis_missing"] += 1
+            self._basis_missing_run = 0 if held is not None else self._basis_missing_run + 1
+            if self._basis_missing_run == BASIS_MISSING_WARN_AFTER and named not in self._basis_missing_said:
+                self._basis_missing_said.add(named)
+                self.get_logger().warning(
+                    f"face_control names operator expression basis {named}, which this node does not hold (none came on {self.basis_topic}) "
+                    f"({BASIS_MISSING_WARN_AFTER} controls in a row): decoding with the fixed basis only, a little "
+                    "less exact. The tracker publishes its bases latched on <its face_control topic>/expression_basis; "
+                    "remapping face_control moves that topic with it (controls_basis_missing on /diagnostics)")
         if not control.face_detected:  # the tracker lost the face: let the idle animation take over
             self.counts["controls_no_face"] += 1
             return

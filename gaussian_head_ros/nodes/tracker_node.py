@@ -43,7 +43,8 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import Latest, RecurringLog, check_parameters, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import (Latest, RecurringLog, check_parameters, companion_topic, declare_settings,
+                                            diagnostics, run)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 @dataclass
@@ -87,12 +88,15 @@ class TrackerNode(Node):
         # latched, the current and the previous basis: a receiver that joins while codes still name the previous
         # one (the current one not yet acknowledged by everyone) gets both
         latched = QoSProfile(depth=2, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        self.basis_pub = self.create_publisher(ExpressionBasisMsg, "face_control/expression_basis", latched)
+        self.basis_pub = self.create_publisher(ExpressionBasisMsg, companion_topic(
+            self, "face_control/expression_basis", "face_control"), latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         newest = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(Image, "camera/image_raw", self._on_image, newest)
-        self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, qos_profile_sensor_data)
-        self.create_subscription(Empty, "face_control/recalibrate", lambda _: self._request_recalibration(), 1)
+        self.info_topic = companion_topic(self, "camera/camera_info", "camera/image_raw")  # beside the images
+        self.create_subscription(CameraInfo, self.info_topic, self._on_info, qos_profile_sensor_data)
+        self.create_subscription(Empty, companion_topic(self, "face_control/recalibrate", "face_control"),
+                                 lambda _: self._request_recalibration(), 1)
         try:
             from std_srvs.srv import Trigger
 
@@ -221,6 +225,8 @@ class TrackerNode(Node):
         else:
             K, source = intrinsics_from_camera_info(info.k, info.p, info.width, info.height, w, h, fov)
         line = describe(K, source, fov, have_camera_info=info is not None)
+        if info is None and self._param("use_camera_info"):
+            line += f", listening for it on {self.info_topic}"
         if line != self._intrinsics_said:
             self._intrinsics_said = line
             if info is None or source == "K":
