@@ -147,3 +147,47 @@ def test_integer_rate_and_bad_max_side_do_not_stop_the_camera(tmp_path, rclpy_co
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_max_side_and_loop_set_while_playing_take_effect(tmp_path, rclpy_context):
+    """`ros2 param set /video_source_node max_side 200` (and `loop false`) answered 'Set parameter successful' and
+    changed nothing: both were read only when the source opened, which a looping file never does again (try8).
+    Now the frames shrink at once, and a file no longer looping ends."""
+    import rclpy
+    from conftest import shared
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+
+    clip = shared("driving", "lp_d0.mp4")  # 512 x 512, 78 frames at 25 fps
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/vs_live", "-p", f"source:={clip}",
+                                                   "-p", "rate:=60.0"], tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node("video_source_live_test")
+    frames = []
+    node.create_subscription(Image, "/vs_live/camera/image_raw", frames.append, qos_profile_sensor_data)
+    cli = node.create_client(SetParameters, "/vs_live/video_source_node/set_parameters")
+
+    def set_params(**values):
+        params = [Parameter(name=k, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
+                            if isinstance(v, int) and not isinstance(v, bool) else
+                            ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)) for k, v in values.items()]
+        fut = cli.call_async(SetParameters.Request(parameters=params))
+        rclpy.spin_until_future_complete(node, fut, timeout_sec=60)
+        assert fut.done() and all(r.successful for r in fut.result().results), fut.result()
+
+    try:
+        assert spin_until(node, lambda: len(frames) >= 3, 60), proc.output()
+        assert (frames[-1].width, frames[-1].height) == (512, 512)
+        assert cli.wait_for_service(timeout_sec=60)
+        set_params(max_side=200)
+        assert spin_until(node, lambda: frames[-1].width == 200, 60), (frames[-1].width, proc.output())
+        assert frames[-1].height == 200
+        set_params(loop=False)
+        assert spin_until(node, lambda: "end of video" in proc.output(), 60), proc.output()  # 78 frames at most
+        assert proc.alive(), proc.output()
+    finally:
+        node.destroy_client(cli)
+        node.destroy_node()
+        proc.stop()

@@ -116,6 +116,9 @@ class VideoSourceNode(Node):
                 self.state = "playing"
                 next_t = time.monotonic()
                 while not self._stop.is_set():
+                    # read per frame, so that `ros2 param set` takes effect at once: they were read only when the
+                    # source opened, which a looping file never does again (accepted and ignored; try8)
+                    src.loop, src.max_side = bool(self._param("loop")), int(self._param("max_side")) or None
                     frame = src.read()
                     if frame is None:
                         break
