@@ -383,3 +383,27 @@ def test_a_face_cut_by_the_frame_is_refused_or_warned(name, fast_reconstructor):
         assert e.value.code == FACE_CUT_OFF
     scalp = fast_reconstructor.reconstruct(np.ascontiguousarray(img[int(fore - 0.1 * face_h):]))
     assert any("top of the head is cut off" in w for w in scalp.warnings), scalp.warnings
+
+
+def test_a_heic_photo_is_named_and_avif_still_decodes():
+    """An iPhone's HEIC photo (an ISO-BMFF file whose ftyp box names a HEIF brand; Pillow has no HEIF decoder)
+    was refused as 'corrupt, truncated or not an image' (try8); now it is named, with what to do. An AVIF photo
+    (HEIF-based too, brands avif + mif1) decodes as before; an MP4 (ftyp isom) is still 'not an image'."""
+    import os
+
+    from PIL import Image
+
+    heic = (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"  # the ftyp box of an iPhone photo
+            + b"\x00\x00\x01\x00meta" + os.urandom(4000))
+    with pytest.raises(ValueError, match="HEIC/HEIF photo .* convert it to JPEG or PNG"):
+        decode_compressed(heic, fmt="heic")
+    mp4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + os.urandom(4000)
+    with pytest.raises(ValueError, match="corrupt, truncated or not an image"):
+        decode_compressed(mp4)
+    rgb = np.zeros((64, 48, 3), np.uint8)
+    rgb[..., 0] = 200
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "AVIF", quality=90)
+    assert buf.getvalue()[4:8] == b"ftyp"
+    got = decode_compressed(buf.getvalue())
+    assert got.shape == (64, 48, 3) and abs(int(got[..., 0].mean()) - 200) < 8

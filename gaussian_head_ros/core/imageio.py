@@ -131,6 +131,9 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
     except Image.DecompressionBombError as e:
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:  # Pillow: UnidentifiedImageError is an OSError
+        if is_heif(buf):
+            raise ValueError("a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: "
+                             "convert it to JPEG or PNG") from e
         raise ValueError("could not decode the compressed image (corrupt, truncated or not an image)") from e
     w, h = im.size
     if w <= 0 or h <= 0:
@@ -151,6 +154,22 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
     return _pil_to_rgb8(upright)
+
+
+# Brands of HEIF image files in an ISO-BMFF `ftyp` box (ISO/IEC 23008-12 Annex B; HEIC = HEVC-coded HEIF). Pillow
+# has no HEIF decoder (AVIF, also HEIF-based, it decodes, and is never asked about here).
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+
+
+def is_heif(buf: bytes) -> bool:
+    """True when `buf` starts with an ISO-BMFF `ftyp` box (size, 'ftyp', major brand, minor version, compatible
+    brands, 4 bytes each) naming a HEIF brand: a HEIC photo of a phone. A HEIC photo sent as the operator's photo
+    was refused as 'corrupt, truncated or not an image' (try8)."""
+    if len(buf) < 16 or buf[4:8] != b"ftyp":
+        return False
+    end = min(int.from_bytes(buf[:4], "big"), len(buf), 256)
+    brands = [buf[8:12]] + [buf[i:i + 4] for i in range(16, end - 3, 4)]
+    return any(b in HEIF_BRANDS for b in brands)
 
 
 REDUCTIONS = (1, 2, 4, 8)  # the scales libjpeg decodes at directly (1/1 .. 1/8)
