@@ -45,8 +45,8 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import FramePacer
-from gaussian_head_ros.core.render import (BACKENDS, backend_available, get_renderer, head_viewmat, intrinsics_from_fov,
-                                           placeholder_image)
+from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, get_renderer, head_viewmat,
+                                           intrinsics_from_fov, placeholder_image)
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
@@ -128,8 +128,8 @@ def check_value(name: str, value) -> None:
             raise ValueError(f"the {value} rasterizer cannot run here"
                              + (" (it needs a working CUDA device)" if value == "gsplat" else "") + "; use cpu or auto")
     elif name == "device":
-        if not (value == "cpu" or value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit())):
-            raise ValueError(f"device must be cpu, cuda or cuda:N, got {value!r}")
+        if not device_available(value):  # ValueError itself for a name that is no device
+            raise ValueError(f"device {value} cannot be used here: torch sees no such CUDA device; use cpu")
 
 
 @dataclass

@@ -113,6 +113,21 @@ def backend_available(name: str) -> bool:
         return False
 
 
+def device_available(device: str) -> bool:
+    """Whether a torch device name ('cpu', 'cuda', 'cuda:N') can be used here: 'cpu' always; 'cuda' when
+    torch sees a CUDA device; 'cuda:N' when it sees more than N. ValueError for any other name."""
+    if device == "cpu":
+        return True
+    index = 0 if device == "cuda" else (int(device[5:]) if device.startswith("cuda:") and device[5:].isdigit() else None)
+    if index is None:
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available()) and index < torch.cuda.device_count()
+
+
 def resolve_backend(name: str) -> str:
     """'auto' -> the first available of AUTO_ORDER; other names are returned checked (ValueError if unknown)."""
     if name != "auto":
