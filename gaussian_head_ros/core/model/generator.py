@@ -89,16 +89,6 @@ class GeneratorConfig:
     # round made the head an even oval that MediaPipe read as a face with the profile as its near edge (session-5
     # tiny seed 0: 76 of 162 views about +-90 deg; 35 with this; 0.65 from the cheek line: 69; front unchanged:
     # the photo's seen colours are not shaded; docs/TRAINING.md section 9). 0: one flat colour
-    hair_edge_from: float = 0.0  # head-surface points the source camera sees edge-on, their normal's cosine to it from
-    # this (0: the silhouette) up to SEEN_COS - visibility_softness, where v_geo starts, are seen where the photo shows
-    # hair there: their colour is the photo's (v_geo 0 -> 1 over that range), not the shaded unseen colour, which
-    # the front view drew as a dark ring round the hair (back_shade). Hair = the pixel's colour at least
-    # hair_edge_skin from the face's mean skin colour (rgb distance, fully from twice that): the skin-coloured
-    # silhouette (cheek, ear, neck) is not taken, stretched over the side of the head it read as a second face
-    # (session-5 tiny seed 0 trained 8 steps: front on-person PSNR outside the face 14.69 -> 14.86 dB, flat 15.14;
-    # side views with a face 13 -> 14 of 162; docs/TRAINING.md section 9). hair_edge_from >= SEEN_COS -
-    # visibility_softness: off
-    hair_edge_skin: float = 0.1
     behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
     under_face_m: float = 0.03  # head-surface points hidden less deep than this behind the face start skin-coloured
     eye_spacing_m: float = 0.0006  # Gaussian spacing on the eyeball caps (0: no eyeballs)
@@ -554,15 +544,12 @@ class GaussianGenerator(nn.Module):
         normals = anchor_normals(template, self.faces, self.face_id, self.normal0)
         uv, _ = project_points(anchors, viewmat, K)  # [B, N, 2] in `image` pixels
         hidden, under, in_front = self.face_relation(anchors, template, viewmat, K, uv)
-        person = self.person_gate(mask, uv, image.shape[-2:])
         v_geo = (self.geometric_visibility(anchors, normals, viewmat) * self.opening_gate(template, viewmat, K, uv)
-                 * (~hidden).to(uv.dtype) * person)[..., None]  # [B, N, 1]
-        rgb0 = sample_image(image, uv).clamp(0.02, 0.98)  # [B, N, 3] colour where the anchor projects
-        edge = self.hair_edge(anchors, normals, viewmat, rgb0, v_geo[..., 0]) * (~hidden).to(uv.dtype) * person
-        v_geo = torch.maximum(v_geo, edge[..., None])
+                 * (~hidden).to(uv.dtype) * self.person_gate(mask, uv, image.shape[-2:]))[..., None]  # [B, N, 1]
         h, w = image.shape[-2:]
         uv_f = uv * torch.tensor([fmap.shape[-1] / w, fmap.shape[-2] / h], device=uv.device)
         feat = v_geo * sample_image(fmap, uv_f)  # [B, N, C]: the photo's evidence only where it is seen
+        rgb0 = sample_image(image, uv).clamp(0.02, 0.98)  # [B, N, 3] colour where the anchor projects
         b, n = anchors.shape[:2]
         code = (self.anchor_code + self.part_code(self.part))[None].expand(b, -1, -1)
         gn = g[:, None].expand(-1, n, -1)
@@ -604,34 +591,6 @@ class GaussianGenerator(nn.Module):
         unbound = (self.part == PART_STATIC) | (self.part == PART_TORSO)
         return torch.where(unbound[None], p, torch.ones_like(p))
 
-    def hair_edge(self, anchors, normals, viewmat, rgb0, v_geo):
-        """[B, N] in [0, 1]: how far the source camera sees a head-surface anchor edge-on over hair, 0 on the other
-        parts (GeneratorConfig.hair_edge_from / hair_edge_skin): a smooth step of c = n . (unit direction to the
-        camera) from hair_edge_from (0) to SEEN_COS - visibility_softness (1, where v_geo starts), times a smooth
-        step of the rgb distance of the photo's colour there (rgb0 [B, N, 3]) from the face's mean skin colour
-        (the face anchors' colours weighted by v_geo [B, N]) from hair_edge_skin (0) to twice that (1). The head's
-        outline in the photo is its hair's edge: the front view draws the head surface's silhouette ring there."""
-        from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
-
-        top = SEEN_COS - self.cfg.visibility_softness
-        head = self.part == PART_STATIC
-        if self.cfg.hair_edge_from >= top or not bool(head.any()):
-            return torch.zeros_like(v_geo)
-        face = self.part == PART_FACE
-        w = v_geo[:, face, None]
-        skin = (w * rgb0[:, face]).sum(1) / w.sum(1).clamp(min=1e-6)  # [B, 3]
-        d = self.cfg.hair_edge_skin
-        y = ((torch.linalg.vector_norm(rgb0 - skin[:, None], dim=-1) - d) / max(d, 1e-6)).clamp(0, 1)
-        x = ((self._facing(anchors, normals, viewmat) - self.cfg.hair_edge_from) / (top - self.cfg.hair_edge_from)).clamp(0, 1)
-        edge = x * x * (3 - 2 * x) * y * y * (3 - 2 * y)
-        return torch.where(head[None], edge, torch.zeros_like(edge))
-
-    def _facing(self, anchors, normals, viewmat):
-        """[B, N]: n . (unit direction from the anchor to the source camera), normals [B, N, 3] unit."""
-        r, t = viewmat[:, :3, :3], viewmat[:, :3, 3]
-        cam = -(r.transpose(1, 2) @ t[..., None])[..., 0]  # [B, 3] camera centre in the head frame
-        return (normals * F.normalize(cam[:, None] - anchors, dim=-1)).sum(-1)
-
     def geometric_visibility(self, anchors, normals, viewmat):
         """[B, N] in [0, 1]: how well the source camera sees each anchor's surface, a smooth step of
         c = n . (unit direction from the anchor to the camera) from SEEN_COS - visibility_softness (0) to
@@ -639,7 +598,9 @@ class GaussianGenerator(nn.Module):
         stretched over it; mesh_fit's completion rule, reconstruct/completion.SEEN_COS)."""
         from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
 
-        facing = self._facing(anchors, normals, viewmat)
+        r, t = viewmat[:, :3, :3], viewmat[:, :3, 3]
+        cam = -(r.transpose(1, 2) @ t[..., None])[..., 0]  # [B, 3] camera centre in the head frame
+        facing = (normals * F.normalize(cam[:, None] - anchors, dim=-1)).sum(-1)
         w = self.cfg.visibility_softness
         x = ((facing - (SEEN_COS - w)) / w).clamp(0, 1)
         return x * x * (3 - 2 * x)
