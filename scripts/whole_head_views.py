@@ -9,6 +9,10 @@ none) and no holes; from the front it is at least as good as before. Per portrai
   holes   see-through pixels enclosed by the head (core/holes.hole_mask, alpha < 0.5), at --size px
   psnr    (front only) PSNR of the rest render against the source crop inside the face template's outline,
           the "as good as before at rest" figure; with --mesh-fit the training-free reconstructor's too
+  person  (front only) the same PSNR over the rest of the person the photo shows above the chin (its person
+          mask, MediaPipe selfie segmentation, outside the face's outline): hair, ears, neck
+  spill   (front only) the render's mean alpha over the photo's background within 12 px of the person, above
+          the chin: how far the avatar's outline overhangs what the photo shows as empty (0 = not at all)
   grid    (default; --no-grid skips it) faces over 18 views about +-90 deg (yaw 80/90/100 x pitch -10/0/10 each
           side) and 3 behind (yaw 160/180/200), and their largest hole: whether MediaPipe fires on one render
           swings with small render changes, the fraction over these views is the steadier figure; given several
@@ -68,11 +72,27 @@ def face_region(avatar, size: int) -> np.ndarray:
     return mask.astype(bool)
 
 
+def front_regions(avatar, person: np.ndarray, size: int, reach_px: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """[size, size] bool each, in the source view: (the person outside the face's outline, above the chin; the
+    background within reach_px of the person, above the chin). person [size, size] the photo's person
+    probability; the chin is the lowest row of `face_region`."""
+    import cv2
+
+    face = face_region(avatar, size)
+    above = np.zeros_like(face)
+    rows = np.nonzero(face)[0]
+    above[:rows.max() if len(rows) else size] = True
+    on = person > 0.5
+    near = cv2.dilate(on.astype(np.uint8), np.ones((2 * reach_px + 1,) * 2, np.uint8)) > 0
+    return on & ~face & above, near & ~on & above
+
+
 def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: str = "cpu",
-                grid: bool = False) -> tuple[dict, list]:
-    """One avatar -> ({view: {faces, holes[, psnr]}}, [tiles uint8 [size, size, 3]]). The front is the photo's
-    own view; +90, -90 and back are relative to the head's front (`head_yaw`). grid: also row["grid"] =
-    {"side": [views with a face, views] over SIDE_GRID, "back": the same over BACK_GRID, "holes": max px}."""
+                grid: bool = False, segmenter=None) -> tuple[dict, list]:
+    """One avatar -> ({view: {faces, holes[, psnr, person, spill]}}, [tiles uint8 [size, size, 3]]). The front is
+    the photo's own view; +90, -90 and back are relative to the head's front (`head_yaw`). grid: also row["grid"] =
+    {"side": [views with a face, views] over SIDE_GRID, "back": the same over BACK_GRID, "holes": max px}.
+    segmenter (core/facemesh.PersonSegmenter): also the front's person PSNR and spill (module docstring)."""
     import cv2
 
     from gaussian_head_ros.core.drive import Driver
@@ -82,22 +102,29 @@ def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: 
     driver = Driver(avatar)
     turn = head_yaw(avatar)
 
-    def look(yaw, pitch=0.0):  # -> (faces found, hole pixels, the render over BACKDROP uint8)
+    def look(yaw, pitch=0.0):  # -> (faces found, hole pixels, the render over BACKDROP uint8, on black, alpha)
         on_black, on_white = (source_view(avatar, yaw, pitch, size=size, background=bg, backend=backend, driver=driver)
                               for bg in ((0, 0, 0), (1, 1, 1)))
         alpha = np.clip(1.0 - (on_white - on_black).mean(-1, keepdims=True), 0, 1)
         shown = (np.clip(on_black + (1 - alpha) * np.asarray(BACKDROP, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-        return len(detector.detect(shown)), int(hole_mask(on_black, on_white).sum()), shown, on_black
+        return len(detector.detect(shown)), int(hole_mask(on_black, on_white).sum()), shown, on_black, alpha[..., 0]
+
+    def psnr(render, ref, m):
+        mse = float(np.mean((np.clip(render, 0, 1)[m] - ref[m]) ** 2)) if m.any() else 0.0
+        return round(10 * np.log10(1.0 / max(mse, 1e-10)), 2)
 
     row, tiles = {}, []
     for name, yaw in VIEWS:
-        faces, holes, shown, on_black = look(yaw - turn if name != "front" else 0.0)
+        faces, holes, shown, on_black, alpha = look(yaw - turn if name != "front" else 0.0)
         row[name] = {"faces": faces, "holes": holes}
         if name == "front" and photo is not None:
             ref = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-            m = face_region(avatar, size)
-            mse = float(np.mean((np.clip(on_black, 0, 1)[m] - ref[m]) ** 2))
-            row[name]["psnr"] = round(10 * np.log10(1.0 / max(mse, 1e-10)), 2)
+            row[name]["psnr"] = psnr(on_black, ref, face_region(avatar, size))
+            if segmenter is not None:
+                person = cv2.resize(segmenter.probability(photo), (size, size), interpolation=cv2.INTER_LINEAR)
+                rest, background = front_regions(avatar, person, size)
+                row[name]["person"] = psnr(on_black, ref, rest)
+                row[name]["spill"] = round(float(alpha[background].mean()), 3) if background.any() else 0.0
         tiles.append(shown)
     if grid:
         side = [look(y - turn, p)[:2] for y, p in SIDE_GRID]
@@ -149,7 +176,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import cv2
 
-    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
     from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     out = Path(args.out)
@@ -164,7 +191,7 @@ def main(argv=None) -> int:
     if not models and not args.untrained:
         ap.error("give --checkpoint, --untrained or --mesh-fit")
     summary = {}
-    with FaceMesh(static_image_mode=True) as detector:
+    with FaceMesh(static_image_mode=True) as detector, PersonSegmenter() as segmenter:
         models += [(f"untrained_{p}" + (f"_gen_{args.generator}" if args.generator else ""), "rar",
                     {"checkpoint": str(untrained_checkpoint(p, out, args.source_size, photos[0], detector, args.generator))})
                    for p in args.untrained]
@@ -178,14 +205,15 @@ def main(argv=None) -> int:
                     except ValueError as e:  # e.g. no usable face: reported, not fatal
                         print(f"{label:24s} {photo.stem:28s} not reconstructed: {e}")
                         continue
-                    row, tiles = check_views(res.avatar, res.photo, detector, args.size, grid=args.grid)
+                    row, tiles = check_views(res.avatar, res.photo, detector, args.size, grid=args.grid, segmenter=segmenter)
                     rows[photo.stem] = row
                     first = cv2.resize(res.photo, (args.size, args.size), interpolation=cv2.INTER_AREA)
                     sheet.append(np.concatenate([first] + tiles, 1))
                     g = row.get("grid")
                     print(f"{label:24s} {photo.stem:28s} " + "  ".join(
                         f"{v}: faces {row[v]['faces']} holes {row[v]['holes']:4d}"
-                        + (f" psnr {row[v]['psnr']:.2f}" if "psnr" in row[v] else "") for v, _ in VIEWS)
+                        + (f" psnr {row[v]['psnr']:.2f} person {row[v]['person']:.2f} spill {row[v]['spill']:.2f}"
+                           if "psnr" in row[v] else "") for v, _ in VIEWS)
                         + (f"  grid: side {g['side'][0]}/{g['side'][1]} back {g['back'][0]}/{g['back'][1]} holes {g['holes']}"
                            if g else ""), flush=True)
             cv2.imwrite(str(out / f"{label}_sheet.png"), np.concatenate(sheet)[:, :, ::-1])
@@ -195,14 +223,17 @@ def main(argv=None) -> int:
                  "views_side_back": 3 * len(rows),
                  "holes_side_back_max": max((r[v]["holes"] for r in rows.values() for v in ("+90", "-90", "back")), default=0),
                  "faces_front": sum(r["front"]["faces"] > 0 for r in rows.values()),
-                 "front_psnr_mean": round(float(np.mean([r["front"]["psnr"] for r in rows.values()])), 2) if rows else None}
+                 "front_psnr_mean": round(float(np.mean([r["front"]["psnr"] for r in rows.values()])), 2) if rows else None,
+                 "front_person_psnr_mean": round(float(np.mean([r["front"]["person"] for r in rows.values()])), 2) if rows else None,
+                 "front_spill_mean": round(float(np.mean([r["front"]["spill"] for r in rows.values()])), 3) if rows else None}
             if args.grid and rows:
                 s.update({f"grid_{k}": [sum(r["grid"][k][i] for r in rows.values()) for i in (0, 1)] for k in ("side", "back")})
                 s["grid_holes_max"] = max(r["grid"]["holes"] for r in rows.values())
             summary[label] = s
             print(f"== {label}: side/back views with a face {s['faces_side_back']}/{s['views_side_back']}, max holes "
                   f"{s['holes_side_back_max']} px at {args.size} px; front: face found {s['faces_front']}/{s['portraits']}, "
-                  f"face-region PSNR {s['front_psnr_mean']} dB", flush=True)
+                  f"face-region PSNR {s['front_psnr_mean']} dB, rest of the person {s['front_person_psnr_mean']} dB, spill "
+                  f"{s['front_spill_mean']}", flush=True)
             if "grid_side" in s:
                 print(f"== {label} grid: views about +-90 deg with a face {s['grid_side'][0]}/{s['grid_side'][1]}, "
                       f"behind {s['grid_back'][0]}/{s['grid_back'][1]}, max holes {s['grid_holes_max']} px", flush=True)

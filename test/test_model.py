@@ -550,14 +550,17 @@ def test_whole_head_shows_no_face_from_behind_or_the_sides(tiny, tmp_path):
     at +-90 deg (relative to the head's front) are printed, not asserted: MediaPipe reads the tiny preset's
     blurred profile as a face on some portraits (6-9 of 18 views here at 160 px before the unseen head was
     shaded; over the grid of 162 views about +-90 deg at 256 px, session 7: untrained tiny 18 (68 flat), the
-    300m-size generator 22, mesh_fit 22; docs/TRAINING.md section 9)."""
+    300m-size generator 22, mesh_fit 22; docs/TRAINING.md section 9). The front outside the face: the script's
+    PSNR over the rest of the person the photo shows, and the spill (the render's alpha over the photo's
+    background next to the person), which grows when the outline overhangs more."""
     import copy
     import importlib.util
 
     import cv2
 
     from conftest import ROOT
-    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.avatar import PART_STATIC
+    from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
     from gaussian_head_ros.core.reconstruct.rar import RARReconstructor
 
     spec = importlib.util.spec_from_file_location("whole_head_views", ROOT / "scripts" / "whole_head_views.py")
@@ -568,13 +571,21 @@ def test_whole_head_shows_no_face_from_behind_or_the_sides(tiny, tmp_path):
         untrained.reenactment.shared.zero_()  # the fixture's basis is cm per unit: untrained it is zero
     save_checkpoint(tmp_path / "m.pt", untrained)
     side = {}
-    with RARReconstructor(checkpoint=str(tmp_path / "m.pt"), device="cpu") as rec, FaceMesh(static_image_mode=True) as fm:
+    with (RARReconstructor(checkpoint=str(tmp_path / "m.pt"), device="cpu") as rec, FaceMesh(static_image_mode=True) as fm,
+          PersonSegmenter() as seg):
         for photo in sorted(shared("portraits").iterdir()):
             res = rec.reconstruct(cv2.imread(str(photo))[:, :, ::-1].copy())
-            row, _ = views.check_views(res.avatar, res.photo, fm, 160)
+            row, _ = views.check_views(res.avatar, res.photo, fm, 160, segmenter=seg)
             assert row["front"]["faces"] == 1 and row["back"]["faces"] == 0, (photo.name, row)
+            # the front outside the face (untrained tiny: 11-18 dB over the rest of the person, spill 0.3-0.74)
+            assert row["front"]["person"] > 10 and 0 < row["front"]["spill"] < 0.9, (photo.name, row["front"])
             assert all(row[v]["holes"] == 0 for v in ("+90", "-90", "back")), (photo.name, row)
             side.update({f"{photo.stem}:{v}": row[v]["faces"] for v in ("+90", "-90")})
+        # spill follows the outline: the head surface's Gaussians 1.6 x larger overhang the photo's background more
+        big = copy.deepcopy(res.avatar)
+        big.log_scales[big.part == PART_STATIC] += math.log(1.6)
+        grown, _ = views.check_views(big, res.photo, fm, 160, segmenter=seg)
+        assert grown["front"]["spill"] > row["front"]["spill"] + 0.05, (grown["front"], row["front"])
     print(f"+-90 deg faces found: {sum(side.values())} of {len(side)} views {side}")
 
 
