@@ -99,6 +99,7 @@ def main() -> int:
     bench("bundled face mesh (max_faces=2, default)", TrackerConfig(), frames, args.repeat)
     bench("bundled face mesh (max_faces=1)", TrackerConfig(max_faces=1), frames, args.repeat)
     bench("bundled face mesh, no smoothing", TrackerConfig(smoothing=False), frames, args.repeat)
+    bench("bundled face mesh, its own irises", TrackerConfig(iris_model=False), frames, args.repeat)
     for m in models:
         bench(f"{Path(m).name} (blendshapes)", TrackerConfig(model_path=m), frames, args.repeat)
         bench(f"{Path(m).name} (blendshapes, max_faces=1)", TrackerConfig(model_path=m, max_faces=1), frames,

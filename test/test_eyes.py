@@ -111,6 +111,9 @@ def test_conjugate_gaze_lets_the_eye_that_jumped_alone_follow_the_other():
     np.testing.assert_allclose(eyes.conjugate_gaze(alone, held, usual, lids_down), [[0.02, 0.01], [0.02, 0.01]])
     together = np.array([[0.3, 0.0], [0.45, 0.0]])  # a saccade both fixes see (unequally): left as measured
     np.testing.assert_array_equal(eyes.conjugate_gaze(together, held, usual, lids_down), together)
+    crossed = np.array([[-0.42, 0.03], [0.49, -0.03]])  # both irises put towards the nose under closing lids
+    np.testing.assert_allclose(eyes.conjugate_gaze(crossed, held, [0.02, 0.0], lids_down),
+                               [[0.025, 0.0], [0.045, 0.0]], atol=1e-12)  # their mean turn, the usual vergence
     np.testing.assert_array_equal(eyes.conjugate_gaze(alone, held, usual, [1.0, 1.0]), alone)  # lids up: as measured
     np.testing.assert_array_equal(eyes.conjugate_gaze(alone, held, [0.3, 0.0], lids_down), alone)  # its usual vergence
     np.testing.assert_array_equal(eyes.conjugate_gaze(alone, None, usual, lids_down), alone)  # nothing held yet
@@ -127,7 +130,9 @@ def test_the_tracked_gaze_does_not_dart_during_a_blink():
     tracker keeps each eye's gaze while its lids hide the iris (eyes.held_gaze): measured 0.11 rad at most.
     Its blink at frames 58-62 only brings our lid gap to 0.52-0.64 (FaceLandmarker: eyeBlink 0.67-0.83), too
     open for held_gaze, while the left iris was put 0.48 rad off alone; the eye that jumps away from the other
-    follows it (eyes.conjugate_gaze): 0.16 rad at most (a downward roll of both eyes as the lids reopen)."""
+    follows it (eyes.conjugate_gaze): 0.16 rad at most (a downward roll of both eyes as the lids reopen). With the
+    iris model (core/iris.py) both irises go towards the nose there instead (right -0.42, left +0.49 rad at frame
+    58): 0.38 rad until conjugate_gaze kept their mean turn at the usual vergence, ~0.1 since."""
     from gaussian_head_ros.core.facemesh import default_intrinsics
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames

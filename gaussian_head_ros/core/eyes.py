@@ -7,13 +7,21 @@ positive yaw looks towards the image left (the subject's right) and positive pit
 looks straight out of the face (along -z).
 
 From landmarks (MediaPipe refine_landmarks, 478 points) in the image (pixels) or any frame whose x points
-image-right and y image-down: each eye's iris centre (468, 473) relative to its two corners, along the
-corner-to-corner axis and across it, in eye widths, times EYE_WIDTH_M, on an eyeball of radius
-EYEBALL_RADIUS_M: sin(pitch) = dy / r, sin(yaw) cos(pitch) = -dx / r. In the image plane, not in the
+image-right and y image-down: each eye's iris centre (468, 473) relative to the eye, along the corner-to-corner
+axis and across it, in eye widths, times EYE_WIDTH_M, on an eyeball of radius EYEBALL_RADIUS_M: sin(pitch) =
+dy / r, sin(yaw) cos(pitch) = -dx / r. Along the axis the eye's centre is the mean of its 16 contour points
+(landmarks.EYE_CONTOUR_R/L), across it the corners' midpoint: two corner points are a noisier horizontal
+reference than the whole opening, while the opening's mean moves up and down with the lids. Measured with
+the tracker (iris model, core/iris.py) against FaceLandmarker's eyeLookIn/Out on the four ../shared driving
+clips, whole clips: r 0.381 / 0.729 / 0.969 / 0.930 (lp_d18 / tpsmm / lp_d0 / sadtalker) with the corners'
+midpoint, 0.453 / 0.788 / 0.969 / 0.953 with the contour mean; vertical r within 0.005. The same held for
+FaceLandmarker's own landmarks (0.857 / 0.825 / 0.996 / 0.985 -> 0.889 / 0.934 / 0.997 / 0.993) and the
+mesh's own irises. In the image plane, not in the
 pose-free 3D landmarks: MediaPipe's depth of the iris points is poor, and de-rotating a turned head mixes
 it into x (on the ../shared clips the image-plane measure follows FaceLandmarker's eyeLookIn/Out with
 |r| 0.97-0.998, the 3D one 0.21-0.99). MediaPipe's canonical face (which looks straight ahead) has its
-irises within 1.2 % of the eye width of the corners' midpoint, so no offset is applied. The eyeball's
+irises within 1.2 % of the eye width of the corners' midpoint (0.8 % of the contour mean), so no offset is
+applied. The eyeball's
 centre is the iris centre moved back by r against the gaze direction.
 
 While the lids hide the iris (a blink, a squint) MediaPipe's iris points are guesses: on tpsmm_driving's
@@ -30,7 +38,10 @@ MediaPipe put the left iris 0.26-0.52 rad off and the right one stayed within 0.
 is down (centre gap below VERGENCE_LID_RATIO of the neutral) the tracker checks each frame's vergence (the
 left eye's gaze less the right's) against the operator's usual one (`conjugate_gaze`): a frame more than
 VERGENCE_JUMP_RAD off, with one eye that moved at least MOVED_RATIO times as far as the other since the last
-frame, has that eye misplaced, and it follows the other eye's change instead. The usual vergence adapts over
+frame, has that eye misplaced, and it follows the other eye's change instead; without such an eye both are
+misplaced, and they take their mean turn at the usual vergence: the iris model (core/iris.py) puts both irises
+towards the nose as the lids come down at tpsmm_driving's frames 58-61 (right -0.42, left +0.49 rad, the lid
+gap 0.49-0.65), a 0.9 rad vergence jump that no single eye made (largest step of the tracked gaze 0.32 -> 0.11 rad with this). The usual vergence adapts over
 VERGENCE_TAU_S (an operator who really converges on something near is followed within about a second).
 Measured on the four ../shared clips (tracker gaze vs FaceLandmarker's eyeLook* on the driver, whole clips):
 tpsmm_driving's yaw r 0.585 -> 0.760, its largest frame-to-frame step 0.32 -> 0.19 rad; lp_d18 and sadtalker
@@ -53,6 +64,7 @@ EYE_WIDTH_M = 0.027  # corner to corner, MediaPipe's canonical face at the head 
 ARKIT_YAW_RAD = 0.5  # eyeLookOut - eyeLookIn = 1 -> this many radians
 ARKIT_PITCH_RAD = 0.4  # eyeLookDown - eyeLookUp = 1 -> this many radians
 IRIS_CENTRES = (lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)
+EYE_CONTOURS = (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L)
 IRIS_HIDDEN_RATIO, IRIS_SEEN_RATIO = 0.4, 0.7  # centre lid gap / neutral gap: iris gaze ignored .. fully used
 VERGENCE_JUMP_RAD = 0.2  # a frame's vergence this far from the operator's usual one: one iris is misplaced
 VERGENCE_TAU_S = 1.0  # time constant of the usual vergence (seconds)
@@ -69,13 +81,14 @@ def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) 
         raise ValueError(f"gaze needs {lmk.NUM_LANDMARKS} landmarks (with the irises), got {v.shape}")
     v = v[:, :2]
     out = np.zeros((2, 2))
-    for e, ((outer, inner), iris) in enumerate(zip(lmk.EYE_CORNERS, IRIS_CENTRES)):
+    for e, ((outer, inner), iris, contour) in enumerate(zip(lmk.EYE_CORNERS, IRIS_CENTRES, EYE_CONTOURS)):
         a, b = (v[outer], v[inner]) if v[outer, 0] <= v[inner, 0] else (v[inner], v[outer])  # a: the image-left one
         axis = b - a
         width2 = max(float(axis @ axis), 1e-12)
-        d = v[iris] - 0.5 * (a + b)
-        dx = float(d @ axis) / width2 * EYE_WIDTH_M  # along the eye, towards image-right
-        dy = float(d @ np.array([-axis[1], axis[0]])) / width2 * EYE_WIDTH_M  # across it, downwards
+        along = v[iris] - v[list(contour)].mean(0)  # from the opening's mean (the module notes say why)
+        across = v[iris] - 0.5 * (a + b)  # from the corners' midpoint
+        dx = float(along @ axis) / width2 * EYE_WIDTH_M  # along the eye, towards image-right
+        dy = float(across @ np.array([-axis[1], axis[0]])) / width2 * EYE_WIDTH_M  # across it, downwards
         pitch = np.arcsin(np.clip(dy / radius_m, -1, 1))
         yaw = np.arcsin(np.clip(-dx / (radius_m * max(np.cos(pitch), 1e-6)), -1, 1))
         out[e] = yaw, pitch
@@ -110,7 +123,8 @@ def conjugate_gaze(measured: np.ndarray, held: np.ndarray | None, vergence: np.n
     neutral gap; lid_mid_ratios [2] as for held_gaze) and the measured vergence (left less right, [2] yaw/pitch)
     is more than max_jump rad from the operator's usual one `vergence` [2], the eye that moved more since `held`
     (the last gaze given out, [2, 2]), at least MOVED_RATIO times as far as the other, takes the other eye's
-    change since then. None held or vergence: the measured gaze."""
+    change since then; when neither moved that much more, both eyes take their mean turn at the usual vergence.
+    None held or vergence: the measured gaze."""
     g = np.asarray(measured, np.float64).reshape(2, 2).copy()
     if held is None or vergence is None or not np.nanmin(np.asarray(lid_mid_ratios, np.float64)) < VERGENCE_LID_RATIO:
         return g
@@ -119,8 +133,9 @@ def conjugate_gaze(measured: np.ndarray, held: np.ndarray | None, vergence: np.n
         return g
     moved = np.linalg.norm(g - h, axis=1)
     bad = int(np.argmax(moved))
-    if moved[bad] < MOVED_RATIO * moved[1 - bad]:  # both eyes moved alike (a saccade the two fixes see unequally)
-        return g
+    if moved[bad] < MOVED_RATIO * moved[1 - bad]:  # both irises misplaced: their mean turn, at the usual vergence
+        mean, v = 0.5 * (g[0] + g[1]), np.asarray(vergence, np.float64)
+        return np.stack([mean - 0.5 * v, mean + 0.5 * v])
     g[bad] = h[bad] + (g[1 - bad] - h[1 - bad])
     return g
 

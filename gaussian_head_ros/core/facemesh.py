@@ -97,14 +97,23 @@ class FaceMesh:
     (the self-reenacted head drawn ~1.5 % too large). Every face the detector finds (a photo, a video's
     first frame, a face found again after a loss) is therefore run once more from the region its
     landmarks give: photos and video frames alike come from the landmark region (one extra landmark
-    pass, ~3-5 ms, only on those frames)."""
+    pass, ~3-5 ms, only on those frames).
+
+    Irises: with iris_model=True (the default) each face's iris points are centred where MediaPipe's dedicated
+    iris model puts the iris, run on the eyes of the full-resolution image (core/iris.py says why: the mesh's
+    own iris points miss sub-pixel eye turns; IrisModel.refine keeps the mesh's ring size); False keeps the
+    mesh's own."""
 
     MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
 
-    def __init__(self, static_image_mode: bool = True, max_faces: int = 4, min_confidence: float = 0.5):
+    def __init__(self, static_image_mode: bool = True, max_faces: int = 4, min_confidence: float = 0.5,
+                 iris_model: bool = True):
         import mediapipe as mp  # deferred: importing mediapipe costs ~1 s
 
+        from gaussian_head_ros.core.iris import IrisModel
+
         self._mp = mp
+        self._iris = IrisModel() if iris_model else None
         self.max_faces = max_faces
         self.min_confidence = min_confidence
         # MediaPipe's video graph in both modes; a photo gets a fresh one (its reset() keeps some state: the
@@ -121,7 +130,7 @@ class FaceMesh:
             min_detection_confidence=self.min_confidence, min_tracking_confidence=self.min_confidence)
 
     def close(self) -> None:
-        for m in (self._mesh, self._crop_mesh, self._detector):
+        for m in (self._mesh, self._crop_mesh, self._detector, self._iris):
             if m is not None:
                 m.close()
 
@@ -151,6 +160,9 @@ class FaceMesh:
             f.bbox = tuple(v / scale for v in f.bbox)
         if not faces:
             faces = self._faces_via_detector(rgb)
+        if self._iris is not None:
+            for f in faces:
+                f.landmarks_px = self._iris.refine(rgb, f.landmarks_px).astype(np.float32)
         faces.sort(key=lambda f: -f.area)
         return faces
 

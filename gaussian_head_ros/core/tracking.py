@@ -116,6 +116,7 @@ class TrackerConfig:
     # pair's difference from that mean (steadier: the per-eye landmark noise is there).
     lid_filter: tuple[float, float, float] = (1.0, 20.0, 20.0)
     lid_shape_filter: tuple[float, float, float] = (1.0, 5.0, 10.0)
+    iris_model: bool = True  # bundled face mesh: irises from MediaPipe's iris model (core/iris.py), not the mesh's
 
     def validate(self) -> None:
         if self.model_path and not os.path.isfile(self.model_path):
@@ -226,7 +227,7 @@ class FaceTracker:
         c = self.config
         self._task = _TaskLandmarker(c.model_path, c.max_faces, c.min_confidence) if c.model_path else None
         self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
-                                                      min_confidence=c.min_confidence)
+                                                      min_confidence=c.min_confidence, iris_model=c.iris_model)
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._neutral = NeutralEstimator(c.neutral_window_s)
@@ -318,7 +319,7 @@ class FaceTracker:
                 return faces
             if self._mesh is None:  # small faces: the bundled mesh with its full-range detector and crops
                 self._mesh = FaceMesh(static_image_mode=False, max_faces=self.config.max_faces,
-                                      min_confidence=self.config.min_confidence)
+                                      min_confidence=self.config.min_confidence, iris_model=self.config.iris_model)
         return [_Face(f.landmarks_px, f.bbox, f.score) for f in self._mesh.detect(rgb)]
 
     def _detect_in_roi(self, rgb: np.ndarray) -> list[_Face]:
@@ -334,7 +335,7 @@ class FaceTracker:
         else:
             if self._roi_mesh is None:
                 self._roi_mesh = FaceMesh(static_image_mode=False, max_faces=1,
-                                          min_confidence=self.config.min_confidence)
+                                          min_confidence=self.config.min_confidence, iris_model=self.config.iris_model)
             faces = [_Face(f.landmarks_px, f.bbox, f.score) for f in self._roi_mesh.detect(crop)]
         out = []
         for f in faces[:1]:
