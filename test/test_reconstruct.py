@@ -1040,3 +1040,49 @@ def test_refine_silhouette_peels_a_grainy_backdrop_strip():
     away = strip & (d >= 78)
     assert out[away].mean() < 0.2, f"grainy backdrop strip kept: {out[away].mean():.2f}"
     assert refine_silhouette(np.clip(photo, 0, 1), mask, np.zeros_like(mask), texture_floor=0.0)[away].mean() > 0.5
+
+
+def test_a_lower_face_stretched_one_way_grows_its_gaussians_and_frame_0_gives_them_back():
+    """A jaw drop stretches the upper lip and the chin ~1.5x vertically and not across. Bound Gaussians there
+    grow by the stretch (core.deform.triangle_growth; by the area's square root, 1.22, their rows parted into
+    horizontal stripes over the upper lip; the lips keep that rule), and the rest pose divides by the same
+    growth, so a photo taken with that expression comes back at the size it was built (frame 0)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.avatar import PART_FACE
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.deform import DriveConfig, stretch_grown_triangles
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
+    from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth, to_rest_pose
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    v = _obj_vertices(shared("canonical_face", "face_model_with_iris.obj")) * 0.01 * np.array([1.0, -1.0, -1.0])
+    faces = np.asarray(template_faces(), np.int64)
+    below = v[:, 1] - v[lmk.NOSE_BASE, 1]
+    stretch = np.zeros_like(v)
+    stretch[:, 1] = 0.5 * np.maximum(below, 0.0)  # below the nose base: 1.5x taller, same width and depth
+    tri = v[faces]
+    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    flat = (np.abs(nrm[:, 2]) > 0.97 * np.linalg.norm(nrm, axis=1)) & (below[faces] > 0.002).all(1)
+    lips = ~stretch_grown_triangles(v, faces)  # the lips keep the area rule (their inner triangles unroll)
+    assert 50 < lips.sum() < 200 and np.all(v[faces[lips]][..., 1] > v[lmk.NOSE_BASE, 1])
+    flat &= ~lips
+    assert flat.sum() >= 10  # skin facing the camera below the nose base: stretched ~1.5x one way
+    n = len(faces)
+    built = GaussianBatch(means=tri.mean(1) + stretch[faces].mean(1), normals=np.tile([0, 0, -1.0], (n, 1)),
+                          colors=np.full((n, 3), 0.5), scales=np.full((n, 3), 1e-3), quats=np.tile([1.0, 0, 0, 0], (n, 1)),
+                          opacities=np.full(n, 0.9), part=np.full(n, PART_FACE, np.uint8),
+                          face_id=np.arange(n, dtype=np.int32), bary=np.full((n, 3), 1 / 3))
+    g = photo_growth(v + stretch, v, faces)
+    np.testing.assert_allclose(g[flat], 1.5, rtol=0.02)
+    rest = to_rest_pose(built, v + stretch, v, faces, 0.0, DriveConfig())  # the photo's expression taken out
+    np.testing.assert_allclose(rest.scales[flat] * g[flat, None], 1e-3, rtol=1e-5)
+    driver = Driver(to_avatar(rest, v, faces))
+    frame0 = driver.drive(FaceControl(expression=stretch.astype(np.float32)))
+    np.testing.assert_allclose(frame0.scales, built.scales, rtol=1e-4)  # every triangle, stretched or not
+    np.testing.assert_allclose(frame0.means, built.means, atol=1e-6)
+    np.testing.assert_array_equal(driver.drive(FaceControl.rest()).scales, driver.scales)  # rest: untouched
+    # Driven from rest with the stretch (the avatar's own rest is the photo's shape): grown by the stretch.
+    own = Driver(to_avatar(built, v, faces)).drive(FaceControl(expression=stretch.astype(np.float32)))
+    np.testing.assert_allclose(own.scales[flat] / g[flat, None], 1e-3, rtol=1e-4)
+    assert np.all(own.scales[flat] > 1.2e-3 * 1.2)  # not the area's square root (1.22)

@@ -15,9 +15,10 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
 - face triangle f (part 1, bound, coef = (bary, offset from the rest triangle point)): the barycentric
   point of the deformed triangle + the offset turned by the triangle's rotation change (local frame: first
   edge and normal); rotation composed with that change; scales times the triangle's largest in-plane
-  stretch (and the square root of any shrink) at and above the nose base (`triangle_growth`,
-  `photo_shaped_triangles`: skin stretched one way keeps its rows of Gaussians closed), times sqrt(area
-  ratio) below it (where the reconstructor rescaled them from the photo's shape by that rule);
+  stretch (and the square root of any shrink) (`triangle_growth`: skin stretched one way keeps its rows of
+  Gaussians closed: the strip between brows and lids at a brow raise, the upper lip and the chin at a jaw
+  drop), on the lips times sqrt(area ratio) (`stretch_grown_triangles`); the reconstructor divides the
+  Gaussians it takes from the photo's shape to rest by the same rule;
 - falloff f (parts 0 and 2 and unbound face Gaussians within `falloff_m` of the template; coef =
   (w bary of the closest template point, mean)): the head pose plus w times the template displacement
   at that point, w = 1 at the template falling smoothly to 0 at `falloff_m` (forehead, temples, jaw
@@ -305,8 +306,8 @@ class Rig:
     k_jaw: int
     k_eye: int
     num_frames: int
-    grow_by_stretch: np.ndarray | None = None  # [F] bool: bound Gaussians grow by `triangle_growth` (else area)
     metric_rest_inv: np.ndarray | None = None  # [F, 3] `inverse_metrics` of the rest triangles
+    grow_by_stretch: np.ndarray | None = None  # [F] bool: bound Gaussians grow by `triangle_growth` (else area)
 
     @property
     def num_gaussians(self) -> int:
@@ -399,23 +400,26 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     frame_rest, area_rest = triangle_frames(verts, faces)
     return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
                eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2,
-               photo_shaped_triangles(verts, faces), inverse_metrics(verts[faces]))
+               inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces))
 
 
-def photo_shaped_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """[V, 3] rest template, [F, 3] -> [F] bool: triangles whose rest shape is the photo's, so their bound
-    Gaussians were built at their rest size and grow by `triangle_growth` when driven. The reconstructor
-    takes the photo's expression out only at and below the nose base (core.expression: everything above it
-    stays), rescaling the Gaussians there from the photo's triangles by the area rule (rest_pose.to_rest_pose);
-    those keep the area rule, so that the photo's own expression gives back exactly what was built (frame 0).
-    Other topologies (no photo expression removed): every triangle."""
+def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, 3] rest template, [F, 3] -> [F] bool: triangles whose bound Gaussians grow by `triangle_growth`
+    when driven: every one but the lips' (MediaPipe topology: all three corners inside or on the outer lip
+    contour, seen along z), which keep the square root of their area change. The lips unroll rather than
+    stretch as the mouth opens: their thin inner triangles get 10-20x taller at a wide opening, and Gaussians
+    grown by that covered the opening (lips.py maps the lips' own covariances). The reconstructor divides
+    its rest-pose Gaussians by the same rule (rest_pose.photo_growth)."""
+    from matplotlib.path import Path
+
     faces = np.asarray(faces, np.int64).reshape(-1, 3)
     if not lmk.has_mediapipe_topology(len(verts)):
         return np.ones(len(faces), bool)
-    y = np.asarray(verts, np.float64)[:lmk.NUM_MESH, 1]
-    above = np.zeros(len(verts), bool)
-    above[:lmk.NUM_MESH] = y <= y[lmk.NOSE_BASE]  # y down: at or above the nose base
-    return above[faces].all(1)
+    v = np.asarray(verts, np.float64)[:, :2]
+    loop = list(lmk.LIP_OUTER)
+    lips = Path(v[loop]).contains_points(v, radius=1e-6) | Path(v[loop[::-1]]).contains_points(v, radius=1e-6)
+    lips[loop] = True
+    return ~lips[faces].all(1)
 
 
 def coefficients(rig: Rig, means, verts):

@@ -44,6 +44,7 @@ from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth
 
 
 
@@ -300,14 +301,14 @@ def _meeting_distance(p: np.ndarray, v_rest: np.ndarray) -> np.ndarray:
 
 def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo, v_rest, faces, w) -> None:
     """The covariance of rows idx (bound to triangles fid) as the photo -> rest map stretches it (blended by
-    w with the isotropic area scaling to_rest_pose gave): no gaps between discs stretched one way only."""
+    w with the isotropic scaling to_rest_pose gave): no gaps between discs stretched one way only."""
     from gaussian_head_ros.core.control import quat_to_matrix
 
     A = triangle_maps(v_photo, v_rest, faces)[fid]
-    fr_p, area_p = triangle_frames(np.asarray(v_photo, np.float64), faces)
-    fr_r, area_r = triangle_frames(np.asarray(v_rest, np.float64), faces)
+    fr_p, _ = triangle_frames(np.asarray(v_photo, np.float64), faces)
+    fr_r, _ = triangle_frames(np.asarray(v_rest, np.float64), faces)
     rot = (fr_r @ fr_p.transpose(0, 2, 1))[fid]
-    ratio = np.sqrt(np.maximum(area_r, 1e-20) / np.maximum(area_p, 1e-20))[fid]
+    ratio = 1.0 / photo_growth(v_photo, v_rest, faces)[fid]  # the isotropic rest scaling of to_rest_pose
     q = batch.quats[idx].astype(np.float64)
     rm = np.stack([quat_to_matrix(x) for x in q]) if len(q) else np.zeros((0, 3, 3))
     s = batch.scales[idx].astype(np.float64)

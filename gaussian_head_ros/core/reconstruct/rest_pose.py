@@ -6,7 +6,8 @@ control whose expression is that same displacement must give the photo back. So 
 moved by the exact inverse of what `drive()` will do to it (same formulas, same frames):
 
 - face Gaussians (bound to a template triangle): the triangle's rigid change of frame from V_photo to
-  V_rest, offset and orientation rotated with it, scales times sqrt(area ratio);
+  V_rest, offset and orientation rotated with it, scales divided by the growth `drive()` gives them from
+  V_rest to V_photo (`photo_growth`, core.deform.triangle_growth);
 - mouth interior Gaussians: turned back about the jaw hinge by their (quantised) share of the photo's
   jaw angle;
 - static, torso and unbound face Gaussians within the falloff band of the template (core.deform): moved
@@ -20,8 +21,10 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, build_rig, chin_turn, jaw_level_share, jaw_pivot,
-                                           matrix_to_quat, quantised_jaw_weight, quat_multiply, triangle_frames)
+from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, build_rig, chin_turn, inverse_metrics,
+                                           jaw_level_share, jaw_pivot, matrix_to_quat, quantised_jaw_weight,
+                                           quat_multiply, stretch_grown_triangles, triangle_frames,
+                                           triangle_growth)
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 
 
@@ -30,6 +33,21 @@ def photo_jaw_angle(v_rest: np.ndarray, v_photo: np.ndarray, max_rad: float) -> 
     piv = jaw_pivot(v_rest)
     ang = chin_turn(np.asarray(v_rest, np.float64)[lmk.CHIN] - piv, np.asarray(v_photo, np.float64)[lmk.CHIN] - piv)
     return float(np.clip(ang, 0.0, max_rad))
+
+
+def photo_growth(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, 3] photo and rest templates, [F, 3] -> [F] the factor `drive()` grows a bound Gaussian of each
+    triangle by when the photo's expression is applied to the rest template (core.deform.triangle_growth of
+    the rest -> photo deformation, on the lips the square root of the area ratio; 1 where the two agree). The rest pose divides by it, so frame 0 gives
+    back the Gaussians as built."""
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    t_r, t_p = np.asarray(v_rest, np.float64)[faces], np.asarray(v_photo, np.float64)[faces]
+    _, area_p = triangle_frames(np.asarray(v_photo, np.float64), faces)
+    _, area_r = triangle_frames(np.asarray(v_rest, np.float64), faces)
+    ratio = np.maximum(area_p, 1e-20) / np.maximum(area_r, 1e-20)
+    g = np.where(stretch_grown_triangles(v_rest, faces), triangle_growth(inverse_metrics(t_r), t_p, ratio),
+                 np.sqrt(ratio))
+    return np.where(np.all(t_r == t_p, axis=(1, 2)), 1.0, g)
 
 
 def turn_points(points: np.ndarray, jaw_weights: np.ndarray, v_rest: np.ndarray, theta: float,
@@ -79,8 +97,7 @@ def to_rest_pose(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, 
         out.means[bound] = (on_r + np.einsum("mij,mj->mi", rot, off)).astype(np.float32)
         out.normals[bound] = np.einsum("mij,mj->mi", rot, out.normals[bound].astype(np.float64)).astype(np.float32)
         out.quats[bound] = quat_multiply(matrix_to_quat(rot), out.quats[bound]).astype(np.float32)
-        ratio = np.sqrt(np.maximum(area_r, 1e-20) / np.maximum(area_p, 1e-20))[fid]
-        out.scales[bound] = (out.scales[bound] * ratio[:, None]).astype(np.float32)
+        out.scales[bound] = (out.scales[bound] / photo_growth(v_photo, v_rest, faces)[fid, None]).astype(np.float32)
     turn_mouth(out, v_rest, -theta, levels)
     undo_falloff(out, v_photo, v_rest, faces, cfg)
     return out
