@@ -188,9 +188,24 @@ def _diag_values(io):
     return {kv.key: kv.value for kv in st.values}
 
 
+def _ensure_avatar(io):
+    """Publish a synthetic avatar unless the node already draws one (frames carry control stamps only with an
+    avatar), so a test that needs driven frames does not depend on an earlier test having sent one."""
+    if _diag_values(io)["drawing_operator_id"]:
+        return
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    io["avatar"].publish(avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="first")))
+    deadline = time.monotonic() + 60
+    while not _diag_values(io)["drawing_operator_id"]:
+        assert time.monotonic() < deadline, io["proc"].output()
+
+
 def test_unchanged_control_republishes_the_last_frame(io):
     """The same control content with new stamps: frames keep their stamps, but are drawn once (counted as
     frames_reused in the diagnostics); a changed control is drawn again."""
+    _ensure_avatar(io)
     ctl = _control_msg(STAMP + 10, yaw=5.0)
     m = _wait_image(io, lambda m: _stamp(m) == STAMP + 10, 20, publish=lambda: io["control"].publish(ctl))
     assert m is not None
@@ -211,6 +226,7 @@ def test_unchanged_control_republishes_the_last_frame(io):
 
 def test_idle_animation_after_the_timeout(io):
     # No control for > idle_timeout_s: frames keep coming, stamped with the drawing time, and they move.
+    _ensure_avatar(io)
     time.sleep(2.0)
     first = _wait_image(io, lambda m: abs(io["node"].get_clock().now().nanoseconds - _stamp(m)) < 5e9, 30)
     assert first is not None
@@ -374,6 +390,7 @@ def test_compact_controls_decode_with_the_latched_operator_basis(io):
     from gaussian_head_ros.msg import ExpressionBasis
     from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg
 
+    _ensure_avatar(io)
     node = io["node"]
     topic = "/face_control/expression_basis"
     assert spin_until(node, lambda: node.get_subscriptions_info_by_topic(topic), 30)
