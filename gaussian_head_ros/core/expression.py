@@ -26,7 +26,10 @@ nose base held fixed.
   range of relaxed faces are moved back past the edge of that range by as much again as they exceeded
   it, at most to the relaxed mean (`_beyond`: continuous, a face within the range is left as it is, a
   clear smile rests at the mean); the inner lip contour follows them in proportion to its distance from
-  the middle. At the edge, obama_official's and trump_official's avatars still grinned under every clip.
+  the middle, and the skin just beyond each corner (CORNER_SKIN_*) moves with it (spread from the corners
+  alone it moved about half as far, and a grinning photo's creases there still read as a smile at rest: the
+  reader's smile on obama_official's / trump_official's rest render 0.71 / 0.84, with the skin 0.33 / 0.58).
+  At the edge, obama_official's and trump_official's avatars still grinned under every clip.
   A mouth open wider than OPEN_MEAN_UP_TO_M goes less far (to the edge only from OPEN_EDGE_ONLY_M on).
   Frown: corners lower than that range are raised the same way (lp_d8_man_glasses' photo: 4.7 mm below
   the lips' centre; its avatar kept the frown under every clip).
@@ -80,6 +83,8 @@ MEAN_CORNER_DEPTH_M = 0.0134
 # the opening, not by a smile: lp_d9_woman_turned, gap 44 mm, read as a more open jaw when taken to the mean)
 OPEN_MEAN_UP_TO_M = 0.015
 OPEN_EDGE_ONLY_M = 0.025
+# Skin just beyond each outer corner (beside it, above-beside it), moved with the corners (`handle_targets`).
+CORNER_SKIN_R, CORNER_SKIN_L = lmk.MOUTH_CORNER_SKIN_R, lmk.MOUTH_CORNER_SKIN_L
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,8 +193,14 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u = np.clip((x[idx, 0] - xc) / half, -1.0, 1.0)[:, None]
         smile_r, smile_l = d_corner_r - closing, d_corner_l - closing
         d += np.where(u < 0, -u, 0.0) ** 2 * smile_r + np.where(u > 0, u, 0.0) ** 2 * smile_l
-    idx = np.concatenate([up, lo, lo_out, jaw, LIP_CORNERS_INNER, LIP_CORNERS_OUTER])
-    disp = np.concatenate([d_up, d_lo, d_out, d_chin, [d_corner_r, d_corner_l, d_corner_r, d_corner_l]])
+    # The skin just beyond each corner goes with it (the corner's smile or frown move; the one beside it also
+    # its share of the closing): spread harmonically from the corner alone, it moved about half as far, and a
+    # smiling photo's creases there kept reading as a smile at rest (trump_official: template corners at the
+    # relaxed mean, the reader's 0.16 IOD wider on the render).
+    skin = [(d_corner_r if k == 0 else d_corner_r - closing) for k in range(len(CORNER_SKIN_R))] + \
+        [(d_corner_l if k == 0 else d_corner_l - closing) for k in range(len(CORNER_SKIN_L))]
+    idx = np.concatenate([up, lo, lo_out, jaw, LIP_CORNERS_INNER, LIP_CORNERS_OUTER, CORNER_SKIN_R, CORNER_SKIN_L])
+    disp = np.concatenate([d_up, d_lo, d_out, d_chin, [d_corner_r, d_corner_l, d_corner_r, d_corner_l], skin])
     return idx.astype(np.int64), disp
 
 

@@ -28,6 +28,8 @@ BELOW_LOWER_LIP = 18  # midline below the lower lip (moves with the jaw)
 UPPER_LIP_IN, LOWER_LIP_IN = 13, 14  # inner lip line, centre
 MOUTH_CORNER_R, MOUTH_CORNER_L = 61, 291  # outer lip corners
 MOUTH_CORNER_R_IN, MOUTH_CORNER_L_IN = 78, 308  # inner lip corners
+# skin beside and above-beside each outer corner (~6.5 mm out; ~4 mm out and 7 mm up on the canonical face)
+MOUTH_CORNER_SKIN_R, MOUTH_CORNER_SKIN_L = (57, 186), (287, 410)
 CHEEK_R, CHEEK_L = 234, 454  # sides of the face oval at ear height (within 1 % of its widest)
 EYE_OUTER_R, EYE_INNER_R = 33, 133  # subject's right eye corners
 EYE_OUTER_L, EYE_INNER_L = 263, 362  # subject's left eye corners
