@@ -180,8 +180,8 @@ def test_the_lids_follow_a_blink_without_trailing_it(frames, tracked):
     estimate, too slow for lids that close in 2-3 frames) they trailed the frame's own ratios by 0.40 / 0.45
     frames around sadtalker's and tpsmm's blinks, and the render trailed the driver (the reader's blink r rose
     0.87 -> 0.89 with the render shifted a frame). Now both eyes' mean ratio has a fast filter of its own:
-    0.05 frames; and each eye is still steadier than unfiltered while open (2nd-difference std 0.57-0.61 of
-    unfiltered; 0.35-0.37 before)."""
+    0.05 frames; and each eye is still steadier than unfiltered while open (2nd-difference std 0.55-0.62 of
+    unfiltered; 0.34-0.37 before)."""
     from gaussian_head_ros.core import deform
 
     raw = _track({n: frames[n] for n in BLINKING}, smoothing=False)
