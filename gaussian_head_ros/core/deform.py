@@ -37,9 +37,10 @@ The frames (K = 2 F + 1 + 3 levels + 2), with R_g the head rotation:
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`);
 - photo-gap levels (part 3 with bary[:, 1] >= 1: the photo's own dark mouth gap, bary[:, 1] - 1 = the photo's
-  jaw angle in rad): the jaw levels, plus a pull towards the source camera by `photo_gap_behind_m` +
-  `photo_gap_front_m` that is whole within `photo_gap_band_rad` of the photo's jaw angle and none beyond twice
-  that (`photo_gap_pull`): in front of the synthetic teeth in the photo's own pose, behind them otherwise.
+  jaw angle in rad, bary[:, 2] its mouth width in m): the jaw levels, plus a pull towards the source camera by
+  `photo_gap_behind_m` + `photo_gap_front_m` that is whole within `photo_gap_band_rad` of the photo's jaw angle
+  and `photo_gap_band_m` of its mouth width, none beyond twice either (`photo_gap_pull`): in front of the
+  synthetic teeth in the photo's own pose, behind them otherwise (a closed bite, a wider jaw, a smile).
 
 Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
 `max_offset_m`) + the avatar's expression basis weighted by `basis_coefficients`: the driving face's
@@ -97,6 +98,9 @@ class DriveConfig:
     photo_gap_behind_m: float = 0.009
     photo_gap_front_m: float = 0.0015
     photo_gap_band_rad: float = 0.03
+    # ... and within this much of the photo's own mouth width (inner corners' distance): sadtalker's frame 0
+    # 47.4 mm; its smiles at the same jaw angle 49-62 mm show their teeth
+    photo_gap_band_m: float = 0.0015
 
 
 def namespace(x):
@@ -322,6 +326,7 @@ class Rig:
     grow_by_stretch: np.ndarray | None = None  # [F] bool: bound Gaussians grow by `triangle_growth` (else area)
     k_gap: int = -1  # first photo-gap level (after the eyes)
     gap_jaw: float = 0.0  # the photo's jaw angle (rad) where its own gap shows
+    gap_width: float = 0.0  # ... and the photo's mouth width (inner corners' x distance, metres); 0: not used
     gap_pull: np.ndarray | None = None  # [3] head-frame pull of the photo's gap in its own pose (towards the camera)
 
     @property
@@ -384,10 +389,11 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         frame[mouth] = k_jaw + quantised_jaw_weight(w, levels)
     k_gap = k_eye + 2
     gap = mouth & (np.asarray(bary, np.float64)[:, 1] >= 1.0) if mouth.any() else np.zeros(n, bool)
-    gap_jaw, gap_pull = 0.0, np.zeros(3)
+    gap_jaw, gap_width, gap_pull = 0.0, 0.0, np.zeros(3)
     if gap.any():  # the photo's own gap: the jaw levels plus `photo_gap_pull`
         frame[gap] += k_gap - k_jaw
         gap_jaw = float(np.median(np.asarray(bary, np.float64)[gap, 1]) - 1.0)
+        gap_width = float(np.median(np.asarray(bary, np.float64)[gap, 2])) if mp_topology else 0.0
         p = means[gap].mean(0)
         d = (np.asarray(camera_centre, np.float64) - p) if camera_centre is not None else np.array([0.0, 0.0, -1.0])
         d = d / max(-d[2], 1e-6)  # one metre closer to the camera per metre along the ray
@@ -428,15 +434,19 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
                eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_gap + levels,
                inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces), k_gap=k_gap, gap_jaw=gap_jaw,
-               gap_pull=gap_pull)
+               gap_width=gap_width, gap_pull=gap_pull)
 
 
-def photo_gap_pull(rig: Rig, theta, cfg: DriveConfig):
-    """The share (0..1) of `Rig.gap_pull` at jaw angle theta (rad): 1 within cfg.photo_gap_band_rad of the
-    photo's own jaw angle, 0 beyond twice that (numpy or torch like theta)."""
+def photo_gap_pull(rig: Rig, theta, cfg: DriveConfig, verts=None):
+    """The share (0..1) of `Rig.gap_pull` at jaw angle theta (rad) and deformed template verts [V, 3]: 1 within
+    cfg.photo_gap_band_rad of the photo's own jaw angle and cfg.photo_gap_band_m of its mouth width, 0 beyond
+    twice either (numpy or torch like theta). A smile at the photo's jaw angle is wider: it shows teeth."""
     xp = namespace(theta)
-    off = xp.abs(theta - rig.gap_jaw)
-    return 1 - smoothstep(cfg.photo_gap_band_rad, 2 * cfg.photo_gap_band_rad, off)
+    share = 1 - smoothstep(cfg.photo_gap_band_rad, 2 * cfg.photo_gap_band_rad, xp.abs(theta - rig.gap_jaw))
+    if verts is not None and rig.gap_width > 0:
+        width = xp.abs(verts[lmk.MOUTH_CORNER_L_IN, 0] - verts[lmk.MOUTH_CORNER_R_IN, 0])
+        share = share * (1 - smoothstep(cfg.photo_gap_band_m, 2 * cfg.photo_gap_band_m, xp.abs(width - rig.gap_width)))
+    return share
 
 
 def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -680,7 +690,7 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_s.append(xp.ones_like(r_eg[:, 0, 0]))
     # photo-gap levels: the jaw levels, pulled towards the camera in the photo's own pose (posed with the head)
     pull = r_g @ _like(xp, rig.gap_pull if rig.gap_pull is not None else np.zeros(3), disp)
-    pull = photo_gap_pull(rig, theta, cfg) * pull
+    pull = photo_gap_pull(rig, theta, cfg, verts + disp) * pull
     gap_col = xp.concat([pull[:, None], xp.zeros_like(jaw_d[0, :, 1:])], -1)
     parts_d.append(jaw_d + gap_col[None])
     parts_r.append(r_j)

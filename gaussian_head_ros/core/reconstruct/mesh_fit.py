@@ -484,6 +484,7 @@ class MeshFitReconstructor(Reconstructor):
         # it in front of the synthetic teeth in the photo's own pose only (deform.photo_gap_pull)
         gap_m = rows_m[own_gap[pixels[0][rows_m], pixels[1][rows_m]]]
         photo_layer.bary[gap_m, 1] = 1.0 + theta
+        photo_layer.bary[gap_m, 2] = abs(V[lmk.MOUTH_CORNER_L_IN, 0] - V[lmk.MOUTH_CORNER_R_IN, 0])  # its width
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
         # lie on the steepest part of the surface): they take the colour from just inside instead.
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
