@@ -133,9 +133,17 @@ def _beyond(excess: float, limit_to_mean: float) -> float:
     return e + min(e, max(0.0, limit_to_mean))
 
 
+def _mean_share(x: np.ndarray) -> float:
+    """How far (0..1) a smile or frown is taken past the relaxed edge towards the mean, by the lip gap of the
+    canonical landmarks x: 1 up to OPEN_MEAN_UP_TO_M, 0 from OPEN_EDGE_ONLY_M on (module docstring)."""
+    g_mid = max(float(x[LOWER_LIP_MID, 1] - x[UPPER_LIP_MID, 1]), 0.0)
+    return float(np.clip((OPEN_EDGE_ONLY_M - g_mid) / (OPEN_EDGE_ONLY_M - OPEN_MEAN_UP_TO_M), 0.0, 1.0))
+
+
 def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[478|468, 3] canonical landmarks (head frame, metres) -> (handle indices [H], displacements [H, 3])
-    that take the mouth to its relaxed, closed shape."""
+    that take the mouth to its relaxed, closed shape; the last len(CORNER_SKIN_R + CORNER_SKIN_L) handles are
+    the skin beside the corners (`expression_of` weighs them by `_mean_share`)."""
     x = np.asarray(x, np.float64)
     up = np.asarray(LIP_UPPER_INNER)
     lo = np.asarray(LIP_LOWER_INNER)
@@ -174,7 +182,7 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     closing = 0.5 * (d_up[4] + d_lo[4])  # how far closing moves it; the corners go along
     # Smile: corners back into the relaxed range.
     cr, cl = LIP_CORNERS_OUTER
-    to_mean = float(np.clip((OPEN_EDGE_ONLY_M - g_mid) / (OPEN_EDGE_ONLY_M - OPEN_MEAN_UP_TO_M), 0.0, 1.0))
+    to_mean = _mean_share(x)
     width = float(x[cl, 0] - x[cr, 0])
     inward = 0.5 * (_beyond(width - MAX_MOUTH_WIDTH_M, to_mean * (MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M))  # smile
                     - max(0.0, MIN_MOUTH_WIDTH_M - width))  # pucker: to the edge only
@@ -212,14 +220,25 @@ def expression_of(x: np.ndarray) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] < NUM_MESH or not np.all(np.isfinite(x)):
         raise ValueError(f"need [468|478, 3] finite landmarks, got {x.shape}")
     idx, disp = handle_targets(x)
-    known = x[:NUM_MESH, 1] <= x[NOSE_BASE, 1]  # the nose base and everything above it stay
-    known[list(lmk.RIGID_LANDMARKS)] = True  # as do the landmarks the head pose is fitted to
-    known[idx] = True
-    d = np.zeros((NUM_MESH, 3))
-    d[idx] = disp
-    free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
-    if lu is not None:
-        d[free] = lu.solve(-(coupling @ d[kn]))
+    fixed = x[:NUM_MESH, 1] <= x[NOSE_BASE, 1]  # the nose base and everything above it stay
+    fixed[list(lmk.RIGID_LANDMARKS)] = True  # as do the landmarks the head pose is fitted to
+
+    def spread(n: int) -> np.ndarray:  # the first n handles held, the rest of the face harmonic
+        known = fixed.copy()
+        known[idx[:n]] = True
+        d = np.zeros((NUM_MESH, 3))
+        d[idx[:n]] = disp[:n]
+        free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
+        if lu is not None:
+            d[free] = lu.solve(-(coupling @ d[kn]))
+        return d
+
+    # The corner skin held only where the smile goes to the mean (lips nearly closed); fading to the
+    # corners alone by OPEN_EDGE_ONLY_M (a scream's corners: lp_d9_woman_turned's jaw read lower with it).
+    share = _mean_share(x)
+    d = spread(len(idx)) if share > 0.0 else 0.0
+    if share < 1.0:
+        d = spread(len(idx) - len(CORNER_SKIN_R) - len(CORNER_SKIN_L)) * (1.0 - share) + d * share
     out = np.zeros_like(x)
     out[:NUM_MESH] = -d  # the expression is what neutralizing takes away
     return out
