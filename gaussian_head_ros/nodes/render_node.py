@@ -128,8 +128,7 @@ def check_value(name: str, value) -> None:
             raise ValueError(f"the {value} rasterizer cannot run here"
                              + (" (it needs a working CUDA device)" if value == "gsplat" else "") + "; use cpu or auto")
     elif name == "device":
-        if not device_available(value):  # ValueError itself for a name that is no device
-            raise ValueError(f"device {value} cannot be used here: torch sees no such CUDA device; use cpu")
+        device_available(value)  # ValueError for a name that is no device (cpu, cuda, cuda:N)
 
 
 @dataclass
@@ -147,6 +146,7 @@ class RenderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("render_node", **kwargs)
         declare_settings(self, PARAMS, check_value)
+        self._say_unusable_device(self._param("device"))
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched)
@@ -221,7 +221,16 @@ class RenderNode(Node):
         for p in params:
             if p.name == "idle_timeout_s":
                 self.mixer.idle_timeout_s = float(p.value)
+            elif p.name == "device":
+                self._say_unusable_device(p.value)
         return SetParametersResult(successful=True)
+
+    def _say_unusable_device(self, device: str) -> None:
+        """Warn when `device` names a CUDA device torch does not see (a CPU-only robot): accepted, as a device
+        that goes away at run time is, but the torch renderer falls back to cpu at its first frame."""
+        if not device_available(device):
+            self.get_logger().warning(f"device {device}: torch sees no such CUDA device here; a torch renderer on "
+                                      "it falls back to cpu at its first frame (the cpu backend does not use it)")
 
     # ----------------------------------------------------------------------------------------------
     # callbacks: store the newest, nothing heavy
