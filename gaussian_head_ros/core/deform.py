@@ -10,7 +10,7 @@ gives each frame a small transform table, and the posed Gaussian is
     scale' = scale[k] * scale_n                scale [K]
 
 so the per-Gaussian work is one table look-up and a handful of multiply-adds, whatever the rule.
-The frames (K = 2 F + 1 + 3 levels + 2), with R_g the head rotation:
+The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
 
 - face triangle f (part 1, bound, coef = (bary, offset from the rest triangle point)): the barycentric
   point of the deformed triangle + the offset turned by the triangle's rotation change (local frame: first
@@ -35,12 +35,7 @@ The frames (K = 2 F + 1 + 3 levels + 2), with R_g the head rotation:
   wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
   reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
-  gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`);
-- photo-gap levels (part 3 with bary[:, 1] >= 1: the photo's own dark mouth gap, bary[:, 1] - 1 = the photo's
-  jaw angle in rad, bary[:, 2] its mouth width in m): the jaw levels, plus a pull towards the source camera by
-  `photo_gap_behind_m` + `photo_gap_front_m` that is whole within `photo_gap_band_rad` of the photo's jaw angle
-  and `photo_gap_band_m` of its mouth width, none beyond twice either (`photo_gap_pull`): in front of the
-  synthetic teeth in the photo's own pose, behind them otherwise (a closed bite, a wider jaw, a smile).
+  gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
 
 Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
 `max_offset_m`) + the avatar's expression basis weighted by `basis_coefficients`: the driving face's
@@ -90,17 +85,6 @@ class DriveConfig:
     lid_follow_lower: float = 0.4  # lower lid: this fraction (lid-eye coupling; see `lids_follow_gaze`)
     lid_min_gap: float = 0.3  # a following upper lid keeps at least this fraction of its rest height
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
-    # The photo's own mouth gap (mouth Gaussians marked by the reconstructor, see `build_rig`) lies
-    # `photo_gap_behind_m` behind the synthetic teeth; within `photo_gap_band_rad` of the photo's own jaw angle it
-    # comes forward along the photo's rays to `photo_gap_front_m` in front of them (fading out over as much
-    # again), so the photo's own expression shows the photo's gap and teeth tips, a closed bite or a wider jaw the
-    # synthetic teeth.
-    photo_gap_behind_m: float = 0.009
-    photo_gap_front_m: float = 0.0015
-    photo_gap_band_rad: float = 0.03
-    # ... and within this much of the photo's own mouth width (inner corners' distance): sadtalker's frame 0
-    # 47.4 mm; its smiles at the same jaw angle 49-62 mm show their teeth
-    photo_gap_band_m: float = 0.0015
 
 
 def namespace(x):
@@ -324,22 +308,16 @@ class Rig:
     num_frames: int
     metric_rest_inv: np.ndarray | None = None  # [F, 3] `inverse_metrics` of the rest triangles
     grow_by_stretch: np.ndarray | None = None  # [F] bool: bound Gaussians grow by `triangle_growth` (else area)
-    k_gap: int = -1  # first photo-gap level (after the eyes)
-    gap_jaw: float = 0.0  # the photo's jaw angle (rad) where its own gap shows
-    gap_width: float = 0.0  # ... and the photo's mouth width (inner corners' x distance, metres); 0: not used
-    gap_pull: np.ndarray | None = None  # [3] head-frame pull of the photo's gap in its own pose (towards the camera)
 
     @property
     def num_gaussians(self) -> int:
         return len(self.frame)
 
 
-def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None,
-              camera_centre=None) -> Rig:
+def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
     photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze is measured (else the
-    template's own x, y). camera_centre [3]: the source camera in the head frame (the photo gap's pull runs
-    towards it; None: along -z).
+    template's own x, y).
 
     Cost: one k-d tree query and a few closest-point tests per non-face Gaussian (once per avatar)."""
     from scipy.spatial import cKDTree
@@ -387,17 +365,6 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         if np.any(mouth_bary.sum(1) > 0):  # explicit jaw weights from the reconstructor
             w = mouth_bary[:, 0]
         frame[mouth] = k_jaw + quantised_jaw_weight(w, levels)
-    k_gap = k_eye + 2
-    gap = mouth & (np.asarray(bary, np.float64)[:, 1] >= 1.0) if mouth.any() else np.zeros(n, bool)
-    gap_jaw, gap_width, gap_pull = 0.0, 0.0, np.zeros(3)
-    if gap.any():  # the photo's own gap: the jaw levels plus `photo_gap_pull`
-        frame[gap] += k_gap - k_jaw
-        gap_jaw = float(np.median(np.asarray(bary, np.float64)[gap, 1]) - 1.0)
-        gap_width = float(np.median(np.asarray(bary, np.float64)[gap, 2])) if mp_topology else 0.0
-        p = means[gap].mean(0)
-        d = (np.asarray(camera_centre, np.float64) - p) if camera_centre is not None else np.array([0.0, 0.0, -1.0])
-        d = d / max(-d[2], 1e-6)  # one metre closer to the camera per metre along the ray
-        gap_pull = (cfg.photo_gap_behind_m + cfg.photo_gap_front_m) * d
 
     eyeball = part == PART_EYE
     if mp_topology and len(verts) >= lmk.NUM_LANDMARKS:
@@ -432,21 +399,8 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         coef_b[idx] = w[:, None] * best_b
     frame_rest, area_rest = triangle_frames(verts, faces)
     return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
-               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_gap + levels,
-               inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces), k_gap=k_gap, gap_jaw=gap_jaw,
-               gap_width=gap_width, gap_pull=gap_pull)
-
-
-def photo_gap_pull(rig: Rig, theta, cfg: DriveConfig, verts=None):
-    """The share (0..1) of `Rig.gap_pull` at jaw angle theta (rad) and deformed template verts [V, 3]: 1 within
-    cfg.photo_gap_band_rad of the photo's own jaw angle and cfg.photo_gap_band_m of its mouth width, 0 beyond
-    twice either (numpy or torch like theta). A smile at the photo's jaw angle is wider: it shows teeth."""
-    xp = namespace(theta)
-    share = 1 - smoothstep(cfg.photo_gap_band_rad, 2 * cfg.photo_gap_band_rad, xp.abs(theta - rig.gap_jaw))
-    if verts is not None and rig.gap_width > 0:
-        width = xp.abs(verts[lmk.MOUTH_CORNER_L_IN, 0] - verts[lmk.MOUTH_CORNER_R_IN, 0])
-        share = share * (1 - smoothstep(cfg.photo_gap_band_m, 2 * cfg.photo_gap_band_m, xp.abs(width - rig.gap_width)))
-    return share
+               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2,
+               inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces))
 
 
 def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -677,8 +631,7 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     r_j = r_g @ axis_angle_x(jaw_level_share(_like(xp, rig.jaw_weights, disp), theta, cfg) * theta)
     piv = _like(xp, rig.jaw_pivot, disp)
     const = (r_g @ piv)[None] - r_j @ piv
-    jaw_d = xp.concat([const[..., None], xp.zeros_like(r_j[..., :2]), r_j - eye], -1)
-    parts_d.append(jaw_d)
+    parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_j[..., :2]), r_j - eye], -1))
     parts_r.append(r_j)
     parts_s.append(xp.ones_like(r_j[:, 0, 0]))
     r_e = eyes.gaze_rotations(gaze, rig.rest_gaze, cfg.gaze_max_rad, like=disp)  # [2, 3, 3]
@@ -688,13 +641,6 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_eg[..., :2]), r_eg - eye], -1))
     parts_r.append(r_eg)
     parts_s.append(xp.ones_like(r_eg[:, 0, 0]))
-    # photo-gap levels: the jaw levels, pulled towards the camera in the photo's own pose (posed with the head)
-    pull = r_g @ _like(xp, rig.gap_pull if rig.gap_pull is not None else np.zeros(3), disp)
-    pull = photo_gap_pull(rig, theta, cfg, verts + disp) * pull
-    gap_col = xp.concat([pull[:, None], xp.zeros_like(jaw_d[0, :, 1:])], -1)
-    parts_d.append(jaw_d + gap_col[None])
-    parts_r.append(r_j)
-    parts_s.append(xp.ones_like(r_j[:, 0, 0]))
     return xp.concat(parts_d, 0), xp.concat(parts_r, 0), xp.concat(parts_s, 0)
 
 

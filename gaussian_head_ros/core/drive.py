@@ -139,8 +139,7 @@ class Driver:
         self.means = np_of(avatar.means).astype(np.float32)  # [N, 3]
         self.n = self.means.shape[0]
         self.rig = deform.build_rig(avatar.part, avatar.face_id, avatar.bary, self.means, avatar.template_vertices,
-                                    avatar.template_faces, self.cfg, photo_points=_photo_points(avatar),
-                                    camera_centre=_camera_centre(avatar))
+                                    avatar.template_faces, self.cfg, photo_points=_photo_points(avatar))
         self.verts = self.rig.verts  # [V, 3] float64
         self.frame = self.rig.frame  # [N] frame of each Gaussian
         self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
@@ -241,15 +240,6 @@ def _photo_points(avatar: GaussianAvatar) -> np.ndarray | None:
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
     z = np.maximum(c[:, 2], 1e-6)
     return np.stack([fx * c[:, 0] / z + cx, fy * c[:, 1] / z + cy], 1)
-
-
-def _camera_centre(avatar: GaussianAvatar) -> np.ndarray | None:
-    """[3] the source camera's centre in the head frame, None without a source camera."""
-    cam = avatar.source_camera
-    if cam is None:
-        return None
-    m = np.asarray(cam.viewmat, np.float64)
-    return -m[:3, :3].T @ m[:3, 3]
 
 
 def drive(avatar: GaussianAvatar, control: FaceControl | None = None, lighting=None,

@@ -362,7 +362,7 @@ class MeshFitReconstructor(Reconstructor):
             d = (rays[mouth_px] @ R)
             pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
                                                    loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
-                                                   jaw_pivot(V_rest), photo_gap[mi, mj] * drive_cfg.photo_gap_behind_m)
+                                                   jaw_pivot(V_rest), photo_gap[mi, mj] * cfg.mouth.photo_gap_behind_m)
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
         vn = vertex_normals(V, faces)
@@ -407,15 +407,9 @@ class MeshFitReconstructor(Reconstructor):
             teeth_rgb = skin_teeth_colour(np.median(skin, 0), cfg.mouth)
         teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
-        # the lower row seen round the photo's own gap (the parted lips' inner edges): left out too, the photo's
-        # own pose shows its gap there (the upper row stays: a closed bite shows it in front of the gap)
-        # (only for a photo whose jaw is open by more than the pull's band: the driver tells its own pose by that)
-        own_gap = photo_gap if theta >= 2 * drive_cfg.photo_gap_band_rad else np.zeros_like(photo_gap)
-        gap_rim = cv2.dilate(own_gap.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-
         def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap)
             i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels))
-            return inside & (teeth_shown[i, j] | ((jaw_weights > 0) & gap_rim[i, j]))
+            return inside & teeth_shown[i, j]
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo)
@@ -480,11 +474,6 @@ class MeshFitReconstructor(Reconstructor):
                                                 torso_px, eye_core, centre, f)
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
-        # the photo's own gap (parted lips over hidden teeth): marked with the photo's jaw angle, the driver brings
-        # it in front of the synthetic teeth in the photo's own pose only (deform.photo_gap_pull)
-        gap_m = rows_m[own_gap[pixels[0][rows_m], pixels[1][rows_m]]]
-        photo_layer.bary[gap_m, 1] = 1.0 + theta
-        photo_layer.bary[gap_m, 2] = abs(V[lmk.MOUTH_CORNER_L_IN, 0] - V[lmk.MOUTH_CORNER_R_IN, 0])  # its width
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
         # lie on the steepest part of the surface): they take the colour from just inside instead.
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background

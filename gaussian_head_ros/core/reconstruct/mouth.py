@@ -8,9 +8,8 @@ shows the mouth open, its pixels are put on the teeth surface and belong to the 
 which lip they are nearer (`jaw_side`); the synthetic teeth that would sit in front of or between them are
 left out, so the photo's own pose still shows the photo. Lips parted over hidden or shaded teeth
 (`MouthConfig.parted_lips_max_m`, `parted_teeth_max`) are the exception: the dark gap between them goes
-behind the teeth (`DriveConfig.photo_gap_behind_m`) and the synthetic rows stay in front of it, so a closed
-bite or a broad smile shows teeth; near the photo's own jaw angle the driver brings the gap forward in front of
-them (`deform.photo_gap_pull`), so the photo's own pose shows the photo's gap and teeth tips.
+behind the teeth (`photo_gap_behind_m`) and the synthetic rows stay in front of it, so a closed bite or a
+broad smile shows teeth, at the price of teeth in that gap in the photo's own pose.
 """
 
 from __future__ import annotations
@@ -62,9 +61,9 @@ class MouthConfig:
     upper_teeth_mm: tuple[float, ...] = (0.0, 8.5, 15.0, 22.5, 29.5, 36.5)
     lower_teeth_mm: tuple[float, ...] = (0.0, 5.3, 11.2, 18.1, 25.1, 32.1)
     cavity_rgb: tuple[float, float, float] = (0.16, 0.05, 0.05)
-    # The photo's open mouth: its teeth pixels go on the teeth surface, the rest (the dark gap, tongue)
-    # DriveConfig.photo_gap_behind_m behind it, in front of the cavity wall, so the synthetic teeth of a closed
-    # bite stand in front of them; the driver brings them forward in the photo's own pose (deform.photo_gap_pull)
+    # The photo's open mouth: its teeth pixels go on the teeth surface, the rest (the dark gap, tongue) this far
+    # behind it, in front of the cavity wall, so the synthetic teeth of a closed bite stand in front of them.
+    photo_gap_behind_m: float = 0.009
     # ... for a photo whose lips are parted at most this much (inner lips at the midline): sadtalker / tpsmm
     # frame 0 8.6 / 8.7 mm, trump 9.7, astronaut 10.3; a wider opening (obama_official 13.4, obama_speech 21.3,
     # lp_d9 43.7 mm) is the jaw's: its gap stays the photo's (teeth in front of it cost lp_d9 9 dB of its own
