@@ -37,6 +37,26 @@ def descriptor(s: Setting) -> ParameterDescriptor:
     return d
 
 
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc malloc_trim(0)); False where there is no glibc.
+
+    For a node that works in bursts on large buffers (a photo: decoded image, ~6 MB messages, the
+    reconstruction's arrays) and then idles: glibc keeps freed memory for reuse. mesh_fit on 8 photos of
+    1600 px in one process (this machine): RSS +52..+61 MB over the first photo's without a trim, -80..-106 MB
+    with one after each; test_hostile_inputs' photo flood once saw the node 115 MB larger after 30 photos."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # musl, macOS: no malloc_trim
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True
+
+
 def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     """Declare one parameter per setting of `table` ({parameter name: Setting}), described, with its
     default; then a value of the wrong type or out of its range or choices (from a params file or an

@@ -50,7 +50,7 @@ from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, release_free_memory, run
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
 
@@ -281,6 +281,7 @@ class ReconstructionNode(Node):
                 with self._lock:
                     self._busy = False
                 self.state = "ready" if rec is not None else self.state
+                release_free_memory()  # the photo's buffers back to the system, not held while idle
         if rec is not None:
             rec.close()
 
