@@ -246,6 +246,17 @@ def triangle_growth(g0_inv, t1, area_ratio):
     return xp.clip(s1, 1.0, None) * xp.sqrt(xp.clip(s1, None, 1.0) * xp.clip(s2, None, 1.0))
 
 
+def bound_growth(g0_inv, t1, area_ratio, grow_by_stretch):
+    """The factor [F] a bound Gaussian of each triangle grows by over a deformation: `triangle_growth` where
+    grow_by_stretch [F] bool (`stretch_grown_triangles`), else the square root of the area ratio (the lips).
+    The one rule for drive (`frame_tables`) and its inverse at rest (rest_pose.photo_growth). numpy or torch
+    like t1 (grow_by_stretch numpy: moved to t1's device)."""
+    xp = namespace(t1)
+    if xp is not np:
+        grow_by_stretch = xp.as_tensor(grow_by_stretch, device=t1.device)
+    return xp.where(grow_by_stretch, triangle_growth(g0_inv, t1, area_ratio), xp.sqrt(area_ratio))
+
+
 def triangle_frames(v, faces):
     """[V, 3], [F, 3] -> local frames [F, 3, 3] (columns: first edge, in-plane normal, normal), areas [F]."""
     xp = namespace(v)
@@ -600,13 +611,9 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
         r_tri = xp.where(moved[:, None, None], fr1 @ fr0.mT, eye)
         ratio = xp.clip(a1, 1e-20, None) / xp.clip(a0, 1e-20, None)
         grow = rig.grow_by_stretch if rig.grow_by_stretch is not None else np.ones(nf, bool)
-        if xp is np and verts is rig.verts and rig.metric_rest_inv is not None:
-            g0_inv = rig.metric_rest_inv
-        else:
-            g0_inv = inverse_metrics(vt)
-            grow = grow if xp is np else xp.as_tensor(grow, device=disp.device)
-        s_tri = xp.where(moved, xp.where(grow, triangle_growth(g0_inv, vt + d_tri, ratio), xp.sqrt(ratio)),
-                         xp.ones_like(a0))
+        cached = xp is np and verts is rig.verts and rig.metric_rest_inv is not None
+        g0_inv = rig.metric_rest_inv if cached else inverse_metrics(vt)
+        s_tri = xp.where(moved, bound_growth(g0_inv, vt + d_tri, ratio, grow), xp.ones_like(a0))
         rot_f = r_g @ r_tri
         fade = (d_tri @ r_g.mT).mT  # [F, 3, 3 vertices]: R_g d of each corner (matmul: einsum is slow here)
         lin = (vt @ (r_g - eye).mT).mT + fade

@@ -21,10 +21,10 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, build_rig, chin_turn, inverse_metrics,
-                                           jaw_level_share, jaw_pivot, matrix_to_quat, quantised_jaw_weight,
-                                           quat_multiply, stretch_grown_triangles, triangle_frames,
-                                           triangle_growth)
+from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, bound_growth, build_rig, chin_turn,
+                                           inverse_metrics, jaw_level_share, jaw_pivot, matrix_to_quat,
+                                           quantised_jaw_weight, quat_multiply, stretch_grown_triangles,
+                                           triangle_frames)
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 
 
@@ -45,8 +45,7 @@ def photo_growth(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> 
     _, area_p = triangle_frames(np.asarray(v_photo, np.float64), faces)
     _, area_r = triangle_frames(np.asarray(v_rest, np.float64), faces)
     ratio = np.maximum(area_p, 1e-20) / np.maximum(area_r, 1e-20)
-    g = np.where(stretch_grown_triangles(v_rest, faces), triangle_growth(inverse_metrics(t_r), t_p, ratio),
-                 np.sqrt(ratio))
+    g = bound_growth(inverse_metrics(t_r), t_p, ratio, stretch_grown_triangles(v_rest, faces))
     return np.where(np.all(t_r == t_p, axis=(1, 2)), 1.0, g)
 
 
@@ -87,8 +86,8 @@ def to_rest_pose(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, 
     bound = np.flatnonzero((out.part == PART_FACE) & (out.face_id >= 0))
     if bound.size:
         fid = out.face_id[bound].astype(np.int64)
-        fr_p, area_p = triangle_frames(np.asarray(v_photo, np.float64), faces)
-        fr_r, area_r = triangle_frames(np.asarray(v_rest, np.float64), faces)
+        fr_p, _ = triangle_frames(np.asarray(v_photo, np.float64), faces)
+        fr_r, _ = triangle_frames(np.asarray(v_rest, np.float64), faces)
         rot = (fr_r @ fr_p.transpose(0, 2, 1))[fid]  # [M, 3, 3] photo -> rest change of each parent
         b = out.bary[bound].astype(np.float64)
         on_p = np.einsum("mk,mkc->mc", b, np.asarray(v_photo, np.float64)[faces[fid]])
