@@ -8,6 +8,7 @@ that a busy CPU, which slows the publishers, does not fail the transport."""
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,10 +32,32 @@ WARM_UP_TIMEOUT_S = 240.0  # first start in a fresh checkout: kernel compilation
 ATTEMPTS = 3  # counting windows tried until one where the publishers held MIN_RATE_HZ
 
 
-def _steady(samples: list) -> bool:
-    """A publisher's diagnostics (arrival s, count) show >= MIN_RATE_HZ over their last 2 s or more."""
+def _steady(samples: list, min_hz: float = MIN_RATE_HZ) -> bool:
+    """A node's diagnostics (arrival s, count) show >= min_hz over their last 2 s or more."""
     recent = [x for x in samples if x[0] >= time.monotonic() - 3.5]
-    return len(recent) >= 3 and (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3) >= MIN_RATE_HZ
+    return len(recent) >= 3 and (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3) >= min_hz
+
+
+def _summary(counts: dict, procs: dict) -> str:
+    """Per node: its diagnostics samples, the rate over the last 3.5 s and 10 s, and its log's tail (a failure's
+    message must say which node was slow and why, in a few lines)."""
+    lines = []
+    now = time.monotonic()
+    for name, samples in counts.items():
+        rates = []
+        for span in (3.5, 10.0):
+            recent = [x for x in samples if x[0] >= now - span]
+            rates.append(f"{(recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3):.1f} Hz"
+                         if len(recent) >= 2 else "-")
+        last = samples[-1] if samples else None
+        lines.append(f"{name}: {len(samples)} samples, last {last}, rate over 3.5 s / 10 s {rates[0]} / {rates[1]}")
+    if os.path.isdir("/dev/shm"):  # Fast DDS's shared-memory transport lives there; full, frames fall back to UDP
+        total, _, free = shutil.disk_usage("/dev/shm")
+        lines.append(f"/dev/shm: {free / 2**20:.0f} MiB free of {total / 2**20:.0f} MiB")
+    for name, proc in procs.items():
+        tail = "\n    ".join(proc.output().splitlines()[-8:])
+        lines.append(f"{name} alive={proc.alive()} log tail:\n    {tail}")
+    return "\n".join(lines)
 
 
 def _plain_env() -> dict:
@@ -65,7 +88,9 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
         "video_source_node": Proc(executable("video_source_node") + ["--ros-args", "-p", f"source:={clip}",
                                                                      "-p", "rate:=30.0"],
                                   tmp_path / "video_source_node.log", env),
-        "tracker_node": Proc(executable("tracker_node"), tmp_path / "tracker_node.log", env),
+        # Without the iris model (core/iris.py, ~4 ms a frame here): the tracker's CPU is not what this test measures.
+        "tracker_node": Proc(executable("tracker_node") + ["--ros-args", "-p", "iris_model:=false"],
+                             tmp_path / "tracker_node.log", env),
         "reconstruction_node": Proc(executable("reconstruction_node"), tmp_path / "reconstruction_node.log", env),
     }
     peers = {}
@@ -85,10 +110,14 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
         # Count only once the nodes are warm: in a fresh checkout the first start compiles the CPU kernels and
         # loads MediaPipe on the same 2 cores, and the publishers themselves run slowly meanwhile.
         deadline = time.monotonic() + WARM_UP_TIMEOUT_S
-        while not all(_steady(counts[n]) for n in ("render_node", "video_source_node", "tracker_node")):
+        # The tracker's count is its CPU share too (above): it is warm once it takes what the tracker check asks of it.
+        while not (_steady(counts["render_node"]) and _steady(counts["video_source_node"])
+                   and _steady(counts["tracker_node"], MIN_TRACKER_DELIVERED * MIN_RATE_HZ)):
             assert time.monotonic() < deadline, f"the publishers did not reach {MIN_RATE_HZ} Hz in " \
-                f"{WARM_UP_TIMEOUT_S} s: {counts}"
+                f"{WARM_UP_TIMEOUT_S} s: {_summary(counts, procs)}"
             rclpy_context.spin_once(node, timeout_sec=0.1)
+        print(f"warm after {time.monotonic() - deadline + WARM_UP_TIMEOUT_S:.0f} s")
+
         def published_hz(name, t0, t1):
             c = [x for x in counts[name] if t0 - 1.0 <= x[0] <= t1 + 1.0]
             assert len(c) >= 3, f"no diagnostics from {name}:\n{procs[name].output()}"
