@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -48,3 +49,62 @@ def spin_until(node, predicate, timeout: float, executor=None) -> bool:
         else:
             rclpy.spin_once(node, timeout_sec=0.05)
     return predicate()
+
+
+class Graph:
+    """The test's side of the ROS graph: one node spun in a thread, subscriptions that record."""
+
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.node = rclpy.create_node("launch_test_peer")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._clients = {}
+        self._run = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while self._run:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def record(self, msg_type, topic: str, qos, keep=lambda m: m) -> list:
+        """[(arrival monotonic s, keep(msg))] of every message on `topic`, appended as they come (keep only
+        what a test needs of an image: a stream of full frames fills the memory within minutes)."""
+        got: list = []
+        self.node.create_subscription(msg_type, topic, lambda m: got.append((time.monotonic(), keep(m))), qos)
+        return got
+
+    def nodes(self) -> set[str]:
+        return {(ns.rstrip("/") + "/" + n) for n, ns in self.node.get_node_names_and_namespaces()}
+
+    def parameters(self, node: str, names: list[str], timeout: float = 60.0) -> dict:
+        from rclpy.parameter import parameter_value_to_python
+        from rclpy.parameter_client import AsyncParameterClient
+
+        if node not in self._clients:
+            self._clients[node] = AsyncParameterClient(self.node, node)
+        client = self._clients[node]
+        assert client.wait_for_services(timeout_sec=timeout), f"no parameter services on {node}"
+        future = client.get_parameters(names)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done(), f"{node} did not answer get_parameters"
+        return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values)}
+
+    def close(self):
+        self._run = False
+        self._thread.join(timeout=2)
+        self.node.destroy_node()
+
+
+def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())

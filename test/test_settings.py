@@ -68,7 +68,8 @@ def test_avatar_yaml_is_every_parameter_with_its_default():
             assert value == params[name].default, (node, name, value, params[name].default)
 
 
-def _launch_file():
+def _launch_file(host: str = "all"):
+    """The launch file of `host` (launch/avatar|operator|robot.launch.py) as a module."""
     # launch.actions, not launch: run from the repository root, its launch/ folder is a namespace package "launch"
     try:  # find_spec of a submodule raises when the package itself is not there
         found = importlib.util.find_spec("launch.actions") and importlib.util.find_spec("launch_ros.actions")
@@ -76,23 +77,46 @@ def _launch_file():
         found = None
     if not found:
         pytest.skip("launch / launch_ros are not installed (scripts/test.sh installs them from ../shared/tools/ros2cli)")
-    spec = importlib.util.spec_from_file_location("avatar_launch", ROOT / "launch" / "avatar.launch.py")
+    from gaussian_head_ros.nodes.launch_files import LAUNCH_FILES
+
+    spec = importlib.util.spec_from_file_location(f"{host}_launch", ROOT / "launch" / LAUNCH_FILES[host])
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_launch_arguments_set_declared_parameters_and_name_their_choices():
-    mod = _launch_file()
+def _declared(host: str) -> dict:
     from launch.actions import DeclareLaunchArgument
 
-    args = {a.name: a for a in mod.generate_launch_description().entities if isinstance(a, DeclareLaunchArgument)}
-    assert mod.ARGUMENT_PARAMETERS, "the launch file maps its arguments to node parameters"
-    for arg, (node, name) in mod.ARGUMENT_PARAMETERS.items():
-        assert arg in args, arg
-        s = _params(node)[name]
-        for c in s.choices or ():
-            assert str(c) in args[arg].description, (arg, c, args[arg].description)
+    return {a.name: a for a in _launch_file(host).generate_launch_description().entities
+            if isinstance(a, DeclareLaunchArgument)}
+
+
+def test_launch_arguments_set_declared_parameters_and_name_their_choices():
+    from gaussian_head_ros.nodes.launch_files import ARGUMENT_PARAMETERS, HOST_NODES
+
+    assert ARGUMENT_PARAMETERS, "the launch files map their arguments to node parameters"
+    for host, started in HOST_NODES.items():
+        args = _declared(host)
+        for arg, (node, name) in ARGUMENT_PARAMETERS.items():
+            assert (arg in args) == (node in started), (host, arg, node)  # on the host that runs the node
+            if arg not in args:
+                continue
+            s = _params(node)[name]
+            for c in s.choices or ():
+                assert str(c) in args[arg].description, (arg, c, args[arg].description)
+
+
+def test_each_host_launch_file_takes_its_own_arguments():
+    """operator.launch.py takes the camera's arguments and not the photo's, robot.launch.py the reverse, and
+    avatar.launch.py (one host) all of them."""
+    operator, robot, both = (set(_declared(h)) for h in ("operator", "robot", "all"))
+    assert {"video", "loop", "camera_topic"} <= operator and not {"video", "loop", "camera_topic"} & robot
+    assert {"photo", "operator_id", "backend", "reconstructor", "composed"} <= robot
+    assert not {"photo", "operator_id", "backend", "reconstructor", "composed"} & operator
+    assert both == operator | robot
+    common = {"params_file", "namespace", "control_topic", "fastdds_profile", "log_level"}
+    assert common <= operator & robot
 
 
 class EchoReconstructor:
@@ -209,7 +233,8 @@ def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):
     """`params_file:=` whose node lacks the `ros__parameters:` level: the launch dropped its values silently
     and started every node with the defaults (rcl itself refuses such a file); now the launch stops with a
     message naming the file and the node. A well-formed file still passes, bound to any namespace."""
-    mod = _launch_file()
+    from gaussian_head_ros.nodes import launcher as mod
+
     bad = tmp_path / "bad.yaml"
     bad.write_text("render_node:\n  width: 256\n")
     with pytest.raises(ValueError, match="'render_node' needs a 'ros__parameters:' level"):
@@ -220,37 +245,86 @@ def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):
     assert out == {"/**/render_node": {"ros__parameters": {"width": 256}}}
 
 
-def test_launch_warns_about_an_argument_it_does_not_have():
-    """`ros2 launch gaussian_head_ros avatar.launch.py expression_encoding:=dense` (a tracker_node parameter,
-    not a launch argument) was taken without a word and the tracker stayed compact; a misspelt `vidoe:=`
-    likewise. Now the launch warns, naming the node and the `ros2 param set` line (in its namespace) or the
-    closest argument. Names unlike ours (an including launch file's own arguments) are not said."""
+def _launch_warnings(host: str, given: dict) -> list[str]:
+    """The warnings `host`'s launch file logs for the launch arguments `given` (its nodes are made, not run)."""
     import logging
 
-    mod = _launch_file()
+    mod = _launch_file(host)
     import launch.logging
     from launch import LaunchContext
     from launch.actions import DeclareLaunchArgument
 
+    from gaussian_head_ros.nodes.launch_files import LAUNCH_FILES
+
     ctx = LaunchContext()
-    ctx.launch_configurations.update({"expression_encoding": "dense", "vidoe": "clip.mp4", "namespace": "robot1",
-                                      "robot_description_file": "r.urdf"})
-    for action in mod.generate_launch_description().entities:
+    ctx.launch_configurations.update(given)
+    entities = mod.generate_launch_description().entities
+    for action in entities:
         if isinstance(action, DeclareLaunchArgument):
             action.execute(ctx)  # the defaults of the arguments not given
     said: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: said.append(record.getMessage())
-    logger = launch.logging.get_logger("avatar.launch.py")
+    logger = launch.logging.get_logger(LAUNCH_FILES[host])
     logger.addHandler(handler)
     try:
-        mod._nodes(ctx)
+        entities[-1].execute(ctx)  # the OpaqueFunction that makes the nodes
     finally:
         logger.removeHandler(handler)
+    return said
+
+
+def test_launch_warns_about_an_argument_it_does_not_have():
+    """`ros2 launch gaussian_head_ros avatar.launch.py expression_encoding:=dense` (a tracker_node parameter,
+    not a launch argument) was taken without a word and the tracker stayed compact; a misspelt `vidoe:=`
+    likewise. Now the launch warns, naming the node and the `ros2 param set` line (in its namespace) or the
+    closest argument. Names unlike ours (an including launch file's own arguments) are not said."""
+    said = _launch_warnings("all", {"expression_encoding": "dense", "vidoe": "clip.mp4", "namespace": "robot1",
+                                    "robot_description_file": "r.urdf"})
     assert len(said) == 2, said
     assert "'expression_encoding:=dense' ignored" in said[0] and "tracker_node" in said[0], said
     assert "ros2 param set /robot1/tracker_node expression_encoding dense" in said[0], said
     assert "'vidoe:=clip.mp4' ignored" in said[1] and "did you mean 'video'" in said[1], said
+
+
+def test_a_host_launch_file_names_the_other_hosts_for_its_arguments():
+    """An argument of the other host's launch file (`photo:=` given to operator.launch.py, `video:=` or
+    `camera_topic:=` to robot.launch.py) is said with the launch file that has it; a parameter of a node the
+    other host runs (`width:=`, render_node's, on the operator) says which launch file starts that node."""
+    said = _launch_warnings("operator", {"photo": "me.jpg", "backend": "cpu", "width": "384", "vidoe": "x.mp4"})
+    assert len(said) == 4, said
+    backend, photo, vidoe, width = said  # sorted by name
+    assert "'photo:=me.jpg' ignored" in photo and "robot.launch.py" in photo, photo
+    assert "'backend:=cpu' ignored" in backend and "robot.launch.py" in backend, backend
+    assert "did you mean 'video'" in vidoe, vidoe
+    assert "render_node is started by robot.launch.py" in width and "ros2 param set /render_node width 384" in width
+    said = _launch_warnings("robot", {"video": "/dev/video0", "camera_topic": "/usb_cam/image_raw",
+                                      "expression_encoding": "dense"})
+    assert len(said) == 3, said
+    camera, encoding, video = said
+    assert "'video:=/dev/video0' ignored" in video and "operator.launch.py" in video, video
+    assert "operator.launch.py" in camera, camera
+    assert "tracker_node is started by operator.launch.py" in encoding, encoding
+    assert _launch_warnings("all", {"photo": "me.jpg", "video": "/dev/video0"}) == []
+
+
+def test_avatar_pipeline_runs_one_hosts_nodes_and_refuses_the_others_options(capsys):
+    """`avatar_pipeline --host robot|operator` (robot.launch.py composed:=true; the pip-only two-host set-up):
+    an option of the other host's nodes is refused with the reason, not silently dropped."""
+    pytest.importorskip("rclpy")
+    from gaussian_head_ros.nodes.pipeline import parse_args
+
+    args, ros_args = parse_args(["--host", "robot", "--photo", "me.jpg", "--control-topic", "/face_control",
+                                 "--ros-args", "-r", "__ns:=/robot1"])
+    assert (args.host, args.photo, args.control_topic, ros_args) == ("robot", "me.jpg", "/face_control",
+                                                                     ["-r", "__ns:=/robot1"])
+    assert parse_args(["--host", "operator", "--video", "/dev/video0"])[0].video == "/dev/video0"
+    for argv, said in ((["--host", "robot", "--video", "clip.mp4"], "--video is for the operator's nodes"),
+                       (["--host", "operator", "--photo", "me.jpg"], "--photo is for the robot's nodes"),
+                       (["--host", "operator", "--backend", "cpu"], "--backend is for the robot's nodes")):
+        with pytest.raises(SystemExit) as e:
+            parse_args(argv)
+        assert e.value.code == 2 and said in capsys.readouterr().err, argv
 
 
 def test_a_sigterm_during_spin_is_an_interruption_not_a_crash():

@@ -83,15 +83,19 @@ def node_params_file(path: str, overrides: dict) -> str:
     return tmp
 
 
-def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path, namespace: str = "") -> list[str]:
+def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path, namespace: str = "",
+                             elsewhere: dict | None = None, node_homes: dict | None = None) -> list[str]:
     """One warning line per launch argument in `given` (the launch's configurations: name -> value) that is
     not in `declared` (the launch file's DeclareLaunchArgument names). `ros2 launch` takes any `name:=value`
     without a word, so `expression_encoding:=dense` or `width:=384` (node parameters, not arguments) did
     nothing and the nodes ran on their defaults. A name that is a node parameter in `params_path` (the
     package's config/avatar.yaml: every parameter of every node) is said with the `ros2 param set` line for
     its node(s) under `namespace`; another name with the closest argument when there is one (`vidoe` ->
-    `video`). A launch file that includes ours passes its own configurations too: only names that look like
-    ours are said."""
+    `video`). `elsewhere` (argument -> the launch file that has it, e.g. "robot.launch.py (...)") names the
+    other host's launch file for its arguments (`photo:=` given to operator.launch.py), and `node_homes` (node
+    -> launch file) the one that starts a node this launch does not (`width:=` given to operator.launch.py is
+    render_node's, which robot.launch.py starts). A launch file that includes ours passes its own
+    configurations too: only names that look like ours are said."""
     import difflib
 
     import yaml
@@ -103,14 +107,20 @@ def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path
         for name in (value or {}).get("ros__parameters", {}):
             owners.setdefault(name, []).append(str(node))
     ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    elsewhere, node_homes = elsewhere or {}, node_homes or {}
     lines = []
     for name in sorted(set(given) - set(declared)):
         value = given[name]
-        if name in owners:
+        if name in elsewhere:
+            lines.append(f"launch argument '{name}:={value}' ignored: this launch file has no argument '{name}'; "
+                         f"{elsewhere[name]} has it (--show-args lists this one's)")
+        elif name in owners:
             sets = " or ".join(f"'ros2 param set {ns}/{node} {name} {value}'" for node in owners[name])
+            away = "; ".join(f"{n} is started by {node_homes[n]}" for n in owners[name] if n in node_homes)
+            away = f" ({away})" if away else ""
             lines.append(f"launch argument '{name}:={value}' ignored: {name} is a parameter of "
-                         f"{' and '.join(owners[name])}, not an argument of this launch file (--show-args lists "
-                         f"those); set it in a copy of config/avatar.yaml given as params_file:=, or on the "
+                         f"{' and '.join(owners[name])}{away}, not an argument of this launch file (--show-args "
+                         f"lists those); set it in a copy of config/avatar.yaml given as params_file:=, or on the "
                          f"running node: {sets}")
         else:
             close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.8)

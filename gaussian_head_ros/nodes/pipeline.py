@@ -2,10 +2,12 @@
 
 For set-ups without `ros2 launch` (the pip-only install) and for robots that prefer one process. The
 nodes are the same classes as the separate executables, read the same parameters file, and talk over
-the same topics, so anything else on the ROS graph sees no difference.
+the same topics, so anything else on the ROS graph sees no difference. `--host robot` runs only the
+robot's two (reconstruction and render), `--host operator` only the tracker (and the video source), as
+robot.launch.py and operator.launch.py do (docs/DEPLOYMENT.md).
 
-  avatar_pipeline [--params-file config/avatar.yaml] [--photo me.jpg] [--video clip.mp4] [--backend cpu]
-                  [--ros-args ...]
+  avatar_pipeline [--host all|operator|robot] [--params-file config/avatar.yaml] [--photo me.jpg]
+                  [--video clip.mp4] [--backend cpu] [--ros-args ...]
 """
 
 from __future__ import annotations
@@ -34,7 +36,18 @@ def parse_args(argv: list[str]):
     p.add_argument("--backend", default="", help="render backend (auto, cpu, torch, gsplat); default: params file")
     p.add_argument("--reconstructor", default="", help="reconstruction backend (mesh_fit, rar); default: params file")
     p.add_argument("--camera-topic", default="camera/image_raw", help="the operator camera topic")
-    return p.parse_args(argv), ros_args
+    p.add_argument("--control-topic", default="face_control",
+                   help="the FaceControl topic the tracker publishes and the render node follows")
+    p.add_argument("--host", default="all", choices=["all", "operator", "robot"],
+                   help="the nodes of one host: operator (tracker; --video) or robot (reconstruction, render)")
+    args = p.parse_args(argv)
+    misplaced = {"operator": ("photo", "backend", "reconstructor"), "robot": ("video", "camera_topic")}
+    defaults = vars(p.parse_args([]))
+    for name in misplaced.get(args.host, ()):
+        if getattr(args, name) != defaults[name]:
+            other = "robot" if args.host == "operator" else "operator"
+            p.error(f"--{name.replace('_', '-')} is for the {other}'s nodes, not --host {args.host}'s")
+    return args, ros_args
 
 
 def default_params_file() -> str:
@@ -63,12 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         return [Parameter(k, value=v) for k, v in kv.items() if v not in ("", None)]
 
     camera_remap = ["--ros-args", "-r", f"camera/image_raw:={args.camera_topic}"]
+    control_remap = ["-r", f"face_control:={args.control_topic}"] if args.control_topic != "face_control" else []
+    robot, operator = args.host in ("all", "robot"), args.host in ("all", "operator")
     nodes = []
     executor = MultiThreadedExecutor(num_threads=6)
     try:
-        nodes.append(ReconstructionNode(parameter_overrides=overrides(photo_path=args.photo, backend=args.reconstructor)))
-        nodes.append(TrackerNode(cli_args=camera_remap))
-        nodes.append(RenderNode(parameter_overrides=overrides(backend=args.backend)))
+        if robot:
+            nodes.append(ReconstructionNode(parameter_overrides=overrides(photo_path=args.photo,
+                                                                          backend=args.reconstructor)))
+        if operator:
+            nodes.append(TrackerNode(cli_args=camera_remap + control_remap))
+        if robot:
+            nodes.append(RenderNode(cli_args=["--ros-args"] + control_remap if control_remap else None,
+                                    parameter_overrides=overrides(backend=args.backend)))
         if args.video:
             nodes.append(VideoSourceNode(cli_args=camera_remap, parameter_overrides=overrides(
                 source=args.video, loop=args.loop == "true")))

@@ -1,0 +1,155 @@
+"""What the package's launch files start: launch/avatar.launch.py (every node on one host),
+launch/operator.launch.py (the operator's host: camera and tracker) and launch/robot.launch.py (the robot:
+photo -> avatar, avatar + controls -> face display). Each launch file is one call of launch_description().
+
+One launch file per host, as TurtleBot's `robot.launch.py` on the robot's computer and its tools on the
+remote PC: the command says where it runs, `--show-args` lists only what that host takes, and an argument
+of the other host (`video:=` on the robot) is said, not run. The arguments, their defaults and which node
+each one reaches are written once here, in ARGUMENTS.
+
+Imports launch and launch_ros (present wherever `ros2 launch` is); the pip-only set-up never imports this.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gaussian_head_ros.nodes.launcher import node_params_file, unknown_launch_arguments
+
+# Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`).
+HOST_NODES = {
+    "all": ("reconstruction_node", "tracker_node", "render_node"),
+    "operator": ("tracker_node",),
+    "robot": ("reconstruction_node", "render_node"),
+}
+LAUNCH_FILES = {"all": "avatar.launch.py", "operator": "operator.launch.py", "robot": "robot.launch.py"}
+OPERATOR, ROBOT = ("all", "operator"), ("all", "robot")
+EVERY = ("all", "operator", "robot")
+
+# Launch arguments that set a node parameter: argument -> (node, parameter). test/test_settings.py checks
+# them against the nodes' parameter descriptors (core/settings.py).
+ARGUMENT_PARAMETERS = {
+    "photo": ("reconstruction_node", "photo_path"),
+    "operator_id": ("reconstruction_node", "operator_id"),
+    "reconstructor": ("reconstruction_node", "backend"),
+    "checkpoint": ("reconstruction_node", "checkpoint"),
+    "backend": ("render_node", "backend"),
+    "device": ("render_node", "device"),
+}
+
+
+def _share(*parts: str) -> str:
+    from ament_index_python.packages import get_package_share_directory
+
+    return os.path.join(get_package_share_directory("gaussian_head_ros"), *parts)
+
+
+def _arguments_table() -> list[tuple[str, tuple, str, str]]:
+    """(name, the hosts whose launch file has it, default, description), in --show-args order."""
+    return [
+        ("params_file", EVERY, _share("config", "avatar.yaml"),
+         "YAML file with the parameters of the nodes (each launch file reads its own nodes' sections)"),
+        ("photo", ROBOT, "", "operator photo reconstructed at start-up, a file on this host (empty: the last avatar "
+                             "again, from the reconstruction_node's cache_path, and wait for operator/photo)"),
+        ("operator_id", ROBOT, "", "operator id for the start-up photo (empty: from the file name)"),
+        ("camera_topic", OPERATOR, "camera/image_raw",
+         "the operator camera's image topic the tracker reads (its camera_info beside it)"),
+        ("video", OPERATOR, "", "play this video file (or /dev/videoN) as the camera; empty: use your camera driver"),
+        ("loop", OPERATOR, "true", "loop the video file"),
+        ("control_topic", EVERY, "face_control",
+         "the FaceControl topic (its expression_basis and recalibrate below it) the tracker publishes and the "
+         "render node follows; e.g. /face_control for a robot under namespace:= that follows an operator in the "
+         "root namespace"),
+        ("backend", ROBOT, "", "render backend: auto (gsplat on CUDA, else cpu), gsplat, cpu or torch; "
+                               "empty: the parameters file's"),
+        ("device", ROBOT, "", "torch device of the torch backend (cpu, cuda:N); empty: the parameters file's"),
+        ("reconstructor", ROBOT, "", "reconstruction backend: mesh_fit (training-free) or rar (learned); "
+                                     "empty: the parameters file's"),
+        ("checkpoint", ROBOT, "", "RAR checkpoint for reconstructor:=rar"),
+        ("namespace", EVERY, "", "namespace for all nodes and topics"),
+        ("composed", ROBOT, "false", "run the nodes in one process (avatar_pipeline) instead of one process each"),
+        ("fastdds_profile", EVERY, "",
+         "Fast DDS profile (XML) for the nodes; empty: the one FASTDDS_DEFAULT_PROFILES_FILE names if you set it "
+         "(docs/DEPLOYMENT.md's unicast profile across hosts), else the package's config/fastdds.xml (large "
+         "shared-memory segments for images)"),
+        ("log_level", EVERY, "info", "ros log level"),
+    ]
+
+
+def arguments(host: str) -> list:
+    """The DeclareLaunchArgument actions of `host`'s launch file ("all", "operator" or "robot")."""
+    from launch.actions import DeclareLaunchArgument
+
+    return [DeclareLaunchArgument(name, default_value=default, description=text)
+            for name, hosts, default, text in _arguments_table() if host in hosts]
+
+
+def launch_description(host: str):
+    """The whole launch description of `host`'s launch file: its arguments, then its nodes."""
+    from launch import LaunchDescription
+    from launch.actions import OpaqueFunction
+
+    if host not in HOST_NODES:
+        raise ValueError(f"host {host!r}: one of {', '.join(HOST_NODES)}")
+    return LaunchDescription(arguments(host) + [OpaqueFunction(function=nodes, args=[host])])
+
+
+def _warnings(cfg: dict, host: str) -> list[str]:
+    """launcher.unknown_launch_arguments for `host`'s launch file, told which other launch file has an
+    argument or starts a node this one does not."""
+    own = {name for name, hosts, _, _ in _arguments_table() if host in hosts}
+    other = "robot" if host == "operator" else "operator"
+    elsewhere, node_homes = {}, {}
+    if host != "all":
+        for name, hosts, _, _ in _arguments_table():
+            if name not in own:
+                elsewhere[name] = f"{LAUNCH_FILES[other]} (the {other}'s nodes: {' and '.join(HOST_NODES[other])})"
+        for node in HOST_NODES[other] + ("video_source_node",) * (host == "robot"):
+            node_homes[node] = LAUNCH_FILES[other]
+    return unknown_launch_arguments(cfg, own, _share("config", "avatar.yaml"), cfg["namespace"],
+                                    elsewhere=elsewhere, node_homes=node_homes)
+
+
+def nodes(context, host: str) -> list:
+    """The node actions of `host`. Launch arguments left empty do not override the parameters file."""
+    import launch.logging
+    from launch.actions import GroupAction, SetEnvironmentVariable
+    from launch_ros.actions import Node, PushRosNamespace
+
+    given = context.launch_configurations
+    for line in _warnings(given, host):
+        launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
+
+    # this launch file's own arguments only: another host's `video:=` given here starts no camera
+    cfg = {name: given[name] for name, hosts, _, _ in _arguments_table() if host in hosts}
+    started = HOST_NODES[host]
+    overrides: dict = {}  # node -> the parameters that launch arguments set
+    for arg, (node, name) in ARGUMENT_PARAMETERS.items():
+        if node in started and cfg.get(arg, "") != "":
+            overrides.setdefault(node, {})[name] = cfg[arg]
+    video = cfg.get("video", "")
+    if video:
+        overrides["video_source_node"] = {"source": video, "loop": cfg["loop"].lower() == "true"}
+    params_file = node_params_file(cfg["params_file"], overrides)
+    ros_args = ["--log-level", cfg["log_level"]]
+    camera = [("camera/image_raw", cfg["camera_topic"])] if "camera_topic" in cfg else []
+    control = [("face_control", cfg["control_topic"])]
+    remaps = {"tracker_node": camera + control, "render_node": control}
+    actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
+    if cfg["fastdds_profile"]:
+        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
+    if cfg.get("composed", "false").lower() in ("true", "1", "yes"):
+        # No `name=` here: a node name given to a process renames every node in it.
+        pipeline = ["--host", host, "--params-file", params_file, "--control-topic", cfg["control_topic"]]
+        if camera:
+            pipeline += ["--camera-topic", cfg["camera_topic"]]
+        actions.append(Node(package="gaussian_head_ros", executable="avatar_pipeline", arguments=pipeline,
+                            ros_arguments=ros_args, output="screen"))
+    else:
+        actions += [Node(package="gaussian_head_ros", executable=name, name=name, parameters=[params_file],
+                         remappings=remaps.get(name, []), ros_arguments=ros_args, output="screen")
+                    for name in started]
+    if video:
+        actions.append(Node(package="gaussian_head_ros", executable="video_source_node", name="video_source_node",
+                            parameters=[params_file], remappings=camera, ros_arguments=ros_args, output="screen"))
+    return [GroupAction(actions)]

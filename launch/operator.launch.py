@@ -1,0 +1,13 @@
+"""The operator's host (a laptop with a camera): camera/image_raw -> tracker_node -> face_control, which the
+robot's render node follows (robot.launch.py on the robot; docs/DEPLOYMENT.md).
+
+  ros2 launch gaussian_head_ros operator.launch.py                          # with your camera driver
+  ros2 launch gaussian_head_ros operator.launch.py video:=/dev/video0       # no driver: the package's video source
+  ros2 launch gaussian_head_ros operator.launch.py camera_topic:=/usb_cam/image_raw
+"""
+
+from gaussian_head_ros.nodes.launch_files import launch_description
+
+
+def generate_launch_description():
+    return launch_description("operator")
