@@ -308,6 +308,37 @@ def test_a_host_launch_file_names_the_other_hosts_for_its_arguments():
     assert _launch_warnings("all", {"photo": "me.jpg", "video": "/dev/video0"}) == []
 
 
+def test_launch_file_arguments_expand_the_home_directory(tmp_path, monkeypatch):
+    """`ros2 launch gaussian_head_ros robot.launch.py photo:=~/me.jpg`: the shell expands `~` only at the start of
+    a word, so the node got '~/me.jpg' and refused it ('cannot read ~/me.jpg: No such file or directory', the
+    file being there); `params_file:=~/my.yaml` stopped the launch the same way. The launch files expand it."""
+    from gaussian_head_ros.nodes import launch_files
+
+    _launch_file("robot")
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "my.yaml").write_text((ROOT / "config" / "avatar.yaml").read_text())
+    seen = {}
+    real = launch_files.node_params_file
+    monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
+        path=path, overrides=overrides) or real(path, overrides))
+    ctx = LaunchContext()
+    ctx.launch_configurations.update({"photo": "~/me.jpg", "params_file": "~/my.yaml"})
+    entities = launch_files.launch_description("robot").entities
+    for action in entities:
+        if isinstance(action, DeclareLaunchArgument):
+            action.execute(ctx)
+    entities[-1].execute(ctx)
+    assert seen["path"] == str(tmp_path / "my.yaml"), seen
+    assert seen["overrides"]["reconstruction_node"]["photo_path"] == str(tmp_path / "me.jpg"), seen
+    pytest.importorskip("rclpy")
+    from gaussian_head_ros.nodes.pipeline import parse_args
+
+    assert parse_args(["--host", "robot", "--photo=~/me.jpg"])[0].photo == str(tmp_path / "me.jpg")
+
+
 def test_avatar_pipeline_runs_one_hosts_nodes_and_refuses_the_others_options(capsys):
     """`avatar_pipeline --host robot|operator` (robot.launch.py composed:=true; the pip-only two-host set-up):
     an option of the other host's nodes is refused with the reason, not silently dropped."""

@@ -37,6 +37,8 @@ ARGUMENT_PARAMETERS = {
     "device": ("render_node", "device"),
 }
 
+PATH_ARGUMENTS = ("params_file", "photo", "checkpoint", "video", "fastdds_profile")  # files: `~` expanded
+
 
 def _share(*parts: str) -> str:
     from ament_index_python.packages import get_package_share_directory
@@ -120,8 +122,10 @@ def nodes(context, host: str) -> list:
     for line in _warnings(given, host):
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
 
-    # this launch file's own arguments only: another host's `video:=` given here starts no camera
-    cfg = {name: given[name] for name, hosts, _, _ in _arguments_table() if host in hosts}
+    # this launch file's own arguments only: another host's `video:=` given here starts no camera. A shell
+    # leaves `photo:=~/me.jpg` as it is (it expands `~` only at the start of a word): the files are expanded here.
+    cfg = {name: os.path.expanduser(given[name]) if name in PATH_ARGUMENTS else given[name]
+           for name, hosts, _, _ in _arguments_table() if host in hosts}
     started = HOST_NODES[host]
     overrides: dict = {}  # node -> the parameters that launch arguments set
     for arg, (node, name) in ARGUMENT_PARAMETERS.items():

@@ -41,6 +41,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--host", default="all", choices=["all", "operator", "robot"],
                    help="the nodes of one host: operator (tracker; --video) or robot (reconstruction, render)")
     args = p.parse_args(argv)
+    for name in ("params_file", "photo", "video"):  # `--photo=~/me.jpg`: the shell leaves that `~` alone
+        setattr(args, name, os.path.expanduser(getattr(args, name)))
     misplaced = {"operator": ("photo", "backend", "reconstructor"), "robot": ("video", "camera_topic")}
     defaults = vars(p.parse_args([]))
     for name in misplaced.get(args.host, ()):
