@@ -4,15 +4,19 @@
     gaussian-head bench --json > bench.json   # the same as a list of objects
     gaussian-head bench --backend cpu torch --size 512 1024 --gaussians 60000 100000 --threads 1 2
     gaussian-head bench --avatar me.ply --stages   # also a real avatar; cpu time per pipeline stage
+    gaussian-head bench --backend gsplat cpu torch --device cuda --avatar me.ply   # on a CUDA machine
 
 Scenes: `synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense
 head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), framed as the render
 node frames a head (30 deg field of view, 0.6 m). Per figure: the median wall time per frame after warm-up
 (`fps`, `ms`), the process CPU time per frame (`cpu_ms`, all threads), the speed-up over the torch
-reference measured in the same run with the same threads (`vs_torch`), Gaussian-pixel evaluations per
+reference measured in the same run with the same threads (`vs_torch`; on `--device cpu` when measured
+there, else the torch row of the first device), Gaussian-pixel evaluations per
 second (`gevals_s`, 1e9/s: pixels inside the drawn Gaussians' alpha >= 1/255 ellipses per frame x fps, the
 same count for every backend), and the 1-minute load average, because other work on the machine moves the
-wall-clock numbers. `--stages` adds the cpu backend's median time per stage (project, sort, bin,
+wall-clock numbers. `device` says where a row ran (gsplat: cuda; torch: each of `--device`). With
+`--avatar`, the avatar's rows also give `drive_render_fps`: one frame's drive (numpy, 1 thread) plus that
+row's render, as the render node spends them one after the other. `--stages` adds the cpu backend's median time per stage (project, sort, bin,
 composite) and its pair counts.
 """
 
@@ -36,6 +40,8 @@ def add_arguments(p):
     p.add_argument("--gaussians", type=int_range(0), nargs="+", default=[60_000, 100_000], help="Gaussian counts")
     p.add_argument("--threads", type=int, nargs="+", default=None,
                    help="CPU thread counts for cpu/torch (default: 1 and all cores)")
+    p.add_argument("--device", nargs="+", default=["cpu"],
+                   help="torch devices the torch backend runs on: cpu, cuda, cuda:N (default: cpu)")
     p.add_argument("--scene", nargs="+", choices=SCENES, default=list(SCENES), help="scenes to draw")
     p.add_argument("--avatar", help="also measure this avatar .ply (at its own size), e.g. from gaussian-head reconstruct")
     p.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure (fast backends)")
@@ -115,16 +121,29 @@ def _stages(g, view, k, size, seconds, threads) -> dict:
     return out
 
 
-def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None, stages=False) -> list[dict]:
-    import torch
+def _configs(backends, threads, devices) -> list[tuple[str, int | None, str]]:
+    """(backend, threads, device) of each renderer to measure: cpu per thread count; torch per device, per thread
+    count on cpu (one row on a CUDA device, where threads do not matter); gsplat once, on cuda."""
+    out = []
+    for b in backends:
+        if b == "cpu":
+            out += [(b, t, "cpu") for t in threads]
+        elif b == "torch":
+            out += [(b, t, d) for d in devices for t in (threads if d == "cpu" else [None])]
+        else:
+            out.append((b, None, "cuda"))
+    return out
 
+
+def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None, stages=False, devices=("cpu",)
+            ) -> list[dict]:
     from gaussian_head_ros.core.control import FaceControl, euler_to_quat
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.render import get_renderer, head_viewmat, intrinsics_from_fov
     from gaussian_head_ros.core.synthetic import synthetic_avatar
 
-    renderers = {(b, t): get_renderer(b, threads=t or 0) for b in backends
-                 for t in (threads if b in ("cpu", "torch") else [None])}
+    renderers = {(b, t, d): get_renderer(b, threads=t or 0, device=d) for b, t, d in _configs(backends, threads,
+                                                                                              devices)}
     for r in renderers.values():
         r.warm_up()
     rows = []
@@ -141,7 +160,8 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
         driver = Driver(avatar if (n, "avatar") in jobs else synthetic_avatar(n))
         control = FaceControl(rotation=euler_to_quat(12, -5, 3).astype(np.float32), mouth_open=0.2)
         s, cpu = _time(lambda: driver.drive(control), seconds)
-        rows.append(dict(backend="drive", scene="avatar" if (n, "avatar") in jobs else "synthetic", n_gaussians=n,
+        drive_s = s
+        rows.append(dict(backend="drive", device="cpu", scene="avatar" if (n, "avatar") in jobs else "synthetic", n_gaussians=n,
                          size=None, threads=1, fps=round(1 / s, 1), ms=round(s * 1e3, 3), cpu_ms=round(cpu * 1e3, 3),
                          load_1min=load()))
         for name in [name for m, name in jobs if m == n]:
@@ -155,19 +175,22 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
                 st = _stages(g, view, k, size, seconds if stages else 0.0, threads[-1])
                 evals = st["evaluations"]
                 torch_fps, here = {}, []
-                for (backend, t), renderer in renderers.items():
-                    slow = backend == "torch"
+                for (backend, t, device), renderer in renderers.items():
+                    slow = backend == "torch" and device == "cpu"
                     s, cpu = _time(lambda: renderer.render_rgb8(*g, view, k, size, size), 0.0 if slow else seconds,
                                    min_runs=2 if slow else 5)
-                    row = dict(backend=backend, scene=name, n_gaussians=n, size=size, threads=t,
+                    row = dict(backend=backend, device=device, scene=name, n_gaussians=n, size=size, threads=t,
                                fps=round(1 / s, 2), ms=round(s * 1e3, 2), cpu_ms=round(cpu * 1e3, 2),
                                gevals_s=round(evals / s / 1e9, 3), load_1min=load())
-                    if slow:
-                        torch_fps[t] = 1 / s
+                    if name == "avatar":
+                        row["drive_render_fps"] = round(1 / (drive_s + s), 2)
+                    if backend == "torch":
+                        torch_fps.setdefault(device, {})[t] = 1 / s
                     here.append(row)
+                ref_fps = torch_fps.get("cpu") or next(iter(torch_fps.values()), {})
                 for row in here:
-                    if row["backend"] != "torch" and (row["threads"] in torch_fps or len(torch_fps) == 1):
-                        ref = torch_fps.get(row["threads"], next(iter(torch_fps.values()), None))
+                    if row["backend"] != "torch" and (row["threads"] in ref_fps or len(ref_fps) == 1):
+                        ref = ref_fps.get(row["threads"], next(iter(ref_fps.values()), None))
                         row["vs_torch"] = round(row["fps"] / ref, 1)
                 rows.extend(here)
                 if stages:
@@ -182,7 +205,7 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
 def run(args) -> int:
     import torch
 
-    from gaussian_head_ros.core.render import BACKENDS, backend_available
+    from gaussian_head_ros.core.render import BACKENDS, backend_available, device_available
     from gaussian_head_ros.core.render.cpu_backend import cpu_threads
 
     backends = args.backend or (["cpu", "torch"] + (["gsplat"] if backend_available("gsplat") else []))
@@ -191,13 +214,16 @@ def run(args) -> int:
             raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS[1:])}")
         if not backend_available(b):
             raise ValueError(f"the {b} backend cannot run here" + (" (it needs a working CUDA device)" if b == "gsplat" else ""))
+    for d in args.device:
+        if not device_available(d):  # ValueError for a name that is no device
+            raise ValueError(f"--device {d}: torch sees no such device here")
     threads = args.threads or sorted({1, cpu_threads()})
     if any(not 1 <= t <= cpu_threads() for t in threads):
         raise ValueError(f"--threads must be within 1..{cpu_threads()}")
     torch_threads = torch.get_num_threads()
     try:
         rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds, args.avatar,
-                       args.stages)
+                       args.stages, args.device)
     finally:
         torch.set_num_threads(torch_threads)
     if args.json:
@@ -205,14 +231,15 @@ def run(args) -> int:
         return 0
     cpu_name = _cpu_name()
     print(f"# {cpu_name}, {os.cpu_count()} logical CPUs; gaussian-head bench {' '.join(_argv_tail())}")
-    print(f"{'backend':8} {'scene':10} {'gaussians':>9} {'size':>5} {'threads':>7} {'fps':>8} {'ms':>8} "
-          f"{'cpu ms':>8} {'vs torch':>8} {'Gevals/s':>8} {'load':>5}")
+    print(f"{'backend':8} {'device':6} {'scene':10} {'gaussians':>9} {'size':>5} {'threads':>7} {'fps':>8} {'ms':>8} "
+          f"{'cpu ms':>8} {'vs torch':>8} {'Gevals/s':>8} {'d+r fps':>8} {'load':>5}")
     for r in rows:
         if r["backend"] == "stages":
             continue
-        print(f"{r['backend']:8} {r['scene']:10} {r['n_gaussians']:9d} {str(r['size'] or '-'):>5} "
-              f"{str(r['threads'] or '-'):>7} {r['fps']:8.1f} {r['ms']:8.2f} {r['cpu_ms']:8.2f} "
-              f"{str(r.get('vs_torch', '')):>8} {str(r.get('gevals_s', '')):>8} {r['load_1min']:5.2f}")
+        print(f"{r['backend']:8} {r.get('device', 'cpu'):6} {r['scene']:10} {r['n_gaussians']:9d} "
+              f"{str(r['size'] or '-'):>5} {str(r['threads'] or '-'):>7} {r['fps']:8.1f} {r['ms']:8.2f} "
+              f"{r['cpu_ms']:8.2f} {str(r.get('vs_torch', '')):>8} {str(r.get('gevals_s', '')):>8} "
+              f"{str(r.get('drive_render_fps', '')):>8} {r['load_1min']:5.2f}")
     stage_rows = [r for r in rows if r["backend"] == "stages"]
     if stage_rows:
         print("\ncpu stages (median ms per frame at the last thread count)")

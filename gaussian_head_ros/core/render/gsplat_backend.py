@@ -78,6 +78,7 @@ class Renderer(base.Renderer):
     def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
         import torch
 
+        self.threads_used = 1  # the calling thread (uploads, one launch sequence, the download)
         with torch.no_grad():
             return rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background,
                              device=self.device if self.device.startswith("cuda") else "cuda")
