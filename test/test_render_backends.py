@@ -274,6 +274,28 @@ def test_gsplat_matches_torch(scene):
     _compare(out.image, ref.image, f"gsplat {name}", GSPLAT_TOL)
 
 
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA for gsplat")
+def test_gsplat_gradients_match_torch():
+    """Training renders through gsplat on CUDA (core/train/trainer.py, render_backend auto): its gradients for
+    every Gaussian attribute follow the torch reference's (direction within cos 0.99, size within 10 %).
+    Written without a GPU (session 9): scripts/gpu_check.sh runs it on the next CUDA machine."""
+    import torch
+
+    g = random_scene(6, 300, spread=0.05)
+    k, vm = intrinsics_from_fov(30, 48, 48), head_viewmat(0.6)
+    weight = torch.rand(48, 48, 3, generator=torch.Generator().manual_seed(0))  # a loss that weighs every pixel
+    grads = {}
+    for backend, device in (("torch", "cpu"), ("gsplat", "cuda")):
+        leaves = [torch.tensor(a, device=device, requires_grad=True) for a in g]
+        out = rasterize(*leaves, vm, k, 48, 48, backend=backend)
+        (out.image * weight.to(device)).sum().backward()
+        grads[backend] = [t.grad.detach().cpu().double() for t in leaves]
+    for name, a, b in zip(("means", "quats", "scales", "opacities", "colors"), grads["gsplat"], grads["torch"]):
+        cos = float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+        rel = float((a - b).norm() / b.norm())
+        assert cos > 0.99 and rel < 0.1, f"d/d{name}: cos {cos:.4f}, relative difference {rel:.3f}"
+
+
 def test_render_and_bench_commands(tmp_path, capsys):
     import json
 
@@ -306,9 +328,22 @@ def test_render_and_bench_commands(tmp_path, capsys):
     for r in rows:
         assert {"backend", "n_gaussians", "size", "threads", "fps"} <= set(r) and r["fps"] > 0
     assert [r for r in rows if r["backend"] == "cpu"][0]["vs_torch"] > 0
+    assert {r["device"] for r in rows} == {"cpu"}  # torch's --device (default cpu); cpu and drive run there
+    assert main(["bench", "--backend", "torch", "--device", "gpu0"]) == 1  # no device name: one line, no traceback
+    assert "cpu, cuda or cuda:N" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     assert main(["render", str(ply), "--controls", str(bad), "-o", str(out)]) == 1
+
+
+def test_bench_measures_torch_on_each_device_and_gsplat_once():
+    """What `bench --backend cpu torch gsplat --threads 1 2 --device cpu cuda` measures (a CUDA machine's run,
+    planned here): cpu per thread count, torch per thread count on the CPU and once on each CUDA device, gsplat once."""
+    from gaussian_head_ros.commands.bench import _configs
+
+    assert _configs(["cpu", "torch", "gsplat"], [1, 2], ["cpu", "cuda"]) == [
+        ("cpu", 1, "cpu"), ("cpu", 2, "cpu"), ("torch", 1, "cpu"), ("torch", 2, "cpu"), ("torch", None, "cuda"),
+        ("gsplat", None, "cuda")]
 
 
 def test_gsplat_wrapper_call_matches_gsplat_api(monkeypatch):
@@ -343,6 +378,14 @@ def test_gsplat_wrapper_call_matches_gsplat_api(monkeypatch):
     assert seen["sh_degree"] is None and seen["render_mode"] == "RGB" and seen["near_plane"] == pytest.approx(0.01)
     ref = rasterize(*g, vm, k, 40, 30, background=(0.1, 0.2, 0.3), backend="torch")
     np.testing.assert_allclose(out.image, ref.image, atol=1e-6)
+    # The Renderer the render node and bench use: draws on the default CUDA device unless told one, says it used
+    # one thread (the interface test asserts >= 1; its 0 was never seen until a CUDA run), returns display frames.
+    renderer = gsplat_backend.Renderer(threads=1)
+    assert renderer.draw_device == "cuda" and gsplat_backend.Renderer(device="cuda:1").draw_device == "cuda:1"
+    renderer.draw_device = "cpu"  # no CUDA here: the stand-in above draws on the CPU
+    rgb8 = renderer.render_rgb8(*g, vm, k, 40, 30, (0.1, 0.2, 0.3))
+    assert rgb8.dtype == np.uint8 and rgb8.shape == (30, 40, 3) and renderer.threads_used == 1
+    assert np.abs(rgb8.astype(int) - to_rgb8(ref.image)).max() <= 1
 
 
 def test_thread_tuner_keeps_the_faster_count():

@@ -71,14 +71,19 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
 
 
 class Renderer(base.Renderer):
-    """gsplat on a CUDA device ('cpu' means the default CUDA device here)."""
+    """gsplat on a CUDA device: `device` when it names one ('cuda', 'cuda:N'), else the default one
+    (`draw_device`)."""
 
     name = "gsplat"
+
+    def __init__(self, threads: int = 0, device: str = "cpu"):
+        super().__init__(threads, device)
+        self.draw_device = device if device.startswith("cuda") else "cuda"
 
     def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
         import torch
 
-        self.threads_used = 1  # the calling thread (uploads, one launch sequence, the download)
+        self.threads_used = 1  # the calling thread: uploads, one launch sequence, the download
         with torch.no_grad():
             return rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background,
-                             device=self.device if self.device.startswith("cuda") else "cuda")
+                             device=self.draw_device)
