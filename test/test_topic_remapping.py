@@ -5,7 +5,8 @@ avatar's cloud and status below `avatar`, the compressed photo below `operator/p
 `ros2 launch ... camera_topic:=/usb_cam/image_raw` left /usb_cam/camera_info unread (a guessed field of view,
 logged as 'no camera_info yet'), and render nodes remapped to another namespace's face_control never received
 the operator's expression basis. The real node processes, their subscriptions and publishers as the graph
-shows them."""
+shows them. A tracker that gets no frame on its camera topic names that topic and the Image topics that are
+published (a driver on usb_cam's default `/image_raw` was a silent tracker)."""
 
 import pytest
 
@@ -15,7 +16,12 @@ pytestmark = pytest.mark.ros
 def test_companion_topics_follow_a_remapped_topic(rclpy_context, tmp_path):
     from rosgraph import Proc, executable, spin_until
 
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
     node = rclpy_context.create_node("remap_probe")
+    # a camera driver on its own default topic (usb_cam's, v4l2_camera's): the tracker, remapped elsewhere, says so
+    node.create_publisher(Image, "/image_raw", qos_profile_sensor_data)
     procs = [
         Proc(executable("tracker_node") + ["--ros-args", "-r", "camera/image_raw:=/usb_cam/image_raw",
                                            "-r", "face_control:=/operator/face_control"], tmp_path / "tracker.log"),
@@ -52,6 +58,10 @@ def test_companion_topics_follow_a_remapped_topic(rclpy_context, tmp_path):
         for old in ("/usb_cam/image_raw/camera_info", "/camera/camera_info", "/robot1/face_control/expression_basis",
                     "/robot1/face_display/camera_info", "/robot1/avatar/cloud"):
             assert not node.get_publishers_info_by_topic(old) and not node.get_subscriptions_info_by_topic(old), old
+        # no frame ever came on its topic: the tracker's log says where it listens and which Image topics exist
+        said = lambda: [ln for ln in procs[0].output().splitlines() if "no camera frames on" in ln]  # noqa: E731
+        assert spin_until(node, said, 120), procs[0].output()[-3000:]
+        assert "no camera frames on /usb_cam/image_raw" in said()[0] and ": /image_raw;" in said()[0], said()
     finally:
         node.destroy_node()
         codes = {p.name: p.stop() for p in procs}

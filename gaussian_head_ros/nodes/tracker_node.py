@@ -72,6 +72,9 @@ class TrackerNodeSettings:
 
 BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber acknowledged it, or after this
 ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
+# No camera frame yet: said in the log this long after the tracker is ready, then again every NO_FRAMES_AGAIN_S
+# (the state on /diagnostics alone left a camera driver on another topic, usb_cam's `image_raw`, unnoticed).
+NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
 
 TRACKER_SETTINGS = settings(TrackerConfig)
 PARAMS = {**TRACKER_SETTINGS, **settings(TrackerNodeSettings)}  # parameter name -> Setting
@@ -92,7 +95,7 @@ class TrackerNode(Node):
             self, "face_control/expression_basis", "face_control"), latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         newest = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, newest)
+        self.image_topic = self.create_subscription(Image, "camera/image_raw", self._on_image, newest).topic_name
         self.info_topic = companion_topic(self, "camera/camera_info", "camera/image_raw")  # beside the images
         self.create_subscription(CameraInfo, self.info_topic, self._on_info, qos_profile_sensor_data)
         self.create_subscription(Empty, companion_topic(self, "face_control/recalibrate", "face_control"),
@@ -133,6 +136,8 @@ class TrackerNode(Node):
         self._window = deque(maxlen=300)  # (time, processing s, age s, face) of recent processed frames
         self._last_no_face_pub = 0.0
         self._last_frame_time = 0.0
+        self._ready_at: float | None = None  # monotonic s when the tracker began waiting for frames
+        self._no_frames_said = 0.0  # monotonic s of the last "no camera frames" line
         self._prev_received = (time.monotonic(), 0)
         self._worker = threading.Thread(target=self._run, name="tracker_worker", daemon=True)
         self._worker.start()
@@ -240,6 +245,7 @@ class TrackerNode(Node):
             self._build(self._config())
             expression_codec.basis()  # computed once per process (~1 s): not on the first frame
             self.state = "waiting for frames"
+            self._ready_at = time.monotonic()
             while not self._stop.is_set():
                 item = self._latest.take(0.1)
                 if item is None:
@@ -391,8 +397,30 @@ class TrackerNode(Node):
     # ----------------------------------------------------------------------------------------------
     # diagnostics
 
+    def _say_if_no_frames(self, now: float) -> None:
+        """A warning, NO_FRAMES_SAY_S after the tracker is ready and every NO_FRAMES_AGAIN_S after, while no camera
+        frame has come: the topic listened to, its publishers, and the other Image topics on the graph (a driver
+        publishing `/image_raw` or `/usb_cam/image_raw` is one remapping away)."""
+        if self.counts["received"] or self._ready_at is None or now - self._ready_at < NO_FRAMES_SAY_S \
+                or (self._no_frames_said and now - self._no_frames_said < NO_FRAMES_AGAIN_S):
+            return
+        self._no_frames_said = now
+        publishers = self.count_publishers(self.image_topic)
+        images = sorted(name for name, types in self.get_topic_names_and_types()  # published, not the face display
+                        if "sensor_msgs/msg/Image" in types and name != self.image_topic
+                        and {i.node_name for i in self.get_publishers_info_by_topic(name)} - {"render_node"})
+        if images:
+            hint = (f"sensor_msgs/Image topics on the graph: {', '.join(images)}; to read one: camera_topic:=<topic> "
+                    f"(launch) or -r camera/image_raw:=<topic>")
+        else:
+            hint = ("no sensor_msgs/Image topic on the graph: is the camera driver running, in this ROS_DOMAIN_ID? "
+                    "(or play a camera or a file without one: video:=/dev/video0 or video:=clip.mp4)")
+        self.get_logger().warning(f"no camera frames on {self.image_topic} {now - self._ready_at:.0f} s after the "
+                                  f"tracker became ready ({publishers} publishers); {hint}")
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
+        self._say_if_no_frames(now)
         recent = [w for w in tuple(self._window) if now - w[0] <= 5.0]  # a snapshot: the worker appends meanwhile
         span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
         busy = [w[1] * 1e3 for w in recent]
