@@ -334,6 +334,10 @@ def test_render_and_bench_commands(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     assert main(["render", str(ply), "--controls", str(bad), "-o", str(out)]) == 1
+    bad.write_text('{"frame": 0, "pose": [0, 0, 0]}\n')  # JSON, but not a control: was a 1-frame rest video
+    capsys.readouterr()
+    assert main(["render", str(ply), "--controls", str(bad), "-o", str(out)]) == 1
+    assert "bad.jsonl:1: not a FaceControl line (none of a FaceControl's fields (frame, pose;" in capsys.readouterr().err
 
 
 def test_bench_measures_torch_on_each_device_and_gsplat_once():

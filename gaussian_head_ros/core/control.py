@@ -109,6 +109,11 @@ def check_message_points(control: "FaceControl") -> None:
                              f"or {lmk.NUM_LANDMARKS} (with the irises) points, or none")
 
 
+# The fields of a `gaussian-head track` JSONL line (FaceControl.to_json / from_json).
+JSON_FIELDS = frozenset(("stamp_ns", "face_detected", "confidence", "head_pose", "mouth_open", "landmarks",
+                         "expression", "gaze_rad", "eyelid_ratios", "blendshapes"))
+
+
 @dataclass
 class FaceControl:
     """One frame of control. Arrays are float32; L landmarks, B blendshapes."""
@@ -195,6 +200,12 @@ class FaceControl:
 
     @staticmethod
     def from_json(obj: dict) -> "FaceControl":
+        """The FaceControl of a `gaussian-head track` JSONL object (to_json's); a field left out takes its default.
+        ValueError for an object with none of those fields (some other JSON: it read as one empty control)."""
+        if not isinstance(obj, dict) or not obj.keys() & JSON_FIELDS:
+            keys = ", ".join(map(str, list(obj)[:5])) if isinstance(obj, dict) else type(obj).__name__
+            raise ValueError(f"none of a FaceControl's fields ({keys}; expected some of "
+                             f"{', '.join(sorted(JSON_FIELDS))})")
         pose = obj.get("head_pose", {})
         bs = obj.get("blendshapes") or {}
         return FaceControl(
