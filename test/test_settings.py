@@ -86,10 +86,10 @@ def _launch_file(host: str = "all"):
 
 
 def _declared(host: str) -> dict:
+    mod = _launch_file(host)  # skips where launch is not installed
     from launch.actions import DeclareLaunchArgument
 
-    return {a.name: a for a in _launch_file(host).generate_launch_description().entities
-            if isinstance(a, DeclareLaunchArgument)}
+    return {a.name: a for a in mod.generate_launch_description().entities if isinstance(a, DeclareLaunchArgument)}
 
 
 def test_launch_arguments_set_declared_parameters_and_name_their_choices():
@@ -356,6 +356,39 @@ def test_avatar_pipeline_runs_one_hosts_nodes_and_refuses_the_others_options(cap
         with pytest.raises(SystemExit) as e:
             parse_args(argv)
         assert e.value.code == 2 and said in capsys.readouterr().err, argv
+
+
+def test_a_value_refused_at_start_is_said_with_its_parameter_name(rclpy_context, capfd):
+    """`ros2 launch ... robot.launch.py backend:=gsplat` on a machine without CUDA logged 'parameter the gsplat
+    rasterizer cannot run here ...; using the default' (a check whose message did not start with the name)."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.core.settings import Setting
+    from gaussian_head_ros.nodes.common import declare_settings
+    from gaussian_head_ros.nodes.render_node import check_value
+
+    table = {"mode": Setting("mode", "mode", "a", "a mode"), "size": Setting("size", "size", 1, "a size", range=(1, 9))}
+
+    def check(name, value):
+        if name == "mode" and value != "a":
+            raise ValueError(f"the {value} mode cannot run here")
+        table[name].check(value)
+
+    node = rclpy_context.create_node("declare_probe", parameter_overrides=[
+        Parameter("mode", value="b"), Parameter("size", value=12)], automatically_declare_parameters_from_overrides=False)
+    try:
+        declare_settings(node, table, check)
+        assert (node.get_parameter("mode").value, node.get_parameter("size").value) == ("a", 1)
+    finally:
+        node.destroy_node()
+    err = capfd.readouterr().err
+    assert "parameter mode: the b mode cannot run here; using the default 'a'" in err, err
+    assert "parameter size" in err and "parameter size: size" not in err, err  # named once
+    from gaussian_head_ros.core.render import backend_available
+
+    if not backend_available("gsplat"):  # no CUDA here: the render node's own refusal names its parameter
+        with pytest.raises(ValueError, match=r"^backend gsplat: the gsplat rasterizer cannot run here"):
+            check_value("backend", "gsplat")
 
 
 def test_a_sigterm_during_spin_is_an_interruption_not_a_crash():

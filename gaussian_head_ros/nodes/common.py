@@ -96,7 +96,8 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         try:
             (check or (lambda _, v, s=s: s.check(v)))(name, node.get_parameter(name).value)
         except (ValueError, TypeError) as e:
-            node.get_logger().error(f"parameter {e}; using the default {s.default!r}")
+            said = str(e) if str(e).startswith(name) else f"{name}: {e}"  # the checks' messages name it, mostly
+            node.get_logger().error(f"parameter {said}; using the default {s.default!r}")
             node.set_parameters([Parameter(name, value=s.default)])
     warn_unknown_overrides(node)
 

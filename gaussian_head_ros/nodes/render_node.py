@@ -125,7 +125,7 @@ def check_value(name: str, value) -> None:
         parse_lighting(value)
     elif name == "backend":
         if not backend_available(value):
-            raise ValueError(f"the {value} rasterizer cannot run here"
+            raise ValueError(f"backend {value}: the {value} rasterizer cannot run here"
                              + (" (it needs a working CUDA device)" if value == "gsplat" else "") + "; use cpu or auto")
     elif name == "device":
         device_available(value)  # ValueError for a name that is no device (cpu, cuda, cuda:N)
