@@ -103,8 +103,8 @@ def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: 
     turn = head_yaw(avatar)
 
     def look(yaw, pitch=0.0):  # -> (faces found, hole pixels, the render over BACKDROP uint8, on black, alpha)
-        on_black, on_white = (source_view(avatar, yaw, pitch, size=size, background=bg, backend=backend, driver=driver)
-                              for bg in ((0, 0, 0), (1, 1, 1)))
+        on_black, on_white = (source_view(avatar, yaw, pitch, size=size, background=bg, backend=backend, driver=driver,
+                                          orbit=True) for bg in ((0, 0, 0), (1, 1, 1)))
         alpha = np.clip(1.0 - (on_white - on_black).mean(-1, keepdims=True), 0, 1)
         shown = (np.clip(on_black + (1 - alpha) * np.asarray(BACKDROP, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
         return len(detector.detect(shown)), int(hole_mask(on_black, on_white).sum()), shown, on_black, alpha[..., 0]

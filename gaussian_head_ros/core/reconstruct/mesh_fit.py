@@ -38,6 +38,7 @@ import numpy as np
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
+from gaussian_head_ros.core.control import line_of_sight_rotation
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
@@ -58,7 +59,7 @@ from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, 
                                                       parted_over_hidden_teeth, place_on_teeth_surface,
                                                       skin_teeth_colour, teeth_colour, teeth_pixels)
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
-                                                          under_chin)
+                                                          turn_torso, under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, face_region, guided_filter,
                                                          inflate, normals_from_points, open_border, pixel_rays,
                                                          push_pull, rasterize_mesh, refine_silhouette)
@@ -550,6 +551,8 @@ class MeshFitReconstructor(Reconstructor):
                     pc *= ((zr[front_of] + 0.002) / pc[:, 2])[:, None]
                     batch.means[rows_m[front_of]] = ((pc - t) @ R).astype(np.float32)
                 lip_info["mouth_pushed_back"] = int(front_of.sum())
+        # the photo's head rotation: drive() turns the torso by only part of it (rest_pose.turn_torso)
+        lip_info["torso_level_changes"] = turn_torso(batch, line_of_sight_rotation(t).T @ R, V_rest, faces, drive_cfg)
         avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
         avatar.validate(cfg.max_gaussians)

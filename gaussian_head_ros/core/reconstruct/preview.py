@@ -25,20 +25,47 @@ def source_intrinsics(avatar: GaussianAvatar, size: int | None = None) -> tuple[
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32), int(w), int(h)
 
 
+def photo_pose(avatar: GaussianAvatar) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's own head pose as a control gives it: ([3, 3] the head rotation relative to the line of sight,
+    FaceControl.rotation's matrix; [4, 4] the camera it is seen through, [line_of_sight_rotation(t) | t], the
+    head origin at t). Their product is the source camera's viewmat, but the driver turns the torso by only a
+    fraction of the control's rotation (core.deform), so the photo's pose must come through the control
+    (reconstruct.rest_pose.turn_torso builds the torso for that), not the camera."""
+    from gaussian_head_ros.core.control import line_of_sight_rotation
+
+    if avatar.source_camera is None:
+        raise ValueError("the avatar has no source camera to render from")
+    vm = np.asarray(avatar.source_camera.viewmat, np.float64)
+    los = line_of_sight_rotation(vm[:3, 3])
+    view = np.eye(4)
+    view[:3, :3], view[:3, 3] = los, vm[:3, 3]
+    return los.T @ vm[:3, :3], view
+
+
 def source_view(avatar: GaussianAvatar, yaw_deg: float = 0.0, pitch_deg: float = 0.0, mouth_open: float = 0.0,
-                size: int | None = None, background=(0.0, 0.0, 0.0), backend: str = "auto", driver=None) -> np.ndarray:
+                size: int | None = None, background=(0.0, 0.0, 0.0), backend: str = "auto", driver=None,
+                orbit: bool = False) -> np.ndarray:
     """[H, W, 3] float32 in [0, 1]: the avatar from its source camera, the head turned by yaw/pitch (degrees,
-    as FaceControl) and the jaw opened by mouth_open; all zero = the rest pose, which reproduces the photo."""
-    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    as FaceControl, from the photo's pose) and the jaw opened by mouth_open; all zero = the photo's pose
+    (`photo_pose`), which reproduces the photo. The pose goes through the control, as the render node draws
+    an operator turned so, the torso following part of the turn; `orbit`: the camera turns about the head
+    origin instead, the avatar staying in the photo's pose (views from around the whole avatar)."""
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.render import rasterize
 
     K, w, h = source_intrinsics(avatar, size)
+    rot, view = photo_pose(avatar)
+    turn = quat_to_matrix(euler_to_quat(yaw_deg, pitch_deg, 0.0).astype(np.float64))
     control = FaceControl.rest()
-    control.rotation = euler_to_quat(yaw_deg, pitch_deg, 0.0).astype(np.float32)
+    if orbit:
+        view[:3, :3] = view[:3, :3] @ rot @ turn @ rot.T  # the head drawn at L R turn, the rest with it
+        control.rotation = matrix_to_quat(rot).astype(np.float32)
+    else:
+        control.rotation = matrix_to_quat(rot @ turn).astype(np.float32)
     control.mouth_open = float(mouth_open)
     p = (driver or Driver(avatar)).drive(control)
-    return rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, avatar.source_camera.viewmat, K, w, h,
+    return rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view.astype(np.float32), K, w, h,
                      background=background, backend=backend).image
 
 

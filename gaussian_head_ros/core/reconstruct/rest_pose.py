@@ -13,6 +13,9 @@ moved by the exact inverse of what `drive()` will do to it (same formulas, same 
 - static, torso and unbound face Gaussians within the falloff band of the template (core.deform): moved
   back by the share of the template's displacement the band gives them;
 - everything else does not move with expressions.
+
+The head pose too (`turn_torso`): `drive()` turns the torso by only a fraction of the head rotation, so the
+torso is turned back by the rest of the photo's own head rotation.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PA
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, bound_growth, build_rig, chin_turn,
                                            inverse_metrics, jaw_level_share, jaw_pivot, matrix_to_quat,
-                                           quantised_jaw_weight, quat_multiply, stretch_grown_triangles,
-                                           triangle_frames)
+                                           quantised_jaw_weight, quat_multiply, scaled_rotations,
+                                           stretch_grown_triangles, triangle_frames)
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 
 
@@ -131,6 +134,42 @@ def undo_falloff(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, 
         p = new
     batch.means[cand] = p.astype(np.float32)
     return err
+
+
+def turn_torso(batch: GaussianBatch, head_rotation: np.ndarray, v_rest: np.ndarray, faces: np.ndarray,
+               cfg: DriveConfig, iters: int = 4) -> int:
+    """The torso (PART_TORSO rows) as the photo shows it -> at rest, for the photo's head rotation
+    `head_rotation` [3, 3] (head frame -> camera relative to the line of sight, as a control's rotation).
+
+    The avatar's frame is the photo's head frame, so the photo shows every Gaussian under that whole
+    rotation R; `drive()` turns a torso Gaussian by only its level's fraction w of the control's rotation
+    (core.deform torso levels, about the head origin). Each is turned by R^(1 - w) here, so the photo's own
+    control turns it back to where the photo shows it (before, frame 0 drew the torso (1 - w) R off the photo:
+    tpsmm's pitched head put its collar ~2 px low, 62 % of its frame-0 error) and the zero control shows
+    the torso turned by w of the photo's head rotation less, the shoulders as a body facing the camera.
+    Torso Gaussians in the template's falloff band turn with the head and are left as they are. The levels
+    depend on where the Gaussians end up, so the turn is repeated until none changes level (at most `iters`
+    passes). In place; returns the number of Gaussians whose level still changed on the last pass (0: the
+    photo's control gives the torso back exactly)."""
+    idx = np.flatnonzero(batch.part == PART_TORSO)
+    r = np.asarray(head_rotation, np.float64)
+    if not idx.size or np.allclose(r, np.eye(3)):
+        return 0
+    built = batch.take(idx)
+    weight, changed = None, len(idx)
+    for _ in range(iters):
+        rig = build_rig(batch.part[idx], batch.face_id[idx], batch.bary[idx], batch.means[idx], v_rest, faces, cfg)
+        level = rig.frame - rig.k_torso
+        on_level = (level >= 0) & (level < len(rig.torso_weights))
+        w = np.where(on_level, rig.torso_weights[np.clip(level, 0, len(rig.torso_weights) - 1)], 1.0)
+        changed = len(idx) if weight is None else int(np.sum(w != weight))
+        if changed == 0:
+            break
+        weight = w
+        for name in ("means", "normals", "quats"):
+            getattr(batch, name)[idx] = getattr(built, name)
+        _rotate(batch, idx, scaled_rotations(r, 1.0 - w), np.zeros(3))
+    return changed
 
 
 def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, face_px: np.ndarray,
