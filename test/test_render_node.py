@@ -475,3 +475,24 @@ def test_controls_naming_a_basis_that_never_comes_are_said(io):
         _wait_image(io, lambda m: False, 0.03)
     assert said in io["proc"].output(), io["proc"].output()
     assert io["proc"].output().count(said) == 1
+
+
+def test_a_second_face_control_publisher_is_said(io, rclpy_context):
+    """Two trackers on one face_control (a second operator's laptop, a replay beside the live tracker): their
+    controls interleave and the newest drives the face, and nothing said so. Now the render node warns, naming
+    the publishers, when there has been more than one for 25 s (a crashed tracker's stale entry lasts 20 s)."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import FaceControl
+
+    other = rclpy_context.create_node("second_operator")
+    pub = other.create_publisher(FaceControl, "face_control", 5)
+    # (other modules' nodes of this test process may publish there too: the two named, not the count)
+    said = lambda: [ln for ln in io["proc"].output().splitlines() if "publishers on /face_control for" in ln  # noqa: E731
+                    and "/render_test_peer" in ln and "/second_operator" in ln]
+    try:
+        assert spin_until(other, said, 150), io["proc"].output()[-3000:]  # said after 25 s of both
+        assert "the newest drives the face" in said()[0], said()
+    finally:
+        other.destroy_publisher(pub)
+        other.destroy_node()

@@ -59,6 +59,7 @@ from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, ms
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
+CONTROL_PUBLISHERS_SAY_S = 25.0  # face_control with several publishers this long: said (_say_control_publishers)
 MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
@@ -163,8 +164,9 @@ class RenderNode(Node):
         # best effort: a stream where the newest wins; a reliable reader would hold new controls back until a
         # lost one is repaired (after a link outage: until the writer's next heartbeat); matches reliable
         # publishers (the tracker) and best-effort ones alike
-        self.create_subscription(FaceControlMsg, "face_control", self._on_control,
-                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self.control_topic = self.create_subscription(FaceControlMsg, "face_control", self._on_control, QoSProfile(
+            depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)).topic_name
+        self._control_publishers: tuple[list[str], float, bool] = ([], 0.0, False)  # (names, since, said) of > 1
         self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
         self.compressed_pub = self.create_publisher(CompressedImage, companion_topic(
             self, "face_display/image_raw/compressed", "face_display/image_raw"), qos_profile_sensor_data)
@@ -460,8 +462,29 @@ class RenderNode(Node):
     # ----------------------------------------------------------------------------------------------
     # diagnostics
 
+    def _say_control_publishers(self, now: float) -> None:
+        """A warning when face_control has had more than one publisher for CONTROL_PUBLISHERS_SAY_S (two operators'
+        trackers, a replay beside a live tracker): whatever they send interleaves and the newest drives the face.
+        Said again when the set of publishers changes. (The wait outlasts the DDS lease of a crashed publisher's
+        stale entry, 20 s in Fast DDS, so a tracker restarted after a crash is not taken for a second one.)"""
+        names = sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                       for i in self.get_publishers_info_by_topic(self.control_topic))
+        known, since, said = self._control_publishers
+        if len(names) < 2:
+            self._control_publishers = ([], 0.0, False)
+            return
+        if names != known:
+            self._control_publishers = (names, now, False)
+        elif not said and now - since >= CONTROL_PUBLISHERS_SAY_S:
+            self._control_publishers = (names, since, True)
+            self.get_logger().warning(
+                f"{len(names)} publishers on {self.control_topic} for {now - since:.0f} s ({', '.join(names)}): what "
+                "they send interleaves and the newest drives the face; give each operator a topic of its own "
+                "(control_topic:= on the launch files, -r face_control:=<topic>) or stop the others")
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
+        self._say_control_publishers(now)
         recent = [t for t in tuple(self._times) if now - t[0] <= 5.0]  # a snapshot: the render thread appends meanwhile
         span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
         render_ms = [t[1] * 1e3 for t in recent]
