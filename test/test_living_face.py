@@ -100,14 +100,15 @@ def test_frame_0_of_a_pitched_head_gives_the_shoulders_back():
     """Item 6 below the chin: tpsmm's head is pitched in its first frame. The driver turns the torso by only a
     fraction of the head rotation, so frame 0 drew the collar and the neck's shadow ~2 px low: 62 % of its
     frame-0 error (35.0 dB) was on the torso. The reconstructor now builds the torso for that fraction
-    (reconstruct.rest_pose.turn_torso): 36.8 dB."""
+    (reconstruct.rest_pose.turn_torso): 36.8 dB; with each photo-layer disc refined through its own footprint
+    (mesh_fit._refine; the residual was blurred 0.8 px for all) 37.0."""
     from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     f0 = read_frames(str(shared("driving", "tpsmm_driving.mp4")), 1)[0]
     with get_reconstructor("mesh_fit") as rec:
         avatar = rec.reconstruct(f0.rgb).avatar
     m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1, holes=False), avatar)
-    assert m["psnr_frame0"] >= 36.2, m
+    assert m["psnr_frame0"] >= 36.9, m
 
 
 def test_a_strong_brow_raise_keeps_the_forehead_skin_closed():
