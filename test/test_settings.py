@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-NODES = ("reconstruction_node", "tracker_node", "render_node")
+NODES = ("reconstruction_node", "tracker_node", "render_node", "photo_node")
 
 
 def _params(node: str) -> dict:
@@ -98,22 +98,26 @@ def test_launch_arguments_set_declared_parameters_and_name_their_choices():
     assert ARGUMENT_PARAMETERS, "the launch files map their arguments to node parameters"
     for host, started in HOST_NODES.items():
         args = _declared(host)
-        for arg, (node, name) in ARGUMENT_PARAMETERS.items():
-            assert (arg in args) == (node in started), (host, arg, node)  # on the host that runs the node
-            if arg not in args:
-                continue
-            s = _params(node)[name]
-            for c in s.choices or ():
-                assert str(c) in args[arg].description, (arg, c, args[arg].description)
+        for arg, targets in ARGUMENT_PARAMETERS.items():
+            here = [(node, name) for node, name in targets if node in started]
+            assert (arg in args) == bool(here), (host, arg, targets)  # on the host that runs the node
+            for node, name in here:
+                s = _params(node)[name]
+                for c in s.choices or ():
+                    assert str(c) in args[arg].description, (arg, c, args[arg].description)
 
 
 def test_each_host_launch_file_takes_its_own_arguments():
-    """operator.launch.py takes the camera's arguments and not the photo's, robot.launch.py the reverse, and
-    avatar.launch.py (one host) all of them."""
+    """operator.launch.py takes the camera's arguments and not the reconstruction's or rendering's,
+    robot.launch.py the reverse, and avatar.launch.py (one host) all of them; both take `photo` and
+    `operator_id`, each for a node of its own (the photo's sender on the operator's host, its reconstruction on the
+    robot)."""
     operator, robot, both = (set(_declared(h)) for h in ("operator", "robot", "all"))
     assert {"video", "loop", "camera_topic"} <= operator and not {"video", "loop", "camera_topic"} & robot
     assert {"photo", "operator_id", "backend", "reconstructor", "composed"} <= robot
-    assert not {"photo", "operator_id", "backend", "reconstructor", "composed"} & operator
+    assert not {"backend", "reconstructor", "composed"} & operator
+    assert {"photo", "operator_id"} <= operator & robot
+    assert "photo_node sends it to the robot" in _declared("operator")["photo"].description
     assert both == operator | robot
     common = {"params_file", "namespace", "control_topic", "fastdds_profile", "log_level"}
     assert common <= operator & robot
@@ -288,13 +292,14 @@ def test_launch_warns_about_an_argument_it_does_not_have():
 
 
 def test_a_host_launch_file_names_the_other_hosts_for_its_arguments():
-    """An argument of the other host's launch file (`photo:=` given to operator.launch.py, `video:=` or
+    """An argument of the other host's launch file (`reconstructor:=` given to operator.launch.py, `video:=` or
     `camera_topic:=` to robot.launch.py) is said with the launch file that has it; a parameter of a node the
     other host runs (`width:=`, render_node's, on the operator) says which launch file starts that node."""
-    said = _launch_warnings("operator", {"photo": "me.jpg", "backend": "cpu", "width": "384", "vidoe": "x.mp4"})
+    said = _launch_warnings("operator", {"reconstructor": "rar", "backend": "cpu", "width": "384", "vidoe": "x.mp4",
+                                         "photo": "me.jpg"})  # photo: the operator's photo_node sends it
     assert len(said) == 4, said
-    backend, photo, vidoe, width = said  # sorted by name
-    assert "'photo:=me.jpg' ignored" in photo and "robot.launch.py" in photo, photo
+    backend, reconstructor, vidoe, width = said  # sorted by name
+    assert "'reconstructor:=rar' ignored" in reconstructor and "robot.launch.py" in reconstructor, reconstructor
     assert "'backend:=cpu' ignored" in backend and "robot.launch.py" in backend, backend
     assert "did you mean 'video'" in vidoe, vidoe
     assert "render_node is started by robot.launch.py" in width and "ros2 param set /render_node width 384" in width
@@ -350,8 +355,9 @@ def test_avatar_pipeline_runs_one_hosts_nodes_and_refuses_the_others_options(cap
     assert (args.host, args.photo, args.control_topic, ros_args) == ("robot", "me.jpg", "/face_control",
                                                                      ["-r", "__ns:=/robot1"])
     assert parse_args(["--host", "operator", "--video", "/dev/video0"])[0].video == "/dev/video0"
+    assert parse_args(["--host", "operator", "--photo", "me.jpg"])[0].photo == "me.jpg"  # photo_node sends it
     for argv, said in ((["--host", "robot", "--video", "clip.mp4"], "--video is for the operator's nodes"),
-                       (["--host", "operator", "--photo", "me.jpg"], "--photo is for the robot's nodes"),
+                       (["--host", "operator", "--reconstructor", "rar"], "--reconstructor is for the robot's nodes"),
                        (["--host", "operator", "--backend", "cpu"], "--backend is for the robot's nodes")):
         with pytest.raises(SystemExit) as e:
             parse_args(argv)
@@ -494,3 +500,34 @@ def test_a_node_started_detached_outlives_the_shell_that_started_it(tmp_path, ho
     said = log.read_text()
     assert ("outlived its parent" in said) == outlives, said
     assert ("has ended: stopping as on Ctrl-C" in said) == (not outlives), said
+
+
+def test_operator_launch_file_photo_starts_the_photo_node_with_that_file(tmp_path, monkeypatch):
+    """`ros2 launch gaussian_head_ros operator.launch.py photo:=~/me.jpg operator_id:=alice` starts photo_node (the
+    operator's photo, sent to the robot) with that file, `~` expanded; without `photo:=` no photo_node."""
+    from gaussian_head_ros.nodes import launch_files
+
+    _launch_file("operator")
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seen = {}
+    real = launch_files.node_params_file
+    monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
+        overrides=overrides) or real(path, overrides))
+
+    def started(given: dict) -> list[str]:
+        ctx = LaunchContext()
+        ctx.launch_configurations.update(given)
+        entities = launch_files.launch_description("operator").entities
+        for action in entities:
+            if isinstance(action, DeclareLaunchArgument):
+                action.execute(ctx)
+        (group,) = entities[-1].execute(ctx)
+        return sorted(a.node_executable for a in group.get_sub_entities() if hasattr(a, "node_executable"))
+
+    assert started({"photo": "~/me.jpg", "operator_id": "alice"}) == ["photo_node", "tracker_node"]
+    assert seen["overrides"]["photo_node"] == {"photo": str(tmp_path / "me.jpg"), "operator_id": "alice"}, seen
+    assert "reconstruction_node" not in seen["overrides"], seen
+    assert started({}) == ["tracker_node"]

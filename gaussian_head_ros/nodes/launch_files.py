@@ -1,6 +1,11 @@
 """What the package's launch files start: launch/avatar.launch.py (every node on one host),
-launch/operator.launch.py (the operator's host: camera and tracker) and launch/robot.launch.py (the robot:
-photo -> avatar, avatar + controls -> face display). Each launch file is one call of launch_description().
+launch/operator.launch.py (the operator's host: camera and tracker, and with `photo:=` the photo_node that sends
+the operator's photo) and launch/robot.launch.py (the robot: photo -> avatar, avatar + controls -> face display).
+Each launch file is one call of launch_description().
+
+`photo:=` is a file on the host whose launch file is given it: on the robot (and in avatar.launch.py) the
+reconstruction node's own `photo_path`; on the operator's host photo_node's `photo`, sent to the robot on
+operator/photo/compressed (latched). Both may be given: the newest photo the robot gets wins.
 
 One launch file per host, as TurtleBot's `robot.launch.py` on the robot's computer and its tools on the
 remote PC: the command says where it runs, `--show-args` lists only what that host takes, and an argument
@@ -16,25 +21,27 @@ import os
 
 from gaussian_head_ros.nodes.launcher import node_params_file, unknown_launch_arguments
 
-# Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`).
+# Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
+# photo_node only with the operator's `photo:=`: OPTIONAL_NODES).
 HOST_NODES = {
     "all": ("reconstruction_node", "tracker_node", "render_node"),
-    "operator": ("tracker_node",),
+    "operator": ("tracker_node", "photo_node"),
     "robot": ("reconstruction_node", "render_node"),
 }
+OPTIONAL_NODES = {"photo_node": "photo"}  # node -> the argument without which it is not started
 LAUNCH_FILES = {"all": "avatar.launch.py", "operator": "operator.launch.py", "robot": "robot.launch.py"}
 OPERATOR, ROBOT = ("all", "operator"), ("all", "robot")
 EVERY = ("all", "operator", "robot")
 
-# Launch arguments that set a node parameter: argument -> (node, parameter). test/test_settings.py checks
-# them against the nodes' parameter descriptors (core/settings.py).
+# Launch arguments that set a node parameter: argument -> ((node, parameter), ...), each set where its node is
+# started. test/test_settings.py checks them against the nodes' parameter descriptors (core/settings.py).
 ARGUMENT_PARAMETERS = {
-    "photo": ("reconstruction_node", "photo_path"),
-    "operator_id": ("reconstruction_node", "operator_id"),
-    "reconstructor": ("reconstruction_node", "backend"),
-    "checkpoint": ("reconstruction_node", "checkpoint"),
-    "backend": ("render_node", "backend"),
-    "device": ("render_node", "device"),
+    "photo": (("reconstruction_node", "photo_path"), ("photo_node", "photo")),
+    "operator_id": (("reconstruction_node", "operator_id"), ("photo_node", "operator_id")),
+    "reconstructor": (("reconstruction_node", "backend"),),
+    "checkpoint": (("reconstruction_node", "checkpoint"),),
+    "backend": (("render_node", "backend"),),
+    "device": (("render_node", "device"),),
 }
 
 PATH_ARGUMENTS = ("params_file", "photo", "checkpoint", "video", "fastdds_profile")  # files: `~` expanded
@@ -53,7 +60,11 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
          "YAML file with the parameters of the nodes (each launch file reads its own nodes' sections)"),
         ("photo", ROBOT, "", "operator photo reconstructed at start-up, a file on this host (empty: the last avatar "
                              "again, from the reconstruction_node's cache_path, and wait for operator/photo)"),
+        ("photo", ("operator",), "", "the operator's photo, a file on this host: photo_node sends it to the robot "
+                                     "on operator/photo/compressed (latched) and says the robot's verdict; "
+                                     "'ros2 param set /photo_node photo other.jpg' swaps it; empty: no photo_node"),
         ("operator_id", ROBOT, "", "operator id for the start-up photo (empty: from the file name)"),
+        ("operator_id", ("operator",), "", "operator id sent with the photo (empty: from the file name)"),
         ("camera_topic", OPERATOR, "camera/image_raw",
          "the operator camera's image topic the tracker reads (its camera_info beside it)"),
         ("video", OPERATOR, "", "play this video file (or /dev/videoN) as the camera; empty: use your camera driver"),
@@ -126,11 +137,12 @@ def nodes(context, host: str) -> list:
     # leaves `photo:=~/me.jpg` as it is (it expands `~` only at the start of a word): the files are expanded here.
     cfg = {name: os.path.expanduser(given[name]) if name in PATH_ARGUMENTS else given[name]
            for name, hosts, _, _ in _arguments_table() if host in hosts}
-    started = HOST_NODES[host]
+    started = tuple(n for n in HOST_NODES[host] if n not in OPTIONAL_NODES or cfg[OPTIONAL_NODES[n]])
     overrides: dict = {}  # node -> the parameters that launch arguments set
-    for arg, (node, name) in ARGUMENT_PARAMETERS.items():
-        if node in started and cfg.get(arg, "") != "":
-            overrides.setdefault(node, {})[name] = cfg[arg]
+    for arg, targets in ARGUMENT_PARAMETERS.items():
+        for node, name in targets:
+            if node in started and cfg.get(arg, "") != "":
+                overrides.setdefault(node, {})[name] = cfg[arg]
     video = cfg.get("video", "")
     if video:
         overrides["video_source_node"] = {"source": video, "loop": cfg["loop"].lower() == "true"}

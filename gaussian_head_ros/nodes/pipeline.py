@@ -3,8 +3,10 @@
 For set-ups without `ros2 launch` (the pip-only install) and for robots that prefer one process. The
 nodes are the same classes as the separate executables, read the same parameters file, and talk over
 the same topics, so anything else on the ROS graph sees no difference. `--host robot` runs only the
-robot's two (reconstruction and render), `--host operator` only the tracker (and the video source), as
-robot.launch.py and operator.launch.py do (docs/DEPLOYMENT.md).
+robot's two (reconstruction and render), `--host operator` only the tracker (and the video source, and with
+`--photo` the photo_node that sends the operator's photo to the robot), as robot.launch.py and operator.launch.py
+do (docs/DEPLOYMENT.md). `--photo` is a file on this host: the reconstruction node's `photo_path` where it runs
+here (all, robot), photo_node's `photo` on the operator's host.
 
   avatar_pipeline [--host all|operator|robot] [--params-file config/avatar.yaml] [--photo me.jpg]
                   [--video clip.mp4] [--backend cpu] [--ros-args ...]
@@ -30,7 +32,8 @@ def parse_args(argv: list[str]):
         argv, ros_args = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser(prog="avatar_pipeline", description=__doc__.split("\n\n")[0])
     p.add_argument("--params-file", default="", help="parameters of all nodes (default: the package's config/avatar.yaml)")
-    p.add_argument("--photo", default="", help="operator photo reconstructed at start-up")
+    p.add_argument("--photo", default="", help="operator photo: reconstructed at start-up (all, robot), or sent to "
+                                               "the robot on operator/photo/compressed (--host operator)")
     p.add_argument("--video", default="", help="play this file (or /dev/videoN) as the camera")
     p.add_argument("--loop", default="true", choices=["true", "false"], help="loop the video file")
     p.add_argument("--backend", default="", help="render backend (auto, cpu, torch, gsplat); default: params file")
@@ -43,7 +46,7 @@ def parse_args(argv: list[str]):
     args = p.parse_args(argv)
     for name in ("params_file", "photo", "video"):  # `--photo=~/me.jpg`: the shell leaves that `~` alone
         setattr(args, name, os.path.expanduser(getattr(args, name)))
-    misplaced = {"operator": ("photo", "backend", "reconstructor"), "robot": ("video", "camera_topic")}
+    misplaced = {"operator": ("backend", "reconstructor"), "robot": ("video", "camera_topic")}
     defaults = vars(p.parse_args([]))
     for name in misplaced.get(args.host, ()):
         if getattr(args, name) != defaults[name]:
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
     from gaussian_head_ros.nodes.common import end_process, ignore_further_interrupts
+    from gaussian_head_ros.nodes.photo_node import PhotoNode
     from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
     from gaussian_head_ros.nodes.render_node import RenderNode
     from gaussian_head_ros.nodes.tracker_node import TrackerNode
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         if robot:
             nodes.append(RenderNode(cli_args=["--ros-args"] + control_remap if control_remap else None,
                                     parameter_overrides=overrides(backend=args.backend)))
+        if args.host == "operator" and args.photo:
+            nodes.append(PhotoNode(parameter_overrides=overrides(photo=args.photo)))
         if args.video:
             nodes.append(VideoSourceNode(cli_args=camera_remap, parameter_overrides=overrides(
                 source=args.video, loop=args.loop == "true")))

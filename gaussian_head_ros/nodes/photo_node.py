@@ -1,0 +1,222 @@
+"""photo_node: the operator's photo, sent from the operator's host to the robot's reconstruction_node.
+
+Reads the photo file `photo` (JPEG, PNG, WebP, ... whatever reconstruction_node decodes: core/imageio; `~`
+expanded) and publishes its bytes unchanged as sensor_msgs/CompressedImage on `operator/photo/compressed`,
+reliable + transient local, depth 1 (latched: a robot that starts or reconnects later still gets it; the
+reconstruction node subscribes it both transient local and volatile). header.frame_id is the operator id
+(`operator_id`, else the file name without its extension), which reconstruction_node takes as the avatar's
+operator id unless its own `operator_id` is set; format is the file's ("jpeg", "png", ...).
+
+Setting `photo` again (`ros2 param set /photo_node photo other.jpg`, the same file included: it may have
+changed) sends it again: swapping the operator is one command. A file that cannot be read or decoded is
+refused with the reason (in the reply of `ros2 param set`, the log and /diagnostics) and the photo sent before
+stays latched; at start-up the node says why and waits for a good one. Setting `operator_id` sends the current
+photo again under the new id.
+
+Listens to `avatar/status` (latched) and says the robot's verdict on the photo: the avatar is ready, or why it was
+refused (no face, face too small, ...): a status whose header.frame_id is the photo's, received after the send.
+One received before every reconstruction node subscribed had acknowledged the photo is said with a note that it
+may be about an earlier photo of the same operator (a status latched from an earlier photo arrives when this node
+discovers a robot that was already running; the robot's verdict on this photo then follows it). While no
+reconstruction node subscribes, the node says so (the topic it publishes on: a namespace or a discovery problem)
+10 s after a send, then every 60 s.
+/diagnostics once a second: '<node>: operator photo', OK when the robot accepted the photo, WARN while waiting for
+a robot or when it refused the photo, ERROR when the file cannot be sent.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage
+
+from gaussian_head_ros.core import imageio
+from gaussian_head_ros.core.reconstruct import STATUS_NAMES
+from gaussian_head_ros.core.settings import setting, settings
+from gaussian_head_ros.msg import AvatarStatus
+from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, run
+
+NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
+NO_ROBOT_REPEAT_S = 60.0
+
+
+@dataclass
+class PhotoNodeSettings:
+    """photo_node's parameters."""
+
+    photo: str = setting("", "the operator's photo file (JPEG, PNG, ...; ~ expanded), sent on "
+                             "operator/photo/compressed at start-up and whenever it is set; empty: send nothing")
+    operator_id: str = setting("", "operator id sent with the photo (header.frame_id); empty: the file name "
+                                   "without its extension")
+
+
+PARAMS = settings(PhotoNodeSettings)
+
+
+@dataclass
+class Photo:
+    """A photo file read and checked, ready to send."""
+
+    path: str
+    data: bytes
+    format: str  # CompressedImage.format: "jpeg", "png", ...
+    width: int
+    height: int
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.width}x{self.height} {self.format.upper()}, {len(self.data) / 1024:.0f} KB)"
+
+
+def read_photo(path: str) -> Photo:
+    """The photo file `path` (`~` expanded) as it will be sent: its bytes unchanged, its format and size, after
+    decoding it once as the reconstruction node will (core/imageio.decode_compressed). Raises ValueError saying
+    why it cannot be sent (missing, unreadable, empty, not an image, HEIC, corrupt or truncated)."""
+    from PIL import Image
+
+    path = os.path.expanduser(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
+    try:
+        rgb = imageio.decode_compressed(data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
+    fmt = (Image.open(io.BytesIO(data)).format or "").lower()  # the header again (decoded above: it opens)
+    return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]))
+
+
+class PhotoNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("photo_node", **kwargs)
+        declare_settings(self, PARAMS)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        self.topic = companion_topic(self, "operator/photo/compressed", "operator/photo")
+        self.pub = self.create_publisher(CompressedImage, self.topic, latched)
+        self.status_topic = companion_topic(self, "avatar/status", "avatar")
+        self.create_subscription(AvatarStatus, self.status_topic, self._on_status, latched)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.photo: Photo | None = None
+        self.frame_id = ""
+        self.sent_at = 0.0  # monotonic time of the last send
+        self.acked = False  # every reconstruction node subscribed had the last photo
+        self.no_robot_said = 0.0
+        self.state = "no photo set"
+        self.level = DiagnosticStatus.WARN
+        self.counts = dict(sent=0, refused_files=0, accepted=0, refused_by_robot=0)
+        self.verdict = ""
+        self.add_on_set_parameters_callback(self._on_set)
+        if self._param("photo"):
+            try:
+                self._send(read_photo(self._param("photo")), self._param("operator_id"))
+            except ValueError as e:
+                self._refuse_file(str(e))
+        else:
+            self.get_logger().info(f"no photo set: 'ros2 param set {self.get_fully_qualified_name()} photo me.jpg' "
+                                   f"sends one on {self.topic}")
+        self.create_timer(0.25, self._watch)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _param(self, name):
+        return self.get_parameter(name).value
+
+    def _on_set(self, params) -> SetParametersResult:
+        """A new photo or operator id: read and send (refused with the reason when the file cannot be sent)."""
+        changes = {p.name: p.value for p in params if p.name in PARAMS}
+        if not changes:
+            return SetParametersResult(successful=True)
+        path = changes.get("photo", self._param("photo"))
+        operator_id = changes.get("operator_id", self._param("operator_id"))
+        if not path:
+            return SetParametersResult(successful=True)  # nothing to send; the photo sent stays latched
+        try:
+            photo = read_photo(path)
+        except ValueError as e:
+            self._refuse_file(str(e))
+            return SetParametersResult(successful=False, reason=f"{e} (the photo sent before stays)")
+        self._send(photo, operator_id)
+        return SetParametersResult(successful=True)
+
+    def _refuse_file(self, reason: str) -> None:
+        self.counts["refused_files"] += 1
+        kept = f"; still serving {self.photo.path}" if self.photo else "; nothing sent"
+        self.state = f"photo not sent: {reason}{kept}"
+        self.level = DiagnosticStatus.ERROR
+        self.get_logger().error(self.state)
+
+    def _send(self, photo: Photo, operator_id: str) -> None:
+        self.photo, self.frame_id = photo, operator_id or Path(photo.path).stem
+        msg = CompressedImage(format=photo.format, data=photo.data)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.frame_id
+        self.acked, self.verdict = False, ""
+        self.sent_at = self.no_robot_said = time.monotonic()
+        self.pub.publish(msg)
+        self.counts["sent"] += 1
+        self.state = f"sent {photo.describe()} as '{self.frame_id}'; waiting for the robot"
+        self.level = DiagnosticStatus.WARN
+        self.get_logger().info(f"{self.state} on {self.topic} ({self.pub.get_subscription_count()} subscribed)")
+
+    def _check_acked(self) -> bool:
+        """Whether every reconstruction node subscribed (at least one) has acknowledged the photo sent."""
+        if not self.acked and self.pub.get_subscription_count():
+            self.acked = self.pub.wait_for_all_acked(Duration(seconds=0))
+            if self.acked and not self.verdict:
+                self.state = f"the robot has {Path(self.photo.path).name} ('{self.frame_id}'); waiting for its verdict"
+        return self.acked
+
+    def _watch(self) -> None:
+        """Whether the reconstruction nodes have the photo; said when none subscribes for a while."""
+        if self.photo is None or self.verdict:
+            return
+        self._check_acked()
+        subscribed = self.pub.get_subscription_count()
+        now = time.monotonic()
+        if not subscribed and now - self.no_robot_said >= (NO_ROBOT_WARN_S if self.no_robot_said == self.sent_at
+                                                           else NO_ROBOT_REPEAT_S):
+            self.no_robot_said = now
+            self.state = (f"no reconstruction_node subscribes to {self.topic} ({now - self.sent_at:.0f} s after the "
+                          f"send): is the robot up, in this ROS_DOMAIN_ID and namespace? The photo stays latched "
+                          f"for it")
+            self.get_logger().warning(self.state)
+
+    def _on_status(self, msg: AvatarStatus) -> None:
+        if self.photo is None or msg.header.frame_id != self.frame_id:
+            return  # another operator's photo, or the robot's own photo_path / cache
+        early = "" if self._check_acked() else (
+            f" (said before the robot acknowledged this photo: it may be about an earlier photo of '{self.frame_id}')")
+        if msg.code == AvatarStatus.BUSY:
+            self.state = f"the robot is busy: {msg.message}"
+            self.get_logger().info(self.state)
+            return
+        name = Path(self.photo.path).name
+        if msg.code == AvatarStatus.OK:
+            self.counts["accepted"] += 1
+            self.level = DiagnosticStatus.OK
+            self.verdict = self.state = f"the robot accepted {name}: {msg.message}{early}"
+            self.get_logger().info(self.verdict)
+        else:
+            self.counts["refused_by_robot"] += 1
+            self.level = DiagnosticStatus.WARN
+            code = STATUS_NAMES.get(msg.code, str(msg.code))
+            self.verdict = self.state = f"the robot refused {name} ({code}): {msg.message}{early}"
+            self.get_logger().warning(self.verdict)
+
+    def _publish_diagnostics(self) -> None:
+        values = {"state": self.state, "photo": self.photo.path if self.photo else "",
+                  "operator_id": self.frame_id, "topic": self.topic, "subscribers": self.pub.get_subscription_count(),
+                  "verdict": self.verdict, **self.counts}
+        self.diag_pub.publish(diagnostics(self, "operator photo", self.level, self.state, "photo", values))
+
+
+def main(args=None):
+    return run(PhotoNode, args)
