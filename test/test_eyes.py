@@ -9,7 +9,8 @@ from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE, PART_STATIC
 from gaussian_head_ros.core.control import FaceControl
-from gaussian_head_ros.core.drive import Driver
+from gaussian_head_ros.core.drive import DriveConfig, Driver
+from gaussian_head_ros.core.expression import forehead_points
 from gaussian_head_ros.core.synthetic import synthetic_avatar
 
 
@@ -384,3 +385,27 @@ def test_a_driven_blink_reads_as_a_closed_eye():
             out.append(frame.groups["blink"])
     assert max(still) < 0.1, still  # open at rest
     assert np.mean(closed) >= 0.40, closed
+
+
+def test_the_brows_move_brow_gain_times_the_operators_and_nothing_else_does(canonical):
+    """DriveConfig.brow_gain scales the expression of the brows and the forehead above them (deform.brow_rows,
+    the tracker's forehead_points) when driving for display: a 2 mm raise of those rows moves them by
+    brow_gain x 2 mm; lids, nose and mouth rows move as the control says; zero control stays the rest."""
+    a = synthetic_avatar(500, seed=8)
+    a.template_vertices, a.template_faces = canonical.astype(np.float32), np.zeros((0, 3), np.int32)
+    rows = deform.brow_rows(canonical)
+    assert set(lmk.BROW_R + lmk.BROW_L) <= set(rows.tolist())
+    assert not set(rows.tolist()) & set(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + (lmk.NOSE_TIP,))
+    np.testing.assert_array_equal(rows, forehead_points(canonical))  # one rule for tracker and driver
+    ex = np.zeros_like(canonical, dtype=np.float32)
+    ex[rows, 1] = -0.002  # y down: the brows 2 mm up
+    ex[lmk.NOSE_TIP, 2] = -0.001  # and something elsewhere
+    for gain in (1.0, 1.5):
+        d = Driver(a, DriveConfig(brow_gain=gain))
+        rest, _ = d.deformed_template(FaceControl(expression=np.zeros_like(ex)))
+        np.testing.assert_array_equal(rest, d.verts)
+        v, disp = d.deformed_template(FaceControl(expression=ex))
+        np.testing.assert_allclose(disp[rows, 1], -0.002 * gain, atol=1e-9)
+        np.testing.assert_allclose(disp[lmk.NOSE_TIP], [0, 0, -0.001], atol=1e-9)
+        others = np.setdiff1d(np.arange(lmk.NUM_MESH), np.r_[rows, lmk.NOSE_TIP])
+        np.testing.assert_allclose(disp[others], 0, atol=1e-12)

@@ -85,6 +85,13 @@ class DriveConfig:
     lid_follow_lower: float = 0.4  # lower lid: this fraction (lid-eye coupling; see `lids_follow_gaze`)
     lid_min_gap: float = 0.3  # a following upper lid keeps at least this fraction of its rest height
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
+    # The brows and the forehead above them (`brow_rows`) move this many times the control's expression there
+    # when driving for display (`control_inputs`; training is unchanged). Off (1) by default. Measured
+    # (reports/brow9_s9.md): a tracked brow move reads to FaceLandmarker on an avatar as ~0.3-0.7 of its height
+    # change and ~1/4 of the brow score the same move gives on the operator's face, below the reader's brow
+    # crosstalk from the mouth and head pitch; 1.5 raised the reader's brow r on 28 pairs 0.420 -> 0.461 (lp_d18
+    # 0.335 -> 0.463) but lowered gaze_h 0.542 -> 0.523 and gaze_v 0.832 -> 0.819 (1.25: about half of each).
+    brow_gain: float = 1.0
 
 
 def namespace(x):
@@ -683,14 +690,30 @@ def basis_coefficients(names, blendshape_names, blendshapes, rest=None) -> np.nd
     return c if rest is None else c - np.asarray(rest, np.float64).reshape(-1)
 
 
-def control_inputs(control, cfg: DriveConfig):
+def brow_rows(verts) -> np.ndarray:
+    """[V, 3] template (head frame, y down) -> indices of the MediaPipe mesh points at or above the brows: those
+    higher than every point of both eyes' contours, plus lmk.BROW_R/BROW_L (the rows `brow_gain` scales; the same
+    set the tracker's neutral takes as the brows, expression.forehead_points). Empty without MediaPipe topology."""
+    v = np.asarray(verts, np.float64)
+    if not lmk.has_mediapipe_topology(v.shape[0]):
+        return np.zeros(0, np.int64)
+    top = float(np.min(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))
+    return np.union1d(np.flatnonzero(v[:lmk.NUM_MESH, 1] < top), np.array(lmk.BROW_R + lmk.BROW_L))
+
+
+def control_inputs(control, cfg: DriveConfig, brows=None):
     """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
     or None) as the rules take them (numpy). The lid ratios are the control's `eyelid_ratios`, else measured
-    from its landmarks when it has them (`eyelid_ratios`), else None (the lids follow the expression alone)."""
+    from its landmarks when it has them (`eyelid_ratios`), else None (the lids follow the expression alone).
+    `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
+    measured before that)."""
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
     ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
     lid = np.asarray(getattr(control, "eyelid_ratios", ()), np.float64).ravel()
     if lid.shape[0] != NUM_LID_PAIRS:
         lid = eyelid_ratios(lm, ex) if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH else None
+    if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
+        ex = ex.copy()
+        ex[brows] *= cfg.brow_gain
     return ex, jaw_open, float(control.mouth_open), eyes.control_gaze(control), lid

@@ -141,6 +141,7 @@ class Driver:
         self.rig = deform.build_rig(avatar.part, avatar.face_id, avatar.bary, self.means, avatar.template_vertices,
                                     avatar.template_faces, self.cfg, photo_points=_photo_points(avatar))
         self.verts = self.rig.verts  # [V, 3] float64
+        self.brows = deform.brow_rows(self.verts)  # expression rows DriveConfig.brow_gain scales
         self.frame = self.rig.frame  # [N] frame of each Gaussian
         self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
@@ -179,14 +180,14 @@ class Driver:
 
     def deformed_template(self, control: FaceControl) -> tuple[np.ndarray, np.ndarray]:
         """([V, 3] template vertices after the control's expression, [V, 3] displacement), float64."""
-        ex, _, _, gaze, lid = deform.control_inputs(control, self.cfg)
+        ex, _, _, gaze, lid = deform.control_inputs(control, self.cfg, self.brows)
         disp = deform.expression_offsets(self.verts, ex, self.basis, self._coeffs(control), self.cfg, lid, gaze,
                                          self.rig)
         return self.verts + disp, disp
 
     def tables(self, control: FaceControl) -> FrameTables:
         """The per-frame transforms for one control."""
-        ex, jaw_open, mouth_open, gaze, lid = deform.control_inputs(control, self.cfg)
+        ex, jaw_open, mouth_open, gaze, lid = deform.control_inputs(control, self.cfg, self.brows)
         disp = deform.expression_offsets(self.verts, ex, self.basis, self._coeffs(control), self.cfg, lid, gaze,
                                          self.rig)
         theta = deform.jaw_angle(self.rig, disp, jaw_open, mouth_open, self.cfg)

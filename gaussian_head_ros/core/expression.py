@@ -55,7 +55,7 @@ import math
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.deform import axis_angle_x, jaw_pivot
+from gaussian_head_ros.core.deform import axis_angle_x, brow_rows, jaw_pivot
 
 LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER = lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER, lmk.LIP_LOWER_OUTER
 LIP_CORNERS_INNER = (lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN)
@@ -261,10 +261,9 @@ BROW_POINTS = np.array(lmk.BROW_R + lmk.BROW_L)
 
 def forehead_points(x: np.ndarray) -> np.ndarray:
     """[L >= 468, 3] canonical landmarks -> indices of the mesh points higher (smaller y) than every point of
-    both eyes' contours: the brows and the forehead above them (they move together when the brows do)."""
-    top = float(np.min(np.asarray(x, np.float64)[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))
-    idx = np.flatnonzero(np.asarray(x, np.float64)[:NUM_MESH, 1] < top)
-    return np.union1d(idx, BROW_POINTS)
+    both eyes' contours: the brows and the forehead above them (they move together when the brows do).
+    The same rows the driver's brow gain scales (`deform.brow_rows`)."""
+    return brow_rows(x)
 
 
 class NeutralEstimator:
