@@ -6,6 +6,8 @@
   refuses (no face) is said with the robot's reason (log, /diagnostics WARN);
 - a file that cannot be sent (not an image, missing) is refused in the parameter reply with the reason, the
   photo sent before stays latched and the node keeps serving;
+- a photo node restarted beside a running robot takes the status latched from its earlier photo (same operator)
+  for what it is, not for the verdict on the photo it sends now, and then says that verdict;
 - started with a missing file the node says why and runs on, waiting for a good one.
 """
 
@@ -51,10 +53,11 @@ def graph(rclpy_context):
     g.close()
 
 
-def _start(name, params, tmp_path):
+def _start(name, params, folder):
     from gaussian_head_ros.nodes.launcher import node_command
 
-    return Proc(node_command(name, params), tmp_path / f"{name}.log")
+    folder.mkdir(exist_ok=True)
+    return Proc(node_command(name, params), folder / f"{name}.log")
 
 
 def _latest(graph) -> dict:
@@ -112,6 +115,16 @@ def test_a_late_robot_gets_the_operators_photo_and_its_verdicts_are_said(graph, 
         assert result.successful, result.reason
         assert wait_until(lambda: _latest(graph).get("accepted") == "2", VERDICT_S), logs()
         assert sender.alive() and robot.alive()
+        assert sender.stop(signal.SIGINT, timeout=20.0) == 0 and "Traceback" not in sender.log(), sender.log()[-3000:]
+
+        # the operator's host restarts: the robot's status latched for 'eileen' is the earlier photo's
+        graph.diag.clear()
+        again = _start("photo_node", {"photo": str(portrait), "operator_id": "eileen"}, tmp_path / "again")
+        procs.append(again)
+        assert wait_until(lambda: _latest(graph).get("accepted") == "1", VERDICT_S), again.log()[-3000:]
+        assert "the robot's last status for 'eileen' is from before this photo" in again.log(), again.log()[-3000:]
+        said = again.log()
+        assert said.index("from before this photo") < said.index("the robot accepted"), said[-3000:]
     finally:
         for p in reversed(procs):
             p.stop(signal.SIGINT, timeout=20.0)

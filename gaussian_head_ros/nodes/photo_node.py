@@ -14,12 +14,12 @@ stays latched; at start-up the node says why and waits for a good one. Setting `
 photo again under the new id.
 
 Listens to `avatar/status` (latched) and says the robot's verdict on the photo: the avatar is ready, or why it was
-refused (no face, face too small, ...): a status whose header.frame_id is the photo's, received after the send.
-One received before every reconstruction node subscribed had acknowledged the photo is said with a note that it
-may be about an earlier photo of the same operator (a status latched from an earlier photo arrives when this node
-discovers a robot that was already running; the robot's verdict on this photo then follows it). While no
-reconstruction node subscribes, the node says so (the topic it publishes on: a namespace or a discovery problem)
-10 s after a send, then every 60 s.
+refused (no face, face too small, ...): a status whose header.frame_id is the photo's and whose header.stamp
+(when the robot made it) is not before the photo's (when it was sent). An older one, e.g. the status latched
+from an earlier photo of the same operator that arrives when this node discovers a robot already running, is
+said as such (with how much older), not taken as the verdict: the hosts' clocks must agree (chrony/NTP, as tf
+across hosts needs too). While no reconstruction node subscribes, the node says so (the topic it publishes on: a
+namespace or a discovery problem) 10 s after a send, then every 60 s.
 /diagnostics once a second: '<node>: operator photo', OK when the robot accepted the photo, WARN while waiting for
 a robot or when it refused the photo, ERROR when the file cannot be sent.
 """
@@ -36,6 +36,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.time import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 
@@ -108,6 +109,7 @@ class PhotoNode(Node):
         self.photo: Photo | None = None
         self.frame_id = ""
         self.sent_at = 0.0  # monotonic time of the last send
+        self.sent_ns = 0  # its header.stamp, ns
         self.acked = False  # every reconstruction node subscribed had the last photo
         self.no_robot_said = 0.0
         self.state = "no photo set"
@@ -156,7 +158,8 @@ class PhotoNode(Node):
     def _send(self, photo: Photo, operator_id: str) -> None:
         self.photo, self.frame_id = photo, operator_id or Path(photo.path).stem
         msg = CompressedImage(format=photo.format, data=photo.data)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        now = self.get_clock().now()
+        msg.header.stamp, self.sent_ns = now.to_msg(), now.nanoseconds
         msg.header.frame_id = self.frame_id
         self.acked, self.verdict = False, ""
         self.sent_at = self.no_robot_said = time.monotonic()
@@ -192,8 +195,12 @@ class PhotoNode(Node):
     def _on_status(self, msg: AvatarStatus) -> None:
         if self.photo is None or msg.header.frame_id != self.frame_id:
             return  # another operator's photo, or the robot's own photo_path / cache
-        early = "" if self._check_acked() else (
-            f" (said before the robot acknowledged this photo: it may be about an earlier photo of '{self.frame_id}')")
+        made = Time.from_msg(msg.header.stamp).nanoseconds
+        if made < self.sent_ns:  # an earlier photo's (latched), not this one's
+            self.get_logger().info(f"the robot's last status for '{self.frame_id}' is from before this photo "
+                                   f"(stamped {(self.sent_ns - made) / 1e9:.1f} s before it was sent): {msg.message}")
+            return
+        self._check_acked()
         if msg.code == AvatarStatus.BUSY:
             self.state = f"the robot is busy: {msg.message}"
             self.get_logger().info(self.state)
@@ -202,13 +209,13 @@ class PhotoNode(Node):
         if msg.code == AvatarStatus.OK:
             self.counts["accepted"] += 1
             self.level = DiagnosticStatus.OK
-            self.verdict = self.state = f"the robot accepted {name}: {msg.message}{early}"
+            self.verdict = self.state = f"the robot accepted {name}: {msg.message}"
             self.get_logger().info(self.verdict)
         else:
             self.counts["refused_by_robot"] += 1
             self.level = DiagnosticStatus.WARN
             code = STATUS_NAMES.get(msg.code, str(msg.code))
-            self.verdict = self.state = f"the robot refused {name} ({code}): {msg.message}{early}"
+            self.verdict = self.state = f"the robot refused {name} ({code}): {msg.message}"
             self.get_logger().warning(self.verdict)
 
     def _publish_diagnostics(self) -> None:
