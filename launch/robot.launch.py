@@ -2,7 +2,8 @@
 render_node (avatar + the operator's face_control -> face_display/image_raw). The operator's host runs
 operator.launch.py (docs/DEPLOYMENT.md).
 
-  ros2 launch gaussian_head_ros robot.launch.py photo:=/path/me.jpg
+  ros2 launch gaussian_head_ros robot.launch.py                        # the photo from operator.launch.py photo:=
+  ros2 launch gaussian_head_ros robot.launch.py photo:=/path/me.jpg    # a photo on the robot's own disk
   ros2 launch gaussian_head_ros robot.launch.py composed:=true backend:=cpu
 """
 

@@ -327,8 +327,9 @@ def test_readme_commands_are_the_tested_ones(tmp_path):
     files = {"me.jpg": str(shared("portraits", PORTRAIT)), "/path/to/me.jpg": str(shared("portraits", PORTRAIT)),
              "clip.mp4": str(shared("driving", CLIP)), "my_params.yaml": str(custom)}
     from test_launch_hosts import host_commands  # the operator's and the robot's launches
+    from test_photo_node import operator_photo_command  # the operator's launch with photo:=
 
-    tested = list(launch_commands(custom).values()) + list(host_commands().values())
+    tested = list(launch_commands(custom).values()) + list(host_commands().values()) + [operator_photo_command()]
     commands = readme_commands()
     assert len(commands) >= 5, commands
     for cmd in commands:

@@ -8,12 +8,18 @@
   photo sent before stays latched and the node keeps serving;
 - a photo node restarted beside a running robot takes the status latched from its earlier photo (same operator)
   for what it is, not for the verdict on the photo it sends now, and then says that verdict;
-- started with a missing file the node says why and runs on, waiting for a good one.
+- started with a missing file the node says why and runs on, waiting for a good one;
+- the README's `ros2 launch gaussian_head_ros operator.launch.py video:=clip.mp4 photo:=me.jpg` (a real `ros2
+  launch`, when the ros2 CLI is there) starts the photo node beside the camera and tracker, the robot accepts
+  the photo, and Ctrl-C ends the launch cleanly.
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +32,14 @@ pytestmark = [pytest.mark.ros]
 # (reconstruction_node's mesh_fit warm-up and a fast-preset reconstruction take ~10-20 s at load 20 here).
 STARTUP_S = 240.0
 VERDICT_S = 180.0
-PORTRAIT = "astronaut_eileen_collins.png"
+PORTRAIT = "astronaut_eileen_collins.png"  # test_launch's: its README check maps me.jpg and clip.mp4 to these
+CLIP = "lp_d0.mp4"
+
+
+def operator_photo_command() -> list[str]:
+    """The README's operator command with a photo (test_launch.test_readme_commands_are_the_tested_ones)."""
+    return ["ros2", "launch", "gaussian_head_ros", "operator.launch.py", f"video:={shared('driving', CLIP)}",
+            f"photo:={shared('portraits', PORTRAIT)}"]
 
 
 def _values(rec, name: str) -> list[dict]:
@@ -145,3 +158,32 @@ def test_a_photo_that_cannot_be_read_at_start_is_said_and_the_node_runs_on(graph
         assert sender.alive()
     finally:
         assert sender.stop(signal.SIGINT, timeout=20.0) == 0, sender.log()[-3000:]
+
+
+@pytest.mark.skipif(shutil.which("ros2") is None,
+                    reason="the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)")
+def test_the_operator_launch_file_sends_its_photo_to_the_robot(graph, tmp_path):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    psutil = pytest.importorskip("psutil")
+    operator = Proc(operator_photo_command(), tmp_path / "operator.log", env={"ROS_LOG_DIR": str(tmp_path / "ros")})
+    procs = [operator]
+    try:
+        robot = _start("reconstruction_node", {"preset": "fast", "cache_avatar": False}, tmp_path)
+        procs.append(robot)
+        logs = lambda: f"{operator.log()[-3000:]}\n--- robot ---\n{robot.log()[-3000:]}"  # noqa: E731
+        assert wait_until(lambda: _latest(graph).get("verdict", "").startswith("the robot accepted")
+                          or not operator.alive(), STARTUP_S + VERDICT_S), logs()
+        d = _latest(graph)
+        assert d["_level"] == DiagnosticStatus.OK and f"avatar for '{Path(PORTRAIT).stem}' ready" in d["verdict"], d
+        mine = {"tracker_node", "video_source_node", "photo_node"}
+        # every node of the launch on the graph before the Ctrl-C (one interrupted while Python still imports
+        # its `site` prints CPython's own fatal error: test_launch_hosts)
+        assert wait_until(lambda: mine <= {n for n, _ in graph.node.get_node_names_and_namespaces()}, STARTUP_S), logs()
+        nodes = psutil.Process(operator.pid).children(recursive=True)
+        code = operator.stop(signal.SIGINT, timeout=30.0)
+        gone, alive = psutil.wait_procs(nodes, timeout=20.0)
+        assert not alive and code == 0 and "Traceback" not in operator.log(), operator.log()[-5000:]
+    finally:
+        for p in reversed(procs):
+            p.stop(signal.SIGINT, timeout=20.0)

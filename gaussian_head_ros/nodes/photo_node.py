@@ -48,6 +48,7 @@ from gaussian_head_ros.nodes.common import companion_topic, declare_settings, di
 
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
+LARGE_BYTES = 2_000_000  # a photo file above this is sent with a warning (a phone's 3-5 MB JPEG on a slow link)
 
 
 @dataclass
@@ -168,6 +169,11 @@ class PhotoNode(Node):
         self.state = f"sent {photo.describe()} as '{self.frame_id}'; waiting for the robot"
         self.level = DiagnosticStatus.WARN
         self.get_logger().info(f"{self.state} on {self.topic} ({self.pub.get_subscription_count()} subscribed)")
+        if len(photo.data) > LARGE_BYTES:
+            self.get_logger().warning(
+                f"{photo.path} is {len(photo.data) / 1e6:.1f} MB: across a slow link it takes long and shares the link "
+                f"with the controls (1 Mbit/s: {len(photo.data) * 8 / 1e6:.0f} s); a JPEG of ~1000 px (~100 KB) is enough "
+                f"(docs/DEPLOYMENT.md)")
 
     def _check_acked(self) -> bool:
         """Whether every reconstruction node subscribed (at least one) has acknowledged the photo sent."""
