@@ -92,8 +92,8 @@ def test_a_late_robot_gets_the_operators_photo_and_its_verdicts_are_said(graph, 
     procs = [sender]
     try:
         assert wait_until(lambda: "waiting for the robot" in _latest(graph).get("state", "") or not sender.alive(),
-                          STARTUP_S), sender.log()[-3000:]
-        assert _latest(graph)["subscribers"] == "0"
+                          STARTUP_S) and sender.alive(), sender.log()[-3000:]
+        assert _latest(graph)["subscribers"] == "0", _latest(graph)
         # the robot starts after the photo was sent
         robot = _start("reconstruction_node", {"preset": "fast", "cache_avatar": False}, tmp_path)
         procs.append(robot)
