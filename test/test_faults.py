@@ -235,11 +235,12 @@ def test_render_node_killed_and_restarted(graph):
 
 
 def test_rasterizer_failing_at_run_time_falls_back_to_cpu(graph):
-    """torch on device 'cuda' passes the parameter checks but fails at the first frame on a CPU-only machine
-    (as when CUDA goes away): one warning, backend cpu, frames keep coming."""
+    """torch on device 'cuda:99' passes the parameter checks but fails at the first frame, on a CPU-only machine
+    and on one with fewer than 100 GPUs alike (as when CUDA goes away; plain 'cuda' would draw on a CUDA machine):
+    one warning, backend cpu, frames keep coming."""
     g, peer = graph, graph["peer"]
     name = "render_fallback"
-    _start(g, name, _render_cmd(name, backend="torch", device="cuda"))
+    _start(g, name, _render_cmd(name, backend="torch", device="cuda:99"))
     _render_shows(g, "operator_d", 90, node=name)
     assert peer.wait(lambda: "falling back to cpu" in g["procs"][name].log(), 60), _logs(g)
     t = time.monotonic()
