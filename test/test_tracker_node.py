@@ -114,14 +114,14 @@ def test_frames_in_controls_out_with_their_stamps(io, clip, tracker_proc):
         controls.append(c)
     assert all(c.face_detected and c.frame_id == "operator_camera" for c in controls)
     last = controls[-1]
-    # defaults: the compact expression (CODEC_LAPLACIAN_V3, decoded by msg_to_control) with the eyelid ratios,
+    # defaults: the compact expression (CODEC_LAPLACIAN_V4, decoded by msg_to_control) with the eyelid ratios,
     # no absolute landmarks
     assert last.landmarks.shape == (0, 3) and last.expression.shape == (478, 3)
     assert last.eyelid_ratios.shape == (14,) and 0.5 < np.median(last.eyelid_ratios) < 1.5
     from rclpy.serialization import serialize_message
 
     raw = io[3][-1]
-    assert raw.expression_codec == raw.CODEC_LAPLACIAN_V3 and len(raw.expression) == 0
+    assert raw.expression_codec == raw.CODEC_LAPLACIAN_V4 and len(raw.expression) == 0
     assert len(serialize_message(raw)) <= 600, len(serialize_message(raw))
     assert 0.1 < last.translation[2] < 2.0 and 0 < last.confidence <= 1
     assert np.median(np.linalg.norm(last.expression, axis=1)) < 2e-3  # the operator's own neutral
@@ -333,22 +333,55 @@ def _ids_in_log(log: str) -> list[int]:
     return [int(m) for m in re.findall(r"operator expression basis (\d+) learned", log)]
 
 
-def test_parameters_are_validated(io, tracker_proc):
+def _set_param(node, name, value):
+    """Set one tracker_node parameter (double or string) through its service -> SetParametersResult."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
     from rosgraph import spin_until
 
-    node = io[0]
     cli = node.create_client(SetParameters, "/tracker_node/set_parameters")
-    assert cli.wait_for_service(timeout_sec=10)
-
-    def set_param(name, value):
+    try:
+        assert cli.wait_for_service(timeout_sec=30)
         v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value) if isinstance(value, float) \
             else ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
         fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-        assert spin_until(node, fut.done, 10)
+        assert spin_until(node, fut.done, 30)
         return fut.result().results[0]
+    finally:
+        node.destroy_client(cli)
+
+
+def test_compact_v3_drives_robots_not_yet_upgraded(io, clip, tracker_proc):
+    """expression_encoding compact_v3: the code of builds before session 9 (CODEC_LAPLACIAN_V3, which their
+    render nodes read; they refuse V4), decoded here too; back to compact: V4 again."""
+    from rclpy.serialization import serialize_message
+
+    node, got = io[0], io[3]
+    stamp = STAMP0 + 20000 * 33_333_333
+    try:
+        assert _set_param(node, "expression_encoding", "compact_v3").successful
+        for i in range(3):
+            stamp += 33_333_333
+            c = _exchange(io, _image(clip[i].rgb, stamp), stamp)
+            assert c is not None and c.expression.shape == (478, 3), tracker_proc.output()[-3000:]
+        raw = got[-1]
+        assert raw.expression_codec == raw.CODEC_LAPLACIAN_V3 and len(raw.expression_code) in (403, 403 + 23), \
+            (raw.expression_codec, len(raw.expression_code))
+        assert len(serialize_message(raw)) <= 600
+    finally:
+        assert _set_param(node, "expression_encoding", "compact").successful
+    stamp += 33_333_333
+    assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
+    assert got[-1].expression_codec == got[-1].CODEC_LAPLACIAN_V4
+    assert tracker_proc.alive()
+
+
+def test_parameters_are_validated(io, tracker_proc):
+    node = io[0]
+
+    def set_param(name, value):
+        return _set_param(node, name, value)
 
     assert not set_param("filter_beta", -1.0).successful
     assert "not found" in set_param("model_path", "/nonexistent.task").reason

@@ -1,4 +1,4 @@
-"""Compact expression on the wire: 403 bytes instead of 478 x 3 float32 (5.7 KB).
+"""Compact expression on the wire: 419 bytes (CODEC_LAPLACIAN_V4) instead of 478 x 3 float32 (5.7 KB).
 
 The dense expression (FaceControl.expression, [L, 3] metres: landmarks minus the operator's neutral face)
 is projected onto a fixed basis of the face template and quantised:
@@ -33,9 +33,24 @@ is projected onto a fixed basis of the face template and quantised:
   lips 38.6, eyes 39.0; the 72 columns 41.8 dB (36 oval points alone 40.2; 36 smooth modes of the strip
   41.1). z has no such columns (the head seen turned makes z matter too: dropping z from modes 24-127 cost
   3 dB on sadtalker's turned frames).
+- brows (since CODEC_LAPLACIAN_V4, session 9): in x and y one more column per brow point (landmarks.BROW_R/L,
+  20 points). sadtalker's new-expression frame 37 (the first frames of an expression the operator basis has
+  not seen yet) was 39.85 dB with V3, and V3's fit itself capped it at 40.41 dB even unquantised (so more bits,
+  e.g. modes 64-127 at 5 bits for +24 B, could not reach 40.5 there); exact points, unquantised, on that frame:
+  brows and their neighbours +1.4 dB, eyes +0.9, oval +0.7, lips +0.7; brow columns in x, y, z +1.9 dB
+  (x, y +1.5) against +0.9 for 16 more modes (48 coefficients). A point column fitted jointly with the modes
+  lets them go anywhere at its point and takes whole brow moves (coefficients up to 7.5 mm, which 4 bits
+  could not carry: sadtalker worst frame 36.9 dB); while the mode blocks are fitted the brow columns therefore
+  cost BROW_RIDGE x their squared coefficient (ridge regression, encoder only), so that they take what the
+  modes leave at the brows (ridge 0/0.01/0.03/0.05/0.1/0.3/1/infinite: sadtalker worst frame 36.9/40.2/41.6/
+  41.6/41.5/41.0/40.8/40.2 dB, brows x, y, z at 4 bits, the rest as V3). Paid for in part by modes 8-23 at 7
+  bits instead of 8 (+16 B in all). Tried (sadtalker worst frame): brows x, y, z at 4 bits, 435 B, 41.5 dB;
+  with the lid columns at 4 bits too, 423 B, 41.7 dB (x, y only 413 B, 41.4) but the upper lids' error x2.5;
+  the oval columns at 4 bits 38.5 dB.
 - coefficients: per channel the least-squares coefficients on the columns that channel carries, quantised
-  in blocks with one bfloat16 step each: modes 0-7 7 bits, 8-23 8 bits, 24-63 6 bits (x, y) and 5 bits (z),
-  64-127 4 bits, lid columns 5 bits, oval columns 5 bits (x, y), packed as two's complement fields
+  in blocks with one bfloat16 step each (LAYOUTS): modes 0-7 7 bits, 8-23 7 bits (V3: 8), 24-63 6 bits (x, y)
+  and 5 bits (z), 64-127 4 bits, V4's brow columns 4 bits (x, y), lid columns 5 bits, oval columns 5 bits (x,
+  y), packed as two's complement fields
   little-endian bit order. Each block's step is the one of STEP_FRACTIONS x max |c| / qmax with the
   smallest squared error (clipping the few largest): max-scaling alone made quantisation the larger error
   once the oval columns were in (sadtalker worst frame 38.8 -> 39.5 dB at the same bytes).
@@ -53,10 +68,11 @@ is projected onto a fixed basis of the face template and quantised:
   mean offset of each eye's 5 iris points, 6 bits (the points of an eye decode to that mean; 0.04-0.14 mm
   more landmark RMS over 478 points than coding each; V2 spent 34 bytes on them, V3 7).
 
-Measured (CODEC_LAPLACIAN_V3, scripts/bench_control_codec.py --max-frames 1000 --operator-basis causal
---switch-delay-s 0.1, every ../shared clip whole, against V2 in the same run): see the README's compact
-control stream section and docs/DEPLOYMENT.md for the figures; worst-frame render PSNR compact vs dense
-lp_d0/lp_d18/sadtalker/tpsmm was 46.3/41.7/37.4/42.4 dB with V2 (sadtalker 33 frames < 40 dB).
+Measured (scripts/bench_control_codec.py --max-frames 1000 --operator-basis causal --switch-delay-s 0.1,
+every ../shared clip whole, old and new in the same run): see the README's compact control stream section and
+docs/DEPLOYMENT.md for the figures; worst-frame render PSNR compact vs dense lp_d0/lp_d18/sadtalker/tpsmm was
+46.3/41.7/37.4/42.4 dB with V2 (sadtalker 33 frames < 40 dB), 49.3/44.9/39.9/47.2 with V3 at session 9's
+start, V4 48.8/44.6/41.4/46.3.
 The operator basis (core/operator_basis.py): a basis of the operator learned during the session and sent
 once, latched: 16 principal components of this code's residual; each code then carries 16 more int8
 (FLAG_OPERATOR_BASIS, +23 bytes). A causal operator basis cannot code an expression before it has seen it
@@ -64,9 +80,10 @@ once, latched: 16 principal components of this code's residual; each code then c
 stayed at 37.3 dB with V2): the fixed part has to be good enough on its own for the first frames of a new
 expression, which the oval columns and the quantiser made it.
 
-Code layout (CODEC_LAPLACIAN_V3, little-endian), all of it in FaceControl.expression_code:
+Code layout (CODEC_LAPLACIAN_V4 and _V3, little-endian), all of it in FaceControl.expression_code:
   uint8 flags (1: eyelid ratios present, 2: operator-basis section, 4: 478 points (irises) else 468),
-  bfloat16 step[7] (one per block of _code_bands, in that order), the blocks' levels (each block row-major
+  bfloat16 step[8] (V3: 7; one per block of _code_bands, in that order: the mode bands, V4's brows, the lids,
+  the oval), the blocks' levels (each block row-major
   [row, channel] over its channels, `bits` bits per value, padded to a whole byte), uint8 eyelid ratios [14]
   (x 0.01) when flagged, then when flagged 4: bfloat16 iris step and 6-bit mean iris offsets [2, 3] (right
   eye, left eye); then when flagged 2: uint32 basis id, uint8 P, bfloat16 step, int8 coefficients [P] of the
@@ -86,15 +103,37 @@ from gaussian_head_ros.core.control import NUM_LID_PAIRS
 CODEC_DENSE = 0  # FaceControl.expression as float32 (no code)
 CODEC_LAPLACIAN_V1 = 1  # retired (builds of 2026-11-29 before the lid ratios): refused with a clear error
 CODEC_LAPLACIAN_V2 = 2  # retired (builds of session 5, before the face-oval columns): refused with a clear error
-CODEC_LAPLACIAN_V3 = 3  # this module
-CODEC_COMPACT = CODEC_LAPLACIAN_V3
-CODECS = {"dense": CODEC_DENSE, "compact": CODEC_COMPACT}
+CODEC_LAPLACIAN_V3 = 3  # sessions 6-8: still decoded (operator hosts not yet upgraded); sent with compact_v3
+CODEC_LAPLACIAN_V4 = 4  # session 9: V3 + the brow columns (this module's default)
+CODEC_COMPACT = CODEC_LAPLACIAN_V4  # what the tracker sends by default
+COMPACT_CODECS = (CODEC_LAPLACIAN_V3, CODEC_LAPLACIAN_V4)  # the codes this build decodes (and can send)
+CODECS = {"dense": CODEC_DENSE, "compact": CODEC_COMPACT, "compact_v3": CODEC_LAPLACIAN_V3}  # tracker names
 
 NUM_MODES = 128  # K Laplacian modes
 XYZ, XY, Z = (0, 1, 2), (0, 1), (2,)
-BANDS = ((0, 8, 7, XYZ), (8, 24, 8, XYZ), (24, 64, 6, XY), (24, 64, 5, Z), (64, 128, 4, XYZ))  # (first mode, end, bits, channels)
-LID_BITS = 5  # the upper-lid columns' coefficients
-EDGE_BITS = 5  # the face-oval columns' coefficients (x and y only)
+BROWS = tuple(sorted(lmk.BROW_R + lmk.BROW_L))  # [20] the brow points, one column each in x and y (V4)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The quantised blocks of one compact code: `bands` (first mode, end, bits, channels) of the modes, the
+    bits of the upper-lid columns (x, y, z), of the face-oval columns (x, y) and of the brow columns
+    (`brow_channels`; none: brow_bits 0)."""
+
+    bands: tuple
+    lid_bits: int
+    edge_bits: int
+    brow_bits: int = 0
+    brow_channels: tuple = ()
+
+
+LAYOUTS = {
+    CODEC_LAPLACIAN_V3: Layout(((0, 8, 7, XYZ), (8, 24, 8, XYZ), (24, 64, 6, XY), (24, 64, 5, Z), (64, 128, 4, XYZ)),
+                               lid_bits=5, edge_bits=5),
+    CODEC_LAPLACIAN_V4: Layout(((0, 8, 7, XYZ), (8, 24, 7, XYZ), (24, 64, 6, XY), (24, 64, 5, Z), (64, 128, 4, XYZ)),
+                               lid_bits=5, edge_bits=5, brow_bits=4, brow_channels=XY),
+}
+BROW_RIDGE = 0.1  # V4 encoder: penalty on the brow columns while the modes are fitted (see the docstring)
 EDGE_RINGS = 2  # the face oval (the template mesh's outer boundary) and its neighbours get those columns
 OPENING_MASS = 2.0  # mass of the lip and eye-contour vertices and their neighbours (see the docstring)
 SIGN_FRACTION = 0.1  # an eigenvector's sign: its first component above this fraction of its largest is > 0
@@ -141,12 +180,10 @@ def _columns(points) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _basis_and_projectors() -> tuple[np.ndarray, tuple[tuple[np.ndarray, ...], ...]]:
-    """(U [V, K + 14 + E]: the modes, the lid columns, the oval columns; for each block s of _code_bands and each
-    channel x, y, z the [R, V] least-squares projector onto the columns of blocks s, s + 1, ... that carry that
-    channel, R = K + 14 + E rows, zero rows for the others: what `_fixed_coefficients` fits block s from)."""
+def _modes() -> np.ndarray:
+    """[V, K] float64 read-only: the K generalized Laplacian eigenvectors (the module docstring), signs fixed."""
     v = lmk.NUM_MESH
-    adj, edge = _mesh()
+    adj, _ = _mesh()
     degree = adj.sum(1)
     openings = np.zeros(v, bool)  # lips and eye contours
     openings[np.ravel(lmk.LIPS)] = True
@@ -163,18 +200,44 @@ def _basis_and_projectors() -> tuple[np.ndarray, tuple[tuple[np.ndarray, ...], .
         first = np.flatnonzero(np.abs(col) > SIGN_FRACTION * np.abs(col).max())[0]
         if col[first] < 0:
             u[:, k] = -col
-    u = np.concatenate([u, _columns(UPPER_LIDS), _columns(edge)], 1)  # [V, K + 14 + E]
-    bands = _code_bands()
+    u.setflags(write=False)
+    return u
+
+
+def _check_codec(codec: int) -> int:
+    if codec not in COMPACT_CODECS:
+        raise ValueError(f"unknown compact expression codec {codec} (this build knows "
+                         + ", ".join(f"{c} laplacian_v{c}" for c in COMPACT_CODECS) + ")")
+    return int(codec)
+
+
+@functools.lru_cache(maxsize=len(COMPACT_CODECS))
+def _basis_and_projectors(codec: int = CODEC_COMPACT) -> tuple[np.ndarray, tuple[tuple[np.ndarray, ...], ...]]:
+    """(U [V, R]: the modes, the lid columns, the oval columns and for V4 the brow columns, R = K + 14 + E
+    (+ 20); for each block s of _code_bands(codec) and each channel x, y, z the [R, V] least-squares projector
+    onto the columns of blocks s, s + 1, ... that carry that channel, zero rows for the others: what
+    `_fixed_coefficients` fits block s from)."""
+    layout = LAYOUTS[codec]
+    groups = [_modes(), _columns(UPPER_LIDS), _columns(edge_points())]
+    if layout.brow_bits:
+        groups.append(_columns(BROWS))
+    u = np.concatenate(groups, 1)
+    bands = _code_bands(codec)
+    brow_rows = np.arange(sum(g.shape[1] for g in groups[:3]), u.shape[1])
     stages = []
     for s in range(len(bands)):
         per_channel = []
         for ch in range(3):
-            p = np.zeros((u.shape[1], v))
+            p = np.zeros((u.shape[1], lmk.NUM_MESH))
             held = [np.arange(a, b) for a, b, _, chs in bands[s:] if ch in chs]
             if held:
                 rows = np.concatenate(held)
                 uc = u[:, rows]
-                p[rows] = np.linalg.solve(uc.T @ uc, uc.T)  # the smallest Euclidean landmark error
+                ridge = np.zeros(len(rows))  # the brow columns, while the modes are still to fit, cost BROW_RIDGE
+                if bands[s][0] < NUM_MODES:
+                    ridge[np.isin(rows, brow_rows)] = BROW_RIDGE
+                # the smallest Euclidean landmark error (+ the ridge on the brow columns)
+                p[rows] = np.linalg.solve(uc.T @ uc + np.diag(ridge), uc.T)
             p.setflags(write=False)
             per_channel.append(p)
         stages.append(tuple(per_channel))
@@ -182,24 +245,30 @@ def _basis_and_projectors() -> tuple[np.ndarray, tuple[tuple[np.ndarray, ...], .
     return u, tuple(stages)
 
 
-def basis() -> np.ndarray:
-    """[V=468, K + 14 + E] float64: the expression basis (generalized eigenvectors, one column per upper-lid
-    vertex, one per `edge_points`; see the module docstring). Channel ch uses the rows of the blocks whose
-    channels hold it (_code_bands)."""
-    return _basis_and_projectors()[0]
+def basis(codec: int = CODEC_COMPACT) -> np.ndarray:
+    """[V=468, K + 14 + E (+ 20 for V4)] float64: the expression basis of compact code `codec` (generalized
+    eigenvectors, one column per upper-lid vertex, one per `edge_points`, for V4 one per brow point; see the
+    module docstring). Channel ch uses the rows of the blocks whose channels hold it (_code_bands).
+    ValueError for a codec this build does not know."""
+    return _basis_and_projectors(_check_codec(codec))[0]
 
 
-def _code_bands() -> tuple:
-    """(first row, end row, bits, channels) of each quantised block of the coefficients, in code order: the
-    mode bands, the lid columns over x, y, z, the oval columns over x, y."""
+def _code_bands(codec: int = CODEC_COMPACT) -> tuple:
+    """(first row, end row, bits, channels) of each quantised block of the coefficients of `codec`, in code
+    order: the mode bands, (V4: the brow columns over BROW_CHANNELS,) the lid columns over x, y, z, the oval
+    columns over x, y."""
+    layout = LAYOUTS[codec]
     k, lids, e = NUM_MODES, len(UPPER_LIDS), len(edge_points())
-    return tuple(BANDS) + ((k, k + lids, LID_BITS, XYZ), (k + lids, k + lids + e, EDGE_BITS, XY))
+    b0 = k + lids + e  # the brow columns follow the oval's
+    brows = ((b0, b0 + len(BROWS), layout.brow_bits, layout.brow_channels),) if layout.brow_bits else ()
+    return (tuple(layout.bands) + brows
+            + ((k, k + lids, layout.lid_bits, XYZ), (k + lids, k + lids + e, layout.edge_bits, XY)))
 
 
-def code_size(eyelid_ratios: bool = True, irises: bool = True) -> int:
-    """Bytes of the code without its operator-basis section, with or without the eyelid ratios and the irises
-    (an expression of 478 or 468 points)."""
-    bands = _code_bands()
+def code_size(eyelid_ratios: bool = True, irises: bool = True, codec: int = CODEC_COMPACT) -> int:
+    """Bytes of a code of `codec` without its operator-basis section, with or without the eyelid ratios and
+    the irises (an expression of 478 or 468 points)."""
+    bands = _code_bands(_check_codec(codec))
     coeff = sum(-(-(b - a) * len(chs) * bits // 8) for a, b, bits, chs in bands)
     return (1 + 2 * len(bands) + coeff + (NUM_LID_PAIRS if eyelid_ratios else 0)
             + (2 + -(-2 * 3 * IRIS_BITS // 8) if irises else 0))
@@ -256,11 +325,12 @@ def _unpack(buf: bytes, pos: int, count: int, bits: int) -> np.ndarray:
     return np.where(v >= 1 << (bits - 1), v - (1 << bits), v).astype(np.float64)
 
 
-_last_fixed: tuple = (None, None)  # (the last expression's bytes, its _fixed_coefficients result)
+_last_fixed: tuple = (None, None)  # ((codec, the last expression's bytes), its _fixed_coefficients result)
 
 
-def _fixed_coefficients(x: np.ndarray) -> tuple[tuple[float, ...], tuple[bytes, ...], np.ndarray]:
-    """[V, 3] mesh expression -> (the blocks' steps, their packed levels, [K + 14 + E, 3] dequantised
+def _fixed_coefficients(x: np.ndarray,
+                        codec: int = CODEC_COMPACT) -> tuple[tuple[float, ...], tuple[bytes, ...], np.ndarray]:
+    """[V, 3] mesh expression -> (the blocks' steps, their packed levels, [R, 3] dequantised
     coefficients, read-only; zero where a channel does not carry a row). Closed loop: the blocks are quantised
     one after the other in code order, each fitted (least squares) together with the blocks still to come to
     what the blocks already quantised left, so that later blocks take up the earlier ones' quantisation error
@@ -268,18 +338,18 @@ def _fixed_coefficients(x: np.ndarray) -> tuple[tuple[float, ...], tuple[bytes, 
     fitting all blocks at once and quantising each on its own (the code before session 8, same layout), which
     left sadtalker's new-expression frame 36 at 39.97 dB; closed loop 40.34 (see the module docstring).
     The tracker asks twice per frame for the same expression (operator_basis.BasisLearner's `residual`, then
-    `encode` for the message): the last result is kept and returned again for identical input."""
+    `encode` for the message): the last result is kept and returned again for identical input and codec."""
     global _last_fixed
     x = np.ascontiguousarray(x, np.float64)
-    key = x.tobytes()
+    key = (codec, x.tobytes())
     last_key, last = _last_fixed
     if key == last_key:
         return last
-    u, stages = _basis_and_projectors()
+    u, stages = _basis_and_projectors(codec)
     left = x.copy()  # what the blocks quantised so far leave
     c_hat = np.zeros((u.shape[1], 3))
     steps, parts = [], []
-    for (a, b, bits, chs), projectors in zip(_code_bands(), stages):
+    for (a, b, bits, chs), projectors in zip(_code_bands(codec), stages):
         chs = list(chs)
         c = np.stack([projectors[ch][a:b] @ left[:, ch] for ch in chs], 1)  # [b - a, len(chs)]
         step, q = _quantise(c, bits)
@@ -293,9 +363,9 @@ def _fixed_coefficients(x: np.ndarray) -> tuple[tuple[float, ...], tuple[bytes, 
     return result
 
 
-def _expand(c: np.ndarray) -> np.ndarray:
-    """[K + 14 + E, 3] coefficients -> [V, 3] float64 mesh expression."""
-    return basis() @ c
+def _expand(c: np.ndarray, codec: int = CODEC_COMPACT) -> np.ndarray:
+    """[R, 3] coefficients of `codec` -> [V, 3] float64 mesh expression."""
+    return _basis_and_projectors(codec)[0] @ c
 
 
 def _check(expression, eyelid_ratios) -> tuple[np.ndarray, np.ndarray | None]:
@@ -312,22 +382,26 @@ def _check(expression, eyelid_ratios) -> tuple[np.ndarray, np.ndarray | None]:
     return x, r
 
 
-def residual(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None) -> np.ndarray:
-    """[L, 3] expression (metres) -> [V=468, 3] float64: what the fixed code misses on the mesh points (the
-    expression minus the decoded code without an operator basis); what core/operator_basis.py learns from."""
+def residual(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None,
+             codec: int = CODEC_COMPACT) -> np.ndarray:
+    """[L, 3] expression (metres) -> [V=468, 3] float64: what the fixed code of `codec` misses on the mesh
+    points (the expression minus the decoded code without an operator basis); what core/operator_basis.py
+    learns from."""
     x, _ = _check(expression, eyelid_ratios)
-    c_hat = _fixed_coefficients(x[:lmk.NUM_MESH])[2]
-    return x[:lmk.NUM_MESH] - _expand(c_hat)
+    c_hat = _fixed_coefficients(x[:lmk.NUM_MESH], _check_codec(codec))[2]
+    return x[:lmk.NUM_MESH] - _expand(c_hat, codec)
 
 
-def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None, operator_basis=None) -> bytes:
+def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None, operator_basis=None,
+           codec: int = CODEC_COMPACT) -> bytes:
     """[L, 3] float (L = 468 or 478), metres, and optionally [14] eyelid ratios (FaceControl.eyelid_ratios,
-    clipped to 0..2.55) -> code bytes (CODEC_LAPLACIAN_V3). The iris points (L = 478) are not coded: the code
-    says L and decodes them as zero offsets. With an `operator_basis` (core.operator_basis.OperatorBasis) the
-    code also carries its id and the int8 coefficients of the residual on it (FLAG_OPERATOR_BASIS,
-    OPERATOR_SECTION_BYTES + P bytes). ValueError for another shape or non-finite values."""
+    clipped to 0..2.55) -> code bytes of `codec` (one of COMPACT_CODECS; CODEC_LAPLACIAN_V3 for a receiver
+    not yet upgraded). The iris points (L = 478) are not coded: the code says L and decodes them as zero
+    offsets. With an `operator_basis` (core.operator_basis.OperatorBasis) the code also carries its id and the
+    int8 coefficients of the residual on it (FLAG_OPERATOR_BASIS, OPERATOR_SECTION_BYTES + P bytes).
+    ValueError for another shape, non-finite values or an unknown codec."""
     x, r = _check(expression, eyelid_ratios)
-    steps, fixed_parts, c_hat = _fixed_coefficients(x[:lmk.NUM_MESH])
+    steps, fixed_parts, c_hat = _fixed_coefficients(x[:lmk.NUM_MESH], _check_codec(codec))
     parts = list(fixed_parts)
     if r is not None:
         parts.append(np.clip(np.rint(r / RATIO_STEP), 0, 255).astype(np.uint8).tobytes())
@@ -338,28 +412,32 @@ def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None, oper
         parts.append(_bf16(step) + _pack(q, IRIS_BITS))
     out = np.uint8(flags).tobytes() + _bf16(steps) + b"".join(parts)
     if operator_basis is not None:
-        fixed = _expand(c_hat)
+        fixed = _expand(c_hat, codec)
         step, q = _quantise(operator_basis.coefficients(x[:lmk.NUM_MESH] - fixed), OPERATOR_BITS)
         out += (np.uint32(operator_basis.id).astype("<u4").tobytes() + np.uint8(q.size).tobytes()
                 + _bf16(step) + q.tobytes())
     return out
 
 
-def operator_basis_id(code: bytes | memoryview) -> int:
-    """The operator basis id a code refers to (0: none; the code is not validated beyond its header)."""
+def operator_basis_id(code: bytes | memoryview, codec: int = CODEC_COMPACT) -> int:
+    """The operator basis id a code of `codec` refers to (0: none; the code is not validated beyond its
+    header)."""
     buf = bytes(code)
     if len(buf) < 1 or not buf[0] & FLAG_OPERATOR_BASIS:
         return 0
-    pos = code_size(bool(buf[0] & FLAG_RATIOS), bool(buf[0] & FLAG_IRISES))
+    pos = code_size(bool(buf[0] & FLAG_RATIOS), bool(buf[0] & FLAG_IRISES), codec)
     return int(np.frombuffer(buf, "<u4", 1, pos)[0]) if len(buf) >= pos + OPERATOR_SECTION_BYTES else 0
 
 
-def decode(code: bytes | memoryview, operator_basis=None) -> tuple[np.ndarray, np.ndarray]:
-    """Code bytes (CODEC_LAPLACIAN_V3) -> ([L, 3] float32 expression, metres, the iris points zero; [14]
-    float32 eyelid ratios, or [0] when the code carries none). A code with operator-basis coefficients adds
+def decode(code: bytes | memoryview, operator_basis=None,
+           codec: int = CODEC_COMPACT) -> tuple[np.ndarray, np.ndarray]:
+    """Code bytes of `codec` (FaceControl.expression_codec, one of COMPACT_CODECS) -> ([L, 3] float32
+    expression, metres, the iris points zero; [14] float32 eyelid ratios, or [0] when the code carries none). A code with operator-basis coefficients adds
     them through `operator_basis` (core.operator_basis.OperatorBasis) when its id is the code's; otherwise
     (None, another id, another number of components) the fixed part alone is decoded (less exact, never
-    wrong). ValueError when the code is malformed (wrong length, point count, non-finite steps)."""
+    wrong). ValueError when the code is malformed (wrong length, point count, non-finite steps) or the codec
+    unknown."""
+    _check_codec(codec)
     buf = bytes(code)
     if len(buf) < 1:
         raise ValueError("expression code is empty")
@@ -368,18 +446,18 @@ def decode(code: bytes | memoryview, operator_basis=None) -> tuple[np.ndarray, n
         raise ValueError(f"expression code has unknown header flags {flags:#04x}")
     n = lmk.NUM_LANDMARKS if flags & FLAG_IRISES else lmk.NUM_MESH
     has_ratios = bool(flags & FLAG_RATIOS)
-    size = code_size(has_ratios, n == lmk.NUM_LANDMARKS)
+    size = code_size(has_ratios, n == lmk.NUM_LANDMARKS, codec)
     if flags & FLAG_OPERATOR_BASIS:
         if len(buf) < size + OPERATOR_SECTION_BYTES:
             raise ValueError(f"expression code has {len(buf)} bytes, too short for its operator-basis section")
         size += OPERATOR_SECTION_BYTES + buf[size + 4]
     if len(buf) != size:
         raise ValueError(f"expression code has {len(buf)} bytes, expected {size}")
-    bands = _code_bands()
+    bands = _code_bands(codec)
     steps = _from_bf16(buf, 1, len(bands))
     if not np.all(np.isfinite(steps)):
         raise ValueError("expression code has non-finite quantisation steps")
-    c = np.zeros((basis().shape[1], 3))
+    c = np.zeros((basis(codec).shape[1], 3))
     pos = 1 + 2 * len(bands)
     for (a, b, bits, chs), step in zip(bands, steps):
         count = (b - a) * len(chs)
@@ -390,7 +468,7 @@ def decode(code: bytes | memoryview, operator_basis=None) -> tuple[np.ndarray, n
         ratios = np.frombuffer(buf, np.uint8, NUM_LID_PAIRS, pos).astype(np.float32) * np.float32(RATIO_STEP)
         pos += NUM_LID_PAIRS
     out = np.zeros((n, 3), np.float32)
-    mesh = _expand(c)
+    mesh = _expand(c, codec)
     if n == lmk.NUM_LANDMARKS:
         step = float(_from_bf16(buf, pos, 1)[0])
         if not np.isfinite(step):

@@ -199,6 +199,7 @@ class BasisLearner:
 
     first_s: float = 0.5  # the first window, seconds of frames (> 0)
     max_frames: int = MAX_FRAMES
+    codec: int | None = None  # the compact code whose residual is learned (expression_codec; None: CODEC_COMPACT)
     _residuals: list = field(default_factory=list, repr=False)
     _stamps: list = field(default_factory=list, repr=False)
     _first_ns: int | None = field(default=None, repr=False)
@@ -226,7 +227,8 @@ class BasisLearner:
 
         if not np.size(expression):
             return False
-        r = expression_codec.residual(expression, eyelid_ratios)
+        codec = expression_codec.CODEC_COMPACT if self.codec is None else self.codec
+        r = expression_codec.residual(expression, eyelid_ratios, codec)
         self._residuals.append(r)
         self._stamps.append(stamp_ns)
         if len(self._residuals) > self.max_frames:  # keep an even sample of the whole session
@@ -286,13 +288,14 @@ class CausalBasis:
 
     first_s: float = 0.5  # tracker_node's operator_basis_s
     delay_s: float = 0.0
+    codec: int | None = None  # the compact code the codes are sent with (expression_codec; None: CODEC_COMPACT)
     learner: BasisLearner | None = None
     current: OperatorBasis | None = None
     switches: list = field(default_factory=list)  # (stamp_ns from which it is used, basis, reason)
     _pending: tuple | None = None  # (stamp_ns from which it is used, basis, the residuals it was learned from)
 
     def __post_init__(self):
-        self.learner = self.learner or BasisLearner(first_s=self.first_s)
+        self.learner = self.learner or BasisLearner(first_s=self.first_s, codec=self.codec)
 
     def step(self, expression: np.ndarray, eyelid_ratios: np.ndarray | None, stamp_ns: int) -> OperatorBasis | None:
         """One tracked frame (with a face) -> the basis its code is sent with (None: the fixed code only)."""

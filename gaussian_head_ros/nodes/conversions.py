@@ -163,8 +163,9 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
 # FaceControl
 
 def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE, operator_basis=None) -> FaceControlMsg:
-    """`codec` (expression_codec.CODEC_*): how the expression travels; CODEC_COMPACT (CODEC_LAPLACIAN_V3) puts
-    it and the eyelid ratios in expression_code (~0.4 KB) instead of `expression` and `eyelid_ratios` (5.8 KB),
+    """`codec` (expression_codec.CODEC_*): how the expression travels; a compact code (COMPACT_CODECS:
+    CODEC_COMPACT = CODEC_LAPLACIAN_V4, or CODEC_LAPLACIAN_V3 for a receiver not yet upgraded) puts it and the
+    eyelid ratios in expression_code (~0.4 KB) instead of `expression` and `eyelid_ratios` (5.8 KB),
     with the residual's coefficients on `operator_basis` (core.operator_basis.OperatorBasis, published as
     ExpressionBasis) when given."""
     msg = FaceControlMsg()
@@ -178,10 +179,10 @@ def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE, op
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in c.translation)
     msg.head_pose = pose
     msg.landmarks = _f32(c.landmarks)
-    if codec == expression_codec.CODEC_COMPACT and c.expression.size:
+    if codec in expression_codec.COMPACT_CODECS and c.expression.size:
         msg.expression_codec = codec
-        msg.expression_code = expression_codec.encode(c.expression, c.eyelid_ratios, operator_basis)
-    elif codec in (expression_codec.CODEC_DENSE, expression_codec.CODEC_COMPACT):
+        msg.expression_code = expression_codec.encode(c.expression, c.eyelid_ratios, operator_basis, codec)
+    elif codec == expression_codec.CODEC_DENSE or codec in expression_codec.COMPACT_CODECS:
         msg.expression = _f32(c.expression)
         msg.eyelid_ratios = _f32(c.eyelid_ratios)
     else:
@@ -212,6 +213,9 @@ def msg_to_basis(msg: ExpressionBasisMsg):
     return OperatorBasis.from_bytes(bytes(msg.components), int(msg.num_components), int(msg.id))
 
 
+_KNOWN_CODECS = "0 dense, " + ", ".join(f"{c} laplacian_v{c}" for c in expression_codec.COMPACT_CODECS)
+
+
 def msg_to_control(msg: FaceControlMsg, operator_basis=None) -> FaceControl:
     """`operator_basis`: the latest ExpressionBasis received (msg_to_basis), used when the code names its id.
     Raises ValueError with a reason when the message is malformed."""
@@ -219,18 +223,17 @@ def msg_to_control(msg: FaceControlMsg, operator_basis=None) -> FaceControl:
     lm = _np(msg.landmarks, np.float32)
     ex = _np(msg.expression, np.float32)
     lid = _np(msg.eyelid_ratios, np.float32)
-    if msg.expression_codec == expression_codec.CODEC_COMPACT:
+    if msg.expression_codec in expression_codec.COMPACT_CODECS:
         if ex.size or lid.size:
             raise ValueError("expression or eyelid_ratios set beside expression_code, which carries both; send one")
-        ex, lid = expression_codec.decode(msg.expression_code, operator_basis)
+        ex, lid = expression_codec.decode(msg.expression_code, operator_basis, msg.expression_codec)
         ex = ex.ravel()
     elif msg.expression_codec in (expression_codec.CODEC_LAPLACIAN_V1, expression_codec.CODEC_LAPLACIAN_V2):
         raise ValueError(f"expression_codec {msg.expression_codec} (laplacian_v{msg.expression_codec}) is retired: "
-                         "the publisher runs an older gaussian_head_ros; update it (this node reads 0 dense and "
-                         "3 laplacian_v3)")
+                         f"the publisher runs an older gaussian_head_ros; update it (this node reads {_KNOWN_CODECS})")
     elif msg.expression_codec != expression_codec.CODEC_DENSE:
-        raise ValueError(f"unknown expression_codec {msg.expression_codec} (this node knows 0 dense, "
-                         "3 laplacian_v3; update gaussian_head_ros)")
+        raise ValueError(f"unknown expression_codec {msg.expression_codec} (this node knows {_KNOWN_CODECS}; "
+                         "update gaussian_head_ros)")
     if lm.size % 3 or ex.size % 3:
         raise ValueError(f"landmarks ({lm.size}) and expression ({ex.size}) must hold 3 values per landmark")
     c = FaceControl(

@@ -254,7 +254,8 @@ class RenderNode(Node):
 
     def _on_control(self, msg: FaceControlMsg) -> None:
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
-        named = expression_codec.operator_basis_id(msg.expression_code) if msg.expression_code else 0
+        named = (expression_codec.operator_basis_id(msg.expression_code, msg.expression_codec)
+                 if msg.expression_code and msg.expression_codec in expression_codec.COMPACT_CODECS else 0)
         held = self.operator_bases.get(named) if named else None
         try:
             control = msg_to_control(msg, held)
@@ -298,7 +299,8 @@ class RenderNode(Node):
         except ValueError as e:  # the render thread falls back to cpu and says so
             self.get_logger().warning(f"rasterizer warm-up: {e}")
         drive.warm_up()
-        expression_codec.basis()  # to decode compact face_control (computed once per process)
+        for codec in expression_codec.COMPACT_CODECS:  # to decode compact face_control (once per process)
+            expression_codec.basis(codec)
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
         while not self._stop.is_set():
             msg = self._pending_avatar.take(0.2)

@@ -58,7 +58,9 @@ class TrackerNodeSettings:
     send_landmarks: bool = setting(False, "publish the absolute canonical landmarks too (+5.7 KB per message; the "
                                           "avatar does not need them)")
     expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB with the eyelid ratios: "
-                                                  "coefficients of a fixed template basis, core/expression_codec.py) "
+                                                  "coefficients of a fixed template basis, core/expression_codec.py, "
+                                                  "CODEC_LAPLACIAN_V4), compact_v3 (the previous code, 16 B less, for "
+                                                  "render nodes of builds before session 9, which refuse V4) "
                                                   "or dense (5.7 KB float32, the eyelid ratios in their own field)",
                                        choices=tuple(expression_codec.CODECS))
     operator_basis_s: float = setting(0.5, "seconds of tracked frames (since the start or a re-calibration) after "
@@ -116,7 +118,8 @@ class TrackerNode(Node):
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
         self._recalibrate = False
-        self._learner = BasisLearner()  # when to (re-)learn the operator basis, and from what (frame thread only)
+        # when to (re-)learn the operator basis, and from what (frame thread only)
+        self._learner = BasisLearner(codec=expression_codec.CODEC_COMPACT)
         self.operator_basis: OperatorBasis | None = None  # the one codes are sent with (its id in each code)
         self._basis_jobs = Latest()  # residuals to learn a basis from -> the basis thread
         self._basis_done = None  # (generation, basis or None if it failed, residuals) basis thread -> frame thread
@@ -243,7 +246,8 @@ class TrackerNode(Node):
     def _run(self) -> None:
         try:
             self._build(self._config())
-            expression_codec.basis()  # computed once per process (~1 s): not on the first frame
+            for codec in expression_codec.COMPACT_CODECS:  # computed once per process (~1 s): not on the first frame
+                expression_codec.basis(codec)
             self.state = "waiting for frames"
             self._ready_at = time.monotonic()
             while not self._stop.is_set():
@@ -317,22 +321,27 @@ class TrackerNode(Node):
         if not self._param("send_landmarks"):
             control.landmarks = np.zeros((0, 3), np.float32)
         codec = expression_codec.CODECS.get(self._param("expression_encoding"), expression_codec.CODEC_COMPACT)
-        if codec == expression_codec.CODEC_COMPACT and control.face_detected:  # (calibrated or not yet)
-            self._learn_basis(control, stamp)
+        if codec in expression_codec.COMPACT_CODECS and control.face_detected:  # (calibrated or not yet)
+            self._learn_basis(control, stamp, codec)
         self.pub.publish(control_to_msg(control, codec, self.operator_basis))
         self.trace.mark(frametrace.TRACKER_PUBLISHED, stamp)
         self.counts["published"] += 1
         age = (self.get_clock().now().nanoseconds - stamp) * 1e-9
         self._window.append((now, busy, age, control.face_detected))
 
-    def _learn_basis(self, control, stamp: int) -> None:
+    def _learn_basis(self, control, stamp: int, codec: int) -> None:
         """Frame thread, cheap (~1 ms): switch to a basis the basis thread has published, keep this frame's
-        residual, and hand the residuals to the basis thread when a new basis is due (never waits for it)."""
+        residual (of compact code `codec`), and hand the residuals to the basis thread when a new basis is due
+        (never waits for it)."""
         seconds = float(self._param("operator_basis_s"))
         if seconds <= 0:
             self.operator_basis = None
             self._learner.reset()
             return
+        if self._learner.codec != codec:  # expression_encoding set to another compact code: its own residuals
+            self._learner.reset()
+            self._learner.codec = codec
+            self._generation += 1
         with self._basis_lock:
             done, self._basis_done = self._basis_done, None
         if done is not None:
