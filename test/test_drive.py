@@ -195,6 +195,24 @@ def test_torso_follows_partly_and_the_neck_blends():
     np.testing.assert_allclose(p.means[head], a.means[head] @ rot_of(q).T, atol=1e-6)
 
 
+def test_the_torso_turns_without_steps():
+    """The torso's share of the head turn goes from torso_follow (shoulders) to 1 (neck) in torso_levels steps. With
+    8, a head turned 40 deg turned neighbouring rows 4.3 deg apart: pitched or turned 20-40 deg the collar and the
+    neck showed horizontal stripes (the back through the gaps between levels). Rows 1 mm apart now turn less than
+    1 deg apart."""
+    a = synthetic_avatar(20000, seed=5)
+    p = drive(a, FaceControl(rotation=euler_to_quat(40, 0, 0).astype(np.float32)), config=DriveConfig())
+    torso = np.flatnonzero(a.part == PART_TORSO)
+    ang = np.array([math.degrees(math.acos(np.clip((np.trace(quat_to_matrix(p.quats[i]) @ quat_to_matrix(a.quats[i]).T)
+                                                    - 1) / 2, -1, 1))) for i in torso])
+    order = np.argsort(a.means[torso, 1])
+    y, ang = a.means[torso, 1][order], ang[order]
+    assert ang.max() - ang.min() > 25  # the neck turns with the head, the shoulders a quarter of it
+    close = np.diff(y) < 0.001
+    assert close.sum() > 100
+    assert np.abs(np.diff(ang))[close].max() < 1.0, np.abs(np.diff(ang))[close].max()
+
+
 def test_mouth_interior_follows_the_jaw():
     a = avatar_with_mouth(seed=6)
     mouth = np.flatnonzero(a.part == PART_MOUTH)

@@ -520,6 +520,22 @@ def test_a_turned_cheek_shows_skin_not_the_hair_behind_it(results):
     assert dark.sum() < 0.1 * alive.sum(), f"{dark.sum()} of {alive.sum()} cheek pixels dark"
 
 
+def test_a_completed_cheek_meets_the_photos_without_a_step(results):
+    """The template cheek the photo does not show (beyond or behind business_person's left cheek silhouette) is
+    completed. It took the mirror point's colour (the other cheek, shaded near its ear) or the skin colour
+    extrapolated over the image: turned 35 deg, a darker stepped band and a light flat patch beside the photo's
+    cheek (48 % of the box below 0.9 x the photo cheek's luminance before). It now carries the skin's light on over
+    the template from where the photo shows it, with the mirror's detail (0.3 % now)."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    lum = source_view(results["business_person.png"].avatar, 35, 0, background=(0.0, 0.0, 0.0), backend="cpu").mean(-1)
+    photo_cheek = float(np.median(lum[218:262, 262:288]))  # the photo's cheek, turned towards the camera
+    completed = lum[218:262, 292:322]  # the completed cheek beside it, towards the ear
+    assert photo_cheek > 0.6
+    dark = (completed < 0.9 * photo_cheek).mean()
+    assert dark < 0.1, f"{dark:.0%} of the completed cheek darker than 0.9 x the photo's cheek ({photo_cheek:.2f})"
+
+
 def test_a_cut_section_takes_the_colour_at_the_cut(results):
     """trump_official's photo ends at his dark jacket inside the crop; seen from below (pitch -20 deg) the body's
     section there showed the hidden side's colour, a light grey line along the jacket bottom (0.25 luminance

@@ -10,7 +10,7 @@ gives each frame a small transform table, and the posed Gaussian is
     scale' = scale[k] * scale_n                scale [K]
 
 so the per-Gaussian work is one table look-up and a handful of multiply-adds, whatever the rule.
-The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
+The frames (K = 2 F + 1 + torso_levels + levels + 2), with R_g the head rotation:
 
 - face triangle f (part 1, bound, coef = (bary, offset from the rest triangle point)): the barycentric
   point of the deformed triangle + the offset turned by the triangle's rotation change (local frame: first
@@ -28,7 +28,8 @@ The frames (K = 2 F + 1 + 2 levels + 2), with R_g the head rotation:
   upper lid's lashes ride down with its margin at their own size while the strip above them stretches);
 - head (part 0 beyond the falloff): the head pose, rotating about the head origin;
 - torso levels (part 2): a fraction of the head rotation, from `torso_follow` at the shoulders to 1 at
-  the neck (quantised to `levels`);
+  the neck (quantised to `torso_levels`: with 8, a head pitched or turned 20-40 deg showed the collar and neck
+  in horizontal stripes, the back showing through the 7 steps between levels, each a few millimetres);
 - jaw levels (part 3, mouth interior): the lower part turns with the jaw about a hinge axis (x), the jaw
   angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`. How much of
   the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight while talking, all of a
@@ -66,7 +67,8 @@ class DriveConfig:
 
     torso_follow: float = 0.25  # fraction of the head rotation the shoulders follow
     neck_blend_m: float = 0.06  # height over which the torso blends from torso_follow (below) to 1 (top)
-    levels: int = 8  # frames used to quantise the torso / jaw blend weights
+    levels: int = 8  # frames used to quantise the jaw blend weights
+    torso_levels: int = 64  # and the torso's (8 striped the collar at 20-40 deg: see the module docstring)
     expression_gain: float = 1.0  # scale on control.expression offsets
     max_offset_m: float = 0.08  # per-vertex expression offsets are limited to this length (a wide-open jaw moves the chin ~6 cm)
     falloff_m: float = 0.035  # non-face Gaussians this close to the template share its displacement (fading)
@@ -312,7 +314,7 @@ class Rig:
     frame: np.ndarray  # [N] int64 frame of each Gaussian
     bary: np.ndarray  # [N, 3] float64 coef[:3]: barycentric (bound), w x barycentric (falloff), (1, 0, 0) rigid
     tri: np.ndarray  # [N] int64 triangle of bound Gaussians (coef[3:] = mean - its rest barycentric point), else -1
-    torso_weights: np.ndarray  # [levels]
+    torso_weights: np.ndarray  # [torso_levels]
     jaw_weights: np.ndarray  # [levels]
     jaw_pivot: np.ndarray  # [3] hinge point (the axis is x)
     jaw_from_chin: bool  # MediaPipe topology: jaw angle from the deformed chin
@@ -345,9 +347,9 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     verts = np.asarray(verts, np.float64)
     faces = np.asarray(faces, np.int64).reshape(-1, 3)
     n, nf = len(means), len(faces)
-    levels = max(2, int(cfg.levels))
+    levels, t_levels = max(2, int(cfg.levels)), max(2, int(cfg.torso_levels))
     k_fade, k_head = nf, 2 * nf
-    k_torso, k_jaw = k_head + 1, k_head + 1 + levels
+    k_torso, k_jaw = k_head + 1, k_head + 1 + t_levels
     k_eye = k_jaw + levels
     frame = np.full(n, k_head, np.int64)
     coef_b = np.zeros((n, 3))
@@ -360,13 +362,13 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     frame[carried] = k_fade + face_id[carried]
     coef_b[carried] = np.asarray(bary, np.float64)[carried]
 
-    torso_weights = np.linspace(cfg.torso_follow, 1.0, levels)
+    torso_weights = np.linspace(cfg.torso_follow, 1.0, t_levels)
     torso = part == PART_TORSO
     if torso.any():
         y = means[torso, 1]
         y_top = float(np.percentile(y, 1))
         u = 1 - smoothstep(y_top, y_top + cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
-        frame[torso] = k_torso + np.rint(u * (levels - 1)).astype(np.int64)
+        frame[torso] = k_torso + np.rint(u * (t_levels - 1)).astype(np.int64)
 
     mouth = part == PART_MOUTH
     mp_topology = lmk.has_mediapipe_topology(len(verts))

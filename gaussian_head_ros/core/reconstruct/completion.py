@@ -1,8 +1,8 @@
 """Completing what the photo does not show, so turned views have no holes or streaks.
 
 - Face: template triangles the photo sees badly (occluded, grazing, or outside the person) get
-  Gaussians spread evenly over their 3D area, coloured from the mirror-image point of the face when
-  the photo shows that one, else from the nearest visible skin.
+  Gaussians spread evenly over their 3D area, in the skin's light carried on over the template from where
+  the photo shows it, with the detail of the mirror-image point of the face when the photo shows that one.
 - Head and torso: the back of the inflated silhouette (a rounded proxy closing the head and
   shoulders behind the visible surface), coloured by extrapolating the colours of the silhouette's
   rim inwards (hair stays hair, a bald head stays skin), plus a wall of Gaussians along the silhouette
@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core.deform import smoothstep
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
 
 
 @dataclass
@@ -87,25 +87,58 @@ def sample_triangles(v: np.ndarray, faces: np.ndarray, tri_idx: np.ndarray, spac
     return fid, bary.astype(np.float32)
 
 
+def fill_over_mesh(faces: np.ndarray, known: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[V, C] values at the vertices where known [V] bool, carried over the rest of the mesh (faces [F, 3]) as
+    smoothly as the mesh allows: each unknown vertex the mean of its neighbours (the harmonic extension, a sparse
+    solve of the graph Laplacian). Unknown vertices in a piece of the mesh with nothing known, and vertices no
+    triangle uses, take the mean of the known values. Returns a new [V, C] array (values where known)."""
+    from scipy.sparse import coo_matrix, diags
+    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.linalg import spsolve
+
+    nv = len(known)
+    values = np.asarray(values, np.float64).reshape(nv, -1)
+    out = values.copy()
+    fallback = values[known].mean(0) if known.any() else np.zeros(values.shape[1])
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    e = np.concatenate([e, e[:, ::-1]])
+    adj = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(nv, nv)).tocsr()
+    adj.data[:] = 1.0  # an edge shared by two triangles counts once
+    _, comp = connected_components(adj, directed=False)
+    reach = np.zeros(nv, bool)
+    reach[np.isin(comp, np.unique(comp[known]))] = True
+    todo = np.flatnonzero(~known & reach & (np.asarray(adj.sum(1)).ravel() > 0))
+    out[~known] = fallback
+    if len(todo):
+        k = np.flatnonzero(known)
+        lap = diags(np.asarray(adj.sum(1)).ravel()) - adj
+        rhs = adj[todo][:, k] @ values[k]
+        sol = spsolve(lap[todo][:, todo].tocsc(), rhs)
+        out[todo] = np.asarray(sol).reshape(len(todo), -1)
+    return out
+
+
 def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.ndarray, mirror: np.ndarray,
-                    skin_fill: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
-                    clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0,
-                    max_shading: float = 1.25) -> GaussianBatch:
+                    skin: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
+                    clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0
+                    ) -> GaussianBatch:
     """Gaussians on template triangles the photo covers badly (covered [F] bool false).
 
-    mirror [V] mirror-image vertex of each vertex; skin_fill [S, S, 3] the photo's skin colours
-    extrapolated over the whole image (for points nothing visible matches); clean [S, S] bool the
-    person's pixels whose colour is the person's alone (None: all of scene.person). A point seen, or
-    mirrored, on another pixel (the silhouette's edge band, mixed with the background; a template cheek
-    reaching past the real one) takes skin_fill instead.
+    mirror [V] mirror-image vertex of each vertex; skin [S, S] bool the pixels that show the face's skin alone
+    (skin triangles, off the silhouette's edge band); clean [S, S] bool the person's pixels whose colour is the
+    person's alone (None: all of scene.person). A point the photo shows on a clean pixel keeps that pixel's colour.
 
-    A point's own pixel whose chromaticity (rgb / sum) is further than max_chroma from the skin there and
-    from its mirror point's is not the face (obama_speech: a strip of the red background the person mask
+    Every other point takes the skin's light where the photo stops showing it, carried on over the template
+    (`fill_over_mesh` of the skin's colour blurred by shading_blur_px, sampled at the vertices the photo shows on
+    skin pixels), plus the detail of its mirror-image point when the photo shows that one (the mirror pixel's colour
+    less the same light there: brows, lips, freckles). The completed skin therefore meets the photo's without a
+    step. Taking the mirror's colour itself, or the skin colour extrapolated over the image, gave the other
+    cheek's light and the face's mean skin: business_person and obama_speech turned 35-40 deg showed a darker,
+    stepped band (the other cheek's shadow near its ear) and a lighter flat patch beside the photo's cheek.
+
+    A point's own pixel whose chromaticity (rgb / sum) is further than max_chroma from the skin's light there
+    and from its mirror colour's is not the face (obama_speech: a strip of the red background the person mask
     took in beside the jaw, drawn as a red streak down the turned cheek): the mirror's colour, else the skin's.
-    Mirrored colours are darkened by the ratio of the skin's brightness (skin_fill blurred by shading_blur_px)
-    here and at the mirror point, down to 1 / max_shading: the other cheek's light (tpsmm frame 0, where the
-    completion shows at the silhouette: 34.93 dB unscaled, 35.08 darkened). Never brightened: off the person the
-    fill is extrapolated, ratios reached 0.5-2 on the 9 portraits, and brightened skin turned white.
     The points are spread evenly (sample_triangles), the discs 0.7 x spacing_m wide (0.9 closed the last
     pinholes but their tails over the silhouette cost 0.1-0.3 dB at frame 0)."""
     todo = np.flatnonzero(~covered)
@@ -118,21 +151,35 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     clean = scene.person if clean is None else clean
     vis, i, j = scene.visible(pts)
     vis &= clean[i, j]
+    # the skin's light: the skin pixels' colours blurred among themselves, taken where the photo shows the
+    # template's vertices on skin (corners of well-seen triangles) and carried over the rest of the mesh
+    w = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), shading_blur_px)
+    light = cv2.GaussianBlur(scene.photo * skin[..., None], (0, 0), shading_blur_px) / np.maximum(w, 1e-6)[..., None]
+    vv, vi, vj = scene.visible(v)
+    on_seen = np.zeros(len(v), bool)
+    on_seen[faces[covered].ravel()] = True
+    known = vv & on_seen & skin[vi, vj]
+    light_v = fill_over_mesh(faces, known, light[vi, vj]) if known.any() else np.full((len(v), 3), 0.5)
+    here = np.einsum("mk,mkc->mc", bary, light_v[tri])
     mpts = np.einsum("mk,mkc->mc", bary, v[mirror[tri]])  # the same spot on the other side of the face
     mvis, mi, mj = scene.visible(mpts)
     mvis &= clean[mi, mj]
-    own, mcol = scene.photo[i, j], scene.photo[mi, mj]
-    # the mirror's colour in this side's shade: the skin's brightness here over there
-    shade = cv2.GaussianBlur(skin_fill, (0, 0), shading_blur_px) @ LUMA
-    mcol = mcol * np.clip(shade[i, j] / np.maximum(shade[mi, mj], 1e-3), 1 / max_shading, 1.0)[:, None]
+    own = scene.photo[i, j]
+    detail = scene.photo[mi, mj] - np.einsum("mk,mkc->mc", bary, light_v[mirror[tri]])
+    # only as much of it as the photo shows the mirror point squarely: near the other silhouette one pixel's
+    # colour (its rim light) would be drawn over the whole grazing strip, a streak
+    mn = np.einsum("mk,mkc->mc", bary, vertex_normals[mirror[tri]])
+    view = mpts - scene.centre
+    cos = np.abs(np.sum(mn * view, 1)) / np.maximum(np.linalg.norm(mn, axis=1) * np.linalg.norm(view, axis=1), 1e-12)
+    mcol = here + smoothstep(SEEN_COS, 2 * SEEN_COS, cos)[:, None] * detail
 
     def chroma(c):
         return c / np.maximum(c.sum(-1, keepdims=True), 1e-3)
 
-    odd = np.linalg.norm(chroma(own) - chroma(skin_fill[i, j]), axis=-1) > max_chroma
+    odd = np.linalg.norm(chroma(own) - chroma(here), axis=-1) > max_chroma
     odd &= ~(mvis & (np.linalg.norm(chroma(own) - chroma(mcol), axis=-1) <= max_chroma))
     vis &= ~odd
-    col = skin_fill[i, j].copy()
+    col = here.copy()
     col[vis] = own[vis]
     use = ~vis & mvis
     col[use] = mcol[use]

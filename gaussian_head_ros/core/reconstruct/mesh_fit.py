@@ -387,11 +387,10 @@ class MeshFitReconstructor(Reconstructor):
         open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         d_edge = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
         edge = (d_edge < cfg.edge_band_px + 0.5) & ~open_edge
-        skin_fill = push_pull(photo, (skin_w & ~edge).astype(np.float32))
         covered = covered_triangles(V, faces, fid, face_px & person, R, t, K)
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
-        face_extra = face_completion(scene, V, faces, covered, mirror, skin_fill, vn, cfg.face_spacing_m, rng,
+        face_extra = face_completion(scene, V, faces, covered, mirror, skin_w & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge)
         back_cols, side_cols, wall_cols, far_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask,
                                                                          rows, wt, h_back)
