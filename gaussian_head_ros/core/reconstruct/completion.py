@@ -21,6 +21,9 @@ from gaussian_head_ros.core.deform import smoothstep
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
 
 
+SEEN_DEPTH_M = 0.004  # a point this close to the depth the photo shows at its pixel is what the photo shows there
+
+
 @dataclass
 class Scene:
     """The source view and its maps (S x S), shared by the completion steps."""
@@ -55,7 +58,7 @@ class Scene:
         inside = (i >= 0) & (i < self.size) & (j >= 0) & (j < self.size)
         return np.clip(i, 0, self.size - 1), np.clip(j, 0, self.size - 1), c[:, 2], inside
 
-    def visible(self, head: np.ndarray, tol_m: float = 0.004) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def visible(self, head: np.ndarray, tol_m: float = SEEN_DEPTH_M) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """[M, 3] -> (visible in the photo on the person [M] bool, i, j)."""
         i, j, z, inside = self.project(head)
         vis = inside & self.person[i, j] & (np.abs(self.depth[i, j] - z) < tol_m)
@@ -126,7 +129,8 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
 
     mirror [V] mirror-image vertex of each vertex; skin [S, S] bool the pixels that show the face's skin alone
     (skin triangles, off the silhouette's edge band); clean [S, S] bool the person's pixels whose colour is the
-    person's alone (None: all of scene.person). A point the photo shows on a clean pixel keeps that pixel's colour.
+    person's alone (None: all of scene.person). A point the photo shows on a clean pixel, or that lies in front of
+    what it shows there (the rest view draws it over that pixel), keeps that pixel's colour.
 
     Every other point takes the skin's light where the photo stops showing it, carried on over the template
     (`fill_over_mesh` of the skin's colour blurred by shading_blur_px, sampled at the vertices the photo shows on
@@ -137,7 +141,7 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     stepped band (the other cheek's shadow near its ear) and a lighter flat patch beside the photo's cheek.
 
     A point's own pixel whose chromaticity (rgb / sum) is further than max_chroma from the skin's light there
-    and from its mirror colour's is not the face (obama_speech: a strip of the red background the person mask
+    and from its mirror pixel's is not the face (obama_speech: a strip of the red background the person mask
     took in beside the jaw, drawn as a red streak down the turned cheek): the mirror's colour, else the skin's.
     The points are spread evenly (sample_triangles), the discs 0.7 x spacing_m wide (0.9 closed the last
     pinholes but their tails over the silhouette cost 0.1-0.3 dB at frame 0)."""
@@ -149,8 +153,9 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     pts = np.einsum("mk,mkc->mc", bary, v[tri])
     nrm = np.einsum("mk,mkc->mc", bary, vertex_normals[tri])
     clean = scene.person if clean is None else clean
-    vis, i, j = scene.visible(pts)
-    vis &= clean[i, j]
+    # seen: on the surface the photo shows there, or in front of it (then the rest view draws it over that pixel)
+    i, j, z, inside = scene.project(pts)
+    vis = inside & clean[i, j] & scene.person[i, j] & (z < scene.depth[i, j] + SEEN_DEPTH_M)
     # the skin's light: the skin pixels' colours blurred among themselves, taken where the photo shows the
     # template's vertices on skin (corners of well-seen triangles) and carried over the rest of the mesh
     w = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), shading_blur_px)
@@ -176,8 +181,11 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     def chroma(c):
         return c / np.maximum(c.sum(-1, keepdims=True), 1e-3)
 
-    odd = np.linalg.norm(chroma(own) - chroma(here), axis=-1) > max_chroma
-    odd &= ~(mvis & (np.linalg.norm(chroma(own) - chroma(mcol), axis=-1) <= max_chroma))
+    from gaussian_head_ros.core.reconstruct.surfaces import push_pull
+
+    fill = push_pull(scene.photo, skin.astype(np.float32))[i, j]  # the face's own colour there, or the nearest
+    odd = np.linalg.norm(chroma(own) - chroma(fill), axis=-1) > max_chroma
+    odd &= ~(mvis & (np.linalg.norm(chroma(own) - chroma(scene.photo[mi, mj]), axis=-1) <= max_chroma))
     vis &= ~odd
     col = here.copy()
     col[vis] = own[vis]

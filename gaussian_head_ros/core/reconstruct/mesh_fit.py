@@ -390,7 +390,7 @@ class MeshFitReconstructor(Reconstructor):
         covered = covered_triangles(V, faces, fid, face_px & person, R, t, K)
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
-        face_extra = face_completion(scene, V, faces, covered, mirror, skin_w & ~edge, vn, cfg.face_spacing_m, rng,
+        face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge)
         back_cols, side_cols, wall_cols, far_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask,
                                                                          rows, wt, h_back)
