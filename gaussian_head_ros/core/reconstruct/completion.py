@@ -122,29 +122,30 @@ def fill_over_mesh(faces: np.ndarray, known: np.ndarray, values: np.ndarray) -> 
 
 
 def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.ndarray, mirror: np.ndarray,
-                    skin: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
+                    face: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
                     clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0
                     ) -> GaussianBatch:
     """Gaussians on template triangles the photo covers badly (covered [F] bool false).
 
-    mirror [V] mirror-image vertex of each vertex; skin [S, S] bool the pixels that show the face's skin alone
-    (skin triangles, off the silhouette's edge band); clean [S, S] bool the person's pixels whose colour is the
-    person's alone (None: all of scene.person). A point the photo shows on a clean pixel, or that lies in front of
-    what it shows there (the rest view draws it over that pixel), keeps that pixel's colour.
+    mirror [V] mirror-image vertex of each vertex; face [S, S] bool the pixels that show the face alone (its
+    template's triangles on the person, off the silhouette's edge band); clean [S, S] bool the person's pixels
+    whose colour is the person's alone (None: all of scene.person). A point the photo shows on a clean pixel, or
+    that lies in front of what it shows there (the rest view draws it over that pixel), keeps that pixel's colour.
 
-    Every other point takes the skin's light where the photo stops showing it, carried on over the template
-    (`fill_over_mesh` of the skin's colour blurred by shading_blur_px, sampled at the vertices the photo shows on
-    skin pixels), plus the detail of its mirror-image point when the photo shows that one (the mirror pixel's colour
-    less the same light there: brows, lips, freckles). The completed skin therefore meets the photo's without a
+    Every other point takes the face's light where the photo stops showing it, carried on over the template
+    (`fill_over_mesh` of the face pixels' colours blurred by shading_blur_px among themselves, sampled at the
+    vertices the photo shows on face pixels), plus the detail of its mirror-image point when the photo shows that
+    one (the mirror pixel's colour less the same light there: brows, lips, freckles), as far as the photo shows
+    the mirror point squarely (SEEN_COS .. 2 SEEN_COS). The completed skin therefore meets the photo's without a
     step. Taking the mirror's colour itself, or the skin colour extrapolated over the image, gave the other
     cheek's light and the face's mean skin: business_person and obama_speech turned 35-40 deg showed a darker,
     stepped band (the other cheek's shadow near its ear) and a lighter flat patch beside the photo's cheek.
 
-    A point's own pixel whose chromaticity (rgb / sum) is further than max_chroma from the skin's light there
-    and from its mirror pixel's is not the face (obama_speech: a strip of the red background the person mask
-    took in beside the jaw, drawn as a red streak down the turned cheek): the mirror's colour, else the skin's.
-    The points are spread evenly (sample_triangles), the discs 0.7 x spacing_m wide (0.9 closed the last
-    pinholes but their tails over the silhouette cost 0.1-0.3 dB at frame 0)."""
+    A point's own pixel whose chromaticity (rgb / sum) is further than max_chroma from the face's own colour
+    there (extrapolated off the face pixels) and from its mirror pixel's is not the face (obama_speech: a strip of
+    the red background the person mask took in beside the jaw, drawn as a red streak down the turned cheek): the
+    mirror's colour, else the light. The points are spread evenly (sample_triangles), the discs 0.7 x spacing_m
+    wide (0.9 closed the last pinholes but their tails over the silhouette cost 0.1-0.3 dB at frame 0)."""
     todo = np.flatnonzero(~covered)
     if len(todo) == 0:
         return None
@@ -156,14 +157,14 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     # seen: on the surface the photo shows there, or in front of it (then the rest view draws it over that pixel)
     i, j, z, inside = scene.project(pts)
     vis = inside & clean[i, j] & scene.person[i, j] & (z < scene.depth[i, j] + SEEN_DEPTH_M)
-    # the skin's light: the skin pixels' colours blurred among themselves, taken where the photo shows the
-    # template's vertices on skin (corners of well-seen triangles) and carried over the rest of the mesh
-    w = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), shading_blur_px)
-    light = cv2.GaussianBlur(scene.photo * skin[..., None], (0, 0), shading_blur_px) / np.maximum(w, 1e-6)[..., None]
+    # the face's light: the face pixels' colours blurred among themselves, taken where the photo shows the
+    # template's vertices (corners of well-seen triangles) and carried over the rest of the mesh
+    w = cv2.GaussianBlur(face.astype(np.float32), (0, 0), shading_blur_px)
+    light = cv2.GaussianBlur(scene.photo * face[..., None], (0, 0), shading_blur_px) / np.maximum(w, 1e-6)[..., None]
     vv, vi, vj = scene.visible(v)
     on_seen = np.zeros(len(v), bool)
     on_seen[faces[covered].ravel()] = True
-    known = vv & on_seen & skin[vi, vj]
+    known = vv & on_seen & face[vi, vj]
     light_v = fill_over_mesh(faces, known, light[vi, vj]) if known.any() else np.full((len(v), 3), 0.5)
     here = np.einsum("mk,mkc->mc", bary, light_v[tri])
     mpts = np.einsum("mk,mkc->mc", bary, v[mirror[tri]])  # the same spot on the other side of the face
@@ -183,7 +184,7 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
 
     from gaussian_head_ros.core.reconstruct.surfaces import push_pull
 
-    fill = push_pull(scene.photo, skin.astype(np.float32))[i, j]  # the face's own colour there, or the nearest
+    fill = push_pull(scene.photo, face.astype(np.float32))[i, j]  # the face's own colour there, or the nearest
     odd = np.linalg.norm(chroma(own) - chroma(fill), axis=-1) > max_chroma
     odd &= ~(mvis & (np.linalg.norm(chroma(own) - chroma(scene.photo[mi, mj]), axis=-1) <= max_chroma))
     vis &= ~odd
