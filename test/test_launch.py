@@ -330,6 +330,7 @@ def test_readme_commands_are_the_tested_ones(tmp_path):
     from test_photo_node import operator_photo_command  # the operator's launch with photo:=
 
     tested = list(launch_commands(custom).values()) + list(host_commands().values()) + [operator_photo_command()]
+    tested.append(operator_photo_command() + ["robot_namespace:=robot1"])  # test_photo_node's namespaced robot
     commands = readme_commands()
     assert len(commands) >= 5, commands
     for cmd in commands:

@@ -11,7 +11,8 @@
 - started with a missing file the node says why and runs on, waiting for a good one;
 - the README's `ros2 launch gaussian_head_ros operator.launch.py video:=clip.mp4 photo:=me.jpg` (a real `ros2
   launch`, when the ros2 CLI is there) starts the photo node beside the camera and tracker, the robot accepts
-  the photo, and Ctrl-C ends the launch cleanly.
+  the photo, and Ctrl-C ends the launch cleanly; with `robot_namespace:=robot1` the photo goes to the robot
+  under namespace robot1 and its verdict comes back from there.
 """
 
 from __future__ import annotations
@@ -162,14 +163,28 @@ def test_a_photo_that_cannot_be_read_at_start_is_said_and_the_node_runs_on(graph
 
 @pytest.mark.skipif(shutil.which("ros2") is None,
                     reason="the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)")
-def test_the_operator_launch_file_sends_its_photo_to_the_robot(graph, tmp_path):
+@pytest.mark.parametrize("robot_namespace", ["", "robot1"])
+def test_the_operator_launch_file_sends_its_photo_to_the_robot(graph, tmp_path, robot_namespace):
+    """The README's `operator.launch.py video:=clip.mp4 photo:=me.jpg` beside a robot's reconstruction node; with
+    `robot_namespace:=robot1` (the README's robot under `robot.launch.py namespace:=robot1`, the operator in the
+    root namespace) the photo goes to /robot1's reconstruction node and its verdict comes back from there (before
+    robot_namespace the photo went to /operator/photo/compressed, where no robot listened)."""
     from diagnostic_msgs.msg import DiagnosticStatus
 
+    from gaussian_head_ros.nodes.launcher import node_command
+
     psutil = pytest.importorskip("psutil")
-    operator = Proc(operator_photo_command(), tmp_path / "operator.log", env={"ROS_LOG_DIR": str(tmp_path / "ros")})
+    extra = [f"robot_namespace:={robot_namespace}"] if robot_namespace else []
+    operator = Proc(operator_photo_command() + extra, tmp_path / "operator.log",
+                    env={"ROS_LOG_DIR": str(tmp_path / "ros")})
     procs = [operator]
     try:
-        robot = _start("reconstruction_node", {"preset": "fast", "cache_avatar": False}, tmp_path)
+        logs = lambda: operator.log()[-3000:]  # noqa: E731
+        assert wait_until(lambda: _latest(graph).get("topic") or not operator.alive(), STARTUP_S), logs()
+        prefix = f"/{robot_namespace}" if robot_namespace else ""
+        assert _latest(graph)["topic"] == f"{prefix}/operator/photo/compressed", (_latest(graph), logs())
+        robot = Proc(node_command("reconstruction_node", {"preset": "fast", "cache_avatar": False},
+                                  namespace=robot_namespace), tmp_path / "robot.log")
         procs.append(robot)
         logs = lambda: f"{operator.log()[-3000:]}\n--- robot ---\n{robot.log()[-3000:]}"  # noqa: E731
         assert wait_until(lambda: _latest(graph).get("verdict", "").startswith("the robot accepted")

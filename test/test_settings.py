@@ -118,7 +118,8 @@ def test_each_host_launch_file_takes_its_own_arguments():
     assert not {"backend", "reconstructor", "composed"} & operator
     assert {"photo", "operator_id"} <= operator & robot
     assert "photo_node sends it to the robot" in _declared("operator")["photo"].description
-    assert both == operator | robot
+    # robot_namespace points the operator's photo_node at a robot in another namespace: one host has no other
+    assert both == (operator | robot) - {"robot_namespace"} and "robot_namespace" not in robot
     common = {"params_file", "namespace", "control_topic", "fastdds_profile", "log_level"}
     assert common <= operator & robot
 
@@ -356,9 +357,11 @@ def test_avatar_pipeline_runs_one_hosts_nodes_and_refuses_the_others_options(cap
                                                                      ["-r", "__ns:=/robot1"])
     assert parse_args(["--host", "operator", "--video", "/dev/video0"])[0].video == "/dev/video0"
     assert parse_args(["--host", "operator", "--photo", "me.jpg"])[0].photo == "me.jpg"  # photo_node sends it
+    assert parse_args(["--host", "operator", "--robot-namespace", "robot1"])[0].robot_namespace == "robot1"
     for argv, said in ((["--host", "robot", "--video", "clip.mp4"], "--video is for the operator's nodes"),
                        (["--host", "operator", "--reconstructor", "rar"], "--reconstructor is for the robot's nodes"),
-                       (["--host", "operator", "--backend", "cpu"], "--backend is for the robot's nodes")):
+                       (["--host", "operator", "--backend", "cpu"], "--backend is for the robot's nodes"),
+                       (["--host", "robot", "--robot-namespace", "r1"], "--robot-namespace is for the operator's")):
         with pytest.raises(SystemExit) as e:
             parse_args(argv)
         assert e.value.code == 2 and said in capsys.readouterr().err, argv
@@ -531,3 +534,38 @@ def test_operator_launch_file_photo_starts_the_photo_node_with_that_file(tmp_pat
     assert seen["overrides"]["photo_node"] == {"photo": str(tmp_path / "me.jpg"), "operator_id": "alice"}, seen
     assert "reconstruction_node" not in seen["overrides"], seen
     assert started({}) == ["tracker_node"]
+
+
+def test_operator_launch_file_robot_namespace_points_the_photo_node_at_that_robot(monkeypatch):
+    """`operator.launch.py photo:=me.jpg robot_namespace:=robot1`: photo_node's two base topics (companion_topic:
+    the photo below operator/photo, the verdict below avatar) are remapped into /robot1, the tracker's are not."""
+    from gaussian_head_ros.nodes import launch_files
+
+    _launch_file("operator")
+    import launch_ros.actions
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument
+
+    remaps = {}
+
+    class Spy(launch_ros.actions.Node):
+        def __init__(self, **kw):
+            remaps[kw.get("executable")] = list(kw.get("remappings") or [])
+            super().__init__(**kw)
+
+    monkeypatch.setattr(launch_ros.actions, "Node", Spy)
+    for given, photo_remaps in (({"robot_namespace": "robot1"}, [("operator/photo", "/robot1/operator/photo"),
+                                                                 ("avatar", "/robot1/avatar")]),
+                                ({"robot_namespace": "/robot1/"}, [("operator/photo", "/robot1/operator/photo"),
+                                                                   ("avatar", "/robot1/avatar")]),
+                                ({}, [])):
+        remaps.clear()
+        ctx = LaunchContext()
+        ctx.launch_configurations.update({"photo": "me.jpg", **given})
+        entities = launch_files.launch_description("operator").entities
+        for action in entities:
+            if isinstance(action, DeclareLaunchArgument):
+                action.execute(ctx)
+        entities[-1].execute(ctx)
+        assert remaps["photo_node"] == photo_remaps, (given, remaps)
+        assert not {a for a, b in remaps["tracker_node"] if a != b}, remaps  # the controls follow control_topic

@@ -65,6 +65,10 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
                                      "'ros2 param set /photo_node photo other.jpg' swaps it; empty: no photo_node"),
         ("operator_id", ROBOT, "", "operator id for the start-up photo (empty: from the file name)"),
         ("operator_id", ("operator",), "", "operator id sent with the photo (empty: from the file name)"),
+        ("robot_namespace", ("operator",), "",
+         "the namespace the robot was started in (robot.launch.py namespace:=robot1): photo_node sends the photo "
+         "to that robot (/robot1/operator/photo/compressed) and reads its verdict (/robot1/avatar/status); empty: "
+         "this launch's own namespace. The controls follow control_topic"),
         ("camera_topic", OPERATOR, "camera/image_raw",
          "the operator camera's image topic the tracker reads (its camera_info beside it)"),
         ("video", OPERATOR, "", "play this video file (or /dev/videoN) as the camera; empty: use your camera driver"),
@@ -151,6 +155,10 @@ def nodes(context, host: str) -> list:
     camera = [("camera/image_raw", cfg["camera_topic"])] if "camera_topic" in cfg else []
     control = [("face_control", cfg["control_topic"])]
     remaps = {"tracker_node": camera + control, "render_node": control}
+    if cfg.get("robot_namespace", ""):
+        from gaussian_head_ros.nodes.photo_node import robot_remappings
+
+        remaps["photo_node"] = robot_remappings(cfg["robot_namespace"])
     actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
     if cfg["fastdds_profile"]:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))

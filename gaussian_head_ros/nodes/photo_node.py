@@ -49,6 +49,17 @@ from gaussian_head_ros.nodes.common import companion_topic, declare_settings, di
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
 LARGE_BYTES = 2_000_000  # a photo file above this is sent with a warning (a phone's 3-5 MB JPEG on a slow link)
+# The topics photo_node talks to the robot on, as bases of companion_topic: the photo goes below PHOTO_BASE
+# (operator/photo/compressed), the verdict comes below STATUS_BASE (avatar/status).
+PHOTO_BASE, STATUS_BASE = "operator/photo", "avatar"
+
+
+def robot_remappings(robot_namespace: str) -> list[tuple[str, str]]:
+    """The remappings that point photo_node at the robot started under `robot_namespace` (robot.launch.py
+    namespace:=robot1) from any namespace of the operator's host: its two base topics into that namespace, which
+    companion_topic carries to the photo and status topics below them. '' (or '/'): none, the node's own."""
+    ns = robot_namespace.strip().strip("/")
+    return [(base, f"/{ns}/{base}") for base in (PHOTO_BASE, STATUS_BASE)] if ns else []
 
 
 @dataclass
@@ -102,9 +113,9 @@ class PhotoNode(Node):
         super().__init__("photo_node", **kwargs)
         declare_settings(self, PARAMS)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        self.topic = companion_topic(self, "operator/photo/compressed", "operator/photo")
+        self.topic = companion_topic(self, f"{PHOTO_BASE}/compressed", PHOTO_BASE)
         self.pub = self.create_publisher(CompressedImage, self.topic, latched)
-        self.status_topic = companion_topic(self, "avatar/status", "avatar")
+        self.status_topic = companion_topic(self, f"{STATUS_BASE}/status", STATUS_BASE)
         self.create_subscription(AvatarStatus, self.status_topic, self._on_status, latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.photo: Photo | None = None

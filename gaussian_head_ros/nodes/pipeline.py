@@ -41,12 +41,16 @@ def parse_args(argv: list[str]):
     p.add_argument("--camera-topic", default="camera/image_raw", help="the operator camera topic")
     p.add_argument("--control-topic", default="face_control",
                    help="the FaceControl topic the tracker publishes and the render node follows")
+    p.add_argument("--robot-namespace", default="",
+                   help="--host operator: the namespace the robot was started in (e.g. robot1); the photo is sent "
+                        "to that robot and its verdict read from it")
     p.add_argument("--host", default="all", choices=["all", "operator", "robot"],
                    help="the nodes of one host: operator (tracker; --video) or robot (reconstruction, render)")
     args = p.parse_args(argv)
     for name in ("params_file", "photo", "video"):  # `--photo=~/me.jpg`: the shell leaves that `~` alone
         setattr(args, name, os.path.expanduser(getattr(args, name)))
-    misplaced = {"operator": ("backend", "reconstructor"), "robot": ("video", "camera_topic")}
+    misplaced = {"operator": ("backend", "reconstructor"), "robot": ("video", "camera_topic", "robot_namespace"),
+                 "all": ("robot_namespace",)}
     defaults = vars(p.parse_args([]))
     for name in misplaced.get(args.host, ()):
         if getattr(args, name) != defaults[name]:
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
     from gaussian_head_ros.nodes.common import end_process, ignore_further_interrupts
-    from gaussian_head_ros.nodes.photo_node import PhotoNode
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, robot_remappings
     from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
     from gaussian_head_ros.nodes.render_node import RenderNode
     from gaussian_head_ros.nodes.tracker_node import TrackerNode
@@ -96,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             nodes.append(RenderNode(cli_args=["--ros-args"] + control_remap if control_remap else None,
                                     parameter_overrides=overrides(backend=args.backend)))
         if args.host == "operator" and args.photo:
-            nodes.append(PhotoNode(parameter_overrides=overrides(photo=args.photo)))
+            robot_remap = [x for a, b in robot_remappings(args.robot_namespace) for x in ("-r", f"{a}:={b}")]
+            nodes.append(PhotoNode(cli_args=["--ros-args"] + robot_remap if robot_remap else None,
+                                   parameter_overrides=overrides(photo=args.photo)))
         if args.video:
             nodes.append(VideoSourceNode(cli_args=camera_remap, parameter_overrides=overrides(
                 source=args.video, loop=args.loop == "true")))
