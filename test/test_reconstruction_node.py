@@ -2,6 +2,7 @@
 another process, late joiners get the latched avatar and status, refused photos keep the old avatar,
 the newest photo wins, parameters are validated."""
 
+import shutil
 import time
 
 import cv2
@@ -16,10 +17,13 @@ pytestmark = pytest.mark.ros
 def node_proc(tmp_path_factory):
     from rosgraph import Proc, executable
 
-    photo = shared("portraits", "trump_official.png")
+    home = tmp_path_factory.mktemp("home")  # `-p photo_path:=~/...`: the node expands the `~` no shell did
+    shutil.copy(shared("portraits", "trump_official.png"), home)
     log = tmp_path_factory.mktemp("recon") / "reconstruction_node.log"
-    proc = Proc(executable("reconstruction_node") + ["--ros-args", "-p", f"photo_path:={photo}",
-                                                     "-p", "max_pixels:=4000000"], log)
+    proc = Proc(executable("reconstruction_node") + ["--ros-args", "-p", "photo_path:=~/trump_official.png",
+                                                     "-p", "max_pixels:=4000000"], log,
+                env={"HOME": str(home)})  # ROS_HOME stays the module's (conftest)
+    proc.home = home
     yield proc
     rc = proc.stop()
     assert rc in (0, -2, 130), f"reconstruction_node exited with {rc}:\n{proc.output()}"
@@ -292,8 +296,10 @@ def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
 
     try:
         assert not set_photo("/nonexistent/me.jpg").successful
+        assert not set_photo("~/business_person.png").successful  # not yet there
+        shutil.copy(shared("portraits", "business_person.png"), peer["proc"].home)
         peer["statuses"].clear()
-        assert set_photo(shared("portraits", "business_person.png")).successful
+        assert set_photo("~/business_person.png").successful  # a quoted '~/...': the node expands it
         done = lambda: [s for s in peer["statuses"] if s.operator_id == "business_person" and s.code != AvatarStatus.BUSY]
         assert spin_until(node, done, 120), peer["proc"].output()
         assert done()[0].code == AvatarStatus.OK, done()[0].message

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import struct
 
 import cv2
@@ -230,6 +231,13 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     if not ok:
         raise ValueError(f"OpenCV could not encode a {rgb.shape[1]}x{rgb.shape[0]} image as JPEG")
     return buf.tobytes()
+
+
+def photo_file(path: str) -> str:
+    """A photo file name as the user gave it to a node's parameter (reconstruction_node's `photo_path`,
+    photo_node's `photo`), `~` expanded: `-p photo_path:=~/me.jpg` and a quoted `ros2 param set ... '~/me.jpg'`
+    reach the node as they are (a shell expands `~` only at the start of a word)."""
+    return os.path.expanduser(path)
 
 
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:

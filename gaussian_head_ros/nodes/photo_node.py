@@ -27,7 +27,6 @@ a robot or when it refused the photo, ERROR when the file cannot be sent.
 from __future__ import annotations
 
 import io
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +94,7 @@ def read_photo(path: str) -> Photo:
     why it cannot be sent (missing, unreadable, empty, not an image, HEIC, corrupt or truncated)."""
     from PIL import Image
 
-    path = os.path.expanduser(path)
+    path = imageio.photo_file(path)
     try:
         data = Path(path).read_bytes()
     except OSError as e:

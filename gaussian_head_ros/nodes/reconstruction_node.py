@@ -186,8 +186,8 @@ class ReconstructionNode(Node):
         try:
             check_values(self._values(params))
             for p in params:
-                if p.name == "photo_path" and p.value and not Path(p.value).is_file():
-                    raise ValueError(f"photo_path {p.value} not found")
+                if p.name == "photo_path" and p.value and not Path(imageio.photo_file(p.value)).is_file():
+                    raise ValueError(f"photo_path {imageio.photo_file(p.value)} not found")
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         if any(p.name in _REBUILD for p in params):
@@ -199,6 +199,7 @@ class ReconstructionNode(Node):
 
     def _submit_file(self, photo: str) -> None:
         """Reconstruct the photo file `photo` (photo_path at start-up, or set later)."""
+        photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
         self._submit(Job(lambda p=photo: imageio.read_image(p, int(self._param("max_pixels"))),
                          self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
 
