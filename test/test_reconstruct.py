@@ -627,6 +627,51 @@ def test_the_lower_teeth_sit_in_the_shade(results):
         assert ratio <= 0.82, f"{name}: the lower teeth as lit as the upper edges ({ratio:.2f})"
 
 
+def test_synthetic_teeth_take_the_photos_white_and_light(results):
+    """A photo with closed lips gets synthetic teeth (mouth.skin_teeth_colour): under the photo's own light
+    and white balance. At a 0.15 rad jaw the lit teeth seen (the brightest quarter of the pixels the mouth
+    interior reaches) are no bluer than the photo's sclera (blue / red at most the sclera's + 0.2) and their
+    90th-percentile luma at most the face skin's 95th percentile. Measured (b/r teeth vs sclera, p90 vs
+    skin p95): business 0.83 / 1.01, 0.77 / 0.91; lp_s9_monalisa 0.61 / 0.46, 0.61 / 0.73; two_children
+    0.61 / 0.88, 0.44 / 0.59; lp_d8 0.69 / 0.75, 0.41 / 0.64. Before (the skin's cast, 0.25):
+    lp_s9_monalisa's teeth 0.71 / 0.46, blue-white in the painting's warm varnish."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+
+    luma = np.array([0.299, 0.587, 0.114])
+    checked = 0
+    for name, res in results.items():
+        teeth = res.info["teeth"]
+        if teeth["source"] != "skin":
+            continue  # the photo shows its own teeth: their colour is the photo's
+        a = res.avatar
+        seen = {}
+        for dark in (False, True):  # the mouth interior black: which pixels its light reaches
+            out, mask = _open_jaw(a, 0.15) if not dark else _open_jaw(_without_light(a, a.part == PART_MOUTH), 0.15)
+            seen[dark] = out.image
+        px = seen[False][np.abs(seen[False] - seen[True]).sum(-1) > 0.15]
+        assert len(px) > 100, f"{name}: no mouth interior seen at a 0.15 rad jaw"
+        lum = px @ luma
+        lit = np.median(px[lum >= np.percentile(lum, 75)], 0)
+        sclera = np.asarray(teeth["sclera_rgb"])
+        white = sclera[np.argmax(sclera @ luma)]
+        assert lit[2] / lit[0] <= white[2] / white[0] + 0.2, f"{name}: teeth {lit.round(2)} bluer than the sclera {white.round(2)}"
+        assert np.percentile(lum, 90) <= teeth["skin_luma_p95"], f"{name}: teeth brighter than the face's bright skin"
+        checked += 1
+    assert checked >= 3, "fewer than 3 portraits with synthetic teeth"
+
+
+def _without_light(avatar, sel):
+    """A copy of avatar whose Gaussians `sel` [N] bool are black (SH DC of rgb 0, higher bands 0)."""
+    from dataclasses import replace
+
+    from gaussian_head_ros.core.avatar import rgb_to_sh_dc
+
+    sh = np.array(avatar.sh, copy=True)
+    sh[sel] = 0.0
+    sh[sel, 0] = rgb_to_sh_dc(np.zeros((int(sel.sum()), 3)))
+    return replace(avatar, sh=sh)
+
+
 def test_the_mouth_interior_stays_behind_the_chin(results):
     """Driven by a real talking clip (sadtalker, tracked from its first frame as tracker_node does), the mouth
     interior shows only through the lips' opening: hiding it changes no pixel below or beside the mouth.

@@ -403,8 +403,16 @@ class MeshFitReconstructor(Reconstructor):
                                inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
                                side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, shade=cfg.side_shade,
                                                   texture=side_texture, texture_px_per_m=cfg.side_texture_reach / mpp))
-        if teeth_rgb is None and len(skin):
-            teeth_rgb = skin_teeth_colour(np.median(skin, 0), cfg.mouth)
+        eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
+        teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
+        if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
+            teeth_rgb = skin_teeth_colour(skin, eye_cols["sclera"], cfg.mouth)
+            teeth_info["source"] = "skin"
+        if len(skin):
+            teeth_info.update(skin_luma_median=float(np.median(skin @ LUMA)),
+                              skin_luma_p95=float(np.percentile(skin @ LUMA, 95)))
+        teeth_info.update(rgb=None if teeth_rgb is None else [round(float(c), 4) for c in teeth_rgb],
+                          sclera_rgb=np.round(eye_cols["sclera"], 4).tolist())
         teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
         def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap)
@@ -421,7 +429,6 @@ class MeshFitReconstructor(Reconstructor):
         # The opening's rim and its dark band along the lids (lashes, the lids' shadow) stay with the lids
         # (static: the falloff band carries them with the lid vertices); the iris and the sclera inside turn with
         # the eyeball (eyeballs.eyeball_pixels), and the sphere behind the band is painted like the hidden part.
-        eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         eye_core = cv2.erode(eye_px.astype(np.uint8), np.ones((3, 3), np.uint8),
                              iterations=cfg.eyeball.rim_px).astype(bool)
         eye_core &= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball)
@@ -566,6 +573,7 @@ class MeshFitReconstructor(Reconstructor):
                 "face_width_px": fp.face_width_px, "num_faces": fp.num_faces,
                 "expression_removed_mm": round(1000 * expression_strength(expr), 2),
                 "photo_jaw_deg": round(float(np.degrees(theta)), 2),
+                "teeth": teeth_info,  # where the teeth colour came from, and the skin / sclera it was taken from
                 **lip_info,
                 **{f"psnr_{k}": round(v, 2) for k, v in psnrs.items()}}
         log.info("mesh_fit: %d Gaussians (%d photo, %d detail), head PSNR %.2f dB at rest, %.2f s",

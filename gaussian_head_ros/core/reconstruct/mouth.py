@@ -49,7 +49,19 @@ class MouthConfig:
     # ~0.35) of the skin's rgb / luma.
     teeth_luma_per_skin: float = 1.35
     teeth_max_luma: float = 0.9
-    teeth_skin_cast: float = 0.25
+    teeth_skin_cast: float = 0.25  # without a white reference (no sclera measured)
+    # ... but never brighter than the face's bright skin (this percentile of its luma): lp_s9_monalisa's teeth
+    # at 1.35 x its median skin glowed above the whole face.
+    teeth_skin_percentile: float = 95.0
+    # Their tint is the photo's own white, the sclera's (eyeballs.opening_colours; its rgb / luma is within
+    # 0.01-0.06 of the photo's own lit teeth on astronaut_eileen_collins and obama_speech), tilted this much
+    # warmer (teeth are a little yellower than the eye's white) and at most `teeth_max_cast` of the skin's
+    # departure from grey. The skin's cast alone (0.25) left them blue-white in lp_s9_monalisa's varnish and
+    # grey-blue against the lips of lp_d8_man_glasses. At 0.8 monalisa's teeth took its yellow sclera and
+    # faded into the face: the reader's jaw on lp_s9_monalisa x sadtalker fell 0.78 -> 0.71 (teeth9,
+    # living-face table 60 frames stride 2; at 0.5 within 0.01 on all 40 pairs).
+    teeth_warm: tuple[float, float, float] = (1.02, 1.0, 0.92)
+    teeth_max_cast: float = 0.5
     gum_rgb: tuple[float, float, float] = (0.55, 0.27, 0.26)
     gum_height_m: float = 0.005  # gum above the upper / below the lower teeth (seen when the lips pull back)
     teeth_shadow: float = 0.3  # darkening of the teeth towards the gums (the lips' shadow) and the back
@@ -189,15 +201,33 @@ def _grid(x0, x1, y0, y1, step):
 
 
 
-def skin_teeth_colour(skin_rgb, cfg: MouthConfig) -> np.ndarray:
-    """[3] the photo's skin colour (median, rgb in [0, 1]) -> [3] rgb of teeth under the same light, for a photo
-    that does not show its teeth: off-white carrying about a third of the skin's colour cast (the photo's white
-    balance and light colour), brighter than the skin (cfg.teeth_luma_per_skin, at most cfg.teeth_max_luma).
-    A fixed khaki (R ~ G > B) read as grey-green next to pink lips, worst in neutral-balanced photos."""
-    skin = np.clip(np.asarray(skin_rgb, np.float64), 1e-3, 1)
-    luma = float(skin @ LUMA)
-    chroma = 1.0 + cfg.teeth_skin_cast * (skin / luma - 1.0)
-    return np.clip(min(cfg.teeth_luma_per_skin * luma, cfg.teeth_max_luma) * chroma, 0, 1)
+def skin_teeth_colour(skin_px, sclera_rgb, cfg: MouthConfig) -> np.ndarray:
+    """The colour of teeth under the photo's light, for a photo that does not show its teeth.
+
+    skin_px [N, 3] the face's skin pixels (rgb in [0, 1]); sclera_rgb [E, 3] the eyes' measured sclera (the
+    photo's own white; eyeballs.eye_colours), or None / empty -> [3] rgb in [0, 1]:
+    - luminance: cfg.teeth_luma_per_skin x the skin's median (lit teeth on the ../shared photos: 1.19-1.45 x),
+      at most the skin's cfg.teeth_skin_percentile (never brighter than the face's bright skin) and
+      cfg.teeth_max_luma;
+    - tint (rgb / luma): the brighter eye's sclera x cfg.teeth_warm, its departure from grey at most
+      cfg.teeth_max_cast of the skin's (a sclera the landmarks mixed with skin is no whiter than the skin);
+      without a sclera, cfg.teeth_skin_cast of the skin's tint."""
+    skin = np.clip(np.asarray(skin_px, np.float64).reshape(-1, 3), 1e-3, 1)
+    med = np.median(skin, 0)
+    luma = float(med @ LUMA)
+    skin_tint = med / luma - 1.0
+    bright = float(np.percentile(skin @ LUMA, cfg.teeth_skin_percentile))
+    target = min(cfg.teeth_luma_per_skin * luma, bright, cfg.teeth_max_luma)
+    sc = None if sclera_rgb is None else np.asarray(sclera_rgb, np.float64).reshape(-1, 3)
+    if sc is None or not len(sc):
+        tint = cfg.teeth_skin_cast * skin_tint
+    else:
+        white = np.clip(sc[np.argmax(sc @ LUMA)], 1e-3, 1) * np.asarray(cfg.teeth_warm)
+        tint = white / float(white @ LUMA) - 1.0
+        limit = cfg.teeth_max_cast * np.linalg.norm(skin_tint)
+        tint = tint * min(1.0, limit / max(float(np.linalg.norm(tint)), 1e-9))
+    rgb = target * (1.0 + tint)
+    return np.clip(rgb / max(1.0, float(rgb.max())), 0, 1)  # dimmed, not clipped: clipping whitens the tint
 
 
 def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: MouthConfig,
