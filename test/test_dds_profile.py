@@ -32,23 +32,27 @@ WARM_UP_TIMEOUT_S = 240.0  # first start in a fresh checkout: kernel compilation
 ATTEMPTS = 3  # counting windows tried until one where the publishers held MIN_RATE_HZ
 
 
+def _recent_rate(samples: list, span_s: float, min_samples: int = 2) -> float | None:
+    """Counts per second over a node's diagnostics (arrival s, count) of the last span_s; None with fewer samples."""
+    recent = [x for x in samples if x[0] >= time.monotonic() - span_s]
+    if len(recent) < min_samples:
+        return None
+    return (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3)
+
+
 def _steady(samples: list, min_hz: float = MIN_RATE_HZ) -> bool:
     """A node's diagnostics (arrival s, count) show >= min_hz over their last 2 s or more."""
-    recent = [x for x in samples if x[0] >= time.monotonic() - 3.5]
-    return len(recent) >= 3 and (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3) >= min_hz
+    rate = _recent_rate(samples, 3.5, min_samples=3)
+    return rate is not None and rate >= min_hz
 
 
 def _summary(counts: dict, procs: dict) -> str:
     """Per node: its diagnostics samples, the rate over the last 3.5 s and 10 s, and its log's tail (a failure's
     message must say which node was slow and why, in a few lines)."""
     lines = []
-    now = time.monotonic()
     for name, samples in counts.items():
-        rates = []
-        for span in (3.5, 10.0):
-            recent = [x for x in samples if x[0] >= now - span]
-            rates.append(f"{(recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3):.1f} Hz"
-                         if len(recent) >= 2 else "-")
+        rates = [_recent_rate(samples, span) for span in (3.5, 10.0)]
+        rates = ["-" if r is None else f"{r:.1f} Hz" for r in rates]
         last = samples[-1] if samples else None
         lines.append(f"{name}: {len(samples)} samples, last {last}, rate over 3.5 s / 10 s {rates[0]} / {rates[1]}")
     if os.path.isdir("/dev/shm"):  # Fast DDS's shared-memory transport lives there; full, frames fall back to UDP
