@@ -1,4 +1,6 @@
-"""Faults across the real pipeline (separate processes over DDS), in the order they build on each other:
+"""Faults across the real pipeline (separate processes over DDS), in an order where each leaves the graph as the
+next one needs it (so the module starts each node once), but each test stands alone: it first brings up what it
+needs (`_ensure`, `_ensure_avatar`, `_ensure_driven`), which costs nothing when the test before left it so:
 
 a photo published before the render node exists (it later gets the latched avatar); two photos in quick
 succession (the newest wins, at the render node too); the tracker, the camera stream, the reconstruction
@@ -73,7 +75,8 @@ def graph(rclpy_context, tmp_path_factory):
     peer.subscribe("camera", Image, "camera/image_raw", qos_profile_sensor_data, keep=stamp_ns)
     photo_pub = peer.publisher(CompressedImage, "operator/photo/compressed", QoSProfile(depth=1))
     peer.start()
-    g = dict(peer=peer, logs=logs, procs={}, starts={}, photo=photo_pub, NodeProcess=NodeProcess)
+    # operator: the operator id of the avatar the reconstruction node latched last (None before the first)
+    g = dict(peer=peer, logs=logs, procs={}, starts={}, photo=photo_pub, NodeProcess=NodeProcess, operator=None)
     yield g
     peer.close()
     for name, p in g["procs"].items():
@@ -92,6 +95,33 @@ def _start(g, name, cmd=None):
 def _kill(g, name, sig=signal.SIGKILL):
     rc = g["procs"].pop(name).stop(sig)
     assert rc == (-9 if sig == signal.SIGKILL else 0), f"{name} exited with {rc}"
+
+
+def _ensure(g, *names) -> bool:
+    """Start those of `names` that do not run (a test run alone, or after one that failed half-way); True if any."""
+    missing = [name for name in names if name not in g["procs"]]
+    for name in missing:
+        _start(g, name)
+    return bool(missing)
+
+
+def _ensure_avatar(g) -> str:
+    """The operator whose avatar is latched, after publishing the first photo if none was."""
+    _ensure(g, "reconstruction_node")
+    if g["operator"] is None:
+        _publish_photo(g, "obama_official.jpg", "operator_a")
+        _status_ok(g, "operator_a")
+    return g["operator"]
+
+
+def _ensure_driven(g) -> str:
+    """Every node running and the render node driven by the tracker; returns the operator shown."""
+    operator = _ensure_avatar(g)
+    t = time.monotonic()
+    if _ensure(g, *COMMANDS):
+        _render_shows(g, operator, 90)
+        _wait_driven(g, t)
+    return operator
 
 
 def _logs(g, tail=2500) -> str:
@@ -122,6 +152,7 @@ def _status_ok(g, operator, timeout=120, republish=None):
     assert g["peer"].wait(lambda: find() is not None, timeout, action=action, action_every=3.0), \
         f"no status for {operator}\n{_logs(g)}"
     assert find().code == AvatarStatus.OK, find().message
+    g["operator"] = operator
 
 
 def _render_shows(g, operator, timeout=60, node="render_node"):
@@ -162,22 +193,25 @@ def _max_gap_s(g, t) -> float:
 
 def test_photo_before_the_render_node_exists(rclpy_context, graph):
     g = graph
-    _start(g, "reconstruction_node")
+    if "render_node" in g["procs"]:  # not the first test run
+        _kill(g, "render_node")
+        g["peer"].forget_diag("render_node")
+    _ensure(g, "reconstruction_node")
     _publish_photo(g, "obama_official.jpg", "operator_a")
     _status_ok(g, "operator_a")
     t = time.monotonic()
-    for name in ("render_node", "tracker_node", "video_source_node"):
-        _start(g, name)
+    _ensure(g, *COMMANDS)
     _render_shows(g, "operator_a", 90)
     _wait_driven(g, t)
 
 
 def test_two_photos_in_quick_succession_the_newest_wins(rclpy_context, graph):
     g = graph
+    _ensure(g, "reconstruction_node", "render_node")
     _publish_photo(g, "trump_official.png", "operator_b")
     _publish_photo(g, "lp_d8_man_glasses.jpg", "operator_c")
     _status_ok(g, "operator_c")
-    _render_shows(g, "operator_c")
+    _render_shows(g, "operator_c", 90)
     g["peer"].wait(lambda: False, 1.5)  # nothing older comes after it
     assert g["peer"].diag_value("render_node", "operator_id") == "operator_c"
     assert latched_operator(rclpy_context, "late_joiner_c") == "operator_c"
@@ -185,6 +219,7 @@ def test_two_photos_in_quick_succession_the_newest_wins(rclpy_context, graph):
 
 def test_tracker_killed_and_restarted(graph):
     g = graph
+    _ensure_driven(g)
     t = time.monotonic()
     _kill(g, "tracker_node")
     _wait_idle(g, t)  # the avatar keeps moving on its own
@@ -196,6 +231,7 @@ def test_tracker_killed_and_restarted(graph):
 
 def test_camera_stream_stops_and_restarts(graph):
     g, peer = graph, graph["peer"]
+    _ensure_driven(g)
     t = time.monotonic()
     _kill(g, "video_source_node", signal.SIGINT)
     _wait_idle(g, t)
@@ -211,10 +247,11 @@ def test_camera_stream_stops_and_restarts(graph):
 
 def test_reconstruction_node_killed_and_restarted(rclpy_context, graph):
     g, peer = graph, graph["peer"]
+    operator = _ensure_driven(g)
     t = time.monotonic()
     _kill(g, "reconstruction_node")
     peer.wait(lambda: False, 2.0)
-    assert peer.diag_value("render_node", "operator_id") == "operator_c"  # the render node keeps its avatar
+    assert peer.diag_value("render_node", "operator_id") == operator  # the render node keeps its avatar
     assert len(_driven_since(g, t)) >= 5
     _start(g, "reconstruction_node")
     assert peer.wait(lambda: "reconstructor ready" in g["procs"]["reconstruction_node"].log(), 60), _logs(g)
@@ -226,11 +263,12 @@ def test_reconstruction_node_killed_and_restarted(rclpy_context, graph):
 
 def test_render_node_killed_and_restarted(graph):
     g, peer = graph, graph["peer"]
+    operator = _ensure_driven(g)
     _kill(g, "render_node")
     peer.forget_diag("render_node")
     t = time.monotonic()
     _start(g, "render_node")
-    _render_shows(g, "operator_d", 90)  # the latched avatar, back
+    _render_shows(g, operator, 90)  # the latched avatar, back
     _wait_driven(g, t)  # and driven by the tracker again
 
 
@@ -239,9 +277,10 @@ def test_rasterizer_failing_at_run_time_falls_back_to_cpu(graph):
     and on one with fewer than 100 GPUs alike (as when CUDA goes away; plain 'cuda' would draw on a CUDA machine):
     one warning, backend cpu, frames keep coming."""
     g, peer = graph, graph["peer"]
+    operator = _ensure_avatar(g)
     name = "render_fallback"
     _start(g, name, _render_cmd(name, backend="torch", device="cuda:99"))
-    _render_shows(g, "operator_d", 90, node=name)
+    _render_shows(g, operator, 90, node=name)
     assert peer.wait(lambda: "falling back to cpu" in g["procs"][name].log(), 60), _logs(g)
     t = time.monotonic()
     assert peer.wait(lambda: len(peer.recent_frames(FALLBACK_FRAMES, t)) >= 20, 30), _logs(g)
