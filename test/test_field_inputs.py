@@ -101,8 +101,8 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
     and avatar are the upright ones (the avatar, registered onto the upright crop, matches the upright photo
     at > 28 dB; measured 29.9-31.6 dB for orientations 2-8 at neutral7's rest pose, 30.1-31.9 before it:
     the avatar rests without the photo's frown, so its rest face differs from this frowning photo by design).
-    Ignoring the tag gives a sideways or mirrored avatar (12-16 dB) or no face at all: checked below, so the
-    test can fail."""
+    Ignoring the tag gives an upside-down or mirrored avatar (12-16 dB) or no face at all: checked below, so the
+    test can fail (orientation 3; a sideways one, 6, is turned upright by the framing since try10: checked too)."""
     from gaussian_head_ros.cli import main
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.metrics import psnr
@@ -141,9 +141,40 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
         p, r, m = reconstruct(f"phone_{o}", encode_with_orientation(up, o, quality=100))
         assert abs(psnr(r, p, m) - reference) < 1.0, (o, psnr(r, p, m), reference)
         assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0, o
-    for o in (3, 6):  # what ignoring the tag gives: the stored pixels as they are
-        got = reconstruct(f"ignored_{o}", cv2.imencode(".png", stored_for_orientation(up, o)[..., ::-1])[1].tobytes())
-        assert got is None or psnr(registered(got[1], got[0], photo_up), photo_up, mask_up) < 20.0, o
+    def ignored(o):  # what ignoring the tag gives: the stored pixels as they are
+        return reconstruct(f"ignored_{o}", cv2.imencode(".png", stored_for_orientation(up, o)[..., ::-1])[1].tobytes())
+    got = ignored(3)  # upside down: MediaPipe fits it as an upright face (framing.quarter_turns)
+    assert got is None or psnr(registered(got[1], got[0], photo_up), photo_up, mask_up) < 20.0
+    p, r, m = ignored(6)  # on its side: the framing turns it upright
+    assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0
+
+
+def test_a_photo_lying_on_its_side_gives_the_upright_avatar(fast_reconstructor):
+    """A photo stored sideways without an EXIF tag (try10: the robot accepted it and showed the head on its side,
+    its torso beside the head): the framing turns it upright by whole quarter turns, so the avatar is exactly
+    the upright photo's (same crop, same Gaussians), with a warning saying so. Faces tilted less than 45 degrees
+    are left as they are, on every ../shared portrait too."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import quarter_turns
+
+    fm = FaceMesh()
+    try:
+        for path in sorted(shared("portraits").iterdir()):
+            assert [quarter_turns(f.landmarks_px) for f in fm.detect(read_image(str(path)))][:1] == [0], path.name
+        up = photo("obama_official.jpg", 480)
+        h, w = up.shape[:2]
+        for degrees, turns in ((30, 0), (-35, 0), (55, 3), (-60, 1)):  # counter-clockwise as displayed
+            tilted = cv2.warpAffine(up, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 0.8), (w, h))
+            assert quarter_turns(fm.detect(tilted)[0].landmarks_px) == turns, degrees
+    finally:
+        fm.close()
+    rest = fast_reconstructor.reconstruct(up)
+    assert not any("upright" in x for x in rest.warnings), rest.warnings
+    for k, words in ((1, "quarter turn clockwise"), (3, "quarter turn counter-clockwise")):
+        res = fast_reconstructor.reconstruct(np.ascontiguousarray(np.rot90(up, k)))
+        assert any("on its side" in x and words in x for x in res.warnings), (k, res.warnings)
+        np.testing.assert_array_equal(res.photo, rest.photo)
+        np.testing.assert_array_equal(res.avatar.means, rest.avatar.means)
 
 
 # ---------------------------------------------------------------------------------------------------

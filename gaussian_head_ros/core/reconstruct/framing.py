@@ -48,6 +48,7 @@ class FramingConfig:
     cut_margin: float = 0.02  # chin or forehead closer to the photo's edge than this x face height: cut off
     scalp_above_forehead_m: float = 0.06  # top of the skull above MediaPipe's forehead point (head height ~0.23 m)
     trim_bars: bool = True  # letterbox / pillarbox bars (border_bars) are not part of the photo: the person ends at them
+    upright: bool = True  # a photo whose head lies on its side is turned upright (quarter_turns)
 
 
 @dataclass
@@ -108,10 +109,27 @@ def border_bars(rgb: np.ndarray) -> tuple[int, int, int, int]:
     return tuple(out)
 
 
+def quarter_turns(landmarks_px: np.ndarray) -> int:
+    """Quarter turns k (0..3) that make a face upright: np.rot90(image, k) (counter-clockwise as displayed) puts
+    its forehead above its chin within 45 degrees. landmarks_px: [478, >=2] in the image's pixels (x right,
+    y down). 1: the head's top points to the image's right, 2: the face is upside down, 3: the top points left.
+
+    A photo stored sideways without an EXIF Orientation tag (a phone's landscape shot sent through an app that
+    strips it, a scan) lies on its side; framed as it is, the avatar's head was on its side, its torso beside
+    the head (try10). MediaPipe finds such faces, so their landmarks say which way is up. NOT for faces upside
+    down: MediaPipe 0.10.21 fits those as upright faces (forehead landmarks on the chin), so this returns 0 for
+    them (measured on obama_official turned 180 and 135 degrees); turned 50 degrees gives 3 (rightly)."""
+    up = np.asarray(landmarks_px, np.float64)[lmk.FOREHEAD, :2] - np.asarray(landmarks_px, np.float64)[lmk.CHIN, :2]
+    angle = math.degrees(math.atan2(up[0], -up[1]))  # 0: upright, +90: the top points to the right (x)
+    return round(angle / 90.0) % 4
+
+
 def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     """[H, W, 3] uint8 photo -> FramedPhoto, or ReconstructionError saying why the photo cannot be used. With
     cfg.trim_bars the photo's letterbox / pillarbox bars (border_bars) lie outside it (`valid` False, the crop
-    repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it."""
+    repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it.
+    With cfg.upright a photo whose largest face lies on its side is turned upright first by whole quarter turns
+    (quarter_turns; lossless), with a warning."""
     check_image(rgb, cfg.max_pixels)
     h0, w0 = rgb.shape[:2]
     shrink = min(1.0, cfg.max_side / max(h0, w0))
@@ -122,6 +140,16 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     if not faces:
         raise ReconstructionError(NO_FACE, "no face found in the photo; use a well-lit photo of one person facing the camera")
     warnings = []
+    turns = quarter_turns(faces[0].landmarks_px) if cfg.upright else 0
+    if turns:
+        work = np.ascontiguousarray(np.rot90(work, turns))
+        faces = facemesh.detect(work)
+        if not faces:
+            raise ReconstructionError(NO_FACE, "no face found in the photo turned upright; use an upright photo "
+                                               "of one person facing the camera")
+        turned = ("a quarter turn counter-clockwise", "half a turn", "a quarter turn clockwise")[turns - 1]
+        warnings.append(f"the head lies {'upside down' if turns == 2 else 'on its side'} in the photo (stored turned, "
+                        f"without an EXIF orientation): the photo was turned {turned} to make it upright")
     face = faces[0]  # largest first
     width = face.width / shrink
     if len(faces) > 1:
