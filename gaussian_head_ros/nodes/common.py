@@ -20,6 +20,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 from gaussian_head_ros.core.settings import Setting
+from gaussian_head_ros.nodes import entry
 
 
 def descriptor(s: Setting) -> ParameterDescriptor:
@@ -240,9 +241,10 @@ def spinning():
 
 def note_interrupts() -> None:
     """Call before rclpy.init() (whose signal handler then chains to this one): remember that a Ctrl-C came,
-    so that `interrupted()` knows it. A SIGINT that is ignored (a background job) stays ignored."""
+    so that `interrupted()` knows it. A SIGINT that is ignored (a background job) stays ignored; the quiet exit of
+    an executable's imports (entry.quiet_exit) ends here."""
     if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.getsignal(signal.SIGINT) in (signal.default_int_handler, entry.quiet_exit):
         signal.signal(signal.SIGINT, _on_sigint)
 
 

@@ -263,6 +263,8 @@ class ReconstructionNode(Node):
                 rec = self._rebuild(rec)
             if not self._wake.wait(0.2):
                 continue
+            if self._stop.is_set():  # a Ctrl-C during the loading: do not start the waiting photo's reconstruction
+                break  # (it ran on after the Ctrl-C, and launch escalated to SIGTERM, then SIGKILL; try10)
             with self._lock:
                 job, self._pending = self._pending, None
                 self._wake.clear()

@@ -1,0 +1,30 @@
+"""The start of every node executable (bin/*): a Ctrl-C while Python imports the node ends it quietly.
+
+A terminal's Ctrl-C signals `ros2 launch` and all its nodes at once. A node spends its first seconds importing
+rclpy, numpy, torch, MediaPipe (1.5-3 s each here at load 40) before `common.note_interrupts` takes SIGINT
+over; Python's own handler then raised KeyboardInterrupt in the middle of an import: a traceback per node and
+'process has died ... exit code -2' in launch's log, and an interrupted numpy import gave an ImportError and
+exit status 1 instead (try10: `ros2 launch gaussian_head_ros avatar.launch.py` given Ctrl-C 2.5, 5 and 9 s
+after its start at load 50 printed 6, 4 and 2 tracebacks). Until note_interrupts, SIGINT now ends the process
+at once with status 0, as a Ctrl-C of a running node does. Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+
+
+def quiet_exit(signum, frame):
+    """SIGINT before the node started: nothing to tear down yet (no ROS context, nothing written)."""
+    os._exit(0)
+
+
+def main(node_module: str):
+    """Run gaussian_head_ros.nodes.<node_module>.main() with SIGINT ending the process quietly until the node
+    installs its own Ctrl-C handling (common.note_interrupts). A SIGINT that is ignored (a background job of a
+    script) stays ignored."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, quiet_exit)
+    return importlib.import_module(f"gaussian_head_ros.nodes.{node_module}").main()
