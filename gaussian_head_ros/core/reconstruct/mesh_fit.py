@@ -96,13 +96,17 @@ class MeshFitConfig:
     head_stride: int = 2  # photo-layer spacing on the head
     torso_stride: int = 3  # and on the torso
     detail: bool = True  # spend the rest of the budget on single-pixel Gaussians where the photo has detail
-    sigma_per_stride: float = 0.5  # in-plane std-dev of a head photo-layer Gaussian, as a fraction of its spacing
-    torso_sigma_per_stride: float = 0.65  # the same on the torso (wider: no gaps between the sparser discs)
-    detail_sigma_px: float = 0.35  # std-dev of the single-pixel detail Gaussians
+    # in-plane std-dev of a head photo-layer Gaussian, as a fraction of its spacing. 0.5 left the stride-2 lattice
+    # as a dot grid in the skin wherever the avatar is drawn larger than its crop (the ../shared clips' frames:
+    # 1.1-1.4x); 0.55 (torso 0.6, detail_sigma_px 0.25, refine_iters 6; were 0.5, 0.65, 0.35, 4): frame 0 of the
+    # four clips +0.1..+0.7 dB, the rest fit at the crop's own scale +0.6..+1.3 dB on the nine ../shared portraits
+    sigma_per_stride: float = 0.55
+    torso_sigma_per_stride: float = 0.6  # the same on the torso (wider: no gaps between the sparser discs)
+    detail_sigma_px: float = 0.25  # std-dev of the single-pixel detail Gaussians
     detail_lift_m: float = 0.0004  # detail Gaussians sit this much in front of the base layer
     max_stretch: float = 3.0  # longest side / pixel footprint of a disc on a slanted surface
     opacity: float = 0.99
-    refine_iters: int = 4  # colour refinement passes against the renderer (0 = off)
+    refine_iters: int = 6  # colour refinement passes against the renderer (0 = off)
     refine_backend: str = "cpu"  # core.render backend for the refinement
     segmentation_threshold: float = 0.5  # person probability of the selfie segmentation
     matting_radius_px: int = 6  # guided filter snapping the (256 px) segmentation to the photo's edges; 0 = off
@@ -131,6 +135,7 @@ class MeshFitConfig:
     closed_lips: bool = True  # ... and its stretched or unfolded mouth region re-textured as closed lips and skin (lips.py)
     under_chin_behind_m: float = 0.004  # skin the rest pose's higher chin uncovers: this far behind the photo's chin (in front of the cavity)
     under_chin_band_px: tuple[int, int] = (3, 10)  # its colour: the neck this many pixels below the photo's face
+    under_chin_sigma_per_stride: float = 0.65  # its discs' std-dev per head stride (wide: the jaw opens over them)
 
 
 # Presets: name -> overrides of MeshFitConfig.
@@ -466,7 +471,7 @@ class MeshFitReconstructor(Reconstructor):
             if found is not None and np.isfinite(found[2]).all():
                 m_, n_, c_, s_, f_, b_ = found
                 lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
-        chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.torso_sigma_per_stride,
+        chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.under_chin_sigma_per_stride,
                           cfg.under_chin_behind_m, cfg.under_chin_band_px)
         timings["completion"] = time.perf_counter() - t2
 
