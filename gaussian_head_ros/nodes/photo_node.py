@@ -18,7 +18,9 @@ refused (no face, face too small, ...): a status whose header.frame_id is the ph
 (when the robot made it) is not before the photo's (when it was sent). An older one, e.g. the status latched
 from an earlier photo of the same operator that arrives when this node discovers a robot already running, is
 said as such (with how much older), not taken as the verdict: the hosts' clocks must agree (chrony/NTP, as tf
-across hosts needs too). While no reconstruction node subscribes, the node says so (the topic it publishes on: a
+across hosts needs too). After a BUSY status (the robot was reconstructing an earlier photo when this one came)
+the next verdict it sends is that earlier photo's, and is said as such even under the same operator id. While
+no reconstruction node subscribes, the node says so (the topic it publishes on: a
 namespace or a discovery problem) 10 s after a send, then every 60 s.
 /diagnostics once a second: '<node>: operator photo', OK when the robot accepted the photo, WARN while waiting for
 a robot or when it refused the photo, ERROR when the file cannot be sent.
@@ -173,6 +175,7 @@ class PhotoNode(Node):
         msg.header.stamp, self.sent_ns = now.to_msg(), now.nanoseconds
         msg.header.frame_id = self.frame_id
         self.acked, self.verdict = False, ""
+        self.behind = False  # the robot said BUSY: the verdict of the photo it was reconstructing comes first
         self.sent_at = self.no_robot_said = time.monotonic()
         self.pub.publish(msg)
         self.counts["sent"] += 1
@@ -209,15 +212,27 @@ class PhotoNode(Node):
             self.get_logger().warning(self.state)
 
     def _on_status(self, msg: AvatarStatus) -> None:
-        if self.photo is None or msg.header.frame_id != self.frame_id:
-            return  # another operator's photo, or the robot's own photo_path / cache
+        if self.photo is None:
+            return
         made = Time.from_msg(msg.header.stamp).nanoseconds
+        if self.behind and made >= self.sent_ns and msg.code != AvatarStatus.BUSY:
+            # the reconstruction that was running when this photo came (its BUSY said so) has ended: this is that
+            # photo's verdict, whoever sent it; with the same operator id it was taken for this photo's (a swap
+            # within a reconstruction's seconds under a fixed operator_id said 'accepted' twice; try10)
+            self.behind = False
+            if msg.header.frame_id == self.frame_id:
+                self.get_logger().info(f"the robot finished the photo sent before this one first ({msg.message}); "
+                                       f"{Path(self.photo.path).name} follows")
+            return
+        if msg.header.frame_id != self.frame_id:
+            return  # another operator's photo, or the robot's own photo_path / cache
         if made < self.sent_ns:  # an earlier photo's (latched), not this one's
             self.get_logger().info(f"the robot's last status for '{self.frame_id}' is from before this photo "
                                    f"(stamped {(self.sent_ns - made) / 1e9:.1f} s before it was sent): {msg.message}")
             return
         self._check_acked()
         if msg.code == AvatarStatus.BUSY:
+            self.behind = True
             self.state = f"the robot is busy: {msg.message}"
             self.get_logger().info(self.state)
             return
