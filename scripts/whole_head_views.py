@@ -130,8 +130,22 @@ def check_views(avatar, photo: np.ndarray | None, detector, size: int, backend: 
         side = [look(y - turn, p)[:2] for y, p in SIDE_GRID]
         back = [look(y - turn, p)[:2] for y, p in BACK_GRID]
         row["grid"] = {"side": [sum(f > 0 for f, _ in side), len(side)], "back": [sum(f > 0 for f, _ in back), len(back)],
-                       "holes": max(h for _, h in side + back)}
+                       "holes": max(h for _, h in side + back),
+                       "views": [[y, p, f, h] for (y, p), (f, h) in zip(SIDE_GRID + BACK_GRID, side + back)]}
     return row, tiles
+
+
+def faces_by_yaw(rows: dict) -> dict:
+    """{"+-80": [views with a face, views], "+-90": ..., "+-100": ..., "behind": ...} over the grid views of every
+    portrait's row (`check_views(grid=True)`): where round the head MediaPipe finds the faces."""
+    out = {}
+    for r in rows.values():
+        for y, _, f, _ in r["grid"]["views"]:
+            key = "behind" if abs(y) > 150 else f"+-{abs(y)}"
+            n = out.setdefault(key, [0, 0])
+            n[0] += f > 0
+            n[1] += 1
+    return out
 
 
 def untrained_checkpoint(preset: str, out: Path, source_size: int, photo: Path, detector, generator: str = "") -> Path:
@@ -229,6 +243,7 @@ def main(argv=None) -> int:
             if args.grid and rows:
                 s.update({f"grid_{k}": [sum(r["grid"][k][i] for r in rows.values()) for i in (0, 1)] for k in ("side", "back")})
                 s["grid_holes_max"] = max(r["grid"]["holes"] for r in rows.values())
+                s["grid_faces_by_yaw"] = faces_by_yaw(rows)
             summary[label] = s
             print(f"== {label}: side/back views with a face {s['faces_side_back']}/{s['views_side_back']}, max holes "
                   f"{s['holes_side_back_max']} px at {args.size} px; front: face found {s['faces_front']}/{s['portraits']}, "
@@ -236,7 +251,8 @@ def main(argv=None) -> int:
                   f"{s['front_spill_mean']}", flush=True)
             if "grid_side" in s:
                 print(f"== {label} grid: views about +-90 deg with a face {s['grid_side'][0]}/{s['grid_side'][1]}, "
-                      f"behind {s['grid_back'][0]}/{s['grid_back'][1]}, max holes {s['grid_holes_max']} px", flush=True)
+                      f"behind {s['grid_back'][0]}/{s['grid_back'][1]}, max holes {s['grid_holes_max']} px; by yaw: "
+                      + ", ".join(f"{y}: {n[0]}/{n[1]}" for y, n in s["grid_faces_by_yaw"].items()), flush=True)
     seeds = [label for label, _, options in models if options.get("checkpoint") in args.checkpoint]
     if args.grid and len(seeds) > 1:  # the --checkpoint models, e.g. one per training seed: the spread between them
         frac = np.array([summary[k]["grid_side"][0] / max(summary[k]["grid_side"][1], 1) for k in seeds if k in summary])

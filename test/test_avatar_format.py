@@ -123,3 +123,28 @@ def test_avatar_cache_round_trip_and_refusals(tmp_path):
     path.write_bytes(data)
     with pytest.raises(ValueError, match="another message definition"):
         avatar_cache.read(path, "other")
+
+
+def test_zonal_sh_shows_its_lobe_from_every_direction():
+    """avatar.sh_zonal (the learned reconstructor's view-dependent head outline, rar.view_sh) through sh_basis (what
+    Driver evaluates): a Gaussian seen along d shows delta x legendre(d . e) for any lobe of degree <= 2 (the addition
+    theorem for 3DGS's real SH); t^2 is 1 along e from either side and 0 at right angles."""
+    from gaussian_head_ros.core.avatar import legendre, sh_basis, sh_zonal
+
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(200, 3))
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    d = rng.normal(size=(200, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    delta = rng.uniform(-0.5, 0.5, (200, 3))
+    for lobe in ((1 / 3, 0.0, 2 / 3), (0.0, 1.0), (0.2, 0.3, 0.5)):
+        sh = sh_zonal(delta, e, lobe)
+        shown = np.einsum("nk,nkc->nc", sh_basis(d, len(lobe) - 1), sh)
+        want = delta * legendre((d * e).sum(1), lobe)[:, None]
+        assert np.abs(shown - want).max() < 1e-5, lobe
+    t2 = (1 / 3, 0.0, 2 / 3)
+    side = np.cross(e, rng.normal(size=(200, 3)))
+    side /= np.linalg.norm(side, axis=1, keepdims=True)
+    for view, g in ((e, 1.0), (-e, 1.0), (side, 0.0)):
+        shown = np.einsum("nk,nkc->nc", sh_basis(view, 2), sh_zonal(delta, e, t2))
+        assert np.abs(shown - g * delta).max() < 1e-5

@@ -321,6 +321,58 @@ def test_unseen_head_darkens_towards_the_back(tiny, framed):
     assert float(a[back].mean()) < 0.6 * float(a[front].mean())
 
 
+def test_head_outline_colour_depends_on_the_view(tiny, framed):
+    """The head surface's colour depends on the view (GeneratorConfig.view_outline: SH bands 1-2 the driver
+    evaluates): seen from the photo's direction, the outline the photo sees edge-on shows the unshaded colour (a
+    light outline from the front, not a dark ring round the hair); seen at right angles to that direction, the
+    shaded one (a dark head behind the profile from +-90 deg, not a light band MediaPipe reads as a face). Only the
+    head surface has the bands, and not on its back half. On the old generator every Gaussian had one colour from
+    every view, the shaded one (and drive() took no camera)."""
+    import copy
+    from dataclasses import replace
+
+    from gaussian_head_ros.core.avatar import PART_STATIC, SourceCamera
+    from gaussian_head_ros.core.control import matrix_to_quat
+    from gaussian_head_ros.core.reconstruct.preview import photo_pose
+
+    fr = framed[1]
+    flat = copy.deepcopy(tiny)
+    flat.generator.cfg = replace(tiny.generator.cfg, back_shade=0.0)
+    with torch.no_grad():
+        out, plain = (m.reconstruct(*_inputs(fr)) for m in (tiny, flat))
+    cam = SourceCamera(np.array([fr.K[0, 0], fr.K[1, 1], fr.K[0, 2], fr.K[1, 2]], np.float32),
+                       np.asarray(fr.viewmat, np.float32), (fr.photo.shape[1], fr.photo.shape[0]))
+    av = tiny.to_avatar(out, source_camera=cam)
+    av.validate()
+    assert av.sh_degree == 2
+    banded = np.abs(av.sh[:, 1:]).max(axis=(1, 2)) > 0
+    head = av.part == PART_STATIC
+    assert banded.sum() >= 50 and not (banded & ~head).any()
+    g, cfg = tiny.generator, tiny.generator.cfg
+    with torch.no_grad():
+        _, template, viewmat, _ = _inputs(fr)
+        facing = g.source_facing(g.anchor_positions(template), out["normals"], viewmat)[0].numpy()
+    vis = out["visibility"][0].numpy()
+    outline = head & (vis < 0.01) & (np.abs(facing) < 0.1)  # the outline the photo sees edge-on, colour inferred
+    back = head & (facing < cfg.view_outline_from_cos - 0.05)
+    assert outline.sum() >= 20 and back.sum() >= 50
+    assert not banded[back].any()
+    shaded, lit = out["rgb"][0].numpy(), plain["rgb"][0].numpy()
+    assert float(np.abs(lit[outline] - shaded[outline]).mean()) > 0.05  # the shading differs there
+
+    rot, view = photo_pose(av)
+    drv = Driver(av)
+    ctl = FaceControl.rest()
+    ctl.rotation = matrix_to_quat(rot).astype(np.float32)
+    front = drv.drive(ctl, viewmat=view).colors  # through the source camera: the photo's own view
+    assert float(np.abs(front[outline] - lit[outline]).max()) < 0.02
+    turned = view.copy()
+    turned[:3, :3] = view[:3, :3] @ rot @ quat_to_matrix(euler_to_quat(90.0, 0.0, 0.0)) @ rot.T  # orbit to +90 deg
+    side = drv.drive(ctl, viewmat=turned).colors
+    assert float(np.abs(side[outline] - shaded[outline]).mean()) < 0.25 * float(np.abs(lit[outline] - shaded[outline]).mean())
+    assert float(np.abs(side[~banded] - front[~banded]).max()) == 0.0  # the rest: one colour from every view
+
+
 def test_basis_is_regional_eyes_and_mouth_independent(tiny, framed):
     with torch.no_grad():
         basis = tiny.reconstruct(*_inputs(framed[1]))["basis"][0].numpy()  # [E, V, 3]
@@ -333,21 +385,35 @@ def test_basis_is_regional_eyes_and_mouth_independent(tiny, framed):
 
 
 def test_pose_twin_matches_drive(tiny, framed):
-    """The differentiable twin used in training poses exactly as core.drive does for the exported avatar."""
+    """The differentiable twin used in training poses exactly as core.drive does for the exported avatar, and the
+    training render's colours (trainer.view_rgb) are the ones drive() gives through the same camera."""
+    from gaussian_head_ros.core.avatar import SourceCamera
+    from gaussian_head_ros.core.train.trainer import view_rgb
+
+    fr = framed[1]
     with torch.no_grad():
-        out = tiny.neutral_rest(tiny.reconstruct(*_inputs(framed[1])))  # what to_avatar exports
-    av = tiny.to_avatar(out)
+        out = tiny.neutral_rest(tiny.reconstruct(*_inputs(fr)))  # what to_avatar exports
+    av = tiny.to_avatar(out, source_camera=SourceCamera(np.array([fr.K[0, 0], fr.K[1, 1], fr.K[0, 2], fr.K[1, 2]],
+                                                                 np.float32), np.asarray(fr.viewmat, np.float32), (128, 128)))
     rng = np.random.default_rng(1)
     expr = rng.normal(0, 0.004, (478, 3)).astype(np.float32)
     expr[5] = (0.05, 0, 0)  # beyond drive()'s per-vertex limit
     names = list(av.expression_names)
     coef = rng.uniform(0, 1, len(names)).astype(np.float32)
     q = euler_to_quat(15, -8, 4).astype(np.float32)
-    posed = Driver(av).drive(FaceControl(rotation=q, expression=expr, blendshape_names=names, blendshapes=coef))
+    view = np.eye(4, dtype=np.float32)
+    view[:3, 3] = (0.02, -0.01, 0.6)  # posed Gaussians are already turned: the camera adds the translation
+    posed = Driver(av).drive(FaceControl(rotation=q, expression=expr, blendshape_names=names, blendshapes=coef),
+                             viewmat=view)
     r = torch.as_tensor(quat_to_matrix(q), dtype=torch.float32)[None]
     with torch.no_grad():
         gaze = torch.as_tensor(eyes.control_gaze(FaceControl(blendshape_names=names, blendshapes=coef)))[None]
         twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None], gaze)
+        tgt = torch.eye(4)[None].clone()
+        tgt[0, :3, :3], tgt[0, :3, 3] = r[0], torch.as_tensor(view[:3, 3])
+        rgb = view_rgb(out, twin, {"tgt_viewmat": tgt, "src_viewmat": _inputs(fr)[2]})[0].numpy()
+    assert np.abs(av.sh[:, 1:]).max() > 0.1  # the head surface's view-dependent band is there
+    assert np.abs(rgb - posed.colors).max() < 1e-4
     assert np.abs(twin["means"][0].numpy() - posed.means).max() < 1e-5
     assert np.abs(twin["scales"][0].numpy() - posed.scales).max() < 1e-6
     qa, qb = twin["quats"][0].numpy(), posed.quats / np.linalg.norm(posed.quats, axis=1, keepdims=True)

@@ -92,7 +92,7 @@ def run(args) -> int:
     with VideoWriter(out, fps) as writer:
         for c in controls:
             t0 = time.perf_counter()
-            p = driver.drive(c, lighting)
+            p = driver.drive(c, lighting, viewmat=view)
             rgb = renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, size, size,
                                        args.background)
             times.append(time.perf_counter() - t0)

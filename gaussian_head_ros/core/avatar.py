@@ -73,6 +73,49 @@ def sh_dc_to_rgb(dc: np.ndarray) -> np.ndarray:
     return (0.5 + SH_C0 * np.asarray(dc, np.float32)).astype(np.float32)
 
 
+SH_C1 = 0.4886025119029199  # 3DGS's real SH of degrees 1 and 2 (orthonormal; signs as 3DGS evaluates them)
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+
+
+def sh_basis(dirs, degree: int):
+    """dirs [N, 3] unit directions (x, y, z) from the camera to each Gaussian in its rest frame -> [N, (degree + 1)^2]
+    the real SH basis 3DGS evaluates colours with (degree <= 2), numpy or torch: colour = sum_k sh[:, k] * basis[:, k]
+    (+ 0.5 on the DC term)."""
+    x, y, z = dirs[:, 0], dirs[:, 1], dirs[:, 2]
+    cols = [x * 0 + SH_C0]
+    if degree >= 1:
+        cols += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
+    if degree >= 2:
+        cols += [SH_C2[0] * x * y, SH_C2[1] * y * z, SH_C2[2] * (2 * z * z - x * x - y * y), SH_C2[3] * x * z,
+                 SH_C2[4] * (x * x - y * y)]
+    if degree > 2:
+        raise ValueError(f"SH degree {degree} is not evaluated (at most 2)")
+    if isinstance(dirs, np.ndarray):
+        return np.stack(cols, 1)
+    import torch
+
+    return torch.stack(cols, 1)
+
+
+def legendre(t, weights):
+    """sum_l weights[l] P_l(t), the Legendre polynomials P_0..P_2 (numpy or torch t): a colour change as a function
+    of the cosine t between the view and one direction (`sh_zonal`)."""
+    p = (t * 0 + 1, t, 1.5 * t * t - 0.5)
+    return sum(w * p[l] for l, w in enumerate(weights))
+
+
+def sh_zonal(delta_rgb: np.ndarray, dirs: np.ndarray, weights) -> np.ndarray:
+    """delta_rgb [N, 3], dirs [N, 3] unit directions e (camera -> Gaussian, rest frame), weights (w_0, w_1, w_2) ->
+    [N, K, 3] SH coefficients (K = (len(weights))^2, DC included, without its 0.5 offset) under which a Gaussian seen
+    along d shows delta_rgb x `legendre`(d . e, weights) over what its other coefficients give: the addition theorem,
+    P_l(d . e) = 4 pi / (2 l + 1) sum_m Y_lm(e) Y_lm(d), with `sh_basis` as Y."""
+    e = np.asarray(dirs, np.float64)
+    deg = len(weights) - 1
+    y = sh_basis(e, deg)  # [N, K]
+    scale = np.concatenate([np.full(2 * l + 1, 4 * np.pi / (2 * l + 1) * w) for l, w in enumerate(weights)])
+    return (y * scale)[:, :, None].astype(np.float32) * np.asarray(delta_rgb, np.float32)[:, None, :]
+
+
 @dataclass
 class SourceCamera:
     """The pinhole camera that took the photo, seen from the head frame."""

@@ -13,7 +13,10 @@ lighting (Ramamoorthi & Hanrahan) at the Gaussian's normal n (n' posed). `lighti
 9 real SH coefficients in the order (0,0) (1,-1) (1,0) (1,1) (2,-2) (2,-1) (2,0) (2,1) (2,2), in the
 head frame (x right, y down, z into the head), per rgb channel. See `sh9_basis` and `irradiance`.
 
-Colours are the view-independent DC term (sh[:, 0]); higher SH bands, when an avatar has them, are not used.
+Colours are the DC term (sh[:, 0]) plus, on the Gaussians whose higher SH bands are not zero, bands 1 and 2 seen
+from the camera `drive(viewmat=...)` is given (the learned reconstructor's head outline: its front colour seen from the
+photo's direction, its side colour from the side; `core/model/generator.py`); band 3 is not used. Torch avatars
+(training) are driven with the DC term only (training renders the same colours by `train.trainer.view_rgb`).
 
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core import deform
-from gaussian_head_ros.core.avatar import GaussianAvatar, sh_dc_to_rgb
+from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
 
@@ -154,6 +157,12 @@ class Driver:
         self.scales = np.exp(np_of(avatar.log_scales).astype(np.float32))  # [N, 3]
         self.opacities = (1 / (1 + np.exp(-np_of(avatar.logit_opacities).astype(np.float32)))).astype(np.float32)
         self.colors = np.clip(sh_dc_to_rgb(np_of(avatar.sh)[:, 0]), 0, 1)  # [N, 3]
+        sh = np_of(avatar.sh)
+        self.view_degree = min(int(round(math.sqrt(sh.shape[1]))) - 1, 2)
+        band = np.asarray(sh[:, 1:(self.view_degree + 1) ** 2], np.float32)  # [N, K - 1, 3]
+        self.view_rows = np.nonzero(np.abs(band).max(axis=(1, 2), initial=0.0) > 0)[0]  # colour depends on the view
+        self.view_sh = np.zeros((len(self.view_rows), 8, 3), np.float32)  # [M, 8, 3]: bands 1-2, zero-padded
+        self.view_sh[:, :band.shape[1]] = band[self.view_rows]
         self.normals = np.asarray(avatar.normals, np.float32)  # [N, 3]
         self.has_normal = np.linalg.norm(self.normals, axis=1) > 0.5
         self.lighting = np.asarray(avatar.lighting_sh, np.float32)
@@ -196,8 +205,11 @@ class Driver:
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
                            rot.astype(np.float32), scale.astype(np.float32))
 
-    def drive(self, control: FaceControl | None = None, lighting=None) -> PosedGaussians:
-        """Pose the avatar. `lighting`: None/'captured', a preset name, or [9, 3] SH (target light)."""
+    def drive(self, control: FaceControl | None = None, lighting=None, viewmat=None) -> PosedGaussians:
+        """Pose the avatar. `lighting`: None/'captured', a preset name, or [9, 3] SH (target light). `viewmat`
+        [4, 4] head frame -> the camera the Gaussians will be drawn through (their SH bands 1-2 are seen from
+        it); None: a distant camera straight in front of the head frame (looking along +z), as the render node's
+        and the tracker's cameras are. Avatars with DC colours only ignore it."""
         control = control or FaceControl.rest()
         control.validate()
         target = lighting_from_spec(lighting)
@@ -206,12 +218,26 @@ class Driver:
             return self._apply_torch(tab, target)
         means, quats, scales = _apply(tab.delta, tab.quat, tab.scale, self.frame, self.coef, self.means,
                                       self.quats, self.scales)
-        colors = self.colors
+        colors = self._view_colors(means, tab, viewmat)
         if target is not None and self.e_captured is not None:
-            colors = _relight(self.colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
+            colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * _SH_A[:, None] / math.pi).astype(np.float32),
                               np.float32(self.cfg.relight_max_ratio))
         return PosedGaussians(means, quats, scales, self.opacities, colors)
+
+    def _view_colors(self, means, tab: FrameTables, viewmat) -> np.ndarray:
+        """[N, 3] the DC colours plus the SH bands 1..2 seen from viewmat's camera (`drive`) on `view_rows`: the
+        direction camera -> Gaussian turned back into the Gaussian's rest frame by its frame's rotation
+        (`_view_sh`, the basis of `avatar.sh_basis`)."""
+        if not len(self.view_rows):
+            return self.colors
+        if viewmat is None:
+            cam, ortho = np.zeros(3, np.float32), True
+        else:
+            vm = np.asarray(viewmat, np.float64)
+            cam, ortho = (-vm[:3, :3].T @ vm[:3, 3]).astype(np.float32), False
+        return _view_sh(self.colors, self.view_rows, self.view_sh, self.frame, tab.rot, means, cam, ortho,
+                        self.view_degree)
 
     def _apply_torch(self, tab: FrameTables, target) -> PosedGaussians:
         import torch
@@ -254,6 +280,37 @@ def drive(avatar: GaussianAvatar, control: FaceControl | None = None, lighting=N
 # Per-Gaussian kernels (numba, one thread: ~1 ms for 60k, and no barrier to wait on when the CPU is busy)
 
 from numba import njit  # noqa: E402
+
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _view_sh(colors, rows, sh, frame, rot, means, cam, ortho, degree):
+    """colors [N, 3] + the SH bands 1..degree (<= 2) sh [M, K - 1, 3] of Gaussians rows [M], seen along the unit
+    direction from cam [3] to each posed mean (ortho: along +z) turned back by rot[frame]^T into the rest frame;
+    clipped to [0, 1]. avatar.sh_basis's functions, one Gaussian at a time (test_model's pose twin checks them)."""
+    out = colors.copy()
+    c1 = np.float32(SH_C1)
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        if ortho:
+            dx, dy, dz = np.float32(0.0), np.float32(0.0), np.float32(1.0)
+        else:
+            dx, dy, dz = means[i, 0] - cam[0], means[i, 1] - cam[1], means[i, 2] - cam[2]
+            n = np.sqrt(dx * dx + dy * dy + dz * dz)
+            if n > 1e-9:
+                dx, dy, dz = dx / n, dy / n, dz / n
+        r = rot[frame[i]]
+        x = r[0, 0] * dx + r[1, 0] * dy + r[2, 0] * dz
+        y = r[0, 1] * dx + r[1, 1] * dy + r[2, 1] * dz
+        z = r[0, 2] * dx + r[1, 2] * dy + r[2, 2] * dz
+        b0, b1, b2 = -c1 * y, c1 * z, -c1 * x
+        for c in range(3):
+            v = out[i, c] + b0 * sh[j, 0, c] + b1 * sh[j, 1, c] + b2 * sh[j, 2, c]
+            if degree >= 2:
+                v += (SH_C2[0] * x * y * sh[j, 3, c] + SH_C2[1] * y * z * sh[j, 4, c]
+                      + SH_C2[2] * (2 * z * z - x * x - y * y) * sh[j, 5, c] + SH_C2[3] * x * z * sh[j, 6, c]
+                      + SH_C2[4] * (x * x - y * y) * sh[j, 7, c])
+            out[i, c] = min(max(v, np.float32(0.0)), np.float32(1.0))
+    return out
 
 
 @njit(fastmath=True, cache=True, nogil=True)

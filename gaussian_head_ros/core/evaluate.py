@@ -100,10 +100,10 @@ def render_control(driver, control, K: np.ndarray, width: int, height: int, back
     from gaussian_head_ros.core.control import line_of_sight_rotation
     from gaussian_head_ros.core.render import rasterize
 
-    posed = driver.drive(control)
     viewmat = np.eye(4, dtype=np.float32)
     viewmat[:3, :3] = line_of_sight_rotation(control.translation)
     viewmat[:3, 3] = control.translation
+    posed = driver.drive(control, viewmat=viewmat)
     return rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, viewmat,
                      np.asarray(K, np.float32), width, height, backend=backend)
 

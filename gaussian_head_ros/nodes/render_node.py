@@ -380,10 +380,10 @@ class RenderNode(Node):
         return self._camera_made
 
     def _draw(self, loaded: Loaded, control, w, h, bg) -> np.ndarray:
-        posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")))
+        view = head_viewmat(float(self._param("distance_m")))
+        posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")), viewmat=view)
         self._driven = time.time_ns(), time.thread_time_ns()  # (frame trace: drive | raster)
         k = self._camera(w, h)[0]
-        view = head_viewmat(float(self._param("distance_m")))
         args = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h, bg)
         backend = self._param("backend")
         try:

@@ -32,8 +32,11 @@ v * (photo colour, corrected) + (1 - v) * an inferred colour made from the ancho
 code alone, around a prior (mid grey; iris/pupil/sclera about the rest gaze on the eyeballs; mouth.py's
 teeth, gum, cavity and tongue colours in the mouth). A Gaussian facing away from the camera or hidden
 behind the face therefore never takes the colour of the pixel it projects to: seen from behind or the
-side, the avatar shows no ghost of the face. The head frame and metres are those of core/avatar.py; outputs are
-raw parameters (log-scales, logit opacities, wxyz quats, rgb in [0, 1]).
+side, the avatar shows no ghost of the face. The head surface's inferred colour is darker further back
+(`back_shade`) as seen from the side, and unshaded as seen from the photo's direction (`view_outline`, `VIEW_LOBE`:
+`rgb` is the colour at right angles to the source camera's line of sight, `rgb_source` along it; the exported avatar
+carries the difference as SH bands 1-2, `rar.view_sh`). The head frame and metres are those of core/avatar.py; outputs
+are raw parameters (log-scales, logit opacities, wxyz quats, rgb in [0, 1]).
 """
 
 from __future__ import annotations
@@ -89,6 +92,15 @@ class GeneratorConfig:
     # round made the head an even oval that MediaPipe read as a face with the profile as its near edge (session-5
     # tiny seed 0: 76 of 162 views about +-90 deg; 35 with this; 0.65 from the cheek line: 69; front unchanged:
     # the photo's seen colours are not shaded; docs/TRAINING.md section 9). 0: one flat colour
+    view_outline: float = 1.0  # the head surface's colour depends on the view (SH bands 1-2, `VIEW_LOBE`): seen
+    # from the photo's direction it is the unshaded colour (back_shade 0), seen at right angles to it the shaded one.
+    # The Gaussians that draw the head's outline from the front are the ones that fill the side view (the ear's place):
+    # with one colour for every view, a light outline (better from the front) was a light band behind the profile
+    # from the side, read as a face, and the shading that stopped that left a dark ring round the hair from the front
+    # (docs/TRAINING.md section 9). 0: one colour from every view (the shaded one)
+    view_outline_from_cos: float = -0.45  # the view dependence is nowhere where the surface's normal . (direction to
+    view_outline_full_cos: float = -0.15  # the source camera) is below the first (the back half: seen from behind it
+    # would show the front colour), full from the second on (the front half and the outline the photo sees edge-on)
     behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
     under_face_m: float = 0.03  # head-surface points hidden less deep than this behind the face start skin-coloured
     eye_spacing_m: float = 0.0006  # Gaussian spacing on the eyeball caps (0: no eyeballs)
@@ -120,6 +132,12 @@ EYE_CAP_DEG = 75.0  # half-angle of the eyeball cap about the forward direction 
 REGION_CROWN = 1  # head-surface points above HAIR_Y_M (canonical, above the forehead landmark): where the photo
 HAIR_Y_M = -0.065  # shows the hair colour (mesh_fit takes it from the rim above the forehead likewise)
 REGION_NECK = 2  # the neck cylinder of the torso: skin, not clothes
+VIEW_LOBE = (1 / 3, 0.0, 2 / 3)  # GeneratorConfig.view_outline: how the head surface's colour goes from the side colour
+# (seen at right angles to the source camera's line of sight) to the front colour (seen along it), as Legendre weights
+# of t = cos(view, line of sight) (`avatar.legendre`): t^2, 0 at right angles and 1 along it from in front or behind
+# (SH degree 2). A linear band (degree 1, t) lit the side views 0.17-0.3 of the way (the views at +-80 deg and turned
+# photos at +-90: 40 vs 41 of 486 views with a face on three 8-step models, 3 at +-90 where there were none) and
+# darkened the outline seen from behind by as much
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:  # [n, 3] unit vectors
@@ -480,7 +498,7 @@ class GaussianGenerator(nn.Module):
                                     & (depth < self.cfg.under_face_m))
         return hidden, under, in_front
 
-    def unseen_prior(self, rgb0, v_geo, under, rest_dir, scale=None):
+    def unseen_prior(self, rgb0, v_geo, under, rest_dir, scale=None, shaded: bool = True):
         """[B, N, 3] the colour an anchor the photo does not show starts from (before the learned correction):
         on the face, on head-surface points hidden just under its edge and on the neck, the visibility-weighted
         mean colour of the face anchors the photo shows (its skin); elsewhere on the head surface the hair's: that of the
@@ -489,7 +507,8 @@ class GaussianGenerator(nn.Module):
         torso that of the torso points it shows (clothes). One colour per photo and region, so no pixel pattern (no ghost of
         the face) reaches unseen Gaussians; the head surface's is then darkened with its depth behind the cheek line
         (canonical z less back_shade_from_m, times scale [B], `head_surface`'s; None = 1) by `back_shade` (completion.SideLook.shaded:
-        a head turning away from a frontal light). Mouth: mouth.py's colours; eyeballs: `eye_prior`."""
+        a head turning away from a frontal light; `shaded` False: not darkened). Mouth: mouth.py's colours; eyeballs:
+        `eye_prior`."""
         def mean_of(sel, prior=None):  # [B, 3] visibility-weighted mean photo colour in sel, `prior` (grey) without any
             w = v_geo[:, sel]
             base = torch.full_like(rgb0[:, 0], 0.5) if prior is None else prior
@@ -509,7 +528,7 @@ class GaussianGenerator(nn.Module):
             prior[:, torso] = mean_of(torso & (self.region != REGION_NECK))[:, None]
         prior[:, face] = skin[:, None]
         prior = torch.where((under | (self.region == REGION_NECK)[None])[..., None], skin[:, None].expand_as(prior), prior)
-        if self.cfg.back_shade > 0 and bool(head.any()):
+        if shaded and self.cfg.back_shade > 0 and bool(head.any()):
             from gaussian_head_ros.core.reconstruct.completion import SideLook
 
             look = SideLook(shade=self.cfg.back_shade, shade_depth_m=self.cfg.back_shade_depth_m)
@@ -564,6 +583,15 @@ class GaussianGenerator(nn.Module):
         inferred = self.inferred(torch.cat([code, gn], -1))  # [B, N, 3] logit correction of the prior colour
         unseen = torch.sigmoid(torch.logit(prior.clamp(0.02, 0.98)) + inferred)
         rgb = vis * seen + (1 - vis) * unseen
+        rgb_source = rgb  # the colour seen from the source camera (GeneratorConfig.view_outline)
+        if cfg.view_outline > 0 and cfg.back_shade > 0:
+            head = (self.part == PART_STATIC)[None, :, None]
+            lit = torch.sigmoid(torch.logit(self.unseen_prior(rgb0, v_geo, under, rest_dir, scale, shaded=False)
+                                            .clamp(0.02, 0.98)) + inferred)
+            lo, hi = cfg.view_outline_from_cos, cfg.view_outline_full_cos
+            x = ((self.source_facing(anchors, normals, viewmat) - lo) / (hi - lo)).clamp(0, 1)[..., None]
+            band = cfg.view_outline * x * x * (3 - 2 * x) * head
+            rgb_source = rgb + band * (1 - vis) * (lit - unseen)
         d_scale = out[..., 6:9]
         if cfg.torso_min_scale > 0:  # the torso sheet stays closed (GeneratorConfig.torso_min_scale)
             torso = (self.part == PART_TORSO)[None, :, None]
@@ -574,7 +602,7 @@ class GaussianGenerator(nn.Module):
         # logit INIT_OPACITY_LOGIT, no colour correction, no visibility correction
         departure = {"offset": torch.tanh(out[..., 0:3]), "log_scale": out[..., 6:9], "opacity_logit": out[..., 9],
                      "colour": inferred, "visibility": out[..., 14], "hidden": hidden.to(uv.dtype)}
-        return {"means": means, "rgb": rgb, "log_scales": log_scales.clamp(-12, 0),
+        return {"means": means, "rgb": rgb, "rgb_source": rgb_source, "log_scales": log_scales.clamp(-12, 0),
                 "logit_opacities": torch.where(in_front, HIDDEN_LOGIT, out[..., 9]), "quats": F.normalize(out[..., 10:14], dim=-1), "global": g,
                 "visibility": vis[..., 0], "normals": normals, "departure": departure}
 
@@ -598,9 +626,14 @@ class GaussianGenerator(nn.Module):
         stretched over it; mesh_fit's completion rule, reconstruct/completion.SEEN_COS)."""
         from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
 
+        w = self.cfg.visibility_softness
+        x = ((self.source_facing(anchors, normals, viewmat) - (SEEN_COS - w)) / w).clamp(0, 1)
+        return x * x * (3 - 2 * x)
+
+    @staticmethod
+    def source_facing(anchors, normals, viewmat):
+        """[B, N] c = n . (unit direction from the anchor to the source camera): anchors, normals [B, N, 3] head
+        frame, viewmat [B, 4, 4] head -> camera. 1 facing the camera, 0 seen edge-on, -1 facing away."""
         r, t = viewmat[:, :3, :3], viewmat[:, :3, 3]
         cam = -(r.transpose(1, 2) @ t[..., None])[..., 0]  # [B, 3] camera centre in the head frame
-        facing = (normals * F.normalize(cam[:, None] - anchors, dim=-1)).sum(-1)
-        w = self.cfg.visibility_softness
-        x = ((facing - (SEEN_COS - w)) / w).clamp(0, 1)
-        return x * x * (3 - 2 * x)
+        return (normals * F.normalize(cam[:, None] - anchors, dim=-1)).sum(-1)

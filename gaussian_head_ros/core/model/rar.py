@@ -33,11 +33,11 @@ import torch.nn.functional as F
 
 from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
-from gaussian_head_ros.core.avatar import PART_MOUTH, GaussianAvatar, SourceCamera, rgb_to_sh_dc
+from gaussian_head_ros.core.avatar import PART_MOUTH, GaussianAvatar, SourceCamera, rgb_to_sh_dc, sh_zonal
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, build_backbone, load_pretrained, load_referenced,
                                                    weights_reference)
-from gaussian_head_ros.core.model.generator import GaussianGenerator, GeneratorConfig, anchors_from_state
+from gaussian_head_ros.core.model.generator import VIEW_LOBE, GaussianGenerator, GeneratorConfig, anchors_from_state
 from gaussian_head_ros.core.model.reenactment import ReenactmentConfig, ReenactmentModule, pose_gaussians
 
 log = logging.getLogger(__name__)
@@ -202,13 +202,34 @@ class RARModel(nn.Module):
         means = t["means"]
         normals = t["normals"].astype(np.float32)  # [N, 3] at the anchors (generator.anchor_normals)
         return GaussianAvatar(
-            means=means.astype(np.float32), normals=normals, sh=rgb_to_sh_dc(t["rgb"])[:, None, :],
+            means=means.astype(np.float32), normals=normals, sh=view_sh(t["rgb"], t.get("rgb_source"), means, source_camera),
             logit_opacities=t["logit_opacities"].astype(np.float32), log_scales=t["log_scales"].astype(np.float32),
             quats=t["quats"].astype(np.float32), part=part, face_id=face_id,
             bary=g.bary.cpu().numpy().astype(np.float32) * ((face_id >= 0) | (part == PART_MOUTH))[:, None],
             template_vertices=t["template"].astype(np.float32), template_faces=faces,
             expression_names=list(self.reenactment.names), expression_basis=t["basis"].astype(np.float32),
             source_camera=source_camera, operator_id=operator_id, reconstructor=f"rar:{self.cfg.preset}")
+
+
+def view_sh(rgb: np.ndarray, rgb_source: np.ndarray | None, means: np.ndarray, source_camera: SourceCamera | None) -> np.ndarray:
+    """[N, K, 3] SH colours of the generator's Gaussians: rgb [N, 3] the colour seen at right angles to the source
+    camera's line of sight (the side of the head), rgb_source [N, 3] the colour seen from the source camera
+    (GeneratorConfig.view_outline; None or equal to rgb: DC only, K = 1). Where they differ, the colour seen along d
+    is rgb + (rgb_source - rgb) x `legendre`(d . e, VIEW_LOBE) (SH degree 2, `avatar.sh_zonal`), e the direction from
+    the source camera to each rest mean [N, 3] (head frame)."""
+    dc = rgb_to_sh_dc(rgb)[:, None, :]
+    if rgb_source is None or source_camera is None:
+        return dc
+    delta = np.asarray(rgb_source, np.float32) - np.asarray(rgb, np.float32)
+    delta[np.abs(delta).max(1) <= 1e-4] = 0.0  # bands only where the view changes the colour
+    if not delta.any():
+        return dc
+    vm = np.asarray(source_camera.viewmat, np.float64)
+    e = np.asarray(means, np.float64) + vm[:3, :3].T @ vm[:3, 3]  # mean - camera centre
+    e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
+    sh = sh_zonal(delta, e, VIEW_LOBE)
+    sh[:, 0] += dc[:, 0]
+    return sh
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def source_view(avatar: GaussianAvatar, yaw_deg: float = 0.0, pitch_deg: float =
     else:
         control.rotation = matrix_to_quat(rot @ turn).astype(np.float32)
     control.mouth_open = float(mouth_open)
-    p = (driver or Driver(avatar)).drive(control)
+    p = (driver or Driver(avatar)).drive(control, viewmat=view)
     return rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view.astype(np.float32), K, w, h,
                      background=background, backend=backend).image
 

@@ -175,15 +175,36 @@ def _lr_factor(step: int, stage: StageConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def view_rgb(out: dict, posed: dict, batch: dict) -> torch.Tensor:
+    """[B, N, 3] the colours the target cameras see, as the exported avatar's SH (`rar.view_sh`) shows them through
+    `Driver.drive(viewmat=...)`: out["rgb"] + (out["rgb_source"] - out["rgb"]) x `legendre`(t, VIEW_LOBE), t the cosine
+    between the target's and the source's directions to the Gaussian. The direction camera -> Gaussian in the head's rest frame: the target's (posed means + the target camera's
+    translation, turned back by the target's head rotation; the head surface follows the head) and the source's
+    (rest means - the source camera's centre)."""
+    rgb = out["rgb"]
+    if "rgb_source" not in out:
+        return rgb
+    rot, t = batch["tgt_viewmat"][:, :3, :3], batch["tgt_viewmat"][:, :3, 3]
+    d = torch.nn.functional.normalize(posed["means"] + t[:, None], dim=-1) @ rot  # [B, N, 3] R^T d per row
+    r, ts = batch["src_viewmat"][:, :3, :3], batch["src_viewmat"][:, :3, 3]
+    e = torch.nn.functional.normalize(out["means"] + (r.transpose(1, 2) @ ts[..., None])[..., 0][:, None], dim=-1)
+    from gaussian_head_ros.core.avatar import legendre
+    from gaussian_head_ros.core.model.generator import VIEW_LOBE
+
+    return (rgb + (out["rgb_source"] - rgb) * legendre((d * e).sum(-1, keepdim=True), VIEW_LOBE)).clamp(0, 1)
+
+
 def render_batch(posed: dict, out: dict, batch: dict, background: float, backend: str):
-    """Rasterize every posed avatar of a batch with its target camera: images [B, 3, S, S], alphas [B, S, S]."""
+    """Rasterize every posed avatar of a batch with its target camera (colours `view_rgb`): images [B, 3, S, S],
+    alphas [B, S, S]."""
     s = batch["tgt_image"].shape[-1]
+    rgb = view_rgb(out, posed, batch)
     images, alphas = [], []
     for b in range(posed["means"].shape[0]):
         view = torch.eye(4, device=posed["means"].device)
         view[:3, 3] = batch["tgt_viewmat"][b, :3, 3]  # posed Gaussians are already turned (drive()'s frame)
         r = rasterize(posed["means"][b], posed["quats"][b], posed["scales"][b],
-                      torch.sigmoid(out["logit_opacities"][b]), out["rgb"][b], view, batch["tgt_K"][b], s, s,
+                      torch.sigmoid(out["logit_opacities"][b]), rgb[b], view, batch["tgt_K"][b], s, s,
                       background=(background,) * 3, backend=backend)
         images.append(r.image.permute(2, 0, 1))
         alphas.append(r.alpha)
