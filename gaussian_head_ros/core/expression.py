@@ -24,15 +24,17 @@ nose base held fixed.
   itself: its outer edge and the skin below turn with the jaw, up to LIP_STRETCH x the lip's height.
 - Smile: mouth corners further apart, higher (relative to the lips' centre) or further back than the
   range of relaxed faces are moved back past the edge of that range by as much again as they exceeded
-  it, at most to the relaxed mean (`_beyond`: continuous, a face within the range is left as it is, a
-  clear smile rests at the mean); the inner lip contour follows them in proportion to its distance from
+  it, at most PAST_MEAN x (edge - mean) past the relaxed mean (`_beyond`: continuous, a face within the
+  range is left as it is, a clear smile rests past the mean, which offsets the grin its colours keep);
+  the inner lip contour follows them in proportion to its distance from
   the middle, and the skin just beyond each corner (CORNER_SKIN_*) moves with it (spread from the corners
   alone it moved about half as far, and a grinning photo's creases there still read as a smile at rest: the
   reader's smile on obama_official's / trump_official's rest render 0.71 / 0.84, with the skin 0.33 / 0.58).
-  At the edge, obama_official's and trump_official's avatars still grinned under every clip.
+  At the edge, obama_official's and trump_official's avatars still grinned under every clip; at the mean
+  their rest renders still read smile 0.33 / 0.55 (PAST_MEAN).
   A mouth open wider than OPEN_MEAN_UP_TO_M goes less far (to the edge only from OPEN_EDGE_ONLY_M on).
-  Frown: corners lower than that range are raised the same way (lp_d8_man_glasses' photo: 4.7 mm below
-  the lips' centre; its avatar kept the frown under every clip).
+  Frown: corners lower than that range are raised the same way, at most to the mean (lp_d8_man_glasses'
+  photo: 4.7 mm below the lips' centre; its avatar kept the frown under every clip).
   Pucker (or lips pressed together): corners nearer each other than that range are moved out to it
   (tpsmm_driving's "oo" frames: 28-42 mm, with the lips closed and the jaw up).
 
@@ -74,10 +76,23 @@ MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip
 MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
 LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of its height (handle_targets)
 # The relaxed faces' means (module docstring): a smile or frown beyond a limit is taken past it towards the mean
-# by as much again as it exceeds the limit, at most to the mean (`_beyond`).
+# by as much again as it exceeds the limit, at most PAST_MEAN x (limit - mean) past the mean (`_beyond`).
 MEAN_MOUTH_WIDTH_M = 0.0498
 MEAN_CORNER_DROP_M = -0.0015
 MEAN_CORNER_DEPTH_M = 0.0134
+# How far past the relaxed mean a clear smile is taken (`_beyond`; a frown goes to the mean), in units of the limit's distance
+# from the mean. A grinning photo's texture keeps its grin where geometry cannot take it (raised cheeks, folds
+# and creases beside the corners): with its corners only at the mean, trump_official's / obama_official's /
+# astronaut_eileen_collins' rest render read smile 0.55 / 0.33 / 0.53 (the reader, FaceLandmarker), and their
+# smile under a driver who does not smile was that rest grin modulated by head pitch and the driver's pucker
+# (reader smile r 0.51-0.60 on lp_d18's first 60 frames). Taken 2 such distances past the mean (mouth width
+# 5.4 mm narrower than the relaxed mean, corners 1.5 mm below the lips' centre at most) they read 0.03 / 0.02
+# / 0.06; the lips then sit narrower and lower than a relaxed mouth, which is what offsets the grin left in
+# the colours. The operator's neutral uses the same rule (NeutralEstimator's first frame), so the control of
+# the photo's own frame still gives the photo back. Not for a frown: lp_d8_man_glasses' frowning photo, its
+# corners taken as far past the mean (4.3 mm above the lips' centre), read smile 0.14 under lp_d0's neutral
+# frame (0.00 with them at the mean) and its reader smile r on lp_d18's first 60 frames fell 0.99 -> 0.94.
+PAST_MEAN = 2.0
 # ... for lips that (nearly) meet or part in a smile: a mouth open wider than this (lip gap) still goes to the
 # edge only, and fully so from OPEN_EDGE_ONLY_M on (the corners of a scream sit high above the lips' centre by
 # the opening, not by a smile: lp_d9_woman_turned, gap 44 mm, read as a more open jaw when taken to the mean)
@@ -124,13 +139,14 @@ def _turn_to_raise(r: np.ndarray, rise: float) -> float:
     return max(0.0, phi - math.asin(float(np.clip((r[1] - rise) / max(rho, 1e-9), -1.0, 1.0))))
 
 
-def _beyond(excess: float, limit_to_mean: float) -> float:
+def _beyond(excess: float, limit_to_mean: float, past_mean: float = 0.0) -> float:
     """How far a measure `excess` (>= 0) past a relaxed limit is taken back: the excess, and as much again
-    towards the relaxed mean, at most to the mean (`limit_to_mean` from the limit). Continuous: a face at the
-    limit stays as it is; a clear smile or frown rests at the mean, not at the edge of the relaxed range
-    (a smile left at the edge still read as one: obama_official/trump_official grinned under every clip)."""
+    towards the relaxed mean, at most to the mean and `past_mean` x `limit_to_mean` (the limit's distance
+    from the mean) beyond it. Continuous: a face at the limit stays as it is; a clear smile or frown is
+    mirrored about the limit, at most to the mean (a smile left at the edge still read as one:
+    obama_official/trump_official grinned under every clip), a smile further (PAST_MEAN)."""
     e = max(0.0, excess)
-    return e + min(e, max(0.0, limit_to_mean))
+    return e + min(e, (1.0 + max(0.0, past_mean)) * max(0.0, limit_to_mean))
 
 
 def _mean_share(x: np.ndarray) -> float:
@@ -184,12 +200,14 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cr, cl = LIP_CORNERS_OUTER
     to_mean = _mean_share(x)
     width = float(x[cl, 0] - x[cr, 0])
-    inward = 0.5 * (_beyond(width - MAX_MOUTH_WIDTH_M, to_mean * (MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M))  # smile
+    inward = 0.5 * (_beyond(width - MAX_MOUTH_WIDTH_M, to_mean * (MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M),
+                            PAST_MEAN)  # smile
                     - max(0.0, MIN_MOUTH_WIDTH_M - width))  # pucker: to the edge only
     corner = 0.5 * (x[cr] + x[cl])
     drop = float(corner[1] - centre[1])
-    down = (closing[1] + _beyond(MIN_CORNER_DROP_M - drop, to_mean * (MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M))
-            - _beyond(drop - MAX_CORNER_DROP_M, to_mean * (MAX_CORNER_DROP_M - MEAN_CORNER_DROP_M)))  # smile, frown
+    down = (closing[1] + _beyond(MIN_CORNER_DROP_M - drop, to_mean * (MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M),
+                                 PAST_MEAN)  # smile
+            - _beyond(drop - MAX_CORNER_DROP_M, to_mean * (MAX_CORNER_DROP_M - MEAN_CORNER_DROP_M)))  # frown: to the mean
     forward = _beyond(float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M,
                       to_mean * (MAX_CORNER_DEPTH_M - MEAN_CORNER_DEPTH_M))
     d_corner_r = np.array([inward, down, closing[2] - forward])
