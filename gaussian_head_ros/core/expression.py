@@ -80,19 +80,20 @@ LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of 
 MEAN_MOUTH_WIDTH_M = 0.0498
 MEAN_CORNER_DROP_M = -0.0015
 MEAN_CORNER_DEPTH_M = 0.0134
-# How far past the relaxed mean a clear smile is taken (`_beyond`; a frown goes to the mean), in units of the limit's distance
-# from the mean. A grinning photo's texture keeps its grin where geometry cannot take it (raised cheeks, folds
-# and creases beside the corners): with its corners only at the mean, trump_official's / obama_official's /
-# astronaut_eileen_collins' rest render read smile 0.55 / 0.33 / 0.53 (the reader, FaceLandmarker), and their
-# smile under a driver who does not smile was that rest grin modulated by head pitch and the driver's pucker
-# (reader smile r 0.51-0.60 on lp_d18's first 60 frames). Taken 2 such distances past the mean (mouth width
-# 5.4 mm narrower than the relaxed mean, corners 1.5 mm below the lips' centre at most) they read 0.03 / 0.02
-# / 0.06; the lips then sit narrower and lower than a relaxed mouth, which is what offsets the grin left in
-# the colours. The operator's neutral uses the same rule (NeutralEstimator's first frame), so the control of
+# How far past the relaxed mean a clear smile is taken (`_beyond`; a frown goes to the mean), in units of the
+# limit's distance from the mean. A grinning photo's colours keep its grin where geometry cannot take it (raised
+# cheeks, folds and creases beside the corners): with its corners only at the mean, trump_official's /
+# obama_official's / astronaut_eileen_collins' rest render read smile 0.55 / 0.32 / 0.53 (the reader,
+# FaceLandmarker), and under a driver who barely smiles (lp_d18's, tpsmm_driving's first 60 frames) their
+# render's smile was that rest grin modulated by head pitch and the driver's pucker. One such distance past the
+# mean (mouth 2.7 mm narrower than the relaxed mean, corners at the lips' centre's height at most): 0.30 / 0.15 /
+# 0.34. Two (0.03 / 0.02 / 0.06 at rest) went too far: a moderate smile no longer showed (astronaut under
+# sadtalker's smile 0.5 frames read 0.05-0.07; reader smile r 0.95 -> 0.86, jaw r 0.87 -> 0.72; 28 pairs: smile r
+# 0.782 -> 0.774). The operator's neutral uses the same rule (NeutralEstimator's first frame), so the control of
 # the photo's own frame still gives the photo back. Not for a frown: lp_d8_man_glasses' frowning photo, its
-# corners taken as far past the mean (4.3 mm above the lips' centre), read smile 0.14 under lp_d0's neutral
-# frame (0.00 with them at the mean) and its reader smile r on lp_d18's first 60 frames fell 0.99 -> 0.94.
-PAST_MEAN = 2.0
+# corners taken two distances past the mean (4.3 mm above the lips' centre), read smile 0.14 under lp_d0's
+# neutral frame (0.00 with them at the mean).
+PAST_MEAN = 1.0
 # ... for lips that (nearly) meet or part in a smile: a mouth open wider than this (lip gap) still goes to the
 # edge only, and fully so from OPEN_EDGE_ONLY_M on (the corners of a scream sit high above the lips' centre by
 # the opening, not by a smile: lp_d9_woman_turned, gap 44 mm, read as a more open jaw when taken to the mean)
