@@ -38,10 +38,6 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2), with R_g the head rotation
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
 
-One colour rule rides with the tables: the synthetic mouth interior's light per frame (`interior_light`, on
-the Gaussians `interior_shaded` picks), shaded where the lips part over a still jaw at their rest width (off
-by default: DriveConfig.interior_dark).
-
 Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
 `max_offset_m`) + the avatar's expression basis weighted by `basis_coefficients`: the driving face's
 blendshapes of the same name minus those of the face the avatar rests in. Exported avatars rest at the
@@ -98,23 +94,6 @@ class DriveConfig:
     # crosstalk from the mouth and head pitch; 1.5 raised the reader's brow r on 28 pairs 0.420 -> 0.461 (lp_d18
     # 0.335 -> 0.463) but lowered gaze_h 0.542 -> 0.523 and gaze_v 0.832 -> 0.819 (1.25: about half of each).
     brow_gain: float = 1.0
-    # The mouth interior's light per frame (`interior_light`): lips parted at their rest width or rounded, by a
-    # small jaw angle, show a gap the lips and the upper teeth shade; lips stretched wide (a smile pulls them back
-    # off the teeth) or a wide jaw let the light in. Its Gaussians (part 3: teeth, tongue, cavity) keep
-    # `interior_dark` of their light once the inner lips part by `interior_dark_gap_m`, with the jaw below
-    # `interior_lit_rad[0]` and the lip corners' distance at most `interior_lit_width[0]` wider than at rest; all
-    # of it again by `interior_lit_rad[1]` or `interior_lit_width[1]`. Measured on the tracked clips (business_person's
-    # template): tpsmm_driving talks with 0-0.08 rad, lips parted 1-13 mm and narrowed 0-36 % (its synthetic teeth
-    # filled the gap as a grey slab where the clip shows a dark "oh"); sadtalker's lit smiles open 0.03-0.17 rad,
-    # widened 2-38 %. Shaded warm (`interior_warm`: channel exponents), like the mouth's own reflections, not grey.
-    # Off (1) by default. At 0.35 (mouth10, living-face table, tpsmm + sadtalker pairs, 60 frames, stride 2, same
-    # run; reports/mouth10_s10.md) the reader's jaw r rose 0.7043 -> 0.7085 and its slope 0.365 -> 0.383, but
-    # smile r fell 0.677 -> 0.668 and pucker r 0.637 -> 0.591 (tpsmm pairs), frame 0 -0.04 dB.
-    interior_dark: float = 1.0
-    interior_dark_gap_m: float = 0.002
-    interior_lit_rad: tuple[float, float] = (0.06, 0.12)
-    interior_lit_width: tuple[float, float] = (0.0, 0.1)
-    interior_warm: tuple[float, float, float] = (0.85, 1.0, 1.2)
 
 
 def namespace(x):
@@ -616,35 +595,6 @@ def jaw_angle(rig: Rig, disp, jaw_open: float | None, mouth_open: float, cfg: Dr
     else:
         ang = _like(xp, cfg.jaw_per_mouth_open * mouth_open, disp)
     return xp.clip(ang, 0.0, cfg.jaw_max_rad)
-
-
-def interior_light(rig: Rig, disp, theta, cfg: DriveConfig | None = None):
-    """[3] rgb factors for the mouth interior's colours (part 3) this frame, from the template displacement
-    [V, 3] and the jaw angle theta (rad): 1 at rest, with closed lips, with a wide jaw, for a template without
-    MediaPipe topology and with interior_dark = 1; down to interior_dark ** interior_warm where the inner lips
-    part (the lower inner lip's drop below the upper's, `interior_dark_gap_m`) by a jaw below
-    `interior_lit_rad` and no wider than `interior_lit_width` (see DriveConfig). The one rule for drive() and training (numpy or torch like disp)."""
-    cfg = cfg or DriveConfig()
-    xp = namespace(disp)
-    if cfg.interior_dark >= 1 or not lmk.has_mediapipe_topology(disp.shape[0]):
-        return _like(xp, np.ones(3), disp)
-    gap = disp[lmk.LOWER_LIP_IN, 1] - disp[lmk.UPPER_LIP_IN, 1]  # y down: > 0 parts the lips
-    corners = [lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L]
-    rest = _like(xp, rig.verts[corners], disp)
-    width = xp.linalg.vector_norm(rest[1] + disp[corners[1]] - rest[0] - disp[corners[0]])
-    wider = width / xp.clip(xp.linalg.vector_norm(rest[1] - rest[0]), 1e-6, None) - 1
-    dark = smoothstep(0.0, cfg.interior_dark_gap_m, gap) * (1 - smoothstep(*cfg.interior_lit_rad, theta)) * \
-        (1 - smoothstep(*cfg.interior_lit_width, wider))
-    light = 1 - (1 - cfg.interior_dark) * dark
-    return light ** _like(xp, np.asarray(cfg.interior_warm, np.float64), disp)
-
-
-def interior_shaded(part, bary) -> np.ndarray:
-    """[N] part, [N, 3] bary -> [M] indices of the Gaussians `interior_light` shades: the mouth interior (part 3)
-    except the photo's own open-mouth pixels (bary[:, 1] = 1, mouth.jaw_binding(photo=True)), which keep the
-    photo's light: tpsmm_driving's frame 0 shows its bite between parted lips with the jaw still, and shading its
-    own teeth cost its frame 0 6 dB."""
-    return np.flatnonzero((np.asarray(part) == PART_MOUTH) & (np.asarray(bary, np.float64)[:, 1] == 0))
 
 
 def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig | None = None):

@@ -127,7 +127,6 @@ class FrameTables:
     quat: np.ndarray  # [K, 4] float32 wxyz rotation change of frame k
     rot: np.ndarray  # [K, 3, 3] float32 the same as a matrix (for normals)
     scale: np.ndarray  # [K] float32 scale factor
-    interior: np.ndarray  # [3] float32 rgb factors of the mouth interior's colours (`deform.interior_light`)
 
 
 class Driver:
@@ -147,7 +146,6 @@ class Driver:
         self.verts = self.rig.verts  # [V, 3] float64
         self.brows = deform.brow_rows(self.verts)  # expression rows DriveConfig.brow_gain scales
         self.frame = self.rig.frame  # [N] frame of each Gaussian
-        self.mouth = deform.interior_shaded(avatar.part, avatar.bary)  # [M] the interior lit per frame
         self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
         self.basis = np.asarray(avatar.expression_basis, np.float64)  # [E, V, 3]
@@ -205,8 +203,7 @@ class Driver:
         delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
                                                 gaze, self.cfg)
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
-                           rot.astype(np.float32), scale.astype(np.float32),
-                           np.asarray(deform.interior_light(self.rig, disp, theta, self.cfg), np.float32))
+                           rot.astype(np.float32), scale.astype(np.float32))
 
     def drive(self, control: FaceControl | None = None, lighting=None, viewmat=None) -> PosedGaussians:
         """Pose the avatar. `lighting`: None/'captured', a preset name, or [9, 3] SH (target light). `viewmat`
@@ -226,9 +223,6 @@ class Driver:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * _SH_A[:, None] / math.pi).astype(np.float32),
                               np.float32(self.cfg.relight_max_ratio))
-        if len(self.mouth) and np.any(tab.interior != 1):
-            colors = colors.copy()
-            colors[self.mouth] *= tab.interior
         return PosedGaussians(means, quats, scales, self.opacities, colors)
 
     def _view_colors(self, means, tab: FrameTables, viewmat) -> np.ndarray:
@@ -261,19 +255,7 @@ class Driver:
             ratio = np.clip(e_t / self.e_captured, 0, self.cfg.relight_max_ratio)
             ratio[~self.has_normal] = 1.0
             colors = torch.clamp(colors * torch.as_tensor(ratio, dtype=colors.dtype, device=dev), 0, 1)
-        if len(self.mouth) and np.any(tab.interior != 1):
-            colors = colors * interior_scale(self.n, self.mouth, tab.interior, colors)
         return PosedGaussians(means, quats, scales, self.t_opac, colors)
-
-
-def interior_scale(n: int, mouth, interior, like):
-    """[N, 3] colour factors (torch like `like`): `interior` [3] (`deform.interior_light`) on the rows `mouth`
-    [M], 1 elsewhere."""
-    import torch
-
-    rows = torch.as_tensor(np.asarray(mouth), device=like.device)
-    f = torch.ones((n, 3), dtype=like.dtype, device=like.device)
-    return f.index_copy(0, rows, torch.as_tensor(interior, dtype=like.dtype, device=like.device).expand(len(rows), 3))
 
 
 def _photo_points(avatar: GaussianAvatar) -> np.ndarray | None:

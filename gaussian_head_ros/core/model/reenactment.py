@@ -38,7 +38,6 @@ import torch.nn as nn
 from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import FaceControl
-from gaussian_head_ros.core.drive import interior_scale
 from gaussian_head_ros.core.deform import DriveConfig
 
 # ARKit blendshape names (as MediaPipe's FaceLandmarker publishes them), split by region.
@@ -159,14 +158,11 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
     [B, L, 3]; coeffs [B, E]; gaze [B, 2, 2] (yaw, pitch) rad per eye in the head frame (core/eyes.py; None:
     the rest gaze: the eyeballs do not turn). Returns means/quats/scales [B, N, *] in drive()'s frame (rotated about the
     head origin; the camera adds the translation). The binding (which frame each Gaussian follows) is
-    built per item from its detached rest means, as `Driver` builds it for the exported avatar. Also
-    rgb_scale [B, N, 3]: the factors drive() puts on the colours (the mouth interior's light,
-    `deform.interior_light`)."""
+    built per item from its detached rest means, as `Driver` builds it for the exported avatar."""
     cfg = cfg or DriveConfig()
     np_of = lambda t: t.detach().cpu().numpy()  # noqa: E731
     part_np, fid_np, bary_np, faces_np = np_of(part), np_of(face_id), np_of(bary), np_of(faces)
-    out = {"means": [], "quats": [], "scales": [], "rgb_scale": []}
-    mouth = deform.interior_shaded(part_np, bary_np)
+    out = {"means": [], "quats": [], "scales": []}
     for i in range(g["template"].shape[0]):
         means, tpl = g["means"][i], g["template"][i]
         rig = deform.build_rig(part_np, fid_np, bary_np, np_of(means), np_of(tpl), faces_np, cfg)
@@ -181,5 +177,4 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
         out["means"].append(m)
         out["quats"].append(q)
         out["scales"].append(s)
-        out["rgb_scale"].append(interior_scale(len(part_np), mouth, deform.interior_light(rig, disp, theta, cfg), s))
     return {k: torch.stack(v) for k, v in out.items()}

@@ -485,7 +485,7 @@ class MeshFitReconstructor(Reconstructor):
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f)
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
-        photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]], photo=True)
+        photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
         # lie on the steepest part of the surface): they take the colour from just inside instead.
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background

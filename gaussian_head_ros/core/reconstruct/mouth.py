@@ -162,12 +162,10 @@ def _floor_back(y: np.ndarray, y_lower_lip: float, cfg: MouthConfig) -> np.ndarr
     return cfg.floor_slope * np.maximum(np.asarray(y, np.float64) - (y_lower_lip + cfg.floor_from_m), 0.0)
 
 
-def jaw_binding(w: np.ndarray, photo: bool = False) -> np.ndarray:
-    """[M] jaw weights in [0, 1] -> [M, 3] the mouth part's binding row (jaw weight, photo, 1 - jaw weight):
-    photo 1 marks the photo's own open-mouth pixels, which keep the photo's light (deform.interior_shaded), 0 the
-    synthetic interior."""
+def jaw_binding(w: np.ndarray) -> np.ndarray:
+    """[M] jaw weights in [0, 1] -> [M, 3] the mouth part's binding row (jaw weight, 0, 1 - jaw weight)."""
     w = np.clip(np.asarray(w, np.float32), 0, 1)
-    return np.stack([w, np.full_like(w, 1.0 if photo else 0.0), 1 - w], 1)
+    return np.stack([w, np.zeros_like(w), 1 - w], 1)
 
 
 def jaw_side(pixels: np.ndarray, landmarks_px: np.ndarray, loop: np.ndarray) -> np.ndarray:

@@ -195,8 +195,8 @@ def view_rgb(out: dict, posed: dict, batch: dict) -> torch.Tensor:
 
 
 def render_batch(posed: dict, out: dict, batch: dict, background: float, backend: str):
-    """Rasterize every posed avatar of a batch with its target camera (colours `view_rgb`, times posed["rgb_scale"]:
-    the mouth interior's light, as drive() gives it): images [B, 3, S, S], alphas [B, S, S]."""
+    """Rasterize every posed avatar of a batch with its target camera (colours `view_rgb`): images [B, 3, S, S],
+    alphas [B, S, S]."""
     s = batch["tgt_image"].shape[-1]
     rgb = view_rgb(out, posed, batch)
     images, alphas = [], []
@@ -204,8 +204,7 @@ def render_batch(posed: dict, out: dict, batch: dict, background: float, backend
         view = torch.eye(4, device=posed["means"].device)
         view[:3, 3] = batch["tgt_viewmat"][b, :3, 3]  # posed Gaussians are already turned (drive()'s frame)
         r = rasterize(posed["means"][b], posed["quats"][b], posed["scales"][b],
-                      torch.sigmoid(out["logit_opacities"][b]), rgb[b] * posed["rgb_scale"][b], view,
-                      batch["tgt_K"][b], s, s,
+                      torch.sigmoid(out["logit_opacities"][b]), rgb[b], view, batch["tgt_K"][b], s, s,
                       background=(background,) * 3, backend=backend)
         images.append(r.image.permute(2, 0, 1))
         alphas.append(r.alpha)
