@@ -311,7 +311,8 @@ def test_unseen_head_darkens_towards_the_back(tiny, framed):
     vis = shaded["visibility"][0]
     back = head & (vis < 0.01) & (z > cfg.back_shade_from_m + cfg.back_shade_depth_m + 0.01)
     front = head & (vis < 0.01) & (z < cfg.back_shade_from_m)
-    seen = head & (vis > 0.99)
+    seen = head & (vis > 0.99) & (g.source_facing(g.anchor_positions(_inputs(framed[1])[1]), shaded["normals"],
+                                                  _inputs(framed[1])[2])[0] > cfg.view_seen_cos)  # not grazing
     assert int(back.sum()) >= 50 and int(front.sum()) >= 5 and int(seen.sum()) >= 20
     a, b = shaded["rgb"][0], plain["rgb"][0]
     ratio = (a[back].sum(-1) / b[back].sum(-1)).median()

@@ -101,6 +101,11 @@ class GeneratorConfig:
     view_outline_from_cos: float = -0.45  # the view dependence is nowhere where the surface's normal . (direction to
     view_outline_full_cos: float = -0.15  # the source camera) is below the first (the back half: seen from behind it
     # would show the front colour), full from the second on (the front half and the outline the photo sees edge-on)
+    view_seen_cos: float = 0.6  # the head surface the photo sees at a grazing angle (normal . direction to the source
+    # camera from completion.SEEN_COS to this) shows the photo's colour from the photo's direction, its inferred
+    # colour seen from the side (smoothly: all of it at SEEN_COS, none from here on). The photo's colour of the temple
+    # and hair beside the cheek made the lit band MediaPipe read as a face at +-80 deg: three 8-step models 12 / 13 /
+    # 14 -> 4 / 6 / 11 of 162 views, front unchanged (docs/TRAINING.md section 9). 0: off
     behind_face_m: float = 0.006  # head-surface points less than this behind the face template are left out
     under_face_m: float = 0.03  # head-surface points hidden less deep than this behind the face start skin-coloured
     eye_spacing_m: float = 0.0006  # Gaussian spacing on the eyeball caps (0: no eyeballs)
@@ -592,6 +597,12 @@ class GaussianGenerator(nn.Module):
             x = ((self.source_facing(anchors, normals, viewmat) - lo) / (hi - lo)).clamp(0, 1)[..., None]
             band = cfg.view_outline * x * x * (3 - 2 * x) * head
             rgb_source = rgb + band * (1 - vis) * (lit - unseen)
+            if cfg.view_seen_cos > 0:
+                from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
+
+                y = ((self.source_facing(anchors, normals, viewmat) - SEEN_COS) / (cfg.view_seen_cos - SEEN_COS)).clamp(0, 1)
+                keep = torch.where(head, (y * y * (3 - 2 * y))[..., None], torch.ones_like(vis))
+                rgb = vis * keep * seen + (1 - vis * keep) * unseen
         d_scale = out[..., 6:9]
         if cfg.torso_min_scale > 0:  # the torso sheet stays closed (GeneratorConfig.torso_min_scale)
             torso = (self.part == PART_TORSO)[None, :, None]
