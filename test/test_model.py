@@ -372,6 +372,12 @@ def test_head_outline_colour_depends_on_the_view(tiny, framed):
     side = drv.drive(ctl, viewmat=turned).colors
     assert float(np.abs(side[outline] - shaded[outline]).mean()) < 0.25 * float(np.abs(lit[outline] - shaded[outline]).mean())
     assert float(np.abs(side[~banded] - front[~banded]).max()) == 0.0  # the rest: one colour from every view
+    # what the photo sees at a grazing angle (view_seen_cos): the photo's colour from the front, inferred from the side
+    grazing = head & (vis > 0.99) & (facing > 0.31) & (facing < 0.45)
+    photo = out["rgb_source"][0].numpy()
+    assert grazing.sum() >= 10 and float(np.abs(front[grazing] - photo[grazing]).max()) < 0.02
+    assert float(np.abs(side[grazing] - shaded[grazing]).mean()) < 0.25 * float(np.abs(photo[grazing] - shaded[grazing]).mean())
+    assert float(np.abs(photo[grazing] - shaded[grazing]).mean()) > 0.03
 
 
 def test_basis_is_regional_eyes_and_mouth_independent(tiny, framed):
