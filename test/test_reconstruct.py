@@ -536,6 +536,21 @@ def test_a_completed_cheek_meets_the_photos_without_a_step(results):
     assert dark < 0.1, f"{dark:.0%} of the completed cheek darker than 0.9 x the photo's cheek ({photo_cheek:.2f})"
 
 
+def test_the_hidden_side_below_the_hair_is_shaded_skin_not_the_hair(results):
+    """trump_official turned 35 deg shows the head's hidden side beyond his far cheek. It took the white hair's
+    colour from the hair down to the collar: a flat pale wall (median luminance 0.61 x the hair's in the box
+    below the hair line). Below the hair the side is the skin turned from the light now (0.26)."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["trump_official.png"].avatar, 35, 0, background=(0.0, 0.0, 0.0), backend="cpu")
+    hair = float(np.median(img[60:100, 200:300].mean(-1)))  # the hair on top of his head
+    box = img[236:296, 340:366]  # beyond the far cheek, between the ear's row and the jaw's
+    alive = box.max(-1) > 0.02
+    assert alive.mean() > 0.6 and hair > 0.5
+    ratio = float(np.median(box[alive].mean(-1))) / hair
+    assert ratio < 0.45, f"the side below the hair line: {ratio:.2f} x the hair's luminance"
+
+
 def test_a_cut_section_takes_the_colour_at_the_cut(results):
     """trump_official's photo ends at his dark jacket inside the crop; seen from below (pitch -20 deg) the body's
     section there showed the hidden side's colour, a light grey line along the jacket bottom (0.25 luminance

@@ -125,7 +125,8 @@ class MeshFitConfig:
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
     wall_rim_m: float = 0.004  # the wall shows the rim's colours this deep, the blurred side colours from twice that
-    side_far_from_m: float = 0.02  # the side behind the silhouette turns to the hair's (or neck's) colour this far back
+    side_far_from_m: float = 0.02  # the side behind the silhouette turns to the hair's (or shaded skin's) colour this far back
+    side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
     side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
     side_texture_blur_px: float = 3.0  # ... the detail being the photo less its blur by this much
@@ -589,10 +590,11 @@ class MeshFitReconstructor(Reconstructor):
     # ------------------------------------------------------------------------------------------------
     def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
-        blurred, turning to the hair colour further back), the sides (rim near the chin, hair above the
-        mouth; the face rim where the face is the silhouette), the silhouette wall's front (the rim just inside
-        the background-mixed edge) and the sides' far part (SideLook.far: as the sides, but hair or neck behind
-        a face silhouette too: the cheek goes round to the ear, and the hair begins behind it)."""
+        blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
+        the hair rather than the face's skin, and above the forehead; the face rim where the face is the
+        silhouette), the silhouette wall's front (the rim just inside the background-mixed edge) and the sides'
+        far part (SideLook.far: the hair where the sides have it, elsewhere the skin in shadow, MeshFitConfig.
+        side_dark, never lighter than the hair; the torso's rim below the head)."""
         cfg = self.cfg
         person = scene.person
         exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
@@ -603,13 +605,27 @@ class MeshFitReconstructor(Reconstructor):
         side = back
         d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
         top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
-        if top.sum() > 50:  # the hair colour: the rim above the forehead (skin for a bald head)
-            hair = np.median(scene.photo[top], axis=0)
-            w_rows = (1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)) * (1 - wt)  # hair above the mouth, neck below
-            w_back = smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
-            back = (1 - w_back[..., None]) * back + w_back[..., None] * hair
-            side = (1 - w_rows[..., None]) * side + w_rows[..., None] * hair
         far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
+        skin_px = mesh_px & person & (d_in > 4)
+        if top.sum() > 50 and skin_px.sum() > 50:  # the hair colour: the rim above the forehead (skin for a bald head)
+            hair = np.median(scene.photo[top], axis=0)
+            # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
+            # the neck of a short-haired head are skin), always above the forehead; below, the side turns from
+            # the light: the skin darkened by side_dark. A side in the hair's colour down to the collar stood
+            # as a flat pale wall behind trump_official's far cheek turned 35 deg (issue 11).
+            skin = np.median(scene.photo[skin_px], axis=0)
+            d_hair = np.sum((back - hair) ** 2, axis=-1)
+            d_skin = np.sum((back - skin) ** 2, axis=-1)
+            like = smoothstep(0.3, 0.7, d_skin / (d_skin + d_hair + 1e-6))
+            above = 1 - smoothstep(lm[lmk.FOREHEAD, 1], lm[list(lmk.BROW_R + lmk.BROW_L), 1].mean(), rows)
+            w_hair = cv2.GaussianBlur(np.maximum(like, above).astype(np.float32), (0, 0), 2 * cfg.back_blur_px) * (1 - wt)
+            w_rows = 1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)  # the head above the mouth
+            w_back = smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
+            shadow = np.minimum((1 - cfg.side_dark) * skin, hair)  # never lighter than dark hair either
+            hidden = w_hair[..., None] * hair + (1 - w_hair[..., None]) * shadow
+            far = (1 - wt[..., None]) * hidden + wt[..., None] * side
+            back = (1 - w_back[..., None]) * back + w_back[..., None] * far
+            side = (1 - w_hair[..., None]) * side + w_hair[..., None] * hair
         wall = rim_colours(scene, np.zeros_like(person), inset_px=int(np.ceil(cfg.edge_band_px)) + 1, band_px=4)
         # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
         # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
