@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core.deform import smoothstep
 
 
 @dataclass(frozen=True)
@@ -593,15 +594,14 @@ class GaussianGenerator(nn.Module):
             head = (self.part == PART_STATIC)[None, :, None]
             lit = torch.sigmoid(torch.logit(self.unseen_prior(rgb0, v_geo, under, rest_dir, scale, shaded=False)
                                             .clamp(0.02, 0.98)) + inferred)
-            lo, hi = cfg.view_outline_from_cos, cfg.view_outline_full_cos
-            x = ((self.source_facing(anchors, normals, viewmat) - lo) / (hi - lo)).clamp(0, 1)[..., None]
-            band = cfg.view_outline * x * x * (3 - 2 * x) * head
+            facing = self.source_facing(anchors, normals, viewmat)  # [B, N]
+            band = cfg.view_outline * head * smoothstep(cfg.view_outline_from_cos, cfg.view_outline_full_cos,
+                                                        facing)[..., None]
             rgb_source = rgb + band * (1 - vis) * (lit - unseen)
             if cfg.view_seen_cos > 0:
                 from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
 
-                y = ((self.source_facing(anchors, normals, viewmat) - SEEN_COS) / (cfg.view_seen_cos - SEEN_COS)).clamp(0, 1)
-                keep = torch.where(head, (y * y * (3 - 2 * y))[..., None], torch.ones_like(vis))
+                keep = torch.where(head, smoothstep(SEEN_COS, cfg.view_seen_cos, facing)[..., None], torch.ones_like(vis))
                 rgb = vis * keep * seen + (1 - vis * keep) * unseen
         d_scale = out[..., 6:9]
         if cfg.torso_min_scale > 0:  # the torso sheet stays closed (GeneratorConfig.torso_min_scale)
@@ -637,9 +637,7 @@ class GaussianGenerator(nn.Module):
         stretched over it; mesh_fit's completion rule, reconstruct/completion.SEEN_COS)."""
         from gaussian_head_ros.core.reconstruct.completion import SEEN_COS
 
-        w = self.cfg.visibility_softness
-        x = ((self.source_facing(anchors, normals, viewmat) - (SEEN_COS - w)) / w).clamp(0, 1)
-        return x * x * (3 - 2 * x)
+        return smoothstep(SEEN_COS - self.cfg.visibility_softness, SEEN_COS, self.source_facing(anchors, normals, viewmat))
 
     @staticmethod
     def source_facing(anchors, normals, viewmat):
