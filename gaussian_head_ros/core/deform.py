@@ -54,6 +54,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+# Imported here, not inside the function that uses it: a first import of matplotlib from two threads at once (the
+# render node's avatar loader warming the driver up while its executor builds a Driver for the first avatar) left
+# one of them with a partially initialised matplotlib.path ("cannot import name 'Path'"), and the node died at
+# start (fresh-clone CI, test_dds_profile; ~0.14 s of import time per process).
+from matplotlib.path import Path
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
@@ -430,8 +435,6 @@ def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     stretch as the mouth opens: their thin inner triangles get 10-20x taller at a wide opening, and Gaussians
     grown by that covered the opening (lips.py maps the lips' own covariances). The reconstructor divides
     its rest-pose Gaussians by the same rule (rest_pose.photo_growth)."""
-    from matplotlib.path import Path
-
     faces = np.asarray(faces, np.int64).reshape(-1, 3)
     if not lmk.has_mediapipe_topology(len(verts)):
         return np.ones(len(faces), bool)

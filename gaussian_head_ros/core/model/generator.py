@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from matplotlib.path import Path  # at import, not lazily: a first import from two threads at once fails (core/deform.py)
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
@@ -365,8 +366,6 @@ def eye_prior(dirs, rest_dir, side):
 
 def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """[M] bool: 2D points [M, 2] inside the closed polygon [P, 2]."""
-    from matplotlib.path import Path
-
     return Path(polygon).contains_points(points)
 
 
