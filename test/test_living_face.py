@@ -83,6 +83,24 @@ def test_frame_0_control_gives_the_photo_back(driven):
     assert m["psnr_frame0"] >= 34.9, m
 
 
+def test_frame_0_over_a_person_free_plate_scores_what_the_avatar_draws(driven):
+    """Over frame 0 (eval's psnr), an avatar that draws nothing shows the photo itself: a perfect frame 0. Over
+    the person-free plate (psnr_frame0_plate) it shows the background and scores low; the real avatar scores
+    well above that (lp_d0: 30.5 dB on the plate against 35.0 over frame 0: the avatar's outline does not
+    cover the photo's whole person, the plate counts what it leaves out)."""
+    import dataclasses
+
+    f0 = driven["frames"][0]
+    empty = dataclasses.replace(driven["avatar"], logit_opacities=np.full_like(driven["avatar"].logit_opacities, -30.0))
+    cfg = EvalConfig(max_frames=1, holes=False)
+    nothing = evaluate([f0.rgb], [f0.stamp_ns], None, cfg, empty)
+    assert nothing["psnr_frame0"] > 60, nothing  # the photo itself
+    assert nothing["psnr_frame0_plate"] < 20, nothing  # the background where the head was
+    real = evaluate([f0.rgb], [f0.stamp_ns], None, cfg, driven["avatar"])
+    assert real["psnr_frame0_plate"] >= 29.5, real
+    assert real["psnr_frame0_plate"] < real["psnr_frame0"], real
+
+
 def test_the_silhouette_matte_gives_the_photo_back():
     """Item 6 at the silhouette: lp_d18 (dark hair on a light wall) lost 76 % of its frame-0 error within 4 px of
     the silhouette (33.0 dB): the outermost pixels took the inner hair colour at full opacity and the back's wide

@@ -15,6 +15,13 @@ The static baseline uses the source frame itself as the prediction for every fra
 Frames where the face mesh finds no face in the render count in `render_face_rate`. `psnr_frame0` is
 the PSNR of the clip's first frame alone (the photo itself in self-reenactment).
 
+Over frame 0, every head-mask pixel the avatar leaves uncovered (or half covered) shows the photo's own
+person: at frame 0 that is the truth itself (an avatar that draws nothing scores an infinite psnr_frame0),
+later frames show the frame-0 head as a ghost. `psnr_plate` / `psnr_frame0_plate` are the same PSNRs with
+the render over a person-free plate instead: frame 0 with its person (selfie segmentation > PLATE_PROB,
+grown by PLATE_GROW_PX) inpainted from the background around it (`person_free_plate`). There a pixel of the
+real head the avatar does not cover counts as background. Reported beside psnr, which stays as it was.
+
 Optional, on every rendered frame (the avatar on black, as the robot's display shows it):
 - reader (`reader_model`, a FaceLandmarker .task): blendshape-group and head-angle correlations between
   the driver and the render (core/reader.py: r_jaw, slope_jaw, r_blink, ..., r_yaw, mae_yaw_deg, ...);
@@ -77,6 +84,21 @@ def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmen
     top, bottom, left, right = border_bars(rgb)
     box[:top], box[h - bottom:], box[:, :left], box[:, w - right:] = False, False, False, False
     return box & (segmenter.probability(rgb) > 0.5)
+
+
+PLATE_PROB, PLATE_GROW_PX, PLATE_INPAINT_PX = 0.3, 7, 9  # person-free plate: who is removed, grown, inpaint radius
+
+
+def person_free_plate(rgb: np.ndarray, segmenter: PersonSegmenter) -> np.ndarray:
+    """[H, W, 3] uint8: the frame `rgb` [H, W, 3] uint8 with its person removed: pixels of selfie-segmentation
+    probability > PLATE_PROB, grown by PLATE_GROW_PX, filled from the background around them (OpenCV's Telea
+    inpainting, radius PLATE_INPAINT_PX). What the scene would show without anyone in it, to composite an
+    avatar over without its photo's own head showing through (see the module docstring)."""
+    import cv2
+
+    person = (segmenter.probability(rgb) > PLATE_PROB).astype(np.uint8)
+    grown = cv2.dilate(person, np.ones((2 * PLATE_GROW_PX + 1,) * 2, np.uint8))
+    return cv2.inpaint(np.ascontiguousarray(rgb), grown, PLATE_INPAINT_PX, cv2.INPAINT_TELEA)
 
 
 def source_intrinsics(avatar, source_landmarks_px: np.ndarray, width: int, height: int, fov_deg: float) -> np.ndarray:
@@ -158,10 +180,10 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     driver = Driver(avatar)
     h, w = frames[0].shape[:2]
     K = default_intrinsics(w, h, cfg.fov_deg)
-    rows = {k: [] for k in ("psnr", "ssim", "lmk", "pose_deg", "psnr_static", "ssim_static", "lmk_static",
+    rows = {k: [] for k in ("psnr", "psnr_plate", "ssim", "lmk", "pose_deg", "psnr_static", "ssim_static", "lmk_static",
                             "pose_deg_static", "mouth_pred", "mouth_real", "mouth_static")}
     n_eval = n_render_face = n_rendered = n_untracked = 0
-    psnr0 = None
+    psnr0 = psnr0_plate = None
     t_frame = []
     holes = HoleStats() if cfg.holes else None
     n_expected = -(-len(frames) // cfg.stride)
@@ -188,6 +210,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             K = source_intrinsics(avatar, src_lm, w, h, cfg.fov_deg)
         src_img = src if source is None or src.shape == frames[0].shape else None
         bg_img = frames[0].astype(np.float32)
+        plate = person_free_plate(frames[0], seg).astype(np.float32) if seg is not None else None
         causal = None  # compact: the operator basis as tracker_node learns it and sends its codes with
         if cfg.control_codec == "compact" and cfg.operator_basis_s > 0:
             causal = CausalBasis(first_s=cfg.operator_basis_s)
@@ -229,8 +252,10 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
                 continue
             n_eval += 1
             rows["psnr"].append(psnr(pred, rgb, mask))
+            on_plate = out.image + (1.0 - out.alpha[..., None]) * (plate / 255.0)
+            rows["psnr_plate"].append(psnr((np.clip(on_plate, 0, 1) * 255 + 0.5).astype(np.uint8), rgb, mask))
             if i == 0:
-                psnr0 = round(rows["psnr"][-1], 4)
+                psnr0, psnr0_plate = round(rows["psnr"][-1], 4), round(rows["psnr_plate"][-1], 4)
             rows["ssim"].append(ssim(pred, rgb, mask))
             rows["mouth_real"].append(_mouth(real_lm))
             fit_real = fit_head_frame(real_lm, K).rotation
@@ -270,7 +295,8 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     if cfg.image_metrics:
         m.update({
             "frames_evaluated": n_eval, "render_face_rate": round(n_render_face / n_eval, 4),
-            "psnr": mean("psnr"), "psnr_frame0": psnr0, "ssim": mean("ssim"), "lmk": mean("lmk"),
+            "psnr": mean("psnr"), "psnr_frame0": psnr0, "psnr_plate": mean("psnr_plate"),
+            "psnr_frame0_plate": psnr0_plate, "ssim": mean("ssim"), "lmk": mean("lmk"),
             "pose_deg": mean("pose_deg"), "mouth_corr": round(correlation(rows["mouth_pred"], rows["mouth_real"]), 4),
             "psnr_static": mean("psnr_static"), "ssim_static": mean("ssim_static"), "lmk_static": mean("lmk_static"),
             "pose_deg_static": mean("pose_deg_static"),

@@ -134,7 +134,8 @@ def summarize(rows: list[dict], baseline: list[dict] | None = None) -> dict:
     return {"means": means, "means_driver_moves": moving, "acceptance": misses, "errors": [r["pair"] for r in rows if "error" in r]}
 
 
-COLUMNS = [("psnr", "PSNR"), ("psnr_frame0", "PSNR f0"), *[(f"r_{g}", g) for g in READER_GROUPS],
+COLUMNS = [("psnr", "PSNR"), ("psnr_frame0", "PSNR f0"), ("psnr_plate", "PSNR plate"), ("psnr_frame0_plate", "f0 plate"),
+           *[(f"r_{g}", g) for g in READER_GROUPS],
            ("r_yaw", "yaw r"), ("r_pitch", "pitch r"), ("r_roll", "roll r"), ("mae_yaw_deg", "yaw err°"),
            ("mae_pitch_deg", "pitch err°"), ("holes_mean_px512", "holes mean"), ("holes_p95_px512", "holes p95"),
            ("holes_max_px512", "holes max"), ("sface_cos_render_photo", "SFace cos"),
