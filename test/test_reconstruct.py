@@ -551,6 +551,26 @@ def test_the_hidden_side_below_the_hair_is_shaded_skin_not_the_hair(results):
     assert ratio < 0.45, f"the side below the hair line: {ratio:.2f} x the hair's luminance"
 
 
+@pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg"])
+def test_the_back_of_the_head_curves_in_to_the_nape(results, name):
+    """Seen in profile, the back of the head went straight down from the crown to the collar (a helmet): the
+    hidden back stood about as far behind at the chin's row as at the occiput (obama_official 1.7 cm further
+    back, lp_d8 0.5 and lp_d9 0.3 cm nearer). A head curves in below the occiput to the back of the neck, some
+    2-4 cm; now 1.6, 3.9 and 4.8 cm (camera depth: less on a photo pitched or turned)."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    a = results[name].avatar
+    m, v = a.means, a.template_vertices
+    eye, chin = float(v[[lmk.EYE_OUTER_R, lmk.EYE_OUTER_L], 1].mean()), float(v[lmk.CHIN, 1])
+
+    def reach(y0, y1):  # the farthest-back Gaussian (head frame z) near the midline between rows y0 and y1
+        s = (m[:, 1] > y0) & (m[:, 1] < y1) & (np.abs(m[:, 0]) < 0.03)
+        return float(m[s, 2].max())
+
+    dip = reach(eye - 0.03, eye + 0.01) - reach(chin - 0.004, chin + 0.004)
+    assert 0.012 < dip < 0.06, f"the nape {100 * dip:.1f} cm in front of the occiput"
+
+
 def test_a_cut_section_takes_the_colour_at_the_cut(results):
     """trump_official's photo ends at his dark jacket inside the crop; seen from below (pitch -20 deg) the body's
     section there showed the hidden side's colour, a light grey line along the jacket bottom (0.25 luminance

@@ -126,6 +126,8 @@ class MeshFitConfig:
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
     wall_rim_m: float = 0.004  # the wall shows the rim's colours this deep, the blurred side colours from twice that
     side_far_from_m: float = 0.02  # the side behind the silhouette turns to the hair's (or shaded skin's) colour this far back
+    nape_m: float = 0.05  # the back's reach behind the skull centre at the chin's row (the nape; back_radius_m above the nose base, and again at the shoulders); 0 = off
+    nape_half_width_m: tuple[float, float] = (0.05, 0.08)  # ... across the neck: this far either side of the chin, fading out by the second
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
     side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
@@ -330,6 +332,15 @@ class MeshFitReconstructor(Reconstructor):
                  + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
         h_back = inflate(hmask, mpp, cfg.back_radius_m)
         back = (1 - wt) * (z_head + h_back) + wt * (z_head + cfg.torso_offset_m + inflate(hmask, mpp, cfg.torso_radius_m))
+        if cfg.nape_m > 0:  # the skull's back curves in below the ear to the nape (and out again to the shoulders):
+            # in profile the back went straight down from the crown to the collar, a helmet (issue 11). From the nose
+            # base's row to the chin's, back out over the neck's blend (held further down, 1 - wt^2, the see-through
+            # specks under obama_speech's chin at yaw -40 pitch 20 doubled, 64 -> 142 px), across the neck only
+            nape = smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows) * (1 - wt) ** 2  # 1 at the chin's row
+            across = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - fp.landmarks_px[lmk.CHIN, 0]) * mpp
+            nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across))
+            back = back - nape * np.maximum(back - (z_head + cfg.nape_m), 0.0)
+            h_back = h_back - nape * np.maximum(h_back - cfg.nape_m, 0.0)
         delta = np.where(mesh_px, zmesh - front, 0.0).astype(np.float32)
         delta_fill = push_pull(delta[..., None], mesh_px.astype(np.float32))[..., 0]
         d_face = cv2.distanceTransform((~mesh_px).astype(np.uint8), cv2.DIST_L2, 5) * mpp
