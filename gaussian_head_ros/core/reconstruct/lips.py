@@ -54,10 +54,13 @@ class LipConfig:
 
     open_from: float = 1.5  # the photo's lip gap / its lips' heights (middle) where re-texturing starts: below, the
     open_full: float = 3.0  # lips close by stretching as they are (../shared: <= 1.09 but lp_d9's scream, 5.0)
-    stretch_from: float = 2.0  # largest singular value of a triangle's photo -> rest map where it starts
-    stretch_full: float = 3.0  # ... and where the rest template's colour takes over (folded: always)
-    streak_from: float = 1.8  # stretched this far, a Gaussian's own colour is a streak: it fades to the synthesised one
-    streak_full: float = 2.8
+    stretch_from: float = 1.4  # largest singular value of a triangle's photo -> rest map where it starts
+    stretch_full: float = 2.0  # ... and where the rest template's colour takes over (folded: always)
+    streak_from: float = 1.2  # stretched this far, a Gaussian's own colour is a streak: it fades to the synthesised one
+    streak_full: float = 1.6
+    # (were 2.0 / 3.0 / 1.8 / 2.8: lp_d9's closed lips kept the photo's teeth edges and inner-rim shadow stretched
+    # into dark vertical streaks along the line where they meet, which read as teeth between parted lips: the
+    # reader's jawOpen on its rest face under tpsmm_driving's poses averaged 0.22, 0.10 with these; session 11)
     skin_blur_px: float = 6.0  # smoothing of the photo's skin fill
     meet_shade: float = 0.4  # darkening of re-textured lip Gaussians at the line where the lips meet
     meet_width_m: float = 0.0007  # ... over this distance from it
