@@ -1228,6 +1228,32 @@ def test_refine_silhouette_keeps_textured_hair_of_the_backdrops_colour():
     assert out[away].mean() < 0.2, f"smooth backdrop strip kept: {out[away].mean():.2f}"
 
 
+def test_refine_silhouette_peels_a_smooth_backdrop_bump_the_person_also_wears():
+    """A smooth cream bump of backdrop taken in above dark hair, while the person's own colours deep inside
+    include a cream shirt: against the whole person's palette the bump looked like the shirt and stayed
+    (obama_official's window above his crown, his white shirt: a pale patch on his head from every side). Against
+    the colours on either side of the edge at that place it is backdrop, and the dark hair beside it stays."""
+    from gaussian_head_ros.core.reconstruct.surfaces import refine_silhouette
+
+    s = 240
+    yy, xx = np.mgrid[:s, :s]
+    rng = np.random.default_rng(7)
+    cream = np.array([0.85, 0.82, 0.72], np.float32)
+    photo = np.tile(cream, (s, s, 1)) + (xx / s * 0.03)[..., None].astype(np.float32)  # smooth cream backdrop
+    d = np.sqrt((yy - 130) ** 2 + (xx - 120) ** 2)
+    head = d < 80
+    photo[head] = 0.2 + rng.normal(0, 0.1, (head.sum(), 1)).astype(np.float32)  # dark, textured hair
+    shirt = head & (yy > 160)  # a cream shirt deep inside: the person's palette has the backdrop's colours
+    photo[shirt] = cream + (xx[shirt] / s * 0.03)[:, None]
+    bump = ~head & ((yy - 50) ** 2 + (xx - 120) ** 2 < 14 ** 2) & (yy < 52)  # backdrop the segmentation took in
+    mask = head | bump
+    out = refine_silhouette(np.clip(photo, 0, 1), mask, np.zeros_like(mask))
+    away = bump & (d >= 87)  # beyond the detail window of the hair's edge (the smoothness test's blur)
+    assert out[away].mean() < 0.2, f"backdrop bump kept: {out[away].mean():.2f}"
+    hair_edge = head & (d > 70) & (yy < 130)
+    assert out[hair_edge].mean() > 0.95, f"hair edge peeled: {out[hair_edge].mean():.2f} kept"
+
+
 def test_refine_silhouette_peels_a_grainy_backdrop_strip():
     """The smoothness test has a floor: a strip of backdrop the segmentation took in, grainier than the very
     smooth backdrop around it (JPEG blocks, sensor noise in a shadow), is still peeled. Without the floor the
