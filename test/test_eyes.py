@@ -36,6 +36,31 @@ def test_straight_ahead_and_the_sign_convention(canonical):
         eyes.gaze_from_landmarks(canonical[:468])
 
 
+def test_the_operators_gaze_is_measured_against_their_neutral_eyes(canonical):
+    """The tracker's rule (eyes.operator_gaze): along the eye the iris counts from the opening of the operator's
+    neutral face, which the lids cannot drag along (MediaPipe's lid points follow a sideways look part of the
+    way: the frame's own opening under-read lp_d0's far looks at ~0.7); across it from the frame's own corners,
+    which MediaPipe moves down with its guess of the iris under a closing lid."""
+    iris = [lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L]
+    contour = list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)
+    g0 = eyes.operator_gaze(canonical, canonical, canonical)
+    np.testing.assert_allclose(g0, eyes.gaze_from_landmarks(canonical), atol=1e-12)  # at the neutral: as a photo
+    v = canonical.copy()
+    v[iris, 0] -= 0.005  # both irises 5 mm towards the image left (0.43 rad) ...
+    v[contour, 0] -= 0.002  # ... and the lid points 2 mm along with them
+    width = np.linalg.norm(np.diff(canonical[list(lmk.EYE_CORNERS[0]), :2], axis=0))
+    turn = np.arcsin(0.005 * eyes.EYE_WIDTH_M / width / eyes.EYEBALL_RADIUS_M)
+    own = eyes.gaze_from_landmarks(v) - g0  # the frame's own opening: 0.26 rad
+    got = eyes.operator_gaze(v, v, canonical) - g0
+    np.testing.assert_allclose(got[:, 0], turn, rtol=0.03)
+    assert np.all(own[:, 0] < 0.7 * turn)
+    np.testing.assert_allclose(got[:, 1], 0, atol=0.01)
+    b = canonical.copy()  # a closing lid: MediaPipe's corners, lids and iris guess 2 mm down together
+    b[list(lmk.EYE_CORNERS[0] + lmk.EYE_CORNERS[1]) + iris + contour, 1] += 0.002
+    np.testing.assert_allclose(eyes.operator_gaze(b, b, canonical), g0, atol=0.01)
+    assert np.all(eyes.gaze_from_landmarks(b, reference=canonical)[:, 1] - g0[:, 1] < 0.01)
+
+
 def test_blendshapes_give_the_same_convention():
     names = ["eyeLookOutRight", "eyeLookInLeft", "eyeLookDownRight", "eyeLookDownLeft"]
     g = eyes.gaze_from_blendshapes(names, [1.0, 1.0, 0.5, 0.5])  # both eyes to the subject's right, down

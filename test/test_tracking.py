@@ -138,9 +138,12 @@ def test_gaze_follows_the_landmarkers_eye_look(tracked, tracked_model, reference
 def test_gaze_follows_eyes_that_stay_on_the_camera(tracked, reference):
     """lp_d18's speaker turns her head and keeps her eyes on the camera: the reader's eyeLookIn/Out is that
     sub-pixel counter-rotation (gaze7). With the mesh's own irises the tracked gaze had r -0.105 with it over
-    the clip; with the iris model's (core/iris.py) 0.38."""
+    the clip; with the iris model's (core/iris.py) 0.38 (0.45 at session 11), measured in the image plane
+    against each frame's own eye opening, which follows the lids and part of the way the iris; against the
+    opening of the operator's neutral face in the head frame (eyes.operator_gaze) 0.66."""
     yaw = np.array([c.gaze.mean(0)[0] if c.gaze.size else np.nan for c in tracked["lp_d18"]["controls"]])
-    assert _corr(yaw, reference["lp_d18"]["gaze_h"]) >= 0.25
+    r = _corr(yaw, reference["lp_d18"]["gaze_h"])
+    assert r >= 0.55, r
 
 
 def test_blendshapes_from_the_task_model(tracked_model, reference):

@@ -16,13 +16,40 @@ the tracker (iris model, core/iris.py) against FaceLandmarker's eyeLookIn/Out on
 clips, whole clips: r 0.381 / 0.729 / 0.969 / 0.930 (lp_d18 / tpsmm / lp_d0 / sadtalker) with the corners'
 midpoint, 0.453 / 0.788 / 0.969 / 0.953 with the contour mean; vertical r within 0.005. The same held for
 FaceLandmarker's own landmarks (0.857 / 0.825 / 0.996 / 0.985 -> 0.889 / 0.934 / 0.997 / 0.993) and the
-mesh's own irises. In the image plane, not in the
-pose-free 3D landmarks: MediaPipe's depth of the iris points is poor, and de-rotating a turned head mixes
-it into x (on the ../shared clips the image-plane measure follows FaceLandmarker's eyeLookIn/Out with
-|r| 0.97-0.998, the 3D one 0.21-0.99). MediaPipe's canonical face (which looks straight ahead) has its
+mesh's own irises. A photo's gaze (the avatar's rest gaze) is measured so, in the image plane, on its
+own eyes. (Session 5 kept the tracker in the image plane too: with the face mesh's own irises, its pose-free
+3D landmarks followed eyeLookIn/Out at |r| 0.21-0.99; with the iris model's irises that no longer holds, next
+paragraph but one.) MediaPipe's canonical face (which looks straight ahead) has its
 irises within 1.2 % of the eye width of the corners' midpoint (0.8 % of the contour mean), so no offset is
 applied. The eyeball's
 centre is the iris centre moved back by r against the gaze direction.
+
+The tracker's yaw is measured in the head frame, against the operator's neutral eyes (`operator_gaze`:
+`gaze_from_landmarks(canonical, reference=neutral)`, this frame's pose-free landmarks, the pixel landmarks
+through the similarity fit of the rigid points, before any smoothing): along each eye from the opening's mean
+of the operator's neutral face, which is fixed in the head. The frame's own opening is not: MediaPipe's lid
+points follow the iris part of the way (a far sideways look drags the opening's mean along; lp_d0's far looks
+came out at ~0.7 of what its picture shows: the iris moves ~0.23 eye widths, asin(0.23 x 27 / 12) ~ 0.54 rad,
+measured 0.37-0.40), and the frame's own contour points add their jitter to the iris's (lp_d18 keeps its eyes
+on the camera while the head turns: sub-pixel counter-rotations). Measured on the four ../shared clips (tracker
+gaze vs FaceLandmarker's eyeLookIn/Out on the driver, the tracker's filter and lid rules on both; gaze11,
+session 11), image plane with the frame's own eyes -> this rule, lp_d0 / lp_d18 / sadtalker / tpsmm: first 60
+frames (what the living-face table reads) r 0.995 / 0.564 / 0.939 / 0.728 -> 0.995 / 0.749 / 0.930 / 0.739;
+whole clips 0.969 / 0.453 / 0.952 / 0.811 -> 0.973 / 0.661 / 0.967 / 0.782. MediaPipe's iris depth, which the
+paragraph above blames, hardly matters now: the irises moved to the neutral's iris depth in the head frame
+changed r by < 0.01. Living-face table (40 pairs, 60 frames, exact controls): reader gaze_h r 0.666 -> 0.737,
+its slope 0.61 -> 0.76 (lp_d18 cross 0.49 -> 0.63, tpsmm cross 0.28 -> 0.40); gaze_v 0.801 -> 0.793, all of
+it on lp_d0's pairs (0.736 -> 0.701): its far looks, now larger, read partly as vertical on some portraits
+(lp_d9 0.51 -> 0.30, astronaut -0.38 -> -0.56). The pitch stays in the image plane, from the frame's own corners. From the neutral's
+corners, MediaPipe's guess of an iris under a closing lid goes down with its corners (tpsmm's second blink:
+0.2-0.46 rad down; from the frame's ~0.05). From the frame's own corners in the head frame the vertical r
+against eyeLookDown - eyeLookUp rose on the driver (60 frames 0.627 / 0.841 / 0.791 / 0.656 -> 0.653 / 0.769 /
+0.897 / 0.901), but the avatar's did not follow: living-face table, 40 pairs, gaze_v 0.8013 -> 0.8003, and the
+reader's blink on the render fell 0.9006 -> 0.8889 (self tpsmm 0.862 -> 0.802). What holds the vertical r down
+on whole clips is `held_gaze` (next paragraph): it keeps the gaze whenever a centre lid gap is below
+IRIS_SEEN_RATIO of the neutral, which happens in ordinary downward looks (the upper lid rides on the eye) as
+well as in blinks: whole-clip vertical r 0.259 / 0.263 / 0.807 / 0.703 with it, 0.551 / 0.768 / 0.799 / 0.749
+without it.
 
 While the lids hide the iris (a blink, a squint) MediaPipe's iris points are guesses: on tpsmm_driving's
 blink (lid gap 0.31-0.45 of the neutral) they put the left eye 11-21 deg off for three frames, the One Euro
@@ -73,26 +100,44 @@ VERGENCE_LID_RATIO = 0.9  # the check runs while a centre lid gap is below this 
 MOVED_RATIO = 2.0  # ... and only when that eye moved at least this many times as far as the other since the last frame
 
 
-def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M) -> np.ndarray:
+def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M,
+                        reference: np.ndarray | None = None) -> np.ndarray:
     """[478, 2+] landmarks (x image-right, y image-down: pixels or the head frame) -> gaze [2, 2] (yaw, pitch)
-    rad per eye (right, left). Raises ValueError without the 10 iris points."""
+    rad per eye (right, left). Along each eye: the iris from the opening's mean of `reference` ([478, 2+] in the
+    same frame; None = `points` itself), whose corners also give the eye's axis and width; across it: the iris
+    from the corners' midpoint of `points`. The tracker gives its head-frame landmarks and the operator's neutral
+    face (`operator_gaze`, module notes). Raises ValueError without the 10 iris points."""
     v = np.asarray(points, np.float64)
-    if v.ndim != 2 or v.shape[0] < lmk.NUM_LANDMARKS or v.shape[1] < 2:
-        raise ValueError(f"gaze needs {lmk.NUM_LANDMARKS} landmarks (with the irises), got {v.shape}")
-    v = v[:, :2]
+    ref = v if reference is None else np.asarray(reference, np.float64)
+    for x in (v, ref):
+        if x.ndim != 2 or x.shape[0] < lmk.NUM_LANDMARKS or x.shape[1] < 2:
+            raise ValueError(f"gaze needs {lmk.NUM_LANDMARKS} landmarks (with the irises), got {x.shape}")
+    v, ref = v[:, :2], ref[:, :2]
     out = np.zeros((2, 2))
     for e, ((outer, inner), iris, contour) in enumerate(zip(lmk.EYE_CORNERS, IRIS_CENTRES, EYE_CONTOURS)):
-        a, b = (v[outer], v[inner]) if v[outer, 0] <= v[inner, 0] else (v[inner], v[outer])  # a: the image-left one
+        a, b = (ref[outer], ref[inner]) if ref[outer, 0] <= ref[inner, 0] else (ref[inner], ref[outer])  # a: image-left
         axis = b - a
         width2 = max(float(axis @ axis), 1e-12)
-        along = v[iris] - v[list(contour)].mean(0)  # from the opening's mean (the module notes say why)
-        across = v[iris] - 0.5 * (a + b)  # from the corners' midpoint
+        along = v[iris] - ref[list(contour)].mean(0)  # from the opening's mean (the module notes say why)
+        across = v[iris] - 0.5 * (v[outer] + v[inner])  # from this face's own corners' midpoint (ditto)
         dx = float(along @ axis) / width2 * EYE_WIDTH_M  # along the eye, towards image-right
         dy = float(across @ np.array([-axis[1], axis[0]])) / width2 * EYE_WIDTH_M  # across it, downwards
         pitch = np.arcsin(np.clip(dy / radius_m, -1, 1))
         yaw = np.arcsin(np.clip(-dx / (radius_m * max(np.cos(pitch), 1e-6)), -1, 1))
         out[e] = yaw, pitch
     return out
+
+
+def operator_gaze(points_px: np.ndarray, canonical: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """The tracker's gaze [2, 2] (yaw, pitch) rad per eye (right, left) of one frame (module notes): yaw in the
+    head frame against the operator's neutral eyes (`gaze_from_landmarks(canonical, reference=neutral)`),
+    pitch in the image plane against this frame's own eyes (`gaze_from_landmarks(points_px)`).
+    points_px [478, 2+] the frame's landmarks in pixels; canonical [478, 2+] the same pose-free (head frame,
+    x right, y down); neutral [478, 2+] the operator's neutral face in that frame. Raises ValueError without the
+    iris points."""
+    head = gaze_from_landmarks(canonical, reference=neutral)
+    image = gaze_from_landmarks(points_px)
+    return np.stack([head[:, 0], image[:, 1]], 1)
 
 
 def iris_seen(lid_mid_ratios) -> np.ndarray:

@@ -397,7 +397,7 @@ class FaceTracker:
         depth = K[0, 0] / s  # the neutral's metres at s pixels per metre
         trans = np.array([(t[0] - K[0, 2]) * depth / K[0, 0], (t[1] - K[1, 2]) * depth / K[1, 1], depth])
         mouth = mouth_open(canonical, neutral)
-        measured = eyes.gaze_from_landmarks(p)  # in the image plane (core/eyes.py says why)
+        measured = eyes.operator_gaze(p, canonical, neutral)  # yaw against the neutral's eyes (core/eyes.py)
         # an eye whose iris jumped away from the other's (eyes.conjugate_gaze) follows the other one; each eye's
         # last gaze kept while its lids hide the iris (eyes.held_gaze); both before any smoothing
         lid_ratios = deform.eyelid_ratios(canonical, canonical - neutral)  # [14] this frame's own, unfiltered
