@@ -571,6 +571,22 @@ def test_the_back_of_the_head_curves_in_to_the_nape(results, name):
     assert 0.012 < dip < 0.06, f"the nape {100 * dip:.1f} cm in front of the occiput"
 
 
+def test_behind_a_short_haired_ear_the_hidden_side_is_the_hair(results):
+    """obama_official's short grey hair: seen from 60 deg round the side, the head behind his ear at the ear's
+    rows was tan (the ear's skin on the side band, then the skin in shadow, since the rim beside it is the ear,
+    not hair): saturation 0.31 against the hair's 0.04. Behind the ear the side turns to the hair sooner
+    (MeshFitConfig.ear_far_from) and the far side is the hair down to the eyes' row, fading by the nose base's."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["obama_official.jpg"].avatar, 60, 0, background=(0.0, 0.0, 0.0), backend="cpu",
+                      orbit=True)
+    box = img[135:175, 318:348].reshape(-1, 3)  # just behind the ear, at its rows
+    assert (box.max(-1) > 0.02).mean() > 0.9
+    c = np.median(box, 0)
+    sat = (c.max() - c.min()) / c.max()
+    assert sat < 0.2, f"behind the ear: rgb {np.round(c, 3)}, saturation {sat:.2f} (skin-tan, not the grey hair)"
+
+
 def test_a_cut_section_takes_the_colour_at_the_cut(results):
     """trump_official's photo ends at his dark jacket inside the crop; seen from below (pitch -20 deg) the body's
     section there showed the hidden side's colour, a light grey line along the jacket bottom (0.25 luminance

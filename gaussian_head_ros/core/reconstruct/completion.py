@@ -258,6 +258,7 @@ class SideLook:
 
     far: np.ndarray | None = None
     far_from_m: float = 0.012
+    far_from: np.ndarray | None = None  # [S, S] metres: far_from_m per outline pixel (None: far_from_m everywhere)
     far_ramp_m: float = 0.02
     shade: float = 0.0
     shade_depth_m: float = 0.05
@@ -270,7 +271,8 @@ class SideLook:
         [M, 2] (image x, y; unit) the way into the silhouette there (for the texture)."""
         col = side[i, j]
         if self.far is not None:
-            w = np.clip((behind_m - self.far_from_m) / max(self.far_ramp_m, 1e-6), 0, 1)
+            start = self.far_from_m if self.far_from is None else self.far_from[i, j]
+            w = np.clip((behind_m - start) / max(self.far_ramp_m, 1e-6), 0, 1)
             w = (w * w * (3 - 2 * w))[:, None]
             col = (1 - w) * col + w * self.far[i, j]
         if self.texture is not None and inward is not None:

@@ -128,6 +128,7 @@ class MeshFitConfig:
     side_far_from_m: float = 0.02  # the side behind the silhouette turns to the hair's (or shaded skin's) colour this far back
     nape_m: float = 0.05  # the back's reach behind the skull centre at the chin's row (the nape; back_radius_m above the nose base, and again at the shoulders); 0 = off
     nape_half_width_m: tuple[float, float] = (0.05, 0.08)  # ... across the neck: this far either side of the chin, fading out by the second
+    ear_far_from: float = 0.4  # behind a short-haired head's ear the side turns to the hair at this x side_far_from_m
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
     side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
@@ -409,8 +410,8 @@ class MeshFitReconstructor(Reconstructor):
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge)
-        back_cols, side_cols, wall_cols, far_cols = self._hidden_colours(scene, fp.landmarks_px, mesh_px, head_mask,
-                                                                         rows, wt, h_back)
+        back_cols, side_cols, wall_cols, far_cols, far_from = self._hidden_colours(scene, fp.landmarks_px, mesh_px,
+                                                                                   head_mask, rows, wt, h_back)
         side_texture = None
         if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
             ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
@@ -418,8 +419,9 @@ class MeshFitReconstructor(Reconstructor):
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
                                cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
                                inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
-                               side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, shade=cfg.side_shade,
-                                                  texture=side_texture, texture_px_per_m=cfg.side_texture_reach / mpp))
+                               side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, far_from=far_from,
+                                                  shade=cfg.side_shade, texture=side_texture,
+                                                  texture_px_per_m=cfg.side_texture_reach / mpp))
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
         if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
@@ -604,8 +606,9 @@ class MeshFitReconstructor(Reconstructor):
         blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
         the hair rather than the face's skin, and above the forehead; the face rim where the face is the
         silhouette), the silhouette wall's front (the rim just inside the background-mixed edge) and the sides'
-        far part (SideLook.far: the hair where the sides have it, elsewhere the skin in shadow, MeshFitConfig.
-        side_dark, never lighter than the hair; the torso's rim below the head)."""
+        far part (SideLook.far: the hair where the sides have it and behind the ear, elsewhere the skin in shadow,
+        MeshFitConfig.side_dark, never lighter than the hair; the torso's rim below the head) and [S, S] metres
+        behind the front where that far part starts (SideLook.far_from: sooner behind the ear)."""
         cfg = self.cfg
         person = scene.person
         exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
@@ -617,6 +620,7 @@ class MeshFitReconstructor(Reconstructor):
         d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
         top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
         far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
+        far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
         skin_px = mesh_px & person & (d_in > 4)
         if top.sum() > 50 and skin_px.sum() > 50:  # the hair colour: the rim above the forehead (skin for a bald head)
             hair = np.median(scene.photo[top], axis=0)
@@ -633,7 +637,16 @@ class MeshFitReconstructor(Reconstructor):
             w_rows = 1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)  # the head above the mouth
             w_back = smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
             shadow = np.minimum((1 - cfg.side_dark) * skin, hair)  # never lighter than dark hair either
-            hidden = w_hair[..., None] * hair + (1 - w_hair[..., None]) * shadow
+            # Behind the ear (above the eyes' row, fading out by the nose base's) a head with hair has hair, whatever
+            # the rim beside it shows: a short-haired head's rim there is the ear, and obama_official's head behind
+            # it was tan skin in shadow from 2 cm back (the side band before it the ear's own skin). There the far
+            # side is the hair, and it starts at ear_far_from x side_far_from_m (bald: the "hair" is the skin).
+            y_eyes = lm[list(lmk.OUTER_EYE), 1].mean()
+            ear = 1 - smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows)
+            w_far = cv2.GaussianBlur(np.maximum(like, np.maximum(above, ear)).astype(np.float32), (0, 0),
+                                     2 * cfg.back_blur_px) * (1 - wt)
+            far_from = cfg.side_far_from_m * (1 - (1 - cfg.ear_far_from) * np.clip(w_far - w_hair, 0, 1))
+            hidden = w_far[..., None] * hair + (1 - w_far[..., None]) * shadow
             far = (1 - wt[..., None]) * hidden + wt[..., None] * side
             back = (1 - w_back[..., None]) * back + w_back[..., None] * far
             side = (1 - w_hair[..., None]) * side + w_hair[..., None] * hair
@@ -648,7 +661,7 @@ class MeshFitReconstructor(Reconstructor):
             near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
             side = (1 - near) * side + near * face_rim
-        return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32)
+        return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32), far_from
 
     def _select_pixels(self, photo, person, head_mask, torso_px, budget: int):
         """Base grid (i, j, head stride, torso stride, [S, S] bool pixels on the torso's grid) and detail pixels (i, j)
