@@ -99,8 +99,12 @@ class MeshFitConfig:
     # in-plane std-dev of a head photo-layer Gaussian, as a fraction of its spacing. 0.5 left the stride-2 lattice
     # as a dot grid in the skin wherever the avatar is drawn larger than its crop (the ../shared clips' frames:
     # 1.1-1.4x); 0.55 (torso 0.6, detail_sigma_px 0.25, refine_iters 6; were 0.5, 0.65, 0.35, 4): frame 0 of the
-    # four clips +0.1..+0.7 dB, the rest fit at the crop's own scale +0.6..+1.3 dB on the nine ../shared portraits
-    sigma_per_stride: float = 0.55
+    # four clips +0.1..+0.7 dB, the rest fit at the crop's own scale +0.6..+1.3 dB on the nine ../shared portraits.
+    # 0.55 still let ~9 % of the darker layers behind show midway between four discs (isotropic, opacity 0.99, by
+    # calculation): a grid of lines over the skin of every driven frame, a corrugation where the mouth region is
+    # stretched; 0.6 (~6 %): the forehead's high-pass 2.5 -> 1.7 grey levels (business_person drawn 1.3x larger),
+    # frame 0 of the four clips -0.11..+0.10 dB
+    sigma_per_stride: float = 0.6
     torso_sigma_per_stride: float = 0.6  # the same on the torso (wider: no gaps between the sparser discs)
     detail_sigma_px: float = 0.25  # std-dev of the single-pixel detail Gaussians
     detail_lift_m: float = 0.0004  # detail Gaussians sit this much in front of the base layer
