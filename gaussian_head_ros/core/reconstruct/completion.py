@@ -272,8 +272,7 @@ class SideLook:
         col = side[i, j]
         if self.far is not None:
             start = self.far_from_m if self.far_from is None else self.far_from[i, j]
-            w = np.clip((behind_m - start) / max(self.far_ramp_m, 1e-6), 0, 1)
-            w = (w * w * (3 - 2 * w))[:, None]
+            w = smoothstep(0.0, self.far_ramp_m, behind_m - start)[:, None]
             col = (1 - w) * col + w * self.far[i, j]
         if self.texture is not None and inward is not None:
             s = self.texture.shape[0]
@@ -289,8 +288,7 @@ class SideLook:
         same rule: core/model/generator.py, GeneratorConfig.back_shade)."""
         if self.shade <= 0:
             return col
-        x = (behind_m / max(self.shade_depth_m, 1e-6)).clip(0, 1)
-        return col * (1 - self.shade * x * x * (3 - 2 * x))[..., None]  # gently at the front: the matte edge shows it
+        return col * (1 - self.shade * smoothstep(0.0, self.shade_depth_m, behind_m))[..., None]  # gently at the front: the matte edge shows it
 
 
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,
