@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The reader (and the tracker) on the avatar turned to known head poses with its rest expression (issue 11).
 
-    python scripts/pose_sweep.py [--portraits NAME ...] [--self] [--axes pitch yaw] [--out DIR]
+    python scripts/pose_sweep.py [--portraits NAME ...] [--self] [--axes pitch yaw | --replay CLIP ... | --jaw]
+                                 [--out DIR]
 
 Separates what the avatar's geometry does from what driving does: each avatar (mesh_fit, from every
 ../shared portrait, and with --self from each clip's frame 0) is rendered at rest (zero expression, head
@@ -31,6 +32,20 @@ the head never moves, so that std is what the tracker's pose takes from the face
 only the expression below the nose base (mouth, jaw), `upper` the rest. Measured at e539296 (60 frames,
 lower): self lp_d0 tracker pitch std 0.80 deg vs reader 0.16; lp_d9_woman_turned by lp_d18 reader 1.51
 (whole expression 1.66, upper only 0.34): the reader reads the avatar's mouth as head pitch.
+
+--jaw: instead, how readable each avatar's own jaw is. The avatar at rest (frontal, as above) with its
+lower face turned about its own jaw hinge (`deform.jaw_pivot`) by 0..--jaw-max deg (`jaw_turn_expression`:
+every template point below the line where the lips meet turns, the upper lip stays, the mouth corners turn
+half), and the reader's jawOpen on each render (video mode, the angle rising then falling back). Per avatar:
+jaw_open_at (the mean of the two readings of each angle), onset_deg (the smallest angle read at >= 0.1) and
+slope_per_deg (least squares over the whole range). The control's chin displacement is the same for every
+avatar in canonical metres (outer eye corners 9 cm), so a difference between avatars is how the reader reads
+that face, not how far its chin moves (jaw12, session 12: the visible chin moves as far as the template's on
+self and cross avatars alike). Measured at db7338d (`--jaw --self`, 1.5-deg steps), onset_deg: the clips' own
+frame 0 (self avatars) 3-6, obama_official / obama_speech 4.5, astronaut 6, trump / two_children 7.5, monalisa
+9, business_person 10.5, lp_d8 13.5 (lp_d9's scream reads 0.14 at rest). jawOpen at 6 deg: self 0.13-0.27,
+Obamas 0.28, business 0.018, lp_d8 0.004. Sadtalker's control turns the jaw 6.6-9.6 deg while talking (its
+first 32 frames): the late-onset avatars' cross pairs have the table's lowest jaw slopes (business 0.13-0.15).
 
 Prints one line per avatar and axis (or clip), and writes DIR/pose_sweep.json; asserts nothing. One
 avatar and axis is ~30 s of CPU (a reconstruction, ~60 renders, two readers).
@@ -90,6 +105,57 @@ def sweep(driver, axis: str, degs: np.ndarray, reader_model: str) -> list[dict]:
                 row["tracker_deg"] = euler_deg(t.rotation)[axis]
             rows.append(row)
     return rows
+
+
+def jaw_turn_expression(verts: np.ndarray, deg: float) -> np.ndarray:
+    """[V >= 468, 3] rest template (head frame, metres, y down) and a jaw turn (deg, + = opening) -> [468, 3]
+    the expression that turns the lower face about the template's jaw hinge (`deform.jaw_pivot`, about x):
+    points below the line where the lips meet (mean of the inner lip midpoints) turn fully, from 1.5 mm above
+    it not at all (a smooth step), the upper inner lip never, the mouth corners by half. A synthetic stimulus
+    for the --jaw sweep, not a driving rule (the drive takes the tracker's measured expression)."""
+    from gaussian_head_ros.core import deform
+    from gaussian_head_ros.core import landmarks as lmk
+
+    v = np.asarray(verts, np.float64)[:lmk.NUM_MESH]
+    lip_y = 0.5 * (v[lmk.UPPER_LIP_IN, 1] + v[lmk.LOWER_LIP_IN, 1])
+    w = deform.smoothstep(lip_y - 0.0015, lip_y - 0.0005, v[:, 1])
+    w[list(lmk.LIP_UPPER_INNER)] = 0.0  # (a closed mouth's inner lips share one height)
+    w[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L, lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN]] = 0.5
+    pivot = deform.jaw_pivot(v)
+    turn = deform.axis_angle_x(np.array([np.radians(deg)]))[0]
+    return ((v - pivot) @ turn.T + pivot - v) * w[:, None]
+
+
+def jaw_sweep(driver, max_deg: float, step: float, reader_model: str) -> dict:
+    """The avatar at rest (frontal, DEPTH_M) with its jaw turned 0 -> max_deg -> 0 (`jaw_turn_expression`);
+    the reader's jawOpen on each render (video mode) -> figures (see the module docstring)."""
+    from dataclasses import replace
+
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.reader import FaceReader
+
+    up = np.arange(0.0, max_deg + 1e-9, step)
+    degs = np.concatenate([up, up[::-1][1:]])
+    K = default_intrinsics(SIZE_PX, SIZE_PX, FOV_DEG)
+    rest = driver.verts
+    reads = {}
+    with FaceReader(reader_model) as reader:
+        for i, a in enumerate(degs):
+            ex = jaw_turn_expression(rest, float(a))
+            c = FaceControl.rest()
+            c.translation = np.array([0.0, 0.0, DEPTH_M], np.float32)
+            c = replace(c, expression=ex.astype(np.float32), landmarks=(rest[:len(ex)] + ex).astype(np.float32))
+            img = (np.clip(render_control(driver, c, K, SIZE_PX, SIZE_PX).image, 0, 1) * 255 + 0.5).astype(np.uint8)
+            r = reader.read(img, (i + 1) * 33_333_333)
+            if r is not None:
+                reads.setdefault(round(float(a), 3), []).append(float(r.blendshapes["jawOpen"]))
+    at = {a: round(float(np.mean(v)), 3) for a, v in sorted(reads.items())}
+    x, y = np.array(list(at)), np.array(list(at.values()))
+    onset = next((a for a, v in at.items() if v >= 0.1), None)
+    return {"jaw_open_at": {f"{a:g}": v for a, v in at.items()}, "onset_deg": onset,
+            "slope_per_deg": round(float(np.polyfit(x, y, 1)[0]), 4) if len(x) > 2 else None}
 
 
 def held_region(control, first, region: str):
@@ -230,6 +296,9 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=60, help="frames of each --replay clip (0 = all)")
     ap.add_argument("--region", choices=("all", "lower", "upper"), default="all",
                     help="--replay: drive only this part of the expression (lower = below the nose base)")
+    ap.add_argument("--jaw", action="store_true", help="instead: the reader's jawOpen on each avatar's own jaw "
+                    "turned 0..--jaw-max deg (module docstring)")
+    ap.add_argument("--jaw-max", type=float, nargs=2, default=[15.0, 1.5], metavar=("MAX", "STEP"))
     ap.add_argument("--out", default="out/pose_sweep", help="output folder")
     args = ap.parse_args(argv)
     if not Path(args.reader).is_file():
@@ -245,6 +314,12 @@ def main(argv=None) -> int:
         rgb = read_frames(str(src), max_frames=1)[0].rgb if src.suffix == ".mp4" else read_image(str(src))
         with get_reconstructor("mesh_fit") as rec:
             driver = Driver(rec.reconstruct(rgb).avatar)
+        if args.jaw:
+            s = jaw_sweep(driver, *args.jaw_max, args.reader)
+            results.append({"source": src.name, "jaw": True, **s})
+            print(f"{src.stem:28s} jaw   onset_deg={s['onset_deg']} slope_per_deg={s['slope_per_deg']} "
+                  + " ".join(f"{a}:{v}" for a, v in s["jaw_open_at"].items()), flush=True)
+            continue
         for clip in args.replay:
             clip_path = clip if Path(clip).is_file() else str(data / "driving" / f"{clip}.mp4")
             s = replay(driver, clip_path, args.frames, args.reader, args.region)
