@@ -38,7 +38,9 @@ lower face turned about its own jaw hinge (`deform.jaw_pivot`) by 0..--jaw-max d
 every template point below the line where the lips meet turns, the upper lip stays, the mouth corners turn
 half), and the reader's jawOpen on each render (video mode, the angle rising then falling back). Per avatar:
 jaw_open_at (the mean of the two readings of each angle), onset_deg (the smallest angle read at >= 0.1) and
-slope_per_deg (least squares over the whole range). The control's chin displacement is the same for every
+slope_per_deg (least squares over the whole range). The reader in video mode carries state from frame to frame,
+so a reading depends on the sequence: compare runs with the same --jaw-max (at 12/1.5 instead of 15/1.5, lp_d8
+read 0.033 at 12 deg instead of 0.089). The control's chin displacement is the same for every
 avatar in canonical metres (outer eye corners 9 cm), so a difference between avatars is how the reader reads
 that face, not how far its chin moves (jaw12, session 12: the visible chin moves as far as the template's on
 self and cross avatars alike). Measured at db7338d (`--jaw --self`, 1.5-deg steps), onset_deg: the clips' own
