@@ -318,3 +318,17 @@ def test_deformation_fades_beyond_the_template_without_a_seam():
     assert np.all(np.diff(moved) <= 1e-6) and moved[-1] == 0.0  # fading monotonically, none beyond falloff_m
     assert 0.3 < moved[2] < 0.7  # halfway: about half
     np.testing.assert_allclose((p.means[-k:] - probes)[:, [0, 2]], 0, atol=1e-6)  # along the displacement only
+
+
+def test_sh_bands_add_to_the_dc_colour_before_it_is_clipped():
+    """A Gaussian whose DC term alone is brighter than white (mesh_fit's edge-on rim: its view-independent part plus
+    a share of the made-up colour, builder.edge_on_sh) shows DC + band 1 clipped once, as 3DGS sums and clamps:
+    1.2 - 0.3 = 0.9 here, not min(1, 1.2) - 0.3 = 0.7."""
+    from gaussian_head_ros.core.avatar import SH_C0, SH_C1
+
+    a = synthetic_avatar(200, seed=0)
+    sh = np.zeros((a.num_gaussians, 4, 3), np.float32)
+    sh[:, 0] = (1.2 - 0.5) / SH_C0  # DC colour 1.2
+    sh[:, 2] = -0.3 / SH_C1  # band 1's z term (avatar.sh_basis: SH_C1 z): -0.3 seen along +z
+    colors = Driver(dataclasses.replace(a, sh=sh)).drive().colors  # no viewmat: seen along +z, at rest
+    assert np.allclose(colors, 0.9, atol=1e-5), (colors.min(), colors.max())

@@ -105,14 +105,16 @@ def legendre(t, weights):
 
 
 def sh_zonal(delta_rgb: np.ndarray, dirs: np.ndarray, weights) -> np.ndarray:
-    """delta_rgb [N, 3], dirs [N, 3] unit directions e (camera -> Gaussian, rest frame), weights (w_0, w_1, w_2) ->
-    [N, K, 3] SH coefficients (K = (len(weights))^2, DC included, without its 0.5 offset) under which a Gaussian seen
-    along d shows delta_rgb x `legendre`(d . e, weights) over what its other coefficients give: the addition theorem,
-    P_l(d . e) = 4 pi / (2 l + 1) sum_m Y_lm(e) Y_lm(d), with `sh_basis` as Y."""
+    """delta_rgb [N, 3], dirs [N, 3] unit directions e (camera -> Gaussian, rest frame), weights (w_0, w_1, w_2),
+    each a number or [N] (one lobe per Gaussian) -> [N, K, 3] SH coefficients (K = (len(weights))^2, DC included,
+    without its 0.5 offset) under which a Gaussian seen along d shows delta_rgb x `legendre`(d . e, weights) over what
+    its other coefficients give: the addition theorem, P_l(d . e) = 4 pi / (2 l + 1) sum_m Y_lm(e) Y_lm(d), with
+    `sh_basis` as Y."""
     e = np.asarray(dirs, np.float64)
     deg = len(weights) - 1
     y = sh_basis(e, deg)  # [N, K]
-    scale = np.concatenate([np.full(2 * l + 1, 4 * np.pi / (2 * l + 1) * w) for l, w in enumerate(weights)])
+    scale = np.concatenate([np.broadcast_to(np.asarray(4 * np.pi / (2 * l + 1) * np.asarray(w, np.float64))[..., None],
+                                            (len(e), 2 * l + 1)) for l, w in enumerate(weights)], 1)  # [N, K]
     return (y * scale)[:, :, None].astype(np.float32) * np.asarray(delta_rgb, np.float32)[:, None, :]
 
 

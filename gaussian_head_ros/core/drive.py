@@ -14,9 +14,11 @@ lighting (Ramamoorthi & Hanrahan) at the Gaussian's normal n (n' posed). `lighti
 head frame (x right, y down, z into the head), per rgb channel. See `sh9_basis` and `irradiance`.
 
 Colours are the DC term (sh[:, 0]) plus, on the Gaussians whose higher SH bands are not zero, bands 1 and 2 seen
-from the camera `drive(viewmat=...)` is given (the learned reconstructor's head outline: its front colour seen from the
-photo's direction, its side colour from the side; `core/model/generator.py`); band 3 is not used. Torch avatars
-(training) are driven with the DC term only (training renders the same colours by `train.trainer.view_rgb`).
+from the camera `drive(viewmat=...)` is given, summed and then clipped to [0, 1] (the learned reconstructor's head
+outline: its front colour seen from the photo's direction, its side colour from the side, `core/model/generator.py`;
+mesh_fit's edge-on rim: the colour its refinement made up seen from the photo's camera only, `reconstruct.builder.
+edge_on_sh`); band 3 is not used. Every render backend gets these colours. Torch avatars (training) are driven with
+the DC term only (training renders the same colours by `train.trainer.view_rgb`).
 
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
@@ -163,6 +165,7 @@ class Driver:
         self.view_rows = np.nonzero(np.abs(band).max(axis=(1, 2), initial=0.0) > 0)[0]  # colour depends on the view
         self.view_sh = np.zeros((len(self.view_rows), 8, 3), np.float32)  # [M, 8, 3]: bands 1-2, zero-padded
         self.view_sh[:, :band.shape[1]] = band[self.view_rows]
+        self.view_dc = sh_dc_to_rgb(sh[self.view_rows, 0])  # [M, 3] not clipped: bands and DC add up, then clip
         self.normals = np.asarray(avatar.normals, np.float32)  # [N, 3]
         self.has_normal = np.linalg.norm(self.normals, axis=1) > 0.5
         self.lighting = np.asarray(avatar.lighting_sh, np.float32)
@@ -236,8 +239,8 @@ class Driver:
         else:
             vm = np.asarray(viewmat, np.float64)
             cam, ortho = (-vm[:3, :3].T @ vm[:3, 3]).astype(np.float32), False
-        return _view_sh(self.colors, self.view_rows, self.view_sh, self.frame, tab.rot, means, cam, ortho,
-                        self.view_degree)
+        return _view_sh(self.colors, self.view_rows, self.view_dc, self.view_sh, self.frame, tab.rot, means, cam,
+                        ortho, self.view_degree)
 
     def _apply_torch(self, tab: FrameTables, target) -> PosedGaussians:
         import torch
@@ -283,10 +286,10 @@ from numba import njit  # noqa: E402
 
 
 @njit(fastmath=True, cache=True, nogil=True)
-def _view_sh(colors, rows, sh, frame, rot, means, cam, ortho, degree):
-    """colors [N, 3] + the SH bands 1..degree (<= 2) sh [M, K - 1, 3] of Gaussians rows [M], seen along the unit
-    direction from cam [3] to each posed mean (ortho: along +z) turned back by rot[frame]^T into the rest frame;
-    clipped to [0, 1]. avatar.sh_basis's functions, one Gaussian at a time (test_model's pose twin checks them)."""
+def _view_sh(colors, rows, dc, sh, frame, rot, means, cam, ortho, degree):
+    """colors [N, 3] with the Gaussians rows [M] replaced by their DC colour dc [M, 3] (not clipped) + their SH bands
+    1..degree (<= 2) sh [M, K - 1, 3], seen along the unit direction from cam [3] to each posed mean (ortho: along
+    +z) turned back by rot[frame]^T into the rest frame; clipped to [0, 1] (the sum, as 3DGS clamps it). avatar.sh_basis's functions, one Gaussian at a time (test_model's pose twin checks them)."""
     out = colors.copy()
     c1 = np.float32(SH_C1)
     for j in range(rows.shape[0]):
@@ -304,7 +307,7 @@ def _view_sh(colors, rows, sh, frame, rot, means, cam, ortho, degree):
         z = r[0, 2] * dx + r[1, 2] * dy + r[2, 2] * dz
         b0, b1, b2 = -c1 * y, c1 * z, -c1 * x
         for c in range(3):
-            v = out[i, c] + b0 * sh[j, 0, c] + b1 * sh[j, 1, c] + b2 * sh[j, 2, c]
+            v = dc[j, c] + b0 * sh[j, 0, c] + b1 * sh[j, 1, c] + b2 * sh[j, 2, c]
             if degree >= 2:
                 v += (SH_C2[0] * x * y * sh[j, 3, c] + SH_C2[1] * y * z * sh[j, 4, c]
                       + SH_C2[2] * (2 * z * z - x * x - y * y) * sh[j, 5, c] + SH_C2[3] * x * z * sh[j, 6, c]

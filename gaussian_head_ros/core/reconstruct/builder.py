@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, GaussianAvatar, rgb_to_sh_dc
+from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, GaussianAvatar, rgb_to_sh_dc, sh_zonal
 from gaussian_head_ros.core.drive import matrices_to_quats
 
 
@@ -76,16 +76,41 @@ def surface_discs(means: np.ndarray, normals: np.ndarray, colors: np.ndarray, si
         bary=(np.zeros((m, 3), np.float32) if bary is None else np.asarray(bary, np.float32)))
 
 
-def to_avatar(batch: GaussianBatch, template_vertices: np.ndarray, template_faces: np.ndarray, **kw) -> GaussianAvatar:
+def edge_on_sh(colors: np.ndarray, made_up: np.ndarray, axes: np.ndarray, facing: np.ndarray,
+               floor: float) -> np.ndarray:
+    """SH colours [N, K, 3] of discs whose colour seen from the photo's camera is colors [N, 3] in [0, 1], of which
+    made_up [N, 3] makes up for how little of its pixel an edge-on disc covers there (mesh_fit's colour
+    refinement): seen along d the disc shows colors - made_up + made_up x g, g = 1 - k (u - facing), u = -d . axis,
+    k = (1 + floor) / (1 - facing): the whole made-up part from the photo's camera, none once seen
+    (1 - facing) / (1 + floor) more squarely, -floor x it face-on (a linear band can only tilt, so it overshoots;
+    `floor` bounds that). axes [N, 3] unit disc normals, turned towards the photo's camera, in the Gaussians' rest
+    frame; facing [N] in [0, 1) |cos| between the normal and the photo's line of sight to the disc. A disc's share
+    of a pixel grows with |d . normal|. SH degree 1 (K = 4: 3DGS's band 1, `avatar.sh_zonal`) where any made_up
+    is not zero, else the DC term alone (K = 1)."""
+    colors = np.asarray(colors, np.float32)
+    made_up = np.asarray(made_up, np.float32)
+    dc = rgb_to_sh_dc(colors - made_up)[:, None, :]
+    if not np.any(made_up):
+        return rgb_to_sh_dc(colors)[:, None, :]
+    f = np.clip(np.asarray(facing, np.float64), 0.0, 0.999)
+    k = (1.0 + float(floor)) / (1.0 - f)
+    sh = sh_zonal(made_up, axes, (1.0 + k * f, k))  # legendre(t) = 1 + k (t + facing), t = d . axis = -u
+    sh[:, 0] += dc[:, 0]
+    return sh
+
+
+def to_avatar(batch: GaussianBatch, template_vertices: np.ndarray, template_faces: np.ndarray, sh=None,
+              **kw) -> GaussianAvatar:
     """Raw (log-scale, logit-opacity, SH) avatar from a batch; only PART_FACE Gaussians and the PART_STATIC ones
-    carried on a triangle keep a triangle binding, and PART_MOUTH ones their jaw weights (bary, see core.deform)."""
+    carried on a triangle keep a triangle binding, and PART_MOUTH ones their jaw weights (bary, see core.deform).
+    sh [N, K, 3]: the SH colours (`edge_on_sh`); None: the batch's colours as the DC term."""
     bound = ((batch.part == PART_FACE) | (batch.part == PART_STATIC)) & (batch.face_id >= 0)
     keep_bary = bound | (batch.part == PART_MOUTH)
     op = np.clip(batch.opacities.astype(np.float64), 1e-4, 1 - 1e-4)
     return GaussianAvatar(
         means=np.ascontiguousarray(batch.means, np.float32),
         normals=np.ascontiguousarray(batch.normals, np.float32),
-        sh=rgb_to_sh_dc(batch.colors)[:, None, :],
+        sh=rgb_to_sh_dc(batch.colors)[:, None, :] if sh is None else np.ascontiguousarray(sh, np.float32),
         logit_opacities=np.log(op / (1 - op)).astype(np.float32),
         log_scales=np.log(np.maximum(batch.scales, 1e-7)).astype(np.float32),
         quats=np.ascontiguousarray(batch.quats, np.float32),

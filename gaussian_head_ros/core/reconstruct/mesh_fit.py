@@ -18,7 +18,9 @@
    the lids meet, over lid skin waiting behind it (the photo with the eyes filled from the skin around, and a
    lash line along its lower edge).
 5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
-   the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats.
+   the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats. What it
+   makes up for the discs the photo sees edge-on along the silhouette is seen from the source camera only
+   (SH band 1, builder.edge_on_sh): turned, they show the skin's colour, not a light seam.
 6. Lighting (lighting.py): second-order SH from the face skin's shading against the template normals.
 7. Rest pose (rest_pose.py): the photo's own mouth expression (core.expression: open jaw, parted lips,
    smile) is taken out of the template, and every Gaussian moved by the exact inverse of what drive()
@@ -37,10 +39,11 @@ import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera
+from gaussian_head_ros.core.avatar import (PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera,
+                                           rgb_to_sh_dc)
 from gaussian_head_ros.core.control import line_of_sight_rotation
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs, to_avatar
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, edge_on_sh, surface_discs, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
                                                            covered_triangles, edge_opacity, face_completion,
                                                            rim_colours)
@@ -112,6 +115,16 @@ class MeshFitConfig:
     opacity: float = 0.99
     refine_iters: int = 6  # colour refinement passes against the renderer (0 = off)
     refine_backend: str = "cpu"  # core.render backend for the refinement
+    # The refinement makes up for the photo layer's discs along the silhouette that the photo sees edge-on: they
+    # cover little of their pixel in the rest render, and their colour went up to ~0.08 lighter to give the photo's
+    # pixel back. Turned and tilted they are seen face-on: a light seam down the far cheek 3-6 px inside the photo's
+    # outline (sadtalker f36). Within view_rim_px of the silhouette, the share of a disc's step the refinement makes
+    # up ramps from all to none as |cos| between its normal and the photo's line of sight goes view_rim_facing[0] ->
+    # [1]; that share is seen from the photo's camera only (`builder.edge_on_sh`: SH band 1 about the normal, none of
+    # it once seen squarely, -view_rim_floor x it face-on), so the rest render keeps it. view_rim_px 0: off
+    view_rim_px: float = 8.0
+    view_rim_facing: tuple[float, float] = (0.3, 0.5)
+    view_rim_floor: float = 0.5
     segmentation_threshold: float = 0.5  # person probability of the selfie segmentation
     matting_radius_px: int = 6  # guided filter snapping the (256 px) segmentation to the photo's edges; 0 = off
     head_centre_z_m: float = 0.01  # skull centre behind the head origin (the cheek contour)
@@ -173,6 +186,10 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
         raise ValueError("head_stride and torso_stride must be 1..8 pixels")
     if not 0 <= cfg.refine_iters <= 20:
         raise ValueError(f"refine_iters must be 0..20, got {cfg.refine_iters}")
+    lo, hi = cfg.view_rim_facing
+    if not (0 <= lo <= hi < 1) or cfg.view_rim_px < 0 or not 0 <= cfg.view_rim_floor <= 2:
+        raise ValueError(f"view_rim_facing must be 0 <= lo <= hi < 1, view_rim_px >= 0, view_rim_floor 0..2; got "
+                         f"{cfg.view_rim_facing}, {cfg.view_rim_px}, {cfg.view_rim_floor}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
     return cfg
@@ -547,8 +564,19 @@ class MeshFitReconstructor(Reconstructor):
         timings["gaussians"] = time.perf_counter() - t3
 
         t4 = time.perf_counter()
+        # the discs along the silhouette the photo sees edge-on: the share of their colour step that only the
+        # photo's camera is to see (view_rim_facing)
+        sight = pts[pixels[0], pixels[1]].astype(np.float64) - centre
+        sight /= np.linalg.norm(sight, axis=1, keepdims=True)
+        cos_n = np.sum(photo_layer.normals * sight, 1)  # < 0: the normal faces the camera
+        lo, hi = cfg.view_rim_facing
+        edge_on = ~frozen & (d_edge[pixels[0], pixels[1]] < cfg.view_rim_px) & (np.abs(cos_n) < hi)
+        shown = np.where(edge_on, np.clip((np.abs(cos_n) - lo) / max(hi - lo, 1e-6), 0.0, 1.0), 1.0)
+        unrefined = batch.colors[:n_photo].copy()
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, photo, {"head": head_clean, "head_full": head_mask},
                              fp.viewmat, K, S, background, coverage)
+        refined = batch.colors[:n_photo].copy()
+        made_up = (1.0 - shown)[:, None] * (refined - unrefined)  # [n_photo, 3]
         timings["refine"] = time.perf_counter() - t4
 
         t5 = time.perf_counter()
@@ -582,7 +610,20 @@ class MeshFitReconstructor(Reconstructor):
                 lip_info["mouth_pushed_back"] = int(front_of.sum())
         # the photo's head rotation: drive() turns the torso by only part of it (rest_pose.turn_torso)
         lip_info["torso_level_changes"] = turn_torso(batch, line_of_sight_rotation(t).T @ R, V_rest, faces, drive_cfg)
-        avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), lighting_sh=lighting,
+        # the made-up share seen from the photo's camera only, about the discs' rest normals turned towards it (not
+        # where the lips' re-texturing changed the colour)
+        made_up[np.any(batch.colors[:n_photo] != refined, axis=1)] = 0.0
+        view_rows = np.flatnonzero(np.any(made_up != 0, axis=1))
+        info_view = {"edge_on_view_sh": int(len(view_rows))}
+        sh = None
+        if len(view_rows):
+            sh = np.zeros((len(batch), 4, 3), np.float32)
+            sh[:, 0] = rgb_to_sh_dc(batch.colors)
+            axes = batch.normals[view_rows].astype(np.float64) * np.where(cos_n[view_rows] > 0, -1.0, 1.0)[:, None]
+            axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+            sh[view_rows] = edge_on_sh(batch.colors[view_rows], made_up[view_rows], axes, np.abs(cos_n[view_rows]),
+                                       cfg.view_rim_floor)
+        avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), sh=sh, lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
         avatar.validate(cfg.max_gaussians)
         timings["export"] = time.perf_counter() - t5
@@ -597,7 +638,7 @@ class MeshFitReconstructor(Reconstructor):
                 "expression_removed_mm": round(1000 * expression_strength(expr), 2),
                 "photo_jaw_deg": round(float(np.degrees(theta)), 2),
                 "teeth": teeth_info,  # where the teeth colour came from, and the skin / sclera it was taken from
-                **lip_info,
+                **lip_info, **info_view,
                 **{f"psnr_{k}": round(v, 2) for k, v in psnrs.items()}}
         log.info("mesh_fit: %d Gaussians (%d photo, %d detail), head PSNR %.2f dB at rest, %.2f s",
                  avatar.num_gaussians, n_photo, len(detail[0]), psnrs.get("head", float("nan")), sum(timings.values()))
