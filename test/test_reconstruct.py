@@ -1047,6 +1047,27 @@ def test_a_smiling_photo_rests_with_a_relaxed_mouth(results):
                                                abs=0.0007)
 
 
+def test_a_closed_lip_smile_rests_with_its_corners_lowered_too(results):
+    """business_person smiles with closed lips: the mouth is 56 mm wide (beyond the relaxed range), its corners
+    only 3.0 mm above the lips' centre (inside it). Taking out the width alone left the lift, and her avatar
+    rested smiling (the reader: smile 0.33 at rest, 0.04 now). A mouth wider than relaxed takes its corners
+    where a clear smile's go (expression.SMILE_CORNER_DROP_M), by its width's smile share."""
+    from gaussian_head_ros.core import expression as E
+
+    res = results["business_person.png"]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    photo = rest + res.expression
+    width = float(photo[E.LIP_CORNERS_OUTER[1], 0] - photo[E.LIP_CORNERS_OUTER[0], 0])
+    share = (width - E.MAX_MOUTH_WIDTH_M) / (E.MAX_MOUTH_WIDTH_M - E.MEAN_MOUTH_WIDTH_M)
+    assert 0.5 < share <= 1.0  # wider than relaxed (54.7 mm on the fitted template)
+    lifted = _corner_drop(photo)
+    assert E.MIN_CORNER_DROP_M < lifted < E.MEAN_CORNER_DROP_M  # lifted, but within the relaxed range
+    assert _corner_drop(E.neutralize(photo)) == pytest.approx(lifted + share * (E.SMILE_CORNER_DROP_M - lifted),
+                                                              abs=2e-4)
+    # the avatar rests with its corners lowered past the relaxed mean (before: 2.5 mm above the lips' centre)
+    assert _corner_drop(rest) > E.MEAN_CORNER_DROP_M + 0.001
+
+
 @pytest.mark.parametrize("name", ["obama_official.jpg", "trump_official.png"])
 def test_a_grinning_photo_rests_without_the_grin_beside_its_corners(results, name):
     """The skin just beyond a grinning photo's mouth corners (its creases) goes in with the corners when the

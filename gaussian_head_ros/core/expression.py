@@ -31,7 +31,9 @@ nose base held fixed.
   alone it moved about half as far, and a grinning photo's creases there still read as a smile at rest: the
   reader's smile on obama_official's / trump_official's rest render 0.71 / 0.84, with the skin 0.33 / 0.58).
   At the edge, obama_official's and trump_official's avatars still grinned under every clip; at the mean
-  their rest renders still read smile 0.33 / 0.55 (PAST_MEAN).
+  their rest renders still read smile 0.33 / 0.55 (PAST_MEAN). A mouth wider than the range smiles even
+  when its corners are lifted less than the range's edge (a closed-lip smile): by its width's smile share
+  (`_smile_share`) its corners go where a clear smile's go (SMILE_CORNER_DROP_M).
   A mouth open wider than OPEN_MEAN_UP_TO_M goes less far (to the edge only from OPEN_EDGE_ONLY_M on).
   Frown: corners lower than that range are raised the same way, at most to the mean (lp_d8_man_glasses'
   photo: 4.7 mm below the lips' centre; its avatar kept the frown under every clip).
@@ -94,6 +96,13 @@ MEAN_CORNER_DEPTH_M = 0.0134
 # corners taken two distances past the mean (4.3 mm above the lips' centre), read smile 0.14 under lp_d0's
 # neutral frame (0.00 with them at the mean).
 PAST_MEAN = 1.0
+# Where a clear smile's corners go (PAST_MEAN past the relaxed mean height); a mouth wider than the relaxed range
+# takes its corners there too, by its width's smile share (`_smile_share`), however little they are lifted: a
+# closed-lip smile lifts them less than one standard deviation (business_person: 56.1 mm wide, corners 3.0 mm
+# above the lips' centre), and with its width alone taken out its avatar rested with the smile (the reader,
+# FaceLandmarker: smile 0.33 at rest; 0.04 with this, its smile curve under lp_d0's smile scaled by 0.1 / 0.2 /
+# 0.3: 0.49 / 0.62 / 0.71 -> 0.16 / 0.45 / 0.62).
+SMILE_CORNER_DROP_M = MEAN_CORNER_DROP_M + PAST_MEAN * (MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M)
 # ... for lips that (nearly) meet or part in a smile: a mouth open wider than this (lip gap) still goes to the
 # edge only, and fully so from OPEN_EDGE_ONLY_M on (the corners of a scream sit high above the lips' centre by
 # the opening, not by a smile: lp_d9_woman_turned, gap 44 mm, read as a more open jaw when taken to the mean)
@@ -157,6 +166,12 @@ def _mean_share(x: np.ndarray) -> float:
     return float(np.clip((OPEN_EDGE_ONLY_M - g_mid) / (OPEN_EDGE_ONLY_M - OPEN_MEAN_UP_TO_M), 0.0, 1.0))
 
 
+def _smile_share(width: float) -> float:
+    """How much (0..1) a mouth `width` (metres, outer corners) says it smiles: 0 within the relaxed range, 1 from
+    one range's half-width (limit - mean) beyond its limit on (module docstring: a wide closed smile)."""
+    return float(np.clip((width - MAX_MOUTH_WIDTH_M) / (MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M), 0.0, 1.0))
+
+
 def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[478|468, 3] canonical landmarks (head frame, metres) -> (handle indices [H], displacements [H, 3])
     that take the mouth to its relaxed, closed shape; the last len(CORNER_SKIN_R + CORNER_SKIN_L) handles are
@@ -206,8 +221,11 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                     - max(0.0, MIN_MOUTH_WIDTH_M - width))  # pucker: to the edge only
     corner = 0.5 * (x[cr] + x[cl])
     drop = float(corner[1] - centre[1])
-    down = (closing[1] + _beyond(MIN_CORNER_DROP_M - drop, to_mean * (MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M),
-                                 PAST_MEAN)  # smile
+    # A mouth wider than relaxed smiles, and its corners' lift belongs to that smile even within the relaxed
+    # range: they go where a clear smile's go (SMILE_CORNER_DROP_M), by the width's smile share.
+    raise_taken = max(_beyond(MIN_CORNER_DROP_M - drop, to_mean * (MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M), PAST_MEAN),
+                      to_mean * _smile_share(width) * max(0.0, SMILE_CORNER_DROP_M - drop))
+    down = (closing[1] + raise_taken  # smile
             - _beyond(drop - MAX_CORNER_DROP_M, to_mean * (MAX_CORNER_DROP_M - MEAN_CORNER_DROP_M)))  # frown: to the mean
     forward = _beyond(float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M,
                       to_mean * (MAX_CORNER_DEPTH_M - MEAN_CORNER_DEPTH_M))
