@@ -3,7 +3,8 @@
 - a robot that starts after the operator's photo was sent still gets it (latched) and builds that operator's
   avatar; the photo node says the robot accepted it (log and /diagnostics OK);
 - `photo` set again (what `ros2 param set /photo_node photo other.png` does) swaps the photo; a photo the robot
-  refuses (no face) is said with the robot's reason (log, /diagnostics WARN);
+  refuses (no face) is said with the robot's reason (log, /diagnostics WARN), one it accepts with warnings (several
+  faces) with them;
 - a file that cannot be sent (not an image, missing) is refused in the parameter reply with the reason, the
   photo sent before stays latched and the node keeps serving;
 - a photo node restarted beside a running robot takes the status latched from its earlier photo (same operator)
@@ -166,6 +167,35 @@ def test_a_photo_that_cannot_be_read_at_start_is_said_and_the_node_runs_on(graph
         assert sender.alive()
     finally:
         assert sender.stop(signal.SIGINT, timeout=20.0) == 0, sender.log()[-3000:]
+
+
+def test_the_robots_warnings_on_an_accepted_photo_are_said(rclpy_context):
+    """A photo the robot accepts with warnings (two_children: '2 faces found, used the largest') is said with them:
+    the operator, on another host, sees neither the robot's log nor its status unless this node says them
+    (in-process: the node's status callback fed the robot's status; before, 'accepted' alone, at info, OK)."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    try:
+        node._send(read_photo(shared("portraits", "two_children_multiface.jpeg")), "kids")
+        warning = "2 faces found, used the largest (430 px wide)"
+        stamp = TimeMsg(sec=node.sent_ns // 10**9 + 1)
+        status = AvatarStatus(code=AvatarStatus.OK, ok=True, operator_id="kids", num_gaussians=60000,
+                              message="avatar for 'kids' ready: 60000 Gaussians in 9.0 s", warnings=[warning])
+        status.header.frame_id, status.header.stamp = "kids", stamp
+        node._on_status(status)
+        assert node.verdict.startswith("the robot accepted two_children_multiface.jpeg"), node.verdict
+        assert warning in node.verdict and node.level == DiagnosticStatus.WARN, (node.verdict, node.level)
+        status.warnings = []  # the same photo accepted without warnings: OK, no warnings said
+        node._send(node.photo, "kids")
+        status.header.stamp = TimeMsg(sec=node.sent_ns // 10**9 + 1)
+        node._on_status(status)
+        assert node.level == DiagnosticStatus.OK and "warnings" not in node.verdict, node.verdict
+    finally:
+        node.destroy_node()
 
 
 @pytest.mark.skipif(shutil.which("ros2") is None,

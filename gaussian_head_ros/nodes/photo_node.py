@@ -13,7 +13,8 @@ refused with the reason (in the reply of `ros2 param set`, the log and /diagnost
 stays latched; at start-up the node says why and waits for a good one. Setting `operator_id` sends the current
 photo again under the new id.
 
-Listens to `avatar/status` (latched) and says the robot's verdict on the photo: the avatar is ready, or why it was
+Listens to `avatar/status` (latched) and says the robot's verdict on the photo: the avatar is ready (with the
+robot's warnings, e.g. several faces and the largest used, at warning level and /diagnostics WARN), or why it was
 refused (no face, face too small, ...): a status whose header.frame_id is the photo's and whose header.stamp
 (when the robot made it) is not before the photo's (when it was sent). An older one, e.g. the status latched
 from an earlier photo of the same operator that arrives when this node discovers a robot already running, is
@@ -23,7 +24,7 @@ the next verdict it sends is that earlier photo's, and is said as such even unde
 no reconstruction node subscribes, the node says so (the topic it publishes on: a
 namespace or a discovery problem) 10 s after a send, then every 60 s.
 /diagnostics once a second: '<node>: operator photo', OK when the robot accepted the photo, WARN while waiting for
-a robot or when it refused the photo, ERROR when the file cannot be sent.
+a robot, when it accepted the photo with warnings or when it refused it, ERROR when the file cannot be sent.
 """
 
 from __future__ import annotations
@@ -239,9 +240,14 @@ class PhotoNode(Node):
         name = Path(self.photo.path).name
         if msg.code == AvatarStatus.OK:
             self.counts["accepted"] += 1
-            self.level = DiagnosticStatus.OK
             self.verdict = self.state = f"the robot accepted {name}: {msg.message}"
-            self.get_logger().info(self.verdict)
+            if msg.warnings:  # several faces (the largest used), the skull cut off, no colour: the operator can act
+                self.level = DiagnosticStatus.WARN
+                self.verdict = self.state = f"{self.verdict}; warnings: {'; '.join(msg.warnings)}"
+                self.get_logger().warning(self.verdict)
+            else:
+                self.level = DiagnosticStatus.OK
+                self.get_logger().info(self.verdict)
         else:
             self.counts["refused_by_robot"] += 1
             self.level = DiagnosticStatus.WARN
