@@ -275,7 +275,8 @@ def test_parameters_are_validated(rclpy_context, peer):
 
 def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
     """`ros2 param set /reconstruction_node photo_path me.jpg` reconstructs that photo (the set was accepted
-    and then nothing happened: the file was read at start-up only); a missing file is refused."""
+    and then nothing happened: the file was read at start-up only); a missing file or a directory is refused, with
+    the system's reason."""
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
@@ -295,7 +296,10 @@ def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
         return fut.result().results[0]
 
     try:
-        assert not set_photo("/nonexistent/me.jpg").successful
+        missing = set_photo("/nonexistent/me.jpg")
+        assert not missing.successful and "No such file" in missing.reason, missing.reason
+        folder = set_photo(peer["proc"].home)  # a directory was refused as 'not found' (user12, s12)
+        assert not folder.successful and "Is a directory" in folder.reason, folder.reason
         assert not set_photo("~/business_person.png").successful  # not yet there
         shutil.copy(shared("portraits", "business_person.png"), peer["proc"].home)
         peer["statuses"].clear()

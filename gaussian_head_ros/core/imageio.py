@@ -240,12 +240,19 @@ def photo_file(path: str) -> str:
     return os.path.expanduser(path)
 
 
-def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
-    """A photo file -> [H, W, 3] uint8 RGB, upright and opaque (see `decode_compressed`), with a clear error
-    for missing or unreadable files."""
+def read_file(path: str) -> bytes:
+    """The bytes of the photo file `path` (`~` expanded, as `photo_file`). Raises ValueError 'cannot read
+    PATH: REASON' with the system's reason (No such file or directory, Is a directory, Permission denied): the
+    one wording of reconstruction_node's `photo_path` reply, photo_node's `photo` reply and `read_image`."""
+    path = photo_file(path)
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            return fh.read()
     except OSError as e:
-        raise ValueError(f"cannot read {path}: {e.strerror}") from e
-    return decode_compressed(data, max_pixels=max_pixels)
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
+    """A photo file -> [H, W, 3] uint8 RGB, upright and opaque (see `decode_compressed`), with a clear error
+    for missing or unreadable files (`read_file`)."""
+    return decode_compressed(read_file(path), max_pixels=max_pixels)

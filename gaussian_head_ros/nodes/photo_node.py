@@ -98,10 +98,7 @@ def read_photo(path: str) -> Photo:
     from PIL import Image
 
     path = imageio.photo_file(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
+    data = imageio.read_file(path)
     try:
         rgb = imageio.decode_compressed(data)
     except ValueError as e:
