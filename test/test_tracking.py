@@ -537,6 +537,26 @@ def test_video_source_stamps(tmp_path):
         VideoSource(str(tmp_path / "missing.mp4"))
 
 
+def test_video_source_refuses_non_videos_and_loops_a_still_image(tmp_path):
+    """`video:=notes.txt` (or a corrupt file) played as a 0x0 video that ended at once, said as 'playing' and
+    'finished' (level OK); `video:=me.jpg` with loop published one frame and stopped (user12, s12)."""
+    for name in ("clip.mp4", "photo.jpg"):  # .mp4: OpenCV does not open it; .jpg: it opens, 0x0, no frame
+        junk = tmp_path / name
+        junk.write_bytes(b"not a video" * 100)
+        with pytest.raises(ValueError, match="cannot (open|decode) video"):
+            VideoSource(str(junk))
+    with pytest.raises(ValueError, match="not a file"):
+        VideoSource(str(tmp_path))
+    still = tmp_path / "me.png"
+    cv2.imwrite(str(still), np.full((48, 64, 3), 90, np.uint8))
+    with VideoSource(str(still), loop=True) as src:
+        frames = [src.read() for _ in range(4)]
+    assert all(f is not None and f.rgb.shape == (48, 64, 3) for f in frames), frames
+    assert np.all(np.diff([f.stamp_ns for f in frames]) > 0)
+    with VideoSource(str(still)) as src:  # without loop: one frame, then the end
+        assert src.read() is not None and src.read() is None
+
+
 def test_track_command_writes_jsonl(tmp_path):
     from gaussian_head_ros.cli import main
 

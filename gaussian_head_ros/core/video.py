@@ -7,7 +7,9 @@
 Stamps: for a file, the frame's presentation time (from the container, or index / fps when the
 container gives none) plus `start_ns`; for a camera, the wall clock when the frame was grabbed.
 With `loop=True` a file restarts at its end and stamps keep increasing (each pass is offset by the
-duration of the previous ones), so a consumer never sees time run backwards.
+duration of the previous ones), so a consumer never sees time run backwards; a still image file (one frame)
+repeats at the nominal rate. A file OpenCV opens but finds no frame size in (corrupt, not a video) is refused
+with ValueError, as a missing one is.
 
 Writing: `VideoWriter(path, fps).write(rgb)` (mp4v), and `SideBySideWriter` for driver | render pairs.
 """
@@ -49,8 +51,10 @@ class VideoSource:
             dev = int(source) if str(source).isdigit() else str(source)
             self._cap = cv2.VideoCapture(dev)
         else:
-            if not os.path.isfile(str(source)):
+            if not os.path.exists(str(source)):
                 raise ValueError(f"video file {source!r} not found")
+            if not os.path.isfile(str(source)):
+                raise ValueError(f"video file {source!r} is not a file (a directory?)")
             self._cap = cv2.VideoCapture(str(source))
         if not self._cap.isOpened():
             raise ValueError(f"cannot open video {source!r} (unsupported format or busy device)")
@@ -58,6 +62,10 @@ class VideoSource:
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0  # [Hz] nominal rate (30 when unknown)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if not self.camera and (self.width <= 0 or self.height <= 0):  # OpenCV "opened" a file it cannot decode
+            self._cap.release()  # (a text file, a corrupt JPEG): it played as a 0x0 video that ended at once
+            raise ValueError(f"cannot decode video {source!r}: OpenCV finds no frame size in it (corrupt, or not a "
+                             f"video or image)")
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = n if n > 0 and not self.camera else None  # None when unknown (cameras, streams)
         self._index = 0
@@ -87,6 +95,10 @@ class VideoSource:
             self._offset_ns = (self._last_ns or 0) - self.start_ns + int(1e9 / self.fps)
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self._cap.read()
+            if not ok:  # a still image (video:=me.jpg) cannot seek back: opened again, it loops as a still camera
+                self._cap.release()
+                self._cap = cv2.VideoCapture(str(self.source))
+                ok, bgr = self._cap.read()
         if not ok or bgr is None:
             return None
         if self.camera:
