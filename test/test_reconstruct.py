@@ -1068,6 +1068,46 @@ def test_a_closed_lip_smile_rests_with_its_corners_lowered_too(results):
     assert _corner_drop(rest) > E.MEAN_CORNER_DROP_M + 0.001
 
 
+def _read_rest_render(avatar):
+    """The reader's (FaceLandmarker's) frame on the avatar's frontal rest render, 512 px, eyes ~170 px apart."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.reader import FaceReader
+
+    reader = FaceReader(str(shared("models", "face_landmarker.task")), video=False)
+    try:
+        K = default_intrinsics(512, 512, 12.0)
+        control = FaceControl.rest()
+        control.translation = np.array([0.0, 0.0, 0.09 * K[0, 0] / 170.0], np.float32)  # eyes ~170 px apart
+        img = render_control(Driver(avatar), control, K, 512, 512).image
+        return reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("name, bound", [("lp_d9_woman_turned.jpg", ("<", 0.25)), ("obama_official.jpg", (">", -0.77)),
+                                         ("trump_official.png", (">", -0.52))])
+def test_a_photo_holding_raised_or_furrowed_brows_rests_with_relaxed_brows(results, name, bound):
+    """The photo's brows held beyond the relaxed range (expression.MIN/MAX_BROW_HEIGHT_M: lp_d9_woman_turned's
+    scream 23.9 mm above the eye corners, obama_official's and trump_official's 13.2 mm) are not the avatar's rest:
+    the rest template's brows sit at the range's edge, and the reader (FaceLandmarker) reads the frontal rest
+    render's brows (browInnerUp + browOuterUp - browDown, reader.GROUPS) as 0.51 -> 0.03 (lp_d9), -0.85 -> -0.68
+    (obama_official), -0.60 -> -0.43 (trump_official), old rule -> this one (the furrowed photos' colours keep part
+    of the frown, as a grinning photo's keep part of the grin)."""
+    from gaussian_head_ros.core import expression as E
+
+    res = results[name]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    op, value = bound
+    lowered = E.brow_height(rest + res.expression) - E.brow_height(rest)  # photo -> rest (lp_d9 5.4, the others -3.3 mm)
+    assert lowered > 0.004 if op == "<" else lowered < -0.0025
+    seen = _read_rest_render(res.avatar)
+    assert seen is not None
+    assert (seen.groups["brow"] < value) if op == "<" else (seen.groups["brow"] > value), seen.groups["brow"]
+
+
 @pytest.mark.parametrize("name", ["obama_official.jpg", "trump_official.png"])
 def test_a_grinning_photo_rests_without_the_grin_beside_its_corners(results, name):
     """The skin just beyond a grinning photo's mouth corners (its creases) goes in with the corners when the
@@ -1076,11 +1116,6 @@ def test_a_grinning_photo_rests_without_the_grin_beside_its_corners(results, nam
     trump_official's rest renders as smile 0.71 / 0.84 with the skin spread from the corners alone, 0.32 / 0.55
     with the skin held and the corners at the mean, 0.15 / 0.30 now (photos 0.94 / 0.97)."""
     from gaussian_head_ros.core import expression as E
-    from gaussian_head_ros.core.control import FaceControl
-    from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.evaluate import render_control
-    from gaussian_head_ros.core.facemesh import default_intrinsics
-    from gaussian_head_ros.core.reader import FaceReader
 
     res = results[name]
     rest = res.avatar.template_vertices.astype(np.float64)
@@ -1090,15 +1125,7 @@ def test_a_grinning_photo_rests_without_the_grin_beside_its_corners(results, nam
         inward = abs(n[corner, 0] - photo[corner, 0])
         assert inward > 0.004  # the grin is taken in
         assert abs(n[skin, 0] - photo[skin, 0]) == pytest.approx(inward, rel=0.05)  # the skin beside it too
-    reader = FaceReader(str(shared("models", "face_landmarker.task")), video=False)
-    try:
-        K = default_intrinsics(512, 512, 12.0)
-        control = FaceControl.rest()
-        control.translation = np.array([0.0, 0.0, 0.09 * K[0, 0] / 170.0], np.float32)  # eyes ~170 px apart
-        img = render_control(Driver(res.avatar), control, K, 512, 512).image
-        seen = reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
-    finally:
-        reader.close()
+    seen = _read_rest_render(res.avatar)
     assert seen is not None and seen.groups["smile"] < {"obama_official.jpg": 0.25, "trump_official.png": 0.45}[name]
 
 

@@ -12,6 +12,7 @@ from conftest import SHARED, shared
 
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
+from gaussian_head_ros.core.expression import NeutralEstimator
 from gaussian_head_ros.core.tracking import RIGID, FaceTracker, TrackerConfig, similarity_fit
 from gaussian_head_ros.core.video import VideoSource, read_frames
 
@@ -328,6 +329,72 @@ def test_a_pause_with_raised_brows_does_not_become_the_neutral_brows():
         neutral = est.update(pause, i / 30)
     raise_read = -np.mean((pause - neutral)[brows, 1])
     assert raise_read > 0.0018, raise_read
+
+
+def _canonical_face():
+    """MediaPipe's canonical face (with irises), metres of the head frame (y down)."""
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float)
+    return v * np.array([0.01, -0.01, -0.01])
+
+
+def _with_brows_at(face, height_m):
+    """The face with its brows (and, spread harmonically, the forehead and the strip above the lids) moved to
+    `height_m` above the eye corners: the same spread the rule uses, so only the height is under test."""
+    from gaussian_head_ros.core import expression as E
+
+    out = face.copy()
+    out[:E.NUM_MESH] += E._brow_spread(face, E.brow_height(face) - height_m)
+    return out
+
+
+def test_a_held_raise_or_frown_is_taken_to_the_relaxed_brows():
+    """`neutralize` takes brows held above or below the relaxed range (expression.MIN/MAX_BROW_HEIGHT_M) to its
+    edge and leaves brows within it, the eyes, the rigid points and everything below the eyes as they are. So a
+    photo holding a raise (lp_d9_woman_turned's scream: 23.9 mm above the eye corners) or a frown (the Obamas,
+    trump_official: 13.2-13.7 mm) rests with relaxed brows, and the old rule (mouth only) left them: FaceLandmarker
+    read the rest brows of those avatars as browInnerUp 0.33 / browDown 0.56-0.84."""
+    from gaussian_head_ros.core import expression as E
+    from gaussian_head_ros.core import landmarks as lmk
+
+    face = _canonical_face()
+    keep = np.zeros(len(face), bool)
+    keep[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + lmk.RIGID_LANDMARKS)] = True
+    keep[:lmk.NUM_MESH] |= face[:lmk.NUM_MESH, 1] > face[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1].max()
+    keep[lmk.NUM_MESH:] = True  # irises
+    relaxed = _with_brows_at(face, 0.0175)
+    mouth = E.neutralize(relaxed) - relaxed  # the canonical face's parted lips closed: the mouth's part alone
+    for height, want in ((0.0240, E.MAX_BROW_HEIGHT_M), (0.0130, E.MIN_BROW_HEIGHT_M), (0.0175, 0.0175)):
+        x = _with_brows_at(face, height)
+        n = E.neutralize(x)
+        assert E.brow_height(n) == pytest.approx(want, abs=1e-6), height
+        np.testing.assert_allclose((n - x)[keep], mouth[keep], atol=1e-9)
+        moved = (n - x)[:, 1]
+        skin = list(lmk.BROW_SKIN_R + lmk.BROW_SKIN_L)
+        if height < E.MIN_BROW_HEIGHT_M:  # a frown lifted: the row below the brows (the hair's lower edge) goes along
+            np.testing.assert_allclose(moved[skin], moved[E.BROW_POINTS].mean(), atol=1e-9)
+        if height > E.MAX_BROW_HEIGHT_M:  # a raise lowered: that row gathers, part of the way, above the lids
+            assert np.all((moved[skin] > 0) & (moved[skin] < 0.9 * moved[E.BROW_POINTS].mean()))
+
+
+def test_an_operator_holding_a_frown_drives_it():
+    """An operator whose brows sit below the relaxed range the whole time (lp_d18's: 15.3 mm, FaceLandmarker's
+    browDown 0.34 on every frame) carries that frown in the control as the photo's frown is taken out of the
+    avatar, and a raise above it as a raise: the neutral's brows are at the range's edge, not at the operator's
+    own. With the old neutral (the operator's own brows) the control read 0 mm of a 2 mm frown, and an avatar
+    with relaxed brows stayed where FaceLandmarker's brow scores are all ~0 (astronaut_eileen_collins x lp_d18:
+    reader brow r -0.52)."""
+    from gaussian_head_ros.core import expression as E
+
+    face = _canonical_face()
+    brows = list(E.BROW_POINTS)
+    for height, held in ((E.MIN_BROW_HEIGHT_M - 0.002, -0.002), (E.MAX_BROW_HEIGHT_M + 0.003, 0.003)):
+        x = _with_brows_at(face, height)
+        est = NeutralEstimator()
+        for i in range(30):
+            neutral = est.update(x, i / 30)
+        read = -np.mean((x - neutral)[brows, 1])  # > 0: raised
+        assert read == pytest.approx(held, abs=1e-5), height
 
 
 def test_head_turns_do_not_leak_into_the_expression(tracked):

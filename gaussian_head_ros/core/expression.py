@@ -1,6 +1,7 @@
-"""A face's own mouth expression, estimated from the shape of one set of landmarks (person-independent).
+"""A face's own mouth and brow expression, estimated from the shape of one set of landmarks (person-independent).
 
-`neutralize(x)` returns the same face with the mouth closed and a smile relaxed; `x - neutralize(x)` is
+`neutralize(x)` returns the same face with the mouth closed, a smile relaxed and a held raise or frown of the
+brows taken to the relaxed range; `x - neutralize(x)` is
 the expression it carries. One function serves both sides of the product, so they agree exactly:
 
 - the reconstructor removes the photo's expression from the avatar's template (an open-mouth or smiling
@@ -39,6 +40,14 @@ nose base held fixed.
   photo: 4.7 mm below the lips' centre; its avatar kept the frown under every clip).
   Pucker (or lips pressed together): corners nearer each other than that range are moved out to it
   (tpsmm_driving's "oo" frames: 28-42 mm, with the lips closed and the jaw up).
+
+- Brows: brows held higher or lower above the eye corners than the relaxed range (MIN/MAX_BROW_HEIGHT_M) are
+  moved to its edge; the forehead and the strip down to the lids follow harmonically, with the eyes' contours,
+  the face's outline, the rigid landmarks and everything below the eyes held (`_brow_spread`). So a photo's
+  raised or furrowed brows are not the avatar's rest, and an operator who holds a frown or a raise (lp_d18:
+  FaceLandmarker's browDown 0.34 on every frame; tpsmm_driving: browInnerUp 0.39) drives it as one: with the
+  operator's own brows as the neutral, the avatar's brows stayed where the reader's brow scores are all ~0 and its
+  brow reading was the crosstalk of the mouth, lids and head pitch (astronaut_eileen_collins x lp_d18: r -0.52).
 
 The relaxed ranges are in metres of the canonical head (outer eye corners 0.09 m apart). They were
 measured here with MediaPipe's FaceLandmarker as the judge of "relaxed" (jawOpen < 0.06, smile < 0.1):
@@ -138,6 +147,19 @@ def _solver(known_bits: bytes):
     free, kn = np.flatnonzero(~known), np.flatnonzero(known)
     lu = splu(lap[free][:, free].tocsc()) if free.size else None
     return free, kn, lu, lap[free][:, kn]
+
+
+@functools.lru_cache(maxsize=1)
+def _outline() -> np.ndarray:
+    """Indices of the face template's outer border (edges of one triangle, the eyes' and mouth's holes excepted)."""
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    f = np.asarray(template_faces(), np.int64)
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
+    edges, count = np.unique(e, axis=0, return_counts=True)
+    border = np.unique(edges[count == 1])
+    holes = set(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + lmk.LIPS)
+    return np.array([i for i in border if i not in holes], np.int64)
 
 
 def _turn_to_raise(r: np.ndarray, rise: float) -> float:
@@ -250,9 +272,10 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def expression_of(x: np.ndarray) -> np.ndarray:
-    """[478|468, 3] canonical landmarks (head frame, metres) -> [same, 3] the mouth expression they carry:
-    x - expression_of(x) is the same face with the mouth closed and relaxed (`neutralize`). Zero above
-    the nose base and on the irises. Raises ValueError for fewer than 468 or non-finite landmarks."""
+    """[478|468, 3] canonical landmarks (head frame, metres) -> [same, 3] the mouth and brow expression they
+    carry: x - expression_of(x) is the same face with the mouth closed and relaxed and the brows within the relaxed
+    range (`neutralize`). Zero between the eyes and the nose base, on the eyes' contours, the rigid landmarks and the
+    irises. Raises ValueError for fewer than 468 or non-finite landmarks."""
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] < NUM_MESH or not np.all(np.isfinite(x)):
         raise ValueError(f"need [468|478, 3] finite landmarks, got {x.shape}")
@@ -276,13 +299,68 @@ def expression_of(x: np.ndarray) -> np.ndarray:
     d = spread(len(idx)) if share > 0.0 else 0.0
     if share < 1.0:
         d = spread(len(idx) - len(CORNER_SKIN_R) - len(CORNER_SKIN_L)) * (1.0 - share) + d * share
+    d = d + _brow_spread(x, brow_excess(x))  # a raise or frown held beyond the relaxed range
     out = np.zeros_like(x)
     out[:NUM_MESH] = -d  # the expression is what neutralizing takes away
     return out
 
 
+# Brows: their mean height above the eye corners (BROW_POINTS vs landmarks.EYE_CORNERS, metres of the canonical
+# head). Brows higher or lower than the relaxed range are a raise or a frown the face holds: the rest (photo or
+# operator) takes them to the range's edge (`brow_targets`). Measured here with FaceLandmarker as the judge: its
+# brow scores are ~0 (browDown, browInnerUp, browOuterUp < ~0.15) between ~15.5 and ~19.5 mm, on the 9 ../shared
+# portraits and the 4 clips' first 60 frames (13.2-13.7 mm: browDown 0.56-0.84, trump / both Obamas; 23.2-23.9 mm:
+# browInnerUp 0.24-0.44, tpsmm_driving / lp_d9). The limits sit inside that band, at its middle's +-1 mm.
+MIN_BROW_HEIGHT_M = 0.0165
+MAX_BROW_HEIGHT_M = 0.0185
+
+
+# What `_brow_spread` moves by the whole of a raise: the brows and the mesh row below them, which on low brows lies
+# on the hair's lower edge (with the brows alone, the hair below their lower contour stayed and the brows of
+# obama_official / obama_speech came out a third thicker, smeared down, when taken up to the relaxed range). Not
+# when lowering: that row lies 0.1-5 mm above the upper lid (lp_d9_woman_turned's, lowered 5.4 mm, would cross
+# it); the strip below the brows then gathers between the brows and the lids (harmonic).
+BROW_HANDLES = np.array(lmk.BROW_R + lmk.BROW_L + lmk.BROW_SKIN_R + lmk.BROW_SKIN_L)
+
+
+def brow_height(x: np.ndarray) -> float:
+    """[L >= 468, 3] canonical landmarks (head frame, y down, metres) -> the brows' mean height above the eye
+    corners, metres (BROW_POINTS vs landmarks.EYE_CORNERS; > 0: brows above the corners)."""
+    x = np.asarray(x, np.float64)
+    return float(np.mean(x[list(lmk.EYE_CORNERS[0] + lmk.EYE_CORNERS[1]), 1]) - np.mean(x[BROW_POINTS, 1]))
+
+
+def brow_excess(x: np.ndarray) -> float:
+    """How far (metres, y down) the brows of canonical landmarks x are taken to the relaxed range: > 0 lowers a
+    raise held above MAX_BROW_HEIGHT_M to it, < 0 lifts a frown held below MIN_BROW_HEIGHT_M to it, 0 within."""
+    h = brow_height(x)
+    return max(0.0, h - MAX_BROW_HEIGHT_M) - max(0.0, MIN_BROW_HEIGHT_M - h)
+
+
+def _brow_spread(x: np.ndarray, dy: float) -> np.ndarray:
+    """[NUM_MESH, 3] the displacement that moves the brows down by dy (metres; < 0: up; with the row below them,
+    BROW_HANDLES, when up), spread harmonically over the forehead and the strip down to the lids, with the eyes'
+    contours, the face's outline (the hairline), the pose fit's rigid points and everything below the eyes held."""
+    d = np.zeros((NUM_MESH, 3))
+    if dy == 0.0:
+        return d
+    v = x[:NUM_MESH]
+    known = v[:, 1] > float(np.max(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))  # below the eyes
+    known[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] = True
+    known[_outline()] = True
+    known[list(lmk.RIGID_LANDMARKS)] = True
+    handles = BROW_HANDLES if dy < 0.0 else BROW_POINTS  # lowered, the skin below the brows gathers (free)
+    known[handles] = True
+    d[handles, 1] = dy
+    free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
+    if lu is not None:
+        d[free] = lu.solve(-(coupling @ d[kn]))
+    return d
+
+
 def neutralize(x: np.ndarray) -> np.ndarray:
-    """[478|468, 3] canonical landmarks -> the same face with the mouth closed and relaxed (see module notes)."""
+    """[478|468, 3] canonical landmarks -> the same face with the mouth closed and relaxed and the brows within
+    the relaxed range (see module notes)."""
     x = np.asarray(x, np.float64)
     return x - expression_of(x)
 
