@@ -79,7 +79,7 @@ def _image_msg(rgb, frame_id, encoding="rgb8"):
     msg.header.frame_id = frame_id
     msg.height, msg.width = rgb.shape[:2]
     msg.encoding = encoding
-    data = rgb if encoding != "bgr8" else rgb[..., ::-1]
+    data = rgb if encoding not in ("bgr8", "8UC3") else rgb[..., ::-1]  # 8UC3: taken as BGR (cv_bridge)
     if encoding == "mono8":
         data = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     data = np.ascontiguousarray(data)
@@ -173,9 +173,11 @@ def test_raw_photo_then_refusal_keeps_the_avatar(rclpy_context, peer):
     from gaussian_head_ros.msg import AvatarStatus
     from gaussian_head_ros.nodes.conversions import msg_to_avatar
 
-    peer["raw"].publish(_image_msg(_photo("obama_official.jpg"), "alice", "bgr8"))
+    peer["raw"].publish(_image_msg(_photo("obama_official.jpg"), "alice", "8UC3"))  # BGR bytes, order unsaid
     st = _wait_status(peer, "alice")
     assert st.code == AvatarStatus.OK and st.operator_id == "alice" and st.duration_s > 0, st.message
+    # the guess is in the photo's status, where its sender looks (it was in the robot's log only; user12, s12)
+    assert any("8UC3" in w and "BGR" in w for w in st.warnings), list(st.warnings)
     av, st = _late_join(rclpy_context, "late_joiner_2")
     assert msg_to_avatar(av).operator_id == "alice" and st.operator_id == "alice"
 

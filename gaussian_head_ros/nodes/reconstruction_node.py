@@ -116,6 +116,7 @@ class Job:
     operator_id: str
     frame_id: str
     source: str  # for log lines: topic or file
+    notes: tuple = ()  # warnings about the input itself (8UC3 taken as BGR), for this photo's status
 
 
 # what the cache holds: this message definition (its fields and types) and avatar format; another one is refused
@@ -223,11 +224,12 @@ class ReconstructionNode(Node):
             return
         limit = int(self._param("max_pixels"))
         data, w, h, step, enc, be = msg.data, msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian)
-        note = self._encoding_notes.first(enc)
-        if note:
-            self.get_logger().warning(note)
+        if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
+            self.get_logger().warning(imageio.encoding_note(enc))
+        note = imageio.encoding_note(enc)  # None for the encodings that say their channel order
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
-                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo"))
+                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo",
+                         (note,) if note else ()))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
         if not self._first_time(info):
@@ -385,7 +387,7 @@ class ReconstructionNode(Node):
         for w in result.warnings:
             self.get_logger().warning(w)
         self.get_logger().info(text)
-        self._status(OK, text, job, result.warnings, n, dt)
+        self._status(OK, text, job, [*job.notes, *result.warnings], n, dt)
         self._save_cache(msg)
 
     def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
