@@ -68,3 +68,22 @@ def test_demo_stays_apart_from_a_robot_on_this_machine(rclpy_context, tmp_path, 
 
     assert cache.read_bytes() == kept, "the demo replaced the robot's cached avatar"
     assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name]  # nor left another cache beside it
+
+
+@pytest.mark.parametrize("name", ["notes.jpg", "folder", "missing.mp4"])
+def test_a_video_that_cannot_play_is_one_line_before_any_node_starts(tmp_path, capsys, name):
+    """`make demo VIDEO=notes.jpg` (a file that is no video) started the nodes, reconstructed, then ended in a
+    traceback 'RuntimeError: the clip's controls did not reach the render node'. Now the clip is opened as
+    video_source_node opens it, first: exit 1, one line saying why (user12, s12)."""
+    from gaussian_head_ros.cli import main
+
+    video = tmp_path / name
+    if name == "notes.jpg":
+        video.write_bytes(b"not a video" * 100)
+    elif name == "folder":
+        video.mkdir()
+    assert main(["demo", "--video", str(video), "--photo", str(shared("portraits", "obama_official.jpg")),
+                 "--output", str(tmp_path / "demo.mp4")]) == 1
+    err = capsys.readouterr().err.strip()
+    why = {"notes.jpg": "cannot decode video", "folder": "not a file", "missing.mp4": "not found"}[name]
+    assert err.count("\n") == 0 and why in err, err

@@ -56,6 +56,7 @@ def run(args) -> int:
 
     from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, node_command, node_params_file,
                                                   package_share)
+    from gaussian_head_ros.core.video import VideoSource, is_camera
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # keep the demo on this machine
     share = package_share()
@@ -65,16 +66,12 @@ def run(args) -> int:
     if not Path(photo).is_file():
         raise ValueError(f"photo {photo} not found")
     seconds = args.seconds
-    if args.video:
-        if not Path(args.video).is_file() and not args.video.startswith("/dev/video"):
-            raise ValueError(f"video {args.video} not found")
-        if seconds is None:
-            import cv2
-
-            cap = cv2.VideoCapture(args.video)
-            n, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS) or 25.0
-            cap.release()
-            seconds = n / fps if n > 0 else 10.0
+    if args.video and not is_camera(args.video):
+        # opened as video_source_node will: missing, a directory, not a video say so here in one line (a file that
+        # is no video went on to 'RuntimeError: the clip's controls did not reach the render node', a traceback)
+        with VideoSource(args.video) as src:
+            if seconds is None:
+                seconds = src.frame_count / src.fps if src.frame_count else 10.0
     seconds = seconds or 8.0
 
     # its `render_node:` keys bound to the nodes in any namespace (else rcl applies them in the root namespace only)
