@@ -43,6 +43,7 @@ def test_decode_raw_encodings(enc):
 
 @pytest.mark.parametrize("kwargs, reason", [
     (dict(width=0, height=10, step=0, encoding="rgb8"), "empty"),
+    (dict(width=0, height=0, step=0, encoding="", n=0), "empty"),  # `ros2 topic pub ... Image "{}"` (user12, s12)
     (dict(width=10, height=10, step=20, encoding="rgb8"), "step"),
     (dict(width=10, height=10, step=30, encoding="rgb8", n=100), "bytes"),
     (dict(width=10, height=10, step=30, encoding="32FC1"), "unsupported"),

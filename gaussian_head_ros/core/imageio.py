@@ -75,10 +75,10 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits; images with
     alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto BACKDROP_RGB (see `composite`)."""
     enc = (encoding or "").strip()
+    if width <= 0 or height <= 0:  # first: an Image with every field at its default (`ros2 topic pub ... "{}"`) is
+        raise ValueError(f"empty image ({width}x{height})")  # empty, not one of an unsupported encoding ''
     if enc not in _ENCODINGS:
         raise ValueError(f"unsupported image encoding {encoding!r}; use one of {', '.join(SUPPORTED_ENCODINGS)}")
-    if width <= 0 or height <= 0:
-        raise ValueError(f"empty image ({width}x{height})")
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}")
     ch, dtype, conv = _ENCODINGS[enc]
