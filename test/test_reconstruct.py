@@ -722,6 +722,60 @@ def test_the_lower_teeth_sit_in_the_shade(results):
         assert ratio <= 0.82, f"{name}: the lower teeth as lit as the upper edges ({ratio:.2f})"
 
 
+def test_the_synthetic_mouth_is_shaded_like_a_mouth_not_a_block():
+    """mouth.mouth_interior on MediaPipe's canonical face (no photo; seconds), teeth painted pure green so their
+    light is the green channel: (1) the buccal corridor: the upper row at the inner lip corners (|u| > 0.8) takes
+    at most 0.35 of its light in the middle (|u| < 0.3) (measured 0.31; before: 0.62, full-width rows ending
+    against the black cavity, a grey box in a black frame); (2) its incisal edge is no ruler line: the edge at
+    the corners at least 0.8 mm above the central incisors' (smile arc, rounded incisal corners; measured 1.1 mm, before 0);
+    (3) the tongue turns with the lower row: every Gaussian below the lip line in front of the cavity wall
+    has the lower row's jaw weight (before: the tongue turned with the whole jaw, sank below the lower edge and
+    left a black band between the rows)."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    v = v * np.array([1.0, -1.0, -1.0])  # head frame: x right, y down, z into the head; metres
+    cfg = MouthConfig()
+    b = mouth_interior(v, hole_loops()["mouth"], 1.0, cfg, teeth_rgb=(0.0, 1.0, 0.0))
+    lip_y = 0.5 * (v[13, 1] + v[14, 1])
+    xl, xr = sorted((v[78, 0], v[308, 0]))  # the inner lip corners
+    lip_z = np.interp(b.means[:, 0], *zip(*sorted(zip(v[hole_loops()["mouth"], 0], v[hole_loops()["mouth"], 2]))))
+    depth = b.means[:, 2] - lip_z
+    u = (b.means[:, 0] - 0.5 * (xl + xr)) / (0.5 * (xr - xl) - 0.002)
+    upper = ((b.bary[:, 0] == 0) & (depth < cfg.teeth_depth_m + 0.0045)
+             & (b.means[:, 1] > lip_y + cfg.overbite_m - cfg.teeth_height_m) & (b.means[:, 1] <= lip_y + cfg.overbite_m + 1e-6))
+    g = b.colors[:, 1]
+    mid, corner = upper & (np.abs(u) < 0.3), upper & (np.abs(u) > 0.8)
+    assert mid.sum() > 50 and corner.sum() > 10
+    ratio = g[corner].mean() / g[mid].mean()
+    assert ratio <= 0.35, f"the teeth at the corners {ratio:.2f} x as lit as in the middle: a block to the corners"
+    edge_mid, edge_corner = b.means[mid, 1].max(), b.means[corner, 1].max()
+    assert edge_mid - edge_corner >= 0.0008, f"the incisal edge a straight line ({1000 * (edge_mid - edge_corner):.2f} mm arc)"
+    front_below = (depth < cfg.cavity_depth_m - 0.003) & (b.means[:, 1] > lip_y + cfg.overbite_m + 0.0005)
+    assert front_below.sum() > 100
+    np.testing.assert_allclose(b.bary[front_below, 0], cfg.lower_teeth_follow, atol=1e-6,
+                               err_msg="the tongue or the lower row turns apart from the lower teeth")
+
+
+def test_lips_that_meet_show_no_teeth_of_the_photo():
+    """mouth.parted_over_hidden_teeth: the inner lip polygon of a closed mouth still covers a few pixels; pale lips
+    there are brighter than a teeth pixel's threshold (lp_d8_man_glasses: 7 px, lips -0.17 mm apart). They are
+    lip, not the photo's bite: the rule says "parted over hidden teeth" (the synthetic rows stay whole). Before
+    (MouthConfig.closed_lips_max_m): False, and ~46 synthetic teeth Gaussians were cut out around those pixels,
+    black dots in every opened mouth of lp_d8. A bright opening of parted lips is still the photo's bite."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, parted_over_hidden_teeth
+
+    cfg = MouthConfig()
+    photo = np.full((20, 20, 3), 0.3)
+    mouth_px = np.zeros((20, 20), bool)
+    mouth_px[10, 6:13] = True
+    photo[mouth_px] = (0.75, 0.66, 0.64)  # a pale lip: luma ~0.69 > 0.75 x skin 0.5
+    assert parted_over_hidden_teeth(photo, mouth_px, 0.5, -0.00017, cfg)
+    assert not parted_over_hidden_teeth(photo, mouth_px, 0.5, 0.008, cfg)  # 8 mm apart, bright: its own bite
+
+
 def test_synthetic_teeth_take_the_photos_white_and_light(results):
     """A photo with closed lips gets synthetic teeth (mouth.skin_teeth_colour): under the photo's own light
     and white balance. At a 0.15 rad jaw the lit teeth seen (the brightest quarter of the pixels the mouth

@@ -2,8 +2,11 @@
 
 Everything is placed behind the inner lip contour of the (rest) template, so a closed mouth hides it
 and an opening jaw reveals it. Each Gaussian says how much of the jaw's turn it follows (bary[:, 0],
-see core.drive): the upper teeth none, the lower teeth and the tongue all of it, the cavity wall a
-smooth step at the lip line; a tongue behind the lower teeth turns with the jaw. Where the photo itself
+see core.drive): the upper teeth none, the lower teeth and the tongue behind them `lower_teeth_follow` of a
+talking jaw's turn (all of a wide one's), the cavity wall a smooth step at the lip line. The synthetic teeth
+are shaded like a mouth, not tiled like a block: they fade into the cavity's dark red towards the corners
+(the buccal corridor) and towards the gums, their incisal edges are rounded, follow the smile arc and are
+translucent against the cavity, and the lower row lies in the lower lip's shadow. Where the photo itself
 shows the mouth open, its pixels are put on the teeth surface and belong to the upper or the lower jaw by
 which lip they are nearer (`jaw_side`); the synthetic teeth that would sit in front of or between them are
 left out, so the photo's own pose still shows the photo. Lips parted over hidden or shaded teeth
@@ -20,7 +23,7 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_MOUTH
-from gaussian_head_ros.core.deform import axis_angle_x, lip_line_jaw_weight
+from gaussian_head_ros.core.deform import axis_angle_x, lip_line_jaw_weight, smoothstep
 from gaussian_head_ros.core.landmarks import LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
@@ -65,13 +68,32 @@ class MouthConfig:
     gum_rgb: tuple[float, float, float] = (0.55, 0.27, 0.26)
     gum_height_m: float = 0.005  # gum above the upper / below the lower teeth (seen when the lips pull back)
     teeth_shadow: float = 0.3  # darkening of the teeth towards the gums (the lips' shadow) and the back
-    teeth_seam: float = 0.15  # darkening along the seam between two teeth
+    teeth_seam: float = 0.15  # darkening along the seam between two teeth (full at the edge's embrasures)
+    # The buccal corridor: beyond the canines the rows turn back into the cheeks' shade, so the teeth fade
+    # into the cavity's colour from |u| = corner_from (u: -1 .. 1 across the row) to the corners, by
+    # corner_shade. Dimmed by 0.5 u^2 only (session 11), both rows ran at full width to the inner lip corners
+    # and ended there against the black cavity: a light-grey box in a black frame (business_person x
+    # sadtalker frame 27, /work/coord/lead12/jaw_cross_zoom.png).
+    corner_from: float = 0.45
+    corner_shade: float = 0.8
+    # Each tooth's incisal edge is rounded (its corners this much shorter, mm at the tooth's sides) and the
+    # row's edge follows the smile arc (the upper row's edge this much higher at the corners, the lower row's
+    # this much lower): one straight edge along the whole row read as a ruler-cut block.
+    incisal_round_m: float = 0.0009
+    smile_arc_m: float = 0.0015
+    # The incisal edge is translucent: its last `incisal_m` take on the cavity behind by `incisal_shade`.
+    incisal_m: float = 0.0012
+    incisal_shade: float = 0.15
     # The lower row, in the shade of the upper one and the lower lip, takes this share of the light. At 0.85
     # an opening showed one evenly lit slab of both rows (tpsmm_driving on business_person, lp_s9_monalisa);
     # 0.6 (mouth9, living-face table 60 frames, stride 2, same run): sadtalker frame 0 27.80 -> 28.29 dB (its
     # parted lips over the shaded rows), self PSNR lp_d0 26.92 -> 26.94; darkening the upper row towards its
     # gum as well (teeth_shadow 0.6) cost lp_d0 0.06 dB.
     lower_teeth_light: float = 0.6
+    # ... and darkens from its edge down (the lower lip's and the upper row's shadow) by this much at its gum
+    # (linearly; the upper row by teeth_shadow, quadratically): lit evenly like the upper one, an opening
+    # showed a grey slab of lower teeth as tall as the upper row (business_person x sadtalker frame 27).
+    lower_teeth_shadow: float = 0.6
     # the lower row's jaw weight: its share of a talking jaw's turn (all of a wide one's: deform.jaw_level_share)
     lower_teeth_follow: float = 0.55
     # seams from the midline (mm): upper central / lateral incisor, canine, premolars; lower the same
@@ -89,9 +111,14 @@ class MouthConfig:
     # ... and whose opening is at most this share bright (> photo_teeth_luma x skin): sadtalker frame 0 0.10, a
     # shaded sliver; tpsmm frame 0 shows its bite, 0.77 (teeth in front of its gap cost it 0.8 dB at frame 0)
     parted_teeth_max: float = 0.4
+    # ... and lips parted at most this much meet: the few pixels of their inner contour's polygon are lip, also
+    # when pale (lp_d8_man_glasses: 7 px, lips -0.17 mm apart, most brighter than photo_teeth_luma x skin: taken
+    # for its bite, they cut ~30 synthetic teeth Gaussians out of the rows, black dots in every opened mouth)
+    closed_lips_max_m: float = 0.001
     photo_teeth_luma: float = 0.75  # a teeth pixel: luma above this x the skin's median luma ...
     photo_teeth_saturation: float = 0.3  # ... and (max - min) / max of its rgb below this
-    tongue_rgb: tuple[float, float, float] = (0.42, 0.16, 0.16)
+    # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
+    tongue_rgb: tuple[float, float, float] = (0.58, 0.26, 0.25)
     tongue_depth_m: float = 0.011  # the tongue's front behind the inner lip surface (behind the lower teeth)
     tongue_rise_m: float = 0.003  # its tip above the lip line (the lower teeth's edge), behind the upper teeth at rest
     tongue_dome_m: float = 0.006  # its sides this much lower than the tip
@@ -268,11 +295,20 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         u = (gx - xc) / max(half, 1e-6)
         # an arch: the teeth get shorter and further back towards the corners
         keep = np.abs(gy - edge_y) <= np.abs(root_y - edge_y) * (1.0 - 0.35 * u * u) + 1e-9
-        gx, gy, u = gx[keep], gy[keep], u[keep]
+        # rounded incisal corners and the smile arc: the edge recedes towards the root at each tooth's sides
+        # and towards the row's corners
+        ax0 = np.abs(gx - xc)
+        b0 = np.asarray(cfg.upper_teeth_mm if jaw == 0.0 else cfg.lower_teeth_mm) * 1e-3
+        k0 = np.clip(np.searchsorted(b0, ax0), 1, len(b0) - 1)
+        side = np.clip((ax0 - b0[k0 - 1]) / np.maximum(b0[k0] - b0[k0 - 1], 1e-6), 0, 1) * 2 - 1
+        recede = cfg.incisal_round_m * side ** 6 + cfg.smile_arc_m * u * u
+        gy = gy + np.sign(root_y - edge_y) * recede  # the crown moved towards its root, the edge with it
+        gx, gy, u, recede = gx[keep], gy[keep], u[keep], recede[keep]
         gz = lip(gx) + cfg.teeth_depth_m + dz + 0.004 * u * u + (_floor_back(gy, y_lo, cfg) if jaw else 0.0)
         pts = np.stack([gx, gy, gz], 1)
         if visible is not None and len(pts):
-            pts = pts[~visible(pts, np.full(len(pts), jaw))]
+            shown = visible(pts, np.full(len(pts), jaw))
+            pts, recede = pts[~shown], recede[~shown]
             u = (pts[:, 0] - xc) / max(half, 1e-6)
         # each tooth a rounded face (darker towards its sides) with a thin seam to the next; widths of the
         # upper / lower incisors, canines and premolars (mm, from the midline; mean adult crown widths)
@@ -282,13 +318,19 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         lo_b, hi_b = bounds[k_t - 1], bounds[k_t]
         across = np.clip((ax - lo_b) / np.maximum(hi_b - lo_b, 1e-6), 0, 1) * 2 - 1  # -1 .. 1 over the tooth
         seam = np.minimum(ax - lo_b, hi_b - ax)
-        t = np.clip(np.abs(pts[:, 1] - edge_y) / max(cfg.teeth_height_m, 1e-6), 0, 1)  # 0 at the edge .. 1 at the gum
-        shade = ((1.0 - cfg.teeth_seam * np.exp(-0.5 * (seam / 0.0004) ** 2)) * (1.0 - 0.12 * across ** 2)
-                 * (1.0 - cfg.teeth_shadow * t ** 2) * (1.0 - 0.5 * np.abs(u) ** 2)
+        corner = 1.0 - cfg.corner_shade * smoothstep(cfg.corner_from, 1.0, np.abs(u))  # the buccal corridor
+        from_edge = np.abs(pts[:, 1] - edge_y) - recede  # metres from the (rounded, arched) incisal edge
+        t = np.clip(from_edge / max(cfg.teeth_height_m, 1e-6), 0, 1)  # 0 at the edge .. 1 at the gum
+        # seams: open embrasures at the edge, closed contacts in the middle of the crown
+        seam_k = cfg.teeth_seam * (0.3 + 0.7 * np.exp(-from_edge / 0.002))
+        shade = ((1.0 - seam_k * np.exp(-0.5 * (seam / 0.0004) ** 2)) * (1.0 - 0.06 * across ** 2)
+                 * (1.0 - (cfg.teeth_shadow if jaw == 0.0 else cfg.lower_teeth_shadow) * t ** (2.0 if jaw == 0.0 else 1.0))
+                 * (1.0 - cfg.incisal_shade * np.clip(1.0 - from_edge / cfg.incisal_m, 0, 1) ** 2)
+                 * corner
                  * (1.0 if jaw == 0.0 else cfg.lower_teeth_light))
         col = shade[:, None] * teeth[None] + (1.0 - shade[:, None]) * np.asarray(cfg.cavity_rgb) * k
-        gum = np.clip((np.abs(pts[:, 1] - edge_y) - cfg.teeth_height_m) / 0.001 + 1, 0, 1)[:, None]
-        col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * (1.0 - 0.5 * np.abs(u) ** 2)[:, None]
+        gum = np.clip((from_edge - cfg.teeth_height_m) / 0.001 + 1, 0, 1)[:, None]
+        col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * corner[:, None]
         nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
         batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * s), None, PART_MOUTH,
                                      bary=jaw_binding(np.full(len(pts), jaw))))
@@ -305,9 +347,10 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
                                  bary=jaw_binding(lip_line_jaw_weight(gy, v))))
-    # The tongue: a dome on the floor of the mouth behind the lower teeth, turning with the jaw; its tip rises
+    # The tongue: a dome on the floor of the mouth behind the lower teeth, turning with them (all of the jaw's
+    # turn, it sank below the lower row's edge as the jaw opened: a black band between the rows); its tip rises
     # just above the lower row's edge, so a jaw opened beyond the bite shows dark red behind the lower teeth,
-    # not the black wall. Lit from the front: the tip brighter, the back and the sides in the mouth's shade.
+    # not the black wall. Lit from the front: its top brighter, lower down and the sides in the mouth's shade.
     s = cfg.tongue_spacing_m
     t_half = cfg.tongue_width * 0.5 * (xr - xl)
     gx, gy = _grid(xc - t_half, xc + t_half, lip_y - cfg.tongue_rise_m, lip_y + cfg.cavity_drop_m, s)
@@ -317,11 +360,11 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     gx, gy, u, top = gx[keep], gy[keep], u[keep], top[keep]
     gz = lip(np.clip(gx, xl, xr)) + cfg.tongue_depth_m + 0.004 * u * u + _floor_back(gy, y_lo, cfg)
     pts = np.stack([gx, gy, gz], 1)
-    light = (0.55 + 0.45 * np.clip((gy - top) / 0.008, 0, 1)) * (1 - 0.45 * u * u)
+    light = (0.5 + 0.4 * np.exp(-(gy - top) / 0.006)) * (1 - 0.45 * u * u)  # its top catches the light
     col = light[:, None] * np.asarray(cfg.tongue_rgb) * k + (1 - light[:, None]) * np.asarray(cfg.cavity_rgb) * k
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
-                                 bary=jaw_binding(np.ones(len(pts)))))
+                                 bary=jaw_binding(np.full(len(pts), float(cfg.lower_teeth_follow)))))
     return GaussianBatch.concat(batches)
 
 
@@ -343,9 +386,12 @@ def parted_over_hidden_teeth(photo: np.ndarray, mouth_px: np.ndarray, skin_luma:
     """Whether the photo's open mouth (`mouth_px` [S, S] bool, photo rgb [S, S, 3] in [0, 1]) is lips parted
     `lip_gap_m` (inner lips at the midline, metres) at most cfg.parted_lips_max_m over teeth it hides or
     shades: at most cfg.parted_teeth_max of the opening brighter than cfg.photo_teeth_luma x `skin_luma`.
-    Such a dark gap is the photo's expression, not its bite (`mouth_interior`)."""
+    Such a dark gap is the photo's expression, not its bite (`mouth_interior`). Lips that meet (parted at
+    most cfg.closed_lips_max_m) show no teeth whatever their sliver's brightness: its pixels are lip."""
     if not mouth_px.any() or lip_gap_m > cfg.parted_lips_max_m:
         return False
+    if lip_gap_m <= cfg.closed_lips_max_m:
+        return True
     bright = photo[mouth_px] @ LUMA > cfg.photo_teeth_luma * skin_luma
     return float(np.mean(bright)) <= cfg.parted_teeth_max
 
