@@ -656,10 +656,18 @@ def _open_jaw(avatar, th, background=(0.0, 0.0, 0.0)):
     from gaussian_head_ros.core.reconstruct.template import hole_loops
     from gaussian_head_ros.core.render import rasterize
 
+    from gaussian_head_ros.core.landmarks import (MOUTH_CORNER_L, MOUTH_CORNER_L_IN, MOUTH_CORNER_R,
+                                                  MOUTH_CORNER_R_IN)
+
     v = avatar.template_vertices.astype(np.float64)
     lip_y = 0.5 * (v[13, 1] + v[14, 1])
     lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
     below = (v[:, 1] > lip_y + 0.001) | np.isin(np.arange(len(v)), lower_lip)
+    # The mouth corners join the lips and a tracker moves them only partly with the jaw: never turned fully, even
+    # where a rest mouth's corners sit below the lips' centre (business_person's, its closed-lip smile taken out:
+    # expression.SMILE_CORNER_DROP_M); one corner turned tore the upper lip's corner open, a lip-coloured smear
+    # down the chin that no driven frame shows.
+    below[[MOUTH_CORNER_R, MOUTH_CORNER_L, MOUTH_CORNER_R_IN, MOUTH_CORNER_L_IN]] = False
     w = below * np.exp(-(v[:, 0] / 0.04) ** 4)
     pivot = np.array([0.0, *(0.5 * (v[234] + v[454]))[1:]])
     rx = np.array([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]])
@@ -702,8 +710,15 @@ def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
     out, mask = _open_jaw(results["business_person.png"].avatar, 0.12)
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
     assert mask.sum() > 200, "the lips did not part"
+    # Where the rows face each other: the opening's middle half (its columns' 25th-75th percentile). Towards the
+    # corners the teeth fade into the cavity by design (MouthConfig.corner_from / corner_shade, the buccal
+    # corridor): over the whole opening 0.15 dark, in its middle half 0.04 (ef32e99, before that shade: 0.05 / 0.00).
+    cols = np.nonzero(mask.any(0))[0]
+    lo, hi = np.percentile(cols, [25, 75])
+    mask[:, :int(lo)] = False
+    mask[:, int(hi) + 1:] = False
     dark = float(np.mean(out.image[mask] @ np.array([0.299, 0.587, 0.114]) < 0.35))
-    assert dark < 0.08, f"a dark band between the teeth rows: {dark:.2f} of the opening dark"
+    assert dark < 0.08, f"a dark band between the teeth rows: {dark:.2f} of the opening's middle dark"
 
 
 def test_the_lower_teeth_sit_in_the_shade(results):
