@@ -151,15 +151,15 @@ def _solver(known_bits: bytes):
 
 @functools.lru_cache(maxsize=1)
 def _outline() -> np.ndarray:
-    """Indices of the face template's outer border (edges of one triangle, the eyes' and mouth's holes excepted)."""
-    from gaussian_head_ros.core.reconstruct.template import template_faces
+    """Indices of the face template's outer border: its boundary loop that is not one of the eyes' or the mouth's
+    holes (`template.boundary_loops`, `template.hole_loops`)."""
+    from gaussian_head_ros.core.reconstruct.template import boundary_loops, hole_loops, template_faces
 
-    f = np.asarray(template_faces(), np.int64)
-    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
-    edges, count = np.unique(e, axis=0, return_counts=True)
-    border = np.unique(edges[count == 1])
-    holes = set(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + lmk.LIPS)
-    return np.array([i for i in border if i not in holes], np.int64)
+    holes = [set(h.tolist()) for h in hole_loops().values()]
+    outer = [loop for loop in boundary_loops(np.asarray(template_faces())) if set(loop) not in holes]
+    if len(outer) != 1:
+        raise ValueError(f"the face template has {len(outer)} outer borders, expected 1")
+    return np.sort(np.asarray(outer[0], np.int64))
 
 
 def _turn_to_raise(r: np.ndarray, rise: float) -> float:
