@@ -73,7 +73,7 @@ class MouthConfig:
     # into the cavity's colour from |u| = corner_from (u: -1 .. 1 across the row) to the corners, by
     # corner_shade. Dimmed by 0.5 u^2 only (session 11), both rows ran at full width to the inner lip corners
     # and ended there against the black cavity: a light-grey box in a black frame (business_person x
-    # sadtalker frame 27, /work/coord/lead12/jaw_cross_zoom.png).
+    # sadtalker frame 27).
     corner_from: float = 0.45
     corner_shade: float = 0.8
     # Each tooth's incisal edge is rounded (its corners this much shorter, mm at the tooth's sides) and the
