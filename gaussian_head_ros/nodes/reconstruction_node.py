@@ -224,9 +224,9 @@ class ReconstructionNode(Node):
             return
         limit = int(self._param("max_pixels"))
         data, w, h, step, enc, be = msg.data, msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian)
-        if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
-            self.get_logger().warning(imageio.encoding_note(enc))
         note = imageio.encoding_note(enc)  # None for the encodings that say their channel order
+        if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
+            self.get_logger().warning(note)
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo",
                          (note,) if note else ()))
