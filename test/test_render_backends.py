@@ -277,6 +277,20 @@ def test_gsplat_matches_torch(scene):
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA for gsplat")
+def test_gsplat_display_frames_are_the_float_frames_converted():
+    """The display path (uint8 made on the GPU, pinned buffers reused across sizes) gives the pixels of the
+    float path converted on the CPU, to one level (the float path's image is the same kernels' output)."""
+    from gaussian_head_ros.core.render import gsplat_backend
+
+    renderer = gsplat_backend.Renderer()
+    for name, g, viewmat, k, w, h, bg in SCENES + SCENES[:1]:
+        rgb8 = renderer.render_rgb8(*g, viewmat, k, w, h, bg)
+        ref = to_rgb8(rasterize(*g, viewmat, k, w, h, background=bg, backend="gsplat").image)
+        assert rgb8.shape == (h, w, 3) and rgb8.dtype == np.uint8, name
+        assert np.abs(rgb8.astype(int) - ref).max() <= 1, name
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA for gsplat")
 def test_gsplat_gradients_match_torch():
     """Training renders through gsplat on CUDA (core/train/trainer.py, render_backend auto): its gradients for
     every Gaussian attribute follow the torch reference's (direction within cos 0.99, size within 10 %).
@@ -392,6 +406,14 @@ def test_gsplat_wrapper_call_matches_gsplat_api(monkeypatch):
     rgb8 = renderer.render_rgb8(*g, vm, k, 40, 30, (0.1, 0.2, 0.3))
     assert rgb8.dtype == np.uint8 and rgb8.shape == (30, 40, 3) and renderer.threads_used == 1
     assert np.abs(rgb8.astype(int) - to_rgb8(ref.image)).max() <= 1
+    # The display path converts on the device: the same pixels as the float path's conversion on the CPU, also
+    # with a second size and a smaller scene through the reused buffers.
+    np.testing.assert_array_equal(rgb8, to_rgb8(out.image))
+    g2 = [a[:200] for a in g]
+    k2 = intrinsics_from_fov(30, 24, 20)
+    np.testing.assert_array_equal(renderer.render_rgb8(*g2, vm, k2, 24, 20),
+                                  to_rgb8(gsplat_backend.rasterize(*g2, vm, k2, 24, 20, np.zeros(3, np.float32),
+                                                                   device="cpu").image))
 
 
 def test_thread_tuner_keeps_the_faster_count():
