@@ -624,6 +624,32 @@ def test_video_source_refuses_non_videos_and_loops_a_still_image(tmp_path):
         assert src.read() is not None and src.read() is None
 
 
+def test_a_looping_still_image_is_decoded_once(tmp_path, monkeypatch):
+    """`video:=me.jpg` looped by reopening the file's VideoCapture and decoding it again at every frame (30 times a
+    second; user13, s13): now its one frame is decoded once and handed out again, a copy each time, stamps rising
+    at the nominal rate."""
+    import gaussian_head_ros.core.video as video
+
+    opened, capture = [], cv2.VideoCapture
+
+    def counting(*args):
+        opened.append(args)
+        return capture(*args)
+
+    monkeypatch.setattr(video.cv2, "VideoCapture", counting)
+    still = tmp_path / "me.png"
+    img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
+    cv2.imwrite(str(still), img)
+    with video.VideoSource(str(still), loop=True) as src:
+        frames = [src.read() for _ in range(10)]
+    assert len(opened) == 1, f"the still image was opened {len(opened)} times for 10 frames"
+    assert all(np.array_equal(f.rgb, img[..., ::-1]) for f in frames)
+    frames[1].rgb[:] = 0  # a consumer drawing on its frame does not change the next ones
+    assert np.array_equal(frames[2].rgb, img[..., ::-1])
+    assert [f.index for f in frames] == list(range(10))
+    assert np.allclose(np.diff([f.stamp_ns for f in frames]), 1e9 / src.fps, atol=1)
+
+
 def test_track_command_writes_jsonl(tmp_path):
     from gaussian_head_ros.cli import main
 

@@ -8,7 +8,7 @@ Stamps: for a file, the frame's presentation time (from the container, or index 
 container gives none) plus `start_ns`; for a camera, the wall clock when the frame was grabbed.
 With `loop=True` a file restarts at its end and stamps keep increasing (each pass is offset by the
 duration of the previous ones), so a consumer never sees time run backwards; a still image file (one frame)
-repeats at the nominal rate. A file OpenCV opens but finds no frame size in (corrupt, not a video) is refused
+repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time). A file OpenCV opens but finds no frame size in (corrupt, not a video) is refused
 with ValueError, as a missing one is.
 
 Writing: `VideoWriter(path, fps).write(rgb)` (mp4v), and `SideBySideWriter` for driver | render pairs.
@@ -71,6 +71,8 @@ class VideoSource:
         self._index = 0
         self._offset_ns = 0  # added to file stamps on later loops
         self._last_ns = None
+        self._first = None  # the first frame's RGB, kept until a second frame shows the file is no still image
+        self._still = None  # a looping still image: its one frame, handed out again without decoding
 
     def close(self) -> None:
         self._cap.release()
@@ -90,12 +92,17 @@ class VideoSource:
 
     def read(self) -> VideoFrame | None:
         """The next frame, or None at the end of a file (without loop) or when a camera stops."""
+        if self._still is not None:
+            return self._frame(self._still.copy(), self._last_ns + int(round(1e9 / self.fps)))
         ok, bgr = self._cap.read()
         if not ok and self.loop and not self.camera and self._index > 0:
+            if self._index == 1 and self._first is not None:  # a still image (video:=me.jpg): OpenCV cannot seek
+                self._still = self._first  # back in it; it was reopened and decoded again at each frame (user13)
+                return self.read()
             self._offset_ns = (self._last_ns or 0) - self.start_ns + int(1e9 / self.fps)
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self._cap.read()
-            if not ok:  # a still image (video:=me.jpg) cannot seek back: opened again, it loops as a still camera
+            if not ok:  # a file that cannot seek back: opened again
                 self._cap.release()
                 self._cap = cv2.VideoCapture(str(self.source))
                 ok, bgr = self._cap.read()
@@ -109,12 +116,17 @@ class VideoSource:
             stamp = self.start_ns + self._offset_ns + local
             if self._last_ns is not None and stamp <= self._last_ns:  # no usable container time: index / fps
                 stamp = self._last_ns + int(round(1e9 / self.fps))
-        self._last_ns = stamp
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
         if self.max_side and max(rgb.shape[:2]) > self.max_side:
             s = self.max_side / max(rgb.shape[:2])
             rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        frame = VideoFrame(np.ascontiguousarray(rgb), stamp, self._index)
+        rgb = np.ascontiguousarray(rgb)
+        self._first = rgb.copy() if self._index == 0 and self.loop and not self.camera else None
+        return self._frame(rgb, stamp)
+
+    def _frame(self, rgb: np.ndarray, stamp: int) -> VideoFrame:
+        frame = VideoFrame(rgb, stamp, self._index)
+        self._last_ns = stamp
         self._index += 1
         return frame
 
