@@ -2,6 +2,7 @@
 another process, late joiners get the latched avatar and status, refused photos keep the old avatar,
 the newest photo wins, parameters are validated."""
 
+import os
 import shutil
 import time
 
@@ -278,7 +279,7 @@ def test_parameters_are_validated(rclpy_context, peer):
 def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
     """`ros2 param set /reconstruction_node photo_path me.jpg` reconstructs that photo (the set was accepted
     and then nothing happened: the file was read at start-up only); a missing file or a directory is refused, with
-    the system's reason."""
+    the system's reason; so are a pipe and a device, without reading them."""
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
@@ -302,6 +303,13 @@ def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
         assert not missing.successful and "No such file" in missing.reason, missing.reason
         folder = set_photo(peer["proc"].home)  # a directory was refused as 'not found' (user12, s12)
         assert not folder.successful and "Is a directory" in folder.reason, folder.reason
+        # a pipe or a device: the reply read the whole file (user13, s13): a FIFO blocked the parameter service
+        # until someone wrote to it (no reply; the node's callbacks stuck), /dev/zero never ended
+        fifo = peer["proc"].home / "pipe.jpg"
+        os.mkfifo(fifo)
+        for path in (fifo, "/dev/zero"):
+            got = set_photo(path)
+            assert not got.successful and "not a regular file" in got.reason, got.reason
         assert not set_photo("~/business_person.png").successful  # not yet there
         shutil.copy(shared("portraits", "business_person.png"), peer["proc"].home)
         peer["statuses"].clear()

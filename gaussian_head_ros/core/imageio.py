@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import logging
+import errno
 import os
+import stat
 import struct
 
 import cv2
@@ -240,15 +242,33 @@ def photo_file(path: str) -> str:
     return os.path.expanduser(path)
 
 
-def read_file(path: str) -> bytes:
-    """The bytes of the photo file `path` (`~` expanded, as `photo_file`). Raises ValueError 'cannot read
-    PATH: REASON' with the system's reason (No such file or directory, Is a directory, Permission denied): the
-    one wording of reconstruction_node's `photo_path` reply, photo_node's `photo` reply and `read_image`."""
+def check_file(path: str) -> str:
+    """The photo file `path` (`~` expanded, as `photo_file`), checked readable without reading it (a stat and an
+    open: cheap whatever the file's size). Returns the expanded path. Raises ValueError 'cannot read PATH: REASON'
+    with the system's reason (No such file or directory, Is a directory, Permission denied), or 'not a regular
+    file' for a device or a pipe (/dev/zero never ends; a FIFO blocks its reader until someone writes): the one
+    wording of reconstruction_node's `photo_path` reply, photo_node's `photo` reply and `read_image`."""
     path = photo_file(path)
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"cannot read {path}: not a regular file (a device or a pipe)")
+        with open(path, "rb"):  # Permission denied
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
+    return path
+
+
+def read_file(path: str) -> bytes:
+    """The bytes of the photo file `path` (`~` expanded), after `check_file` (its errors). Raises ValueError."""
+    path = check_file(path)
     try:
         with open(path, "rb") as fh:
             return fh.read()
-    except OSError as e:
+    except OSError as e:  # gone or changed since the check
         raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
 
 

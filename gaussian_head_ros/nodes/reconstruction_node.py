@@ -187,8 +187,8 @@ class ReconstructionNode(Node):
         try:
             check_values(self._values(params))
             for p in params:
-                if p.name == "photo_path" and p.value:  # missing, a directory, unreadable: said in the reply
-                    imageio.read_file(p.value)
+                if p.name == "photo_path" and p.value:  # missing, a directory, unreadable, a device: said in the
+                    imageio.check_file(p.value)  # reply (the file is read by the worker, not in this callback)
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         if any(p.name in _REBUILD for p in params):
