@@ -198,6 +198,42 @@ def test_the_robots_warnings_on_an_accepted_photo_are_said(rclpy_context):
         node.destroy_node()
 
 
+def test_a_photo_the_robot_dropped_for_a_newer_one_is_said(rclpy_context):
+    """A photo replaced on the robot by another sender's newer one before it was reconstructed got BUSY and then
+    nothing: the node waited for a verdict forever (user12, s12). The robot now sends SUPERSEDED with the photo's
+    stamp (photo_stamp): said as this photo's verdict (WARN); the same code for an earlier photo of this node (which
+    this one replaced), and any verdict on another sender's photo under the same operator id, are not this one's.
+    In-process: the node's status callback fed the robot's statuses."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    try:
+        node._send(read_photo(shared("portraits", PORTRAIT)), "eileen")
+        sent = TimeMsg(sec=node.sent_ns // 10**9, nanosec=node.sent_ns % 10**9)
+        made = TimeMsg(sec=node.sent_ns // 10**9 + 1)
+
+        def status(code, about, message):
+            st = AvatarStatus(code=code, ok=code == AvatarStatus.OK, operator_id="eileen", message=message,
+                              photo_stamp=about)
+            st.header.frame_id, st.header.stamp = "eileen", made
+            node._on_status(st)
+
+        earlier = TimeMsg(sec=sent.sec - 5)
+        status(AvatarStatus.SUPERSEDED, earlier, "a newer photo came while this one waited")  # our previous photo's
+        other = TimeMsg(sec=sent.sec + 1)  # another sender's photo under 'eileen', sent after ours
+        status(AvatarStatus.OK, other, "avatar for 'eileen' ready: 60000 Gaussians in 3.0 s")
+        assert node.verdict == "" and node.counts["accepted"] == 0, node.verdict
+        status(AvatarStatus.SUPERSEDED, sent, "a newer photo (from operator/photo, 'bob') came while this one waited: "
+                                              "dropped unreconstructed (the newest wins)")
+        assert node.verdict.startswith(f"the robot dropped {PORTRAIT} unreconstructed: a newer photo"), node.verdict
+        assert node.level == DiagnosticStatus.WARN and node.counts["superseded"] == 1, (node.level, node.counts)
+    finally:
+        node.destroy_node()
+
+
 @pytest.mark.skipif(shutil.which("ros2") is None,
                     reason="the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)")
 @pytest.mark.parametrize("robot_namespace", ["", "robot1"])

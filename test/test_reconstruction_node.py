@@ -230,20 +230,34 @@ def test_compressed_photo_and_bad_images(rclpy_context, peer):
 
 
 def test_newest_photo_wins(peer):
+    """Three photos within 0.1 s: the newest is reconstructed, the one it replaced while waiting is dropped. Every
+    photo ends with one final status (any code but BUSY), matched to it by frame_id and photo_stamp: the replaced
+    one got BUSY and then nothing (user12, s12; a sender waiting on its verdict waited forever), now SUPERSEDED."""
+    from builtin_interfaces.msg import Time as TimeMsg
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import AvatarStatus
 
     a, b, c = _photo("obama_speech.jpg"), np.full((300, 300, 3), 90, np.uint8), _photo("astronaut_eileen_collins.png")
     peer["statuses"].clear()
-    for img, fid in ((a, "first"), (b, "second"), (c, "third")):
-        peer["raw"].publish(_image_msg(img, fid))
+    for i, (img, fid) in enumerate(((a, "first"), (b, "second"), (c, "third"))):
+        msg = _image_msg(img, fid)
+        msg.header.stamp = TimeMsg(sec=1000 + i, nanosec=7)
+        peer["raw"].publish(msg)
         time.sleep(0.05)
     last = _wait_status(peer, "third")
-    assert last.code == AvatarStatus.OK
+    assert last.code == AvatarStatus.OK and (last.photo_stamp.sec, last.photo_stamp.nanosec) == (1002, 7)
     spin_until(peer["node"], lambda: False, 1.0)
-    done = [s.header.frame_id for s in peer["statuses"] if s.code != AvatarStatus.BUSY]
-    assert done[-1] == "third" and len(done) <= 2 and "second" not in done, done
+    final = {}
+    for s in peer["statuses"]:
+        if s.code != AvatarStatus.BUSY:
+            assert s.header.frame_id not in final, f"two final statuses for {s.header.frame_id}"
+            final[s.header.frame_id] = s
+    assert set(final) == {"first", "second", "third"}, {k: v.message for k, v in final.items()}
+    for i, fid in enumerate(("first", "second", "third")):
+        assert (final[fid].photo_stamp.sec, final[fid].photo_stamp.nanosec) == (1000 + i, 7), final[fid]
+    assert final["second"].code == AvatarStatus.SUPERSEDED and "newer photo" in final["second"].message
+    assert "'third'" in final["second"].message and not final["second"].ok, final["second"].message
     busy = [s.header.frame_id for s in peer["statuses"] if s.code == AvatarStatus.BUSY]
     assert busy, "photos arriving during a reconstruction get a BUSY status"
 

@@ -263,9 +263,13 @@ def msg_to_control(msg: FaceControlMsg, operator_basis=None) -> FaceControl:
 # Status and images
 
 def status_msg(code: int, message: str, operator_id: str = "", warnings=(), num_gaussians: int = 0,
-               duration_s: float = 0.0, header: Header | None = None) -> AvatarStatus:
+               duration_s: float = 0.0, header: Header | None = None, photo_stamp=None) -> AvatarStatus:
+    """An AvatarStatus; photo_stamp (builtin_interfaces/Time) is the header.stamp of the photo it is about
+    (None: zero, a photo file or the cache)."""
     s = AvatarStatus()
     s.header = header or Header()
+    if photo_stamp is not None:
+        s.photo_stamp = photo_stamp
     s.code = int(code)
     s.ok = code == AvatarStatus.OK
     s.operator_id = operator_id

@@ -20,7 +20,10 @@ refused (no face, face too small, ...): a status whose header.frame_id is the ph
 from an earlier photo of the same operator that arrives when this node discovers a robot already running, is
 said as such (with how much older), not taken as the verdict: the hosts' clocks must agree (chrony/NTP, as tf
 across hosts needs too). After a BUSY status (the robot was reconstructing an earlier photo when this one came)
-the next verdict it sends is that earlier photo's, and is said as such even under the same operator id. While
+the next verdict it sends is that earlier photo's, and is said as such even under the same operator id. A photo
+that another sender's newer photo replaced on the robot before it was reconstructed gets the robot's SUPERSEDED
+status, said as its verdict (WARN); the statuses' photo_stamp (the header.stamp this node sent) tells this node's
+photo from an earlier one of its own or another sender's under the same operator id. While
 no reconstruction node subscribes, the node says so (the topic it publishes on: a
 namespace or a discovery problem) 10 s after a send, then every 60 s.
 /diagnostics once a second: '<node>: operator photo', OK when the robot accepted the photo, WARN while waiting for
@@ -125,7 +128,7 @@ class PhotoNode(Node):
         self.no_robot_said = 0.0
         self.state = "no photo set"
         self.level = DiagnosticStatus.WARN
-        self.counts = dict(sent=0, refused_files=0, accepted=0, refused_by_robot=0)
+        self.counts = dict(sent=0, refused_files=0, accepted=0, refused_by_robot=0, superseded=0)
         self.verdict = ""
         self.add_on_set_parameters_callback(self._on_set)
         if self._param("photo"):
@@ -213,6 +216,16 @@ class PhotoNode(Node):
         if self.photo is None:
             return
         made = Time.from_msg(msg.header.stamp).nanoseconds
+        about = Time.from_msg(msg.photo_stamp).nanoseconds  # the stamp of the photo it is about; 0: not said
+        name = Path(self.photo.path).name
+        if msg.code == AvatarStatus.SUPERSEDED:  # a photo dropped unreconstructed for a newer one: final
+            if msg.header.frame_id == self.frame_id and about == self.sent_ns:  # this one (another sender's came)
+                self.counts["superseded"] += 1
+                self.level = DiagnosticStatus.WARN
+                self.verdict = self.state = (f"the robot dropped {name} unreconstructed: {msg.message}; set photo "
+                                             f"again to send it again")
+                self.get_logger().warning(self.verdict)
+            return  # else an earlier photo's (this node's own, replaced by this one) or another sender's
         if self.behind and made >= self.sent_ns and msg.code != AvatarStatus.BUSY:
             # the reconstruction that was running when this photo came (its BUSY said so) has ended: this is that
             # photo's verdict, whoever sent it; with the same operator id it was taken for this photo's (a swap
@@ -228,13 +241,14 @@ class PhotoNode(Node):
             self.get_logger().info(f"the robot's last status for '{self.frame_id}' is from before this photo "
                                    f"(stamped {(self.sent_ns - made) / 1e9:.1f} s before it was sent): {msg.message}")
             return
+        if about and about != self.sent_ns:  # another photo under this operator id (another sender's)
+            return
         self._check_acked()
         if msg.code == AvatarStatus.BUSY:
             self.behind = True
             self.state = f"the robot is busy: {msg.message}"
             self.get_logger().info(self.state)
             return
-        name = Path(self.photo.path).name
         if msg.code == AvatarStatus.OK:
             self.counts["accepted"] += 1
             self.verdict = self.state = f"the robot accepted {name}: {msg.message}"

@@ -10,7 +10,9 @@ the last photo), and `/diagnostics` once a second.
 
 Callbacks only keep the newest photo; a worker thread decodes and reconstructs it. A photo that arrives
 during a reconstruction replaces any photo still waiting (newest wins, nothing queues up) and gets a BUSY
-status. A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
+status; the photo it replaces gets a SUPERSEDED status, its final one (each status carries its photo's
+header.stamp as photo_stamp, so a sender tells its photo's statuses from those of an earlier photo under the same
+frame_id). A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
 saying why, and the avatar already published stays published. `operator_id` is the parameter when set,
 else the photo's header.frame_id (else the file name for `photo_path`).
 
@@ -38,6 +40,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from builtin_interfaces.msg import Time as TimeMsg
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
@@ -117,6 +120,7 @@ class Job:
     frame_id: str
     source: str  # for log lines: topic or file
     notes: tuple = ()  # warnings about the input itself (8UC3 taken as BGR), for this photo's status
+    stamp: TimeMsg | None = None  # the photo's header.stamp (its statuses' photo_stamp); None: a file or the cache
 
 
 # what the cache holds: this message definition (its fields and types) and avatar format; another one is refused
@@ -229,7 +233,7 @@ class ReconstructionNode(Node):
             self.get_logger().warning(note)
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo",
-                         (note,) if note else ()))
+                         (note,) if note else (), msg.header.stamp))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
         if not self._first_time(info):
@@ -237,17 +241,20 @@ class ReconstructionNode(Node):
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format
         self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit, fmt=fmt),
-                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed"))
+                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
+                         stamp=msg.header.stamp))
 
     def _submit(self, job: Job) -> None:
         with self._lock:
-            replaced = self._pending is not None
-            self._pending = job
+            replaced, self._pending = self._pending, job
             busy = self._busy
         self.counts["photos"] += 1
-        if replaced:
+        if replaced is not None:  # its final status: a sender waiting on it learns its fate (it had BUSY at most)
             self.counts["replaced"] += 1
-            self.get_logger().info("a newer photo replaced the one waiting")
+            self.get_logger().info(f"a newer photo ({job.source}) replaced the one waiting ({replaced.source})")
+            self._status(AvatarStatus.SUPERSEDED, f"a newer photo (from {job.source}, '{job.operator_id}') came "
+                                                  f"while this one waited: dropped unreconstructed (the newest wins)",
+                         replaced)
         if busy:
             self._status(AvatarStatus.BUSY, "a reconstruction is running; this photo follows it (a newer one "
                                             "replaces it)", job)
@@ -403,8 +410,9 @@ class ReconstructionNode(Node):
     def _status(self, code: int, message: str, job: Job, warnings=(), num_gaussians: int = 0,
                 duration_s: float = 0.0) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=job.frame_id)
-        self.status_pub.publish(status_msg(code, message, job.operator_id, warnings, num_gaussians, duration_s, header))
-        if code != AvatarStatus.BUSY:
+        self.status_pub.publish(status_msg(code, message, job.operator_id, warnings, num_gaussians, duration_s, header,
+                                           job.stamp))
+        if code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED):  # not a result: the avatar did not change
             self.last = {"code": str(code), "message": message, "duration_s": f"{duration_s:.2f}",
                          "num_gaussians": str(num_gaussians), "operator_id": job.operator_id}
 
