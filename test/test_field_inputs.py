@@ -149,6 +149,30 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
     assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0
 
 
+def test_two_people_side_by_side_are_both_found():
+    """Two people side by side (obama_official beside the astronaut portrait scaled to its height, 2047x1137): the
+    face mesh's own detector saw one, so the photo was taken without the '2 faces found, used the largest' warning,
+    and the avatar was of whichever face it saw (user13, s13). The full-range detector now looks for the faces it
+    missed; a portrait of one person still gives one face, with the same landmarks."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    left = read_image(str(shared("portraits", "obama_official.jpg")))
+    right = cv2.resize(read_image(str(shared("portraits", "astronaut_eileen_collins.png"))), (left.shape[0],) * 2,
+                       interpolation=cv2.INTER_CUBIC)
+    both = np.ascontiguousarray(np.concatenate([left, right], axis=1))
+    with FaceMesh(static_image_mode=True, max_faces=4) as fm:
+        faces = fm.detect(both)
+        assert len(faces) == 2, [f.bbox for f in faces]
+        centres = sorted((f.bbox[0] + f.bbox[2]) / 2 for f in faces)
+        assert centres[0] < left.shape[1] < centres[1], centres  # one on each side
+        assert faces[0].area >= faces[1].area
+        framed = frame_photo(both, fm, FramingConfig())
+        assert any(w.startswith("2 faces found, used the largest") for w in framed.warnings), framed.warnings
+        alone = fm.detect(left)
+        assert len(alone) == 1
+
+
 def test_a_photo_lying_on_its_side_gives_the_upright_avatar(fast_reconstructor):
     """A photo stored sideways without an EXIF tag (try10: the robot accepted it and showed the head on its side,
     its torso beside the head): the framing turns it upright by whole quarter turns, so the avatar is exactly
