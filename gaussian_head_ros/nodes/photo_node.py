@@ -53,6 +53,7 @@ from gaussian_head_ros.nodes.common import companion_topic, declare_settings, di
 
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
+STATUS_DEPTH = 10  # avatar/status samples held for the callback (the robot may publish several at once)
 LARGE_BYTES = 2_000_000  # a photo file above this is sent with a warning (a phone's 3-5 MB JPEG on a slow link)
 # The topics photo_node talks to the robot on, as bases of companion_topic: the photo goes below PHOTO_BASE
 # (operator/photo/compressed), the verdict comes below STATUS_BASE (avatar/status).
@@ -118,7 +119,13 @@ class PhotoNode(Node):
         self.topic = companion_topic(self, f"{PHOTO_BASE}/compressed", PHOTO_BASE)
         self.pub = self.create_publisher(CompressedImage, self.topic, latched)
         self.status_topic = companion_topic(self, f"{STATUS_BASE}/status", STATUS_BASE)
-        self.create_subscription(AvatarStatus, self.status_topic, self._on_status, latched)
+        # depth STATUS_DEPTH, not 1: the robot publishes two statuses back to back (a SUPERSEDED for the photo it
+        # drops, then BUSY for the newer one); with depth 1 the second replaced the first in this reader's history
+        # before the callback took it, and the dropped photo's verdict never came (user13, s13). Late-joining still
+        # gets the one status the robot keeps latched (its writer's depth is 1).
+        self.create_subscription(AvatarStatus, self.status_topic, self._on_status,
+                                 QoSProfile(depth=STATUS_DEPTH, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                            reliability=ReliabilityPolicy.RELIABLE))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.photo: Photo | None = None
         self.frame_id = ""
