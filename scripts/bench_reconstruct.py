@@ -33,8 +33,12 @@ def message_bytes(avatar) -> tuple[int, str]:
         from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
         return len(serialize_message(avatar_to_msg(avatar))), "serialised message"
-    except ImportError:
-        return avatar.table().nbytes + avatar.template_vertices.nbytes + avatar.template_faces.nbytes, "table bytes"
+    except ImportError:  # what the message carries: the table without f_rest, the SH bands on their rows only
+        from gaussian_head_ros.core.avatar import pack_sh_rest
+
+        band = sum(a.nbytes for a in pack_sh_rest(avatar.sh))
+        mesh = avatar.template_vertices.nbytes + avatar.template_faces.nbytes
+        return avatar.table(0).nbytes + band + mesh, "table bytes"
 
 
 def main(argv=None) -> int:

@@ -136,7 +136,10 @@ BAD_AVATARS = {
     "Inf opacity": (lambda m: _set_column(m, "opacity", np.inf), "NaN or Inf"),
     "zero Gaussians": (_zero_gaussians, "zero Gaussians"),
     "a zero quaternion": (_zero_quat, "zero-length"),
-    "format_version 2": (lambda m: setattr(m, "format_version", 2), "format_version"),
+    "format_version 1 (f_rest on every row)": (lambda m: setattr(m, "format_version", 1), "format_version 1"),
+    "SH band rows beyond the Gaussians": (lambda m: (setattr(m, "sh_degree", 1), setattr(
+        m, "sh_rest_rows", array.array("I", [m.gaussians.width])), setattr(m, "sh_rest", array.array("f", [0.1] * 9))),
+        "strictly ascending Gaussian indices"),
     "faces index missing vertices": (lambda m: setattr(m, "template_faces", array.array("I", [0, 1, 99_999])),
                                      "vertices that do not exist"),
     "Gaussians bound to missing triangles": (lambda m: _set_column(m, "face_id", 5000.0),

@@ -101,3 +101,46 @@ def test_status_round_trips(rclpy_context, peer):
         assert s.duration_s == pytest.approx(1.25)
     finally:
         node.destroy_node()
+
+
+def test_latched_dense_preset_avatar_arrives_whole(rclpy_context, tmp_path):
+    """The dense preset's biggest avatar (lp_d9_woman_turned: 120k Gaussians, band 1 on ~5k of them), published
+    latched by another process, reaches a late subscriber bit for bit under the package's Fast DDS profile, and its
+    message stays well inside the profile's 16 MB shared-memory segment (README; a bigger one goes out in UDP
+    fragments): 10.8 MB, 14.9 MB when every row carried band 1 (format 1)."""
+    import sys
+
+    from conftest import shared
+    from rosgraph import ROOT, Proc, spin_until
+
+    from gaussian_head_ros.core.avatar import load_ply, save_ply
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.msg import GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import msg_to_avatar
+
+    photo = read_image(str(shared("portraits", "lp_d9_woman_turned.jpg")))
+    with get_reconstructor("mesh_fit", preset="dense") as rec:
+        made = rec.reconstruct(photo, operator_id="dense").avatar
+    assert made.num_gaussians > 110_000 and made.sh_degree == 1
+    save_ply(made, tmp_path / "dense.ply")
+    avatar = load_ply(tmp_path / "dense.ply")
+    proc = Proc([sys.executable, str(ROOT / "test" / "peers" / "message_peer.py"), "0", str(SEED),
+                 str(tmp_path / "dense.ply")], tmp_path / "peer.log")
+    node = rclpy_context.create_node("late_dense_subscriber")
+    try:
+        deadline = time.monotonic() + 60
+        while "READY" not in proc.output():
+            assert proc.alive() and time.monotonic() < deadline, f"peer not ready:\n{proc.output()}"
+            time.sleep(0.1)
+        checksum, size = proc.output().split("READY", 1)[1].split()[:2]
+        assert int(size) < 12_000_000, size
+        time.sleep(1.0)  # joins after the one-off publication
+        got = []
+        node.create_subscription(GaussianAvatar, "test/avatar_file", got.append, _latched())
+        assert spin_until(node, lambda: got, timeout=30), f"no latched avatar arrived\n{proc.output()}"
+        assert hashlib.sha256(bytes(got[0].gaussians.data)).hexdigest() == checksum
+        assert msg_to_avatar(got[0]).equals(avatar)
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -12,7 +12,8 @@ Files (`save_ply` / `load_ply`): `me.ply` is a standard vertex-only 3DGS .ply (x
 f_rest_* (degree 3) opacity scale_* rot_*, float32, no comments) that splat viewers open as it is;
 `me.driving.npz` beside it holds what driving needs (binding, template mesh, expression basis, lighting,
 source camera, metadata). The GaussianAvatar message carries both in one message (PointCloud2 rows
-in `gaussian_fields` order, binding columns included).
+in `gaussian_fields(0)` order, binding columns included; the SH bands above 0 sparse, on the rows that have them:
+`pack_sh_rest`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg)
 
 PART_STATIC = 0  # rigid with the head
 PART_FACE = 1  # bound to the template mesh, moves with expressions
@@ -62,6 +63,59 @@ def sh_degree_from_fields(names: list[str]) -> int:
         if 3 * (num_sh_coeffs(deg) - 1) == n_rest:
             return deg
     raise ValueError(f"{n_rest} f_rest columns do not match any SH degree 0..3")
+
+
+def sh_rest_columns(sh: np.ndarray) -> np.ndarray:
+    """sh [N, K, 3] -> [N, 3 (K - 1)] float32 its bands above 0 as the f_rest_* columns: channel-major as in 3DGS
+    (all of red's coefficients, then green's, then blue's)."""
+    sh = np.asarray(sh, np.float32)
+    return np.ascontiguousarray(sh[:, 1:, :].transpose(0, 2, 1).reshape(sh.shape[0], 3 * (sh.shape[1] - 1)))
+
+
+def sh_from_columns(dc: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Inverse of `sh_rest_columns`: dc [N, 3] (f_dc_*) and rest [N, 3 (K - 1)] (f_rest_*) -> sh [N, K, 3] float32."""
+    n, k = dc.shape[0], rest.shape[1] // 3 + 1
+    return np.ascontiguousarray(np.concatenate([np.asarray(dc, np.float32)[:, None, :], np.asarray(
+        rest, np.float32).reshape(n, 3, k - 1).transpose(0, 2, 1)], axis=1))
+
+
+def sh_rest_rows(sh: np.ndarray) -> np.ndarray:
+    """sh [N, K, 3] -> [M] int64, ascending: the Gaussians whose SH bands above 0 (sh[:, 1:]) hold any bit other
+    than +0.0, the only ones whose colour depends on the view (mesh_fit: the edge-on rim, a few % of the avatar).
+    A -0.0 counts, so that `pack_sh_rest` round-trips bit for bit. No rows for K = 1."""
+    sh = np.asarray(sh, np.float32)
+    if sh.ndim != 3 or sh.shape[1] < 2:
+        return np.zeros(0, np.int64)
+    bits = np.ascontiguousarray(sh[:, 1:]).view(np.uint32).reshape(sh.shape[0], -1)
+    return np.flatnonzero(bits.any(axis=1))
+
+
+def pack_sh_rest(sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sh [N, K, 3] -> (rows [M] uint32 ascending (`sh_rest_rows`), values [M, 3 (K - 1)] float32: those rows'
+    f_rest_* columns, `sh_rest_columns`): the sparse form of the bands above 0 that the avatar message carries
+    (every other row's are zero). `unpack_sh_rest` is its inverse, bit for bit."""
+    rows = sh_rest_rows(sh)
+    return rows.astype(np.uint32), sh_rest_columns(np.asarray(sh, np.float32)[rows])
+
+
+def unpack_sh_rest(dc: np.ndarray, sh_degree: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """dc [N, 3] (f_dc_*), the SH degree (0..3), rows [M] (strictly ascending, < N) and values [M x 3 (K - 1)]
+    (flat or [M, 3 (K - 1)], `pack_sh_rest`) -> sh [N, K, 3] float32, zero bands on the other rows. Raises
+    ValueError when the degree is not 0..3, a row is out of range, repeated or out of order, or the number of
+    values is not M x 3 (K - 1)."""
+    if not 0 <= int(sh_degree) <= 3:
+        raise ValueError(f"SH degree {sh_degree} is not 0..3")
+    n, width = dc.shape[0], 3 * (num_sh_coeffs(int(sh_degree)) - 1)
+    rows = np.asarray(rows).astype(np.int64).reshape(-1)
+    values = np.asarray(values, np.float32).reshape(-1)
+    if values.size != rows.size * width:
+        raise ValueError(f"{values.size} SH band values for {rows.size} rows, expected {rows.size} x {width} "
+                         f"(SH degree {sh_degree})")
+    if rows.size and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
+        raise ValueError(f"SH band rows must be strictly ascending Gaussian indices below {n}")
+    rest = np.zeros((n, width), np.float32)
+    rest[rows] = values.reshape(rows.size, width)
+    return sh_from_columns(dc, rest)
 
 
 def rgb_to_sh_dc(rgb: np.ndarray) -> np.ndarray:
@@ -170,15 +224,17 @@ class GaussianAvatar:
         deg = int(round(np.sqrt(k))) - 1
         return deg
 
-    def table(self) -> np.ndarray:
-        """[N, C] float32 rows in `gaussian_fields(sh_degree)` order (the .ply / PointCloud2 rows)."""
-        n, k = self.num_gaussians, self.sh.shape[1]
-        rest = self.sh[:, 1:, :].transpose(0, 2, 1).reshape(n, 3 * (k - 1))  # channel-major as in 3DGS
+    def table(self, sh_degree: int | None = None) -> np.ndarray:
+        """[N, C] float32 rows in `gaussian_fields(sh_degree)` order, sh_degree by default the avatar's: fewer bands
+        are left out, more are zeros (the viewer .ply's degree 3; the message's 0, its bands go apart)."""
+        n, k = self.num_gaussians, num_sh_coeffs(self.sh_degree if sh_degree is None else sh_degree)
+        sh = np.zeros((n, k, 3), np.float32)
+        sh[:, :min(k, self.sh.shape[1])] = self.sh[:, :k]
         cols = [
             self.means,
             self.normals,
             self.sh[:, 0, :],
-            rest,
+            sh_rest_columns(sh),
             self.logit_opacities.reshape(n, 1),
             self.log_scales,
             self.quats,
@@ -210,11 +266,10 @@ class GaussianAvatar:
         k = num_sh_coeffs(deg)
         dc = cols(["f_dc_0", "f_dc_1", "f_dc_2"])
         rest = cols([f"f_rest_{i}" for i in range(3 * (k - 1))]) if k > 1 else np.zeros((n, 0), np.float32)
-        sh = np.concatenate([dc[:, None, :], rest.reshape(n, 3, k - 1).transpose(0, 2, 1)], axis=1)
         return dict(
             means=cols(["x", "y", "z"]),
             normals=cols(["nx", "ny", "nz"], 0.0),
-            sh=np.ascontiguousarray(sh, np.float32),
+            sh=sh_from_columns(dc, rest),
             logit_opacities=cols(["opacity"])[:, 0].copy(),
             log_scales=cols(["scale_0", "scale_1", "scale_2"]),
             quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]),
@@ -340,13 +395,9 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
     `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid."""
     avatar.validate()
     path = Path(path)
-    n, k = avatar.num_gaussians, avatar.sh.shape[1]
-    sh = np.zeros((n, num_sh_coeffs(VIEWER_SH_DEGREE), 3), np.float32)
-    sh[:, :k] = avatar.sh
-    rest = sh[:, 1:, :].transpose(0, 2, 1).reshape(n, -1)  # channel-major as in 3DGS
-    table = np.concatenate([avatar.means, avatar.normals, sh[:, 0], rest, avatar.logit_opacities.reshape(n, 1),
-                            avatar.log_scales, avatar.quats], axis=1).astype("<f4")
+    n = avatar.num_gaussians
     names = viewer_fields()
+    table = avatar.table(VIEWER_SH_DEGREE)[:, :len(names)].astype("<f4")  # the binding columns are the last ones
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     header += [f"property float {c}" for c in names] + ["end_header"]
     with open(path, "wb") as fh:

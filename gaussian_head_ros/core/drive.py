@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core import deform
-from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb
+from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb, sh_rest_rows
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
 
@@ -161,10 +161,10 @@ class Driver:
         self.colors = np.clip(sh_dc_to_rgb(np_of(avatar.sh)[:, 0]), 0, 1)  # [N, 3]
         sh = np_of(avatar.sh)
         self.view_degree = min(int(round(math.sqrt(sh.shape[1]))) - 1, 2)
-        band = np.asarray(sh[:, 1:(self.view_degree + 1) ** 2], np.float32)  # [N, K - 1, 3]
-        self.view_rows = np.nonzero(np.abs(band).max(axis=(1, 2), initial=0.0) > 0)[0]  # colour depends on the view
+        used = np.asarray(sh[:, :(self.view_degree + 1) ** 2], np.float32)  # [N, K', 3] DC and bands 1-2
+        self.view_rows = sh_rest_rows(used)  # [M] the colour depends on the view (the avatar message's sh_rest_rows)
         self.view_sh = np.zeros((len(self.view_rows), 8, 3), np.float32)  # [M, 8, 3]: bands 1-2, zero-padded
-        self.view_sh[:, :band.shape[1]] = band[self.view_rows]
+        self.view_sh[:, :used.shape[1] - 1] = used[self.view_rows, 1:]
         self.view_dc = sh_dc_to_rgb(sh[self.view_rows, 0])  # [M, 3] not clipped: bands and DC add up, then clip
         self.normals = np.asarray(avatar.normals, np.float32)  # [N, 3]
         self.has_normal = np.linalg.norm(self.normals, axis=1) > 0.5

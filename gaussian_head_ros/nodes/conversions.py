@@ -16,7 +16,8 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import FORMAT_VERSION, GaussianAvatar, SourceCamera, gaussian_fields, sh_dc_to_rgb
+from gaussian_head_ros.core.avatar import (GaussianAvatar, SourceCamera, gaussian_fields, pack_sh_rest,
+                                            sh_dc_to_rgb, unpack_sh_rest)
 from gaussian_head_ros.core.camera_info import camera_info_of_render
 from gaussian_head_ros.core.control import FaceControl, check_message_points
 from gaussian_head_ros.core.imageio import encode_jpeg
@@ -54,15 +55,18 @@ def _np(seq, dtype) -> np.ndarray:
 # GaussianAvatar
 
 def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> GaussianAvatarMsg:
-    names = gaussian_fields(avatar.sh_degree)
-    table = avatar.table()
+    """The avatar as a message of format GaussianAvatar.FORMAT_VERSION: `gaussians` without f_rest columns, the SH
+    bands above 0 of the rows that have any in sh_rest_rows / sh_rest (`avatar.pack_sh_rest`)."""
     msg = GaussianAvatarMsg()
     msg.header = header or Header()
     msg.operator_id = avatar.operator_id
-    msg.format_version = FORMAT_VERSION
+    msg.format_version = GaussianAvatarMsg.FORMAT_VERSION
     msg.reconstructor = avatar.reconstructor
-    msg.gaussians = _float32_cloud(names, table, msg.header)
+    msg.gaussians = _float32_cloud(gaussian_fields(0), avatar.table(0), msg.header)
     msg.sh_degree = avatar.sh_degree
+    rows, values = pack_sh_rest(avatar.sh)
+    msg.sh_rest_rows = array.array("I", rows.astype("<u4").tobytes())
+    msg.sh_rest = _f32(values)
     msg.template_vertices = _f32(avatar.template_vertices)
     msg.template_faces = array.array("I", np.ascontiguousarray(avatar.template_faces, np.uint32).tobytes())
     msg.expression_names = list(avatar.expression_names)
@@ -108,9 +112,11 @@ def _float32_cloud(names, table: np.ndarray, header: Header) -> PointCloud2:
 
 
 def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> GaussianAvatar:
-    """Raises ValueError with a reason when the message is malformed."""
-    if msg.format_version != FORMAT_VERSION:
-        raise ValueError(f"avatar format_version {msg.format_version} is not supported (expected {FORMAT_VERSION})")
+    """Raises ValueError with a reason when the message is malformed or of another format version."""
+    if msg.format_version != GaussianAvatarMsg.FORMAT_VERSION:
+        raise ValueError(f"avatar format_version {msg.format_version} is not supported (expected "
+                         f"{GaussianAvatarMsg.FORMAT_VERSION}): publisher and subscriber run different "
+                         "gaussian_head_ros versions; update the older one")
     pc = msg.gaussians
     n = int(pc.width) * int(pc.height)
     if max_gaussians is not None and n > max_gaussians:
@@ -125,8 +131,12 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
         raise ValueError(f"avatar point_step {pc.point_step} does not match {len(names)} float32 fields")
     if len(pc.data) != n * pc.point_step:
         raise ValueError(f"avatar point data has {len(pc.data)} bytes, expected {n} x {pc.point_step}")
+    if any(name.startswith("f_rest_") for name in names):
+        raise ValueError("avatar point fields hold f_rest columns; format 2 carries them in sh_rest")
     rows = np.frombuffer(bytes(pc.data), "<f4").reshape(n, len(names)) if n else np.zeros((0, len(names)), np.float32)
     cols = GaussianAvatar.columns_from_table(rows, names)
+    cols["sh"] = unpack_sh_rest(cols["sh"][:, 0], msg.sh_degree, _np(msg.sh_rest_rows, np.uint32),
+                                _np(msg.sh_rest, np.float32))
     verts = _np(msg.template_vertices, np.float32)
     faces = _np(msg.template_faces, np.uint32)
     if verts.size % 3 or faces.size % 3:

@@ -44,7 +44,6 @@ from builtin_interfaces.msg import Time as TimeMsg
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
-from gaussian_head_ros.core.avatar import FORMAT_VERSION
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
                                                 get_reconstructor, option_names)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
@@ -124,7 +123,8 @@ class Job:
 
 
 # what the cache holds: this message definition (its fields and types) and avatar format; another one is refused
-CACHE_KIND = f"gaussian_head_ros/msg/GaussianAvatar {GaussianAvatarMsg.get_fields_and_field_types()} v{FORMAT_VERSION}"
+CACHE_KIND = (f"gaussian_head_ros/msg/GaussianAvatar {GaussianAvatarMsg.get_fields_and_field_types()} "
+              f"v{GaussianAvatarMsg.FORMAT_VERSION}")
 
 
 class ReconstructionNode(Node):

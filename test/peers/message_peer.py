@@ -1,7 +1,8 @@
 """A second process for the message tests: publishes a latched avatar, controls and a status.
 
-Usage: message_peer.py N_GAUSSIANS SEED. Prints 'READY <sha256 of the avatar point data>' once the
-latched avatar is published, then keeps publishing controls until killed.
+Usage: message_peer.py N_GAUSSIANS SEED [AVATAR_PLY]. Prints 'READY <sha256 of the avatar point data>' once the
+latched avatar is published, then keeps publishing controls until killed. With AVATAR_PLY it publishes that avatar
+file instead, latched on test/avatar_file, and prints 'READY <sha256> <serialized message bytes>'.
 """
 
 import hashlib
@@ -22,6 +23,20 @@ def main():
     rclpy.init()
     node = rclpy.create_node("message_peer")
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    if len(sys.argv) > 3:
+        _publish_file(node, sys.argv[3], latched)
+    else:
+        _publish_samples(node, n, seed, latched)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _publish_samples(node, n: int, seed: int, latched) -> None:
     pub_avatar = node.create_publisher(GaussianAvatar, "test/avatar", latched)
     pub_status = node.create_publisher(AvatarStatus, "test/avatar/status", latched)
     pub_control = node.create_publisher(FaceControl, "test/face_control", 10)
@@ -32,13 +47,17 @@ def main():
     print("READY", hashlib.sha256(bytes(msg.gaussians.data)).hexdigest(), flush=True)
     control = control_to_msg(sample_control(seed))
     node.create_timer(0.05, lambda: pub_control.publish(control))
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+
+
+def _publish_file(node, path: str, latched) -> None:
+    from rclpy.serialization import serialize_message
+
+    from gaussian_head_ros.core.avatar import load_ply
+
+    pub = node.create_publisher(GaussianAvatar, "test/avatar_file", latched)
+    msg = avatar_to_msg(load_ply(path))
+    pub.publish(msg)
+    print("READY", hashlib.sha256(bytes(msg.gaussians.data)).hexdigest(), len(serialize_message(msg)), flush=True)
 
 
 if __name__ == "__main__":
