@@ -149,6 +149,22 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
     assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0
 
 
+def test_a_photo_with_red_and_blue_swapped_is_warned_about():
+    """A raw photo with its red and blue swapped (BGR pixels sent as rgb8: user13, s13) was accepted without a word
+    and made a blue avatar. Every ../shared portrait: no warning as it is, the swap warning with R and B swapped
+    (a greyscale photo: test_reconstruct.test_a_black_and_white_photo_is_said_in_the_warnings)."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import check_colour
+
+    with FaceMesh(static_image_mode=True, max_faces=1, iris_model=False) as fm:
+        for path in sorted(shared("portraits").iterdir()):
+            rgb = read_image(str(path))
+            lm = fm.detect(rgb)[0].landmarks_px
+            assert check_colour(rgb, lm) == [], path.name
+            swapped = check_colour(np.ascontiguousarray(rgb[..., ::-1]), lm)
+            assert len(swapped) == 1 and "red and blue look swapped" in swapped[0], (path.name, swapped)
+
+
 def test_two_people_side_by_side_are_both_found():
     """Two people side by side (obama_official beside the astronaut portrait scaled to its height, 2047x1137): the
     face mesh's own detector saw one, so the photo was taken without the '2 faces found, used the largest' warning,
