@@ -14,7 +14,8 @@ tracker (core/tracking.py, bundled face mesh, no smoothing) read every render. T
 - wide (+-20 deg, 2 deg steps): the reader's slope (read deg per true deg; MediaPipe reads the avatar's
   angle scaled by this), its r with the true angle, its hysteresis (largest difference between the two
   readings of one angle), and what it reads into the expression of a head that does not move its face:
-  the reader's brow group (core/reader.py) and the tracker's brow displacement (mm, + = up) per degree.
+  the reader's brow group (core/reader.py) and the tracker's brow displacement (mm, + = up) per degree;
+  and `depth_gain`: the depth scale at which MediaPipe's face mesh landmarks turn as a rigid body (`depth_gain()`).
 - small (+-2 deg, 0.25 deg steps): the reader's residual std about its straight line = its noise on this
   face at rest, and from it the highest r a driver of angle std s can reach when the avatar follows it
   exactly: r_max(s) = 1 / sqrt(1 + (noise / (slope s))^2) (the driver's own reader noise comes on top).
@@ -84,14 +85,15 @@ def sweep(driver, axis: str, degs: np.ndarray, reader_model: str) -> list[dict]:
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat
     from gaussian_head_ros.core.evaluate import render_control
-    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics
     from gaussian_head_ros.core.reader import FaceReader
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     brow = np.array(lmk.BROW_R + lmk.BROW_L)
     K = default_intrinsics(SIZE_PX, SIZE_PX, FOV_DEG)
     rows = []
-    with FaceReader(reader_model) as reader, FaceTracker(TrackerConfig(fov_deg=FOV_DEG, smoothing=False)) as tracker:
+    with FaceReader(reader_model) as reader, FaceTracker(TrackerConfig(fov_deg=FOV_DEG, smoothing=False)) as tracker, \
+            FaceMesh(static_image_mode=False, max_faces=1) as mesh:
         for i, a in enumerate(degs):
             c = FaceControl.rest()
             c.rotation = euler_to_quat(**{f"{axis}_deg": float(a)}).astype(np.float32)
@@ -105,8 +107,45 @@ def sweep(driver, axis: str, degs: np.ndarray, reader_model: str) -> list[dict]:
             if t is not None and t.face_detected and len(t.expression):
                 row["tracker_brow_mm"] = float(-np.asarray(t.expression)[brow, 1].mean() * 1000)
                 row["tracker_deg"] = euler_deg(t.rotation)[axis]
+            faces = mesh.detect(img)  # the tracker's landmark model, for depth_gain (summarize drops these)
+            row["_px"] = faces[0].landmarks_px.astype(np.float64) if faces else None
             rows.append(row)
     return rows
+
+
+def depth_gain(rows: list[dict], axis: str, min_deg: float = 6.0) -> dict:
+    """How deep MediaPipe's face mesh behaves: the gain k on the first (frontal) render's landmark depth (z) for which
+    the first render's rigid landmarks (`landmarks.RIGID_LANDMARKS`), turned by each render's true angle (at least
+    `min_deg`), land where the face mesh sees them in that render (x, y; mean x, y offset fitted per render).
+    k = 1: the landmarks move as a rigid body of MediaPipe's own depth; k < 1: their x, y move as if the face were
+    shallower (they under-follow the turn). Measured (brow13, session 13, astronaut / obama_official /
+    business_person): pitch k 0.70 / 0.70 / 0.75 (rms 1.7-1.9 px vs 2.7-3.0 px at k = 1, 512^2 at 2 m, 12 deg fov),
+    yaw 0.90 / 0.90 / 1.10 (rms 1.5-1.7 px). A pose fit that takes z at face value turns the head's pitch partly
+    into expression (the tracked brow's pitch leak). -> {"k": k, "rms_px": rms at k, "rms_px_k1": rms at k = 1}."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
+
+    rigid = np.array(lmk.RIGID_LANDMARKS)
+    first = next((r for r in rows if r.get("_px") is not None and r["true_deg"] == 0.0), None)
+    turned = [r for r in rows if r.get("_px") is not None and abs(r["true_deg"]) >= min_deg]
+    if first is None or not turned:
+        return {}
+    p0 = first["_px"][rigid]
+    rots = [quat_to_matrix(euler_to_quat(**{f"{axis}_deg": r["true_deg"]})) for r in turned]
+
+    def rms(k: float) -> float:
+        q = (p0 - p0.mean(0)) * np.array([1.0, 1.0, k])
+        err = []
+        for r, rot in zip(turned, rots):
+            pred = (q @ rot.T)[:, :2]
+            seen = r["_px"][rigid, :2]
+            err.append(np.mean(np.sum((seen - seen.mean(0) - (pred - pred.mean(0))) ** 2, 1)))
+        return float(np.sqrt(np.mean(err)))
+
+    grid = np.round(np.arange(0.3, 1.51, 0.05), 2)
+    e = [rms(k) for k in grid]
+    j = int(np.argmin(e))
+    return {"k": float(grid[j]), "rms_px": round(e[j], 2), "rms_px_k1": round(rms(1.0), 2)}
 
 
 def jaw_turn_expression(verts: np.ndarray, deg: float) -> np.ndarray:
@@ -334,6 +373,9 @@ def main(argv=None) -> int:
             wide = sweep(driver, axis, angles(*args.wide), args.reader)
             small = sweep(driver, axis, angles(*args.small), args.reader)
             s = summarize(wide, small, std)
+            s["depth_gain"] = depth_gain(wide, axis)
+            for row in wide + small:
+                row.pop("_px", None)
             results.append({"source": src.name, "axis": axis, **s, "wide": wide, "small": small})
             print(f"{src.stem:28s} {axis:5s} " + " ".join(f"{k}={v}" for k, v in s.items()), flush=True)
     out = Path(args.out)
