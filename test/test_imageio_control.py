@@ -69,6 +69,31 @@ def test_decode_compressed():
         decode_compressed(png.tobytes(), max_pixels=2000 * 2000)
 
 
+def test_a_200_megapixel_phone_photo_is_decoded_reduced():
+    """A 200 MP phone photo (16320x12240, a phone camera's full-resolution mode) was refused by Pillow's
+    decompression-bomb check before its size was read ('could be decompression bomb DOS attack'), though a JPEG
+    above the pixel limit is decoded at 1/2, 1/4 or 1/8; one of 89-179 MP printed Pillow's DecompressionBombWarning
+    (user13, s13). Now the limit is the caller's (else Pillow's, said our way); a PNG that large is refused naming it."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    jpg = io.BytesIO()
+    Image.new("L", (16320, 12240), 128).save(jpg, "JPEG", quality=50)  # 2.3 MB, 0.4 s
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning
+        rgb = decode_compressed(jpg.getvalue(), max_pixels=40_000_000)
+        assert rgb.shape == (3060, 4080, 3) and abs(int(rgb[1500, 2000, 0]) - 128) <= 2, rgb.shape  # at 1/4
+        rgb = decode_compressed(jpg.getvalue())  # no limit given: Pillow's 179 MP, so at 1/2
+        assert rgb.shape == (6120, 8160, 3), rgb.shape
+    assert Image.MAX_IMAGE_PIXELS is not None  # Pillow's own check is back for everyone else
+    png = io.BytesIO()
+    Image.new("1", (14000, 14000)).save(png, "PNG")  # 196 MP
+    with pytest.raises(ValueError, match="14000x14000 = 196000000 pixels, above the limit of 178956970 .only JPEG"):
+        decode_compressed(png.getvalue())
+
+
 def test_encode_jpeg_round_trip_and_refusals():
     from skimage import data
 

@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 import struct
+import threading
 
 import cv2
 import numpy as np
@@ -114,9 +115,9 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
     - transparency (RGBA, LA, palette with a transparent index) is composited onto BACKDROP_RGB,
       so the colour hidden under transparent pixels never shows;
     - 16-bit samples are scaled to 8 bits;
-    - above `max_pixels` a JPEG is decoded reduced by 2, 4 or 8 in the decoder itself (libjpeg's DCT
-      scaling: memory stays within the reduced size), the least reduction that fits; other formats, and
-      JPEGs still above the limit at 1/8, are refused before any pixel is decoded.
+    - above `max_pixels` (None: Pillow's decompression-bomb limit, 179 MP) a JPEG is decoded reduced by 2, 4 or
+      8 in the decoder itself (libjpeg's DCT scaling: memory stays within the reduced size), the least reduction
+      that fits; other formats, and JPEGs still above the limit at 1/8, are refused before any pixel is decoded.
     `fmt` is sensor_msgs/CompressedImage.format when there is one: depth maps of image_transport's
     compressedDepth plugin are refused with a reason that names them.
     Raises ValueError saying why (empty, not an image, a depth map, corrupt or truncated, too large).
@@ -129,10 +130,10 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
     buf = bytes(data)
     if not buf:
         raise ValueError("empty compressed image")
+    if max_pixels is None:  # no limit given: Pillow's own (where it refuses a decompression bomb), said our way
+        max_pixels = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
     try:
-        im = Image.open(io.BytesIO(buf))  # reads the header only
-    except Image.DecompressionBombError as e:
-        raise ValueError(f"image is too large to decode safely ({e})") from e
+        im = _open_header(buf)
     except (OSError, SyntaxError, ValueError) as e:  # Pillow: UnidentifiedImageError is an OSError
         if is_heif(buf):
             raise ValueError("a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: "
@@ -173,6 +174,25 @@ def is_heif(buf: bytes) -> bool:
     end = min(int.from_bytes(buf[:4], "big"), len(buf), 256)
     brands = [buf[8:12]] + [buf[i:i + 4] for i in range(16, end - 3, 4)]
     return any(b in HEIF_BRANDS for b in brands)
+
+
+_PILLOW_CHECK = threading.Lock()
+
+
+def _open_header(buf: bytes):
+    """Pillow's Image.open (which reads the header only) without its decompression-bomb check: `decode_compressed`
+    applies its pixel limit itself, after the header, where a large JPEG is decoded reduced. Pillow's check refused a
+    200 MP phone photo (16320x12240, above Pillow's 179 MP) before it could be decoded at 1/4, and printed a
+    DecompressionBombWarning above 89 MP (user13, s13). Pillow reads its limit from a module global: it is lifted
+    for this call only, under a lock."""
+    from PIL import Image
+
+    with _PILLOW_CHECK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(buf))
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 REDUCTIONS = (1, 2, 4, 8)  # the scales libjpeg decodes at directly (1/1 .. 1/8)
