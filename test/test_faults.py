@@ -147,7 +147,8 @@ def _status_ok(g, operator, timeout=120, republish=None):
 
     def find():
         return next((s for s in g["peer"].messages("status")
-                     if s.operator_id == operator and s.code != AvatarStatus.BUSY), None)
+                     if s.operator_id == operator  # (a copy republished over a waiting one: SUPERSEDED)
+                     and s.code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED)), None)
     action = (lambda: g["photo"].publish(republish)) if republish is not None else None
     assert g["peer"].wait(lambda: find() is not None, timeout, action=action, action_every=3.0), \
         f"no status for {operator}\n{_logs(g)}"

@@ -355,12 +355,13 @@ def _compressed(frame_id, data: bytes, fmt="jpeg"):
 
 
 def _status(g, frame_id, timeout=60.0):
-    """The first non-BUSY status for a photo (statuses carry the photo's frame_id)."""
+    """The first status for a photo that is neither BUSY nor SUPERSEDED (statuses carry the photo's frame_id)."""
     from gaussian_head_ros.msg import AvatarStatus
 
     def find():
         return next((s for s in g["peer"].messages("status")
-                     if s.header.frame_id == frame_id and s.code != AvatarStatus.BUSY), None)
+                     if s.header.frame_id == frame_id
+                     and s.code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED)), None)
     assert g["peer"].wait(lambda: find() is not None, timeout), f"no status for {frame_id}\n{_logs(g)}"
     return find()
 
@@ -475,9 +476,10 @@ def test_a_flood_of_photos(rclpy_context, graph):
     last = _status(g, "flood_29", 180)
     assert last.code == AvatarStatus.OK, last.message
     peer.wait(lambda: False, 1.0)
-    done = [s.header.frame_id for s in peer.messages("status")
-            if s.header.frame_id.startswith("flood_") and s.code != AvatarStatus.BUSY]
+    flood = [s for s in peer.messages("status") if s.header.frame_id.startswith("flood_")]
+    done = [s.header.frame_id for s in flood if s.code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED)]
     assert done[-1] == "flood_29" and len(done) <= 3, done  # the ones in between were replaced, not queued
+    assert any(s.code == AvatarStatus.SUPERSEDED for s in flood)  # and their senders were told so
     assert latched_operator(rclpy_context, "late_joiner_flood") == "flood_29"
     grew, burst = rss_mb(pid) - rss0, sum(len(m.data) for m in msgs) / 2**20
     assert grew < 0.5 * burst, f"reconstruction_node grew {grew:.0f} MB over a burst of {burst:.0f} MB of photos"
