@@ -48,11 +48,18 @@ def test_decode_raw_encodings(enc):
     (dict(width=10, height=10, step=30, encoding="rgb8", n=100), "bytes"),
     (dict(width=10, height=10, step=30, encoding="32FC1"), "unsupported"),
     (dict(width=9000, height=9000, step=27000, encoding="rgb8", max_pixels=4096 ** 2), "limit"),
+    # a hint where the mistake is plain (user13, s13: both were refused with the list alone)
+    (dict(width=10, height=10, step=30, encoding="RGB8"), "case-sensitive: did you mean 'rgb8'"),
+    (dict(width=10, height=10, step=30, encoding="8uc3"), "did you mean '8UC3'"),
+    (dict(width=10, height=10, step=0, encoding="jpeg", data=b"\xff\xd8\xff\xe0" + b"\0" * 100),
+     "JPEG file: send compressed images as sensor_msgs/CompressedImage"),
+    (dict(width=10, height=10, step=0, encoding="", data=b"\x89PNG\r\n\x1a\n" + b"\0" * 100), "PNG file"),
 ])
 def test_decode_raw_refuses_with_reason(kwargs, reason):
     n = kwargs.pop("n", 3000)
+    data = kwargs.pop("data", b"\0" * n)
     with pytest.raises(ValueError, match=reason):
-        decode_raw(b"\0" * n, **kwargs)
+        decode_raw(data, **kwargs)
 
 
 def test_decode_compressed():

@@ -73,6 +73,24 @@ class EncodingNotes:
         return note
 
 
+COMPRESSED_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}  # file signatures
+
+
+def _encoding_hint(enc: str, data: bytes | memoryview) -> str:
+    """Why an unsupported encoding was likely given, for decode_raw's refusal ('' when no guess): another case of
+    a supported one (encodings are case-sensitive: 'RGB8'), or JPEG/PNG bytes in a raw Image (encoding 'jpeg'),
+    which travel as sensor_msgs/CompressedImage. Both were refused with the list alone (user13, s13)."""
+    same = [e for e in _ENCODINGS if e.lower() == enc.lower()]
+    if same:
+        return f" (encodings are case-sensitive: did you mean {same[0]!r}?)"
+    head = bytes(data[:8])
+    kind = next((k for magic, k in COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
+    if kind or enc.lower() in ("jpeg", "jpg", "png"):
+        what = f"the data is a {kind} file" if kind else f"{enc!r} names a compressed format"
+        return f" ({what}: send compressed images as sensor_msgs/CompressedImage, on the .../compressed topic)"
+    return ""
+
+
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
     """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits; images with
@@ -81,7 +99,8 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     if width <= 0 or height <= 0:  # first: an Image with every field at its default (`ros2 topic pub ... "{}"`) is
         raise ValueError(f"empty image ({width}x{height})")  # empty, not one of an unsupported encoding ''
     if enc not in _ENCODINGS:
-        raise ValueError(f"unsupported image encoding {encoding!r}; use one of {', '.join(SUPPORTED_ENCODINGS)}")
+        raise ValueError(f"unsupported image encoding {encoding!r}{_encoding_hint(enc, data)}; use one of "
+                         f"{', '.join(SUPPORTED_ENCODINGS)}")
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}")
     ch, dtype, conv = _ENCODINGS[enc]
