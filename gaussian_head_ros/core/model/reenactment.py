@@ -158,14 +158,15 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
     [B, L, 3]; coeffs [B, E]; gaze [B, 2, 2] (yaw, pitch) rad per eye in the head frame (core/eyes.py; None:
     the rest gaze: the eyeballs do not turn). Returns means/quats/scales [B, N, *] in drive()'s frame (rotated about the
     head origin; the camera adds the translation). The binding (which frame each Gaussian follows) is
-    built per item from its detached rest means, as `Driver` builds it for the exported avatar."""
+    built per item from its detached rest means, as `Driver` builds it for the exported avatar (`build_rig`: the
+    falloff binding's search on the means' device when that is a GPU)."""
     cfg = cfg or DriveConfig()
     np_of = lambda t: t.detach().cpu().numpy()  # noqa: E731
     part_np, fid_np, bary_np, faces_np = np_of(part), np_of(face_id), np_of(bary), np_of(faces)
     out = {"means": [], "quats": [], "scales": []}
     for i in range(g["template"].shape[0]):
         means, tpl = g["means"][i], g["template"][i]
-        rig = deform.build_rig(part_np, fid_np, bary_np, np_of(means), np_of(tpl), faces_np, cfg)
+        rig = deform.build_rig(part_np, fid_np, bary_np, means.detach(), np_of(tpl), faces_np, cfg)
         gz = None if gaze is None else np_of(gaze[i]).astype(np.float64)
         disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg, gaze=gz,
                                          rig=rig)
