@@ -79,6 +79,28 @@ def test_losses(tmp_path, caplog):
     assert "perceptual" not in terms and "no local VGG16 weights" in caplog.text
 
 
+def test_validation_ssim_on_the_device_is_the_metric():
+    """validate() reports SSIM from losses.ssim_map (symmetric padding) on the model's device: the values
+    core.metrics.ssim (skimage, on the CPU) gives, on a real portrait crop against a blurred, shifted, noisy copy
+    and against noise. torch's reflect padding (the loss term) differs at the borders."""
+    import cv2
+
+    from gaussian_head_ros.core import metrics
+    from gaussian_head_ros.core.train.losses import ssim_map
+
+    img = cv2.imread(str(shared("portraits", "astronaut_eileen_collins.png")))[:, :, ::-1]
+    a = cv2.resize(img, (96, 80), interpolation=cv2.INTER_AREA).astype(np.float64) / 255
+    rng = np.random.default_rng(0)
+    b = np.clip(np.roll(cv2.GaussianBlur(a, (5, 5), 1.2), 2, axis=1) + rng.normal(0, 0.03, a.shape), 0, 1)
+    c = rng.uniform(0, 1, a.shape)
+    t = lambda *x: torch.as_tensor(np.stack(x)).permute(0, 3, 1, 2)  # noqa: E731
+    got = ssim_map(t(a, a), t(b, c), mode="symmetric").mean((1, 2, 3)).numpy()
+    want = np.array([metrics.ssim(a, b), metrics.ssim(a, c)])
+    assert 0.3 < want[0] < 0.95 and want[1] < 0.1
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert np.abs(ssim_map(t(a, a), t(b, c)).mean((1, 2, 3)).numpy() - want).max() > 1e-4  # the padding matters
+
+
 def test_clip_cache_and_pairs(clip_cfg):
     cfg = DataConfig(**clip_cfg)
     clips = load_clips(cfg)  # cached by the fixture: only reads

@@ -37,24 +37,39 @@ def _gauss_kernel(size: int, sigma: float, device, dtype) -> torch.Tensor:
     return g / g.sum()
 
 
-def _blur(x: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Separable Gaussian blur of [B, C, H, W], reflect-padded."""
+def _blur(x: torch.Tensor, size: int = 11, sigma: float = 1.5, mode: str = "reflect") -> torch.Tensor:
+    """Separable Gaussian blur of [B, C, H, W]; padded by `mode`: "reflect" (torch's: the edge pixel is not
+    repeated) or "symmetric" (the edge pixel repeated: scipy.ndimage's "reflect", which skimage's SSIM uses)."""
     g = _gauss_kernel(size, sigma, x.device, x.dtype)
     c = x.shape[1]
     p = size // 2
-    x = F.conv2d(F.pad(x, (p, p, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, p, p), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
+
+    def pad(y, dim):
+        if mode == "reflect":
+            return F.pad(y, (p, p, 0, 0) if dim == -1 else (0, 0, p, p), mode="reflect")
+        n = y.shape[dim]
+        return torch.cat([y.narrow(dim, 0, p).flip(dim), y, y.narrow(dim, n - p, p).flip(dim)], dim)
+
+    x = F.conv2d(pad(x, -1), g.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(pad(x, -2), g.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
+    """SSIM map [B, C, H, W] of two [B, C, H, W] images in [0, 1] (11-tap Gaussian window, sigma 1.5, K1 0.01,
+    K2 0.03, population covariances: Wang et al. 2004); `mode` pads the window at the borders (`_blur`).
+    With mode "symmetric" its mean over (C, H, W) is core.metrics.ssim's value (skimage, full map, data range
+    1) within 1e-6 in float64 (test_train.py), computed on the images' device."""
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = _blur(a, mode=mode), _blur(b, mode=mode)
+    var_a = _blur(a * a, mode=mode) - mu_a ** 2
+    var_b = _blur(b * b, mode=mode) - mu_b ** 2
+    cov = _blur(a * b, mode=mode) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM of two [B, C, H, W] images in [0, 1]."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mu_a, mu_b = _blur(a), _blur(b)
-    var_a = _blur(a * a) - mu_a ** 2
-    var_b = _blur(b * b) - mu_b ** 2
-    cov = _blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return s.mean()
+    """Mean SSIM of two [B, C, H, W] images in [0, 1] (`ssim_map`, torch's reflect padding: the loss term)."""
+    return ssim_map(a, b).mean()
 
 
 def highfreq_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
