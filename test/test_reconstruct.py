@@ -1090,6 +1090,24 @@ def test_a_frowning_photo_rests_with_relaxed_mouth_corners(results):
     assert _corner_drop(rest) == pytest.approx(E.MEAN_CORNER_DROP_M, abs=0.0005)
 
 
+def test_a_lopsided_frown_rests_level_and_a_relaxed_tilt_stays(results):
+    """lp_d8_man_glasses' lopsided pursed grimace (FaceLandmarker on the photo: mouthFrownLeft / Right 0.43 / 0.34):
+    its left mouth corner sits 2.3 mm lower than its right. The avatar rests with the corners level to within 1 mm
+    (expression.MAX_CORNER_TILT_M, `_beyond`); the old rule moved both corners alike and kept the tilt.
+    two_children_multiface's relaxed mouth keeps its own 2.0 mm tilt (anatomy: no smile or frown to the reader)."""
+    from gaussian_head_ros.core import expression as E
+
+    def tilt(v):
+        return float(v[E.LIP_CORNERS_OUTER[1], 1] - v[E.LIP_CORNERS_OUTER[0], 1])
+
+    res = results["lp_d8_man_glasses.jpg"]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    assert tilt(rest + res.expression) > 0.002 and abs(tilt(rest)) < 0.001, tilt(rest)  # old: 2.3 mm at rest
+    child = results["two_children_multiface.jpeg"]
+    rest = child.avatar.template_vertices.astype(np.float64)
+    assert tilt(rest + child.expression) > 0.0015 and tilt(rest) == pytest.approx(tilt(rest + child.expression), abs=2e-4)
+
+
 def test_a_smiling_photo_rests_with_a_relaxed_mouth(results):
     """obama_official grins (mouth 74 mm wide, corners 11 mm above the lips' centre): the avatar rests with
     its mouth past the relaxed faces' mean width and corner height by PAST_MEAN x the relaxed range's half

@@ -377,6 +377,36 @@ def test_a_held_raise_or_frown_is_taken_to_the_relaxed_brows():
             assert np.all((moved[skin] > 0) & (moved[skin] < 0.9 * moved[E.BROW_POINTS].mean()))
 
 
+def _closed_mouth(face):
+    """The canonical face with its inner lips together (its lips are 5.5 mm apart; closed, its corners sit 3.5 mm
+    below the lips' centre, beyond the relaxed range: a slight frown to `neutralize`)."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    x = face.copy()
+    x[list(lmk.LIP_LOWER_INNER), 1] = x[list(lmk.LIP_UPPER_INNER), 1]
+    return x
+
+
+def test_a_lopsided_frown_is_levelled_and_a_relaxed_tilt_kept():
+    """A frown with one corner lower than the other beyond relaxed faces' tilt (expression.MAX_CORNER_TILT_M) is
+    levelled (lp_d8_man_glasses' photo: left corner 2.3 mm lower than the right; the old rule moved both corners
+    alike and its avatar's rest kept the tilt), while corners within the relaxed height range keep their tilt, a
+    face's own asymmetry (two_children_multiface: 2.0 mm, no smile or frown to the reader)."""
+    from gaussian_head_ros.core import expression as E
+
+    def tilt(v):
+        return float(v[E.LIP_CORNERS_OUTER[1], 1] - v[E.LIP_CORNERS_OUTER[0], 1])
+
+    face = _closed_mouth(_canonical_face())
+    right, left = E.LIP_CORNERS_OUTER
+    frown = face.copy()
+    frown[[right, left], 1] += (0.0005, 0.0035)  # corners 4.0 / 7.0 mm below the lips' centre: tilt 3 mm
+    assert tilt(E.neutralize(frown)) < 0.3 * tilt(frown)  # old: 3 mm
+    relaxed = face.copy()
+    relaxed[[right, left], 1] += (-0.0065, -0.0045)  # corners 3.0 / 1.0 mm above the lips' centre: relaxed
+    assert tilt(E.neutralize(relaxed)) == pytest.approx(tilt(relaxed), abs=1e-9)
+
+
 def test_an_operator_holding_a_frown_drives_it():
     """An operator whose brows sit below the relaxed range the whole time (lp_d18's: 15.3 mm, FaceLandmarker's
     browDown 0.34 on every frame) carries that frown in the control as the photo's frown is taken out of the

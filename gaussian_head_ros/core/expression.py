@@ -40,6 +40,8 @@ nose base held fixed.
   photo: 4.7 mm below the lips' centre; its avatar kept the frown under every clip).
   Pucker (or lips pressed together): corners nearer each other than that range are moved out to it
   (tpsmm_driving's "oo" frames: 28-42 mm, with the lips closed and the jaw up).
+  Lopsided: corners that smile or frown with one higher than the other by more than relaxed faces' tilt
+  (MAX_CORNER_TILT_M) are levelled as far again (`_beyond`); a relaxed face's own tilt is left (`_tilt_share`).
 
 - Brows: brows held higher or lower above the eye corners than the relaxed range (MIN/MAX_BROW_HEIGHT_M) are
   moved to its edge; the forehead and the strip down to the lids follow harmonically, with the eyes' contours,
@@ -117,6 +119,13 @@ SMILE_CORNER_DROP_M = MEAN_CORNER_DROP_M + PAST_MEAN * (MEAN_CORNER_DROP_M - MIN
 # the opening, not by a smile: lp_d9_woman_turned, gap 44 mm, read as a more open jaw when taken to the mean)
 OPEN_MEAN_UP_TO_M = 0.015
 OPEN_EDGE_ONLY_M = 0.025
+# Lopsided corners: one corner higher than the other (relative to the lips' centre) by more than this is a one-sided
+# frown, smile or purse, and the difference beyond it is taken back (`_beyond`: mirrored about the limit, at most to
+# level corners). Relaxed faces are not level: FaceLandmarker-relaxed frames of the four ../shared clips (jawOpen <
+# 0.06, smile / frown / shrug / pucker / mouthLeft / mouthRight < 0.1-0.15, 121 frames) have left minus right corner
+# heights -0.46 +- 0.98 mm (per clip -1.46 .. +0.49 mm: each person's own asymmetry); the limit is their mean's
+# size plus one standard deviation. lp_d8_man_glasses' pursed photo: +2.3 mm (the left corner lower).
+MAX_CORNER_TILT_M = 0.0015
 # Skin just beyond each outer corner (beside it, above-beside it), moved with the corners (`handle_targets`).
 CORNER_SKIN_R, CORNER_SKIN_L = lmk.MOUTH_CORNER_SKIN_R, lmk.MOUTH_CORNER_SKIN_L
 
@@ -194,6 +203,16 @@ def _smile_share(width: float) -> float:
     return float(np.clip((width - MAX_MOUTH_WIDTH_M) / (MAX_MOUTH_WIDTH_M - MEAN_MOUTH_WIDTH_M), 0.0, 1.0))
 
 
+def _tilt_share(drop: float, width: float) -> float:
+    """How much (0..1) of a lopsided mouth's tilt beyond MAX_CORNER_TILT_M is expression, by the corners' mean
+    `drop` below the lips' centre and the mouth's `width` (metres): 0 for corners within their relaxed height range
+    (a relaxed face's tilt is its own: two_children_multiface, no smile or frown to the reader, tilts 2.0 mm),
+    1 once they sit that range's width (MAX - MIN_CORNER_DROP_M) beyond it, or the mouth is a clear smile's width
+    (`_smile_share`)."""
+    out = max(MIN_CORNER_DROP_M - drop, drop - MAX_CORNER_DROP_M, 0.0) / (MAX_CORNER_DROP_M - MIN_CORNER_DROP_M)
+    return float(min(1.0, max(out, _smile_share(width))))
+
+
 def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[478|468, 3] canonical landmarks (head frame, metres) -> (handle indices [H], displacements [H, 3])
     that take the mouth to its relaxed, closed shape; the last len(CORNER_SKIN_R + CORNER_SKIN_L) handles are
@@ -251,8 +270,13 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             - _beyond(drop - MAX_CORNER_DROP_M, to_mean * (MAX_CORNER_DROP_M - MEAN_CORNER_DROP_M)))  # frown: to the mean
     forward = _beyond(float(corner[2] - centre[2]) - MAX_CORNER_DEPTH_M,
                       to_mean * (MAX_CORNER_DEPTH_M - MEAN_CORNER_DEPTH_M))
-    d_corner_r = np.array([inward, down, closing[2] - forward])
-    d_corner_l = np.array([-inward, down, closing[2] - forward])
+    # One corner lower than the other beyond the relaxed tilt, with corners that smile or frown: each corner takes
+    # half the difference taken back.
+    tilt = float(x[cl, 1] - x[cr, 1])  # > 0: the left corner lower
+    level = _tilt_share(drop, width) * math.copysign(
+        _beyond(abs(tilt) - MAX_CORNER_TILT_M, to_mean * MAX_CORNER_TILT_M), tilt)
+    d_corner_r = np.array([inward, down + 0.5 * level, closing[2] - forward])
+    d_corner_l = np.array([-inward, down - 0.5 * level, closing[2] - forward])
     # The inner contour follows the corners in proportion to its distance from the middle.
     xc = 0.5 * (x[LIP_CORNERS_INNER[0], 0] + x[LIP_CORNERS_INNER[1], 0])
     half = max(0.5 * abs(x[LIP_CORNERS_INNER[1], 0] - x[LIP_CORNERS_INNER[0], 0]), 1e-6)
