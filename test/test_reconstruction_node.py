@@ -189,6 +189,16 @@ def test_raw_photo_then_refusal_keeps_the_avatar(rclpy_context, peer):
     assert msg_to_avatar(av).operator_id == "alice", "the refused photo replaced the avatar"
     assert st.code == AvatarStatus.NO_FACE and st.operator_id == "bob"
 
+    # RGBA bytes sent as bgr8 (step 4 x width): read as a squeezed, scrambled picture, and not a word about it in
+    # the status, where a face found in it made an avatar of that picture (user13, s13); now the layout is said
+    rgba = np.dstack([np.full((480, 640, 3), 120, np.uint8), np.full((480, 640), 255, np.uint8)])
+    msg = _image_msg(rgba[..., :3], "dora_rgba_as_bgr8", "bgr8")
+    msg.step, msg.data = 4 * 640, rgba.tobytes()
+    peer["raw"].publish(msg)
+    st = _wait_status(peer, "dora_rgba_as_bgr8")
+    assert st.code == AvatarStatus.NO_FACE and any("one more channel" in w and "bgra8" in w for w in st.warnings), \
+        (st.message, list(st.warnings))
+
 
 def test_compressed_photo_and_bad_images(rclpy_context, peer):
     from gaussian_head_ros.msg import AvatarStatus

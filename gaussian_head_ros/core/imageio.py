@@ -59,6 +59,25 @@ def encoding_note(encoding: str) -> str | None:
             f"publish {'bgr8' if order == 'BGR' else 'bgra8'} or {'rgb8' if order == 'BGR' else 'rgba8'} to say which")
 
 
+def layout_note(width: int, step: int, encoding: str) -> str | None:
+    """A sentence for the photo's status when a raw image's rows carry as much padding as one more channel per
+    pixel (step >= width x (channels + 1) x sample size), else None: a 4-channel image (bgra8, rgba8) sent as a
+    3-channel encoding is taken as a squeezed, colour-scrambled picture, in which a face may still be found; sent
+    so, a photo made an avatar of that picture with no word about it (user13, s13). Legitimate row padding (alignment)
+    is a few bytes, not a third of the row. Unknown encodings: None (decode_raw refuses them)."""
+    spec = _ENCODINGS.get((encoding or "").strip())
+    if spec is None or width <= 0:
+        return None
+    ch, dtype, _ = spec
+    size = np.dtype(dtype).itemsize
+    if step < width * (ch + 1) * size:
+        return None
+    named = " (bgra8, rgba8)" if ch == 3 else ""
+    return (f"the image's rows are {step} bytes for {width} {encoding} pixels ({width * ch * size} bytes): padding "
+            f"as wide as one more channel per pixel; if the pixels have more channels or wider samples, publish them "
+            f"with their own encoding{named}, else the picture is read scrambled")
+
+
 class EncodingNotes:
     """`encoding_note` once per encoding (a node warns once, not at every frame)."""
 

@@ -231,9 +231,10 @@ class ReconstructionNode(Node):
         note = imageio.encoding_note(enc)  # None for the encodings that say their channel order
         if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
             self.get_logger().warning(note)
+        notes = tuple(n for n in (note, imageio.layout_note(w, step, enc)) if n)
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
-                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo",
-                         (note,) if note else (), msg.header.stamp))
+                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
+                         msg.header.stamp))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
         if not self._first_time(info):
@@ -400,7 +401,7 @@ class ReconstructionNode(Node):
     def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
         self.counts["refused"] += 1
         self.get_logger().warning(f"photo from {job.source} refused: {reason}")
-        self._status(code, reason, job, duration_s=dt)
+        self._status(code, reason, job, job.notes, duration_s=dt)  # the input's notes may say why (a wrong layout)
 
     def _publish_avatar(self, msg: GaussianAvatarMsg, avatar) -> None:
         """The avatar (latched) and its coloured cloud (avatar/cloud, latched, same header)."""
