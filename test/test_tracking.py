@@ -368,7 +368,9 @@ def test_a_held_raise_or_frown_is_taken_to_the_relaxed_brows():
         x = _with_brows_at(face, height)
         n = E.neutralize(x)
         assert E.brow_height(n) == pytest.approx(want, abs=1e-6), height
-        np.testing.assert_allclose((n - x)[keep], mouth[keep], atol=1e-9)
+        held = keep.copy()
+        held[E.LID_UPPER] = height >= E.MIN_BROW_HEIGHT_M  # a lift takes the upper lids along (next test)
+        np.testing.assert_allclose((n - x)[held], mouth[held], atol=1e-9)
         moved = (n - x)[:, 1]
         skin = list(lmk.BROW_SKIN_R + lmk.BROW_SKIN_L)
         if height < E.MIN_BROW_HEIGHT_M:  # a frown lifted: the row below the brows (the hair's lower edge) goes along
@@ -405,6 +407,32 @@ def test_a_lopsided_frown_is_levelled_and_a_relaxed_tilt_kept():
     relaxed = face.copy()
     relaxed[[right, left], 1] += (-0.0065, -0.0045)  # corners 3.0 / 1.0 mm above the lips' centre: relaxed
     assert tilt(E.neutralize(relaxed)) == pytest.approx(tilt(relaxed), abs=1e-9)
+
+
+def test_lifted_low_brows_take_the_upper_lids_up_a_little():
+    """Brows held well below the relaxed range are lifted to it with the upper lids' margins
+    (expression.LID_WITH_BROW_LIFT of the lift beyond LID_LIFT_FROM_M; the lower lids and eye corners stay): the skin
+    a low brow pushes over the lid goes up and uncovers it. With the margins held, trump_official's squinted eyes
+    rested as the same slits under brows 3.3 mm higher and FaceLandmarker read them as more closed (x tpsmm_driving,
+    frame 0: eyeBlink 0.21 / 0.25 -> 0.35 / 0.29). A light frown lifted, or a raise lowered, leaves the lids."""
+    from gaussian_head_ros.core import expression as E
+    from gaussian_head_ros.core import landmarks as lmk
+
+    face = _canonical_face()
+    lower = [p[1] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L] + [c for pair in lmk.EYE_CORNERS for c in pair]
+    for height in (0.0130, 0.0240):
+        x = _with_brows_at(face, height)
+        moved = (E.neutralize(x) - x)[:, 1]  # y down
+        lift = E.brow_height(x) - E.MIN_BROW_HEIGHT_M  # < 0: the brows go up by -lift
+        if height < E.MIN_BROW_HEIGHT_M:
+            want = E.LID_WITH_BROW_LIFT * (lift + E.LID_LIFT_FROM_M)
+            np.testing.assert_allclose(moved[E.LID_UPPER], want, atol=1e-9)
+            assert np.all(moved[E.LID_UPPER] < -0.0009)  # ~1 mm on a 3.5 mm lift; the eye's gap ~10 mm
+        else:
+            np.testing.assert_allclose(moved[E.LID_UPPER], 0.0, atol=1e-9)
+        np.testing.assert_allclose(moved[lower], 0.0, atol=1e-9)
+    light = _with_brows_at(face, E.MIN_BROW_HEIGHT_M - 0.0012)  # lp_d18's operator: a light frown, no hooded lid
+    np.testing.assert_allclose((E.neutralize(light) - light)[E.LID_UPPER, 1], 0.0, atol=1e-9)
 
 
 def test_an_operator_holding_a_frown_drives_it():
