@@ -68,7 +68,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 # Reader std of the head angles over the first 60 frames of each ../shared clip (deg; the living-face
-# table of main@2add236, /work/coord/final/living_face): the amplitudes a small-motion clip gives r.
+# table of main@2add236, `scripts/living_face_table.py --max-frames 60`): the amplitudes a small-motion clip gives r.
 DRIVER_STD_DEG = {"pitch": {"lp_d0": 0.64, "lp_d18": 0.78, "tpsmm_driving": 2.88, "sadtalker": 7.46},
                   "yaw": {"lp_d0": 0.31, "lp_d18": 0.54, "tpsmm_driving": 0.83, "sadtalker": 7.26}}
 DEPTH_M, SIZE_PX, FOV_DEG = 2.0, 512, 12.0

@@ -313,7 +313,7 @@ def test_a_closing_lid_takes_its_lash_band_down(source):
     margin ride down with it (eyelids.lash_band, carried: neither stretched nor turned) and lid skin fills behind:
     little of the band above the closed lid stays dark. (On sadtalker's first frame this band, seen from the source
     camera, reads 0 on the right eye before and after and ~0.36 on the left, whose band holds hair: its driven
-    squint is checked by eye, /work/coord/eyes5/lidgeo_d12_24.png.)"""
+    squint is checked by eye: the eye band of sadtalker self, frames 12 and 24, at 2x.)"""
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.framing import frame_photo
