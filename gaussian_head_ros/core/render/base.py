@@ -16,8 +16,16 @@ import numpy as np
 def to_rgb8(image) -> np.ndarray:
     """[H, W, 3] float image in [0, 1] (numpy or torch) -> [H, W, 3] uint8, clipped and rounded."""
     if not isinstance(image, np.ndarray):
-        image = image.detach().cpu().numpy()
+        return rgb8_tensor(image).cpu().numpy()
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def rgb8_tensor(image):
+    """`to_rgb8` for a torch float image, on its own device (the same float32 operations: the same pixels):
+    [H, W, 3] -> torch uint8 [H, W, 3]. A GPU backend downloads this, 3 bytes a pixel, not the float frame."""
+    import torch
+
+    return (image.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
 
 
 class Renderer:

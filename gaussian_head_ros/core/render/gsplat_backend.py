@@ -120,7 +120,7 @@ class Renderer(base.Renderer):
             flat = self._upload[:total].to(dev, non_blocking=True)
             t = [flat[a:b].view(p.shape) for p, a, b in zip(parts, offsets[:-1], offsets[1:])]
             img, _ = _gsplat(*t[:7], int(width), int(height), t[7])
-            img8 = img.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8)  # = base.to_rgb8
+            img8 = base.rgb8_tensor(img)
             if self._frame is None or tuple(self._frame.shape) != tuple(img8.shape):
                 self._frame = torch.empty(tuple(img8.shape), dtype=torch.uint8, pin_memory=pin)
             self._frame.copy_(img8, non_blocking=True)
