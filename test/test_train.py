@@ -204,6 +204,34 @@ def test_two_stages_and_resume(clip_cfg, tmp_path, monkeypatch):
     assert torch.equal(a["blocks.0.attn.q.weight"], b["blocks.0.attn.q.weight"])
     assert not torch.equal(a["blocks.1.attn.q.weight"], b["blocks.1.attn.q.weight"])
     assert read_checkpoint(tmp_path / "checkpoints" / "model.pt")["step"] == 6
+    # The random backbone was written once (checkpoints/backbone-<sha>/) and every checkpoint references it
+    # with its hash, holding only the backbone tensors some stage trained (the whole backbone was in each:
+    # 1.2 GB at 300m); the checkpoints/ folder moved whole still loads, to the same tensors.
+    files = sorted(p.name for p in (tmp_path / "checkpoints").glob("backbone-*"))
+    assert len(files) == 1
+    s1, fin = (read_checkpoint(tmp_path / "checkpoints" / n) for n in ("stage1.pt", "model.pt"))
+    assert s1["backbone_ref"] == fin["backbone_ref"] and s1["backbone_ref"]["path"].endswith(files[0])
+    assert not [k for k in s1["model"] if k.startswith("backbone.")]
+    stored = [k for k in fin["model"] if k.startswith("backbone.")]
+    assert stored and all(k.startswith(("backbone.blocks.1.", "backbone.norm.")) for k in stored)
+    (tmp_path / "checkpoints").rename(tmp_path / "moved")
+    moved = load_checkpoint(tmp_path / "moved" / "model.pt").state_dict()
+    assert all(torch.equal(v, moved[k]) for k, v in final.state_dict().items())
+
+
+def test_peak_rss_is_the_processs_own_not_its_parents():
+    """The peak memory a rank logs (and the 300m load test's probe reads) is the process's own: a child of a
+    parent holding 512 MiB more reads well under the parent's size (getrusage's ru_maxrss, the old figure,
+    starts a fork+exec'd child at its parent's resident size and read >= the parent's here)."""
+    from gaussian_head_ros.core.memory import peak_rss_mb
+
+    held = np.ones(2**26)  # 512 MiB, touched
+    parent = peak_rss_mb()
+    child = subprocess.run([sys.executable, "-c", "from gaussian_head_ros.core.memory import peak_rss_mb; "
+                            "print(peak_rss_mb())"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert child.returncode == 0, child.stderr[-2000:]
+    print(f"parent {parent:.0f} MiB (512 MiB held), child {float(child.stdout):.0f} MiB")
+    assert float(child.stdout) < parent - 400 and held[-1] == 1
 
 
 def _cli(*args, env=None, cwd=None, timeout=600):

@@ -33,6 +33,7 @@ import logging
 import math
 import mmap
 import re
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -381,8 +382,10 @@ def _weight_files(path: Path) -> list[Path]:
     raise ValueError(f"no model.safetensors / pytorch_model.bin (or a sharded index) in {path}")
 
 
-def load_hf_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A HuggingFace Dinov2Model state_dict from a local file or directory, keys mapped to ours."""
+def load_hf_state_dict(path: str | Path, own_names: set[str] | frozenset = frozenset()) -> dict[str, torch.Tensor]:
+    """A HuggingFace Dinov2Model state_dict from a local file or directory, keys mapped to ours. Keys already
+    in `own_names` (our state_dict names, as `save_backbone` writes them) are kept as they are: HF's names
+    (embeddings.*, encoder.layer.*, layernorm.*) and ours (patch_embed, blocks.*, norm.*) do not overlap."""
     raw = {}
     for f in _weight_files(Path(path)):
         if f.suffix == ".safetensors":
@@ -394,7 +397,7 @@ def load_hf_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raw.update(part)
     out = {}
     for k, v in raw.items():
-        ours = hf_key_to_ours(k)
+        ours = k if k in own_names else hf_key_to_ours(k)
         if ours is not None:
             out[ours] = v
         else:
@@ -432,6 +435,28 @@ def load_referenced(ref: dict, path: str | Path | None = None, verify: bool = Tr
     return load_pretrained(where)
 
 
+def save_backbone(backbone: ViTBackbone, folder: str | Path) -> dict:
+    """Write a backbone as a weights directory `load_pretrained` reads (config.json + model.safetensors, our
+    tensor names, fp32 or the tensors' own dtype) and return its `weights_reference`. Training calls it once
+    per run for a randomly initialised backbone, which has no published file: the run's checkpoints then
+    reference it (path + SHA-256) like real WebSSL weights instead of each storing it (1.2 GB at 300m).
+    The directory is written as `folder`.partial and renamed `<folder>-<first 12 hex of its SHA-256>`, so a
+    later run in the same place never overwrites the file an earlier run's checkpoints name."""
+    folder = Path(folder)
+    part = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    (part / "config.json").write_text(json.dumps(backbone.cfg.to_hf(), indent=1))
+    write_safetensors(backbone.state_dict(), part / "model.safetensors")
+    ref = weights_reference(part)  # the hash covers the file names and contents, not the folder's name
+    final = folder.with_name(f"{folder.name}-{ref['sha256'][:12]}")
+    if final.exists():  # the same tensors written before (a restarted run): keep that copy
+        shutil.rmtree(part)
+    else:
+        part.rename(final)
+    return {**ref, "path": str(final.resolve())}
+
+
 def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> ViTBackbone:
     """A backbone from a local HuggingFace-format WebSSL/DINOv2 directory (config.json + weights).
 
@@ -444,8 +469,8 @@ def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> ViT
     if not cfg_file.exists():
         raise ValueError(f"{cfg_file} not found: a WebSSL checkpoint directory holds config.json next to the weights")
     cfg = BackboneConfig.from_hf(json.loads(cfg_file.read_text()))
-    sd = {k: v.to(dtype) for k, v in load_hf_state_dict(path).items()}
     model = build_backbone(cfg, device="meta")
+    sd = {k: v.to(dtype) for k, v in load_hf_state_dict(path, set(model.state_dict())).items()}
     try:
         model.load_state_dict(sd, strict=True, assign=True)
     except RuntimeError as e:

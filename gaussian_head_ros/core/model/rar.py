@@ -10,8 +10,9 @@ Checkpoint format (`save_checkpoint` / `load_checkpoint`, a `torch.save` dict, d
     version     1
     config      RARConfig as nested dicts (the model is rebuilt from it, then loaded with strict=True)
     model       state_dict, including the template topology buffers (ref_vertices, generator.faces); when
-                the backbone came from a WebSSL file and `full` is off, only the backbone tensors that
-                were trained are in it, the rest is named by backbone_ref
+                the backbone came from a weights file (WebSSL's, or the random backbone training wrote
+                once per run) and `full` is off, only the backbone tensors that were trained are in it,
+                the rest is named by backbone_ref
     backbone_ref  {"path", "sha256", "bytes"} of that file (backbone.weights_reference), or absent
     step        optimiser steps taken in all stages
     stage       name of the training stage that wrote it
@@ -239,8 +240,9 @@ def save_checkpoint(path: str | Path, model: RARModel, step: int = 0, stage: str
                     optimizer: dict | None = None, metrics: dict | None = None, train_state: dict | None = None,
                     full: bool = False) -> None:
     """Write a checkpoint that carries its config (atomically: a partial file never replaces a good one).
-    A backbone loaded from a WebSSL file is stored as a reference to that file (path + SHA-256) plus the
-    backbone tensors that were trained; `full` (or a randomly initialised backbone) stores everything."""
+    A backbone loaded from a WebSSL file (or written to one: `backbone.save_backbone`, as training does with
+    a random backbone) is stored as a reference to that file (path + SHA-256) plus the backbone tensors that
+    were trained; `full`, or a backbone with no file (`backbone_source` None), stores everything."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()
@@ -293,10 +295,16 @@ def model_from_state(cfg: RARConfig, state: dict, backbone_ref: dict | None = No
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                     backbone_weights: str | Path | None = None) -> RARModel:
     """A ready-to-run model (eval mode) from a checkpoint written by `save_checkpoint`. `backbone_weights`:
-    where the referenced frozen backbone lies now, when not at the path recorded at training time."""
+    where the referenced frozen backbone lies now, when not at the path recorded at training time; without
+    it a folder of the recorded name next to the checkpoint is used when the recorded path is gone (a run's
+    checkpoints/ folder moved whole, with the random backbone training wrote there). Either way the
+    file's SHA-256 must be the recorded one."""
     blob = read_checkpoint(path)
-    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], blob.get("backbone_ref"),
-                             backbone_weights)
+    ref = blob.get("backbone_ref")
+    if ref and not backbone_weights and not Path(ref["path"]).exists():
+        beside = Path(path).parent / Path(ref["path"]).name
+        backbone_weights = beside if beside.exists() else None
+    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], ref, backbone_weights)
     log.info("loaded RAR %s (step %s, stage %s) from %s", model.cfg.preset, blob.get("step"), blob.get("stage"), path)
     return model.to(device).eval()
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gaussian_head_ros.core.memory import peak_rss_mb
+from gaussian_head_ros.core.model.backbone import save_backbone
 from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, model_from_state, preset_config,
                                               read_checkpoint, save_checkpoint)
 from gaussian_head_ros.core.render import rasterize
@@ -67,7 +69,7 @@ class TrainConfig:
     image_every: int = 500  # TensorBoard render/target images
     checkpoint_every: int = 1000
     val_every: int = 500  # validation (held-out pairs: loss terms, PSNR, SSIM) every N steps and at each stage end
-    checkpoint_backbone: str = "reference"  # reference: a frozen pretrained backbone is stored as its file + hash; full
+    checkpoint_backbone: str = "reference"  # reference: the frozen backbone is stored as its file + hash (a random one is written once to checkpoints/backbone-<hash>/); full
     amp: bool = False  # the backbone in bfloat16 autocast on CUDA (the rest stays float32)
 
 
@@ -268,12 +270,6 @@ def _reference_template(index: DatasetIndex, entry) -> np.ndarray:
     return np.median(clip.vertices[entry.lo:entry.stop], axis=0).astype(np.float32)
 
 
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
-
-
 def _log_validation(validation: list, writer, stage: str, step: int, v: dict) -> None:
     validation.append((step, v))
     for k, x in v.items():
@@ -361,6 +357,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                           crop_center_m=tuple(cfg.data.crop_center_m), source_size=cfg.stages[-1].resolution)
         model = build_model(rar_cfg, _reference_template(index, train_entries[0]), template_faces(),
                             cfg.backbone_weights or None)
+        if dist.main and not cfg.backbone_weights and cfg.checkpoint_backbone == "reference":
+            # A random backbone has no file to reference: written once per run, so that every checkpoint
+            # holds only what some stage trains (the frozen 300m backbone was 1.2 GB in each).
+            model.backbone_source = save_backbone(model.backbone, ckpt_dir / "backbone")
     model.to(dev)
     model.backbone_autocast = cfg.amp and dev.type == "cuda"
     if dist.main:
@@ -416,7 +416,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 value = float(loss.detach())
                 if s == s0:
                     log.info("rank %d: first step %.1f s after start, peak RSS %.0f MB", dist.rank,
-                             time.time() - t_start, _peak_rss_mb())
+                             time.time() - t_start, peak_rss_mb())
                 history.append((step, value))
                 if s % cfg.log_every == 0 or s == stage.steps - 1:
                     mean = dist.mean(value)
