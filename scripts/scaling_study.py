@@ -6,8 +6,10 @@ pinned to one preset's so every model makes an avatar of the same size) once per
 dataset index; validation (loss, PSNR, SSIM on the fixed pairs of the held-out clip, which no run trains on)
 is logged from step 0. The final validation metrics are plotted against backbone parameters with error bars
 (standard deviation over seeds) in scaling.png, and every run's validation-loss curve in curves.png. It also
-measures, with a timer, the per-frame cost of each trained model's avatar: the basis product alone and the
-whole `drive()` (the avatar size is pinned, so equal figures are a measurement here, not an assumption).
+times each trained model once per photo (`reconstruct`: grows with the backbone) and per frame (the basis
+product alone and the whole `drive()` of its avatar). With the generator pinned, the trained models' avatars
+are the same size, so their per-frame figures can only differ by noise; `--cost-presets` times presets with
+their own generators, the avatars they would deploy (tiny and small make smaller ones, 300m-7b the same).
 
     python scripts/scaling_study.py --data ../shared/data/driving --presets tiny small --seeds 0 1 2 \\
         --steps 150 --resolution 64 --out runs/scaling          # CPU: tens of minutes
@@ -44,16 +46,25 @@ log = logging.getLogger("scaling_study")
 
 
 def per_frame_cost(models: dict, clips, rounds: int = 7, repeats: int = 100) -> dict:
-    """Per-frame cost of each model's reenactment path, timed round-robin (so machine load hits all alike):
-    the basis product alone and the whole drive() of the exported avatar. Medians over rounds, ms."""
+    """What each model costs, timed round-robin (so machine load hits all alike), medians over rounds, ms:
+    once per photo the whole `reconstruct` (backbone + generator: this grows with the backbone), and per
+    frame the basis product alone and the whole drive() of the exported avatar (this depends on the avatar's
+    size, which the generator sets, and not on the backbone, which drive() never runs)."""
     any_model = next(iter(models.values()))
     ds = PairDataset(clips, any_model.cfg.source_size, any_model.reenactment.names, length=1)
     item = torch.utils.data.default_collate([ds[0]])
-    cases = {}
+    cases, photo = {}, {}
     for name, model in models.items():
         model = model.cpu().eval()
+        args = (item["src_image"], item["template"], item["src_viewmat"], item["src_K"], item["src_mask"])
         with torch.no_grad():
-            out = model.reconstruct(item["src_image"], item["template"], item["src_viewmat"], item["src_K"], item["src_mask"])
+            out = model.reconstruct(*args)  # warm-up, and the avatar timed below
+            runs = []
+            for _ in range(3):
+                t = time.perf_counter()
+                model.reconstruct(*args)
+                runs.append(time.perf_counter() - t)
+        photo[name] = 1e3 * float(np.median(runs))
         av = model.to_avatar(out)
         ctl = FaceControl(rotation=euler_to_quat(10, 5, 0).astype(np.float32), expression=item["expression"][0].numpy(),
                           blendshape_names=list(av.expression_names), blendshapes=item["coeffs"][0].numpy())
@@ -73,7 +84,7 @@ def per_frame_cost(models: dict, clips, rounds: int = 7, repeats: int = 100) -> 
                     drv.drive(ctl)
                 times[n]["drive"].append((time.perf_counter() - t) / repeats)
     return {n: {"basis_ms": 1e3 * float(np.median(times[n]["basis"])), "drive_ms": 1e3 * float(np.median(times[n]["drive"])),
-                "basis_macs": cases[n][4], "gaussians": cases[n][5]} for n in cases}
+                "reconstruct_ms": photo[n], "basis_macs": cases[n][4], "gaussians": cases[n][5]} for n in cases}
 
 
 def _metric(v: dict, k: str) -> float:
@@ -102,8 +113,16 @@ def summarise(runs: list) -> list:
               f"{row['val_loss_start']:.4f} -> {row['val_loss']:.4f} +- {row['val_loss_std']:.4f} (fell in "
               f"{row['val_loss_fell_in']}/{len(rs)}); image terms {row['val_image_start']:.4f} -> {row['val_image']:.4f} +- "
               f"{row['val_image_std']:.4f} (fell in {row['val_image_fell_in']}/{len(rs)}), PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
-              f"SSIM {row['val_ssim']:.3f} +- {row['val_ssim_std']:.3f}")
+              f"SSIM {row['val_ssim']:.3f} +- {row['val_ssim_std']:.3f}"
+              + ("  [fewer than 3 seeds: the +- is no spread]" if len(rs) < 3 else ""))
     return rows
+
+
+def seed_counts(rows: list) -> str:
+    """How many seeds each preset's error bar is over ("3", or "1-3" when presets differ). Counted per
+    preset: a merged study's run list holds every preset's seeds (2 presets x 3 seeds are 3 seeds, not 6)."""
+    n = sorted({len(r["seeds"]) for r in rows})
+    return str(n[0]) if len(n) == 1 else f"{n[0]}-{n[-1]}"
 
 
 def merge(out: Path, parts: list) -> int:
@@ -144,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--unseen-prior", type=float, default=None,
                     help="weight of the unseen-prior loss (default: LossConfig's; 0 = off, for a comparison)")
     ap.add_argument("--cost-presets", nargs="*", default=[], choices=list(PRESETS),
-                    help="also time the per-frame path of these presets, untrained (built on the CPU)")
+                    help="also time these presets untrained, each with its own generator (the avatar it deploys; "
+                         "built on the CPU with a random backbone: 1.2 GB for 300m, 26 GB for 7b)")
     ap.add_argument("--out", default="runs/scaling")
     ap.add_argument("--merge", nargs="+", metavar="DIR", help="only combine the scaling.json of these studies into --out")
     return ap
@@ -203,17 +223,17 @@ def main(argv=None) -> int:
 
     clips = [index.open(e) for e in train_entries[:1]]
     ref = np.median(clips[0].vertices, axis=0)
-    for name in args.cost_presets:
-        if name not in models:
-            pc = RARConfig.from_dict({**preset_config(name).to_dict(), "generator": gen, "source_size": args.resolution})
-            models[name] = RARModel(pc, ref, template_faces())
+    for name in args.cost_presets:  # the trained runs share the pinned generator; these deploy their own
+        pc = RARConfig.from_dict({**preset_config(name).to_dict(), "source_size": args.resolution})
+        models[f"{name} (own generator, untrained)"] = RARModel(pc, ref, template_faces())
     costs = per_frame_cost(models, clips) if models else {}
     for r in rows:
         r.update(costs[r["preset"]])
-    print("per-frame reenactment path (median of round-robin timings on this CPU):")
+    print("cost (median of round-robin timings on this machine's CPU): once per photo, then per frame")
     for name, c in costs.items():
-        print(f"  {name:6s} backbone {count_parameters(models[name].backbone) / 1e6:9.2f} M  basis {c['basis_ms']:.3f} ms "
-              f"({c['basis_macs']} MACs)  drive {c['drive_ms']:.2f} ms ({c['gaussians']} Gaussians)")
+        print(f"  {name:6s} backbone {count_parameters(models[name].backbone) / 1e6:9.2f} M  reconstruct "
+              f"{c['reconstruct_ms']:.1f} ms | basis {c['basis_ms']:.3f} ms ({c['basis_macs']} MACs)  drive "
+              f"{c['drive_ms']:.2f} ms ({c['gaussians']} Gaussians)")
     (out / "scaling.json").write_text(json.dumps({"args": vars(args), "rows": rows, "runs": runs, "per_frame": costs,
                                                   "validation_clips": [e.source for e in val_entries]}, indent=2))
     if not rows:
@@ -241,7 +261,7 @@ def _plot(out: Path, rows: list, runs: list, args) -> None:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"RAR scaling: held-out clip, {args.steps} steps at {args.resolution} px, mean +- std over "
-                 f"{len(args.seeds)} seeds, same data and avatar size")
+                 f"{seed_counts(rows)} seeds, same data and avatar size")
     fig.tight_layout()
     fig.savefig(out / "scaling.png", dpi=110)
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -279,6 +279,38 @@ def test_prepare_then_two_ranks_on_a_1000_clip_index(tmp_path):
     assert read_checkpoint(tmp_path / "run" / "checkpoints" / "model.pt")["step"] == 2
 
 
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scaling_study_counts_seeds_per_preset_and_times_the_photo_and_the_frame(clip_cfg, capsys):
+    """scripts/scaling_study.py: the error bars' seed count is per preset (a merged study of 2 presets x 3 seeds
+    is over 3 seeds, not the 6 runs its title used to say), a preset with fewer than 3 seeds is flagged, and the
+    cost table times the photo's `reconstruct` (what grows with the backbone) beside the frame's drive()."""
+    from gaussian_head_ros.core.model.rar import RARModel, preset_config
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    study = _script("scaling_study")
+    val = [{"step": 0, "loss": 0.8, "psnr": 11.0, "ssim": 0.3, "image": 0.4},
+           {"step": 8, "loss": 0.7, "psnr": 12.0, "ssim": 0.4, "image": 0.3}]
+    runs = [{"preset": p, "seed": s, "backbone_params": n, "params": n, "validation": val}
+            for p, n, seeds in (("tiny", 1e5, (0, 1, 2)), ("small", 3e6, (0,))) for s in seeds]
+    rows = study.summarise(runs)
+    assert [len(r["seeds"]) for r in rows] == [3, 1] and study.seed_counts(rows) == "1-3"
+    assert study.seed_counts(rows[:1]) == "3"
+    printed = capsys.readouterr().out.splitlines()
+    assert "fewer than 3 seeds" in printed[1] and "fewer than 3 seeds" not in printed[0]
+    clips = load_clips(DataConfig(**clip_cfg))
+    model = RARModel(preset_config("tiny", source_size=48), np.median(clips[0].vertices, axis=0), template_faces())
+    cost = study.per_frame_cost({"tiny": model}, clips, rounds=1, repeats=1)["tiny"]
+    assert cost["reconstruct_ms"] > 0 and cost["drive_ms"] > 0 and cost["gaussians"] == model.generator.num_gaussians
+
+
 def _doc_commands() -> list[list[str]]:
     """Every command of docs/TRAINING.md's bash blocks, continuation lines joined, comments dropped."""
     import re
@@ -300,16 +332,10 @@ def test_training_doc_commands_are_the_tested_ones():
     with the real argument parsers (placeholders filled in), and the commands test_prepare_then_two_ranks_on_a_1000_clip_index and
     test_example_configs_parse run (prepare, torchrun ... train, train --dry-run, the example configs) are the
     documented ones."""
-    import importlib.util
-
     from gaussian_head_ros.cli import build_parser
 
     parser, _ = build_parser()
-    scripts = {}
-    for name in ("scaling_study", "whole_head_views"):
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-        scripts[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(scripts[name])
+    scripts = {name: _script(name) for name in ("scaling_study", "whole_head_views")}
     cmds = _doc_commands()
     seen = set()
     for words in cmds:
