@@ -169,6 +169,25 @@ def test_a_photo_that_cannot_be_read_at_start_is_said_and_the_node_runs_on(graph
         assert sender.stop(signal.SIGINT, timeout=20.0) == 0, sender.log()[-3000:]
 
 
+def test_a_photo_is_checked_within_the_robots_pixel_limit(tmp_path):
+    """photo_node decodes the file once to check it before sending; it did so with no limit (Pillow's 179 MP): a 200
+    MP phone JPEG was checked at 1/2 (8160x6120, 150 MB of pixels; the robot decodes it at 1/4 within its 40 MP), and
+    a 42 MP PNG was decoded whole and sent, for the robot to refuse it (user13, s13). Now the robot's limit applies
+    (the node's max_pixels, reconstruction_node's setting): the JPEG is checked at 1/4 as the robot decodes it, the
+    PNG is refused before it is sent, saying why; a raised limit lets it through."""
+    from PIL import Image
+
+    from gaussian_head_ros.nodes.photo_node import read_photo
+
+    Image.new("L", (16320, 12240), 128).save(tmp_path / "phone.jpg", "JPEG", quality=50)  # 2.3 MB, 0.4 s
+    photo = read_photo(str(tmp_path / "phone.jpg"))
+    assert (photo.width, photo.height) == (4080, 3060), photo.describe()
+    Image.new("1", (6000, 7000)).save(tmp_path / "scan.png", "PNG")  # 42 MP
+    with pytest.raises(ValueError, match="6000x7000 = 42000000 pixels, above the limit of 40000000"):
+        read_photo(str(tmp_path / "scan.png"))
+    assert read_photo(str(tmp_path / "scan.png"), max_pixels=50_000_000).width == 6000
+
+
 def test_the_robots_warnings_on_an_accepted_photo_are_said(rclpy_context):
     """A photo the robot accepts with warnings (two_children: '2 faces found, used the largest') is said with them:
     the operator, on another host, sees neither the robot's log nor its status unless this node says them

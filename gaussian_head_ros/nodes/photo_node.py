@@ -32,7 +32,6 @@ a robot, when it accepted the photo with warnings or when it refused it, ERROR w
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from sensor_msgs.msg import CompressedImage
 
 from gaussian_head_ros.core import imageio
 from gaussian_head_ros.core.reconstruct import STATUS_NAMES
+from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, run
@@ -78,7 +78,10 @@ class PhotoNodeSettings:
                                    "without its extension")
 
 
-PARAMS = settings(PhotoNodeSettings)
+# max_pixels is the robot's own setting (reconstruction_node's, same default and meaning): the file is checked as the
+# robot will decode it; without a limit Pillow's 179 MP applied here (a 200 MP JPEG checked at 1/2, 150 MB; a 60 MP
+# PNG decoded whole and sent, to be refused by the robot).
+PARAMS = {**settings(PhotoNodeSettings), **settings(FramingConfig, only=("max_pixels",))}
 
 
 @dataclass
@@ -95,19 +98,19 @@ class Photo:
         return f"{self.path} ({self.width}x{self.height} {self.format.upper()}, {len(self.data) / 1024:.0f} KB)"
 
 
-def read_photo(path: str) -> Photo:
+def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
     """The photo file `path` (`~` expanded) as it will be sent: its bytes unchanged, its format and size, after
-    decoding it once as the reconstruction node will (core/imageio.decode_compressed). Raises ValueError saying
-    why it cannot be sent (missing, unreadable, empty, not an image, HEIC, corrupt or truncated)."""
-    from PIL import Image
-
+    decoding it once as the reconstruction node will (core/imageio.decode_compressed with the robot's pixel limit
+    `max_pixels`: a larger JPEG is checked decoded at 1/2, 1/4 or 1/8, as the robot decodes it; width and height are
+    that decoded size). Raises ValueError saying why it cannot be sent (missing, unreadable, empty, not an image,
+    HEIC, corrupt or truncated, above `max_pixels` and not a JPEG)."""
     path = imageio.photo_file(path)
     data = imageio.read_file(path)
     try:
-        rgb = imageio.decode_compressed(data)
+        rgb = imageio.decode_compressed(data, max_pixels=max_pixels)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
-    fmt = (Image.open(io.BytesIO(data)).format or "").lower()  # the header again (decoded above: it opens)
+    fmt = imageio.image_format(data)  # the header again (decoded above: it opens)
     return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]))
 
 
@@ -140,7 +143,7 @@ class PhotoNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         if self._param("photo"):
             try:
-                self._send(read_photo(self._param("photo")), self._param("operator_id"))
+                self._send(read_photo(self._param("photo"), self._param("max_pixels")), self._param("operator_id"))
             except ValueError as e:
                 self._refuse_file(str(e))
         else:
@@ -159,10 +162,17 @@ class PhotoNode(Node):
             return SetParametersResult(successful=True)
         path = changes.get("photo", self._param("photo"))
         operator_id = changes.get("operator_id", self._param("operator_id"))
+        try:
+            for name, value in changes.items():
+                PARAMS[name].check(value)
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        if set(changes) == {"max_pixels"}:
+            return SetParametersResult(successful=True)  # applies to the next photo set; the one sent stays
         if not path:
             return SetParametersResult(successful=True)  # nothing to send; the photo sent stays latched
         try:
-            photo = read_photo(path)
+            photo = read_photo(path, changes.get("max_pixels", self._param("max_pixels")))
         except ValueError as e:
             self._refuse_file(str(e))
             return SetParametersResult(successful=False, reason=f"{e} (the photo sent before stays)")
