@@ -214,9 +214,13 @@ def test_two_stages_and_resume(clip_cfg, tmp_path, monkeypatch):
     assert not [k for k in s1["model"] if k.startswith("backbone.")]
     stored = [k for k in fin["model"] if k.startswith("backbone.")]
     assert stored and all(k.startswith(("backbone.blocks.1.", "backbone.norm.")) for k in stored)
-    (tmp_path / "checkpoints").rename(tmp_path / "moved")
-    moved = load_checkpoint(tmp_path / "moved" / "model.pt").state_dict()
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "checkpoints").rename(tmp_path / "moved" / "checkpoints")
+    moved = load_checkpoint(tmp_path / "moved" / "checkpoints" / "model.pt").state_dict()
     assert all(torch.equal(v, moved[k]) for k, v in final.state_dict().items())
+    # --resume in the moved run folder finds the backbone there too (its last.pt is past the last stage).
+    again = train(config_from_dict(_cfg(clip_cfg, tmp_path / "moved", stages=stages, val_every=0)), resume=True)
+    assert again["history"] == [] and all(torch.equal(v, again["model"].state_dict()[k]) for k, v in moved.items())
 
 
 def test_peak_rss_is_the_processs_own_not_its_parents():

@@ -425,8 +425,9 @@ def load_referenced(ref: dict, path: str | Path | None = None, verify: bool = Tr
     hash. ValueError when it is missing or its contents differ."""
     where = Path(path or ref["path"])
     if not where.exists():
-        raise ValueError(f"the checkpoint's frozen backbone {where} is missing: pass its WebSSL directory "
-                         f"(sha256 {ref['sha256'][:12]}...) or use a checkpoint saved with the full state")
+        raise ValueError(f"the checkpoint's frozen backbone {where} is missing: pass its weights directory (the "
+                         f"WebSSL download, or for a random backbone the {where.name}/ folder training wrote beside "
+                         f"the checkpoints; sha256 {ref['sha256'][:12]}...) or use a checkpoint saved with the full state")
     if verify:
         got = weights_reference(where)
         if got["sha256"] != ref["sha256"]:

@@ -292,6 +292,19 @@ def model_from_state(cfg: RARConfig, state: dict, backbone_ref: dict | None = No
     return model
 
 
+def referenced_backbone(path: str | Path, ref: dict | None, backbone_weights: str | Path | None = None) -> Path | None:
+    """Where the backbone a checkpoint at `path` references is to be read from: `backbone_weights` when given,
+    else None (the recorded path) while that exists, else a folder of the recorded name next to the checkpoint
+    (a run's checkpoints/ folder moved whole, with the random backbone training wrote there). The file's
+    SHA-256 is checked against the reference when it is read (`load_referenced`)."""
+    if backbone_weights:
+        return Path(backbone_weights)
+    if not ref or Path(ref["path"]).exists():
+        return None
+    beside = Path(path).parent / Path(ref["path"]).name
+    return beside if beside.exists() else None
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                     backbone_weights: str | Path | None = None) -> RARModel:
     """A ready-to-run model (eval mode) from a checkpoint written by `save_checkpoint`. `backbone_weights`:
@@ -301,10 +314,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     file's SHA-256 must be the recorded one."""
     blob = read_checkpoint(path)
     ref = blob.get("backbone_ref")
-    if ref and not backbone_weights and not Path(ref["path"]).exists():
-        beside = Path(path).parent / Path(ref["path"]).name
-        backbone_weights = beside if beside.exists() else None
-    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], ref, backbone_weights)
+    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], ref,
+                             referenced_backbone(path, ref, backbone_weights))
     log.info("loaded RAR %s (step %s, stage %s) from %s", model.cfg.preset, blob.get("step"), blob.get("stage"), path)
     return model.to(device).eval()
 

@@ -23,7 +23,7 @@ import torch
 from gaussian_head_ros.core.memory import peak_rss_mb
 from gaussian_head_ros.core.model.backbone import save_backbone
 from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, model_from_state, preset_config,
-                                              read_checkpoint, save_checkpoint)
+                                              read_checkpoint, referenced_backbone, save_checkpoint)
 from gaussian_head_ros.core.render import rasterize
 from gaussian_head_ros.core.train.data import Clip, DataConfig, DatasetIndex, PairDataset, prepare_dataset
 from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, ssim_map, unseen_prior_loss
@@ -343,7 +343,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     last = ckpt_dir / "last.pt"
     if resume and last.exists():
         blob = read_checkpoint(last)
-        model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], blob.get("backbone_ref"))
+        model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], blob.get("backbone_ref"),
+                                 referenced_backbone(last, blob.get("backbone_ref"), cfg.backbone_weights or None))
         ts = blob.get("train_state", {})
         stage_index, stage_step, step = int(ts.get("stage_index", 0)), int(ts.get("stage_step", 0)), int(blob["step"])
         opt_state = blob.get("optimizer")
