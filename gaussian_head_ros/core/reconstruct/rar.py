@@ -3,8 +3,9 @@
 Options (reconstruction_node parameters / `gaussian-head reconstruct --backend rar --option k=v`):
   checkpoint   path of a checkpoint written by `gaussian-head train` (required; never downloaded)
   device       auto (CUDA when available), cpu or cuda
-  backbone_weights  where the checkpoint's frozen WebSSL backbone lies now, when the checkpoint stores a
-               reference to it (the default for pretrained backbones) and the file has moved; its hash is checked
+  backbone_weights  where the checkpoint's frozen backbone lies now, when the checkpoint stores a reference to
+               it (the default: the WebSSL directory, or the backbone-<hash>/ folder a random-backbone run wrote)
+               and it has moved; its hash is checked (a folder of that name beside the checkpoint is found alone)
   and any FramingConfig field except the crop geometry (min_face_px, max_yaw_deg, ...): the crop is the
   one the model was trained with (its config's crop_m, crop_center_m, source_size).
 """
