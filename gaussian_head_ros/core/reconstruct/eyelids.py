@@ -117,6 +117,40 @@ def lid_rings(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return strip, np.isin(f, crease).any(1) & ~strip
 
 
+def upper_orbit(vertices: np.ndarray, faces: np.ndarray, rings: int = 2) -> np.ndarray:
+    """[V, 3] template (head frame, y down), [F, 3] -> [F] bool: the upper lids' strip (`lid_rings`) and `rings`
+    rings of triangles around it (each: the triangles touching the previous one's vertices), those whose centre
+    lies above both eyes' corners: the upper lid and the fold under the brow, up to the brow's lower edge at 2
+    rings on MediaPipe's mesh (the third takes in the brows and the glabella)."""
+    f = np.asarray(faces)
+    v = np.asarray(vertices, np.float64)
+    strip, ring = lid_rings(f)
+    seen, last = strip | ring, ring
+    for _ in range(max(0, int(rings)) - 1):
+        last = np.isin(f, np.unique(f[last])).any(1) & ~seen
+        seen |= last
+    corners_y = v[[k for pair in lmk.EYE_CORNERS for k in pair], 1].max()
+    return seen & (v[f, 1].mean(1) < corners_y)
+
+
+def fold_shade(colours: np.ndarray, skin: np.ndarray, facing: np.ndarray, facing_range: tuple[float, float]) -> np.ndarray:
+    """colours [M, 3] photo-layer discs of the upper orbit (`upper_orbit`) as the photo shows them, skin [M, 3] the
+    lid skin each would show seen squarely (mesh_fit: the closed-lid fill there, `skin_luminance`), facing [M]
+    |cos| between each disc's normal and the photo's line of sight -> [M, 3] the share of each colour only the
+    photo's view is to show (builder.edge_on_sh turns it into view-dependent colour): all of colours - skin at
+    facing <= facing_range[0], none at >= facing_range[1], linear between.
+
+    The photo sees the fold between the upper lid and the brow at a grazing angle (|cos| 0.4-0.7 on
+    business_person): a 1-3 px line of the crease's shadow and the brow's lower edge spread over discs up to 3x
+    longer on the steep template (builder.surface_discs). A closing lid or a head tilted back turns that surface
+    to the camera (|cos| 0.85-1.0 at sadtalker f25-46) while the strip's stretch grows the discs 1.2-3.6x: the
+    line of shadow became a grey band over the lid up to the brow (issue 11). The shadow is the fold's, seen
+    from the photo; the skin under it is the lid's."""
+    lo, hi = facing_range
+    w = np.clip((hi - np.asarray(facing, np.float64)) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return (w[:, None] * (np.asarray(colours, np.float64) - np.asarray(skin, np.float64))).astype(np.float32)
+
+
 def lash_band(photo: np.ndarray, fid: np.ndarray, landmarks_px: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray,
               level: float = 0.55, depth: float = 0.12, opening: np.ndarray | None = None) -> np.ndarray:
     """[S, S] bool: the photo's lash band over each upper lid: pixels on the upper lid's strip or the ring above it

@@ -20,7 +20,9 @@
 5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
    the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats. What it
    makes up for the discs the photo sees edge-on along the silhouette is seen from the source camera only
-   (SH band 1, builder.edge_on_sh): turned, they show the skin's colour, not a light seam.
+   (SH band 1, builder.edge_on_sh): turned, they show the skin's colour, not a light seam. So is the shadow of
+   the fold between each upper lid and its brow, which the photo sees at a grazing angle (eyelids.fold_shade):
+   turned to the camera by a closing lid or a tilted head, the fold shows the lid's skin, not a grey smear.
 6. Lighting (lighting.py): second-order SH from the face skin's shading against the template normals.
 7. Rest pose (rest_pose.py): the photo's own mouth expression (core.expression: open jaw, parted lips,
    smile) is taken out of the template, and every Gaussian moved by the exact inverse of what drive()
@@ -50,8 +52,9 @@ from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eye_side, eyeball_completion,
                                                          eyeball_pixels, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
-                                                         closed_lid_skin, fold_lashes, lash_band, lid_margins,
-                                                         lid_skin_colours, margin_binding, skin_luminance)
+                                                         closed_lid_skin, fold_lashes, fold_shade, lash_band,
+                                                         lid_margins, lid_skin_colours, margin_binding, skin_luminance,
+                                                         upper_orbit)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import LUMA, estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
@@ -125,6 +128,12 @@ class MeshFitConfig:
     view_rim_px: float = 8.0
     view_rim_facing: tuple[float, float] = (0.3, 0.5)
     view_rim_floor: float = 0.5
+    # The photo layer over the fold between each upper lid and its brow, which the photo sees at a grazing angle: its
+    # colour less the lid skin's (the closed-lid fill) is seen from the photo's camera only (eyelids.fold_shade, all of
+    # it at |cos| <= fold_facing[0], none >= [1]; builder.edge_on_sh with fold_floor): turned to the camera by a
+    # closing lid or a tilted head, it shows the lid's skin, not the crease's shadow spread over the lid. (1, 1): off
+    fold_facing: tuple[float, float] = (0.6, 0.85)
+    fold_floor: float = 0.1
     segmentation_threshold: float = 0.5  # person probability of the selfie segmentation
     matting_radius_px: int = 6  # guided filter snapping the (256 px) segmentation to the photo's edges; 0 = off
     head_centre_z_m: float = 0.01  # skull centre behind the head origin (the cheek contour)
@@ -190,6 +199,10 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if not (0 <= lo <= hi < 1) or cfg.view_rim_px < 0 or not 0 <= cfg.view_rim_floor <= 2:
         raise ValueError(f"view_rim_facing must be 0 <= lo <= hi < 1, view_rim_px >= 0, view_rim_floor 0..2; got "
                          f"{cfg.view_rim_facing}, {cfg.view_rim_px}, {cfg.view_rim_floor}")
+    lo, hi = cfg.fold_facing
+    if not (0 <= lo <= hi <= 1) or not 0 <= cfg.fold_floor <= 2:
+        raise ValueError(f"fold_facing must be 0 <= lo <= hi <= 1, fold_floor 0..2; got {cfg.fold_facing}, "
+                         f"{cfg.fold_floor}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
     return cfg
@@ -487,7 +500,7 @@ class MeshFitReconstructor(Reconstructor):
             return inside & mesh_px[i, j] & (lid_band[i, j] | (~eye_px[i, j] & (z > front[i, j] + 0.0005)))
 
         eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_by_the_lids)
-        lid_skin = None
+        lid_skin = closed_view = None
         skin_rgb = lid_skin_colours(photo, fp.landmarks_px)
         # the photo's lash band over each upper lid (eyelids.lash_band): it rolls down with the margin in a blink
         band = lash_band(photo, np.where(fid < nf, fid, -1), fp.landmarks_px, faces, skin_rgb, cfg.lash_level,
@@ -577,6 +590,21 @@ class MeshFitReconstructor(Reconstructor):
                              fp.viewmat, K, S, background, coverage)
         refined = batch.colors[:n_photo].copy()
         made_up = (1.0 - shown)[:, None] * (refined - unrefined)  # [n_photo, 3]
+        # the upper orbit's share of the photo layer's and the face completion's colours seen from the photo's
+        # camera only (fold_facing), with their |cos| to the photo's line of sight
+        n_fold = n_photo + len(face_extra or [])
+        fold_up, fold_cos = np.zeros((n_fold, 3), np.float32), np.zeros(n_fold)
+        if closed_view is not None and cfg.fold_facing[0] < 1:
+            fid_f = batch.face_id[:n_fold]
+            on = (batch.part[:n_fold] == PART_FACE) & (fid_f >= 0) & (fid_f < len(faces))
+            on[:n_photo] &= ~edge_on
+            on[on] = upper_orbit(V, faces)[fid_f[on]]
+            p_on = batch.means[:n_fold][on].astype(np.float64)
+            look = p_on - centre
+            fold_cos[on] = np.sum(batch.normals[:n_fold][on] * look, 1) / np.linalg.norm(look, axis=1)
+            fi_, fj_, _, _ = scene.project(p_on)
+            skin = skin_luminance(closed_view[fi_, fj_], skin_rgb, p_on[:, 0] >= 0, cfg.lid_fill_luma)  # x < 0: right eye
+            fold_up[on] = fold_shade(batch.colors[:n_fold][on], skin, np.abs(fold_cos[on]), cfg.fold_facing)
         timings["refine"] = time.perf_counter() - t4
 
         t5 = time.perf_counter()
@@ -612,17 +640,23 @@ class MeshFitReconstructor(Reconstructor):
         lip_info["torso_level_changes"] = turn_torso(batch, line_of_sight_rotation(t).T @ R, V_rest, faces, drive_cfg)
         # the made-up share seen from the photo's camera only, about the discs' rest normals turned towards it (not
         # where the lips' re-texturing changed the colour)
-        made_up[np.any(batch.colors[:n_photo] != refined, axis=1)] = 0.0
+        changed = np.any(batch.colors[:n_photo] != refined, axis=1)
+        made_up[changed] = 0.0
+        fold_up[:n_photo][changed] = 0.0
         view_rows = np.flatnonzero(np.any(made_up != 0, axis=1))
-        info_view = {"edge_on_view_sh": int(len(view_rows))}
+        fold_rows = np.flatnonzero(np.any(fold_up != 0, axis=1))
+        info_view = {"edge_on_view_sh": int(len(view_rows)), "fold_view_sh": int(len(fold_rows))}
         sh = None
-        if len(view_rows):
+        if len(view_rows) or len(fold_rows):
             sh = np.zeros((len(batch), 4, 3), np.float32)
             sh[:, 0] = rgb_to_sh_dc(batch.colors)
-            axes = batch.normals[view_rows].astype(np.float64) * np.where(cos_n[view_rows] > 0, -1.0, 1.0)[:, None]
-            axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-            sh[view_rows] = edge_on_sh(batch.colors[view_rows], made_up[view_rows], axes, np.abs(cos_n[view_rows]),
-                                       cfg.view_rim_floor)
+            for rows, up, cos, floor in ((view_rows, made_up, cos_n, cfg.view_rim_floor),
+                                         (fold_rows, fold_up, fold_cos, cfg.fold_floor)):
+                if not len(rows):
+                    continue
+                axes = batch.normals[rows].astype(np.float64) * np.where(cos[rows] > 0, -1.0, 1.0)[:, None]
+                axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+                sh[rows] = edge_on_sh(batch.colors[rows], up[rows], axes, np.abs(cos[rows]), floor)
         avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), sh=sh, lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
         avatar.validate(cfg.max_gaussians)
