@@ -941,15 +941,16 @@ def test_a_parted_lips_photo_bites_with_teeth_not_its_gap(rec):
 
 
 def _mouth_pixels(avatar, control):
-    """Pixels of the source view where the mouth interior (teeth, cavity, tongue) shows, and the render."""
+    """Pixels of the source view where the mouth interior (teeth, cavity, tongue) shows, and the render (colours
+    seen from the source camera: the view-dependent ones, builder.edge_on_sh, as that camera sees them)."""
     from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
     from gaussian_head_ros.core.render import rasterize
 
-    p = Driver(avatar).drive(control)
-    K, w, h = source_intrinsics(avatar)
     vm = avatar.source_camera.viewmat
+    p = Driver(avatar).drive(control, viewmat=vm)
+    K, w, h = source_intrinsics(avatar)
 
     def draw(colors):
         return rasterize(p.means, p.quats, p.scales, p.opacities, colors, vm, K, w, h, backend="cpu").image
