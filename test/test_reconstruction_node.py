@@ -512,3 +512,45 @@ def test_corrupt_cache_is_said_and_ignored(rclpy_context, tmp_path):
         node.destroy_node()
         rc = proc.stop()
     assert rc in (0, -2, 130), proc.output()
+
+
+def test_statuses_go_out_in_order_each_after_the_one_before_is_acknowledged():
+    """avatar/status's writer (nodes/common.InOrderLatched, depth 1 latched) publishes a status once every reader has
+    acknowledged the one before, so a depth-1 writer never replaces an unrepaired sample (the DDS case:
+    test_two_hosts.py::test_every_status_crosses_a_link_that_drops_them); the rule alone, with a stand-in publisher:
+    the first goes out at once, the next two wait in order until the acknowledgement, and a reader that never
+    acknowledges holds the next one `ack_wait_s` at most (counted as unacknowledged)."""
+    from gaussian_head_ros.nodes.common import InOrderLatched
+
+    class Pub:
+        acked, sent = True, []
+
+        def publish(self, msg):
+            self.sent.append(msg)
+            self.acked = False
+
+        def wait_for_all_acked(self, timeout):
+            return self.acked
+
+    class Node:
+        def create_publisher(self, *args):
+            return pub
+
+        def create_timer(self, period, callback):
+            pass
+
+    pub = Pub()
+    out = InOrderLatched(Node(), object, "avatar/status", ack_wait_s=0.3)
+    out.publish("superseded B")
+    out.publish("busy C")
+    out.publish("ok A")
+    assert pub.sent == ["superseded B"] and out.pending() == 2
+    out._drain()
+    assert pub.sent == ["superseded B"]
+    pub.acked = True
+    out._drain()
+    assert pub.sent == ["superseded B", "busy C"] and out.pending() == 1 and out.unacked == 0
+    time.sleep(0.35)  # never acknowledged: the next goes out after ack_wait_s
+    out._drain()
+    assert pub.sent == ["superseded B", "busy C", "ok A"] and out.pending() == 0 and out.unacked == 1
+

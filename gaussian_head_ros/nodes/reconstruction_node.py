@@ -6,7 +6,9 @@ volatile (volatile publishers work too); the optional `photo_path` parameter rec
 and whenever it is set.
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
 both reliable + transient local, depth 1 (latched: a late joiner gets the current avatar and the result of
-the last photo), and `/diagnostics` once a second.
+the last photo), and `/diagnostics` once a second. Statuses go out in order, each once every reader has
+acknowledged the one before (at most 5 s later: nodes/common.InOrderLatched), so a reader across a lossy link gets
+every status of its photo, not only the newest.
 
 Callbacks only keep the newest photo; a worker thread decodes and reconstructs it. A photo that arrives
 during a reconstruction replaces any photo still waiting (newest wins, nothing queues up) and gets a BUSY
@@ -52,7 +54,8 @@ from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, release_free_memory, run
+from gaussian_head_ros.nodes.common import (InOrderLatched, companion_topic, declare_settings, diagnostics,
+                                            release_free_memory, run)
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
 
@@ -141,7 +144,10 @@ class ReconstructionNode(Node):
         # the same avatar as a plain x y z rgb cloud, which RViz and Foxglove display (they do not show a
         # PointCloud2 inside another message); DDS sends it only to subscribers
         self.cloud_pub = self.create_publisher(PointCloud2, companion_topic(self, "avatar/cloud", "avatar"), latched)
-        self.status_pub = self.create_publisher(AvatarStatus, companion_topic(self, "avatar/status", "avatar"), latched)
+        # statuses in order, each after every reader acknowledged the one before (InOrderLatched): the node publishes
+        # SUPERSEDED and BUSY back to back, and of two such samples a depth-1 writer lost the first for good to a
+        # reader across a link that dropped its datagram (user14, s14)
+        self.statuses = InOrderLatched(self, AvatarStatus, companion_topic(self, "avatar/status", "avatar"))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Each photo topic is subscribed twice, reliable depth 1: transient local, so that a photo latched
         # before this node started is used, and volatile, which a volatile publisher requires (DDS does not
@@ -411,8 +417,8 @@ class ReconstructionNode(Node):
     def _status(self, code: int, message: str, job: Job, warnings=(), num_gaussians: int = 0,
                 duration_s: float = 0.0) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=job.frame_id)
-        self.status_pub.publish(status_msg(code, message, job.operator_id, warnings, num_gaussians, duration_s, header,
-                                           job.stamp))
+        self.statuses.publish(status_msg(code, message, job.operator_id, warnings, num_gaussians, duration_s, header,
+                                         job.stamp))
         if code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED):  # not a result: the avatar did not change
             self.last = {"code": str(code), "message": message, "duration_s": f"{duration_s:.2f}",
                          "num_gaussians": str(num_gaussians), "operator_id": job.operator_id}
@@ -429,7 +435,8 @@ class ReconstructionNode(Node):
             level = DiagnosticStatus.OK
         message = self.state if level != DiagnosticStatus.WARN else f"last photo refused: {self.last['message']}"
         values = {"state": self.state, "backend": str(self._param("backend")), "avatar_cache": self.cache_state,
-                  **{f"last_{k}": v for k, v in self.last.items()}, **{k: str(v) for k, v in self.counts.items()}}
+                  **{f"last_{k}": v for k, v in self.last.items()}, **{k: str(v) for k, v in self.counts.items()},
+                  "statuses_waiting": str(self.statuses.pending()), "statuses_unacknowledged": str(self.statuses.unacked)}
         self.diag_pub.publish(diagnostics(self, "avatar reconstruction", level, message, str(self._param("backend")), values))
 
     def destroy_node(self):
