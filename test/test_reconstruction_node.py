@@ -554,3 +554,26 @@ def test_statuses_go_out_in_order_each_after_the_one_before_is_acknowledged():
     out._drain()
     assert pub.sent == ["superseded B", "busy C", "ok A"] and out.pending() == 0 and out.unacked == 1
 
+
+def test_a_ctrl_c_during_a_reconstruction_ends_the_node_at_once(tmp_path):
+    """Ctrl-C (launch's SIGINT) while a photo is being reconstructed: the node waited up to 10 s for the running
+    reconstruction before it ended, and `ros2 launch` escalated to SIGTERM after 5 s ('failed to terminate '5' seconds
+    after receiving 'SIGINT'', an ERROR line; user14, s14: robot.launch.py stopped 1 s after a photo swap). Now it
+    ends within ~1 s, the reconstruction abandoned (the process exits; nothing of it is published)."""
+    import signal
+
+    from rosgraph import Proc, executable, wait_until
+
+    proc = Proc(executable("reconstruction_node") + [
+        "--ros-args", "-p", f"photo_path:={shared('portraits', 'obama_official.jpg')}", "-p", "preset:=dense",
+        "-p", "cache_avatar:=false"], tmp_path / "reconstruction_node.log")
+    try:
+        assert wait_until(lambda: "reconstructor ready" in proc.output() or not proc.alive(), 240), proc.output()
+        time.sleep(0.5)  # the photo_path's reconstruction is running (dense preset: several seconds)
+        assert "Gaussians in" not in proc.output(), "the reconstruction ended before the Ctrl-C: no test"
+        t0 = time.monotonic()
+        rc = proc.stop(signal.SIGINT, timeout=20.0)
+        took = time.monotonic() - t0
+    finally:
+        proc.stop(signal.SIGKILL)
+    assert rc == 0 and took < 3.0, f"ended {took:.1f} s after the Ctrl-C (status {rc}):\n{proc.output()[-2000:]}"

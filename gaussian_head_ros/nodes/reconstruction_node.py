@@ -125,6 +125,8 @@ class Job:
     stamp: TimeMsg | None = None  # the photo's header.stamp (its statuses' photo_stamp); None: a file or the cache
 
 
+STOP_WAIT_S = 1.0  # destroy_node waits this long for the worker: an idle one ends within its 0.2 s wake-up
+
 # what the cache holds: this message definition (its fields and types) and avatar format; another one is refused
 CACHE_KIND = (f"gaussian_head_ros/msg/GaussianAvatar {GaussianAvatarMsg.get_fields_and_field_types()} "
               f"v{GaussianAvatarMsg.FORMAT_VERSION}")
@@ -443,7 +445,10 @@ class ReconstructionNode(Node):
         if hasattr(self, "_worker"):  # else __init__ failed before: let its error show, not one of ours
             self._stop.set()
             self._wake.set()
-            self._worker.join(timeout=10.0)
+            # not the running reconstruction: it may take 10 s under load, and `ros2 launch` escalates a Ctrl-C to
+            # SIGTERM after 5 s (it did, with an ERROR line, when the node waited up to 10 s here); the process ends
+            # without it (end_process), an embedding process lets it finish unpublished (the worker sees _stop)
+            self._worker.join(timeout=STOP_WAIT_S)
         return super().destroy_node()
 
 
