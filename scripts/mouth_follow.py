@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""How far the render's visible mouth follows the driver's, as the acceptance reader sees both.
+
+    python scripts/mouth_follow.py --video CLIP.mp4 [--photo PORTRAIT] [--reader FACE_LANDMARKER.task]
+                                   [--max-frames 60] [--stride 2] [--json OUT]
+
+The clip drives the avatar of --photo (default: the clip's frame 0, self-reenactment, drawn through the photo's
+own camera as `gaussian-head eval` does) through FaceTracker, as the living-face table does. On every --stride-th
+frame the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its own) reads the driver frame and
+the render; its own landmarks are put in the head frame (facemesh.fit_head_frame: canonical metres, outer eye
+corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width (outer corners
+61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip gap
+(inner lips 13-14) and the corners' height below the nose tip. The driven template's own width and drop (what the
+control asked for) are printed too.
+
+Printed per frame and summed up per measure: Pearson r and least-squares slope of the render's reading against
+the driver's (slope 1: the visible mouth moves as much as the driver's; the reader's smile reads this geometry),
+and the reader's smile on both. Session 14 (smile14): self tpsmm_driving width slope 0.59 / drop 0.69,
+lp_s9_monalisa x sadtalker 0.47 / 0.53 while the template followed the tracker 1:1: the visible corners lag the
+template's (the teeth and the photo's creases stay where the photo had them). Measurement only; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+MEASURES = ("width_mm", "drop_mm", "gap_mm", "corners_below_nose_mm")
+
+
+def mouth_geometry(x: np.ndarray) -> np.ndarray:
+    """[L >= 468, 3] canonical landmarks (head frame, y down, metres) -> [4] mouth width, corner drop below the
+    lips' centre (negative: lifted), inner lip gap, corners' height below the nose tip; millimetres."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    x = np.asarray(x, np.float64)
+    cr, cl = lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L
+    centre = 0.5 * (x[lmk.UPPER_LIP_IN] + x[lmk.LOWER_LIP_IN])
+    corner_y = 0.5 * (x[cr, 1] + x[cl, 1])
+    gap = x[lmk.LOWER_LIP_IN, 1] - x[lmk.UPPER_LIP_IN, 1]
+    return 1000.0 * np.array([x[cl, 0] - x[cr, 0], corner_y - centre[1], gap, corner_y - x[lmk.NOSE_TIP, 1]])
+
+
+def follow(video: str, photo: str | None, reader_path: str, max_frames: int, stride: int) -> dict:
+    """Drive the avatar of `photo` (None: the clip's frame 0) with `video` -> per-frame readings and the summary."""
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import EvalConfig, default_intrinsics, render_control, source_intrinsics
+    from gaussian_head_ros.core.facemesh import FaceMesh, fit_head_frame
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reader import FaceReader, blendshape_groups
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(video, max_frames=max_frames or None)
+    h, w = frames[0].rgb.shape[:2]
+    fov = EvalConfig().fov_deg
+    K = default_intrinsics(w, h, fov)
+    source = frames[0].rgb if photo is None else read_image(photo)
+    with get_reconstructor("mesh_fit") as rec:
+        avatar = rec.reconstruct(source).avatar
+    K_render = K
+    if photo is None:  # self: the photo's own camera, as evaluate() draws frame 0
+        with FaceMesh(static_image_mode=True, max_faces=1) as fm:
+            K_render = source_intrinsics(avatar, fm.detect(source)[0].landmarks_px, w, h, fov)
+    driver = Driver(avatar)
+    rows = []
+    with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker, FaceReader(reader_path, video=False) as reader:
+        for i, f in enumerate(frames):
+            control = tracker.process(f.rgb, f.stamp_ns, K)
+            if i % stride:
+                continue
+            img = (np.clip(render_control(driver, control, K_render, w, h).image, 0, 1) * 255 + 0.5).astype(np.uint8)
+            a, b = reader.read(f.rgb), reader.read(img)
+            if a is None or b is None:
+                continue
+            template, _ = driver.deformed_template(control)
+            rows.append({"frame": i,
+                         "driver": mouth_geometry(fit_head_frame(a.landmarks_px, K).canonical).tolist(),
+                         "render": mouth_geometry(fit_head_frame(b.landmarks_px, K_render).canonical).tolist(),
+                         "template": mouth_geometry(template)[:2].tolist(),
+                         "smile_driver": blendshape_groups(a.blendshapes)["smile"],
+                         "smile_render": blendshape_groups(b.blendshapes)["smile"]})
+    if len(rows) < 3:
+        raise ValueError(f"{video}: the reader found a face on fewer than 3 frame pairs")
+    d, r = np.array([x["driver"] for x in rows]), np.array([x["render"] for x in rows])
+    summary = {}
+    for k, name in enumerate(MEASURES):
+        ok = np.std(d[:, k]) > 1e-9 and np.std(r[:, k]) > 1e-9
+        summary[name] = {"r": float(np.corrcoef(d[:, k], r[:, k])[0, 1]) if ok else None,
+                         "slope": float(np.polyfit(d[:, k], r[:, k], 1)[0]) if ok else None}
+    s_d, s_r = np.array([x["smile_driver"] for x in rows]), np.array([x["smile_render"] for x in rows])
+    summary["smile_r"] = float(np.corrcoef(s_d, s_r)[0, 1]) if np.std(s_d) > 1e-9 and np.std(s_r) > 1e-9 else None
+    return {"video": video, "photo": photo, "frames": rows, "summary": summary}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--video", required=True, help="driving clip")
+    ap.add_argument("--photo", default=None, help="portrait to drive (default: the clip's frame 0)")
+    ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
+    ap.add_argument("--max-frames", type=int, default=60, help="frames of the clip (0 = all)")
+    ap.add_argument("--stride", type=int, default=2, help="read every N-th frame (the tracker sees all)")
+    ap.add_argument("--json", default=None, help="write the readings and the summary here")
+    args = ap.parse_args(argv)
+    res = follow(args.video, args.photo, args.reader, args.max_frames, max(1, args.stride))
+    print("frame | driver: width drop gap below-nose (mm) smile | render: same | template: width drop")
+    for x in res["frames"]:
+        print(f"{x['frame']:4d} | {np.round(x['driver'], 1)} {x['smile_driver']:.3f} | {np.round(x['render'], 1)} "
+              f"{x['smile_render']:.3f} | {np.round(x['template'], 1)}")
+    for name in MEASURES:
+        s = res["summary"][name]
+        print(f"{name:22s} render vs driver: r {s['r'] if s['r'] is None else round(s['r'], 3)}, "
+              f"slope {s['slope'] if s['slope'] is None else round(s['slope'], 3)}")
+    print(f"smile (image mode) r {res['summary']['smile_r']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
