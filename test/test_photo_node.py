@@ -253,6 +253,35 @@ def test_a_photo_the_robot_dropped_for_a_newer_one_is_said(rclpy_context):
         node.destroy_node()
 
 
+def test_a_robot_stopped_before_its_verdict_is_said_and_the_verdict_still_awaited(rclpy_context):
+    """The robot stopped while this photo waited (STOPPED, sent when it can still publish): said (WARN), not taken for
+    the verdict; the photo stays latched, so the restarted robot's verdict on it is still taken. Another photo's
+    STOPPED is not this one's. In-process: the node's status callback fed the robot's statuses."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    try:
+        node._send(read_photo(shared("portraits", PORTRAIT)), "eileen")
+        sent = TimeMsg(sec=node.sent_ns // 10**9, nanosec=node.sent_ns % 10**9)
+
+        def status(code, about, message, later_s=1):
+            st = AvatarStatus(code=code, ok=code == AvatarStatus.OK, operator_id="eileen", message=message,
+                              photo_stamp=about)
+            st.header.frame_id, st.header.stamp = "eileen", TimeMsg(sec=sent.sec + later_s)
+            node._on_status(st)
+
+        status(AvatarStatus.STOPPED, TimeMsg(sec=sent.sec - 5), "the node stopped while this photo waited")  # not ours
+        assert "stopped" not in node.state, node.state
+        status(AvatarStatus.STOPPED, sent, "the node stopped while this photo waited: no avatar made from it")
+        assert node.verdict == "" and "the robot stopped before reconstructing" in node.state, node.state
+        status(AvatarStatus.OK, sent, "avatar for 'eileen' ready: 60000 Gaussians in 3.0 s", later_s=30)  # restarted
+        assert node.verdict.startswith(f"the robot accepted {PORTRAIT}") and node.counts["accepted"] == 1, node.verdict
+    finally:
+        node.destroy_node()
+
+
 def test_a_photo_dropped_on_the_robot_for_a_newer_one_is_said_across_processes(graph, tmp_path):
     """A photo dropped on the robot for a newer one: the robot publishes SUPERSEDED for it and, at once, BUSY for
     the newer one (test_reconstruction_node::test_newest_photo_wins checks that on the real robot). photo_node read

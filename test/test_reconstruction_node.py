@@ -577,3 +577,33 @@ def test_a_ctrl_c_during_a_reconstruction_ends_the_node_at_once(tmp_path):
     finally:
         proc.stop(signal.SIGKILL)
     assert rc == 0 and took < 3.0, f"ended {took:.1f} s after the Ctrl-C (status {rc}):\n{proc.output()[-2000:]}"
+
+
+def test_photos_left_when_the_node_is_destroyed_get_stopped(rclpy_context):
+    """A photo still waiting when the node stopped got no final status (the .msg said 'unless the node stops first'):
+    a sender following its photo waited on. Destroyed by a process that goes on (a container, a test: the node can
+    still publish), the node now ends each photo it leaves with STOPPED, stamped as that photo. (A Ctrl-C or SIGTERM
+    shuts rclpy's context down before destroy_node runs: no status can go out then.) In-process: the photo is
+    submitted while the reconstructor still loads, so it waits."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.reconstruction_node import Job, ReconstructionNode
+
+    node = ReconstructionNode(namespace="stopped_test", parameter_overrides=[])
+    listener = rclpy_context.create_node("stopped_listener", namespace="stopped_test")
+    got = []
+    listener.create_subscription(AvatarStatus, "avatar/status", got.append, _latched())
+    try:
+        assert spin_until(listener, lambda: listener.count_publishers("avatar/status") == 1, 30)
+        node._submit(Job(lambda: None, "alice", "alice", "operator/photo", stamp=TimeMsg(sec=77, nanosec=5)))
+        node.destroy_node()
+        assert spin_until(listener, lambda: any(s.code == AvatarStatus.STOPPED for s in got), 20), \
+            [(s.code, s.message) for s in got]
+        st = next(s for s in got if s.code == AvatarStatus.STOPPED)
+        assert st.header.frame_id == "alice" and (st.photo_stamp.sec, st.photo_stamp.nanosec) == (77, 5), st
+        assert "stopped while this photo waited" in st.message and not st.ok, st.message
+    finally:
+        listener.destroy_node()
+        node._worker.join(60)  # it ends once its reconstructor has loaded (it sees the stop), before rclpy shuts down

@@ -22,7 +22,8 @@ said as such (with how much older), not taken as the verdict: the hosts' clocks 
 across hosts needs too). After a BUSY status (the robot was reconstructing an earlier photo when this one came)
 the next verdict it sends is that earlier photo's, and is said as such even under the same operator id. A photo
 that another sender's newer photo replaced on the robot before it was reconstructed gets the robot's SUPERSEDED
-status, said as its verdict (WARN); the statuses' photo_stamp (the header.stamp this node sent) tells this node's
+status, said as its verdict (WARN); a STOPPED status (the robot was stopped before a result) is said but is no
+verdict: the photo stays latched and the restarted robot's verdict is taken; the statuses' photo_stamp (the header.stamp this node sent) tells this node's
 photo from an earlier one of its own or another sender's under the same operator id. While
 no reconstruction node subscribes, the node says so (the topic it publishes on: a
 namespace or a discovery problem) 10 s after a send, then every 60 s.
@@ -243,6 +244,13 @@ class PhotoNode(Node):
                                              f"again to send it again")
                 self.get_logger().warning(self.verdict)
             return  # else an earlier photo's (this node's own, replaced by this one) or another sender's
+        if msg.code == AvatarStatus.STOPPED:  # the robot stopped before a result: not a verdict, the photo stays latched
+            if msg.header.frame_id == self.frame_id and about == self.sent_ns:
+                self.behind = False
+                self.state = (f"the robot stopped before reconstructing {name}: {msg.message}; it gets the photo again "
+                              f"when it restarts")
+                self.get_logger().warning(self.state)
+            return
         if self.behind and made >= self.sent_ns and msg.code != AvatarStatus.BUSY:
             # the reconstruction that was running when this photo came (its BUSY said so) has ended: this is that
             # photo's verdict, whoever sent it; with the same operator id it was taken for this photo's (a swap

@@ -170,6 +170,7 @@ class ReconstructionNode(Node):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pending: Job | None = None
+        self._running: Job | None = None  # the photo being reconstructed
         self._busy = False
         self._dirty = True  # the reconstructor must be (re)built from the parameters
         self._encoding_notes = imageio.EncodingNotes()  # warns once about 8UC3 taken as BGR
@@ -286,7 +287,7 @@ class ReconstructionNode(Node):
             with self._lock:
                 job, self._pending = self._pending, None
                 self._wake.clear()
-                self._busy = job is not None
+                self._busy, self._running = job is not None, job
             if job is None:
                 continue
             if self._dirty:
@@ -300,7 +301,7 @@ class ReconstructionNode(Node):
                 self.get_logger().error(f"publishing the result failed: {type(e).__name__}: {e}")
             finally:
                 with self._lock:
-                    self._busy = False
+                    self._busy, self._running = False, None
                 self.state = "ready" if rec is not None else self.state
                 release_free_memory()  # the photo's buffers back to the system, not held while idle
         if rec is not None:
@@ -421,7 +422,7 @@ class ReconstructionNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=job.frame_id)
         self.statuses.publish(status_msg(code, message, job.operator_id, warnings, num_gaussians, duration_s, header,
                                          job.stamp))
-        if code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED):  # not a result: the avatar did not change
+        if code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED, AvatarStatus.STOPPED):  # not a result: the avatar did not change
             self.last = {"code": str(code), "message": message, "duration_s": f"{duration_s:.2f}",
                          "num_gaussians": str(num_gaussians), "operator_id": job.operator_id}
 
@@ -449,7 +450,25 @@ class ReconstructionNode(Node):
             # SIGTERM after 5 s (it did, with an ERROR line, when the node waited up to 10 s here); the process ends
             # without it (end_process), an embedding process lets it finish unpublished (the worker sees _stop)
             self._worker.join(timeout=STOP_WAIT_S)
+            self._say_stopped()
         return super().destroy_node()
+
+    def _say_stopped(self) -> None:
+        """The photos this node leaves without a result (the one waiting, the one being reconstructed) get STOPPED, their
+        final status from this run, when the node can still publish: destroyed by a process that goes on (a container,
+        a test). A Ctrl-C or SIGTERM cannot: rclpy's signal handler has shut the context down before destroy_node runs
+        (measured: 'publisher's context is invalid'); a sender that keeps its photo latched (photo_node) gets it taken
+        again when the node restarts."""
+        with self._lock:
+            left = [j for j in (self._running, self._pending) if j is not None]
+            self._pending = None
+        if not left or not self.context.ok():
+            return
+        for job in left:
+            what = "was being reconstructed" if job is self._running else "waited"
+            self._status(AvatarStatus.STOPPED, f"the node stopped while this photo {what}: no avatar made from it "
+                                               "(a photo kept latched is taken again when the node restarts)", job)
+        self.statuses.flush(STOP_WAIT_S)
 
 
 def main(args=None):

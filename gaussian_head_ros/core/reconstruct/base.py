@@ -22,7 +22,7 @@ FACE_TOO_SMALL = 2
 HEAD_TURNED_TOO_FAR = 3
 BAD_IMAGE = 4
 INTERNAL_ERROR = 5
-FACE_CUT_OFF = 7  # the chin or forehead is outside the photo (6 BUSY and 8 SUPERSEDED are the node's)
+FACE_CUT_OFF = 7  # the chin or forehead is outside the photo (6 BUSY, 8 SUPERSEDED and 9 STOPPED are the node's)
 STATUS_NAMES = {OK: "ok", NO_FACE: "no_face", FACE_TOO_SMALL: "face_too_small",
                 HEAD_TURNED_TOO_FAR: "head_turned_too_far", BAD_IMAGE: "bad_image", INTERNAL_ERROR: "internal_error",
                 FACE_CUT_OFF: "face_cut_off"}
