@@ -151,6 +151,19 @@ def fold_shade(colours: np.ndarray, skin: np.ndarray, facing: np.ndarray, facing
     return (w[:, None] * (np.asarray(colours, np.float64) - np.asarray(skin, np.float64))).astype(np.float32)
 
 
+def lid_zone(fid: np.ndarray, faces: np.ndarray, grow_px: int) -> np.ndarray:
+    """[S, S] bool: the photo's pixels on the upper lids' strips and the rings above them (`lid_rings`; fid
+    [S, S] each pixel's template triangle, < 0 or >= len(faces) for none), grown by grow_px: where a blink or a
+    squint moves the photo's Gaussians past each other."""
+    f = np.asarray(faces)
+    strip, above = lid_rings(f)
+    fid = np.asarray(fid)
+    ok = (fid >= 0) & (fid < len(f))
+    zone = np.zeros(fid.shape, bool)
+    zone[ok] = (strip | above)[fid[ok]]
+    return cv2.dilate(zone.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(grow_px)).astype(bool)
+
+
 def lash_band(photo: np.ndarray, fid: np.ndarray, landmarks_px: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray,
               level: float = 0.55, depth: float = 0.12, opening: np.ndarray | None = None) -> np.ndarray:
     """[S, S] bool: the photo's lash band over each upper lid: pixels on the upper lid's strip or the ring above it

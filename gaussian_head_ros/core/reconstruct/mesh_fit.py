@@ -53,8 +53,8 @@ from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colo
                                                          eyeball_pixels, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
                                                          closed_lid_skin, fold_lashes, fold_shade, lash_band,
-                                                         lid_margins, lid_skin_colours, margin_binding, skin_luminance,
-                                                         upper_orbit)
+                                                         lid_margins, lid_skin_colours, lid_zone, margin_binding,
+                                                         skin_luminance, upper_orbit)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import LUMA, estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
@@ -97,6 +97,8 @@ class MeshFitConfig:
     lash_line: tuple[float, float, float] = (0.04, 0.16, 0.06)  # ... on closed-lid skin between these weights on the crease side, fading over the third
     lash_fold: float = 1.0  # a closed lid folds its carried lash band to this fraction of its height (eyelids.fold_lashes); 0 = off
     lash_lift_m: float = 0.0003  # ... its dark (lash) Gaussians this much nearer the camera: the line where the lids meet is dark
+    lid_refine_limit: float = 0.2  # colour refinement moves the photo's Gaussians on the lids by at most this (rgb); 0 = no limit
+    lid_refine_grow_px: int = 2  # ... on the upper lids' strips and rings (eyelids.lid_rings), grown by this
     lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
@@ -586,8 +588,11 @@ class MeshFitReconstructor(Reconstructor):
         edge_on = ~frozen & (d_edge[pixels[0], pixels[1]] < cfg.view_rim_px) & (np.abs(cos_n) < hi)
         shown = np.where(edge_on, np.clip((np.abs(cos_n) - lo) / max(hi - lo, 1e-6), 0.0, 1.0), 1.0)
         unrefined = batch.colors[:n_photo].copy()
+        held = None  # the lids' photo Gaussians: refined within lid_refine_limit of their photo colour
+        if cfg.lid_refine_limit > 0:
+            held = lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, photo, {"head": head_clean, "head_full": head_mask},
-                             fp.viewmat, K, S, background, coverage)
+                             fp.viewmat, K, S, background, coverage, held)
         refined = batch.colors[:n_photo].copy()
         made_up = (1.0 - shown)[:, None] * (refined - unrefined)  # [n_photo, 3]
         # the upper orbit's share of the photo layer's and the face completion's colours seen from the photo's
@@ -803,13 +808,17 @@ class MeshFitReconstructor(Reconstructor):
         return out, (i, j, is_detail, sigma_px)
 
     def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S,
-                background=None, coverage=None) -> dict:
+                background=None, coverage=None, held=None) -> dict:
         """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail, footprint std-dev px), where
         free) by the rest render's residual, the render over `background` [S, S, 3] (None: black), each disc's
         taken through its own footprint (the residual blurred by its std-dev: the adjoint of drawing it; a fixed
         0.8 px blur left the stride-2 lattice over-sharpened and the stride-3 torso under-weighted: frame 0
         -0.1..-0.2 dB on every ../shared clip), a detail Gaussian's at its pixel; scale the opacities of
         the others (not free) until the render covers their pixels by `coverage` [n not free] (None: kept).
+        held [n_photo] bool (None: none): Gaussians whose colours stay within cfg.lid_refine_limit of their photo
+        colour (the lids': the refinement pays for each disc's overlap with its neighbours' colours, up to black or
+        white; where a lid moves its Gaussians past each other, the overlaps change and those colours showed: dark
+        grey smudges over a lowered lid, black specks along the lashes, business_person x sadtalker).
         Returns the PSNR (of the render on black) in each of `masks` after ("name") and before ("name_initial")."""
         from gaussian_head_ros.core import metrics
         from gaussian_head_ros.core.render import rasterize
@@ -834,6 +843,9 @@ class MeshFitReconstructor(Reconstructor):
             return {}
         img = res.image
         out = {f"{k}_initial": psnr(img, m) for k, m in masks.items()}
+        if held is not None:
+            rows_h = np.flatnonzero(held)
+            lo_h, hi_h = batch.colors[rows_h] - cfg.lid_refine_limit, batch.colors[rows_h] + cfg.lid_refine_limit
         for _ in range(cfg.refine_iters):
             over = img if background is None else img + (1 - res.alpha[..., None]) * background
             r = photo - over
@@ -843,6 +855,8 @@ class MeshFitReconstructor(Reconstructor):
                 upd[rows] = cv2.GaussianBlur(r, (0, 0), float(sd))[i[rows], j[rows]]
             upd *= free[:, None]
             batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
+            if held is not None:
+                batch.colors[rows_h] = np.clip(batch.colors[rows_h], lo_h, hi_h)
             if coverage is not None:  # overlapping discs and the completion's tails add up: aim at the pixel
                 rows = np.flatnonzero(~free)
                 ratio = coverage / np.maximum(res.alpha[i[rows], j[rows]], 1e-3)
