@@ -533,6 +533,70 @@ def test_a_brow_raise_moves_neither_the_pose_nor_less_than_itself():
     assert read == pytest.approx(0.003, abs=2e-5)
 
 
+
+def test_a_head_pitch_is_not_read_as_a_look_up_or_down():
+    """The tracker's eye pitch is measured in the head frame (eyes.operator_gaze, on the pose-free landmarks).
+    In MediaPipe's canonical face the iris sits ~3.6 mm in front of the eye corners' line, so in the image a head
+    pitched by 15 deg moved the iris ~0.08 rad against the corners, read as a look the other way (sadtalker's
+    operator tilts the head back ~20 deg while looking down: about half the look was cancelled). MediaPipe's
+    canonical face (eyes straight ahead) seen pitched +-15 deg keeps its first frame's gaze (< 0.005 rad; the
+    image-plane pitch read 0.07-0.09 rad)."""
+    from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.tracking import _Face
+
+    face = _canonical_face()
+    K = default_intrinsics(640, 480)
+
+    def seen(pitch_deg):
+        p = 2000.0 * face @ quat_to_matrix(euler_to_quat(pitch_deg=pitch_deg)).T + [320.0, 240.0, 0.0]
+        return _Face(p.astype(np.float32), (0.0, 0.0, 640.0, 480.0), 1.0)
+
+    with FaceTracker(TrackerConfig(smoothing=False)) as tracker:
+        first = np.asarray(tracker._control(seen(0.0), K, 33_333_333).gaze, np.float64)
+        for i, pitch in enumerate((15.0, -15.0)):
+            c = tracker._control(seen(pitch), K, (i + 2) * 33_333_333, learn_neutral=False)
+            np.testing.assert_allclose(np.asarray(c.gaze, np.float64), first, atol=0.005, err_msg=str(pitch))
+
+
+def test_a_look_down_is_counted_once_in_the_lid_ratios():
+    """The operator's lids follow a look down, and MediaPipe's lid points show it; the avatar's lids follow its
+    own eyes too (deform.lid_turns). The tracker's lid ratios are net of the look down since the neutral
+    (deform.net_lid_ratios): lids that came down as far as the coupling puts them give ratio 1 (the coupling
+    alone lowers the avatar's: once); lids that closed further keep the rest of the drop; a look up changes
+    nothing. Before, the ratio held the drop (0.9) and the coupling lowered the avatar's lids again."""
+    from gaussian_head_ros.core import deform, eyes
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.tracking import _Face
+
+    face = _canonical_face()
+    K = default_intrinsics(640, 480)
+    iris = list(range(lmk.NUM_MESH, lmk.NUM_LANDMARKS))
+    mids = [p[0] for p in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)], [p[1] for p in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)]
+
+    def seen(iris_down_m, upper_factor):
+        v = face.copy()
+        v[iris, 1] += iris_down_m
+        v[mids[0]] = v[mids[1]] + upper_factor * (face[mids[0]] - face[mids[1]])  # centre gap x upper_factor
+        return _Face((2000.0 * v + [320.0, 240.0, 0.0]).astype(np.float32), (0.0, 0.0, 640.0, 480.0), 1.0)
+
+    with FaceTracker(TrackerConfig(smoothing=False)) as tracker:
+        first = tracker._control(seen(0.0, 1.0), K, 33_333_333)
+        neutral = tracker.neutral
+        g0 = eyes.gaze_from_landmarks(neutral)
+        mid = list(deform.LID_MID)
+        np.testing.assert_allclose(first.eyelid_ratios, 1.0, atol=1e-6)
+        looked = tracker._control(seen(0.002, 1.0), K, 2 * 33_333_333, learn_neutral=False)
+        dp = np.asarray(looked.gaze, np.float64)[:, 1] - g0[:, 1]
+        assert np.all(dp > 0.1), dp  # 2 mm down: a look down of ~0.15 rad
+        c = deform.coupled_lid_ratio(neutral, eyes.eyeball_centres(neutral, g0), dp)
+        for k, factor in enumerate((c.mean(), 0.9 * c.mean())):  # the coupling's drop; a lid closing further
+            got = tracker._control(seen(0.002, factor), K, (k + 3) * 33_333_333, learn_neutral=False).eyelid_ratios
+            np.testing.assert_allclose(got[mid], factor / c, rtol=0.02)
+        up = tracker._control(seen(-0.002, 0.95), K, 6 * 33_333_333, learn_neutral=False).eyelid_ratios
+        np.testing.assert_allclose(up[mid], 0.95, rtol=0.01)  # a look up: the ratios as measured
+
 # ---------------------------------------------------------------------------------------------------
 # Robustness: time, no face, several faces, small faces, resolutions, grey frames
 

@@ -411,8 +411,8 @@ class Rig:
 
 def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
-    photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze is measured (else the
-    template's own x, y).
+    photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze's yaw is measured (else the
+    template's own x, y); its pitch is the template's own, in the head frame (`eyes.rest_gaze`).
 
     means: numpy, or a torch tensor (detached: training binds each generated avatar's rest means), whose device
     then runs the falloff binding's search (`falloff_binding`).
@@ -473,7 +473,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
 
     eyeball = part == PART_EYE
     if mp_topology and len(verts) >= lmk.NUM_LANDMARKS:
-        rest_gaze = eyes.gaze_from_landmarks(verts if photo_points is None else photo_points)
+        rest_gaze = eyes.rest_gaze(verts, photo_points)  # pitch in the head frame, yaw in the photo
         eye_centres = eyes.eyeball_centres(verts, rest_gaze)
     else:
         eye_centres, rest_gaze = np.zeros((2, 3)), np.zeros((2, 2))
@@ -588,6 +588,47 @@ def lid_turns(rig: "Rig", gaze, cfg: DriveConfig):
     if not np.any(dp):
         return None
     return np.stack([cfg.lid_follow_upper * dp, cfg.lid_follow_lower * dp], 1)
+
+
+def coupled_lid_ratio(verts: np.ndarray, centres: np.ndarray, dpitch, cfg: DriveConfig | None = None) -> np.ndarray:
+    """The lid-eye coupling's own lid ratio per eye (right, left) [2]: each eye's centre lid gap (`LID_MID`, as
+    `eyelid_ratios` measures it) with its lids turned as `lid_turns` turns them for an eye turned dpitch [2] rad
+    down (the upper lid kept `lid_min_gap` of its height above the lower one), over the gap at rest. verts [>= 478,
+    3] a face in the head frame (metres, y down), centres [2, 3] its eyeball centres (`eyes.eyeball_centres`).
+    The tracker divides the operator's measured ratios by it for the look down since their neutral
+    (`net_lid_ratios`)."""
+    cfg = cfg or DriveConfig()
+    v = np.asarray(verts, np.float64)
+    dp = np.asarray(dpitch, np.float64).reshape(2)
+    turns = np.stack([cfg.lid_follow_upper * dp, cfg.lid_follow_lower * dp], 1)  # as lid_turns
+    moved = v + _retarget_eyelids(v, np.zeros_like(v), np.ones(2), np, turns, centres, cfg)  # the driver's rule
+    return eyelid_ratios(moved, moved - v)[list(LID_MID)]
+
+
+def net_lid_ratios(lid_ratios, dpitch, verts: np.ndarray, centres: np.ndarray, cfg: DriveConfig | None = None):
+    """The operator's lid ratios [14] (`eyelid_ratios`, 1 = the neutral) with the look down since their neutral
+    counted once: dpitch [2] rad, each eye's pitch less the neutral's (down positive; a look up, <= 0, changes
+    nothing); verts / centres the operator's neutral face and its eyeball centres (`coupled_lid_ratio`).
+
+    The avatar's lids follow its eyes by themselves (`lid_turns`: the lid-eye coupling) and the measured ratios
+    scale their gap (`eyelid_openness`). An operator's lids follow their look down too, and MediaPipe's lid
+    points show it: multiplied, the drop was counted twice; sadtalker's looks down read as half-closed eyes and a
+    squinted photo's as shut (blink13 / gazev13, session 13). So a pair's ratio is divided by the coupling's own
+    ratio for that look, up to the neutral's opening: a drop the coupling explains counts once (the coupling's),
+    a larger one (a closing lid) the rest of it; lids whose points did not come down keep their ratio, and the
+    coupling alone lowers the avatar's. In a look up the lids' rise is
+    hardly in the points (tracked centre gap / neutral against the tracked pitch, open lids: -1.59 / -0.86 /
+    -0.68 per radian down, -0.07 / -0.03 / +0.57 up on sadtalker (60 frames) / tpsmm / lp_d0 (whole clips)), and
+    the ratios stay. Relative to the operator's own neutral, not the photo's rest: the ratios are relative to
+    the neutral, whose lids already sit where its gaze puts them (tpsmm's operator looks down from the start;
+    the same rule in the driver, from the photo's rest, opened every cross avatar's lids under tpsmm and made its
+    blinks shallower: living-face blink 0.8942, where this gives 0.9025; head14, session 14)."""
+    r = np.asarray(lid_ratios, np.float64).reshape(-1)
+    dp = np.maximum(np.asarray(dpitch, np.float64).reshape(2), 0.0)
+    if not np.any(dp > 0):
+        return r
+    c = coupled_lid_ratio(verts, centres, dp, cfg)[_LID_EYE]
+    return np.where(r <= 1.0, np.minimum(r / c, 1.0), r)
 
 
 LID_UPPER = np.array([p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # [14] upper-lid landmarks

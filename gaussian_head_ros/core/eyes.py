@@ -16,8 +16,8 @@ the tracker (iris model, core/iris.py) against FaceLandmarker's eyeLookIn/Out on
 clips, whole clips: r 0.381 / 0.729 / 0.969 / 0.930 (lp_d18 / tpsmm / lp_d0 / sadtalker) with the corners'
 midpoint, 0.453 / 0.788 / 0.969 / 0.953 with the contour mean; vertical r within 0.005. The same held for
 FaceLandmarker's own landmarks (0.857 / 0.825 / 0.996 / 0.985 -> 0.889 / 0.934 / 0.997 / 0.993) and the
-mesh's own irises. A photo's gaze (the avatar's rest gaze) is measured so, in the image plane, on its
-own eyes. (Session 5 kept the tracker in the image plane too: with the face mesh's own irises, its pose-free
+mesh's own irises. A photo's gaze (the avatar's rest gaze, `rest_gaze`) is measured as the tracker measures
+the operator's: its yaw so, in the image plane on its own eyes, its pitch in the head frame (below). (Session 5 kept the tracker in the image plane too: with the face mesh's own irises, its pose-free
 3D landmarks followed eyeLookIn/Out at |r| 0.21-0.99; with the iris model's irises that no longer holds, next
 paragraph but one.) MediaPipe's canonical face (which looks straight ahead) has its
 irises within 1.2 % of the eye width of the corners' midpoint (0.8 % of the contour mean), so no offset is
@@ -40,13 +40,25 @@ paragraph above blames, hardly matters now: the irises moved to the neutral's ir
 changed r by < 0.01. Living-face table (40 pairs, 60 frames, exact controls): reader gaze_h r 0.666 -> 0.737,
 its slope 0.61 -> 0.76 (lp_d18 cross 0.49 -> 0.63, tpsmm cross 0.28 -> 0.40); gaze_v 0.801 -> 0.793, all of
 it on lp_d0's pairs (0.736 -> 0.701): its far looks, now larger, read partly as vertical on some portraits
-(lp_d9 0.51 -> 0.30, astronaut -0.38 -> -0.56). The pitch stays in the image plane, from the frame's own corners,
-and both eyes share one (`conjugate_pitch`: weighted to the less turned eye, whose fix is better). From the neutral's
+(lp_d9 0.51 -> 0.30, astronaut -0.38 -> -0.56).
+
+The pitch is measured in the head frame too, from the frame's own corners in its pose-free landmarks, and both
+eyes share one (`conjugate_pitch`: weighted to the less turned eye, whose fix is better). In the image plane a
+head pitch was read as an eye pitch: in MediaPipe's canonical face the iris centre lies 3.6 mm in front of the
+corners' line, so a head pitched by 15 deg moved the iris 0.08 rad against the corners, in the direction of the
+head's turn; sadtalker's operator tilts the head back ~20 deg while looking down, and the image plane cancelled
+about half of the look (tracked pitch against the reader's gaze_v on the driver, first 60 frames, reader blink
+< 0.3: r 0.750 -> 0.889, slope 0.09 -> 0.19 rad per unit; whole clips sadtalker 0.777 -> 0.918, tpsmm 0.864 ->
+0.910, lp_d0 0.657 -> 0.672, lp_d18 0.381 -> 0.355; gazev13, session 13). The photo's rest pitch is measured in
+its head frame as well (`rest_gaze`), so a photo's own control still gives its eyes back. From the neutral's
 corners, MediaPipe's guess of an iris under a closing lid goes down with its corners (tpsmm's second blink:
-0.2-0.46 rad down; from the frame's ~0.05). From the frame's own corners in the head frame the vertical r
-against eyeLookDown - eyeLookUp rose on the driver (60 frames 0.627 / 0.841 / 0.791 / 0.656 -> 0.653 / 0.769 /
-0.897 / 0.901), but the avatar's did not follow: living-face table, 40 pairs, gaze_v 0.8013 -> 0.8003, and the
-reader's blink on the render fell 0.9006 -> 0.8889 (self tpsmm 0.862 -> 0.802). What holds the vertical r down
+0.2-0.46 rad down; from the frame's ~0.05): the frame's own corners are kept. With the look down larger, the
+avatar's lid-eye coupling (`deform.lid_turns`) on top of the measured lid ratios counted the lids' drop twice
+(session 11 and 13's tries: blink 0.9006 -> 0.889, 0.9008 -> 0.891); the tracker's lid ratios are now net of
+the look down since the operator's neutral (`deform.net_lid_ratios`). Living-face table (40 pairs, 60 frames,
+exact controls; head14, session 14, against final13): gaze_v 0.8037 -> 0.8085, blink 0.9008 -> 0.9025
+(sadtalker 0.915 -> 0.931, tpsmm 0.886 -> 0.874), gaze_h 0.7281 -> 0.7314, brow 0.613 -> 0.627, frame 0 within
+0.011 dB. What holds the vertical r down
 on whole clips is `held_gaze` (next paragraph): it keeps the gaze whenever a centre lid gap is below
 IRIS_SEEN_RATIO of the neutral, which happens in ordinary downward looks (the upper lid rides on the eye) as
 well as in blinks: whole-clip vertical r 0.259 / 0.263 / 0.807 / 0.703 with it, 0.551 / 0.768 / 0.799 / 0.749
@@ -130,16 +142,30 @@ def gaze_from_landmarks(points: np.ndarray, radius_m: float = EYEBALL_RADIUS_M,
     return out
 
 
-def operator_gaze(points_px: np.ndarray, canonical: np.ndarray, neutral: np.ndarray) -> np.ndarray:
-    """The tracker's gaze [2, 2] (yaw, pitch) rad per eye (right, left) of one frame (module notes): yaw in the
-    head frame against the operator's neutral eyes (`gaze_from_landmarks(canonical, reference=neutral)`),
-    pitch in the image plane against this frame's own eyes (`gaze_from_landmarks(points_px)`).
-    points_px [478, 2+] the frame's landmarks in pixels; canonical [478, 2+] the same pose-free (head frame,
+def operator_gaze(canonical: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """The tracker's gaze [2, 2] (yaw, pitch) rad per eye (right, left) of one frame (module notes), both in the
+    head frame: yaw against the operator's neutral eyes (`gaze_from_landmarks(canonical, reference=neutral)`),
+    pitch against this frame's own corners (`gaze_from_landmarks(canonical)`); both eyes share one pitch
+    (`conjugate_pitch`). canonical [478, 2+] the frame's landmarks pose-free (head frame,
     x right, y down); neutral [478, 2+] the operator's neutral face in that frame. Raises ValueError without the
     iris points."""
     head = gaze_from_landmarks(canonical, reference=neutral)
-    image = gaze_from_landmarks(points_px)
-    return conjugate_pitch(np.stack([head[:, 0], image[:, 1]], 1), gaze_from_landmarks(neutral)[:, 1])
+    own = gaze_from_landmarks(canonical)
+    return conjugate_pitch(np.stack([head[:, 0], own[:, 1]], 1), gaze_from_landmarks(neutral)[:, 1])
+
+
+def rest_gaze(template: np.ndarray, photo_points: np.ndarray | None = None) -> np.ndarray:
+    """The avatar's rest gaze [2, 2] (yaw, pitch) rad per eye (right, left), the gaze its photo shows, measured as
+    the tracker measures the operator's (`operator_gaze`): the pitch in the head frame, from the template's own
+    corners (template [478, 2+], head frame, x right, y down); the yaw in the image plane from photo_points
+    ([478, 2+] the template seen in its photo, pixels; None = the template's own yaw). A photo with its head
+    pitched has the iris's parallax in front of the corners in its image-plane pitch (module notes), which the
+    tracker no longer reads; measured in the same frame, the photo's own control gives its eyes back. Raises
+    ValueError without the iris points."""
+    own = gaze_from_landmarks(template)
+    if photo_points is None:
+        return own
+    return np.stack([gaze_from_landmarks(photo_points)[:, 0], own[:, 1]], 1)
 
 
 def conjugate_pitch(gaze: np.ndarray, neutral_pitch=None, power: float = PITCH_WEIGHT_POWER) -> np.ndarray:

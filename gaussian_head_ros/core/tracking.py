@@ -33,6 +33,9 @@ them, and the landmarks are turned into the shared head frame:
   own ratios by 0.40-0.60 frames around blinks and stayed open: tpsmm's first blink 0.34 / 0.45 at the
   closed frame where the landmarks give 0.20 / 0.48, 0.52 / 0.58 a frame into the reopening where they give
   0.71 / 0.77; the render trailed the driver by about a frame (the reader's blink r rose when shifted one).
+  Before filtering they are taken net of the look down since the neutral (`deform.net_lid_ratios`): the
+  avatar's lid-eye coupling lowers its lids with its eyes by itself, and the operator's lids following their
+  look down were otherwise counted twice.
 
 The operator: the face scoring best on size x centrality; after that the face nearest the previous
 operator keeps the role unless another scores `switch_ratio` times better. A small operator (narrower
@@ -397,7 +400,7 @@ class FaceTracker:
         depth = K[0, 0] / s  # the neutral's metres at s pixels per metre
         trans = np.array([(t[0] - K[0, 2]) * depth / K[0, 0], (t[1] - K[1, 2]) * depth / K[1, 1], depth])
         mouth = mouth_open(canonical, neutral)
-        measured = eyes.operator_gaze(p, canonical, neutral)  # yaw against the neutral's eyes (core/eyes.py)
+        measured = eyes.operator_gaze(canonical, neutral)  # yaw against the neutral's eyes (core/eyes.py)
         # an eye whose iris jumped away from the other's (eyes.conjugate_gaze) follows the other one; each eye's
         # last gaze kept while its lids hide the iris (eyes.held_gaze); both before any smoothing
         lid_ratios = deform.eyelid_ratios(canonical, canonical - neutral)  # [14] this frame's own, unfiltered
@@ -407,6 +410,9 @@ class FaceTracker:
         dt = 0.0 if self._gaze_t is None else t_s - self._gaze_t
         self._vergence = eyes.usual_vergence(self._vergence, measured, dt, float(eyes.iris_seen(lids_now).min()))
         self._gaze_held, self._gaze_t = gaze, t_s
+        # the look down since the neutral counted once in the lids: the avatar's lid-eye coupling adds its own
+        g0 = eyes.gaze_from_landmarks(neutral)
+        lid_ratios = deform.net_lid_ratios(lid_ratios, gaze[:, 1] - g0[:, 1], neutral, eyes.eyeball_centres(neutral, g0))
         gaze = gaze.reshape(4)
         quat = matrix_to_quat(rot)
         bs = face.blendshapes

@@ -345,8 +345,8 @@ def anchor_normals(template, faces, face_id, normal0):
 
 def eye_geometry(template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One template [V, 3] (numpy) -> (eyeball centres [2, 3], rest gaze directions [2, 3]) as the driver
-    computes them (core/deform.py build_rig: eyes.gaze_from_landmarks of the template)."""
-    gaze = eyes.gaze_from_landmarks(template)
+    computes them (core/deform.py build_rig: eyes.rest_gaze of the template)."""
+    gaze = eyes.rest_gaze(template)
     return eyes.eyeball_centres(template, gaze), eyes.gaze_directions(gaze)
 
 

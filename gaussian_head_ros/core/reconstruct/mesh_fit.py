@@ -384,7 +384,7 @@ class MeshFitReconstructor(Reconstructor):
         front = front + delta_fill * np.exp(-((d_face / cfg.face_blend_m) ** 2))
         front = np.where(mesh_px, zmesh, front)
         centre = -R.T @ t
-        rest_gaze = eyes.gaze_from_landmarks(fp.landmarks_px)  # as the driver measures it (drive._photo_points)
+        rest_gaze = eyes.rest_gaze(V, fp.landmarks_px)  # as the driver measures it (drive._photo_points)
         if eye_px.any():  # the photo's eye openings: on the eyeballs the driver turns with the gaze
             d = rays[eye_px] @ R
             p_eye, n_eye = place_on_eyeballs(centre, d / np.linalg.norm(d, axis=1, keepdims=True),
