@@ -155,13 +155,20 @@ def lid_zone(fid: np.ndarray, faces: np.ndarray, grow_px: int) -> np.ndarray:
     """[S, S] bool: the photo's pixels on the upper lids' strips and the rings above them (`lid_rings`; fid
     [S, S] each pixel's template triangle, < 0 or >= len(faces) for none), grown by grow_px: where a blink or a
     squint moves the photo's Gaussians past each other."""
+    zone = _lid_ring_pixels(fid, faces)
+    return cv2.dilate(zone.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(grow_px)).astype(bool)
+
+
+def _lid_ring_pixels(fid: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[S, S] bool: pixels whose template triangle (fid, < 0 or >= len(faces) for none) is on an upper lid's strip
+    or the ring above it (`lid_rings`)."""
     f = np.asarray(faces)
     strip, above = lid_rings(f)
     fid = np.asarray(fid)
     ok = (fid >= 0) & (fid < len(f))
-    zone = np.zeros(fid.shape, bool)
-    zone[ok] = (strip | above)[fid[ok]]
-    return cv2.dilate(zone.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(grow_px)).astype(bool)
+    out = np.zeros(fid.shape, bool)
+    out[ok] = (strip | above)[fid[ok]]
+    return out
 
 
 def lash_band(photo: np.ndarray, fid: np.ndarray, landmarks_px: np.ndarray, faces: np.ndarray, skin_rgb: np.ndarray,
@@ -178,12 +185,8 @@ def lash_band(photo: np.ndarray, fid: np.ndarray, landmarks_px: np.ndarray, face
     skin, and the closed eye showed no lash line at all). A made-up eye's dark band reaches above
     MediaPipe's ring over the upper lid (sadtalker: up to 6 mm above the margin); left in place, it drew the open
     eye's outline around the closed lid. Dark parts apart from the band (a crease, wrinkles: obama_official) stay."""
-    f = np.asarray(faces)
-    strip, above = lid_rings(f)
     fid = np.asarray(fid)
-    ok = (fid >= 0) & (fid < len(f))
-    region = np.zeros(fid.shape, bool)
-    region[ok] = (strip | above)[fid[ok]]
+    region = _lid_ring_pixels(fid, faces)
     if opening is not None:
         region |= np.asarray(opening, bool)
     lum = np.asarray(photo, np.float32) @ LUMA
