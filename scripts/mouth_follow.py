@@ -52,8 +52,10 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
     from gaussian_head_ros.core.evaluate import EvalConfig, default_intrinsics, render_control, source_intrinsics
     from gaussian_head_ros.core.facemesh import FaceMesh, fit_head_frame
     from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.metrics import correlation, slope
     from gaussian_head_ros.core.reader import FaceReader, blendshape_groups
     from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.render.base import to_rgb8
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
 
@@ -75,7 +77,7 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
             control = tracker.process(f.rgb, f.stamp_ns, K)
             if i % stride:
                 continue
-            img = (np.clip(render_control(driver, control, K_render, w, h).image, 0, 1) * 255 + 0.5).astype(np.uint8)
+            img = to_rgb8(render_control(driver, control, K_render, w, h).image)
             a, b = reader.read(f.rgb), reader.read(img)
             if a is None or b is None:
                 continue
@@ -88,14 +90,17 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
                          "smile_render": blendshape_groups(b.blendshapes)["smile"]})
     if len(rows) < 3:
         raise ValueError(f"{video}: the reader found a face on fewer than 3 frame pairs")
+    def moving(a, b):  # r and slope only where both series move (else None: nothing to compare)
+        return np.std(a) > 1e-9 and np.std(b) > 1e-9
+
     d, r = np.array([x["driver"] for x in rows]), np.array([x["render"] for x in rows])
     summary = {}
     for k, name in enumerate(MEASURES):
-        ok = np.std(d[:, k]) > 1e-9 and np.std(r[:, k]) > 1e-9
-        summary[name] = {"r": float(np.corrcoef(d[:, k], r[:, k])[0, 1]) if ok else None,
-                         "slope": float(np.polyfit(d[:, k], r[:, k], 1)[0]) if ok else None}
+        ok = moving(d[:, k], r[:, k])
+        summary[name] = {"r": correlation(d[:, k], r[:, k]) if ok else None,
+                         "slope": slope(d[:, k], r[:, k]) if ok else None}
     s_d, s_r = np.array([x["smile_driver"] for x in rows]), np.array([x["smile_render"] for x in rows])
-    summary["smile_r"] = float(np.corrcoef(s_d, s_r)[0, 1]) if np.std(s_d) > 1e-9 and np.std(s_r) > 1e-9 else None
+    summary["smile_r"] = correlation(s_d, s_r) if moving(s_d, s_r) else None
     return {"video": video, "photo": photo, "frames": rows, "summary": summary}
 
 

@@ -587,7 +587,13 @@ def lid_turns(rig: "Rig", gaze, cfg: DriveConfig):
     dp = np.clip(g[:, 1] - rest[:, 1], -cfg.gaze_max_rad, cfg.gaze_max_rad)
     if not np.any(dp):
         return None
-    return np.stack([cfg.lid_follow_upper * dp, cfg.lid_follow_lower * dp], 1)
+    return _lid_follow(dp, cfg)
+
+
+def _lid_follow(dpitch: np.ndarray, cfg: DriveConfig) -> np.ndarray:
+    """Eye turns dpitch [2] rad (down positive) -> the lids' turns [2, 2] (upper, lower) per eye: the follow
+    fractions of the lid-eye coupling (`lid_turns`, `coupled_lid_ratio`)."""
+    return np.stack([cfg.lid_follow_upper * dpitch, cfg.lid_follow_lower * dpitch], 1)
 
 
 def coupled_lid_ratio(verts: np.ndarray, centres: np.ndarray, dpitch, cfg: DriveConfig | None = None) -> np.ndarray:
@@ -600,7 +606,7 @@ def coupled_lid_ratio(verts: np.ndarray, centres: np.ndarray, dpitch, cfg: Drive
     cfg = cfg or DriveConfig()
     v = np.asarray(verts, np.float64)
     dp = np.asarray(dpitch, np.float64).reshape(2)
-    turns = np.stack([cfg.lid_follow_upper * dp, cfg.lid_follow_lower * dp], 1)  # as lid_turns
+    turns = _lid_follow(dp, cfg)  # as lid_turns
     moved = v + _retarget_eyelids(v, np.zeros_like(v), np.ones(2), np, turns, centres, cfg)  # the driver's rule
     return eyelid_ratios(moved, moved - v)[list(LID_MID)]
 

@@ -278,8 +278,8 @@ def _pil_to_rgb8(im) -> np.ndarray:
 def _rgb_rows(im, strip_bytes: int = 1 << 22) -> np.ndarray:
     """An RGB PIL image -> [H, W, 3] uint8, copied a strip of rows (~4 MB) at a time. `np.asarray(im)` goes
     through `im.tobytes()`, which joins encoded chunks into one bytes object: two more full-size buffers at the
-    peak (a 12 MP photo decoded from a 48 MP JPEG: +149 MiB over its 34 MiB of pixels, measured; strips: +80, Pillow's own 4 bytes a pixel
-    and this array)."""
+    peak (a 12 MP photo decoded from a 48 MP JPEG: +149 MiB over its 34 MiB of pixels, measured, with the
+    transpose's copy; strips and the transpose in place: +80, Pillow's own 4 bytes a pixel and this array)."""
     w, h = im.size
     out = np.empty((h, w, 3), np.uint8)
     rows = max(1, strip_bytes // (3 * max(w, 1)))
