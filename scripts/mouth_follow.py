@@ -18,6 +18,16 @@ the driver's (slope 1: the visible mouth moves as much as the driver's; the read
 and the reader's smile on both. Session 14 (smile14): self tpsmm_driving width slope 0.59 / drop 0.69,
 lp_s9_monalisa x sadtalker 0.47 / 0.53 while the template followed the tracker 1:1: the visible corners lag the
 template's (the teeth and the photo's creases stay where the photo had them). Measurement only; asserts nothing.
+
+--swap takes the reader's jawOpen apart (core/reader.BlendshapeModel: the reader's own blendshape model run on
+landmarks without an image). Beside the render's reading it scores two made-up faces per frame: the avatar's
+rest landmarks (the render's first read frame) plus the operator's motion since the driver's first read frame,
+and the operator's rest plus the avatar's motion (the motion carried over by the 2D similarity that maps the
+driver's first landmarks onto the render's). Their r and slope against the driver's jawOpen say whether the
+reading is lost in the avatar's motion (operator rest + avatar motion low) or in the avatar's face itself
+(avatar rest + operator motion low). Session 15 (jaw15), business_person, 60 frames, stride 2, jawOpen slope
+render / avatar rest + operator motion / operator rest + avatar motion: x lp_d0 0.07 / 0.04 / 1.49 (its face,
+not its motion, reads shut), x lp_d18 0.15 / 0.38 / 0.44 (both); x tpsmm_driving r 0.77 / 0.90 / 0.83.
 """
 
 from __future__ import annotations
@@ -46,8 +56,26 @@ def mouth_geometry(x: np.ndarray) -> np.ndarray:
     return 1000.0 * np.array([x[cl, 0] - x[cr, 0], corner_y - centre[1], gap, corner_y - x[lmk.NOSE_TIP, 1]])
 
 
-def follow(video: str, photo: str | None, reader_path: str, max_frames: int, stride: int) -> dict:
-    """Drive the avatar of `photo` (None: the clip's frame 0) with `video` -> per-frame readings and the summary."""
+def swap_jaw(driver_px: np.ndarray, render_px: np.ndarray, size_driver, size_render, model) -> dict:
+    """[T, 478, 2+] reader landmarks on the driver and on the render (pixels, frames in order, the first = rest),
+    the two images' (width, height) and a core/reader.BlendshapeModel -> {name: [T] jawOpen}: 'render' (the
+    model on the render's own landmarks), 'avatar_rest_operator_motion', 'operator_rest_avatar_motion'. The
+    motion is carried from one face to the other by the 2D similarity (rotation, scale; least squares over all
+    478 points) mapping the driver's first landmarks onto the render's."""
+    d, r = np.asarray(driver_px, np.float64)[..., :2], np.asarray(render_px, np.float64)[..., :2]
+    a, b = d[0] - d[0].mean(0), r[0] - r[0].mean(0)
+    u, sv, vt = np.linalg.svd(a.T @ b)
+    rot = (u @ vt).T
+    scale = sv.sum() / (a ** 2).sum()
+    jaw = lambda x, size: model.scores(x, size)["jawOpen"]
+    return {"render": [jaw(x, size_render) for x in r],
+            "avatar_rest_operator_motion": [jaw(r[0] + scale * (x - d[0]) @ rot.T, size_render) for x in d],
+            "operator_rest_avatar_motion": [jaw(d[0] + (x - r[0]) @ rot / scale, size_driver) for x in r]}
+
+
+def follow(video: str, photo: str | None, reader_path: str, max_frames: int, stride: int, swap: bool = False) -> dict:
+    """Drive the avatar of `photo` (None: the clip's frame 0) with `video` -> per-frame readings and the summary
+    (with `swap`: also `swap_jaw`'s series and their r / slope against the driver's jawOpen)."""
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import EvalConfig, default_intrinsics, render_control, source_intrinsics
     from gaussian_head_ros.core.facemesh import FaceMesh, fit_head_frame
@@ -71,7 +99,7 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
         with FaceMesh(static_image_mode=True, max_faces=1) as fm:
             K_render = source_intrinsics(avatar, fm.detect(source)[0].landmarks_px, w, h, fov)
     driver = Driver(avatar)
-    rows = []
+    rows, px = [], []
     with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker, FaceReader(reader_path, video=False) as reader:
         for i, f in enumerate(frames):
             control = tracker.process(f.rgb, f.stamp_ns, K)
@@ -87,7 +115,10 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
                          "render": mouth_geometry(fit_head_frame(b.landmarks_px, K_render).canonical).tolist(),
                          "template": mouth_geometry(template)[:2].tolist(),
                          "smile_driver": blendshape_groups(a.blendshapes)["smile"],
-                         "smile_render": blendshape_groups(b.blendshapes)["smile"]})
+                         "smile_render": blendshape_groups(b.blendshapes)["smile"],
+                         "jaw_driver": a.blendshapes["jawOpen"], "jaw_render": b.blendshapes["jawOpen"]})
+            if swap:
+                px.append((a.landmarks_px, b.landmarks_px, img.shape[1::-1]))
     if len(rows) < 3:
         raise ValueError(f"{video}: the reader found a face on fewer than 3 frame pairs")
     def moving(a, b):  # r and slope only where both series move (else None: nothing to compare)
@@ -101,6 +132,18 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
                          "slope": slope(d[:, k], r[:, k]) if ok else None}
     s_d, s_r = np.array([x["smile_driver"] for x in rows]), np.array([x["smile_render"] for x in rows])
     summary["smile_r"] = correlation(s_d, s_r) if moving(s_d, s_r) else None
+    j_d = np.array([x["jaw_driver"] for x in rows])
+    if swap:
+        from gaussian_head_ros.core.reader import BlendshapeModel
+
+        with BlendshapeModel(reader_path) as model:
+            series = swap_jaw(np.stack([p[0] for p in px]), np.stack([p[1] for p in px]), (w, h), px[0][2], model)
+        for name, v in series.items():
+            for x, value in zip(rows, v):
+                x["jaw_" + name] = value
+            ok = moving(j_d, np.asarray(v))
+            summary["jaw_" + name] = {"r": correlation(j_d, np.asarray(v)) if ok else None,
+                                      "slope": slope(j_d, np.asarray(v)) if ok else None}
     return {"video": video, "photo": photo, "frames": rows, "summary": summary}
 
 
@@ -112,8 +155,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-frames", type=int, default=60, help="frames of the clip (0 = all)")
     ap.add_argument("--stride", type=int, default=2, help="read every N-th frame (the tracker sees all)")
     ap.add_argument("--json", default=None, help="write the readings and the summary here")
+    ap.add_argument("--swap", action="store_true", help="take the reader's jawOpen apart: avatar rest + operator "
+                    "motion, operator rest + avatar motion (swap_jaw)")
     args = ap.parse_args(argv)
-    res = follow(args.video, args.photo, args.reader, args.max_frames, max(1, args.stride))
+    res = follow(args.video, args.photo, args.reader, args.max_frames, max(1, args.stride), args.swap)
     print("frame | driver: width drop gap below-nose (mm) smile | render: same | template: width drop")
     for x in res["frames"]:
         print(f"{x['frame']:4d} | {np.round(x['driver'], 1)} {x['smile_driver']:.3f} | {np.round(x['render'], 1)} "
@@ -123,6 +168,11 @@ def main(argv=None) -> int:
         print(f"{name:22s} render vs driver: r {s['r'] if s['r'] is None else round(s['r'], 3)}, "
               f"slope {s['slope'] if s['slope'] is None else round(s['slope'], 3)}")
     print(f"smile (image mode) r {res['summary']['smile_r']}")
+    for name in ("render", "avatar_rest_operator_motion", "operator_rest_avatar_motion"):
+        s = res["summary"].get("jaw_" + name)
+        if s is not None:
+            print(f"jawOpen {name:28s} vs driver: r {s['r'] if s['r'] is None else round(s['r'], 3)}, "
+                  f"slope {s['slope'] if s['slope'] is None else round(s['slope'], 3)}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     return 0

@@ -159,6 +159,31 @@ def test_a_still_driver_gives_no_correlation():
     assert m["reader_frames"] == 0 and m["r_jaw"] is None and m["mae_yaw_deg"] is None
 
 
+def test_the_readers_blendshape_model_scores_given_landmarks_as_it_scores_the_image(clip_reading, tmp_path):
+    """core/reader.BlendshapeModel runs FaceLandmarker's second step (blendshapes from landmarks) alone: on the
+    reader's own landmarks of a frame it gives that frame's scores; with the wide-open frame's lower face put back
+    where frame 0 has it, the jaw reads shut."""
+    from gaussian_head_ros.core.reader import BlendshapeModel
+    from gaussian_head_ros.core.video import read_frames
+
+    h, w = read_frames(str(shared("driving", "lp_d18.mp4")), 1)[0].rgb.shape[:2]
+    read = clip_reading
+    wide = int(np.argmax([f.blendshapes["jawOpen"] for f in read]))
+    assert read[wide].blendshapes["jawOpen"] > 0.4
+    with BlendshapeModel(str(shared("models", "face_landmarker.task"))) as model:
+        for f in (read[0], read[wide]):
+            got = model.scores(f.landmarks_px, (w, h))
+            assert set(got) == set(f.blendshapes)
+            assert max(abs(got[k] - f.blendshapes[k]) for k in got) < 1e-5
+        shut = np.array(read[wide].landmarks_px, np.float64)
+        below = shut[:, 1] > shut[2, 1]  # below the nose base: lips, chin, jaw line
+        shut[below] = np.asarray(read[0].landmarks_px)[below] + (shut[2] - np.asarray(read[0].landmarks_px)[2])
+        assert model.scores(shut, (w, h))["jawOpen"] < 0.1
+        with pytest.raises(ValueError):
+            model.scores(shut[:468], (w, h))
+    with pytest.raises(ValueError, match="not found"):
+        BlendshapeModel(str(tmp_path / "none.task"))
+
 def test_reader_refuses_a_missing_model(tmp_path):
     from gaussian_head_ros.core.reader import FaceReader
 

@@ -162,6 +162,91 @@ class FaceReader:
         self.close()
 
 
+
+class BlendshapeModel:
+    """The reader's own blendshape model run on landmarks given to it, without an image: what FaceLandmarker
+    would score for a face whose landmarks were these. FaceLandmarker reads an image in two steps, landmarks
+    (face_landmarks_detector.tflite) and then 52 blendshape scores from those landmarks alone
+    (face_blendshapes.tflite, MediaPipe's FaceBlendshapesGraph, inputs: the landmarks and the image size); this
+    runs the second step only, so a reading can be taken apart: an avatar's rest landmarks plus the operator's
+    motion, one region's landmarks from another face, and so on (scripts/mouth_follow.py --swap).
+
+    On the reader's own landmarks of a frame it gives that frame's scores (identical on lp_d18 frames; the model
+    reads x and y only: z changes nothing). model_path: the same .task bundle as FaceReader; its blendshape model is
+    unpacked into a temporary folder kept while this object lives. Raises ValueError when the file is missing or
+    holds no face_blendshapes.tflite."""
+
+    MEMBER = "face_blendshapes.tflite"
+    _GRAPH = """
+input_stream: "LANDMARKS:landmarks"
+input_stream: "IMAGE:image"
+output_stream: "BLENDSHAPES:blendshapes"
+node { calculator: "ImagePropertiesCalculator" input_stream: "IMAGE:image" output_stream: "SIZE:size" }
+node { calculator: "mediapipe.tasks.vision.face_landmarker.FaceBlendshapesGraph"
+  input_stream: "LANDMARKS:landmarks" input_stream: "IMAGE_SIZE:size" output_stream: "BLENDSHAPES:blendshapes"
+  options { [mediapipe.tasks.vision.face_landmarker.proto.FaceBlendshapesGraphOptions.ext] {
+    base_options { model_asset { file_name: "%s" } } } } }
+"""
+
+    def __init__(self, model_path: str):
+        import tempfile
+        import zipfile
+
+        import mediapipe as mp
+        from mediapipe.python import packet_getter
+        from mediapipe.tasks.cc.vision.face_landmarker.proto import face_blendshapes_graph_options_pb2  # noqa: F401
+
+        if not model_path or not os.path.isfile(model_path) or not zipfile.is_zipfile(model_path):
+            raise ValueError(f"reader model {model_path!r} not found or not a .task bundle")
+        with zipfile.ZipFile(model_path) as z:
+            if self.MEMBER not in z.namelist():
+                raise ValueError(f"{model_path}: no {self.MEMBER} inside (not a FaceLandmarker bundle with blendshapes)")
+            self._dir = tempfile.TemporaryDirectory(prefix="blendshapes_")
+            path = z.extract(self.MEMBER, self._dir.name)
+        self._mp = mp
+        self._graph = mp.CalculatorGraph(graph_config=self._GRAPH % path)
+        self._out = []
+        self._graph.observe_output_stream("blendshapes", lambda _, p: self._out.append(packet_getter.get_proto(p)))
+        self._graph.start_run()
+        self._t = 0
+        self._blank = {}
+
+    def scores(self, landmarks_px: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
+        """[478, 2 or 3] landmarks in pixels (x right, y down; z, when given, in pixel units as FaceReader gives
+        them) of an image of `size` (width, height) -> {MediaPipe category name: score in [0, 1]}."""
+        from mediapipe.framework.formats import landmark_pb2
+        from mediapipe.python import packet_creator
+
+        x = np.asarray(landmarks_px, np.float64)
+        if x.ndim != 2 or x.shape[0] != 478 or x.shape[1] not in (2, 3) or not np.isfinite(x).all():
+            raise ValueError(f"need [478, 2|3] finite landmarks, got {x.shape}")
+        w, h = int(size[0]), int(size[1])
+        if (w, h) not in self._blank:  # only the image's size is read from it
+            self._blank[(w, h)] = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
+                                                 data=np.zeros((h, w, 3), np.uint8))
+        msg = landmark_pb2.NormalizedLandmarkList()
+        for p in x:
+            lm = msg.landmark.add()
+            lm.x, lm.y, lm.z = p[0] / w, p[1] / h, (p[2] / w if len(p) > 2 else 0.0)
+        self._t += 1
+        n = len(self._out)
+        self._graph.add_packet_to_input_stream("landmarks", packet_creator.create_proto(msg).at(self._t))
+        self._graph.add_packet_to_input_stream("image", packet_creator.create_image(self._blank[(w, h)]).at(self._t))
+        self._graph.wait_until_idle()
+        return {c.label: float(c.score) for c in self._out[n].classification}
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+            self._dir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 @dataclass
 class ReaderSeries:
     """Per-frame reader values of one video: [T] lists, NaN where no face was found."""
