@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which part of the control makes a reader group's r on a (portrait, clip) pair (issue 11).
 
-    python scripts/reader_ablation.py PORTRAIT:CLIP [...] [--group brow] [--frames 60] [--out FILE.jsonl]
+    python scripts/reader_ablation.py PORTRAIT:CLIP [...] [--group brow|pitch|...] [--frames 60] [--out FILE.jsonl]
 
 PORTRAIT is a ../shared portrait file name or `self` (the clip's frame 0, rendered with the source camera's
 perspective as `gaussian-head eval` does); CLIP a ../shared driving clip stem. The avatar (mesh_fit) is driven
@@ -20,6 +20,17 @@ and the reader's group series on the render is correlated with the same series o
 A low `full` with a high `brows only` says the reader is moved by something else on that face (pose, lids,
 gaze); a `pose only` r far from 0 says the reader reads the rigid head's turn as that group. Prints one line per
 pair (r and the render's std per ablation, the driver's std); asserts nothing. ~6 renders + reads per frame.
+
+--group may also be a head angle (yaw, pitch, roll, degrees, `reader.ANGLES`): then `pose only` is the head's
+turn alone as the reader reads it on this avatar (tracker + render + reader, no face), and the std of `pose held`
+(and of `brows only`, `eyes only`) is what the avatar's face (its brows, its eyes) alone makes the reader read as a
+turn: the head never moves. Measured at fc30506 (60 frames, `--group pitch` / `--group yaw`): pitch,
+astronaut_eileen_collins.png:lp_d0 full r 0.24, pose only 0.68, pose held std 1.17 deg, brows only 0.19, eyes
+only 0.28 (the driver's pitch std is 0.64: the mouth moves the reader's pitch on this avatar twice as much as the
+operator's head does); yaw, lp_s9_monalisa.jpg:tpsmm_driving full 0.60, pose only 0.44, pose held std 0.21 (not the
+face: the reader's yaw there nets a ~2.5 deg turn against a ~2.3 deg line-of-sight shift, and the avatar's turn is
+read at another balance); yaw, obama_official.jpg:lp_d18 full 0.77, pose only 0.96, pose held std 0.18 at r
+-0.63, brows only 0.04, eyes only 0.06 (the mouth).
 """
 
 from __future__ import annotations
@@ -66,6 +77,13 @@ def ablate(name: str, c, held: tuple, forehead: np.ndarray):
     raise ValueError(f"unknown ablation {name!r}")
 
 
+def _value(frame, group: str) -> float:
+    """The reader's `group` (a blendshape group, or a head angle in degrees) on one frame; NaN without a face."""
+    if frame is None:
+        return np.nan
+    return frame.groups[group] if group in frame.groups else frame.angles_deg[group]
+
+
 ABLATIONS = ("full", "pose held", "brows only", "no brows", "eyes only", "pose only")
 
 
@@ -97,7 +115,7 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
             c = tracker.process(f.rgb, f.stamp_ns, K)
             if c is not None and c.face_detected:
                 r = reader.read(f.rgb, f.stamp_ns)
-                controls.append((f.stamp_ns, c, np.nan if r is None else r.groups[group]))
+                controls.append((f.stamp_ns, c, _value(r, group)))
     if not controls:
         raise ValueError(f"no face tracked in {clip}")
     held = (controls[0][1].rotation.copy(), controls[0][1].translation.copy())
@@ -113,7 +131,7 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
             for stamp, c, _ in controls:
                 img = render_control(driver, ablate(name, c, held, forehead), K, w, h).image
                 r = reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), stamp)
-                series.append(np.nan if r is None else r.groups[group])
+                series.append(_value(r, group))
         s = np.array(series)
         ok = np.isfinite(s) & np.isfinite(drv)
         good = ok.sum() > 2 and np.std(s[ok]) > 0 and np.std(drv[ok]) > 0
@@ -126,15 +144,15 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("pairs", nargs="+", help="PORTRAIT:CLIP (portrait file name or 'self', clip stem)")
-    ap.add_argument("--group", default="brow", help="reader group (core/reader.py GROUPS)")
+    ap.add_argument("--group", default="brow", help="reader group or head angle (core/reader.py GROUPS, ANGLES)")
     ap.add_argument("--frames", type=int, default=60, help="frames per clip (0 = all)")
     ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
     ap.add_argument("--out", default="", help="append each pair's JSON line (with the series) to this file")
     a = ap.parse_args(argv)
-    from gaussian_head_ros.core.reader import GROUPS
+    from gaussian_head_ros.core.reader import ANGLES, GROUPS
 
-    if a.group not in GROUPS:
-        ap.error(f"--group must be one of {', '.join(GROUPS)}")
+    if a.group not in GROUPS + ANGLES:
+        ap.error(f"--group must be one of {', '.join(GROUPS + ANGLES)}")
     if not DATA.is_dir():
         print(f"no data folder {DATA}", file=sys.stderr)
         return 2
