@@ -2,12 +2,12 @@
 """How far the render's visible mouth follows the driver's, as the acceptance reader sees both.
 
     python scripts/mouth_follow.py --video CLIP.mp4 [--photo PORTRAIT] [--reader FACE_LANDMARKER.task]
-                                   [--max-frames 60] [--stride 2] [--json OUT]
+                                   [--max-frames 60] [--stride 2] [--json OUT] [--swap] [--video-mode]
 
 The clip drives the avatar of --photo (default: the clip's frame 0, self-reenactment, drawn through the photo's
 own camera as `gaussian-head eval` does) through FaceTracker, as the living-face table does. On every --stride-th
-frame the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its own) reads the driver frame and
-the render; its own landmarks are put in the head frame (facemesh.fit_head_frame: canonical metres, outer eye
+frame the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its own; --video-mode: as the
+table) reads the driver frame and the render; its own landmarks are put in the head frame (facemesh.fit_head_frame: canonical metres, outer eye
 corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width (outer corners
 61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip gap
 (inner lips 13-14) and the corners' height below the nose tip. The driven template's own width and drop (what the
@@ -15,7 +15,8 @@ control asked for) are printed too.
 
 Printed per frame and summed up per measure: Pearson r and least-squares slope of the render's reading against
 the driver's (slope 1: the visible mouth moves as much as the driver's; the reader's smile reads this geometry),
-and the reader's smile on both. Session 14 (smile14): self tpsmm_driving width slope 0.59 / drop 0.69,
+and the reader's smile on both. Session 14 (smile14): self tpsmm_driving width slope 0.59 / drop 0.69 (0.67 /
+0.60 since session 15 tracks a self clip through the photo's camera, as evaluate() does),
 lp_s9_monalisa x sadtalker 0.47 / 0.53 while the template followed the tracker 1:1: the visible corners lag the
 template's (the teeth and the photo's creases stay where the photo had them). Measurement only; asserts nothing.
 
@@ -25,9 +26,11 @@ rest landmarks (the render's first read frame) plus the operator's motion since 
 and the operator's rest plus the avatar's motion (the motion carried over by the 2D similarity that maps the
 driver's first landmarks onto the render's). Their r and slope against the driver's jawOpen say whether the
 reading is lost in the avatar's motion (operator rest + avatar motion low) or in the avatar's face itself
-(avatar rest + operator motion low). Session 15 (jaw15), business_person, 60 frames, stride 2, jawOpen slope
-render / avatar rest + operator motion / operator rest + avatar motion: x lp_d0 0.07 / 0.04 / 1.49 (its face,
-not its motion, reads shut), x lp_d18 0.15 / 0.38 / 0.44 (both); x tpsmm_driving r 0.77 / 0.90 / 0.83.
+(avatar rest + operator motion low). --video-mode reads as the living-face table does (two video-mode
+readers, every frame) and gives the table's render figures. Session 15 (jaw15), business_person, 60 frames,
+--video-mode, jawOpen slope render / avatar rest + operator motion / operator rest + avatar motion: x lp_d0
+0.08 / 0.04 / 1.28 (its face reads shut, its motion is whole), x lp_d18 0.17 / 0.46 / 0.67 (both); x
+tpsmm_driving r 0.537 / 0.811 / 0.703 (its motion).
 """
 
 from __future__ import annotations
@@ -73,9 +76,11 @@ def swap_jaw(driver_px: np.ndarray, render_px: np.ndarray, size_driver, size_ren
             "operator_rest_avatar_motion": [jaw(d[0] + (x - r[0]) @ rot / scale, size_driver) for x in r]}
 
 
-def follow(video: str, photo: str | None, reader_path: str, max_frames: int, stride: int, swap: bool = False) -> dict:
+def follow(video: str, photo: str | None, reader_path: str, max_frames: int, stride: int, swap: bool = False,
+           video_mode: bool = False) -> dict:
     """Drive the avatar of `photo` (None: the clip's frame 0) with `video` -> per-frame readings and the summary
-    (with `swap`: also `swap_jaw`'s series and their r / slope against the driver's jawOpen)."""
+    (with `swap`: also `swap_jaw`'s series and their r / slope against the driver's jawOpen). video_mode: two
+    video-mode readers, one per stream, on every frame (stride ignored), as the living-face table reads."""
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import EvalConfig, default_intrinsics, render_control, source_intrinsics
     from gaussian_head_ros.core.facemesh import FaceMesh, fit_head_frame
@@ -98,15 +103,19 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
     if photo is None:  # self: the photo's own camera, as evaluate() draws frame 0
         with FaceMesh(static_image_mode=True, max_faces=1) as fm:
             K_render = source_intrinsics(avatar, fm.detect(source)[0].landmarks_px, w, h, fov)
+        K = K_render  # evaluate() tracks the clip through that camera too
     driver = Driver(avatar)
     rows, px = [], []
-    with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker, FaceReader(reader_path, video=False) as reader:
+    stride = 1 if video_mode else stride
+    with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker, FaceReader(reader_path, video=video_mode) as reader, \
+            FaceReader(reader_path, video=video_mode) as render_reader:
         for i, f in enumerate(frames):
             control = tracker.process(f.rgb, f.stamp_ns, K)
             if i % stride:
                 continue
             img = to_rgb8(render_control(driver, control, K_render, w, h).image)
-            a, b = reader.read(f.rgb), reader.read(img)
+            stamp = f.stamp_ns if video_mode else None
+            a, b = reader.read(f.rgb, stamp), render_reader.read(img, stamp)
             if a is None or b is None:
                 continue
             template, _ = driver.deformed_template(control)
@@ -154,11 +163,13 @@ def main(argv=None) -> int:
     ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
     ap.add_argument("--max-frames", type=int, default=60, help="frames of the clip (0 = all)")
     ap.add_argument("--stride", type=int, default=2, help="read every N-th frame (the tracker sees all)")
+    ap.add_argument("--video-mode", action="store_true", help="read every frame with video-mode readers (one per "
+                    "stream), as the living-face table does; the default reads each frame on its own (IMAGE mode)")
     ap.add_argument("--json", default=None, help="write the readings and the summary here")
     ap.add_argument("--swap", action="store_true", help="take the reader's jawOpen apart: avatar rest + operator "
                     "motion, operator rest + avatar motion (swap_jaw)")
     args = ap.parse_args(argv)
-    res = follow(args.video, args.photo, args.reader, args.max_frames, max(1, args.stride), args.swap)
+    res = follow(args.video, args.photo, args.reader, args.max_frames, max(1, args.stride), args.swap, args.video_mode)
     print("frame | driver: width drop gap below-nose (mm) smile | render: same | template: width drop")
     for x in res["frames"]:
         print(f"{x['frame']:4d} | {np.round(x['driver'], 1)} {x['smile_driver']:.3f} | {np.round(x['render'], 1)} "
