@@ -514,6 +514,27 @@ def test_corrupt_cache_is_said_and_ignored(rclpy_context, tmp_path):
     assert rc in (0, -2, 130), proc.output()
 
 
+class _StandInPublisher:
+    """What InOrderLatched uses of a publisher: publish, and wait_for_all_acked (`acked`: every reader has the last)."""
+
+    def __init__(self):
+        self.acked, self.sent = True, []
+
+    def publish(self, msg):
+        self.sent.append(msg)
+        self.acked = False
+
+    def wait_for_all_acked(self, timeout):
+        return self.acked
+
+
+def _stand_in_latched(cls, ack_wait_s=0.3):
+    """An InOrderLatched (`cls`) over a stand-in publisher (no DDS, no timer: the test calls _drain)."""
+    pub = _StandInPublisher()
+    node = type("Node", (), {"create_publisher": lambda self, *a: pub, "create_timer": lambda self, *a: None})()
+    return pub, cls(node, object, "avatar/status", ack_wait_s=ack_wait_s)
+
+
 def test_statuses_go_out_in_order_each_after_the_one_before_is_acknowledged():
     """avatar/status's writer (nodes/common.InOrderLatched, depth 1 latched) publishes a status once every reader has
     acknowledged the one before, so a depth-1 writer never replaces an unrepaired sample (the DDS case:
@@ -522,25 +543,7 @@ def test_statuses_go_out_in_order_each_after_the_one_before_is_acknowledged():
     acknowledges holds the next one `ack_wait_s` at most (counted as unacknowledged)."""
     from gaussian_head_ros.nodes.common import InOrderLatched
 
-    class Pub:
-        acked, sent = True, []
-
-        def publish(self, msg):
-            self.sent.append(msg)
-            self.acked = False
-
-        def wait_for_all_acked(self, timeout):
-            return self.acked
-
-    class Node:
-        def create_publisher(self, *args):
-            return pub
-
-        def create_timer(self, period, callback):
-            pass
-
-    pub = Pub()
-    out = InOrderLatched(Node(), object, "avatar/status", ack_wait_s=0.3)
+    pub, out = _stand_in_latched(InOrderLatched)
     out.publish("superseded B")
     out.publish("busy C")
     out.publish("ok A")
@@ -553,6 +556,31 @@ def test_statuses_go_out_in_order_each_after_the_one_before_is_acknowledged():
     time.sleep(0.35)  # never acknowledged: the next goes out after ack_wait_s
     out._drain()
     assert pub.sent == ["superseded B", "busy C", "ok A"] and out.pending() == 0 and out.unacked == 1
+
+
+def test_a_reader_that_stops_acknowledging_holds_two_statuses_not_each():
+    """A reader SIGKILLed while matched (it stays matched until its DDS lease ends) never acknowledges: it held every
+    status `ack_wait_s` (5 s) each, a photo swap's statuses 10-15 s late for every live reader (user14, s14). Now two
+    waits in a row that run out (one is not enough: a reader across a link that was down acknowledges only once the
+    next message reaches it, test_two_hosts) and the statuses after them go out as they come, until every reader
+    acknowledges again; then pacing resumes."""
+    from gaussian_head_ros.nodes.common import InOrderLatched
+
+    pub, out = _stand_in_latched(InOrderLatched)
+    for m in ("busy B", "superseded B", "busy C", "ok A"):
+        out.publish(m)
+    time.sleep(0.35)
+    out._drain()  # the first wait ran out: the next goes out, and is waited for (a reader repaired by it acks now)
+    assert pub.sent == ["busy B", "superseded B"] and out.pending() == 2, pub.sent
+    time.sleep(0.35)
+    out._drain()  # the second ran out too: the reader is gone, the rest go out together
+    assert pub.sent == ["busy B", "superseded B", "busy C", "ok A"] and out.pending() == 0, pub.sent
+    out.publish("ok C")  # still unacknowledged: out at once
+    assert pub.sent[-1] == "ok C" and out.pending() == 0 and out.unacked == 4
+    pub.acked = True  # the dead reader left the graph (lease ended): every reader has acknowledged
+    out.publish("busy D")
+    out.publish("ok D")  # paced again
+    assert pub.sent[-1] == "busy D" and out.pending() == 1 and out.unacked == 4
 
 
 def test_a_ctrl_c_during_a_reconstruction_ends_the_node_at_once(tmp_path):

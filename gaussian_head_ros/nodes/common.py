@@ -451,8 +451,20 @@ class InOrderLatched:
     A deeper writer history would repair them too, but hands every late joiner up to that many old samples, oldest
     first (`ros2 topic echo --once avatar/status` then prints a stale status).
 
+    A reader that lets two waits in a row run out (a process SIGKILLed: it stays matched until its DDS lease ends, 20 s
+    and more) holds two messages `ack_wait_s` each, not every one: from then on messages go out as they come, unpaced,
+    until every reader has acknowledged again (the reader caught up or left the graph). Before this rule each status
+    waited the full 5 s behind a dead photo_node (user14, s14). Not after one wait: across a link that was down, a
+    reader whose acknowledgement was lost acknowledges only once the next message reaches it (measured in
+    test_two_hosts' network namespaces: the wait for BUSY(B)'s acknowledgement ran out after 5 s although the link was
+    back after 1 s; SUPERSEDED(B), published then, was acknowledged 1.3 s later). Going unpaced after that one wait
+    published BUSY(C) at once, and the operator lost SUPERSEDED(B) (2 runs of 2).
+
     publish() may be called from any thread; a timer of `node` publishes what waits (every `poll_s`). `unacked`
-    counts messages published while a reader had not acknowledged the one before (after `ack_wait_s`)."""
+    counts messages published while a reader had not acknowledged the one before (after `ack_wait_s`, or unpaced
+    while one lags)."""
+
+    LAG_AFTER = 2  # waits in a row that ran out before messages go out unpaced (see above: one is not enough)
 
     def __init__(self, node, msg_type, topic: str, ack_wait_s: float = 5.0, poll_s: float = 0.05):
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -464,6 +476,7 @@ class InOrderLatched:
         self._lock = threading.Lock()
         self._waiting: list = []  # messages not published yet, oldest first
         self._sent_at: float | None = None  # monotonic time of the last message not known to be acknowledged
+        self._ran_out = 0  # waits in a row that ran out (no acknowledgement in ack_wait_s); LAG_AFTER: publish unpaced
         node.create_timer(poll_s, self._drain)
 
     def publish(self, msg) -> None:
@@ -486,7 +499,8 @@ class InOrderLatched:
         with self._lock:
             while self._waiting:
                 if self._sent_at is not None:
-                    left = max(0.0, min(self.ack_wait_s, (end - time.monotonic()) / len(self._waiting)))
+                    left = 0.0 if self._ran_out >= self.LAG_AFTER else max(0.0, min(
+                        self.ack_wait_s, (end - time.monotonic()) / len(self._waiting)))
                     self.publisher.wait_for_all_acked(Duration(seconds=left))
                     self._sent_at = None
                 self.publisher.publish(self._waiting.pop(0))
@@ -505,10 +519,11 @@ class InOrderLatched:
         while self._waiting:
             if self._sent_at is not None:
                 if self._acked():
-                    self._sent_at = None
-                elif time.monotonic() - self._sent_at < self.ack_wait_s:
+                    self._sent_at, self._ran_out = None, 0
+                elif self._ran_out < self.LAG_AFTER and time.monotonic() - self._sent_at < self.ack_wait_s:
                     return
-                else:
+                else:  # this wait ran out, or LAG_AFTER waits in a row did: a reader is gone, do not wait for it
+                    self._ran_out = min(self._ran_out + 1, self.LAG_AFTER)
                     self.unacked += 1
             self.publisher.publish(self._waiting.pop(0))
             self._sent_at = time.monotonic()

@@ -8,7 +8,8 @@ Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gauss
 both reliable + transient local, depth 1 (latched: a late joiner gets the current avatar and the result of
 the last photo), and `/diagnostics` once a second. Statuses go out in order, each once every reader has
 acknowledged the one before (at most 5 s later: nodes/common.InOrderLatched), so a reader across a lossy link gets
-every status of its photo, not only the newest.
+every status of its photo, not only the newest; a reader that stops acknowledging (killed, still matched) holds two
+statuses 5 s each, then the next ones go out as they come until every reader acknowledges again.
 
 Callbacks only keep the newest photo; a worker thread decodes and reconstructs it. A photo that arrives
 during a reconstruction replaces any photo still waiting (newest wins, nothing queues up) and gets a BUSY
