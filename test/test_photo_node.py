@@ -188,6 +188,23 @@ def test_a_photo_is_checked_within_the_robots_pixel_limit(tmp_path):
     assert read_photo(str(tmp_path / "scan.png"), max_pixels=50_000_000).width == 6000
 
 
+def test_a_photo_file_is_parsed_once(tmp_path, monkeypatch):
+    """read_photo opened the file's header twice: once to decode it, once more for its format (image_format), which
+    copied the bytes again (a phone JPEG of 3-5 MB; the 200 MP one of the test above, 2.3 MB). Now once, and the format
+    sent is the file's (a PNG named .jpg is sent as png)."""
+    from PIL import Image
+
+    from gaussian_head_ros.core import imageio
+    from gaussian_head_ros.nodes.photo_node import read_photo
+
+    opened = []
+    real = imageio._open_header
+    monkeypatch.setattr(imageio, "_open_header", lambda buf: opened.append(len(buf)) or real(buf))
+    Image.new("RGB", (64, 48), (200, 100, 50)).save(tmp_path / "me.jpg", "PNG")
+    photo = read_photo(str(tmp_path / "me.jpg"))
+    assert (photo.format, photo.width, photo.height) == ("png", 64, 48) and len(opened) == 1, (photo, opened)
+
+
 def test_the_robots_warnings_on_an_accepted_photo_are_said(rclpy_context):
     """A photo the robot accepts with warnings (two_children: '2 faces found, used the largest') is said with them:
     the operator, on another host, sees neither the robot's log nor its status unless this node says them

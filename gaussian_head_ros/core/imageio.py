@@ -145,7 +145,15 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
 
 
 def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "") -> np.ndarray:
-    """JPEG/PNG/WebP/TIFF/... bytes -> [H, W, 3] uint8 RGB, upright and opaque.
+    """JPEG/PNG/WebP/TIFF/... bytes -> [H, W, 3] uint8 RGB, upright and opaque (`decode_with_format` without the
+    format). Raises ValueError saying why."""
+    return decode_with_format(data, max_pixels, fmt)[0]
+
+
+def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "") -> tuple[np.ndarray, str]:
+    """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
+    lower case: "jpeg", "png", "webp", ..., "" when it names none), the header parsed once (photo_node sends the
+    format with the bytes; it parsed the header a second time for it, copying the file's bytes again).
 
     The one decode path for photo files and CompressedImage messages (Pillow):
     - the EXIF Orientation tag (1-8, JPEG APP1 or PNG eXIf) is applied (`PIL.ImageOps.exif_transpose`),
@@ -177,7 +185,7 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
             raise ValueError("a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: "
                              "convert it to JPEG or PNG") from e
         raise ValueError("could not decode the compressed image (corrupt, truncated or not an image)") from e
-    w, h = im.size
+    kind, (w, h) = (im.format or "").lower(), im.size
     if w <= 0 or h <= 0:
         raise ValueError(f"empty image ({w}x{h})")
     if max_pixels is not None and w * h > max_pixels:
@@ -196,7 +204,7 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
-    return _pil_to_rgb8(upright)
+    return _pil_to_rgb8(upright), kind
 
 
 # Brands of HEIF image files in an ISO-BMFF `ftyp` box (ISO/IEC 23008-12 Annex B; HEIC = HEVC-coded HEIF). Pillow
@@ -232,17 +240,6 @@ def _open_header(buf: bytes):
             return Image.open(io.BytesIO(buf))
         finally:
             Image.MAX_IMAGE_PIXELS = limit
-
-
-def image_format(data: bytes) -> str:
-    """The format of image file bytes as Pillow names it, lower case ("jpeg", "png", "webp", ...; "" when it names
-    none), from the header alone: no pixel limit applies (`_open_header`; Pillow's own check refused a 200 MP JPEG's
-    header in photo_node after decode_compressed had read it at 1/4). Raises ValueError when the bytes are no image
-    Pillow reads."""
-    try:
-        return (_open_header(bytes(data)).format or "").lower()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ValueError("not an image") from e
 
 
 REDUCTIONS = (1, 2, 4, 8)  # the scales libjpeg decodes at directly (1/1 .. 1/8)

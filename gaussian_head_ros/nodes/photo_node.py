@@ -108,10 +108,9 @@ def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
     path = imageio.photo_file(path)
     data = imageio.read_file(path)
     try:
-        rgb = imageio.decode_compressed(data, max_pixels=max_pixels)
+        rgb, fmt = imageio.decode_with_format(data, max_pixels=max_pixels)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
-    fmt = imageio.image_format(data)  # the header again (decoded above: it opens)
     return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]))
 
 
