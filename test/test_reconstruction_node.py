@@ -272,6 +272,84 @@ def test_newest_photo_wins(peer):
     assert busy, "photos arriving during a reconstruction get a BUSY status"
 
 
+def test_photo_samples_are_taken_once_in_order_and_gaps_counted():
+    """PublisherSequences, from rclpy's message info: a sample that reaches both readers of a topic is taken once, one
+    older than a sample taken from its writer is not taken, a jump in a writer's sequence numbers counts the photos in
+    between as never reached; a writer's first sample counts none; no sequence number (0): source timestamp + writer."""
+    from gaussian_head_ros.nodes.reconstruction_node import PublisherSequences
+
+    def info(writer, seq, stamp=0):
+        return {"publisher_gid": {"implementation_identifier": "rmw", "data": bytes([writer]) * 16},
+                "publication_sequence_number": seq, "source_timestamp": stamp}
+
+    seq = PublisherSequences(max_writers=2)
+    assert [seq.take(info(1, 7)), seq.take(info(1, 7)), seq.take(info(1, 8)), seq.take(info(1, 12))] == [0, None, 0, 3]
+    assert seq.take(info(1, 11)) is None  # older than one taken (the other reader's copy, late)
+    assert [seq.take(info(2, 1)), seq.take(info(2, 3)), seq.take(info(1, 13))] == [0, 1, 0]
+    seq.take(info(3, 5))  # a third writer: the least recent (2) is forgotten
+    assert seq.take(info(2, 9)) == 0
+    assert [seq.take(info(4, 0, 5)), seq.take(info(4, 0, 5)), seq.take(info(4, 0, 6))] == [0, None, 0]
+    no_gid = [{"publication_sequence_number": n, "source_timestamp": n} for n in (9, 3, 3)]  # two writers, no gid
+    assert [seq.take(i) for i in no_gid] == [0, 0, None]
+
+
+def _lost_before(status) -> int:
+    """How many photos of its sender before it a status says never reached the node (its 'never reached' note)."""
+    import re
+
+    return sum(int(m.group(1)) for w in status.warnings
+               for m in [re.match(r"(\d+) photos? that this photo's sender published .* never reached the node", w)] if m)
+
+
+def test_a_burst_of_photos_each_gets_its_final_status_or_is_counted_by_the_next(peer):
+    """20 compressed photos from one sender back to back while a reconstruction runs. The photo readers keep the newest
+    samples while the node is busy, and a photo DDS replaced before any callback took it got no status at all: its
+    sender waited forever (user14, s14; depth-1 readers). What the node guarantees now, whatever DDS coalesces: each
+    photo of a sender gets exactly one final status, or none and is counted in a note ('N photos ... never reached the
+    node') of the next photo the node took from that sender; and a photo's final status comes before the result (OK
+    or a refusal) of any photo its sender published after it, so a sender that sees such a result with no final status
+    for its photo knows it never arrived."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    grey = cv2.imencode(".jpg", np.full((200, 200, 3), 120, np.uint8))[1].tobytes()  # no face: refused at once
+    n = 20
+    peer["statuses"].clear()
+    peer["comp"].publish(_compressed_msg(grey, "burst_known"))  # the node knows this sender from here on
+    _wait_status(peer, "burst_known")
+    peer["raw"].publish(_image_msg(_photo("obama_speech.jpg"), "burst_start"))  # a reconstruction of a few seconds
+    spin_until(peer["node"], lambda: False, 0.5)
+    for i in range(n):
+        msg = _compressed_msg(grey, f"burst_{i:02d}")
+        msg.header.stamp = TimeMsg(sec=2000 + i)
+        peer["comp"].publish(msg)
+    last = _wait_status(peer, f"burst_{n - 1:02d}")
+    assert last.code == AvatarStatus.NO_FACE, last.message  # the newest photo always arrives, and gets its result
+    spin_until(peer["node"], lambda: False, 1.0)
+    got = [s for s in peer["statuses"] if s.header.frame_id[-2:].isdigit() and s.header.frame_id.startswith("burst_")]
+    for s in got:
+        assert s.photo_stamp.sec == 2000 + int(s.header.frame_id[-2:]), s
+    final = {}
+    for k, s in enumerate(got):
+        if s.code != AvatarStatus.BUSY:
+            assert s.header.frame_id not in final, f"two final statuses for {s.header.frame_id}"
+            final[s.header.frame_id] = k
+    seen = sorted({int(s.header.frame_id[-2:]) for s in got})
+    assert {f"burst_{i:02d}" for i in seen} == set(final), "a photo with a BUSY status and no final one"
+    # the photos with no status are those the next photo taken from the sender counts as never reached, and only those
+    trace = [(s.header.frame_id, s.code, list(s.warnings)) for s in got]
+    for before, i in zip([-1, *seen], seen):
+        said = {_lost_before(s) for s in got if s.header.frame_id == f"burst_{i:02d}"}  # in each of its statuses
+        assert said == {i - before - 1}, (i, before, said, trace)
+    assert n - len(seen) == sum(_lost_before(s) for s in got if s.code != AvatarStatus.BUSY), trace
+    results = [k for k, s in enumerate(got) if s.code not in (AvatarStatus.BUSY, AvatarStatus.SUPERSEDED)]
+    for fid, k in final.items():  # the sender's rule: a photo's final status comes before any later photo's result
+        later = [r for r in results if int(got[r].header.frame_id[-2:]) > int(fid[-2:])]
+        assert all(k < r for r in later), (fid, [(s.header.frame_id, s.code) for s in got])
+
+
 def test_parameters_are_validated(rclpy_context, peer):
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue

@@ -1,7 +1,7 @@
 """reconstruction_node: operator photo -> latched GaussianAvatar, plus a latched status saying how it went.
 
 Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
-reliable with depth 1, each both transient local (a photo latched before this node started is used) and
+reliable with depth 1 and 4 (PHOTO_DEPTH), each both transient local (a photo latched before this node started is used) and
 volatile (volatile publishers work too); the optional `photo_path` parameter reconstructs a photo file at start-up
 and whenever it is set.
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
@@ -15,7 +15,9 @@ Callbacks only keep the newest photo; a worker thread decodes and reconstructs i
 during a reconstruction replaces any photo still waiting (newest wins, nothing queues up) and gets a BUSY
 status; the photo it replaces gets a SUPERSEDED status, its final one (each status carries its photo's
 header.stamp as photo_stamp, so a sender tells its photo's statuses from those of an earlier photo under the same
-frame_id). A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
+frame_id). Each sender's photos are taken in the order it sent them; the ones DDS dropped before the node took
+them (more than PHOTO_DEPTH while the node was busy) get no status, and are counted (PublisherSequences) in a warning
+of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
 saying why, and the avatar already published stays published. `operator_id` is the parameter when set,
 else the photo's header.frame_id (else the file name for `photo_path`).
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +116,55 @@ def check_values(values: dict) -> None:
     check_options(values["backend"], **reconstructor_options(values))
 
 
+# The photo readers' depth (reliable, keep last): photos a reader holds while the node's executor is held up (a
+# reconstruction keeps Python busy; under load a callback waited over a second). A keep-last reader replaces its
+# oldest sample beyond this, before any callback sees it, and that photo got no status at all (user14, s14: of three
+# photos 1 s apart from one sender, the middle one). Compressed photos (photo_node's, the README's snippet: a phone
+# JPEG is 1-5 MB) are held 4 deep; raw ones (a 1080p rgb8 photo is 6 MB, one at max_pixels 120 MB) 1 deep. Each
+# topic has two readers (transient local and volatile) that a latched sender's samples both reach: at most 2 x 4
+# compressed photos wait in DDS.
+PHOTO_DEPTH = {"compressed": 4, "raw": 1}
+
+
+class PublisherSequences:
+    """Which photo samples to take, and how many a publisher sent that never reached this node, from the sample's
+    publication sequence number (DDS numbers each writer's samples 1, 2, 3, ...; rclpy's message info gives it with the
+    writer's gid). A sample at or below the last taken from its writer was taken already (it reaches both readers of
+    a topic) or is older than one taken: skipped, so each publisher's photos are taken once and in the order it
+    published them. A jump in the numbers counts the samples in between as never reached: replaced in a keep-last
+    history (the reader's while the node was busy, or a depth-1 writer's before a lossy link repaired it). A writer's
+    samples before the first one taken from it are not counted: they may have reached an earlier run of the node
+    (photo_node keeps its photo latched for a restarted robot). Where the
+    middleware gives no sequence number (0), samples are told apart by source timestamp and writer, and none is
+    counted as lost (also where it gives no writer gid). Remembers the last `max_writers` writers."""
+
+    def __init__(self, max_writers: int = 64):
+        self.max_writers = max_writers
+        self._last: OrderedDict = OrderedDict()  # writer gid -> last sequence number taken
+        self._seen = deque(maxlen=16)  # (source timestamp, writer) of recent samples without a sequence number
+
+    def take(self, info: dict) -> int | None:
+        """None when the sample of message info `info` is not to be taken; else how many samples of its writer
+        before it never reached this node (0 for a writer's first sample seen: what came before is not known)."""
+        gid = info.get("publisher_gid")
+        writer = bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else None
+        seq = info.get("publication_sequence_number") or 0
+        if not seq or writer is None:  # numbers of unknown writers cannot be compared
+            key = (info.get("source_timestamp"), writer)
+            if key in self._seen:
+                return None
+            self._seen.append(key)
+            return 0
+        last = self._last.get(writer)
+        if last is not None and seq <= last:
+            return None
+        self._last[writer] = seq
+        self._last.move_to_end(writer)
+        while len(self._last) > self.max_writers:
+            self._last.popitem(last=False)
+        return 0 if last is None else seq - last - 1
+
+
 @dataclass
 class Job:
     """One photo waiting for the worker: how to get its pixels, and whose it is."""
@@ -152,20 +203,21 @@ class ReconstructionNode(Node):
         # reader across a link that dropped its datagram (user14, s14)
         self.statuses = InOrderLatched(self, AvatarStatus, companion_topic(self, "avatar/status", "avatar"))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # Each photo topic is subscribed twice, reliable depth 1: transient local, so that a photo latched
+        # Each photo topic is subscribed twice, reliable, PHOTO_DEPTH deep: transient local, so that a photo latched
         # before this node started is used, and volatile, which a volatile publisher requires (DDS does not
-        # match it with a transient-local reader). A sample that reaches both is taken once.
+        # match it with a transient-local reader). A sample that reaches both is taken once (PublisherSequences).
         # The transient-local twin does not warn about incompatible publishers: a volatile one (`ros2 topic
         # pub`) is taken by the volatile twin, which warns itself about any other incompatibility (they
         # differ in durability only); rclpy's default warning said "No messages will be received from it".
-        self._seen = deque(maxlen=8)  # (source timestamp, publication sequence number) of recent photos
+        self._sequences = PublisherSequences()
         for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE):
-            qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+            qos = {kind: QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+                   for kind, depth in PHOTO_DEPTH.items()}
             events = (SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
                       if durability == DurabilityPolicy.TRANSIENT_LOCAL else None)
-            self.create_subscription(Image, "operator/photo", self._on_image, qos, event_callbacks=events)
+            self.create_subscription(Image, "operator/photo", self._on_image, qos["raw"], event_callbacks=events)
             self.create_subscription(CompressedImage, companion_topic(self, "operator/photo/compressed", "operator/photo"),
-                                     self._on_compressed, qos, event_callbacks=events)
+                                     self._on_compressed, qos["compressed"], event_callbacks=events)
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -176,7 +228,7 @@ class ReconstructionNode(Node):
         self._dirty = True  # the reconstructor must be (re)built from the parameters
         self._encoding_notes = imageio.EncodingNotes()  # warns once about 8UC3 taken as BGR
         self.state = "starting"
-        self.counts = dict(photos=0, replaced=0, avatars=0, refused=0, errors=0, cache_errors=0)
+        self.counts = dict(photos=0, replaced=0, photos_lost=0, avatars=0, refused=0, errors=0, cache_errors=0)
         self.cache_state = "on" if self._param("cache_avatar") else "off"
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
         photo = self._param("photo_path")
@@ -224,36 +276,44 @@ class ReconstructionNode(Node):
     def _operator(self, frame_id: str) -> str:
         return self._param("operator_id") or frame_id or "operator"
 
-    def _first_time(self, info) -> bool:
-        """False for a photo sample already taken through the other subscription of its topic."""
-        key = (info.get("source_timestamp"), info.get("publication_sequence_number"), str(info.get("publisher_gid")))
+    def _take(self, info, topic: str, frame_id: str) -> tuple | None:
+        """None for a photo sample not to be taken (taken through the other reader of its topic, or older than one
+        taken from its sender); else the notes for its statuses: how many photos its sender published before it
+        that never reached this node (said in the log too, and counted: photos_lost)."""
         with self._lock:
-            if key in self._seen:
-                return False
-            self._seen.append(key)
-        return True
+            lost = self._sequences.take(info)
+        if not lost:
+            return None if lost is None else ()
+        self.counts["photos_lost"] += lost
+        them = "them" if lost > 1 else "it"
+        note = (f"{lost} photo{'s' if lost > 1 else ''} that this photo's sender published on {topic} before it never "
+                f"reached the node (DDS replaced {them} with newer ones before the node took {them}): no status for {them}")
+        self.get_logger().warning(f"'{frame_id}': {note}")
+        return (note,)
 
     def _on_image(self, msg: Image, info) -> None:
-        if not self._first_time(info):
+        lost = self._take(info, "operator/photo", msg.header.frame_id)
+        if lost is None:
             return
         limit = int(self._param("max_pixels"))
         data, w, h, step, enc, be = msg.data, msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian)
         note = imageio.encoding_note(enc)  # None for the encodings that say their channel order
         if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
             self.get_logger().warning(note)
-        notes = tuple(n for n in (note, imageio.layout_note(w, step, enc)) if n)
+        notes = (*lost, *(n for n in (note, imageio.layout_note(w, step, enc)) if n))
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
                          msg.header.stamp))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
-        if not self._first_time(info):
+        lost = self._take(info, "operator/photo/compressed", msg.header.frame_id)
+        if lost is None:
             return
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format
         self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit, fmt=fmt),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
-                         stamp=msg.header.stamp))
+                         lost, msg.header.stamp))
 
     def _submit(self, job: Job) -> None:
         with self._lock:
@@ -265,10 +325,10 @@ class ReconstructionNode(Node):
             self.get_logger().info(f"a newer photo ({job.source}) replaced the one waiting ({replaced.source})")
             self._status(AvatarStatus.SUPERSEDED, f"a newer photo (from {job.source}, '{job.operator_id}') came "
                                                   f"while this one waited: dropped unreconstructed (the newest wins)",
-                         replaced)
+                         replaced, replaced.notes)
         if busy:
             self._status(AvatarStatus.BUSY, "a reconstruction is running; this photo follows it (a newer one "
-                                            "replaces it)", job)
+                                            "replaces it)", job, job.notes)
         self._wake.set()
 
     # ----------------------------------------------------------------------------------------------
