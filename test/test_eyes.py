@@ -122,13 +122,14 @@ def test_lids_meet_when_the_operators_do_whatever_the_eye_sizes(canonical):
         np.testing.assert_allclose(v2, v, atol=1e-9)
 
 
-def test_held_gaze_keeps_each_eye_while_its_lids_hide_the_iris():
-    held, measured = np.zeros((2, 2)), np.full((2, 2), 0.3)
+def test_held_gaze_keeps_hidden_eyes_and_turns_one_with_the_other_seen_eye():
+    held, measured = np.zeros((2, 2)), np.array([[-0.4, 0.2], [0.3, 0.1]])
     np.testing.assert_array_equal(eyes.held_gaze(measured, None, [0.1, 0.1]), measured)  # nothing held yet
+    np.testing.assert_array_equal(eyes.held_gaze(measured, held, [0.3, 0.3]), held)  # both hidden: both kept
     g = eyes.held_gaze(measured, held, [eyes.IRIS_HIDDEN_RATIO, eyes.IRIS_SEEN_RATIO])  # right closed, left open
-    np.testing.assert_allclose(g, [[0, 0], [0.3, 0.3]])
+    np.testing.assert_allclose(g, [[0.3, 0.1], [0.3, 0.1]])  # the right eye turns with the left (its own guess unused)
     mid = 0.5 * (eyes.IRIS_HIDDEN_RATIO + eyes.IRIS_SEEN_RATIO)
-    np.testing.assert_allclose(eyes.held_gaze(measured, held, [mid, 1.2]), [[0.15, 0.15], [0.3, 0.3]])
+    np.testing.assert_allclose(eyes.held_gaze(measured, held, [mid, 1.2]), [[-0.05, 0.15], [0.3, 0.1]])
 
 
 def test_conjugate_gaze_lets_the_eye_that_jumped_alone_follow_the_other():
@@ -174,6 +175,30 @@ def test_the_tracked_gaze_does_not_dart_during_a_blink():
     assert min(np.asarray(c.eyelid_ratios)[list(deform.LID_MID)].min() for c in cs[58:63]) < 0.7  # the second one
     jump = max(np.abs(g - gaze[55]).max() for g in gaze[57:64])
     assert jump < 0.25, jump  # 0.48 rad before conjugate_gaze
+
+
+def test_an_eye_closed_alone_turns_with_the_open_one():
+    """sadtalker's operator closes the right eye alone at frames 32-36 (centre lid gap 0.29-0.53 of the neutral, the
+    left 0.58-0.70) while both eyes turn sideways (FaceLandmarker on the driver: gaze_h 0.25 -> 0.72). Each eye's gaze
+    was held while its own lids hid the iris (eyes.held_gaze), so the right eye stayed put while the left turned:
+    the vergence (left less right yaw) went 0.12 rad off its value before the closure (frame 35: right -0.02, left
+    -0.19 rad) and the avatar's eyes diverged for four frames. Eyes turn together: a hidden eye takes the seen one's
+    turn; 0.01 rad off now."""
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), 38)
+    h, w = frames[0].rgb.shape[:2]
+    with FaceTracker(TrackerConfig(fov_deg=12.0)) as tr:
+        cs = [tr.process(f.rgb, f.stamp_ns, default_intrinsics(w, h, 12.0)) for f in frames]
+    gaze = np.array([np.asarray(c.gaze, np.float64) for c in cs])
+    lids = np.array([np.asarray(c.eyelid_ratios)[list(deform.LID_MID)] for c in cs])
+    assert lids[34, 0] < 0.4 < 0.55 < lids[34, 1]  # the right eye closed, the left one open
+    assert gaze[37, 1, 0] - gaze[30, 1, 0] < -0.15  # the left eye turned
+    vergence = gaze[:, 1, 0] - gaze[:, 0, 0]
+    off = np.abs(vergence[34:38] - vergence[30]).max()
+    assert off < 0.05, off  # 0.12 rad when each eye was held alone
 
 
 def test_both_eyes_share_one_pitch_weighted_to_the_less_turned_eye():

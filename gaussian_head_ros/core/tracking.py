@@ -402,7 +402,8 @@ class FaceTracker:
         mouth = mouth_open(canonical, neutral)
         measured = eyes.operator_gaze(canonical, neutral)  # yaw against the neutral's eyes (core/eyes.py)
         # an eye whose iris jumped away from the other's (eyes.conjugate_gaze) follows the other one; each eye's
-        # last gaze kept while its lids hide the iris (eyes.held_gaze); both before any smoothing
+        # last gaze kept while its lids hide the iris, turned with the other eye where that one is seen
+        # (eyes.held_gaze); both before any smoothing
         lid_ratios = deform.eyelid_ratios(canonical, canonical - neutral)  # [14] this frame's own, unfiltered
         lids_now = lid_ratios[list(deform.LID_MID)]
         gaze = eyes.conjugate_gaze(measured, self._gaze_held, self._vergence, lids_now)
