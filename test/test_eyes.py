@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 from conftest import shared
 
 from gaussian_head_ros.core import eyes
@@ -199,6 +200,42 @@ def test_an_eye_closed_alone_turns_with_the_open_one():
     vergence = gaze[:, 1, 0] - gaze[:, 0, 0]
     off = np.abs(vergence[34:38] - vergence[30]).max()
     assert off < 0.05, off  # 0.12 rad when each eye was held alone
+
+
+def test_the_lid_ratio_is_measured_in_the_picture(canonical):
+    """deform.seen_eyelid_ratios: each pair's gap over its eye's width in the image against the neutral laid flat
+    and turned by the frame's rotation; the frame's depths are not read, a turned head's foreshortening cancels."""
+    flat = canonical.copy()
+    flat[:, 2] = 0.0  # a neutral whose lid openings are flat: the rule's own assumption, exact there
+    turn = Rotation.from_euler("xy", [-15.0, 20.0], degrees=True).as_matrix()  # head back 15 deg, turned 20
+    seen = 3000.0 * flat @ turn.T + [320.0, 240.0, 0.0]
+    np.testing.assert_allclose(deform.seen_eyelid_ratios(seen, flat, turn), 1.0, rtol=1e-9)
+    noisy = seen.copy()
+    noisy[:, 2] += np.random.default_rng(0).normal(0.0, 30.0, len(noisy))  # MediaPipe's depth guesses
+    np.testing.assert_allclose(deform.seen_eyelid_ratios(noisy, flat, turn), 1.0, rtol=1e-9)
+    half = seen.copy()
+    half[deform.LID_UPPER, :2] = 0.5 * (seen[deform.LID_UPPER, :2] + seen[deform.LID_LOWER, :2])  # lids half closed
+    np.testing.assert_allclose(deform.seen_eyelid_ratios(half, flat, turn), 0.5, rtol=1e-9)
+
+
+def test_a_head_tilted_back_with_the_eyes_on_the_camera_keeps_its_lids_open():
+    """sadtalker's operator tilts the head back ~15 deg at frames 40-59 and looks down at the camera; the picture
+    shows the lids as open as at frame 0 (FaceLandmarker's lid gap / eye width 0.96 of frame 0's), the face mesh's
+    pose-free 3D lid gap read 0.78 and the avatar's lids came down over the upper half of the iris (mean centre
+    ratio over both eyes, frames 45-59, 0.86 after the netting of the look down). Measured in the image: 0.90
+    (right eye 1.00; the left one 0.80, the face mesh's own points close there). The first frame reads 1 exactly
+    (the photo's own control keeps its lids)."""
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), 60)
+    h, w = frames[0].rgb.shape[:2]
+    with FaceTracker(TrackerConfig(fov_deg=12.0)) as tr:
+        cs = [tr.process(f.rgb, f.stamp_ns, default_intrinsics(w, h, 12.0)) for f in frames]
+    lids = np.array([np.asarray(c.eyelid_ratios)[list(deform.LID_MID)] for c in cs])
+    np.testing.assert_allclose(lids[0], 1.0, atol=1e-6)
+    assert lids[45:60].mean() > 0.89, lids[45:60].mean(0)  # 0.861 from the pose-free gap
 
 
 def test_both_eyes_share_one_pitch_weighted_to_the_less_turned_eye():

@@ -655,6 +655,38 @@ def eyelid_ratios(landmarks, expression):
     return gap / gap0
 
 
+def seen_eyelid_ratios(points_px: np.ndarray, neutral: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """[L >= 468, 2+] this frame's landmarks in the image (pixels; x, y used), [L, 3] the operator's neutral face
+    (head frame, metres) and [3, 3] the frame's head rotation (head-frame vector v -> image vector v @ R.T, as
+    the tracker's similarity fit gives it) -> [14] each pair's lid gap over its eye's corner distance, in the
+    image, divided by the same of the neutral's gap and corner vectors laid flat (z = 0: across the front of the
+    face) and turned by the frame's rotation, so that a turned head's foreshortening cancels. Not 1 on the
+    neutral's own frame (the tracker scales it to 1 there: `FaceTracker`, eyelid ratios): the head frame is
+    pitched ~9 deg against the canonical face's front and a lid opening is not flat.
+
+    Why the picture and not the pose-free (3D) lid gap (`eyelid_ratios`): with the head tilted back while the
+    eyes look down at the camera, the pose-free gap closed to 0.78 of the neutral (sadtalker frames 40-59) where
+    the picture's stays at 0.96 (FaceLandmarker's lid points; the face mesh's own in the image: 0.88), and the
+    avatar's lids came down over the upper half of the iris (eyes15, session 15). The lid points' per-frame
+    depths are not the cause (the gap with each lid point at the neutral's depth along its pixel ray: 0.776);
+    the rigid head is: the opening turns with the eye."""
+    p = np.asarray(points_px, np.float64)[:, :2]
+    n = np.asarray(neutral, np.float64)
+    r = np.asarray(rotation, np.float64)
+    corners = np.asarray(lmk.EYE_CORNERS)
+
+    def flat_seen(v):  # [K, 3] head-frame vectors laid flat and turned -> [K] lengths in the image plane
+        v = v.copy()
+        v[:, 2] = 0.0
+        return np.linalg.norm((v @ r.T)[:, :2], axis=-1)
+
+    width = np.linalg.norm(p[corners[:, 0]] - p[corners[:, 1]], axis=-1)[_LID_EYE]
+    seen = np.linalg.norm(p[LID_UPPER] - p[LID_LOWER], axis=-1) / np.clip(width, 1e-9, None)
+    width0 = flat_seen(n[corners[:, 0]] - n[corners[:, 1]])[_LID_EYE]
+    seen0 = flat_seen(n[LID_UPPER] - n[LID_LOWER]) / np.clip(width0, 1e-12, None)
+    return seen / np.clip(seen0, 1e-9, None)
+
+
 def eyelid_openness(lid_ratios, cfg: DriveConfig):
     """[14] lid ratios (`eyelid_ratios`) -> the operator's lid opening per eye (right, left) [2]: the centre
     pair's ratio remapped so that `lid_closed_ratio` (where MediaPipe's lids stop in a full blink) reads 0;

@@ -24,8 +24,11 @@ them, and the landmarks are turned into the shared head frame:
   The lip gap alone misses a jaw that opens behind nearly closed lips and counts parted lips of a
   smile as an open mouth; the jaw term makes it follow the jaw (MediaPipe's jawOpen).
 - a One Euro filter on rotation, translation, landmarks, mouth_open and blendshapes.
-- eyelid ratios (`deform.eyelid_ratios`, what the avatar's lids follow): from the frame's own landmarks
-  (before the landmark filter) and the neutral, filtered in two parts: their mean over both eyes (a blink
+- eyelid ratios (what the avatar's lids follow): from the frame's own landmarks (before the landmark filter)
+  as the image shows the lids, against the neutral laid flat and turned by the frame's pose
+  (`deform.seen_eyelid_ratios`), scaled so that the neutral's first frame reads 1 (the photo's own control
+  keeps its lids); the pose-free 3D gap (`deform.eyelid_ratios`) read a head tilted back with the eyes on the
+  camera as closing lids (sadtalker 0.78 where the picture shows 0.96). Filtered in two parts: their mean over both eyes (a blink
   closes both) by a One Euro filter that follows a lid closing in 2-3 frames (`lid_filter`), and each
   pair's difference from it (the landmarks' lid noise, independent between the eyes: frame-to-frame
   changes of the two eyes' ratios at rest correlate -0.15..0.10 on the ../shared clips) by a steadier one
@@ -234,6 +237,7 @@ class FaceTracker:
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._neutral = NeutralEstimator(c.neutral_window_s)
+        self._seen_scale: np.ndarray | None = None  # [14] 1 / the seen lid ratios of the neutral's first frame
         self._make_filters()
         self._reset_stream()
 
@@ -404,7 +408,12 @@ class FaceTracker:
         # an eye whose iris jumped away from the other's (eyes.conjugate_gaze) follows the other one; each eye's
         # last gaze kept while its lids hide the iris, turned with the other eye where that one is seen
         # (eyes.held_gaze); both before any smoothing
-        lid_ratios = deform.eyelid_ratios(canonical, canonical - neutral)  # [14] this frame's own, unfiltered
+        # [14] this frame's own, unfiltered, as the image shows them (deform.seen_eyelid_ratios), scaled so that
+        # the neutral's first frame reads 1 exactly
+        lid_ratios = deform.seen_eyelid_ratios(p, neutral, rot)
+        if first or self._seen_scale is None:
+            self._seen_scale = 1.0 / np.clip(lid_ratios, 1e-6, None)
+        lid_ratios = lid_ratios * self._seen_scale
         lids_now = lid_ratios[list(deform.LID_MID)]
         gaze = eyes.conjugate_gaze(measured, self._gaze_held, self._vergence, lids_now)
         gaze = eyes.held_gaze(gaze, self._gaze_held, lids_now)
