@@ -612,7 +612,8 @@ def coupled_lid_ratio(verts: np.ndarray, centres: np.ndarray, dpitch, cfg: Drive
 
 
 def net_lid_ratios(lid_ratios, dpitch, verts: np.ndarray, centres: np.ndarray, cfg: DriveConfig | None = None):
-    """The operator's lid ratios [14] (`eyelid_ratios`, 1 = the neutral) with the look down since their neutral
+    """The operator's lid ratios [14] (1 = the neutral; the tracker's are `seen_eyelid_ratios`, measured in the
+    picture, since eyes15 in session 15; `eyelid_ratios` the pose-free ones) with the look down since their neutral
     counted once: dpitch [2] rad, each eye's pitch less the neutral's (down positive; a look up, <= 0, changes
     nothing); verts / centres the operator's neutral face and its eyeball centres (`coupled_lid_ratio`).
 
