@@ -142,8 +142,83 @@ def test_message_of_format_1_is_refused_with_its_version():
     conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
     msg = conv.avatar_to_msg(synthetic_avatar(100, seed=1))
     msg.format_version = 1
-    with pytest.raises(ValueError, match="format_version 1 is not supported .expected 2.*different gaussian_head_ros"):
+    with pytest.raises(ValueError, match="format_version 1 is not supported .expected 3.*different gaussian_head_ros"):
         conv.msg_to_avatar(msg)
+    msg.format_version = 2  # format 2: no wrinkle map fields
+    with pytest.raises(ValueError, match="format_version 2 is not supported .expected 3"):
+        conv.msg_to_avatar(msg)
+
+
+def _wrinkled(n: int, seed: int):
+    """A synthetic avatar with a wrinkle map on every 7th row: rgb changes up to 0.2, fully in at a 3 mm
+    displacement of the template's lower half (its MediaPipe-sized template)."""
+    a = synthetic_avatar(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = np.arange(0, n, 7, dtype=np.uint32)
+    a.wrinkle_rows, a.wrinkle_rgb = rows, rng.uniform(-0.2, 0.2, (len(rows), 3)).astype(np.float32)
+    e = np.zeros_like(a.template_vertices)
+    e[len(e) // 2:, 0] = 0.003
+    a.wrinkle_expression = e
+    return a
+
+
+def test_the_wrinkle_map_round_trips_through_the_files_and_the_message(tmp_path):
+    """File format 2 / message format 3 carry the wrinkle map (rows, rgb, the expression it is fully in at) bit
+    for bit; the driver adds it to those rows' colours by the share of that expression the control reaches."""
+    conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+
+    a = _wrinkled(2000, seed=8)
+    save_ply(a, tmp_path / "a.ply")
+    b = load_ply(tmp_path / "a.ply")
+    assert b.equals(a) and np.array_equal(b.wrinkle_rows, a.wrinkle_rows) and len(b.wrinkle_rows) == 286
+    msg = conv.avatar_to_msg(a)
+    assert msg.format_version == 3 and len(msg.wrinkle_rgb) == 3 * 286
+    c = conv.msg_to_avatar(msg)
+    assert c.equals(a)
+    d = Driver(c)
+    rest = d.drive(FaceControl.rest()).colors
+    for share in (1.0, 0.5):
+        ex = (share * a.wrinkle_expression).astype(np.float32)
+        got = d.drive(FaceControl(expression=ex)).colors
+        want = rest.copy()
+        want[a.wrinkle_rows] = np.clip(want[a.wrinkle_rows] + np.float32(share) * a.wrinkle_rgb, 0, 1)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    plain = synthetic_avatar(2000, seed=8)
+    assert Driver(plain).drive(FaceControl.rest()).colors.tobytes() == rest.tobytes()  # at rest: no map at all
+    away = d.drive(FaceControl(expression=(-a.wrinkle_expression).astype(np.float32))).colors
+    assert away.tobytes() == rest.tobytes()  # the opposite expression: none of it
+
+
+def test_avatar_files_of_format_1_load_without_a_wrinkle_map(tmp_path):
+    """A driving file written before the wrinkle map (format 1: no wrinkle_* arrays) loads as it was."""
+    import json
+
+    a = synthetic_avatar(500, seed=2)
+    save_ply(a, tmp_path / "a.ply")
+    side = tmp_path / "a.driving.npz"
+    with np.load(side) as z:
+        d = {k: z[k] for k in z.files if not k.startswith("wrinkle_")}
+    meta = json.loads(str(d["metadata"]))
+    meta["format_version"] = 1
+    d["metadata"] = np.array(json.dumps(meta))
+    with open(side, "wb") as fh:
+        np.savez(fh, **d)
+    b = load_ply(tmp_path / "a.ply")
+    assert b.equals(a) and len(b.wrinkle_rows) == 0 and b.wrinkle_rgb.shape == (0, 3)
+
+
+@pytest.mark.parametrize("rows, rgb, expression, reason", [
+    ([3, 2], 2, True, "strictly ascending"), ([5, 100], 2, True, "below 100"), ([1, 2], 1, True, "expected .M,. and"),
+    ([1, 2], 2, False, "wrinkle expression has shape"),
+])
+def test_wrinkle_maps_that_do_not_fit_are_refused(rows, rgb, expression, reason):
+    a = synthetic_avatar(100, seed=1)
+    a.wrinkle_rows, a.wrinkle_rgb = np.asarray(rows, np.uint32), np.full((rgb, 3), 0.1, np.float32)
+    a.wrinkle_expression = np.zeros_like(a.template_vertices) if expression else np.zeros((3, 3), np.float32)
+    with pytest.raises(ValueError, match=reason):
+        a.validate()
 
 
 def test_file_and_message_carry_the_same_gaussians(tmp_path):

@@ -140,6 +140,10 @@ BAD_AVATARS = {
     "SH band rows beyond the Gaussians": (lambda m: (setattr(m, "sh_degree", 1), setattr(
         m, "sh_rest_rows", array.array("I", [m.gaussians.width])), setattr(m, "sh_rest", array.array("f", [0.1] * 9))),
         "strictly ascending Gaussian indices"),
+    "wrinkle rows beyond the Gaussians": (lambda m: (setattr(m, "wrinkle_rows", array.array("I", [m.gaussians.width])),
+                                                     setattr(m, "wrinkle_rgb", array.array("f", [0.1] * 3)),
+                                                     setattr(m, "wrinkle_expression", m.template_vertices)),
+                                          "strictly ascending Gaussian indices"),
     "faces index missing vertices": (lambda m: setattr(m, "template_faces", array.array("I", [0, 1, 99_999])),
                                      "vertices that do not exist"),
     "Gaussians bound to missing triangles": (lambda m: _set_column(m, "face_id", 5000.0),

@@ -28,7 +28,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg)
+# Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 2: the driving file
+# may hold a wrinkle map (wrinkle_rows, wrinkle_rgb, wrinkle_expression); files of format 1 have none and load as
+# they are.
+FORMAT_VERSION = 2
 
 PART_STATIC = 0  # rigid with the head
 PART_FACE = 1  # bound to the template mesh, moves with expressions
@@ -212,6 +215,12 @@ class GaussianAvatar:
     source_camera: SourceCamera | None = None
     operator_id: str = ""
     reconstructor: str = ""
+    # The wrinkle map: the colour the photo's expression folded into the skin (its creases), which the rest colours
+    # leave out and `drive()` adds back as far as the control's expression goes the photo's way (core.drive).
+    wrinkle_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # [M] ascending row indices
+    wrinkle_rgb: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [M, 3] rgb added at full
+    wrinkle_expression: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [V, 3] or [0, 3]:
+    # the template displacement (head frame, m) at which the map is fully in: the photo's removed expression
 
     # ----------------------------------------------------------------------------------------------
     @property
@@ -330,13 +339,23 @@ class GaussianAvatar:
             raise ValueError("expression basis contains NaN or Inf")
         if self.lighting_sh.size not in (0, 27) or not np.all(np.isfinite(self.lighting_sh)):
             raise ValueError("lighting must be 9x3 finite SH coefficients or empty")
+        rows, rgb, ex = self.wrinkle_rows, self.wrinkle_rgb, self.wrinkle_expression
+        if rows.ndim != 1 or rgb.shape != (len(rows), 3):
+            raise ValueError(f"wrinkle map has {rows.shape} rows and {rgb.shape} colours, expected (M,) and (M, 3)")
+        if len(rows) and (int(rows.max()) >= n or np.any(np.diff(rows.astype(np.int64)) <= 0)):
+            raise ValueError(f"wrinkle rows must be strictly ascending Gaussian indices below {n}")
+        if len(rows) and ex.shape != (v.shape[0], 3):
+            raise ValueError(f"wrinkle expression has shape {ex.shape}, expected ({v.shape[0]}, 3)")
+        if not (np.all(np.isfinite(rgb)) and np.all(np.isfinite(ex))):
+            raise ValueError("wrinkle map contains NaN or Inf")
 
     def equals(self, other: "GaussianAvatar") -> bool:
         """Exact (bitwise for arrays) equality, for round-trip checks."""
         if (self.operator_id, self.reconstructor, list(self.expression_names)) != (
                 other.operator_id, other.reconstructor, list(other.expression_names)):
             return False
-        for name in ("template_vertices", "template_faces", "expression_basis", "lighting_sh"):
+        for name in ("template_vertices", "template_faces", "expression_basis", "lighting_sh", "wrinkle_rows",
+                     "wrinkle_rgb", "wrinkle_expression"):
             a, b = getattr(self, name), getattr(other, name)
             if a.shape != b.shape or a.tobytes() != b.tobytes():
                 if not (a.size == 0 and b.size == 0):
@@ -391,7 +410,8 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
       comments (SH padded with zeros to degree 3; log-scales, logit opacities, quats wxyz as 3DGS stores them);
     - `driving_path(path)` (me.driving.npz, numpy arrays, no pickles): what driving needs and the viewer
       file lacks: binding (part, face_id, bary), template mesh, expression basis, lighting, source camera,
-      metadata (operator_id, reconstructor, true SH degree) and a checksum of the means tying it to me.ply.
+      the wrinkle map (format 2; empty when the avatar has none), metadata (operator_id, reconstructor, true
+      SH degree) and a checksum of the means tying it to me.ply.
     `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid."""
     avatar.validate()
     path = Path(path)
@@ -413,7 +433,9 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
                  expression_basis=avatar.expression_basis.astype(np.float32),
                  lighting_sh=avatar.lighting_sh.astype(np.float32).reshape(-1, 3),
                  source_camera=cam.to_array() if cam else np.zeros(0, np.float32),
-                 source_size=np.asarray(cam.size if cam else (0, 0), np.uint32))
+                 source_size=np.asarray(cam.size if cam else (0, 0), np.uint32),
+                 wrinkle_rows=avatar.wrinkle_rows.astype(np.uint32), wrinkle_rgb=avatar.wrinkle_rgb.astype(np.float32),
+                 wrinkle_expression=avatar.wrinkle_expression.astype(np.float32).reshape(-1, 3))
     return [path, side]
 
 
@@ -540,7 +562,8 @@ def _with_driving_file(cols: dict, side: Path) -> GaussianAvatar:
                           expression_names=list(meta.get("expression_names", [])),
                           expression_basis=d["expression_basis"], lighting_sh=d["lighting_sh"].reshape(-1, 3),
                           source_camera=cam, operator_id=str(meta.get("operator_id", "")),
-                          reconstructor=str(meta.get("reconstructor", "")))
+                          reconstructor=str(meta.get("reconstructor", "")),
+                          **{k: d[k] for k in ("wrinkle_rows", "wrinkle_rgb", "wrinkle_expression") if k in d})
 
 
 def _single_file_avatar(cols: dict, data: dict, meta: dict) -> GaussianAvatar:

@@ -129,6 +129,7 @@ class FrameTables:
     quat: np.ndarray  # [K, 4] float32 wxyz rotation change of frame k
     rot: np.ndarray  # [K, 3, 3] float32 the same as a matrix (for normals)
     scale: np.ndarray  # [K] float32 scale factor
+    wrinkle: float = 0.0  # how far the avatar's wrinkle map is in (`wrinkle_share`), 0..1
 
 
 class Driver:
@@ -151,6 +152,9 @@ class Driver:
         self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
         self.basis = np.asarray(avatar.expression_basis, np.float64)  # [E, V, 3]
+        self.wrinkle_rows = np.asarray(avatar.wrinkle_rows, np.int64)  # [M]
+        self.wrinkle_rgb = np.asarray(avatar.wrinkle_rgb, np.float32)  # [M, 3]
+        self.wrinkle_expression = np.asarray(avatar.wrinkle_expression, np.float64)  # [V, 3] or [0, 3]
         self._rest_values(avatar, np_of)
 
     def _rest_values(self, avatar, np_of) -> None:
@@ -205,8 +209,9 @@ class Driver:
         theta = deform.jaw_angle(self.rig, disp, jaw_open, mouth_open, self.cfg)
         delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
                                                 gaze, self.cfg)
+        wrinkle = wrinkle_share(disp, self.wrinkle_expression) if len(self.wrinkle_rows) else 0.0
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
-                           rot.astype(np.float32), scale.astype(np.float32))
+                           rot.astype(np.float32), scale.astype(np.float32), wrinkle)
 
     def drive(self, control: FaceControl | None = None, lighting=None, viewmat=None) -> PosedGaussians:
         """Pose the avatar. `lighting`: None/'captured', a preset name, or [9, 3] SH (target light). `viewmat`
@@ -222,6 +227,10 @@ class Driver:
         means, quats, scales = _apply(tab.delta, tab.quat, tab.scale, self.frame, self.coef, self.means,
                                       self.quats, self.scales)
         colors = self._view_colors(means, tab, viewmat)
+        if tab.wrinkle > 0:  # the photo's creases, as far as the expression goes the photo's way
+            colors = colors.copy()
+            colors[self.wrinkle_rows] = np.clip(colors[self.wrinkle_rows] + np.float32(tab.wrinkle) * self.wrinkle_rgb,
+                                                0.0, 1.0)
         if target is not None and self.e_captured is not None:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * _SH_A[:, None] / math.pi).astype(np.float32),
@@ -252,6 +261,11 @@ class Driver:
         means, quats, scales = deform.apply(self.frame, coef, f(tab.delta), f(tab.quat), f(tab.scale), self.t_means,
                                             self.t_quats, self.t_scales)
         colors = self.t_colors
+        if tab.wrinkle > 0:
+            rows = torch.as_tensor(self.wrinkle_rows, device=dev)
+            add = torch.zeros_like(colors).index_add(0, rows, torch.as_tensor(tab.wrinkle * self.wrinkle_rgb,
+                                                                              dtype=colors.dtype, device=dev))
+            colors = torch.clamp(colors + add, 0, 1)
         if target is not None and self.e_captured is not None:
             n_post = np.einsum("nij,nj->ni", tab.rot[self.frame], self.normals)
             e_t = irradiance(n_post.astype(np.float64), target)
@@ -259,6 +273,19 @@ class Driver:
             ratio[~self.has_normal] = 1.0
             colors = torch.clamp(colors * torch.as_tensor(ratio, dtype=colors.dtype, device=dev), 0, 1)
         return PosedGaussians(means, quats, scales, self.t_opac, colors)
+
+
+def wrinkle_share(disp: np.ndarray, wrinkle_expression: np.ndarray) -> float:
+    """[V, 3] the control's template displacement and [V, 3] the avatar's wrinkle_expression (head frame, m) ->
+    a in [0, 1]: how far the wrinkle map is in, the projection <disp, e> / <e, e> clipped (0 at rest and for an
+    expression away from the photo's, 1 for the photo's own: frame 0 gives the photo's creases back, a smile half
+    the photo's gives half of them). 0 for an empty or all-zero wrinkle_expression. Source: crease14's wrinkle
+    prototype (session 14)."""
+    e = np.asarray(wrinkle_expression, np.float64)
+    ee = float(np.sum(e * e)) if e.size else 0.0
+    if ee < 1e-12:
+        return 0.0
+    return float(np.clip(np.sum(np.asarray(disp, np.float64) * e) / ee, 0.0, 1.0))
 
 
 def _photo_points(avatar: GaussianAvatar) -> np.ndarray | None:

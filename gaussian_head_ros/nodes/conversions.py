@@ -56,7 +56,8 @@ def _np(seq, dtype) -> np.ndarray:
 
 def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> GaussianAvatarMsg:
     """The avatar as a message of format GaussianAvatar.FORMAT_VERSION: `gaussians` without f_rest columns, the SH
-    bands above 0 of the rows that have any in sh_rest_rows / sh_rest (`avatar.pack_sh_rest`)."""
+    bands above 0 of the rows that have any in sh_rest_rows / sh_rest (`avatar.pack_sh_rest`), the wrinkle map
+    (empty when the avatar has none)."""
     msg = GaussianAvatarMsg()
     msg.header = header or Header()
     msg.operator_id = avatar.operator_id
@@ -75,6 +76,9 @@ def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> Gauss
     if avatar.source_camera is not None:
         msg.source_camera = _f32(avatar.source_camera.to_array())
         msg.source_size = list(avatar.source_camera.size)
+    msg.wrinkle_rows = array.array("I", np.ascontiguousarray(avatar.wrinkle_rows, "<u4").tobytes())
+    msg.wrinkle_rgb = _f32(avatar.wrinkle_rgb)
+    msg.wrinkle_expression = _f32(avatar.wrinkle_expression)
     return msg
 
 
@@ -132,7 +136,7 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
     if len(pc.data) != n * pc.point_step:
         raise ValueError(f"avatar point data has {len(pc.data)} bytes, expected {n} x {pc.point_step}")
     if any(name.startswith("f_rest_") for name in names):
-        raise ValueError("avatar point fields hold f_rest columns; format 2 carries them in sh_rest")
+        raise ValueError("avatar point fields hold f_rest columns; since format 2 they travel in sh_rest")
     rows = np.frombuffer(bytes(pc.data), "<f4").reshape(n, len(names)) if n else np.zeros((0, len(names)), np.float32)
     cols = GaussianAvatar.columns_from_table(rows, names)
     cols["sh"] = unpack_sh_rest(cols["sh"][:, 0], msg.sh_degree, _np(msg.sh_rest_rows, np.uint32),
@@ -154,8 +158,14 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
     cam = None
     if len(msg.source_camera):
         cam = SourceCamera.from_array(_np(msg.source_camera, np.float32), list(msg.source_size))
+    w_rows, w_rgb = _np(msg.wrinkle_rows, np.uint32), _np(msg.wrinkle_rgb, np.float32)
+    w_ex = _np(msg.wrinkle_expression, np.float32)
+    if w_rgb.size != 3 * w_rows.size or w_ex.size % 3:
+        raise ValueError(f"wrinkle map has {w_rows.size} rows, {w_rgb.size} colour values and {w_ex.size} "
+                         "expression values; expected M, M x 3 and V x 3")
     avatar = GaussianAvatar(
         **cols,
+        wrinkle_rows=w_rows, wrinkle_rgb=w_rgb.reshape(-1, 3), wrinkle_expression=w_ex.reshape(-1, 3),
         template_vertices=verts,
         template_faces=faces.astype(np.int32),
         expression_names=list(msg.expression_names),

@@ -74,7 +74,7 @@ class LipConfig:
 
 
 @functools.lru_cache(maxsize=1)
-def _lip_band() -> np.ndarray:
+def lip_band() -> np.ndarray:
     """[F] bool over template_faces: the triangles between the outer lip contour (lmk.LIP_OUTER) and the
     mouth's hole, from the topology alone: the vertices reached from the hole without crossing the contour."""
     from gaussian_head_ros.core.reconstruct.template import hole_loops, template_faces
@@ -100,7 +100,7 @@ def _lip_band() -> np.ndarray:
 
 def lip_triangles(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[V, 3] template vertices (head frame, y down) -> ([F] upper-lip, [F] lower-lip) bool over
-    template_faces: the lips' band (`_lip_band`) split at the line through the inner lip corners."""
+    template_faces: the lips' band (`lip_band`) split at the line through the inner lip corners."""
     from gaussian_head_ros.core.reconstruct.template import template_faces
 
     faces = np.asarray(template_faces(), np.int64)
@@ -108,7 +108,7 @@ def lip_triangles(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     c = v[faces].mean(1)
     (xr, yr), (xl, yl) = v[lmk.MOUTH_CORNER_R_IN, :2], v[lmk.MOUTH_CORNER_L_IN, :2]
     y_line = yr + (c[:, 0] - xr) * (yl - yr) / (xl - xr if abs(xl - xr) > 1e-9 else 1e-9)
-    band = _lip_band()
+    band = lip_band()
     return band & (c[:, 1] < y_line), band & (c[:, 1] >= y_line)
 
 

@@ -60,7 +60,9 @@ from gaussian_head_ros.core.reconstruct.lighting import LUMA, estimate_lighting,
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
 from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength
-from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, skin_fill_map
+from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
+                                                          expression_region, without_creases)
+from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, lip_band, skin_fill_map
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
                                                       parted_over_hidden_teeth, place_on_teeth_surface,
                                                       skin_teeth_colour, teeth_colour, teeth_pixels)
@@ -165,6 +167,9 @@ class MeshFitConfig:
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
     remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
     closed_lips: bool = True  # ... and its stretched or unfolded mouth region re-textured as closed lips and skin (lips.py)
+    # ... and the creases that expression folded into the skin taken out of the rest colours, given back by the driver
+    # as a wrinkle map faded in with the operator's expression (creases.py; None = kept in the colours)
+    creases: CreaseConfig | None = field(default_factory=CreaseConfig)
     under_chin_behind_m: float = 0.004  # skin the rest pose's higher chin uncovers: this far behind the photo's chin (in front of the cavity)
     under_chin_band_px: tuple[int, int] = (3, 10)  # its colour: the neck this many pixels below the photo's face
     under_chin_sigma_per_stride: float = 0.65  # its discs' std-dev per head stride (wide: the jaw opens over them)
@@ -435,12 +440,27 @@ class MeshFitReconstructor(Reconstructor):
 
         # Completion and mouth interior first: the photo layer gets the rest of the budget.
         t2 = time.perf_counter()
-        scene = Scene(K, R, t, photo, person, np.where(person, front, np.inf), rays, torso_y)
         # The silhouette's outermost pixels mix in the background (white behind business_person's cheek): no
         # colour is taken from them, neither by the photo layer (below) nor by the face completion.
         open_edge = cv2.dilate(open_border(person, cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         d_edge = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
         edge = (d_edge < cfg.edge_band_px + 0.5) & ~open_edge
+        # The rest colours are taken from the photo without the creases its removed expression folded into the skin
+        # (creases.py; the wrinkle map below gives them back with the expression); the masks, the teeth, the eyes
+        # and the lighting are measured on the photo itself.
+        colours = photo
+        if cfg.remove_expression and cfg.creases is not None:
+            at = np.clip(fid, 0, nf - 1)
+            region = np.where(face_px, np.einsum("ijk,ijk->ij", bary, expression_region(V, V_rest, cfg.creases)[
+                faces[at]]), 0.0)
+            lips = face_px & lip_band()[at] | mouth_px  # the red of the lips and the opening (the skin ring
+            # just outside the lips' outer contour is skin: a grin's corner creases lie on it)
+            on_skin = (skin_triangle_mask() | crease_ring())[at] & face_px & ~lips
+            r = 2 * int(np.ceil(cfg.creases.outline_m / mpp)) + 1
+            inner = cv2.erode(face_px.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(bool)
+            blend, lift = crease_blend(photo, inner & person & ~edge & on_skin, lips, region, mpp, cfg.creases)
+            colours = without_creases(photo, blend, lift)
+        scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
         covered = covered_triangles(V, faces, fid, face_px & person, R, t, K)
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
@@ -532,8 +552,9 @@ class MeshFitReconstructor(Reconstructor):
         fixed = (len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or []) + len(chin or [])
                  + len(lid_skin or []) + (len(lip_fill[0]) if lip_fill is not None else 0))
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
-        photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px,
+        photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, colours, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f)
+        creased = np.any(photo != colours, axis=-1)[pixels[0], pixels[1]]  # [n_photo] rows the creases touch
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
@@ -541,6 +562,7 @@ class MeshFitReconstructor(Reconstructor):
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
         frozen = edge[pixels[0], pixels[1]]
         photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
+        creased &= ~frozen
         background = coverage = None
         if cfg.edge_matte:  # I = a F + (1 - a) B: the coverage a that gives the photo back over its own background
             background = background_colours(photo, person, fp.valid)
@@ -591,7 +613,14 @@ class MeshFitReconstructor(Reconstructor):
         held = None  # the lids' photo Gaussians: refined within lid_refine_limit of their photo colour
         if cfg.lid_refine_limit > 0:
             held = lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]
-        psnrs = self._refine(batch, n_photo, pixels, ~frozen, photo, {"head": head_clean, "head_full": head_mask},
+        with_creases = None
+        if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
+            twin = GaussianBatch.concat([batch])
+            twin.colors, twin.opacities = batch.colors.copy(), batch.opacities.copy()
+            self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background,
+                         None if coverage is None else coverage.copy(), held)
+            with_creases = twin.colors[:n_photo].copy()
+        psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
                              fp.viewmat, K, S, background, coverage, held)
         refined = batch.colors[:n_photo].copy()
         made_up = (1.0 - shown)[:, None] * (refined - unrefined)  # [n_photo, 3]
@@ -625,7 +654,7 @@ class MeshFitReconstructor(Reconstructor):
         batch = to_rest_pose(batch, V, V_rest, faces, theta, drive_cfg)
         lip_info = {}
         if cfg.remove_expression and cfg.closed_lips:  # what the closing stretched or unfolded: lips and skin at rest
-            fill = skin_fill_map(photo, face_px & person & ~edge & skin_triangle_mask()[np.clip(fid, 0, nf - 1)])
+            fill = skin_fill_map(colours, face_px & person & ~edge & skin_triangle_mask()[np.clip(fid, 0, nf - 1)])
             batch, lip_info = closed_lips(batch, V, V_rest, faces, lambda p: fill[scene.project(p)[:2]], R,
                                           lip_fill)
             # the photo's open-mouth pixels (teeth, tongue) turned back with the jaw must stay behind the rest
@@ -664,6 +693,14 @@ class MeshFitReconstructor(Reconstructor):
                 sh[rows] = edge_on_sh(batch.colors[rows], up[rows], axes, np.abs(cos[rows]), floor)
         avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), sh=sh, lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
+        if with_creases is not None:  # the wrinkle map: what the creases add to the refined photo layer, on the
+            # rows no later step recoloured, fully in at the photo's own expression below the nose tip (core.drive)
+            d = with_creases - refined
+            d[np.any(batch.colors[:n_photo] != refined, axis=1)] = 0.0
+            rows = np.flatnonzero(np.max(np.abs(d), axis=1) > cfg.creases.wrinkle_min)
+            below = V_rest[:, 1] > V_rest[lmk.NOSE_TIP, 1]
+            avatar.wrinkle_rows, avatar.wrinkle_rgb = rows.astype(np.uint32), d[rows].astype(np.float32)
+            avatar.wrinkle_expression = np.where(below[:, None], expr, 0.0).astype(np.float32)
         avatar.validate(cfg.max_gaussians)
         timings["export"] = time.perf_counter() - t5
         counts = {name: int(np.sum(batch.part == p)) for name, p in
