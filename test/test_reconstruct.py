@@ -1518,3 +1518,59 @@ def test_a_lower_face_stretched_one_way_grows_its_gaussians_and_frame_0_gives_th
     own = Driver(to_avatar(built, v, faces)).drive(FaceControl(expression=stretch.astype(np.float32)))
     np.testing.assert_allclose(own.scales[flat] / g[flat, None], 1e-3, rtol=1e-4)
     assert np.all(own.scales[flat] > 1.2e-3 * 1.2)  # not the area's square root (1.22)
+
+
+def test_the_mouth_interior_widens_with_the_lips_and_frame_0_gives_it_back():
+    """A broad smile parts the lips ~8 mm wider than the rest mouth: the mouth interior (teeth, cavity; bound to the
+    skull and the jaw, not to the lips) is stretched sideways with the inner lip corners (core.deform.mouth_stretch;
+    without it the teeth kept the rest width, and FaceLandmarker put the render's mouth corners where they ended, well
+    inside the lips' corners); only its middle (deform.MOUTH_STRETCH_SPAN of the corners' half spread each side):
+    beyond, the teeth's ends and the cavity's walls shift as the middle's edge does (scaled whole, the walls went out
+    through two_children_multiface's cheeks under lp_d0's smile); a pucker leaves it at the rest width (widen only), and the rest pose narrows a smiling photo's interior back by the
+    same rule, so frame 0 gives it back where it was built."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.deform import DriveConfig
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
+    from gaussian_head_ros.core.reconstruct.rest_pose import to_rest_pose
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    v = _obj_vertices(shared("canonical_face", "face_model_with_iris.obj")) * 0.01 * np.array([1.0, -1.0, -1.0])
+    faces = np.asarray(template_faces(), np.int64)
+    a, b = lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN
+    w0, cx = v[b, 0] - v[a, 0], 0.5 * (v[a, 0] + v[b, 0])
+    smile = np.zeros_like(v)
+    for i, s in ((a, -1.0), (b, 1.0), (lmk.MOUTH_CORNER_R, -1.0), (lmk.MOUTH_CORNER_L, 1.0)):
+        smile[i, 0] = s * 0.004  # the corners 4 mm out each
+    rng = np.random.default_rng(0)
+    n = 200
+    lip_y = 0.5 * (v[lmk.UPPER_LIP_IN, 1] + v[lmk.LOWER_LIP_IN, 1])
+    means = np.stack([rng.uniform(-0.9, 0.9, n) * w0 + cx, lip_y + rng.uniform(-0.006, 0.006, n),
+                      v[lmk.UPPER_LIP_IN, 2] + rng.uniform(0.006, 0.018, n)], 1)  # behind the lips (z away)
+    built = GaussianBatch(means=means, normals=np.tile([0, 0, -1.0], (n, 1)), colors=np.full((n, 3), 0.5),
+                          scales=np.full((n, 3), 1e-3), quats=np.tile([1.0, 0, 0, 0], (n, 1)), opacities=np.full(n, 0.9),
+                          part=np.full(n, PART_MOUTH, np.uint8), face_id=np.full(n, -1, np.int32),
+                          bary=np.stack([(means[:, 1] > lip_y).astype(float), np.zeros(n), np.zeros(n)], 1))
+    rest = to_rest_pose(built, v + smile, v, faces, 0.0, DriveConfig())  # the photo's smile taken out
+
+    def stretched(x, sx):  # the middle quarter of each side scaled by sx about the corners' middle; beyond, shifted
+        u = np.clip(x - cx, -0.25 * w0, 0.25 * w0)
+        return x + (sx - 1.0) * u
+
+    stretch = (w0 + 0.008) / w0
+    np.testing.assert_allclose(stretched(rest.means[:, 0], stretch), means[:, 0], atol=1e-6)  # narrowed back
+    np.testing.assert_allclose(rest.means[:, 1:], means[:, 1:], atol=1e-6)  # sideways only
+    outer = np.abs(means[:, 0] - cx) > 0.25 * w0 * stretch + 1e-4  # beyond the scaled middle
+    assert 10 < outer.sum() < n - 10
+    np.testing.assert_allclose(np.abs(means[outer, 0] - rest.means[outer, 0]), 0.002, atol=1e-6)  # its edge's move
+    driver = Driver(to_avatar(rest, v, faces))
+    np.testing.assert_allclose(driver.drive(FaceControl.rest()).means, rest.means, atol=1e-7)  # rest: untouched
+    frame0 = driver.drive(FaceControl(expression=smile.astype(np.float32)))
+    np.testing.assert_allclose(frame0.means, built.means, atol=1e-6)  # the photo's pose: as built
+    wide = driver.drive(FaceControl(expression=(2.0 * smile).astype(np.float32)))  # corners 8 mm out each
+    np.testing.assert_allclose(wide.means[:, 0], stretched(rest.means[:, 0], (w0 + 0.016) / w0), atol=1e-6)
+    assert np.max(np.abs(wide.means[:, 0] - rest.means[:, 0])) < 0.004 + 1e-6  # half the corners' 8 mm at most
+    pucker = driver.drive(FaceControl(expression=(-0.5 * smile).astype(np.float32)))  # corners 2 mm in each
+    np.testing.assert_allclose(pucker.means, rest.means, atol=1e-7)  # widen only: a pucker keeps the rest width

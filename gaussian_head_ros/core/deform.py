@@ -34,7 +34,9 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2), with R_g the head rotation
   angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`. How much of
   the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight while talking, all of a
   wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
-  reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line;
+  reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line; before the turn
+  the interior widens with the lips' opening (`mouth_stretch`): coef = (1, mouth_lateral(x), 0, mean), the
+  frame's second column the stretch along the turned x axis;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
 
@@ -387,7 +389,8 @@ class Rig:
     frame_rest: np.ndarray  # [F, 3, 3] rest triangle frames (triangle_frames of verts)
     area_rest: np.ndarray  # [F] rest triangle areas
     frame: np.ndarray  # [N] int64 frame of each Gaussian
-    bary: np.ndarray  # [N, 3] float64 coef[:3]: barycentric (bound), w x barycentric (falloff), (1, 0, 0) rigid
+    bary: np.ndarray  # [N, 3] float64 coef[:3]: barycentric (bound), w x barycentric (falloff), (1, 0, 0) rigid,
+    # (1, mouth_lateral, 0) mouth interior
     tri: np.ndarray  # [N] int64 triangle of bound Gaussians (coef[3:] = mean - its rest barycentric point), else -1
     torso_weights: np.ndarray  # [torso_levels]
     jaw_weights: np.ndarray  # [levels]
@@ -470,6 +473,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         if np.any(mouth_bary.sum(1) > 0):  # explicit jaw weights from the reconstructor
             w = mouth_bary[:, 0]
         frame[mouth] = k_jaw + quantised_jaw_weight(w, levels)
+        coef_b[mouth, 1] = mouth_lateral(verts, means[mouth, 0])  # the jaw frames' sideways stretch (frame_tables)
 
     eyeball = part == PART_EYE
     if mp_topology and len(verts) >= lmk.NUM_LANDMARKS:
@@ -754,6 +758,55 @@ def jaw_angle(rig: Rig, disp, jaw_open: float | None, mouth_open: float, cfg: Dr
     return xp.clip(ang, 0.0, cfg.jaw_max_rad)
 
 
+# The mouth interior (teeth, cavity) is bound to the skull and the jaw, not to the lips: built behind the rest
+# template's inner lip contour, it kept the rest mouth's width when the lips widened. In a broad smile the lips' corners
+# then moved ~8 mm out over the interior's sides and the teeth ended well inside them; FaceLandmarker put the render's
+# mouth corners where the teeth ended (lp_s9_monalisa x sadtalker_WDA_KatieHill_000: the reader's own mouth width on
+# the render followed 0.47 of the driver's, its corner lift 0.53; self tpsmm_driving 0.59 / 0.69), and the render read
+# a smaller smile than the driver showed. In a real smile more of the dental arch shows as the lips stretch (the
+# premolars, the dark buccal corridor beside them); the interior is stretched sideways with the lips' opening instead:
+# by the inner corners' spread, within MOUTH_STRETCH_RANGE (the reconstructor undoes the photo's own stretch,
+# rest_pose.stretch_points). Only its middle is scaled, MOUTH_STRETCH_SPAN of the rest inner corners' half spread
+# each side; beyond, the teeth's ends and the cavity's walls shift as the middle's edge does (`mouth_lateral`).
+# Scaled whole, two_children_multiface's walls went out through its cheeks under lp_d0's broad smile (dark marks
+# beside the jaw line), and with the span at the corners (1.0) its interior still showed beside the lips' corners
+# under sadtalker (test_the_mouth_interior_stays_behind_the_chin: 85 / 183 pixels at frames 12 / 45; 0.7: 38 / 54;
+# 0.5: 11 / 0). Widen only: a pucker keeps the rest width (narrowing it too, range (0.6, 1.6), moved the
+# reader's gaze_v on lp_d9_woman_turned x lp_d0 0.79 -> -0.23 through its mouth crosstalk; smile14, session 14).
+MOUTH_STRETCH_RANGE = (1.0, 1.6)
+MOUTH_STRETCH_SPAN = 0.5
+
+
+def mouth_stretch(verts, disp):
+    """[V, 3] rest template and [V, 3] its displacement -> (sx, cx): the sideways scale of the mouth interior (the
+    inner lip corners' x spread after / before, within MOUTH_STRETCH_RANGE) and the head-frame x it is scaled about
+    (the rest inner corners' middle, metres). (1.0, 0.0) for a template without MediaPipe topology. numpy (floats)
+    or torch (0-d tensors, differentiable) like disp."""
+    if not lmk.has_mediapipe_topology(verts.shape[0]):
+        return 1.0, 0.0
+    a, b = lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN
+    w0 = verts[b, 0] - verts[a, 0]
+    w1 = w0 + disp[b, 0] - disp[a, 0]
+    lo, hi = MOUTH_STRETCH_RANGE
+    if namespace(disp) is np:
+        return float(np.clip(float(w1) / max(float(w0), 1e-9), lo, hi)), float(0.5 * (verts[a, 0] + verts[b, 0]))
+    return (w1 / w0.clip(1e-9)).clip(lo, hi), 0.5 * (verts[a, 0] + verts[b, 0])
+
+
+def mouth_lateral(verts, x):
+    """[V, 3] rest template, [M] mouth-interior x at rest (head frame, m) -> [M] the part of each point's offset
+    from the rest inner lip corners' middle that `mouth_stretch`'s scale applies to: the offset clipped to
+    MOUTH_STRETCH_SPAN of half the corners' spread (the middle spreads with the lips; what lies beyond shifts as
+    the middle's edge does, not further). numpy. Zeros without MediaPipe topology."""
+    x = np.asarray(x, np.float64)
+    if not lmk.has_mediapipe_topology(len(verts)):
+        return np.zeros_like(x)
+    a, b = lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN
+    v = np.asarray(verts, np.float64)
+    h = MOUTH_STRETCH_SPAN * 0.5 * abs(v[b, 0] - v[a, 0])
+    return np.clip(x - 0.5 * (v[a, 0] + v[b, 0]), -h, h)
+
+
 def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig | None = None):
     """Per-frame transforms for one control -> (delta [K, 3, 6], rot [K, 3, 3], scale [K]).
 
@@ -804,7 +857,9 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     r_j = r_g @ axis_angle_x(jaw_level_share(_like(xp, rig.jaw_weights, disp), theta, cfg) * theta)
     piv = _like(xp, rig.jaw_pivot, disp)
     const = (r_g @ piv)[None] - r_j @ piv
-    parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_j[..., :2]), r_j - eye], -1))
+    # the interior widens with the lips' opening (before the turn): + (sx - 1) * mouth_lateral along the turned x
+    sx, _ = mouth_stretch(verts, disp)
+    parts_d.append(xp.concat([const[..., None], (sx - 1.0) * r_j[..., :1], xp.zeros_like(r_j[..., :1]), r_j - eye], -1))
     parts_r.append(r_j)
     parts_s.append(xp.ones_like(r_j[:, 0, 0]))
     r_e = eyes.gaze_rotations(gaze, rig.rest_gaze, cfg.gaze_max_rad, like=disp)  # [2, 3, 3]

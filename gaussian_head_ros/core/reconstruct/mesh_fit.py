@@ -491,12 +491,12 @@ class MeshFitReconstructor(Reconstructor):
         teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
         def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap)
-            i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels))
+            i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels, V))
             return inside & teeth_shown[i, j]
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo)
-        turn_mouth(mouth, V_rest, theta, levels)
+        turn_mouth(mouth, V_rest, theta, levels, V)
         # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap).
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
         mouth = mouth.take(inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + 0.002) | photo_gap[mi, mj]))

@@ -9,7 +9,8 @@ moved by the exact inverse of what `drive()` will do to it (same formulas, same 
   V_rest, offset and orientation rotated with it, scales divided by the growth `drive()` gives them from
   V_rest to V_photo (`photo_growth`, core.deform.triangle_growth);
 - mouth interior Gaussians: turned back about the jaw hinge by their (quantised) share of the photo's
-  jaw angle;
+  jaw angle, and narrowed back by the sideways stretch the photo's lip opening gives them
+  (core.deform.mouth_stretch);
 - static, torso and unbound face Gaussians within the falloff band of the template (core.deform): moved
   back by the share of the template's displacement the band gives them;
 - everything else does not move with expressions.
@@ -26,8 +27,8 @@ from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PA
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, bound_growth, build_rig, chin_turn,
                                            inverse_metrics, jaw_level_share, jaw_pivot, matrix_to_quat,
-                                           quantised_jaw_weight, quat_multiply, scaled_rotations,
-                                           stretch_grown_triangles, triangle_frames)
+                                           mouth_lateral, mouth_stretch, quantised_jaw_weight, quat_multiply,
+                                           scaled_rotations, stretch_grown_triangles, triangle_frames)
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 
 
@@ -52,13 +53,33 @@ def photo_growth(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> 
     return np.where(np.all(t_r == t_p, axis=(1, 2)), 1.0, g)
 
 
+def stretch_points(points: np.ndarray, v_rest: np.ndarray, v_posed: np.ndarray | None,
+                   inverse: bool = False) -> np.ndarray:
+    """[M, 3] mouth-interior points at rest -> [M, 3] stretched sideways as `drive()` stretches them when the rest
+    template v_rest [V, 3] is deformed to v_posed [V, 3]: x + (sx - 1) * mouth_lateral(x) (core.deform.mouth_stretch,
+    mouth_lateral; inverse: narrowed back from there, the same piecewise-linear map undone). v_posed None:
+    unchanged. Sideways only, so it commutes with the jaw's turn about the x axis."""
+    p = np.array(points, np.float64)
+    if v_posed is None:
+        return p
+    v_rest = np.asarray(v_rest, np.float64)
+    sx, cx = mouth_stretch(v_rest, np.asarray(v_posed, np.float64) - v_rest)
+    if inverse:  # y = x + (sx - 1) u(x), u the clipped offset: inside the corners u = (y - cx) / sx
+        p[:, 0] -= (sx - 1.0) * mouth_lateral(v_rest, cx + (p[:, 0] - cx) / sx)
+    else:
+        p[:, 0] += (sx - 1.0) * mouth_lateral(v_rest, p[:, 0])
+    return p
+
+
 def turn_points(points: np.ndarray, jaw_weights: np.ndarray, v_rest: np.ndarray, theta: float,
-                levels: int) -> np.ndarray:
+                levels: int, v_posed: np.ndarray | None = None) -> np.ndarray:
     """[M, 3] mouth-interior points with [M] jaw weights -> [M, 3] turned as `drive()` turns them for the jaw
-    angle theta (radians) on the rest template v_rest."""
+    angle theta (radians) on the rest template v_rest, and stretched sideways as it does for the template v_posed
+    (`stretch_points`; None: not stretched)."""
     share = jaw_level_share(quantised_jaw_weight(jaw_weights, levels) / (levels - 1), theta)
     c = jaw_pivot(v_rest)
-    return np.einsum("mij,mj->mi", axis_angle_x(share * theta), np.asarray(points, np.float64) - c) + c
+    p = stretch_points(points, v_rest, v_posed)
+    return np.einsum("mij,mj->mi", axis_angle_x(share * theta), p - c) + c
 
 
 def _rotate(batch: GaussianBatch, idx: np.ndarray, rot: np.ndarray, centre: np.ndarray) -> None:
@@ -69,10 +90,14 @@ def _rotate(batch: GaussianBatch, idx: np.ndarray, rot: np.ndarray, centre: np.n
     batch.quats[idx] = quat_multiply(matrix_to_quat(rot), batch.quats[idx]).astype(np.float32)
 
 
-def turn_mouth(batch: GaussianBatch, v_rest: np.ndarray, theta: float, levels: int) -> None:
+def turn_mouth(batch: GaussianBatch, v_rest: np.ndarray, theta: float, levels: int,
+               v_posed: np.ndarray | None = None, inverse: bool = False) -> None:
     """Turn the mouth interior (rows with part PART_MOUTH, jaw weight bary[:, 0]) by its quantised share of
-    the jaw angle theta about the hinge of v_rest, as `drive()` does (negative theta: back). In place."""
+    the jaw angle theta about the hinge of v_rest, as `drive()` does (negative theta: back), and stretch it
+    sideways as `drive()` does for the template v_posed (`stretch_points`; inverse: narrow it back). In place."""
     idx = np.flatnonzero(batch.part == PART_MOUTH)
+    if idx.size and v_posed is not None:
+        batch.means[idx] = stretch_points(batch.means[idx], v_rest, v_posed, inverse).astype(np.float32)
     if not idx.size or theta == 0.0:
         return
     share = jaw_level_share(quantised_jaw_weight(batch.bary[idx, 0], levels) / (levels - 1), theta)
@@ -100,7 +125,7 @@ def to_rest_pose(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, 
         out.normals[bound] = np.einsum("mij,mj->mi", rot, out.normals[bound].astype(np.float64)).astype(np.float32)
         out.quats[bound] = quat_multiply(matrix_to_quat(rot), out.quats[bound]).astype(np.float32)
         out.scales[bound] = (out.scales[bound] / photo_growth(v_photo, v_rest, faces)[fid, None]).astype(np.float32)
-    turn_mouth(out, v_rest, -theta, levels)
+    turn_mouth(out, v_rest, -theta, levels, v_photo, inverse=True)
     undo_falloff(out, v_photo, v_rest, faces, cfg)
     return out
 
