@@ -615,10 +615,8 @@ class MeshFitReconstructor(Reconstructor):
             held = lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]
         with_creases = None
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
-            twin = GaussianBatch.concat([batch])
-            twin.colors, twin.opacities = batch.colors.copy(), batch.opacities.copy()
-            self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background,
-                         None if coverage is None else coverage.copy(), held)
+            twin = GaussianBatch.concat([batch])  # a copy (np.concatenate); _refine changes colours and opacities
+            self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage, held)
             with_creases = twin.colors[:n_photo].copy()
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
                              fp.viewmat, K, S, background, coverage, held)
