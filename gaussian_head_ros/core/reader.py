@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
 from gaussian_head_ros.core.metrics import correlation, slope
 
@@ -162,7 +163,6 @@ class FaceReader:
         self.close()
 
 
-
 class BlendshapeModel:
     """The reader's own blendshape model run on landmarks given to it, without an image: what FaceLandmarker
     would score for a face whose landmarks were these. FaceLandmarker reads an image in two steps, landmarks
@@ -218,8 +218,8 @@ node { calculator: "mediapipe.tasks.vision.face_landmarker.FaceBlendshapesGraph"
         from mediapipe.python import packet_creator
 
         x = np.asarray(landmarks_px, np.float64)
-        if x.ndim != 2 or x.shape[0] != 478 or x.shape[1] not in (2, 3) or not np.isfinite(x).all():
-            raise ValueError(f"need [478, 2|3] finite landmarks, got {x.shape}")
+        if x.ndim != 2 or x.shape[0] != lmk.NUM_LANDMARKS or x.shape[1] not in (2, 3) or not np.isfinite(x).all():
+            raise ValueError(f"need [{lmk.NUM_LANDMARKS}, 2|3] finite landmarks, got {x.shape}")
         w, h = int(size[0]), int(size[1])
         if (w, h) not in self._blank:  # only the image's size is read from it
             self._blank[(w, h)] = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
@@ -246,6 +246,7 @@ node { calculator: "mediapipe.tasks.vision.face_landmarker.FaceBlendshapesGraph"
 
     def __exit__(self, *exc):
         self.close()
+
 
 @dataclass
 class ReaderSeries:
