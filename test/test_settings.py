@@ -292,6 +292,28 @@ def test_launch_warns_about_an_argument_it_does_not_have():
     assert "'vidoe:=clip.mp4' ignored" in said[1] and "did you mean 'video'" in said[1], said
 
 
+def test_launch_warns_about_a_params_file_section_for_no_node_it_starts(tmp_path):
+    """`ros2 param dump /render_node > my.yaml` writes the node's full name (`/render_node:`); given to
+    `avatar.launch.py namespace:=robot1 params_file:=my.yaml` its values were dropped without a word (rcl applies a
+    key with a leading '/' to that exact node only): the face stayed 512 px wide. Now the launch says which key
+    names no node it starts, and how to write it. Keys that match (no '/', the full name, rcl's wildcards) are not
+    said."""
+    dumped = tmp_path / "dumped.yaml"
+    dumped.write_text("/render_node:\n  ros__parameters:\n    width: 640\n"
+                      "/robot1/tracker_node:\n  ros__parameters:\n    fov_deg: 60.0\n"
+                      "/**/reconstruction_node:\n  ros__parameters:\n    preset: fast\n"
+                      "render_node:\n  ros__parameters:\n    fps: 25.0\n"
+                      "/*/render_node:\n  ros__parameters:\n    height: 480\n")
+    said = _launch_warnings("all", {"namespace": "robot1", "params_file": str(dumped)})
+    assert len(said) == 1, said
+    assert "'/render_node' names no node this launch starts" in said[0] and "/robot1/render_node" in said[0], said
+    assert "write 'render_node:'" in said[0], said
+    said = _launch_warnings("all", {"params_file": str(dumped)})  # the root namespace: the robot1 keys match nothing
+    assert len(said) == 2 and "'/robot1/tracker_node'" in said[0] and "'/*/render_node'" in said[1], said
+    said = _launch_warnings("robot", {"namespace": "/robot1/", "params_file": str(dumped)})  # no tracker here
+    assert len(said) == 2 and "'/render_node'" in said[0] and "'/robot1/tracker_node'" in said[1], said
+
+
 def test_a_host_launch_file_names_the_other_hosts_for_its_arguments():
     """An argument of the other host's launch file (`reconstructor:=` given to operator.launch.py, `video:=` or
     `camera_topic:=` to robot.launch.py) is said with the launch file that has it; a parameter of a node the

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from gaussian_head_ros.nodes.launcher import node_params_file, unknown_launch_arguments
+from gaussian_head_ros.nodes.launcher import node_params_file, params_sections_for_no_node, unknown_launch_arguments
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
 # photo_node only with the operator's `photo:=`: OPTIONAL_NODES).
@@ -150,6 +150,10 @@ def nodes(context, host: str) -> list:
     video = cfg.get("video", "")
     if video:
         overrides["video_source_node"] = {"source": video, "loop": cfg["loop"].lower() == "true"}
+    ns = "/" + cfg["namespace"].strip("/") if cfg["namespace"].strip("/") else ""
+    for line in params_sections_for_no_node(cfg["params_file"], [f"{ns}/{n}" for n in started]
+                                            + [f"{ns}/video_source_node"] * bool(video)):
+        launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
     params_file = node_params_file(cfg["params_file"], overrides)
     ros_args = ["--log-level", cfg["log_level"]]
     camera = [("camera/image_raw", cfg["camera_topic"])] if "camera_topic" in cfg else []

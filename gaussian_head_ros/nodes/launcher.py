@@ -83,6 +83,40 @@ def node_params_file(path: str, overrides: dict) -> str:
     return tmp
 
 
+def _node_key_matches(key: str, node: str) -> bool:
+    """Whether the node-name key `key` of a parameters file (`/robot1/render_node`, with rcl's wildcards: `*` one
+    name token, `**` any number of them) names the node of fully qualified name `node` (`/robot1/render_node`)."""
+    def match(k: list, n: list) -> bool:
+        if not k:
+            return not n
+        if k[0] == "**":
+            return any(match(k[1:], n[i:]) for i in range(len(n) + 1))
+        return bool(n) and (k[0] == "*" or k[0] == n[0]) and match(k[1:], n[1:])
+
+    return match([t for t in key.split("/") if t], [t for t in node.split("/") if t])
+
+
+def params_sections_for_no_node(path: str | Path, nodes: list[str]) -> list[str]:
+    """One warning line per node-name key of the parameters file `path` that names, with its leading '/', none of
+    `nodes` (the fully qualified names a launch starts, `/robot1/render_node`). rcl reads such a key only for
+    a node of that exact name, so its values were dropped without a word: `ros2 param dump /render_node` writes
+    `/render_node:`, and that file given to `namespace:=robot1` left every node on its defaults (user16, s16).
+    Keys without the '/' match the node in any namespace (node_params_file), and are not said."""
+    import yaml
+
+    with open(path) as fh:
+        doc = yaml.safe_load(fh) or {}
+    lines = []
+    for key in doc if isinstance(doc, dict) else ():
+        key = str(key)
+        if key.startswith("/") and not any(_node_key_matches(key, n) for n in nodes):
+            name = key.rstrip("/").rsplit("/", 1)[-1]
+            lines.append(f"parameters file {path}: '{key}' names no node this launch starts ({', '.join(nodes)}): "
+                         f"its values are not used; write '{name}:' (no leading '/') to give them to {name} in any "
+                         f"namespace (`ros2 param dump` writes full names)")
+    return lines
+
+
 def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path, namespace: str = "",
                              elsewhere: dict | None = None, node_homes: dict | None = None) -> list[str]:
     """One warning line per launch argument in `given` (the launch's configurations: name -> value) that is
