@@ -1,7 +1,7 @@
 """reconstruction_node: operator photo -> latched GaussianAvatar, plus a latched status saying how it went.
 
 Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
-reliable with depth 1 and 4 (PHOTO_DEPTH), each both transient local (a photo latched before this node started is used) and
+reliable, raw photos keep-last 1 and compressed ones keep-all (PHOTO_DEPTH), each both transient local (a photo latched before this node started is used) and
 volatile (volatile publishers work too); the optional `photo_path` parameter reconstructs a photo file at start-up
 and whenever it is set.
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
@@ -16,7 +16,7 @@ during a reconstruction replaces any photo still waiting (newest wins, nothing q
 status; the photo it replaces gets a SUPERSEDED status, its final one (each status carries its photo's
 header.stamp as photo_stamp, so a sender tells its photo's statuses from those of an earlier photo under the same
 frame_id). Each sender's photos are taken in the order it sent them; the ones DDS dropped before the node took
-them (more than PHOTO_DEPTH while the node was busy) get no status, and are counted (PublisherSequences) in a warning
+them (a raw photo replaced by a newer raw one while the node was busy) get no status, and are counted (PublisherSequences) in a warning
 of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
 saying why, and the avatar already published stays published. `operator_id` is the parameter when set,
 else the photo's header.frame_id (else the file name for `photo_path`).
@@ -42,7 +42,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from builtin_interfaces.msg import Time as TimeMsg
@@ -116,14 +116,18 @@ def check_values(values: dict) -> None:
     check_options(values["backend"], **reconstructor_options(values))
 
 
-# The photo readers' depth (reliable, keep last): photos a reader holds while the node's executor is held up (a
-# reconstruction keeps Python busy; under load a callback waited over a second). A keep-last reader replaces its
-# oldest sample beyond this, before any callback sees it, and that photo got no status at all (user14, s14: of three
-# photos 1 s apart from one sender, the middle one). Compressed photos (photo_node's, the README's snippet: a phone
-# JPEG is 1-5 MB) are held 4 deep; raw ones (a 1080p rgb8 photo is 6 MB, one at max_pixels 120 MB) 1 deep. Each
-# topic has two readers (transient local and volatile) that a latched sender's samples both reach: at most 2 x 4
-# compressed photos wait in DDS.
-PHOTO_DEPTH = {"compressed": 4, "raw": 1}
+# The photo readers' history (reliable): photos a reader holds while the node's executor is held up (a reconstruction
+# keeps Python busy; under load a callback waited over a second). A keep-last reader replaces its oldest sample beyond
+# its depth before any callback sees it, and that photo gets no status at all (user14, s14: of three photos 1 s apart
+# from one sender, the middle one). DDS keeps one history per reader, not per sender: another sender's burst pushed
+# a photo out of a keep-last 4 reader, and the node never learnt of it, so nothing counted it either (user16, s16:
+# a latched one-photo sender in the middle of another's burst of 12, 3 of 3). Compressed photos (photo_node's, the
+# README's snippet: a phone JPEG is 1-5 MB) are read keep-all (0 here): every one DDS delivers waits in the reader
+# until a callback takes it (a callback keeps only the newest photo, so what waits is what arrived during one
+# hold-up; Fast DDS's default limit is 5000 samples). Raw ones (a 1080p rgb8 photo is 6 MB, one at max_pixels
+# 120 MB) are read keep-last 1. Each topic has two readers (transient local and volatile) that a latched sender's
+# samples both reach.
+PHOTO_DEPTH = {"compressed": 0, "raw": 1}  # 0: keep all
 
 
 class PublisherSequences:
@@ -203,7 +207,7 @@ class ReconstructionNode(Node):
         # reader across a link that dropped its datagram (user14, s14)
         self.statuses = InOrderLatched(self, AvatarStatus, companion_topic(self, "avatar/status", "avatar"))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # Each photo topic is subscribed twice, reliable, PHOTO_DEPTH deep: transient local, so that a photo latched
+        # Each photo topic is subscribed twice, reliable, with PHOTO_DEPTH's history: transient local, so that a photo latched
         # before this node started is used, and volatile, which a volatile publisher requires (DDS does not
         # match it with a transient-local reader). A sample that reaches both is taken once (PublisherSequences).
         # The transient-local twin does not warn about incompatible publishers: a volatile one (`ros2 topic
@@ -211,7 +215,8 @@ class ReconstructionNode(Node):
         # differ in durability only); rclpy's default warning said "No messages will be received from it".
         self._sequences = PublisherSequences()
         for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE):
-            qos = {kind: QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+            qos = {kind: QoSProfile(history=HistoryPolicy.KEEP_LAST if depth else HistoryPolicy.KEEP_ALL,
+                                    depth=depth or 1, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
                    for kind, depth in PHOTO_DEPTH.items()}
             events = (SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
                       if durability == DurabilityPolicy.TRANSIENT_LOCAL else None)
