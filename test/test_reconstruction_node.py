@@ -390,6 +390,10 @@ def test_a_photo_among_another_senders_burst_gets_its_final_status(peer):
         assert any(code != AvatarStatus.BUSY for _, code in got), \
             ("the lone photo got no final status", [(s.header.frame_id, s.code) for s in peer["statuses"]])
         assert sum(code != AvatarStatus.BUSY for _, code in got) == 1, got
+        # the log names each photo, not only its topic (several senders share one)
+        out = peer["proc"].output()
+        assert "photo 'crowd_11' from operator/photo/compressed refused: no face" in out, out[-3000:]
+        assert "replaced the one waiting ('lone' from operator/photo/compressed)" in out, out[-3000:]
     finally:
         node.destroy_publisher(lone)
         node.destroy_publisher(crowd)

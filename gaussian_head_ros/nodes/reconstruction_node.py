@@ -180,6 +180,11 @@ class Job:
     notes: tuple = ()  # warnings about the input itself (8UC3 taken as BGR), for this photo's status
     stamp: TimeMsg | None = None  # the photo's header.stamp (its statuses' photo_stamp); None: a file or the cache
 
+    def name(self) -> str:
+        """The photo in log lines: its sender's frame_id (else its operator id) and where it came from. With several
+        senders on one topic the robot's log said only 'photo from operator/photo/compressed refused' (user16, s16)."""
+        return f"'{self.frame_id or self.operator_id}' from {self.source}"
+
 
 STOP_WAIT_S = 1.0  # destroy_node waits this long for the worker: an idle one ends within its 0.2 s wake-up
 
@@ -327,7 +332,8 @@ class ReconstructionNode(Node):
         self.counts["photos"] += 1
         if replaced is not None:  # its final status: a sender waiting on it learns its fate (it had BUSY at most)
             self.counts["replaced"] += 1
-            self.get_logger().info(f"a newer photo ({job.source}) replaced the one waiting ({replaced.source})")
+            self.get_logger().info(f"a newer photo ({job.name()}) replaced the one waiting ({replaced.name()}): "
+                                   "that one is dropped unreconstructed (SUPERSEDED)")
             self._status(AvatarStatus.SUPERSEDED, f"a newer photo (from {job.source}, '{job.operator_id}') came "
                                                   f"while this one waited: dropped unreconstructed (the newest wins)",
                          replaced, replaced.notes)
@@ -468,14 +474,14 @@ class ReconstructionNode(Node):
         n = result.avatar.num_gaussians
         text = f"avatar for '{job.operator_id}' ready: {n} Gaussians in {dt:.2f} s"
         for w in result.warnings:
-            self.get_logger().warning(w)
+            self.get_logger().warning(f"photo {job.name()}: {w}")
         self.get_logger().info(text)
         self._status(OK, text, job, [*job.notes, *result.warnings], n, dt)
         self._save_cache(msg)
 
     def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
         self.counts["refused"] += 1
-        self.get_logger().warning(f"photo from {job.source} refused: {reason}")
+        self.get_logger().warning(f"photo {job.name()} refused: {reason}")
         self._status(code, reason, job, job.notes, duration_s=dt)  # the input's notes may say why (a wrong layout)
 
     def _publish_avatar(self, msg: GaussianAvatarMsg, avatar) -> None:
