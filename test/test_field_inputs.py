@@ -391,6 +391,20 @@ def test_a_48mp_phone_photo_stored_rotated_is_reduced_and_upright(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 # 3. camera_info: K, else P, else the field of view; compressedDepth; 8UC3
 
+def test_a_camera_info_for_another_aspect_ratio_is_warned_about():
+    """A driver calibrated at 1920x1080 that streams 640x480: the tracker scaled K by 1/3 in x and 4/9 in y, fx 467
+    and fy 622 px from one 1400 px lens, and logged it as an ordinary INFO line (user16, s16). The rule: the same size,
+    no size given, or the same aspect ratio (another resolution of the same mode) say nothing; another ratio says
+    both sizes and the factors."""
+    from gaussian_head_ros.core.camera_info import size_mismatch
+
+    assert size_mismatch(640, 480, 640, 480) == "" and size_mismatch(0, 0, 640, 480) == ""
+    assert size_mismatch(1280, 960, 640, 480) == "" and size_mismatch(1920, 1080, 1280, 720) == ""
+    assert size_mismatch(1282, 960, 640, 480) == ""  # within 1 %
+    said = size_mismatch(1920, 1080, 640, 480)
+    assert "1920x1080" in said and "640x480" in said and "0.333 in x and 0.444 in y" in said, said
+
+
 def test_intrinsics_from_camera_info_rule():
     from gaussian_head_ros.core.camera_info import check_camera_info, intrinsics_from_camera_info
     from gaussian_head_ros.core.facemesh import default_intrinsics

@@ -271,6 +271,9 @@ def test_camera_info_with_k_zero_uses_p_and_says_so_once(graph, clip):
     K2 = np.array([1.5 * w, 0, cx, 0, 1.5 * w, cy, 0, 0, 1])
     z_k2 = _depth_with(g, rgb, _camera_info(w, h, k=K2), f"intrinsics from camera_info K: fx {1.5 * w:.1f}")
     assert abs(z_k2 - 0.75 * z_k) < 0.02 * z_k, (z_k2, z_k)  # the depth follows the focal length
+    # a camera_info made for another aspect ratio (a 16:9 calibration for these frames): said, as a warning
+    _depth_with(g, rgb, _camera_info(w * 16 // 9, h, k=K2), "another aspect ratio")
+    assert "[WARN]" in [line for line in g["procs"]["tracker"].log().splitlines() if "another aspect ratio" in line][0]
     _alive(g)
 
 

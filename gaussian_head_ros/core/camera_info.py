@@ -9,7 +9,8 @@ drivers fill P and leave K all zero. The rule (one implementation, used by track
   3. else the documented field of view (`fov_deg` across the frame's longer side, centred principal point).
 
 The chosen matrix is rescaled when the camera_info was made for another resolution of the same camera
-(its width/height, when given, differ from the frame's). Non-finite or negative values are refused.
+(its width/height, when given, differ from the frame's); one made for another aspect ratio is rescaled too, with a
+warning (size_mismatch). Non-finite or negative values are refused.
 
 The other way, `camera_info_of_render`: a rendered image's K and P for the camera_info beside it (render_node's
 `face_display/camera_info`).
@@ -53,6 +54,25 @@ def intrinsics_from_camera_info(k, p, info_width: int, info_height: int, width: 
         m[0] *= width / info_width
         m[1] *= height / info_height
     return m, source
+
+
+ASPECT_TOLERANCE = 0.01  # relative difference of width/height ratios still taken as the same camera mode
+
+
+def size_mismatch(info_width: int, info_height: int, width: int, height: int) -> str:
+    """'' when a camera_info made for info_width x info_height (0 = not said) fits a width x height frame: the
+    same size, or another resolution of the same camera (the same aspect ratio within ASPECT_TOLERANCE; the
+    matrix is rescaled). Else a warning: a camera_info for another aspect ratio (a driver calibrated at 1280x720
+    streaming 640x480: a crop or another sensor mode) is rescaled by different factors in x and y, and fx and fy
+    come out unequal (1400 px -> fx 467, fy 622), which bends the head pose without a word (user16, s16)."""
+    if info_width <= 0 or info_height <= 0 or (info_width, info_height) == (width, height):
+        return ""
+    if abs((info_width / info_height) / (width / height) - 1.0) <= ASPECT_TOLERANCE:
+        return ""
+    return (f"camera_info is for {info_width}x{info_height} frames but the frames are {width}x{height}, another "
+            f"aspect ratio: its matrix is scaled by {width / info_width:.3f} in x and {height / info_height:.3f} in "
+            "y, which is right only if the driver scales the whole sensor image; for a crop or another sensor "
+            "mode, publish the camera_info of the mode streamed (or use_camera_info:=false: fov_deg)")
 
 
 def describe(K: np.ndarray, source: str, fov_deg: float, have_camera_info: bool = True) -> str:

@@ -36,7 +36,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec, frametrace
-from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info
+from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.settings import setting, settings
@@ -235,9 +235,12 @@ class TrackerNode(Node):
         line = describe(K, source, fov, have_camera_info=info is not None)
         if info is None and self._param("use_camera_info"):
             line += f", listening for it on {self.info_topic}"
+        mismatch = size_mismatch(info.width, info.height, w, h) if info is not None and source != "fov" else ""
+        if mismatch:
+            line += f"; {mismatch}"
         if line != self._intrinsics_said:
             self._intrinsics_said = line
-            if info is None or source == "K":
+            if info is None or (source == "K" and not mismatch):
                 self.get_logger().info(line)
             else:
                 self.get_logger().warning(line)
