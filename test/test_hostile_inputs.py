@@ -410,8 +410,8 @@ def test_reconstruction_node_refuses_malformed_photos_and_keeps_the_avatar(rclpy
         st = _status(g, name)
         assert st.code == AvatarStatus.BAD_IMAGE and not st.ok and words in st.message, (name, st.message)
         assert st.num_gaussians == 0
-    refusals = [line for line in g["procs"]["recon"].log().splitlines() if "photo from operator/photo" in line
-                and "refused" in line]
+    refusals = [line for line in g["procs"]["recon"].log().splitlines() if "from operator/photo" in line
+                and "refused" in line]  # "photo 'zero_size' from operator/photo refused: ..." (the log names the photo)
     assert len(refusals) >= len(_bad_photos()), refusals
     assert latched_operator(rclpy_context, "late_joiner_bad_photos") == "recon_good"
     _alive(g)
