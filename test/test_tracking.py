@@ -338,6 +338,49 @@ def _canonical_face():
     return v * np.array([0.01, -0.01, -0.01])
 
 
+def test_a_stream_that_starts_mid_blink_does_not_keep_the_blink_in_the_neutral_eyes():
+    """The neutral's eyes are the frames whose lids are open as wide as the operator's usually are, judged against
+    all the frames seen so far as they are now (`OpenLidAverage`): a stream that starts with the lids shut and a
+    slow reopening (1 frame at 0.2 of the open gap, 5 at 0.6, then 30 open) ends with the open eyes. Judged once,
+    against the frames seen up to then, the first frames weighed 1 each and stayed in the average: 0.92 of the open
+    gap after the 30 open frames (a real stream started mid-blink, sadtalker frame 24: 9.1 mm after 170 frames
+    where frame 0's start gives 10.5)."""
+    from gaussian_head_ros.core import deform
+    from gaussian_head_ros.core import landmarks as lmk
+
+    face = _canonical_face()
+
+    def lid_gap(x):  # the centre pairs' gap, both eyes' mean
+        return np.mean([np.linalg.norm(x[u] - x[d]) for u, d in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)])
+
+    def lids(share):  # the face with every upper lid point at `share` of its gap above its lower partner
+        x = face.copy()
+        x[deform.LID_UPPER] = x[deform.LID_LOWER] + share * (face[deform.LID_UPPER] - face[deform.LID_LOWER])
+        return x
+
+    est = NeutralEstimator()
+    stream = [lids(0.2)] + [lids(0.6)] * 5 + [face] * 30
+    for i, x in enumerate(stream):
+        neutral = est.update(x, i / 30)
+    assert lid_gap(neutral) / lid_gap(face) > 0.99, lid_gap(neutral) / lid_gap(face)  # 0.92 with the old rule
+
+
+def test_the_open_lid_average_gives_the_first_frame_exactly_then_the_open_frames():
+    """`OpenLidAverage`: its first frame alone gives that frame's value exactly (a self clip's frame 0 keeps the
+    photo's lids); frames whose gap falls short of the 90th percentile by a few scales do not count; the stamps'
+    age forgets with window_s."""
+    from gaussian_head_ros.core.expression import OpenLidAverage
+
+    avg = OpenLidAverage(window_s=20.0, scale=0.0015)
+    assert np.array_equal(avg.add(0.0, 0.003, np.array([0.1, 0.2])), [0.1, 0.2])  # shut lids, first frame
+    for i in range(1, 20):
+        out = avg.add(i / 30, 0.010, np.array([0.3, 0.4]))
+    np.testing.assert_allclose(out, [0.3, 0.4], atol=1e-6)
+    old = OpenLidAverage(window_s=1.0, scale=0.0015)
+    old.add(0.0, 0.010, np.array([1.0]))
+    assert old.add(10.0, 0.010, np.array([0.0]))[0] < 1e-4  # 10 windows later the first frame is forgotten
+
+
 def _with_brows_at(face, height_m):
     """The face with its brows (and, spread harmonically, the forehead and the strip above the lids) moved to
     `height_m` above the eye corners: the same spread the rule uses, so only the height is under test."""

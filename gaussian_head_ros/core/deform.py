@@ -660,14 +660,32 @@ def eyelid_ratios(landmarks, expression):
     return gap / gap0
 
 
+def flat_eyelid_ratios(neutral: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
+    """[L >= 468, 3] the operator's neutral face (head frame, metres) and [3, 3] a head rotation (head-frame vector
+    v -> image vector v @ R.T; None: the identity, the face seen from the front) -> [14] each lid pair's gap over its
+    eye's corner distance as the image would show them with the neutral's gap and corner vectors laid flat (z = 0:
+    across the front of the face) and turned by the rotation. What `seen_eyelid_ratios` divides by."""
+    n = np.asarray(neutral, np.float64)
+    r = np.eye(3) if rotation is None else np.asarray(rotation, np.float64)
+    corners = np.asarray(lmk.EYE_CORNERS)
+
+    def flat_seen(v):  # [K, 3] head-frame vectors laid flat and turned -> [K] lengths in the image plane
+        v = v.copy()
+        v[:, 2] = 0.0
+        return np.linalg.norm((v @ r.T)[:, :2], axis=-1)
+
+    width0 = flat_seen(n[corners[:, 0]] - n[corners[:, 1]])[_LID_EYE]
+    return flat_seen(n[LID_UPPER] - n[LID_LOWER]) / np.clip(width0, 1e-12, None)
+
+
 def seen_eyelid_ratios(points_px: np.ndarray, neutral: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """[L >= 468, 2+] this frame's landmarks in the image (pixels; x, y used), [L, 3] the operator's neutral face
     (head frame, metres) and [3, 3] the frame's head rotation (head-frame vector v -> image vector v @ R.T, as
     the tracker's similarity fit gives it) -> [14] each pair's lid gap over its eye's corner distance, in the
-    image, divided by the same of the neutral's gap and corner vectors laid flat (z = 0: across the front of the
-    face) and turned by the frame's rotation, so that a turned head's foreshortening cancels. Not 1 on the
-    neutral's own frame (the tracker scales it to 1 there: `FaceTracker`, eyelid ratios): the head frame is
-    pitched ~9 deg against the canonical face's front and a lid opening is not flat.
+    image, divided by the same of the neutral's gap and corner vectors laid flat and turned by the frame's
+    rotation (`flat_eyelid_ratios`), so that a turned head's foreshortening cancels. Not 1 on the neutral's own
+    frame (the tracker divides by its operator's open level in these terms: `FaceTracker`, eyelid ratios): the
+    head frame is pitched ~9 deg against the canonical face's front and a lid opening is not flat.
 
     Why the picture and not the pose-free (3D) lid gap (`eyelid_ratios`): with the head tilted back while the
     eyes look down at the camera, the pose-free gap closed to 0.78 of the neutral (sadtalker frames 40-59) where
@@ -676,20 +694,10 @@ def seen_eyelid_ratios(points_px: np.ndarray, neutral: np.ndarray, rotation: np.
     depths are not the cause (the gap with each lid point at the neutral's depth along its pixel ray: 0.776);
     the rigid head is: the opening turns with the eye."""
     p = np.asarray(points_px, np.float64)[:, :2]
-    n = np.asarray(neutral, np.float64)
-    r = np.asarray(rotation, np.float64)
     corners = np.asarray(lmk.EYE_CORNERS)
-
-    def flat_seen(v):  # [K, 3] head-frame vectors laid flat and turned -> [K] lengths in the image plane
-        v = v.copy()
-        v[:, 2] = 0.0
-        return np.linalg.norm((v @ r.T)[:, :2], axis=-1)
-
     width = np.linalg.norm(p[corners[:, 0]] - p[corners[:, 1]], axis=-1)[_LID_EYE]
     seen = np.linalg.norm(p[LID_UPPER] - p[LID_LOWER], axis=-1) / np.clip(width, 1e-9, None)
-    width0 = flat_seen(n[corners[:, 0]] - n[corners[:, 1]])[_LID_EYE]
-    seen0 = flat_seen(n[LID_UPPER] - n[LID_LOWER]) / np.clip(width0, 1e-12, None)
-    return seen / np.clip(seen0, 1e-9, None)
+    return seen / np.clip(flat_eyelid_ratios(neutral, rotation), 1e-9, None)
 
 
 def eyelid_openness(lid_ratios, cfg: DriveConfig):

@@ -421,6 +421,67 @@ def forehead_points(x: np.ndarray) -> np.ndarray:
     return brow_rows(x)
 
 
+def lid_gap(x: np.ndarray) -> float:
+    """[L >= 468, 3] canonical landmarks (head frame, metres) -> the lids' gap, the mean of both eyes' centre
+    pair (`landmarks.EYELID_MID_R` / `_L`), metres: what "how open the eyes are" means for the neutral's eyes."""
+    x = np.asarray(x, np.float64)
+    return float(np.mean([np.linalg.norm(x[u] - x[d]) for u, d in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)]))
+
+
+class OpenLidAverage:
+    """A per-frame value (the neutral's eye points, the tracker's lid ratios in the picture) averaged over the
+    frames whose lids are open as wide as this operator's usually are: weight exp(-(shortfall / scale)^2), the
+    shortfall being the frame's openness below the 90th percentile of the openness in the history, times
+    exp(-age / window_s). Openness is the caller's measure in the units of `scale` (the neutral's eyes: the lid gap,
+    `lid_gap`, metres; the tracker's lid ratios: the log of their centre pairs' mean). Every frame in the history (the last HISTORY) is judged against the percentile as it is
+    NOW, so a stream that starts mid-blink or squinting loses those first frames' weight as soon as wider frames
+    come in: judged once, against the percentile of the frames seen so far, the first frame of a stream weighs 1
+    whatever its lids and a reopening after it as much (a running average of sadtalker started at its blink, frame
+    24: the neutral's lid gap 3.5 mm at the start, 6 mm after 10 frames, 9.1 mm after 170, where frame 0's start
+    gives 10.5-11.3; the avatar's lids then opened ~12 % wider than from frame 0 for the whole clip, 60 % at first).
+    The first frame alone gives its own value exactly (a self clip's frame 0, the avatar's photo, keeps its lids)."""
+
+    HISTORY = 900  # frames remembered (30 s at 30 fps)
+
+    def __init__(self, window_s: float = 20.0, scale: float = 0.0015):
+        if not (window_s > 0 and scale > 0):
+            raise ValueError("window_s and scale must be > 0")
+        self.window_s, self.scale = float(window_s), float(scale)
+        self.reset()
+
+    def reset(self) -> None:
+        self._t = np.zeros(self.HISTORY)  # stamps, seconds: a ring, the first `_n` slots filled
+        self._gaps = np.zeros(self.HISTORY)  # openness (`add`)
+        self._values: np.ndarray | None = None  # [HISTORY, D] the values, flattened
+        self._n = 0  # frames taken in (the ring's next slot is _n % HISTORY)
+        self.mean: np.ndarray | None = None  # the weighted average, the values' shape; None before the first
+
+    def weights(self) -> np.ndarray:
+        """[min(n, HISTORY)] each remembered frame's weight now (in the ring's order; not normalised)."""
+        m = min(self._n, self.HISTORY)
+        gaps, t = self._gaps[:m], self._t[:m]
+        short = np.maximum(0.0, float(np.percentile(gaps, 90)) - gaps)
+        return np.exp(-(short / self.scale) ** 2 - np.maximum(0.0, t.max() - t) / self.window_s)
+
+    def add(self, t_s: float, gap: float, value: np.ndarray) -> np.ndarray:
+        """Take in one frame (stamp seconds, openness in the units of `scale`, value of any fixed shape; a new shape
+        starts over) -> the average now, the value's shape."""
+        v = np.asarray(value, np.float64)
+        if self.mean is not None and v.shape != self.mean.shape:
+            self.reset()
+        if self._values is None:
+            self._values = np.zeros((self.HISTORY, v.size))
+        k = self._n % self.HISTORY
+        self._t[k], self._gaps[k], self._values[k] = float(t_s), float(gap), v.ravel()
+        self._n += 1
+        w = self.weights()
+        if not w.sum() > 1e-300:  # every frame forgotten or far from open: the newest alone
+            w = np.zeros_like(w)
+            w[k] = 1.0
+        self.mean = (w @ self._values[:len(w)] / w.sum()).reshape(v.shape)
+        return self.mean
+
+
 class NeutralEstimator:
     """The operator's neutral face over time: started from the first frame's `neutralize`, then a running
     average of each frame's `neutralize`, weighted by how relaxed the frame's mouth is, forgetting with
@@ -434,7 +495,9 @@ class NeutralEstimator:
     two thirds smaller, and every relaxed frame after the "oo" read as a 6 mm smile). The eyes (lid contours and
     irises, `EYE_POINTS`) are averaged with their own weight, since a relaxed mouth says nothing about the
     lids: open = the lid gap (mean of both eyes' centre pair) near this operator's widest, the 90th
-    percentile of the gaps seen, weight exp(-(shortfall / scale_m)^2); a frame looking down with half-closed
+    percentile of the gaps in the history, weight exp(-(shortfall / scale_m)^2), every remembered frame re-judged
+    against the percentile as it is now (`OpenLidAverage`: a stream that starts mid-blink drops its first frames
+    once wider ones come); a frame looking down with half-closed
     lids and a closed mouth would otherwise become the neutral's lids (seen on sadtalker: 10 -> 2.8 mm at
     frame 36), and the drive, which opens the avatar's lids by the operator's gap / neutral gap, stared.
     The brows and the forehead above them (`BROW_POINTS`: mesh points higher than the eyes' upper lids)
@@ -456,7 +519,7 @@ class NeutralEstimator:
     `neutralize`) was driven 3.3 mm wider than the operator throughout and its open mouth read as a smile
     (reader smile r 0.32). Now only frames that are really relaxed (weight near 1) replace it."""
 
-    HISTORY = 900  # chin drops / lid gaps remembered for the operator's own "jaw up" / "lids open" (30 s at 30 fps)
+    HISTORY = 900  # chin drops / brow heights remembered for the operator's own "jaw up" / brows (30 s at 30 fps)
     FIRST_WEIGHT = math.exp(-1.0)  # the least weight of the first frame (see the class notes)
     EYE_POINTS = np.array(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + (lmk.IRIS_CENTER_R,) + lmk.IRIS_R
                           + (lmk.IRIS_CENTER_L,) + lmk.IRIS_L)
@@ -473,13 +536,12 @@ class NeutralEstimator:
     def reset(self) -> None:
         self.neutral: np.ndarray | None = None  # [L, 3]
         self.weight = 0.0  # sum of the (decayed) weights so far
-        self.weight_eyes = 0.0  # the same for the eyes' weights
-        self.weight_brows = 0.0  # ... and for the brows'
+        self.weight_brows = 0.0  # the same for the brows' weights
         self.frames = 0  # frames taken in
         self._t_s: float | None = None
         self._chins: list[float] = []  # recent chin drops below the nose tip, metres
-        self._lids: list[float] = []  # recent lid gaps (mean of both eyes' centre pair), metres
         self._brows: list[float] = []  # recent brow heights above the eye corners, metres
+        self._eyes = OpenLidAverage(self.window_s, self.scale_m)  # the eye points, over the open frames
 
     def update(self, x: np.ndarray, t_s: float) -> np.ndarray:
         """Take in one frame's [L, 3] canonical landmarks at time t_s (seconds) -> the neutral face [L, 3]."""
@@ -492,32 +554,30 @@ class NeutralEstimator:
         corners = float(np.max(np.linalg.norm((x - n)[list(LIP_CORNERS_OUTER)], axis=1)))
         w = math.exp(-(gap / self.scale_m) ** 2 - (drop / self.scale_m) ** 2 - (corners / self.scale_m) ** 2)
         eyes = self.EYE_POINTS[self.EYE_POINTS < x.shape[0]]
-        w_eyes = w_brows = w
+        w_brows, eye_mean = w, None
         brows = np.zeros(0, np.int64)
         if x.shape[0] >= lmk.NUM_MESH:
-            lid = float(np.mean([np.linalg.norm(x[u] - x[d]) for u, d in (lmk.EYELID_MID_R, lmk.EYELID_MID_L)]))
-            self._lids = (self._lids + [lid])[-self.HISTORY:]
-            w_eyes = math.exp(-(max(0.0, float(np.percentile(self._lids, 90)) - lid) / self.scale_m) ** 2)
+            eye_mean = self._eyes.add(t_s, lid_gap(x), n[eyes])
             height = float(np.mean(x[list(lmk.EYE_CORNERS[0] + lmk.EYE_CORNERS[1]), 1]) - np.mean(x[BROW_POINTS, 1]))
             self._brows = (self._brows + [height])[-self.HISTORY:]
             w_brows = math.exp(-((height - float(np.median(self._brows))) / self.BROW_SCALE_M) ** 2)
             brows = forehead_points(self.neutral if self.neutral is not None else n)
         if self.neutral is None or self.neutral.shape != n.shape:
             self.neutral, self.weight, self.frames = n, max(w, self.FIRST_WEIGHT), 1
-            self.weight_eyes, self.weight_brows = w_eyes, max(w_brows, self.FIRST_WEIGHT)
+            self.weight_brows = max(w_brows, self.FIRST_WEIGHT)
         else:
             dt = max(0.0, t_s - self._t_s) if self._t_s is not None else 0.0
             decay = math.exp(-dt / self.window_s)
             self.weight = self.weight * decay + w
-            self.weight_eyes = self.weight_eyes * decay + w_eyes
             self.weight_brows = self.weight_brows * decay + w_brows
             before = self.neutral.copy()
             if self.weight > 0:
                 self.neutral = self.neutral + (w / self.weight) * (n - self.neutral)
-            for group, wg, total in ((eyes, w_eyes, self.weight_eyes), (brows, w_brows, self.weight_brows)):
-                self.neutral[group] = before[group]
-                if total > 0:
-                    self.neutral[group] = before[group] + (wg / total) * (n[group] - before[group])
+            self.neutral[brows] = before[brows]
+            if self.weight_brows > 0:
+                self.neutral[brows] = before[brows] + (w_brows / self.weight_brows) * (n[brows] - before[brows])
             self.frames += 1
+        if eye_mean is not None:
+            self.neutral[eyes] = eye_mean
         self._t_s = t_s
         return self.neutral

@@ -16,7 +16,8 @@ them, and the landmarks are turned into the shared head frame:
   taken out (`core.expression.neutralize`, the same rule the reconstructor applies to its photo, so
   the control of a photo's own frame re-applies exactly what the avatar was built without), then
   follows a running average of every frame's `neutralize` weighted by how relaxed the frame's mouth is
-  (its eyes by how near the operator's widest its lids are open), forgetting over `neutral_window_s` (`core.expression.NeutralEstimator`). It counts as
+  (its eyes by how near the operator's widest its lids are open, re-judged as the stream goes:
+  `core.expression.OpenLidAverage`), forgetting over `neutral_window_s` (`core.expression.NeutralEstimator`). It counts as
   calibrated after `neutral_frames` frames; `recalibrate()` starts a new one. Both are in metres of a
   canonical head whose outer eye corners are 0.09 m apart, so the displacements fit another person's
   template of the same scale.
@@ -26,8 +27,12 @@ them, and the landmarks are turned into the shared head frame:
 - a One Euro filter on rotation, translation, landmarks, mouth_open and blendshapes.
 - eyelid ratios (what the avatar's lids follow): from the frame's own landmarks (before the landmark filter)
   as the image shows the lids, against the neutral laid flat and turned by the frame's pose
-  (`deform.seen_eyelid_ratios`), scaled so that the neutral's first frame reads 1 (the photo's own control
-  keeps its lids); the pose-free 3D gap (`deform.eyelid_ratios`) read a head tilted back with the eyes on the
+  (`deform.seen_eyelid_ratios`) and seen from the front, over the operator's open lids in the same terms: their
+  average over the frames whose lids are open as wide as this operator's usually are (`expression.OpenLidAverage`,
+  judged against the history as it is now; reset with the neutral). The first frame alone reads 1 exactly (the
+  photo's own control keeps its lids); when that first frame stayed the 1 for the whole session, a stream started
+  mid-blink (sadtalker frame 24) read its lids 1.12-1.24 x a stream started at frame 0 on the same frames, now
+  1.01-1.08 (1.02 after 2 s). The pose-free 3D gap (`deform.eyelid_ratios`) read a head tilted back with the eyes on the
   camera as closing lids (sadtalker 0.78 where the picture shows 0.96). Filtered in two parts: their mean over both eyes (a blink
   closes both) by a One Euro filter that follows a lid closing in 2-3 frames (`lid_filter`), and each
   pair's difference from it (the landmarks' lid noise, independent between the eyes: frame-to-frame
@@ -68,7 +73,7 @@ import numpy as np
 from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
 from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.expression import NeutralEstimator
+from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
 from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
@@ -87,6 +92,10 @@ ROI_SIDE, ROI_SIZE = 2.5, 256  # that crop's side in face sizes, and the size it
 
 # Filter units (see filters.py): how much of each signal counts as one unit of speed for beta.
 UNIT_RADIAN, UNIT_METRE, UNIT_MOUTH, UNIT_BLENDSHAPE = 0.5, 0.05, 0.5, 1.0
+# How far below the operator's usual widest (the 90th percentile) a frame's lids may be open and still count in the
+# eyelid ratios' open level (`OpenLidAverage`), in log units of the picture's gap / eye width (a relative shortfall;
+# the neutral eyes' 1.5 mm of a ~10 mm 3D gap is 0.15)
+LID_LEVEL_SCALE = 0.15
 UNIT_LID = 1.0  # eyelid ratio (1 = the neutral gap; a blink runs 1 -> ~0.2 -> 1 in ~0.2-0.3 s)
 
 
@@ -237,7 +246,8 @@ class FaceTracker:
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._neutral = NeutralEstimator(c.neutral_window_s)
-        self._seen_scale: np.ndarray | None = None  # [14] 1 / the seen lid ratios of the neutral's first frame
+        # [14] the operator's open lids as the picture shows them (seen from the front): the eyelid ratios' 1
+        self._lid_level = OpenLidAverage(c.neutral_window_s, LID_LEVEL_SCALE)
         self._make_filters()
         self._reset_stream()
 
@@ -408,12 +418,15 @@ class FaceTracker:
         # an eye whose iris jumped away from the other's (eyes.conjugate_gaze) follows the other one; each eye's
         # last gaze kept while its lids hide the iris, turned with the other eye where that one is seen
         # (eyes.held_gaze); both before any smoothing
-        # [14] this frame's own, unfiltered, as the image shows them (deform.seen_eyelid_ratios), scaled so that
-        # the neutral's first frame reads 1 exactly
-        lid_ratios = deform.seen_eyelid_ratios(p, neutral, rot)
-        if first or self._seen_scale is None:
-            self._seen_scale = 1.0 / np.clip(lid_ratios, 1e-6, None)
-        lid_ratios = lid_ratios * self._seen_scale
+        # [14] this frame's own, unfiltered, as the image shows them (deform.seen_eyelid_ratios) seen from the
+        # front, over the operator's open lids in the same terms (module notes; the first frame reads 1 exactly),
+        # judged open by the centre pairs' mean, in log units (LID_LEVEL_SCALE)
+        seen = deform.seen_eyelid_ratios(p, neutral, rot) * deform.flat_eyelid_ratios(neutral)
+        if first:
+            self._lid_level.reset()
+        if first or learn_neutral or self._lid_level.mean is None:
+            self._lid_level.add(t_s, math.log(max(float(np.mean(seen[list(deform.LID_MID)])), 1e-6)), seen)
+        lid_ratios = seen / np.clip(self._lid_level.mean, 1e-6, None)
         lids_now = lid_ratios[list(deform.LID_MID)]
         gaze = eyes.conjugate_gaze(measured, self._gaze_held, self._vergence, lids_now)
         gaze = eyes.held_gaze(gaze, self._gaze_held, lids_now)
