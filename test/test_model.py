@@ -422,7 +422,11 @@ def test_pose_twin_matches_drive(tiny, framed):
     assert np.abs(av.sh[:, 1:]).max() > 0.1  # the head surface's view-dependent band is there
     assert np.abs(rgb - posed.colors).max() < 1e-4
     assert np.abs(twin["means"][0].numpy() - posed.means).max() < 1e-5
-    assert np.abs(twin["scales"][0].numpy() - posed.scales).max() < 1e-6
+    # relative: the twin's frame tables are float32 (torch), drive()'s float64; expr[5]'s 5 cm pull stretches the
+    # nose's triangles, where a large untrained Gaussian (4.4 cm, mouth16's teeth grid moved the generator's
+    # anchors) differed by 2.4e-6 (5e-5 of its size) against an absolute 1e-6
+    sa, sb = twin["scales"][0].numpy(), posed.scales
+    assert np.all(np.abs(sa - sb) <= 1e-6 + 1e-4 * sb)
     qa, qb = twin["quats"][0].numpy(), posed.quats / np.linalg.norm(posed.quats, axis=1, keepdims=True)
     assert np.abs(np.abs((qa * qb).sum(1)) - 1).max() < 1e-5
 

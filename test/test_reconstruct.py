@@ -776,6 +776,54 @@ def test_the_synthetic_mouth_is_shaded_like_a_mouth_not_a_block():
                                err_msg="the tongue or the lower row turns apart from the lower teeth")
 
 
+def test_the_synthetic_teeth_are_teeth_not_a_band():
+    """mouth.mouth_interior on MediaPipe's canonical face (no photo; seconds), rendered from the front at 10 px/mm
+    (teeth rgb 0.80 0.74 0.66): (1) two teeth are parted by a dark gap, a V at the incisal edge: 0.6 mm above
+    the upper row's edge the seams (midline, +-8.5 mm) at most 0.75 x as light as the middles of the teeth either
+    side, 3.5 mm above it at most 0.85 x (measured 0.40 / 0.66 / 0.67 and 0.63 / 0.74 / 0.76; before: 0.85 /
+    0.93 / 0.92 and 0.94 / 0.99 / 0.99, a seam painted on a grid blind to where the seams were: the rows rendered
+    as one even band, lp_d8 / two_children under lp_d0 and sadtalker); (2) no two teeth alike: the two central
+    incisors' light differs by at least 2 % (measured 3 %; before 0.1 %, mirror images); (3) the teeth band is
+    lighter than the cavity beside it (at least 3 x) and the tongue behind is in the mouth's shade: its
+    brightest Gaussian at most 0.35 x the teeth's luma (measured 0.30; before 0.41, a pink band between the rows
+    as lit as the lips)."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+    from gaussian_head_ros.core.render import rasterize
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    v = v * np.array([1.0, -1.0, -1.0])  # head frame: x right, y down, z into the head; metres
+    cfg, teeth, luma = MouthConfig(), np.array([0.80, 0.74, 0.66]), np.array([0.299, 0.587, 0.114])
+    b = mouth_interior(v, hole_loops()["mouth"], 1.0, cfg, teeth_rgb=teeth)
+    xc, lip_y = 0.5 * (v[78, 0] + v[308, 0]), 0.5 * (v[13, 1] + v[14, 1])
+    f, wd, ht = 3000.0, 640, 400  # 0.3 m in front of the lips: 10 px per mm
+    vm = np.eye(4)
+    vm[:3, 3] = [-xc, -lip_y, 0.3 - v[13, 2]]
+    K = np.array([[f, 0, wd / 2], [0, f, ht / 2], [0, 0, 1.0]])
+    lum = rasterize(b.means, b.quats, b.scales, b.opacities, b.colors, vm, K, wd, ht, backend="cpu").image @ luma
+
+    def at(x_mm, y_mm, r=0):  # luma about (x, y) mm from the lips' middle (y down): its minimum over +-r px
+        c, rr = int(round(wd / 2 + x_mm * 10)), int(round(ht / 2 + y_mm * 10))
+        return lum[rr - r:rr + r + 1, c - r:c + r + 1].min()
+
+    edge = 1000 * cfg.overbite_m  # the upper incisal edge, mm below the lip line
+    for above, most in ((0.6, 0.75), (3.5, 0.85)):
+        y = edge - above
+        for seam, (m0, m1) in ((0.0, (-4.25, 4.25)), (8.5, (4.25, 11.75)), (-8.5, (-4.25, -11.75))):
+            ratio = at(seam, y, 1) / (0.5 * (at(m0, y) + at(m1, y)))
+            assert ratio <= most, f"the seam at {seam} mm, {above} mm above the edge: {ratio:.2f} x the teeth's light"
+    left, right = at(-4.25, edge - 2.0), at(4.25, edge - 2.0)
+    assert abs(left - right) / (0.5 * (left + right)) >= 0.02, f"the central incisors alike: {left:.3f} / {right:.3f}"
+    half = 500 * abs(v[308, 0] - v[78, 0])  # mm
+    cavity = max(at(-(half + 6), 0.0), at(half + 6, 0.0))
+    assert min(left, right) >= 3 * cavity, f"teeth {min(left, right):.2f} not lighter than the cavity {cavity:.2f}"
+    tongue = np.isclose(b.scales.max(1), 0.75 * cfg.tongue_spacing_m, rtol=1e-3)  # the tongue's discs
+    assert tongue.sum() > 100
+    lit = float((b.colors[tongue] @ luma).max() / (teeth @ luma))
+    assert lit <= 0.35, f"the tongue {lit:.2f} x as light as the teeth"
+
+
 def test_lips_that_meet_show_no_teeth_of_the_photo():
     """mouth.parted_over_hidden_teeth: the inner lip polygon of a closed mouth still covers a few pixels; pale lips
     there are brighter than a teeth pixel's threshold (lp_d8_man_glasses: 7 px, lips -0.17 mm apart). They are

@@ -68,7 +68,24 @@ class MouthConfig:
     gum_rgb: tuple[float, float, float] = (0.55, 0.27, 0.26)
     gum_height_m: float = 0.005  # gum above the upper / below the lower teeth (seen when the lips pull back)
     teeth_shadow: float = 0.3  # darkening of the teeth towards the gums (the lips' shadow) and the back
-    teeth_seam: float = 0.15  # darkening along the seam between two teeth (full at the edge's embrasures)
+    # The gap between two teeth: a dark line (the seam's column `_tooth_grid`, teeth_gap_m either side) that
+    # darkens by teeth_seam where the teeth touch and opens into a V (teeth_embrasure_m wider either side,
+    # teeth_gap_shade dark) at the incisal edge (the embrasure: the cavity seen between two rounded crowns),
+    # fading over teeth_gap_edge_m from the edge. At 0.15 with the seam painted on a 1 mm grid blind to where
+    # the seams were (a 0.4 mm line, hit or missed), the rows rendered as one even band with a single midline
+    # seam (lp_d8, two_children under lp_d0 / sadtalker); dark over the whole height, piano keys.
+    teeth_seam: float = 0.18
+    teeth_gap_shade: float = 0.6
+    teeth_gap_edge_m: float = 0.0025
+    teeth_gap_m: float = 0.0004
+    teeth_embrasure_m: float = 0.0008
+    # each tooth's labial face is convex: darker towards its sides by this much
+    tooth_round: float = 0.12
+    # each tooth's light by its place from the midline (central / lateral incisor, canine, premolars): the arch
+    # turns them away from the light; less up to tooth_jitter (a fixed pattern, left and right not alike)
+    tooth_light: tuple[float, ...] = (1.0, 0.93, 0.86, 0.8, 0.75, 0.7)
+    tooth_jitter: float = 0.05
+    canine_tint: tuple[float, float, float] = (1.0, 0.97, 0.9)
     # The buccal corridor: beyond the canines the rows turn back into the cheeks' shade, so the teeth fade
     # into the cavity's colour from |u| = corner_from (u: -1 .. 1 across the row) to the corners, by
     # corner_shade. Dimmed by 0.5 u^2 only (session 11), both rows ran at full width to the inner lip corners
@@ -119,6 +136,9 @@ class MouthConfig:
     photo_teeth_saturation: float = 0.3  # ... and (max - min) / max of its rgb below this
     # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
     tongue_rgb: tuple[float, float, float] = (0.58, 0.26, 0.25)
+    # its light: tongue_light[0] + tongue_light[1] at its tip, fading down (behind the teeth, in the mouth's
+    # shade; at 0.5 + 0.4 a talking mouth showed a pink band between the rows as lit as the lips)
+    tongue_light: tuple[float, float] = (0.3, 0.3)
     tongue_depth_m: float = 0.011  # the tongue's front behind the inner lip surface (behind the lower teeth)
     tongue_rise_m: float = 0.003  # its tip above the lip line (the lower teeth's edge), behind the upper teeth at rest
     tongue_dome_m: float = 0.006  # its sides this much lower than the tip
@@ -226,6 +246,57 @@ def _grid(x0, x1, y0, y1, step):
     return gx.ravel(), gy.ravel()
 
 
+def _tooth_bounds(bounds: np.ndarray, reach: float) -> np.ndarray:
+    """Seams from the midline (metres, starting at 0) continued beyond the last given one with the last tooth's
+    width until they pass `reach` metres."""
+    b = list(np.asarray(bounds, np.float64))
+    step = b[-1] - b[-2]
+    while b[-1] < reach:
+        b.append(b[-1] + step)
+    return np.asarray(b)
+
+
+def _tooth_at(ax: np.ndarray, bounds: np.ndarray):
+    """[M] distances from the midline (metres) -> ([M] int the tooth's index from the midline (0 = central
+    incisor), [M] -1 .. 1 across that tooth, 0 at its middle)."""
+    b = _tooth_bounds(bounds, float(np.max(ax, initial=0.0)) + 1e-6)
+    k = np.clip(np.searchsorted(b, ax, side="right"), 1, len(b) - 1)
+    across = np.clip((ax - b[k - 1]) / np.maximum(b[k] - b[k - 1], 1e-9), 0, 1) * 2 - 1
+    return k - 1, across
+
+
+def _tooth_width(tooth: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """[M] tooth indices (`_tooth_at`) -> [M] their widths (metres)."""
+    b = _tooth_bounds(bounds, 0.0)
+    w = np.diff(b)
+    return np.where(tooth < len(w), w[np.minimum(tooth, len(w) - 1)], w[-1])
+
+
+def _tooth_grid(xc: float, half: float, bounds: np.ndarray, y0: float, y1: float, step: float):
+    """A teeth row's grid: columns no further apart than `step`, one on every seam between two teeth (the dark
+    gap is a column's colour, not a blur between two), within xc +- half; rows from y0 to y1. -> (x [M], y [M])."""
+    b = _tooth_bounds(bounds, half)
+    cols = [np.zeros(1)]
+    for lo, hi in zip(b[:-1], b[1:]):
+        n = max(int(np.ceil((hi - lo) / step - 1e-9)), 1)
+        cols.append(lo + (hi - lo) * np.arange(1, n + 1) / n)
+    ax = np.concatenate(cols)
+    ax = ax[ax <= half + 1e-9]
+    xs = xc + np.concatenate([-ax[:0:-1], ax])
+    ys = np.arange(y0, y1 + 1e-9, step)
+    gx, gy = np.meshgrid(xs, ys)
+    return gx.ravel(), gy.ravel()
+
+
+def _tooth_light(tooth: np.ndarray, side: np.ndarray, cfg: MouthConfig) -> np.ndarray:
+    """[M] tooth indices from the midline and [M] side (-1 / +1) -> [M] each tooth's own share of the light:
+    cfg.tooth_light by index (the arch turns the teeth beyond the incisors away from the light), less a fixed
+    small amount per tooth, 0 .. cfg.tooth_jitter (left and right not mirror images): no two alike, none
+    brighter than the teeth colour (`skin_teeth_colour`'s bound)."""
+    base = np.asarray(cfg.tooth_light, np.float64)
+    lit = base[np.minimum(tooth, len(base) - 1)]
+    pattern = np.sin(2.39996 * (tooth + 1) + 1.3 * (np.asarray(side) > 0))  # -1 .. 1, fixed
+    return lit * (1.0 - cfg.tooth_jitter * 0.5 * (1.0 - pattern))
 
 
 def skin_teeth_colour(skin_px, sclera_rgb, cfg: MouthConfig) -> np.ndarray:
@@ -291,16 +362,14 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
             (lip_y, lip_y + tall, cfg.lower_teeth_behind_m, float(cfg.lower_teeth_follow)))
     for y0, y1, dz, jaw in rows:
         edge_y, root_y = (y1, y0) if jaw == 0.0 else (y0, y1)  # incisal edge at the lip line, root at the gum
-        gx, gy = _grid(xc - half, xc + half, y0, max(y1, y0 + s), s)
+        b0 = np.asarray(cfg.upper_teeth_mm if jaw == 0.0 else cfg.lower_teeth_mm) * 1e-3
+        gx, gy = _tooth_grid(xc, half, b0, y0, max(y1, y0 + s), s)
         u = (gx - xc) / max(half, 1e-6)
         # an arch: the teeth get shorter and further back towards the corners
         keep = np.abs(gy - edge_y) <= np.abs(root_y - edge_y) * (1.0 - 0.35 * u * u) + 1e-9
         # rounded incisal corners and the smile arc: the edge recedes towards the root at each tooth's sides
         # and towards the row's corners
-        ax0 = np.abs(gx - xc)
-        b0 = np.asarray(cfg.upper_teeth_mm if jaw == 0.0 else cfg.lower_teeth_mm) * 1e-3
-        k0 = np.clip(np.searchsorted(b0, ax0), 1, len(b0) - 1)
-        side = np.clip((ax0 - b0[k0 - 1]) / np.maximum(b0[k0] - b0[k0 - 1], 1e-6), 0, 1) * 2 - 1
+        _, side = _tooth_at(np.abs(gx - xc), b0)
         recede = cfg.incisal_round_m * side ** 6 + cfg.smile_arc_m * u * u
         gy = gy + np.sign(root_y - edge_y) * recede  # the crown moved towards its root, the edge with it
         gx, gy, u, recede = gx[keep], gy[keep], u[keep], recede[keep]
@@ -310,25 +379,26 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
             shown = visible(pts, np.full(len(pts), jaw))
             pts, recede = pts[~shown], recede[~shown]
             u = (pts[:, 0] - xc) / max(half, 1e-6)
-        # each tooth a rounded face (darker towards its sides) with a thin seam to the next; widths of the
+        # each tooth a rounded face (darker towards its sides) parted from the next by a dark gap; widths of the
         # upper / lower incisors, canines and premolars (mm, from the midline; mean adult crown widths)
-        bounds = np.asarray(cfg.upper_teeth_mm if jaw == 0.0 else cfg.lower_teeth_mm) * 1e-3
-        ax = np.abs(pts[:, 0] - xc)
-        k_t = np.clip(np.searchsorted(bounds, ax), 1, len(bounds) - 1)
-        lo_b, hi_b = bounds[k_t - 1], bounds[k_t]
-        across = np.clip((ax - lo_b) / np.maximum(hi_b - lo_b, 1e-6), 0, 1) * 2 - 1  # -1 .. 1 over the tooth
-        seam = np.minimum(ax - lo_b, hi_b - ax)
+        tooth, across = _tooth_at(np.abs(pts[:, 0] - xc), b0)  # index from the midline; -1 .. 1 over the tooth
         corner = 1.0 - cfg.corner_shade * smoothstep(cfg.corner_from, 1.0, np.abs(u))  # the buccal corridor
         from_edge = np.abs(pts[:, 1] - edge_y) - recede  # metres from the (rounded, arched) incisal edge
         t = np.clip(from_edge / max(cfg.teeth_height_m, 1e-6), 0, 1)  # 0 at the edge .. 1 at the gum
-        # seams: open embrasures at the edge, closed contacts in the middle of the crown
-        seam_k = cfg.teeth_seam * (0.3 + 0.7 * np.exp(-from_edge / 0.002))
-        shade = ((1.0 - seam_k * np.exp(-0.5 * (seam / 0.0004) ** 2)) * (1.0 - 0.06 * across ** 2)
+        # the gap between two teeth: an open V-shaped embrasure at the edge (the cavity behind), a closed
+        # contact higher up; the seam is a column of its own (`_tooth_grid`)
+        opening = np.exp(-from_edge / cfg.teeth_gap_edge_m)  # 1 at the incisal edge .. 0 towards the gum
+        seam_k = cfg.teeth_seam + (cfg.teeth_gap_shade - cfg.teeth_seam) * opening
+        gap_w = cfg.teeth_gap_m + cfg.teeth_embrasure_m * opening  # the gap's half width
+        gap = np.clip(1.0 - (1.0 - np.abs(across)) * 0.5 * _tooth_width(tooth, b0) / gap_w, 0, 1)
+        light = _tooth_light(tooth, np.sign(pts[:, 0] - xc), cfg)  # [M] each tooth its own light
+        shade = ((1.0 - seam_k * gap) * (1.0 - cfg.tooth_round * across ** 2)
                  * (1.0 - (cfg.teeth_shadow if jaw == 0.0 else cfg.lower_teeth_shadow) * t ** (2.0 if jaw == 0.0 else 1.0))
                  * (1.0 - cfg.incisal_shade * np.clip(1.0 - from_edge / cfg.incisal_m, 0, 1) ** 2)
-                 * corner
+                 * corner * light
                  * (1.0 if jaw == 0.0 else cfg.lower_teeth_light))
-        col = shade[:, None] * teeth[None] + (1.0 - shade[:, None]) * np.asarray(cfg.cavity_rgb) * k
+        tint = np.where((tooth == 2)[:, None], np.asarray(cfg.canine_tint), 1.0)  # the canines a little yellower
+        col = shade[:, None] * teeth[None] * tint + (1.0 - shade[:, None]) * np.asarray(cfg.cavity_rgb) * k
         gum = np.clip((from_edge - cfg.teeth_height_m) / 0.001 + 1, 0, 1)[:, None]
         col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * corner[:, None]
         nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
@@ -360,7 +430,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     gx, gy, u, top = gx[keep], gy[keep], u[keep], top[keep]
     gz = lip(np.clip(gx, xl, xr)) + cfg.tongue_depth_m + 0.004 * u * u + _floor_back(gy, y_lo, cfg)
     pts = np.stack([gx, gy, gz], 1)
-    light = (0.5 + 0.4 * np.exp(-(gy - top) / 0.006)) * (1 - 0.45 * u * u)  # its top catches the light
+    # its top catches the light
+    light = (cfg.tongue_light[0] + cfg.tongue_light[1] * np.exp(-(gy - top) / 0.006)) * (1 - 0.45 * u * u)
     col = light[:, None] * np.asarray(cfg.tongue_rgb) * k + (1 - light[:, None]) * np.asarray(cfg.cavity_rgb) * k
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
