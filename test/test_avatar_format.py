@@ -142,10 +142,13 @@ def test_message_of_format_1_is_refused_with_its_version():
     conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
     msg = conv.avatar_to_msg(synthetic_avatar(100, seed=1))
     msg.format_version = 1
-    with pytest.raises(ValueError, match="format_version 1 is not supported .expected 3.*different gaussian_head_ros"):
+    with pytest.raises(ValueError, match="format_version 1 is not supported .expected 4.*different gaussian_head_ros"):
         conv.msg_to_avatar(msg)
     msg.format_version = 2  # format 2: no wrinkle map fields
-    with pytest.raises(ValueError, match="format_version 2 is not supported .expected 3"):
+    with pytest.raises(ValueError, match="format_version 2 is not supported .expected 4"):
+        conv.msg_to_avatar(msg)
+    msg.format_version = 3  # format 3: no rest brow shift
+    with pytest.raises(ValueError, match="format_version 3 is not supported .expected 4"):
         conv.msg_to_avatar(msg)
 
 
@@ -174,7 +177,7 @@ def test_the_wrinkle_map_round_trips_through_the_files_and_the_message(tmp_path)
     b = load_ply(tmp_path / "a.ply")
     assert b.equals(a) and np.array_equal(b.wrinkle_rows, a.wrinkle_rows) and len(b.wrinkle_rows) == 286
     msg = conv.avatar_to_msg(a)
-    assert msg.format_version == 3 and len(msg.wrinkle_rgb) == 3 * 286
+    assert msg.format_version == 4 and len(msg.wrinkle_rgb) == 3 * 286
     c = conv.msg_to_avatar(msg)
     assert c.equals(a)
     d = Driver(c)
@@ -199,7 +202,7 @@ def test_avatar_files_of_format_1_load_without_a_wrinkle_map(tmp_path):
     save_ply(a, tmp_path / "a.ply")
     side = tmp_path / "a.driving.npz"
     with np.load(side) as z:
-        d = {k: z[k] for k in z.files if not k.startswith("wrinkle_")}
+        d = {k: z[k] for k in z.files if not k.startswith("wrinkle_") and k != "rest_brow_shift"}
     meta = json.loads(str(d["metadata"]))
     meta["format_version"] = 1
     d["metadata"] = np.array(json.dumps(meta))
@@ -207,6 +210,45 @@ def test_avatar_files_of_format_1_load_without_a_wrinkle_map(tmp_path):
         np.savez(fh, **d)
     b = load_ply(tmp_path / "a.ply")
     assert b.equals(a) and len(b.wrinkle_rows) == 0 and b.wrinkle_rgb.shape == (0, 3)
+
+
+def test_the_rest_brow_shift_round_trips_and_older_files_load_with_none(tmp_path):
+    """File format 3 / message format 4 carry the photo's rest brow shift (GaussianAvatar.rest_brow_shift, per
+    brow, metres) bit for bit; a driving file of format 2 (none written) loads with 0 0 (no shift: the driver lifts
+    no lids with a raise)."""
+    import json
+
+    conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
+    a = synthetic_avatar(500, seed=4)
+    a.rest_brow_shift = np.array([-0.0034, -0.0031], np.float32)
+    save_ply(a, tmp_path / "a.ply")
+    b = load_ply(tmp_path / "a.ply")
+    assert b.equals(a) and b.rest_brow_shift.tobytes() == a.rest_brow_shift.tobytes()
+    msg = conv.avatar_to_msg(a)
+    assert msg.format_version == 4
+    c = conv.msg_to_avatar(msg)
+    assert c.equals(a) and c.rest_brow_shift.tobytes() == a.rest_brow_shift.tobytes()
+    assert not c.equals(synthetic_avatar(500, seed=4))  # the shift is part of the avatar
+    side = tmp_path / "a.driving.npz"
+    with np.load(side) as z:
+        d = {k: z[k] for k in z.files if k != "rest_brow_shift"}
+    meta = json.loads(str(d["metadata"]))
+    meta["format_version"] = 2
+    d["metadata"] = np.array(json.dumps(meta))
+    with open(side, "wb") as fh:
+        np.savez(fh, **d)
+    old = load_ply(tmp_path / "a.ply")
+    assert old.rest_brow_shift.shape == (2,) and not np.any(old.rest_brow_shift)
+
+
+@pytest.mark.parametrize("shift, reason", [
+    ([0.0], "rest brow shift must be 2"), ([0.0, np.nan], "finite"), ([0.0, -0.02], "within"),
+])
+def test_rest_brow_shifts_that_do_not_fit_are_refused(shift, reason):
+    a = synthetic_avatar(100, seed=1)
+    a.rest_brow_shift = np.asarray(shift, np.float32)
+    with pytest.raises(ValueError, match=reason):
+        a.validate()
 
 
 @pytest.mark.parametrize("rows, rgb, expression, reason", [

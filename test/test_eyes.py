@@ -123,6 +123,50 @@ def test_lids_meet_when_the_operators_do_whatever_the_eye_sizes(canonical):
         np.testing.assert_allclose(v2, v, atol=1e-9)
 
 
+def test_a_driven_brow_raise_takes_a_hooded_avatars_upper_lids_along(canonical):
+    """On an avatar whose photo's low brows hooded its lids (GaussianAvatar.rest_brow_shift: a photo's brows 13 mm
+    above the eye corners lifted at rest, 1.5 mm of it from below 14.5 mm: expression.hooded_brow_lift), a brow the control raises lifts its eye's upper-lid margin by
+    DriveConfig.lid_with_brow_raise of the raise, counted up to that 1.5 mm, x the eye's openness; the other eye's lid,
+    a lowered brow and the rest stay. An avatar whose photo was not hooded (no shift, or a raise lowered: a self
+    clip's photo) keeps its lids as before, so a self clip's frame 0 still gives its photo back. (The old code
+    left every retargeted lid under a raise: trump_official x sadtalker's squinted eyes read more closed.)"""
+    from gaussian_head_ros.core import expression as E
+
+    up_r, lo_r = [p[0] for p in lmk.EYELID_PAIRS_R], [p[1] for p in lmk.EYELID_PAIRS_R]
+    up_l, lo_l = [p[0] for p in lmk.EYELID_PAIRS_L], [p[1] for p in lmk.EYELID_PAIRS_L]
+    neutral = canonical.astype(np.float32)
+    rest_gap = canonical[up_r, 1] - canonical[lo_r, 1]
+    rest_gap_l = canonical[up_l, 1] - canonical[lo_l, 1]
+    hood = 0.0130 - (E.MIN_BROW_HEIGHT_M - E.LID_LIFT_FROM_M)  # brows at 13 mm: lifted from 1.5 mm below 14.5
+    drivers = {}
+    for name, height in (("hooded", 0.0130), ("plain", None), ("lowered", 0.0235)):
+        a = synthetic_avatar(500, seed=8)
+        a.template_vertices, a.template_faces = canonical.astype(np.float32), np.zeros((0, 3), np.int32)
+        if height is not None:  # the photo's brows at that height: the shift its rest records (as mesh_fit does)
+            photo = canonical.copy()
+            photo[E.BROW_POINTS, 1] += E.brow_height(photo) - height
+            moved = E.neutralize(photo) - photo
+            a.rest_brow_shift = np.array([moved[list(b), 1].mean() for b in (lmk.BROW_R, lmk.BROW_L)], np.float32)
+        drivers[name] = Driver(a)
+        rest_v, _ = drivers[name].deformed_template(FaceControl(landmarks=neutral, expression=np.zeros_like(neutral)))
+        np.testing.assert_array_equal(rest_v, drivers[name].verts)  # the rest: as the avatar was built
+    for dy, closed in ((-0.001, 1.0), (-0.003, 1.0), (-0.001, 0.6), (-0.003, 0.2), (0.002, 1.0), (0.0035, 1.0)):
+        ex = np.zeros_like(neutral)
+        ex[list(lmk.BROW_R), 1] = dy  # the right brow up (y down) or down
+        lm = neutral + ex
+        for up, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:
+            lm[up] = lm[lo] + closed * (neutral[up] - neutral[lo])
+        control = FaceControl(landmarks=lm, expression=lm - neutral)
+        want = (closed - 0.2) / 0.8 if closed > 0.2 else 0.0  # openness (DriveConfig.lid_closed_ratio 0.2)
+        for name, d in drivers.items():
+            v, _ = d.deformed_template(control)
+            lift = d.cfg.lid_with_brow_raise * float(np.clip(dy, hood, 0.0)) * want if name == "hooded" else 0.0
+            np.testing.assert_allclose(v[up_r, 1] - v[lo_r, 1], want * rest_gap + lift, atol=1e-6,
+                                       err_msg=f"{name} {dy} {closed}")
+            np.testing.assert_allclose(v[up_l, 1] - v[lo_l, 1], want * rest_gap_l, atol=1e-6)  # the other eye
+        assert closed > 0.2 or lift == 0.0  # shut lids still meet
+
+
 def test_held_gaze_keeps_hidden_eyes_and_turns_one_with_the_other_seen_eye():
     held, measured = np.zeros((2, 2)), np.array([[-0.4, 0.2], [0.3, 0.1]])
     np.testing.assert_array_equal(eyes.held_gaze(measured, None, [0.1, 0.1]), measured)  # nothing held yet

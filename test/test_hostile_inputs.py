@@ -144,6 +144,8 @@ BAD_AVATARS = {
                                                      setattr(m, "wrinkle_rgb", array.array("f", [0.1] * 3)),
                                                      setattr(m, "wrinkle_expression", m.template_vertices)),
                                           "strictly ascending Gaussian indices"),
+    "a rest brow shift of half a metre": (lambda m: setattr(m, "rest_brow_shift", [0.0, 0.5]),
+                                          "rest brow shift must be"),
     "faces index missing vertices": (lambda m: setattr(m, "template_faces", array.array("I", [0, 1, 99_999])),
                                      "vertices that do not exist"),
     "Gaussians bound to missing triangles": (lambda m: _set_column(m, "face_id", 5000.0),

@@ -1241,6 +1241,8 @@ def test_a_photo_holding_raised_or_furrowed_brows_rests_with_relaxed_brows(resul
     op, value = bound
     lowered = E.brow_height(rest + res.expression) - E.brow_height(rest)  # photo -> rest (lp_d9 5.4, the others -3.3 mm)
     assert lowered > 0.004 if op == "<" else lowered < -0.0025
+    # the avatar carries that shift (per brow, y down: the driver lifts a hooded photo's lids with a raise by it)
+    np.testing.assert_allclose(res.avatar.rest_brow_shift, [lowered, lowered], atol=2e-5)
     seen = _read_rest_render(res.avatar)
     assert seen is not None
     assert (seen.groups["brow"] < value) if op == "<" else (seen.groups["brow"] > value), seen.groups["brow"]

@@ -391,12 +391,12 @@ def _with_brows_at(face, height_m):
     return out
 
 
-def test_a_held_raise_or_frown_is_taken_to_the_relaxed_brows():
-    """`neutralize` takes brows held above or below the relaxed range (expression.MIN/MAX_BROW_HEIGHT_M) to its
-    edge and leaves brows within it, the eyes, the rigid points and everything below the eyes as they are. So a
-    photo holding a raise (lp_d9_woman_turned's scream: 23.9 mm above the eye corners) or a frown (the Obamas,
-    trump_official: 13.2-13.7 mm) rests with relaxed brows, and the old rule (mouth only) left them: FaceLandmarker
-    read the rest brows of those avatars as browInnerUp 0.33 / browDown 0.56-0.84."""
+def test_every_rest_takes_its_brows_to_one_height():
+    """`neutralize` takes the brows to one height above the eye corners (expression.REST_BROW_HEIGHT_M) from above
+    or below, and leaves the eyes, the rigid points and everything below the eyes as they are. So a photo holding a
+    raise (lp_d9_woman_turned's scream: 23.9 mm above the eye corners) or a frown (the Obamas, trump_official:
+    13.2-13.7 mm) rests with relaxed brows, and so does a face whose brows lie a little off that height (the old
+    rule left brows within 16.5-18.5 mm where they were: 17.0 stayed 17.0)."""
     from gaussian_head_ros.core import expression as E
     from gaussian_head_ros.core import landmarks as lmk
 
@@ -405,20 +405,20 @@ def test_a_held_raise_or_frown_is_taken_to_the_relaxed_brows():
     keep[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + lmk.RIGID_LANDMARKS)] = True
     keep[:lmk.NUM_MESH] |= face[:lmk.NUM_MESH, 1] > face[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1].max()
     keep[lmk.NUM_MESH:] = True  # irises
-    relaxed = _with_brows_at(face, 0.0175)
+    relaxed = _with_brows_at(face, E.REST_BROW_HEIGHT_M)
     mouth = E.neutralize(relaxed) - relaxed  # the canonical face's parted lips closed: the mouth's part alone
-    for height, want in ((0.0240, E.MAX_BROW_HEIGHT_M), (0.0130, E.MIN_BROW_HEIGHT_M), (0.0175, 0.0175)):
+    for height in (0.0240, 0.0130, 0.0170):
         x = _with_brows_at(face, height)
         n = E.neutralize(x)
-        assert E.brow_height(n) == pytest.approx(want, abs=1e-6), height
+        assert E.brow_height(n) == pytest.approx(E.REST_BROW_HEIGHT_M, abs=1e-6), height
         held = keep.copy()
-        held[E.LID_UPPER] = height >= E.MIN_BROW_HEIGHT_M  # a lift takes the upper lids along (next test)
+        held[E.LID_UPPER] = height >= E.MIN_BROW_HEIGHT_M - E.LID_LIFT_FROM_M  # a hooded lid goes along (next test)
         np.testing.assert_allclose((n - x)[held], mouth[held], atol=1e-9)
         moved = (n - x)[:, 1]
         skin = list(lmk.BROW_SKIN_R + lmk.BROW_SKIN_L)
-        if height < E.MIN_BROW_HEIGHT_M:  # a frown lifted: the row below the brows (the hair's lower edge) goes along
+        if height < E.REST_BROW_HEIGHT_M:  # a frown lifted: the row below the brows (the hair's lower edge) goes along
             np.testing.assert_allclose(moved[skin], moved[E.BROW_POINTS].mean(), atol=1e-9)
-        if height > E.MAX_BROW_HEIGHT_M:  # a raise lowered: that row gathers, part of the way, above the lids
+        else:  # a raise lowered: that row gathers, part of the way, above the lids
             assert np.all((moved[skin] > 0) & (moved[skin] < 0.9 * moved[E.BROW_POINTS].mean()))
 
 
@@ -453,8 +453,8 @@ def test_a_lopsided_frown_is_levelled_and_a_relaxed_tilt_kept():
 
 
 def test_lifted_low_brows_take_the_upper_lids_up_a_little():
-    """Brows held well below the relaxed range are lifted to it with the upper lids' margins
-    (expression.LID_WITH_BROW_LIFT of the lift beyond LID_LIFT_FROM_M; the lower lids and eye corners stay): the skin
+    """Brows held well below the relaxed band (more than LID_LIFT_FROM_M below MIN_BROW_HEIGHT_M) are lifted with the
+    upper lids' margins (expression.LID_WITH_BROW_LIFT of that part of the lift; the lower lids and eye corners stay): the skin
     a low brow pushes over the lid goes up and uncovers it. With the margins held, trump_official's squinted eyes
     rested as the same slits under brows 3.3 mm higher and FaceLandmarker read them as more closed (x tpsmm_driving,
     frame 0: eyeBlink 0.21 / 0.25 -> 0.35 / 0.29). A light frown lifted, or a raise lowered, leaves the lids."""
@@ -466,9 +466,9 @@ def test_lifted_low_brows_take_the_upper_lids_up_a_little():
     for height in (0.0130, 0.0240):
         x = _with_brows_at(face, height)
         moved = (E.neutralize(x) - x)[:, 1]  # y down
-        lift = E.brow_height(x) - E.MIN_BROW_HEIGHT_M  # < 0: the brows go up by -lift
-        if height < E.MIN_BROW_HEIGHT_M:
-            want = E.LID_WITH_BROW_LIFT * (lift + E.LID_LIFT_FROM_M)
+        hooded = E.brow_height(x) - (E.MIN_BROW_HEIGHT_M - E.LID_LIFT_FROM_M)  # < 0: lifted from below 14.5 mm
+        if hooded < 0.0:
+            want = E.LID_WITH_BROW_LIFT * hooded
             np.testing.assert_allclose(moved[E.LID_UPPER], want, atol=1e-9)
             assert np.all(moved[E.LID_UPPER] < -0.0009)  # ~1 mm on a 3.5 mm lift; the eye's gap ~10 mm
         else:
@@ -479,23 +479,41 @@ def test_lifted_low_brows_take_the_upper_lids_up_a_little():
 
 
 def test_an_operator_holding_a_frown_drives_it():
-    """An operator whose brows sit below the relaxed range the whole time (lp_d18's: 15.3 mm, FaceLandmarker's
-    browDown 0.34 on every frame) carries that frown in the control as the photo's frown is taken out of the
-    avatar, and a raise above it as a raise: the neutral's brows are at the range's edge, not at the operator's
-    own. With the old neutral (the operator's own brows) the control read 0 mm of a 2 mm frown, and an avatar
-    with relaxed brows stayed where FaceLandmarker's brow scores are all ~0 (astronaut_eileen_collins x lp_d18:
-    reader brow r -0.52)."""
+    """An operator whose brows sit off the common rest height the whole time (lp_d18's: 15.3 mm, FaceLandmarker's
+    browDown 0.34 on every frame; tpsmm_driving's raise: 23.2 mm) carries that frown or raise in the control: the
+    neutral's brows are at expression.REST_BROW_HEIGHT_M, not at the operator's own. With the operator's own brows
+    as the neutral the control read 0 mm of a 2 mm frown, and an avatar with relaxed brows stayed where
+    FaceLandmarker's brow scores are all ~0 (astronaut_eileen_collins x lp_d18: reader brow r -0.52)."""
     from gaussian_head_ros.core import expression as E
 
     face = _canonical_face()
     brows = list(E.BROW_POINTS)
-    for height, held in ((E.MIN_BROW_HEIGHT_M - 0.002, -0.002), (E.MAX_BROW_HEIGHT_M + 0.003, 0.003)):
+    for height in (0.0153, 0.0232, 0.0182):
         x = _with_brows_at(face, height)
         est = NeutralEstimator()
         for i in range(30):
             neutral = est.update(x, i / 30)
         read = -np.mean((x - neutral)[brows, 1])  # > 0: raised
-        assert read == pytest.approx(held, abs=1e-5), height
+        assert read == pytest.approx(height - E.REST_BROW_HEIGHT_M, abs=1e-5), height
+
+
+def test_every_avatar_shows_an_operators_brows_at_the_operators_height():
+    """The avatar's rest and the operator's neutral take the brows to the same height, so the driven brows sit at
+    the operator's own height above the eyes whatever the photo's. With a relaxed range (16.5-18.5 mm, brows within
+    it left) astronaut_eileen_collins' photo (17.1 mm) under lp_d18's held frown (15.3 mm, taken to 16.5) came down
+    to 15.9 mm, where FaceLandmarker reads no frown (reader brow r 0.44), and a photo at 16.5 mm to 15.3."""
+    from gaussian_head_ros.core import expression as E
+
+    face = _canonical_face()
+    operator = _with_brows_at(face, 0.0153)
+    est = NeutralEstimator()
+    for i in range(30):
+        neutral = est.update(operator, i / 30)
+    control = operator - neutral
+    for photo_height in (0.0171, 0.0165, 0.0132, 0.0239):
+        photo = _with_brows_at(face, photo_height)
+        driven = E.neutralize(photo) + control
+        assert E.brow_height(driven) == pytest.approx(0.0153, abs=2e-5), photo_height  # old: 15.9 mm at 17.1
 
 
 def test_head_turns_do_not_leak_into_the_expression(tracked):

@@ -28,16 +28,20 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 2: the driving file
-# may hold a wrinkle map (wrinkle_rows, wrinkle_rgb, wrinkle_expression); files of format 1 have none and load as
-# they are.
-FORMAT_VERSION = 2
+# Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 3: the driving file
+# holds the photo's rest brow shift (rest_brow_shift); files of format 1-2 have none and load with 0 (no shift).
+# 2: the driving file may hold a wrinkle map (wrinkle_rows, wrinkle_rgb, wrinkle_expression); files of format 1 have
+# none and load as they are.
+FORMAT_VERSION = 3
 
 PART_STATIC = 0  # rigid with the head
 PART_FACE = 1  # bound to the template mesh, moves with expressions
 PART_TORSO = 2  # neck and shoulders: follows the head pose only partly
 PART_MOUTH = 3  # mouth interior (teeth, cavity): follows the jaw
 PART_EYE = 4  # eyeballs (sclera, iris, pupil): turn about each eye's centre with the gaze (core/eyes.py)
+# The largest rest brow shift an avatar may carry (metres): brows sit ~13-24 mm above the eye corners
+# (core.expression), so the rest moves them well under 1 cm; more is a corrupt file or message.
+MAX_REST_BROW_SHIFT_M = 0.01
 PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye"}
 
 SH_C0 = 0.28209479177387814  # 3DGS: rgb = 0.5 + SH_C0 * f_dc
@@ -221,6 +225,11 @@ class GaussianAvatar:
     wrinkle_rgb: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [M, 3] rgb added at full
     wrinkle_expression: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [V, 3] or [0, 3]:
     # the template displacement (head frame, m) at which the map is fully in: the photo's removed expression
+    # [2] (subject's right, left brow) how far the rest moved the photo's brows (metres, head frame, y down: < 0
+    # lifted; the mean of `core.expression.neutralize`'s move of lmk.BROW_R / BROW_L). 0: not moved, or not known
+    # (learned avatars, files before format 3). The driver lifts a hooded photo's upper lids with a driven brow raise
+    # by it (`core.drive.Driver`, `core.deform.lids_with_brow_raise`).
+    rest_brow_shift: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
 
     # ----------------------------------------------------------------------------------------------
     @property
@@ -348,6 +357,10 @@ class GaussianAvatar:
             raise ValueError(f"wrinkle expression has shape {ex.shape}, expected ({v.shape[0]}, 3)")
         if not (np.all(np.isfinite(rgb)) and np.all(np.isfinite(ex))):
             raise ValueError("wrinkle map contains NaN or Inf")
+        shift = np.asarray(self.rest_brow_shift)
+        if shift.shape != (2,) or not np.all(np.isfinite(shift)) or np.any(np.abs(shift) > MAX_REST_BROW_SHIFT_M):
+            raise ValueError(f"rest brow shift must be 2 finite values within +-{MAX_REST_BROW_SHIFT_M} m, "
+                             f"got {shift.tolist() if shift.size <= 4 else shift.shape}")
 
     def equals(self, other: "GaussianAvatar") -> bool:
         """Exact (bitwise for arrays) equality, for round-trip checks."""
@@ -355,7 +368,7 @@ class GaussianAvatar:
                 other.operator_id, other.reconstructor, list(other.expression_names)):
             return False
         for name in ("template_vertices", "template_faces", "expression_basis", "lighting_sh", "wrinkle_rows",
-                     "wrinkle_rgb", "wrinkle_expression"):
+                     "wrinkle_rgb", "wrinkle_expression", "rest_brow_shift"):
             a, b = getattr(self, name), getattr(other, name)
             if a.shape != b.shape or a.tobytes() != b.tobytes():
                 if not (a.size == 0 and b.size == 0):
@@ -410,7 +423,8 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
       comments (SH padded with zeros to degree 3; log-scales, logit opacities, quats wxyz as 3DGS stores them);
     - `driving_path(path)` (me.driving.npz, numpy arrays, no pickles): what driving needs and the viewer
       file lacks: binding (part, face_id, bary), template mesh, expression basis, lighting, source camera,
-      the wrinkle map (format 2; empty when the avatar has none), metadata (operator_id, reconstructor, true
+      the wrinkle map (format 2; empty when the avatar has none), the photo's rest brow shift (format 3),
+      metadata (operator_id, reconstructor, true
       SH degree) and a checksum of the means tying it to me.ply.
     `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid."""
     avatar.validate()
@@ -435,7 +449,8 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
                  source_camera=cam.to_array() if cam else np.zeros(0, np.float32),
                  source_size=np.asarray(cam.size if cam else (0, 0), np.uint32),
                  wrinkle_rows=avatar.wrinkle_rows.astype(np.uint32), wrinkle_rgb=avatar.wrinkle_rgb.astype(np.float32),
-                 wrinkle_expression=avatar.wrinkle_expression.astype(np.float32).reshape(-1, 3))
+                 wrinkle_expression=avatar.wrinkle_expression.astype(np.float32).reshape(-1, 3),
+                 rest_brow_shift=np.asarray(avatar.rest_brow_shift, np.float32))
     return [path, side]
 
 
@@ -563,7 +578,8 @@ def _with_driving_file(cols: dict, side: Path) -> GaussianAvatar:
                           expression_basis=d["expression_basis"], lighting_sh=d["lighting_sh"].reshape(-1, 3),
                           source_camera=cam, operator_id=str(meta.get("operator_id", "")),
                           reconstructor=str(meta.get("reconstructor", "")),
-                          **{k: d[k] for k in ("wrinkle_rows", "wrinkle_rgb", "wrinkle_expression") if k in d})
+                          **{k: d[k] for k in ("wrinkle_rows", "wrinkle_rgb", "wrinkle_expression", "rest_brow_shift")
+                             if k in d})
 
 
 def _single_file_avatar(cols: dict, data: dict, meta: dict) -> GaussianAvatar:

@@ -93,6 +93,12 @@ class DriveConfig:
     lid_follow_upper: float = 1.0  # upper lid turns this fraction of the eyeball's vertical turn (0 = off)
     lid_follow_lower: float = 0.4  # lower lid: this fraction (lid-eye coupling; see `lids_follow_gaze`)
     lid_min_gap: float = 0.3  # a following upper lid keeps at least this fraction of its rest height
+    # A driven brow raise takes a hooded avatar's upper lids up by this fraction of it (`lids_with_brow_raise`; 0 =
+    # off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7): living-face table, one-height rest, on the hooded
+    # portraits' 12 pairs (trump_official, obama_official, obama_speech): blink 0.9145 / 0.9158 / 0.9182 (40-pair
+    # mean) at 0 / 0.35 / 0.7, gaze_v 0.8002 / 0.8003 / 0.7990 (its line 0.80: trump x lp_d0 0.902 / 0.899 / 0.846),
+    # gaze_h 0.7479 / 0.7492 / 0.7500; browlid15 (session 15) also found 0.35.
+    lid_with_brow_raise: float = 0.35
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
     # The brows and the forehead above them (`brow_rows`) move this many times the control's expression there
     # when driving for display (`control_inputs`; training is unchanged). Off (1) by default. Measured
@@ -406,16 +412,22 @@ class Rig:
     num_frames: int
     metric_rest_inv: np.ndarray | None = None  # [F, 3] `inverse_metrics` of the rest triangles
     grow_by_stretch: np.ndarray | None = None  # [F] bool: bound Gaussians grow by `triangle_growth` (else area)
+    # [2] (subject's right, left) the part of the photo's rest brow lift that uncovered a hooded lid (metres, y down,
+    # <= 0; `expression.hooded_brow_lift` of GaussianAvatar.rest_brow_shift): how far a driven brow raise takes the
+    # upper lid along (`lids_with_brow_raise`). None: not hooded or not known (learned avatars, training).
+    brow_hood: np.ndarray | None = None
 
     @property
     def num_gaussians(self) -> int:
         return len(self.frame)
 
 
-def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None) -> Rig:
+def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None,
+              brow_hood=None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
     photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze's yaw is measured (else the
-    template's own x, y); its pitch is the template's own, in the head frame (`eyes.rest_gaze`).
+    template's own x, y); its pitch is the template's own, in the head frame (`eyes.rest_gaze`). brow_hood [2]
+    (metres, y down, <= 0) or None: Rig.brow_hood (all 0 is None).
 
     means: numpy, or a torch tensor (detached: training binds each generated avatar's rest means), whose device
     then runs the falloff binding's search (`falloff_binding`).
@@ -503,7 +515,9 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     frame_rest, area_rest = triangle_frames(verts, faces)
     return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
                eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2,
-               inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces))
+               inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces),
+               None if brow_hood is None or not np.any(np.asarray(brow_hood) < 0)
+               else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0))
 
 
 def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -568,7 +582,40 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     if use_ratios or turns is not None:
         openness = eyelid_openness(lid_ratios, cfg) if use_ratios else _like(xp, np.ones(2), disp)
         disp = _retarget_eyelids(verts, disp, openness, xp, turns, None if turns is None else rig.eye_centres, cfg)
+        if rig is not None and rig.brow_hood is not None:
+            disp = lids_with_brow_raise(disp, openness, rig.brow_hood, xp, cfg)
     return disp
+
+
+_BROWS = (list(lmk.BROW_R), list(lmk.BROW_L))  # each eye's brow (subject's right, left)
+
+
+def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig):
+    """disp [V >= 468, 3] a displacement whose lids were retargeted (`_retarget_eyelids`), openness [2] (right,
+    left; `eyelid_openness`), hood [2] numpy (metres, y down, <= 0; Rig.brow_hood) -> the same with each upper lid's
+    margin (LID_UPPER) raised by cfg.lid_with_brow_raise x its brow's driven raise (the mean upward displacement of
+    lmk.BROW_R / BROW_L; a lowered brow: nothing), the raise counted up to -hood, x the eye's openness (shut lids
+    still meet). numpy or torch like disp.
+
+    The drive-time counterpart of the rest's lift of a hooded lid (`expression._brow_spread`, which lifts the lids
+    by expression.LID_WITH_BROW_LIFT of the brows' lift from below 14.5 mm, hood; a raise is counted up to as much
+    again, at half that rate, cfg.lid_with_brow_raise): the retargeting sets
+    each upper lid at a fraction of its rest height above the lower lid, so a driven raise stretched the strip
+    between brows and lids and left the margin: a hooded, squinted avatar's fold came up and its slit stayed, and
+    FaceLandmarker read its eyes as more closed under raised brows (trump_official x sadtalker after a blink). Only
+    as far as the photo's own brows hooded the lid (hood, recorded by the reconstructor): a face whose lids were
+    not hooded keeps them under a raise (every avatar's lids taken up under tpsmm_driving's held 5.7 mm raise made
+    FaceLandmarker read its half-blinks less: lp_d8 x tpsmm blink 0.81 -> 0.72, session 15), and a self clip's
+    frame 0 (its photo never hooded) gives the photo back."""
+    y = [xp.clip(disp[b, 1].mean(), float(h), 0.0) for b, h in zip(_BROWS, hood)]  # y down: a raise is < 0
+    lift = xp.stack(y) * cfg.lid_with_brow_raise * openness
+    rows = lift[_LID_EYE] if xp is np else lift[xp.as_tensor(_LID_EYE, device=disp.device)]
+    add = xp.stack([xp.zeros_like(rows), rows, xp.zeros_like(rows)], 1)
+    if xp is np:
+        disp = disp.copy()
+        disp[LID_UPPER] += add
+        return disp
+    return disp.index_add(0, xp.as_tensor(LID_UPPER, device=disp.device), add.to(disp.dtype))
 
 
 def lid_turns(rig: "Rig", gaze, cfg: DriveConfig):

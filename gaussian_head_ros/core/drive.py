@@ -36,6 +36,7 @@ from gaussian_head_ros.core import deform
 from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb, sh_rest_rows
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
+from gaussian_head_ros.core.expression import hooded_brow_lift
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class Driver:
         self.means = np_of(avatar.means).astype(np.float32)  # [N, 3]
         self.n = self.means.shape[0]
         self.rig = deform.build_rig(avatar.part, avatar.face_id, avatar.bary, self.means, avatar.template_vertices,
-                                    avatar.template_faces, self.cfg, photo_points=_photo_points(avatar))
+                                    avatar.template_faces, self.cfg, photo_points=_photo_points(avatar),
+                                    brow_hood=[hooded_brow_lift(v) for v in np.ravel(avatar.rest_brow_shift)])
         self.verts = self.rig.verts  # [V, 3] float64
         self.brows = deform.brow_rows(self.verts)  # expression rows DriveConfig.brow_gain scales
         self.frame = self.rig.frame  # [N] frame of each Gaussian

@@ -1,7 +1,7 @@
 """A face's own mouth and brow expression, estimated from the shape of one set of landmarks (person-independent).
 
 `neutralize(x)` returns the same face with the mouth closed, a smile relaxed and a held raise or frown of the
-brows taken to the relaxed range; `x - neutralize(x)` is
+brows taken to the common rest height; `x - neutralize(x)` is
 the expression it carries. One function serves both sides of the product, so they agree exactly:
 
 - the reconstructor removes the photo's expression from the avatar's template (an open-mouth or smiling
@@ -324,20 +324,28 @@ def expression_of(x: np.ndarray) -> np.ndarray:
     d = spread(len(idx)) if share > 0.0 else 0.0
     if share < 1.0:
         d = spread(len(idx) - len(CORNER_SKIN_R) - len(CORNER_SKIN_L)) * (1.0 - share) + d * share
-    d = d + _brow_spread(x, brow_excess(x))  # a raise or frown held beyond the relaxed range
+    d = d + _brow_spread(x, brow_excess(x))  # brows to the common rest height
     out = np.zeros_like(x)
     out[:NUM_MESH] = -d  # the expression is what neutralizing takes away
     return out
 
 
 # Brows: their mean height above the eye corners (BROW_POINTS vs landmarks.EYE_CORNERS, metres of the canonical
-# head). Brows higher or lower than the relaxed range are a raise or a frown the face holds: the rest (photo or
-# operator) takes them to the range's edge (`brow_targets`). Measured here with FaceLandmarker as the judge: its
-# brow scores are ~0 (browDown, browInnerUp, browOuterUp < ~0.15) between ~15.5 and ~19.5 mm, on the 9 ../shared
-# portraits and the 4 clips' first 60 frames (13.2-13.7 mm: browDown 0.56-0.84, trump / both Obamas; 23.2-23.9 mm:
-# browInnerUp 0.24-0.44, tpsmm_driving / lp_d9). The limits sit inside that band, at its middle's +-1 mm.
+# head). Measured here with FaceLandmarker as the judge: its brow scores are ~0 (browDown, browInnerUp, browOuterUp
+# < ~0.15) between ~15.5 and ~19.5 mm, on the 9 ../shared portraits and the 4 clips' first 60 frames (13.2-13.7 mm:
+# browDown 0.56-0.84, trump / both Obamas; 23.2-23.9 mm: browInnerUp 0.24-0.44, tpsmm_driving / lp_d9).
+# Every rest (photo or operator) takes its brows to one height, the middle of that band, REST_BROW_HEIGHT_M
+# (`brow_excess`), as a clear smile rests at the relaxed faces' mean: so the control carries the operator's brows
+# as a height above that common rest and every avatar shows them at the operator's own height above its eyes. With
+# a relaxed range (16.5-18.5 mm, brows within it left where they were) an avatar resting anywhere in it took an
+# operator's held frown from its own height: astronaut_eileen_collins (17.1 mm) under lp_d18's frown (15.3 mm, the
+# neutral at 16.5) came down to 15.9 mm, where FaceLandmarker reads no frown (browDown 0.05 +- 0.007 against the
+# driver's 0.54 +- 0.10: reader brow r 0.44), and obama_speech (lifted to 16.5) stayed 2.5 mm below sadtalker's
+# talking brows (18.2-19.3 mm, within the range: nothing sent) and read as frowning (browDown 0.30, r 0.36).
+# MIN_BROW_HEIGHT_M stays the low edge of the relaxed band: only brows lifted from more than LID_LIFT_FROM_M below
+# it (a hooded lid) take the upper lids along.
 MIN_BROW_HEIGHT_M = 0.0165
-MAX_BROW_HEIGHT_M = 0.0185
+REST_BROW_HEIGHT_M = 0.0175
 
 
 # What `_brow_spread` moves by the whole of a raise: the brows and the mesh row below them, which on low brows lies
@@ -356,6 +364,9 @@ BROW_HANDLES = np.array(lmk.BROW_R + lmk.BROW_L + lmk.BROW_SKIN_R + lmk.BROW_SKI
 # 0.176 / 0.130 lifted). Judgements, as the brow range is: the whole free (harmonic) margin rose 0.8 of the lift,
 # half the eye's gap again; an operator's light frown (lp_d18's 0.7-1.7 mm) is no hooded lid, and lifting its
 # neutral's lids narrowed every avatar's eyes under it (its ratios are against that neutral). Not when lowering a raise.
+# The part of the lift that uncovers the lid is `hooded_brow_lift`; the avatar carries the whole lift
+# (GaussianAvatar.rest_brow_shift), and the driver lets a driven raise take such lids further
+# (deform.lids_with_brow_raise).
 LID_WITH_BROW_LIFT = 0.7
 LID_LIFT_FROM_M = 0.002
 
@@ -368,10 +379,18 @@ def brow_height(x: np.ndarray) -> float:
 
 
 def brow_excess(x: np.ndarray) -> float:
-    """How far (metres, y down) the brows of canonical landmarks x are taken to the relaxed range: > 0 lowers a
-    raise held above MAX_BROW_HEIGHT_M to it, < 0 lifts a frown held below MIN_BROW_HEIGHT_M to it, 0 within."""
-    h = brow_height(x)
-    return max(0.0, h - MAX_BROW_HEIGHT_M) - max(0.0, MIN_BROW_HEIGHT_M - h)
+    """How far (metres, y down) the brows of canonical landmarks x are taken to the rest height
+    REST_BROW_HEIGHT_M: > 0 lowers brows above it, < 0 lifts brows below it."""
+    return brow_height(x) - REST_BROW_HEIGHT_M
+
+
+def hooded_brow_lift(dy: float) -> float:
+    """A rest brow shift dy (metres, y down, `brow_excess`: < 0 lifted) -> its part that uncovers a hooded lid
+    (metres, <= 0): the lift from below MIN_BROW_HEIGHT_M - LID_LIFT_FROM_M (14.5 mm above the eye corners; brows
+    held that low push skin over the lids); 0 for a light frown lifted or a raise lowered. The rest takes the upper
+    lids up by LID_WITH_BROW_LIFT of it (`_brow_spread`), and the driver lets a driven brow raise, counted up to as
+    much again, take them further (deform.lids_with_brow_raise, from GaussianAvatar.rest_brow_shift)."""
+    return min(0.0, float(dy) + (REST_BROW_HEIGHT_M - MIN_BROW_HEIGHT_M) + LID_LIFT_FROM_M)
 
 
 def _brow_spread(x: np.ndarray, dy: float) -> np.ndarray:
@@ -385,8 +404,9 @@ def _brow_spread(x: np.ndarray, dy: float) -> np.ndarray:
     v = x[:NUM_MESH]
     known = v[:, 1] > float(np.max(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))  # below the eyes
     known[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] = True
-    if dy < -LID_LIFT_FROM_M:  # a brow lifted well up uncovers the margin of a hooded lid
-        d[LID_UPPER, 1] = LID_WITH_BROW_LIFT * (dy + LID_LIFT_FROM_M)
+    hood = hooded_brow_lift(dy)
+    if hood < 0.0:  # a brow lifted well up uncovers the margin of a hooded lid
+        d[LID_UPPER, 1] = LID_WITH_BROW_LIFT * hood
     known[_outline()] = True
     known[list(lmk.RIGID_LANDMARKS)] = True
     handles = BROW_HANDLES if dy < 0.0 else BROW_POINTS  # lowered, the skin below the brows gathers (free)

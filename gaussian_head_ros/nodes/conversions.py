@@ -57,7 +57,7 @@ def _np(seq, dtype) -> np.ndarray:
 def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> GaussianAvatarMsg:
     """The avatar as a message of format GaussianAvatar.FORMAT_VERSION: `gaussians` without f_rest columns, the SH
     bands above 0 of the rows that have any in sh_rest_rows / sh_rest (`avatar.pack_sh_rest`), the wrinkle map
-    (empty when the avatar has none)."""
+    (empty when the avatar has none), the photo's rest brow shift."""
     msg = GaussianAvatarMsg()
     msg.header = header or Header()
     msg.operator_id = avatar.operator_id
@@ -79,6 +79,7 @@ def avatar_to_msg(avatar: GaussianAvatar, header: Header | None = None) -> Gauss
     msg.wrinkle_rows = array.array("I", np.ascontiguousarray(avatar.wrinkle_rows, "<u4").tobytes())
     msg.wrinkle_rgb = _f32(avatar.wrinkle_rgb)
     msg.wrinkle_expression = _f32(avatar.wrinkle_expression)
+    msg.rest_brow_shift = np.asarray(avatar.rest_brow_shift, np.float32).reshape(2)
     return msg
 
 
@@ -166,6 +167,7 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
     avatar = GaussianAvatar(
         **cols,
         wrinkle_rows=w_rows, wrinkle_rgb=w_rgb.reshape(-1, 3), wrinkle_expression=w_ex.reshape(-1, 3),
+        rest_brow_shift=np.array(msg.rest_brow_shift, np.float32),
         template_vertices=verts,
         template_faces=faces.astype(np.int32),
         expression_names=list(msg.expression_names),

@@ -699,6 +699,8 @@ class MeshFitReconstructor(Reconstructor):
             below = V_rest[:, 1] > V_rest[lmk.NOSE_TIP, 1]
             avatar.wrinkle_rows, avatar.wrinkle_rgb = rows.astype(np.uint32), d[rows].astype(np.float32)
             avatar.wrinkle_expression = np.where(below[:, None], expr, 0.0).astype(np.float32)
+        # How far the rest moved the photo's brows (the driver lifts a hooded photo's lids with a driven raise by it)
+        avatar.rest_brow_shift = np.array([-expr[list(b), 1].mean() for b in (lmk.BROW_R, lmk.BROW_L)], np.float32)
         avatar.validate(cfg.max_gaussians)
         timings["export"] = time.perf_counter() - t5
         counts = {name: int(np.sum(batch.part == p)) for name, p in
@@ -710,6 +712,7 @@ class MeshFitReconstructor(Reconstructor):
                 "parts": counts, "yaw_deg": fp.euler["yaw"], "pitch_deg": fp.euler["pitch"],
                 "face_width_px": fp.face_width_px, "num_faces": fp.num_faces,
                 "expression_removed_mm": round(1000 * expression_strength(expr), 2),
+                "rest_brow_shift_mm": [round(1000 * float(v), 2) for v in avatar.rest_brow_shift],
                 "photo_jaw_deg": round(float(np.degrees(theta)), 2),
                 "teeth": teeth_info,  # where the teeth colour came from, and the skin / sclera it was taken from
                 **lip_info, **info_view,
