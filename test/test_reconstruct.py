@@ -1624,3 +1624,49 @@ def test_the_mouth_interior_widens_with_the_lips_and_frame_0_gives_it_back():
     assert np.max(np.abs(wide.means[:, 0] - rest.means[:, 0])) < 0.004 + 1e-6  # half the corners' 8 mm at most
     pucker = driver.drive(FaceControl(expression=(-0.5 * smile).astype(np.float32)))  # corners 2 mm in each
     np.testing.assert_allclose(pucker.means, rest.means, atol=1e-7)  # widen only: a pucker keeps the rest width
+
+
+def test_high_shoulders_hide_the_shirt_not_the_hair():
+    """A sitter close to the lens (tpsmm) has shoulders rising above the chin's row, where the rows alone say
+    "head": their hidden side took the head's far colour (the dark hair), and when the head nodded that side showed
+    along the shoulders' top as a dark line over the shirt (issue 11, self PSNR; psnr16's attribution). Synthetic
+    source view, 128 px: dark hair round a skin face, light shirt on shoulders whose top is at the mouth's row, above the chin's:
+    the hidden side beside the head at the shoulders' top is the shirt (old: the hair, 0.1), the side behind the
+    face's own rows stays the head's."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.reconstruct.completion import Scene
+    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitReconstructor
+    from gaussian_head_ros.core.reconstruct.surfaces import pixel_rays
+    from gaussian_head_ros.core.deform import smoothstep
+
+    size, f = 128, 300.0
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
+    ii, jj = np.mgrid[0:size, 0:size]
+    head = ((jj - 64) / 24.0) ** 2 + ((ii - 52) / 32.0) ** 2 < 1
+    face = ((jj - 64) / 16.0) ** 2 + ((ii - 56) / 22.0) ** 2 < 1
+    shoulders = ii >= 68  # their top at the mouth's row, 9 px above the chin's
+    person = head | shoulders
+    hair, skin, shirt = np.array([0.1, 0.08, 0.07]), np.array([0.8, 0.6, 0.5]), np.array([0.85, 0.8, 0.7])
+    photo = np.zeros((size, size, 3), np.float32)
+    photo[head] = hair
+    photo[face] = skin
+    photo[shoulders & ~face] = shirt
+    lm = np.zeros((478, 3))
+    pts = {lmk.FOREHEAD: (64, 34), lmk.CHEEK_R: (48, 52), lmk.CHEEK_L: (80, 52), lmk.NOSE_BASE: (64, 62),
+           lmk.MOUTH_CORNER_R: (58, 68), lmk.MOUTH_CORNER_L: (70, 68), lmk.CHIN: (64, 77)}
+    for k in lmk.BROW_R + lmk.BROW_L:
+        pts[k] = (64, 42)
+    for k in lmk.OUTER_EYE:
+        pts[k] = (64, 48)
+    for k, (x, y) in pts.items():
+        lm[k, :2] = x, y
+    rows = np.arange(size, dtype=np.float64)[:, None] + 0.5
+    wt = smoothstep(77.0, 87.0, rows) * np.ones((1, size))
+    scene = Scene(K, np.eye(3), np.zeros(3), photo, person, np.where(person, 0.5, np.inf), pixel_rays(K, size), 1.0)
+    rec = MeshFitReconstructor()
+    h_back = np.full((size, size), rec.cfg.back_radius_m, np.float32)
+    back, side, wall, far, _ = rec._hidden_colours(scene, lm, face, person & ~(ii > 80), rows, wt, h_back)
+    top = (slice(70, 76), np.r_[4:30, 98:124])  # the shoulders' top beside the head, above the chin's row
+    for name, m in (("far side", far), ("back", back), ("side", side), ("wall", wall)):
+        assert np.abs(m[top] - shirt).max() < 0.15, f"{name} at the shoulders' top is not the shirt: {m[top].min()}"
+    assert np.abs(far[40:50, 40:44] - hair).max() < 0.1  # behind the head's side above the ear: still the hair

@@ -161,6 +161,7 @@ class MeshFitConfig:
     ear_far_from: float = 0.4  # behind a short-haired head's ear the side turns to the hair at this x side_far_from_m
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
+    shoulder_reach: tuple[float, float] = (1.1, 1.4)  # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the rim's colours), not the head's
     side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
     side_texture_blur_px: float = 3.0  # ... the detail being the photo less its blur by this much
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
@@ -729,10 +730,21 @@ class MeshFitReconstructor(Reconstructor):
         the hair rather than the face's skin, and above the forehead; the face rim where the face is the
         silhouette), the silhouette wall's front (the rim just inside the background-mixed edge) and the sides'
         far part (SideLook.far: the hair where the sides have it and behind the ear, elsewhere the skin in shadow,
-        MeshFitConfig.side_dark, never lighter than the hair; the torso's rim below the head) and [S, S] metres
+        MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours below the head and beside it
+        below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres
         behind the front where that far part starts (SideLook.far_from: sooner behind the ear)."""
         cfg = self.cfg
         person = scene.person
+        # The shoulders beside the head are the body wherever they stand: high shoulders (tpsmm, close to the lens)
+        # rise above the chin's row, where `wt` still says "head", and their hidden side took the head's far colour
+        # (the dark hair or shaded skin); when the head nods, that side shows along the shoulders' top as a dark
+        # line over the shirt. Beside the face oval (|x - its centre| beyond shoulder_reach x its half-width at the
+        # ear rows) and below the nose base, the hidden colours are the rim's own, as below the neck.
+        cx = 0.5 * (lm[lmk.CHEEK_R, 0] + lm[lmk.CHEEK_L, 0])
+        hw = max(0.5 * abs(lm[lmk.CHEEK_L, 0] - lm[lmk.CHEEK_R, 0]), 1.0)
+        lo, hi = cfg.shoulder_reach
+        beside = smoothstep(lo, hi, np.abs(np.arange(person.shape[1]) - cx) / hw)[None, :]
+        wt = np.maximum(wt, beside * smoothstep(lm[lmk.NOSE_BASE, 1], lm[lmk.MOUTH_CORNER_R, 1], rows))
         exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
         below_chin = np.broadcast_to(rows > lm[lmk.CHIN, 1], person.shape)
         head_rim = rim_colours(scene, exclude | below_chin, inset_px=4)  # the head's back from the head's rim only
