@@ -694,6 +694,59 @@ def test_a_driven_blink_reads_as_a_closed_eye():
     assert np.mean(closed) >= 0.40, closed
 
 
+def lash_line_coverage(img: np.ndarray, landmarks_px: np.ndarray, skin_rgb: np.ndarray, level: float = 0.5,
+                       reach: float = 0.08) -> list[float]:
+    """Per eye (right, left): the share of image columns between the corners (their middle 80 %) that show a pixel
+    darker than `level` x the eye's lid-skin luminance (skin_rgb [2, 3]) from 3 x `reach` eye widths above the lower
+    lid (landmarks_px [478, 2+] of the open eye) to `reach` below it: where closed lids draw a lash line."""
+    luma = np.array([0.299, 0.587, 0.114])
+    out = []
+    for e, (corners, pairs) in enumerate(((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L))):
+        a, b = landmarks_px[corners[0], :2], landmarks_px[corners[1], :2]
+        w = float(np.linalg.norm(b - a))
+        lower = landmarks_px[[corners[0]] + [p[1] for p in pairs] + [corners[1]], :2]
+        lower = lower[np.argsort(lower[:, 0])]
+        xs = np.arange(int(min(a[0], b[0]) + 0.1 * w), int(max(a[0], b[0]) - 0.1 * w))
+        ys = np.interp(xs + 0.5, lower[:, 0], lower[:, 1])
+        dark = [(img[int(y - 3 * reach * w):int(np.ceil(y + reach * w)) + 1, x] @ luma).min() < level * (skin_rgb[e] @ luma)
+                for x, y in zip(xs, ys)]
+        out.append(float(np.mean(dark)))
+    return out
+
+
+def test_closed_lids_draw_one_lash_line():
+    """A closing upper lid carried its margin's strip down and folded it onto the line where the lids meet (eyelids.
+    margin_binding, fold_lashes): the made-up lid's pale band and the glints between the lashes with the lashes, so
+    the closed eye showed a pale, dotted line with dark specks (each self-sadtalker sheet; a white line on
+    lp_s9_monalisa, lp_d8, obama_official). The light ones now ride by their own weights, unfolded, spreading over
+    the closing lid (MeshFitConfig.lid_light_level), and the lashes close into one dark line. sadtalker frame 0,
+    source camera, lids at 0.2, fast preset: the columns with a pixel darker than 0.6 x the lid skin by the lower
+    lid, 0.18 / 0.36 (right / left eye) before, 0.71 / 0.89 now."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.eyelids import lid_skin_colours
+    from gaussian_head_ros.core.render import rasterize
+    from gaussian_head_ros.core.video import read_frames
+
+    photo = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), 1)[0].rgb
+    with get_reconstructor("mesh_fit", preset="fast") as rec:
+        avatar = rec.reconstruct(photo).avatar
+    cam = avatar.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    driver = Driver(avatar)
+    img = {}
+    for ratio in (1.0, 0.2):
+        posed = driver.drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
+                                         eyelid_ratios=np.full(14, ratio, np.float32)))
+        img[ratio] = np.clip(rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors,
+                                       np.asarray(cam.viewmat, np.float32), K, *cam.size).image, 0, 1)
+    with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
+        lm = mesh.detect((img[1.0] * 255 + 0.5).astype(np.uint8))[0].landmarks_px
+    covered = lash_line_coverage(img[0.2], lm, lid_skin_colours(img[1.0].astype(np.float32), lm), level=0.6)
+    assert min(covered) >= 0.6, covered
+
+
 def test_the_brows_move_brow_gain_times_the_operators_and_nothing_else_does(canonical):
     """DriveConfig.brow_gain scales the expression of the brows and the forehead above them (deform.brow_rows,
     the tracker's forehead_points) when driving for display: a 2 mm raise of those rows moves them by

@@ -230,7 +230,7 @@ def carry_by_margin(means: np.ndarray, face_id: np.ndarray, vertices: np.ndarray
     return fid, bary
 
 
-def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, split: float, dark=None):
+def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, split: float, dark=None, light=None):
     """Rebinding of Gaussians bound to face triangles (face_id [N], -1 unbound; bary [N, 3]; faces [F, 3]) that
     makes the upper lid's strip roll down with its margin in a blink instead of stretching -> (bary [N, 3],
     carried [N] bool).
@@ -244,9 +244,15 @@ def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, spl
     moved by the displacement of its point on the triangle, neither turned nor stretched) by the margin
     vertices alone (in the same proportions), and so is a dark one (dark [N] bool: lashes, eyeliner; `lash_band`)
     wherever it lies on the strip: in a blink the lashes ride down with the margin at their own size while the
-    skin between (closed_lid_skin) fills the stretch. The others are bound to the crease-side
-    vertices alone; the offset from that barycentric point (kept in the triangle's frame) makes up the
-    difference, so nothing moves at rest. Other Gaussians unchanged (carried False)."""
+    skin between (closed_lid_skin) fills the stretch. A light one (light [N] bool: as light as the lid's skin; not
+    dark) that the split would carry is carried by its own weights instead (moved by the displacement of its point
+    on the triangle, not folded: fold_lashes leaves it): the made-up lid's pale band between the eyeliner and the
+    crease (sadtalker) and the glints between the lashes, carried and folded with the lashes, closed into a pale,
+    dotted line with dark specks where the lids meet (each self-sadtalker sheet; a white line on lp_s9_monalisa,
+    lp_d8, obama_official; issue 11); they now spread over the closing lid as its skin does and the lashes close
+    into one dark line. The others are bound to the crease-side vertices alone; the offset from that barycentric
+    point (kept in the triangle's frame) makes up the difference, so nothing moves at rest. Other Gaussians
+    unchanged (carried False)."""
     out = np.asarray(bary, np.float64).copy()
     carried = np.zeros(len(out), bool)
     rows = np.flatnonzero(np.asarray(face_id) >= 0)
@@ -260,12 +266,16 @@ def margin_binding(face_id: np.ndarray, bary: np.ndarray, faces: np.ndarray, spl
     to_margin = s < split
     if dark is not None:
         to_margin |= np.asarray(dark, bool)[rows]
-    keep = np.where(to_margin[:, None], m, ~m)  # the vertices it stays bound to
+    own = to_margin & (np.asarray(light, bool)[rows] if light is not None else False)  # carried by its own weights
+    if dark is not None:
+        own &= ~np.asarray(dark, bool)[rows]
+    to_margin &= ~own
+    keep = np.where(own[:, None], True, np.where(to_margin[:, None], m, ~m))  # the vertices it stays bound to
     w = b * keep
     total = w.sum(1, keepdims=True)
     even = keep / np.maximum(keep.sum(1, keepdims=True), 1)  # all its weight was on the other side
     out[rows] = np.where(total > 1e-9, w / np.maximum(total, 1e-9), even)
-    carried[rows] = to_margin
+    carried[rows] = to_margin | own
     return out.astype(np.asarray(bary).dtype), carried
 
 
@@ -350,8 +360,8 @@ def fold_lashes(face_id: np.ndarray, bary: np.ndarray, means: np.ndarray, vertic
     side's (e = fold x d / H, |e| at most `fold`): in a full blink it lands (1 - fold) d from the lower lid instead
     of d, so a 3-6 px band of lashes and eyeliner closes into a thin dark line where the lids meet (as a real
     closed eye's lashes are), where carried at its own height it drew a thick jagged band across the closed lid. The
-    weights sum to 1 and nothing moves at rest; an opening lid spreads the band by the same factor. fold 0: the
-    bindings unchanged."""
+    weights sum to 1 and nothing moves at rest; an opening lid spreads the band by the same factor. fold 0, or a
+    Gaussian with weight on a crease-side vertex (margin_binding's light ones): the bindings unchanged."""
     b = np.asarray(bary, np.float64).copy()
     if fold <= 0 or not len(b):
         return b
@@ -364,7 +374,7 @@ def fold_lashes(face_id: np.ndarray, bary: np.ndarray, means: np.ndarray, vertic
     gap = np.einsum("mk,mkd->md", b * on, v[partner] - v[f])  # the margin's way down to the lower lid
     h = np.linalg.norm(gap, axis=1)
     d = np.einsum("md,md->m", margin - np.asarray(means, np.float64), gap / np.maximum(h, 1e-12)[:, None])
-    e = fold * np.clip(d / np.maximum(h, 1e-12), -1.0, 1.0) * (h > 1e-9)
+    e = fold * np.clip(d / np.maximum(h, 1e-12), -1.0, 1.0) * (h > 1e-9) * ~(b * ~on).any(1)
     crease = ~on / np.maximum((~on).sum(1, keepdims=True), 1)
     return (1 + e)[:, None] * b - e[:, None] * crease
 

@@ -91,6 +91,7 @@ class MeshFitConfig:
     lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
     lash_level: float = 0.55  # upper-lid pixels darker than this x the lid skin's luminance, connected to the margin, ride with it (eyelids.lash_band)
     lash_depth: float = 0.12  # ... up to this many eye widths from the margin
+    lid_light_level: float = 0.85  # ... of those, the ones at least this x the lid skin's luminance ride by their own weights, not folded into the lash line (eyelids.margin_binding); 0 = all folded
     lid_fill_grow_px: int = 2  # closed-lid skin colour: the eye openings and lash band grown by this, then filled (eyelids.closed_lid_photo)
     lid_fill_below: float = 0.08  # ... and reaching this many eye widths further down (the lower lid's waterline)
     lid_fill_radius_px: float = 4.0  # ... from this far around (OpenCV inpaint radius)
@@ -583,9 +584,13 @@ class MeshFitReconstructor(Reconstructor):
         for b, dark in ((photo_layer, band[pixels[0], pixels[1]]), (face_extra, None)):
             if b is not None and cfg.lid_split > 0:
                 rows = np.flatnonzero(b.part == PART_FACE)
+                light = None
+                if cfg.lid_light_level > 0:  # as light as its eye's lid skin (x < 0: the right eye)
+                    skin_l = np.asarray(skin_rgb, np.float64)[(b.means[rows, 0] >= 0).astype(int)] @ LUMA
+                    light = b.colors[rows] @ LUMA >= cfg.lid_light_level * skin_l
                 b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split,
-                                                       None if dark is None else dark[rows])
-                b.part[rows[carried]] = PART_STATIC  # carried by the margin (core.deform), not stretched
+                                                       None if dark is None else dark[rows], light)
+                b.part[rows[carried]] = PART_STATIC  # carried (core.deform), not stretched
                 if dark is not None:  # the band's part on the ring above the strip: carried by the nearest margin point
                     ring = rows[dark[rows] & ~carried]
                     b.face_id[ring], b.bary[ring] = carry_by_margin(b.means, b.face_id, V, faces, ring)
