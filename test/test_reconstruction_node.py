@@ -243,7 +243,7 @@ def test_newest_photo_wins(peer):
     """Three photos within 0.1 s: the newest is reconstructed, the one it replaced while waiting is dropped. Every
     photo ends with one final status (any code but BUSY), matched to it by frame_id and photo_stamp: the replaced
     one got BUSY and then nothing (user12, s12; a sender waiting on its verdict waited forever), now SUPERSEDED.
-    Sent compressed: the node reads those keep-all, so all three reach it whatever the load (raw photos are read 1 deep:
+    Sent compressed: the node reads those 32 deep, so all three reach it whatever the load (raw photos are read 1 deep:
     two of them within one busy moment of the node's executor and the older never arrives, which the next one's
     status then says; test_a_burst_of_photos_...)."""
     from builtin_interfaces.msg import Time as TimeMsg

@@ -381,6 +381,20 @@ def test_the_open_lid_average_gives_the_first_frame_exactly_then_the_open_frames
     assert old.add(10.0, 0.010, np.array([0.0]))[0] < 1e-4  # 10 windows later the first frame is forgotten
 
 
+def test_the_open_lid_average_takes_a_stamp_jump_back_as_no_time():
+    """A looped or replayed stream's stamps go back (`ros2 bag play --loop`): the frames after the jump are the
+    newest, not frames older than every remembered one (review16, s16: with the stamps kept, a 60 s loop's new
+    frames weighed exp(-60 / 20) against the old ones and the old stream's lids stayed ~30 s)."""
+    from gaussian_head_ros.core.expression import OpenLidAverage
+
+    avg = OpenLidAverage(window_s=1.0, scale=0.0015)
+    for i in range(30):
+        avg.add(60.0 + i / 30, 0.010, np.array([1.0]))
+    for i in range(90):  # the loop starts again at 0 s: 3 s (three windows) of frames with another value
+        out = avg.add(i / 30, 0.010, np.array([0.0]))
+    assert out[0] < 0.1, out  # the old stream is forgotten as after 3 s of time; with its stamps kept: 1.0
+
+
 def _with_brows_at(face, height_m):
     """The face with its brows (and, spread harmonically, the forehead and the strip above the lids) moved to
     `height_m` above the eye corners: the same spread the rule uses, so only the height is under test."""

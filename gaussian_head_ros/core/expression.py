@@ -485,12 +485,16 @@ class OpenLidAverage:
 
     def add(self, t_s: float, gap: float, value: np.ndarray) -> np.ndarray:
         """Take in one frame (stamp seconds, openness in the units of `scale`, value of any fixed shape; a new shape
-        starts over) -> the average now, the value's shape."""
+        starts over) -> the average now, the value's shape. A stamp earlier than the newest taken in (a looped bag) shifts
+        the remembered stamps back with it, so the frames after the jump are not taken for old ones."""
         v = np.asarray(value, np.float64)
         if self.mean is not None and v.shape != self.mean.shape:
             self.reset()
         if self._values is None:
             self._values = np.zeros((self.HISTORY, v.size))
+        m = min(self._n, self.HISTORY)
+        if m and float(t_s) < self._t[:m].max():  # stamps went back (a replayed or looped stream): the jump counts
+            self._t[:m] += float(t_s) - self._t[:m].max()  # as no time, as NeutralEstimator's dt >= 0 does
         k = self._n % self.HISTORY
         self._t[k], self._gaps[k], self._values[k] = float(t_s), float(gap), v.ravel()
         self._n += 1

@@ -101,7 +101,8 @@ def params_sections_for_no_node(path: str | Path, nodes: list[str]) -> list[str]
     `nodes` (the fully qualified names a launch starts, `/robot1/render_node`). rcl reads such a key only for
     a node of that exact name, so its values were dropped without a word: `ros2 param dump /render_node` writes
     `/render_node:`, and that file given to `namespace:=robot1` left every node on its defaults (user16, s16).
-    Keys without the '/' match the node in any namespace (node_params_file), and are not said."""
+    Keys without the '/' match the node in any namespace (node_params_file), and are not said; nor are keys for a
+    node this launch does not start (a file shared by both hosts: '/robot1/tracker_node' is the operator's)."""
     import yaml
 
     with open(path) as fh:
@@ -109,8 +110,9 @@ def params_sections_for_no_node(path: str | Path, nodes: list[str]) -> list[str]
     lines = []
     for key in doc if isinstance(doc, dict) else ():
         key = str(key)
-        if key.startswith("/") and not any(_node_key_matches(key, n) for n in nodes):
-            name = key.rstrip("/").rsplit("/", 1)[-1]
+        name = key.rstrip("/").rsplit("/", 1)[-1]
+        if (key.startswith("/") and name in {n.rsplit("/", 1)[-1] for n in nodes}
+                and not any(_node_key_matches(key, n) for n in nodes)):
             lines.append(f"parameters file {path}: '{key}' names no node this launch starts ({', '.join(nodes)}): "
                          f"its values are not used; write '{name}:' (no leading '/') to give them to {name} in any "
                          f"namespace (`ros2 param dump` writes full names)")

@@ -1,7 +1,7 @@
 """reconstruction_node: operator photo -> latched GaussianAvatar, plus a latched status saying how it went.
 
 Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
-reliable, raw photos keep-last 1 and compressed ones keep-all (PHOTO_DEPTH), each both transient local (a photo latched before this node started is used) and
+reliable, raw photos keep-last 1 and compressed ones keep-last 32 (PHOTO_DEPTH), each both transient local (a photo latched before this node started is used) and
 volatile (volatile publishers work too); the optional `photo_path` parameter reconstructs a photo file at start-up
 and whenever it is set.
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
@@ -45,7 +45,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from builtin_interfaces.msg import Time as TimeMsg
@@ -125,12 +125,14 @@ def check_values(values: dict) -> None:
 # from one sender, the middle one). DDS keeps one history per reader, not per sender: another sender's burst pushed
 # a photo out of a keep-last 4 reader, and the node never learnt of it, so nothing counted it either (user16, s16:
 # a latched one-photo sender in the middle of another's burst of 12, 3 of 3). Compressed photos (photo_node's, the
-# README's snippet: a phone JPEG is 1-5 MB) are read keep-all (0 here): every one DDS delivers waits in the reader
-# until a callback takes it (a callback keeps only the newest photo, so what waits is what arrived during one
-# hold-up; Fast DDS's default limit is 5000 samples). Raw ones (a 1080p rgb8 photo is 6 MB, one at max_pixels
+# README's snippet: a phone JPEG is 1-5 MB) are read keep-last 32: every one DDS delivers waits in the reader until
+# a callback takes it (a callback keeps only the newest photo, so what waits is what arrived during one hold-up),
+# unless more than 32 arrive within one hold-up. Not keep-all: that let a flood of photos grow the node without
+# bound (Fast DDS's default limit is 5000 samples per reader, Cyclone's none; review16, s16); 32 bounds what waits
+# at 2 readers x 32 x 5 MB. Raw ones (a 1080p rgb8 photo is 6 MB, one at max_pixels
 # 120 MB) are read keep-last 1. Each topic has two readers (transient local and volatile) that a latched sender's
 # samples both reach.
-PHOTO_DEPTH = {"compressed": 0, "raw": 1}  # 0: keep all
+PHOTO_DEPTH = {"compressed": 32, "raw": 1}
 
 
 class PublisherSequences:
@@ -233,8 +235,7 @@ class ReconstructionNode(Node):
         # differ in durability only); rclpy's default warning said "No messages will be received from it".
         self._sequences = PublisherSequences()
         for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE):
-            qos = {kind: QoSProfile(history=HistoryPolicy.KEEP_LAST if depth else HistoryPolicy.KEEP_ALL,
-                                    depth=depth or 1, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+            qos = {kind: QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
                    for kind, depth in PHOTO_DEPTH.items()}
             events = (SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
                       if durability == DurabilityPolicy.TRANSIENT_LOCAL else None)

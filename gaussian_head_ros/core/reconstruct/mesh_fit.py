@@ -41,8 +41,8 @@ import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import (PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, SourceCamera,
-                                           rgb_to_sh_dc)
+from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC,
+                                           PART_TORSO, SourceCamera, rgb_to_sh_dc)
 from gaussian_head_ros.core.control import line_of_sight_rotation
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, edge_on_sh, surface_discs, to_avatar
@@ -706,7 +706,9 @@ class MeshFitReconstructor(Reconstructor):
             avatar.wrinkle_rows, avatar.wrinkle_rgb = rows.astype(np.uint32), d[rows].astype(np.float32)
             avatar.wrinkle_expression = np.where(below[:, None], expr, 0.0).astype(np.float32)
         # How far the rest moved the photo's brows (the driver lifts a hooded photo's lids with a driven raise by it)
-        avatar.rest_brow_shift = np.array([-expr[list(b), 1].mean() for b in (lmk.BROW_R, lmk.BROW_L)], np.float32)
+        # (clipped to what an avatar may carry: brows moved further are a landmark failure, not a reason to refuse)
+        avatar.rest_brow_shift = np.clip([-expr[list(b), 1].mean() for b in (lmk.BROW_R, lmk.BROW_L)],
+                                         -MAX_REST_BROW_SHIFT_M, MAX_REST_BROW_SHIFT_M).astype(np.float32)
         avatar.validate(cfg.max_gaussians)
         timings["export"] = time.perf_counter() - t5
         counts = {name: int(np.sum(batch.part == p)) for name, p in
