@@ -85,7 +85,11 @@ def test_lid_and_oval_columns_take_up_the_quantisation_error(tracked):
     session 8, same decoder) left 0.117 mm RMS on the upper lids and 0.088 mm on the oval's x/y on this clip;
     closed loop 0.027 and 0.060 (and sadtalker's worst rendered frame 39.97 -> 40.34 dB). On V3, the code
     those figures are of (V4, whose modes 8-23 have a bit less and whose brow columns come before the lids and
-    the oval: 0.041 and 0.078 mm)."""
+    the oval: 0.041 and 0.078 mm). Since 80f0562 (session 16) every rest takes the brows to one height, so each
+    frame's expression carries the brows' height above it and the oval columns take up more: on V3 here
+    0.036 / 0.066 -> 0.037 / 0.078 mm (the default codec's oval 0.094 -> 0.133 mm; bench_control_codec's worst
+    rendered frame on lp_d18 43.0 -> 41.8 dB, line 40). The oval's bound, 0.085, stays under the open loop's
+    0.088."""
     lids, edge, v3 = list(ec.UPPER_LIDS), ec.edge_points(), ec.CODEC_LAPLACIAN_V3
     lid2, edge2 = [], []
     for c in tracked:
@@ -93,7 +97,7 @@ def test_lid_and_oval_columns_take_up_the_quantisation_error(tracked):
         lid2.append((d[lids] ** 2).sum(-1))
         edge2.append((d[edge, :2] ** 2).sum(-1))
     assert np.sqrt(np.mean(lid2)) * 1e3 <= 0.06
-    assert np.sqrt(np.mean(edge2)) * 1e3 <= 0.075
+    assert np.sqrt(np.mean(edge2)) * 1e3 <= 0.085
 
 
 def test_brow_columns_follow_the_brows_on_a_real_clip(tracked):
