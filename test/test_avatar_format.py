@@ -194,20 +194,25 @@ def test_the_wrinkle_map_round_trips_through_the_files_and_the_message(tmp_path)
     assert away.tobytes() == rest.tobytes()  # the opposite expression: none of it
 
 
-def test_avatar_files_of_format_1_load_without_a_wrinkle_map(tmp_path):
-    """A driving file written before the wrinkle map (format 1: no wrinkle_* arrays) loads as it was."""
+def _as_older_driving_file(side, version: int, dropped) -> None:
+    """Rewrite the driving file `side` as one of an older format: without the arrays for which `dropped(name)` is
+    true, its metadata's format_version set to `version`."""
     import json
 
-    a = synthetic_avatar(500, seed=2)
-    save_ply(a, tmp_path / "a.ply")
-    side = tmp_path / "a.driving.npz"
     with np.load(side) as z:
-        d = {k: z[k] for k in z.files if not k.startswith("wrinkle_") and k != "rest_brow_shift"}
+        d = {k: z[k] for k in z.files if not dropped(k)}
     meta = json.loads(str(d["metadata"]))
-    meta["format_version"] = 1
+    meta["format_version"] = version
     d["metadata"] = np.array(json.dumps(meta))
     with open(side, "wb") as fh:
         np.savez(fh, **d)
+
+
+def test_avatar_files_of_format_1_load_without_a_wrinkle_map(tmp_path):
+    """A driving file written before the wrinkle map (format 1: no wrinkle_* arrays) loads as it was."""
+    a = synthetic_avatar(500, seed=2)
+    save_ply(a, tmp_path / "a.ply")
+    _as_older_driving_file(tmp_path / "a.driving.npz", 1, lambda k: k.startswith("wrinkle_") or k == "rest_brow_shift")
     b = load_ply(tmp_path / "a.ply")
     assert b.equals(a) and len(b.wrinkle_rows) == 0 and b.wrinkle_rgb.shape == (0, 3)
 
@@ -216,8 +221,6 @@ def test_the_rest_brow_shift_round_trips_and_older_files_load_with_none(tmp_path
     """File format 3 / message format 4 carry the photo's rest brow shift (GaussianAvatar.rest_brow_shift, per
     brow, metres) bit for bit; a driving file of format 2 (none written) loads with 0 0 (no shift: the driver lifts
     no lids with a raise)."""
-    import json
-
     conv = pytest.importorskip("gaussian_head_ros.nodes.conversions")
     a = synthetic_avatar(500, seed=4)
     a.rest_brow_shift = np.array([-0.0034, -0.0031], np.float32)
@@ -229,14 +232,7 @@ def test_the_rest_brow_shift_round_trips_and_older_files_load_with_none(tmp_path
     c = conv.msg_to_avatar(msg)
     assert c.equals(a) and c.rest_brow_shift.tobytes() == a.rest_brow_shift.tobytes()
     assert not c.equals(synthetic_avatar(500, seed=4))  # the shift is part of the avatar
-    side = tmp_path / "a.driving.npz"
-    with np.load(side) as z:
-        d = {k: z[k] for k in z.files if k != "rest_brow_shift"}
-    meta = json.loads(str(d["metadata"]))
-    meta["format_version"] = 2
-    d["metadata"] = np.array(json.dumps(meta))
-    with open(side, "wb") as fh:
-        np.savez(fh, **d)
+    _as_older_driving_file(tmp_path / "a.driving.npz", 2, lambda k: k == "rest_brow_shift")
     old = load_ply(tmp_path / "a.ply")
     assert old.rest_brow_shift.shape == (2,) and not np.any(old.rest_brow_shift)
 
