@@ -776,6 +776,27 @@ def test_the_synthetic_mouth_is_shaded_like_a_mouth_not_a_block():
                                err_msg="the tongue or the lower row turns apart from the lower teeth")
 
 
+def test_a_teeth_config_that_cannot_be_built_is_refused_not_looped_on():
+    """MouthConfig.validate: seams that do not rise (the rows continue past the last seam with the last tooth's
+    width; a last pair 8.5, 8.5 looped forever in mouth._tooth_bounds, a reconstruction node hung), a single seam
+    (IndexError) and a zero gap fade length (division by 0) are refused with a ValueError naming the field, when
+    the config is made and when a field set later reaches mouth_interior."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+
+    for bad in (dict(upper_teeth_mm=(0.0, 8.5, 8.5)), dict(lower_teeth_mm=(0.0, 6.0, 4.0)),
+                dict(upper_teeth_mm=(1.0, 8.5)), dict(teeth_gap_edge_m=0.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MouthConfig(**bad)
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    v = v * np.array([1.0, -1.0, -1.0])
+    cfg = MouthConfig()
+    cfg.lower_teeth_mm = (0.0,)
+    with pytest.raises(ValueError, match="lower_teeth_mm"):
+        mouth_interior(v, hole_loops()["mouth"], 1.0, cfg)
+
+
 def test_the_synthetic_teeth_are_teeth_not_a_band():
     """mouth.mouth_interior on MediaPipe's canonical face (no photo; seconds), rendered from the front at 10 px/mm
     (teeth rgb 0.80 0.74 0.66): (1) two teeth are parted by a dark gap, a V at the incisal edge: 0.6 mm above

@@ -151,6 +151,25 @@ class MouthConfig:
     floor_slope: float = 1.0
     floor_from_m: float = 0.004
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError, naming the field, for a config the interior cannot be built from: seams that do
+        not start at 0 and rise (the rows continue past the last one with the last tooth's width: a
+        non-rising pair never got there), or a spacing or a length that is divided by or stepped with that is
+        not > 0. Checked when made and again by `mouth_interior` (a field set later)."""
+        for name in ("upper_teeth_mm", "lower_teeth_mm"):
+            b = np.asarray(getattr(self, name), np.float64)
+            if b.ndim != 1 or len(b) < 2 or not np.all(np.isfinite(b)) or b[0] != 0.0 or np.any(np.diff(b) <= 0):
+                raise ValueError(f"MouthConfig.{name} must be two or more seams (mm from the midline) that start "
+                                 f"at 0 and rise, got {getattr(self, name)!r}")
+        for name in ("teeth_spacing_m", "cavity_spacing_m", "tongue_spacing_m", "teeth_height_m",
+                     "teeth_gap_m", "teeth_gap_edge_m", "incisal_m"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"MouthConfig.{name} must be > 0 (metres), got {v!r}")
+
 
 def _lip_depth(v: np.ndarray, loop: np.ndarray):
     """x -> z of the inner lip contour (mean of upper and lower lip at that x), as a function."""
@@ -340,7 +359,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     photo's gap as a dark band (the photo's gap pixels lie behind the teeth, see `MouthConfig`). The teeth's
     shading (seams, towards the gums and the corners) fades them towards the cavity's dark red, as the
     mouth's own reflections tint them, not towards black: a darkened off-white turns olive, read as
-    grey-green."""
+    grey-green. Raises ValueError for a config `MouthConfig.validate` refuses."""
+    cfg.validate()
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
         xl, xr = xr, xl
