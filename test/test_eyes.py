@@ -8,7 +8,7 @@ from conftest import shared
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import PART_EYE, PART_STATIC
+from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_STATIC
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.drive import DriveConfig, Driver
 from gaussian_head_ros.core.expression import forehead_points
@@ -123,6 +123,21 @@ def test_lids_meet_when_the_operators_do_whatever_the_eye_sizes(canonical):
         np.testing.assert_allclose(v2, v, atol=1e-9)
 
 
+def _avatar_with_photo_brows(canonical, height):
+    """A synthetic avatar on the canonical face whose photo's brows sat `height` metres above the eye corners (the
+    rest brow shift its rest records, as mesh_fit does); None: no shift recorded."""
+    from gaussian_head_ros.core import expression as E
+
+    a = synthetic_avatar(500, seed=8)
+    a.template_vertices, a.template_faces = canonical.astype(np.float32), np.zeros((0, 3), np.int32)
+    if height is not None:
+        photo = canonical.copy()
+        photo[E.BROW_POINTS, 1] += E.brow_height(photo) - height
+        moved = E.neutralize(photo) - photo
+        a.rest_brow_shift = np.array([moved[list(b), 1].mean() for b in (lmk.BROW_R, lmk.BROW_L)], np.float32)
+    return a
+
+
 def test_a_driven_brow_raise_takes_a_hooded_avatars_upper_lids_along(canonical):
     """On an avatar whose photo's low brows hooded its lids (GaussianAvatar.rest_brow_shift: a photo's brows 13 mm
     above the eye corners lifted at rest, 1.5 mm of it from below 14.5 mm: expression.hooded_brow_lift), a brow the control raises lifts its eye's upper-lid margin by
@@ -140,14 +155,7 @@ def test_a_driven_brow_raise_takes_a_hooded_avatars_upper_lids_along(canonical):
     hood = 0.0130 - (E.MIN_BROW_HEIGHT_M - E.LID_LIFT_FROM_M)  # brows at 13 mm: lifted from 1.5 mm below 14.5
     drivers = {}
     for name, height in (("hooded", 0.0130), ("plain", None), ("lowered", 0.0235)):
-        a = synthetic_avatar(500, seed=8)
-        a.template_vertices, a.template_faces = canonical.astype(np.float32), np.zeros((0, 3), np.int32)
-        if height is not None:  # the photo's brows at that height: the shift its rest records (as mesh_fit does)
-            photo = canonical.copy()
-            photo[E.BROW_POINTS, 1] += E.brow_height(photo) - height
-            moved = E.neutralize(photo) - photo
-            a.rest_brow_shift = np.array([moved[list(b), 1].mean() for b in (lmk.BROW_R, lmk.BROW_L)], np.float32)
-        drivers[name] = Driver(a)
+        drivers[name] = Driver(_avatar_with_photo_brows(canonical, height))
         rest_v, _ = drivers[name].deformed_template(FaceControl(landmarks=neutral, expression=np.zeros_like(neutral)))
         np.testing.assert_array_equal(rest_v, drivers[name].verts)  # the rest: as the avatar was built
     for dy, closed in ((-0.001, 1.0), (-0.003, 1.0), (-0.001, 0.6), (-0.003, 0.2), (0.002, 1.0), (0.0035, 1.0)):
@@ -164,7 +172,53 @@ def test_a_driven_brow_raise_takes_a_hooded_avatars_upper_lids_along(canonical):
             np.testing.assert_allclose(v[up_r, 1] - v[lo_r, 1], want * rest_gap + lift, atol=1e-6,
                                        err_msg=f"{name} {dy} {closed}")
             np.testing.assert_allclose(v[up_l, 1] - v[lo_l, 1], want * rest_gap_l, atol=1e-6)  # the other eye
-        assert closed > 0.2 or lift == 0.0  # shut lids still meet
+
+
+def test_the_lids_brow_raise_rule_is_the_same_in_torch(canonical):
+    """deform.lids_with_brow_raise's torch branch (expression_offsets on tensors: training's rules, or a rig on a
+    device) gives numpy's displacement on a hooded avatar's rig, with both brows raised by different amounts and
+    the lids half open, and the raise does lift the lids there (the branch is reached); a torch avatar's Driver
+    poses a hooded avatar as the numpy one does."""
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    from gaussian_head_ros.core.drive import drive
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    a = _avatar_with_photo_brows(canonical, 0.0130)
+    d = Driver(a)
+    assert d.rig.brow_hood is not None
+    neutral = canonical.astype(np.float32)
+    ex = np.zeros_like(neutral)
+    ex[list(lmk.BROW_R), 1], ex[list(lmk.BROW_L), 1] = -0.003, -0.0008  # both brows up (y down), unlike
+    lm = neutral + ex
+    for up, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:
+        lm[up] = lm[lo] + 0.6 * (neutral[up] - neutral[lo])
+    control = FaceControl(landmarks=lm, expression=lm - neutral)
+    e, _, _, gaze, lid = deform.control_inputs(control, d.cfg, d.brows)
+    want = deform.expression_offsets(d.verts, e, None, None, d.cfg, lid, gaze, d.rig)
+    t = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    got = deform.expression_offsets(t(d.verts), t(e), None, None, d.cfg, t(lid), gaze, d.rig)
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
+    plain = deform.expression_offsets(d.verts, e, None, None, d.cfg, lid, gaze, dataclasses.replace(d.rig, brow_hood=None))
+    assert np.abs(want[deform.LID_UPPER, 1] - plain[deform.LID_UPPER, 1]).min() > 1e-4  # it moved both eyes' lids
+    # the Driver: as it is (a template without triangles: nothing bound; deform.coefficients' torch branch
+    # indexed the empty face table, an IndexError), then with the face Gaussians bound on the triangles round
+    # the upper lids (the canonical mesh's own)
+    face = np.flatnonzero(a.part == PART_FACE)
+    b = dataclasses.replace(a, template_faces=template_faces(), face_id=a.face_id.copy(), bary=a.bary.copy(),
+                            means=a.means.copy())
+    rng = np.random.default_rng(0)
+    b.face_id[face] = rng.choice(np.flatnonzero(np.isin(b.template_faces, deform.LID_UPPER).any(1)), len(face))
+    b.bary[face] = rng.dirichlet(np.ones(3), len(face))
+    b.means[face] = np.einsum("nk,nkc->nc", b.bary[face], canonical[b.template_faces[b.face_id[face]]])
+    for x in (a, b):
+        tx = dataclasses.replace(x, **{f: torch.tensor(getattr(x, f)) for f in ("means", "quats", "log_scales",
+                                                                               "logit_opacities", "sh")})
+        np.testing.assert_allclose(drive(tx, control).means.numpy(), drive(x, control).means, atol=2e-6)
+    unhooded = drive(dataclasses.replace(b, rest_brow_shift=np.zeros(2, np.float32)), control).means
+    assert np.abs(drive(b, control).means - unhooded)[face, 1].max() > 1e-4  # the lids' Gaussians went up too
 
 
 def test_held_gaze_keeps_hidden_eyes_and_turns_one_with_the_other_seen_eye():

@@ -549,6 +549,8 @@ def coefficients(rig: Rig, means, verts):
             tv = np.asarray(verts, np.float64)[rig.faces[rig.tri[bound]]]  # [Nb, 3, 3]
             offset[bound] -= np.einsum("nk,nkc->nc", rig.bary[bound], tv)
         return np.concatenate([bary, offset], 1)
+    if not bound.any():  # nothing bound (a template without triangles): no face to index
+        return xp.concat([bary, means], 1)
     tri = xp.as_tensor(np.maximum(rig.tri, 0), device=means.device)
     rest_point = xp.einsum("nk,nkc->nc", bary, verts[xp.as_tensor(rig.faces, device=means.device)[tri]])
     mask = xp.as_tensor(bound, device=means.device)[:, None]
