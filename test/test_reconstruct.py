@@ -1249,18 +1249,19 @@ def _read_rest_render(avatar):
 @pytest.mark.parametrize("name, bound", [("lp_d9_woman_turned.jpg", ("<", 0.25)), ("obama_official.jpg", (">", -0.77)),
                                          ("trump_official.png", (">", -0.52))])
 def test_a_photo_holding_raised_or_furrowed_brows_rests_with_relaxed_brows(results, name, bound):
-    """The photo's brows held beyond the relaxed range (expression.MIN/MAX_BROW_HEIGHT_M: lp_d9_woman_turned's
-    scream 23.9 mm above the eye corners, obama_official's and trump_official's 13.2 mm) are not the avatar's rest:
-    the rest template's brows sit at the range's edge, and the reader (FaceLandmarker) reads the frontal rest
-    render's brows (browInnerUp + browOuterUp - browDown, reader.GROUPS) as 0.51 -> 0.03 (lp_d9), -0.85 -> -0.68
-    (obama_official), -0.60 -> -0.43 (trump_official), old rule -> this one (the furrowed photos' colours keep part
-    of the frown, as a grinning photo's keep part of the grin)."""
+    """The photo's raised or furrowed brows (lp_d9_woman_turned's scream 23.9 mm above the eye corners,
+    obama_official's and trump_official's 13.2 mm, canonical head) are not the avatar's rest: every rest takes the
+    brows to one height (expression.REST_BROW_HEIGHT_M, `brow_excess`), and the reader (FaceLandmarker) reads the
+    frontal rest render's brows (browInnerUp + browOuterUp - browDown, reader.GROUPS) as 0.51 -> 0.03 (lp_d9),
+    -0.85 -> -0.66 (obama_official), -0.60 -> -0.32 (trump_official), the photo's brows kept -> this rule (80f0562;
+    -0.68 / -0.43 with the old relaxed range's edge; the furrowed photos' colours keep part of the frown, as a
+    grinning photo's keep part of the grin)."""
     from gaussian_head_ros.core import expression as E
 
     res = results[name]
     rest = res.avatar.template_vertices.astype(np.float64)
     op, value = bound
-    lowered = E.brow_height(rest + res.expression) - E.brow_height(rest)  # photo -> rest (lp_d9 5.4, the others -3.3 mm)
+    lowered = E.brow_height(rest + res.expression) - E.brow_height(rest)  # photo -> rest (lp_d9 6.4, the others -4.3 mm)
     assert lowered > 0.004 if op == "<" else lowered < -0.0025
     # the avatar carries that shift (per brow, y down: the driver lifts a hooded photo's lids with a raise by it)
     np.testing.assert_allclose(res.avatar.rest_brow_shift, [lowered, lowered], atol=2e-5)

@@ -566,7 +566,8 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]; with the operator's lid ratios [14]
     (`eyelid_ratios`) the eyelids then follow `eyelid_openness` (retargeted as a fraction of each face's own
     lid gap); with a gaze [2, 2] (numpy) and the avatar's `rig` they also follow each eyeball's vertical turn
-    from its rest gaze (`lid_turns`)."""
+    from its rest gaze (`lid_turns`); on a rig whose photo's low brows hooded its lids (Rig.brow_hood) the upper
+    lids also rise with a driven brow raise (`lids_with_brow_raise`)."""
     cfg = cfg or DriveConfig()
     xp = namespace(verts)
     lcount = min(verts.shape[0], expression.shape[0])

@@ -43,10 +43,11 @@ nose base held fixed.
   Lopsided: corners that smile or frown with one higher than the other by more than relaxed faces' tilt
   (MAX_CORNER_TILT_M) are levelled as far again (`_beyond`); a relaxed face's own tilt is left (`_tilt_share`).
 
-- Brows: brows held higher or lower above the eye corners than the relaxed range (MIN/MAX_BROW_HEIGHT_M) are
-  moved to its edge; the forehead and the strip down to the lids follow harmonically, with the eyes' contours,
-  the face's outline, the rigid landmarks and everything below the eyes held (`_brow_spread`); a lift takes the upper
-  lids' margins along by LID_WITH_BROW_LIFT of its part beyond LID_LIFT_FROM_M (a hooded lid uncovered). So a photo's
+- Brows: every rest takes the brows to one height above the eye corners, REST_BROW_HEIGHT_M (`brow_excess`); the
+  forehead and the strip down to the lids follow harmonically, with the eyes' contours, the face's outline, the
+  rigid landmarks and everything below the eyes held (`_brow_spread`); a lift of brows held below
+  MIN_BROW_HEIGHT_M - LID_LIFT_FROM_M (14.5 mm: a hooded lid) takes the upper lids' margins along by
+  LID_WITH_BROW_LIFT of its part from there (`hooded_brow_lift`: the hooded lid uncovered). So a photo's
   raised or furrowed brows are not the avatar's rest, and an operator who holds a frown or a raise (lp_d18:
   FaceLandmarker's browDown 0.34 on every frame; tpsmm_driving: browInnerUp 0.39) drives it as one: with the
   operator's own brows as the neutral, the avatar's brows stayed where the reader's brow scores are all ~0 and its
@@ -350,18 +351,19 @@ REST_BROW_HEIGHT_M = 0.0175
 
 # What `_brow_spread` moves by the whole of a raise: the brows and the mesh row below them, which on low brows lies
 # on the hair's lower edge (with the brows alone, the hair below their lower contour stayed and the brows of
-# obama_official / obama_speech came out a third thicker, smeared down, when taken up to the relaxed range). Not
-# when lowering: that row lies 0.1-5 mm above the upper lid (lp_d9_woman_turned's, lowered 5.4 mm, would cross
+# obama_official / obama_speech came out a third thicker, smeared down, when taken up to the rest height). Not
+# when lowering: that row lies 0.1-5 mm above the upper lid (lp_d9_woman_turned's, lowered 6.4 mm, would cross
 # it); the strip below the brows then gathers between the brows and the lids (harmonic).
 BROW_HANDLES = np.array(lmk.BROW_R + lmk.BROW_L + lmk.BROW_SKIN_R + lmk.BROW_SKIN_L)
 
-# A lift of brows held well below the relaxed range takes the upper lids' margins (deform.LID_UPPER) up by
-# LID_WITH_BROW_LIFT of the lift beyond LID_LIFT_FROM_M: the skin such a low brow pushes down over the lid (a hooded
-# lid) goes up with the brow and uncovers the margin, so the eye opens a little. Held where they were (the eyes'
-# contours fixed), a furrowed photo's squinted eyes rested as the same slits under brows 3.3 mm higher, and
+# A lift of brows held below MIN_BROW_HEIGHT_M - LID_LIFT_FROM_M (14.5 mm) takes the upper lids' margins
+# (deform.LID_UPPER) up by LID_WITH_BROW_LIFT of its part from there: the skin such a low brow pushes down over the
+# lid (a hooded lid) goes up with the brow and uncovers the margin, so the eye opens a little. Held where they were
+# (the eyes' contours fixed), a furrowed photo's squinted eyes rested as the same slits under brows lifted 3.3 mm
+# (to the old relaxed range's edge; 4.3 mm to the rest height now), and
 # FaceLandmarker read them as more closed (trump_official x tpsmm_driving, frame 0: eyeBlink 0.21 / 0.25 before the
 # lift, 0.35 / 0.29 lifted; the lid gap's share of the eye's width in the reader's landmarks 0.199 / 0.185 before,
-# 0.176 / 0.130 lifted). Judgements, as the brow range is: the whole free (harmonic) margin rose 0.8 of the lift,
+# 0.176 / 0.130 lifted). Judgements, as the brow band is: the whole free (harmonic) margin rose 0.8 of the lift,
 # half the eye's gap again; an operator's light frown (lp_d18's 0.7-1.7 mm) is no hooded lid, and lifting its
 # neutral's lids narrowed every avatar's eyes under it (its ratios are against that neutral). Not when lowering a raise.
 # The part of the lift that uncovers the lid is `hooded_brow_lift`; the avatar carries the whole lift
@@ -395,7 +397,7 @@ def hooded_brow_lift(dy: float) -> float:
 
 def _brow_spread(x: np.ndarray, dy: float) -> np.ndarray:
     """[NUM_MESH, 3] the displacement that moves the brows down by dy (metres; < 0: up; with the row below them,
-    BROW_HANDLES, and the upper lids' margins by LID_WITH_BROW_LIFT of its part beyond LID_LIFT_FROM_M, when up),
+    BROW_HANDLES, and the upper lids' margins by LID_WITH_BROW_LIFT of its hooded part, `hooded_brow_lift`, when up),
     spread harmonically over the forehead and the strip down to the lids, with the rest of the eyes' contours, the
     face's outline (the hairline), the pose fit's rigid points and everything below the eyes held."""
     d = np.zeros((NUM_MESH, 3))
@@ -419,8 +421,8 @@ def _brow_spread(x: np.ndarray, dy: float) -> np.ndarray:
 
 
 def neutralize(x: np.ndarray) -> np.ndarray:
-    """[478|468, 3] canonical landmarks -> the same face with the mouth closed and relaxed and the brows within
-    the relaxed range (see module notes)."""
+    """[478|468, 3] canonical landmarks -> the same face with the mouth closed and relaxed and the brows at
+    REST_BROW_HEIGHT_M (see module notes)."""
     x = np.asarray(x, np.float64)
     return x - expression_of(x)
 
