@@ -469,6 +469,103 @@ def test_parameters_are_validated(rclpy_context, peer):
     node.destroy_client(cli)
 
 
+def _set_int(node, name, value):
+    """Set the module node's integer parameter `name` (as `ros2 param set` does); its SetParametersResult."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rosgraph import spin_until
+
+    cli = node.create_client(SetParameters, "/reconstruction_node/set_parameters")
+    try:
+        assert spin_until(node, cli.service_is_ready, 20)
+        v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=v)]))
+        assert spin_until(node, fut.done, 20)
+        return fut.result().results[0]
+    finally:
+        node.destroy_client(cli)
+
+
+def test_unchanged_means_made_with_the_max_pixels_the_photo_was_decoded_with(peer):
+    """A photo decoded under max_pixels A (it arrived then, and waited) and reconstructed after max_pixels was set to
+    B was recorded as made under B (the key read the parameters at run time): the same photo sent again under B was
+    answered "unchanged", though under B it is decoded whole and makes another avatar (review16, s16). Now the key
+    holds the max_pixels each photo was decoded with."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    node, statuses = peer["node"], peer["statuses"]
+    face = _photo("obama_official.jpg", 800)  # JPEG decoded at 1/2 under max_pixels A
+    small_limit = face.shape[0] * face.shape[1] // 2
+    jpeg = cv2.imencode(".jpg", face[..., ::-1])[1].tobytes()
+    busy_jpeg = cv2.imencode(".jpg", _photo("trump_official.png", 500)[..., ::-1])[1].tobytes()
+
+    def send(data, frame_id, sec):
+        msg = _compressed_msg(data, frame_id)
+        msg.header.stamp = TimeMsg(sec=sec)
+        peer["comp"].publish(msg)
+
+    def status(frame_id, sec, final=True):
+        def find():
+            return next((st for st in statuses if st.header.frame_id == frame_id and st.photo_stamp.sec == sec
+                         and (st.code != AvatarStatus.BUSY) == final), None)
+        assert spin_until(node, lambda: find() is not None, 120), f"no status for {frame_id} {sec}:\n{peer['proc'].output()}"
+        return find()
+
+    states = []  # the module node's diagnostics 'state' (ready, reconstructing (...), loading ...)
+
+    def on_diag(msg):
+        for st in msg.status:
+            if st.name.startswith("reconstruction_node:"):
+                states.append({kv.key: kv.value for kv in st.values}["state"])
+
+    diag = node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    try:
+        assert _set_int(node, "max_pixels", small_limit).successful
+        assert spin_until(node, lambda: states and states[-1] == "ready", 120), peer["proc"].output()  # idle
+        statuses.clear()
+        send(busy_jpeg, "mp_busy", 7000)  # keeps the worker busy: the next photo waits, decoded under A
+        assert spin_until(node, lambda: states[-1].startswith("reconstructing"), 60), peer["proc"].output()
+        send(jpeg, "mp_op", 7001)
+        assert status("mp_op", 7001, final=False).code == AvatarStatus.BUSY  # waiting: its decode holds A
+        assert _set_int(node, "max_pixels", 4000000).successful  # B, before it runs
+        first = status("mp_op", 7001)
+        assert first.code == AvatarStatus.OK and "ready" in first.message, first.message
+        send(jpeg, "mp_op", 7002)  # the same message under B
+        again = status("mp_op", 7002)
+        assert again.code == AvatarStatus.OK and "ready" in again.message, again.message  # old: "unchanged"
+        send(jpeg, "mp_op", 7003)  # and again under B: now made under B
+        assert "unchanged" in status("mp_op", 7003).message
+    finally:
+        node.destroy_subscription(diag)
+        _set_int(node, "max_pixels", 4000000)  # the module's value
+
+
+def test_the_reconstructor_key_is_the_checkpoint_content_not_its_path(tmp_path):
+    """`ros2 param set .../reconstruction_node checkpoint <the same path>` after training wrote a new checkpoint there
+    reloads the model; the "unchanged" key held the path only, so the same photo was answered "unchanged" with the
+    old model's avatar (review16, s16). The key holds the checkpoint's SHA-256: same size and mtime, other bytes,
+    another key; the same bytes, the same key."""
+    import os
+
+    from gaussian_head_ros.core.reconstruct import reconstructor_key
+
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights-1" * 1000)
+    os.utime(ckpt, ns=(1, 1))
+    before = reconstructor_key("rar", checkpoint=str(ckpt), device="cpu")
+    assert reconstructor_key("rar", checkpoint=str(ckpt), device="cpu") == before
+    ckpt.write_bytes(b"weights-2" * 1000)
+    os.utime(ckpt, ns=(1, 1))
+    assert reconstructor_key("rar", checkpoint=str(ckpt), device="cpu") != before
+    assert reconstructor_key("rar", checkpoint=str(ckpt), device="cuda") != reconstructor_key("rar", checkpoint=str(ckpt), device="cpu")
+    assert reconstructor_key("mesh_fit", preset="fast") != reconstructor_key("mesh_fit", preset="default")
+
+
 def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
     """`ros2 param set /reconstruction_node photo_path me.jpg` reconstructs that photo (the set was accepted
     and then nothing happened: the file was read at start-up only); a missing file or a directory is refused, with

@@ -19,8 +19,8 @@ frame_id). Each sender's photos are taken in the order it sent them; the ones DD
 them (a raw photo replaced by a newer raw one while the node was busy) get no status, and are counted (PublisherSequences) in a warning
 of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
 saying why, and the avatar already published stays published. The photo message the published avatar was made from,
-sent again (same content, frame_id and shaping parameters: a restarted photo_node's latched photo), gets OK at once
-and is not reconstructed again (Job.fingerprint). `operator_id` is the parameter when set,
+sent again (same content and frame_id, under the parameters, checkpoint content and code the avatar was made with:
+a restarted photo_node's latched photo), gets OK at once and is not reconstructed again (_photo_key). `operator_id` is the parameter when set,
 else the photo's header.frame_id (else the file name for `photo_path`).
 
 A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
@@ -53,7 +53,7 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
-                                                get_reconstructor, option_names)
+                                                get_reconstructor, option_names, reconstructor_key)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS as MESH_FIT_PRESETS
 from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
@@ -185,6 +185,7 @@ class Job:
     notes: tuple = ()  # warnings about the input itself (8UC3 taken as BGR), for this photo's status
     stamp: TimeMsg | None = None  # the photo's header.stamp (its statuses' photo_stamp); None: a file or the cache
     content: tuple = ()  # what the photo message carries (its bytes and how to read them): () for a file
+    max_pixels: int = 0  # the max_pixels `decode` was made with (the parameter when the photo arrived)
 
     def fingerprint(self) -> bytes | None:
         """SHA-256 of the photo message's content (bytes, format or encoding and layout), its frame_id and operator
@@ -256,6 +257,7 @@ class ReconstructionNode(Node):
         self.cache_state = "on" if self._param("cache_avatar") else "off"
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
         self._made_from = None  # (_photo_key, warnings, Gaussian count) of the photo message the avatar was made from
+        self._built = ""  # reconstructor_key of the reconstructor built (worker thread)
         photo = self._param("photo_path")
         if photo:
             self._submit_file(photo)
@@ -328,7 +330,7 @@ class ReconstructionNode(Node):
         notes = (*lost, *(n for n in (note, imageio.layout_note(w, step, enc)) if n))
         self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
-                         msg.header.stamp, (data, "raw", w, h, step, enc, be)))
+                         msg.header.stamp, (data, "raw", w, h, step, enc, be), limit))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
         lost = self._take(info, "operator/photo/compressed", msg.header.frame_id)
@@ -338,7 +340,7 @@ class ReconstructionNode(Node):
         data, fmt = msg.data, msg.format
         self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit, fmt=fmt),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
-                         lost, msg.header.stamp, (data, "compressed", fmt)))
+                         lost, msg.header.stamp, (data, "compressed", fmt), limit))
 
     def _submit(self, job: Job) -> None:
         with self._lock:
@@ -449,7 +451,9 @@ class ReconstructionNode(Node):
         values = self._values()
         self.state = f"loading {values['backend']}"
         t0 = time.perf_counter()
+        self._built = ""
         try:
+            built = reconstructor_key(values["backend"], **reconstructor_options(values))  # (reads its checkpoint)
             rec = get_reconstructor(values["backend"], **reconstructor_options(values))
             if hasattr(rec, "warm_up"):
                 rec.warm_up()
@@ -457,15 +461,22 @@ class ReconstructionNode(Node):
             self.state = f"no reconstructor: {e}"
             self.get_logger().error(f"cannot start the {values['backend']} reconstructor: {e}")
             return None
-        self.state = "ready"
+        self._built, self.state = built, "ready"
         self.get_logger().info(f"{values['backend']} reconstructor ready ({time.perf_counter() - t0:.1f} s)")
         return rec
 
-    def _photo_key(self, job: Job) -> tuple | None:
-        """What decides the avatar of `job`'s photo message: its fingerprint and the parameters that shape an avatar;
-        None for a photo file."""
+    def _photo_key(self, job: Job) -> bytes | None:
+        """What decides the avatar the reconstructor built now makes of `job`'s photo message, as a SHA-256: the
+        photo's fingerprint, the max_pixels it is decoded with (the parameter when it arrived), the reconstructor
+        (reconstructor_key: its backend and options when it was built, its checkpoint's content, the code) and the
+        avatar's frame_id; None for a photo file. (Made of the run-time parameters, it answered "unchanged" for a
+        photo decoded under another max_pixels, and for a checkpoint retrained at the same path; review16, s16.)"""
         fingerprint = job.fingerprint()
-        return None if fingerprint is None else (fingerprint, *(str(self._param(n)) for n in (*_REBUILD, "frame_id")))
+        if fingerprint is None:
+            return None
+        h = hashlib.sha256(fingerprint)
+        h.update(repr((job.max_pixels, self._built, str(self._param("frame_id")))).encode())
+        return h.digest()
 
     def _run(self, rec, job: Job) -> None:
         if rec is None:  # self.state says why (no reconstructor: ...) and stays so for the diagnostics

@@ -10,7 +10,10 @@ Each is imported only when asked for, so a missing optional dependency of one ne
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
+from pathlib import Path
 
 from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
                                                      INTERNAL_ERROR,
@@ -25,6 +28,7 @@ BACKENDS = {
 }
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "get_reconstructor", "backend_class", "option_names", "check_options",
+           "reconstructor_key",
            "Reconstructor", "ReconstructionResult",
            "ReconstructionError", "OK", "NO_FACE", "FACE_TOO_SMALL", "HEAD_TURNED_TOO_FAR", "BAD_IMAGE",
            "INTERNAL_ERROR", "FACE_CUT_OFF", "STATUS_NAMES"]
@@ -62,3 +66,38 @@ def get_reconstructor(name: str = DEFAULT_BACKEND, **options) -> Reconstructor:
     """A reconstructor by backend name with its options (e.g. preset="fast", max_gaussians=40000 for
     mesh_fit; checkpoint="model.pt" for rar). Raises ValueError for an unknown name or bad options."""
     return backend_class(name)(**options)
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """SHA-256 of this package's core sources (every .py under core/, by relative path): the code that makes an
+    avatar. Read once per process (~1 MB)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(Path(path).expanduser(), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def reconstructor_key(name: str, **options) -> str:
+    """What decides the avatar a reconstructor of backend `name` built with `options` makes from a given photo, as
+    text: the backend, its options (sorted), the SHA-256 of each file an option names (the backend class's
+    FILE_OPTIONS: rar's checkpoint, so a checkpoint retrained at the same path is another model however its
+    mtime and size came out) and of the core sources (a software update is another reconstructor). Two
+    reconstructors with equal keys make the same avatar from the same pixels. Reads the files (a 1 GB
+    checkpoint: a few seconds; call it where the reconstructor is built). Raises OSError when a file cannot be
+    read, ValueError for an unknown backend."""
+    files = backend_class(name).FILE_OPTIONS
+    parts = [name, *(f"{k}={options[k]!r}" for k in sorted(options)),
+             *(f"{k} sha256 {_file_digest(options[k])}" for k in sorted(files) if options.get(k)),
+             f"code sha256 {_code_digest()}"]
+    return "\n".join(parts)

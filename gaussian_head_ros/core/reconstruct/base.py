@@ -59,6 +59,7 @@ class Reconstructor(abc.ABC):
     """One photo -> one avatar. Instances may hold models; they are not thread-safe (one per thread)."""
 
     name: str = ""
+    FILE_OPTIONS: tuple[str, ...] = ()  # options that name a file whose content decides the avatars (its checkpoint)
 
     @abc.abstractmethod
     def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:

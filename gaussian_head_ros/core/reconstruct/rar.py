@@ -39,6 +39,7 @@ class RARReconstructor(Reconstructor):
     # model's crop geometry
     OPTIONS = ("checkpoint", "device", "backbone_weights") + tuple(
         sorted({f.name for f in fields(FramingConfig)} - set(_MODEL_FRAMING)))
+    FILE_OPTIONS = ("checkpoint",)  # options naming a file whose content decides the avatars (reconstructor_key)
 
     @classmethod
     def check_options(cls, checkpoint: str = "", device: str = "auto", backbone_weights: str = "", **framing) -> None:
