@@ -296,6 +296,29 @@ def test_avatar_cache_round_trip_and_refusals(tmp_path):
         avatar_cache.read(path, "other")
 
 
+def test_avatar_cache_keeps_a_note_beside_the_payload(tmp_path):
+    """core/avatar_cache's note (reconstruction_node: the key of the photo the cached avatar was made from) is
+    written and read with the payload, covered by its checksum; a layout-1 file (written before notes) is read
+    with an empty note."""
+    import hashlib
+    import struct
+
+    from gaussian_head_ros.core import avatar_cache
+
+    path = tmp_path / "a.avatar"
+    avatar_cache.write(path, b"payload" * 100, "k", note=b'{"photo_key": "ab"}')
+    assert avatar_cache.read_entry(path, "k") == (b"payload" * 100, b'{"photo_key": "ab"}')
+    assert avatar_cache.read(path, "k") == b"payload" * 100
+    data = bytearray(path.read_bytes())
+    data[avatar_cache._HEAD.size + 3] ^= 1  # a bit of the note
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        avatar_cache.read_entry(path, "k")
+    sha = lambda b: hashlib.sha256(b).digest()  # noqa: E731
+    path.write_bytes(struct.pack("<8s32s32sQ", b"GHRAVC1\n", sha(b"k"), sha(b"old"), 3) + b"old")
+    assert avatar_cache.read_entry(path, "k") == (b"old", b"")
+
+
 def test_zonal_sh_shows_its_lobe_from_every_direction():
     """avatar.sh_zonal (the learned reconstructor's view-dependent head outline, rar.view_sh) through sh_basis (what
     Driver evaluates): a Gaussian seen along d shows delta x legendre(d . e) for any lobe of degree <= 2 (the addition

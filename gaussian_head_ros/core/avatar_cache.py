@@ -4,10 +4,15 @@ A latched (transient local) topic is held by its publisher: when reconstruction_
 photo, the avatar left with the old process and a render node that joins later gets nothing. The node keeps
 the bytes of the last avatar message it published in one file and republishes them at start-up.
 
+Beside the payload the writer may keep a short `note` (bytes; reconstruction_node: what the avatar was made from,
+so that the same photo after a restart is known as the one the avatar was made from), written and read with it.
+
 File layout (one file, little-endian): MAGIC (8 bytes), the SHA-256 of the writer's `kind` (32 bytes: what the
 payload is, e.g. the message definition, so a cache of an older definition is refused, not misread), the SHA-256
-of the payload (32 bytes), the payload length (8 bytes, uint64), the payload (the serialized message; this
-module never looks inside). Written to a
+of the note and payload (32 bytes: of the note's length as uint64, the note, the payload), the payload length
+(8 bytes, uint64), the note length (8 bytes, uint64), the note, the payload (the serialized message; this
+module never looks inside). Layout 1 (MAGIC1: no note length or note, the SHA-256 of the payload alone), written
+before session 17, is still read (its note is empty). Written to a
 temporary file in the same directory, flushed to disk and renamed over the old one (os.replace: atomic on
 POSIX), so a crash mid-write leaves the previous cache or none, never half a file. A file that is not of this
 layout, is truncated, or whose checksum does not match is refused with ValueError before anyone deserializes
@@ -22,8 +27,11 @@ import struct
 import tempfile
 from pathlib import Path
 
-MAGIC = b"GHRAVC1\n"  # gaussian_head_ros avatar cache, layout 1
-_HEAD = struct.Struct("<8s32s32sQ")  # magic, sha256 of the kind, sha256 of the payload, payload length
+MAGIC = b"GHRAVC2\n"  # gaussian_head_ros avatar cache, layout 2 (with a note)
+MAGIC1 = b"GHRAVC1\n"  # layout 1: read, no longer written
+_HEAD = struct.Struct("<8s32s32sQQ")  # magic, sha256 of the kind, sha256 of note and payload, their lengths
+_HEAD1 = struct.Struct("<8s32s32sQ")  # layout 1: magic, sha256 of the kind, sha256 of the payload, payload length
+MAX_NOTE_BYTES = 1 << 20
 MAX_BYTES = 1 << 30  # larger files are refused without reading them (a 10M-Gaussian avatar is ~0.9 GB)
 
 
@@ -39,15 +47,25 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def write(path: str | os.PathLike, payload: bytes, kind: str) -> None:
-    """Store `payload` (bytes of what `kind` names) at `path` atomically, creating its directory. Raises
-    OSError when it cannot."""
+def _content_digest(note: bytes, payload: bytes) -> bytes:
+    h = hashlib.sha256(struct.pack("<Q", len(note)))
+    h.update(note)
+    h.update(payload)
+    return h.digest()
+
+
+def write(path: str | os.PathLike, payload: bytes, kind: str, note: bytes = b"") -> None:
+    """Store `payload` (bytes of what `kind` names) and `note` (at most MAX_NOTE_BYTES) at `path` atomically,
+    creating its directory. Raises OSError when it cannot, ValueError for a note over MAX_NOTE_BYTES."""
+    if len(note) > MAX_NOTE_BYTES:
+        raise ValueError(f"a cache note of {len(note)} bytes is over {MAX_NOTE_BYTES}")
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(_HEAD.pack(MAGIC, _digest(kind.encode()), _digest(payload), len(payload)))
+            f.write(_HEAD.pack(MAGIC, _digest(kind.encode()), _content_digest(note, payload), len(payload), len(note)))
+            f.write(note)
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
@@ -58,29 +76,43 @@ def write(path: str | os.PathLike, payload: bytes, kind: str) -> None:
 
 
 def read(path: str | os.PathLike, kind: str) -> bytes | None:
-    """The payload stored at `path` for `kind`; None when there is no file. Raises ValueError (saying why) when
-    the file cannot be read or is not an intact cache of `kind` (wrong layout or kind, truncated, checksum
-    mismatch, over MAX_BYTES)."""
+    """The payload stored at `path` for `kind`; None when there is no file. Raises ValueError as read_entry."""
+    entry = read_entry(path, kind)
+    return None if entry is None else entry[0]
+
+
+def read_entry(path: str | os.PathLike, kind: str) -> tuple[bytes, bytes] | None:
+    """(payload, note) stored at `path` for `kind` (the note of a layout-1 file is b""); None when there is no
+    file. Raises ValueError (saying why) when the file cannot be read or is not an intact cache of `kind` (wrong
+    layout or kind, truncated, checksum mismatch, over MAX_BYTES)."""
     path = Path(path).expanduser()
     try:
         size = path.stat().st_size
-        if size > MAX_BYTES + _HEAD.size:
+        if size > MAX_BYTES + MAX_NOTE_BYTES + _HEAD.size:
             raise ValueError(f"{path}: {size} bytes, more than an avatar cache holds")
         data = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
         raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
-    if len(data) < _HEAD.size:
+    layout1 = data[:len(MAGIC1)] == MAGIC1
+    head = _HEAD1 if layout1 else _HEAD
+    if len(data) < head.size:
         raise ValueError(f"{path}: {len(data)} bytes, too short to be an avatar cache")
-    magic, kind_digest, digest, length = _HEAD.unpack_from(data)
-    if magic != MAGIC:
+    if layout1:
+        magic, kind_digest, digest, length = head.unpack_from(data)
+        note_length = 0
+    else:
+        magic, kind_digest, digest, length, note_length = head.unpack_from(data)
+    if magic not in (MAGIC, MAGIC1):
         raise ValueError(f"{path}: not an avatar cache of this version")
     if kind_digest != _digest(kind.encode()):
         raise ValueError(f"{path}: written for another message definition (an older or newer version)")
-    payload = data[_HEAD.size:]
-    if len(payload) != length:
-        raise ValueError(f"{path}: truncated ({len(payload)} of {length} bytes)")
-    if _digest(payload) != digest:
+    if note_length > MAX_NOTE_BYTES:
+        raise ValueError(f"{path}: a note of {note_length} bytes, more than an avatar cache holds")
+    note, payload = data[head.size:head.size + note_length], data[head.size + note_length:]
+    if len(payload) != length or len(note) != note_length:
+        raise ValueError(f"{path}: truncated ({len(note) + len(payload)} of {note_length + length} bytes)")
+    if (_digest(payload) if layout1 else _content_digest(note, payload)) != digest:
         raise ValueError(f"{path}: checksum mismatch (the file is corrupt)")
-    return payload
+    return payload, note

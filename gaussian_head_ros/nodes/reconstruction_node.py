@@ -20,7 +20,8 @@ them (a raw photo replaced by a newer raw one while the node was busy) get no st
 of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
 saying why, and the avatar already published stays published. The photo message the published avatar was made from,
 sent again (same content and frame_id, under the parameters, checkpoint content and code the avatar was made with:
-a restarted photo_node's latched photo), gets OK at once and is not reconstructed again (_photo_key). `operator_id` is the parameter when set,
+a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
+that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar). `operator_id` is the parameter when set,
 else the photo's header.frame_id (else the file name for `photo_path`).
 
 A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
@@ -35,6 +36,7 @@ both off.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict, deque
@@ -200,6 +202,24 @@ class Job:
         """The photo in log lines: its sender's frame_id (else its operator id) and where it came from. With several
         senders on one topic the robot's log said only 'photo from operator/photo/compressed refused' (user16, s16)."""
         return f"'{self.frame_id or self.operator_id}' from {self.source}"
+
+
+def _made_from_to_note(made_from: tuple | None) -> bytes:
+    """The avatar cache's note (JSON) from ReconstructionNode._made_from: the key of the photo message the avatar was
+    made from and that result's warnings; b"" for an avatar made from a file or restored without a key."""
+    if made_from is None:
+        return b""
+    return json.dumps({"photo_key": made_from[0].hex(), "warnings": list(made_from[1])}).encode()
+
+
+def _made_from_note(note: bytes, num_gaussians: int) -> tuple | None:
+    """ReconstructionNode._made_from from the avatar cache's note (_made_from_to_note); None for an empty or
+    unreadable one (the photo is then reconstructed again, as before there were notes)."""
+    try:
+        made = json.loads(note) if note else None
+        return None if not made else (bytes.fromhex(made["photo_key"]), tuple(map(str, made["warnings"])), num_gaussians)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 STOP_WAIT_S = 1.0  # destroy_node waits this long for the worker: an idle one ends within its 0.2 s wake-up
@@ -404,11 +424,12 @@ class ReconstructionNode(Node):
         path = self._cache_path()
         job = Job(lambda: None, "", "", f"cache {path}")
         try:
-            payload = avatar_cache.read(path, CACHE_KIND)
-            if payload is None:
+            entry = avatar_cache.read_entry(path, CACHE_KIND)
+            if entry is None:
                 self.cache_state = f"no cached avatar at {path}"
                 self.get_logger().info(f"{self.cache_state}; waiting for a photo")
                 return
+            payload, note = entry
             msg = deserialize_message(payload, GaussianAvatarMsg)
             # labelled by this start's parameters, as an avatar made now would be (the cache keeps what it was given)
             msg.operator_id = self._param("operator_id") or msg.operator_id
@@ -422,6 +443,7 @@ class ReconstructionNode(Node):
             self._status(INTERNAL_ERROR, f"the cached avatar could not be used ({e}); waiting for a photo", job)
             return
         self._publish_avatar(msg, avatar)
+        self._made_from = _made_from_note(note, avatar.num_gaussians)  # the photo it was made from, sent again: unchanged
         made = stamp_text(msg.header.stamp)
         self.cache_state = f"restored from {path}"
         text = f"avatar for '{msg.operator_id}' restored from the cache {path} ({avatar.num_gaussians} Gaussians, made {made})"
@@ -434,7 +456,7 @@ class ReconstructionNode(Node):
             return
         path = self._cache_path()
         try:
-            avatar_cache.write(path, serialize_message(msg), CACHE_KIND)
+            avatar_cache.write(path, serialize_message(msg), CACHE_KIND, _made_from_to_note(self._made_from))
         except OSError as e:
             self.counts["cache_errors"] += 1
             self.cache_state = f"cannot write {path}: {e.strerror or e}"
