@@ -96,6 +96,30 @@ def test_placeholder_before_any_avatar(io):
     assert _diag_values(io)["drawing_operator_id"] == ""  # no avatar drawn yet
 
 
+def test_the_placeholder_keeps_to_fps_while_controls_come_before_any_avatar(io):
+    """Controls arriving before any avatar woke the render loop for the placeholder, which does not depend on them:
+    1.2 x fps (31-36 Hz at fps 30 beside a 15 Hz camera, intervals down to 2 ms; user16, s16). Now the placeholder
+    keeps to fps whatever the controls do, and the log says once what the node waits for. Counted by the frames'
+    stamps (when each was drawn) over 4 s of controls at 60 Hz, fps 20: at most fps x 4 s and a little (frames lost on
+    the way only lower it); the old node published ~96."""
+    import rclpy
+
+    node, images, fps, span = io["node"], io["images"], 20.0, 4.0
+    clock = node.get_clock()
+    start = clock.now().nanoseconds + 5 * 10**8  # from 0.5 s on
+    images.clear()
+    t0, sent = time.monotonic(), 0.0
+    while time.monotonic() - t0 < span + 1.0:
+        if time.monotonic() - sent >= 1 / 60:
+            io["control"].publish(_control_msg(clock.now().nanoseconds))
+            sent = time.monotonic()
+        rclpy.spin_once(node, timeout_sec=0.002)
+    stamps = [_stamp(m) for m in images if start <= _stamp(m) < start + span * 1e9]
+    assert len(stamps) <= fps * span * 1.08 + 2, f"{len(stamps)} placeholder frames in {span} s at fps {fps}"
+    assert len(stamps) >= 0.25 * fps * span, f"only {len(stamps)} placeholder frames in {span} s"  # still published
+    assert io["proc"].output().count("but no avatar yet") == 1, io["proc"].output()
+
+
 def test_camera_info_beside_each_image(io):
     """face_display/camera_info: the header of its image, its size, the virtual camera's K and P (fov_deg 30,
     OpenCV pixel centres), no distortion, R identity."""

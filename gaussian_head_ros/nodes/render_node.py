@@ -15,7 +15,8 @@ Work is kept off the executor: callbacks only store the newest message. A loader
 and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
 without a fresh control the last live frame again after 2.5 periods, or up to `fps` when the tracker is slower
-than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published. Without
+than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published at `fps`
+(controls arriving meanwhile do not wake the render loop; the log says once what it waits for). Without
 control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
 sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
@@ -150,7 +151,7 @@ class RenderNode(Node):
         self._say_unusable_device(self._param("device"))
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched)
+        self.avatar_topic = self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched).topic_name
         # the tracker's operator expression bases (core/operator_basis.py) by id: the newest KEEP_BASES (the one codes
         # name now and the previous one, which codes still in flight may name); latched depth 2 like the tracker's
         self.operator_bases: dict[int, object] = {}
@@ -185,7 +186,8 @@ class RenderNode(Node):
         self._rasterizer_key = None
         self.threads_used = 0
         self._last_frame: tuple | None = None  # (avatar, what else decided it, uint8 image) of the last frame
-        self.state = "waiting for an avatar"
+        self.state = self.waiting = f"waiting for an avatar on {self.avatar_topic}"  # (said in state and diagnostics)
+        self._said_waiting = False  # the log said once that controls come before any avatar
         self.drawing: Loaded | None = None  # the avatar of the last published frame (None: the placeholder)
         self.last_error = ""
         self.control_refused = (0.0, "")  # (monotonic time, reason) of the last refused face_control
@@ -286,7 +288,13 @@ class RenderNode(Node):
             return
         with self._lock:
             self.mixer.update(control, time.monotonic())
-        self._fresh.set()
+        if self.loaded is not None:  # a fresh control wakes the render loop only when it changes the picture
+            self._fresh.set()
+        elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
+            self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
+            self.get_logger().info(f"face_control arriving on {self.control_topic}, but no avatar yet: the "
+                                   f"placeholder at {float(self._param('fps')):g} fps, {self.waiting} (reconstruction_node "
+                                   "publishes it latched once a photo is reconstructed, or from its cache)")
 
     # ----------------------------------------------------------------------------------------------
     # loader thread: message -> avatar -> Driver, then one swap
@@ -414,7 +422,7 @@ class RenderNode(Node):
             if key != self._placeholder_key:
                 self._placeholder, self._placeholder_key = placeholder_image(w, h, bg), key
             img, stamp_ns = self._placeholder, 0
-            self.state = "waiting for an avatar (placeholder)"
+            self.state = f"{self.waiting} (placeholder)"
             self.drawing = None
         else:
             key = self._frame_key(loaded, control, mode, w, h, bg) if fade is None else None
@@ -497,7 +505,7 @@ class RenderNode(Node):
         expected = (sum(now - t <= 5.0 for t in tuple(self._control_times)) / 5.0 if self._last_mode == "live"
                     else target)
         if self.loaded is None:
-            level, message = DiagnosticStatus.WARN, self.last_error or "waiting for an avatar"
+            level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
         elif self.last_error:
             level, message = DiagnosticStatus.WARN, self.last_error
         elif self.control_refused[1] and now - self.control_refused[0] <= REFUSAL_SHOWN_S:
