@@ -3,9 +3,9 @@
 
     python scripts/psnr_attribution.py --out DIR [--clips lp_d0 ...] [--max-frames 60] [--worst 2]
 
-For each ../shared driving clip (self: frame 0 is the photo; mesh_fit avatar), tracked and rendered exactly as
-`gaussian-head eval` does it (bundled face-mesh tracker, the source camera's perspective, the render over frame
-0, `evaluate.head_mask` of the real frame), every frame gets:
+For each ../shared driving clip (self: frame 0 is the photo; mesh_fit avatar), every frame `gaussian-head eval`
+scores (its own loop, `evaluate.evaluate`'s on_frame: bundled face-mesh tracker, the source camera's perspective,
+the render over frame 0, `evaluate.head_mask` of the real frame) gets:
 
 - psnr (eval's figure), psnr_plate (over the person-free plate), psnr_static (frame 0 itself as the prediction);
 - per region of the head mask, its share of the squared error, its share of the pixels and `ifperfect_<region>`,
@@ -106,72 +106,51 @@ def _sheet(path: Path, rgb, pred, err, mask, reg) -> None:
 
 
 def attribute_clip(clip: str, out: Path, max_frames: int, worst: int) -> list[dict]:
-    """One self clip -> its per-frame rows (module docstring); writes DIR/<clip>.json and the worst frames' PNGs."""
-    from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.evaluate import head_mask, person_free_plate, render_control, source_intrinsics
-    from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter, default_intrinsics
+    """One self clip -> its per-frame rows (module docstring); writes DIR/<clip>.json and the worst frames' PNGs.
+    The frames are eval's own (`evaluate.evaluate`'s on_frame: its tracking, camera, render, composite and mask);
+    this adds the regions, the shifts and the held expression."""
+    from gaussian_head_ros.core.evaluate import EvalConfig, evaluate
     from gaussian_head_ros.core.metrics import psnr
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
-    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
 
-    fov = 12.0  # EvalConfig.fov_deg
     vf = read_frames(str(DATA / "driving" / f"{clip}.mp4"), max_frames=max_frames or None)
     frames, stamps = [f.rgb for f in vf], [f.stamp_ns for f in vf]
-    h, w = frames[0].shape[:2]
-    with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(frames[0]).avatar
-    driver = Driver(avatar)
-    bg0 = frames[0].astype(np.float32) / 255
-    rows, kept = [], {}
-    with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker, FaceMesh(static_image_mode=True, max_faces=1) as mesh, \
-            PersonSegmenter() as seg:
-        K = default_intrinsics(w, h, fov)
-        if avatar.source_camera is not None:
-            K = source_intrinsics(avatar, mesh.detect(frames[0])[0].landmarks_px, w, h, fov)
-        plate = person_free_plate(frames[0], seg).astype(np.float32) / 255
-        first = None
-        for i, (rgb, stamp) in enumerate(zip(frames, stamps)):
-            control = tracker.process(rgb, stamp, K)
-            if control is None or not control.face_detected:
-                continue
-            first = first or control
-            real = mesh.detect(rgb)
-            if not real:
-                continue
-            mask = head_mask(rgb, real[0].landmarks_px, seg)
-            if mask.sum() < 100:
-                continue
-            o = render_control(driver, control, K, w, h)
-            pred = _over(o.image, o.alpha, bg0)
-            err = ((pred.astype(np.float64) - rgb) ** 2).mean(-1)
-            reg = regions(real[0].landmarks_px, mask)
-            row = {"frame": i, "psnr": psnr(pred, rgb, mask),
-                   "psnr_plate": psnr(_over(o.image, o.alpha, plate), rgb, mask),
-                   "psnr_static": psnr(frames[0], rgb, mask) if i else None}
-            total = err[mask].sum()
-            for k in REGIONS:
-                rest = err[mask & ~reg[k]].sum() / mask.sum()
-                row[f"share_{k}"] = float(err[reg[k]].sum() / total)
-                row[f"pixels_{k}"] = float(reg[k].sum() / mask.sum())
-                row[f"ifperfect_{k}"] = float(10 * np.log10(255.0 ** 2 / max(rest, 1e-9)))
-            best = row["psnr"]
-            for dy in range(-SHIFT_PX, SHIFT_PX + 1, SHIFT_STEP):
-                for dx in range(-SHIFT_PX, SHIFT_PX + 1, SHIFT_STEP):
-                    if dx or dy:
-                        moved = _over(_shifted(o.image, dx, dy), _shifted(o.alpha, dx, dy), bg0)
-                        best = max(best, psnr(moved, rgb, mask))
-            row["psnr_shift"] = best
-            face = reg["face"] | reg["eyes"] | reg["brows"] | reg["mouth"]
-            held = replace(control, expression=first.expression, landmarks=first.landmarks, gaze=first.gaze,
-                           eyelid_ratios=first.eyelid_ratios, blendshapes=first.blendshapes,
-                           blendshape_names=first.blendshape_names, mouth_open=first.mouth_open)
-            oh = render_control(driver, held, K, w, h)
-            row.update(psnr_face=psnr(pred, rgb, face),
-                       psnr_face_held=psnr(_over(oh.image, oh.alpha, bg0), rgb, face),
-                       psnr_face_static=psnr(frames[0], rgb, face) if i else None)
-            rows.append(row)
-            kept[i] = (rgb, pred, err, mask, reg)
+    rows, kept, first = [], {}, []
+
+    def measure(f) -> None:
+        i, rgb, o, pred, mask, bg0 = f.index, f.rgb, f.render, f.pred, f.mask, f.background
+        if not first:  # the expression, lids and gaze psnr_face_held keeps: frame 0's
+            first.append(f.control)
+        err = ((pred.astype(np.float64) - rgb) ** 2).mean(-1)
+        reg = regions(f.landmarks_px, mask)
+        row = {"frame": i, "psnr": f.psnr, "psnr_plate": f.psnr_plate,
+               "psnr_static": psnr(frames[0], rgb, mask) if i else None}
+        total = err[mask].sum()
+        for k in REGIONS:
+            rest = err[mask & ~reg[k]].sum() / mask.sum()
+            row[f"share_{k}"] = float(err[reg[k]].sum() / total)
+            row[f"pixels_{k}"] = float(reg[k].sum() / mask.sum())
+            row[f"ifperfect_{k}"] = float(10 * np.log10(255.0 ** 2 / max(rest, 1e-9)))
+        best = row["psnr"]
+        for dy in range(-SHIFT_PX, SHIFT_PX + 1, SHIFT_STEP):
+            for dx in range(-SHIFT_PX, SHIFT_PX + 1, SHIFT_STEP):
+                if dx or dy:
+                    moved = _over(_shifted(o.image, dx, dy), _shifted(o.alpha, dx, dy), bg0)
+                    best = max(best, psnr(moved, rgb, mask))
+        row["psnr_shift"] = best
+        face = reg["face"] | reg["eyes"] | reg["brows"] | reg["mouth"]
+        held = replace(f.control, expression=first[0].expression, landmarks=first[0].landmarks, gaze=first[0].gaze,
+                       eyelid_ratios=first[0].eyelid_ratios, blendshapes=first[0].blendshapes,
+                       blendshape_names=first[0].blendshape_names, mouth_open=first[0].mouth_open)
+        oh = f.render_control(held)
+        row.update(psnr_face=psnr(pred, rgb, face),
+                   psnr_face_held=psnr(_over(oh.image, oh.alpha, bg0), rgb, face),
+                   psnr_face_static=psnr(frames[0], rgb, face) if i else None)
+        rows.append(row)
+        kept[i] = (rgb, pred, err, mask, reg)
+
+    m = evaluate(frames, stamps, config=EvalConfig(holes=False), on_frame=measure)
+    assert abs(m["psnr"] - np.mean([r["psnr"] for r in rows])) < 1e-3, "not eval's frames"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{clip}.json").write_text(json.dumps(rows, indent=0))
     for r in sorted(rows, key=lambda r: r["psnr"])[:worst]:

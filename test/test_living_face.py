@@ -83,6 +83,25 @@ def test_frame_0_control_gives_the_photo_back(driven):
     assert m["psnr_frame0"] >= 34.9, m
 
 
+def test_eval_hands_each_scored_frame_to_a_caller(driven):
+    """evaluate's on_frame: one EvalFrame per frame it scores, in clip order, with the figures it averages (a
+    measurement script, scripts/psnr_attribution.py, measures more on eval's own frames instead of a loop of its
+    own), the composite it scored, and the render through its own driver and camera."""
+    fs = driven["frames"][:3]
+    got = []
+    m = evaluate([f.rgb for f in fs], [f.stamp_ns for f in fs], None, EvalConfig(holes=False), driven["avatar"],
+                 on_frame=got.append)
+    assert [g.index for g in got] == [0, 1, 2] and m["frames_evaluated"] == 3
+    assert np.mean([g.psnr for g in got]) == pytest.approx(m["psnr"], abs=1e-4)
+    assert got[0].psnr == pytest.approx(m["psnr_frame0"], abs=1e-4)
+    assert np.mean([g.psnr_plate for g in got]) == pytest.approx(m["psnr_plate"], abs=1e-4)
+    g = got[1]
+    over = np.clip(g.render.image + (1 - g.render.alpha[..., None]) * g.background, 0, 1)
+    np.testing.assert_array_equal(g.pred, (over * 255 + 0.5).astype(np.uint8))
+    np.testing.assert_array_equal(g.render_control(g.control).image, g.render.image)
+    assert g.mask.shape == g.rgb.shape[:2] and g.mask.sum() > 1000 and g.landmarks_px.shape == (478, 3)
+
+
 def test_frame_0_over_a_person_free_plate_scores_what_the_avatar_draws(driven):
     """Over frame 0 (eval's psnr), an avatar that draws nothing shows the photo itself: a perfect frame 0. Over
     the person-free plate (psnr_frame0_plate) it shows the background and scores low; the real avatar scores

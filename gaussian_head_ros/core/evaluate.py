@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -130,6 +131,26 @@ def render_control(driver, control, K: np.ndarray, width: int, height: int, back
                      np.asarray(K, np.float32), width, height, backend=backend)
 
 
+@dataclass
+class EvalFrame:
+    """One frame that `evaluate` scored against its real frame (image metrics on), as it hands it to its
+    `on_frame` callback: what a measurement script needs to take that frame further with eval's own tracking,
+    camera, render, composite and mask (scripts/psnr_attribution.py)."""
+
+    index: int  # the frame's index in the clip (after max_frames)
+    rgb: np.ndarray  # [H, W, 3] uint8 the real frame
+    control: object  # the FaceControl the render was driven with (after control_codec)
+    render: object  # render.RenderResult: image [H, W, 3] float on black, alpha [H, W]
+    pred: np.ndarray  # [H, W, 3] uint8 the render over frame 0 (what psnr scores)
+    mask: np.ndarray  # [H, W] bool the real frame's head mask (`head_mask`)
+    landmarks_px: np.ndarray  # [478, 3] the real frame's landmarks (pixels; FaceMesh)
+    psnr: float  # dB in the mask, the figure eval's psnr averages
+    psnr_plate: float  # dB, the render over the person-free plate
+    background: np.ndarray  # [H, W, 3] float32 0..1: frame 0, what the render is composited over
+    plate: np.ndarray  # [H, W, 3] float32 0..1: the person-free plate (`person_free_plate`)
+    render_control: Callable  # FaceControl -> RenderResult: another control through the same driver and camera
+
+
 def _mouth(lm: np.ndarray) -> float:
     from gaussian_head_ros.core.tracking import mouth_open
 
@@ -137,11 +158,14 @@ def _mouth(lm: np.ndarray) -> float:
 
 
 def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray | None = None,
-             config: EvalConfig | None = None, avatar=None) -> dict:
+             config: EvalConfig | None = None, avatar=None,
+             on_frame: Callable[[EvalFrame], None] | None = None) -> dict:
     """[T] RGB frames of one clip (+ stamps) -> the metrics dict (see the module docstring).
 
     `avatar`: the GaussianAvatar already reconstructed from `source` (to drive one avatar with several
     clips without reconstructing it each time); None = reconstruct it here with `config.backend`.
+    `on_frame`: called with an `EvalFrame` for every frame that gets image metrics (in clip order, before
+    the next frame is tracked), so a caller can measure more on eval's own frames without a loop of its own.
 
     Raises ValueError when there are no frames, the source shows no face, a requested reader model or
     identity package is missing, or no frame could be evaluated."""
@@ -256,6 +280,10 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             rows["psnr_plate"].append(psnr((np.clip(on_plate, 0, 1) * 255 + 0.5).astype(np.uint8), rgb, mask))
             if i == 0:
                 psnr0, psnr0_plate = round(rows["psnr"][-1], 4), round(rows["psnr_plate"][-1], 4)
+            if on_frame is not None:
+                on_frame(EvalFrame(i, rgb, control, out, pred, mask, real_lm, rows["psnr"][-1], rows["psnr_plate"][-1],
+                                   bg_img / 255.0, plate / 255.0,
+                                   lambda c: render_control(driver, c, K, w, h, cfg.render_backend)))
             rows["ssim"].append(ssim(pred, rgb, mask))
             rows["mouth_real"].append(_mouth(real_lm))
             fit_real = fit_head_frame(real_lm, K).rotation
