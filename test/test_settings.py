@@ -452,12 +452,14 @@ except RuntimeError as e:
     assert lines[1].startswith("after shutdown True RCLError") and "context is not valid" in lines[1], out.stdout
 
 
-def test_a_node_stopped_during_its_start_ends_quietly():
+@pytest.mark.parametrize("threads", [0, 6])
+def test_a_node_stopped_during_its_start_ends_quietly(threads):
     """A Ctrl-C or SIGTERM while a node is still being built (render_node loads its kernels for 8-17 s) shuts
     rclpy's context down before spin: `ros2 launch` then said 'process has died [exit code 1]' for render_node
     with an RCLError traceback from rclpy.spin creating its executor (try7). Now the node ends with status 0
     and nothing on stderr but its log lines. (A child process runs `run` on a node whose constructor shuts the
-    context down, as rclpy's signal handler does.)"""
+    context down, as rclpy's signal handler does; threads 6: the multi-threaded path avatar_pipeline's nodes
+    take through the same `run_nodes`.)"""
     import subprocess
     import sys
 
@@ -471,8 +473,8 @@ class StoppedWhileStarting(Node):
         super().__init__("stopped_while_starting")
         rclpy.shutdown()  # what rclpy's signal handler does on a SIGTERM or Ctrl-C
 
-run(StoppedWhileStarting, [])
-"""
+run(StoppedWhileStarting, [], threads=THREADS)
+""".replace("THREADS", str(threads))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr

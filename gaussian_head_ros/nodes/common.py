@@ -375,23 +375,40 @@ def start_process(args=None, blas_threads: int = 1) -> str:
 
 
 def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
-    """main() of a node executable: `start_process`, spin (multi-threaded when threads > 0) until Ctrl-C or
-    shutdown, destroy, shut down, end the process (end_process: never returns)."""
+    """main() of a node executable: `start_process`, then `run_nodes` with the one node (it logs the DDS profile
+    line): spun (multi-threaded when threads > 0) until Ctrl-C or shutdown, destroyed, the process ended
+    (end_process: never returns)."""
     dds = start_process(args, blas_threads)
-    node = None
+
+    def make(nodes: list) -> None:
+        nodes.append(node_class())
+        nodes[0].get_logger().info(dds)
+
+    run_nodes(make, threads)
+
+
+def run_nodes(make_nodes, threads: int = 0) -> None:
+    """The life of a node process after `start_process` (`run`, and avatar_pipeline with several nodes in one
+    process): make_nodes(nodes) makes the process's nodes, appending each to the list `nodes` as it is made;
+    they spin until Ctrl-C or shutdown (one node with threads 0: rclpy.spin; else a MultiThreadedExecutor of
+    `threads` threads); then the executor is shut down (2 s for running callbacks), the nodes made so far are
+    destroyed, newest first (also when a Ctrl-C, SIGTERM or error came while making them), rclpy is shut down
+    and the process ends (end_process(0): never returns). An error that is no interrupt is raised."""
+    nodes, executor = [], None
     try:
-        node = node_class()
-        node.get_logger().info(dds)
-        if threads:
+        make_nodes(nodes)
+        if not rclpy.ok():
+            pass  # a Ctrl-C or SIGTERM while making them shut the context down: an executor made now would fail
+            # (rclpy.spin creating its own), and rclpy then prints that half-made executor's __del__ error
+        elif threads:
             executor = MultiThreadedExecutor(num_threads=threads)
-            executor.add_node(node)
+            for n in nodes:
+                executor.add_node(n)
             with spinning():
                 executor.spin()
-        elif rclpy.ok():
-            # (not ok: a Ctrl-C or SIGTERM during the constructor shut the context down; rclpy.spin would fail
-            # creating its executor, and rclpy then prints that half-made executor's __del__ error)
+        else:
             with spinning():
-                rclpy.spin(node)
+                rclpy.spin(nodes[0])
     except ExternalShutdownException:
         pass
     except (KeyboardInterrupt, RuntimeError) as e:
@@ -399,8 +416,10 @@ def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
             raise
     finally:
         ignore_further_interrupts()
-        if node is not None:
-            node.destroy_node()
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        for n in reversed(nodes):
+            n.destroy_node()
         rclpy.try_shutdown()
     end_process(0)
 

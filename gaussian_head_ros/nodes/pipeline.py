@@ -19,10 +19,9 @@ import os
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from gaussian_head_ros.nodes.common import interrupted, spinning, start_process
+from gaussian_head_ros.nodes.common import run_nodes, start_process
 
 
 def parse_args(argv: list[str]):
@@ -75,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     dds = start_process(["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args, blas_threads=1)
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
-    from gaussian_head_ros.nodes.common import end_process, ignore_further_interrupts
     from gaussian_head_ros.nodes.photo_node import PhotoNode, robot_remappings
     from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
     from gaussian_head_ros.nodes.render_node import RenderNode
@@ -88,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     camera_remap = ["--ros-args", "-r", f"camera/image_raw:={args.camera_topic}"]
     control_remap = ["-r", f"face_control:={args.control_topic}"] if args.control_topic != "face_control" else []
     robot, operator = args.host in ("all", "robot"), args.host in ("all", "operator")
-    nodes = []
-    executor = MultiThreadedExecutor(num_threads=6)
-    try:
+
+    def make(nodes: list) -> None:
         if robot:
             nodes.append(ReconstructionNode(parameter_overrides=overrides(photo_path=args.photo,
                                                                           backend=args.reconstructor)))
@@ -106,23 +103,5 @@ def main(argv: list[str] | None = None) -> int:
         if args.video:
             nodes.append(VideoSourceNode(cli_args=camera_remap, parameter_overrides=overrides(
                 source=args.video, loop=args.loop == "true")))
-        for n in nodes:
-            executor.add_node(n)
-        with spinning():
-            executor.spin()
-    except ExternalShutdownException:
-        pass
-    except (KeyboardInterrupt, RuntimeError) as e:
-        if not interrupted(e):
-            raise
-    finally:
-        ignore_further_interrupts()
-        executor.shutdown(timeout_sec=2.0)
-        for n in reversed(nodes):
-            n.destroy_node()
-        rclpy.try_shutdown()
-    end_process(0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    run_nodes(make, threads=6)
