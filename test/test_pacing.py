@@ -79,3 +79,21 @@ def test_a_tracker_slower_than_fps_is_filled_to_fps():
         assert np.diff(steady).max() <= 2.5 / 30 + 1e-9, rate  # never longer than the keep-alive
         repeats = [t1 - t0 for (t0, _), (t1, a1) in zip(frames, frames[1:]) if a1 is not None and first[a1] < t1]
         assert len(repeats) > 3 * 8 and min(repeats) >= 0.5 / 30 - 1e-9, rate
+
+
+def test_a_display_of_a_few_frames_a_window_is_warned_about():
+    """render_node's /diagnostics judged the display's rate only over windows of more than 10 frames: a renderer
+    taking seconds a frame (`ros2 param set /render_node backend torch` on a CPU robot: 1 frame in 40 s at 640x480,
+    load 12; user17, s17) was said OK, 'driven', rate_hz 0.0. Now any window after the first is judged."""
+    from gaussian_head_ros.core.pacing import display_rate, rate_shortfall
+
+    now = 100.0
+    assert display_rate([], now) == 0.0
+    assert display_rate([now - 3.0], now) == 1 / 5.0  # one frame: over the whole window
+    assert abs(display_rate([now - 2.0 + 0.1 * i for i in range(20)], now) - 10.0) < 0.1  # since the first of them
+    stalled = rate_shortfall(0.0, 10.0, 25.0, running_s=60.0, last_frame_s=40.0, backend="torch")
+    assert "rendering 0.0 FPS, below the 10 FPS asked" in stalled and "torch" in stalled and "40.0 s ago" in stalled
+    assert rate_shortfall(display_rate([now - 4.0, now - 2.0], now), 30.0, 30.0, 60.0, 2.0, "cpu")  # 2 frames in 5 s
+    assert rate_shortfall(9.5, 10.0, 25.0, 60.0, 0.1, "cpu") == ""  # keeps up
+    assert rate_shortfall(12.0, 30.0, 12.0, 60.0, 0.1, "cpu") == ""  # follows a 12 Hz tracker: not its shortfall
+    assert rate_shortfall(0.0, 30.0, 30.0, 3.0, 3.0, "cpu") == ""  # its first window: not judged

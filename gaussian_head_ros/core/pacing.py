@@ -88,3 +88,31 @@ class FramePacer:
                 self.stretch = now
             self.fresh_times.append(now)
         self.last = now
+
+
+RATE_SHOWN_S = 5.0  # seconds over which the display's rate is measured for /diagnostics
+RATE_SHORT = 0.8  # below this x what it should reach, the rate is a warning
+
+
+def display_rate(frame_times, now: float, window_s: float = RATE_SHOWN_S) -> float:
+    """Frames per second published over the last `window_s` seconds (over the time since the first of them, when
+    that is shorter and there are two or more). `frame_times`: monotonic seconds when each frame was published."""
+    recent = [t for t in frame_times if now - t <= window_s]
+    if not recent:
+        return 0.0
+    span = min(window_s, max(now - recent[0], 1e-3)) if len(recent) > 1 else window_s
+    return len(recent) / span
+
+
+def rate_shortfall(rate: float, target_fps: float, expected_fps: float, running_s: float, last_frame_s: float,
+                   backend: str, window_s: float = RATE_SHOWN_S) -> str:
+    """The warning for a face display below its rate, or "" when it keeps up. rate: display_rate; target_fps: the
+    fps asked; expected_fps: what the frames can reach (live frames follow the controls: a tracker slower than fps
+    is not the renderer's shortfall); running_s: how long the render loop has run (its first window is not judged);
+    last_frame_s: seconds since the last frame was published. A renderer that takes seconds a frame (the torch
+    reference rasterizer on a CPU: 1 frame in 40 s at 640x480 under load) was said OK: the rule judged only
+    windows of more than 10 frames (user17, s17)."""
+    if running_s < window_s or rate >= RATE_SHORT * min(target_fps, expected_fps):
+        return ""
+    stalled = f", the last frame {last_frame_s:.1f} s ago" if last_frame_s > 1.0 else ""
+    return f"rendering {rate:.1f} FPS, below the {target_fps:g} FPS asked (backend {backend}{stalled})"

@@ -45,7 +45,7 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
-from gaussian_head_ros.core.pacing import FramePacer
+from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, get_renderer, head_viewmat,
                                            intrinsics_from_fov, placeholder_image)
 from gaussian_head_ros.core.settings import setting, settings
@@ -195,6 +195,7 @@ class RenderNode(Node):
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
                            controls_operator_basis=0, controls_basis_missing=0)
+        self._started = time.monotonic()  # when the render loop began (its first rate window is not judged)
         self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
         self._fresh = threading.Event()  # a live control arrived since the last frame began
         self._control_times = deque(maxlen=300)  # arrival times of face_control messages (monotonic)
@@ -495,23 +496,26 @@ class RenderNode(Node):
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_control_publishers(now)
-        recent = [t for t in tuple(self._times) if now - t[0] <= 5.0]  # a snapshot: the render thread appends meanwhile
-        span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
+        times = tuple(self._times)  # a snapshot: the render thread appends meanwhile
+        recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
         render_ms = [t[1] * 1e3 for t in recent]
         ages = [t[2] * 1e3 for t in recent if t[2] is not None]
-        rate = len(recent) / span if recent else 0.0
+        rate = display_rate([t[0] for t in recent], now)
         target = float(self._param("fps"))
         # live frames follow the controls: a tracker slower than fps is not the renderer's shortfall
-        expected = (sum(now - t <= 5.0 for t in tuple(self._control_times)) / 5.0 if self._last_mode == "live"
-                    else target)
+        expected = (sum(now - t <= RATE_SHOWN_S for t in tuple(self._control_times)) / RATE_SHOWN_S
+                    if self._last_mode == "live" else target)
+        asked = str(self._param("backend"))  # (self.backend: the one that drew the last frame, before a switch too)
+        short = rate_shortfall(rate, target, expected, now - self._started, now - times[-1][0] if times else 0.0,
+                               self.backend if asked == "auto" else asked)
         if self.loaded is None:
             level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
         elif self.last_error:
             level, message = DiagnosticStatus.WARN, self.last_error
         elif self.control_refused[1] and now - self.control_refused[0] <= REFUSAL_SHOWN_S:
             level, message = DiagnosticStatus.WARN, f"face_control refused: {self.control_refused[1]}"
-        elif rate < 0.8 * min(target, expected) and len(recent) > 10:
-            level, message = DiagnosticStatus.WARN, f"rendering {rate:.1f} FPS, below the {target:g} FPS asked"
+        elif short:
+            level, message = DiagnosticStatus.WARN, short
         else:
             level, message = DiagnosticStatus.OK, self.state
         loaded, drawing = self.loaded, self.drawing

@@ -39,6 +39,7 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
+from gaussian_head_ros.core.pacing import display_rate
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
@@ -434,7 +435,6 @@ class TrackerNode(Node):
         now = time.monotonic()
         self._say_if_no_frames(now)
         recent = [w for w in tuple(self._window) if now - w[0] <= 5.0]  # a snapshot: the worker appends meanwhile
-        span = min(5.0, max(now - recent[0][0], 1e-3)) if len(recent) > 1 else 5.0
         busy = [w[1] * 1e3 for w in recent]
         ages = [w[2] * 1e3 for w in recent if w[2] is not None]
         stale = now - self._last_frame_time > 2.0
@@ -454,7 +454,7 @@ class TrackerNode(Node):
         values = {
             "state": self.state,
             "input_rate_hz": f"{(c['received'] - received_prev) / max(now - t_prev, 1e-3):.1f}",
-            "processed_rate_hz": f"{len(recent) / span:.1f}" if recent else "0.0",
+            "processed_rate_hz": f"{display_rate([w[0] for w in recent], now):.1f}",
             "processing_ms_mean": f"{np.mean(busy):.2f}" if busy else "",
             "processing_ms_max": f"{np.max(busy):.2f}" if busy else "",
             "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication time - camera stamp
