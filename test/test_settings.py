@@ -120,7 +120,7 @@ def test_each_host_launch_file_takes_its_own_arguments():
     assert "photo_node sends it to the robot" in _declared("operator")["photo"].description
     # robot_namespace points the operator's photo_node at a robot in another namespace: one host has no other
     assert both == (operator | robot) - {"robot_namespace"} and "robot_namespace" not in robot
-    common = {"params_file", "namespace", "control_topic", "fastdds_profile", "log_level"}
+    common = {"params_file", "namespace", "control_topic", "fastdds_profile", "use_sim_time", "log_level"}
     assert common <= operator & robot
 
 
@@ -559,6 +559,44 @@ def test_operator_launch_file_photo_starts_the_photo_node_with_that_file(tmp_pat
     assert seen["overrides"]["photo_node"] == {"photo": str(tmp_path / "me.jpg"), "operator_id": "alice"}, seen
     assert "reconstruction_node" not in seen["overrides"], seen
     assert started({}) == ["tracker_node"]
+
+
+def test_launch_use_sim_time_reaches_every_node_it_starts(monkeypatch):
+    """`ros2 launch gaussian_head_ros avatar.launch.py use_sim_time:=true` (a camera bag played with --clock) was
+    taken without a word and every node stayed on the system clock (user17, s17: `ros2 param get
+    /r17/render_node use_sim_time` False; the warning for unknown arguments skips names unlike ours). Now each
+    launch file has the argument and gives it to every node it starts (the camera's video_source_node and
+    photo_node too); empty leaves the parameters file's; a value that is not a boolean is refused, named."""
+    from gaussian_head_ros.nodes import launch_files
+
+    _launch_file("all")
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument
+
+    seen = {}
+    real = launch_files.node_params_file
+    monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
+        overrides=overrides) or real(path, overrides))
+
+    def overrides(host: str, given: dict) -> dict:
+        seen.clear()
+        ctx = LaunchContext()
+        ctx.launch_configurations.update(given)
+        entities = launch_files.launch_description(host).entities
+        for action in entities:
+            if isinstance(action, DeclareLaunchArgument):
+                action.execute(ctx)
+        entities[-1].execute(ctx)
+        return {node: v["use_sim_time"] for node, v in seen["overrides"].items() if "use_sim_time" in v}
+
+    every = {"reconstruction_node": True, "tracker_node": True, "render_node": True, "video_source_node": True}
+    assert overrides("all", {"use_sim_time": "true", "video": "clip.mp4"}) == every
+    assert overrides("operator", {"use_sim_time": "True", "photo": "me.jpg"}) == \
+        {"tracker_node": True, "photo_node": True}
+    assert overrides("robot", {"use_sim_time": "false"}) == {"reconstruction_node": False, "render_node": False}
+    assert overrides("robot", {}) == {}
+    with pytest.raises(ValueError, match="use_sim_time:=ture"):
+        overrides("robot", {"use_sim_time": "ture"})
 
 
 def test_operator_launch_file_robot_namespace_points_the_photo_node_at_that_robot(monkeypatch):

@@ -89,8 +89,25 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
          "Fast DDS profile (XML) for the nodes; empty: the one FASTDDS_DEFAULT_PROFILES_FILE names if you set it "
          "(docs/DEPLOYMENT.md's unicast profile across hosts), else the package's config/fastdds.xml (large "
          "shared-memory segments for images)"),
+        ("use_sim_time", EVERY, "", "true: every node of this launch takes its time from /clock (a bag played with "
+                                    "--clock: the stamps of frames drawn, statuses and avatars follow it; 0 until the "
+                                    "first /clock), false: the system clock; empty: the parameters file's (false "
+                                    "unless it says)"),
         ("log_level", EVERY, "info", "ros log level"),
     ]
+
+
+def launch_flag(name: str, value: str) -> bool | None:
+    """A boolean launch argument's value: true/false (also 1/0, yes/no, any case), None when empty. ValueError for
+    anything else, naming the argument (launch would pass 'ture' on as a string, and the node refuse it later)."""
+    text = value.strip().lower()
+    if not text:
+        return None
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"launch argument '{name}:={value}': true or false")
 
 
 def arguments(host: str) -> list:
@@ -150,6 +167,10 @@ def nodes(context, host: str) -> list:
     video = cfg.get("video", "")
     if video:
         overrides["video_source_node"] = {"source": video, "loop": cfg["loop"].lower() == "true"}
+    sim_time = launch_flag("use_sim_time", cfg["use_sim_time"])
+    if sim_time is not None:  # a parameter every ROS node has (rclpy declares it): each node of this launch
+        for node in started + ("video_source_node",) * bool(video):
+            overrides.setdefault(node, {})["use_sim_time"] = sim_time
     ns = "/" + cfg["namespace"].strip("/") if cfg["namespace"].strip("/") else ""
     for line in params_sections_for_no_node(cfg["params_file"], [f"{ns}/{n}" for n in started]
                                             + [f"{ns}/video_source_node"] * bool(video)):
