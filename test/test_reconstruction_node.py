@@ -469,18 +469,16 @@ def test_parameters_are_validated(rclpy_context, peer):
     node.destroy_client(cli)
 
 
-def _set_int(node, name, value):
-    """Set the module node's integer parameter `name` (as `ros2 param set` does); its SetParametersResult."""
-    from rcl_interfaces.msg import Parameter as ParameterMsg
-    from rcl_interfaces.msg import ParameterType, ParameterValue
+def _set_param(node, name, value, target="/reconstruction_node"):
+    """Set the parameter `name` of the node `target` (as `ros2 param set` does); its SetParametersResult."""
     from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
     from rosgraph import spin_until
 
-    cli = node.create_client(SetParameters, "/reconstruction_node/set_parameters")
+    cli = node.create_client(SetParameters, f"{target}/set_parameters")
     try:
         assert spin_until(node, cli.service_is_ready, 20)
-        v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-        fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=v)]))
+        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
         assert spin_until(node, fut.done, 20)
         return fut.result().results[0]
     finally:
@@ -525,14 +523,14 @@ def test_unchanged_means_made_with_the_max_pixels_the_photo_was_decoded_with(pee
 
     diag = node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     try:
-        assert _set_int(node, "max_pixels", small_limit).successful
+        assert _set_param(node, "max_pixels", small_limit).successful
         assert spin_until(node, lambda: states and states[-1] == "ready", 120), peer["proc"].output()  # idle
         statuses.clear()
         send(busy_jpeg, "mp_busy", 7000)  # keeps the worker busy: the next photo waits, decoded under A
         assert spin_until(node, lambda: states[-1].startswith("reconstructing"), 60), peer["proc"].output()
         send(jpeg, "mp_op", 7001)
         assert status("mp_op", 7001, final=False).code == AvatarStatus.BUSY  # waiting: its decode holds A
-        assert _set_int(node, "max_pixels", 4000000).successful  # B, before it runs
+        assert _set_param(node, "max_pixels", 4000000).successful  # B, before it runs
         first = status("mp_op", 7001)
         assert first.code == AvatarStatus.OK and "ready" in first.message, first.message
         send(jpeg, "mp_op", 7002)  # the same message under B
@@ -542,7 +540,68 @@ def test_unchanged_means_made_with_the_max_pixels_the_photo_was_decoded_with(pee
         assert "unchanged" in status("mp_op", 7003).message
     finally:
         node.destroy_subscription(diag)
-        _set_int(node, "max_pixels", 4000000)  # the module's value
+        _set_param(node, "max_pixels", 4000000)  # the module's value
+
+
+def test_a_checkpoint_reloaded_from_the_same_path_is_another_model(rclpy_context, tmp_path):
+    """Training wrote a new checkpoint over the old one and `ros2 param set .../reconstruction_node checkpoint <the
+    same path>` reloaded it: the same photo sent again was answered "unchanged" with the old model's avatar (the key
+    held the path; review16, s16). Now it is reconstructed with the new weights; the same file reloaded again still
+    answers "unchanged". (A tiny untrained rar model: what the weights make does not matter here.)"""
+    torch = pytest.importorskip("torch")
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rosgraph import spin_until
+    from sensor_msgs.msg import CompressedImage
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.model.rar import RARModel, preset_config, save_checkpoint
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+    from gaussian_head_ros.msg import AvatarStatus
+
+    rgb = _photo("obama_official.jpg", 480)
+    with FaceMesh() as fm:
+        vertices = frame_photo(rgb, fm, FramingConfig(size=128)).vertices
+    ckpt = tmp_path / "model.pt"
+
+    def train(seed):  # "training" writes the checkpoint at the same path
+        torch.manual_seed(seed)
+        save_checkpoint(ckpt, RARModel(preset_config("tiny", source_size=128), vertices, template_faces()).eval())
+
+    train(0)
+    node = rclpy_context.create_node("rar_key_peer", namespace=CACHE_NS)
+    statuses = []
+    node.create_subscription(AvatarStatus, "avatar/status", statuses.append, _latched(depth=20))
+    jpeg = cv2.imencode(".jpg", rgb[..., ::-1])[1].tobytes()
+    proc = _start_node(tmp_path, "rar", "backend:=rar", f"checkpoint:={ckpt}", "device:=cpu", "cache_avatar:=false")
+
+    def send(sec):
+        pub = node.create_publisher(CompressedImage, "operator/photo/compressed", _latched())
+        try:
+            assert spin_until(node, lambda: pub.get_subscription_count() >= 2, 60), proc.output()
+            msg = _compressed_msg(jpeg, "rar_op")
+            msg.header.stamp = TimeMsg(sec=sec)
+            pub.publish(msg)
+            find = lambda: next((s for s in statuses if s.photo_stamp.sec == sec and s.code != AvatarStatus.BUSY),  # noqa: E731
+                                None)
+            assert spin_until(node, lambda: find() is not None, 180), proc.output()
+            return find()
+        finally:
+            node.destroy_publisher(pub)
+
+    try:
+        first = send(8000)
+        assert first.code == AvatarStatus.OK and "ready" in first.message, f"{first.message}\n{proc.output()}"
+        train(1)
+        assert _set_param(node, "checkpoint", str(ckpt), f"{CACHE_NS}/reconstruction_node").successful
+        retrained = send(8001)
+        assert retrained.code == AvatarStatus.OK and "ready" in retrained.message, retrained.message  # old: unchanged
+        assert _set_param(node, "checkpoint", str(ckpt), f"{CACHE_NS}/reconstruction_node").successful
+        assert "unchanged" in send(8002).message  # the same file loaded again
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()
 
 
 def test_the_reconstructor_key_is_the_checkpoint_content_not_its_path(tmp_path):
