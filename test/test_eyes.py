@@ -62,6 +62,30 @@ def test_the_operators_gaze_is_measured_against_their_neutral_eyes(canonical):
     assert np.all(eyes.gaze_from_landmarks(b, reference=canonical)[:, 1] - g0[:, 1] < 0.01)
 
 
+def test_a_far_side_look_is_not_read_as_a_look_down(canonical):
+    """eyes.turned_pitch in operator_gaze: with both irises far in the corners, MediaPipe's vertical fix carries
+    an error of the face (lp_d0's operator, 0.4-0.6 rad to the side: +0.13 rad, a look down, his lids wide open);
+    the pitch change counts cos(turn)^8 of the less turned eye's turn, in full when the eyes look ahead."""
+    iris = [lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L]
+    width = np.linalg.norm(np.diff(canonical[list(lmk.EYE_CORNERS[0]), :2], axis=0))
+    metres = width / eyes.EYE_WIDTH_M  # head-frame metres per metre of the gaze model's eye
+    g0 = eyes.operator_gaze(canonical, canonical)
+
+    def looked(turn, drop_m):  # both irises turned `turn` rad to the image left, `drop_m` lower
+        v = canonical.copy()
+        v[iris, 0] -= eyes.EYEBALL_RADIUS_M * np.sin(turn) * metres
+        v[iris, 1] += drop_m * metres
+        return eyes.operator_gaze(v, canonical) - g0
+
+    drop = eyes.EYEBALL_RADIUS_M * np.sin(0.13)  # what lp_d0's far looks read: 0.13 rad down
+    side, ahead, mild = looked(0.6, drop), looked(0.0, drop), looked(0.17, drop)
+    np.testing.assert_allclose(ahead[:, 1], 0.13, atol=0.01)  # a look down straight ahead counts in full
+    assert np.all(mild[:, 1] > 0.85 * 0.13)  # ... and nearly so at a small turn (lp_d18's eyes on the camera)
+    assert np.all(np.abs(side[:, 1]) < 0.035)  # far to the side: at most a quarter of it (old code: 0.13)
+    np.testing.assert_allclose(side[:, 0], 0.6, atol=0.06)  # the yaw is not touched
+    np.testing.assert_allclose(eyes.turned_pitch(g0, g0), g0)  # the neutral gives itself back
+
+
 def test_blendshapes_give_the_same_convention():
     names = ["eyeLookOutRight", "eyeLookInLeft", "eyeLookDownRight", "eyeLookDownLeft"]
     g = eyes.gaze_from_blendshapes(names, [1.0, 1.0, 0.5, 0.5])  # both eyes to the subject's right, down

@@ -64,6 +64,16 @@ IRIS_SEEN_RATIO of the neutral, which happens in ordinary downward looks (the up
 well as in blinks: whole-clip vertical r 0.259 / 0.263 / 0.807 / 0.703 with it, 0.551 / 0.768 / 0.799 / 0.749
 without it.
 
+With both irises far in the corners the shared pitch's change since the neutral counts less (`turned_pitch`:
+cos(turn)^8 of the less turned eye's turn): MediaPipe's vertical fix there has an error of the face, not of the
+look (lp_d0's operator's side looks read 0.13 rad down with his lids wide open; the lid-eye coupling then closed
+the avatar's lids to slits). Self lp_d0, its 41 side-look frames (first 60), eye-region PSNR 15.83 -> 16.16 dB
+(head mask 25.89 -> 25.96); living-face table (40 pairs, 60 frames, exact controls): gaze_v 0.8049 -> 0.8012, all
+of it on astronaut x lp_d0 (-0.33 -> -0.50, a near-flat render series: std 0.028), the other 39 pairs +0.03 in
+sum; gaze_v slope 0.787 -> 0.775, gaze_h 0.7582 -> 0.7568, blink 0.9271 -> 0.9280, brow 0.6506 -> 0.6466; frame 0
+unchanged (sidelook17). FaceLandmarker, the table's reader, reads those side looks lower too (on the driver, and
+on the avatar's render with the pitch held), so gaze_v cannot show the gain.
+
 While the lids hide the iris (a blink, a squint) MediaPipe's iris points are guesses: on tpsmm_driving's
 blink (lid gap 0.31-0.45 of the neutral) they put the left eye 11-21 deg off for three frames, the One Euro
 filter spread that over the next ones, and the avatar's eyes darted sideways under closing lids. The
@@ -116,6 +126,7 @@ VERGENCE_TAU_S = 1.0  # time constant of the usual vergence (seconds)
 VERGENCE_LID_RATIO = 0.9  # the check runs while a centre lid gap is below this x its neutral (wide open eyes:
 # unequal image-plane fixes of a far side look, lp_d0 right 0.32 / left 0.76 rad, are real looks)
 PITCH_WEIGHT_POWER = 4.0  # each eye's pitch counts cos(yaw)^this in the pitch both eyes share (conjugate_pitch)
+PITCH_TURN_POWER = 8.0  # the shared pitch's change since the neutral counts cos(turn)^this (turned_pitch)
 MOVED_RATIO = 2.0  # ... and only when that eye moved at least this many times as far as the other since the last frame
 
 
@@ -151,12 +162,13 @@ def operator_gaze(canonical: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """The tracker's gaze [2, 2] (yaw, pitch) rad per eye (right, left) of one frame (module notes), both in the
     head frame: yaw against the operator's neutral eyes (`gaze_from_landmarks(canonical, reference=neutral)`),
     pitch against this frame's own corners (`gaze_from_landmarks(canonical)`); both eyes share one pitch
-    (`conjugate_pitch`). canonical [478, 2+] the frame's landmarks pose-free (head frame,
-    x right, y down); neutral [478, 2+] the operator's neutral face in that frame. Raises ValueError without the
-    iris points."""
+    (`conjugate_pitch`), whose change since the neutral counts less with both eyes far turned (`turned_pitch`).
+    canonical [478, 2+] the frame's landmarks pose-free (head frame, x right, y down); neutral [478, 2+] the
+    operator's neutral face in that frame. Raises ValueError without the iris points."""
     head = gaze_from_landmarks(canonical, reference=neutral)
     own = gaze_from_landmarks(canonical)
-    return conjugate_pitch(np.stack([head[:, 0], own[:, 1]], 1), gaze_from_landmarks(neutral)[:, 1])
+    rest = gaze_from_landmarks(neutral)
+    return turned_pitch(conjugate_pitch(np.stack([head[:, 0], own[:, 1]], 1), rest[:, 1]), rest)
 
 
 def rest_gaze(template: np.ndarray, photo_points: np.ndarray | None = None) -> np.ndarray:
@@ -193,6 +205,29 @@ def conjugate_pitch(gaze: np.ndarray, neutral_pitch=None, power: float = PITCH_W
     off = off - off.mean()
     w = np.cos(g[:, 0]) ** power
     g[:, 1] = float(w @ (g[:, 1] - off)) / max(float(w.sum()), 1e-12) + off
+    return g
+
+
+def turned_pitch(gaze: np.ndarray, neutral: np.ndarray, power: float = PITCH_TURN_POWER) -> np.ndarray:
+    """gaze [2, 2] (yaw, pitch) rad per eye (right, left), both eyes at one pitch (`conjugate_pitch`) -> the same
+    with each eye's pitch change since the operator's neutral gaze `neutral` [2, 2] (its own gaze, measured the
+    same way) scaled by cos(turn)^power, turn = the less turned eye's yaw from its neutral yaw (clipped to pi/2).
+
+    With both irises far in the corners neither gives a vertical fix worth its change: MediaPipe's iris centre there
+    carries a vertical error that depends on the face (its lids), not on the look. Renders of four avatars turned
+    0.5-0.7 rad at a constant pitch were tracked at +0.02 .. +0.08 rad (lp_d0's photo) and -0.01 .. -0.12 rad
+    (business, obama_official, sadtalker) of pitch; lp_d0's operator, turned 0.4-0.6 rad with wide-open lids, at
+    +0.13 rad (a look down: the lid-eye coupling narrowed the avatar's lids to slits). His frontal frames' eye
+    pixels peak sharply at the tracked pitch (eye-region PSNR 23.9 dB; 20.7-22.7 at -0.15 .. +0.05 rad off it), his
+    side-look frames' rise monotonically towards his rest pitch (16.6 dB at the tracked pitch, 17.1 at 0.15 rad
+    above; lids as measured, no coupling; sidelook17, session 17). cos^8 keeps 0.9 of a change at 0.17 rad of turn,
+    0.5 at 0.4, 0.2 at 0.6. FaceLandmarker reads those side looks lower as well (its eyeLookDown/Up on the driver
+    and on a render with the pitch held), so the living-face reader's gaze_v does not reward this; the eye-region
+    PSNR does (module notes)."""
+    g = np.asarray(gaze, np.float64).reshape(2, 2).copy()
+    n = np.asarray(neutral, np.float64).reshape(2, 2)
+    turn = min(float(np.abs(g[:, 0] - n[:, 0]).min()), np.pi / 2)
+    g[:, 1] = n[:, 1] + np.cos(turn) ** power * (g[:, 1] - n[:, 1])
     return g
 
 
