@@ -2,7 +2,7 @@
 """What the compact FaceControl costs: every ../shared clip tracked once; the clip's frame-0 avatar (mesh_fit)
 driven by the tracker's own control (dense, in-process: float32 expression, landmarks, exact eyelid ratios)
 and by the message the render node gets with the tracker's defaults (the compact code CODEC_COMPACT, i.e.
-CODEC_LAPLACIAN_V4, with the eyelid ratios, no landmarks; control_to_msg -> serialize -> msg_to_control exactly
+CODEC_LAPLACIAN_V5, with the eyelid ratios, no landmarks; control_to_msg -> serialize -> msg_to_control exactly
 as the nodes do),
 both rendered through the tracker's camera (core.evaluate.render_control, cpu rasterizer).
 

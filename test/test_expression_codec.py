@@ -1,6 +1,6 @@
-"""The compact expression (core/expression_codec.py, FaceControl CODEC_LAPLACIAN_V4, and V3 still read): a
+"""The compact expression (core/expression_codec.py, FaceControl CODEC_LAPLACIAN_V5, and V4 / V3 still read): a
 fixed basis (the wire format: pinned values), landmark error and eyelid ratios on a real tracked clip, the face
-oval's and brows' error, message size, the previous code version both ways, refusals."""
+oval's and brows' error, the brows' rest height, message size, the previous code versions both ways, refusals."""
 
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ def tracked():
 def test_basis_is_the_pinned_wire_format():
     b = ec.basis()
     edge = ec.edge_points()
-    assert b.shape == (lmk.NUM_MESH, ec.NUM_MODES + len(ec.UPPER_LIDS) + len(edge) + len(ec.BROWS)) and len(edge) == 72
+    assert b.shape == (lmk.NUM_MESH, ec.NUM_MODES + len(ec.UPPER_LIDS) + len(edge) + len(ec.BROWS) + 2) and len(edge) == 72
     # values of this build of the basis: a change here changes the wire format (bump the codec id instead)
     pinned = {(0, 0): 0.0168406498460618, (13, 5): 0.04787147890745769, (14, 5): -0.04011655497734875,
               (159, 40): 0.005659067199246771, (300, 127): -0.0035983448415217167,
@@ -38,12 +38,21 @@ def test_basis_is_the_pinned_wire_format():
         assert b[v, first + j] == 1.0 and np.count_nonzero(b[:, first + j]) == 1
     assert {int(lmk.FOREHEAD), int(lmk.CHIN)} <= set(edge.tolist())  # the oval itself is in
     first += len(edge)
-    assert b.shape[1] == first + len(ec.BROWS) == ec.basis(ec.CODEC_LAPLACIAN_V3).shape[1] + 20  # V4: the brows
+    assert b.shape[1] == first + len(ec.BROWS) + 2 == ec.basis(ec.CODEC_LAPLACIAN_V3).shape[1] + 22  # V4: the brows
     for j, v in enumerate(ec.BROWS):
         assert b[v, first + j] == 1.0 and np.count_nonzero(b[:, first + j]) == 1
     np.testing.assert_array_equal(ec.basis(ec.CODEC_LAPLACIAN_V3), b[:, :first])
-    assert ec.CODEC_COMPACT == ec.CODEC_LAPLACIAN_V4
-    assert ec.code_size() == 419 and ec.code_size(eyelid_ratios=False, irises=False) == 398
+    np.testing.assert_array_equal(ec.basis(ec.CODEC_LAPLACIAN_V4), b[:, :-2])
+    # V5: the brows' rest shift, brows 1 down (low brows lifted: with the row below them; high brows lowered)
+    rest = b[:, -2:]
+    assert np.all(rest[list(ec.BROWS)] == 1.0) and np.all(rest[list(lmk.BROW_SKIN_R + lmk.BROW_SKIN_L), 0] == 1.0)
+    assert np.all(rest[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] == 0.0) and np.all(rest[[lmk.CHIN, 0]] == 0.0)
+    for (v, k), value in {(108, 0): 0.26936099311108824, (108, 1): 0.2693605710749955, (27, 0): 0.5008036407682479,
+                          (27, 1): 0.31138289682277714, (222, 1): 0.6201101590745588}.items():
+        assert rest[v, k] == pytest.approx(value, abs=1e-9), (v, k)
+    assert ec.CODEC_COMPACT == ec.CODEC_LAPLACIAN_V5
+    assert ec.code_size() == 419 and ec.code_size(eyelid_ratios=False, irises=False) == 398  # as V4
+    assert ec.code_size(codec=ec.CODEC_LAPLACIAN_V4) == 419
     assert ec.code_size(codec=ec.CODEC_LAPLACIAN_V3) == 403
     assert ec.code_size(eyelid_ratios=False, irises=False, codec=ec.CODEC_LAPLACIAN_V3) == 382
 
@@ -82,32 +91,31 @@ def test_lid_and_oval_columns_take_up_the_quantisation_error(tracked):
     """The encoder quantises the blocks in code order, each fitted with the blocks still to come to what the
     quantised ones left (ec._fixed_coefficients): the lid and oval columns, last, take up the modes'
     quantisation error at their points. Quantising each block of one joint fit on its own (the encoder before
-    session 8, same decoder) left 0.117 mm RMS on the upper lids and 0.088 mm on the oval's x/y on this clip;
-    closed loop 0.027 and 0.060 (and sadtalker's worst rendered frame 39.97 -> 40.34 dB). On V3, the code
-    those figures are of (V4, whose modes 8-23 have a bit less and whose brow columns come before the lids and
-    the oval: 0.041 and 0.078 mm). Since 80f0562 (session 16) every rest takes the brows to one height, so each
-    frame's expression carries the brows' height above it and the oval columns take up more: on V3 here
-    0.036 / 0.066 -> 0.037 / 0.078 mm (the default codec's oval 0.094 -> 0.133 mm; bench_control_codec's worst
-    rendered frame on lp_d18 43.0 -> 41.8 dB, line 40). The oval's bound, 0.085, stays under the open loop's
-    0.088."""
-    lids, edge, v3 = list(ec.UPPER_LIDS), ec.edge_points(), ec.CODEC_LAPLACIAN_V3
+    session 8, same decoder) left 0.117 mm RMS on the upper lids and 0.088 mm on the oval's x/y on this clip
+    with V3; closed loop 0.027 and 0.060 (and sadtalker's worst rendered frame 39.97 -> 40.34 dB). Since
+    80f0562 (session 16) every rest takes the brows to one height, so each frame's expression carries the
+    brows' height above it and the oval columns took up more: V3 0.037 / 0.078 mm, V4 0.045 / 0.133 (0.094
+    before), which V5 gives back by coding that height first (test_the_brows_rest_height_costs_the_code_nothing):
+    V5 (the default) 0.041 / 0.070 mm, the open loop on V5 0.120 / 0.103 (bench_control_codec's worst rendered
+    frame on lp_d18 43.0 -> 41.8 -> 43.2 dB, b9026fb / 80f0562 / V5, line 40)."""
+    lids, edge = list(ec.UPPER_LIDS), ec.edge_points()
     lid2, edge2 = [], []
     for c in tracked:
-        d = ec.decode(ec.encode(c.expression, c.eyelid_ratios, codec=v3), codec=v3)[0] - c.expression
+        d = ec.decode(ec.encode(c.expression, c.eyelid_ratios))[0] - c.expression
         lid2.append((d[lids] ** 2).sum(-1))
         edge2.append((d[edge, :2] ** 2).sum(-1))
     assert np.sqrt(np.mean(lid2)) * 1e3 <= 0.06
-    assert np.sqrt(np.mean(edge2)) * 1e3 <= 0.085
+    assert np.sqrt(np.mean(edge2)) * 1e3 <= 0.075
 
 
 def test_brow_columns_follow_the_brows_on_a_real_clip(tracked):
-    """V4's brow columns (x, y, fitted with a ridge while the modes are: ec.BROW_RIDGE) carry what the smooth
+    """V4's brow columns (x, y, fitted with a ridge while the modes are: Layout.brow_ridge) carry what the smooth
     modes leave at the brows, which decided sadtalker's worst frame (a new expression: 39.85 dB with V3, 41.4
     with V4). Brow points' RMS on this clip: V3 0.145 mm, V4 0.075; the rest stays as it was (all points V3
     0.270 mm, V4 0.269; upper lids 0.032 and 0.041)."""
     brows, lids = list(ec.BROWS), list(ec.UPPER_LIDS)
     err = {}
-    for codec in ec.COMPACT_CODECS:
+    for codec in (ec.CODEC_LAPLACIAN_V3, ec.CODEC_LAPLACIAN_V4):
         d = np.stack([ec.decode(ec.encode(c.expression, c.eyelid_ratios, codec=codec), codec=codec)[0]
                       - c.expression for c in tracked])
         err[codec] = {k: np.sqrt(((d[:, pts] ** 2).sum(-1)).mean()) * 1e3
@@ -117,12 +125,45 @@ def test_brow_columns_follow_the_brows_on_a_real_clip(tracked):
     assert v4["all"] <= 1.02 * v3["all"] and v4["lids"] <= 0.06, err
 
 
-# A V3 code of the build before session 9 (main@a4033bb): this expression and these eyelid ratios, encoded there
-# (ec.encode, no operator basis), gave a code with this SHA-256 that decoded to these values.
-V3_CODE_SHA256 = "5e548b6f21c60e64ef2f89d62c1a5c75eda1ed8b44881c5b43e8395f211ff089"
-V3_DECODED = {(0, 0): -0.002200909424573183, (13, 1): 0.0010804809862747788, (300, 2): 0.0007263027946464717,
-              (472, 0): -0.00013679265975952148}
-V3_DECODED_ABS_SUM = 1.4365344047546387
+def test_the_brows_rest_height_costs_the_code_nothing(tracked):
+    """Every rest takes the brows to one height (expression.REST_BROW_HEIGHT_M, 80f0562), so each frame's
+    expression carries the operator's brow height above it, the same shift frame after frame; V4 coded it with
+    the modes and the brow columns and its oval columns took up what they left. V5 carries it as one level on
+    the template's rest shift of the brows (expression.template_brow_shift). On this clip with the rest shift of
+    brows 4 mm lower (lifted at rest) or higher (lowered) than the operator's own added to every frame: V4 oval
+    x/y RMS 0.133 mm as tracked, 0.300 lifted, 0.113 lowered; all points 0.286 / 0.361 / 0.281; V5 oval 0.070 /
+    0.072 / 0.073, all points 0.275 / 0.296 / 0.278."""
+    from gaussian_head_ros.core import expression as exm
+
+    edge, x0 = ec.edge_points(), np.asarray(tracked[0].landmarks, np.float64)
+    assert x0.shape[0] >= lmk.NUM_MESH
+    err = {}
+    for dy in (0.0, -0.004, 0.004):
+        shift = np.zeros((lmk.NUM_LANDMARKS, 3), np.float32)
+        shift[:lmk.NUM_MESH] = -exm._brow_spread(x0, dy)  # an expression holds what neutralizing took away
+        for codec in (ec.CODEC_LAPLACIAN_V4, ec.CODEC_LAPLACIAN_V5):
+            d = np.stack([ec.decode(ec.encode(c.expression + shift, c.eyelid_ratios, codec=codec), codec=codec)[0]
+                          - (c.expression + shift) for c in tracked])
+            err[codec, dy] = (np.sqrt((d[:, edge, :2] ** 2).sum(-1).mean()) * 1e3,
+                              np.sqrt((d[:, :lmk.NUM_MESH] ** 2).sum(-1).mean()) * 1e3)
+    v4, v5 = ec.CODEC_LAPLACIAN_V4, ec.CODEC_LAPLACIAN_V5
+    for dy in (0.0, -0.004, 0.004):
+        assert err[v5, dy][0] <= 0.08 and err[v5, dy][0] <= 0.7 * err[v4, dy][0], err
+        assert err[v5, dy][1] <= 1.1 * err[v5, 0.0][1] and err[v5, dy][1] <= err[v4, dy][1], err
+    assert err[v4, -0.004][0] >= 2 * err[v4, 0.0][0], err  # what V4 paid for a rest shift
+
+
+# Codes of the builds before session 9 (V3, main@a4033bb) and before session 17 (V4, main@0f29886): this
+# expression and these eyelid ratios, encoded there (ec.encode, no operator basis), gave a code of this size and
+# SHA-256 that decoded to these values (and this sum of absolute values).
+PREVIOUS_CODES = {
+    3: (403, "5e548b6f21c60e64ef2f89d62c1a5c75eda1ed8b44881c5b43e8395f211ff089",
+        {(0, 0): -0.002200909424573183, (13, 1): 0.0010804809862747788, (300, 2): 0.0007263027946464717,
+         (472, 0): -0.00013679265975952148}, 1.4365344047546387),
+    4: (419, "f3089b3fff749357fb84cb558e243d0ac9ff70012cf3606d097bd60802398e74",
+        {(0, 0): -0.0024566291831433773, (13, 1): 0.00110989052336663, (300, 2): 0.0007439650944434106,
+         (472, 0): -0.00013679265975952148}, 1.4894920587539673),
+}
 
 
 def _v3_pinned_input():
@@ -132,42 +173,45 @@ def _v3_pinned_input():
     return x, (0.4 + (np.arange(14) % 5) * 0.2).astype(np.float32)
 
 
-def test_the_previous_code_v3_both_ways():
-    """Mixed builds: an operator host not yet upgraded keeps sending V3, and this build decodes it as the old
-    build did; with expression_encoding compact_v3 this build sends the very bytes the old build sent, so a
-    robot not yet upgraded (which refuses V4) is driven. Through the message too; a V3 code is not taken for a
-    V4 one."""
+@pytest.mark.parametrize("codec", sorted(PREVIOUS_CODES))
+def test_the_previous_codes_both_ways(codec):
+    """Mixed builds: an operator host not yet upgraded keeps sending V4 (or V3), and this build decodes it as
+    the old build did; with expression_encoding compact_v4 (compact_v3) this build sends the very bytes the old
+    build sent, so a robot not yet upgraded (which refuses V5 or V4 by its codec id: 'unknown expression_codec')
+    is driven. Through the message too. A V3 code read as another code is the wrong length; a V4 code has V5's
+    length, and only the message's expression_codec tells them apart (the decoders differ: V5 reads a brow
+    rest level first)."""
     import hashlib
 
+    from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.nodes.conversions import control_to_msg, msg_to_control
 
+    size, sha, decoded, abs_sum = PREVIOUS_CODES[codec]
     x, r = _v3_pinned_input()
-    code = ec.encode(x, r, codec=ec.CODEC_LAPLACIAN_V3)
-    assert len(code) == 403 and hashlib.sha256(code).hexdigest() == V3_CODE_SHA256
-    ex, lid = ec.decode(code, codec=ec.CODEC_LAPLACIAN_V3)
-    for (v, ch), value in V3_DECODED.items():
+    code = ec.encode(x, r, codec=codec)
+    assert len(code) == size and hashlib.sha256(code).hexdigest() == sha
+    ex, lid = ec.decode(code, codec=codec)
+    for (v, ch), value in decoded.items():
         assert ex[v, ch] == pytest.approx(value, abs=1e-9), (v, ch)
-    assert float(np.abs(ex).sum()) == pytest.approx(V3_DECODED_ABS_SUM, rel=1e-6)
+    assert float(np.abs(ex).sum()) == pytest.approx(abs_sum, rel=1e-6)
     np.testing.assert_allclose(lid, r, atol=ec.RATIO_STEP / 2 + 1e-6)
-    with pytest.raises(ValueError, match="bytes"):  # read as V4 it is the wrong length, never misread
-        ec.decode(code)
-    from gaussian_head_ros.core.control import FaceControl
-
+    if size != ec.code_size():
+        with pytest.raises(ValueError, match="bytes"):  # read as V5 it is the wrong length, never misread
+            ec.decode(code)
     c = FaceControl(expression=x, eyelid_ratios=r)
-    old = control_to_msg(c, ec.CODEC_LAPLACIAN_V3)
-    assert old.expression_codec == old.CODEC_LAPLACIAN_V3 == 3 and bytes(old.expression_code) == code
-    back = msg_to_control(old)
-    np.testing.assert_array_equal(back.expression, ex)
+    old = control_to_msg(c, codec)
+    assert old.expression_codec == codec and bytes(old.expression_code) == code
+    np.testing.assert_array_equal(msg_to_control(old).expression, ex)
     new = control_to_msg(c, ec.CODEC_COMPACT)  # the tracker's default
-    assert new.expression_codec == new.CODEC_LAPLACIAN_V4 == 4 and len(new.expression_code) == 419
-    assert ec.CODECS["compact"] == ec.CODEC_LAPLACIAN_V4 and ec.CODECS["compact_v3"] == ec.CODEC_LAPLACIAN_V3
+    assert new.expression_codec == new.CODEC_LAPLACIAN_V5 == 5 and len(new.expression_code) == 419
+    assert bytes(new.expression_code) != code
+    assert ec.CODECS["compact"] == ec.CODEC_LAPLACIAN_V5 and ec.CODECS[f"compact_v{codec}"] == codec
     from gaussian_head_ros.core import operator_basis as ob
 
-    for codec in ec.COMPACT_CODECS:  # the operator basis is learned from the residual of the code it is sent with
-        learner = ob.BasisLearner(codec=codec)
-        learner.add(x, r, 1)
-        np.testing.assert_array_equal(learner.take()[0], ec.residual(x, r, codec))
-    assert not np.allclose(ec.residual(x, r, ec.CODEC_LAPLACIAN_V3), ec.residual(x, r, ec.CODEC_LAPLACIAN_V4))
+    learner = ob.BasisLearner(codec=codec)  # the operator basis is learned from the residual of the code it is sent with
+    learner.add(x, r, 1)
+    np.testing.assert_array_equal(learner.take()[0], ec.residual(x, r, codec))
+    assert not np.allclose(ec.residual(x, r, codec), ec.residual(x, r, ec.CODEC_COMPACT))
 
 
 def test_quantiser_picks_the_step_with_the_smallest_error():
@@ -195,7 +239,7 @@ def test_message_size_and_round_trip_through_the_message(tracked):
     n_compact, n_dense = len(serialize_message(compact)), len(serialize_message(dense))
     assert n_compact <= MAX_MESSAGE_BYTES and n_dense > 5000, (n_compact, n_dense)
     assert len(compact.expression) == 0
-    assert compact.expression_codec == ec.CODEC_LAPLACIAN_V4 == compact.CODEC_LAPLACIAN_V4
+    assert compact.expression_codec == ec.CODEC_LAPLACIAN_V5 == compact.CODEC_LAPLACIAN_V5
     back = msg_to_control(compact)
     assert back.expression.shape == c.expression.shape
     assert np.sqrt(((back.expression - c.expression) ** 2).sum(-1).mean()) < MAX_RMS_MM * 1e-3

@@ -114,14 +114,14 @@ def test_frames_in_controls_out_with_their_stamps(io, clip, tracker_proc):
         controls.append(c)
     assert all(c.face_detected and c.frame_id == "operator_camera" for c in controls)
     last = controls[-1]
-    # defaults: the compact expression (CODEC_LAPLACIAN_V4, decoded by msg_to_control) with the eyelid ratios,
+    # defaults: the compact expression (CODEC_LAPLACIAN_V5, decoded by msg_to_control) with the eyelid ratios,
     # no absolute landmarks
     assert last.landmarks.shape == (0, 3) and last.expression.shape == (478, 3)
     assert last.eyelid_ratios.shape == (14,) and 0.5 < np.median(last.eyelid_ratios) < 1.5
     from rclpy.serialization import serialize_message
 
     raw = io[3][-1]
-    assert raw.expression_codec == raw.CODEC_LAPLACIAN_V4 and len(raw.expression) == 0
+    assert raw.expression_codec == raw.CODEC_LAPLACIAN_V5 and len(raw.expression) == 0
     assert len(serialize_message(raw)) <= 600, len(serialize_message(raw))
     assert 0.1 < last.translation[2] < 2.0 and 0 < last.confidence <= 1
     assert np.median(np.linalg.norm(last.expression, axis=1)) < 2e-3  # the operator's own neutral
@@ -353,27 +353,29 @@ def _set_param(node, name, value):
 
 
 def test_compact_v3_drives_robots_not_yet_upgraded(io, clip, tracker_proc):
-    """expression_encoding compact_v3: the code of builds before session 9 (CODEC_LAPLACIAN_V3, which their
-    render nodes read; they refuse V4), decoded here too; back to compact: V4 again."""
+    """expression_encoding compact_v4 / compact_v3: the codes of builds before session 17 / 9
+    (CODEC_LAPLACIAN_V4 / _V3, which their render nodes read; they refuse V5 / V4), decoded here too; back to
+    compact: V5 again."""
     from rclpy.serialization import serialize_message
 
     node, got = io[0], io[3]
     stamp = STAMP0 + 20000 * 33_333_333
     try:
-        assert _set_param(node, "expression_encoding", "compact_v3").successful
-        for i in range(3):
-            stamp += 33_333_333
-            c = _exchange(io, _image(clip[i].rgb, stamp), stamp)
-            assert c is not None and c.expression.shape == (478, 3), tracker_proc.output()[-3000:]
-        raw = got[-1]
-        assert raw.expression_codec == raw.CODEC_LAPLACIAN_V3 and len(raw.expression_code) in (403, 403 + 23), \
-            (raw.expression_codec, len(raw.expression_code))
-        assert len(serialize_message(raw)) <= 600
+        for name, codec, size in (("compact_v4", 4, 419), ("compact_v3", 3, 403)):
+            assert _set_param(node, "expression_encoding", name).successful
+            for i in range(3):
+                stamp += 33_333_333
+                c = _exchange(io, _image(clip[i].rgb, stamp), stamp)
+                assert c is not None and c.expression.shape == (478, 3), tracker_proc.output()[-3000:]
+            raw = got[-1]
+            assert raw.expression_codec == codec and len(raw.expression_code) in (size, size + 23), \
+                (name, raw.expression_codec, len(raw.expression_code))
+            assert len(serialize_message(raw)) <= 600
     finally:
         assert _set_param(node, "expression_encoding", "compact").successful
     stamp += 33_333_333
     assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
-    assert got[-1].expression_codec == got[-1].CODEC_LAPLACIAN_V4
+    assert got[-1].expression_codec == got[-1].CODEC_LAPLACIAN_V5
     assert tracker_proc.alive()
 
 

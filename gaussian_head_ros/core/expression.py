@@ -404,19 +404,49 @@ def _brow_spread(x: np.ndarray, dy: float) -> np.ndarray:
     if dy == 0.0:
         return d
     v = x[:NUM_MESH]
-    known = v[:, 1] > float(np.max(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))  # below the eyes
-    known[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] = True
     hood = hooded_brow_lift(dy)
     if hood < 0.0:  # a brow lifted well up uncovers the margin of a hooded lid
         d[LID_UPPER, 1] = LID_WITH_BROW_LIFT * hood
+    handles = BROW_HANDLES if dy < 0.0 else BROW_POINTS  # lowered, the skin below the brows gathers (free)
+    below = v[:, 1] > float(np.max(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))  # below the eyes
+    d[handles, 1] = dy
+    return _brow_fill(d, below, handles)
+
+
+def _brow_fill(d: np.ndarray, below: np.ndarray, handles: np.ndarray) -> np.ndarray:
+    """[NUM_MESH, 3] d with its held rows set -> d with the others filled harmonically (in place): held are
+    `below` ([NUM_MESH] bool: below the eyes), the eyes' contours, the face's outline (the hairline), the pose
+    fit's rigid points and `handles` (what `_brow_spread` holds)."""
+    known = below.copy()
+    known[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] = True
     known[_outline()] = True
     known[list(lmk.RIGID_LANDMARKS)] = True
-    handles = BROW_HANDLES if dy < 0.0 else BROW_POINTS  # lowered, the skin below the brows gathers (free)
     known[handles] = True
-    d[handles, 1] = dy
     free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
     if lu is not None:
         d[free] = lu.solve(-(coupling @ d[kn]))
+    return d
+
+
+@functools.lru_cache(maxsize=2)
+def template_brow_shift(lifted: bool) -> np.ndarray:
+    """[NUM_MESH, 3] float64, read-only: `_brow_spread`'s displacement for a rest shift of the brows 1 down (y
+    down; times a shift in metres), on the face template's connectivity alone, with no face's geometry: what
+    the compact expression code (expression_codec CODEC_LAPLACIAN_V5) carries an operator's brow height above
+    the common rest by, every frame's expression holding it (`REST_BROW_HEIGHT_M`). `lifted`: the handles of a
+    rest that lifted low brows (BROW_HANDLES; such an operator's expression holds them lowered), else those of
+    one that lowered high brows (BROW_POINTS). "Below the eyes", which `_brow_spread` takes from the face's
+    geometry, is here the points fewer mesh edges from the lips than from the brows. No hooded-lid lift (the
+    code's lid columns carry the lids)."""
+    from scipy.sparse.csgraph import dijkstra
+
+    graph = _laplacian() != 0
+    hops = [dijkstra(graph, unweighted=True, indices=np.ravel(src), min_only=True) for src in (lmk.LIPS, BROW_POINTS)]
+    handles = BROW_HANDLES if lifted else BROW_POINTS
+    d = np.zeros((NUM_MESH, 3))
+    d[handles, 1] = 1.0
+    d = _brow_fill(d, hops[0] < hops[1], handles)
+    d.setflags(write=False)
     return d
 
 

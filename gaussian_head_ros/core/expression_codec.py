@@ -1,4 +1,4 @@
-"""Compact expression on the wire: 419 bytes (CODEC_LAPLACIAN_V4) instead of 478 x 3 float32 (5.7 KB).
+"""Compact expression on the wire: 419 bytes (CODEC_LAPLACIAN_V5) instead of 478 x 3 float32 (5.7 KB).
 
 The dense expression (FaceControl.expression, [L, 3] metres: landmarks minus the operator's neutral face)
 is projected onto a fixed basis of the face template and quantised:
@@ -41,17 +41,39 @@ is projected onto a fixed basis of the face template and quantised:
   (x, y +1.5) against +0.9 for 16 more modes (48 coefficients). A point column fitted jointly with the modes
   lets them go anywhere at its point and takes whole brow moves (coefficients up to 7.5 mm, which 4 bits
   could not carry: sadtalker worst frame 36.9 dB); while the mode blocks are fitted the brow columns therefore
-  cost BROW_RIDGE x their squared coefficient (ridge regression, encoder only), so that they take what the
+  cost Layout.brow_ridge x their squared coefficient (ridge regression, encoder only), so that they take what the
   modes leave at the brows (ridge 0/0.01/0.03/0.05/0.1/0.3/1/infinite: sadtalker worst frame 36.9/40.2/41.6/
   41.6/41.5/41.0/40.8/40.2 dB, brows x, y, z at 4 bits, the rest as V3). Paid for in part by modes 8-23 at 7
   bits instead of 8 (+16 B in all). Tried (sadtalker worst frame): brows x, y, z at 4 bits, 435 B, 41.5 dB;
   with the lid columns at 4 bits too, 423 B, 41.7 dB (x, y only 413 B, 41.4) but the upper lids' error x2.5;
   the oval columns at 4 bits 38.5 dB.
+- the brows' rest height (since CODEC_LAPLACIAN_V5, session 17): every rest takes the brows to one height
+  (expression.REST_BROW_HEIGHT_M, 80f0562), so every frame's expression holds the operator's brow height above
+  it, the same shift of brows, forehead and the strip down to the lids frame after frame (lp_d18 2.2 mm down,
+  tpsmm 6 mm up), which V4 coded with the modes and the brow columns, and its oval columns took up what they
+  left in quantisation (lp_d18's 60 test frames: oval x/y 0.094 -> 0.133 mm with 80f0562). V5 codes it first,
+  as one signed level (Layout.rest_bits 6, fixed step rest_step 0.3 mm: +-9.3 mm) on one of two columns (y) of the
+  template's rest shift of the brows 1 down (expression.template_brow_shift: the rest's harmonic shift on the
+  template's connectivity, no face data): level > 0 that of low brows lifted at rest (with the row below
+  them), < 0 of high brows lowered. The level is the column's least-squares coefficient fitted with every
+  column that carries y (the brow columns with the ridge), chosen by where the brows' mean y lies; the blocks
+  then code what it leaves (closed loop). It costs no byte: V5 packs all levels into one bitstream (V4 padded
+  each block to a byte, 6 bits of them in the lid block). With it the brow columns' ridge while the modes are
+  fitted is 0.2 (V4: 0.1; on V5 ridge 0.1/0.2/0.3/1 gave worst frames lp_d0/lp_d18/sadtalker/tpsmm
+  50.0/43.1/41.1/48.2, 50.3/43.2/40.9/48.4, 49.2/43.1/40.5/48.3, 50.7/42.3/40.5/48.0 dB and lp_d18's 60 test
+  frames an oval x/y RMS of 0.080/0.070/0.068/0.064 mm). Tried: one column (high brows') for both signs
+  (lp_d18, whose low brows the rest lifts, 0.199 mm landmark RMS against 0.194 with two), the level from the
+  brows' mean y alone instead of the joint fit (same means, lp_d18's worst frame 41.9 against 43.1 dB), one
+  level per brow (no better), the template's "below the eyes" left free (a little worse on lp_d0's oval).
+  bench_control_codec (below), V4 (0f29886) -> V5, the same day and load: landmark RMS lp_d0/lp_d18/sadtalker/
+  tpsmm 0.200/0.201/0.252/0.258 -> 0.169/0.194/0.247/0.206 mm, mean rendered PSNR compact vs dense
+  51.0/53.3/45.6/48.6 -> 56.9/55.9/46.7/54.0 dB, worst frame 47.2/41.8/40.6/45.1 -> 50.3/43.2/40.9/48.4 dB
+  (b9026fb, V4 before the one-height rest: 0.188/0.194/0.249/0.246 mm, 52.2/54.9/46.0/49.8 and
+  47.3/43.0/40.6/45.6 dB), the same 575-578 B.
 - coefficients: per channel the least-squares coefficients on the columns that channel carries, quantised
   in blocks with one bfloat16 step each (LAYOUTS): modes 0-7 7 bits, 8-23 7 bits (V3: 8), 24-63 6 bits (x, y)
-  and 5 bits (z), 64-127 4 bits, V4's brow columns 4 bits (x, y), lid columns 5 bits, oval columns 5 bits (x,
-  y), packed as two's complement fields
-  little-endian bit order. Each block's step is the one of STEP_FRACTIONS x max |c| / qmax with the
+  and 5 bits (z), 64-127 4 bits, V4's and V5's brow columns 4 bits (x, y), lid columns 5 bits, oval columns
+  5 bits (x, y), packed as two's complement fields little-endian bit order. Each block's step is the one of STEP_FRACTIONS x max |c| / qmax with the
   smallest squared error (clipping the few largest): max-scaling alone made quantisation the larger error
   once the oval columns were in (sadtalker worst frame 38.8 -> 39.5 dB at the same bytes).
   The encoder quantises in closed loop (session 8, same decoder): block after block in code order, each
@@ -72,7 +94,8 @@ Measured (scripts/bench_control_codec.py --max-frames 1000 --operator-basis caus
 every ../shared clip whole, old and new in the same run): see the README's compact control stream section and
 docs/DEPLOYMENT.md for the figures; worst-frame render PSNR compact vs dense lp_d0/lp_d18/sadtalker/tpsmm was
 46.3/41.7/37.4/42.4 dB with V2 (sadtalker 33 frames < 40 dB), 49.3/44.9/39.9/47.2 with V3 at session 9's
-start, V4 48.8/44.6/41.4/46.3.
+start, V4 48.8/44.6/41.4/46.3 (session 9; 47.2/41.8/40.6/45.1 at session 17's start, after 80f0562), V5
+50.3/43.2/40.9/48.4.
 The operator basis (core/operator_basis.py): a basis of the operator learned during the session and sent
 once, latched: 16 principal components of this code's residual; each code then carries 16 more int8
 (FLAG_OPERATOR_BASIS, +23 bytes). A causal operator basis cannot code an expression before it has seen it
@@ -80,11 +103,12 @@ once, latched: 16 principal components of this code's residual; each code then c
 stayed at 37.3 dB with V2): the fixed part has to be good enough on its own for the first frames of a new
 expression, which the oval columns and the quantiser made it.
 
-Code layout (CODEC_LAPLACIAN_V4 and _V3, little-endian), all of it in FaceControl.expression_code:
+Code layout (CODEC_LAPLACIAN_V5, _V4 and _V3, little-endian), all of it in FaceControl.expression_code:
   uint8 flags (1: eyelid ratios present, 2: operator-basis section, 4: 478 points (irises) else 468),
-  bfloat16 step[8] (V3: 7; one per block of _code_bands, in that order: the mode bands, V4's brows, the lids,
-  the oval), the blocks' levels (each block row-major
-  [row, channel] over its channels, `bits` bits per value, padded to a whole byte), uint8 eyelid ratios [14]
+  bfloat16 step[8] (V3: 7; one per block of _code_bands, in that order: the mode bands, V4's and V5's brows,
+  the lids, the oval), the blocks' levels (each block row-major [row, channel] over its channels, `bits` bits
+  per value; V3, V4: each block padded to a whole byte; V5: first the 6-bit brow rest level, then every block,
+  one bitstream padded to a whole byte at its end), uint8 eyelid ratios [14]
   (x 0.01) when flagged, then when flagged 4: bfloat16 iris step and 6-bit mean iris offsets [2, 3] (right
   eye, left eye); then when flagged 2: uint32 basis id, uint8 P, bfloat16 step, int8 coefficients [P] of the
   residual (expression minus the decoded fixed part, mesh points) on that basis.
@@ -99,15 +123,18 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import NUM_LID_PAIRS
+from gaussian_head_ros.core.expression import template_brow_shift
 
 CODEC_DENSE = 0  # FaceControl.expression as float32 (no code)
 CODEC_LAPLACIAN_V1 = 1  # retired (builds of 2026-11-29 before the lid ratios): refused with a clear error
 CODEC_LAPLACIAN_V2 = 2  # retired (builds of session 5, before the face-oval columns): refused with a clear error
 CODEC_LAPLACIAN_V3 = 3  # sessions 6-8: still decoded (operator hosts not yet upgraded); sent with compact_v3
-CODEC_LAPLACIAN_V4 = 4  # session 9: V3 + the brow columns (this module's default)
-CODEC_COMPACT = CODEC_LAPLACIAN_V4  # what the tracker sends by default
-COMPACT_CODECS = (CODEC_LAPLACIAN_V3, CODEC_LAPLACIAN_V4)  # the codes this build decodes (and can send)
-CODECS = {"dense": CODEC_DENSE, "compact": CODEC_COMPACT, "compact_v3": CODEC_LAPLACIAN_V3}  # tracker names
+CODEC_LAPLACIAN_V4 = 4  # sessions 9-16: V3 + the brow columns; still decoded, sent with compact_v4
+CODEC_LAPLACIAN_V5 = 5  # session 17: V4 + the brows' rest height (this module's default; same size as V4)
+CODEC_COMPACT = CODEC_LAPLACIAN_V5  # what the tracker sends by default
+COMPACT_CODECS = (CODEC_LAPLACIAN_V3, CODEC_LAPLACIAN_V4, CODEC_LAPLACIAN_V5)  # what this build decodes (and can send)
+CODECS = {"dense": CODEC_DENSE, "compact": CODEC_COMPACT, "compact_v4": CODEC_LAPLACIAN_V4,
+          "compact_v3": CODEC_LAPLACIAN_V3}  # tracker names
 
 NUM_MODES = 128  # K Laplacian modes
 XYZ, XY, Z = (0, 1, 2), (0, 1), (2,)
@@ -118,22 +145,30 @@ BROWS = tuple(sorted(lmk.BROW_R + lmk.BROW_L))  # [20] the brow points, one colu
 class Layout:
     """The quantised blocks of one compact code: `bands` (first mode, end, bits, channels) of the modes, the
     bits of the upper-lid columns (x, y, z), of the face-oval columns (x, y) and of the brow columns
-    (`brow_channels`; none: brow_bits 0)."""
+    (`brow_channels`; none: brow_bits 0); the bits and fixed step (metres) of the brows' rest level (none:
+    rest_bits 0); `packed`: every level in one bitstream, padded to a byte once at its end (else each block
+    is padded on its own)."""
 
     bands: tuple
     lid_bits: int
     edge_bits: int
     brow_bits: int = 0
     brow_channels: tuple = ()
+    rest_bits: int = 0
+    rest_step: float = 0.0
+    packed: bool = False
+    brow_ridge: float = 0.0  # encoder only: the brow columns' penalty while the modes are fitted (docstring)
 
 
 LAYOUTS = {
     CODEC_LAPLACIAN_V3: Layout(((0, 8, 7, XYZ), (8, 24, 8, XYZ), (24, 64, 6, XY), (24, 64, 5, Z), (64, 128, 4, XYZ)),
                                lid_bits=5, edge_bits=5),
     CODEC_LAPLACIAN_V4: Layout(((0, 8, 7, XYZ), (8, 24, 7, XYZ), (24, 64, 6, XY), (24, 64, 5, Z), (64, 128, 4, XYZ)),
-                               lid_bits=5, edge_bits=5, brow_bits=4, brow_channels=XY),
+                               lid_bits=5, edge_bits=5, brow_bits=4, brow_channels=XY, brow_ridge=0.1),
+    CODEC_LAPLACIAN_V5: Layout(((0, 8, 7, XYZ), (8, 24, 7, XYZ), (24, 64, 6, XY), (24, 64, 5, Z), (64, 128, 4, XYZ)),
+                               lid_bits=5, edge_bits=5, brow_bits=4, brow_channels=XY, rest_bits=6, rest_step=3e-4,
+                               packed=True, brow_ridge=0.2),
 }
-BROW_RIDGE = 0.1  # V4 encoder: penalty on the brow columns while the modes are fitted (see the docstring)
 EDGE_RINGS = 2  # the face oval (the template mesh's outer boundary) and its neighbours get those columns
 OPENING_MASS = 2.0  # mass of the lip and eye-contour vertices and their neighbours (see the docstring)
 SIGN_FRACTION = 0.1  # an eigenvector's sign: its first component above this fraction of its largest is > 0
@@ -213,17 +248,19 @@ def _check_codec(codec: int) -> int:
 
 @functools.lru_cache(maxsize=len(COMPACT_CODECS))
 def _basis_and_projectors(codec: int = CODEC_COMPACT) -> tuple[np.ndarray, tuple[tuple[np.ndarray, ...], ...]]:
-    """(U [V, R]: the modes, the lid columns, the oval columns and for V4 the brow columns, R = K + 14 + E
-    (+ 20); for each block s of _code_bands(codec) and each channel x, y, z the [R, V] least-squares projector
-    onto the columns of blocks s, s + 1, ... that carry that channel, zero rows for the others: what
-    `_fixed_coefficients` fits block s from)."""
+    """(U [V, R]: the modes, the lid columns, the oval columns, for V4 and V5 the brow columns and for V5 the
+    two brow-rest columns (y), R = K + 14 + E (+ 20 (+ 2)); for each block s of _code_bands(codec) and each
+    channel x, y, z the [R, V] least-squares projector onto the columns of blocks s, s + 1, ... that carry that
+    channel, zero rows for the others: what `_fixed_coefficients` fits block s from)."""
     layout = LAYOUTS[codec]
     groups = [_modes(), _columns(UPPER_LIDS), _columns(edge_points())]
     if layout.brow_bits:
         groups.append(_columns(BROWS))
+    brow_rows = np.arange(sum(g.shape[1] for g in groups[:3]), sum(g.shape[1] for g in groups))
+    if layout.rest_bits:  # y of the rest shifts of low brows lifted, high brows lowered (a brow 1 down each)
+        groups.append(np.stack([template_brow_shift(lifted)[:, 1] for lifted in (True, False)], 1))
     u = np.concatenate(groups, 1)
     bands = _code_bands(codec)
-    brow_rows = np.arange(sum(g.shape[1] for g in groups[:3]), u.shape[1])
     stages = []
     for s in range(len(bands)):
         per_channel = []
@@ -233,9 +270,9 @@ def _basis_and_projectors(codec: int = CODEC_COMPACT) -> tuple[np.ndarray, tuple
             if held:
                 rows = np.concatenate(held)
                 uc = u[:, rows]
-                ridge = np.zeros(len(rows))  # the brow columns, while the modes are still to fit, cost BROW_RIDGE
+                ridge = np.zeros(len(rows))  # the brow columns, while the modes are still to fit, cost brow_ridge
                 if bands[s][0] < NUM_MODES:
-                    ridge[np.isin(rows, brow_rows)] = BROW_RIDGE
+                    ridge[np.isin(rows, brow_rows)] = layout.brow_ridge
                 # the smallest Euclidean landmark error (+ the ridge on the brow columns)
                 p[rows] = np.linalg.solve(uc.T @ uc + np.diag(ridge), uc.T)
             p.setflags(write=False)
@@ -246,17 +283,49 @@ def _basis_and_projectors(codec: int = CODEC_COMPACT) -> tuple[np.ndarray, tuple
 
 
 def basis(codec: int = CODEC_COMPACT) -> np.ndarray:
-    """[V=468, K + 14 + E (+ 20 for V4)] float64: the expression basis of compact code `codec` (generalized
-    eigenvectors, one column per upper-lid vertex, one per `edge_points`, for V4 one per brow point; see the
-    module docstring). Channel ch uses the rows of the blocks whose channels hold it (_code_bands).
-    ValueError for a codec this build does not know."""
+    """[V=468, K + 14 + E (+ 20 for V4, + 22 for V5)] float64: the expression basis of compact code `codec`
+    (generalized eigenvectors, one column per upper-lid vertex, one per `edge_points`, for V4 and V5 one per
+    brow point, for V5 the brow-rest columns of low and high brows, y only; see the module docstring). Channel ch
+    uses the rows of the blocks whose channels hold it (_code_bands). ValueError for a codec this build does not
+    know."""
     return _basis_and_projectors(_check_codec(codec))[0]
+
+
+@functools.lru_cache(maxsize=len(COMPACT_CODECS))
+def _rest_projectors(codec: int) -> np.ndarray:
+    """[2, V] for V5: the brow-rest coefficient of the y channel when the rest column of low brows (row 0) or of
+    high brows (row 1) is fitted jointly with every column of the code's blocks that carries y (least squares,
+    the brow columns with the layout's brow_ridge, as while the modes are fitted)."""
+    u = basis(codec)
+    rest = u.shape[1] - 2 + np.arange(2)
+    rows = np.concatenate([np.arange(a, b) for a, b, _, chs in _code_bands(codec) if 1 in chs])
+    ridge = np.where((rows >= NUM_MODES + len(UPPER_LIDS) + len(edge_points())) & (rows < rest[0]),
+                     LAYOUTS[codec].brow_ridge, 0.0)
+    out = []
+    for r in rest:
+        uc = u[:, np.concatenate([[r], rows])]
+        out.append(np.linalg.solve(uc.T @ uc + np.diag(np.concatenate([[0.0], ridge])), uc.T)[0])
+    out = np.stack(out)
+    out.setflags(write=False)
+    return out
+
+
+def _rest_level(x: np.ndarray, codec: int) -> tuple[int, int]:
+    """[V, 3] mesh expression -> (the signed level of V5's brow-rest coefficient, the basis row it multiplies):
+    the column of low brows when the brows' mean y in x is down (> 0: the rest lifted them), else of high
+    brows, fitted with the other columns (`_rest_projectors`), in steps of Layout.rest_step clipped to
+    rest_bits; the level's sign picks the row as the decoder does (> 0: low brows)."""
+    layout, u = LAYOUTS[codec], basis(codec)
+    which = 0 if float(np.mean(x[list(BROWS), 1])) > 0.0 else 1
+    qmax = 2 ** (layout.rest_bits - 1) - 1
+    level = int(np.clip(np.rint(float(_rest_projectors(codec)[which] @ x[:, 1]) / layout.rest_step), -qmax, qmax))
+    return level, u.shape[1] - (2 if level > 0 else 1)
 
 
 def _code_bands(codec: int = CODEC_COMPACT) -> tuple:
     """(first row, end row, bits, channels) of each quantised block of the coefficients of `codec`, in code
-    order: the mode bands, (V4: the brow columns over BROW_CHANNELS,) the lid columns over x, y, z, the oval
-    columns over x, y."""
+    order: the mode bands, (V4, V5: the brow columns over brow_channels,) the lid columns over x, y, z, the oval
+    columns over x, y. V5's brow-rest level (fixed step) comes before them and is no block."""
     layout = LAYOUTS[codec]
     k, lids, e = NUM_MODES, len(UPPER_LIDS), len(edge_points())
     b0 = k + lids + e  # the brow columns follow the oval's
@@ -269,7 +338,11 @@ def code_size(eyelid_ratios: bool = True, irises: bool = True, codec: int = CODE
     """Bytes of a code of `codec` without its operator-basis section, with or without the eyelid ratios and
     the irises (an expression of 478 or 468 points)."""
     bands = _code_bands(_check_codec(codec))
-    coeff = sum(-(-(b - a) * len(chs) * bits // 8) for a, b, bits, chs in bands)
+    layout = LAYOUTS[codec]
+    if layout.packed:
+        coeff = -(-(layout.rest_bits + sum((b - a) * len(chs) * bits for a, b, bits, chs in bands)) // 8)
+    else:
+        coeff = sum(-(-(b - a) * len(chs) * bits // 8) for a, b, bits, chs in bands)
     return (1 + 2 * len(bands) + coeff + (NUM_LID_PAIRS if eyelid_ratios else 0)
             + (2 + -(-2 * 3 * IRIS_BITS // 8) if irises else 0))
 
@@ -311,16 +384,34 @@ def _pack(q: np.ndarray, bits: int) -> bytes:
     bits of the first byte; for 4 bits: low nibble first), padded with zero bits to a whole byte."""
     if bits == 8:
         return q.astype(np.int8).tobytes()
-    fields = (q.astype(np.int64) & ((1 << bits) - 1))[:, None] >> np.arange(bits)
-    return np.packbits((fields & 1).astype(np.uint8).ravel(), bitorder="little").tobytes()
+    return np.packbits(_bits(q, bits), bitorder="little").tobytes()
+
+
+def _bits(q: np.ndarray, bits: int) -> np.ndarray:
+    """int levels -> [count x bits] uint8 0/1: each as a `bits`-bit two's complement field, lowest bit first."""
+    fields = (np.asarray(q).astype(np.int64).ravel() & ((1 << bits) - 1))[:, None] >> np.arange(bits)
+    return (fields & 1).astype(np.uint8).ravel()
+
+
+def _pack_all(levels: list, packed: bool) -> list:
+    """[(int levels, bits)] in code order -> the bytes of each (each padded to a byte), or with `packed` one
+    bytes of all of them in one bitstream (_pack's fields, padded once at its end)."""
+    if not packed:
+        return [_pack(q, bits) for q, bits in levels]
+    return [np.packbits(np.concatenate([_bits(q, bits) for q, bits in levels]), bitorder="little").tobytes()]
 
 
 def _unpack(buf: bytes, pos: int, count: int, bits: int) -> np.ndarray:
     """Inverse of _pack: `count` signed `bits`-bit fields from buf[pos:] -> float64 levels."""
     if bits == 8:
         return np.frombuffer(buf, np.int8, count, pos).astype(np.float64)
-    raw = np.frombuffer(buf, np.uint8, -(-count * bits // 8), pos)
-    b = np.unpackbits(raw, bitorder="little")[:count * bits].reshape(count, bits).astype(np.int64)
+    return _from_bits(np.unpackbits(np.frombuffer(buf, np.uint8, -(-count * bits // 8), pos), bitorder="little"),
+                      count, bits)
+
+
+def _from_bits(b: np.ndarray, count: int, bits: int) -> np.ndarray:
+    """The first `count` `bits`-bit two's complement fields of a 0/1 array, lowest bit first -> float64 levels."""
+    b = b[:count * bits].reshape(count, bits).astype(np.int64)
     v = (b << np.arange(bits)).sum(1)
     return np.where(v >= 1 << (bits - 1), v - (1 << bits), v).astype(np.float64)
 
@@ -346,9 +437,15 @@ def _fixed_coefficients(x: np.ndarray,
     if key == last_key:
         return last
     u, stages = _basis_and_projectors(codec)
+    layout = LAYOUTS[codec]
     left = x.copy()  # what the blocks quantised so far leave
     c_hat = np.zeros((u.shape[1], 3))
-    steps, parts = [], []
+    steps, levels = [], []
+    if layout.rest_bits:  # V5: the brows' height above the common rest, first (its fixed step: no block)
+        level, row = _rest_level(x, codec)
+        c_hat[row, 1] = level * layout.rest_step
+        left[:, 1] -= u[:, row] * c_hat[row, 1]
+        levels.append((np.array([level]), layout.rest_bits))
     for (a, b, bits, chs), projectors in zip(_code_bands(codec), stages):
         chs = list(chs)
         c = np.stack([projectors[ch][a:b] @ left[:, ch] for ch in chs], 1)  # [b - a, len(chs)]
@@ -356,9 +453,9 @@ def _fixed_coefficients(x: np.ndarray,
         steps.append(step)
         c_hat[a:b, chs] = q.reshape(b - a, len(chs)).astype(np.float64) * np.float32(step)
         left[:, chs] -= u[:, a:b] @ c_hat[a:b, chs]
-        parts.append(_pack(q, bits))
+        levels.append((q, bits))
     c_hat.setflags(write=False)
-    result = (tuple(steps), tuple(parts), c_hat)  # immutable: callers share it
+    result = (tuple(steps), tuple(_pack_all(levels, layout.packed)), c_hat)  # immutable: callers share it
     _last_fixed = (key, result)  # one assignment: a reader on another thread sees the old or the new pair
     return result
 
@@ -457,12 +554,25 @@ def decode(code: bytes | memoryview, operator_basis=None,
     steps = _from_bf16(buf, 1, len(bands))
     if not np.all(np.isfinite(steps)):
         raise ValueError("expression code has non-finite quantisation steps")
+    layout = LAYOUTS[codec]
     c = np.zeros((basis(codec).shape[1], 3))
     pos = 1 + 2 * len(bands)
-    for (a, b, bits, chs), step in zip(bands, steps):
-        count = (b - a) * len(chs)
-        c[a:b, list(chs)] = _unpack(buf, pos, count, bits).reshape(b - a, len(chs)) * step
-        pos += -(-count * bits // 8)
+    if layout.packed:  # one bitstream: V5's brow-rest level, then the blocks
+        end = code_size(False, False, codec)
+        stream, at = np.unpackbits(np.frombuffer(buf, np.uint8, end - pos, pos), bitorder="little"), 0
+        level = int(_from_bits(stream, 1, layout.rest_bits)[0])
+        c[c.shape[0] - (2 if level > 0 else 1), 1] = level * layout.rest_step
+        at += layout.rest_bits
+        for (a, b, bits, chs), step in zip(bands, steps):
+            count = (b - a) * len(chs)
+            c[a:b, list(chs)] = _from_bits(stream[at:], count, bits).reshape(b - a, len(chs)) * step
+            at += count * bits
+        pos = end
+    else:
+        for (a, b, bits, chs), step in zip(bands, steps):
+            count = (b - a) * len(chs)
+            c[a:b, list(chs)] = _unpack(buf, pos, count, bits).reshape(b - a, len(chs)) * step
+            pos += -(-count * bits // 8)
     ratios = np.zeros(0, np.float32)
     if has_ratios:
         ratios = np.frombuffer(buf, np.uint8, NUM_LID_PAIRS, pos).astype(np.float32) * np.float32(RATIO_STEP)

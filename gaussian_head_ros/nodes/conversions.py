@@ -186,7 +186,7 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
 
 def control_to_msg(c: FaceControl, codec: int = expression_codec.CODEC_DENSE, operator_basis=None) -> FaceControlMsg:
     """`codec` (expression_codec.CODEC_*): how the expression travels; a compact code (COMPACT_CODECS:
-    CODEC_COMPACT = CODEC_LAPLACIAN_V4, or CODEC_LAPLACIAN_V3 for a receiver not yet upgraded) puts it and the
+    CODEC_COMPACT = CODEC_LAPLACIAN_V5, or CODEC_LAPLACIAN_V4 / _V3 for a receiver not yet upgraded) puts it and the
     eyelid ratios in expression_code (~0.4 KB) instead of `expression` and `eyelid_ratios` (5.8 KB),
     with the residual's coefficients on `operator_basis` (core.operator_basis.OperatorBasis, published as
     ExpressionBasis) when given."""

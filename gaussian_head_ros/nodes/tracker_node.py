@@ -60,8 +60,9 @@ class TrackerNodeSettings:
                                           "avatar does not need them)")
     expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB with the eyelid ratios: "
                                                   "coefficients of a fixed template basis, core/expression_codec.py, "
-                                                  "CODEC_LAPLACIAN_V4), compact_v3 (the previous code, 16 B less, for "
-                                                  "render nodes of builds before session 9, which refuse V4) "
+                                                  "CODEC_LAPLACIAN_V5), compact_v4 (the previous code, as large, for "
+                                                  "render nodes of builds before session 17, which refuse V5), "
+                                                  "compact_v3 (16 B less, for builds before session 9, which refuse V4) "
                                                   "or dense (5.7 KB float32, the eyelid ratios in their own field)",
                                        choices=tuple(expression_codec.CODECS))
     operator_basis_s: float = setting(0.5, "seconds of tracked frames (since the start or a re-calibration) after "
