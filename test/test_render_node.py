@@ -390,6 +390,24 @@ def test_parameters_are_validated(io):
     assert m is not None
 
 
+def test_the_torch_backend_on_a_cpu_is_said_to_be_no_display_backend(tmp_path):
+    """`ros2 param set /r17/render_node backend torch` on a CPU robot was taken without a word; the torch reference
+    rasterizer then took 25-40 s a frame and the face display froze (user17, s17). Now the node warns, at start and
+    when backend or device is set, and names the backend to use. (No avatar here: the placeholder draws no
+    Gaussians, so no torch frame is drawn.)"""
+    from rosgraph import Proc, executable, wait_until
+
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/torch_note", "-p", "backend:=torch",
+                                             "-p", "device:=cpu", "-p", f"width:={W}", "-p", f"height:={H}"],
+                tmp_path / "render_torch.log")
+    try:
+        assert wait_until(lambda: "backend torch on cpu" in proc.output(), 60, 0.2), proc.output()
+        assert "use backend cpu (or auto)" in proc.output()
+    finally:
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()
+
+
 def _wait_said(io, text, timeout=60.0):
     """Spin until the render node's log has `text`."""
     from rosgraph import spin_until

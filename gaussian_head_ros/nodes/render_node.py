@@ -46,7 +46,8 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, display_rate, rate_shortfall
-from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, get_renderer, head_viewmat,
+from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
+                                           get_renderer, head_viewmat,
                                            intrinsics_from_fov, placeholder_image)
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
@@ -149,6 +150,7 @@ class RenderNode(Node):
         super().__init__("render_node", **kwargs)
         declare_settings(self, PARAMS, check_value)
         self._say_unusable_device(self._param("device"))
+        self._say_slow_backend(self._param("backend"), self._param("device"))
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_topic = self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched).topic_name
@@ -228,7 +230,16 @@ class RenderNode(Node):
                 self.mixer.idle_timeout_s = float(p.value)
             elif p.name == "device":
                 self._say_unusable_device(p.value)
+        changed = {p.name: p.value for p in params if p.name in ("backend", "device")}
+        if changed:
+            self._say_slow_backend(changed.get("backend", self._param("backend")), changed.get("device", self._param("device")))
         return SetParametersResult(successful=True)
+
+    def _say_slow_backend(self, backend: str, device: str) -> None:
+        """Warn when `backend` on `device` cannot keep a face display going (core/render.display_backend_note)."""
+        note = display_backend_note(backend, device)
+        if note:
+            self.get_logger().warning(note)
 
     def _say_unusable_device(self, device: str) -> None:
         """Warn when `device` names a CUDA device torch does not see (a CPU-only robot): accepted, as a device

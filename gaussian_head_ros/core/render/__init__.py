@@ -128,6 +128,19 @@ def device_available(device: str) -> bool:
     return bool(torch.cuda.is_available()) and index < torch.cuda.device_count()
 
 
+def display_backend_note(name: str, device: str) -> str:
+    """A warning for a rasterizer that cannot keep a face display going on `device` (a torch device name), "" for
+    one that can: the torch backend on a CPU (`device` cpu, or a CUDA device torch does not see: it falls back to
+    cpu) is the differentiable reference, seconds a frame (25-40 s at 640x480 with 60k Gaussians on 2 loaded cores,
+    user17, s17: the display froze); the cpu backend (numba) is the one for a CPU. Raises ValueError for a device
+    name that is no device (device_available)."""
+    if name != "torch" or (device != "cpu" and device_available(device)):
+        return ""
+    return (f"backend torch on {'cpu' if device == 'cpu' else f'{device} (not seen here: cpu)'}: the differentiable "
+            "reference rasterizer takes seconds a frame on a CPU (25-40 s at 640x480, 60k Gaussians, 2 cores), the "
+            "face display all but stops; use backend cpu (or auto) for the display")
+
+
 def resolve_backend(name: str) -> str:
     """'auto' -> the first available of AUTO_ORDER; other names are returned checked (ValueError if unknown)."""
     if name != "auto":
