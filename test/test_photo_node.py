@@ -182,6 +182,11 @@ def test_a_photo_is_checked_within_the_robots_pixel_limit(tmp_path):
     Image.new("L", (16320, 12240), 128).save(tmp_path / "phone.jpg", "JPEG", quality=50)  # 2.3 MB, 0.4 s
     photo = read_photo(str(tmp_path / "phone.jpg"))
     assert (photo.width, photo.height) == (4080, 3060), photo.describe()
+    # the log line says the size is the decoded one ('sent huge.jpg (4000x4998 JPEG, 4853 KB)' read as the size of a
+    # file of 8000x9995; user17, s17)
+    assert "(4080x3060 JPEG decoded at 1/4 as the robot does, " in photo.describe(), photo.describe()
+    Image.new("L", (800, 600), 128).save(tmp_path / "small.jpg", "JPEG")
+    assert "decoded at" not in read_photo(str(tmp_path / "small.jpg")).describe()
     Image.new("1", (6000, 7000)).save(tmp_path / "scan.png", "PNG")  # 42 MP
     with pytest.raises(ValueError, match="6000x7000 = 42000000 pixels, above the limit of 40000000"):
         read_photo(str(tmp_path / "scan.png"))

@@ -150,10 +150,12 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
     return decode_with_format(data, max_pixels, fmt)[0]
 
 
-def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "") -> tuple[np.ndarray, str]:
+def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
+                       fmt: str = "") -> tuple[np.ndarray, str, int]:
     """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
-    lower case: "jpeg", "png", "webp", ..., "" when it names none), the header parsed once (photo_node sends the
-    format with the bytes; it parsed the header a second time for it, copying the file's bytes again).
+    lower case: "jpeg", "png", "webp", ..., "" when it names none; the reduction it was decoded at: 1, or 2, 4, 8 for
+    a JPEG above `max_pixels`), the header parsed once (photo_node sends the format with the bytes; it parsed the
+    header a second time for it, copying the file's bytes again).
 
     The one decode path for photo files and CompressedImage messages (Pillow):
     - the EXIF Orientation tag (1-8, JPEG APP1 or PNG eXIf) is applied (`PIL.ImageOps.exif_transpose`),
@@ -185,7 +187,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None, 
             raise ValueError("a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: "
                              "convert it to JPEG or PNG") from e
         raise ValueError("could not decode the compressed image (corrupt, truncated or not an image)") from e
-    kind, (w, h) = (im.format or "").lower(), im.size
+    kind, (w, h), factor = (im.format or "").lower(), im.size, 1
     if w <= 0 or h <= 0:
         raise ValueError(f"empty image ({w}x{h})")
     if max_pixels is not None and w * h > max_pixels:
@@ -204,7 +206,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None, 
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
-    return _pil_to_rgb8(upright), kind
+    return _pil_to_rgb8(upright), kind, factor
 
 
 # Brands of HEIF image files in an ISO-BMFF `ftyp` box (ISO/IEC 23008-12 Annex B; HEIC = HEVC-coded HEIF). Pillow

@@ -94,9 +94,13 @@ class Photo:
     format: str  # CompressedImage.format: "jpeg", "png", ...
     width: int
     height: int
+    reduced: int = 1  # the reduction the robot decodes it at (a JPEG above max_pixels: 2, 4 or 8)
 
     def describe(self) -> str:
-        return f"{self.path} ({self.width}x{self.height} {self.format.upper()}, {len(self.data) / 1024:.0f} KB)"
+        """The file for log lines. Its size is the robot's decoded size; a reduced JPEG says so: 'sent huge.jpg
+        (4000x4998 JPEG, 4853 KB)' read as the file's size, the file being 8000x9995 (user17, s17)."""
+        reduced = f" decoded at 1/{self.reduced} as the robot does" if self.reduced > 1 else ""
+        return f"{self.path} ({self.width}x{self.height} {self.format.upper()}{reduced}, {len(self.data) / 1024:.0f} KB)"
 
 
 def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
@@ -108,10 +112,10 @@ def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
     path = imageio.photo_file(path)
     data = imageio.read_file(path)
     try:
-        rgb, fmt = imageio.decode_with_format(data, max_pixels=max_pixels)
+        rgb, fmt, reduced = imageio.decode_with_format(data, max_pixels=max_pixels)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
-    return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]))
+    return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]), reduced)
 
 
 class PhotoNode(Node):
