@@ -214,6 +214,43 @@ def test_the_previous_codes_both_ways(codec):
     assert not np.allclose(ec.residual(x, r, codec), ec.residual(x, r, ec.CODEC_COMPACT))
 
 
+def test_the_v5_code_is_pinned():
+    """V5 (session 17) is what this build sends and what later builds must still read as this one does (as
+    PREVIOUS_CODES pins V4 and V3): the basis is pinned above, but not the rest of the layout. This input, with a
+    3 mm rest shift of low brows added, gives a code of this size and SHA-256 decoding to these values; the brows'
+    rest level is the first 6 bits after the steps (byte 17), and one level more moves the mesh by Layout.rest_step
+    (0.3 mm) times the rest column of low brows (y only), a negative level by the column of high brows. A change
+    of rest_bits, rest_step, the packing or the encoder's fit fails here: give the new layout a new codec id."""
+    import hashlib
+
+    v5 = ec.CODEC_LAPLACIAN_V5
+    u = ec.basis(v5)
+    x, r = _v3_pinned_input()
+    x[:lmk.NUM_MESH, 1] += (3e-3 * u[:, -2]).astype(np.float32)
+    code = ec.encode(x, r, codec=v5)
+    assert len(code) == 419 and hashlib.sha256(code).hexdigest() == \
+        "7c8d541bb6a2fc649895ee192e6f59644781743e825ccedd889fa53e9aa8d76b"
+    ex = ec.decode(code, codec=v5)[0]
+    for (v, ch), value in {(0, 0): -0.0027006263844668865, (13, 1): 0.0010160859674215317,
+                           (105, 1): 0.003567576641216874, (300, 2): 0.0007565440610051155,
+                           (472, 0): -0.00013679265975952148}.items():
+        assert ex[v, ch] == pytest.approx(value, abs=1e-9), (v, ch)
+    assert float(np.abs(ex).sum()) == pytest.approx(1.5740642547607422, rel=1e-6)
+    pos = 1 + 2 * len(ec._code_bands(v5))
+    assert pos == 17 and code[pos] & 0x3F == 11  # 3 mm / 0.3 mm, and the input's own 1
+
+    def with_level(level):
+        b = bytearray(code)
+        b[pos] = (code[pos] & 0xC0) | (level & 0x3F)
+        return ec.decode(bytes(b), codec=v5)[0].astype(np.float64)
+
+    base = with_level(0)
+    for level, column in ((12, u[:, -2]), (-5, u[:, -1])):
+        d = with_level(level) - base
+        np.testing.assert_allclose(d[:lmk.NUM_MESH, 1], level * 3e-4 * column, atol=1e-8)
+        assert np.all(d[:, [0, 2]] == 0.0) and np.all(d[lmk.NUM_MESH:] == 0.0)
+
+
 def test_quantiser_picks_the_step_with_the_smallest_error():
     """A block's largest value does not set the step for all of them (ec._quantise): on heavy-tailed values
     the chosen step errs less than max / qmax, and the levels stay in range."""
