@@ -492,8 +492,8 @@ def residual(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None,
 def encode(expression: np.ndarray, eyelid_ratios: np.ndarray | None = None, operator_basis=None,
            codec: int = CODEC_COMPACT) -> bytes:
     """[L, 3] float (L = 468 or 478), metres, and optionally [14] eyelid ratios (FaceControl.eyelid_ratios,
-    clipped to 0..2.55) -> code bytes of `codec` (one of COMPACT_CODECS; CODEC_LAPLACIAN_V3 for a receiver
-    not yet upgraded). The iris points (L = 478) are not coded: the code says L and decodes them as zero
+    clipped to 0..2.55) -> code bytes of `codec` (one of COMPACT_CODECS; CODEC_LAPLACIAN_V4 / _V3 for a
+    receiver not yet upgraded, which refuses V5 / V4). The iris points (L = 478) are not coded: the code says L and decodes them as zero
     offsets. With an `operator_basis` (core.operator_basis.OperatorBasis) the code also carries its id and the
     int8 coefficients of the residual on it (FLAG_OPERATOR_BASIS, OPERATOR_SECTION_BYTES + P bytes).
     ValueError for another shape, non-finite values or an unknown codec."""
