@@ -365,6 +365,52 @@ def test_a_stream_that_starts_mid_blink_does_not_keep_the_blink_in_the_neutral_e
     assert lid_gap(neutral) / lid_gap(face) > 0.99, lid_gap(neutral) / lid_gap(face)  # 0.92 with the old rule
 
 
+def test_a_stream_that_starts_mid_blink_keeps_the_operators_scale():
+    """The head frame's scale is set by the first frame's outer eye span (`facemesh.fit_head_frame`), and a blink
+    moves MediaPipe's eye corners: a stream whose first frame is mid-blink (lids shut, the outer corners 1.6 mm
+    further out each, as at sadtalker frame 24: span / rigid spread 1.036 x the clip's median) takes the span of
+    its open frames instead (`FaceTracker._open_eye_scale`), so its later frames have the canonical scale of a
+    stream that started with open eyes, within 1 % (old: 3.5 % smaller for the whole session, every expression
+    with it). A first frame with open lids keeps its own scale exactly (the avatar's photo: frame-0 consistency),
+    even where later frames' spans differ from it."""
+    from gaussian_head_ros.core import deform
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.tracking import _Face
+
+    face = _canonical_face()
+
+    def corners_out(x, m):  # the outer eye corners m metres further out each
+        x = x.copy()
+        x[lmk.OUTER_EYE[0], 0] -= m
+        x[lmk.OUTER_EYE[1], 0] += m
+        return x
+
+    blink = corners_out(face, 0.0016)
+    blink[deform.LID_UPPER] = blink[deform.LID_LOWER]  # lids shut
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    K = default_intrinsics(640, 480, 12.0)
+
+    def pixels(x):  # a frontal face ~0.6 m from the camera, 1900 px per metre, MediaPipe's z in pixel units
+        p = x * 1900.0 + np.array([320.0, 240.0, 0.0])
+        return _Face(p.astype(np.float32), (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()), 1.0)
+
+    def later_rigid_spread(first, later=face, kept=False):
+        with FaceTracker(TrackerConfig(lower_face_check=False, iris_model=False, fov_deg=12.0)) as tr:
+            for i, x in enumerate([first] + [later] * 20):
+                tr._detect = lambda rgb, x=x: [pixels(x)]
+                c = tr.process(rgb, int(i * 1e9 / 30), K)
+                if kept:
+                    assert tr._open_eye_scale() == 1.0
+        q = c.landmarks[list(lmk.RIGID_LANDMARKS)]
+        return float(np.sqrt(np.mean(np.sum((q - q.mean(0)) ** 2, axis=1))))
+
+    ratio = later_rigid_spread(blink) / later_rigid_spread(face)
+    assert abs(ratio - 1.0) < 0.01, ratio  # old rule (the first frame's span throughout): 0.965
+    # open lids on the first frame: its scale is kept although the later frames' spans are 1.5 % wider
+    later_rigid_spread(face, corners_out(face, 0.0007), kept=True)
+
+
 def test_the_open_lid_average_gives_the_first_frame_exactly_then_the_open_frames():
     """`OpenLidAverage`: its first frame alone gives that frame's value exactly (a self clip's frame 0 keeps the
     photo's lids); frames whose gap falls short of the 90th percentile by a few scales do not count; the stamps'

@@ -515,6 +515,12 @@ class OpenLidAverage:
         short = np.maximum(0.0, float(np.percentile(gaps, 90)) - gaps)
         return np.exp(-(short / self.scale) ** 2 - np.maximum(0.0, t.max() - t) / self.window_s)
 
+    def shortfall(self, gap: float) -> float:
+        """How far `gap` (openness, the units of `scale`) falls below the 90th percentile of the history now, >= 0;
+        0 before the first frame."""
+        m = min(self._n, self.HISTORY)
+        return max(0.0, float(np.percentile(self._gaps[:m], 90)) - float(gap)) if m else 0.0
+
     def add(self, t_s: float, gap: float, value: np.ndarray) -> np.ndarray:
         """Take in one frame (stamp seconds, openness in the units of `scale`, value of any fixed shape; a new shape
         starts over) -> the average now, the value's shape. A stamp earlier than the newest taken in (a looped bag) shifts

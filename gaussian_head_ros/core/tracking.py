@@ -20,7 +20,10 @@ them, and the landmarks are turned into the shared head frame:
   `core.expression.OpenLidAverage`), forgetting over `neutral_window_s` (`core.expression.NeutralEstimator`). It counts as
   calibrated after `neutral_frames` frames; `recalibrate()` starts a new one. Both are in metres of a
   canonical head whose outer eye corners are 0.09 m apart, so the displacements fit another person's
-  template of the same scale.
+  template of the same scale: the first frame's span (the photo's rule, `facemesh.fit_head_frame`), unless its
+  lids were shut (a blink moves MediaPipe's eye corners): then the span of the operator's open frames, over the
+  rigid landmarks' spread (`FaceTracker._open_eye_scale`; a stream started mid-blink was 3.5-6 % smaller for the
+  whole session, sadtalker from frame 24: every later expression 6 % smaller, the mouth 3.4 mm narrower).
 - mouth_open: (inner-lip gap + JAW_WEIGHT x the jaw's drop below neutral) / inter-ocular distance.
   The lip gap alone misses a jaw that opens behind nearly closed lips and counts parted lips of a
   smile as an open mouth; the jaw term makes it follow the jaw (MediaPipe's jawOpen).
@@ -96,6 +99,9 @@ UNIT_RADIAN, UNIT_METRE, UNIT_MOUTH, UNIT_BLENDSHAPE = 0.5, 0.05, 0.5, 1.0
 # eyelid ratios' open level (`OpenLidAverage`), in log units of the picture's gap / eye width (a relative shortfall;
 # the neutral eyes' 1.5 mm of a ~10 mm 3D gap is 0.15)
 LID_LEVEL_SCALE = 0.15
+# A first frame's lids this far (log units, twice LID_LEVEL_SCALE: 0.74 of the widest) below the operator's usual
+# widest keep its eye span for the head frame's scale; twice as far, the open frames' (`FaceTracker._open_eye_scale`)
+OPEN_FIRST_SHORTFALL = 0.3
 UNIT_LID = 1.0  # eyelid ratio (1 = the neutral gap; a blink runs 1 -> ~0.2 -> 1 in ~0.2-0.3 s)
 
 
@@ -258,8 +264,10 @@ class FaceTracker:
 
     @property
     def neutral(self) -> np.ndarray | None:
-        """[478, 3] the operator's neutral face, head frame, metres (None before the first face)."""
-        return self._neutral.neutral
+        """[478, 3] the operator's neutral face, head frame, metres (None before the first face): the controls'
+        landmarks minus their expression."""
+        n = self._neutral.neutral
+        return None if n is None else n * self._open_eye_scale()
 
     @property
     def blendshape_names(self) -> list[str]:
@@ -422,11 +430,18 @@ class FaceTracker:
         # front, over the operator's open lids in the same terms (module notes; the first frame reads 1 exactly),
         # judged open by the centre pairs' mean, in log units (LID_LEVEL_SCALE)
         seen = deform.seen_eyelid_ratios(p, neutral, rot) * deform.flat_eyelid_ratios(neutral)
+        openness = math.log(max(float(np.mean(seen[list(deform.LID_MID)])), 1e-6))
+        # the frame's outer eye span over its rigid landmarks' spread (pixels; pose- and distance-free): averaged with
+        # the lids, over the open frames, for the head frame's scale (`_open_eye_scale`)
+        span = float(np.linalg.norm(p[lmk.OUTER_EYE[1]] - p[lmk.OUTER_EYE[0]]) / max(_spread(p[RIGID]), 1e-9))
         if first:
             self._lid_level.reset()
+            self._first_span = (span, openness)
         if first or learn_neutral or self._lid_level.mean is None:
-            self._lid_level.add(t_s, math.log(max(float(np.mean(seen[list(deform.LID_MID)])), 1e-6)), seen)
-        lid_ratios = seen / np.clip(self._lid_level.mean, 1e-6, None)
+            self._lid_level.add(t_s, openness, np.append(seen, span))
+        lid_ratios = seen / np.clip(self._lid_level.mean[:-1], 1e-6, None)
+        k = self._open_eye_scale()  # the first frame's scale, taken from the open frames' eye span if its lids were shut
+        canonical, neutral, trans = canonical * k, neutral * k, trans * k
         lids_now = lid_ratios[list(deform.LID_MID)]
         gaze = eyes.conjugate_gaze(measured, self._gaze_held, self._vergence, lids_now)
         gaze = eyes.held_gaze(gaze, self._gaze_held, lids_now)
@@ -463,6 +478,21 @@ class FaceTracker:
             gaze=gaze.reshape(2, 2).astype(np.float32),
             eyelid_ratios=np.asarray(lid_ratios, np.float32))
 
+    def _open_eye_scale(self) -> float:
+        """The factor that takes the head frame's metres as the first frame set them (`facemesh.fit_head_frame`:
+        its outer eye corners CANONICAL_EYE_SPAN apart) to the metres the operator's open eyes give: a blink moves
+        MediaPipe's eye corners (sadtalker frame 24, mid-blink: eye span / rigid spread 1.036 x the clip's median;
+        tpsmm 21 1.045, lp_d18 95 1.025), and a stream started there kept every canonical landmark and expression
+        of the session 3.5-6 % smaller (sadtalker's mouth 3.4 mm narrower than from frame 0). The factor is
+        (first frame's span / the open frames' span)^w, spans over the rigid spread (`OpenLidAverage`'s open
+        frames, with the lid level), w = 0 while the first frame's lids fall short of the operator's usual widest
+        by <= OPEN_FIRST_SHORTFALL (log units; a first frame with open eyes, the avatar's photo, keeps its scale
+        exactly: frame-0 consistency), rising to 1 over another OPEN_FIRST_SHORTFALL (shut: 1.1-1.2 short).
+        1 on the first frame."""
+        span0, open0 = self._first_span
+        w = min(1.0, max(0.0, self._lid_level.shortfall(open0) / OPEN_FIRST_SHORTFALL - 1.0))
+        return float((span0 / self._lid_level.mean[-1]) ** w) if w > 0 else 1.0
+
     # ------------------------------------------------------------------------------------------------
     def _make_filters(self) -> None:
         fc = self.config.filter_config()
@@ -494,6 +524,11 @@ class FaceTracker:
         if getattr(self, "_lower", None) is not None:
             self._lower.reset()
         self._reset_filters()
+
+
+def _spread(q: np.ndarray) -> float:
+    """[n, 3] points -> RMS distance from their centroid (their units)."""
+    return float(np.sqrt(np.mean(np.sum((q - q.mean(0)) ** 2, axis=1))))
 
 
 def _area(b) -> float:
