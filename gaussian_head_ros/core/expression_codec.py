@@ -256,7 +256,6 @@ def _basis_and_projectors(codec: int = CODEC_COMPACT) -> tuple[np.ndarray, tuple
     groups = [_modes(), _columns(UPPER_LIDS), _columns(edge_points())]
     if layout.brow_bits:
         groups.append(_columns(BROWS))
-    brow_rows = np.arange(sum(g.shape[1] for g in groups[:3]), sum(g.shape[1] for g in groups))
     if layout.rest_bits:  # y of the rest shifts of low brows lifted, high brows lowered (a brow 1 down each)
         groups.append(np.stack([template_brow_shift(lifted)[:, 1] for lifted in (True, False)], 1))
     u = np.concatenate(groups, 1)
@@ -272,7 +271,7 @@ def _basis_and_projectors(codec: int = CODEC_COMPACT) -> tuple[np.ndarray, tuple
                 uc = u[:, rows]
                 ridge = np.zeros(len(rows))  # the brow columns, while the modes are still to fit, cost brow_ridge
                 if bands[s][0] < NUM_MODES:
-                    ridge[np.isin(rows, brow_rows)] = layout.brow_ridge
+                    ridge[np.isin(rows, _brow_rows(codec))] = layout.brow_ridge
                 # the smallest Euclidean landmark error (+ the ridge on the brow columns)
                 p[rows] = np.linalg.solve(uc.T @ uc + np.diag(ridge), uc.T)
             p.setflags(write=False)
@@ -299,8 +298,7 @@ def _rest_projectors(codec: int) -> np.ndarray:
     u = basis(codec)
     rest = u.shape[1] - 2 + np.arange(2)
     rows = np.concatenate([np.arange(a, b) for a, b, _, chs in _code_bands(codec) if 1 in chs])
-    ridge = np.where((rows >= NUM_MODES + len(UPPER_LIDS) + len(edge_points())) & (rows < rest[0]),
-                     LAYOUTS[codec].brow_ridge, 0.0)
+    ridge = np.where(np.isin(rows, _brow_rows(codec)), LAYOUTS[codec].brow_ridge, 0.0)
     out = []
     for r in rest:
         uc = u[:, np.concatenate([[r], rows])]
@@ -328,10 +326,19 @@ def _code_bands(codec: int = CODEC_COMPACT) -> tuple:
     columns over x, y. V5's brow-rest level (fixed step) comes before them and is no block."""
     layout = LAYOUTS[codec]
     k, lids, e = NUM_MODES, len(UPPER_LIDS), len(edge_points())
-    b0 = k + lids + e  # the brow columns follow the oval's
-    brows = ((b0, b0 + len(BROWS), layout.brow_bits, layout.brow_channels),) if layout.brow_bits else ()
+    b = _brow_rows(codec)
+    brows = ((int(b[0]), int(b[-1]) + 1, layout.brow_bits, layout.brow_channels),) if b.size else ()
     return (tuple(layout.bands) + brows
             + ((k, k + lids, layout.lid_bits, XYZ), (k + lids, k + lids + e, layout.edge_bits, XY)))
+
+
+def _brow_rows(codec: int) -> np.ndarray:
+    """[20] int64 for V4 and V5, [0] for V3: the basis rows of `codec`'s brow columns (one per BROWS point), which
+    follow the modes', the lids' and the oval's (`_basis_and_projectors`' column order)."""
+    if not LAYOUTS[codec].brow_bits:
+        return np.zeros(0, np.int64)
+    b0 = NUM_MODES + len(UPPER_LIDS) + len(edge_points())
+    return np.arange(b0, b0 + len(BROWS))
 
 
 def code_size(eyelid_ratios: bool = True, irises: bool = True, codec: int = CODEC_COMPACT) -> int:
