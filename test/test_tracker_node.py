@@ -2,6 +2,7 @@
 out with the same stamps; no-face, mono8 and bgr8 frames; re-calibration; never queues frames; diagnostics;
 parameter validation."""
 
+import re
 import time
 
 import numpy as np
@@ -392,6 +393,47 @@ def test_parameters_are_validated(io, tracker_proc):
     assert "not a .task file" in set_param("model_path", str(shared("portraits", "obama_official.jpg"))).reason
     assert set_param("filter_min_cutoff", 1.5).successful
     assert tracker_proc.alive()
+
+
+
+def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
+    """Frames that stop coming after they came (a driver that died, a camera unplugged): a warning naming the
+    topic NO_FRAMES_SAY_S after the last frame, /diagnostics says for how long, and their return is said. Before
+    (user18, s18): the log said nothing, and /diagnostics said 'no camera frames in the last 2 s' with the state
+    'tracking' minutes after the camera stopped."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.nodes.tracker_node import NO_FRAMES_SAY_S
+
+    node, _, _, _, diags = io
+    stamp = STAMP0 + 600 * 33_333_333
+    assert _exchange(io, _image(clip[40].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
+    stopped = lambda: [ln for ln in tracker_proc.output().splitlines()  # noqa: E731
+                       if "camera frames stopped on /camera/image_raw" in ln]
+    back = lambda: re.findall(r"camera frames on /camera/image_raw again, after (\d+) s without",  # noqa: E731
+                              tracker_proc.output())
+    n0, b0 = len(stopped()), len(back())
+    assert spin_until(node, lambda: len(stopped()) > n0, NO_FRAMES_SAY_S + 30), tracker_proc.output()[-3000:]
+    gap = re.search(r"the last one came (\d+) s ago \(1 publishers\)", stopped()[-1])
+    assert gap and int(gap.group(1)) >= NO_FRAMES_SAY_S, stopped()[-1]
+
+    def tracker_status():
+        for arr in reversed(diags):
+            for s in arr.status:
+                if s.name.startswith("tracker_node"):
+                    return s
+        return None
+
+    diags.clear()
+    assert spin_until(node, lambda: tracker_status() is not None, 30)
+    s = tracker_status()
+    assert s.message.startswith("no camera frames on /camera/image_raw for "), s.message
+    assert float(s.message.split(" for ")[1].rstrip(" s")) >= NO_FRAMES_SAY_S, s.message
+    assert {kv.key: kv.value for kv in s.values}["state"] == "waiting for frames"
+    stamp += 33_333_333
+    assert _exchange(io, _image(clip[41].rgb, stamp), stamp) is not None
+    assert spin_until(node, lambda: len(back()) > b0, 30), tracker_proc.output()[-3000:]
+    assert int(back()[-1]) >= NO_FRAMES_SAY_S, back()
 
 
 def test_recalibrate_falls_back_to_the_topic_when_std_srvs_cannot_load(rclpy_context, tmp_path):

@@ -78,6 +78,9 @@ BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber 
 ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 # No camera frame yet: said in the log this long after the tracker is ready, then again every NO_FRAMES_AGAIN_S
 # (the state on /diagnostics alone left a camera driver on another topic, usb_cam's `image_raw`, unnoticed).
+# Frames that stop coming (a driver that died, a camera unplugged) are said this long after the last one, the same
+# way, and their return once (before: nothing in the log, and /diagnostics said 'no camera frames in the last 2 s'
+# minutes later; user18, s18).
 NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
 
 TRACKER_SETTINGS = settings(TrackerConfig)
@@ -188,7 +191,13 @@ class TrackerNode(Node):
         if self._latest.put((msg, stamp, time.monotonic())):
             with self._lock:
                 self.counts["dropped"] += 1
-        self._last_frame_time = time.monotonic()
+        now = time.monotonic()
+        if self._no_frames_said:  # the frames were said to be missing: say that they came
+            self._no_frames_said = 0.0
+            since = now - (self._last_frame_time or self._ready_at or now)
+            self.get_logger().info(f"camera frames on {self.image_topic} again, after {since:.0f} s without"
+                                   if self._last_frame_time else f"camera frames arriving on {self.image_topic}")
+        self._last_frame_time = now
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:  # all zeros = uncalibrated: fine, P or fov_deg is used
@@ -412,11 +421,23 @@ class TrackerNode(Node):
     # diagnostics
 
     def _say_if_no_frames(self, now: float) -> None:
-        """A warning, NO_FRAMES_SAY_S after the tracker is ready and every NO_FRAMES_AGAIN_S after, while no camera
-        frame has come: the topic listened to, its publishers, and the other Image topics on the graph (a driver
-        publishing `/image_raw` or `/usb_cam/image_raw` is one remapping away)."""
-        if self.counts["received"] or self._ready_at is None or now - self._ready_at < NO_FRAMES_SAY_S \
-                or (self._no_frames_said and now - self._no_frames_said < NO_FRAMES_AGAIN_S):
+        """A warning while no camera frame comes, again every NO_FRAMES_AGAIN_S (`_on_image` says when they come):
+        - none came yet, NO_FRAMES_SAY_S after the tracker is ready: the topic listened to, its publishers, and the
+          other Image topics on the graph (a driver publishing `/image_raw` or `/usb_cam/image_raw` is one remapping
+          away);
+        - frames came and stopped, NO_FRAMES_SAY_S after the last one: the topic, its publishers, how long ago."""
+        if self._ready_at is None or (self._no_frames_said and now - self._no_frames_said < NO_FRAMES_AGAIN_S):
+            return
+        if self._last_frame_time:
+            gap = now - self._last_frame_time
+            if gap >= NO_FRAMES_SAY_S:
+                self._no_frames_said = now
+                self.get_logger().warning(
+                    f"camera frames stopped on {self.image_topic}: the last one came {gap:.0f} s ago "
+                    f"({self.count_publishers(self.image_topic)} publishers); no face_control is sent until they "
+                    f"come back (render nodes play their idle animation meanwhile)")
+            return
+        if now - self._ready_at < NO_FRAMES_SAY_S:
             return
         self._no_frames_said = now
         publishers = self.count_publishers(self.image_topic)
@@ -444,7 +465,9 @@ class TrackerNode(Node):
         elif self.model_error:
             level, message = DiagnosticStatus.WARN, self.model_error
         elif stale:
-            level, message = DiagnosticStatus.WARN, "no camera frames in the last 2 s"
+            level, message = DiagnosticStatus.WARN, (
+                f"no camera frames on {self.image_topic} for {now - self._last_frame_time:.0f} s"
+                if self._last_frame_time else f"no camera frames on {self.image_topic} yet")
         elif self.state != "tracking":
             level, message = DiagnosticStatus.WARN, self.state
         else:
@@ -453,7 +476,7 @@ class TrackerNode(Node):
         t_prev, received_prev = self._prev_received
         self._prev_received = (now, c["received"])
         values = {
-            "state": self.state,
+            "state": "waiting for frames" if stale and self.state in ("tracking", "no face in view") else self.state,
             "input_rate_hz": f"{(c['received'] - received_prev) / max(now - t_prev, 1e-3):.1f}",
             "processed_rate_hz": f"{display_rate([w[0] for w in recent], now):.1f}",
             "processing_ms_mean": f"{np.mean(busy):.2f}" if busy else "",
