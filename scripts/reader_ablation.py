@@ -2,6 +2,7 @@
 """Which part of the control makes a reader group's r on a (portrait, clip) pair (issue 11).
 
     python scripts/reader_ablation.py PORTRAIT:CLIP [...] [--group brow|pitch|...] [--frames 60] [--out FILE.jsonl]
+                                      [--regions]
 
 PORTRAIT is a ../shared portrait file name or `self` (the clip's frame 0, rendered with the source camera's
 perspective as `gaussian-head eval` does); CLIP a ../shared driving clip stem. The avatar (mesh_fit) is driven
@@ -31,6 +32,21 @@ operator's head does); yaw, lp_s9_monalisa.jpg:tpsmm_driving full 0.60, pose onl
 face: the reader's yaw there nets a ~2.5 deg turn against a ~2.3 deg line-of-sight shift, and the avatar's turn is
 read at another balance); yaw, obama_official.jpg:lp_d18 full 0.77, pose only 0.96, pose held std 0.18 at r
 -0.63, brows only 0.04, eyes only 0.06 (the mouth).
+
+--regions (blendshape groups only) takes the reader's own reading apart by where on the face it comes from. The
+reader scores its blendshapes from its landmarks alone (core/reader.BlendshapeModel), so per stream (driver and
+`full` render) and frame, the stream's first landmarks are carried onto the frame by the 2D similarity that fits
+the rigid landmarks (landmarks.RIGID_LANDMARKS), and each region's share is the group's score with that region's
+landmarks taken from the frame minus the carried rest's score (`region_shares`; regions: `landmark_regions`).
+Printed per region: its covariance with the driver's series per driver standard deviation (score units; the
+regions' shares add up to about the stream's own, the model is not linear) and its r. Measured (e2157a4, lp_d18,
+60 frames): the driver brows +0.129, lip corners +0.027, upper lip -0.049, lower lip +0.021, face oval -0.022, eyes
+-0.015 (its whole series: std 0.097); renders: obama_speech.jpg brows +0.016, upper lip -0.135, face oval -0.026
+(r -0.62), lp_s9_monalisa.jpg brows +0.024, upper lip -0.077 (r -0.43), astronaut_eileen_collins.png brows +0.003,
+upper lip -0.067 (r +0.18), business_person.png brows +0.059, upper lip -0.092 (r +0.87), self brows +0.082, upper
+lip -0.077 (r +0.91). So the lp_d18 crosses that read the brow backwards are not brows moving the wrong way (the
+avatar's brows move as the operator's, 0.31 mm std, and every render's brow landmarks add to r): the reader reads
+brows from the lips as well, and on those faces the avatar's opening mouth outweighs what it sees of the brows.
 """
 
 from __future__ import annotations
@@ -87,8 +103,71 @@ def _value(frame, group: str) -> float:
 ABLATIONS = ("full", "pose held", "brows only", "no brows", "eyes only", "pose only")
 
 
-def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str) -> dict:
-    """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series}."""
+def landmark_regions() -> dict[str, np.ndarray]:
+    """The reader's 478 landmarks in disjoint regions -> {name: [K] int64 indices}: brows (landmarks.BROW_R/L),
+    eyes (contours, irises and their centres), lip corners (outer and inner), upper lip (landmarks.LIPS but the
+    corners and the lower lip's), lower lip (LIP_LOWER_INNER + LIP_LOWER_OUTER), face oval (MediaPipe's
+    FACEMESH_FACE_OVAL), rest (the others: nose, cheeks, forehead, chin)."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
+
+    from gaussian_head_ros.core import landmarks as lmk
+
+    lower = set(lmk.LIP_LOWER_INNER + lmk.LIP_LOWER_OUTER)
+    corners = {lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L, lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN}
+    parts = {"brows": set(lmk.BROW_R + lmk.BROW_L),
+             "eyes": set(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + lmk.IRIS_R + lmk.IRIS_L)
+             | {lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L},
+             "lip corners": corners, "upper lip": set(lmk.LIPS) - lower - corners, "lower lip": lower,
+             "face oval": {i for edge in FACEMESH_FACE_OVAL for i in edge}}
+    if sum(len(v) for v in parts.values()) != len(set().union(*parts.values())):
+        raise ValueError("landmark regions overlap")
+    parts["rest"] = set(range(lmk.NUM_LANDMARKS)) - set().union(*parts.values())
+    return {k: np.array(sorted(v), np.int64) for k, v in parts.items()}
+
+
+def region_shares(landmarks_px: np.ndarray, size: tuple[int, int], group: str, model) -> dict[str, np.ndarray]:
+    """[T, 478, 2+] one stream's reader landmarks (pixels, frames in order; the first is the rest), the image's
+    (width, height), a blendshape group (core/reader.GROUPS) and a core/reader.BlendshapeModel -> {region: [T] the
+    group's score with that region's landmarks from frame t on the rest carried onto frame t, minus the carried
+    rest's own score}. The carrying: the least-squares 2D similarity (tracking.similarity_fit with z = 0) of the
+    rest's landmarks.RIGID_LANDMARKS onto frame t's."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.reader import blendshape_groups
+    from gaussian_head_ros.core.tracking import similarity_fit
+
+    x = np.zeros(np.shape(landmarks_px)[:2] + (3,))
+    x[..., :2] = np.asarray(landmarks_px, np.float64)[..., :2]
+    rigid = list(lmk.RIGID_LANDMARKS)
+    regions = landmark_regions()
+    score = lambda p: blendshape_groups(model.scores(p, size))[group]
+    out = {k: np.zeros(len(x)) for k in regions}
+    for t, xt in enumerate(x):
+        s, rot, tr, _ = similarity_fit(x[0, rigid], xt[rigid])
+        rest = s * x[0] @ rot.T + tr
+        base = score(rest)
+        for k, idx in regions.items():
+            p = rest.copy()
+            p[idx] = xt[idx]
+            out[k][t] = score(p) - base
+    return out
+
+
+def region_table(driver: np.ndarray, shares: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """[T] the driver's group series, `region_shares` of a stream -> {region: (covariance with the driver's series
+    per driver standard deviation, score units; r, NaN where the share does not move)}."""
+    d = np.asarray(driver, np.float64)
+    z = (d - d.mean()) / max(float(d.std()), 1e-12)
+    out = {}
+    for k, v in shares.items():
+        v = np.asarray(v, np.float64)
+        r = float(np.corrcoef(d, v)[0, 1]) if v.std() > 0 else float("nan")
+        out[k] = (round(float(np.mean((v - v.mean()) * z)), 4), round(r, 3))
+    return out
+
+
+def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False) -> dict:
+    """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series} (+ regions: {stream: {region:
+    (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render)."""
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import render_control, source_intrinsics
     from gaussian_head_ros.core.expression import forehead_points
@@ -115,7 +194,7 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
             c = tracker.process(f.rgb, f.stamp_ns, K)
             if c is not None and c.face_detected:
                 r = reader.read(f.rgb, f.stamp_ns)
-                controls.append((f.stamp_ns, c, _value(r, group)))
+                controls.append((f.stamp_ns, c, _value(r, group), None if r is None else r.landmarks_px))
     if not controls:
         raise ValueError(f"no face tracked in {clip}")
     held = (controls[0][1].rotation.copy(), controls[0][1].translation.copy())
@@ -123,21 +202,33 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
     forehead = np.zeros(len(c0.expression), bool)
     forehead[forehead_points(np.asarray(c0.landmarks) - np.asarray(c0.expression))] = True
     drv = np.array([x[2] for x in controls])
+    seen = {"driver": [x[3] for x in controls]}
     out = {"pair": f"{portrait}:{clip}", "group": group, "frames": len(controls),
            "std_driver": round(float(np.nanstd(drv)), 4), "r": {}, "std": {}, "series": {"driver": drv.tolist()}}
     for name in ABLATIONS:
         series = []
         with FaceReader(reader_model) as reader:  # a fresh reader per ablation (video mode tracks across frames)
-            for stamp, c, _ in controls:
+            for stamp, c, _, _ in controls:
                 img = render_control(driver, ablate(name, c, held, forehead), K, w, h).image
                 r = reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), stamp)
                 series.append(_value(r, group))
+                if name == "full":
+                    seen.setdefault("render", []).append(None if r is None else r.landmarks_px)
         s = np.array(series)
         ok = np.isfinite(s) & np.isfinite(drv)
         good = ok.sum() > 2 and np.std(s[ok]) > 0 and np.std(drv[ok]) > 0
         out["r"][name] = round(float(np.corrcoef(drv[ok], s[ok])[0, 1]), 3) if good else None
         out["std"][name] = round(float(np.nanstd(s)), 4)
         out["series"][name] = s.tolist()
+    if regions:
+        from gaussian_head_ros.core.reader import BlendshapeModel
+
+        both = [i for i in range(len(controls)) if seen["driver"][i] is not None and seen["render"][i] is not None]
+        out["regions"] = {}
+        with BlendshapeModel(reader_model) as model:
+            for stream, px in seen.items():
+                shares = region_shares(np.stack([px[i] for i in both]), (w, h), group, model)
+                out["regions"][stream] = region_table(drv[both], shares)
     return out
 
 
@@ -148,11 +239,15 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=60, help="frames per clip (0 = all)")
     ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
     ap.add_argument("--out", default="", help="append each pair's JSON line (with the series) to this file")
+    ap.add_argument("--regions", action="store_true", help="take the reader's group apart by landmark region on the "
+                    "driver and the full render (region_shares; blendshape groups only)")
     a = ap.parse_args(argv)
     from gaussian_head_ros.core.reader import ANGLES, GROUPS
 
     if a.group not in GROUPS + ANGLES:
         ap.error(f"--group must be one of {', '.join(GROUPS + ANGLES)}")
+    if a.regions and a.group not in GROUPS:
+        ap.error("--regions takes a blendshape group (the reader's head angles do not come from its blendshapes)")
     if not DATA.is_dir():
         print(f"no data folder {DATA}", file=sys.stderr)
         return 2
@@ -161,10 +256,13 @@ def main(argv=None) -> int:
         portrait, _, clip = spec.partition(":")
         if not clip:
             ap.error(f"pair {spec!r}: expected PORTRAIT:CLIP")
-        res = run_pair(portrait, clip, a.group, a.frames, a.reader)
+        res = run_pair(portrait, clip, a.group, a.frames, a.reader, a.regions)
         cells = [f"{'  –  ' if res['r'][n] is None else format(res['r'][n], '+.2f')} / {res['std'][n]:.3f}".rjust(16)
                  for n in ABLATIONS]
         print(res["pair"][:44].ljust(44), f"{res['std_driver']:.3f}  ", "  ".join(cells), flush=True)
+        for stream, table in res.get("regions", {}).items():
+            print(f"  regions, {stream}:".ljust(24), "  ".join(f"{k} {c:+.3f} ({r:+.2f})" for k, (c, r) in table.items()),
+                  "   (cov per driver sd (r))", flush=True)
         if a.out:
             with open(a.out, "a") as f:
                 f.write(json.dumps(res) + "\n")
