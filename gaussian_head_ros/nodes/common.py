@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from typing import NoReturn
 
 import rclpy
 import rclpy.logging
@@ -324,7 +325,7 @@ def ignore_further_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def end_process(code: int = 0):
+def end_process(code: int = 0) -> NoReturn:
     """End a node executable once its nodes are destroyed and rclpy is shut down: release the ROS
     context (the DDS participant leaves the graph), run the atexit handlers (logging flushes), flush
     stdout/stderr, and skip the interpreter's own finalization, which takes 1.5-3 s with torch,
@@ -374,7 +375,7 @@ def start_process(args=None, blas_threads: int = 1) -> str:
     return dds
 
 
-def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
+def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> NoReturn:
     """main() of a node executable: `start_process`, then `run_nodes` with the one node (it logs the DDS profile
     line): spun (multi-threaded when threads > 0) until Ctrl-C or shutdown, destroyed, the process ended
     (end_process: never returns)."""
@@ -387,7 +388,7 @@ def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> int:
     run_nodes(make, threads)
 
 
-def run_nodes(make_nodes, threads: int = 0) -> None:
+def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     """The life of a node process after `start_process` (`run`, and avatar_pipeline with several nodes in one
     process): make_nodes(nodes) makes the process's nodes, appending each to the list `nodes` as it is made;
     they spin until Ctrl-C or shutdown (one node with threads 0: rclpy.spin; else a MultiThreadedExecutor of

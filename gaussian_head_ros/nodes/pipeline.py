@@ -65,6 +65,8 @@ def default_params_file() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """avatar_pipeline: 2 when the parameters file is missing (bin/avatar_pipeline exits with it); otherwise the
+    nodes run until Ctrl-C or shutdown and the process ends there (common.run_nodes never returns)."""
     args, ros_args = parse_args(list(sys.argv[1:] if argv is None else argv))
     params_file = args.params_file or default_params_file()
     if not os.path.isfile(params_file):
