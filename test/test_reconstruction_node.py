@@ -604,7 +604,7 @@ def test_a_checkpoint_reloaded_from_the_same_path_is_another_model(rclpy_context
     assert rc in (0, -2, 130), proc.output()
 
 
-def test_the_reconstructor_key_is_the_checkpoint_content_not_its_path(tmp_path):
+def test_the_reconstructor_key_is_the_checkpoint_content_not_its_path(tmp_path, monkeypatch):
     """`ros2 param set .../reconstruction_node checkpoint <the same path>` after training wrote a new checkpoint there
     reloads the model; the "unchanged" key held the path only, so the same photo was answered "unchanged" with the
     old model's avatar (review16, s16). The key holds the checkpoint's SHA-256: same size and mtime, other bytes,
@@ -623,6 +623,14 @@ def test_the_reconstructor_key_is_the_checkpoint_content_not_its_path(tmp_path):
     assert reconstructor_key("rar", checkpoint=str(ckpt), device="cpu") != before
     assert reconstructor_key("rar", checkpoint=str(ckpt), device="cuda") != reconstructor_key("rar", checkpoint=str(ckpt), device="cpu")
     assert reconstructor_key("mesh_fit", preset="fast") != reconstructor_key("mesh_fit", preset="default")
+    # the digest is the file's SHA-256 (hashlib.file_digest since session 18; a hand-written 1 MiB block loop before),
+    # across block boundaries and with `~` expanded
+    import hashlib
+
+    big = (b"0123456789abcdef" * 200_000)[:3_000_017]  # 2.9 MiB, not a whole number of blocks
+    ckpt.write_bytes(big)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert f"checkpoint sha256 {hashlib.sha256(big).hexdigest()}\n" in reconstructor_key("rar", checkpoint="~/model.pt")
 
 
 def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):

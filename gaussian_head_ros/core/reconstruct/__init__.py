@@ -81,11 +81,9 @@ def _code_digest() -> str:
 
 
 def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
+    """Hex SHA-256 of the file at `path` (`~` expanded), read in blocks. Raises OSError when it cannot be read."""
     with open(Path(path).expanduser(), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def reconstructor_key(name: str, **options) -> str:
