@@ -427,6 +427,27 @@ def test_the_open_lid_average_gives_the_first_frame_exactly_then_the_open_frames
     assert old.add(10.0, 0.010, np.array([0.0]))[0] < 1e-4  # 10 windows later the first frame is forgotten
 
 
+def test_the_open_lid_averages_level_is_the_historys_percentile_after_every_frame():
+    """`OpenLidAverage.shortfall` (the tracker's `_open_eye_scale`, every frame) takes the history's 90th percentile
+    that `add` computed for the same frame (kept once per frame since session 18: it was computed twice, ~100 us a
+    frame at load 8); after each add, past the ring's wrap and after a reset it is the percentile of the history as it
+    is then, never a stale one."""
+    from gaussian_head_ros.core.expression import OpenLidAverage
+
+    rng = np.random.default_rng(1)
+    avg = OpenLidAverage(window_s=20.0, scale=0.0015)
+    assert avg.shortfall(0.003) == 0.0  # before the first frame
+    gaps = rng.uniform(0.002, 0.012, avg.HISTORY + 50)
+    for i, g in enumerate(gaps):
+        avg.add(i / 30, g, np.array([g]))
+        seen = gaps[max(0, i + 1 - avg.HISTORY):i + 1]
+        if i % 97 == 0 or i >= avg.HISTORY - 2:
+            assert avg.shortfall(0.004) == max(0.0, float(np.percentile(seen, 90)) - 0.004), i
+    avg.reset()
+    avg.add(0.0, 0.005, np.array([1.0]))
+    assert avg.shortfall(0.003) == 0.005 - 0.003 and avg.shortfall(0.006) == 0.0
+
+
 def test_the_open_lid_average_takes_a_stamp_jump_back_as_no_time():
     """A looped or replayed stream's stamps go back (`ros2 bag play --loop`): the frames after the jump are the
     newest, not frames older than every remembered one (review16, s16: with the stamps kept, a 60 s loop's new

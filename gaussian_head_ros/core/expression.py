@@ -506,20 +506,31 @@ class OpenLidAverage:
         self._gaps = np.zeros(self.HISTORY)  # openness (`add`)
         self._values: np.ndarray | None = None  # [HISTORY, D] the values, flattened
         self._n = 0  # frames taken in (the ring's next slot is _n % HISTORY)
+        self._level: float | None = None  # the openness' 90th percentile over the history (`open_level`), once per add
         self.mean: np.ndarray | None = None  # the weighted average, the values' shape; None before the first
 
     def weights(self) -> np.ndarray:
         """[min(n, HISTORY)] each remembered frame's weight now (in the ring's order; not normalised)."""
         m = min(self._n, self.HISTORY)
         gaps, t = self._gaps[:m], self._t[:m]
-        short = np.maximum(0.0, float(np.percentile(gaps, 90)) - gaps)
+        short = np.maximum(0.0, self.open_level() - gaps)
         return np.exp(-(short / self.scale) ** 2 - np.maximum(0.0, t.max() - t) / self.window_s)
+
+    def open_level(self) -> float:
+        """The 90th percentile of the openness in the history now (the units of `scale`): the operator's usual widest.
+        Computed once per frame taken in (`add` and the tracker's `shortfall` in the same frame share it: a percentile
+        of up to HISTORY values, ~20 us). ValueError before the first frame."""
+        if self._level is None:
+            m = min(self._n, self.HISTORY)
+            if not m:
+                raise ValueError("no frame taken in yet")
+            self._level = float(np.percentile(self._gaps[:m], 90))
+        return self._level
 
     def shortfall(self, gap: float) -> float:
         """How far `gap` (openness, the units of `scale`) falls below the 90th percentile of the history now, >= 0;
         0 before the first frame."""
-        m = min(self._n, self.HISTORY)
-        return max(0.0, float(np.percentile(self._gaps[:m], 90)) - float(gap)) if m else 0.0
+        return max(0.0, self.open_level() - float(gap)) if self._n else 0.0
 
     def add(self, t_s: float, gap: float, value: np.ndarray) -> np.ndarray:
         """Take in one frame (stamp seconds, openness in the units of `scale`, value of any fixed shape; a new shape
@@ -536,6 +547,7 @@ class OpenLidAverage:
         k = self._n % self.HISTORY
         self._t[k], self._gaps[k], self._values[k] = float(t_s), float(gap), v.ravel()
         self._n += 1
+        self._level = None  # the history changed
         w = self.weights()
         if not w.sum() > 1e-300:  # every frame forgotten or far from open: the newest alone
             w = np.zeros_like(w)
