@@ -871,6 +871,45 @@ def test_corrupt_cache_is_said_and_ignored(rclpy_context, tmp_path):
     assert rc in (0, -2, 130), proc.output()
 
 
+def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context, tmp_path):
+    """avatar_cache.write raises ValueError for a note over MAX_NOTE_BYTES (the note holds the result's warnings) and
+    OSError when the disk refuses; _save_cache caught OSError only, so a ValueError left the cache state saying the
+    last write and went up to the worker loop as 'publishing the result failed' (review17, s17). One rule for both
+    now: said (the diagnostics' avatar_cache, the log), counted, no file half-written, the next write works.
+    In-process, the node's own _save_cache on a published avatar message."""
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Header
+
+    from gaussian_head_ros.core import avatar_cache
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+    from gaussian_head_ros.nodes.reconstruction_node import CACHE_KIND, ReconstructionNode
+
+    path = tmp_path / "avatar.cache"
+    node = ReconstructionNode(namespace="cache_refused_test", parameter_overrides=[Parameter("cache_path", value=str(path))])
+    try:
+        deadline = time.monotonic() + 60
+        while node.cache_state == "on" and time.monotonic() < deadline:  # the worker looks for a cache first
+            time.sleep(0.05)
+        assert node.cache_state.startswith("no cached avatar"), node.cache_state
+        msg = avatar_to_msg(synthetic_avatar(500, seed=3, operator_id="noted"), Header(frame_id="head"))
+        node._made_from = (b"\1" * 32, ("w" * avatar_cache.MAX_NOTE_BYTES,), 500)  # a note over 1 MiB
+        node._save_cache(msg)
+        assert node.counts["cache_errors"] == 1 and not path.exists()
+        assert node.cache_state.startswith(f"cannot write {path}:") and "note" in node.cache_state, node.cache_state
+        (tmp_path / "a_file").write_bytes(b"")  # the disk's refusal (a file where the folder should be): the same rule
+        node.set_parameters([Parameter("cache_path", value=str(tmp_path / "a_file" / "avatar.cache"))])
+        node._made_from = None
+        node._save_cache(msg)
+        assert node.counts["cache_errors"] == 2 and node.cache_state.startswith("cannot write"), node.cache_state
+        node.set_parameters([Parameter("cache_path", value=str(path))])
+        node._save_cache(msg)
+        assert node.cache_state == f"written to {path}" and avatar_cache.read(path, CACHE_KIND) is not None
+    finally:
+        node.destroy_node()
+        node._worker.join(60)
+
+
 class _StandInPublisher:
     """What InOrderLatched uses of a publisher: publish, and wait_for_all_acked (`acked`: every reader has the last)."""
 

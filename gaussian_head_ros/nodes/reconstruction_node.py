@@ -451,15 +451,17 @@ class ReconstructionNode(Node):
         self._status(OK, text, job, num_gaussians=avatar.num_gaussians)
 
     def _save_cache(self, msg: GaussianAvatarMsg) -> None:
-        """Keep the avatar just published in the cache (a failure is said and counted; serving goes on)."""
+        """Keep the avatar just published in the cache. A write avatar_cache.write refuses (OSError: the disk; ValueError:
+        a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted; serving goes
+        on (the avatar is published already)."""
         if not self._param("cache_avatar"):
             return
         path = self._cache_path()
         try:
             avatar_cache.write(path, serialize_message(msg), CACHE_KIND, _made_from_to_note(self._made_from))
-        except OSError as e:
+        except (OSError, ValueError) as e:
             self.counts["cache_errors"] += 1
-            self.cache_state = f"cannot write {path}: {e.strerror or e}"
+            self.cache_state = f"cannot write {path}: {getattr(e, 'strerror', None) or e}"
             self.get_logger().warning(f"avatar cache: {self.cache_state} (a restart will not serve this avatar)")
             return
         self.cache_state = f"written to {path}"
