@@ -380,6 +380,50 @@ def test_compact_v3_drives_robots_not_yet_upgraded(io, clip, tracker_proc):
     assert tracker_proc.alive()
 
 
+def test_a_code_never_names_the_operator_basis_of_another_code():
+    """An operator basis is learned on one compact code's residual (what that code's fixed part misses). After
+    expression_encoding was switched at run time (compact -> compact_v4), the codes went on naming the basis learned
+    for V5 until V4's own was learned, and a V5 basis still being learned at the switch was taken when it came
+    (review17, s17). Now the switch drops the basis (the fixed part alone until the new code's basis, operator_basis_s
+    later) and a basis learned for another code is never taken. TrackerNode._learn_basis, the frame thread's rule,
+    on a stand-in node (no DDS): the basis thread's results are handed in as it hands them."""
+    import threading
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core import expression_codec as ec
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.operator_basis import BasisLearner, learn
+    from gaussian_head_ros.nodes.common import Latest
+    from gaussian_head_ros.nodes.tracker_node import TrackerNode
+
+    rng = np.random.default_rng(0)
+    frames = [FaceControl(expression=rng.normal(0, 1e-3, (478, 3)).astype(np.float32),
+                          eyelid_ratios=np.ones(14, np.float32)) for _ in range(40)]
+    v5_basis = learn(np.stack([ec.residual(c.expression, c.eyelid_ratios, ec.CODEC_LAPLACIAN_V5) for c in frames]))
+    node = SimpleNamespace(_param=lambda name: BASIS_S, _learner=BasisLearner(codec=ec.CODEC_LAPLACIAN_V5),
+                           _basis_lock=threading.Lock(), _basis_done=None, _generation=0, _basis_jobs=Latest(),
+                           operator_basis=v5_basis)  # V5's basis in use, as after its first window
+
+    def frame(i, codec):
+        TrackerNode._learn_basis(node, frames[i], STAMP0 + i * 33_333_333, codec)
+        return node.operator_basis
+
+    assert frame(0, ec.CODEC_LAPLACIAN_V5) is v5_basis
+    assert frame(1, ec.CODEC_LAPLACIAN_V4) is None  # switched to compact_v4: V5's basis is no longer named
+    late = learn(np.stack([ec.residual(c.expression, c.eyelid_ratios, ec.CODEC_LAPLACIAN_V5) for c in frames[:20]]))
+    node._basis_done = (0, ec.CODEC_LAPLACIAN_V5, late, [])  # a V5 basis that was being learned at the switch
+    assert frame(2, ec.CODEC_LAPLACIAN_V4) is None
+    i = 3
+    while (job := node._basis_jobs.take(0.0)) is None and i < len(frames):  # V4's own basis comes due ...
+        frame(i, ec.CODEC_LAPLACIAN_V4)
+        i += 1
+    generation, codec, residuals, _, _ = job
+    assert codec == ec.CODEC_LAPLACIAN_V4 and generation == node._generation
+    v4_basis = learn(np.stack(residuals))
+    node._basis_done = (generation, codec, v4_basis, residuals)  # ... is learned and acknowledged: named from then on
+    assert frame(i, ec.CODEC_LAPLACIAN_V4) is v4_basis
+
+
 def test_parameters_are_validated(io, tracker_proc):
     node = io[0]
 

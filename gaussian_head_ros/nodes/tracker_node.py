@@ -127,7 +127,7 @@ class TrackerNode(Node):
         self._learner = BasisLearner(codec=expression_codec.CODEC_COMPACT)
         self.operator_basis: OperatorBasis | None = None  # the one codes are sent with (its id in each code)
         self._basis_jobs = Latest()  # residuals to learn a basis from -> the basis thread
-        self._basis_done = None  # (generation, basis or None if it failed, residuals) basis thread -> frame thread
+        self._basis_done = None  # (generation, codec, basis or None if it failed, residuals) basis thread -> frame thread
         self._basis_lock = threading.Lock()
         self._generation = 0  # of the learner: + 1 at each re-calibration (results of older ones are not its own)
         self.basis_info = dict(learned=0, learn_ms="", reason="", unacknowledged=0)
@@ -346,7 +346,9 @@ class TrackerNode(Node):
     def _learn_basis(self, control, stamp: int, codec: int) -> None:
         """Frame thread, cheap (~1 ms): switch to a basis the basis thread has published, keep this frame's
         residual (of compact code `codec`), and hand the residuals to the basis thread when a new basis is due
-        (never waits for it)."""
+        (never waits for it). A basis is used with the code whose residual it was learned from only: when
+        expression_encoding changes, the codes go without one (the fixed part) until the new code's is learned
+        (operator_basis_s later), and a basis of the previous code still being learned is not taken."""
         seconds = float(self._param("operator_basis_s"))
         if seconds <= 0:
             self.operator_basis = None
@@ -356,17 +358,18 @@ class TrackerNode(Node):
             self._learner.reset()
             self._learner.codec = codec
             self._generation += 1
+            self.operator_basis = None  # learned on the previous code's residual: never named by this code's
         with self._basis_lock:
             done, self._basis_done = self._basis_done, None
         if done is not None:
-            generation, basis, residuals = done
-            if basis is not None:
+            generation, basis_codec, basis, residuals = done
+            if basis is not None and basis_codec == codec:
                 self.operator_basis = basis  # published and acknowledged: codes use it from this frame on
             if generation == self._generation:  # (else the learner was reset meanwhile: not its basis)
                 self._learner.learned(basis, residuals) if basis is not None else self._learner.failed()
         self._learner.first_s = seconds
         if self._learner.add(control.expression, control.eyelid_ratios, stamp, self.operator_basis):
-            self._basis_jobs.put((self._generation, self._learner.take(), stamp, self._learner.reason))
+            self._basis_jobs.put((self._generation, codec, self._learner.take(), stamp, self._learner.reason))
 
     def _basis_loop(self) -> None:
         """Basis thread: learn (an SVD, 0.1 s and more under load: off the frame thread), publish the basis
@@ -376,7 +379,7 @@ class TrackerNode(Node):
             job = self._basis_jobs.take(0.2)
             if job is None:
                 continue
-            generation, residuals, stamp, reason = job
+            generation, codec, residuals, stamp, reason = job
             try:
                 t0 = time.perf_counter()
                 basis = learn(residuals)
@@ -387,7 +390,7 @@ class TrackerNode(Node):
                 if self._stop.is_set() or not rclpy.ok():
                     return
                 with self._basis_lock:
-                    self._basis_done = (generation, None, residuals)
+                    self._basis_done = (generation, codec, None, residuals)
                 self.get_logger().error(f"operator expression basis not learned: {type(e).__name__}: {e}")
                 continue
             if not acked:
@@ -398,7 +401,7 @@ class TrackerNode(Node):
             self.basis_info.update(learned=self.basis_info["learned"] + 1, learn_ms=f"{learn_s * 1e3:.0f}",
                                    reason=reason)
             with self._basis_lock:
-                self._basis_done = (generation, basis, residuals)
+                self._basis_done = (generation, codec, basis, residuals)
             self._basis_log.say(f"operator expression basis {basis.id} learned from {len(residuals)} frames "
                                 f"({basis.num_components} components, {reason}, {learn_s * 1e3:.0f} ms) and "
                                 "published latched; codes use it from now on")
