@@ -206,6 +206,7 @@ class RenderNode(Node):
         self._placeholder = None
         self._camera_key, self._camera_made = None, None  # see _camera
         self.trace = frametrace.FrameTrace("render_node")  # only with GHR_FRAME_TRACE set
+        self._warm = threading.Event()  # the loader's warm-up is over (destroy_node waits for the loader only then)
         self._loader = threading.Thread(target=self._load_loop, name="avatar_loader", daemon=True)
         self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
         self._loader.start()
@@ -321,6 +322,9 @@ class RenderNode(Node):
         drive.warm_up()
         for codec in expression_codec.COMPACT_CODECS:  # to decode compact face_control (once per process)
             expression_codec.basis(codec)
+        if self._stop.is_set():  # stopped meanwhile: destroy_node did not wait, the node may be gone
+            return
+        self._warm.set()
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
         while not self._stop.is_set():
             msg = self._pending_avatar.take(0.2)
@@ -555,8 +559,12 @@ class RenderNode(Node):
             self._stop.set()
             self._fresh.set()
             self._pending_avatar.wake()
-            for t in (self._renderer, self._loader):
-                t.join(timeout=5.0)
+            self._renderer.join(timeout=5.0)
+            # The loader is not waited for while it warms up (5-20 s on a busy 2-core machine: kernels, imports, no
+            # way to interrupt them): it holds nothing to release, and the process ends without it (end_process).
+            # Waiting made a Ctrl-C in the first seconds take 7-9 s, past `ros2 launch`'s 5 s before SIGTERM (user18).
+            if self._warm.is_set():
+                self._loader.join(timeout=5.0)
         return super().destroy_node()
 
 
