@@ -312,11 +312,18 @@ def _rest_level(x: np.ndarray, codec: int) -> tuple[int, int]:
     """[V, 3] mesh expression -> (the signed level of V5's brow-rest coefficient, the basis row it multiplies):
     the column of low brows when the brows' mean y in x is down (> 0: the rest lifted them), else of high
     brows, fitted with the other columns (`_rest_projectors`), in steps of Layout.rest_step clipped to
-    rest_bits; the level's sign picks the row as the decoder does (> 0: low brows)."""
+    rest_bits. The decoder takes the row from the level's sign (> 0: low brows, < 0: high brows), so a level is
+    sent only on the column it was fitted on: when that column's fit has the other column's sign, the other
+    column is fitted instead, and when neither fit has its own column's sign the level is 0 (the blocks code it
+    all). Before session 18 such a level was sent on the other column (a coefficient of one column multiplying
+    the other: a worse code, never a misread); on the ../shared clips' 663 tracked frames neither case happens."""
     layout, u = LAYOUTS[codec], basis(codec)
-    which = 0 if float(np.mean(x[list(BROWS), 1])) > 0.0 else 1
     qmax = 2 ** (layout.rest_bits - 1) - 1
-    level = int(np.clip(np.rint(float(_rest_projectors(codec)[which] @ x[:, 1]) / layout.rest_step), -qmax, qmax))
+    levels = np.clip(np.rint(_rest_projectors(codec) @ x[:, 1] / layout.rest_step), -qmax, qmax).astype(int)  # [2]
+    which = 0 if float(np.mean(x[list(BROWS), 1])) > 0.0 else 1
+    level = int(levels[which])
+    if level and (level > 0) != (which == 0):  # its sign names the other column: that column's own fit, if its sign
+        level = int(levels[1 - which]) if (levels[1 - which] > 0) == (which == 1) else 0  # names it, else nothing
     return level, u.shape[1] - (2 if level > 0 else 1)
 
 
