@@ -4,6 +4,8 @@ neutral calibration and expression; operator selection; out-of-order frames; the
 
 import json
 import math
+import os
+import sys
 
 import cv2
 import numpy as np
@@ -887,6 +889,16 @@ def test_video_source_refuses_non_videos_and_loops_a_still_image(tmp_path):
     with VideoSource(str(still)) as src:  # without loop: one frame, then the end
         assert src.read() is not None and src.read() is None
 
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.path.exists("/dev/video97"), reason="V4L2 paths")
+def test_a_camera_that_is_not_there_is_said_so():
+    """`video:=/dev/video0` on a machine (or a container) without that device was refused as 'unsupported format or
+    busy device' (user18, s18): now the device node is named as missing, with what to check."""
+    for source in ("/dev/video97", "97"):
+        with pytest.raises(ValueError, match=r"cannot open camera '(/dev/video)?97': no such device /dev/video97 "
+                                             r"\(is the camera plugged in"):
+            VideoSource(source)
 
 def test_a_looping_still_image_is_decoded_once(tmp_path, monkeypatch):
     """`video:=me.jpg` looped by reopening the file's VideoCapture and decoding it again at every frame (30 times a

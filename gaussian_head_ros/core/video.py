@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -41,6 +42,23 @@ def is_camera(source: str | int) -> bool:
     return s.isdigit() or s.startswith("/dev/video")
 
 
+def camera_absent(source: str | int) -> str:
+    """Why the camera `source` (is_camera: an index N or /dev/videoN) cannot be there, or "" when its device node
+    exists and may be opened. Linux only (V4L2: index N is /dev/videoN); elsewhere "". OpenCV says only that it
+    could not open it, which was logged as 'unsupported format or busy device' for a camera that was not plugged
+    in, or not passed to the container (user18, s18: `video:=/dev/video0` on a machine without one)."""
+    if not sys.platform.startswith("linux"):
+        return ""
+    s = str(source)
+    path = f"/dev/video{s}" if s.isdigit() else s
+    if not os.path.exists(path):
+        return (f"no such device {path} (is the camera plugged in? `ls /dev/video*` lists those there; in a "
+                f"container, pass it in: docker run --device {path})")
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"no permission to open {path} (add the user to its group, usually 'video': ls -l {path})"
+    return ""
+
+
 class VideoSource:
     """A video file or a camera as an iterator of VideoFrame. Raises ValueError when it cannot be opened."""
 
@@ -48,6 +66,9 @@ class VideoSource:
         self.source, self.loop, self.start_ns, self.max_side = source, loop, int(start_ns), max_side
         self.camera = is_camera(source)
         if self.camera:
+            absent = camera_absent(source)
+            if absent:
+                raise ValueError(f"cannot open camera {source!r}: {absent}")
             dev = int(source) if str(source).isdigit() else str(source)
             self._cap = cv2.VideoCapture(dev)
         else:
@@ -57,7 +78,8 @@ class VideoSource:
                 raise ValueError(f"video file {source!r} is not a file (a directory?)")
             self._cap = cv2.VideoCapture(str(source))
         if not self._cap.isOpened():
-            raise ValueError(f"cannot open video {source!r} (unsupported format or busy device)")
+            raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
+                             f"device" if self.camera else f"cannot open video {source!r} (unsupported format)")
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0  # [Hz] nominal rate (30 when unknown)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
