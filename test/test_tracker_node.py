@@ -439,7 +439,6 @@ def test_parameters_are_validated(io, tracker_proc):
     assert tracker_proc.alive()
 
 
-
 def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
     """Frames that stop coming after they came (a driver that died, a camera unplugged): a warning naming the
     topic NO_FRAMES_SAY_S after the last frame, /diagnostics says for how long, and their return is said. Before
@@ -451,15 +450,27 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
 
     node, _, _, _, diags = io
     stamp = STAMP0 + 600 * 33_333_333
+    sent = time.time()  # the log's stamps are wall-clock seconds
     assert _exchange(io, _image(clip[40].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
-    stopped = lambda: [ln for ln in tracker_proc.output().splitlines()  # noqa: E731
-                       if "camera frames stopped on /camera/image_raw" in ln]
+
+    def stopped() -> str:
+        """The warning about the gap after this test's last frame, or "": the tracker's last word on its frames is
+        a warning stamped NO_FRAMES_SAY_S or more after this test's first frame went out. (Counting the warnings that
+        came after _exchange returned failed 2 runs in 7 at load 18-24, review18: the test process got its answer
+        more than NO_FRAMES_SAY_S after it sent the frame, the warning was said before. A warning about an earlier
+        test's gap comes before this test's frame arrives; one between two of _exchange's sends is followed by an
+        'again'.)"""
+        said = re.findall(r"\[(?:WARN|INFO)\] \[(\d+\.\d+)\] \[tracker_node\]: (camera frames (?:stopped on|on "
+                          r"/camera/image_raw again)[^\n]*)", tracker_proc.output())
+        t, text = said[-1] if said else ("0", "")
+        return text if text.startswith("camera frames stopped") and float(t) >= sent + NO_FRAMES_SAY_S - 0.5 else ""
+
     back = lambda: re.findall(r"camera frames on /camera/image_raw again, after (\d+) s without",  # noqa: E731
                               tracker_proc.output())
-    n0, b0 = len(stopped()), len(back())
-    assert spin_until(node, lambda: len(stopped()) > n0, NO_FRAMES_SAY_S + 30), tracker_proc.output()[-3000:]
-    gap = re.search(r"the last one came (\d+) s ago \(1 publishers\)", stopped()[-1])
-    assert gap and int(gap.group(1)) >= NO_FRAMES_SAY_S, stopped()[-1]
+    assert spin_until(node, stopped, NO_FRAMES_SAY_S + 30), tracker_proc.output()[-3000:]
+    b0 = len(back())
+    gap = re.search(r"stopped on /camera/image_raw: the last one came (\d+) s ago \(1 publishers\)", stopped())
+    assert gap and int(gap.group(1)) >= NO_FRAMES_SAY_S, stopped()
 
     def tracker_status():
         for arr in reversed(diags):
@@ -468,12 +479,16 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
                     return s
         return None
 
-    diags.clear()
-    assert spin_until(node, lambda: tracker_status() is not None, 30)
-    s = tracker_status()
-    assert s.message.startswith("no camera frames on /camera/image_raw for "), s.message
-    assert float(s.message.split(" for ")[1].rstrip(" s")) >= NO_FRAMES_SAY_S, s.message
-    assert {kv.key: kv.value for kv in s.values}["state"] == "waiting for frames"
+    def no_frames_for() -> int:
+        """The seconds without frames the newest tracker status says, or -1 (another message). Waited for rather
+        than the first status after the warning: under load the test's reader queue held statuses published
+        before it ('tracking', 'for 6 s': review18)."""
+        found = re.fullmatch(r"no camera frames on /camera/image_raw for (\d+) s",
+                             getattr(tracker_status(), "message", ""))
+        return int(found.group(1)) if found else -1
+
+    assert spin_until(node, lambda: no_frames_for() >= NO_FRAMES_SAY_S, 30), getattr(tracker_status(), "message", None)
+    assert {kv.key: kv.value for kv in tracker_status().values}["state"] == "waiting for frames"
     stamp += 33_333_333
     assert _exchange(io, _image(clip[41].rgb, stamp), stamp) is not None
     assert spin_until(node, lambda: len(back()) > b0, 30), tracker_proc.output()[-3000:]
