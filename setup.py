@@ -13,7 +13,7 @@ setup(
     version="0.1.0",
     description="One portrait photo -> a drivable 3D Gaussian head avatar (RAR), driven and rendered in real time",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["gaussian_head_ros", "gaussian_head_ros.*"]),
     install_requires=[
         "numpy>=1.26,<2.3",

@@ -408,7 +408,6 @@ def test_the_torch_backend_on_a_cpu_is_said_to_be_no_display_backend(tmp_path):
     assert rc in (0, -2, 130), proc.output()
 
 
-
 def test_a_ctrl_c_while_the_renderer_warms_up_ends_the_node_within_5_s(tmp_path):
     """A Ctrl-C in the render node's first seconds (its kernels still loading: 5-20 s on the busy 2-core machine)
     took 7-9 s to end the process: destroy_node waited up to 5 s for the loader thread inside its warm-up, and
@@ -433,6 +432,7 @@ def test_a_ctrl_c_while_the_renderer_warms_up_ends_the_node_within_5_s(tmp_path)
         proc.stop()
     assert rc in (0, -2, 130), proc.output()
     assert took < 5.0, f"{took:.1f} s to end after SIGINT:\n{proc.output()}"
+
 
 def _wait_said(io, text, timeout=60.0):
     """Spin until the render node's log has `text`."""

@@ -677,7 +677,6 @@ def test_a_brow_raise_moves_neither_the_pose_nor_less_than_itself():
     assert read == pytest.approx(0.003, abs=2e-5)
 
 
-
 def test_a_head_pitch_is_not_read_as_a_look_up_or_down():
     """The tracker's eye pitch is measured in the head frame (eyes.operator_gaze, on the pose-free landmarks).
     In MediaPipe's canonical face the iris sits ~3.6 mm in front of the eye corners' line, so in the image a head
@@ -890,7 +889,6 @@ def test_video_source_refuses_non_videos_and_loops_a_still_image(tmp_path):
         assert src.read() is not None and src.read() is None
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux") or os.path.exists("/dev/video97"), reason="V4L2 paths")
 def test_a_camera_that_is_not_there_is_said_so():
     """`video:=/dev/video0` on a machine (or a container) without that device was refused as 'unsupported format or
@@ -899,6 +897,7 @@ def test_a_camera_that_is_not_there_is_said_so():
         with pytest.raises(ValueError, match=r"cannot open camera '(/dev/video)?97': no such device /dev/video97 "
                                              r"\(is the camera plugged in"):
             VideoSource(source)
+
 
 def test_a_looping_still_image_is_decoded_once(tmp_path, monkeypatch):
     """`video:=me.jpg` looped by reopening the file's VideoCapture and decoding it again at every frame (30 times a
