@@ -184,6 +184,7 @@ def _qos():
 @pytest.fixture(scope="module")
 def topics(graph):
     """Recorders on every scenario's topics, made before the launches' nodes appear."""
+    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
     from gaussian_head_ros.msg import AvatarStatus, FaceControl
@@ -194,8 +195,14 @@ def topics(graph):
         rec[ns + "/avatar/status"] = graph.record(AvatarStatus, ns + "/avatar/status", latched)
         rec[ns + "/face_display/image_raw"] = graph.record(Image, ns + "/face_display/image_raw", sensor, ImageInfo.of)
     rec["/robot1/face_control"] = graph.record(FaceControl, "/robot1/face_control", reliable, ControlInfo.of)
+    rec["/diagnostics"] = graph.record(DiagnosticArray, "/diagnostics", reliable, _node_states)
     rec["/robot1/camera/image_raw"] = graph.record(Image, "/robot1/camera/image_raw", sensor, ImageInfo.of)
     return rec
+
+
+def _node_states(msg) -> tuple:
+    """A /diagnostics array -> ((node, its 'state' value), ...): node as '<namespace>/<name>' (nodes.common.diagnostics)."""
+    return tuple((s.name.split(": ")[0], next((kv.value for kv in s.values if kv.key == "state"), "")) for s in msg.status)
 
 
 class ImageInfo(NamedTuple):
@@ -219,13 +226,40 @@ class ControlInfo(NamedTuple):
 
 
 NODES = ("reconstruction_node", "tracker_node", "render_node")
+SCENARIO_NODES = {"video": ["/robot1/" + n for n in NODES + ("video_source_node",)], "default": ["/" + n for n in NODES],
+                  "composed": ["/robot2/" + n for n in NODES], "run": ["/robot3/render_node"]}  # what each one starts
 
 
-def _wait_nodes(graph, procs, scenario, expected):
+def _wait_nodes(graph, procs, scenario, expected=None):
+    """Until the scenario's nodes (`expected`, else all it starts) are on the graph; fails if its process ended
+    or a node died, or after STARTUP_S."""
     proc = procs[scenario]
+    expected = SCENARIO_NODES[scenario] if expected is None else expected
     failed = lambda: proc.return_code is not None or "process has died" in output(proc)  # noqa: E731
     ok = wait_until(lambda: set(expected) <= graph.nodes() or failed(), STARTUP_S, 0.5)
     assert ok and not failed(), f"nodes {graph.nodes()}\n{tail(proc)}"
+
+
+STARTING = ("starting", "loading")  # diagnostics states of a node still in its start-up
+
+
+def _running(procs, graph, topics, scenario) -> None:
+    """The scenario as the tests before its Ctrl-C or SIGTERM test leave it when the module runs in order: its nodes on
+    the graph, each past its start-up (its diagnostics state neither 'starting' nor 'loading ...', and the render
+    node has said 'renderer ready'). Each stop test waits here itself, so that it can run alone (`-k`): run alone,
+    one found its launch not started yet (KeyError 'pid'), and a Ctrl-C in the nodes' start-up is another case
+    (the tracker's and the renderer's loading: test_render_node covers the render node's)."""
+    _wait_nodes(graph, procs, scenario)
+    proc, names = procs[scenario], [n.lstrip("/") for n in SCENARIO_NODES[scenario]]
+
+    def states() -> dict:
+        return {node: state for _, array in list(topics["/diagnostics"]) for node, state in array}
+
+    def ready() -> bool:
+        now = states()
+        return all(n in now and not now[n].startswith(STARTING) for n in names) and "renderer ready" in output(proc)
+
+    assert wait_until(ready, STARTUP_S, 0.5), f"{ {n: states().get(n) for n in names} }\n{tail(proc)}"
 
 
 def _stamp_ns(msg) -> int:
@@ -257,7 +291,7 @@ def _ctrl_c(proc: ExecuteProcess) -> None:
 
 @pytest.mark.launch(fixture=launches)
 def test_video_launch_drives_the_face_and_traces_stamps(procs, graph, topics):
-    _wait_nodes(graph, procs, "video", ["/robot1/" + n for n in NODES + ("video_source_node",)])
+    _wait_nodes(graph, procs, "video")
     statuses = topics["/robot1/avatar/status"]
     assert wait_until(lambda: any(s.ok for _, s in statuses), STARTUP_S), \
         f"{[s.message for _, s in statuses]}\n{tail(procs['video'])}"
@@ -278,7 +312,8 @@ def test_video_launch_drives_the_face_and_traces_stamps(procs, graph, topics):
 
 
 @pytest.mark.launch(fixture=launches)
-def test_ctrl_c_stops_the_video_launch_cleanly(procs):
+def test_ctrl_c_stops_the_video_launch_cleanly(procs, graph, topics):
+    _running(procs, graph, topics, "video")
     _ctrl_c(procs["video"])
 
 
@@ -288,7 +323,7 @@ def test_ctrl_c_stops_the_video_launch_cleanly(procs):
 
 @pytest.mark.launch(fixture=launches)
 def test_default_launch_starts_three_nodes_with_the_shipped_parameters(procs, graph, topics):
-    _wait_nodes(graph, procs, "default", ["/" + n for n in NODES])
+    _wait_nodes(graph, procs, "default")
     got = graph.parameters("/render_node", ["width", "height", "fps", "backend"])
     assert got == {"width": 512, "height": 512, "fps": 30.0, "backend": "auto"}, got
     assert graph.parameters("/reconstruction_node", ["preset"]) == {"preset": "default"}
@@ -314,7 +349,7 @@ def test_readme_photo_swap_reaches_a_node_that_starts_after_it(procs, graph, top
 
 @pytest.mark.launch(fixture=launches)
 def test_ros2_run_starts_one_node_with_its_arguments(procs, graph, topics):
-    _wait_nodes(graph, procs, "run", ["/robot3/render_node"])
+    _wait_nodes(graph, procs, "run")
     frames = topics["/robot3/face_display/image_raw"]
     assert wait_until(lambda: len(frames) >= 5, 60), tail(procs["run"])
     assert frames[-1][1][1:] == (384, 384, "rgb8")
@@ -355,7 +390,7 @@ def test_show_args_lists_every_argument():
 
 @pytest.mark.launch(fixture=launches)
 def test_composed_launch_has_three_named_nodes_and_the_files_values(procs, graph, topics):
-    _wait_nodes(graph, procs, "composed", ["/robot2/" + n for n in NODES])
+    _wait_nodes(graph, procs, "composed")
     names = [n for n in graph.node.get_node_names_and_namespaces() if n[1] == "/robot2"]
     assert sorted(n for n, _ in names) == sorted(NODES), names  # three distinct names, no duplicates
     assert graph.parameters("/robot2/render_node", ["width", "height", "fps"]) == \
@@ -401,15 +436,18 @@ def _sigterm(proc: ExecuteProcess) -> None:
 
 
 @pytest.mark.launch(fixture=launches)
-def test_sigterm_to_ros2_launch_stops_the_default_launch_nodes(procs):
+def test_sigterm_to_ros2_launch_stops_the_default_launch_nodes(procs, graph, topics):
+    _running(procs, graph, topics, "default")
     _sigterm(procs["default"])
 
 
 @pytest.mark.launch(fixture=launches)
-def test_ctrl_c_stops_the_composed_launch_cleanly(procs):
+def test_ctrl_c_stops_the_composed_launch_cleanly(procs, graph, topics):
+    _running(procs, graph, topics, "composed")
     _ctrl_c(procs["composed"])
 
 
 @pytest.mark.launch(fixture=launches)
-def test_ctrl_c_stops_ros2_run_cleanly(procs):
+def test_ctrl_c_stops_ros2_run_cleanly(procs, graph, topics):
+    _running(procs, graph, topics, "run")
     _ctrl_c(procs["run"])
