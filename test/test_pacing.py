@@ -97,3 +97,20 @@ def test_a_display_of_a_few_frames_a_window_is_warned_about():
     assert rate_shortfall(9.5, 10.0, 25.0, 60.0, 0.1, "cpu") == ""  # keeps up
     assert rate_shortfall(12.0, 30.0, 12.0, 60.0, 0.1, "cpu") == ""  # follows a 12 Hz tracker: not its shortfall
     assert rate_shortfall(0.0, 30.0, 30.0, 3.0, 3.0, "cpu") == ""  # its first window: not judged
+
+
+
+def test_a_stamp_from_another_clock_is_told_from_transport_delay():
+    """pacing.stamp_offset / stamp_offset_note: the arrival nearest its stamp of the last STAMP_ARRIVALS (late
+    callbacks do not count, a clock offset does), silent within STAMP_BEHIND_S behind / STAMP_AHEAD_S ahead, else
+    one sentence naming what and by how much (render_node and tracker_node log it)."""
+    from gaussian_head_ros.core.pacing import (STAMP_AHEAD_S, STAMP_ARRIVALS, STAMP_BEHIND_S, stamp_offset,
+                                               stamp_offset_note)
+
+    assert stamp_offset([10.4] * (STAMP_ARRIVALS - 1)) is None and stamp_offset_note(None, "x") == ""
+    late_callbacks = [7.8, 5.0, 3.0] + [0.02] * (STAMP_ARRIVALS - 3)  # a node's first controls while it loads
+    assert stamp_offset(late_callbacks) == 0.02 and stamp_offset_note(stamp_offset(late_callbacks), "x") == ""
+    assert stamp_offset_note(STAMP_BEHIND_S, "x") == "" and stamp_offset_note(-STAMP_AHEAD_S, "x") == ""
+    behind = stamp_offset([10.4, 17.8] + [10.5] * (STAMP_ARRIVALS - 2))
+    assert stamp_offset_note(behind, "camera frames").startswith("camera frames are stamped 10.4 s before this node's")
+    assert "3.0 s after this node's clock" in stamp_offset_note(stamp_offset([-3.0] * STAMP_ARRIVALS), "controls")

@@ -139,6 +139,7 @@ def test_no_face_mono8_and_bgr8_frames(io, clip, tracker_proc):
         assert c is not None and c.face_detected, f"{enc}:\n{tracker_proc.output()}"
 
 
+
 def test_recalibrate_and_diagnostics(io, clip, tracker_proc):
     from rosgraph import spin_until
 
@@ -494,6 +495,36 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
     assert spin_until(node, lambda: len(back()) > b0, 30), tracker_proc.output()[-3000:]
     assert int(back()[-1]) >= NO_FRAMES_SAY_S, back()
 
+
+def test_frames_stamped_with_another_clock_are_said(io, clip, tracker_proc):
+    """Camera frames whose stamps are far from the tracker's clock (a driver with its own clock, a bag played
+    without --clock) made every latency figure that far off without a word (user18, s18). Now a warning names the
+    topic and the offset (this module's frames are stamped in 2023), and /diagnostics gives stamp_offset_s."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.pacing import STAMP_ARRIVALS
+
+    node, _, _, _, diags = io
+    for k in range(STAMP_ARRIVALS + 1):  # judged on the last STAMP_ARRIVALS frames
+        stamp = STAMP0 + (700 + k) * 33_333_333
+        assert _exchange(io, _image(clip[25 + k].rgb, stamp), stamp) is not None
+    said = [ln for ln in tracker_proc.output().splitlines() if "camera frames on /camera/image_raw are stamped" in ln]
+    assert said and "s before this node's clock" in said[0], tracker_proc.output()[-3000:]
+
+    def offset():
+        for arr in reversed(diags):
+            for st in arr.status:
+                if st.name.startswith("tracker_node"):
+                    return {kv.key: kv.value for kv in st.values}["stamp_offset_s"]
+        return None
+
+    diags.clear()
+    assert spin_until(node, lambda: offset() is not None, 30) and float(offset()) > 1e6, offset()
+    for k in range(STAMP_ARRIVALS + 1):
+        now = time.time_ns()
+        assert _exchange(io, _image(clip[40 + k].rgb, now), now) is not None
+    diags.clear()
+    assert spin_until(node, lambda: offset() is not None, 30) and -0.5 <= float(offset()) <= 2.0, offset()
 
 def test_recalibrate_falls_back_to_the_topic_when_std_srvs_cannot_load(rclpy_context, tmp_path):
     """std_srvs imports but its type support library cannot load (its lib directory is not on

@@ -116,3 +116,33 @@ def rate_shortfall(rate: float, target_fps: float, expected_fps: float, running_
         return ""
     stalled = f", the last frame {last_frame_s:.1f} s ago" if last_frame_s > 1.0 else ""
     return f"rendering {rate:.1f} FPS, below the {target_fps:g} FPS asked (backend {backend}{stalled})"
+
+
+
+# A message stamped more than this long before the receiving node's clock (s), or more than STAMP_AHEAD_S after it,
+# was not stamped with that clock. Judged on the arrival nearest its stamp among the last STAMP_ARRIVALS: a clock
+# offset moves every arrival, a late callback only some (a render node's first controls ran 7.8 s late while its
+# kernels loaded at load 21; DDS and the nodes' queues otherwise take milliseconds). Seen (user18, s18): camera frames
+# stamped 10 s behind made every latency figure 10 s (render_node latency_ms_mean 10405, level OK) without a word.
+STAMP_BEHIND_S, STAMP_AHEAD_S, STAMP_ARRIVALS = 2.0, 0.5, 10
+
+
+def stamp_offset(ages_s) -> float | None:
+    """The clock offset the recent arrivals show: of `ages_s` (each message's arrival on the receiving node's clock
+    minus its header stamp, seconds; negative: stamped in its future; the last STAMP_ARRIVALS), the one nearest zero;
+    None with fewer than STAMP_ARRIVALS."""
+    ages = list(ages_s)[-STAMP_ARRIVALS:]
+    return min(ages, key=abs) if len(ages) >= STAMP_ARRIVALS else None
+
+
+def stamp_offset_note(offset_s: float | None, what: str) -> str:
+    """'' when `offset_s` (stamp_offset; None: not known yet) may be transport and queueing delay; else one sentence
+    for the log naming `what` (e.g. 'camera frames on /camera/image_raw'), the offset and its usual causes: a driver
+    stamping with another clock (its own, or a bag's played without --clock), use_sim_time set on one side only, or
+    two hosts whose clocks disagree. The stamps are kept as they are; only latency figures include the offset."""
+    if offset_s is None or -STAMP_AHEAD_S <= offset_s <= STAMP_BEHIND_S:
+        return ""
+    when = f"{offset_s:.1f} s before" if offset_s > 0 else f"{-offset_s:.1f} s after"
+    return (f"{what} are stamped {when} this node's clock: not the same clock (a driver stamping with its own, a bag "
+            f"played without --clock, use_sim_time on one side only, or hosts whose clocks disagree: chrony or NTP); "
+            f"the stamps are kept, latency figures include the offset")
