@@ -8,7 +8,8 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.reconstruct import eyelids
-from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours, opening_colours
+from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours, eyeball_completion, opening_colours
+from gaussian_head_ros.core.reconstruct.lighting import LUMA
 
 SKIN, SCLERA, IRIS, HIGHLIGHT = (0.8, 0.6, 0.5), (0.9, 0.9, 0.88), (0.25, 0.35, 0.55), (1.0, 1.0, 1.0)
 
@@ -61,3 +62,27 @@ def test_opening_colours_says_none_where_the_photo_shows_too_little():
     sclera, iris, pupil = opening_colours(photo, opening, d, min_pixels=8)
     assert iris is None and pupil is None and sclera is not None
     assert opening_colours(photo, np.zeros_like(opening), d, min_pixels=8) == (None, None, None)
+
+
+def test_the_painted_sclera_is_the_photos_lit_sclera():
+    """What a far look uncovers faces the camera, like the sclera beside the iris; towards the corners and under
+    the lids the photo's sclera is shaded. The painted eyeball took the median of the ring's brightest quarter
+    (lp_d0: a grey-lilac patch beside his turned iris, rgb 0.57, 0.48, 0.46 where his side looks show 0.66,
+    0.60, 0.59): here 0.93 of the lit sclera's luminance, below the ring's 90th percentile. Now its brightest
+    tenth (EyeballConfig.lit_sclera_share), 0.95; the lid band's reference stays the brightest quarter."""
+    photo, lm, opening = _eye()
+    rows, cols = np.mgrid[0:photo.shape[0], 0:photo.shape[1]]
+    d = np.hypot(cols + 0.5 - 80.0, rows + 0.5 - 80.0) / 14.0
+    sclera = opening & (d >= 1.0)
+    photo[sclera] = np.asarray(SCLERA) * np.clip(1 - 0.2 * (d[sclera] - 1.0), 0.5, 1)[:, None]  # lit beside the iris
+    cfg = EyeballConfig()
+    cols_ = eye_colours(photo, opening, lm, cfg)
+    template = np.zeros((lmk.NUM_LANDMARKS, 3))
+    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
+    painted = eyeball_completion(template, np.zeros((2, 2)), cols_, 0.0004, cfg)
+    right = painted.means[:, 0] < 0
+    painted_luma = float((painted.colors[right] @ LUMA).max())  # the sclera: the cap's brightest colour
+    ring = opening & (d > 1.15) & (d < 4.0)
+    assert painted_luma >= np.percentile(photo[ring] @ LUMA, 90)
+    assert painted_luma <= float(photo[ring].max(0) @ LUMA)  # no whiter than the photo shows
+    np.testing.assert_allclose(cols_["sclera"][0], opening_colours(photo, opening, d, cfg.min_pixels)[0])  # reference

@@ -5,7 +5,11 @@ moved back against the photo's gaze), so the driver can turn it about that centr
 relative to the photo's (core/deform.py). The pixels of the photo's eye openings are put on the sphere
 (`place_on_eyeballs`): at rest the avatar shows exactly the photo's eyes. What the lids hide at rest is
 painted (`eyeball_completion`): iris and pupil around the rest gaze direction with the iris size and colours
-measured in the photo, sclera elsewhere; so a turned eye shows an iris, not the lids' colour.
+measured in the photo, sclera elsewhere; so a turned eye shows an iris, not the lids' colour. The painted
+sclera is the photo's lit sclera (`EyeballConfig.lit_sclera_share`: the brightest tenth of the opening's
+sclera ring), not the typical visible one: what a far look uncovers faces the camera and the light, like the
+sclera next to the iris, while the brightest quarter that references the lid band (`opening_colours`) takes in
+the lids' shadow and the corners' skin.
 
 Only the eyeball's own pixels of an opening turn with it (`eyeball_pixels`): the iris disc and the pixels
 that are sclera. The opening's dark band along the lids (lashes, the lids' shadow, the lid margins: 2-5 px
@@ -35,6 +39,15 @@ class EyeballConfig:
     cap_deg: float = 75.0  # half-angle of the painted cap about the forward direction (covers gaze_max)
     pupil_ratio: float = 0.4  # pupil radius / iris radius
     sclera_rgb: tuple[float, float, float] = (0.78, 0.74, 0.72)  # when the photo shows no sclera
+    # The painted (hidden at rest) sclera: the median of this brightest share of the sclera ring (opening_colours).
+    # A far look uncovers sclera that faces the camera; the ring's brightest quarter (the lid band's reference)
+    # takes in the lids' shadow and the corners: lp_d0's frame 0 gave rgb (0.58, 0.49, 0.47) / (0.60, 0.51, 0.51)
+    # there, while the sclera his side looks uncover is (0.66, 0.60, 0.59) / (0.68, 0.62, 0.61) (same clip,
+    # frames 0-77 with |yaw| > 0.25, brightest quarter of the opening 1.3 iris radii off his iris); the brightest
+    # tenth gives (0.60, 0.52, 0.51) / (0.60, 0.54, 0.52). On sadtalker's clip, whose photo shows a wide clear
+    # sclera, the brightest tenth is within 0.05 of what its side looks uncover (0.78, 0.70, 0.66 vs 0.79, 0.68,
+    # 0.61). The rendered eye: a grey-lilac patch beside a turned iris became a lighter one (eyes18, session 18).
+    lit_sclera_share: float = 0.1
     iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
     rim_px: int = 2  # the eye opening's rim this wide (source pixels) stays with the lids, not the eyeball
@@ -64,13 +77,15 @@ def place_on_eyeballs(origin: np.ndarray, dirs: np.ndarray, side: np.ndarray, ce
     return c + radius_m * nrm, nrm
 
 
-def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min_pixels: int):
+def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min_pixels: int,
+                    sclera_share: float = 0.25):
     """One eye's (sclera, iris, pupil) rgb measured on its opening: photo [S, S, 3] in [0, 1], opening [S, S]
     bool (the eye's visible pixels), d_r [S, S] each pixel's distance from the iris centre in iris radii. Each
     is None when fewer than min_pixels pixels measure it. The one rule for the eye's colours (eye_colours, and
     eyelids.lid_margins' references):
-    - sclera: the median of the brightest quarter of the opening 1.15-4 iris radii out (the lids' shadow and
-      lashes are not the sclera);
+    - sclera: the median of the brightest `sclera_share` (in (0, 1]) of the opening 1.15-4 iris radii out (the
+      lids' shadow and lashes are not the sclera); a quarter for the references, a tenth for the painted
+      sclera (EyeballConfig.lit_sclera_share);
     - iris: the median of the darker half of its ring 0.45-0.85 radii (the whole disc < 0.85 when the ring has
       fewer than min_pixels): specular highlights and sclera the landmarks' disc takes in are not the iris;
     - pupil: the 10th percentile of that disc."""
@@ -79,7 +94,7 @@ def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min
     if ring.sum() >= min_pixels:
         px = photo[ring]
         lum = px @ LUMA
-        sclera = np.median(px[lum >= np.percentile(lum, 75)], 0)
+        sclera = np.median(px[lum >= np.percentile(lum, 100.0 * (1.0 - sclera_share))], 0)
     disc = opening & (d_r < 0.85)
     if disc.sum() >= min_pixels:
         ring = disc & (d_r > 0.45)
@@ -93,16 +108,20 @@ def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min
 def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, cfg: EyeballConfig) -> dict:
     """Per eye (right, left): sclera, iris and pupil rgb in [0, 1] and the iris radius in pixels, measured on
     the photo's eye openings (eye_px [S, S] bool) around the iris landmarks (opening_colours; the defaults of
-    cfg where the photo shows too little)."""
+    cfg where the photo shows too little), and "sclera_lit": the sclera's brightest share
+    (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion)."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
-    out = {"sclera": [], "iris": [], "pupil": [], "iris_radius_px": []}
+    out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": []}
     for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
         cx, cy = landmarks_px[centre, :2]
         r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
         d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy)
-        sclera, iris, pupil = opening_colours(photo, eye_px, d / max(r_px, 1e-9), cfg.min_pixels)
+        d_r = d / max(r_px, 1e-9)
+        sclera, iris, pupil = opening_colours(photo, eye_px, d_r, cfg.min_pixels)
+        lit = opening_colours(photo, eye_px, d_r, cfg.min_pixels, cfg.lit_sclera_share)[0]
         out["sclera"].append(np.asarray(cfg.sclera_rgb) if sclera is None else sclera)
+        out["sclera_lit"].append(out["sclera"][-1] if lit is None else lit)
         out["iris"].append(np.asarray(cfg.iris_rgb) if iris is None else iris)
         out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb) if pupil is None else pupil)
         out["iris_radius_px"].append(r_px)
@@ -147,12 +166,14 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
                        cfg: EyeballConfig, keep=None) -> GaussianBatch | None:
     """Painted eyeball caps for both eyes (head frame; rest_gaze [2, 2] the photo's, eyes.gaze_from_landmarks of
     its pixel landmarks): pupil and iris about each eye's rest gaze with the
-    photo's iris radius (pixels x metres_per_px), sclera elsewhere. keep(points [M, 3]) -> [M] bool selects
+    photo's iris radius (pixels x metres_per_px), the lit sclera elsewhere (colours["sclera_lit"], eye_colours;
+    colours["sclera"] when absent). keep(points [M, 3]) -> [M] bool selects
     which to keep (the mesh_fit caller keeps only those the lids hide at rest)."""
     v = np.asarray(vertices, np.float64)
     centres = eyes.eyeball_centres(v, rest_gaze, cfg.radius_m)
     rest = eyes.gaze_directions(rest_gaze)  # [2, 3]
     dirs = _cap_points(cfg.spacing_m, cfg.radius_m, cfg.cap_deg)
+    sclera = colours.get("sclera_lit", colours["sclera"])
     batches = []
     for e in range(2):
         pts = centres[e] + cfg.radius_m * dirs
@@ -162,7 +183,7 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
         col = np.where((t_iris < cfg.pupil_ratio)[:, None], colours["pupil"][e],
                        np.where((t_iris < 1.0)[:, None],
                                 colours["iris"][e] * (1.0 - 0.25 * np.clip(t_iris - 0.7, 0, 0.3) / 0.3)[:, None],  # limbus
-                                colours["sclera"][e]))
+                                sclera[e]))
         sel = keep(pts) if keep is not None else np.ones(len(pts), bool)
         batches.append(surface_discs(pts[sel], dirs[sel], np.clip(col[sel], 0, 1), np.full(int(sel.sum()),
                                      0.75 * cfg.spacing_m), None, PART_EYE))
