@@ -190,6 +190,40 @@ def test_the_side_behind_the_silhouette_turns_to_the_far_colour_and_darkens():
     assert lifted.any() and behind_t[lifted].min() > 0.045 and not lifted[behind_t < 0.035].any()
 
 
+def test_a_cut_sections_discs_stay_within_the_cut():
+    """Where the photo cuts the body off (here: the image's right and bottom borders), coarse wall columns
+    (torso_back_spacing_m) close its section. Their round discs (sigma 6.3 mm) faced sideways, so the front view
+    saw each edge-on as a line 2 x 2.5 sigma long along the outline: at the cut's ends they stood out past it, the
+    dark spikes at both ends of trump's and sadtalker's shoulders (render node at fov 30, session 18; 8.8 px past the
+    bottom at this scale). Every one now reaches at most OUTLINE_SIGMAS sigma along the outline inside it."""
+    from gaussian_head_ros.core.control import quat_to_matrix
+    from gaussian_head_ros.core.reconstruct.completion import OUTLINE_SIGMAS, Scene, back_and_wall
+    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
+    from gaussian_head_ros.core.reconstruct.surfaces import open_border, pixel_rays
+
+    cfg = MeshFitConfig()
+    size, f, z_front, z_back = 128, 300.0, 0.5, 0.6
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
+    ii, jj = np.mgrid[0:size, 0:size]
+    person = (ii >= 60) & (jj >= 30)  # a body cut off by the image's right and bottom borders
+    grey = np.full((size, size, 3), 0.3, np.float32)
+    scene = Scene(K, np.eye(3), np.zeros(3), grey, person, np.where(person, z_front, np.inf), pixel_rays(K, size), 0.0)
+    front, back = np.full((size, size), z_front, np.float32), np.full((size, size), z_back, np.float32)
+    open_edge = cv2.dilate(open_border(person, np.zeros_like(person)).astype(np.uint8), np.ones((3, 3), np.uint8))
+    batch = back_and_wall(scene, front, back, grey, grey, grey, open_edge.astype(bool), cfg.back_spacing_m,
+                          cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m, inset_px=cfg.edge_band_px + 0.5)
+    section = (np.abs(batch.normals[:, 2]) < 1e-6) & (batch.scales.max(1) > 0.6 * cfg.torso_back_spacing_m)
+    assert section.sum() > 50
+    axes = np.stack([quat_to_matrix(q) for q in batch.quats[section]])  # [M, 3, 3] columns: the disc's axes
+    worst = 0.0
+    for k in (0, 1):  # its two in-plane axes, OUTLINE_SIGMAS sigma either way
+        for sign in (1, -1):
+            end = batch.means[section] + sign * OUTLINE_SIGMAS * batch.scales[section, k, None] * axes[:, :, k]
+            u, v = end[:, 0] / end[:, 2] * f + size / 2, end[:, 1] / end[:, 2] * f + size / 2
+            worst = max(worst, float(np.max(np.maximum(u - size, 0) + np.maximum(v - size, 0))))
+    assert worst < 1.5, f"a cut's section disc reaches {worst:.1f} px past the photo's border"
+
+
 def test_edge_opacity_inverts_the_compositing_equation():
     """A silhouette pixel I = a F + (1 - a) B gives its coverage a back; where F and B look alike it is opaque."""
     from gaussian_head_ros.core.reconstruct.completion import edge_opacity

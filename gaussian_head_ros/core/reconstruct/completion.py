@@ -22,6 +22,7 @@ from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_di
 
 
 SEEN_DEPTH_M = 0.004  # a point this close to the depth the photo shows at its pixel is what the photo shows there
+OUTLINE_SIGMAS = 2.5  # a cut's section discs reach at most this many standard deviations along the outline (_columns)
 
 
 @dataclass
@@ -373,19 +374,26 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
     # half a pixel out: the very silhouette (no inset); half a pixel in along a cut: behind the photo layer's last row.
     # A cut's section is the body going on: the colour at the cut all through (the side colours, the head's hair or
     # background-lit rim when the photo ends just below the chin, drew a light line along trump's jacket bottom)
-    for p, step_m, shift_px, side, look in ((pix[~cut], wall_step_m, 0.5 if inset_px == 0 else 0.0, side_colours,
-                                             side_look), (cut_pix, torso_spacing_m, -0.5, wall_colours, None)):
+    for p, step_m, shift_px, side, look, within in (
+            (pix[~cut], wall_step_m, 0.5 if inset_px == 0 else 0.0, side_colours, side_look, None),
+            (cut_pix, torso_spacing_m, -0.5, wall_colours, None, core)):  # the cut's coarse discs kept within it
         out.append(_columns(scene, p, np.stack([grad_x[p[:, 0], p[:, 1]], grad_y[p[:, 0], p[:, 1]]], 1),
-                            front_depth, wall_back, step_m, shift_px, wall_colours, side, wall_rim_m, look))
+                            front_depth, wall_back, step_m, shift_px, wall_colours, side, wall_rim_m, look, within))
     return GaussianBatch.concat(out)
 
 
 def _columns(scene: Scene, pix: np.ndarray, out_dir: np.ndarray, front_depth: np.ndarray, back_depth: np.ndarray,
              step_m: float, shift_px: float, rim_colours: np.ndarray, side_colours: np.ndarray,
-             rim_m: float, look: SideLook | None = None) -> GaussianBatch | None:
+             rim_m: float, look: SideLook | None = None, within: np.ndarray | None = None) -> GaussianBatch | None:
     """Columns of discs along the camera rays of outline pixels pix [M, 2] (i, j), every step_m from the
     front to the back depth, facing out_dir [M, 2] (image x, y; towards the outside), the rays moved
-    shift_px along it; rim_colours over the first rim_m behind the front, side_colours from 2 x rim_m."""
+    shift_px along it; rim_colours over the first rim_m behind the front, side_colours from 2 x rim_m.
+
+    With `within` ([S, S] bool, the outline's inside), each disc lies with one axis along the outline (the image
+    tangent) and one along the depth, and reaches at most OUTLINE_SIGMAS standard deviations along the outline
+    before leaving `within` (or the image): a cut's coarse round discs (sigma 6.3 mm) stood out past the cut's
+    ends, edge-on, as dark spikes at both ends of trump's and sadtalker's shoulders (render node at fov 30,
+    session 18)."""
     if not len(pix):
         return None
     ei, ej = pix[:, 0], pix[:, 1]
@@ -403,7 +411,26 @@ def _columns(scene: Scene, pix: np.ndarray, out_dir: np.ndarray, front_depth: np
     side = (side_colours[ei[idx], ej[idx]] if look is None
             else look.colours(side_colours, ei[idx], ej[idx], z - zf[idx], -out_dir[idx]))
     col = (1 - a) * rim_colours[ei[idx], ej[idx]] + a * side
-    return surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * step_m), None, scene.part_of(pts))
+    if within is None:
+        return surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * step_m), None, scene.part_of(pts))
+    # seen along their rays, without stretch: axis 0 along the depth, axis 1 along the outline
+    out = surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * step_m), _view_dirs(scene, pts), scene.part_of(pts),
+                        max_stretch=1.0)
+    tangent = np.stack([-out_dir[:, 1], out_dir[:, 0]], 1)  # image (x, y)
+    reach = int(np.ceil(OUTLINE_SIGMAS * 0.7 * step_m * scene.K[0, 0] / max(float(zf.min()), 1e-6))) + 1
+    room = np.full(len(ei), float(reach))  # pixels along the outline, either way, to the first one outside
+    for sign in (1.0, -1.0):
+        free = np.ones(len(ei), bool)
+        for k in range(1, reach + 1):
+            qi = np.round(ei + 0.5 + sign * k * tangent[:, 1] - 0.5).astype(np.int64)
+            qj = np.round(ej + 0.5 + sign * k * tangent[:, 0] - 0.5).astype(np.int64)
+            ok = (qi >= 0) & (qi < scene.size) & (qj >= 0) & (qj < scene.size)
+            ok[ok] = within[qi[ok], qj[ok]]
+            room[free & ~ok] = np.minimum(room[free & ~ok], k - 0.5)
+            free &= ok
+    limit = np.maximum(room[idx], 0.5) / OUTLINE_SIGMAS * z / scene.K[0, 0]  # metres at each disc's depth
+    out.scales[:, 1] = np.minimum(out.scales[:, 1], limit).astype(out.scales.dtype)
+    return out
 
 
 def _view_dirs(scene: Scene, pts: np.ndarray) -> np.ndarray:
