@@ -43,7 +43,7 @@ from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC,
                                            PART_TORSO, SourceCamera, rgb_to_sh_dc)
-from gaussian_head_ros.core.control import line_of_sight_rotation
+from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, edge_on_sh, surface_discs, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
@@ -70,12 +70,20 @@ from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_re
                                                           turn_torso, under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, face_region, guided_filter,
                                                          inflate, normals_from_points, open_border, pixel_rays,
-                                                         push_pull, rasterize_mesh, refine_silhouette)
+                                                         push_pull, rasterize_mesh, refine_silhouette,
+                                                         rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting
 
 log = logging.getLogger(__name__)
 
+FRINGE_SIGMA = (0.8, 0.6)  # the bust fringe's discs: standard deviations across / down the image per step between
+# them (the torso's own: 0.6)
+FRINGE_BLUR = 3.0  # and its colours: smoothed along the cut, standard deviation in Gaussians
+BACK_TRADE_COS = 0.5  # the hidden back's discs facing away from the photo's camera at least this much (cos) are
+# merged 4 -> 1 for the bust fringe's Gaussians (_back_blocks)
+FRINGE_START = 0.3  # its first row lies this many steps beyond the cut (half its vertical sigma: it barely
+# reaches back over the photo; 0.8 and 1.2 left a seam line between the photo and the fringe, the cut section)
 
 
 @dataclass
@@ -148,6 +156,10 @@ class MeshFitConfig:
     torso_offset_m: float = 0.03  # the torso's middle plane lies this much behind the head's
     neck_blend_m: float = 0.06  # below the chin, the proxy blends from head to torso over this height
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
+    bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (_bust_fringe); 0 =
+    # off. 0.03 ends trump's, sadtalker's and lp_d0's bust soft in the render node's view, the photo layer as it was;
+    # off by default as the reader's gaze_v r over the 40-pair table fell 0.8012 -> 0.7986, under issue 11's line
+    # 0.80, from 4 cross pairs whose renders change only below the chin (session 18, reports/bust18_s18.md)
     edge_band_px: float = 2.0  # photo pixels this close to the silhouette take colours from further inside
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
@@ -553,6 +565,10 @@ class MeshFitReconstructor(Reconstructor):
                     else None)  # added at rest (closed_lips, below)
         fixed = (len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or []) + len(chin or [])
                  + len(lid_skin or []) + (len(lip_fill[0]) if lip_fill is not None else 0))
+        below_cut = rows_to_cut_below(cut)
+        fringe_steps = int(np.ceil(cfg.bust_fringe_m / (cfg.torso_stride * mpp))) if cfg.bust_fringe_m > 0 else 0
+        at_cut = torso_px & (below_cut <= cfg.torso_stride)  # the bust's lowest rows, where the photo cut it
+        fringe_budget = fringe_steps * (int(at_cut.any(0).sum()) // cfg.torso_stride + 1) if at_cut.any() else 0
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, colours, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f)
@@ -627,6 +643,25 @@ class MeshFitReconstructor(Reconstructor):
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
                              fp.viewmat, K, S, background, coverage, held)
         refined = batch.colors[:n_photo].copy()
+        n_fringe = 0
+        if fringe_budget:  # its Gaussians traded for the hidden back's (the photo layer's sampling and refinement
+            # above are those of an avatar without it: taken from the photo layer, they moved lp_d9's reader
+            # jawOpen 0.18 -> 0.25 and the cross brow -0.014, session 17); appended, the photo layer keeps its rows
+            first = n_photo + len(face_extra or [])
+            blocks = self._back_blocks(batch, first, first + len(hidden), scene)
+            fringe = self._bust_fringe(batch, n_photo, scene, at_cut, below_cut, fringe_steps,
+                                       min(fringe_budget, sum(len(b) - 1 for b in blocks)), mpp)
+            if fringe is not None:
+                n_fringe = len(fringe)
+                keep = np.ones(len(batch), bool)
+                for b in blocks:  # each block's Gaussians merged into its first one, until the fringe's are freed
+                    if (~keep).sum() >= n_fringe:
+                        break
+                    batch.means[b[0]] = batch.means[b].mean(0)
+                    batch.colors[b[0]] = batch.colors[b].mean(0)
+                    batch.scales[b[0], :2] *= np.sqrt(len(b))  # as much area as the block's
+                    keep[b[1:]] = False
+                batch = GaussianBatch.concat([batch.take(keep), fringe])
         made_up = (1.0 - shown)[:, None] * (refined - unrefined)  # [n_photo, 3]
         # the upper orbit's share of the photo layer's and the face completion's colours seen from the photo's
         # camera only (fold_facing), with their |cos| to the photo's line of sight
@@ -716,7 +751,7 @@ class MeshFitReconstructor(Reconstructor):
                    ("eye", PART_EYE))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
-                "under_chin": len(chin or []), "lid_skin": len(lid_skin or []),
+                "under_chin": len(chin or []), "lid_skin": len(lid_skin or []), "bust_fringe": n_fringe,
                 "parts": counts, "yaw_deg": fp.euler["yaw"], "pitch_deg": fp.euler["pitch"],
                 "face_width_px": fp.face_width_px, "num_faces": fp.num_faces,
                 "expression_removed_mm": round(1000 * expression_strength(expr), 2),
@@ -803,6 +838,101 @@ class MeshFitReconstructor(Reconstructor):
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
             side = (1 - near) * side + near * face_rim
         return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32), far_from
+
+    def _back_blocks(self, batch: GaussianBatch, lo: int, hi: int, scene: Scene) -> list[np.ndarray]:
+        """The hidden back's coarse grids (back_and_wall's discs of sigma 0.6 back_spacing_m on the head, 0.6
+        torso_back_spacing_m on the torso) among batch rows lo..hi, where they face away from the photo's camera
+        (cos > BACK_TRADE_COS between the normal and its line of sight), in blocks of 2 x 2 grid cells: a list of
+        row arrays (2..4 rows each), the blocks facing away most first.
+
+        Merging a block into one disc at its mean with sqrt(rows) its sigma leaves that part of the back a closed
+        grid twice as coarse; only a view from behind the head's side sees it (the render node, the tracker's
+        turns and every test stay within +-40 deg of yaw)."""
+        cfg = self.cfg
+        rows = np.arange(lo, hi)
+        sight = batch.means[rows].astype(np.float64) - scene.centre
+        cos = np.sum(batch.normals[rows] * sight, 1) / np.linalg.norm(sight, axis=1)
+        blocks, facing = [], []
+        for spacing in (cfg.back_spacing_m, cfg.torso_back_spacing_m):
+            on = (np.abs(batch.scales[rows, 1] - 0.6 * spacing) < 1e-7) & (cos > BACK_TRADE_COS)
+            r, c = rows[on], cos[on]
+            if len(r) < 2:
+                continue
+            i, j, _, _ = scene.project(batch.means[r].astype(np.float64))  # the grid's own pixels
+            step = max(int(np.diff(np.unique(i)).min(initial=len(i) + 1)), 1)
+            key = np.stack([np.round((i - i.min()) / step) // 2, np.round((j - j.min()) / step) // 2], 1)
+            _, block = np.unique(key, axis=0, return_inverse=True)
+            order = np.argsort(block.ravel(), kind="stable")
+            for g in np.split(order, np.flatnonzero(np.diff(block.ravel()[order])) + 1):
+                if len(g) > 1:
+                    blocks.append(r[g])
+                    facing.append(c[g].mean())
+        return [blocks[k] for k in np.argsort(-np.asarray(facing), kind="stable")]
+
+    def _bust_fringe(self, batch: GaussianBatch, n_photo: int, scene: Scene, at_cut: np.ndarray,
+                     below_cut: np.ndarray, steps: int, budget: int, mpp: float) -> GaussianBatch:
+        """The bust beyond the photo's bottom cut: the photo layer's torso Gaussians on its lowest rows (`at_cut`
+        [S, S] bool; `below_cut` [S, S] rows_to_cut_below), repeated `steps` times down the photo camera's image from
+        the cut (at its own depth): the k-th FRINGE_START + k - 1 torso strides beyond it, opacity falling to 0 with
+        a squared smoothstep over `bust_fringe_m`. At most `budget` Gaussians (thinned along the cut, wider); None
+        when there is no cut torso or no budget. Their part, binding and opacity are those of the rows repeated.
+
+        Where the photo cut the body off, the avatar ended in a hard straight edge with dark corners that any
+        coloured background, wider view or smaller head shows (user17, render node at fov 45, session 17); a
+        bust ends soft. Everything added lies beyond the photo: its own view changes only where the first row reaches
+        back over the cut (self frame 0 -0.07 .. +0.03 dB, session 18)."""
+        cfg = self.cfg
+        rows = np.flatnonzero(batch.part[:n_photo] == PART_TORSO)
+        i, j, z, inside = scene.project(batch.means[rows].astype(np.float64))
+        on = inside & at_cut[i, j]
+        rows, z, j, d = rows[on], z[on], j[on], below_cut[i[on], j[on]]
+        per = budget // max(steps, 1)
+        if not len(rows) or per < 1:
+            return None
+        # the colours smoothed along the cut, FRINGE_BLUR Gaussians (repeated as they are, the last row's detail ran
+        # down in streaks)
+        order = np.argsort(j, kind="stable")
+        rows, z, j, d = rows[order], z[order], j[order], d[order]
+        kernel = np.exp(-0.5 * (np.arange(-6, 7) / FRINGE_BLUR) ** 2)
+        colors = np.stack([np.convolve(np.pad(batch.colors[rows, c].astype(np.float64), 6, mode="edge"),
+                                       kernel / kernel.sum(), "valid") for c in range(3)], 1)
+        # evenly thinned along the cut to the budget (the rows nearest to evenly spaced columns), the discs as much
+        # wider (thinned in their order, a column's two rows went together: stripes)
+        wide, across = 1.0, np.zeros(len(rows))
+        if len(rows) > per:
+            target = np.linspace(j[0], j[-1], per)
+            at = np.clip(np.searchsorted(j, target), 1, max(len(j) - 1, 1))
+            at -= (target - j[at - 1] < j[np.minimum(at, len(j) - 1)] - target).astype(np.int64)
+            keep = np.unique(at)
+            wide = max(1.0, (j[-1] - j[0] + 1) / len(keep) / cfg.torso_stride)
+            # moved across onto evenly spaced columns (the nearest ones lay 3 and 6 px apart: stripes)
+            across = np.linspace(j[0], j[-1], len(keep)) - j[keep]
+            rows, z, j, d, colors = rows[keep], z[keep], j[keep], d[keep], colors[keep]
+        step_m = cfg.torso_stride * mpp  # a stride down the image at the head's depth (at each one's own depth
+        # below; half strides doubled the Gaussians taken from the photo layer: frame 0 of sadtalker -0.10 dB)
+        down = scene.R.T @ np.array([0.0, 1.0, 0.0])  # the photo camera's image down in the head frame
+        k = np.repeat(np.arange(1, steps + 1), len(rows))
+        tile = np.tile(np.arange(len(rows)), steps)
+        out = batch.take(np.tile(rows, steps))
+        out.colors = np.tile(colors, (steps, 1)).astype(out.colors.dtype)
+        depth_scale = (z / scene.t[2])[tile]
+        # from the cut on, not from each one's own row: a disc reaching back over the photo changed frame 0
+        # (self lp_d0 -0.16 dB when each was repeated from its own row)
+        shift = (d[tile] * mpp + (FRINGE_START + k - 1) * step_m) * depth_scale
+        right = scene.R.T @ np.array([1.0, 0.0, 0.0])
+        out.means = (out.means + shift[:, None] * down + (across[tile] * mpp * depth_scale)[:, None] * right).astype(
+            out.means.dtype)
+        # discs facing the photo camera, FRINGE_SIGMA strides wide (the photo layer's own discs lie in the surface:
+        # steep at the cut, their copies left gaps between the rows, stripes)
+        sigma = step_m * depth_scale
+        out.scales = np.stack([FRINGE_SIGMA[0] * wide * sigma, FRINGE_SIGMA[1] * sigma, out.scales.min(1)], 1).astype(
+            out.scales.dtype)
+        out.quats = np.broadcast_to(matrix_to_quat(scene.R.T), out.quats.shape).astype(out.quats.dtype)
+        out.normals = np.broadcast_to(-scene.R[2], out.normals.shape).astype(out.normals.dtype)
+        # squared: the copies overlap (each covers ~2 steps), so their coverage falls later than each one's opacity
+        out.opacities = (out.opacities * (1.0 - smoothstep(0.0, cfg.bust_fringe_m, k * step_m)) ** 2).astype(
+            out.opacities.dtype)
+        return out
 
     def _select_pixels(self, photo, person, head_mask, torso_px, budget: int):
         """Base grid (i, j, head stride, torso stride, [S, S] bool pixels on the torso's grid) and detail pixels (i, j)

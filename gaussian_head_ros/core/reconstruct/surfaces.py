@@ -252,3 +252,13 @@ def open_border(person: np.ndarray, cut: np.ndarray) -> np.ndarray:
     border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
     near_cut = cv2.dilate(cut.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return person & (border | near_cut)
+
+
+def rows_to_cut_below(cut: np.ndarray) -> np.ndarray:
+    """[S, S] int: for each crop pixel, how many rows further down its column the photo's cut begins (the first
+    pixel outside the photo, `cut` [S, S] bool; the crop's bottom border counts as one: S - i there). 0 on the cut."""
+    s = cut.shape[0]
+    rows = np.arange(s)[:, None]
+    first = np.where(cut, rows, s)  # a cut pixel's own row, else "below the crop"
+    first = np.minimum.accumulate(first[::-1], axis=0)[::-1]  # the nearest cut row at or below each pixel
+    return (first - rows).astype(np.int64)
