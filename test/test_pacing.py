@@ -99,7 +99,6 @@ def test_a_display_of_a_few_frames_a_window_is_warned_about():
     assert rate_shortfall(0.0, 30.0, 30.0, 3.0, 3.0, "cpu") == ""  # its first window: not judged
 
 
-
 def test_a_stamp_from_another_clock_is_told_from_transport_delay():
     """pacing.stamp_offset / stamp_offset_note: the arrival nearest its stamp of the last STAMP_ARRIVALS (late
     callbacks do not count, a clock offset does), silent within STAMP_BEHIND_S behind / STAMP_AHEAD_S ahead, else

@@ -202,7 +202,6 @@ def test_driven_frames_carry_the_control_stamp(io):
     assert "face_control refused" in io["proc"].output()
 
 
-
 def test_controls_stamped_with_another_clock_are_said(io):
     """Controls whose stamps are far from this node's clock (an operator host whose clock disagrees, a camera bag
     played without --clock) made every latency figure that far off without a word: camera stamps 10 s behind gave
@@ -233,6 +232,7 @@ def test_controls_stamped_with_another_clock_are_said(io):
     assert spin_until(io["node"], lambda: (offset() or 0) > 1e6, 30), offset()
     send([time.time_ns() + k for k in range(STAMP_ARRIVALS + 2)])
     assert spin_until(io["node"], lambda: offset() is not None and -0.5 <= offset() <= 2.0, 30), offset()
+
 
 def _diag_values(io):
     from rosgraph import spin_until

@@ -139,7 +139,6 @@ def test_no_face_mono8_and_bgr8_frames(io, clip, tracker_proc):
         assert c is not None and c.face_detected, f"{enc}:\n{tracker_proc.output()}"
 
 
-
 def test_recalibrate_and_diagnostics(io, clip, tracker_proc):
     from rosgraph import spin_until
 

@@ -118,7 +118,6 @@ def rate_shortfall(rate: float, target_fps: float, expected_fps: float, running_
     return f"rendering {rate:.1f} FPS, below the {target_fps:g} FPS asked (backend {backend}{stalled})"
 
 
-
 # A message stamped more than this long before the receiving node's clock (s), or more than STAMP_AHEAD_S after it,
 # was not stamped with that clock. Judged on the arrival nearest its stamp among the last STAMP_ARRIVALS: a clock
 # offset moves every arrival, a late callback only some (a render node's first controls ran 7.8 s late while its

@@ -870,7 +870,7 @@ class MeshFitReconstructor(Reconstructor):
         return [blocks[k] for k in np.argsort(-np.asarray(facing), kind="stable")]
 
     def _bust_fringe(self, batch: GaussianBatch, n_photo: int, scene: Scene, at_cut: np.ndarray,
-                     below_cut: np.ndarray, steps: int, budget: int, mpp: float) -> GaussianBatch:
+                     below_cut: np.ndarray, steps: int, budget: int, mpp: float) -> GaussianBatch | None:
         """The bust beyond the photo's bottom cut: the photo layer's torso Gaussians on its lowest rows (`at_cut`
         [S, S] bool; `below_cut` [S, S] rows_to_cut_below), repeated `steps` times down the photo camera's image from
         the cut (at its own depth): the k-th FRINGE_START + k - 1 torso strides beyond it, opacity falling to 0 with
