@@ -464,6 +464,9 @@ def test_parameters_are_validated(rclpy_context, peer):
     assert not r.successful and "checkpoint" in r.reason
     r = set_param("min_face_px", 1.0)
     assert not r.successful and "min_face_px" in r.reason
+    for frame in ("", "/head"):  # an empty frame_id (or tf2's forbidden leading '/') was taken (user18, s18)
+        r = set_param("frame_id", frame)
+        assert not r.successful and "frame_id must name" in r.reason, (frame, r.reason)
     r = set_param("preset", "fast")
     assert r.successful, r.reason
     node.destroy_client(cli)

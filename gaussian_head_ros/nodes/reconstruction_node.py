@@ -107,10 +107,15 @@ def reconstructor_options(values: dict) -> dict:
 
 def check_value(name: str, value) -> None:
     """Raise ValueError when one parameter value is outside its range or choices; max_gaussians is 0 (the
-    preset's) or within mesh_fit's budget range."""
+    preset's) or within mesh_fit's budget range; frame_id names a tf frame (not empty, no leading '/': tf2 refuses
+    frame ids that start with one, and RViz shows nothing for an empty one; `ros2 param set ... frame_id ''` was
+    taken, user18, s18)."""
     PARAMS[name].check(value)
     if name == "max_gaussians" and value != NOT_GIVEN[name]:
         _BUDGET.check(value)
+    if name == "frame_id" and (not str(value).strip() or str(value).startswith("/")):
+        raise ValueError(f"frame_id must name the avatar's head frame for tf and RViz (not empty, no leading '/'), "
+                         f"got {value!r}")
 
 
 def check_values(values: dict) -> None:
