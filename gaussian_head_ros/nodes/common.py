@@ -16,7 +16,7 @@ import rclpy
 import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, NotInitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
@@ -312,9 +312,11 @@ def interrupted(e: BaseException) -> bool:
     raises RCLError 'failed to initialize wait set: the given context is not valid' (rclpy/executors.py
     checks context.ok() only after the wait) instead of ExternalShutdownException, and rclpy.spin() entered
     just after it fails creating its executor: `kill` of avatar_pipeline or render_node ended 3 in 8 times with
-    such a traceback and exit status 1 (try7, session 7), which a supervisor counts as a crash."""
+    such a traceback and exit status 1 (try7, session 7), which a supervisor counts as a crash. Also a node made
+    after that shutdown (avatar_pipeline makes several, one after the other): its constructor raises
+    NotInitializedException ('rclpy.init() has not been called'; a Ctrl-C 2 s into the composed launch, tidy18)."""
     return isinstance(e, KeyboardInterrupt) or (
-        isinstance(e, RuntimeError) and (_interrupted.is_set() or not rclpy.ok()))
+        isinstance(e, (RuntimeError, NotInitializedException)) and (_interrupted.is_set() or not rclpy.ok()))
 
 
 def ignore_further_interrupts() -> None:
@@ -412,7 +414,7 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
                 rclpy.spin(nodes[0])
     except ExternalShutdownException:
         pass
-    except (KeyboardInterrupt, RuntimeError) as e:
+    except (KeyboardInterrupt, RuntimeError, NotInitializedException) as e:
         if not interrupted(e):
             raise
     finally:
