@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.reconstruct import eyelids
@@ -62,6 +63,17 @@ def test_opening_colours_says_none_where_the_photo_shows_too_little():
     sclera, iris, pupil = opening_colours(photo, opening, d, min_pixels=8)
     assert iris is None and pupil is None and sclera is not None
     assert opening_colours(photo, np.zeros_like(opening), d, min_pixels=8) == (None, None, None)
+
+
+def test_opening_colours_refuses_a_sclera_share_outside_0_1():
+    """0 would take the single brightest pixel (a specular highlight) for the sclera, > 1 no percentile at all: both
+    are a config error said at once, not a white eyeball or a numpy error deep in a reconstruction (review18)."""
+    photo, lm, opening = _eye()
+    d = np.full(opening.shape, 2.0)
+    for share in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="sclera_share"):
+            opening_colours(photo, opening, d, min_pixels=8, sclera_share=share)
+    assert opening_colours(photo, opening, d, min_pixels=8, sclera_share=1.0)[0] is not None
 
 
 def test_the_painted_sclera_is_the_photos_lit_sclera():

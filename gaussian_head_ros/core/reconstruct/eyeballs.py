@@ -88,7 +88,10 @@ def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min
       sclera (EyeballConfig.lit_sclera_share);
     - iris: the median of the darker half of its ring 0.45-0.85 radii (the whole disc < 0.85 when the ring has
       fewer than min_pixels): specular highlights and sclera the landmarks' disc takes in are not the iris;
-    - pupil: the 10th percentile of that disc."""
+    - pupil: the 10th percentile of that disc.
+    ValueError when sclera_share is not in (0, 1] (0 would take the single brightest pixel, > 1 no percentile)."""
+    if not 0.0 < sclera_share <= 1.0:
+        raise ValueError(f"sclera_share must be in (0, 1], got {sclera_share}")
     sclera = iris = pupil = None
     ring = opening & (d_r > 1.15) & (d_r < 4.0)
     if ring.sum() >= min_pixels:
