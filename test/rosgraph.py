@@ -121,3 +121,57 @@ def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:
             return True
         time.sleep(step)
     return bool(predicate())
+
+
+LOADING = "(test) a load made to last"
+SPINNING = "(test) the nodes are made and spin"
+
+
+def ctrl_c_while_loading(main: str, stalls: list[str], args: list[str], log_path: Path, count: int,
+                         sets: dict | None = None) -> tuple[int | None, float, str]:
+    """Ctrl-C a real node process while its threads load (common.Loading's rule: they are not waited for).
+
+    Runs `main` ("module:function", a node executable's main) in a child process in which each of `stalls`
+    ("module:name" or "module:Class.name") is replaced by a function that prints LOADING and sleeps 120 s, so that
+    the SIGINT always lands in those loads, whatever the load of the machine; `sets` ("module:name" -> value) are
+    set before. SIGINT (as a Ctrl-C and `ros2 launch` send) once `count` LOADING lines are out and the process's nodes
+    are made and spin (common.run_nodes entered common.spinning: a Ctrl-C before would not reach destroy_node).
+    -> (exit status, seconds from the SIGINT to the process's end, its output)."""
+    import signal
+
+    child = "\n".join([
+        "import importlib, sys, time",
+        "def stall(*args, **kwargs):",
+        f"    print({LOADING!r}, flush=True)",
+        "    time.sleep(120)",
+        "def place(spec, value):",
+        "    module, name = spec.split(':')",
+        "    *owners, attr = name.split('.')",
+        "    obj = importlib.import_module(module)",
+        "    for owner in owners:",
+        "        obj = getattr(obj, owner)",
+        "    setattr(obj, attr, value)",
+        *(f"place({spec!r}, {value!r})" for spec, value in (sets or {}).items()),
+        *(f"place({spec!r}, stall)" for spec in stalls),
+        "import contextlib, gaussian_head_ros.nodes.common as common",
+        "made = common.spinning",
+        "@contextlib.contextmanager",
+        "def spinning():",
+        "    with made():",
+        f"        print({SPINNING!r}, flush=True)",
+        "        yield",
+        "common.spinning = spinning",
+        f"module, function = {main!r}.split(':')",
+        "sys.exit(getattr(importlib.import_module(module), function)())",
+    ])
+    proc = Proc([sys.executable, "-c", child] + args, log_path)
+    try:
+        assert wait_until(lambda: (proc.output().count(LOADING) >= count and SPINNING in proc.output())
+                          or not proc.alive(), 120, 0.05), proc.output()
+        assert proc.alive(), proc.output()
+        t0 = time.monotonic()
+        rc = proc.stop(signal.SIGINT, timeout=30.0)
+        took = time.monotonic() - t0
+    finally:
+        proc.stop(signal.SIGKILL)
+    return rc, took, proc.output()

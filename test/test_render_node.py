@@ -446,24 +446,15 @@ def test_a_ctrl_c_while_the_renderer_warms_up_ends_the_node_within_5_s(tmp_path)
     `ros2 launch` logged 'failed to terminate 5 seconds after receiving SIGINT, escalating to SIGTERM' (user18,
     robot.launch.py Ctrl-C'd 8 s after start). The warm-up is made to last here (drive.warm_up sleeps), so the
     Ctrl-C always lands in it."""
-    import sys
+    from rosgraph import ctrl_c_while_loading
 
-    from rosgraph import Proc, wait_until
-
-    code = ("import sys, time; import gaussian_head_ros.core.drive as drive; drive.warm_up = lambda: time.sleep(120); "
-            "from gaussian_head_ros.nodes.render_node import main; sys.exit(main())")
-    proc = Proc([sys.executable, "-c", code, "--ros-args", "-r", "__ns:=/warming", "-p", f"width:={W}",
-                 "-p", f"height:={H}", "-p", "backend:=cpu"], tmp_path / "render_warming.log")
-    try:
-        assert wait_until(lambda: "Fast DDS profile" in proc.output(), 60, 0.1), proc.output()  # the node is made
-        assert "renderer ready" not in proc.output()
-        t0 = time.monotonic()
-        rc = proc.stop(timeout=30.0)  # SIGINT, as Ctrl-C and ros2 launch send
-        took = time.monotonic() - t0
-    finally:
-        proc.stop()
-    assert rc in (0, -2, 130), proc.output()
-    assert took < 5.0, f"{took:.1f} s to end after SIGINT:\n{proc.output()}"
+    rc, took, out = ctrl_c_while_loading(
+        "gaussian_head_ros.nodes.render_node:main", ["gaussian_head_ros.core.drive:warm_up"],
+        ["--ros-args", "-r", "__ns:=/warming", "-p", f"width:={W}", "-p", f"height:={H}", "-p", "backend:=cpu"],
+        tmp_path / "render_warming.log", count=1)
+    assert rc in (0, -2, 130), out
+    assert took < 5.0, f"{took:.1f} s to end after SIGINT:\n{out}"
+    assert "renderer ready" not in out and "Traceback" not in out, out
 
 
 def _wait_said(io, text, timeout=60.0):

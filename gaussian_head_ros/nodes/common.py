@@ -427,6 +427,43 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     end_process(0)
 
 
+class Loading:
+    """Whether a node's worker thread is inside a slow load, so that destroy_node does not wait for it.
+
+    The rule: a thread still loading (kernels, a model, a JIT warm-up: 5-20 s on the busy 2-core machine, much of it
+    in C code that nothing interrupts) holds nothing to release, since what it loads is not in use yet, and the
+    process ends without it (end_process; daemon threads). Waiting for it made a Ctrl-C in a launch's first seconds
+    take 5-10 s, past the 5 s after which `ros2 launch` escalates SIGINT to SIGTERM (user18's render node, 52dfead;
+    tidy18's composed launch: the tracker's MediaPipe load and the reconstructor's warm-up, session 18).
+
+    The worker thread: `begin()` before a load (a Loading made with loading=True starts inside one), `end()` after
+    it: False when the node was stopped meanwhile (destroy_node did not wait; the node may be destroyed): the worker
+    then drops what it loaded and returns, without logging or publishing. destroy_node: `if loading.stop():
+    thread.join(timeout)`: True when the worker is not inside a load (wait for it as usual). Thread-safe."""
+
+    def __init__(self, loading: bool = False):
+        self._lock = threading.Lock()
+        self._loading = loading
+        self._stopped = False
+
+    def begin(self) -> None:
+        """The worker starts a load."""
+        with self._lock:
+            self._loading = True
+
+    def end(self) -> bool:
+        """The worker's load is over: True to go on, False when the node was stopped meanwhile (return then)."""
+        with self._lock:
+            self._loading = False
+            return not self._stopped
+
+    def stop(self) -> bool:
+        """destroy_node: True when the worker is to be waited for (not inside a load); a later end() returns False."""
+        with self._lock:
+            self._stopped = True
+            return not self._loading
+
+
 class Latest:
     """A one-item mailbox from a subscription callback to a worker thread: the newest item wins and
     nothing queues, so a slow worker never blocks the executor nor falls behind."""

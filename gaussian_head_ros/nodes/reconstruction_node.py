@@ -62,7 +62,7 @@ from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (InOrderLatched, companion_topic, declare_settings, diagnostics,
+from gaussian_head_ros.nodes.common import (InOrderLatched, Loading, companion_topic, declare_settings, diagnostics,
                                             release_free_memory, run)
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
@@ -286,6 +286,7 @@ class ReconstructionNode(Node):
         photo = self._param("photo_path")
         if photo:
             self._submit_file(photo)
+        self._loading = Loading()  # the worker building a reconstructor (_rebuild): not waited for
         self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
         self._worker.start()
         self.create_timer(1.0, self._publish_diagnostics)
@@ -406,6 +407,8 @@ class ReconstructionNode(Node):
                 continue
             if self._dirty:
                 rec = self._rebuild(rec)
+                if self._stop.is_set():  # stopped while it loaded: the photo gets no 'no reconstructor' status
+                    break
             try:
                 self._run(rec, job)
             except Exception as e:  # publishing failed
@@ -481,14 +484,20 @@ class ReconstructionNode(Node):
         self.state = f"loading {values['backend']}"
         t0 = time.perf_counter()
         self._built = ""
+        self._loading.begin()
         try:
             built = reconstructor_key(values["backend"], **reconstructor_options(values))  # (reads its checkpoint)
             rec = get_reconstructor(values["backend"], **reconstructor_options(values))
             if hasattr(rec, "warm_up"):
                 rec.warm_up()
         except (ValueError, OSError, RuntimeError) as e:
+            if not self._loading.end():
+                return None
             self.state = f"no reconstructor: {e}"
             self.get_logger().error(f"cannot start the {values['backend']} reconstructor: {e}")
+            return None
+        if not self._loading.end():  # stopped meanwhile: destroy_node did not wait, the node may be gone
+            rec.close()
             return None
         self._built, self.state = built, "ready"
         self.get_logger().info(f"{values['backend']} reconstructor ready ({time.perf_counter() - t0:.1f} s)")
@@ -594,7 +603,9 @@ class ReconstructionNode(Node):
             # not the running reconstruction: it may take 10 s under load, and `ros2 launch` escalates a Ctrl-C to
             # SIGTERM after 5 s (it did, with an ERROR line, when the node waited up to 10 s here); the process ends
             # without it (end_process), an embedding process lets it finish unpublished (the worker sees _stop)
-            self._worker.join(timeout=STOP_WAIT_S)
+            # nor the worker building a reconstructor (common.Loading: 2-8 s of JIT warm-up nothing interrupts)
+            if self._loading.stop():
+                self._worker.join(timeout=STOP_WAIT_S)
             self._say_stopped()
         return super().destroy_node()
 

@@ -54,7 +54,8 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import Latest, RecurringLog, companion_topic, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, companion_topic, declare_settings, diagnostics,
+                                            run)
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns)
@@ -208,7 +209,7 @@ class RenderNode(Node):
         self._placeholder = None
         self._camera_key, self._camera_made = None, None  # see _camera
         self.trace = frametrace.FrameTrace("render_node")  # only with GHR_FRAME_TRACE set
-        self._warm = threading.Event()  # the loader's warm-up is over (destroy_node waits for the loader only then)
+        self._warming = Loading(loading=True)  # the loader's warm-up (destroy_node waits for the loader only after it)
         self._loader = threading.Thread(target=self._load_loop, name="avatar_loader", daemon=True)
         self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
         self._loader.start()
@@ -330,9 +331,8 @@ class RenderNode(Node):
         drive.warm_up()
         for codec in expression_codec.COMPACT_CODECS:  # to decode compact face_control (once per process)
             expression_codec.basis(codec)
-        if self._stop.is_set():  # stopped meanwhile: destroy_node did not wait, the node may be gone
+        if not self._warming.end():  # stopped meanwhile: destroy_node did not wait, the node may be gone
             return
-        self._warm.set()
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
         while not self._stop.is_set():
             msg = self._pending_avatar.take(0.2)
@@ -570,10 +570,8 @@ class RenderNode(Node):
             self._fresh.set()
             self._pending_avatar.wake()
             self._renderer.join(timeout=5.0)
-            # The loader is not waited for while it warms up (5-20 s on a busy 2-core machine: kernels, imports, no
-            # way to interrupt them): it holds nothing to release, and the process ends without it (end_process).
-            # Waiting made a Ctrl-C in the first seconds take 7-9 s, past `ros2 launch`'s 5 s before SIGTERM (user18).
-            if self._warm.is_set():
+            # The loader is not waited for while it warms up (common.Loading; 7-9 s to end a Ctrl-C'd start, user18)
+            if self._warming.stop():
                 self._loader.join(timeout=5.0)
         return super().destroy_node()
 

@@ -44,7 +44,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import (Latest, RecurringLog, check_parameters, companion_topic, declare_settings,
+from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, check_parameters, companion_topic, declare_settings,
                                             diagnostics, run)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
@@ -148,6 +148,7 @@ class TrackerNode(Node):
         self._ready_at: float | None = None  # monotonic s when the tracker began waiting for frames
         self._no_frames_said = 0.0  # monotonic s of the last "no camera frames" line
         self._prev_received = (time.monotonic(), 0)
+        self._loading = Loading(loading=True)  # the worker's start-up (MediaPipe, codec bases): not waited for
         self._worker = threading.Thread(target=self._run, name="tracker_worker", daemon=True)
         self._worker.start()
         self._basis_worker = threading.Thread(target=self._basis_loop, name="operator_basis", daemon=True)
@@ -268,6 +269,10 @@ class TrackerNode(Node):
             self._build(self._config())
             for codec in expression_codec.COMPACT_CODECS:  # computed once per process (~1 s): not on the first frame
                 expression_codec.basis(codec)
+            if not self._loading.end():  # stopped meanwhile: destroy_node did not wait, the node may be gone
+                tracker, self.tracker = self.tracker, None  # (closed here, once: destroy_node closes a tracker left)
+                tracker.close()
+                return
             self.state = "waiting for frames"
             self._ready_at = time.monotonic()
             while not self._stop.is_set():
@@ -510,7 +515,10 @@ class TrackerNode(Node):
         if hasattr(self, "_worker"):  # else __init__ failed before: let its error show, not one of ours
             self._stop.set()
             self._latest.wake()
-            self._worker.join(timeout=5.0)
+            # not while it loads (common.Loading): MediaPipe and the codec bases took 5 s and more under load, and a
+            # Ctrl-C of the composed launch in its first seconds ended it 5-7 s later (tidy18, session 18)
+            if self._loading.stop():
+                self._worker.join(timeout=5.0)
             self._basis_jobs.wake()
             self._basis_worker.join(timeout=BASIS_ACK_TIMEOUT_S + 1.0)
             if self.tracker is not None and not self._worker.is_alive():
