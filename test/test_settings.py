@@ -480,6 +480,39 @@ run(StoppedWhileStarting, [], threads=THREADS)
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
 
 
+def test_a_ctrl_c_in_a_finalizer_during_the_start_up_ends_quietly():
+    """A Ctrl-C in a node's start-up (before spin) raised KeyboardInterrupt wherever the main thread was; inside a
+    __del__ the garbage collector ran, Python printed 'Exception ignored in: <function RcutilsLogger.__del__ ...>
+    Traceback ... KeyboardInterrupt' (avatar.launch.py Ctrl-C'd 4 s after start, stop18 s18). Now the start-up ends
+    through the context rclpy's handler shut down: status 0, nothing printed. (A child process: the SIGINT comes while
+    the main thread runs a __del__, between two nodes being made.)"""
+    import subprocess
+    import sys
+
+    code = """
+import os, signal, time
+from rclpy.node import Node
+from gaussian_head_ros.nodes.common import run_nodes, start_process
+
+start_process([], blas_threads=1)
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)  # the handler runs here, in this __del__
+
+def make(nodes):
+    nodes.append(Node("made_first"))
+    Finalized()
+    nodes.append(Node("made_after_the_ctrl_c"))
+
+run_nodes(make, threads=6)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+
+
 def test_a_ctrl_c_between_avatar_pipelines_nodes_ends_quietly():
     """avatar_pipeline makes its nodes one after the other in one process (nodes.common.run_nodes). A Ctrl-C after the
     first was made and before the next shuts rclpy's context down, and the next node's constructor raises

@@ -223,10 +223,23 @@ def _on_sigint(signum, frame):
     executor spins that shutdown is enough (spin ends), and a KeyboardInterrupt raised at an arbitrary bytecode
     there would half-build rclpy objects: a Task interrupted in its __init__ prints "Exception ignored in
     Future.__del__ ... AttributeError: 'Task' object has no attribute '_exception'" (rclpy 9.1.2, seen in CI on
-    a Ctrl-C of `ros2 launch`). Outside spin (start-up, teardown) it raises KeyboardInterrupt as usual."""
+    a Ctrl-C of `ros2 launch`). Outside spin (start-up, teardown) it raises KeyboardInterrupt as usual, except inside
+    a finalizer (a __del__ the garbage collector runs): Python only prints an exception raised there ('Exception ignored
+    in: <function RcutilsLogger.__del__ ...> ... KeyboardInterrupt', a node Ctrl-C'd in its start-up, stop18 s18) and
+    goes on; the context rclpy's handler shut down ends the start-up (run_nodes: a node made next raises
+    NotInitializedException, no spin)."""
     _interrupted.set()
-    if not _spinning.is_set():
+    if not _spinning.is_set() and not _in_finalizer(frame):
         raise KeyboardInterrupt
+
+
+def _in_finalizer(frame) -> bool:
+    """Whether the Python frame `frame` (a signal handler's) runs inside a __del__."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager
