@@ -76,6 +76,28 @@ def test_decode_compressed():
         decode_compressed(png.tobytes(), max_pixels=2000 * 2000)
 
 
+@pytest.mark.parametrize("fmt, said", [("GIF", "an animated GIF: "), ("WEBP", "an animated WEBP of 3 frames: "),
+                                        ("PNG", "an animated PNG (APNG) of 3 frames: ")])
+def test_an_animated_photo_is_named_and_its_first_frame_decoded(fmt, said):
+    """An animation is decoded as its first frame (as before) and animation_note says so; a still image: None."""
+    import io
+
+    from PIL import Image
+
+    from gaussian_head_ros.core.imageio import animation_note, decode_with_format
+
+    frames = [Image.new("RGB", (40, 30), c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **(
+        {"lossless": True} if fmt == "WEBP" else {}))
+    assert animation_note(buf.getvalue()) == said + "only its first frame is used as the photo"
+    rgb, _, _, note = decode_with_format(buf.getvalue())  # the header parsed once (photo_node)
+    assert tuple(rgb[15, 20]) == (200, 30, 30) and note == animation_note(buf.getvalue()), note
+    still = io.BytesIO()
+    frames[0].save(still, fmt)
+    assert animation_note(still.getvalue()) is None and animation_note(b"not an image") is None
+
+
 def test_a_200_megapixel_phone_photo_is_decoded_reduced():
     """A 200 MP phone photo (16320x12240, a phone camera's full-resolution mode) was refused by Pillow's
     decompression-bomb check before its size was read ('could be decompression bomb DOS attack'), though a JPEG

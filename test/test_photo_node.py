@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import time
 
 from pathlib import Path
 
@@ -239,6 +240,34 @@ def test_the_robots_warnings_on_an_accepted_photo_are_said(rclpy_context):
         node.destroy_node()
 
 
+def test_the_displays_refusal_stays_the_verdict_when_the_reconstructors_ok_comes_after_it(rclpy_context):
+    """The display's refusal (render_node, another writer on avatar/status) may arrive before the reconstructor's OK
+    for the same photo: the OK does not replace it (in-process, the two statuses fed in that order)."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    try:
+        node._send(read_photo(shared("portraits", PORTRAIT)), "eileen")
+        made = TimeMsg(sec=node.sent_ns // 10**9 + 1)
+        refusal = AvatarStatus(code=AvatarStatus.INTERNAL_ERROR, operator_id="eileen",
+                               message="the robot's display (/render_node) refused the avatar for 'eileen': avatar has "
+                                       "60000 Gaussians, above the budget of 1000 (this node's max_gaussians)")
+        refusal.header.frame_id, refusal.header.stamp = "eileen", made
+        ok = AvatarStatus(code=AvatarStatus.OK, ok=True, operator_id="eileen", num_gaussians=60000,
+                          message="avatar for 'eileen' ready: 60000 Gaussians in 3.0 s")
+        ok.header.frame_id, ok.header.stamp, ok.photo_stamp = "eileen", made, TimeMsg(
+            sec=node.sent_ns // 10**9, nanosec=node.sent_ns % 10**9)
+        node._on_status(refusal)
+        node._on_status(ok)
+        assert "the robot's display (/render_node) refused" in node.verdict, node.verdict
+        assert node.level == DiagnosticStatus.WARN and node.counts["accepted"] == 0, (node.level, node.counts)
+    finally:
+        node.destroy_node()
+
+
 def test_a_photo_the_robot_dropped_for_a_newer_one_is_said(rclpy_context):
     """A photo replaced on the robot by another sender's newer one before it was reconstructed got BUSY and then
     nothing: the node waited for a verdict forever (user12, s12). The robot now sends SUPERSEDED with the photo's
@@ -391,3 +420,69 @@ def test_the_operator_launch_file_sends_its_photo_to_the_robot(graph, tmp_path, 
     finally:
         for p in reversed(procs):
             p.stop(signal.SIGINT, timeout=20.0)
+
+
+def test_an_avatar_the_robots_display_refuses_is_said_to_the_photos_sender(graph, tmp_path):
+    """render_node's max_gaussians below the avatar's count: the display refuses the avatar. The reconstructor (which
+    cannot know a display's limit: it may run on another host) said OK, and the sender believed the robot showed the
+    face (user18, s18: render max_gaussians 1, every new avatar refused at ERROR in the render log, photo_node 'the
+    robot accepted'). Three real processes: the sender's verdict is the display's refusal, with why, and stays it
+    once the reconstructor's OK has arrived too (in whichever order the two writers' statuses come)."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    statuses = graph.record(AvatarStatus, "avatar/status", QoSProfile(
+        depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE),
+        keep=lambda m: (m.code, m.message))
+    display = _start("render_node", {"max_gaussians": 1000, "fps": 5.0}, tmp_path / "display")
+    robot = _start("reconstruction_node", {"preset": "fast", "cache_avatar": False}, tmp_path / "robot")
+    sender = _start("photo_node", {"photo": str(shared("portraits", PORTRAIT)), "operator_id": "eileen"},
+                    tmp_path / "sender")
+    procs = [display, robot, sender]
+    logs = lambda: "\n".join(f"--- {p.log()[-2500:]}" for p in procs)  # noqa: E731
+    try:
+        said = lambda: [m for _, (code, m) in list(statuses)]  # noqa: E731
+        assert wait_until(lambda: any("avatar for 'eileen' ready" in m for m in said())
+                          and any("display" in m for m in said()), STARTUP_S + VERDICT_S), logs()
+        # both statuses have reached this reader: the sender's verdict is the display's refusal, whatever their order
+        assert wait_until(lambda: "display" in _latest(graph).get("verdict", ""), 30.0), logs()
+        time.sleep(2.0)  # it holds (an OK arriving after the refusal does not replace it)
+        d = _latest(graph)
+        assert d["_level"] == DiagnosticStatus.WARN and d["refused_by_robot"] == "1", d
+        assert "the robot refused astronaut_eileen_collins.png (internal_error)" in d["verdict"], d
+        assert "above the budget of 1000 (this node's max_gaussians)" in d["verdict"], d
+        assert "avatar refused" in display.log() and "max_gaussians" in display.log(), display.log()[-3000:]
+    finally:
+        for p in reversed(procs):
+            p.stop(signal.SIGINT, timeout=20.0)
+    assert all("Traceback" not in p.log() for p in procs), logs()
+
+
+def test_an_animated_photo_is_said_to_use_its_first_frame(graph, tmp_path):
+    """An animated GIF as the operator's photo: the robot reconstructs its first frame, and says so (its log and the
+    status's warnings, which the sender says in its verdict); the sender says it when it sends it (user18, s18: an
+    animated GIF and WebP were taken without a word). Real photo_node and reconstruction_node processes."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from PIL import Image
+
+    face = Image.open(shared("portraits", PORTRAIT)).convert("RGB")
+    gif = tmp_path / "waving.gif"
+    face.save(gif, save_all=True, append_images=[Image.new("RGB", face.size, (128, 128, 128))], duration=200, loop=0)
+    robot = _start("reconstruction_node", {"preset": "fast", "cache_avatar": False}, tmp_path / "robot")
+    sender = _start("photo_node", {"photo": str(gif), "operator_id": "eileen"}, tmp_path / "sender")
+    procs = [robot, sender]
+    logs = lambda: "\n".join(f"--- {p.log()[-2500:]}" for p in procs)  # noqa: E731
+    try:
+        assert wait_until(lambda: _latest(graph).get("verdict", "").startswith("the robot accepted waving.gif"),
+                          STARTUP_S + VERDICT_S), logs()
+        d = _latest(graph)
+        assert "warnings: an animated GIF: only its first frame is used as the photo" in d["verdict"], d
+        assert d["_level"] == DiagnosticStatus.WARN, d
+        assert "waving.gif is an animated GIF: only its first frame is used" in sender.log(), sender.log()[-3000:]
+        assert "an animated GIF: only its first frame is used" in robot.log(), robot.log()[-3000:]
+    finally:
+        for p in reversed(procs):
+            p.stop(signal.SIGINT, timeout=20.0)
+    assert all("Traceback" not in p.log() for p in procs), logs()

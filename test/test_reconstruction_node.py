@@ -4,7 +4,9 @@ the newest photo wins, parameters are validated."""
 
 import os
 import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -467,6 +469,16 @@ def test_parameters_are_validated(rclpy_context, peer):
     for frame in ("", "/head"):  # an empty frame_id (or tf2's forbidden leading '/') was taken (user18, s18)
         r = set_param("frame_id", frame)
         assert not r.successful and "frame_id must name" in r.reason, (frame, r.reason)
+    # a cache_path naming a directory was taken, said only at the next write, after a reconstruction (user18, s18)
+    folder = Path(tempfile.mkdtemp())
+    r = set_param("cache_path", str(folder))
+    assert not r.successful and "is a directory: name a file in it" in r.reason, r.reason
+    (folder / "a_file").write_bytes(b"")
+    r = set_param("cache_path", str(folder / "a_file" / "avatar.cache"))
+    assert not r.successful and "which is a file, not a directory" in r.reason, r.reason
+    r = set_param("cache_path", str(folder / "avatar.cache"))
+    assert r.successful, r.reason
+    assert set_param("cache_path", "").successful  # back to the default for the next tests
     r = set_param("preset", "fast")
     assert r.successful, r.reason
     node.destroy_client(cli)
@@ -900,8 +912,9 @@ def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context
         node._save_cache(msg)
         assert node.counts["cache_errors"] == 1 and not path.exists()
         assert node.cache_state.startswith(f"cannot write {path}:") and "note" in node.cache_state, node.cache_state
-        (tmp_path / "a_file").write_bytes(b"")  # the disk's refusal (a file where the folder should be): the same rule
         node.set_parameters([Parameter("cache_path", value=str(tmp_path / "a_file" / "avatar.cache"))])
+        (tmp_path / "a_file").write_bytes(b"")  # the disk's refusal (a file where the folder should be, made after the
+        # parameter was checked: avatar_cache.check_path refuses it when set): the same rule
         node._made_from = None
         node._save_cache(msg)
         assert node.counts["cache_errors"] == 2 and node.cache_state.startswith("cannot write"), node.cache_state

@@ -54,6 +54,21 @@ def _content_digest(note: bytes, payload: bytes) -> bytes:
     return h.digest()
 
 
+def check_path(path: str | os.PathLike) -> None:
+    """Raise ValueError saying why `path` (`~` expanded) cannot be the cache file `write` keeps: a directory, or below a
+    file (its nearest existing ancestor is not a directory), or below a directory this process cannot write in. A
+    stat per ancestor, nothing written. Before, a cache_path naming a directory was taken and said only at the next
+    write, after a reconstruction ('cannot write ...: Is a directory'; user18, s18)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"cache_path {path} is a directory: name a file in it (e.g. {path / 'avatar.cache'})")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ValueError(f"cache_path {path} is below {above}, which is a file, not a directory")
+    if above is not None and not os.access(above, os.W_OK | os.X_OK):
+        raise ValueError(f"cache_path {path}: cannot write in {above} (permission denied)")
+
+
 def write(path: str | os.PathLike, payload: bytes, kind: str, note: bytes = b"") -> None:
     """Store `payload` (bytes of what `kind` names) and `note` (at most MAX_NOTE_BYTES) at `path` atomically,
     creating its directory. Raises OSError when it cannot, ValueError for a note over MAX_NOTE_BYTES."""

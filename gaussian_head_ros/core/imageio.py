@@ -151,10 +151,11 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
 
 
 def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
-                       fmt: str = "") -> tuple[np.ndarray, str, int]:
+                       fmt: str = "") -> tuple[np.ndarray, str, int, str]:
     """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
     lower case: "jpeg", "png", "webp", ..., "" when it names none; the reduction it was decoded at: 1, or 2, 4, 8 for
-    a JPEG above `max_pixels`), the header parsed once (photo_node sends the format with the bytes; it parsed the
+    a JPEG above `max_pixels`; `animation_note`'s sentence for an animation, of which the first frame is decoded, ""
+    for a still image), the header parsed once (photo_node sends the format with the bytes; it parsed the
     header a second time for it, copying the file's bytes again).
 
     The one decode path for photo files and CompressedImage messages (Pillow):
@@ -188,6 +189,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
                              "convert it to JPEG or PNG") from e
         raise ValueError("could not decode the compressed image (corrupt, truncated or not an image)") from e
     kind, (w, h), factor = (im.format or "").lower(), im.size, 1
+    animated = _animation_note(im)  # before load(): Pillow's is_animated seeks (and back to frame 0)
     if w <= 0 or h <= 0:
         raise ValueError(f"empty image ({w}x{h})")
     if max_pixels is not None and w * h > max_pixels:
@@ -206,7 +208,35 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
-    return _pil_to_rgb8(upright), kind, factor
+    return _pil_to_rgb8(upright), kind, factor, animated or ""
+
+
+def animation_note(data: bytes | memoryview) -> str | None:
+    """A sentence for a person when the image bytes `data` are an animation (an animated GIF, WebP or PNG: Pillow's
+    `is_animated`), of which `decode_with_format` uses the first frame only, as a photo; None for a still image or
+    bytes Pillow cannot open (their decode says why). The header only (and, for a GIF, the start of its second
+    frame: Pillow's is_animated seeks there), no pixel decoded. An animated photo was taken without a word (user18,
+    s18: an animated GIF and WebP gave an avatar of the first frame, the sender told a plain OK)."""
+    try:
+        return _animation_note(_open_header(bytes(data)))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
+        return None
+
+
+ANIMATED_FORMATS = ("GIF", "WEBP", "PNG")  # not MPO: a phone JPEG's extra pictures (depth, preview) are no animation
+
+
+def _animation_note(im) -> str | None:
+    """`animation_note` of an image Pillow has opened (its header read, no pixel decoded); None also when the
+    frames after the first cannot be read (the first one's decode says what it says)."""
+    try:
+        if im.format not in ANIMATED_FORMATS or not getattr(im, "is_animated", False):
+            return None
+        frames = "" if im.format == "GIF" else f" of {im.n_frames} frames"  # (a GIF's count reads all its frames)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
+        return None
+    kind = "PNG (APNG)" if im.format == "PNG" else im.format
+    return f"an animated {kind}{frames}: only its first frame is used as the photo"
 
 
 # Brands of HEIF image files in an ISO-BMFF `ftyp` box (ISO/IEC 23008-12 Annex B; HEIC = HEVC-coded HEIF). Pillow

@@ -125,7 +125,7 @@ def msg_to_avatar(msg: GaussianAvatarMsg, max_gaussians: int | None = None) -> G
     pc = msg.gaussians
     n = int(pc.width) * int(pc.height)
     if max_gaussians is not None and n > max_gaussians:
-        raise ValueError(f"avatar has {n} Gaussians, above the budget of {max_gaussians}")
+        raise ValueError(f"avatar has {n} Gaussians, above the budget of {max_gaussians} (this node's max_gaussians)")
     names = [f.name for f in pc.fields]
     if pc.is_bigendian:
         raise ValueError("big-endian point clouds are not supported")

@@ -22,7 +22,10 @@ said as such (with how much older), not taken as the verdict: the hosts' clocks 
 across hosts needs too). After a BUSY status (the robot was reconstructing an earlier photo when this one came)
 the next verdict it sends is that earlier photo's, and is said as such even under the same operator id. A photo
 that another sender's newer photo replaced on the robot before it was reconstructed gets the robot's SUPERSEDED
-status, said as its verdict (WARN); a STOPPED status (the robot was stopped before a result) is said but is no
+status, said as its verdict (WARN); a refusal from the robot's display (render_node refuses an avatar above its
+max_gaussians, a robot-side limit: INTERNAL_ERROR for the operator id, photo_stamp zero) is said as the verdict and
+stays it when the reconstructor's OK for the same photo arrives after it (the reconstructor sends one final status
+per photo, so a refusal followed by an OK is the display's: the face is not shown); a STOPPED status (the robot was stopped before a result) is said but is no
 verdict: the photo stays latched and the restarted robot's verdict is taken; the statuses' photo_stamp (the header.stamp this node sent) tells this node's
 photo from an earlier one of its own or another sender's under the same operator id. While
 no reconstruction node subscribes, the node says so (the topic it publishes on: a
@@ -95,6 +98,7 @@ class Photo:
     width: int
     height: int
     reduced: int = 1  # the reduction the robot decodes it at (a JPEG above max_pixels: 2, 4 or 8)
+    animated: str = ""  # imageio.animation_note: an animation, of which the robot uses the first frame ('' for a still)
 
     def describe(self) -> str:
         """The file for log lines. Its size is the robot's decoded size; a reduced JPEG says so: 'sent huge.jpg
@@ -107,15 +111,15 @@ def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
     """The photo file `path` (`~` expanded) as it will be sent: its bytes unchanged, its format and size, after
     decoding it once as the reconstruction node will (core/imageio.decode_compressed with the robot's pixel limit
     `max_pixels`: a larger JPEG is checked decoded at 1/2, 1/4 or 1/8, as the robot decodes it; width and height are
-    that decoded size). Raises ValueError saying why it cannot be sent (missing, unreadable, empty, not an image,
+    that decoded size; `animated` says when it is an animation, of which the robot uses the first frame). Raises ValueError saying why it cannot be sent (missing, unreadable, empty, not an image,
     HEIC, corrupt or truncated, above `max_pixels` and not a JPEG)."""
     path = imageio.photo_file(path)
     data = imageio.read_file(path)
     try:
-        rgb, fmt, reduced = imageio.decode_with_format(data, max_pixels=max_pixels)
+        rgb, fmt, reduced, animated = imageio.decode_with_format(data, max_pixels=max_pixels)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
-    return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]), reduced)
+    return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]), reduced, animated)
 
 
 class PhotoNode(Node):
@@ -197,6 +201,7 @@ class PhotoNode(Node):
         msg.header.stamp, self.sent_ns = now.to_msg(), now.nanoseconds
         msg.header.frame_id = self.frame_id
         self.acked, self.verdict = False, ""
+        self.refused = False  # a refusal of this photo was said: an OK arriving after it does not replace it
         self.behind = False  # the robot said BUSY: the verdict of the photo it was reconstructing comes first
         self.sent_at = self.no_robot_said = time.monotonic()
         self.pub.publish(msg)
@@ -204,6 +209,8 @@ class PhotoNode(Node):
         self.state = f"sent {photo.describe()} as '{self.frame_id}'; waiting for the robot"
         self.level = DiagnosticStatus.WARN
         self.get_logger().info(f"{self.state} on {self.topic} ({self.pub.get_subscription_count()} subscribed)")
+        if photo.animated:  # the robot says it too, in the status's warnings
+            self.get_logger().warning(f"{photo.path} is {photo.animated}")
         if len(photo.data) > LARGE_BYTES:
             self.get_logger().warning(
                 f"{photo.path} is {len(photo.data) / 1e6:.1f} MB: across a slow link it takes long and shares the link "
@@ -278,6 +285,9 @@ class PhotoNode(Node):
             self.get_logger().info(self.state)
             return
         if msg.code == AvatarStatus.OK:
+            if self.refused:  # the display refused the avatar before the reconstructor's OK came (another writer)
+                self.get_logger().info(f"the robot made the avatar for {name} ({msg.message}), but {self.verdict}")
+                return
             self.counts["accepted"] += 1
             self.verdict = self.state = f"the robot accepted {name}: {msg.message}"
             if msg.warnings:  # several faces (the largest used), the skull cut off, no colour: the operator can act
@@ -289,6 +299,7 @@ class PhotoNode(Node):
                 self.get_logger().info(self.verdict)
         else:
             self.counts["refused_by_robot"] += 1
+            self.refused = True
             self.level = DiagnosticStatus.WARN
             code = STATUS_NAMES.get(msg.code, str(msg.code))
             self.verdict = self.state = f"the robot refused {name} ({code}): {msg.message}"

@@ -107,12 +107,15 @@ def reconstructor_options(values: dict) -> dict:
 
 def check_value(name: str, value) -> None:
     """Raise ValueError when one parameter value is outside its range or choices; max_gaussians is 0 (the
-    preset's) or within mesh_fit's budget range; frame_id names a tf frame (not empty, no leading '/': tf2 refuses
+    preset's) or within mesh_fit's budget range; cache_path (when set) can be the cache file (avatar_cache.check_path);
+    frame_id names a tf frame (not empty, no leading '/': tf2 refuses
     frame ids that start with one, and RViz shows nothing for an empty one; `ros2 param set ... frame_id ''` was
     taken, user18, s18)."""
     PARAMS[name].check(value)
     if name == "max_gaussians" and value != NOT_GIVEN[name]:
         _BUDGET.check(value)
+    if name == "cache_path" and value:  # a directory (or below a file) was said only at the next write (user18)
+        avatar_cache.check_path(value)
     if name == "frame_id" and (not str(value).strip() or str(value).startswith("/")):
         raise ValueError(f"frame_id must name the avatar's head frame for tf and RViz (not empty, no leading '/'), "
                          f"got {value!r}")
@@ -364,9 +367,12 @@ class ReconstructionNode(Node):
             return
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format
+        animated = imageio.animation_note(data)  # its first frame is decoded: said in the log and its statuses
+        if animated:
+            self.get_logger().warning(f"photo '{msg.header.frame_id}' on operator/photo/compressed: {animated}")
         self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit, fmt=fmt),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
-                         lost, msg.header.stamp, (data, "compressed", fmt), limit))
+                         (*lost, *([animated] if animated else [])), msg.header.stamp, (data, "compressed", fmt), limit))
 
     def _submit(self, job: Job) -> None:
         with self._lock:

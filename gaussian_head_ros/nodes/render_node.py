@@ -21,7 +21,11 @@ control with a detected face for `idle_timeout_s` the avatar plays an idle anima
 sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
 `core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are refused with a log line
-(a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had.
+(a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had. An avatar it refuses
+(above its `max_gaussians`, a robot-side limit the reconstructor, maybe on another host, cannot know; malformed; of
+another format) is also said on `avatar/status` (beside the `avatar` topic, as reconstruction_node publishes it;
+latched): INTERNAL_ERROR for the avatar's operator_id, photo_stamp zero, so the photo's sender (photo_node), told OK by
+the reconstructor, learns that this robot's display does not show that face.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_a
                                            get_renderer, head_viewmat,
                                            intrinsics_from_fov, placeholder_image)
 from gaussian_head_ros.core.settings import setting, settings
+from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
@@ -58,7 +63,7 @@ from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, compa
                                             run)
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
-                                                 stamp_text, stamp_to_ns)
+                                                 stamp_text, stamp_to_ns, status_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
@@ -156,6 +161,8 @@ class RenderNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_topic = self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched).topic_name
+        # an avatar this node refuses is said where its photo's sender reads the reconstructor's verdict (_load)
+        self.status_pub = self.create_publisher(AvatarStatus, companion_topic(self, "avatar/status", "avatar"), latched)
         # the tracker's operator expression bases (core/operator_basis.py) by id: the newest KEEP_BASES (the one codes
         # name now and the previous one, which codes still in flight may name); latched depth 2 like the tracker's
         self.operator_bases: dict[int, object] = {}
@@ -348,8 +355,15 @@ class RenderNode(Node):
         except ValueError as e:
             self.counts["avatars_refused"] += 1
             self.last_error = f"avatar refused: {e}"
-            self.get_logger().error(f"{self.last_error}; keeping the current avatar"
-                                    if self.loaded else f"{self.last_error}; still waiting for a usable avatar")
+            current = self.loaded
+            shown = f"keeping the current avatar ('{current.operator_id}')" if current else "still waiting for a usable avatar"
+            self.get_logger().error(f"{self.last_error}; {shown}")
+            # the reconstructor told the photo's sender OK: this robot's display does not show that face (user18)
+            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=msg.operator_id)
+            self.status_pub.publish(status_msg(
+                AvatarStatus.INTERNAL_ERROR, f"the robot's display ({self.get_fully_qualified_name()}) refused the "
+                f"avatar for '{msg.operator_id}': {e}; it shows "
+                f"{repr(current.operator_id) if current else 'no face (its placeholder)'}", msg.operator_id, header=header))
             return
         with self._lock:
             old = self.loaded
