@@ -519,7 +519,8 @@ class OpenLidAverage:
     def open_level(self) -> float:
         """The 90th percentile of the openness in the history now (the units of `scale`): the operator's usual widest.
         Computed once per frame taken in (`add` and the tracker's `shortfall` in the same frame share it: a percentile
-        of up to HISTORY values: ~100 us a frame on this 2-core box at load 8, tidy18's bench_openlid.py). ValueError before the first frame."""
+        of up to HISTORY values, ~100 us a frame on this 2-core box at load 8, tidy18's bench_openlid.py).
+        ValueError before the first frame."""
         if self._level is None:
             m = min(self._n, self.HISTORY)
             if not m:
