@@ -145,3 +145,23 @@ def stamp_offset_note(offset_s: float | None, what: str) -> str:
     return (f"{what} are stamped {when} this node's clock: not the same clock (a driver stamping with its own, a bag "
             f"played without --clock, use_sim_time on one side only, or hosts whose clocks disagree: chrony or NTP); "
             f"the stamps are kept, latency figures include the offset")
+
+
+class StampAges:
+    """The recent arrivals' ages (arrival on the receiving node's clock minus the header stamp) of one stream, for
+    `stamp_offset` / `stamp_offset_note`: one per subscribed stream (tracker_node's camera frames, render_node's
+    face_control). `add` is called from the subscription callback, `offset` from the diagnostics timer."""
+
+    def __init__(self):
+        self._ages = deque(maxlen=STAMP_ARRIVALS)
+
+    def add(self, arrival_ns: int, stamp_ns: int, what: str) -> str:
+        """Take in one arrival (both in nanoseconds of the same clock) -> stamp_offset_note of the offset now ('' while
+        it may be transport and queueing delay); `what` names the stream for that sentence."""
+        self._ages.append((arrival_ns - stamp_ns) * 1e-9)
+        return stamp_offset_note(stamp_offset(self._ages), what)
+
+    @property
+    def offset(self) -> float | None:
+        """stamp_offset of the ages now (seconds; None with fewer than STAMP_ARRIVALS)."""
+        return stamp_offset(tuple(self._ages))  # (a copy: the executor thread appends meanwhile)

@@ -49,8 +49,7 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
-from gaussian_head_ros.core.pacing import (RATE_SHOWN_S, STAMP_ARRIVALS, FramePacer, display_rate,
-                                           rate_shortfall, stamp_offset, stamp_offset_note)
+from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
                                            get_renderer, head_viewmat,
                                            intrinsics_from_fov, placeholder_image)
@@ -202,7 +201,7 @@ class RenderNode(Node):
         self.drawing: Loaded | None = None  # the avatar of the last published frame (None: the placeholder)
         self.last_error = ""
         self.control_refused = (0.0, "")  # (monotonic time, reason) of the last refused face_control
-        self._stamp_ages = deque(maxlen=STAMP_ARRIVALS)  # recent controls' arrival on this node's clock - stamp (s)
+        self._stamp_ages = StampAges()  # recent controls' arrival on this node's clock - stamp
         self._refusals_said: set[str] = set()  # reasons already logged
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
@@ -298,8 +297,7 @@ class RenderNode(Node):
         self._control_times.append(time.monotonic())
         clock = self.get_clock().now().nanoseconds
         if control.stamp_ns and clock:  # (0: a driver that does not stamp; use_sim_time before the first /clock)
-            self._stamp_ages.append((clock - control.stamp_ns) * 1e-9)
-            note = stamp_offset_note(stamp_offset(self._stamp_ages), f"face_control messages on {self.control_topic}")
+            note = self._stamp_ages.add(clock, control.stamp_ns, f"face_control messages on {self.control_topic}")
             if note:
                 self.get_logger().warning(note, throttle_duration_sec=60.0)
         if named:  # decoded with the operator basis, or (not / not yet / no longer held) with the fixed basis only
@@ -537,7 +535,7 @@ class RenderNode(Node):
         recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
         render_ms = [t[1] * 1e3 for t in recent]
         ages = [t[2] * 1e3 for t in recent if t[2] is not None]
-        offset = stamp_offset(tuple(self._stamp_ages))  # (the executor thread appends meanwhile)
+        offset = self._stamp_ages.offset
         rate = display_rate([t[0] for t in recent], now)
         target = float(self._param("fps"))
         # live frames follow the controls: a tracker slower than fps is not the renderer's shortfall

@@ -39,7 +39,7 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
 from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
-from gaussian_head_ros.core.pacing import STAMP_ARRIVALS, display_rate, stamp_offset, stamp_offset_note
+from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
@@ -133,7 +133,7 @@ class TrackerNode(Node):
         self.basis_info = dict(learned=0, learn_ms="", reason="", unacknowledged=0)
         self._basis_log = RecurringLog(self.get_logger())  # a new basis every few seconds: INFO once a minute
         self._warned_zero_stamp = False
-        self._stamp_ages = deque(maxlen=STAMP_ARRIVALS)  # recent frames' arrival on this node's clock - stamp (s)
+        self._stamp_ages = StampAges()  # recent frames' arrival on this node's clock - stamp
         self.trace = frametrace.FrameTrace("tracker_node")  # only with GHR_FRAME_TRACE set
         self.tracker: FaceTracker | None = None
         self._wanted: TrackerConfig | None = None  # the config the parameters ask for (the tracker may have fallen back)
@@ -188,8 +188,7 @@ class TrackerNode(Node):
                 self._warned_zero_stamp = True
                 self.get_logger().warning("camera frames carry no stamp: stamping them on arrival")
         if clock:  # (0: use_sim_time before the first /clock)
-            self._stamp_ages.append((clock - stamp) * 1e-9)
-            note = stamp_offset_note(stamp_offset(self._stamp_ages), f"camera frames on {self.image_topic}")
+            note = self._stamp_ages.add(clock, stamp, f"camera frames on {self.image_topic}")
             if note:
                 self.get_logger().warning(note, throttle_duration_sec=60.0)
         self.trace.mark(frametrace.TRACKER_IN, stamp)
@@ -473,7 +472,7 @@ class TrackerNode(Node):
         recent = [w for w in tuple(self._window) if now - w[0] <= 5.0]  # a snapshot: the worker appends meanwhile
         busy = [w[1] * 1e3 for w in recent]
         ages = [w[2] * 1e3 for w in recent if w[2] is not None]
-        offset = stamp_offset(tuple(self._stamp_ages))  # (the executor thread appends meanwhile)
+        offset = self._stamp_ages.offset
         stale = now - self._last_frame_time > 2.0
         if self.state.startswith("tracking stopped"):
             level, message = DiagnosticStatus.ERROR, self.state
