@@ -76,6 +76,20 @@ def test_opening_colours_refuses_a_sclera_share_outside_0_1():
     assert opening_colours(photo, opening, d, min_pixels=8, sclera_share=1.0)[0] is not None
 
 
+@pytest.mark.parametrize("field, value", [("lit_sclera_share", 0.0), ("lit_sclera_share", 1.5),
+                                          ("lit_sclera_share", float("nan")), ("spacing_m", 0.0),
+                                          ("radius_m", -0.012), ("cap_deg", 0.0), ("pupil_ratio", 1.0),
+                                          ("min_pixels", 0)])
+def test_an_eyeball_config_the_eyeballs_cannot_be_built_from_is_refused_when_made(field, value):
+    """EyeballConfig.lit_sclera_share was not checked: 0 or 1.5 was taken and failed only deep in a reconstruction
+    (opening_colours' ValueError, after the mesh fit; review18, s18). Now the config refuses it when made, naming the
+    field, like MouthConfig; the defaults and the edge share 1.0 are taken."""
+    with pytest.raises(ValueError, match=f"EyeballConfig.{field} must be"):
+        EyeballConfig(**{field: value})
+    EyeballConfig()
+    EyeballConfig(lit_sclera_share=1.0)
+
+
 def test_the_painted_sclera_is_the_photos_lit_sclera():
     """What a far look uncovers faces the camera, like the sclera beside the iris; towards the corners and under
     the lids the photo's sclera is shaded. The painted eyeball took the median of the ring's brightest quarter

@@ -55,6 +55,31 @@ class EyeballConfig:
     rim_iris: bool = True  # ... and its pixels within the iris disc
     band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
+        in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
+        than 1 pixel to measure a colour on. Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
+        reconstruction (review18, s18)."""
+        _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
+        for name in ("radius_m", "spacing_m", "cap_deg"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"EyeballConfig.{name} must be > 0, got {v!r}")
+        if not 0.0 < self.pupil_ratio < 1.0:
+            raise ValueError(f"EyeballConfig.pupil_ratio must be in (0, 1), got {self.pupil_ratio!r}")
+        if self.min_pixels < 1:
+            raise ValueError(f"EyeballConfig.min_pixels must be >= 1, got {self.min_pixels!r}")
+
+
+def _check_share(name: str, share: float) -> None:
+    """Raise ValueError unless `share` (of an opening's pixels, by brightness) is in (0, 1]: 0 would take the single
+    brightest pixel, above 1 there is no percentile."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {share!r}")
+
 
 def eye_side(fid: np.ndarray, first_eye_tri: int, num_right_tris: int) -> np.ndarray:
     """Eye-opening triangle ids -> 0 (subject's right eye, filled first) or 1 (left)."""
@@ -89,9 +114,8 @@ def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min
     - iris: the median of the darker half of its ring 0.45-0.85 radii (the whole disc < 0.85 when the ring has
       fewer than min_pixels): specular highlights and sclera the landmarks' disc takes in are not the iris;
     - pupil: the 10th percentile of that disc.
-    ValueError when sclera_share is not in (0, 1] (0 would take the single brightest pixel, > 1 no percentile)."""
-    if not 0.0 < sclera_share <= 1.0:
-        raise ValueError(f"sclera_share must be in (0, 1], got {sclera_share}")
+    ValueError when sclera_share is not in (0, 1] (_check_share)."""
+    _check_share("sclera_share", sclera_share)
     sclera = iris = pupil = None
     ring = opening & (d_r > 1.15) & (d_r < 4.0)
     if ring.sum() >= min_pixels:
