@@ -466,7 +466,8 @@ def test_parameters_are_validated(rclpy_context, peer):
     assert not r.successful and "checkpoint" in r.reason
     r = set_param("min_face_px", 1.0)
     assert not r.successful and "min_face_px" in r.reason
-    for frame in ("", "/head"):  # an empty frame_id (or tf2's forbidden leading '/') was taken (user18, s18)
+    # an empty frame_id (or tf2's forbidden leading '/') was taken (user18, s18); a space in or around the name too (s19)
+    for frame in ("", "/head", " head", "head ", "my head", "head\t"):
         r = set_param("frame_id", frame)
         assert not r.successful and "frame_id must name" in r.reason, (frame, r.reason)
     # a cache_path naming a directory was taken, said only at the next write, after a reconstruction (user18, s18)

@@ -110,15 +110,15 @@ def check_value(name: str, value) -> None:
     preset's) or within mesh_fit's budget range; cache_path (when set) can be the cache file (avatar_cache.check_path);
     frame_id names a tf frame (not empty, no leading '/': tf2 refuses
     frame ids that start with one, and RViz shows nothing for an empty one; `ros2 param set ... frame_id ''` was
-    taken, user18, s18)."""
+    taken, user18, s18; no whitespace: ' head' was taken, and names no frame that tf or RViz has, s19)."""
     PARAMS[name].check(value)
     if name == "max_gaussians" and value != NOT_GIVEN[name]:
         _BUDGET.check(value)
     if name == "cache_path" and value:  # a directory (or below a file) was said only at the next write (user18)
         avatar_cache.check_path(value)
-    if name == "frame_id" and (not str(value).strip() or str(value).startswith("/")):
-        raise ValueError(f"frame_id must name the avatar's head frame for tf and RViz (not empty, no leading '/'), "
-                         f"got {value!r}")
+    if name == "frame_id" and (not str(value) or str(value).startswith("/") or any(c.isspace() for c in str(value))):
+        raise ValueError(f"frame_id must name the avatar's head frame for tf and RViz (not empty, no leading '/', "
+                         f"no whitespace), got {value!r}")
 
 
 def check_values(values: dict) -> None:
