@@ -887,12 +887,14 @@ def test_corrupt_cache_is_said_and_ignored(rclpy_context, tmp_path):
     assert rc in (0, -2, 130), proc.output()
 
 
-def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context, tmp_path):
+def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context, tmp_path, monkeypatch):
     """avatar_cache.write raises ValueError for a note over MAX_NOTE_BYTES (the note holds the result's warnings) and
     OSError when the disk refuses; _save_cache caught OSError only, so a ValueError left the cache state saying the
     last write and went up to the worker loop as 'publishing the result failed' (review17, s17). One rule for both
     now: said (the diagnostics' avatar_cache, the log), counted, no file half-written, the next write works.
-    In-process, the node's own _save_cache on a published avatar message."""
+    A ValueError of the message's serialisation is a bug, not the disk: it goes up as it is, not said as "cannot
+    write" (the try wrapped the serialisation too; review18, s18). In-process, the node's own _save_cache on a
+    published avatar message."""
     from rclpy.parameter import Parameter
     from std_msgs.msg import Header
 
@@ -922,6 +924,14 @@ def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context
         node.set_parameters([Parameter("cache_path", value=str(path))])
         node._save_cache(msg)
         assert node.cache_state == f"written to {path}" and avatar_cache.read(path, CACHE_KIND) is not None
+
+        def broken(msg):
+            raise ValueError("a serialisation bug")
+
+        monkeypatch.setattr("gaussian_head_ros.nodes.reconstruction_node.serialize_message", broken)
+        with pytest.raises(ValueError, match="a serialisation bug"):
+            node._save_cache(msg)
+        assert node.counts["cache_errors"] == 2 and node.cache_state == f"written to {path}", node.cache_state
     finally:
         node.destroy_node()
         node._worker.join(60)

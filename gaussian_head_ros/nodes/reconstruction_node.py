@@ -467,12 +467,14 @@ class ReconstructionNode(Node):
     def _save_cache(self, msg: GaussianAvatarMsg) -> None:
         """Keep the avatar just published in the cache. A write avatar_cache.write refuses (OSError: the disk; ValueError:
         a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted; serving goes
-        on (the avatar is published already)."""
+        on (the avatar is published already). The message and its note are made before: an error there is a bug, not
+        the disk, and goes up to the worker's "publishing the result failed" (it was said as "cannot write", review18)."""
         if not self._param("cache_avatar"):
             return
         path = self._cache_path()
+        payload, note = serialize_message(msg), _made_from_to_note(self._made_from)
         try:
-            avatar_cache.write(path, serialize_message(msg), CACHE_KIND, _made_from_to_note(self._made_from))
+            avatar_cache.write(path, payload, CACHE_KIND, note)
         except (OSError, ValueError) as e:
             self.counts["cache_errors"] += 1
             self.cache_state = f"cannot write {path}: {getattr(e, 'strerror', None) or e}"
