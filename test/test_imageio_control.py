@@ -79,23 +79,22 @@ def test_decode_compressed():
 @pytest.mark.parametrize("fmt, said", [("GIF", "an animated GIF: "), ("WEBP", "an animated WEBP of 3 frames: "),
                                         ("PNG", "an animated PNG (APNG) of 3 frames: ")])
 def test_an_animated_photo_is_named_and_its_first_frame_decoded(fmt, said):
-    """An animation is decoded as its first frame (as before) and animation_note says so; a still image: None."""
+    """An animation is decoded as its first frame (as before) and decode_with_format says so; a still image: ""."""
     import io
 
     from PIL import Image
 
-    from gaussian_head_ros.core.imageio import animation_note, decode_with_format
+    from gaussian_head_ros.core.imageio import decode_with_format
 
     frames = [Image.new("RGB", (40, 30), c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
     buf = io.BytesIO()
     frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **(
         {"lossless": True} if fmt == "WEBP" else {}))
-    assert animation_note(buf.getvalue()) == said + "only its first frame is used as the photo"
-    rgb, _, _, note = decode_with_format(buf.getvalue())  # the header parsed once (photo_node)
-    assert tuple(rgb[15, 20]) == (200, 30, 30) and note == animation_note(buf.getvalue()), note
+    rgb, _, _, note = decode_with_format(buf.getvalue())  # the header parsed once (photo_node, reconstruction_node)
+    assert tuple(rgb[15, 20]) == (200, 30, 30) and note == said + "only its first frame is used as the photo", note
     still = io.BytesIO()
     frames[0].save(still, fmt)
-    assert animation_note(still.getvalue()) is None and animation_note(b"not an image") is None
+    assert decode_with_format(still.getvalue())[3] == ""
 
 
 def test_a_200_megapixel_phone_photo_is_decoded_reduced():

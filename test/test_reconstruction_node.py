@@ -1049,6 +1049,37 @@ def test_a_ctrl_c_while_the_reconstructor_loads_is_not_held_by_it(tmp_path):
     assert "reconstructor ready" not in out and "Traceback" not in out, out
 
 
+def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_callback(monkeypatch):
+    """The compressed-photo callback parsed the image's header for its animation note (imageio.animation_note: a copy
+    of the message's bytes and Pillow's open, in the executor's thread), and the worker's decode parsed it again
+    (s19). Now the callback only hands the bytes over; the worker's one decode gives the pixels and the note, which
+    goes into this photo's notes (its statuses). The callback on a stand-in node (no ROS graph)."""
+    import io
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from gaussian_head_ros.core import imageio
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+
+    frames = [Image.new("RGB", (40, 30), c) for c in ((200, 30, 30), (30, 200, 30))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    opened = []
+    real_open = imageio._open_header
+    monkeypatch.setattr(imageio, "_open_header", lambda b: opened.append(len(b)) or real_open(b))
+    jobs = []
+    stand_in = SimpleNamespace(_take=lambda info, topic, frame_id: (), _param=lambda name: 40_000_000,
+                               _submit=jobs.append, _operator=lambda frame_id: frame_id or "operator",
+                               get_logger=lambda: pytest.fail("the callback has nothing to log"))
+    ReconstructionNode._on_compressed(stand_in, _compressed_msg(buf.getvalue(), "waving"), None)
+    assert opened == [] and len(jobs) == 1, opened  # nothing parsed in the callback
+    assert jobs[0].notes == ()
+    rgb, found = jobs[0].decode()
+    assert opened == [len(buf.getvalue())] and tuple(rgb[15, 20]) == (200, 30, 30), opened
+    assert found == ("an animated GIF: only its first frame is used as the photo",), found
+
+
 def test_photos_left_when_the_node_is_destroyed_get_stopped(rclpy_context):
     """A photo still waiting when the node stopped got no final status (the .msg said 'unless the node stops first'):
     a sender following its photo waited on. Destroyed by a process that goes on (a container, a test: the node can

@@ -154,7 +154,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
                        fmt: str = "") -> tuple[np.ndarray, str, int, str]:
     """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
     lower case: "jpeg", "png", "webp", ..., "" when it names none; the reduction it was decoded at: 1, or 2, 4, 8 for
-    a JPEG above `max_pixels`; `animation_note`'s sentence for an animation, of which the first frame is decoded, ""
+    a JPEG above `max_pixels`; `_animation_note`'s sentence for an animation, of which the first frame is decoded, ""
     for a still image), the header parsed once (photo_node sends the format with the bytes; it parsed the
     header a second time for it, copying the file's bytes again).
 
@@ -211,24 +211,16 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
     return _pil_to_rgb8(upright), kind, factor, animated or ""
 
 
-def animation_note(data: bytes | memoryview) -> str | None:
-    """A sentence for a person when the image bytes `data` are an animation (an animated GIF, WebP or PNG: Pillow's
-    `is_animated`), of which `decode_with_format` uses the first frame only, as a photo; None for a still image or
-    bytes Pillow cannot open (their decode says why). The header only (and, for a GIF, the start of its second
-    frame: Pillow's is_animated seeks there), no pixel decoded. An animated photo was taken without a word (user18,
-    s18: an animated GIF and WebP gave an avatar of the first frame, the sender told a plain OK)."""
-    try:
-        return _animation_note(_open_header(bytes(data)))
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
-        return None
-
-
 ANIMATED_FORMATS = ("GIF", "WEBP", "PNG")  # not MPO: a phone JPEG's extra pictures (depth, preview) are no animation
 
 
 def _animation_note(im) -> str | None:
-    """`animation_note` of an image Pillow has opened (its header read, no pixel decoded); None also when the
-    frames after the first cannot be read (the first one's decode says what it says)."""
+    """A sentence for a person when the image Pillow has opened (its header read, no pixel decoded) is an animation
+    (an animated GIF, WebP or PNG: Pillow's `is_animated`), of which `decode_with_format` uses the first frame only,
+    as a photo; None for a still image, and when the frames after the first cannot be read (the first one's decode
+    says what it says). Reads the header only (and, for a GIF, the start of its second frame: Pillow's is_animated
+    seeks there). An animated photo was taken without a word (user18, s18: an animated GIF and WebP gave an avatar
+    of the first frame, the sender told a plain OK)."""
     try:
         if im.format not in ANIMATED_FORMATS or not getattr(im, "is_animated", False):
             return None

@@ -98,7 +98,7 @@ class Photo:
     width: int
     height: int
     reduced: int = 1  # the reduction the robot decodes it at (a JPEG above max_pixels: 2, 4 or 8)
-    animated: str = ""  # imageio.animation_note: an animation, of which the robot uses the first frame ('' for a still)
+    animated: str = ""  # decode_with_format's note: an animation, of which the robot uses the first frame ('' for a still)
 
     def describe(self) -> str:
         """The file for log lines. Its size is the robot's decoded size; a reduced JPEG says so: 'sent huge.jpg

@@ -188,7 +188,7 @@ class PublisherSequences:
 class Job:
     """One photo waiting for the worker: how to get its pixels, and whose it is."""
 
-    decode: object  # () -> [H, W, 3] uint8 RGB; raises ValueError
+    decode: object  # () -> ([H, W, 3] uint8 RGB, notes found decoding it: an animation); raises ValueError
     operator_id: str
     frame_id: str
     source: str  # for log lines: topic or file
@@ -210,6 +210,14 @@ class Job:
         """The photo in log lines: its sender's frame_id (else its operator id) and where it came from. With several
         senders on one topic the robot's log said only 'photo from operator/photo/compressed refused' (user16, s16)."""
         return f"'{self.frame_id or self.operator_id}' from {self.source}"
+
+
+def _with_animation_note(decoded: tuple) -> tuple:
+    """imageio.decode_with_format's (rgb, format, reduction, animation note) -> (rgb, notes): the note, when the photo
+    is an animation, of which the first frame is used. The header is parsed there once: the callback parsed it a
+    second time for the note (imageio.animation_note, removed), copying the message's bytes in the executor's thread (s19)."""
+    rgb, _, _, animated = decoded
+    return rgb, ((animated,) if animated else ())
 
 
 def _made_from_to_note(made_from: tuple | None) -> bytes:
@@ -323,7 +331,7 @@ class ReconstructionNode(Node):
     def _submit_file(self, photo: str) -> None:
         """Reconstruct the photo file `photo` (photo_path at start-up, or set later)."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
-        self._submit(Job(lambda p=photo: imageio.read_image(p, int(self._param("max_pixels"))),
+        self._submit(Job(lambda p=photo: (imageio.read_image(p, int(self._param("max_pixels"))), ()),
                          self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
 
     # ----------------------------------------------------------------------------------------------
@@ -357,7 +365,7 @@ class ReconstructionNode(Node):
         if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
             self.get_logger().warning(note)
         notes = (*lost, *(n for n in (note, imageio.layout_note(w, step, enc)) if n))
-        self._submit(Job(lambda: imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit),
+        self._submit(Job(lambda: (imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit), ()),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
                          msg.header.stamp, (data, "raw", w, h, step, enc, be), limit))
 
@@ -366,13 +374,10 @@ class ReconstructionNode(Node):
         if lost is None:
             return
         limit = int(self._param("max_pixels"))
-        data, fmt = msg.data, msg.format
-        animated = imageio.animation_note(data)  # its first frame is decoded: said in the log and its statuses
-        if animated:
-            self.get_logger().warning(f"photo '{msg.header.frame_id}' on operator/photo/compressed: {animated}")
-        self._submit(Job(lambda: imageio.decode_compressed(data, max_pixels=limit, fmt=fmt),
+        data, fmt = msg.data, msg.format  # parsed once, by the worker's decode (an animation is said from there)
+        self._submit(Job(lambda: _with_animation_note(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
-                         (*lost, *([animated] if animated else [])), msg.header.stamp, (data, "compressed", fmt), limit))
+                         lost, msg.header.stamp, (data, "compressed", fmt), limit))
 
     def _submit(self, job: Job) -> None:
         with self._lock:
@@ -541,7 +546,10 @@ class ReconstructionNode(Node):
         self.state = f"reconstructing ({job.source})"
         t0 = time.perf_counter()
         try:
-            rgb = job.decode()
+            rgb, found = job.decode()
+            for note in found:  # an animation: its first frame is the photo (the log, and this photo's statuses)
+                self.get_logger().warning(f"photo {job.name()}: {note}")
+            job.notes = (*job.notes, *found)
             result = rec.reconstruct(rgb, operator_id=job.operator_id)
             msg = avatar_to_msg(result.avatar, Header(stamp=self.get_clock().now().to_msg(),
                                                       frame_id=str(self._param("frame_id"))))
@@ -558,7 +566,7 @@ class ReconstructionNode(Node):
             return
         dt = time.perf_counter() - t0
         self._publish_avatar(msg, result.avatar)
-        self._made_from = None if key is None else (key, tuple(result.warnings), result.avatar.num_gaussians)
+        self._made_from = None if key is None else (key, (*found, *result.warnings), result.avatar.num_gaussians)
         self.counts["avatars"] += 1
         n = result.avatar.num_gaussians
         text = f"avatar for '{job.operator_id}' ready: {n} Gaussians in {dt:.2f} s"
