@@ -615,3 +615,69 @@ def test_a_ctrl_c_while_the_tracker_loads_ends_the_node_within_5_s(tmp_path):
     assert rc in (0, -2, 130), out
     assert took < 5.0, f"{took:.1f} s to end after SIGINT:\n{out}"
     assert "Traceback" not in out, out
+
+
+def test_a_video_that_ended_is_said_once_as_its_end(rclpy_context, tmp_path):
+    """A video file played without `loop` (video_source_node loop:=false) was said as a camera that stopped: 'camera
+    frames stopped' NO_FRAMES_SAY_S after its last frame, again every minute, and /diagnostics warned 'no camera
+    frames' (review18, s18). The video source's status on /diagnostics says the file ended; the tracker now says that
+    (the file, its frames, loop:=true) in the log, and /diagnostics says the video ended, level OK. Real
+    video_source_node and tracker_node processes in their own namespace."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rosgraph import Proc, executable, spin_until
+
+    clip = shared("driving", "lp_d0.mp4")  # 78 frames
+    ns = "/video_end"
+    tracker = Proc(executable("tracker_node") + ["--ros-args", "-r", f"__ns:={ns}"], tmp_path / "tracker_node.log")
+    node = rclpy_context.create_node("video_end_test")
+    diags = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+
+    def status(prefix):
+        for arr in reversed(diags):
+            for s in arr.status:
+                if s.name.startswith(prefix):
+                    return s, {kv.key: kv.value for kv in s.values}
+        return None, {}
+
+    source = None
+    try:
+        ready = lambda: status("video_end/tracker_node")[1].get("state") == "waiting for frames"  # noqa: E731
+        assert spin_until(node, ready, 120), tracker.output()[-3000:]
+        source = Proc(executable("video_source_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"source:={clip}",
+                                                         "-p", "loop:=false", "-p", "rate:=30.0"],
+                      tmp_path / "video_source_node.log")
+        ended = lambda: "the video" in tracker.output() and "ended after 78 frames" in tracker.output()  # noqa: E731
+        assert spin_until(node, ended, 60), (tracker.output()[-3000:], source.output()[-2000:])
+        line = next(ln for ln in tracker.output().splitlines() if "ended after 78 frames" in ln)
+        assert f"the video {clip} ended after 78 frames (played without loop: loop:=true plays it" in line, line
+        assert "[INFO]" in line and "camera frames stopped" not in tracker.output(), tracker.output()[-3000:]
+        st = lambda: status("video_end/tracker_node")  # noqa: E731
+        assert spin_until(node, lambda: st()[1].get("state") == "video ended", 30), st()
+        s, values = st()
+        assert s.level == DiagnosticStatus.OK and s.message.startswith(f"the video {clip} ended after 78 frames"), s
+        assert int(values["received"]) > 0, values  # its frames came, then the end
+    finally:
+        node.destroy_node()
+        if source is not None:
+            source.stop()
+        rc = tracker.stop()
+    assert rc in (0, -2, 130), tracker.output()
+
+
+def test_a_video_that_ended_is_said_once_not_every_minute():
+    """After the end of a video file is said (test_a_video_that_ended_is_said_once_as_its_end), nothing more is said
+    while no frame comes (it was 'camera frames stopped' again every NO_FRAMES_AGAIN_S). The tracker's own
+    _say_if_no_frames on a stand-in node, called each second over 5 simulated minutes."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes.tracker_node import NO_FRAMES_AGAIN_S, TrackerNode
+
+    said = []
+    logger = SimpleNamespace(info=said.append, warning=said.append)
+    node = SimpleNamespace(_ready_at=0.0, _last_frame_time=100.0, _no_frames_said=0.0, _end_said=False,
+                           image_topic="/camera/image_raw", get_logger=lambda: logger, count_publishers=lambda t: 1,
+                           _video_ended=lambda: "clip.mp4 ended after 78 frames")
+    for now in np.arange(101.0, 100.0 + 5 * NO_FRAMES_AGAIN_S, 1.0):  # the diagnostics timer, each second
+        TrackerNode._say_if_no_frames(node, float(now))
+    assert len(said) == 1 and said[0].startswith("the video clip.mp4 ended after 78 frames"), said

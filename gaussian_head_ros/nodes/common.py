@@ -132,16 +132,25 @@ def check_parameters(table: dict[str, Setting], params) -> None:
 
 
 def diagnostics(node, task: str, level: int, message: str, hardware_id: str, values: dict) -> DiagnosticArray:
-    """One DiagnosticStatus named '<node>: <task>' in an array stamped now. <node> is the node's fully
-    qualified name without its leading '/': 'render_node' in the root namespace, 'robot1/render_node' under
-    `namespace:=robot1`, so that the nodes of two robots on the one absolute /diagnostics topic differ."""
+    """One DiagnosticStatus named '<node>: <task>' (status_name) in an array stamped now."""
     arr = DiagnosticArray()
     arr.header.stamp = node.get_clock().now().to_msg()
-    name = node.get_fully_qualified_name().lstrip("/")
-    arr.status = [DiagnosticStatus(level=level, name=f"{name}: {task}", message=message,
+    arr.status = [DiagnosticStatus(level=level, name=status_name(node.get_fully_qualified_name(), task), message=message,
                                    hardware_id=hardware_id,
                                    values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()])]
     return arr
+
+
+def status_name(node_fq_name: str, task: str) -> str:
+    """The name of a node's DiagnosticStatus: '<node>: <task>', <node> the node's fully qualified name without its
+    leading '/': 'render_node' in the root namespace, 'robot1/render_node' under `namespace:=robot1`, so that the
+    nodes of two robots on the one absolute /diagnostics topic differ."""
+    return f"{node_fq_name.lstrip('/')}: {task}"
+
+
+# A video_source_node's status on /diagnostics (task VIDEO_SOURCE_TASK) carries VIDEO_ENDED_KEY "true" once its file
+# ended without `loop`: the tracker reading its frames names the end, not a camera that stopped (s19).
+VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY = "video source", "video_ended"
 
 
 # Environment variables through which a user chooses the Fast DDS configuration; any one set means "mine".

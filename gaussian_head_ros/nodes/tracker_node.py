@@ -12,7 +12,8 @@ last processed one is ignored (see core/tracking.py for streams that restart).
 
 No face: messages with face_detected=false, holding the last pose and expression, at most at
 `no_face_rate` Hz while frames keep coming (0 = one per frame). No frames: nothing is published and
-/diagnostics warns.
+/diagnostics warns; when their publisher is a video_source_node whose file ended (without `loop`: its status on
+/diagnostics says so), the log says that once and /diagnostics says the video ended (level OK).
 
 Re-calibrate the operator's neutral face: publish std_msgs/Empty on `face_control/recalibrate`, or call
 the `~/recalibrate` service (std_srvs/Trigger, when std_srvs is installed).
@@ -44,8 +45,9 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, check_parameters, companion_topic, declare_settings,
-                                            diagnostics, run)
+from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_SOURCE_TASK, Latest, Loading, RecurringLog,
+                                            check_parameters, companion_topic, declare_settings, diagnostics, run,
+                                            status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 @dataclass
@@ -81,7 +83,10 @@ ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 # Frames that stop coming (a driver that died, a camera unplugged) are said this long after the last one, the same
 # way, and their return once (before: nothing in the log, and /diagnostics said 'no camera frames in the last 2 s'
 # minutes later; user18, s18).
+# A video file that ended (video_source_node without `loop`) is said once, as soon as its frames are STALE_S old:
+# it was said as a camera that stopped, again every minute (review18, s18).
 NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
+STALE_S = 2.0  # frames older than this: /diagnostics says none come
 
 TRACKER_SETTINGS = settings(TrackerConfig)
 PARAMS = {**TRACKER_SETTINGS, **settings(TrackerNodeSettings)}  # parameter name -> Setting
@@ -146,13 +151,18 @@ class TrackerNode(Node):
         self._last_no_face_pub = 0.0
         self._last_frame_time = 0.0
         self._ready_at: float | None = None  # monotonic s when the tracker began waiting for frames
+        # the two above and below: written by the image callback and the diagnostics timer only, which are in the node's
+        # default (mutually exclusive) callback group: never at once, also in avatar_pipeline's multi-threaded executor
         self._no_frames_said = 0.0  # monotonic s of the last "no camera frames" line
+        self._end_said = False  # the end of the frames' video file was said (once, until frames come again)
+        self._videos_ended: dict[str, str] = {}  # video_source_node status name -> its video's end, from /diagnostics
         self._prev_received = (time.monotonic(), 0)
         self._loading = Loading(loading=True)  # the worker's start-up (MediaPipe, codec bases): not waited for
         self._worker = threading.Thread(target=self._run, name="tracker_worker", daemon=True)
         self._worker.start()
         self._basis_worker = threading.Thread(target=self._basis_loop, name="operator_basis", daemon=True)
         self._basis_worker.start()
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.create_timer(1.0, self._publish_diagnostics)
 
     # ----------------------------------------------------------------------------------------------
@@ -199,7 +209,7 @@ class TrackerNode(Node):
                 self.counts["dropped"] += 1
         now = time.monotonic()
         if self._no_frames_said:  # the frames were said to be missing: say that they came
-            self._no_frames_said = 0.0
+            self._no_frames_said, self._end_said = 0.0, False
             since = now - (self._last_frame_time or self._ready_at or now)
             self.get_logger().info(f"camera frames on {self.image_topic} again, after {since:.0f} s without"
                                    if self._last_frame_time else f"camera frames arriving on {self.image_topic}")
@@ -433,13 +443,48 @@ class TrackerNode(Node):
     # ----------------------------------------------------------------------------------------------
     # diagnostics
 
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """Keep what the video sources on /diagnostics say of their video's end (VIDEO_ENDED_KEY)."""
+        for st in msg.status:
+            if st.name.endswith(f": {VIDEO_SOURCE_TASK}"):
+                values = {kv.key: kv.value for kv in st.values}
+                if values.get(VIDEO_ENDED_KEY) == "true":
+                    self._videos_ended[st.name] = (f"{st.hardware_id} ended after {values.get('frames_published', '?')} "
+                                                   f"frames")
+                else:
+                    self._videos_ended.pop(st.name, None)
+
+    def _video_ended(self) -> str:
+        """'<file> ended after N frames' when a publisher of the camera topic is a video_source_node whose file ended
+        (its /diagnostics), else ""."""
+        if not self._videos_ended:
+            return ""
+        for info in self.get_publishers_info_by_topic(self.image_topic):
+            ended = self._videos_ended.get(status_name(f"{info.node_namespace.rstrip('/')}/{info.node_name}",
+                                                       VIDEO_SOURCE_TASK))
+            if ended:
+                return ended
+        return ""
+
     def _say_if_no_frames(self, now: float) -> None:
         """A warning while no camera frame comes, again every NO_FRAMES_AGAIN_S (`_on_image` says when they come):
         - none came yet, NO_FRAMES_SAY_S after the tracker is ready: the topic listened to, its publishers, and the
           other Image topics on the graph (a driver publishing `/image_raw` or `/usb_cam/image_raw` is one remapping
           away);
-        - frames came and stopped, NO_FRAMES_SAY_S after the last one: the topic, its publishers, how long ago."""
-        if self._ready_at is None or (self._no_frames_said and now - self._no_frames_said < NO_FRAMES_AGAIN_S):
+        - frames came and stopped, NO_FRAMES_SAY_S after the last one: the topic, its publishers, how long ago;
+        - their publisher is a video_source_node whose file ended (_video_ended), once the frames are STALE_S old:
+          once, as information (the video ended; loop:=true plays it in a loop)."""
+        if self._ready_at is None or self._end_said:
+            return
+        if now - self._last_frame_time > STALE_S:
+            ended = self._video_ended()
+            if ended:
+                self._no_frames_said, self._end_said = now, True
+                self.get_logger().info(
+                    f"the video {ended} (played without loop: loop:=true plays it in a loop); no camera frames on "
+                    f"{self.image_topic} and no face_control until frames come again")
+                return
+        if self._no_frames_said and now - self._no_frames_said < NO_FRAMES_AGAIN_S:
             return
         if self._last_frame_time:
             gap = now - self._last_frame_time
@@ -473,11 +518,15 @@ class TrackerNode(Node):
         busy = [w[1] * 1e3 for w in recent]
         ages = [w[2] * 1e3 for w in recent if w[2] is not None]
         offset = self._stamp_ages.offset
-        stale = now - self._last_frame_time > 2.0
+        stale = now - self._last_frame_time > STALE_S
+        ended = self._video_ended() if stale else ""
         if self.state.startswith("tracking stopped"):
             level, message = DiagnosticStatus.ERROR, self.state
         elif self.model_error:
             level, message = DiagnosticStatus.WARN, self.model_error
+        elif ended:  # played once, as asked: nothing is wrong
+            level, message = DiagnosticStatus.OK, (f"the video {ended}: no camera frames on {self.image_topic} (played "
+                                                   "without loop: loop:=true plays it in a loop)")
         elif stale:
             level, message = DiagnosticStatus.WARN, (
                 f"no camera frames on {self.image_topic} for {now - self._last_frame_time:.0f} s"
@@ -487,10 +536,11 @@ class TrackerNode(Node):
         else:
             level, message = DiagnosticStatus.OK, "tracking"
         c = dict(self.counts)
+        waiting = "video ended" if ended else "waiting for frames"
         t_prev, received_prev = self._prev_received
         self._prev_received = (now, c["received"])
         values = {
-            "state": "waiting for frames" if stale and self.state in ("tracking", "no face in view") else self.state,
+            "state": waiting if stale and self.state in ("tracking", "no face in view") else self.state,
             "input_rate_hz": f"{(c['received'] - received_prev) / max(now - t_prev, 1e-3):.1f}",
             "processed_rate_hz": f"{display_rate([w[0] for w in recent], now):.1f}",
             "processing_ms_mean": f"{np.mean(busy):.2f}" if busy else "",

@@ -2,7 +2,9 @@
 
 Publishes `camera/image_raw` (sensor_msgs/Image, sensor-data QoS) at the file's native rate (or `rate`),
 each frame stamped with the wall-clock time it was published, so glass-to-glass latency downstream is
-real. With `loop` a file restarts at its end; without it the node stays up and idle after the last frame.
+real. With `loop` a file restarts at its end; without it the node stays up and idle after the last frame, and its
+status on /diagnostics says the video ended (`video_ended` true: the tracker names the end rather than a camera
+that stopped).
 A source that cannot be opened (a wrong path, a camera not plugged in) is said once as an error, in the log
 and on /diagnostics (level ERROR, the reason and when it tries again), then retried quietly with a growing
 pause (2 s doubling up to RETRY_MAX_S); when it opens, the log says so. No source at all: said once (how to give one
@@ -26,7 +28,8 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core import frametrace
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
-from gaussian_head_ros.nodes.common import check_parameters, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_SOURCE_TASK, check_parameters, declare_settings,
+                                            diagnostics, run)
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
@@ -152,8 +155,9 @@ class VideoSourceNode(Node):
             level = DiagnosticStatus.ERROR
         else:
             level = DiagnosticStatus.WARN
-        self.diag_pub.publish(diagnostics(self, "video source", level, self.state, str(self._param("source")),
-                                          {"frames_published": self.published}))
+        self.diag_pub.publish(diagnostics(self, VIDEO_SOURCE_TASK, level, self.state, str(self._param("source")),
+                                          {"frames_published": self.published,
+                                           VIDEO_ENDED_KEY: str(self.state == "finished").lower()}))
 
     def destroy_node(self):
         if hasattr(self, "_thread"):  # else __init__ failed before: let its error show, not one of ours
