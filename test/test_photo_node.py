@@ -268,6 +268,46 @@ def test_the_displays_refusal_stays_the_verdict_when_the_reconstructors_ok_comes
         node.destroy_node()
 
 
+@pytest.mark.parametrize("refusal_first", [False, True])
+def test_the_displays_refusal_is_matched_under_the_robots_own_operator_id(rclpy_context, refusal_first):
+    """A robot whose reconstruction node has its own operator_id labels the avatar with it, and the display's refusal
+    (render_node: header.frame_id the avatar's operator id, photo_stamp zero: GaussianAvatar carries no photo stamp)
+    named that id, not the photo's frame_id: the sender never saw it and said 'accepted' (refuse18, s18). This photo's
+    own statuses say the id its avatar got (their operator_id): a display refusal under it is now this photo's verdict,
+    whether it comes after the reconstructor's OK or before it; one under an id no status of this photo names is not.
+    In-process: the node's status callback fed the robot's statuses."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    try:
+        node._send(read_photo(shared("portraits", PORTRAIT)), "eileen")
+        made = TimeMsg(sec=node.sent_ns // 10**9 + 1)
+
+        def refusal(operator_id):
+            st = AvatarStatus(code=AvatarStatus.INTERNAL_ERROR, operator_id=operator_id,
+                              message=f"the robot's display (/render_node) refused the avatar for '{operator_id}': "
+                                      "avatar has 60000 Gaussians, above the budget of 1000 (this node's max_gaussians)")
+            st.header.frame_id, st.header.stamp = operator_id, made
+            return st
+
+        ok = AvatarStatus(code=AvatarStatus.OK, ok=True, operator_id="robot_operator", num_gaussians=60000,
+                          message="avatar for 'robot_operator' ready: 60000 Gaussians in 3.0 s")
+        ok.header.frame_id, ok.header.stamp, ok.photo_stamp = "eileen", made, TimeMsg(
+            sec=node.sent_ns // 10**9, nanosec=node.sent_ns % 10**9)
+        node._on_status(refusal("bob"))  # another operator's avatar refused: not this photo's
+        for st in ([refusal("robot_operator"), ok] if refusal_first else [ok, refusal("robot_operator")]):
+            node._on_status(st)
+        assert "refused the avatar for 'robot_operator'" in node.verdict, node.verdict
+        assert node.verdict.startswith(f"the robot refused {PORTRAIT} (internal_error)"), node.verdict
+        assert node.level == DiagnosticStatus.WARN and node.counts["refused_by_robot"] == 1, (node.level, node.counts)
+        assert "'bob'" not in node.verdict
+    finally:
+        node.destroy_node()
+
+
 def test_a_photo_the_robot_dropped_for_a_newer_one_is_said(rclpy_context):
     """A photo replaced on the robot by another sender's newer one before it was reconstructed got BUSY and then
     nothing: the node waited for a verdict forever (user12, s12). The robot now sends SUPERSEDED with the photo's

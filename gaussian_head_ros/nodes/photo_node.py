@@ -23,13 +23,15 @@ across hosts needs too). After a BUSY status (the robot was reconstructing an ea
 the next verdict it sends is that earlier photo's, and is said as such even under the same operator id. A photo
 that another sender's newer photo replaced on the robot before it was reconstructed gets the robot's SUPERSEDED
 status, said as its verdict (WARN); a refusal from the robot's display (render_node refuses an avatar above its
-max_gaussians, a robot-side limit: INTERNAL_ERROR for the operator id, photo_stamp zero) is said as the verdict and
-stays it when the reconstructor's OK for the same photo arrives after it (the reconstructor sends one final status
-per photo, so a refusal followed by an OK is the display's: the face is not shown); a STOPPED status (the robot was stopped before a result) is said but is no
-verdict: the photo stays latched and the restarted robot's verdict is taken; the statuses' photo_stamp (the header.stamp this node sent) tells this node's
-photo from an earlier one of its own or another sender's under the same operator id. While
-no reconstruction node subscribes, the node says so (the topic it publishes on: a
-namespace or a discovery problem) 10 s after a send, then every 60 s.
+max_gaussians, a robot-side limit: INTERNAL_ERROR for the avatar's operator id, photo_stamp zero) is said as the
+verdict and stays it when the reconstructor's OK for the same photo arrives after it (the reconstructor sends one
+final status per photo, so a refusal followed by an OK is the display's: the face is not shown). The avatar's
+operator id is the photo's frame_id unless the robot's reconstruction node has its own `operator_id`: this photo's
+statuses say it (their operator_id), and a display refusal under it is this photo's too, in either order. A STOPPED
+status (the robot was stopped before a result) is said but is no verdict: the photo stays latched and the restarted
+robot's verdict is taken; the statuses' photo_stamp (the header.stamp this node sent) tells this node's photo from
+an earlier one of its own or another sender's under the same operator id. While no reconstruction node subscribes,
+the node says so (the topic it publishes on: a namespace or a discovery problem) 10 s after a send, then every 60 s.
 /diagnostics once a second: '<node>: operator photo', OK when the robot accepted the photo, WARN while waiting for
 a robot, when it accepted the photo with warnings or when it refused it, ERROR when the file cannot be sent.
 """
@@ -58,6 +60,7 @@ from gaussian_head_ros.nodes.common import companion_topic, declare_settings, di
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
 STATUS_DEPTH = 10  # avatar/status samples held for the callback (the robot may publish several at once)
+HELD_MAX = 8  # display refusals under other operator ids kept until this photo's statuses name its avatar's id
 LARGE_BYTES = 2_000_000  # a photo file above this is sent with a warning (a phone's 3-5 MB JPEG on a slow link)
 # The topics photo_node talks to the robot on, as bases of companion_topic: the photo goes below PHOTO_BASE
 # (operator/photo/compressed), the verdict comes below STATUS_BASE (avatar/status).
@@ -148,6 +151,7 @@ class PhotoNode(Node):
         self.level = DiagnosticStatus.WARN
         self.counts = dict(sent=0, refused_files=0, accepted=0, refused_by_robot=0, superseded=0)
         self.verdict = ""
+        self.avatar_id, self.held = "", {}  # (_send)
         self.add_on_set_parameters_callback(self._on_set)
         if self._param("photo"):
             try:
@@ -203,6 +207,10 @@ class PhotoNode(Node):
         self.acked, self.verdict = False, ""
         self.refused = False  # a refusal of this photo was said: an OK arriving after it does not replace it
         self.behind = False  # the robot said BUSY: the verdict of the photo it was reconstructing comes first
+        # the operator id the robot gives this photo's avatar: the photo's frame_id unless the reconstruction node's
+        # own operator_id is set; this photo's statuses say it (their operator_id). The display's refusal names only
+        # that id (GaussianAvatar carries no photo stamp); one under another id that came first waits in `held`.
+        self.avatar_id, self.held = self.frame_id, {}
         self.sent_at = self.no_robot_said = time.monotonic()
         self.pub.publish(msg)
         self.counts["sent"] += 1
@@ -271,13 +279,25 @@ class PhotoNode(Node):
                                        f"{Path(self.photo.path).name} follows")
             return
         if msg.header.frame_id != self.frame_id:
-            return  # another operator's photo, or the robot's own photo_path / cache
+            if about or made < self.sent_ns or msg.code == AvatarStatus.OK:
+                return  # another operator's photo, or the robot's own photo_path / cache
+            if msg.header.frame_id != self.avatar_id:  # a display's refusal (photo_stamp 0) under another id: kept
+                if len(self.held) >= HELD_MAX:  # until this photo's statuses say whether its avatar has that id
+                    self.held.pop(next(iter(self.held)))
+                self.held[msg.header.frame_id] = msg
+                return
+            # else the display refused this photo's avatar, under the operator id the robot gave it: said below
         if made < self.sent_ns:  # an earlier photo's (latched), not this one's
             self.get_logger().info(f"the robot's last status for '{self.frame_id}' is from before this photo "
                                    f"(stamped {(self.sent_ns - made) / 1e9:.1f} s before it was sent): {msg.message}")
             return
         if about and about != self.sent_ns:  # another photo under this operator id (another sender's)
             return
+        if about and msg.operator_id and msg.operator_id != self.avatar_id:  # the robot's own operator_id: learned
+            self.avatar_id = msg.operator_id
+            held = self.held.pop(msg.operator_id, None)
+            if held is not None:  # the display refused the avatar before this status came
+                self._on_status(held)
         self._check_acked()
         if msg.code == AvatarStatus.BUSY:
             self.behind = True
