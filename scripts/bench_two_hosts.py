@@ -567,7 +567,8 @@ def report(r: dict) -> str:
         f"got: {f(r.get('camera_frames_per_s'))}/s); used by the render node "
         f"{r['controls_used']} of {r['controls_published']} ({f(r['controls_used_fraction'] and 100 * r['controls_used_fraction'])} %)",
         f"  link: operator->robot {f(r['link_kbit_s_operator_to_robot'])} kbit/s, robot->operator "
-        f"{f(r['link_kbit_s_robot_to_operator'])} kbit/s (maxInitialPeersRange {r.get('max_initial_peers_range')}); datagrams the cap dropped operator->robot in that window: "
+        f"{f(r['link_kbit_s_robot_to_operator'])} kbit/s (maxInitialPeersRange {r.get('max_initial_peers_range')}); "
+        "datagrams the cap dropped operator->robot in that window: "
         f"{r.get('link_dropped_operator_to_robot_steady', 'n/a')}",
         f"  face display: {f(r['display_fps'])} FPS ({f(r.get('display_new_per_s'))} new pictures/s, the rest the last "
         f"one again), {f(100 * r['driven_fraction'])} % of frames driven by a control; the render node published "
@@ -586,7 +587,8 @@ def report(r: dict) -> str:
         f"after the link went down), in camera frames {f(r['operator_longest_camera_gap_s'], '{:.2f}')} s (from "
         f"{f(r['operator_camera_gap_at_s'], '{:+.2f}')} s)",
         f"  photo swap ({r.get('swap_photo_bytes', 0) / 1e3:.0f} KB JPEG from the operator): received "
-        f"{f(r['swap_photo_received_s'], '{:.2f}')} s, reconstructed in {f(r['swap_reconstruction_s'])} s, status {'ok' if r['swap_status_ok'] else 'NOT ok'} at the "
+        f"{f(r['swap_photo_received_s'], '{:.2f}')} s, reconstructed in {f(r['swap_reconstruction_s'])} s, "
+        f"status {'ok' if r['swap_status_ok'] else 'NOT ok'} at the "
         f"operator {f(r['swap_status_at_operator_s'], '{:.1f}')} s, new face on the display "
         f"{f(r['swap_displayed_s'], '{:.1f}')} s after sending",
         f"  nodes alive at the end: {', '.join(n for n, ok in r['nodes_alive'].items() if ok)}"

@@ -7,10 +7,10 @@
 The clip drives the avatar of --photo (default: the clip's frame 0, self-reenactment, drawn through the photo's
 own camera as `gaussian-head eval` does) through FaceTracker, as the living-face table does. On every --stride-th
 frame the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its own; --video-mode: as the
-table) reads the driver frame and the render; its own landmarks are put in the head frame (facemesh.fit_head_frame: canonical metres, outer eye
-corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width (outer corners
-61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip gap
-(inner lips 13-14) and the corners' height below the nose tip. The driven template's own width and drop (what the
+table) reads the driver frame and the render; its own landmarks are put in the head frame (facemesh.fit_head_frame:
+canonical metres, outer eye corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width
+(outer corners 61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip
+gap (inner lips 13-14) and the corners' height below the nose tip. The driven template's own width and drop (what the
 control asked for) are printed too.
 
 Printed per frame and summed up per measure: Pearson r and least-squares slope of the render's reading against

@@ -112,7 +112,8 @@ def summarise(runs: list) -> list:
         print(f"{name:6s} backbone {row['backbone_params'] / 1e6:9.2f} M  {len(rs)} seeds: validation loss "
               f"{row['val_loss_start']:.4f} -> {row['val_loss']:.4f} +- {row['val_loss_std']:.4f} (fell in "
               f"{row['val_loss_fell_in']}/{len(rs)}); image terms {row['val_image_start']:.4f} -> {row['val_image']:.4f} +- "
-              f"{row['val_image_std']:.4f} (fell in {row['val_image_fell_in']}/{len(rs)}), PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
+              f"{row['val_image_std']:.4f} (fell in {row['val_image_fell_in']}/{len(rs)}), "
+              f"PSNR {row['val_psnr']:.2f} +- {row['val_psnr_std']:.2f} dB, "
               f"SSIM {row['val_ssim']:.3f} +- {row['val_ssim_std']:.3f}"
               + ("  [fewer than 3 seeds: the +- is no spread]" if len(rs) < 3 else ""))
     return rows

@@ -164,11 +164,12 @@ def _avatar_with_photo_brows(canonical, height):
 
 def test_a_driven_brow_raise_takes_a_hooded_avatars_upper_lids_along(canonical):
     """On an avatar whose photo's low brows hooded its lids (GaussianAvatar.rest_brow_shift: a photo's brows 13 mm
-    above the eye corners lifted at rest, 1.5 mm of it from below 14.5 mm: expression.hooded_brow_lift), a brow the control raises lifts its eye's upper-lid margin by
-    DriveConfig.lid_with_brow_raise of the raise, counted up to that 1.5 mm, x the eye's openness; the other eye's lid,
-    a lowered brow and the rest stay. An avatar whose photo was not hooded (no shift, or a raise lowered: a self
-    clip's photo) keeps its lids as before, so a self clip's frame 0 still gives its photo back. (The old code
-    left every retargeted lid under a raise: trump_official x sadtalker's squinted eyes read more closed.)"""
+    above the eye corners lifted at rest, 1.5 mm of it from below 14.5 mm: expression.hooded_brow_lift), a brow the
+    control raises lifts its eye's upper-lid margin by DriveConfig.lid_with_brow_raise of the raise, counted up to that
+    1.5 mm, x the eye's openness; the other eye's lid, a lowered brow and the rest stay. An avatar whose photo was not
+    hooded (no shift, or a raise lowered: a self clip's photo) keeps its lids as before, so a self clip's frame 0 still
+    gives its photo back. (The old code left every retargeted lid under a raise: trump_official x sadtalker's squinted
+    eyes read more closed.)"""
     from gaussian_head_ros.core import expression as E
 
     up_r, lo_r = [p[0] for p in lmk.EYELID_PAIRS_R], [p[1] for p in lmk.EYELID_PAIRS_R]

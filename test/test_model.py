@@ -511,7 +511,8 @@ def test_checkpoint_round_trip_strict(tiny, framed, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     with torch.no_grad():
         o1, o2 = tiny.reconstruct(*_inputs(framed[1])), back.reconstruct(*_inputs(framed[1]))
-    flat = lambda o: {**{k: v for k, v in o.items() if k != "departure"}, **{f"departure.{k}": v for k, v in o["departure"].items()}}  # noqa: E731
+    flat = lambda o: {**{k: v for k, v in o.items() if k != "departure"},  # noqa: E731
+                      **{f"departure.{k}": v for k, v in o["departure"].items()}}
     o1, o2 = flat(o1), flat(o2)
     assert o1.keys() == o2.keys() and all(torch.equal(o1[k], o2[k]) for k in o1)
     blob = read_checkpoint(tmp_path / "m.pt")
@@ -581,8 +582,9 @@ def test_checkpoint_loads_after_the_reused_parts_change_their_point_count(tiny, 
 
 def test_300m_checkpoint_stores_a_reference_and_loads_within_the_weights_size(framed, tmp_path):
     """A 300m-shaped model (random Dinov2 weights saved locally as WebSSL would be): its checkpoint holds the
-    trained tensors plus the backbone file's path and hash (full=True would store everything); loading it (meta device, memory-mapped, assigned)
-    raises the process's peak RSS by no more than the weights' size, even with every weight read."""
+    trained tensors plus the backbone file's path and hash (full=True would store everything); loading it (meta device,
+    memory-mapped, assigned) raises the process's peak RSS by no more than the weights' size, even with every weight
+    read."""
     import subprocess
     import sys
 

@@ -1674,8 +1674,9 @@ def test_the_mouth_interior_widens_with_the_lips_and_frame_0_gives_it_back():
     without it the teeth kept the rest width, and FaceLandmarker put the render's mouth corners where they ended, well
     inside the lips' corners); only its middle (deform.MOUTH_STRETCH_SPAN of the corners' half spread each side):
     beyond, the teeth's ends and the cavity's walls shift as the middle's edge does (scaled whole, the walls went out
-    through two_children_multiface's cheeks under lp_d0's smile); a pucker leaves it at the rest width (widen only), and the rest pose narrows a smiling photo's interior back by the
-    same rule, so frame 0 gives it back where it was built."""
+    through two_children_multiface's cheeks under lp_d0's smile); a pucker leaves it at the rest width (widen only), and
+    the rest pose narrows a smiling photo's interior back by the same rule, so frame 0 gives it back where it was
+    built."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.control import FaceControl

@@ -16,8 +16,8 @@ second (`gevals_s`, 1e9/s: pixels inside the drawn Gaussians' alpha >= 1/255 ell
 same count for every backend), and the 1-minute load average, because other work on the machine moves the
 wall-clock numbers. `device` says where a row ran (gsplat: cuda; torch: each of `--device`). With
 `--avatar`, the avatar's rows also give `drive_render_fps`: one frame's drive (numpy, 1 thread) plus that
-row's render, as the render node spends them one after the other. `--stages` adds the cpu backend's median time per stage (project, sort, bin,
-composite) and its pair counts.
+row's render, as the render node spends them one after the other. `--stages` adds the cpu backend's median time per
+stage (project, sort, bin, composite) and its pair counts.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ def add_arguments(p):
                    help="backend option, repeatable (e.g. max_gaussians=40000, min_face_px=80, checkpoint=rar.pt)")
     p.add_argument("--operator-id", default="", help="operator id stored in the avatar (default: the photo's name)")
     p.add_argument("--preview", metavar="DIR", help="also write DIR/photo.png, DIR/render.png and DIR/mask.png")
-    p.add_argument("--max-pixels", type=int, default=None, help="pixel limit of the decoded photo (default 40M): larger JPEGs are decoded at 1/2, 1/4 or 1/8, "
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="pixel limit of the decoded photo (default 40M): larger JPEGs are decoded at 1/2, 1/4 or 1/8, "
                         "other formats refused")
 
 

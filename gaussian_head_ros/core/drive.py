@@ -318,7 +318,8 @@ from numba import njit  # noqa: E402
 def _view_sh(colors, rows, dc, sh, frame, rot, means, cam, ortho, degree):
     """colors [N, 3] with the Gaussians rows [M] replaced by their DC colour dc [M, 3] (not clipped) + their SH bands
     1..degree (<= 2) sh [M, K - 1, 3], seen along the unit direction from cam [3] to each posed mean (ortho: along
-    +z) turned back by rot[frame]^T into the rest frame; clipped to [0, 1] (the sum, as 3DGS clamps it). avatar.sh_basis's functions, one Gaussian at a time (test_model's pose twin checks them)."""
+    +z) turned back by rot[frame]^T into the rest frame; clipped to [0, 1] (the sum, as 3DGS clamps it).
+    avatar.sh_basis's functions, one Gaussian at a time (test_model's pose twin checks them)."""
     out = colors.copy()
     c1 = np.float32(SH_C1)
     for j in range(rows.shape[0]):

@@ -485,13 +485,14 @@ class OpenLidAverage:
     frames whose lids are open as wide as this operator's usually are: weight exp(-(shortfall / scale)^2), the
     shortfall being the frame's openness below the 90th percentile of the openness in the history, times
     exp(-age / window_s). Openness is the caller's measure in the units of `scale` (the neutral's eyes: the lid gap,
-    `lid_gap`, metres; the tracker's lid ratios: the log of their centre pairs' mean). Every frame in the history (the last HISTORY) is judged against the percentile as it is
-    NOW, so a stream that starts mid-blink or squinting loses those first frames' weight as soon as wider frames
-    come in: judged once, against the percentile of the frames seen so far, the first frame of a stream weighs 1
-    whatever its lids and a reopening after it as much (a running average of sadtalker started at its blink, frame
-    24: the neutral's lid gap 3.5 mm at the start, 6 mm after 10 frames, 9.1 mm after 170, where frame 0's start
-    gives 10.5-11.3; the avatar's lids then opened ~12 % wider than from frame 0 for the whole clip, 60 % at first).
-    The first frame alone gives its own value exactly (a self clip's frame 0, the avatar's photo, keeps its lids)."""
+    `lid_gap`, metres; the tracker's lid ratios: the log of their centre pairs' mean). Every frame in the history (the
+    last HISTORY) is judged against the percentile as it is NOW, so a stream that starts mid-blink or squinting loses
+    those first frames' weight as soon as wider frames come in: judged once, against the percentile of the frames seen
+    so far, the first frame of a stream weighs 1 whatever its lids and a reopening after it as much (a running average
+    of sadtalker started at its blink, frame 24: the neutral's lid gap 3.5 mm at the start, 6 mm after 10 frames, 9.1 mm
+    after 170, where frame 0's start gives 10.5-11.3; the avatar's lids then opened ~12 % wider than from frame 0 for
+    the whole clip, 60 % at first). The first frame alone gives its own value exactly (a self clip's frame 0, the
+    avatar's photo, keeps its lids)."""
 
     HISTORY = 900  # frames remembered (30 s at 30 fps)
 

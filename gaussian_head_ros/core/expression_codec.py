@@ -73,17 +73,16 @@ is projected onto a fixed basis of the face template and quantised:
 - coefficients: per channel the least-squares coefficients on the columns that channel carries, quantised
   in blocks with one bfloat16 step each (LAYOUTS): modes 0-7 7 bits, 8-23 7 bits (V3: 8), 24-63 6 bits (x, y)
   and 5 bits (z), 64-127 4 bits, V4's and V5's brow columns 4 bits (x, y), lid columns 5 bits, oval columns
-  5 bits (x, y), packed as two's complement fields little-endian bit order. Each block's step is the one of STEP_FRACTIONS x max |c| / qmax with the
-  smallest squared error (clipping the few largest): max-scaling alone made quantisation the larger error
-  once the oval columns were in (sadtalker worst frame 38.8 -> 39.5 dB at the same bytes).
-  The encoder quantises in closed loop (session 8, same decoder): block after block in code order, each
-  fitted with the blocks still to come to what the quantised ones left, so that the later blocks take up
-  the earlier ones' quantisation error (the lid and oval columns, last, exactly at their points). Quantising
-  each block of one joint fit on its own had left 0.7 dB of sadtalker's new-expression frame 36 to
-  quantisation (39.97 dB; unquantised 40.69), most of it the 4-bit modes 64-127; closed loop 40.34 dB, mean
-  +1.0-1.6 dB on every clip. Not better: a later step choice that looks at what the remaining blocks can still
-  fit, more step candidates, refinement passes over the blocks (all within 0.1 dB), weighting brows, lips or
-  eyes in the fit (worse).
+  5 bits (x, y), packed as two's complement fields little-endian bit order. Each block's step is the one of
+  STEP_FRACTIONS x max |c| / qmax with the smallest squared error (clipping the few largest): max-scaling alone made
+  quantisation the larger error once the oval columns were in (sadtalker worst frame 38.8 -> 39.5 dB at the same bytes).
+  The encoder quantises in closed loop (session 8, same decoder): block after block in code order, each fitted with the
+  blocks still to come to what the quantised ones left, so that the later blocks take up the earlier ones' quantisation
+  error (the lid and oval columns, last, exactly at their points). Quantising each block of one joint fit on its own had
+  left 0.7 dB of sadtalker's new-expression frame 36 to quantisation (39.97 dB; unquantised 40.69), most of it the 4-bit
+  modes 64-127; closed loop 40.34 dB, mean +1.0-1.6 dB on every clip. Not better: a later step choice that looks at what
+  the remaining blocks can still fit, more step candidates, refinement passes over the blocks (all within 0.1 dB),
+  weighting brows, lips or eyes in the fit (worse).
 - eyelid ratios (FaceControl.eyelid_ratios: operator lid gap / neutral gap per pair, what the driver
   retargets the lids by; absolute landmarks are off by default, so they travel here): uint8 in 0.01 steps.
 - irises (landmarks 468-477, no mesh edges; the renderer never moves them, gaze has its own field): the
@@ -543,11 +542,11 @@ def operator_basis_id(code: bytes | memoryview, codec: int = CODEC_COMPACT) -> i
 def decode(code: bytes | memoryview, operator_basis=None,
            codec: int = CODEC_COMPACT) -> tuple[np.ndarray, np.ndarray]:
     """Code bytes of `codec` (FaceControl.expression_codec, one of COMPACT_CODECS) -> ([L, 3] float32
-    expression, metres, the iris points zero; [14] float32 eyelid ratios, or [0] when the code carries none). A code with operator-basis coefficients adds
-    them through `operator_basis` (core.operator_basis.OperatorBasis) when its id is the code's; otherwise
-    (None, another id, another number of components) the fixed part alone is decoded (less exact, never
-    wrong). ValueError when the code is malformed (wrong length, point count, non-finite steps) or the codec
-    unknown."""
+    expression, metres, the iris points zero; [14] float32 eyelid ratios, or [0] when the code carries none). A code
+    with operator-basis coefficients adds them through `operator_basis` (core.operator_basis.OperatorBasis) when its id
+    is the code's; otherwise (None, another id, another number of components) the fixed part alone is decoded (less
+    exact, never wrong). ValueError when the code is malformed (wrong length, point count, non-finite steps) or the
+    codec unknown."""
     _check_codec(codec)
     buf = bytes(code)
     if len(buf) < 1:

@@ -17,12 +17,11 @@ clips, whole clips: r 0.381 / 0.729 / 0.969 / 0.930 (lp_d18 / tpsmm / lp_d0 / sa
 midpoint, 0.453 / 0.788 / 0.969 / 0.953 with the contour mean; vertical r within 0.005. The same held for
 FaceLandmarker's own landmarks (0.857 / 0.825 / 0.996 / 0.985 -> 0.889 / 0.934 / 0.997 / 0.993) and the
 mesh's own irises. A photo's gaze (the avatar's rest gaze, `rest_gaze`) is measured as the tracker measures
-the operator's: its yaw so, in the image plane on its own eyes, its pitch in the head frame (below). (Session 5 kept the tracker in the image plane too: with the face mesh's own irises, its pose-free
-3D landmarks followed eyeLookIn/Out at |r| 0.21-0.99; with the iris model's irises that no longer holds, next
-paragraph but one.) MediaPipe's canonical face (which looks straight ahead) has its
-irises within 1.2 % of the eye width of the corners' midpoint (0.8 % of the contour mean), so no offset is
-applied. The eyeball's
-centre is the iris centre moved back by r against the gaze direction.
+the operator's: its yaw so, in the image plane on its own eyes, its pitch in the head frame (below). (Session 5 kept the
+tracker in the image plane too: with the face mesh's own irises, its pose-free 3D landmarks followed eyeLookIn/Out at
+|r| 0.21-0.99; with the iris model's irises that no longer holds, next paragraph but one.) MediaPipe's canonical face
+(which looks straight ahead) has its irises within 1.2 % of the eye width of the corners' midpoint (0.8 % of the contour
+mean), so no offset is applied. The eyeball's centre is the iris centre moved back by r against the gaze direction.
 
 The tracker's yaw is measured in the head frame, against the operator's neutral eyes (`operator_gaze`:
 `gaze_from_landmarks(canonical, reference=neutral)`, this frame's pose-free landmarks, the pixel landmarks
@@ -96,8 +95,9 @@ VERGENCE_JUMP_RAD off, with one eye that moved at least MOVED_RATIO times as far
 frame, has that eye misplaced, and it follows the other eye's change instead; without such an eye both are
 misplaced, and they take their mean turn at the usual vergence: the iris model (core/iris.py) puts both irises
 towards the nose as the lids come down at tpsmm_driving's frames 58-61 (right -0.42, left +0.49 rad, the lid
-gap 0.49-0.65), a 0.9 rad vergence jump that no single eye made (largest step of the tracked gaze 0.32 -> 0.11 rad with this). The usual vergence adapts over
-VERGENCE_TAU_S (an operator who really converges on something near is followed within about a second).
+gap 0.49-0.65), a 0.9 rad vergence jump that no single eye made (largest step of the tracked gaze 0.32 -> 0.11 rad
+with this). The usual vergence adapts over VERGENCE_TAU_S (an operator who really converges on something near is
+followed within about a second).
 Measured on the four ../shared clips (tracker gaze vs FaceLandmarker's eyeLook* on the driver, whole clips):
 tpsmm_driving's yaw r 0.585 -> 0.760, its largest frame-to-frame step 0.32 -> 0.19 rad; lp_d18 and sadtalker
 within 0.004; lp_d0's far side looks (right eye 0.32, left 0.76 rad in the image plane) come out with the

@@ -40,11 +40,13 @@ def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -
     return float(smap.mean())
 
 
-def landmark_error(pred_px: np.ndarray, target_px: np.ndarray, left_eye: int = lmk.IRIS_CENTER_R, right_eye: int = lmk.IRIS_CENTER_L) -> float:
+def landmark_error(pred_px: np.ndarray, target_px: np.ndarray, left_eye: int = lmk.IRIS_CENTER_R,
+                   right_eye: int = lmk.IRIS_CENTER_L) -> float:
     """Mean 2D landmark distance normalised by the target's inter-ocular distance (iris centres by default)."""
     p, t = np.asarray(pred_px, np.float64)[:, :2], np.asarray(target_px, np.float64)[:, :2]
     n = min(len(p), len(t))
-    iod = np.linalg.norm(t[left_eye] - t[right_eye]) if max(left_eye, right_eye) < n else np.linalg.norm(t[lmk.EYE_OUTER_L] - t[lmk.EYE_OUTER_R])
+    iod = (np.linalg.norm(t[left_eye] - t[right_eye]) if max(left_eye, right_eye) < n
+           else np.linalg.norm(t[lmk.EYE_OUTER_L] - t[lmk.EYE_OUTER_R]))
     return float(np.linalg.norm(p[:n] - t[:n], axis=1).mean() / max(iod, 1e-6))
 
 

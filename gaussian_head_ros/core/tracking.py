@@ -179,7 +179,8 @@ class _TaskLandmarker:
 
         self._mp = mp
         opts = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=model_path), running_mode=vision.RunningMode.IMAGE if image_mode else vision.RunningMode.VIDEO,
+            base_options=BaseOptions(model_asset_path=model_path),
+            running_mode=vision.RunningMode.IMAGE if image_mode else vision.RunningMode.VIDEO,
             num_faces=max_faces, min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)

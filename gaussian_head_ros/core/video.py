@@ -8,8 +8,8 @@ Stamps: for a file, the frame's presentation time (from the container, or index 
 container gives none) plus `start_ns`; for a camera, the wall clock when the frame was grabbed.
 With `loop=True` a file restarts at its end and stamps keep increasing (each pass is offset by the
 duration of the previous ones), so a consumer never sees time run backwards; a still image file (one frame)
-repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time). A file OpenCV opens but finds no frame size in (corrupt, not a video) is refused
-with ValueError, as a missing one is.
+repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time). A file OpenCV
+opens but finds no frame size in (corrupt, not a video) is refused with ValueError, as a missing one is.
 
 Writing: `VideoWriter(path, fps).write(rgb)` (mp4v), and `SideBySideWriter` for driver | render pairs.
 """

@@ -114,8 +114,9 @@ def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
     """The photo file `path` (`~` expanded) as it will be sent: its bytes unchanged, its format and size, after
     decoding it once as the reconstruction node will (core/imageio.decode_compressed with the robot's pixel limit
     `max_pixels`: a larger JPEG is checked decoded at 1/2, 1/4 or 1/8, as the robot decodes it; width and height are
-    that decoded size; `animated` says when it is an animation, of which the robot uses the first frame). Raises ValueError saying why it cannot be sent (missing, unreadable, empty, not an image,
-    HEIC, corrupt or truncated, above `max_pixels` and not a JPEG)."""
+    that decoded size; `animated` says when it is an animation, of which the robot uses the first frame). Raises
+    ValueError saying why it cannot be sent (missing, unreadable, empty, not an image, HEIC, corrupt or truncated, above
+    `max_pixels` and not a JPEG)."""
     path = imageio.photo_file(path)
     data = imageio.read_file(path)
     try:

@@ -1,9 +1,9 @@
 """reconstruction_node: operator photo -> latched GaussianAvatar, plus a latched status saying how it went.
 
 Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
-reliable, raw photos keep-last 1 and compressed ones keep-last 32 (PHOTO_DEPTH), each both transient local (a photo latched before this node started is used) and
-volatile (volatile publishers work too); the optional `photo_path` parameter reconstructs a photo file at start-up
-and whenever it is set.
+reliable, raw photos keep-last 1 and compressed ones keep-last 32 (PHOTO_DEPTH), each both transient local (a photo
+latched before this node started is used) and volatile (volatile publishers work too); the optional `photo_path`
+parameter reconstructs a photo file at start-up and whenever it is set.
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
 both reliable + transient local, depth 1 (latched: a late joiner gets the current avatar and the result of
 the last photo), and `/diagnostics` once a second. Statuses go out in order, each once every reader has
@@ -17,12 +17,13 @@ status; the photo it replaces gets a SUPERSEDED status, its final one (each stat
 header.stamp as photo_stamp, so a sender tells its photo's statuses from those of an earlier photo under the same
 frame_id). Each sender's photos are taken in the order it sent them; the ones DDS dropped before the node took
 them (a raw photo replaced by a newer raw one while the node was busy) get no status, and are counted (PublisherSequences) in a warning
-of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot make an avatar (no face, too small, turned away, unreadable) gets a status
-saying why, and the avatar already published stays published. The photo message the published avatar was made from,
-sent again (same content and frame_id, under the parameters, checkpoint content and code the avatar was made with:
+of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot
+make an avatar (no face, too small, turned away, unreadable) gets a status saying why, and the avatar already published
+stays published. The photo message the published avatar was made from, sent again (same content and frame_id, under the
+parameters, checkpoint content and code the avatar was made with:
 a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
-that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar). `operator_id` is the parameter when set,
-else the photo's header.frame_id (else the file name for `photo_path`).
+that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar).
+`operator_id` is the parameter when set, else the photo's header.frame_id (else the file name for `photo_path`).
 
 A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
 (atomically); a node started without `photo_path` publishes the cached message again, latched, byte for byte (the

@@ -5,8 +5,9 @@ Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient loca
 `fps`, and the same frames as JPEG on `face_display/image_raw/compressed` (sensor_msgs/CompressedImage,
 `jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine) and
 `face_display/camera_info` (sensor_msgs/CameraInfo of the virtual camera: K and P from `fov_deg` and the image size,
-no distortion; the same header as its image, so image_view, RViz's Camera display and image_proc pair them), stamped with the stamp of the FaceControl the frame was driven by (the capture time of the camera
-frame, so now - stamp is glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
+no distortion; the same header as its image, so image_view, RViz's Camera display and image_proc pair them), stamped
+with the stamp of the FaceControl the frame was driven by (the capture time of the camera frame, so now - stamp is
+glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
 
 /diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
@@ -20,12 +21,12 @@ than that: core/pacing.py) and the idle animation at `fps`. Before any avatar ar
 control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
 sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
-`core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are refused with a log line
-(a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had. An avatar it refuses
-(above its `max_gaussians`, a robot-side limit the reconstructor, maybe on another host, cannot know; malformed; of
-another format) is also said on `avatar/status` (beside the `avatar` topic, as reconstruction_node publishes it;
-latched): INTERNAL_ERROR for the avatar's operator_id, photo_stamp zero, so the photo's sender (photo_node), told OK by
-the reconstructor, learns that this robot's display does not show that face.
+`core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are
+refused with a log line (a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had.
+An avatar it refuses (above its `max_gaussians`, a robot-side limit the reconstructor, maybe on another host, cannot
+know; malformed; of another format) is also said on `avatar/status` (beside the `avatar` topic, as reconstruction_node
+publishes it; latched): INTERNAL_ERROR for the avatar's operator_id, photo_stamp zero, so the photo's sender
+(photo_node), told OK by the reconstructor, learns that this robot's display does not show that face.
 """
 
 from __future__ import annotations
@@ -306,7 +307,8 @@ class RenderNode(Node):
             if self._basis_missing_run == BASIS_MISSING_WARN_AFTER and named not in self._basis_missing_said:
                 self._basis_missing_said.add(named)
                 self.get_logger().warning(
-                    f"face_control names operator expression basis {named}, which this node does not hold (none came on {self.basis_topic}) "
+                    f"face_control names operator expression basis {named}, which this node does not hold (none came on "
+                    f"{self.basis_topic}) "
                     f"({BASIS_MISSING_WARN_AFTER} controls in a row): decoding with the fixed basis only, a little "
                     "less exact. The tracker publishes its bases latched on <its face_control topic>/expression_basis; "
                     "remapping face_control moves that topic with it (controls_basis_missing on /diagnostics)")

@@ -195,9 +195,9 @@ def _mouth_anchors(cfg: GeneratorConfig, v: np.ndarray) -> dict | None:
 
 def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.ndarray) -> dict[str, np.ndarray]:
     """Fixed anchors: region [N] (REGION_CROWN / REGION_NECK, else 0), part [N], face_id [N] (-1 unbound), bary
-    [N, 3] (the jaw binding on mouth rows), shell [N, 3] (canonical head/torso point; eyeball: unit direction; mouth: offset from its vertex), vertex [N]
-    (mouth: the inner-lip vertex it hangs on, else -1), prior [N, 3] rgb (mouth colours, else 0.5), sigma [N]
-    initial Gaussian size in metres, normal [N, 3] canonical outward normal (unit)."""
+    [N, 3] (the jaw binding on mouth rows), shell [N, 3] (canonical head/torso point; eyeball: unit direction; mouth:
+    offset from its vertex), vertex [N] (mouth: the inner-lip vertex it hangs on, else -1), prior [N, 3] rgb (mouth
+    colours, else 0.5), sigma [N] initial Gaussian size in metres, normal [N, 3] canonical outward normal (unit)."""
     rng = np.random.default_rng(cfg.seed)
     tri = ref_vertices[faces]  # [F, 3, 3]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
@@ -613,7 +613,8 @@ class GaussianGenerator(nn.Module):
         departure = {"offset": torch.tanh(out[..., 0:3]), "log_scale": out[..., 6:9], "opacity_logit": out[..., 9],
                      "colour": inferred, "visibility": out[..., 14], "hidden": hidden.to(uv.dtype)}
         return {"means": means, "rgb": rgb, "rgb_source": rgb_source, "log_scales": log_scales.clamp(-12, 0),
-                "logit_opacities": torch.where(in_front, HIDDEN_LOGIT, out[..., 9]), "quats": F.normalize(out[..., 10:14], dim=-1), "global": g,
+                "logit_opacities": torch.where(in_front, HIDDEN_LOGIT, out[..., 9]),
+                "quats": F.normalize(out[..., 10:14], dim=-1), "global": g,
                 "visibility": vis[..., 0], "normals": normals, "departure": departure}
 
     def person_gate(self, mask, uv, image_hw):

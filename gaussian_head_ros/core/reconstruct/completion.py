@@ -289,7 +289,8 @@ class SideLook:
         same rule: core/model/generator.py, GeneratorConfig.back_shade)."""
         if self.shade <= 0:
             return col
-        return col * (1 - self.shade * smoothstep(0.0, self.shade_depth_m, behind_m))[..., None]  # gently at the front: the matte edge shows it
+        # gently at the front: the matte edge shows it
+        return col * (1 - self.shade * smoothstep(0.0, self.shade_depth_m, behind_m))[..., None]
 
 
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,

@@ -97,15 +97,21 @@ class MeshFitConfig:
     lid_margin: LidMarginConfig | None = field(default_factory=LidMarginConfig)  # None: MediaPipe's eye contour
     lid_split: float = 0.75  # the upper-lid strip's pixels nearer the margin ride with it (eyelids.margin_binding); 0 = off
     lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
-    lash_level: float = 0.55  # upper-lid pixels darker than this x the lid skin's luminance, connected to the margin, ride with it (eyelids.lash_band)
+    # upper-lid pixels darker than this x the lid skin's luminance, connected to the margin, ride with it
+    # (eyelids.lash_band)
+    lash_level: float = 0.55
     lash_depth: float = 0.12  # ... up to this many eye widths from the margin
-    lid_light_level: float = 0.85  # ... of those, the ones at least this x the lid skin's luminance ride by their own weights, not folded into the lash line (eyelids.margin_binding); 0 = all folded
-    lid_fill_grow_px: int = 2  # closed-lid skin colour: the eye openings and lash band grown by this, then filled (eyelids.closed_lid_photo)
+    # ... of those, the ones at least this x the lid skin's luminance ride by their own weights, not folded into the
+    # lash line (eyelids.margin_binding); 0 = all folded
+    lid_light_level: float = 0.85
+    # closed-lid skin colour: the eye openings and lash band grown by this, then filled (eyelids.closed_lid_photo)
+    lid_fill_grow_px: int = 2
     lid_fill_below: float = 0.08  # ... and reaching this many eye widths further down (the lower lid's waterline)
     lid_fill_radius_px: float = 4.0  # ... from this far around (OpenCV inpaint radius)
     lid_fill_luma: tuple[float, float] = (0.85, 1.25)  # ... its luminance within these x the lid skin's (eyelids.skin_luminance)
     lash_line_shade: float = 0.3  # a lash line where closed lids meet: this x the lid skin's colour (eyelids.closed_lid_skin); 0 = none
-    lash_line: tuple[float, float, float] = (0.04, 0.16, 0.06)  # ... on closed-lid skin between these weights on the crease side, fading over the third
+    # ... on closed-lid skin between these weights on the crease side, fading over the third
+    lash_line: tuple[float, float, float] = (0.04, 0.16, 0.06)
     lash_fold: float = 1.0  # a closed lid folds its carried lash band to this fraction of its height (eyelids.fold_lashes); 0 = off
     lash_lift_m: float = 0.0003  # ... its dark (lash) Gaussians this much nearer the camera: the line where the lids meet is dark
     lid_refine_limit: float = 0.2  # colour refinement moves the photo's Gaussians on the lids by at most this (rgb); 0 = no limit
@@ -169,12 +175,16 @@ class MeshFitConfig:
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
     wall_rim_m: float = 0.004  # the wall shows the rim's colours this deep, the blurred side colours from twice that
     side_far_from_m: float = 0.02  # the side behind the silhouette turns to the hair's (or shaded skin's) colour this far back
-    nape_m: float = 0.05  # the back's reach behind the skull centre at the chin's row (the nape; back_radius_m above the nose base, and again at the shoulders); 0 = off
+    # the back's reach behind the skull centre at the chin's row (the nape; back_radius_m above the nose base, and again
+    # at the shoulders); 0 = off
+    nape_m: float = 0.05
     nape_half_width_m: tuple[float, float] = (0.05, 0.08)  # ... across the neck: this far either side of the chin, fading out by the second
     ear_far_from: float = 0.4  # behind a short-haired head's ear the side turns to the hair at this x side_far_from_m
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
-    shoulder_reach: tuple[float, float] = (1.1, 1.4)  # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the rim's colours), not the head's
+    # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the
+    # rim's colours), not the head's
+    shoulder_reach: tuple[float, float] = (1.1, 1.4)
     side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
     side_texture_blur_px: float = 3.0  # ... the detail being the photo less its blur by this much
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
@@ -184,7 +194,8 @@ class MeshFitConfig:
     # ... and the creases that expression folded into the skin taken out of the rest colours, given back by the driver
     # as a wrinkle map faded in with the operator's expression (creases.py; None = kept in the colours)
     creases: CreaseConfig | None = field(default_factory=CreaseConfig)
-    under_chin_behind_m: float = 0.004  # skin the rest pose's higher chin uncovers: this far behind the photo's chin (in front of the cavity)
+    # skin the rest pose's higher chin uncovers: this far behind the photo's chin (in front of the cavity)
+    under_chin_behind_m: float = 0.004
     under_chin_band_px: tuple[int, int] = (3, 10)  # its colour: the neck this many pixels below the photo's face
     under_chin_sigma_per_stride: float = 0.65  # its discs' std-dev per head stride (wide: the jaw opens over them)
 

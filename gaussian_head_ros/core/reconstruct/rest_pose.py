@@ -42,8 +42,8 @@ def photo_jaw_angle(v_rest: np.ndarray, v_photo: np.ndarray, max_rad: float) -> 
 def photo_growth(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """[V, 3] photo and rest templates, [F, 3] -> [F] the factor `drive()` grows a bound Gaussian of each
     triangle by when the photo's expression is applied to the rest template (core.deform.triangle_growth of
-    the rest -> photo deformation, on the lips the square root of the area ratio; 1 where the two agree). The rest pose divides by it, so frame 0 gives
-    back the Gaussians as built."""
+    the rest -> photo deformation, on the lips the square root of the area ratio; 1 where the two agree). The rest pose
+    divides by it, so frame 0 gives back the Gaussians as built."""
     faces = np.asarray(faces, np.int64).reshape(-1, 3)
     t_r, t_p = np.asarray(v_rest, np.float64)[faces], np.asarray(v_photo, np.float64)[faces]
     _, area_p = triangle_frames(np.asarray(v_photo, np.float64), faces)

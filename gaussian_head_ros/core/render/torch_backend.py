@@ -119,7 +119,8 @@ def _chunk(mean2d, conic, opac, colors, tiles_local, tile_xy, gauss, seg_start, 
     excl = cs - lg
     excl = excl - excl[seg_start]
     w = (alpha * torch.exp(excl).to(alpha.dtype))  # [P, 256]
-    rgb = torch.zeros(n_tiles, TILE * TILE, 3, dtype=alpha.dtype, device=dev).index_add(0, tiles_local, w[:, :, None] * colors[gauss][:, None, :])
+    rgb = torch.zeros(n_tiles, TILE * TILE, 3, dtype=alpha.dtype, device=dev).index_add(
+        0, tiles_local, w[:, :, None] * colors[gauss][:, None, :])
     logt = torch.zeros(n_tiles, TILE * TILE, dtype=torch.float64, device=dev).index_add(0, tiles_local, lg)
     return rgb, logt
 

@@ -69,7 +69,9 @@ class TrainConfig:
     image_every: int = 500  # TensorBoard render/target images
     checkpoint_every: int = 1000
     val_every: int = 500  # validation (held-out pairs: loss terms, PSNR, SSIM) every N steps and at each stage end
-    checkpoint_backbone: str = "reference"  # reference: the frozen backbone is stored as its file + hash (a random one is written once to checkpoints/backbone-<hash>/); full
+    # reference: the frozen backbone is stored as its file + hash (a random one is written once to
+    # checkpoints/backbone-<hash>/); full
+    checkpoint_backbone: str = "reference"
     amp: bool = False  # the backbone in bfloat16 autocast on CUDA (the rest stays float32)
 
 
@@ -180,9 +182,9 @@ def _lr_factor(step: int, stage: StageConfig) -> float:
 def view_rgb(out: dict, posed: dict, batch: dict) -> torch.Tensor:
     """[B, N, 3] the colours the target cameras see, as the exported avatar's SH (`rar.view_sh`) shows them through
     `Driver.drive(viewmat=...)`: out["rgb"] + (out["rgb_source"] - out["rgb"]) x `legendre`(t, VIEW_LOBE), t the cosine
-    between the target's and the source's directions to the Gaussian. The direction camera -> Gaussian in the head's rest frame: the target's (posed means + the target camera's
-    translation, turned back by the target's head rotation; the head surface follows the head) and the source's
-    (rest means - the source camera's centre)."""
+    between the target's and the source's directions to the Gaussian. The direction camera -> Gaussian in the head's
+    rest frame: the target's (posed means + the target camera's translation, turned back by the target's head rotation;
+    the head surface follows the head) and the source's (rest means - the source camera's centre)."""
     rgb = out["rgb"]
     if "rgb_source" not in out:
         return rgb
