@@ -1080,6 +1080,27 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
     assert found == ("an animated GIF: only its first frame is used as the photo",), found
 
 
+def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path):
+    """A photo_path file that is an animated GIF was reconstructed from its first frame without a word (only photos on
+    the topic were said to be animations; refuse18, s18). Its job's decode now gives the same note as a message's, which
+    the worker says in the log and the photo's statuses. _submit_file on a stand-in node (no ROS graph)."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+
+    gif = tmp_path / "waving.gif"
+    frames = [Image.new("RGB", (40, 30), c) for c in ((200, 30, 30), (30, 200, 30))]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    jobs = []
+    stand_in = SimpleNamespace(_param=lambda name: "" if name == "operator_id" else 40_000_000, _submit=jobs.append)
+    ReconstructionNode._submit_file(stand_in, str(gif))
+    rgb, found = jobs[0].decode()
+    assert tuple(rgb[15, 20]) == (200, 30, 30) and jobs[0].operator_id == "waving"
+    assert found == ("an animated GIF: only its first frame is used as the photo",), found
+
+
 def test_photos_left_when_the_node_is_destroyed_get_stopped(rclpy_context):
     """A photo still waiting when the node stopped got no final status (the .msg said 'unless the node stops first'):
     a sender following its photo waited on. Destroyed by a process that goes on (a container, a test: the node can

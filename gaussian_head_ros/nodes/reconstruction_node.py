@@ -330,9 +330,11 @@ class ReconstructionNode(Node):
         return SetParametersResult(successful=True)
 
     def _submit_file(self, photo: str) -> None:
-        """Reconstruct the photo file `photo` (photo_path at start-up, or set later)."""
+        """Reconstruct the photo file `photo` (photo_path at start-up, or set later); an animation is said as for a
+        photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18)."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
-        self._submit(Job(lambda p=photo: (imageio.read_image(p, int(self._param("max_pixels"))), ()),
+        self._submit(Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
+                             imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
                          self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
 
     # ----------------------------------------------------------------------------------------------
