@@ -152,7 +152,9 @@ def test_integer_rate_and_bad_max_side_do_not_stop_the_camera(tmp_path, rclpy_co
 def test_max_side_and_loop_set_while_playing_take_effect(tmp_path, rclpy_context):
     """`ros2 param set /video_source_node max_side 200` (and `loop false`) answered 'Set parameter successful' and
     changed nothing: both were read only when the source opened, which a looping file never does again (try8).
-    Now the frames shrink at once, and a file no longer looping ends."""
+    Now the frames shrink at once, and a file no longer looping ends. Setting `loop` true again after the end was
+    accepted and changed nothing either (user19, s19: the camera stayed dark until the node was restarted, `source`
+    being read-only): now the file plays again from its start."""
     import rclpy
     from conftest import shared
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -187,6 +189,11 @@ def test_max_side_and_loop_set_while_playing_take_effect(tmp_path, rclpy_context
         set_params(loop=False)
         assert spin_until(node, lambda: "end of video" in proc.output(), 60), proc.output()  # 78 frames at most
         assert proc.alive(), proc.output()
+        spin_until(node, lambda: False, 1.0)  # frames on their way before the end
+        ended = len(frames)
+        set_params(loop=True)
+        assert spin_until(node, lambda: len(frames) >= ended + 5, 60), (len(frames), ended, proc.output())
+        assert "loop set: playing the file again from its start" in proc.output(), proc.output()
     finally:
         node.destroy_client(cli)
         node.destroy_node()

@@ -4,7 +4,7 @@ Publishes `camera/image_raw` (sensor_msgs/Image, sensor-data QoS) at the file's 
 each frame stamped with the wall-clock time it was published, so glass-to-glass latency downstream is
 real. With `loop` a file restarts at its end; without it the node stays up and idle after the last frame, and its
 status on /diagnostics says the video ended (`video_ended` true: the tracker names the end rather than a camera
-that stopped).
+that stopped), until `loop` is set true again (then the file plays again from its start).
 A source that cannot be opened (a wrong path, a camera not plugged in) is said once as an error, in the log
 and on /diagnostics (level ERROR, the reason and when it tries again), then retried quietly with a growing
 pause (2 s doubling up to RETRY_MAX_S); when it opens, the log says so. No source at all: said once (how to give one
@@ -145,8 +145,14 @@ class VideoSourceNode(Node):
                 self._stop.wait(2.0)
                 continue
             self.state = "finished"
-            self.get_logger().info(f"end of video after {self.published} frames")
-            return
+            self.get_logger().info(f"end of video after {self.published} frames (`ros2 param set "
+                                   f"{self.get_fully_qualified_name()} loop true` plays it again)")
+            while not self._stop.wait(0.2):  # `loop` set true again: the file plays again from its start (it was
+                if bool(self._param("loop")):  # accepted and ignored once the file had ended; user19)
+                    self.get_logger().info("loop set: playing the file again from its start")
+                    break
+            else:
+                return
 
     def _publish_diagnostics(self):
         if self.state in ("playing", "finished"):
