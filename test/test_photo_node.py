@@ -467,7 +467,11 @@ def test_an_avatar_the_robots_display_refuses_is_said_to_the_photos_sender(graph
     cannot know a display's limit: it may run on another host) said OK, and the sender believed the robot showed the
     face (user18, s18: render max_gaussians 1, every new avatar refused at ERROR in the render log, photo_node 'the
     robot accepted'). Three real processes: the sender's verdict is the display's refusal, with why, and stays it
-    once the reconstructor's OK has arrived too (in whichever order the two writers' statuses come)."""
+    once the reconstructor's OK has arrived too (in whichever order the two writers' statuses come). Then the robot's
+    max_gaussians is raised (`ros2 param set /render_node max_gaussians 200000`, what the refusal tells the user to
+    do): the display shows that avatar and says so on avatar/status, and the sender's verdict becomes accepted
+    (user19, s19: the display stayed on its placeholder without a word, its latched refusal the newest status, and
+    sending the photo again did not help: the reconstructor answers 'unchanged' without publishing the avatar again)."""
     from diagnostic_msgs.msg import DiagnosticStatus
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -494,6 +498,15 @@ def test_an_avatar_the_robots_display_refuses_is_said_to_the_photos_sender(graph
         assert "the robot refused astronaut_eileen_collins.png (internal_error)" in d["verdict"], d
         assert "above the budget of 1000 (this node's max_gaussians)" in d["verdict"], d
         assert "avatar refused" in display.log() and "max_gaussians" in display.log(), display.log()[-3000:]
+        assert "`ros2 param set /render_node max_gaussians 30000` shows it" in display.log(), display.log()[-3000:]
+        assert graph.set_parameters("/render_node", {"max_gaussians": 200_000}).successful
+        assert wait_until(lambda: "avatar 'eileen' ready" in display.log(), 60.0), display.log()[-3000:]
+        assert "refused before, shown now that max_gaussians is 200000" in display.log(), display.log()[-3000:]
+        assert wait_until(lambda: _latest(graph).get("verdict", "").startswith(
+            "the robot accepted astronaut_eileen_collins.png: the robot's display (/render_node) shows the avatar for "
+            "'eileen'"), 30.0), (_latest(graph), logs())
+        assert _latest(graph)["_level"] == DiagnosticStatus.OK, _latest(graph)
+        assert any(c == AvatarStatus.OK and "display" in m for _, (c, m) in list(statuses)), list(statuses)
     finally:
         for p in reversed(procs):
             p.stop(signal.SIGINT, timeout=20.0)

@@ -25,7 +25,8 @@ that another sender's newer photo replaced on the robot before it was reconstruc
 status, said as its verdict (WARN); a refusal from the robot's display (render_node refuses an avatar above its
 max_gaussians, a robot-side limit: INTERNAL_ERROR for the avatar's operator id, photo_stamp zero) is said as the
 verdict and stays it when the reconstructor's OK for the same photo arrives after it (the reconstructor sends one
-final status per photo, so a refusal followed by an OK is the display's: the face is not shown). The avatar's
+final status per photo, so a refusal followed by an OK is the display's: the face is not shown), until the display
+says it shows that avatar after all (an OK with photo_stamp zero after its refusal: its max_gaussians raised). The avatar's
 operator id is the photo's frame_id unless the robot's reconstruction node has its own `operator_id`: this photo's
 statuses say it (their operator_id), and a display refusal under it is this photo's too, in either order. A STOPPED
 status (the robot was stopped before a result) is said but is no verdict: the photo stays latched and the restarted
@@ -207,6 +208,7 @@ class PhotoNode(Node):
         msg.header.frame_id = self.frame_id
         self.acked, self.verdict = False, ""
         self.refused = False  # a refusal of this photo was said: an OK arriving after it does not replace it
+        self.refused_by_display = False  # ... that refusal had photo_stamp zero (render_node's): its OK replaces it
         self.behind = False  # the robot said BUSY: the verdict of the photo it was reconstructing comes first
         # the operator id the robot gives this photo's avatar: the photo's frame_id unless the reconstruction node's
         # own operator_id is set; this photo's statuses say it (their operator_id). The display's refusal names only
@@ -280,7 +282,8 @@ class PhotoNode(Node):
                                        f"{Path(self.photo.path).name} follows")
             return
         if msg.header.frame_id != self.frame_id:
-            if about or made < self.sent_ns or msg.code == AvatarStatus.OK:
+            shown = msg.code == AvatarStatus.OK and self.refused_by_display and msg.header.frame_id == self.avatar_id
+            if about or made < self.sent_ns or (msg.code == AvatarStatus.OK and not shown):
                 return  # another operator's photo, or the robot's own photo_path / cache
             if msg.header.frame_id != self.avatar_id:  # a display's refusal (photo_stamp 0) under another id: kept
                 if len(self.held) >= HELD_MAX:  # until this photo's statuses say whether its avatar has that id
@@ -306,9 +309,12 @@ class PhotoNode(Node):
             self.get_logger().info(self.state)
             return
         if msg.code == AvatarStatus.OK:
-            if self.refused:  # the display refused the avatar before the reconstructor's OK came (another writer)
+            if self.refused and not (self.refused_by_display and not about):
+                # the display refused the avatar before the reconstructor's OK came (another writer); an OK without a
+                # photo stamp after the display's refusal is the display showing it after all (its budget raised)
                 self.get_logger().info(f"the robot made the avatar for {name} ({msg.message}), but {self.verdict}")
                 return
+            self.refused = self.refused_by_display = False
             self.counts["accepted"] += 1
             self.verdict = self.state = f"the robot accepted {name}: {msg.message}"
             if msg.warnings:  # several faces (the largest used), the skull cut off, no colour: the operator can act
@@ -320,7 +326,7 @@ class PhotoNode(Node):
                 self.get_logger().info(self.verdict)
         else:
             self.counts["refused_by_robot"] += 1
-            self.refused = True
+            self.refused, self.refused_by_display = True, not about
             self.level = DiagnosticStatus.WARN
             code = STATUS_NAMES.get(msg.code, str(msg.code))
             self.verdict = self.state = f"the robot refused {name} ({code}): {msg.message}"

@@ -26,7 +26,9 @@ refused with a log line (a control's once per cause) and a /diagnostics warning 
 An avatar it refuses (above its `max_gaussians`, a robot-side limit the reconstructor, maybe on another host, cannot
 know; malformed; of another format) is also said on `avatar/status` (beside the `avatar` topic, as reconstruction_node
 publishes it; latched): INTERNAL_ERROR for the avatar's operator_id, photo_stamp zero, so the photo's sender
-(photo_node), told OK by the reconstructor, learns that this robot's display does not show that face.
+(photo_node), told OK by the reconstructor, learns that this robot's display does not show that face. An avatar refused only for its size is
+kept (the newest one, until another avatar comes) and shown once max_gaussians is raised to its count, with an OK on
+`avatar/status` that replaces the refusal (the latched avatar does not come again by itself).
 """
 
 from __future__ import annotations
@@ -189,6 +191,9 @@ class RenderNode(Node):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pending_avatar = Latest()  # newest GaussianAvatar message not yet loaded
+        # the newest avatar message, refused only for its size, while no newer one came: loaded when max_gaussians
+        # is raised to its count (_load_loop), as the latched avatar does not come again (user19)
+        self._over_budget: tuple[GaussianAvatarMsg, int] | None = None
         self.loaded: Loaded | None = None  # swapped as one reference by the loader thread
         self._fade: tuple[Loaded, float] | None = None  # (previous avatar, swap time) during a cross-fade
         self.mixer = ControlMixer(IdleAnimator(), float(self._param("idle_timeout_s")), IDLE_EASE_S)
@@ -345,18 +350,30 @@ class RenderNode(Node):
             msg = self._pending_avatar.take(0.2)
             if msg is not None:
                 self._load(msg)
+            elif self._over_budget is not None and self._over_budget[1] <= int(self._param("max_gaussians")):
+                self._load(self._over_budget[0], retried=True)
 
-    def _load(self, msg: GaussianAvatarMsg) -> None:
+    def _load(self, msg: GaussianAvatarMsg, retried: bool = False) -> None:
+        """Convert and swap in one avatar message, or refuse it (log, /diagnostics, avatar/status). `retried`: the
+        message refused before for this node's max_gaussians, loaded again now that the budget allows it."""
         t0 = time.perf_counter()
+        self._over_budget = None  # this message is the newest: an older one refused for its size is dropped
+        budget = int(self._param("max_gaussians"))
         try:
-            avatar = msg_to_avatar(msg, max_gaussians=int(self._param("max_gaussians")))
+            avatar = msg_to_avatar(msg, max_gaussians=budget)
             new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
                          avatar.num_gaussians, stamp_text(msg.header.stamp))
         except ValueError as e:
+            count = int(msg.gaussians.width) * int(msg.gaussians.height)
+            if count > budget:  # (msg_to_avatar checks the size first: a larger budget may take it)
+                self._over_budget = (msg, count)
             self.counts["avatars_refused"] += 1
             self.last_error = f"avatar refused: {e}"
             current = self.loaded
             shown = f"keeping the current avatar ('{current.operator_id}')" if current else "still waiting for a usable avatar"
+            if self._over_budget is not None:  # what the user can do here, where the budget is
+                shown += (f"; `ros2 param set {self.get_fully_qualified_name()} max_gaussians {self._over_budget[1]}` "
+                          "shows it")
             self.get_logger().error(f"{self.last_error}; {shown}")
             # the reconstructor told the photo's sender OK: this robot's display does not show that face (user18)
             header = Header(stamp=self.get_clock().now().to_msg(), frame_id=msg.operator_id)
@@ -374,7 +391,14 @@ class RenderNode(Node):
         self.counts["avatars"] += 1
         self.last_error = ""
         self.get_logger().info(f"avatar '{new.operator_id}' ready: {new.num_gaussians} Gaussians "
-                               f"({(time.perf_counter() - t0) * 1e3:.0f} ms)")
+                               f"({(time.perf_counter() - t0) * 1e3:.0f} ms)"
+                               + (f", refused before, shown now that max_gaussians is {budget}" if retried else ""))
+        if retried:  # this writer's latched refusal of it would stay the newest word on avatar/status: replace it
+            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=msg.operator_id)
+            self.status_pub.publish(status_msg(
+                AvatarStatus.OK, f"the robot's display ({self.get_fully_qualified_name()}) shows the avatar for "
+                f"'{msg.operator_id}' it refused before, now that its max_gaussians is {budget}", msg.operator_id,
+                num_gaussians=new.num_gaussians, header=header))
 
     # ----------------------------------------------------------------------------------------------
     # render thread
