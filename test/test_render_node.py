@@ -587,3 +587,25 @@ def test_a_second_face_control_publisher_is_said(io, rclpy_context):
     finally:
         other.destroy_publisher(pub)
         other.destroy_node()
+
+
+def test_a_second_face_display_publisher_is_said(io, rclpy_context):
+    """Two render nodes on one face_display (two robots launched in one namespace, or both in the root one: user19,
+    s19, a second `ros2 run gaussian_head_ros render_node --ros-args -r __ns:=/robot1` beside avatar.launch.py
+    namespace:=robot1): a display subscribed there shows both nodes' frames in turn, and neither node said anything
+    (only `ros2 node list` warned of two nodes sharing a name). Now the render node warns, naming the publishers,
+    after 25 s of more than one."""
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import spin_until
+    from sensor_msgs.msg import Image
+
+    other = rclpy_context.create_node("second_robot")
+    pub = other.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
+    said = lambda: [ln for ln in io["proc"].output().splitlines()  # noqa: E731
+                    if "publishers on /face_display/image_raw for" in ln and "/second_robot" in ln]
+    try:
+        assert spin_until(other, said, 150), io["proc"].output()[-3000:]  # said after 25 s of both
+        assert "/render_node" in said()[0] and "a namespace of its own" in said()[0], said()
+    finally:
+        other.destroy_publisher(pub)
+        other.destroy_node()

@@ -630,3 +630,34 @@ class RecurringLog:
         else:
             self._unsaid += 1
             self._logger.debug(line)
+
+
+class SharedTopic:
+    """Watches one topic for more than one publisher held for `after_s` seconds (two operators' trackers on one
+    face_control; two render nodes, two robots launched in one namespace, on one face_display), so a node can say
+    it once per set of publishers. The wait outlasts the DDS lease of a crashed publisher's stale entry (20 s in
+    Fast DDS), so a node restarted after a crash is not taken for a second one."""
+
+    def __init__(self, node, topic: str, after_s: float):
+        self.node, self.topic, self.after_s = node, topic, after_s
+        self._known: list[str] = []  # the publishers ('namespace/name') of the current set of more than one
+        self._since, self._said = 0.0, False
+
+    def due(self, now: float) -> list[str]:
+        """The publishers ('namespace/name', sorted) when there have been more than one for `after_s` seconds of
+        monotonic time `now` and this set was not said yet (then it counts as said); else []."""
+        names = sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                       for i in self.node.get_publishers_info_by_topic(self.topic))
+        if len(names) < 2:
+            self._known, self._said = [], False
+            return []
+        if names != self._known:
+            self._known, self._since, self._said = names, now, False
+        elif not self._said and now - self._since >= self.after_s:
+            self._said = True
+            return names
+        return []
+
+    def held_s(self, now: float) -> float:
+        """Seconds the current set of more than one publisher has lasted (0 with one or none)."""
+        return now - self._since if self._known else 0.0

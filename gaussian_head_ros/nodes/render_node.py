@@ -61,8 +61,8 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, companion_topic, declare_settings, diagnostics,
-                                            run)
+from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, SharedTopic, companion_topic,
+                                            declare_settings, diagnostics, run)
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns, status_msg)
@@ -70,7 +70,7 @@ from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, ms
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
-CONTROL_PUBLISHERS_SAY_S = 25.0  # face_control with several publishers this long: said (_say_control_publishers)
+SHARED_TOPIC_SAY_S = 25.0  # face_control or face_display with several publishers this long: said (_say_shared_topics)
 MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
@@ -180,8 +180,10 @@ class RenderNode(Node):
         # publishers (the tracker) and best-effort ones alike
         self.control_topic = self.create_subscription(FaceControlMsg, "face_control", self._on_control, QoSProfile(
             depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)).topic_name
-        self._control_publishers: tuple[list[str], float, bool] = ([], 0.0, False)  # (names, since, said) of > 1
+        self._control_publishers = SharedTopic(self, self.control_topic, SHARED_TOPIC_SAY_S)
         self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
+        self.image_topic = self.image_pub.topic_name
+        self._display_publishers = SharedTopic(self, self.image_topic, SHARED_TOPIC_SAY_S)
         self.compressed_pub = self.create_publisher(CompressedImage, companion_topic(
             self, "face_display/image_raw/compressed", "face_display/image_raw"), qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, companion_topic(self, "face_display/camera_info", "face_display/image_raw"),
@@ -534,29 +536,28 @@ class RenderNode(Node):
     # ----------------------------------------------------------------------------------------------
     # diagnostics
 
-    def _say_control_publishers(self, now: float) -> None:
-        """A warning when face_control has had more than one publisher for CONTROL_PUBLISHERS_SAY_S (two operators'
-        trackers, a replay beside a live tracker): whatever they send interleaves and the newest drives the face.
-        Said again when the set of publishers changes. (The wait outlasts the DDS lease of a crashed publisher's
-        stale entry, 20 s in Fast DDS, so a tracker restarted after a crash is not taken for a second one.)"""
-        names = sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}"
-                       for i in self.get_publishers_info_by_topic(self.control_topic))
-        known, since, said = self._control_publishers
-        if len(names) < 2:
-            self._control_publishers = ([], 0.0, False)
-            return
-        if names != known:
-            self._control_publishers = (names, now, False)
-        elif not said and now - since >= CONTROL_PUBLISHERS_SAY_S:
-            self._control_publishers = (names, since, True)
+    def _say_shared_topics(self, now: float) -> None:
+        """Warnings when face_control (two operators' trackers, a replay beside a live tracker: whatever they send
+        interleaves and the newest drives the face) or this node's face_display (another render node publishes
+        there too: two robots launched in one namespace, a display shows both nodes' frames in turn) has had more
+        than one publisher for SHARED_TOPIC_SAY_S; said again when the set of publishers changes."""
+        names = self._control_publishers.due(now)
+        if names:
             self.get_logger().warning(
-                f"{len(names)} publishers on {self.control_topic} for {now - since:.0f} s ({', '.join(names)}): what "
-                "they send interleaves and the newest drives the face; give each operator a topic of its own "
-                "(control_topic:= on the launch files, -r face_control:=<topic>) or stop the others")
+                f"{len(names)} publishers on {self.control_topic} for {self._control_publishers.held_s(now):.0f} s "
+                f"({', '.join(names)}): what they send interleaves and the newest drives the face; give each operator "
+                "a topic of its own (control_topic:= on the launch files, -r face_control:=<topic>) or stop the others")
+        names = self._display_publishers.due(now)
+        if names:
+            self.get_logger().warning(
+                f"{len(names)} publishers on {self.image_topic} for {self._display_publishers.held_s(now):.0f} s "
+                f"({', '.join(names)}): another node publishes this face display too (two robots launched in one "
+                "namespace?); a display shows their frames in turn, flickering between them; give each robot a "
+                "namespace of its own (namespace:=robotN, -r __ns:=/robotN) or -r face_display/image_raw:=<topic>")
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
-        self._say_control_publishers(now)
+        self._say_shared_topics(now)
         times = tuple(self._times)  # a snapshot: the render thread appends meanwhile
         recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
         render_ms = [t[1] * 1e3 for t in recent]
