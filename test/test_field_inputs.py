@@ -499,3 +499,17 @@ def test_a_heic_photo_is_named_and_avif_still_decodes():
     assert buf.getvalue()[4:8] == b"ftyp"
     got = decode_compressed(buf.getvalue())
     assert got.shape == (64, 48, 3) and abs(int(got[..., 0].mean()) - 200) < 8
+
+
+def test_the_intrinsics_line_says_why_a_field_of_view_is_used():
+    """`ros2 param set /tracker_node use_camera_info false` with a camera_info published: the tracker logged 'intrinsics
+    from a 50 degree field of view (no camera_info yet)' (user19, s19), as if none had come. The line names the
+    reason: camera_info not used, none yet, or all zero."""
+    from gaussian_head_ros.core.camera_info import describe
+
+    K = np.array([[549.0, 0, 256.0], [0, 549.0, 256.0], [0, 0, 1]])
+    assert "(use_camera_info is false)" in describe(K, "fov", 50.0, have_camera_info=True, use_camera_info=False)
+    assert "(use_camera_info is false)" in describe(K, "fov", 50.0, have_camera_info=False, use_camera_info=False)
+    assert "(no camera_info yet)" in describe(K, "fov", 50.0, have_camera_info=False)
+    assert "(camera_info K and P are all zero)" in describe(K, "fov", 50.0, have_camera_info=True)
+    assert describe(K, "K", 50.0).startswith("intrinsics from camera_info K: fx 549.0 fy 549.0 cx 256.0 cy 256.0")

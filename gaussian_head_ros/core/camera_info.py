@@ -75,11 +75,15 @@ def size_mismatch(info_width: int, info_height: int, width: int, height: int) ->
             "mode, publish the camera_info of the mode streamed (or use_camera_info:=false: fov_deg)")
 
 
-def describe(K: np.ndarray, source: str, fov_deg: float, have_camera_info: bool = True) -> str:
-    """A log line saying which intrinsics a node uses."""
+def describe(K: np.ndarray, source: str, fov_deg: float, have_camera_info: bool = True,
+             use_camera_info: bool = True) -> str:
+    """A log line saying which intrinsics a node uses: K [3, 3] (pixels), `source` as intrinsics_from_camera_info
+    gives it ('K', 'P' or 'fov'), and why a field of view is used (camera_info all zero, none yet, or not used:
+    `use_camera_info` false)."""
+    why = ("use_camera_info is false" if not use_camera_info else
+           "camera_info K and P are all zero" if have_camera_info else "no camera_info yet")
     what = {"K": "camera_info K", "P": "camera_info P (its K is all zero)",
-            "fov": (f"a {fov_deg:g} degree field of view (camera_info K and P are all zero)" if have_camera_info
-                    else f"a {fov_deg:g} degree field of view (no camera_info yet)")}[source]
+            "fov": f"a {fov_deg:g} degree field of view ({why})"}[source]
     return f"intrinsics from {what}: fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f} px"
 
 

@@ -259,7 +259,7 @@ class TrackerNode(Node):
             K, source = intrinsics_from_camera_info(np.zeros(9), (), 0, 0, w, h, fov)
         else:
             K, source = intrinsics_from_camera_info(info.k, info.p, info.width, info.height, w, h, fov)
-        line = describe(K, source, fov, have_camera_info=info is not None)
+        line = describe(K, source, fov, have_camera_info=info is not None, use_camera_info=self._param("use_camera_info"))
         if info is None and self._param("use_camera_info"):
             line += f", listening for it on {self.info_topic}"
         mismatch = size_mismatch(info.width, info.height, w, h) if info is not None and source != "fov" else ""
