@@ -22,10 +22,12 @@ other <= 1.09, so today only lp_d9 is touched). There:
   synthesised Gaussians sits just behind the photo layer on the rest triangles (`fill_points`);
 - each Gaussian's colour moves towards what the rest template says is there: on the lips' triangles within
   a relaxed lip's height of the line where the lips meet, the lip colour (the median of the photo's own lip
-  Gaussians that are neither teeth nor cavity), darker along that line; elsewhere the skin around it (the
-  photo's clean skin pixels, smoothly filled: `skin_fill_map`). A Gaussian whose photo colour already fits
-  keeps it (on the lips: anything but teeth and cavity; on the skin: anything but those, lip colour and
-  shadow) unless stretched into a streak (`streak_from`).
+  Gaussians that are neither teeth nor cavity), darker along that line (a photo Gaussian takes the line and
+  the lip's edge averaged over its own height: stretched tall across it, a centre value drew a dark vertical
+  streak; the synthesised layer's small discs along the line sit in front and draw it crisp); elsewhere the
+  skin around it (the photo's clean skin pixels, smoothly filled: `skin_fill_map`). A Gaussian whose photo
+  colour already fits keeps it (on the lips: anything but teeth and cavity; on the skin: anything but those,
+  lip colour and shadow) unless stretched into a streak (`streak_from`).
 What the photo shows between its lips stays the mouth interior (mesh_fit puts it on the teeth surface); it is
 pushed behind the rest face where the closed chin covers it (lp_d9's tongue showed through in specks).
 The price: the photo's own pose shows the re-textured lips too (lp_d9 driven by its own expression: 38.8 ->
@@ -71,6 +73,7 @@ class LipConfig:
     fill_spacing_m: float = 0.0012  # a layer of synthesised Gaussians on the rest triangles (their photo discs leave gaps)
     fill_behind_m: float = 0.0003  # ... this far behind the photo layer
     fill_from: float = 0.5  # ... on triangles whose colour weight (`_weights`) is at least this
+    meet_front_m: float = 0.0015  # ... but in front of it within this distance of the line where the lips meet
 
 
 @functools.lru_cache(maxsize=1)
@@ -244,9 +247,11 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
         if ref is None:  # no lip seen: the lips stay as the photo shows them
             w_tri[tri] = 0.0
 
-    def targets(p, fid):
-        """-> (target colours [M, 3], lip share [M] 0..1, lip reference [M, 3], skin [M, 3])."""
+    def targets(p, fid, sig_y=None):
+        """-> (target colours [M, 3], lip share [M] 0..1, lip reference [M, 3], skin [M, 3]); sig_y [M]: the
+        Gaussians' vertical extent (std, metres): the line where the lips meet is averaged over it."""
         skin = np.asarray(skin_fill(p), np.float64)
+        sig2 = np.zeros(len(p)) if sig_y is None else np.asarray(sig_y, np.float64) ** 2
         t, share, ref_m = skin.copy(), np.zeros(len(p)), skin.copy()
         meet = _meeting_distance(p, v_rest)  # signed, + below
         for tri, ref, reach in zip((upper, lower), lip_ref, (cfg.upper_lip_m, cfg.lower_lip_m)):
@@ -255,11 +260,18 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
                 continue
             # a closed mouth's lips are no taller than a relaxed one's: a wide-open photo's lip band, closed,
             # reaches further (its corners hang down to the chin): skin there
-            share[m] = 1.0 - smoothstep(reach, reach + 0.0015, np.abs(meet[m]))
+            # (the lip's edge averaged over each Gaussian's vertical extent, as the meeting line below)
+            sig = np.sqrt(sig2[m])
+            share[m] = 1.0 - smoothstep(0.0, 1.0, (np.abs(meet[m]) - reach + sig) / (0.0015 + 2 * sig))
             ref_m[m] = ref
             t[m] = share[m, None] * ref + (1 - share[m, None]) * skin[m]
-            if cfg.meet_shade > 0:  # the line where the closed lips meet is darker
-                t[m] *= (1 - cfg.meet_shade * np.exp(-0.5 * (meet[m] / cfg.meet_width_m) ** 2))[:, None]
+            if cfg.meet_shade > 0:  # the line where the closed lips meet is darker: a Gaussian profile of width
+                # meet_width_m, convolved with each Gaussian's own vertical extent (its mean colour over its footprint);
+                # at the centre's value, a disc stretched 3-6x tall across the line drew a dark vertical streak
+                # (lp_d9's closed lips read as a barcode, session 18)
+                var = cfg.meet_width_m ** 2 + sig2[m]
+                amp = cfg.meet_shade * cfg.meet_width_m / np.sqrt(var)
+                t[m] *= (1 - amp * np.exp(-0.5 * meet[m] ** 2 / var))[:, None]
         return t, share, ref_m, skin
 
     sel = w_tri[all_fid] > 0
@@ -267,14 +279,14 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     w, s = w_tri[fid], stretch[fid]
     w_cov = w_shape[fid]
     c = batch.colors[idx].astype(np.float64)
-    target, share, ref, skin = targets(batch.means[idx].astype(np.float64), fid)
+    sig_y = _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
+    target, share, ref, skin = targets(batch.means[idx].astype(np.float64), fid, sig_y)
     # A Gaussian that already shows what is there at rest keeps its own colour (the photo's texture): on the lips
     # anything but teeth and cavity, on the skin anything but those, lip colour and shadow. Stretched so far that
     # its texture is a streak, it takes the synthesised colour anyway.
     keep = (1.0 - _misfit(c, share, ref, skin, skin_luma)) * (1.0 - smoothstep(cfg.streak_from, cfg.streak_full, s))
     new = keep[:, None] * c + (1 - keep[:, None]) * target
     batch.colors[idx] = np.clip((1 - w[:, None]) * c + w[:, None] * new, 0, 1).astype(np.float32)
-    _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
     info["lip_retextured"] = int(idx.size)
     if fill is None or not len(fill[0]):
         return batch, info
@@ -286,7 +298,11 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
     p = np.einsum("mk,mkc->mc", fbary, tri)
     n *= np.where(n[:, 2] > 0, -1.0, 1.0)[:, None]  # outwards: the mouth region faces -z (head frame, z into the head)
-    layer = surface_discs(p - cfg.fill_behind_m * n, n, targets(p, ffid)[0], np.full(len(p), 0.6 * cfg.fill_spacing_m),
+    # the synthesised layer's discs (small, round) along the line where the lips meet go in front: they draw that
+    # line crisp (the photo layer's discs, stretched tall, can only carry it averaged over their height)
+    front = (upper | lower)[ffid] & (np.abs(_meeting_distance(p, v_rest)) < cfg.meet_front_m)
+    depth = np.where(front, -cfg.fill_behind_m, cfg.fill_behind_m)
+    layer = surface_discs(p - depth[:, None] * n, n, targets(p, ffid)[0], np.full(len(p), 0.6 * cfg.fill_spacing_m),
                           None, PART_FACE, face_id=ffid, bary=fbary.astype(np.float32))
     info["lip_fill"] = len(layer)
     return GaussianBatch.concat([batch, layer]), info
@@ -302,9 +318,10 @@ def _meeting_distance(p: np.ndarray, v_rest: np.ndarray) -> np.ndarray:
     return p[:, 1] - np.interp(p[:, 0], x[order], y[order])
 
 
-def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo, v_rest, faces, w) -> None:
+def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo, v_rest, faces, w) -> np.ndarray:
     """The covariance of rows idx (bound to triangles fid) as the photo -> rest map stretches it (blended by
-    w with the isotropic scaling to_rest_pose gave): no gaps between discs stretched one way only."""
+    w with the isotropic scaling to_rest_pose gave): no gaps between discs stretched one way only. Returns
+    [M] their new vertical extent: the standard deviation (metres) along the head frame's y, sqrt(cov[1, 1])."""
     from gaussian_head_ros.core.control import quat_to_matrix
 
     A = triangle_maps(v_photo, v_rest, faces)[fid]
@@ -323,6 +340,7 @@ def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo,
     Q[np.linalg.det(Q) < 0, :, 0] *= -1
     batch.scales[idx] = np.sqrt(np.maximum(lam, 1e-14)).astype(np.float32)
     batch.quats[idx] = matrix_to_quat(Q).astype(np.float32)
+    return np.sqrt(np.maximum(cov_n[:, 1, 1], 0.0))
 
 
 def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = None) -> np.ndarray:
