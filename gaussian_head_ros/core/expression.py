@@ -23,6 +23,9 @@ nose base held fixed.
   as far as the chin lies below the relaxed range, never past closing the lips; the lower lip closes
   what the turn leaves (lips parted with the jaw still, as in a smile showing teeth), by stretching
   itself: its outer edge and the skin below turn with the jaw, up to LIP_STRETCH x the lip's height.
+  Closed pair by pair, a wide-open mouth's lips meet along its upper lip's arch, a frown drawn in the closed
+  lips (the reader put lp_d9_woman_turned's mouth corners on it, 4-5 mm low, and read no smile under any
+  driver's); so the pairs meet along a relaxed lip line (`_lip_line_sag`), as far as the mouth is open.
 - Smile: mouth corners further apart, higher (relative to the lips' centre) or further back than the
   range of relaxed faces are moved back past the edge of that range by as much again as they exceeded
   it, at most PAST_MEAN x (edge - mean) past the relaxed mean (`_beyond`: continuous, a face within the
@@ -89,6 +92,7 @@ MAX_CORNER_DROP_M = 0.0002  # ... and at most this far below it (a frown's corne
 MAX_CORNER_DEPTH_M = 0.0141  # corners behind the lips' centre
 MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip
 MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
+MAX_LIP_SAG_M = 0.001  # closed lips meet at most this far below the relaxed lip line (`_lip_line_sag`)
 LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of its height (handle_targets)
 # The relaxed faces' means (module docstring): a smile or frown beyond a limit is taken past it towards the mean
 # by as much again as it exceeds the limit, at most PAST_MEAN x (limit - mean) past the mean (`_beyond`).
@@ -199,6 +203,25 @@ def _mean_share(x: np.ndarray) -> float:
     return float(np.clip((OPEN_EDGE_ONLY_M - g_mid) / (OPEN_EDGE_ONLY_M - OPEN_MEAN_UP_TO_M), 0.0, 1.0))
 
 
+def _lip_line_sag(x: np.ndarray, y_meet: np.ndarray) -> np.ndarray:
+    """[478|468, 3] canonical landmarks and [9] the heights (metres, y down) where the inner lip pairs
+    (LIP_UPPER_INNER / LIP_LOWER_INNER) meet once closed -> [9] how far (>= 0) each meets below a relaxed lip line
+    beyond MAX_LIP_SAG_M. The relaxed line: the parabola through the middle pair's meeting point and the inner
+    corners (moved by the middle's closing), u^2 of the way to the corner on each side (u: the pair's offset from
+    the middle over the corners' half-width). Closed and relaxed faces sag -0.9 .. +0.5 mm (the ../shared portraits
+    and the clips' first frames); closed pair by pair, a wide-open mouth's pairs meet along its upper lip's arch:
+    lp_d9_woman_turned's scream 8.6 / 8.9 mm below it next to the corners, obama_speech's 6.1 / 6.2 mm."""
+    up, lo = np.asarray(LIP_UPPER_INNER), np.asarray(LIP_LOWER_INNER)
+    mid = len(up) // 2
+    closing = 0.5 * ((y_meet[mid] - x[up[mid], 1]) + (y_meet[mid] - x[lo[mid], 1]))
+    cr, cl = x[LIP_CORNERS_INNER[0]], x[LIP_CORNERS_INNER[1]]
+    xc, half = 0.5 * (cr[0] + cl[0]), max(0.5 * abs(cl[0] - cr[0]), 1e-6)
+    u = np.clip((0.5 * (x[up, 0] + x[lo, 0]) - xc) / half, -1.0, 1.0)
+    corner_y = np.where(u < 0, cr[1], cl[1]) + closing
+    line = y_meet[mid] + (corner_y - y_meet[mid]) * u ** 2
+    return np.maximum(0.0, y_meet - line - MAX_LIP_SAG_M)
+
+
 def _smile_share(width: float) -> float:
     """How much (0..1) a mouth `width` (metres, outer corners) says it smiles: 0 within the relaxed range, 1 from
     one range's half-width (limit - mean) beyond its limit on (module docstring: a wide closed smile)."""
@@ -240,6 +263,12 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d_lo, d_chin = d_jaw[:len(lo)], d_jaw[len(lo):]
     # what the turn leaves of each pair's gap (or overlap beyond the one it had) the lower lip closes
     y_meet = x[up, 1] + d_up[:, 1] + np.minimum(gap, 0.0)
+    # ... along a relaxed lip line, as far as the mouth is open (a wide-open mouth's pairs met along its upper lip's
+    # arch: lp_d9_woman_turned's closed lips drew a frown; `_lip_line_sag`); a mouth open less than
+    # OPEN_MEAN_UP_TO_M (every clip's relaxed frames, so the operator's neutral) is left as it was
+    sag = _lip_line_sag(x, y_meet) * (1.0 - _mean_share(x))
+    y_meet -= sag
+    d_up[:, 1] -= sag
     rest_lo = y_meet - x[lo, 1] - d_lo[:, 1]  # [9] the lower lip's own closing beyond the turn (<= 0: up)
     d_lo[:, 1] = y_meet - x[lo, 1]
     # The lower lip's own closing stays in the lip: its outer edge (and the skin below it) turns with the
