@@ -211,6 +211,27 @@ def apply_fastdds_profile() -> str:
     return (f"Fast DDS profile: {profile} (the package's; set FASTDDS_DEFAULT_PROFILES_FILE to use your own)")
 
 
+def package_profile_segment_bytes() -> int:
+    """The shared-memory segment size (bytes) of the package's Fast DDS profile when it is the one in effect in this
+    process (FASTDDS_DEFAULT_PROFILES_FILE names it, as env.sh, the launch files and apply_fastdds_profile set it;
+    the first <segment_size> of the file), else 0: another middleware or a user's own configuration, whose limits
+    this package does not know. A message larger than the segment goes out in UDP fragments (README, "Fast DDS
+    profile")."""
+    rmw = os.environ.get("RMW_IMPLEMENTATION", "") or "rmw_fastrtps_cpp"
+    path = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")
+    if rmw not in FASTDDS_RMWS or not path or os.path.realpath(path) not in _package_profiles() \
+            or any(os.environ.get(v) for v in FASTDDS_USER_VARIABLES if v != "FASTDDS_DEFAULT_PROFILES_FILE"):
+        return 0
+    import re
+
+    try:
+        with open(path) as fh:
+            found = re.search(r"<segment_size>\s*(\d+)\s*</segment_size>", fh.read())
+    except OSError:
+        return 0
+    return int(found.group(1)) if found else 0
+
+
 def _package_profiles() -> set[str]:
     """Real paths of the package's own Fast DDS profile: installed (share/) and in the source checkout."""
     from gaussian_head_ros.nodes.launcher import package_share

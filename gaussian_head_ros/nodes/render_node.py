@@ -62,7 +62,7 @@ from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, SharedTopic, companion_topic,
-                                            declare_settings, diagnostics, run)
+                                            declare_settings, diagnostics, package_profile_segment_bytes, run)
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns, status_msg)
@@ -71,6 +71,7 @@ IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
 SHARED_TOPIC_SAY_S = 25.0  # face_control or face_display with several publishers this long: said (_say_shared_topics)
+FRAME_HEADER_BYTES = 1024  # an Image message's bytes besides its pixels, rounded up (header, encoding, sizes)
 MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
@@ -160,6 +161,8 @@ class RenderNode(Node):
         declare_settings(self, PARAMS, check_value)
         self._say_unusable_device(self._param("device"))
         self._say_slow_backend(self._param("backend"), self._param("device"))
+        self._segment_bytes = package_profile_segment_bytes()  # 0: not the package's profile (limits unknown)
+        self._say_large_frames(int(self._param("width")), int(self._param("height")))
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_topic = self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched).topic_name
@@ -248,6 +251,9 @@ class RenderNode(Node):
                 self.mixer.idle_timeout_s = float(p.value)
             elif p.name == "device":
                 self._say_unusable_device(p.value)
+        size = {p.name: int(p.value) for p in params if p.name in ("width", "height")}
+        if size:
+            self._say_large_frames(size.get("width", int(self._param("width"))), size.get("height", int(self._param("height"))))
         changed = {p.name: p.value for p in params if p.name in ("backend", "device")}
         if changed:
             self._say_slow_backend(changed.get("backend", self._param("backend")), changed.get("device", self._param("device")))
@@ -258,6 +264,21 @@ class RenderNode(Node):
         note = display_backend_note(backend, device)
         if note:
             self.get_logger().warning(note)
+
+    def _say_large_frames(self, w: int, h: int) -> None:
+        """Warn when a w x h rgb8 face_display frame does not fit the shared-memory segment of the package's Fast DDS
+        profile (16 MB): it goes out in UDP fragments, and a best-effort subscriber loses many without an error on
+        either side (user19, s19: at 2400x2400 a subscriber on the same host got 1.4 of the 2.8 frames a second)."""
+        size = w * h * 3 + FRAME_HEADER_BYTES
+        if not self._segment_bytes or size <= self._segment_bytes:
+            return
+        side = int(((self._segment_bytes - FRAME_HEADER_BYTES) / 3) ** 0.5)
+        self.get_logger().warning(
+            f"face_display frames of {w}x{h} are {size / 2**20:.1f} MB, above the {self._segment_bytes / 2**20:g} MB "
+            "shared-memory segment of the package's Fast DDS profile: they go out in UDP fragments and a best-effort "
+            f"subscriber loses many, with no error on either side; use {side}x{side} or less (as many pixels), "
+            "face_display/image_raw/compressed, or a Fast DDS profile of your own with a larger segment_size and "
+            "maxMessageSize (README, 'Fast DDS profile')")
 
     def _say_unusable_device(self, device: str) -> None:
         """Warn when `device` names a CUDA device torch does not see (a CPU-only robot): accepted, as a device
