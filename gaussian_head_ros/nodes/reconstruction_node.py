@@ -77,9 +77,11 @@ class ReconstructionNodeSettings:
     preset: str = setting("default", "mesh_fit preset: fast, default or dense", choices=tuple(MESH_FIT_PRESETS))
     checkpoint: str = setting("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)")
     device: str = setting("auto", "rar: torch device, auto (CUDA when available), cpu or cuda")  # rar checks it
-    operator_id: str = setting("", "operator id for every avatar; empty: the photo's header.frame_id (or file name)")
+    operator_id: str = setting("", "operator id for every avatar made or restored after it is set (the one published "
+                                   "keeps its own); empty: the photo's header.frame_id (or file name)")
     photo_path: str = setting("", "a photo file reconstructed at start-up and whenever it is set; empty: wait for operator/photo")
-    frame_id: str = setting("head", "header.frame_id of the published avatar (its head frame)")
+    frame_id: str = setting("head", "header.frame_id of the avatars (and avatar/cloud) published after it is set, "
+                                    "its head frame (the one published keeps its own until the next photo)")
     cache_avatar: bool = setting(True, "keep the last published avatar in cache_path and publish it again at start-up "
                                        "when photo_path is empty (a restarted node still serves the face)")
     cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/<namespace>_"
