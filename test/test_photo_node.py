@@ -304,6 +304,20 @@ def test_the_displays_refusal_is_matched_under_the_robots_own_operator_id(rclpy_
         assert node.verdict.startswith(f"the robot refused {PORTRAIT} (internal_error)"), node.verdict
         assert node.level == DiagnosticStatus.WARN and node.counts["refused_by_robot"] == 1, (node.level, node.counts)
         assert "'bob'" not in node.verdict
+
+        def shown(operator_id):  # the display shows it after all: its max_gaussians raised (d6cfc02)
+            st = AvatarStatus(code=AvatarStatus.OK, ok=True, operator_id=operator_id, num_gaussians=60000,
+                              message=f"the robot's display (/render_node) shows the avatar for '{operator_id}' it "
+                                      "refused before, now that its max_gaussians is 200000")
+            st.header.frame_id, st.header.stamp = operator_id, TimeMsg(sec=made.sec + 1)
+            return st
+
+        node._on_status(shown("bob"))  # another operator's avatar shown: not this photo's
+        assert node.verdict.startswith(f"the robot refused {PORTRAIT}"), node.verdict
+        accepted = node.counts["accepted"]  # 1 when the reconstructor's OK came first
+        node._on_status(shown("robot_operator"))  # under the id this photo's avatar got: its verdict now
+        assert node.verdict.startswith(f"the robot accepted {PORTRAIT}: the robot's display"), node.verdict
+        assert node.level == DiagnosticStatus.OK and node.counts["accepted"] == accepted + 1, (node.level, node.counts)
     finally:
         node.destroy_node()
 
