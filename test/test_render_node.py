@@ -632,3 +632,33 @@ def test_face_display_frames_above_the_shared_memory_segment_are_warned_about(io
     assert any("2400x2400 are 16.5 MB, above the 16 MB shared-memory segment" in ln and "use 2364x2364 or less" in ln
                and "[WARN]" in ln for ln in lines), out()[-3000:]
     assert len(lines) == 1, lines  # 2048x2048 (12 MB) and 2048x2400 (14 MB) fit: said nothing
+
+
+@pytest.mark.parametrize("other_format", [False, True])
+def test_an_avatar_of_another_format_above_the_budget_is_not_kept_for_a_larger_budget(rclpy_context, other_format):
+    """d6cfc02 keeps an avatar refused for its size and tells the user to raise max_gaussians (`ros2 param set ...
+    max_gaussians N` shows it). One of another format_version that is also above the budget was kept and told so too
+    (msg_to_avatar checks the format first): raising the budget then only refused it again, for its format. The
+    node's own _load on a stand-in node (no renderer), a message of 60000 Gaussians against a budget of 1000."""
+    from types import SimpleNamespace
+
+    from rclpy.clock import Clock
+
+    from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    errors, statuses = [], []
+    node = SimpleNamespace(_over_budget=None, _param=lambda name: 1000, counts={"avatars_refused": 0}, last_error="",
+                           loaded=None, get_fully_qualified_name=lambda: "/render_node",
+                           get_logger=lambda: SimpleNamespace(error=errors.append),
+                           get_clock=Clock, status_pub=SimpleNamespace(publish=statuses.append))
+    msg = GaussianAvatarMsg(operator_id="me", format_version=GaussianAvatarMsg.FORMAT_VERSION + int(other_format))
+    msg.gaussians.width, msg.gaussians.height = 60000, 1
+    RenderNode._load(node, msg)
+    assert len(errors) == 1 and len(statuses) == 1 and node.counts["avatars_refused"] == 1, (errors, statuses)
+    if other_format:
+        assert "format_version" in errors[0] and "max_gaussians 60000" not in errors[0], errors
+        assert node._over_budget is None
+    else:
+        assert "`ros2 param set /render_node max_gaussians 60000` shows it" in errors[0], errors
+        assert node._over_budget == (msg, 60000)

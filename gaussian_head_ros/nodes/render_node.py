@@ -388,7 +388,9 @@ class RenderNode(Node):
                          avatar.num_gaussians, stamp_text(msg.header.stamp))
         except ValueError as e:
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
-            if count > budget:  # (msg_to_avatar checks the size first: a larger budget may take it)
+            if count > budget and msg.format_version == GaussianAvatarMsg.FORMAT_VERSION:
+                # refused for its size (msg_to_avatar checks the format, then the size): a larger budget may take it;
+                # one of another format is not kept, nor told to raise max_gaussians (no budget shows it)
                 self._over_budget = (msg, count)
             self.counts["avatars_refused"] += 1
             self.last_error = f"avatar refused: {e}"
