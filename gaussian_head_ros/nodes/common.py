@@ -148,6 +148,13 @@ def status_name(node_fq_name: str, task: str) -> str:
     return f"{node_fq_name.lstrip('/')}: {task}"
 
 
+def endpoint_node(info) -> str:
+    """The fully qualified name of the node behind a graph endpoint (rclpy TopicEndpointInfo, from
+    get_publishers_info_by_topic): '/render_node' in the root namespace (its node_namespace is '/'),
+    '/robot1/render_node' under `namespace:=robot1`."""
+    return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+
+
 # A video_source_node's status on /diagnostics (task VIDEO_SOURCE_TASK) carries VIDEO_ENDED_KEY "true" once its file
 # ended without `loop`: the tracker reading its frames names the end, not a camera that stopped (s19).
 VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY = "video source", "video_ended"
@@ -667,8 +674,7 @@ class SharedTopic:
     def due(self, now: float) -> list[str]:
         """The publishers ('namespace/name', sorted) when there have been more than one for `after_s` seconds of
         monotonic time `now` and this set was not said yet (then it counts as said); else []."""
-        names = sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}"
-                       for i in self.node.get_publishers_info_by_topic(self.topic))
+        names = sorted(endpoint_node(i) for i in self.node.get_publishers_info_by_topic(self.topic))
         if len(names) < 2:
             self._known, self._said = [], False
             return []

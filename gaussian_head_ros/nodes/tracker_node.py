@@ -46,8 +46,8 @@ from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_SOURCE_TASK, Latest, Loading, RecurringLog,
-                                            check_parameters, companion_topic, declare_settings, diagnostics, run,
-                                            status_name)
+                                            check_parameters, companion_topic, declare_settings, diagnostics,
+                                            endpoint_node, run, status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 @dataclass
@@ -460,8 +460,7 @@ class TrackerNode(Node):
         if not self._videos_ended:
             return ""
         for info in self.get_publishers_info_by_topic(self.image_topic):
-            ended = self._videos_ended.get(status_name(f"{info.node_namespace.rstrip('/')}/{info.node_name}",
-                                                       VIDEO_SOURCE_TASK))
+            ended = self._videos_ended.get(status_name(endpoint_node(info), VIDEO_SOURCE_TASK))
             if ended:
                 return ended
         return ""
