@@ -683,3 +683,31 @@ def test_a_video_that_ended_is_said_once_not_every_minute():
     for now in np.arange(101.0, 100.0 + 5 * NO_FRAMES_AGAIN_S, 1.0):  # the diagnostics timer, each second
         TrackerNode._say_if_no_frames(node, float(now))
     assert len(said) == 1 and said[0].startswith("the video clip.mp4 ended after 78 frames"), said
+
+
+@pytest.mark.parametrize("ready", [False, True])
+def test_a_tracker_still_starting_says_starting_not_waiting_for_frames(rclpy_context, ready):
+    """5193137 made /diagnostics' state say 'waiting for frames' whenever no frame came for STALE_S, whatever the last
+    state: also while the tracker is still 'starting' (MediaPipe and the codec bases loading; no frame yet, so 'stale'
+    from its first status). `gaussian-head demo` (starts the video source once the tracker's state is past 'starting')
+    and test_launch (Ctrl-C tests wait for every node past its start-up) read that state. The node's own
+    _publish_diagnostics on a stand-in node: starting -> 'starting'; ready, no frame -> 'waiting for frames'."""
+    from types import SimpleNamespace
+
+    from rclpy.clock import Clock
+
+    from gaussian_head_ros.core.pacing import StampAges
+    from gaussian_head_ros.nodes.tracker_node import TrackerNode
+
+    published = []
+    node = SimpleNamespace(
+        _say_if_no_frames=lambda now: None, _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
+        _video_ended=lambda: "", _ready_at=time.monotonic() if ready else None,
+        state="waiting for frames" if ready else "starting", model_error="", image_topic="/camera/image_raw",
+        counts={"received": 0}, _prev_received=(time.monotonic() - 1.0, 0), calibrated=False, operator_basis=None,
+        _learner=SimpleNamespace(frames=0), basis_info={"learned": 0, "learn_ms": "", "reason": "", "unacknowledged": 0},
+        backend="mediapipe", diag_pub=SimpleNamespace(publish=published.append), get_clock=Clock,
+        get_fully_qualified_name=lambda: "/tracker_node")
+    TrackerNode._publish_diagnostics(node)
+    values = {kv.key: kv.value for kv in published[0].status[0].values}
+    assert values["state"] == ("waiting for frames" if ready else "starting"), values

@@ -539,8 +539,10 @@ class TrackerNode(Node):
         t_prev, received_prev = self._prev_received
         self._prev_received = (now, c["received"])
         values = {
-            # no frames for STALE_S: waiting (or the video ended) whatever the last frame said, unless tracking stopped
-            "state": waiting if stale and not self.state.startswith("tracking stopped") else self.state,
+            # no frames for STALE_S once ready: waiting (or the video ended) whatever the last frame said, unless
+            # tracking stopped; 'starting' (MediaPipe loading) stays: `gaussian-head demo` and test_launch wait for its end
+            "state": (waiting if stale and self._ready_at is not None and not self.state.startswith("tracking stopped")
+                      else self.state),
             "input_rate_hz": f"{(c['received'] - received_prev) / max(now - t_prev, 1e-3):.1f}",
             "processed_rate_hz": f"{display_rate([w[0] for w in recent], now):.1f}",
             "processing_ms_mean": f"{np.mean(busy):.2f}" if busy else "",
