@@ -656,6 +656,54 @@ def test_similarity_fit_recovers_a_transform():
     np.testing.assert_allclose(t, [1, 2, 3], atol=1e-9)
 
 
+def test_similarity_fit_weighs_points():
+    """A point with weight 0 does not pull the fit: the transform is recovered exactly with one point moved 1 unit."""
+    rng = np.random.default_rng(2)
+    src = rng.normal(size=(20, 3))
+    rot = cv2.Rodrigues(np.array([-0.3, 0.2, 0.4]))[0]
+    dst = 2.0 * src @ rot.T + [3, 2, 1]
+    dst[5] += [0.0, 1.0, 0.0]
+    s, r, t, _ = similarity_fit(src, dst, np.where(np.arange(20) == 5, 0.0, 1.0))
+    assert s == pytest.approx(2.0, abs=1e-9)
+    np.testing.assert_allclose(r, rot, atol=1e-9)
+    assert abs(similarity_fit(src, dst)[0] - 2.0) > 1e-3  # equal weights: pulled
+
+
+def test_rigid_landmarks_that_move_with_the_face_lose_their_pull_on_the_pose():
+    """Some points of the rigid set move with the face in MediaPipe's mesh (the nose wings 98/327 rise with a smile:
+    1.1-1.2 mm per sd of the reader's jaw on lp_d0, in the head frame; on lp_d18 the tracker's pitch followed the
+    jaw at r -0.90 where the reader's own pitch does at -0.76). The pose fit weighs each rigid landmark by how far
+    it strays from the neutral over the stream (`RigidityWeights`). MediaPipe's canonical face, held still (pitch
+    10, yaw -15 deg), with the nose wings and the nose base moving 3 mm up and back every 8 frames: in the third
+    second the fitted pitch stays within 0.1 deg of the first frame's and the brows within 0.1 mm (equal weights:
+    0.32 deg and 0.21 mm, every time the nose moves; now 0.03 deg, 0.03 mm)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.control import euler_deg, euler_to_quat, quat_to_matrix
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.tracking import _Face
+
+    face = _canonical_face()
+    moving, brows = [98, 327, 2], list(lmk.BROW_R + lmk.BROW_L)
+    rot = quat_to_matrix(euler_to_quat(pitch_deg=10.0, yaw_deg=-15.0))
+    K = default_intrinsics(640, 480)
+
+    def seen(up):
+        x = face.copy()
+        x[moving, 1] -= up
+        return _Face((2000.0 * x @ rot.T + [320.0, 240.0, 0.0]).astype(np.float32), (0.0, 0.0, 640.0, 480.0), 1.0)
+
+    pitch, brow = [], []
+    with FaceTracker(TrackerConfig(smoothing=False)) as tracker:
+        for i in range(90):
+            c = tracker._control(seen(0.003 if (i // 8) % 2 else 0.0), K, (i + 1) * 33_333_333)
+            if i == 0:
+                first = c
+            pitch.append(euler_deg(c.rotation)["pitch"] - euler_deg(first.rotation)["pitch"])
+            brow.append(np.mean((c.expression - first.expression)[brows, 1]))
+    assert np.abs(pitch[60:]).max() < 0.1, np.abs(pitch[60:]).max()
+    assert np.abs(brow[60:]).max() < 1e-4, np.abs(brow[60:]).max()
+
+
 def test_a_brow_raise_moves_neither_the_pose_nor_less_than_itself():
     """The pose is fitted to landmarks rigid with the skull: raising both brows 3 mm on MediaPipe's canonical
     face, seen turned, must leave the fitted rotation and scale as they are and the whole raise in the

@@ -9,6 +9,13 @@ them, and the landmarks are turned into the shared head frame:
   rotation (head -> camera) and the scale, hence the depth through the pinhole camera K (a plausible
   default camera when K is unknown). On the first frame (or after `recalibrate()`) the neutral is
   that frame's own head frame (`facemesh.fit_head_frame`) with its mouth expression taken out.
+  The fit weighs each rigid landmark by how still this stream shows it against the neutral (`RigidityWeights`:
+  1 / its running mean square stray, 1 s; equal weights when the neutral starts): in MediaPipe's mesh some
+  "rigid" points move with the face and the turn, and which ones depends on the operator (lp_d0's smile lifts
+  the nose wings 98/327 1.1-1.2 mm per sd of the reader's jaw; on lp_d18 the outline and forehead points move
+  with the jaw drop and the fitted pitch followed the jaw at r -0.90, the reader's own pitch at -0.76). On the
+  ../shared clips (60 frames, fov 12) the tracker's pitch against the reader's: lp_d18 r 0.904 -> 0.967, lp_d0
+  0.477 -> 0.456, sadtalker 0.996, tpsmm 0.974 -> 0.972; the nose's head-frame stray 0.39 -> 0.28 mm (lp_d18).
 - landmarks: the frame's landmarks in the head frame with pose and scale removed by that same fit,
   so rigid motion does not leak into the expression.
 - expression: landmarks minus the operator's neutral face. The first frames are not assumed neutral
@@ -90,6 +97,9 @@ JAW_POINT, NOSE_TIP = lmk.BELOW_LOWER_LIP, lmk.NOSE_TIP  # moves with the jaw; r
 EYE_CORNERS = lmk.EYE_CORNERS  # outer and inner corners of each eye
 JAW_WEIGHT = 2.0
 RIGID = np.asarray(lmk.RIGID_LANDMARKS)
+# The pose fit's weights (`RigidityWeights`): each rigid landmark's mean square stray from the neutral (mm^2) at the
+# start, the floor added to it (the face mesh's jitter at rest: ~0.2 mm a point), and the running mean's time constant
+RIGIDITY_START_MM2, RIGIDITY_FLOOR_MM2, RIGIDITY_TAU_S = 0.5, 0.05, 1.0
 SMALL_FACE = 0.15  # a face narrower than this fraction of the frame's longer side is followed in a crop
 ROI_SIDE, ROI_SIZE = 2.5, 256  # that crop's side in face sizes, and the size it is scaled to (pixels)
 
@@ -213,18 +223,60 @@ class _TaskLandmarker:
         self._lm.close()
 
 
-def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """Least-squares dst ~ s R src + t (Umeyama) for [n, 3] point sets -> (s, R [3, 3], t [3], rms residual
-    in src units)."""
-    ms, md = src.mean(0), dst.mean(0)
+def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+                   ) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """Least-squares dst ~ s R src + t (Umeyama, "Least-squares estimation of transformation parameters between two
+    point patterns", PAMI 1991; with per-point weights: the weighted means and cross-covariance) for [n, 3] point
+    sets and optional [n] weights >= 0 (not all 0; their scale does not matter; None = equal) -> (s, R [3, 3], t [3],
+    rms residual over the points, unweighted, in src units)."""
+    w = np.full(len(src), 1.0 / len(src)) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    ms, md = w @ src, w @ dst
     s0, d0 = src - ms, dst - md
-    u, sig, vt = np.linalg.svd(d0.T @ s0 / len(src))
+    u, sig, vt = np.linalg.svd((d0 * w[:, None]).T @ s0)
     d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
     rot = u @ d @ vt
-    scale = float(np.trace(np.diag(sig) @ d) / max(np.mean(np.sum(s0 ** 2, 1)), 1e-12))
+    scale = float(np.trace(np.diag(sig) @ d) / max(w @ np.sum(s0 ** 2, 1), 1e-12))
     t = md - scale * rot @ ms
     resid = dst - (scale * src @ rot.T + t)
     return scale, rot, t, float(np.sqrt(np.mean(np.sum(resid ** 2, 1)))) / max(scale, 1e-12)
+
+
+class RigidityWeights:
+    """The tracker's pose-fit weights, one per rigid landmark (`landmarks.RIGID_LANDMARKS`): 1 / (the running mean
+    square of how far the landmark strays from the operator's neutral in the head frame, in mm^2, + RIGIDITY_FLOOR_MM2).
+
+    The rigid set is rigid with the skull, not in MediaPipe's face mesh: on the operator's stream some of its points
+    move with the face and with the turn (module notes), and which ones depends on the operator and the clip. A point
+    that strays is weighed less, so the fit follows the points that this stream shows as rigid. Every point starts at
+    RIGIDITY_START_MM2 (equal weights: the plain fit) when the neutral starts; each fitted frame moves the mean squares
+    towards its strays with the time constant RIGIDITY_TAU_S (stamps; a frame not newer than the last changes nothing).
+    Anchors (the tracker's: the eye corners) are never weighed below the median point: the gaze and the lids are
+    measured against them, and a blink or a fast turn moves them in the mesh for a moment (sadtalker's one-eyed blink
+    during a 20 deg turn, frames 31-37: weighed by their own stray, the eyes' vergence went 0.051 rad off; 0.045 with
+    them anchored, 0.029 with equal weights).
+    """
+
+    def __init__(self, n: int, anchors: np.ndarray | None = None):
+        """n rigid landmarks; anchors: [n] bool, the points never weighed below the median point (default none)."""
+        self._n = n
+        self._anchors = np.zeros(n, bool) if anchors is None else np.asarray(anchors, bool)
+        self.reset()
+
+    def reset(self) -> None:
+        self._ms = np.full(self._n, RIGIDITY_START_MM2)  # [n] mean square stray, mm^2
+        self._t: float | None = None  # stamp of the last update, seconds
+
+    @property
+    def weights(self) -> np.ndarray:
+        """[n] the fit's weights (unnormalised)."""
+        return 1.0 / (np.where(self._anchors, np.minimum(self._ms, np.median(self._ms)), self._ms) + RIGIDITY_FLOOR_MM2)
+
+    def update(self, stray: np.ndarray, t_s: float) -> None:
+        """[n, 3] the rigid landmarks minus the neutral's, head frame, metres; t_s the frame's stamp, seconds."""
+        sq = np.sum((np.asarray(stray, float) * 1e3) ** 2, axis=1)
+        a = 1.0 - math.exp(-(t_s - self._t) / RIGIDITY_TAU_S) if self._t is not None and t_s > self._t else 0.0
+        self._ms = self._ms + a * (sq - self._ms)
+        self._t = t_s
 
 
 def mouth_open(landmarks: np.ndarray, neutral: np.ndarray | None) -> float:
@@ -253,6 +305,7 @@ class FaceTracker:
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._neutral = NeutralEstimator(c.neutral_window_s)
+        self._rigidity = RigidityWeights(len(RIGID), np.isin(RIGID, EYE_CORNERS))  # the pose fit's weights (notes)
         # [14] the operator's open lids as the picture shows them (seen from the front): the eyelid ratios' 1
         self._lid_level = OpenLidAverage(c.neutral_window_s, LID_LEVEL_SCALE)
         self._make_filters()
@@ -412,9 +465,12 @@ class FaceTracker:
         first = self._neutral.neutral is None
         if first:  # the neutral starts from this frame's own head frame, its mouth expression taken out
             self._neutral.update(fit_head_frame(p, K).canonical, t_s)
+            self._rigidity.reset()
         neutral = self._neutral.neutral
-        s, rot, t, resid = similarity_fit(neutral[RIGID], p[RIGID])
+        s, rot, t, resid = similarity_fit(neutral[RIGID], p[RIGID], self._rigidity.weights)
         canonical = (p - t) @ rot / s  # [478, 3] head frame, metres (pose and scale removed)
+        if first or learn_neutral:  # how far each rigid landmark strays from the neutral (this operator, this model)
+            self._rigidity.update(canonical[RIGID] - neutral[RIGID], t_s)
         if not first and learn_neutral:  # this frame's expression is relative to the neutral so far; then it refines it
             n_before = self._neutral.frames
             self._neutral.update(canonical, t_s)
