@@ -79,7 +79,8 @@ def test_opening_colours_refuses_a_sclera_share_outside_0_1():
 @pytest.mark.parametrize("field, value", [("lit_sclera_share", 0.0), ("lit_sclera_share", 1.5),
                                           ("lit_sclera_share", float("nan")), ("spacing_m", 0.0),
                                           ("radius_m", -0.012), ("cap_deg", 0.0), ("pupil_ratio", 1.0),
-                                          ("min_pixels", 0)])
+                                          ("min_pixels", 0), ("shade_range", (0.0, 1.2)),
+                                          ("shade_range", (1.1, 1.2)), ("shade_falloff", float("nan"))])
 def test_an_eyeball_config_the_eyeballs_cannot_be_built_from_is_refused_when_made(field, value):
     """EyeballConfig.lit_sclera_share was not checked: 0 or 1.5 was taken and failed only deep in a reconstruction
     (opening_colours' ValueError, after the mesh fit; review18, s18). Now the config refuses it when made, naming the
@@ -110,5 +111,41 @@ def test_the_painted_sclera_is_the_photos_lit_sclera():
     painted_luma = float((painted.colors[right] @ LUMA).max())  # the sclera: the cap's brightest colour
     ring = opening & (d > 1.15) & (d < 4.0)
     assert painted_luma >= np.percentile(photo[ring] @ LUMA, 90)
-    assert painted_luma <= float(photo[ring].max(0) @ LUMA)  # no whiter than the photo shows
+    assert painted_luma <= float(photo[ring].max(0) @ LUMA) + 1e-6  # no whiter than the photo shows (float32 colours)
     np.testing.assert_allclose(cols_["sclera"][0], opening_colours(photo, opening, d, cfg.min_pixels)[0])  # reference
+
+
+def test_the_painted_sclera_is_shaded_like_the_photos_sclera():
+    """The painted eyeball (what a far look uncovers beside the iris) was one flat colour: obama_official's and
+    lp_d0's turned eyes showed a flat grey block where the real sclera is lit beside the iris and shaded towards
+    the corners. Now its luminance falls off with the place's distance from the iris as the photo's visible sclera
+    does (eyeballs.sclera_shading, fitted on the photo's ring), and its mean over what a far look uncovers stays the
+    lit colour (sclera19, s19)."""
+    photo, lm, opening = _eye()
+    rows, cols = np.mgrid[0:photo.shape[0], 0:photo.shape[1]]
+    d = np.hypot(cols + 0.5 - 80.0, rows + 0.5 - 80.0) / 14.0
+    sclera = opening & (d >= 1.0)
+    falloff = 0.2  # relative luminance per iris radius from the iris's edge: the photo's light
+    photo[sclera] = np.asarray(SCLERA) * np.clip(1 - falloff * (d[sclera] - 1.0), 0.5, 1)[:, None]
+    cfg = EyeballConfig()
+    cols_ = eye_colours(photo, opening, lm, cfg)
+    template = np.zeros((lmk.NUM_LANDMARKS, 3))
+    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
+    mpp = 0.0004
+    painted = eyeball_completion(template, np.zeros((2, 2)), cols_, mpp, cfg)
+    right = painted.means[:, 0] < 0
+    centre = np.array([-0.032, 0.0, cfg.radius_m])  # the rest gaze is -z: the centre lies behind the iris
+    u = (painted.means[right] - centre) / cfg.radius_m
+    s_iris = 14.0 * mpp / cfg.radius_m
+    d_eq = np.hypot(u[:, 0], u[:, 1]) / s_iris  # as the photo shows the place: iris radii from the iris centre
+    luma = painted.colors[right] @ LUMA
+    near, far = (d_eq > 1.55) & (d_eq < 1.65), (d_eq > 1.85) & (d_eq < 1.95)
+    assert near.sum() > 20 and far.sum() > 20
+    ratio = float(np.median(luma[far]) / np.median(luma[near]))
+    expected = (1 - falloff * 0.9) / (1 - falloff * 0.6)  # 0.932: the photo's ring from 1.6 to 1.9 iris radii
+    assert abs(ratio - expected) < 0.02, ratio  # was 1.0: one flat colour
+    lit = float(cols_["sclera_lit"][0] @ LUMA)
+    band = (d_eq > 1.0) & (np.arccos(np.clip(-u[:, 2], -1, 1)) < np.arcsin(s_iris) + 0.6)
+    mean = float(luma[band].mean()) / lit
+    assert abs(mean - 1.0) < 0.03, mean  # its mean where a far look uncovers it: the lit colour
+    assert float(luma.max()) <= float(photo[opening].max(0) @ LUMA) + 1e-6  # no whiter than the photo shows

@@ -48,6 +48,14 @@ class EyeballConfig:
     # sclera, the brightest tenth is within 0.05 of what its side looks uncover (0.78, 0.70, 0.66 vs 0.79, 0.68,
     # 0.61). The rendered eye: a grey-lilac patch beside a turned iris became a lighter one (eyes18, session 18).
     lit_sclera_share: float = 0.1
+    # The painted sclera's shading (sclera_shading): its luminance fitted on the photo's visible sclera as a function
+    # of the distance from the iris, so the painted eyeball is darker towards the corners as the photo's is,
+    # not one flat colour (obama_official / lp_d0 at far looks: a flat grey block; eyes19, sclera19, session 19).
+    shade_range: tuple[float, float] = (0.6, 1.2)  # the shading factor is kept in this range (of the lit colour)
+    # where the photo shows too little sclera to fit on: relative luminance per iris radius off the iris centre; half
+    # the median of the fitted c1 (-0.16) over 10 eyes (lp_d0's frame 0, obama_official, business_person, trump,
+    # lp_d8: -0.43 .. +0.06), a mild falloff for a photo whose sclera says nothing (sclera19, session 19)
+    shade_falloff: float = -0.08
     iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
     rim_px: int = 2  # the eye opening's rim this wide (source pixels) stays with the lids, not the eyeball
@@ -61,7 +69,8 @@ class EyeballConfig:
     def validate(self) -> None:
         """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
         in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
-        than 1 pixel to measure a colour on. Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
+        than 1 pixel to measure a colour on, a shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite. Checked
+        when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
         for name in ("radius_m", "spacing_m", "cap_deg"):
@@ -70,6 +79,11 @@ class EyeballConfig:
                 raise ValueError(f"EyeballConfig.{name} must be > 0, got {v!r}")
         if not 0.0 < self.pupil_ratio < 1.0:
             raise ValueError(f"EyeballConfig.pupil_ratio must be in (0, 1), got {self.pupil_ratio!r}")
+        lo, hi = self.shade_range
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 < lo <= 1.0 <= hi):
+            raise ValueError(f"EyeballConfig.shade_range must be (lo, hi) with 0 < lo <= 1 <= hi, got {self.shade_range!r}")
+        if not np.isfinite(self.shade_falloff):
+            raise ValueError(f"EyeballConfig.shade_falloff must be finite, got {self.shade_falloff!r}")
         if self.min_pixels < 1:
             raise ValueError(f"EyeballConfig.min_pixels must be >= 1, got {self.min_pixels!r}")
 
@@ -139,7 +153,8 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
     (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion)."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
-    out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": []}
+    out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": [], "sclera_shade": []}
+    lum = photo @ LUMA
     for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
         cx, cy = landmarks_px[centre, :2]
         r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
@@ -152,7 +167,40 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         out["iris"].append(np.asarray(cfg.iris_rgb) if iris is None else iris)
         out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb) if pupil is None else pupil)
         out["iris_radius_px"].append(r_px)
+        sclera_px = eye_px & (d_r > 1.15) & (d_r < 4.0)
+        if sclera is not None:  # the sclera's own pixels, not the lashes (eyeball_pixels' rule, level 0.5)
+            outside = eye_px & (d_r >= 1.0) & (d_r < 4.0)
+            dark = float(np.percentile(lum[outside], 10))
+            sclera_px &= lum >= dark + 0.5 * (float(sclera @ LUMA) - dark)
+        out["sclera_shade"].append(sclera_shading(lum[sclera_px], d_r[sclera_px], float(out["sclera_lit"][-1] @ LUMA),
+                                                  cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def sclera_shading(lum: np.ndarray, d_r: np.ndarray, lit_luma: float, cfg: EyeballConfig) -> np.ndarray:
+    """One eye's sclera shading, fitted on the photo's visible sclera pixels: lum [N] their luminance, d_r [N] their
+    distance from the iris centre in iris radii, lit_luma the painted colour's luminance. -> [5]: (c0, c1) of
+    luminance / lit_luma = c0 + c1 d (least squares: lit beside the iris, darker towards the corners as the eyeball's
+    surface turns away from the view axis), the d range it was fitted on (d_lo, d_hi; `shade` is evaluated clamped to
+    it) and the brightest pixel / lit_luma (the painted sclera is no whiter than the photo shows). Radial only: a
+    height term (the lids' shadow) moved the reader's gaze_v on the table's noise pair (astronaut x lp_d0 -0.47 ->
+    -0.61, sclera19). Fewer than max(cfg.min_pixels, 8) pixels, pixels that span less than half an iris radius, or no
+    lit luminance: the fallback falloff cfg.shade_falloff per iris radius, 1 at 1.15 iris radii. The fit is the
+    photo's light as its image shows the eye; the painted eyeball carries it about its rest gaze (an approximation:
+    at a far look the revealed sclera is lit as the photo's sclera that far from the iris is)."""
+    fallback = np.array([1.0 - 1.15 * cfg.shade_falloff, cfg.shade_falloff, 1.15, 4.0, cfg.shade_range[1]])
+    if len(lum) < max(cfg.min_pixels, 8) or np.ptp(d_r) < 0.5 or lit_luma <= 1e-6:
+        return fallback
+    c = np.linalg.lstsq(np.stack([np.ones_like(d_r), d_r], 1), lum / lit_luma, rcond=None)[0]
+    if not np.all(np.isfinite(c)):
+        return fallback
+    return np.concatenate([c, [d_r.min(), d_r.max(), max(1.0, float(lum.max()) / lit_luma)]])
+
+
+def shade(coef: np.ndarray, d_r: np.ndarray) -> np.ndarray:
+    """sclera_shading's fit coef [5] at distances d_r [M] from the iris centre (iris radii), clamped to the range it
+    was fitted on -> relative luminance [M]."""
+    return coef[0] + coef[1] * np.clip(d_r, coef[2], coef[3])
 
 
 def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
@@ -207,10 +255,20 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
         ang = np.arccos(np.clip(dirs @ rest[e], -1, 1))  # from the rest gaze
         iris_rad = np.arcsin(min(0.95, colours["iris_radius_px"][e] * metres_per_px / cfg.radius_m))
         t_iris = np.clip(ang / max(iris_rad, 1e-6), 0, None)
+        scl = np.broadcast_to(sclera[e], (len(dirs), 3))
+        if "sclera_shade" in colours:  # the photo's shading at the place's distance from the iris centre as the
+            # photo shows the eye: its projection about the rest gaze, sin(angle) / sin(iris angle) iris radii
+            coef = colours["sclera_shade"][e]
+            f = shade(coef, np.sin(ang) / max(np.sin(iris_rad), 1e-6))
+            # its mean over what a far look uncovers (gaze_max: 0.6 rad beyond the iris's edge) is the lit colour
+            band = (ang > iris_rad) & (ang < iris_rad + 0.6)
+            lo, hi = cfg.shade_range
+            f = np.clip(f / max(float(f[band].mean()) if band.any() else 1.0, 1e-6), lo, min(hi, coef[4]))
+            scl = scl * f[:, None]
         col = np.where((t_iris < cfg.pupil_ratio)[:, None], colours["pupil"][e],
                        np.where((t_iris < 1.0)[:, None],
                                 colours["iris"][e] * (1.0 - 0.25 * np.clip(t_iris - 0.7, 0, 0.3) / 0.3)[:, None],  # limbus
-                                sclera[e]))
+                                scl))
         sel = keep(pts) if keep is not None else np.ones(len(pts), bool)
         batches.append(surface_discs(pts[sel], dirs[sel], np.clip(col[sel], 0, 1), np.full(int(sel.sum()),
                                      0.75 * cfg.spacing_m), None, PART_EYE))
