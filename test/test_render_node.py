@@ -667,3 +667,32 @@ def test_an_avatar_of_another_format_above_the_budget_is_not_kept_for_a_larger_b
     else:
         assert "`ros2 param set /render_node max_gaussians 60000` shows it" in errors[0], errors
         assert node._over_budget == (msg, 60000)
+
+
+def test_an_avatar_that_fails_to_load_for_a_bug_is_refused_and_the_loader_goes_on(rclpy_context, monkeypatch):
+    """Only msg_to_avatar's ValueError was caught while loading an avatar: any other error (a bug in Driver or
+    IdleAnimator on an avatar that passed the checks) ended the loader thread, so the display kept its face and no
+    later avatar (nor d6cfc02's retry after max_gaussians is raised) was ever loaded, with only a traceback on stderr.
+    Now it is refused like a malformed one, named as an internal error (log, avatar/status for the photo's sender),
+    and _load returns. The node's own _load on a stand-in node, Driver made to raise."""
+    from types import SimpleNamespace
+
+    from message_samples import sample_avatar
+    from rclpy.clock import Clock
+
+    from gaussian_head_ros.nodes import render_node
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    def broken(avatar):
+        raise IndexError("index 500 is out of bounds")
+
+    monkeypatch.setattr(render_node, "Driver", broken)
+    errors, statuses = [], []
+    node = SimpleNamespace(_over_budget=None, _param=lambda name: 200_000, counts={"avatars_refused": 0},
+                           last_error="", loaded=None, get_fully_qualified_name=lambda: "/render_node",
+                           get_logger=lambda: SimpleNamespace(error=errors.append),
+                           get_clock=Clock, status_pub=SimpleNamespace(publish=statuses.append))
+    render_node.RenderNode._load(node, avatar_to_msg(sample_avatar(500, 1)))  # returns: the loader goes on
+    assert len(errors) == 1 and "internal error: IndexError: index 500 is out of bounds" in errors[0], errors
+    assert len(statuses) == 1 and "internal error: IndexError" in statuses[0].message, statuses
+    assert node.counts["avatars_refused"] == 1 and node._over_budget is None, (node.counts, node._over_budget)

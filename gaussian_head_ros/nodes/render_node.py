@@ -378,7 +378,9 @@ class RenderNode(Node):
 
     def _load(self, msg: GaussianAvatarMsg, retried: bool = False) -> None:
         """Convert and swap in one avatar message, or refuse it (log, /diagnostics, avatar/status). `retried`: the
-        message refused before for this node's max_gaussians, loaded again now that the budget allows it."""
+        message refused before for this node's max_gaussians, loaded again now that the budget allows it. An error
+        other than msg_to_avatar's ValueError (a bug converting it) is refused the same way, named as one: it ended
+        the loader thread, and no later avatar was loaded (the display kept the old face without a word)."""
         t0 = time.perf_counter()
         self._over_budget = None  # this message is the newest: an older one refused for its size is dropped
         budget = int(self._param("max_gaussians"))
@@ -386,14 +388,15 @@ class RenderNode(Node):
             avatar = msg_to_avatar(msg, max_gaussians=budget)
             new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
                          avatar.num_gaussians, stamp_text(msg.header.stamp))
-        except ValueError as e:
+        except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
+            why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
-            if count > budget and msg.format_version == GaussianAvatarMsg.FORMAT_VERSION:
+            if isinstance(e, ValueError) and count > budget and msg.format_version == GaussianAvatarMsg.FORMAT_VERSION:
                 # refused for its size (msg_to_avatar checks the format, then the size): a larger budget may take it;
                 # one of another format is not kept, nor told to raise max_gaussians (no budget shows it)
                 self._over_budget = (msg, count)
             self.counts["avatars_refused"] += 1
-            self.last_error = f"avatar refused: {e}"
+            self.last_error = f"avatar refused: {why}"
             current = self.loaded
             shown = f"keeping the current avatar ('{current.operator_id}')" if current else "still waiting for a usable avatar"
             if self._over_budget is not None:  # what the user can do here, where the budget is
@@ -404,7 +407,7 @@ class RenderNode(Node):
             header = Header(stamp=self.get_clock().now().to_msg(), frame_id=msg.operator_id)
             self.status_pub.publish(status_msg(
                 AvatarStatus.INTERNAL_ERROR, f"the robot's display ({self.get_fully_qualified_name()}) refused the "
-                f"avatar for '{msg.operator_id}': {e}; it shows "
+                f"avatar for '{msg.operator_id}': {why}; it shows "
                 f"{repr(current.operator_id) if current else 'no face (its placeholder)'}", msg.operator_id, header=header))
             return
         with self._lock:
