@@ -149,8 +149,9 @@ def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min
 def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, cfg: EyeballConfig) -> dict:
     """Per eye (right, left): sclera, iris and pupil rgb in [0, 1] and the iris radius in pixels, measured on
     the photo's eye openings (eye_px [S, S] bool) around the iris landmarks (opening_colours; the defaults of
-    cfg where the photo shows too little), and "sclera_lit": the sclera's brightest share
-    (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion)."""
+    cfg where the photo shows too little), "sclera_lit": the sclera's brightest share
+    (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion), and "sclera_shade" [2, 5]: each
+    eye's sclera_shading fit (c0, c1, d_lo, d_hi, brightest / lit) that shades that painted sclera."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
     out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": [], "sclera_shade": []}
