@@ -169,10 +169,8 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb) if pupil is None else pupil)
         out["iris_radius_px"].append(r_px)
         sclera_px = eye_px & (d_r > 1.15) & (d_r < 4.0)
-        if sclera is not None:  # the sclera's own pixels, not the lashes (eyeball_pixels' rule, level 0.5)
-            outside = eye_px & (d_r >= 1.0) & (d_r < 4.0)
-            dark = float(np.percentile(lum[outside], 10))
-            sclera_px &= lum >= dark + 0.5 * (float(sclera @ LUMA) - dark)
+        if sclera is not None:  # the sclera's own pixels, not the lashes (sclera_pixels, as eyeball_pixels)
+            sclera_px &= sclera_pixels(lum, eye_px, d_r, float(sclera @ LUMA), cfg.min_pixels)
         out["sclera_shade"].append(sclera_shading(lum[sclera_px], d_r[sclera_px], float(out["sclera_lit"][-1] @ LUMA),
                                                   cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
@@ -209,7 +207,7 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
     """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that belong to the
     eyeball: within the iris disc (iris landmarks, `colours["iris_radius_px"]`; unless iris is False), or at
     least `level` of the way in luminance from the opening's dark rim (its 10th percentile outside the iris)
-    to the measured sclera."""
+    to the measured sclera (sclera_pixels)."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
     lum = photo @ LUMA
@@ -220,11 +218,23 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         near = eye_px & (d < 4.0)  # this eye's opening
         if not near.any():
             continue
-        outside = near & (d >= 1.0)
-        dark = float(np.percentile(lum[outside], 10)) if outside.sum() >= cfg.min_pixels else 0.0
-        sclera = float(colours["sclera"][e] @ LUMA)
-        out |= near & (((d < 1.0) & iris) | (lum >= dark + level * (sclera - dark)))
+        out |= (near & (d < 1.0) & iris) | sclera_pixels(lum, eye_px, d, float(colours["sclera"][e] @ LUMA),
+                                                         cfg.min_pixels, level)
     return out
+
+
+def sclera_pixels(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, sclera_luma: float, min_pixels: int,
+                  level: float = 0.5) -> np.ndarray:
+    """[S, S] bool: one eye's opening pixels (opening [S, S] bool, within 4 iris radii: d_r [S, S] each pixel's
+    distance from the iris centre in iris radii) whose luminance (lum [S, S], LUMA) is at least `level` of the way
+    from the opening's dark rim (the 10th percentile of its pixels outside the iris, 1-4 radii; 0 when fewer than
+    min_pixels) to sclera_luma (the measured sclera's luminance, opening_colours): the sclera, not the lashes,
+    the lids' shadow or the lid margins. The one rule for which pixels are the sclera (eyeball_pixels: what turns
+    with the eyeball; eye_colours: what sclera_shading is fitted on)."""
+    near = opening & (d_r < 4.0)
+    outside = near & (d_r >= 1.0)
+    dark = float(np.percentile(lum[outside], 10)) if outside.sum() >= min_pixels else 0.0
+    return near & (lum >= dark + level * (sclera_luma - dark))
 
 
 def _cap_points(spacing_m: float, radius_m: float, cap_deg: float) -> np.ndarray:
