@@ -657,6 +657,7 @@ def test_an_avatar_of_another_format_above_the_budget_is_not_kept_for_a_larger_b
                            loaded=None, get_fully_qualified_name=lambda: "/render_node",
                            get_logger=lambda: SimpleNamespace(error=errors.append),
                            get_clock=Clock, status_pub=SimpleNamespace(publish=statuses.append))
+    node._say_on_status = lambda *args, **kw: RenderNode._say_on_status(node, *args, **kw)
     msg = GaussianAvatarMsg(operator_id="me", format_version=GaussianAvatarMsg.FORMAT_VERSION + int(other_format))
     msg.gaussians.width, msg.gaussians.height = 60000, 1
     RenderNode._load(node, msg)
@@ -692,6 +693,7 @@ def test_an_avatar_that_fails_to_load_for_a_bug_is_refused_and_the_loader_goes_o
                            last_error="", loaded=None, get_fully_qualified_name=lambda: "/render_node",
                            get_logger=lambda: SimpleNamespace(error=errors.append),
                            get_clock=Clock, status_pub=SimpleNamespace(publish=statuses.append))
+    node._say_on_status = lambda *args, **kw: render_node.RenderNode._say_on_status(node, *args, **kw)
     render_node.RenderNode._load(node, avatar_to_msg(sample_avatar(500, 1)))  # returns: the loader goes on
     assert len(errors) == 1 and "internal error: IndexError: index 500 is out of bounds" in errors[0], errors
     assert len(statuses) == 1 and "internal error: IndexError" in statuses[0].message, statuses

@@ -404,11 +404,8 @@ class RenderNode(Node):
                           "shows it")
             self.get_logger().error(f"{self.last_error}; {shown}")
             # the reconstructor told the photo's sender OK: this robot's display does not show that face (user18)
-            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=msg.operator_id)
-            self.status_pub.publish(status_msg(
-                AvatarStatus.INTERNAL_ERROR, f"the robot's display ({self.get_fully_qualified_name()}) refused the "
-                f"avatar for '{msg.operator_id}': {why}; it shows "
-                f"{repr(current.operator_id) if current else 'no face (its placeholder)'}", msg.operator_id, header=header))
+            self._say_on_status(AvatarStatus.INTERNAL_ERROR, msg, f"refused the avatar for '{msg.operator_id}': {why}; "
+                                f"it shows {repr(current.operator_id) if current else 'no face (its placeholder)'}")
             return
         with self._lock:
             old = self.loaded
@@ -422,11 +419,16 @@ class RenderNode(Node):
                                f"({(time.perf_counter() - t0) * 1e3:.0f} ms)"
                                + (f", refused before, shown now that max_gaussians is {budget}" if retried else ""))
         if retried:  # this writer's latched refusal of it would stay the newest word on avatar/status: replace it
-            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=msg.operator_id)
-            self.status_pub.publish(status_msg(
-                AvatarStatus.OK, f"the robot's display ({self.get_fully_qualified_name()}) shows the avatar for "
-                f"'{msg.operator_id}' it refused before, now that its max_gaussians is {budget}", msg.operator_id,
-                num_gaussians=new.num_gaussians, header=header))
+            self._say_on_status(AvatarStatus.OK, msg, f"shows the avatar for '{msg.operator_id}' it refused before, now "
+                                f"that its max_gaussians is {budget}", num_gaussians=new.num_gaussians)
+
+    def _say_on_status(self, code: int, msg: GaussianAvatarMsg, what: str, **fields) -> None:
+        """Publish, latched on avatar/status, what this robot's display did with the avatar message `msg` (`code`, an
+        AvatarStatus code; 'the robot's display (<this node>) <what>'): under the avatar's operator id, photo_stamp zero
+        (GaussianAvatar carries no photo stamp; photo_node matches it by the id). `fields`: status_msg's others."""
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=msg.operator_id)
+        self.status_pub.publish(status_msg(code, f"the robot's display ({self.get_fully_qualified_name()}) {what}",
+                                           msg.operator_id, header=header, **fields))
 
     # ----------------------------------------------------------------------------------------------
     # render thread
