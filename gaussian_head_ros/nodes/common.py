@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -229,8 +230,6 @@ def package_profile_segment_bytes() -> int:
     if rmw not in FASTDDS_RMWS or not path or os.path.realpath(path) not in _package_profiles() \
             or any(os.environ.get(v) for v in FASTDDS_USER_VARIABLES if v != "FASTDDS_DEFAULT_PROFILES_FILE"):
         return 0
-    import re
-
     try:
         with open(path) as fh:
             found = re.search(r"<segment_size>\s*(\d+)\s*</segment_size>", fh.read())
