@@ -113,3 +113,29 @@ def test_a_stamp_from_another_clock_is_told_from_transport_delay():
     behind = stamp_offset([10.4, 17.8] + [10.5] * (STAMP_ARRIVALS - 2))
     assert stamp_offset_note(behind, "camera frames").startswith("camera frames are stamped 10.4 s before this node's")
     assert "3.0 s after this node's clock" in stamp_offset_note(stamp_offset([-3.0] * STAMP_ARRIVALS), "controls")
+
+
+def test_stamp_ages_say_an_offset_once_a_minute_on_the_logger():
+    """pacing.StampAges.add: the one place that says a stream's clock offset (tracker_node's camera frames and
+    render_node's face_control each wrote the same 'note -> warning, throttled 60 s' block). Silent before
+    STAMP_ARRIVALS arrivals and for transport delay; an offset said at once, then at most every STAMP_NOTE_AGAIN_S;
+    arrivals without a clock or a stamp (0) are not taken. Simulated clocks, arrivals every 0.1 s."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core.pacing import STAMP_ARRIVALS, STAMP_NOTE_AGAIN_S, StampAges
+
+    said, t = [], [0.0]
+    logger = SimpleNamespace(warning=said.append)
+    ages = StampAges(monotonic=lambda: t[0])
+    ns = lambda s: int(round(s * 1e9))  # noqa: E731
+    for i in range(3 * STAMP_ARRIVALS):  # 20 ms of transport delay: nothing to say
+        t[0] = i * 0.1
+        ages.add(ns(1000 + t[0] + 0.02), ns(1000 + t[0]), "camera frames", logger)
+    assert said == [] and abs(ages.offset - 0.02) < 1e-6, (said, ages.offset)
+    ages.add(0, ns(1000), "camera frames", logger)  # use_sim_time before the first /clock
+    ages.add(ns(1000), 0, "camera frames", logger)  # a driver that does not stamp
+    assert abs(ages.offset - 0.02) < 1e-6, ages.offset
+    for i in range(int(2.5 * STAMP_NOTE_AGAIN_S / 0.1)):  # stamped 10 s behind from now on, for 150 s
+        t[0] = 10.0 + i * 0.1
+        ages.add(ns(1000 + t[0] + 10.0), ns(1000 + t[0]), "camera frames", logger)
+    assert len(said) == 3 and all(s.startswith("camera frames are stamped 10.0 s before") for s in said), said

@@ -6,6 +6,7 @@ it on simulated time.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 REPEAT_AFTER = 2.5  # periods without a fresh control after which the last live frame is published again (why: below)
@@ -147,19 +148,33 @@ def stamp_offset_note(offset_s: float | None, what: str) -> str:
             f"the stamps are kept, latency figures include the offset")
 
 
+STAMP_NOTE_AGAIN_S = 60.0  # while the offset lasts, its note is said again at most this often (s)
+
+
 class StampAges:
     """The recent arrivals' ages (arrival on the receiving node's clock minus the header stamp) of one stream, for
     `stamp_offset` / `stamp_offset_note`: one per subscribed stream (tracker_node's camera frames, render_node's
-    face_control). `add` is called from the subscription callback, `offset` from the diagnostics timer."""
+    face_control). `add` is called from the subscription callback, `offset` from the diagnostics timer.
+    `monotonic`: the clock (seconds) of the note's repetition (time.monotonic; a test's own)."""
 
-    def __init__(self):
+    def __init__(self, monotonic=time.monotonic):
         self._ages = deque(maxlen=STAMP_ARRIVALS)
+        self._monotonic = monotonic
+        self._said_at: float | None = None  # when the note was last said (monotonic s)
 
-    def add(self, arrival_ns: int, stamp_ns: int, what: str) -> str:
-        """Take in one arrival (both in nanoseconds of the same clock) -> stamp_offset_note of the offset now ('' while
-        it may be transport and queueing delay); `what` names the stream for that sentence."""
+    def add(self, arrival_ns: int, stamp_ns: int, what: str, logger) -> None:
+        """Take in one arrival (both in nanoseconds of the same clock; either 0, a clock not started yet, use_sim_time
+        before the first /clock, or a message without a stamp: not taken) and say the stamp_offset_note of the offset
+        now, when there is one, with `logger.warning(str)` (a node's get_logger(), a logging.Logger), at most once
+        every STAMP_NOTE_AGAIN_S; `what` names the stream in that sentence (e.g. 'camera frames on /camera/image_raw')."""
+        if not arrival_ns or not stamp_ns:
+            return
         self._ages.append((arrival_ns - stamp_ns) * 1e-9)
-        return stamp_offset_note(stamp_offset(self._ages), what)
+        note = stamp_offset_note(stamp_offset(self._ages), what)
+        now = self._monotonic()
+        if note and (self._said_at is None or now - self._said_at >= STAMP_NOTE_AGAIN_S):
+            self._said_at = now
+            logger.warning(note)
 
     @property
     def offset(self) -> float | None:

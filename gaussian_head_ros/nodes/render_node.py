@@ -324,11 +324,8 @@ class RenderNode(Node):
             return
         self.counts["controls"] += 1
         self._control_times.append(time.monotonic())
-        clock = self.get_clock().now().nanoseconds
-        if control.stamp_ns and clock:  # (0: a driver that does not stamp; use_sim_time before the first /clock)
-            note = self._stamp_ages.add(clock, control.stamp_ns, f"face_control messages on {self.control_topic}")
-            if note:
-                self.get_logger().warning(note, throttle_duration_sec=60.0)
+        self._stamp_ages.add(self.get_clock().now().nanoseconds, control.stamp_ns,
+                             f"face_control messages on {self.control_topic}", self.get_logger())
         if named:  # decoded with the operator basis, or (not / not yet / no longer held) with the fixed basis only
             self.counts["controls_operator_basis" if held is not None else "controls_basis_missing"] += 1
             self._basis_missing_run = 0 if held is not None else self._basis_missing_run + 1

@@ -197,10 +197,7 @@ class TrackerNode(Node):
             if not self._warned_zero_stamp:
                 self._warned_zero_stamp = True
                 self.get_logger().warning("camera frames carry no stamp: stamping them on arrival")
-        if clock:  # (0: use_sim_time before the first /clock)
-            note = self._stamp_ages.add(clock, stamp, f"camera frames on {self.image_topic}")
-            if note:
-                self.get_logger().warning(note, throttle_duration_sec=60.0)
+        self._stamp_ages.add(clock, stamp, f"camera frames on {self.image_topic}", self.get_logger())
         self.trace.mark(frametrace.TRACKER_IN, stamp)
         with self._lock:
             self.counts["received"] += 1
