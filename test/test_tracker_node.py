@@ -678,11 +678,32 @@ def test_a_video_that_ended_is_said_once_not_every_minute():
     said = []
     logger = SimpleNamespace(info=said.append, warning=said.append)
     node = SimpleNamespace(_ready_at=0.0, _last_frame_time=100.0, _no_frames_said=0.0, _end_said=False,
-                           image_topic="/camera/image_raw", get_logger=lambda: logger, count_publishers=lambda t: 1,
-                           _video_ended=lambda: "clip.mp4 ended after 78 frames")
+                           image_topic="/camera/image_raw", get_logger=lambda: logger, count_publishers=lambda t: 1)
     for now in np.arange(101.0, 100.0 + 5 * NO_FRAMES_AGAIN_S, 1.0):  # the diagnostics timer, each second
-        TrackerNode._say_if_no_frames(node, float(now))
+        TrackerNode._say_if_no_frames(node, float(now), "clip.mp4 ended after 78 frames")  # stale: the end
     assert len(said) == 1 and said[0].startswith("the video clip.mp4 ended after 78 frames"), said
+
+
+def _diagnostics_stand_in(**values):
+    """A stand-in node for TrackerNode._publish_diagnostics (no ROS graph): no frame yet, ready; `values` replace its
+    attributes. Its published DiagnosticArrays in .published."""
+    from types import SimpleNamespace
+
+    from rclpy.clock import Clock
+
+    from gaussian_head_ros.core.pacing import StampAges
+
+    published = []
+    node = SimpleNamespace(
+        _say_if_no_frames=lambda now, ended: None, _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
+        _video_ended=lambda: "", _ready_at=time.monotonic(), state="waiting for frames", model_error="",
+        image_topic="/camera/image_raw", counts={"received": 0}, _prev_received=(time.monotonic() - 1.0, 0),
+        calibrated=False, operator_basis=None, _learner=SimpleNamespace(frames=0),
+        basis_info={"learned": 0, "learn_ms": "", "reason": "", "unacknowledged": 0}, backend="mediapipe",
+        diag_pub=SimpleNamespace(publish=published.append), get_clock=Clock,
+        get_fully_qualified_name=lambda: "/tracker_node", published=published)
+    node.__dict__.update(values)
+    return node
 
 
 @pytest.mark.parametrize("ready", [False, True])
@@ -692,22 +713,38 @@ def test_a_tracker_still_starting_says_starting_not_waiting_for_frames(rclpy_con
     from its first status). `gaussian-head demo` (starts the video source once the tracker's state is past 'starting')
     and test_launch (Ctrl-C tests wait for every node past its start-up) read that state. The node's own
     _publish_diagnostics on a stand-in node: starting -> 'starting'; ready, no frame -> 'waiting for frames'."""
-    from types import SimpleNamespace
-
-    from rclpy.clock import Clock
-
-    from gaussian_head_ros.core.pacing import StampAges
     from gaussian_head_ros.nodes.tracker_node import TrackerNode
 
-    published = []
-    node = SimpleNamespace(
-        _say_if_no_frames=lambda now: None, _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
-        _video_ended=lambda: "", _ready_at=time.monotonic() if ready else None,
-        state="waiting for frames" if ready else "starting", model_error="", image_topic="/camera/image_raw",
-        counts={"received": 0}, _prev_received=(time.monotonic() - 1.0, 0), calibrated=False, operator_basis=None,
-        _learner=SimpleNamespace(frames=0), basis_info={"learned": 0, "learn_ms": "", "reason": "", "unacknowledged": 0},
-        backend="mediapipe", diag_pub=SimpleNamespace(publish=published.append), get_clock=Clock,
-        get_fully_qualified_name=lambda: "/tracker_node")
+    node = _diagnostics_stand_in(_ready_at=time.monotonic() if ready else None,
+                                 state="waiting for frames" if ready else "starting")
     TrackerNode._publish_diagnostics(node)
-    values = {kv.key: kv.value for kv in published[0].status[0].values}
+    values = {kv.key: kv.value for kv in node.published[0].status[0].values}
     assert values["state"] == ("waiting for frames" if ready else "starting"), values
+
+
+def test_the_graph_is_asked_for_the_video_s_end_once_a_tick(rclpy_context):
+    """While frames are stale, _publish_diagnostics asked the ROS graph for the camera topic's publishers twice a
+    second (_video_ended in _say_if_no_frames, then again for the status); now once, the answer passed in. The node's
+    own _publish_diagnostics and _say_if_no_frames on a stand-in node, frames stale, the video not ended (a camera
+    that stopped), over 5 ticks; then the end, said once in the log and on /diagnostics (level OK)."""
+    from types import SimpleNamespace
+
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from gaussian_head_ros.nodes.tracker_node import TrackerNode
+
+    asked, said, ended = [], [], [""]
+    node = _diagnostics_stand_in(_last_frame_time=time.monotonic() - 30.0, _no_frames_said=0.0, _end_said=False,
+                                 get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                                 count_publishers=lambda topic: 0)
+    node._video_ended = lambda: asked.append(1) or ended[0]  # noqa: E731
+    node._say_if_no_frames = lambda *args: TrackerNode._say_if_no_frames(node, *args)  # noqa: E731
+    for _ in range(5):
+        TrackerNode._publish_diagnostics(node)
+    assert len(asked) == 5, f"{len(asked)} graph queries in 5 ticks"
+    assert len(said) == 1 and said[0].startswith("camera frames stopped on /camera/image_raw"), said
+    ended[0] = "clip.mp4 ended after 78 frames"
+    TrackerNode._publish_diagnostics(node)
+    assert len(asked) == 6 and len(said) == 2 and said[1].startswith("the video clip.mp4 ended after 78 frames"), said
+    status = node.published[-1].status[0]
+    assert status.level == DiagnosticStatus.OK and status.message.startswith("the video clip.mp4 ended"), status

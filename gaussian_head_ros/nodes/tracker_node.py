@@ -462,24 +462,24 @@ class TrackerNode(Node):
                 return ended
         return ""
 
-    def _say_if_no_frames(self, now: float) -> None:
+    def _say_if_no_frames(self, now: float, ended: str) -> None:
         """A warning while no camera frame comes, again every NO_FRAMES_AGAIN_S (`_on_image` says when they come):
         - none came yet, NO_FRAMES_SAY_S after the tracker is ready: the topic listened to, its publishers, and the
           other Image topics on the graph (a driver publishing `/image_raw` or `/usb_cam/image_raw` is one remapping
           away);
         - frames came and stopped, NO_FRAMES_SAY_S after the last one: the topic, its publishers, how long ago;
-        - their publisher is a video_source_node whose file ended (_video_ended), once the frames are STALE_S old:
-          once, as information (the video ended; loop:=true plays it in a loop)."""
+        - their publisher is a video_source_node whose file ended, once the frames are STALE_S old: once, as
+          information (the video ended; loop:=true plays it in a loop).
+        `ended`: _video_ended() once the frames are STALE_S old, else "" (_publish_diagnostics asks the graph once a
+        tick, for both)."""
         if self._ready_at is None or self._end_said:
             return
-        if now - self._last_frame_time > STALE_S:
-            ended = self._video_ended()
-            if ended:
-                self._no_frames_said, self._end_said = now, True
-                self.get_logger().info(
-                    f"the video {ended} (played without loop: loop:=true plays it in a loop); no camera frames on "
-                    f"{self.image_topic} and no face_control until frames come again")
-                return
+        if ended:
+            self._no_frames_said, self._end_said = now, True
+            self.get_logger().info(
+                f"the video {ended} (played without loop: loop:=true plays it in a loop); no camera frames on "
+                f"{self.image_topic} and no face_control until frames come again")
+            return
         if self._no_frames_said and now - self._no_frames_said < NO_FRAMES_AGAIN_S:
             return
         if self._last_frame_time:
@@ -509,13 +509,13 @@ class TrackerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
-        self._say_if_no_frames(now)
+        stale = now - self._last_frame_time > STALE_S
+        ended = self._video_ended() if stale else ""
+        self._say_if_no_frames(now, ended)
         recent = [w for w in tuple(self._window) if now - w[0] <= 5.0]  # a snapshot: the worker appends meanwhile
         busy = [w[1] * 1e3 for w in recent]
         ages = [w[2] * 1e3 for w in recent if w[2] is not None]
         offset = self._stamp_ages.offset
-        stale = now - self._last_frame_time > STALE_S
-        ended = self._video_ended() if stale else ""
         if self.state.startswith("tracking stopped"):
             level, message = DiagnosticStatus.ERROR, self.state
         elif self.model_error:
