@@ -621,8 +621,9 @@ def test_a_video_that_ended_is_said_once_as_its_end(rclpy_context, tmp_path):
     """A video file played without `loop` (video_source_node loop:=false) was said as a camera that stopped: 'camera
     frames stopped' NO_FRAMES_SAY_S after its last frame, again every minute, and /diagnostics warned 'no camera
     frames' (review18, s18). The video source's status on /diagnostics says the file ended; the tracker now says that
-    (the file, its frames, loop:=true) in the log, and /diagnostics says the video ended, level OK. Real
-    video_source_node and tracker_node processes in their own namespace."""
+    (the file, its frames, loop:=true) in the log, and /diagnostics says the video ended, level OK; played again, its
+    end is said again with the frames of that play. Real video_source_node and tracker_node processes in their own
+    namespace."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rosgraph import Proc, executable, spin_until
 
@@ -659,12 +660,32 @@ def test_a_video_that_ended_is_said_once_as_its_end(rclpy_context, tmp_path):
         s, values = st()
         assert s.level == DiagnosticStatus.OK and s.message.startswith(f"the video {clip} ended after 78 frames"), s
         assert int(values["received"]) > 0, values  # its frames came, then the end
+        # played again (`loop` set true after the end, then false during the replay): its end said again, with that
+        # play's frames (s20: the count was every frame the source had published, 'ended after 156 frames')
+        set_loop(node, f"{ns}/video_source_node", True)
+        assert spin_until(node, lambda: "playing the file again" in source.output(), 30), source.output()[-2000:]
+        set_loop(node, f"{ns}/video_source_node", False)
+        again = lambda: tracker.output().count("ended after 78 frames") >= 2  # noqa: E731
+        assert spin_until(node, again, 60), (tracker.output()[-3000:], source.output()[-2000:])
+        assert source.output().count("end of video after 78 frames") == 2, source.output()[-2000:]
     finally:
         node.destroy_node()
         if source is not None:
             source.stop()
         rc = tracker.stop()
     assert rc in (0, -2, 130), tracker.output()
+
+
+def set_loop(node, video_source: str, loop: bool) -> None:
+    """Set `loop` of the video_source_node `video_source` (its fully qualified name) as `ros2 param set` does."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    from rosgraph import spin_until
+
+    client = AsyncParameterClient(node, video_source)
+    assert client.wait_for_services(timeout_sec=60), f"no parameter services on {video_source}"
+    future = client.set_parameters([Parameter("loop", value=loop)])
+    assert spin_until(node, future.done, 30) and future.result().results[0].successful, future.result()
 
 
 def test_a_video_that_ended_is_said_once_not_every_minute():

@@ -157,8 +157,10 @@ def endpoint_node(info) -> str:
 
 
 # A video_source_node's status on /diagnostics (task VIDEO_SOURCE_TASK) carries VIDEO_ENDED_KEY "true" once its file
-# ended without `loop`: the tracker reading its frames names the end, not a camera that stopped (s19).
-VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY = "video source", "video_ended"
+# ended without `loop`: the tracker reading its frames names the end, not a camera that stopped (s19), with
+# VIDEO_FRAMES_KEY: the frames published since the video last started (frames_published counts them all: a file
+# played again after its end, `loop` set true, was said 'ended after 156 frames' for its 78; s20).
+VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY = "video source", "video_ended", "frames_played"
 
 
 # Environment variables through which a user chooses the Fast DDS configuration; any one set means "mine".

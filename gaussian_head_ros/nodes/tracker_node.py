@@ -45,9 +45,9 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_SOURCE_TASK, Latest, Loading, RecurringLog,
-                                            check_parameters, companion_topic, declare_settings, diagnostics,
-                                            endpoint_node, run, status_name)
+from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, Latest, Loading,
+                                            RecurringLog, check_parameters, companion_topic, declare_settings,
+                                            diagnostics, endpoint_node, run, status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 @dataclass
@@ -446,8 +446,8 @@ class TrackerNode(Node):
             if st.name.endswith(f": {VIDEO_SOURCE_TASK}"):
                 values = {kv.key: kv.value for kv in st.values}
                 if values.get(VIDEO_ENDED_KEY) == "true":
-                    self._videos_ended[st.name] = (f"{st.hardware_id} ended after {values.get('frames_published', '?')} "
-                                                   f"frames")
+                    self._videos_ended[st.name] = (f"{st.hardware_id} ended after "
+                                                   f"{values.get(VIDEO_FRAMES_KEY, '?')} frames")
                 else:
                     self._videos_ended.pop(st.name, None)
 

@@ -28,8 +28,8 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core import frametrace
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
-from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_SOURCE_TASK, check_parameters, declare_settings,
-                                            diagnostics, run)
+from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, check_parameters,
+                                            declare_settings, diagnostics, run)
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
@@ -58,7 +58,8 @@ class VideoSourceNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.published = 0
+        self.published = 0  # frames published since the node started
+        self.played = 0  # ... since the source last opened (a file played again after its end: from its start)
         self.trace = frametrace.FrameTrace("video_source_node")  # only with GHR_FRAME_TRACE set
         self.state = "starting"
         self._stop = threading.Event()
@@ -114,7 +115,7 @@ class VideoSourceNode(Node):
                 self._stop.wait(self._retry_pause(failures))
                 failures += 1
                 continue
-            failures = 0
+            failures, self.played = 0, 0
             with src:
                 self.state = "playing"
                 next_t = time.monotonic()
@@ -139,13 +140,14 @@ class VideoSourceNode(Node):
                             return
                         raise
                     self.published += 1
+                    self.played += 1
                     self.trace.mark(frametrace.CAMERA_PUBLISHED, now.nanoseconds)
             if src.camera:
                 self.get_logger().warning("camera stopped delivering frames; reopening in 2 s")
                 self._stop.wait(2.0)
                 continue
             self.state = "finished"
-            self.get_logger().info(f"end of video after {self.published} frames (`ros2 param set "
+            self.get_logger().info(f"end of video after {self.played} frames (`ros2 param set "
                                    f"{self.get_fully_qualified_name()} loop true` plays it again)")
             while not self._stop.wait(0.2):  # `loop` set true again: the file plays again from its start (it was
                 if bool(self._param("loop")):  # accepted and ignored once the file had ended; user19)
@@ -162,7 +164,7 @@ class VideoSourceNode(Node):
         else:
             level = DiagnosticStatus.WARN
         self.diag_pub.publish(diagnostics(self, VIDEO_SOURCE_TASK, level, self.state, str(self._param("source")),
-                                          {"frames_published": self.published,
+                                          {"frames_published": self.published, VIDEO_FRAMES_KEY: self.played,
                                            VIDEO_ENDED_KEY: str(self.state == "finished").lower()}))
 
     def destroy_node(self):
