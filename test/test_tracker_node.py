@@ -622,8 +622,8 @@ def test_a_video_that_ended_is_said_once_as_its_end(rclpy_context, tmp_path):
     frames stopped' NO_FRAMES_SAY_S after its last frame, again every minute, and /diagnostics warned 'no camera
     frames' (review18, s18). The video source's status on /diagnostics says the file ended; the tracker now says that
     (the file, its frames, loop:=true) in the log, and /diagnostics says the video ended, level OK; played again, its
-    end is said again with the frames of that play. Real video_source_node and tracker_node processes in their own
-    namespace."""
+    end is said again with the frames of that play; its source then stopped, the frames are said to have stopped. Real
+    video_source_node and tracker_node processes in their own namespace."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rosgraph import Proc, executable, spin_until
 
@@ -668,6 +668,12 @@ def test_a_video_that_ended_is_said_once_as_its_end(rclpy_context, tmp_path):
         again = lambda: tracker.output().count("ended after 78 frames") >= 2  # noqa: E731
         assert spin_until(node, again, 60), (tracker.output()[-3000:], source.output()[-2000:])
         assert source.output().count("end of video after 78 frames") == 2, source.output()[-2000:]
+        # the source then leaves (Ctrl-C, a crash): frames stopped, said as such (before: nothing, once the end was said)
+        source.stop()
+        stopped = lambda: "camera frames stopped" in tracker.output()  # noqa: E731
+        assert spin_until(node, stopped, 60), tracker.output()[-3000:]
+        line = next(ln for ln in tracker.output().splitlines() if "camera frames stopped" in ln)
+        assert "[WARN]" in line and "(0 publishers)" in line, line
     finally:
         node.destroy_node()
         if source is not None:

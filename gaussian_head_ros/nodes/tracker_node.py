@@ -469,11 +469,18 @@ class TrackerNode(Node):
           away);
         - frames came and stopped, NO_FRAMES_SAY_S after the last one: the topic, its publishers, how long ago;
         - their publisher is a video_source_node whose file ended, once the frames are STALE_S old: once, as
-          information (the video ended; loop:=true plays it in a loop).
+          information (the video ended; loop:=true plays it in a loop);
+        - the video's end was said, and no longer is while no frame comes (its source left the graph, Ctrl-C or a
+          crash): as frames that stopped, NO_FRAMES_SAY_S after that (before: nothing more in the log, while
+          /diagnostics warned 'no camera frames'; s20). A source that plays the file again sends frames meanwhile.
         `ended`: _video_ended() once the frames are STALE_S old, else "" (_publish_diagnostics asks the graph once a
         tick, for both)."""
-        if self._ready_at is None or self._end_said:
+        if self._ready_at is None:
             return
+        if self._end_said:
+            if ended:
+                return
+            self._end_said, self._no_frames_said = False, now - NO_FRAMES_AGAIN_S + NO_FRAMES_SAY_S
         if ended:
             self._no_frames_said, self._end_said = now, True
             self.get_logger().info(
