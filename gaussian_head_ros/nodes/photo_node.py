@@ -34,7 +34,11 @@ robot's verdict is taken; the statuses' photo_stamp (the header.stamp this node 
 an earlier one of its own or another sender's under the same operator id. While no reconstruction node subscribes,
 the node says so (the topic it publishes on: a namespace or a discovery problem) 10 s after a send, then every 60 s.
 /diagnostics once a second: '<node>: operator photo', OK when the robot accepted the photo, WARN while waiting for
-a robot, when it accepted the photo with warnings or when it refused it, ERROR when the file cannot be sent.
+a robot, when it accepted the photo with warnings or when it refused it, ERROR when the file cannot be sent. Its
+counts are of photos: `sent` (each send, the same file again included), `refused_files`, and of the photos sent, those
+the robot `accepted`, `refused_by_robot` (the display's refusal included) and `superseded`: each photo once per
+verdict, however often the robot says it (a robot restarted reconstructs the latched photo and says its verdict again;
+the display's refusal and then its OK are one photo accepted and refused, not two accepted).
 """
 
 from __future__ import annotations
@@ -151,7 +155,8 @@ class PhotoNode(Node):
         self.no_robot_said = 0.0
         self.state = "no photo set"
         self.level = DiagnosticStatus.WARN
-        self.counts = dict(sent=0, refused_files=0, accepted=0, refused_by_robot=0, superseded=0)
+        self.counts = dict(sent=0, refused_files=0, accepted=0, refused_by_robot=0, superseded=0)  # (docstring)
+        self.counted: set[str] = set()  # the verdicts of the photo sent last already in counts (_send, _count)
         self.verdict = ""
         self.avatar_id, self.held = "", {}  # (_send)
         self.add_on_set_parameters_callback(self._on_set)
@@ -214,6 +219,7 @@ class PhotoNode(Node):
         # own operator_id is set; this photo's statuses say it (their operator_id). The display's refusal names only
         # that id (GaussianAvatar carries no photo stamp); one under another id that came first waits in `held`.
         self.avatar_id, self.held = self.frame_id, {}
+        self.counted = set()
         self.sent_at = self.no_robot_said = time.monotonic()
         self.pub.publish(msg)
         self.counts["sent"] += 1
@@ -259,7 +265,7 @@ class PhotoNode(Node):
         name = Path(self.photo.path).name
         if msg.code == AvatarStatus.SUPERSEDED:  # a photo dropped unreconstructed for a newer one: final
             if msg.header.frame_id == self.frame_id and about == self.sent_ns:  # this one (another sender's came)
-                self.counts["superseded"] += 1
+                self._count("superseded")
                 self.level = DiagnosticStatus.WARN
                 self.verdict = self.state = (f"the robot dropped {name} unreconstructed: {msg.message}; set photo "
                                              f"again to send it again")
@@ -315,7 +321,7 @@ class PhotoNode(Node):
                 self.get_logger().info(f"the robot made the avatar for {name} ({msg.message}), but {self.verdict}")
                 return
             self.refused = self.refused_by_display = False
-            self.counts["accepted"] += 1
+            self._count("accepted")
             self.verdict = self.state = f"the robot accepted {name}: {msg.message}"
             if msg.warnings:  # several faces (the largest used), the skull cut off, no colour: the operator can act
                 self.level = DiagnosticStatus.WARN
@@ -325,12 +331,18 @@ class PhotoNode(Node):
                 self.level = DiagnosticStatus.OK
                 self.get_logger().info(self.verdict)
         else:
-            self.counts["refused_by_robot"] += 1
+            self._count("refused_by_robot")
             self.refused, self.refused_by_display = True, not about
             self.level = DiagnosticStatus.WARN
             code = STATUS_NAMES.get(msg.code, str(msg.code))
             self.verdict = self.state = f"the robot refused {name} ({code}): {msg.message}"
             self.get_logger().warning(self.verdict)
+
+    def _count(self, verdict: str) -> None:
+        """Count the photo sent last under `verdict` (a key of counts), unless it already is."""
+        if verdict not in self.counted:
+            self.counted.add(verdict)
+            self.counts[verdict] += 1
 
     def _publish_diagnostics(self) -> None:
         values = {"state": self.state, "photo": self.photo.path if self.photo else "",
