@@ -41,6 +41,13 @@ _ENCODINGS = {
     "uyvy": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
     "yuyv": (2, np.uint8, cv2.COLOR_YUV2RGB_YUYV),
     "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2RGB_YUYV),
+    # Raw colour-filter mosaics (a camera driver's image_raw), demosaiced as cv_bridge does. sensor_msgs names the
+    # 2x2 tile from the top-left pixel (rggb: R G / G B); OpenCV names it by the second row's second and third
+    # pixels, so rggb is OpenCV's BG (cv_bridge's getConversionCode: bayer_rggb8 -> COLOR_BayerBG2BGR). They were
+    # refused as an unsupported encoding: a camera's image_raw could not drive the tracker.
+    **{f"bayer_{tile}{bits}": (1, dtype, code) for bits, dtype in (("8", np.uint8), ("16", np.uint16))
+       for tile, code in (("rggb", cv2.COLOR_BayerBG2RGB), ("bggr", cv2.COLOR_BayerRG2RGB),
+                          ("gbrg", cv2.COLOR_BayerGR2RGB), ("grbg", cv2.COLOR_BayerGB2RGB))},
 }
 
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
@@ -112,8 +119,10 @@ def _encoding_hint(enc: str, data: bytes | memoryview) -> str:
 
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits; images with
-    alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto BACKDROP_RGB (see `composite`)."""
+    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits (the top byte, as
+    cv_bridge's 255/65535); images with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto
+    BACKDROP_RGB (see `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear,
+    OpenCV). Raises ValueError saying why (empty, unsupported encoding, step or data too short, above max_pixels)."""
     enc = (encoding or "").strip()
     if width <= 0 or height <= 0:  # first: an Image with every field at its default (`ros2 topic pub ... "{}"`) is
         raise ValueError(f"empty image ({width}x{height})")  # empty, not one of an unsupported encoding ''
