@@ -1,5 +1,7 @@
 """Untrusted image decoding and the FaceControl dataclass."""
 
+import io
+
 import cv2
 import numpy as np
 import pytest
@@ -208,3 +210,68 @@ def test_a_control_message_carries_the_face_mesh_points_or_none():
     for name, count in (("expression", 10), ("expression", 477), ("landmarks", 479), ("landmarks", 192)):
         with pytest.raises(ValueError, match=f"{name} has {count} points; a FaceControl carries 468"):
             check_message_points(FaceControl(**{name: np.zeros((count, 3), np.float32)}))
+
+
+def _s15f16(v: float) -> bytes:
+    return int(round(v * 65536)).to_bytes(4, "big", signed=True)
+
+
+def _matrix_icc_profile(colorants, gamma: float) -> bytes:
+    """A minimal ICC v2 RGB display profile (matrix/TRC): `colorants` the red, green and blue XYZ (D50) columns,
+    one pure `gamma` tone curve (ICC.1:2001-04, sections 6.1 header, 6.5.3 curveType, 6.5.26 XYZType)."""
+    def xyz(v):
+        return b"XYZ " + b"\0" * 4 + b"".join(_s15f16(c) for c in v)
+
+    curve = b"curv" + b"\0" * 4 + (1).to_bytes(4, "big") + int(round(gamma * 256)).to_bytes(2, "big") + b"\0\0"
+    desc_text = b"wide-gamut test\0"
+    desc = (b"desc" + b"\0" * 4 + len(desc_text).to_bytes(4, "big") + desc_text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67)
+    tags = [(b"desc", desc), (b"wtpt", xyz((0.9642, 1.0, 0.8249))), (b"rXYZ", xyz(colorants[0])),
+            (b"gXYZ", xyz(colorants[1])), (b"bXYZ", xyz(colorants[2])),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + (offset + len(body)).to_bytes(4, "big") + len(data).to_bytes(4, "big")
+        body += data
+    size = offset + len(body)
+    header = (size.to_bytes(4, "big") + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ " + b"\0" * 12 + b"acsp"
+              + b"\0" * 24 + b"\0" * 4 + _s15f16(0.9642) + _s15f16(1.0) + _s15f16(0.8249) + b"\0" * 4 + b"\0" * 44)
+    assert len(header) == 128
+    return header + len(tags).to_bytes(4, "big") + table + body
+
+
+# Adobe RGB (1998): its colorants adapted to D50 (as in Adobe's profile) and its gamma 563/256
+ADOBE_RGB_D50 = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))
+# sRGB's linear RGB from XYZ (D50), the Bradford-adapted inverse of IEC 61966-2-1's matrix
+XYZ_D50_TO_SRGB = np.array([[3.1339, -1.6169, -0.4906], [-0.9788, 1.9161, 0.0335], [0.0719, -0.2290, 1.4052]])
+
+
+def _adobe_to_srgb(rgb):
+    """Adobe RGB (1998) uint8 -> sRGB uint8 by the formulas (no colour library), clipped to the sRGB gamut."""
+    lin = (np.asarray(rgb, float) / 255.0) ** (563 / 256)
+    s = np.clip(XYZ_D50_TO_SRGB @ np.array(ADOBE_RGB_D50).T @ lin, 0, 1)
+    return np.round(255 * np.where(s <= 0.0031308, 12.92 * s, 1.055 * s ** (1 / 2.4) - 0.055))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_photo_in_a_wide_gamut_colour_profile_is_converted_to_srgb(fmt):
+    """A photo with an embedded Adobe RGB (1998) profile (a camera's setting; a phone's Display P3 is the same case)
+    was decoded as if it were sRGB: its skin tone paler and duller than the photo (the profile was ignored). Its
+    colours now come out converted to sRGB, as a browser shows them; a photo tagged sRGB or untagged is unchanged."""
+    from PIL import Image, ImageCms
+
+    colours = np.array([(200, 140, 110), (40, 180, 60), (120, 90, 200)], np.uint8)  # skin, green, violet
+    pixels = np.repeat(np.repeat(colours[None], 16, axis=0), 16, axis=1)  # [16, 48, 3]
+    icc = _matrix_icc_profile(ADOBE_RGB_D50, 563 / 256)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt, icc_profile=icc, **({"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}))
+    out = decode_compressed(buf.getvalue())
+    for k, colour in enumerate(colours):
+        got = out[8, k * 16 + 8].astype(int)
+        assert np.abs(got - _adobe_to_srgb(colour)).max() <= 3, (colour, got, _adobe_to_srgb(colour))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for tag in ({}, {"icc_profile": srgb}, {"icc_profile": b"not a profile" * 20}):  # untagged, sRGB, unreadable
+        plain = io.BytesIO()
+        Image.fromarray(pixels).save(plain, "PNG", **tag)
+        np.testing.assert_array_equal(decode_compressed(plain.getvalue()), pixels)
