@@ -31,3 +31,22 @@ def test_eval_refuses_a_missing_clip(tmp_path):
     out = subprocess.run([sys.executable, "-m", "gaussian_head_ros.cli", "eval", "--video", str(tmp_path / "no.mp4")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "not found" in out.stderr
+
+
+def test_a_clip_that_fades_in_from_black_is_refused_naming_its_first_frame():
+    """Eval's source is the clip's first frame when no photo is given; a clip whose first frames are black (a fade-in,
+    a lens cap) was refused with 'no face found in the photo', though no photo was given. The refusal names the first
+    frame, says it is dark and what to do; with a photo given, the photo's own refusal is unchanged."""
+    import numpy as np
+
+    from gaussian_head_ros.core.evaluate import EvalConfig, evaluate
+    from gaussian_head_ros.core.reconstruct.base import NO_FACE, ReconstructionError
+
+    frames = [np.zeros((256, 256, 3), np.uint8)] * 3
+    cfg = EvalConfig(image_metrics=False, holes=False)
+    with pytest.raises(ReconstructionError, match=r"clip's first frame .*dark, mean level 0 of 255.*--photo") as e:
+        evaluate(frames, [0, 40_000_000, 80_000_000], None, cfg)
+    assert e.value.code == NO_FACE
+    with pytest.raises(ReconstructionError) as e:
+        evaluate(frames, [0, 40_000_000, 80_000_000], np.full((256, 256, 3), 90, np.uint8), cfg)
+    assert "first frame" not in str(e.value) and "no face found in the photo" in str(e.value)

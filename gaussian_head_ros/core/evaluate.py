@@ -157,6 +157,19 @@ def _mouth(lm: np.ndarray) -> float:
     return mouth_open(lm, None)
 
 
+DARK_FRAME_MEAN = 8  # [0..255] mean level under which a frame is called dark (a fade-in, a lens cap: 2-3 levels)
+
+
+def first_frame_refusal(frame: np.ndarray, reason: str) -> str:
+    """The refusal of a clip's first frame, [H, W, 3] uint8 RGB, as the avatar's source (eval's source when no photo
+    is given), from the reconstructor's `reason` ('no face found in the photo; ...'): it names the first frame, says
+    when it is dark (mean below DARK_FRAME_MEAN: a clip that fades in from black), and what to do. A clip whose first
+    frames were black was refused with 'no face found in the photo' though no photo was given (files20, s20)."""
+    dark = f"; it is dark, mean level {frame.mean():.0f} of 255" if frame.mean() < DARK_FRAME_MEAN else ""
+    return (f"the clip's first frame (the avatar's source when no photo is given{dark}) cannot become an avatar: "
+            f"{reason}; give a photo (--photo) or a clip whose first frame shows the face")
+
+
 def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray | None = None,
              config: EvalConfig | None = None, avatar=None,
              on_frame: Callable[[EvalFrame], None] | None = None) -> dict:
@@ -176,6 +189,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     from gaussian_head_ros.core.holes import HoleStats
     from gaussian_head_ros.core.operator_basis import CausalBasis
     from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.base import ReconstructionError
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     cfg = config or EvalConfig()
@@ -197,7 +211,12 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     t0 = time.perf_counter()
     if avatar is None:
         with get_reconstructor(cfg.backend) as rec:
-            avatar = rec.reconstruct(src).avatar
+            try:
+                avatar = rec.reconstruct(src).avatar
+            except ReconstructionError as e:
+                if source is not None:
+                    raise
+                raise ReconstructionError(e.code, first_frame_refusal(src, str(e))) from e
         t_rec = round(time.perf_counter() - t0, 3)
     else:
         t_rec = None  # given
