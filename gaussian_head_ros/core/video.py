@@ -8,7 +8,8 @@ Stamps: for a file, the frame's presentation time (from the container, or index 
 container gives none) plus `start_ns`; for a camera, the wall clock when the frame was grabbed.
 With `loop=True` a file restarts at its end and stamps keep increasing (each pass is offset by the
 duration of the previous ones), so a consumer never sees time run backwards; a still image file (one frame)
-repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time). A file OpenCV
+repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time), decoded as a
+photo is (`still_image`: upright, opaque, sRGB). A file OpenCV
 opens but finds no frame size in (corrupt, not a video) is refused with ValueError, as a missing one is.
 
 Writing: `VideoWriter(path, fps).write(rgb)` (mp4v), and `SideBySideWriter` for driver | render pairs.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -76,6 +78,10 @@ class VideoSource:
                 raise ValueError(f"video file {source!r} not found")
             if not os.path.isfile(str(source)):
                 raise ValueError(f"video file {source!r} is not a file (a directory?)")
+            image = still_image(str(source))
+            if image is not None:
+                self._open_still(image)
+                return
             self._cap = cv2.VideoCapture(str(source))
         if not self._cap.isOpened():
             raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
@@ -96,8 +102,24 @@ class VideoSource:
         self._first = None  # the first frame's RGB, kept until a second frame shows the file is no still image
         self._still = None  # a looping still image: its one frame, handed out again without decoding
 
+    def _open_still(self, rgb: np.ndarray) -> None:
+        """A still image file decoded by `still_image`: its one frame, scaled to max_side, handed out as `_still`."""
+        self._cap = None
+        self.fps, self.frame_count = STILL_FPS, None  # as OpenCV's image reader said (demo: None = plays 10 s)
+        self._still = np.ascontiguousarray(self._fit(rgb))
+        self.height, self.width = self._still.shape[:2]
+        self._index, self._offset_ns, self._last_ns, self._first = 0, 0, None, None
+
+    def _fit(self, rgb: np.ndarray) -> np.ndarray:
+        """`rgb` scaled down (area) so that its longer side is at most max_side (unchanged without max_side)."""
+        if self.max_side and max(rgb.shape[:2]) > self.max_side:
+            s = self.max_side / max(rgb.shape[:2])
+            rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        return rgb
+
     def close(self) -> None:
-        self._cap.release()
+        if self._cap is not None:
+            self._cap.release()
 
     def __enter__(self):
         return self
@@ -115,6 +137,10 @@ class VideoSource:
     def read(self) -> VideoFrame | None:
         """The next frame, or None at the end of a file (without loop) or when a camera stops."""
         if self._still is not None:
+            if self._last_ns is None:  # a still image file's first frame
+                return self._frame(self._still.copy(), self.start_ns)
+            if self._cap is None and not self.loop:
+                return None
             return self._frame(self._still.copy(), self._last_ns + int(round(1e9 / self.fps)))
         ok, bgr = self._cap.read()
         if not ok and self.loop and not self.camera and self._index > 0:
@@ -139,10 +165,7 @@ class VideoSource:
             if self._last_ns is not None and stamp <= self._last_ns:  # no usable container time: index / fps
                 stamp = self._last_ns + int(round(1e9 / self.fps))
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
-        if self.max_side and max(rgb.shape[:2]) > self.max_side:
-            s = self.max_side / max(rgb.shape[:2])
-            rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(rgb)
+        rgb = np.ascontiguousarray(self._fit(rgb))
         self._first = rgb.copy() if self._index == 0 and self.loop and not self.camera else None
         return self._frame(rgb, stamp)
 
@@ -151,6 +174,33 @@ class VideoSource:
         self._last_ns = stamp
         self._index += 1
         return frame
+
+
+STILL_FPS = 25.0  # [Hz] a still image file's nominal rate (what OpenCV's image reader reported for one)
+
+
+def still_image(path: str) -> np.ndarray | None:
+    """A still image file (JPEG, PNG, WebP, TIFF, ...: what Pillow opens, not animated) -> [H, W, 3] uint8 RGB decoded
+    as a photo is (`imageio.read_image`: EXIF orientation applied, transparency composited, ICC colours converted);
+    None for anything else (a video, an animated GIF, a file Pillow cannot decode), which OpenCV then plays. Reads the
+    header only unless it is a still image. A phone photo given as a video source (video:=me.jpg) was played as
+    OpenCV decoded it: lying on its side (no EXIF orientation), the colour under transparent pixels showing."""
+    from PIL import Image
+
+    from gaussian_head_ros.core import imageio
+
+    try:
+        with Image.open(path) as im:  # the header only
+            if im.format == "MPEG" or getattr(im, "is_animated", False):  # (Pillow names MPEG-1 video, not decodes it)
+                return None
+    except Image.DecompressionBombError:  # above Pillow's own limit: read_image decodes a JPEG reduced, or says why
+        pass
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):  # not an image Pillow knows (a video): OpenCV
+        return None
+    try:
+        return imageio.read_image(path)
+    except ValueError:
+        return None
 
 
 def read_frames(path: str, max_frames: int | None = None) -> list[VideoFrame]:
