@@ -218,12 +218,13 @@ _k = [0]
 
 
 def _track(g, rgb, encoding="rgb8"):
-    """Send one camera frame (a fresh stamp) until the tracker answers; its FaceControl."""
+    """Send one camera frame (a fresh stamp) until the tracker answers; its FaceControl. `rgb` is sent as it is,
+    except for 8UC3 (sent as its BGR bytes)."""
     from graph_peer import stamp_ns
 
     _k[0] += 1
     stamp = STAMP0 + _k[0] * 33_333_333
-    msg = _raw("cam", rgb if encoding == "rgb8" else np.ascontiguousarray(rgb[..., ::-1]), encoding, stamp)
+    msg = _raw("cam", np.ascontiguousarray(rgb[..., ::-1]) if encoding == "8UC3" else rgb, encoding, stamp)
 
     def answer():
         return next((c for c in g["peer"].messages("controls") if stamp_ns(c) == stamp), None)
@@ -285,6 +286,20 @@ def test_8uc3_camera_frames_are_bgr_with_one_warning(graph, clip):
         assert c.face_detected
     assert abs(c.head_pose.position.z - c_rgb.head_pose.position.z) < 0.01
     assert g["procs"]["tracker"].log().count("8UC3 images carry no channel order: taken as BGR") == 1
+    _alive(g)
+
+
+def test_a_bayer_camera_is_demosaiced_and_tracked(graph, clip):
+    """A camera driver's raw mosaic (image_raw in bayer_rggb8) was refused frame after frame as an unsupported
+    encoding: the tracker found no face. Now demosaiced as cv_bridge does: the same head depth as the RGB frame."""
+    g = graph
+    rgb = clip[2].rgb
+    c_rgb = _track(g, rgb)
+    mosaic = np.zeros(rgb.shape[:2], np.uint8)  # R G / G B tiles, top-left first
+    mosaic[0::2, 0::2], mosaic[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
+    mosaic[1::2, 0::2], mosaic[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
+    c = _track(g, mosaic, "bayer_rggb8")
+    assert c.face_detected and abs(c.head_pose.position.z - c_rgb.head_pose.position.z) < 0.02 * c_rgb.head_pose.position.z
     _alive(g)
 
 
