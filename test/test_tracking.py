@@ -16,7 +16,7 @@ from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.expression import NeutralEstimator
 from gaussian_head_ros.core.tracking import RIGID, FaceTracker, TrackerConfig, similarity_fit
-from gaussian_head_ros.core.video import VideoSource, read_frames
+from gaussian_head_ros.core.video import VideoFrame, VideoSource, read_frames
 
 CLIPS = ["lp_d0", "lp_d18", "sadtalker_WDA_KatieHill_000", "tpsmm_driving"]
 MODEL = "face_landmarker.task"
@@ -1003,6 +1003,56 @@ def test_a_phone_photo_as_a_video_source_is_upright_and_opaque(tmp_path, fmt):
     assert np.all(np.diff([f.stamp_ns for f in frames]) > 0)
     with VideoSource(str(path)) as src:  # without loop: one frame, then the end
         assert src.read() is not None and src.read() is None
+
+
+def vfr_clip(path, n: int = 40) -> None:
+    """An mp4 of `n` (even) 64x48 frames whose grey level is 6 x its index, with a variable frame rate as a phone
+    records: its first half 1/60 s apart, the second half 1/20 s (written by OpenCV at 30 fps, then its `stts` box, the
+    sample durations, rewritten: ISO/IEC 14496-12 8.6.1.2; the total duration, and so the edit list, unchanged)."""
+    import struct
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (64, 48))
+    for i in range(n):
+        writer.write(np.full((48, 64, 3), 6 * i, np.uint8))
+    writer.release()
+    data = bytearray(open(path, "rb").read())
+
+    def child(start, end, name):
+        while start < end:
+            size, kind = struct.unpack(">I4s", data[start:start + 8])
+            if kind == name:
+                return start, size
+            start += size
+        raise AssertionError(f"no {name} box")
+
+    parents, start, end = [], 0, len(data)
+    for name in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+        start, size = child(start, end, name)
+        parents.append(start)
+        start, end = start + 8, start + size
+    stts, size = child(start, end, b"stts")
+    (count, delta), = [struct.unpack(">II", data[stts + 16:stts + 24])]
+    assert count == n and delta % 2 == 0 and child(0, len(data), b"mdat")[0] < parents[0]  # moov last: no offsets move
+    half = n // 2  # half of the frames at half the duration, half at 1.5 times: the same total
+    box = struct.pack(">I4sIIIIII", 32, b"stts", 0, 2, half, delta // 2, n - half, delta * 3 // 2)
+    for p in parents:
+        data[p:p + 4] = struct.pack(">I", struct.unpack(">I", data[p:p + 4])[0] + len(box) - size)
+    data[stts:stts + size] = box
+    open(path, "wb").write(bytes(data))
+
+
+def test_a_variable_frame_rate_video_plays_at_its_own_pace(tmp_path):
+    """A phone video's frames are not evenly spaced: video_source_node published every frame 1/fps apart (the average
+    rate OpenCV reports), a 60 fps stretch in slow motion and a 20 fps one at 1.5x. `play_interval_s` gives each frame
+    its gap from the one before by their presentation times (`rate` asked: 1/rate; the first frame: 0)."""
+    path = tmp_path / "vfr.mp4"
+    vfr_clip(path)
+    with VideoSource(str(path)) as src:
+        gaps = [src.play_interval_s(f) for f in src]
+        assert src.play_interval_s(VideoFrame(None, 0, 5), rate=10.0) == pytest.approx(0.1)
+    assert len(gaps) == 40 and gaps[0] == 0.0
+    np.testing.assert_allclose(gaps[1:21], 1 / 60, atol=1e-3)  # gap k: the duration of frame k - 1
+    np.testing.assert_allclose(gaps[21:], 1 / 20, atol=1e-3)
 
 
 def test_track_command_writes_jsonl(tmp_path):

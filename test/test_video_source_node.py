@@ -198,3 +198,37 @@ def test_max_side_and_loop_set_while_playing_take_effect(tmp_path, rclpy_context
         node.destroy_client(cli)
         node.destroy_node()
         proc.stop()
+
+
+def test_a_variable_frame_rate_video_is_published_at_its_own_pace(tmp_path, rclpy_context):
+    """A phone video's frames are not evenly spaced; the node published them all 1/fps apart (OpenCV's average rate):
+    here 40 frames, 20 of them 1/60 s apart then 20 at 1/20 s, went out at 1/30 s each, the fast stretch in slow
+    motion and the slow one too fast. Now the header stamps (the wall clock at publishing) follow the file's
+    presentation times: the slow half's frames are three times as far apart as the fast half's."""
+    import numpy as np
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+    from test_tracking import vfr_clip
+
+    clip = tmp_path / "vfr.mp4"
+    vfr_clip(clip)
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/vs_vfr", "-p", f"source:={clip}"],
+                tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node("video_source_vfr_test")
+    got = []  # (frame index: its grey level / 6, header stamp [s]) in arrival order; the file loops
+
+    def on_image(msg):
+        got.append((int(round(np.frombuffer(msg.data, np.uint8)[:300].mean() / 6)),
+                    msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+
+    def gaps(first, last):  # between frames k and k + 1 received one after the other, first <= k < last
+        return [t1 - t0 for (k0, t0), (k1, t1) in zip(got, got[1:]) if k1 == k0 + 1 and first <= k0 < last]
+    node.create_subscription(Image, "/vs_vfr/camera/image_raw", on_image, qos_profile_sensor_data)
+    try:
+        assert spin_until(node, lambda: len(gaps(1, 19)) >= 15 and len(gaps(21, 39)) >= 15, 60), (got, proc.output())
+        fast, slow = np.median(gaps(1, 19)), np.median(gaps(21, 39))
+        assert slow > 2.0 * fast and abs(slow - 0.05) < 0.015, (fast, slow)
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -98,7 +98,8 @@ class VideoSource:
         self.frame_count = n if n > 0 and not self.camera else None  # None when unknown (cameras, streams)
         self._index = 0
         self._offset_ns = 0  # added to file stamps on later loops
-        self._last_ns = None
+        self._last_ns = None  # the stamp of the last frame read, and of the one before it
+        self._prev_ns = None
         self._first = None  # the first frame's RGB, kept until a second frame shows the file is no still image
         self._still = None  # a looping still image: its one frame, handed out again without decoding
 
@@ -108,7 +109,7 @@ class VideoSource:
         self.fps, self.frame_count = STILL_FPS, None  # as OpenCV's image reader said (demo: None = plays 10 s)
         self._still = np.ascontiguousarray(self._fit(rgb))
         self.height, self.width = self._still.shape[:2]
-        self._index, self._offset_ns, self._last_ns, self._first = 0, 0, None, None
+        self._index, self._offset_ns, self._last_ns, self._prev_ns, self._first = 0, 0, None, None, None
 
     def _fit(self, rgb: np.ndarray) -> np.ndarray:
         """`rgb` scaled down (area) so that its longer side is at most max_side (unchanged without max_side)."""
@@ -169,13 +170,28 @@ class VideoSource:
         self._first = rgb.copy() if self._index == 0 and self.loop and not self.camera else None
         return self._frame(rgb, stamp)
 
+    def play_interval_s(self, frame: VideoFrame, rate: float = 0.0) -> float:
+        """[s] how long after the frame read before it `frame` (the one just read) is due when the source is played
+        in real time (video_source_node's pacing): 0 for the first frame since opening; 1 / `rate` when a rate [Hz]
+        is asked (rate > 0); for a file, the difference of the two frames' presentation times, so a phone video's
+        variable frame rate plays at its own pace (it played every frame 1 / fps apart: the average rate OpenCV
+        reports, so a 60 fps stretch in slow motion and a 15 fps one fast); 1 / fps for a camera, and when that
+        difference is not within (0, MAX_FRAME_GAP_S] (a stamp from the index, not the container)."""
+        if frame.index == 0 or self._prev_ns is None:
+            return 0.0
+        if rate > 0:
+            return 1.0 / rate
+        gap = (frame.stamp_ns - self._prev_ns) * 1e-9
+        return gap if not self.camera and 0.0 < gap <= MAX_FRAME_GAP_S else 1.0 / self.fps
+
     def _frame(self, rgb: np.ndarray, stamp: int) -> VideoFrame:
         frame = VideoFrame(rgb, stamp, self._index)
-        self._last_ns = stamp
+        self._prev_ns, self._last_ns = self._last_ns, stamp
         self._index += 1
         return frame
 
 
+MAX_FRAME_GAP_S = 1.0  # [s] the longest presentation-time gap between two frames of a file taken as its own pacing
 STILL_FPS = 25.0  # [Hz] a still image file's nominal rate (what OpenCV's image reader reported for one)
 
 

@@ -1,6 +1,7 @@
 """video_source_node: a video file (or a V4L2 webcam) as the operator camera, for machines without one.
 
-Publishes `camera/image_raw` (sensor_msgs/Image, sensor-data QoS) at the file's native rate (or `rate`),
+Publishes `camera/image_raw` (sensor_msgs/Image, sensor-data QoS) at the file's native rate (or `rate`): each frame
+after the one before by their presentation times, so a phone's variable frame rate plays at its own pace,
 each frame stamped with the wall-clock time it was published, so glass-to-glass latency downstream is
 real. With `loop` a file restarts at its end; without it the node stays up and idle after the last frame, and its
 status on /diagnostics says the video ended (`video_ended` true: the tracker names the end rather than a camera
@@ -126,11 +127,11 @@ class VideoSourceNode(Node):
                     frame = src.read()
                     if frame is None:
                         break
-                    rate = float(self._param("rate")) or src.fps
-                    delay = next_t - time.monotonic()
+                    due = next_t + src.play_interval_s(frame, float(self._param("rate")))
+                    delay = due - time.monotonic()
                     if delay > 0:
                         self._stop.wait(delay)
-                    next_t = max(next_t + 1.0 / rate, time.monotonic() - 0.5)  # no burst after a stall
+                    next_t = max(due, time.monotonic() - 0.5)  # no burst after a stall
                     now = self.get_clock().now()
                     header = Header(stamp=now.to_msg(), frame_id=str(self._param("frame_id")))
                     try:
