@@ -1003,6 +1003,10 @@ def test_a_phone_photo_as_a_video_source_is_upright_and_opaque(tmp_path, fmt):
     assert np.all(np.diff([f.stamp_ns for f in frames]) > 0)
     with VideoSource(str(path)) as src:  # without loop: one frame, then the end
         assert src.read() is not None and src.read() is None
+    with VideoSource(str(path), loop=True, max_side=32) as src:  # max_side set while playing (video_source_node)
+        assert src.read().rgb.shape == (24, 32, 3) and (src.width, src.height) == (64, 48)
+        src.max_side = 16
+        assert src.read().rgb.shape == (12, 16, 3)
 
 
 def vfr_clip(path, n: int = 40) -> None:

@@ -104,12 +104,20 @@ class VideoSource:
         self._still = None  # a looping still image: its one frame, handed out again without decoding
 
     def _open_still(self, rgb: np.ndarray) -> None:
-        """A still image file decoded by `still_image`: its one frame, scaled to max_side, handed out as `_still`."""
+        """A still image file decoded by `still_image`: its one frame, handed out as `_still` scaled to the max_side of
+        the moment (`_still_fit`: scaled again only when max_side changes)."""
         self._cap = None
         self.fps, self.frame_count = STILL_FPS, None  # as OpenCV's image reader said (demo: None = plays 10 s)
-        self._still = np.ascontiguousarray(self._fit(rgb))
-        self.height, self.width = self._still.shape[:2]
+        self.height, self.width = rgb.shape[:2]  # the file's size, as for a video
+        self._still_full, self._still_side, self._still = rgb, None, None
+        self._still = self._still_fit()
         self._index, self._offset_ns, self._last_ns, self._prev_ns, self._first = 0, 0, None, None, None
+
+    def _still_fit(self) -> np.ndarray:
+        """The still image file's frame scaled to the current max_side (cached: `_still`)."""
+        if self._still is None or self._still_side != self.max_side:
+            self._still, self._still_side = np.ascontiguousarray(self._fit(self._still_full)), self.max_side
+        return self._still
 
     def _fit(self, rgb: np.ndarray) -> np.ndarray:
         """`rgb` scaled down (area) so that its longer side is at most max_side (unchanged without max_side)."""
@@ -138,11 +146,12 @@ class VideoSource:
     def read(self) -> VideoFrame | None:
         """The next frame, or None at the end of a file (without loop) or when a camera stops."""
         if self._still is not None:
+            still = self._still_fit() if self._cap is None else self._still
             if self._last_ns is None:  # a still image file's first frame
-                return self._frame(self._still.copy(), self.start_ns)
+                return self._frame(still.copy(), self.start_ns)
             if self._cap is None and not self.loop:
                 return None
-            return self._frame(self._still.copy(), self._last_ns + int(round(1e9 / self.fps)))
+            return self._frame(still.copy(), self._last_ns + int(round(1e9 / self.fps)))
         ok, bgr = self._cap.read()
         if not ok and self.loop and not self.camera and self._index > 0:
             if self._index == 1 and self._first is not None:  # a still image (video:=me.jpg): OpenCV cannot seek
