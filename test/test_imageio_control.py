@@ -275,3 +275,20 @@ def test_a_photo_in_a_wide_gamut_colour_profile_is_converted_to_srgb(fmt):
         plain = io.BytesIO()
         Image.fromarray(pixels).save(plain, "PNG", **tag)
         np.testing.assert_array_equal(decode_compressed(plain.getvalue()), pixels)
+
+
+def test_a_video_or_raw_pixels_given_as_a_photo_are_named():
+    """A video chosen as the photo (an MP4/MOV: an iPhone Live Photo's .mov) and raw pixels sent as a CompressedImage
+    with format 'rgb8' were refused as 'corrupt, truncated or not an image': now each is named with what to send.
+    A format naming a compression ('rgb8; jpeg compressed bgr8', compressed_image_transport's) says corrupt data."""
+    mp4 = (28).to_bytes(4, "big") + b"ftypisom" + b"\0\0\2\0" + b"isomiso2mp41" + (8).to_bytes(4, "big") + b"free"
+    for data in (mp4 + b"\0" * 64, mp4.replace(b"isom", b"qt  ") + b"\0" * 64):
+        with pytest.raises(ValueError, match=r"a video file \(MP4 or QuickTime"):
+            decode_compressed(data)
+    raw = np.zeros((10, 10, 3), np.uint8).tobytes()
+    for fmt in ("rgb8", "bgr8; raw", "mono8"):
+        with pytest.raises(ValueError, match=r"names raw .* pixels.*sensor_msgs/Image"):
+            decode_compressed(raw, fmt=fmt)
+    for fmt in ("", "rgb8; jpeg compressed bgr8", "png"):
+        with pytest.raises(ValueError, match=r"corrupt, truncated or not an image\)$"):
+            decode_compressed(raw, fmt=fmt)

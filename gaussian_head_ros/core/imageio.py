@@ -195,10 +195,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
     try:
         im = _open_header(buf)
     except (OSError, SyntaxError, ValueError) as e:  # Pillow: UnidentifiedImageError is an OSError
-        if is_heif(buf):
-            raise ValueError("a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: "
-                             "convert it to JPEG or PNG") from e
-        raise ValueError("could not decode the compressed image (corrupt, truncated or not an image)") from e
+        raise ValueError(_not_an_image(buf, fmt)) from e
     kind, (w, h), factor = (im.format or "").lower(), im.size, 1
     animated = _animation_note(im)  # before load(): Pillow's is_animated seeks (and back to frame 0)
     if w <= 0 or h <= 0:
@@ -272,6 +269,27 @@ def _animation_note(im) -> str | None:
         return None
     kind = "PNG (APNG)" if im.format == "PNG" else im.format
     return f"an animated {kind}{frames}: only its first frame is used as the photo"
+
+
+COMPRESSION_WORDS = ("jpeg", "jpg", "png", "compressed")  # in a CompressedImage.format that names a compression
+
+
+def _not_an_image(buf: bytes, fmt: str = "") -> str:
+    """Why bytes Pillow does not recognise as an image were refused: a HEIC photo (`is_heif`); another ISO-BMFF file
+    (an `ftyp` box: an MP4 or QuickTime video, such as the .mov of an iPhone Live Photo); raw pixels sent as a
+    CompressedImage whose `fmt` names a raw encoding ('rgb8', no compression named); else corrupt, truncated or not an
+    image. The video and the raw pixels were refused as 'corrupt, truncated or not an image' (files20, s20)."""
+    if is_heif(buf):
+        return "a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: convert it to JPEG or PNG"
+    if buf[4:8] == b"ftyp":
+        return ("a video file (MP4 or QuickTime: a Live Photo's .mov?), not a photo: give a still photo (JPEG or PNG), "
+                "or play the video as the camera (video_source_node)")
+    words = (fmt or "").lower().replace(";", " ").split()
+    raw = next((e for e in _ENCODINGS if words and words[0] == e.lower()), None)
+    if raw and not any(w in (fmt or "").lower() for w in COMPRESSION_WORDS):
+        return (f"the compressed image's format {fmt!r} names raw {raw} pixels, and the data is no image file: send "
+                f"raw pixels as sensor_msgs/Image (topic operator/photo), JPEG or PNG bytes as CompressedImage")
+    return "could not decode the compressed image (corrupt, truncated or not an image)"
 
 
 # Brands of HEIF image files in an ISO-BMFF `ftyp` box (ISO/IEC 23008-12 Annex B; HEIC = HEVC-coded HEIF). Pillow
