@@ -135,7 +135,8 @@ def test_the_painted_sclera_is_shaded_like_the_photos_sclera():
     painted = eyeball_completion(template, np.zeros((2, 2)), cols_, mpp, cfg)
     right = painted.means[:, 0] < 0
     centre = np.array([-0.032, 0.0, cfg.radius_m])  # the rest gaze is -z: the centre lies behind the iris
-    u = (painted.means[right] - centre) / cfg.radius_m
+    u = painted.means[right] - centre
+    u /= np.linalg.norm(u, axis=1, keepdims=True)  # the place's direction from the eyeball's centre
     s_iris = 14.0 * mpp / cfg.radius_m
     d_eq = np.hypot(u[:, 0], u[:, 1]) / s_iris  # as the photo shows the place: iris radii from the iris centre
     luma = painted.colors[right] @ LUMA
@@ -149,3 +150,20 @@ def test_the_painted_sclera_is_shaded_like_the_photos_sclera():
     mean = float(luma[band].mean()) / lit
     assert abs(mean - 1.0) < 0.03, mean  # its mean where a far look uncovers it: the lit colour
     assert float(luma.max()) <= float(photo[opening].max(0) @ LUMA) + 1e-6  # no whiter than the photo shows
+
+
+def test_the_painted_eyeball_lies_inside_the_sphere_the_photos_eye_lies_on():
+    """At lp_d0's far side looks the painted cap (turned with the eyeball) swept in front of the skin and the lid
+    band at the eye's outer corner, where the template's skin lies within ~2 mm of the eyeball's sphere: a flat
+    grey lobe past the eye's outline, covering its dark rim (obama_official x lp_d0, self lp_d0 frames 17 / 35).
+    Now it lies cap_inset_m (2 mm) inside the sphere the photo's eye pixels are put on (place_on_eyeballs), so it
+    shows only through the opening they leave (eyes20, s20)."""
+    photo, lm, opening = _eye()
+    cfg = EyeballConfig()
+    assert cfg.cap_inset_m >= 0.0015
+    template = np.zeros((lmk.NUM_LANDMARKS, 3))
+    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
+    painted = eyeball_completion(template, np.zeros((2, 2)), eye_colours(photo, opening, lm, cfg), 0.0004, cfg)
+    for x, side in ((-0.032, painted.means[:, 0] < 0), (0.032, painted.means[:, 0] >= 0)):
+        r = np.linalg.norm(painted.means[side] - np.array([x, 0.0, cfg.radius_m]), axis=1)
+        np.testing.assert_allclose(r, cfg.radius_m - cfg.cap_inset_m, atol=1e-6)  # was cfg.radius_m

@@ -76,6 +76,59 @@ def surface_discs(means: np.ndarray, normals: np.ndarray, colors: np.ndarray, si
         bary=(np.zeros((m, 3), np.float32) if bary is None else np.asarray(bary, np.float32)))
 
 
+def line_directions(luma: np.ndarray, sigma_px: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """luma [S, S] an image's luminance -> (theta [S, S] radians, coherence [S, S] in [0, 1]): the direction
+    (cos theta, sin theta) in pixel (x = column, y = row) coordinates along which the image varies least (along a
+    line: a wrinkle, a lash, a hair strand) and how much more it varies across it, from the structure tensor of
+    its Scharr gradients integrated over a Gaussian of sigma_px: (l1 - l2) / (l1 + l2) of its eigenvalues, 0
+    for a dot or flat skin, 1 for a straight line or edge."""
+    import cv2
+
+    img = np.asarray(luma, np.float32)
+    gx = cv2.Scharr(img, cv2.CV_32F, 1, 0) / 32.0
+    gy = cv2.Scharr(img, cv2.CV_32F, 0, 1) / 32.0
+    jxx, jxy, jyy = (cv2.GaussianBlur(a, (0, 0), sigma_px) for a in (gx * gx, gx * gy, gy * gy))
+    across = 0.5 * np.arctan2(2.0 * jxy, jxx - jyy)  # the dominant gradient's direction
+    coherence = np.sqrt((jxx - jyy) ** 2 + 4.0 * jxy ** 2) / np.maximum(jxx + jyy, 1e-12)
+    return (across + 0.5 * np.pi).astype(np.float32), np.clip(coherence, 0.0, 1.0).astype(np.float32)
+
+
+def image_shaped_discs(normals: np.ndarray, view_dirs: np.ndarray, cam_axes: np.ndarray, pixel_m: np.ndarray,
+                       sigma_px: np.ndarray, max_stretch: float = 3.0, thickness: float = 0.15
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Flat Gaussians on a surface whose footprint in the photo is a given ellipse: normals [N, 3] (unit),
+    view_dirs [N, 3] (unit, camera -> point), cam_axes [N, 2, 3] the unit head-frame directions of the ellipse's
+    two image axes (in the photo's image plane), pixel_m [N] one photo pixel at the point's depth (metres),
+    sigma_px [N, 2] the ellipse's standard deviations along those axes (photo pixels) -> (scales [N, 3] metres,
+    quats [N, 4] wxyz; axes: the disc's two in-plane axes, then the normal). Each image axis is carried onto the
+    tangent plane along the view ray (a slanted surface stretches it); no in-plane axis beyond max_stretch x its
+    image length. Thickness is a fraction of the smaller in-plane axis (as surface_discs)."""
+    n = np.asarray(normals, np.float64)
+    v = np.asarray(view_dirs, np.float64)
+    a = np.asarray(cam_axes, np.float64) * np.asarray(pixel_m, np.float64)[:, None, None]  # [N, 2, 3]
+    vn = np.sum(v * n, 1)
+    vn = np.where(np.abs(vn) < 1.0 / max_stretch, np.copysign(1.0 / max_stretch, vn), vn)
+    d = a - (np.einsum("nkc,nc->nk", a, n) / vn[:, None])[..., None] * v[:, None, :]  # [N, 2, 3] on the tangent plane
+    helper = np.where(np.abs(n[:, :1]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
+    e1 = np.cross(n, helper)
+    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+    e2 = np.cross(n, e1)
+    A = np.stack([np.einsum("nkc,nc->nk", d, e1), np.einsum("nkc,nc->nk", d, e2)], 1)  # [N, 2 (e), 2 (image)]
+    s2 = np.asarray(sigma_px, np.float64) ** 2
+    cov = np.einsum("nik,nk,njk->nij", A, s2, A)
+    lam, u = np.linalg.eigh(cov)  # ascending
+    lam = np.maximum(lam, 1e-18)
+    cap = (max_stretch * np.sqrt(s2.max(1)) * np.asarray(pixel_m, np.float64)) ** 2
+    lam = np.minimum(lam, cap[:, None])
+    ax1 = u[:, 0, 1, None] * e1 + u[:, 1, 1, None] * e2  # the longer axis
+    ax1 /= np.linalg.norm(ax1, axis=1, keepdims=True)
+    ax2 = np.cross(n, ax1)
+    rot = np.stack([ax1, ax2, n], axis=2)
+    s_long, s_short = np.sqrt(lam[:, 1]), np.sqrt(lam[:, 0])
+    scales = np.stack([s_long, s_short, np.maximum(s_short * thickness, 1e-5)], 1)
+    return scales.astype(np.float32), matrices_to_quats(rot).astype(np.float32)
+
+
 def edge_on_sh(colors: np.ndarray, made_up: np.ndarray, axes: np.ndarray, facing: np.ndarray,
                floor: float) -> np.ndarray:
     """SH colours [N, K, 3] of discs whose colour seen from the photo's camera is colors [N, 3] in [0, 1], of which

@@ -62,6 +62,12 @@ class EyeballConfig:
     rim_sclera_level: float = 0.8  # ... except its pixels this far from the dark rim's luminance to the sclera's
     rim_iris: bool = True  # ... and its pixels within the iris disc
     band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
+    # the painted cap lies this far inside the sphere the photo's eye pixels are put on: at lp_d0's far side looks,
+    # turned with the eyeball, it swept in front of the outer corner's skin and lid band (the template's skin lies
+    # within ~2 mm of the sphere there): a flat grey lobe past the eye's outline over its dark rim (obama_official,
+    # self lp_d0). 2 mm: it shows only through the opening the photo's eye pixels leave; the whole table gaze_v
+    # +0.011, gaze_h -0.012, blink -0.005 (all met), brow +0.010 (eyes20, session 20)
+    cap_inset_m: float = 0.002
 
     def __post_init__(self):
         self.validate()
@@ -69,8 +75,8 @@ class EyeballConfig:
     def validate(self) -> None:
         """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
         in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
-        than 1 pixel to measure a colour on, a shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite. Checked
-        when made: lit_sclera_share 0 or above 1 failed only deep in a
+        than 1 pixel to measure a colour on, a shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a
+        cap_inset_m not in [0, radius_m). Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
         for name in ("radius_m", "spacing_m", "cap_deg"):
@@ -86,6 +92,8 @@ class EyeballConfig:
             raise ValueError(f"EyeballConfig.shade_falloff must be finite, got {self.shade_falloff!r}")
         if self.min_pixels < 1:
             raise ValueError(f"EyeballConfig.min_pixels must be >= 1, got {self.min_pixels!r}")
+        if not (np.isfinite(self.cap_inset_m) and 0.0 <= self.cap_inset_m < self.radius_m):
+            raise ValueError(f"EyeballConfig.cap_inset_m must be in [0, radius_m), got {self.cap_inset_m!r}")
 
 
 def _check_share(name: str, share: float) -> None:
@@ -253,7 +261,8 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
     """Painted eyeball caps for both eyes (head frame; rest_gaze [2, 2] the photo's, eyes.gaze_from_landmarks of
     its pixel landmarks): pupil and iris about each eye's rest gaze with the
     photo's iris radius (pixels x metres_per_px), the lit sclera elsewhere (colours["sclera_lit"], eye_colours;
-    colours["sclera"] when absent). keep(points [M, 3]) -> [M] bool selects
+    colours["sclera"] when absent), on a sphere cfg.cap_inset_m inside the eyeball's. keep(points [M, 3]) -> [M] bool
+    selects
     which to keep (the mesh_fit caller keeps only those the lids hide at rest)."""
     v = np.asarray(vertices, np.float64)
     centres = eyes.eyeball_centres(v, rest_gaze, cfg.radius_m)
@@ -262,7 +271,7 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
     sclera = colours.get("sclera_lit", colours["sclera"])
     batches = []
     for e in range(2):
-        pts = centres[e] + cfg.radius_m * dirs
+        pts = centres[e] + (cfg.radius_m - cfg.cap_inset_m) * dirs
         ang = np.arccos(np.clip(dirs @ rest[e], -1, 1))  # from the rest gaze
         iris_rad = np.arcsin(min(0.95, colours["iris_radius_px"][e] * metres_per_px / cfg.radius_m))
         t_iris = np.clip(ang / max(iris_rad, 1e-6), 0, None)

@@ -45,7 +45,8 @@ from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART
                                            PART_TORSO, SourceCamera, rgb_to_sh_dc)
 from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, edge_on_sh, surface_discs, to_avatar
+from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
+                                                          surface_discs, to_avatar)
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
                                                            covered_triangles, edge_opacity, face_completion,
                                                            rim_colours)
@@ -133,6 +134,21 @@ class MeshFitConfig:
     torso_sigma_per_stride: float = 0.6  # the same on the torso (wider: no gaps between the sparser discs)
     detail_sigma_px: float = 0.25  # std-dev of the single-pixel detail Gaussians
     detail_lift_m: float = 0.0004  # detail Gaussians sit this much in front of the base layer
+    # the colour refinement keeps a detail Gaussian's colour within the photo's range (per channel) over the
+    # (2 r + 1)^2 pixels about its own, widened by the margin; r < 0: unlimited. Unlimited, it paid for its 0.25 px
+    # disc covering only part of its pixel by going past what the photo shows there, up to black (obama_official's
+    # eye region: the darkest 5 % of detail discs luminance 0.002 where the photo's darkest 5 % are 0.14): drawn
+    # larger than the photo's crop, those cores read as dark specks around his eyes (eyes20, session 20). Margin
+    # 0 cost frame 0 of the four clips 0.2-1.1 dB (34.96 -> 34.19 on lp_d0); 0.05: 0.00-0.47 dB, the specks
+    # still gone by eye (half as many dark pixels standing out at 2x as the unlimited refinement, 0 margin a quarter)
+    detail_refine_px: int = 1
+    detail_refine_margin: float = 0.05
+    # a detail Gaussian on a line of the photo (a wrinkle, a lash: builder.line_directions' coherence c) is
+    # stretched along it to detail_sigma_px x (1 + detail_line_stretch x c), across it detail_sigma_px: round
+    # 0.25 px discs 1 px apart left ~13 % of the layer behind showing midway between neighbours (exp(-2)), so
+    # drawn larger than the photo's crop (1.2-2x in the ../shared clips) obama_official's fine wrinkles under
+    # his eyes read as rows of dark specks (eyes20, session 20); 0 = round
+    detail_line_stretch: float = 1.5
     max_stretch: float = 3.0  # longest side / pixel footprint of a disc on a slanted surface
     opacity: float = 0.99
     refine_iters: int = 6  # colour refinement passes against the renderer (0 = off)
@@ -582,7 +598,7 @@ class MeshFitReconstructor(Reconstructor):
         fringe_budget = fringe_steps * (int(at_cut.any(0).sum()) // cfg.torso_stride + 1) if at_cut.any() else 0
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, colours, fid, bary, face_px, mouth_px,
-                                                torso_px, eye_core, centre, f)
+                                                torso_px, eye_core, centre, f, R)
         creased = np.any(photo != colours, axis=-1)[pixels[0], pixels[1]]  # [n_photo] rows the creases touch
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
@@ -981,8 +997,9 @@ class MeshFitReconstructor(Reconstructor):
         return (bi, bj, hs, ts, torso_grid), (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, eye_px, centre,
-                     f):
-        """Gaussians on the chosen pixels -> (batch, (i, j, is_detail, in-plane std-dev in pixels) of each)."""
+                     f, R):
+        """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera) -> (batch, (i, j,
+        is_detail, in-plane std-dev in pixels) of each)."""
         cfg = self.cfg
         bi, bj, hs, ts, torso_grid = base
         di, dj = detail
@@ -1003,6 +1020,15 @@ class MeshFitReconstructor(Reconstructor):
         b = np.where(face_px[i, j][:, None], bary[i, j], 0)
         out = surface_discs(p, nrm[i, j], photo[i, j], sigma, view, part.astype(np.uint8), opacity=cfg.opacity,
                             max_stretch=cfg.max_stretch, face_id=face_id, bary=b)
+        k = np.flatnonzero(is_detail)
+        if cfg.detail_line_stretch > 0 and len(k):  # along the photo's lines (a wrinkle, a lash), not dots
+            theta, coherence = line_directions(photo @ LUMA)
+            th, c = theta[i[k], j[k]].astype(np.float64), coherence[i[k], j[k]].astype(np.float64)
+            cos, sin, zero = np.cos(th), np.sin(th), np.zeros(len(k))
+            cam_axes = np.stack([np.stack([cos, sin, zero], 1), np.stack([-sin, cos, zero], 1)], 1) @ R  # head frame
+            sig = cfg.detail_sigma_px * np.stack([1.0 + cfg.detail_line_stretch * c, np.ones(len(k))], 1)
+            out.scales[k], out.quats[k] = image_shaped_discs(out.normals[k], view[k], cam_axes, front[i[k], j[k]] / f,
+                                                             sig, cfg.max_stretch)
         return out, (i, j, is_detail, sigma_px)
 
     def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S,
@@ -1044,6 +1070,12 @@ class MeshFitReconstructor(Reconstructor):
         if held is not None:
             rows_h = np.flatnonzero(held)
             lo_h, hi_h = batch.colors[rows_h] - cfg.lid_refine_limit, batch.colors[rows_h] + cfg.lid_refine_limit
+        rows_d = np.flatnonzero(is_detail) if cfg.detail_refine_px >= 0 else np.zeros(0, np.int64)
+        if len(rows_d):  # a detail disc no darker / lighter than the photo around its pixel (see MeshFitConfig)
+            kern = np.ones((2 * cfg.detail_refine_px + 1,) * 2, np.uint8)
+            img32 = np.asarray(photo, np.float32)
+            lo_d = cv2.erode(img32, kern)[i[rows_d], j[rows_d]] - cfg.detail_refine_margin
+            hi_d = cv2.dilate(img32, kern)[i[rows_d], j[rows_d]] + cfg.detail_refine_margin
         for _ in range(cfg.refine_iters):
             over = img if background is None else img + (1 - res.alpha[..., None]) * background
             r = photo - over
@@ -1055,6 +1087,8 @@ class MeshFitReconstructor(Reconstructor):
             batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
             if held is not None:
                 batch.colors[rows_h] = np.clip(batch.colors[rows_h], lo_h, hi_h)
+            if len(rows_d):
+                batch.colors[rows_d] = np.clip(batch.colors[rows_d], lo_d, hi_d)
             if coverage is not None:  # overlapping discs and the completion's tails add up: aim at the pixel
                 rows = np.flatnonzero(~free)
                 ratio = coverage / np.maximum(res.alpha[i[rows], j[rows]], 1e-3)
