@@ -77,10 +77,13 @@ def test_frame_0_control_gives_the_photo_back(driven):
     (framing.border_bars: the black slab's blurred edge was 47 % of the error), 34.6 with the torso at the
     photo's pose and the footprint refinement. The clip draws the 512 px crop 1.26x larger (0.42 m spans 646
     px), where the stride-2 photo layer's discs (std-dev 0.5 x spacing) showed as a dot grid in the skin:
-    0.55 x spacing, detail Gaussians 0.25 px and 6 refinement passes (mesh_fit) give 35.0, issue 11's line."""
+    0.55 x spacing, detail Gaussians 0.25 px and 6 refinement passes (mesh_fit) give 35.0, issue 11's line
+    (34.96 at session 19's end). The detail discs' colours kept within the photo's 3x3 range +-0.05 (mesh_fit
+    detail_refine_px / margin: the refinement had driven them to black or white cores, specks in every driven frame
+    around obama_official's eyes) give 34.72 (eyes20, session 20: the price of no specks; margin 0.1: 34.89)."""
     f0 = driven["frames"][0]
     m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1, holes=False), driven["avatar"])
-    assert m["psnr_frame0"] >= 34.9, m
+    assert m["psnr_frame0"] >= 34.65, m
 
 
 def test_eval_hands_each_scored_frame_to_a_caller(driven):
