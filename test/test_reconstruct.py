@@ -1199,8 +1199,8 @@ def test_a_screaming_photo_rests_with_lips_not_a_barcode(results):
     """lp_d9_woman_turned's closed lips are its thin lips stretched 3-6x tall (lips.closed_lips: the covariance
     follows the map). The darker line where they meet was given to each Gaussian at its centre, so a disc centred
     near the line and stretched across it drew a dark vertical streak: the lips read as a red-brown barcode. Now
-    the photo layer carries the line (and the lips' edge) averaged over each Gaussian's vertical extent, and the
-    synthesised layer's small round discs along the line sit in front and draw it crisp. In the source view at
+    the photo layer carries the line (and the lips' edge) averaged over each Gaussian's vertical extent, and discs
+    along the line in front draw it crisp (lips.line_points). In the source view at
     rest, the middle half of the lips' box (+-3 mm about the line where they meet): mean |luma step| column to
     column over row to row 1.23 before (0.022 / 0.018), 0.50 now (0.010 / 0.020)."""
     from gaussian_head_ros.core import landmarks as lmk
@@ -1220,6 +1220,51 @@ def test_a_screaming_photo_rests_with_lips_not_a_barcode(results):
     assert box.shape[0] > 8 and box.shape[1] > 15, box.shape
     across, down = np.abs(np.diff(box, axis=1)).mean(), np.abs(np.diff(box, axis=0)).mean()
     assert across < 0.9 * down, f"vertical streaks in the closed lips: |step| across {across:.4f}, down {down:.4f}"
+
+
+def test_a_screaming_photo_rests_with_its_lip_line_a_line_not_dots(results):
+    """lp_d9_woman_turned's closed lips: the darker line where they meet was drawn by the synthesised layer's discs
+    near it, round (0.72 mm), quasi-random, each as dark as its centre was near the line: at 4x the line read as a
+    row of dots (session 19). Now overlapping discs along the line itself draw it (lips.line_points). In the
+    source view at rest rendered at 4x, over the middle half of the line, each column's darkening (the median
+    luma within +-3 mm of the line less its darkest): its coefficient of variation along the line was 0.28, 0.16
+    now; and it is drawn (mean darkening 0.077 before, 0.121 now)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+
+    a = results["lp_d9_woman_turned.jpg"].avatar
+    vm = a.source_camera.viewmat
+    p = Driver(a).drive(FaceControl.rest(), viewmat=vm)
+    K, w, h = source_intrinsics(a)
+    K = np.asarray(K, np.float64).copy()
+    K[:2] *= 4
+    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K.astype(np.float32), 4 * w, 4 * h,
+                    backend="cpu").image
+    v = a.template_vertices.astype(np.float64)
+    line = 0.5 * (v[list(lmk.LIP_UPPER_INNER)] + v[list(lmk.LIP_LOWER_INNER)])
+
+    def project(q):
+        c = q @ vm[:3, :3].astype(np.float64).T + vm[:3, 3]
+        return K[0, 0] * c[:, 0] / c[:, 2] + K[0, 2], K[1, 1] * c[:, 1] / c[:, 2] + K[1, 2]
+
+    x, y = project(line)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    reach = 2 * np.abs(project(line + [0, 0.0015, 0])[1] - project(line)[1]).mean()  # 3 mm in pixels
+    luma = img @ np.array([0.299, 0.587, 0.114])
+    q = 0.25 * (x.max() - x.min())
+    dark = []
+    for cx in range(int(x.min() + q), int(x.max() - q) + 1):
+        cy = np.interp(cx, x, y)
+        col = luma[int(cy - reach):int(cy + reach) + 1, cx]
+        dark.append(np.median(col) - col.min())
+    dark = np.asarray(dark)
+    assert len(dark) > 60, len(dark)
+    assert dark.mean() > 0.05, f"no line where the lips meet: darkening {dark.mean():.3f}"
+    assert dark.std() < 0.22 * dark.mean(), f"the lip line is a row of dots: variation {dark.std() / dark.mean():.3f}"
 
 
 @pytest.mark.parametrize("name, most", [("lp_d9_woman_turned.jpg", 0.0015), ("obama_speech.jpg", 0.0035),

@@ -24,7 +24,9 @@ other <= 1.09, so today only lp_d9 is touched). There:
   a relaxed lip's height of the line where the lips meet, the lip colour (the median of the photo's own lip
   Gaussians that are neither teeth nor cavity), darker along that line (a photo Gaussian takes the line and
   the lip's edge averaged over its own height: stretched tall across it, a centre value drew a dark vertical
-  streak; the synthesised layer's small discs along the line sit in front and draw it crisp); elsewhere the
+  streak; in front, the synthesised layer's discs near the line in the lips' colour and overlapping discs along
+  the line itself (`line_points`) draw it crisp: darkened at each disc's own centre, that layer drew it as a row
+  of dots); elsewhere the
   skin around it (the photo's clean skin pixels, smoothly filled: `skin_fill_map`). A Gaussian whose photo
   colour already fits keeps it (on the lips: anything but teeth and cavity; on the skin: anything but those,
   lip colour and shadow) unless stretched into a streak (`streak_from`).
@@ -74,6 +76,13 @@ class LipConfig:
     fill_behind_m: float = 0.0003  # ... this far behind the photo layer
     fill_from: float = 0.5  # ... on triangles whose colour weight (`_weights`) is at least this
     meet_front_m: float = 0.0015  # ... but in front of it within this distance of the line where the lips meet
+    line_spacing_m: float = 0.0004  # the line where the lips meet is drawn by discs this far apart along it (`line_points`)
+    line_opacity: float = 0.2  # ... each this opaque, 2 x line_spacing_m long, meet_width_m across: they overlap
+    # (their alphas add up to ~1 at the line, 1 - e^-1 = 0.63 of cover)
+    line_shade: float = 0.28  # ... darkening the lips' colour by this at the line (lp_d9 at 4x in the source view:
+    # about as dark on average as the dots were; meet_shade's 0.4 drew it 1.6x as dark). Before, the synthesised
+    # layer's discs near the line, round and 0.72 mm wide, quasi-random, each as dark as its centre was near the
+    # line, drew it as a row of dots (lp_d9 at 4x, session 19)
 
 
 @functools.lru_cache(maxsize=1)
@@ -205,18 +214,68 @@ def _weights(v_photo, v_rest, faces, R, cfg: LipConfig):
 
 
 def fill_points(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np.ndarray, rng,
-                cfg: LipConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Where `closed_lips` adds its synthesised layer: (face index [M], bary [M, 3]) about one per
-    cfg.fill_spacing_m^2 of the REST triangles whose colour weight is >= cfg.fill_from (known before the
-    Gaussian budget is shared out)."""
+                cfg: LipConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where `closed_lips` adds its synthesised layer: (face index [M], bary [M, 3], [M] bool on the line where the
+    lips meet): about one per cfg.fill_spacing_m^2 of the REST triangles whose colour weight is >= cfg.fill_from,
+    then (where there are any) the points along the line where the lips meet (`line_points`). Known before the
+    Gaussian budget is shared out."""
     cfg = cfg or LipConfig()
     from gaussian_head_ros.core.reconstruct.completion import sample_triangles
 
-    _, _, w = _weights(v_photo, v_rest, np.asarray(faces, np.int64), R, cfg)
+    faces = np.asarray(faces, np.int64)
+    _, _, w = _weights(v_photo, v_rest, faces, R, cfg)
     todo = np.flatnonzero(w >= cfg.fill_from)
     if not todo.size:
+        return np.zeros(0, np.int64), np.zeros((0, 3), np.float32), np.zeros(0, bool)
+    fid, bary = sample_triangles(np.asarray(v_rest, np.float64), faces, todo, cfg.fill_spacing_m, rng)
+    lfid, lbary = line_points(v_rest, faces, cfg)
+    on_line = np.r_[np.zeros(len(fid), bool), np.ones(len(lfid), bool)]
+    return np.r_[fid, lfid], np.concatenate([bary, lbary]).astype(np.float32), on_line
+
+
+def _meeting_line(v_rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The closed inner lip line of the rest template [V, 3] (head frame, y down): (x [K] ascending, y [K]) through
+    the inner corners and the midpoints of the inner lips' pairs (metres)."""
+    v = np.asarray(v_rest, np.float64)
+    line = 0.5 * (v[list(lmk.LIP_UPPER_INNER)] + v[list(lmk.LIP_LOWER_INNER)])
+    x = np.concatenate([[v[lmk.MOUTH_CORNER_R_IN, 0]], line[:, 0], [v[lmk.MOUTH_CORNER_L_IN, 0]]])
+    y = np.concatenate([[v[lmk.MOUTH_CORNER_R_IN, 1]], line[:, 1], [v[lmk.MOUTH_CORNER_L_IN, 1]]])
+    order = np.argsort(x)
+    return x[order], y[order]
+
+
+def line_points(v_rest: np.ndarray, faces: np.ndarray, cfg: LipConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Points cfg.line_spacing_m apart (arc length, in the face plane) along the line where the rest template's
+    [V, 3] closed lips meet (`_meeting_line`), each on the lips' triangle (`lip_triangles`; faces [F, 3]) that holds
+    it seen from the front (x, y), the front-most (least z) of several: the lips' inner rim folds in behind their
+    front (at lp_d9's rest the upper lip's triangles there lie ~8 mm behind the lower lip's, so the line rides on
+    the lower lip: bound to both, half of it was hidden at rest). A point outside them all goes on the one it is
+    most nearly inside, its bary clipped to it. -> (face index [K], bary [K, 3], >= 0, summing to 1); empty
+    without lip triangles."""
+    cfg = cfg or LipConfig()
+    v = np.asarray(v_rest, np.float64)
+    faces = np.asarray(faces, np.int64)
+    x, y = _meeting_line(v)
+    arc = np.r_[0.0, np.cumsum(np.hypot(np.diff(x), np.diff(y)))]
+    s = np.arange(0.5 * cfg.line_spacing_m, arc[-1], cfg.line_spacing_m)
+    p = np.stack([np.interp(s, arc, x), np.interp(s, arc, y)], 1)  # [K, 2]
+    upper, lower = lip_triangles(v)
+    tri = np.flatnonzero(upper | lower)
+    if not len(p) or not len(tri):
         return np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
-    return sample_triangles(np.asarray(v_rest, np.float64), np.asarray(faces, np.int64), todo, cfg.fill_spacing_m, rng)
+    a, b, c = (v[faces[tri, k], :2] for k in range(3))  # [T, 2]
+    e1, e2 = b - a, c - a
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    det = np.where(np.abs(det) > 1e-15, det, 1e-15)
+    d = p[:, None, :] - a[None]  # [K, T, 2]
+    l1 = (d[..., 0] * e2[:, 1] - d[..., 1] * e2[:, 0]) / det
+    l2 = (e1[:, 0] * d[..., 1] - e1[:, 1] * d[..., 0]) / det
+    bary = np.stack([1 - l1 - l2, l1, l2], -1)  # [K, T, 3]
+    z = np.einsum("ktj,tj->kt", bary, v[faces[tri], 2])  # [K, T] depth at the point
+    inside = bary.min(-1) >= -1e-9
+    best = np.where(inside.any(1), np.argmin(np.where(inside, z, np.inf), axis=1), np.argmax(bary.min(-1), axis=1))
+    bk = np.clip(bary[np.arange(len(p)), best], 0, None)
+    return tri[best].astype(np.int64), (bk / np.maximum(bk.sum(1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray,
@@ -247,9 +306,10 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
         if ref is None:  # no lip seen: the lips stay as the photo shows them
             w_tri[tri] = 0.0
 
-    def targets(p, fid, sig_y=None):
+    def targets(p, fid, sig_y=None, shaded=None):
         """-> (target colours [M, 3], lip share [M] 0..1, lip reference [M, 3], skin [M, 3]); sig_y [M]: the
-        Gaussians' vertical extent (std, metres): the line where the lips meet is averaged over it."""
+        Gaussians' vertical extent (std, metres): the line where the lips meet is averaged over it; shaded [M] bool:
+        which are darker along that line (None: all)."""
         skin = np.asarray(skin_fill(p), np.float64)
         sig2 = np.zeros(len(p)) if sig_y is None else np.asarray(sig_y, np.float64) ** 2
         t, share, ref_m = skin.copy(), np.zeros(len(p)), skin.copy()
@@ -270,7 +330,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
                 # at the centre's value, a disc stretched 3-6x tall across the line drew a dark vertical streak
                 # (lp_d9's closed lips read as a barcode, session 18)
                 var = cfg.meet_width_m ** 2 + sig2[m]
-                amp = cfg.meet_shade * cfg.meet_width_m / np.sqrt(var)
+                amp = cfg.meet_shade * cfg.meet_width_m / np.sqrt(var) * (1.0 if shaded is None else shaded[m])
                 t[m] *= (1 - amp * np.exp(-0.5 * meet[m] ** 2 / var))[:, None]
         return t, share, ref_m, skin
 
@@ -291,31 +351,46 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     if fill is None or not len(fill[0]):
         return batch, info
     ffid, fbary = np.asarray(fill[0], np.int64), np.asarray(fill[1], np.float64)
+    on_line = np.asarray(fill[2], bool) if len(fill) > 2 else np.zeros(len(ffid), bool)
     ok = w_tri[ffid] > 0
-    ffid, fbary = ffid[ok], fbary[ok]
+    ffid, fbary, on_line = ffid[ok], fbary[ok], on_line[ok]
     tri = v_rest[faces[ffid]]
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
     p = np.einsum("mk,mkc->mc", fbary, tri)
     n *= np.where(n[:, 2] > 0, -1.0, 1.0)[:, None]  # outwards: the mouth region faces -z (head frame, z into the head)
-    # the synthesised layer's discs (small, round) along the line where the lips meet go in front: they draw that
-    # line crisp (the photo layer's discs, stretched tall, can only carry it averaged over their height)
-    front = (upper | lower)[ffid] & (np.abs(_meeting_distance(p, v_rest)) < cfg.meet_front_m)
+    # the synthesised layer's discs (small, round) near the line where the lips meet go in front, in the lips' colour
+    # (the photo layer's discs, stretched tall, can only carry that line averaged over their height) ...
+    area = ~on_line
+    front = area & (upper | lower)[ffid] & (np.abs(_meeting_distance(p, v_rest)) < cfg.meet_front_m)
     depth = np.where(front, -cfg.fill_behind_m, cfg.fill_behind_m)
-    layer = surface_discs(p - depth[:, None] * n, n, targets(p, ffid)[0], np.full(len(p), 0.6 * cfg.fill_spacing_m),
-                          None, PART_FACE, face_id=ffid, bary=fbary.astype(np.float32))
+    layer = surface_discs((p - depth[:, None] * n)[area], n[area], targets(p[area], ffid[area], shaded=~front[area])[0],
+                          np.full(int(area.sum()), 0.6 * cfg.fill_spacing_m), None, PART_FACE, face_id=ffid[area],
+                          bary=fbary[area].astype(np.float32))
+    # ... and the line itself is drawn in front of them by overlapping discs along it (`line_points`): its darkening
+    # (line_shade, a profile meet_width_m wide) over their cover at the line, 1 - exp(-sqrt(2 pi) x 2 x opacity)
+    pl, nl, fl = p[on_line], n[on_line], ffid[on_line]
+    if len(pl):
+        x, y = _meeting_line(v_rest)
+        h = 0.5 * cfg.line_spacing_m
+        along = np.stack([np.full(len(pl), 2 * h), np.interp(pl[:, 0] + h, x, y) - np.interp(pl[:, 0] - h, x, y),
+                          np.zeros(len(pl))], 1)  # the line's direction, head frame
+        cover = 1.0 - np.exp(-np.sqrt(2 * np.pi) * 2.0 * cfg.line_opacity)
+        colour = targets(pl, fl, shaded=np.zeros(len(pl), bool))[0] * (1.0 - min(cfg.line_shade / cover, 1.0))
+        line = surface_discs(pl + 2 * cfg.fill_behind_m * nl, nl, colour, np.full(len(pl), cfg.meet_width_m), along,
+                             PART_FACE, opacity=cfg.line_opacity, face_id=fl, bary=fbary[on_line].astype(np.float32))
+        # surface_discs stretches a disc along view_dirs by 1 / cos(its angle to the normal): along the line (in the
+        # surface, cos ~ 0) that is max_stretch; here the length is set: 2 x line_spacing_m along, meet_width_m across
+        line.scales[:, 0] = 2 * cfg.line_spacing_m
+        layer = GaussianBatch.concat([layer, line])
     info["lip_fill"] = len(layer)
     return GaussianBatch.concat([batch, layer]), info
 
 
 def _meeting_distance(p: np.ndarray, v_rest: np.ndarray) -> np.ndarray:
     """[M] vertical distance (metres, + below) of rest points from the closed inner lip line (rest template)."""
-    line = 0.5 * (np.asarray(v_rest, np.float64)[list(lmk.LIP_UPPER_INNER)]
-                  + np.asarray(v_rest, np.float64)[list(lmk.LIP_LOWER_INNER)])
-    x = np.concatenate([[v_rest[lmk.MOUTH_CORNER_R_IN, 0]], line[:, 0], [v_rest[lmk.MOUTH_CORNER_L_IN, 0]]])
-    y = np.concatenate([[v_rest[lmk.MOUTH_CORNER_R_IN, 1]], line[:, 1], [v_rest[lmk.MOUTH_CORNER_L_IN, 1]]])
-    order = np.argsort(x)
-    return p[:, 1] - np.interp(p[:, 0], x[order], y[order])
+    x, y = _meeting_line(v_rest)
+    return p[:, 1] - np.interp(p[:, 0], x, y)
 
 
 def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo, v_rest, faces, w) -> np.ndarray:
