@@ -1222,6 +1222,29 @@ def test_a_screaming_photo_rests_with_lips_not_a_barcode(results):
     assert across < 0.9 * down, f"vertical streaks in the closed lips: |step| across {across:.4f}, down {down:.4f}"
 
 
+def _rest_in_source_view(avatar, zoom: int):
+    """The avatar at rest in its source view rendered zoom x as large -> (image [zoom H, zoom W, 3], project:
+    [M, 3] head-frame points -> (x [M], y [M]) pixels of that image)."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+
+    vm = avatar.source_camera.viewmat
+    p = Driver(avatar).drive(FaceControl.rest(), viewmat=vm)
+    K, w, h = source_intrinsics(avatar)
+    K = np.asarray(K, np.float64).copy()
+    K[:2] *= zoom
+    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K.astype(np.float32), zoom * w, zoom * h,
+                    backend="cpu").image
+
+    def project(q):
+        c = q @ vm[:3, :3].astype(np.float64).T + vm[:3, 3]
+        return K[0, 0] * c[:, 0] / c[:, 2] + K[0, 2], K[1, 1] * c[:, 1] / c[:, 2] + K[1, 2]
+
+    return img, project
+
+
 def test_a_screaming_photo_rests_with_its_lip_line_a_line_not_dots(results):
     """lp_d9_woman_turned's closed lips: the darker line where they meet was drawn by the synthesised layer's discs
     near it, round (0.72 mm), quasi-random, each as dark as its centre was near the line: at 4x the line read as a
@@ -1230,26 +1253,11 @@ def test_a_screaming_photo_rests_with_its_lip_line_a_line_not_dots(results):
     luma within +-3 mm of the line less its darkest): its coefficient of variation along the line was 0.28, 0.16
     now; and it is drawn (mean darkening 0.077 before, 0.121 now)."""
     from gaussian_head_ros.core import landmarks as lmk
-    from gaussian_head_ros.core.control import FaceControl
-    from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
-    from gaussian_head_ros.core.render import rasterize
 
     a = results["lp_d9_woman_turned.jpg"].avatar
-    vm = a.source_camera.viewmat
-    p = Driver(a).drive(FaceControl.rest(), viewmat=vm)
-    K, w, h = source_intrinsics(a)
-    K = np.asarray(K, np.float64).copy()
-    K[:2] *= 4
-    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K.astype(np.float32), 4 * w, 4 * h,
-                    backend="cpu").image
+    img, project = _rest_in_source_view(a, 4)
     v = a.template_vertices.astype(np.float64)
     line = 0.5 * (v[list(lmk.LIP_UPPER_INNER)] + v[list(lmk.LIP_LOWER_INNER)])
-
-    def project(q):
-        c = q @ vm[:3, :3].astype(np.float64).T + vm[:3, 3]
-        return K[0, 0] * c[:, 0] / c[:, 2] + K[0, 2], K[1, 1] * c[:, 1] / c[:, 2] + K[1, 2]
-
     x, y = project(line)
     order = np.argsort(x)
     x, y = x[order], y[order]
@@ -1265,6 +1273,31 @@ def test_a_screaming_photo_rests_with_its_lip_line_a_line_not_dots(results):
     assert len(dark) > 60, len(dark)
     assert dark.mean() > 0.05, f"no line where the lips meet: darkening {dark.mean():.3f}"
     assert dark.std() < 0.22 * dark.mean(), f"the lip line is a row of dots: variation {dark.std() / dark.mean():.3f}"
+
+
+def test_a_screaming_photo_rests_without_drips_below_its_lower_lip(results):
+    """lp_d9_woman_turned's lower lip, closed, is its thin lip stretched 3-6x tall (lips.closed_lips: the covariance
+    follows the map); 43 of its Gaussians centred on the lip reached more than 1 mm past the lip's outer edge at 2
+    standard deviations and hung onto the chin as vertical drips (session 19). Now they are shortened to reach 0.5
+    mm past it at most (lips._above_lower_edge). In the source view at rest rendered at 2x, in the band 1-5 mm
+    below the lower lip's outer edge over its width: mean |luma step| column to column over row to row 1.16
+    before (vertical streaks), 1.01 now."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    a = results["lp_d9_woman_turned.jpg"].avatar
+    img, project = _rest_in_source_view(a, 2)
+    v = a.template_vertices.astype(np.float64)
+    edge = v[[lmk.MOUTH_CORNER_R, *lmk.LIP_LOWER_OUTER, lmk.MOUTH_CORNER_L]]
+    x, y = project(edge)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    mm = np.abs(project(edge + [0, 0.001, 0])[1] - project(edge)[1]).mean()  # pixels a millimetre
+    luma = img @ np.array([0.299, 0.587, 0.114])
+    band = np.stack([luma[int(np.interp(cx, x, y) + mm):int(np.interp(cx, x, y) + mm) + int(4 * mm), cx]
+                     for cx in range(int(x.min()), int(x.max()) + 1)], 1)  # rows down, columns across
+    assert band.shape[0] >= 8 and band.shape[1] > 60, band.shape
+    across, down = np.abs(np.diff(band, axis=1)).mean(), np.abs(np.diff(band, axis=0)).mean()
+    assert across < 1.08 * down, f"vertical drips below the lower lip: |step| across {across:.4f}, down {down:.4f}"
 
 
 @pytest.mark.parametrize("name, most", [("lp_d9_woman_turned.jpg", 0.0015), ("obama_speech.jpg", 0.0035),

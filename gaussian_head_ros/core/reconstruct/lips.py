@@ -18,8 +18,10 @@ singular value of the photo -> rest map from `stretch_from`), unfolds (folded: f
 source view) or moves far (`move_from`), only for a photo whose lip gap is beyond what its lips close by
 stretching (`opening_ratio`: gap / lips' heights, from `open_from`; the ../shared photos: lp_d9 5.0, every
 other <= 1.09, so today only lp_d9 is touched). There:
-- the covariance follows the map (anisotropic: no gaps between discs stretched one way), and a layer of
-  synthesised Gaussians sits just behind the photo layer on the rest triangles (`fill_points`);
+- the covariance follows the map (anisotropic: no gaps between discs stretched one way), but none centred on
+  the lower lip reaches more than 0.5 mm below its outer edge (`_above_lower_edge`: stretched tall, they hung onto
+  the chin as drips), and a layer of synthesised Gaussians sits just behind the photo layer on the rest
+  triangles (`fill_points`);
 - each Gaussian's colour moves towards what the rest template says is there: on the lips' triangles within
   a relaxed lip's height of the line where the lips meet, the lip colour (the median of the photo's own lip
   Gaussians that are neither teeth nor cavity), darker along that line (a photo Gaussian takes the line and
@@ -76,6 +78,9 @@ class LipConfig:
     fill_behind_m: float = 0.0003  # ... this far behind the photo layer
     fill_from: float = 0.5  # ... on triangles whose colour weight (`_weights`) is at least this
     meet_front_m: float = 0.0015  # ... but in front of it within this distance of the line where the lips meet
+    edge_reach_m: float = 0.0005  # a re-textured Gaussian centred above the lower lip's outer edge reaches at most
+    edge_sigmas: float = 2.0  # ... this far below it at this many standard deviations (`_above_lower_edge`), its
+    edge_min_sigma_m: float = 0.0003  # ... vertical extent no shorter than this
     line_spacing_m: float = 0.0004  # the line where the lips meet is drawn by discs this far apart along it (`line_points`)
     line_opacity: float = 0.2  # ... each this opaque, 2 x line_spacing_m long, meet_width_m across: they overlap
     # (their alphas add up to ~1 at the line, 1 - e^-1 = 0.63 of cover)
@@ -340,6 +345,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     w_cov = w_shape[fid]
     c = batch.colors[idx].astype(np.float64)
     sig_y = _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
+    sig_y = _above_lower_edge(batch, idx, v_rest, cfg, sig_y)
     target, share, ref, skin = targets(batch.means[idx].astype(np.float64), fid, sig_y)
     # A Gaussian that already shows what is there at rest keeps its own colour (the photo's texture): on the lips
     # anything but teeth and cavity, on the skin anything but those, lip colour and shadow. Stretched so far that
@@ -416,6 +422,43 @@ def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo,
     batch.scales[idx] = np.sqrt(np.maximum(lam, 1e-14)).astype(np.float32)
     batch.quats[idx] = matrix_to_quat(Q).astype(np.float32)
     return np.sqrt(np.maximum(cov_n[:, 1, 1], 0.0))
+
+
+def _above_lower_edge(batch: GaussianBatch, idx: np.ndarray, v_rest: np.ndarray, cfg: LipConfig,
+                      sig_y: np.ndarray) -> np.ndarray:
+    """Rows idx of the batch whose centre is above the rest template's [V, 3] lower lip's outer edge (the corners
+    and lmk.LIP_LOWER_OUTER) but whose vertical extent reaches further below it than cfg.edge_reach_m (at
+    cfg.edge_sigmas standard deviations) are shortened along the head frame's y (their covariance C -> D C D,
+    D = diag(1, k, 1): their width kept) to reach no further, no shorter than cfg.edge_min_sigma_m; the lower lip's
+    Gaussians stretched tall by the closing hung onto the chin as drips. sig_y [M]: their vertical extent (std,
+    metres; `_follow_map`) -> the same after."""
+    from gaussian_head_ros.core.control import quat_to_matrix
+
+    v = np.asarray(v_rest, np.float64)
+    edge = v[[lmk.MOUTH_CORNER_R, *lmk.LIP_LOWER_OUTER, lmk.MOUTH_CORNER_L]]
+    order = np.argsort(edge[:, 0])
+    m = batch.means[idx].astype(np.float64)
+    y_edge = np.interp(m[:, 0], edge[order, 0], edge[order, 1], left=np.nan, right=np.nan)
+    room = np.maximum((y_edge + cfg.edge_reach_m - m[:, 1]) / cfg.edge_sigmas, cfg.edge_min_sigma_m)
+    todo = np.flatnonzero((m[:, 1] < y_edge) & (sig_y > room))
+    if not todo.size:
+        return sig_y
+    rows = idx[todo]
+    q = batch.quats[rows].astype(np.float64)
+    r = np.stack([quat_to_matrix(x / np.linalg.norm(x)) for x in q])
+    s = batch.scales[rows].astype(np.float64)
+    cov = r @ (s[:, :, None] ** 2 * r.transpose(0, 2, 1))
+    k = room[todo] / sig_y[todo]
+    d = np.ones((len(rows), 3))
+    d[:, 1] = k
+    cov = d[:, :, None] * cov * d[:, None, :]
+    lam, Q = np.linalg.eigh(cov)
+    Q[np.linalg.det(Q) < 0, :, 0] *= -1
+    batch.scales[rows] = np.sqrt(np.maximum(lam, 1e-14)).astype(np.float32)
+    batch.quats[rows] = matrix_to_quat(Q).astype(np.float32)
+    out = np.asarray(sig_y, np.float64).copy()
+    out[todo] = np.sqrt(np.maximum(cov[:, 1, 1], 0.0))
+    return out
 
 
 def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = None) -> np.ndarray:
