@@ -238,6 +238,22 @@ def fill_points(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: n
     return np.r_[fid, lfid], np.concatenate([bary, lbary]).astype(np.float32), on_line
 
 
+def without_detail(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np.ndarray, mouth_px: np.ndarray,
+                   cfg: LipConfig | None = None) -> np.ndarray:
+    """[S, S] bool: the photo's pixels that get no single-pixel detail Gaussian (mesh_fit's `detail`): its open mouth
+    (mouth_px [S, S] bool) when its lips are re-textured (`_weights`' gate > 0 for v_photo, v_rest [V, 3], faces
+    [F, 3], R the head -> camera rotation); else none. Such a photo's open mouth is pushed behind the closed face
+    and shown only as far as a driven jaw opens, at another opening and scale than the photo's: a 0.25 px disc
+    drawn larger than the photo is a point, and lp_d9's teeth and cavity edges read as bright and dark specks
+    (session 19). (Also leaving out the re-textured triangles' detail moved the reader's mouth corners at rest
+    1-2 mm lower, lp_d9: kept.)"""
+    cfg = cfg or LipConfig()
+    _, _, w = _weights(v_photo, v_rest, np.asarray(faces, np.int64), R, cfg)
+    if not (w > 0).any():
+        return np.zeros(np.shape(mouth_px), bool)
+    return np.asarray(mouth_px, bool).copy()
+
+
 def _meeting_line(v_rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The closed inner lip line of the rest template [V, 3] (head frame, y down): (x [K] ascending, y [K]) through
     the inner corners and the midpoints of the inner lips' pairs (metres)."""

@@ -63,7 +63,7 @@ from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength
 from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
                                                           expression_region, without_creases)
-from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, lip_band, skin_fill_map
+from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, lip_band, skin_fill_map, without_detail
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
                                                       parted_over_hidden_teeth, place_on_teeth_surface,
                                                       skin_teeth_colour, teeth_colour, teeth_pixels)
@@ -596,7 +596,9 @@ class MeshFitReconstructor(Reconstructor):
         fringe_steps = int(np.ceil(cfg.bust_fringe_m / (cfg.torso_stride * mpp))) if cfg.bust_fringe_m > 0 else 0
         at_cut = torso_px & (below_cut <= cfg.torso_stride)  # the bust's lowest rows, where the photo cut it
         fringe_budget = fringe_steps * (int(at_cut.any(0).sum()) // cfg.torso_stride + 1) if at_cut.any() else 0
-        base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed)
+        no_detail = (without_detail(V, V_rest, faces, R, mouth_px) if cfg.remove_expression and cfg.closed_lips
+                     else None)
+        base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, colours, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f, R)
         creased = np.any(photo != colours, axis=-1)[pixels[0], pixels[1]]  # [n_photo] rows the creases touch
@@ -961,9 +963,9 @@ class MeshFitReconstructor(Reconstructor):
             out.opacities.dtype)
         return out
 
-    def _select_pixels(self, photo, person, head_mask, torso_px, budget: int):
+    def _select_pixels(self, photo, person, head_mask, torso_px, budget: int, no_detail=None):
         """Base grid (i, j, head stride, torso stride, [S, S] bool pixels on the torso's grid) and detail pixels (i, j)
-        within `budget` Gaussians."""
+        within `budget` Gaussians; no_detail [S, S] bool (None: none): pixels that get no detail Gaussian."""
         cfg = self.cfg
         S = person.shape[0]
         ii, jj = np.mgrid[0:S, 0:S]
@@ -985,7 +987,7 @@ class MeshFitReconstructor(Reconstructor):
             keep = np.linspace(0, len(bi) - 1, max(budget, 1)).astype(np.int64)
             bi, bj = bi[keep], bj[keep]
         n_detail = max(0, budget - len(bi)) if cfg.detail and hs > 1 else 0
-        cand = head_mask & ~base
+        cand = head_mask & ~base & (True if no_detail is None else ~no_detail)
         if n_detail and cand.any():
             hp = np.abs(photo - cv2.GaussianBlur(photo, (0, 0), 1.0)).sum(-1)
             ci, cj = np.nonzero(cand)
