@@ -314,6 +314,29 @@ def test_avatar_swap(io):
     assert after is not None, "the face display still shows the first avatar 30 s after the swap"
 
 
+def test_max_gaussians_set_below_the_shown_avatar_is_said(io):
+    """`ros2 param set /r20a/render_node max_gaussians 1000` under a 60000-Gaussian avatar (user20, s20): 'Set parameter
+    successful' and nothing else, the display went on with the avatar above its budget (it is checked as an avatar
+    arrives). Now the node warns, naming the avatar and its count, that it stays shown and the budget holds for the
+    avatars that arrive from now on; a budget the shown avatar fits in says nothing."""
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    io["avatar"].publish(avatar_to_msg(synthetic_avatar(10_000, seed=4, operator_id="budgeted")))
+    _wait_said(io, "avatar 'budgeted' ready")
+    out = lambda: io["proc"].output()  # noqa: E731
+    said = lambda: [ln for ln in out().splitlines() if "is below the avatar on the display" in ln]  # noqa: E731
+    try:
+        assert _set_param(io, "max_gaussians", 20000).successful  # fits: nothing to say
+        assert _set_param(io, "max_gaussians", 6000).successful
+        _wait_said(io, "max_gaussians 6000 is below the avatar on the display ('budgeted', 10000 Gaussians): it "
+                       "stays shown; the budget applies to the avatars that arrive from now on")
+    finally:
+        assert _set_param(io, "max_gaussians", 50000).successful
+    assert len(said()) == 1 and "[WARN]" in said()[0], said()
+    assert _wait_image(io, lambda m: True, 30) is not None  # still drawing
+
+
 def _latest_diagnostic(io, key, timeout=30.0):
     """The value of `key` in a render_node diagnostics message that arrives from now on."""
     import rclpy

@@ -251,6 +251,8 @@ class RenderNode(Node):
                 self.mixer.idle_timeout_s = float(p.value)
             elif p.name == "device":
                 self._say_unusable_device(p.value)
+            elif p.name == "max_gaussians":
+                self._say_budget_below_shown(int(p.value))
         size = {p.name: int(p.value) for p in params if p.name in ("width", "height")}
         if size:
             self._say_large_frames(size.get("width", int(self._param("width"))), size.get("height", int(self._param("height"))))
@@ -279,6 +281,17 @@ class RenderNode(Node):
             f"subscriber loses many, with no error on either side; use {side}x{side} or less (as many pixels), "
             "face_display/image_raw/compressed, or a Fast DDS profile of your own with a larger segment_size and "
             "maxMessageSize (README, 'Fast DDS profile')")
+
+    def _say_budget_below_shown(self, budget: int) -> None:
+        """Warn when `max_gaussians` is set below the Gaussian count of the avatar on the display: the budget is checked
+        as an avatar arrives, so that avatar stays shown (the node keeps what it has); 'Set parameter successful' and
+        nothing else read as if the display now kept to it (user20, s20: 1000 set under a 60000-Gaussian avatar)."""
+        shown = self.loaded
+        if shown is not None and shown.num_gaussians > budget:
+            self.get_logger().warning(
+                f"max_gaussians {budget} is below the avatar on the display ('{shown.operator_id}', "
+                f"{shown.num_gaussians} Gaussians): it stays shown; the budget applies to the avatars that arrive from "
+                "now on (a new photo, a restarted reconstruction_node), which are refused above it")
 
     def _say_unusable_device(self, device: str) -> None:
         """Warn when `device` names a CUDA device torch does not see (a CPU-only robot): accepted, as a device
