@@ -232,3 +232,48 @@ def test_a_variable_frame_rate_video_is_published_at_its_own_pace(tmp_path, rclp
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_a_max_side_below_the_trackers_smallest_frame_is_refused(tmp_path, rclpy_context):
+    """`ros2 param set /r20a/video_source_node max_side 1` (user20, s20) answered 'Set parameter successful': the node
+    published 1x1 frames (8x8 with 8), said nothing, its /diagnostics stayed 'playing' at level OK, and the tracker
+    skipped every frame ('need an RGB uint8 image of at least 16x16'), the face display falling into its idle
+    animation. Now 1..15 is refused when set, naming the smallest (facemesh.MIN_IMAGE_SIDE), and a start-up
+    `-p max_side:=4` goes back to 0 (off) with an error line; the frames keep their size."""
+    import rclpy
+    from conftest import shared
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+
+    clip = shared("driving", "lp_d0.mp4")  # 512 x 512
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/vs_small", "-p", f"source:={clip}",
+                                                   "-p", "max_side:=4"], tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node("video_source_small_test")
+    frames = []
+    node.create_subscription(Image, "/vs_small/camera/image_raw", frames.append, qos_profile_sensor_data)
+    cli = node.create_client(SetParameters, "/vs_small/video_source_node/set_parameters")
+
+    def set_max_side(v):
+        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name="max_side", value=ParameterValue(
+            type=ParameterType.PARAMETER_INTEGER, integer_value=v))]))
+        rclpy.spin_until_future_complete(node, fut, timeout_sec=60)
+        assert fut.done(), "no answer to set_parameters max_side"
+        return fut.result().results[0]
+
+    try:
+        assert spin_until(node, lambda: len(frames) >= 3, 60), proc.output()
+        assert (frames[-1].width, frames[-1].height) == (512, 512), proc.output()  # the start-up 4: back to 0
+        assert "parameter max_side must be 0 (off) or at least 16, got 4" in proc.output(), proc.output()
+        assert cli.wait_for_service(timeout_sec=60)
+        r = set_max_side(8)
+        assert not r.successful and "max_side must be 0 (off) or at least 16, got 8" in r.reason, r.reason
+        assert set_max_side(16).successful and set_max_side(0).successful
+        frames.clear()
+        assert spin_until(node, lambda: len(frames) >= 3, 60) and frames[-1].width == 512, proc.output()
+    finally:
+        node.destroy_client(cli)
+        node.destroy_node()
+        proc.stop()

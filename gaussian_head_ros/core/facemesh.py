@@ -21,6 +21,7 @@ from gaussian_head_ros.core.landmarks import CHEEK_L, CHEEK_R, FOREHEAD, NOSE_BA
 
 log = logging.getLogger(__name__)
 
+MIN_IMAGE_SIDE = 16  # pixels: the shortest side of an image detect() reads (MediaPipe's graphs need some image to look at)
 CANONICAL_EYE_SPAN = 0.09  # metres between the outer eye corners (landmarks.OUTER_EYE) of the canonical head
 
 
@@ -143,8 +144,9 @@ class FaceMesh:
     # ------------------------------------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
         """[H, W, 3] uint8 RGB -> faces, largest first (empty when there is none)."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 16:
-            raise ValueError(f"need an RGB uint8 image of at least 16x16, got {rgb.shape} {rgb.dtype}")
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < MIN_IMAGE_SIDE:
+            raise ValueError(f"need an RGB uint8 image of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, "
+                             f"got {rgb.shape} {rgb.dtype}")
         small, scale = _fit_within(rgb, self.MAX_SIDE)
         mesh = self._video_graph() if self.static_image_mode else self._mesh
         try:

@@ -125,11 +125,12 @@ def warn_unknown_overrides(node) -> list[str]:
     return unknown
 
 
-def check_parameters(table: dict[str, Setting], params) -> None:
-    """Raise ValueError for the first rclpy Parameter of `params` outside its setting's range or choices."""
+def check_parameters(table: dict[str, Setting], params, check=None) -> None:
+    """Raise ValueError for the first rclpy Parameter of `params` outside its setting's range or choices; `check`
+    (name, value), raising ValueError, replaces that check when a node checks more (as in declare_settings)."""
     for p in params:
         if p.name in table:
-            table[p.name].check(p.value)
+            (check or (lambda _, v, s=table[p.name]: s.check(v)))(p.name, p.value)
 
 
 def diagnostics(node, task: str, level: int, message: str, hardware_id: str, values: dict) -> DiagnosticArray:

@@ -27,6 +27,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import frametrace
+from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
 from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, check_parameters,
@@ -44,10 +45,22 @@ class VideoSourceSettings:
     loop: bool = setting(True, "restart a file at its end")
     rate: float = setting(0.0, "publish rate in Hz; 0 = the file's native rate", range=(0.0, 240.0))
     frame_id: str = setting("camera_optical_frame", "frame_id of the published images")
-    max_side: int = setting(0, "scale frames down so their longer side is at most this; 0 = off", range=(0, 16384))
+    max_side: int = setting(0, "scale frames down so their longer side is at most this; 0 = off, else at least 16 "
+                                      "(facemesh.MIN_IMAGE_SIDE: the tracker reads no smaller frame)", range=(0, 16384))
 
 
 PARAMS = settings(VideoSourceSettings)
+
+
+def check_value(name: str, value) -> None:
+    """Raise ValueError when a parameter value is not acceptable: its range, then what a range cannot say: a
+    `max_side` from 1 to facemesh.MIN_IMAGE_SIDE - 1 makes frames the tracker cannot read (it skips each one, 'need an
+    RGB uint8 image of at least 16x16'), so it is 0 (off) or at least MIN_IMAGE_SIDE."""
+    PARAMS[name].check(value)
+    if name == "max_side" and 0 < int(value) < MIN_IMAGE_SIDE:
+        raise ValueError(f"max_side must be 0 (off) or at least {MIN_IMAGE_SIDE}, got {value}: frames of fewer "
+                         f"pixels a side are too small for the tracker (it reads {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
+                         "and more, and finds faces in far larger frames)")
 
 
 class VideoSourceNode(Node):
@@ -55,7 +68,7 @@ class VideoSourceNode(Node):
         super().__init__("video_source_node", **kwargs)
         self.declare_parameter("source", "", ParameterDescriptor(
             description="video file path, /dev/videoN or a camera index", read_only=True))
-        declare_settings(self, PARAMS)  # a wrong type or a value out of range goes back to its default
+        declare_settings(self, PARAMS, check_value)  # a wrong type or a value refused goes back to its default
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -70,7 +83,7 @@ class VideoSourceNode(Node):
 
     def _on_set(self, params) -> SetParametersResult:
         try:
-            check_parameters(PARAMS, params)
+            check_parameters(PARAMS, params, check_value)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
