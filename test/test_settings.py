@@ -315,6 +315,24 @@ def test_launch_warns_about_a_params_file_section_for_no_node_it_starts(tmp_path
     assert len(said) == 1 and "'/render_node'" in said[0], said
 
 
+def test_launch_warns_about_a_misspelt_params_file_section(tmp_path):
+    """`params_file:=my.yaml` with a section `rendr_node:` (or `render_nodes:`, `/robot1/trackernode:`; user20, s20):
+    the launch said nothing and every node ran on its defaults, the misspelt section's values dropped (rcl reads a
+    section only for a node of that name). Now each such key is said with the node name it is close to. Sections
+    far from every node of the package (another package's node, `/**`) and the other host's nodes are not."""
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("rendr_node:\n  ros__parameters:\n    width: 640\n"
+                    "/robot1/trackernode:\n  ros__parameters:\n    fov_deg: 60.0\n"
+                    "usb_cam:\n  ros__parameters:\n    video_device: /dev/video0\n"
+                    "/**:\n  ros__parameters:\n    use_sim_time: false\n"
+                    "photo_node:\n  ros__parameters:\n    photo: me.jpg\n")
+    said = _launch_warnings("all", {"namespace": "robot1", "params_file": str(typo)})
+    assert len(said) == 2, said
+    assert "'rendr_node' names no node of gaussian_head_ros (did you mean 'render_node'?)" in said[0], said
+    assert "'/robot1/trackernode' names no node of gaussian_head_ros (did you mean 'tracker_node'?)" in said[1], said
+    assert len(_launch_warnings("robot", {"params_file": str(typo)})) == 2  # photo_node (the operator's): not said
+
+
 def test_a_host_launch_file_names_the_other_hosts_for_its_arguments():
     """An argument of the other host's launch file (`reconstructor:=` given to operator.launch.py, `video:=` or
     `camera_topic:=` to robot.launch.py) is said with the launch file that has it; a parameter of a node the

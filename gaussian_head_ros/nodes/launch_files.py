@@ -172,8 +172,9 @@ def nodes(context, host: str) -> list:
         for node in started + ("video_source_node",) * bool(video):
             overrides.setdefault(node, {})["use_sim_time"] = sim_time
     ns = "/" + cfg["namespace"].strip("/") if cfg["namespace"].strip("/") else ""
+    every = {n for names in HOST_NODES.values() for n in names} | {"video_source_node"}
     for line in params_sections_for_no_node(cfg["params_file"], [f"{ns}/{n}" for n in started]
-                                            + [f"{ns}/video_source_node"] * bool(video)):
+                                            + [f"{ns}/video_source_node"] * bool(video), tuple(sorted(every))):
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
     params_file = node_params_file(cfg["params_file"], overrides)
     ros_args = ["--log-level", cfg["log_level"]]

@@ -96,13 +96,18 @@ def _node_key_matches(key: str, node: str) -> bool:
     return match([t for t in key.split("/") if t], [t for t in node.split("/") if t])
 
 
-def params_sections_for_no_node(path: str | Path, nodes: list[str]) -> list[str]:
+def params_sections_for_no_node(path: str | Path, nodes: list[str], package_nodes: tuple[str, ...] = ()) -> list[str]:
     """One warning line per node-name key of the parameters file `path` that names, with its leading '/', none of
     `nodes` (the fully qualified names a launch starts, `/robot1/render_node`). rcl reads such a key only for
     a node of that exact name, so its values were dropped without a word: `ros2 param dump /render_node` writes
     `/render_node:`, and that file given to `namespace:=robot1` left every node on its defaults (user16, s16).
     Keys without the '/' match the node in any namespace (node_params_file), and are not said; nor are keys for a
-    node this launch does not start (a file shared by both hosts: '/robot1/tracker_node' is the operator's)."""
+    node this launch does not start (a file shared by both hosts: '/robot1/tracker_node' is the operator's).
+    A key whose node name is none of `package_nodes` (every node name of the package) but close to one, a misspelt
+    section (`rendr_node:`, `render_nodes:`), is said too, with the name it is close to: its values were dropped
+    without a word as well (user20, s20); names far from all of them (another package's node, `/**`) are not."""
+    import difflib
+
     import yaml
 
     with open(path) as fh:
@@ -116,6 +121,11 @@ def params_sections_for_no_node(path: str | Path, nodes: list[str]) -> list[str]
             lines.append(f"parameters file {path}: '{key}' names no node this launch starts ({', '.join(nodes)}): "
                          f"its values are not used; write '{name}:' (no leading '/') to give them to {name} in any "
                          f"namespace (`ros2 param dump` writes full names)")
+        elif package_nodes and name not in package_nodes:
+            close = difflib.get_close_matches(name, sorted(package_nodes), n=1, cutoff=0.75)
+            if close:
+                lines.append(f"parameters file {path}: '{key}' names no node of gaussian_head_ros (did you mean "
+                             f"'{close[0]}'?): its values are not used; the nodes: {', '.join(sorted(package_nodes))}")
     return lines
 
 
