@@ -937,6 +937,43 @@ def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context
         node._worker.join(60)
 
 
+def test_a_cache_that_cannot_be_written_is_a_warning_on_diagnostics(rclpy_context, tmp_path):
+    """A cache write the disk refuses (read-only or full disk, a folder gone; user20, s20: cache_path under /proc) was
+    said on the log at WARN ('a restart will not serve this avatar') and in the diagnostics' avatar_cache value, but
+    the status itself stayed level OK 'ready': a monitor of /diagnostics saw nothing until the robot restarted without
+    a face. Now the level is WARN with the cache's state in the message, until a write succeeds. In-process, the
+    node's own _save_cache and _publish_diagnostics."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Header
+
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+
+    path = tmp_path / "gone" / "avatar.cache"
+    node = ReconstructionNode(namespace="cache_diag_test", parameter_overrides=[Parameter("cache_path", value=str(path))])
+    node.diag_pub = _StandInPublisher()
+    sent = node.diag_pub.sent
+    try:
+        deadline = time.monotonic() + 60
+        while node.cache_state == "on" and time.monotonic() < deadline:  # the worker looks for a cache first
+            time.sleep(0.05)
+        (tmp_path / "gone").write_bytes(b"")  # the disk's refusal: a file where the folder should be
+        node._save_cache(avatar_to_msg(synthetic_avatar(500, seed=3, operator_id="kept"), Header(frame_id="head")))
+        node._publish_diagnostics()
+        status = sent[-1].status[0]
+        assert status.level == DiagnosticStatus.WARN, (status.level, status.message)
+        assert f"avatar cache: cannot write {path}" in status.message, status.message
+        (tmp_path / "gone").unlink()
+        node._save_cache(avatar_to_msg(synthetic_avatar(500, seed=3, operator_id="kept"), Header(frame_id="head")))
+        node._publish_diagnostics()
+        assert sent[-1].status[0].level == DiagnosticStatus.OK, sent[-1].status[0].message
+    finally:
+        node.destroy_node()
+        node._worker.join(60)
+
+
 class _StandInPublisher:
     """What InOrderLatched uses of a publisher: publish, and wait_for_all_acked (`acked`: every reader has the last)."""
 

@@ -605,13 +605,16 @@ class ReconstructionNode(Node):
     # diagnostics
 
     def _publish_diagnostics(self) -> None:
+        message = self.state
         if self.state.startswith("no reconstructor"):
             level = DiagnosticStatus.ERROR
         elif self.last["code"] not in ("", str(OK)):
-            level = DiagnosticStatus.WARN
+            level, message = DiagnosticStatus.WARN, f"last photo refused: {self.last['message']}"
+        elif self.cache_state.startswith(("cannot write", "cached avatar ignored")):
+            # the face is served, but a restart will not serve it again: level OK hid it from monitors (user20, s20)
+            level, message = DiagnosticStatus.WARN, f"{self.state}; avatar cache: {self.cache_state}"
         else:
             level = DiagnosticStatus.OK
-        message = self.state if level != DiagnosticStatus.WARN else f"last photo refused: {self.last['message']}"
         values = {"state": self.state, "backend": str(self._param("backend")), "avatar_cache": self.cache_state,
                   **{f"last_{k}": v for k, v in self.last.items()}, **{k: str(v) for k, v in self.counts.items()},
                   "statuses_waiting": str(self.statuses.pending()), "statuses_unacknowledged": str(self.statuses.unacked)}
