@@ -2,6 +2,7 @@
 found, yaw follows its head transform, mouth_open follows its jawOpen; One Euro filter lag and jitter;
 neutral calibration and expression; operator selection; out-of-order frames; the `track` command."""
 
+import io
 import json
 import math
 import os
@@ -1007,6 +1008,44 @@ def test_a_phone_photo_as_a_video_source_is_upright_and_opaque(tmp_path, fmt):
         assert src.read().rgb.shape == (24, 32, 3) and (src.width, src.height) == (64, 48)
         src.max_side = 16
         assert src.read().rgb.shape == (12, 16, 3)
+
+
+@pytest.mark.parametrize("cut", ["obama_official.jpg", "png"])
+def test_a_truncated_photo_as_a_video_source_is_refused_with_the_reason(tmp_path, cut):
+    """`video:=cut.jpg` with a photo file cut short (a copy that broke off): imageio refuses it, and still_image
+    handed it to OpenCV, which played obama_official.jpg's first 5000 bytes as its 128x160 EXIF thumbnail, the
+    lower half flat green, without a word (user20, s20); the reconstruction node refuses the same file. Now the
+    source is refused naming the file and why, as video_source_node says for any source it cannot open."""
+    from PIL import Image
+
+    path = tmp_path / "cut.jpg"
+    if cut == "png":
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(buf, "PNG")
+        path = tmp_path / "cut.png"
+        path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    else:
+        path.write_bytes(shared("portraits", cut).read_bytes()[:5000])
+    with pytest.raises(ValueError, match=rf"cannot decode image '{path}': .*corrupt, truncated"):
+        VideoSource(str(path), loop=True)
+
+
+def test_an_mpeg1_stream_cut_short_still_plays_as_a_video(tmp_path):
+    """A guard of the test above: an MPEG-1 video stream (.m1v), whose header Pillow reads too (format MPEG, which it
+    cannot decode), plays through OpenCV, whole or cut short, not refused as a broken photo (user20's c26c36f: the first
+    form of this refusal turned a playable .m1v away as 'cannot decode image')."""
+    clip = tmp_path / "clip.m1v"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"PIM1"), 25, (64, 64))
+    for i in range(10):
+        writer.write(np.full((64, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    if not (clip.exists() and clip.stat().st_size):
+        pytest.skip("this OpenCV writes no MPEG-1")
+    cut = tmp_path / "cut.m1v"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    for path, least in ((clip, 10), (cut, 1)):
+        with VideoSource(str(path)) as src:
+            assert sum(1 for _ in src) >= least, path
 
 
 def vfr_clip(path, n: int = 40) -> None:

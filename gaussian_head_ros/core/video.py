@@ -207,9 +207,12 @@ STILL_FPS = 25.0  # [Hz] a still image file's nominal rate (what OpenCV's image 
 def still_image(path: str) -> np.ndarray | None:
     """A still image file (JPEG, PNG, WebP, TIFF, ...: what Pillow opens, not animated) -> [H, W, 3] uint8 RGB decoded
     as a photo is (`imageio.read_image`: EXIF orientation applied, transparency composited, ICC colours converted);
-    None for anything else (a video, an animated GIF, a file Pillow cannot decode), which OpenCV then plays. Reads the
-    header only unless it is a still image. A phone photo given as a video source (video:=me.jpg) was played as
-    OpenCV decoded it: lying on its side (no EXIF orientation), the colour under transparent pixels showing."""
+    None for anything else (a video, an animated GIF: a file no Pillow format claims), which OpenCV then
+    plays. Reads the header only unless it is a still image. Raises ValueError naming the file and why when Pillow
+    knows it as a still image but cannot decode it (corrupt, truncated, too large): OpenCV played a truncated JPEG's
+    EXIF thumbnail, its lower half flat green, without a word (user20, review20, s20). A phone photo given as a video
+    source (video:=me.jpg) was played as OpenCV decoded it: lying on its side (no EXIF orientation), the colour under
+    transparent pixels showing."""
     from PIL import Image
 
     from gaussian_head_ros.core import imageio
@@ -218,14 +221,16 @@ def still_image(path: str) -> np.ndarray | None:
         with Image.open(path) as im:  # the header only
             if im.format == "MPEG" or getattr(im, "is_animated", False):  # (Pillow names MPEG-1 video, not decodes it)
                 return None
+    except Image.UnidentifiedImageError:  # not an image Pillow knows (a video): OpenCV plays it
+        return None
     except Image.DecompressionBombError:  # above Pillow's own limit: read_image decodes a JPEG reduced, or says why
         pass
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error):  # not an image Pillow knows (a video): OpenCV
-        return None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):  # an image whose header breaks off ('Truncated
+        pass  # File Read' in a JPEG's EXIF block): read_image says why
     try:
         return imageio.read_image(path)
-    except ValueError:
-        return None
+    except ValueError as e:
+        raise ValueError(f"cannot decode image {path!r}: {e}") from e
 
 
 def read_frames(path: str, max_frames: int | None = None) -> list[VideoFrame]:
