@@ -1048,6 +1048,31 @@ def test_an_mpeg1_stream_cut_short_still_plays_as_a_video(tmp_path):
             assert sum(1 for _ in src) >= least, path
 
 
+def test_a_video_smaller_than_the_tracker_reads_is_refused(tmp_path):
+    """`ros2 run gaussian_head_ros video_source_node --ros-args -p source:=tiny.png` (a 1x1 PNG; user20, s20) logged
+    'playing tiny.png (1x1 at 25 fps, looping)', its /diagnostics said 'playing' at OK, and the tracker skipped every
+    frame ('need an RGB uint8 image of at least 16x16'). Now a file whose frames are under facemesh.MIN_IMAGE_SIDE a
+    side is refused when opened, with the sizes (the node: at ERROR, on /diagnostics): a still image (decoded as a
+    photo) and a video (OpenCV) alike; 16x16 plays."""
+    cases = [("png", 1, 1, True), ("png", 64, 12, True), ("png", 16, 16, False), ("avi", 48, 8, True),
+             ("avi", 16, 16, False)]
+    for ext, w, h, refused in cases:
+        path = tmp_path / f"small_{w}x{h}.{ext}"
+        if ext == "png":
+            cv2.imwrite(str(path), np.full((h, w, 3), 90, np.uint8))
+        else:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
+            for i in range(3):
+                writer.write(np.full((h, w, 3), 40 * i, np.uint8))
+            writer.release()
+        if refused:
+            with pytest.raises(ValueError, match=rf"is {w}x{h}, smaller than the face tracker reads \(16x16 and more"):
+                VideoSource(str(path), loop=True)
+        else:
+            with VideoSource(str(path), loop=True) as src:
+                assert src.read().rgb.shape == (h, w, 3), path
+
+
 def vfr_clip(path, n: int = 40) -> None:
     """An mp4 of `n` (even) 64x48 frames whose grey level is 6 x its index, with a variable frame rate as a phone
     records: its first half 1/60 s apart, the second half 1/20 s (written by OpenCV at 30 fps, then its `stts` box, the

@@ -10,7 +10,8 @@ With `loop=True` a file restarts at its end and stamps keep increasing (each pas
 duration of the previous ones), so a consumer never sees time run backwards; a still image file (one frame)
 repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time), decoded as a
 photo is (`still_image`: upright, opaque, sRGB). A file OpenCV
-opens but finds no frame size in (corrupt, not a video) is refused with ValueError, as a missing one is.
+opens but finds no frame size in (corrupt, not a video) is refused with ValueError, as a missing one is, and so is
+a file whose frames are under facemesh.MIN_IMAGE_SIDE a side (the tracker reads none of them).
 
 Writing: `VideoWriter(path, fps).write(rgb)` (mp4v), and `SideBySideWriter` for driver | render pairs.
 """
@@ -27,6 +28,8 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+
+from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,8 @@ class VideoSource:
             self._cap.release()  # (a text file, a corrupt JPEG): it played as a 0x0 video that ended at once
             raise ValueError(f"cannot decode video {source!r}: OpenCV finds no frame size in it (corrupt, or not a "
                              f"video or image)")
+        if not self.camera:
+            self._refuse_small()
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = n if n > 0 and not self.camera else None  # None when unknown (cameras, streams)
         self._index = 0
@@ -109,9 +114,19 @@ class VideoSource:
         self._cap = None
         self.fps, self.frame_count = STILL_FPS, None  # as OpenCV's image reader said (demo: None = plays 10 s)
         self.height, self.width = rgb.shape[:2]  # the file's size, as for a video
+        self._refuse_small()
         self._still_full, self._still_side, self._still = rgb, None, None
         self._still = self._still_fit()
         self._index, self._offset_ns, self._last_ns, self._prev_ns, self._first = 0, 0, None, None, None
+
+    def _refuse_small(self) -> None:
+        """Raises ValueError, with the sizes, for a file whose frames are under facemesh.MIN_IMAGE_SIDE a side: it
+        played without a word and the tracker skipped every frame (user20, s20: a 1x1 PNG as video:=, /diagnostics
+        'playing' at OK). Frames made smaller by max_side are video_source_node's check (it refuses max_side 1..15)."""
+        if min(self.width, self.height) < MIN_IMAGE_SIDE:
+            self.close()
+            raise ValueError(f"video {self.source!r} is {self.width}x{self.height}, smaller than the face tracker reads "
+                             f"({MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} and more; faces are found in far larger frames)")
 
     def _still_fit(self) -> np.ndarray:
         """The still image file's frame scaled to the current max_side (cached: `_still`)."""
