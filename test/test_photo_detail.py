@@ -30,6 +30,7 @@ def test_the_wrinkles_round_the_eyes_are_not_specks_drawn_twice_as_large():
     left the base layer showing between them. Now a detail disc's colour stays within the photo's 3x3 range about
     its pixel (+-0.05), and one on a line is stretched along it. Drawn at 2x, the eye region has half as many dark
     pixels standing out of their 5x5 neighbourhood (0.79 % -> 0.39 %) and fewer light ones (1.16 % -> 0.67 %)."""
+    from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct import get_reconstructor
 
@@ -41,7 +42,7 @@ def test_the_wrinkles_round_the_eyes_are_not_specks_drawn_twice_as_large():
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
     c = np.asarray(avatar.template_vertices, np.float64) @ np.asarray(cam.viewmat)[:3, :3].T + np.asarray(
         cam.viewmat)[:3, 3]
-    corners = np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy], 1)[[33, 133, 362, 263]]
+    corners = np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy], 1)[[lmk.EYE_OUTER_R, lmk.EYE_INNER_R, lmk.EYE_INNER_L, lmk.EYE_OUTER_L]]
     x0, x1 = int(corners[:, 0].min() - 15) * k, int(corners[:, 0].max() + 15) * k  # both eyes, lids and wrinkles
     y0, y1 = int(corners[:, 1].mean() - 20) * k, int(corners[:, 1].mean() + 25) * k
     luma = np.clip(img @ LUMA, 0, 1)
