@@ -1006,8 +1006,8 @@ def test_a_phone_photo_as_a_video_source_is_upright_and_opaque(tmp_path, fmt):
         assert src.read() is not None and src.read() is None
     with VideoSource(str(path), loop=True, max_side=32) as src:  # max_side set while playing (video_source_node)
         assert src.read().rgb.shape == (24, 32, 3) and (src.width, src.height) == (64, 48)
-        src.max_side = 16
-        assert src.read().rgb.shape == (12, 16, 3)
+        src.max_side = 16  # bounds the longer side; the shorter is kept at the tracker's smallest, 16 (was 12)
+        assert src.read().rgb.shape == (16, 21, 3)
 
 
 @pytest.mark.parametrize("cut", ["obama_official.jpg", "png"])

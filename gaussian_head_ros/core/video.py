@@ -135,10 +135,14 @@ class VideoSource:
         return self._still
 
     def _fit(self, rgb: np.ndarray) -> np.ndarray:
-        """`rgb` scaled down (area) so that its longer side is at most max_side (unchanged without max_side)."""
+        """`rgb` scaled down (area) so that its longer side is at most max_side, but its shorter side never below
+        facemesh.MIN_IMAGE_SIDE (unchanged without max_side). video_source_node refuses a max_side under 16, which
+        bounds the longer side: a 16:9 clip at max_side 16-28 was scaled to frames 9-15 px high that the tracker
+        skipped, every one (review20, s20)."""
         if self.max_side and max(rgb.shape[:2]) > self.max_side:
-            s = self.max_side / max(rgb.shape[:2])
-            rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
+            s = max(self.max_side / max(rgb.shape[:2]), min(1.0, MIN_IMAGE_SIDE / min(rgb.shape[:2])))
+            if s < 1.0:
+                rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
         return rgb
 
     def close(self) -> None:
