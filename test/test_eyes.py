@@ -848,3 +848,24 @@ def test_the_brows_move_brow_gain_times_the_operators_and_nothing_else_does(cano
         np.testing.assert_allclose(disp[lmk.NOSE_TIP], [0, 0, -0.001], atol=1e-9)
         others = np.setdiff1d(np.arange(lmk.NUM_MESH), np.r_[rows, lmk.NOSE_TIP])
         np.testing.assert_allclose(disp[others], 0, atol=1e-12)
+
+
+def test_the_closed_lids_lash_line_is_evenly_spaced_not_a_row_of_beads(canonical):
+    """eyelids.closed_lid_skin's lash line (the skin whose crease weight lies in its thin `line` strip) along each
+    closed upper lid: no gap between neighbouring points along the eye wider than 1.5 x their closed sigma (0.4 mm
+    at mesh_fit's 0.5 mm spacing). The points were put in each triangle uniformly at random: gaps of 0.8 and 1.2 mm
+    (2-3 sigma) on the canonical face, bunched points between them, a beaded line where the lids meet in a blink
+    at 2-4x (lids20); evenly spaced (eyelids.triangle_lattice) the largest is 0.39 mm."""
+    from gaussian_head_ros.core.reconstruct.eyelids import closed_lid_skin, closed_vertices
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+    f = template_faces()
+    spacing = 0.0005  # MeshFitConfig.lid_skin_spacing_m
+    means, _, colours, _, fid, bary = closed_lid_skin(canonical, f, lambda p: np.full((len(p), 3), 0.8),
+                                                      np.array([0.0, 0.0, -0.5]), spacing, 0.0015,
+                                                      line_rgb=np.zeros((2, 3)))
+    closed = np.einsum("nk,nkd->nd", bary, closed_vertices(canonical)[f[fid]])
+    line = colours[:, 0] < 0.4  # more than half the line's colour
+    for side in (closed[:, 0] < 0, closed[:, 0] >= 0):
+        x = np.sort(closed[line & side, 0])
+        assert len(x) > 50 and x[-1] - x[0] > 0.02  # a line along the eye (23 mm on the canonical face)
+        assert np.diff(x).max() < 1.5 * 0.8 * spacing

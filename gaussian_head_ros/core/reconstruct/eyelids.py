@@ -379,6 +379,18 @@ def fold_lashes(face_id: np.ndarray, bary: np.ndarray, means: np.ndarray, vertic
     return (1 + e)[:, None] * b - e[:, None] * crease
 
 
+def triangle_lattice(n: int) -> np.ndarray:
+    """About n (at least 1) evenly spaced points in a triangle -> barycentric weights [k (k + 1) / 2, 3], k the
+    whole number nearest the root of k (k + 1) / 2 = n: the centroids of the k^2 / 2 upward sub-triangles of the
+    triangle cut k times along each side. Evenly spaced, not uniformly at random: closed_lid_skin's lash line is
+    a thin strip of weights (its `line`), and the random points that fell on it were bunched and gapped, a row
+    of beads where the lids meet in a blink (lids20)."""
+    k = max(1, int(round((np.sqrt(8.0 * n + 1.0) - 1.0) / 2.0)))
+    i, j = np.triu_indices(k)  # i <= j < k: k (k + 1) / 2 pairs
+    a, b = (i + 1.0 / 3.0) / k, (k - 1 - j + 1.0 / 3.0) / k  # a + b <= (k - 1 + 2 / 3) / k < 1
+    return np.stack([1.0 - a - b, a, b], 1)
+
+
 def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, colour_of, centre: np.ndarray,
                     spacing_m: float, behind_m: float, line_rgb: np.ndarray | None = None,
                     line: tuple[float, float, float] = (0.04, 0.16, 0.06)):
@@ -410,16 +422,12 @@ def closed_lid_skin(vertices: np.ndarray, faces: np.ndarray, colour_of, centre: 
         return 0.5 * np.linalg.norm(np.cross(x[f[t, 1]] - x[f[t, 0]], x[f[t, 2]] - x[f[t, 0]]), axis=-1)
 
     out = {k: [] for k in ("means", "normals", "closed", "sigma", "face_id", "bary", "crease", "eye")}
-    rng = np.random.default_rng(0)
     for t in tris:
         a_rest, a_closed = float(area(v, t)), float(area(closed, t))
         if a_rest <= 1e-12 or a_closed <= 1e-12:
             continue
-        n = max(3, int(np.ceil(a_closed / spacing_m ** 2)))
-        r = rng.random((n, 2))
-        flip = r.sum(1) > 1
-        r[flip] = 1 - r[flip]
-        bary = np.stack([1 - r.sum(1), r[:, 0], r[:, 1]], 1)
+        bary = triangle_lattice(max(3, int(np.ceil(a_closed / spacing_m ** 2))))
+        n = len(bary)
         p = bary @ v[f[t]]
         nrm = np.cross(v[f[t, 1]] - v[f[t, 0]], v[f[t, 2]] - v[f[t, 0]])
         nrm /= np.linalg.norm(nrm)
