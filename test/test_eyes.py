@@ -857,12 +857,14 @@ def test_the_closed_lids_lash_line_is_evenly_spaced_not_a_row_of_beads(canonical
     (2-3 sigma) on the canonical face, bunched points between them, a beaded line where the lids meet in a blink
     at 2-4x (lids20); evenly spaced (eyelids.triangle_lattice) the largest is 0.39 mm."""
     from gaussian_head_ros.core.reconstruct.eyelids import closed_lid_skin, closed_vertices
+    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
     from gaussian_head_ros.core.reconstruct.template import template_faces
     f = template_faces()
-    spacing = 0.0005  # MeshFitConfig.lid_skin_spacing_m
+    cfg = MeshFitConfig()
+    spacing = cfg.lid_skin_spacing_m
     means, _, colours, _, fid, bary = closed_lid_skin(canonical, f, lambda p: np.full((len(p), 3), 0.8),
-                                                      np.array([0.0, 0.0, -0.5]), spacing, 0.0015,
-                                                      line_rgb=np.zeros((2, 3)))
+                                                      np.array([0.0, 0.0, -0.5]), spacing, cfg.lid_skin_behind_m,
+                                                      line_rgb=np.zeros((2, 3)), line=cfg.lash_line)
     closed = np.einsum("nk,nkd->nd", bary, closed_vertices(canonical)[f[fid]])
     line = colours[:, 0] < 0.4  # more than half the line's colour
     for side in (closed[:, 0] < 0, closed[:, 0] >= 0):

@@ -111,8 +111,10 @@ class MeshFitConfig:
     lid_fill_radius_px: float = 4.0  # ... from this far around (OpenCV inpaint radius)
     lid_fill_luma: tuple[float, float] = (0.85, 1.25)  # ... its luminance within these x the lid skin's (eyelids.skin_luminance)
     lash_line_shade: float = 0.3  # a lash line where closed lids meet: this x the lid skin's colour (eyelids.closed_lid_skin); 0 = none
-    # ... on closed-lid skin between these weights on the crease side, fading over the third
-    lash_line: tuple[float, float, float] = (0.04, 0.16, 0.06)
+    # ... on closed-lid skin between these weights on the crease side, fading over the third (0.06 with the
+    # skin's points at random in each triangle; evenly spaced (eyelids.triangle_lattice) fewer fall in the strip
+    # and the closed line at lids 0.2 lightened: test_eyes::test_closed_lids_draw_one_lash_line right eye 0.57)
+    lash_line: tuple[float, float, float] = (0.04, 0.16, 0.1)
     lash_fold: float = 1.0  # a closed lid folds its carried lash band to this fraction of its height (eyelids.fold_lashes); 0 = off
     lash_lift_m: float = 0.0003  # ... its dark (lash) Gaussians this much nearer the camera: the line where the lids meet is dark
     lid_refine_limit: float = 0.2  # colour refinement moves the photo's Gaussians on the lids by at most this (rgb); 0 = no limit
