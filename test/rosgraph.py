@@ -114,6 +114,24 @@ class Graph:
         self.node.destroy_node()
 
 
+def set_parameter(node, target: str, name: str, value, timeout: float = 60.0):
+    """Set the parameter `name` of the node `target` (its full name, e.g. '/ns/video_source_node') to `value` (its
+    ROS type from the Python type, as rclpy.parameter.Parameter infers it) as `ros2 param set` does, spinning
+    `node` (a plain rclpy node of the test) -> the SetParametersResult (successful, reason). Asserts the service is
+    there and answers within `timeout` seconds."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    cli = node.create_client(SetParameters, f"{target}/set_parameters")
+    try:
+        assert spin_until(node, cli.service_is_ready, timeout), f"no set_parameters service on {target}"
+        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        assert spin_until(node, fut.done, timeout), f"{target} did not answer set_parameters {name}"
+        return fut.result().results[0]
+    finally:
+        node.destroy_client(cli)
+
+
 def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -149,40 +149,42 @@ def test_integer_rate_and_bad_max_side_do_not_stop_the_camera(tmp_path, rclpy_co
         proc.stop()
 
 
+def _playing_source(tmp_path, rclpy_context, ns: str, *params: str):
+    """A video_source_node under /`ns` playing lp_d0.mp4 (512 x 512) with the extra `-p` params (e.g. 'rate:=60.0')
+    -> (its Proc, a test node, the list its camera frames are appended to). The caller stops both."""
+    from conftest import shared
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable
+    from sensor_msgs.msg import Image
+
+    args = ["--ros-args", "-r", f"__ns:=/{ns}", "-p", f"source:={shared('driving', 'lp_d0.mp4')}"]
+    for p in params:
+        args += ["-p", p]
+    proc = Proc(executable("video_source_node") + args, tmp_path / "video_source_node.log")
+    node = rclpy_context.create_node(f"{ns}_test")
+    frames = []
+    node.create_subscription(Image, f"/{ns}/camera/image_raw", frames.append, qos_profile_sensor_data)
+    return proc, node, frames
+
+
 def test_max_side_and_loop_set_while_playing_take_effect(tmp_path, rclpy_context):
     """`ros2 param set /video_source_node max_side 200` (and `loop false`) answered 'Set parameter successful' and
     changed nothing: both were read only when the source opened, which a looping file never does again (try8).
     Now the frames shrink at once, and a file no longer looping ends. Setting `loop` true again after the end was
     accepted and changed nothing either (user19, s19: the camera stayed dark until the node was restarted, `source`
     being read-only): now the file plays again from its start."""
-    import rclpy
-    from conftest import shared
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.qos import qos_profile_sensor_data
-    from rosgraph import Proc, executable, spin_until
-    from sensor_msgs.msg import Image
+    from rosgraph import set_parameter, spin_until
 
-    clip = shared("driving", "lp_d0.mp4")  # 512 x 512, 78 frames at 25 fps
-    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/vs_live", "-p", f"source:={clip}",
-                                                   "-p", "rate:=60.0"], tmp_path / "video_source_node.log")
-    node = rclpy_context.create_node("video_source_live_test")
-    frames = []
-    node.create_subscription(Image, "/vs_live/camera/image_raw", frames.append, qos_profile_sensor_data)
-    cli = node.create_client(SetParameters, "/vs_live/video_source_node/set_parameters")
+    proc, node, frames = _playing_source(tmp_path, rclpy_context, "vs_live", "rate:=60.0")  # 78 frames at 25 fps
 
     def set_params(**values):
-        params = [Parameter(name=k, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
-                            if isinstance(v, int) and not isinstance(v, bool) else
-                            ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)) for k, v in values.items()]
-        fut = cli.call_async(SetParameters.Request(parameters=params))
-        rclpy.spin_until_future_complete(node, fut, timeout_sec=60)
-        assert fut.done() and all(r.successful for r in fut.result().results), fut.result()
+        for k, v in values.items():
+            r = set_parameter(node, "/vs_live/video_source_node", k, v)
+            assert r.successful, r.reason
 
     try:
         assert spin_until(node, lambda: len(frames) >= 3, 60), proc.output()
         assert (frames[-1].width, frames[-1].height) == (512, 512)
-        assert cli.wait_for_service(timeout_sec=60)
         set_params(max_side=200)
         assert spin_until(node, lambda: frames[-1].width == 200, 60), (frames[-1].width, proc.output())
         assert frames[-1].height == 200
@@ -195,7 +197,6 @@ def test_max_side_and_loop_set_while_playing_take_effect(tmp_path, rclpy_context
         assert spin_until(node, lambda: len(frames) >= ended + 5, 60), (len(frames), ended, proc.output())
         assert "loop set: playing the file again from its start" in proc.output(), proc.output()
     finally:
-        node.destroy_client(cli)
         node.destroy_node()
         proc.stop()
 
@@ -240,40 +241,22 @@ def test_a_max_side_below_the_trackers_smallest_frame_is_refused(tmp_path, rclpy
     skipped every frame ('need an RGB uint8 image of at least 16x16'), the face display falling into its idle
     animation. Now 1..15 is refused when set, naming the smallest (facemesh.MIN_IMAGE_SIDE), and a start-up
     `-p max_side:=4` goes back to 0 (off) with an error line; the frames keep their size."""
-    import rclpy
-    from conftest import shared
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.qos import qos_profile_sensor_data
-    from rosgraph import Proc, executable, spin_until
-    from sensor_msgs.msg import Image
+    from rosgraph import set_parameter, spin_until
 
-    clip = shared("driving", "lp_d0.mp4")  # 512 x 512
-    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/vs_small", "-p", f"source:={clip}",
-                                                   "-p", "max_side:=4"], tmp_path / "video_source_node.log")
-    node = rclpy_context.create_node("video_source_small_test")
-    frames = []
-    node.create_subscription(Image, "/vs_small/camera/image_raw", frames.append, qos_profile_sensor_data)
-    cli = node.create_client(SetParameters, "/vs_small/video_source_node/set_parameters")
+    proc, node, frames = _playing_source(tmp_path, rclpy_context, "vs_small", "max_side:=4")
 
     def set_max_side(v):
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name="max_side", value=ParameterValue(
-            type=ParameterType.PARAMETER_INTEGER, integer_value=v))]))
-        rclpy.spin_until_future_complete(node, fut, timeout_sec=60)
-        assert fut.done(), "no answer to set_parameters max_side"
-        return fut.result().results[0]
+        return set_parameter(node, "/vs_small/video_source_node", "max_side", v)
 
     try:
         assert spin_until(node, lambda: len(frames) >= 3, 60), proc.output()
         assert (frames[-1].width, frames[-1].height) == (512, 512), proc.output()  # the start-up 4: back to 0
         assert "parameter max_side must be 0 (off) or at least 16, got 4" in proc.output(), proc.output()
-        assert cli.wait_for_service(timeout_sec=60)
         r = set_max_side(8)
         assert not r.successful and "max_side must be 0 (off) or at least 16, got 8" in r.reason, r.reason
         assert set_max_side(16).successful and set_max_side(0).successful
         frames.clear()
         assert spin_until(node, lambda: len(frames) >= 3, 60) and frames[-1].width == 512, proc.output()
     finally:
-        node.destroy_client(cli)
         node.destroy_node()
         proc.stop()
