@@ -487,18 +487,9 @@ def test_parameters_are_validated(rclpy_context, peer):
 
 def _set_param(node, name, value, target="/reconstruction_node"):
     """Set the parameter `name` of the node `target` (as `ros2 param set` does); its SetParametersResult."""
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.parameter import Parameter
-    from rosgraph import spin_until
+    from rosgraph import set_parameter
 
-    cli = node.create_client(SetParameters, f"{target}/set_parameters")
-    try:
-        assert spin_until(node, cli.service_is_ready, 20)
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
-        assert spin_until(node, fut.done, 20)
-        return fut.result().results[0]
-    finally:
-        node.destroy_client(cli)
+    return set_parameter(node, target, name, value, timeout=20)
 
 
 def test_unchanged_means_made_with_the_max_pixels_the_photo_was_decoded_with(peer):

@@ -336,21 +336,9 @@ def _ids_in_log(log: str) -> list[int]:
 
 def _set_param(node, name, value):
     """Set one tracker_node parameter (double or string) through its service -> SetParametersResult."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
+    from rosgraph import set_parameter
 
-    from rosgraph import spin_until
-
-    cli = node.create_client(SetParameters, "/tracker_node/set_parameters")
-    try:
-        assert cli.wait_for_service(timeout_sec=30)
-        v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value) if isinstance(value, float) \
-            else ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-        assert spin_until(node, fut.done, 30)
-        return fut.result().results[0]
-    finally:
-        node.destroy_client(cli)
+    return set_parameter(node, "/tracker_node", name, value, timeout=30)
 
 
 def test_compact_v3_drives_robots_not_yet_upgraded(io, clip, tracker_proc):
