@@ -109,3 +109,22 @@ def rclpy_context():
     rclpy.init()
     yield rclpy
     rclpy.shutdown()
+
+
+def lower_lid_columns(landmarks_px, inset: float):
+    """Per eye (the subject's right, left): (xs [C] int image columns between its corners, less `inset` eye widths at
+    each end; ys [C] its lower lid's row there; its eye width in pixels), from landmarks_px [478, 2+] (MediaPipe's
+    lid points of the open eye). Where closed lids meet, for the tests that read the closed lash line."""
+    import numpy as np
+
+    from gaussian_head_ros.core import landmarks as lmk
+
+    out = []
+    for corners, pairs in ((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L)):
+        a, b = landmarks_px[corners[0], :2], landmarks_px[corners[1], :2]
+        w = float(np.linalg.norm(b - a))
+        lower = landmarks_px[[corners[0]] + [p[1] for p in pairs] + [corners[1]], :2]
+        lower = lower[np.argsort(lower[:, 0])]
+        xs = np.arange(int(min(a[0], b[0]) + inset * w), int(max(a[0], b[0]) - inset * w))
+        out.append((xs, np.interp(xs + 0.5, lower[:, 0], lower[:, 1]), w))
+    return out

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from conftest import shared
+from conftest import lower_lid_columns, shared
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import deform
@@ -780,13 +780,7 @@ def lash_line_coverage(img: np.ndarray, landmarks_px: np.ndarray, skin_rgb: np.n
     lid (landmarks_px [478, 2+] of the open eye) to `reach` below it: where closed lids draw a lash line."""
     luma = np.array([0.299, 0.587, 0.114])
     out = []
-    for e, (corners, pairs) in enumerate(((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L))):
-        a, b = landmarks_px[corners[0], :2], landmarks_px[corners[1], :2]
-        w = float(np.linalg.norm(b - a))
-        lower = landmarks_px[[corners[0]] + [p[1] for p in pairs] + [corners[1]], :2]
-        lower = lower[np.argsort(lower[:, 0])]
-        xs = np.arange(int(min(a[0], b[0]) + 0.1 * w), int(max(a[0], b[0]) - 0.1 * w))
-        ys = np.interp(xs + 0.5, lower[:, 0], lower[:, 1])
+    for e, (xs, ys, w) in enumerate(lower_lid_columns(landmarks_px, 0.1)):
         dark = [(img[int(y - 3 * reach * w):int(np.ceil(y + reach * w)) + 1, x] @ luma).min() < level * (skin_rgb[e] @ luma)
                 for x, y in zip(xs, ys)]
         out.append(float(np.mean(dark)))

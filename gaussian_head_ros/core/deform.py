@@ -99,6 +99,15 @@ class DriveConfig:
     # mean) at 0 / 0.35 / 0.7, gaze_v 0.8002 / 0.8003 / 0.7990 (its line 0.80: trump x lp_d0 0.902 / 0.899 / 0.846),
     # gaze_h 0.7479 / 0.7492 / 0.7500; browlid15 (session 15) also found 0.35.
     lid_with_brow_raise: float = 0.35
+    # The closed lash line's colours evened out along each closing lid (core.lashes: the lash map): averaged over
+    # their neighbours where a closed lid puts them, Gaussian standard deviations (along the lid, across it), metres;
+    # along <= 0: off. 1.5 mm along: lids20 (session 20) smoothed the carried band at 1.5 and 3 mm, both gave a
+    # continuous line (3 mm a flatter one); across: about the folded band's height, so the lid skin the light
+    # Gaussians spread over stays apart from the line
+    lash_smooth_m: tuple[float, float] = (0.0015, 0.0004)
+    # ... not at all up to this share of each lid's rest gap closed, fully from the second: the photo's own frame
+    # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling)
+    lash_closure: tuple[float, float] = (0.3, 0.8)
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
     # The brows and the forehead above them (`brow_rows`) move this many times the control's expression there
     # when driving for display (`control_inputs`; training is unchanged). Off (1) by default. Measured

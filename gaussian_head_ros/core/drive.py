@@ -20,6 +20,9 @@ mesh_fit's edge-on rim: the colour its refinement made up seen from the photo's 
 edge_on_sh`); band 3 is not used. Every render backend gets these colours. Torch avatars (training) are driven with
 the DC term only (training renders the same colours by `train.trainer.view_rgb`).
 
+Two colour maps are added on top, on their own rows: the photo's creases (the wrinkle map, `wrinkle_share`) and the
+closed lids' lash line evened out as each lid closes (the lash map, core/lashes.py); neither adds anything at rest.
+
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
 """
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core import deform
+from gaussian_head_ros.core import deform, lashes
 from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb, sh_rest_rows
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
@@ -131,6 +134,7 @@ class FrameTables:
     rot: np.ndarray  # [K, 3, 3] float32 the same as a matrix (for normals)
     scale: np.ndarray  # [K] float32 scale factor
     wrinkle: float = 0.0  # how far the avatar's wrinkle map is in (`wrinkle_share`), 0..1
+    lash: np.ndarray | None = None  # [2] how far each eye's (right, left) lash map is in (`lashes.lash_weights`)
 
 
 class Driver:
@@ -158,6 +162,21 @@ class Driver:
         self.wrinkle_rgb = np.asarray(avatar.wrinkle_rgb, np.float32)  # [M, 3]
         self.wrinkle_expression = np.asarray(avatar.wrinkle_expression, np.float64)  # [V, 3] or [0, 3]
         self._rest_values(avatar, np_of)
+        self.lash = self._lash_map(avatar)  # LashMap or None
+
+    def _lash_map(self, avatar) -> "lashes.LashMap | None":
+        """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest."""
+        if self.cfg.lash_smooth_m[0] <= 0:
+            return None
+        rows, eye = lashes.lash_rows(avatar.part, avatar.face_id, self.means, self.verts, self.rig.faces)
+        if not len(rows):
+            return None
+        disp = lashes.closed_displacement(self.verts)
+        delta, _, scale = deform.frame_tables(self.rig, self.verts, disp, np.eye(3), 0.0, None, self.cfg)
+        coef = self.coef[rows].astype(np.float64)
+        closed = self.means.astype(np.float64).copy()
+        closed[rows] += np.einsum("mrc,mc->mr", delta[self.frame[rows]], coef)  # `_apply`'s means, on the rows
+        return lashes.lash_map(rows, eye, closed, self.colors, self.opacities, *self.cfg.lash_smooth_m)
 
     def _rest_values(self, avatar, np_of) -> None:
         """Activated rest values, the captured shading, and for torch avatars the differentiable versions."""
@@ -212,8 +231,21 @@ class Driver:
         delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
                                                 gaze, self.cfg)
         wrinkle = wrinkle_share(disp, self.wrinkle_expression) if len(self.wrinkle_rows) else 0.0
+        lash = None if self.lash is None else lashes.lash_weights(lashes.lid_closure(self.verts, disp),
+                                                                   self.cfg.lash_closure)
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
-                           rot.astype(np.float32), scale.astype(np.float32), wrinkle)
+                           rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash)
+
+    def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The colour maps in this frame, [(rows [M] int64, rgb [M, 3] float32 added to those rows' colours)]: the
+        wrinkle map (the photo's creases, as far as the expression goes the photo's way) and the lash map (the lash
+        band evened out as each lid closes); the ones that add nothing are left out."""
+        maps = []
+        if tab.wrinkle > 0:
+            maps.append((self.wrinkle_rows, np.float32(tab.wrinkle) * self.wrinkle_rgb))
+        if tab.lash is not None and np.any(tab.lash > 0):
+            maps.append((self.lash.rows, tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb))
+        return maps
 
     def drive(self, control: FaceControl | None = None, lighting=None, viewmat=None) -> PosedGaussians:
         """Pose the avatar. `lighting`: None/'captured', a preset name, or [9, 3] SH (target light). `viewmat`
@@ -229,10 +261,11 @@ class Driver:
         means, quats, scales = _apply(tab.delta, tab.quat, tab.scale, self.frame, self.coef, self.means,
                                       self.quats, self.scales)
         colors = self._view_colors(means, tab, viewmat)
-        if tab.wrinkle > 0:  # the photo's creases, as far as the expression goes the photo's way
+        maps = self._colour_maps(tab)
+        if maps:
             colors = colors.copy()
-            colors[self.wrinkle_rows] = np.clip(colors[self.wrinkle_rows] + np.float32(tab.wrinkle) * self.wrinkle_rgb,
-                                                0.0, 1.0)
+            for rows, add in maps:
+                colors[rows] = np.clip(colors[rows] + add, 0.0, 1.0)
         if target is not None and self.e_captured is not None:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * _SH_A[:, None] / math.pi).astype(np.float32),
@@ -263,11 +296,9 @@ class Driver:
         means, quats, scales = deform.apply(self.frame, coef, f(tab.delta), f(tab.quat), f(tab.scale), self.t_means,
                                             self.t_quats, self.t_scales)
         colors = self.t_colors
-        if tab.wrinkle > 0:
-            rows = torch.as_tensor(self.wrinkle_rows, device=dev)
-            add = torch.zeros_like(colors).index_add(0, rows, torch.as_tensor(tab.wrinkle * self.wrinkle_rgb,
-                                                                              dtype=colors.dtype, device=dev))
-            colors = torch.clamp(colors + add, 0, 1)
+        for rows, add in self._colour_maps(tab):
+            colors = torch.clamp(colors + torch.zeros_like(colors).index_add(
+                0, torch.as_tensor(rows, device=dev), torch.as_tensor(add, dtype=colors.dtype, device=dev)), 0, 1)
         if target is not None and self.e_captured is not None:
             n_post = np.einsum("nij,nj->ni", tab.rot[self.frame], self.normals)
             e_t = irradiance(n_post.astype(np.float64), target)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.lashes import upper_lid_strip
 from gaussian_head_ros.core.reconstruct import lighting
 from gaussian_head_ros.core.reconstruct.eyeballs import opening_colours
 
@@ -112,7 +113,7 @@ def lid_rings(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vertices, not in the strip)."""
     f = np.asarray(faces)
     on = np.isin(f, UPPER_LID)
-    strip = on.any(1) & ~on.all(1)
+    strip = upper_lid_strip(f)
     crease = np.unique(f[strip][~on[strip]])
     return strip, np.isin(f, crease).any(1) & ~strip
 

@@ -1,0 +1,135 @@
+"""The closed lids' lash line: one even line, not a row of beads (the driver's lash map).
+
+mesh_fit carries the photo's lash band (the upper lid's strip of photo Gaussians: lashes, eyeliner and the glints
+between them) down with the lid's margin in a blink and folds it onto the margin (reconstruct.eyelids:
+margin_binding, carry_by_margin, fold_lashes). Each of those Gaussians keeps its photo colour and its place along
+the lid, so the band's 3-6 px of dark lash clumps and light gaps close into one thin line of dark beads with light
+gaps between them (lids20, session 20: with the band hidden the beads go). Smoothing the band's colours at
+reconstruction cost frame 0 0.2-0.4 dB (lp_d0), at rest too.
+
+So the driver smooths them as the lid closes, and only then: `lash_map` takes, once per avatar, each of the line's
+Gaussians (`lash_rows`: the carried band, and the eye openings' rim that the falloff carries into the closed line
+with it) and its colour averaged over its neighbours where a closed lid puts them (along the closed line, same eye),
+minus its own colour; `lash_weights` gives, per frame, how far each eye's lid is closed (0 at rest and up to
+`DriveConfig.lash_closure[0]` of the rest gap closed, 1 from [1] on); the driver adds weight x map to those colours
+(core.drive, numpy and torch, one `Driver._colour_maps` with the wrinkle map). The avatar file is unchanged: the map
+is made from what it holds (the carried Gaussians are the static ones bound to an upper-lid strip triangle,
+core.deform), so avatars saved before it get it too, and at rest the colours are exactly the file's. Learned
+avatars carry no band (their static Gaussians are unbound) and get no map. Cost per frame: the two lid gaps
+(~20 us) and, in a blink, one add on the line's few hundred Gaussians.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.path import Path as MplPath
+
+from gaussian_head_ros.core import deform
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.avatar import PART_STATIC
+from gaussian_head_ros.core.deform import LID_MID, LID_UPPER
+
+LID_UPPER_L = np.array([p[0] for p in lmk.EYELID_PAIRS_L])  # the subject's left upper lid's margin vertices
+
+
+def upper_lid_strip(faces: np.ndarray) -> np.ndarray:
+    """[F, 3] template triangles -> [F] bool: the strip along each upper lid, the triangles with some but not all
+    of their vertices on an upper-lid margin (LID_UPPER)."""
+    on = np.isin(np.asarray(faces), LID_UPPER)
+    return on.any(1) & ~on.all(1)
+
+
+@dataclass
+class LashMap:
+    """Per avatar: the colour change that evens the lash line out along each closed lid."""
+
+    rows: np.ndarray  # [M] int64 ascending Gaussian indices (the carried band and the eye openings' rim)
+    rgb: np.ndarray  # [M, 3] float32: the smoothed colour minus the own colour (rgb 0..1), added at weight 1
+    eye: np.ndarray  # [M] int64 0 = the subject's right eye, 1 = left
+
+
+def eye_openings(verts: np.ndarray) -> list[MplPath]:
+    """[V >= 468, 3] template (head frame) -> each eye's (right, left) opening at rest seen along z: the polygon
+    through its corners and its upper and lower lid vertices (lmk.EYELID_PAIRS_*), in x, y."""
+    v = np.asarray(verts, np.float64)
+    out = []
+    for corners, pairs in ((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L)):
+        ring = [corners[1]] + [p[0] for p in pairs] + [corners[0]] + [p[1] for p in pairs][::-1]
+        out.append(MplPath(v[ring, :2]))
+    return out
+
+
+def lash_rows(part, face_id, means, verts, faces) -> tuple[np.ndarray, np.ndarray]:
+    """The Gaussians a closed lid draws its lash line with -> (rows [M] int64 ascending, eye [M] int64: 0 the
+    subject's right, 1 left); empty without a carried band or a MediaPipe template.
+
+    part [N] uint8, face_id [N] int, means [N, 3] (rest, head frame, m), verts [V, 3], faces [F, 3]. The carried band:
+    static Gaussians bound to an upper-lid strip triangle (`upper_lid_strip`), carried by its margin (core.deform;
+    mesh_fit's lashes and eyeliner). With it, the eye openings' rim: static unbound Gaussians inside an eye's opening
+    at rest (`eye_openings`; mesh_fit's dark band along the lids and the sclera specks in it, which the falloff
+    carries with the lids: obama_speech's closed line was dotted white by them)."""
+    v = np.asarray(verts, np.float64)
+    f = np.asarray(faces, np.int64).reshape(-1, 3)
+    none = np.zeros(0, np.int64)
+    if not lmk.has_mediapipe_topology(len(v)) or not len(f):
+        return none, none
+    part, fid = np.asarray(part), np.asarray(face_id, np.int64)
+    band = (part == PART_STATIC) & (fid >= 0) & (fid < len(f))
+    band[band] = upper_lid_strip(f)[fid[band]]
+    if not band.any():
+        return none, none
+    eye = np.full(len(part), -1, np.int64)
+    eye[band] = np.where(np.isin(f[fid[band]], LID_UPPER_L).any(1), 1, 0)
+    xy = np.asarray(means, np.float64)[:, :2]
+    loose = np.flatnonzero((part == PART_STATIC) & (fid < 0))
+    for e, opening in enumerate(eye_openings(v)):
+        inside = loose[opening.contains_points(xy[loose])]
+        eye[inside] = e
+    rows = np.flatnonzero(eye >= 0)
+    return rows, eye[rows]
+
+
+def lash_map(rows, eye, closed_means, colors, opacities, sigma_along_m: float, sigma_across_m: float) -> LashMap | None:
+    """The lash line's Gaussians (rows [M], eye [M]: `lash_rows`) and their colour change -> LashMap, or None (no
+    rows, or sigma_along_m <= 0).
+
+    closed_means [N, 3] every Gaussian's place when each upper lid lies on its lower one (a full blink, the head
+    at rest; head frame, m; core.drive.Driver), colors [N, 3] rgb in [0, 1] (the DC colours), opacities [N] in
+    [0, 1]. Each row's smoothed colour: the mean of the rows' colours in the same eye, each weighed by its opacity
+    and a Gaussian of the two closed places' distance, standard deviation sigma_along_m along the head frame's x
+    (along the lid) and sigma_across_m along y (the folded lashes lie on the closed line; what the lid's skin
+    spreads over stays apart)."""
+    rows, eye = np.asarray(rows, np.int64), np.asarray(eye, np.int64)
+    if sigma_along_m <= 0 or not len(rows):
+        return None
+    p = np.asarray(closed_means, np.float64)[rows]
+    col = np.asarray(colors, np.float64)[rows]
+    w = np.exp(-0.5 * ((p[:, None, 0] - p[None, :, 0]) / sigma_along_m) ** 2
+               - 0.5 * ((p[:, None, 1] - p[None, :, 1]) / max(sigma_across_m, 1e-9)) ** 2)
+    w *= (eye[:, None] == eye[None, :]) * np.asarray(opacities, np.float64)[rows][None, :]
+    smooth = (w @ col) / np.maximum(w.sum(1, keepdims=True), 1e-12)
+    return LashMap(rows, (smooth - col).astype(np.float32), eye)
+
+
+def closed_displacement(verts: np.ndarray) -> np.ndarray:
+    """[V >= 468, 3] rest template -> [V, 3] the displacement of a full blink: each upper-lid vertex on its lower
+    partner (the driver's lid retarget at openness 0, `deform._retarget_eyelids`), nothing else moved."""
+    v = np.asarray(verts, np.float64)
+    return deform._retarget_eyelids(v, np.zeros_like(v), np.zeros(2), np)
+
+
+def lid_closure(verts, disp) -> np.ndarray:
+    """[V >= 468, 3] rest template and [V, 3] its displacement this frame (head frame, m; numpy) -> [2] (the subject's
+    right, left eye) how far each upper lid has closed: 1 - the centre pair's gap over its rest gap, clipped to [0, 1]
+    (0 as open as at rest or wider, 1 shut)."""
+    d = np.asarray(disp, np.float64)
+    ratios = deform.eyelid_ratios(np.asarray(verts, np.float64) + d, d)  # [14] each lid pair's gap / its rest gap
+    return np.clip(1.0 - ratios[list(LID_MID)], 0.0, 1.0)
+
+
+def lash_weights(closure: np.ndarray, ramp: tuple[float, float]) -> np.ndarray:
+    """[2] lid closure (`lid_closure`) -> [2] how far each eye's lash map is in: 0 up to ramp[0], 1 from ramp[1]
+    on, smoothstep between (exactly 0 at rest)."""
+    return deform.smoothstep(ramp[0], ramp[1], np.asarray(closure, np.float64))
