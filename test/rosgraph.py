@@ -114,22 +114,34 @@ class Graph:
         self.node.destroy_node()
 
 
-def set_parameter(node, target: str, name: str, value, timeout: float = 60.0):
-    """Set the parameter `name` of the node `target` (its full name, e.g. '/ns/video_source_node') to `value` (its
-    ROS type from the Python type, as rclpy.parameter.Parameter infers it) as `ros2 param set` does, spinning
-    `node` (a plain rclpy node of the test) -> the SetParametersResult (successful, reason). Asserts the service is
-    there and answers within `timeout` seconds."""
+def set_parameters(node, target: str, values: dict, timeout: float = 60.0, spun: bool = False) -> list:
+    """Set the parameters `values` (name -> value) of the node `target` (its full name, e.g.
+    '/ns/video_source_node') in one request, as `ros2 param set` does for one; each value's ROS type from its Python
+    type, as rclpy.parameter.Parameter infers it (bool, int, float, str; a list of floats is a double array).
+    `node` is a plain rclpy node of the test: spun here while waiting, or, with `spun`, one that an executor already
+    spins in another thread (graph_peer.Peer, Graph), only waited on. -> [SetParametersResult (successful, reason)],
+    one per value, in order. Asserts the service is there and answers within `timeout` seconds each."""
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
 
+    def wait(predicate) -> bool:
+        return wait_until(predicate, timeout, 0.05) if spun else spin_until(node, predicate, timeout)
+
     cli = node.create_client(SetParameters, f"{target}/set_parameters")
     try:
-        assert spin_until(node, cli.service_is_ready, timeout), f"no set_parameters service on {target}"
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
-        assert spin_until(node, fut.done, timeout), f"{target} did not answer set_parameters {name}"
-        return fut.result().results[0]
+        assert wait(cli.service_is_ready), f"no set_parameters service on {target}"
+        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
+        fut = cli.call_async(request)
+        assert wait(fut.done), f"{target} did not answer set_parameters {', '.join(values)}"
+        return list(fut.result().results)
     finally:
         node.destroy_client(cli)
+
+
+def set_parameter(node, target: str, name: str, value, timeout: float = 60.0, spun: bool = False):
+    """set_parameters of the one parameter `name` -> its SetParametersResult (successful, reason)."""
+    return set_parameters(node, target, {name: value}, timeout, spun)[0]
 
 
 def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:

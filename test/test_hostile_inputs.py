@@ -419,28 +419,14 @@ def test_reconstruction_node_refuses_malformed_photos_and_keeps_the_avatar(rclpy
     _alive(g)
 
 
-def _set_parameter(g, node_name, name, value):
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
-    peer = g["peer"]
-    cli = peer.node.create_client(SetParameters, f"/{node_name}/set_parameters")
-    try:
-        assert peer.wait(cli.service_is_ready, 60)
-        v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=int(value))
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-        assert peer.wait(fut.done, 60)
-        return fut.result().results[0]
-    finally:
-        peer.node.destroy_client(cli)
-
-
 def test_reconstruction_node_refuses_photos_above_its_pixel_budget(rclpy_context, graph):
+    from rosgraph import set_parameter
+
     from gaussian_head_ros.msg import AvatarStatus
 
     g = graph
     limit = 200_000
-    r = _set_parameter(g, "reconstruction_node", "max_pixels", limit)
+    r = set_parameter(g["peer"].node, "/reconstruction_node", "max_pixels", limit, spun=True)
     assert r.successful, r.reason
     try:
         big = photo("lp_d8_man_glasses.jpg", max_side=640)  # a good photo, only too large
@@ -457,7 +443,7 @@ def test_reconstruction_node_refuses_photos_above_its_pixel_budget(rclpy_context
         g["photo"].publish(_image_msg(photo("lp_d8_man_glasses.jpg", max_side=400), "under_the_limit"))
         assert _status(g, "under_the_limit", 120).code == AvatarStatus.OK
     finally:
-        assert _set_parameter(g, "reconstruction_node", "max_pixels", 40_000_000).successful
+        assert set_parameter(g["peer"].node, "/reconstruction_node", "max_pixels", 40_000_000, spun=True).successful
 
 
 def _recon_counts(peer) -> tuple[int, int]:

@@ -392,31 +392,9 @@ def test_compressed_face_display_only_while_subscribed(io):
 
 def _set_param(io, name, value):
     """The render node's answer (rcl_interfaces/SetParametersResult) to setting one parameter."""
-    import rclpy
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
+    from rosgraph import set_parameter
 
-    node = io["node"]
-    cli = node.create_client(SetParameters, "/render_node/set_parameters")
-    try:
-        assert cli.wait_for_service(timeout_sec=60)
-        v = ParameterValue()
-        if isinstance(value, bool):
-            v.type, v.bool_value = ParameterType.PARAMETER_BOOL, value
-        elif isinstance(value, str):
-            v.type, v.string_value = ParameterType.PARAMETER_STRING, value
-        elif isinstance(value, float):
-            v.type, v.double_value = ParameterType.PARAMETER_DOUBLE, value
-        elif isinstance(value, int):
-            v.type, v.integer_value = ParameterType.PARAMETER_INTEGER, value
-        elif isinstance(value, list):
-            v.type, v.double_array_value = ParameterType.PARAMETER_DOUBLE_ARRAY, value
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-        rclpy.spin_until_future_complete(node, fut, timeout_sec=60)
-        assert fut.done(), f"no answer to set_parameters {name}"
-        return fut.result().results[0]
-    finally:
-        node.destroy_client(cli)
+    return set_parameter(io["node"], "/render_node", name, value)
 
 
 def test_parameters_are_validated(io):
