@@ -96,17 +96,8 @@ class Graph:
         return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values)}
 
     def set_parameters(self, node: str, values: dict, timeout: float = 60.0):
-        """Set parameters of `node` as `ros2 param set` does; the SetParametersResult (successful, reason)."""
-        from rclpy.parameter import Parameter
-        from rclpy.parameter_client import AsyncParameterClient
-
-        if node not in self._clients:
-            self._clients[node] = AsyncParameterClient(self.node, node)
-        client = self._clients[node]
-        assert client.wait_for_services(timeout_sec=timeout), f"no parameter services on {node}"
-        future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
-        assert wait_until(future.done, timeout, 0.05), f"{node} did not answer set_parameters"
-        return future.result().results[0]
+        """Set parameters of `node` in one request (rosgraph.set_parameters); the first one's SetParametersResult."""
+        return set_parameters(self.node, node, values, timeout, spun=True)[0]
 
     def close(self):
         self._run = False

@@ -444,21 +444,8 @@ def test_the_same_photo_sent_again_is_not_reconstructed_again(rclpy_context, pee
 
 
 def test_parameters_are_validated(rclpy_context, peer):
-    from rcl_interfaces.msg import Parameter as ParameterMsg
-    from rcl_interfaces.msg import ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-    from rosgraph import spin_until
-
-    node = peer["node"]
-    cli = node.create_client(SetParameters, "/reconstruction_node/set_parameters")
-    assert spin_until(node, cli.service_is_ready, 20)
-
     def set_param(name, value):
-        v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value) if isinstance(value, str) else \
-            ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=v)]))
-        assert spin_until(node, fut.done, 20)
-        return fut.result().results[0]
+        return _set_param(peer["node"], name, value)
 
     r = set_param("backend", "nope")
     assert not r.successful and "backend" in r.reason
@@ -482,7 +469,6 @@ def test_parameters_are_validated(rclpy_context, peer):
     assert set_param("cache_path", "").successful  # back to the default for the next tests
     r = set_param("preset", "fast")
     assert r.successful, r.reason
-    node.destroy_client(cli)
 
 
 def _set_param(node, name, value, target="/reconstruction_node"):
@@ -655,47 +641,36 @@ def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
     """`ros2 param set /reconstruction_node photo_path me.jpg` reconstructs that photo (the set was accepted
     and then nothing happened: the file was read at start-up only); a missing file or a directory is refused, with
     the system's reason; so are a pipe and a device, without reading them."""
-    from rcl_interfaces.msg import Parameter as ParameterMsg
-    from rcl_interfaces.msg import ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import AvatarStatus
     from gaussian_head_ros.nodes.conversions import msg_to_avatar
 
     node = peer["node"]
-    cli = node.create_client(SetParameters, "/reconstruction_node/set_parameters")
-    assert spin_until(node, cli.service_is_ready, 20)
 
     def set_photo(path):
-        v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(path))
-        fut = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name="photo_path", value=v)]))
-        assert spin_until(node, fut.done, 20)
-        return fut.result().results[0]
+        return _set_param(node, "photo_path", str(path))
 
-    try:
-        missing = set_photo("/nonexistent/me.jpg")
-        assert not missing.successful and "No such file" in missing.reason, missing.reason
-        folder = set_photo(peer["proc"].home)  # a directory was refused as 'not found' (user12, s12)
-        assert not folder.successful and "Is a directory" in folder.reason, folder.reason
-        # a pipe or a device: the reply read the whole file (user13, s13): a FIFO blocked the parameter service
-        # until someone wrote to it (no reply; the node's callbacks stuck), /dev/zero never ended
-        fifo = peer["proc"].home / "pipe.jpg"
-        os.mkfifo(fifo)
-        for path in (fifo, "/dev/zero"):
-            got = set_photo(path)
-            assert not got.successful and "not a regular file" in got.reason, got.reason
-        assert not set_photo("~/business_person.png").successful  # not yet there
-        shutil.copy(shared("portraits", "business_person.png"), peer["proc"].home)
-        peer["statuses"].clear()
-        assert set_photo("~/business_person.png").successful  # a quoted '~/...': the node expands it
-        done = lambda: [s for s in peer["statuses"] if s.operator_id == "business_person" and s.code != AvatarStatus.BUSY]
-        assert spin_until(node, done, 120), peer["proc"].output()
-        assert done()[0].code == AvatarStatus.OK, done()[0].message
-        av, _ = _late_join(rclpy_context, "late_joiner_6")
-        assert msg_to_avatar(av).operator_id == "business_person"
-    finally:
-        node.destroy_client(cli)
+    missing = set_photo("/nonexistent/me.jpg")
+    assert not missing.successful and "No such file" in missing.reason, missing.reason
+    folder = set_photo(peer["proc"].home)  # a directory was refused as 'not found' (user12, s12)
+    assert not folder.successful and "Is a directory" in folder.reason, folder.reason
+    # a pipe or a device: the reply read the whole file (user13, s13): a FIFO blocked the parameter service
+    # until someone wrote to it (no reply; the node's callbacks stuck), /dev/zero never ended
+    fifo = peer["proc"].home / "pipe.jpg"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        got = set_photo(path)
+        assert not got.successful and "not a regular file" in got.reason, got.reason
+    assert not set_photo("~/business_person.png").successful  # not yet there
+    shutil.copy(shared("portraits", "business_person.png"), peer["proc"].home)
+    peer["statuses"].clear()
+    assert set_photo("~/business_person.png").successful  # a quoted '~/...': the node expands it
+    done = lambda: [s for s in peer["statuses"] if s.operator_id == "business_person" and s.code != AvatarStatus.BUSY]
+    assert spin_until(node, done, 120), peer["proc"].output()
+    assert done()[0].code == AvatarStatus.OK, done()[0].message
+    av, _ = _late_join(rclpy_context, "late_joiner_6")
+    assert msg_to_avatar(av).operator_id == "business_person"
 
 
 def test_volatile_photo_publishers_raise_no_incompatible_qos_warning(peer):

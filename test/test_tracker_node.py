@@ -672,14 +672,10 @@ def test_a_video_that_ended_is_said_once_as_its_end(rclpy_context, tmp_path):
 
 def set_loop(node, video_source: str, loop: bool) -> None:
     """Set `loop` of the video_source_node `video_source` (its fully qualified name) as `ros2 param set` does."""
-    from rclpy.parameter import Parameter
-    from rclpy.parameter_client import AsyncParameterClient
-    from rosgraph import spin_until
+    from rosgraph import set_parameter
 
-    client = AsyncParameterClient(node, video_source)
-    assert client.wait_for_services(timeout_sec=60), f"no parameter services on {video_source}"
-    future = client.set_parameters([Parameter("loop", value=loop)])
-    assert spin_until(node, future.done, 30) and future.result().results[0].successful, future.result()
+    result = set_parameter(node, video_source, "loop", loop)
+    assert result.successful, result.reason
 
 
 def test_a_video_that_ended_is_said_once_not_every_minute():
