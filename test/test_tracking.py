@@ -974,6 +974,36 @@ def test_a_looping_still_image_is_decoded_once(tmp_path, monkeypatch):
     assert np.allclose(np.diff([f.stamp_ns for f in frames]), 1e9 / src.fps, atol=1)
 
 
+@pytest.mark.parametrize("ext", ["mp4", "hdr"])
+def test_a_file_of_one_frame_only_opencv_decodes_loops_as_a_still_image_does(tmp_path, ext):
+    """A file of one frame that OpenCV plays (still_image passes it on: a one-frame video, or an image Pillow does not
+    know, a Radiance .hdr here) is replayed from its one decoded frame when it loops, as a still image is; it had a
+    replay of its own, which kept the first frame's size whatever max_side was set while it played, and played on
+    with loop set false (video_source_node sets both before each frame); a still image's follows them (s21)."""
+    from gaussian_head_ros.core.video import still_image
+
+    path = tmp_path / f"one_frame.{ext}"
+    img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
+    if ext == "hdr":
+        cv2.imwrite(str(path), img.astype(np.float32) / 255)
+    else:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+        writer.write(img)
+        writer.release()
+    assert still_image(str(path)) is None  # OpenCV's to play
+    with VideoSource(str(path), loop=True) as src:
+        frames = [src.read() for _ in range(4)]
+        assert all(f.rgb.shape == (48, 64, 3) and np.array_equal(f.rgb, frames[0].rgb) for f in frames), frames
+        frames[1].rgb[:] = 0  # a consumer drawing on its frame does not change the next ones
+        src.max_side = 32
+        smaller = src.read()
+        assert smaller.rgb.shape == (24, 32, 3), smaller.rgb.shape
+        src.loop = False
+        assert src.read() is None
+    stamps = [f.stamp_ns for f in frames + [smaller]]
+    assert np.allclose(np.diff(stamps), 1e9 / src.fps, atol=1), stamps
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
 def test_a_phone_photo_as_a_video_source_is_upright_and_opaque(tmp_path, fmt):
     """`video:=me.jpg` with a phone photo: OpenCV played it lying on its side (EXIF Orientation 6 ignored: the tracker

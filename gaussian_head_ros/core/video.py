@@ -8,10 +8,12 @@ Stamps: for a file, the frame's presentation time (from the container, or index 
 container gives none) plus `start_ns`; for a camera, the wall clock when the frame was grabbed.
 With `loop=True` a file restarts at its end and stamps keep increasing (each pass is offset by the
 duration of the previous ones), so a consumer never sees time run backwards; a still image file (one frame)
-repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time), decoded as a
-photo is (`still_image`: upright, opaque, sRGB). A file OpenCV
-opens but finds no frame size in (corrupt, not a video) is refused with ValueError, as a missing one is, and so is
-a file whose frames are under facemesh.MIN_IMAGE_SIDE a side (the tracker reads none of them).
+repeats at the nominal rate, decoded once (its one frame is kept and handed out again, a copy each time, scaled to the
+max_side of the moment), decoded as a photo is (`still_image`: upright, opaque, sRGB). A file of one frame that only
+OpenCV decodes (a one-frame video; an image Pillow does not know, such as Radiance .hdr or .pfm) is replayed the same
+way once OpenCV has decoded its frame. A file OpenCV opens but finds no frame size in (corrupt, not a video) is
+refused with ValueError, as a missing one is, and so is a file whose frames are under facemesh.MIN_IMAGE_SIDE a side
+(the tracker reads none of them).
 
 Writing: `VideoWriter(path, fps).write(rgb)` (mp4v), and `SideBySideWriter` for driver | render pairs.
 """
@@ -105,19 +107,26 @@ class VideoSource:
         self._offset_ns = 0  # added to file stamps on later loops
         self._last_ns = None  # the stamp of the last frame read, and of the one before it
         self._prev_ns = None
-        self._first = None  # the first frame's RGB, kept until a second frame shows the file is no still image
-        self._still = None  # a looping still image: its one frame, handed out again without decoding
+        self._first = None  # a looping file's first frame, unscaled, kept until a second frame shows it has more
 
     def _open_still(self, rgb: np.ndarray) -> None:
-        """A still image file decoded by `still_image`: its one frame, handed out as `_still` scaled to the max_side of
-        the moment (`_still_fit`: scaled again only when max_side changes)."""
-        self._cap = None
+        """A still image file decoded by `still_image` ([H, W, 3] uint8 RGB): played by `_replay`."""
         self.fps, self.frame_count = STILL_FPS, None  # as OpenCV's image reader said (demo: None = plays 10 s)
         self.height, self.width = rgb.shape[:2]  # the file's size, as for a video
+        self._cap = None
         self._refuse_small()
-        self._still_full, self._still_side, self._still = rgb, None, None
-        self._still = self._still_fit()
         self._index, self._offset_ns, self._last_ns, self._prev_ns, self._first = 0, 0, None, None, None
+        self._replay(rgb)
+
+    def _replay(self, rgb: np.ndarray) -> None:
+        """From now on the source is the one frame `rgb` ([H, W, 3] uint8 RGB, unscaled), handed out again (a copy
+        each time) at the nominal rate while `loop` is set, scaled to the max_side of the moment (`_still_fit`: again
+        only when max_side changes): a still image file (`_open_still`) or a file of one frame OpenCV decoded
+        (`read`). Decoding that file again at each frame took 87 ms for a 1920x1080 Radiance .hdr (reopened: OpenCV
+        cannot seek back in an image) and 6 ms for a one-frame 1920x1080 mp4 on the 2-core machine (tidy21, s21)."""
+        if self._cap is not None:
+            self._cap.release()
+        self._cap, self._still_full, self._still_side, self._still = None, rgb, None, None
 
     def _refuse_small(self) -> None:
         """Raises ValueError, with the sizes, for a file whose frames are under facemesh.MIN_IMAGE_SIDE a side: it
@@ -129,7 +138,7 @@ class VideoSource:
                              f"({MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} and more; faces are found in far larger frames)")
 
     def _still_fit(self) -> np.ndarray:
-        """The still image file's frame scaled to the current max_side (cached: `_still`)."""
+        """The replayed frame (`_replay`) scaled to the current max_side (cached: `_still`)."""
         if self._still is None or self._still_side != self.max_side:
             self._still, self._still_side = np.ascontiguousarray(self._fit(self._still_full)), self.max_side
         return self._still
@@ -164,17 +173,16 @@ class VideoSource:
 
     def read(self) -> VideoFrame | None:
         """The next frame, or None at the end of a file (without loop) or when a camera stops."""
-        if self._still is not None:
-            still = self._still_fit() if self._cap is None else self._still
+        if self._cap is None:  # one frame replayed (`_replay`)
             if self._last_ns is None:  # a still image file's first frame
-                return self._frame(still.copy(), self.start_ns)
-            if self._cap is None and not self.loop:
+                return self._frame(self._still_fit().copy(), self.start_ns)
+            if not self.loop:
                 return None
-            return self._frame(still.copy(), self._last_ns + int(round(1e9 / self.fps)))
+            return self._frame(self._still_fit().copy(), self._last_ns + int(round(1e9 / self.fps)))
         ok, bgr = self._cap.read()
         if not ok and self.loop and not self.camera and self._index > 0:
-            if self._index == 1 and self._first is not None:  # a still image (video:=me.jpg): OpenCV cannot seek
-                self._still = self._first  # back in it; it was reopened and decoded again at each frame (user13)
+            if self._index == 1 and self._first is not None:  # a file of one frame: replayed from it (user13: it
+                self._replay(self._first)  # was reopened and decoded again at each frame)
                 return self.read()
             self._offset_ns = (self._last_ns or 0) - self.start_ns + int(1e9 / self.fps)
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -194,9 +202,8 @@ class VideoSource:
             if self._last_ns is not None and stamp <= self._last_ns:  # no usable container time: index / fps
                 stamp = self._last_ns + int(round(1e9 / self.fps))
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
-        rgb = np.ascontiguousarray(self._fit(rgb))
         self._first = rgb.copy() if self._index == 0 and self.loop and not self.camera else None
-        return self._frame(rgb, stamp)
+        return self._frame(np.ascontiguousarray(self._fit(rgb)), stamp)
 
     def play_interval_s(self, frame: VideoFrame, rate: float = 0.0) -> float:
         """[s] how long after the frame read before it `frame` (the one just read) is due when the source is played
