@@ -131,7 +131,9 @@ class VideoSource:
     def _refuse_small(self) -> None:
         """Raises ValueError, with the sizes, for a file whose frames are under facemesh.MIN_IMAGE_SIDE a side: it
         played without a word and the tracker skipped every frame (user20, s20: a 1x1 PNG as video:=, /diagnostics
-        'playing' at OK). Frames made smaller by max_side are video_source_node's check (it refuses max_side 1..15)."""
+        'playing' at OK). Only the file's own size is checked here: max_side never scales a frame under that size
+        (`_fit` keeps the shorter side at MIN_IMAGE_SIDE or more), and video_source_node refuses a max_side of
+        1..MIN_IMAGE_SIDE - 1 (a longer side it could not keep)."""
         if min(self.width, self.height) < MIN_IMAGE_SIDE:
             self.close()
             raise ValueError(f"video {self.source!r} is {self.width}x{self.height}, smaller than the face tracker reads "

@@ -55,8 +55,9 @@ PARAMS = settings(VideoSourceSettings)
 
 def check_value(name: str, value) -> None:
     """Raise ValueError when a parameter value is not acceptable: its range, then what a range cannot say: a
-    `max_side` from 1 to facemesh.MIN_IMAGE_SIDE - 1 makes frames the tracker cannot read (it skips each one, 'need an
-    RGB uint8 image of at least 16x16'), so it is 0 (off) or at least MIN_IMAGE_SIDE."""
+    `max_side` is 0 (off) or at least facemesh.MIN_IMAGE_SIDE. 1..MIN_IMAGE_SIDE - 1 made frames the tracker could not
+    read (it skipped each one, 'need an RGB uint8 image of at least 16x16'; user20, s20); VideoSource._fit now keeps
+    the shorter side at MIN_IMAGE_SIDE or more, so such a longer side could not be kept either."""
     PARAMS[name].check(value)
     if name == "max_side" and 0 < int(value) < MIN_IMAGE_SIDE:
         raise ValueError(f"max_side must be 0 (off) or at least {MIN_IMAGE_SIDE}, got {value}: frames of fewer "
