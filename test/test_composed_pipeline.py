@@ -53,3 +53,35 @@ def test_a_ctrl_c_while_the_composed_nodes_load_ends_the_process_within_5_s(tmp_
     assert rc in (0, -2, 130), out
     assert took < 5.0, f"{took:.1f} s to end after SIGINT:\n{out}"
     assert "ready (" not in out and "Traceback" not in out, out
+
+
+def test_the_pipelines_params_file_holds_in_a_namespace_and_a_misspelt_section_is_said(rclpy_context, tmp_path):
+    """`avatar_pipeline --params-file my.yaml --ros-args -r __ns:=/pipe_ns` (the pip-only set-up, no launch file):
+    the file went to rcl as it was, which applies a section without a leading '/' (`tracker_node:`, as
+    config/avatar.yaml writes them) in the root namespace only, so every node ran on its defaults without a word;
+    and a misspelt section (`rendr_node:`) was not said (the launch files say it since s20, and give their nodes the
+    file for any namespace). Now the pipeline reads its file as they do (launcher.node_params_file,
+    params_sections_for_no_node): the tracker's no_face_rate is the file's (it ran at its default, 2.0), and the
+    misspelt section is said with the node it is close to. (--host operator: the tracker only, the lightest start.)"""
+    import sys
+
+    from rosgraph import Graph, wait_until
+
+    from gaussian_head_ros.nodes.launcher import NodeProcess, package_prefix
+
+    exe = package_prefix() / "lib" / "gaussian_head_ros" / "avatar_pipeline"
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("tracker_node:\n  ros__parameters:\n    no_face_rate: 3.5\n"
+                    "rendr_node:\n  ros__parameters:\n    width: 640\n")
+    proc = NodeProcess("avatar_pipeline", [sys.executable, str(exe), "--host", "operator", "--params-file", str(mine),
+                                           "--ros-args", "-r", "__ns:=/pipe_ns"], tmp_path)
+    graph = Graph()
+    try:
+        said = "'rendr_node' names no node of gaussian_head_ros (did you mean 'render_node'?)"
+        assert wait_until(lambda: said in proc.log(), 120), proc.log()[-3000:]
+        assert proc.log().count(said) == 1, proc.log()[-3000:]
+        assert graph.parameters("/pipe_ns/tracker_node", ["no_face_rate"])["no_face_rate"] == 3.5
+    finally:
+        graph.close()
+        code = proc.stop()
+    assert code == 0 and "Traceback" not in proc.log(), proc.log()[-3000:]

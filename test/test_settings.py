@@ -218,20 +218,23 @@ def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(r
 
 @pytest.mark.ros
 @pytest.mark.parametrize("exe", ["render_node", "avatar_pipeline"])
-def test_a_params_file_rcl_cannot_parse_is_one_line_not_a_traceback(tmp_path, exe):
-    """`--params-file` naming a file that is not a ROS 2 parameters file (no ros__parameters level here):
-    rclpy.init raised RCLError and the executable died with a traceback; now one line with rcl's reason."""
+@pytest.mark.parametrize("text, reason", [("render_node:\n  width: 64\n", "ros__parameters"),
+                                          ("render_node: [\n", "")])
+def test_a_params_file_rcl_cannot_parse_is_one_line_not_a_traceback(tmp_path, exe, text, reason):
+    """`--params-file` naming a file that is not a ROS 2 parameters file (no ros__parameters level; not YAML):
+    rclpy.init raised RCLError and the executable died with a traceback; now one line with the reason (rcl's, or
+    avatar_pipeline's own reading of its file for any namespace: launcher.node_params_file)."""
     import subprocess
 
     from rosgraph import executable
 
-    bad = tmp_path / "no_ros_parameters.yaml"
-    bad.write_text("render_node:\n  width: 64\n")
+    bad = tmp_path / "bad_params.yaml"
+    bad.write_text(text)
     args = ["--params-file", str(bad)] if exe == "avatar_pipeline" else ["--ros-args", "--params-file", str(bad)]
     out = subprocess.run(executable(exe) + args, capture_output=True, text=True, timeout=300)  # start-up at load 30: 10-30 s
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert "Traceback" not in out.stderr and f"{exe}: cannot start:" in out.stderr, out.stderr
-    assert "ros__parameters" in out.stderr, out.stderr
+    assert reason in out.stderr, out.stderr
 
 
 def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):
@@ -331,6 +334,10 @@ def test_launch_warns_about_a_misspelt_params_file_section(tmp_path):
     assert "'rendr_node' names no node of gaussian_head_ros (did you mean 'render_node'?)" in said[0], said
     assert "'/robot1/trackernode' names no node of gaussian_head_ros (did you mean 'tracker_node'?)" in said[1], said
     assert len(_launch_warnings("robot", {"params_file": str(typo)})) == 2  # photo_node (the operator's): not said
+    from gaussian_head_ros.nodes.launch_files import HOST_NODES
+    from gaussian_head_ros.nodes.launcher import PACKAGE_NODES
+
+    assert set(PACKAGE_NODES) == {n for names in HOST_NODES.values() for n in names} | {"video_source_node"}
 
 
 def test_a_host_launch_file_names_the_other_hosts_for_its_arguments():

@@ -172,9 +172,8 @@ def nodes(context, host: str) -> list:
         for node in started + ("video_source_node",) * bool(video):
             overrides.setdefault(node, {})["use_sim_time"] = sim_time
     ns = "/" + cfg["namespace"].strip("/") if cfg["namespace"].strip("/") else ""
-    every = {n for names in HOST_NODES.values() for n in names} | {"video_source_node"}
     for line in params_sections_for_no_node(cfg["params_file"], [f"{ns}/{n}" for n in started]
-                                            + [f"{ns}/video_source_node"] * bool(video), tuple(sorted(every))):
+                                            + [f"{ns}/video_source_node"] * bool(video)):
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
     params_file = node_params_file(cfg["params_file"], overrides)
     ros_args = ["--log-level", cfg["log_level"]]
@@ -190,7 +189,8 @@ def nodes(context, host: str) -> list:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
     if cfg.get("composed", "false").lower() in ("true", "1", "yes"):
         # No `name=` here: a node name given to a process renames every node in it.
-        pipeline = ["--host", host, "--params-file", params_file, "--control-topic", cfg["control_topic"]]
+        pipeline = ["--host", host, "--params-file", params_file, "--params-file-said", "--control-topic",
+                    cfg["control_topic"]]
         if camera:
             pipeline += ["--camera-topic", cfg["camera_topic"]]
         actions.append(Node(package="gaussian_head_ros", executable="avatar_pipeline", arguments=pipeline,

@@ -61,11 +61,15 @@ def node_params_file(path: str, overrides: dict) -> str:
     a node name without a leading '/' (`render_node:`, as in config/avatar.yaml) matches that node in any
     namespace (`/**/render_node`; in ROS 2 it would match only the root namespace, so `namespace:=` would
     silently drop the file), and `overrides` (node name -> {parameter: value}: the launch arguments' values)
-    are added per node (`-p` cannot address a namespaced node). ValueError for a file rcl would refuse."""
+    are added per node (`-p` cannot address a namespaced node). ValueError for a file rcl would refuse (not YAML,
+    no `ros__parameters:` level)."""
     import yaml
 
     with open(path) as fh:
-        doc = yaml.safe_load(fh) or {}
+        try:
+            doc = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"parameters file {path} is not YAML: {e}") from e
     if not isinstance(doc, dict):
         raise ValueError(f"parameters file {path}: expected node names at the top level")
     for key, value in doc.items():  # rcl refuses such a file; dropping its values here would be silent
@@ -96,16 +100,22 @@ def _node_key_matches(key: str, node: str) -> bool:
     return match([t for t in key.split("/") if t], [t for t in node.split("/") if t])
 
 
-def params_sections_for_no_node(path: str | Path, nodes: list[str], package_nodes: tuple[str, ...] = ()) -> list[str]:
+# Every node name of the package (each node class's name; launch_files.HOST_NODES places them on the hosts, the
+# camera's video_source_node with `video:=`): a parameters-file section close to one of them is a misspelt one.
+PACKAGE_NODES = ("reconstruction_node", "tracker_node", "render_node", "photo_node", "video_source_node")
+
+
+def params_sections_for_no_node(path: str | Path, nodes: list[str]) -> list[str]:
     """One warning line per node-name key of the parameters file `path` that names, with its leading '/', none of
-    `nodes` (the fully qualified names a launch starts, `/robot1/render_node`). rcl reads such a key only for
-    a node of that exact name, so its values were dropped without a word: `ros2 param dump /render_node` writes
-    `/render_node:`, and that file given to `namespace:=robot1` left every node on its defaults (user16, s16).
-    Keys without the '/' match the node in any namespace (node_params_file), and are not said; nor are keys for a
-    node this launch does not start (a file shared by both hosts: '/robot1/tracker_node' is the operator's).
-    A key whose node name is none of `package_nodes` (every node name of the package) but close to one, a misspelt
-    section (`rendr_node:`, `render_nodes:`), is said too, with the name it is close to: its values were dropped
-    without a word as well (user20, s20); names far from all of them (another package's node, `/**`) are not."""
+    `nodes` (the fully qualified names a launch or avatar_pipeline starts, `/robot1/render_node`). rcl reads such a
+    key only for a node of that exact name, so its values were dropped without a word: `ros2 param dump
+    /render_node` writes `/render_node:`, and that file given to `namespace:=robot1` left every node on its defaults
+    (user16, s16). Keys without the '/' match the node in any namespace (node_params_file), and are not said; nor
+    are keys for a node this launch does not start (a file shared by both hosts: '/robot1/tracker_node' is the
+    operator's). A key whose node name is none of PACKAGE_NODES (every node name of the package) but close to one, a
+    misspelt section (`rendr_node:`, `render_nodes:`), is said too, with the name it is close to: its values were
+    dropped without a word as well (user20, s20); names far from all of them (another package's node, `/**`) are
+    not."""
     import difflib
 
     import yaml
@@ -121,11 +131,11 @@ def params_sections_for_no_node(path: str | Path, nodes: list[str], package_node
             lines.append(f"parameters file {path}: '{key}' names no node this launch starts ({', '.join(nodes)}): "
                          f"its values are not used; write '{name}:' (no leading '/') to give them to {name} in any "
                          f"namespace (`ros2 param dump` writes full names)")
-        elif package_nodes and name not in package_nodes:
-            close = difflib.get_close_matches(name, sorted(package_nodes), n=1, cutoff=0.75)
+        elif name not in PACKAGE_NODES:
+            close = difflib.get_close_matches(name, sorted(PACKAGE_NODES), n=1, cutoff=0.75)
             if close:
                 lines.append(f"parameters file {path}: '{key}' names no node of gaussian_head_ros (did you mean "
-                             f"'{close[0]}'?): its values are not used; the nodes: {', '.join(sorted(package_nodes))}")
+                             f"'{close[0]}'?): its values are not used; the nodes: {', '.join(sorted(PACKAGE_NODES))}")
     return lines
 
 

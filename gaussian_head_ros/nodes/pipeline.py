@@ -6,7 +6,10 @@ the same topics, so anything else on the ROS graph sees no difference. `--host r
 robot's two (reconstruction and render), `--host operator` only the tracker (and the video source, and with
 `--photo` the photo_node that sends the operator's photo to the robot), as robot.launch.py and operator.launch.py
 do (docs/DEPLOYMENT.md). `--photo` is a file on this host: the reconstruction node's `photo_path` where it runs
-here (all, robot), photo_node's `photo` on the operator's host.
+here (all, robot), photo_node's `photo` on the operator's host. The `--params-file` is read as the launch files
+read theirs: a node name without a leading '/' (`render_node:`) applies in any namespace (`--ros-args -r
+__ns:=/robot1`; launcher.node_params_file), and a section that names none of the nodes started (`/render_node:`
+under a namespace) or a misspelt node (`rendr_node:`) is warned about (launcher.params_sections_for_no_node).
 
   avatar_pipeline [--host all|operator|robot] [--params-file config/avatar.yaml] [--photo me.jpg]
                   [--video clip.mp4] [--backend cpu] [--ros-args ...]
@@ -22,6 +25,7 @@ import rclpy
 from rclpy.parameter import Parameter
 
 from gaussian_head_ros.nodes.common import run_nodes, start_process
+from gaussian_head_ros.nodes.launcher import node_params_file, params_sections_for_no_node
 
 
 def parse_args(argv: list[str]):
@@ -31,6 +35,8 @@ def parse_args(argv: list[str]):
         argv, ros_args = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser(prog="avatar_pipeline", description=__doc__.split("\n\n")[0])
     p.add_argument("--params-file", default="", help="parameters of all nodes (default: the package's config/avatar.yaml)")
+    p.add_argument("--params-file-said", action="store_true",
+                   help="do not warn about the parameters file's sections (a launch file has said them)")
     p.add_argument("--photo", default="", help="operator photo: reconstructed at start-up (all, robot), or sent to "
                                                "the robot on operator/photo/compressed (--host operator)")
     p.add_argument("--video", default="", help="play this file (or /dev/videoN) as the camera")
@@ -65,15 +71,24 @@ def default_params_file() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """avatar_pipeline: 2 when the parameters file is missing (bin/avatar_pipeline exits with it); otherwise the
-    nodes run until Ctrl-C or shutdown and the process ends there (common.run_nodes never returns)."""
+    """avatar_pipeline: 2 when the parameters file is missing or not one rcl would read (bin/avatar_pipeline exits
+    with it); otherwise the nodes run until Ctrl-C or shutdown and the process ends there (common.run_nodes never
+    returns)."""
     args, ros_args = parse_args(list(sys.argv[1:] if argv is None else argv))
     params_file = args.params_file or default_params_file()
     if not os.path.isfile(params_file):
         print(f"avatar_pipeline: parameters file {params_file} not found", file=sys.stderr)
         return 2
-    # BLAS limited to 1 thread as in every live node (the reconstruction's one-off work shares the process)
-    dds = start_process(["avatar_pipeline", "--ros-args", "--params-file", params_file] + ros_args, blas_threads=1)
+    try:  # its node names for any namespace, as the launch files give theirs (rcl: the root namespace only)
+        any_namespace = node_params_file(params_file, {})
+    except ValueError as e:
+        print(f"avatar_pipeline: cannot start: {e}", file=sys.stderr)
+        return 2
+    try:  # BLAS limited to 1 thread as in every live node (the reconstruction's one-off work shares the process)
+        dds = start_process(["avatar_pipeline", "--ros-args", "--params-file", any_namespace] + ros_args,
+                            blas_threads=1)
+    finally:
+        os.unlink(any_namespace)  # rclpy.init has read it
 
     rclpy.logging.get_logger("avatar_pipeline").info(dds)
     from gaussian_head_ros.nodes.photo_node import PhotoNode, robot_remappings
@@ -105,5 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.video:
             nodes.append(VideoSourceNode(cli_args=camera_remap, parameter_overrides=overrides(
                 source=args.video, loop=args.loop == "true")))
+        if not args.params_file_said:
+            for line in params_sections_for_no_node(params_file, [n.get_fully_qualified_name() for n in nodes]):
+                rclpy.logging.get_logger("avatar_pipeline").warning(line)
 
     run_nodes(make, threads=6)
