@@ -113,7 +113,8 @@ def test_each_host_launch_file_takes_its_own_arguments():
     `operator_id`, each for a node of its own (the photo's sender on the operator's host, its reconstruction on the
     robot)."""
     operator, robot, both = (set(_declared(h)) for h in ("operator", "robot", "all"))
-    assert {"video", "loop", "camera_topic"} <= operator and not {"video", "loop", "camera_topic"} & robot
+    camera = {"video", "loop", "camera_topic", "camera_transport"}
+    assert camera <= operator and not camera & robot
     assert {"photo", "operator_id", "backend", "reconstructor", "composed"} <= robot
     assert not {"backend", "reconstructor", "composed"} & operator
     assert {"photo", "operator_id"} <= operator & robot
@@ -409,7 +410,9 @@ def test_avatar_pipeline_runs_one_hosts_nodes_and_refuses_the_others_options(cap
     for argv, said in ((["--host", "robot", "--video", "clip.mp4"], "--video is for the operator's nodes"),
                        (["--host", "operator", "--reconstructor", "rar"], "--reconstructor is for the robot's nodes"),
                        (["--host", "operator", "--backend", "cpu"], "--backend is for the robot's nodes"),
-                       (["--host", "robot", "--robot-namespace", "r1"], "--robot-namespace is for the operator's")):
+                       (["--host", "robot", "--robot-namespace", "r1"], "--robot-namespace is for the operator's"),
+                       (["--host", "robot", "--camera-transport", "compressed"],
+                        "--camera-transport is for the operator's")):
         with pytest.raises(SystemExit) as e:
             parse_args(argv)
         assert e.value.code == 2 and said in capsys.readouterr().err, argv

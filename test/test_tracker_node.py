@@ -552,6 +552,62 @@ def test_recalibrate_falls_back_to_the_topic_when_std_srvs_cannot_load(rclpy_con
     assert rc == 0 and "Traceback" not in proc.output(), proc.output()[-3000:]
 
 
+def test_a_camera_that_publishes_only_compressed_frames_drives_the_tracker(rclpy_context, clip, tmp_path):
+    """A camera whose driver publishes only `image_raw/compressed` (sensor_msgs/CompressedImage, JPEG, as
+    image_transport's compressed plugin; a camera on another machine, a compressed bag): the tracker read only
+    sensor_msgs/Image, so it needed image_transport's republish node in between, and said only 'no sensor_msgs/Image
+    topic on the graph' (s20). Now `-p image_transport:=compressed` reads `camera/image_raw/compressed` (below a
+    remapped camera topic) and decodes each frame as photos are (imageio.decode_compressed: a corrupt one is skipped
+    with the reason); set while running it is refused (read at start); a tracker left on raw says that the
+    compressed topic is there and how to read it."""
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, set_parameter, spin_until
+    from sensor_msgs.msg import CompressedImage
+    from std_msgs.msg import Header
+
+    from gaussian_head_ros.msg import FaceControl
+    from gaussian_head_ros.nodes.conversions import msg_to_control, ns_to_stamp, rgb_to_compressed_msg
+
+    compressed = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/jpeg_cam", "-r",
+                                                    "camera/image_raw:=usb_cam/image_raw", "-p",
+                                                    "image_transport:=compressed", "-p", "neutral_frames:=5"],
+                      tmp_path / "tracker_compressed.log")
+    raw = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/raw_cam"], tmp_path / "tracker_raw.log")
+    node = rclpy_context.create_node("compressed_camera_peer")
+    got = []
+    node.create_subscription(FaceControl, "/jpeg_cam/face_control", got.append, 100)
+    pub = node.create_publisher(CompressedImage, "/jpeg_cam/usb_cam/image_raw/compressed", qos_profile_sensor_data)
+    only = node.create_publisher(CompressedImage, "/raw_cam/camera/image_raw/compressed", qos_profile_sensor_data)
+    try:
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 120), compressed.output()[-3000:]
+        stamps = []
+        faces = lambda: [c for c in map(msg_to_control, got) if c.face_detected]  # noqa: E731
+        deadline = time.monotonic() + 120  # frames at 10 Hz until 10 faces came back (the tracker loads meanwhile)
+        while len(faces()) < 10 and time.monotonic() < deadline:
+            stamp = STAMP0 + len(stamps) * 33_333_333
+            frame = rgb_to_compressed_msg(clip[len(stamps) % len(clip)].rgb, Header(stamp=ns_to_stamp(stamp)), 90)
+            pub.publish(frame)
+            only.publish(frame)
+            stamps.append(stamp)
+            spin_until(node, lambda: False, 0.1)
+        assert len(faces()) >= 10, compressed.output()[-3000:]
+        assert {c.stamp_ns for c in faces()} <= set(stamps)
+        bad = CompressedImage(header=Header(stamp=ns_to_stamp(stamps[-1] + 10**9)), format="jpeg",
+                              data=b"\xff\xd8 cut")
+        pub.publish(bad)
+        assert spin_until(node, lambda: "frame skipped:" in compressed.output(), 30), compressed.output()[-3000:]
+        r = set_parameter(node, "/jpeg_cam/tracker_node", "image_transport", "raw")
+        assert not r.successful and "read at start" in r.reason and "/jpeg_cam/usb_cam/image_raw/compressed" in \
+            r.reason, r.reason
+        said = "/raw_cam/camera/image_raw/compressed (sensor_msgs/CompressedImage) is published: the tracker reads " \
+               "it when started with -p image_transport:=compressed"
+        assert spin_until(node, lambda: said in raw.output(), 60), raw.output()[-3000:]
+    finally:
+        node.destroy_node()
+        rcs = compressed.stop(), raw.stop()
+    assert all(rc in (0, -2, 130) for rc in rcs), (compressed.output()[-3000:], raw.output()[-3000:])
+
+
 def test_live_nodes_limit_blas_to_one_thread():
     """nodes.common.run limits numpy's OpenBLAS to 1 thread (its 2 spinning threads made the tracker's
     operator-basis SVD take seconds on the loaded 2-core machine): the limit must reach the library numpy uses."""

@@ -42,6 +42,7 @@ ARGUMENT_PARAMETERS = {
     "checkpoint": (("reconstruction_node", "checkpoint"),),
     "backend": (("render_node", "backend"),),
     "device": (("render_node", "device"),),
+    "camera_transport": (("tracker_node", "image_transport"),),
 }
 
 PATH_ARGUMENTS = ("params_file", "photo", "checkpoint", "video", "fastdds_profile")  # files: `~` expanded
@@ -71,6 +72,10 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
          "this launch's own namespace. The controls follow control_topic"),
         ("camera_topic", OPERATOR, "camera/image_raw",
          "the operator camera's image topic the tracker reads (its camera_info beside it)"),
+        ("camera_transport", OPERATOR, "",
+         "how the camera_topic's frames come: raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage on "
+         "<camera_topic>/compressed, as image_transport's compressed plugin publishes: no republish node needed); "
+         "empty: the parameters file's (raw)"),
         ("video", OPERATOR, "", "play this video file (or /dev/videoN) as the camera; empty: use your camera driver"),
         ("loop", OPERATOR, "true", "loop the video file"),
         ("control_topic", EVERY, "face_control",

@@ -12,7 +12,7 @@ __ns:=/robot1`; launcher.node_params_file), and a section that names none of the
 under a namespace) or a misspelt node (`rendr_node:`) is warned about (launcher.params_sections_for_no_node).
 
   avatar_pipeline [--host all|operator|robot] [--params-file config/avatar.yaml] [--photo me.jpg]
-                  [--video clip.mp4] [--backend cpu] [--ros-args ...]
+                  [--video clip.mp4] [--camera-transport compressed] [--backend cpu] [--ros-args ...]
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def parse_args(argv: list[str]):
     p.add_argument("--backend", default="", help="render backend (auto, cpu, torch, gsplat); default: params file")
     p.add_argument("--reconstructor", default="", help="reconstruction backend (mesh_fit, rar); default: params file")
     p.add_argument("--camera-topic", default="camera/image_raw", help="the operator camera topic")
+    p.add_argument("--camera-transport", default="", choices=["", "raw", "compressed"],
+                   help="raw: sensor_msgs/Image on the camera topic; compressed: sensor_msgs/CompressedImage on "
+                        "<camera topic>/compressed; default: params file")
     p.add_argument("--control-topic", default="face_control",
                    help="the FaceControl topic the tracker publishes and the render node follows")
     p.add_argument("--robot-namespace", default="",
@@ -54,7 +57,8 @@ def parse_args(argv: list[str]):
     args = p.parse_args(argv)
     for name in ("params_file", "photo", "video"):  # `--photo=~/me.jpg`: the shell leaves that `~` alone
         setattr(args, name, os.path.expanduser(getattr(args, name)))
-    misplaced = {"operator": ("backend", "reconstructor"), "robot": ("video", "camera_topic", "robot_namespace"),
+    misplaced = {"operator": ("backend", "reconstructor"),
+                 "robot": ("video", "camera_topic", "camera_transport", "robot_namespace"),
                  "all": ("robot_namespace",)}
     defaults = vars(p.parse_args([]))
     for name in misplaced.get(args.host, ()):
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             nodes.append(ReconstructionNode(parameter_overrides=overrides(photo_path=args.photo,
                                                                           backend=args.reconstructor)))
         if operator:
-            nodes.append(TrackerNode(cli_args=camera_remap + control_remap))
+            nodes.append(TrackerNode(cli_args=camera_remap + control_remap,
+                                     parameter_overrides=overrides(image_transport=args.camera_transport)))
         if robot:
             nodes.append(RenderNode(cli_args=["--ros-args"] + control_remap if control_remap else None,
                                     parameter_overrides=overrides(backend=args.backend)))

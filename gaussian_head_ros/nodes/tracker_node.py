@@ -1,7 +1,9 @@
 """tracker_node: operator camera frames -> FaceControl (head pose + expression), in real time.
 
 Subscribes `camera/image_raw` (sensor_msgs/Image, best effort, keep last 1; rgb8, bgr8, mono8, rgba8,
-16-bit, yuv422 ...) and, when present, `camera/camera_info` for the intrinsics: its K, else its P when
+16-bit, yuv422 ...), or with `image_transport` compressed `camera/image_raw/compressed` (sensor_msgs/CompressedImage,
+JPEG or PNG as image_transport's compressed plugin publishes; decoded here as photos are, imageio.decode_compressed:
+no republish node needed), and, when present, `camera/camera_info` for the intrinsics: its K, else its P when
 K is all zero, else a `fov_deg` pinhole camera (core/camera_info.py; the log says once which, with the
 values, and again when the source or the values change). Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
 camera frame's stamp (frames with a zero stamp get the arrival time).
@@ -33,12 +35,12 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
-from gaussian_head_ros.core.imageio import EncodingNotes, decode_raw
+from gaussian_head_ros.core.imageio import EncodingNotes, decode_compressed, decode_raw
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
@@ -50,6 +52,11 @@ from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, V
                                             diagnostics, endpoint_node, run, status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
+# image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
+# as image_transport's plugins publish them: `<base topic>/compressed`)
+IMAGE_TRANSPORTS = {"raw": "camera/image_raw", "compressed": "camera/image_raw/compressed"}
+
+
 @dataclass
 class TrackerNodeSettings:
     """tracker_node's own parameters; the tracker's are TrackerConfig's settings (core/tracking.py)."""
@@ -57,7 +64,13 @@ class TrackerNodeSettings:
     use_camera_info: bool = setting(True, "take the intrinsics from camera/camera_info when it is published")
     no_face_rate: float = setting(2.0, "rate of face_detected=false messages while no face is found, Hz "
                                        "(0 = every frame)", range=(0.0, 120.0))
-    max_image_pixels: int = setting(16_777_216, "frames with more pixels are rejected", range=(4096, 268_435_456))
+    max_image_pixels: int = setting(16_777_216, "frames with more pixels are rejected (a compressed JPEG frame is "
+                                                "decoded reduced to fit, as photos are)", range=(4096, 268_435_456))
+    image_transport: str = setting("raw", "how the camera's frames come, named as image_transport names them (`-p "
+                                          "image_transport:=compressed`, as image_view takes it): raw, "
+                                          "sensor_msgs/Image on camera/image_raw; compressed, "
+                                          "sensor_msgs/CompressedImage (JPEG, PNG) on camera/image_raw/compressed, "
+                                          "decoded here. Read at start", choices=IMAGE_TRANSPORTS)
     send_landmarks: bool = setting(False, "publish the absolute canonical landmarks too (+5.7 KB per message; the "
                                           "avatar does not need them)")
     expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB with the eyelid ratios: "
@@ -107,7 +120,10 @@ class TrackerNode(Node):
             self, "face_control/expression_basis", "face_control"), latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         newest = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.image_topic = self.create_subscription(Image, "camera/image_raw", self._on_image, newest).topic_name
+        self.image_type = CompressedImage if self._param("image_transport") == "compressed" else Image
+        self.image_topic = self.create_subscription(self.image_type, companion_topic(  # below a remapped camera topic
+            self, IMAGE_TRANSPORTS[self._param("image_transport")], "camera/image_raw"), self._on_image,
+            newest).topic_name
         self.info_topic = companion_topic(self, "camera/camera_info", "camera/image_raw")  # beside the images
         self.create_subscription(CameraInfo, self.info_topic, self._on_info, qos_profile_sensor_data)
         self.create_subscription(Empty, companion_topic(self, "face_control/recalibrate", "face_control"),
@@ -180,6 +196,10 @@ class TrackerNode(Node):
 
     def _on_set(self, params) -> SetParametersResult:
         overrides = {p.name: p.value for p in params}
+        if overrides.get("image_transport", self._param("image_transport")) != self._param("image_transport"):
+            return SetParametersResult(successful=False, reason=(
+                f"image_transport is read at start (the subscription to {self.image_topic}): start the tracker "
+                f"with -p image_transport:={overrides['image_transport']}"))
         try:
             check_parameters(PARAMS, params)
             self._config(overrides).validate()
@@ -190,7 +210,7 @@ class TrackerNode(Node):
     # ----------------------------------------------------------------------------------------------
     # callbacks (cheap: keep the newest, wake the worker)
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         stamp, clock = stamp_to_ns(msg.header.stamp), self.get_clock().now().nanoseconds
         if stamp == 0:
             stamp = clock
@@ -298,7 +318,7 @@ class TrackerNode(Node):
                 self.state = f"tracking stopped: {type(e).__name__}: {e}"
                 self.get_logger().error(self.state)
 
-    def _process(self, msg: Image, stamp: int, arrived: float) -> None:
+    def _process(self, msg: Image | CompressedImage, stamp: int, arrived: float) -> None:
         config = self._config()
         if config != self._wanted:
             filter_only = replace(self._wanted, **{k: getattr(config, k) for k in FILTER_FIELDS}) == config
@@ -315,11 +335,14 @@ class TrackerNode(Node):
         self.trace.mark(frametrace.TRACKER_START, stamp)
         t0 = time.perf_counter()
         try:
-            rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding, bool(msg.is_bigendian),
-                             max_pixels=int(self._param("max_image_pixels")))
-            note = self._encoding_notes.first(msg.encoding)
-            if note:
-                self.get_logger().warning(note)
+            if isinstance(msg, CompressedImage):
+                rgb = decode_compressed(bytes(msg.data), int(self._param("max_image_pixels")), msg.format)
+            else:
+                rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding,
+                                 bool(msg.is_bigendian), max_pixels=int(self._param("max_image_pixels")))
+                note = self._encoding_notes.first(msg.encoding)
+                if note:
+                    self.get_logger().warning(note)
             control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
         except ValueError as e:
             self.counts["decode_errors"] += 1
@@ -502,14 +525,21 @@ class TrackerNode(Node):
             return
         self._no_frames_said = now
         publishers = self.count_publishers(self.image_topic)
-        images = sorted(name for name, types in self.get_topic_names_and_types()  # published, not the face display
-                        if "sensor_msgs/msg/Image" in types and name != self.image_topic
-                        and {i.node_name for i in self.get_publishers_info_by_topic(name)} - {"render_node"})
-        if images:
-            hint = (f"sensor_msgs/Image topics on the graph: {', '.join(images)}; to read one: camera_topic:=<topic> "
-                    f"(launch) or -r camera/image_raw:=<topic>")
+        kind = "sensor_msgs/CompressedImage" if self.image_type is CompressedImage else "sensor_msgs/Image"
+        published = {name: types for name, types in self.get_topic_names_and_types()  # not the face display's
+                     if {i.node_name for i in self.get_publishers_info_by_topic(name)} - {"render_node"}}
+        images = sorted(n for n, types in published.items() if kind.replace("/", "/msg/") in types
+                        and n != self.image_topic)
+        beside = f"{self.image_topic}/compressed"  # image_transport's compressed plugin's topic for this one
+        if self.image_type is Image and "sensor_msgs/msg/CompressedImage" in published.get(beside, ()):
+            hint = (f"{beside} (sensor_msgs/CompressedImage) is published: the tracker reads it when started with "
+                    f"-p image_transport:=compressed")
+        elif images:
+            topic = "<topic without /compressed>" if self.image_type is CompressedImage else "<topic>"
+            hint = (f"{kind} topics on the graph: {', '.join(images)}; to read one: camera_topic:={topic} (launch) "
+                    f"or -r camera/image_raw:={topic}")
         else:
-            hint = ("no sensor_msgs/Image topic on the graph: is the camera driver running, in this ROS_DOMAIN_ID? "
+            hint = (f"no {kind} topic on the graph: is the camera driver running, in this ROS_DOMAIN_ID? "
                     "(or play a camera or a file without one: video:=/dev/video0 or video:=clip.mp4)")
         self.get_logger().warning(f"no camera frames on {self.image_topic} {now - self._ready_at:.0f} s after the "
                                   f"tracker became ready ({publishers} publishers); {hint}")
