@@ -116,6 +116,9 @@ class DriveConfig:
     # crosstalk from the mouth and head pitch; 1.5 raised the reader's brow r on 28 pairs 0.420 -> 0.461 (lp_d18
     # 0.335 -> 0.463) but lowered gaze_h 0.542 -> 0.523 and gaze_v 0.832 -> 0.819 (1.25: about half of each).
     brow_gain: float = 1.0
+    # A driven brow raise lightens the strip between the brows and the upper lids towards its own lit skin by
+    # this gain x the share of the strip a real raise unfolds (core/brow_strip.py; 0 = off; 2 by eye, brow21).
+    brow_unfold_gain: float = 2.0
 
 
 def namespace(x):

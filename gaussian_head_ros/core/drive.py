@@ -20,8 +20,9 @@ mesh_fit's edge-on rim: the colour its refinement made up seen from the photo's 
 edge_on_sh`); band 3 is not used. Every render backend gets these colours. Torch avatars (training) are driven with
 the DC term only (training renders the same colours by `train.trainer.view_rgb`).
 
-Two colour maps are added on top, on their own rows: the photo's creases (the wrinkle map, `wrinkle_share`) and the
-closed lids' lash line evened out as each lid closes (the lash map, core/lashes.py); neither adds anything at rest.
+Three colour maps are added on top, on their own rows: the photo's creases (the wrinkle map, `wrinkle_share`), the
+closed lids' lash line evened out as each lid closes (the lash map, core/lashes.py) and the lit skin a brow raise
+unfolds between brow and lid (core/brow_strip.py); none adds anything at rest.
 
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core import deform, lashes
+from gaussian_head_ros.core import brow_strip, deform, lashes
 from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb, sh_rest_rows
 from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
@@ -135,6 +136,7 @@ class FrameTables:
     scale: np.ndarray  # [K] float32 scale factor
     wrinkle: float = 0.0  # how far the avatar's wrinkle map is in (`wrinkle_share`), 0..1
     lash: np.ndarray | None = None  # [2] how far each eye's (right, left) lash map is in (`lashes.lash_weights`)
+    unfold: np.ndarray | None = None  # [2] each eye's brow-lid strip lit share (brow_strip.unfold_share), 0..1
 
 
 class Driver:
@@ -163,6 +165,12 @@ class Driver:
         self.wrinkle_expression = np.asarray(avatar.wrinkle_expression, np.float64)  # [V, 3] or [0, 3]
         self._rest_values(avatar, np_of)
         self.lash = self._lash_map(avatar)  # LashMap or None
+        front = self.colors if not len(self.view_rows) else _view_sh(  # the colours the photo's view shows
+            self.colors, self.view_rows, self.view_dc, self.view_sh, self.frame,
+            np.broadcast_to(np.eye(3, dtype=np.float32), (self.rig.num_frames, 3, 3)).copy(), self.means,
+            np.zeros(3, np.float32), True, self.view_degree)
+        self.strip = brow_strip.strip_rows(self.verts, self.means, front, self.frame < self.rig.k_head,
+                                           avatar.rest_brow_shift)
 
     def _lash_map(self, avatar) -> "lashes.LashMap | None":
         """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest."""
@@ -234,17 +242,21 @@ class Driver:
         lash = None if self.lash is None else lashes.lash_weights(lashes.lid_closure(self.verts, disp),
                                                                    self.cfg.lash_closure)
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
-                           rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash)
+                           rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash,
+                           brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain))
 
     def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The colour maps in this frame, [(rows [M] int64, rgb [M, 3] float32 added to those rows' colours)]: the
-        wrinkle map (the photo's creases, as far as the expression goes the photo's way) and the lash map (the lash
-        band evened out as each lid closes); the ones that add nothing are left out."""
+        """The colour maps in this frame, [(rows [M] int64, rgb [M, 3] float32 added to those rows' colours)], added
+        in this order, each clipped to 0..1: the wrinkle map (the photo's creases, as far as the expression goes the
+        photo's way), the lash map (the lash band evened out as each lid closes) and the brow-lid strip's lit skin as a
+        brow raise unfolds it (core.brow_strip); the ones that add nothing are left out."""
         maps = []
         if tab.wrinkle > 0:
             maps.append((self.wrinkle_rows, np.float32(tab.wrinkle) * self.wrinkle_rgb))
         if tab.lash is not None and np.any(tab.lash > 0):
             maps.append((self.lash.rows, tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb))
+        if tab.unfold is not None and np.any(tab.unfold > 0):
+            maps.append((self.strip.rows, tab.unfold.astype(np.float32)[self.strip.eye, None] * self.strip.rgb))
         return maps
 
     def drive(self, control: FaceControl | None = None, lighting=None, viewmat=None) -> PosedGaussians:

@@ -51,6 +51,8 @@ EYELID_MID_R, EYELID_MID_L = (159, 145), (386, 374)  # centre of each eye's uppe
 # Brows (FACEMESH_RIGHT_EYEBROW / LEFT_EYEBROW).
 BROW_R = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107)
 BROW_L = (276, 282, 283, 285, 293, 295, 296, 300, 334, 336)
+BROW_LOWER_R = (46, 53, 52, 65, 55)  # each brow's lower contour (FACEMESH_*_EYEBROW's lower edge), outer to inner
+BROW_LOWER_L = (276, 283, 282, 295, 285)
 # The mesh row just below each brow's lower contour (46-53-52-65-55 / 276-283-282-295-285), outer to inner: on the
 # canonical face 8-11 mm below the brows, on low brows (the Obamas', trump_official's) on the brow hair's lower edge.
 BROW_SKIN_R = (225, 224, 223, 222, 221)

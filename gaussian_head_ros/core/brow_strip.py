@@ -1,0 +1,161 @@
+"""The brow-lid strip's shade under a driven brow raise: lit skin where a real raise would unfold it.
+
+A photo's strip between the brows and the upper lids is often the darkest skin of the face: the brow ridge
+shades it and, on low or furrowed brows, the skin lies folded there (the Obamas', trump_official's). The avatar's
+strip is bound to the template, so a driven raise stretches the photo's own strip to fill it: under
+tpsmm_driving's held raise (the brows ~8 mm up) obama_speech's strip became one dark, smeared band, the brow hair's
+lower edge drawn down into it, and the raise read as a bruise. A real raise unfolds lid skin the photo does not
+show, lit like the strip's lit parts (it faces the camera and the light once the fold opens).
+
+The rule (the driver's, `Driver.drive`; reconstruction and the avatar format are untouched):
+- Rows (`strip_rows`): the Gaussians that follow a template triangle (`deform.Rig` frames below k_head: bound or
+  in the fading band) lying, at rest, between each brow's lower contour (landmarks.BROW_LOWER_R / _L) and its eye's
+  upper lid (the upper points of landmarks.EYELID_PAIRS_R / _L and the corners), in the head frame's x-y: t = 0 on
+  the contour, 1 on the lid margin. Weight smoothstep(0, BROW_EDGE_T, t) x (1 - smoothstep(*LID_FADE_T, t)) x the
+  same fade over EDGE_X_SHARE of the brow's width at each end: the brow hair and the lash line keep their colours.
+- Lit colour (`strip_rows`, from the colours the photo's view shows): per eye, the median of the strip's brightest
+  LIT_SHARE (weight > 1/2, by luma), or the median of the skin under the eye (`under_eye_weights`) if that is
+  lighter (a shadowed strip's brightest quarter is still shadow: obama_speech's luma 0.30 against 0.72 under his
+  eyes); a side-lit face keeps its sides (each eye its own). Each row darker than it takes `weight x (lit - own
+  colour)` at share 1 (rows as light or lighter: nothing).
+- Share per eye (`unfold_share`): a real raise of d beyond the photo's own brows over a strip of the photo's height
+  h0 shows d / (h0 + d) of it as unfolded skin; the share is `DriveConfig.brow_unfold_gain x d / (h0 + d)`, clipped
+  to [0, 1]. d is the brow's lower contour's mean displacement up in the head frame (a blink, the pose, a lowered
+  brow: 0) less how far the photo's brows lay above the rest (GaussianAvatar.rest_brow_shift > 0: the rest lowered
+  them; a self clip's frame 0 raises them back). So the rest pose and a frame that gives the photo back are
+  unchanged; a photo whose low brows the rest lifted (obama_speech, 3.8 mm) keeps its rest strip as it was.
+
+Source of the constants and the gain 2 (DriveConfig.brow_unfold_gain): by eye on every ../shared portrait x
+tpsmm_driving (frame 0: a 6 mm raise held; frames 30 and 59), crops at 3x (session 21, brow21: reports/brow21_s21.md);
+gain 1 left obama_speech's band nearly as dark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.deform import smoothstep
+
+BROW_EDGE_T = 0.2  # the weight rises from the brow's lower contour (t = 0) over this part of the strip
+LID_FADE_T = (0.6, 0.85)  # and falls to 0 between these (the upper lid's lash line at t = 1 keeps its colour)
+EDGE_X_SHARE = 0.15  # at each end of the brow the weight fades over this share of its width
+LIT_SHARE = 0.25  # the lit colour: the median of the strip's brightest quarter (by luma)
+UNDER_EYE_SHARE = 0.5  # or the skin under the eye, this share of the corners-to-brow height deep, if lighter
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@dataclass
+class StripShade:
+    """The rows a raise lightens and their colour change at share 1 (`strip_rows`)."""
+
+    rows: np.ndarray  # [M] int64 indices of Gaussians, ascending
+    eye: np.ndarray  # [M] int64 0 (subject's right) or 1 (left): whose share each row takes
+    rgb: np.ndarray  # [M, 3] float32 colour added at share 1 (>= 0 in luma)
+    rest_height_m: np.ndarray  # [2] float64 each eye's corners-to-brow's-lower-contour height at rest (metres)
+    photo_raise_m: np.ndarray  # [2] float64 how far the photo's brows lay above the rest's (metres, >= 0)
+
+
+def _eye_sides():
+    """Per eye (subject's right, left): (brow lower contour, upper lid margin, corners) landmark indices."""
+    upper_r = tuple(p[0] for p in lmk.EYELID_PAIRS_R) + lmk.EYE_CORNERS[0]
+    upper_l = tuple(p[0] for p in lmk.EYELID_PAIRS_L) + lmk.EYE_CORNERS[1]
+    return ((lmk.BROW_LOWER_R, upper_r, lmk.EYE_CORNERS[0]), (lmk.BROW_LOWER_L, upper_l, lmk.EYE_CORNERS[1]))
+
+
+def _curve(verts: np.ndarray, idx, x: np.ndarray) -> np.ndarray:
+    """[P] the y of the polyline through verts[idx] (sorted by x) at each x (held beyond its ends)."""
+    p = verts[list(idx)]
+    o = np.argsort(p[:, 0])
+    return np.interp(x, p[o, 0], p[o, 1])
+
+
+def strip_weights(verts: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[V >= 468, 3] rest template (head frame, y down, metres) and [P, 3] rest points -> [P, 2] each point's weight
+    in each eye's brow-lid strip (module docstring), 0 outside it."""
+    v, p = np.asarray(verts, np.float64), np.asarray(points, np.float64)
+    out = np.zeros((len(p), 2))
+    for e, (brow, lid, _) in enumerate(_eye_sides()):
+        xs = v[list(brow), 0]
+        x0, x1 = float(xs.min()), float(xs.max())
+        yb, yl = _curve(v, brow, p[:, 0]), _curve(v, lid, p[:, 0])
+        t = (p[:, 1] - yb) / np.maximum(yl - yb, 1e-6)
+        s = (p[:, 0] - x0) / max(x1 - x0, 1e-9)
+        w = smoothstep(0.0, BROW_EDGE_T, t) * (1 - smoothstep(*LID_FADE_T, t))
+        w = w * smoothstep(0.0, EDGE_X_SHARE, s) * (1 - smoothstep(1 - EDGE_X_SHARE, 1.0, s))
+        out[:, e] = np.where((t > 0) & (t < 1) & (s > 0) & (s < 1), w, 0.0)
+    return out
+
+
+def under_eye_weights(verts: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[V >= 468, 3] rest template and [P, 3] rest points -> [P, 2] bool: the skin under each eye, between its
+    lower lid and UNDER_EYE_SHARE of the eye's corners-to-brow height below it, within the middle of its corners'
+    span (the lit reference of the strip that faces like it and that no brow ridge shades)."""
+    v, p = np.asarray(verts, np.float64), np.asarray(points, np.float64)
+    out = np.zeros((len(p), 2), bool)
+    for e, (brow, _, corners) in enumerate(_eye_sides()):
+        lower = tuple(q[1] for q in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L)[e]) + corners
+        xs = v[list(corners), 0]
+        x0, x1 = float(xs.min()), float(xs.max())
+        height = float(np.mean(v[list(corners), 1]) - np.mean(v[list(brow), 1]))
+        yl = _curve(v, lower, p[:, 0])
+        s = (p[:, 0] - x0) / max(x1 - x0, 1e-9)
+        out[:, e] = (p[:, 1] > yl) & (p[:, 1] < yl + UNDER_EYE_SHARE * height) & (s > 0.15) & (s < 0.85)
+    return out
+
+
+def strip_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, bound: np.ndarray,
+               rest_brow_shift=(0.0, 0.0)) -> StripShade:
+    """[V, 3] rest template, [N, 3] rest means, [N, 3] colours as the photo's view shows them (rgb in [0, 1]), [N]
+    bool the Gaussians that follow a template triangle, [2] or scalar the rest's shift of the photo's brows
+    (GaussianAvatar.rest_brow_shift: metres, y down; > 0: the photo's brows lay higher and the rest lowered them)
+    -> StripShade (module docstring). Empty (M = 0) without MediaPipe topology or without such Gaussians in a
+    strip."""
+    v = np.asarray(verts, np.float64)
+    photo_raise = np.maximum(np.broadcast_to(np.ravel(np.asarray(rest_brow_shift, np.float64)), (2,)), 0.0)
+    empty = StripShade(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32), np.ones(2),
+                       photo_raise.copy())
+    if not lmk.has_mediapipe_topology(v.shape[0]):
+        return empty
+    cand = np.flatnonzero(np.asarray(bound, bool))
+    w2 = strip_weights(v, np.asarray(means, np.float64)[cand])
+    eye = np.argmax(w2, 1)
+    w = w2[np.arange(len(cand)), eye]
+    keep = w > 0
+    rows, eye, w = cand[keep], eye[keep], w[keep]
+    if not len(rows):
+        return empty
+    col = np.asarray(colors, np.float64)[rows]
+    luma = col @ _LUMA
+    under = under_eye_weights(v, np.asarray(means, np.float64)[cand])
+    rgb = np.zeros((len(rows), 3))
+    for e in range(2):
+        core = (eye == e) & (w > 0.5)
+        if not np.any(core):
+            continue
+        bright = luma[core] >= np.quantile(luma[core], 1 - LIT_SHARE)
+        lit = np.median(col[core][bright], 0)
+        below = np.asarray(colors, np.float64)[cand[under[:, e] > 0]]
+        if len(below) and float(np.median(below, 0) @ _LUMA) > float(lit @ _LUMA):
+            lit = np.median(below, 0)
+        mine = (eye == e) & (luma < float(lit @ _LUMA))
+        rgb[mine] = w[mine, None] * (lit - col[mine])
+    height = np.array([np.mean(v[list(c), 1]) - np.mean(v[list(b), 1]) for b, _, c in _eye_sides()])
+    return StripShade(rows, eye, rgb.astype(np.float32), np.maximum(height, 1e-6), photo_raise.copy())
+
+
+def unfold_share(disp: np.ndarray, shade: StripShade, gain: float) -> np.ndarray:
+    """[V, 3] the control's template displacement (head frame, y down, metres), StripShade, gain -> [2] each eye's
+    share in [0, 1]: gain x d / (h0 + d), d the raise of the brow's lower contour (its mean displacement up, in the
+    head frame) beyond the photo's own brows (shade.photo_raise_m; 0 below them), h0 the photo's strip height
+    (shade.rest_height_m + photo_raise_m)."""
+    d = np.asarray(disp, np.float64)
+    out = np.zeros(2)
+    if not len(shade.rows) or gain <= 0:
+        return out
+    for e, (brow, _, corners) in enumerate(_eye_sides()):
+        raise_m = max(0.0, -float(np.mean(d[list(brow), 1])) - float(shade.photo_raise_m[e]))
+        out[e] = min(1.0, gain * raise_m / (shade.rest_height_m[e] + shade.photo_raise_m[e] + raise_m))
+    return out

@@ -1,0 +1,107 @@
+"""The strip between the brows and the upper lids under a driven brow raise: lit skin where a real raise unfolds it,
+not the photo's shadowed strip stretched (core/brow_strip.py; brow21, session 21)."""
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.control import FaceControl
+from gaussian_head_ros.core.drive import Driver
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+_BROW_LOWER_R, _BROW_LOWER_L = (46, 53, 52, 65, 55), (276, 283, 282, 295, 285)  # lmk.BROW_LOWER_* (the old code has none)
+
+
+@pytest.fixture(scope="module")
+def obama_speech():
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    with get_reconstructor("mesh_fit") as rec:
+        return rec.reconstruct(read_image(str(shared("portraits", "obama_speech.jpg")))).avatar
+
+
+def _raise(driver, up_m: float) -> FaceControl:
+    """The avatar's own rest landmarks with both brows (lmk.BROW_R / BROW_L) up_m up and the row below them
+    (BROW_SKIN_*) 0.6 of it, as tpsmm_driving's held raise moves them (brows 8 mm, that row 4.9 mm: brow20)."""
+    neutral = np.zeros((lmk.NUM_LANDMARKS, 3), np.float32)
+    neutral[:lmk.NUM_MESH] = driver.verts[:lmk.NUM_MESH]
+    ex = np.zeros_like(neutral)
+    ex[list(lmk.BROW_R + lmk.BROW_L), 1] = -up_m
+    ex[list(lmk.BROW_SKIN_R + lmk.BROW_SKIN_L), 1] = -0.6 * up_m
+    return FaceControl(landmarks=neutral + ex, expression=ex)
+
+
+def _render(driver, control, avatar):
+    """[H, W, 3] the driven avatar through its photo's camera, and [V, 2] the driven template there (pixels)."""
+    from gaussian_head_ros.core.render import rasterize
+
+    cam = avatar.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    vm = np.asarray(cam.viewmat, np.float32)
+    p = driver.drive(control, viewmat=vm)
+    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, *cam.size).image
+    v, _ = driver.deformed_template(control)
+    c = v @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
+    return img, np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy], 1)
+
+
+def _strip_mask(px, shape) -> np.ndarray:
+    """[H, W] bool: the middle of each eye's brow-lid strip in the image (between the brow's lower contour and the
+    upper lid, the middle half of each column's height, the middle 60 % of the brow's width)."""
+    mask = np.zeros(shape[:2], bool)
+    for brow, lid in ((_BROW_LOWER_R, [p[0] for p in lmk.EYELID_PAIRS_R]),
+                      (_BROW_LOWER_L, [p[0] for p in lmk.EYELID_PAIRS_L])):
+        b, lo = px[list(brow)], px[lid]
+        x0, x1 = b[:, 0].min(), b[:, 0].max()
+        for x in range(int(x0 + 0.2 * (x1 - x0)), int(x1 - 0.2 * (x1 - x0)) + 1):
+            yb = np.interp(x, *b[np.argsort(b[:, 0])].T)
+            yl = np.interp(x, *lo[np.argsort(lo[:, 0])].T)
+            mask[int(yb + 0.25 * (yl - yb)):int(yb + 0.75 * (yl - yb)) + 1, x] = True
+    return mask
+
+
+def test_a_raised_brows_strip_is_lit_skin_not_the_photos_shadow_stretched(obama_speech):
+    """obama_speech's strip between his low brows and his lids is shadowed and furrowed in the photo; a driven 6 mm
+    raise stretched it into one dark band (tpsmm_driving's held raise: brow20's skinrow_obama_speech_tpsmm.png). A
+    real raise unfolds lid skin lit like the skin under his eyes (DriveConfig.brow_unfold_gain 2): the strip's middle
+    under the raise reads 0.76 of the luma of the skin under his eyes at rest (the old code: 0.43)."""
+    d = Driver(obama_speech)
+    rest, px0 = _render(d, FaceControl.rest(), obama_speech)
+    raised, px = _render(d, _raise(d, 0.006), obama_speech)
+    under = np.zeros(rest.shape[:2], np.uint8)
+    for lo in ([p[1] for p in lmk.EYELID_PAIRS_R], [p[1] for p in lmk.EYELID_PAIRS_L]):
+        q = px0[lo]
+        cv2.fillPoly(under, [np.round(np.concatenate([q, q[::-1] + [0, 12]])).astype(np.int32)], 1)
+    under = under > 0
+    strip = _strip_mask(px, raised.shape)
+    ratio = float((raised[strip] @ _LUMA).mean() / (rest[under] @ _LUMA).mean())
+    assert ratio > 0.6, ratio
+
+
+def test_the_rest_a_lowered_brow_and_the_photos_own_raise_are_unchanged(obama_speech):
+    """The shade comes in only with a raise beyond the photo's own brows: the rest pose, lowered brows, and on an
+    avatar whose photo's brows lay higher than the rest (GaussianAvatar.rest_brow_shift > 0: the rest lowered them,
+    and a self clip's frame 0 raises them back) a raise up to the photo's own brows give the colours of the rule
+    switched off (brow_unfold_gain 0), to the bit; a raise beyond them lightens the strip only (never darkens)."""
+    import copy
+
+    from gaussian_head_ros.core import brow_strip
+    from gaussian_head_ros.core.deform import DriveConfig
+
+    raised_photo = copy.copy(obama_speech)
+    raised_photo.rest_brow_shift = np.array([0.004, 0.004], np.float32)  # the photo's brows 4 mm above the rest
+    for avatar, up in ((obama_speech, 0.0), (obama_speech, -0.002), (raised_photo, 0.0), (raised_photo, 0.004)):
+        on, off = Driver(avatar), Driver(avatar, DriveConfig(brow_unfold_gain=0.0))
+        c = FaceControl.rest() if up == 0.0 else _raise(on, up)
+        np.testing.assert_array_equal(on.drive(c).colors, off.drive(c).colors, err_msg=f"{up}")
+    on, off = Driver(raised_photo), Driver(raised_photo, DriveConfig(brow_unfold_gain=0.0))
+    c = _raise(on, 0.007)
+    a, b = on.drive(c).colors, off.drive(c).colors
+    changed = np.flatnonzero(np.any(a != b, 1))
+    assert len(changed) > 1000 and np.all((a - b)[changed] @ _LUMA > 0)  # lighter, never darker
+    w = brow_strip.strip_weights(on.verts, on.means).max(1)
+    assert np.all(w[changed] > 0)  # only the strip, below the brows' lower contour and above the lash line
