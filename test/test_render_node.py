@@ -699,3 +699,64 @@ def test_an_avatar_that_fails_to_load_for_a_bug_is_refused_and_the_loader_goes_o
     assert len(errors) == 1 and "internal error: IndexError: index 500 is out of bounds" in errors[0], errors
     assert len(statuses) == 1 and "internal error: IndexError" in statuses[0].message, statuses
     assert node.counts["avatars_refused"] == 1 and node._over_budget is None, (node.counts, node._over_budget)
+
+
+def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context):
+    """A robot under `namespace:=robot2` launched without `control_topic:=/face_control` listened on
+    /robot2/face_control for ever while the operator's tracker published /face_control: the face played its idle
+    animation at /diagnostics level OK, and nothing in the robot's log said why; an operator whose tracker ended (or
+    whose link went down) was just as silent (user21, s21). Now the render node warns 10 s after start, naming the
+    FaceControl topics that are published and how to follow one; says when controls come; warns 10 s after the last
+    one when they stop (and /diagnostics warns, with control_age_s), and says when they come back."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rosgraph import Proc, executable, spin_until
+
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.msg import FaceControl, GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    peer = rclpy_context.create_node("u21_operator", namespace="/u21_op")
+    elsewhere = peer.create_publisher(FaceControl, "face_control", 5)  # /u21_op/face_control: the operator's tracker
+    own = peer.create_publisher(FaceControl, "/u21_robot/face_control", 5)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    avatar = peer.create_publisher(GaussianAvatar, "/u21_robot/avatar", latched)
+    avatar.publish(avatar_to_msg(synthetic_avatar(5_000, seed=3, operator_id="u21")))
+    diags = []
+    peer.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.extend(
+        s for s in m.status if s.name == "u21_robot/render_node: face rendering"), 10)
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/u21_robot", "-p", f"width:={W}",
+                                             "-p", f"height:={H}", "-p", "backend:=cpu", "-p", "fps:=10.0"],
+                tmp_path / "render_no_controls.log")
+    said = lambda text: text in proc.output()  # noqa: E731
+    try:
+        assert spin_until(peer, lambda: said("no face_control on /u21_robot/face_control"), 90), proc.output()
+        line = [ln for ln in proc.output().splitlines() if "no face_control on /u21_robot/face_control" in ln][0]
+        assert "[WARN]" in line and "/u21_op/face_control carry FaceControl" in line, line
+        assert "control_topic:=/face_control" in line, line
+        elsewhere.publish(_control_msg(STAMP))  # (the other topic's controls do not count)
+        assert not said("face_control arriving")
+
+        def stream(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                own.publish(_control_msg(peer.get_clock().now().nanoseconds))
+                spin_until(peer, lambda: False, 0.1)
+
+        stream(1.0)
+        assert spin_until(peer, lambda: said("face_control arriving on /u21_robot/face_control"), 10), proc.output()
+        diags.clear()
+        assert spin_until(peer, lambda: said("face_control stopped on /u21_robot/face_control"), 30), proc.output()
+        line = [ln for ln in proc.output().splitlines() if "face_control stopped on" in ln][0]
+        assert "[WARN]" in line and "(1 publishers)" in line, line
+        assert spin_until(peer, lambda: any(s.level == DiagnosticStatus.WARN and "no face_control on" in s.message
+                                            for s in diags), 10), [(s.level, s.message) for s in diags]
+        values = {kv.key: kv.value for kv in diags[-1].values}
+        assert float(values["control_age_s"]) >= 10.0, values
+        stream(1.0)
+        assert spin_until(peer, lambda: said("face_control back on /u21_robot/face_control after"), 10), proc.output()
+    finally:
+        rc = proc.stop()
+        peer.destroy_node()
+    assert rc in (0, -2, 130), proc.output()

@@ -19,7 +19,9 @@ without a fresh control the last live frame again after 2.5 periods, or up to `f
 than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published at `fps`
 (controls arriving meanwhile do not wake the render loop; the log says once what it waits for). Without
 control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
-sway) and eases back when control resumes. A live frame whose avatar and control content (all but the stamp)
+sway) and eases back when control resumes. No face_control at all is said in the log (NO_CONTROLS_SAY_S after start: the
+FaceControl topics that are published, a namespace or remapping away; or after the last one: they stopped) and, while
+they have stopped, on /diagnostics. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
 `core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are
 refused with a log line (a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had.
@@ -62,7 +64,8 @@ from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, SharedTopic, companion_topic,
-                                            declare_settings, diagnostics, package_profile_segment_bytes, run)
+                                            declare_settings, diagnostics, package_profile_segment_bytes,
+                                            published_topics, run)
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns, status_msg)
@@ -76,6 +79,13 @@ MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
 BASIS_MISSING_WARN_AFTER = 60
+# No face_control: said in the log this long after the node started (none came yet) or after the last one (they
+# stopped: the operator's tracker ended, or the link to its host is down), again every NO_CONTROLS_AGAIN_S, and their
+# return once; /diagnostics warns while they have stopped. Before, the face fell into its idle animation at level OK
+# with nothing in the log, also for a robot under namespace:=robot1 without control_topic:=/face_control, which
+# listened on /robot1/face_control for ever while the operator's tracker published /face_control (user21, s21).
+NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
+FACE_CONTROL_TYPE = "gaussian_head_ros/msg/FaceControl"
 
 @dataclass
 class RenderNodeSettings:
@@ -221,6 +231,9 @@ class RenderNode(Node):
         self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
         self._fresh = threading.Event()  # a live control arrived since the last frame began
         self._control_times = deque(maxlen=300)  # arrival times of face_control messages (monotonic)
+        self._control_arrived = 0.0  # monotonic time the last face_control message came (refused ones too); 0: none yet
+        self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
+        self._waiting_said = False  # the log said (as information) that none came yet
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
         self._placeholder = None
@@ -320,6 +333,12 @@ class RenderNode(Node):
 
     def _on_control(self, msg: FaceControlMsg) -> None:
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
+        arrived = time.monotonic()
+        if self._no_controls_said or (self._waiting_said and not self._control_arrived):  # said: their coming, once
+            self.get_logger().info(f"face_control back on {self.control_topic} after "
+                                   f"{arrived - self._control_arrived:.0f} s without" if self._control_arrived else
+                                   f"face_control arriving on {self.control_topic}")
+        self._control_arrived, self._no_controls_said = arrived, 0.0
         named = (expression_codec.operator_basis_id(msg.expression_code, msg.expression_codec)
                  if msg.expression_code and msg.expression_codec in expression_codec.COMPACT_CODECS else 0)
         held = self.operator_bases.get(named) if named else None
@@ -593,9 +612,44 @@ class RenderNode(Node):
                 "namespace?); a display shows their frames in turn, flickering between them; give each robot a "
                 "namespace of its own (namespace:=robotN, -r __ns:=/robotN) or -r face_display/image_raw:=<topic>")
 
+    def _say_if_no_controls(self, now: float) -> None:
+        """A log line while no face_control comes (`_on_control` says when they come), again every NO_CONTROLS_AGAIN_S:
+        - they came and stopped, NO_CONTROLS_SAY_S after the last one: a warning naming the topic, its publishers and
+          how long ago;
+        - none came yet, NO_CONTROLS_SAY_S after the node started: a warning when other topics carry FaceControl (the
+          robot's `face_control` is a namespace or a remapping away from the operator's: those topics and how to
+          follow one), else once, as information, that it waits for them (a robot with no operator yet)."""
+        since = self._control_arrived or self._started
+        if now - since < NO_CONTROLS_SAY_S or (self._no_controls_said and now - self._no_controls_said < NO_CONTROLS_AGAIN_S):
+            return
+        publishers = self.count_publishers(self.control_topic)
+        if self._control_arrived:
+            self._no_controls_said = now
+            self.get_logger().warning(
+                f"face_control stopped on {self.control_topic}: the last one came {now - since:.0f} s ago "
+                f"({publishers} publishers): the operator's tracker ended, or the link to its host is down; the avatar "
+                "plays its idle animation until controls come back")
+            return
+        others = published_topics(self, FACE_CONTROL_TYPE, self.control_topic)
+        if others:
+            self._no_controls_said = now
+            self.get_logger().warning(
+                f"no face_control on {self.control_topic} {now - since:.0f} s after start ({publishers} publishers), "
+                f"while {', '.join(others)} carry FaceControl: to follow one, control_topic:=<topic> (launch) or -r "
+                "face_control:=<topic> (a robot under namespace:= whose operator is in the root namespace: "
+                "control_topic:=/face_control); the avatar plays its idle animation meanwhile")
+        elif not self._waiting_said:  # once: a robot waiting for its operator is no fault
+            self._waiting_said = True
+            self.get_logger().info(
+                f"no face_control on {self.control_topic} yet ({publishers} publishers, no other FaceControl topic on "
+                "the graph): the avatar plays its idle animation until the operator's tracker, in this ROS_DOMAIN_ID, "
+                "publishes")
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_shared_topics(now)
+        self._say_if_no_controls(now)
+        control_gap = now - (self._control_arrived or self._started)
         times = tuple(self._times)  # a snapshot: the render thread appends meanwhile
         recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
         render_ms = [t[1] * 1e3 for t in recent]
@@ -615,8 +669,14 @@ class RenderNode(Node):
             level, message = DiagnosticStatus.WARN, self.last_error
         elif self.control_refused[1] and now - self.control_refused[0] <= REFUSAL_SHOWN_S:
             level, message = DiagnosticStatus.WARN, f"face_control refused: {self.control_refused[1]}"
+        elif self._control_arrived and control_gap >= NO_CONTROLS_SAY_S:
+            level, message = DiagnosticStatus.WARN, (f"no face_control on {self.control_topic} for {control_gap:.0f} s "
+                                                     f"(its publishers: {self.count_publishers(self.control_topic)}): "
+                                                     f"{self.state}")
         elif short:
             level, message = DiagnosticStatus.WARN, short
+        elif not self._control_arrived and control_gap >= NO_CONTROLS_SAY_S:
+            level, message = DiagnosticStatus.OK, f"{self.state}: no face_control on {self.control_topic} yet"
         else:
             level, message = DiagnosticStatus.OK, self.state
         loaded, drawing = self.loaded, self.drawing
@@ -627,6 +687,8 @@ class RenderNode(Node):
             "render_ms_max": f"{np.max(render_ms):.2f}" if render_ms else "",
             "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication - control stamp
             "stamp_offset_s": "" if offset is None else f"{offset:.3f}",  # arrival - stamp (pacing.stamp_offset)
+            # seconds since the last face_control came ('' before the first): the operator's stream, live or not
+            "control_age_s": f"{control_gap:.1f}" if self._control_arrived else "",
             "backend": self.backend,
             "cpu_threads": str(self.threads_used),
             "operator_id": loaded.operator_id if loaded else "",  # the avatar loaded (drawn from the next frame on)

@@ -49,7 +49,7 @@ from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, Latest, Loading,
                                             RecurringLog, check_parameters, companion_topic, declare_settings,
-                                            diagnostics, endpoint_node, run, status_name)
+                                            diagnostics, endpoint_node, published_topics, run, status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -526,12 +526,11 @@ class TrackerNode(Node):
         self._no_frames_said = now
         publishers = self.count_publishers(self.image_topic)
         kind = "sensor_msgs/CompressedImage" if self.image_type is CompressedImage else "sensor_msgs/Image"
-        published = {name: types for name, types in self.get_topic_names_and_types()  # not the face display's
-                     if {i.node_name for i in self.get_publishers_info_by_topic(name)} - {"render_node"}}
-        images = sorted(n for n, types in published.items() if kind.replace("/", "/msg/") in types
-                        and n != self.image_topic)
+        not_display = frozenset({"render_node"})  # the face display's images are no camera
+        images = published_topics(self, kind.replace("/", "/msg/"), self.image_topic, not_display)
         beside = f"{self.image_topic}/compressed"  # image_transport's compressed plugin's topic for this one
-        if self.image_type is Image and "sensor_msgs/msg/CompressedImage" in published.get(beside, ()):
+        if self.image_type is Image and beside in published_topics(self, "sensor_msgs/msg/CompressedImage",
+                                                                   self.image_topic, not_display):
             hint = (f"{beside} (sensor_msgs/CompressedImage) is published: the tracker reads it when started with "
                     f"-p image_transport:=compressed")
         elif images:
