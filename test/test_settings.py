@@ -725,6 +725,56 @@ def test_operator_launch_file_robot_namespace_points_the_photo_node_at_that_robo
         assert not {a for a, b in remaps["tracker_node"] if a != b}, remaps  # the controls follow control_topic
 
 
+def test_launch_boolean_arguments_read_as_use_sim_time_does(monkeypatch):
+    """`avatar.launch.py video:=clip.mp4 loop:=1` (or `loop:=yes`) played the clip once, and `loop:=ture` too, without
+    a word; `composed:=ture` started one process per node, also silently, while `use_sim_time:=ture` was refused
+    (user21, s21: loop compared with 'true', composed with three spellings). Now `loop` and `composed` take what
+    `use_sim_time` takes (true/false, 1/0, yes/no, any case; empty: the default) and refuse anything else, named."""
+    from gaussian_head_ros.nodes import launch_files
+
+    _launch_file("all")
+    import launch_ros.actions
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument
+
+    seen = {}
+    real = launch_files.node_params_file
+    monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
+        overrides=overrides) or real(path, overrides))
+    started = []
+
+    class Spy(launch_ros.actions.Node):
+        def __init__(self, **kw):
+            started.append(kw.get("executable"))
+            super().__init__(**kw)
+
+    monkeypatch.setattr(launch_ros.actions, "Node", Spy)
+
+    def launch(host: str, given: dict) -> tuple[bool | None, list[str]]:
+        seen.clear()
+        started.clear()
+        ctx = LaunchContext()
+        ctx.launch_configurations.update(given)
+        entities = launch_files.launch_description(host).entities
+        for action in entities:
+            if isinstance(action, DeclareLaunchArgument):
+                action.execute(ctx)
+        entities[-1].execute(ctx)
+        return seen["overrides"].get("video_source_node", {}).get("loop"), sorted(started)
+
+    for value, loop in (("1", True), ("yes", True), ("True", True), ("", True), ("0", False), ("no", False),
+                        ("false", False), ("FALSE", False)):
+        assert launch("all", {"video": "clip.mp4", "loop": value})[0] is loop, value
+    assert launch("all", {"video": "clip.mp4"})[0] is True  # the default
+    for value in ("yes", "1", "True"):
+        assert launch("robot", {"composed": value})[1] == ["avatar_pipeline"], value
+    assert launch("robot", {"composed": "no"})[1] == ["reconstruction_node", "render_node"]
+    with pytest.raises(ValueError, match="loop:=ture"):
+        launch("all", {"video": "clip.mp4", "loop": "ture"})
+    with pytest.raises(ValueError, match="composed:=ture"):
+        launch("robot", {"composed": "ture"})
+
+
 def test_a_ctrl_c_while_a_node_imports_ends_it_quietly():
     """A terminal's Ctrl-C reaches every node of a `ros2 launch` at once; one still importing rclpy, numpy ...
     (seconds on a busy machine) printed a KeyboardInterrupt traceback and ended with status -2, or 1 when numpy's

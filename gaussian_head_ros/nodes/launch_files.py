@@ -77,7 +77,7 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
          "<camera_topic>/compressed, as image_transport's compressed plugin publishes: no republish node needed); "
          "empty: the parameters file's (raw)"),
         ("video", OPERATOR, "", "play this video file (or /dev/videoN) as the camera; empty: use your camera driver"),
-        ("loop", OPERATOR, "true", "loop the video file"),
+        ("loop", OPERATOR, "true", "loop the video file (true or false; also 1/0, yes/no)"),
         ("control_topic", EVERY, "face_control",
          "the FaceControl topic (its expression_basis and recalibrate below it) the tracker publishes and the "
          "render node follows; e.g. /face_control for a robot under namespace:= that follows an operator in the "
@@ -89,7 +89,8 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
                                      "empty: the parameters file's"),
         ("checkpoint", ROBOT, "", "RAR checkpoint for reconstructor:=rar"),
         ("namespace", EVERY, "", "namespace for all nodes and topics"),
-        ("composed", ROBOT, "false", "run the nodes in one process (avatar_pipeline) instead of one process each"),
+        ("composed", ROBOT, "false", "run the nodes in one process (avatar_pipeline) instead of one process each "
+                                             "(true or false; also 1/0, yes/no)"),
         ("fastdds_profile", EVERY, "",
          "Fast DDS profile (XML) for the nodes; empty: the one FASTDDS_DEFAULT_PROFILES_FILE names if you set it "
          "(docs/DEPLOYMENT.md's unicast profile across hosts), else the package's config/fastdds.xml (large "
@@ -170,8 +171,8 @@ def nodes(context, host: str) -> list:
             if node in started and cfg.get(arg, "") != "":
                 overrides.setdefault(node, {})[name] = cfg[arg]
     video = cfg.get("video", "")
-    if video:
-        overrides["video_source_node"] = {"source": video, "loop": cfg["loop"].lower() == "true"}
+    if video:  # loop:=1 or yes played the file once, and loop:=ture too, without a word (user21, s21)
+        overrides["video_source_node"] = {"source": video, "loop": launch_flag("loop", cfg["loop"]) is not False}
     sim_time = launch_flag("use_sim_time", cfg["use_sim_time"])
     if sim_time is not None:  # a parameter every ROS node has (rclpy declares it): each node of this launch
         for node in started + ("video_source_node",) * bool(video):
@@ -192,7 +193,7 @@ def nodes(context, host: str) -> list:
     actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
     if cfg["fastdds_profile"]:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
-    if cfg.get("composed", "false").lower() in ("true", "1", "yes"):
+    if launch_flag("composed", cfg.get("composed", "")):  # composed:=ture started one process per node, silently
         # No `name=` here: a node name given to a process renames every node in it.
         pipeline = ["--host", host, "--params-file", params_file, "--params-file-said", "--control-topic",
                     cfg["control_topic"]]
