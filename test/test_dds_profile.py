@@ -166,3 +166,31 @@ def test_plain_executables_apply_the_profile_and_deliver_30_hz(tmp_path, monkeyp
         node.destroy_node()
         for p in list(peers.values()) + list(procs.values()):
             p.stop()
+
+
+def test_a_profile_file_that_is_not_there_is_a_warning_not_the_users_configuration(tmp_path, monkeypatch):
+    """`ros2 launch gaussian_head_ros avatar.launch.py fastdds_profile:=/nope.xml` (or DEPLOYMENT.md's `export
+    FASTDDS_DEFAULT_PROFILES_FILE=/path/to/fastdds_unicast.xml` copied as written): Fast DDS printed 'XMLPARSER Error
+    realpath failed' and ran on its defaults (the 512x512 face display in UDP fragments, mostly lost best effort), and
+    each node said at INFO 'Fast DDS configured by the user: FASTDDS_DEFAULT_PROFILES_FILE=/nope.xml' (user21, s21).
+    Now the line says the file is not there and what that costs, as a warning."""
+    from rosgraph import Proc, executable, wait_until
+
+    from gaussian_head_ros.nodes.common import apply_fastdds_profile
+
+    missing = tmp_path / "fastdds_unicast.xml"
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", str(missing))
+    line = apply_fastdds_profile()
+    assert line.startswith("Fast DDS defaults:") and f"={missing} is no file" in line, line
+    missing.write_text("<profiles/>")  # a file of the user's: theirs, said as before
+    assert apply_fastdds_profile() == f"Fast DDS configured by the user: FASTDDS_DEFAULT_PROFILES_FILE={missing}"
+    missing.unlink()
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/nope_profile"],
+                tmp_path / "video_source.log", env={**_plain_env(), "FASTDDS_DEFAULT_PROFILES_FILE": str(missing)})
+    try:
+        assert wait_until(lambda: "is no file" in proc.output(), 60), proc.output()
+        said = [ln for ln in proc.output().splitlines() if "is no file" in ln][0]
+        assert "[WARN]" in said and "unset it for the package's" in said, said
+    finally:
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()

@@ -176,6 +176,13 @@ VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY = "video source", "video_en
 # Environment variables through which a user chooses the Fast DDS configuration; any one set means "mine".
 FASTDDS_USER_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
 FASTDDS_RMWS = ("rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
+FASTDDS_DEFAULTS = "Fast DDS defaults:"  # how apply_fastdds_profile's line begins when no profile is in effect
+
+
+def say_fastdds_profile(logger, line: str) -> None:
+    """Log apply_fastdds_profile's `line` with `logger`: a warning when Fast DDS runs on its defaults (no profile in
+    effect: large images are lost), else information."""
+    (logger.warning if line.startswith(FASTDDS_DEFAULTS) else logger.info)(line)
 
 
 def companion_topic(node, name: str, base: str) -> str:
@@ -216,6 +223,13 @@ def apply_fastdds_profile() -> str:
             value = os.environ[var]
             if os.path.realpath(value) in _package_profiles():  # env.sh or the launch file chose ours
                 return f"Fast DDS profile: {value} (the package's, set by env.sh or the launch file)"
+            if var != "FASTDDS_BUILTIN_TRANSPORTS" and not os.path.isfile(value):
+                # Fast DDS prints 'XMLPARSER Error realpath failed' and runs on its defaults; the line said
+                # 'configured by the user' (user21, s21: fastdds_profile:=/nope.xml, DEPLOYMENT.md's
+                # /path/to/fastdds_unicast.xml copied as written)
+                return (f"{FASTDDS_DEFAULTS} {var}={value} is no file: Fast DDS cannot load it and runs on its "
+                        "defaults (512x512 images go in UDP fragments, which best-effort subscribers mostly lose; no "
+                        "unicast peers); give the path of a profile that exists, or unset it for the package's")
             return f"Fast DDS configured by the user: {var}={value}"
     if os.path.isfile("DEFAULT_FASTDDS_PROFILES.xml"):
         return f"Fast DDS profile of the working directory: {os.path.abspath('DEFAULT_FASTDDS_PROFILES.xml')}"
@@ -224,9 +238,9 @@ def apply_fastdds_profile() -> str:
     try:
         profile = package_share() / "config" / "fastdds.xml"
     except LookupError as e:  # ament_index: package not found (not installed or not sourced)
-        return f"Fast DDS defaults: the package's profile was not found ({e}); large images may be slow"
+        return f"{FASTDDS_DEFAULTS} the package's profile was not found ({e}); large images may be slow"
     if not profile.is_file():
-        return f"Fast DDS defaults: {profile} is missing; large images may be slow"
+        return f"{FASTDDS_DEFAULTS} {profile} is missing; large images may be slow"
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return (f"Fast DDS profile: {profile} (the package's; set FASTDDS_DEFAULT_PROFILES_FILE to use your own)")
 
@@ -446,7 +460,7 @@ def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> NoRet
 
     def make(nodes: list) -> None:
         nodes.append(node_class())
-        nodes[0].get_logger().info(dds)
+        say_fastdds_profile(nodes[0].get_logger(), dds)
 
     run_nodes(make, threads)
 

@@ -24,7 +24,7 @@ import sys
 import rclpy
 from rclpy.parameter import Parameter
 
-from gaussian_head_ros.nodes.common import run_nodes, start_process
+from gaussian_head_ros.nodes.common import run_nodes, say_fastdds_profile, start_process
 from gaussian_head_ros.nodes.launcher import node_params_file, params_sections_for_no_node
 
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         os.unlink(any_namespace)  # rclpy.init has read it
 
-    rclpy.logging.get_logger("avatar_pipeline").info(dds)
+    say_fastdds_profile(rclpy.logging.get_logger("avatar_pipeline"), dds)
     from gaussian_head_ros.nodes.photo_node import PhotoNode, robot_remappings
     from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
     from gaussian_head_ros.nodes.render_node import RenderNode
