@@ -817,3 +817,43 @@ def test_the_graph_is_asked_for_the_video_s_end_once_a_tick(rclpy_context):
     assert len(asked) == 6 and len(said) == 2 and said[1].startswith("the video clip.mp4 ended after 78 frames"), said
     status = node.published[-1].status[0]
     assert status.level == DiagnosticStatus.OK and status.message.startswith("the video clip.mp4 ended"), status
+
+
+def test_controls_that_no_node_subscribes_to_are_said(rclpy_context, clip, tmp_path):
+    """An operator's tracker in the root namespace and a robot launched under namespace:=robot2 without
+    control_topic:=/face_control: the render node listened on /robot2/face_control, the tracker published
+    /face_control to nobody, and the operator's host (where someone looks) said nothing (user21, s21). Now the tracker
+    warns once controls have gone out to no subscriber for 10 s, naming where FaceControl is read and how to join it,
+    and says when a subscriber comes."""
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+
+    from gaussian_head_ros.msg import FaceControl
+
+    peer = rclpy_context.create_node("u21_robot_peer")
+    peer.create_subscription(FaceControl, "/u21_robot2/face_control", lambda m: None, 5)  # the robot, a namespace away
+    pub = peer.create_publisher(Image, "/u21_op/camera/image_raw", qos_profile_sensor_data)
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/u21_op", "-p", "operator_basis_s:=0.0"],
+                tmp_path / "tracker_unread.log")
+    frame = [0]
+
+    def frames(pred, timeout):
+        def step():
+            pub.publish(_image(clip[frame[0] % len(clip)].rgb, STAMP0 + frame[0] * 33_333_333))
+            frame[0] += 1
+            return pred()
+        return spin_until(peer, lambda: spin_until(peer, lambda: False, 0.06) or step(), timeout)
+
+    try:
+        said = lambda: [ln for ln in proc.output().splitlines() if "no node subscribes to /u21_op/face_control" in ln]  # noqa: E731
+        assert frames(said, 150), proc.output()[-3000:]
+        assert "[WARN]" in said()[0] and "FaceControl is read on /u21_robot2/face_control" in said()[0], said()
+        assert "control_topic:=/u21_op/face_control" in said()[0], said()
+        peer.create_subscription(FaceControl, "/u21_op/face_control", lambda m: None, 5)
+        assert frames(lambda: "/u21_op/face_control has a subscriber now" in proc.output(), 30), proc.output()[-3000:]
+        assert len(said()) == 1, said()
+    finally:
+        rc = proc.stop()
+        peer.destroy_node()
+    assert rc in (0, -2, 130), proc.output()

@@ -157,13 +157,17 @@ def endpoint_node(info) -> str:
     return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
 
 
-def published_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozenset()) -> list[str]:
+FACE_CONTROL_TYPE = "gaussian_head_ros/msg/FaceControl"  # the controls' type as the graph names it (other_topics)
+
+
+def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozenset(), subscribed: bool = False) -> list[str]:
     """The topics of message type `type_name` ('sensor_msgs/msg/Image') on `node`'s graph, other than `but`, that
-    have a publisher besides the nodes named in `skip_nodes` (node names without namespace), sorted: where a node
-    that gets nothing on `but` could listen instead (a remapping or a namespace away)."""
+    have a publisher (`subscribed`: a subscriber) besides the nodes named in `skip_nodes` (node names without
+    namespace), sorted: where a node that gets nothing on `but` could listen instead, or where the readers of what a
+    node sends to nobody on `but` listen (a remapping or a namespace away)."""
+    endpoints = node.get_subscriptions_info_by_topic if subscribed else node.get_publishers_info_by_topic
     return sorted(name for name, types in node.get_topic_names_and_types()
-                  if type_name in types and name != but
-                  and {i.node_name for i in node.get_publishers_info_by_topic(name)} - set(skip_nodes))
+                  if type_name in types and name != but and {i.node_name for i in endpoints(name)} - set(skip_nodes))
 
 
 # A video_source_node's status on /diagnostics (task VIDEO_SOURCE_TASK) carries VIDEO_ENDED_KEY "true" once its file

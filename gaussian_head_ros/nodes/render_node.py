@@ -63,9 +63,9 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (Latest, Loading, RecurringLog, SharedTopic, companion_topic,
-                                            declare_settings, diagnostics, package_profile_segment_bytes,
-                                            published_topics, run)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, Latest, Loading, RecurringLog, SharedTopic,
+                                            companion_topic, declare_settings, diagnostics, other_topics,
+                                            package_profile_segment_bytes, run)
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns, status_msg)
@@ -85,7 +85,6 @@ BASIS_MISSING_WARN_AFTER = 60
 # with nothing in the log, also for a robot under namespace:=robot1 without control_topic:=/face_control, which
 # listened on /robot1/face_control for ever while the operator's tracker published /face_control (user21, s21).
 NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
-FACE_CONTROL_TYPE = "gaussian_head_ros/msg/FaceControl"
 
 @dataclass
 class RenderNodeSettings:
@@ -630,7 +629,7 @@ class RenderNode(Node):
                 f"({publishers} publishers): the operator's tracker ended, or the link to its host is down; the avatar "
                 "plays its idle animation until controls come back")
             return
-        others = published_topics(self, FACE_CONTROL_TYPE, self.control_topic)
+        others = other_topics(self, FACE_CONTROL_TYPE, self.control_topic)
         if others:
             self._no_controls_said = now
             self.get_logger().warning(

@@ -47,9 +47,10 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, Latest, Loading,
-                                            RecurringLog, check_parameters, companion_topic, declare_settings,
-                                            diagnostics, endpoint_node, published_topics, run, status_name)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK,
+                                            Latest, Loading, RecurringLog, check_parameters, companion_topic,
+                                            declare_settings, diagnostics, endpoint_node, other_topics, run,
+                                            status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -99,6 +100,10 @@ ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 # A video file that ended (video_source_node without `loop`) is said once, as soon as its frames are STALE_S old:
 # it was said as a camera that stopped, again every minute (review18, s18).
 NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
+# Controls sent while no node subscribes to face_control, this long: said once (the operator's host is where someone
+# looks; a robot under namespace:=robot2 without control_topic:=/face_control listened on /robot2/face_control while
+# this tracker published /face_control, and neither side said anything; user21, s21), and when a subscriber comes.
+NO_READERS_SAY_S = 10.0
 STALE_S = 2.0  # frames older than this: /diagnostics says none come
 
 TRACKER_SETTINGS = settings(TrackerConfig)
@@ -173,6 +178,9 @@ class TrackerNode(Node):
         self._end_said = False  # the end of the frames' video file was said (once, until frames come again)
         self._videos_ended: dict[str, str] = {}  # video_source_node status name -> its video's end, from /diagnostics
         self._prev_received = (time.monotonic(), 0)
+        self._unread_since = 0.0  # monotonic s since controls go out with no subscriber to face_control (0: they have one)
+        self._unread_said = False
+        self._published_prev = 0  # counts["published"] at the previous diagnostics tick
         self._loading = Loading(loading=True)  # the worker's start-up (MediaPipe, codec bases): not waited for
         self._worker = threading.Thread(target=self._run, name="tracker_worker", daemon=True)
         self._worker.start()
@@ -527,10 +535,10 @@ class TrackerNode(Node):
         publishers = self.count_publishers(self.image_topic)
         kind = "sensor_msgs/CompressedImage" if self.image_type is CompressedImage else "sensor_msgs/Image"
         not_display = frozenset({"render_node"})  # the face display's images are no camera
-        images = published_topics(self, kind.replace("/", "/msg/"), self.image_topic, not_display)
+        images = other_topics(self, kind.replace("/", "/msg/"), self.image_topic, not_display)
         beside = f"{self.image_topic}/compressed"  # image_transport's compressed plugin's topic for this one
-        if self.image_type is Image and beside in published_topics(self, "sensor_msgs/msg/CompressedImage",
-                                                                   self.image_topic, not_display):
+        if self.image_type is Image and beside in other_topics(self, "sensor_msgs/msg/CompressedImage",
+                                                               self.image_topic, not_display):
             hint = (f"{beside} (sensor_msgs/CompressedImage) is published: the tracker reads it when started with "
                     f"-p image_transport:=compressed")
         elif images:
@@ -543,8 +551,37 @@ class TrackerNode(Node):
         self.get_logger().warning(f"no camera frames on {self.image_topic} {now - self._ready_at:.0f} s after the "
                                   f"tracker became ready ({publishers} publishers); {hint}")
 
+    def _say_if_unread(self, now: float) -> None:
+        """A warning once controls have gone out for NO_READERS_SAY_S with no subscriber to face_control (no robot
+        follows them): the FaceControl topics that render nodes do subscribe to, and how to join them; information
+        when a subscriber comes after it. Called once a tick by _publish_diagnostics."""
+        sent = self.counts["published"] > self._published_prev
+        self._published_prev = self.counts["published"]
+        if self.pub.get_subscription_count():
+            if self._unread_said:
+                self.get_logger().info(f"{self.pub.topic_name} has a subscriber now: a robot follows these controls")
+            self._unread_since, self._unread_said = 0.0, False
+            return
+        if not sent or self._unread_said:
+            return
+        self._unread_since = self._unread_since or now
+        if now - self._unread_since < NO_READERS_SAY_S:
+            return
+        self._unread_said = True
+        readers = other_topics(self, FACE_CONTROL_TYPE, self.pub.topic_name, subscribed=True)
+        if readers:
+            hint = (f"FaceControl is read on {', '.join(readers)}: start that robot with control_topic:="
+                    f"{self.pub.topic_name} (robot.launch.py; -r face_control:={self.pub.topic_name} with ros2 run), "
+                    "or this launch with control_topic:=<that topic>")
+        else:
+            hint = ("no node reads FaceControl on the graph: is the robot up, in this ROS_DOMAIN_ID, with discovery "
+                    "between the hosts (docs/DEPLOYMENT.md)?")
+        self.get_logger().warning(f"no node subscribes to {self.pub.topic_name}: the controls of the last "
+                                  f"{now - self._unread_since:.0f} s went to no robot; {hint}")
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
+        self._say_if_unread(now)
         stale = now - self._last_frame_time > STALE_S
         ended = self._video_ended() if stale else ""
         self._say_if_no_frames(now, ended)
