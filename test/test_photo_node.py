@@ -563,3 +563,32 @@ def test_an_animated_photo_is_said_to_use_its_first_frame(graph, tmp_path):
         for p in reversed(procs):
             p.stop(signal.SIGINT, timeout=20.0)
     assert all("Traceback" not in p.log() for p in procs), logs()
+
+
+def test_a_robot_in_another_namespace_is_named_when_none_reads_the_photo(rclpy_context):
+    """A robot launched under namespace:=robot2 and `operator.launch.py photo:=me.jpg` without robot_namespace:=robot2:
+    photo_node said only 'no reconstruction_node subscribes to /operator/photo/compressed (10 s after the send): is
+    the robot up, in this ROS_DOMAIN_ID and namespace?' while /robot2/operator/photo/compressed had its reader
+    (user21, s21). Now it names where reconstruction nodes read photos and the robot_namespace:= that sends there
+    (in-process: the node's own _watch, 11 s after a send, beside a subscriber in another namespace)."""
+    from rosgraph import spin_until
+    from sensor_msgs.msg import CompressedImage
+
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    robot = rclpy_context.create_node("reconstruction_node", namespace="/u21_robot3")
+    robot.create_subscription(CompressedImage, "operator/photo/compressed", lambda m: None, 1)
+    node = PhotoNode()
+    try:
+        assert spin_until(node, lambda: node.count_subscribers("/u21_robot3/operator/photo/compressed") > 0, 30)
+        node._send(read_photo(shared("portraits", PORTRAIT)), "me")
+        if node.pub.get_subscription_count():
+            pytest.skip("another test's reconstruction node reads /operator/photo/compressed here")
+        node.sent_at = node.no_robot_said = time.monotonic() - 11.0
+        node._watch()
+        assert node.state.startswith("no reconstruction_node subscribes to /operator/photo/compressed"), node.state
+        assert "/u21_robot3/operator/photo/compressed" in node.state and "robot_namespace:=u21_robot3" in node.state, \
+            node.state
+    finally:
+        node.destroy_node()
+        robot.destroy_node()

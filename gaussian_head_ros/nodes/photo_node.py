@@ -60,7 +60,7 @@ from gaussian_head_ros.core.reconstruct import STATUS_NAMES
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
-from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, run
+from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, other_topics, run
 
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
@@ -242,6 +242,21 @@ class PhotoNode(Node):
                 self.state = f"the robot has {Path(self.photo.path).name} ('{self.frame_id}'); waiting for its verdict"
         return self.acked
 
+    def _robots_elsewhere(self) -> str:
+        """Where reconstruction nodes do read photos, when not on this node's topic: the robot namespaces whose
+        operator/photo/compressed has a subscriber, and how to send there; '' when none (a robot launched under
+        namespace:=robot2 and an operator without robot_namespace:=robot2 were only told 'is the robot up, in this
+        ROS_DOMAIN_ID and namespace?'; user21, s21)."""
+        tail = f"/{PHOTO_BASE}/compressed"
+        spaces = [t[:-len(tail)].strip("/") for t in other_topics(self, "sensor_msgs/msg/CompressedImage", self.topic,
+                                                                  subscribed=True) if t.endswith(tail)]
+        if not spaces:
+            return ""
+        how = " or ".join(f"robot_namespace:={ns or '/'}" for ns in spaces)
+        return (f"reconstruction nodes read {', '.join('/' + ns + tail if ns else tail for ns in spaces)}: send there with "
+                f"{how} (operator.launch.py; avatar_pipeline --robot-namespace; ros2 run: -r operator/photo:=/<ns>/"
+                "operator/photo -r avatar:=/<ns>/avatar).")
+
     def _watch(self) -> None:
         """Whether the reconstruction nodes have the photo; said when none subscribes for a while."""
         if self.photo is None or self.verdict:
@@ -253,8 +268,8 @@ class PhotoNode(Node):
                                                            else NO_ROBOT_REPEAT_S):
             self.no_robot_said = now
             self.state = (f"no reconstruction_node subscribes to {self.topic} ({now - self.sent_at:.0f} s after the "
-                          f"send): is the robot up, in this ROS_DOMAIN_ID and namespace? The photo stays latched "
-                          f"for it")
+                          f"send): {self._robots_elsewhere() or 'is the robot up, in this ROS_DOMAIN_ID and namespace?'}"
+                          " The photo stays latched for it")
             self.get_logger().warning(self.state)
 
     def _on_status(self, msg: AvatarStatus) -> None:
