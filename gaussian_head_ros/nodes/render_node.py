@@ -624,10 +624,11 @@ class RenderNode(Node):
         publishers = self.count_publishers(self.control_topic)
         if self._control_arrived:
             self._no_controls_said = now
+            why = ("still on the graph: its camera frames stopped, or the link to its host is down" if publishers else
+                   "none left on the graph: the operator's tracker ended, or its host went off the network")
             self.get_logger().warning(
                 f"face_control stopped on {self.control_topic}: the last one came {now - since:.0f} s ago "
-                f"({publishers} publishers): the operator's tracker ended, or the link to its host is down; the avatar "
-                "plays its idle animation until controls come back")
+                f"({publishers} publishers, {why}); the avatar plays its idle animation until controls come back")
             return
         others = other_topics(self, FACE_CONTROL_TYPE, self.control_topic)
         if others:
