@@ -760,3 +760,22 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
         rc = proc.stop()
         peer.destroy_node()
     assert rc in (0, -2, 130), proc.output()
+
+
+def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(monkeypatch):
+    """A robot with no operator for hours: _say_if_no_controls (called by the diagnostics timer once a second) asked
+    the ROS graph for FaceControl topics every tick once 10 s had passed; now every NO_CONTROLS_SAY_S, and says the
+    wait once. The node's own method on a stand-in, 100 ticks."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes import render_node
+
+    asked, said = [], []
+    monkeypatch.setattr(render_node, "other_topics", lambda *a, **k: asked.append(1) or [])
+    node = SimpleNamespace(_control_arrived=0.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
+                           _controls_looked_for=0.0, control_topic="/r/face_control", count_publishers=lambda t: 0,
+                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append))
+    for tick in range(100):
+        render_node.RenderNode._say_if_no_controls(node, float(tick))
+    assert len(asked) == 9, f"{len(asked)} graph queries in 100 ticks"
+    assert len(said) == 1 and said[0].startswith("no face_control on /r/face_control yet"), said

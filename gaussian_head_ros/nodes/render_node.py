@@ -233,6 +233,7 @@ class RenderNode(Node):
         self._control_arrived = 0.0  # monotonic time the last face_control message came (refused ones too); 0: none yet
         self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
         self._waiting_said = False  # the log said (as information) that none came yet
+        self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
         self._placeholder = None
@@ -621,6 +622,9 @@ class RenderNode(Node):
         since = self._control_arrived or self._started
         if now - since < NO_CONTROLS_SAY_S or (self._no_controls_said and now - self._no_controls_said < NO_CONTROLS_AGAIN_S):
             return
+        if not self._control_arrived and now - self._controls_looked_for < NO_CONTROLS_SAY_S:
+            return  # the graph asked every NO_CONTROLS_SAY_S while none came (a robot waiting for hours), not every tick
+        self._controls_looked_for = now
         publishers = self.count_publishers(self.control_topic)
         if self._control_arrived:
             self._no_controls_said = now
