@@ -310,6 +310,19 @@ def test_launch_warns_about_an_argument_it_does_not_have():
     assert "'vidoe:=clip.mp4' ignored" in said[1] and "did you mean 'video'" in said[1], said
 
 
+def test_launch_warns_about_the_names_other_launch_files_give_its_arguments():
+    """`ros2 launch gaussian_head_ros robot.launch.py ns:=robot1` (the name many launch files use) ran the robot in
+    the root namespace without a word, as did `use_composition:=true` (nav2's) and `robot_ns:=robot1` on the
+    operator's file: only names close in spelling to an argument were said (user21, s21). Now these name theirs."""
+    for host, name, ours in (("robot", "ns", "namespace"), ("robot", "use_composition", "composed"),
+                             ("operator", "robot_ns", "robot_namespace"), ("operator", "image_topic", "camera_topic"),
+                             ("all", "params", "params_file")):
+        said = _launch_warnings(host, {name: "x"})
+        assert len(said) == 1 and f"launch argument '{name}:=x' ignored" in said[0], (host, name, said)
+        assert f"did you mean '{ours}'?" in said[0], said
+    assert _launch_warnings("robot", {"use_rviz": "true"}) == []  # a parent launch file's own: not said
+
+
 def test_launch_warns_about_a_params_file_section_for_no_node_it_starts(tmp_path):
     """`ros2 param dump /render_node > my.yaml` writes the node's full name (`/render_node:`); given to
     `avatar.launch.py namespace:=robot1 params_file:=my.yaml` its values were dropped without a word (rcl applies a

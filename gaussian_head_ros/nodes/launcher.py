@@ -139,6 +139,14 @@ def params_sections_for_no_node(path: str | Path, nodes: list[str]) -> list[str]
     return lines
 
 
+# Names other ROS 2 launch files give what ours call otherwise (nav2's `use_composition`, many files' `ns`), not close
+# enough in spelling for difflib: `robot.launch.py ns:=robot1` ran the robot in the root namespace without a word
+# (user21, s21). Said as "did you mean" when the launch file has the argument on the right.
+ARGUMENT_ALIASES = {"ns": "namespace", "robot_ns": "robot_namespace", "use_composition": "composed",
+                    "image_topic": "camera_topic", "video_device": "video", "params": "params_file",
+                    "config": "params_file", "sim_time": "use_sim_time"}
+
+
 def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path, namespace: str = "",
                              elsewhere: dict | None = None, node_homes: dict | None = None) -> list[str]:
     """One warning line per launch argument in `given` (the launch's configurations: name -> value) that is
@@ -147,7 +155,7 @@ def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path
     nothing and the nodes ran on their defaults. A name that is a node parameter in `params_path` (the
     package's config/avatar.yaml: every parameter of every node) is said with the `ros2 param set` line for
     its node(s) under `namespace`; another name with the closest argument when there is one (`vidoe` ->
-    `video`). `elsewhere` (argument -> the launch file that has it, e.g. "robot.launch.py (...)") names the
+    `video`; ARGUMENT_ALIASES: `ns` -> `namespace`). `elsewhere` (argument -> the launch file that has it, e.g. "robot.launch.py (...)") names the
     other host's launch file for its arguments (`photo:=` given to operator.launch.py), and `node_homes` (node
     -> launch file) the one that starts a node this launch does not (`width:=` given to operator.launch.py is
     render_node's, which robot.launch.py starts). A launch file that includes ours passes its own
@@ -179,7 +187,8 @@ def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path
                          f"lists those); set it in a copy of config/avatar.yaml given as params_file:=, or on the "
                          f"running node: {sets}")
         else:
-            close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.8)
+            alias = ARGUMENT_ALIASES.get(name)
+            close = [alias] if alias in declared else difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.8)
             if close:
                 lines.append(f"launch argument '{name}:={value}' ignored: this launch file has no argument "
                              f"'{name}' (did you mean '{close[0]}'? --show-args lists them)")
