@@ -775,6 +775,46 @@ def test_open_jaw_shows_a_mouth_interior_not_a_hole(results):
     assert np.mean(luma > 0.9) < 0.1, "a white patch in the open mouth"
 
 
+def test_a_laughs_lower_teeth_go_down_with_the_lower_lip_and_the_photos_jaw_keeps_the_chins(results):
+    """deform.interior_jaw_angle: in a laugh the lower lip falls far more than the chin (sadtalker_WDA_KatieHill
+    frame 29: the lower inner lip turned 0.25 rad about the hinge, the chin 0.15). Turned by the chin's angle
+    alone, the lower row stayed just under the upper one while the lip fell below it: a tall grey slab of lower
+    teeth and gum, no gap between the rows (here, the lower lip 18 mm down and the chin 3 mm: the lower row
+    0.45 mm down on the old code). The synthetic lower levels now share the lip's turn less
+    DriveConfig.lower_teeth_show_m; the upper row stays with the skull, and the jaw-weight-1 level (the photo's
+    own lower-jaw pixels, the floor of the mouth) keeps the chin's angle (with it, self tpsmm_driving's frame 0,
+    whose lower lip is turned 0.075 rad at a chin's 0, lost 2.4 dB: mouth20, session 20). A closed mouth moves
+    nothing."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.landmarks import CHIN
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    a = results["business_person.png"].avatar
+    v = a.template_vertices.astype(np.float64)
+    lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+    ex = np.zeros((len(v), 3), np.float32)
+    ex[lower_lip, 1] = 0.018  # the lower lip 18 mm down (y down), the chin 3 mm
+    ex[CHIN, 1] = 0.003
+    drv = Driver(a)
+    p = drv.drive(FaceControl(expression=ex))
+    w = a.bary[:, 0]
+    mouth = a.part == PART_MOUTH
+    lower_row = mouth & np.isclose(w, MouthConfig().lower_teeth_follow, atol=1e-3)
+    upper_row, jaw = mouth & (w == 0), mouth & (w == 1)
+    assert lower_row.sum() > 200 and upper_row.sum() > 200 and jaw.sum() > 200
+    dy = p.means[:, 1] - a.means[:, 1]
+    assert np.abs(dy[upper_row]).max() < 1e-5
+    assert np.median(dy[lower_row]) > 0.0025, f"the lower row went {1000 * np.median(dy[lower_row]):.1f} mm down"
+    chin_only = np.zeros_like(ex)
+    chin_only[CHIN, 1] = 0.003
+    assert np.allclose(p.means[jaw], drv.drive(FaceControl(expression=chin_only)).means[jaw], atol=1e-6), \
+        "the jaw-weight-1 level turned with the lip, not the chin"
+    rest = drv.drive(FaceControl(expression=np.zeros_like(ex)))
+    assert np.abs(rest.means[mouth] - a.means[mouth]).max() < 1e-6
+
+
 def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
     """deform.jaw_level_share: at a talking opening (0.12 rad) the lower row follows MouthConfig.
     lower_teeth_follow of the turn, so the opening shows two rows of teeth, not a black band between them

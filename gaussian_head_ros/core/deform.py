@@ -87,6 +87,15 @@ class DriveConfig:
     # lower_teeth_follow) stay near the upper ones while speaking, drop with the jaw when the mouth opens wide.
     jaw_speech_rad: float = 0.08
     jaw_wide_rad: float = 0.25
+    # ... of a jaw angle that is at least the lower inner lip's own turn about the hinge less lower_teeth_show_m of
+    # arc (`interior_jaw_angle`): by the chin's angle alone, sadtalker_WDA_KatieHill's laugh (frames 27-30: the
+    # lower lip turned 0.20-0.25 rad, the chin <= 0.15) left the lower row just under the upper one while the
+    # lower lip fell below it: a tall grey slab of lower teeth and gum down to the lip, no gap between the rows.
+    # 6 mm (mouth21, session 21, by eye at frames 29-30 on six portraits): upper teeth, a dark gap, the lower
+    # row's edge above the lip; at 2-5 mm the lower row went behind the lower lip. The photo's own lower-jaw
+    # pixels (weight 1) keep the chin's angle: turned with the lip (mouth20, session 20), self tpsmm_driving's
+    # frame 0, whose lower lip is turned 0.075 rad at a chin's 0, lost 2.4 dB.
+    lower_teeth_show_m: float = 0.006
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
@@ -159,6 +168,25 @@ def chin_turn(r0, r1):
     + = opening; numpy or torch)."""
     xp = namespace(r1)
     return xp.atan2(r1[1], -r1[2]) - xp.atan2(r0[1], -r0[2])
+
+
+def interior_jaw_angle(rig: "Rig", verts, disp, theta, cfg: DriveConfig):
+    """The jaw angle (rad, clipped to [0, jaw_max_rad]) the mouth interior's synthetic lower levels (jaw weights
+    0 < w < 1: the lower teeth, the tongue, the cavity wall about the lip line) share by `jaw_level_share`: the
+    chin's angle `theta`, or more: the turn about the hinge that takes the lower inner lip (LOWER_LIP_IN; `disp`
+    [V, 3] from template `verts` [V, 3], metres, head frame, y down) down by its own drop less
+    cfg.lower_teeth_show_m, so the lower row's edge does not stay far above a fallen lower lip (which rests on
+    the lower incisors). Its jaw-weight-1 level (the photo's own lower-jaw pixels) turns by theta (`frame_tables`).
+    theta without MediaPipe topology. numpy or torch like `disp`."""
+    xp = namespace(disp)
+    if not rig.jaw_from_chin:
+        return theta
+    piv = _like(xp, rig.jaw_pivot, disp)
+    r0 = verts[lmk.LOWER_LIP_IN] - piv
+    free = cfg.lower_teeth_show_m / xp.clip(xp.sqrt(r0[1] ** 2 + r0[2] ** 2), 1e-3, None)  # arc -> angle
+    lip = chin_turn(r0, r0 + disp[lmk.LOWER_LIP_IN]) - free
+    theta = theta if hasattr(theta, "shape") else _like(xp, theta, disp)
+    return xp.clip(xp.maximum(theta, lip), 0.0, cfg.jaw_max_rad)
 
 
 def lip_line_jaw_weight(y: np.ndarray, verts: np.ndarray) -> np.ndarray:
@@ -924,7 +952,9 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_r.append(r_t)
     parts_s.append(xp.ones_like(r_t[:, 0, 0]))
     # jaw levels and eyes: p' = R_g (R (p - c) + c) -> constant column R_g c - R_g R c
-    r_j = r_g @ axis_angle_x(jaw_level_share(_like(xp, rig.jaw_weights, disp), theta, cfg) * theta)
+    w_j = _like(xp, rig.jaw_weights, disp)
+    inner = interior_jaw_angle(rig, verts, disp, theta, cfg)
+    r_j = r_g @ axis_angle_x(xp.where(w_j < 1, jaw_level_share(w_j, inner, cfg) * inner, theta))
     piv = _like(xp, rig.jaw_pivot, disp)
     const = (r_g @ piv)[None] - r_j @ piv
     # the interior widens with the lips' opening (before the turn): + (sx - 1) * mouth_lateral along the turned x
