@@ -137,10 +137,16 @@ class MouthConfig:
     # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
     tongue_rgb: tuple[float, float, float] = (0.58, 0.26, 0.25)
     # its light: tongue_light[0] + tongue_light[1] at its tip, fading down (behind the teeth, in the mouth's
-    # shade; at 0.5 + 0.4 a talking mouth showed a pink band between the rows as lit as the lips)
-    tongue_light: tuple[float, float] = (0.3, 0.3)
+    # shade; at 0.5 + 0.4 a talking mouth showed a pink band between the rows as lit as the lips). At 0.3 + 0.3
+    # with its tip 3 mm above the lower row's edge, sadtalker_WDA_KatieHill's laugh (frames 29-30, the rows
+    # parted by deform.interior_jaw_angle) showed no tongue, a dark band between the rows where the operator
+    # shows a pink tongue behind the lower teeth; 0.3 + 0.43 with its tip 6 mm up (mouth21, session 21): a red
+    # tongue above the lower row's edge, still behind the upper row at rest and at talking openings (0.3 + 0.65
+    # read better still at the laugh, but its tip is then as light as the lips: test_the_synthetic_teeth_are_
+    # teeth_not_a_band keeps the tongue at most 0.35 x the teeth's luma; 0.43: 0.34).
+    tongue_light: tuple[float, float] = (0.3, 0.43)
     tongue_depth_m: float = 0.011  # the tongue's front behind the inner lip surface (behind the lower teeth)
-    tongue_rise_m: float = 0.003  # its tip above the lip line (the lower teeth's edge), behind the upper teeth at rest
+    tongue_rise_m: float = 0.006  # its tip above the lip line (the lower teeth's edge), behind the upper teeth at rest
     tongue_dome_m: float = 0.006  # its sides this much lower than the tip
     tongue_width: float = 0.8  # x the inner lip corners' distance
     tongue_spacing_m: float = 0.0015
