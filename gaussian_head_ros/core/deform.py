@@ -87,15 +87,18 @@ class DriveConfig:
     # lower_teeth_follow) stay near the upper ones while speaking, drop with the jaw when the mouth opens wide.
     jaw_speech_rad: float = 0.08
     jaw_wide_rad: float = 0.25
-    # ... of a jaw angle that is at least the lower inner lip's own turn about the hinge less lower_teeth_show_m of
-    # arc (`interior_jaw_angle`): by the chin's angle alone, sadtalker_WDA_KatieHill's laugh (frames 27-30: the
-    # lower lip turned 0.20-0.25 rad, the chin <= 0.15) left the lower row just under the upper one while the
-    # lower lip fell below it: a tall grey slab of lower teeth and gum down to the lip, no gap between the rows.
-    # 6 mm (mouth21, session 21, by eye at frames 29-30 on six portraits): upper teeth, a dark gap, the lower
-    # row's edge above the lip; at 2-5 mm the lower row went behind the lower lip. The photo's own lower-jaw
-    # pixels (weight 1) keep the chin's angle: turned with the lip (mouth20, session 20), self tpsmm_driving's
-    # frame 0, whose lower lip is turned 0.075 rad at a chin's 0, lost 2.4 dB.
-    lower_teeth_show_m: float = 0.006
+    # ... but the synthetic lower levels (the lower row, the tongue) turn at least as far as takes the lower inner
+    # lip's drop less lower_teeth_show_m (`interior_jaw_angle`): by the chin's angle alone, sadtalker_WDA_KatieHill's
+    # laugh (frame 29: the lip 18.7 mm down, the chin 0.15 rad) left the lower row just under the upper one while
+    # the lip fell below it (a tall grey slab of lower teeth and gum, no gap between the rows), and tpsmm_driving's
+    # 13-14 mm openings (the lip 16-17 mm down, the chin 0.06-0.07) showed the whole lower row, edge to gum, in the
+    # opening. 2 mm (mouth21, session 21, by eye on six portraits): the laugh shows upper teeth, a dark gap, the
+    # tongue and the lower row's edge; tpsmm's openings a dark band and the lower teeth low, as the operator's.
+    # The lip's turn less 6 mm of arc instead (its roll back counted) moved tpsmm's row 2 -> 3 mm only; less than
+    # 2 mm hid the row behind the lip. The photo's own lower-jaw pixels (weight 1) keep the chin's angle: turned
+    # with the lip (mouth20, session 20), self tpsmm_driving's frame 0, whose lower lip is turned 0.075 rad at a
+    # chin's 0, lost 2.4 dB.
+    lower_teeth_show_m: float = 0.002
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
@@ -170,23 +173,22 @@ def chin_turn(r0, r1):
     return xp.atan2(r1[1], -r1[2]) - xp.atan2(r0[1], -r0[2])
 
 
-def interior_jaw_angle(rig: "Rig", verts, disp, theta, cfg: DriveConfig):
-    """The jaw angle (rad, clipped to [0, jaw_max_rad]) the mouth interior's synthetic lower levels (jaw weights
-    0 < w < 1: the lower teeth, the tongue, the cavity wall about the lip line) share by `jaw_level_share`: the
-    chin's angle `theta`, or more: the turn about the hinge that takes the lower inner lip (LOWER_LIP_IN; `disp`
-    [V, 3] from template `verts` [V, 3], metres, head frame, y down) down by its own drop less
-    cfg.lower_teeth_show_m, so the lower row's edge does not stay far above a fallen lower lip (which rests on
-    the lower incisors). Its jaw-weight-1 level (the photo's own lower-jaw pixels) turns by theta (`frame_tables`).
-    theta without MediaPipe topology. numpy or torch like `disp`."""
+def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
+    """The least turn (rad about the jaw's hinge, + = opening; clipped to [0, jaw_max_rad]) of the mouth
+    interior's synthetic lower levels (jaw weights 0 < w < 1: the lower teeth, the tongue; `frame_tables`): the
+    turn that takes the lower inner lip (LOWER_LIP_IN; `disp` [V, 3] from template `verts` [V, 3], metres, head
+    frame, y down) down by its own drop less cfg.lower_teeth_show_m, so the lower row's edge stays about that far
+    above a fallen lower lip (which rests on the lower incisors). Only the lip's drop counts: its turn about the
+    hinge also holds its roll back (sadtalker_WDA_KatieHill's laugh: 18.7 mm down and 10.8 mm back, a 0.25 rad
+    turn; tpsmm_driving frame 20: 17.1 mm down, 2.9 back, 0.17 rad). 0 without MediaPipe topology. The
+    jaw-weight-1 level (the photo's own lower-jaw pixels) keeps the chin's angle. numpy or torch like `disp`."""
     xp = namespace(disp)
     if not rig.jaw_from_chin:
-        return theta
+        return _like(xp, 0.0, disp)
     piv = _like(xp, rig.jaw_pivot, disp)
     r0 = verts[lmk.LOWER_LIP_IN] - piv
-    free = cfg.lower_teeth_show_m / xp.clip(xp.sqrt(r0[1] ** 2 + r0[2] ** 2), 1e-3, None)  # arc -> angle
-    lip = chin_turn(r0, r0 + disp[lmk.LOWER_LIP_IN]) - free
-    theta = theta if hasattr(theta, "shape") else _like(xp, theta, disp)
-    return xp.clip(xp.maximum(theta, lip), 0.0, cfg.jaw_max_rad)
+    drop = xp.clip(disp[lmk.LOWER_LIP_IN, 1] - cfg.lower_teeth_show_m, 0.0, None)
+    return xp.clip(xp.atan2(r0[1] + drop, -r0[2]) - xp.atan2(r0[1], -r0[2]), 0.0, cfg.jaw_max_rad)
 
 
 def lip_line_jaw_weight(y: np.ndarray, verts: np.ndarray) -> np.ndarray:
@@ -953,8 +955,11 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_s.append(xp.ones_like(r_t[:, 0, 0]))
     # jaw levels and eyes: p' = R_g (R (p - c) + c) -> constant column R_g c - R_g R c
     w_j = _like(xp, rig.jaw_weights, disp)
-    inner = interior_jaw_angle(rig, verts, disp, theta, cfg)
-    r_j = r_g @ axis_angle_x(xp.where(w_j < 1, jaw_level_share(w_j, inner, cfg) * inner, theta))
+    # the synthetic lower levels: at least the lower lip's drop as a turn, all of it from the lip line down
+    # (w >= 0.5, `lip_line_jaw_weight`), less above (the cavity's band behind the upper row stretches, not parts)
+    floor = interior_jaw_angle(rig, verts, disp, cfg) * xp.clip(w_j / 0.5, 0.0, 1.0)
+    turn = xp.where(w_j < 1, xp.maximum(jaw_level_share(w_j, theta, cfg) * theta, floor), theta)
+    r_j = r_g @ axis_angle_x(turn)
     piv = _like(xp, rig.jaw_pivot, disp)
     const = (r_g @ piv)[None] - r_j @ piv
     # the interior widens with the lips' opening (before the turn): + (sx - 1) * mouth_lateral along the turned x
