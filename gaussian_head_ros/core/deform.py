@@ -94,10 +94,10 @@ class DriveConfig:
     # 13-14 mm openings (the lip 16-17 mm down, the chin 0.06-0.07) showed the whole lower row, edge to gum, in the
     # opening. 2 mm (mouth21, session 21, by eye on six portraits): the laugh shows upper teeth, a dark gap, the
     # tongue and the lower row's edge; tpsmm's openings a dark band and the lower teeth low, as the operator's.
-    # The lip's turn less 6 mm of arc instead (its roll back counted) moved tpsmm's row 2 -> 3 mm only; less than
-    # 2 mm hid the row behind the lip. The photo's own lower-jaw pixels (weight 1) keep the chin's angle: turned
-    # with the lip (mouth20, session 20), self tpsmm_driving's frame 0, whose lower lip is turned 0.075 rad at a
-    # chin's 0, lost 2.4 dB.
+    # The lip's turn less 6 mm of arc instead (its roll back counted) moved tpsmm's row 2 -> 3 mm only; the drop
+    # less 4 mm left most of tpsmm's row in the opening. The photo's own lower-jaw pixels (weight 1) keep the
+    # chin's angle: turned with the lip (mouth20, session 20), self tpsmm_driving's frame 0, whose lower lip is
+    # turned 0.075 rad at a chin's 0, lost 2.4 dB.
     lower_teeth_show_m: float = 0.002
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
