@@ -608,6 +608,38 @@ def test_a_camera_that_publishes_only_compressed_frames_drives_the_tracker(rclpy
     assert all(rc in (0, -2, 130) for rc in rcs), (compressed.output()[-3000:], raw.output()[-3000:])
 
 
+def test_a_tracker_started_on_compressed_names_the_raw_topic_its_camera_publishes(rclpy_context, tmp_path):
+    """`camera_transport:=compressed` (or `image_transport: compressed` in a parameters file) with a camera that
+    publishes raw frames only (a `video:=` file's video_source_node publishes sensor_msgs/Image only): the tracker
+    said 'no sensor_msgs/CompressedImage topic on the graph: is the camera driver running?' while the camera's raw
+    topic was right there (review21, s21). Now its no-frames line names that topic and the transport that reads it,
+    as a tracker left on raw names the compressed one."""
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
+
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/raw_only", "-p",
+                                              "image_transport:=compressed"], tmp_path / "tracker.log")
+    node = rclpy_context.create_node("raw_camera_peer")
+    pub = node.create_publisher(Image, "/raw_only/camera/image_raw", 1)
+    frame = rgb_to_image_msg(np.zeros((48, 64, 3), np.uint8), Header())
+    said = "/raw_only/camera/image_raw (sensor_msgs/Image) is published: the tracker reads it when started with " \
+           "-p image_transport:=raw"
+
+    def publish_and_look() -> bool:
+        pub.publish(frame)
+        return said in proc.output()
+
+    try:
+        assert spin_until(node, publish_and_look, 90), proc.output()[-3000:]
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()[-3000:]
+
+
 def test_live_nodes_limit_blas_to_one_thread():
     """nodes.common.run limits numpy's OpenBLAS to 1 thread (its 2 spinning threads made the tracker's
     operator-basis SVD take seconds on the loaded 2-core machine): the limit must reach the library numpy uses."""

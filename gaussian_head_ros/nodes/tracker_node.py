@@ -536,11 +536,15 @@ class TrackerNode(Node):
         kind = "sensor_msgs/CompressedImage" if self.image_type is CompressedImage else "sensor_msgs/Image"
         not_display = frozenset({"render_node"})  # the face display's images are no camera
         images = other_topics(self, kind.replace("/", "/msg/"), self.image_topic, not_display)
-        beside = f"{self.image_topic}/compressed"  # image_transport's compressed plugin's topic for this one
-        if self.image_type is Image and beside in other_topics(self, "sensor_msgs/msg/CompressedImage",
-                                                               self.image_topic, not_display):
-            hint = (f"{beside} (sensor_msgs/CompressedImage) is published: the tracker reads it when started with "
-                    f"-p image_transport:=compressed")
+        # the same camera on the other transport's topic (image_transport's compressed plugin publishes below the raw
+        # topic): a tracker started on the other one (a video:= file's video_source_node publishes raw only)
+        if self.image_type is Image:
+            other, other_kind, transport = f"{self.image_topic}/compressed", "sensor_msgs/CompressedImage", "compressed"
+        else:
+            other, other_kind, transport = self.image_topic.removesuffix("/compressed"), "sensor_msgs/Image", "raw"
+        if other in other_topics(self, other_kind.replace("/", "/msg/"), self.image_topic, not_display):
+            hint = (f"{other} ({other_kind}) is published: the tracker reads it when started with "
+                    f"-p image_transport:={transport} (launch: camera_transport:={transport})")
         elif images:
             topic = "<topic without /compressed>" if self.image_type is CompressedImage else "<topic>"
             hint = (f"{kind} topics on the graph: {', '.join(images)}; to read one: camera_topic:={topic} (launch) "
