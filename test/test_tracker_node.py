@@ -613,8 +613,9 @@ def test_a_tracker_started_on_compressed_names_the_raw_topic_its_camera_publishe
     publishes raw frames only (a `video:=` file's video_source_node publishes sensor_msgs/Image only): the tracker
     said 'no sensor_msgs/CompressedImage topic on the graph: is the camera driver running?' while the camera's raw
     topic was right there (review21, s21). Now its no-frames line names that topic and the transport that reads it,
-    as a tracker left on raw names the compressed one."""
-    from rosgraph import Proc, executable, spin_until
+    as a tracker left on raw names the compressed one. A transport it does not read, set while running, was answered
+    'read at start: start the tracker with -p image_transport:=theora'; now with the choices."""
+    from rosgraph import Proc, executable, set_parameter, spin_until
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
@@ -634,6 +635,9 @@ def test_a_tracker_started_on_compressed_names_the_raw_topic_its_camera_publishe
 
     try:
         assert spin_until(node, publish_and_look, 90), proc.output()[-3000:]
+        # a transport it does not read, set while running: its choices, not 'start the tracker with' that one
+        r = set_parameter(node, "/raw_only/tracker_node", "image_transport", "theora")
+        assert not r.successful and "must be one of raw, compressed" in r.reason, r.reason
     finally:
         node.destroy_node()
         rc = proc.stop()

@@ -204,12 +204,12 @@ class TrackerNode(Node):
 
     def _on_set(self, params) -> SetParametersResult:
         overrides = {p.name: p.value for p in params}
-        if overrides.get("image_transport", self._param("image_transport")) != self._param("image_transport"):
-            return SetParametersResult(successful=False, reason=(
-                f"image_transport is read at start (the subscription to {self.image_topic}): start the tracker "
-                f"with -p image_transport:={overrides['image_transport']}"))
         try:
-            check_parameters(PARAMS, params)
+            check_parameters(PARAMS, params)  # first: a transport it has not ('theora') is not one to restart with
+            if overrides.get("image_transport", self._param("image_transport")) != self._param("image_transport"):
+                return SetParametersResult(successful=False, reason=(
+                    f"image_transport is read at start (the subscription to {self.image_topic}): start the tracker "
+                    f"with -p image_transport:={overrides['image_transport']}"))
             self._config(overrides).validate()
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
