@@ -565,6 +565,20 @@ def test_an_animated_photo_is_said_to_use_its_first_frame(graph, tmp_path):
     assert all("Traceback" not in p.log() for p in procs), logs()
 
 
+def test_robot_namespace_slash_sends_to_a_robot_in_the_root_namespace():
+    """`robot_namespace:=/` (what photo_node's 'no reconstruction_node subscribes' line names for a robot started
+    without namespace:=, seen from an operator launched under one) was taken as empty: no remapping, and the photo
+    stayed on the operator's own /<ns>/operator/photo/compressed (review21, s21). Now '/' is the root namespace's
+    topics; empty is still none (the node's own namespace)."""
+    from gaussian_head_ros.nodes.photo_node import robot_remappings
+
+    assert robot_remappings("") == robot_remappings("  ") == []
+    assert robot_remappings("/") == robot_remappings(" / ") == [("operator/photo", "/operator/photo"),
+                                                                 ("avatar", "/avatar")]
+    assert robot_remappings("/robot1/") == robot_remappings("robot1") == [("operator/photo", "/robot1/operator/photo"),
+                                                                           ("avatar", "/robot1/avatar")]
+
+
 def test_a_robot_in_another_namespace_is_named_when_none_reads_the_photo(rclpy_context):
     """A robot launched under namespace:=robot2 and `operator.launch.py photo:=me.jpg` without robot_namespace:=robot2:
     photo_node said only 'no reconstruction_node subscribes to /operator/photo/compressed (10 s after the send): is

@@ -68,8 +68,8 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
         ("operator_id", ("operator",), "", "operator id sent with the photo (empty: from the file name)"),
         ("robot_namespace", ("operator",), "",
          "the namespace the robot was started in (robot.launch.py namespace:=robot1): photo_node sends the photo "
-         "to that robot (/robot1/operator/photo/compressed) and reads its verdict (/robot1/avatar/status); empty: "
-         "this launch's own namespace. The controls follow control_topic"),
+         "to that robot (/robot1/operator/photo/compressed) and reads its verdict (/robot1/avatar/status); '/': a "
+         "robot in the root namespace; empty: this launch's own namespace. The controls follow control_topic"),
         ("camera_topic", OPERATOR, "camera/image_raw",
          "the operator camera's image topic the tracker reads (its camera_info beside it)"),
         ("camera_transport", OPERATOR, "",

@@ -75,9 +75,14 @@ PHOTO_BASE, STATUS_BASE = "operator/photo", "avatar"
 def robot_remappings(robot_namespace: str) -> list[tuple[str, str]]:
     """The remappings that point photo_node at the robot started under `robot_namespace` (robot.launch.py
     namespace:=robot1) from any namespace of the operator's host: its two base topics into that namespace, which
-    companion_topic carries to the photo and status topics below them. '' (or '/'): none, the node's own."""
-    ns = robot_namespace.strip().strip("/")
-    return [(base, f"/{ns}/{base}") for base in (PHOTO_BASE, STATUS_BASE)] if ns else []
+    companion_topic carries to the photo and status topics below them. '': none, the node's own; '/': the root
+    namespace's (a robot started without namespace:=, from an operator launched under one: `_robots_elsewhere` names
+    such a robot 'robot_namespace:=/'; '/' was taken as '' and left the photo in the operator's namespace)."""
+    text = robot_namespace.strip()
+    ns = text.strip("/")
+    if not ns and not text:
+        return []
+    return [(base, f"/{ns}/{base}" if ns else f"/{base}") for base in (PHOTO_BASE, STATUS_BASE)]
 
 
 @dataclass

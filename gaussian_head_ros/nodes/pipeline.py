@@ -51,7 +51,7 @@ def parse_args(argv: list[str]):
                    help="the FaceControl topic the tracker publishes and the render node follows")
     p.add_argument("--robot-namespace", default="",
                    help="--host operator: the namespace the robot was started in (e.g. robot1); the photo is sent "
-                        "to that robot and its verdict read from it")
+                        "to that robot and its verdict read from it ('/': a robot in the root namespace)")
     p.add_argument("--host", default="all", choices=["all", "operator", "robot"],
                    help="the nodes of one host: operator (tracker; --video) or robot (reconstruction, render)")
     args = p.parse_args(argv)
