@@ -79,6 +79,11 @@ class MouthConfig:
     teeth_gap_edge_m: float = 0.0025
     teeth_gap_m: float = 0.0004
     teeth_embrasure_m: float = 0.0008
+    # The lower row's seams and embrasures darken by this share of the upper row's: its incisors are narrow
+    # (5.3-5.9 mm against 8.5 / 6.5), and the upper row's gaps on them drew a dark column over a quarter of each
+    # tooth, a row of grey blocks with big seams (teeth21, session 21: tpsmm_driving frame 20 and
+    # sadtalker_WDA_KatieHill frame 29 on business_person, lp_s9_monalisa, two_children).
+    lower_teeth_seam: float = 0.5
     # each tooth's labial face is convex: darker towards its sides by this much
     tooth_round: float = 0.12
     # each tooth's light by its place from the midline (central / lateral incisor, canine, premolars): the arch
@@ -135,7 +140,7 @@ class MouthConfig:
     photo_teeth_luma: float = 0.75  # a teeth pixel: luma above this x the skin's median luma ...
     photo_teeth_saturation: float = 0.3  # ... and (max - min) / max of its rgb below this
     # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
-    tongue_rgb: tuple[float, float, float] = (0.58, 0.26, 0.25)
+    tongue_rgb: tuple[float, float, float] = (0.57, 0.25, 0.31)
     # its light: tongue_light[0] + tongue_light[1] at its tip, fading down (behind the teeth, in the mouth's
     # shade; at 0.5 + 0.4 a talking mouth showed a pink band between the rows as lit as the lips). At 0.3 + 0.3
     # with its tip 3 mm above the lower row's edge, sadtalker_WDA_KatieHill's laugh (frames 29-30, the rows
@@ -414,7 +419,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         # the gap between two teeth: an open V-shaped embrasure at the edge (the cavity behind), a closed
         # contact higher up; the seam is a column of its own (`_tooth_grid`)
         opening = np.exp(-from_edge / cfg.teeth_gap_edge_m)  # 1 at the incisal edge .. 0 towards the gum
-        seam_k = cfg.teeth_seam + (cfg.teeth_gap_shade - cfg.teeth_seam) * opening
+        seam_k = ((cfg.teeth_seam + (cfg.teeth_gap_shade - cfg.teeth_seam) * opening)
+                  * (1.0 if jaw == 0.0 else cfg.lower_teeth_seam))
         gap_w = cfg.teeth_gap_m + cfg.teeth_embrasure_m * opening  # the gap's half width
         gap = np.clip(1.0 - (1.0 - np.abs(across)) * 0.5 * _tooth_width(tooth, b0) / gap_w, 0, 1)
         light = _tooth_light(tooth, np.sign(pts[:, 0] - xc), cfg)  # [M] each tooth its own light
