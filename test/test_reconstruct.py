@@ -1000,6 +1000,49 @@ def test_the_synthetic_teeth_are_teeth_not_a_band():
     assert lit <= 0.35, f"the tongue {lit:.2f} x as light as the teeth"
 
 
+def test_the_lower_teeth_are_parted_by_thin_seams_and_the_tongue_is_rose():
+    """mouth.mouth_interior on MediaPipe's canonical face (no photo; seconds), the lower row alone rendered from the
+    front at 10 px/mm (teeth rgb 0.80 0.74 0.66): (1) its seams (midline, +-5.3 mm) are lines between teeth, not
+    dark columns: 0.6 mm below its edge each at least 0.6 x as light as the middles of the teeth either side, 2 mm
+    below at least 0.68 x (MouthConfig.lower_teeth_seam 0.5: 0.69 / 0.86 / 0.85 and 0.76 / 0.91 / 0.90; before,
+    the upper row's seams on the narrow lower incisors: 0.49 / 0.81 / 0.79 and 0.58 / 0.88 / 0.87, grey blocks with
+    big seams at tpsmm_driving frame 20 and sadtalker's laugh), and still parted: the midline at most 0.9 x; (2) the
+    tongue is rose, not brick: its lit tip's blue at least its green (before 0.25 < 0.26)."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+    from gaussian_head_ros.core.render import rasterize
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    v = v * np.array([1.0, -1.0, -1.0])  # head frame: x right, y down, z into the head; metres
+    cfg, teeth, luma = MouthConfig(), np.array([0.80, 0.74, 0.66]), np.array([0.299, 0.587, 0.114])
+    b = mouth_interior(v, hole_loops()["mouth"], 1.0, cfg, teeth_rgb=teeth)
+    row = (np.isclose(b.bary[:, 0], cfg.lower_teeth_follow)
+           & np.isclose(b.scales.max(1), 0.7 * cfg.teeth_spacing_m, rtol=1e-3))  # the lower row's discs
+    assert row.sum() > 200
+    xc, lip_y = 0.5 * (v[78, 0] + v[308, 0]), 0.5 * (v[13, 1] + v[14, 1])  # its edge at the lip line
+    f, wd, ht = 3000.0, 640, 400  # 0.3 m in front of the lips: 10 px per mm
+    vm = np.eye(4)
+    vm[:3, 3] = [-xc, -lip_y, 0.3 - v[13, 2]]
+    K = np.array([[f, 0, wd / 2], [0, f, ht / 2], [0, 0, 1.0]])
+    lum = rasterize(b.means[row], b.quats[row], b.scales[row], b.opacities[row], b.colors[row], vm, K, wd, ht,
+                    backend="cpu").image @ luma
+
+    def at(x_mm, y_mm, r=0):  # luma about (x, y) mm from the lips' middle (y down): its minimum over +-r px
+        c, rr = int(round(wd / 2 + x_mm * 10)), int(round(ht / 2 + y_mm * 10))
+        return lum[rr - r:rr + r + 1, c - r:c + r + 1].min()
+
+    for below, least in ((0.6, 0.6), (2.0, 0.68)):
+        for seam, (m0, m1) in ((0.0, (-2.65, 2.65)), (5.3, (2.65, 8.25)), (-5.3, (-2.65, -8.25))):
+            ratio = at(seam, below, 1) / (0.5 * (at(m0, below) + at(m1, below)))
+            assert ratio >= least, f"the lower seam at {seam} mm, {below} mm below the edge: {ratio:.2f} x the teeth's light"
+            if seam == 0.0:
+                assert ratio <= 0.9, f"the lower central incisors not parted ({ratio:.2f})"
+    tongue = np.isclose(b.scales.max(1), 0.75 * cfg.tongue_spacing_m, rtol=1e-3)
+    tip = b.colors[tongue][np.argmax(b.colors[tongue] @ luma)]
+    assert tip[2] >= tip[1], f"the tongue brick red, not rose: {tip.round(3)}"
+
+
 def test_lips_that_meet_show_no_teeth_of_the_photo():
     """mouth.parted_over_hidden_teeth: the inner lip polygon of a closed mouth still covers a few pixels; pale lips
     there are brighter than a teeth pixel's threshold (lp_d8_man_glasses: 7 px, lips -0.17 mm apart). They are
