@@ -538,7 +538,10 @@ class MeshFitReconstructor(Reconstructor):
             return inside & teeth_shown[i, j]
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
-        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo)
+        # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
+        shaded = parted and V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1] > cfg.mouth.closed_lips_max_m
+        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
+                               shaded=shaded)
         turn_mouth(mouth, V_rest, theta, levels, V)
         # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap).
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))

@@ -116,6 +116,14 @@ class MouthConfig:
     # (linearly; the upper row by teeth_shadow, quadratically): lit evenly like the upper one, an opening
     # showed a grey slab of lower teeth as tall as the upper row (business_person x sadtalker frame 27).
     lower_teeth_shadow: float = 0.6
+    # ... where the photo's own parted lips show its rows in that shade (sadtalker's frame 0: a shaded sliver); a
+    # photo that shows no teeth of its own (closed lips) or its own lit bite gets a lower row lit this much, its
+    # shadow falling towards the gum quadratically like the upper row's, the crown lit (teeth21, session 21: lit
+    # 0.6 and linear, the lower row of tpsmm_driving's 13-14 mm openings and sadtalker's laugh read as grey blocks
+    # where the operator shows white teeth; 0.75 for every photo cost sadtalker's own frame 0 0.16 dB; 0.72 and
+    # 0.85 read lighter still but test_the_lower_teeth_sit_in_the_shade, a talking opening, reads 0.86 / 0.90 on
+    # two_children, its bound 0.82; 0.62: 0.818).
+    lower_teeth_lit: float = 0.62
     # the lower row's jaw weight: its share of a talking jaw's turn (all of a wide one's: deform.jaw_level_share)
     lower_teeth_follow: float = 0.55
     # seams from the midline (mm): upper central / lateral incisor, canine, premolars; lower the same
@@ -359,7 +367,7 @@ def skin_teeth_colour(skin_px, sclera_rgb, cfg: MouthConfig) -> np.ndarray:
 
 
 def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: MouthConfig,
-                   teeth_rgb=None, visible=None) -> GaussianBatch:
+                   teeth_rgb=None, visible=None, shaded: bool = True) -> GaussianBatch:
     """Cavity + teeth Gaussians for template vertices v [V, 3] and the inner lip loop [L].
 
     brightness scales the default colours to the photo (1 = a well-lit face); teeth_rgb overrides the
@@ -370,7 +378,9 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     photo's gap as a dark band (the photo's gap pixels lie behind the teeth, see `MouthConfig`). The teeth's
     shading (seams, towards the gums and the corners) fades them towards the cavity's dark red, as the
     mouth's own reflections tint them, not towards black: a darkened off-white turns olive, read as
-    grey-green. Raises ValueError for a config `MouthConfig.validate` refuses."""
+    grey-green. `shaded`: the photo shows its own rows in shade (its lips parted over shaded teeth,
+    `parted_over_hidden_teeth`): the lower row takes cfg.lower_teeth_light and its linear shadow; else
+    cfg.lower_teeth_lit and a quadratic one. Raises ValueError for a config `MouthConfig.validate` refuses."""
     cfg.validate()
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
@@ -425,10 +435,11 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         gap = np.clip(1.0 - (1.0 - np.abs(across)) * 0.5 * _tooth_width(tooth, b0) / gap_w, 0, 1)
         light = _tooth_light(tooth, np.sign(pts[:, 0] - xc), cfg)  # [M] each tooth its own light
         shade = ((1.0 - seam_k * gap) * (1.0 - cfg.tooth_round * across ** 2)
-                 * (1.0 - (cfg.teeth_shadow if jaw == 0.0 else cfg.lower_teeth_shadow) * t ** (2.0 if jaw == 0.0 else 1.0))
+                 * (1.0 - (cfg.teeth_shadow if jaw == 0.0 else cfg.lower_teeth_shadow)
+                    * t ** (1.0 if jaw != 0.0 and shaded else 2.0))
                  * (1.0 - cfg.incisal_shade * np.clip(1.0 - from_edge / cfg.incisal_m, 0, 1) ** 2)
                  * corner * light
-                 * (1.0 if jaw == 0.0 else cfg.lower_teeth_light))
+                 * (1.0 if jaw == 0.0 else cfg.lower_teeth_light if shaded else cfg.lower_teeth_lit))
         tint = np.where((tooth == 2)[:, None], np.asarray(cfg.canine_tint), 1.0)  # the canines a little yellower
         col = shade[:, None] * teeth[None] * tint + (1.0 - shade[:, None]) * np.asarray(cfg.cavity_rgb) * k
         gum = np.clip((from_edge - cfg.teeth_height_m) / 0.001 + 1, 0, 1)[:, None]
