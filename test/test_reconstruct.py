@@ -1043,6 +1043,43 @@ def test_the_lower_teeth_are_parted_by_thin_seams_and_the_tongue_is_rose():
     assert tip[2] >= tip[1], f"the tongue brick red, not rose: {tip.round(3)}"
 
 
+def test_a_photo_without_shaded_rows_gets_a_lower_row_lit_over_its_crown():
+    """mouth.mouth_interior on MediaPipe's canonical face (no photo; seconds), the lower row alone from the front at
+    10 px/mm (teeth rgb 0.80 0.74 0.66), the middles of its central incisors: a photo that does not show its own
+    rows in shade (shaded=False: closed lips, its own lit bite) gets a lower row lit over its crown, its shadow
+    falling towards the gum quadratically (MouthConfig.lower_teeth_lit): 4 mm below the edge at least 1.12 x the
+    shaded row's (measured 0.436 / 0.368 = 1.18), the edge itself within 1.1 x (1.05), and still darker at its gum
+    (8 mm: at most 0.8 x its light 2 mm below the edge; 0.66). A shaded photo (lips parted over shaded teeth,
+    sadtalker's frame 0) keeps lower_teeth_light and the linear shadow: its frame 0 as before. Before (one lower
+    row for every photo, lit 0.6 and linear) tpsmm_driving's openings and sadtalker's laugh showed grey blocks."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+    from gaussian_head_ros.core.render import rasterize
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    v = v * np.array([1.0, -1.0, -1.0])  # head frame: x right, y down, z into the head; metres
+    cfg, teeth, luma = MouthConfig(), np.array([0.80, 0.74, 0.66]), np.array([0.299, 0.587, 0.114])
+    xc, lip_y = 0.5 * (v[78, 0] + v[308, 0]), 0.5 * (v[13, 1] + v[14, 1])  # the lower row's edge at the lip line
+    f, wd, ht = 3000.0, 640, 400  # 0.3 m in front of the lips: 10 px per mm
+    vm = np.eye(4)
+    vm[:3, 3] = [-xc, -lip_y, 0.3 - v[13, 2]]
+    K = np.array([[f, 0, wd / 2], [0, f, ht / 2], [0, 0, 1.0]])
+    light = {}
+    for shaded in (True, False):
+        b = mouth_interior(v, hole_loops()["mouth"], 1.0, cfg, teeth_rgb=teeth, shaded=shaded)
+        row = (np.isclose(b.bary[:, 0], cfg.lower_teeth_follow)
+               & np.isclose(b.scales.max(1), 0.7 * cfg.teeth_spacing_m, rtol=1e-3))  # the lower row's discs
+        lum = rasterize(b.means[row], b.quats[row], b.scales[row], b.opacities[row], b.colors[row], vm, K, wd, ht,
+                        backend="cpu").image @ luma
+        light[shaded] = {y: float(np.mean([lum[int(round(ht / 2 + y * 10)), int(round(wd / 2 + x * 10))]
+                                           for x in (-2.65, 2.65)])) for y in (0.6, 2.0, 4.0, 8.0)}
+    lit, shade = light[False], light[True]
+    assert lit[4.0] >= 1.12 * shade[4.0], f"the lit row's crown {lit[4.0]:.3f} vs the shaded {shade[4.0]:.3f}"
+    assert lit[0.6] <= 1.1 * shade[0.6], f"the lit row's edge {lit[0.6]:.3f} vs the shaded {shade[0.6]:.3f}"
+    assert lit[8.0] <= 0.8 * lit[2.0], f"the lit row not shaded towards its gum: {lit[8.0]:.3f} / {lit[2.0]:.3f}"
+
+
 def test_lips_that_meet_show_no_teeth_of_the_photo():
     """mouth.parted_over_hidden_teeth: the inner lip polygon of a closed mouth still covers a few pixels; pale lips
     there are brighter than a teeth pixel's threshold (lp_d8_man_glasses: 7 px, lips -0.17 mm apart). They are
