@@ -82,7 +82,9 @@ class MouthConfig:
     # The lower row's seams and embrasures darken by this share of the upper row's: its incisors are narrow
     # (5.3-5.9 mm against 8.5 / 6.5), and the upper row's gaps on them drew a dark column over a quarter of each
     # tooth, a row of grey blocks with big seams (teeth21, session 21: tpsmm_driving frame 20 and
-    # sadtalker_WDA_KatieHill frame 29 on business_person, lp_s9_monalisa, two_children).
+    # sadtalker_WDA_KatieHill frame 29 on business_person, lp_s9_monalisa, two_children). Not where the photo shows
+    # its own rows in shade (`mouth_interior`'s shaded: sadtalker's frame 0, whose shaded sliver the seams match:
+    # thinner there, its frame 0 lost 0.014 dB).
     lower_teeth_seam: float = 0.5
     # each tooth's labial face is convex: darker towards its sides by this much
     tooth_round: float = 0.12
@@ -379,8 +381,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     shading (seams, towards the gums and the corners) fades them towards the cavity's dark red, as the
     mouth's own reflections tint them, not towards black: a darkened off-white turns olive, read as
     grey-green. `shaded`: the photo shows its own rows in shade (its lips parted over shaded teeth,
-    `parted_over_hidden_teeth`): the lower row takes cfg.lower_teeth_light and its linear shadow; else
-    cfg.lower_teeth_lit and a quadratic one. Raises ValueError for a config `MouthConfig.validate` refuses."""
+    `parted_over_hidden_teeth`): the lower row takes cfg.lower_teeth_light, its linear shadow and the upper row's
+    seams; else cfg.lower_teeth_lit, a quadratic shadow and cfg.lower_teeth_seam of the seams. Raises ValueError for a config `MouthConfig.validate` refuses."""
     cfg.validate()
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
@@ -430,7 +432,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         # contact higher up; the seam is a column of its own (`_tooth_grid`)
         opening = np.exp(-from_edge / cfg.teeth_gap_edge_m)  # 1 at the incisal edge .. 0 towards the gum
         seam_k = ((cfg.teeth_seam + (cfg.teeth_gap_shade - cfg.teeth_seam) * opening)
-                  * (1.0 if jaw == 0.0 else cfg.lower_teeth_seam))
+                  * (1.0 if jaw == 0.0 or shaded else cfg.lower_teeth_seam))
         gap_w = cfg.teeth_gap_m + cfg.teeth_embrasure_m * opening  # the gap's half width
         gap = np.clip(1.0 - (1.0 - np.abs(across)) * 0.5 * _tooth_width(tooth, b0) / gap_w, 0, 1)
         light = _tooth_light(tooth, np.sign(pts[:, 0] - xc), cfg)  # [M] each tooth its own light
