@@ -382,7 +382,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     mouth's own reflections tint them, not towards black: a darkened off-white turns olive, read as
     grey-green. `shaded`: the photo shows its own rows in shade (its lips parted over shaded teeth,
     `parted_over_hidden_teeth`): the lower row takes cfg.lower_teeth_light, its linear shadow and the upper row's
-    seams; else cfg.lower_teeth_lit, a quadratic shadow and cfg.lower_teeth_seam of the seams. Raises ValueError for a config `MouthConfig.validate` refuses."""
+    seams (the default: as before); else cfg.lower_teeth_lit, a quadratic shadow and cfg.lower_teeth_seam of the
+    seams. Raises ValueError for a config `MouthConfig.validate` refuses."""
     cfg.validate()
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
