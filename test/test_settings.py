@@ -508,6 +508,46 @@ except RuntimeError as e:
 
 
 @pytest.mark.parametrize("threads", [0, 6])
+def test_the_late_half_of_the_ctrl_c_that_ended_spin_ends_quietly(threads):
+    """rclpy's signal handler shuts the context down at once; Python's half of the same Ctrl-C (`_on_sigint`) runs
+    at the main thread's next bytecode. When the main thread was in C at that moment (a timer callback's graph query,
+    which then raises 'publisher's context is invalid': the tracker's face_control subscription count each tick),
+    that bytecode is after spin, in run_nodes' `except`: the KeyboardInterrupt escaped there, a traceback and exit
+    status -2 on `ros2 launch`'s Ctrl-C (test_launch_hosts::test_ctrl_c_stops_each_launch_cleanly; review21, s21).
+    In a child process: a timer raises that error out of spin, and the Python half runs as `interrupted()` begins."""
+    import subprocess
+    import sys
+
+    code = """
+import signal
+import rclpy
+from rclpy.node import Node
+import gaussian_head_ros.nodes.common as common
+
+real = common.interrupted
+
+def late(e):  # Python's half of the Ctrl-C, at the first bytecode after spin: as run_nodes' except begins
+    common._on_sigint(signal.SIGINT, None)
+    return real(e)
+
+common.interrupted = late
+
+class QueriesTheGraph(Node):
+    def __init__(self):
+        super().__init__("queries_the_graph")
+        self.create_timer(0.05, self.tick)
+
+    def tick(self):
+        raise RuntimeError("failed to get subscription count: publisher's context is invalid")
+
+common.run(QueriesTheGraph, [], threads=THREADS)
+""".replace("THREADS", str(threads))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "KeyboardInterrupt" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("threads", [0, 6])
 def test_a_node_stopped_during_its_start_ends_quietly(threads):
     """A Ctrl-C or SIGTERM while a node is still being built (render_node loads its kernels for 8-17 s) shuts
     rclpy's context down before spin: `ros2 launch` then said 'process has died [exit code 1]' for render_node

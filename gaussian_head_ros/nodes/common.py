@@ -311,12 +311,14 @@ def _in_finalizer(frame) -> bool:
 @contextlib.contextmanager
 def spinning():
     """Mark the main thread's executor.spin(): a Ctrl-C during it ends spin through the context's shutdown
-    (rclpy's signal handler) instead of a KeyboardInterrupt (see `_on_sigint`)."""
+    (rclpy's signal handler) instead of a KeyboardInterrupt (see `_on_sigint`). The mark stays when spin ends:
+    the Python half of the Ctrl-C that ended it runs at the main thread's next bytecode, which can come after spin
+    (the main thread was in C: a callback's graph query that raised on the invalid context, the wait), inside
+    run_nodes' `except`, where its KeyboardInterrupt escaped with a traceback and exit status -2 (the tracker's
+    face_control subscription count each tick, test_launch_hosts' Ctrl-C test, review21 s21). run_nodes clears the
+    mark once further interrupts are ignored."""
     _spinning.set()
-    try:
-        yield
-    finally:
-        _spinning.clear()
+    yield
 
 
 def note_interrupts() -> None:
@@ -498,6 +500,7 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
             raise
     finally:
         ignore_further_interrupts()
+        _spinning.clear()  # set by spinning() (a late half of the Ctrl-C that ended spin must not raise)
         if executor is not None:
             executor.shutdown(timeout_sec=2.0)
         for n in reversed(nodes):
