@@ -99,6 +99,24 @@ def _launch_file(host: str = "all"):
     return mod
 
 
+def _run_launch(host: str, given: dict, description=None):
+    """Execute `host`'s launch description (`launch_files.launch_description(host)`, or `description`) for the
+    launch arguments `given` as `ros2 launch` would, its nodes made, not run: the declared arguments' defaults for
+    those not given, then the last entity (the OpaqueFunction that makes the nodes); returns what that returns."""
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument
+
+    from gaussian_head_ros.nodes import launch_files
+
+    ctx = LaunchContext()
+    ctx.launch_configurations.update(given)
+    entities = (description or launch_files.launch_description(host)).entities
+    for action in entities:
+        if isinstance(action, DeclareLaunchArgument):
+            action.execute(ctx)  # the defaults of the arguments not given
+    return entities[-1].execute(ctx)
+
+
 def _declared(host: str) -> dict:
     mod = _launch_file(host)  # skips where launch is not installed
     from launch.actions import DeclareLaunchArgument
@@ -274,24 +292,16 @@ def _launch_warnings(host: str, given: dict) -> list[str]:
 
     mod = _launch_file(host)
     import launch.logging
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument
 
     from gaussian_head_ros.nodes.launch_files import LAUNCH_FILES
 
-    ctx = LaunchContext()
-    ctx.launch_configurations.update(given)
-    entities = mod.generate_launch_description().entities
-    for action in entities:
-        if isinstance(action, DeclareLaunchArgument):
-            action.execute(ctx)  # the defaults of the arguments not given
     said: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: said.append(record.getMessage())
     logger = launch.logging.get_logger(LAUNCH_FILES[host])
     logger.addHandler(handler)
     try:
-        entities[-1].execute(ctx)  # the OpaqueFunction that makes the nodes
+        _run_launch(host, given, mod.generate_launch_description())  # its nodes made; the lines it logs
     finally:
         logger.removeHandler(handler)
     return said
@@ -397,8 +407,6 @@ def test_launch_file_arguments_expand_the_home_directory(tmp_path, monkeypatch):
     from gaussian_head_ros.nodes import launch_files
 
     _launch_file("robot")
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument
 
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "my.yaml").write_text((ROOT / "config" / "avatar.yaml").read_text())
@@ -406,13 +414,7 @@ def test_launch_file_arguments_expand_the_home_directory(tmp_path, monkeypatch):
     real = launch_files.node_params_file
     monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
         path=path, overrides=overrides) or real(path, overrides))
-    ctx = LaunchContext()
-    ctx.launch_configurations.update({"photo": "~/me.jpg", "params_file": "~/my.yaml"})
-    entities = launch_files.launch_description("robot").entities
-    for action in entities:
-        if isinstance(action, DeclareLaunchArgument):
-            action.execute(ctx)
-    entities[-1].execute(ctx)
+    _run_launch("robot", {"photo": "~/me.jpg", "params_file": "~/my.yaml"})
     assert seen["path"] == str(tmp_path / "my.yaml"), seen
     assert seen["overrides"]["reconstruction_node"]["photo_path"] == str(tmp_path / "me.jpg"), seen
     pytest.importorskip("rclpy")
@@ -694,8 +696,6 @@ def test_operator_launch_file_photo_starts_the_photo_node_with_that_file(tmp_pat
     from gaussian_head_ros.nodes import launch_files
 
     _launch_file("operator")
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument
 
     monkeypatch.setenv("HOME", str(tmp_path))
     seen = {}
@@ -704,13 +704,7 @@ def test_operator_launch_file_photo_starts_the_photo_node_with_that_file(tmp_pat
         overrides=overrides) or real(path, overrides))
 
     def started(given: dict) -> list[str]:
-        ctx = LaunchContext()
-        ctx.launch_configurations.update(given)
-        entities = launch_files.launch_description("operator").entities
-        for action in entities:
-            if isinstance(action, DeclareLaunchArgument):
-                action.execute(ctx)
-        (group,) = entities[-1].execute(ctx)
+        (group,) = _run_launch("operator", given)
         return sorted(a.node_executable for a in group.get_sub_entities() if hasattr(a, "node_executable"))
 
     assert started({"photo": "~/me.jpg", "operator_id": "alice"}) == ["photo_node", "tracker_node"]
@@ -728,8 +722,6 @@ def test_launch_use_sim_time_reaches_every_node_it_starts(monkeypatch):
     from gaussian_head_ros.nodes import launch_files
 
     _launch_file("all")
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument
 
     seen = {}
     real = launch_files.node_params_file
@@ -738,13 +730,7 @@ def test_launch_use_sim_time_reaches_every_node_it_starts(monkeypatch):
 
     def overrides(host: str, given: dict) -> dict:
         seen.clear()
-        ctx = LaunchContext()
-        ctx.launch_configurations.update(given)
-        entities = launch_files.launch_description(host).entities
-        for action in entities:
-            if isinstance(action, DeclareLaunchArgument):
-                action.execute(ctx)
-        entities[-1].execute(ctx)
+        _run_launch(host, given)
         return {node: v["use_sim_time"] for node, v in seen["overrides"].items() if "use_sim_time" in v}
 
     every = {"reconstruction_node": True, "tracker_node": True, "render_node": True, "video_source_node": True}
@@ -760,12 +746,8 @@ def test_launch_use_sim_time_reaches_every_node_it_starts(monkeypatch):
 def test_operator_launch_file_robot_namespace_points_the_photo_node_at_that_robot(monkeypatch):
     """`operator.launch.py photo:=me.jpg robot_namespace:=robot1`: photo_node's two base topics (companion_topic:
     the photo below operator/photo, the verdict below avatar) are remapped into /robot1, the tracker's are not."""
-    from gaussian_head_ros.nodes import launch_files
-
     _launch_file("operator")
     import launch_ros.actions
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument
 
     remaps = {}
 
@@ -781,13 +763,7 @@ def test_operator_launch_file_robot_namespace_points_the_photo_node_at_that_robo
                                                                    ("avatar", "/robot1/avatar")]),
                                 ({}, [])):
         remaps.clear()
-        ctx = LaunchContext()
-        ctx.launch_configurations.update({"photo": "me.jpg", **given})
-        entities = launch_files.launch_description("operator").entities
-        for action in entities:
-            if isinstance(action, DeclareLaunchArgument):
-                action.execute(ctx)
-        entities[-1].execute(ctx)
+        _run_launch("operator", {"photo": "me.jpg", **given})
         assert remaps["photo_node"] == photo_remaps, (given, remaps)
         assert not {a for a, b in remaps["tracker_node"] if a != b}, remaps  # the controls follow control_topic
 
@@ -801,8 +777,6 @@ def test_launch_boolean_arguments_read_as_use_sim_time_does(monkeypatch):
 
     _launch_file("all")
     import launch_ros.actions
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument
 
     seen = {}
     real = launch_files.node_params_file
@@ -820,13 +794,7 @@ def test_launch_boolean_arguments_read_as_use_sim_time_does(monkeypatch):
     def launch(host: str, given: dict) -> tuple[bool | None, list[str]]:
         seen.clear()
         started.clear()
-        ctx = LaunchContext()
-        ctx.launch_configurations.update(given)
-        entities = launch_files.launch_description(host).entities
-        for action in entities:
-            if isinstance(action, DeclareLaunchArgument):
-                action.execute(ctx)
-        entities[-1].execute(ctx)
+        _run_launch(host, given)
         return seen["overrides"].get("video_source_node", {}).get("loop"), sorted(started)
 
     for value, loop in (("1", True), ("yes", True), ("True", True), ("", True), ("0", False), ("no", False),
