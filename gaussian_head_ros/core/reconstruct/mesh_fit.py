@@ -455,8 +455,8 @@ class MeshFitReconstructor(Reconstructor):
         # The dark gap of lips parted over hidden or shaded teeth is the photo's expression (a closed bite shows
         # teeth there); a wider opening is its jaw, and a mouth that shows its teeth shows its own bite: there the
         # teeth rows stay out of the gap (the photo given back)
-        parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness,
-                                          V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1], cfg.mouth)
+        lip_gap_m = float(V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1])  # the photo's inner lips at the midline
+        parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
         photo_gap = mouth_px & ~photo_teeth if parted else np.zeros_like(mouth_px)
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
             # the gap and tongue further back (the synthetic teeth of other expressions stand in front of them)
@@ -539,7 +539,7 @@ class MeshFitReconstructor(Reconstructor):
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
         # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
-        shaded = parted and V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1] > cfg.mouth.closed_lips_max_m
+        shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
                                shaded=shaded)
         turn_mouth(mouth, V_rest, theta, levels, V)
