@@ -161,3 +161,29 @@ def test_a_blink_closes_business_persons_lashes_into_an_even_line():
         lm = mesh.detect((img[1.0] * 255 + 0.5).astype(np.uint8))[0].landmarks_px
     rough = closed_line_roughness(img[0.2], lm)
     assert max(rough) < 0.02, rough
+
+
+def test_a_full_blink_lays_each_upper_lid_on_its_lower_partner(canonical):
+    """lashes.closed_displacement is the driver's lid rule at openness 0, `deform.retarget_eyelids` (public since
+    tidy22: the lash map reached it as deform._retarget_eyelids, a private name across modules): each upper-lid
+    margin vertex on its lower partner, nothing else moved; at openness 1 nothing moves. The rule is whole without a
+    DriveConfig, turned lids too (with turns and cfg None it read None.lid_min_gap), and torch gives numpy's."""
+    import torch
+
+    from gaussian_head_ros.core import deform, lashes
+
+    v = canonical
+    d = lashes.closed_displacement(v)
+    assert d.shape == v.shape
+    assert np.abs((v + d)[deform.LID_UPPER] - (v + d)[deform.LID_LOWER]).max() < 1e-12
+    assert not np.delete(d, deform.LID_UPPER, 0).any()
+    assert not deform.retarget_eyelids(v, np.zeros_like(v), np.ones(2)).any()
+    turns = np.array([[0.3, 0.1], [0.2, 0.05]])  # rad, down: each eye's (upper, lower) lid
+    centres = np.array([v[list(c)].mean(0) for c in lmk.EYE_CORNERS]) + [0.0, 0.0, 0.012]  # behind the corners
+    half = np.array([0.5, 0.8])
+    own = deform.retarget_eyelids(v, np.zeros_like(v), half, turns, centres)
+    assert np.array_equal(own, deform.retarget_eyelids(v, np.zeros_like(v), half, turns, centres, DriveConfig()))
+    assert np.abs(own[deform.LID_LOWER]).max() > 1e-4  # the lower lids turned
+    t = deform.retarget_eyelids(torch.as_tensor(v), torch.zeros(v.shape, dtype=torch.float64), torch.as_tensor(half),
+                                turns, centres)
+    assert np.abs(t.numpy() - own).max() < 1e-12

@@ -626,7 +626,7 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     turns = lid_turns(rig, gaze, cfg) if rig is not None else None
     if use_ratios or turns is not None:
         openness = eyelid_openness(lid_ratios, cfg) if use_ratios else _like(xp, np.ones(2), disp)
-        disp = _retarget_eyelids(verts, disp, openness, xp, turns, None if turns is None else rig.eye_centres, cfg)
+        disp = retarget_eyelids(verts, disp, openness, turns, None if turns is None else rig.eye_centres, cfg)
         if rig is not None and rig.brow_hood is not None:
             disp = lids_with_brow_raise(disp, openness, rig.brow_hood, xp, cfg)
     return disp
@@ -636,7 +636,7 @@ _BROWS = (list(lmk.BROW_R), list(lmk.BROW_L))  # each eye's brow (subject's righ
 
 
 def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig):
-    """disp [V >= 468, 3] a displacement whose lids were retargeted (`_retarget_eyelids`), openness [2] (right,
+    """disp [V >= 468, 3] a displacement whose lids were retargeted (`retarget_eyelids`), openness [2] (right,
     left; `eyelid_openness`), hood [2] numpy (metres, y down, <= 0; Rig.brow_hood) -> the same with each upper lid's
     margin (LID_UPPER) raised by cfg.lid_with_brow_raise x its brow's driven raise (the mean upward displacement of
     lmk.BROW_R / BROW_L; a lowered brow: nothing), the raise counted up to -hood, x the eye's openness (shut lids
@@ -703,7 +703,7 @@ def coupled_lid_ratio(verts: np.ndarray, centres: np.ndarray, dpitch, cfg: Drive
     v = np.asarray(verts, np.float64)
     dp = np.asarray(dpitch, np.float64).reshape(2)
     turns = _lid_follow(dp, cfg)  # as lid_turns
-    moved = v + _retarget_eyelids(v, np.zeros_like(v), np.ones(2), np, turns, centres, cfg)  # the driver's rule
+    moved = v + retarget_eyelids(v, np.zeros_like(v), np.ones(2), turns, centres, cfg)  # the driver's rule
     return eyelid_ratios(moved, moved - v)[list(LID_MID)]
 
 
@@ -804,12 +804,24 @@ def eyelid_openness(lid_ratios, cfg: DriveConfig):
 _LID_EYE = np.repeat([0, 1], [len(lmk.EYELID_PAIRS_R), len(lmk.EYELID_PAIRS_L)])  # [14] eye of each pair
 
 
-def _retarget_eyelids(verts, disp, openness, xp, turns=None, centres=None, cfg: DriveConfig | None = None):
-    """Each upper-lid vertex to openness x its rest height above its (displaced) lower-lid partner: the
-    avatar's lids meet when the operator's do, whatever the two faces' eye sizes. With `turns` [2, 2]
-    (`lid_turns`) and the eyeball centres [2, 3], each lower lid first turns about its eye's centre (x axis,
-    the head frame's y down) by its turn, and the rest height is the one of the two turned lids (the upper
-    one kept at least `lid_min_gap` of its rest height above the lower one)."""
+def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: DriveConfig | None = None):
+    """The driver's lid rule: each upper-lid margin vertex (LID_UPPER) set openness x its rest height above its
+    displaced lower-lid partner (LID_LOWER), so the avatar's lids meet when the operator's do, whatever the two
+    faces' eye sizes.
+
+    verts [V >= 468, 3] the rest template (MediaPipe topology; head frame: metres, x to the subject's left, y
+    down, z into the head), disp [V, 3] its displacement this frame (same frame, metres), openness [2] each eye's
+    (the subject's right, left) opening as a fraction of its rest gap (0 shut, 1 as at rest; `eyelid_openness`
+    gives the operator's, up to cfg.lid_max_open). With turns [2, 2] rad (upper, lower lid of each eye, down
+    positive; `lid_turns`) and centres [2, 3] (the eyeball centres, head frame, metres), each lower lid first
+    turns about its eye's centre (about the head frame's x axis) by its turn, and the rest height is the one of
+    the two turned lids, the upper kept at least cfg.lid_min_gap of its rest height above the lower (cfg None:
+    DriveConfig's). -> [V, 3] a new displacement (disp is not changed): disp with the upper-lid rows (and the
+    lower-lid rows when turned) replaced. numpy or torch like disp (turns and centres numpy). At openness 1
+    without turns the upper lids keep their rest height above the lower ones; at 0 they lie on them (a full
+    blink: `lashes.closed_displacement`)."""
+    xp = namespace(disp)
+    cfg = cfg or DriveConfig()
     up, lo = LID_UPPER, LID_LOWER
     h0 = verts[up] - verts[lo]
     if xp is np:

@@ -114,10 +114,11 @@ def lash_map(rows, eye, closed_means, colors, opacities, sigma_along_m: float, s
 
 
 def closed_displacement(verts: np.ndarray) -> np.ndarray:
-    """[V >= 468, 3] rest template -> [V, 3] the displacement of a full blink: each upper-lid vertex on its lower
-    partner (the driver's lid retarget at openness 0, `deform._retarget_eyelids`), nothing else moved."""
+    """[V >= 468, 3] rest template (MediaPipe topology; head frame, metres, y down) -> [V, 3] float64 the
+    displacement of a full blink (same frame, metres): each upper-lid margin vertex on its lower partner (the
+    driver's lid rule at openness 0 for both eyes, `deform.retarget_eyelids`), nothing else moved."""
     v = np.asarray(verts, np.float64)
-    return deform._retarget_eyelids(v, np.zeros_like(v), np.zeros(2), np)
+    return deform.retarget_eyelids(v, np.zeros_like(v), np.zeros(2))
 
 
 def lid_closure(verts, disp) -> np.ndarray:
