@@ -64,7 +64,9 @@ class PosedGaussians:
 # ---------------------------------------------------------------------------------------------------
 # Lighting: 2nd-order SH irradiance and target presets
 
-_SH_A = np.array([math.pi] + [2 * math.pi / 3] * 3 + [math.pi / 4] * 5)  # [9] cosine-lobe convolution
+# [9] the clamped cosine lobe's SH coefficients per band (A_0 = pi, A_1 = 2 pi / 3, A_2 = pi / 4; Ramamoorthi and
+# Hanrahan, "An efficient representation for irradiance environment maps", SIGGRAPH 2001): irradiance from radiance
+SH_COSINE_LOBE = np.array([math.pi] + [2 * math.pi / 3] * 3 + [math.pi / 4] * 5)
 
 
 def sh9_basis(n: np.ndarray) -> np.ndarray:
@@ -78,7 +80,7 @@ def sh9_basis(n: np.ndarray) -> np.ndarray:
 
 def irradiance(n: np.ndarray, lighting_sh: np.ndarray) -> np.ndarray:
     """[..., 3] unit normals, [9, 3] SH radiance -> [..., 3] irradiance / pi (1.0 under unit ambient light)."""
-    return sh9_basis(n) @ (np.asarray(lighting_sh, np.float64) * _SH_A[:, None] / math.pi)
+    return sh9_basis(n) @ (np.asarray(lighting_sh, np.float64) * SH_COSINE_LOBE[:, None] / math.pi)
 
 
 def sh_from_lights(ambient, lights) -> np.ndarray:
@@ -280,7 +282,7 @@ class Driver:
                 colors[rows] = np.clip(colors[rows] + add, 0.0, 1.0)
         if target is not None and self.e_captured is not None:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
-                              (target.astype(np.float64) * _SH_A[:, None] / math.pi).astype(np.float32),
+                              (target.astype(np.float64) * SH_COSINE_LOBE[:, None] / math.pi).astype(np.float32),
                               np.float32(self.cfg.relight_max_ratio))
         return PosedGaussians(means, quats, scales, self.opacities, colors)
 

@@ -228,7 +228,7 @@ class FaceMesh:
             x0, y0 = int(round(cx / scale - side / 2)), int(round(cy / scale - side / 2))
             s = max(int(round(side)), 16)
             target = 384
-            crop = cv2.resize(_crop_padded(rgb, x0, y0, s), (target, target),
+            crop = cv2.resize(crop_padded(rgb, x0, y0, s), (target, target),
                               interpolation=cv2.INTER_AREA if s > target else cv2.INTER_CUBIC)
             faces = self._mesh_faces(self._crop_mesh, crop)
             if not faces:
@@ -255,8 +255,9 @@ def _fit_within(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA), scale
 
 
-def _crop_padded(rgb: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
-    """A square s x s crop at (x0, y0) that may extend past the border (padded by edge replication)."""
+def crop_padded(rgb: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
+    """[H, W, C] image -> [s, s, C] the square crop whose top-left pixel is (x0, y0) (column, row; pixels), which
+    may extend past the border: what lies outside repeats the nearest edge pixel."""
     h, w = rgb.shape[:2]
     xs = np.clip(np.arange(x0, x0 + s), 0, w - 1)
     ys = np.clip(np.arange(y0, y0 + s), 0, h - 1)

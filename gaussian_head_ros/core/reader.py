@@ -125,13 +125,13 @@ class FaceReader:
     ValueError when the file is missing, is not a FaceLandmarker bundle, or has no blendshape model."""
 
     def __init__(self, model_path: str, video: bool = True, min_confidence: float = 0.5):
-        from gaussian_head_ros.core.tracking import _TaskLandmarker
+        from gaussian_head_ros.core.tracking import TaskLandmarker
 
         if not model_path or not os.path.isfile(model_path):
             raise ValueError(f"reader model {model_path!r} not found: give the path of a MediaPipe FaceLandmarker "
                              ".task file with blendshapes (face_landmarker.task from MediaPipe's model page)")
         self.video = video
-        self._lm = _TaskLandmarker(model_path, 1, min_confidence, image_mode=not video)
+        self._lm = TaskLandmarker(model_path, 1, min_confidence, image_mode=not video)
         self._last_ms = -1
 
     def read(self, rgb: np.ndarray, stamp_ns: int | None = None) -> ReaderFrame | None:

@@ -84,8 +84,7 @@ from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
 from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
-from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics, fit_head_frame
-from gaussian_head_ros.core.facemesh import _crop_padded as crop_padded
+from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.lower_face import LowerFaceMonitor
 from gaussian_head_ros.core.settings import check_settings, setting
@@ -177,7 +176,7 @@ class _Face:
     blendshapes: np.ndarray | None = None  # [B]
 
 
-class _TaskLandmarker:
+class TaskLandmarker:
     """MediaPipe Tasks FaceLandmarker: landmarks, blendshapes, head transform. VIDEO mode (tracks between
     frames; `detect` needs increasing timestamps) or, with image_mode=True, IMAGE mode (each call on its own;
     the timestamp is ignored). Also the independent reader of core/reader.py."""
@@ -203,6 +202,9 @@ class _TaskLandmarker:
         self.last_matrices: list[np.ndarray] = []  # [4, 4] per face of the last call (MediaPipe's own pose)
 
     def detect(self, rgb: np.ndarray, timestamp_ms: int) -> list[_Face]:
+        """[H, W, 3] uint8 RGB frame, its time (ms, increasing in VIDEO mode) -> the faces found: each one's 478
+        landmarks [478, 3] (x, y in pixels, z in pixels of width, MediaPipe's), their bounding box, and its
+        blendshape scores [B] (names in `self.names`); `last_matrices` then holds MediaPipe's head pose per face."""
         h, w = rgb.shape[:2]
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         res = self._lm.detect(image) if self._image_mode else self._lm.detect_for_video(image, timestamp_ms)
@@ -299,7 +301,7 @@ class FaceTracker:
         self.config = config or TrackerConfig()
         self.config.validate()
         c = self.config
-        self._task = _TaskLandmarker(c.model_path, c.max_faces, c.min_confidence) if c.model_path else None
+        self._task = TaskLandmarker(c.model_path, c.max_faces, c.min_confidence) if c.model_path else None
         self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
                                                       min_confidence=c.min_confidence, iris_model=c.iris_model)
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need

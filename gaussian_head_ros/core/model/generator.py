@@ -244,9 +244,9 @@ def sample_anchors(cfg: GeneratorConfig, ref_vertices: np.ndarray, faces: np.nda
              np.full(cfg.num_torso, cfg.surface_fill * spacing[2])]
     extra_bary, vertex, prior = [], [], []
     if cfg.eye_spacing_m > 0 and len(ref_vertices) >= lmk.NUM_LANDMARKS:
-        from gaussian_head_ros.core.reconstruct.eyeballs import _cap_points
+        from gaussian_head_ros.core.reconstruct.eyeballs import cap_points
 
-        cap = _cap_points(cfg.eye_spacing_m, eyes.EYEBALL_RADIUS_M, EYE_CAP_DEG)  # [M, 3] about -z
+        cap = cap_points(cfg.eye_spacing_m, eyes.EYEBALL_RADIUS_M, EYE_CAP_DEG)  # [M, 3] about -z
         for side in range(2):  # subject's right eye, then left; the rig tells them apart by x
             part.append(np.full(len(cap), PART_EYE))
             shell.append(cap)

@@ -245,8 +245,10 @@ def sclera_pixels(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, sclera_
     return near & (lum >= dark + level * (sclera_luma - dark))
 
 
-def _cap_points(spacing_m: float, radius_m: float, cap_deg: float) -> np.ndarray:
-    """Unit directions [M, 3] evenly over the cap of half-angle cap_deg about -z (Fibonacci lattice)."""
+def cap_points(spacing_m: float, radius_m: float, cap_deg: float) -> np.ndarray:
+    """Unit directions [M, 3] evenly over a sphere's cap of half-angle cap_deg (degrees) about -z (Fibonacci
+    lattice): M = max(16, the cap's area on a sphere of radius_m over spacing_m squared), so that neighbours lie
+    ~spacing_m apart on that sphere (metres)."""
     area = 2 * np.pi * radius_m ** 2 * (1 - np.cos(np.radians(cap_deg)))
     m = max(16, int(area / spacing_m ** 2))
     k = np.arange(m) + 0.5
@@ -267,7 +269,7 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
     v = np.asarray(vertices, np.float64)
     centres = eyes.eyeball_centres(v, rest_gaze, cfg.radius_m)
     rest = eyes.gaze_directions(rest_gaze)  # [2, 3]
-    dirs = _cap_points(cfg.spacing_m, cfg.radius_m, cfg.cap_deg)
+    dirs = cap_points(cfg.spacing_m, cfg.radius_m, cfg.cap_deg)
     sclera = colours.get("sclera_lit", colours["sclera"])
     batches = []
     for e in range(2):

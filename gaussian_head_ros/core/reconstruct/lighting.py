@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from gaussian_head_ros.core.drive import _SH_A, irradiance, sh9_basis
+from gaussian_head_ros.core.drive import SH_COSINE_LOBE, irradiance, sh9_basis
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def estimate_lighting(normals: np.ndarray, colors: np.ndarray, min_samples: int 
     # Ridge pulls the directional terms to 0 and the ambient to the mean, not to zero.
     e = np.linalg.solve(ata, b.T @ y / m)  # [9, 3] irradiance / pi coefficients
     e /= np.maximum((b @ e).mean(0), 1e-6)  # mean irradiance over the samples = 1 per channel
-    radiance = e * math.pi / _SH_A[:, None]
+    radiance = e * math.pi / SH_COSINE_LOBE[:, None]
     return radiance.astype(np.float32)
 
 
