@@ -131,6 +131,8 @@ def rgb_to_sh_dc(rgb: np.ndarray) -> np.ndarray:
 
 
 def sh_dc_to_rgb(dc: np.ndarray) -> np.ndarray:
+    """[..., 3] degree-0 SH coefficient -> the colour it shows (rgb, 0..1 for coefficients made from such colours;
+    not clipped): the inverse of `rgb_to_sh_dc` (3DGS convention)."""
     return (0.5 + SH_C0 * np.asarray(dc, np.float32)).astype(np.float32)
 
 

@@ -92,6 +92,8 @@ def _num(v) -> float | None:
 
 
 def mean_over(rows: list[dict], key: str) -> float | None:
+    """The mean of the rows' finite numbers under `key` (rows without one, or with text, None, NaN or a bool there
+    are left out), rounded to 4 places; None when no row has one."""
     v = [x for x in (_num(r.get(key)) for r in rows) if x is not None]
     return round(float(np.mean(v)), 4) if v else None
 

@@ -105,6 +105,8 @@ PRESETS: dict[str, RARConfig] = {
 
 
 def preset_config(name: str, **overrides) -> RARConfig:
+    """The RARConfig of the size preset `name` (PRESETS: "small", "300m" ... "7b"), with the fields in `overrides`
+    replaced; ValueError naming the presets for an unknown name."""
     if name not in PRESETS:
         raise ValueError(f"unknown RAR preset {name!r}; choose from {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]

@@ -126,7 +126,9 @@ def _chunk(mean2d, conic, opac, colors, tiles_local, tile_xy, gauss, seg_start, 
 
 
 def available() -> bool:
-    return True  # this module imports torch
+    """True: this backend runs wherever this module imports (it imports torch; core.render's registry takes an
+    ImportError as not available)."""
+    return True
 
 
 def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,

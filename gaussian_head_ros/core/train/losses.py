@@ -108,6 +108,9 @@ class VGG16Features(nn.Module):
 
 
 def load_vgg16(path: str | Path) -> VGG16Features:
+    """The perceptual loss's network: VGG16Features with the `features.*` weights (up to its last tap) of the
+    torchvision VGG-16 state dict in the file `path` (loaded strictly: a missing or misshapen weight raises), in eval
+    mode without gradients. Nothing downloads: the file is given."""
     sd = torch.load(path, map_location="cpu", weights_only=True)
     sd = {k: v for k, v in sd.items() if k.startswith("features.") and int(k.split(".")[1]) <= VGG16Features.TAPS[-1]}
     net = VGG16Features()

@@ -97,6 +97,9 @@ def _build(cls, values: dict, where: str):
 
 
 def config_from_dict(d: dict) -> TrainConfig:
+    """A training YAML's parsed dict -> TrainConfig (its data, loss and stages sections as their dataclasses).
+    ValueError for a key no config has (naming the allowed ones), no stages, a checkpoint_backbone other than
+    'reference' or 'full', or an unknown preset."""
     cfg = _build(TrainConfig, d, "top-level")
     if cfg.checkpoint_backbone not in ("reference", "full"):
         raise ValueError(f"checkpoint_backbone must be 'reference' or 'full', got {cfg.checkpoint_backbone!r}")
