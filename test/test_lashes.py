@@ -168,10 +168,9 @@ def test_a_full_blink_lays_each_upper_lid_on_its_lower_partner(canonical):
     tidy22: the lash map reached it as deform._retarget_eyelids, a private name across modules): each upper-lid
     margin vertex on its lower partner, nothing else moved; at openness 1 nothing moves. The rule is whole without a
     DriveConfig, turned lids too (with turns and cfg None it read None.lid_min_gap), and torch gives numpy's."""
-    import torch
-
     from gaussian_head_ros.core import deform, lashes
 
+    torch = pytest.importorskip("torch")
     v = canonical
     d = lashes.closed_displacement(v)
     assert d.shape == v.shape
