@@ -134,10 +134,38 @@ def launch_description(host: str):
     return LaunchDescription(arguments(host) + [OpaqueFunction(function=nodes, args=[host])])
 
 
-def _warnings(cfg: dict, host: str) -> list[str]:
+def declared_in_tree() -> set[str]:
+    """The launch argument names that the launch descriptions being run declare: the ones this call is made inside
+    of (the including launch files, up to `ros2 launch`'s own, and ours) and all they include, found as `ros2
+    launch --show-args` finds them (LaunchDescription.get_launch_arguments: DeclareLaunchArgument actions, in
+    includes that load without a context too). Empty outside a launch being run.
+
+    A launch file that includes ours hands its own arguments (a bringup's `config:=`, given on the command line or
+    left at its default) to every file it includes: they are in our launch configurations, and are not mistakes.
+    The launch context does not keep the tree it runs, so the descriptions are those being visited on this call's
+    stack (launch visits an included description's entities inside its include: an OpaqueFunction of ours runs
+    within its parents' visits, unless an event handler or a timer included it)."""
+    import inspect
+
+    from launch import LaunchDescription
+
+    names, seen = set(), set()
+    frame = inspect.currentframe()
+    while frame is not None:
+        for value in list(frame.f_locals.values()):
+            if isinstance(value, LaunchDescription) and id(value) not in seen:
+                seen.add(id(value))
+                names |= {a.name for a in value.get_launch_arguments()}
+        frame = frame.f_back
+    return names
+
+
+def _warnings(cfg: dict, host: str, tree: set = frozenset()) -> list[str]:
     """launcher.unknown_launch_arguments for `host`'s launch file, told which other launch file has an
-    argument or starts a node this one does not."""
+    argument or starts a node this one does not. Names in `tree` (`declared_in_tree`: another launch file of the
+    launch declares them) are not said."""
     own = {name for name, hosts, _, _ in _arguments_table() if host in hosts}
+    cfg = {name: value for name, value in cfg.items() if name in own or name not in tree}
     other = "robot" if host == "operator" else "operator"
     elsewhere, node_homes = {}, {}
     if host != "all":
@@ -157,7 +185,7 @@ def nodes(context, host: str) -> list:
     from launch_ros.actions import Node, PushRosNamespace
 
     given = context.launch_configurations
-    for line in _warnings(given, host):
+    for line in _warnings(given, host, declared_in_tree()):
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
 
     # this launch file's own arguments only: another host's `video:=` given here starts no camera. A shell

@@ -159,7 +159,8 @@ def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path
     other host's launch file for its arguments (`photo:=` given to operator.launch.py), and `node_homes` (node
     -> launch file) the one that starts a node this launch does not (`width:=` given to operator.launch.py is
     render_node's, which robot.launch.py starts). A launch file that includes ours passes its own
-    configurations too: only names that look like ours are said."""
+    configurations too: only names that look like ours are said, and the caller leaves out of `given` the names
+    another launch file of the launch declares (launch_files.declared_in_tree: a bringup's own `config:=`)."""
     import difflib
 
     import yaml
