@@ -202,6 +202,37 @@ def test_driven_frames_carry_the_control_stamp(io):
     assert "face_control refused" in io["proc"].output()
 
 
+def test_a_frame_published_again_is_its_picture_with_its_header(io):
+    """Without a new control the last live frame goes out again (core/pacing.py: a keep-alive after 2.5 periods, and
+    fill to fps for a slower tracker). A repeat is the same picture, so it keeps its header: the stamp of the control
+    it was driven by (DESIGN: now - stamp is the age of what is shown, `ros2 topic delay` included), and its
+    camera_info the same header (message_filters' exact-time pairing, image_transport's CameraSubscriber, pair every
+    one). Stamps repeat on the topic; a consumer that wants each picture once keeps the first of equal stamps (the
+    README's topic table says so; user21's report asked what a repeat should carry, session 22 decided)."""
+    import rclpy
+
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    io["avatar"].publish(avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="first")))
+    warm = _control_msg(STAMP + 10, yaw=5.0)
+    assert _wait_image(io, lambda m: _stamp(m) == STAMP + 10, 60, publish=lambda: io["control"].publish(warm)), \
+        io["proc"].output()
+    io["images"].clear()
+    io["infos"].clear()
+    io["control"].publish(_control_msg(STAMP + 11, yaw=-5.0))  # once; then 1 s without (idle_timeout_s 1.5)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        rclpy.spin_once(io["node"], timeout_sec=0.02)
+    frames = [m for m in io["images"] if _stamp(m) == STAMP + 11]
+    assert len(frames) >= 3, f"{len(frames)} frames of the control in 1 s at fps 20 ({len(io['images'])} in all)"
+    assert all(bytes(m.data) == bytes(frames[0].data) for m in frames)  # the same picture
+    assert all(m.header.frame_id == "face_display" for m in frames)
+    infos = [i for i in io["infos"] if _stamp(i) == STAMP + 11]
+    assert len(infos) >= len(frames) - 1, (len(infos), len(frames))  # (best effort: one may be lost on the way)
+    assert {i.header.frame_id for i in infos} == {"face_display"}
+
+
 def test_controls_stamped_with_another_clock_are_said(io):
     """Controls whose stamps are far from this node's clock (an operator host whose clock disagrees, a camera bag
     played without --clock) made every latency figure that far off without a word: camera stamps 10 s behind gave

@@ -7,7 +7,9 @@ Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient loca
 `face_display/camera_info` (sensor_msgs/CameraInfo of the virtual camera: K and P from `fov_deg` and the image size,
 no distortion; the same header as its image, so image_view, RViz's Camera display and image_proc pair them), stamped
 with the stamp of the FaceControl the frame was driven by (the capture time of the camera frame, so now - stamp is
-glass-to-glass latency); idle and placeholder frames carry the time they were drawn.
+glass-to-glass latency); a live frame published again without a new control (below) is the same picture with the
+same header (stamps repeat on the topic: a consumer keeps the first of equal stamps to take each picture once); idle
+and placeholder frames carry the time they were drawn.
 
 /diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
