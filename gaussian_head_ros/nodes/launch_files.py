@@ -138,7 +138,9 @@ def declared_in_tree() -> set[str]:
     """The launch argument names that the launch descriptions being run declare: the ones this call is made inside
     of (the including launch files, up to `ros2 launch`'s own, and ours) and all they include, found as `ros2
     launch --show-args` finds them (LaunchDescription.get_launch_arguments: DeclareLaunchArgument actions, in
-    includes that load without a context too). Empty outside a launch being run.
+    includes that load without a context too): every LaunchDescription among the locals of this call's callers.
+    Empty when none is (a description's OpaqueFunction executed by hand); a description that cannot be read is
+    passed over (this only keeps warnings unsaid: it never stops a launch).
 
     A launch file that includes ours hands its own arguments (a bringup's `config:=`, given on the command line or
     left at its default) to every file it includes: they are in our launch configurations, and are not mistakes.
@@ -155,7 +157,10 @@ def declared_in_tree() -> set[str]:
         for value in list(frame.f_locals.values()):
             if isinstance(value, LaunchDescription) and id(value) not in seen:
                 seen.add(id(value))
-                names |= {a.name for a in value.get_launch_arguments()}
+                try:
+                    names |= {a.name for a in value.get_launch_arguments()}
+                except Exception:  # launch's own walk failed: a warning is not worth a failed launch
+                    continue
         frame = frame.f_back
     return names
 
