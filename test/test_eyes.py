@@ -483,6 +483,54 @@ def test_a_closed_lid_shows_skin_not_the_eye_smeared(portrait):
     assert dark < 0.35, dark  # before: 0.52 (business_person), 0.63 (obama_speech); now 0.21, 0.27
 
 
+def closed_lid_orange_share(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> list[float]:
+    """Per eye: the share of a fully closed lid's pixels (from the source camera; columns between the corners less
+    0.15 eye widths at each end, rows 0.06-0.4 eye widths above the lower lid) whose blue chromaticity (b / luminance)
+    lies more than 0.1 under the photo's lid skin's (eyelids.lid_skin_colours): an orange-brown cast on the lid."""
+    from conftest import lower_lid_columns
+    from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
+    from gaussian_head_ros.core.render import rasterize
+
+    cam = avatar.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    posed = Driver(avatar).drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
+                                           eyelid_ratios=np.zeros(14, np.float32)))
+    img = np.clip(rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors,
+                            np.asarray(cam.viewmat, np.float32), K, cam.size[0], cam.size[1]).image, 0, 1)
+    skin = lid_skin_colours(photo.astype(np.float32) / 255, landmarks_px)
+    out = []
+    for e, (xs, ys, w) in enumerate(lower_lid_columns(landmarks_px, 0.15)):
+        px = np.concatenate([img[int(y - 0.4 * w):int(y - 0.06 * w), x] for x, y in zip(xs, ys)])
+        blue = px[:, 2] / np.maximum(px @ LUMA, 1e-3) - skin[e, 2] / (skin[e] @ LUMA)
+        out.append(float(np.mean(blue < -0.1)))
+    return out
+
+
+@pytest.mark.parametrize("source", ["tpsmm_driving.mp4", "two_children_multiface.jpeg"])
+def test_a_closed_lid_is_lid_skin_not_an_orange_patch(source):
+    """The closed-lid skin is the photo with the eye filled from around it (eyelids.closed_lid_photo); the lash line,
+    eyeliner and crease shadow at the eye mask's edge were filled from too, and the closed lid took their brown,
+    raised to the skin's luminance (eyelids.skin_luminance) as an orange-brown patch: self tpsmm_driving's left lid in
+    its blink (frame 21), two_children's lids. Now the fill's hole takes what around the eye is not lid skin
+    (MeshFitConfig.lid_fill_not_skin). Share of the closed lid with that cast, right / left eye (default preset):
+    tpsmm 0.000 / 0.302 before, 0.000 / 0.087 now; two_children 0.371 / 0.483 before, 0.078 / 0.099 now."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.framing import frame_photo
+    from gaussian_head_ros.core.video import read_frames
+
+    if source.endswith(".mp4"):
+        photo = read_frames(str(shared("driving", source)), 1)[0].rgb
+    else:
+        photo = read_image(shared("portraits", source))
+    with get_reconstructor("mesh_fit") as rec:
+        res = rec.reconstruct(photo)
+        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    share = closed_lid_orange_share(res.avatar, lm, res.photo)
+    assert max(share) < 0.2, share
+
+
 def lash_band_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray, ratio: float) -> list[float]:
     """Per eye: the fraction of the band above the photo's upper lid contour (0.15 eye widths high, outside the eye
     contour's hull) that the avatar renders darker than 0.6 x the lid skin's luminance, lids at `ratio`."""

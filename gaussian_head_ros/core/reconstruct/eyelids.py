@@ -316,18 +316,26 @@ def closed_vertices(vertices: np.ndarray) -> np.ndarray:
 
 
 def closed_lid_photo(photo: np.ndarray, eyes: np.ndarray, landmarks_px: np.ndarray, grow_px: int = 2,
-                     below: float = 0.08, radius_px: float = 4.0) -> np.ndarray:
+                     below: float = 0.08, radius_px: float = 4.0, skin_rgb: np.ndarray | None = None,
+                     not_skin: tuple[float, float, float] = (0.0, 0.8, 0.12)) -> np.ndarray:
     """photo [S, S, 3] float in [0, 1], eyes [S, S] bool (the eye openings and the upper lids' lash band),
     landmarks_px [478, 2+] -> [S, S, 3] float: the photo with a hole filled from the skin around it (OpenCV's
     fast-marching inpainting, Telea 2004): what the skin of a closed lid looks like where it covers the eye,
     shaded as the lid above and below it is. The hole is `eyes` grown by `grow_px` and reaching `below` eye widths
     further down (the lower lid's bright waterline and its lashes: filled from them, the closed lid's lower edge
     was a white line). A flat colour per eye read as a pale patch inside the open eye's outline (the reader scored
-    our closed lids 0.27-0.55 closed, real closed eyes 0.68-0.75)."""
+    our closed lids 0.27-0.55 closed, real closed eyes 0.68-0.75).
+    skin_rgb [2, 3] (lid_skin_colours: right, left eye; optional) and not_skin (reach, luma, chroma): the hole also
+    takes what around it is not lid skin, up to reach eye widths from it, through pixels that are: darker than luma
+    x its eye's lid skin, or whose chromaticity (rgb / luminance) is more than chroma (in any channel) from the lid
+    skin's: the lash line, eyeliner, the iris's top and the crease's shadow that the eye mask left at its edge.
+    Filled from, they streaked the closed lid brown, and `skin_luminance` raised that brown to the skin's
+    luminance as an orange-brown patch (self tpsmm_driving's left lid in a blink). reach 0: the hole as above."""
     hole = cv2.dilate(np.asarray(eyes, np.uint8), np.ones((3, 3), np.uint8), iterations=int(grow_px)).astype(bool)
     lm = np.asarray(landmarks_px, np.float64)[:, :2]
     h = hole.shape[0]
-    for corners in lmk.EYE_CORNERS:
+    img = np.asarray(photo, np.float32)
+    for k, corners in enumerate(lmk.EYE_CORNERS):
         width = float(np.linalg.norm(lm[corners[1]] - lm[corners[0]]))
         xs = np.sort(lm[list(corners), 0])
         side = np.zeros_like(hole)
@@ -335,7 +343,22 @@ def closed_lid_photo(photo: np.ndarray, eyes: np.ndarray, landmarks_px: np.ndarr
         own = hole & side
         for s in range(1, int(round(below * width)) + 1):
             hole[s:] |= own[:h - s]
-    img = np.clip(np.asarray(photo, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+        reach = int(round(not_skin[0] * width))
+        if skin_rgb is None or reach < 1 or not np.isfinite(skin_rgb[k]).all():
+            continue
+        sk = np.asarray(skin_rgb[k], np.float32)
+        lum = img @ LUMA
+        chroma = np.abs(img / np.maximum(lum, 1e-3)[..., None] - sk / max(float(sk @ LUMA), 1e-3)).max(-1)
+        other = (lum < not_skin[1] * float(sk @ LUMA)) | (chroma > not_skin[2])
+        near = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=reach).astype(bool)
+        grown = own.copy()
+        for _ in range(reach):  # through such pixels only, from this eye's hole
+            step = cv2.dilate(grown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & other & near
+            if not (step & ~grown).any():
+                break
+            grown |= step
+        hole |= grown
+    img = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
     filled = cv2.inpaint(img, hole.astype(np.uint8), float(radius_px), cv2.INPAINT_TELEA)
     return filled.astype(np.float32) / 255
 

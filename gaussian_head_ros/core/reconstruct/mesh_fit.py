@@ -109,6 +109,10 @@ class MeshFitConfig:
     lid_fill_grow_px: int = 2
     lid_fill_below: float = 0.08  # ... and reaching this many eye widths further down (the lower lid's waterline)
     lid_fill_radius_px: float = 4.0  # ... from this far around (OpenCV inpaint radius)
+    # ... the hole also taking what is not lid skin up to this many eye widths around it: darker than the second x
+    # the lid skin's luminance, or chromaticity farther than the third from the skin's (eyelids.closed_lid_photo:
+    # the lash line and crease shadow at the hole's edge streaked self tpsmm's closed left lid orange-brown); 0 = off
+    lid_fill_not_skin: tuple[float, float, float] = (0.1, 0.8, 0.12)
     lid_fill_luma: tuple[float, float] = (0.85, 1.25)  # ... its luminance within these x the lid skin's (eyelids.skin_luminance)
     lash_line_shade: float = 0.3  # a lash line where closed lids meet: this x the lid skin's colour (eyelids.closed_lid_skin); 0 = none
     # ... on closed-lid skin between these weights on the crease side, fading over the third (0.06 with the
@@ -575,7 +579,7 @@ class MeshFitReconstructor(Reconstructor):
                          cfg.lash_depth, lid_band)
         if cfg.lid_skin_spacing_m > 0:  # closed-lid skin: the photo with the openings and lashes filled from around
             closed_view = closed_lid_photo(photo, eye_px | band, fp.landmarks_px, cfg.lid_fill_grow_px,
-                                           cfg.lid_fill_below, cfg.lid_fill_radius_px)
+                                           cfg.lid_fill_below, cfg.lid_fill_radius_px, skin_rgb, cfg.lid_fill_not_skin)
 
             def closed_colour(p):  # the fill there, its luminance kept near the lid skin's (a deep lid's shadow
                 i, j, _, _ = scene.project(p)  # above the eye filled a closed lid with a dark smudge: obama_speech)
