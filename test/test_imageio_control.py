@@ -292,3 +292,15 @@ def test_a_video_or_raw_pixels_given_as_a_photo_are_named():
     for fmt in ("", "rgb8; jpeg compressed bgr8", "png"):
         with pytest.raises(ValueError, match=r"corrupt, truncated or not an image\)$"):
             decode_compressed(raw, fmt=fmt)
+
+
+def test_an_avatar_file_given_as_a_photo_is_named(tmp_path):
+    """An avatar .ply (`gaussian-head reconstruct`'s output) sent or set as a photo was refused as 'corrupt, truncated
+    or not an image' (user22, s22): now it is named an avatar file, with where one goes (a robot's photo_path)."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(50, seed=1), tmp_path / "me.ply")
+    for data in ((tmp_path / "me.ply").read_bytes(), b"ply\r\nformat ascii 1.0\r\n"):
+        with pytest.raises(ValueError, match=r"an avatar file \(\.ply.*photo_path"):
+            decode_compressed(data)

@@ -1143,3 +1143,35 @@ def test_photos_left_when_the_node_is_destroyed_get_stopped(rclpy_context):
     finally:
         listener.destroy_node()
         node._worker.join(60)  # it ends once its reconstructor has loaded (it sees the stop), before rclpy shuts down
+
+
+def test_an_avatar_file_as_photo_path_is_published_as_it_is(rclpy_context, tmp_path):
+    """`robot.launch.py photo:=me.ply` (the avatar `gaussian-head reconstruct` wrote, or one kept from an earlier run):
+    the robot refused it, 'could not decode the compressed image (corrupt, truncated or not an image)', and came up
+    with no face (user22, s22: no way to show a saved avatar on the display). Now the node publishes the file's avatar
+    as it is, latched, OK 'loaded from the avatar file', labelled by its file name; the same file without its
+    .driving.npz is shown too, with a warning that it follows only the head pose."""
+    from gaussian_head_ros.core.avatar import driving_path, save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.conversions import msg_to_avatar
+
+    made = synthetic_avatar(3000, seed=7, operator_id="someone")
+    save_ply(made, tmp_path / "me.ply")
+    proc = _start_node(tmp_path, "avatar_file", f"photo_path:={tmp_path / 'me.ply'}", "cache_avatar:=false")
+    try:
+        avatar, status = _late_join(rclpy_context, "avatar_file_peer", timeout=120, namespace=CACHE_NS)
+        assert status is not None and status.code == AvatarStatus.OK, f"{status and status.message}\n{proc.output()}"
+        assert "loaded from the avatar file" in status.message and not list(status.warnings), status.message
+        assert avatar is not None and avatar.operator_id == "me" and status.num_gaussians == 3000
+        assert np.array_equal(msg_to_avatar(avatar).means, made.means)
+    finally:
+        proc.stop()
+    driving_path(tmp_path / "me.ply").unlink()
+    proc = _start_node(tmp_path, "static_file", f"photo_path:={tmp_path / 'me.ply'}", "cache_avatar:=false")
+    try:
+        _, status = _late_join(rclpy_context, "static_file_peer", timeout=120, namespace=CACHE_NS)
+        assert status is not None and status.code == AvatarStatus.OK, f"{status and status.message}\n{proc.output()}"
+        assert "no driving file" in " ".join(status.warnings), list(status.warnings)
+    finally:
+        proc.stop()

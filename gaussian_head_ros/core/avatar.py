@@ -462,11 +462,18 @@ _PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short":
               "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
 
 
+def is_ply(head: bytes) -> bool:
+    """Whether a file's first bytes (at least 4) are a .ply file's: its first line is `ply` (PLY's magic; `save_ply`
+    writes it, as every 3DGS exporter does). What tells an avatar file from a photo given where a photo is expected
+    (reconstruction_node's `photo_path` publishes one as it is; a .ply sent as a photo is named, not 'corrupt')."""
+    return head[:4] in (b"ply\n", b"ply\r")
+
+
 def _parse_header(fh) -> tuple[list, dict]:
     """Elements [{name, count, props: [(name, dtype, type name) | (name, "list", count dtype, item dtype)]}]
     and the metadata of our single-file format ({} for others)."""
     first = fh.readline()
-    if first.strip() != b"ply":
+    if not is_ply(first):
         raise ValueError("not a .ply file (missing 'ply' magic)")
     elements, meta = [], {}
     while True:

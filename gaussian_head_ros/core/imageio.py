@@ -19,6 +19,8 @@ import threading
 import cv2
 import numpy as np
 
+from gaussian_head_ros.core.avatar import is_ply
+
 log = logging.getLogger(__name__)
 
 # encoding -> (channels, numpy dtype, conversion to RGB (RGBA for 4 channels) or None)
@@ -275,12 +277,18 @@ COMPRESSION_WORDS = ("jpeg", "jpg", "png", "compressed")  # in a CompressedImage
 
 
 def _not_an_image(buf: bytes, fmt: str = "") -> str:
-    """Why bytes Pillow does not recognise as an image were refused: a HEIC photo (`is_heif`); another ISO-BMFF file
+    """Why bytes Pillow does not recognise as an image were refused: an avatar .ply (`avatar.is_ply`); a HEIC photo
+    (`is_heif`); another ISO-BMFF file
     (an `ftyp` box: an MP4 or QuickTime video, such as the .mov of an iPhone Live Photo); raw pixels sent as a
     CompressedImage whose `fmt` names a raw encoding ('rgb8', no compression named); else corrupt, truncated or not an
-    image. The video and the raw pixels were refused as 'corrupt, truncated or not an image' (files20, s20)."""
+    image. The video and the raw pixels were refused as 'corrupt, truncated or not an image' (files20, s20), and so was
+    an avatar .ply given as a photo (user22, s22)."""
     if is_heif(buf):
         return "a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: convert it to JPEG or PNG"
+    if is_ply(buf):
+        return ("an avatar file (.ply: `gaussian-head reconstruct`'s output or a 3DGS splat), not a photo: a robot's "
+                "reconstruction_node publishes one as it is from its photo_path (the .driving.npz beside it); send a "
+                "photo (JPEG or PNG) to be reconstructed")
     if buf[4:8] == b"ftyp":
         return ("a video file (MP4 or QuickTime: a Live Photo's .mov?), not a photo: give a still photo (JPEG or PNG), "
                 "or play the video as the camera (video_source_node)")

@@ -3,7 +3,9 @@
 Subscribes `operator/photo` (sensor_msgs/Image) and `operator/photo/compressed` (sensor_msgs/CompressedImage),
 reliable, raw photos keep-last 1 and compressed ones keep-last 32 (PHOTO_DEPTH), each both transient local (a photo
 latched before this node started is used) and volatile (volatile publishers work too); the optional `photo_path`
-parameter reconstructs a photo file at start-up and whenever it is set.
+parameter reconstructs a photo file at start-up and whenever it is set; an avatar file there (a .ply from `gaussian-head
+reconstruct`, its .driving.npz beside it) is published as it is, not reconstructed (a robot shows an avatar made
+elsewhere, or one kept from an earlier run, with no photo; it was refused as 'not an image', user22).
 Publishes `avatar` (gaussian_head_ros/GaussianAvatar) and `avatar/status` (gaussian_head_ros/AvatarStatus),
 both reliable + transient local, depth 1 (latched: a late joiner gets the current avatar and the result of
 the last photo), and `/diagnostics` once a second. Statuses go out in order, each once every reader has
@@ -55,6 +57,7 @@ from builtin_interfaces.msg import Time as TimeMsg
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
+from gaussian_head_ros.core.avatar import driving_path, is_ply, load_ply
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
                                                 get_reconstructor, option_names, reconstructor_key)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
@@ -79,7 +82,9 @@ class ReconstructionNodeSettings:
     device: str = setting("auto", "rar: torch device, auto (CUDA when available), cpu or cuda")  # rar checks it
     operator_id: str = setting("", "operator id for every avatar made or restored after it is set (the one published "
                                    "keeps its own); empty: the photo's header.frame_id (or file name)")
-    photo_path: str = setting("", "a photo file reconstructed at start-up and whenever it is set; empty: wait for operator/photo")
+    photo_path: str = setting("", "a photo file reconstructed at start-up and whenever it is set, or an avatar file (.ply from "
+                                  "'gaussian-head reconstruct', its .driving.npz beside it) published as it is; empty: "
+                                  "wait for operator/photo")
     frame_id: str = setting("head", "header.frame_id of the avatars (and avatar/cloud) published after it is set, "
                                     "its head frame (the one published keeps its own until the next photo)")
     cache_avatar: bool = setting(True, "keep the last published avatar in cache_path and publish it again at start-up "
@@ -199,6 +204,7 @@ class Job:
     stamp: TimeMsg | None = None  # the photo's header.stamp (its statuses' photo_stamp); None: a file or the cache
     content: tuple = ()  # what the photo message carries (its bytes and how to read them): () for a file
     max_pixels: int = 0  # the max_pixels `decode` was made with (the parameter when the photo arrived)
+    avatar_file: str = ""  # an avatar .ply (photo_path) published as it is (_publish_file): not decoded, not reconstructed
 
     def fingerprint(self) -> bytes | None:
         """SHA-256 of the photo message's content (bytes, format or encoding and layout), its frame_id and operator
@@ -213,6 +219,16 @@ class Job:
         """The photo in log lines: its sender's frame_id (else its operator id) and where it came from. With several
         senders on one topic the robot's log said only 'photo from operator/photo/compressed refused' (user16, s16)."""
         return f"'{self.frame_id or self.operator_id}' from {self.source}"
+
+
+def _is_avatar_file(path: str) -> bool:
+    """Whether the file `path` is an avatar .ply (core.avatar.is_ply of its first bytes); False when it cannot be read
+    (the photo path's own errors say why)."""
+    try:
+        with open(path, "rb") as fh:
+            return is_ply(fh.read(4))
+    except OSError:
+        return False
 
 
 def _with_animation_note(decoded: tuple) -> tuple:
@@ -335,6 +351,10 @@ class ReconstructionNode(Node):
         """Reconstruct the photo file `photo` (photo_path at start-up, or set later); an animation is said as for a
         photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18)."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
+        if _is_avatar_file(photo):
+            self._submit(Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}",
+                             avatar_file=photo))
+            return
         self._submit(Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
                              imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
                          self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
@@ -535,6 +555,9 @@ class ReconstructionNode(Node):
         return h.digest()
 
     def _run(self, rec, job: Job) -> None:
+        if job.avatar_file:
+            self._publish_file(job)
+            return
         if rec is None:  # self.state says why (no reconstructor: ...) and stays so for the diagnostics
             self._refuse(INTERNAL_ERROR, f"{self.state}; fix the parameters", job, 0.0)
             return
@@ -579,6 +602,29 @@ class ReconstructionNode(Node):
             self.get_logger().warning(f"photo {job.name()}: {w}")
         self.get_logger().info(text)
         self._status(OK, text, job, [*job.notes, *result.warnings], n, dt)
+        self._save_cache(msg)
+
+    def _publish_file(self, job: Job) -> None:
+        """Publish the avatar file of `job` as it is (labelled with the job's operator id and this node's frame_id), with
+        an OK status, and cache it; a file load_ply refuses gets BAD_IMAGE with its reason. Needs no reconstructor."""
+        t0 = time.perf_counter()
+        try:
+            avatar = load_ply(job.avatar_file)
+            avatar.operator_id = job.operator_id
+            msg = avatar_to_msg(avatar, Header(stamp=self.get_clock().now().to_msg(), frame_id=str(self._param("frame_id"))))
+        except (OSError, ValueError) as e:
+            self._refuse(AvatarStatus.BAD_IMAGE, f"the avatar file cannot be loaded: {e}", job, time.perf_counter() - t0)
+            return
+        self._publish_avatar(msg, avatar)
+        self.counts["avatars"] += 1
+        warnings = [] if avatar.template_vertices.size else [
+            f"{job.source} has no driving file beside it ({driving_path(job.avatar_file).name}): the avatar "
+            "does not follow the operator's face, only the head pose"]
+        text = f"avatar for '{job.operator_id}' loaded from the {job.source}: {avatar.num_gaussians} Gaussians (not reconstructed)"
+        for w in warnings:
+            self.get_logger().warning(w)
+        self.get_logger().info(text)
+        self._status(OK, text, job, warnings, avatar.num_gaussians, time.perf_counter() - t0)
         self._save_cache(msg)
 
     def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
