@@ -1175,3 +1175,40 @@ def test_an_avatar_file_as_photo_path_is_published_as_it_is(rclpy_context, tmp_p
         assert "no driving file" in " ".join(status.warnings), list(status.warnings)
     finally:
         proc.stop()
+
+
+def test_a_start_up_photo_that_is_refused_leaves_the_cached_face(rclpy_context, tmp_path):
+    """`robot.launch.py photo:=me.jpg` restarted with a photo path that is not there (misspelt, moved) or whose photo
+    has no face: the start-up photo was refused and the node, which serves its cache only when started without
+    photo_path, came up with no avatar at all, while the cache held the last face (user22, s22). A refused photo keeps
+    the avatar published; at start-up that is the cached one: it is served, and its status says why."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.msg import AvatarStatus, GaussianAvatar
+
+    save_ply(synthetic_avatar(2000, seed=9), tmp_path / "kept.ply")
+    first = _start_node(tmp_path, "seed", f"photo_path:={tmp_path / 'kept.ply'}")
+    try:
+        avatar, _ = _late_join(rclpy_context, "seed_peer", timeout=120, namespace=CACHE_NS)
+        assert avatar is not None and avatar.operator_id == "kept", first.output()
+    finally:
+        first.stop()
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((400, 300, 3), 180, np.uint8))  # a photo with no face
+    for k, photo in enumerate((tmp_path / "typo.jpg", blank)):
+        proc = _start_node(tmp_path, f"restart{k}", f"photo_path:={photo}")
+        node = rclpy_context.create_node(f"restart_peer{k}", namespace=CACHE_NS)
+        avatars, statuses = [], []
+        node.create_subscription(GaussianAvatar, "avatar", avatars.append, _latched())
+        node.create_subscription(AvatarStatus, "avatar/status", statuses.append, _latched(depth=10))
+        try:  # the refusal, then the cache's OK (each status waits for the one before to be acknowledged)
+            spin_until(node, lambda: avatars and any(s.code == AvatarStatus.OK for s in statuses), 120)
+            assert avatars and avatars[-1].operator_id == "kept", f"no face after the restart:\n{proc.output()}"
+            status = statuses[-1]
+            assert status.code == AvatarStatus.OK and "restored from the cache" in status.message, status.message
+            assert "start-up photo" in status.message and "was refused" in status.message, status.message
+        finally:
+            node.destroy_node()
+            proc.stop()

@@ -31,7 +31,8 @@ A restart keeps the face (core/avatar_cache.py): each avatar published is also w
 (atomically); a node started without `photo_path` publishes the cached message again, latched, byte for byte (the
 same Gaussians and header stamp: when it was made), labelled by its current parameters as a new avatar would be:
 header frame_id `frame_id`, and `operator_id` when that is set (else the cached one), with an OK status saying it
-came from the cache. A cache that cannot be read,
+came from the cache; so does a node whose start-up `photo_path` photo is refused (after the refusal's status). A cache
+that cannot be read,
 is corrupt or is not a valid avatar is said (log, status, diagnostics) and ignored. `cache_avatar:=false` turns
 both off.
 """
@@ -314,8 +315,8 @@ class ReconstructionNode(Node):
         self._made_from = None  # (_photo_key, warnings, Gaussian count) of the photo message the avatar was made from
         self._built = ""  # reconstructor_key of the reconstructor built (worker thread)
         photo = self._param("photo_path")
-        if photo:
-            self._submit_file(photo)
+        # the start-up photo: refused, the cache is served after all (_refuse), so a restart keeps the face
+        self._startup = self._submit_file(photo) if photo else None
         self._loading = Loading()  # the worker building a reconstructor (_rebuild): not waited for
         self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
         self._worker.start()
@@ -347,17 +348,19 @@ class ReconstructionNode(Node):
                 self._submit_file(p.value)
         return SetParametersResult(successful=True)
 
-    def _submit_file(self, photo: str) -> None:
+    def _submit_file(self, photo: str) -> Job:
         """Reconstruct the photo file `photo` (photo_path at start-up, or set later); an animation is said as for a
-        photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18)."""
+        photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18).
+        Returns the job submitted."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
         if _is_avatar_file(photo):
-            self._submit(Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}",
-                             avatar_file=photo))
-            return
-        self._submit(Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
-                             imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
-                         self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}"))
+            job = Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}", avatar_file=photo)
+        else:
+            job = Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
+                          imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
+                      self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}")
+        self._submit(job)
+        return job
 
     # ----------------------------------------------------------------------------------------------
     # callbacks: keep the newest photo, nothing heavy
@@ -463,8 +466,9 @@ class ReconstructionNode(Node):
     def _cache_path(self) -> str:
         return self._param("cache_path") or str(avatar_cache.default_path(self.get_namespace(), self.get_name()))
 
-    def _restore_cache(self) -> None:
-        """Publish the cached avatar again (latched), or say why the cache is ignored."""
+    def _restore_cache(self, why: str = "") -> None:
+        """Publish the cached avatar again (latched), or say why the cache is ignored; `why`, when given, ends the
+        status and log line (the start-up photo that was refused)."""
         path = self._cache_path()
         job = Job(lambda: None, "", "", f"cache {path}")
         try:
@@ -491,6 +495,7 @@ class ReconstructionNode(Node):
         made = stamp_text(msg.header.stamp)
         self.cache_state = f"restored from {path}"
         text = f"avatar for '{msg.operator_id}' restored from the cache {path} ({avatar.num_gaussians} Gaussians, made {made})"
+        text += f": {why}" if why else ""
         self.get_logger().info(text)
         self._status(OK, text, job, num_gaussians=avatar.num_gaussians)
 
@@ -631,6 +636,12 @@ class ReconstructionNode(Node):
         self.counts["refused"] += 1
         self.get_logger().warning(f"photo {job.name()} refused: {reason}")
         self._status(code, reason, job, job.notes, duration_s=dt)  # the input's notes may say why (a wrong layout)
+        if job is self._startup:
+            self._startup = None
+            if self._param("cache_avatar"):
+                # `photo:=` misspelt, moved, or no face in it: the robot came up with no face while the cache held the
+                # last one (user22, s22); a refused photo keeps the avatar published, and at start-up that is the cached one
+                self._restore_cache(f"the start-up photo ({job.source}) was refused: {reason}")
 
     def _publish_avatar(self, msg: GaussianAvatarMsg, avatar) -> None:
         """The avatar (latched) and its coloured cloud (avatar/cloud, latched, same header)."""
