@@ -165,6 +165,33 @@ def test_a_photo_with_red_and_blue_swapped_is_warned_about():
             assert len(swapped) == 1 and "red and blue look swapped" in swapped[0], (path.name, swapped)
 
 
+def test_a_dark_photo_is_warned_about():
+    """A photo taken in a dim room (obama_official at 12 % brightness) or against a bright window (its face at 0.2 x
+    inside a blown-out surround) was accepted without a word, and the robot showed a face as dark (user22, s22). The
+    dark warning now comes with it (also beside the grey one); every ../shared portrait as it is has none (the
+    dimmest, lp_d8_man_glasses, reads 87 of 255)."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import check_colour
+
+    with FaceMesh(static_image_mode=True, max_faces=1, iris_model=False) as fm:
+        for path in sorted(shared("portraits").iterdir()):
+            rgb = read_image(str(path))
+            assert check_colour(rgb, fm.detect(rgb)[0].landmarks_px) == [], path.name
+        rgb = read_image(str(shared("portraits", "obama_official.jpg")))
+        lm = fm.detect(rgb)[0].landmarks_px
+        h, w = rgb.shape[:2]
+        face = np.zeros((h, w), np.float32)
+        cv2.ellipse(face, (w // 2, int(h * 0.45)), (int(w * 0.28), int(h * 0.4)), 0, 0, 360, 1.0, -1)
+        face = cv2.GaussianBlur(face, (0, 0), 25)[..., None]
+        backlit = rgb * face * 0.2 + (1 - face) * np.minimum(255, rgb * 0.3 + 230)
+        for dark in ((rgb * 0.12).astype(np.uint8), backlit.clip(0, 255).astype(np.uint8)):
+            said = check_colour(dark, lm)
+            assert len(said) == 1 and "the face is dark" in said[0], said
+        grey = np.repeat((rgb * 0.12).astype(np.uint8).mean(2, keepdims=True), 3, axis=2).astype(np.uint8)
+        said = check_colour(grey, lm)
+        assert len(said) == 2 and "no colour" in said[0] and "the face is dark" in said[1], said
+
+
 def test_two_people_side_by_side_are_both_found():
     """Two people side by side (obama_official beside the astronaut portrait scaled to its height, 2047x1137): the
     face mesh's own detector saw one, so the photo was taken without the '2 faces found, used the largest' warning,

@@ -247,6 +247,9 @@ def check_cut_off(landmarks_px: np.ndarray, fit: HeadFit, width: int, height: in
 GREY_CHROMA = 4.0  # mean max(R, G, B) - min(R, G, B) over the face below this (of 255): a black-and-white photo.
 # Measured on the face's box: ../shared colour portraits 20-100 (business_person's pale skin the lowest); a
 # greyscale JPEG/PNG 0, one saved as 3-channel JPEG <= 2.
+DARK_FACE_LUMA = 45.0  # mean luma (0.299 R + 0.587 G + 0.114 B, of 255) over the face's box below this: a dark photo.
+# Measured (s22, user22): the 9 ../shared portraits 87 (lp_d8_man_glasses, the dimmest) .. 186, frames of the 4 clips
+# 118-138; obama_official at 12 % brightness 17, with its face at 0.2 x in a blown-out backlight 32.
 SWAPPED_RB = -20.0  # median R - B over the face below this (of 255): red and blue swapped. Skin is redder than it is
 # blue: the 9 ../shared portraits and frames of the 4 clips (21 faces) +38..+96, the same with R and B swapped -38..-96.
 
@@ -256,20 +259,26 @@ def check_colour(rgb: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
     - no colour (a black-and-white or greyscale photo: mean chroma max(R,G,B) - min(R,G,B) below GREY_CHROMA);
     - red and blue swapped (median R - B below SWAPPED_RB: a blue face): BGR pixels sent as rgb8 or RGB ones as
       bgr8, the commonest mistake with ROS images (OpenCV's are BGR); a raw photo sent so was accepted without a
-      word and made a blue avatar (user13, s13).
+      word and made a blue avatar (user13, s13);
+    - a dark face (mean luma below DARK_FACE_LUMA: a dim room, a face against a bright window): the avatar is as
+      dark on the display; such a photo was accepted without a word (user22, s22).
     The avatar takes its colours from the photo as given; the node still builds it."""
     x0, y0 = np.floor(np.maximum(landmarks_px[:, :2].min(0), 0)).astype(int)
     x1, y1 = np.ceil(landmarks_px[:, :2].max(0)).astype(int) + 1
     box = np.asarray(rgb[y0:y1, x0:x1], np.int16)
     if box.size == 0:
         return []
+    luma = float((box @ np.array([0.299, 0.587, 0.114])).mean())
+    dark = [f"the face is dark (mean brightness {luma:.0f} of 255): the avatar is as dark on the display; use a photo "
+            "with light on the face (not against a bright window)"] if luma < DARK_FACE_LUMA else []
     if float((box.max(2) - box.min(2)).mean()) < GREY_CHROMA:
-        return ["the photo has no colour (black and white): the avatar is grey too; use a colour photo for a coloured face"]
+        return ["the photo has no colour (black and white): the avatar is grey too; use a colour photo for a coloured face",
+                *dark]
     rb = float(np.median(box[..., 0] - box[..., 2]))
     if rb < SWAPPED_RB:
         return [f"the face is blue (its median red minus blue is {rb:.0f}): the photo's red and blue look swapped "
-                f"(BGR pixels sent as rgb8, or RGB ones as bgr8; OpenCV's images are BGR); the avatar is blue too"]
-    return []
+                f"(BGR pixels sent as rgb8, or RGB ones as bgr8; OpenCV's images are BGR); the avatar is blue too", *dark]
+    return dark
 
 
 def _crop(img: np.ndarray, x0: float, y0: float, s: float, size: int) -> np.ndarray:
