@@ -1576,6 +1576,35 @@ def test_a_frowning_photo_rests_with_relaxed_mouth_corners(results):
     assert _corner_drop(rest) == pytest.approx(E.MEAN_CORNER_DROP_M, abs=0.0005)
 
 
+def test_a_pouting_photo_rests_with_its_lips_down_and_relaxed_lips_stay(results):
+    """lp_d8_man_glasses pouts (the chin's muscle pushes the lower lip up and it the upper: FaceLandmarker's
+    mouthShrugLower / Upper 0.28 / 0.21): its closed lips meet 29.5 mm below the nose tip, above the relaxed range
+    (expression.MIN_UPPER_LIP_DROP_M, 31.5 mm; relaxed faces 35.3 +- 1.9). The avatar rests with them at its edge,
+    both lips moved (the upper lip's outer edge too, not stretched thick) and the chin where it was (no jaw turn).
+    Closed mouths within the range stay: two_children_multiface, lp_s9_monalisa, and business_person, whose closed
+    smile lifts her lips to 28.2 mm (the smile's rules take it, not this)."""
+    from gaussian_head_ros.core import expression as E
+    from gaussian_head_ros.core import landmarks as lmk
+
+    def meet(v):  # where the middle pair of lips meets, below the nose tip
+        return float(0.5 * (v[E.UPPER_LIP_MID, 1] + v[E.LOWER_LIP_MID, 1]) - v[E.NOSE_TIP, 1])
+
+    res = results["lp_d8_man_glasses.jpg"]
+    rest = res.avatar.template_vertices.astype(np.float64)
+    photo = rest + res.expression
+    assert meet(photo) < E.MIN_UPPER_LIP_DROP_M - 0.0015  # the photo pouts
+    # down to the range's edge (2.0 mm on the canonical landmarks), not past the relaxed mean (34.8 mm); main: 0
+    assert 0.0015 < meet(rest) - meet(photo) < 0.0033, meet(rest) - meet(photo)
+    # the upper lip's outer edge goes down with the lips (0.7 mm net of the frown's corners raised, which lift it 1.3
+    # mm: main); with the lips' inner edges alone moved the upper lip stretched thick and its edge went up
+    assert photo[lmk.UPPER_LIP_OUT, 1] + 0.0004 < rest[lmk.UPPER_LIP_OUT, 1]
+    assert rest[E.CHIN] == pytest.approx(photo[E.CHIN], abs=1e-4)
+    for name in ("two_children_multiface.jpeg", "lp_s9_monalisa.jpg", "business_person.png"):
+        r = results[name]
+        v = r.avatar.template_vertices.astype(np.float64)
+        assert meet(v) == pytest.approx(meet(v + r.expression), abs=2e-4), name
+
+
 def test_a_lopsided_frown_rests_level_and_a_relaxed_tilt_stays(results):
     """lp_d8_man_glasses' lopsided pursed grimace (FaceLandmarker on the photo: mouthFrownLeft / Right 0.43 / 0.34):
     its left mouth corner sits 2.3 mm lower than its right. The avatar rests with the corners level to within 1 mm

@@ -45,6 +45,10 @@ nose base held fixed.
   (tpsmm_driving's "oo" frames: 28-42 mm, with the lips closed and the jaw up).
   Lopsided: corners that smile or frown with one higher than the other by more than relaxed faces' tilt
   (MAX_CORNER_TILT_M) are levelled as far again (`_beyond`); a relaxed face's own tilt is left (`_tilt_share`).
+- Pout: closed lips that meet higher below the nose tip than a relaxed upper lip sits (the chin's muscle pushing
+  the lower lip up and it the upper, lp_d8_man_glasses' photo: 29.5 mm) go down to that range's edge, as an open
+  mouth's lifted upper lip does (`pout_push`), the whole mouth at once (`_pout_spread`: the chin and jaw line held),
+  unless the corners smile (a closed smile lifts its lips: its own rules take it).
 
 - Brows: every rest takes the brows to one height above the eye corners, REST_BROW_HEIGHT_M (`brow_excess`); the
   forehead and the strip down to the lids follow harmonically, with the eyes' contours, the face's outline, the
@@ -90,7 +94,8 @@ MIN_MOUTH_WIDTH_M = 0.0467  # ... and at least this (a pucker or pressed lips na
 MIN_CORNER_DROP_M = -0.0030  # corners' height below the lips' centre (negative: above)
 MAX_CORNER_DROP_M = 0.0002  # ... and at most this far below it (a frown's corners, mean - 1 sd of the relaxed)
 MAX_CORNER_DEPTH_M = 0.0141  # corners behind the lips' centre
-MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip
+MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip (an open mouth's lifted upper lip and a pout's
+# closed lips are taken down to it, `handle_targets`, `pout_push`)
 MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
 MAX_LIP_SAG_M = 0.001  # closed lips meet at most this far below the relaxed lip line (`_lip_line_sag`)
 LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of its height (handle_targets)
@@ -326,6 +331,48 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int64), disp
 
 
+def pout_push(x: np.ndarray, y_meet: float) -> float:
+    """How far (metres, >= 0, y down) a pout's closed lips are taken down, from [478|468, 3] canonical landmarks x
+    (head frame) and the height `y_meet` (metres, y down, head frame) where their middle pair meets once closed and
+    relaxed by `handle_targets`: as far as that lies above the relaxed upper lip's range (MIN_UPPER_LIP_DROP_M below
+    the nose tip), to the range's edge as an open mouth's lifted upper lip goes (`handle_targets`; an open mouth
+    closes there at most and is left); none where the corners smile (lifted above the relaxed range, or the mouth
+    wider, `_smile_share`: a closed smile lifts its lips and its own rules take it; business_person's lips meet
+    28.2 mm below the nose tip). A pout (the chin's muscle pushing the lower lip up and it the upper:
+    FaceLandmarker's mouthShrugLower / Upper 0.28 / 0.21 on lp_d8_man_glasses' photo, whose lips meet 29.5 mm below
+    the nose tip, 3.1 sd above the relaxed faces' 35.3 +- 1.9 mm, the upper lip's outer edge 21.4 against
+    29.4 +- 1.5) kept its lips that high on the avatar under every clip. Not past the edge: mirrored about it
+    (`_beyond`, to 33.5 mm) the whole table's reader smile fell 0.8606 -> 0.8478, under its line (lp_d8's four
+    pairs; pout22's report), at the edge 0.8586."""
+    centre = 0.5 * (x[UPPER_LIP_MID] + x[LOWER_LIP_MID])
+    cr, cl = LIP_CORNERS_OUTER
+    lift = MIN_CORNER_DROP_M - float(0.5 * (x[cr, 1] + x[cl, 1]) - centre[1])  # corners above the relaxed range
+    smile = max(_smile_share(float(x[cl, 0] - x[cr, 0])),
+                float(np.clip(lift / (MEAN_CORNER_DROP_M - MIN_CORNER_DROP_M), 0.0, 1.0)))
+    excess = MIN_UPPER_LIP_DROP_M - (float(y_meet) - float(x[NOSE_TIP, 1]))
+    return (1.0 - smile) * max(0.0, excess)
+
+
+def _pout_spread(fixed: np.ndarray, push: float) -> np.ndarray:
+    """[NUM_MESH, 3] the displacement that moves the lips (every point of landmarks.LIPS, so the whole mouth: both
+    lips' inner and outer edges and the corners) down by `push` (metres, y down, `pout_push`), spread harmonically
+    over the skin around them with `fixed` ([NUM_MESH] bool: the nose base and above, the pose fit's points) and the
+    chin and jaw line (JAW_POINTS: the jaw does not turn) held: the skin between the nose and the upper lip stretches,
+    that between the lower lip and the chin gathers. Zeros for push 0 (a face that does not pout is left exactly)."""
+    d = np.zeros((NUM_MESH, 3))
+    if push <= 0.0:
+        return d
+    lips = np.asarray(lmk.LIPS)
+    known = fixed.copy()
+    known[lips] = True
+    known[np.asarray(JAW_POINTS)] = True
+    d[lips, 1] = push
+    free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
+    if lu is not None:
+        d[free] = lu.solve(-(coupling @ d[kn]))
+    return d
+
+
 def expression_of(x: np.ndarray) -> np.ndarray:
     """[478|468, 3] canonical landmarks (head frame, metres) -> [same, 3] the mouth and brow expression they
     carry: x - expression_of(x) is the same face with the mouth closed and relaxed and the brows within the relaxed
@@ -354,6 +401,8 @@ def expression_of(x: np.ndarray) -> np.ndarray:
     d = spread(len(idx)) if share > 0.0 else 0.0
     if share < 1.0:
         d = spread(len(idx) - len(CORNER_SKIN_R) - len(CORNER_SKIN_L)) * (1.0 - share) + d * share
+    meet = 0.5 * (x[UPPER_LIP_MID, 1] + x[LOWER_LIP_MID, 1] + d[UPPER_LIP_MID, 1] + d[LOWER_LIP_MID, 1])
+    d = d + _pout_spread(fixed, pout_push(x, meet))  # a pout's lips, pushed up, down
     d = d + _brow_spread(x, brow_excess(x))  # brows to the common rest height
     out = np.zeros_like(x)
     out[:NUM_MESH] = -d  # the expression is what neutralizing takes away

@@ -26,6 +26,7 @@ NOSE_TIP = 4  # most forward point of the nose
 NOSE_BASE = 2  # below the nose tip
 BELOW_LOWER_LIP = 18  # midline below the lower lip (moves with the jaw)
 UPPER_LIP_IN, LOWER_LIP_IN = 13, 14  # inner lip line, centre
+UPPER_LIP_OUT, LOWER_LIP_OUT = 0, 17  # outer lip line (the lips' outer edges), centre
 MOUTH_CORNER_R, MOUTH_CORNER_L = 61, 291  # outer lip corners
 MOUTH_CORNER_R_IN, MOUTH_CORNER_L_IN = 78, 308  # inner lip corners
 # skin beside and above-beside each outer corner (~6.5 mm out; ~4 mm out and 7 mm up on the canonical face)
