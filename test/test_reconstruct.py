@@ -2138,3 +2138,34 @@ def test_high_shoulders_hide_the_shirt_not_the_hair():
     for name, m in (("far side", far), ("back", back), ("side", side), ("wall", wall)):
         assert np.abs(m[top] - shirt).max() < 0.15, f"{name} at the shoulders' top is not the shirt: {m[top].min()}"
     assert np.abs(far[40:50, 40:44] - hair).max() < 0.1  # behind the head's side above the ear: still the hair
+
+
+# ---------------------------------------------------------------------------------------------------
+# a grinning photo's lips under an operator's "oo"
+
+def _lip_heights(v: np.ndarray) -> np.ndarray:
+    """[V, 3] template -> [2, 9] each lip's red height per column (upper, lower; outer minus inner contour, metres)."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    return np.stack([v[list(lmk.LIP_UPPER_INNER), 1] - v[list(lmk.LIP_UPPER_OUTER), 1],
+                     v[list(lmk.LIP_LOWER_OUTER), 1] - v[list(lmk.LIP_LOWER_INNER), 1]])
+
+
+@pytest.mark.parametrize("name", ["obama_official.jpg", "business_person.png"])
+def test_an_oo_thins_the_lips_without_folding_them(results, name):
+    """tpsmm_driving's "oo" (frames 43-58: corners 6 mm in each, the lower lip 10 -> 2 mm high at its sides) moved
+    obama_official's rest lower lip, 5.0 mm high at its sides (its grin stretched it thin), by the operator's 8 mm:
+    its outer edge crossed 1-1.5 mm above its inner one (-0.21 to -0.29 of its rest height) and the lower lip drew a thin crescent rising to the corners, a
+    grin under a pucker (business_person: -2.4 mm). Every lip column at least 3 mm high at rest keeps a fifth of it
+    (the operator's own kept 0.2 of its neutral's); the photo's own lips are not floored (self frame 0 unchanged)."""
+    from conftest import tracked_controls
+
+    from gaussian_head_ros.core.drive import Driver
+
+    controls = tracked_controls("tpsmm_driving.mp4", max_frames=59, period_ns=40_000_000)[43:59]
+    assert len(controls) >= 12
+    drv = Driver(results[name].avatar)
+    rest = _lip_heights(drv.verts)
+    tall = rest >= 0.003
+    worst = min(float(np.min((_lip_heights(drv.deformed_template(c)[0]) / rest)[tall])) for c in controls)
+    assert worst >= 0.2, f"{name}: a lip column kept {worst:.2f} of its rest height under the operator's \"oo\""

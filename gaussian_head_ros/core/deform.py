@@ -131,6 +131,19 @@ class DriveConfig:
     # A driven brow raise lightens the strip between the brows and the upper lids towards its own lit skin by
     # this gain x the share of the strip a real raise unfolds (core/brow_strip.py; 0 = off; 2 by eye, brow21).
     brow_unfold_gain: float = 2.0
+    # Each lip keeps at least this share of its rest height (red lip, inner to outer contour, column by column;
+    # `lip_height_floor`; 0 = off) when driving for display. The control moves the template by the operator's own
+    # millimetres, and a grinning photo's rest lips stay thin (the grin stretched them; core.expression narrows the
+    # mouth, not the lips' height): under tpsmm_driving's "oo" (frame 46: the operator's lower lip 10 -> 2 mm high at
+    # its sides, 14 -> 10 mm at its middle, the corners 6 mm in each) obama_official's lower lip, 5.7 mm high at its
+    # sides, went to -2.3 mm: its outer edge crossed above its inner one and the lower lip drew a thin crescent rising
+    # to the corners, a grin where the operator rounds the lips (pucker22). The operator's own lip thinned to 0.2 of
+    # its neutral's there; 0.25 of the avatar's own keeps the lip where an "oo" leaves it, below every self clip's
+    # frame 0 (the photo's own lips, given back unchanged: their thinnest column 0.97 / 0.82 / 0.45 / 0.36 of the
+    # rest's on lp_d0 / lp_d18 / sadtalker / tpsmm). Not only "oo"s: tpsmm's neutral (frame 0's `neutralize`, an open
+    # mouth) has a taller lower lip than its later frames, and thin-lipped avatars' lower lips folded at the sides in
+    # 58-60 of its first 60 frames; lp_d0's and sadtalker's talking folded the corner columns.
+    lip_min_height: float = 0.25
 
 
 def namespace(x):
@@ -1032,12 +1045,41 @@ def brow_rows(verts) -> np.ndarray:
     return np.union1d(np.flatnonzero(v[:lmk.NUM_MESH, 1] < top), np.array(lmk.BROW_R + lmk.BROW_L))
 
 
-def control_inputs(control, cfg: DriveConfig, brows=None):
+_LIP_COLUMNS = (  # (inner, outer) contour points of each lip, column by column, and the outer's side (y down)
+    (np.array(lmk.LIP_UPPER_INNER), np.array(lmk.LIP_UPPER_OUTER), -1.0),
+    (np.array(lmk.LIP_LOWER_INNER), np.array(lmk.LIP_LOWER_OUTER), 1.0))
+
+
+def lip_height_floor(verts: np.ndarray, expression: np.ndarray, share: float) -> np.ndarray:
+    """[V >= 468, 3] rest template (head frame, y down, metres), [L >= 468, 3] an expression (the control's offsets,
+    metres) -> the expression with each lip column's outer point (landmarks.LIP_UPPER_OUTER / LIP_LOWER_OUTER over
+    LIP_UPPER_INNER / LIP_LOWER_INNER) moved out along y so that the column's red-lip height (outer minus inner, on
+    the template plus the expression) is at least `share` x its rest height: a lip thinned by the operator's
+    millimetres never folds over itself on an avatar whose lips are thinner than the operator's (DriveConfig.
+    lip_min_height). Columns at or above the floor, a share <= 0 and templates without MediaPipe topology are
+    returned unchanged (the same array when nothing moves). numpy, float64."""
+    ex = np.asarray(expression, np.float64)
+    if share <= 0 or not lmk.has_mediapipe_topology(verts.shape[0]) or ex.shape[0] < lmk.NUM_MESH:
+        return ex
+    v = np.asarray(verts, np.float64)
+    out = ex
+    for inner, outer, side in _LIP_COLUMNS:
+        rest = side * (v[outer, 1] - v[inner, 1])  # [9] rest heights (> 0 on a lip the right way up)
+        now = rest + side * (ex[outer, 1] - ex[inner, 1])
+        lift = np.maximum(share * np.maximum(rest, 0.0) - now, 0.0)  # how far the outer edge goes back out
+        if np.any(lift > 0):
+            out = out.copy() if out is ex else out
+            out[outer, 1] += side * lift
+    return out
+
+
+def control_inputs(control, cfg: DriveConfig, brows=None, verts=None):
     """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
     or None) as the rules take them (numpy). The lid ratios are the control's `eyelid_ratios`, else measured
     from its landmarks when it has them (`eyelid_ratios`), else None (the lids follow the expression alone).
     `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
-    measured before that)."""
+    measured before that). `verts`: the [V, 3] rest template, whose lips keep cfg.lip_min_height of their height
+    (`lip_height_floor`); None: not applied."""
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
     ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
@@ -1047,4 +1089,6 @@ def control_inputs(control, cfg: DriveConfig, brows=None):
     if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
         ex = ex.copy()
         ex[brows] *= cfg.brow_gain
+    if verts is not None:
+        ex = lip_height_floor(verts, ex, cfg.lip_min_height)
     return ex, jaw_open, float(control.mouth_open), eyes.control_gaze(control), lid

@@ -68,6 +68,7 @@ JAW_LINE = (152, 175, 148, 176, 149, 150, 377, 400, 378, 379)  # the chin and th
 LIP_UPPER_INNER = (191, 80, 81, 82, 13, 312, 311, 310, 415)
 LIP_LOWER_INNER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
 LIP_LOWER_OUTER = (146, 91, 181, 84, 17, 314, 405, 321, 375)  # the lower lip's outer edge, right to left
+LIP_UPPER_OUTER = (185, 40, 39, 37, 0, 267, 269, 270, 409)  # the upper lip's outer edge, right to left
 # The outer lip contour as a closed loop (FACEMESH_LIPS' outer ring): right corner, lower lip, left corner, upper lip.
 LIP_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 
