@@ -1497,8 +1497,9 @@ def test_open_lips_close_along_a_relaxed_lip_line_not_their_arch(results, name, 
     lp_d9_woman_turned's scream (44 mm opening), 6.1 / 6.2 mm on obama_speech (21 mm), a frown drawn in the closed
     lips. The reader (FaceLandmarker) put lp_d9's mouth corners there, 4-5 mm below the template's, and read no
     smile under any driver's smile (tpsmm_driving: render smile std 0.002 against the driver's 0.032). Now the
-    sag beyond MAX_LIP_SAG_M is taken out as far as the mouth is open (1 - _mean_share: from 15 mm, fully from 25
-    mm): 1.2 mm and 3.0 mm. Closed photos are left as they were (obama_official, 0.5 mm)."""
+    sag beyond MAX_LIP_SAG_M is taken out as far as the mouth is open (fully from LIP_LINE_OPEN_M, 5 mm; session 21:
+    from 15 mm, fully from 25 mm, then 1.2 mm and 3.0 mm). Closed photos are left as they were (obama_official,
+    0.5 mm)."""
     from gaussian_head_ros.core import expression as E
 
     v = results[name].avatar.template_vertices.astype(np.float64)

@@ -292,6 +292,21 @@ def test_closed_lip_puckers_and_smiles_do_not_become_the_neutral(tracked):
     assert pucker[291, 0] - pucker[61, 0] < 0.035 and n[291, 0] - n[61, 0] > MIN_MOUTH_WIDTH_M - 1e-4
 
 
+def test_an_open_first_frame_gives_a_neutral_whose_lips_meet_along_a_relaxed_line(tracked):
+    """tpsmm_driving and sadtalker start with the mouth 8.7 / 8.6 mm open; their neutral (frame 0's `neutralize`) closed
+    each inner lip pair along the upper lip's open arch and held the inner lip's ends 1.2 / 2.3 mm below its middle,
+    where their own closed frames hold them 1.3-2.3 mm above and relaxed closed lips (lp_d0, lp_d18) 0.1-0.8 above: every
+    closed-lip frame of tpsmm then lifted the avatar's corners ~3 mm against the middle (a grin under its "oo",
+    pucker22; now -0.5 / +0.7). The ends of a neutral's closed lips sit less than 1 mm below the middle."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    up = list(lmk.LIP_UPPER_INNER)
+    for clip in ("tpsmm_driving", "sadtalker_WDA_KatieHill_000"):
+        n = tracked[clip]["controls"][0].landmarks - tracked[clip]["controls"][0].expression
+        ends = 0.5 * (n[up[0], 1] + n[up[-1], 1]) - n[up[len(up) // 2], 1]  # metres, y down: > 0 the ends lower
+        assert ends < 1e-3, f"{clip}: the neutral's inner lip ends {ends * 1e3:.1f} mm below its middle"
+
+
 def test_the_neutral_keeps_the_operators_lids_open(tracked):
     """A frame with a relaxed mouth but lids half closed (sadtalker looking down, frames 30-40) must not become
     the neutral's lids: the drive opens the avatar's lids by operator gap / neutral gap, and such a neutral

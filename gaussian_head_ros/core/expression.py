@@ -98,6 +98,13 @@ MIN_UPPER_LIP_DROP_M = 0.0315  # inner upper lip below the nose tip (an open mou
 # closed lips are taken down to it, `handle_targets`, `pout_push`)
 MAX_CHIN_DROP_M = 0.0790  # chin (152) below the nose tip
 MAX_LIP_SAG_M = 0.001  # closed lips meet at most this far below the relaxed lip line (`_lip_line_sag`)
+# ... for lips open this far (lip gap) or more; closed lips are left (handle_targets). Only past OPEN_MEAN_UP_TO_M
+# (15 mm) before: tpsmm_driving's and sadtalker's first frames (8.7 / 8.6 mm open) closed along their upper lips'
+# arch, and the operators' neutrals (frame 0's `neutralize`) held the inner lip's ends 1.2 / 2.3 mm below its middle,
+# where their closed frames hold them 1.3-2.3 mm above (lp_d0's, lp_d18's relaxed lips: 0.5-0.7 above); every
+# closed-lip frame of tpsmm then lifted every avatar's corners ~3 mm against the middle, a grin under its "oo"
+# (pucker22). With this: -0.5 / +0.7 mm.
+LIP_LINE_OPEN_M = 0.005
 LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of its height (handle_targets)
 # The relaxed faces' means (module docstring): a smile or frown beyond a limit is taken past it towards the mean
 # by as much again as it exceeds the limit, at most PAST_MEAN x (limit - mean) past the mean (`_beyond`).
@@ -269,9 +276,9 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # what the turn leaves of each pair's gap (or overlap beyond the one it had) the lower lip closes
     y_meet = x[up, 1] + d_up[:, 1] + np.minimum(gap, 0.0)
     # ... along a relaxed lip line, as far as the mouth is open (a wide-open mouth's pairs met along its upper lip's
-    # arch: lp_d9_woman_turned's closed lips drew a frown; `_lip_line_sag`); a mouth open less than
-    # OPEN_MEAN_UP_TO_M (every clip's relaxed frames, so the operator's neutral) is left as it was
-    sag = _lip_line_sag(x, y_meet) * (1.0 - _mean_share(x))
+    # arch: lp_d9_woman_turned's closed lips drew a frown; `_lip_line_sag`), fully from LIP_LINE_OPEN_M on; closed
+    # lips (every clip's relaxed frames) are left as they were
+    sag = _lip_line_sag(x, y_meet) * max(1.0 - _mean_share(x), min(1.0, g_mid / LIP_LINE_OPEN_M))
     y_meet -= sag
     d_up[:, 1] -= sag
     rest_lo = y_meet - x[lo, 1] - d_lo[:, 1]  # [9] the lower lip's own closing beyond the turn (<= 0: up)
