@@ -401,3 +401,32 @@ def test_falloff_binding_in_torch_matches_numpy(device):
         b0 = np.einsum("nk,nkc->nc", r0.bary, v[f[np.clip(r0.frame - r0.k_fade, 0, len(f) - 1)]])
         b1 = np.einsum("nk,nkc->nc", r1.bary, v[f[np.clip(r1.frame - r1.k_fade, 0, len(f) - 1)]])
         np.testing.assert_allclose(b1[fade], b0[fade], rtol=0, atol=1e-12)
+
+
+def test_the_lower_teeth_turn_takes_the_lower_lip_down_by_its_drop_less_the_show():
+    """deform.interior_jaw_angle: the turn of the synthetic lower row takes the lower inner lip down by its own drop
+    less DriveConfig.lower_teeth_show_m, on its arc about the hinge (business_person's rest lip 45.6 mm below and
+    69.8 mm in front of it; tpsmm_driving frame 20 drops it 17.1 mm). Before, the angle to the point straight
+    below the lip: the turn also takes the lip back, so it went 9.1 mm down of the 15.1 wanted (60 %), and the
+    lower row, short of the lip by 9 mm, filled tpsmm's 13-14 mm openings edge to gum where the operator shows a
+    dark mouth and the lower teeth's edge (teeth22, session 22)."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.deform import axis_angle_x, interior_jaw_angle
+
+    cfg = DriveConfig()
+    rig = SimpleNamespace(jaw_from_chin=True, jaw_pivot=np.zeros(3))
+    verts = np.zeros((478, 3))
+    verts[lmk.LOWER_LIP_IN] = (0.0, 0.0456, -0.0698)
+    for drop in (0.004, 0.0171, 0.0187):  # talking, tpsmm frame 20, sadtalker's laugh
+        disp = np.zeros_like(verts)
+        disp[lmk.LOWER_LIP_IN] = (0.0, drop, 0.003)
+        phi = float(interior_jaw_angle(rig, verts, disp, cfg))
+        down = (axis_angle_x(np.array([phi]))[0] @ verts[lmk.LOWER_LIP_IN])[1] - verts[lmk.LOWER_LIP_IN, 1]
+        want = max(drop - cfg.lower_teeth_show_m, 0.0)
+        assert abs(down - want) < 2e-4, f"lip {1000 * drop:.1f} mm down: the turn takes it {1000 * down:.1f} mm, " \
+                                        f"not {1000 * want:.1f}"
+    disp = np.zeros_like(verts)
+    disp[lmk.LOWER_LIP_IN, 1] = 0.3  # beyond the arc's reach: the widest turn, not NaN
+    assert float(interior_jaw_angle(rig, verts, disp, cfg)) == cfg.jaw_max_rad

@@ -97,8 +97,13 @@ class DriveConfig:
     # The lip's turn less 6 mm of arc instead (its roll back counted) moved tpsmm's row 2 -> 3 mm only; the drop
     # less 4 mm left most of tpsmm's row in the opening. The photo's own lower-jaw pixels (weight 1) keep the
     # chin's angle: turned with the lip (mouth20, session 20), self tpsmm_driving's frame 0, whose lower lip is
-    # turned 0.075 rad at a chin's 0, lost 2.4 dB.
-    lower_teeth_show_m: float = 0.002
+    # turned 0.075 rad at a chin's 0, lost 2.4 dB. Until teeth22 (session 22) the turn was the angle to the point
+    # straight below the lip, which the turn also takes back: the lip went ~60 % of the way (tpsmm frame 20: 9 of 15
+    # mm) and the lower row filled tpsmm's openings edge to gum. On the lip's arc, 5 mm (by eye on nine portraits,
+    # sadtalker frames 29-30, tpsmm frames 20 / 41, lp_d0's widest): the laugh shows a band of lower teeth under a
+    # dark gap, tpsmm a dark mouth, the tongue and the lower row's edge low, as the operator's (2 mm: none at the
+    # laugh; the row, 7 mm behind the lip, falls less than the lip).
+    lower_teeth_show_m: float = 0.005
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
@@ -190,10 +195,10 @@ def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
     """The least turn (rad about the jaw's hinge, + = opening; clipped to [0, jaw_max_rad]) of the mouth
     interior's synthetic lower levels (jaw weights 0 < w < 1: the lower teeth, the tongue; `frame_tables`): the
     turn that takes the lower inner lip (LOWER_LIP_IN; `disp` [V, 3] from template `verts` [V, 3], metres, head
-    frame, y down) down by its own drop less cfg.lower_teeth_show_m, so the lower row's edge stays about that far
-    above a fallen lower lip (which rests on the lower incisors). Only the lip's drop counts: its turn about the
-    hinge also holds its roll back (sadtalker_WDA_KatieHill's laugh: 18.7 mm down and 10.8 mm back, a 0.25 rad
-    turn; tpsmm_driving frame 20: 17.1 mm down, 2.9 back, 0.17 rad). 0 without MediaPipe topology. The
+    frame, y down) down by its own drop less cfg.lower_teeth_show_m along its arc about the hinge (the turn takes
+    it back as well), so the lower row's edge stays above a fallen lower lip (which rests on the lower incisors).
+    Only the lip's drop counts: its displacement also holds its roll back (sadtalker_WDA_KatieHill's laugh: 18.7
+    mm down and 10.8 mm back; tpsmm_driving frame 20: 17.1 mm down, 2.9 back). 0 without MediaPipe topology. The
     jaw-weight-1 level (the photo's own lower-jaw pixels) keeps the chin's angle. numpy or torch like `disp`."""
     xp = namespace(disp)
     if not rig.jaw_from_chin:
@@ -201,7 +206,11 @@ def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
     piv = _like(xp, rig.jaw_pivot, disp)
     r0 = verts[lmk.LOWER_LIP_IN] - piv
     drop = xp.clip(disp[lmk.LOWER_LIP_IN, 1] - cfg.lower_teeth_show_m, 0.0, None)
-    return xp.clip(xp.atan2(r0[1] + drop, -r0[2]) - xp.atan2(r0[1], -r0[2]), 0.0, cfg.jaw_max_rad)
+    # on the lip's own arc about the hinge (radius in the y-z plane): the turn also takes it back, so the angle
+    # to the point straight below it (atan2(r0_y + drop, -r0_z)) took it down by ~60 % of the drop
+    rho = xp.sqrt(r0[1] ** 2 + r0[2] ** 2)
+    reach = xp.clip((r0[1] + drop) / rho, -1.0, 1.0)
+    return xp.clip(xp.asin(reach) - xp.atan2(r0[1], -r0[2]), 0.0, cfg.jaw_max_rad)
 
 
 def lip_line_jaw_weight(y: np.ndarray, verts: np.ndarray) -> np.ndarray:
