@@ -92,8 +92,9 @@ class DriveConfig:
     # laugh (frame 29: the lip 18.7 mm down, the chin 0.15 rad) left the lower row just under the upper one while
     # the lip fell below it (a tall grey slab of lower teeth and gum, no gap between the rows), and tpsmm_driving's
     # 13-14 mm openings (the lip 16-17 mm down, the chin 0.06-0.07) showed the whole lower row, edge to gum, in the
-    # opening. 2 mm (mouth21, session 21, by eye on six portraits): the laugh shows upper teeth, a dark gap, the
-    # tongue and the lower row's edge; tpsmm's openings a dark band and the lower teeth low, as the operator's.
+    # opening. 2 mm (mouth21, session 21, by eye on six portraits, with the angle teeth22 replaced, below): the laugh
+    # showed upper teeth, a dark gap, the tongue and the lower row's edge; tpsmm's openings the tongue's band over
+    # the lower row, still 2/3 of the opening (painted by part, teeth22).
     # The lip's turn less 6 mm of arc instead (its roll back counted) moved tpsmm's row 2 -> 3 mm only; the drop
     # less 4 mm left most of tpsmm's row in the opening. The photo's own lower-jaw pixels (weight 1) keep the
     # chin's angle: turned with the lip (mouth20, session 20), self tpsmm_driving's frame 0, whose lower lip is
