@@ -880,18 +880,37 @@ def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
 
 def test_the_lower_teeth_sit_in_the_shade(results):
     """At a talking opening (0.12 rad) the lower row, under the upper one and behind the lower lip, is dimmer
-    than the upper incisal edges (MouthConfig.lower_teeth_light): the lower half of the opening at most 0.82 x
-    the opening's 90th-percentile luma. Measured business_person 0.76, two_children 0.78; before (0.85): 0.86 /
-    0.88, both rows one evenly lit slab of teeth."""
+    than the upper row where each shows, but teeth, not grey (MouthConfig.lower_teeth_lit): the lower row's pixels
+    (found by painting the rows) 0.75-0.9 x the upper row's mean luma. Both rows lit alike read as one slab of teeth
+    (0.85 for every photo, session 9: business_person, lp_s9_monalisa under tpsmm_driving); lit 0.62 the lower row
+    read grey next to the operator's white teeth (teeth21, teeth22). Measured (teeth22, session 22) business_person /
+    two_children: lit 0.62 0.69 / 0.76, 0.75 0.79 / 0.87, 0.9 0.91 / 0.99. Before, the lower half of the opening
+    against its 90th percentile (<= 0.82): that half holds the lower lip's inside as well, two_children's pink lip
+    read 0.80 whatever the teeth (0.82 at lit 0.62, 0.87 at 0.75, alike by eye at 4x)."""
+    import dataclasses
+
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
     luma = np.array([0.299, 0.587, 0.114])
     for name in ("business_person.png", "two_children_multiface.jpeg"):  # closed-mouth photos: synthetic teeth
-        out, mask = _open_jaw(results[name].avatar, 0.12)
+        a = results[name].avatar
+        out, mask = _open_jaw(a, 0.12)
         mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
         assert mask.sum() > 200, f"{name}: the lips did not part"
+        teeth = (a.part == PART_MOUTH) & np.isclose(np.exp(a.log_scales).max(1), 0.7 * MouthConfig().teeth_spacing_m,
+                                                    rtol=0.02)
+        sh = a.sh.copy()
+        sh[teeth & (a.bary[:, 0] == 0), 0] = (np.array([1.0, 0.0, 0.0]) - 0.5) / 0.28209479177387814
+        sh[teeth & (a.bary[:, 0] > 0), 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814
+        painted = _open_jaw(dataclasses.replace(a, sh=sh), 0.12)[0].image
+        upper = mask & (painted[..., 0] > 0.8) & (painted[..., 1] < 0.3) & (painted[..., 2] < 0.3)
+        lower = mask & (painted[..., 1] > 0.8) & (painted[..., 0] < 0.3) & (painted[..., 2] < 0.3)
+        assert upper.sum() > 20 and lower.sum() > 20, f"{name}: rows seen {upper.sum()} / {lower.sum()} px"
         lum = out.image @ luma
-        lower = mask & (np.arange(mask.shape[0])[:, None] >= np.median(np.nonzero(mask)[0]))
-        ratio = float(lum[lower].mean() / np.percentile(lum[mask], 90))
-        assert ratio <= 0.82, f"{name}: the lower teeth as lit as the upper edges ({ratio:.2f})"
+        ratio = float(lum[lower].mean() / lum[upper].mean())
+        assert ratio <= 0.9, f"{name}: the lower teeth as lit as the upper ones ({ratio:.2f})"
+        assert ratio >= 0.75, f"{name}: the lower teeth grey, {ratio:.2f} x the upper ones' light"
 
 
 def test_the_synthetic_mouth_is_shaded_like_a_mouth_not_a_block():
@@ -1049,8 +1068,10 @@ def test_a_photo_without_shaded_rows_gets_a_lower_row_lit_over_its_crown():
     10 px/mm (teeth rgb 0.80 0.74 0.66), the middles of its central incisors: a photo that does not show its own
     rows in shade (shaded=False: closed lips, its own lit bite) gets a lower row lit over its crown, its shadow
     falling towards the gum quadratically (MouthConfig.lower_teeth_lit): 4 mm below the edge at least 1.12 x the
-    shaded row's (measured 0.436 / 0.368 = 1.18), the edge itself within 1.1 x (1.05), and still darker at its gum
-    (8 mm: at most 0.8 x its light 2 mm below the edge; 0.66). A shaded photo (lips parted over shaded teeth,
+    shaded row's (measured at lit 0.62 0.436 / 0.368 = 1.18; at 0.75, teeth22, 1.38), and still darker at its gum
+    (8 mm: at most 0.8 x its light 2 mm below the edge; 0.66, 0.65). (teeth21 also held the edge within 1.1 x the
+    shaded row's, 1.05 at 0.62: at 0.75 the whole row is lit, 1.24; how lit the lower row may be against the upper
+    one is test_the_lower_teeth_sit_in_the_shade's.) A shaded photo (lips parted over shaded teeth,
     sadtalker's frame 0) keeps lower_teeth_light and the linear shadow: its frame 0 as before. Before (one lower
     row for every photo, lit 0.6 and linear) tpsmm_driving's openings and sadtalker's laugh showed grey blocks."""
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
@@ -1077,7 +1098,6 @@ def test_a_photo_without_shaded_rows_gets_a_lower_row_lit_over_its_crown():
                                            for x in (-2.65, 2.65)])) for y in (0.6, 2.0, 4.0, 8.0)}
     lit, shade = light[False], light[True]
     assert lit[4.0] >= 1.12 * shade[4.0], f"the lit row's crown {lit[4.0]:.3f} vs the shaded {shade[4.0]:.3f}"
-    assert lit[0.6] <= 1.1 * shade[0.6], f"the lit row's edge {lit[0.6]:.3f} vs the shaded {shade[0.6]:.3f}"
     assert lit[8.0] <= 0.8 * lit[2.0], f"the lit row not shaded towards its gum: {lit[8.0]:.3f} / {lit[2.0]:.3f}"
 
 

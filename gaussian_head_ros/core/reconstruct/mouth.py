@@ -123,9 +123,12 @@ class MouthConfig:
     # shadow falling towards the gum quadratically like the upper row's, the crown lit (teeth21, session 21: lit
     # 0.6 and linear, the lower row of tpsmm_driving's 13-14 mm openings and sadtalker's laugh read as grey blocks
     # where the operator shows white teeth; 0.75 for every photo cost sadtalker's own frame 0 0.16 dB; 0.72 and
-    # 0.85 read lighter still but test_the_lower_teeth_sit_in_the_shade, a talking opening, reads 0.86 / 0.90 on
-    # two_children, its bound 0.82; 0.62: 0.818).
-    lower_teeth_lit: float = 0.62
+    # 0.85 read lighter still but test_the_lower_teeth_sit_in_the_shade, a talking opening, read 0.86 / 0.90 on
+    # two_children, its bound 0.82; 0.62: 0.818: that measure held the lower lip's inside, alike by eye at 4x.
+    # By the rows themselves (teeth22, session 22: the lower row's light at most 0.9 x the upper row's where each
+    # shows) 0.75 reads 0.79 / 0.87 on business_person / two_children, and since deform.interior_jaw_angle takes
+    # the row down with the lip, only its crown shows at tpsmm's openings.)
+    lower_teeth_lit: float = 0.75
     # the lower row's jaw weight: its share of a talking jaw's turn (all of a wide one's: deform.jaw_level_share)
     lower_teeth_follow: float = 0.55
     # seams from the midline (mm): upper central / lateral incisor, canine, premolars; lower the same
