@@ -190,6 +190,42 @@ def test_the_side_behind_the_silhouette_turns_to_the_far_colour_and_darkens():
     assert lifted.any() and behind_t[lifted].min() > 0.045 and not lifted[behind_t < 0.035].any()
 
 
+def test_the_sides_detail_goes_on_all_through_its_depth():
+    """The side's texture came from further inside the silhouette the deeper the point (SideLook.texture_px_per_m):
+    from 2 cm back it reached past the head's hair band into the face, where there is none, and the far side was one
+    flat colour. Turned 20-35 deg every avatar showed a smooth shell round its hair (issue 11). With texture_fold_px
+    the reach goes back and forth within the band (a triangle wave), so every depth carries the band's detail."""
+    from gaussian_head_ros.core.reconstruct.completion import Scene, SideLook, back_and_wall, fold
+    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
+    from gaussian_head_ros.core.reconstruct.surfaces import pixel_rays
+
+    assert np.allclose(fold(np.array([0.0, 4, 10, 15, 20, 25, 30, 35]), (5, 15)), [0, 4, 10, 15, 10, 5, 10, 15])
+    assert np.allclose(fold(np.arange(5.0), None), np.arange(5.0))
+    cfg = MeshFitConfig()
+    size, f, z_front, z_back = 128, 300.0, 0.5, 0.6
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
+    ii, jj = np.mgrid[0:size, 0:size]
+    r = np.hypot(ii - size / 2 + 0.5, jj - size / 2 + 0.5)
+    person = r < 40
+    near = np.full((size, size, 3), 0.5, np.float32)
+    scene = Scene(K, np.eye(3), np.zeros(3), near, person, np.where(person, z_front, np.inf), pixel_rays(K, size), 1.0)
+    front, back = np.full((size, size), z_front, np.float32), np.full((size, size), z_back, np.float32)
+    tex = np.zeros((size, size, 3), np.float32)
+    band = (r > 24) & (r < 36)  # detail 4..16 px inside the outline only (the hair band; the face inside has none)
+    tex[band] = np.random.default_rng(0).uniform(-0.1, 0.1, (int(band.sum()), 1))
+
+    def detailed_deep_wall(look):  # the share of the wall's points 4 cm or more behind the front carrying detail
+        batch = back_and_wall(scene, front, back, near, near, near, np.zeros_like(person), cfg.back_spacing_m,
+                              cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m, side_look=look)
+        wall = np.abs(batch.normals[:, 2]) < 1e-6
+        deep = batch.means[wall, 2] - z_front > 0.04
+        return float((np.abs(batch.colors[wall][deep, 0] - 0.5) > 1e-3).mean())
+
+    reach = 12 / 0.04  # px per metre: 12 px at 4 cm, 18 at 6 cm (past the band)
+    assert detailed_deep_wall(SideLook(texture=tex, texture_px_per_m=reach)) < 0.5  # flat from 5.3 cm back
+    assert detailed_deep_wall(SideLook(texture=tex, texture_px_per_m=reach, texture_fold_px=(6.0, 14.0))) > 0.9
+
+
 def test_a_cut_sections_discs_stay_within_the_cut():
     """Where the photo cuts the body off (here: the image's right and bottom borders), coarse wall columns
     (torso_back_spacing_m) close its section. Their round discs (sigma 6.3 mm) faced sideways, so the front view

@@ -265,6 +265,8 @@ class SideLook:
     shade_depth_m: float = 0.05
     texture: np.ndarray | None = None
     texture_px_per_m: float = 1000.0
+    texture_fold_px: tuple[float, float] | None = None  # (lo, hi): the reach goes back and forth between them
+
 
     def colours(self, side: np.ndarray, i: np.ndarray, j: np.ndarray, behind_m: np.ndarray,
                 inward: np.ndarray | None = None) -> np.ndarray:
@@ -277,7 +279,7 @@ class SideLook:
             col = (1 - w) * col + w * self.far[i, j]
         if self.texture is not None and inward is not None:
             s = self.texture.shape[0]
-            reach = behind_m * self.texture_px_per_m
+            reach = fold(behind_m * self.texture_px_per_m, self.texture_fold_px)
             ti = np.clip(np.round(i + inward[:, 1] * reach), 0, s - 1).astype(np.int64)
             tj = np.clip(np.round(j + inward[:, 0] * reach), 0, s - 1).astype(np.int64)
             col = col + self.texture[ti, tj]
@@ -291,6 +293,17 @@ class SideLook:
             return col
         # gently at the front: the matte edge shows it
         return col * (1 - self.shade * smoothstep(0.0, self.shade_depth_m, behind_m))[..., None]
+
+
+def fold(x: np.ndarray, band: tuple[float, float] | None) -> np.ndarray:
+    """x [...] as it is up to band = (lo, hi), beyond hi reflected back and forth between hi and lo (a triangle
+    wave; None: x unchanged)."""
+    if band is None or band[1] <= band[0]:
+        return x
+    lo, hi = band
+    w = hi - lo
+    u = np.mod(np.maximum(x - hi, 0.0), 2 * w)
+    return np.where(x <= hi, x, hi - w + np.abs(u - w))
 
 
 def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray, back_colours: np.ndarray,

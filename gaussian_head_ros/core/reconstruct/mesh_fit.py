@@ -209,6 +209,8 @@ class MeshFitConfig:
     shoulder_reach: tuple[float, float] = (1.1, 1.4)
     side_texture_reach: float = 1.0  # the side takes the photo's detail from this x its depth further inside (0 = flat)
     side_texture_blur_px: float = 3.0  # ... the detail being the photo less its blur by this much
+    # ... and deeper than the second, back and forth between these (metres inside the silhouette; None: on inward)
+    side_texture_fold_m: tuple[float, float] | None = (0.004, 0.012)
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
     remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
@@ -524,7 +526,9 @@ class MeshFitReconstructor(Reconstructor):
                                inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
                                side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, far_from=far_from,
                                                   shade=cfg.side_shade, texture=side_texture,
-                                                  texture_px_per_m=cfg.side_texture_reach / mpp))
+                                                  texture_px_per_m=cfg.side_texture_reach / mpp,
+                                                  texture_fold_px=None if cfg.side_texture_fold_m is None else
+                                                  tuple(m / mpp for m in cfg.side_texture_fold_m)))
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
         if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
