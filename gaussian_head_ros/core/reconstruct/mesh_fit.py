@@ -211,6 +211,10 @@ class MeshFitConfig:
     side_texture_blur_px: float = 3.0  # ... the detail being the photo less its blur by this much
     # ... and deeper than the second, back and forth between these (metres inside the silhouette; None: on inward)
     side_texture_fold_m: tuple[float, float] | None = (0.004, 0.012)
+    # ... times this, from the hair (pixels not far nearer the skin's colour than the hair's): the wall's discs (sigma
+    # 2.1 mm, every 3 mm) keep about 0.4 of the detail in a turned view (obama_official at yaw 35: high-pass std
+    # 0.017 behind the hair, 0.043 on it; 0.022 with 2, 0.026 taking the ear's too, whose rims then showed as ribs)
+    side_texture_gain: float = 2.0
     back_blur_px: float = 6.0  # the hidden back's colours are the rim's, blurred this much (no streaks)
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
     remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
@@ -520,7 +524,11 @@ class MeshFitReconstructor(Reconstructor):
         side_texture = None
         if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
             ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+            hair_skin = self._hair_and_skin(scene, fp.landmarks_px, mesh_px, head_mask, rows)
+            if hair_skin is not None:  # not the skin's: a short-haired head's ear drew its rims as ribs behind it
+                ok &= np.sum((colours - hair_skin[1]) ** 2, -1) > 0.25 * np.sum((colours - hair_skin[0]) ** 2, -1)
             side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
+            side_texture *= cfg.side_texture_gain
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
                                cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
                                inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
@@ -808,6 +816,19 @@ class MeshFitReconstructor(Reconstructor):
                                     timings=timings, info=info, expression=expr.astype(np.float32))
 
     # ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _hair_and_skin(scene: Scene, lm, mesh_px, head_mask, rows) -> tuple[np.ndarray, np.ndarray] | None:
+        """The head's hair colour (the median of the rim above the forehead, 3..20 px inside the silhouette; the
+        skin for a bald head) and the face's skin colour (the median over the face mesh 4 px and more inside), [3]
+        each; None where either has 50 pixels or fewer."""
+        person = scene.person
+        d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
+        top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
+        skin_px = mesh_px & person & (d_in > 4)
+        if top.sum() <= 50 or skin_px.sum() <= 50:
+            return None
+        return np.median(scene.photo[top], axis=0), np.median(scene.photo[skin_px], axis=0)
+
     def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
         blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
@@ -836,17 +857,15 @@ class MeshFitReconstructor(Reconstructor):
         back = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)  # smooth: no streaks
         side = back
         d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
-        top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
         far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
         far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
-        skin_px = mesh_px & person & (d_in > 4)
-        if top.sum() > 50 and skin_px.sum() > 50:  # the hair colour: the rim above the forehead (skin for a bald head)
-            hair = np.median(scene.photo[top], axis=0)
+        hair_skin = self._hair_and_skin(scene, lm, mesh_px, head_mask, rows)
+        if hair_skin is not None:
+            hair, skin = hair_skin
             # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
             # the neck of a short-haired head are skin), always above the forehead; below, the side turns from
             # the light: the skin darkened by side_dark. A side in the hair's colour down to the collar stood
             # as a flat pale wall behind trump_official's far cheek turned 35 deg (issue 11).
-            skin = np.median(scene.photo[skin_px], axis=0)
             d_hair = np.sum((back - hair) ** 2, axis=-1)
             d_skin = np.sum((back - skin) ** 2, axis=-1)
             like = smoothstep(0.3, 0.7, d_skin / (d_skin + d_hair + 1e-6))
