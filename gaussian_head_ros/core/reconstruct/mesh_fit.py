@@ -528,7 +528,10 @@ class MeshFitReconstructor(Reconstructor):
             if hair_skin is not None:  # not the skin's: a short-haired head's ear drew its rims as ribs behind it
                 ok &= np.sum((colours - hair_skin[1]) ** 2, -1) > 0.25 * np.sum((colours - hair_skin[0]) ** 2, -1)
             side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
-            side_texture *= cfg.side_texture_gain
+            # and the head's above the mouth, fading out by the chin's row: the neck's (the jaw's shadow, the collar)
+            # drew a jagged dotted line round obama_official's turned neck above the collar
+            above_chin = 1 - smoothstep(fp.landmarks_px[lmk.MOUTH_CORNER_R, 1], fp.landmarks_px[lmk.CHIN, 1], rows)
+            side_texture *= cfg.side_texture_gain * above_chin[..., None]
         hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
                                cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
                                inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
