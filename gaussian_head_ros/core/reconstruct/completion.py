@@ -255,7 +255,8 @@ class SideLook:
     and beyond (Lambert: a side facing away from a frontal light; 0 = none); texture [S, S, 3]: the photo's
     detail (its colours less their blur; 0 where it may not be taken, e.g. the face) added to the side, taken
     texture_px_per_m x the depth behind the front further inside the silhouette (the hair's strands go on round
-    the side instead of one flat colour; None: none)."""
+    the side instead of one flat colour; None: none), that reach going back and forth between texture_fold_px =
+    (lo, hi) pixels once past hi (fold; None: on inward, past the hair band into the face, where there is none)."""
 
     far: np.ndarray | None = None
     far_from_m: float = 0.012
