@@ -56,6 +56,38 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
         load_ply(tmp_path / "n.ply")
 
 
+
+def test_a_broken_driving_file_or_an_impossible_count_is_refused_with_a_reason(tmp_path):
+    """load_ply says what is wrong with a ValueError (its contract; reconstruction_node's avatar-file photo_path turns
+    that into a BAD_IMAGE status and, at start-up, the cached face): a driving file that is not a zip, one cut short,
+    one without save_ply's arrays, and a header counting more rows than the file holds raised BadZipFile, KeyError and
+    MemoryError instead, which the node left without any status (review22)."""
+    import io
+    import zipfile
+
+    from gaussian_head_ros.core.avatar import driving_path
+
+    save_ply(synthetic_avatar(200, seed=3), tmp_path / "me.ply")
+    side = driving_path(tmp_path / "me.ply")
+    good = side.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(good)) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    lacking = io.BytesIO()
+    with zipfile.ZipFile(lacking, "w") as z:
+        for n, data in members.items():
+            if n != "part.npy":
+                z.writestr(n, data)
+    for broken, reason in ((b"PK\x03\x04junk", "driving file"), (good[: len(good) // 2], "driving file"),
+                           (lacking.getvalue(), "lacks part")):
+        side.write_bytes(broken)
+        with pytest.raises(ValueError, match=reason):
+            load_ply(tmp_path / "me.ply")
+    side.unlink()
+    head = b"ply\nformat binary_little_endian 1.0\nelement vertex 100000000000000\nproperty float x\nend_header\n"
+    (tmp_path / "big.ply").write_bytes(head + bytes(12))
+    with pytest.raises(ValueError, match="truncated .ply: element vertex counts 100000000000000 rows"):
+        load_ply(tmp_path / "big.ply")
+
 @pytest.mark.parametrize("breakage, reason", [
     (lambda a: a.means.__setitem__((0, 0), np.nan), "NaN"),
     (lambda a: setattr(a, "face_id", np.full_like(a.face_id, 10_000)), "triangles that do not exist"),

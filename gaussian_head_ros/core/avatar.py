@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -522,13 +524,17 @@ def load_ply(path: str | Path) -> GaussianAvatar:
     """Read an avatar: a viewer .ply written by `save_ply` with its driving file beside it, a .ply of our
     earlier single-file format, or any binary little-endian 3DGS .ply (then every Gaussian is static, and
     a warning says so). The avatar is validated. Raises ValueError saying what is wrong (not a .ply,
-    truncated, a non-float Gaussian column with its name and type, non-finite splats and how many, a
-    driving file that belongs to another avatar)."""
+    truncated or counting more rows than it holds, a non-float Gaussian column with its name and type, non-finite
+    splats and how many, a driving file that is not a zip of `save_ply`'s arrays or belongs to another avatar)."""
     path = Path(path)
     with open(path, "rb") as fh:
         elements, meta = _parse_header(fh)
+        left = os.fstat(fh.fileno()).st_size - fh.tell()  # bytes after the header
         data = {}
         for el in elements:
+            if el["count"] < 0 or el["count"] > left:  # a count no file of this size holds (10**14: MemoryError)
+                raise ValueError(f"truncated .ply: element {el['name']} counts {el['count']} rows, the file has "
+                                 f"{left} bytes after its header")
             if el["name"] == "vertex":
                 _check_vertex_types(el["props"])
             if any(p[1] == "list" for p in el["props"]):
@@ -564,14 +570,22 @@ def load_ply(path: str | Path) -> GaussianAvatar:
     return avatar
 
 
+# the arrays every driving file `save_ply` wrote holds (the wrinkle map and rest brow shift came later: optional)
+_DRIVING_ARRAYS = {"means_crc32", "part", "face_id", "bary", "template_vertices", "template_faces", "expression_basis",
+                   "lighting_sh", "source_camera", "source_size"}
+
+
 def _with_driving_file(cols: dict, side: Path) -> GaussianAvatar:
     """The viewer file's columns + its driving file -> the avatar as it was saved."""
     try:
         with np.load(side, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
         meta = json.loads(str(d["metadata"]))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # not a zip, or a member cut or altered
         raise ValueError(f"cannot read the driving file {side}: {e}") from e
+    missing = sorted(_DRIVING_ARRAYS - set(d))
+    if missing:
+        raise ValueError(f"cannot read the driving file {side}: it lacks {', '.join(missing)} (not one `save_ply` wrote)")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"avatar format version {meta['format_version']} is newer than this reader ({FORMAT_VERSION})")
     n = cols["means"].shape[0]
