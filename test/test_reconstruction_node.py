@@ -1212,3 +1212,31 @@ def test_a_start_up_photo_that_is_refused_leaves_the_cached_face(rclpy_context, 
         finally:
             node.destroy_node()
             proc.stop()
+
+
+def test_a_start_up_avatar_file_or_pipe_that_cannot_be_read_is_answered(rclpy_context, tmp_path):
+    """photo_path at start-up: a FIFO (`photo:=` a pipe) blocked the node's constructor in open(), where the avatar-file
+    check read its first bytes (the worker's read_file refuses it 'not a regular file' without opening it), and an
+    avatar .ply whose .driving.npz is broken raised BadZipFile out of load_ply: no status either way, and no cached face
+    (review22). Each is now refused with its reason, BAD_IMAGE."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.avatar import driving_path, save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.msg import AvatarStatus
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    save_ply(synthetic_avatar(500, seed=5), tmp_path / "me.ply")
+    driving_path(tmp_path / "me.ply").write_bytes(b"PK\x03\x04 not a zip")
+    for k, (photo, reason) in enumerate(((tmp_path / "pipe.jpg", "not a regular file"),
+                                          (tmp_path / "me.ply", "cannot read the driving file"))):
+        proc = _start_node(tmp_path, f"unreadable{k}", f"photo_path:={photo}", "cache_avatar:=false")
+        node = rclpy_context.create_node(f"unreadable_peer{k}", namespace=CACHE_NS)
+        statuses = []
+        node.create_subscription(AvatarStatus, "avatar/status", statuses.append, _latched())
+        try:
+            assert spin_until(node, lambda: statuses, 60), f"no status for {photo.name}:\n{proc.output()}"
+            assert statuses[0].code == AvatarStatus.BAD_IMAGE and reason in statuses[0].message, statuses[0].message
+        finally:
+            node.destroy_node()
+            proc.stop()

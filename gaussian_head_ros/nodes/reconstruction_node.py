@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -223,8 +224,11 @@ class Job:
 
 
 def _is_avatar_file(path: str) -> bool:
-    """Whether the file `path` is an avatar .ply (core.avatar.is_ply of its first bytes); False when it cannot be read
-    (the photo path's own errors say why)."""
+    """Whether the file `path` is an avatar .ply (core.avatar.is_ply of its first bytes); False when it is not a
+    regular file or cannot be read (the photo path's own errors say why: imageio.check_file). Not opened unless
+    regular: a FIFO given as the start-up photo_path blocked the node's constructor in open() (review22)."""
+    if not os.path.isfile(path):
+        return False
     try:
         with open(path, "rb") as fh:
             return is_ply(fh.read(4))
@@ -619,6 +623,11 @@ class ReconstructionNode(Node):
             msg = avatar_to_msg(avatar, Header(stamp=self.get_clock().now().to_msg(), frame_id=str(self._param("frame_id"))))
         except (OSError, ValueError) as e:
             self._refuse(AvatarStatus.BAD_IMAGE, f"the avatar file cannot be loaded: {e}", job, time.perf_counter() - t0)
+            return
+        except Exception as e:  # a bug: said as _run says one (a status, and the start-up's cache), not left unanswered
+            self.counts["errors"] += 1
+            self.get_logger().error(f"loading the avatar file failed: {type(e).__name__}: {e}")
+            self._refuse(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}", job, time.perf_counter() - t0)
             return
         self._publish_avatar(msg, avatar)
         self.counts["avatars"] += 1
