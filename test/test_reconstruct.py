@@ -770,6 +770,22 @@ def test_a_turned_heads_hidden_side_carries_the_hairs_detail(results, name, shel
     assert ratio > 0.4, f"the hidden side's detail {ratio:.2f} x the visible hair's"
 
 
+def test_a_turned_necks_hidden_side_has_no_dotted_line_above_the_collar(results):
+    """The hidden side's detail (SideLook.texture, x side_texture_gain 2) taken from the jaw's shadow and the collar drew
+    a jagged dotted line round obama_official's neck above the collar, turned 35 deg (halo22, session 22); the detail
+    is taken from the head above the mouth only, fading out by the chin's row. The neck's high-pass detail there (the
+    512 px source view): 0.046 without that fade, 0.014 with it (review22, session 22)."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["obama_official.jpg"].avatar, 35, 0, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float32)
+    lum = img.mean(-1)
+    detail = (lum - cv2.GaussianBlur(lum, (0, 0), 2))[305:325, 310:360]
+    alive = img[305:325, 310:360].max(-1) > 0.02
+    assert alive.mean() > 0.9, f"the box is not on the neck: {alive.mean():.2f} of it drawn"
+    assert float(detail[alive].std()) < 0.03, f"the turned neck's detail {detail[alive].std():.3f}: a dotted line"
+
+
 def test_a_cut_section_takes_the_colour_at_the_cut(results):
     """trump_official's photo ends at his dark jacket inside the crop; seen from below (pitch -20 deg) the body's
     section there showed the hidden side's colour, a light grey line along the jacket bottom (0.25 luminance
