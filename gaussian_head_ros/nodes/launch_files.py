@@ -144,9 +144,12 @@ def declared_in_tree() -> set[str]:
 
     A launch file that includes ours hands its own arguments (a bringup's `config:=`, given on the command line or
     left at its default) to every file it includes: they are in our launch configurations, and are not mistakes.
-    The launch context does not keep the tree it runs, so the descriptions are those being visited on this call's
-    stack (launch visits an included description's entities inside its include: an OpaqueFunction of ours runs
-    within its parents' visits, unless an event handler or a timer included it)."""
+    Neither the launch context nor the LaunchService keeps the tree it runs (no API gives it), so the descriptions are
+    those on this call's stack: under `ros2 launch`, the CLI's own root (ros2launch's launch_a_launch_file holds it,
+    the named file included with the command line's arguments, in a local of the frame that runs the service), so
+    the whole tree is found wherever ours is included (directly, in a GroupAction or OpaqueFunction, or later by a
+    TimerAction: checked, review22); a LaunchService driven from Python finds the descriptions being visited (launch
+    visits an included description's entities inside its include) and those its callers hold."""
     import inspect
 
     from launch import LaunchDescription
