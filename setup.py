@@ -16,7 +16,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["gaussian_head_ros", "gaussian_head_ros.*"]),
     install_requires=[
-        "numpy>=1.26,<2.3",
+        "numpy>=2.0,<2.3",  # 2.0: the array-API names (atan2, asin, concat) core calls on numpy and torch alike
         "opencv-python-headless>=4.8,<5",
         "torch>=2.2",
         "numba>=0.59",
