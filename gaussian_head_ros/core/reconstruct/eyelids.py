@@ -335,6 +335,7 @@ def closed_lid_photo(photo: np.ndarray, eyes: np.ndarray, landmarks_px: np.ndarr
     lm = np.asarray(landmarks_px, np.float64)[:, :2]
     h = hole.shape[0]
     img = np.asarray(photo, np.float32)
+    lum = img @ LUMA if skin_rgb is not None and not_skin[0] > 0 else None
     for k, corners in enumerate(lmk.EYE_CORNERS):
         width = float(np.linalg.norm(lm[corners[1]] - lm[corners[0]]))
         xs = np.sort(lm[list(corners), 0])
@@ -347,7 +348,6 @@ def closed_lid_photo(photo: np.ndarray, eyes: np.ndarray, landmarks_px: np.ndarr
         if skin_rgb is None or reach < 1 or not np.isfinite(skin_rgb[k]).all():
             continue
         sk = np.asarray(skin_rgb[k], np.float32)
-        lum = img @ LUMA
         chroma = np.abs(img / np.maximum(lum, 1e-3)[..., None] - sk / max(float(sk @ LUMA), 1e-3)).max(-1)
         other = (lum < not_skin[1] * float(sk @ LUMA)) | (chroma > not_skin[2])
         near = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=reach).astype(bool)

@@ -519,12 +519,12 @@ class MeshFitReconstructor(Reconstructor):
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge)
+        hair_skin = self._hair_and_skin(scene, fp.landmarks_px, mesh_px, head_mask, rows)
         back_cols, side_cols, wall_cols, far_cols, far_from = self._hidden_colours(scene, fp.landmarks_px, mesh_px,
-                                                                                   head_mask, rows, wt, h_back)
+                                                                                   head_mask, rows, wt, h_back, hair_skin)
         side_texture = None
         if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
             ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-            hair_skin = self._hair_and_skin(scene, fp.landmarks_px, mesh_px, head_mask, rows)
             if hair_skin is not None:  # not the skin's: a short-haired head's ear drew its rims as ribs behind it
                 ok &= np.sum((colours - hair_skin[1]) ** 2, -1) > 0.25 * np.sum((colours - hair_skin[0]) ** 2, -1)
             side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
@@ -832,7 +832,7 @@ class MeshFitReconstructor(Reconstructor):
             return None
         return np.median(scene.photo[top], axis=0), np.median(scene.photo[skin_px], axis=0)
 
-    def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back):
+    def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin=False):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
         blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
         the hair rather than the face's skin, and above the forehead; the face rim where the face is the
@@ -840,7 +840,8 @@ class MeshFitReconstructor(Reconstructor):
         far part (SideLook.far: the hair where the sides have it and behind the ear, elsewhere the skin in shadow,
         MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours below the head and beside it
         below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres
-        behind the front where that far part starts (SideLook.far_from: sooner behind the ear)."""
+        behind the front where that far part starts (SideLook.far_from: sooner behind the ear). `hair_skin`: the
+        caller's `_hair_and_skin` of the same arguments (found here when not given)."""
         cfg = self.cfg
         person = scene.person
         # The shoulders beside the head are the body wherever they stand: high shoulders (tpsmm, close to the lens)
@@ -862,7 +863,8 @@ class MeshFitReconstructor(Reconstructor):
         d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
         far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
         far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
-        hair_skin = self._hair_and_skin(scene, lm, mesh_px, head_mask, rows)
+        if hair_skin is False:
+            hair_skin = self._hair_and_skin(scene, lm, mesh_px, head_mask, rows)
         if hair_skin is not None:
             hair, skin = hair_skin
             # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
