@@ -268,7 +268,7 @@ def check_colour(rgb: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
     box = np.asarray(rgb[y0:y1, x0:x1], np.int16)
     if box.size == 0:
         return []
-    luma = float((box @ np.array([0.299, 0.587, 0.114])).mean())
+    luma = float((box @ LUMA).mean())
     dark = [f"the face is dark (mean brightness {luma:.0f} of 255): the avatar is as dark on the display; use a photo "
             "with light on the face (not against a bright window)"] if luma < DARK_FACE_LUMA else []
     if float((box.max(2) - box.min(2)).mean()) < GREY_CHROMA:
