@@ -430,3 +430,17 @@ def test_the_lower_teeth_turn_takes_the_lower_lip_down_by_its_drop_less_the_show
     disp = np.zeros_like(verts)
     disp[lmk.LOWER_LIP_IN, 1] = 0.3  # beyond the arc's reach: the widest turn, not NaN
     assert float(interior_jaw_angle(rig, verts, disp, cfg)) == cfg.jaw_max_rad
+
+
+def test_asarray_like_takes_the_namespace_dtype_and_device_of_its_reference():
+    """deform.asarray_like (was the private deform._like, read by eyes.gaze_rotations): a value as an array of the
+    reference's namespace and dtype, shape kept; torch on the reference's device."""
+    from gaussian_head_ros.core.deform import asarray_like
+
+    got = asarray_like([[1.25, 2.0]], np.zeros(3, np.float32))
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.shape == (1, 2)
+    torch = pytest.importorskip("torch")
+    ref = torch.zeros(3, dtype=torch.float64)
+    got = asarray_like(np.eye(3, dtype=np.float32), ref)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64 and got.device == ref.device
+    assert torch.equal(got, torch.eye(3, dtype=torch.float64))

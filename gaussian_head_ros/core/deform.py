@@ -161,11 +161,16 @@ def namespace(x):
     return np
 
 
-def _like(xp, value, ref):
-    """`value` as an array of ref's namespace, dtype and device."""
-    if xp is np:
+def asarray_like(value, ref):
+    """`value` (a number, sequence or numpy array, any shape) as an array of `ref`'s namespace (`namespace`), dtype
+    and device: a numpy array, or a torch tensor on ref's device (a copy). Same shape as `value`, values cast to
+    ref's dtype (float64 -> float32 for a float32 ref). Raises what np.asarray / torch.as_tensor raise for a
+    value that is not numeric."""
+    if namespace(ref) is np:
         return np.asarray(value, dtype=ref.dtype)
-    return xp.as_tensor(np.asarray(value), dtype=ref.dtype, device=ref.device)
+    import torch
+
+    return torch.as_tensor(np.asarray(value), dtype=ref.dtype, device=ref.device)
 
 
 def smoothstep(e0: float, e1: float, x):
@@ -203,8 +208,8 @@ def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
     jaw-weight-1 level (the photo's own lower-jaw pixels) keeps the chin's angle. numpy or torch like `disp`."""
     xp = namespace(disp)
     if not rig.jaw_from_chin:
-        return _like(xp, 0.0, disp)
-    piv = _like(xp, rig.jaw_pivot, disp)
+        return asarray_like(0.0, disp)
+    piv = asarray_like(rig.jaw_pivot, disp)
     r0 = verts[lmk.LOWER_LIP_IN] - piv
     drop = xp.clip(disp[lmk.LOWER_LIP_IN, 1] - cfg.lower_teeth_show_m, 0.0, None)
     # on the lip's own arc about the hinge (radius in the y-z plane): the turn also takes it back, so the angle
@@ -257,7 +262,7 @@ def matrix_to_quat(r):
                       xp.stack([b, d, 1 - m00 + m11 - m22, f], -1), xp.stack([c, e, f, 1 - m00 - m11 + m22], -1)],
                      -2)  # [..., 4, 4]: row i is 4 q_i q
     pick = xp.argmax(xp.stack([tr, m00, m11, m22], -1), axis=-1)
-    onehot = pick[..., None] == _like(xp, np.arange(4), pick)  # [..., 4]
+    onehot = pick[..., None] == asarray_like(np.arange(4), pick)  # [..., 4]
     q = xp.sum(xp.where(onehot[..., None], cands, xp.zeros_like(cands)), axis=-2)
     q = q / xp.linalg.vector_norm(q, axis=-1, keepdims=True)
     return xp.where(q[..., :1] < 0, -q, q)
@@ -290,8 +295,8 @@ def scaled_rotations(r, weights):
     zero = xp.zeros_like(axis[0])
     kx = xp.stack([xp.stack([zero, -axis[2], axis[1]]), xp.stack([axis[2], zero, -axis[0]]),
                    xp.stack([-axis[1], axis[0], zero])])
-    a = _like(xp, weights, r)[:, None, None] * angle
-    eye = _like(xp, np.eye(3), r)
+    a = asarray_like(weights, r)[:, None, None] * angle
+    eye = asarray_like(np.eye(3), r)
     return eye + xp.sin(a) * kx + (1 - xp.cos(a)) * (kx @ kx)
 
 
@@ -606,7 +611,7 @@ def coefficients(rig: Rig, means, verts):
     """[N, 6] per-Gaussian coefficients for `apply`: (rig.bary, mean - rest barycentric point for bound
     Gaussians, else mean). numpy or torch (differentiable in means and verts) like `means`."""
     xp = namespace(means)
-    bary = _like(xp, rig.bary, means)
+    bary = asarray_like(rig.bary, means)
     bound = rig.tri >= 0
     if xp is np:
         offset = means.astype(np.float64).copy()
@@ -648,7 +653,7 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
         lid_ratios.shape[0] == NUM_LID_PAIRS
     turns = lid_turns(rig, gaze, cfg) if rig is not None else None
     if use_ratios or turns is not None:
-        openness = eyelid_openness(lid_ratios, cfg) if use_ratios else _like(xp, np.ones(2), disp)
+        openness = eyelid_openness(lid_ratios, cfg) if use_ratios else asarray_like(np.ones(2), disp)
         disp = retarget_eyelids(verts, disp, openness, turns, None if turns is None else rig.eye_centres, cfg)
         if rig is not None and rig.brow_hood is not None:
             disp = lids_with_brow_raise(disp, openness, rig.brow_hood, xp, cfg)
@@ -861,8 +866,8 @@ def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: Drive
             q = p - c
             return c + xp.stack([q[:, 0], cs_[k] * q[:, 1] - sn_[k] * q[:, 2], sn_[k] * q[:, 1] + cs_[k] * q[:, 2]], 1)
 
-        c = _like(xp, np.asarray(centres, np.float64)[_LID_EYE], disp)
-        cs_, sn_ = _like(xp, cs.T, disp), _like(xp, sn.T, disp)
+        c = asarray_like(np.asarray(centres, np.float64)[_LID_EYE], disp)
+        cs_, sn_ = asarray_like(cs.T, disp), asarray_like(sn.T, disp)
         lo_new = turned(verts[lo] + disp[lo], 1) - verts[lo]
         h = turned(verts[up], 0) - turned(verts[lo], 1)
         hy = xp.where(h0[:, 1] < 0, xp.minimum(h[:, 1], cfg.lid_min_gap * h0[:, 1]), h[:, 1])  # y down
@@ -882,14 +887,14 @@ def jaw_angle(rig: Rig, disp, jaw_open: float | None, mouth_open: float, cfg: Dr
     jawOpen blendshape (None = absent), else mouth_open."""
     xp = namespace(disp)
     if rig.jaw_from_chin and bool(xp.any(disp[lmk.CHIN] != 0)):
-        piv = _like(xp, rig.jaw_pivot, disp)
-        r0 = _like(xp, rig.verts[lmk.CHIN], disp) - piv
+        piv = asarray_like(rig.jaw_pivot, disp)
+        r0 = asarray_like(rig.verts[lmk.CHIN], disp) - piv
         r1 = r0 + disp[lmk.CHIN]
         ang = chin_turn(r0, r1)
     elif jaw_open is not None:
-        ang = _like(xp, cfg.jaw_per_jaw_open * jaw_open, disp)
+        ang = asarray_like(cfg.jaw_per_jaw_open * jaw_open, disp)
     else:
-        ang = _like(xp, cfg.jaw_per_mouth_open * mouth_open, disp)
+        ang = asarray_like(cfg.jaw_per_mouth_open * mouth_open, disp)
     return xp.clip(ang, 0.0, cfg.jaw_max_rad)
 
 
@@ -949,7 +954,7 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     gaze [2, 2] (yaw, pitch) rad per eye or None (rest gaze). numpy (float64) or torch like `disp`."""
     cfg = cfg or DriveConfig()
     xp = namespace(disp)
-    eye = _like(xp, np.eye(3), disp)
+    eye = asarray_like(np.eye(3), disp)
     faces = rig.faces if xp is np else xp.as_tensor(rig.faces, device=disp.device)
     nf, lv = len(rig.faces), len(rig.torso_weights)
     parts_d, parts_r, parts_s = [], [], []
@@ -989,13 +994,13 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_r.append(r_t)
     parts_s.append(xp.ones_like(r_t[:, 0, 0]))
     # jaw levels and eyes: p' = R_g (R (p - c) + c) -> constant column R_g c - R_g R c
-    w_j = _like(xp, rig.jaw_weights, disp)
+    w_j = asarray_like(rig.jaw_weights, disp)
     # the synthetic lower levels: at least the lower lip's drop as a turn, all of it from the lip line down
     # (w >= 0.5, `lip_line_jaw_weight`), less above (the cavity's band behind the upper row stretches, not parts)
     floor = interior_jaw_angle(rig, verts, disp, cfg) * xp.clip(w_j / 0.5, 0.0, 1.0)
     turn = xp.where(w_j < 1, xp.maximum(jaw_level_share(w_j, theta, cfg) * theta, floor), theta)
     r_j = r_g @ axis_angle_x(turn)
-    piv = _like(xp, rig.jaw_pivot, disp)
+    piv = asarray_like(rig.jaw_pivot, disp)
     const = (r_g @ piv)[None] - r_j @ piv
     # the interior widens with the lips' opening (before the turn): + (sx - 1) * mouth_lateral along the turned x
     sx, _ = mouth_stretch(verts, disp)
@@ -1004,7 +1009,7 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_s.append(xp.ones_like(r_j[:, 0, 0]))
     r_e = eyes.gaze_rotations(gaze, rig.rest_gaze, cfg.gaze_max_rad, like=disp)  # [2, 3, 3]
     r_eg = r_g @ r_e
-    c = _like(xp, rig.eye_centres, disp)
+    c = asarray_like(rig.eye_centres, disp)
     const = (c @ r_g.mT) - (r_eg @ c[..., None])[..., 0]
     parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_eg[..., :2]), r_eg - eye], -1))
     parts_r.append(r_eg)

@@ -340,14 +340,13 @@ def _yaw_pitch_matrices(yaw, pitch, xp):
 def gaze_rotations(gaze, rest_gaze: np.ndarray, max_rad: float, like):
     """Eyeball rotations [2, 3, 3] (head frame, about each eye's centre) that turn the rest gaze into `gaze`
     (each angle kept within max_rad of the rest); exactly the identity for gaze None. Array type of `like`."""
-    from gaussian_head_ros.core.deform import _like, namespace
+    from gaussian_head_ros.core.deform import asarray_like
 
-    xp = namespace(like)
-    eye = _like(xp, np.broadcast_to(np.eye(3), (2, 3, 3)), like)
+    eye = asarray_like(np.broadcast_to(np.eye(3), (2, 3, 3)), like)
     if gaze is None:
         return eye
     rest = np.asarray(rest_gaze, np.float64)
     g = np.clip(np.asarray(gaze, np.float64), rest - max_rad, rest + max_rad)
     r_to = _yaw_pitch_matrices(g[:, 0], g[:, 1], np)
     r_from = _yaw_pitch_matrices(rest[:, 0], rest[:, 1], np)
-    return _like(xp, r_to @ r_from.transpose(0, 2, 1), like)
+    return asarray_like(r_to @ r_from.transpose(0, 2, 1), like)
