@@ -31,7 +31,7 @@ def test_a_crease_where_the_expression_was_takes_the_skin_tone_and_keeps_its_tex
     import cv2
 
     from gaussian_head_ros.core.reconstruct.creases import CreaseConfig, crease_blend, without_creases
-    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.colour import LUMA
 
     photo = _skin()
     skin = np.ones(photo.shape[:2], bool)

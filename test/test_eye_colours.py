@@ -10,7 +10,7 @@ import pytest
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.reconstruct import eyelids
 from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours, eyeball_completion, opening_colours
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 
 SKIN, SCLERA, IRIS, HIGHLIGHT = (0.8, 0.6, 0.5), (0.9, 0.9, 0.88), (0.25, 0.35, 0.55), (1.0, 1.0, 1.0)
 

@@ -63,3 +63,17 @@ def test_every_public_function_of_core_says_what_it_does():
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not n.name.startswith("_")
             and not ast.get_docstring(n)]
     assert not bare, bare
+
+
+def test_the_luma_weights_are_written_once():
+    """The BT.601 luma weights stood twice: reconstruct.lighting.LUMA and core.brow_strip's own _LUMA (brow_strip could
+    not import lighting: lighting imports core.drive, which imports brow_strip). Now core.colour holds them; it imports
+    nothing of the package, so any module can read them (tidy23)."""
+    weights = (0.299, 0.587, 0.114)
+    where = sorted(f"{p.relative_to(ROOT)}:{n.lineno}" for p in (ROOT / "gaussian_head_ros").rglob("*.py")
+                   for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, (ast.List, ast.Tuple))
+                   and tuple(getattr(e, "value", None) for e in n.elts) == weights)
+    assert [w.split(":")[0] for w in where] == ["gaussian_head_ros/core/colour.py"], where
+    tree = ast.parse((ROOT / "gaussian_head_ros" / "core" / "colour.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                and "gaussian_head_ros" in (getattr(n, "module", None) or "") + str([a.name for a in n.names])]

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from conftest import shared
 
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 
 
 def _rest_render(avatar, scale: int) -> np.ndarray:

@@ -906,7 +906,7 @@ def test_a_laugh_shows_a_lit_tongue_between_the_rows(results):
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.landmarks import CHIN
-    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.colour import LUMA
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
 
     a = results["business_person.png"].avatar

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.deform import smoothstep
 
 BROW_EDGE_T = 0.2  # the weight rises from the brow's lower contour (t = 0) over this part of the strip
@@ -44,7 +45,6 @@ LID_FADE_T = (0.6, 0.85)  # and falls to 0 between these (the upper lid's lash l
 EDGE_X_SHARE = 0.15  # at each end of the brow the weight fades over this share of its width
 LIT_SHARE = 0.25  # the lit colour: the median of the strip's brightest quarter (by luma)
 UNDER_EYE_SHARE = 0.5  # or the skin under the eye, this share of the corners-to-brow height deep, if lighter
-_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass
@@ -128,7 +128,7 @@ def strip_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, bound: 
     if not len(rows):
         return empty
     col = np.asarray(colors, np.float64)[rows]
-    luma = col @ _LUMA
+    luma = col @ LUMA
     under = under_eye_weights(v, np.asarray(means, np.float64)[cand])
     rgb = np.zeros((len(rows), 3))
     for e in range(2):
@@ -138,9 +138,9 @@ def strip_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, bound: 
         bright = luma[core] >= np.quantile(luma[core], 1 - LIT_SHARE)
         lit = np.median(col[core][bright], 0)
         below = np.asarray(colors, np.float64)[cand[under[:, e] > 0]]
-        if len(below) and float(np.median(below, 0) @ _LUMA) > float(lit @ _LUMA):
+        if len(below) and float(np.median(below, 0) @ LUMA) > float(lit @ LUMA):
             lit = np.median(below, 0)
-        mine = (eye == e) & (luma < float(lit @ _LUMA))
+        mine = (eye == e) & (luma < float(lit @ LUMA))
         rgb[mine] = w[mine, None] * (lit - col[mine])
     height = np.array([np.mean(v[list(c), 1]) - np.mean(v[list(b), 1]) for b, _, c in _eye_sides()])
     return StripShade(rows, eye, rgb.astype(np.float32), np.maximum(height, 1e-6), photo_raise.copy())

@@ -40,7 +40,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.deform import smoothstep
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 
 
 @dataclass

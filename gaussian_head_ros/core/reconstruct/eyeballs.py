@@ -29,7 +29,7 @@ from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 
 
 @dataclass

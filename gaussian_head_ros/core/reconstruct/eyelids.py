@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gaussian_head_ros.core import colour
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.lashes import upper_lid_strip
-from gaussian_head_ros.core.reconstruct import lighting
 from gaussian_head_ros.core.reconstruct.eyeballs import opening_colours
 
 
-LUMA = lighting.LUMA.astype(np.float32)  # (float32 like the photos it weighs)
+LUMA = colour.LUMA.astype(np.float32)  # (float32 like the photos it weighs)
 MIN_REFERENCE_PX = 8  # an eye's sclera / iris reference needs this many pixels of its opening
 
 

@@ -21,7 +21,7 @@ from gaussian_head_ros.core.control import euler_deg, line_of_sight_rotation, ma
 from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
                                                      NO_FACE, ReconstructionError)
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.settings import setting
 
 log = logging.getLogger(__name__)

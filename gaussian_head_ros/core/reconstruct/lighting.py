@@ -17,11 +17,10 @@ import math
 
 import numpy as np
 
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.drive import SH_COSINE_LOBE, irradiance, sh9_basis
 
 log = logging.getLogger(__name__)
-
-LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights: rgb [..., 3] @ LUMA -> luma
 
 # Ridge weights per SH band (0, 1, 2): the ambient term is free, the directional terms are damped.
 _RIDGE = np.array([0.0] + [0.05] * 3 + [0.5] * 5)

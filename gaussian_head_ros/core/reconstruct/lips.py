@@ -49,7 +49,7 @@ from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth
 
 

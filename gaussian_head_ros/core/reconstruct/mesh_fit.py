@@ -41,6 +41,7 @@ import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC,
                                            PART_TORSO, SourceCamera, rgb_to_sh_dc)
 from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
@@ -57,7 +58,7 @@ from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_b
                                                          lid_margins, lid_skin_colours, lid_zone, margin_binding,
                                                          skin_luminance, upper_orbit)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
-from gaussian_head_ros.core.reconstruct.lighting import LUMA, estimate_lighting, skin_triangle_mask
+from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
 from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength

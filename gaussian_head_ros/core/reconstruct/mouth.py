@@ -28,7 +28,7 @@ from gaussian_head_ros.core.landmarks import LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from numba import njit
 
-from gaussian_head_ros.core.reconstruct.lighting import LUMA
+from gaussian_head_ros.core.colour import LUMA
 
 
 @njit(cache=True)
