@@ -374,3 +374,19 @@ def test_zonal_sh_shows_its_lobe_from_every_direction():
     for view, g in ((e, 1.0), (-e, 1.0), (side, 0.0)):
         shown = np.einsum("nk,nkc->nc", sh_basis(view, 2), sh_zonal(delta, e, t2))
         assert np.abs(shown - g * delta).max() < 1e-5
+
+
+def test_ply_count_reads_the_header_only(tmp_path):
+    """core.avatar.ply_count: the Gaussians an avatar .ply holds, from its header (reconstruction_node checks an avatar
+    file's size against the display's budget before loading it); ValueError for a file that is not a .ply."""
+    from gaussian_head_ros.core.avatar import ply_count, save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(1234, seed=1), tmp_path / "me.ply")
+    assert ply_count(tmp_path / "me.ply") == 1234
+    cut = tmp_path / "cut.ply"
+    cut.write_bytes((tmp_path / "me.ply").read_bytes()[:2000])  # the header and a few rows: still counted
+    assert ply_count(cut) == 1234
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a ply")
+    with pytest.raises(ValueError, match="not a .ply"):
+        ply_count(tmp_path / "photo.jpg")

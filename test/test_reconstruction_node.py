@@ -1149,8 +1149,10 @@ def test_an_avatar_file_as_photo_path_is_published_as_it_is(rclpy_context, tmp_p
     """`robot.launch.py photo:=me.ply` (the avatar `gaussian-head reconstruct` wrote, or one kept from an earlier run):
     the robot refused it, 'could not decode the compressed image (corrupt, truncated or not an image)', and came up
     with no face (user22, s22: no way to show a saved avatar on the display). Now the node publishes the file's avatar
-    as it is, latched, OK 'loaded from the avatar file', labelled by its file name; the same file without its
-    .driving.npz is shown too, with a warning that it follows only the head pose."""
+    as it is, latched, OK 'loaded from the avatar file'; the same file without its .driving.npz is shown too, with a
+    warning that it follows only the head pose. Labelled (operator_id parameter empty) by the operator id the file
+    stores, else (no driving file: none stored) by its file name: user22's node labelled every file by its name
+    (`gaussian-head reconstruct alice.jpg -o avatar.ply` showed as 'avatar'; review22)."""
     from gaussian_head_ros.core.avatar import driving_path, save_ply
     from gaussian_head_ros.core.synthetic import synthetic_avatar
     from gaussian_head_ros.msg import AvatarStatus
@@ -1163,18 +1165,35 @@ def test_an_avatar_file_as_photo_path_is_published_as_it_is(rclpy_context, tmp_p
         avatar, status = _late_join(rclpy_context, "avatar_file_peer", timeout=120, namespace=CACHE_NS)
         assert status is not None and status.code == AvatarStatus.OK, f"{status and status.message}\n{proc.output()}"
         assert "loaded from the avatar file" in status.message and not list(status.warnings), status.message
-        assert avatar is not None and avatar.operator_id == "me" and status.num_gaussians == 3000
+        assert avatar is not None and avatar.operator_id == "someone" and status.num_gaussians == 3000, avatar
+        assert status.operator_id == "someone" and "avatar for 'someone'" in status.message, status.message
         assert np.array_equal(msg_to_avatar(avatar).means, made.means)
     finally:
         proc.stop()
     driving_path(tmp_path / "me.ply").unlink()
     proc = _start_node(tmp_path, "static_file", f"photo_path:={tmp_path / 'me.ply'}", "cache_avatar:=false")
     try:
-        _, status = _late_join(rclpy_context, "static_file_peer", timeout=120, namespace=CACHE_NS)
+        avatar, status = _late_join(rclpy_context, "static_file_peer", timeout=120, namespace=CACHE_NS)
         assert status is not None and status.code == AvatarStatus.OK, f"{status and status.message}\n{proc.output()}"
         assert "no driving file" in " ".join(status.warnings), list(status.warnings)
+        assert avatar is not None and avatar.operator_id == "me" == status.operator_id, avatar
     finally:
         proc.stop()
+
+
+def _cache_kept(rclpy_context, tmp_path) -> None:
+    """Start a node on an avatar file of 2000 Gaussians stored for 'kept' and stop it once it published: its cache
+    (tmp_path/avatar.cache) then holds that face."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(2000, seed=9, operator_id="kept"), tmp_path / "kept.ply")
+    first = _start_node(tmp_path, "seed", f"photo_path:={tmp_path / 'kept.ply'}")
+    try:
+        avatar, _ = _late_join(rclpy_context, "seed_peer", timeout=120, namespace=CACHE_NS)
+        assert avatar is not None and avatar.operator_id == "kept", first.output()
+    finally:
+        first.stop()
 
 
 def test_a_start_up_photo_that_is_refused_leaves_the_cached_face(rclpy_context, tmp_path):
@@ -1184,17 +1203,9 @@ def test_a_start_up_photo_that_is_refused_leaves_the_cached_face(rclpy_context, 
     the avatar published; at start-up that is the cached one: it is served, and its status says why."""
     from rosgraph import spin_until
 
-    from gaussian_head_ros.core.avatar import save_ply
-    from gaussian_head_ros.core.synthetic import synthetic_avatar
     from gaussian_head_ros.msg import AvatarStatus, GaussianAvatar
 
-    save_ply(synthetic_avatar(2000, seed=9), tmp_path / "kept.ply")
-    first = _start_node(tmp_path, "seed", f"photo_path:={tmp_path / 'kept.ply'}")
-    try:
-        avatar, _ = _late_join(rclpy_context, "seed_peer", timeout=120, namespace=CACHE_NS)
-        assert avatar is not None and avatar.operator_id == "kept", first.output()
-    finally:
-        first.stop()
+    _cache_kept(rclpy_context, tmp_path)
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((400, 300, 3), 180, np.uint8))  # a photo with no face
     for k, photo in enumerate((tmp_path / "typo.jpg", blank)):
@@ -1240,3 +1251,44 @@ def test_a_start_up_avatar_file_or_pipe_that_cannot_be_read_is_answered(rclpy_co
         finally:
             node.destroy_node()
             proc.stop()
+
+
+def test_an_avatar_file_over_the_budget_is_refused_and_the_face_stays(rclpy_context, tmp_path):
+    """An avatar .ply with more Gaussians than the display takes (a 3DGS scan) was published OK, then refused by
+    render_node (review22): the operator was told OK and the robot showed no new face. The file is now counted from its
+    header against the budget (max_gaussians when set, else render_node's default) and refused, BAD_IMAGE saying its
+    count and the budget (status and log); the face already published stays (here: the cached one, at start-up)."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.msg import AvatarStatus, GaussianAvatar
+
+    save_ply(synthetic_avatar(6000, seed=3, operator_id="scan"), tmp_path / "scan.ply")
+    _cache_kept(rclpy_context, tmp_path)
+    proc = _start_node(tmp_path, "over_budget", f"photo_path:={tmp_path / 'scan.ply'}", "max_gaussians:=5000")
+    node = rclpy_context.create_node("over_budget_peer", namespace=CACHE_NS)
+    avatars, statuses = [], []
+    node.create_subscription(GaussianAvatar, "avatar", avatars.append, _latched())
+    node.create_subscription(AvatarStatus, "avatar/status", statuses.append, _latched(depth=10))
+    try:
+        spin_until(node, lambda: avatars and any(s.code == AvatarStatus.BAD_IMAGE for s in statuses), 120)
+        refused = [s for s in statuses if s.code == AvatarStatus.BAD_IMAGE]
+        assert refused, f"{[(s.code, s.message) for s in statuses]}\n{proc.output()}"
+        assert "6000 Gaussians, above the budget of 5000" in refused[0].message, refused[0].message
+        assert [a.operator_id for a in avatars] == ["kept"], [a.operator_id for a in avatars]
+        assert "6000 Gaussians, above the budget of 5000" in proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()
+
+
+def test_an_avatar_files_default_budget_is_the_displays():
+    """max_gaussians 0 (the preset's, for photos) checks an avatar file against render_node's default max_gaussians:
+    one number (core.avatar.DISPLAY_MAX_GAUSSIANS), not two that can drift apart."""
+    from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
+    from gaussian_head_ros.nodes import reconstruction_node, render_node
+
+    assert render_node.PARAMS["max_gaussians"].default == DISPLAY_MAX_GAUSSIANS
+    assert reconstruction_node.PARAMS["max_gaussians"].default == 0
+    assert str(DISPLAY_MAX_GAUSSIANS) in reconstruction_node.PARAMS["max_gaussians"].description

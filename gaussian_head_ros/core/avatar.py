@@ -44,6 +44,10 @@ PART_EYE = 4  # eyeballs (sclera, iris, pupil): turn about each eye's centre wit
 # The largest rest brow shift an avatar may carry (metres): brows sit ~13-24 mm above the eye corners
 # (core.expression), so the rest moves them well under 1 cm; more is a corrupt file or message.
 MAX_REST_BROW_SHIFT_M = 0.01
+# The display's Gaussian budget: render_node's `max_gaussians` default (larger avatars are refused there); what
+# reconstruction_node checks an avatar file against unless its own max_gaussians is set (a 3DGS scan of a million
+# splats was published OK and then refused by the display, review22).
+DISPLAY_MAX_GAUSSIANS = 200_000
 PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye"}
 
 SH_C0 = 0.28209479177387814  # 3DGS: rgb = 0.5 + SH_C0 * f_dc
@@ -505,6 +509,18 @@ def _parse_header(fh) -> tuple[list, dict]:
                 elements[-1]["props"].append((parts[4], "list", _PLY_TYPES[parts[2]], _PLY_TYPES[parts[3]]))
             else:
                 elements[-1]["props"].append((parts[2], _PLY_TYPES[parts[1]], parts[1]))
+
+
+def ply_count(path: str | Path) -> int:
+    """The Gaussians an avatar .ply holds (its header's vertex count), read from the header only (a 3DGS scene of
+    millions of splats is not loaded to be counted). Raises ValueError for a file that is not a binary little-endian
+    .ply or has no vertex element, OSError when it cannot be read."""
+    with open(path, "rb") as fh:
+        elements, _ = _parse_header(fh)
+    counts = [el["count"] for el in elements if el["name"] == "vertex"]
+    if not counts:
+        raise ValueError(".ply has no vertex element")
+    return counts[0]
 
 
 def _check_vertex_types(props: list) -> None:

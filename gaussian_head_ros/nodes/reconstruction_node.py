@@ -25,7 +25,9 @@ stays published. The photo message the published avatar was made from, sent agai
 parameters, checkpoint content and code the avatar was made with:
 a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
 that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar).
-`operator_id` is the parameter when set, else the photo's header.frame_id (else the file name for `photo_path`).
+`operator_id` is the parameter when set, else the photo's header.frame_id (for `photo_path`: else the operator id
+an avatar file stores, else the file's name). An avatar file with more Gaussians than the budget (this node's
+`max_gaussians` when set, else render_node's default) is refused, as the display would refuse it.
 
 A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
 (atomically); a node started without `photo_path` publishes the cached message again, latched, byte for byte (the
@@ -59,7 +61,7 @@ from builtin_interfaces.msg import Time as TimeMsg
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
-from gaussian_head_ros.core.avatar import driving_path, is_ply, load_ply
+from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS, driving_path, is_ply, load_ply, ply_count
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
                                                 get_reconstructor, option_names, reconstructor_key)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
@@ -83,7 +85,8 @@ class ReconstructionNodeSettings:
     checkpoint: str = setting("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)")
     device: str = setting("auto", "rar: torch device, auto (CUDA when available), cpu or cuda")  # rar checks it
     operator_id: str = setting("", "operator id for every avatar made or restored after it is set (the one published "
-                                   "keeps its own); empty: the photo's header.frame_id (or file name)")
+                                   "keeps its own); empty: the photo's header.frame_id (or the id an avatar file "
+                                   "stores, or the file name)")
     photo_path: str = setting("", "a photo file reconstructed at start-up and whenever it is set, or an avatar file (.ply from "
                                   "'gaussian-head reconstruct', its .driving.npz beside it) published as it is; empty: "
                                   "wait for operator/photo")
@@ -100,7 +103,9 @@ PARAMS = {  # parameter name -> Setting
     **settings(ReconstructionNodeSettings),
     **settings(FramingConfig, only=("max_pixels", "min_face_px", "max_yaw_deg")),
     "max_gaussians": _BUDGET.replace(default=0, range=(0, _BUDGET.range[1]), description=(
-        "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, dense 120k)")),
+        "Gaussian budget of an avatar: mesh_fit's (0 = the preset's: fast 30k, default 60k, dense 120k); an "
+        f"avatar file (photo_path) above it is refused (0: above render_node's default max_gaussians, "
+        f"{DISPLAY_MAX_GAUSSIANS})")),
 }
 NOT_GIVEN = {"max_gaussians": 0}  # parameter values that mean "the backend's own default": not passed on
 _NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id", "cache_avatar", "cache_path")
@@ -207,6 +212,7 @@ class Job:
     content: tuple = ()  # what the photo message carries (its bytes and how to read them): () for a file
     max_pixels: int = 0  # the max_pixels `decode` was made with (the parameter when the photo arrived)
     avatar_file: str = ""  # an avatar .ply (photo_path) published as it is (_publish_file): not decoded, not reconstructed
+    named_by_file: bool = False  # operator_id is the avatar file's name until the one stored in the file is read
 
     def fingerprint(self) -> bytes | None:
         """SHA-256 of the photo message's content (bytes, format or encoding and layout), its frame_id and operator
@@ -358,7 +364,8 @@ class ReconstructionNode(Node):
         Returns the job submitted."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
         if _is_avatar_file(photo):
-            job = Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}", avatar_file=photo)
+            job = Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}",
+                      avatar_file=photo, named_by_file=not self._param("operator_id"))
         else:
             job = Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
                           imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
@@ -614,13 +621,23 @@ class ReconstructionNode(Node):
         self._save_cache(msg)
 
     def _publish_file(self, job: Job) -> None:
-        """Publish the avatar file of `job` as it is (labelled with the job's operator id and this node's frame_id), with
-        an OK status, and cache it; a file load_ply refuses gets BAD_IMAGE with its reason. Needs no reconstructor."""
+        """Publish the avatar file of `job` as it is, with an OK status, and cache it. Labelled with this node's
+        frame_id and the operator id: the parameter when set, else the one stored in the file (its driving file's:
+        `gaussian-head reconstruct alice.jpg -o avatar.ply` stores 'alice'), else the file's name (user22 labelled
+        every file by its name; review22). A file load_ply refuses gets BAD_IMAGE with its reason, and so does one with
+        more Gaussians than the budget (`_file_budget`: the display would refuse it after an OK here; review22), counted
+        from its header before it is loaded; the avatar already published stays. Needs no reconstructor."""
         t0 = time.perf_counter()
+        budget, whose = self._file_budget()
         try:
-            avatar = load_ply(job.avatar_file)
-            avatar.operator_id = job.operator_id
-            msg = avatar_to_msg(avatar, Header(stamp=self.get_clock().now().to_msg(), frame_id=str(self._param("frame_id"))))
+            n = ply_count(job.avatar_file)
+            if n <= budget:
+                avatar = load_ply(job.avatar_file)
+                if job.named_by_file and avatar.operator_id:
+                    job.operator_id = avatar.operator_id
+                avatar.operator_id = job.operator_id
+                msg = avatar_to_msg(avatar, Header(stamp=self.get_clock().now().to_msg(),
+                                                   frame_id=str(self._param("frame_id"))))
         except (OSError, ValueError) as e:
             self._refuse(AvatarStatus.BAD_IMAGE, f"the avatar file cannot be loaded: {e}", job, time.perf_counter() - t0)
             return
@@ -628,6 +645,10 @@ class ReconstructionNode(Node):
             self.counts["errors"] += 1
             self.get_logger().error(f"loading the avatar file failed: {type(e).__name__}: {e}")
             self._refuse(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}", job, time.perf_counter() - t0)
+            return
+        if n > budget:
+            self._refuse(AvatarStatus.BAD_IMAGE, f"the avatar file has {n} Gaussians, above the budget of {budget} "
+                         f"({whose}): not published", job, time.perf_counter() - t0)
             return
         self._publish_avatar(msg, avatar)
         self.counts["avatars"] += 1
@@ -640,6 +661,16 @@ class ReconstructionNode(Node):
         self.get_logger().info(text)
         self._status(OK, text, job, warnings, avatar.num_gaussians, time.perf_counter() - t0)
         self._save_cache(msg)
+
+    def _file_budget(self) -> tuple[int, str]:
+        """(the most Gaussians an avatar file may have, where that number comes from): this node's max_gaussians when
+        set, else render_node's default budget (core.avatar.DISPLAY_MAX_GAUSSIANS). The render node's own parameter,
+        maybe on another host, is not read: one set lower there still refuses the avatar on avatar/status itself."""
+        own = int(self._param("max_gaussians"))
+        if own:
+            return own, "this node's max_gaussians; raise it to publish the file"
+        return DISPLAY_MAX_GAUSSIANS, ("render_node's default max_gaussians, which would refuse it; to show it, raise "
+                                       "max_gaussians on render_node and on this node")
 
     def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
         self.counts["refused"] += 1

@@ -54,6 +54,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec, frametrace
+from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
@@ -110,7 +111,8 @@ class RenderNodeSettings:
                                     range=(0.1, 3600.0))
     crossfade_s: float = setting(0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)",
                                  range=(0.0, 10.0))
-    max_gaussians: int = setting(200_000, "avatars with more Gaussians are refused", range=(1, 10_000_000))
+    max_gaussians: int = setting(DISPLAY_MAX_GAUSSIANS, "avatars with more Gaussians are refused",
+                                 range=(1, 10_000_000))
     mirror: bool = setting(False, "flip the image left-right (a mirror for the operator)")
     jpeg_quality: int = setting(80, "JPEG quality of face_display/image_raw/compressed, 1..100 (encoded only while "
                                     "someone subscribes)", range=(1, 100))
