@@ -900,3 +900,52 @@ def test_a_ctrl_c_while_a_node_imports_ends_it_quietly():
             break
     assert in_imports, "the SIGINT never came between rclpy's and OpenCV's imports: the test checked nothing"
     assert p.returncode == 0 and "Traceback" not in out and "Error" not in out, (p.returncode, out)
+
+
+@pytest.mark.ros
+def test_running_nodes_flag_what_they_read_at_start_and_show_their_ranges(rclpy_context, tmp_path):
+    """What `ros2 param describe` shows, read from running nodes (every node of the package: avatar_pipeline with a
+    video source, and photo_node): a parameter read at start only ('read at start' in its description) is read-only,
+    and every read-only one says so; every numeric parameter (and numeric list) shows its range. The tracker's
+    image_transport said 'Read at start' but was not read-only (user22), render_node's background (r g b in 0..1)
+    showed no range. A read-only parameter set while running is refused by rclpy, before the node's own checks."""
+    from rcl_interfaces.msg import ParameterType
+    from rclpy.parameter_client import AsyncParameterClient
+    from rosgraph import Proc, executable, set_parameter, spin_until
+
+    ns = "/describe"
+    procs = [Proc(executable("avatar_pipeline") + ["--video", str(tmp_path / "none.mp4"), "--ros-args", "-r",
+                                                   f"__ns:={ns}", "-p", "fps:=2.0", "-p", "cache_avatar:=false"],
+                  tmp_path / "pipeline.log"),
+             Proc(executable("photo_node") + ["--ros-args", "-r", f"__ns:={ns}"], tmp_path / "photo.log")]
+    nodes = {"tracker_node": None, "render_node": None, "reconstruction_node": None, "photo_node": None,
+             "video_source_node": None}
+    peer = rclpy_context.create_node("describe_peer")
+    numeric = (ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_INTEGER_ARRAY,
+               ParameterType.PARAMETER_DOUBLE_ARRAY)
+    try:
+        for name in nodes:
+            client = AsyncParameterClient(peer, f"{ns}/{name}")
+            assert client.wait_for_services(timeout_sec=120), [p.output()[-2000:] for p in procs]
+            listed = client.list_parameters()
+            assert spin_until(peer, listed.done, 30)
+            names = [n for n in listed.result().result.names if not n.startswith(("qos_overrides", "use_sim_time",
+                                                                                  "start_type_description_service"))]
+            described = client.describe_parameters(names)
+            assert spin_until(peer, described.done, 30)
+            nodes[name] = {d.name: d for d in described.result().descriptors}
+        for node, descriptors in nodes.items():
+            for name, d in descriptors.items():
+                said = "read at start" in d.description.lower()
+                assert d.read_only == said, (node, name, d.read_only, d.description)
+                if d.type in numeric:
+                    assert d.integer_range or d.floating_point_range, (node, name, "no range")
+        assert nodes["tracker_node"]["image_transport"].read_only and nodes["video_source_node"]["source"].read_only
+        r = nodes["render_node"]["background"].floating_point_range[0]
+        assert (r.from_value, r.to_value) == (0.0, 1.0)
+        res = set_parameter(peer, f"{ns}/tracker_node", "image_transport", "compressed")
+        assert not res.successful and "read-only" in res.reason, res.reason
+    finally:
+        peer.destroy_node()
+        rcs = [p.stop() for p in procs]
+    assert all(rc in (0, -2, 130) for rc in rcs), [p.output()[-3000:] for p in procs]

@@ -27,19 +27,25 @@ _KEY = "gaussian_head_ros.setting"
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: parameter name, config field, default, description, inclusive range or choices."""
+    """One setting: parameter name, config field, default, description, inclusive range or choices, and whether
+    it is read at start only."""
 
     name: str  # the node parameter's name
     field: str  # the config dataclass field it fills
     default: Any
     description: str
-    range: tuple | None = None  # (lo, hi), inclusive
+    range: tuple | None = None  # (lo, hi), inclusive; of each value for a list setting
     choices: tuple | None = None  # allowed values
+    read_only: bool = False  # read when the node starts only: its parameter is read-only (set by -p or a params file)
 
     def check(self, value) -> None:
-        """Raise ValueError, naming the setting, when `value` is outside its range or choices."""
-        if self.range is not None and not self.range[0] <= value <= self.range[1]:
-            raise ValueError(f"{self.name} must be within {self.range[0]}..{self.range[1]}, got {value}")
+        """Raise ValueError, naming the setting, when `value` (or a value of a list setting) is outside its range, or
+        `value` is not one of its choices. TypeError for a value that cannot be compared with the range."""
+        many = hasattr(value, "__iter__") and not isinstance(value, (str, bytes))  # a list, tuple or array.array
+        values = list(value) if many else [value]
+        if self.range is not None and not all(self.range[0] <= v <= self.range[1] for v in values):
+            raise ValueError(f"{self.name} must be within {self.range[0]}..{self.range[1]}{' each' if many else ''}, "
+                             f"got {values if many else value}")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
 
@@ -48,9 +54,11 @@ class Setting:
 
 
 def setting(default, description: str, *, range: tuple | None = None, choices: tuple | None = None,
-            param: str | None = None):
-    """A dataclass field that is a setting (see the module docstring). Lists are copied per instance."""
-    meta = {_KEY: (description, tuple(range) if range else None, tuple(choices) if choices else None, param)}
+            param: str | None = None, read_only: bool = False):
+    """A dataclass field that is a setting (see the module docstring). Lists are copied per instance. `read_only`: a
+    setting a node reads when it starts only (its description says so: 'read at start')."""
+    meta = {_KEY: (description, tuple(range) if range else None, tuple(choices) if choices else None, param,
+                   read_only)}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -62,9 +70,9 @@ def settings(cls, only: tuple[str, ...] | None = None) -> dict[str, Setting]:
     for f in fields(cls):
         if _KEY not in f.metadata or (only is not None and f.name not in only):
             continue
-        description, rng, choices, param = f.metadata[_KEY]
+        description, rng, choices, param, read_only = f.metadata[_KEY]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        s = Setting(param or f.name, f.name, default, description, rng, choices)
+        s = Setting(param or f.name, f.name, default, description, rng, choices, read_only)
         out[s.name] = s
     return out
 

@@ -27,11 +27,13 @@ from gaussian_head_ros.nodes import entry
 
 def descriptor(s: Setting) -> ParameterDescriptor:
     """The ParameterDescriptor of a setting (core/settings.py): its description (with its choices, when it
-    has some) and its range as an integer or floating-point range, by the default's type."""
+    has some), its range as an integer or floating-point range, by the default's type (a list setting's range bounds
+    each value: `ros2 param describe` shows it; rclpy checks scalar ranges only, the node's checks the rest), and
+    read_only for a setting read at start only."""
     text = s.description
     if s.choices and not all(str(c) in text for c in s.choices):
         text += f" (one of: {', '.join(map(str, s.choices))})"
-    d = ParameterDescriptor(description=text)
+    d = ParameterDescriptor(description=text, read_only=s.read_only)
     if s.range is not None and isinstance(s.default, int) and not isinstance(s.default, bool):
         d.integer_range = [IntegerRange(from_value=int(s.range[0]), to_value=int(s.range[1]), step=1)]
     elif s.range is not None:
@@ -87,7 +89,22 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
             overrides[name] = as_float(overrides[name])
     if floats and hasattr(node, "add_pre_set_parameters_callback"):
         node.add_pre_set_parameters_callback(lambda params: [as_float(p) for p in params])
+    def refused(name: str, value) -> bool:
+        """Whether `value` fails the setting's check (said in an error line: the default is used)."""
+        try:
+            (check or (lambda _, v: table[name].check(v)))(name, value)
+            return False
+        except (ValueError, TypeError) as e:
+            said = str(e) if str(e).startswith(name) else f"{name}: {e}"  # the checks' messages name it, mostly
+            node.get_logger().error(f"parameter {said}; using the default {table[name].default!r}")
+            return True
+
     for name, s in table.items():
+        given = overrides.get(name) if isinstance(overrides, dict) else None
+        # a read-only setting is checked before it is declared: refused after, it could not be set back
+        if s.read_only and given is not None and refused(name, given.value):
+            node.declare_parameter(name, s.default, descriptor(s), ignore_override=True)
+            continue
         try:
             node.declare_parameter(name, s.default, descriptor(s))
         except (InvalidParameterValueException, InvalidParameterTypeException) as e:
@@ -96,11 +113,7 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
             node.get_logger().error(f"parameter {name}: {e.args[0]}; using the default {s.default!r}")
             node.declare_parameter(name, s.default, descriptor(s), ignore_override=True)
     for name, s in table.items():
-        try:
-            (check or (lambda _, v, s=s: s.check(v)))(name, node.get_parameter(name).value)
-        except (ValueError, TypeError) as e:
-            said = str(e) if str(e).startswith(name) else f"{name}: {e}"  # the checks' messages name it, mostly
-            node.get_logger().error(f"parameter {said}; using the default {s.default!r}")
+        if not s.read_only and refused(name, node.get_parameter(name).value):
             node.set_parameters([Parameter(name, value=s.default)])
     warn_unknown_overrides(node)
 

@@ -98,7 +98,7 @@ class RenderNodeSettings:
     fps: float = setting(30.0, "frames published per second (idle animation, placeholder); live frames follow the "
                                "controls as they arrive, at most 1.2 x this rate; a tracker slower than this is "
                                "filled to it with the last picture again", range=(1.0, 240.0))
-    background: list = setting([0.0, 0.0, 0.0], "background colour, r g b in 0..1")
+    background: list = setting([0.0, 0.0, 0.0], "background colour, r g b in 0..1", range=(0.0, 1.0))
     fov_deg: float = setting(30.0, "vertical field of view of the virtual camera, degrees", range=(5.0, 120.0))
     distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
     lighting: str = setting("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or "
@@ -143,10 +143,8 @@ def check_value(name: str, value) -> None:
     """Raise ValueError when a parameter value is not acceptable (its range or choices, then what they
     cannot say: the background's three values, the lighting's text, a usable gsplat, a device name)."""
     PARAMS[name].check(value)
-    if name == "background":
-        bg = list(value)
-        if len(bg) != 3 or not all(0.0 <= float(v) <= 1.0 for v in bg):
-            raise ValueError(f"background needs 3 values in 0..1, got {bg}")
+    if name == "background" and len(list(value)) != 3:
+        raise ValueError(f"background needs 3 values in 0..1, got {list(value)}")
     elif name == "lighting":
         parse_lighting(value)
     elif name == "backend":

@@ -71,7 +71,8 @@ class TrackerNodeSettings:
                                           "image_transport:=compressed`, as image_view takes it): raw, "
                                           "sensor_msgs/Image on camera/image_raw; compressed, "
                                           "sensor_msgs/CompressedImage (JPEG, PNG) on camera/image_raw/compressed, "
-                                          "decoded here. Read at start", choices=IMAGE_TRANSPORTS)
+                                          "decoded here. Read at start (read-only: give it when the tracker "
+                                          "starts)", choices=IMAGE_TRANSPORTS, read_only=True)
     send_landmarks: bool = setting(False, "publish the absolute canonical landmarks too (+5.7 KB per message; the "
                                           "avatar does not need them)")
     expression_encoding: str = setting("compact", "how face_control carries the expression: compact (~0.4 KB with the eyelid ratios: "
@@ -205,11 +206,7 @@ class TrackerNode(Node):
     def _on_set(self, params) -> SetParametersResult:
         overrides = {p.name: p.value for p in params}
         try:
-            check_parameters(PARAMS, params)  # first: a transport it has not ('theora') is not one to restart with
-            if overrides.get("image_transport", self._param("image_transport")) != self._param("image_transport"):
-                return SetParametersResult(successful=False, reason=(
-                    f"image_transport is read at start (the subscription to {self.image_topic}): start the tracker "
-                    f"with -p image_transport:={overrides['image_transport']}"))
+            check_parameters(PARAMS, params)  # (image_transport is read-only: rclpy refuses it before this callback)
             self._config(overrides).validate()
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))

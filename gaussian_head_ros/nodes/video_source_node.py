@@ -69,7 +69,7 @@ class VideoSourceNode(Node):
     def __init__(self, **kwargs):
         super().__init__("video_source_node", **kwargs)
         self.declare_parameter("source", "", ParameterDescriptor(
-            description="video file path, /dev/videoN or a camera index", read_only=True))
+            description="video file path, /dev/videoN or a camera index. Read at start (read-only)", read_only=True))
         declare_settings(self, PARAMS, check_value)  # a wrong type or a value refused goes back to its default
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
