@@ -253,6 +253,42 @@ def test_auto_resolves_to_an_available_backend():
     assert resolve_backend("auto") == ("gsplat" if torch.cuda.is_available() else "cpu")
 
 
+def test_auto_without_a_cuda_driver_does_not_import_torch():
+    """A CPU-only robot: the render node's `auto` imported torch only to learn there is no CUDA (7.7 s and +208 MB
+    resident on the loaded 2-core machine, load ~45, the face display the 'waiting' placeholder meanwhile; user23,
+    s23). Without the driver's CUDA library it picks cpu and torch stays unimported (in a fresh interpreter: this
+    test process has torch loaded already)."""
+    import subprocess
+    import sys
+
+    from gaussian_head_ros.core.render.gsplat_backend import cuda_driver_present
+
+    if cuda_driver_present():
+        pytest.skip("the CUDA driver's library is here: auto asks torch")
+    code = ("import sys; from gaussian_head_ros.core.render import get_renderer; r = get_renderer('auto'); "
+            "print(type(r).__module__, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    assert out.stdout.split() == ["gaussian_head_ros.core.render.cpu_backend", "False"], out.stdout + out.stderr
+
+
+def test_the_cuda_driver_check_reads_the_driver_library(monkeypatch):
+    """cuda_driver_present is the driver library loading: a failed load is 'no driver', a load 'driver'."""
+    import ctypes
+
+    from gaussian_head_ros.core.render import gsplat_backend
+
+    loaded = []
+
+    def fails(name):
+        loaded.append(name)
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", fails)
+    assert not gsplat_backend.cuda_driver_present() and loaded == [gsplat_backend.CUDA_DRIVER_LIBRARY]
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())
+    assert gsplat_backend.cuda_driver_present()
+
+
 def test_camera_helpers():
     k = intrinsics_from_fov(90, 200, 100)
     assert k[1, 1] == pytest.approx(50) and (k[0, 2], k[1, 2]) == (100, 50)
