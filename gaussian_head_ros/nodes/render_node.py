@@ -218,7 +218,9 @@ class RenderNode(Node):
         self._rasterizer_key = None
         self.threads_used = 0
         self._last_frame: tuple | None = None  # (avatar, what else decided it, uint8 image) of the last frame
-        self.state = self.waiting = f"waiting for an avatar on {self.avatar_topic}"  # (said in state and diagnostics)
+        self.no_avatar = f"waiting for an avatar on {self.avatar_topic}"
+        self.state = self.waiting = self.no_avatar  # what the placeholder waits for (said in state and diagnostics)
+        self._renderer_ready = False  # the loader's warm-up is over (avatars are loaded from then on)
         self._said_waiting = False  # the log said once that controls come before any avatar
         self.drawing: Loaded | None = None  # the avatar of the last published frame (None: the placeholder)
         self.last_error = ""
@@ -320,6 +322,10 @@ class RenderNode(Node):
 
     def _on_avatar(self, msg: GaussianAvatarMsg) -> None:
         self._pending_avatar.put(msg)
+        if self.loaded is None and not self._renderer_ready:  # a latched avatar comes at once; the warm-up takes
+            # seconds (6-34 s on the loaded 2-core machine): the placeholder waits for the renderer, not for an avatar
+            self.waiting = (f"avatar '{msg.operator_id}' received, shown once the renderer is ready (it loads its "
+                            "kernels at start: seconds, longer on a busy machine)")
 
     def _on_basis(self, msg: ExpressionBasisMsg) -> None:
         try:
@@ -380,9 +386,10 @@ class RenderNode(Node):
             self._fresh.set()
         elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
             self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
-            self.get_logger().info(f"face_control arriving on {self.control_topic}, but no avatar yet: the "
-                                   f"placeholder at {float(self._param('fps')):g} fps, {self.waiting} (reconstruction_node "
-                                   "publishes it latched once a photo is reconstructed, or from its cache)")
+            hint = (" (reconstruction_node publishes it latched once a photo is reconstructed, or from its cache)"
+                    if self.waiting == self.no_avatar else "")
+            self.get_logger().info(f"face_control arriving on {self.control_topic}, but no avatar shown yet: the "
+                                   f"placeholder at {float(self._param('fps')):g} fps, {self.waiting}{hint}")
 
     # ----------------------------------------------------------------------------------------------
     # loader thread: message -> avatar -> Driver, then one swap
@@ -399,6 +406,7 @@ class RenderNode(Node):
             expression_codec.basis(codec)
         if not self._warming.end():  # stopped meanwhile: destroy_node did not wait, the node may be gone
             return
+        self._renderer_ready = True
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
         while not self._stop.is_set():
             msg = self._pending_avatar.take(0.2)
@@ -429,6 +437,8 @@ class RenderNode(Node):
             self.counts["avatars_refused"] += 1
             self.last_error = f"avatar refused: {why}"
             current = self.loaded
+            if current is None:  # not 'received, shown once the renderer is ready' any more
+                self.waiting = self.no_avatar
             shown = f"keeping the current avatar ('{current.operator_id}')" if current else "still waiting for a usable avatar"
             if self._over_budget is not None:  # what the user can do here, where the budget is
                 shown += (f"; `ros2 param set {self.get_fully_qualified_name()} max_gaussians {self._over_budget[1]}` "
