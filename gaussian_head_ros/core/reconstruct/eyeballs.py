@@ -58,9 +58,18 @@ class EyeballConfig:
     shade_falloff: float = -0.08
     iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
-    rim_px: int = 2  # the eye opening's rim this wide (source pixels) stays with the lids, not the eyeball
-    rim_sclera_level: float = 0.8  # ... except its pixels this far from the dark rim's luminance to the sclera's
-    rim_iris: bool = True  # ... and its pixels within the iris disc
+    # Which opening pixels turn with the eyeball (eyeball_pixels), one rule for the whole opening: within iris_reach
+    # iris radii of the iris centre (MediaPipe's ring lies a little inside the limbus: business_person's darker
+    # limbus pixels lie at 1.0-1.15 radii), or at least sclera_level of the way in luminance from the opening's dark
+    # rim to the measured sclera and not redder than the sclera by skin_red ((r - b) / luma: the lid margin and
+    # the corners' skin, business_person's pink lower margin 0.40 above its sclera's, its shaded sclera 0.1-0.2).
+    # Before, a 2 px rim kept only what was 0.8 of the way to the sclera and the interior 0.5: the shaded sclera
+    # next to a narrow eye's iris (business_person: 0.55-0.78 of the way) stayed with the lids, in front of the
+    # turning eyeball, and at lp_d0's far looks the iris passed behind a white band (six of nine portraits; eyes22,
+    # iris23, sessions 22-23). The lashes and the lid margins' shadow (0.0-0.3 of the way) still stay with the lids.
+    sclera_level: float = 0.3
+    iris_reach: float = 1.15
+    skin_red: float = 0.15
     band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
     # the painted cap lies this far inside the sphere the photo's eye pixels are put on: at lp_d0's far side looks,
     # turned with the eyeball, it swept in front of the outer corner's skin and lid band (the template's skin lies
@@ -75,7 +84,7 @@ class EyeballConfig:
     def validate(self) -> None:
         """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
         in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
-        than 1 pixel to measure a colour on, a shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a
+        than 1 pixel to measure a colour on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a
         cap_inset_m not in [0, radius_m). Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
@@ -92,6 +101,12 @@ class EyeballConfig:
             raise ValueError(f"EyeballConfig.shade_falloff must be finite, got {self.shade_falloff!r}")
         if self.min_pixels < 1:
             raise ValueError(f"EyeballConfig.min_pixels must be >= 1, got {self.min_pixels!r}")
+        if not 0.0 <= self.sclera_level <= 1.0:
+            raise ValueError(f"EyeballConfig.sclera_level must be in [0, 1], got {self.sclera_level!r}")
+        for name in ("iris_reach", "skin_red"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"EyeballConfig.{name} must be > 0, got {v!r}")
         if not (np.isfinite(self.cap_inset_m) and 0.0 <= self.cap_inset_m < self.radius_m):
             raise ValueError(f"EyeballConfig.cap_inset_m must be in [0, radius_m), got {self.cap_inset_m!r}")
 
@@ -211,14 +226,17 @@ def shade(coef: np.ndarray, d_r: np.ndarray) -> np.ndarray:
 
 
 def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
-                   cfg: EyeballConfig, level: float = 0.5, iris: bool = True) -> np.ndarray:
+                   cfg: EyeballConfig) -> np.ndarray:
     """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that belong to the
-    eyeball: within the iris disc (iris landmarks, `colours["iris_radius_px"]`; unless iris is False), or at
-    least `level` of the way in luminance from the opening's dark rim (its 10th percentile outside the iris)
-    to the measured sclera (sclera_pixels)."""
+    eyeball and turn with it (the rest stay with the lids): within cfg.iris_reach iris radii of the iris centre
+    (iris landmarks, `colours["iris_radius_px"]`), or at least cfg.sclera_level of the way in luminance from the
+    opening's dark rim (its 10th percentile outside the iris) to the measured sclera (sclera_pixels) and not redder
+    than that sclera (colours["sclera"], rgb) by cfg.skin_red in (r - b) / luminance (the lid margin, the corners'
+    skin). One rule for the rim and the inside of the opening alike (see EyeballConfig)."""
     h, w = eye_px.shape
     rows, cols = np.mgrid[0:h, 0:w]
     lum = photo @ LUMA
+    red = (photo[..., 0] - photo[..., 2]) / np.maximum(lum, 1e-3)
     out = np.zeros((h, w), bool)
     for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
         cx, cy = landmarks_px[centre, :2]
@@ -226,8 +244,11 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         near = eye_px & (d < 4.0)  # this eye's opening
         if not near.any():
             continue
-        out |= (near & (d < 1.0) & iris) | sclera_pixels(lum, eye_px, d, float(colours["sclera"][e] @ LUMA),
-                                                         cfg.min_pixels, level)
+        sclera = np.asarray(colours["sclera"][e], np.float64)
+        s_luma = float(sclera @ LUMA)
+        sclera_red = (sclera[0] - sclera[2]) / max(s_luma, 1e-3)
+        out |= (near & (d < cfg.iris_reach)) | (sclera_pixels(lum, eye_px, d, s_luma, cfg.min_pixels, cfg.sclera_level)
+                                                & (red < sclera_red + cfg.skin_red))
     return out
 
 

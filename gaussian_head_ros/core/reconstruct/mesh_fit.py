@@ -567,17 +567,10 @@ class MeshFitReconstructor(Reconstructor):
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
         mouth = mouth.take(inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + 0.002) | photo_gap[mi, mj]))
 
-        # The opening's rim and its dark band along the lids (lashes, the lids' shadow) stay with the lids
-        # (static: the falloff band carries them with the lid vertices); the iris and the sclera inside turn with
-        # the eyeball (eyeballs.eyeball_pixels), and the sphere behind the band is painted like the hidden part.
-        eye_core = cv2.erode(eye_px.astype(np.uint8), np.ones((3, 3), np.uint8),
-                             iterations=cfg.eyeball.rim_px).astype(bool)
-        eye_core &= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball)
-        # but the rim's clear sclera is the eyeball's (left on the lower lid, a closing lid showed a white strip),
-        # and so is the iris disc in it (a narrow eye's iris is mostly rim: half of it stayed, the reader read
-        # the turned eye at 0.6 of its turn)
-        eye_core |= eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball,
-                                   level=cfg.eyeball.rim_sclera_level, iris=cfg.eyeball.rim_iris)
+        # The opening's dark band along the lids (lashes, the lids' shadow, the lid margins) stays with the lids
+        # (static: the falloff band carries them with the lid vertices); the iris and the sclera, shaded or not, turn
+        # with the eyeball (eyeballs.eyeball_pixels), and the sphere behind the band is painted like the hidden part.
+        eye_core = eye_px & eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball)
         lid_band = eye_px & ~eye_core
         if lid_band.any():  # just in front of the sphere, so the painted eyeball behind never shows at rest
             toward = centre - pts[lid_band]
