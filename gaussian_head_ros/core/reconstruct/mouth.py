@@ -17,7 +17,7 @@ broad smile shows teeth, at the price of teeth in that gap in the photo's own po
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -129,6 +129,20 @@ class MouthConfig:
     # shows) 0.75 reads 0.79 / 0.87 on business_person / two_children, and since deform.interior_jaw_angle takes
     # the row down with the lip, only its crown shows at tpsmm's openings.)
     lower_teeth_lit: float = 0.75
+    # The rows of a photo that shows none of its own in shade (`mouth_interior`'s shaded=False: closed lips, its own
+    # lit bite) are lit like teeth at a smile: crowns this tall (both rows; an upper central incisor's crown is
+    # 10.5-11 mm), the seams' dark this share of teeth_seam, the embrasure's V fading over this length from the
+    # edge, each tooth's sides this much darker (tooth_round) and the upper row this much darker at its gum
+    # (teeth_shadow). With the shaded look (9 mm, 0.18, 2.5 mm, 0.12, 0.3) lp_d0's closed-bite smiles (frames
+    # 48 / 50) showed a grey upper row like dentures beside the operator's white teeth: dark seams over the whole
+    # crown (the V at 0.3-0.45 of the light 2 mm up), and the upper lip, raised above a 9 mm crown, showed its gum
+    # as a dark band over the teeth (business_person, two_children, lp_d8; teeth23, session 23, 4-5x crops).
+    # Sadtalker's frame 0 (lips parted over shaded rows) keeps the shaded look: its photo shows it.
+    lit_teeth_height_m: float = 0.011
+    lit_teeth_seam: float = 0.08
+    lit_gap_edge_m: float = 0.001
+    lit_tooth_round: float = 0.05
+    lit_teeth_shadow: float = 0.15
     # the lower row's jaw weight: its share of a talking jaw's turn (all of a wide one's: deform.jaw_level_share)
     lower_teeth_follow: float = 0.55
     # seams from the midline (mm): upper central / lateral incisor, canine, premolars; lower the same
@@ -189,7 +203,7 @@ class MouthConfig:
                 raise ValueError(f"MouthConfig.{name} must be two or more seams (mm from the midline) that start "
                                  f"at 0 and rise, got {getattr(self, name)!r}")
         for name in ("teeth_spacing_m", "cavity_spacing_m", "tongue_spacing_m", "teeth_height_m",
-                     "teeth_gap_m", "teeth_gap_edge_m", "incisal_m"):
+                     "teeth_gap_m", "teeth_gap_edge_m", "incisal_m", "lit_teeth_height_m", "lit_gap_edge_m"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"MouthConfig.{name} must be > 0 (metres), got {v!r}")
@@ -386,8 +400,13 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     grey-green. `shaded`: the photo shows its own rows in shade (its lips parted over shaded teeth,
     `parted_over_hidden_teeth`): the lower row takes cfg.lower_teeth_light, its linear shadow and the upper row's
     seams (the default: as before); else cfg.lower_teeth_lit, a quadratic shadow and cfg.lower_teeth_seam of the
-    seams. Raises ValueError for a config `MouthConfig.validate` refuses."""
+    seams, and both rows the lit look (cfg.lit_*: taller crowns, thinner seams, lighter towards the gum). Raises
+    ValueError for a config `MouthConfig.validate` refuses."""
     cfg.validate()
+    if not shaded:
+        cfg = replace(cfg, teeth_height_m=cfg.lit_teeth_height_m, teeth_seam=cfg.lit_teeth_seam,
+                      teeth_gap_edge_m=cfg.lit_gap_edge_m, tooth_round=cfg.lit_tooth_round,
+                      teeth_shadow=cfg.lit_teeth_shadow)
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
         xl, xr = xr, xl
