@@ -1178,6 +1178,57 @@ def test_a_photo_without_shaded_rows_gets_a_lower_row_lit_over_its_crown():
     assert lit[8.0] <= 0.8 * lit[2.0], f"the lit row not shaded towards its gum: {lit[8.0]:.3f} / {lit[2.0]:.3f}"
 
 
+def test_a_photo_without_shaded_rows_smiles_with_crowns_lit_to_the_lip_and_thin_seams():
+    """mouth.mouth_interior on MediaPipe's canonical face (no photo; seconds), the upper row alone rendered from the
+    front at 10 px/mm (teeth rgb 0.80 0.74 0.66). A photo that does not show its own rows in shade (shaded=False)
+    gets the lit look (MouthConfig.lit_*): (1) thin seams: 3.5 mm above the incisal edge each seam (midline,
+    +-8.5 mm) at least 0.85 x as light as the middles of the teeth either side (measured 0.88 / 0.94 / 0.95;
+    before 0.68 / 0.79 / 0.81: dark seams over the whole crown at lp_d0's closed-bite smiles), still parted at the
+    edge (0.6 mm up at most 0.75 x: 0.52 / 0.71 / 0.70); (2) a crown lit up to the lip: 9 mm above the edge the
+    central incisors at least 0.85 x their light 2 mm above it (0.91; before 0.52, the gum of a 9 mm crown: a
+    dark band over the teeth where a smile raises the upper lip). A shaded photo (sadtalker's frame 0, its lips
+    parted over shaded rows) keeps the shaded look: its gum still at 9 mm (at most 0.6 x)."""
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+    from gaussian_head_ros.core.render import rasterize
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    v = v * np.array([1.0, -1.0, -1.0])  # head frame: x right, y down, z into the head; metres
+    cfg, teeth, luma = MouthConfig(), np.array([0.80, 0.74, 0.66]), np.array([0.299, 0.587, 0.114])
+    xc, lip_y = 0.5 * (v[78, 0] + v[308, 0]), 0.5 * (v[13, 1] + v[14, 1])
+    f, wd, ht = 3000.0, 640, 400  # 0.3 m in front of the lips: 10 px per mm
+    vm = np.eye(4)
+    vm[:3, 3] = [-xc, -lip_y, 0.3 - v[13, 2]]
+    K = np.array([[f, 0, wd / 2], [0, f, ht / 2], [0, 0, 1.0]])
+    edge = 1000 * cfg.overbite_m  # the upper incisal edge, mm below the lip line
+    crown = {}
+    for shaded in (False, True):
+        b = mouth_interior(v, hole_loops()["mouth"], 1.0, cfg, teeth_rgb=teeth, shaded=shaded)
+        row = (b.bary[:, 0] == 0) & np.isclose(b.scales.max(1), 0.7 * cfg.teeth_spacing_m, rtol=1e-3)  # upper row
+        assert row.sum() > 200
+        lum = rasterize(b.means[row], b.quats[row], b.scales[row], b.opacities[row], b.colors[row], vm, K, wd, ht,
+                        backend="cpu").image @ luma
+
+        def at(x_mm, y_mm, r=0):  # luma about (x, y) mm from the lips' middle (y down): its minimum over +-r px
+            c, rr = int(round(wd / 2 + x_mm * 10)), int(round(ht / 2 + y_mm * 10))
+            return lum[rr - r:rr + r + 1, c - r:c + r + 1].min()
+
+        crown[shaded] = {a: float(np.mean([at(x, edge - a) for x in (-4.25, 4.25)])) for a in (2.0, 9.0)}
+        if shaded:
+            continue
+        for above, least, most in ((3.5, 0.85, None), (0.6, None, 0.75)):
+            y = edge - above
+            for seam, (m0, m1) in ((0.0, (-4.25, 4.25)), (8.5, (4.25, 11.75)), (-8.5, (-4.25, -11.75))):
+                ratio = at(seam, y, 1) / (0.5 * (at(m0, y) + at(m1, y)))
+                assert least is None or ratio >= least, \
+                    f"the seam at {seam} mm, {above} mm above the edge: {ratio:.2f} x the teeth's light, a dark column"
+                assert most is None or ratio <= most, f"the teeth at {seam} mm not parted at the edge ({ratio:.2f})"
+    lit, shade = crown[False], crown[True]
+    assert lit[9.0] >= 0.85 * lit[2.0], f"the lit crown 9 mm up {lit[9.0]:.3f} vs 2 mm up {lit[2.0]:.3f}: the gum shows"
+    assert shade[9.0] <= 0.6 * shade[2.0], f"the shaded photo's row changed: 9 mm up {shade[9.0]:.3f} / {shade[2.0]:.3f}"
+
+
 def test_lips_that_meet_show_no_teeth_of_the_photo():
     """mouth.parted_over_hidden_teeth: the inner lip polygon of a closed mouth still covers a few pixels; pale lips
     there are brighter than a teeth pixel's threshold (lp_d8_man_glasses: 7 px, lips -0.17 mm apart). They are
