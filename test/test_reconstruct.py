@@ -1229,6 +1229,30 @@ def test_a_photo_without_shaded_rows_smiles_with_crowns_lit_to_the_lip_and_thin_
     assert shade[9.0] <= 0.6 * shade[2.0], f"the shaded photo's row changed: 9 mm up {shade[9.0]:.3f} / {shade[2.0]:.3f}"
 
 
+def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
+    """business_person's inner lips meet (0 mm apart at the midline; at most MouthConfig.closed_lips_max_m): the
+    few photo pixels of its inner lip polygon are the lips' seam, not the mouth's inside, so none of them becomes a
+    mouth-interior Gaussian: every PART_MOUTH Gaussian is one of the synthetic cavity, rows or tongue (round discs
+    of 0.7 x teeth_spacing_m, 0.75 x tongue_spacing_m, 0.75 x cavity_spacing_m). Before: 3 photo Gaussians (rgb
+    0.67 0.22 0.29 / 0.86 0.64 0.66 / 0.51 0.11 0.15) placed as the photo's gap, 15 mm behind the lip, floated as
+    a light and two red specks in every opened mouth (tpsmm_driving frames 20 / 41)."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    av = rec.reconstruct(read_image(str(shared("portraits", "business_person.png")))).avatar
+    cfg = MouthConfig()
+    v = av.template_vertices
+    assert v[14, 1] - v[13, 1] <= cfg.closed_lips_max_m, "business_person's lips no longer meet: pick another photo"
+    m = av.part == PART_MOUTH
+    assert m.sum() > 1000
+    s = np.exp(av.log_scales[m]).max(1)
+    synthetic = np.zeros(len(s), bool)
+    for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m):
+        synthetic |= np.isclose(s, sigma, rtol=1e-3)
+    assert synthetic.all(), f"{(~synthetic).sum()} of the photo's pixels inside the mouth (lips that meet)"
+
+
 def test_lips_that_meet_show_no_teeth_of_the_photo():
     """mouth.parted_over_hidden_teeth: the inner lip polygon of a closed mouth still covers a few pixels; pale lips
     there are brighter than a teeth pixel's threshold (lp_d8_man_glasses: 7 px, lips -0.17 mm apart). They are

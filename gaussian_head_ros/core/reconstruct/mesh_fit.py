@@ -619,6 +619,12 @@ class MeshFitReconstructor(Reconstructor):
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail)
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, colours, fid, bary, face_px, mouth_px,
                                                 torso_px, eye_core, centre, f, R)
+        if lip_gap_m <= cfg.mouth.closed_lips_max_m:  # lips that meet: their sliver's few pixels are lip, not the
+            # mouth's inside (`parted_over_hidden_teeth`); put behind the teeth as the photo's gap, they floated in
+            # every opened mouth as light and red specks (business_person x tpsmm_driving frames 20 / 41: 3 Gaussians,
+            # the lips' seam, 15 mm behind the lip in front of the dark cavity). At rest the teeth stand in front.
+            keep = photo_layer.part != PART_MOUTH
+            photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
         creased = np.any(photo != colours, axis=-1)[pixels[0], pixels[1]]  # [n_photo] rows the creases touch
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
