@@ -135,8 +135,10 @@ class MouthConfig:
     # edge, each tooth's sides this much darker (tooth_round) and the upper row this much darker at its gum
     # (teeth_shadow). With the shaded look (9 mm, 0.18, 2.5 mm, 0.12, 0.3) lp_d0's closed-bite smiles (frames
     # 48 / 50) showed a grey upper row like dentures beside the operator's white teeth: dark seams over the whole
-    # crown (the V at 0.3-0.45 of the light 2 mm up), and the upper lip, raised above a 9 mm crown, showed its gum
-    # as a dark band over the teeth (business_person, two_children, lp_d8; teeth23, session 23, 4-5x crops).
+    # crown (canonical face, upper row, 10 px/mm: 0.58-0.74 of the teeth's light 2 mm above the edge, 0.68-0.81
+    # 3.5 mm up; lit: 0.78-0.86, 0.88-0.95), and the upper lip, raised above a 9 mm crown, showed its gum as a dark
+    # band over the teeth (9 mm up 0.52 x the crown's light 2 mm up; lit 0.91) (business_person, two_children,
+    # lp_d8; teeth23, session 23, 4-5x crops).
     # Sadtalker's frame 0 (lips parted over shaded rows) keeps the shaded look: its photo shows it.
     lit_teeth_height_m: float = 0.011
     lit_teeth_seam: float = 0.08
