@@ -1256,8 +1256,8 @@ def test_a_start_up_avatar_file_or_pipe_that_cannot_be_read_is_answered(rclpy_co
 def test_an_avatar_file_over_the_budget_is_refused_and_the_face_stays(rclpy_context, tmp_path):
     """An avatar .ply with more Gaussians than the display takes (a 3DGS scan) was published OK, then refused by
     render_node (review22): the operator was told OK and the robot showed no new face. The file is now counted from its
-    header against the budget (max_gaussians when set, else render_node's default) and refused, BAD_IMAGE saying its
-    count and the budget (status and log); the face already published stays (here: the cached one, at start-up)."""
+    header against max_file_gaussians (render_node's default max_gaussians) and refused, BAD_IMAGE saying its count
+    and the budget (status and log); the face already published stays (here: the cached one, at start-up)."""
     from rosgraph import spin_until
 
     from gaussian_head_ros.core.avatar import save_ply
@@ -1266,7 +1266,7 @@ def test_an_avatar_file_over_the_budget_is_refused_and_the_face_stays(rclpy_cont
 
     save_ply(synthetic_avatar(6000, seed=3, operator_id="scan"), tmp_path / "scan.ply")
     _cache_kept(rclpy_context, tmp_path)
-    proc = _start_node(tmp_path, "over_budget", f"photo_path:={tmp_path / 'scan.ply'}", "max_gaussians:=5000")
+    proc = _start_node(tmp_path, "over_budget", f"photo_path:={tmp_path / 'scan.ply'}", "max_file_gaussians:=5000")
     node = rclpy_context.create_node("over_budget_peer", namespace=CACHE_NS)
     avatars, statuses = [], []
     node.create_subscription(GaussianAvatar, "avatar", avatars.append, _latched())
@@ -1284,11 +1284,13 @@ def test_an_avatar_file_over_the_budget_is_refused_and_the_face_stays(rclpy_cont
 
 
 def test_an_avatar_files_default_budget_is_the_displays():
-    """max_gaussians 0 (the preset's, for photos) checks an avatar file against render_node's default max_gaussians:
-    one number (core.avatar.DISPLAY_MAX_GAUSSIANS), not two that can drift apart."""
+    """An avatar file is checked against render_node's default max_gaussians: one number
+    (core.avatar.DISPLAY_MAX_GAUSSIANS), not two that can drift apart; its own parameter, so that showing a larger file
+    does not also raise the Gaussian budget of the avatars made from photos (max_gaussians); changing it rebuilds
+    no reconstructor."""
     from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
     from gaussian_head_ros.nodes import reconstruction_node, render_node
 
     assert render_node.PARAMS["max_gaussians"].default == DISPLAY_MAX_GAUSSIANS
-    assert reconstruction_node.PARAMS["max_gaussians"].default == 0
-    assert str(DISPLAY_MAX_GAUSSIANS) in reconstruction_node.PARAMS["max_gaussians"].description
+    assert reconstruction_node.PARAMS["max_file_gaussians"].default == DISPLAY_MAX_GAUSSIANS
+    assert "max_file_gaussians" not in reconstruction_node._REBUILD

@@ -89,6 +89,7 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
             overrides[name] = as_float(overrides[name])
     if floats and hasattr(node, "add_pre_set_parameters_callback"):
         node.add_pre_set_parameters_callback(lambda params: [as_float(p) for p in params])
+
     def refused(name: str, value) -> bool:
         """Whether `value` fails the setting's check (said in an error line: the default is used)."""
         try:

@@ -26,8 +26,8 @@ parameters, checkpoint content and code the avatar was made with:
 a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
 that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar).
 `operator_id` is the parameter when set, else the photo's header.frame_id (for `photo_path`: else the operator id
-an avatar file stores, else the file's name). An avatar file with more Gaussians than the budget (this node's
-`max_gaussians` when set, else render_node's default) is refused, as the display would refuse it.
+an avatar file stores, else the file's name). An avatar file with more Gaussians than `max_file_gaussians` (render
+node's default max_gaussians) is refused, as the display would refuse it.
 
 A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
 (atomically); a node started without `photo_path` publishes the cached message again, latched, byte for byte (the
@@ -96,6 +96,9 @@ class ReconstructionNodeSettings:
                                        "when photo_path is empty (a restarted node still serves the face)")
     cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/<namespace>_"
                                   "reconstruction_node.avatar (ROS_HOME defaults to ~/.ros)")
+    max_file_gaussians: int = setting(DISPLAY_MAX_GAUSSIANS, "an avatar file (photo_path) with more Gaussians is "
+                                      "refused, as render_node's max_gaussians (this default) would refuse it",
+                                      range=(1, 10_000_000))
 
 
 _BUDGET = settings(MeshFitConfig, only=("max_gaussians",))["max_gaussians"]
@@ -103,12 +106,10 @@ PARAMS = {  # parameter name -> Setting
     **settings(ReconstructionNodeSettings),
     **settings(FramingConfig, only=("max_pixels", "min_face_px", "max_yaw_deg")),
     "max_gaussians": _BUDGET.replace(default=0, range=(0, _BUDGET.range[1]), description=(
-        "Gaussian budget of an avatar: mesh_fit's (0 = the preset's: fast 30k, default 60k, dense 120k); an "
-        f"avatar file (photo_path) above it is refused (0: above render_node's default max_gaussians, "
-        f"{DISPLAY_MAX_GAUSSIANS})")),
+        "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, dense 120k)")),
 }
 NOT_GIVEN = {"max_gaussians": 0}  # parameter values that mean "the backend's own default": not passed on
-_NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id", "cache_avatar", "cache_path")
+_NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id", "cache_avatar", "cache_path", "max_file_gaussians")
 _REBUILD = tuple(n for n in PARAMS if n not in _NODE_ONLY[1:])  # a change rebuilds the reconstructor
 
 
@@ -625,10 +626,12 @@ class ReconstructionNode(Node):
         frame_id and the operator id: the parameter when set, else the one stored in the file (its driving file's:
         `gaussian-head reconstruct alice.jpg -o avatar.ply` stores 'alice'), else the file's name (user22 labelled
         every file by its name; review22). A file load_ply refuses gets BAD_IMAGE with its reason, and so does one with
-        more Gaussians than the budget (`_file_budget`: the display would refuse it after an OK here; review22), counted
-        from its header before it is loaded; the avatar already published stays. Needs no reconstructor."""
+        more Gaussians than max_file_gaussians (render_node's default budget: the display refused it after an OK here;
+        review22), counted from its header before it is loaded; the avatar already published stays. render_node's own
+        parameter, maybe on another host, is not read: one set lower there still refuses the avatar on avatar/status
+        itself. Needs no reconstructor."""
         t0 = time.perf_counter()
-        budget, whose = self._file_budget()
+        budget = int(self._param("max_file_gaussians"))
         try:
             n = ply_count(job.avatar_file)
             if n <= budget:
@@ -648,7 +651,8 @@ class ReconstructionNode(Node):
             return
         if n > budget:
             self._refuse(AvatarStatus.BAD_IMAGE, f"the avatar file has {n} Gaussians, above the budget of {budget} "
-                         f"({whose}): not published", job, time.perf_counter() - t0)
+                         "(max_file_gaussians; render_node refuses avatars above its max_gaussians, by default "
+                         f"{DISPLAY_MAX_GAUSSIANS}): not published", job, time.perf_counter() - t0)
             return
         self._publish_avatar(msg, avatar)
         self.counts["avatars"] += 1
@@ -661,16 +665,6 @@ class ReconstructionNode(Node):
         self.get_logger().info(text)
         self._status(OK, text, job, warnings, avatar.num_gaussians, time.perf_counter() - t0)
         self._save_cache(msg)
-
-    def _file_budget(self) -> tuple[int, str]:
-        """(the most Gaussians an avatar file may have, where that number comes from): this node's max_gaussians when
-        set, else render_node's default budget (core.avatar.DISPLAY_MAX_GAUSSIANS). The render node's own parameter,
-        maybe on another host, is not read: one set lower there still refuses the avatar on avatar/status itself."""
-        own = int(self._param("max_gaussians"))
-        if own:
-            return own, "this node's max_gaussians; raise it to publish the file"
-        return DISPLAY_MAX_GAUSSIANS, ("render_node's default max_gaussians, which would refuse it; to show it, raise "
-                                       "max_gaussians on render_node and on this node")
 
     def _refuse(self, code: int, reason: str, job: Job, dt: float) -> None:
         self.counts["refused"] += 1
