@@ -196,10 +196,14 @@ class SourceCamera:
     size: tuple[int, int]  # (width, height) in pixels
 
     def to_array(self) -> np.ndarray:  # [20]
+        """[20] float32: the intrinsics (fx, fy, cx, cy, pixels) then the viewmat [4, 4] row by row; the
+        size travels apart (`from_array`)."""
         return np.concatenate([self.intrinsics.reshape(4), self.viewmat.reshape(16)]).astype(np.float32)
 
     @staticmethod
     def from_array(a: np.ndarray, size) -> "SourceCamera":
+        """`to_array`'s [20] values and (width, height) in pixels -> SourceCamera (copies). Raises ValueError
+        for another count of values or a size that is not two numbers."""
         a = np.asarray(a, np.float32).reshape(-1)
         if a.size != 20 or len(size) != 2:
             raise ValueError(f"source camera needs 20 values and a (width, height), got {a.size} and {len(size)}")
@@ -242,10 +246,12 @@ class GaussianAvatar:
     # ----------------------------------------------------------------------------------------------
     @property
     def num_gaussians(self) -> int:
+        """N, the number of Gaussians (rows of `means`)."""
         return int(self.means.shape[0])
 
     @property
     def sh_degree(self) -> int:
+        """The SH degree of `sh` ([N, K, 3], K = (degree + 1)^2): 0 for colours only, up to 3."""
         k = self.sh.shape[1]
         deg = int(round(np.sqrt(k))) - 1
         return deg
@@ -389,6 +395,8 @@ class GaussianAvatar:
         return a is None or (a.to_array().tobytes() == b.to_array().tobytes() and tuple(a.size) == tuple(b.size))
 
     def metadata(self) -> dict:
+        """The avatar's non-array facts as JSON-able values: format_version, operator_id, reconstructor,
+        sh_degree, expression_names (what save_ply's driving file and the message carry besides the arrays)."""
         return {
             "format_version": FORMAT_VERSION,
             "operator_id": self.operator_id,

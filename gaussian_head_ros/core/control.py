@@ -170,6 +170,8 @@ class FaceControl:
             raise ValueError(f"{len(self.blendshape_names)} blendshape names for {len(self.blendshapes)} coefficients")
 
     def blendshape(self, name: str, default: float = 0.0) -> float:
+        """The value of the blendshape `name` (an ARKit name, e.g. 'jawOpen'; 0..1), or `default` when this
+        control does not carry it."""
         try:
             return float(self.blendshapes[self.blendshape_names.index(name)])
         except ValueError:

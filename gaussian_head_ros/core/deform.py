@@ -489,6 +489,7 @@ class Rig:
 
     @property
     def num_gaussians(self) -> int:
+        """N, the number of Gaussians the rig was built for (rows of `frame`)."""
         return len(self.frame)
 
 

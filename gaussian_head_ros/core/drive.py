@@ -58,6 +58,7 @@ class PosedGaussians:
 
     @property
     def num_gaussians(self) -> int:
+        """N, the number of Gaussians (rows of `means`)."""
         return int(self.means.shape[0])
 
 

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalConfig:
+    """How `evaluate` reconstructs, drives, renders and scores one driving clip (the living-face table's
+    per-pair settings): backends, which frames, which metrics, and what it writes besides the numbers."""
+
     backend: str = "mesh_fit"  # reconstructor
     render_backend: str = "cpu"  # rasterizer
     max_frames: int = 0  # 0 = all frames

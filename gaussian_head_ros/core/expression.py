@@ -588,6 +588,7 @@ class OpenLidAverage:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every frame: the history, the openness level and the average (None until the next `add`)."""
         self._t = np.zeros(self.HISTORY)  # stamps, seconds: a ring, the first `_n` slots filled
         self._gaps = np.zeros(self.HISTORY)  # openness (`add`)
         self._values: np.ndarray | None = None  # [HISTORY, D] the values, flattened
@@ -695,6 +696,7 @@ class NeutralEstimator:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the neutral and every frame taken in (a re-calibration): the next frame starts it again."""
         self.neutral: np.ndarray | None = None  # [L, 3]
         self.weight = 0.0  # sum of the (decayed) weights so far
         self.weight_brows = 0.0  # the same for the brows' weights

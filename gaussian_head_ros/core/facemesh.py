@@ -35,10 +35,12 @@ class FaceDetection:
 
     @property
     def width(self) -> float:
+        """The landmarks' horizontal extent, x1 - x0 of `bbox`, in pixels."""
         return self.bbox[2] - self.bbox[0]
 
     @property
     def area(self) -> float:
+        """The landmark box's area, (x1 - x0) * (y1 - y0) of `bbox`, in square pixels."""
         return (self.bbox[2] - self.bbox[0]) * (self.bbox[3] - self.bbox[1])
 
 
@@ -131,6 +133,7 @@ class FaceMesh:
             min_detection_confidence=self.min_confidence, min_tracking_confidence=self.min_confidence)
 
     def close(self) -> None:
+        """Free MediaPipe's graphs (the mesh, the crop mesh, the detector, the iris model)."""
         for m in (self._mesh, self._crop_mesh, self._detector, self._iris):
             if m is not None:
                 m.close()
@@ -273,12 +276,15 @@ class PersonSegmenter:
         self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1 if landscape else 0)
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:  # [H, W] float32 in [0, 1]
+        """[H, W, 3] uint8 RGB -> [H, W] float32 person probability in [0, 1] (zeros when the model gives no
+        mask)."""
         res = self._seg.process(np.ascontiguousarray(rgb))
         if res.segmentation_mask is None:
             return np.zeros(rgb.shape[:2], np.float32)
         return np.asarray(res.segmentation_mask, np.float32)
 
     def close(self) -> None:
+        """Free MediaPipe's segmentation graph."""
         self._seg.close()
 
     def __enter__(self):

@@ -31,6 +31,8 @@ class OneEuroConfig:
     d_cutoff: float = 1.0  # Hz: cutoff of the speed estimate itself
 
     def validate(self) -> None:
+        """Raise ValueError when min_cutoff or d_cutoff is not a positive finite frequency (Hz) or beta is
+        negative or not finite."""
         for name in ("min_cutoff", "d_cutoff"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
@@ -64,6 +66,7 @@ class OneEuroFilter:
 
     @property
     def initialized(self) -> bool:
+        """Whether the filter has a state: the first sample (or one of another shape) passes unfiltered."""
         return self._x is not None
 
     def __call__(self, x, t: float) -> np.ndarray:

@@ -61,6 +61,7 @@ class FrameTrace:
 
     @property
     def enabled(self) -> bool:
+        """Whether this trace writes (GHR_FRAME_TRACE, or `directory`, was set and its file opened)."""
         return self._fd >= 0
 
     def mark(self, event: str, stamp_ns: int, cpu_ns: int | None = None, t_ns: int | None = None) -> None:
@@ -72,6 +73,7 @@ class FrameTrace:
             os.write(self._fd, f"{event} {int(stamp_ns)} {t}{extra}\n".encode())
 
     def close(self) -> None:
+        """Close the trace file (idempotent); marks after it are dropped."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

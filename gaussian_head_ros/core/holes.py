@@ -85,6 +85,8 @@ class HoleStats:
         return n
 
     def summary(self) -> dict:
+        """The frames' hole counts (pixels scaled to a 512 x 512 frame): holes_mean_px512, holes_p95_px512,
+        holes_max_px512 (rounded to 0.01) and holes_frames_over_50px512; all None before any frame."""
         v = np.asarray(self.px512, np.float64)
         if not v.size:
             return {"holes_mean_px512": None, "holes_p95_px512": None, "holes_max_px512": None,

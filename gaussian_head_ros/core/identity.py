@@ -71,10 +71,14 @@ class IdentityStats:
         self.driver: list[float | None] = []
 
     def add(self, driver_rgb: np.ndarray, render_rgb: np.ndarray) -> None:
+        """Score one frame pair ([H, W, 3] uint8 RGB each) against the photo; None is kept for a frame with
+        no face found."""
         self.render.append(self._scorer.score(render_rgb))
         self.driver.append(self._scorer.score(driver_rgb))
 
     def summary(self) -> dict:
+        """identity_model, sface_cos_render_photo and sface_cos_driver_photo (mean cosines over the frames
+        with a face, 4 decimals; None without one), sface_no_face_render and sface_frames (counts)."""
         def mean(v):
             v = [x for x in v if x is not None]
             return round(float(np.mean(v)), 4) if v else None

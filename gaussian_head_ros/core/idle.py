@@ -66,6 +66,9 @@ class IdleAnimator:
         return float(math.sin(0.5 * math.pi * u / 0.4) if u < 0.4 else math.cos(0.5 * math.pi * (u - 0.4) / 0.6))
 
     def control(self, t: float, stamp_ns: int = 0) -> FaceControl:
+        """The idle control `t` seconds after idle began: breathing pitch and sway (yaw, roll) as a head
+        rotation, and the blink at t (eyeBlinkLeft / Right, and the lid offsets [L, 3] times it when the
+        animator has them); face_detected False, stamped `stamp_ns`."""
         cfg = self.cfg
         pitch = cfg.breath_pitch_deg * math.sin(2 * math.pi * t / cfg.breath_period_s)
         yaw = cfg.sway_yaw_deg * math.sin(2 * math.pi * t / cfg.sway_period_s)
@@ -133,6 +136,8 @@ class ControlMixer:
         self.last_idle: FaceControl | None = None  # the idle pose at the moment live resumed
 
     def update(self, control: FaceControl, now: float) -> None:
+        """Take a live control that arrived at `now` (seconds, the mixer's clock); coming back from idle,
+        the idle pose of that moment is kept to ease from."""
         if self.idle_since is not None:  # coming back from idle: ease from the idle pose
             self.last_idle = self.idle.control(now - self.idle_since)
             self.resume_time = now

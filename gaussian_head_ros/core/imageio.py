@@ -94,6 +94,8 @@ class EncodingNotes:
         self._said: set[str] = set()
 
     def first(self, encoding: str) -> str | None:
+        """`encoding_note(encoding)` the first time this encoding is seen, else None (also None for an
+        encoding with nothing to say)."""
         note = encoding_note(encoding)
         if note is None or encoding in self._said:
             return None

@@ -152,6 +152,7 @@ class IrisModel:
         return p
 
     def close(self) -> None:
+        """Free the iris graph (idempotent)."""
         if self._graph is not None:
             self._graph.close()
             self._graph = None

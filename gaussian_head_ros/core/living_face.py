@@ -31,6 +31,9 @@ READER_GROUPS = ("jaw", "blink", "gaze_h", "gaze_v", "brow", "smile", "pucker")
 
 @dataclass(frozen=True)
 class Pair:
+    """One row of the living-face table: a driving clip, and the portrait it drives (self: the clip's
+    own frame 0; cross: another photo)."""
+
     name: str  # "self:lp_d0" or "cross:obama_official:lp_d0"
     kind: str  # "self" or "cross"
     video: str  # path of the driving clip

@@ -84,6 +84,8 @@ class LowerFaceMonitor:
         self._lost_at: float | None = None  # stamp (s) when it went missing
 
     def close(self) -> None:
+        """Finish a hand check still running, free MediaPipe Hands on its thread and stop that thread
+        (idempotent)."""
         if self._pool is not None:
             self._take_pending()
             self._pool.submit(self._close_hands).result()

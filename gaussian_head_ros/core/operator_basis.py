@@ -69,6 +69,7 @@ class OperatorBasis:
 
     @property
     def num_components(self) -> int:
+        """P, the number of components (rows of `components`, [P, V, 3])."""
         return self.components.shape[0]
 
     def to_bytes(self) -> bytes:
@@ -212,11 +213,14 @@ class BasisLearner:
     reason: str = ""  # why the last basis was due: 'window N s' or 'residual x.x mm'
 
     def reset(self) -> None:
+        """Forget the frames' residuals and when a basis is due (a re-calibration): windows count again from
+        the next frame."""
         self._residuals, self._stamps, self._first_ns, self._next_window = [], [], None, 0
         self._recent, self._fit_level, self._last_grown_s, self._busy = [], None, -np.inf, False
 
     @property
     def frames(self) -> int:
+        """How many residuals are kept (at most MAX_FRAMES)."""
         return len(self._residuals)
 
     def add(self, expression: np.ndarray, eyelid_ratios: np.ndarray | None, stamp_ns: int,

@@ -110,10 +110,12 @@ class ReaderFrame:
 
     @property
     def groups(self) -> dict[str, float]:
+        """The frame's blendshapes summed into the reader's groups (`blendshape_groups`: jaw, blink, smile ...)."""
         return blendshape_groups(self.blendshapes)
 
     @property
     def angles_deg(self) -> dict[str, float]:
+        """The head's yaw, pitch and roll in degrees from the frame's transformation matrix (`head_angles_deg`)."""
         return head_angles_deg(self.matrix)
 
 
@@ -154,6 +156,7 @@ class FaceReader:
         return ReaderFrame(scores, self._lm.last_matrices[0], faces[0].landmarks_px)
 
     def close(self) -> None:
+        """Free the FaceLandmarker."""
         self._lm.close()
 
     def __enter__(self):
@@ -236,6 +239,7 @@ node { calculator: "mediapipe.tasks.vision.face_landmarker.FaceBlendshapesGraph"
         return {c.label: float(c.score) for c in self._out[n].classification}
 
     def close(self) -> None:
+        """Free the blendshape graph and its temporary model folder (idempotent)."""
         if self._graph is not None:
             self._graph.close()
             self._graph = None
@@ -256,6 +260,7 @@ class ReaderSeries:
     angles: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ANGLES})
 
     def add(self, frame: ReaderFrame | None) -> None:
+        """Append one frame's groups and angles (NaN for each when `frame` is None: no face found)."""
         g = frame.groups if frame is not None else {}
         a = frame.angles_deg if frame is not None else {}
         for k in GROUPS:
@@ -267,6 +272,7 @@ class ReaderSeries:
         return len(self.groups["jaw"])
 
     def found(self) -> np.ndarray:  # [T] bool
+        """[T] bool: the frames with a face found."""
         return np.isfinite(np.asarray(self.groups["jaw"], np.float64))
 
     @classmethod
@@ -335,13 +341,17 @@ class ReaderComparison:
         self.driver, self.render = ReaderSeries(), ReaderSeries()
 
     def add(self, driver_rgb: np.ndarray, render_rgb: np.ndarray, stamp_ns: int) -> None:
+        """Read one driver frame and its render ([H, W, 3] uint8 RGB each; `stamp_ns` the frame's time, for
+        the video-mode readers) and append both series."""
         self.driver.add(self._readers[0].read(driver_rgb, stamp_ns))
         self.render.add(self._readers[1].read(render_rgb, stamp_ns))
 
     def summary(self) -> dict:
+        """`compare(driver, render)` of the frames added so far."""
         return compare(self.driver, self.render)
 
     def close(self) -> None:
+        """Free both readers."""
         for r in self._readers:
             r.close()
 

@@ -50,6 +50,7 @@ class Setting:
             raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
 
     def replace(self, **changes) -> Setting:
+        """A copy with the given fields changed (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)
 
 

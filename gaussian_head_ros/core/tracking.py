@@ -149,6 +149,8 @@ class TrackerConfig:
     iris_model: bool = True  # bundled face mesh: irises from MediaPipe's iris model (core/iris.py), not the mesh's
 
     def validate(self) -> None:
+        """Raise ValueError for a model_path that is not a FaceLandmarker .task file, a setting out of its
+        range, or filter parameters the One Euro filters refuse."""
         if self.model_path and not os.path.isfile(self.model_path):
             raise ValueError(f"FaceLandmarker model {self.model_path!r} not found; give the path of a .task "
                              "file (MediaPipe's face_landmarker.task) or '' for the bundled face mesh")
@@ -163,6 +165,7 @@ class TrackerConfig:
             OneEuroConfig(*lid).validate()
 
     def filter_config(self) -> OneEuroConfig:
+        """The One Euro settings (min_cutoff, beta, d_cutoff) of the pose, landmarks, mouth_open and blendshapes."""
         return OneEuroConfig(self.min_cutoff, self.beta, self.d_cutoff)
 
 
@@ -222,6 +225,7 @@ class TaskLandmarker:
         return faces
 
     def close(self) -> None:
+        """Free the FaceLandmarker."""
         self._lm.close()
 
 
@@ -265,6 +269,7 @@ class RigidityWeights:
         self.reset()
 
     def reset(self) -> None:
+        """Start over: every landmark's mean square stray back to RIGIDITY_START_MM2 (a re-calibration)."""
         self._ms = np.full(self._n, RIGIDITY_START_MM2)  # [n] mean square stray, mm^2
         self._t: float | None = None  # stamp of the last update, seconds
 
@@ -316,6 +321,7 @@ class FaceTracker:
     # ------------------------------------------------------------------------------------------------
     @property
     def calibrated(self) -> bool:
+        """Whether the neutral face has taken `neutral_frames` frames."""
         return self._neutral.frames >= self.config.neutral_frames
 
     @property
@@ -327,6 +333,7 @@ class FaceTracker:
 
     @property
     def blendshape_names(self) -> list[str]:
+        """The ARKit blendshape names the FaceLandmarker gives ([] with the bundled face mesh)."""
         return list(self._task.names) if self._task else []
 
     def recalibrate(self) -> None:
@@ -342,6 +349,7 @@ class FaceTracker:
         self._make_filters()
 
     def close(self) -> None:
+        """Free the MediaPipe models and the lower-face monitor."""
         for m in (self._task, self._mesh, self._roi_mesh, self._lower):
             if m is not None:
                 m.close()

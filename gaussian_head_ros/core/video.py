@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class VideoFrame:
+    """One frame of a VideoSource."""
+
     rgb: np.ndarray  # [H, W, 3] uint8
     stamp_ns: int  # presentation time (files, offset by start_ns) or grab time (cameras)
     index: int  # frame number since opening (keeps counting across loops)
@@ -157,6 +159,7 @@ class VideoSource:
         return rgb
 
     def close(self) -> None:
+        """Release the file or camera."""
         if self._cap is not None:
             self._cap.release()
 
@@ -287,6 +290,8 @@ class VideoWriter:
         self.frames = 0  # written so far
 
     def write(self, rgb: np.ndarray) -> None:
+        """Append one [H, W, 3] uint8 RGB frame (cropped to even sides). Raises ValueError when the file cannot
+        be opened or the size differs from the first frame's."""
         rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]
         if self._writer is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -300,6 +305,7 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the file (idempotent)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
@@ -318,6 +324,7 @@ class SideBySideWriter(VideoWriter):
     the left one's height. Raises ValueError when the file cannot be opened for writing."""
 
     def add(self, left: np.ndarray, right: np.ndarray) -> None:
+        """Write left | right as one frame ([H, W, 3] uint8 RGB each; right scaled to left's height)."""
         h = left.shape[0]
         if right.shape[0] != h:
             right = cv2.resize(right, (max(1, round(right.shape[1] * h / right.shape[0])), h),

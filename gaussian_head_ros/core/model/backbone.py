@@ -62,14 +62,19 @@ class BackboneConfig:
 
     @property
     def ffn_hidden(self) -> int:
+        """The feed-forward width: hidden_size x mlp_ratio, or for SwiGLU 2/3 of it rounded up to a multiple
+        of 8 (as DINOv2's SwiGLUFFNFused)."""
         h = int(self.hidden_size * self.mlp_ratio)
         return (int(h * 2 / 3) + 7) // 8 * 8 if self.use_swiglu_ffn else h
 
     @property
     def grid(self) -> int:
+        """Patches per image side: image_size // patch_size."""
         return self.image_size // self.patch_size
 
     def validate(self) -> None:
+        """Raise ValueError when hidden_size is not a multiple of num_attention_heads or image_size not a
+        multiple of patch_size."""
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
                              f"{self.num_attention_heads}")
@@ -129,15 +134,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # --------------------------------------------------------------------------------------------------
 class LayerScale(nn.Module):
+    """A learned per-channel scale on a residual branch (DINOv2's LayerScale): x [B, T, D] -> x * gamma."""
+
     def __init__(self, dim: int, init: float):
         super().__init__()
         self.gamma = nn.Parameter(torch.full((dim,), float(init)))
 
     def forward(self, x):  # [B, T, D]
+        """[B, T, D] -> [B, T, D], each channel times its gamma."""
         return x * self.gamma
 
 
 class Attention(nn.Module):
+    """Multi-head self-attention with separate q, k and v projections and an output projection."""
+
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
         d = cfg.hidden_size
@@ -148,6 +158,8 @@ class Attention(nn.Module):
         self.proj = nn.Linear(d, d)
 
     def forward(self, x):  # [B, T, D] -> [B, T, D]
+        """Tokens [B, T, D] -> [B, T, D]: scaled dot-product attention over all T tokens, per head, then the
+        output projection."""
         b, t, d = x.shape
         q, k, v = (m(x).view(b, t, self.heads, d // self.heads).transpose(1, 2) for m in (self.q, self.k, self.v))
         y = F.scaled_dot_product_attention(q, k, v)  # [B, heads, T, D / heads]
@@ -155,22 +167,28 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """The transformer's feed-forward: D -> ffn_hidden -> D with a GELU between."""
+
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
         self.fc1 = nn.Linear(cfg.hidden_size, cfg.ffn_hidden)
         self.fc2 = nn.Linear(cfg.ffn_hidden, cfg.hidden_size)
 
     def forward(self, x):
+        """[..., D] -> [..., D]."""
         return self.fc2(F.gelu(self.fc1(x)))
 
 
 class SwiGLU(nn.Module):
+    """The SwiGLU feed-forward (use_swiglu_ffn): D -> 2 x ffn_hidden (gate, value) -> silu(gate) * value -> D."""
+
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
         self.w_in = nn.Linear(cfg.hidden_size, 2 * cfg.ffn_hidden)  # gate and value, concatenated
         self.w_out = nn.Linear(cfg.ffn_hidden, cfg.hidden_size)
 
     def forward(self, x):
+        """[..., D] -> [..., D]."""
         gate, value = self.w_in(x).chunk(2, dim=-1)
         return self.w_out(F.silu(gate) * value)
 
@@ -188,6 +206,7 @@ class Block(nn.Module):
         self.ls2 = LayerScale(cfg.hidden_size, cfg.layerscale_value)
 
     def forward(self, x):  # [B, T, D]
+        """Tokens [B, T, D] -> [B, T, D]: x + ls1(attn(norm1(x))), then + ls2(mlp(norm2(x)))."""
         x = x + self.ls1(self.attn(self.norm1(x)))
         return x + self.ls2(self.mlp(self.norm2(x)))
 
@@ -212,6 +231,8 @@ class ViTBackbone(nn.Module):
             self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Initialise from scratch: position embedding truncated-normal std 0.02, class and register tokens
+        normal std 1e-6, every Linear truncated-normal std 0.02 with zero bias."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         if self.register_tokens is not None:

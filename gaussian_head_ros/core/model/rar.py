@@ -63,10 +63,13 @@ class RARConfig:
     num_faces: int = 0  # template triangles F (set from the topology the model is built with)
 
     def to_dict(self) -> dict:
+        """This config as nested dicts of plain values (dataclasses.asdict), as checkpoints store it."""
         return asdict(self)
 
     @staticmethod
     def from_dict(d: dict) -> "RARConfig":
+        """`to_dict`'s dict (a checkpoint's config) -> RARConfig, nested configs included; missing keys take
+        their defaults. Raises ValueError naming the keys a config does not have."""
         def build(cls, values):
             kw = {}
             for f in fields(cls):

@@ -71,6 +71,7 @@ class ReenactmentConfig:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The coefficients' names: the eye ones, then the mouth ones (the order of the expression vector)."""
         return tuple(self.eye_names) + tuple(self.mouth_names)
 
 
@@ -115,6 +116,7 @@ class ReenactmentModule(nn.Module):
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The coefficients' names, as its config's `names`."""
         return self.cfg.names
 
     def personalise(self, global_code: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,7 @@ class ReconstructionResult:
 
     @property
     def duration_s(self) -> float:
+        """The reconstruction's time in seconds: the sum of its stage `timings`."""
         return float(sum(self.timings.values()))
 
 

@@ -28,10 +28,13 @@ class GaussianBatch:
         return int(self.means.shape[0])
 
     def take(self, idx) -> "GaussianBatch":
+        """The Gaussians `idx` selects (an index array or boolean mask over N), every field alike."""
         return GaussianBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
     @staticmethod
     def concat(batches: list["GaussianBatch"]) -> "GaussianBatch":
+        """One batch of the given ones in order; None and empty batches are skipped. Raises ValueError when
+        nothing is left (numpy.concatenate of nothing)."""
         batches = [b for b in batches if b is not None and len(b)]
         return GaussianBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches])
                                 for f in fields(GaussianBatch)})

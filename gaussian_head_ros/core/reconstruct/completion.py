@@ -40,13 +40,16 @@ class Scene:
 
     @property
     def size(self) -> int:
+        """S, the side of the square source view in pixels."""
         return self.person.shape[0]
 
     @property
     def centre(self) -> np.ndarray:  # [3] camera centre in the head frame
+        """[3] the camera centre in the head frame, metres."""
         return -self.R.T @ self.t
 
     def to_head(self, cam: np.ndarray) -> np.ndarray:
+        """Camera-frame points [..., 3] (metres) -> the head frame."""
         return (cam - self.t) @ self.R
 
     def project(self, head: np.ndarray):
@@ -66,6 +69,7 @@ class Scene:
         return vis, i, j
 
     def part_of(self, head: np.ndarray, base_part: int = PART_STATIC) -> np.ndarray:
+        """[N] uint8 part of head-frame points [N, 3]: PART_TORSO below `torso_y` (larger y), else `base_part`."""
         return np.where(head[:, 1] > self.torso_y, PART_TORSO, base_part).astype(np.uint8)
 
 

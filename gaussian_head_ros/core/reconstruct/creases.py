@@ -45,6 +45,9 @@ from gaussian_head_ros.core.colour import LUMA
 
 @dataclass
 class CreaseConfig:
+    """Which photo pixels count as expression creases and how far the rest face is lifted out of them
+    (`crease_blend`), and what the wrinkle map keeps (distances in mm or head-frame metres as named)."""
+
     moved_mm: tuple[float, float] = (1.0, 3.0)  # skin the expression removal moved this far (mm): 0 .. full blend
     near_mm: float = 12.0  # ... or skin within this distance of it (rest, mm)
     lips_mm: tuple[float, float] = (25.0, 35.0)  # ... this far from the nearest lip vertex (rest, mm): full .. 0

@@ -34,6 +34,10 @@ from gaussian_head_ros.core.colour import LUMA
 
 @dataclass
 class EyeballConfig:
+    """The painted eyeballs mesh_fit adds behind the lids: size and spacing (metres), the cap's extent, and
+    how their sclera and iris colours and shading are taken from the photo (defaults when it shows too
+    little)."""
+
     radius_m: float = eyes.EYEBALL_RADIUS_M  # eyeball radius (the driver uses the same)
     spacing_m: float = 0.0006  # Gaussian spacing on the painted (hidden at rest) eyeball
     cap_deg: float = 75.0  # half-angle of the painted cap about the forward direction (covers gaze_max)

@@ -28,6 +28,10 @@ MIN_REFERENCE_PX = 8  # an eye's sclera / iris reference needs this many pixels 
 
 @dataclass
 class LidMarginConfig:
+    """How `lid_margins` finds the lid margins in the photo: searched outward from the landmarks' lids for
+    the sclera's edge, in eye widths or photo pixels as named, with luminance thresholds relative to the
+    skin's and the sclera's."""
+
     max_shift: float = 0.09  # farthest a lid vertex moves, in eye widths (corner to corner)
     sclera_level: float = 0.6  # sclera: luminance at least this far from the skin's to the sclera's
     min_contrast: float = 0.06  # sclera luminance - skin luminance below this: the sclera is not told from skin

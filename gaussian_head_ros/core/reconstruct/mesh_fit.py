@@ -307,6 +307,8 @@ class MeshFitReconstructor(Reconstructor):
 
     @classmethod
     def check_options(cls, preset: str = "default", **options) -> None:
+        """Raise ValueError for an unknown preset or option, or a value out of its range (what the
+        constructor would raise), without loading a model."""
         make_config(preset, **options)
 
     def __init__(self, preset: str = "default", **options):
@@ -316,6 +318,7 @@ class MeshFitReconstructor(Reconstructor):
         self._segmenter = None
 
     def close(self) -> None:
+        """Free the face mesh and the segmenter (idempotent; they are made again when needed)."""
         for m in (self._facemesh, self._segmenter):
             if m is not None:
                 m.close()
@@ -346,6 +349,9 @@ class MeshFitReconstructor(Reconstructor):
 
     # ------------------------------------------------------------------------------------------------
     def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:
+        """[H, W, 3] uint8 RGB photo -> ReconstructionResult (avatar, warnings, timings). Raises
+        ReconstructionError with its status code: a photo framing refuses (no face, too small, turned too far,
+        cut off) or a failure inside the build (INTERNAL_ERROR)."""
         cfg = self.cfg
         timings = {}
         t0 = time.perf_counter()

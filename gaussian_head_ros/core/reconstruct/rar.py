@@ -77,6 +77,9 @@ class RARReconstructor(Reconstructor):
         return self._facemesh
 
     def reconstruct(self, rgb: np.ndarray, operator_id: str = "") -> ReconstructionResult:
+        """[H, W, 3] uint8 RGB photo -> ReconstructionResult: the photo framed as mesh_fit frames it, the
+        learned model's Gaussians for it, its lighting estimated from the skin Gaussians. Raises
+        ReconstructionError when the framing refuses the photo."""
         t0 = time.perf_counter()
         fr = frame_photo(rgb, self._mesh(), self.framing)  # raises ReconstructionError with a status code
         mask = self._segmenter.probability(fr.photo)  # [S, S] person probability of the crop
@@ -117,6 +120,7 @@ class RARReconstructor(Reconstructor):
             return np.zeros((0, 3), np.float32)
 
     def close(self) -> None:
+        """Free the face mesh and the segmenter (idempotent)."""
         for m in (self._facemesh, self._segmenter):
             if m is not None:
                 m.close()

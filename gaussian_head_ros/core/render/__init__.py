@@ -55,6 +55,9 @@ TILE = 16
 
 @dataclass
 class RenderResult:
+    """One rasterized frame: the image and its accumulated opacity (numpy, or torch for torch inputs / the
+    torch backend)."""
+
     image: Any  # [H, W, 3] float32 in [0, 1] (numpy, or torch when given torch / the torch backend)
     alpha: Any  # [H, W] float32 accumulated opacity
 

@@ -220,6 +220,8 @@ class ThreadTuner:
         return self._probe[0] if self._probe else self.best
 
     def record(self, threads: int, seconds: float, now: float) -> None:
+        """Note how long a frame drawn with `threads` took (`seconds`; `now` a monotonic clock, seconds);
+        once a probe round is done, the fastest count (10 % better than the current best) becomes the best."""
         if not self._probe or threads != self._probe[0]:
             return
         self._probe.pop(0)
@@ -244,14 +246,19 @@ class Renderer(base.Renderer):
         self.tuner = ThreadTuner()
 
     def warm_up(self) -> float:
+        """Load the compiled rasterizer and size its buffers with a tiny scene (`warm_up`); seconds spent."""
         return warm_up()
 
     def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
+        """`core.render.rasterize` on the CPU with this renderer's thread count (fixed, or the tuner's)
+        -> RenderResult."""
         with self.frame_threads() as n:
             return rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height, background, n)
 
     def render_rgb8(self, means, quats, scales, opacities, colors, viewmat, K, width, height,
                     background=(0.0, 0.0, 0.0)) -> np.ndarray:
+        """As base.Renderer.render_rgb8 (numpy Gaussians -> [H, W, 3] uint8), rounded to uint8 inside the
+        compiled rasterizer."""
         f32 = [np.ascontiguousarray(a, np.float32) for a in (means, quats, scales, opacities, colors, viewmat, K)]
         with self.frame_threads() as n:
             img, _ = render_arrays(*f32, int(width), int(height), np.asarray(background, np.float32).reshape(3),

@@ -114,6 +114,7 @@ class Renderer(base.Renderer):
         self._frame = None  # pinned uint8 host buffer [H, W, 3] of the last size
 
     def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
+        """`core.render.rasterize` with gsplat on this renderer's CUDA device, no gradients -> RenderResult."""
         import torch
 
         self.threads_used = 1  # the calling thread: uploads, one launch sequence, the download

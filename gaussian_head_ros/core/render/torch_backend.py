@@ -191,6 +191,8 @@ class Renderer(base.Renderer):
     name = "torch"
 
     def rasterize(self, means, quats, scales, opacities, colors, viewmat, K, width, height, background):
+        """`core.render.rasterize` in torch on this renderer's device and thread count (the process's torch
+        thread count is restored after), no gradients -> RenderResult."""
         args = [torch.as_tensor(np.asarray(a, np.float32), device=self.device)
                 for a in (means, quats, scales, opacities, colors)]
         previous = torch.get_num_threads()

@@ -289,6 +289,7 @@ class ClipEntry:
 
     @property
     def stop(self) -> int:
+        """The end (exclusive) of the frames used: `hi`, or all `frames` when hi is -1."""
         return self.frames if self.hi < 0 else self.hi
 
 
@@ -309,6 +310,8 @@ class DatasetIndex:
 
     @staticmethod
     def path_for(cfg: DataConfig) -> Path:
+        """Where the index of `cfg`'s dataset lives: a file under the cache root named by a hash of the root,
+        the caching settings and CACHE_VERSION (another setting, another index)."""
         ident = json.dumps([str(Path(cfg.root).resolve()), cfg.cache_resolution, cfg.crop_m, list(cfg.crop_center_m),
                             cfg.max_frames, cfg.max_clips, bool(cfg.landmarker_model), CACHE_VERSION])
         return cache_root(cfg) / f"index-{hashlib.sha1(ident.encode()).hexdigest()[:10]}.json"
@@ -325,6 +328,7 @@ class DatasetIndex:
         return cls(path.parent, [ClipEntry(**e) for e in d["clips"]], d.get("failed"))
 
     def save(self, cfg: DataConfig) -> Path:
+        """Write the index to `path_for(cfg)` atomically (a temporary file renamed) and return that path."""
         path = self.path_for(cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -360,6 +364,7 @@ class DatasetIndex:
         return entries[rank::world]
 
     def open(self, entry: ClipEntry) -> Clip:
+        """The cached Clip of an entry (its folder under the cache root)."""
         return Clip(self.root / entry.folder)
 
 
@@ -435,6 +440,8 @@ class PairDataset(torch.utils.data.Dataset):
         return clip
 
     def clip(self, c: int) -> Clip:
+        """Clip `c` (an index into the clips): given opened, or opened on demand and kept among the
+        `cfg.open_clips` most recently used."""
         return self._clips[c] if hasattr(self, "_clips") else self._open(c)
 
     def __len__(self) -> int:

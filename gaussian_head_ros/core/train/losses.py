@@ -98,6 +98,8 @@ class VGG16Features(nn.Module):
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x):  # [B, 3, H, W] in [0, 1] -> list of feature maps
+        """[B, 3, H, W] RGB in [0, 1] -> the feature maps at TAPS (relu1_2, relu2_2, relu3_3, relu4_3), after
+        ImageNet normalisation."""
         x = (x - self.mean) / self.std
         out = []
         for i, layer in enumerate(self.features):
@@ -154,6 +156,8 @@ class ImageLoss(nn.Module):
                             cfg.perceptual_weights)
 
     def forward(self, render, target, alpha, mask) -> tuple[torch.Tensor, dict]:
+        """render, target [B, 3, H, W] in [0, 1], alpha (rendered opacity), mask (person) [B, H, W] -> (the
+        weighted sum of the configured terms, a scalar tensor; {term: its unweighted value as a float})."""
         cfg = self.cfg
         terms = {}
         if cfg.l1:
