@@ -396,7 +396,7 @@ class GaussianAvatar:
 
     def metadata(self) -> dict:
         """The avatar's non-array facts as JSON-able values: format_version, operator_id, reconstructor,
-        sh_degree, expression_names (what save_ply's driving file and the message carry besides the arrays)."""
+        sh_degree, expression_names (what save_ply's driving file stores as JSON beside the arrays)."""
         return {
             "format_version": FORMAT_VERSION,
             "operator_id": self.operator_id,
