@@ -205,6 +205,10 @@ class MeshFitConfig:
     ear_far_from: float = 0.4  # behind a short-haired head's ear the side turns to the hair at this x side_far_from_m
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
+    # below the jaw, beside the neck, where the rim there is skin (a fit of the jaw's skin colour, scaled, leaves a
+    # squared rgb residual below the first, none above the second) the hidden side is the photo's jaw skin: at the
+    # rim's brightness at the front, side_dark darker behind (_neck_colours); None = the rim's and the head's colours
+    neck_skin_residual: tuple[float, float] | None = (0.004, 0.015)
     # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the
     # rim's colours), not the head's
     shoulder_reach: tuple[float, float] = (1.1, 1.4)
@@ -909,7 +913,58 @@ class MeshFitReconstructor(Reconstructor):
             near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
             side = (1 - near) * side + near * face_rim
+        if hair_skin is not None and cfg.neck_skin_residual is not None:
+            back, side, far, far_from = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, d_in, back, side, far,
+                                                           far_from)
         return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32), far_from
+
+    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, d_in, back, side, far, far_from):
+        """_hidden_colours' back, side and far maps [S, S, 3] below the jaw and beside the neck (from the mouth
+        corners' row, full by the chin's; within shoulder_reach's first x the face oval's half-width of its centre)
+        where the silhouette's rim there (inset 4 px) is skin: there the hidden side is the
+        neck going round, the jaw's skin colour (the photo's face pixels below the lower lip; the face's skin where
+        50 or fewer) at the rim's brightness (no lighter than that skin, no darker than side_dark x it) at the front
+        and side_dark x that skin behind (far, back). Elsewhere there the rim's own colours (clothing, long hair), not
+        the head's carried down from above the chin. The rim is skin by how well the jaw skin, scaled, fits it
+        (squared rgb residual, MeshFitConfig.neck_skin_residual) and not nearer the hair's colour.
+
+        Before, the side below the jaw took the head's rim carried down from above (astronaut_eileen_collins' khaki
+        hair down to her suit), the cheek's background-lit rim and the white collar blurred into it
+        (business_person: a pale wing beside her neck, turned 20-35 deg), and behind it the skin in shadow never
+        lighter than the hair (near-black under dark hair)."""
+        cfg = self.cfg
+        person = scene.person
+        hair, skin = hair_skin
+        jaw = mesh_px & person & (d_in > 4) & (rows > lm[lmk.BELOW_LOWER_LIP, 1])
+        if jaw.sum() > 50:
+            skin = np.median(scene.photo[jaw], axis=0)
+        skin = np.asarray(skin, np.float64)
+        rim = rim_colours(scene, np.zeros_like(person), inset_px=4)
+        gain = np.clip(rim @ skin / max(float(skin @ skin), 1e-6), 1 - cfg.side_dark, 1.0)
+        residual = np.sum((rim - gain[..., None] * skin) ** 2, axis=-1)
+        lo, hi = cfg.neck_skin_residual
+        is_skin = (1 - smoothstep(lo, hi, residual)) * (np.sum((rim - hair) ** 2, axis=-1) > residual)  # hair of the
+        # skin's hue stays hair; told pixel by pixel, then blurred as the colours are (the hair's blurred into the
+        # jaw's rim made astronaut_eileen_collins' jaw "not skin")
+        is_skin = cv2.GaussianBlur(is_skin.astype(np.float32), (0, 0), cfg.back_blur_px)
+        rim = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)
+        lum_s = max(float(skin @ LUMA), 1e-3)
+        near = np.clip(rim @ LUMA / lum_s, 1 - cfg.side_dark, 1.0)[..., None] * skin
+        cx = 0.5 * (lm[lmk.CHEEK_R, 0] + lm[lmk.CHEEK_L, 0])
+        hw = max(0.5 * abs(lm[lmk.CHEEK_L, 0] - lm[lmk.CHEEK_R, 0]), 1.0)
+        beside = smoothstep(cfg.shoulder_reach[0], cfg.shoulder_reach[1],
+                            np.abs(np.arange(person.shape[1]) + 0.5 - cx) / hw)[None, :]
+        zone = smoothstep(lm[lmk.NOSE_BASE, 1], lm[lmk.MOUTH_CORNER_R, 1], rows) * (1 - beside)
+        y_chin = lm[lmk.CHIN, 1]
+        ks = (zone * is_skin)[..., None]  # the neck's (and jaw's) skin
+        kc = (zone * (1 - is_skin) * smoothstep(y_chin, 2 * y_chin - lm[lmk.MOUTH_CORNER_R, 1], rows))[..., None]  # the
+        # body's own (clothing, long hair) below the chin; above it the head's rule stays (the hair, its shadow)
+        dark = 1 - cfg.side_dark
+        side = (1 - ks - kc) * side + ks * near + kc * rim
+        far = (1 - ks - kc) * far + dark * (ks * skin + kc * rim)
+        back = (1 - ks - kc) * back + dark * (ks * skin + kc * rim)
+        far_from = far_from * (1 - (1 - cfg.ear_far_from) * (ks + kc)[..., 0])
+        return back, side, far, far_from
 
     def _back_blocks(self, batch: GaussianBatch, lo: int, hi: int, scene: Scene) -> list[np.ndarray]:
         """The hidden back's coarse grids (back_and_wall's discs of sigma 0.6 back_spacing_m on the head, 0.6
