@@ -709,6 +709,35 @@ def test_the_hidden_side_below_the_hair_is_shaded_skin_not_the_hair(results):
     assert ratio < 0.45, f"the side below the hair line: {ratio:.2f} x the hair's luminance"
 
 
+def test_a_turned_necks_hidden_side_is_the_neck_skin_in_shade(results):
+    """business_person turned 35 deg shows the hidden side of her neck beside the photo's, below the jaw and above the
+    collar. It was a flat near-black grey (the skin in shadow never lighter than her dark hair; over it a pale wing of
+    her background-lit cheek rim and white collar, blurred): median rgb (0.11, 0.11, 0.11), its chromaticity 0.017 from
+    the hair's and 0.052 from her chin and neck skin's, at 0.13 x that skin's luminance. The neck going round is her
+    jaw's skin turned from the light now (mesh_fit._neck_colours): (0.32, 0.27, 0.24), 0.007 from the skin's
+    chromaticity and 0.050 from the hair's, at 0.33 x its luminance."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    res = results["business_person.png"]
+    photo = res.photo.astype(np.float64) / 255
+
+    def chroma(c):
+        return np.asarray(c, np.float64) / max(float(np.sum(c)), 1e-6)
+
+    skin = np.median(photo[295:320, 240:290].reshape(-1, 3), 0)  # her chin and neck below the lower lip
+    hair = np.median(photo[60:100, 200:300].reshape(-1, 3), 0)  # the dark hair on top of her head
+    assert skin @ LUMA > 0.6 and hair @ LUMA < 0.2
+    img = source_view(res.avatar, 35, 0, background=(0.0, 0.0, 0.0), backend="cpu").astype(np.float64)
+    box = img[320:350, 300:325].reshape(-1, 3)  # beside the photo's neck, between the jaw and the collar
+    assert (box.max(-1) > 0.02).mean() > 0.9, "the box is not on the turned neck"
+    c = np.median(box, 0)
+    to_skin, to_hair = (float(np.linalg.norm(chroma(c) - chroma(r))) for r in (skin, hair))
+    assert to_skin < 0.5 * to_hair, f"the hidden neck rgb {np.round(c, 3)}: chromaticity {to_skin:.3f} from the skin's, {to_hair:.3f} from the hair's"
+    shade = float(c @ LUMA / (skin @ LUMA))
+    assert 0.25 < shade < 0.8, f"the hidden neck at {shade:.2f} x the skin's luminance (shaded skin, neither black nor pale)"
+
+
 @pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg"])
 def test_the_back_of_the_head_curves_in_to_the_nape(results, name):
     """Seen in profile, the back of the head went straight down from the crown to the collar (a helmet): the
