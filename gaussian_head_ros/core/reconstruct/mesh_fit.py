@@ -205,9 +205,10 @@ class MeshFitConfig:
     ear_far_from: float = 0.4  # behind a short-haired head's ear the side turns to the hair at this x side_far_from_m
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
-    # below the jaw, beside the neck, where the rim there is skin (a fit of the jaw's skin colour, scaled, leaves a
+    # beside the jaw and the neck, where the rim there is skin (a fit of the jaw's skin colour, scaled, leaves a
     # squared rgb residual below the first, none above the second) the hidden side is the photo's jaw skin: at the
-    # rim's brightness at the front, side_dark darker behind (_neck_colours); None = the rim's and the head's colours
+    # rim's brightness at the front, side_dark darker behind; below the chin elsewhere the rim's own (clothing)
+    # (_neck_colours); None = the rim's and the head's colours as before
     neck_skin_residual: tuple[float, float] | None = (0.004, 0.015)
     # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the
     # rim's colours), not the head's
@@ -914,24 +915,27 @@ class MeshFitReconstructor(Reconstructor):
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
             side = (1 - near) * side + near * face_rim
         if hair_skin is not None and cfg.neck_skin_residual is not None:
-            back, side, far, far_from = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, d_in, back, side, far,
-                                                           far_from)
+            side, far, far_from = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from)
         return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32), far_from
 
-    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, d_in, back, side, far, far_from):
-        """_hidden_colours' back, side and far maps [S, S, 3] below the jaw and beside the neck (from the mouth
-        corners' row, full by the chin's; within shoulder_reach's first x the face oval's half-width of its centre)
-        where the silhouette's rim there (inset 4 px) is skin: there the hidden side is the
-        neck going round, the jaw's skin colour (the photo's face pixels below the lower lip; the face's skin where
-        50 or fewer) at the rim's brightness (no lighter than that skin, no darker than side_dark x it) at the front
-        and side_dark x that skin behind (far, back). Elsewhere there the rim's own colours (clothing, long hair), not
-        the head's carried down from above the chin. The rim is skin by how well the jaw skin, scaled, fits it
-        (squared rgb residual, MeshFitConfig.neck_skin_residual) and not nearer the hair's colour.
+    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from):
+        """_hidden_colours' side and far maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
+        the nose base's row (none) to the mouth corners' (full) and below, within shoulder_reach's first x the face
+        oval's half-width of its centre. Where the silhouette's rim there (inset 4 px) is skin, the hidden side is the
+        neck going round: the jaw's skin colour (the photo's face pixels below the lower lip, 4 px and more inside;
+        the face's skin where 50 or fewer) at the rim's brightness (no lighter than that skin, no darker than
+        1 - side_dark x it) at the front, 1 - side_dark x that skin behind (far), the far colour starting sooner
+        (far_from x ear_far_from). Where it is not skin, below the chin (ramping in over the mouth-to-chin height), the
+        rim's own colours (clothing, long hair), 1 - side_dark x them behind; above the chin the head's rule stays (the
+        hair, its shadow). The rim is skin by how well the jaw skin, scaled by 1 - side_dark..1, fits it (squared rgb
+        residual, MeshFitConfig.neck_skin_residual) and not nearer the hair's colour.
 
         Before, the side below the jaw took the head's rim carried down from above (astronaut_eileen_collins' khaki
-        hair down to her suit), the cheek's background-lit rim and the white collar blurred into it
-        (business_person: a pale wing beside her neck, turned 20-35 deg), and behind it the skin in shadow never
-        lighter than the hair (near-black under dark hair)."""
+        hair down to her suit), the cheek's background-lit rim and the white collar blurred into it, and behind it the
+        skin in shadow never lighter than the hair (business_person turned 20-35 deg: a near-black slab beside her
+        neck down to the collar with a pale smear at the jaw). The back grid's colours stay: the photo's own view sees
+        them through the photo layer's gaps (the jaw skin in shade there took the self pairs' frame-0 PSNR down,
+        lp_d18 39.521 -> 39.483 dB), a turned one hardly (the wall's columns stand in front)."""
         cfg = self.cfg
         person = scene.person
         hair, skin = hair_skin
@@ -962,9 +966,8 @@ class MeshFitReconstructor(Reconstructor):
         dark = 1 - cfg.side_dark
         side = (1 - ks - kc) * side + ks * near + kc * rim
         far = (1 - ks - kc) * far + dark * (ks * skin + kc * rim)
-        back = (1 - ks - kc) * back + dark * (ks * skin + kc * rim)
         far_from = far_from * (1 - (1 - cfg.ear_far_from) * (ks + kc)[..., 0])
-        return back, side, far, far_from
+        return side, far, far_from
 
     def _back_blocks(self, batch: GaussianBatch, lo: int, hi: int, scene: Scene) -> list[np.ndarray]:
         """The hidden back's coarse grids (back_and_wall's discs of sigma 0.6 back_spacing_m on the head, 0.6
