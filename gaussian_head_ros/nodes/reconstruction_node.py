@@ -214,6 +214,7 @@ class Job:
     max_pixels: int = 0  # the max_pixels `decode` was made with (the parameter when the photo arrived)
     avatar_file: str = ""  # an avatar .ply (photo_path) published as it is (_publish_file): not decoded, not reconstructed
     named_by_file: bool = False  # operator_id is the avatar file's name until the one stored in the file is read
+    file_budget: int = 0  # the Gaussians an avatar file may have (0: max_file_gaussians when it is read)
 
     def fingerprint(self) -> bytes | None:
         """SHA-256 of the photo message's content (bytes, format or encoding and layout), its frame_id and operator
@@ -325,6 +326,9 @@ class ReconstructionNode(Node):
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
         self._made_from = None  # (_photo_key, warnings, Gaussian count) of the photo message the avatar was made from
         self._built = ""  # reconstructor_key of the reconstructor built (worker thread)
+        # (avatar file, its Gaussian count) refused for max_file_gaussians while no newer photo came: published once
+        # max_file_gaussians is raised to its count, as render_node loads an avatar it refused once its budget allows
+        self._over_file_budget: tuple[str, int] | None = None
         photo = self._param("photo_path")
         # the start-up photo: refused, the cache is served after all (_refuse), so a restart keeps the face
         self._startup = self._submit_file(photo) if photo else None
@@ -357,16 +361,22 @@ class ReconstructionNode(Node):
         for p in params:  # `ros2 param set .../reconstruction_node photo_path me.jpg` swaps the operator
             if p.name == "photo_path" and p.value:
                 self._submit_file(p.value)
+        over = self._over_file_budget
+        raised = [int(p.value) for p in params if p.name == "max_file_gaussians"]
+        if over is not None and raised and over[1] <= raised[0] and not any(p.name == "photo_path" for p in params):
+            self.get_logger().info(f"max_file_gaussians {raised[0]}: the avatar file {over[0]} refused for its {over[1]} "
+                                   "Gaussians is published now")
+            self._submit_file(over[0], file_budget=raised[0])  # (the parameter is set after this callback)
         return SetParametersResult(successful=True)
 
-    def _submit_file(self, photo: str) -> Job:
+    def _submit_file(self, photo: str, file_budget: int = 0) -> Job:
         """Reconstruct the photo file `photo` (photo_path at start-up, or set later); an animation is said as for a
         photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18).
-        Returns the job submitted."""
+        An avatar file is counted against file_budget (0: max_file_gaussians). Returns the job submitted."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
         if _is_avatar_file(photo):
             job = Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}",
-                      avatar_file=photo, named_by_file=not self._param("operator_id"))
+                      avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
         else:
             job = Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
                           imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
@@ -423,6 +433,7 @@ class ReconstructionNode(Node):
         with self._lock:
             replaced, self._pending = self._pending, job
             busy = self._busy
+            self._over_file_budget = None  # a newer photo: the file refused for its size is not published later
         self.counts["photos"] += 1
         if replaced is not None:  # its final status: a sender waiting on it learns its fate (it had BUSY at most)
             self.counts["replaced"] += 1
@@ -627,11 +638,12 @@ class ReconstructionNode(Node):
         `gaussian-head reconstruct alice.jpg -o avatar.ply` stores 'alice'), else the file's name (user22 labelled
         every file by its name; review22). A file load_ply refuses gets BAD_IMAGE with its reason, and so does one with
         more Gaussians than max_file_gaussians (render_node's default budget: the display refused it after an OK here;
-        review22), counted from its header before it is loaded; the avatar already published stays. render_node's own
+        review22), counted from its header before it is loaded; the avatar already published stays, and raising
+        max_file_gaussians to the file's count publishes it (while no newer photo came; review23). render_node's own
         parameter, maybe on another host, is not read: one set lower there still refuses the avatar on avatar/status
         itself. Needs no reconstructor."""
         t0 = time.perf_counter()
-        budget = int(self._param("max_file_gaussians"))
+        budget = job.file_budget or int(self._param("max_file_gaussians"))
         try:
             n = ply_count(job.avatar_file)
             if n <= budget:
@@ -650,9 +662,12 @@ class ReconstructionNode(Node):
             self._refuse(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}", job, time.perf_counter() - t0)
             return
         if n > budget:
+            with self._lock:  # kept for a raise of max_file_gaussians, unless a newer photo already waits
+                self._over_file_budget = (job.avatar_file, n) if self._pending is None else None
             self._refuse(AvatarStatus.BAD_IMAGE, f"the avatar file has {n} Gaussians, above the budget of {budget} "
                          "(max_file_gaussians; render_node refuses avatars above its max_gaussians, by default "
-                         f"{DISPLAY_MAX_GAUSSIANS}): not published", job, time.perf_counter() - t0)
+                         f"{DISPLAY_MAX_GAUSSIANS}): not published; raising max_file_gaussians to {n} publishes it",
+                         job, time.perf_counter() - t0)
             return
         self._publish_avatar(msg, avatar)
         self.counts["avatars"] += 1
