@@ -93,3 +93,23 @@ def test_the_region_is_the_moved_skin_round_the_mouth_below_the_nose():
     w = expression_region(photo, rest)
     assert w[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L]].min() > 0.9
     assert w[brow].max() == 0 and w[lmk.NOSE_TIP] == 0 and w[rest[:, 1] < rest[lmk.NOSE_TIP, 1]].max() == 0
+
+
+def test_the_masked_blur_is_the_mean_of_the_masked_pixels_around_each_pixel():
+    """surfaces.masked_blur, the one normalised masked blur (creases' tone, lips' skin tone, completion's face light;
+    lips23 wrote a third copy inline, review23): inside the mask a flat colour stays that colour however sharp the
+    mask's edge, pixels outside the mask do not leak in (a black band beside it), a pixel far from every masked one is
+    0, and the shape follows the image's ([S, S] and [S, S, 3]). The old code had no such function (ImportError)."""
+    from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
+
+    mask = np.zeros((64, 64), bool)
+    mask[:, :20] = True
+    img = np.zeros((64, 64, 3), np.float32)
+    img[mask] = (0.8, 0.6, 0.5)
+    out = masked_blur(img, mask, 4.0)
+    assert out.shape == img.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, :24], np.broadcast_to([0.8, 0.6, 0.5], (64, 24, 3)), atol=1e-5)
+    assert np.all(out[:, 60:] == 0.0)  # no masked pixel within 10 sigma
+    lum = masked_blur(img[..., 0], mask, 4.0)
+    assert lum.shape == (64, 64)
+    np.testing.assert_allclose(lum, out[..., 0], atol=1e-7)

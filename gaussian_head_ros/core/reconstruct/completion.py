@@ -164,8 +164,9 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     vis = inside & clean[i, j] & scene.person[i, j] & (z < scene.depth[i, j] + SEEN_DEPTH_M)
     # the face's light: the face pixels' colours blurred among themselves, taken where the photo shows the
     # template's vertices (corners of well-seen triangles) and carried over the rest of the mesh
-    w = cv2.GaussianBlur(face.astype(np.float32), (0, 0), shading_blur_px)
-    light = cv2.GaussianBlur(scene.photo * face[..., None], (0, 0), shading_blur_px) / np.maximum(w, 1e-6)[..., None]
+    from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
+
+    light = masked_blur(scene.photo, face, shading_blur_px)
     vv, vi, vj = scene.visible(v)
     on_seen = np.zeros(len(v), bool)
     on_seen[faces[covered].ravel()] = True

@@ -41,6 +41,7 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.deform import smoothstep
 from gaussian_head_ros.core.colour import LUMA
+from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
 
 
 @dataclass
@@ -63,27 +64,15 @@ class CreaseConfig:
     lift: float = 0.5
 
 
-def _masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
-    """[S, S, C] image, [S, S] bool -> [S, S, C] the Gaussian blur of the masked pixels only (normalised by the
-    blurred mask; 0 where no masked pixel is near)."""
-    import cv2
-
-    m = mask.astype(np.float32)
-    img = img.astype(np.float32).reshape(mask.shape + (-1,))
-    num = cv2.GaussianBlur(img * m[..., None], (0, 0), sigma_px).reshape(img.shape)
-    den = cv2.GaussianBlur(m, (0, 0), sigma_px)
-    return num / np.maximum(den, 1e-6)[..., None]
-
-
 def _crease_maps(photo: np.ndarray, skin: np.ndarray, mpp: float, cfg: CreaseConfig):
     """-> (darker [S, S] relative darkening of the crease-scale colour against the local tone, shift [S, S, 3]
     the local tone minus the crease-scale colour)."""
-    tone = _masked_blur(photo, skin, cfg.tone_m / mpp)
-    fine = _masked_blur(photo, skin, max(cfg.fine_m / mpp, 0.3))
+    tone = masked_blur(photo, skin, cfg.tone_m / mpp)
+    fine = masked_blur(photo, skin, max(cfg.fine_m / mpp, 0.3))
     luma = LUMA.astype(np.float32)
     # the tone again without the darker pixels: a wide crease pulled the first blur down towards itself
     clean = skin & (fine @ luma >= (1.0 - cfg.darker[0]) * (tone @ luma))
-    tone = _masked_blur(photo, clean, cfg.tone_m / mpp)
+    tone = masked_blur(photo, clean, cfg.tone_m / mpp)
     darker = 1.0 - (fine @ luma) / np.maximum(tone @ luma, 1e-4)
     return darker, (tone - fine).astype(np.float32)
 

@@ -78,6 +78,19 @@ def inflate(mask: np.ndarray, metres_per_px: float, radius_m: float) -> np.ndarr
     return np.sqrt(np.maximum(2 * radius_m * d - d * d, 0.0)).astype(np.float32)
 
 
+def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """img [S, S] or [S, S, C], mask [S, S] bool -> img's shape: the Gaussian blur (sigma_px, pixels) of the masked
+    pixels only, normalised by the blurred mask (a normalised convolution: each pixel the weighted mean of the masked
+    pixels around it); 0 where no masked pixel is near. float32. The one masked blur (the creases' local tone, the
+    lips' skin tone, the completion's face light)."""
+    m = mask.astype(np.float32)
+    x = np.asarray(img, np.float32)
+    flat = x.reshape(mask.shape + (-1,))
+    num = cv2.GaussianBlur(flat * m[..., None], (0, 0), sigma_px).reshape(flat.shape)
+    den = cv2.GaussianBlur(m, (0, 0), sigma_px)
+    return (num / np.maximum(den, 1e-6)[..., None]).reshape(x.shape)
+
+
 def push_pull(values: np.ndarray, weight: np.ndarray, levels: int = 10) -> np.ndarray:
     """Fill [S, S, C] values where weight [S, S] is 0 from where it is > 0 (pyramid push-pull:
     smooth, fast, extrapolates edge values outward). Known values are kept."""
