@@ -45,8 +45,8 @@ PART_EYE = 4  # eyeballs (sclera, iris, pupil): turn about each eye's centre wit
 # (core.expression), so the rest moves them well under 1 cm; more is a corrupt file or message.
 MAX_REST_BROW_SHIFT_M = 0.01
 # The display's Gaussian budget: render_node's `max_gaussians` default (larger avatars are refused there); what
-# reconstruction_node checks an avatar file against unless its own max_gaussians is set (a 3DGS scan of a million
-# splats was published OK and then refused by the display, review22).
+# reconstruction_node's `max_file_gaussians` default, which an avatar file given as photo_path is checked against (a
+# 3DGS scan of a million splats was published OK and then refused by the display, review22).
 DISPLAY_MAX_GAUSSIANS = 200_000
 PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye"}
 

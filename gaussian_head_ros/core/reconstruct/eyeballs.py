@@ -88,8 +88,8 @@ class EyeballConfig:
     def validate(self) -> None:
         """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
         in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
-        than 1 pixel to measure a colour on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a
-        cap_inset_m not in [0, radius_m). Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
+        than 1 pixel to measure a colour on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a
+        shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a cap_inset_m not in [0, radius_m). Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
         for name in ("radius_m", "spacing_m", "cap_deg"):
