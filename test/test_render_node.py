@@ -873,3 +873,64 @@ def test_an_avatar_received_while_the_renderer_loads_is_said_as_received(tmp_pat
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_a_portrait_display_frames_the_whole_head_and_its_camera_info_projects_as_drawn(tmp_path, rclpy_context):
+    """user23 (s23): a render node at 480x800 (a portrait panel) framed the head by the vertical field of view: it
+    overflowed the width (ears and hair cut at both sides) and the torso ended in a hard edge above the bottom.
+    Now (core/display.py) fov_deg spans the shorter side and the torso reaches the bottom: business_person's head
+    Gaussians, projected with the published camera_info K from the render node's camera (head_viewmat(distance_m),
+    rest pose), lie inside the picture with a 4 % margin at the sides and the top; the picture's top of the head is
+    where that K puts it (the principal point is not the centre here: a K that differed from the drawing's would
+    put it elsewhere), and the torso covers the bottom row."""
+    from conftest import shared
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from gaussian_head_ros.core.avatar import PART_TORSO
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.msg import FaceControl, GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    photo = read_image(str(shared("portraits", "business_person.png")))
+    with get_reconstructor("mesh_fit") as rec:
+        avatar = rec.reconstruct(photo, operator_id="business_person").avatar
+    w, h, ns = 480, 800, "/portrait_panel"
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={w}", "-p", f"height:={h}",
+                                             "-p", "background:=[0.0, 1.0, 0.0]", "-p", "backend:=cpu",
+                                             "-p", "idle_timeout_s:=60.0"], tmp_path / "render_portrait.log")
+    node = rclpy_context.create_node("portrait_peer", namespace=ns)
+    try:
+        images, infos = [], []
+        node.create_subscription(Image, "face_display/image_raw", images.append, qos_profile_sensor_data)
+        node.create_subscription(CameraInfo, "face_display/camera_info", infos.append, qos_profile_sensor_data)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_publisher(GaussianAvatar, "avatar", latched).publish(avatar_to_msg(avatar))
+        controls = node.create_publisher(FaceControl, "face_control", 5)
+        stamp = time.time_ns()
+
+        def drawn():
+            controls.publish(_control_msg(stamp))
+            return (next((m for m in images if _stamp(m) == stamp), None) is not None
+                    and any(_stamp(i) == stamp for i in infos))
+
+        assert spin_until(node, drawn, 180), proc.output()[-3000:]
+        img = _rgb(next(m for m in images if _stamp(m) == stamp))
+        k = np.asarray(next(i for i in infos if _stamp(i) == stamp).k).reshape(3, 3)  # OpenCV: pixel (0, 0)'s centre at 0
+    finally:
+        node.destroy_node()
+        proc.stop()
+    assert img.shape == (h, w, 3)
+    opaque = avatar.logit_opacities > 0
+    head = avatar.means[opaque & (avatar.part != PART_TORSO)].astype(np.float64)
+    z = head[:, 2] + 0.6  # render_node's distance_m
+    u, v = k[0, 0] * head[:, 0] / z + k[0, 2], k[1, 1] * head[:, 1] / z + k[1, 2]
+    margin = 0.04 * w
+    assert u.min() >= margin and u.max() <= w - 1 - margin and v.min() >= margin, (
+        f"the head's Gaussians project to x {u.min():.0f}..{u.max():.0f}, y {v.min():.0f}.. of {w}x{h} (K {k.tolist()})")
+    shown = np.abs(img.astype(np.int16) - [0, 255, 0]).max(2) > 40  # [H, W] not the green background
+    rows = np.flatnonzero(shown.any(1))
+    assert abs(rows[0] - v.min()) < 8, f"the picture's head begins at row {rows[0]}, its K puts it at {v.min():.0f}"
+    assert shown[-1].mean() > 0.9, f"the torso covers {shown[-1].mean():.0%} of the bottom row"

@@ -24,6 +24,10 @@ def add_arguments(p):
     p.add_argument("--controls", help="FaceControl JSONL (from `gaussian-head track`); default: idle animation")
     p.add_argument("-o", "--output", type=video_output, required=True, help="output video (.mp4)")
     p.add_argument("--size", type=int_range(*IMAGE_SIZES), default=512, help="frame size in pixels (square)")
+    p.add_argument("--width", type=int_range(*IMAGE_SIZES), default=None,
+                   help="frame width in pixels, for a display that is not square (default: --size); framed as "
+                        "render_node frames it (core/display.py)")
+    p.add_argument("--height", type=int_range(*IMAGE_SIZES), default=None, help="frame height in pixels (default: --size)")
     # the ranges of render_node's fps, fov_deg and distance_m parameters
     p.add_argument("--fps", type=float_range(1.0, 240.0), default=None,
                    help="frame rate, 1..240 (default: from the control stamps, else 30)")
@@ -31,7 +35,9 @@ def add_arguments(p):
                    help="length of the idle animation without --controls (at least 0.1)")
     p.add_argument("--backend", default="auto", help="rasterizer: auto, cpu, torch, gsplat")
     p.add_argument("--lighting", default="captured", help="captured, studio, soft, dramatic or warm")
-    p.add_argument("--fov", type=float_range(5.0, 120.0), default=30.0, help="vertical field of view, degrees (5..120)")
+    p.add_argument("--fov", type=float_range(5.0, 120.0), default=30.0,
+                   help="field of view across the frame's shorter side (vertical on a square or landscape frame), "
+                        "degrees (5..120)")
     p.add_argument("--distance", type=float_range(0.1, 10.0), default=0.6,
                    help="camera distance from the head centre, metres (0.1..10)")
     p.add_argument("--background", type=float_range(0.0, 1.0), nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"),
@@ -62,9 +68,10 @@ def run(args) -> int:
     import numpy as np
 
     from gaussian_head_ros.core.avatar import load_ply
+    from gaussian_head_ros.core.display import display_intrinsics, torso_bottom, torso_means
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
     from gaussian_head_ros.core.idle import IdleAnimator
-    from gaussian_head_ros.core.render import get_renderer, head_viewmat, intrinsics_from_fov
+    from gaussian_head_ros.core.render import get_renderer, head_viewmat
     from gaussian_head_ros.core.video import VideoWriter
 
     if not Path(args.avatar).is_file():
@@ -84,8 +91,9 @@ def run(args) -> int:
         fps = args.fps or 30.0
         idle = IdleAnimator(avatar.template_vertices)
         controls = [idle.control(i / fps) for i in range(max(1, int(round(args.seconds * fps))))]
-    size = args.size
-    k = intrinsics_from_fov(args.fov, size, size)
+    w, h = args.width or args.size, args.height or args.size
+    k = display_intrinsics(args.fov, w, h, torso_bottom(torso_means(avatar.means, avatar.part, avatar.logit_opacities),
+                                                        args.distance))
     view = head_viewmat(args.distance)
     out = Path(args.output)
     times = []
@@ -93,11 +101,11 @@ def run(args) -> int:
         for c in controls:
             t0 = time.perf_counter()
             p = driver.drive(c, lighting, viewmat=view)
-            rgb = renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, size, size,
+            rgb = renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, w, h,
                                        args.background)
             times.append(time.perf_counter() - t0)
             writer.write(rgb)
     ms = 1e3 * float(np.median(times))
-    print(f"wrote {out}: {len(controls)} frames at {fps:.1f} FPS, {size}x{size}, {renderer.name} backend, "
+    print(f"wrote {out}: {len(controls)} frames at {fps:.1f} FPS, {w}x{h}, {renderer.name} backend, "
           f"drive + render {ms:.1f} ms/frame (median)")
     return 0

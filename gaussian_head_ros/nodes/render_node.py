@@ -4,8 +4,9 @@ Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient loca
 `face_control` (best effort, keep last 5). Publishes `face_display/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) at
 `fps`, and the same frames as JPEG on `face_display/image_raw/compressed` (sensor_msgs/CompressedImage,
 `jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine) and
-`face_display/camera_info` (sensor_msgs/CameraInfo of the virtual camera: K and P from `fov_deg` and the image size,
-no distortion; the same header as its image, so image_view, RViz's Camera display and image_proc pair them), stamped
+`face_display/camera_info` (sensor_msgs/CameraInfo of the virtual camera: K and P from `fov_deg`, the image size and,
+on a portrait display, where the avatar's torso ends (core/display.py: the K the frame was drawn with), no
+distortion; the same header as its image, so image_view, RViz's Camera display and image_proc pair them), stamped
 with the stamp of the FaceControl the frame was driven by (the capture time of the camera frame, so now - stamp is
 glass-to-glass latency); a live frame published again without a new control (below) is the same picture with the
 same header (stamps repeat on the topic: a consumer keeps the first of equal stamps to take each picture once); idle
@@ -55,12 +56,12 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
+from gaussian_head_ros.core.display import display_intrinsics, torso_bottom, torso_means
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
-                                           get_renderer, head_viewmat,
-                                           intrinsics_from_fov, placeholder_image)
+                                           get_renderer, head_viewmat, placeholder_image)
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
@@ -99,7 +100,11 @@ class RenderNodeSettings:
                                "controls as they arrive, at most 1.2 x this rate; a tracker slower than this is "
                                "filled to it with the last picture again", range=(1.0, 240.0))
     background: list = setting([0.0, 0.0, 0.0], "background colour, r g b in 0..1", range=(0.0, 1.0))
-    fov_deg: float = setting(30.0, "vertical field of view of the virtual camera, degrees", range=(5.0, 120.0))
+    fov_deg: float = setting(30.0, "field of view of the virtual camera across the image's shorter side (the "
+                                   "vertical one on a square or landscape display), degrees: the head fits the "
+                                   "tighter of the two; a portrait display shows it centred left-right, the torso "
+                                   "down to its bottom edge where the avatar's reaches (core/display.py); larger: a "
+                                   "smaller head", range=(5.0, 120.0))
     distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
     lighting: str = setting("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or "
                                         "27 SH numbers (9 coefficients x rgb, head frame) separated by commas or spaces, "
@@ -164,6 +169,7 @@ class Loaded:
     operator_id: str
     num_gaussians: int
     made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
+    torso: np.ndarray | None = None  # [M, 3] its opaque torso Gaussians at rest, head frame, m (core/display.py)
 
 
 class RenderNode(Node):
@@ -426,7 +432,8 @@ class RenderNode(Node):
         try:
             avatar = msg_to_avatar(msg, max_gaussians=budget)
             new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
-                         avatar.num_gaussians, stamp_text(msg.header.stamp))
+                         avatar.num_gaussians, stamp_text(msg.header.stamp),
+                         torso_means(avatar.means, avatar.part, avatar.logit_opacities))
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
             why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
@@ -510,21 +517,25 @@ class RenderNode(Node):
         return (control_key(control), w, h, tuple(bg.tolist()),
                 *(str(self._param(n)) for n in ("lighting", "fov_deg", "distance_m", "backend", "device")))
 
-    def _camera(self, w: int, h: int) -> tuple[np.ndarray, CameraInfo]:
-        """The virtual camera's [3, 3] intrinsics K and its CameraInfo message (the header is set per frame), made
-        again only when fov_deg, the size or mirror changes (building the message costs ~70 us)."""
-        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")))
-        if key != self._camera_key:
-            k = intrinsics_from_fov(key[0], w, h)
-            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(frame_id="face_display"), key[3]))
+    def _camera(self, w: int, h: int, loaded: Loaded | None) -> tuple[np.ndarray, CameraInfo]:
+        """The virtual camera's [3, 3] intrinsics K (core/display.py: fov_deg across the shorter side; on a portrait
+        panel placed down to where `loaded`'s torso ends, centred for the placeholder) and its CameraInfo message (the
+        header is set per frame), made again only when fov_deg, distance_m, the size, mirror or the avatar shown
+        changes (building the message costs ~70 us)."""
+        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")), float(self._param("distance_m")),
+               id(loaded))
+        if key != self._camera_key or self._camera_made[2] is not loaded:
+            torso = None if loaded is None or loaded.torso is None else torso_bottom(loaded.torso, key[4])
+            k = display_intrinsics(key[0], w, h, torso)
+            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(frame_id="face_display"), key[3]), loaded)
             self._camera_key = key
-        return self._camera_made
+        return self._camera_made[:2]
 
-    def _draw(self, loaded: Loaded, control, w, h, bg) -> np.ndarray:
+    def _draw(self, loaded: Loaded, control, w, h, bg, k: np.ndarray) -> np.ndarray:
+        """`loaded` driven by `control`, drawn at w x h on `bg` through intrinsics k [3, 3] (`_camera`'s)."""
         view = head_viewmat(float(self._param("distance_m")))
         posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")), viewmat=view)
         self._driven = time.time_ns(), time.thread_time_ns()  # (frame trace: drive | raster)
-        k = self._camera(w, h)[0]
         args = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h, bg)
         backend = self._param("backend")
         try:
@@ -550,6 +561,7 @@ class RenderNode(Node):
         with self._lock:
             loaded, fade = self.loaded, self._fade
             control, mode = self.mixer.get(now) if loaded is not None else (None, "placeholder")
+        k, info = self._camera(w, h, loaded)  # (the new avatar's framing through a cross-fade)
         if loaded is None:
             key = (w, h, tuple(bg.tolist()))
             if key != self._placeholder_key:
@@ -564,7 +576,7 @@ class RenderNode(Node):
                 img = last[2]  # neither the avatar nor anything that decides the picture changed: publish it again
                 self.counts["frames_reused"] += 1
             else:
-                img = self._draw(loaded, control, w, h, bg)
+                img = self._draw(loaded, control, w, h, bg, k)
                 driven = self._driven
                 self._last_frame = (loaded, key, img)
             if fade is not None:
@@ -574,7 +586,7 @@ class RenderNode(Node):
                         if self._fade is fade:  # (not a newer swap's)
                             self._fade = None
                 else:
-                    old = self._draw(fade[0], control, w, h, bg)
+                    old = self._draw(fade[0], control, w, h, bg, k)
                     img = (old * (1 - u) + img * u + 0.5).astype(np.uint8)
             stamp_ns = control.stamp_ns if mode != "idle" else 0
             self.state = {"live": "driven", "easing": "easing", "idle": "idle animation"}[mode]
@@ -590,7 +602,6 @@ class RenderNode(Node):
         header = Header(frame_id="face_display")
         header.stamp = ns_to_stamp(stamp_ns) if stamp_ns else self.get_clock().now().to_msg()
         self.image_pub.publish(rgb_to_image_msg(img, header))
-        info = self._camera(w, h)[1]
         info.header = header  # (published at once: serialized now, free to restamp next frame)
         self.info_pub.publish(info)
         self.counts["frames"] += 1
