@@ -34,18 +34,20 @@ def test_a_portrait_panel_takes_the_field_of_view_across_its_width_and_places_th
     centred = display_intrinsics(30.0, w, h)  # no torso: the head frame's origin at the middle
     np.testing.assert_allclose(centred, [[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], rtol=1e-6)
     half = 0.5 * h / f
-    # a torso reaching a little below the middle's level: the panel's bottom edge where it ends
-    bottom = half * (1 - HEAD_BELOW_MIDDLE)
+    # a torso reaching a little below the middle's level: the panel's bottom edge TORSO_INSET inside where it ends
+    bottom = half * (1 - HEAD_BELOW_MIDDLE) + TORSO_INSET
     k = display_intrinsics(30.0, w, h, bottom)
-    assert (h - k[1, 2]) / k[1, 1] == pytest.approx(bottom, rel=1e-5)
+    assert (h - k[1, 2]) / k[1, 1] == pytest.approx(bottom - TORSO_INSET, rel=1e-5)
     assert k[0, 0] == k[1, 1] == pytest.approx(f, rel=1e-6) and k[0, 2] == w / 2
     # a torso reaching far down: the head square's top at the panel's top, no higher
     k = display_intrinsics(30.0, w, h, 5.0)
     assert k[1, 2] / k[1, 1] == pytest.approx(t, rel=1e-5)
-    # a torso ending high (a photo cut at the chest): the head's centre at most HEAD_BELOW_MIDDLE below the middle
-    k = display_intrinsics(30.0, w, h, 0.0)
+    # the torso's cut brought to the bottom edge by the head's centre going HEAD_BELOW_MIDDLE below the middle
+    k = display_intrinsics(30.0, w, h, half * (1 - 2 * HEAD_BELOW_MIDDLE) + 1e-6)
     assert (k[1, 2] - h / 2) / h == pytest.approx(HEAD_BELOW_MIDDLE, abs=1e-5)
-    assert (h - k[1, 2]) / k[1, 1] >= t - 1e-6  # the head square's bottom inside
+    # a torso ending higher (a photo cut at the chest): no lower than that, the head centred
+    for b in (half * (1 - 2 * HEAD_BELOW_MIDDLE) - 1e-3, 0.0):
+        np.testing.assert_array_equal(display_intrinsics(30.0, w, h, b), centred)
 
 
 def test_torso_bottom_is_the_lower_edge_of_the_torso_seen_from_the_display_camera():
@@ -59,8 +61,8 @@ def test_torso_bottom_is_the_lower_edge_of_the_torso_seen_from_the_display_camer
     logits[:10] = -3.0  # faint (a bust fringe's): not read
     picked = torso_means(means, part, logits)
     assert picked.shape == (3990, 3)
-    assert torso_bottom(picked, 0.6) == pytest.approx(0.24 / 0.6 - TORSO_INSET, abs=0.004)
-    assert torso_bottom(picked, 1.2) == pytest.approx(0.24 / 1.2 - TORSO_INSET, abs=0.004)
+    assert torso_bottom(picked, 0.6) == pytest.approx(0.24 / 0.6, abs=0.004)
+    assert torso_bottom(picked, 1.2) == pytest.approx(0.24 / 1.2, abs=0.004)
     assert torso_bottom(np.zeros((0, 3)), 0.6) is None
     with pytest.raises(ValueError, match="distance"):
         torso_bottom(picked, 0.0)

@@ -11,9 +11,10 @@ The display camera looks at the head frame's origin (the head's centre) from `di
   edge goes to where the avatar's torso ends (`torso_bottom`: the photo's crop cuts the torso there, below it
   there is only the display's background), so that no strip of background shows under a cut torso: on a panel a
   little taller than square the head rises toward the top as in a portrait photo (never past the square's top
-  edge); on a taller one (480x800) it sits about centred, its centre (the head frame's origin) at most
-  HEAD_BELOW_MIDDLE of the panel's height below the middle. Where the torso ends higher still (a photo cut at the
-  chest) the head stays there and the rest below the torso's cut is the display's background colour.
+  edge); on a taller one (480x800) it sits about centred, its centre (the head frame's origin) up to
+  HEAD_BELOW_MIDDLE of the panel's height below the middle when that brings the torso's cut to the bottom edge.
+  Where the torso ends higher still (a photo cut at the chest: two_children_multiface) the head is centred and
+  the rest below the torso's cut is the display's background colour.
 
 The principal point moves with the placement (cx = width / 2, cy within HEAD_BELOW_MIDDLE x height below the
 middle or above it); the render node publishes this K in its camera_info, so a rectifier or an overlay projects
@@ -51,7 +52,7 @@ def torso_means(means: np.ndarray, part: np.ndarray, logit_opacities: np.ndarray
 
 def torso_bottom(torso: np.ndarray, distance_m: float) -> float | None:
     """Where the avatar's torso ends as the display camera sees the rest pose: the TORSO_EDGE_PERCENTILE of y / z
-    over its torso Gaussians, less TORSO_INSET (image-plane units at depth 1, y down; the camera of
+    over its torso Gaussians (image-plane units at depth 1, y down; the camera of
     core.render.head_viewmat(distance_m): the head frame's origin at depth distance_m). torso [M, 3] head frame,
     metres (`torso_means`). None when there are no torso Gaussians in front of the camera. Raises ValueError for a
     distance that is not positive."""
@@ -62,15 +63,15 @@ def torso_bottom(torso: np.ndarray, distance_m: float) -> float | None:
     front = z > 1e-3
     if not front.any():
         return None
-    return float(np.percentile(torso[front, 1] / z[front], TORSO_EDGE_PERCENTILE)) - TORSO_INSET
+    return float(np.percentile(torso[front, 1] / z[front], TORSO_EDGE_PERCENTILE))
 
 
 def display_intrinsics(fov_deg: float, width: int, height: int, bottom: float | None = None) -> np.ndarray:
     """[3, 3] float32 K (pixels, pixel centres at integer + 0.5) of a width x height face display: `fov_deg`
-    degrees across the shorter side, centred left-right; on a portrait panel the image's bottom edge at `bottom`
-    (image-plane y at depth 1, `torso_bottom`; None: the head centred), kept between the head about centred and
-    the head square at the top (module docstring). Raises ValueError for a field of view outside 1..170 degrees or a
-    size below 1 pixel."""
+    degrees across the shorter side, centred left-right; on a portrait panel the image's bottom edge TORSO_INSET
+    above `bottom` (the torso's lower edge, image-plane y at depth 1: `torso_bottom`) when the head's centre is then
+    at most HEAD_BELOW_MIDDLE below the middle (the head square at the top at most), else (or None) the head centred (module docstring). Raises
+    ValueError for a field of view outside 1..170 degrees or a size below 1 pixel."""
     if not 1.0 <= fov_deg <= 170.0:
         raise ValueError(f"field of view {fov_deg} deg is outside 1..170")
     if width < 1 or height < 1:
@@ -82,6 +83,8 @@ def display_intrinsics(fov_deg: float, width: int, height: int, bottom: float | 
         half = 0.5 * height / f  # half the panel's height at depth 1: its bottom edge with the head centred
         highest = max(half * (1 - 2 * HEAD_BELOW_MIDDLE), half_fov)  # ... with the head lowest (its square inside)
         lowest = 2 * half - half_fov  # ... with the head square at the top
-        edge = half if bottom is None else min(max(float(bottom), highest), lowest)
+        # below the middle only as far as it brings the torso's cut to the bottom edge (TORSO_INSET inside it, the
+        # head no lower than `highest`); where it cannot, centred
+        edge = half if bottom is None or bottom < highest else min(max(float(bottom) - TORSO_INSET, highest), lowest)
         cy = height - edge * f
     return np.array([[f, 0, width / 2], [0, f, cy], [0, 0, 1]], np.float32)
