@@ -348,6 +348,30 @@ def test_gsplat_gradients_match_torch():
         assert cos > 0.99 and rel < 0.1, f"d/d{name}: cos {cos:.4f}, relative difference {rel:.3f}"
 
 
+def test_the_render_command_frames_a_display_of_another_shape_as_render_node_does(tmp_path):
+    """`gaussian-head render --width W --height H` (new in s24): a portrait video framed by core/display.py, the head
+    centred left-right; --width/--height equal to --size give the square video."""
+    import cv2
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+
+    ply = tmp_path / "a.ply"
+    save_ply(synthetic_avatar(3000, seed=1), ply)
+    for name, size in (("portrait", ["--width", "48", "--height", "80"]), ("square", ["--size", "64"]),
+                       ("square_wh", ["--width", "64", "--height", "64"])):
+        assert main(["render", str(ply), "-o", str(tmp_path / f"{name}.mp4"), "--seconds", "0.1", "--backend", "cpu",
+                     *size]) == 0
+    frames = {}
+    for name in ("portrait", "square", "square_wh"):
+        cap = cv2.VideoCapture(str(tmp_path / f"{name}.mp4"))
+        frames[name] = cap.read()[1]
+    assert frames["portrait"].shape == (80, 48, 3)
+    np.testing.assert_array_equal(frames["square"], frames["square_wh"])
+    cols = np.flatnonzero(frames["portrait"][:40].max(axis=(0, 2)) > 40)  # the head's columns in the upper half
+    assert cols.min() > 0 and cols.max() < 47 and abs((cols.min() + cols.max()) / 2 - 23.5) < 4, cols
+
+
 def test_render_and_bench_commands(tmp_path, capsys):
     import json
 
