@@ -81,7 +81,8 @@ def business_person():
 
 
 def _render(avatar, k, w, h, yaw_deg=0.0, pitch_deg=0.0, head_only=False):
-    """The avatar driven at yaw_deg / pitch_deg (rest otherwise) from the render node's camera (head_viewmat(0.6)) -> alpha [H, W]."""
+    """The avatar driven at yaw_deg / pitch_deg (rest otherwise) from the render node's camera (head_viewmat(0.6))
+    -> alpha [H, W]; head_only: the torso's Gaussians left out."""
     from gaussian_head_ros.core.avatar import PART_TORSO
     from gaussian_head_ros.core.control import FaceControl, euler_to_quat
     from gaussian_head_ros.core.drive import Driver

@@ -74,8 +74,9 @@ def display_intrinsics(fov_deg: float, width: int, height: int, bottom: float | 
     """[3, 3] float32 K (pixels, pixel centres at integer + 0.5) of a width x height face display: `fov_deg`
     degrees across the shorter side, centred left-right; on a portrait panel the image's bottom edge TORSO_INSET
     above `bottom` (the torso's lower edge, image-plane y at depth 1: `torso_bottom`) when the head's centre is then
-    at most HEAD_BELOW_MIDDLE below the middle (the head square at the top at most), else (or None) the head centred (module docstring). Raises
-    ValueError for a field of view outside 1..170 degrees or a size below 1 pixel."""
+    at most HEAD_BELOW_MIDDLE below the middle (the head square at the top at most), else (or None) the head
+    centred (module docstring). Raises ValueError for a field of view outside 1..170 degrees or a size below 1
+    pixel."""
     if not 1.0 <= fov_deg <= 170.0:
         raise ValueError(f"field of view {fov_deg} deg is outside 1..170")
     if width < 1 or height < 1:
