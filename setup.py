@@ -22,6 +22,7 @@ setup(
         "numba>=0.59",
         "scipy",
         "scikit-image",
+        "pymatting>=1.1.16",  # surfaces.matte_hair (MIT): closed-form alpha matting, foreground colours
     ],
     extras_require={
         "gpu": ["gsplat==1.5.3", "packaging"],

@@ -71,8 +71,8 @@ from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, 
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
                                                           turn_torso, under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, face_region, guided_filter,
-                                                         inflate, normals_from_points, open_border, pixel_rays,
-                                                         push_pull, rasterize_mesh, refine_silhouette,
+                                                         inflate, matte_hair, normals_from_points, open_border,
+                                                         pixel_rays, push_pull, rasterize_mesh, refine_silhouette,
                                                          rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting
@@ -178,6 +178,8 @@ class MeshFitConfig:
     fold_floor: float = 0.1
     segmentation_threshold: float = 0.5  # person probability of the selfie segmentation
     matting_radius_px: int = 6  # guided filter snapping the (256 px) segmentation to the photo's edges; 0 = off
+    hair_matte: bool = True  # closed-form matting of the mask's edge band: the backdrop seen between strands leaves
+    # the mask and the band takes its foreground colours (surfaces.matte_hair; lp_d9's yellow wedge beside her face)
     head_centre_z_m: float = 0.01  # skull centre behind the head origin (the cheek contour)
     head_radius_m: float = 0.09  # front rounding of the head's silhouette
     back_radius_m: float = 0.10  # back rounding of the head
@@ -413,13 +415,17 @@ class MeshFitReconstructor(Reconstructor):
         person = clean_mask(person, mesh_px)
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
+        below_chin = np.broadcast_to(rows > fp.landmarks_px[lmk.CHIN, 1], person.shape)
         if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
-            below_chin = np.broadcast_to(rows > fp.landmarks_px[lmk.CHIN, 1], person.shape)
             person = refine_silhouette(photo, person, inner_mesh | below_chin)
             # close the notches peeling leaves (they would show as see-through gaps in turned views)
             closed = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_CLOSE,
                                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))).astype(bool)
             person = clean_mask(closed & fp.valid, mesh_px)
+        photo_seen = photo  # as the camera saw it: the edge matte's opacity gives it back over its own background
+        if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on)
+            person, photo = matte_hair(photo_seen, person, inner_mesh | below_chin)
+            person = clean_mask(person, mesh_px)
         if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
             # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
             thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
@@ -647,11 +653,11 @@ class MeshFitReconstructor(Reconstructor):
         creased &= ~frozen
         background = coverage = None
         if cfg.edge_matte:  # I = a F + (1 - a) B: the coverage a that gives the photo back over its own background
-            background = background_colours(photo, person, fp.valid)
+            background = background_colours(photo_seen, person, fp.valid)
             fi, fj = pixels[0][frozen], pixels[1][frozen]
             ei, ej = np.nonzero(edge)
             a_map = np.zeros((S, S), np.float32)
-            a_map[ei, ej] = edge_opacity(photo[ei, ej], wall_cols[ei, ej], background[ei, ej])
+            a_map[ei, ej] = edge_opacity(photo_seen[ei, ej], wall_cols[ei, ej], background[ei, ej])
             w = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), 1.5)
             a_map = cv2.GaussianBlur(a_map, (0, 0), 1.5) / np.maximum(w, 1e-6)  # no single-strand dips
             coverage = a_map[fi, fj]
