@@ -222,24 +222,28 @@ def refine_silhouette(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, ban
 
 def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: int = 71, outer_px: int = 11,
                alpha_cut: float = 0.3, palette_margin: float = 0.1, wall_dist: float = 0.06,
-               min_area_px: int = 40, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Take the backdrop seen between strands out of a person mask, and give the edge band its own colours.
+               min_area_px: int = 100, tint_reach_px: int = 20, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Take the backdrop seen between strands out of a person mask, and give those strands their own colours.
 
     photo: (S, S, 3) float [0, 1]; mask, keep: (S, S) bool (keep: pixels that stay, e.g. the face mesh).
-    Returns (mask', colours): mask' (S, S) bool, a subset of mask; colours (S, S, 3) float32, the photo with
-    the band's pixels (in the mask, less than sure_px / 2 from its edge) replaced by their foreground colour F
-    of I = a F + (1 - a) B (estimate_foreground_ml), elsewhere the photo's. Closed-form matting (Levin et al.
-    2008; pymatting's estimate_alpha_cf) on a trimap: sure person = the mask eroded by a sure_px ellipse, or
-    keep; sure backdrop = outside the mask dilated by outer_px; the rest unknown. Wispy hair over a bright wall
-    (lp_d9_woman_turned) keeps the wall between its strands in a segmentation mask (a yellow wedge beside her
-    face from every side) and refine_silhouette does not peel it (strands are not smooth). A pixel leaves when
-    its alpha < alpha_cut, and its colour is nearer the backdrop's palette (k-means, 25 px outside) than the
-    person's by palette_margin (RGB distance), the person's taken from just inside the sure part
-    (sure_px / 2 .. + 45 px deep: the band itself holds the wedge): alpha alone is wrong where hair and backdrop
-    share a colour (two_children's and obama_speech's dark hair on dark walls read ~0.6, obama_official's grey
-    crown speckles). Removed blobs under min_area_px pixels stay. The values were set by eye on the nine
-    ../shared portraits (1.5-9 s per 512 px crop on 2 cores, the first call also compiling pymatting's
-    numba kernels). Raises nothing; returns (mask, photo) as they are when the band or the outside is empty."""
+    Returns (mask', colours): mask' (S, S) bool, a subset of mask; colours (S, S, 3) float32, the photo but for
+    the backdrop-tinted pixels near what left, which take their foreground colour F of I = a F + (1 - a) B
+    (pymatting's estimate_foreground_ml). Wispy hair over a bright wall (lp_d9_woman_turned) keeps the wall
+    between its strands in a segmentation mask (a yellow wedge beside her face from every side), and
+    refine_silhouette does not peel it (strands are not smooth). Closed-form matting (Levin et al. 2008;
+    pymatting's estimate_alpha_cf, MIT) on a trimap: sure person = the mask eroded by a sure_px ellipse, less
+    the wall (pixels within wall_dist, RGB, of the backdrop's palette: k-means of the 25 px outside) and 2 px
+    around it, or keep; sure backdrop = outside the mask dilated by outer_px; the rest unknown. A band pixel
+    leaves when its alpha < alpha_cut and its colour is nearer the backdrop's palette than the person's by
+    palette_margin, the person's from sure_px / 2 .. + 45 px deep less the wall (the wedge itself is that
+    deep): alpha alone is wrong where hair and backdrop share a colour (two_children's and obama_speech's dark
+    hair on dark walls read ~0.6). Removed blobs under min_area_px stay (obama_official's grey crown lost a
+    93 px speckle at 40; lp_d9's wedge comes out in blobs of hundreds). Pixels of the backdrop's colour with
+    alpha < 1 within tint_reach_px of a removed blob take F (not all of them: obama_official's grey crown,
+    alpha ~0.3 and nearer the window's greys than his face, took darker, speckled strand colours all over).
+    The values were set by eye on the nine ../shared portraits. Cost: 1-4 s per 512 px crop on 2 cores (the
+    first import compiles pymatting's numba kernels into its cache: minutes under load). Raises nothing;
+    returns (mask, photo) as they are when the band, the outside or the inside is (nearly) empty."""
     from pymatting import estimate_alpha_cf, estimate_foreground_ml  # MIT; imported here: numba compiles on import
 
     m8 = mask.astype(np.uint8)
@@ -273,7 +277,11 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     drop = cv2.morphologyEx((backdrop & (alpha < alpha_cut)).astype(np.uint8), cv2.MORPH_OPEN, kernel)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(drop, connectivity=8)
     drop = np.isin(lab, [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area_px])
-    tinted = backdrop & (alpha < 1.0)  # the strands the wall shows through, and the gaps a caller may refill
+    # the strands the wall shows through (near what left: where the wall is surely seen), and the gaps a caller
+    # may refill (mesh_fit's clean_mask)
+    near = cv2.dilate(drop.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * tint_reach_px + 1, 2 * tint_reach_px + 1))).astype(bool)
+    tinted = backdrop & (alpha < 1.0) & near
     colours[tinted] = np.clip(fore[tinted], 0.0, 1.0)
     return mask & ~drop, colours
 
