@@ -416,16 +416,19 @@ class MeshFitReconstructor(Reconstructor):
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
         below_chin = np.broadcast_to(rows > fp.landmarks_px[lmk.CHIN, 1], person.shape)
-        if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
-            person = refine_silhouette(photo, person, inner_mesh | below_chin)
-            # close the notches peeling leaves (they would show as see-through gaps in turned views)
-            closed = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_CLOSE,
+
+        def close_notches(m):  # the notches peeling leaves would show as see-through gaps in turned views
+            closed = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_CLOSE,
                                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))).astype(bool)
-            person = clean_mask(closed & fp.valid, mesh_px)
+            return clean_mask(closed & fp.valid, mesh_px)
+
+        if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
+            person = close_notches(refine_silhouette(photo, person, inner_mesh | below_chin))
         photo_seen = photo  # as the camera saw it: the edge matte's opacity gives it back over its own background
-        if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on)
+        if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on; the
+            # gaps closing refills show those colours: matte_hair gives them too)
             person, photo = matte_hair(photo_seen, person, inner_mesh | below_chin)
-            person = clean_mask(person, mesh_px)
+            person = close_notches(person)
         if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
             # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
             thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
