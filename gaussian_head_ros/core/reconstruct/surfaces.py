@@ -221,34 +221,39 @@ def refine_silhouette(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, ban
 
 
 def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: int = 71, outer_px: int = 11,
-               alpha_cut: float = 0.3, palette_margin: float = 0.1, wall_dist: float = 0.06,
+               alpha_cut: float = 0.3, palette_margin: float = 0.1, wall_dist: float = 0.1,
                min_area_px: int = 100, tint_reach_px: int = 20, min_alpha: float = 0.02,
-               k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+               smooth_px: int = 35, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Take the backdrop seen between strands out of a person mask, and give those strands their own colours.
 
     photo: (S, S, 3) float [0, 1]; mask, keep: (S, S) bool (keep: pixels that stay, e.g. the face mesh).
     Returns (mask', colours): mask' (S, S) bool, a subset of mask; colours (S, S, 3) float32, the photo but for
-    the backdrop-tinted pixels near what left, which take their foreground colour F of I = a F + (1 - a) B
-    (pymatting's estimate_foreground_ml). Wispy hair over a bright wall (lp_d9_woman_turned) keeps the wall
-    between its strands in a segmentation mask (a yellow wedge beside her face from every side), and
-    refine_silhouette does not peel it (strands are not smooth). Closed-form matting (Levin et al. 2008;
-    pymatting's estimate_alpha_cf, MIT) on a trimap: sure person = the mask eroded by a sure_px ellipse, less
-    the wall (pixels within wall_dist, RGB, of the backdrop's palette: k-means of the 25 px outside) and 2 px
-    around it, or keep; sure backdrop = outside the mask dilated by outer_px; the rest unknown. A band pixel
-    leaves when its alpha < alpha_cut and its colour is nearer the backdrop's palette than the person's by
-    palette_margin, the person's from sure_px / 2 .. + 45 px deep less the wall (the wedge itself is that
-    deep): alpha alone is wrong where hair and backdrop share a colour (two_children's and obama_speech's dark
-    hair on dark walls read ~0.6). Removed blobs under min_area_px stay (obama_official's grey crown lost a
-    93 px speckle at 40; lp_d9's wedge comes out in blobs of hundreds). Pixels of the backdrop's colour with
-    alpha < 1 within tint_reach_px of a removed blob take F (not all of them: obama_official's grey crown,
-    alpha ~0.3 and nearer the window's greys than his face, took darker, speckled strand colours all over), if
-    a strand covers them (alpha > min_alpha: where it is 0, F is only extrapolated; two_children's neighbour's
-    hair, enclosed in the boy's mask, took an orange of his skin, 35.3 -> 32.1 dB giving his photo back).
-    The values were set by eye on the nine ../shared portraits. Cost: 1-4 s per 512 px crop on 2 cores (the
-    first import compiles pymatting's numba kernels into its cache: minutes under load). Raises nothing;
-    returns (mask, photo) as they are when the band, the outside or the inside is (nearly) empty."""
-    from pymatting import estimate_alpha_cf, estimate_foreground_ml  # MIT; imported here: numba compiles on import
-
+    the strands near what left, which take their foreground colour F of I = a F + (1 - a) B (pymatting's
+    estimate_foreground_ml). Wispy hair over a bright wall (lp_d9_woman_turned) keeps the wall between its
+    strands in a segmentation mask (a yellow wedge beside her face from every side), and refine_silhouette does
+    not peel it (strands are not smooth). Closed-form matting (Levin et al. 2008; pymatting's estimate_alpha_cf,
+    MIT) on a trimap: sure person = the mask eroded by a sure_px ellipse, less the wall (pixels within
+    wall_dist, RGB, of the backdrop's palette: k-means of the 25 px outside) and 2 px around it, or keep; sure
+    backdrop = outside the mask dilated by outer_px; the rest unknown. A band pixel leaves when its alpha <
+    alpha_cut and its colour is nearer the backdrop's palette than the person's by palette_margin, the
+    person's from sure_px / 2 .. + 45 px deep less the wall (the wedge itself is that deep): alpha alone is
+    wrong where hair and backdrop share a colour (two_children's and obama_speech's dark hair on dark walls
+    read ~0.6). Removed blobs under min_area_px stay (obama_official's grey crown lost a 93 px speckle at 40;
+    lp_d9's wedge comes out in blobs of hundreds). When no such blob can form (the band's backdrop-coloured
+    pixels, opened, hold no blob of min_area_px) the matte is not computed at all: the result is the same and
+    costs no matting (seven of the nine ../shared portraits).
+    Where blobs left (within tint_reach_px), the new outline is smoothed: the mask opened by a smooth_px
+    ellipse (strand tufts and hooks narrower than it, left between removed blobs, leave: lp_d9's beak at mid
+    height) and then blurred (sigma smooth_px / 4) and cut at 0.5 (no jag), never growing past the old mask.
+    Strands there that a strand covers (min_alpha < alpha < 1: where alpha is 0, F is only extrapolated;
+    two_children's neighbour's hair, enclosed in the boy's mask, took an orange of his skin, 35.3 -> 32.1 dB
+    giving his photo back) take F when their colour is nearer the backdrop's palette than the person's (the
+    pale-yellow streaks at lp_d9's outer edge; not all band pixels of the backdrop's colour: obama_official's
+    grey crown, alpha ~0.3 and nearer the window's greys than his face, took darker, speckled strand colours
+    all over). The values were set by eye on the nine ../shared portraits. Cost: 1-4 s per 512 px crop on 2
+    cores where it runs (the first import compiles pymatting's numba kernels into its cache: minutes under
+    load). Raises nothing; returns (mask, photo) as they are when the band, the outside or the inside is
+    (nearly) empty or no blob can leave."""
     m8 = mask.astype(np.uint8)
     kernel = np.ones((3, 3), np.uint8)
     outside = cv2.dilate(m8, kernel, iterations=25).astype(bool) & ~cv2.dilate(m8, kernel, iterations=1).astype(bool)
@@ -266,27 +271,50 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     band = mask & ~sure
     if band.sum() < min_area_px or inside.sum() < 50:
         return mask, colours
-    trimap = np.full(mask.shape, 0.5)
-    trimap[sure] = 1.0
-    trimap[back] = 0.0
-    image = photo.astype(np.float64)
-    alpha = estimate_alpha_cf(image, trimap)
-    fore = estimate_foreground_ml(image, alpha)
     fg_pal = _palette(photo[inside], k, rng)
     bi, bj = np.nonzero(band)
     c = photo[bi, bj]
     backdrop = np.zeros(mask.shape, bool)  # clearly nearer the backdrop's colours than the person's
     backdrop[bi, bj] = _nearest(c, fg_pal) - _nearest(c, bg_pal) > palette_margin
+    if not _has_blob(cv2.morphologyEx(backdrop.astype(np.uint8), cv2.MORPH_OPEN, kernel), min_area_px):
+        return mask, colours  # what leaves is a blob of these, opened: none, nothing leaves (no matte to pay)
+    from pymatting import estimate_alpha_cf, estimate_foreground_ml  # MIT; imported here: numba compiles on import
+
+    trimap = np.full(mask.shape, 0.5)
+    trimap[sure] = 1.0
+    trimap[back] = 0.0
+    image = photo.astype(np.float64)
+    alpha = estimate_alpha_cf(image, trimap)
     drop = cv2.morphologyEx((backdrop & (alpha < alpha_cut)).astype(np.uint8), cv2.MORPH_OPEN, kernel)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(drop, connectivity=8)
     drop = np.isin(lab, [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area_px])
-    # the strands the wall shows through (near what left: where the wall is surely seen), and the gaps a caller
-    # may refill (mesh_fit's clean_mask)
+    if not drop.any():
+        return mask, colours
     near = cv2.dilate(drop.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * tint_reach_px + 1, 2 * tint_reach_px + 1))).astype(bool)
-    tinted = backdrop & (alpha < 1.0) & (alpha > min_alpha) & near
+    kept = (mask & ~drop).astype(np.uint8)
+    smooth = cv2.morphologyEx(kept, cv2.MORPH_OPEN, cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (smooth_px, smooth_px)))
+    smooth = cv2.GaussianBlur(smooth.astype(np.float32), (0, 0), smooth_px / 4.0) > 0.5
+    out = np.where(near & ~keep, smooth & mask, kept.astype(bool))
+    # the strands the wall shows through (near what left: where the wall is surely seen), and the gaps a caller
+    # may refill (mesh_fit's clean_mask)
+    fore = estimate_foreground_ml(image, alpha)
+    tinted = backdrop & (alpha < 1.0) & (alpha > min_alpha) & near & out
     colours[tinted] = np.clip(fore[tinted], 0.0, 1.0)
-    return mask & ~drop, colours
+    # the wall no strand covers, kept (the smoothing's refill, alpha ~0 pixels): its neighbours' colours
+    fill = near & out & (drop | (backdrop & (alpha <= min_alpha)))
+    if fill.any():
+        unknown = (fill | ~out).astype(np.uint8)
+        c8 = np.round(np.clip(colours, 0.0, 1.0) * 255).astype(np.uint8)  # 8 bit: float TELEA overshoots
+        colours[fill] = cv2.inpaint(c8, unknown, 5, cv2.INPAINT_TELEA)[fill].astype(np.float32) / 255
+    return out, colours
+
+
+def _has_blob(m: np.ndarray, min_area_px: int) -> bool:
+    """Whether the (S, S) uint8 mask m holds an 8-connected component of min_area_px pixels or more."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    return bool(n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= min_area_px)
 
 
 def clean_mask(mask: np.ndarray, seed: np.ndarray, max_hole: float = 0.02) -> np.ndarray:
