@@ -241,7 +241,7 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     read ~0.6). Removed blobs under min_area_px stay (obama_official's grey crown lost a 93 px speckle at 40;
     lp_d9's wedge comes out in blobs of hundreds). When no such blob can form (the band's backdrop-coloured
     pixels, opened, hold no blob of min_area_px) the matte is not computed at all: the result is the same and
-    costs no matting (seven of the nine ../shared portraits).
+    costs no matting (five of the nine ../shared portraits; obama_official's is computed and changes nothing).
     Where blobs left (within tint_reach_px), the new outline is smoothed: the mask opened by a smooth_px
     ellipse (strand tufts and hooks narrower than it, left between removed blobs, leave: lp_d9's beak at mid
     height) and then blurred (sigma smooth_px / 4) and cut at 0.5 (no jag), never growing past the old mask.
@@ -263,7 +263,9 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
         return mask, colours
     rng = np.random.default_rng(0)
     bg_pal = _palette(photo[outside], k, rng)
-    wall = mask & ~keep & (_nearest(photo.reshape(-1, 3), bg_pal).reshape(mask.shape) < wall_dist)
+    wall = mask & ~keep
+    wi, wj = np.nonzero(wall)
+    wall[wi, wj] = _nearest(photo[wi, wj], bg_pal) < wall_dist
     inside = (d > sure_px / 2) & (d < sure_px / 2 + 45) & ~wall
     sure = cv2.erode(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (sure_px, sure_px))).astype(bool)
     sure = (sure & ~cv2.dilate(wall.astype(np.uint8), kernel, iterations=2).astype(bool)) | (keep & mask)
