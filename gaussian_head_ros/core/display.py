@@ -32,12 +32,12 @@ from gaussian_head_ros.core.avatar import PART_TORSO
 
 TORSO_EDGE_PERCENTILE = 99.0  # of the torso Gaussians' image heights: their lower edge (1 % lie below: the cut's fuzz)
 # The panel's bottom edge this far (image-plane units at depth 1: 1.2 cm at 0.6 m) above the torso's edge, so that the
-# torso still reaches the bottom when it sways with the head (it follows the head's turns partly: 35 degrees of yaw
-# and 12 up lifted one corner of business_person's cut by ~10 px at 480x800, panel24 s24)
+# torso still reaches the bottom when it sways with the head (it follows the head's turns partly; with the edge at
+# the torso's own, business_person's cut rose into view at a bottom corner when the head turned: see below)
 TORSO_INSET = 0.02
 # How far (a fraction of the panel's height) the head's centre may sit below the panel's middle so that the torso
 # reaches the bottom edge: a strip of background a few pixels high under a cut torso looks like a glitch (at 480x800
-# the torso of business_person and lp_d9_woman_turned ends 25 px above the bottom with the head exactly centred).
+# the torso of business_person and lp_d9_woman_turned ends ~28 px above the bottom with the head exactly centred).
 # 0.07 lets TORSO_INSET apply in full at 480x800 and 600x1024 to a torso cut at mesh_fit's crop (y/z 0.416 at 0.6 m):
 # driven at yaw +-35 / pitch +-12 and pitch +-20, the worst share of the bottom row showing background was 12 % /
 # 42 % (480x800 / 600x1024, business_person) at 0.05, 0 % / 13 % at 0.06, 0 % / 0 % at 0.07 (lp_d9_woman_turned:
