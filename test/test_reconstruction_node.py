@@ -693,6 +693,38 @@ def test_volatile_photo_publishers_raise_no_incompatible_qos_warning(peer):
         node.destroy_publisher(lossy)
 
 
+def test_a_reader_of_the_avatar_that_cannot_get_the_latched_one_is_said(peer):
+    """A subscriber of `avatar` with the default QoS (volatile: `create_subscription(..., 10)`) or of `avatar/cloud`
+    best effort (a viewer's default for clouds) matches without a word on either side and never gets the avatar
+    shown now (user24, s24: `ros2 topic echo --qos-durability volatile` waited in silence). Now the node says so once
+    per subscription, naming the subscriber's node and the QoS to use; a latched reader is not named."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from sensor_msgs.msg import PointCloud2
+
+    from gaussian_head_ros.msg import GaussianAvatar
+
+    node = peer["node"]
+    volatile = node.create_subscription(GaussianAvatar, "avatar", lambda m: None, 10)
+    lossy = node.create_subscription(PointCloud2, "avatar/cloud", lambda m: None, QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    good = node.create_subscription(GaussianAvatar, "avatar", lambda m: None, _latched())
+    said = lambda: [ln for ln in peer["proc"].output().splitlines()  # noqa: E731
+                    if "reconstruction_test_peer subscribes to" in ln]
+    try:
+        assert spin_until(node, lambda: len(said()) >= 2, 30), peer["proc"].output()[-3000:]
+        time.sleep(4.5)  # two more checks: each subscription is said once
+        lines = said()
+        assert len(lines) == 2, lines
+        avatar = next(ln for ln in lines if "subscribes to /avatar volatile:" in ln)
+        cloud = next(ln for ln in lines if "subscribes to /avatar/cloud best effort:" in ln)
+        for ln in (avatar, cloud):
+            assert "does not get the avatar published before it joined" in ln and "transient local" in ln, ln
+    finally:
+        for s in (volatile, lossy, good):
+            node.destroy_subscription(s)
+
+
 def test_preset_budget_is_not_overridden_unless_asked():
     from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS
     from gaussian_head_ros.nodes.reconstruction_node import PARAMS, reconstructor_options

@@ -645,6 +645,33 @@ def test_a_second_face_display_publisher_is_said(io, rclpy_context):
         other.destroy_node()
 
 
+def test_a_reliable_reader_of_the_face_display_is_told_what_to_subscribe_with(io, rclpy_context):
+    """A subscriber of face_display/image_raw with rclpy's default QoS (reliable) is sent nothing; the render node
+    said only rclpy's 'requesting incompatible QoS. No messages will be sent to it. Last incompatible policy:
+    RELIABILITY', naming no remedy (user24, s24: `ros2 topic echo --qos-reliability reliable` and an rclpy
+    subscriber with depth 10). Now it says what to subscribe with, for the image, its compressed twin and its
+    camera_info alike."""
+    from rosgraph import spin_until
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+    other = rclpy_context.create_node("reliable_viewer")
+    subs = [other.create_subscription(Image, "face_display/image_raw", lambda m: None, 10),
+            other.create_subscription(CompressedImage, "face_display/image_raw/compressed", lambda m: None, 10),
+            other.create_subscription(CameraInfo, "face_display/camera_info", lambda m: None, 10)]
+    said = lambda: [ln for ln in io["proc"].output().splitlines()  # noqa: E731
+                    if "asks for RELIABILITY this topic does not offer" in ln]
+    try:
+        assert spin_until(other, lambda: len(said()) >= 3, 30), io["proc"].output()[-3000:]
+        for topic in ("/face_display/image_raw", "/face_display/image_raw/compressed", "/face_display/camera_info"):
+            line = next(ln for ln in said() if f"subscriber of {topic} asks" in ln)
+            assert "qos_profile_sensor_data" in line and "Best Effort" in line, line
+        assert "requesting incompatible QoS" not in io["proc"].output()  # rclpy's own line: ours replaces it
+    finally:
+        for s in subs:
+            other.destroy_subscription(s)
+        other.destroy_node()
+
+
 def test_face_display_frames_above_the_shared_memory_segment_are_warned_about(io):
     """`ros2 param set /robot1/render_node width 2400` and height 2400 (user19, s19): 'Set parameter successful', and a
     subscriber on the same host got 1.4 of the 2.8 frames a second the node published, without an error anywhere: a

@@ -171,6 +171,75 @@ def endpoint_node(info) -> str:
     return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
 
 
+def latched_reader_problem(qos, topic: str, what: str) -> str:
+    """What a subscription with QoS `qos` (rclpy QoSProfile, as the graph reports a subscriber's) on the latched
+    (reliable, transient local) `topic` misses of it, in words, or '' when it gets the sample kept there. `what`
+    names that sample ('the avatar'). A volatile reader gets only samples published after it joined; a best-effort
+    one is sent no kept sample at all (Fast DDS sends them to reliable readers only: `ros2 topic echo
+    --qos-reliability best_effort` on avatar/cloud printed nothing in 20 s, README 'Topics'). Neither is an
+    incompatible QoS, so DDS and rclpy say nothing on either side (user24, s24)."""
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    volatile = qos.durability != DurabilityPolicy.TRANSIENT_LOCAL
+    best_effort = qos.reliability == ReliabilityPolicy.BEST_EFFORT
+    if not (volatile or best_effort):
+        return ""
+    how = " and ".join(w for w, on in (("volatile", volatile), ("best effort", best_effort)) if on)
+    return (f"subscribes to {topic} {how}: it does not get {what} published before it joined (the one shown now), "
+            f"only later ones{' (best effort: megabytes in fragments, often lost)' if best_effort else ''}. {topic} "
+            "is latched: subscribe reliable and transient local, depth 1 (RViz: Durability Policy Transient Local, "
+            "Reliability Policy Reliable; `ros2 topic echo` chooses it by itself)")
+
+
+class LatchedReaders:
+    """Says once per subscription (in the node's log, a warning naming the subscriber's node) which subscribers of
+    the node's latched publishers cannot get the sample kept there (latched_reader_problem). Call check() from a
+    timer: the graph has no subscription-matched callback in rclpy."""
+
+    MAX_SAID = 1000  # subscriptions remembered as said (a churning subscriber could otherwise grow the set)
+
+    def __init__(self, node, publishers: list, what: str):
+        self.node, self.publishers, self.what = node, publishers, what
+        self._said: set = set()
+
+    def check(self) -> list[str]:
+        """The lines said now (each also logged)."""
+        lines = []
+        for pub in self.publishers:
+            for info in self.node.get_subscriptions_info_by_topic(pub.topic_name):
+                gid = bytes(info.endpoint_gid)
+                if gid in self._said:
+                    continue
+                problem = latched_reader_problem(info.qos_profile, pub.topic_name, self.what)
+                if problem:
+                    if len(self._said) >= self.MAX_SAID:
+                        self._said.clear()
+                    self._said.add(gid)
+                    lines.append(f"{endpoint_node(info)} {problem}")
+                    self.node.get_logger().warning(lines[-1])
+        return lines
+
+
+def best_effort_publisher_events(node, topic: str):
+    """rclpy PublisherEventCallbacks for a publisher of `topic` with the sensor-data QoS (best effort, volatile): a
+    subscriber that asks for more (reliable: rqt's, RViz's and rclpy's default; or transient local) is sent nothing,
+    and this says so with what to subscribe with, where rclpy's own line ('requesting incompatible QoS. No messages
+    will be sent to it. Last incompatible policy: RELIABILITY') names no remedy (user24, s24)."""
+    from rclpy.event_handler import PublisherEventCallbacks
+    from rclpy.qos import qos_policy_name_from_kind
+
+    def said(event) -> None:
+        policy = qos_policy_name_from_kind(event.last_policy_kind)
+        node.get_logger().warning(
+            f"a subscriber of {topic} asks for {policy} this topic does not offer, and gets nothing "
+            f"({event.total_count} such subscription(s) so far): it is published best effort and volatile (sensor "
+            "data QoS, so that a slow reader never holds the frames back); subscribe best effort and volatile "
+            "(rclpy: qos_profile_sensor_data; RViz's Image display: Reliability Policy Best Effort; `ros2 topic echo` "
+            "chooses it by itself)")
+
+    return PublisherEventCallbacks(incompatible_qos=said)
+
+
 FACE_CONTROL_TYPE = "gaussian_head_ros/msg/FaceControl"  # the controls' type as the graph names it (other_topics)
 
 

@@ -70,8 +70,8 @@ from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (InOrderLatched, Loading, companion_topic, declare_settings, diagnostics,
-                                            release_free_memory, run)
+from gaussian_head_ros.nodes.common import (InOrderLatched, LatchedReaders, Loading, companion_topic, declare_settings,
+                                            diagnostics, release_free_memory, run)
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
 
@@ -294,6 +294,9 @@ class ReconstructionNode(Node):
         # statuses in order, each after every reader acknowledged the one before (InOrderLatched): the node publishes
         # SUPERSEDED and BUSY back to back, and of two such samples a depth-1 writer lost the first for good to a
         # reader across a link that dropped its datagram (user14, s14)
+        # a subscriber of these that is volatile or best effort never gets the avatar shown now, and neither side of DDS
+        # says so (a QoS they match with): said once per subscription, naming its node (user24, s24)
+        self._latched_readers = LatchedReaders(self, [self.avatar_pub, self.cloud_pub], "the avatar")
         self.statuses = InOrderLatched(self, AvatarStatus, companion_topic(self, "avatar/status", "avatar"))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Each photo topic is subscribed twice, reliable, with PHOTO_DEPTH's history: transient local, so that a photo latched
@@ -336,6 +339,7 @@ class ReconstructionNode(Node):
         self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
         self._worker.start()
         self.create_timer(1.0, self._publish_diagnostics)
+        self.create_timer(2.0, self._latched_readers.check)
 
     # ----------------------------------------------------------------------------------------------
     # parameters

@@ -68,8 +68,8 @@ from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, Latest, Loading, RecurringLog, SharedTopic,
-                                            companion_topic, declare_settings, diagnostics, other_topics,
-                                            package_profile_segment_bytes, run)
+                                            best_effort_publisher_events, companion_topic, declare_settings,
+                                            diagnostics, other_topics, package_profile_segment_bytes, run)
 from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
                                                  render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
                                                  stamp_text, stamp_to_ns, status_msg)
@@ -201,13 +201,19 @@ class RenderNode(Node):
         self.control_topic = self.create_subscription(FaceControlMsg, "face_control", self._on_control, QoSProfile(
             depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)).topic_name
         self._control_publishers = SharedTopic(self, self.control_topic, SHARED_TOPIC_SAY_S)
-        self.image_pub = self.create_publisher(Image, "face_display/image_raw", qos_profile_sensor_data)
+        # a reliable (or transient-local) reader of these gets nothing: said with what to subscribe with
+        display = {"image": self.resolve_topic_name("face_display/image_raw"),
+                   "compressed": companion_topic(self, "face_display/image_raw/compressed", "face_display/image_raw"),
+                   "info": companion_topic(self, "face_display/camera_info", "face_display/image_raw")}
+        self.image_pub = self.create_publisher(Image, display["image"], qos_profile_sensor_data,
+                                               event_callbacks=best_effort_publisher_events(self, display["image"]))
         self.image_topic = self.image_pub.topic_name
         self._display_publishers = SharedTopic(self, self.image_topic, SHARED_TOPIC_SAY_S)
-        self.compressed_pub = self.create_publisher(CompressedImage, companion_topic(
-            self, "face_display/image_raw/compressed", "face_display/image_raw"), qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(CameraInfo, companion_topic(self, "face_display/camera_info", "face_display/image_raw"),
-                                              qos_profile_sensor_data)
+        self.compressed_pub = self.create_publisher(
+            CompressedImage, display["compressed"], qos_profile_sensor_data,
+            event_callbacks=best_effort_publisher_events(self, display["compressed"]))
+        self.info_pub = self.create_publisher(CameraInfo, display["info"], qos_profile_sensor_data,
+                                              event_callbacks=best_effort_publisher_events(self, display["info"]))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._lock = threading.Lock()
