@@ -40,6 +40,19 @@ def stamp_text(stamp: Time) -> str:
     return f"{stamp.sec}.{stamp.nanosec:09d}"
 
 
+def avatar_message_key(msg) -> tuple:
+    """What tells one GaussianAvatar message from another (tuple; equal for the same avatar published again): its
+    operator id, header stamp (when it was made), format version, Gaussian count and the CRC-32 of its Gaussians'
+    bytes (5.3 MB for 60k: a few ms). The same avatar comes again when a bag that holds it is played in a loop, or a
+    reconstruction node restarts from its cache (same Gaussians and stamp, README 'cache_path'); a relabelled one
+    (another operator_id) is another."""
+    import zlib
+
+    g = msg.gaussians
+    return (msg.operator_id, stamp_text(msg.header.stamp), int(msg.format_version), int(g.width) * int(g.height),
+            zlib.crc32(g.data))
+
+
 def _f32(a: np.ndarray) -> array.array:
     return array.array("f", np.ascontiguousarray(a, np.float32).tobytes())
 

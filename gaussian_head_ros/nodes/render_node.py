@@ -70,9 +70,9 @@ from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, Latest, Loading, RecurringLog, SharedTopic,
                                             best_effort_publisher_events, companion_topic, declare_settings,
                                             diagnostics, other_topics, package_profile_segment_bytes, run)
-from gaussian_head_ros.nodes.conversions import (msg_to_avatar, msg_to_basis, msg_to_control, ns_to_stamp,
-                                                 render_camera_info_msg, rgb_to_compressed_msg, rgb_to_image_msg,
-                                                 stamp_text, stamp_to_ns, status_msg)
+from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
+                                                 ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
+                                                 rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
@@ -170,6 +170,7 @@ class Loaded:
     num_gaussians: int
     made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
     torso: np.ndarray | None = None  # [M, 3] its opaque torso Gaussians at rest, head frame, m (core/display.py)
+    key: tuple = ()  # conversions.avatar_message_key of its message: the same avatar sent again is not loaded again
 
 
 class RenderNode(Node):
@@ -219,6 +220,7 @@ class RenderNode(Node):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pending_avatar = Latest()  # newest GaussianAvatar message not yet loaded
+        self._unchanged_log = RecurringLog(self.get_logger())  # the shown avatar received again: a looped bag repeats it
         # the newest avatar message, refused only for its size, while no newer one came: loaded when max_gaussians
         # is raised to its count (_load_loop), as the latched avatar does not come again (user19)
         self._over_budget: tuple[GaussianAvatarMsg, int] | None = None
@@ -241,7 +243,7 @@ class RenderNode(Node):
         self._refusals_said: set[str] = set()  # reasons already logged
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
-                           controls_operator_basis=0, controls_basis_missing=0)
+                           controls_operator_basis=0, controls_basis_missing=0, avatars_unchanged=0)
         self._started = time.monotonic()  # when the render loop began (its first rate window is not judged)
         self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
         self._fresh = threading.Event()  # a live control arrived since the last frame began
@@ -435,11 +437,19 @@ class RenderNode(Node):
         t0 = time.perf_counter()
         self._over_budget = None  # this message is the newest: an older one refused for its size is dropped
         budget = int(self._param("max_gaussians"))
+        key, shown = avatar_message_key(msg), self.loaded
+        if shown is not None and key == shown.key and key[3] <= budget:
+            # the avatar shown, sent again (a bag played with --loop, a reconstruction node restarted from its cache):
+            # it was loaded again, ~1 s of this node's CPU and a cross-fade to the same face each time (user24, s24)
+            self.counts["avatars_unchanged"] += 1
+            self._unchanged_log.say(f"avatar '{msg.operator_id}' received again, the one shown (same stamp and "
+                                    "Gaussians): kept, not loaded again")
+            return
         try:
             avatar = msg_to_avatar(msg, max_gaussians=budget)
             new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
                          avatar.num_gaussians, stamp_text(msg.header.stamp),
-                         torso_means(avatar.means, avatar.part, avatar.logit_opacities))
+                         torso_means(avatar.means, avatar.part, avatar.logit_opacities), key)
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
             why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
