@@ -73,29 +73,54 @@ def test_no_source_says_how_to_give_one(tmp_path, rclpy_context):
         proc.stop()
 
 
-def test_a_misspelt_parameter_is_said(tmp_path):
-    """A value for a parameter the node does not have (a typo in a params file or a -p) is said as a warning naming
-    the closest parameter; rclpy dropped it without a word and the node ran on its default. (common.declare_settings,
-    used by every node; video_source_node is the quickest to start.)"""
+def _parameter_warnings(tmp_path, params_text: str, ns: str, *args: str) -> tuple[list[str], str, bool]:
+    """(the "no such parameter" warnings, the log, alive) of a video_source_node (the quickest node to start; every
+    node declares its parameters through common.declare_settings) started under `ns` with a parameters file holding
+    `params_text` and the further --ros-args `args`, once its parameters are declared."""
     from rosgraph import Proc, executable
 
     params = tmp_path / "params.yaml"
-    params.write_text("/**/video_source_node:\n  ros__parameters:\n    rat: 15.0\n    loop: false\n")
-    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", "__ns:=/typo", "--params-file", str(params),
-                                                   "-p", "sourse:=clip.mp4"], tmp_path / "video_source_node.log")
+    params.write_text(params_text)
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-r", f"__ns:={ns}", "--params-file", str(params),
+                                                   *args], tmp_path / "video_source_node.log")
     try:
         deadline = time.monotonic() + 60
         while "no video source given" not in proc.output() and time.monotonic() < deadline:  # declared by then
             time.sleep(0.1)
         log = proc.output()
-        warnings = [ln for ln in log.splitlines() if "WARN" in ln and "no such parameter" in ln]
-        assert len(warnings) == 2, log
-        assert "'rat'" in warnings[0] and "did you mean 'rate'?" in warnings[0], warnings
-        assert "'sourse'" in warnings[1] and "did you mean 'source'?" in warnings[1], warnings
-        assert not any("'loop'" in w for w in warnings)
-        assert proc.alive(), log
+        return [ln for ln in log.splitlines() if "WARN" in ln and "no such parameter" in ln], log, proc.alive()
     finally:
         proc.stop()
+
+
+def test_a_misspelt_parameter_is_said(tmp_path):
+    """A value for a parameter the node does not have (a typo in a params file or a -p) is said as a warning naming
+    the closest parameter; rclpy dropped it without a word and the node ran on its default. (common.declare_settings,
+    used by every node; video_source_node is the quickest to start.)"""
+    warnings, log, alive = _parameter_warnings(
+        tmp_path, "/**/video_source_node:\n  ros__parameters:\n    rat: 15.0\n    loop: false\n", "/typo",
+        "-p", "sourse:=clip.mp4")
+    assert len(warnings) == 2, log
+    assert "'rat'" in warnings[0] and "did you mean 'rate'?" in warnings[0], warnings
+    assert "'sourse'" in warnings[1] and "did you mean 'source'?" in warnings[1], warnings
+    assert not any("'loop'" in w for w in warnings)
+    assert alive, log
+
+
+def test_another_nodes_parameter_from_a_wildcard_section_is_said_as_that_nodes(tmp_path):
+    """A parameters file's `/**:` section gives its values to every node (the common ROS 2 idiom): `fps: 20.0` there
+    made every node but render_node warn "parameter 'fps' given, but reconstruction_node has no such parameter:
+    ignored; its parameters: ..." as if the value were lost (user24, s24, `robot.launch.py params_file:=`). Now the
+    warning names the node whose parameter it is and how to give it to that node only; a misspelt name is still said
+    with the closest parameter."""
+    warnings, log, _ = _parameter_warnings(tmp_path, "/**:\n  ros__parameters:\n    fps: 20.0\n    lopo: false\n",
+                                           "/wild")
+    assert len(warnings) == 2, log
+    fps = next(w for w in warnings if "'fps'" in w)
+    assert "ignored here; it is render_node's" in fps and "under `render_node:`" in fps, fps
+    assert "its parameters:" not in fps, fps
+    lopo = next(w for w in warnings if "'lopo'" in w)
+    assert "did you mean 'loop'?" in lopo, lopo
 
 
 def test_diagnostics_name_the_namespace(tmp_path, rclpy_context):

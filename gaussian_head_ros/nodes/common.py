@@ -131,12 +131,33 @@ def warn_unknown_overrides(node) -> list[str]:
         return []
     known = sorted(node._parameters)  # the declared ones, rclpy's own included (no public accessor either)
     unknown = sorted(n for n in overrides if not node.has_parameter(n) and not n.startswith("qos_overrides."))
+    owners = _package_parameter_owners() if unknown else {}
     for name in unknown:
+        others = [n for n in owners.get(name, ()) if n != node.get_name()]
+        if others:  # another node's parameter: a `/**:` section gives its values to every node (user24, s24)
+            node.get_logger().warning(
+                f"parameter '{name}' given, but {node.get_name()} has no such parameter: ignored here; it is "
+                f"{' and '.join(others)}'s (a `/**:` section of a parameters file gives its values to every node: "
+                f"put it under `{others[0]}:` to give it to that node only)")
+            continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         node.get_logger().warning(f"parameter '{name}' given, but {node.get_name()} has no such parameter: ignored"
                                   + (f" (did you mean '{close[0]}'?)" if close else "")
                                   + f"; its parameters: {', '.join(known)}")
     return unknown
+
+
+def _package_parameter_owners() -> dict[str, list[str]]:
+    """Parameter name -> the package's nodes that have it (the installed config/avatar.yaml); {} where it cannot be
+    read (not installed)."""
+    import yaml
+
+    from gaussian_head_ros.nodes.launcher import package_share, parameter_owners
+
+    try:
+        return parameter_owners(package_share() / "config" / "avatar.yaml")
+    except (LookupError, OSError, yaml.YAMLError):  # ament_index: package not found; no file; not YAML
+        return {}
 
 
 def check_parameters(table: dict[str, Setting], params, check=None) -> None:

@@ -163,14 +163,7 @@ def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path
     another launch file of the launch declares (launch_files.declared_in_tree: a bringup's own `config:=`)."""
     import difflib
 
-    import yaml
-
-    with open(params_path) as fh:
-        doc = yaml.safe_load(fh) or {}
-    owners: dict[str, list[str]] = {}  # parameter -> the nodes that have it
-    for node, value in doc.items():
-        for name in (value or {}).get("ros__parameters", {}):
-            owners.setdefault(name, []).append(str(node))
+    owners = parameter_owners(params_path)
     ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
     elsewhere, node_homes = elsewhere or {}, node_homes or {}
     lines = []
@@ -194,6 +187,20 @@ def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path
                 lines.append(f"launch argument '{name}:={value}' ignored: this launch file has no argument "
                              f"'{name}' (did you mean '{close[0]}'? --show-args lists them)")
     return lines
+
+
+def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:
+    """Parameter name -> the nodes that have it, in the order of the parameters file `params_path` (the package's
+    config/avatar.yaml names every parameter of every node under its node's section)."""
+    import yaml
+
+    with open(params_path) as fh:
+        doc = yaml.safe_load(fh) or {}
+    owners: dict[str, list[str]] = {}
+    for node, value in doc.items():
+        for name in (value or {}).get("ros__parameters", {}):
+            owners.setdefault(name, []).append(str(node))
+    return owners
 
 
 class NodeProcess:
