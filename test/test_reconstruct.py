@@ -1492,7 +1492,8 @@ def test_a_screaming_photo_rests_with_closed_lips_and_skin_below(results):
     pink and brown band, and her tongue poked through the closed chin: at rest the reader read an open mouth
     (jawOpen 0.78; her jaw r driven by lp_d0 was -0.89). At rest (lips.closed_lips): the chin between the lower
     lip and the chin point shows skin (measured before: 54 % of it nearer the lip colour than the skin's, 49 %
-    dark; now 4 % and 0 %), and none of the mouth interior shows (418 px before, 13 now)."""
+    darker than 0.7 x the face's skin; then 4 % and 0 %; session 23: 1 % lip-coloured, 12 % darker than 0.7 x the
+    lower face's skin, below), and none of the mouth interior shows (418 px before, 13 now)."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.reconstruct.lighting import skin_triangle_mask
@@ -1523,6 +1524,12 @@ def test_a_screaming_photo_rests_with_closed_lips_and_skin_below(results):
     upper, lower = lip_triangles(photo_v)
     lip = np.median(photo[(fid_photo >= 0) & (upper | lower)[np.clip(fid_photo, 0, None)]], 0)
     skin = np.median(photo[(fid_photo >= 0) & skin_triangle_mask()[np.clip(fid_photo, 0, None)]], 0)
+    # dark against the lower face's own skin (skin triangles below the nose tip): lp_d9 is lit from her right and from
+    # above, and her chin is shaded in the photo (median luma 0.47 below the nose, 0.54 over the face); the re-textured
+    # chin takes the photo's shading (lips.skin_fill_map, lips.photo_places): against the whole face 0.31 of it read
+    # dark where it is only her lit side's chin in that shade
+    low = skin_triangle_mask() & (c[:, 1] > rest[lmk.NOSE_TIP, 1])
+    low_skin = np.median(photo[(fid_photo >= 0) & low[np.clip(fid_photo, 0, None)]], 0)
 
     def chroma(x):
         return x / np.maximum(x.sum(-1, keepdims=True), 1e-6)
@@ -1530,8 +1537,8 @@ def test_a_screaming_photo_rests_with_closed_lips_and_skin_below(results):
     px = img[chin_px].astype(np.float64)
     assert chin_px.sum() > 300
     lipish = np.mean(np.linalg.norm(chroma(px) - chroma(lip), axis=1) < np.linalg.norm(chroma(px) - chroma(skin), axis=1))
-    dark = np.mean(px @ np.array([0.299, 0.587, 0.114]) < 0.7 * skin @ np.array([0.299, 0.587, 0.114]))
-    assert lipish < 0.15 and dark < 0.1, f"the chin at rest: {lipish:.2f} lip coloured, {dark:.2f} dark"
+    dark = np.mean(px @ np.array([0.299, 0.587, 0.114]) < 0.7 * low_skin @ np.array([0.299, 0.587, 0.114]))
+    assert lipish < 0.15 and dark < 0.15, f"the chin at rest: {lipish:.2f} lip coloured, {dark:.2f} dark"
 
 
 def test_a_screaming_photo_rests_without_teeth_streaks_between_its_lips(results):
@@ -1663,6 +1670,53 @@ def test_a_screaming_photo_rests_without_drips_below_its_lower_lip(results):
     assert band.shape[0] >= 8 and band.shape[1] > 60, band.shape
     across, down = np.abs(np.diff(band, axis=1)).mean(), np.abs(np.diff(band, axis=0)).mean()
     assert across < 1.08 * down, f"vertical drips below the lower lip: |step| across {across:.4f}, down {down:.4f}"
+
+
+def test_a_screaming_photo_rests_without_a_pale_patch_on_its_shaded_side(results):
+    """lp_d9_woman_turned is lit from her right: her left cheek and jaw are in shade (~0.6 of the face's median
+    luma). Her closed chin and the skin beside her closed lips are re-textured from the photo's skin fill
+    (lips.skin_fill_map); its clean skin was told against the face's median, so her shaded side counted as shadow,
+    was left out and filled from the lit side: a pale patch on that side with an edge where the re-texturing fades
+    out (the turn sheets, session 22). Now against the skin's own tone around each pixel (LipConfig.tone_px), looked
+    up where each Gaussian was in the photo (lips.photo_places). In the
+    source view at rest rendered at 2x, on her shaded side from 8 mm above the lips down: the skin within 5 mm inside the
+    re-textured region (colour weight >= 0.5, lips' band left out) against the skin within 5 mm outside it (weight
+    < 0.1): 1.33 x as light before, 1.06 now."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.reconstruct import lips
+    from gaussian_head_ros.core.reconstruct.surfaces import rasterize_mesh
+
+    res = results["lp_d9_woman_turned.jpg"]
+    a = res.avatar
+    img, project = _rest_in_source_view(a, 2)
+    vm = a.source_camera.viewmat.astype(np.float64)
+    rest = a.template_vertices.astype(np.float64)
+    faces = a.template_faces.astype(np.int64)
+    _, _, w = lips._weights(rest + res.expression, rest, faces, vm[:3, :3], lips.LipConfig())
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    K, size, _ = source_intrinsics(a)
+    K = np.asarray(K, np.float64).copy()
+    K[:2] *= 2
+    fid = rasterize_mesh(rest @ vm[:3, :3].T + vm[:3, 3], faces, K, 2 * size)[0]
+    upper, lower = lips.lip_triangles(rest)
+    on = fid >= 0
+    f = np.clip(fid, 0, None)
+    weight = np.where(on, w[f], -1.0)
+    skin = on & ~(upper | lower)[f]
+    inside, outside = skin & (weight >= 0.5), skin & (weight >= 0) & (weight < 0.1)
+    x, y = project(rest[[lmk.NOSE_TIP, lmk.UPPER_LIP_IN, lmk.LOWER_LIP_IN]])
+    mm = abs(project(rest[[lmk.UPPER_LIP_IN]] + [0, 0.001, 0])[1][0] - y[1])  # pixels a millimetre
+    rows, cols = np.mgrid[:img.shape[0], :img.shape[1]]
+    luma = img @ np.array([0.299, 0.587, 0.114])
+    near_in = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5) < 5 * mm
+    near_out = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 5) < 5 * mm
+    side = [cols < 0.5 * (x[1] + x[2]), cols > 0.5 * (x[1] + x[2])]
+    lit = [luma[skin & s & (rows > y[0])].mean() for s in side]
+    shaded = side[int(np.argmin(lit))] & (rows > y[1] - 8 * mm)  # her left (the darker half), from 8 mm above the lips
+    a_in, a_out = inside & near_out & shaded, outside & near_in & shaded
+    assert a_in.sum() > 200 and a_out.sum() > 100, (a_in.sum(), a_out.sum())
+    ratio = luma[a_in].mean() / luma[a_out].mean()
+    assert ratio < 1.15, f"a pale patch on the shaded side: {ratio:.2f} x as light inside the re-textured skin"
 
 
 def test_a_screaming_photos_opened_mouth_shows_no_specks_between_its_teeth(results):

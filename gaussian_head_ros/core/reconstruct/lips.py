@@ -29,9 +29,10 @@ other <= 1.09, so today only lp_d9 is touched). There:
   streak; in front, the synthesised layer's discs near the line in the lips' colour and overlapping discs along
   the line itself (`line_points`) draw it crisp: darkened at each disc's own centre, that layer drew it as a row
   of dots); elsewhere the
-  skin around it (the photo's clean skin pixels, smoothly filled: `skin_fill_map`). A Gaussian whose photo
-  colour already fits keeps it (on the lips: anything but teeth and cavity; on the skin: anything but those,
-  lip colour and shadow) unless stretched into a streak (`streak_from`).
+  skin around it (the photo's clean skin pixels, smoothly filled: `skin_fill_map`), looked up where the Gaussian's
+  place was in the photo (`photo_places`: at its rest place lp_d9's chin, moved up to 30 mm, took the fill of the
+  open mouth). A Gaussian whose photo colour already fits keeps it (on the lips: anything but teeth and cavity;
+  on the skin: anything but those, lip colour and shadow) unless stretched into a streak (`streak_from`).
 What the photo shows between its lips stays the mouth interior (mesh_fit puts it on the teeth surface); it is
 pushed behind the rest face where the closed chin covers it (lp_d9's tongue showed through in specks).
 The price: the photo's own pose shows the re-textured lips too (lp_d9 driven by its own expression: 38.8 ->
@@ -68,6 +69,14 @@ class LipConfig:
     # into dark vertical streaks along the line where they meet, which read as teeth between parted lips: the
     # reader's jawOpen on its rest face under tpsmm_driving's poses averaged 0.22, 0.10 with these; session 11)
     skin_blur_px: float = 6.0  # smoothing of the photo's skin fill
+    # the fill's shadows and highlights are told against the skin's own tone around each pixel, a masked blur of this
+    # sigma (photo pixels; 0: against the whole face's median, as before). A half-shaded face's shaded side is not a
+    # shadow: against the median (lp_d9's shaded side ~0.6 of it) it was left out and filled from the lit side, and
+    # her re-textured chin and cheek beside the closed lips were a pale patch on that side with an edge where the
+    # re-texturing fades out (source view at rest, 2 x, skin within 5 mm of that edge: 1.33 x as light inside as
+    # outside, 1.06 with this and `photo_places`; session 23). 20 px at the 512 px crop: ~15 mm, wider than a fold,
+    # narrower than the face
+    tone_px: float = 20.0
     meet_shade: float = 0.4  # darkening of re-textured lip Gaussians at the line where the lips meet
     meet_width_m: float = 0.0007  # ... over this distance from it
     move_from: float = 0.004  # a triangle the rest pose moves this far (largest vertex move) starts taking its colours
@@ -327,11 +336,14 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
         if ref is None:  # no lip seen: the lips stay as the photo shows them
             w_tri[tri] = 0.0
 
-    def targets(p, fid, sig_y=None, shaded=None):
-        """-> (target colours [M, 3], lip share [M] 0..1, lip reference [M, 3], skin [M, 3]); sig_y [M]: the
-        Gaussians' vertical extent (std, metres): the line where the lips meet is averaged over it; shaded [M] bool:
-        which are darker along that line (None: all)."""
-        skin = np.asarray(skin_fill(p), np.float64)
+    def targets(p, fid, bary, sig_y=None, shaded=None):
+        """Rest points p [M, 3] on triangles fid [M] at barycentrics bary [M, 3] -> (target colours [M, 3], lip share
+        [M] 0..1, lip reference [M, 3], skin [M, 3]); sig_y [M]: the Gaussians' vertical extent (std, metres): the
+        line where the lips meet is averaged over it; shaded [M] bool: which are darker along that line (None: all).
+        The skin is the photo's around each point's own place in the photo (`photo_places`), not its rest place: the
+        closing moves the chin up to 30 mm, and there lp_d9's chin took the fill of the open mouth, lighter than her
+        shaded chin (its median luma 0.52 against 0.47 for the lower face's skin in the photo; 0.43 now)."""
+        skin = np.asarray(skin_fill(photo_places(v_photo, faces, fid, bary)), np.float64)
         sig2 = np.zeros(len(p)) if sig_y is None else np.asarray(sig_y, np.float64) ** 2
         t, share, ref_m = skin.copy(), np.zeros(len(p)), skin.copy()
         meet = _meeting_distance(p, v_rest)  # signed, + below
@@ -362,7 +374,8 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     c = batch.colors[idx].astype(np.float64)
     sig_y = _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
     sig_y = _above_lower_edge(batch, idx, v_rest, cfg, sig_y)
-    target, share, ref, skin = targets(batch.means[idx].astype(np.float64), fid, sig_y)
+    target, share, ref, skin = targets(batch.means[idx].astype(np.float64), fid, batch.bary[idx].astype(np.float64),
+                                       sig_y)
     # A Gaussian that already shows what is there at rest keeps its own colour (the photo's texture): on the lips
     # anything but teeth and cavity, on the skin anything but those, lip colour and shadow. Stretched so far that
     # its texture is a streak, it takes the synthesised colour anyway.
@@ -386,7 +399,8 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     area = ~on_line
     front = area & (upper | lower)[ffid] & (np.abs(_meeting_distance(p, v_rest)) < cfg.meet_front_m)
     depth = np.where(front, -cfg.fill_behind_m, cfg.fill_behind_m)
-    layer = surface_discs((p - depth[:, None] * n)[area], n[area], targets(p[area], ffid[area], shaded=~front[area])[0],
+    colour = targets(p[area], ffid[area], fbary[area], shaded=~front[area])[0]
+    layer = surface_discs((p - depth[:, None] * n)[area], n[area], colour,
                           np.full(int(area.sum()), 0.6 * cfg.fill_spacing_m), None, PART_FACE, face_id=ffid[area],
                           bary=fbary[area].astype(np.float32))
     # ... and the line itself is drawn in front of them by overlapping discs along it (`line_points`): its darkening
@@ -398,7 +412,8 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
         along = np.stack([np.full(len(pl), 2 * h), np.interp(pl[:, 0] + h, x, y) - np.interp(pl[:, 0] - h, x, y),
                           np.zeros(len(pl))], 1)  # the line's direction, head frame
         cover = 1.0 - np.exp(-np.sqrt(2 * np.pi) * 2.0 * cfg.line_opacity)
-        colour = targets(pl, fl, shaded=np.zeros(len(pl), bool))[0] * (1.0 - min(cfg.line_shade / cover, 1.0))
+        colour = (targets(pl, fl, fbary[on_line], shaded=np.zeros(len(pl), bool))[0]
+                  * (1.0 - min(cfg.line_shade / cover, 1.0)))
         line = surface_discs(pl + 2 * cfg.fill_behind_m * nl, nl, colour, np.full(len(pl), cfg.meet_width_m), along,
                              PART_FACE, opacity=cfg.line_opacity, face_id=fl, bary=fbary[on_line].astype(np.float32))
         # surface_discs stretches a disc along view_dirs by 1 / cos(its angle to the normal): along the line (in the
@@ -407,6 +422,13 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
         layer = GaussianBatch.concat([layer, line])
     info["lip_fill"] = len(layer)
     return GaussianBatch.concat([batch, layer]), info
+
+
+def photo_places(v_photo: np.ndarray, faces: np.ndarray, fid: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """[M, 3] the places in the photo's template (v_photo [V, 3], head frame, metres; faces [F, 3]) of points on
+    triangles fid [M] at barycentrics bary [M, 3]: where what a rest Gaussian bound there shows was in the photo."""
+    tri = np.asarray(v_photo, np.float64)[np.asarray(faces, np.int64)[np.asarray(fid, np.int64)]]  # [M, 3, 3]
+    return np.einsum("mk,mkc->mc", np.asarray(bary, np.float64), tri)
 
 
 def _meeting_distance(p: np.ndarray, v_rest: np.ndarray) -> np.ndarray:
@@ -479,8 +501,9 @@ def _above_lower_edge(batch: GaussianBatch, idx: np.ndarray, v_rest: np.ndarray,
 
 def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = None) -> np.ndarray:
     """[S, S, 3] photo in [0, 1] and [S, S] bool skin pixels -> [S, S, 3] the skin colour everywhere: the
-    skin pixels without their shadows and outliers (luma outside 0.7-1.4 x the median, chromaticity off the
-    median by more than 0.04), filled over the rest (surfaces.push_pull) and smoothed."""
+    skin pixels without their shadows and outliers (luma outside 0.7-1.4 x the skin's tone around them, a masked
+    blur of cfg.tone_px, or of its median when that is 0; chromaticity off the median by more than 0.04), filled
+    over the rest (surfaces.push_pull) and smoothed."""
     import cv2
 
     from gaussian_head_ros.core.reconstruct.surfaces import push_pull
@@ -491,6 +514,16 @@ def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = N
         return np.broadcast_to(np.median(c, 0) if len(c) else np.full(3, 0.5), photo.shape).astype(np.float32)
     luma = c @ LUMA
     med = np.median(luma)
+    if cfg.tone_px > 0:  # against the skin's own tone around each pixel: a masked blur of the skin's luma, taken
+        # a second time without the pixels darker than 0.7 x the first (a wide shadow does not pull its reference down)
+        y = photo.astype(np.float32) @ LUMA.astype(np.float32)
+
+        def tone(m):
+            m = m.astype(np.float32)
+            return cv2.GaussianBlur(y * m, (0, 0), cfg.tone_px) / np.maximum(cv2.GaussianBlur(m, (0, 0), cfg.tone_px),
+                                                                             1e-6)
+
+        med = tone(skin & (y > 0.7 * tone(skin)))[skin].astype(np.float64)
     chroma = _chromaticity(c)
     ok = (luma > 0.7 * med) & (luma < 1.4 * med) & (np.linalg.norm(chroma - np.median(chroma, 0), axis=1)
                                                   < 0.04)
