@@ -506,7 +506,7 @@ def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = N
     over the rest (surfaces.push_pull) and smoothed."""
     import cv2
 
-    from gaussian_head_ros.core.reconstruct.surfaces import push_pull
+    from gaussian_head_ros.core.reconstruct.surfaces import masked_blur, push_pull
 
     cfg = cfg or LipConfig()
     c = photo[skin].astype(np.float64)
@@ -517,13 +517,7 @@ def skin_fill_map(photo: np.ndarray, skin: np.ndarray, cfg: LipConfig | None = N
     if cfg.tone_px > 0:  # against the skin's own tone around each pixel: a masked blur of the skin's luma, taken
         # a second time without the pixels darker than 0.7 x the first (a wide shadow does not pull its reference down)
         y = photo.astype(np.float32) @ LUMA.astype(np.float32)
-
-        def tone(m):
-            m = m.astype(np.float32)
-            return cv2.GaussianBlur(y * m, (0, 0), cfg.tone_px) / np.maximum(cv2.GaussianBlur(m, (0, 0), cfg.tone_px),
-                                                                             1e-6)
-
-        med = tone(skin & (y > 0.7 * tone(skin)))[skin].astype(np.float64)
+        med = masked_blur(y, skin & (y > 0.7 * masked_blur(y, skin, cfg.tone_px)), cfg.tone_px)[skin].astype(np.float64)
     chroma = _chromaticity(c)
     ok = (luma > 0.7 * med) & (luma < 1.4 * med) & (np.linalg.norm(chroma - np.median(chroma, 0), axis=1)
                                                   < 0.04)

@@ -82,7 +82,7 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
     """img [S, S] or [S, S, C], mask [S, S] bool -> img's shape: the Gaussian blur (sigma_px, pixels) of the masked
     pixels only, normalised by the blurred mask (a normalised convolution: each pixel the weighted mean of the masked
     pixels around it); 0 where no masked pixel is near. float32. The one masked blur (the creases' local tone, the
-    completion's face light)."""
+    completion's face light, the lips' skin fill tone)."""
     m = mask.astype(np.float32)
     x = np.asarray(img, np.float32)
     flat = x.reshape(mask.shape + (-1,))
