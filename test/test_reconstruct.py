@@ -1724,6 +1724,41 @@ def test_a_screaming_photo_rests_without_a_pale_patch_on_its_shaded_side(results
     assert ratio < 1.15, f"a pale patch on the shaded side: {ratio:.2f} x as light inside the re-textured skin"
 
 
+def test_a_screaming_photo_rests_without_dark_specks_beyond_its_closed_lips_ends(results):
+    """lp_d9_woman_turned's closed lips: the skin just beside them is re-textured only where the rest pose stretches
+    or moves its triangles enough (lips._weights); beyond the lips' ends it does neither, so the scream's stretched
+    lip corners stayed there as darker streaks and a dark speck above her left (shaded) lip end, standing out once
+    the pale fill beside them was gone (session 24: the reader put that mouth corner on them). The skin within
+    LipConfig.ring_m of the lips is re-textured as far as its photo colour does not fit skin (lips.near_lips). In the
+    source view at rest, 2x, the skin beside the lips (near_lips >= 0.5) beyond each outer corner: its 5th
+    percentile luma over its median, the darker side, 0.82 before (her left), 0.87 now."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.reconstruct import lips
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.reconstruct.surfaces import rasterize_mesh
+
+    a = results["lp_d9_woman_turned.jpg"].avatar
+    img, project = _rest_in_source_view(a, 2)
+    vm = a.source_camera.viewmat.astype(np.float64)
+    rest = a.template_vertices.astype(np.float64)
+    faces = a.template_faces.astype(np.int64)
+    K, size, _ = source_intrinsics(a)
+    K = np.asarray(K, np.float64).copy()
+    K[:2] *= 2
+    fid = rasterize_mesh(rest @ vm[:3, :3].T + vm[:3, 3], faces, K, 2 * size)[0]
+    f = np.clip(fid, 0, None)
+    ring = (fid >= 0) & ~lips.lip_band()[f] & (lips.near_lips(rest, faces, 0.005)[f] >= 0.5)
+    x, _ = project(rest[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L]])
+    cols = np.mgrid[:img.shape[0], :img.shape[1]][1]
+    luma = img @ np.array([0.299, 0.587, 0.114])
+    dips = []
+    for side in (cols < x.min(), cols > x.max()):
+        m = ring & side
+        assert m.sum() > 100, m.sum()
+        dips.append(np.percentile(luma[m], 5) / np.median(luma[m]))
+    assert min(dips) > 0.85, f"dark specks beyond the closed lips' ends: 5th percentile {min(dips):.3f} x the median"
+
+
 def test_a_screaming_photos_opened_mouth_shows_no_specks_between_its_teeth(results):
     """lp_d9_woman_turned's photo shows its teeth and cavity wide open; mesh_fit spent single-pixel detail Gaussians
     (0.25 photo px) on their edges. Pushed behind the closed face and shown only as far as a driven jaw opens, at

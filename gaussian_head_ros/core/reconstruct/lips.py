@@ -17,7 +17,8 @@ the reader's jawOpen 0.78 on the avatar at rest):
 singular value of the photo -> rest map from `stretch_from`), unfolds (folded: facing the other way in the
 source view) or moves far (`move_from`), only for a photo whose lip gap is beyond what its lips close by
 stretching (`opening_ratio`: gap / lips' heights, from `open_from`; the ../shared photos: lp_d9 5.0, every
-other <= 1.09, so today only lp_d9 is touched). There:
+other <= 1.09, so today only lp_d9 is touched), and the skin just beside the lips (`near_lips`, within
+LipConfig.ring_m), where the scream's stretched lip corners otherwise stay as darker streaks. There:
 - the covariance follows the map (anisotropic: no gaps between discs stretched one way), but none centred on
   the lower lip reaches more than 0.5 mm below its outer edge (`_above_lower_edge`: stretched tall, they hung onto
   the chin as drips), and a layer of synthesised Gaussians sits just behind the photo layer on the rest
@@ -77,6 +78,14 @@ class LipConfig:
     # outside, 1.06 with this and `photo_places`; session 23). 20 px at the 512 px crop: ~15 mm, wider than a fold,
     # narrower than the face
     tone_px: float = 20.0
+    # the skin just beside the lips (`near_lips`: fully within ring_m / 2 of the lips' band at rest, fading out by
+    # ring_m) is re-textured as well, as far as its photo colour does not fit skin (`_misfit`: lip colour, shadow,
+    # teeth, cavity) or is stretched into a streak: there the rest pose neither stretches (< stretch_from) nor moves
+    # (< move_from) the triangles enough to re-texture them, and lp_d9's screaming lips left lip-coloured streaks
+    # past her closed lips' ends, which stood out on her shaded side once the pale fill beside them was gone (the
+    # reader put her left mouth corner on them, 1-2 mm low: lp_d9 x tpsmm_driving smile r 0.31, 0.54 with this;
+    # session 24)
+    ring_m: float = 0.005
     meet_shade: float = 0.4  # darkening of re-textured lip Gaussians at the line where the lips meet
     meet_width_m: float = 0.0007  # ... over this distance from it
     move_from: float = 0.004  # a triangle the rest pose moves this far (largest vertex move) starts taking its colours
@@ -216,15 +225,36 @@ def opening_ratio(v: np.ndarray) -> float:
 
 
 def _weights(v_photo, v_rest, faces, R, cfg: LipConfig):
-    """Per triangle: (largest stretch [F], shape weight [F] (`distortion`), colour weight [F]: the larger of the
-    shape weight and how far the rest pose moves the triangle (cfg.move_from .. move_full)); both weights times
+    """Per triangle: (largest stretch [F], shape weight [F] (`distortion`), colour weight [F]: the largest of the
+    shape weight, how far the rest pose moves the triangle (cfg.move_from .. move_full) and how near the lips it lies
+    (`near_lips`, cfg.ring_m)); both weights times
     how far the photo's opening is beyond what its lips close by stretching (`opening_ratio`, cfg.open_from ..
     open_full). A smile showing teeth (obama_official 1.05) keeps its photo's texture: its own pose gives the
     photo back (a re-textured photo's pose does not: lp_d9 -9.7 dB; sadtalker frame 0 lost 1.9 dB without this)."""
     gate = float(smoothstep(cfg.open_from, cfg.open_full, opening_ratio(v_photo)))
     stretch, w_shape = distortion(v_photo, v_rest, faces, R, cfg)
     move = np.linalg.norm(np.asarray(v_photo, np.float64) - np.asarray(v_rest, np.float64), axis=1)[faces].max(1)
-    return stretch, gate * w_shape, gate * np.maximum(w_shape, smoothstep(cfg.move_from, cfg.move_full, move))
+    w_colour = np.maximum(w_shape, smoothstep(cfg.move_from, cfg.move_full, move))
+    if cfg.ring_m > 0:
+        w_colour = np.maximum(w_colour, near_lips(v_rest, faces, cfg.ring_m))
+    return stretch, gate * w_shape, gate * w_colour
+
+
+def near_lips(v_rest: np.ndarray, faces: np.ndarray, reach_m: float) -> np.ndarray:
+    """[F] 0..1 over faces [F, 3] (template_faces) of the rest template v_rest [V, 3] (head frame, metres): 1 on the
+    skin triangles whose centre lies within reach_m / 2 of a vertex of the lips' band (`lip_band`; in the face plane,
+    x and y), fading to 0 at reach_m; 0 on the band itself and beyond."""
+    v = np.asarray(v_rest, np.float64)
+    faces = np.asarray(faces, np.int64)
+    band = lip_band()
+    if len(band) != len(faces) or not band.any():
+        return np.zeros(len(faces))
+    lip_v = v[np.unique(faces[band])][:, :2]
+    centre = v[faces].mean(1)[:, :2]
+    d = np.full(len(faces), np.inf)
+    for i in range(0, len(faces), 4096):  # [chunk, band vertices] distances
+        d[i:i + 4096] = np.linalg.norm(centre[i:i + 4096, None] - lip_v[None], axis=2).min(1)
+    return np.where(band, 0.0, 1.0 - smoothstep(0.5 * reach_m, reach_m, d))
 
 
 def fill_points(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np.ndarray, rng,
