@@ -70,10 +70,10 @@ from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, 
                                                       skin_teeth_colour, teeth_colour, teeth_pixels)
 from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
                                                           turn_torso, under_chin)
-from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, face_region, guided_filter,
-                                                         inflate, matte_hair, normals_from_points, open_border,
-                                                         pixel_rays, push_pull, rasterize_mesh, refine_silhouette,
-                                                         rows_to_cut_below)
+from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, guided_filter, inflate,
+                                                         matte_hair, nearer_other_faces, normals_from_points,
+                                                         open_border, pixel_rays, push_pull, rasterize_mesh,
+                                                         refine_silhouette, rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting
 
@@ -410,8 +410,8 @@ class MeshFitReconstructor(Reconstructor):
         seg = prob > cfg.segmentation_threshold
         inner_mesh = cv2.erode(mesh_px.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)  # its rim may overshoot
         person = (seg | inner_mesh) & fp.valid
-        for other in fp.other_faces:  # other people: their face and hair are not this avatar's
-            person &= ~face_region(other, S)
+        if fp.other_faces:  # other people: their face and hair, and what lies nearer them, are not this avatar's
+            person &= ~nearer_other_faces(fp.landmarks_px, fp.other_faces, S, fp.landmarks_px[lmk.CHIN, 1])
         person = clean_mask(person, mesh_px)
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth

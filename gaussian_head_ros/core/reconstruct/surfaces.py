@@ -358,6 +358,24 @@ def face_region(landmarks_px: np.ndarray, size: int, grow: float = 0.35) -> np.n
     return out.astype(bool)
 
 
+def nearer_other_faces(landmarks_px: np.ndarray, others: list, size: int, below_row: float = np.inf,
+                       grow: float = 0.35) -> np.ndarray:
+    """[S, S] bool: other people's face regions (face_region, grown by `grow`), and the pixels above below_row (crop
+    pixel rows; this person's chin) nearer one of them than this face's region (Euclidean pixel distance, 0 inside;
+    below it the body goes on: the torso is not split). landmarks_px [N, >=2] this face's landmarks, others a list of
+    such arrays, crop pixels. A pixel in both regions counts as the other's (as face_region alone took it). The
+    segmentation keeps whatever touches this person: two_children's second child's hair clip stood above the boy's
+    turned head as a loose pink tuft (issue 11 item 2)."""
+    own = face_region(landmarks_px, size, grow)
+    d_own = cv2.distanceTransform((~own).astype(np.uint8), cv2.DIST_L2, 5)
+    head = np.arange(size)[:, None] + 0.5 < below_row
+    out = np.zeros((size, size), bool)
+    for other in others:
+        region = face_region(other, size, grow)
+        out |= region | head & (cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5) < d_own)
+    return out
+
+
 def open_border(person: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """Person pixels at the crop border or next to a pixel outside the photo: a cut, not a silhouette."""
     border = np.zeros_like(person)
