@@ -489,6 +489,47 @@ def test_two_faces_use_the_largest_and_say_so(results):
     assert res.info["face_width_px"] == pytest.approx(widths[1], rel=0.01)
 
 
+def test_pixels_nearer_another_face_are_not_this_persons_above_the_chin():
+    """surfaces.nearer_other_faces: another face's region, and above this face's chin the pixels nearer it than this
+    face's region (Voronoi); below the chin only its region (the body goes on under the other's hand)."""
+    from gaussian_head_ros.core.reconstruct.surfaces import face_region, nearer_other_faces
+
+    def ring(cx, cy, r):
+        a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+        return np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], 1)
+
+    own, other = ring(60, 60, 20), ring(140, 60, 20)  # grown by 0.35: radius 27
+    out = nearer_other_faces(own, [other], 200, below_row=80)
+    assert out[face_region(other, 200)].all()
+    assert out[60, 105] and out[30, 110] and not out[60, 95] and not out[30, 90]  # the midline between them is x 100
+    assert not out[:, :99].any()  # nothing on this face's side
+    assert not out[150, 105] and not out[150, 170]  # below the chin's row: not split, outside the other's region
+    assert np.array_equal(nearer_other_faces(own, [], 200, below_row=80), np.zeros((200, 200), bool))
+
+
+def test_another_persons_hair_beside_the_head_is_not_this_avatars(results):
+    """two_children: the segmentation keeps what touches the boy, and face_region left the girl's hair between her
+    face and his ear and above it (her hair clip) in his person mask: his turned head had a dark tuft and strands
+    beside it (issue 11 item 2). Now what lies nearer her face than his, above his chin, is left out. Pixels the
+    avatar covers at the photo's pose in the box of her hair beside his head (crop 512: rows 100-200, columns
+    335-420): 2483 on main f1309e3, 1431 now (the rest is his ear and her hair nearer him)."""
+    from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import photo_pose, source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+
+    res = results["two_children_multiface.jpeg"]
+    a = res.avatar
+    rot, view = photo_pose(a)
+    p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)))
+    K, w, h = source_intrinsics(a)
+    cover = rasterize(p.means, p.quats, p.scales, p.opacities, np.ones_like(p.colors), view.astype(np.float32), K, w,
+                      h, backend="cpu").image[..., 0]
+    k = w / 512
+    box = cover[int(100 * k):int(200 * k), int(335 * k):int(420 * k)]
+    assert (box > 0.5).sum() < 0.75 * 2483 * k * k, (box > 0.5).sum()
+
+
 def test_face_gaussians_off_the_person_take_skin_not_the_background(results):
     """business_person's template cheek reaches past her real cheek (white background there): the face
     Gaussians the photo shows only on the silhouette's background-mixed edge or beyond it take the nearest
