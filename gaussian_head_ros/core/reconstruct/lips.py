@@ -52,7 +52,7 @@ from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth
+from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth, triangle_maps
 
 
 
@@ -145,21 +145,6 @@ def lip_triangles(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y_line = yr + (c[:, 0] - xr) * (yl - yr) / (xl - xr if abs(xl - xr) > 1e-9 else 1e-9)
     band = lip_band()
     return band & (c[:, 1] < y_line), band & (c[:, 1] >= y_line)
-
-
-def triangle_maps(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """[F, 3, 3] linear maps taking each triangle's photo edge vectors (and unit normal) to its rest ones."""
-    def basis(v):
-        a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
-        n = np.cross(b - a, c - a)
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
-        return np.stack([b - a, c - a, n], 2)
-
-    bp = basis(np.asarray(v_photo, np.float64))
-    ok = np.abs(np.linalg.det(bp)) > 1e-18
-    out = np.tile(np.eye(3), (len(faces), 1, 1))
-    out[ok] = basis(np.asarray(v_rest, np.float64))[ok] @ np.linalg.inv(bp[ok])
-    return out
 
 
 def distortion(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R: np.ndarray, cfg: LipConfig

@@ -68,8 +68,8 @@ from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, li
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
                                                       parted_over_hidden_teeth, place_on_teeth_surface,
                                                       skin_teeth_colour, teeth_colour, teeth_pixels)
-from gaussian_head_ros.core.reconstruct.rest_pose import (photo_jaw_angle, to_rest_pose, turn_mouth, turn_points,
-                                                          turn_torso, under_chin)
+from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_mouth,
+                                                          turn_points, turn_torso, under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, guided_filter, inflate,
                                                          matte_hair, nearer_other_faces, normals_from_points,
                                                          open_border, pixel_rays, push_pull, rasterize_mesh,
@@ -227,6 +227,10 @@ class MeshFitConfig:
     seed: int = 0  # for the jittered completion samples (the result is deterministic)
     remove_expression: bool = True  # the avatar rests with the photo's mouth expression removed (core.expression)
     closed_lips: bool = True  # ... and its stretched or unfolded mouth region re-textured as closed lips and skin (lips.py)
+    # ... and each bound skin disc there covering at least this share of what the photo's own covers, carried by its
+    # triangle's photo -> rest map (rest_pose.cover_rest; 0 = off): a smiling photo's rest skin round the mouth
+    # corners had a fan of radial gaps (astronaut_eileen_collins). TUNED below.
+    rest_cover: float = 0.8
     # ... and the creases that expression folded into the skin taken out of the rest colours, given back by the driver
     # as a wrinkle map faded in with the operator's expression (creases.py; None = kept in the colours)
     creases: CreaseConfig | None = field(default_factory=CreaseConfig)
@@ -763,6 +767,7 @@ class MeshFitReconstructor(Reconstructor):
             lighting = np.zeros((0, 3), np.float32)
         cam = SourceCamera(np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], np.float32),
                            np.asarray(fp.viewmat, np.float32), (S, S))
+        built = batch
         batch = to_rest_pose(batch, V, V_rest, faces, theta, drive_cfg)
         lip_info = {}
         if cfg.remove_expression and cfg.closed_lips:  # what the closing stretched or unfolded: lips and skin at rest
@@ -782,6 +787,8 @@ class MeshFitReconstructor(Reconstructor):
                     pc *= ((zr[front_of] + 0.002) / pc[:, 2])[:, None]
                     batch.means[rows_m[front_of]] = ((pc - t) @ R).astype(np.float32)
                 lip_info["mouth_pushed_back"] = int(front_of.sum())
+        if cfg.remove_expression:  # the photo's skin discs spread apart by the rest pose: widened to cover
+            lip_info["rest_widened"] = cover_rest(batch, built, V, V_rest, faces, cfg.rest_cover)
         # the photo's head rotation: drive() turns the torso by only part of it (rest_pose.turn_torso)
         lip_info["torso_level_changes"] = turn_torso(batch, line_of_sight_rotation(t).T @ R, V_rest, faces, drive_cfg)
         # the made-up share seen from the photo's camera only, about the discs' rest normals turned towards it (not

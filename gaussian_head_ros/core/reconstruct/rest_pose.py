@@ -53,6 +53,73 @@ def photo_growth(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> 
     return np.where(np.all(t_r == t_p, axis=(1, 2)), 1.0, g)
 
 
+def triangle_maps(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[F, 3, 3] linear maps taking each triangle's photo edge vectors (and unit normal) to its rest ones."""
+    def basis(v):
+        a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+        n = np.cross(b - a, c - a)
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
+        return np.stack([b - a, c - a, n], 2)
+
+    bp = basis(np.asarray(v_photo, np.float64))
+    ok = np.abs(np.linalg.det(bp)) > 1e-18
+    out = np.tile(np.eye(3), (len(faces), 1, 1))
+    out[ok] = basis(np.asarray(v_rest, np.float64))[ok] @ np.linalg.inv(bp[ok])
+    return out
+
+
+def _covariances(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """[M, 4] wxyz (any length), [M, 3] linear std-devs -> [M, 3, 3] covariances R diag(s^2) R^T."""
+    w, x, y, z = (np.asarray(quats, np.float64) / np.maximum(np.linalg.norm(quats, axis=1, keepdims=True), 1e-12)).T
+    rot = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                    2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                    2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
+    s2 = np.asarray(scales, np.float64) ** 2
+    return rot @ (s2[:, :, None] * rot.transpose(0, 2, 1))
+
+
+def cover_rest(rest: GaussianBatch, photo: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray,
+               faces: np.ndarray, share: float) -> int:
+    """Widen the rest pose's bound face Gaussians (the first len(photo) rows of `rest`, `to_rest_pose` of `photo`,
+    possibly changed since) so that each covers, along every direction, at least `share` of what the photo's own
+    disc covers carried by its triangle's photo -> rest map (`triangle_maps`: their rest covariance C becomes the
+    smallest that holds both C and share^2 A C_photo A^T). In place; returns the number of rows widened.
+
+    Why: `to_rest_pose` divides a bound Gaussian by the one isotropic factor `drive()` grows it by (core.deform.
+    triangle_growth: the largest stretch, so stretched skin keeps its rows closed). Where the photo's expression
+    stretched the skin one way and squeezed it the other (a smile round the mouth corners, an opened jaw's chin), the
+    rest pose spreads the discs' centres apart along the squeezed direction (by 1 / s2) while it shrinks them all by
+    s1 sqrt(s2): astronaut_eileen_collins' smiling photo left a fan of radial gaps in her rest skin round the mouth
+    (the back wall and the cavity seen through them as dark specks and light streaks at every tpsmm frame). Rows a
+    triangle distorts less than 1 / share (largest stretch over the root of the squeeze) are left exactly as they
+    are, so `drive()` with the photo's expression gives them back as built (frame 0); wider ones come back wider
+    along the direction the photo squeezed. share <= 0: nothing changes."""
+    n = len(photo)
+    bound = np.flatnonzero((rest.part[:n] == PART_FACE) & (rest.face_id[:n] >= 0))
+    if share <= 0 or not bound.size:
+        return 0
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    a = triangle_maps(v_photo, v_rest, faces)[rest.face_id[bound].astype(np.int64)]
+    c_rest = _covariances(rest.quats[bound], rest.scales[bound])
+    c_want = share ** 2 * (a @ _covariances(photo.quats[bound], photo.scales[bound]) @ a.transpose(0, 2, 1))
+    # whiten by the rest covariance: the wanted one's eigenvalues above 1 are where it reaches further
+    lam, q = np.linalg.eigh(c_rest)
+    half = q * np.sqrt(np.maximum(lam, 1e-30))[:, None, :]  # C_rest = half half^T
+    inv = q / np.sqrt(np.maximum(lam, 1e-30))[:, None, :]  # inv^T C_rest inv = I
+    mu, u = np.linalg.eigh(inv.transpose(0, 2, 1) @ c_want @ inv)
+    wide = mu[:, -1] > 1.0 + 1e-6
+    if not wide.any():
+        return 0
+    hu = half[wide] @ u[wide]
+    cov = hu @ (np.maximum(mu[wide], 1.0)[:, :, None] * hu.transpose(0, 2, 1))
+    lam2, axes = np.linalg.eigh(cov)
+    axes[np.linalg.det(axes) < 0, :, 0] *= -1
+    rows = bound[wide]
+    rest.scales[rows] = np.sqrt(np.maximum(lam2, 1e-14)).astype(np.float32)
+    rest.quats[rows] = matrix_to_quat(axes).astype(np.float32)
+    return int(wide.sum())
+
+
 def stretch_points(points: np.ndarray, v_rest: np.ndarray, v_posed: np.ndarray | None,
                    inverse: bool = False) -> np.ndarray:
     """[M, 3] mouth-interior points at rest -> [M, 3] stretched sideways as `drive()` stretches them when the rest
