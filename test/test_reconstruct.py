@@ -2444,18 +2444,15 @@ def test_lp_d9s_outline_stays_smooth_where_the_wall_left(results):
     assert spurs < 80, f"{spurs} px of the outline beside her face stand out of its 15 px opening"
 
 
-def test_a_lower_face_stretched_one_way_grows_its_gaussians_and_frame_0_gives_them_back():
-    """A jaw drop stretches the upper lip and the chin ~1.5x vertically and not across. Bound Gaussians there
-    grow by the stretch (core.deform.triangle_growth; by the area's square root, 1.22, their rows parted into
-    horizontal stripes over the upper lip; the lips keep that rule), and the rest pose divides by the same
-    growth, so a photo taken with that expression comes back at the size it was built (frame 0)."""
+def _jaw_dropped_photo(thickness: float = 1e-3):
+    """The canonical face (head frame, metres) with a photo taken with its jaw dropped: below the nose base 1.5x
+    taller, same width and depth -> (v [V, 3] rest, faces [F, 3], stretch [V, 3] the photo's expression, flat [F]
+    bool: stretch-grown skin facing the camera below the nose base, built: one flat round 1 mm Gaussian per triangle
+    at its photo place, `thickness` its third std-dev)."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.avatar import PART_FACE
-    from gaussian_head_ros.core.control import FaceControl
-    from gaussian_head_ros.core.deform import DriveConfig, stretch_grown_triangles
-    from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
-    from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth, to_rest_pose
+    from gaussian_head_ros.core.deform import stretch_grown_triangles
+    from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
     from gaussian_head_ros.core.reconstruct.template import template_faces
 
     v = _obj_vertices(shared("canonical_face", "face_model_with_iris.obj")) * 0.01 * np.array([1.0, -1.0, -1.0])
@@ -2472,9 +2469,25 @@ def test_a_lower_face_stretched_one_way_grows_its_gaussians_and_frame_0_gives_th
     assert flat.sum() >= 10  # skin facing the camera below the nose base: stretched ~1.5x one way
     n = len(faces)
     built = GaussianBatch(means=tri.mean(1) + stretch[faces].mean(1), normals=np.tile([0, 0, -1.0], (n, 1)),
-                          colors=np.full((n, 3), 0.5), scales=np.full((n, 3), 1e-3), quats=np.tile([1.0, 0, 0, 0], (n, 1)),
-                          opacities=np.full(n, 0.9), part=np.full(n, PART_FACE, np.uint8),
-                          face_id=np.arange(n, dtype=np.int32), bary=np.full((n, 3), 1 / 3))
+                          colors=np.full((n, 3), 0.5), scales=np.tile([1e-3, 1e-3, thickness], (n, 1)),
+                          quats=np.tile([1.0, 0, 0, 0], (n, 1)), opacities=np.full(n, 0.9),
+                          part=np.full(n, PART_FACE, np.uint8), face_id=np.arange(n, dtype=np.int32),
+                          bary=np.full((n, 3), 1 / 3))
+    return v, faces, stretch, flat, built
+
+
+def test_a_lower_face_stretched_one_way_grows_its_gaussians_and_frame_0_gives_them_back():
+    """A jaw drop stretches the upper lip and the chin ~1.5x vertically and not across. Bound Gaussians there
+    grow by the stretch (core.deform.triangle_growth; by the area's square root, 1.22, their rows parted into
+    horizontal stripes over the upper lip; the lips keep that rule), and the rest pose divides by the same
+    growth, so a photo taken with that expression comes back at the size it was built (frame 0)."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.deform import DriveConfig
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.builder import to_avatar
+    from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth, to_rest_pose
+
+    v, faces, stretch, flat, built = _jaw_dropped_photo()
     g = photo_growth(v + stretch, v, faces)
     np.testing.assert_allclose(g[flat], 1.5, rtol=0.02)
     rest = to_rest_pose(built, v + stretch, v, faces, 0.0, DriveConfig())  # the photo's expression taken out
@@ -2497,30 +2510,14 @@ def test_the_rest_pose_widens_skin_discs_the_photo_expression_spread_apart():
     round the mouth corners). rest_pose.cover_rest widens them to at least `share` of the photo disc carried by the
     triangle's map, only across (vertically the shrink is the map's own); triangles the photo barely distorts are left
     exactly as they were, so frame 0 gives them back as built."""
-    from gaussian_head_ros.core import landmarks as lmk
-    from gaussian_head_ros.core.avatar import PART_FACE
     from gaussian_head_ros.core.control import FaceControl
-    from gaussian_head_ros.core.deform import DriveConfig, stretch_grown_triangles
+    from gaussian_head_ros.core.deform import DriveConfig
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
+    from gaussian_head_ros.core.reconstruct.builder import to_avatar
     from gaussian_head_ros.core.reconstruct.rest_pose import cover_rest, photo_growth, to_rest_pose
-    from gaussian_head_ros.core.reconstruct.template import template_faces
 
-    v = _obj_vertices(shared("canonical_face", "face_model_with_iris.obj")) * 0.01 * np.array([1.0, -1.0, -1.0])
-    faces = np.asarray(template_faces(), np.int64)
-    below = v[:, 1] - v[lmk.NOSE_BASE, 1]
-    stretch = np.zeros_like(v)
-    stretch[:, 1] = 0.5 * np.maximum(below, 0.0)  # below the nose base: 1.5x taller, same width and depth
-    tri = v[faces]
-    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    flat = (np.abs(nrm[:, 2]) > 0.97 * np.linalg.norm(nrm, axis=1)) & (below[faces] > 0.002).all(1)
-    flat &= stretch_grown_triangles(v, faces)
+    v, faces, stretch, flat, built = _jaw_dropped_photo(1.5e-4)
     n = len(faces)
-    built = GaussianBatch(means=tri.mean(1) + stretch[faces].mean(1), normals=np.tile([0, 0, -1.0], (n, 1)),
-                          colors=np.full((n, 3), 0.5), scales=np.tile([1e-3, 1e-3, 1.5e-4], (n, 1)),
-                          quats=np.tile([1.0, 0, 0, 0], (n, 1)), opacities=np.full(n, 0.9),
-                          part=np.full(n, PART_FACE, np.uint8), face_id=np.arange(n, dtype=np.int32),
-                          bary=np.full((n, 3), 1 / 3))
     g = photo_growth(v + stretch, v, faces)
     rest = to_rest_pose(built, v + stretch, v, faces, 0.0, DriveConfig())
     before = rest.take(np.arange(n))
