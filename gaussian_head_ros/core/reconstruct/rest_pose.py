@@ -80,7 +80,7 @@ def _covariances(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
 
 def cover_rest(rest: GaussianBatch, photo: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray,
                faces: np.ndarray, share: float) -> int:
-    """Widen the rest pose's bound face Gaussians (the first len(photo) rows of `rest`, `to_rest_pose` of `photo`,
+    """Widen the rest pose's bound skin Gaussians (the first len(photo) rows of `rest`, `to_rest_pose` of `photo`,
     possibly changed since) so that each covers, along every direction, at least `share` of what the photo's own
     disc covers carried by its triangle's photo -> rest map (`triangle_maps`: their rest covariance C becomes the
     smallest that holds both C and share^2 A C_photo A^T). In place; returns the number of rows widened.
@@ -93,12 +93,16 @@ def cover_rest(rest: GaussianBatch, photo: GaussianBatch, v_photo: np.ndarray, v
     (the back wall and the cavity seen through them as dark specks and light streaks at every tpsmm frame). Rows a
     triangle distorts less than 1 / share (largest stretch over the root of the squeeze) are left exactly as they
     are, so `drive()` with the photo's expression gives them back as built (frame 0); wider ones come back wider
-    along the direction the photo squeezed. share <= 0: nothing changes."""
+    along the direction the photo squeezed. Not the lips (core.deform.stretch_grown_triangles: they unroll, and
+    widened across they covered the opened mouth's corners under tpsmm's and sadtalker's openings: trump_official).
+    share <= 0: nothing changes."""
     n = len(photo)
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    skin = stretch_grown_triangles(np.asarray(v_rest, np.float64), faces)
     bound = np.flatnonzero((rest.part[:n] == PART_FACE) & (rest.face_id[:n] >= 0))
+    bound = bound[skin[rest.face_id[bound].astype(np.int64)]]
     if share <= 0 or not bound.size:
         return 0
-    faces = np.asarray(faces, np.int64).reshape(-1, 3)
     a = triangle_maps(v_photo, v_rest, faces)[rest.face_id[bound].astype(np.int64)]
     c_rest = _covariances(rest.quats[bound], rest.scales[bound])
     c_want = share ** 2 * (a @ _covariances(photo.quats[bound], photo.scales[bound]) @ a.transpose(0, 2, 1))
