@@ -229,8 +229,10 @@ class MeshFitConfig:
     closed_lips: bool = True  # ... and its stretched or unfolded mouth region re-textured as closed lips and skin (lips.py)
     # ... and each bound skin disc there covering at least this share of what the photo's own covers, carried by its
     # triangle's photo -> rest map (rest_pose.cover_rest; 0 = off): a smiling photo's rest skin round the mouth
-    # corners had a fan of radial gaps (astronaut_eileen_collins). TUNED below.
+    # corners had a fan of radial gaps (astronaut_eileen_collins); at most rest_cover_most x the rest pose's own size
+    # along any direction (where the photo folds its triangles: `cover_rest`). 0.8: by eye at 3x (skin24, session 24)
     rest_cover: float = 0.8
+    rest_cover_most: float = 1.5
     # ... and the creases that expression folded into the skin taken out of the rest colours, given back by the driver
     # as a wrinkle map faded in with the operator's expression (creases.py; None = kept in the colours)
     creases: CreaseConfig | None = field(default_factory=CreaseConfig)
@@ -788,7 +790,8 @@ class MeshFitReconstructor(Reconstructor):
                     batch.means[rows_m[front_of]] = ((pc - t) @ R).astype(np.float32)
                 lip_info["mouth_pushed_back"] = int(front_of.sum())
         if cfg.remove_expression:  # the photo's skin discs spread apart by the rest pose: widened to cover
-            lip_info["rest_widened"] = cover_rest(batch, built, V, V_rest, faces, cfg.rest_cover)
+            lip_info["rest_widened"] = cover_rest(batch, built, V, V_rest, faces, cfg.rest_cover,
+                                                   cfg.rest_cover_most)
         # the photo's head rotation: drive() turns the torso by only part of it (rest_pose.turn_torso)
         lip_info["torso_level_changes"] = turn_torso(batch, line_of_sight_rotation(t).T @ R, V_rest, faces, drive_cfg)
         # the made-up share seen from the photo's camera only, about the discs' rest normals turned towards it (not
