@@ -2549,8 +2549,8 @@ def test_a_smiling_photo_rest_skin_has_no_gaps_round_the_mouth(results):
     smile had squeezed, left a fan of radial gaps round the mouth (the mouth's back wall and cavity seen through them
     as dark specks at one corner on every tpsmm frame; teeth23, session 23). The face layer alone, drawn black on
     white at rest from the photo's camera at 2x: pixels it covers by less than 0.9 in the skin ring round the lips
-    (out to 1.8x the outer lip contour's size about its centre): 0.124 of the ring on main, 0.0025 with
-    rest_pose.cover_rest; business_person (a closed smile) 0.004 and 0.0."""
+    (out to 1.8x the outer lip contour's size about its centre): 0.124 of the ring on main, 0.012 with
+    rest_pose.cover_rest; trump_official's grin 0.106 and 0.015; business_person (a closed smile) 0.004 and 0.0."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.avatar import PART_FACE
     from gaussian_head_ros.core.control import FaceControl
@@ -2558,7 +2558,7 @@ def test_a_smiling_photo_rest_skin_has_no_gaps_round_the_mouth(results):
     from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
     from gaussian_head_ros.core.render import rasterize
 
-    for name, limit in (("astronaut_eileen_collins.png", 0.02), ("business_person.png", 0.02)):
+    for name in ("astronaut_eileen_collins.png", "trump_official.png", "business_person.png"):
         avatar = results[name].avatar
         p = Driver(avatar).drive(FaceControl.rest())
         K, wd, ht = source_intrinsics(avatar, 1024)
@@ -2575,7 +2575,7 @@ def test_a_smiling_photo_rest_skin_has_no_gaps_round_the_mouth(results):
         ring = (outer > 0) & (inner == 0)
         assert ring.sum() > 3000
         gaps = float(np.mean(1.0 - np.asarray(out.image)[ring].mean(-1) < 0.9))
-        assert gaps < limit, (name, gaps)
+        assert gaps < 0.03, (name, gaps)
 
 
 def test_the_mouth_interior_widens_with_the_lips_and_frame_0_gives_it_back():
