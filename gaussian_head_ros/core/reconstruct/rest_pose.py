@@ -7,7 +7,8 @@ moved by the exact inverse of what `drive()` will do to it (same formulas, same 
 
 - face Gaussians (bound to a template triangle): the triangle's rigid change of frame from V_photo to
   V_rest, offset and orientation rotated with it, scales divided by the growth `drive()` gives them from
-  V_rest to V_photo (`photo_growth`, core.deform.triangle_growth);
+  V_rest to V_photo (`photo_growth`, core.deform.triangle_growth); then (`cover_rest`, the one exception to the
+  exact inverse) skin discs the photo's expression spread apart, widened to cover at rest;
 - mouth interior Gaussians: turned back about the jaw hinge by their (quantised) share of the photo's
   jaw angle, and narrowed back by the sideways stretch the photo's lip opening gives them
   (core.deform.mouth_stretch);
