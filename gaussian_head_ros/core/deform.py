@@ -39,6 +39,10 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2), with R_g the head rotation
   frame's second column the stretch along the turned x axis;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
+  A Gaussian's bary[:, 0] is the share of that turn it lags behind (0, every eyeball Gaussian's but the
+  cornea's reflection: all of the turn; quantised to EYE_LAG_LEVELS): the photo's catchlight
+  (eyeballs.catchlights) is the light's reflection on the cornea, which turns about a centre ~half as far
+  from the eyeball's as the iris (the pupil-glint vector of eye trackers), so it follows half the turn.
 
 Template deformation = rest + control.expression (first min(V, L) vertices, each offset limited to
 `max_offset_m`) + the avatar's expression basis weighted by `basis_coefficients`: the driving face's
@@ -566,7 +570,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         eye_centres, rest_gaze = np.zeros((2, 3)), np.zeros((2, 2))
     if eyeball.any():
         side = (means[eyeball, 0] > 0.5 * (eye_centres[0, 0] + eye_centres[1, 0])).astype(np.int64)
-        frame[eyeball] = k_eye + side
+        frame[eyeball] = k_eye + side + 2 * eye_lag_level(np.asarray(bary, np.float64)[eyeball, 0])
 
     # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading.
     near = (((part == PART_STATIC) & ~carried) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
@@ -585,7 +589,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         coef_b[idx[keep]] = b[keep]
     frame_rest, area_rest = triangle_frames(verts, faces)
     return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
-               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2,
+               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2 * EYE_LAG_LEVELS,
                inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces),
                None if brow_hood is None or not np.any(np.asarray(brow_hood) < 0)
                else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0))
@@ -948,6 +952,27 @@ def mouth_lateral(verts, x):
     return np.clip(x - 0.5 * (v[a, 0] + v[b, 0]), -h, h)
 
 
+# The eyeball Gaussians' lag behind the turn (bary[:, 0] of PART_EYE) in this many levels: 0, 1/4 .. 1 of the turn
+EYE_LAG_LEVELS = 5
+
+
+def eye_lag_level(lag: np.ndarray) -> np.ndarray:
+    """[M] eyeball Gaussians' lag behind the eyeball's turn (bary[:, 0], share in [0, 1]; values outside are
+    clipped) -> [M] int64 level 0 .. EYE_LAG_LEVELS - 1 (level k lags k / (EYE_LAG_LEVELS - 1) of the turn)."""
+    return np.rint(np.clip(np.asarray(lag, np.float64), 0.0, 1.0) * (EYE_LAG_LEVELS - 1)).astype(np.int64)
+
+
+def eye_lag_gaze(gaze, rest_gaze: np.ndarray, max_rad: float, level: int):
+    """The gaze [2, 2] (yaw, pitch) rad per eye (numpy, or None: the rest gaze, returned as None) that lag level
+    `level` (eye_lag_level) turns to: the rest gaze plus 1 - level / (EYE_LAG_LEVELS - 1) of the turn from it,
+    the turn first kept within max_rad (eyes.gaze_rotations' limit)."""
+    if gaze is None or level == 0:
+        return gaze
+    rest = np.asarray(rest_gaze, np.float64).reshape(2, 2)
+    turn = np.clip(np.asarray(gaze, np.float64).reshape(2, 2) - rest, -max_rad, max_rad)
+    return rest + (1.0 - level / (EYE_LAG_LEVELS - 1)) * turn
+
+
 def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig | None = None):
     """Per-frame transforms for one control -> (delta [K, 3, 6], rot [K, 3, 3], scale [K]).
 
@@ -1008,9 +1033,12 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_d.append(xp.concat([const[..., None], (sx - 1.0) * r_j[..., :1], xp.zeros_like(r_j[..., :1]), r_j - eye], -1))
     parts_r.append(r_j)
     parts_s.append(xp.ones_like(r_j[:, 0, 0]))
-    r_e = eyes.gaze_rotations(gaze, rig.rest_gaze, cfg.gaze_max_rad, like=disp)  # [2, 3, 3]
+    # eyes: (right, left) per lag level (eye_lag_level), each the share 1 - lag of the turn
+    r_e = xp.concat([eyes.gaze_rotations(eye_lag_gaze(gaze, rig.rest_gaze, cfg.gaze_max_rad, level),
+                                         rig.rest_gaze, cfg.gaze_max_rad, like=disp)
+                     for level in range(EYE_LAG_LEVELS)], 0)  # [2 EYE_LAG_LEVELS, 3, 3]
     r_eg = r_g @ r_e
-    c = asarray_like(rig.eye_centres, disp)
+    c = asarray_like(np.tile(rig.eye_centres, (EYE_LAG_LEVELS, 1)), disp)
     const = (c @ r_g.mT) - (r_eg @ c[..., None])[..., 0]
     parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_eg[..., :2]), r_eg - eye], -1))
     parts_r.append(r_eg)

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_EYE
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
+from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
 from gaussian_head_ros.core.colour import LUMA
 
 
@@ -81,6 +83,27 @@ class EyeballConfig:
     # self lp_d0). 2 mm: it shows only through the opening the photo's eye pixels leave; the whole table gaze_v
     # +0.011, gaze_h -0.012, blink -0.005 (all met), brow +0.010 (eyes20, session 20)
     cap_inset_m: float = 0.002
+    # The photo's catchlight (catchlights): the light's reflection on the cornea. Turned with the eyeball it reached the
+    # iris's edge at lp_d0's far looks as a white fleck (business_person, two_children, lp_d9: iris23, session 23), and
+    # kept with the lids it was a white blob ringed dark; a real catchlight moves with the cornea, whose centre of
+    # curvature lies ~half as far from the eyeball's centre as the iris (~5.6 of ~10-12 mm: the pupil-glint vector eye
+    # trackers read), so it follows about half of the turn (catchlight_lag, deform.eye_lag_level) on its own
+    # Gaussians catchlight_lift_m in front of the sphere; the iris behind it is filled from the iris around it.
+    # Catchlight pixels: in the iris disc, brighter than the disc's median luminance by catchlight_level of the way to
+    # the measured sclera's and by catchlight_min at least (lp_d8's dark photo: sclera 0.17, iris 0.09), plus the
+    # pixels beside them half that bright (the catchlight's soft edge). Measured on the nine portraits' and two clips'
+    # eyes (eyes24, session 24): 0-14 pixels an eye of 70-200 in the disc.
+    catchlight_level: float = 0.5
+    # the core lies within this many iris radii of the iris centre: the disc's rim (MediaPipe's ring a little off the
+    # limbus) takes in sclera and lid pixels as bright (lp_s9_monalisa, obama_speech, lp_d0's frame 0: 10-30 pixels an
+    # eye at 0.8-1.0 radii); the catchlights the photos show lie within 0.75 (lp_d0's ring light's lowest)
+    catchlight_reach: float = 0.75
+    catchlight_min: float = 0.15
+    catchlight_lag: float = 0.5
+    # in front of the photo layer's detail Gaussians (MeshFitConfig.detail_lift_m, 0.4 mm): at 0.25 mm they stood in
+    # front of the catchlight and the colour refinement made them white again (business_person: luma 0.99 on the
+    # iris, turning with it)
+    catchlight_lift_m: float = 0.0006
 
     def __post_init__(self):
         self.validate()
@@ -89,7 +112,9 @@ class EyeballConfig:
         """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
         in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
         than 1 pixel to measure a colour on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a
-        shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a cap_inset_m not in [0, radius_m). Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
+        shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a cap_inset_m not in [0, radius_m), a
+        catchlight_level, catchlight_min, catchlight_lag or catchlight_reach not in [0, 1], a catchlight_lift_m < 0.
+        Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
         for name in ("radius_m", "spacing_m", "cap_deg"):
@@ -111,6 +136,12 @@ class EyeballConfig:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"EyeballConfig.{name} must be > 0, got {v!r}")
+        for name in ("catchlight_level", "catchlight_min", "catchlight_lag", "catchlight_reach"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and 0.0 <= v <= 1.0):
+                raise ValueError(f"EyeballConfig.{name} must be in [0, 1], got {v!r}")
+        if not (np.isfinite(self.catchlight_lift_m) and self.catchlight_lift_m >= 0):
+            raise ValueError(f"EyeballConfig.catchlight_lift_m must be >= 0, got {self.catchlight_lift_m!r}")
         if not (np.isfinite(self.cap_inset_m) and 0.0 <= self.cap_inset_m < self.radius_m):
             raise ValueError(f"EyeballConfig.cap_inset_m must be in [0, radius_m), got {self.cap_inset_m!r}")
 
@@ -254,6 +285,53 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         out |= (near & (d < cfg.iris_reach)) | (sclera_pixels(lum, eye_px, d, s_luma, cfg.min_pixels, cfg.sclera_level)
                                                 & (red < sclera_red + cfg.skin_red))
     return out
+
+
+def catchlights(photo: np.ndarray, eyeball: np.ndarray, landmarks_px: np.ndarray, colours: dict,
+                cfg: EyeballConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The photo's catchlights (photo [S, S, 3] in [0, 1]) on the eyeball's pixels (eyeball [S, S] bool,
+    eyeball_pixels), as a layer over the iris: photo = alpha light + (1 - alpha) under -> (alpha [S, S] float32 in
+    [0, 1], 0 off the catchlights; light [S, S, 3] float32, the catchlight's colour; under [S, S, 3] float32, the
+    iris behind it, elsewhere the photo). Within each eye's iris disc (iris landmarks, colours["iris_radius_px"]):
+    the core, pixels within cfg.catchlight_reach iris radii at least step = max(cfg.catchlight_min,
+    cfg.catchlight_level x (sclera - median)) brighter in luminance than the disc's median (colours["sclera"]),
+    keeps its own colour (alpha 1); the pixels next to it (8-neighbours) at least step / 2 brighter, its soft edge,
+    take the core's brightest colour at the alpha that gives their luminance back. under: the masked_blur (1.5 px)
+    of the disc's other pixels (see EyeballConfig)."""
+    h, w = eyeball.shape
+    rows, cols = np.mgrid[0:h, 0:w]
+    photo = np.asarray(photo, np.float32)
+    lum = photo @ LUMA.astype(np.float32)
+    core = np.zeros((h, w), bool)
+    edges, discs, peaks = [], np.zeros((h, w), bool), []
+    for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
+        cx, cy = landmarks_px[centre, :2]
+        d_r = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / max(float(colours["iris_radius_px"][e]), 1e-6)
+        disc = eyeball & (d_r < 1.0)
+        if disc.sum() < cfg.min_pixels:
+            continue
+        base = float(np.median(lum[disc]))
+        step = max(cfg.catchlight_min, cfg.catchlight_level * (float(np.asarray(colours["sclera"][e]) @ LUMA) - base))
+        bright = disc & (d_r < cfg.catchlight_reach) & (lum >= base + step)
+        if not bright.any():
+            continue
+        beside = cv2.dilate(bright.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        core |= bright
+        discs |= disc
+        edges.append(disc & beside & ~bright & (lum >= base + 0.5 * step))
+        peaks.append(photo[bright][np.argmax(lum[bright])])
+    alpha = core.astype(np.float32)
+    light = photo.copy()
+    under = photo.copy()
+    mask = core | np.logical_or.reduce(edges) if edges else core
+    if mask.any():
+        under[mask] = masked_blur(photo, discs & ~mask, 1.5)[mask]
+        under_lum = under @ LUMA.astype(np.float32)
+        for edge, peak in zip(edges, peaks):
+            light[edge] = peak
+            gain = np.maximum(float(peak @ LUMA) - under_lum[edge], 1e-3)
+            alpha[edge] = np.clip((lum[edge] - under_lum[edge]) / gain, 0.0, 1.0)
+    return alpha, light, under
 
 
 def sclera_pixels(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, sclera_luma: float, min_pixels: int,
