@@ -470,6 +470,77 @@ def test_the_shaded_sclera_by_a_narrow_eye_s_iris_turns_with_the_eyeball():
     assert not own[lashes & ~reach].any() and not own[~opening].any()
 
 
+def test_the_cornea_s_reflection_follows_half_the_eyeball_s_turn(canonical):
+    """An eyeball Gaussian whose bary[:, 0] is 0.5 (mesh_fit's catchlights: EyeballConfig.catchlight_lag) turns about
+    the eyeball's centre by half the gaze's turn, the others by all of it; at rest both stay put. Before, every
+    eyeball Gaussian turned with the iris and the photo's catchlight reached the iris's edge at a side look."""
+    a = synthetic_avatar(2000, seed=7)
+    a.template_vertices = canonical.astype(np.float32)
+    a.template_faces = np.zeros((0, 3), np.int32)
+    a.source_camera = None
+    centres = eyes.eyeball_centres(canonical, eyes.gaze_from_landmarks(canonical))
+    front = (centres + eyes.EYEBALL_RADIUS_M * np.array([0, 0, -1.0])).astype(np.float32)
+    a.means[:4] = np.concatenate([front, front])  # the pupils, and a catchlight on each
+    a.part[:4], a.face_id[:4], a.bary[:4] = PART_EYE, -1, 0.0
+    a.bary[2:4, 0] = 0.5
+    a.part[4:] = np.where(a.part[4:] == PART_EYE, PART_STATIC, a.part[4:])
+    d = Driver(a)
+    np.testing.assert_array_equal(d.drive(FaceControl.rest()).means[:4], a.means[:4])
+    for turn in ([0.3, 0.0], [0.0, 0.3], [-0.4, -0.2]):
+        gaze = (d.rig.rest_gaze + np.array(turn)).astype(np.float32)
+        m = d.drive(FaceControl(gaze=gaze)).means[:4].astype(np.float64)
+        half = eyes.gaze_rotations(d.rig.rest_gaze + 0.5 * np.array(turn), d.rig.rest_gaze, 1.0, like=front)
+        want = centres + np.einsum("eij,ej->ei", half, front - centres)
+        np.testing.assert_allclose(m[2:], want, atol=2e-6)  # old code: all of the turn, 1.5-2.6 mm off
+        assert np.all(np.linalg.norm(m[:2] - front, axis=1) > 1.8 * np.linalg.norm(m[2:] - front, axis=1))
+
+
+def test_the_photo_s_catchlight_is_a_layer_over_the_iris():
+    """eyeballs.catchlights on an iris (luma 0.27, pupil 0.1) with a white catchlight (3x3, 0.95) and its soft edge
+    (0.47), by a bright rim at 0.9 iris radii (the sclera MediaPipe's ring takes in): the catchlight and its edge are
+    the layer (alpha 1 / between), the rim is not; under it the iris's colour; alpha light + (1 - alpha) under gives
+    the photo's luminance back."""
+    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, catchlights
+
+    s = 64
+    rows, cols = np.mgrid[0:s, 0:s] + 0.5
+    d = np.hypot(cols - 32, rows - 32)
+    opening = ((cols - 32) / 24) ** 2 + ((rows - 32) / 12) ** 2 < 1
+    photo = np.where(opening[..., None], 0.8, 0.5) * np.ones(3)
+    photo[d < 10] = (0.35, 0.25, 0.2)
+    photo[d < 3] = 0.1
+    spot = (np.abs(cols - 37) < 1.5) & (np.abs(rows - 28) < 1.5)
+    edge = (np.abs(cols - 37) < 2.5) & (np.abs(rows - 28) < 2.5) & ~spot
+    photo[edge] = 0.47
+    photo[spot] = 0.95
+    rim = (d > 9) & (d < 10) & (rows > 36)
+    photo[rim] = 0.75
+    lm = np.full((lmk.NUM_LANDMARKS, 3), -100.0)
+    lm[lmk.IRIS_CENTER_R, :2] = 32, 32
+    colours = {"sclera": np.full((2, 3), 0.8), "iris_radius_px": np.array([10.0, 10.0])}
+    alpha, light, under = catchlights(photo, opening, lm, colours, EyeballConfig())
+    assert np.all(alpha[spot] == 1) and np.all((alpha[edge] > 0.2) & (alpha[edge] < 0.8))
+    assert not alpha[rim].any() and not alpha[~(spot | edge)].any()
+    luma = np.array([0.299, 0.587, 0.114])  # under it: the iris (a little of the pupil beside it blurred in)
+    np.testing.assert_allclose(under[spot | edge] @ luma, np.array([0.35, 0.25, 0.2]) @ luma, atol=0.08)
+    back = alpha[..., None] * light + (1 - alpha[..., None]) * under
+    np.testing.assert_allclose(back @ luma, photo @ luma, atol=0.01)
+    np.testing.assert_allclose(back, photo, atol=0.06)  # the edge's grey over a brown iris: its tint a little off
+
+
+def _business_person_in_its_view():
+    """business_person's mesh_fit avatar and its source view: (avatar, K [3, 3], viewmat [4, 4] float32, w, h)."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    with get_reconstructor("mesh_fit") as rec:
+        av = rec.reconstruct(read_image(shared("portraits", "business_person.png"))).avatar
+    cam = av.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    return av, K, np.asarray(cam.viewmat, np.float32), cam.size[0], cam.size[1]
+
+
 def test_a_far_look_shows_no_lid_white_over_the_turned_iris():
     """business_person's narrow eyes looked 0.5 rad to either side: the lids' own Gaussians (static, carried with
     the lids) draw no white (light, unsaturated) within 4 px of the turned iris. Before, the shaded sclera next to the
@@ -478,17 +549,9 @@ def test_a_far_look_shows_no_lid_white_over_the_turned_iris():
 
     import cv2
 
-    from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import rasterize
 
-    with get_reconstructor("mesh_fit") as rec:
-        av = rec.reconstruct(read_image(shared("portraits", "business_person.png"))).avatar
-    cam = av.source_camera
-    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
-    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
-    vm = np.asarray(cam.viewmat, np.float32)
-    w, h = cam.size
+    av, K, vm, w, h = _business_person_in_its_view()
     rig = Driver(av).rig
     centres = np.asarray(rig.eye_centres, np.float64)
     near = np.min(np.linalg.norm(av.means[:, None] - centres[None], axis=2), 1) < 0.015
@@ -517,6 +580,40 @@ def test_a_far_look_shows_no_lid_white_over_the_turned_iris():
         around = cv2.dilate(iris.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
         shares.append(float((white(full) & ~white(without) & around).sum() / max(iris.sum(), 1)))
     assert max(shares) < 0.04, shares  # main: 0.080, 0.084 (15-16 px of a 190 px iris); now 0.0, 0.027
+
+
+def test_a_turned_iris_carries_no_catchlight_of_its_own():
+    """business_person (white catchlights on brown irises) looked 0.5 rad to either side and ahead: the eyeball
+    Gaussians that turn with all of the turn draw no white (luma > 0.6) inside the turned iris (holes in its dark
+    disc, closed 7x7); the catchlight is its own Gaussians (eyeballs.catchlights), bright, lagging half the turn.
+    Before, the catchlight turned with the iris: 7 / 14 / 13 white pixels in a 230-270 px iris, at the far looks on
+    its edge (iris23's white fleck)."""
+    import copy
+
+    import cv2
+
+    from gaussian_head_ros.core.render import rasterize
+
+    av, K, vm, w, h = _business_person_in_its_view()
+    luma = np.array([0.299, 0.587, 0.114])
+    lag = (av.part == PART_EYE) & (av.bary[:, 0] > 0)
+    turning = copy.copy(av)
+    turning.logit_opacities = np.where((av.part == PART_EYE) & ~lag, av.logit_opacities, -30).astype(np.float32)
+    d = Driver(turning)
+    for look in (-0.5, 0.0, 0.5):
+        gaze = (np.asarray(d.rig.rest_gaze, np.float64) + [look, 0.0]).astype(np.float32)
+        p = d.drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32), gaze=gaze))
+        r = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, w, h)
+        img, alpha = np.clip(r.image, 0, 1), r.alpha.reshape(h, w)
+        dark = (alpha > 0.5) & (img @ luma < 0.35 * alpha)
+        _, label, stats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8))
+        irises = np.isin(label, np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:2] + 1)  # the two largest: the irises
+        assert irises.sum() > 150
+        inside = cv2.morphologyEx(irises.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)).astype(bool)
+        white = inside & ~irises & (alpha > 0.5) & (img @ luma > 0.6 * alpha)
+        assert white.sum() == 0, (look, int(white.sum()))
+    assert lag.sum() >= 10 and np.all(av.bary[lag, 0] == 0.5)
+    assert np.mean((0.5 + 0.28209479 * av.sh[lag, 0]) @ luma) > 0.75
 
 
 def closed_eye_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> float:
