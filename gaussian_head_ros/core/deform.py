@@ -10,7 +10,7 @@ gives each frame a small transform table, and the posed Gaussian is
     scale' = scale[k] * scale_n                scale [K]
 
 so the per-Gaussian work is one table look-up and a handful of multiply-adds, whatever the rule.
-The frames (K = 2 F + 1 + torso_levels + levels + 2), with R_g the head rotation:
+The frames (K = 2 F + 1 + torso_levels + levels + 2 EYE_LAG_LEVELS), with R_g the head rotation:
 
 - face triangle f (part 1, bound, coef = (bary, offset from the rest triangle point)): the barycentric
   point of the deformed triangle + the offset turned by the triangle's rotation change (local frame: first

@@ -677,7 +677,7 @@ class MeshFitReconstructor(Reconstructor):
             photo_layer = GaussianBatch.concat([photo_layer, shine_batch])
             pixels = (np.concatenate([pixels[0], si]), np.concatenate([pixels[1], sj]),
                       np.concatenate([pixels[2], np.ones(len(si), bool)]),
-                      np.concatenate([pixels[3], np.full(len(si), cfg.sigma_per_stride)]))
+                      np.concatenate([pixels[3], np.full(len(si), cfg.detail_sigma_px)]))
         creased = np.any(photo != colours, axis=-1)[pixels[0], pixels[1]]  # [n_photo] rows the creases touch
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
