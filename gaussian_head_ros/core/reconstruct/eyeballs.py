@@ -17,6 +17,10 @@ at 512 px, wider than any fixed rim) stays with the lids, and the sphere behind 
 hidden part. Before, that band lay on the sphere: a turned eye dragged a dark ring across the white, and
 a lid that opened wider than the photo's showed a second lash line under it (the reader read a wider lid
 as a lower gaze: lp_d9_woman_turned driven by lp_d18, r_gaze_v -0.76).
+
+The photo's catchlights (`catchlights`: the light's reflection on the cornea) are a layer of their own over the
+iris, which is filled under them: they follow half the eyeball's turn (core/deform.py's lag), as a reflection on
+the cornea does, not all of it to the iris's edge.
 """
 
 from __future__ import annotations
@@ -91,8 +95,8 @@ class EyeballConfig:
     # Gaussians catchlight_lift_m in front of the sphere; the iris behind it is filled from the iris around it.
     # Catchlight pixels: in the iris disc, brighter than the disc's median luminance by catchlight_level of the way to
     # the measured sclera's and by catchlight_min at least (lp_d8's dark photo: sclera 0.17, iris 0.09), plus the
-    # pixels beside them half that bright (the catchlight's soft edge). Measured on the nine portraits' and two clips'
-    # eyes (eyes24, session 24): 0-14 pixels an eye of 70-200 in the disc.
+    # pixels beside them half that bright (the catchlight's soft edge). On the nine portraits and the two clips' frame 0
+    # (eyes24, session 24): 0 (lp_s9_monalisa) to 44 (obama_official's window reflections) pixels of both eyes.
     catchlight_level: float = 0.5
     # the core lies within this many iris radii of the iris centre: the disc's rim (MediaPipe's ring a little off the
     # limbus) takes in sclera and lid pixels as bright (lp_s9_monalisa, obama_speech, lp_d0's frame 0: 10-30 pixels an
