@@ -660,6 +660,8 @@ class MeshFitReconstructor(Reconstructor):
         fringe_budget = fringe_steps * (int(at_cut.any(0).sum()) // cfg.torso_stride + 1) if at_cut.any() else 0
         no_detail = (without_detail(V, V_rest, faces, R, mouth_px) if cfg.remove_expression and cfg.closed_lips
                      else None)
+        if shine.any():  # the catchlight discs are the detail discs there
+            no_detail = shine if no_detail is None else no_detail | shine
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail)
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
