@@ -390,3 +390,20 @@ def test_ply_count_reads_the_header_only(tmp_path):
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a ply")
     with pytest.raises(ValueError, match="not a .ply"):
         ply_count(tmp_path / "photo.jpg")
+
+
+def test_an_avatar_message_differing_in_any_field_is_another_avatar():
+    """render_node keeps the avatar it shows when the same message comes again (user24, s24) by
+    conversions.avatar_message_key. A message differing only outside the Gaussians' bytes (a point_step, a template
+    face, a wrinkle row) must be another one, so that msg_to_avatar's checks refuse it: keyed on the Gaussians' CRC
+    alone, test_hostile_inputs' malformed point_step was 'received again, kept' instead of refused."""
+    from gaussian_head_ros.nodes.conversions import avatar_message_key, avatar_to_msg
+
+    avatar = synthetic_avatar(500, seed=3, operator_id="same")
+    assert avatar_message_key(avatar_to_msg(avatar)) == avatar_message_key(avatar_to_msg(avatar))
+    for change in (lambda m: setattr(m.gaussians, "point_step", m.gaussians.point_step + 4),
+                   lambda m: setattr(m.gaussians.fields[4], "datatype", 2),
+                   lambda m: setattr(m, "rest_brow_shift", [0.0, 0.5])):
+        msg = avatar_to_msg(avatar)
+        change(msg)
+        assert avatar_message_key(msg) != avatar_message_key(avatar_to_msg(avatar))
