@@ -2382,7 +2382,7 @@ def test_matte_hair_keeps_dark_hair_on_a_dark_wall():
 def test_matte_hair_computes_no_matte_when_no_backdrop_colour_is_in_the_band(monkeypatch):
     """The matte costs 1-4 s per photo: where no pixel of the mask's edge band is clearly of the backdrop's colours
     (no blob of them could leave), matte_hair does not compute it and returns the mask and the photo as they are
-    (seven of the nine ../shared portraits)."""
+    (five of the nine ../shared portraits)."""
     import pymatting
 
     from gaussian_head_ros.core.reconstruct.surfaces import matte_hair
@@ -2398,6 +2398,21 @@ def test_matte_hair_computes_no_matte_when_no_backdrop_colour_is_in_the_band(mon
     assert np.array_equal(out, mask) and np.array_equal(colours, solid)
     with pytest.raises(AssertionError, match="the matte was computed"):  # the strands over the wall need it
         matte_hair(photo, mask, keep)
+
+
+def test_the_reconstructors_warm_up_loads_the_hair_matte_s_kernels():
+    """surfaces.matte_hair imports pymatting only when a photo needs the matte (four of the nine ../shared
+    portraits): its numba kernels load on import (2.3-2.6 s here, cached; ~40 s the first time after an install),
+    and the reconstruction node's first such photo paid it on top of its reconstruction. warm_up (the node's, at
+    start) loads them now, where the matte is on (in a fresh interpreter: this process has imported it already)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitReconstructor; "
+            "MeshFitReconstructor(hair_matte=False).warm_up(); off = 'pymatting' in sys.modules; "
+            "MeshFitReconstructor().warm_up(); print(off, 'pymatting' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    assert out.stdout.split()[-2:] == ["False", "True"], out.stdout + out.stderr[-2000:]
 
 
 def _lp_d9_at_rest(results):

@@ -351,6 +351,10 @@ class MeshFitReconstructor(Reconstructor):
         """Load the MediaPipe models and the compiled kernels now rather than on the first photo; seconds."""
         t0 = time.perf_counter()
         self._models()
+        if self.cfg.hair_matte:  # surfaces.matte_hair imports pymatting only when a photo needs its matte: its numba
+            # kernels load on import (2.3-2.6 s at load 15 here, cached; ~40 s of compiling the first time after an
+            # install), which the first such photo paid on top of its reconstruction (review24, s24)
+            import pymatting  # noqa: F401
         tri = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.1, 1.0]])
         rasterize_mesh(tri, np.array([[0, 1, 2]]), np.array([[100.0, 0, 8], [0, 100.0, 8], [0, 0, 1]]), 16)
         if self.cfg.refine_iters and self.cfg.refine_backend == "cpu":
