@@ -509,10 +509,13 @@ def test_pixels_nearer_another_face_are_not_this_persons_above_the_chin():
 
 def test_another_persons_hair_beside_the_head_is_not_this_avatars(results):
     """two_children: the segmentation keeps what touches the boy, and face_region left the girl's hair between her
-    face and his ear and above it (her hair clip) in his person mask: his turned head had a dark tuft and strands
-    beside it (issue 11 item 2). Now what lies nearer her face than his, above his chin, is left out. Pixels the
-    avatar covers at the photo's pose in the box of her hair beside his head (crop 512: rows 100-200, columns
-    335-420): 2483 on main f1309e3, 1431 now (the rest is his ear and her hair nearer him)."""
+    face and his ear in his person mask: his turned head had a dark tuft and strands beside it (issue 11 item 2).
+    Now what lies nearer her face than his, above his chin, is left out. Pixels the avatar covers at the photo's pose
+    in the box of her hair beside his ear (crop 512: rows 140-200, columns 335-400; the rest is his ear): 1467 on
+    main f1309e3, 726 with nearer_other_faces alone (hair_matte off), 1248 with surfaces.matte_hair alone, 553 with
+    both. (Her pink hair clip above, rows 100-140, is the matte's: 1016 on main, 705 with this alone, 1 with the
+    matte alone; a box over both, the first form of this test, read 1249 with the matte alone and could not tell
+    this rule gone once the matte was stacked, review24 s24.)"""
     from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.reconstruct.preview import photo_pose, source_intrinsics
@@ -526,8 +529,8 @@ def test_another_persons_hair_beside_the_head_is_not_this_avatars(results):
     cover = rasterize(p.means, p.quats, p.scales, p.opacities, np.ones_like(p.colors), view.astype(np.float32), K, w,
                       h, backend="cpu").image[..., 0]
     k = w / 512
-    box = cover[int(100 * k):int(200 * k), int(335 * k):int(420 * k)]
-    assert (box > 0.5).sum() < 0.75 * 2483 * k * k, (box > 0.5).sum()
+    box = cover[int(140 * k):int(200 * k), int(335 * k):int(400 * k)]
+    assert (box > 0.5).sum() < 900 * k * k, (box > 0.5).sum()
 
 
 def test_face_gaussians_off_the_person_take_skin_not_the_background(results):

@@ -364,8 +364,9 @@ def nearer_other_faces(landmarks_px: np.ndarray, others: list, size: int, below_
     pixel rows; this person's chin) nearer one of them than this face's region (Euclidean pixel distance, 0 inside;
     below it the body goes on: the torso is not split). landmarks_px [N, >=2] this face's landmarks, others a list of
     such arrays, crop pixels. A pixel in both regions counts as the other's (as face_region alone took it). The
-    segmentation keeps whatever touches this person: two_children's second child's hair clip stood above the boy's
-    turned head as a loose pink tuft (issue 11 item 2)."""
+    segmentation keeps whatever touches this person: two_children's second child's hair between her face and the boy's
+    ear stood beside his turned head as a dark tuft (issue 11 item 2; her pink hair clip above it is nearer him and
+    stays in the mask: matte_hair takes it out)."""
     own = face_region(landmarks_px, size, grow)
     d_own = cv2.distanceTransform((~own).astype(np.uint8), cv2.DIST_L2, 5)
     head = np.arange(size)[:, None] + 0.5 < below_row
