@@ -616,6 +616,25 @@ def test_a_turned_iris_carries_no_catchlight_of_its_own():
     assert np.mean((0.5 + 0.28209479 * av.sh[lag, 0]) @ luma) > 0.75
 
 
+def test_no_photo_layer_detail_disc_sits_at_a_catchlight():
+    """The catchlight's own discs (eyeballs.catchlights: PART_EYE, bary[:, 0] = catchlight_lag) are the detail discs
+    at its pixels: the photo layer there shows the iris behind it and spends no detail disc of its own (the bright
+    pixel drew the detail selection to it, and the catchlight's discs took their budget from the rest of the face's
+    detail; eyes24 bca19ed). business_person in its source view: the eyeball discs that turn with all of the turn and
+    are no larger than 1.5x the catchlight's, centred on a catchlight disc's pixel: 13 before bca19ed (lp_d8 7,
+    obama_official 9), 0 now (review24, s24)."""
+    av, K, vm, w, h = _business_person_in_its_view()
+    pc = av.means.astype(np.float64) @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
+    px = np.floor(pc[:, :2] / pc[:, 2:] * np.diag(K)[:2] + K[:2, 2]).astype(np.int64)  # the pixel each is centred on
+    lag = (av.part == PART_EYE) & (av.bary[:, 0] > 0)
+    size = np.exp(av.log_scales).max(1)
+    small = (av.part == PART_EYE) & ~lag & (size < 1.5 * size[lag].max())
+    assert lag.sum() >= 10
+    at = {tuple(p) for p in px[lag]}
+    both = [tuple(p) for p in px[small] if tuple(p) in at]
+    assert not both, f"{len(both)} photo-layer detail discs on the catchlights' pixels"
+
+
 def closed_eye_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> float:
     """The fraction of the photo's eye-opening pixels (MediaPipe's eye contours) that a fully closed lid renders
     darker than 0.6 x the upper-lid skin's luminance (eyelids.lid_skin_colours), from the source camera."""
