@@ -18,8 +18,8 @@ The display camera looks at the head frame's origin (the head's centre) from `di
 
 The principal point moves with the placement (cx = width / 2, cy within HEAD_BELOW_MIDDLE x height below the
 middle or above it); the render node publishes this K in its camera_info, so a rectifier or an overlay projects
-exactly as the picture was drawn. Measured on business_person at 480x800 (panel24, s24): head x 85..374 (of
-480), its top ~230 px below the panel's, the torso down to the bottom row.
+exactly as the picture was drawn. Measured on business_person at 480x800 (panel24, s24; rendered, alpha > 0.1,
+the torso left out): head columns 82..379 (of 480), its top at row 226, the torso down to the bottom row.
 """
 
 from __future__ import annotations
