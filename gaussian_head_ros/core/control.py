@@ -20,13 +20,13 @@ MESSAGE_POINTS = (0, lmk.NUM_MESH, lmk.NUM_LANDMARKS)
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """[4] w x y z -> [3, 3] rotation matrix (normalises q)."""
-    w, x, y, z = np.asarray(q, np.float64) / max(np.linalg.norm(q), 1e-12)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    """[..., 4] w x y z -> [..., 3, 3] rotation matrices (normalises each q): one quaternion [4] -> [3, 3]."""
+    q = np.asarray(q, np.float64)
+    w, x, y, z = np.moveaxis(q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12), -1, 0)
+    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                     2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+                    -1).reshape(q.shape[:-1] + (3, 3))
 
 
 def matrix_to_quat(r: np.ndarray) -> np.ndarray:

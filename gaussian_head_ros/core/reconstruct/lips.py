@@ -52,7 +52,7 @@ from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.reconstruct.rest_pose import photo_growth, triangle_maps
+from gaussian_head_ros.core.reconstruct.rest_pose import covariances, photo_growth, triangle_maps
 
 
 
@@ -456,17 +456,12 @@ def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo,
     """The covariance of rows idx (bound to triangles fid) as the photo -> rest map stretches it (blended by
     w with the isotropic scaling to_rest_pose gave): no gaps between discs stretched one way only. Returns
     [M] their new vertical extent: the standard deviation (metres) along the head frame's y, sqrt(cov[1, 1])."""
-    from gaussian_head_ros.core.control import quat_to_matrix
-
     A = triangle_maps(v_photo, v_rest, faces)[fid]
     fr_p, _ = triangle_frames(np.asarray(v_photo, np.float64), faces)
     fr_r, _ = triangle_frames(np.asarray(v_rest, np.float64), faces)
     rot = (fr_r @ fr_p.transpose(0, 2, 1))[fid]
     ratio = 1.0 / photo_growth(v_photo, v_rest, faces)[fid]  # the isotropic rest scaling of to_rest_pose
-    q = batch.quats[idx].astype(np.float64)
-    rm = np.stack([quat_to_matrix(x) for x in q]) if len(q) else np.zeros((0, 3, 3))
-    s = batch.scales[idx].astype(np.float64)
-    cov = rm @ (s[:, :, None] ** 2 * rm.transpose(0, 2, 1))  # at rest, area-scaled
+    cov = covariances(batch.quats[idx], batch.scales[idx])  # at rest, area-scaled
     cov_p = rot.transpose(0, 2, 1) @ cov @ rot / ratio[:, None, None] ** 2  # as built in the photo
     cov_n = A @ cov_p @ A.transpose(0, 2, 1)
     cov_n = w[:, None, None] * cov_n + (1 - w[:, None, None]) * cov
@@ -485,8 +480,6 @@ def _above_lower_edge(batch: GaussianBatch, idx: np.ndarray, v_rest: np.ndarray,
     D = diag(1, k, 1): their width kept) to reach no further, no shorter than cfg.edge_min_sigma_m; the lower lip's
     Gaussians stretched tall by the closing hung onto the chin as drips. sig_y [M]: their vertical extent (std,
     metres; `_follow_map`) -> the same after."""
-    from gaussian_head_ros.core.control import quat_to_matrix
-
     v = np.asarray(v_rest, np.float64)
     edge = v[[lmk.MOUTH_CORNER_R, *lmk.LIP_LOWER_OUTER, lmk.MOUTH_CORNER_L]]
     order = np.argsort(edge[:, 0])
@@ -498,9 +491,7 @@ def _above_lower_edge(batch: GaussianBatch, idx: np.ndarray, v_rest: np.ndarray,
         return sig_y
     rows = idx[todo]
     q = batch.quats[rows].astype(np.float64)
-    r = np.stack([quat_to_matrix(x / np.linalg.norm(x)) for x in q])
-    s = batch.scales[rows].astype(np.float64)
-    cov = r @ (s[:, :, None] ** 2 * r.transpose(0, 2, 1))
+    cov = covariances(q / np.linalg.norm(q, axis=1, keepdims=True), batch.scales[rows])
     k = room[todo] / sig_y[todo]
     d = np.ones((len(rows), 3))
     d[:, 1] = k

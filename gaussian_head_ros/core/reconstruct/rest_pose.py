@@ -30,6 +30,7 @@ from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, bound_grow
                                            inverse_metrics, jaw_level_share, jaw_pivot, matrix_to_quat,
                                            mouth_lateral, mouth_stretch, quantised_jaw_weight, quat_multiply,
                                            scaled_rotations, stretch_grown_triangles, triangle_frames)
+from gaussian_head_ros.core.control import quat_to_matrix
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 
 
@@ -69,12 +70,9 @@ def triangle_maps(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray) ->
     return out
 
 
-def _covariances(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """[M, 4] wxyz (any length), [M, 3] linear std-devs -> [M, 3, 3] covariances R diag(s^2) R^T."""
-    w, x, y, z = (np.asarray(quats, np.float64) / np.maximum(np.linalg.norm(quats, axis=1, keepdims=True), 1e-12)).T
-    rot = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                    2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                    2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
+def covariances(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """[M, 4] wxyz (any length), [M, 3] linear std-devs -> [M, 3, 3] float64 covariances R diag(s^2) R^T."""
+    rot = quat_to_matrix(quats)
     s2 = np.asarray(scales, np.float64) ** 2
     return rot @ (s2[:, :, None] * rot.transpose(0, 2, 1))
 
@@ -109,8 +107,8 @@ def cover_rest(rest: GaussianBatch, photo: GaussianBatch, v_photo: np.ndarray, v
     if share <= 0 or not bound.size:
         return 0
     a = triangle_maps(v_photo, v_rest, faces)[rest.face_id[bound].astype(np.int64)]
-    c_rest = _covariances(rest.quats[bound], rest.scales[bound])
-    c_want = share ** 2 * (a @ _covariances(photo.quats[bound], photo.scales[bound]) @ a.transpose(0, 2, 1))
+    c_rest = covariances(rest.quats[bound], rest.scales[bound])
+    c_want = share ** 2 * (a @ covariances(photo.quats[bound], photo.scales[bound]) @ a.transpose(0, 2, 1))
     # whiten by the rest covariance: the wanted one's eigenvalues above 1 are where it reaches further
     lam, q = np.linalg.eigh(c_rest)
     half = q * np.sqrt(np.maximum(lam, 1e-30))[:, None, :]  # C_rest = half half^T
