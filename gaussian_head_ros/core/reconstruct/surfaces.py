@@ -278,7 +278,7 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     c = photo[bi, bj]
     backdrop = np.zeros(mask.shape, bool)  # clearly nearer the backdrop's colours than the person's
     backdrop[bi, bj] = _nearest(c, fg_pal) - _nearest(c, bg_pal) > palette_margin
-    if not _has_blob(cv2.morphologyEx(backdrop.astype(np.uint8), cv2.MORPH_OPEN, kernel), min_area_px):
+    if not _blobs(cv2.morphologyEx(backdrop.astype(np.uint8), cv2.MORPH_OPEN, kernel), min_area_px).any():
         return mask, colours  # what leaves is a blob of these, opened: none, nothing leaves (no matte to pay)
     from pymatting import estimate_alpha_cf, estimate_foreground_ml  # MIT; imported here: numba compiles on import
 
@@ -287,9 +287,8 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     trimap[back] = 0.0
     image = photo.astype(np.float64)
     alpha = estimate_alpha_cf(image, trimap)
-    drop = cv2.morphologyEx((backdrop & (alpha < alpha_cut)).astype(np.uint8), cv2.MORPH_OPEN, kernel)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(drop, connectivity=8)
-    drop = np.isin(lab, [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area_px])
+    drop = _blobs(cv2.morphologyEx((backdrop & (alpha < alpha_cut)).astype(np.uint8), cv2.MORPH_OPEN, kernel),
+                  min_area_px)
     if not drop.any():
         return mask, colours
     near = cv2.dilate(drop.astype(np.uint8), cv2.getStructuringElement(
@@ -313,10 +312,10 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     return out, colours
 
 
-def _has_blob(m: np.ndarray, min_area_px: int) -> bool:
-    """Whether the (S, S) uint8 mask m holds an 8-connected component of min_area_px pixels or more."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    return bool(n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= min_area_px)
+def _blobs(m: np.ndarray, min_area_px: int) -> np.ndarray:
+    """(S, S) bool: the 8-connected components of the (S, S) uint8 mask m of min_area_px pixels or more."""
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    return np.isin(lab, 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area_px))
 
 
 def clean_mask(mask: np.ndarray, seed: np.ndarray, max_hole: float = 0.02) -> np.ndarray:
