@@ -538,8 +538,7 @@ class RenderNode(Node):
         panel placed down to where `loaded`'s torso ends, centred for the placeholder) and its CameraInfo message (the
         header is set per frame), made again only when fov_deg, distance_m, the size, mirror or the avatar shown
         changes (building the message costs ~70 us)."""
-        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")), float(self._param("distance_m")),
-               id(loaded))
+        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")), float(self._param("distance_m")))
         if key != self._camera_key or self._camera_made[2] is not loaded:
             torso = None if loaded is None or loaded.torso is None else torso_bottom(loaded.torso, key[4])
             k = display_intrinsics(key[0], w, h, torso)
