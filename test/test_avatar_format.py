@@ -403,7 +403,10 @@ def test_an_avatar_message_differing_in_any_field_is_another_avatar():
     assert avatar_message_key(avatar_to_msg(avatar)) == avatar_message_key(avatar_to_msg(avatar))
     for change in (lambda m: setattr(m.gaussians, "point_step", m.gaussians.point_step + 4),
                    lambda m: setattr(m.gaussians.fields[4], "datatype", 2),
-                   lambda m: setattr(m, "rest_brow_shift", [0.0, 0.5])):
+                   lambda m: setattr(m, "rest_brow_shift", [0.0, 0.5]),
+                   # the same bytes, one float moved from the end of one buffer to the start of the next
+                   lambda m: (setattr(m, "expression_basis", m.expression_basis + m.lighting_sh[:1]),
+                              setattr(m, "lighting_sh", m.lighting_sh[1:]))):
         msg = avatar_to_msg(avatar)
         change(msg)
         assert avatar_message_key(msg) != avatar_message_key(avatar_to_msg(avatar))

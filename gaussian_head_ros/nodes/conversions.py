@@ -7,6 +7,7 @@ with `bytes`/`array.array` and come out with `np.frombuffer` (never per-element 
 from __future__ import annotations
 
 import array
+import zlib
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -55,13 +56,11 @@ def avatar_message_key(msg) -> tuple:
 
 def _fields_crc(value, crc: int = 0) -> int:
     """CRC-32 (zlib) of a ROS message's fields, depth first in declaration order: buffers (array.array, numpy,
-    bytes) by their bytes, nested messages and sequences field by field, other values by repr."""
-    import zlib
-
-    if isinstance(value, (bytes, bytearray, array.array)):
-        return zlib.crc32(value, crc)
-    if isinstance(value, np.ndarray):
-        return zlib.crc32(np.ascontiguousarray(value), crc)
+    bytes) by their length in bytes and then their bytes (so that bytes moved from the end of one buffer to the start
+    of the next make another key), nested messages and sequences field by field, other values by repr."""
+    if isinstance(value, (bytes, bytearray, array.array, np.ndarray)):
+        data = memoryview(np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value).cast("B")
+        return zlib.crc32(data, zlib.crc32(b"%d:" % data.nbytes, crc))
     if hasattr(value, "get_fields_and_field_types"):
         for name in value.get_fields_and_field_types():
             crc = _fields_crc(getattr(value, name), crc)
