@@ -192,6 +192,34 @@ def test_a_dark_photo_is_warned_about():
         assert len(said) == 2 and "no colour" in said[0] and "the face is dark" in said[1], said
 
 
+def test_a_head_turned_far_to_the_side_is_warned_about():
+    """A photo of a head turned ~45 deg (business_person's own avatar rendered turned 45 deg, the photo a user sends
+    who looks away from the camera) was taken without a word: MediaPipe reads it as 39 deg, under max_yaw_deg's 45,
+    and the avatar facing the display was torn across the hidden cheek (user25, s25: /work/coord/user25/yawsweep.png).
+    It is still taken, now with a warning saying why it looks so; no ../shared portrait (at most 18 deg) gets it."""
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    turned = "the head is turned"
+    with FaceMesh(static_image_mode=True, max_faces=4) as fm:
+        for path in sorted(shared("portraits").iterdir()):
+            assert not [w for w in frame_photo(read_image(str(path)), fm, FramingConfig()).warnings if turned in w], path.name
+    with get_reconstructor("mesh_fit") as rec:
+        driver = Driver(rec.reconstruct(read_image(str(shared("portraits", "business_person.png")))).avatar)
+        control = FaceControl.rest()
+        control.rotation = euler_to_quat(yaw_deg=45.0).astype(np.float32)
+        control.translation = np.array([0.0, 0.0, 2.0], np.float32)
+        r = render_control(driver, control, default_intrinsics(768, 768, 14.0), 768, 768)
+        photo = np.clip(r.image + (1 - r.alpha[..., None]) * np.array([0.8, 0.82, 0.85]), 0, 1)
+        result = rec.reconstruct((photo * 255 + 0.5).astype(np.uint8))
+    said = [w for w in result.warnings if turned in w]
+    assert len(said) == 1 and "deg to the side" in said[0], result.warnings
+
+
 def test_two_people_side_by_side_are_both_found():
     """Two people side by side (obama_official beside the astronaut portrait scaled to its height, 2047x1137): the
     face mesh's own detector saw one, so the photo was taken without the '2 faces found, used the largest' warning,

@@ -40,6 +40,12 @@ class FramingConfig:
     max_yaw_deg: float = setting(45.0, "heads turned further left/right than this are refused, degrees",
                                  range=(5.0, 90.0))
     max_pitch_deg: float = 50.0  # heads tilted further up/down than this are refused
+    # Heads turned further than this (as MediaPipe reads them) are taken with a warning: the side the photo hides is
+    # completed from the side it shows and seams show when the avatar faces the display. MediaPipe reads a turned
+    # head as less turned: business_person's and obama_official's avatars rendered turned 35 / 45 / 50 deg and
+    # reconstructed again read 29-26 / 39-33 / 40-36 deg, their avatars torn across the hidden cheek from 40 deg on
+    # (user25, s25); the ../shared portraits read at most 18 deg (lp_s9_monalisa).
+    warn_yaw_deg: float = 25.0
     size: int = 512  # side of the source camera image, pixels
     crop_m: float = 0.42  # side of the square crop at the head's depth, metres (head, hair, top of the shoulders)
     crop_center_m: tuple[float, float] = (0.0, 0.03)  # crop centre in the head frame (x, y; y down), metres
@@ -169,6 +175,10 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     if abs(euler["pitch"]) > cfg.max_pitch_deg:
         raise ReconstructionError(HEAD_TURNED_TOO_FAR, f"the head is tilted {abs(euler['pitch']):.0f} deg up or down, "
                                                        f"more than {cfg.max_pitch_deg:.0f}; use a more frontal photo")
+    if abs(euler["yaw"]) > cfg.warn_yaw_deg:
+        warnings.append(f"the head is turned {abs(euler['yaw']):.0f} deg to the side (more than {cfg.warn_yaw_deg:.0f}): "
+                        "the side the photo hides is filled in from the side it shows, with seams across that cheek "
+                        "when the avatar faces the display; a frontal photo gives a better avatar")
     bars = border_bars(work) if cfg.trim_bars else (0, 0, 0, 0)
     top, bottom, left, right = bars
     if any(bars):
