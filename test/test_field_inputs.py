@@ -220,6 +220,38 @@ def test_a_head_turned_far_to_the_side_is_warned_about():
     assert len(said) == 1 and "deg to the side" in said[0], result.warnings
 
 
+def test_dark_glasses_are_warned_about():
+    """Sunglasses (obama_official with black lenses drawn over his eyes from his landmarks) were taken without a word:
+    the avatar wore them painted on its eyeballs, and its driven blinks and gaze moved black lenses (user25, s25).
+    Now a warning says the eyes are hidden; no ../shared portrait gets it (lp_d8_man_glasses' clear glasses neither),
+    nor obama_official dimmed to a dark photo, closed-lid-like skin over the eyes, or the eyes' shade of a posterised
+    cartoon on one eye only."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import check_eyes
+
+    with FaceMesh(static_image_mode=True, max_faces=1, iris_model=False) as fm:
+        for path in sorted(shared("portraits").iterdir()):
+            rgb = read_image(str(path))
+            assert check_eyes(rgb, fm.detect(rgb)[0].landmarks_px) == [], path.name
+        rgb = read_image(str(shared("portraits", "obama_official.jpg")))
+        lm = fm.detect(rgb)[0].landmarks_px[:, :2]
+    eyes = [lm[list(c)].mean(0) for c in (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L)]
+    iod = float(np.linalg.norm(eyes[0] - eyes[1]))
+    glasses, lids, one = rgb.copy(), rgb.copy(), rgb.copy()
+    skin = tuple(int(v) for v in rgb[int(lm[1, 1]), int(lm[1, 0])])
+    for k, c in enumerate(eyes):
+        axes = (int(iod * 0.42), int(iod * 0.3))
+        cv2.ellipse(glasses, (int(c[0]), int(c[1])), axes, 0, 0, 360, (20, 20, 20), -1)
+        cv2.ellipse(lids, (int(c[0]), int(c[1])), axes, 0, 0, 360, skin, -1)
+        if k == 0:
+            cv2.ellipse(one, (int(c[0]), int(c[1])), axes, 0, 0, 360, (20, 20, 20), -1)
+    said = check_eyes(glasses, lm)
+    assert len(said) == 1 and "the eyes are hidden" in said[0], said
+    assert check_eyes((rgb * 0.12).astype(np.uint8), lm) == []  # dark all over: the dark-face warning's
+    assert check_eyes(lids, lm) == [] and check_eyes(one, lm) == []
+
+
 def test_two_people_side_by_side_are_both_found():
     """Two people side by side (obama_official beside the astronaut portrait scaled to its height, 2047x1137): the
     face mesh's own detector saw one, so the photo was taken without the '2 faces found, used the largest' warning,

@@ -188,6 +188,7 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
         work[:, :left], work[:, ww - right:] = work[:, left:left + 1], work[:, ww - right - 1:ww - right]
     warnings += check_cut_off(face.landmarks_px - [left, top, 0], fit, ww - left - right, hw - top - bottom, cfg)
     warnings += check_colour(work, face.landmarks_px)
+    warnings += check_eyes(work, face.landmarks_px)
     # The crop: `crop_m` metres at the head's depth, centred on a point of the head frame. MediaPipe's
     # landmarks are a weak-perspective reconstruction, so the crop is placed with that model
     # (pixel = origin + rotated point / metres_per_pixel) and the source camera is a long lens on
@@ -289,6 +290,39 @@ def check_colour(rgb: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
         return [f"the face is blue (its median red minus blue is {rb:.0f}): the photo's red and blue look swapped "
                 f"(BGR pixels sent as rgb8, or RGB ones as bgr8; OpenCV's images are BGR); the avatar is blue too", *dark]
     return dark
+
+
+EYES_HIDDEN = 0.4  # an eye opening whose brightest tenth (90th percentile luma) is under this x the face's median
+# luma shows no sclera: dark glasses or a deep shade. The ../shared portraits read 0.64-1.50 (lp_d8_man_glasses'
+# right eye behind its clear glasses the least, trump_official 0.66), obama_official with black lenses drawn over
+# his eyes 0.13 / 0.13, a posterised cartoon of him 0.19 / 0.67 (user25, s25): both eyes must be under it.
+
+
+def check_eyes(rgb: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
+    """A warning when neither eye shows its white in the [H, W, 3] uint8 photo (landmarks_px [478, >=2], photo
+    pixels), else []: each eye opening (the convex hull of lmk.EYE_CONTOUR_R / _L) has its 90th percentile luma under
+    EYES_HIDDEN x the median luma over the face's landmark box. Sunglasses were taken without a word: the avatar wore
+    them painted on its eyeballs, and the driven blinks and gaze moved black lenses (user25, s25)."""
+    lm = np.asarray(landmarks_px, np.float64)[:, :2]
+    luma = np.asarray(rgb, np.float32) @ LUMA
+    x0, y0 = np.floor(np.maximum(lm.min(0), 0)).astype(int)
+    x1, y1 = np.ceil(lm.max(0)).astype(int) + 1
+    face = float(np.median(luma[y0:y1, x0:x1])) if y1 > y0 and x1 > x0 else 0.0
+    if face <= 0:
+        return []
+    ratios = []
+    for contour in (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L):
+        mask = np.zeros(luma.shape, np.uint8)
+        cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm[list(contour)]).astype(np.int32)), 1)
+        inside = luma[mask > 0]
+        if inside.size == 0:
+            return []
+        ratios.append(float(np.percentile(inside, 90)) / face)
+    if max(ratios) >= EYES_HIDDEN:
+        return []
+    return [f"the eyes are hidden (dark glasses, or a deep shade: the eye openings are at most {100 * max(ratios):.0f} % "
+            "as bright as the face, no white shows): the avatar's eyes are as dark, and its blinks and gaze move that; "
+            "use a photo with the eyes visible"]
 
 
 def _crop(img: np.ndarray, x0: float, y0: float, s: float, size: int) -> np.ndarray:
