@@ -184,7 +184,7 @@ def test_float_parameters_take_integers(rclpy_context):
 
     from gaussian_head_ros.nodes.common import check_parameters, declare_settings
 
-    table = {k: _params("render_node")[k] for k in ("fps", "width", "background")}
+    table = {k: _params("render_node")[k] for k in ("fps", "width", "background", "mirror")}
     node = rclpy_context.create_node("float_params_test", parameter_overrides=[Parameter("fps", value=20)])
     try:
         declare_settings(node, table)
@@ -204,6 +204,13 @@ def test_float_parameters_take_integers(rclpy_context):
         assert not node.set_parameters([Parameter("fps", value=500)])[0].successful  # out of range
         assert not node.set_parameters([Parameter("fps", value="fast")])[0].successful  # wrong type
         assert not node.set_parameters([Parameter("width", value=1.5)])[0].successful  # no float into an int
+        # a whole float into an int, 0/1 into a bool (`ros2 param set ... width 600.0`, `mirror 1`): rclpy said only
+        # "Wrong parameter type, expected '2' got '3'" (user25, s25)
+        assert node.set_parameters([Parameter("width", value=600.0)])[0].successful
+        assert node.get_parameter("width").value == 600 and node.get_parameter("width").type_ == Parameter.Type.INTEGER
+        assert node.set_parameters([Parameter("mirror", value=1)])[0].successful
+        assert node.get_parameter("mirror").value is True
+        assert not node.set_parameters([Parameter("mirror", value=2)])[0].successful
         assert node.set_parameters([Parameter("background", value=[0, 1, 0])])[0].successful
         assert node.get_parameter("background").value == [0.0, 1.0, 0.0]
     finally:

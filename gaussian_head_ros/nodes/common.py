@@ -72,9 +72,14 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     Floating-point settings also take integers (`ros2 param set /render_node fps 15`, `-p fps:=15`, a YAML
     `fps: 15`), converted to float: rclpy refuses a value of another type than the declared one (only
     `dynamic_typing` would let it through, and then any type), so integer overrides are converted before
-    the declaration and integer sets in a pre-set callback (rclpy >= Iron; older ones keep refusing)."""
+    the declaration and integer sets in a pre-set callback (rclpy >= Iron; older ones keep refusing).
+    In that callback (`ros2 param set` only) integer settings also take a whole float (`width 600.0`) and boolean
+    ones 0 or 1 (`mirror 1`, as the launch files' flags take them): rclpy refused both with only `Wrong parameter
+    type, expected '2' got '3'` (user25, s25). A fractional float for an integer stays refused."""
     floats = {name for name, s in table.items() if isinstance(s.default, float) or
               (isinstance(s.default, (list, tuple)) and s.default and isinstance(s.default[0], float))}
+    whole = {name for name, s in table.items() if isinstance(s.default, int) and not isinstance(s.default, bool)}
+    flags = {name for name, s in table.items() if isinstance(s.default, bool)}
     ints = (Parameter.Type.INTEGER, Parameter.Type.INTEGER_ARRAY)
 
     def as_float(p: Parameter) -> Parameter:
@@ -83,12 +88,19 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         return Parameter(p.name, value=float(p.value) if p.type_ == Parameter.Type.INTEGER
                          else [float(v) for v in p.value])
 
+    def as_declared(p: Parameter) -> Parameter:
+        if p.name in whole and p.type_ == Parameter.Type.DOUBLE and float(p.value).is_integer():
+            return Parameter(p.name, value=int(p.value))
+        if p.name in flags and p.type_ == Parameter.Type.INTEGER and p.value in (0, 1):
+            return Parameter(p.name, value=bool(p.value))
+        return as_float(p)
+
     overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
     if isinstance(overrides, dict):
         for name in floats & set(overrides):
             overrides[name] = as_float(overrides[name])
-    if floats and hasattr(node, "add_pre_set_parameters_callback"):
-        node.add_pre_set_parameters_callback(lambda params: [as_float(p) for p in params])
+    if (floats or whole or flags) and hasattr(node, "add_pre_set_parameters_callback"):
+        node.add_pre_set_parameters_callback(lambda params: [as_declared(p) for p in params])
 
     def refused(name: str, value) -> bool:
         """Whether `value` fails the setting's check (said in an error line: the default is used)."""
