@@ -128,8 +128,8 @@ def fill_over_mesh(faces: np.ndarray, known: np.ndarray, values: np.ndarray) -> 
 
 def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.ndarray, mirror: np.ndarray,
                     face: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
-                    clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0
-                    ) -> GaussianBatch:
+                    clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0,
+                    partly: np.ndarray | None = None) -> GaussianBatch:
     """Gaussians on template triangles the photo covers badly (covered [F] bool false).
 
     mirror [V] mirror-image vertex of each vertex; face [S, S] bool the pixels that show the face alone (its
@@ -151,17 +151,22 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     the red background the person mask took in beside the jaw, drawn as a red streak down the turned cheek): the
     mirror's colour, else the light. The points are spread evenly (sample_triangles), the discs 0.7 x spacing_m
     wide (0.9 closed the last pinholes but their tails over the silhouette cost 0.1-0.3 dB at frame 0)."""
-    todo = np.flatnonzero(~covered)
+    partly = np.zeros(len(faces), bool) if partly is None else np.asarray(partly, bool) & covered
+    todo = np.flatnonzero(~covered | partly)
     if len(todo) == 0:
         return None
     fid, bary = sample_triangles(v, faces, todo, spacing_m, rng)
-    tri = faces[fid]  # [M, 3]
-    pts = np.einsum("mk,mkc->mc", bary, v[tri])
-    nrm = np.einsum("mk,mkc->mc", bary, vertex_normals[tri])
     clean = scene.person if clean is None else clean
     # seen: on the surface the photo shows there, or in front of it (then the rest view draws it over that pixel)
+    pts = np.einsum("mk,mkc->mc", bary, v[faces[fid]])
     i, j, z, inside = scene.project(pts)
     vis = inside & clean[i, j] & scene.person[i, j] & (z < scene.depth[i, j] + SEEN_DEPTH_M)
+    keep = ~(partly[fid] & vis)  # on a triangle the photo covers in part, only what its clean pixels do not show
+    fid, bary, pts, i, j, vis = fid[keep], bary[keep], pts[keep], i[keep], j[keep], vis[keep]
+    if len(fid) == 0:
+        return None
+    tri = faces[fid]  # [M, 3]
+    nrm = np.einsum("mk,mkc->mc", bary, vertex_normals[tri])
     # the face's light: the face pixels' colours blurred among themselves, taken where the photo shows the
     # template's vertices (corners of well-seen triangles) and carried over the rest of the mesh
     from gaussian_head_ros.core.reconstruct.surfaces import masked_blur

@@ -547,11 +547,12 @@ class MeshFitReconstructor(Reconstructor):
             blend, lift = crease_blend(photo, inner & person & ~edge & on_skin, lips, region, mpp, cfg.creases)
             colours = without_creases(photo, blend, lift)
         scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
-        covered = covered_triangles(V, faces, fid, face_px & person, R, t, K)
+        covered = covered_triangles(V, faces, fid, face_px & person & ~edge, R, t, K)
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
+        partly = np.bincount(fid[face_px & person & edge], minlength=nf)[:nf] > 0
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
-                                     clean=person & ~edge)
+                                     clean=person & ~edge, partly=partly)
         hair_skin = self._hair_and_skin(scene, fp.landmarks_px, mesh_px, head_mask, rows)
         back_cols, side_cols, wall_cols, far_cols, far_from = self._hidden_colours(scene, fp.landmarks_px, mesh_px,
                                                                                    head_mask, rows, wt, h_back, hair_skin)
