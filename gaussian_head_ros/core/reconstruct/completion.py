@@ -130,7 +130,11 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
                     face: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
                     clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0,
                     partly: np.ndarray | None = None) -> GaussianBatch:
-    """Gaussians on template triangles the photo covers badly (covered [F] bool false).
+    """Gaussians on template triangles the photo covers badly (covered [F] bool false), and on the triangles
+    `partly` [F] bool (None: none) the photo shows in part through its silhouette's matte band (mesh_fit's `edge`,
+    discs as transparent as the photo's edge is mixed with its background) at the points that no clean pixel shows:
+    that strip of surface, seen through the matte alone, was covered by nothing opaque, and turned toward the camera
+    it opened as a crack with the dark wall behind (business_person's cheek on a 1024x600 panel; grid25 s25).
 
     mirror [V] mirror-image vertex of each vertex; face [S, S] bool the pixels that show the face alone (its
     template's triangles on the person, off the silhouette's edge band); clean [S, S] bool the person's pixels

@@ -547,6 +547,8 @@ class MeshFitReconstructor(Reconstructor):
             blend, lift = crease_blend(photo, inner & person & ~edge & on_skin, lips, region, mpp, cfg.creases)
             colours = without_creases(photo, blend, lift)
         scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
+        # the matte band's discs are see-through: a triangle the photo shows only there is covered badly, and one it
+        # shows partly there is completed where no clean pixel shows it (face_completion's `partly`)
         covered = covered_triangles(V, faces, fid, face_px & person & ~edge, R, t, K)
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
