@@ -470,20 +470,29 @@ def test_the_shaded_sclera_by_a_narrow_eye_s_iris_turns_with_the_eyeball():
     assert not own[lashes & ~reach].any() and not own[~opening].any()
 
 
-def test_the_cornea_s_reflection_follows_half_the_eyeball_s_turn(canonical):
-    """An eyeball Gaussian whose bary[:, 0] is 0.5 (mesh_fit's catchlights: EyeballConfig.catchlight_lag) turns about
-    the eyeball's centre by half the gaze's turn, the others by all of it; at rest both stay put. Before, every
-    eyeball Gaussian turned with the iris and the photo's catchlight reached the iris's edge at a side look."""
+def _eyeball_points(canonical, lags):
+    """A synthetic avatar on the canonical face whose only eyeball Gaussians are a pair (right, left eye) at each
+    eyeball's front point per lag in lags (bary[:, 0]; pair k = Gaussians 2k, 2k + 1) -> (avatar, eyeball centres
+    [2, 3], front points [2, 3] float32), metres, head frame."""
     a = synthetic_avatar(2000, seed=7)
     a.template_vertices = canonical.astype(np.float32)
     a.template_faces = np.zeros((0, 3), np.int32)
     a.source_camera = None
     centres = eyes.eyeball_centres(canonical, eyes.gaze_from_landmarks(canonical))
     front = (centres + eyes.EYEBALL_RADIUS_M * np.array([0, 0, -1.0])).astype(np.float32)
-    a.means[:4] = np.concatenate([front, front])  # the pupils, and a catchlight on each
-    a.part[:4], a.face_id[:4], a.bary[:4] = PART_EYE, -1, 0.0
-    a.bary[2:4, 0] = 0.5
-    a.part[4:] = np.where(a.part[4:] == PART_EYE, PART_STATIC, a.part[4:])
+    n = 2 * len(lags)
+    a.means[:n] = np.concatenate([front] * len(lags))
+    a.part[:n], a.face_id[:n], a.bary[:n] = PART_EYE, -1, 0.0
+    a.bary[:n, 0] = np.repeat(lags, 2)
+    a.part[n:] = np.where(a.part[n:] == PART_EYE, PART_STATIC, a.part[n:])
+    return a, centres, front
+
+
+def test_the_cornea_s_reflection_follows_half_the_eyeball_s_turn(canonical):
+    """An eyeball Gaussian whose bary[:, 0] is 0.5 (mesh_fit's catchlights: EyeballConfig.catchlight_lag) turns about
+    the eyeball's centre by half the gaze's turn, the others by all of it; at rest both stay put. Before, every
+    eyeball Gaussian turned with the iris and the photo's catchlight reached the iris's edge at a side look."""
+    a, centres, front = _eyeball_points(canonical, (0.0, 0.5))  # the pupils, and a catchlight on each
     d = Driver(a)
     np.testing.assert_array_equal(d.drive(FaceControl.rest()).means[:4], a.means[:4])
     for turn in ([0.3, 0.0], [0.0, 0.3], [-0.4, -0.2]):
@@ -493,6 +502,21 @@ def test_the_cornea_s_reflection_follows_half_the_eyeball_s_turn(canonical):
         want = centres + np.einsum("eij,ej->ei", half, front - centres)
         np.testing.assert_allclose(m[2:], want, atol=2e-6)  # old code: all of the turn, 1.5-2.6 mm off
         assert np.all(np.linalg.norm(m[:2] - front, axis=1) > 1.8 * np.linalg.norm(m[2:] - front, axis=1))
+
+
+def test_the_driver_turns_only_the_eye_lag_levels_the_avatar_uses(canonical):
+    """An avatar whose eyeball Gaussians lag 0, 0.25 and 1 of the turn (deform.eye_lag_level 0, 1, 4) gets eye frames
+    for those three levels only (two eyes each: K = k_eye + 6; before, all EYE_LAG_LEVELS every frame, K = k_eye + 10,
+    ~0.4 ms of drive), and each Gaussian still turns by its own share of the gaze's turn (1, 3/4, none)."""
+    a, centres, front = _eyeball_points(canonical, (0.0, 0.25, 1.0))
+    d = Driver(a)
+    assert d.rig.num_frames == d.rig.k_eye + 6 and d.rig.eye_levels == (0, 1, 4)
+    assert sorted(set(d.rig.frame[:6] - d.rig.k_eye)) == [0, 1, 2, 3, 4, 5]
+    turn = np.array([0.3, -0.2])
+    m = d.drive(FaceControl(gaze=(d.rig.rest_gaze + turn).astype(np.float32))).means[:6].astype(np.float64)
+    for k, share in enumerate((1.0, 0.75, 0.0)):
+        rot = eyes.gaze_rotations(d.rig.rest_gaze + share * turn, d.rig.rest_gaze, 1.0, like=front)
+        np.testing.assert_allclose(m[2 * k:2 * k + 2], centres + np.einsum("eij,ej->ei", rot, front - centres), atol=2e-6)
 
 
 def test_the_photo_s_catchlight_is_a_layer_over_the_iris():

@@ -10,7 +10,7 @@ gives each frame a small transform table, and the posed Gaussian is
     scale' = scale[k] * scale_n                scale [K]
 
 so the per-Gaussian work is one table look-up and a handful of multiply-adds, whatever the rule.
-The frames (K = 2 F + 1 + torso_levels + levels + 2 EYE_LAG_LEVELS), with R_g the head rotation:
+The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with R_g the head rotation:
 
 - face triangle f (part 1, bound, coef = (bary, offset from the rest triangle point)): the barycentric
   point of the deformed triangle + the offset turned by the triangle's rotation change (local frame: first
@@ -40,7 +40,8 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 EYE_LAG_LEVELS), with R_g th
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
   A Gaussian's bary[:, 0] is the share of that turn it lags behind (0, every eyeball Gaussian's but the
-  cornea's reflection: all of the turn; quantised to EYE_LAG_LEVELS): the photo's catchlight
+  cornea's reflection: all of the turn; quantised to EYE_LAG_LEVELS, of which only those the avatar uses get
+  frames, Rig.eye_levels): the photo's catchlight
   (eyeballs.catchlights) is the light's reflection on the cornea, which turns about a centre ~half as far
   from the eyeball's as the iris (the pupil-glint vector of eye trackers), so it follows half the turn.
 
@@ -490,6 +491,10 @@ class Rig:
     # <= 0; `expression.hooded_brow_lift` of GaussianAvatar.rest_brow_shift): how far a driven brow raise takes the
     # upper lid along (`lids_with_brow_raise`). None: not hooded or not known (learned avatars, training).
     brow_hood: np.ndarray | None = None
+    # the eyeballs' lag levels (eye_lag_level) its PART_EYE Gaussians use, ascending: the eye frames are (right, left)
+    # per level in this order. frame_tables turns only these: all EYE_LAG_LEVELS every frame cost the drive ~0.4 ms
+    # for an avatar with two (iris25, session 25)
+    eye_levels: tuple[int, ...] = (0,)
 
     @property
     def num_gaussians(self) -> int:
@@ -568,9 +573,12 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         eye_centres = eyes.eyeball_centres(verts, rest_gaze)
     else:
         eye_centres, rest_gaze = np.zeros((2, 3)), np.zeros((2, 2))
+    eye_levels = (0,)
     if eyeball.any():
         side = (means[eyeball, 0] > 0.5 * (eye_centres[0, 0] + eye_centres[1, 0])).astype(np.int64)
-        frame[eyeball] = k_eye + side + 2 * eye_lag_level(np.asarray(bary, np.float64)[eyeball, 0])
+        lag = eye_lag_level(np.asarray(bary, np.float64)[eyeball, 0])
+        eye_levels = tuple(int(x) for x in np.unique(lag))
+        frame[eyeball] = k_eye + side + 2 * np.searchsorted(eye_levels, lag)
 
     # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading.
     near = (((part == PART_STATIC) & ~carried) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
@@ -589,10 +597,10 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         coef_b[idx[keep]] = b[keep]
     frame_rest, area_rest = triangle_frames(verts, faces)
     return Rig(verts, faces, frame_rest, area_rest, frame, coef_b, tri, torso_weights, jaw_weights, pivot, mp_topology,
-               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2 * EYE_LAG_LEVELS,
+               eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2 * len(eye_levels),
                inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces),
                None if brow_hood is None or not np.any(np.asarray(brow_hood) < 0)
-               else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0))
+               else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0), eye_levels)
 
 
 def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -1033,12 +1041,13 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_d.append(xp.concat([const[..., None], (sx - 1.0) * r_j[..., :1], xp.zeros_like(r_j[..., :1]), r_j - eye], -1))
     parts_r.append(r_j)
     parts_s.append(xp.ones_like(r_j[:, 0, 0]))
-    # eyes: (right, left) per lag level (eye_lag_level), each the share 1 - lag of the turn
+    # eyes: (right, left) per lag level the avatar uses (rig.eye_levels, eye_lag_level), each the share 1 - lag of
+    # the turn
     r_e = xp.concat([eyes.gaze_rotations(eye_lag_gaze(gaze, rig.rest_gaze, cfg.gaze_max_rad, level),
                                          rig.rest_gaze, cfg.gaze_max_rad, like=disp)
-                     for level in range(EYE_LAG_LEVELS)], 0)  # [2 EYE_LAG_LEVELS, 3, 3]
+                     for level in rig.eye_levels], 0)  # [2 len(eye_levels), 3, 3]
     r_eg = r_g @ r_e
-    c = asarray_like(np.tile(rig.eye_centres, (EYE_LAG_LEVELS, 1)), disp)
+    c = asarray_like(np.tile(rig.eye_centres, (len(rig.eye_levels), 1)), disp)
     const = (c @ r_g.mT) - (r_eg @ c[..., None])[..., 0]
     parts_d.append(xp.concat([const[..., None], xp.zeros_like(r_eg[..., :2]), r_eg - eye], -1))
     parts_r.append(r_eg)

@@ -208,21 +208,26 @@ def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min
     return sclera, iris, pupil
 
 
+def iris_distance(shape: tuple[int, int], centre_px, radius_px: float) -> np.ndarray:
+    """[H, W] float64: each pixel's (centre at +0.5) distance from an iris centre (centre_px [2], x right, y down,
+    pixels) in iris radii (radius_px, pixels; at least 1e-6). The one per-eye distance map of eye_colours,
+    eyeball_pixels, catchlights and eyelids' references."""
+    cx, cy = float(centre_px[0]), float(centre_px[1])
+    rows, cols = np.ogrid[0:shape[0], 0:shape[1]]
+    return np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / max(float(radius_px), 1e-6)
+
+
 def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, cfg: EyeballConfig) -> dict:
     """Per eye (right, left): sclera, iris and pupil rgb in [0, 1] and the iris radius in pixels, measured on
     the photo's eye openings (eye_px [S, S] bool) around the iris landmarks (opening_colours; the defaults of
     cfg where the photo shows too little), "sclera_lit": the sclera's brightest share
     (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion), and "sclera_shade" [2, 5]: each
     eye's sclera_shading fit (c0, c1, d_lo, d_hi, brightest / lit) that shades that painted sclera."""
-    h, w = eye_px.shape
-    rows, cols = np.mgrid[0:h, 0:w]
     out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": [], "sclera_shade": []}
     lum = photo @ LUMA
     for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
-        cx, cy = landmarks_px[centre, :2]
         r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
-        d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy)
-        d_r = d / max(r_px, 1e-9)
+        d_r = iris_distance(eye_px.shape, landmarks_px[centre, :2], r_px)
         sclera, iris, pupil = opening_colours(photo, eye_px, d_r, cfg.min_pixels)
         lit = opening_colours(photo, eye_px, d_r, cfg.min_pixels, cfg.lit_sclera_share)[0]
         out["sclera"].append(np.asarray(cfg.sclera_rgb) if sclera is None else sclera)
@@ -272,14 +277,11 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
     opening's dark rim (its 10th percentile outside the iris) to the measured sclera (sclera_pixels) and not redder
     than that sclera (colours["sclera"], rgb) by cfg.skin_red in (r - b) / luminance (the lid margin, the corners'
     skin). One rule for the rim and the inside of the opening alike (see EyeballConfig)."""
-    h, w = eye_px.shape
-    rows, cols = np.mgrid[0:h, 0:w]
     lum = photo @ LUMA
     red = (photo[..., 0] - photo[..., 2]) / np.maximum(lum, 1e-3)
-    out = np.zeros((h, w), bool)
+    out = np.zeros(eye_px.shape, bool)
     for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
-        cx, cy = landmarks_px[centre, :2]
-        d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / max(float(colours["iris_radius_px"][e]), 1e-6)
+        d = iris_distance(eye_px.shape, landmarks_px[centre, :2], colours["iris_radius_px"][e])
         near = eye_px & (d < 4.0)  # this eye's opening
         if not near.any():
             continue
@@ -303,14 +305,12 @@ def catchlights(photo: np.ndarray, eyeball: np.ndarray, landmarks_px: np.ndarray
     take the core's brightest colour at the alpha that gives their luminance back. under: the masked_blur (1.5 px)
     of the disc's other pixels (see EyeballConfig)."""
     h, w = eyeball.shape
-    rows, cols = np.mgrid[0:h, 0:w]
     photo = np.asarray(photo, np.float32)
     lum = photo @ LUMA.astype(np.float32)
     core = np.zeros((h, w), bool)
     edges, discs, peaks = [], np.zeros((h, w), bool), []
     for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
-        cx, cy = landmarks_px[centre, :2]
-        d_r = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / max(float(colours["iris_radius_px"][e]), 1e-6)
+        d_r = iris_distance(eyeball.shape, landmarks_px[centre, :2], colours["iris_radius_px"][e])
         disc = eyeball & (d_r < 1.0)
         if disc.sum() < cfg.min_pixels:
             continue

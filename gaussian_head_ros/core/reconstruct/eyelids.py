@@ -19,7 +19,7 @@ import numpy as np
 from gaussian_head_ros.core import colour
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.lashes import upper_lid_strip
-from gaussian_head_ros.core.reconstruct.eyeballs import opening_colours
+from gaussian_head_ros.core.reconstruct.eyeballs import iris_distance, opening_colours
 
 
 LUMA = colour.LUMA.astype(np.float32)  # (float32 like the photos it weighs)
@@ -60,13 +60,12 @@ def _eye_references(photo: np.ndarray, lm: np.ndarray, contour, centre: int, rin
     mask = np.zeros((h, w), np.uint8)
     order = np.argsort(np.arctan2(*(lm[list(contour), :2] - lm[list(contour), :2].mean(0)).T[::-1]))
     cv2.fillPoly(mask, [np.round(lm[list(contour), :2][order] * 16).astype(np.int32)], 1, shift=4)
-    rows, cols = np.mgrid[0:h, 0:w]
-    d = np.hypot(cols + 0.5 - c[0], rows + 0.5 - c[1])
-    sclera, iris, _ = opening_colours(photo, mask.astype(bool), d / max(r, 1e-9), MIN_REFERENCE_PX)
+    sclera, iris, _ = opening_colours(photo, mask.astype(bool), iris_distance((h, w), c, r), MIN_REFERENCE_PX)
     # lid skin: a band under the eye, between the corners (cheek skin of the lower lid)
     down = np.array([-axis[1], axis[0]])
     if down[1] < 0:
         down = -down
+    rows, cols = np.mgrid[0:h, 0:w]
     rel = np.stack([cols + 0.5 - 0.5 * (a[0] + b[0]), rows + 0.5 - 0.5 * (a[1] + b[1])], -1)
     along, across = rel @ axis, rel @ down
     band = (np.abs(along) < 0.35 * width) & (across > cfg.skin_band[0] * width) & (across < cfg.skin_band[1] * width)
