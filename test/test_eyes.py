@@ -552,6 +552,36 @@ def test_the_photo_s_catchlight_is_a_layer_over_the_iris():
     np.testing.assert_allclose(back, photo, atol=0.06)  # the edge's grey over a brown iris: its tint a little off
 
 
+def test_a_lid_s_light_row_over_the_iris_is_no_catchlight():
+    """eyeballs.catchlights on an iris the upper lid cuts (the opening ends 5 px above its centre) and the lower lid
+    too (6 px below): a light row along each lid's edge inside catchlight_reach (obama_official's light lower margin,
+    trump_official's narrow eyes: taken before, they lagged half the eye's turn as a light streak) is not a
+    catchlight; the compact white blob the iris surrounds is (alpha 1)."""
+    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, catchlights
+
+    s = 64
+    rows, cols = np.mgrid[0:s, 0:s] + 0.5
+    d = np.hypot(cols - 32, rows - 32)
+    opening = ((cols - 32) / 24) ** 2 + ((rows - 32) / 12) ** 2 < 1
+    opening &= (rows > 27) & (rows < 38)  # the lids cut the iris (radius 10) above and below
+    photo = np.where(opening[..., None], 0.8, 0.5) * np.ones(3)
+    photo[d < 10] = (0.35, 0.25, 0.2)
+    photo[d < 3] = 0.1
+    spot = (np.abs(cols - 36) < 1.5) & (np.abs(rows - 31) < 1.5)
+    photo[spot] = 0.95
+    top = opening & (rows < 28) & (np.abs(cols - 30) < 3)  # the opening's first row: the upper lid's light edge
+    low = opening & (rows > 37) & (np.abs(cols - 33) < 3)  # its last: the lower lid's light margin
+    photo[top | low] = 0.7
+    lm = np.full((lmk.NUM_LANDMARKS, 3), -100.0)
+    lm[lmk.IRIS_CENTER_R, :2] = 32, 32
+    colours = {"sclera": np.full((2, 3), 0.8), "iris_radius_px": np.array([10.0, 10.0])}
+    assert (d[top | low] < 0.75 * 10).all() and top.sum() == low.sum() == 6  # within the catchlight's reach
+    alpha, light, under = catchlights(photo, opening, lm, colours, EyeballConfig())
+    assert np.all(alpha[spot] == 1)
+    assert not alpha[top].any() and not alpha[low].any()
+    np.testing.assert_allclose(under[top | low], photo[top | low], atol=1e-6)  # the photo, not filled
+
+
 def _business_person_in_its_view():
     """business_person's mesh_fit avatar and its source view: (avatar, K [3, 3], viewmat [4, 4] float32, w, h)."""
     from gaussian_head_ros.core.imageio import read_image

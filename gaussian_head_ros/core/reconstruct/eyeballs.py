@@ -300,8 +300,9 @@ def catchlights(photo: np.ndarray, eyeball: np.ndarray, landmarks_px: np.ndarray
     [0, 1], 0 off the catchlights; light [S, S, 3] float32, the catchlight's colour; under [S, S, 3] float32, the
     iris behind it, elsewhere the photo). Within each eye's iris disc (iris landmarks, colours["iris_radius_px"]):
     the core, pixels within cfg.catchlight_reach iris radii at least step = max(cfg.catchlight_min,
-    cfg.catchlight_level x (sclera - median)) brighter in luminance than the disc's median (colours["sclera"]),
-    keeps its own colour (alpha 1); the pixels next to it (8-neighbours) at least step / 2 brighter, its soft edge,
+    cfg.catchlight_level x (sclera - median)) brighter in luminance than the disc's median (colours["sclera"]), in
+    blobs the disc's pixels surround (none of a blob's 8-neighbours off the disc: `_inside`), keeps its own colour
+    (alpha 1); the pixels next to it (8-neighbours) at least step / 2 brighter, its soft edge,
     take the core's brightest colour at the alpha that gives their luminance back. under: the masked_blur (1.5 px)
     of the disc's other pixels (see EyeballConfig)."""
     h, w = eyeball.shape
@@ -317,6 +318,7 @@ def catchlights(photo: np.ndarray, eyeball: np.ndarray, landmarks_px: np.ndarray
         base = float(np.median(lum[disc]))
         step = max(cfg.catchlight_min, cfg.catchlight_level * (float(np.asarray(colours["sclera"][e]) @ LUMA) - base))
         bright = disc & (d_r < cfg.catchlight_reach) & (lum >= base + step)
+        bright = _inside(bright, disc)
         if not bright.any():
             continue
         beside = cv2.dilate(bright.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
@@ -336,6 +338,21 @@ def catchlights(photo: np.ndarray, eyeball: np.ndarray, landmarks_px: np.ndarray
             gain = np.maximum(float(peak @ LUMA) - under_lum[edge], 1e-3)
             alpha[edge] = np.clip((lum[edge] - under_lum[edge]) / gain, 0.0, 1.0)
     return alpha, light, under
+
+
+def _inside(bright: np.ndarray, disc: np.ndarray) -> np.ndarray:
+    """[S, S] bool: the blobs (8-connected) of bright [S, S] bool whose every 8-neighbour lies in disc [S, S] bool (the
+    iris disc's eyeball pixels): a catchlight is a blob the iris surrounds. A blob that reaches the disc's edge is a
+    lid's row (the light lower lid margin under obama_official's irises, trump_official's narrow eyes' lid rows: 3 + 3
+    blobs, 1-5 px each, which lagged half the turn) or the sclera; on the nine portraits and the two clips' frame 0
+    every catchlight taken before lies inside (iris25, session 25)."""
+    n, labels = cv2.connectedComponents(bright.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return bright
+    edge = bright & cv2.dilate((~disc).astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=1).astype(bool)
+    touching = np.zeros(n, bool)
+    touching[labels[edge]] = True
+    return bright & ~touching[labels]
 
 
 def sclera_pixels(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, sclera_luma: float, min_pixels: int,
