@@ -582,6 +582,44 @@ def test_a_lid_s_light_row_over_the_iris_is_no_catchlight():
     np.testing.assert_allclose(under[top | low], photo[top | low], atol=1e-6)  # the photo, not filled
 
 
+def test_the_painted_sclera_is_as_dark_as_the_photo_s_on_a_side_it_shows_no_lit_sclera(canonical):
+    """A photo lit from the left (lp_d9_woman_turned): the sclera left of the iris white (luma 0.85), right of it grey
+    (0.45). The eyeball painted behind the lids (eyeball_completion with eye_colours' colours) is, right of the iris,
+    about as dark as the photo's grey there (before: the lit colour measured on the left, luma ~0.85: a look to the
+    right uncovered a white bar between the photo's grey, turned with the eye, and the lids); left of it, lit."""
+    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours, eyeball_completion
+
+    s = 96
+    rows, cols = np.mgrid[0:s, 0:s] + 0.5
+    d = np.hypot(cols - 48, rows - 48)
+    opening = ((cols - 48) / 30) ** 2 + ((rows - 48) / 12) ** 2 < 1
+    photo = np.full((s, s, 3), 0.55)
+    photo[opening & (cols < 48)] = 0.85
+    photo[opening & (cols > 48)] = 0.45
+    photo[d < 8] = (0.35, 0.3, 0.25)
+    photo[d < 3] = 0.1
+    inner = ((cols - 48) / 28) ** 2 + ((rows - 48) / 10) ** 2 < 1
+    photo[opening & ~inner] = 0.1  # the lashes and the lids' shadow: the opening's dark rim
+    lm = np.full((lmk.NUM_LANDMARKS, 3), -1000.0)
+    lm[lmk.IRIS_CENTER_R, :2] = 48, 48
+    lm[list(lmk.IRIS_R), :2] = [(56, 48), (48, 40), (40, 48), (48, 56)]
+    cfg = EyeballConfig()
+    colours = eye_colours(photo, opening, lm, cfg)
+    rest_gaze = eyes.gaze_from_landmarks(canonical)
+    cap = eyeball_completion(canonical, rest_gaze, colours, 0.0002, cfg)
+    centre = eyes.eyeball_centres(canonical, rest_gaze)[0]
+    v = cap.means - centre
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    fwd = eyes.gaze_directions(rest_gaze)[0]
+    ang = np.degrees(np.arccos(np.clip(v @ fwd, -1, 1)))
+    beside = (ang > 30) & (ang < 50) & (np.abs(v[:, 1] - fwd[1]) < 0.1) & (np.linalg.norm(cap.means - centre, axis=1) < 0.02)
+    luma = cap.colors @ np.array([0.299, 0.587, 0.114])
+    right, left = beside & (v[:, 0] > fwd[0]), beside & (v[:, 0] < fwd[0])
+    assert right.sum() > 10 and left.sum() > 10
+    assert np.median(luma[left]) > 0.7
+    assert np.median(luma[right]) < 0.6  # main: ~0.8 (the lit colour), the photo's grey 0.45
+
+
 def _business_person_in_its_view():
     """business_person's mesh_fit avatar and its source view: (avatar, K [3, 3], viewmat [4, 4] float32, w, h)."""
     from gaussian_head_ros.core.imageio import read_image

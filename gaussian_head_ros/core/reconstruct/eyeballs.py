@@ -223,7 +223,8 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
     cfg where the photo shows too little), "sclera_lit": the sclera's brightest share
     (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion), and "sclera_shade" [2, 5]: each
     eye's sclera_shading fit (c0, c1, d_lo, d_hi, brightest / lit) that shades that painted sclera."""
-    out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": [], "sclera_shade": []}
+    out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": [], "sclera_shade": [],
+           "sclera_side": []}
     lum = photo @ LUMA
     for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
         r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
@@ -238,8 +239,11 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         sclera_px = eye_px & (d_r > 1.15) & (d_r < 4.0)
         if sclera is not None:  # the sclera's own pixels, not the lashes (sclera_pixels, as eyeball_pixels)
             sclera_px &= sclera_pixels(lum, eye_px, d_r, float(sclera @ LUMA), cfg.min_pixels)
-        out["sclera_shade"].append(sclera_shading(lum[sclera_px], d_r[sclera_px], float(out["sclera_lit"][-1] @ LUMA),
-                                                  cfg))
+        lit_luma = float(out["sclera_lit"][-1] @ LUMA)
+        out["sclera_shade"].append(sclera_shading(lum[sclera_px], d_r[sclera_px], lit_luma, cfg))
+        dx = np.arange(eye_px.shape[1])[None, :] + 0.5 - float(landmarks_px[centre, 0])
+        out["sclera_side"].append(sclera_sides(lum, eye_px, d_r, dx, float(out["sclera"][-1] @ LUMA), lit_luma,
+                                               out["sclera_shade"][-1], cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
@@ -261,6 +265,29 @@ def sclera_shading(lum: np.ndarray, d_r: np.ndarray, lit_luma: float, cfg: Eyeba
     if not np.all(np.isfinite(c)):
         return fallback
     return np.concatenate([c, [d_r.min(), d_r.max(), max(1.0, float(lum.max()) / lit_luma)]])
+
+
+def sclera_sides(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, dx: np.ndarray, sclera_luma: float,
+                 lit_luma: float, coef: np.ndarray, cfg: EyeballConfig) -> np.ndarray:
+    """[2] (image left, image right of the iris) factor on one eye's painted sclera: lum [S, S] luminance, opening
+    [S, S] bool, d_r [S, S] iris radii off the iris centre, dx [1, S] or [S, S] pixels right of it, sclera_luma the
+    measured sclera's, lit_luma the painted colour's, coef its radial shading (sclera_shading). 1 on a side where the
+    photo shows sclera (sclera_pixels beyond 1.15 radii, at least cfg.min_pixels): the radial fit holds there. On a
+    side that shows none (a face lit from one side: lp_d9_woman_turned's image-right sclera is grey, luma 0.41 against
+    the lit 0.72 measured on the other side), the eyeball's own pixels there (cfg.sclera_level of the way, beyond 1
+    radius) over the painted colour they would have: a look that way uncovered a white bar between the photo's grey
+    and the lids (iris25, session 25). In cfg.shade_range[0] .. 1; 1 when fewer than cfg.min_pixels say."""
+    out = np.ones(2)
+    if lit_luma <= 1e-6:
+        return out
+    for k, side in enumerate((dx < 0, dx > 0)):
+        if (sclera_pixels(lum, opening, d_r, sclera_luma, cfg.min_pixels) & side & (d_r > 1.15)).sum() >= cfg.min_pixels:
+            continue
+        own = sclera_pixels(lum, opening, d_r, sclera_luma, cfg.min_pixels, cfg.sclera_level) & side & (d_r > 1.0)
+        if own.sum() >= cfg.min_pixels:
+            painted = lit_luma * float(np.median(shade(coef, d_r[own])))
+            out[k] = np.clip(float(np.median(lum[own])) / max(painted, 1e-6), cfg.shade_range[0], 1.0)
+    return out
 
 
 def shade(coef: np.ndarray, d_r: np.ndarray) -> np.ndarray:
@@ -410,6 +437,10 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
             band = (ang > iris_rad) & (ang < iris_rad + 0.6)
             lo, hi = cfg.shade_range
             f = np.clip(f / max(float(f[band].mean()) if band.any() else 1.0, 1e-6), lo, min(hi, coef[4]))
+            if "sclera_side" in colours:  # the side the photo shows no sclera on: its own pixels' shade (sclera_sides)
+                lat = (dirs[:, 0] - rest[e, 0] * np.cos(ang)) / np.maximum(np.sin(ang), 1e-6)  # x share off the gaze
+                g = np.where(lat > 0, colours["sclera_side"][e][1], colours["sclera_side"][e][0])
+                f = f * (1.0 + (g - 1.0) * np.clip(np.abs(lat), 0.0, 1.0))
             scl = scl * f[:, None]
         col = np.where((t_iris < cfg.pupil_ratio)[:, None], colours["pupil"][e],
                        np.where((t_iris < 1.0)[:, None],
