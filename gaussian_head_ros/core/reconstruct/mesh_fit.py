@@ -970,11 +970,12 @@ class MeshFitReconstructor(Reconstructor):
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
             side = (1 - near) * side + near * face_rim
         if hair_skin is not None and cfg.neck_skin_residual is not None:
-            side, far, far_from = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from)
+            side, far, far_from, back = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from,
+                                                           back)
         return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32), far_from
 
-    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from):
-        """_hidden_colours' side and far maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
+    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from, back):
+        """_hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
         the nose base's row (none) to the mouth corners' (full) and below, within shoulder_reach's first x the face
         oval's half-width of its centre. Where the silhouette's rim there (inset 4 px) is skin, the hidden side is the
         neck going round: the jaw's skin colour (the photo's face pixels below the lower lip, 4 px and more inside;
@@ -990,7 +991,12 @@ class MeshFitReconstructor(Reconstructor):
         skin in shadow never lighter than the hair (business_person turned 20-35 deg: a near-black slab beside her
         neck down to the collar with a pale smear at the jaw). The back grid's colours stay: the photo's own view sees
         them through the photo layer's gaps (the jaw skin in shade there took the self pairs' frame-0 PSNR down,
-        lp_d18 39.521 -> 39.483 dB), a turned one hardly (the wall's columns stand in front)."""
+        lp_d18 39.521 -> 39.483 dB), a turned one hardly (the wall's columns stand in front), except under the chin:
+        within the face oval (shoulder_reach's first x its half-width) from the mouth corners' row (none) to the chin's
+        (full), fading out again over as much below it, the back is the jaw's skin in shadow (1 - side_dark x it), what
+        a raised chin shows of its underside. Before, the head's back grid behind the chin kept the rim's colours blurred
+        (the white collar, the dark suit): obama_speech driven by sadtalker (chin up ~7 deg, frames 45-58) showed a grey
+        patch with white squiggles and a grid of dots between the chin and the collar."""
         cfg = self.cfg
         person = scene.person
         hair, skin = hair_skin
@@ -1022,7 +1028,10 @@ class MeshFitReconstructor(Reconstructor):
         side = (1 - ks - kc) * side + ks * near + kc * rim
         far = (1 - ks - kc) * far + dark * (ks * skin + kc * rim)
         far_from = far_from * (1 - (1 - cfg.ear_far_from) * (ks + kc)[..., 0])
-        return side, far, far_from
+        y_mouth = lm[lmk.MOUTH_CORNER_R, 1]
+        kb = (smoothstep(y_mouth, y_chin, rows) * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows)) * (1 - beside))
+        back = (1 - kb[..., None]) * back + kb[..., None] * (dark * skin)  # the chin's underside
+        return side, far, far_from, back
 
     def _back_blocks(self, batch: GaussianBatch, lo: int, hi: int, scene: Scene) -> list[np.ndarray]:
         """The hidden back's coarse grids (back_and_wall's discs of sigma 0.6 back_spacing_m on the head, 0.6
