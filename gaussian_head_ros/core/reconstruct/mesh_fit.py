@@ -992,11 +992,12 @@ class MeshFitReconstructor(Reconstructor):
         neck down to the collar with a pale smear at the jaw). The back grid's colours stay: the photo's own view sees
         them through the photo layer's gaps (the jaw skin in shade there took the self pairs' frame-0 PSNR down,
         lp_d18 39.521 -> 39.483 dB), a turned one hardly (the wall's columns stand in front), except under the chin:
-        within the face oval (shoulder_reach's first x its half-width) from the mouth corners' row (none) to the chin's
-        (full), fading out again over as much below it, the back is the jaw's skin in shadow (1 - side_dark x it), what
-        a raised chin shows of its underside. Before, the head's back grid behind the chin kept the rim's colours blurred
-        (the white collar, the dark suit): obama_speech driven by sadtalker (chin up ~7 deg, frames 45-58) showed a grey
-        patch with white squiggles and a grid of dots between the chin and the collar."""
+        within the face oval (shoulder_reach's first x its half-width) from the eyes' row (none) to the nose base's (full)
+        and down to the chin's, fading out below it over the mouth-to-chin height, the back is the jaw's skin in shadow
+        (1 - side_dark x it): what a raised chin shows of its underside is that back seen from below (from the mouth
+        corners' row at 7 deg, from the nose base's at 25). Before, the head's back grid behind the chin kept the rim's
+        colours blurred (the white collar, the dark suit): obama_speech driven by sadtalker (chin up ~7 deg, frames
+        45-58) showed a grey patch with white squiggles and a grid of dots between the chin and the collar."""
         cfg = self.cfg
         person = scene.person
         hair, skin = hair_skin
@@ -1028,8 +1029,9 @@ class MeshFitReconstructor(Reconstructor):
         side = (1 - ks - kc) * side + ks * near + kc * rim
         far = (1 - ks - kc) * far + dark * (ks * skin + kc * rim)
         far_from = far_from * (1 - (1 - cfg.ear_far_from) * (ks + kc)[..., 0])
-        y_mouth = lm[lmk.MOUTH_CORNER_R, 1]
-        kb = (smoothstep(y_mouth, y_chin, rows) * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows)) * (1 - beside))
+        y_mouth, y_eyes = lm[lmk.MOUTH_CORNER_R, 1], lm[list(lmk.OUTER_EYE), 1].mean()
+        kb = (smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows) * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))
+              * (1 - beside))
         back = (1 - kb[..., None]) * back + kb[..., None] * (dark * skin)  # the chin's underside
         return side, far, far_from, back
 
