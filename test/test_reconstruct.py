@@ -820,6 +820,24 @@ def test_a_turned_necks_hidden_side_is_the_neck_skin_in_shade(results):
     assert 0.25 < shade < 0.8, f"the hidden neck at {shade:.2f} x the skin's luminance (shaded skin, neither black nor pale)"
 
 
+@pytest.mark.parametrize("pitch, box", [(0, (330, 346, 195, 255)), (-15, (298, 318, 185, 250))])
+def test_a_raised_chins_underside_is_shaded_skin_not_the_collar_grey(results, pitch, box):
+    """obama_speech's chin raised (driven by sadtalker, ~7 deg up at frames 45-58; here the rest pose, whose chin
+    is higher than the photo's open jaw, and 15 deg up) shows what is behind the chin from below: the head's back
+    grid (mesh_fit._neck_colours). It kept the silhouette rim's colours blurred, his white collar and dark suit: a
+    grey patch with white squiggles between the chin and the collar, 51 % (rest) and 14 % (15 deg up) of the box
+    under the chin grey (saturation < 0.2). It is his jaw's skin in shadow now: 0.2 % and 2 %."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["obama_speech.jpg"].avatar, 0, pitch, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    y0, y1, x0, x1 = box  # under the chin, above the collar, in the 512 px view
+    b = img[y0:y1, x0:x1].reshape(-1, 3)
+    assert (b.max(-1) > 0.05).mean() > 0.9, "the box is not on the head"
+    grey = float(((b.max(-1) - b.min(-1)) / np.maximum(b.max(-1), 1e-6) < 0.2).mean())
+    assert grey < 0.06, f"{grey:.1%} of the raised chin's underside grey (the collar's and the suit's rim, blurred)"
+
+
 @pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg"])
 def test_the_back_of_the_head_curves_in_to_the_nape(results, name):
     """Seen in profile, the back of the head went straight down from the crown to the collar (a helmet): the
