@@ -6,3 +6,13 @@ import numpy as np
 # ITU-R BT.601 luma weights (Rec. 601, as JPEG/JFIF's Y and OpenCV's RGB2GRAY): rgb [..., 3] @ LUMA -> luma [...],
 # in rgb's units (0..1 floats or 0..255). float64; `LUMA.astype(np.float32)` for float32 images.
 LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def skin_residual(rgb: np.ndarray, skin, dark: float) -> np.ndarray:
+    """How far rgb [..., 3] (0..1) is from the skin colour [3] in light or shade: the squared rgb residual [...]
+    to skin x g, g the least-squares gain clipped to [dark, 1] (a shaded neck is the skin at 0.5-1 x its
+    brightness; the white collar, the dark suit and hair of another hue are far from it). Thresholds:
+    reconstruct.mesh_fit.MeshFitConfig.neck_skin_residual."""
+    skin = np.asarray(skin, np.float64)
+    gain = np.clip(rgb @ skin / max(float(skin @ skin), 1e-6), dark, 1.0)
+    return np.sum((rgb - gain[..., None] * skin) ** 2, axis=-1)

@@ -41,7 +41,7 @@ import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.colour import LUMA
+from gaussian_head_ros.core.colour import LUMA, skin_residual
 from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC,
                                            PART_TORSO, SourceCamera, rgb_to_sh_dc)
 from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
@@ -650,8 +650,12 @@ class MeshFitReconstructor(Reconstructor):
             if found is not None and np.isfinite(found[2]).all():
                 m_, n_, c_, s_, f_, b_ = found
                 lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
+        neck_skin = None  # the under-chin colours from the neck's skin only (not the collar below it)
+        if hair_skin is not None and cfg.neck_skin_residual is not None:
+            neck_skin = (self._jaw_skin(scene, fp.landmarks_px, mesh_px, rows, hair_skin[1]), 1 - cfg.side_dark,
+                         cfg.neck_skin_residual[1])
         chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.under_chin_sigma_per_stride,
-                          cfg.under_chin_behind_m, cfg.under_chin_band_px)
+                          cfg.under_chin_behind_m, cfg.under_chin_band_px, neck_skin)
         timings["completion"] = time.perf_counter() - t2
 
         # Photo layer within the budget.
@@ -970,11 +974,19 @@ class MeshFitReconstructor(Reconstructor):
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
             side = (1 - near) * side + near * face_rim
         if hair_skin is not None and cfg.neck_skin_residual is not None:
-            side, far, far_from, back = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from,
+            side, far, far_from, back = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, side, far, far_from,
                                                            back)
         return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32), far_from
 
-    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, d_in, side, far, far_from, back):
+    @staticmethod
+    def _jaw_skin(scene: Scene, lm, mesh_px, rows, face_skin) -> np.ndarray:
+        """[3] float64 rgb: the jaw's skin, the median of the photo's face pixels below the lower lip, 4 px and more
+        inside the silhouette; face_skin [3] (the face's skin) where 50 or fewer."""
+        d_in = cv2.distanceTransform(scene.person.astype(np.uint8), cv2.DIST_L2, 3)
+        jaw = mesh_px & scene.person & (d_in > 4) & (rows > lm[lmk.BELOW_LOWER_LIP, 1])
+        return np.asarray(np.median(scene.photo[jaw], axis=0) if jaw.sum() > 50 else face_skin, np.float64)
+
+    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far_from, back):
         """_hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
         the nose base's row (none) to the mouth corners' (full) and below, within shoulder_reach's first x the face
         oval's half-width of its centre. Where the silhouette's rim there (inset 4 px) is skin, the hidden side is the
@@ -1000,14 +1012,10 @@ class MeshFitReconstructor(Reconstructor):
         45-58) showed a grey patch with white squiggles and a grid of dots between the chin and the collar."""
         cfg = self.cfg
         person = scene.person
-        hair, skin = hair_skin
-        jaw = mesh_px & person & (d_in > 4) & (rows > lm[lmk.BELOW_LOWER_LIP, 1])
-        if jaw.sum() > 50:
-            skin = np.median(scene.photo[jaw], axis=0)
-        skin = np.asarray(skin, np.float64)
+        hair = hair_skin[0]
+        skin = self._jaw_skin(scene, lm, mesh_px, rows, hair_skin[1])
         rim = rim_colours(scene, np.zeros_like(person), inset_px=4)
-        gain = np.clip(rim @ skin / max(float(skin @ skin), 1e-6), 1 - cfg.side_dark, 1.0)
-        residual = np.sum((rim - gain[..., None] * skin) ** 2, axis=-1)
+        residual = skin_residual(rim, skin, 1 - cfg.side_dark)
         lo, hi = cfg.neck_skin_residual
         is_skin = (1 - smoothstep(lo, hi, residual)) * (np.sum((rim - hair) ** 2, axis=-1) > residual)  # hair of the
         # skin's hue stays hair; told pixel by pixel, then blurred as the colours are (the hair's blurred into the

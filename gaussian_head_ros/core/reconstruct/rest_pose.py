@@ -272,12 +272,16 @@ def turn_torso(batch: GaussianBatch, head_rotation: np.ndarray, v_rest: np.ndarr
 
 
 def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, face_px: np.ndarray,
-               stride: int, sigma_per_stride: float, behind_m: float, band_px: tuple[int, int]) -> GaussianBatch | None:
+               stride: int, sigma_per_stride: float, behind_m: float, band_px: tuple[int, int],
+               neck_skin: tuple | None = None) -> GaussianBatch | None:
     """Skin for what an opened jaw in the photo hides and the rest pose shows: pixels of the photo's face
     below the mouth that the rest template (chin higher) no longer covers get static Gaussians
     `behind_m` behind the photo's face surface (hidden by the chin in the photo's pose), coloured like
     the neck just below the photo's chin (rows band_px below the face in the same column, filled
     smoothly). scene: completion.Scene of the source view; face_px [S, S] the photo's face mesh pixels.
+    neck_skin (skin [3] rgb, dark, residual): only the band's pixels within `residual` of the skin at dark..1 x its
+    brightness (core.colour.skin_residual), all of them where none is (None: every band pixel). The band below
+    obama_speech's chin runs into his white collar at the jaw's corner: light dots under his raised chin.
     None when the rest template covers the same."""
     from gaussian_head_ros.core.reconstruct.builder import surface_discs
     from gaussian_head_ros.core.reconstruct.surfaces import push_pull, rasterize_mesh
@@ -293,6 +297,11 @@ def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray
     # the neck just below the face, per column, spread sideways and upwards
     last = np.where(face_px.any(0), S - 1 - np.argmax(face_px[::-1], 0), -1)  # [S] lowest face row per column
     band = (rows > last[None, :] + band_px[0]) & (rows <= last[None, :] + band_px[1]) & (last[None, :] >= 0) & scene.person
+    if neck_skin is not None:
+        from gaussian_head_ros.core.colour import skin_residual
+
+        skin_band = band & (skin_residual(scene.photo, neck_skin[0], neck_skin[1]) < neck_skin[2])
+        band = skin_band if skin_band.any() else band
     cols = push_pull(scene.photo, band.astype(np.float32))
     depth = scene.depth[ii, jj] + behind_m
     pts = scene.to_head(depth[:, None] * scene.rays[ii, jj])
