@@ -838,6 +838,22 @@ def test_a_raised_chins_underside_is_shaded_skin_not_the_collar_grey(results, pi
     assert grey < 0.06, f"{grey:.1%} of the raised chin's underside grey (the collar's and the suit's rim, blurred)"
 
 
+def test_the_skin_under_a_raised_chin_takes_no_collar_white(results):
+    """obama_speech at rest (the rest pose's chin higher than the photo's open jaw) shows the under-chin skin
+    (rest_pose.under_chin) at the jaw's corner. Its colours came from the band just below the photo's chin, which
+    runs into his white collar there: light dots, 21 % of the box over 0.5 luminance (with the back under the chin
+    already skin; 62 % on main, the grey back too). From the band's neck-skin pixels only now: 3 %."""
+    from gaussian_head_ros.core.colour import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["obama_speech.jpg"].avatar, 0, 0, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    box = img[325:340, 192:205] @ LUMA  # under the chin at the jaw's left corner, in the 512 px view
+    assert (box > 0.05).mean() > 0.9, "the box is not on the head"
+    light = float((box > 0.5).mean())
+    assert light < 0.1, f"{light:.0%} of the skin under the jaw's corner light (the collar's white)"
+
+
 @pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg"])
 def test_the_back_of_the_head_curves_in_to_the_nape(results, name):
     """Seen in profile, the back of the head went straight down from the crown to the collar (a helmet): the
