@@ -925,10 +925,28 @@ def test_a_turned_necks_hidden_side_has_no_dotted_line_above_the_collar(results)
     img = source_view(results["obama_official.jpg"].avatar, 35, 0, background=(0.0, 0.0, 0.0),
                       backend="cpu").astype(np.float32)
     lum = img.mean(-1)
-    detail = (lum - cv2.GaussianBlur(lum, (0, 0), 2))[305:325, 310:360]
-    alive = img[305:325, 310:360].max(-1) > 0.02
+    detail = (lum - cv2.GaussianBlur(lum, (0, 0), 2))[305:325, 305:345]  # the neck column's far outline: x 346-349
+    alive = img[305:325, 305:345].max(-1) > 0.02  # (it flared out to x 367 into the shoulder before neck25)
     assert alive.mean() > 0.9, f"the box is not on the neck: {alive.mean():.2f} of it drawn"
     assert float(detail[alive].std()) < 0.03, f"the turned neck's detail {detail[alive].std():.3f}: a dotted line"
+
+
+def test_a_turned_neck_is_a_column_rising_out_of_the_collar(results):
+    """Below the chin the photo's silhouette takes in the collar and shoulders beside the neck; they stood at the neck's
+    own depth, so turned 35 deg obama_official's neck flared out into the jacket's shoulder as one wide slab. The neck
+    is a column now (MeshFitConfig.neck_column_m: 6 cm half-width, the nape's back an ellipse round it, the collar and
+    shoulders beside it the torso's): its far outline goes straight down into the collar. In the 512 px source view,
+    the far outline over the 20 rows above the shoulder (316-335) stands 19.6 px beyond the neck's narrowest (rows
+    250-335) on main 28fef45, 2.4 px now."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    avatar = results["obama_official.jpg"].avatar
+    black, white = (source_view(avatar, 35, 0, size=512, background=(b, b, b), backend="cpu") for b in (0.0, 1.0))
+    alpha = 1 - (white - black).mean(-1)
+    far = np.array([np.flatnonzero(alpha[r] > 0.5).max() for r in range(250, 336)])  # the far side turns right
+    assert far.min() < 400, f"the neck's outline at x {far.min()}: not the neck"
+    flare = float(far[-20:].mean() - far.min())
+    assert flare < 8, f"the turned neck flares {flare:.1f} px out towards the shoulder"
 
 
 def test_a_cut_section_takes_the_colour_at_the_cut(results):
