@@ -188,9 +188,13 @@ class MeshFitConfig:
     neck_blend_m: float = 0.06  # below the chin, the proxy blends from head to torso over this height
     # the neck column (issue 11 item 2): its half-width (an adult neck is about 11-12 cm wide, 12 cm deep), centred
     # under the skull centre; the nape's back (nape_m) curves round it as an ellipse instead of a flat band across
-    # nape_half_width_m, and below the chin what lies beyond it (collar, shoulders, hair) is the torso's, at its depth
-    # and in its colours, ramping in over the second across and the third down from the chin's row. None = off
-    neck_column_m: tuple[float, float, float] | None = (0.06, 0.03, 0.01)
+    # nape_half_width_m (turned 20-35 deg the neck went on as wide as the jaw into the shoulder). 0 = the flat band
+    neck_half_width_m: float = 0.06
+    # ... and below the chin what lies beyond the column (collar, shoulders, hair) is the torso's, at its depth and in
+    # its colours, ramping in over the first (metres across) and the second (down from the chin's row); None = off:
+    # (0.03, 0.01) puts the jacket's shoulder behind the turned neck at its own height, but frame 0 of the self clips
+    # fell 0.014-0.045 dB and long hair beside the neck made a step at the chin's row (neck25, session 25)
+    neck_beside_torso_m: tuple[float, float] | None = None
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
     bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (_bust_fringe); 0 =
     # off. 0.03 ends trump's, sadtalker's and lp_d0's bust soft in the render node's view, the photo layer as it was;
@@ -461,13 +465,13 @@ class MeshFitReconstructor(Reconstructor):
         hmask = person | open_border(person, cut)
         chin_v = fp.landmarks_px[lmk.CHIN, 1]
         wt = smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
-        if cfg.neck_column_m is not None:  # the neck is a column under the skull centre, narrower than the head:
-            # below the chin what lies beside it (the collar, the shoulders, hair) is the body's, at the torso's depth
-            # (it stood at the neck's own, and turned 20-35 deg the neck and the jacket made one wide slab)
-            half_w, ramp_across, ramp_down = cfg.neck_column_m
-            neck_c = K @ (R @ np.array([0.0, float(V[lmk.CHIN, 1]), cfg.head_centre_z_m]) + t)
-            across_neck = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - neck_c[0] / neck_c[2]) * mpp
-            wt = np.maximum(wt, smoothstep(half_w, half_w + ramp_across, across_neck)
+        # the neck column's centre: the skull centre at the chin's height
+        neck_c = K @ (R @ np.array([0.0, float(V[lmk.CHIN, 1]), cfg.head_centre_z_m]) + t)
+        across_neck = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - neck_c[0] / neck_c[2]) * mpp
+        if cfg.neck_beside_torso_m is not None and cfg.neck_half_width_m > 0:  # below the chin beside the column
+            # the body's (the collar, the shoulders, hair), at the torso's depth
+            ramp_across, ramp_down = cfg.neck_beside_torso_m
+            wt = np.maximum(wt, smoothstep(cfg.neck_half_width_m, cfg.neck_half_width_m + ramp_across, across_neck)
                             * smoothstep(chin_v, chin_v + ramp_down / mpp, rows))
         front = ((1 - wt) * (z_head - inflate(hmask, mpp, cfg.head_radius_m))
                  + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
@@ -478,8 +482,8 @@ class MeshFitReconstructor(Reconstructor):
             # base's row to the chin's, back out over the neck's blend (held further down, 1 - wt^2, the see-through
             # specks under obama_speech's chin at yaw -40 pitch 20 doubled, 64 -> 142 px), across the neck only
             nape = smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows) * (1 - wt) ** 2  # 1 at the chin's row
-            if cfg.neck_column_m is not None:  # round the neck column: an ellipse, nape_m deep, half_w wide
-                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / half_w) ** 2, 0.0))
+            if cfg.neck_half_width_m > 0:  # round the neck column: an ellipse, nape_m deep
+                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / cfg.neck_half_width_m) ** 2, 0.0))
             else:  # flat across the neck
                 across = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - fp.landmarks_px[lmk.CHIN, 0]) * mpp
                 nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across))
