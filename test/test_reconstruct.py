@@ -933,11 +933,11 @@ def test_a_turned_necks_hidden_side_has_no_dotted_line_above_the_collar(results)
 
 def test_a_turned_neck_is_a_column_rising_out_of_the_collar(results):
     """Below the chin the photo's silhouette takes in the collar and shoulders beside the neck; they stood at the neck's
-    own depth, so turned 35 deg obama_official's neck flared out into the jacket's shoulder as one wide slab. The neck
-    is a column now (MeshFitConfig.neck_column_m: 6 cm half-width, the nape's back an ellipse round it, the collar and
-    shoulders beside it the torso's): its far outline goes straight down into the collar. In the 512 px source view,
-    the far outline over the 20 rows above the shoulder (316-335) stands 19.6 px beyond the neck's narrowest (rows
-    250-335) on main 28fef45, 2.4 px now."""
+    own depth, and the nape's back was a flat band 5 cm behind the skull centre across +-5..8 cm: turned 35 deg
+    obama_official's neck flared out into the jacket's shoulder as one wide slab. The nape's back is an ellipse round a
+    neck column now (MeshFitConfig.neck_half_width_m, 6 cm): the far outline goes straight down into the collar. In
+    the 512 px source view, the far outline over the 20 rows above the shoulder (316-335) stands 19.6 px beyond the
+    neck's narrowest (rows 250-335) on main 28fef45, 2.4 px now."""
     from gaussian_head_ros.core.reconstruct.preview import source_view
 
     avatar = results["obama_official.jpg"].avatar
