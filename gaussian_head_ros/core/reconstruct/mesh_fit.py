@@ -482,8 +482,12 @@ class MeshFitReconstructor(Reconstructor):
             # base's row to the chin's, back out over the neck's blend (held further down, 1 - wt^2, the see-through
             # specks under obama_speech's chin at yaw -40 pitch 20 doubled, 64 -> 142 px), across the neck only
             nape = smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows) * (1 - wt) ** 2  # 1 at the chin's row
-            if cfg.neck_half_width_m > 0:  # round the neck column: an ellipse, nape_m deep
-                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / cfg.neck_half_width_m) ** 2, 0.0))
+            if cfg.neck_half_width_m > 0:  # round the neck column: an ellipse, nape_m deep, beyond it the back as
+                # it was (the ellipse down to the skull centre there: see-through gaps round obama_speech's collar under
+                # sadtalker's turns, holes p95 2.05 -> 6.0 px)
+                w = cfg.neck_half_width_m
+                nape = nape * (1 - smoothstep(w, w + cfg.nape_half_width_m[1] - cfg.nape_half_width_m[0], across_neck))
+                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / w) ** 2, 0.0))
             else:  # flat across the neck
                 across = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - fp.landmarks_px[lmk.CHIN, 0]) * mpp
                 nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across))
