@@ -187,7 +187,7 @@ class MeshFitConfig:
     torso_offset_m: float = 0.03  # the torso's middle plane lies this much behind the head's
     neck_blend_m: float = 0.06  # below the chin, the proxy blends from head to torso over this height
     # the neck column (issue 11 item 2): its half-width (an adult neck is about 11-12 cm wide, 12 cm deep), centred
-    # under the skull centre; the nape's back (nape_m) curves round it as an ellipse instead of a flat band across
+    # under the chin; the nape's back (nape_m) curves round it as an ellipse instead of a flat band across
     # nape_half_width_m (turned 20-35 deg the neck went on as wide as the jaw into the shoulder). 0 = the flat band
     neck_half_width_m: float = 0.06
     # ... and below the chin what lies beyond the column (collar, shoulders, hair) is the torso's, at its depth and in
@@ -465,9 +465,9 @@ class MeshFitReconstructor(Reconstructor):
         hmask = person | open_border(person, cut)
         chin_v = fp.landmarks_px[lmk.CHIN, 1]
         wt = smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
-        # the neck column's centre: the skull centre at the chin's height
-        neck_c = K @ (R @ np.array([0.0, float(V[lmk.CHIN, 1]), cfg.head_centre_z_m]) + t)
-        across_neck = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - neck_c[0] / neck_c[2]) * mpp
+        # the neck column's centre: the chin's x (the skull centre's projection lay 2 cm off it on obama_speech,
+        # whose head is turned in the photo: the ellipse's narrow side under his chin, holes p95 2.05 -> 6.0 px)
+        across_neck = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - fp.landmarks_px[lmk.CHIN, 0]) * mpp
         if cfg.neck_beside_torso_m is not None and cfg.neck_half_width_m > 0:  # below the chin beside the column
             # the body's (the collar, the shoulders, hair), at the torso's depth
             ramp_across, ramp_down = cfg.neck_beside_torso_m
@@ -489,8 +489,7 @@ class MeshFitReconstructor(Reconstructor):
                 nape = nape * (1 - smoothstep(w, w + cfg.nape_half_width_m[1] - cfg.nape_half_width_m[0], across_neck))
                 reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / w) ** 2, 0.0))
             else:  # flat across the neck
-                across = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - fp.landmarks_px[lmk.CHIN, 0]) * mpp
-                nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across))
+                nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across_neck))
                 reach = cfg.nape_m
             back = back - nape * np.maximum(back - (z_head + reach), 0.0)
             h_back = h_back - nape * np.maximum(h_back - reach, 0.0)
