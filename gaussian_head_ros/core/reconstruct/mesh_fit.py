@@ -190,6 +190,11 @@ class MeshFitConfig:
     # under the chin; the nape's back (nape_m) curves round it as an ellipse instead of a flat band across
     # nape_half_width_m (turned 20-35 deg the neck went on as wide as the jaw into the shoulder). 0 = the flat band
     neck_half_width_m: float = 0.06
+    # ... its section: the nape's back nape_m sqrt(1 - |x / half-width|^power) behind the skull centre. 2 (an ellipse)
+    # left see-through specks under obama_speech's chin as sadtalker tilts his head back (holes p95 2.05 -> 4.0 px,
+    # the back pulled in near the column's sides); 3, flatter-sided (a neck's section is wider at the back than an
+    # ellipse), gives main's holes back and the turned neck's flare 4.6 px (ellipse 4.55, main 19.6; neck25b)
+    neck_section_power: float = 3.0
     # ... and below the chin what lies beyond the column (collar, shoulders, hair) is the torso's, at its depth and in
     # its colours, ramping in over the first (metres across) and the second (down from the chin's row); None = off:
     # (0.03, 0.01) puts the jacket's shoulder behind the turned neck at its own height, but frame 0 of the self clips
@@ -487,7 +492,7 @@ class MeshFitReconstructor(Reconstructor):
                 # sadtalker's turns, holes p95 2.05 -> 6.0 px)
                 w = cfg.neck_half_width_m
                 nape = nape * (1 - smoothstep(w, w + cfg.nape_half_width_m[1] - cfg.nape_half_width_m[0], across_neck))
-                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / w) ** 2, 0.0))
+                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / w) ** cfg.neck_section_power, 0.0))
             else:  # flat across the neck
                 nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across_neck))
                 reach = cfg.nape_m
