@@ -487,7 +487,7 @@ class MeshFitReconstructor(Reconstructor):
             # base's row to the chin's, back out over the neck's blend (held further down, 1 - wt^2, the see-through
             # specks under obama_speech's chin at yaw -40 pitch 20 doubled, 64 -> 142 px), across the neck only
             nape = smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows) * (1 - wt) ** 2  # 1 at the chin's row
-            if cfg.neck_half_width_m > 0:  # round the neck column: an ellipse, nape_m deep, beyond it the back as
+            if cfg.neck_half_width_m > 0:  # round the neck column (neck_section_power), nape_m deep, beyond it the back as
                 # it was (the ellipse down to the skull centre there: see-through gaps round obama_speech's collar under
                 # sadtalker's turns, holes p95 2.05 -> 6.0 px)
                 w = cfg.neck_half_width_m
