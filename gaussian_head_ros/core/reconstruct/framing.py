@@ -255,6 +255,15 @@ def check_cut_off(landmarks_px: np.ndarray, fit: HeadFit, width: int, height: in
     return []
 
 
+def _face_box(landmarks_px: np.ndarray) -> tuple[slice, slice]:
+    """The landmarks' bounding box in the photo (landmarks_px [478, >=2], pixels) as (rows, cols) slices, its
+    top-left clipped to the photo (the bottom-right is clipped by slicing)."""
+    lm = np.asarray(landmarks_px, np.float64)[:, :2]
+    x0, y0 = np.floor(np.maximum(lm.min(0), 0)).astype(int)
+    x1, y1 = np.ceil(lm.max(0)).astype(int) + 1
+    return slice(y0, y1), slice(x0, x1)
+
+
 GREY_CHROMA = 4.0  # mean max(R, G, B) - min(R, G, B) over the face below this (of 255): a black-and-white photo.
 # Measured on the face's box: ../shared colour portraits 20-100 (business_person's pale skin the lowest); a
 # greyscale JPEG/PNG 0, one saved as 3-channel JPEG <= 2.
@@ -274,9 +283,7 @@ def check_colour(rgb: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
     - a dark face (mean luma below DARK_FACE_LUMA: a dim room, a face against a bright window): the avatar is as
       dark on the display; such a photo was accepted without a word (user22, s22).
     The avatar takes its colours from the photo as given; the node still builds it."""
-    x0, y0 = np.floor(np.maximum(landmarks_px[:, :2].min(0), 0)).astype(int)
-    x1, y1 = np.ceil(landmarks_px[:, :2].max(0)).astype(int) + 1
-    box = np.asarray(rgb[y0:y1, x0:x1], np.int16)
+    box = np.asarray(rgb[_face_box(landmarks_px)], np.int16)
     if box.size == 0:
         return []
     luma = float((box @ LUMA).mean())
@@ -303,17 +310,17 @@ def check_eyes(rgb: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
     pixels), else []: each eye opening (the convex hull of lmk.EYE_CONTOUR_R / _L) has its 90th percentile luma under
     EYES_HIDDEN x the median luma over the face's landmark box. Sunglasses were taken without a word: the avatar wore
     them painted on its eyeballs, and the driven blinks and gaze moved black lenses (user25, s25)."""
+    rows, cols = _face_box(landmarks_px)
+    luma = np.asarray(rgb[rows, cols], np.float32) @ LUMA  # the eye openings lie inside the face's box
     lm = np.asarray(landmarks_px, np.float64)[:, :2]
-    luma = np.asarray(rgb, np.float32) @ LUMA
-    x0, y0 = np.floor(np.maximum(lm.min(0), 0)).astype(int)
-    x1, y1 = np.ceil(lm.max(0)).astype(int) + 1
-    face = float(np.median(luma[y0:y1, x0:x1])) if y1 > y0 and x1 > x0 else 0.0
+    face = float(np.median(luma)) if luma.size else 0.0
     if face <= 0:
         return []
     ratios = []
     for contour in (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L):
         mask = np.zeros(luma.shape, np.uint8)
-        cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm[list(contour)]).astype(np.int32)), 1)
+        hull = cv2.convexHull((np.round(lm[list(contour)]) - [cols.start, rows.start]).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1)
         inside = luma[mask > 0]
         if inside.size == 0:
             return []
