@@ -2481,7 +2481,7 @@ def test_matte_hair_takes_the_wall_between_strands_out_and_its_colour_off_the_ba
 
     wall, hair = np.array((0.80, 0.70, 0.10), np.float32), np.array((0.45, 0.30, 0.20), np.float32)
     photo, mask, keep, strands = _hair_over_wall(wall, hair)
-    out, colours = matte_hair(photo, mask, keep)
+    out, colours, _ = matte_hair(photo, mask, keep)
     gaps = strands & (np.indices(mask.shape)[1] % 4 != 0)
     assert out[gaps].mean() < 0.5, f"{out[gaps].mean():.2f} of the wall between strands kept"
     solid = mask & ~strands & ~keep & (np.indices(mask.shape)[1] > 130)
@@ -2500,7 +2500,7 @@ def test_matte_hair_keeps_dark_hair_on_a_dark_wall():
 
     photo, mask, keep, strands = _hair_over_wall(np.float32((0.16, 0.16, 0.17)), np.float32((0.12, 0.10, 0.09)))
     photo[strands] = (0.12, 0.10, 0.09)  # solid dark hair: no wall between
-    out, _ = matte_hair(photo, mask, keep)
+    out, _, _ = matte_hair(photo, mask, keep)
     assert out[mask].mean() > 0.99, f"{1 - out[mask].mean():.3f} of the dark hair removed"
 
 
@@ -2519,10 +2519,67 @@ def test_matte_hair_computes_no_matte_when_no_backdrop_colour_is_in_the_band(mon
     solid = photo.copy()
     solid[strands] = (0.45, 0.30, 0.20)  # solid hair: no blue wall between strands
     monkeypatch.setattr(pymatting, "estimate_alpha_cf", no_matte)
-    out, colours = matte_hair(solid, mask, keep)
-    assert np.array_equal(out, mask) and np.array_equal(colours, solid)
+    out, colours, own = matte_hair(solid, mask, keep)
+    assert np.array_equal(out, mask) and np.array_equal(colours, solid) and np.array_equal(own, solid)
     with pytest.raises(AssertionError, match="the matte was computed"):  # the strands over the wall need it
         matte_hair(photo, mask, keep)
+
+
+def _blond_over_red(s: int = 160):
+    """A blond head (disc of radius 60 px) over a red backdrop with a white stripe through it, its outer 4 px mixed
+    with the backdrop behind (a = 0.2 .. 0.8 going in), a skin face inside (radius 30), and a dark strand (off the
+    blond-red line) crossing the rim at the top. -> photo, mask, keep, rim (the mixed pixels), strand."""
+    yy, xx = np.mgrid[:s, :s]
+    d = np.sqrt((yy - 80) ** 2 + (xx - 80) ** 2)
+    red, white = np.float32((0.75, 0.05, 0.05)), np.float32((0.85, 0.85, 0.88))
+    back = np.where(((xx - yy) % 60 < 20)[..., None], white, red)
+    blond = np.float32((0.80, 0.70, 0.45))
+    a = np.clip((60 - d) / 5, 0, 1)[..., None]
+    photo = (a * blond + (1 - a) * back).astype(np.float32)
+    photo[d < 30] = (0.85, 0.60, 0.50)
+    strand = (np.abs(xx - 80) <= 1) & (yy < 30) & (d < 60)
+    photo[strand] = (0.10, 0.08, 0.06)
+    mask = d < 60
+    rim = mask & (d > 55) & (a[..., 0] < 0.85) & ~strand
+    return photo, mask, d < 30, rim, strand
+
+
+def test_matte_hair_gives_the_rim_without_the_backdrop_seen_through_it():
+    """The hair's outermost pixels mix in the backdrop (trump_official's red flag): the hidden side takes its colours
+    from that rim, and turned 20-35 deg carried the flag as red specks behind his ear. matte_hair's third output is
+    the rim without it (I = a F + (1 - a) B; B the backdrop there or one of its palette's colours: the flag's red
+    and white stripes blur together beside the head); its colours (the photo layer's: what the photo's camera sees)
+    keep the mix. A dark strand off the blond-backdrop line stays as it is, and without hair_skin nothing changes."""
+    from gaussian_head_ros.core.reconstruct.surfaces import matte_hair
+
+    photo, mask, keep, rim, strand = _blond_over_red()
+    blond = np.float32((0.80, 0.70, 0.45))
+    hair_skin = (blond, np.float32((0.85, 0.60, 0.50)))
+    out, colours, own = matte_hair(photo, mask, keep, hair_skin=hair_skin)
+    assert np.array_equal(out, mask) and np.array_equal(colours, photo)
+    before = np.linalg.norm(photo[rim] - blond, axis=-1)
+    after = np.linalg.norm(own[rim] - blond, axis=-1)
+    assert np.median(before) > 0.2, "the rim is not mixed"
+    assert np.percentile(after, 90) < 0.05, f"the rim's 90th percentile {np.percentile(after, 90):.3f} off the hair's"
+    assert np.abs(own[strand] - photo[strand]).max() < 0.02, "the dark strand was changed"
+    inner = mask & ~cv2.dilate((~mask).astype(np.uint8), np.ones((19, 19), np.uint8)).astype(bool)
+    assert np.array_equal(own[inner], photo[inner]), "pixels 9 px and more inside changed"
+    assert np.array_equal(matte_hair(photo, mask, keep)[2], photo), "without hair_skin the rim changed"
+
+
+def test_a_turned_heads_hair_outline_has_no_backdrop_in_it(results):
+    """The hidden side behind the hair takes the rim's colours, and the rim's outermost pixels mix in the photo's
+    backdrop: turned 35 deg (the 512 px source view) trump_official's red flag showed as red specks in his hair above
+    the ear (67 red pixels there). The hidden side's colours come from the rim without the backdrop (matte_hair's
+    third output), which is also what the edge-on photo discs show when turned (back23, session 23; matte25)."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["trump_official.png"].avatar, -35, 0, background=(0.0, 0.0, 0.0), backend="cpu")
+    box = img[60:165, 110:200].astype(np.float32)  # the hair above and behind his right ear
+    assert (box.max(-1) > 0.02).mean() > 0.6, "the box is not on the hair"
+    r, g, b = box[..., 0], box[..., 1], box[..., 2]
+    red = int(((r > 0.3) & (r > 1.6 * g) & (r > 1.6 * b)).sum())
+    assert red < 25, f"{red} flag-red pixels in the turned hair above the ear"
 
 
 def test_the_reconstructors_warm_up_loads_the_hair_matte_s_kernels():

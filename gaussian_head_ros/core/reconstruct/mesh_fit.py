@@ -451,9 +451,14 @@ class MeshFitReconstructor(Reconstructor):
         if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
             person = close_notches(refine_silhouette(photo, person, inner_mesh | below_chin))
         photo_seen = photo  # as the camera saw it: the edge matte's opacity gives it back over its own background
+        backdrop_seen = np.zeros_like(photo, np.float32)  # the backdrop's share of the rim (matte_hair's own - colours)
         if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on; the
-            # gaps closing refills show those colours: matte_hair gives them too)
-            person, photo = matte_hair(photo_seen, person, inner_mesh | below_chin)
+            # gaps closing refills show those colours: matte_hair gives them too), and the backdrop seen through the
+            # hair's outline, which the hidden side does not take from the rim
+            hair_skin = self._hair_and_skin(photo, person, fp.landmarks_px, mesh_px, person, rows)
+            person, photo, own = matte_hair(photo_seen, person, inner_mesh | below_chin, valid=fp.valid,
+                                            hair_skin=hair_skin)
+            backdrop_seen = photo - own
             person = close_notches(person)
         if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
             # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
@@ -584,9 +589,14 @@ class MeshFitReconstructor(Reconstructor):
         partly = np.bincount(fid[face_px & person & edge], minlength=nf)[:nf] > 0
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge, partly=partly)
-        hair_skin = self._hair_and_skin(scene, fp.landmarks_px, mesh_px, head_mask, rows)
-        back_cols, side_cols, wall_cols, far_cols, far_from = self._hidden_colours(scene, fp.landmarks_px, mesh_px,
-                                                                                   head_mask, rows, wt, h_back, hair_skin)
+        hair_skin = self._hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
+        # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
+        # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
+        # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
+        back_cols, side_cols, _, far_cols, far_from = self._hidden_colours(
+            dataclasses.replace(scene, photo=colours - backdrop_seen), fp.landmarks_px, mesh_px, head_mask, rows, wt,
+            h_back, hair_skin)
+        wall_cols = self._wall_colours(scene)
         side_texture = None
         if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
             ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
@@ -810,7 +820,9 @@ class MeshFitReconstructor(Reconstructor):
                     batch.scales[b[0], :2] *= np.sqrt(len(b))  # as much area as the block's
                     keep[b[1:]] = False
                 batch = GaussianBatch.concat([batch.take(keep), fringe])
-        made_up = (1.0 - shown)[:, None] * (refined - unrefined)  # [n_photo, 3]
+        # ... and the backdrop seen through the hair's outline (matte_hair's own): a turned view sees these discs
+        # squarely, and trump_official's red flag showed as red specks behind his ear at yaw -35
+        made_up = (1.0 - shown)[:, None] * (refined - unrefined + backdrop_seen[pixels[0], pixels[1]])  # [n_photo, 3]
         # the upper orbit's share of the photo layer's and the face completion's colours seen from the photo's
         # camera only (fold_facing), with their |cos| to the photo's line of sight
         n_fold = n_photo + len(face_extra or [])
@@ -919,17 +931,21 @@ class MeshFitReconstructor(Reconstructor):
 
     # ------------------------------------------------------------------------------------------------
     @staticmethod
-    def _hair_and_skin(scene: Scene, lm, mesh_px, head_mask, rows) -> tuple[np.ndarray, np.ndarray] | None:
-        """The head's hair colour (the median of the rim above the forehead, 3..20 px inside the silhouette; the
-        skin for a bald head) and the face's skin colour (the median over the face mesh 4 px and more inside), [3]
-        each; None where either has 50 pixels or fewer."""
-        person = scene.person
+    def _hair_and_skin(photo, person, lm, mesh_px, head_mask, rows) -> tuple[np.ndarray, np.ndarray] | None:
+        """The head's hair colour (the median of photo [S, S, 3] over the rim above the forehead, 3..20 px inside the
+        silhouette `person` [S, S] bool, within head_mask; the skin for a bald head) and the face's skin colour (the
+        median over the face mesh 4 px and more inside), [3] each; None where either has 50 pixels or fewer."""
         d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
         top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
         skin_px = mesh_px & person & (d_in > 4)
         if top.sum() <= 50 or skin_px.sum() <= 50:
             return None
-        return np.median(scene.photo[top], axis=0), np.median(scene.photo[skin_px], axis=0)
+        return np.median(photo[top], axis=0), np.median(photo[skin_px], axis=0)
+
+    def _wall_colours(self, scene: Scene) -> np.ndarray:
+        """[S, S, 3] the rim just inside the silhouette's background-mixed edge (the wall's front, the edge discs)."""
+        return rim_colours(scene, np.zeros_like(scene.person), inset_px=int(np.ceil(self.cfg.edge_band_px)) + 1,
+                           band_px=4)
 
     def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin=False):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
@@ -963,7 +979,7 @@ class MeshFitReconstructor(Reconstructor):
         far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
         far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
         if hair_skin is False:
-            hair_skin = self._hair_and_skin(scene, lm, mesh_px, head_mask, rows)
+            hair_skin = self._hair_and_skin(scene.photo, scene.person, lm, mesh_px, head_mask, rows)
         if hair_skin is not None:
             hair, skin = hair_skin
             # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
@@ -991,7 +1007,7 @@ class MeshFitReconstructor(Reconstructor):
             far = (1 - wt[..., None]) * hidden + wt[..., None] * side
             back = (1 - w_back[..., None]) * back + w_back[..., None] * far
             side = (1 - w_hair[..., None]) * side + w_hair[..., None] * hair
-        wall = rim_colours(scene, np.zeros_like(person), inset_px=int(np.ceil(cfg.edge_band_px)) + 1, band_px=4)
+        wall = self._wall_colours(scene)
         # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
         # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
         # half-transparent matte edge in a turned view, the hair colour there read as a dark jagged seam with

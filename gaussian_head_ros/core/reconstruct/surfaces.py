@@ -223,7 +223,11 @@ def refine_silhouette(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, ban
 def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: int = 71, outer_px: int = 11,
                alpha_cut: float = 0.3, palette_margin: float = 0.1, wall_dist: float = 0.1,
                min_area_px: int = 100, tint_reach_px: int = 20, min_alpha: float = 0.02,
-               smooth_px: int = 35, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+               smooth_px: int = 35, k: int = 8, valid: np.ndarray | None = None,
+               hair_skin: tuple[np.ndarray, np.ndarray] | None = None, rim_px: tuple[int, int] = (8, 8),
+               unmix_residual: tuple[float, float] = (0.05, 0.15),
+               unmix_hair: tuple[float, float] = (0.1, 0.3),
+               unmix_unlike: tuple[float, float] = (0.1, 0.2)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Take the backdrop seen between strands out of a person mask, and give those strands their own colours.
 
     photo: (S, S, 3) float [0, 1]; mask, keep: (S, S) bool (keep: pixels that stay, e.g. the face mesh).
@@ -253,14 +257,77 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     all over). The values were set by eye on the nine ../shared portraits. Cost: 1-4 s per 512 px crop on 2
     cores where it runs (the first import compiles pymatting's numba kernels into its cache: minutes under
     load). Raises nothing; returns (mask, photo) as they are when the band, the outside or the inside is
-    (nearly) empty or no blob can leave."""
+    (nearly) empty or no blob can leave.
+
+    The third output, own (S, S, 3) float32, is the colours with the backdrop seen through the outline taken out
+    (what a turned view's hidden side takes from the rim; the photo's own camera sees the rim as the photo has it,
+    so the photo layer keeps `colours`): on the pixels less than rim_px[0] inside mask', I = a F + (1 - a) B with F
+    the colours from rim_px[0] to rim_px[0] + rim_px[1] inside (extrapolated out), B the backdrop behind the person
+    there (completion.background_colours: the photo from 2 px outside the mask, within `valid` (None: everywhere),
+    extrapolated in) or one of the backdrop's palette colours, whichever lies nearest the line from B to F (a striped
+    backdrop's colours blur together beside the head: trump_official's flag, red pixels beside its white stripe were
+    no mix of his hair and that pink), and a by least squares along F - B (completion.edge_opacity): each pixel takes
+    (1 - a) of F - B more. Only as far as the mix explains it (its distance to that line fading the change out over
+    unmix_residual, RGB: a dark strand off that line came out green behind trump's ear), and only where F looks
+    like the hair (hair_skin: the hair's and the skin's colours, [3] each; d_skin^2 / (d_skin^2 + d_hair^2) of F
+    fading in over unmix_hair: a dark hairline at a temple against a dark room is no mix, and obama_speech's turned
+    temple went skin-orange; with 0.3..0.7 trump's flag-red rim stayed, 42 of 67 red pixels) or the pixel is unlike
+    every colour of the person's palette (RGB distance to the nearest fading in over unmix_unlike: the flag-red strip
+    the segmentation keeps beside trump's ear has the ear's skin further in). hair_skin None: no unmix, own is
+    colours. trump_official's hair over a red flag: the matte reads its dark-on-red rim as hair (alpha high, 747
+    flag-red pixels in the mask with or without it), and turned 20-35 deg the hidden side carried the flag as red
+    specks behind his ear (back23, session 23, measured rim_px, unmix_residual and unmix_hair on the nine ../shared
+    portraits; the palette's B and unmix_unlike matte25, session 25, by eye on trump and the red count)."""
+    out, colours, unlike, bg_pal = _matte(photo, mask, keep, sure_px, outer_px, alpha_cut, palette_margin,
+                                          wall_dist, min_area_px, tint_reach_px, min_alpha, smooth_px, k)
+    if hair_skin is None:
+        return out, colours, colours
+    return out, colours, _without_backdrop(photo, colours, out, unlike, bg_pal, valid, hair_skin, rim_px,
+                                           unmix_residual, unmix_hair, unmix_unlike)
+
+
+def _without_backdrop(photo, colours, mask, unlike, bg_pal, valid, hair_skin, rim_px, residual, hair_gate,
+                      unlike_gate) -> np.ndarray:
+    """matte_hair's `own`: colours [S, S, 3] less the backdrop (photo [S, S, 3] outside mask [S, S]; bg_pal [K, 3] its
+    palette) seen through the outline of mask (unlike [S, S]: distance to the person's palette; matte_hair's docstring
+    has the rule and its constants)."""
+    from gaussian_head_ros.core.deform import smoothstep
+    from gaussian_head_ros.core.reconstruct.completion import background_colours, edge_opacity
+
+    own = colours.copy()
+    d_in = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    i, j = np.nonzero(mask & (d_in < rim_px[0]))
+    ring = mask & (d_in >= rim_px[0]) & (d_in < rim_px[0] + rim_px[1])
+    if len(i) == 0 or ring.sum() < 20:
+        return own
+    f = push_pull(colours, ring.astype(np.float32))[i, j]
+    c = colours[i, j]
+    bs = np.concatenate([background_colours(photo, mask, valid)[i, j][:, None],  # [N, 1 + K, 3]: B's candidates
+                         np.broadcast_to(np.asarray(bg_pal, np.float32)[None], (len(i), len(bg_pal), 3))], 1)
+    a = edge_opacity(c[:, None], f[:, None], bs)
+    off = np.linalg.norm(c[:, None] - (a[..., None] * f[:, None] + (1 - a)[..., None] * bs), axis=-1)
+    best = np.argmin(off, axis=1)  # the candidate nearest the line (the first of equals)
+    n = np.arange(len(i))
+    a, b, off = a[n, best], bs[n, best], off[n, best]
+    w = 1 - smoothstep(residual[0], residual[1], off)
+    d_hair, d_skin = (np.sum((f - np.asarray(x, np.float32)) ** 2, -1) for x in hair_skin)
+    w = w * np.maximum(smoothstep(hair_gate[0], hair_gate[1], d_skin / (d_skin + d_hair + 1e-6)),
+                       smoothstep(unlike_gate[0], unlike_gate[1], unlike[i, j]))
+    own[i, j] = c + (w * (1 - a))[:, None] * (f - b)
+    return own
+
+
+def _matte(photo, mask, keep, sure_px, outer_px, alpha_cut, palette_margin, wall_dist, min_area_px, tint_reach_px,
+           min_alpha, smooth_px, k) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """matte_hair's mask' and colours (its docstring), and [S, S] float32 its band's pixels' RGB distance to the
+    person's palette (0 where it has no band), and the backdrop's palette [<=k, 3] (none where it has no outside)."""
     m8 = mask.astype(np.uint8)
     kernel = np.ones((3, 3), np.uint8)
     outside = cv2.dilate(m8, kernel, iterations=25).astype(bool) & ~cv2.dilate(m8, kernel, iterations=1).astype(bool)
     d = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
     colours = photo.astype(np.float32)
     if outside.sum() < 50:
-        return mask, colours
+        return mask, colours, np.zeros(mask.shape, np.float32), bg_pal, np.zeros((0, 3), np.float32)
     rng = np.random.default_rng(0)
     bg_pal = _palette(photo[outside], k, rng)
     wall = mask & ~keep
@@ -272,14 +339,16 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     back = ~cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (outer_px, outer_px))).astype(bool)
     band = mask & ~sure
     if band.sum() < min_area_px or inside.sum() < 50:
-        return mask, colours
+        return mask, colours, np.zeros(mask.shape, np.float32), bg_pal
     fg_pal = _palette(photo[inside], k, rng)
     bi, bj = np.nonzero(band)
     c = photo[bi, bj]
     backdrop = np.zeros(mask.shape, bool)  # clearly nearer the backdrop's colours than the person's
-    backdrop[bi, bj] = _nearest(c, fg_pal) - _nearest(c, bg_pal) > palette_margin
+    unlike = np.zeros(mask.shape, np.float32)  # how far from every colour of the person's
+    unlike[bi, bj] = _nearest(c, fg_pal)
+    backdrop[bi, bj] = unlike[bi, bj] - _nearest(c, bg_pal) > palette_margin
     if not _blobs(cv2.morphologyEx(backdrop.astype(np.uint8), cv2.MORPH_OPEN, kernel), min_area_px).any():
-        return mask, colours  # what leaves is a blob of these, opened: none, nothing leaves (no matte to pay)
+        return mask, colours, unlike, bg_pal  # what leaves is a blob of these, opened: none, nothing leaves (no matte to pay)
     from pymatting import estimate_alpha_cf, estimate_foreground_ml  # MIT; imported here: numba compiles on import
 
     trimap = np.full(mask.shape, 0.5)
@@ -290,7 +359,7 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
     drop = _blobs(cv2.morphologyEx((backdrop & (alpha < alpha_cut)).astype(np.uint8), cv2.MORPH_OPEN, kernel),
                   min_area_px)
     if not drop.any():
-        return mask, colours
+        return mask, colours, unlike, bg_pal
     near = cv2.dilate(drop.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * tint_reach_px + 1, 2 * tint_reach_px + 1))).astype(bool)
     kept = (mask & ~drop).astype(np.uint8)
@@ -309,7 +378,7 @@ def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: i
         unknown = (fill | ~out).astype(np.uint8)
         c8 = np.round(np.clip(colours, 0.0, 1.0) * 255).astype(np.uint8)  # 8 bit: float TELEA overshoots
         colours[fill] = cv2.inpaint(c8, unknown, 5, cv2.INPAINT_TELEA)[fill].astype(np.float32) / 255
-    return out, colours
+    return out, colours, unlike, bg_pal
 
 
 def _blobs(m: np.ndarray, min_area_px: int) -> np.ndarray:
