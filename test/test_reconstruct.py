@@ -2525,6 +2525,19 @@ def test_matte_hair_computes_no_matte_when_no_backdrop_colour_is_in_the_band(mon
         matte_hair(photo, mask, keep)
 
 
+def test_matte_hair_takes_a_mask_that_fills_the_crop():
+    """A person mask with (nearly) no outside (a face filling the crop: fewer than 50 pixels of backdrop round it)
+    leaves as it came, with or without hair_skin. matte25's first matte_hair returned there a backdrop palette it
+    had not made yet (UnboundLocalError: a photo that fills the crop could not be reconstructed; review25)."""
+    from gaussian_head_ros.core.reconstruct.surfaces import matte_hair
+
+    photo = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    mask, keep = np.ones((64, 64), bool), np.zeros((64, 64), bool)
+    for hair_skin in (None, (np.float32((0.3, 0.2, 0.1)), np.float32((0.8, 0.6, 0.5)))):
+        out, colours, own = matte_hair(photo, mask, keep, hair_skin=hair_skin)
+        assert np.array_equal(out, mask) and np.array_equal(colours, photo) and np.array_equal(own, photo)
+
+
 def _blond_over_red(s: int = 160):
     """A blond head (disc of radius 60 px) over a red backdrop with a white stripe through it, its outer 4 px mixed
     with the backdrop behind (a = 0.2 .. 0.8 going in), a skin face inside (radius 30), and a dark strand (off the

@@ -327,7 +327,7 @@ def _matte(photo, mask, keep, sure_px, outer_px, alpha_cut, palette_margin, wall
     d = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
     colours = photo.astype(np.float32)
     if outside.sum() < 50:
-        return mask, colours, np.zeros(mask.shape, np.float32), bg_pal, np.zeros((0, 3), np.float32)
+        return mask, colours, np.zeros(mask.shape, np.float32), np.zeros((0, 3), np.float32)
     rng = np.random.default_rng(0)
     bg_pal = _palette(photo[outside], k, rng)
     wall = mask & ~keep
