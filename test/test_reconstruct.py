@@ -418,7 +418,11 @@ def test_every_portrait_makes_a_valid_drivable_avatar(results, name, tmp_path):
 
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_the_photos_expression_reproduces_the_photo(results, name):
-    """The avatar rests without the photo's expression; driven with it, it gives the photo back."""
+    """The avatar rests without the photo's expression; driven with it, it gives the photo back. Its view-dependent
+    colours are seen from the camera it is drawn through (drive's viewmat, as source_view, evaluate and the render node
+    give it): without it they are seen along +z, and the photo layer's edge-on discs, whose band-1 colour gives the
+    photo's rim to the photo's camera alone (builder.edge_on_sh), showed the wrong share of it (matte26: trump_official
+    35.545 dB so, 35.603 through the camera; main's 35.578 / 35.603)."""
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.metrics import psnr
@@ -430,7 +434,8 @@ def test_the_photos_expression_reproduces_the_photo(results, name):
     a = res.avatar
     assert res.expression.shape == (478, 3)
     rot, view = photo_pose(a)  # the photo's head pose through the control, as the tracker measures it
-    p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)))
+    p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)),
+                        viewmat=view)
     K, w, h = source_intrinsics(a)
     img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view.astype(np.float32), K, w, h,
                     backend="cpu").image
