@@ -468,7 +468,8 @@ def test_the_photos_own_head_pose_gives_its_torso_back(results):
         res = results[name]
         a = res.avatar
         rot, view = photo_pose(a)
-        p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)))
+        p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)),
+                            viewmat=view)  # the view-dependent colours seen from that camera, as those two do
         K, w, h = source_intrinsics(a)
         view = view.astype(np.float32)
         img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view, K, w, h, backend="cpu").image
