@@ -844,6 +844,22 @@ def test_a_raised_chins_underside_is_shaded_skin_not_the_collar_grey(results, pi
     assert grey < 0.06, f"{grey:.1%} of the raised chin's underside grey (the collar's and the suit's rim, blurred)"
 
 
+def test_a_closed_mouth_seen_from_under_the_chin_shows_skin_not_the_cavity(results):
+    """obama_speech's head 25 deg chin up: the jaw had no underside, and the mouth interior behind the closed lips
+    (mouth.mouth_interior's dark-red cavity and tongue, the teeth's dots) showed from below through it, a maroon
+    patch with white dots left of the chin: 26 % of the box under the chin maroon (blue >= green, red > 1.5 x
+    green; the jaw's skin in shade is brown, green > blue). The jaw's underside (mouth.jaw_floor, the jaw's skin in
+    shade) covers it now: 0.2 %."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["obama_speech.jpg"].avatar, 0, -25, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    b = img[268:292, 180:240].reshape(-1, 3)  # under the chin, in the 512 px view
+    assert (b.max(-1) > 0.05).mean() > 0.9, "the box is not on the head"
+    maroon = float(((b[:, 2] >= b[:, 1]) & (b[:, 0] > 1.5 * b[:, 1])).mean())
+    assert maroon < 0.05, f"{maroon:.1%} of the raised chin's underside maroon (the mouth's cavity seen from below)"
+
+
 def test_the_skin_under_a_raised_chin_takes_no_collar_white(results):
     """obama_speech at rest (the rest pose's chin higher than the photo's open jaw) shows the under-chin skin
     (rest_pose.under_chin) at the jaw's corner. Its colours came from the band just below the photo's chin, which
@@ -1436,8 +1452,9 @@ def test_a_photo_without_shaded_rows_smiles_with_crowns_lit_to_the_lip_and_thin_
 def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
     """business_person's inner lips meet (0 mm apart at the midline; at most MouthConfig.closed_lips_max_m): the
     few photo pixels of its inner lip polygon are the lips' seam, not the mouth's inside, so none of them becomes a
-    mouth-interior Gaussian: every PART_MOUTH Gaussian is one of the synthetic cavity, rows or tongue (round discs
-    of 0.7 x teeth_spacing_m, 0.75 x tongue_spacing_m, 0.75 x cavity_spacing_m). Before: 3 photo Gaussians (rgb
+    mouth-interior Gaussian: every PART_MOUTH Gaussian is one of the synthetic cavity, rows, tongue or the jaw's
+    underside (round discs of 0.7 x teeth_spacing_m, 0.75 x tongue_spacing_m, 0.75 x cavity_spacing_m, 0.75 x
+    jaw_floor_spacing_m). Before: 3 photo Gaussians (rgb
     0.67 0.22 0.29 / 0.86 0.64 0.66 / 0.51 0.11 0.15) placed as the photo's gap, 15 mm behind the lip, floated as
     a light and two red specks in every opened mouth (tpsmm_driving frames 20 / 41)."""
     from gaussian_head_ros.core.avatar import PART_MOUTH
@@ -1452,7 +1469,8 @@ def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
     assert m.sum() > 1000
     s = np.exp(av.log_scales[m]).max(1)
     synthetic = np.zeros(len(s), bool)
-    for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m):
+    for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
+                  0.75 * cfg.jaw_floor_spacing_m):
         synthetic |= np.isclose(s, sigma, rtol=1e-3)
     assert synthetic.all(), f"{(~synthetic).sum()} of the photo's pixels inside the mouth (lips that meet)"
 
@@ -1526,7 +1544,6 @@ def test_the_mouth_interior_stays_behind_the_chin(results):
     open-mouth pixels below the lower lip) slopes back; upright it showed through two_children_multiface's chin
     as dark-red patches, up to 1557 pixels outside the opening at frame 45 (0 with the slope), and lp_d9's
     scream interior through its chin (534 pixels at frame 45; 305 with the synthetic floor alone, 0 with both)."""
-    from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.control import line_of_sight_rotation, quat_to_matrix
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import render_control
@@ -1546,7 +1563,7 @@ def test_the_mouth_interior_stays_behind_the_chin(results):
         a = results[name].avatar
         with_mouth = Driver(a)
         opacities = a.logit_opacities.copy()
-        a.logit_opacities[a.part == PART_MOUTH] = -30.0
+        a.logit_opacities[_interior(a)] = -30.0  # not the jaw's underside (skin)
         try:
             without = Driver(a)
         finally:
@@ -1621,10 +1638,20 @@ def test_a_parted_lips_photo_bites_with_teeth_not_its_gap(rec):
     assert bright > 0.85, f"{bright:.2f} of the opening bright"
 
 
-def _mouth_pixels(avatar, control):
-    """Pixels of the source view where the mouth interior (teeth, cavity, tongue) shows, and the render (colours
-    seen from the source camera: the view-dependent ones, builder.edge_on_sh, as that camera sees them)."""
+def _interior(avatar) -> np.ndarray:
+    """[N] bool: the mouth interior's Gaussians (teeth, cavity, tongue, the photo's open-mouth pixels): PART_MOUTH but
+    the jaw's underside (mouth.jaw_floor: skin, round discs of 0.75 x jaw_floor_spacing_m), which turns with the jaw
+    and may show where the chin's skin is thin, as the head's back behind it did, in the same shade."""
     from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    sigma = np.exp(avatar.log_scales).max(1)
+    return (avatar.part == PART_MOUTH) & ~np.isclose(sigma, 0.75 * MouthConfig().jaw_floor_spacing_m, rtol=1e-3)
+
+
+def _mouth_pixels(avatar, control):
+    """Pixels of the source view where the mouth interior (teeth, cavity, tongue; `_interior`) shows, and the render
+    (colours seen from the source camera: the view-dependent ones, builder.edge_on_sh, as that camera sees them)."""
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
     from gaussian_head_ros.core.render import rasterize
@@ -1637,7 +1664,7 @@ def _mouth_pixels(avatar, control):
         return rasterize(p.means, p.quats, p.scales, p.opacities, colors, vm, K, w, h, backend="cpu").image
 
     marked = p.colors.copy()
-    marked[avatar.part == PART_MOUTH] = (1.0, 0.0, 1.0)
+    marked[_interior(avatar)] = (1.0, 0.0, 1.0)
     diff = np.abs(draw(marked) - draw(p.colors)).sum(-1)
     return diff > 0.3, draw(p.colors)
 

@@ -64,6 +64,8 @@ LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 
         270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
 CHIN_REGION = (152, 148, 176, 149, 150, 377, 400, 378, 379, 18, 200, 199, 175)
 JAW_LINE = (152, 175, 148, 176, 149, 150, 377, 400, 378, 379)  # the chin and the jaw line (bone, not the lip)
+JAW_EDGE = (150, 149, 176, 148, 152, 377, 400, 378, 379)  # the jaw's lower edge, subject's right to left (JAW_LINE
+# without 175, the chin's front above its lowest point)
 # Inner lip contour without its corners, subject's right to left; the two arcs' points face each other.
 LIP_UPPER_INNER = (191, 80, 81, 82, 13, 312, 311, 310, 415)
 LIP_LOWER_INNER = (95, 88, 178, 87, 14, 317, 402, 318, 324)

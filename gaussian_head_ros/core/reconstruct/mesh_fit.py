@@ -634,8 +634,12 @@ class MeshFitReconstructor(Reconstructor):
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
         # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
         shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
+        face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
+        jaw_skin = None if face_skin is None else self._jaw_skin(scene, fp.landmarks_px, mesh_px, rows, face_skin)
+        # under it the jaw's underside: its skin in shade, as the back map under the chin (_neck_colours)
+        floor_rgb = (1 - cfg.side_dark) * jaw_skin if cfg.mouth.jaw_floor and jaw_skin is not None else None
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
-                               shaded=shaded)
+                               shaded=shaded, floor_rgb=floor_rgb)
         turn_mouth(mouth, V_rest, theta, levels, V)
         # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap).
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
@@ -691,7 +695,7 @@ class MeshFitReconstructor(Reconstructor):
                 lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
         neck_skin = None  # the under-chin colours from the neck's skin only (not the collar below it)
         if hair_skin is not None and cfg.neck_skin_residual is not None:
-            neck_skin = (self._jaw_skin(scene, fp.landmarks_px, mesh_px, rows, hair_skin[1]), 1 - cfg.side_dark,
+            neck_skin = (jaw_skin, 1 - cfg.side_dark,
                          cfg.neck_skin_residual[1])
         chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.under_chin_sigma_per_stride,
                           cfg.under_chin_behind_m, cfg.under_chin_band_px, neck_skin)

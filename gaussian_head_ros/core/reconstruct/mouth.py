@@ -24,7 +24,7 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_MOUTH
 from gaussian_head_ros.core.deform import axis_angle_x, lip_line_jaw_weight, smoothstep
-from gaussian_head_ros.core.landmarks import LOWER_LIP_IN, UPPER_LIP_IN
+from gaussian_head_ros.core.landmarks import JAW_EDGE, LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
@@ -190,6 +190,16 @@ class MouthConfig:
     # than that: an opened jaw (two_children x sadtalker) showed dark-red tongue patches through the chin.
     floor_slope: float = 1.0
     floor_from_m: float = 0.004
+    # The jaw's underside (`mouth_interior`'s floor_rgb): a sheet of skin under the interior, from the jaw's lower
+    # edge (lmk.JAW_EDGE) `jaw_floor_lift_m` up and `jaw_floor_inset_m` behind it, back to `jaw_floor_reach_m`
+    # beyond the interior's deepest point, turning with the jaw; interior points below it are left out. Without it
+    # a raised chin showed the cavity and the teeth from below (obama_speech at 25 deg chin up: a maroon patch with
+    # white dots left of the chin, seen through the missing underside of the jaw).
+    jaw_floor: bool = True  # the reconstructor gives mouth_interior a floor_rgb (False: none)
+    jaw_floor_lift_m: float = 0.005
+    jaw_floor_inset_m: float = 0.008
+    jaw_floor_reach_m: float = 0.008
+    jaw_floor_spacing_m: float = 0.0025
 
     def __post_init__(self):
         self.validate()
@@ -204,7 +214,7 @@ class MouthConfig:
             if b.ndim != 1 or len(b) < 2 or not np.all(np.isfinite(b)) or b[0] != 0.0 or np.any(np.diff(b) <= 0):
                 raise ValueError(f"MouthConfig.{name} must be two or more seams (mm from the midline) that start "
                                  f"at 0 and rise, got {getattr(self, name)!r}")
-        for name in ("teeth_spacing_m", "cavity_spacing_m", "tongue_spacing_m", "teeth_height_m",
+        for name in ("teeth_spacing_m", "cavity_spacing_m", "tongue_spacing_m", "teeth_height_m", "jaw_floor_spacing_m",
                      "teeth_gap_m", "teeth_gap_edge_m", "incisal_m", "lit_teeth_height_m", "lit_gap_edge_m"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
@@ -388,7 +398,7 @@ def skin_teeth_colour(skin_px, sclera_rgb, cfg: MouthConfig) -> np.ndarray:
 
 
 def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: MouthConfig,
-                   teeth_rgb=None, visible=None, shaded: bool = True) -> GaussianBatch:
+                   teeth_rgb=None, visible=None, shaded: bool = True, floor_rgb=None) -> GaussianBatch:
     """Cavity + teeth Gaussians for template vertices v [V, 3] and the inner lip loop [L].
 
     brightness scales the default colours to the photo (1 = a well-lit face); teeth_rgb overrides the
@@ -402,8 +412,9 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     grey-green. `shaded`: the photo shows its own rows in shade (its lips parted over shaded teeth,
     `parted_over_hidden_teeth`): the lower row takes cfg.lower_teeth_light, its linear shadow and the upper row's
     seams (the default: as before); else cfg.lower_teeth_lit, a quadratic shadow and cfg.lower_teeth_seam of the
-    seams, and both rows the lit look (cfg.lit_*: taller crowns, thinner seams, lighter towards the gum). Raises
-    ValueError for a config `MouthConfig.validate` refuses."""
+    seams, and both rows the lit look (cfg.lit_*: taller crowns, thinner seams, lighter towards the gum).
+    floor_rgb [3] (None: none): the jaw's underside under it all in that colour (`jaw_floor`), the interior's
+    points below it left out. Raises ValueError for a config `MouthConfig.validate` refuses."""
     cfg.validate()
     if not shaded:
         cfg = replace(cfg, teeth_height_m=cfg.lit_teeth_height_m, teeth_seam=cfg.lit_teeth_seam,
@@ -506,7 +517,45 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
                                  bary=jaw_binding(np.full(len(pts), float(cfg.lower_teeth_follow)))))
-    return GaussianBatch.concat(batches)
+    out = GaussianBatch.concat(batches)
+    if floor_rgb is None:
+        return out
+    floor, above = jaw_floor(v, float(out.means[:, 2].max()), floor_rgb, cfg)
+    return GaussianBatch.concat([out.take(np.flatnonzero(above(out.means))), floor])
+
+
+def jaw_floor(v: np.ndarray, deepest_z: float, rgb, cfg: MouthConfig):
+    """The jaw's underside under the mouth interior, for template vertices v [V, 3] (head frame, metres, y down,
+    z back): ([M] Gaussians, a function points [K, 3] -> [K] bool, above it). A level sheet (normals down) from
+    the jaw's lower edge (lmk.JAW_EDGE, interpolated in x) cfg.jaw_floor_lift_m up and cfg.jaw_floor_inset_m
+    behind it, back to cfg.jaw_floor_reach_m beyond `deepest_z` (the interior's deepest point), at its height in
+    each column; rgb [3] in [0, 1] (the jaw's skin in shade), jaw weight 1 (it turns with the chin). A closed mouth
+    seen from under the chin shows this skin, not the cavity and the teeth behind the lips."""
+    edge = np.asarray(v, np.float64)[list(JAW_EDGE)]
+    edge = edge[np.argsort(edge[:, 0])]
+    s = cfg.jaw_floor_spacing_m
+
+    def level(x):  # the sheet's height and front in each column
+        return (np.interp(x, edge[:, 0], edge[:, 1]) - cfg.jaw_floor_lift_m,
+                np.interp(x, edge[:, 0], edge[:, 2]) + cfg.jaw_floor_inset_m)
+
+    xs = np.arange(edge[0, 0], edge[-1, 0] + 1e-9, s)
+    y, z0 = level(xs)
+    z1 = deepest_z + cfg.jaw_floor_reach_m
+    cols = [np.stack([np.full(n, x), np.full(n, yy), zf + (z1 - zf) * np.arange(n) / max(n - 1, 1)], 1)
+            for x, yy, zf in zip(xs, y, z0) if (n := int(np.ceil((z1 - zf) / s)) + 1) > 1]
+    pts = np.concatenate(cols) if cols else np.zeros((0, 3))
+    nrm = np.tile([0.0, 1.0, 0.0], (len(pts), 1))
+    col = np.tile(np.clip(np.asarray(rgb, np.float64), 0, 1), (len(pts), 1))
+    batch = surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
+                          bary=jaw_binding(np.ones(len(pts))))
+
+    def above(p):
+        p = np.asarray(p, np.float64)
+        inside = (p[:, 0] >= edge[0, 0]) & (p[:, 0] <= edge[-1, 0])
+        return ~inside | (p[:, 1] <= level(p[:, 0])[0])
+
+    return batch, above
 
 
 def teeth_pixels(photo: np.ndarray, mouth_px: np.ndarray, skin_luma: float, cfg: MouthConfig) -> np.ndarray:
