@@ -213,6 +213,37 @@ def test_the_torso_turns_without_steps():
     assert np.abs(np.diff(ang))[close].max() < 1.0, np.abs(np.diff(ang))[close].max()
 
 
+def test_the_torso_turns_on_from_the_falloff_band_without_a_step():
+    """Torso Gaussians within falloff_m of the template follow it (the falloff frames: the head's whole turn); those
+    just beyond took their level's share (by height: 0.82-0.93 on business_person), a step at the band's edge: 25 deg
+    chin up opened a stepped dark line across her neck. Beyond the band the share rises to 1 over torso_fade_m:
+    the rows either side of the edge (2 mm in, 2 mm out) now turn within 1 deg of each other at 40 deg (before:
+    4.3 deg apart)."""
+    from gaussian_head_ros.core.deform import falloff_binding, smoothstep
+
+    a = synthetic_avatar(20000, seed=5)
+    cfg = DriveConfig()
+    torso = np.flatnonzero(a.part == PART_TORSO)
+    v = a.template_vertices
+    low = v[np.argmax(v[:, 1])]  # a neck: a column of torso Gaussians straight down from the template's lowest point
+    rng = np.random.default_rng(0)
+    col = torso[:600]
+    a.means[col] = low + np.stack([rng.uniform(-0.01, 0.01, 600), np.linspace(0.02, 0.06, 600), np.zeros(600)], 1)
+    p = drive(a, FaceControl(rotation=euler_to_quat(0, 40, 0).astype(np.float32)), config=cfg)
+    reach = 0.2
+    _, _, w = falloff_binding(a.means[torso].astype(np.float64), a.template_vertices.astype(np.float64),
+                              a.template_faces.astype(np.int64), reach)
+    table = np.linspace(0.0, reach, 2001)
+    d = np.interp(1 - w, smoothstep(0.0, reach, table), table)  # w = 1 - smoothstep(0, reach, distance) inverted
+    ang = np.array([math.degrees(math.acos(np.clip((np.trace(quat_to_matrix(p.quats[i]) @ quat_to_matrix(a.quats[i]).T)
+                                                    - 1) / 2, -1, 1))) for i in torso])
+    inside = (d > cfg.falloff_m - 0.002) & (d < cfg.falloff_m - 0.0005)
+    outside = (d > cfg.falloff_m + 0.0005) & (d < cfg.falloff_m + 0.002)
+    assert inside.sum() > 10 and outside.sum() > 10, (inside.sum(), outside.sum())
+    step = abs(float(np.median(ang[inside]) - np.median(ang[outside])))
+    assert step < 1.0, f"the torso turns {step:.1f} deg less just beyond the falloff band than just inside it"
+
+
 def test_mouth_interior_follows_the_jaw():
     a = avatar_with_mouth(seed=6)
     mouth = np.flatnonzero(a.part == PART_MOUTH)

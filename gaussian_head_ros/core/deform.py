@@ -29,7 +29,8 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
 - head (part 0 beyond the falloff): the head pose, rotating about the head origin;
 - torso levels (part 2): a fraction of the head rotation, from `torso_follow` at the shoulders to 1 at
   the neck (quantised to `torso_levels`: with 8, a head pitched or turned 20-40 deg showed the collar and neck
-  in horizontal stripes, the back showing through the 7 steps between levels, each a few millimetres);
+  in horizontal stripes, the back showing through the 7 steps between levels, each a few millimetres), and to 1
+  beyond the falloff band over `torso_fade_m` (the band turns with the head: no step at its edge);
 - jaw levels (part 3, mouth interior): the lower part turns with the jaw about a hinge axis (x), the jaw
   angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`. How much of
   the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight while talking, all of a
@@ -79,6 +80,11 @@ class DriveConfig:
 
     torso_follow: float = 0.25  # fraction of the head rotation the shoulders follow
     neck_blend_m: float = 0.06  # height over which the torso blends from torso_follow (below) to 1 (top)
+    # ... and from falloff_m to falloff_m + torso_fade_m from the template it rises to 1 (the head's whole turn, as the
+    # falloff band's): the band's edge cut the neck where it met the torso's level below it (0.82-0.93 of the turn on
+    # business_person): a head 25 deg chin up showed a stepped dark line across the neck, the back seen between them.
+    # Over 3 cm the rows sheared apart instead (thin dark arcs across her neck at 25 deg up, at 64 levels as at 256)
+    torso_fade_m: float = 0.06
     levels: int = 8  # frames used to quantise the jaw blend weights
     torso_levels: int = 64  # and the torso's (8 striped the collar at 20-40 deg: see the module docstring)
     expression_gain: float = 1.0  # scale on control.expression offsets
@@ -434,9 +440,20 @@ def falloff_binding(points, verts, faces, falloff_m: float, candidates: int = 8)
     41 % of a 60k mesh_fit avatar's 33k).
     numpy or torch like points (verts and faces the same namespace and device; torch: the whole search there)."""
     xp = namespace(points)
+    best_f, best_b, best_d = closest_template_points(points, verts, faces, falloff_m, candidates)
+    w = 1 - smoothstep(0.0, falloff_m, best_d)
+    keep = w > 0
+    return xp.where(keep, best_f, 0), w[:, None] * xp.where(keep[:, None], best_b, 0.0), w
+
+
+def closest_template_points(points, verts, faces, reach_m: float, candidates: int = 8):
+    """[M, 3] points, [V, 3] template, [F >= 1, 3] triangles -> (triangle [M] int64, barycentric [M, 3] of the
+    closest template point, distance [M] metres) for the points within reach_m of the template; beyond it
+    (triangle 0, barycentric 0, distance inf). The search of `falloff_binding` (its docstring); numpy or torch."""
+    xp = namespace(points)
     tv = verts[faces]  # [F, 3 corners, 3]
     centroids = tv.mean(1)
-    reach = float(falloff_m) + float(xp.linalg.vector_norm(tv - centroids[:, None], axis=-1).max()) + 1e-9
+    reach = float(reach_m) + float(xp.linalg.vector_norm(tv - centroids[:, None], axis=-1).max()) + 1e-9
     k = min(int(candidates), len(faces))
     dist, cand = nearest_points(points, centroids, k, reach)  # [M, k]; beyond reach: inf, F
     best_d, best_b = xp.full_like(points[:, 0], float("inf")), xp.zeros_like(points)
@@ -456,9 +473,7 @@ def falloff_binding(points, verts, faces, falloff_m: float, candidates: int = 8)
         better = d < sub_d
         sub_d, sub_f, sub_b = xp.where(better, d, sub_d), xp.where(better, f, sub_f), xp.where(better[:, None], b, sub_b)
     best_d[rows], best_b[rows], best_f[rows] = sub_d, sub_b, sub_f
-    w = 1 - smoothstep(0.0, falloff_m, best_d)
-    keep = w > 0
-    return xp.where(keep, best_f, 0), w[:, None] * xp.where(keep[:, None], best_b, 0.0), w
+    return best_f, best_b, best_d
 
 
 @dataclass
@@ -549,6 +564,10 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         y = means[torso, 1]
         y_top = float(np.percentile(y, 1))
         u = 1 - smoothstep(y_top, y_top + cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
+        if nf and cfg.falloff_m > 0 and cfg.torso_fade_m > 0:  # the whole turn at the falloff band's edge
+            reach = cfg.falloff_m + cfg.torso_fade_m
+            d = closest_template_points(means[torso], verts, faces, reach)[2]
+            u = np.maximum(u, 1 - smoothstep(cfg.falloff_m, reach, d))
         frame[torso] = k_torso + np.rint(u * (t_levels - 1)).astype(np.int64)
 
     mouth = part == PART_MOUTH
