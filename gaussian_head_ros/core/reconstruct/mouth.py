@@ -192,12 +192,15 @@ class MouthConfig:
     floor_from_m: float = 0.004
     # The jaw's underside (`mouth_interior`'s floor_rgb): a sheet of skin under the interior, from the jaw's lower
     # edge (lmk.JAW_EDGE) `jaw_floor_lift_m` up and `jaw_floor_inset_m` behind it, back to `jaw_floor_reach_m`
-    # beyond the interior's deepest point, turning with the jaw; interior points below it are left out. Without it
+    # beyond the interior's deepest point and as far beside it, turning with the jaw; interior points below it are
+    # left out. 3 mm up and 4 mm in it showed below obama_speech's chin in a closed mouth's front view (142 px), at
+    # 5 and 8 mm still as a dark flick along business_person's jaw line as sadtalker tilts her head back (frames
+    # 45-56): the driven chin's skin follows the template, the sheet the jaw's turn about its hinge. Without it
     # a raised chin showed the cavity and the teeth from below (obama_speech at 25 deg chin up: a maroon patch with
     # white dots left of the chin, seen through the missing underside of the jaw).
     jaw_floor: bool = True  # the reconstructor gives mouth_interior a floor_rgb (False: none)
-    jaw_floor_lift_m: float = 0.005
-    jaw_floor_inset_m: float = 0.008
+    jaw_floor_lift_m: float = 0.008
+    jaw_floor_inset_m: float = 0.012
     jaw_floor_reach_m: float = 0.008
     jaw_floor_spacing_m: float = 0.0025
 
@@ -520,26 +523,31 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     out = GaussianBatch.concat(batches)
     if floor_rgb is None:
         return out
-    floor, above = jaw_floor(v, float(out.means[:, 2].max()), floor_rgb, cfg)
+    floor, above = jaw_floor(v, out.means, floor_rgb, cfg)
     return GaussianBatch.concat([out.take(np.flatnonzero(above(out.means))), floor])
 
 
-def jaw_floor(v: np.ndarray, deepest_z: float, rgb, cfg: MouthConfig):
+def jaw_floor(v: np.ndarray, interior: np.ndarray, rgb, cfg: MouthConfig):
     """The jaw's underside under the mouth interior, for template vertices v [V, 3] (head frame, metres, y down,
-    z back): ([M] Gaussians, a function points [K, 3] -> [K] bool, above it). A level sheet (normals down) from
-    the jaw's lower edge (lmk.JAW_EDGE, interpolated in x) cfg.jaw_floor_lift_m up and cfg.jaw_floor_inset_m
-    behind it, back to cfg.jaw_floor_reach_m beyond `deepest_z` (the interior's deepest point), at its height in
-    each column; rgb [3] in [0, 1] (the jaw's skin in shade), jaw weight 1 (it turns with the chin). A closed mouth
-    seen from under the chin shows this skin, not the cavity and the teeth behind the lips."""
+    z back) and the interior's points [M, 3]: ([K] Gaussians, a function points [P, 3] -> [P] bool, above it). A
+    level sheet (normals down) from the jaw's lower edge (lmk.JAW_EDGE, interpolated in x) cfg.jaw_floor_lift_m up
+    and cfg.jaw_floor_inset_m behind it, back to cfg.jaw_floor_reach_m beyond the interior's deepest point, at its
+    height in each column, as wide as the interior and cfg.jaw_floor_reach_m either side (within the edge's ends,
+    where the jaw line rises to the ears); rgb [3] in [0, 1] (the jaw's skin in shade), jaw weight 1 (it turns with
+    the chin). A closed mouth seen from under the chin shows this skin, not the cavity and the teeth behind the lips."""
     edge = np.asarray(v, np.float64)[list(JAW_EDGE)]
     edge = edge[np.argsort(edge[:, 0])]
+    interior = np.asarray(interior, np.float64).reshape(-1, 3)
+    deepest_z = float(interior[:, 2].max())
+    x0 = max(edge[0, 0], float(interior[:, 0].min()) - cfg.jaw_floor_reach_m)
+    x1 = min(edge[-1, 0], float(interior[:, 0].max()) + cfg.jaw_floor_reach_m)
     s = cfg.jaw_floor_spacing_m
 
     def level(x):  # the sheet's height and front in each column
         return (np.interp(x, edge[:, 0], edge[:, 1]) - cfg.jaw_floor_lift_m,
                 np.interp(x, edge[:, 0], edge[:, 2]) + cfg.jaw_floor_inset_m)
 
-    xs = np.arange(edge[0, 0], edge[-1, 0] + 1e-9, s)
+    xs = np.arange(x0, x1 + 1e-9, s)
     y, z0 = level(xs)
     z1 = deepest_z + cfg.jaw_floor_reach_m
     cols = [np.stack([np.full(n, x), np.full(n, yy), zf + (z1 - zf) * np.arange(n) / max(n - 1, 1)], 1)
@@ -552,7 +560,7 @@ def jaw_floor(v: np.ndarray, deepest_z: float, rgb, cfg: MouthConfig):
 
     def above(p):
         p = np.asarray(p, np.float64)
-        inside = (p[:, 0] >= edge[0, 0]) & (p[:, 0] <= edge[-1, 0])
+        inside = (p[:, 0] >= x0) & (p[:, 0] <= x1)
         return ~inside | (p[:, 1] <= level(p[:, 0])[0])
 
     return batch, above
