@@ -236,13 +236,15 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         out["iris"].append(np.asarray(cfg.iris_rgb) if iris is None else iris)
         out["pupil"].append(0.25 * np.asarray(cfg.iris_rgb) if pupil is None else pupil)
         out["iris_radius_px"].append(r_px)
+        sclera_luma = float(out["sclera"][-1] @ LUMA)
+        lit_px = sclera_pixels(lum, eye_px, d_r, sclera_luma, cfg.min_pixels)  # once an eye (sclera_sides too)
         sclera_px = eye_px & (d_r > 1.15) & (d_r < 4.0)
         if sclera is not None:  # the sclera's own pixels, not the lashes (sclera_pixels, as eyeball_pixels)
-            sclera_px &= sclera_pixels(lum, eye_px, d_r, float(sclera @ LUMA), cfg.min_pixels)
+            sclera_px &= lit_px
         lit_luma = float(out["sclera_lit"][-1] @ LUMA)
         out["sclera_shade"].append(sclera_shading(lum[sclera_px], d_r[sclera_px], lit_luma, cfg))
         dx = np.arange(eye_px.shape[1])[None, :] + 0.5 - float(landmarks_px[centre, 0])
-        out["sclera_side"].append(sclera_sides(lum, eye_px, d_r, dx, float(out["sclera"][-1] @ LUMA), lit_luma,
+        out["sclera_side"].append(sclera_sides(lum, eye_px, lit_px, d_r, dx, sclera_luma, lit_luma,
                                                out["sclera_shade"][-1], cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
@@ -267,12 +269,13 @@ def sclera_shading(lum: np.ndarray, d_r: np.ndarray, lit_luma: float, cfg: Eyeba
     return np.concatenate([c, [d_r.min(), d_r.max(), max(1.0, float(lum.max()) / lit_luma)]])
 
 
-def sclera_sides(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, dx: np.ndarray, sclera_luma: float,
-                 lit_luma: float, coef: np.ndarray, cfg: EyeballConfig) -> np.ndarray:
+def sclera_sides(lum: np.ndarray, opening: np.ndarray, lit_px: np.ndarray, d_r: np.ndarray, dx: np.ndarray,
+                 sclera_luma: float, lit_luma: float, coef: np.ndarray, cfg: EyeballConfig) -> np.ndarray:
     """[2] (image left, image right of the iris) factor on one eye's painted sclera: lum [S, S] luminance, opening
-    [S, S] bool, d_r [S, S] iris radii off the iris centre, dx [1, S] or [S, S] pixels right of it, sclera_luma the
+    [S, S] bool, lit_px [S, S] bool its sclera (sclera_pixels at the default level, as eye_colours computes it once
+    an eye), d_r [S, S] iris radii off the iris centre, dx [1, S] or [S, S] pixels right of it, sclera_luma the
     measured sclera's, lit_luma the painted colour's, coef its radial shading (sclera_shading). 1 on a side where the
-    photo shows sclera (sclera_pixels beyond 1.15 radii, at least cfg.min_pixels): the radial fit holds there. On a
+    photo shows sclera (lit_px beyond 1.15 radii, at least cfg.min_pixels): the radial fit holds there. On a
     side that shows none (a face lit from one side: lp_d9_woman_turned's image-right sclera is grey, luma 0.41 against
     the lit 0.72 measured on the other side), the eyeball's own pixels there (cfg.sclera_level of the way, beyond 1
     radius) over the painted colour they would have: a look that way uncovered a white bar between the photo's grey
@@ -280,10 +283,13 @@ def sclera_sides(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, dx: np.n
     out = np.ones(2)
     if lit_luma <= 1e-6:
         return out
+    level = None  # the eyeball's own pixels (cfg.sclera_level of the way): once an eye, where a side needs them
     for k, side in enumerate((dx < 0, dx > 0)):
-        if (sclera_pixels(lum, opening, d_r, sclera_luma, cfg.min_pixels) & side & (d_r > 1.15)).sum() >= cfg.min_pixels:
+        if (lit_px & side & (d_r > 1.15)).sum() >= cfg.min_pixels:
             continue
-        own = sclera_pixels(lum, opening, d_r, sclera_luma, cfg.min_pixels, cfg.sclera_level) & side & (d_r > 1.0)
+        if level is None:
+            level = sclera_pixels(lum, opening, d_r, sclera_luma, cfg.min_pixels, cfg.sclera_level)
+        own = level & side & (d_r > 1.0)
         if own.sum() >= cfg.min_pixels:
             painted = lit_luma * float(np.median(shade(coef, d_r[own])))
             out[k] = np.clip(float(np.median(lum[own])) / max(painted, 1e-6), cfg.shade_range[0], 1.0)
