@@ -167,3 +167,27 @@ def test_the_painted_eyeball_lies_inside_the_sphere_the_photos_eye_lies_on():
     for x, side in ((-0.032, painted.means[:, 0] < 0), (0.032, painted.means[:, 0] >= 0)):
         r = np.linalg.norm(painted.means[side] - np.array([x, 0.0, cfg.radius_m]), axis=1)
         np.testing.assert_allclose(r, cfg.radius_m - cfg.cap_inset_m, atol=1e-6)  # was cfg.radius_m
+
+
+def test_the_painted_iris_reaches_the_limbus_as_the_cap_shows_it():
+    """The iris painted behind the lids (eyeball_completion) is what a lid opened wider than the photo's uncovers above
+    the photo's iris top. Seen along the rest gaze it reaches the limbus, EyeballConfig.iris_reach (1.15) of
+    MediaPipe's iris radius, and no further. Before, it was painted to MediaPipe's radius in angle on the cap, which
+    lies cap_inset_m (2 mm) inside the sphere: seen from the front 0.83 of that radius, under the photo's own iris,
+    and business_person's lids opened to 1.5 showed the cap's white over a flat-topped iris (lid26, session 26)."""
+    cfg = EyeballConfig()
+    template = np.zeros((lmk.NUM_LANDMARKS, 3))
+    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
+    r_px, mpp = 14.0, 0.0004  # MediaPipe's iris radius: 5.6 mm
+    colours = {"sclera": np.tile(SCLERA, (2, 1)), "iris": np.tile(IRIS, (2, 1)), "pupil": np.full((2, 3), 0.05),
+               "iris_radius_px": np.array([r_px, r_px])}
+    painted = eyeball_completion(template, np.zeros((2, 2)), colours, mpp, cfg)
+    right = painted.means[:, 0] < 0
+    rho = np.hypot(painted.means[right, 0] + 0.032, painted.means[right, 1]) / (r_px * mpp)  # iris radii, from the front
+    front = painted.means[right, 2] < cfg.radius_m  # the cap's front half (the rest gaze is -z)
+    luma = painted.colors[right] @ LUMA
+    sclera = float(np.asarray(SCLERA) @ LUMA)
+    inside = front & (rho > 0.9) & (rho < 1.1)
+    assert inside.sum() > 20 and (luma[inside] < 0.5 * sclera).all()  # main: sclera beyond 0.83
+    beyond = front & (rho > 1.2) & (rho < 1.5)
+    assert beyond.sum() > 20 and (luma[beyond] > 0.8 * sclera).all()
