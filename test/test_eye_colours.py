@@ -146,12 +146,12 @@ def test_the_painted_sclera_is_shaded_like_the_photos_sclera():
     expected = (1 - falloff * 0.9) / (1 - falloff * 0.6)  # 0.932: the photo's ring from 1.6 to 1.9 iris radii
     assert abs(ratio - expected) < 0.02, ratio  # was 1.0: one flat colour
     lit = float(cols_["sclera_lit"][0] @ LUMA)
-    # the sclera a far look uncovers: beyond the painted iris, which reaches the limbus (iris_reach) as the cap, inset
-    # inside the sphere, shows it (in this measure 1.38 iris radii)
-    limbus = cfg.iris_reach * cfg.radius_m / (cfg.radius_m - cfg.cap_inset_m)
-    band = (d_eq > limbus) & (np.arccos(np.clip(-u[:, 2], -1, 1)) < np.arcsin(s_iris) + 0.6)
+    # the sclera a far look uncovers: beyond the painted iris, the photo's as the cap, inset inside the sphere, shows
+    # it (in this measure 1.2 iris radii)
+    edge = cfg.radius_m / (cfg.radius_m - cfg.cap_inset_m)
+    band = (d_eq > edge) & (np.arccos(np.clip(-u[:, 2], -1, 1)) < np.arcsin(s_iris) + 0.6)
     mean = float(luma[band].mean()) / lit
-    assert abs(mean - 1.0) < 0.03, mean  # its mean where a far look uncovers it: the lit colour (0.971; was 1.0 from
+    assert abs(mean - 1.0) < 0.03, mean  # its mean where a far look uncovers it: the lit colour (0.979; was 1.0 from
     # 1 iris radius out, when the painted iris ended there)
     assert float(luma.max()) <= float(photo[opening].max(0) @ LUMA) + 1e-6  # no whiter than the photo shows
 
@@ -173,12 +173,12 @@ def test_the_painted_eyeball_lies_inside_the_sphere_the_photos_eye_lies_on():
         np.testing.assert_allclose(r, cfg.radius_m - cfg.cap_inset_m, atol=1e-6)  # was cfg.radius_m
 
 
-def test_the_painted_iris_reaches_the_limbus_as_the_cap_shows_it():
+def test_the_painted_iris_is_the_photo_s_as_the_cap_shows_it():
     """The iris painted behind the lids (eyeball_completion) is what a lid opened wider than the photo's uncovers above
-    the photo's iris top. Seen along the rest gaze it reaches the limbus, EyeballConfig.iris_reach (1.15) of
-    MediaPipe's iris radius, and no further. Before, it was painted to MediaPipe's radius in angle on the cap, which
-    lies cap_inset_m (2 mm) inside the sphere: seen from the front 0.83 of that radius, under the photo's own iris,
-    and business_person's lids opened to 1.5 showed the cap's white over a flat-topped iris (lid26, session 26)."""
+    the photo's iris top. Seen along the rest gaze it is the photo's iris radius (MediaPipe's ring). Before, it was
+    that radius as an angle on the cap, which lies cap_inset_m (2 mm) inside the sphere: seen from the front 0.83 of
+    it, under the photo's own iris, and business_person's lids opened to 1.5 showed the cap's white over a
+    flat-topped iris (lid26, session 26)."""
     cfg = EyeballConfig()
     template = np.zeros((lmk.NUM_LANDMARKS, 3))
     template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
@@ -191,7 +191,7 @@ def test_the_painted_iris_reaches_the_limbus_as_the_cap_shows_it():
     front = painted.means[right, 2] < cfg.radius_m  # the cap's front half (the rest gaze is -z)
     luma = painted.colors[right] @ LUMA
     sclera = float(np.asarray(SCLERA) @ LUMA)
-    inside = front & (rho > 0.9) & (rho < 1.1)
+    inside = front & (rho > 0.86) & (rho < 0.97)
     assert inside.sum() > 20 and (luma[inside] < 0.5 * sclera).all()  # main: sclera beyond 0.83
-    beyond = front & (rho > 1.2) & (rho < 1.5)
+    beyond = front & (rho > 1.03) & (rho < 1.5)
     assert beyond.sum() > 20 and (luma[beyond] > 0.8 * sclera).all()

@@ -419,8 +419,8 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
                        cfg: EyeballConfig, keep=None) -> GaussianBatch | None:
     """Painted eyeball caps for both eyes (head frame; rest_gaze [2, 2] the photo's, eyes.gaze_from_landmarks of
     its pixel landmarks): pupil and iris about each eye's rest gaze with the
-    photo's iris radius (pixels x metres_per_px) out to the limbus (cfg.iris_reach of it, as seen from the rest gaze), the
-    lit sclera elsewhere (colours["sclera_lit"], eye_colours;
+    photo's iris radius (pixels x metres_per_px, as seen along the rest gaze on the inset cap), the lit sclera
+    elsewhere (colours["sclera_lit"], eye_colours;
     colours["sclera"] when absent), on a sphere cfg.cap_inset_m inside the eyeball's. keep(points [M, 3]) -> [M] bool
     selects
     which to keep (the mesh_fit caller keeps only those the lids hide at rest)."""
@@ -434,12 +434,12 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
         pts = centres[e] + (cfg.radius_m - cfg.cap_inset_m) * dirs
         ang = np.arccos(np.clip(dirs @ rest[e], -1, 1))  # from the rest gaze
         iris_rad = np.arcsin(min(0.95, colours["iris_radius_px"][e] * metres_per_px / cfg.radius_m))
-        # the painted iris reaches the limbus (cfg.iris_reach iris radii: MediaPipe's ring lies a little inside it) as
-        # the cap, cfg.cap_inset_m inside the sphere, shows it: at iris_rad it was 0.83 of MediaPipe's radius seen
-        # from the front, all of it under the photo's own iris, and a lid opened wider than the photo's showed the
-        # cap's white over a flat-topped iris (business_person, eyelid ratio 1.5; lid26, session 26)
-        paint_rad = np.arcsin(min(0.95, cfg.iris_reach * colours["iris_radius_px"][e] * metres_per_px
-                                  / (cfg.radius_m - cfg.cap_inset_m)))
+        # the painted iris is the photo's iris radius as the cap, cfg.cap_inset_m inside the sphere, shows it: at
+        # iris_rad it was 0.83 of it seen from the front, all under the photo's own iris, and a lid opened wider than
+        # the photo's showed the cap's white over a flat-topped iris (business_person, eyelid ratio 1.5). Out to the
+        # limbus (cfg.iris_reach, 1.15) it also reached below business_person's iris, and a turned eye showed a sliver
+        # of sclera between the two (test_a_turned_iris_carries_no_catchlight_of_its_own: 3 px; lid26, session 26)
+        paint_rad = np.arcsin(min(0.95, colours["iris_radius_px"][e] * metres_per_px / (cfg.radius_m - cfg.cap_inset_m)))
         t_iris = np.clip(ang / max(paint_rad, 1e-6), 0, None)
         scl = np.broadcast_to(sclera[e], (len(dirs), 3))
         if "sclera_shade" in colours:  # the photo's shading at the place's distance from the iris centre as the
