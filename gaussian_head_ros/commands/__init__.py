@@ -37,6 +37,24 @@ def float_range(lo: float, hi: float | None = None):
     return _number_range("number", float, lo, hi)
 
 
+# render_node's framing and head_fill parameters as `render` and `bench` take them: (choices, default) and (low, high,
+# default): core.display's FRAMINGS, HEAD_FILL_RANGE and HEAD_FILL, written out here because importing core loads
+# numba (~0.7 s) and `gaussian-head --help` imports every command (test_display checks that they agree)
+FRAMING_ARGS = (("head", "fov"), "head"), (0.3, 1.0, 0.9)
+
+
+def framing_arguments(p) -> None:
+    """Add --framing and --head-fill (core/display.py: render_node's framing and head_fill) to parser p."""
+    (choices, default), (lo, hi, fill) = FRAMING_ARGS
+    p.add_argument("--framing", choices=choices, default=default,
+                   help="head: the view sized and placed by the avatar's own head (hair and ears, turned yaw +-35, "
+                        "pitch +-20) to fill --head-fill of the frame, centred on it; fov: --fov for any avatar "
+                        f"(render_node's framing parameter, core/display.py; default {default})")
+    p.add_argument("--head-fill", type=float_range(lo, hi), default=fill,
+                   help=f"with --framing head: the share of the frame (its tighter direction) the head's box fills "
+                        f"({lo:g}..{hi:g}, default {fill:g})")
+
+
 # file name endings OpenCV's VideoWriter writes with the mp4v codec (checked: .webm and anything else fail to open)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
 

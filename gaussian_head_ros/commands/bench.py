@@ -7,8 +7,9 @@
     gaussian-head bench --backend gsplat cpu torch --device cuda --avatar me.ply   # on a CUDA machine
 
 Scenes: `synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense
-head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), framed as the render
-node frames a head (30 deg field of view, 0.6 m). Per figure: the median wall time per frame after warm-up
+head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), at a 30 deg field of view
+from 0.6 m; `--avatar` framed as the render node frames it (`--framing`, default its own head's box filling
+`--head-fill` of the square: core/display.py), so that its rows cost what the render node's frames cost. Per figure: the median wall time per frame after warm-up
 (`fps`, `ms`), the process CPU time per frame (`cpu_ms`, all threads), the speed-up over the torch
 reference measured in the same run with the same threads (`vs_torch`; on `--device cpu` when measured
 there, else the torch row of the first device), Gaussian-pixel evaluations per
@@ -28,7 +29,7 @@ import time
 
 import numpy as np
 
-from gaussian_head_ros.commands import IMAGE_SIZES, int_range
+from gaussian_head_ros.commands import IMAGE_SIZES, framing_arguments, int_range
 
 SCENES = ("synthetic", "face")
 
@@ -46,6 +47,7 @@ def add_arguments(p):
     p.add_argument("--avatar", help="also measure this avatar .ply (at its own size), e.g. from gaussian-head reconstruct")
     p.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure (fast backends)")
     p.add_argument("--stages", action="store_true", help="also the cpu backend's time per pipeline stage")
+    framing_arguments(p)  # the --avatar rows' (core/display.py)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
 
@@ -135,9 +137,10 @@ def _configs(backends, threads, devices) -> list[tuple[str, int | None, str]]:
     return out
 
 
-def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None, stages=False, devices=("cpu",)
-            ) -> list[dict]:
+def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None, stages=False, devices=("cpu",),
+            framing=("head", 0.9)) -> list[dict]:
     from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    from gaussian_head_ros.core.display import AvatarFraming
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.render import get_renderer, head_viewmat, intrinsics_from_fov
     from gaussian_head_ros.core.synthetic import synthetic_avatar
@@ -171,7 +174,8 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
             else:
                 g = scene(name, n)
             for size in sizes:
-                k = intrinsics_from_fov(30, size, size)
+                k = (AvatarFraming.from_avatar(avatar).intrinsics(framing[0], 30.0, size, size, 0.6, framing[1])
+                     if name == "avatar" else intrinsics_from_fov(30, size, size))
                 st = _stages(g, view, k, size, seconds if stages else 0.0, threads[-1])
                 evals = st["evaluations"]
                 torch_fps, here = {}, []
@@ -223,7 +227,7 @@ def run(args) -> int:
     torch_threads = torch.get_num_threads()
     try:
         rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds, args.avatar,
-                       args.stages, args.device)
+                       args.stages, args.device, (args.framing, args.head_fill))
     finally:
         torch.set_num_threads(torch_threads)
     if args.json:

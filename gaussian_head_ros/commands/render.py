@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from gaussian_head_ros.commands import IMAGE_SIZES, float_range, int_range, video_output
+from gaussian_head_ros.commands import IMAGE_SIZES, float_range, framing_arguments, int_range, video_output
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ def add_arguments(p):
                    help="length of the idle animation without --controls (at least 0.1)")
     p.add_argument("--backend", default="auto", help="rasterizer: auto, cpu, torch, gsplat")
     p.add_argument("--lighting", default="captured", help="captured, studio, soft, dramatic or warm")
+    framing_arguments(p)
     p.add_argument("--fov", type=float_range(5.0, 120.0), default=30.0,
-                   help="field of view across the frame's shorter side (vertical on a square or landscape frame), "
-                        "degrees (5..120)")
+                   help="with --framing fov: field of view across the frame's shorter side (vertical on a square or "
+                        "landscape frame), degrees (5..120)")
     p.add_argument("--distance", type=float_range(0.1, 10.0), default=0.6,
                    help="camera distance from the head centre, metres (0.1..10)")
     p.add_argument("--background", type=float_range(0.0, 1.0), nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"),
@@ -68,7 +69,7 @@ def run(args) -> int:
     import numpy as np
 
     from gaussian_head_ros.core.avatar import load_ply
-    from gaussian_head_ros.core.display import display_intrinsics, torso_bottom, torso_means
+    from gaussian_head_ros.core.display import AvatarFraming
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
     from gaussian_head_ros.core.idle import IdleAnimator
     from gaussian_head_ros.core.render import get_renderer, head_viewmat
@@ -92,8 +93,7 @@ def run(args) -> int:
         idle = IdleAnimator(avatar.template_vertices)
         controls = [idle.control(i / fps) for i in range(max(1, int(round(args.seconds * fps))))]
     w, h = args.width or args.size, args.height or args.size
-    k = display_intrinsics(args.fov, w, h, torso_bottom(torso_means(avatar.means, avatar.part, avatar.logit_opacities),
-                                                        args.distance))
+    k = AvatarFraming.from_avatar(avatar).intrinsics(args.framing, args.fov, w, h, args.distance, args.head_fill)
     view = head_viewmat(args.distance)
     out = Path(args.output)
     times = []

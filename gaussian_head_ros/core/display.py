@@ -20,15 +20,39 @@ The principal point moves with the placement (cx = width / 2, cy within HEAD_BEL
 middle or above it); the render node publishes this K in its camera_info, so a rectifier or an overlay projects
 exactly as the picture was drawn. Measured on business_person at 480x800 (panel24, s24; rendered, alpha > 0.1,
 the torso left out): head columns 82..379 (of 480), its top at row 226, the torso down to the bottom row.
+
+That is the `fov` framing (`display_intrinsics` without a head box): one field of view for every avatar. No one
+fov_deg keeps every head's hair and ears inside a portrait panel (480x800, grid25 s25: business_person's short
+hair would take 24 deg, lp_d9_woman_turned's long hair reaches the side at 30, two_children_multiface's small head
+fills a third of the width). The `head` framing (the render node's default) sizes and places the view by the
+avatar's own head instead, on every panel:
+
+- the head: its Gaussians that are not the torso's (face, hair, ears, eyes, mouth: `head_points`), opaque
+  (opacity >= 0.5), in the rows from the hair's top down to the chin (the face template's lowest point): hair
+  that falls onto the shoulders or a neighbour's hand below the chin does not widen it.
+- its box (`head_box`): where those Gaussians (each out to HEAD_EDGE_SIGMA of its largest scale) reach in the
+  display camera's image plane over the head turns HEAD_TURNS_DEG (yaw -35..35 with pitch -20..20, roll +-12),
+  its bottom CHIN_DROP_M lower for an open jaw: the envelope of what the head shows as the operator turns.
+- the view (`display_intrinsics(..., head=box)`): the box fills `fill` (HEAD_FILL) of the panel in the tighter
+  direction with equal margins of (1 - fill) / 2 of the shorter side, centred left-right on the box; up and down,
+  the box's top at that margin (the panel's room goes below the chin, to the neck and torso), lowered where the
+  torso's cut (`torso_bottom`) would leave a strip of background under it, at most until the box is centred.
+
+`AvatarFraming` holds what these read of one avatar (made once per avatar: the render node when it loads one,
+`gaussian-head render` and `bench`) and gives the K of either framing.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_TORSO
+from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
+
+FRAMINGS = ("head", "fov")  # each avatar by its own head (default) | one field of view for all (before session 26)
 
 TORSO_EDGE_PERCENTILE = 99.0  # of the torso Gaussians' image heights: their lower edge (1 % lie below: the cut's fuzz)
 # The panel's bottom edge this far (image-plane units at depth 1: 1.2 cm at 0.6 m) above the torso's edge, so that the
@@ -43,6 +67,22 @@ TORSO_INSET = 0.02
 # 42 % (480x800 / 600x1024, business_person) at 0.05, 0 % / 13 % at 0.06, 0 % / 0 % at 0.07 (lp_d9_woman_turned:
 # 3 % / 3 %, its hair's tips; panel24 s24)
 HEAD_BELOW_MIDDLE = 0.07
+
+# The `head` framing (module docstring). The head's box spans its envelope over these turns (yaw, pitch, roll deg,
+# core.control.euler_to_quat): yaw -35..35 (an operator looking aside; the turns panel24's and grid25's framing
+# checks drove), pitch -20..20 and roll +-12 (the living-face table's driving clips reach yaw +-21, pitch -22..3,
+# roll +-12: sadtalker, tpsmm). Rolled alone: rolled while turned far is rare, and each extra turn shrinks every head.
+HEAD_TURNS_DEG = tuple((yaw, pitch, 0.0) for yaw in (-35.0, -20.0, 0.0, 20.0, 35.0) for pitch in (-20.0, 0.0, 20.0)) + (
+    (0.0, 0.0, -12.0), (0.0, 0.0, 12.0))
+HEAD_FILL = 0.9  # share of the panel (its tighter direction) the head's box fills: 5 % margins at the widest turn
+HEAD_FILL_RANGE = (0.3, 1.0)
+# How far below its rest the chin goes with the jaw open: the chin's lowest head Gaussian driven by the tracked
+# clips (60 k avatars of business_person and obama_official): tpsmm 1.4 cm, sadtalker 0.8 cm, lp_d0 0.4 cm
+CHIN_DROP_M = 0.015
+# A Gaussian's reach beyond its mean, in its largest standard deviation: an opaque disc's alpha falls to 0.1 at
+# sqrt(2 ln 10) = 2.15 sigma (the box from the means alone lay 0.002-0.007 image-plane units inside the rendered
+# alpha > 0.1 extent of the same Gaussians, 9 portraits at 15 turns)
+HEAD_EDGE_SIGMA = 2.0
 
 
 def torso_means(means: np.ndarray, part: np.ndarray, logit_opacities: np.ndarray) -> np.ndarray:
@@ -93,3 +133,116 @@ def display_intrinsics(fov_deg: float, width: int, height: int, bottom: float | 
         edge = half if bottom is None or bottom < highest else min(max(float(bottom) - TORSO_INSET, highest), lowest)
         cy = height - edge * f
     return np.array([[f, 0, width / 2], [0, f, cy], [0, 0, 1]], np.float32)
+
+
+def head_points(means: np.ndarray, part: np.ndarray, logit_opacities: np.ndarray, log_scales: np.ndarray,
+                template_vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The avatar's head as `head_box` reads it: ([P, 3] float64 rest means, head frame, metres; [P] their reach,
+    metres: HEAD_EDGE_SIGMA x the largest scale) of the opaque (opacity >= 0.5) Gaussians that are not the torso's
+    and lie no lower than the chin (the lowest template vertex; every row when the template is empty). means
+    [N, 3], part [N] PART_*, logit_opacities [N], log_scales [N, 3] log metres, template_vertices [V, 3]."""
+    means = np.asarray(means, np.float64)
+    keep = (np.asarray(part) != PART_TORSO) & (np.asarray(logit_opacities) >= 0.0)  # sigmoid >= 0.5
+    template = np.asarray(template_vertices, np.float64).reshape(-1, 3)
+    if len(template):
+        keep &= means[:, 1] <= template[:, 1].max()  # y down: above the chin's lowest point
+    reach = HEAD_EDGE_SIGMA * np.exp(np.asarray(log_scales, np.float64)[keep].max(axis=1))
+    return means[keep], reach
+
+
+def head_box(points: np.ndarray, reach: np.ndarray, distance_m: float,
+             turns=HEAD_TURNS_DEG) -> np.ndarray | None:
+    """[4] float64 (left, top, right, bottom) of the head's box: image-plane units at depth 1 (x right, y down) of the
+    display camera (core.render.head_viewmat(distance_m)), the envelope of `points` [P, 3] (`head_points`, rest
+    pose, head frame, metres) each widened by its `reach` [P] (metres) turned rigidly about the head frame's origin
+    by each of `turns` ((yaw, pitch, roll) degrees; the head's Gaussians turn so at rest expression, core.deform),
+    the bottom CHIN_DROP_M lower. None when there are no points in front of the camera. Raises ValueError for a
+    distance that is not positive."""
+    if not distance_m > 0:
+        raise ValueError(f"camera distance must be positive, got {distance_m}")
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    reach = np.asarray(reach, np.float64).reshape(-1)
+    box = np.array([np.inf, np.inf, -np.inf, -np.inf])
+    for yaw, pitch, roll in turns:
+        turned = points @ quat_to_matrix(euler_to_quat(yaw, pitch, roll).astype(np.float64)).T
+        z = turned[:, 2] + distance_m
+        front = z > 1e-3
+        if not front.any():
+            continue
+        z, xy, r = z[front, None], turned[front, :2], reach[front, None]
+        box[:2] = np.minimum(box[:2], ((xy - r) / z).min(axis=0))
+        box[2:] = np.maximum(box[2:], ((xy + r) / z).max(axis=0))
+    if not np.isfinite(box).all():
+        return None
+    box[3] += CHIN_DROP_M / distance_m
+    return box
+
+
+def head_intrinsics(head: np.ndarray, width: int, height: int, bottom: float | None = None,
+                    fill: float = HEAD_FILL) -> np.ndarray:
+    """[3, 3] float32 K (pixels, pixel centres at integer + 0.5) of a width x height face display framed by the
+    head: `head` the head's box (`head_box`: left, top, right, bottom, image-plane units at depth 1) filling `fill`
+    of the panel in its tighter direction, margins of (1 - fill) / 2 of the shorter side, centred left-right on the
+    box; its top at the top margin, lowered while `bottom` (the torso's lower edge, `torso_bottom`; None: unknown)
+    less TORSO_INSET lies above the panel's bottom edge, at most until the box's centre is HEAD_BELOW_MIDDLE of the
+    height below the middle, and never past the bottom margin (module docstring). Raises ValueError for a fill outside HEAD_FILL_RANGE, a size below 1 pixel or an empty box."""
+    if not HEAD_FILL_RANGE[0] <= fill <= HEAD_FILL_RANGE[1]:
+        raise ValueError(f"head fill {fill} is outside {HEAD_FILL_RANGE[0]}..{HEAD_FILL_RANGE[1]}")
+    if width < 1 or height < 1:
+        raise ValueError(f"display size {width}x{height} must be at least 1x1 pixels")
+    left, top, right, low = (float(v) for v in head)
+    if not (right > left and low > top):
+        raise ValueError(f"head box {list(head)} is empty")
+    margin = 0.5 * (1.0 - fill) * min(width, height)
+    f = min((width - 2 * margin) / (right - left), (height - 2 * margin) / (low - top))
+    span = f * (low - top)  # the box's height, pixels
+    centred = 0.5 * (height - span)  # the box's top row with the box centred up and down
+    # lowest: the box's centre HEAD_BELOW_MIDDLE below the middle, its bottom inside the margin
+    lowest = min(centred + HEAD_BELOW_MIDDLE * height, height - margin - span)
+    # the box's top row that brings the torso's cut (TORSO_INSET inside it) to the panel's bottom edge
+    cut = None if bottom is None else height - f * (float(bottom) - TORSO_INSET - top)
+    # as high as the margin lets it (the room below to the neck and torso) where the torso reaches the bottom edge
+    # so, lower as far as it takes to bring the cut there (no lower than `lowest`); centred without a torso
+    y_top = centred if cut is None else min(max(cut, margin), lowest)
+    cx = 0.5 * width - f * 0.5 * (left + right)
+    return np.array([[f, 0, cx], [0, f, y_top - f * top], [0, 0, 1]], np.float32)
+
+
+@dataclass
+class AvatarFraming:
+    """What the display's framing reads of one avatar (made once per avatar, `from_avatar`): its opaque torso
+    Gaussians (`torso_means`) and its head (`head_points`); `intrinsics` gives the K of either framing. Where the
+    torso ends and the head's box are computed once per camera distance (`at`: ~15 ms for 45k head Gaussians)."""
+
+    torso: np.ndarray  # [M, 3] rest means of the opaque torso Gaussians, head frame, metres
+    head: np.ndarray  # [P, 3] rest means of the head's Gaussians (head_points), head frame, metres
+    reach: np.ndarray  # [P] their reach, metres
+    _at: dict = field(default_factory=dict, repr=False)  # distance_m -> (torso_bottom, head_box)
+
+    @staticmethod
+    def from_avatar(avatar) -> "AvatarFraming":
+        """The framing inputs of a core.avatar.GaussianAvatar."""
+        head, reach = head_points(avatar.means, avatar.part, avatar.logit_opacities, avatar.log_scales,
+                                  avatar.template_vertices)
+        return AvatarFraming(torso_means(avatar.means, avatar.part, avatar.logit_opacities), head, reach)
+
+    def at(self, distance_m: float) -> tuple[float | None, np.ndarray | None]:
+        """(`torso_bottom`, `head_box`) of this avatar seen from `distance_m` (either None where the avatar has no
+        such Gaussians), kept per distance. Raises ValueError for a distance that is not positive."""
+        key = float(distance_m)
+        if key not in self._at:
+            self._at[key] = (torso_bottom(self.torso, key), head_box(self.head, self.reach, key))
+        return self._at[key]
+
+    def intrinsics(self, framing: str, fov_deg: float, width: int, height: int, distance_m: float,
+                   fill: float = HEAD_FILL) -> np.ndarray:
+        """[3, 3] float32 K of this avatar on a width x height display seen from `distance_m`: framing 'head'
+        (`head_intrinsics` of its head's box, `fill`; `fov_deg` unused; an avatar without head Gaussians falls back
+        to 'fov') or 'fov' (`display_intrinsics` at `fov_deg`; `fill` unused); both place a portrait panel's bottom
+        edge by the torso's cut (`torso_bottom`). Raises ValueError for another framing or what those raise."""
+        if framing not in FRAMINGS:
+            raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
+        bottom, box = self.at(distance_m)
+        if framing == "fov" or box is None:
+            return display_intrinsics(fov_deg, width, height, bottom)
+        return head_intrinsics(box, width, height, bottom, fill)

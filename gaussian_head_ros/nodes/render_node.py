@@ -4,8 +4,9 @@ Subscribes `avatar` (gaussian_head_ros/GaussianAvatar, reliable + transient loca
 `face_control` (best effort, keep last 5). Publishes `face_display/image_raw` (sensor_msgs/Image rgb8, sensor-data QoS) at
 `fps`, and the same frames as JPEG on `face_display/image_raw/compressed` (sensor_msgs/CompressedImage,
 `jpeg_quality`; encoded only while someone subscribes: for a monitor on another machine) and
-`face_display/camera_info` (sensor_msgs/CameraInfo of the virtual camera: K and P from `fov_deg`, the image size and,
-on a portrait display, where the avatar's torso ends (core/display.py: the K the frame was drawn with), no
+`face_display/camera_info` (sensor_msgs/CameraInfo of the virtual camera: K and P exactly as the frame was drawn,
+by the `framing` parameter: the avatar's own head's box filling `head_fill` of the image, or `fov_deg`; the image size
+and, on a portrait display, where the avatar's torso ends (core/display.py); each new avatar framed by its own head; no
 distortion; the same header as its image, so image_view, RViz's Camera display and image_proc pair them), stamped
 with the stamp of the FaceControl the frame was driven by (the capture time of the camera frame, so now - stamp is
 glass-to-glass latency); a live frame published again without a new control (below) is the same picture with the
@@ -56,7 +57,7 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
-from gaussian_head_ros.core.display import display_intrinsics, torso_bottom, torso_means
+from gaussian_head_ros.core.display import FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
@@ -100,11 +101,19 @@ class RenderNodeSettings:
                                "controls as they arrive, at most 1.2 x this rate; a tracker slower than this is "
                                "filled to it with the last picture again", range=(1.0, 240.0))
     background: list = setting([0.0, 0.0, 0.0], "background colour, r g b in 0..1", range=(0.0, 1.0))
-    fov_deg: float = setting(30.0, "field of view of the virtual camera across the image's shorter side (the "
-                                   "vertical one on a square or landscape display), degrees: the head fits the "
-                                   "tighter of the two; a portrait display shows it centred left-right, the torso "
-                                   "down to its bottom edge where the avatar's reaches (core/display.py); larger: a "
-                                   "smaller head", range=(5.0, 120.0))
+    framing: str = setting("head", "how the virtual camera frames the avatar (core/display.py): 'head' sizes and "
+                                   "places the view by each avatar's own head (hair and ears, turned yaw +-35, "
+                                   "pitch +-20) to fill head_fill of the image, centred on it, on any display; "
+                                   "'fov' uses fov_deg for every avatar (the framing before session 26)",
+                           choices=FRAMINGS)
+    head_fill: float = setting(HEAD_FILL, "with framing 'head': the share of the image (its tighter direction) the "
+                                          "head's box fills, the rest equal margins; smaller: a smaller head",
+                               range=HEAD_FILL_RANGE)
+    fov_deg: float = setting(30.0, "with framing 'fov' (and for the placeholder): field of view of the virtual "
+                                   "camera across the image's shorter side (the vertical one on a square or landscape "
+                                   "display), degrees: the head fits the tighter of the two; a portrait display shows "
+                                   "it centred left-right, the torso down to its bottom edge where the avatar's "
+                                   "reaches (core/display.py); larger: a smaller head", range=(5.0, 120.0))
     distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
     lighting: str = setting("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or "
                                         "27 SH numbers (9 coefficients x rgb, head frame) separated by commas or spaces, "
@@ -169,7 +178,7 @@ class Loaded:
     operator_id: str
     num_gaussians: int
     made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
-    torso: np.ndarray | None = None  # [M, 3] its opaque torso Gaussians at rest, head frame, m (core/display.py)
+    framing: AvatarFraming | None = None  # what the display's framing reads of it (its head, its torso: core/display.py)
     key: tuple = ()  # conversions.avatar_message_key of its message: the same avatar sent again is not loaded again
 
 
@@ -448,8 +457,8 @@ class RenderNode(Node):
         try:
             avatar = msg_to_avatar(msg, max_gaussians=budget)
             new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
-                         avatar.num_gaussians, stamp_text(msg.header.stamp),
-                         torso_means(avatar.means, avatar.part, avatar.logit_opacities), key)
+                         avatar.num_gaussians, stamp_text(msg.header.stamp), AvatarFraming.from_avatar(avatar), key)
+            new.framing.at(float(self._param("distance_m")))  # its head's box here, not on the render thread (~15 ms)
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
             why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
@@ -531,20 +540,29 @@ class RenderNode(Node):
         if mode != "live":
             return None
         return (control_key(control), w, h, tuple(bg.tolist()),
-                *(str(self._param(n)) for n in ("lighting", "fov_deg", "distance_m", "backend", "device")))
+                *(str(self._param(n)) for n in ("lighting", "framing", "head_fill", "fov_deg", "distance_m", "backend",
+                                                "device")))
 
     def _camera(self, w: int, h: int, loaded: Loaded | None) -> tuple[np.ndarray, CameraInfo]:
-        """The virtual camera's [3, 3] intrinsics K (core/display.py: fov_deg across the shorter side; on a portrait
-        panel placed down to where `loaded`'s torso ends, centred for the placeholder) and its CameraInfo message (the
-        header is set per frame), made again only when fov_deg, distance_m, the size, mirror or the avatar shown
-        changes (building the message costs ~70 us)."""
-        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")), float(self._param("distance_m")))
+        """The virtual camera's [3, 3] intrinsics K (core/display.py: `loaded`'s own head's framing, or fov_deg across
+        the shorter side, by the framing parameter; the placeholder's by fov_deg, centred) and its CameraInfo message
+        (the header is set per frame), made again only when framing, head_fill, fov_deg, distance_m, the size, mirror
+        or the avatar shown changes (a new avatar is framed by its own head; building the message costs ~70 us)."""
+        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")), float(self._param("distance_m")),
+               str(self._param("framing")), float(self._param("head_fill")))
         if key != self._camera_key or self._camera_made[2] is not loaded:
-            torso = None if loaded is None or loaded.torso is None else torso_bottom(loaded.torso, key[4])
-            k = display_intrinsics(key[0], w, h, torso)
+            k = self._intrinsics(loaded, w, h)
             self._camera_made = (k, render_camera_info_msg(k, w, h, Header(frame_id="face_display"), key[3]), loaded)
             self._camera_key = key
         return self._camera_made[:2]
+
+    def _intrinsics(self, loaded: Loaded | None, w: int, h: int) -> np.ndarray:
+        """[3, 3] K of `loaded` (None: the placeholder, by fov_deg) on a w x h display by the framing parameters."""
+        fov, distance = float(self._param("fov_deg")), float(self._param("distance_m"))
+        if loaded is None or loaded.framing is None:
+            return display_intrinsics(fov, w, h)
+        return loaded.framing.intrinsics(str(self._param("framing")), fov, w, h, distance,
+                                         float(self._param("head_fill")))
 
     def _draw(self, loaded: Loaded, control, w, h, bg, k: np.ndarray) -> np.ndarray:
         """`loaded` driven by `control`, drawn at w x h on `bg` through intrinsics k [3, 3] (`_camera`'s)."""
@@ -576,7 +594,7 @@ class RenderNode(Node):
         with self._lock:
             loaded, fade = self.loaded, self._fade
             control, mode = self.mixer.get(now) if loaded is not None else (None, "placeholder")
-        k, info = self._camera(w, h, loaded)  # (the new avatar's framing through a cross-fade)
+        k, info = self._camera(w, h, loaded)  # (camera_info: the new avatar's framing through a cross-fade)
         if loaded is None:
             key = (w, h, tuple(bg.tolist()))
             if key != self._placeholder_key:
@@ -600,8 +618,8 @@ class RenderNode(Node):
                     with self._lock:
                         if self._fade is fade:  # (not a newer swap's)
                             self._fade = None
-                else:
-                    old = self._draw(fade[0], control, w, h, bg, k)
+                else:  # the old avatar in its own framing: no jump in its size as the fade starts
+                    old = self._draw(fade[0], control, w, h, bg, self._intrinsics(fade[0], w, h))
                     img = (old * (1 - u) + img * u + 0.5).astype(np.uint8)
             stamp_ns = control.stamp_ns if mode != "idle" else 0
             self.state = {"live": "driven", "easing": "easing", "idle": "idle animation"}[mode]
