@@ -80,9 +80,9 @@ def business_person():
         return rec.reconstruct(photo, operator_id="business_person").avatar
 
 
-def _render(avatar, k, w, h, yaw_deg=0.0, pitch_deg=0.0, head_only=False):
+def _render(avatar, k, w, h, yaw_deg=0.0, pitch_deg=0.0, head_only=False, keep=None):
     """The avatar driven at yaw_deg / pitch_deg (rest otherwise) from the render node's camera (head_viewmat(0.6))
-    -> alpha [H, W]; head_only: the torso's Gaussians left out."""
+    -> alpha [H, W]; head_only: the torso's Gaussians left out; keep [N] bool: only those Gaussians drawn."""
     from gaussian_head_ros.core.avatar import PART_TORSO
     from gaussian_head_ros.core.control import FaceControl, euler_to_quat
     from gaussian_head_ros.core.drive import Driver
@@ -93,6 +93,8 @@ def _render(avatar, k, w, h, yaw_deg=0.0, pitch_deg=0.0, head_only=False):
                           rotation=euler_to_quat(yaw_deg, pitch_deg, 0).astype(np.float32))
     p = Driver(avatar).drive(control, viewmat=view)
     opacities = np.where(avatar.part == PART_TORSO, 0.0, p.opacities).astype(np.float32) if head_only else p.opacities
+    if keep is not None:
+        opacities = np.where(keep, opacities, 0.0).astype(np.float32)
     return rasterize(p.means, p.quats, p.scales, opacities, p.colors, view, k, w, h, backend="cpu").alpha
 
 
@@ -115,3 +117,180 @@ def test_a_portrait_panel_shows_the_whole_head_with_margin_and_the_torso_down_to
         bottom_row = _render(a, k, w, h, yaw, pitch)[-1]
         assert np.mean(bottom_row > 0.5) > 0.9, (
             f"yaw {yaw} pitch {pitch}: the torso covers {np.mean(bottom_row > 0.5):.0%} of the bottom row")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# framing 'head': each avatar by its own head
+
+def test_head_points_are_the_opaque_head_gaussians_down_to_the_chin():
+    """The head: not the torso, opaque, no lower than the template's lowest vertex (the chin): hair lying on the
+    shoulders or a hand below the chin does not widen it."""
+    from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, PART_TORSO
+    from gaussian_head_ros.core.display import HEAD_EDGE_SIGMA, head_points
+
+    means = np.array([[0.0, -0.1, 0.0], [0.05, 0.09, 0.0], [0.2, 0.12, 0.0], [0.0, 0.0, 0.0], [0.3, 0.0, 0.0],
+                      [0.0, 0.05, -0.08]])
+    part = np.array([PART_STATIC, PART_STATIC, PART_STATIC, PART_TORSO, PART_STATIC, PART_FACE])
+    logits = np.array([2.0, 2.0, 2.0, 2.0, -1.0, 2.0])  # the 5th faint
+    scales = np.log(np.full((6, 3), 0.001))
+    scales[0, 1] = np.log(0.004)  # its largest scale gives its reach
+    template = np.array([[0.0, -0.05, -0.09], [0.0, 0.09, -0.05]])  # the chin at y 0.09
+    pts, reach = head_points(means, part, logits, scales, template)
+    np.testing.assert_array_equal(pts, means[[0, 1, 5]])  # not the hair below the chin, the torso, the faint one
+    np.testing.assert_allclose(reach, HEAD_EDGE_SIGMA * np.array([0.004, 0.001, 0.001]), rtol=1e-6)
+    pts, _ = head_points(means, part, logits, scales, np.zeros((0, 3)))  # no template: every row
+    np.testing.assert_array_equal(pts, means[[0, 1, 2, 5]])
+
+
+def test_head_box_is_the_envelope_over_the_head_turns():
+    """Points at the back of the head's sides seen from 0.6 m: turned by yaw they come further out; the box is the extremes over HEAD_TURNS_DEG, each point widened by its reach, the bottom CHIN_DROP_M lower."""
+    from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
+    from gaussian_head_ros.core.display import CHIN_DROP_M, HEAD_TURNS_DEG, head_box
+
+    pts = np.array([[0.09, 0.0, 0.08], [-0.09, 0.0, 0.08], [0.0, -0.12, 0.0], [0.0, 0.1, -0.05]])  # ears behind
+    reach = np.array([0.0, 0.0, 0.01, 0.0])
+    box = head_box(pts, reach, 0.6)
+    want = [np.inf, np.inf, -np.inf, -np.inf]
+    for t in HEAD_TURNS_DEG:
+        q = pts @ quat_to_matrix(euler_to_quat(*t).astype(np.float64)).T
+        z = q[:, 2] + 0.6
+        lo, hi = (q[:, :2] - reach[:, None]) / z[:, None], (q[:, :2] + reach[:, None]) / z[:, None]
+        want = [min(want[0], lo[:, 0].min()), min(want[1], lo[:, 1].min()), max(want[2], hi[:, 0].max()),
+                max(want[3], hi[:, 1].max())]
+    want[3] += CHIN_DROP_M / 0.6
+    np.testing.assert_allclose(box, want, rtol=1e-12)
+    rest = head_box(pts, reach, 0.6, turns=[(0.0, 0.0, 0.0)])
+    assert box[0] < rest[0] and box[1] < rest[1] and box[2] > rest[2] and box[3] > rest[3]  # turned: further out
+    assert head_box(np.zeros((0, 3)), np.zeros(0), 0.6) is None
+    assert head_box(np.array([[0.0, 0.0, -1.0]]), np.zeros(1), 0.6, turns=[(0, 0, 0)]) is None  # behind the camera
+    with pytest.raises(ValueError, match="distance"):
+        head_box(pts, reach, 0.0)
+
+
+@pytest.mark.parametrize("size", PORTRAIT + NOT_PORTRAIT)
+def test_head_intrinsics_fill_the_panel_with_the_box_centred_and_equal_margins(size):
+    """The box fills HEAD_FILL of the tighter direction, its margins (1 - fill) / 2 of the shorter side; centred
+    left-right; without a torso centred up and down."""
+    from gaussian_head_ros.core.display import HEAD_FILL, head_intrinsics
+
+    w, h = size
+    box = np.array([-0.21, -0.26, 0.19, 0.20])  # a head a little right of the origin, hair above it
+    k = head_intrinsics(box, w, h)
+    assert k.dtype == np.float32
+    left, top = k[0, 0] * box[:2] + k[[0, 1], 2]
+    right, low = k[0, 0] * box[2:] + k[[0, 1], 2]
+    margin = 0.5 * (1 - HEAD_FILL) * min(w, h)
+    assert min(left, w - right) == pytest.approx(margin, rel=1e-4) or min(top, h - low) == pytest.approx(margin, rel=1e-4)
+    assert left >= margin - 1e-3 and w - right >= margin - 1e-3 and top >= margin - 1e-3 and h - low >= margin - 1e-3
+    assert left == pytest.approx(w - right, abs=1e-3) and top == pytest.approx(h - low, abs=1e-3)
+    assert k[0, 0] == k[1, 1]
+
+
+def test_head_intrinsics_place_the_torso_cut_at_the_bottom_edge_where_they_can():
+    """On a portrait panel: the box's top at the margin when the torso reaches below the bottom edge anyway; lowered
+    to bring a shorter torso's cut (TORSO_INSET inside it) to the bottom edge; no lower than its centre
+    HEAD_BELOW_MIDDLE below the middle (a photo cut at the chest)."""
+    from gaussian_head_ros.core.display import HEAD_BELOW_MIDDLE, HEAD_FILL, TORSO_INSET, head_intrinsics
+
+    w, h = 480, 800
+    box = np.array([-0.2, -0.25, 0.2, 0.2])
+    margin = 0.5 * (1 - HEAD_FILL) * w
+    f = (w - 2 * margin) / 0.4
+    top_row = lambda k: k[1, 1] * box[1] + k[1, 2]  # noqa: E731
+    assert top_row(head_intrinsics(box, w, h, bottom=1.0)) == pytest.approx(margin, abs=1e-3)
+    cut = 0.45  # the torso ends 0.45 image-plane units below the origin: the box's top lowered to bring it there
+    k = head_intrinsics(box, w, h, bottom=cut)
+    assert k[1, 1] * (cut - TORSO_INSET) + k[1, 2] == pytest.approx(h, abs=1e-3)
+    assert top_row(k) > margin
+    lowest = 0.5 * (h - f * 0.45) + HEAD_BELOW_MIDDLE * h
+    for short in (0.3, 0.0):
+        assert top_row(head_intrinsics(box, w, h, bottom=short)) == pytest.approx(lowest, abs=1e-3)
+    assert top_row(head_intrinsics(box, w, h)) == pytest.approx(0.5 * (h - f * 0.45), abs=1e-3)  # no torso: centred
+
+
+def test_head_intrinsics_refuse_what_frames_nothing():
+    from gaussian_head_ros.core.display import head_intrinsics
+
+    box = np.array([-0.2, -0.25, 0.2, 0.2])
+    with pytest.raises(ValueError, match="fill"):
+        head_intrinsics(box, 480, 800, fill=0.1)
+    with pytest.raises(ValueError, match="size"):
+        head_intrinsics(box, 0, 800)
+    with pytest.raises(ValueError, match="empty"):
+        head_intrinsics(np.array([0.1, 0.0, 0.1, 0.2]), 480, 800)
+
+
+def test_the_command_line_framing_options_are_the_render_nodes():
+    """`gaussian-head render` and `bench` write the framing's choices, range and default out (importing core loads
+    numba); they are core.display's and render_node's."""
+    from gaussian_head_ros.commands import FRAMING_ARGS
+    from gaussian_head_ros.core.display import FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE
+
+    (choices, default), (lo, hi, fill) = FRAMING_ARGS
+    assert tuple(choices) == FRAMINGS and default == FRAMINGS[0]
+    assert (lo, hi, fill) == (*HEAD_FILL_RANGE, HEAD_FILL)
+    pytest.importorskip("rclpy")
+    from gaussian_head_ros.nodes.render_node import PARAMS
+
+    assert PARAMS["framing"].default == default and PARAMS["head_fill"].default == fill
+
+
+def test_fov_framing_is_the_framing_before_bit_for_bit(business_person):
+    """framing 'fov' is display_intrinsics at fov_deg with the torso's cut, as the render node framed every avatar
+    before; 'head' differs; another name is refused."""
+    from gaussian_head_ros.core.display import AvatarFraming
+
+    a = business_person
+    framing = AvatarFraming.from_avatar(a)
+    for w, h in PORTRAIT + NOT_PORTRAIT:
+        before = display_intrinsics(30.0, w, h, torso_bottom(torso_means(a.means, a.part, a.logit_opacities), 0.6))
+        np.testing.assert_array_equal(framing.intrinsics("fov", 30.0, w, h, 0.6), before)
+        assert not np.array_equal(framing.intrinsics("head", 30.0, w, h, 0.6), before)
+    with pytest.raises(ValueError, match="framing"):
+        framing.intrinsics("fit", 30.0, 480, 800, 0.6)
+
+
+@pytest.fixture(scope="module")
+def framed_portraits(business_person):
+    """business_person (short hair), lp_d8_man_glasses (tall curly hair: touched the top edge of 512x512 at fov 30),
+    lp_d9_woman_turned (long hair over the shoulders), two_children_multiface (a child's small head)."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    out = {"business_person": business_person}
+    with get_reconstructor("mesh_fit") as rec:
+        for name in ("lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg", "two_children_multiface.jpeg"):
+            photo = read_image(str(shared("portraits", name)))
+            out[name.split(".")[0]] = rec.reconstruct(photo, operator_id=name.split(".")[0]).avatar
+    return out
+
+
+@pytest.mark.parametrize("name", ["business_person", "lp_d8_man_glasses", "lp_d9_woman_turned",
+                                  "two_children_multiface"])
+def test_each_head_fills_the_panel_whole_with_margins_at_every_turn(framed_portraits, name):
+    """The render node's default framing ('head') on portrait panels (480x800, 600x1024), a landscape one (1024x600)
+    and the default square (512x512): the head (hair and ears down to the chin: head_points' rows, every opacity)
+    lies inside the panel with margins of at least 3 % of the shorter side at the sides, the top and the bottom, at
+    rest, turned +-35, tilted +-20 and turned while tilted; and on a portrait panel it is not a small head in a wide
+    panel: at its widest turns its side margins average at most 10 % of the width. At fov 30 (the framing before)
+    business_person's were 15-17 % at 480x800 (the head spanned 58-66 % of the width), two_children_multiface's
+    19-20 %, and lp_d8_man_glasses's hair touched the top edge of 512x512 and 1024x600 (0 px)."""
+    from gaussian_head_ros.core.avatar import PART_TORSO
+    from gaussian_head_ros.core.display import AvatarFraming
+
+    a = framed_portraits[name]
+    framing = AvatarFraming.from_avatar(a)
+    head = (a.part != PART_TORSO) & (a.means[:, 1] <= a.template_vertices[:, 1].max())
+    for w, h in ((480, 800), (600, 1024), (1024, 600), (512, 512)):
+        k = framing.intrinsics("head", 30.0, w, h, 0.6)
+        least = 0.03 * min(w, h)
+        margins = []
+        for yaw, pitch in ((0.0, 0.0), (35.0, 0.0), (-35.0, 0.0), (0.0, 20.0), (0.0, -20.0), (35.0, -12.0)):
+            ys, xs = np.nonzero(_render(a, k, w, h, yaw, pitch, keep=head) > 0.1)
+            m = (int(xs.min()), int(w - 1 - xs.max()), int(ys.min()), int(h - 1 - ys.max()))
+            assert min(m) >= least, (
+                f"{w}x{h} yaw {yaw} pitch {pitch}: margins left/right/top/bottom {m} px, at least {least:.0f}")
+            margins.append(m)
+        if h > w:
+            sides = (min(m[0] for m in margins) + min(m[1] for m in margins)) / 2
+            assert sides <= 0.1 * w, f"{w}x{h}: side margins {sides:.0f} px at the widest turns: a small head"

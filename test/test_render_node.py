@@ -931,14 +931,18 @@ def test_an_avatar_received_while_the_renderer_loads_is_said_as_received(tmp_pat
         proc.stop()
 
 
-def test_a_portrait_display_frames_the_whole_head_and_its_camera_info_projects_as_drawn(tmp_path, rclpy_context):
+def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_info_projects_as_drawn(
+        tmp_path, rclpy_context):
     """user23 (s23): a render node at 480x800 (a portrait panel) framed the head by the vertical field of view: it
-    overflowed the width (ears and hair cut at both sides) and the torso ended in a hard edge above the bottom.
-    Now (core/display.py) fov_deg spans the shorter side and the torso reaches the bottom: business_person's head
-    Gaussians, projected with the published camera_info K from the render node's camera (head_viewmat(distance_m),
-    rest pose), lie inside the picture with a 4 % margin at the sides and the top; the picture's top of the head is
-    where that K puts it (the principal point is not the centre here: a K that differed from the drawing's would
-    put it elsewhere), and the torso covers the bottom row."""
+    overflowed the width and the torso ended in a hard edge above the bottom; then (s24) fov_deg 30 across the width
+    for every avatar: business_person's short-haired head spanned ~55 % of the width, a child's ~50 % (grid25, s25).
+    Now (framing 'head', core/display.py) each avatar is framed by its own head, and an operator swap reframes:
+    business_person, then two_children_multiface, each one's head Gaussians (not the torso, down to the chin),
+    projected with the published camera_info K from the render node's camera (head_viewmat(distance_m), rest pose),
+    lie inside the picture with a 4 % margin at the sides and the top and fill it (side margins 17 % of the width or
+    less on average at rest, room left for the turns; business_person's 22 % at fov 30: fails on 636ca82); each picture's top of the head is where its K puts it (the
+    principal point is not the centre: a K that differed from the drawing's would put it elsewhere); the second K is
+    not the first; business_person's torso covers the bottom row."""
     from conftest import shared
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rosgraph import Proc, executable, spin_until
@@ -950,43 +954,58 @@ def test_a_portrait_display_frames_the_whole_head_and_its_camera_info_projects_a
     from gaussian_head_ros.msg import FaceControl, GaussianAvatar
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
-    photo = read_image(str(shared("portraits", "business_person.png")))
+    avatars = []
     with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(photo, operator_id="business_person").avatar
+        for name in ("business_person.png", "two_children_multiface.jpeg"):
+            photo = read_image(str(shared("portraits", name)))
+            avatars.append(rec.reconstruct(photo, operator_id=name.split(".")[0]).avatar)
     w, h, ns = 480, 800, "/portrait_panel"
     proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={w}", "-p", f"height:={h}",
                                              "-p", "background:=[0.0, 1.0, 0.0]", "-p", "backend:=cpu",
-                                             "-p", "idle_timeout_s:=60.0"], tmp_path / "render_portrait.log")
+                                             "-p", "idle_timeout_s:=60.0", "-p", "crossfade_s:=0.0"],
+                tmp_path / "render_portrait.log")
     node = rclpy_context.create_node("portrait_peer", namespace=ns)
+    drawn_with = []  # (avatar, picture [H, W, 3], K [3, 3]) per avatar
     try:
         images, infos = [], []
         node.create_subscription(Image, "face_display/image_raw", images.append, qos_profile_sensor_data)
         node.create_subscription(CameraInfo, "face_display/camera_info", infos.append, qos_profile_sensor_data)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        node.create_publisher(GaussianAvatar, "avatar", latched).publish(avatar_to_msg(avatar))
+        avatar_pub = node.create_publisher(GaussianAvatar, "avatar", latched)
         controls = node.create_publisher(FaceControl, "face_control", 5)
-        stamp = time.time_ns()
+        for avatar in avatars:
+            avatar_pub.publish(avatar_to_msg(avatar))
+            stamp, before = time.time_ns(), (drawn_with[-1][2] if drawn_with else None)
 
-        def drawn():
-            controls.publish(_control_msg(stamp))
-            return (next((m for m in images if _stamp(m) == stamp), None) is not None
-                    and any(_stamp(i) == stamp for i in infos))
+            def drawn():  # the newest frame of this control and its camera_info, in the new avatar's framing
+                controls.publish(_control_msg(stamp))
+                info = next((i for i in reversed(infos) if _stamp(i) == stamp), None)
+                return (any(_stamp(m) == stamp for m in images) and info is not None
+                        and (before is None or not np.allclose(np.reshape(info.k, (3, 3)), before)))
 
-        assert spin_until(node, drawn, 180), proc.output()[-3000:]
-        img = _rgb(next(m for m in images if _stamp(m) == stamp))
-        k = np.asarray(next(i for i in infos if _stamp(i) == stamp).k).reshape(3, 3)  # OpenCV: pixel (0, 0)'s centre at 0
+            assert spin_until(node, drawn, 180), proc.output()[-3000:]
+            spin_until(node, lambda: False, 0.5)  # the frames of that camera_info
+            img = _rgb(next(m for m in reversed(images) if _stamp(m) == stamp))
+            k = np.reshape(next(i for i in reversed(infos) if _stamp(i) == stamp).k, (3, 3))  # OpenCV: (0, 0) at 0
+            drawn_with.append((avatar, img, k))
     finally:
         node.destroy_node()
         proc.stop()
-    assert img.shape == (h, w, 3)
-    opaque = avatar.logit_opacities > 0
-    head = avatar.means[opaque & (avatar.part != PART_TORSO)].astype(np.float64)
-    z = head[:, 2] + 0.6  # render_node's distance_m
-    u, v = k[0, 0] * head[:, 0] / z + k[0, 2], k[1, 1] * head[:, 1] / z + k[1, 2]
-    margin = 0.04 * w
-    assert u.min() >= margin and u.max() <= w - 1 - margin and v.min() >= margin, (
-        f"the head's Gaussians project to x {u.min():.0f}..{u.max():.0f}, y {v.min():.0f}.. of {w}x{h} (K {k.tolist()})")
-    shown = np.abs(img.astype(np.int16) - [0, 255, 0]).max(2) > 40  # [H, W] not the green background
-    rows = np.flatnonzero(shown.any(1))
-    assert abs(rows[0] - v.min()) < 8, f"the picture's head begins at row {rows[0]}, its K puts it at {v.min():.0f}"
-    assert shown[-1].mean() > 0.9, f"the torso covers {shown[-1].mean():.0%} of the bottom row"
+    for avatar, img, k in drawn_with:
+        assert img.shape == (h, w, 3)
+        opaque = avatar.logit_opacities > 0
+        chin = avatar.template_vertices[:, 1].max()
+        head = avatar.means[opaque & (avatar.part != PART_TORSO) & (avatar.means[:, 1] <= chin)].astype(np.float64)
+        z = head[:, 2] + 0.6  # render_node's distance_m
+        u, v = k[0, 0] * head[:, 0] / z + k[0, 2], k[1, 1] * head[:, 1] / z + k[1, 2]
+        margin = 0.04 * w
+        where = f"{avatar.operator_id}: the head's Gaussians project to x {u.min():.0f}..{u.max():.0f}, y {v.min():.0f}.."
+        assert u.min() >= margin and u.max() <= w - 1 - margin and v.min() >= margin, f"{where} of {w}x{h} (K {k.tolist()})"
+        assert (u.min() + w - 1 - u.max()) / 2 <= 0.17 * w, f"{where}: a small head in the panel (K {k.tolist()})"
+        shown = np.abs(img.astype(np.int16) - [0, 255, 0]).max(2) > 40  # [H, W] not the green background
+        rows = np.flatnonzero(shown.any(1))
+        assert abs(rows[0] - v.min()) < 8, (
+            f"{avatar.operator_id}: the picture's head begins at row {rows[0]}, its K puts it at {v.min():.0f}")
+    assert not np.allclose(drawn_with[0][2], drawn_with[1][2]), "the second avatar was drawn in the first's framing"
+    shown = np.abs(drawn_with[0][1].astype(np.int16) - [0, 255, 0]).max(2) > 40
+    assert shown[-1].mean() > 0.9, f"business_person's torso covers {shown[-1].mean():.0%} of the bottom row"
