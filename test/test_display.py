@@ -294,3 +294,41 @@ def test_each_head_fills_the_panel_whole_with_margins_at_every_turn(framed_portr
         if h > w:
             sides = (min(m[0] for m in margins) + min(m[1] for m in margins)) / 2
             assert sides <= 0.1 * w, f"{w}x{h}: side margins {sides:.0f} px at the widest turns: a small head"
+
+
+def test_gaussian_head_render_and_bench_frame_an_avatar_as_the_render_node_does(tmp_path, monkeypatch):
+    """`gaussian-head render --width W --height H` draws the avatar through its own head's framing by default (the
+    picture's head where that K puts it; `--framing fov` as before: another picture), and `bench --avatar` measures
+    the avatar's rows in that framing (what the render node draws costs what it costs)."""
+    import cv2
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.commands import bench
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.display import AvatarFraming
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    a = synthetic_avatar(3000)
+    ply = tmp_path / "a.ply"
+    save_ply(a, ply)
+    w, h = 96, 160
+    frames = {}
+    for framing in ("head", "fov"):
+        out = tmp_path / f"{framing}.mp4"
+        assert main(["render", str(ply), "-o", str(out), "--width", str(w), "--height", str(h), "--seconds", "0.1",
+                     "--background", "0", "1", "0", "--framing", framing, "--backend", "cpu"]) == 0
+        ok, bgr = cv2.VideoCapture(str(out)).read()
+        assert ok and bgr.shape == (h, w, 3)
+        frames[framing] = np.abs(bgr.astype(np.int16) - [0, 255, 0]).max(2) > 80  # [H, W] not the background
+    k = AvatarFraming.from_avatar(a).intrinsics("head", 30.0, w, h, 0.6)
+    head = a.means[(a.part != 2) & (a.logit_opacities >= 0)].astype(np.float64)  # PART_TORSO 2
+    rows = k[1, 1] * head[:, 1] / (head[:, 2] + 0.6) + k[1, 2]
+    shown = np.flatnonzero(frames["head"].any(1))
+    assert abs(shown[0] - rows.min()) < 4, (shown[0], rows.min())  # the head's top where K puts it
+    assert (frames["head"] != frames["fov"]).mean() > 0.02
+
+    seen = []
+    real = AvatarFraming.intrinsics
+    monkeypatch.setattr(AvatarFraming, "intrinsics", lambda self, *args: seen.append(args) or real(self, *args))
+    bench.measure(["cpu"], [48], [], [1], [], 0.0, avatar_path=str(ply))
+    assert seen == [("head", 30.0, 48, 48, 0.6, 0.9)], seen
