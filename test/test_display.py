@@ -143,7 +143,8 @@ def test_head_points_are_the_opaque_head_gaussians_down_to_the_chin():
 
 
 def test_head_box_is_the_envelope_over_the_head_turns():
-    """Points at the back of the head's sides seen from 0.6 m: turned by yaw they come further out; the box is the extremes over HEAD_TURNS_DEG, each point widened by its reach, the bottom CHIN_DROP_M lower."""
+    """Points at the back of the head's sides seen from 0.6 m: turned by yaw they come further out; the box is the
+    extremes over HEAD_TURNS_DEG, each point widened by its reach, the bottom CHIN_DROP_M lower."""
     from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
     from gaussian_head_ros.core.display import CHIN_DROP_M, HEAD_TURNS_DEG, head_box
 
@@ -180,7 +181,8 @@ def test_head_intrinsics_fill_the_panel_with_the_box_centred_and_equal_margins(s
     left, top = k[0, 0] * box[:2] + k[[0, 1], 2]
     right, low = k[0, 0] * box[2:] + k[[0, 1], 2]
     margin = 0.5 * (1 - HEAD_FILL) * min(w, h)
-    assert min(left, w - right) == pytest.approx(margin, rel=1e-4) or min(top, h - low) == pytest.approx(margin, rel=1e-4)
+    tightest = min(left, w - right, top, h - low)
+    assert tightest == pytest.approx(margin, rel=1e-4)
     assert left >= margin - 1e-3 and w - right >= margin - 1e-3 and top >= margin - 1e-3 and h - low >= margin - 1e-3
     assert left == pytest.approx(w - right, abs=1e-3) and top == pytest.approx(h - low, abs=1e-3)
     assert k[0, 0] == k[1, 1]

@@ -469,6 +469,10 @@ def test_parameters_are_validated(io):
     assert not r.successful
     r = set_param("fps", 1000.0)
     assert not r.successful
+    r = set_param("framing", "fit")
+    assert not r.successful and "framing" in r.reason, r.reason
+    r = set_param("head_fill", 1.5)
+    assert not r.successful and "head_fill" in r.reason, r.reason
     import torch
     if not torch.cuda.is_available():  # was taken without a word ("Set parameter successful") on a CPU-only robot
         assert set_param("device", "cuda").successful
