@@ -22,9 +22,10 @@ exactly as the picture was drawn. Measured on business_person at 480x800 (panel2
 the torso left out): head columns 82..379 (of 480), its top at row 226, the torso down to the bottom row.
 
 That is the `fov` framing (`display_intrinsics` without a head box): one field of view for every avatar. No one
-fov_deg keeps every head's hair and ears inside a portrait panel (480x800, grid25 s25: business_person's short
-hair would take 24 deg, lp_d9_woman_turned's long hair reaches the side at 30, two_children_multiface's small head
-fills a third of the width). The `head` framing (the render node's default) sizes and places the view by the
+fov_deg suits every head on a portrait panel (480x800, grid25 s25: business_person's short hair would take 24
+deg, lp_d9_woman_turned's long hair reaches the side at 30; at 30 the child of two_children_multiface spans ~60 %
+of the width, business_person 58-66 %), nor on a square one (512x512 at 30: lp_d8_man_glasses's hair touches the
+top edge). The `head` framing (the render node's default) sizes and places the view by the
 avatar's own head instead, on every panel:
 
 - the head: its Gaussians that are not the torso's (face, hair, ears, eyes, mouth: `head_points`), opaque
@@ -33,10 +34,11 @@ avatar's own head instead, on every panel:
 - its box (`head_box`): where those Gaussians (each out to HEAD_EDGE_SIGMA of its largest scale) reach in the
   display camera's image plane over the head turns HEAD_TURNS_DEG (yaw -35..35 with pitch -20..20, roll +-12),
   its bottom CHIN_DROP_M lower for an open jaw: the envelope of what the head shows as the operator turns.
-- the view (`display_intrinsics(..., head=box)`): the box fills `fill` (HEAD_FILL) of the panel in the tighter
-  direction with equal margins of (1 - fill) / 2 of the shorter side, centred left-right on the box; up and down,
-  the box's top at that margin (the panel's room goes below the chin, to the neck and torso), lowered where the
-  torso's cut (`torso_bottom`) would leave a strip of background under it, at most until the box is centred.
+- the view (`head_intrinsics`): the box fills `fill` (HEAD_FILL) of the panel in the tighter direction with equal
+  margins of (1 - fill) / 2 of the shorter side, centred left-right on the box; up and down, the box's top at that
+  margin (the panel's room goes below the chin, to the neck and torso), lowered where the torso's cut
+  (`torso_bottom`) would leave a strip of background under it, at most until the box's centre is
+  HEAD_BELOW_MIDDLE of the height below the middle (a photo cut at the chest keeps its strip).
 
 `AvatarFraming` holds what these read of one avatar (made once per avatar: the render node when it loads one,
 `gaussian-head render` and `bench`) and gives the K of either framing.
