@@ -275,8 +275,9 @@ def test_each_head_fills_the_panel_whole_with_margins_at_every_turn(framed_portr
     lies inside the panel with margins of at least 3 % of the shorter side at the sides, the top and the bottom, at
     rest, turned +-35, tilted +-20 and turned while tilted; and on a portrait panel it is not a small head in a wide
     panel: at its widest turns its side margins average at most 10 % of the width. At fov 30 (the framing before)
-    business_person's were 15-17 % at 480x800 (the head spanned 58-66 % of the width), two_children_multiface's
-    19-20 %, and lp_d8_man_glasses's hair touched the top edge of 512x512 and 1024x600 (0 px)."""
+    business_person's were 17-18 % at 480x800 (82 px; the head spanned 57-59 % of the width), two_children_multiface's
+    19-20 % (92 px), lp_d8_man_glasses's hair touched the top edge of 512x512 and 1024x600 (0 px) and lp_d9's came
+    to 13 px at pitch 20 on 1024x600: those four fail on 636ca82's fov framing."""
     from gaussian_head_ros.core.avatar import PART_TORSO
     from gaussian_head_ros.core.display import AvatarFraming
 

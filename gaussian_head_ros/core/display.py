@@ -23,8 +23,8 @@ the torso left out): head columns 82..379 (of 480), its top at row 226, the tors
 
 That is the `fov` framing (`display_intrinsics` without a head box): one field of view for every avatar. No one
 fov_deg suits every head on a portrait panel (480x800, grid25 s25: business_person's short hair would take 24
-deg, lp_d9_woman_turned's long hair reaches the side at 30; at 30 the child of two_children_multiface spans ~60 %
-of the width, business_person 58-66 %), nor on a square one (512x512 at 30: lp_d8_man_glasses's hair touches the
+deg, lp_d9_woman_turned's long hair reaches the side at 30; at 30 the child of two_children_multiface spans 53-56 %
+of the width, business_person 57-59 %), nor on a square one (512x512 at 30: lp_d8_man_glasses's hair touches the
 top edge). The `head` framing (the render node's default) sizes and places the view by the
 avatar's own head instead, on every panel:
 
