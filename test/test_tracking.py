@@ -933,6 +933,33 @@ def test_video_source_stamps(tmp_path):
         VideoSource(str(tmp_path / "missing.mp4"))
 
 
+def test_a_looped_file_counts_its_plays_and_sizes_its_frames_as_sent(tmp_path):
+    """video_source_node said 'end of video after 6192 frames' for a 516-frame file looped 12 times before `loop`
+    was set false, and 'playing (480x480 ...)' while max_side 240 sent 240x240 (user25, s25): the source counts its
+    plays and the frames of the last one, and gives the size it hands out."""
+    path = str(shared("driving", "lp_d0.mp4"))  # 78 frames, 512 x 512
+    with VideoSource(path, loop=True) as src:
+        assert src.sent_size() == (512, 512) and (src.plays, src.frames_this_play) == (1, 0)
+        for _ in range(78 * 2 + 10):  # two plays and 10 frames of the third
+            src.read()
+        assert (src.plays, src.frames_this_play) == (3, 10)
+        src.loop, src.max_side = False, 200
+        assert src.sent_size() == (200, 200)
+        n = 10
+        while (f := src.read()) is not None:
+            assert (f.rgb.shape[1], f.rgb.shape[0]) == src.sent_size()
+            n += 1
+        assert n == 78 and (src.plays, src.frames_this_play) == (3, 78)
+    from PIL import Image
+
+    still = tmp_path / "still.png"  # a still image: each repeat a play of its one frame
+    Image.fromarray(np.full((60, 40, 3), 128, np.uint8)).save(still)
+    with VideoSource(str(still), loop=True, max_side=30) as src:
+        assert src.sent_size() == (20, 30) and src.read().rgb.shape == (30, 20, 3)
+        src.read(), src.read()
+        assert (src.plays, src.frames_this_play) == (3, 1)
+
+
 def test_video_source_refuses_non_videos_and_loops_a_still_image(tmp_path):
     """`video:=notes.txt` (or a corrupt file) played as a 0x0 video that ended at once, said as 'playing' and
     'finished' (level OK); `video:=me.jpg` with loop published one frame and stopped (user12, s12)."""

@@ -213,14 +213,34 @@ def test_max_side_and_loop_set_while_playing_take_effect(tmp_path, rclpy_context
         set_params(max_side=200)
         assert spin_until(node, lambda: frames[-1].width == 200, 60), (frames[-1].width, proc.output())
         assert frames[-1].height == 200
+        assert "max_side 200: frames sent as 200x200 from now on (the source's are 512x512)" in proc.output()
+        # looped at least once before `loop` is set false: the end names the file's frames, then the plays (user25,
+        # s25: 'end of video after 6192 frames' for a 516-frame file looped 12 times)
+        assert spin_until(node, lambda: len(frames) >= 90, 60), (len(frames), proc.output())
         set_params(loop=False)
         assert spin_until(node, lambda: "end of video" in proc.output(), 60), proc.output()  # 78 frames at most
+        line = next(ln for ln in proc.output().splitlines() if "end of video" in ln)
+        assert "end of video after 78 frames (played " in line and " times, " in line, line
         assert proc.alive(), proc.output()
         spin_until(node, lambda: False, 1.0)  # frames on their way before the end
         ended = len(frames)
         set_params(loop=True)
         assert spin_until(node, lambda: len(frames) >= ended + 5, 60), (len(frames), ended, proc.output())
         assert "loop set: playing the file again from its start" in proc.output(), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()
+
+
+def test_the_playing_line_gives_the_size_sent_under_max_side(tmp_path, rclpy_context):
+    """'playing lp_d18.mp4 (480x480 at 30 fps, looping)' while max_side 240 published 240x240 frames (user25, s25)."""
+    from rosgraph import spin_until
+
+    proc, node, frames = _playing_source(tmp_path, rclpy_context, "vs_sent", "max_side:=256")
+    try:
+        assert spin_until(node, lambda: "playing" in proc.output() and frames, 60), proc.output()
+        assert "(512x512 at 25 fps, sent as 256x256 (max_side 256), looping)" in proc.output(), proc.output()
+        assert (frames[-1].width, frames[-1].height) == (256, 256)
     finally:
         node.destroy_node()
         proc.stop()

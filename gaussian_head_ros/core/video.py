@@ -106,6 +106,7 @@ class VideoSource:
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = n if n > 0 and not self.camera else None  # None when unknown (cameras, streams)
         self._index = 0
+        self.plays, self._play_start = 1, 0  # plays begun from the file's start (loops + 1), and its first frame's index
         self._offset_ns = 0  # added to file stamps on later loops
         self._last_ns = None  # the stamp of the last frame read, and of the one before it
         self._prev_ns = None
@@ -118,6 +119,7 @@ class VideoSource:
         self._cap = None
         self._refuse_small()
         self._index, self._offset_ns, self._last_ns, self._prev_ns, self._first = 0, 0, None, None, None
+        self.plays, self._play_start = 1, 0
         self._replay(rgb)
 
     def _replay(self, rgb: np.ndarray) -> None:
@@ -152,11 +154,31 @@ class VideoSource:
         facemesh.MIN_IMAGE_SIDE (unchanged without max_side). video_source_node refuses a max_side under 16, which
         bounds the longer side: a 16:9 clip at max_side 16-28 was scaled to frames 9-15 px high that the tracker
         skipped, every one (review20, s20)."""
-        if self.max_side and max(rgb.shape[:2]) > self.max_side:
-            s = max(self.max_side / max(rgb.shape[:2]), min(1.0, MIN_IMAGE_SIDE / min(rgb.shape[:2])))
-            if s < 1.0:
-                rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        width, height = self._fit_size(rgb.shape[1], rgb.shape[0])
+        if (width, height) != (rgb.shape[1], rgb.shape[0]):
+            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
         return rgb
+
+    def _fit_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) [px] of a width x height frame once `_fit` has scaled it to the current max_side."""
+        if self.max_side and max(width, height) > self.max_side:
+            s = max(self.max_side / max(width, height), min(1.0, MIN_IMAGE_SIDE / min(width, height)))
+            if s < 1.0:
+                return round(width * s), round(height * s)
+        return width, height
+
+    def sent_size(self) -> tuple[int, int]:
+        """(width, height) [px] of the frames `read` hands out at the current max_side: the file's or camera's own
+        size (`width`, `height`) when max_side is off or above it. video_source_node's 'playing' line gave the file's
+        480x480 while max_side 240 sent 240x240 (user25, s25)."""
+        return self._fit_size(self.width, self.height)
+
+    @property
+    def frames_this_play(self) -> int:
+        """Frames handed out since the source last began from its start (the file's frames at its end); a looping
+        file begins again at each loop (`plays` counts them). video_source_node said 'end of video after 6192 frames'
+        for a 516-frame file looped 12 times before `loop` was set false (user25, s25)."""
+        return self._index - self._play_start
 
     def close(self) -> None:
         """Release the file or camera."""
@@ -183,6 +205,7 @@ class VideoSource:
                 return self._frame(self._still_fit().copy(), self.start_ns)
             if not self.loop:
                 return None
+            self._begin_play()
             return self._frame(self._still_fit().copy(), self._last_ns + int(round(1e9 / self.fps)))
         ok, bgr = self._cap.read()
         if not ok and self.loop and not self.camera and self._index > 0:
@@ -190,6 +213,7 @@ class VideoSource:
                 self._replay(self._first)  # was reopened and decoded again at each frame)
                 return self.read()
             self._offset_ns = (self._last_ns or 0) - self.start_ns + int(1e9 / self.fps)
+            self._begin_play()
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self._cap.read()
             if not ok:  # a file that cannot seek back: opened again
@@ -209,6 +233,10 @@ class VideoSource:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
         self._first = rgb.copy() if self._index == 0 and self.loop and not self.camera else None
         return self._frame(np.ascontiguousarray(self._fit(rgb)), stamp)
+
+    def _begin_play(self) -> None:
+        """The next frame begins the file again (a loop)."""
+        self.plays, self._play_start = self.plays + 1, self._index
 
     def play_interval_s(self, frame: VideoFrame, rate: float = 0.0) -> float:
         """[s] how long after the frame read before it `frame` (the one just read) is due when the source is played

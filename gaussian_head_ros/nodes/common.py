@@ -288,8 +288,9 @@ def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozens
 
 # A video_source_node's status on /diagnostics (task VIDEO_SOURCE_TASK) carries VIDEO_ENDED_KEY "true" once its file
 # ended without `loop`: the tracker reading its frames names the end, not a camera that stopped (s19), with
-# VIDEO_FRAMES_KEY: the frames published since the video last started (frames_published counts them all: a file
-# played again after its end, `loop` set true, was said 'ended after 156 frames' for its 78; s20).
+# VIDEO_FRAMES_KEY: the frames published since the video last began from its start, as each loop does (frames_published
+# counts them all: a file played again after its end, `loop` set true, was said 'ended after 156 frames' for its 78;
+# s20; and a 516-frame file looped 12 times, then `loop` set false, 'ended after 6192 frames'; s25).
 VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY = "video source", "video_ended", "frames_played"
 
 

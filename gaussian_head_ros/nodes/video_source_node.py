@@ -76,6 +76,7 @@ class VideoSourceNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.published = 0  # frames published since the node started
         self.played = 0  # ... since the source last opened (a file played again after its end: from its start)
+        self.play_frames = 0  # ... since the file last began from its start (its loops each begin again)
         self.trace = frametrace.FrameTrace("video_source_node")  # only with GHR_FRAME_TRACE set
         self.state = "starting"
         self._stop = threading.Event()
@@ -107,10 +108,17 @@ class VideoSourceNode(Node):
             else:
                 self.get_logger().debug(f"still cannot open {source}: {e}")
             return None
-        self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps"
+        self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps{self._sent(src)}"
                                f"{', looping' if src.loop else ''})" + (f" after {failures} failed attempts"
                                                                        if failures else ""))
         return src
+
+    @staticmethod
+    def _sent(src: VideoSource) -> str:
+        """', sent as WxH (max_side N)' when max_side scales the source's frames down, else "". The 'playing' line
+        gave the file's 480x480 while max_side 240 published 240x240 (user25, s25)."""
+        size = src.sent_size()
+        return f", sent as {size[0]}x{size[1]} (max_side {src.max_side})" if size != (src.width, src.height) else ""
 
     @staticmethod
     def _retry_pause(failures: int) -> float:
@@ -131,14 +139,19 @@ class VideoSourceNode(Node):
                 self._stop.wait(self._retry_pause(failures))
                 failures += 1
                 continue
-            failures, self.played = 0, 0
+            failures, self.played, self.play_frames = 0, 0, 0
             with src:
                 self.state = "playing"
                 next_t = time.monotonic()
                 while not self._stop.is_set():
                     # read per frame, so that `ros2 param set` takes effect at once: they were read only when the
                     # source opened, which a looping file never does again (accepted and ignored; try8)
-                    src.loop, src.max_side = bool(self._param("loop")), int(self._param("max_side")) or None
+                    src.loop, max_side = bool(self._param("loop")), int(self._param("max_side")) or None
+                    if max_side != src.max_side:
+                        src.max_side = max_side
+                        size = src.sent_size()
+                        self.get_logger().info(f"max_side {max_side or 0}: frames sent as {size[0]}x{size[1]} from "
+                                               f"now on (the source's are {src.width}x{src.height})")
                     frame = src.read()
                     if frame is None:
                         break
@@ -157,14 +170,17 @@ class VideoSourceNode(Node):
                         raise
                     self.published += 1
                     self.played += 1
+                    self.play_frames = src.frames_this_play
                     self.trace.mark(frametrace.CAMERA_PUBLISHED, now.nanoseconds)
             if src.camera:
                 self.get_logger().warning("camera stopped delivering frames; reopening in 2 s")
                 self._stop.wait(2.0)
                 continue
             self.state = "finished"
-            self.get_logger().info(f"end of video after {self.played} frames (`ros2 param set "
-                                   f"{self.get_fully_qualified_name()} loop true` plays it again)")
+            loops = (f" (played {src.plays} times, {self.played} frames in all)" if src.plays > 1 else "")
+            self.get_logger().info(f"end of video after {self.play_frames} frame{'s' * (self.play_frames != 1)}"
+                                   f"{loops} (`ros2 param set {self.get_fully_qualified_name()} loop true` plays it "
+                                   "again)")
             while not self._stop.wait(0.2):  # `loop` set true again: the file plays again from its start (it was
                 if bool(self._param("loop")):  # accepted and ignored once the file had ended; user19)
                     self.get_logger().info("loop set: playing the file again from its start")
@@ -180,7 +196,7 @@ class VideoSourceNode(Node):
         else:
             level = DiagnosticStatus.WARN
         self.diag_pub.publish(diagnostics(self, VIDEO_SOURCE_TASK, level, self.state, str(self._param("source")),
-                                          {"frames_published": self.published, VIDEO_FRAMES_KEY: self.played,
+                                          {"frames_published": self.published, VIDEO_FRAMES_KEY: self.play_frames,
                                            VIDEO_ENDED_KEY: str(self.state == "finished").lower()}))
 
     def destroy_node(self):
