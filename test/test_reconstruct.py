@@ -2410,12 +2410,38 @@ def test_cli_numeric_arguments_out_of_range_are_usage_errors(capsys):
                          # -o a.txt failed after the whole drive: "cannot write video a.txt (OpenCV has no mp4v encoder?)"
                          (["render", "a.ply", "-o", "a.txt"], "-o/--output"),
                          (["eval", "--video", "clip.mp4", "--output", "side.png"], "--output"),
-                         (["demo", "--output", "demo.webm"], "--output")):
+                         (["demo", "--output", "demo.webm"], "--output"),
+                         # reconstruct --max-pixels -5 went on to refuse the photo 'above the limit of -5', demo
+                         # --size 0 ran at 512 (the render node's refusal only in its log), --fps 0 / --seconds 0
+                         # the same (user26, s26)
+                         (["reconstruct", "a.jpg", "-o", "a.ply", "--max-pixels", "-5"], "--max-pixels"),
+                         (["demo", "--size", "0"], "--size"), (["demo", "--fps", "0"], "--fps"),
+                         (["demo", "--seconds", "0"], "--seconds")):
         capsys.readouterr()
         with pytest.raises(SystemExit) as e:
             main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and f"argument {option}: must be" in err[-1], (argv, err)
+
+
+def test_cli_a_wrong_option_value_or_controls_file_is_one_line(tmp_path, capsys):
+    """`reconstruct --option max_gaussians=abc` ended in a TypeError traceback (the range check compared 'abc' with
+    numbers); `render --controls clip.mp4` said only "'utf-8' codec can't decode byte 0xae in position 51" (user26,
+    s26). Each is now one line naming what is wrong, exit status 1, before any work."""
+    from gaussian_head_ros.cli import main
+
+    photo = str(shared("portraits", "lp_d8_man_glasses.jpg"))
+    clip = str(shared("driving", "lp_d0.mp4"))
+    ply = tmp_path / "a.ply"
+    ply.write_bytes(b"ply\n")  # never read: the controls are read first
+    for argv, said in ((["reconstruct", photo, "-o", str(tmp_path / "x.ply"), "--option", "max_gaussians=abc"],
+                        "max_gaussians must be an integer, got 'abc'"),
+                       (["render", str(ply), "-o", str(tmp_path / "a.mp4"), "--controls", clip],
+                        f"{clip} is not a text file of FaceControl JSON lines (a video? `gaussian-head track {clip}")):
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], (argv, err)
 
 
 def test_refine_silhouette_keeps_textured_hair_of_the_backdrops_colour():

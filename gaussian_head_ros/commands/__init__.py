@@ -17,7 +17,9 @@ def _number_range(kind: str, convert, lo, hi):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind}, got {text!r}") from None
         if not math.isfinite(value) or value < lo or (hi is not None and value > hi):
-            bounds = f"within {lo:g}..{hi:g}" if hi is not None else f"at least {lo:g}"
+            def show(v):  # 400000000, not 4e+08 (reconstruct's --max-pixels)
+                return str(v) if isinstance(v, int) else f"{v:g}"
+            bounds = f"within {show(lo)}..{show(hi)}" if hi is not None else f"at least {show(lo)}"
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
 

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gaussian_head_ros.commands import video_output
+from gaussian_head_ros.commands import IMAGE_SIZES, float_range, int_range, video_output
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,14 @@ RECONSTRUCTION_PARAMS = {"cache_avatar": False}
 def add_arguments(p):
     p.add_argument("--photo", help="operator photo (default: the public-domain astronaut portrait bundled with scikit-image)")
     p.add_argument("--video", help="drive the avatar with this clip through the tracker (default: idle animation)")
-    p.add_argument("--seconds", type=float, default=None,
+    p.add_argument("--seconds", type=float_range(0.1), default=None,
                    help="how long to record (default: the clip's length, or 8 s of idle animation)")
     p.add_argument("--output", type=video_output, default="out/demo.mp4", help="where to write the face display stream (mp4)")
     p.add_argument("--backend", default="auto", help="render backend: auto, cpu, torch, gsplat")
-    p.add_argument("--size", type=int, default=512, help="face display size in pixels (square)")
-    p.add_argument("--fps", type=float, default=30.0, help="face display frame rate")
+    # checked as `gaussian-head render` checks them (render_node's ranges): `--size 0` ran the demo at 512, the node's
+    # refusal only in its log under --logs (user26, s26)
+    p.add_argument("--size", type=int_range(*IMAGE_SIZES), default=512, help="face display size in pixels (square)")
+    p.add_argument("--fps", type=float_range(1.0, 240.0), default=30.0, help="face display frame rate")
     p.add_argument("--params-file", help="parameters file (default: the package's config/avatar.yaml)")
     p.add_argument("--logs", default="out/demo-logs", help="directory for the nodes' logs")
     p.add_argument("--namespace", default=NAMESPACE,

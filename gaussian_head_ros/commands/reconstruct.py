@@ -32,7 +32,10 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def add_arguments(p):
+    from gaussian_head_ros.commands import int_range
     from gaussian_head_ros.core.reconstruct import BACKENDS, DEFAULT_BACKEND
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig
+    from gaussian_head_ros.core.settings import settings
 
     p.add_argument("photo", help="portrait photo (JPEG, PNG, ...): one person, face visible")
     p.add_argument("-o", "--output", required=True,
@@ -45,7 +48,7 @@ def add_arguments(p):
                    help="backend option, repeatable (e.g. max_gaussians=40000, min_face_px=80, checkpoint=rar.pt)")
     p.add_argument("--operator-id", default="", help="operator id stored in the avatar (default: the photo's name)")
     p.add_argument("--preview", metavar="DIR", help="also write DIR/photo.png, DIR/render.png and DIR/mask.png")
-    p.add_argument("--max-pixels", type=int, default=None,
+    p.add_argument("--max-pixels", type=int_range(*settings(FramingConfig)["max_pixels"].range), default=None,
                    help="pixel limit of the decoded photo (default 40M): larger JPEGs are decoded at 1/2, 1/4 or 1/8, "
                         "other formats refused")
 

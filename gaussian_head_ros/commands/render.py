@@ -50,16 +50,21 @@ def read_controls(path: str) -> list:
     from gaussian_head_ros.core.control import FaceControl
 
     controls = []
-    with open(path) as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                c = FaceControl.from_json(json.loads(line))
-                c.validate()
-            except (ValueError, TypeError, AttributeError) as e:
-                raise ValueError(f"{path}:{i}: not a FaceControl line ({e})") from None
-            controls.append(c)
+    try:
+        with open(path) as fh:
+            for i, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    c = FaceControl.from_json(json.loads(line))
+                    c.validate()
+                except (ValueError, TypeError, AttributeError) as e:
+                    raise ValueError(f"{path}:{i}: not a FaceControl line ({e})") from None
+                controls.append(c)
+    except UnicodeDecodeError:  # a video or an image: said as "'utf-8' codec can't decode byte 0xae in position 51:
+        raise ValueError(  # invalid start byte" (user26, s26)
+            f"{path} is not a text file of FaceControl JSON lines (a video? `gaussian-head track {path} "
+            f"-o controls.jsonl` tracks one; then --controls controls.jsonl)") from None
     if not controls:
         raise ValueError(f"{path} holds no controls")
     return controls
@@ -77,14 +82,15 @@ def run(args) -> int:
 
     if not Path(args.avatar).is_file():
         raise ValueError(f"avatar {args.avatar} not found")
+    given = read_controls(args.controls) if args.controls else None  # a bad file said before the avatar loads
     avatar = load_ply(args.avatar)
     avatar.validate()
     lighting = lighting_from_spec(args.lighting)
     renderer = get_renderer(args.backend)  # ValueError when it cannot run here
     renderer.warm_up()
     driver = Driver(avatar)
-    if args.controls:
-        controls = read_controls(args.controls)
+    if given:
+        controls = given
         stamps = np.array([c.stamp_ns for c in controls], np.float64)
         dt = np.diff(stamps)
         fps = args.fps or (1e9 / float(np.median(dt)) if len(dt) and np.all(dt > 0) else 30.0)

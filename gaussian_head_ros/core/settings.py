@@ -19,6 +19,7 @@ parameter when the field's name alone would be ambiguous on the node (filter_min
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -40,9 +41,13 @@ class Setting:
 
     def check(self, value) -> None:
         """Raise ValueError, naming the setting, when `value` (or a value of a list setting) is outside its range, or
-        `value` is not one of its choices. TypeError for a value that cannot be compared with the range."""
+        `value` is not one of its choices, and when a value of a setting with a range is no number (`gaussian-head
+        reconstruct --option max_gaussians=abc` ended in a TypeError traceback from the comparison; user26, s26)."""
         many = hasattr(value, "__iter__") and not isinstance(value, (str, bytes))  # a list, tuple or array.array
         values = list(value) if many else [value]
+        if self.range is not None and not all(isinstance(v, numbers.Real) for v in values):
+            kind = "an integer" if isinstance(self.default, int) and not isinstance(self.default, bool) else "a number"
+            raise ValueError(f"{self.name} must be {kind}{' each' if many else ''}, got {value!r}")
         if self.range is not None and not all(self.range[0] <= v <= self.range[1] for v in values):
             raise ValueError(f"{self.name} must be within {self.range[0]}..{self.range[1]}{' each' if many else ''}, "
                              f"got {values if many else value}")
