@@ -751,6 +751,52 @@ def test_a_node_started_detached_outlives_the_shell_that_started_it(tmp_path, ho
     assert ("has ended: stopping as on Ctrl-C" in said) == (not outlives), said
 
 
+_LAUNCHER = """
+import json, subprocess, sys, time
+node = json.loads(sys.argv[1])
+# as `ros2 launch` starts a node: its output into a pipe the launcher reads; the launcher then ends (a SIGTERM) and
+# the pipe's reading end closes with it
+p = subprocess.Popen(node, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+t0 = time.monotonic()
+out = b""
+while b"no video source given" not in out and time.monotonic() - t0 < 120:
+    out += p.stdout.read1(65536)
+print(p.pid, flush=True)
+"""
+
+
+def test_a_node_whose_launcher_ends_says_why_in_its_log_file(tmp_path):
+    """`kill` (SIGTERM) of `ros2 launch`: each node ended a second later, as documented, but the line saying why
+    ('the process that started this node ... has ended: stopping as on Ctrl-C') went to launch's closed pipe and never
+    reached the node's log file ($ROS_LOG_DIR/<exe>_<pid>_<ms>.log): rcl_logging_spdlog flushes that file every 5 s,
+    and the process ended before (user26, s26). Now the file is closed before the process ends."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    from rosgraph import executable
+
+    env = dict(os.environ, ROS_LOG_DIR=str(tmp_path), ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", "0"))
+    node = executable("video_source_node") + ["--ros-args", "-r", "__node:=orphaned_source"]  # no source: it waits
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, json.dumps(node)], env=env,
+                         capture_output=True, text=True, timeout=180, check=True)
+    pid = int(out.stdout.split()[-1])
+    try:
+        psutil.Process(pid).wait(timeout=30)
+    except psutil.NoSuchProcess:
+        pass
+    deadline = time.monotonic() + 10
+    said = ""
+    while "has ended: stopping as on Ctrl-C" not in said and time.monotonic() < deadline:
+        said = "".join(f.read_text() for f in tmp_path.glob(f"*_{pid}_*.log"))
+        time.sleep(0.2)
+    assert "no video source given" in said, said  # its file is the one read
+    assert "has ended: stopping as on Ctrl-C" in said, said
+
+
 def test_operator_launch_file_photo_starts_the_photo_node_with_that_file(tmp_path, monkeypatch):
     """`ros2 launch gaussian_head_ros operator.launch.py photo:=~/me.jpg operator_id:=alice` starts photo_node (the
     operator's photo, sent to the robot) with that file, `~` expanded; without `photo:=` no photo_node."""

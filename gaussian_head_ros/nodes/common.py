@@ -525,6 +525,28 @@ def ignore_further_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def close_ros_log() -> None:
+    """End rcl's logging if this process's context has not (rcl_logging_fini through rclpy's Context._logging_fini,
+    under its lock), so that the node's log file (`$ROS_LOG_DIR`, else `$ROS_HOME/log`: <exe>_<pid>_<ms>.log) gets
+    its last lines. rcl_logging_spdlog writes that file through a buffer it flushes every 5 s and at an ERROR line;
+    rclpy flushes it only in Context.shutdown(), which a Ctrl-C or SIGTERM skips (rclpy's signal handler shuts the
+    rcl context down in C, and then Context.try_shutdown() does nothing), and end_process's os._exit skipped the
+    rest: every line of a node's last seconds was lost from its file. Under a SIGTERM'd `ros2 launch` that was the one line
+    saying why the node stopped ('the process that started this node ... has ended'): its stderr was launch's pipe,
+    closed (user26, s26: no trace of it anywhere). After this, lines go to the console only (rcl's own fallback).
+    Uses rclpy's private Context members (rclpy 9, Kilted: `_logging_initialized`, `_lock`, `_logging_fini`); does
+    nothing where they are missing."""
+    ctx = rclpy.get_default_context()
+    fini, lock = getattr(ctx, "_logging_fini", None), getattr(ctx, "_lock", None)
+    if not getattr(ctx, "_logging_initialized", False) or fini is None or lock is None:
+        return
+    if lock.acquire(timeout=1.0):  # held by nobody at the end; never wait long for it
+        try:
+            fini()
+        finally:
+            lock.release()
+
+
 def end_process(code: int = 0) -> NoReturn:
     """End a node executable once its nodes are destroyed and rclpy is shut down: release the ROS
     context (the DDS participant leaves the graph), run the atexit handlers (logging flushes), flush
@@ -534,6 +556,7 @@ def end_process(code: int = 0) -> NoReturn:
     try:
         rclpy.get_default_context().destroy()
     finally:
+        close_ros_log()
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -622,7 +645,9 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
             executor.shutdown(timeout_sec=2.0)
         for n in reversed(nodes):
             n.destroy_node()
-        rclpy.try_shutdown()
+        # this context, named: rclpy.try_shutdown() without one replaces the default context by a new, empty one once
+        # it is shut down, and end_process then released and closed the log of that one, not this (user26, s26)
+        rclpy.try_shutdown(context=rclpy.get_default_context())
     end_process(0)
 
 
