@@ -328,6 +328,24 @@ def test_avatar_cache_round_trip_and_refusals(tmp_path):
         avatar_cache.read(path, "other")
 
 
+def test_a_cache_path_on_a_read_only_file_system_is_said_so(tmp_path, monkeypatch):
+    """cache_path in a directory of a file system mounted read-only (a robot's root file system) was refused as
+    '(permission denied)' (user26, s26, with a tmpfs mounted ro): it names the read-only file system now; a directory
+    this process may not write in is still 'permission denied'."""
+    import os
+    import types
+
+    from gaussian_head_ros.core import avatar_cache
+
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # as root, only a real ro mount refuses
+    monkeypatch.setattr(os, "statvfs", lambda p: types.SimpleNamespace(f_flag=os.ST_RDONLY))
+    with pytest.raises(ValueError, match="cannot write in .* \\(a read-only file system"):
+        avatar_cache.check_path(tmp_path / "me.avatar")
+    monkeypatch.setattr(os, "statvfs", lambda p: types.SimpleNamespace(f_flag=0))
+    with pytest.raises(ValueError, match="\\(permission denied\\)"):
+        avatar_cache.check_path(tmp_path / "me.avatar")
+
+
 def test_avatar_cache_keeps_a_note_beside_the_payload(tmp_path):
     """core/avatar_cache's note (reconstruction_node: the key of the photo the cached avatar was made from) is
     written and read with the payload, covered by its checksum; a layout-1 file (written before notes) is read

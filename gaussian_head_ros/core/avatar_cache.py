@@ -66,7 +66,10 @@ def check_path(path: str | os.PathLike) -> None:
     if above is not None and not above.is_dir():
         raise ValueError(f"cache_path {path} is below {above}, which is a file, not a directory")
     if above is not None and not os.access(above, os.W_OK | os.X_OK):
-        raise ValueError(f"cache_path {path}: cannot write in {above} (permission denied)")
+        # a robot's read-only root file system was said as 'permission denied' (user26, s26: a tmpfs mounted ro)
+        read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
+        raise ValueError(f"cache_path {path}: cannot write in {above} ("
+                         f"{'a read-only file system: name a file on a writable one' if read_only else 'permission denied'})")
 
 
 def write(path: str | os.PathLike, payload: bytes, kind: str, note: bytes = b"") -> None:
