@@ -240,6 +240,27 @@ def test_the_robots_warnings_on_an_accepted_photo_are_said(rclpy_context):
         node.destroy_node()
 
 
+def test_a_busy_robot_is_said_with_the_photo_that_waits(rclpy_context):
+    """Three photos set within a second (`ros2 param set /photo_node photo ...` three times): the log said 'the robot is
+    busy: a reconstruction is running; this photo follows it' once, without saying which photo waits (user26, s26)."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    try:
+        node._send(read_photo(shared("portraits", "lp_d9_woman_turned.jpg")), "carol")
+        status = AvatarStatus(code=AvatarStatus.BUSY, ok=False, operator_id="carol",
+                              message="a reconstruction is running; this photo follows it (a newer one replaces it)")
+        status.header.frame_id, status.header.stamp = "carol", TimeMsg(sec=node.sent_ns // 10**9 + 1)
+        status.photo_stamp = TimeMsg(sec=node.sent_ns // 10**9, nanosec=node.sent_ns % 10**9)
+        node._on_status(status)
+        assert node.state == ("the robot is busy (lp_d9_woman_turned.jpg waits): a reconstruction is running; this "
+                              "photo follows it (a newer one replaces it)"), node.state
+    finally:
+        node.destroy_node()
+
+
 def test_the_displays_refusal_stays_the_verdict_when_the_reconstructors_ok_comes_after_it(rclpy_context):
     """The display's refusal (render_node, another writer on avatar/status) may arrive before the reconstructor's OK
     for the same photo: the OK does not replace it (in-process, the two statuses fed in that order)."""

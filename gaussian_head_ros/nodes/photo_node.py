@@ -331,7 +331,8 @@ class PhotoNode(Node):
         self._check_acked()
         if msg.code == AvatarStatus.BUSY:
             self.behind = True
-            self.state = f"the robot is busy: {msg.message}"
+            # named: three photos set within a second logged 'the robot is busy: ...' once, for one of them (user26)
+            self.state = f"the robot is busy ({name} waits): {msg.message}"
             self.get_logger().info(self.state)
             return
         if msg.code == AvatarStatus.OK:
