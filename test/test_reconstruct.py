@@ -2415,6 +2415,8 @@ def test_cli_numeric_arguments_out_of_range_are_usage_errors(capsys):
                          # --size 0 ran at 512 (the render node's refusal only in its log), --fps 0 / --seconds 0
                          # the same (user26, s26)
                          (["reconstruct", "a.jpg", "-o", "a.ply", "--max-pixels", "-5"], "--max-pixels"),
+                         # -o a.txt wrote a PLY named a.txt, and a.txt.driving.npz (user26, s26)
+                         (["reconstruct", "a.jpg", "-o", "a.txt"], "-o/--output"),
                          (["demo", "--size", "0"], "--size"), (["demo", "--fps", "0"], "--fps"),
                          (["demo", "--seconds", "0"], "--seconds")):
         capsys.readouterr()

@@ -68,3 +68,12 @@ def video_output(text: str) -> str:
     if text and not text.lower().endswith(VIDEO_SUFFIXES):  # '': not given (eval's default)
         raise argparse.ArgumentTypeError(f"must be a video file name ending in {', '.join(VIDEO_SUFFIXES)}, got {text!r}")
     return text
+
+
+def ply_output(text: str) -> str:
+    """An argparse `type` for an avatar file to write: its name ends in .ply (any case), else argparse's one-line usage
+    error naming the option. `reconstruct -o me.txt` wrote a PLY named me.txt and me.txt.driving.npz beside it, which
+    splat viewers do not open by that name (user26, s26)."""
+    if not text.lower().endswith(".ply"):
+        raise argparse.ArgumentTypeError(f"must be an avatar file name ending in .ply (me.ply), got {text!r}")
+    return text

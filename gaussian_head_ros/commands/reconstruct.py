@@ -32,13 +32,13 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def add_arguments(p):
-    from gaussian_head_ros.commands import int_range
+    from gaussian_head_ros.commands import int_range, ply_output
     from gaussian_head_ros.core.reconstruct import BACKENDS, DEFAULT_BACKEND
     from gaussian_head_ros.core.reconstruct.framing import FramingConfig
     from gaussian_head_ros.core.settings import settings
 
     p.add_argument("photo", help="portrait photo (JPEG, PNG, ...): one person, face visible")
-    p.add_argument("-o", "--output", required=True,
+    p.add_argument("-o", "--output", required=True, type=ply_output,
                    help="avatar file to write: ME.ply (a standard 3DGS .ply for splat viewers) and, beside it, "
                         "ME.driving.npz (what driving needs)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
