@@ -933,6 +933,17 @@ def test_video_source_stamps(tmp_path):
         VideoSource(str(tmp_path / "missing.mp4"))
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (a directory no file can be made in)")
+def test_a_video_that_cannot_be_written_there_says_why():
+    """`gaussian-head render ... -o /proc/r.mp4` said 'cannot write video '/proc/r.mp4' (no mp4v encoder in this
+    OpenCV?)': the encoder was there, the place was not writable (user26, s26). The system's reason now."""
+    from gaussian_head_ros.core.video import VideoWriter
+
+    with pytest.raises(ValueError, match=r"cannot write video '/proc/r.mp4': No such file or directory"):
+        with VideoWriter("/proc/r.mp4", 25) as w:
+            w.write(np.zeros((32, 32, 3), np.uint8))
+
+
 def test_a_looped_file_counts_its_plays_and_sizes_its_frames_as_sent(tmp_path):
     """video_source_node said 'end of video after 6192 frames' for a 516-frame file looped 12 times before `loop`
     was set false, and 'playing (480x480 ...)' while max_side 240 sent 240x240 (user25, s25): the source counts its

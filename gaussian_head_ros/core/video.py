@@ -325,6 +325,11 @@ class VideoWriter:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (rgb.shape[1], rgb.shape[0]))
             if not writer.isOpened():
+                try:  # the system's reason, when it is the file: a place it cannot be written was said as a missing
+                    with open(self.path, "ab"):  # encoder (user26, s26: -o /proc/r.mp4)
+                        pass
+                except OSError as e:
+                    raise ValueError(f"cannot write video {self.path!r}: {e.strerror or e}") from None
                 raise ValueError(f"cannot write video {self.path!r} (no mp4v encoder in this OpenCV?)")
             self._writer, self._size = writer, rgb.shape[:2]
         if rgb.shape[:2] != self._size:
