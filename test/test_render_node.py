@@ -1024,8 +1024,8 @@ def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_in
         k[:2, 2] += 0.5  # core.render's pixel centres at integer + 0.5
         view = head_viewmat(0.6)
         p = Driver(avatar).drive(Control(face_detected=True, confidence=0.9), viewmat=view)
-        out = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, w, h, np.array([0, 1, 0], np.float32),
-                        backend="cpu")
+        green = np.array([0, 1, 0], np.float32)
+        out = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, w, h, green, backend="cpu")
         return np.clip(out.image * 255 + 0.5, 0, 255).astype(np.uint8).astype(np.float32)
 
     new_end = picture(avatars[0], drawn_with[0][2])
@@ -1044,8 +1044,9 @@ def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_in
         z = head[:, 2] + 0.6  # render_node's distance_m
         u, v = k[0, 0] * head[:, 0] / z + k[0, 2], k[1, 1] * head[:, 1] / z + k[1, 2]
         margin = 0.04 * w
-        where = f"{avatar.operator_id}: the head's Gaussians project to x {u.min():.0f}..{u.max():.0f}, y {v.min():.0f}.."
-        assert u.min() >= margin and u.max() <= w - 1 - margin and v.min() >= margin, f"{where} of {w}x{h} (K {k.tolist()})"
+        where = (f"{avatar.operator_id}: the head's Gaussians project to x {u.min():.0f}..{u.max():.0f}, "
+                 f"y {v.min():.0f}.. of {w}x{h}")
+        assert u.min() >= margin and u.max() <= w - 1 - margin and v.min() >= margin, f"{where} (K {k.tolist()})"
         assert (u.min() + w - 1 - u.max()) / 2 <= 0.17 * w, f"{where}: a small head in the panel (K {k.tolist()})"
         shown = np.abs(img.astype(np.int16) - [0, 255, 0]).max(2) > 40  # [H, W] not the green background
         rows = np.flatnonzero(shown.any(1))
