@@ -940,15 +940,16 @@ def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_in
     """user23 (s23): a render node at 480x800 (a portrait panel) framed the head by the vertical field of view: it
     overflowed the width and the torso ended in a hard edge above the bottom; then (s24) fov_deg 30 across the width
     for every avatar: business_person's short-haired head spanned 57-59 % of the width, a child's 53-56 % (frame26,
-    s26). Now (framing 'head', core/display.py) each avatar is framed by its own head, and an operator swap reframes:
-    business_person, then two_children_multiface, each one's head Gaussians (not the torso, down to the chin),
-    projected with the published camera_info K from the render node's camera (head_viewmat(distance_m), rest pose),
-    lie inside the picture with a 4 % margin at the sides and the top and fill it (side margins 17 % of the width or
-    less on average at rest, room left for the turns; business_person's 22 % at fov 30: fails on 636ca82); each
-    picture's top of the head is where its K puts it (the principal point is not the centre: a K that differed from
-    the drawing's would put it elsewhere); the second K is not the first; business_person's torso covers the bottom row. Swapped back with a cross-fade, the child fades out
-    in its own framing (drawn at business_person's K its size would jump as the fade starts): a frame during the fade
-    is the blend of the two avatars each in its own framing, not of the child at business_person's K."""
+    s26). Now (framing 'head', core/display.py) each avatar is framed by its own head, and an operator swap
+    reframes: business_person, then two_children_multiface, each one's head Gaussians (not the torso, down to the
+    chin), projected with the published camera_info K from the render node's camera (head_viewmat(distance_m), rest
+    pose), lie inside the picture with a 4 % margin at the sides and the top and fill it (side margins 17 % of the
+    width or less on average at rest, room left for the turns; business_person's 22 % at fov 30: fails on 636ca82);
+    each picture's top of the head is where its K puts it (the principal point is not the centre: a K that differed
+    from the drawing's would put it elsewhere); the second K is not the first; business_person's torso covers the
+    bottom row. Swapped back with a cross-fade, the child fades out in its own framing (drawn at business_person's K
+    its size would jump as the fade starts): a frame during the fade is the blend of the two avatars each in its own
+    framing, not of the child at business_person's K."""
     from conftest import shared
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rosgraph import Proc, executable, set_parameters, spin_until
