@@ -187,8 +187,9 @@ class MeshFitConfig:
     torso_offset_m: float = 0.03  # the torso's middle plane lies this much behind the head's
     neck_blend_m: float = 0.06  # below the chin, the proxy blends from head to torso over this height
     # the neck column (issue 11 item 2): its half-width (an adult neck is about 11-12 cm wide, 12 cm deep), centred
-    # under the chin; the nape's back (nape_m) curves round it as an ellipse instead of a flat band across
-    # nape_half_width_m (turned 20-35 deg the neck went on as wide as the jaw into the shoulder). 0 = the flat band
+    # under the chin; the nape's back (nape_m) curves round it (its section: neck_section_power) instead of a flat
+    # band across nape_half_width_m (turned 20-35 deg the neck went on as wide as the jaw into the shoulder). 0 = the
+    # flat band
     neck_half_width_m: float = 0.06
     # ... its section: the nape's back nape_m sqrt(1 - |x / half-width|^power) behind the skull centre. 2 (an ellipse)
     # left see-through specks under obama_speech's chin as sadtalker tilts his head back (holes p95 2.05 -> 4.0 px,
@@ -493,7 +494,7 @@ class MeshFitReconstructor(Reconstructor):
             # specks under obama_speech's chin at yaw -40 pitch 20 doubled, 64 -> 142 px), across the neck only
             nape = smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows) * (1 - wt) ** 2  # 1 at the chin's row
             if cfg.neck_half_width_m > 0:  # round the neck column (neck_section_power), nape_m deep, beyond it the back as
-                # it was (the ellipse down to the skull centre there: see-through gaps round obama_speech's collar under
+                # it was (the section down to the skull centre there: see-through gaps round obama_speech's collar under
                 # sadtalker's turns, holes p95 2.05 -> 6.0 px)
                 w = cfg.neck_half_width_m
                 nape = nape * (1 - smoothstep(w, w + cfg.nape_half_width_m[1] - cfg.nape_half_width_m[0], across_neck))
