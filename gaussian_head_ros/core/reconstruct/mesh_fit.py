@@ -197,10 +197,14 @@ class MeshFitConfig:
     # ellipse), gives main's holes back and the turned neck's flare 4.6 px (ellipse 4.55, main 19.6; neck25b)
     neck_section_power: float = 3.0
     # ... and below the chin what lies beyond the column (collar, shoulders, hair) is the torso's, at its depth and in
-    # its colours, ramping in over the first (metres across) and the second (down from the chin's row); None = off:
-    # (0.03, 0.01) puts the jacket's shoulder behind the turned neck at its own height, but frame 0 of the self clips
-    # fell 0.014-0.045 dB and long hair beside the neck made a step at the chin's row (neck25, session 25)
-    neck_beside_torso_m: tuple[float, float] | None = None
+    # its colours, ramping in over the first (metres across, from the column's side) and the second (down from the
+    # chin's row); None = off. At the neck's depth, obama_official's collar and shoulder beside the column turned 35
+    # deg showed as a pale slab stepping out from the neck's foot to the shoulder; at the torso's the jacket's
+    # shoulder rises behind the neck at its own height. (0.03, 0.01) (neck25) made a step in long hair at the chin's
+    # row (lp_d9, lp_s9_monalisa) and frame 0 of the self clips fell 0.014-0.045 dB; over (0.06, 0.03) no step, and
+    # frame 0 moves -0.010..+0.046 dB (the shoulders at the photo's bottom cut in parallax under the tracked pose: any
+    # change of their depth moves it; collar26, session 26)
+    neck_beside_torso_m: tuple[float, float] | None = (0.06, 0.03)
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
     bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (_bust_fringe); 0 =
     # off. 0.03 ends trump's, sadtalker's and lp_d0's bust soft in the render node's view, the photo layer as it was;
