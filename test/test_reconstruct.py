@@ -971,6 +971,28 @@ def test_a_turned_neck_is_a_column_rising_out_of_the_collar(results):
     assert flare < 8, f"the turned neck flares {flare:.1f} px out towards the shoulder"
 
 
+def test_a_turned_collar_beside_the_neck_is_the_torsos(results):
+    """Below the chin the collar and the jacket's shoulder beside the neck column stood at the neck's depth: turned 35 deg
+    obama_official's shoulder showed as a pale (grey-tan: the rim's white collar, skin and navy blurred) slab stepping
+    out from the neck's foot down to the shoulder. They are the torso's now (MeshFitConfig.neck_beside_torso_m: from
+    their top where they rise into view below the chin): the jacket's shoulder rises behind the neck at its own height.
+    In the 512 px source view, below the neck's foot (rows 336-371, beyond the neck's narrowest outline over rows
+    250-335): pixels no bluer than red (not the navy jacket) 147 on main 636ca82, 77 now; the far outline 6 px under the
+    foot (row 340) 28 px beyond the neck on main, 49 now."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    avatar = results["obama_official.jpg"].avatar
+    black, white = (source_view(avatar, 35, 0, size=512, background=(b, b, b), backend="cpu") for b in (0.0, 1.0))
+    alpha = 1 - (white - black).mean(-1)
+    neck = min(int(np.flatnonzero(alpha[r] > 0.5).max()) for r in range(250, 336))  # the far side turns right
+    assert neck < 400, f"the neck's outline at x {neck}: not the neck"
+    img, drawn = black[336:372, neck + 4:], alpha[336:372, neck + 4:] > 0.5
+    pale = int((drawn & (img[..., 0] >= img[..., 2])).sum())
+    assert pale < 110, f"{pale} pale px between the turned neck's foot and the jacket's shoulder"
+    rise = int(np.flatnonzero(alpha[340] > 0.5).max()) - neck
+    assert rise > 40, f"the shoulder's outline under the neck's foot only {rise} px beyond the neck: it does not rise"
+
+
 def test_the_neck_column_leaves_no_specks_under_a_chin_tilted_back(results):
     """The neck column's nape (MeshFitConfig.neck_half_width_m) pulls the hidden back in round the neck. As an ellipse
     centred under the skull centre (neck25 3877dda) it left see-through specks under obama_speech's chin as sadtalker

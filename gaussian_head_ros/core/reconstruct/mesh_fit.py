@@ -197,14 +197,16 @@ class MeshFitConfig:
     # ellipse), gives main's holes back and the turned neck's flare 4.6 px (ellipse 4.55, main 19.6; neck25b)
     neck_section_power: float = 3.0
     # ... and below the chin what lies beyond the column (collar, shoulders, hair) is the torso's, at its depth and in
-    # its colours, ramping in over the first (metres across, from the column's side) and the second (down from the
-    # chin's row); None = off. At the neck's depth, obama_official's collar and shoulder beside the column turned 35
-    # deg showed as a pale slab stepping out from the neck's foot to the shoulder; at the torso's the jacket's
-    # shoulder rises behind the neck at its own height. (0.03, 0.01) (neck25) made a step in long hair at the chin's
-    # row (lp_d9, lp_s9_monalisa) and frame 0 of the self clips fell 0.014-0.045 dB; over (0.06, 0.03) no step, and
-    # frame 0 moves -0.010..+0.046 dB (the shoulders at the photo's bottom cut in parallax under the tracked pose: any
-    # change of their depth moves it; collar26, session 26)
-    neck_beside_torso_m: tuple[float, float] | None = (0.06, 0.03)
+    # its colours, ramping in over the first (metres across, from the column's side) and, where the body there runs on
+    # from above the chin's row (long hair), the second (down from that row); where it rises into view below that
+    # row (a shoulder: background above it in its column) it is the torso's from its top, that map blurred by
+    # neck_rising_blur_m (no step in depth between neighbouring columns). None = off. At the neck's depth
+    # obama_official's collar and shoulder beside the column turned 35 deg were a pale slab stepping out from the
+    # neck's foot to the shoulder; at the torso's the jacket's shoulder rises behind the neck at its own height.
+    # neck25's (0.03, 0.01) everywhere made a step in long hair at the chin's row (lp_d9, lp_s9_monalisa); a 3 cm
+    # ramp everywhere left the slab (collar26, session 26)
+    neck_beside_torso_m: tuple[float, float] | None = (0.03, 0.03)
+    neck_rising_blur_m: float = 0.01
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
     bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (_bust_fringe); 0 =
     # off. 0.03 ends trump's, sadtalker's and lp_d0's bust soft in the render node's view, the photo layer as it was;
@@ -486,8 +488,11 @@ class MeshFitReconstructor(Reconstructor):
         if cfg.neck_beside_torso_m is not None and cfg.neck_half_width_m > 0:  # below the chin beside the column
             # the body's (the collar, the shoulders, hair), at the torso's depth
             ramp_across, ramp_down = cfg.neck_beside_torso_m
-            wt = np.maximum(wt, smoothstep(cfg.neck_half_width_m, cfg.neck_half_width_m + ramp_across, across_neck)
-                            * smoothstep(chin_v, chin_v + ramp_down / mpp, rows))
+            below = np.broadcast_to(rows > chin_v, hmask.shape)
+            rising = (np.cumsum(~hmask & below, axis=0) > 0).astype(np.float32)  # background above, below the chin
+            rising = cv2.GaussianBlur(rising, (0, 0), cfg.neck_rising_blur_m / mpp) * below
+            down = np.maximum(smoothstep(chin_v, chin_v + ramp_down / mpp, rows), np.minimum(2 * rising, 1.0))
+            wt = np.maximum(wt, smoothstep(cfg.neck_half_width_m, cfg.neck_half_width_m + ramp_across, across_neck) * down)
         front = ((1 - wt) * (z_head - inflate(hmask, mpp, cfg.head_radius_m))
                  + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
         h_back = inflate(hmask, mpp, cfg.back_radius_m)
