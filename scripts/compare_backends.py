@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         name = os.path.splitext(os.path.basename(path))[0]
         sheet = []
         for pose, control in poses.items():
-            posed = driver.drive(control)
+            posed = driver.drive(control, viewmat=view)  # view-dependent colours seen from this camera
             g = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors)
             t0 = time.perf_counter()
             ref = rasterize(*g, view, k, size, size, backend=args.reference)
