@@ -173,9 +173,10 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
                 g = (p.means, p.quats, p.scales, p.opacities, p.colors)
             else:
                 g = scene(name, n)
+            framed = AvatarFraming.from_avatar(avatar) if name == "avatar" else None  # its head's box once, any size
             for size in sizes:
-                k = (AvatarFraming.from_avatar(avatar).intrinsics(framing[0], 30.0, size, size, 0.6, framing[1])
-                     if name == "avatar" else intrinsics_from_fov(30, size, size))
+                k = (framed.intrinsics(framing[0], 30.0, size, size, 0.6, framing[1])
+                     if framed is not None else intrinsics_from_fov(30, size, size))
                 st = _stages(g, view, k, size, seconds if stages else 0.0, threads[-1])
                 evals = st["evaluations"]
                 torch_fps, here = {}, []
