@@ -3009,7 +3009,8 @@ def test_high_shoulders_hide_the_shirt_not_the_hair():
     scene = Scene(K, np.eye(3), np.zeros(3), photo, person, np.where(person, 0.5, np.inf), pixel_rays(K, size), 1.0)
     rec = MeshFitReconstructor()
     h_back = np.full((size, size), rec.cfg.back_radius_m, np.float32)
-    back, side, wall, far, _ = rec._hidden_colours(scene, lm, face, person & ~(ii > 80), rows, wt, h_back)
+    back, side, far, _ = rec._hidden_colours(scene, lm, face, person & ~(ii > 80), rows, wt, h_back)
+    wall = rec._wall_colours(scene)  # the silhouette wall's front, beside them
     top = (slice(70, 76), np.r_[4:30, 98:124])  # the shoulders' top beside the head, above the chin's row
     for name, m in (("far side", far), ("back", back), ("side", side), ("wall", wall)):
         assert np.abs(m[top] - shirt).max() < 0.15, f"{name} at the shoulders' top is not the shirt: {m[top].min()}"

@@ -603,7 +603,7 @@ class MeshFitReconstructor(Reconstructor):
         # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
         # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
         # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
-        back_cols, side_cols, _, far_cols, far_from = self._hidden_colours(
+        back_cols, side_cols, far_cols, far_from = self._hidden_colours(
             dataclasses.replace(scene, photo=colours - backdrop_seen), fp.landmarks_px, mesh_px, head_mask, rows, wt,
             h_back, hair_skin)
         wall_cols = self._wall_colours(scene)
@@ -965,12 +965,12 @@ class MeshFitReconstructor(Reconstructor):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
         blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
         the hair rather than the face's skin, and above the forehead; the face rim where the face is the
-        silhouette), the silhouette wall's front (the rim just inside the background-mixed edge) and the sides'
-        far part (SideLook.far: the hair where the sides have it and behind the ear, elsewhere the skin in shadow,
-        MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours below the head and beside it
-        below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres
-        behind the front where that far part starts (SideLook.far_from: sooner behind the ear). `hair_skin`: the
-        caller's `_hair_and_skin` of the same arguments (found here when not given)."""
+        silhouette) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
+        elsewhere the skin in shadow, MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours
+        below the head and beside it below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres behind the
+        front where that far part starts (SideLook.far_from: sooner behind the ear). The silhouette wall's front is
+        `_wall_colours`' (the photo's rim as its camera sees it, not these). `hair_skin`: the caller's
+        `_hair_and_skin` of the same arguments (found here when not given)."""
         cfg = self.cfg
         person = scene.person
         # The shoulders beside the head are the body wherever they stand: high shoulders (tpsmm, close to the lens)
@@ -1021,7 +1021,6 @@ class MeshFitReconstructor(Reconstructor):
             far = (1 - wt[..., None]) * hidden + wt[..., None] * side
             back = (1 - w_back[..., None]) * back + w_back[..., None] * far
             side = (1 - w_hair[..., None]) * side + w_hair[..., None] * hair
-        wall = self._wall_colours(scene)
         # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
         # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
         # half-transparent matte edge in a turned view, the hair colour there read as a dark jagged seam with
@@ -1035,7 +1034,7 @@ class MeshFitReconstructor(Reconstructor):
         if hair_skin is not None and cfg.neck_skin_residual is not None:
             side, far, far_from, back = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, side, far, far_from,
                                                            back)
-        return back.astype(np.float32), side.astype(np.float32), wall, far.astype(np.float32), far_from
+        return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from
 
     @staticmethod
     def _jaw_skin(scene: Scene, lm, mesh_px, rows, face_skin) -> np.ndarray:
