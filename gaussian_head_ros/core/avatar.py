@@ -30,17 +30,25 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 3: the driving file
+# Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 4: part labels may be
+# PART_UNDER_CHIN (5); files of format 1-3 have none and load (and drive) as they are. 3: the driving file
 # holds the photo's rest brow shift (rest_brow_shift); files of format 1-2 have none and load with 0 (no shift).
 # 2: the driving file may hold a wrinkle map (wrinkle_rows, wrinkle_rgb, wrinkle_expression); files of format 1 have
 # none and load as they are.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 PART_STATIC = 0  # rigid with the head
 PART_FACE = 1  # bound to the template mesh, moves with expressions
 PART_TORSO = 2  # neck and shoulders: follows the head pose only partly
 PART_MOUTH = 3  # mouth interior (teeth, cavity): follows the jaw
 PART_EYE = 4  # eyeballs (sclera, iris, pupil): turn about each eye's centre with the gaze (core/eyes.py)
+# skin under the chin that the photo's opened jaw hid and the rest pose's closed chin uncovers (reconstruct.rest_pose.
+# under_chin): rigid with the head, never in the template's falloff band (core.deform), so that it stays below the rest
+# chin, where it was made to fill, and an opening jaw comes down over it. As PART_STATIC, the falloff carried it up into
+# the chin when the rest pose closed the jaw (98 % of obama_speech's 604 discs, chinup26), where it showed as darker
+# dots from below.
+PART_UNDER_CHIN = 5
+PART_LAST = PART_UNDER_CHIN  # the largest part label an avatar may carry
 # The largest rest brow shift an avatar may carry (metres): brows sit ~13-24 mm above the eye corners
 # (core.expression), so the rest moves them well under 1 cm; more is a corrupt file or message.
 MAX_REST_BROW_SHIFT_M = 0.01
@@ -48,7 +56,8 @@ MAX_REST_BROW_SHIFT_M = 0.01
 # reconstruction_node's `max_file_gaussians` default, which an avatar file given as photo_path is checked against (a
 # 3DGS scan of a million splats was published OK and then refused by the display, review22).
 DISPLAY_MAX_GAUSSIANS = 200_000
-PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye"}
+PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye",
+              PART_UNDER_CHIN: "under_chin"}
 
 SH_C0 = 0.28209479177387814  # 3DGS: rgb = 0.5 + SH_C0 * f_dc
 
@@ -342,8 +351,8 @@ class GaussianAvatar:
             raise ValueError("avatar log-scales are outside [-20, 20]")
         if np.any(np.linalg.norm(self.quats, axis=1) < 1e-8):
             raise ValueError("avatar has zero-length rotation quaternions")
-        if np.any(self.part > PART_EYE):
-            raise ValueError(f"avatar part labels must be 0..{PART_EYE}")
+        if np.any(self.part > PART_LAST):
+            raise ValueError(f"avatar part labels must be 0..{PART_LAST}")
         v, f = self.template_vertices, self.template_faces
         if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
             raise ValueError(f"template mesh has shapes {v.shape} / {f.shape}, expected (V, 3) / (F, 3)")

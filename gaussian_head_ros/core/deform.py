@@ -26,7 +26,8 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
   also part 0 Gaussians the reconstructor *carries* on triangle f (face_id f >= 0; coef = (its bary,
   mean)): moved by the displacement at that point, neither turned nor stretched with the triangle (the
   upper lid's lashes ride down with its margin at their own size while the strip above them stretches);
-- head (part 0 beyond the falloff): the head pose, rotating about the head origin;
+- head (part 0 beyond the falloff, and part 5 (PART_UNDER_CHIN: the skin the rest chin uncovers, which the falloff
+  would carry up into the chin) wherever it is): the head pose, rotating about the head origin;
 - torso levels (part 2): a fraction of the head rotation, from `torso_follow` at the shoulders to 1 at
   the neck (quantised to `torso_levels`: with 8, a head pitched or turned 20-40 deg showed the collar and neck
   in horizontal stripes, the back showing through the 7 steps between levels, each a few millimetres), and to 1
@@ -600,7 +601,8 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         eye_levels = tuple(int(x) for x in np.unique(lag))
         frame[eyeball] = k_eye + side + 2 * np.searchsorted(eye_levels, lag)
 
-    # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading.
+    # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading (not
+    # PART_UNDER_CHIN: it keeps the head frame set above).
     near = (((part == PART_STATIC) & ~carried) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
     if near.any():
         idx = np.nonzero(near)[0]

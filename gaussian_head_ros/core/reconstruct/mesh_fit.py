@@ -43,7 +43,7 @@ from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA, skin_residual
 from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC,
-                                           PART_TORSO, SourceCamera, rgb_to_sh_dc)
+                                           PART_TORSO, PART_UNDER_CHIN, SourceCamera, rgb_to_sh_dc)
 from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
@@ -926,7 +926,7 @@ class MeshFitReconstructor(Reconstructor):
         timings["export"] = time.perf_counter() - t5
         counts = {name: int(np.sum(batch.part == p)) for name, p in
                   (("face", PART_FACE), ("static", PART_STATIC), ("torso", PART_TORSO), ("mouth", PART_MOUTH),
-                   ("eye", PART_EYE))}
+                   ("eye", PART_EYE), ("under_chin", PART_UNDER_CHIN))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
                 "under_chin": len(chin or []), "lid_skin": len(lid_skin or []), "bust_fringe": n_fringe,
