@@ -249,6 +249,20 @@ def test_avatar_files_of_format_1_load_without_a_wrinkle_map(tmp_path):
     assert b.equals(a) and len(b.wrinkle_rows) == 0 and b.wrinkle_rgb.shape == (0, 3)
 
 
+def test_avatar_files_of_format_3_load_and_drive_as_they_did(tmp_path):
+    """Format 4 added the part label PART_UNDER_CHIN; a file of format 3 (none) loads as it was and drives alike."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import drive
+
+    a = synthetic_avatar(800, seed=3)
+    save_ply(a, tmp_path / "a.ply")
+    _as_older_driving_file(tmp_path / "a.driving.npz", 3, lambda k: False)
+    b = load_ply(tmp_path / "a.ply")
+    assert b.equals(a)
+    c = FaceControl(expression=np.full((len(a.template_vertices), 3), 0.002, np.float32))
+    assert drive(b, c).means.tobytes() == drive(a, c).means.tobytes()
+
+
 def test_the_rest_brow_shift_round_trips_and_older_files_load_with_none(tmp_path):
     """File format 3 / message format 4 carry the photo's rest brow shift (GaussianAvatar.rest_brow_shift, per
     brow, metres) bit for bit; a driving file of format 2 (none written) loads with 0 0 (no shift: the driver lifts

@@ -244,6 +244,38 @@ def test_the_torso_turns_on_from_the_falloff_band_without_a_step():
     assert step < 1.0, f"the torso turns {step:.1f} deg less just beyond the falloff band than just inside it"
 
 
+def test_the_skin_under_the_chin_stays_with_the_head_when_the_chin_moves(tmp_path):
+    """PART_UNDER_CHIN (reconstruct.rest_pose.under_chin: the skin the photo's opened jaw hid and the rest's closed
+    chin uncovers) is rigid with the head: a jaw opening moves static Gaussians within falloff_m of the template
+    with it (the falloff frames) but not these, so the opening chin comes down over them; as static Gaussians the
+    rest pose carried them up into the chin (chinup26). The head pose turns them as the head. The part survives the
+    .ply (format 4)."""
+    from gaussian_head_ros.core.avatar import PART_UNDER_CHIN, load_ply, save_ply
+
+    a = synthetic_avatar(4000, seed=11)
+    v = a.template_vertices
+    rng = np.random.default_rng(2)
+    rows = np.flatnonzero(a.part == PART_STATIC)[:200]
+    low = v[np.argmax(v[:, 1])]  # just below the template's lowest point, well inside the falloff band
+    a.means[rows] = low + np.stack([rng.uniform(-0.01, 0.01, 200), rng.uniform(0.002, 0.008, 200),
+                                    rng.uniform(-0.005, 0.005, 200)], 1)
+    down = np.zeros((len(v), 3), np.float32)
+    down[:, 1] = 0.012 * np.clip((v[:, 1] - np.median(v[:, 1])) / (v[:, 1].max() - np.median(v[:, 1])), 0, 1)
+    opened = FaceControl(expression=down)
+    moved = np.linalg.norm(drive(a, opened).means[rows] - a.means[rows], axis=1)
+    assert np.median(moved) > 0.003, "the test's Gaussians are not in the falloff band"
+    a.part[rows] = PART_UNDER_CHIN
+    save_ply(a, tmp_path / "a.ply")
+    b = load_ply(tmp_path / "a.ply")
+    assert np.array_equal(b.part, a.part)
+    p = drive(b, opened)
+    assert np.abs(p.means[rows] - b.means[rows]).max() < 1e-7, "the skin under the chin moved with the jaw"
+    turn = FaceControl(rotation=euler_to_quat(10, -20, 0).astype(np.float32), expression=down)
+    p = drive(b, turn)
+    want = b.means[rows].astype(np.float64) @ quat_to_matrix(turn.rotation).T
+    np.testing.assert_allclose(p.means[rows], want, atol=1e-6)
+
+
 def test_mouth_interior_follows_the_jaw():
     a = avatar_with_mouth(seed=6)
     mouth = np.flatnonzero(a.part == PART_MOUTH)

@@ -860,6 +860,35 @@ def test_a_closed_mouth_seen_from_under_the_chin_shows_skin_not_the_cavity(resul
     assert maroon < 0.05, f"{maroon:.1%} of the raised chin's underside maroon (the mouth's cavity seen from below)"
 
 
+def test_the_skin_under_the_chin_stays_below_the_closed_chin(results):
+    """rest_pose.under_chin's skin (what obama_speech's talking jaw hid and the rest's closed chin uncovers, 604 discs)
+    is PART_UNDER_CHIN, out of the template's falloff: the rest pose leaves it below the chin where it was built. As
+    static Gaussians the falloff carried 98 % of them up into the chin (chinup26): there they showed as dots under a
+    raised chin and, the head turned 35 deg to the image left (turn22's camera: 384 px, fov 12, 2 m), as dark navy
+    blotches under the jaw, the suit seen where they left the band bare: pixels darker than 0.15 in the box under
+    the chin 137 before, 53 now."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.avatar import PART_UNDER_CHIN
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat, quat_to_matrix
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+
+    r = results["obama_speech.jpg"]
+    a = r.avatar
+    assert int((a.part == PART_UNDER_CHIN).sum()) == r.info["under_chin"] > 300
+    size, k = 384, default_intrinsics(384, 384, 12.0)
+    c = FaceControl.rest()
+    c.rotation = euler_to_quat(-35.0, 0.0, 0.0).astype(np.float32)
+    c.translation = np.array([0.0, 0.0, 2.0], np.float32)
+    img = np.clip(render_control(Driver(a), c, k, size, size).image, 0, 1)
+    p = quat_to_matrix(c.rotation) @ a.template_vertices[lmk.CHIN].astype(np.float64) + c.translation
+    ci, cj = int(k[1, 1] * p[1] / p[2] + k[1, 2]), int(k[0, 0] * p[0] / p[2] + k[0, 2])
+    box = img[ci - 12:ci + 20, cj - 30:cj + 30] @ np.array([0.299, 0.587, 0.114])
+    dark = int((box < 0.15).sum())
+    assert dark < 90, f"{dark} dark pixels under obama_speech's turned jaw (the suit through the skin under the chin)"
+
+
 def test_the_jaws_underside_stays_behind_the_chin_as_the_head_tilts_back(results):
     """The jaw's underside (mouth.jaw_floor: the jaw's skin in shade, turning with the jaw's hinge) lies behind the
     chin's skin, which follows the template. business_person driven by sadtalker (tracked from frame 0, as the table
@@ -867,7 +896,7 @@ def test_the_jaws_underside_stays_behind_the_chin_as_the_head_tilts_back(results
     without it, summed rgb difference > 0.15) were 1738 in all at 5 mm up / 8 mm in from the jaw's edge (d89f283;
     185 at frame 47: a dark flick along her jaw line), 45 at 8 / 12 mm (7d30cf0), 218 with its discs 5 mm apart
     (9208fbc: at the jaw's corner against the dark neck, not to be seen at 3x)."""
-    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.avatar import PART_JAW_FLOOR
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import EvalConfig, render_control
     from gaussian_head_ros.core.facemesh import default_intrinsics
@@ -875,7 +904,7 @@ def test_the_jaws_underside_stays_behind_the_chin_as_the_head_tilts_back(results
     from gaussian_head_ros.core.video import read_frames
 
     a = results["business_person.png"].avatar
-    floor = (a.part == PART_MOUTH) & ~_interior(a)
+    floor = a.part == PART_JAW_FLOOR
     assert floor.sum() > 50, "no jaw floor"
     with_floor = Driver(a)
     opacities = a.logit_opacities.copy()
@@ -1145,7 +1174,7 @@ def test_a_laughs_lower_teeth_go_down_with_the_lower_lip_and_the_photos_jaw_keep
     own lower-jaw pixels, the floor of the mouth) keeps the chin's angle (with it, self tpsmm_driving's frame 0,
     whose lower lip is turned 0.075 rad at a chin's 0, lost 2.4 dB: mouth20, session 20). A closed mouth moves
     nothing."""
-    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.avatar import JAW_PARTS
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.landmarks import CHIN
@@ -1160,7 +1189,7 @@ def test_a_laughs_lower_teeth_go_down_with_the_lower_lip_and_the_photos_jaw_keep
     drv = Driver(a)
     p = drv.drive(FaceControl(expression=ex))
     w = a.bary[:, 0]
-    mouth = a.part == PART_MOUTH
+    mouth = np.isin(a.part, JAW_PARTS)
     lower_row = mouth & np.isclose(w, MouthConfig().lower_teeth_follow, atol=1e-3)
     upper_row, jaw = mouth & (w == 0), mouth & (w == 1)
     assert lower_row.sum() > 200 and upper_row.sum() > 200 and jaw.sum() > 200
@@ -1271,6 +1300,33 @@ def test_the_lower_teeth_sit_in_the_shade(results):
         ratio = float(lum[lower].mean() / lum[upper].mean())
         assert ratio <= 0.9, f"{name}: the lower teeth as lit as the upper ones ({ratio:.2f})"
         assert ratio >= 0.75, f"{name}: the lower teeth grey, {ratio:.2f} x the upper ones' light"
+
+
+def test_the_jaws_underside_is_marked_and_turns_with_the_jaw():
+    """mouth.mouth_interior with the jaw's underside (mouth.jaw_floor) on MediaPipe's canonical face (no photo;
+    seconds): its Gaussians carry their own part, PART_JAW_FLOOR (before they were PART_MOUTH, told from the
+    interior's by their discs' size alone), the interior's stay PART_MOUTH, and the driver turns the underside with
+    the whole jaw (its jaw weight 1: the last jaw level), as it did."""
+    from gaussian_head_ros.core.avatar import PART_JAW_FLOOR, PART_MOUTH
+    from gaussian_head_ros.core.deform import DriveConfig, build_rig
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    lines = obj.read_text().splitlines()
+    v = np.array([ln.split()[1:4] for ln in lines if ln.startswith("v ")], float) * 0.01
+    v = v * np.array([1.0, -1.0, -1.0])  # head frame: x right, y down, z into the head; metres
+    faces = np.array([[int(t.split("/")[0]) - 1 for t in ln.split()[1:4]] for ln in lines if ln.startswith("f ")])
+    cfg = MouthConfig()
+    b = mouth_interior(v, hole_loops()["mouth"], 1.0, cfg, floor_rgb=(0.3, 0.2, 0.15))
+    floor = b.part == PART_JAW_FLOOR
+    assert floor.sum() > 50 and np.all((b.part == PART_MOUTH) | floor)
+    sigma = b.scales.max(1)
+    assert np.allclose(sigma[floor], 0.75 * cfg.jaw_floor_spacing_m, rtol=1e-3)
+    assert not np.isclose(sigma[~floor], 0.75 * cfg.jaw_floor_spacing_m, rtol=1e-3).any()
+    dcfg = DriveConfig()
+    rig = build_rig(b.part, np.full(len(b), -1), b.bary, b.means, v, faces, dcfg)
+    assert np.all(rig.frame[floor] == rig.k_jaw + max(2, int(dcfg.levels)) - 1), "the jaw's underside left the jaw"
 
 
 def test_the_synthetic_mouth_is_shaded_like_a_mouth_not_a_block():
@@ -1515,9 +1571,9 @@ def test_a_photo_without_shaded_rows_smiles_with_crowns_lit_to_the_lip_and_thin_
 def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
     """business_person's inner lips meet (0 mm apart at the midline; at most MouthConfig.closed_lips_max_m): the
     few photo pixels of its inner lip polygon are the lips' seam, not the mouth's inside, so none of them becomes a
-    mouth-interior Gaussian: every PART_MOUTH Gaussian is one of the synthetic cavity, rows, tongue or the jaw's
-    underside (round discs of 0.7 x teeth_spacing_m, 0.75 x tongue_spacing_m, 0.75 x cavity_spacing_m, 0.75 x
-    jaw_floor_spacing_m). Before: 3 photo Gaussians (rgb
+    mouth-interior Gaussian: every PART_MOUTH Gaussian is one of the synthetic cavity, rows or tongue (round discs
+    of 0.7 x teeth_spacing_m, 0.75 x tongue_spacing_m, 0.75 x cavity_spacing_m; the jaw's underside is
+    PART_JAW_FLOOR). Before: 3 photo Gaussians (rgb
     0.67 0.22 0.29 / 0.86 0.64 0.66 / 0.51 0.11 0.15) placed as the photo's gap, 15 mm behind the lip, floated as
     a light and two red specks in every opened mouth (tpsmm_driving frames 20 / 41)."""
     from gaussian_head_ros.core.avatar import PART_MOUTH
@@ -1532,8 +1588,7 @@ def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
     assert m.sum() > 1000
     s = np.exp(av.log_scales[m]).max(1)
     synthetic = np.zeros(len(s), bool)
-    for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
-                  0.75 * cfg.jaw_floor_spacing_m):
+    for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m):
         synthetic |= np.isclose(s, sigma, rtol=1e-3)
     assert synthetic.all(), f"{(~synthetic).sum()} of the photo's pixels inside the mouth (lips that meet)"
 
@@ -1563,7 +1618,7 @@ def test_synthetic_teeth_take_the_photos_white_and_light(results):
     skin p95): business 0.83 / 1.01, 0.77 / 0.91; lp_s9_monalisa 0.61 / 0.46, 0.61 / 0.73; two_children
     0.61 / 0.88, 0.44 / 0.59; lp_d8 0.69 / 0.75, 0.41 / 0.64. Before (the skin's cast, 0.25):
     lp_s9_monalisa's teeth 0.71 / 0.46, blue-white in the painting's warm varnish."""
-    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.avatar import JAW_PARTS
 
     luma = np.array([0.299, 0.587, 0.114])
     checked = 0
@@ -1574,7 +1629,7 @@ def test_synthetic_teeth_take_the_photos_white_and_light(results):
         a = res.avatar
         seen = {}
         for dark in (False, True):  # the mouth interior black: which pixels its light reaches
-            out, mask = _open_jaw(a, 0.15) if not dark else _open_jaw(_without_light(a, a.part == PART_MOUTH), 0.15)
+            out, mask = _open_jaw(a, 0.15) if not dark else _open_jaw(_without_light(a, np.isin(a.part, JAW_PARTS)), 0.15)
             seen[dark] = out.image
         px = seen[False][np.abs(seen[False] - seen[True]).sum(-1) > 0.15]
         assert len(px) > 100, f"{name}: no mouth interior seen at a 0.15 rad jaw"
@@ -1702,14 +1757,12 @@ def test_a_parted_lips_photo_bites_with_teeth_not_its_gap(rec):
 
 
 def _interior(avatar) -> np.ndarray:
-    """[N] bool: the mouth interior's Gaussians (teeth, cavity, tongue, the photo's open-mouth pixels): PART_MOUTH but
-    the jaw's underside (mouth.jaw_floor: skin, round discs of 0.75 x jaw_floor_spacing_m), which turns with the jaw
-    and may show where the chin's skin is thin, as the head's back behind it did, in the same shade."""
+    """[N] bool: the mouth interior's Gaussians (teeth, cavity, tongue, the photo's open-mouth pixels): PART_MOUTH (not
+    the jaw's underside, PART_JAW_FLOOR: skin that turns with the jaw and may show where the chin's skin is thin, as
+    the head's back behind it did, in the same shade)."""
     from gaussian_head_ros.core.avatar import PART_MOUTH
-    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
 
-    sigma = np.exp(avatar.log_scales).max(1)
-    return (avatar.part == PART_MOUTH) & ~np.isclose(sigma, 0.75 * MouthConfig().jaw_floor_spacing_m, rtol=1e-3)
+    return avatar.part == PART_MOUTH
 
 
 def _mouth_pixels(avatar, control):

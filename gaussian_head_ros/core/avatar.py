@@ -31,7 +31,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 4: part labels may be
-# PART_UNDER_CHIN (5); files of format 1-3 have none and load (and drive) as they are. 3: the driving file
+# PART_UNDER_CHIN (5) and PART_JAW_FLOOR (6); files of format 1-3 have none and load (and drive) as they are. 3: the driving file
 # holds the photo's rest brow shift (rest_brow_shift); files of format 1-2 have none and load with 0 (no shift).
 # 2: the driving file may hold a wrinkle map (wrinkle_rows, wrinkle_rgb, wrinkle_expression); files of format 1 have
 # none and load as they are.
@@ -48,7 +48,11 @@ PART_EYE = 4  # eyeballs (sclera, iris, pupil): turn about each eye's centre wit
 # the chin when the rest pose closed the jaw (98 % of obama_speech's 604 discs, chinup26), where it showed as darker
 # dots from below.
 PART_UNDER_CHIN = 5
-PART_LAST = PART_UNDER_CHIN  # the largest part label an avatar may carry
+# the jaw's underside (reconstruct.mouth.jaw_floor): skin in shade under the mouth interior, driven as the interior is
+# (turns with the jaw by its jaw weight); before format 4 it was PART_MOUTH, told from the interior by its discs' size
+PART_JAW_FLOOR = 6
+PART_LAST = PART_JAW_FLOOR  # the largest part label an avatar may carry
+JAW_PARTS = (PART_MOUTH, PART_JAW_FLOOR)  # the parts that turn with the jaw (core.deform's jaw levels)
 # The largest rest brow shift an avatar may carry (metres): brows sit ~13-24 mm above the eye corners
 # (core.expression), so the rest moves them well under 1 cm; more is a corrupt file or message.
 MAX_REST_BROW_SHIFT_M = 0.01
@@ -57,7 +61,7 @@ MAX_REST_BROW_SHIFT_M = 0.01
 # 3DGS scan of a million splats was published OK and then refused by the display, review22).
 DISPLAY_MAX_GAUSSIANS = 200_000
 PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye",
-              PART_UNDER_CHIN: "under_chin"}
+              PART_UNDER_CHIN: "under_chin", PART_JAW_FLOOR: "jaw_floor"}
 
 SH_C0 = 0.28209479177387814  # 3DGS: rgb = 0.5 + SH_C0 * f_dc
 

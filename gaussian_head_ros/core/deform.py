@@ -32,7 +32,7 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
   the neck (quantised to `torso_levels`: with 8, a head pitched or turned 20-40 deg showed the collar and neck
   in horizontal stripes, the back showing through the 7 steps between levels, each a few millimetres), and to 1
   beyond the falloff band over `torso_fade_m` (the band turns with the head: no step at its edge);
-- jaw levels (part 3, mouth interior): the lower part turns with the jaw about a hinge axis (x), the jaw
+- jaw levels (part 3, mouth interior, and part 6, the jaw's underside): the lower part turns with the jaw about a hinge axis (x), the jaw
   angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`. How much of
   the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight while talking, all of a
   wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
@@ -72,7 +72,7 @@ from matplotlib.path import Path
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import NUM_LID_PAIRS
-from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core.avatar import JAW_PARTS, PART_EYE, PART_FACE, PART_STATIC, PART_TORSO
 
 
 @dataclass
@@ -571,7 +571,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
             u = np.maximum(u, 1 - smoothstep(cfg.falloff_m, reach, d))
         frame[torso] = k_torso + np.rint(u * (t_levels - 1)).astype(np.int64)
 
-    mouth = part == PART_MOUTH
+    mouth = np.isin(part, JAW_PARTS)  # the interior and the jaw's underside
     mp_topology = lmk.has_mediapipe_topology(len(verts))
     if mp_topology:  # hinge between the cheeks, lip line from the inner lips
         pivot = jaw_pivot(verts)

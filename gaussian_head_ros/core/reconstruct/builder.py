@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from gaussian_head_ros.core.avatar import (PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, GaussianAvatar, rgb_to_sh_dc,
+from gaussian_head_ros.core.avatar import (JAW_PARTS, PART_EYE, PART_FACE, PART_STATIC, GaussianAvatar, rgb_to_sh_dc,
                                          sh_zonal)
 from gaussian_head_ros.core.drive import matrices_to_quats
 
@@ -159,11 +159,11 @@ def edge_on_sh(colors: np.ndarray, made_up: np.ndarray, axes: np.ndarray, facing
 def to_avatar(batch: GaussianBatch, template_vertices: np.ndarray, template_faces: np.ndarray, sh=None,
               **kw) -> GaussianAvatar:
     """Raw (log-scale, logit-opacity, SH) avatar from a batch; only PART_FACE Gaussians and the PART_STATIC ones
-    carried on a triangle keep a triangle binding, PART_MOUTH ones their jaw weights and PART_EYE ones their lag
+    carried on a triangle keep a triangle binding, JAW_PARTS ones their jaw weights and PART_EYE ones their lag
     behind the eyeball's turn (bary, see core.deform).
     sh [N, K, 3]: the SH colours (`edge_on_sh`); None: the batch's colours as the DC term."""
     bound = ((batch.part == PART_FACE) | (batch.part == PART_STATIC)) & (batch.face_id >= 0)
-    keep_bary = bound | (batch.part == PART_MOUTH) | (batch.part == PART_EYE)
+    keep_bary = bound | np.isin(batch.part, JAW_PARTS) | (batch.part == PART_EYE)
     op = np.clip(batch.opacities.astype(np.float64), 1e-4, 1 - 1e-4)
     return GaussianAvatar(
         means=np.ascontiguousarray(batch.means, np.float32),

@@ -42,8 +42,9 @@ import numpy as np
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA, skin_residual
-from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC,
-                                           PART_TORSO, PART_UNDER_CHIN, SourceCamera, rgb_to_sh_dc)
+from gaussian_head_ros.core.avatar import (JAW_PARTS, MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR,
+                                           PART_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera,
+                                           rgb_to_sh_dc)
 from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
@@ -872,8 +873,9 @@ class MeshFitReconstructor(Reconstructor):
             batch, lip_info = closed_lips(batch, V, V_rest, faces, lambda p: fill[scene.project(p)[:2]], R,
                                           lip_fill)
             # the photo's open-mouth pixels (teeth, tongue) turned back with the jaw must stay behind the rest
-            # face (lp_d9's tongue poked through its closed chin in specks): pushed back along their ray
-            rows_m = np.flatnonzero(batch.part == PART_MOUTH)
+            # face (lp_d9's tongue poked through its closed chin in specks): pushed back along their ray (the jaw's
+            # underside with them)
+            rows_m = np.flatnonzero(np.isin(batch.part, JAW_PARTS))
             if rows_m.size and lip_info.get("lip_retextured"):
                 _, _, z_rest = rasterize_mesh(V_rest @ R.T + t, faces, K, S)
                 mi, mj, mz, inside = scene.project(batch.means[rows_m].astype(np.float64))
@@ -926,7 +928,7 @@ class MeshFitReconstructor(Reconstructor):
         timings["export"] = time.perf_counter() - t5
         counts = {name: int(np.sum(batch.part == p)) for name, p in
                   (("face", PART_FACE), ("static", PART_STATIC), ("torso", PART_TORSO), ("mouth", PART_MOUTH),
-                   ("eye", PART_EYE), ("under_chin", PART_UNDER_CHIN))}
+                   ("eye", PART_EYE), ("under_chin", PART_UNDER_CHIN), ("jaw_floor", PART_JAW_FLOOR))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
                 "under_chin": len(chin or []), "lid_skin": len(lid_skin or []), "bust_fringe": n_fringe,

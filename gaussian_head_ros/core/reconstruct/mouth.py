@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.avatar import PART_MOUTH
+from gaussian_head_ros.core.avatar import PART_JAW_FLOOR, PART_MOUTH
 from gaussian_head_ros.core.deform import axis_angle_x, lip_line_jaw_weight, smoothstep
 from gaussian_head_ros.core.landmarks import JAW_EDGE, LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
@@ -536,7 +536,8 @@ def jaw_floor(v: np.ndarray, interior: np.ndarray, rgb, cfg: MouthConfig):
     and cfg.jaw_floor_inset_m behind it, back to cfg.jaw_floor_reach_m beyond the interior's deepest point, at its
     height in each column, as wide as the interior and cfg.jaw_floor_reach_m either side (within the edge's ends,
     where the jaw line rises to the ears); rgb [3] in [0, 1] (the jaw's skin in shade), jaw weight 1 (it turns with
-    the chin). A closed mouth seen from under the chin shows this skin, not the cavity and the teeth behind the lips."""
+    the chin; PART_JAW_FLOOR, driven as the interior). A closed mouth seen from under the chin shows this skin, not the
+    cavity and the teeth behind the lips."""
     edge = np.asarray(v, np.float64)[list(JAW_EDGE)]
     edge = edge[np.argsort(edge[:, 0])]
     interior = np.asarray(interior, np.float64).reshape(-1, 3)
@@ -557,7 +558,7 @@ def jaw_floor(v: np.ndarray, interior: np.ndarray, rgb, cfg: MouthConfig):
     pts = np.concatenate(cols) if cols else np.zeros((0, 3))
     nrm = np.tile([0.0, 1.0, 0.0], (len(pts), 1))
     col = np.tile(np.clip(np.asarray(rgb, np.float64), 0, 1), (len(pts), 1))
-    batch = surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
+    batch = surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_JAW_FLOOR,
                           bary=jaw_binding(np.ones(len(pts))))
 
     def above(p):

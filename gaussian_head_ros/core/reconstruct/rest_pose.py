@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gaussian_head_ros.core.avatar import PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN
+from gaussian_head_ros.core.avatar import JAW_PARTS, PART_FACE, PART_STATIC, PART_TORSO, PART_UNDER_CHIN
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, bound_growth, build_rig, chin_turn,
                                            inverse_metrics, jaw_level_share, jaw_pivot, matrix_to_quat,
@@ -166,10 +166,11 @@ def _rotate(batch: GaussianBatch, idx: np.ndarray, rot: np.ndarray, centre: np.n
 
 def turn_mouth(batch: GaussianBatch, v_rest: np.ndarray, theta: float, levels: int,
                v_posed: np.ndarray | None = None, inverse: bool = False) -> None:
-    """Turn the mouth interior (rows with part PART_MOUTH, jaw weight bary[:, 0]) by its quantised share of
-    the jaw angle theta about the hinge of v_rest, as `drive()` does (negative theta: back), and stretch it
-    sideways as `drive()` does for the template v_posed (`stretch_points`; inverse: narrow it back). In place."""
-    idx = np.flatnonzero(batch.part == PART_MOUTH)
+    """Turn the mouth interior and the jaw's underside (rows with a part in JAW_PARTS, jaw weight bary[:, 0]) by
+    its quantised share of the jaw angle theta about the hinge of v_rest, as `drive()` does (negative theta: back),
+    and stretch it sideways as `drive()` does for the template v_posed (`stretch_points`; inverse: narrow it back).
+    In place."""
+    idx = np.flatnonzero(np.isin(batch.part, JAW_PARTS))
     if idx.size and v_posed is not None:
         batch.means[idx] = stretch_points(batch.means[idx], v_rest, v_posed, inverse).astype(np.float32)
     if not idx.size or theta == 0.0:
