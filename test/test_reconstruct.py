@@ -1629,7 +1629,8 @@ def test_synthetic_teeth_take_the_photos_white_and_light(results):
         a = res.avatar
         seen = {}
         for dark in (False, True):  # the mouth interior black: which pixels its light reaches
-            out, mask = _open_jaw(a, 0.15) if not dark else _open_jaw(_without_light(a, np.isin(a.part, JAW_PARTS)), 0.15)
+            jaw = np.isin(a.part, JAW_PARTS)
+            out, mask = _open_jaw(a, 0.15) if not dark else _open_jaw(_without_light(a, jaw), 0.15)
             seen[dark] = out.image
         px = seen[False][np.abs(seen[False] - seen[True]).sum(-1) > 0.15]
         assert len(px) > 100, f"{name}: no mouth interior seen at a 0.15 rad jaw"

@@ -31,8 +31,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 4: part labels may be
-# PART_UNDER_CHIN (5) and PART_JAW_FLOOR (6); files of format 1-3 have none and load (and drive) as they are. 3: the driving file
-# holds the photo's rest brow shift (rest_brow_shift); files of format 1-2 have none and load with 0 (no shift).
+# PART_UNDER_CHIN (5) and PART_JAW_FLOOR (6); files of format 1-3 have none and load (and drive) as they are. 3: the
+# driving file holds the photo's rest brow shift (rest_brow_shift); files of format 1-2 have none and load with 0.
 # 2: the driving file may hold a wrinkle map (wrinkle_rows, wrinkle_rgb, wrinkle_expression); files of format 1 have
 # none and load as they are.
 FORMAT_VERSION = 4

@@ -32,10 +32,10 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
   the neck (quantised to `torso_levels`: with 8, a head pitched or turned 20-40 deg showed the collar and neck
   in horizontal stripes, the back showing through the 7 steps between levels, each a few millimetres), and to 1
   beyond the falloff band over `torso_fade_m` (the band turns with the head: no step at its edge);
-- jaw levels (part 3, mouth interior, and part 6, the jaw's underside): the lower part turns with the jaw about a hinge axis (x), the jaw
-  angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or `mouth_open`. How much of
-  the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight while talking, all of a
-  wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
+- jaw levels (part 3, mouth interior, and part 6, the jaw's underside): the lower part turns with the jaw about a
+  hinge axis (x), the jaw angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or
+  `mouth_open`. How much of the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight
+  while talking, all of a wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
   reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line; before the turn
   the interior widens with the lips' opening (`mouth_stretch`): coef = (1, mouth_lateral(x), 0, mean), the
   frame's second column the stretch along the turned x axis;

@@ -276,7 +276,7 @@ def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray
                stride: int, sigma_per_stride: float, behind_m: float, band_px: tuple[int, int],
                neck_skin: tuple | None = None) -> GaussianBatch | None:
     """Skin for what an opened jaw in the photo hides and the rest pose shows: pixels of the photo's face
-    below the mouth that the rest template (chin higher) no longer covers get static Gaussians
+    below the mouth that the rest template (chin higher) no longer covers get Gaussians
     `behind_m` behind the photo's face surface (hidden by the chin in the photo's pose), coloured like
     the neck just below the photo's chin (rows band_px below the face in the same column, filled
     smoothly). They are PART_UNDER_CHIN: rigid with the head, outside the template's falloff band, so that the rest
