@@ -967,7 +967,7 @@ class MeshFitReconstructor(Reconstructor):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
         blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
         the hair rather than the face's skin, and above the forehead; the face rim where the face is the
-        silhouette) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
+        silhouette below the ear's rows, the far colour above them) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
         elsewhere the skin in shadow, MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours
         below the head and beside it below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres behind the
         front where that far part starts (SideLook.far_from: sooner behind the ear). The silhouette wall's front is
@@ -996,6 +996,7 @@ class MeshFitReconstructor(Reconstructor):
         far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
         if hair_skin is False:
             hair_skin = self._hair_and_skin(scene.photo, scene.person, lm, mesh_px, head_mask, rows)
+        ear = np.zeros((person.shape[0], 1))  # the ear's rows (below: with the hair's colours)
         if hair_skin is not None:
             hair, skin = hair_skin
             # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
@@ -1026,13 +1027,17 @@ class MeshFitReconstructor(Reconstructor):
         # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
         # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
         # half-transparent matte edge in a turned view, the hair colour there read as a dark jagged seam with
-        # flecks (business_person turned 25 deg).
+        # flecks (business_person turned 25 deg). In the ear's rows (above the eyes', fading out by the nose base's) it
+        # is the far colour (the ear and the hair behind it, the ear rule above): the face rim there, skin fading to
+        # her hair within ear_far_from x side_far_from_m, stood as a pale patch under business_person's hair turned
+        # 20-35 deg (not the white backdrop's light: her far cheek's rim is as light 4 px inside as 20 px inside).
         face_edge = mesh_px & person & (d_in < 2 * (cfg.edge_band_px + 1))
         if face_edge.any():
             d_face = cv2.distanceTransform((~face_edge).astype(np.uint8), cv2.DIST_L2, 3)
             near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
             face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
-            side = (1 - near) * side + near * face_rim
+            top = near * ear[..., None]
+            side = (1 - near) * side + (near - top) * face_rim + top * far
         if hair_skin is not None and cfg.neck_skin_residual is not None:
             side, far, far_from, back = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, side, far, far_from,
                                                            back)
