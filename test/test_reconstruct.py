@@ -728,6 +728,31 @@ def test_a_turned_cheek_shows_skin_not_the_hair_behind_it(results):
     assert dark.sum() < 0.1 * alive.sum(), f"{dark.sum()} of {alive.sum()} cheek pixels dark"
 
 
+def test_a_turned_cheek_shows_no_pale_patch_under_the_hair(results):
+    """The hidden side behind business_person's far cheek (the silhouette against a white background) took the face
+    rim's colours up into the ear's rows, where the far colour behind it is her dark hair within 8 mm: turned 35 deg
+    a pale skin-to-grey patch stood under her hair beside the cheek (the box, rows 200-228 x 322-345 of the 512 view:
+    mean luma 0.46 x the face's on main 9c6353e, 282 of 696 pixels above 0.45; 0.31 x and 125 now). There the side is
+    the far colour (MeshFitConfig.ear_far_from's ear rows, the eyes' to the nose base's). The rim is as light 4 px
+    inside her outline as 20 px inside (luma 0.84-0.86): not the backdrop's light. obama_speech's side below the nose
+    base (his rim-lit cheek turned -35 deg) keeps the face rim: (0.63, 0.41, 0.31) on main and now."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    luma = np.array([0.299, 0.587, 0.114])
+    a = results["business_person.png"].avatar
+    black, white = (source_view(a, 35, 0, size=512, background=(b, b, b), backend="cpu") for b in (0.0, 1.0))
+    alpha, lum = 1 - (white - black).mean(-1), black @ luma
+    box, face = (slice(200, 229), slice(322, 346)), (slice(240, 280), slice(250, 300))
+    assert alpha[box].min() > 0.9, "the box is not on the turned head"
+    assert lum[200:229, 295:305].mean() > 0.7, "left of the box is not the cheek"
+    ratio = float(lum[box].mean() / lum[face].mean())
+    pale = int((lum[box] > 0.45).sum())
+    assert ratio < 0.38 and pale < 200, f"a pale patch beside the turned cheek: luma {ratio:.2f} x the face's, {pale} px"
+    cheek = source_view(results["obama_speech.jpg"].avatar, -35, 0, size=512, background=(0.0, 0.0, 0.0),
+                        backend="cpu")[210:300, 170:215].reshape(-1, 3).mean(0)
+    assert cheek[0] > 0.55 and cheek[0] > 1.8 * cheek[2], f"obama_speech's turned cheek's side {cheek}: not his rim"
+
+
 def test_a_cheek_seen_on_a_panel_has_no_crack_where_the_photo_matte_ends(results):
     """business_person's photo is turned: her image-right cheek is the silhouette against a white background, its
     outermost pixels a matte (edge_matte: discs as transparent as the photo's edge is mixed with the background) and
