@@ -967,12 +967,14 @@ class MeshFitReconstructor(Reconstructor):
         """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
         blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
         the hair rather than the face's skin, and above the forehead; the face rim where the face is the
-        silhouette below the ear's rows, the far colour above them) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
+        silhouette) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
         elsewhere the skin in shadow, MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours
         below the head and beside it below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres behind the
         front where that far part starts (SideLook.far_from: sooner behind the ear). The silhouette wall's front is
         `_wall_colours`' (the photo's rim as its camera sees it, not these). `hair_skin`: the caller's
-        `_hair_and_skin` of the same arguments (found here when not given)."""
+        `_hair_and_skin` of the same arguments (found here when not given). Where
+        the face is the silhouette in the ear's rows (above the eyes', fading out by the nose base's), the sides are
+        the far colour there (the ear and the hair behind it)."""
         cfg = self.cfg
         person = scene.person
         # The shoulders beside the head are the body wherever they stand: high shoulders (tpsmm, close to the lens)
@@ -996,7 +998,7 @@ class MeshFitReconstructor(Reconstructor):
         far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
         if hair_skin is False:
             hair_skin = self._hair_and_skin(scene.photo, scene.person, lm, mesh_px, head_mask, rows)
-        ear = np.zeros((person.shape[0], 1))  # the ear's rows (below: with the hair's colours)
+        ear = np.zeros((person.shape[0], 1))  # [S, 1] the ear's rows, 0..1 (set with the hair's colours below)
         if hair_skin is not None:
             hair, skin = hair_skin
             # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
