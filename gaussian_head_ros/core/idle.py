@@ -133,13 +133,13 @@ class ControlMixer:
         self.live_time = -math.inf  # when the newest live control arrived
         self.idle_since: float | None = 0.0  # time idle began (None while live)
         self.resume_time = -math.inf  # when live control came back after idle
-        self.last_idle: FaceControl | None = None  # the idle pose at the moment live resumed
+        self.last_idle: FaceControl | None = None  # what was shown (idle, or easing into it) when live resumed
 
     def update(self, control: FaceControl, now: float) -> None:
         """Take a live control that arrived at `now` (seconds, the mixer's clock); coming back from idle,
-        the idle pose of that moment is kept to ease from."""
-        if self.idle_since is not None:  # coming back from idle: ease from the idle pose
-            self.last_idle = self.idle.control(now - self.idle_since)
+        what was shown at that moment (the idle pose, or the blend into it while easing) is kept to ease from."""
+        if self.idle_since is not None:  # coming back from idle: ease from the picture shown now (back in the
+            self.last_idle = self.get(now)[0]  # middle of the ease into idle, the idle pose itself was a snap)
             self.resume_time = now
             self.idle_since = None
         self.live, self.live_time = control, now
