@@ -1,5 +1,7 @@
 """core/idle.py: the hand-over between live control and the idle animation (ROS-free)."""
 
+import dataclasses
+
 import numpy as np
 
 from gaussian_head_ros.core.control import FaceControl, euler_to_quat, quat_to_matrix
@@ -54,3 +56,43 @@ def test_a_face_back_from_full_idle_eases_from_the_idle_pose():
     back, mode = mixer.get(110.0)
     assert mode == "easing" and abs(_yaw_deg(back) - _yaw_deg(shown)) < 0.5
 
+
+def _lids(right: float, left: float) -> np.ndarray:
+    return np.array([right] * 7 + [left] * 7, np.float32)
+
+
+def test_a_face_lost_mid_blink_opens_its_eyes_while_held():
+    # The tracker found the face last with both eyes shut (lp_d18 frame 96: lid ratios ~0.25) and then no more:
+    # the mixer holds that control for idle_timeout_s. It used to hold the shut eyes for all of it (2 s of a
+    # sleeping face, user27, s27); now the blink opens once the control is older than a blink, the rest is held.
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    blink = dataclasses.replace(_live(10.0, 0.3), stamp_ns=123, eyelid_ratios=_lids(0.25, 0.27))
+    mixer.update(_live(10.0, 0.3), 99.0)  # tracking for a second (the ease in from the start's idle is over)
+    _frames(mixer, 99.0, 100.0)
+    mixer.update(blink, 100.0)
+    early, mode = mixer.get(100.1)  # a blink is this short: drawn as it came
+    assert mode == "live" and early is blink
+    frames = _frames(mixer, 100.0, 101.9)
+    held, mode = frames[-1]
+    assert mode == "live" and np.allclose(held.eyelid_ratios, 1.0), held.eyelid_ratios
+    assert held.stamp_ns == 0  # not the camera frame's picture any more: the display stamps it when drawn
+    assert abs(_yaw_deg(held) - 10.0) < 1e-3 and held.blendshape("jawOpen") == blink.blendshape("jawOpen")
+    lids = [float(c.eyelid_ratios.mean()) for c, _ in frames]
+    assert max(np.diff(lids)) < 0.5 and all(np.diff(lids) >= -1e-6)  # opens over a few frames, never closes again
+    assert "easing" in [m for _, m in frames]
+
+
+def test_a_held_squint_or_a_blink_blendshape():
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    squint = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(0.7, 0.65))  # a smile's squint: held
+    mixer.update(squint, 99.0)
+    _frames(mixer, 99.0, 100.0)
+    mixer.update(squint, 100.0)
+    assert mixer.get(101.5)[0] is squint
+    wink = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(1.0, 0.2),  # one eye shut: that one opens
+                               blendshape_names=["eyeBlinkLeft", "eyeBlinkRight"],
+                               blendshapes=np.array([0.9, 0.05], np.float32))
+    mixer.update(wink, 102.0)
+    held = mixer.get(103.5)[0]
+    assert np.allclose(held.eyelid_ratios, 1.0)
+    assert held.blendshape("eyeBlinkLeft") == 0.0 and abs(held.blendshape("eyeBlinkRight") - 0.05) < 1e-6

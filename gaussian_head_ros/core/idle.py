@@ -17,6 +17,8 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
 
+BLINK_CLOSING_SHARE = 0.4  # an idle blink closes in the first 40 % of blink_duration_s and opens in the rest
+
 # MediaPipe face-mesh eyelid landmark pairs (upper lid, lower lid) per eye.
 EYELID_PAIRS = {"right": lmk.EYELID_PAIRS_R, "left": lmk.EYELID_PAIRS_L}
 
@@ -62,8 +64,8 @@ class IdleAnimator:
         u = (t - self.blink_times[i]) / self.cfg.blink_duration_s
         if u >= 1.0:
             return 0.0
-        # close in the first 40 %, open in the rest
-        return float(math.sin(0.5 * math.pi * u / 0.4) if u < 0.4 else math.cos(0.5 * math.pi * (u - 0.4) / 0.6))
+        c = BLINK_CLOSING_SHARE
+        return float(math.sin(0.5 * math.pi * u / c) if u < c else math.cos(0.5 * math.pi * (u - c) / (1.0 - c)))
 
     def control(self, t: float, stamp_ns: int = 0) -> FaceControl:
         """The idle control `t` seconds after idle began: breathing pitch and sway (yaw, roll) as a head
@@ -121,9 +123,46 @@ def _ease(u: float) -> float:
     return u * u * (3 - 2 * u)
 
 
+# A held live control (the face lost, the link down: nothing newer for idle_timeout_s) must not hold a blink: the
+# face lost mid-blink (the last frame MediaPipe found, as the operator turns or walks away) showed its eyes shut for
+# the 2 s hold (user27, s27). A blink's lids are shut for 0.1-0.3 s, so an eye still shut in a control this old is a
+# held blink; it opens over the idle blink's opening time. Below CLOSED_LID_RATIO of the neutral lid gap an eye is shut:
+# MediaPipe's blinks read 0.2-0.45 (lp_d18, sadtalker), a smile's squint 0.64 or more (their 2nd-10th percentiles).
+HELD_BLINK_S = 0.3
+CLOSED_LID_RATIO = 0.5
+
+
+def open_held_blink(control: FaceControl, age_s: float, open_s: float) -> FaceControl:
+    """`control` held `age_s` seconds since it arrived, with a shut eye opened: each eye whose `eyelid_ratios` ([14],
+    lmk.EYELID_PAIRS_R then _L; mean below CLOSED_LID_RATIO) or eyeBlinkRight / eyeBlinkLeft blendshape (above
+    1 - CLOSED_LID_RATIO) says it is shut eases to the neutral opening (ratio 1, blendshape 0) over `open_s` seconds,
+    starting HELD_BLINK_S after it arrived. A control changed so is stamped 0 (not the camera frame's picture: a
+    display frame of it carries its drawing time, as idle frames do); one with no shut eye, or younger, is returned as
+    it is."""
+    w = _ease((age_s - HELD_BLINK_S) / max(open_s, 1e-6))
+    if w <= 0.0:
+        return control
+    lids = np.asarray(control.eyelid_ratios, np.float32).copy()
+    shut = False
+    if lids.size == 2 * len(lmk.EYELID_PAIRS_R):
+        for eye in lids.reshape(2, -1):  # (views of lids: edited in place)
+            if float(eye.mean()) < CLOSED_LID_RATIO:
+                eye += w * (1.0 - eye)
+                shut = True
+    coeffs = np.asarray(control.blendshapes, np.float32).copy()
+    for i, name in enumerate(control.blendshape_names):
+        if name in ("eyeBlinkLeft", "eyeBlinkRight") and coeffs[i] > 1.0 - CLOSED_LID_RATIO:
+            coeffs[i] *= 1.0 - w
+            shut = True
+    if not shut:
+        return control
+    return dataclasses.replace(control, stamp_ns=0, eyelid_ratios=lids, blendshapes=coeffs)
+
+
 class ControlMixer:
     """Chooses what to render: the newest live control, the idle animation after `idle_timeout_s` of silence,
-    and an eased blend of `ease_s` seconds at each hand-over. Times are seconds on any monotonic clock."""
+    and an eased blend of `ease_s` seconds at each hand-over. Times are seconds on any monotonic clock. A live
+    control held past HELD_BLINK_S with a shut eye opens it (`open_held_blink`, 'easing' while it opens)."""
 
     def __init__(self, idle: IdleAnimator, idle_timeout_s: float = 2.0, ease_s: float = 0.6):
         self.idle = idle
@@ -152,9 +191,20 @@ class ControlMixer:
             t = now - self.idle_since
             ctl = self.idle.control(t)
             if self.live is not None and t < self.ease_s:  # ease from the last live pose into idle
-                return blend_controls(self.live, ctl, _ease(t / self.ease_s)), "easing"
+                return blend_controls(self._held(now), ctl, _ease(t / self.ease_s)), "easing"
             return ctl, "idle"
         u = (now - self.resume_time) / self.ease_s if self.ease_s > 0 else 1.0
+        live = self._held(now)
         if self.last_idle is not None and u < 1.0:
-            return blend_controls(self.last_idle, self.live, _ease(u)), "easing"
-        return self.live, "live"
+            return blend_controls(self.last_idle, live, _ease(u)), "easing"
+        opening = live is not self.live and now - self.live_time < HELD_BLINK_S + self._open_s
+        return live, "easing" if opening else "live"
+
+    @property
+    def _open_s(self) -> float:
+        """How long a held blink takes to open (s): the idle blink's opening (the 60 % after its closing)."""
+        return (1.0 - BLINK_CLOSING_SHARE) * self.idle.cfg.blink_duration_s
+
+    def _held(self, now: float) -> FaceControl:
+        """The newest live control as held at `now`: a shut eye opened once it is older than a blink."""
+        return open_held_blink(self.live, now - self.live_time, self._open_s)
