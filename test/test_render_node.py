@@ -233,6 +233,27 @@ def test_a_frame_published_again_is_its_picture_with_its_header(io):
     assert {i.header.frame_id for i in infos} == {"face_display"}
 
 
+
+def test_a_second_display_names_its_own_frame(io):
+    """Two displays driven from one avatar (a second render node remapped to face_display_b, as the README shows)
+    both stamped their image and camera_info `face_display`: a TF tree or an image_proc / RViz set-up could not tell
+    them apart (user27, s27). The `frame_id` parameter names it; image, camera_info and their pairing follow it."""
+    import rclpy
+
+    try:
+        assert _set_param(io, "frame_id", "face_display_b").successful
+        io["images"].clear()
+        io["infos"].clear()
+        m = _wait_image(io, lambda m: m.header.frame_id == "face_display_b", 20)
+        assert m is not None, "no frame with frame_id face_display_b"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(i.header.stamp == m.header.stamp for i in io["infos"]):
+            rclpy.spin_once(io["node"], timeout_sec=0.05)
+        info = next((i for i in io["infos"] if i.header.stamp == m.header.stamp), None)
+        assert info is not None and info.header.frame_id == "face_display_b"
+    finally:
+        assert _set_param(io, "frame_id", "face_display").successful
+
 def test_controls_stamped_with_another_clock_are_said(io):
     """Controls whose stamps are far from this node's clock (an operator host whose clock disagrees, a camera bag
     played without --clock) made every latency figure that far off without a word: camera stamps 10 s behind gave

@@ -128,6 +128,8 @@ class RenderNodeSettings:
     max_gaussians: int = setting(DISPLAY_MAX_GAUSSIANS, "avatars with more Gaussians are refused",
                                  range=(1, 10_000_000))
     mirror: bool = setting(False, "flip the image left-right (a mirror for the operator)")
+    frame_id: str = setting("face_display", "header frame_id of face_display/image_raw, its camera_info and /compressed "
+                                            "(a second display of one robot: its own, e.g. face_display_b)")
     jpeg_quality: int = setting(80, "JPEG quality of face_display/image_raw/compressed, 1..100 (encoded only while "
                                     "someone subscribes)", range=(1, 100))
     threads: int = setting(0, "CPU threads of the cpu rasterizer; 0 = automatic (measures 1 and all cores every 10 s "
@@ -552,7 +554,7 @@ class RenderNode(Node):
                str(self._param("framing")), float(self._param("head_fill")))
         if key != self._camera_key or self._camera_made[2] is not loaded:
             k = self._intrinsics(loaded, w, h)
-            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(frame_id="face_display"), key[3]), loaded)
+            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(), key[3]), loaded)
             self._camera_key = key
         return self._camera_made[:2]
 
@@ -632,7 +634,7 @@ class RenderNode(Node):
             self.trace.mark(frametrace.RENDER_DRAWN, stamp_ns, cpu_ns=time.thread_time_ns() - cpu0)
         if self._param("mirror"):
             img = img[:, ::-1]
-        header = Header(frame_id="face_display")
+        header = Header(frame_id=str(self._param("frame_id")))
         header.stamp = ns_to_stamp(stamp_ns) if stamp_ns else self.get_clock().now().to_msg()
         self.image_pub.publish(rgb_to_image_msg(img, header))
         info.header = header  # (published at once: serialized now, free to restamp next frame)
