@@ -66,6 +66,13 @@ class EyeballConfig:
     # the median of the fitted c1 (-0.16) over 10 eyes (lp_d0's frame 0, obama_official, business_person, trump,
     # lp_d8: -0.43 .. +0.06), a mild falloff for a photo whose sclera says nothing (sclera19, session 19)
     shade_falloff: float = -0.08
+    # The upper lid's shadow (lid_shadow): the photo's sclera is darker just under the upper lid than below it (its
+    # eyeball pixels' top row beside the iris over the rest of them, right / left eye: business_person 0.80 / 0.85,
+    # astronaut 0.73 / 0.80, two_children 0.69 / 0.77, obama_speech 0.75 / 0.67; trump_official's right eye 1.0), while
+    # the cap painted the lit colour above the iris: a lid opened wider than the photo's, or a look, uncovered a bright
+    # white wedge under the lid (business_person x sadtalker f50; eyes27, session 27). Measured on at least this many
+    # columns beside the iris (the nine portraits' eyes show 6-15)
+    lid_shadow_columns: int = 5
     iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
     # Which opening pixels turn with the eyeball (eyeball_pixels), one rule for the whole opening: within iris_reach
@@ -115,7 +122,7 @@ class EyeballConfig:
     def validate(self) -> None:
         """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
         in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
-        than 1 pixel to measure a colour on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a
+        than 1 pixel to measure a colour on or 1 column to measure the lid's shadow on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a
         shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a cap_inset_m not in [0, radius_m), a
         catchlight_level, catchlight_min, catchlight_lag or catchlight_reach not in [0, 1], a catchlight_lift_m < 0.
         Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
@@ -134,6 +141,8 @@ class EyeballConfig:
             raise ValueError(f"EyeballConfig.shade_falloff must be finite, got {self.shade_falloff!r}")
         if self.min_pixels < 1:
             raise ValueError(f"EyeballConfig.min_pixels must be >= 1, got {self.min_pixels!r}")
+        if self.lid_shadow_columns < 1:
+            raise ValueError(f"EyeballConfig.lid_shadow_columns must be >= 1, got {self.lid_shadow_columns!r}")
         if not 0.0 <= self.sclera_level <= 1.0:
             raise ValueError(f"EyeballConfig.sclera_level must be in [0, 1], got {self.sclera_level!r}")
         for name in ("iris_reach", "skin_red"):
@@ -221,10 +230,11 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
     """Per eye (right, left): sclera, iris and pupil rgb in [0, 1] and the iris radius in pixels, measured on
     the photo's eye openings (eye_px [S, S] bool) around the iris landmarks (opening_colours; the defaults of
     cfg where the photo shows too little), "sclera_lit": the sclera's brightest share
-    (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion), and "sclera_shade" [2, 5]: each
-    eye's sclera_shading fit (c0, c1, d_lo, d_hi, brightest / lit) that shades that painted sclera."""
+    (cfg.lit_sclera_share), the painted eyeball's sclera (eyeball_completion), "sclera_shade" [2, 5]: each
+    eye's sclera_shading fit (c0, c1, d_lo, d_hi, brightest / lit) that shades that painted sclera, "sclera_side"
+    [2, 2] (sclera_sides) and "sclera_lid" [2, 2] (lid_shadow: the upper lid's shadow and the lid's height)."""
     out = {"sclera": [], "sclera_lit": [], "iris": [], "pupil": [], "iris_radius_px": [], "sclera_shade": [],
-           "sclera_side": []}
+           "sclera_side": [], "sclera_lid": []}
     lum = photo @ LUMA
     for centre, ring in ((lmk.IRIS_CENTER_R, lmk.IRIS_R), (lmk.IRIS_CENTER_L, lmk.IRIS_L)):
         r_px = float(np.mean(np.linalg.norm(landmarks_px[list(ring), :2] - landmarks_px[centre, :2], axis=1)))
@@ -246,6 +256,8 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         dx = np.arange(eye_px.shape[1])[None, :] + 0.5 - float(landmarks_px[centre, 0])
         out["sclera_side"].append(sclera_sides(lum, eye_px, lit_px, d_r, dx, sclera_luma, lit_luma,
                                                out["sclera_shade"][-1], cfg))
+        up = float(landmarks_px[centre, 1]) - (np.arange(eye_px.shape[0])[:, None] + 0.5)  # pixels above it
+        out["sclera_lid"].append(lid_shadow(lum, eye_px, d_r, dx / r_px, up / r_px, sclera_luma, cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
@@ -284,8 +296,11 @@ def sclera_sides(lum: np.ndarray, opening: np.ndarray, lit_px: np.ndarray, d_r: 
     if lit_luma <= 1e-6:
         return out
     level = None  # the eyeball's own pixels (cfg.sclera_level of the way): once an eye, where a side needs them
+    lit_sides = []  # per side that shows lit sclera: its median over the radial fit (the side's own light)
     for k, side in enumerate((dx < 0, dx > 0)):
-        if (lit_px & side & (d_r > 1.15)).sum() >= cfg.min_pixels:
+        seen = lit_px & side & (d_r > 1.15)
+        if seen.sum() >= cfg.min_pixels:
+            lit_sides.append((k, float(np.median(lum[seen] / np.maximum(lit_luma * shade(coef, d_r[seen]), 1e-6)))))
             continue
         if level is None:
             level = sclera_pixels(lum, opening, d_r, sclera_luma, cfg.min_pixels, cfg.sclera_level)
@@ -293,7 +308,41 @@ def sclera_sides(lum: np.ndarray, opening: np.ndarray, lit_px: np.ndarray, d_r: 
         if own.sum() >= cfg.min_pixels:
             painted = lit_luma * float(np.median(shade(coef, d_r[own])))
             out[k] = np.clip(float(np.median(lum[own])) / max(painted, 1e-6), cfg.shade_range[0], 1.0)
+    if len(lit_sides) == 2:  # both sides show lit sclera: the darker one is darker by the photo's ratio of the two
+        (k0, m0), (k1, m1) = lit_sides
+        out[k0] = np.clip(m0 / max(m1, 1e-6), cfg.shade_range[0], 1.0)
+        out[k1] = np.clip(m1 / max(m0, 1e-6), cfg.shade_range[0], 1.0)
     return out
+
+
+def lid_shadow(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, x_r: np.ndarray, up_r: np.ndarray,
+               sclera_luma: float, cfg: EyeballConfig) -> np.ndarray:
+    """One eye's upper-lid shadow on its sclera -> [2]: (factor, lid height). lum [S, S] luminance, opening [S, S]
+    bool, d_r [S, S] iris radii off the iris centre, x_r [1, S] (or [S, S]) iris radii right of it, up_r [S, 1] (or
+    [S, S]) iris radii above it, sclera_luma the measured sclera's. Factor: in the columns beside the iris (|x_r| >
+    1.15) that show the eyeball's own pixels (sclera_pixels at cfg.sclera_level: not the lashes), the median
+    luminance of each column's top one (the sclera just under the upper lid) over the median of the others, in
+    cfg.shade_range[0] .. 1; 1 when fewer than cfg.lid_shadow_columns columns or cfg.min_pixels others say. Lid
+    height: the median height of the opening's top over the iris (|x_r| < 0.5), in iris radii, in 0.25 .. 1.5 (1
+    when the opening shows none). eyeball_completion darkens the painted sclera by the factor from the iris centre's
+    height up to the lid's: a wider lid or a look uncovers sclera in the lid's shadow (see EyeballConfig)."""
+    near = opening & (d_r < 4.0)
+    x_r, up_r = np.broadcast_to(x_r, near.shape), np.broadcast_to(up_r, near.shape)
+    over = near & (np.abs(x_r) < 0.5)
+    cols = over.any(0)
+    height = float(np.median(up_r[over.argmax(0)[cols], np.nonzero(cols)[0]])) if cols.any() else 1.0
+    height = float(np.clip(height, 0.25, 1.5))
+    own = sclera_pixels(lum, opening, d_r, sclera_luma, cfg.min_pixels, cfg.sclera_level) & (np.abs(x_r) > 1.15)
+    cols = own.any(0)
+    if cols.sum() < cfg.lid_shadow_columns:
+        return np.array([1.0, height])
+    top = np.zeros_like(own)
+    top[own.argmax(0)[cols], np.nonzero(cols)[0]] = True
+    rest = own & ~top
+    if rest.sum() < cfg.min_pixels:
+        return np.array([1.0, height])
+    factor = float(np.median(lum[top])) / max(float(np.median(lum[rest])), 1e-6)
+    return np.array([float(np.clip(factor, cfg.shade_range[0], 1.0)), height])
 
 
 def shade(coef: np.ndarray, d_r: np.ndarray) -> np.ndarray:
@@ -454,6 +503,11 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
                 lat = (dirs[:, 0] - rest[e, 0] * np.cos(ang)) / np.maximum(np.sin(ang), 1e-6)  # x share off the gaze
                 g = np.where(lat > 0, colours["sclera_side"][e][1], colours["sclera_side"][e][0])
                 f = f * (1.0 + (g - 1.0) * np.clip(np.abs(lat), 0.0, 1.0))
+            if "sclera_lid" in colours:  # the upper lid's shadow (lid_shadow): from the iris centre's height up to the
+                # lid's, the place's height above the rest gaze as the photo shows it, in iris radii
+                k, height = colours["sclera_lid"][e]
+                up = -(dirs[:, 1] - rest[e, 1] * np.cos(ang)) / max(np.sin(iris_rad), 1e-6)
+                f = np.maximum(f * (1.0 + (k - 1.0) * np.clip(up / height, 0.0, 1.0)), lo)
             scl = scl * f[:, None]
         col = np.where((t_iris < cfg.pupil_ratio)[:, None], colours["pupil"][e],
                        np.where((t_iris < 1.0)[:, None],
