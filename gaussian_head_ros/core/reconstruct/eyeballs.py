@@ -67,8 +67,9 @@ class EyeballConfig:
     # lp_d8: -0.43 .. +0.06), a mild falloff for a photo whose sclera says nothing (sclera19, session 19)
     shade_falloff: float = -0.08
     # The upper lid's shadow (lid_shadow): the photo's sclera is darker just under the upper lid than below it (its
-    # eyeball pixels' top row beside the iris over the rest of them, right / left eye: business_person 0.80 / 0.85,
-    # astronaut 0.73 / 0.80, two_children 0.69 / 0.77, obama_speech 0.75 / 0.67; trump_official's right eye 1.0), while
+    # eyeball pixels' top row beside the iris over the rest of them, over the radial shading, right / left eye:
+    # business_person 0.80 / 0.84, astronaut 0.76 / 0.80, two_children 0.68 / 0.73, obama_speech 0.79 / 0.69;
+    # trump_official's right eye 1.0), while
     # the cap painted the lit colour above the iris: a lid opened wider than the photo's, or a look, uncovered a bright
     # white wedge under the lid (business_person x sadtalker f50; eyes27, session 27). Measured on at least this many
     # columns beside the iris (the nine portraits' eyes show 6-15)
@@ -257,7 +258,8 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         out["sclera_side"].append(sclera_sides(lum, eye_px, lit_px, d_r, dx, sclera_luma, lit_luma,
                                                out["sclera_shade"][-1], cfg))
         up = float(landmarks_px[centre, 1]) - (np.arange(eye_px.shape[0])[:, None] + 0.5)  # pixels above it
-        out["sclera_lid"].append(lid_shadow(lum, eye_px, d_r, dx / r_px, up / r_px, sclera_luma, cfg))
+        out["sclera_lid"].append(lid_shadow(lum, eye_px, d_r, dx / r_px, up / r_px, sclera_luma,
+                                            out["sclera_shade"][-1], cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
@@ -316,12 +318,13 @@ def sclera_sides(lum: np.ndarray, opening: np.ndarray, lit_px: np.ndarray, d_r: 
 
 
 def lid_shadow(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, x_r: np.ndarray, up_r: np.ndarray,
-               sclera_luma: float, cfg: EyeballConfig) -> np.ndarray:
+               sclera_luma: float, coef: np.ndarray, cfg: EyeballConfig) -> np.ndarray:
     """One eye's upper-lid shadow on its sclera -> [2]: (factor, lid height). lum [S, S] luminance, opening [S, S]
     bool, d_r [S, S] iris radii off the iris centre, x_r [1, S] (or [S, S]) iris radii right of it, up_r [S, 1] (or
-    [S, S]) iris radii above it, sclera_luma the measured sclera's. Factor: in the columns beside the iris (|x_r| >
-    1.15) that show the eyeball's own pixels (sclera_pixels at cfg.sclera_level: not the lashes), the median
-    luminance of each column's top one (the sclera just under the upper lid) over the median of the others, in
+    [S, S]) iris radii above it, sclera_luma the measured sclera's, coef its radial shading (sclera_shading). Factor:
+    in the columns beside the iris (|x_r| > 1.15) that show the eyeball's own pixels (sclera_pixels at
+    cfg.sclera_level: not the lashes), the median over the radial shading (`shade`: the top pixel lies farther from
+    the iris) of each column's top one (the sclera just under the upper lid) over the same median of the others, in
     cfg.shade_range[0] .. 1; 1 when fewer than cfg.lid_shadow_columns columns or cfg.min_pixels others say. Lid
     height: the median height of the opening's top over the iris (|x_r| < 0.5), in iris radii, in 0.25 .. 1.5 (1
     when the opening shows none). eyeball_completion darkens the painted sclera by the factor from the iris centre's
@@ -341,7 +344,8 @@ def lid_shadow(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, x_r: np.nd
     rest = own & ~top
     if rest.sum() < cfg.min_pixels:
         return np.array([1.0, height])
-    factor = float(np.median(lum[top])) / max(float(np.median(lum[rest])), 1e-6)
+    rel = lum / np.maximum(shade(coef, d_r), 1e-6)  # over the radial shading
+    factor = float(np.median(rel[top])) / max(float(np.median(rel[rest])), 1e-6)
     return np.array([float(np.clip(factor, cfg.shade_range[0], 1.0)), height])
 
 
