@@ -195,3 +195,66 @@ def test_the_painted_iris_is_the_photo_s_as_the_cap_shows_it():
     assert inside.sum() > 20 and (luma[inside] < 0.5 * sclera).all()  # main: sclera beyond 0.83
     beyond = front & (rho > 1.03) & (rho < 1.5)
     assert beyond.sum() > 20 and (luma[beyond] > 0.8 * sclera).all()
+
+
+def _shaded_eye(shadow=1.0, left=1.0):
+    """_eye's opening with a dark rim (lashes, 2 px), its sclera's top row under the upper lid at `shadow` of the
+    sclera's shade beside it (2 px), and the sclera left of the iris at `left` of the right's -> (photo, lm, opening,
+    the cap's right-eye Gaussians' (luma [M], x [M], up [M] in iris radii as the photo shows them), cfg)."""
+    photo, lm, opening = _eye()
+    r, (cx, cy) = 14.0, (80.0, 80.0)
+    rows, cols = np.mgrid[0:photo.shape[0], 0:photo.shape[1]]
+    d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / r
+    inner = cv2.erode(opening.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    sclera = inner & (d >= 1.0)
+    top = np.zeros_like(inner)
+    first = inner.argmax(0)
+    for dy in (0, 1):
+        top[np.minimum(first + dy, photo.shape[0] - 1), np.arange(photo.shape[1])] = True
+    top &= inner
+    photo[sclera & top] *= shadow
+    photo[sclera & (cols + 0.5 < cx)] *= left
+    photo[opening & ~inner] = 0.1  # the lashes and the lids' shadow: the opening's dark rim
+    cfg = EyeballConfig()
+    cols_ = eye_colours(photo, opening, lm, cfg)
+    template = np.zeros((lmk.NUM_LANDMARKS, 3))
+    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
+    mpp = 0.0004
+    painted = eyeball_completion(template, np.zeros((2, 2)), cols_, mpp, cfg)
+    right = painted.means[:, 0] < 0
+    u = painted.means[right] - np.array([-0.032, 0.0, cfg.radius_m])
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    s_iris = r * mpp / cfg.radius_m
+    return painted.colors[right] @ LUMA, u[:, 0] / s_iris, -u[:, 1] / s_iris, cfg
+
+
+def test_the_painted_sclera_is_in_the_upper_lid_s_shadow_as_the_photo_s_is():
+    """The photo's sclera is darker just under the upper lid (business_person's right eye: its top row beside the iris
+    0.80 of the rest), while the cap painted behind the lids took the lit colour above the iris: a lid opened wider than
+    the photo's, or a look, uncovered a bright white wedge under the lid (business_person x sadtalker f50). Now the
+    painted sclera above the iris takes the photo's shadow (eyeballs.lid_shadow), beside it not (eyes27, s27)."""
+    luma, x, up, _ = _shaded_eye(shadow=0.65)
+    d = np.hypot(x, up)
+    ring = (d > 1.7) & (d < 2.2)
+    above, beside = ring & (np.abs(x) < 0.4) & (up > 0), ring & (np.abs(up) < 0.4)
+    below = ring & (np.abs(x) < 0.4) & (up < 0)
+    assert above.sum() > 5 and beside.sum() > 10 and below.sum() > 5
+    ratio = float(np.median(luma[above]) / np.median(luma[beside]))
+    assert 0.55 < ratio < 0.75, ratio  # main: 1.0 (radial shading only)
+    assert abs(float(np.median(luma[below]) / np.median(luma[beside])) - 1.0) < 0.02  # below the iris as before
+    luma0, *_ = _shaded_eye()  # no shadow in the photo: none painted
+    assert abs(float(np.median(luma0[above]) / np.median(luma0[beside])) - 1.0) < 0.02
+
+
+def test_the_painted_sclera_is_darker_on_the_side_the_photo_s_is_darker():
+    """business_person's right eye is lit from its inner side: the sclera beyond the iris's outer side 0.83 of its
+    inner side's (over the radial shading), both showing sclera, and the cap painted both in the lit colour (a
+    turn uncovered white beside the iris where the photo shows grey). Now the darker side takes the photo's ratio
+    (eyeballs.sclera_sides), the lit side keeps the lit colour (eyes27, s27)."""
+    luma, x, up, _ = _shaded_eye(left=0.75)
+    d = np.hypot(x, up)
+    ring = (d > 1.5) & (d < 2.5) & (np.abs(up) < 0.5)
+    left, right = ring & (x < 0), ring & (x > 0)
+    assert left.sum() > 10 and right.sum() > 10
+    ratio = float(np.median(luma[left]) / np.median(luma[right]))
+    assert 0.68 < ratio < 0.82, ratio  # main: 1.0

@@ -258,7 +258,8 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         out["sclera_side"].append(sclera_sides(lum, eye_px, lit_px, d_r, dx, sclera_luma, lit_luma,
                                                out["sclera_shade"][-1], cfg))
         up = float(landmarks_px[centre, 1]) - (np.arange(eye_px.shape[0])[:, None] + 0.5)  # pixels above it
-        out["sclera_lid"].append(lid_shadow(lum, eye_px, d_r, dx / r_px, up / r_px, sclera_luma,
+        r_div = max(r_px, 1e-6)  # as iris_distance
+        out["sclera_lid"].append(lid_shadow(lum, eye_px, d_r, dx / r_div, up / r_div, sclera_luma,
                                             out["sclera_shade"][-1], cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
