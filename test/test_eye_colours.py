@@ -258,3 +258,31 @@ def test_the_painted_sclera_is_darker_on_the_side_the_photo_s_is_darker():
     assert left.sum() > 10 and right.sum() > 10
     ratio = float(np.median(luma[left]) / np.median(luma[right]))
     assert 0.68 < ratio < 0.82, ratio  # main: 1.0
+
+
+def test_the_lid_s_shadow_over_the_iris_top_stays_with_the_lids():
+    """lp_d9_woman_turned's iris top lies under two rows of the lid's shadow and lashes (luma 0.12-0.19 over an iris of
+    0.28-0.45). Within 1.15 iris radii they turned with the eyeball, and a lid opened wider than the photo's uncovered
+    them as a dark dome over the iris. Now the dark pixels above the pupil joined to the opening's edge stay with the
+    lids (eyeballs.iris_shadow; the painted iris shows behind them); the pupil and a dark fleck inside the iris turn
+    with the eyeball (eyes27, s27)."""
+    from gaussian_head_ros.core.reconstruct.eyeballs import eyeball_pixels
+
+    photo, lm, opening = _eye()
+    r, (cx, cy) = 14.0, (80.0, 80.0)
+    rows, cols = np.mgrid[0:photo.shape[0], 0:photo.shape[1]] + 0.5
+    d = np.hypot(cols - cx, rows - cy) / r
+    photo[opening & (d < 1.0)] = IRIS  # no highlight here
+    shadow = opening & (rows < cy - 0.7 * r) & (np.abs(cols - cx) < 1.3 * r)  # from the opening's top edge down
+    photo[shadow] = 0.08
+    pupil = d < 0.35
+    photo[pupil] = 0.05
+    fleck = np.hypot(cols - (cx - 0.5 * r), rows - (cy - 0.3 * r)) < 1.5
+    photo[fleck] = 0.05
+    cfg = EyeballConfig()
+    own = eyeball_pixels(photo, opening, lm, eye_colours(photo, opening, lm, cfg), cfg)
+    over = shadow & (d < cfg.iris_reach)
+    assert over.sum() > 20
+    assert not own[over].any(), int(own[over].sum())  # main: all of them (within 1.15 iris radii)
+    assert own[pupil].all() and own[fleck].all()
+    assert own[opening & (d < 1.0) & ~shadow].all()  # the rest of the iris turns with the eyeball

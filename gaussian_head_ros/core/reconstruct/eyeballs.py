@@ -87,6 +87,13 @@ class EyeballConfig:
     # iris23, sessions 22-23). The lashes and the lid margins' shadow (0.0-0.3 of the way) still stay with the lids.
     sclera_level: float = 0.3
     iris_reach: float = 1.15
+    # The lid's shadow and lashes over the iris top (eyeball_pixels' iris_shadow): within iris_reach, more than
+    # iris_shadow_up iris radii above the iris centre (clear of the pupil, 0.4), darker than iris_shadow_level of the
+    # iris colour and joined to the opening's edge, they stay with the lids. On the eyeball, a lid opened wider than
+    # the photo's uncovered them as a dark dome over the iris (lp_d9_woman_turned: two rows at luma 0.12-0.19 over an
+    # iris of 0.28-0.45; eyes27, session 27); the painted iris shows behind them instead
+    iris_shadow_level: float = 0.7
+    iris_shadow_up: float = 0.5
     skin_red: float = 0.15
     band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
     # the painted cap lies this far inside the sphere the photo's eye pixels are put on: at lp_d0's far side looks,
@@ -125,7 +132,8 @@ class EyeballConfig:
         in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
         than 1 pixel to measure a colour on or 1 column to measure the lid's shadow on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a
         shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a cap_inset_m not in [0, radius_m), a
-        catchlight_level, catchlight_min, catchlight_lag or catchlight_reach not in [0, 1], a catchlight_lift_m < 0.
+        catchlight_level, catchlight_min, catchlight_lag, catchlight_reach or iris_shadow_level not in [0, 1], a
+        catchlight_lift_m < 0, an iris_shadow_up not finite.
         Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
@@ -150,10 +158,12 @@ class EyeballConfig:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"EyeballConfig.{name} must be > 0, got {v!r}")
-        for name in ("catchlight_level", "catchlight_min", "catchlight_lag", "catchlight_reach"):
+        for name in ("catchlight_level", "catchlight_min", "catchlight_lag", "catchlight_reach", "iris_shadow_level"):
             v = getattr(self, name)
             if not (np.isfinite(v) and 0.0 <= v <= 1.0):
                 raise ValueError(f"EyeballConfig.{name} must be in [0, 1], got {v!r}")
+        if not np.isfinite(self.iris_shadow_up):
+            raise ValueError(f"EyeballConfig.iris_shadow_up must be finite, got {self.iris_shadow_up!r}")
         if not (np.isfinite(self.catchlight_lift_m) and self.catchlight_lift_m >= 0):
             raise ValueError(f"EyeballConfig.catchlight_lift_m must be >= 0, got {self.catchlight_lift_m!r}")
         if not (np.isfinite(self.cap_inset_m) and 0.0 <= self.cap_inset_m < self.radius_m):
@@ -375,9 +385,29 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         sclera = np.asarray(colours["sclera"][e], np.float64)
         s_luma = float(sclera @ LUMA)
         sclera_red = (sclera[0] - sclera[2]) / max(s_luma, 1e-3)
-        out |= (near & (d < cfg.iris_reach)) | (sclera_pixels(lum, eye_px, d, s_luma, cfg.min_pixels, cfg.sclera_level)
-                                                & (red < sclera_red + cfg.skin_red))
+        up = (float(landmarks_px[centre, 1]) - (np.arange(eye_px.shape[0])[:, None] + 0.5)) / max(
+            float(colours["iris_radius_px"][e]), 1e-6)
+        shadow = iris_shadow(lum, eye_px, near & (up > cfg.iris_shadow_up),
+                             cfg.iris_shadow_level * float(np.asarray(colours["iris"][e]) @ LUMA))
+        out |= (near & (d < cfg.iris_reach) & ~shadow) | (
+            sclera_pixels(lum, eye_px, d, s_luma, cfg.min_pixels, cfg.sclera_level) & (red < sclera_red + cfg.skin_red))
     return out
+
+
+def iris_shadow(lum: np.ndarray, opening: np.ndarray, top: np.ndarray, level: float) -> np.ndarray:
+    """[S, S] bool: the lid's shadow and lashes over an iris's top (EyeballConfig.iris_shadow_level): of top [S, S] bool
+    (the eye's opening pixels above its pupil), those darker in luminance (lum [S, S]) than level, in 8-connected blobs
+    that reach the opening's edge (a pixel of opening [S, S] bool next to one off it): the shadow falls from the lid; a
+    dark fleck inside the iris is the iris. eyeball_pixels keeps those within its iris reach off the eyeball."""
+    dark = top & (lum < level)
+    if not dark.any():
+        return dark
+    n, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
+    edge = dark & cv2.dilate((~opening).astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=1).astype(bool)
+    reach = np.zeros(n, bool)
+    reach[labels[edge]] = True
+    reach[0] = False
+    return reach[labels]
 
 
 def catchlights(photo: np.ndarray, eyeball: np.ndarray, landmarks_px: np.ndarray, colours: dict,
