@@ -370,13 +370,15 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
                    cfg: EyeballConfig) -> np.ndarray:
     """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that belong to the
     eyeball and turn with it (the rest stay with the lids): within cfg.iris_reach iris radii of the iris centre
-    (iris landmarks, `colours["iris_radius_px"]`), or at least cfg.sclera_level of the way in luminance from the
+    (iris landmarks, `colours["iris_radius_px"]`) but for the lid's shadow over the iris top (iris_shadow, against
+    colours["iris"]; cfg.iris_rgb when absent), or at least cfg.sclera_level of the way in luminance from the
     opening's dark rim (its 10th percentile outside the iris) to the measured sclera (sclera_pixels) and not redder
     than that sclera (colours["sclera"], rgb) by cfg.skin_red in (r - b) / luminance (the lid margin, the corners'
     skin). One rule for the rim and the inside of the opening alike (see EyeballConfig)."""
     lum = photo @ LUMA
     red = (photo[..., 0] - photo[..., 2]) / np.maximum(lum, 1e-3)
     out = np.zeros(eye_px.shape, bool)
+    iris_rgb = colours.get("iris", (cfg.iris_rgb, cfg.iris_rgb))  # as eye_colours, where the photo shows none
     for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
         d = iris_distance(eye_px.shape, landmarks_px[centre, :2], colours["iris_radius_px"][e])
         near = eye_px & (d < 4.0)  # this eye's opening
@@ -388,7 +390,7 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         up = (float(landmarks_px[centre, 1]) - (np.arange(eye_px.shape[0])[:, None] + 0.5)) / max(
             float(colours["iris_radius_px"][e]), 1e-6)
         shadow = iris_shadow(lum, eye_px, near & (up > cfg.iris_shadow_up),
-                             cfg.iris_shadow_level * float(np.asarray(colours["iris"][e]) @ LUMA))
+                             cfg.iris_shadow_level * float(np.asarray(iris_rgb[e]) @ LUMA))
         out |= (near & (d < cfg.iris_reach) & ~shadow) | (
             sclera_pixels(lum, eye_px, d, s_luma, cfg.min_pixels, cfg.sclera_level) & (red < sclera_red + cfg.skin_red))
     return out
