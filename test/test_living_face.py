@@ -80,10 +80,36 @@ def test_frame_0_control_gives_the_photo_back(driven):
     0.55 x spacing, detail Gaussians 0.25 px and 6 refinement passes (mesh_fit) give 35.0, issue 11's line
     (34.96 at session 19's end). The detail discs' colours kept within the photo's 3x3 range +-0.05 (mesh_fit
     detail_refine_px / margin: the refinement had driven them to black or white cores, specks in every driven frame
-    around obama_official's eyes) give 34.72 (eyes20, session 20: the price of no specks; margin 0.1: 34.89)."""
+    around obama_official's eyes) give 34.72 (eyes20, session 20: the price of no specks; margin 0.1: 34.89).
+    That range kept on the face mesh only (mesh_fit detail_refine_face_grow_px; the hair's and ears' strands get
+    more of their contrast: margin 0.1 there): 34.84 (f027, session 27; 34.73 before)."""
     f0 = driven["frames"][0]
     m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1, holes=False), driven["avatar"])
-    assert m["psnr_frame0"] >= 34.65, m
+    assert m["psnr_frame0"] >= 34.8, m
+
+
+def test_the_hairs_strands_keep_their_contrast_and_the_face_its_colours():
+    """Item 6 in the hair: sadtalker's frame 0 (blond hair of 1 px strands) was 28.95 dB, 30 % of its error in the
+    hair above the brows. The detail discs' colours were kept within the photo's 3x3 range everywhere (eyes20's
+    cure for specks around the eyes): in the hair that held each strand short of its contrast. Kept on the face
+    mesh only, off it 0.1 (mesh_fit detail_refine_face_grow_px, detail_refine_margin_off_face): the hair 28.24 ->
+    28.83 dB, frame 0 29.27, the face region unchanged (the same colours there to 0.01 dB) (f027, session 27; no
+    limit off the face: 29.56 / 29.64, but grain in the hair at 2x)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.metrics import psnr
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    f0 = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), 1)[0]
+    with get_reconstructor("mesh_fit") as rec:
+        avatar = rec.reconstruct(f0.rgb).avatar
+    got = []
+    m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1, holes=False), avatar, on_frame=got.append)
+    g = got[0]
+    brow_top = g.landmarks_px[list(lmk.BROW_R) + list(lmk.BROW_L), 1].min()
+    hair = g.mask & (np.arange(g.mask.shape[0])[:, None] < brow_top - 4)
+    assert hair.sum() > 20_000, hair.sum()
+    assert psnr(g.pred, g.rgb, hair) >= 28.6, psnr(g.pred, g.rgb, hair)  # 28.24 with the range everywhere
+    assert m["psnr_frame0"] >= 29.15, m  # 28.95
 
 
 def test_eval_hands_each_scored_frame_to_a_caller(driven):

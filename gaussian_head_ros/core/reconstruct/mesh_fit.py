@@ -151,6 +151,17 @@ class MeshFitConfig:
     # still gone by eye (half as many dark pixels standing out at 2x as the unlimited refinement, 0 margin a quarter)
     detail_refine_px: int = 1
     detail_refine_margin: float = 0.05
+    # ... on the face mesh (its triangles, eye and mouth openings) grown by this many pixels (< 0: everywhere); off
+    # it (hair, ears, neck) the margin is detail_refine_margin_off_face (< 0: no limit). The specks were the face's
+    # (eyes20); off it the 0.05 held the hair's 1 px strands short of their contrast. Frame 0 of the four clips
+    # (lp_d0 / lp_d18 / sadtalker / tpsmm) with 0.05 everywhere 34.73 / 39.55 / 28.95 / 37.85 dB; off the face 0.1:
+    # 34.84 / 39.59 / 29.27 / 37.85; no limit: 34.89 / 39.58 / 29.64 / 37.85, but drawn at 2x a 512 crop the hair's
+    # pixels standing out of their 5x5 median by > 0.08 went 5-10x the photo's own rate (0.1: ~2x main's), and the
+    # visible hair turned 35 deg took so much more high-pass than the hidden side's (obama_official 0.53 -> 0.39 x,
+    # 0.1: 0.49; test_a_turned_heads_hidden_side_carries_the_hairs_detail) that the hood showed again (f027, session
+    # 27). The 8 px keep the range on the face's rim (grown 0 px: lp_d0 +0.04 dB more; the rim turned not looked at)
+    detail_refine_face_grow_px: int = 8
+    detail_refine_margin_off_face: float = 0.1
     # a detail Gaussian on a line of the photo (a wrinkle, a lash: builder.line_directions' coherence c) is
     # stretched along it to detail_sigma_px x (1 + detail_line_stretch x c), across it detail_sigma_px: round
     # 0.25 px discs 1 px apart left ~13 % of the layer behind showing midway between neighbours (exp(-2)), so
@@ -809,12 +820,14 @@ class MeshFitReconstructor(Reconstructor):
         if cfg.lid_refine_limit > 0:
             held = lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]
         with_creases = None
+        margins = self._detail_margins(mesh_px, pixels)
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
             twin = GaussianBatch.concat([batch])  # a copy (np.concatenate); _refine changes colours and opacities
-            self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage, held)
+            self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage, held,
+                         margins)
             with_creases = twin.colors[:n_photo].copy()
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
-                             fp.viewmat, K, S, background, coverage, held)
+                             fp.viewmat, K, S, background, coverage, held, margins)
         refined = batch.colors[:n_photo].copy()
         n_fringe = 0
         if fringe_budget:  # its Gaussians traded for the hidden back's (the photo layer's sampling and refinement
@@ -1275,8 +1288,29 @@ class MeshFitReconstructor(Reconstructor):
                                                              sig, cfg.max_stretch)
         return out, (i, j, is_detail, sigma_px)
 
+    def _detail_margins(self, mesh_px: np.ndarray, pixels) -> np.ndarray:
+        """[S, S] bool, the face mesh's pixels (its triangles and openings) and pixels (i, j, is_detail, footprint) ->
+        [n_photo] float: how far past the photo's range about its pixel (MeshFitConfig.detail_refine_px) each detail
+        disc's refined colour may go (rgb, 0..1): detail_refine_margin within detail_refine_face_grow_px of the mesh
+        (everywhere if that is < 0), detail_refine_margin_off_face off it; inf: no limit (not a detail disc, a
+        negative off-face margin, or detail_refine_px < 0)."""
+        cfg = self.cfg
+        i, j, is_detail, _ = pixels
+        out = np.full(len(i), np.inf)
+        if cfg.detail_refine_px < 0:
+            return out
+        g = cfg.detail_refine_face_grow_px
+        if g < 0:
+            near = np.ones(len(i), bool)
+        else:
+            near = (cv2.dilate(mesh_px.astype(np.uint8), np.ones((2 * g + 1, 2 * g + 1), np.uint8)).astype(bool)
+                    if g else mesh_px)[i, j]
+        off = cfg.detail_refine_margin_off_face
+        out[is_detail] = np.where(near[is_detail], cfg.detail_refine_margin, off if off >= 0 else np.inf)
+        return out
+
     def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S,
-                background=None, coverage=None, held=None) -> dict:
+                background=None, coverage=None, held=None, detail_margin=None) -> dict:
         """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail, footprint std-dev px), where
         free) by the rest render's residual, the render over `background` [S, S, 3] (None: black), each disc's
         taken through its own footprint (the residual blurred by its std-dev: the adjoint of drawing it; a fixed
@@ -1287,6 +1321,8 @@ class MeshFitReconstructor(Reconstructor):
         colour (the lids': the refinement pays for each disc's overlap with its neighbours' colours, up to black or
         white; where a lid moves its Gaussians past each other, the overlaps change and those colours showed: dark
         grey smudges over a lowered lid, black specks along the lashes, business_person x sadtalker).
+        detail_margin [n_photo] float (None: no limit anywhere): how far past the photo's range about its pixel each
+        disc's colour may go (`_detail_margins`; inf: no limit).
         Returns the PSNR (of the render on black) in each of `masks` after ("name") and before ("name_initial")."""
         from gaussian_head_ros.core import metrics
         from gaussian_head_ros.core.render import rasterize
@@ -1314,12 +1350,13 @@ class MeshFitReconstructor(Reconstructor):
         if held is not None:
             rows_h = np.flatnonzero(held)
             lo_h, hi_h = batch.colors[rows_h] - cfg.lid_refine_limit, batch.colors[rows_h] + cfg.lid_refine_limit
-        rows_d = np.flatnonzero(is_detail) if cfg.detail_refine_px >= 0 else np.zeros(0, np.int64)
+        rows_d = np.zeros(0, np.int64) if detail_margin is None else np.flatnonzero(np.isfinite(detail_margin))
         if len(rows_d):  # a detail disc no darker / lighter than the photo around its pixel (see MeshFitConfig)
             kern = np.ones((2 * cfg.detail_refine_px + 1,) * 2, np.uint8)
             img32 = np.asarray(photo, np.float32)
-            lo_d = cv2.erode(img32, kern)[i[rows_d], j[rows_d]] - cfg.detail_refine_margin
-            hi_d = cv2.dilate(img32, kern)[i[rows_d], j[rows_d]] + cfg.detail_refine_margin
+            margin = detail_margin[rows_d, None].astype(np.float32)
+            lo_d = cv2.erode(img32, kern)[i[rows_d], j[rows_d]] - margin
+            hi_d = cv2.dilate(img32, kern)[i[rows_d], j[rows_d]] + margin
         for _ in range(cfg.refine_iters):
             over = img if background is None else img + (1 - res.alpha[..., None]) * background
             r = photo - over
