@@ -447,8 +447,11 @@ def test_the_photos_expression_reproduces_the_photo(results, name):
         return
     assert value >= 30.0, f"{name}: {value:.2f} dB in the head region"
     # what was built in the photo's pose: exact but for rest_pose.undo_falloff's fixed point, which leaves a few
-    # hundred static Gaussians of a strong expression mm off (obama_speech, 33.9 mm: 34.23 vs 34.55 dB)
-    assert value == pytest.approx(res.info["psnr_head"], abs=0.4)
+    # hundred static Gaussians of a strong expression mm off (obama_speech, 33.9 mm: 34.23 vs 34.55 dB). trump_official
+    # 36.167 vs 36.57 since the flag strip beside his ear left the mask (surfaces.peel_unlike_rim, session 27; 35.588 vs
+    # 35.94 before): both measures rose by dropping a strip neither reproduced, the render itself is as it was (36.164
+    # dB over the new mask before, 36.167 after)
+    assert value == pytest.approx(res.info["psnr_head"], abs=0.45)
 
 
 def test_the_photos_own_head_pose_gives_its_torso_back(results):
@@ -2796,6 +2799,53 @@ def test_a_turned_heads_hair_outline_has_no_backdrop_in_it(results):
     r, g, b = box[..., 0], box[..., 1], box[..., 2]
     red = int(((r > 0.3) & (r > 1.6 * g) & (r > 1.6 * b)).sum())
     assert red < 25, f"{red} flag-red pixels in the turned hair above the ear"
+
+
+def test_a_turned_ear_has_no_backdrop_strip_behind_it(results):
+    """The segmentation keeps a 3-6 px strip of the flag's red stripe along trump_official's ear (the ear's contrast
+    against it passes refine_silhouette's texture rule, the hair matte reads it as foreground). Turned 20-35 deg (the
+    512 px source view) the ear showed a red back: 385 / 341 deep-red pixels over the ear at yaw -35 / -20
+    (main 9c6353e; 43 / 36 with surfaces.peel_unlike_rim, session 27)."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    for yaw in (-35, -20):
+        img = source_view(results["trump_official.png"].avatar, yaw, 0, background=(0.0, 0.0, 0.0), backend="cpu")
+        box = img[150:320, 100:230].astype(np.float32)  # his right ear and the jaw below it
+        assert (box.max(-1) > 0.02).mean() > 0.6, "the box is not on the head"
+        r, g, b = box[..., 0], box[..., 1], box[..., 2]
+        red = int(((r > 0.3) & (r > 2.5 * g) & (r > 2.5 * b)).sum())
+        assert red < 120, f"{red} flag-red pixels over the ear turned {yaw} deg"
+
+
+def test_peel_unlike_rim_takes_a_strip_of_an_alien_backdrop_colour_and_keeps_the_rest():
+    """A strip of a saturated backdrop colour the person has nowhere, 4 px wide inside the mask along part of its
+    outline (trump_official's flag beside his ear), leaves with the mixed pixels outside it; the outline where the
+    mask's rim has the person's own colours, a pale backdrop halo that is not unlike them, and `keep` stay."""
+    from gaussian_head_ros.core.reconstruct.surfaces import peel_unlike_rim
+
+    s = 200
+    yy, xx = np.mgrid[:s, :s]
+    rng = np.random.default_rng(3)
+    photo = np.tile(np.array([0.85, 0.86, 0.88], np.float32), (s, s, 1))  # white-grey backdrop
+    red = np.array([0.6, 0.03, 0.03], np.float32)
+    photo[(xx > 20) & (xx < 40)] = red  # a red stripe in the backdrop, left of the head
+    d = np.sqrt((yy - 100) ** 2 + (xx - 110) ** 2)
+    head = d < 70
+    skin = np.array([0.72, 0.5, 0.4], np.float32)
+    photo[head] = skin + rng.normal(0, 0.03, (head.sum(), 3)).astype(np.float32)
+    strip = head & (d >= 66) & (xx < 70) & (np.abs(yy - 100) < 30)  # the red kept inside the outline, on the left
+    photo[strip] = red
+    halo = head & (d >= 67) & (xx > 150) & (np.abs(yy - 100) < 20)  # a pale halo on the right: backdrop-like, not alien
+    photo[halo] = 0.5 * (skin + np.array([0.85, 0.86, 0.88], np.float32))
+    photo = np.clip(photo, 0, 1)
+    keep = np.zeros_like(head)
+    keep[:80] = True  # kept rows across the strip's upper end: they stay
+    out = peel_unlike_rim(photo, head, keep)
+    assert out[strip & ~keep].mean() < 0.1, f"{out[strip & ~keep].mean():.2f} of the red strip kept"
+    assert out[strip & keep].all(), "kept pixels peeled"
+    assert out[halo].all(), "the pale halo peeled"
+    assert out[head & ~strip & ~(d >= 62)].all(), "the head's inside peeled"
+    assert not (out & ~head).any()
 
 
 def test_the_reconstructors_warm_up_loads_the_hair_matte_s_kernels():

@@ -74,7 +74,7 @@ from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, guided_filter, inflate,
                                                          matte_hair, nearer_other_faces, normals_from_points,
                                                          open_border, pixel_rays, push_pull, rasterize_mesh,
-                                                         refine_silhouette, rows_to_cut_below)
+                                                         peel_unlike_rim, refine_silhouette, rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting
 
@@ -192,6 +192,8 @@ class MeshFitConfig:
     matting_radius_px: int = 6  # guided filter snapping the (256 px) segmentation to the photo's edges; 0 = off
     hair_matte: bool = True  # closed-form matting of the mask's edge band: the backdrop seen between strands leaves
     # the mask and the band takes its foreground colours (surfaces.matte_hair; lp_d9's yellow wedge beside her face)
+    unlike_rim_px: int = 6  # then the outline's pixels this deep in a backdrop colour unlike every colour of the
+    # person's leave the mask (surfaces.peel_unlike_rim; the flag's red strip beside trump_official's ear); 0 = off
     head_centre_z_m: float = 0.01  # skull centre behind the head origin (the cheek contour)
     head_radius_m: float = 0.09  # front rounding of the head's silhouette
     back_radius_m: float = 0.10  # back rounding of the head
@@ -479,6 +481,13 @@ class MeshFitReconstructor(Reconstructor):
                                             hair_skin=hair_skin)
             backdrop_seen = photo - own
             person = close_notches(person)
+        if cfg.unlike_rim_px > 0:  # the backdrop kept along the outline in a colour the person has nowhere (the
+            # flag's red strip beside trump_official's ear: a red back to his turned ear), from the forehead's row
+            # down (above it the outline is the hair's, which matte_hair mattes and smooths: peeled here, obama_official's
+            # crown lost its pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
+            crown = np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
+            person = clean_mask(peel_unlike_rim(photo_seen, person, inner_mesh | below_chin | crown, cfg.unlike_rim_px),
+                                mesh_px)
         if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
             # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
             thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
