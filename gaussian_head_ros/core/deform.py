@@ -1148,19 +1148,27 @@ def lip_height_floor(verts: np.ndarray, expression: np.ndarray, share: float) ->
     return out
 
 
+def control_lid_ratios(control) -> np.ndarray | None:
+    """A FaceControl's lid ratios [14] (float64, lid gap / neutral lid gap, lmk.EYELID_PAIRS_R then _L), as the
+    driver takes them: its `eyelid_ratios`, else measured from its landmarks when it has them (`eyelid_ratios`),
+    else None (the lids follow the expression alone)."""
+    lid = np.asarray(getattr(control, "eyelid_ratios", ()), np.float64).ravel()
+    if lid.shape[0] == NUM_LID_PAIRS:
+        return lid
+    ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
+    return eyelid_ratios(lm, ex) if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH else None
+
+
 def control_inputs(control, cfg: DriveConfig, brows=None, verts=None):
     """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
-    or None) as the rules take them (numpy). The lid ratios are the control's `eyelid_ratios`, else measured
-    from its landmarks when it has them (`eyelid_ratios`), else None (the lids follow the expression alone).
+    or None) as the rules take them (numpy). The lid ratios: `control_lid_ratios`.
     `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
     measured before that). `verts`: the [V, 3] rest template, whose lips keep cfg.lip_min_height of their height
     (`lip_height_floor`); None: not applied."""
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
-    ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
-    lid = np.asarray(getattr(control, "eyelid_ratios", ()), np.float64).ravel()
-    if lid.shape[0] != NUM_LID_PAIRS:
-        lid = eyelid_ratios(lm, ex) if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH else None
+    ex = np.asarray(control.expression, np.float64)
+    lid = control_lid_ratios(control)
     if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
         ex = ex.copy()
         ex[brows] *= cfg.brow_gain

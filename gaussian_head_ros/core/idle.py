@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.control import FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
+from gaussian_head_ros.core.control import NUM_LID_PAIRS, FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
+from gaussian_head_ros.core.deform import control_lid_ratios
 
 BLINK_CLOSING_SHARE = 0.4  # an idle blink closes in the first 40 % of blink_duration_s and opens in the rest
 
@@ -84,7 +85,8 @@ class IdleAnimator:
 
 
 def blend_controls(a: FaceControl, b: FaceControl, w: float) -> FaceControl:
-    """(1 - w) a + w b: slerped rotation, mixed expression/blendshapes; stamp and detection from b."""
+    """(1 - w) a + w b: slerped rotation, mixed expression/blendshapes and lid ratios (`mixed_lid_ratios`); stamp and
+    detection from b."""
     w = float(np.clip(w, 0.0, 1.0))
     if w <= 0.0:
         return dataclasses.replace(a, stamp_ns=b.stamp_ns, frame_id=b.frame_id, face_detected=b.face_detected,
@@ -115,7 +117,20 @@ def blend_controls(a: FaceControl, b: FaceControl, w: float) -> FaceControl:
                        translation=((1 - w) * np.asarray(a.translation) + w * np.asarray(b.translation)).astype(np.float32),
                        landmarks=b.landmarks, expression=mix(a.expression, b.expression),
                        mouth_open=(1 - w) * a.mouth_open + w * b.mouth_open,
-                       blendshape_names=names, blendshapes=coeffs)
+                       blendshape_names=names, blendshapes=coeffs, eyelid_ratios=mixed_lid_ratios(a, b, w))
+
+
+def mixed_lid_ratios(a: FaceControl, b: FaceControl, w: float) -> np.ndarray:
+    """[14] float32 (1 - w) a's + w b's lid ratios as the driver takes them (deform.control_lid_ratios: given, else
+    measured from the landmarks), a control with none (the idle animation's) counting as open (1); [0] when neither
+    has any. Without them a blend's lids followed its mixed expression: a held blink opened by `open_held_blink`
+    still carries the shut lids in its expression, and the ease into idle shut its eyes again (user27's
+    leave_blink clip at +2.2 s; review27, s27)."""
+    ra, rb = control_lid_ratios(a), control_lid_ratios(b)
+    if ra is None and rb is None:
+        return np.zeros(0, np.float32)
+    ra, rb = (np.ones(NUM_LID_PAIRS) if r is None else r for r in (ra, rb))
+    return ((1 - w) * ra + w * rb).astype(np.float32)
 
 
 def _ease(u: float) -> float:
