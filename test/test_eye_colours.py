@@ -115,6 +115,22 @@ def test_the_painted_sclera_is_the_photos_lit_sclera():
     np.testing.assert_allclose(cols_["sclera"][0], opening_colours(photo, opening, d, cfg.min_pixels)[0])  # reference
 
 
+def _painted_right_eye(photo, lm, opening, cfg, r_px=14.0):
+    """The photo's eye colours (eye_colours) and the eyeballs painted from them (eyeball_completion: irises 64 mm
+    apart, 0.4 mm a pixel, an iris of r_px pixels) -> (colours, the right eye's painted luma [M], each place's
+    direction [M, 3] from its eyeball's centre (the rest gaze is -z: the centre lies behind the iris), the iris's
+    radius on the unit sphere)."""
+    colours = eye_colours(photo, opening, lm, cfg)
+    template = np.zeros((lmk.NUM_LANDMARKS, 3))
+    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
+    mpp = 0.0004
+    painted = eyeball_completion(template, np.zeros((2, 2)), colours, mpp, cfg)
+    right = painted.means[:, 0] < 0
+    u = painted.means[right] - np.array([-0.032, 0.0, cfg.radius_m])
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return colours, painted.colors[right] @ LUMA, u, r_px * mpp / cfg.radius_m
+
+
 def test_the_painted_sclera_is_shaded_like_the_photos_sclera():
     """The painted eyeball (what a far look uncovers beside the iris) was one flat colour: obama_official's and
     lp_d0's turned eyes showed a flat grey block where the real sclera is lit beside the iris and shaded towards
@@ -128,18 +144,8 @@ def test_the_painted_sclera_is_shaded_like_the_photos_sclera():
     falloff = 0.2  # relative luminance per iris radius from the iris's edge: the photo's light
     photo[sclera] = np.asarray(SCLERA) * np.clip(1 - falloff * (d[sclera] - 1.0), 0.5, 1)[:, None]
     cfg = EyeballConfig()
-    cols_ = eye_colours(photo, opening, lm, cfg)
-    template = np.zeros((lmk.NUM_LANDMARKS, 3))
-    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
-    mpp = 0.0004
-    painted = eyeball_completion(template, np.zeros((2, 2)), cols_, mpp, cfg)
-    right = painted.means[:, 0] < 0
-    centre = np.array([-0.032, 0.0, cfg.radius_m])  # the rest gaze is -z: the centre lies behind the iris
-    u = painted.means[right] - centre
-    u /= np.linalg.norm(u, axis=1, keepdims=True)  # the place's direction from the eyeball's centre
-    s_iris = 14.0 * mpp / cfg.radius_m
+    cols_, luma, u, s_iris = _painted_right_eye(photo, lm, opening, cfg)
     d_eq = np.hypot(u[:, 0], u[:, 1]) / s_iris  # as the photo shows the place: iris radii from the iris centre
-    luma = painted.colors[right] @ LUMA
     near, far = (d_eq > 1.55) & (d_eq < 1.65), (d_eq > 1.85) & (d_eq < 1.95)
     assert near.sum() > 20 and far.sum() > 20
     ratio = float(np.median(luma[far]) / np.median(luma[near]))
@@ -216,16 +222,8 @@ def _shaded_eye(shadow=1.0, left=1.0):
     photo[sclera & (cols + 0.5 < cx)] *= left
     photo[opening & ~inner] = 0.1  # the lashes and the lids' shadow: the opening's dark rim
     cfg = EyeballConfig()
-    cols_ = eye_colours(photo, opening, lm, cfg)
-    template = np.zeros((lmk.NUM_LANDMARKS, 3))
-    template[lmk.IRIS_CENTER_R], template[lmk.IRIS_CENTER_L] = (-0.032, 0, 0), (0.032, 0, 0)
-    mpp = 0.0004
-    painted = eyeball_completion(template, np.zeros((2, 2)), cols_, mpp, cfg)
-    right = painted.means[:, 0] < 0
-    u = painted.means[right] - np.array([-0.032, 0.0, cfg.radius_m])
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    s_iris = r * mpp / cfg.radius_m
-    return painted.colors[right] @ LUMA, u[:, 0] / s_iris, -u[:, 1] / s_iris, cfg
+    _, luma, u, s_iris = _painted_right_eye(photo, lm, opening, cfg, r)
+    return luma, u[:, 0] / s_iris, -u[:, 1] / s_iris, cfg
 
 
 def test_the_painted_sclera_is_in_the_upper_lid_s_shadow_as_the_photo_s_is():

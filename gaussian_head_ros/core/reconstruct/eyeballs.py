@@ -299,8 +299,10 @@ def sclera_sides(lum: np.ndarray, opening: np.ndarray, lit_px: np.ndarray, d_r: 
     """[2] (image left, image right of the iris) factor on one eye's painted sclera: lum [S, S] luminance, opening
     [S, S] bool, lit_px [S, S] bool its sclera (sclera_pixels at the default level, as eye_colours computes it once
     an eye), d_r [S, S] iris radii off the iris centre, dx [1, S] or [S, S] pixels right of it, sclera_luma the
-    measured sclera's, lit_luma the painted colour's, coef its radial shading (sclera_shading). 1 on a side where the
-    photo shows sclera (lit_px beyond 1.15 radii, at least cfg.min_pixels): the radial fit holds there. On a
+    measured sclera's, lit_luma the painted colour's, coef its radial shading (sclera_shading). Where both sides show
+    sclera (lit_px beyond 1.15 radii, at least cfg.min_pixels each), the darker one gets the ratio of the two sides'
+    medians over the radial fit, the lighter 1 (business_person's outer side 0.83: a turn uncovered white beside the
+    iris where the photo shows grey; eyes27, session 27); where only one does, 1 there (the radial fit holds). On a
     side that shows none (a face lit from one side: lp_d9_woman_turned's image-right sclera is grey, luma 0.41 against
     the lit 0.72 measured on the other side), the eyeball's own pixels there (cfg.sclera_level of the way, beyond 1
     radius) over the painted colour they would have: a look that way uncovered a white bar between the photo's grey
