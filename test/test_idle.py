@@ -137,3 +137,32 @@ def test_a_held_blink_stays_open_through_the_ease_into_idle():
     assert openness(held) > 0.95
     easing = [openness(c) for c, mode in _frames(mixer, 101.0, 103.0) if mode == "easing"]  # into idle
     assert len(easing) > 10 and min(easing) > 0.9, easing  # user27's: 0.26 a frame into the ease
+
+
+def test_the_eyes_ease_between_the_operators_gaze_and_the_rest_gaze():
+    # The operator looked 0.3 rad to the side, then was lost: the ease into idle (2.0-2.6 s after) must turn the
+    # eyes from that look to the avatar's rest gaze, and a face back must turn them back, without a jump. A blend
+    # used to carry no gaze at all, so the driver took the rest gaze at the first eased frame: the eyes jumped
+    # 0.3 rad at the start of the ease into idle and back at the end of the ease out (review27, s27).
+    rest = np.array([[0.02, -0.05], [0.01, -0.05]], np.float32)
+    look = np.array([[0.30, 0.10], [0.30, 0.10]], np.float32)
+    mixer = ControlMixer(IdleAnimator(rest_gaze=rest), idle_timeout_s=2.0, ease_s=0.6)
+    live = dataclasses.replace(_live(10.0, 0.2), gaze=look)
+    for t in np.arange(0.0, 1.0, 0.1):  # live for a second (past the first ease in)
+        mixer.update(live, 100.0 + t)
+
+    def yaw_series(t0, t1):
+        out = []
+        for c, _ in _frames(mixer, t0, t1):
+            g = np.asarray(c.gaze, np.float64)
+            assert g.size == 4, "a frame without a gaze: the driver takes the rest gaze there"
+            out.append(g.reshape(2, 2)[:, 0].mean())
+        return np.array(out)
+
+    into = yaw_series(101.0, 104.0)  # live (held), the ease into idle (2.9-3.5 s), idle
+    assert abs(into[0] - 0.30) < 1e-6 and abs(into[-1] - rest[:, 0].mean()) < 1e-6
+    assert np.max(np.abs(np.diff(into))) < 0.05, np.diff(into)  # 0.28 rad over 18 frames: no jump
+    mixer.update(live, 104.0)
+    back = yaw_series(104.0, 105.0)
+    assert abs(back[0] - rest[:, 0].mean()) < 1e-6 and abs(back[-1] - 0.30) < 1e-6
+    assert np.max(np.abs(np.diff(back))) < 0.05, np.diff(back)

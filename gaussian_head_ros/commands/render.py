@@ -96,7 +96,7 @@ def run(args) -> int:
         fps = args.fps or (1e9 / float(np.median(dt)) if len(dt) and np.all(dt > 0) else 30.0)
     else:
         fps = args.fps or 30.0
-        idle = IdleAnimator(avatar.template_vertices)
+        idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
         controls = [idle.control(i / fps) for i in range(max(1, int(round(args.seconds * fps))))]
     w, h = args.width or args.size, args.height or args.size
     k = AvatarFraming.from_avatar(avatar).intrinsics(args.framing, args.fov, w, h, args.distance, args.head_fill)

@@ -2,8 +2,8 @@
 
 When no FaceControl has arrived for a while the avatar should not freeze: `IdleAnimator` makes a
 calm, deterministic control stream (blinks through the eyelid landmarks and eyeBlink blendshapes,
-slow breathing nod and sway), and `ControlMixer` eases between live control and idle in both
-directions so the hand-over never jumps.
+slow breathing nod and sway, the eyes at the avatar's rest gaze when it is given), and `ControlMixer` eases
+between live control and idle in both directions so the hand-over never jumps (head, expression, lids and gaze).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import NUM_LID_PAIRS, FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
 from gaussian_head_ros.core.deform import control_lid_ratios
+from gaussian_head_ros.core.eyes import control_gaze
 
 BLINK_CLOSING_SHARE = 0.4  # an idle blink closes in the first 40 % of blink_duration_s and opens in the rest
 
@@ -41,8 +42,14 @@ class IdleConfig:
 class IdleAnimator:
     """Deterministic idle controls: `control(t)` for t seconds since idle began."""
 
-    def __init__(self, template_vertices: np.ndarray | None = None, config: IdleConfig | None = None):
+    def __init__(self, template_vertices: np.ndarray | None = None, config: IdleConfig | None = None,
+                 rest_gaze: np.ndarray | None = None):
+        """template_vertices [V, 3] (head frame, m): the avatar's rest template, for the blink's lid offsets;
+        rest_gaze [2, 2] (yaw, pitch rad per eye, FaceControl.gaze's convention) or None: the avatar's rest gaze
+        (core.deform.Rig.rest_gaze), carried by every idle control so that an ease between a live control's gaze
+        and idle turns the eyes smoothly (with none, a blend has no gaze and the eyes jump to the rest gaze)."""
         self.cfg = cfg = config or IdleConfig()
+        self.rest_gaze = None if rest_gaze is None else np.asarray(rest_gaze, np.float32).reshape(2, 2)
         rng = np.random.default_rng(cfg.seed)
         gaps = rng.uniform(*cfg.blink_interval_s, 512)
         self.blink_times = np.cumsum(gaps) - gaps[0] * 0.5  # [512] starts; the first comes soon
@@ -71,7 +78,8 @@ class IdleAnimator:
     def control(self, t: float, stamp_ns: int = 0) -> FaceControl:
         """The idle control `t` seconds after idle began: breathing pitch and sway (yaw, roll) as a head
         rotation, and the blink at t (eyeBlinkLeft / Right, and the lid offsets [L, 3] times it when the
-        animator has them); face_detected False, stamped `stamp_ns`."""
+        animator has them), the gaze the rest gaze when the animator has it; face_detected False, stamped
+        `stamp_ns`."""
         cfg = self.cfg
         pitch = cfg.breath_pitch_deg * math.sin(2 * math.pi * t / cfg.breath_period_s)
         yaw = cfg.sway_yaw_deg * math.sin(2 * math.pi * t / cfg.sway_period_s)
@@ -81,12 +89,13 @@ class IdleAnimator:
         return FaceControl(stamp_ns=stamp_ns, face_detected=False, confidence=0.0,
                            rotation=euler_to_quat(yaw, pitch, roll).astype(np.float32), expression=expr,
                            blendshape_names=["eyeBlinkLeft", "eyeBlinkRight"],
-                           blendshapes=np.array([b, b], np.float32))
+                           blendshapes=np.array([b, b], np.float32),
+                           gaze=np.zeros((0, 2), np.float32) if self.rest_gaze is None else self.rest_gaze.copy())
 
 
 def blend_controls(a: FaceControl, b: FaceControl, w: float) -> FaceControl:
-    """(1 - w) a + w b: slerped rotation, mixed expression/blendshapes and lid ratios (`mixed_lid_ratios`); stamp and
-    detection from b."""
+    """(1 - w) a + w b: slerped rotation, mixed expression/blendshapes, lid ratios (`mixed_lid_ratios`) and gaze
+    (`mixed_gaze`); stamp and detection from b."""
     w = float(np.clip(w, 0.0, 1.0))
     if w <= 0.0:
         return dataclasses.replace(a, stamp_ns=b.stamp_ns, frame_id=b.frame_id, face_detected=b.face_detected,
@@ -117,7 +126,20 @@ def blend_controls(a: FaceControl, b: FaceControl, w: float) -> FaceControl:
                        translation=((1 - w) * np.asarray(a.translation) + w * np.asarray(b.translation)).astype(np.float32),
                        landmarks=b.landmarks, expression=mix(a.expression, b.expression),
                        mouth_open=(1 - w) * a.mouth_open + w * b.mouth_open,
-                       blendshape_names=names, blendshapes=coeffs, eyelid_ratios=mixed_lid_ratios(a, b, w))
+                       blendshape_names=names, blendshapes=coeffs, eyelid_ratios=mixed_lid_ratios(a, b, w),
+                       gaze=mixed_gaze(a, b, w))
+
+
+def mixed_gaze(a: FaceControl, b: FaceControl, w: float) -> np.ndarray:
+    """[2, 2] float32 (1 - w) a's + w b's gaze (yaw, pitch rad per eye) as the driver takes it (eyes.control_gaze:
+    given, else from the eyeLook* blendshapes), when both have one; else [0, 2] (the driver's rest gaze). Without
+    it every blend had none: at the start of each ease into idle the eyes jumped from the operator's gaze to the
+    rest gaze, and back at the end of each ease out of it (review27, s27); the idle animation carries the rest
+    gaze when its animator has it (IdleAnimator's rest_gaze), so the two mix."""
+    ga, gb = control_gaze(a), control_gaze(b)
+    if ga is None or gb is None:
+        return np.zeros((0, 2), np.float32)
+    return ((1 - w) * np.asarray(ga, np.float64) + w * np.asarray(gb, np.float64)).astype(np.float32)
 
 
 def mixed_lid_ratios(a: FaceControl, b: FaceControl, w: float) -> np.ndarray:

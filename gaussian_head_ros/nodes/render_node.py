@@ -458,8 +458,10 @@ class RenderNode(Node):
             return
         try:
             avatar = msg_to_avatar(msg, max_gaussians=budget)
-            new = Loaded(Driver(avatar), IdleAnimator(avatar.template_vertices), avatar.operator_id,
-                         avatar.num_gaussians, stamp_text(msg.header.stamp), AvatarFraming.from_avatar(avatar), key)
+            driver = Driver(avatar)
+            idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
+            new = Loaded(driver, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp),
+                         AvatarFraming.from_avatar(avatar), key)
             new.framing.at(float(self._param("distance_m")))  # its head's box here, not on the render thread (~65 ms)
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
             why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
