@@ -237,6 +237,13 @@ def iris_distance(shape: tuple[int, int], centre_px, radius_px: float) -> np.nda
     return np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / max(float(radius_px), 1e-6)
 
 
+def iris_height(rows: int, centre_y_px: float, radius_px: float) -> np.ndarray:
+    """[rows, 1] float64: each pixel row's (centre at +0.5) height above an iris centre (centre_y_px, y down, pixels)
+    in iris radii (radius_px, pixels; at least 1e-6), as iris_distance measures: lid_shadow's and iris_shadow's
+    "above the iris"."""
+    return (float(centre_y_px) - (np.arange(rows)[:, None] + 0.5)) / max(float(radius_px), 1e-6)
+
+
 def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, cfg: EyeballConfig) -> dict:
     """Per eye (right, left): sclera, iris and pupil rgb in [0, 1] and the iris radius in pixels, measured on
     the photo's eye openings (eye_px [S, S] bool) around the iris landmarks (opening_colours; the defaults of
@@ -267,9 +274,8 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         dx = np.arange(eye_px.shape[1])[None, :] + 0.5 - float(landmarks_px[centre, 0])
         out["sclera_side"].append(sclera_sides(lum, eye_px, lit_px, d_r, dx, sclera_luma, lit_luma,
                                                out["sclera_shade"][-1], cfg))
-        up = float(landmarks_px[centre, 1]) - (np.arange(eye_px.shape[0])[:, None] + 0.5)  # pixels above it
-        r_div = max(r_px, 1e-6)  # as iris_distance
-        out["sclera_lid"].append(lid_shadow(lum, eye_px, d_r, dx / r_div, up / r_div, sclera_luma,
+        out["sclera_lid"].append(lid_shadow(lum, eye_px, d_r, dx / max(r_px, 1e-6),
+                                            iris_height(eye_px.shape[0], landmarks_px[centre, 1], r_px), sclera_luma,
                                             out["sclera_shade"][-1], cfg))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
@@ -389,8 +395,7 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         sclera = np.asarray(colours["sclera"][e], np.float64)
         s_luma = float(sclera @ LUMA)
         sclera_red = (sclera[0] - sclera[2]) / max(s_luma, 1e-3)
-        up = (float(landmarks_px[centre, 1]) - (np.arange(eye_px.shape[0])[:, None] + 0.5)) / max(
-            float(colours["iris_radius_px"][e]), 1e-6)
+        up = iris_height(eye_px.shape[0], landmarks_px[centre, 1], colours["iris_radius_px"][e])
         shadow = iris_shadow(lum, eye_px, near & (up > cfg.iris_shadow_up),
                              cfg.iris_shadow_level * float(np.asarray(iris_rgb[e]) @ LUMA))
         out |= (near & (d < cfg.iris_reach) & ~shadow) | (
