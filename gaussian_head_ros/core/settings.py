@@ -38,11 +38,20 @@ class Setting:
     range: tuple | None = None  # (lo, hi), inclusive; of each value for a list setting
     choices: tuple | None = None  # allowed values
     read_only: bool = False  # read when the node starts only: its parameter is read-only (set by -p or a params file)
+    frame: bool = False  # a tf frame id (a header.frame_id): not empty, no leading '/', no whitespace
 
     def check(self, value) -> None:
         """Raise ValueError, naming the setting, when `value` (or a value of a list setting) is outside its range, or
         `value` is not one of its choices, and when a value of a setting with a range is no number (`gaussian-head
-        reconstruct --option max_gaussians=abc` ended in a TypeError traceback from the comparison; user26, s26)."""
+        reconstruct --option max_gaussians=abc` ended in a TypeError traceback from the comparison; user26, s26).
+        A `frame` setting must name a tf frame: tf2 refuses frame ids that start with '/', RViz shows nothing for an
+        empty one, and one with whitespace (' head') names no frame that tf or RViz has (user18, s18; s19). Each
+        node checked its own frame_id (reconstruction_node only, s19); render_node's and video_source_node's took
+        '' and '/face_display' (s28)."""
+        if self.frame and (not isinstance(value, str) or not value or value.startswith("/")
+                           or any(c.isspace() for c in value)):
+            raise ValueError(f"{self.name} must name a tf frame (not empty, no leading '/', no whitespace), "
+                             f"got {value!r}")
         many = hasattr(value, "__iter__") and not isinstance(value, (str, bytes))  # a list, tuple or array.array
         values = list(value) if many else [value]
         if self.range is not None and not all(isinstance(v, numbers.Real) for v in values):
@@ -60,11 +69,12 @@ class Setting:
 
 
 def setting(default, description: str, *, range: tuple | None = None, choices: tuple | None = None,
-            param: str | None = None, read_only: bool = False):
+            param: str | None = None, read_only: bool = False, frame: bool = False):
     """A dataclass field that is a setting (see the module docstring). Lists are copied per instance. `read_only`: a
-    setting a node reads when it starts only (its description says so: 'read at start')."""
+    setting a node reads when it starts only (its description says so: 'read at start'). `frame`: its value is a tf
+    frame id (Setting.check refuses an empty one, a leading '/' and whitespace)."""
     meta = {_KEY: (description, tuple(range) if range else None, tuple(choices) if choices else None, param,
-                   read_only)}
+                   read_only, frame)}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -76,9 +86,9 @@ def settings(cls, only: tuple[str, ...] | None = None) -> dict[str, Setting]:
     for f in fields(cls):
         if _KEY not in f.metadata or (only is not None and f.name not in only):
             continue
-        description, rng, choices, param, read_only = f.metadata[_KEY]
+        description, rng, choices, param, read_only, frame = f.metadata[_KEY]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        s = Setting(param or f.name, f.name, default, description, rng, choices, read_only)
+        s = Setting(param or f.name, f.name, default, description, rng, choices, read_only, frame)
         out[s.name] = s
     return out
 

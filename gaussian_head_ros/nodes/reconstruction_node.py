@@ -91,7 +91,7 @@ class ReconstructionNodeSettings:
                                   "'gaussian-head reconstruct', its .driving.npz beside it) published as it is; empty: "
                                   "wait for operator/photo")
     frame_id: str = setting("head", "header.frame_id of the avatars (and avatar/cloud) published after it is set, "
-                                    "its head frame (the one published keeps its own until the next photo)")
+                                    "its head frame (the one published keeps its own until the next photo)", frame=True)
     cache_avatar: bool = setting(True, "keep the last published avatar in cache_path and publish it again at start-up "
                                        "when photo_path is empty (a restarted node still serves the face)")
     cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/<namespace>_"
@@ -124,17 +124,12 @@ def reconstructor_options(values: dict) -> dict:
 def check_value(name: str, value) -> None:
     """Raise ValueError when one parameter value is outside its range or choices; max_gaussians is 0 (the
     preset's) or within mesh_fit's budget range; cache_path (when set) can be the cache file (avatar_cache.check_path);
-    frame_id names a tf frame (not empty, no leading '/': tf2 refuses
-    frame ids that start with one, and RViz shows nothing for an empty one; `ros2 param set ... frame_id ''` was
-    taken, user18, s18; no whitespace: ' head' was taken, and names no frame that tf or RViz has, s19)."""
+    frame_id names a tf frame (its Setting's `frame` check)."""
     PARAMS[name].check(value)
     if name == "max_gaussians" and value != NOT_GIVEN[name]:
         _BUDGET.check(value)
     if name == "cache_path" and value:  # a directory (or below a file) was said only at the next write (user18)
         avatar_cache.check_path(value)
-    if name == "frame_id" and (not str(value) or str(value).startswith("/") or any(c.isspace() for c in str(value))):
-        raise ValueError(f"frame_id must name the avatar's head frame for tf and RViz (not empty, no leading '/', "
-                         f"no whitespace), got {value!r}")
 
 
 def check_values(values: dict) -> None:

@@ -129,7 +129,7 @@ class RenderNodeSettings:
                                  range=(1, 10_000_000))
     mirror: bool = setting(False, "flip the image left-right (a mirror for the operator)")
     frame_id: str = setting("face_display", "header frame_id of face_display/image_raw, its camera_info and /compressed "
-                                            "(a second display of one robot: its own, e.g. face_display_b)")
+                                            "(a second display of one robot: its own, e.g. face_display_b)", frame=True)
     jpeg_quality: int = setting(80, "JPEG quality of face_display/image_raw/compressed, 1..100 (encoded only while "
                                     "someone subscribes)", range=(1, 100))
     threads: int = setting(0, "CPU threads of the cpu rasterizer; 0 = automatic (measures 1 and all cores every 10 s "

@@ -44,7 +44,7 @@ class VideoSourceSettings:
 
     loop: bool = setting(True, "restart a file at its end")
     rate: float = setting(0.0, "publish rate in Hz; 0 = the file's native rate", range=(0.0, 240.0))
-    frame_id: str = setting("camera_optical_frame", "frame_id of the published images")
+    frame_id: str = setting("camera_optical_frame", "frame_id of the published images", frame=True)
     max_side: int = setting(0, "scale frames down so their longer side is at most this, the shorter never "
                                       "below 16; 0 = off, else at least 16 (facemesh.MIN_IMAGE_SIDE: the tracker "
                                       "reads no smaller frame)", range=(0, 16384))
