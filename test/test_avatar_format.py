@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import shared
 
 from gaussian_head_ros.core.avatar import GaussianAvatar, gaussian_fields, load_ply, save_ply
 from gaussian_head_ros.core.synthetic import synthetic_avatar
@@ -54,6 +55,26 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
     (tmp_path / "n.ply").write_bytes(b"hello")
     with pytest.raises(ValueError, match="not a .ply"):
         load_ply(tmp_path / "n.ply")
+
+
+def test_a_photo_a_driving_file_or_a_clip_given_as_an_avatar_is_named_with_what_to_do(tmp_path):
+    """Given where an avatar .ply is expected (`--avatar`, photo_path's avatar files), a photo, the avatar's own
+    .driving.npz or a clip is named as what it is, with the way to its avatar; the error said only "missing 'ply'
+    magic" (user28, s28). Real files: ../shared's portraits (JPEG, PNG) and a driving clip (MP4)."""
+    a = synthetic_avatar(1000, seed=2)
+    written = save_ply(a, tmp_path / "me.ply")
+    driving = next(p for p in written if p.name.endswith(".driving.npz"))
+    cases = [(shared("portraits", "obama_speech.jpg"), "JPEG photo.*gaussian-head reconstruct"),
+             (shared("portraits", "business_person.png"), "PNG photo.*gaussian-head reconstruct"),
+             (shared("driving", "lp_d0.mp4"), "a video.*drives an avatar"),
+             (driving, r"driving file, not the avatar: give its \.ply \(me\.ply")]
+    heic = tmp_path / "phone.heic"  # an iPhone photo's first bytes: ISO BMFF 'ftyp' with the 'heic' brand
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    cases.append((heic, "HEIC/HEIF photo"))
+    for path, reason in cases:
+        with pytest.raises(ValueError, match=reason) as e:
+            load_ply(path)
+        assert path.name in str(e.value)
 
 
 
@@ -420,7 +441,7 @@ def test_ply_count_reads_the_header_only(tmp_path):
     cut.write_bytes((tmp_path / "me.ply").read_bytes()[:2000])  # the header and a few rows: still counted
     assert ply_count(cut) == 1234
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a ply")
-    with pytest.raises(ValueError, match="not a .ply"):
+    with pytest.raises(ValueError, match="photo.jpg is a JPEG photo, not an avatar .ply"):
         ply_count(tmp_path / "photo.jpg")
 
 

@@ -1360,3 +1360,18 @@ def test_an_avatar_files_default_budget_is_the_displays():
     assert render_node.PARAMS["max_gaussians"].default == DISPLAY_MAX_GAUSSIANS
     assert reconstruction_node.PARAMS["max_file_gaussians"].default == DISPLAY_MAX_GAUSSIANS
     assert "max_file_gaussians" not in reconstruction_node._REBUILD
+
+
+def test_an_avatars_driving_file_given_as_photo_path_is_taken_as_an_avatar_file_and_named(tmp_path):
+    """photo_path given `me.driving.npz` (the avatar's other file) goes the avatar-file way, whose loader says to give
+    its .ply; as a photo it was refused as an image that cannot be decoded (user28, s28). A photo stays a photo."""
+    from gaussian_head_ros.core.avatar import ply_count, save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.reconstruction_node import _is_avatar_file
+
+    written = save_ply(synthetic_avatar(500, seed=3), tmp_path / "me.ply")
+    driving = next(p for p in written if p.name.endswith(".driving.npz"))
+    assert _is_avatar_file(str(tmp_path / "me.ply")) and _is_avatar_file(str(driving))
+    assert not _is_avatar_file(str(shared("portraits", "obama_speech.jpg")))
+    with pytest.raises(ValueError, match=r"driving file, not the avatar: give its \.ply \(me\.ply"):
+        ply_count(driving)

@@ -496,12 +496,48 @@ def is_ply(head: bytes) -> bool:
     return head[:4] in (b"ply\n", b"ply\r")
 
 
+# A file's first bytes -> what it is, for files people give where an avatar is expected (magic numbers: JPEG
+# SOI FF D8 FF, PNG's signature, GIF87a/89a, BMP 'BM', TIFF II*/MM*, RIFF....WEBP, ISO BMFF 'ftyp' + brand).
+_PHOTO_MAGIC = ((b"\xff\xd8\xff", "a JPEG photo"), (b"\x89PNG\r\n\x1a\n", "a PNG photo"), (b"GIF8", "a GIF image"),
+                (b"II*\x00", "a TIFF photo"), (b"MM\x00*", "a TIFF photo"), (b"BM", "a BMP image"))
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+
+
+def _not_a_ply(head: bytes, path: str | Path = "") -> str:
+    """The error for a file that is not a .ply, naming what it is when its first bytes (>= 16) say so: a photo (and
+    how to make an avatar from it), an avatar's driving file (its .ply is beside it), a video. Users gave
+    reconstruction_node's photo_path a .driving.npz and `gaussian-head render --avatar` a photo, and read only
+    "missing 'ply' magic" (user28, s28)."""
+    what = next((name for magic, name in _PHOTO_MAGIC if head.startswith(magic)), None)
+    if what is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        what = "a WebP photo"
+    if what is None and head[4:8] == b"ftyp":
+        what = "a HEIC/HEIF photo" if head[8:12] in _HEIF_BRANDS else "a video (MP4/MOV)"
+    name = Path(path).name if path else "the file"
+    if what is None and head[:4] == b"PK\x03\x04":
+        if name.endswith(DRIVING_SUFFIX):
+            ply = name[: -len(DRIVING_SUFFIX)] + ".ply"
+            return (f"{name} is an avatar's driving file, not the avatar: give its .ply ({ply}, beside it; the "
+                    f"driving file is read with it)")
+        what = "a zip archive"
+    if what is None:
+        return f"{name} is not a .ply file (missing 'ply' magic)"
+    hint = ""
+    if what.endswith("photo"):
+        hint = ("; an avatar is made from a photo with `gaussian-head reconstruct PHOTO -o me.ply`, or by giving the "
+                "photo to reconstruction_node (photo_path, or operator/photo)")
+    elif what.startswith("a video"):
+        hint = ("; a clip drives an avatar (`gaussian-head track CLIP -o controls.jsonl`, then `gaussian-head render "
+                "me.ply --controls controls.jsonl`; or video_source_node and tracker_node), it is not one")
+    return f"{name} is {what}, not an avatar .ply{hint}"
+
+
 def _parse_header(fh) -> tuple[list, dict]:
     """Elements [{name, count, props: [(name, dtype, type name) | (name, "list", count dtype, item dtype)]}]
     and the metadata of our single-file format ({} for others)."""
     first = fh.readline()
     if not is_ply(first):
-        raise ValueError("not a .ply file (missing 'ply' magic)")
+        raise ValueError(_not_a_ply(first[:16] + fh.read(max(0, 16 - len(first[:16]))), getattr(fh, "name", "")))
     elements, meta = [], {}
     while True:
         raw = fh.readline()

@@ -61,7 +61,7 @@ from builtin_interfaces.msg import Time as TimeMsg
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
-from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS, driving_path, is_ply, load_ply, ply_count
+from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS, DRIVING_SUFFIX, driving_path, is_ply, load_ply, ply_count
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
                                                 get_reconstructor, option_names, reconstructor_key)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
@@ -227,16 +227,19 @@ class Job:
 
 
 def _is_avatar_file(path: str) -> bool:
-    """Whether the file `path` is an avatar .ply (core.avatar.is_ply of its first bytes); False when it is not a
-    regular file or cannot be read (the photo path's own errors say why: imageio.check_file). Not opened unless
-    regular: a FIFO given as the start-up photo_path blocked the node's constructor in open() (review22)."""
+    """Whether the file `path` is an avatar file: a .ply (core.avatar.is_ply of its first bytes), or an avatar's
+    .driving.npz given in its place (load_ply then says which .ply to give; as a photo it was "not an image");
+    False when it is not a regular file or cannot be read (the photo path's own errors say why:
+    imageio.check_file). Not opened unless regular: a FIFO given as the start-up photo_path blocked the node's
+    constructor in open() (review22)."""
     if not os.path.isfile(path):
         return False
     try:
         with open(path, "rb") as fh:
-            return is_ply(fh.read(4))
+            head = fh.read(4)
     except OSError:
         return False
+    return is_ply(head) or (path.endswith(DRIVING_SUFFIX) and head == b"PK\x03\x04")
 
 
 def _with_animation_note(decoded: tuple) -> tuple:
