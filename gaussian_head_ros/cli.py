@@ -30,6 +30,21 @@ EPILOG = """examples:
 Run 'gaussian-head COMMAND --help' for the options of one command."""
 
 
+def say_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append "(default: X)" to the help of every option of `parser` with a default that its help does not already
+    say: `gaussian-head render --help` listed --size, --distance and --background without theirs, while some options
+    wrote theirs by hand (user28, s28). Flags (store_true/false), options without a default (None) and empty ones
+    ('' or []: "not given", each help says what that means) are left as they are; a list shows as on the command
+    line (--background 0.0 0.0 0.0)."""
+    for a in parser._actions:  # argparse offers no public iterator over a parser's actions
+        if (not a.option_strings or a.help in (None, argparse.SUPPRESS) or a.default in (None, argparse.SUPPRESS, "")
+                or isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction))
+                or (isinstance(a.default, (list, tuple)) and not a.default) or "default" in a.help.lower()):
+            continue
+        shown = " ".join(map(str, a.default)) if isinstance(a.default, (list, tuple)) else str(a.default)
+        a.help = f"{a.help} (default: {shown.replace('%', '%%')})"
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(
         prog="gaussian-head",
@@ -50,6 +65,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
             p.description = help_text + " (not available in this build)"
             continue
         mod.add_arguments(p)
+        say_defaults(p)
         modules[name] = mod
     return parser, modules
 
