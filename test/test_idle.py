@@ -166,3 +166,43 @@ def test_the_eyes_ease_between_the_operators_gaze_and_the_rest_gaze():
     back = yaw_series(104.0, 105.0)
     assert abs(back[0] - rest[:, 0].mean()) < 1e-6 and abs(back[-1] - 0.30) < 1e-6
     assert np.max(np.abs(np.diff(back))) < 0.05, np.diff(back)
+
+
+def test_a_no_face_report_eases_into_idle_after_the_grace_not_the_timeout():
+    """The tracker says "no face": NO_FACE_GRACE_S later the ease into idle begins, from what was shown (no step),
+    instead of holding the open mouth for idle_timeout_s (user27 / node28, s28)."""
+    from gaussian_head_ros.core.idle import NO_FACE_GRACE_S
+
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    live = _live(25.0, 0.8)
+    for t in np.arange(0.0, 1.0, 1 / 30):
+        mixer.update(live, 100.0 + t)
+    mixer.face_lost(101.0)
+    held, mode = mixer.get(101.0 + 0.5 * NO_FACE_GRACE_S)
+    assert mode == "live" and held is live  # a frame or two without the face: held
+    frames = _frames(mixer, 101.0 + NO_FACE_GRACE_S, 101.0 + NO_FACE_GRACE_S + 0.6)
+    assert frames[0][1] == "easing" and frames[-1][1] == "easing"
+    yaws = [_yaw_deg(c) for c, _ in frames]
+    assert abs(yaws[0] - 25.0) < 0.5 and yaws[-1] < 5.0 and max(np.abs(np.diff(yaws))) < 3.0, yaws
+    assert mixer.get(101.0 + NO_FACE_GRACE_S + 0.7)[1] == "idle"
+    mixer.face_lost(101.9)  # more no-face reports change nothing; the face back eases out of idle
+    mixer.update(live, 102.0)
+    assert mixer.get(102.0)[1] == "easing" and mixer.get(102.7)[1] == "live"
+
+
+def test_a_face_missed_for_one_frame_is_no_hand_over():
+    """One camera frame in which MediaPipe misses the face (a no-face report, the face back 33 ms later) keeps live
+    control: no ease into idle, and a later short miss starts its own grace."""
+    from gaussian_head_ros.core.idle import NO_FACE_GRACE_S
+
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    live = _live(10.0, 0.3)
+    for t in np.arange(0.0, 1.0, 1 / 30):  # past the ease out of the idle the mixer starts in
+        mixer.update(live, 99.0 + t)
+    mixer.update(live, 100.0)
+    mixer.face_lost(100.033)
+    mixer.update(live, 100.066)
+    assert all(mode == "live" for _, mode in _frames(mixer, 100.066, 100.066 + 3 * NO_FACE_GRACE_S))
+    mixer.face_lost(100.8)
+    assert mixer.get(100.8 + 0.9 * NO_FACE_GRACE_S)[1] == "live"
+    assert mixer.get(100.8 + NO_FACE_GRACE_S)[1] == "easing"

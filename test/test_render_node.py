@@ -348,6 +348,35 @@ def test_idle_animation_after_the_timeout(io):
     assert float(values["rate_hz"]) > 0
 
 
+def test_a_face_lost_eases_into_idle_without_waiting_for_the_timeout(io):
+    """The tracker's explicit "no face" (face_detected false) starts the ease into idle after NO_FACE_GRACE_S (0.2 s);
+    the node held the last live control (often an open mouth) for idle_timeout_s (1.5 s here, 2 s by default)
+    first (user27 / node28, s28). Measured from the last live control sent: the first frame not of it (easing
+    frames carry their drawing time) comes within 1.3 s; the node before could not show one before 1.5 s."""
+    import rclpy
+
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.nodes.conversions import control_to_msg
+
+    _ensure_avatar(io)
+    live = _control_msg(STAMP + 60, yaw=15.0, mouth_open=0.6)
+    assert _wait_image(io, lambda m: _stamp(m) == STAMP + 60, 30, publish=lambda: io["control"].publish(live))
+    assert _wait_image(io, lambda m: False, 1.0, publish=lambda: io["control"].publish(live)) is None  # held live
+    io["control"].publish(live)
+    sent = time.monotonic()
+    io["control"].publish(control_to_msg(FaceControl(stamp_ns=STAMP + 61, face_detected=False, confidence=0.0)))
+    io["images"].clear()
+    now_ns = io["node"].get_clock().now().nanoseconds
+    while time.monotonic() - sent < 3.0:
+        rclpy.spin_once(io["node"], timeout_sec=0.02)
+        other = [m for m in io["images"] if _stamp(m) != STAMP + 60]
+        if other:
+            break
+    assert other, "no frame but the held live control's within 3 s"
+    assert abs(_stamp(other[0]) - now_ns) < 5e9  # drawn now: the ease into idle, not the no-face control's stamp
+    assert time.monotonic() - sent < 1.3, f"the ease began {time.monotonic() - sent:.2f} s after the face was lost"
+
+
 def test_avatar_swap(io):
     from gaussian_head_ros.core.synthetic import synthetic_avatar
     from gaussian_head_ros.nodes.conversions import avatar_to_msg

@@ -196,10 +196,19 @@ def open_held_blink(control: FaceControl, age_s: float, open_s: float) -> FaceCo
     return dataclasses.replace(control, stamp_ns=0, eyelid_ratios=lids, blendshapes=coeffs)
 
 
+# The tracker says "no face" (a FaceControl with face_detected false) for every camera frame in which it finds none.
+# Before, the mixer held the last live control (often mid-word: the mouth open, the head turned) for the whole
+# idle_timeout_s (2 s) meant for silence, a link that may come back; an explicit "no face" that lasts NO_FACE_GRACE_S
+# starts the ease into idle at once (user27 / node28, s28). The grace lets one frame MediaPipe misses (motion blur, a
+# hand across the face: one to five frames at 30 fps) pass without a hand-over.
+NO_FACE_GRACE_S = 0.2
+
+
 class ControlMixer:
-    """Chooses what to render: the newest live control, the idle animation after `idle_timeout_s` of silence,
-    and an eased blend of `ease_s` seconds at each hand-over. Times are seconds on any monotonic clock. A live
-    control held past HELD_BLINK_S with a shut eye opens it (`open_held_blink`, 'easing' while it opens)."""
+    """Chooses what to render: the newest live control, the idle animation after `idle_timeout_s` of silence or
+    NO_FACE_GRACE_S after the tracker said it lost the face (`face_lost`), and an eased blend of `ease_s` seconds at
+    each hand-over. Times are seconds on any monotonic clock. A live control held past HELD_BLINK_S with a shut eye
+    opens it (`open_held_blink`, 'easing' while it opens)."""
 
     def __init__(self, idle: IdleAnimator, idle_timeout_s: float = 2.0, ease_s: float = 0.6):
         self.idle = idle
@@ -210,6 +219,7 @@ class ControlMixer:
         self.idle_since: float | None = 0.0  # time idle began (None while live)
         self.resume_time = -math.inf  # when live control came back after idle
         self.last_idle: FaceControl | None = None  # what was shown (idle, or easing into it) when live resumed
+        self.lost_since: float | None = None  # when the tracker began saying "no face" (None while it finds one)
 
     def update(self, control: FaceControl, now: float) -> None:
         """Take a live control that arrived at `now` (seconds, the mixer's clock); coming back from idle,
@@ -219,10 +229,23 @@ class ControlMixer:
             self.resume_time = now
             self.idle_since = None
         self.live, self.live_time = control, now
+        self.lost_since = None
+
+    def face_lost(self, now: float) -> None:
+        """The tracker reported at `now` that it finds no face (a control with face_detected false, which carries no
+        expression to show): once it has said so for NO_FACE_GRACE_S with no face in between, `get` eases into the
+        idle animation as after idle_timeout_s of silence. A live control (`update`) ends it."""
+        if self.lost_since is None:
+            self.lost_since = now
+
+    def _gone(self, now: float) -> bool:
+        """Whether live control has ended at `now`: none yet, none for idle_timeout_s, or no face for NO_FACE_GRACE_S."""
+        return (self.live is None or now - self.live_time > self.idle_timeout_s
+                or (self.lost_since is not None and now - self.lost_since >= NO_FACE_GRACE_S))
 
     def get(self, now: float) -> tuple[FaceControl, str]:
         """(control to draw, 'live' | 'idle' | 'easing')."""
-        if self.live is None or now - self.live_time > self.idle_timeout_s:
+        if self._gone(now):
             if self.idle_since is None:
                 self.idle_since = now
             t = now - self.idle_since

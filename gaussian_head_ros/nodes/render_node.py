@@ -22,8 +22,8 @@ a render thread draws each fresh control as it arrives (at most 1.2 x `fps` fram
 without a fresh control the last live frame again after 2.5 periods, or up to `fps` when the tracker is slower
 than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published at `fps`
 (controls arriving meanwhile do not wake the render loop; the log says once what it waits for). Without
-control with a detected face for `idle_timeout_s` the avatar plays an idle animation (blinks, breathing,
-sway) and eases back when control resumes. No face_control at all is said in the log (NO_CONTROLS_SAY_S after start: the
+control for `idle_timeout_s`, or idle.NO_FACE_GRACE_S (0.2 s) after the tracker said it lost the face, the avatar
+plays an idle animation (blinks, breathing, sway) and eases back when control resumes. No face_control at all is said in the log (NO_CONTROLS_SAY_S after start: the
 FaceControl topics that are published, a namespace or remapping away; or after the last one: they stopped) and, while
 they have stopped, on /diagnostics. A live frame whose avatar and control content (all but the stamp)
 and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
@@ -402,8 +402,10 @@ class RenderNode(Node):
                     f"({BASIS_MISSING_WARN_AFTER} controls in a row): decoding with the fixed basis only, a little "
                     "less exact. The tracker publishes its bases latched on <its face_control topic>/expression_basis; "
                     "remapping face_control moves that topic with it (controls_basis_missing on /diagnostics)")
-        if not control.face_detected:  # the tracker lost the face: let the idle animation take over
+        if not control.face_detected:  # the tracker lost the face: the idle animation takes over after a short grace
             self.counts["controls_no_face"] += 1
+            with self._lock:
+                self.mixer.face_lost(time.monotonic())
             return
         with self._lock:
             self.mixer.update(control, time.monotonic())
