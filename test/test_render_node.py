@@ -898,6 +898,12 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
         assert float(values["control_age_s"]) >= 10.0, values
         stream(1.0)
         assert spin_until(peer, lambda: said("face_control back on /u21_robot/face_control after"), 10), proc.output()
+        stream(1.0)
+        peer.destroy_publisher(own)  # the operator's tracker stopped: it leaves the graph with its last control
+        stopped = lambda: [ln for ln in proc.output().splitlines() if "face_control stopped on" in ln]  # noqa: E731
+        assert spin_until(peer, lambda: len(stopped()) == 2, 30), proc.output()
+        assert "(0 publishers, the tracker left the graph within 2 s of its last control: it was stopped)" in \
+            stopped()[1], stopped()[1]
     finally:
         rc = proc.stop()
         peer.destroy_node()
@@ -921,6 +927,32 @@ def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(m
         render_node.RenderNode._say_if_no_controls(node, float(tick))
     assert len(asked) == 9, f"{len(asked)} graph queries in 100 ticks"
     assert len(said) == 1 and said[0].startswith("no face_control on /r/face_control yet"), said
+
+
+@pytest.mark.parametrize("publishers, left_after_s, says", [
+    (1, None, "1 publishers, still on the graph: the tracker gets no camera frames"),
+    (0, 0.6, "the tracker left the graph within 2 s of its last control: it was stopped"),
+    (0, 19.4, "the tracker left the graph 19 s after its last control, as its DDS lease expired: it was killed"),
+    (0, None, "none left on the graph"),
+])
+def test_controls_that_stopped_are_said_with_what_the_graph_shows_of_the_tracker(publishers, left_after_s, says):
+    """10 s after the last face_control the log says why they may have stopped from when the tracker's publisher left
+    the graph: a stopped tracker leaves with its last control, a killed or crashed one when its DDS lease expires
+    (20 s in Fast DDS), one without camera frames stays (node28, s28: the line said "the link to its host is down"
+    for each of them). The node's own method on a stand-in, the last control at t = 100 s."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes import render_node
+
+    said = []
+    watch = SimpleNamespace(emptied_at=None if left_after_s is None else 100.0 + left_after_s)
+    node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
+                           _controls_looked_for=0.0, control_topic="/r/face_control", _control_publishers=watch,
+                           count_publishers=lambda t: publishers,
+                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append))
+    render_node.RenderNode._say_if_no_controls(node, 121.0)
+    assert len(said) == 1 and said[0].startswith("face_control stopped on /r/face_control: the last one came 21 s ago")
+    assert says in said[0], said[0]
 
 
 def test_an_avatar_received_while_the_renderer_loads_is_said_as_received(tmp_path, rclpy_context):

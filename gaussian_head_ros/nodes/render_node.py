@@ -90,6 +90,12 @@ BASIS_MISSING_WARN_AFTER = 60
 # with nothing in the log, also for a robot under namespace:=robot1 without control_topic:=/face_control, which
 # listened on /robot1/face_control for ever while the operator's tracker published /face_control (user21, s21).
 NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
+# A tracker stopped (Ctrl-C, a launch shut down) leaves the graph with its last control: its node is destroyed and DDS
+# announces it (within 0.1 s here, d0bc8dc). One killed, crashed or cut off stays listed until its DDS lease expires
+# (Fast DDS: 20 s by default). Publishers gone within LEFT_CLEANLY_S of the last control (the graph is looked at once
+# a second) read as a stop; gone later, as a lease that expired (node28, s28: the line guessed "the link to its host is
+# down" for a tracker that crashed, and "ended" for one that was killed).
+LEFT_CLEANLY_S = 2.0
 
 @dataclass
 class RenderNodeSettings:
@@ -676,8 +682,10 @@ class RenderNode(Node):
 
     def _say_if_no_controls(self, now: float) -> None:
         """A log line while no face_control comes (`_on_control` says when they come), again every NO_CONTROLS_AGAIN_S:
-        - they came and stopped, NO_CONTROLS_SAY_S after the last one: a warning naming the topic, its publishers and
-          how long ago;
+        - they came and stopped, NO_CONTROLS_SAY_S after the last one: a warning naming the topic, its publishers, how
+          long ago, and what the graph says of the tracker: still listed (no camera frames, or killed / crashed / cut
+          off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
+          lease expired: killed, crashed, or its host off the network);
         - none came yet, NO_CONTROLS_SAY_S after the node started: a warning when other topics carry FaceControl (the
           robot's `face_control` is a namespace or a remapping away from the operator's: those topics and how to
           follow one), else once, as information, that it waits for them (a robot with no operator yet)."""
@@ -690,8 +698,18 @@ class RenderNode(Node):
         publishers = self.count_publishers(self.control_topic)
         if self._control_arrived:
             self._no_controls_said = now
-            why = ("still on the graph: its camera frames stopped, or the link to its host is down" if publishers else
-                   "none left on the graph: the operator's tracker ended, or its host went off the network")
+            left = self._control_publishers.emptied_at
+            if publishers:
+                why = ("still on the graph: the tracker gets no camera frames (without a face it still sends "
+                       "face_detected=false), or it was killed, crashed or cut off and its DDS lease has not expired")
+            elif left is not None and left - since <= LEFT_CLEANLY_S:
+                why = (f"the tracker left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was "
+                       "stopped")
+            elif left is not None:
+                why = (f"the tracker left the graph {left - since:.0f} s after its last control, as its DDS lease "
+                       "expired: it was killed or crashed, or its host went off the network")
+            else:
+                why = "none left on the graph: the operator's tracker ended, or its host went off the network"
             self.get_logger().warning(
                 f"face_control stopped on {self.control_topic}: the last one came {now - since:.0f} s ago "
                 f"({publishers} publishers, {why}); the avatar plays its idle animation until controls come back")
