@@ -206,3 +206,37 @@ def test_a_face_missed_for_one_frame_is_no_hand_over():
     mixer.face_lost(100.8)
     assert mixer.get(100.8 + 0.9 * NO_FACE_GRACE_S)[1] == "live"
     assert mixer.get(100.8 + NO_FACE_GRACE_S)[1] == "easing"
+
+
+def test_an_idle_blink_closes_the_eyes():
+    # The idle animation blinks by its lid offsets (the upper lids 0.85 of the way to the lower ones at the peak)
+    # and carries the avatar's rest gaze (542cb0c). That gaze, stored float32, differed from the rig's float64 rest
+    # gaze by ~1e-8 rad, so the driver took it for a look away from the rest and retargeted the lids to their rest
+    # opening (deform.lid_turns): the idle avatar never blinked (review30, s30). Driven on MediaPipe's canonical
+    # face with irises, the lids close at the blink's peak and are open between blinks.
+    from conftest import shared
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    neutral = (v * np.array([1.0, -1.0, -1.0])).astype(np.float32)
+    a = synthetic_avatar(500, seed=8)
+    a.template_vertices, a.template_faces = neutral, np.zeros((0, 3), np.int32)
+    a.expression_names, a.expression_basis = [], np.zeros((0, len(neutral), 3), np.float32)
+    driver = Driver(a)
+    assert np.any(driver.rig.eye_centres)  # the lid-eye coupling is live on this rig
+    idle = IdleAnimator(a.template_vertices, rest_gaze=driver.rig.rest_gaze)
+    pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
+
+    def openness(t):
+        verts, _ = driver.deformed_template(idle.control(t))
+        return max(float(np.linalg.norm(verts[up] - verts[lo]) / np.linalg.norm(neutral[up] - neutral[lo]))
+                   for up, lo in pairs)
+
+    ts = np.arange(0.0, 8.0, 1 / 120)
+    peak = ts[int(np.argmax([idle.blink(t) for t in ts]))]
+    assert idle.blink(peak) > 0.99
+    assert openness(peak) < 0.3, openness(peak)  # 1.0 before: the lids did not move
+    assert openness(peak - 0.5) > 0.95  # between blinks the eyes are open

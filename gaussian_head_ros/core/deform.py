@@ -726,10 +726,16 @@ def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig):
     return disp.index_add(0, xp.as_tensor(LID_UPPER, device=disp.device), add.to(disp.dtype))
 
 
+# A gaze this close to the rest gaze is the rest gaze: controls carry it as float32 (the idle animation's, a blend's)
+# and the rig holds it float64, ~1e-8 rad apart. Taken for a look, it retargeted the lids to their rest opening
+# and undid the idle blink's lid offsets (review30, s30). 1e-6 rad turns a lid 1e-8 m.
+REST_GAZE_TOL_RAD = 1e-6
+
+
 def lid_turns(rig: "Rig", gaze, cfg: DriveConfig):
     """The lids' vertical turns about each eyeball's centre for a gaze [2, 2] (numpy) -> [2, 2] numpy (upper,
-    lower) rad per eye (right, left), positive downwards; None for no gaze, the rest gaze, an avatar without
-    eyes, or both follow fractions 0.
+    lower) rad per eye (right, left), positive downwards; None for no gaze, the rest gaze (within
+    REST_GAZE_TOL_RAD), an avatar without eyes, or both follow fractions 0.
 
     Lid-eye coupling: the upper lid rides on the eye, keeping its margin near the top of the iris, in down-
     and upgaze alike (about 1:1 with the vertical eye turn); the lower lid follows less (about 1/3-1/2 in
@@ -744,7 +750,7 @@ def lid_turns(rig: "Rig", gaze, cfg: DriveConfig):
     g = np.asarray(gaze, np.float64).reshape(2, 2)
     rest = np.asarray(rig.rest_gaze, np.float64).reshape(2, 2)
     dp = np.clip(g[:, 1] - rest[:, 1], -cfg.gaze_max_rad, cfg.gaze_max_rad)
-    if not np.any(dp):
+    if not np.any(np.abs(dp) > REST_GAZE_TOL_RAD):
         return None
     return _lid_follow(dp, cfg)
 
