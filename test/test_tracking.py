@@ -1225,3 +1225,25 @@ def test_track_command_writes_jsonl(tmp_path):
     obj = json.loads(out2.read_text().splitlines()[-1])
     assert len(obj["blendshapes"]) == 52 and math.isfinite(obj["blendshapes"]["jawOpen"])
     assert main(["track", str(tmp_path / "missing.mp4"), "-o", str(out2)]) == 1
+
+
+def test_an_unplayable_video_file_says_why(tmp_path):
+    """A recording cut off before its end (an MP4 without its 'moov' index: a phone or OBS stopped, a copy broken
+    off) was refused as '(unsupported format)', which sends a user looking for a codec; FFmpeg's own line says 'moov
+    atom not found'. Now the source says it is an MP4 without its index, cut off, and what to do; an empty file and a
+    file that is no video say so too. The whole clip opens as before."""
+    whole = shared("driving", "lp_d0.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) // 3])  # lp_d0's index ('moov') is at its end
+    with pytest.raises(ValueError, match=rf"cannot open video '{cut}': an MP4/MOV file without its index \(no 'moov'"):
+        VideoSource(str(cut))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="the file is empty"):
+        VideoSource(str(empty))
+    junk = tmp_path / "notes.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    with pytest.raises(ValueError, match="not a video format"):
+        VideoSource(str(junk))
+    with VideoSource(str(shared("driving", "lp_d0.mp4"))) as src:
+        assert next(iter(src)).rgb.shape[2] == 3

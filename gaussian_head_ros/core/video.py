@@ -92,7 +92,7 @@ class VideoSource:
             self._cap = cv2.VideoCapture(str(source))
         if not self._cap.isOpened():
             raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
-                             f"device" if self.camera else f"cannot open video {source!r} (unsupported format)")
+                             f"device" if self.camera else f"cannot open video {source!r}: {unplayable_reason(str(source))}")
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0  # [Hz] nominal rate (30 when unknown)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -261,6 +261,63 @@ class VideoSource:
 
 MAX_FRAME_GAP_S = 1.0  # [s] the longest presentation-time gap between two frames of a file taken as its own pacing
 STILL_FPS = 25.0  # [Hz] a still image file's nominal rate (what OpenCV's image reader reported for one)
+
+
+def _iso_bmff_boxes(path: str, limit: int = 4096) -> tuple[list[str], bool] | None:
+    """The top-level box types of an ISO base media file (MP4, MOV, M4V, 3GP: ISO/IEC 14496-12 section 4.2; each box
+    a 32-bit big-endian size, its 4-character type, a 64-bit size when the first is 1, to the file's end when 0)
+    and whether the last box runs past the end of the file (cut off); None when the file does not start with an
+    'ftyp' box (not ISO BMFF). Reads only the boxes' headers, at most `limit` of them."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8 or head[4:8] != b"ftyp":
+                return None
+            types, pos = [], 0
+            while pos + 8 <= size and len(types) < limit:
+                f.seek(pos)
+                h = f.read(16)
+                n, kind = struct.unpack(">I", h[:4])[0], h[4:8].decode("latin-1")
+                header = 8
+                if n == 1:
+                    if len(h) < 16:
+                        return types + [kind], True
+                    n, header = struct.unpack(">Q", h[8:16])[0], 16
+                elif n == 0:
+                    n = size - pos
+                if n < header:  # a broken size: nothing more can be read in order
+                    return types + [kind], True
+                types.append(kind)
+                if pos + n > size:
+                    return types, True
+                pos += n
+            return types, pos < size and pos + 8 > size
+    except OSError:
+        return None
+
+
+def unplayable_reason(path: str) -> str:
+    """Why OpenCV's FFmpeg could not open the video file `path` (which exists), for a person: an empty file; an
+    MP4 / MOV whose index (its 'moov' box) is missing or cut off, as a recording stopped before it was finished or a
+    copy broken off leaves it (FFmpeg says only 'moov atom not found'); otherwise a format it cannot play (not a
+    video, or a codec this OpenCV build lacks). Reads the file's box headers only."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty (0 bytes)"
+    except OSError as e:
+        return f"cannot read it ({e.strerror})"
+    boxes = _iso_bmff_boxes(path)
+    if boxes is not None:
+        types, cut = boxes
+        if "moov" not in types:
+            return ("an MP4/MOV file without its index (no 'moov' box" + (", the file ends inside a box" if cut else "")
+                    + "): the recording was stopped, or the file copied, before it was finished; record or copy it "
+                    "again (a file cut off this way cannot be played)")
+        if cut:
+            return "an MP4/MOV file cut off before its end (its last box runs past the end of the file)"
+        return "an MP4/MOV file whose tracks this OpenCV build cannot decode (codec not supported)"
+    return "not a video format OpenCV's FFmpeg can play (unsupported format, or not a video)"
 
 
 def still_image(path: str) -> np.ndarray | None:
