@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gaussian-head {args.command}: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a missing, unreadable or unwritable file: the system's one line, no traceback
-        print(f"gaussian-head {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
+        from gaussian_head_ros.core.files import shown
+
+        print(f"gaussian-head {args.command}: error: {e.strerror or e}: {shown(e.filename or '')}".rstrip(": "),
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,6 +1,10 @@
-"""`gaussian-head COMMAND --help` tells a new user each option's default (cli.say_defaults)."""
+"""`gaussian-head` as a new user meets it: each option's default in COMMAND --help (cli.say_defaults), and one line
+saying what to do, not a traceback, for the files and options people get wrong."""
 
 import argparse
+import os
+
+import pytest
 
 from gaussian_head_ros.cli import build_parser
 
@@ -39,3 +43,40 @@ def test_help_keeps_the_defaults_options_state_themselves():
     assert width.help.lower().count("default") == 1 and "(default: --size); framed" in width.help
     text = render.format_help()
     assert "(default: None)" not in text and "(default: )" not in text
+
+
+def _said(capsys, argv: list[str]) -> str:
+    """`gaussian-head ARGV`'s one error line (exit status 1)."""
+    from gaussian_head_ros.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 1, argv
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, (argv, err)
+    return err[0]
+
+
+def test_a_relative_path_is_said_as_the_absolute_path_it_was_looked_for_at(tmp_path, monkeypatch, capsys):
+    """A relative path (a CLI argument, a node's parameter) is said as the absolute path it was looked for at
+    (core.files.shown): 'avatar me.ply not found' did not say where; a node takes a relative photo_path against the
+    directory it was started in, which is not the one its operator has in mind."""
+    from gaussian_head_ros.core import avatar_cache
+    from gaussian_head_ros.core.imageio import check_file
+    from gaussian_head_ros.core.tracking import TrackerConfig
+
+    monkeypatch.chdir(tmp_path)
+    here = os.getcwd()
+    (tmp_path / "me.ply").write_bytes(b"ply\n")  # never read: the controls are read first
+    for argv, said in ((["render", "no.ply", "-o", "x.mp4"], f"avatar {here}/no.ply not found"),
+                       (["render", "me.ply", "--controls", "no.jsonl", "-o", "x.mp4"], f"{here}/no.jsonl"),
+                       (["reconstruct", "no.jpg", "-o", "x.ply"], f"cannot read {here}/no.jpg: No such file"),
+                       (["track", "no.mp4", "-o", "c.jsonl"], f"video file {here}/no.mp4 not found")):
+        assert said in _said(capsys, argv), argv
+    # the nodes' parameters: reconstruction_node's photo_path, tracker_node's model_path, cache_path
+    with pytest.raises(ValueError, match=f"cannot read {here}/no.jpg"):
+        check_file("no.jpg")
+    with pytest.raises(ValueError, match=f"model {here}/no.task not found"):
+        TrackerConfig(model_path="no.task").validate()
+    (tmp_path / "cache").mkdir()
+    with pytest.raises(ValueError, match=f"cache_path {here}/cache is a directory"):
+        avatar_cache.check_path("cache")

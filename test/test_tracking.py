@@ -1235,7 +1235,7 @@ def test_an_unplayable_video_file_says_why(tmp_path):
     whole = shared("driving", "lp_d0.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole[: len(whole) // 3])  # lp_d0's index ('moov') is at its end
-    with pytest.raises(ValueError, match=rf"cannot open video '{cut}': an MP4/MOV file without its index \(no 'moov'"):
+    with pytest.raises(ValueError, match=rf"cannot open video {cut}: an MP4/MOV file without its index \(no 'moov'"):
         VideoSource(str(cut))
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")

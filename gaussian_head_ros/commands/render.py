@@ -76,12 +76,13 @@ def run(args) -> int:
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.display import AvatarFraming
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
+    from gaussian_head_ros.core.files import shown
     from gaussian_head_ros.core.idle import IdleAnimator
     from gaussian_head_ros.core.render import get_renderer, head_viewmat
     from gaussian_head_ros.core.video import VideoWriter
 
     if not Path(args.avatar).is_file():
-        raise ValueError(f"avatar {args.avatar} not found")
+        raise ValueError(f"avatar {shown(args.avatar)} not found")
     given = read_controls(args.controls) if args.controls else None  # a bad file said before the avatar loads
     avatar = load_ply(args.avatar)
     avatar.validate()

@@ -27,6 +27,8 @@ import struct
 import tempfile
 from pathlib import Path
 
+from gaussian_head_ros.core.files import shown
+
 MAGIC = b"GHRAVC2\n"  # gaussian_head_ros avatar cache, layout 2 (with a note)
 MAGIC1 = b"GHRAVC1\n"  # layout 1: read, no longer written
 _HEAD = struct.Struct("<8s32s32sQQ")  # magic, sha256 of the kind, sha256 of note and payload, their lengths
@@ -59,7 +61,7 @@ def check_path(path: str | os.PathLike) -> None:
     file (its nearest existing ancestor is not a directory), or below a directory this process cannot write in. A
     stat per ancestor, nothing written. Before, a cache_path naming a directory was taken and said only at the next
     write, after a reconstruction ('cannot write ...: Is a directory'; user18, s18)."""
-    path = Path(path).expanduser()
+    path = Path(shown(path))  # absolute: a node's relative cache_path is taken against its own directory
     if path.is_dir():
         raise ValueError(f"cache_path {path} is a directory: name a file in it (e.g. {path / 'avatar.cache'})")
     above = next((p for p in path.parents if p.exists()), None)
@@ -77,7 +79,7 @@ def write(path: str | os.PathLike, payload: bytes, kind: str, note: bytes = b"")
     creating its directory. Raises OSError when it cannot, ValueError for a note over MAX_NOTE_BYTES."""
     if len(note) > MAX_NOTE_BYTES:
         raise ValueError(f"a cache note of {len(note)} bytes is over {MAX_NOTE_BYTES}")
-    path = Path(path).expanduser()
+    path = Path(shown(path))  # absolute: a node's relative cache_path is taken against its own directory
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -103,7 +105,7 @@ def read_entry(path: str | os.PathLike, kind: str) -> tuple[bytes, bytes] | None
     """(payload, note) stored at `path` for `kind` (the note of a layout-1 file is b""); None when there is no
     file. Raises ValueError (saying why) when the file cannot be read or is not an intact cache of `kind` (wrong
     layout or kind, truncated, checksum mismatch, over MAX_BYTES)."""
-    path = Path(path).expanduser()
+    path = Path(shown(path))  # absolute: a node's relative cache_path is taken against its own directory
     try:
         size = path.stat().st_size
         if size > MAX_BYTES + MAX_NOTE_BYTES + _HEAD.size:

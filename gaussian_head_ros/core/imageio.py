@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core.avatar import is_ply
+from gaussian_head_ros.core.files import shown
 
 log = logging.getLogger(__name__)
 
@@ -429,11 +430,11 @@ def check_file(path: str) -> str:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
         if not stat.S_ISREG(mode):
-            raise ValueError(f"cannot read {path}: not a regular file (a device or a pipe)")
+            raise ValueError(f"cannot read {shown(path)}: not a regular file (a device or a pipe)")
         with open(path, "rb"):  # Permission denied
             pass
     except OSError as e:
-        raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
+        raise ValueError(f"cannot read {shown(path)}: {e.strerror or e}") from e
     return path
 
 
@@ -444,7 +445,7 @@ def read_file(path: str) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as e:  # gone or changed since the check
-        raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
+        raise ValueError(f"cannot read {shown(path)}: {e.strerror or e}") from e
 
 
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:

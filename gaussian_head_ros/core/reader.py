@@ -51,6 +51,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
+from gaussian_head_ros.core.files import shown
 from gaussian_head_ros.core.metrics import correlation, slope
 
 GROUPS = ("jaw", "blink", "gaze_h", "gaze_v", "brow", "smile", "pucker")
@@ -130,7 +131,7 @@ class FaceReader:
         from gaussian_head_ros.core.tracking import TaskLandmarker
 
         if not model_path or not os.path.isfile(model_path):
-            raise ValueError(f"reader model {model_path!r} not found: give the path of a MediaPipe FaceLandmarker "
+            raise ValueError(f"reader model {shown(model_path)} not found: give the path of a MediaPipe FaceLandmarker "
                              ".task file with blendshapes (face_landmarker.task from MediaPipe's model page)")
         self.video = video
         self._lm = TaskLandmarker(model_path, 1, min_confidence, image_mode=not video)

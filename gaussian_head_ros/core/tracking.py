@@ -84,6 +84,7 @@ from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
 from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
+from gaussian_head_ros.core.files import shown
 from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.lower_face import LowerFaceMonitor
@@ -152,7 +153,7 @@ class TrackerConfig:
         """Raise ValueError for a model_path that is not a FaceLandmarker .task file, a setting out of its
         range, or filter parameters the One Euro filters refuse."""
         if self.model_path and not os.path.isfile(self.model_path):
-            raise ValueError(f"FaceLandmarker model {self.model_path!r} not found; give the path of a .task "
+            raise ValueError(f"FaceLandmarker model {shown(self.model_path)} not found; give the path of a .task "
                              "file (MediaPipe's face_landmarker.task) or '' for the bundled face mesh")
         if self.model_path and not zipfile.is_zipfile(self.model_path):  # a MediaPipe Tasks bundle is a zip
             raise ValueError(f"FaceLandmarker model {self.model_path!r} is not a .task file (a MediaPipe model "

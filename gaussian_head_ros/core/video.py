@@ -31,6 +31,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from gaussian_head_ros.core.files import shown
+
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,9 @@ class VideoSource:
             self._cap = cv2.VideoCapture(dev)
         else:
             if not os.path.exists(str(source)):
-                raise ValueError(f"video file {source!r} not found")
+                raise ValueError(f"video file {shown(source)} not found")
             if not os.path.isfile(str(source)):
-                raise ValueError(f"video file {source!r} is not a file (a directory?)")
+                raise ValueError(f"video file {shown(source)} is not a file (a directory?)")
             image = still_image(str(source))
             if image is not None:
                 self._open_still(image)
@@ -92,7 +94,7 @@ class VideoSource:
             self._cap = cv2.VideoCapture(str(source))
         if not self._cap.isOpened():
             raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
-                             f"device" if self.camera else f"cannot open video {source!r}: {unplayable_reason(str(source))}")
+                             f"device" if self.camera else f"cannot open video {shown(source)}: {unplayable_reason(str(source))}")
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0  # [Hz] nominal rate (30 when unknown)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
+from gaussian_head_ros.core.files import shown
 from gaussian_head_ros.core.avatar import PART_MOUTH, GaussianAvatar, SourceCamera, rgb_to_sh_dc, sh_zonal
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, build_backbone, load_pretrained, load_referenced,
@@ -269,7 +270,7 @@ def read_checkpoint(path: str | Path) -> dict:
     """The raw checkpoint dict, checked for our format."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"RAR checkpoint {path} not found")
+        raise ValueError(f"RAR checkpoint {shown(path)} not found")
     blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a gaussian_head_ros RAR checkpoint (train one with 'gaussian-head train')")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gaussian_head_ros.core.avatar import SourceCamera, sh_dc_to_rgb
+from gaussian_head_ros.core.files import shown
 from gaussian_head_ros.core.reconstruct.base import ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.settings import check_settings
@@ -48,7 +49,7 @@ class RARReconstructor(Reconstructor):
             raise ValueError("the rar reconstructor needs a 'checkpoint': a model trained with 'gaussian-head train' "
                              "(see docs/TRAINING.md); no weights are downloaded")
         if not os.path.isfile(checkpoint):
-            raise ValueError(f"checkpoint {checkpoint} not found")
+            raise ValueError(f"checkpoint {shown(checkpoint)} not found")
         unknown = set(framing) - set(cls.OPTIONS)
         if unknown:
             raise ValueError(f"unknown rar options {sorted(unknown)}; allowed: {', '.join(cls.OPTIONS)}")
