@@ -4,6 +4,7 @@ saying what to do, not a traceback, for the files and options people get wrong."
 import argparse
 import os
 
+import numpy as np
 import pytest
 
 from gaussian_head_ros.cli import build_parser
@@ -80,3 +81,33 @@ def test_a_relative_path_is_said_as_the_absolute_path_it_was_looked_for_at(tmp_p
     (tmp_path / "cache").mkdir()
     with pytest.raises(ValueError, match=f"cache_path {here}/cache is a directory"):
         avatar_cache.check_path("cache")
+
+
+def _controls_file(path):
+    """A controls file as `gaussian-head track` writes it (one FaceControl JSON object a line)."""
+    import json
+
+    from gaussian_head_ros.core.control import FaceControl
+
+    path.write_text("".join(json.dumps(FaceControl.rest().to_json()) + "\n" for _ in range(3)))
+    return path
+
+
+def test_render_given_its_avatar_and_controls_swapped_says_so(tmp_path, capsys):
+    """`render c.jsonl --controls me.ply` said "me.ply is not a text file of FaceControl JSON lines (a video?
+    `gaussian-head track me.ply ...`)": a .ply is no video. It names both files and gives the command in the right
+    order; an avatar given as the controls, or a controls file as the avatar, is named as what it is."""
+    ply, side, controls = tmp_path / "me.ply", tmp_path / "me.driving.npz", _controls_file(tmp_path / "c.jsonl")
+    ply.write_bytes(b"ply\nformat binary_little_endian 1.0\n")
+    np.savez(side, metadata=np.array("{}"), means_crc32=np.uint32(0))  # save_ply's first member
+    out = str(tmp_path / "x.mp4")
+    for given in (ply, side):
+        said = _said(capsys, ["render", str(controls), "--controls", str(given), "-o", out])
+        assert f"the avatar and the controls are swapped: {controls} is a controls file" in said, said
+        assert f"and {given} is an avatar file" in said, said
+        assert f"gaussian-head render {ply} --controls {controls} -o {out}" in said, said
+    said = _said(capsys, ["render", str(ply), "--controls", str(ply), "-o", out])
+    assert f"--controls {ply} is an avatar file, not controls" in said and "a video?" not in said, said
+    said = _said(capsys, ["render", str(controls), "-o", out])
+    assert said.endswith("c.jsonl is a controls file (FaceControl JSON lines, what `gaussian-head track` writes), not an "
+                         "avatar .ply; it drives an avatar: `gaussian-head render ME.ply --controls c.jsonl`"), said

@@ -45,9 +45,32 @@ def add_arguments(p):
                    help="background colour in 0..1")
 
 
+USAGE = "gaussian-head render AVATAR.ply --controls CONTROLS.jsonl -o OUT.mp4"
+
+
+def swapped_inputs(avatar: str, controls: str | None, output: str = "OUT.mp4") -> str | None:
+    """The error for an avatar and a controls file given in each other's place (or an avatar given as both), from
+    their first bytes (core.files.kind), naming each and the command in the right order (writing `output`); None when
+    no avatar file is given as the controls. `render c.jsonl --controls me.ply` said "me.ply is not a text file of FaceControl JSON lines (a
+    video? `gaussian-head track me.ply ...`)": a .ply is no video, and tracking it is no help."""
+    from gaussian_head_ros.core.files import AVATAR_PLY, CONTROLS, DRIVING_FILE, DRIVING_SUFFIX, file_kind
+
+    if not controls or file_kind(controls) not in (AVATAR_PLY, DRIVING_FILE):
+        return None
+    if file_kind(avatar) == CONTROLS:
+        ply = controls[: -len(DRIVING_SUFFIX)] + ".ply" if controls.endswith(DRIVING_SUFFIX) else controls
+        return (f"the avatar and the controls are swapped: {avatar} is {CONTROLS} and {controls} is an avatar file; "
+                f"the avatar comes first: gaussian-head render {ply} --controls {avatar} -o {output}")
+    return (f"--controls {controls} is an avatar file, not controls (FaceControl JSON lines from `gaussian-head "
+            f"track`); the avatar is the first argument: {USAGE}")
+
+
 def read_controls(path: str) -> list:
-    """FaceControl objects from a JSONL file; ValueError naming the first bad line."""
+    """FaceControl objects from a JSONL file (what `gaussian-head track` writes). Raises ValueError naming the first
+    bad line, or what the file is when it is no text (a video, an avatar: core.files.kind) or empty; OSError when it
+    cannot be opened."""
     from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.files import file_kind
 
     controls = []
     try:
@@ -62,9 +85,13 @@ def read_controls(path: str) -> list:
                     raise ValueError(f"{path}:{i}: not a FaceControl line ({e})") from None
                 controls.append(c)
     except UnicodeDecodeError:  # a video or an image: said as "'utf-8' codec can't decode byte 0xae in position 51:
-        raise ValueError(  # invalid start byte" (user26, s26)
-            f"{path} is not a text file of FaceControl JSON lines (a video? `gaussian-head track {path} "
-            f"-o controls.jsonl` tracks one; then --controls controls.jsonl)") from None
+        what = file_kind(path)  # invalid start byte" (user26, s26)
+        if what is None or what.startswith("a video"):
+            raise ValueError(
+                f"{path} is not a text file of FaceControl JSON lines (a video? `gaussian-head track {path} "
+                f"-o controls.jsonl` tracks one; then --controls controls.jsonl)") from None
+        raise ValueError(f"{path} is {what}, not a text file of FaceControl JSON lines (`gaussian-head track CLIP "
+                         f"-o controls.jsonl` writes one); {USAGE}") from None
     if not controls:
         raise ValueError(f"{path} holds no controls")
     return controls
@@ -83,6 +110,9 @@ def run(args) -> int:
 
     if not Path(args.avatar).is_file():
         raise ValueError(f"avatar {shown(args.avatar)} not found")
+    swapped = swapped_inputs(args.avatar, args.controls, args.output)
+    if swapped:
+        raise ValueError(swapped)
     given = read_controls(args.controls) if args.controls else None  # a bad file said before the avatar loads
     avatar = load_ply(args.avatar)
     avatar.validate()

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gaussian_head_ros.core import files
+from gaussian_head_ros.core.files import DRIVING_SUFFIX, is_ply
+
 log = logging.getLogger(__name__)
 
 # Layout of the avatar files (.ply + .driving.npz); the message has its own (GaussianAvatar.msg). 4: part labels may be
@@ -423,7 +426,6 @@ class GaussianAvatar:
 # Files: me.ply (for splat viewers) + me.driving.npz (what driving needs)
 
 VIEWER_SH_DEGREE = 3  # the viewer file always has degree-3 columns (the INRIA loader asserts 45 f_rest by default)
-DRIVING_SUFFIX = ".driving.npz"
 _BINDING = ("part", "face_id", "bary_0", "bary_1", "bary_2")
 _INTEGER_BINDING = ("part", "face_id")  # may be stored as integers in .ply files of ours
 _PLY_MAGIC = "gaussian_head_ros"  # the JSON header comment of the single-file format (read, no longer written)
@@ -489,37 +491,18 @@ _PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short":
               "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
 
 
-def is_ply(head: bytes) -> bool:
-    """Whether a file's first bytes (at least 4) are a .ply file's: its first line is `ply` (PLY's magic; `save_ply`
-    writes it, as every 3DGS exporter does). What tells an avatar file from a photo given where a photo is expected
-    (reconstruction_node's `photo_path` publishes one as it is; a .ply sent as a photo is named, not 'corrupt')."""
-    return head[:4] in (b"ply\n", b"ply\r")
-
-
-# A file's first bytes -> what it is, for files people give where an avatar is expected (magic numbers: JPEG
-# SOI FF D8 FF, PNG's signature, GIF87a/89a, BMP 'BM', TIFF II*/MM*, RIFF....WEBP, ISO BMFF 'ftyp' + brand).
-_PHOTO_MAGIC = ((b"\xff\xd8\xff", "a JPEG photo"), (b"\x89PNG\r\n\x1a\n", "a PNG photo"), (b"GIF8", "a GIF image"),
-                (b"II*\x00", "a TIFF photo"), (b"MM\x00*", "a TIFF photo"), (b"BM", "a BMP image"))
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
-
-
 def _not_a_ply(head: bytes, path: str | Path = "") -> str:
-    """The error for a file that is not a .ply, naming what it is when its first bytes (>= 16) say so: a photo (and
-    how to make an avatar from it), an avatar's driving file (its .ply is beside it), a video. Users gave
-    reconstruction_node's photo_path a .driving.npz and `gaussian-head render --avatar` a photo, and read only
-    "missing 'ply' magic" (user28, s28)."""
-    what = next((name for magic, name in _PHOTO_MAGIC if head.startswith(magic)), None)
-    if what is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        what = "a WebP photo"
-    if what is None and head[4:8] == b"ftyp":
-        what = "a HEIC/HEIF photo" if head[8:12] in _HEIF_BRANDS else "a video (MP4/MOV)"
+    """The error for a file that is not a .ply, naming what it is when its first bytes (files.HEAD_BYTES) say so
+    (files.kind): a photo (and how to make an avatar from it), an avatar's driving file (its .ply is beside it), a
+    video, a controls file (what it drives with). Users gave reconstruction_node's photo_path a .driving.npz and
+    `gaussian-head render --avatar` a photo, and read only "missing 'ply' magic" (user28, s28); `gaussian-head render
+    controls.jsonl --controls me.ply` too."""
+    what = files.kind(head, os.fspath(path))
     name = Path(path).name if path else "the file"
-    if what is None and head[:4] == b"PK\x03\x04":
-        if name.endswith(DRIVING_SUFFIX):
-            ply = name[: -len(DRIVING_SUFFIX)] + ".ply"
-            return (f"{name} is an avatar's driving file, not the avatar: give its .ply ({ply}, beside it; the "
-                    f"driving file is read with it)")
-        what = "a zip archive"
+    if what == files.DRIVING_FILE:
+        ply = (name[: -len(DRIVING_SUFFIX)] if name.endswith(DRIVING_SUFFIX) else "ME") + ".ply"
+        return (f"{name} is an avatar's driving file, not the avatar: give its .ply ({ply}, beside it; the "
+                f"driving file is read with it)")
     if what is None:
         return f"{name} is not a .ply file (missing 'ply' magic)"
     hint = ""
@@ -529,6 +512,8 @@ def _not_a_ply(head: bytes, path: str | Path = "") -> str:
     elif what.startswith("a video"):
         hint = ("; a clip drives an avatar (`gaussian-head track CLIP -o controls.jsonl`, then `gaussian-head render "
                 "me.ply --controls controls.jsonl`; or video_source_node and tracker_node), it is not one")
+    elif what == files.CONTROLS:
+        hint = f"; it drives an avatar: `gaussian-head render ME.ply --controls {name}`"
     return f"{name} is {what}, not an avatar .ply{hint}"
 
 
@@ -537,7 +522,8 @@ def _parse_header(fh) -> tuple[list, dict]:
     and the metadata of our single-file format ({} for others)."""
     first = fh.readline()
     if not is_ply(first):
-        raise ValueError(_not_a_ply(first[:16] + fh.read(max(0, 16 - len(first[:16]))), getattr(fh, "name", "")))
+        head = first[:files.HEAD_BYTES]
+        raise ValueError(_not_a_ply(head + fh.read(max(0, files.HEAD_BYTES - len(head))), getattr(fh, "name", "")))
     elements, meta = [], {}
     while True:
         raw = fh.readline()

@@ -16,3 +16,62 @@ def shown(path: str | os.PathLike) -> str:
     'photos/me.jpg' run from /home/op is '/home/op/photos/me.jpg'). '' stays '' (nothing was given)."""
     text = os.fspath(path)
     return os.path.abspath(os.path.expanduser(text)) if text else text
+
+
+DRIVING_SUFFIX = ".driving.npz"  # an avatar's second file, beside its .ply (core.avatar.save_ply)
+HEAD_BYTES = 64  # how much of a file's start `kind` wants
+
+# A file's first bytes -> what it is (magic numbers: JPEG SOI FF D8 FF, PNG's signature, GIF87a/89a, BMP 'BM', TIFF
+# II*/MM*; RIFF....WEBP and ISO BMFF 'ftyp' + brand are read in `kind`)
+_PHOTO_MAGIC = ((b"\xff\xd8\xff", "a JPEG photo"), (b"\x89PNG\r\n\x1a\n", "a PNG photo"), (b"GIF8", "a GIF image"),
+                (b"II*\x00", "a TIFF photo"), (b"MM\x00*", "a TIFF photo"), (b"BM", "a BMP image"))
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+AVATAR_PLY = "an avatar .ply"
+DRIVING_FILE = "an avatar's driving file (.driving.npz)"
+CONTROLS = "a controls file (FaceControl JSON lines, what `gaussian-head track` writes)"
+TFLITE = "a TensorFlow Lite model (.tflite)"
+
+
+def is_ply(head: bytes) -> bool:
+    """Whether a file's first bytes (at least 4) are a .ply file's: its first line is `ply` (PLY's magic; `save_ply`
+    writes it, as every 3DGS exporter does). What tells an avatar file from a photo given where a photo is expected
+    (reconstruction_node's `photo_path` publishes one as it is; a .ply sent as a photo is named, not 'corrupt')."""
+    return head[:4] in (b"ply\n", b"ply\r")
+
+
+def kind(head: bytes, name: str = "") -> str | None:
+    """What a file is, from its first bytes `head` (HEAD_BYTES of them; fewer for a shorter file) and its name
+    (optional): a photo ('a JPEG photo', ...), a video, AVATAR_PLY, DRIVING_FILE (a .npz named *.driving.npz, or whose
+    first member is save_ply's metadata.npy), another numpy archive, CONTROLS (a JSON object line with a FaceControl's
+    keys), TFLITE, a zip archive; None when its bytes say nothing. For the messages of a file given in another's place:
+    `gaussian-head render c.jsonl --controls me.ply`, a .driving.npz given as the photo."""
+    what = next((w for magic, w in _PHOTO_MAGIC if head.startswith(magic)), None)
+    if what:
+        return what
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP photo"
+    if head[4:8] == b"ftyp":
+        return "a HEIC/HEIF photo" if head[8:12] in _HEIF_BRANDS else "a video (MP4/MOV)"
+    if is_ply(head):
+        return AVATAR_PLY
+    if head[:4] == b"PK\x03\x04":  # a zip: its first member's name at 30, its length at 26 (PKZIP local header)
+        first = head[30:30 + int.from_bytes(head[26:28], "little")]
+        if os.fspath(name).endswith(DRIVING_SUFFIX) or first == b"metadata.npy":
+            return DRIVING_FILE
+        return "a numpy archive (.npz)" if first.endswith(b".npy") else "a zip archive"
+    if head[4:8] == b"TFL3":  # a TensorFlow Lite flatbuffer's file identifier
+        return TFLITE
+    text = head.lstrip()
+    if text.startswith(b"{") and (b'"stamp_ns"' in text or b'"face_detected"' in text):
+        return CONTROLS
+    return None
+
+
+def file_kind(path: str | os.PathLike) -> str | None:
+    """`kind` of the file at `path` (its first HEAD_BYTES); None when it says nothing or cannot be read (the caller's
+    own open says why)."""
+    try:
+        with open(path, "rb") as fh:
+            return kind(fh.read(HEAD_BYTES), os.fspath(path))
+    except OSError:
+        return None

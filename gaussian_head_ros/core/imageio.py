@@ -19,8 +19,7 @@ import threading
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.avatar import is_ply
-from gaussian_head_ros.core.files import shown
+from gaussian_head_ros.core.files import is_ply, shown
 
 log = logging.getLogger(__name__)
 

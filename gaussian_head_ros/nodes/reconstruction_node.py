@@ -61,7 +61,8 @@ from builtin_interfaces.msg import Time as TimeMsg
 from std_msgs.msg import Header
 
 from gaussian_head_ros.core import avatar_cache, imageio
-from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS, DRIVING_SUFFIX, driving_path, is_ply, load_ply, ply_count
+from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS, driving_path, load_ply, ply_count
+from gaussian_head_ros.core.files import DRIVING_SUFFIX, is_ply
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
                                                 get_reconstructor, option_names, reconstructor_key)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
