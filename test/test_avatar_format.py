@@ -78,6 +78,37 @@ def test_a_photo_a_driving_file_or_a_clip_given_as_an_avatar_is_named_with_what_
 
 
 
+def test_an_avatar_or_its_driving_file_given_as_the_photo_is_named_with_what_to_do(tmp_path, monkeypatch, capsys):
+    """`gaussian-head reconstruct me.driving.npz` said "could not decode the compressed image (corrupt, truncated or
+    not an image)", naming neither the file nor what it is. Now the file (absolute), what it is and what to do: the
+    avatar is made already, drive it with `gaussian-head render me.ply`. The .ply, a controls file and a MediaPipe
+    model are named too; a message's bytes (no file name, a node's topic) are refused as before."""
+    import json
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.imageio import decode_compressed
+
+    save_ply(synthetic_avatar(200, seed=3), tmp_path / "me.ply")
+    (tmp_path / "c.jsonl").write_text(json.dumps(FaceControl.rest().to_json()) + "\n")
+    monkeypatch.chdir(tmp_path)
+    task = shared("models", "face_landmarker.task")
+    for given, said in (("me.driving.npz", "me.driving.npz is an avatar's driving file (.driving.npz"),
+                        ("me.ply", "me.ply is an avatar file (.ply"),
+                        ("c.jsonl", "c.jsonl is a controls file (FaceControl JSON lines"),
+                        (str(task), f"{task} is a MediaPipe model bundle (.task), not a photo")):
+        capsys.readouterr()
+        assert main(["reconstruct", given, "-o", "new.ply"]) == 1, given
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], (given, err)
+        if given.startswith("me."):
+            assert f"{tmp_path}/{given} is" in err[0], err  # where it was read
+            assert "not a photo: the avatar is made already; drive it with `gaussian-head render me.ply`" in err[0], err
+    assert not (tmp_path / "new.ply").exists()
+    with pytest.raises(ValueError, match=r"^an avatar's driving file \(\.driving\.npz.*render ME\.ply"):
+        decode_compressed((tmp_path / "me.driving.npz").read_bytes())
+
+
 def test_a_broken_driving_file_or_an_impossible_count_is_refused_with_a_reason(tmp_path):
     """load_ply says what is wrong with a ValueError (its contract; reconstruction_node's avatar-file photo_path turns
     that into a BAD_IMAGE status and, at start-up, the cached face): a driving file that is not a zip, one cut short,

@@ -30,6 +30,7 @@ AVATAR_PLY = "an avatar .ply"
 DRIVING_FILE = "an avatar's driving file (.driving.npz)"
 CONTROLS = "a controls file (FaceControl JSON lines, what `gaussian-head track` writes)"
 TFLITE = "a TensorFlow Lite model (.tflite)"
+TASK = "a MediaPipe model bundle (.task)"
 
 
 def is_ply(head: bytes) -> bool:
@@ -43,7 +44,7 @@ def kind(head: bytes, name: str = "") -> str | None:
     """What a file is, from its first bytes `head` (HEAD_BYTES of them; fewer for a shorter file) and its name
     (optional): a photo ('a JPEG photo', ...), a video, AVATAR_PLY, DRIVING_FILE (a .npz named *.driving.npz, or whose
     first member is save_ply's metadata.npy), another numpy archive, CONTROLS (a JSON object line with a FaceControl's
-    keys), TFLITE, a zip archive; None when its bytes say nothing. For the messages of a file given in another's place:
+    keys), TFLITE, TASK (a zip of .tflite models), another zip archive; None when its bytes say nothing. For the messages of a file given in another's place:
     `gaussian-head render c.jsonl --controls me.ply`, a .driving.npz given as the photo."""
     what = next((w for magic, w in _PHOTO_MAGIC if head.startswith(magic)), None)
     if what:
@@ -54,10 +55,13 @@ def kind(head: bytes, name: str = "") -> str | None:
         return "a HEIC/HEIF photo" if head[8:12] in _HEIF_BRANDS else "a video (MP4/MOV)"
     if is_ply(head):
         return AVATAR_PLY
-    if head[:4] == b"PK\x03\x04":  # a zip: its first member's name at 30, its length at 26 (PKZIP local header)
-        first = head[30:30 + int.from_bytes(head[26:28], "little")]
+    at = head.find(b"PK\x03\x04", 0, 8)  # a zip (a MediaPipe .task starts 2 bytes in): its first member's name at
+    if at >= 0:  # 30, its length at 26 (PKZIP local file header)
+        first = head[at + 30:at + 30 + int.from_bytes(head[at + 26:at + 28], "little")]
         if os.fspath(name).endswith(DRIVING_SUFFIX) or first == b"metadata.npy":
             return DRIVING_FILE
+        if first.endswith(b".tflite"):
+            return TASK
         return "a numpy archive (.npz)" if first.endswith(b".npy") else "a zip archive"
     if head[4:8] == b"TFL3":  # a TensorFlow Lite flatbuffer's file identifier
         return TFLITE

@@ -19,7 +19,7 @@ import threading
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.files import is_ply, shown
+from gaussian_head_ros.core.files import DRIVING_FILE, DRIVING_SUFFIX, HEAD_BYTES, is_ply, kind, shown
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +157,15 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     return np.ascontiguousarray(out, np.uint8)
 
 
-def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "") -> np.ndarray:
+def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "",
+                      name: str = "") -> np.ndarray:
     """JPEG/PNG/WebP/TIFF/... bytes -> [H, W, 3] uint8 RGB, upright and opaque (`decode_with_format` without the
     format). Raises ValueError saying why."""
-    return decode_with_format(data, max_pixels, fmt)[0]
+    return decode_with_format(data, max_pixels, fmt, name)[0]
 
 
 def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
-                       fmt: str = "") -> tuple[np.ndarray, str, int, str]:
+                       fmt: str = "", name: str = "") -> tuple[np.ndarray, str, int, str]:
     """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
     lower case: "jpeg", "png", "webp", ..., "" when it names none; the reduction it was decoded at: 1, or 2, 4, 8 for
     a JPEG above `max_pixels`; `_animation_note`'s sentence for an animation, of which the first frame is decoded, ""
@@ -183,7 +184,8 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
       8 in the decoder itself (libjpeg's DCT scaling: memory stays within the reduced size), the least reduction
       that fits; other formats, and JPEGs still above the limit at 1/8, are refused before any pixel is decoded.
     `fmt` is sensor_msgs/CompressedImage.format when there is one: depth maps of image_transport's
-    compressedDepth plugin are refused with a reason that names them.
+    compressedDepth plugin are refused with a reason that names them. `name`: the file the bytes were read from
+    ('' for a message), named in the refusal of bytes that are no image.
     Raises ValueError saying why (empty, not an image, a depth map, corrupt or truncated, too large).
     """
     from PIL import Image, ImageOps
@@ -193,13 +195,13 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
                          "camera's colour image (jpeg or png) instead")
     buf = bytes(data)
     if not buf:
-        raise ValueError("empty compressed image")
+        raise ValueError(f"{shown(name)} is empty (0 bytes)" if name else "empty compressed image")
     if max_pixels is None:  # no limit given: Pillow's own (where it refuses a decompression bomb), said our way
         max_pixels = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
     try:
         im = _open_header(buf)
     except (OSError, SyntaxError, ValueError) as e:  # Pillow: UnidentifiedImageError is an OSError
-        raise ValueError(_not_an_image(buf, fmt)) from e
+        raise ValueError(_not_an_image(buf, fmt, name)) from e
     kind, (w, h), factor = (im.format or "").lower(), im.size, 1
     animated = _animation_note(im)  # before load(): Pillow's is_animated seeks (and back to frame 0)
     if w <= 0 or h <= 0:
@@ -278,27 +280,38 @@ def _animation_note(im) -> str | None:
 COMPRESSION_WORDS = ("jpeg", "jpg", "png", "compressed")  # in a CompressedImage.format that names a compression
 
 
-def _not_an_image(buf: bytes, fmt: str = "") -> str:
-    """Why bytes Pillow does not recognise as an image were refused: an avatar .ply (`avatar.is_ply`); a HEIC photo
-    (`is_heif`); another ISO-BMFF file
-    (an `ftyp` box: an MP4 or QuickTime video, such as the .mov of an iPhone Live Photo); raw pixels sent as a
-    CompressedImage whose `fmt` names a raw encoding ('rgb8', no compression named); else corrupt, truncated or not an
-    image. The video and the raw pixels were refused as 'corrupt, truncated or not an image' (files20, s20), and so was
-    an avatar .ply given as a photo (user22, s22)."""
+def _not_an_image(buf: bytes, fmt: str = "", name: str = "") -> str:
+    """Why bytes Pillow does not recognise as an image were refused, starting with the file `name` (absolute) when
+    given: an avatar .ply (`files.is_ply`) or its .driving.npz (`files.kind`), with how to drive it; a HEIC photo
+    (`is_heif`); another ISO-BMFF file (an `ftyp` box: an MP4 or QuickTime video, such as the .mov of an iPhone Live
+    Photo); another file `files.kind` names (a controls file, a model); raw pixels sent as a CompressedImage whose
+    `fmt` names a raw encoding ('rgb8', no compression named); else corrupt, truncated or not an image. The video and
+    the raw pixels were refused as 'corrupt, truncated or not an image' (files20, s20), and so were an avatar .ply
+    (user22, s22) and a .driving.npz given as a photo (`gaussian-head reconstruct me.driving.npz`)."""
+    what = kind(buf[:HEAD_BYTES], name)
+    said = f"{shown(name)} is " if name else ""
     if is_heif(buf):
-        return "a HEIC/HEIF photo (what iPhone cameras save by default) cannot be decoded here: convert it to JPEG or PNG"
-    if is_ply(buf):
-        return ("an avatar file (.ply: `gaussian-head reconstruct`'s output or a 3DGS splat), not a photo: a robot's "
-                "reconstruction_node publishes one as it is from its photo_path (the .driving.npz beside it); send a "
-                "photo (JPEG or PNG) to be reconstructed")
+        return said + "a HEIC/HEIF photo (what iPhone cameras save by default), which cannot be decoded here: convert it to JPEG or PNG"
+    if is_ply(buf) or what == DRIVING_FILE:
+        ply = (name[: -len(DRIVING_SUFFIX)] + ".ply" if name.endswith(DRIVING_SUFFIX) else name) or "ME.ply"
+        what = ("an avatar file (.ply: `gaussian-head reconstruct`'s output or a 3DGS splat)" if is_ply(buf) else
+                "an avatar's driving file (.driving.npz: what driving needs, read with the avatar .ply beside it)")
+        return (f"{said}{what}, not a photo: the avatar is made already; drive it with `gaussian-head render {ply}`, "
+                f"or give the .ply as a robot's reconstruction_node photo_path, which publishes it as it is; send a "
+                f"photo (JPEG or PNG) to be reconstructed")
     if buf[4:8] == b"ftyp":
-        return ("a video file (MP4 or QuickTime: a Live Photo's .mov?), not a photo: give a still photo (JPEG or PNG), "
-                "or play the video as the camera (video_source_node)")
+        return (f"{said}a video file (MP4 or QuickTime: a Live Photo's .mov?), not a photo: give a still photo (JPEG or "
+                "PNG), or play the video as the camera (video_source_node)")
+    if what is not None and not what.endswith(("photo", "image")):  # a controls file, a model, an archive (a photo's
+        # magic on bytes Pillow cannot open: a corrupt or truncated one, said below)
+        return f"{said}{what}, not a photo: give a photo (JPEG or PNG) of one person, face visible"
     words = (fmt or "").lower().replace(";", " ").split()
     raw = next((e for e in _ENCODINGS if words and words[0] == e.lower()), None)
     if raw and not any(w in (fmt or "").lower() for w in COMPRESSION_WORDS):
         return (f"the compressed image's format {fmt!r} names raw {raw} pixels, and the data is no image file: send "
                 f"raw pixels as sensor_msgs/Image (topic operator/photo), JPEG or PNG bytes as CompressedImage")
+    if name:
+        return f"{shown(name)}: could not decode the photo (corrupt, truncated or not an image)"
     return "could not decode the compressed image (corrupt, truncated or not an image)"
 
 
@@ -449,5 +462,6 @@ def read_file(path: str) -> bytes:
 
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     """A photo file -> [H, W, 3] uint8 RGB, upright and opaque (see `decode_compressed`), with a clear error
-    for missing or unreadable files (`read_file`)."""
-    return decode_compressed(read_file(path), max_pixels=max_pixels)
+    for missing or unreadable files (`read_file`) and for files that are no image, naming the file and what it is
+    (an avatar file: how to drive it)."""
+    return decode_compressed(read_file(path), max_pixels=max_pixels, name=photo_file(path))
