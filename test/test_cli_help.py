@@ -111,3 +111,18 @@ def test_render_given_its_avatar_and_controls_swapped_says_so(tmp_path, capsys):
     said = _said(capsys, ["render", str(controls), "-o", out])
     assert said.endswith("c.jsonl is a controls file (FaceControl JSON lines, what `gaussian-head track` writes), not an "
                          "avatar .ply; it drives an avatar: `gaussian-head render ME.ply --controls c.jsonl`"), said
+
+
+def test_an_unknown_reconstruct_option_is_refused_before_the_photo_naming_the_one_meant(tmp_path, capsys):
+    """`reconstruct --option max_gausians=40000` listed all 120 options after the photo was decoded (a 48 MP photo
+    first); now it is refused first, with the name it is closest to, then every known one (settings.unknown_names,
+    also the rar backend's and mesh_fit.make_config's refusal)."""
+    from gaussian_head_ros.core.reconstruct.mesh_fit import make_config
+
+    photo = str(tmp_path / "not_read.jpg")  # not there: the options are checked before the photo is read
+    said = _said(capsys, ["reconstruct", photo, "-o", str(tmp_path / "x.ply"), "--option", "max_gausians=40000",
+                          "--option", "zzz=1"])
+    assert "unknown mesh_fit options: 'max_gausians' (did you mean 'max_gaussians'?), 'zzz'; known: " in said, said
+    assert "min_face_px" in said and "cannot read" not in said, said
+    with pytest.raises(ValueError, match=r"'head_strid' \(did you mean 'head_stride'\?\); known: .*torso_stride"):
+        make_config(head_strid=2)

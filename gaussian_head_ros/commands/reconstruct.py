@@ -58,7 +58,7 @@ def run(args) -> int:
 
     from gaussian_head_ros.core.avatar import save_ply
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct import check_options, get_reconstructor
     from gaussian_head_ros.core.reconstruct.preview import write_preview
 
     options = dict(_option(o) for o in args.option)
@@ -66,6 +66,7 @@ def run(args) -> int:
         options["preset"] = args.preset
     if args.max_pixels is not None:
         options["max_pixels"] = args.max_pixels
+    check_options(args.backend, **options)  # an unknown or bad option said before the photo is decoded
     limit = int(options.get("max_pixels", 40_000_000))
     rgb = read_image(args.photo, max_pixels=limit)
     operator = args.operator_id or Path(args.photo).stem

@@ -97,3 +97,17 @@ def check_settings(config) -> None:
     """Raise ValueError when a field of the dataclass instance `config` is outside its setting's range."""
     for s in settings(type(config)).values():
         s.check(getattr(config, s.field))
+
+
+def unknown_names(what: str, unknown, known) -> str:
+    """The error for names given that `what` (e.g. 'mesh_fit options') does not take: each with the known name it
+    is closest to in spelling (difflib, as the nodes' unknown parameters are said: nodes/common.py), then all the
+    known names. `reconstruct --option max_gausians=40000` listed 120 names to search for the one meant."""
+    import difflib
+
+    known = sorted(known)
+    said = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        said.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"unknown {what}: {', '.join(said)}; known: {', '.join(known)}"

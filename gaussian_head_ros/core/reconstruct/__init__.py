@@ -19,6 +19,7 @@ from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FA
                                                      INTERNAL_ERROR,
                                                      NO_FACE, OK, STATUS_NAMES, ReconstructionError,
                                                      ReconstructionResult, Reconstructor)
+from gaussian_head_ros.core.settings import unknown_names
 
 DEFAULT_BACKEND = "mesh_fit"
 # name -> (module, class) of each backend
@@ -56,7 +57,7 @@ def check_options(name: str, **options) -> None:
     cls = backend_class(name)
     unknown = set(options) - set(cls.OPTIONS)
     if unknown:
-        raise ValueError(f"unknown {name} options {sorted(unknown)}; known: {', '.join(cls.OPTIONS)}")
+        raise ValueError(unknown_names(f"{name} options", unknown, cls.OPTIONS))
     check = getattr(cls, "check_options", None)
     if check is not None:
         check(**options)

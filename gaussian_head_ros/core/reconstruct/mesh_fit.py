@@ -76,7 +76,7 @@ from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_p
                                                          open_border, pixel_rays, push_pull, rasterize_mesh,
                                                          peel_unlike_rim, refine_silhouette, rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
-from gaussian_head_ros.core.settings import check_settings, setting
+from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     framing_names = {f.name for f in fields(FramingConfig)}
     unknown = set(options) - top - framing_names
     if unknown:
-        raise ValueError(f"unknown mesh_fit options {sorted(unknown)}; known: {', '.join(sorted(top | framing_names))}")
+        raise ValueError(unknown_names("mesh_fit options", unknown, top | framing_names))
     merged = {**PRESETS[preset], **options}
     framing = FramingConfig(**{k: v for k, v in merged.items() if k in framing_names})
     cfg = MeshFitConfig(framing=framing, **{k: v for k, v in merged.items() if k in top})

@@ -24,7 +24,7 @@ from gaussian_head_ros.core.avatar import SourceCamera, sh_dc_to_rgb
 from gaussian_head_ros.core.files import shown
 from gaussian_head_ros.core.reconstruct.base import ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
-from gaussian_head_ros.core.settings import check_settings
+from gaussian_head_ros.core.settings import check_settings, unknown_names
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class RARReconstructor(Reconstructor):
             raise ValueError(f"checkpoint {shown(checkpoint)} not found")
         unknown = set(framing) - set(cls.OPTIONS)
         if unknown:
-            raise ValueError(f"unknown rar options {sorted(unknown)}; allowed: {', '.join(cls.OPTIONS)}")
+            raise ValueError(unknown_names("rar options", unknown, cls.OPTIONS))
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         check_settings(FramingConfig(**framing))
