@@ -126,3 +126,28 @@ def test_an_unknown_reconstruct_option_is_refused_before_the_photo_naming_the_on
     assert "min_face_px" in said and "cannot read" not in said, said
     with pytest.raises(ValueError, match=r"'head_strid' \(did you mean 'head_stride'\?\); known: .*torso_stride"):
         make_config(head_strid=2)
+
+
+def test_outputs_that_cannot_be_written_are_said_before_the_work_and_missing_folders_are_made(tmp_path, capsys):
+    """`reconstruct --preview a_file` failed with 'File exists: a_file' after the whole reconstruction, and `-o
+    a_file/me.ply` with 'No such file or directory'; `track -o new/c.jsonl` refused a folder that reconstruct and
+    render make. Each output is checked first (files.check_writable: nothing is read, the photo here does not exist),
+    and track makes its folder too."""
+    from gaussian_head_ros.cli import main
+    from conftest import shared
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    (tmp_path / "me.ply").write_bytes(b"ply\n")
+    photo = str(tmp_path / "not_read.jpg")
+    for argv, said in ((["reconstruct", photo, "-o", str(tmp_path / "x.ply"), "--preview", str(a_file)],
+                        f"--preview {a_file} is a file, not a directory: name a directory (it is made when missing)"),
+                       (["reconstruct", photo, "-o", str(a_file / "x.ply")],
+                        f"-o/--output {a_file}/x.ply is below {a_file}, which is a file, not a directory"),
+                       (["render", str(tmp_path / "me.ply"), "-o", str(a_file / "x.mp4")], f"{a_file}/x.mp4 is below"),
+                       (["eval", "--video", str(tmp_path / "no.mp4"), "--output", str(a_file / "x.mp4")],
+                        f"--output {a_file}/x.mp4 is below")):
+        assert said in _said(capsys, argv), argv
+    out = tmp_path / "new" / "deeper" / "c.jsonl"
+    assert main(["track", str(shared("driving", "lp_d0.mp4")), "-o", str(out), "--max-frames", "2"]) == 0
+    assert len(out.read_text().splitlines()) == 2

@@ -37,9 +37,12 @@ def add_arguments(p):
 
 def run(args) -> int:
     from gaussian_head_ros.core.evaluate import EvalConfig, evaluate
+    from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.video import VideoSource, read_frames
 
+    if args.output:
+        check_writable(args.output, "--output", example="side_by_side.mp4")  # before the clip is read
     frames = read_frames(args.video, max_frames=args.max_frames or None)
     with VideoSource(args.video) as v:
         fps = v.fps

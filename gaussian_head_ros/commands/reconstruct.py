@@ -47,7 +47,8 @@ def add_arguments(p):
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="backend option, repeatable (e.g. max_gaussians=40000, min_face_px=80, checkpoint=rar.pt)")
     p.add_argument("--operator-id", default="", help="operator id stored in the avatar (default: the photo's name)")
-    p.add_argument("--preview", metavar="DIR", help="also write DIR/photo.png, DIR/render.png and DIR/mask.png")
+    p.add_argument("--preview", metavar="DIR", help="also write DIR/photo.png, DIR/render.png and DIR/mask.png (DIR is "
+                                                     "made when missing)")
     p.add_argument("--max-pixels", type=int_range(*settings(FramingConfig)["max_pixels"].range), default=None,
                    help="pixel limit of the decoded photo (default 40M): larger JPEGs are decoded at 1/2, 1/4 or 1/8, "
                         "other formats refused")
@@ -57,6 +58,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct import check_options, get_reconstructor
     from gaussian_head_ros.core.reconstruct.preview import write_preview
@@ -67,6 +69,9 @@ def run(args) -> int:
     if args.max_pixels is not None:
         options["max_pixels"] = args.max_pixels
     check_options(args.backend, **options)  # an unknown or bad option said before the photo is decoded
+    check_writable(args.output, "-o/--output", example="me.ply")  # where the avatar and the preview go, checked
+    if args.preview:  # before the work: '--preview a_file' failed with 'File exists' after the reconstruction
+        check_writable(args.preview, "--preview", directory=True)
     limit = int(options.get("max_pixels", 40_000_000))
     rgb = read_image(args.photo, max_pixels=limit)
     operator = args.operator_id or Path(args.photo).stem

@@ -103,7 +103,7 @@ def run(args) -> int:
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.display import AvatarFraming
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
-    from gaussian_head_ros.core.files import shown
+    from gaussian_head_ros.core.files import check_writable, shown
     from gaussian_head_ros.core.idle import IdleAnimator
     from gaussian_head_ros.core.render import get_renderer, head_viewmat
     from gaussian_head_ros.core.video import VideoWriter
@@ -113,6 +113,7 @@ def run(args) -> int:
     swapped = swapped_inputs(args.avatar, args.controls, args.output)
     if swapped:
         raise ValueError(swapped)
+    check_writable(args.output, "-o/--output", example="me.mp4")  # before the avatar loads (VideoWriter makes its dir)
     given = read_controls(args.controls) if args.controls else None  # a bad file said before the avatar loads
     avatar = load_ply(args.avatar)
     avatar.validate()

@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p):
     p.add_argument("video", help="video file (mp4, avi, ...) or a webcam: 0, /dev/video0")
-    p.add_argument("-o", "--output", required=True, help="JSON Lines file: one FaceControl object per frame ('-' = stdout)")
+    p.add_argument("-o", "--output", required=True, help="JSON Lines file: one FaceControl object per frame ('-' = "
+                                                         "stdout; its directory is made when missing)")
     p.add_argument("--model", default="", help="MediaPipe FaceLandmarker .task file: adds the 52 ARKit blendshapes "
                                                "(default: the face mesh bundled with mediapipe, no blendshapes)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (webcams: needed)")
@@ -29,6 +30,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import VideoSource, is_camera
 
@@ -41,6 +45,9 @@ def run(args) -> int:
                            smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta,
                            d_cutoff=args.d_cutoff, fov_deg=args.fov)
     config.validate()
+    if args.output != "-":  # before the video and the model are opened; its directory is made, as reconstruct's
+        Path(check_writable(args.output, "-o/--output", example="controls.jsonl")).parent.mkdir(parents=True,
+                                                                                               exist_ok=True)
     n = found = 0
     busy = 0.0
     with VideoSource(args.video) as src, FaceTracker(config) as tracker:

@@ -27,6 +27,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+from gaussian_head_ros.core import files
 from gaussian_head_ros.core.files import shown
 
 MAGIC = b"GHRAVC2\n"  # gaussian_head_ros avatar cache, layout 2 (with a note)
@@ -58,20 +59,10 @@ def _content_digest(note: bytes, payload: bytes) -> bytes:
 
 def check_path(path: str | os.PathLike) -> None:
     """Raise ValueError saying why `path` (`~` expanded) cannot be the cache file `write` keeps: a directory, or below a
-    file (its nearest existing ancestor is not a directory), or below a directory this process cannot write in. A
-    stat per ancestor, nothing written. Before, a cache_path naming a directory was taken and said only at the next
-    write, after a reconstruction ('cannot write ...: Is a directory'; user18, s18)."""
-    path = Path(shown(path))  # absolute: a node's relative cache_path is taken against its own directory
-    if path.is_dir():
-        raise ValueError(f"cache_path {path} is a directory: name a file in it (e.g. {path / 'avatar.cache'})")
-    above = next((p for p in path.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
-        raise ValueError(f"cache_path {path} is below {above}, which is a file, not a directory")
-    if above is not None and not os.access(above, os.W_OK | os.X_OK):
-        # a robot's read-only root file system was said as 'permission denied' (user26, s26: a tmpfs mounted ro)
-        read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
-        raise ValueError(f"cache_path {path}: cannot write in {above} ("
-                         f"{'a read-only file system: name a file on a writable one' if read_only else 'permission denied'})")
+    file (its nearest existing ancestor is not a directory), or below a directory this process cannot write in
+    (files.check_writable). A stat per ancestor, nothing written. Before, a cache_path naming a directory was taken and
+    said only at the next write, after a reconstruction ('cannot write ...: Is a directory'; user18, s18)."""
+    files.check_writable(path, "cache_path", example="avatar.cache")
 
 
 def write(path: str | os.PathLike, payload: bytes, kind: str, note: bytes = b"") -> None:

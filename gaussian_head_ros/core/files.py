@@ -79,3 +79,41 @@ def file_kind(path: str | os.PathLike) -> str | None:
             return kind(fh.read(HEAD_BYTES), os.fspath(path))
     except OSError:
         return None
+
+
+def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "") -> str:
+    """Raise ValueError saying why `path` (`~` expanded) cannot be written as `what` (the option or parameter, e.g.
+    '-o', '--preview', 'cache_path'): a file to write that is a directory (`example`: a file name to suggest in it), a
+    directory to write in that is a file, a place below a file, or below a directory this process cannot write in
+    (a read-only file system said so). A stat per ancestor, nothing written; missing directories count as made
+    (the writer makes them). Returns the absolute path. What `gaussian-head` checks its outputs with before any
+    work: `reconstruct --preview a_file` failed with 'File exists: a_file' after the whole reconstruction."""
+    import errno
+
+    full = shown(path)
+    if directory and os.path.exists(full) and not os.path.isdir(full):
+        raise ValueError(f"{what} {full} is a file, not a directory: name a directory (it is made when missing)")
+    if not directory and os.path.isdir(full):
+        raise ValueError(f"{what} {full} is a directory: name a file in it"
+                         + (f" (e.g. {os.path.join(full, example)})" if example else ""))
+    above = next((p for p in _ancestors(full, directory) if os.path.exists(p)), None)
+    if above is not None and not os.path.isdir(above):
+        raise ValueError(f"{what} {full} is below {above}, which is a file, not a directory")
+    if above is not None and not os.access(above, os.W_OK | os.X_OK):
+        # a robot's read-only root file system was said as 'permission denied' (user26, s26: a tmpfs mounted ro)
+        read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
+        raise ValueError(f"{what} {full}: cannot write in {above} ("
+                         f"{'a read-only file system: name a ' + ('directory' if directory else 'file') + ' on a writable one' if read_only else os.strerror(errno.EACCES).lower()})")
+    return full
+
+
+def _ancestors(full: str, directory: bool):
+    """`full` itself (a directory to write in) and then its parents, nearest first."""
+    if directory:
+        yield full
+    parent = os.path.dirname(full)
+    while True:
+        yield parent
+        if os.path.dirname(parent) == parent:
+            return
+        parent = os.path.dirname(parent)

@@ -87,20 +87,23 @@ def contact_sheet(avatar: GaussianAvatar, photo: np.ndarray | None = None, yaws=
 
 def write_preview(result, directory: str | Path, backend: str = "auto") -> list[Path]:
     """DIR/photo.png (the photo as the source camera sees it), DIR/render.png (the avatar at rest from the
-    same camera) and DIR/mask.png (the head region, white). Returns the paths written."""
+    same camera) and DIR/mask.png (the head region, white); DIR is made when missing. Returns the paths written.
+    Raises OSError when DIR cannot be made, ValueError when a file cannot be written (OpenCV's imwrite only returns
+    False: a preview that was not written was listed as written)."""
     import cv2
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     render = source_view(result.avatar, backend=backend)
-    out = []
+    images = {"render.png": (np.clip(render, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8)}
     if result.photo is not None:
-        out.append(d / "photo.png")
-        cv2.imwrite(str(out[-1]), np.ascontiguousarray(result.photo[..., ::-1]))
-    out.append(d / "render.png")
-    cv2.imwrite(str(out[-1]), (np.clip(render, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
+        images = {"photo.png": np.ascontiguousarray(result.photo[..., ::-1]), **images}
     if result.mask is not None:
-        out.append(d / "mask.png")
-        cv2.imwrite(str(out[-1]), result.mask.astype(np.uint8) * 255)
+        images["mask.png"] = result.mask.astype(np.uint8) * 255
+    out = []
+    for name, image in images.items():
+        out.append(d / name)
+        if not cv2.imwrite(str(out[-1]), image):
+            raise ValueError(f"cannot write the preview {out[-1].resolve()}")
     return out
 
