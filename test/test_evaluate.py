@@ -50,3 +50,38 @@ def test_a_clip_that_fades_in_from_black_is_refused_naming_its_first_frame():
     with pytest.raises(ReconstructionError) as e:
         evaluate(frames, [0, 40_000_000, 80_000_000], np.full((256, 256, 3), 90, np.uint8), cfg)
     assert "first frame" not in str(e.value) and "no face found in the photo" in str(e.value)
+
+
+def test_a_reader_that_is_no_face_landmarker_task_is_refused_before_any_work(tmp_path, capsys):
+    """`eval --reader X` with X a wrong file or the face detector's model failed with 'cannot load FaceLandmarker
+    model ...: Unable to open zip archive' once the avatar was made. Now each is refused first (the clip here does
+    not exist: it is never opened), naming the file (absolute), what it is and the file to give; the tracker's
+    model_path and the reader itself say it the same way (tracking.check_landmarker_task)."""
+    import zipfile
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.tracking import TrackerConfig
+
+    task = shared("models", "face_landmarker.task")
+    with zipfile.ZipFile(task) as z:
+        detector = z.extract("face_detector.tflite", tmp_path)  # what MediaPipe's face detector runs: one .tflite
+        only_detector = tmp_path / "detector.task"
+        with zipfile.ZipFile(only_detector, "w") as out:
+            out.writestr("face_detector.tflite", z.read("face_detector.tflite"))
+    text = tmp_path / "notes.task"
+    text.write_text("not a model\n")
+    clip = str(tmp_path / "never_opened.mp4")
+    for reader, said in ((detector, "is a TensorFlow Lite model (.tflite) (one model, a face detector's maybe"),
+                         (only_detector, "is not a FaceLandmarker bundle with blendshapes: it has no "
+                                         "face_landmarks_detector.tflite, face_blendshapes.tflite"),
+                         (text, "is no zip of MediaPipe models"), (tmp_path / "none.task", "not found")):
+        capsys.readouterr()
+        assert main(["eval", "--video", clip, "--reader", str(reader)]) == 1, reader
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"reader model {reader} {said}" in err[0], err
+        assert "give MediaPipe's face_landmarker.task" in err[0], err
+    with pytest.raises(ValueError, match="FaceLandmarker model .*TensorFlow Lite model.* or '' for the bundled face"):
+        TrackerConfig(model_path=str(detector)).validate()
+    with pytest.raises(ValueError, match="reader model .*TensorFlow Lite model"):
+        FaceReader(str(detector))

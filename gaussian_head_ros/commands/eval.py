@@ -43,15 +43,15 @@ def run(args) -> int:
 
     if args.output:
         check_writable(args.output, "--output", example="side_by_side.mp4")  # before the clip is read
-    frames = read_frames(args.video, max_frames=args.max_frames or None)
-    with VideoSource(args.video) as v:
-        fps = v.fps
-    source = read_image(args.photo) if args.photo else None
     cfg = EvalConfig(backend=args.backend, render_backend=args.render_backend, max_frames=args.max_frames,
                      stride=max(1, args.stride), image_metrics=not args.no_image_metrics, reader_model=args.reader,
                      holes=not args.no_holes, identity=args.identity, side_by_side=args.output,
-                     fps=fps / max(1, args.stride), control_codec=args.control_codec,
-                     operator_basis_s=args.operator_basis_s)
+                     control_codec=args.control_codec, operator_basis_s=args.operator_basis_s)
+    cfg.validate()  # a wrong --reader said before the clip is read and the avatar made
+    frames = read_frames(args.video, max_frames=args.max_frames or None)
+    with VideoSource(args.video) as v:
+        cfg.fps = v.fps / max(1, args.stride)
+    source = read_image(args.photo) if args.photo else None
     m = evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg)
     m["video"] = args.video
     if args.photo:

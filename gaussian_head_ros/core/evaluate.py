@@ -70,6 +70,18 @@ class EvalConfig:
     operator_basis_s: float = 0.5  # compact: the operator bases learned as tracker_node does (its operator_basis_s)
     # over the first seconds of calibrated frames, used from the frame that completes them (0 = off)
 
+    def validate(self) -> None:
+        """Raise ValueError for a control_codec that is not one of expression_codec.WIRE, or a reader_model that is
+        not a FaceLandmarker .task with blendshapes (tracking.check_landmarker_task): before any work, not once the
+        avatar is made."""
+        from gaussian_head_ros.core.expression_codec import WIRE
+        from gaussian_head_ros.core.tracking import check_landmarker_task
+
+        if self.control_codec not in WIRE:
+            raise ValueError(f"control_codec must be one of {', '.join(WIRE)}, got {self.control_codec!r}")
+        if self.reader_model:
+            check_landmarker_task(self.reader_model, "reader model", blendshapes=True)
+
 
 def head_mask(rgb: np.ndarray, landmarks_px: np.ndarray, segmenter: PersonSegmenter) -> np.ndarray:
     """[H, W] bool: person pixels within a box around the face that takes in hair, ears and the neck, outside
@@ -188,7 +200,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     from contextlib import ExitStack
 
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.expression_codec import WIRE, as_received
+    from gaussian_head_ros.core.expression_codec import as_received
     from gaussian_head_ros.core.holes import HoleStats
     from gaussian_head_ros.core.operator_basis import CausalBasis
     from gaussian_head_ros.core.reconstruct import get_reconstructor
@@ -196,8 +208,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     cfg = config or EvalConfig()
-    if cfg.control_codec not in WIRE:
-        raise ValueError(f"control_codec must be one of {', '.join(WIRE)}, got {cfg.control_codec!r}")
+    cfg.validate()
     if not frames:
         raise ValueError("no frames to evaluate")
     if cfg.max_frames:

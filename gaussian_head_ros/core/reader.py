@@ -44,14 +44,12 @@ own first frame alone reads 0.019). Frames where the reader finds no face are co
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
-from gaussian_head_ros.core.files import shown
 from gaussian_head_ros.core.metrics import correlation, slope
 
 GROUPS = ("jaw", "blink", "gaze_h", "gaze_v", "brow", "smile", "pucker")
@@ -128,11 +126,9 @@ class FaceReader:
     ValueError when the file is missing, is not a FaceLandmarker bundle, or has no blendshape model."""
 
     def __init__(self, model_path: str, video: bool = True, min_confidence: float = 0.5):
-        from gaussian_head_ros.core.tracking import TaskLandmarker
+        from gaussian_head_ros.core.tracking import TaskLandmarker, check_landmarker_task
 
-        if not model_path or not os.path.isfile(model_path):
-            raise ValueError(f"reader model {shown(model_path)} not found: give the path of a MediaPipe FaceLandmarker "
-                             ".task file with blendshapes (face_landmarker.task from MediaPipe's model page)")
+        check_landmarker_task(model_path, "reader model", blendshapes=True)
         self.video = video
         self._lm = TaskLandmarker(model_path, 1, min_confidence, image_mode=not video)
         self._last_ms = -1
@@ -200,11 +196,10 @@ node { calculator: "mediapipe.tasks.vision.face_landmarker.FaceBlendshapesGraph"
         from mediapipe.python import packet_getter
         from mediapipe.tasks.cc.vision.face_landmarker.proto import face_blendshapes_graph_options_pb2  # noqa: F401
 
-        if not model_path or not os.path.isfile(model_path) or not zipfile.is_zipfile(model_path):
-            raise ValueError(f"reader model {model_path!r} not found or not a .task bundle")
+        from gaussian_head_ros.core.tracking import check_landmarker_task
+
+        check_landmarker_task(model_path, "reader model", blendshapes=True)
         with zipfile.ZipFile(model_path) as z:
-            if self.MEMBER not in z.namelist():
-                raise ValueError(f"{model_path}: no {self.MEMBER} inside (not a FaceLandmarker bundle with blendshapes)")
             self._dir = tempfile.TemporaryDirectory(prefix="blendshapes_")
             path = z.extract(self.MEMBER, self._dir.name)
         self._mp = mp

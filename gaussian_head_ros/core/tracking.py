@@ -84,7 +84,7 @@ from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
 from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
-from gaussian_head_ros.core.files import shown
+from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
 from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.lower_face import LowerFaceMonitor
@@ -113,6 +113,41 @@ LID_LEVEL_SCALE = 0.15
 # widest keep its eye span for the head frame's scale; twice as far, the open frames' (`FaceTracker._open_eye_scale`)
 OPEN_FIRST_SHORTFALL = 0.3
 UNIT_LID = 1.0  # eyelid ratio (1 = the neutral gap; a blink runs 1 -> ~0.2 -> 1 in ~0.2-0.3 s)
+
+
+# The models of a MediaPipe FaceLandmarker bundle (.task: a zip): the two it needs for landmarks, and the blendshape
+# model the reader (core/reader.py) needs too
+LANDMARKER_MODELS = ("face_detector.tflite", "face_landmarks_detector.tflite")
+BLENDSHAPE_MODEL = "face_blendshapes.tflite"
+
+
+def check_landmarker_task(path: str, what: str, blendshapes: bool = False, otherwise: str = "") -> str:
+    """The absolute path of the MediaPipe FaceLandmarker bundle `path`, checked without loading it: a file, a zip
+    (a .task) holding LANDMARKER_MODELS (and BLENDSHAPE_MODEL when `blendshapes`). Raises ValueError naming `what`
+    (the option or parameter), the file (absolute), what it is instead (files.kind: a face detector's bare .tflite,
+    a photo, an avatar ...) and the file to give (MediaPipe's face_landmarker.task; then `otherwise`, e.g. "or '' for
+    the bundled face mesh"). `eval --reader` given the face_detector model or a wrong file failed only once the
+    reader was made, after the avatar was reconstructed ('Unable to open zip archive')."""
+    full = shown(path)
+    give = f"give MediaPipe's face_landmarker.task (a FaceLandmarker bundle){otherwise}"
+    if not os.path.isfile(full):
+        raise ValueError(f"{what} {full} {'not found' if not os.path.exists(full) else 'is not a file'}; {give}")
+    kind = file_kind(full)  # a .tflite carries its metadata as a zip at its end: is_zipfile takes it for one
+    if kind not in (None, TASK) or not zipfile.is_zipfile(full):  # a MediaPipe Tasks bundle is a zip
+        single = " (one model, a face detector's maybe: the landmarker needs the bundle)" if kind == TFLITE else ""
+        raise ValueError(f"{what} {full} is {kind or 'no zip of MediaPipe models'}{single}, not a FaceLandmarker .task "
+                         f"bundle; {give}")
+    try:
+        with zipfile.ZipFile(full) as z:
+            inside = set(z.namelist())
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{what} {full} cannot be read as a .task bundle ({e}); {give}") from None
+    missing = [m for m in LANDMARKER_MODELS + ((BLENDSHAPE_MODEL,) if blendshapes else ()) if m not in inside]
+    if missing:
+        holds = ", ".join(sorted(inside)[:6]) or "nothing"
+        raise ValueError(f"{what} {full} is not a FaceLandmarker bundle{' with blendshapes' if blendshapes else ''}: it "
+                         f"has no {', '.join(missing)} (it holds {holds}); {give}")
+    return full
 
 
 @dataclass
@@ -152,12 +187,8 @@ class TrackerConfig:
     def validate(self) -> None:
         """Raise ValueError for a model_path that is not a FaceLandmarker .task file, a setting out of its
         range, or filter parameters the One Euro filters refuse."""
-        if self.model_path and not os.path.isfile(self.model_path):
-            raise ValueError(f"FaceLandmarker model {shown(self.model_path)} not found; give the path of a .task "
-                             "file (MediaPipe's face_landmarker.task) or '' for the bundled face mesh")
-        if self.model_path and not zipfile.is_zipfile(self.model_path):  # a MediaPipe Tasks bundle is a zip
-            raise ValueError(f"FaceLandmarker model {self.model_path!r} is not a .task file (a MediaPipe model "
-                             "bundle, a zip archive); give face_landmarker.task or '' for the bundled face mesh")
+        if self.model_path:
+            check_landmarker_task(self.model_path, "FaceLandmarker model", otherwise=" or '' for the bundled face mesh")
         check_settings(self)
         if not (self.max_gap_s > 0 and self.restart_after_s > 0 and self.switch_ratio >= 1.0):
             raise ValueError("max_gap_s and restart_after_s must be > 0 and switch_ratio >= 1")
