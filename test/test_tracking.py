@@ -1227,6 +1227,31 @@ def test_track_command_writes_jsonl(tmp_path):
     assert main(["track", str(tmp_path / "missing.mp4"), "-o", str(out2)]) == 1
 
 
+def test_track_says_how_many_frames_had_no_face(tmp_path, capsys, caplog):
+    """`gaussian-head track` on a clip with no face in it wrote a 'no face' line for every frame and exited 0, saying
+    only 'face found in 0 (0.0%)' beside its timing: a script went on to render an avatar that never moved. Now no
+    face at all is an error (exit 1, naming the clip) and a clip whose face leaves is warned about: how many frames,
+    their share and when the first was (tracking.no_face_note). lp_d0's first 16 frames, then 8 grey ones."""
+    from gaussian_head_ros.cli import main
+
+    frames = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=16)
+    h, w = frames[0].rgb.shape[:2]
+    for name, n_face in (("empty.mp4", 0), ("leaves.mp4", 16)):
+        writer = cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+        for i in range(24):
+            writer.write(frames[i].rgb[..., ::-1].copy() if i < n_face else np.full((h, w, 3), 90, np.uint8))
+        writer.release()
+    capsys.readouterr()
+    assert main(["track", str(tmp_path / "empty.mp4"), "-o", str(tmp_path / "e.jsonl")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"error: no face was found in any of the 24 frames of {tmp_path / 'empty.mp4'}" in err[-1], err
+    caplog.clear()
+    assert main(["track", str(tmp_path / "leaves.mp4"), "-o", str(tmp_path / "l.jsonl")]) == 0
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"no face in 8 of the 24 frames of {tmp_path / 'leaves.mp4'} (33 %, the first at 0.64 s)" in s
+               for s in said), said
+
+
 def test_an_unplayable_video_file_says_why(tmp_path):
     """A recording cut off before its end (an MP4 without its 'moov' index: a phone or OBS stopped, a copy broken
     off) was refused as '(unsupported format)', which sends a user looking for a codec; FFmpeg's own line says 'moov

@@ -32,8 +32,8 @@ def add_arguments(p):
 def run(args) -> int:
     from pathlib import Path
 
-    from gaussian_head_ros.core.files import check_writable
-    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.files import check_writable, shown
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig, no_face_note
     from gaussian_head_ros.core.video import VideoSource, is_camera
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -49,7 +49,7 @@ def run(args) -> int:
         Path(check_writable(args.output, "-o/--output", example="controls.jsonl")).parent.mkdir(parents=True,
                                                                                                exist_ok=True)
     n = found = 0
-    busy = 0.0
+    busy, first_ns, first_missing_s = 0.0, None, None
     with VideoSource(args.video) as src, FaceTracker(config) as tracker:
         out = sys.stdout if args.output == "-" else open(args.output, "w")
         try:
@@ -62,13 +62,22 @@ def run(args) -> int:
                 out.write(json.dumps(control.to_json(), separators=(",", ":")) + "\n")
                 n += 1
                 found += control.face_detected
+                first_ns = frame.stamp_ns if first_ns is None else first_ns
+                if not control.face_detected and first_missing_s is None:
+                    first_missing_s = (frame.stamp_ns - first_ns) / 1e9
                 if args.max_frames is not None and n >= args.max_frames:
                     break
         finally:
             if out is not sys.stdout:
                 out.close()
     if n == 0:
-        raise ValueError(f"no frames could be read from {args.video!r}")
+        raise ValueError(f"no frames could be read from {shown(args.video)}")
     print(f"{n} frames, face found in {found} ({100.0 * found / n:.1f}%), {1000.0 * busy / n:.1f} ms/frame"
           f"{', blendshapes from ' + args.model if args.model else ''} -> {args.output}", file=sys.stderr)
+    note = no_face_note(n, found, shown(args.video) if not is_camera(args.video) else f"camera {args.video}",
+                        first_missing_s)
+    if found == 0:
+        raise ValueError(note)
+    if note:
+        log.warning("%s", note)
     return 0

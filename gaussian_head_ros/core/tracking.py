@@ -115,6 +115,23 @@ OPEN_FIRST_SHORTFALL = 0.3
 UNIT_LID = 1.0  # eyelid ratio (1 = the neutral gap; a blink runs 1 -> ~0.2 -> 1 in ~0.2-0.3 s)
 
 
+def no_face_note(frames: int, found: int, source: str, first_missing_s: float | None = None) -> str | None:
+    """A sentence for the person who tracked `frames` frames of `source` and found a face in `found` of them: how many
+    frames had none (and the time of the first, `first_missing_s`), and what those frames' controls do; None when
+    every frame had a face. `gaussian-head track` on a clip with no face in it wrote a 'no face' line for every frame
+    (head pose zero, no expression) and said only 'face found in 0 (0.0%)' beside its timing."""
+    missing = frames - found
+    if frames <= 0 or missing <= 0:
+        return None
+    if found == 0:
+        return (f"no face was found in any of the {frames} frames of {source}: every control says face_detected false "
+                f"and drives nothing (the avatar stays at rest); use a clip in which the operator's face is visible "
+                f"and lit")
+    when = f", the first at {first_missing_s:.2f} s" if first_missing_s is not None else ""
+    return (f"no face in {missing} of the {frames} frames of {source} ({100.0 * missing / frames:.0f} %{when}): those "
+            f"controls say face_detected false, and a renderer holds the last face or eases into idle there")
+
+
 # The models of a MediaPipe FaceLandmarker bundle (.task: a zip): the two it needs for landmarks, and the blendshape
 # model the reader (core/reader.py) needs too
 LANDMARKER_MODELS = ("face_detector.tflite", "face_landmarks_detector.tflite")
