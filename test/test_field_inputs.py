@@ -458,6 +458,32 @@ def test_a_48mp_phone_photo_is_decoded_reduced_within_bounded_memory(tmp_path):
     assert got.startswith("refused") and "above the limit of 500000" in got and "1/8" in got, got
 
 
+def test_a_photo_above_the_pixel_limit_says_the_size_to_shrink_it_to(tmp_path, capsys):
+    """A PNG above the pixel limit (a 48 MP screenshot or export; only JPEG can be decoded reduced) was refused saying
+    the limit only. Now it says the largest size of its aspect ratio within the limit and how to get there (shrink it,
+    save it as JPEG, raise --max-pixels); a raw image message and an array given to a reconstructor say the same. At
+    a 1 MP limit, to keep the test small: 1600x1200 = 1.92 MP -> 1154x866 (1154 x 866 <= 1e6 < 1155 x 867)."""
+    from PIL import Image
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.reconstruct.framing import check_image
+
+    big = cv2.resize(photo("obama_official.jpg", 1600), (1600, 1200), interpolation=cv2.INTER_LINEAR)
+    path = tmp_path / "export.png"
+    Image.fromarray(big).save(path, compress_level=1)
+    capsys.readouterr()
+    assert main(["reconstruct", str(path), "-o", str(tmp_path / "me.ply"), "--max-pixels", "1000000"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    said = err[0]
+    assert "image is 1600x1200 = 1920000 pixels, above the limit of 1000000 (only JPEG can be decoded reduced" in said
+    assert "shrink it to at most 1154x866" in said and "save it as JPEG" in said and "--max-pixels" in said, said
+    with pytest.raises(ValueError, match="above the limit of 1000000: shrink it to at most 1154x866"):
+        decode_raw(big.tobytes(), 1600, 1200, 1600 * 3, "rgb8", max_pixels=1_000_000)
+    with pytest.raises(ValueError, match="above the limit of 1000000: shrink it to at most 1154x866"):
+        check_image(big, 1_000_000)
+
+
 def test_a_48mp_phone_photo_stored_rotated_is_reduced_and_upright(tmp_path):
     """Reduction and orientation together (a phone held upright writes 8000x6000 + Orientation 6)."""
     from PIL import Image

@@ -134,7 +134,8 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
         raise ValueError(f"unsupported image encoding {encoding!r}{_encoding_hint(enc, data)}; use one of "
                          f"{', '.join(SUPPORTED_ENCODINGS)}")
     if max_pixels is not None and width * height > max_pixels:
-        raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}")
+        raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: "
+                         f"{shrink_hint(width, height, max_pixels)}")
     ch, dtype, conv = _ENCODINGS[enc]
     if ch == 2 and width % 2:
         raise ValueError(f"{enc} images need an even width (two pixels share their colour), got {width}")
@@ -211,7 +212,8 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
         if im.format != "JPEG" or factor is None:
             how = (f"even decoded at 1/8 it has {-(-w // 8) * -(-h // 8)}" if im.format == "JPEG"
                    else f"only JPEG can be decoded reduced, this is {im.format}")
-            raise ValueError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} ({how})")
+            raise ValueError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} ({how}): "
+                             f"{shrink_hint(w, h, max_pixels)}")
         im.draft(None, (w // factor, h // factor))
         log.info("%dx%d JPEG decoded at 1/%d (%dx%d) to stay within %d pixels", w, h, factor, *im.size, max_pixels)
     try:
@@ -223,6 +225,23 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
     return _pil_to_rgb8(upright), kind, factor, animated or ""
+
+
+def fitting_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """The largest (width, height) of the same aspect ratio (rounded down) with width x height <= max_pixels (>= 1)."""
+    scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
+    w = max(1, int(width * scale))
+    return w, max(1, min(int(height * scale), max_pixels // w))  # the min: float rounding
+
+
+def shrink_hint(width: int, height: int, max_pixels: int) -> str:
+    """What to do with a photo of width x height pixels above `max_pixels`: the size to shrink it to (`fitting_size`;
+    a face needs far less: 2000 px across is plenty), how, and the other ways (save as JPEG, which is decoded reduced;
+    raise the limit). A 48 MP PNG was refused saying the limit only."""
+    w, h = fitting_size(width, height, max_pixels)
+    return (f"shrink it to at most {w}x{h} (an image editor's resize, or ImageMagick: magick PHOTO -resize {w}x{h} "
+            f"SMALLER.png; a face needs no more than ~2000 px across), save it as JPEG (decoded reduced to fit), or "
+            f"raise the limit (gaussian-head reconstruct --max-pixels, the nodes' max_pixels parameter)")
 
 
 def to_srgb(im):

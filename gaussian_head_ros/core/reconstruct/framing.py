@@ -85,8 +85,10 @@ def check_image(rgb: np.ndarray, max_pixels: int) -> None:
     if min(h, w) < 32:
         raise ReconstructionError(BAD_IMAGE, f"the photo is {w}x{h} pixels, too small to show a face")
     if h * w > max_pixels:
+        from gaussian_head_ros.core.imageio import shrink_hint
+
         raise ReconstructionError(BAD_IMAGE, f"the photo is {w}x{h} = {w * h} pixels, above the limit of "
-                                             f"{max_pixels}; scale it down first")
+                                             f"{max_pixels}: {shrink_hint(w, h, max_pixels)}")
 
 
 # Letterbox bars: border lines whose pixels all lie within BAR_RANGE grey levels of each other, with a mean luma
