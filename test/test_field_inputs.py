@@ -402,6 +402,38 @@ def test_rgba_cutout_gives_an_avatar_without_halo(fast_reconstructor):
     assert magenta_share(hidden) > 0.02
 
 
+def test_a_cutout_portrait_is_said_to_be_composited_and_reconstructs(tmp_path, capsys, caplog):
+    """A portrait PNG with its background cut away (alpha 0 around the person, black under it, as an editor leaves it)
+    was taken without a word. It is composited onto the grey backdrop and the log says so, with how much of it is
+    transparent; `gaussian-head reconstruct` makes the avatar of the person from it."""
+    import logging
+
+    from PIL import Image
+
+    from gaussian_head_ros.cli import main
+
+    rgb = photo("obama_official.jpg", 480)
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    inside = np.hypot((xx - w / 2) / (0.36 * w), (yy - h * 0.5) / (0.55 * h)) < 1  # head and shoulders
+    a8 = np.where(inside, 255, 0).astype(np.uint8)
+    cut = np.where(inside[..., None], rgb, 0).astype(np.uint8)
+    path = tmp_path / "cutout.png"
+    Image.fromarray(np.dstack([cut, a8]), "RGBA").save(path)
+    share = round(100 * (a8 == 0).mean())
+    caplog.set_level(logging.INFO, logger="gaussian_head_ros.core.imageio")
+    got = decode_compressed(path.read_bytes())
+    assert np.all(got[a8 == 0] == BACKDROP_RGB) and np.array_equal(got[inside], rgb[inside])
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"the photo is transparent in {share} % of its pixels (0 % partly): composited onto mid grey " \
+           f"{BACKDROP_RGB}" in said, said
+    caplog.clear()
+    assert decode_compressed(cv2.imencode(".png", rgb)[1].tobytes()) is not None
+    assert not [r for r in caplog.records if "transparent" in r.getMessage()]  # an opaque photo: nothing said
+    assert main(["reconstruct", str(path), "-o", str(tmp_path / "me.ply"), "--preset", "fast"]) == 0
+    assert "transparent in" in " ".join(r.getMessage() for r in caplog.records)
+
+
 # ---------------------------------------------------------------------------------------------------
 # 7. large phone photos
 

@@ -383,6 +383,18 @@ def composite(rgb: np.ndarray, alpha: np.ndarray, backdrop=BACKDROP_RGB) -> np.n
     return ((rgb.astype(np.uint16) * a + bg * (255 - a) + 127) // 255).astype(np.uint8)
 
 
+def transparency_note(alpha: np.ndarray) -> str | None:
+    """A sentence for the log when a photo's [H, W] uint8 alpha leaves pixels transparent (a cut-out portrait): how
+    many, and that they are composited onto BACKDROP_RGB (the colour an editor left under them never shows; the person
+    is segmented against the grey). None for an opaque photo. A cut-out was taken without a word, and a user could not
+    tell whether its background had been read as the picture's."""
+    clear, partial = int((alpha == 0).sum()), int(((alpha > 0) & (alpha < 255)).sum())
+    if clear + partial == 0:
+        return None
+    return (f"the photo is transparent in {100.0 * clear / alpha.size:.0f} % of its pixels ({100.0 * partial / alpha.size:.0f} % "
+            f"partly): composited onto mid grey {BACKDROP_RGB}, against which the person is found")
+
+
 def _pil_to_rgb8(im) -> np.ndarray:
     """A loaded PIL image in any mode -> [H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit grey (PNG, TIFF)
@@ -393,6 +405,9 @@ def _pil_to_rgb8(im) -> np.ndarray:
         return to_rgb8(np.asarray(im))
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"))
+        note = transparency_note(rgba[..., 3])
+        if note:
+            log.info("%s", note)
         return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3]))
     if im.mode == "L":
         return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB)
