@@ -190,6 +190,28 @@ def test_a_no_face_report_eases_into_idle_after_the_grace_not_the_timeout():
     assert mixer.get(102.0)[1] == "easing" and mixer.get(102.7)[1] == "live"
 
 
+def test_a_face_back_for_a_moment_eases_into_idle_from_what_was_shown():
+    """Someone passes by: the face is found for four frames (0.13 s) during the idle animation and lost again. The
+    ease out of idle had come a fifth of the way to the live control when the ease into idle began; it began from
+    the live control itself, so the head jumped 10 deg (15 -> 25) and the jaw 0.33 in one frame (review31). Now it
+    eases back from the picture shown: no step larger than the ease's own."""
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    _frames(mixer, 0.0, 5.0)  # idle
+    live, shown = _live(25.0, 0.8), []
+    for i in range(48):  # 1.6 s at 30 fps
+        now = 5.0 + i / 30
+        if i < 4:
+            mixer.update(live, now)
+        else:
+            mixer.face_lost(now)
+        shown.append(mixer.get(now)[0])
+    yaws, jaws = [_yaw_deg(c) for c in shown], [c.blendshape("jawOpen") for c in shown]
+    assert max(yaws) < 20.0  # never all the way to the live control
+    assert max(np.abs(np.diff(yaws))) < 2.5, np.round(yaws, 2)  # the eases' own steps reach 2.0 deg
+    assert max(np.abs(np.diff(jaws))) < 0.08, np.round(jaws, 3)
+    assert mixer.get(5.0 + 48 / 30)[1] == "idle"
+
+
 def test_a_face_missed_for_one_frame_is_no_hand_over():
     """One camera frame in which MediaPipe misses the face (a no-face report, the face back 33 ms later) keeps live
     control: no ease into idle, and a later short miss starts its own grace."""
