@@ -262,3 +262,41 @@ def test_an_idle_blink_closes_the_eyes():
     assert idle.blink(peak) > 0.99
     assert openness(peak) < 0.3, openness(peak)  # 1.0 before: the lids did not move
     assert openness(peak - 0.5) > 0.95  # between blinks the eyes are open
+
+
+def test_lid_ratios_without_an_expression_move_the_lids_live_and_through_the_ease():
+    # A control may carry the operator's lid ratios without a dense expression (only blendshapes and gaze beside
+    # them). The driver applied the ratios only with an expression of >= 468 points (a gate left from when it
+    # measured them from the landmarks): alone, a half-closed eye (ratios 0.5) was drawn wide open (openness 1.0);
+    # eased in from idle, the blend's padded expression let them through (0.38), so the lids sprang open on the
+    # ease's last frame (review31). Driven on MediaPipe's canonical face: the same lids with or without an
+    # expression, and no step at the end of the ease.
+    from conftest import shared
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    neutral = (v * np.array([1.0, -1.0, -1.0])).astype(np.float32)
+    a = synthetic_avatar(500, seed=8)
+    a.template_vertices, a.template_faces = neutral, np.zeros((0, 3), np.int32)
+    a.expression_names, a.expression_basis = [], np.zeros((0, len(neutral), 3), np.float32)
+    driver = Driver(a)
+    pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
+
+    def openness(control):
+        verts, _ = driver.deformed_template(control)
+        return float(np.mean([np.linalg.norm(verts[up] - verts[lo]) / np.linalg.norm(neutral[up] - neutral[lo])
+                              for up, lo in pairs]))
+
+    live = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(0.5, 0.5))  # no expression
+    with_expression = dataclasses.replace(live, expression=np.zeros_like(neutral))
+    assert abs(openness(live) - openness(with_expression)) < 1e-6 and openness(live) < 0.5, openness(live)
+    mixer = ControlMixer(IdleAnimator(a.template_vertices, rest_gaze=driver.rig.rest_gaze), 2.0, 0.6)
+    _frames(mixer, 100.0, 101.0)  # idle (no blink in its first second)
+    shown = []
+    for t in np.arange(101.0, 102.0, 1 / 30):
+        mixer.update(live, t)
+        shown.append(openness(mixer.get(t)[0]))
+    assert max(np.abs(np.diff(shown))) < 0.1, np.round(shown, 3)  # 0.62 at the ease's end before
