@@ -190,6 +190,28 @@ def test_a_no_face_report_eases_into_idle_after_the_grace_not_the_timeout():
     assert mixer.get(102.0)[1] == "easing" and mixer.get(102.7)[1] == "live"
 
 
+def test_a_face_back_for_a_moment_eases_into_idle_from_what_was_shown():
+    """Someone passes by: the face is found for four frames (0.13 s) during the idle animation and lost again. The
+    ease out of idle had come a fifth of the way to the live control when the ease into idle began; it began from
+    the live control itself, so the head jumped 10 deg (15 -> 25) and the jaw 0.33 in one frame (review31). Now it
+    eases back from the picture shown: no step larger than the ease's own."""
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    _frames(mixer, 0.0, 5.0)  # idle
+    live, shown = _live(25.0, 0.8), []
+    for i in range(48):  # 1.6 s at 30 fps
+        now = 5.0 + i / 30
+        if i < 4:
+            mixer.update(live, now)
+        else:
+            mixer.face_lost(now)
+        shown.append(mixer.get(now)[0])
+    yaws, jaws = [_yaw_deg(c) for c in shown], [c.blendshape("jawOpen") for c in shown]
+    assert max(yaws) < 20.0  # never all the way to the live control
+    assert max(np.abs(np.diff(yaws))) < 2.5, np.round(yaws, 2)  # the eases' own steps reach 2.0 deg
+    assert max(np.abs(np.diff(jaws))) < 0.08, np.round(jaws, 3)
+    assert mixer.get(5.0 + 48 / 30)[1] == "idle"
+
+
 def test_a_face_missed_for_one_frame_is_no_hand_over():
     """One camera frame in which MediaPipe misses the face (a no-face report, the face back 33 ms later) keeps live
     control: no ease into idle, and a later short miss starts its own grace."""
@@ -240,3 +262,41 @@ def test_an_idle_blink_closes_the_eyes():
     assert idle.blink(peak) > 0.99
     assert openness(peak) < 0.3, openness(peak)  # 1.0 before: the lids did not move
     assert openness(peak - 0.5) > 0.95  # between blinks the eyes are open
+
+
+def test_lid_ratios_without_an_expression_move_the_lids_live_and_through_the_ease():
+    # A control may carry the operator's lid ratios without a dense expression (only blendshapes and gaze beside
+    # them). The driver applied the ratios only with an expression of >= 468 points (a gate left from when it
+    # measured them from the landmarks): alone, a half-closed eye (ratios 0.5) was drawn wide open (openness 1.0);
+    # eased in from idle, the blend's padded expression let them through (0.38), so the lids sprang open on the
+    # ease's last frame (review31). Driven on MediaPipe's canonical face: the same lids with or without an
+    # expression, and no step at the end of the ease.
+    from conftest import shared
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    obj = shared("canonical_face", "face_model_with_iris.obj")
+    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
+    neutral = (v * np.array([1.0, -1.0, -1.0])).astype(np.float32)
+    a = synthetic_avatar(500, seed=8)
+    a.template_vertices, a.template_faces = neutral, np.zeros((0, 3), np.int32)
+    a.expression_names, a.expression_basis = [], np.zeros((0, len(neutral), 3), np.float32)
+    driver = Driver(a)
+    pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
+
+    def openness(control):
+        verts, _ = driver.deformed_template(control)
+        return float(np.mean([np.linalg.norm(verts[up] - verts[lo]) / np.linalg.norm(neutral[up] - neutral[lo])
+                              for up, lo in pairs]))
+
+    live = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(0.5, 0.5))  # no expression
+    with_expression = dataclasses.replace(live, expression=np.zeros_like(neutral))
+    assert abs(openness(live) - openness(with_expression)) < 1e-6 and openness(live) < 0.5, openness(live)
+    mixer = ControlMixer(IdleAnimator(a.template_vertices, rest_gaze=driver.rig.rest_gaze), 2.0, 0.6)
+    _frames(mixer, 100.0, 101.0)  # idle (no blink in its first second)
+    shown = []
+    for t in np.arange(101.0, 102.0, 1 / 30):
+        mixer.update(live, t)
+        shown.append(openness(mixer.get(t)[0]))
+    assert max(np.abs(np.diff(shown))) < 0.1, np.round(shown, 3)  # 0.62 at the ease's end before

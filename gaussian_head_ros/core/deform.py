@@ -684,8 +684,9 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
         disp = disp + xp.einsum("e,evc->vc", coeffs, basis)
     if not lmk.has_mediapipe_topology(verts.shape[0]):
         return disp
-    use_ratios = lid_ratios is not None and cfg.lid_closed_ratio < 1 and lcount >= lmk.NUM_MESH and \
-        lid_ratios.shape[0] == NUM_LID_PAIRS
+    # (whatever the expression's length: a control with lid ratios and no expression had its lids left at rest,
+    # and a blend of it with the idle animation's 478 offsets had them retargeted, a jump at the end of each ease)
+    use_ratios = lid_ratios is not None and cfg.lid_closed_ratio < 1 and lid_ratios.shape[0] == NUM_LID_PAIRS
     turns = lid_turns(rig, gaze, cfg) if rig is not None else None
     if use_ratios or turns is not None:
         openness = eyelid_openness(lid_ratios, cfg) if use_ratios else asarray_like(np.ones(2), disp)

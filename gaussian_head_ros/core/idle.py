@@ -220,6 +220,7 @@ class ControlMixer:
         self.resume_time = -math.inf  # when live control came back after idle
         self.last_idle: FaceControl | None = None  # what was shown (idle, or easing into it) when live resumed
         self.lost_since: float | None = None  # when the tracker began saying "no face" (None while it finds one)
+        self.left_weight = 1.0  # how far the ease out of idle had come when live control last ended (1: all the way)
 
     def update(self, control: FaceControl, now: float) -> None:
         """Take a live control that arrived at `now` (seconds, the mixer's clock); coming back from idle,
@@ -245,15 +246,16 @@ class ControlMixer:
 
     def get(self, now: float) -> tuple[FaceControl, str]:
         """(control to draw, 'live' | 'idle' | 'easing')."""
+        u = (now - self.resume_time) / self.ease_s if self.ease_s > 0 else 1.0
         if self._gone(now):
-            if self.idle_since is None:
+            if self.idle_since is None:  # live control ended: in the ease out of idle, only that far out of it
                 self.idle_since = now
+                self.left_weight = _ease(u) if self.last_idle is not None else 1.0
             t = now - self.idle_since
             ctl = self.idle.control(t)
-            if self.live is not None and t < self.ease_s:  # ease from the last live pose into idle
-                return blend_controls(self._held(now), ctl, _ease(t / self.ease_s)), "easing"
+            if self.live is not None and t < self.ease_s:  # ease from the last live pose shown into idle
+                return blend_controls(self._shown_live(now), ctl, _ease(t / self.ease_s)), "easing"
             return ctl, "idle"
-        u = (now - self.resume_time) / self.ease_s if self.ease_s > 0 else 1.0
         live = self._held(now)
         if self.last_idle is not None and u < 1.0:
             return blend_controls(self.last_idle, live, _ease(u)), "easing"
@@ -268,3 +270,11 @@ class ControlMixer:
     def _held(self, now: float) -> FaceControl:
         """The newest live control as held at `now`: a shut eye opened once it is older than a blink."""
         return open_held_blink(self.live, now - self.live_time, self._open_s)
+
+    def _shown_live(self, now: float) -> FaceControl:
+        """What the ease into idle starts from at `now`: the held live control (`_held`), or, when live control ended
+        in the ease out of idle, the blend that ease showed then (`left_weight` of the way from the idle pose it
+        started from). A face back for a few frames and lost again (someone passing by) used to ease into idle from
+        the live control itself: the head and mouth jumped the rest of the way to it in one frame (review31)."""
+        held = self._held(now)
+        return held if self.left_weight >= 1.0 else blend_controls(self.last_idle, held, self.left_weight)
