@@ -230,14 +230,10 @@ def test_a_face_missed_for_one_frame_is_no_hand_over():
     assert mixer.get(100.8 + NO_FACE_GRACE_S)[1] == "easing"
 
 
-def test_an_idle_blink_closes_the_eyes():
-    # The idle animation blinks by its lid offsets (the upper lids 0.85 of the way to the lower ones at the peak)
-    # and carries the avatar's rest gaze (542cb0c). That gaze, stored float32, differed from the rig's float64 rest
-    # gaze by ~1e-8 rad, so the driver took it for a look away from the rest and retargeted the lids to their rest
-    # opening (deform.lid_turns): the idle avatar never blinked (review30, s30). Driven on MediaPipe's canonical
-    # face with irises, the lids close at the blink's peak and are open between blinks.
+def _canonical_face_driver():
+    """MediaPipe's canonical face with irises (../shared) as a synthetic avatar's template, no expression basis:
+    (neutral (478, 3) float32 metres, the avatar, its Driver)."""
     from conftest import shared
-    from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.synthetic import synthetic_avatar
 
@@ -247,7 +243,18 @@ def test_an_idle_blink_closes_the_eyes():
     a = synthetic_avatar(500, seed=8)
     a.template_vertices, a.template_faces = neutral, np.zeros((0, 3), np.int32)
     a.expression_names, a.expression_basis = [], np.zeros((0, len(neutral), 3), np.float32)
-    driver = Driver(a)
+    return neutral, a, Driver(a)
+
+
+def test_an_idle_blink_closes_the_eyes():
+    # The idle animation blinks by its lid offsets (the upper lids 0.85 of the way to the lower ones at the peak)
+    # and carries the avatar's rest gaze (542cb0c). That gaze, stored float32, differed from the rig's float64 rest
+    # gaze by ~1e-8 rad, so the driver took it for a look away from the rest and retargeted the lids to their rest
+    # opening (deform.lid_turns): the idle avatar never blinked (review30, s30). Driven on MediaPipe's canonical
+    # face with irises, the lids close at the blink's peak and are open between blinks.
+    from gaussian_head_ros.core import landmarks as lmk
+
+    neutral, a, driver = _canonical_face_driver()
     assert np.any(driver.rig.eye_centres)  # the lid-eye coupling is live on this rig
     idle = IdleAnimator(a.template_vertices, rest_gaze=driver.rig.rest_gaze)
     pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
@@ -271,18 +278,9 @@ def test_lid_ratios_without_an_expression_move_the_lids_live_and_through_the_eas
     # eased in from idle, the blend's padded expression let them through (0.38), so the lids sprang open on the
     # ease's last frame (review31). Driven on MediaPipe's canonical face: the same lids with or without an
     # expression, and no step at the end of the ease.
-    from conftest import shared
     from gaussian_head_ros.core import landmarks as lmk
-    from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.synthetic import synthetic_avatar
 
-    obj = shared("canonical_face", "face_model_with_iris.obj")
-    v = np.array([ln.split()[1:4] for ln in obj.read_text().splitlines() if ln.startswith("v ")], float) * 0.01
-    neutral = (v * np.array([1.0, -1.0, -1.0])).astype(np.float32)
-    a = synthetic_avatar(500, seed=8)
-    a.template_vertices, a.template_faces = neutral, np.zeros((0, 3), np.int32)
-    a.expression_names, a.expression_basis = [], np.zeros((0, len(neutral), 3), np.float32)
-    driver = Driver(a)
+    neutral, a, driver = _canonical_face_driver()
     pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
 
     def openness(control):
