@@ -422,7 +422,7 @@ def test_parameters_are_validated(io, tracker_proc):
     assert "not found" in set_param("model_path", "/nonexistent.task").reason
     # a file that is not a .task bundle was accepted, then failed to load in the worker (which fell back to the
     # bundled mesh while the parameter kept the bad path)
-    assert "not a .task file" in set_param("model_path", str(shared("portraits", "obama_official.jpg"))).reason
+    assert "not a FaceLandmarker .task bundle" in set_param("model_path", str(shared("portraits", "obama_official.jpg"))).reason
     assert set_param("filter_min_cutoff", 1.5).successful
     assert tracker_proc.alive()
 
