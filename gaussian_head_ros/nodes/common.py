@@ -577,16 +577,28 @@ def limit_blas_threads(n: int = 1) -> None:
     threadpool_limits(limits=n, user_api="blas")
 
 
+# Python's GIL switch interval for node processes (sys.setswitchinterval; CPython's default is 5 ms). A thread that
+# releases the GIL (a numpy call, a numba kernel, a DDS wait) waits up to one interval to take it back while another
+# thread computes in Python: the convoy effect. In avatar_pipeline (tracker, renderer and reconstruction in one
+# process) the reconstruction's thousands of short numpy calls and the renderer's kernels each waited so. Measured on
+# the 2-core CI machine (/tmp/gil/measure.py: avatar_pipeline --photo lp_d8_man_glasses.jpg --video lp_d0.mp4
+# --backend cpu): 5 ms: start-up avatar in 59-110 s (1.5 s alone), face display 6.7 fps; 1 ms: 5.1 s, 25.9 fps;
+# 0.5 ms: 3.3 s, 29.3 fps. test_composed_pipeline failed whenever that reconstruction passed 90 s.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 def start_process(args=None, blas_threads: int = 1) -> str:
     """The start-up every node executable shares (`run`, and avatar_pipeline with all nodes in one process):
-    BLAS libraries limited to `blas_threads` threads (0: their own default; see `limit_blas_threads`), the Fast
-    DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying which DDS profile is used.
+    BLAS libraries limited to `blas_threads` threads (0: their own default; see `limit_blas_threads`), the GIL switch
+    interval (GIL_SWITCH_INTERVAL_S), the Fast DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying
+    which DDS profile is used.
     Arguments rcl cannot parse (a `--params-file` that is not a parameters file, a bad remapping) end the
     process with status 2 and rcl's reason in one line on stderr, not a traceback."""
     from rclpy.impl.implementation_singleton import rclpy_implementation
 
     if blas_threads:
         limit_blas_threads(blas_threads)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     dds = apply_fastdds_profile()
     note_interrupts()
     end_with_parent()
