@@ -581,9 +581,9 @@ def limit_blas_threads(n: int = 1) -> None:
 # releases the GIL (a numpy call, a numba kernel, a DDS wait) waits up to one interval to take it back while another
 # thread computes in Python: the convoy effect. In avatar_pipeline (tracker, renderer and reconstruction in one
 # process) the reconstruction's thousands of short numpy calls and the renderer's kernels each waited so. Measured on
-# the 2-core CI machine (/tmp/gil/measure.py: avatar_pipeline --photo lp_d8_man_glasses.jpg --video lp_d0.mp4
-# --backend cpu): 5 ms: start-up avatar in 59-110 s (1.5 s alone), face display 6.7 fps; 1 ms: 5.1 s, 25.9 fps;
-# 0.5 ms: 3.3 s, 29.3 fps. test_composed_pipeline failed whenever that reconstruction passed 90 s.
+# the 2-core CI machine (scripts/bench_composed_pipeline.py: avatar_pipeline --photo lp_d8_man_glasses.jpg --video
+# lp_d0.mp4 --backend cpu): 5 ms: the start-up photo reconstructed in 24-110 s (1.5 s alone), face display 6.3-6.7 fps;
+# 1 ms: 5.1 s, 25.9 fps; 0.5 ms: 2.9-3.3 s, 29.3-29.5 fps. test_composed_pipeline failed whenever that reconstruction passed 90 s.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
