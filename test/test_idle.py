@@ -246,6 +246,21 @@ def _canonical_face_driver():
     return neutral, a, Driver(a)
 
 
+def _mean_lid_openness(neutral: np.ndarray, driver):
+    """control -> the mean over lmk.EYELID_PAIRS_R + _L of the driven template's lid gap over `neutral`'s (1 open as
+    at rest, 0 shut), for the canonical face's `driver` (`_canonical_face_driver`)."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
+
+    def openness(control):
+        verts, _ = driver.deformed_template(control)
+        return float(np.mean([np.linalg.norm(verts[up] - verts[lo]) / np.linalg.norm(neutral[up] - neutral[lo])
+                              for up, lo in pairs]))
+
+    return openness
+
+
 def test_an_idle_blink_closes_the_eyes():
     # The idle animation blinks by its lid offsets (the upper lids 0.85 of the way to the lower ones at the peak)
     # and carries the avatar's rest gaze (542cb0c). That gaze, stored float32, differed from the rig's float64 rest
@@ -278,15 +293,8 @@ def test_lid_ratios_without_an_expression_move_the_lids_live_and_through_the_eas
     # eased in from idle, the blend's padded expression let them through (0.38), so the lids sprang open on the
     # ease's last frame (review31). Driven on MediaPipe's canonical face: the same lids with or without an
     # expression, and no step at the end of the ease.
-    from gaussian_head_ros.core import landmarks as lmk
-
     neutral, a, driver = _canonical_face_driver()
-    pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
-
-    def openness(control):
-        verts, _ = driver.deformed_template(control)
-        return float(np.mean([np.linalg.norm(verts[up] - verts[lo]) / np.linalg.norm(neutral[up] - neutral[lo])
-                              for up, lo in pairs]))
+    openness = _mean_lid_openness(neutral, driver)
 
     live = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(0.5, 0.5))  # no expression
     with_expression = dataclasses.replace(live, expression=np.zeros_like(neutral))
@@ -298,3 +306,32 @@ def test_lid_ratios_without_an_expression_move_the_lids_live_and_through_the_eas
         mixer.update(live, t)
         shown.append(openness(mixer.get(t)[0]))
     assert max(np.abs(np.diff(shown))) < 0.1, np.round(shown, 3)  # 0.62 at the ease's end before
+
+
+def test_a_face_back_at_an_idle_blinks_peak_eases_the_lids_open():
+    # The operator's face comes back while the idle animation is mid-blink (~4 % of hand-overs). The idle control
+    # blinks by its expression's lid offsets and eyeBlink blendshapes and carried no lid ratios, which a blend counted
+    # as open (1): the first eased frame took the live control's open ratios, retargeted the lids over the blink's
+    # offsets and they snapped open (openness ~0.15 -> 1.0 in one frame). Driven on MediaPipe's canonical face at
+    # 30 fps: the lids open no faster than the ease moves everything else (its largest step, 1.5 / (ease_s x fps) of
+    # the way: 0.083).
+    neutral, a, driver = _canonical_face_driver()
+    openness = _mean_lid_openness(neutral, driver)
+
+    idle = IdleAnimator(a.template_vertices, rest_gaze=driver.rig.rest_gaze)
+    fps = 30.0
+    frames = np.arange(0.0, 8.0, 1 / fps)
+    peak = frames[int(np.argmax([idle.blink(t) for t in frames]))]
+    assert idle.blink(peak) > 0.9
+    mixer = ControlMixer(idle, idle_timeout_s=2.0, ease_s=0.6)
+    shown = [openness(c) for c, _ in _frames(mixer, 0.0, peak - 0.5 / fps, fps)][-3:]  # idle, into the blink
+    live = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(1.0, 1.0))  # back, eyes open
+    modes = []
+    for t in np.arange(peak, peak + 1.0, 1 / fps):
+        mixer.update(live, t)
+        c, mode = mixer.get(t)
+        shown.append(openness(c))
+        modes.append(mode)
+    assert modes[0] == "easing" and modes[-1] == "live"
+    assert shown[3] < 0.5 and abs(shown[-1] - 1.0) < 1e-3, np.round(shown, 3)  # shut at the hand-over, open after
+    assert max(np.abs(np.diff(shown[3:]))) < 0.1, np.round(shown, 3)  # 0.85 in one frame before

@@ -1155,15 +1155,33 @@ def lip_height_floor(verts: np.ndarray, expression: np.ndarray, share: float) ->
     return out
 
 
-def control_lid_ratios(control) -> np.ndarray | None:
+# ARKit's eyeBlink of each eye, in the order of the lid ratios' eyes (lmk.EYELID_PAIRS_R, then _L: the subject's).
+BLINK_BLENDSHAPES = ("eyeBlinkRight", "eyeBlinkLeft")
+
+
+def control_lid_ratios(control, cfg: DriveConfig | None = None) -> np.ndarray | None:
     """A FaceControl's lid ratios [14] (float64, lid gap / neutral lid gap, lmk.EYELID_PAIRS_R then _L), as the
     driver takes them: its `eyelid_ratios`, else measured from its landmarks when it has them (`eyelid_ratios`),
-    else None (the lids follow the expression alone)."""
+    else from its eyeBlinkRight / eyeBlinkLeft blendshapes when it has either (BLINK_BLENDSHAPES; an absent one 0):
+    1 - blink x (1 - cfg.lid_closed_ratio), so blink 0 is the neutral opening and 1 shuts the lids
+    (`eyelid_openness` 1 - blink; cfg None: DriveConfig's), else None (the lids follow the expression alone).
+
+    Without the blendshapes' ratios a blendshape-only control (a third-party tracker, a hand-written controls file)
+    blinked only on an avatar with an eyeBlink expression basis (never on a reconstructed one), and the idle
+    animation's blink (its lid offsets in the expression) counted as open in a blend with a live control's ratios:
+    a face back at the blink's peak snapped the lids 0.15 -> 1.0 in one frame (eyes33, s33)."""
     lid = np.asarray(getattr(control, "eyelid_ratios", ()), np.float64).ravel()
     if lid.shape[0] == NUM_LID_PAIRS:
         return lid
     ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
-    return eyelid_ratios(lm, ex) if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH else None
+    if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH:
+        return eyelid_ratios(lm, ex)
+    names = list(control.blendshape_names)
+    if not any(n in names for n in BLINK_BLENDSHAPES):
+        return None
+    closed = (cfg or DriveConfig()).lid_closed_ratio
+    blink = np.clip([control.blendshape(n) if n in names else 0.0 for n in BLINK_BLENDSHAPES], 0.0, 1.0)
+    return np.repeat(1.0 - blink * (1.0 - closed), [len(lmk.EYELID_PAIRS_R), len(lmk.EYELID_PAIRS_L)])
 
 
 def control_inputs(control, cfg: DriveConfig, brows=None, verts=None):
@@ -1175,7 +1193,7 @@ def control_inputs(control, cfg: DriveConfig, brows=None, verts=None):
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
     ex = np.asarray(control.expression, np.float64)
-    lid = control_lid_ratios(control)
+    lid = control_lid_ratios(control, cfg)
     if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
         ex = ex.copy()
         ex[brows] *= cfg.brow_gain
