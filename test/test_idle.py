@@ -246,6 +246,21 @@ def _canonical_face_driver():
     return neutral, a, Driver(a)
 
 
+def _mean_lid_openness(neutral: np.ndarray, driver):
+    """control -> the mean over lmk.EYELID_PAIRS_R + _L of the driven template's lid gap over `neutral`'s (1 open as
+    at rest, 0 shut), for the canonical face's `driver` (`_canonical_face_driver`)."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
+
+    def openness(control):
+        verts, _ = driver.deformed_template(control)
+        return float(np.mean([np.linalg.norm(verts[up] - verts[lo]) / np.linalg.norm(neutral[up] - neutral[lo])
+                              for up, lo in pairs]))
+
+    return openness
+
+
 def test_an_idle_blink_closes_the_eyes():
     # The idle animation blinks by its lid offsets (the upper lids 0.85 of the way to the lower ones at the peak)
     # and carries the avatar's rest gaze (542cb0c). That gaze, stored float32, differed from the rig's float64 rest
@@ -278,15 +293,8 @@ def test_lid_ratios_without_an_expression_move_the_lids_live_and_through_the_eas
     # eased in from idle, the blend's padded expression let them through (0.38), so the lids sprang open on the
     # ease's last frame (review31). Driven on MediaPipe's canonical face: the same lids with or without an
     # expression, and no step at the end of the ease.
-    from gaussian_head_ros.core import landmarks as lmk
-
     neutral, a, driver = _canonical_face_driver()
-    pairs = lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L
-
-    def openness(control):
-        verts, _ = driver.deformed_template(control)
-        return float(np.mean([np.linalg.norm(verts[up] - verts[lo]) / np.linalg.norm(neutral[up] - neutral[lo])
-                              for up, lo in pairs]))
+    openness = _mean_lid_openness(neutral, driver)
 
     live = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(0.5, 0.5))  # no expression
     with_expression = dataclasses.replace(live, expression=np.zeros_like(neutral))
@@ -298,3 +306,90 @@ def test_lid_ratios_without_an_expression_move_the_lids_live_and_through_the_eas
         mixer.update(live, t)
         shown.append(openness(mixer.get(t)[0]))
     assert max(np.abs(np.diff(shown))) < 0.1, np.round(shown, 3)  # 0.62 at the ease's end before
+
+
+def test_a_face_back_at_an_idle_blinks_peak_eases_the_lids_open():
+    # The operator's face comes back while the idle animation is mid-blink (~4 % of hand-overs). The idle control
+    # blinks by its expression's lid offsets and eyeBlink blendshapes and carried no lid ratios, which a blend counted
+    # as open (1): the first eased frame took the live control's open ratios, retargeted the lids over the blink's
+    # offsets and they snapped open (openness ~0.15 -> 1.0 in one frame). Driven on MediaPipe's canonical face at
+    # 30 fps: the lids open no faster than the ease moves everything else (its largest step, 1.5 / (ease_s x fps) of
+    # the way: 0.083).
+    neutral, a, driver = _canonical_face_driver()
+    openness = _mean_lid_openness(neutral, driver)
+
+    idle = IdleAnimator(a.template_vertices, rest_gaze=driver.rig.rest_gaze)
+    fps = 30.0
+    frames = np.arange(0.0, 8.0, 1 / fps)
+    peak = frames[int(np.argmax([idle.blink(t) for t in frames]))]
+    assert idle.blink(peak) > 0.9
+    mixer = ControlMixer(idle, idle_timeout_s=2.0, ease_s=0.6)
+    shown = [openness(c) for c, _ in _frames(mixer, 0.0, peak - 0.5 / fps, fps)][-3:]  # idle, into the blink
+    live = dataclasses.replace(_live(0.0, 0.0), eyelid_ratios=_lids(1.0, 1.0))  # back, eyes open
+    modes = []
+    for t in np.arange(peak, peak + 1.0, 1 / fps):
+        mixer.update(live, t)
+        c, mode = mixer.get(t)
+        shown.append(openness(c))
+        modes.append(mode)
+    assert modes[0] == "easing" and modes[-1] == "live"
+    assert shown[3] < 0.5 and abs(shown[-1] - 1.0) < 1e-3, np.round(shown, 3)  # shut at the hand-over, open after
+    assert max(np.abs(np.diff(shown[3:]))) < 0.1, np.round(shown, 3)  # 0.85 in one frame before
+
+
+def test_a_blendshape_only_control_drives_lids_jaw_gaze_and_brows():
+    # A control with ARKit blendshapes and no dense expression, lid ratios or gaze (a third-party tracker, a hand-
+    # written controls file for `gaussian-head render`) must drive the face as a tracked one does. Before (eyes33,
+    # s33): eyeBlink 1 left the lids open (mean openness 1.0), jawOpen 0.8 turned only the mouth's interior behind
+    # closed lips (lip gap 0 mm), the brow coefficients moved nothing (0 mm); eyeLook* already turned the eyes.
+    # Driven on MediaPipe's canonical face; then eased in from idle at 30 fps, with no step beyond the ease's own.
+    from gaussian_head_ros.core import deform
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.expression import BROW_POINTS
+
+    neutral, a, driver = _canonical_face_driver()
+    openness = _mean_lid_openness(neutral, driver)
+    mid_up, mid_lo = lmk.LIP_UPPER_INNER[4], lmk.LIP_LOWER_INNER[4]
+
+    def bs(**values):
+        return FaceControl(stamp_ns=1, face_detected=True, confidence=1.0, blendshape_names=list(values),
+                           blendshapes=np.array(list(values.values()), np.float32))
+
+    def lip_gap_mm(control):
+        v, _ = driver.deformed_template(control)
+        return 1e3 * float(v[mid_lo, 1] - v[mid_up, 1] - (neutral[mid_lo, 1] - neutral[mid_up, 1]))
+
+    def brow_rise_mm(control):
+        _, disp = driver.deformed_template(control)
+        return -1e3 * float(disp[BROW_POINTS, 1].mean())
+
+    def eye_turn_rad(control):  # the eyeballs' frames' largest turn from the rest control's
+        n = 2 * len(driver.rig.eye_levels)
+        r, r0 = driver.tables(control).rot[-n:], driver.tables(bs()).rot[-n:]
+        return float(max(np.arccos(np.clip((np.trace(x @ y.T) - 1) / 2, -1, 1)) for x, y in zip(r, r0)))
+
+    rest = bs()
+    assert abs(openness(rest) - 1.0) < 1e-6 and abs(lip_gap_mm(rest)) < 1e-6 and abs(brow_rise_mm(rest)) < 1e-6
+    assert openness(bs(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)) < 0.05  # 1.0 before
+    assert openness(bs(eyeBlinkLeft=0.1, eyeBlinkRight=0.1)) > 0.99  # MediaPipe's open eyes read 0.1-0.3
+    wink = openness(bs(eyeBlinkLeft=1.0))
+    assert 0.45 < wink < 0.55, wink  # one eye shut, the other open
+    jaw = bs(jawOpen=0.8)
+    assert lip_gap_mm(jaw) > 8.0, lip_gap_mm(jaw)  # 0 before
+    theta = float(deform.jaw_angle(driver.rig, driver.deformed_template(jaw)[1], None, 0.0, driver.cfg))
+    assert abs(theta - 0.8 * driver.cfg.jaw_per_jaw_open) < 0.01, theta  # the chin reads the blendshape's angle
+    assert eye_turn_rad(bs(eyeLookOutLeft=0.8, eyeLookInRight=0.8)) > 0.15
+    assert eye_turn_rad(bs(eyeLookUpLeft=0.8, eyeLookUpRight=0.8)) > 0.1
+    assert brow_rise_mm(bs(browInnerUp=1.0)) > 5.0, brow_rise_mm(bs(browInnerUp=1.0))  # 0 before
+    assert brow_rise_mm(bs(browDownLeft=1.0, browDownRight=1.0)) < -3.0
+    mixer = ControlMixer(IdleAnimator(a.template_vertices, rest_gaze=driver.rig.rest_gaze), 2.0, 0.6)
+    _frames(mixer, 100.0, 101.0)  # idle (no blink in its first second)
+    live = bs(jawOpen=0.8, browInnerUp=0.6)
+    gaps, rises = [], []
+    for t in np.arange(101.0, 102.0, 1 / 30):
+        mixer.update(live, t)
+        c = mixer.get(t)[0]
+        gaps.append(lip_gap_mm(c))
+        rises.append(brow_rise_mm(c))
+    assert abs(gaps[-1] - lip_gap_mm(live)) < 1e-6 and abs(rises[-1] - brow_rise_mm(live)) < 1e-6
+    assert max(np.abs(np.diff(gaps))) < 0.1 * gaps[-1] and max(np.abs(np.diff(rises))) < 0.1 * rises[-1]

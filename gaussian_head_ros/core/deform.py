@@ -1155,27 +1155,57 @@ def lip_height_floor(verts: np.ndarray, expression: np.ndarray, share: float) ->
     return out
 
 
-def control_lid_ratios(control) -> np.ndarray | None:
+# ARKit's eyeBlink of each eye, in the order of the lid ratios' eyes (lmk.EYELID_PAIRS_R, then _L: the subject's).
+BLINK_BLENDSHAPES = ("eyeBlinkRight", "eyeBlinkLeft")
+# The eyeBlink at which a control's lids are as open as the neutral's (lid ratio 1) and shut (lid_closed_ratio),
+# linear between: the least-squares fit of the tracker's centre lid ratios to FaceLandmarker v2's eyeBlink on the 4
+# ../shared clips' first 78-216 frames (1326 eyes; median ratio 0.98 at eyeBlink 0.1-0.2, 0.79 at 0.3-0.4, 0.41 at
+# 0.5-0.6, 0.15 at 0.7-0.8). A linear 1 - eyeBlink map drew the open eyes of such a stream (eyeBlink 0.1-0.3) 8-24 %
+# closed.
+BLINK_OPEN, BLINK_SHUT = 0.16, 0.70
+
+
+def control_lid_ratios(control, cfg: DriveConfig | None = None) -> np.ndarray | None:
     """A FaceControl's lid ratios [14] (float64, lid gap / neutral lid gap, lmk.EYELID_PAIRS_R then _L), as the
     driver takes them: its `eyelid_ratios`, else measured from its landmarks when it has them (`eyelid_ratios`),
-    else None (the lids follow the expression alone)."""
+    else from its eyeBlinkRight / eyeBlinkLeft blendshapes when it has either (BLINK_BLENDSHAPES; an absent one 0):
+    1 (the neutral opening) up to BLINK_OPEN, cfg.lid_closed_ratio (shut) from BLINK_SHUT, linear between (cfg None:
+    DriveConfig's), else None (the lids follow the expression alone).
+
+    Without the blendshapes' ratios a blendshape-only control (a third-party tracker, a hand-written controls file)
+    blinked only on an avatar with an eyeBlink expression basis (never on a reconstructed one), and the idle
+    animation's blink (its lid offsets in the expression) counted as open in a blend with a live control's ratios:
+    a face back at the blink's peak snapped the lids 0.15 -> 1.0 in one frame (eyes33, s33)."""
     lid = np.asarray(getattr(control, "eyelid_ratios", ()), np.float64).ravel()
     if lid.shape[0] == NUM_LID_PAIRS:
         return lid
     ex, lm = np.asarray(control.expression, np.float64), np.asarray(control.landmarks, np.float64)
-    return eyelid_ratios(lm, ex) if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH else None
+    if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH:
+        return eyelid_ratios(lm, ex)
+    names = list(control.blendshape_names)
+    if not any(n in names for n in BLINK_BLENDSHAPES):
+        return None
+    closed = (cfg or DriveConfig()).lid_closed_ratio
+    blink = [control.blendshape(n) for n in BLINK_BLENDSHAPES]
+    return np.repeat(np.interp(blink, [BLINK_OPEN, BLINK_SHUT], [1.0, closed]),
+                     [len(lmk.EYELID_PAIRS_R), len(lmk.EYELID_PAIRS_L)])
 
 
 def control_inputs(control, cfg: DriveConfig, brows=None, verts=None):
     """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
     or None) as the rules take them (numpy). The lid ratios: `control_lid_ratios`.
     `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
-    measured before that). `verts`: the [V, 3] rest template, whose lips keep cfg.lip_min_height of their height
-    (`lip_height_floor`); None: not applied."""
+    measured before that). `verts`: the [V, 3] rest template, whose jaw and brows follow the control's jawOpen and
+    brow blendshapes where its expression leaves them still (`expression.blendshape_expression`) and whose lips keep
+    cfg.lip_min_height of their height (`lip_height_floor`); None: neither applied."""
+    from gaussian_head_ros.core.expression import blendshape_expression  # (expression imports this module)
+
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
     ex = np.asarray(control.expression, np.float64)
-    lid = control_lid_ratios(control)
+    lid = control_lid_ratios(control, cfg)
+    if verts is not None:
+        ex = blendshape_expression(verts, ex, names, control.blendshapes, cfg.jaw_per_jaw_open)
     if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
         ex = ex.copy()
         ex[brows] *= cfg.brow_gain

@@ -488,14 +488,92 @@ def _brow_spread(x: np.ndarray, dy: float) -> np.ndarray:
     d = np.zeros((NUM_MESH, 3))
     if dy == 0.0:
         return d
-    v = x[:NUM_MESH]
     hood = hooded_brow_lift(dy)
     if hood < 0.0:  # a brow lifted well up uncovers the margin of a hooded lid
         d[LID_UPPER, 1] = LID_WITH_BROW_LIFT * hood
+    return _brow_move(x, dy, d)
+
+
+def _brow_move(x: np.ndarray, dy: float, d: np.ndarray | None = None) -> np.ndarray:
+    """[NUM_MESH, 3] the displacement that moves the brows of template / landmarks x [>= 468, 3] down by dy (metres,
+    y down; < 0: up), with the row below them (BROW_HANDLES) when up, spread harmonically (`_brow_fill`); d: rows
+    held as they are set there besides (None: none)."""
+    v = np.asarray(x, np.float64)[:NUM_MESH]
+    d = np.zeros((NUM_MESH, 3)) if d is None else d
     handles = BROW_HANDLES if dy < 0.0 else BROW_POINTS  # lowered, the skin below the brows gathers (free)
     below = v[:, 1] > float(np.max(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))  # below the eyes
     d[handles, 1] = dy
     return _brow_fill(d, below, handles)
+
+
+# Blendshape-only controls (a third-party tracker, a hand-written controls file: ARKit coefficients and no dense
+# expression) move the brows and the jaw as a tracked expression does (`blendshape_expression`). The brows' mean rise
+# (BROW_POINTS, metres) per unit of each coefficient: a least-squares fit of the tracker's expression against
+# FaceLandmarker v2's blendshapes on the 4 ../shared clips' first 78-216 frames (663 frames; browInnerUp 0-0.9,
+# browOuterUp 0-0.71, browDown 0-0.67; r 0.95, with an intercept of 1.8 mm, the operators' own brow height).
+BROW_RISE_PER_INNER_UP_M = 0.0085
+BROW_RISE_PER_OUTER_UP_M = 0.0012  # (mean of browOuterUpLeft / Right)
+BROW_DROP_PER_DOWN_M = 0.0063  # (mean of browDownLeft / Right)
+# The jaw of such a control turns the lower lip, the chin and the jaw line about the driver's hinge (`jaw_pivot`) by
+# its angle (the driver's jaw_per_jaw_open x jawOpen; the same fit reads the tracked chin's turn as 0.28 rad per unit
+# of jawOpen, r 0.82); the upper lip and everything from the nose base up stay, the cheeks between follow
+# harmonically (the lips' opening is a hole: the lips part).
+JAW_HANDLES = np.array(sorted(set(lmk.LIP_LOWER_INNER + lmk.LIP_LOWER_OUTER + lmk.CHIN_REGION + lmk.JAW_LINE)))
+
+
+def blendshape_brow_shift(names, values) -> float:
+    """ARKit blendshape names [B] and values [B] (each clipped to 0..1; absent ones 0) -> the brows' shift they
+    say (metres, y down; < 0: raised): BROW_DROP_PER_DOWN_M x mean(browDownLeft, browDownRight)
+    - BROW_RISE_PER_INNER_UP_M x browInnerUp - BROW_RISE_PER_OUTER_UP_M x mean(browOuterUpLeft, browOuterUpRight)."""
+    b = dict(zip(list(names), np.clip(np.asarray(values, np.float64).reshape(-1), 0.0, 1.0).tolist()))
+    mean = lambda a, c: 0.5 * (b.get(a, 0.0) + b.get(c, 0.0))  # noqa: E731
+    return (BROW_DROP_PER_DOWN_M * mean("browDownLeft", "browDownRight")
+            - BROW_RISE_PER_INNER_UP_M * b.get("browInnerUp", 0.0)
+            - BROW_RISE_PER_OUTER_UP_M * mean("browOuterUpLeft", "browOuterUpRight"))
+
+
+def jaw_turn_spread(x: np.ndarray, theta: float) -> np.ndarray:
+    """[NUM_MESH, 3] the displacement that opens the jaw of template x [>= 468, 3] (head frame, metres, y down) by
+    theta (rad, + = opening): JAW_HANDLES turned about `jaw_pivot`(x) about x, the upper lips (inner and outer),
+    the rigid landmarks and everything from the nose base up held, the rest harmonic. The chin's turn the driver
+    reads from it (deform.jaw_angle) is theta."""
+    v = np.asarray(x, np.float64)[:NUM_MESH]
+    d = np.zeros((NUM_MESH, 3))
+    if theta == 0.0:
+        return d
+    c = jaw_pivot(v)
+    d[JAW_HANDLES] = (v[JAW_HANDLES] - c) @ axis_angle_x(np.array(theta)).T + c - v[JAW_HANDLES]
+    known = v[:, 1] <= v[NOSE_BASE, 1]
+    known[list(lmk.RIGID_LANDMARKS) + list(lmk.LIP_UPPER_INNER + lmk.LIP_UPPER_OUTER)] = True
+    known[JAW_HANDLES] = True
+    free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
+    if lu is not None:
+        d[free] = lu.solve(-(coupling @ d[kn]))
+    return d
+
+
+def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values, jaw_rad_per_jaw_open: float):
+    """The driver's expression for a control (deform.control_inputs): expression [L, 3] (metres, head frame; may be
+    empty) with each part it leaves still taken from the control's ARKit blendshapes (names [B], values [B], each
+    clipped to 0..1): the jaw (its chin row, lmk.CHIN, absent or 0) by `jaw_turn_spread` of jaw_rad_per_jaw_open
+    x jawOpen, the brows (BROW_POINTS absent or all 0) by `blendshape_brow_shift`. x [V >= 468, 3] the rest
+    template. -> [max(L, V), 3] float64 (the parts added), or `expression` itself when there is nothing to add.
+    Without it a blendshape-only control (a third-party tracker, a hand-written controls file) opened only the
+    mouth's interior behind closed lips and never moved the brows (eyes33, s33)."""
+    ex = np.asarray(expression, np.float64)
+    names = list(names)
+    if not lmk.has_mediapipe_topology(np.shape(x)[0]) or not names:
+        return expression
+    still = lambda rows: ex.shape[0] <= int(np.max(rows)) or not np.any(ex[rows])  # noqa: E731
+    theta = jaw_rad_per_jaw_open * float(np.clip(np.asarray(values, np.float64)[names.index("jawOpen")], 0.0, 1.0)) \
+        if "jawOpen" in names and still(np.array([lmk.CHIN])) else 0.0
+    dy = blendshape_brow_shift(names, values) if still(BROW_POINTS) else 0.0
+    if theta == 0.0 and dy == 0.0:
+        return expression
+    out = np.zeros((max(ex.shape[0], np.shape(x)[0]), 3))
+    out[:ex.shape[0]] = ex
+    out[:NUM_MESH] += jaw_turn_spread(x, theta) + (_brow_move(x, dy) if dy != 0.0 else 0.0)
+    return out
 
 
 def _brow_fill(d: np.ndarray, below: np.ndarray, handles: np.ndarray) -> np.ndarray:

@@ -77,9 +77,9 @@ class IdleAnimator:
 
     def control(self, t: float, stamp_ns: int = 0) -> FaceControl:
         """The idle control `t` seconds after idle began: breathing pitch and sway (yaw, roll) as a head
-        rotation, and the blink at t (eyeBlinkLeft / Right, and the lid offsets [L, 3] times it when the
-        animator has them), the gaze the rest gaze when the animator has it; face_detected False, stamped
-        `stamp_ns`."""
+        rotation, and the blink at t (eyeBlinkLeft / Right, which the driver's lid ratios follow:
+        deform.control_lid_ratios; and the lid offsets [L, 3] times it when the animator has them), the gaze
+        the rest gaze when the animator has it; face_detected False, stamped `stamp_ns`."""
         cfg = self.cfg
         pitch = cfg.breath_pitch_deg * math.sin(2 * math.pi * t / cfg.breath_period_s)
         yaw = cfg.sway_yaw_deg * math.sin(2 * math.pi * t / cfg.sway_period_s)
@@ -144,10 +144,10 @@ def mixed_gaze(a: FaceControl, b: FaceControl, w: float) -> np.ndarray:
 
 def mixed_lid_ratios(a: FaceControl, b: FaceControl, w: float) -> np.ndarray:
     """[14] float32 (1 - w) a's + w b's lid ratios as the driver takes them (deform.control_lid_ratios: given, else
-    measured from the landmarks), a control with none (the idle animation's) counting as open (1); [0] when neither
-    has any. Without them a blend's lids followed its mixed expression: a held blink opened by `open_held_blink`
-    still carries the shut lids in its expression, and the ease into idle shut its eyes again (user27's
-    leave_blink clip at +2.2 s; review27, s27)."""
+    measured from the landmarks or the eyeBlink blendshapes: the idle animation's blink), a control with none counting
+    as open (1); [0] when neither has any. Without them a blend's lids followed its mixed expression: a held blink
+    opened by `open_held_blink` still carries the shut lids in its expression, and the ease into idle shut its eyes
+    again (user27's leave_blink clip at +2.2 s; review27, s27)."""
     ra, rb = control_lid_ratios(a), control_lid_ratios(b)
     if ra is None and rb is None:
         return np.zeros(0, np.float32)
