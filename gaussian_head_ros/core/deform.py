@@ -1165,12 +1165,13 @@ BLINK_BLENDSHAPES = ("eyeBlinkRight", "eyeBlinkLeft")
 BLINK_OPEN, BLINK_SHUT = 0.16, 0.70
 
 
-def control_lid_ratios(control, cfg: DriveConfig | None = None) -> np.ndarray | None:
+def control_lid_ratios(control, cfg: DriveConfig | None = None, basis_names=()) -> np.ndarray | None:
     """A FaceControl's lid ratios [14] (float64, lid gap / neutral lid gap, lmk.EYELID_PAIRS_R then _L), as the
     driver takes them: its `eyelid_ratios`, else measured from its landmarks when it has them (`eyelid_ratios`),
     else from its eyeBlinkRight / eyeBlinkLeft blendshapes when it has either (BLINK_BLENDSHAPES; an absent one 0):
     1 (the neutral opening) up to BLINK_OPEN, cfg.lid_closed_ratio (shut) from BLINK_SHUT, linear between (cfg None:
-    DriveConfig's), else None (the lids follow the expression alone).
+    DriveConfig's), else None (the lids follow the expression alone). `basis_names`: the avatar's expression basis'
+    names; an eyeBlink among them drives the lids through that basis, and the blendshapes give no ratios.
 
     Without the blendshapes' ratios a blendshape-only control (a third-party tracker, a hand-written controls file)
     blinked only on an avatar with an eyeBlink expression basis (never on a reconstructed one), and the idle
@@ -1183,7 +1184,7 @@ def control_lid_ratios(control, cfg: DriveConfig | None = None) -> np.ndarray | 
     if lm.shape == ex.shape and lm.shape[0] >= lmk.NUM_MESH:
         return eyelid_ratios(lm, ex)
     names = list(control.blendshape_names)
-    if not any(n in names for n in BLINK_BLENDSHAPES):
+    if not any(n in names for n in BLINK_BLENDSHAPES) or any(n in basis_names for n in BLINK_BLENDSHAPES):
         return None
     closed = (cfg or DriveConfig()).lid_closed_ratio
     blink = [control.blendshape(n) for n in BLINK_BLENDSHAPES]
@@ -1191,21 +1192,25 @@ def control_lid_ratios(control, cfg: DriveConfig | None = None) -> np.ndarray | 
                      [len(lmk.EYELID_PAIRS_R), len(lmk.EYELID_PAIRS_L)])
 
 
-def control_inputs(control, cfg: DriveConfig, brows=None, verts=None):
+def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_names=()):
     """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
     or None) as the rules take them (numpy). The lid ratios: `control_lid_ratios`.
     `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
     measured before that). `verts`: the [V, 3] rest template, whose jaw and brows follow the control's jawOpen and
     brow blendshapes where its expression leaves them still (`expression.blendshape_expression`) and whose lips keep
-    cfg.lip_min_height of their height (`lip_height_floor`); None: neither applied."""
+    cfg.lip_min_height of their height (`lip_height_floor`); None: neither applied. `basis_names`: the avatar's
+    expression basis' names (`Driver.expr_index`): the blendshapes it drives itself are left out of those fallbacks
+    (a learned avatar's jawOpen / brow / eyeBlink shapes moved it twice: test_model's twin)."""
     from gaussian_head_ros.core.expression import blendshape_expression  # (expression imports this module)
 
     names = list(control.blendshape_names)
     jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
     ex = np.asarray(control.expression, np.float64)
-    lid = control_lid_ratios(control, cfg)
+    lid = control_lid_ratios(control, cfg, basis_names)
     if verts is not None:
-        ex = blendshape_expression(verts, ex, names, control.blendshapes, cfg.jaw_per_jaw_open)
+        own = [i for i, n in enumerate(names) if n not in basis_names]  # not driven by the avatar's basis
+        ex = blendshape_expression(verts, ex, [names[i] for i in own], np.asarray(control.blendshapes)[own],
+                                   cfg.jaw_per_jaw_open)
     if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
         ex = ex.copy()
         ex[brows] *= cfg.brow_gain
