@@ -269,6 +269,11 @@ BAD_CONTROLS = {
     "expression of 477 points": lambda m: setattr(m, "expression", array.array("f", [0.002] * 477 * 3)),
     "landmarks of 500 points": lambda m: setattr(m, "landmarks", array.array("f", [0.0] * 500 * 3)),
     "compact code one byte short": lambda m: _compact(m, lambda code: code[:-1]),
+    # finite but absurd: drawn, without a word, as a torn face (every offset pushed to the driver's 8 cm limit)
+    "expression of 1e30 m": lambda m: setattr(m, "expression", array.array("f", [1e30] * 478 * 3)),
+    "expression in millimetres": lambda m: setattr(m, "expression", array.array("f", [0.0, 30.0, 0.0] * 478)),
+    "landmarks in millimetres": lambda m: setattr(m, "landmarks", array.array("f", [40.0, -60.0, 20.0] * 478)),
+    "gaze in degrees": lambda m: setattr(m, "gaze", array.array("f", [20.0, -10.0, 20.0, -10.0])),
 }
 
 

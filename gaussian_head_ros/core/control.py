@@ -17,6 +17,13 @@ NUM_LID_PAIRS = len(lmk.EYELID_PAIRS_R) + len(lmk.EYELID_PAIRS_L)  # 14: FaceCon
 # Points the landmarks / expression of a FaceControl message hold (msg/FaceControl.msg): none, MediaPipe's face mesh,
 # or the face mesh with the irises.
 MESSAGE_POINTS = (0, lmk.NUM_MESH, lmk.NUM_LANDMARKS)
+# The largest coordinate (m) a control's landmarks or expression offsets may hold: a face's canonical points lie within
+# ~0.1 m of its origin and a wide-open jaw moves the chin ~6 cm, so a larger value is a publisher's unit slip (mm or cm
+# sent as m) or garbage. The driver limits each offset to deform's max_offset_m (8 cm), so an expression of 1e30 or of
+# millimetres was drawn, without a word, as every point pushed 8 cm one way: a torn face on the display.
+MAX_POINT_M = 0.5
+# The largest gaze angle (rad) a control may hold: an eye turns ~50 degrees at most; degrees sent as radians exceed it.
+MAX_GAZE_RAD = math.pi
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -145,7 +152,9 @@ class FaceControl:
         return FaceControl()
 
     def validate(self) -> None:
-        """Raise ValueError if the control cannot be used to drive an avatar."""
+        """Raise ValueError if the control cannot be used to drive an avatar: a field of the wrong shape, NaN or Inf,
+        a zero quaternion, a landmark or expression coordinate above MAX_POINT_M (m) or a gaze angle above
+        MAX_GAZE_RAD (rad) in magnitude."""
         arrays = {"rotation": (self.rotation, (4,)), "translation": (self.translation, (3,))}
         for name, (arr, shape) in arrays.items():
             if tuple(np.shape(arr)) != shape:
@@ -157,6 +166,15 @@ class FaceControl:
             raise ValueError("control mouth_open/confidence is NaN or Inf")
         if np.linalg.norm(self.rotation) < 1e-6:
             raise ValueError("control head rotation is a zero quaternion")
+        for name in ("landmarks", "expression"):
+            largest = float(np.max(np.abs(getattr(self, name)), initial=0.0))
+            if largest > MAX_POINT_M:
+                raise ValueError(f"control {name} holds a coordinate of {largest:.4g} m, above the {MAX_POINT_M} m a face "
+                                 f"spans (FaceControl points are in metres: millimetres or centimetres sent as metres?)")
+        largest = float(np.max(np.abs(self.gaze), initial=0.0))
+        if largest > MAX_GAZE_RAD:
+            raise ValueError(f"control gaze holds an angle of {largest:.4g} rad, above pi (FaceControl gaze is in "
+                             f"radians: degrees sent as radians?)")
         for name in ("landmarks", "expression"):
             arr = getattr(self, name)
             if arr.size and (arr.ndim != 2 or arr.shape[1] != 3):
