@@ -337,8 +337,11 @@ def test_bad_and_extreme_controls():
     driver = Driver(a)
     with pytest.raises(ValueError):
         driver.drive(FaceControl(rotation=np.array([np.nan, 0, 0, 0], np.float32)))
-    # Absurd expression offsets are limited; longer expressions than the template are cut.
-    huge = FaceControl(expression=np.full((1000, 3), 5.0, np.float32))
+    # Expression coordinates beyond a face's size are refused (control.MAX_POINT_M: a unit slip, user33)
+    with pytest.raises(ValueError, match="above the 0.5 m a face spans"):
+        driver.drive(FaceControl(expression=np.full((1000, 3), 5.0, np.float32)))
+    # large offsets within it are limited; longer expressions than the template are cut.
+    huge = FaceControl(expression=np.full((1000, 3), 0.45, np.float32))
     p = driver.drive(huge)
     assert np.all(np.isfinite(p.means))
     assert np.abs(p.means - a.means).max() < 0.1
