@@ -167,20 +167,19 @@ class FaceControl:
         if np.linalg.norm(self.rotation) < 1e-6:
             raise ValueError("control head rotation is a zero quaternion")
         for name in ("landmarks", "expression"):
-            largest = float(np.max(np.abs(getattr(self, name)), initial=0.0))
+            arr = getattr(self, name)
+            if arr.size and (arr.ndim != 2 or arr.shape[1] != 3):
+                raise ValueError(f"control {name} has shape {arr.shape}, expected (L, 3)")
+            largest = float(np.max(np.abs(arr), initial=0.0))
             if largest > MAX_POINT_M:
                 raise ValueError(f"control {name} holds a coordinate of {largest:.4g} m, above the {MAX_POINT_M} m a face "
                                  f"spans (FaceControl points are in metres: millimetres or centimetres sent as metres?)")
+        if np.size(self.gaze) not in (0, 4):
+            raise ValueError(f"control gaze has {np.size(self.gaze)} values, expected 4 (yaw, pitch per eye) or none")
         largest = float(np.max(np.abs(self.gaze), initial=0.0))
         if largest > MAX_GAZE_RAD:
             raise ValueError(f"control gaze holds an angle of {largest:.4g} rad, above pi (FaceControl gaze is in "
                              f"radians: degrees sent as radians?)")
-        for name in ("landmarks", "expression"):
-            arr = getattr(self, name)
-            if arr.size and (arr.ndim != 2 or arr.shape[1] != 3):
-                raise ValueError(f"control {name} has shape {arr.shape}, expected (L, 3)")
-        if np.size(self.gaze) not in (0, 4):
-            raise ValueError(f"control gaze has {np.size(self.gaze)} values, expected 4 (yaw, pitch per eye) or none")
         if np.size(self.eyelid_ratios) not in (0, NUM_LID_PAIRS) or np.any(np.asarray(self.eyelid_ratios) < 0):
             raise ValueError(f"control eyelid_ratios has {np.size(self.eyelid_ratios)} values, expected "
                              f"{NUM_LID_PAIRS} (>= 0: lid gap / neutral lid gap per pair) or none")
