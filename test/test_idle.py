@@ -393,3 +393,35 @@ def test_a_blendshape_only_control_drives_lids_jaw_gaze_and_brows():
         rises.append(brow_rise_mm(c))
     assert abs(gaps[-1] - lip_gap_mm(live)) < 1e-6 and abs(rises[-1] - brow_rise_mm(live)) < 1e-6
     assert max(np.abs(np.diff(gaps))) < 0.1 * gaps[-1] and max(np.abs(np.diff(rises))) < 0.1 * rises[-1]
+
+
+def test_a_blendshape_only_smile_and_pucker_move_the_lips():
+    # A control with only ARKit blendshapes (an ARKit phone tracker, a hand-written controls file) moved the jaw, the
+    # brows and the lids (eyes33), but its smile and pucker drew nothing: the mouth corners did not move (0 mm).
+    # Now (MOUTH_PER_BLENDSHAPE_M, fitted on the ../shared clips) a smile draws the corners out and up, each side by
+    # its own coefficient, a pucker draws them in; a tracked control (its expression moves the lips) is untouched.
+    from gaussian_head_ros.core import landmarks as lmk
+
+    neutral, _, driver = _canonical_face_driver()
+    r, l = lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L
+
+    def bs(**values):
+        return FaceControl(stamp_ns=1, face_detected=True, confidence=1.0, blendshape_names=list(values),
+                           blendshapes=np.array(list(values.values()), np.float32))
+
+    def corners_mm(control):  # (right corner up, left corner up, mouth width change), mm; y is down
+        _, d = driver.deformed_template(control)
+        return -1e3 * d[r, 1], -1e3 * d[l, 1], 1e3 * ((d[l, 0] - d[r, 0]) * np.sign(neutral[l, 0] - neutral[r, 0]))
+
+    up_r, up_l, wider = corners_mm(bs(mouthSmileLeft=1.0, mouthSmileRight=1.0))
+    assert up_r > 8.0 and up_l > 8.0 and wider > 12.0, (up_r, up_l, wider)  # 0, 0, 0 before
+    up_r, up_l, _ = corners_mm(bs(mouthSmileLeft=1.0))  # the subject's left corner only (ARKit's naming)
+    assert up_l > 8.0 and abs(up_r) < 0.2 * up_l, (up_r, up_l)
+    _, _, wider = corners_mm(bs(mouthPucker=1.0))
+    assert wider < -10.0, wider
+    assert corners_mm(bs(mouthSmileLeft=0.0, mouthPucker=0.0)) == (0.0, 0.0, 0.0)
+    tracked = bs(mouthSmileLeft=1.0, mouthSmileRight=1.0)  # ... with an expression that moves the lips itself
+    tracked.expression = np.zeros((len(neutral), 3), np.float32)
+    tracked.expression[list(lmk.LIPS), 1] = 0.001
+    _, d = driver.deformed_template(tracked)
+    assert np.allclose(d[list(lmk.LIPS), 1], 0.001, atol=1e-9)

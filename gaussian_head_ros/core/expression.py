@@ -519,6 +519,22 @@ BROW_DROP_PER_DOWN_M = 0.0063  # (mean of browDownLeft / Right)
 # of jawOpen, r 0.82); the upper lip and everything from the nose base up stay, the cheeks between follow
 # harmonically (the lips' opening is a hole: the lips part).
 JAW_HANDLES = np.array(sorted(set(lmk.LIP_LOWER_INNER + lmk.LIP_LOWER_OUTER + lmk.CHIN_REGION + lmk.JAW_LINE)))
+# The lips of such a control follow its smile and pucker: the mouth corners (outer and inner) and the lips' midline
+# (upper: 0, 13; lower: 14, 17) move by these displacements per unit of each coefficient, metres, (x away from the
+# face's midline, y down, z into the head); the cheeks and the rest of the lips follow harmonically, the nose base up,
+# the outline and the pose fit's rigid points held. The same fit as the brows' (663 frames, the tracked expression
+# against mean(mouthSmileLeft, Right) 0-0.92, mouthPucker 0-1.0 and jawOpen together; corners r 0.94 / 0.96 / 0.87 in
+# x / y / z, the midlines' y r 0.83-0.95 and z 0.60-0.84; their x, r < 0.66, left out); each corner follows its own
+# side's smile (the fit's own-side slope 8.1-10.9 mm up, the other side's 0.6-3.6 mm). A smile draws the corners
+# out, up and back and lifts the upper lip; a pucker draws them in and forward and closes the lips forward.
+MOUTH_CORNERS = ((lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_R_IN), (lmk.MOUTH_CORNER_L, lmk.MOUTH_CORNER_L_IN))
+UPPER_LIP_MIDLINE, LOWER_LIP_MIDLINE = (0, 13), (14, 17)
+MOUTH_HANDLES = np.array(sorted(set(sum(MOUTH_CORNERS, ()) + UPPER_LIP_MIDLINE + LOWER_LIP_MIDLINE)))
+MOUTH_PER_BLENDSHAPE_M = {  # handle group -> (per unit of smile, per unit of mouthPucker)
+    "corner": ((0.0097, -0.0116, 0.0078), (-0.0072, 0.0045, -0.0051)),
+    "upper": ((0.0, -0.0081, 0.0022), (0.0, 0.0063, -0.0017)),
+    "lower": ((0.0, -0.0005, 0.0052), (0.0, -0.0022, -0.0046)),
+}
 
 
 def blendshape_brow_shift(names, values) -> float:
@@ -556,7 +572,8 @@ def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values, 
     """The driver's expression for a control (deform.control_inputs): expression [L, 3] (metres, head frame; may be
     empty) with each part it leaves still taken from the control's ARKit blendshapes (names [B], values [B], each
     clipped to 0..1): the jaw (its chin row, lmk.CHIN, absent or 0) by `jaw_turn_spread` of jaw_rad_per_jaw_open
-    x jawOpen, the brows (BROW_POINTS absent or all 0) by `blendshape_brow_shift`. x [V >= 468, 3] the rest
+    x jawOpen, the brows (BROW_POINTS absent or all 0) by `blendshape_brow_shift`, the lips (MOUTH_HANDLES absent or
+    all 0) by `blendshape_lip_handles` spread by `lip_spread` (smile, pucker). x [V >= 468, 3] the rest
     template. -> [max(L, V), 3] float64 (the parts added), or `expression` itself when there is nothing to add.
     Without it a blendshape-only control (a third-party tracker, a hand-written controls file) opened only the
     mouth's interior behind closed lips and never moved the brows (eyes33, s33)."""
@@ -568,12 +585,60 @@ def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values, 
     theta = jaw_rad_per_jaw_open * float(np.clip(np.asarray(values, np.float64)[names.index("jawOpen")], 0.0, 1.0)) \
         if "jawOpen" in names and still(np.array([lmk.CHIN])) else 0.0
     dy = blendshape_brow_shift(names, values) if still(BROW_POINTS) else 0.0
-    if theta == 0.0 and dy == 0.0:
+    lips = blendshape_lip_handles(x, names, values) if still(MOUTH_HANDLES) else None
+    if theta == 0.0 and dy == 0.0 and lips is None:
         return expression
     out = np.zeros((max(ex.shape[0], np.shape(x)[0]), 3))
     out[:ex.shape[0]] = ex
     out[:NUM_MESH] += jaw_turn_spread(x, theta) + (_brow_move(x, dy) if dy != 0.0 else 0.0)
+    if lips is not None:
+        out[:NUM_MESH] += lip_spread(x, lips)
     return out
+
+
+def blendshape_lip_handles(x: np.ndarray, names, values) -> np.ndarray | None:
+    """[len(MOUTH_HANDLES), 3] the displacement (metres, head frame, y down, z into the head) of MOUTH_HANDLES that
+    ARKit blendshapes names [B] / values [B] (each clipped to 0..1; absent ones 0) say by MOUTH_PER_BLENDSHAPE_M:
+    each side's corners by its own mouthSmileLeft / mouthSmileRight (the subject's left: MediaPipe's and ARKit's
+    naming; the fit's own-side slope) and mouthPucker, the midlines by the mean smile and mouthPucker; x [>= 468, 3]
+    the rest template (which side each corner is on). None when the smile and the pucker are 0."""
+    b = dict(zip(list(names), np.clip(np.asarray(values, np.float64).reshape(-1), 0.0, 1.0).tolist()))
+    smile = (b.get("mouthSmileRight", 0.0), b.get("mouthSmileLeft", 0.0))  # the corners' order: R, L
+    pucker = b.get("mouthPucker", 0.0)
+    if not any(smile) and pucker == 0.0:
+        return None
+    v = np.asarray(x, np.float64)
+    mid_x = float(np.mean(v[list(UPPER_LIP_MIDLINE + LOWER_LIP_MIDLINE), 0]))
+    rows = {int(r): i for i, r in enumerate(MOUTH_HANDLES)}
+    d = np.zeros((len(MOUTH_HANDLES), 3))
+    (cs, cp), (us, up), (ls, lp) = (np.asarray(MOUTH_PER_BLENDSHAPE_M[k], np.float64)
+                                    for k in ("corner", "upper", "lower"))
+    for side, pair in enumerate(MOUTH_CORNERS):
+        for r in pair:
+            out = np.array([np.sign(v[r, 0] - mid_x), 1.0, 1.0])  # x away from the midline
+            d[rows[r]] = out * (smile[side] * cs + pucker * cp)
+    mean_smile = 0.5 * (smile[0] + smile[1])
+    for group, (s, p) in ((UPPER_LIP_MIDLINE, (us, up)), (LOWER_LIP_MIDLINE, (ls, lp))):
+        for r in group:
+            d[rows[r]] = mean_smile * s + pucker * p
+    return d
+
+
+def lip_spread(x: np.ndarray, handles: np.ndarray) -> np.ndarray:
+    """[NUM_MESH, 3] the displacement that moves MOUTH_HANDLES of template x [>= 468, 3] by handles
+    [len(MOUTH_HANDLES), 3] (metres), spread harmonically over the lips, the cheeks and the chin, with everything
+    from the nose base up, the face's outline, the eyes' contours and the pose fit's rigid points held."""
+    v = np.asarray(x, np.float64)[:NUM_MESH]
+    d = np.zeros((NUM_MESH, 3))
+    d[MOUTH_HANDLES] = handles
+    known = v[:, 1] <= v[NOSE_BASE, 1]
+    known[_outline()] = True
+    known[list(lmk.RIGID_LANDMARKS + lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] = True
+    known[MOUTH_HANDLES] = True
+    free, kn, lu, coupling = _solver(np.packbits(known).tobytes())
+    if lu is not None:
+        d[free] = lu.solve(-(coupling @ d[kn]))
+    return d
 
 
 def _brow_fill(d: np.ndarray, below: np.ndarray, handles: np.ndarray) -> np.ndarray:
