@@ -372,7 +372,7 @@ def test_the_render_command_frames_a_display_of_another_shape_as_render_node_doe
     assert cols.min() > 0 and cols.max() < 47 and abs((cols.min() + cols.max()) / 2 - 23.5) < 4, cols
 
 
-def test_render_and_bench_commands(tmp_path, capsys):
+def test_render_and_bench_commands(tmp_path, capsys, caplog):
     import json
 
     import cv2
@@ -414,6 +414,17 @@ def test_render_and_bench_commands(tmp_path, capsys):
     capsys.readouterr()
     assert main(["render", str(ply), "--controls", str(bad), "-o", str(out)]) == 1
     assert "bad.jsonl:1: not a FaceControl line (none of a FaceControl's fields (frame, pose;" in capsys.readouterr().err
+    # a hand-written blendshape-only file: blendshapes as two lists read "'list' object has no attribute 'keys'"
+    bad.write_text('{"stamp_ns": 0, "blendshape_names": ["jawOpen"], "blendshapes": [0.3]}\n')
+    assert main(["render", str(ply), "--controls", str(bad), "-o", str(out)]) == 1
+    assert 'bad.jsonl:1: not a FaceControl line (blendshapes is an object of ARKit name: coefficient (0..1), e.g. ' \
+           '{"jawOpen": 0.3' in capsys.readouterr().err
+    # ... and a misspelt field drove nothing without a word: now it is named
+    bad.write_text('{"stamp_ns": 0, "face_detected": true, "blendshape": {"jawOpen": 0.3}}\n'
+                   '{"stamp_ns": 40000000, "face_detected": true, "blendshapes": {"jawOpen": 0.3}}\n')
+    with caplog.at_level("WARNING"):
+        assert main(["render", str(ply), "--controls", str(bad), "-o", str(out), "--size", "64"]) == 0
+    assert "ignored what no FaceControl has: 'blendshape' (from line 1)" in caplog.text
 
 
 def test_bench_measures_torch_on_each_device_and_gsplat_once():

@@ -69,20 +69,23 @@ def read_controls(path: str) -> list:
     """FaceControl objects from a JSONL file (what `gaussian-head track` writes). Raises ValueError naming the first
     bad line, or what the file is when it is no text (a video, an avatar: core.files.kind) or empty; OSError when it
     cannot be opened."""
-    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.control import JSON_FIELDS, FaceControl
     from gaussian_head_ros.core.files import file_kind
 
-    controls = []
+    controls, ignored = [], {}
     try:
         with open(path) as fh:
             for i, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
-                    c = FaceControl.from_json(json.loads(line))
+                    obj = json.loads(line)
+                    c = FaceControl.from_json(obj)
                     c.validate()
                 except (ValueError, TypeError, AttributeError) as e:
                     raise ValueError(f"{path}:{i}: not a FaceControl line ({e})") from None
+                for key in obj.keys() - JSON_FIELDS:
+                    ignored.setdefault(key, i)
                 controls.append(c)
     except UnicodeDecodeError:  # a video or an image: said as "'utf-8' codec can't decode byte 0xae in position 51:
         what = file_kind(path)  # invalid start byte" (user26, s26)
@@ -94,6 +97,10 @@ def read_controls(path: str) -> list:
                          f"-o controls.jsonl` writes one); {USAGE}") from None
     if not controls:
         raise ValueError(f"{path} holds no controls")
+    if ignored:  # a hand-written file's misspelt field drove nothing without a word
+        log.warning("%s: ignored what no FaceControl has: %s (a FaceControl line's fields: %s)", path,
+                    ", ".join(f"'{k}' (from line {i})" for k, i in sorted(ignored.items(), key=lambda kv: kv[1])),
+                    ", ".join(sorted(JSON_FIELDS)))
     return controls
 
 

@@ -116,6 +116,14 @@ def check_message_points(control: "FaceControl") -> None:
                              f"or {lmk.NUM_LANDMARKS} (with the irises) points, or none")
 
 
+def json_shown(value, limit: int = 60) -> str:
+    """A JSON value as it reads in an error message: its JSON text, cut to `limit` characters with '...'."""
+    import json
+
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 # The fields of a `gaussian-head track` JSONL line (FaceControl.to_json / from_json).
 JSON_FIELDS = frozenset(("stamp_ns", "face_detected", "confidence", "head_pose", "mouth_open", "landmarks",
                          "expression", "gaze_rad", "eyelid_ratios", "blendshapes"))
@@ -227,6 +235,14 @@ class FaceControl:
                              f"{', '.join(sorted(JSON_FIELDS))})")
         pose = obj.get("head_pose", {})
         bs = obj.get("blendshapes") or {}
+        if not isinstance(pose, dict):
+            raise ValueError(f"head_pose is a JSON {type(pose).__name__}; it is an object with quaternion_wxyz [w, x, "
+                             f"y, z] and translation_m [x, y, z] (metres), e.g. {{\"quaternion_wxyz\": [1, 0, 0, 0], "
+                             f"\"translation_m\": [0, 0, 0.5]}}")
+        if not isinstance(bs, dict) or not all(isinstance(n, str) and isinstance(v, (int, float))
+                                               and not isinstance(v, bool) for n, v in bs.items()):
+            raise ValueError("blendshapes is an object of ARKit name: coefficient (0..1), e.g. {\"jawOpen\": 0.3, "
+                             f"\"mouthSmileLeft\": 0.8}}; got {json_shown(bs)}")
         return FaceControl(
             stamp_ns=int(obj.get("stamp_ns", 0)),
             face_detected=bool(obj.get("face_detected", False)),
