@@ -121,12 +121,12 @@ def _encoding_hint(enc: str, data: bytes | memoryview) -> str:
     return ""
 
 
-def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
-               is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits (the top byte, as
-    cv_bridge's 255/65535); images with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto
-    BACKDROP_RGB (see `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear,
-    OpenCV). Raises ValueError saying why (empty, unsupported encoding, step or data too short, above max_pixels)."""
+def check_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
+              max_pixels: int | None = None) -> str:
+    """Check the fields of a raw image without decoding it (microseconds: a subscription callback may call it);
+    returns its encoding, stripped. Raises ValueError saying why it cannot be decoded: empty, unsupported encoding,
+    above max_pixels (pixels), an odd width of a yuv422 encoding, step (bytes) shorter than a row, or data shorter
+    than step x height."""
     enc = (encoding or "").strip()
     if width <= 0 or height <= 0:  # first: an Image with every field at its default (`ros2 topic pub ... "{}"`) is
         raise ValueError(f"empty image ({width}x{height})")  # empty, not one of an unsupported encoding ''
@@ -136,15 +136,27 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: "
                          f"{shrink_hint(width, height, max_pixels)}")
-    ch, dtype, conv = _ENCODINGS[enc]
+    ch, dtype, _ = _ENCODINGS[enc]
     if ch == 2 and width % 2:
         raise ValueError(f"{enc} images need an even width (two pixels share their colour), got {width}")
-    itemsize = np.dtype(dtype).itemsize
-    row = width * ch * itemsize
+    row = width * ch * np.dtype(dtype).itemsize
     if step < row:
         raise ValueError(f"image step {step} is shorter than a row of {width} {enc} pixels ({row} bytes)")
     if len(data) < step * height:
         raise ValueError(f"image data has {len(data)} bytes, expected {step} x {height} = {step * height}")
+    return enc
+
+
+def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
+               is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits (the top byte, as
+    cv_bridge's 255/65535); images with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto
+    BACKDROP_RGB (see `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear,
+    OpenCV). Raises ValueError saying why (check_raw's: empty, unsupported encoding, step or data too short, above
+    max_pixels)."""
+    enc = check_raw(data, width, height, step, encoding, max_pixels)
+    ch, dtype, conv = _ENCODINGS[enc]
+    row = width * ch * np.dtype(dtype).itemsize
     buf = np.frombuffer(data, np.uint8, count=step * height).reshape(height, step)[:, :row]
     img = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if is_bigendian else "<"))
     img = img.reshape(height, width, ch).astype(dtype) if ch > 1 else img.reshape(height, width)

@@ -68,8 +68,8 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, Latest, Loading, RecurringLog, SharedTopic,
-                                            best_effort_publisher_events, companion_topic, declare_settings,
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
+                                            SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
                                             diagnostics, other_topics, package_profile_segment_bytes, run)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
@@ -80,7 +80,6 @@ KEEP_BASES = 2  # operator expression bases held: the tracker's current one and 
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
 SHARED_TOPIC_SAY_S = 25.0  # face_control or face_display with several publishers this long: said (_say_shared_topics)
 FRAME_HEADER_BYTES = 1024  # an Image message's bytes besides its pixels, rounded up (header, encoding, sizes)
-MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
 BASIS_MISSING_WARN_AFTER = 60
@@ -257,7 +256,7 @@ class RenderNode(Node):
         self.last_error = ""
         self.control_refused = (0.0, "")  # (monotonic time, reason) of the last refused face_control
         self._stamp_ages = StampAges()  # recent controls' arrival on this node's clock - stamp
-        self._refusals_said: set[str] = set()  # reasons already logged
+        self._refusals_said = CausesSaid()  # reasons already logged (each once)
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
                            controls_operator_basis=0, controls_basis_missing=0, avatars_unchanged=0)
@@ -386,10 +385,7 @@ class RenderNode(Node):
         except ValueError as e:
             self.counts["controls_refused"] += 1
             self.control_refused = (time.monotonic(), str(e))
-            if str(e) not in self._refusals_said:  # a faulty publisher repeats its fault every frame: say it once
-                if len(self._refusals_said) >= MAX_REFUSALS_SAID:
-                    self._refusals_said.clear()
-                self._refusals_said.add(str(e))
+            if self._refusals_said.add(str(e), arrived):  # a faulty publisher repeats its fault every frame: once
                 self.get_logger().warning(f"face_control refused: {e}; keeping the last good control (each cause said "
                                           "once; /diagnostics counts controls_refused and names the last one)")
             return
