@@ -120,10 +120,10 @@ def test_an_animated_photo_is_named_and_its_first_frame_decoded(fmt, said):
     frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **(
         {"lossless": True} if fmt == "WEBP" else {}))
     rgb, _, _, note = decode_with_format(buf.getvalue())  # the header parsed once (photo_node, reconstruction_node)
-    assert tuple(rgb[15, 20]) == (200, 30, 30) and note == said + "only its first frame is used as the photo", note
+    assert tuple(rgb[15, 20]) == (200, 30, 30) and note == (said + "only its first frame is used as the photo",), note
     still = io.BytesIO()
     frames[0].save(still, fmt)
-    assert decode_with_format(still.getvalue())[3] == ""
+    assert decode_with_format(still.getvalue())[3] == ()
 
 
 def test_a_200_megapixel_phone_photo_is_decoded_reduced():

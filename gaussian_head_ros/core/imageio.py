@@ -178,11 +178,12 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
 
 
 def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
-                       fmt: str = "", name: str = "") -> tuple[np.ndarray, str, int, str]:
+                       fmt: str = "", name: str = "") -> tuple[np.ndarray, str, int, tuple[str, ...]]:
     """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
     lower case: "jpeg", "png", "webp", ..., "" when it names none; the reduction it was decoded at: 1, or 2, 4, 8 for
-    a JPEG above `max_pixels`; `_animation_note`'s sentence for an animation, of which the first frame is decoded, ""
-    for a still image), the header parsed once (photo_node sends the format with the bytes; it parsed the
+    a JPEG above `max_pixels`; the notes a person should read with it, () for an opaque still image: `_animation_note`'s
+    sentence for an animation, of which the first frame is decoded, and `transparency_note`'s for a photo with
+    transparent pixels, in that order), the header parsed once (photo_node sends the format with the bytes; it parsed the
     header a second time for it, copying the file's bytes again).
 
     The one decode path for photo files and CompressedImage messages (Pillow):
@@ -236,7 +237,10 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
-    return _pil_to_rgb8(upright), kind, factor, animated or ""
+    rgb, transparent = _pil_to_rgb8(upright)
+    if transparent:
+        log.info("%s", transparent)
+    return rgb, kind, factor, tuple(n for n in (animated, transparent) if n)
 
 
 def fitting_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
@@ -407,23 +411,21 @@ def transparency_note(alpha: np.ndarray) -> str | None:
             f"partly): composited onto mid grey {BACKDROP_RGB}, against which the person is found")
 
 
-def _pil_to_rgb8(im) -> np.ndarray:
-    """A loaded PIL image in any mode -> [H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB."""
+def _pil_to_rgb8(im) -> tuple[np.ndarray, str | None]:
+    """A loaded PIL image in any mode -> ([H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB;
+    `transparency_note`'s sentence when it had transparent pixels, else None)."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit grey (PNG, TIFF)
         grey = np.asarray(im)
         grey = (np.clip(grey.astype(np.int64), 0, 65535) >> 8).astype(np.uint8) if grey.dtype != np.uint8 else grey
-        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB), None
     if im.mode == "F":
-        return to_rgb8(np.asarray(im))
+        return to_rgb8(np.asarray(im)), None
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"))
-        note = transparency_note(rgba[..., 3])
-        if note:
-            log.info("%s", note)
-        return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3]))
+        return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3])), transparency_note(rgba[..., 3])
     if im.mode == "L":
-        return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB)
-    return _rgb_rows(im if im.mode == "RGB" else im.convert("RGB"))
+        return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB), None
+    return _rgb_rows(im if im.mode == "RGB" else im.convert("RGB")), None
 
 
 def _rgb_rows(im, strip_bytes: int = 1 << 22) -> np.ndarray:

@@ -243,12 +243,13 @@ def _is_avatar_file(path: str) -> bool:
     return is_ply(head) or (path.endswith(DRIVING_SUFFIX) and head == b"PK\x03\x04")
 
 
-def _with_animation_note(decoded: tuple) -> tuple:
-    """imageio.decode_with_format's (rgb, format, reduction, animation note) -> (rgb, notes): the note, when the photo
-    is an animation, of which the first frame is used. The header is parsed there once: the callback parsed it a
-    second time for the note (imageio.animation_note, removed), copying the message's bytes in the executor's thread (s19)."""
-    rgb, _, _, animated = decoded
-    return rgb, ((animated,) if animated else ())
+def _with_notes(decoded: tuple) -> tuple:
+    """imageio.decode_with_format's (rgb, format, reduction, notes) -> (rgb, notes): an animation, of which the first
+    frame is used; transparent pixels, composited onto grey (said in the photo's status: the sender's photo_node
+    relays it). The header is parsed there once: the callback parsed it a second time for the animation's note
+    (imageio.animation_note, removed), copying the message's bytes in the executor's thread (s19)."""
+    rgb, _, _, notes = decoded
+    return rgb, notes
 
 
 def _made_from_to_note(made_from: tuple | None) -> bytes:
@@ -381,7 +382,7 @@ class ReconstructionNode(Node):
             job = Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}",
                       avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
         else:
-            job = Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
+            job = Job(lambda p=photo: _with_notes(imageio.decode_with_format(
                           imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
                       self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}")
         self._submit(job)
@@ -428,7 +429,7 @@ class ReconstructionNode(Node):
             return
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format  # parsed once, by the worker's decode (an animation is said from there)
-        self._submit(Job(lambda: _with_animation_note(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
+        self._submit(Job(lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
                          lost, msg.header.stamp, (data, "compressed", fmt), limit))
 
