@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import shared
+from rosgraph import wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -691,6 +692,30 @@ def test_volatile_photo_publishers_raise_no_incompatible_qos_warning(peer):
         assert "RELIABILITY" in peer["proc"].output()
     finally:
         node.destroy_publisher(lossy)
+
+
+def test_a_photo_from_ros2_topic_pub_is_said_received_with_why_its_qos_warning_is_harmless(peer):
+    """A photo published with `ros2 topic pub --once` (volatile, as by default): its process may print rclpy's
+    'requesting incompatible QoS. No messages will be sent to it. Last incompatible policy: DURABILITY' (about the
+    node's transient-local reader), which a new user read as the photo lost, and the robot said nothing until its
+    verdict. Now the node says it received the photo, from which node, and why that warning is harmless (user33,
+    s34). A real `ros2 topic pub` process; a photo without a face, so the avatar stays."""
+    import subprocess
+
+    ok, jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 120, np.uint8))
+    values = "{header: {frame_id: u34_cli}, format: jpeg, data: [" + ", ".join(map(str, jpeg.ravel())) + "]}"
+    start = len(peer["proc"].output())
+    done = subprocess.run(["ros2", "topic", "pub", "--once", "--stdin", "--keep-alive", "1", "-w", "1",
+                           "--max-wait-time-secs", "60", "/operator/photo/compressed",
+                           "sensor_msgs/msg/CompressedImage"], input=values, text=True, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    said = lambda: [ln for ln in peer["proc"].output()[start:].splitlines()  # noqa: E731
+                    if "photo 'u34_cli' received on /operator/photo/compressed" in ln]
+    assert wait_until(said, 30), peer["proc"].output()[start:][-3000:]
+    assert "its publisher is volatile: the 'requesting incompatible QoS ... DURABILITY' it may print is about this " \
+           "node's transient-local reader" in said()[0], said()
+    assert wait_until(lambda: "photo 'u34_cli' from operator/photo/compressed refused" in peer["proc"].output()[start:],
+                      60), peer["proc"].output()[start:][-3000:]
 
 
 def test_a_reader_of_the_avatar_that_cannot_get_the_latched_one_is_said(peer):
