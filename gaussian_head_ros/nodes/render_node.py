@@ -725,6 +725,20 @@ class RenderNode(Node):
                 "the graph): the avatar plays its idle animation until the operator's tracker, in this ROS_DOMAIN_ID, "
                 "publishes")
 
+    def _idle_reason(self, now: float) -> str:
+        """Why the avatar plays its idle animation (or eases into it) at monotonic `now`, for /diagnostics: the
+        controls stopped (a camera, a tracker or a link gone: after idle_timeout_s), the tracker finds no face, none came
+        yet; "" while controls drive it. Before, /diagnostics said 'idle animation' at OK and nothing more until
+        NO_CONTROLS_SAY_S (10 s) after the controls stopped (user33, s34: a video source killed under the launch)."""
+        with self._lock:
+            cause, since_s = self.mixer.ended_by(now)
+        if cause == "timeout":
+            return (f"no face_control on {self.control_topic} for {since_s:.0f} s (idle after idle_timeout_s "
+                    f"{self.mixer.idle_timeout_s:g} s; the operator's camera, tracker or link stopped?)")
+        if cause == "no face":
+            return f"the operator's tracker finds no face (face_detected false for {since_s:.0f} s)"
+        return f"no face_control on {self.control_topic} yet" if cause else ""
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_shared_topics(now)
@@ -743,6 +757,7 @@ class RenderNode(Node):
         asked = str(self._param("backend"))  # (self.backend: the one that drew the last frame, before a switch too)
         short = rate_shortfall(rate, target, expected, now - self._started, now - times[-1][0] if times else 0.0,
                                self.backend if asked == "auto" else asked)
+        idle_reason = self._idle_reason(now) if self.loaded is not None else ""
         if self.loaded is None:
             level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
         elif self.last_error:
@@ -758,10 +773,11 @@ class RenderNode(Node):
         elif not self._control_arrived and control_gap >= NO_CONTROLS_SAY_S:
             level, message = DiagnosticStatus.OK, f"{self.state}: no face_control on {self.control_topic} yet"
         else:
-            level, message = DiagnosticStatus.OK, self.state
+            level, message = DiagnosticStatus.OK, self.state + (f": {idle_reason}" if idle_reason else "")
         loaded, drawing = self.loaded, self.drawing
         values = {
             "state": self.state,
+            "idle_reason": idle_reason,  # why the idle animation plays ('' while driven)
             "rate_hz": f"{rate:.1f}",
             "render_ms_mean": f"{np.mean(render_ms):.2f}" if render_ms else "",
             "render_ms_max": f"{np.max(render_ms):.2f}" if render_ms else "",
