@@ -712,8 +712,8 @@ def test_a_photo_from_ros2_topic_pub_is_said_received_with_why_its_qos_warning_i
     said = lambda: [ln for ln in peer["proc"].output()[start:].splitlines()  # noqa: E731
                     if "photo 'u34_cli' received on /operator/photo/compressed" in ln]
     assert wait_until(said, 30), peer["proc"].output()[start:][-3000:]
-    assert "its publisher is volatile: the 'requesting incompatible QoS ... DURABILITY' it may print is about this " \
-           "node's transient-local reader" in said()[0], said()
+    assert "its publisher is volatile: the warning '... Last incompatible policy: DURABILITY' it may print is about " \
+           "this node's transient-local reader" in said()[0], said()
     assert wait_until(lambda: "photo 'u34_cli' from operator/photo/compressed refused" in peer["proc"].output()[start:],
                       60), peer["proc"].output()[start:][-3000:]
 
@@ -1140,7 +1140,7 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
     real_open = imageio._open_header
     monkeypatch.setattr(imageio, "_open_header", lambda b: opened.append(len(b)) or real_open(b))
     jobs = []
-    stand_in = SimpleNamespace(_take=lambda info, topic, frame_id: (), _param=lambda name: 40_000_000,
+    stand_in = SimpleNamespace(_take=lambda info, topic, frame_id, size: (), _param=lambda name: 40_000_000,
                                _submit=jobs.append, _operator=lambda frame_id: frame_id or "operator",
                                get_logger=lambda: pytest.fail("the callback has nothing to log"))
     ReconstructionNode._on_compressed(stand_in, _compressed_msg(buf.getvalue(), "waving"), None)

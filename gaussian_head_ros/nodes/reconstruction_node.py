@@ -423,8 +423,8 @@ class ReconstructionNode(Node):
     def _say_received(self, info, topic: str, frame_id: str, size: int) -> None:
         """Say in the log that the photo `frame_id` (`size` bytes) came on `topic` ("operator/photo" or
         ".../compressed"), from which node; to a volatile publisher (`ros2 topic pub` without --qos-durability), once,
-        that the 'incompatible QoS ... DURABILITY' its own process printed is about this node's transient-local reader,
-        and its photo came through the volatile one. Before, a new user saw only that warning, which says 'No messages
+        that the '... Last incompatible policy: DURABILITY' its own process printed is about this node's transient-local
+        reader, and its photo came through the volatile one. Before, a new user saw only that warning, which says 'No messages
         will be sent to it', and nothing on the robot until the verdict (user33, s34)."""
         gid = info.get("publisher_gid")
         writer = bytes(gid["data"])[:16] if isinstance(gid, dict) and "data" in gid else b""
@@ -438,8 +438,8 @@ class ReconstructionNode(Node):
                 writer not in self._volatile_said:
             self._volatile_said = set() if len(self._volatile_said) > 64 else self._volatile_said
             self._volatile_said.add(writer)
-            line += ("; its publisher is volatile: the 'requesting incompatible QoS ... DURABILITY' it may print is "
-                     "about this node's transient-local reader, for photos latched before the node starts; its photo "
+            line += ("; its publisher is volatile: the warning '... Last incompatible policy: DURABILITY' it may print "
+                     "is about this node's transient-local reader, for photos latched before the node starts; its photo "
                      "came through the volatile reader (publish with --qos-durability transient_local to latch it "
                      "for a robot that starts later)")
         self.get_logger().info(line)
