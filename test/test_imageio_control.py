@@ -108,7 +108,8 @@ def test_decode_compressed():
 @pytest.mark.parametrize("fmt, said", [("GIF", "an animated GIF: "), ("WEBP", "an animated WEBP of 3 frames: "),
                                         ("PNG", "an animated PNG (APNG) of 3 frames: ")])
 def test_an_animated_photo_is_named_and_its_first_frame_decoded(fmt, said):
-    """An animation is decoded as its first frame (as before) and decode_with_format says so; a still image: ""."""
+    """An animation is decoded as its first frame (as before) and decode_with_format says so (in its notes); a still
+    image: ()."""
     import io
 
     from PIL import Image

@@ -212,8 +212,9 @@ class FaceControl:
                      "per pair: ~0.2 shut, 1 open")
         _check_range("mouth_open", self.mouth_open, MOUTH_OPEN_RANGE, "inner-lip gap / inter-ocular distance: 0 "
                      "closed, ~1 wide open")
-        worst = int(np.argmax(np.abs(np.asarray(self.blendshapes, np.float64) - 0.5))) if np.size(self.blendshapes) else 0
-        name = f"blendshape {self.blendshape_names[worst]}" if np.size(self.blendshapes) else "blendshapes"
+        name = "blendshapes"
+        if np.size(self.blendshapes):  # the one furthest from the middle of 0..1, named
+            name = f"blendshape {self.blendshape_names[int(np.argmax(np.abs(np.asarray(self.blendshapes) - 0.5)))]}"
         _check_range(name, self.blendshapes, BLENDSHAPE_RANGE, "ARKit blendshapes run 0..1: a percentage?")
 
     def blendshape(self, name: str, default: float = 0.0) -> float:

@@ -369,7 +369,8 @@ class PhotoNode(Node):
     def _publish_diagnostics(self) -> None:
         values = {"state": self.state, "photo": self.photo.path if self.photo else "",
                   # what the photo's decode says a person should know (an animation, transparent pixels)
-                  "photo_notes": "; ".join(self.photo.notes) if self.photo else "", "operator_id": self.frame_id, "topic": self.topic, "subscribers": self.pub.get_subscription_count(),
+                  "photo_notes": "; ".join(self.photo.notes) if self.photo else "", "operator_id": self.frame_id,
+                  "topic": self.topic, "subscribers": self.pub.get_subscription_count(),
                   "verdict": self.verdict, **self.counts}
         self.diag_pub.publish(diagnostics(self, "operator photo", self.level, self.state, "photo", values))
 
