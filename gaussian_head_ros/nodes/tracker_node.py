@@ -10,7 +10,9 @@ camera frame's stamp (frames with a zero stamp get the arrival time).
 
 Frames are never queued: the subscription keeps the newest frame, a worker thread processes it, and
 frames that arrive meanwhile replace it (counted as dropped in /diagnostics). A frame older than the
-last processed one is ignored (see core/tracking.py for streams that restart).
+last processed one is ignored (see core/tracking.py for streams that restart). A frame that cannot be used (empty,
+an encoding not read, its step or data short: checked as it arrives; too small to track, corrupt JPEG: when processed)
+is skipped, each cause said in the log (again at most every 5 s) and named on /diagnostics for 5 s (decode_errors).
 
 No face: messages with face_detected=false, holding the last pose and expression, at most at
 `no_face_rate` Hz while frames keep coming (0 = one per frame). No frames: nothing is published and
