@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
@@ -347,6 +348,19 @@ def test_bad_and_extreme_controls():
     assert np.abs(p.means - a.means).max() < 0.1
     # Unknown blendshape names are ignored.
     driver.drive(FaceControl(blendshape_names=["noSuchShape"], blendshapes=np.ones(1, np.float32)))
+    # Absurd blendshapes, lid ratios or mouth_open are refused with the reason (user33: clamped to a plausible face
+    # without a word); a tracker's small overshoot is driven, clamped as before.
+    for absurd, words in ((dict(blendshape_names=["jawOpen"], blendshapes=np.full(1, 1e30, np.float32)),
+                           "blendshape jawOpen is 1e+30"),
+                          (dict(blendshape_names=["a", "eyeBlinkLeft"], blendshapes=np.array([0.2, -2], np.float32)),
+                           "blendshape eyeBlinkLeft is -2"),
+                          (dict(mouth_open=1e30), "mouth_open is 1e+30"), (dict(mouth_open=-5.0), "mouth_open is -5"),
+                          (dict(eyelid_ratios=np.full(14, 40.0, np.float32)), "eyelid_ratios is 40")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            driver.drive(FaceControl(**absurd))
+    over = driver.drive(FaceControl(blendshape_names=["jawOpen"], blendshapes=np.full(1, 1.2, np.float32),
+                                    mouth_open=3.0, eyelid_ratios=np.full(14, 2.0, np.float32)))
+    assert np.all(np.isfinite(over.means)) and np.abs(over.means - a.means).max() < 0.1
 
 
 def test_matrices_to_quats_round_trip():

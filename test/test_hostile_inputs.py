@@ -274,6 +274,17 @@ BAD_CONTROLS = {
     "expression in millimetres": lambda m: setattr(m, "expression", array.array("f", [0.0, 30.0, 0.0] * 478)),
     "landmarks in millimetres": lambda m: setattr(m, "landmarks", array.array("f", [40.0, -60.0, 20.0] * 478)),
     "gaze in degrees": lambda m: setattr(m, "gaze", array.array("f", [20.0, -10.0, 20.0, -10.0])),
+    # finite but absurd scalars: clamped, without a word, to a plausible face (control.BLENDSHAPE_RANGE ...; user33)
+    "blendshape of 1e30": lambda m: (setattr(m, "blendshape_names", ["jawOpen", "eyeBlinkLeft"]),
+                                     setattr(m, "blendshapes", array.array("f", [1e30, 0.1]))),
+    "blendshape in percent": lambda m: (setattr(m, "blendshape_names", ["browInnerUp"]),
+                                        setattr(m, "blendshapes", array.array("f", [80.0]))),
+    "negative blendshape": lambda m: (setattr(m, "blendshape_names", ["mouthSmileLeft"]),
+                                      setattr(m, "blendshapes", array.array("f", [-3.0]))),
+    "mouth_open of 1e30": lambda m: setattr(m, "mouth_open", 1e30),
+    "negative mouth_open": lambda m: setattr(m, "mouth_open", -5.0),
+    "eyelid ratios of 40": lambda m: (setattr(m, "expression", array.array("f", [0.001] * 478 * 3)),
+                                      setattr(m, "eyelid_ratios", array.array("f", [40.0] * 14))),
 }
 
 
@@ -326,9 +337,11 @@ def test_render_node_refuses_malformed_controls(graph):
     assert peer.wait(warned, 30, action=lambda: g["control"].publish(short), action_every=0.2), peer.diag("render_node")
     assert g["procs"]["render"].log().count(f"face_control refused: {reason}") == 1, _logs(g)
 
-    # Tolerated: unknown blendshape names (ignored); the face mesh without the irises (468 points).
+    # Tolerated: unknown blendshape names (ignored); the face mesh without the irises (468 points); small overshoots
+    # of a blendshape, mouth_open and the lid ratios (clamped by the driver as before).
     odd = _control(STAMP0 + 10**6, yaw=-15.0, blendshape_names=["notAShape", "jawOpen"],
-                   blendshapes=np.array([0.7, 0.3], np.float32), expression=np.full((468, 3), 0.002, np.float32))
+                   blendshapes=np.array([0.7, 1.05], np.float32), expression=np.full((468, 3), 0.002, np.float32),
+                   mouth_open=2.5, eyelid_ratios=np.full(14, 1.6, np.float32))
     assert peer.wait(lambda: any(f.stamp_ns == STAMP0 + 10**6 for f in peer.recent_frames(FRAMES, t)), 30,
                      action=lambda: g["control"].publish(odd)), _logs(g)
     assert not bad_stamps & {f.stamp_ns for f in peer.recent_frames(FRAMES)}

@@ -425,3 +425,21 @@ def test_a_blendshape_only_smile_and_pucker_move_the_lips():
     tracked.expression[list(lmk.LIPS), 1] = 0.001
     _, d = driver.deformed_template(tracked)
     assert np.allclose(d[list(lmk.LIPS), 1], 0.001, atol=1e-9)
+
+
+def test_the_mixer_says_why_live_control_ended():
+    """ControlMixer.ended_by: none yet, the timeout, the tracker's no-face; nothing while live (render_node says it on
+    /diagnostics as the idle animation begins)."""
+    import pytest
+
+    from gaussian_head_ros.core.idle import NO_FACE_GRACE_S
+
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    assert mixer.ended_by(0.0) == ("none yet", 0.0)
+    mixer.update(FaceControl(face_detected=True), 10.0)
+    assert mixer.ended_by(11.0) == ("", 0.0) and mixer.get(11.0)[1] == "live"
+    assert mixer.ended_by(12.5) == ("timeout", 2.5) and mixer.get(12.5)[1] in ("easing", "idle")
+    mixer.update(FaceControl(face_detected=True), 20.0)
+    mixer.face_lost(20.1)
+    assert mixer.ended_by(20.2)[0] == "" and mixer.ended_by(20.1 + NO_FACE_GRACE_S + 1.0) == ("no face", pytest.approx(
+        NO_FACE_GRACE_S + 1.0))

@@ -108,7 +108,8 @@ def test_decode_compressed():
 @pytest.mark.parametrize("fmt, said", [("GIF", "an animated GIF: "), ("WEBP", "an animated WEBP of 3 frames: "),
                                         ("PNG", "an animated PNG (APNG) of 3 frames: ")])
 def test_an_animated_photo_is_named_and_its_first_frame_decoded(fmt, said):
-    """An animation is decoded as its first frame (as before) and decode_with_format says so; a still image: ""."""
+    """An animation is decoded as its first frame (as before) and decode_with_format says so (in its notes); a still
+    image: ()."""
     import io
 
     from PIL import Image
@@ -120,10 +121,10 @@ def test_an_animated_photo_is_named_and_its_first_frame_decoded(fmt, said):
     frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **(
         {"lossless": True} if fmt == "WEBP" else {}))
     rgb, _, _, note = decode_with_format(buf.getvalue())  # the header parsed once (photo_node, reconstruction_node)
-    assert tuple(rgb[15, 20]) == (200, 30, 30) and note == said + "only its first frame is used as the photo", note
+    assert tuple(rgb[15, 20]) == (200, 30, 30) and note == (said + "only its first frame is used as the photo",), note
     still = io.BytesIO()
     frames[0].save(still, fmt)
-    assert decode_with_format(still.getvalue())[3] == ""
+    assert decode_with_format(still.getvalue())[3] == ()
 
 
 def test_a_200_megapixel_phone_photo_is_decoded_reduced():

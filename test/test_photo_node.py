@@ -578,8 +578,39 @@ def test_an_animated_photo_is_said_to_use_its_first_frame(graph, tmp_path):
         d = _latest(graph)
         assert "warnings: an animated GIF: only its first frame is used as the photo" in d["verdict"], d
         assert d["_level"] == DiagnosticStatus.WARN, d
-        assert "waving.gif is an animated GIF: only its first frame is used" in sender.log(), sender.log()[-3000:]
+        assert "waving.gif: an animated GIF: only its first frame is used" in sender.log(), sender.log()[-3000:]
         assert "an animated GIF: only its first frame is used" in robot.log(), robot.log()[-3000:]
+    finally:
+        for p in reversed(procs):
+            p.stop(signal.SIGINT, timeout=20.0)
+    assert all("Traceback" not in p.log() for p in procs), logs()
+
+
+def test_a_transparent_photo_is_said_by_its_sender_and_in_the_robots_verdict(graph, tmp_path):
+    """A cut-out portrait PNG (alpha 0 around the person): the sender says, when it sends it, that it is transparent
+    and composited onto grey (its log and /diagnostics photo_notes), and the robot says it in the photo's status
+    warnings, which the sender says in its verdict. Before (user31, s34): imageio said it through Python's logging
+    only, which neither node's log nor status showed."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(shared("portraits", PORTRAIT)).convert("RGB"))
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    inside = np.hypot((xx - w / 2) / (0.4 * w), (yy - h * 0.45) / (0.55 * h)) < 1  # head and shoulders
+    cut = tmp_path / "cutout.png"
+    Image.fromarray(np.dstack([np.where(inside[..., None], rgb, 0), np.where(inside, 255, 0)]).astype(np.uint8),
+                    "RGBA").save(cut)
+    said = f"the photo is transparent in {round(100 * (~inside).mean())} % of its pixels (0 % partly): composited onto"
+    robot = _start("reconstruction_node", {"preset": "fast", "cache_avatar": False}, tmp_path / "robot")
+    sender = _start("photo_node", {"photo": str(cut), "operator_id": "eileen"}, tmp_path / "sender")
+    procs = [robot, sender]
+    logs = lambda: "\n".join(f"--- {p.log()[-2500:]}" for p in procs)  # noqa: E731
+    try:
+        assert wait_until(lambda: said in _latest(graph).get("photo_notes", ""), STARTUP_S), logs()
+        assert f"cutout.png: {said}" in sender.log(), sender.log()[-3000:]
+        assert wait_until(lambda: _latest(graph).get("verdict", "").startswith("the robot accepted cutout.png"),
+                          STARTUP_S + VERDICT_S), logs()
+        assert said in _latest(graph)["verdict"], _latest(graph)
     finally:
         for p in reversed(procs):
             p.stop(signal.SIGINT, timeout=20.0)

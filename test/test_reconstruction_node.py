@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import shared
+from rosgraph import wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -693,6 +694,30 @@ def test_volatile_photo_publishers_raise_no_incompatible_qos_warning(peer):
         node.destroy_publisher(lossy)
 
 
+def test_a_photo_from_ros2_topic_pub_is_said_received_with_why_its_qos_warning_is_harmless(peer):
+    """A photo published with `ros2 topic pub --once` (volatile, as by default): its process may print rclpy's
+    'requesting incompatible QoS. No messages will be sent to it. Last incompatible policy: DURABILITY' (about the
+    node's transient-local reader), which a new user read as the photo lost, and the robot said nothing until its
+    verdict. Now the node says it received the photo, from which node, and why that warning is harmless (user33,
+    s34). A real `ros2 topic pub` process; a photo without a face, so the avatar stays."""
+    import subprocess
+
+    ok, jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 120, np.uint8))
+    values = "{header: {frame_id: u34_cli}, format: jpeg, data: [" + ", ".join(map(str, jpeg.ravel())) + "]}"
+    start = len(peer["proc"].output())
+    done = subprocess.run(["ros2", "topic", "pub", "--once", "--stdin", "--keep-alive", "1", "-w", "1",
+                           "--max-wait-time-secs", "60", "/operator/photo/compressed",
+                           "sensor_msgs/msg/CompressedImage"], input=values, text=True, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    said = lambda: [ln for ln in peer["proc"].output()[start:].splitlines()  # noqa: E731
+                    if "photo 'u34_cli' received on /operator/photo/compressed" in ln]
+    assert wait_until(said, 30), peer["proc"].output()[start:][-3000:]
+    assert "its publisher is volatile: the warning '... Last incompatible policy: DURABILITY' it may print is about " \
+           "this node's transient-local reader" in said()[0], said()
+    assert wait_until(lambda: "photo 'u34_cli' from operator/photo/compressed refused" in peer["proc"].output()[start:],
+                      60), peer["proc"].output()[start:][-3000:]
+
+
 def test_a_reader_of_the_avatar_that_cannot_get_the_latched_one_is_said(peer):
     """A subscriber of `avatar` with the default QoS (volatile: `create_subscription(..., 10)`) or of `avatar/cloud`
     best effort (a viewer's default for clouds) matches without a word on either side and never gets the avatar
@@ -1115,7 +1140,7 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
     real_open = imageio._open_header
     monkeypatch.setattr(imageio, "_open_header", lambda b: opened.append(len(b)) or real_open(b))
     jobs = []
-    stand_in = SimpleNamespace(_take=lambda info, topic, frame_id: (), _param=lambda name: 40_000_000,
+    stand_in = SimpleNamespace(_take=lambda info, topic, frame_id, size: (), _param=lambda name: 40_000_000,
                                _submit=jobs.append, _operator=lambda frame_id: frame_id or "operator",
                                get_logger=lambda: pytest.fail("the callback has nothing to log"))
     ReconstructionNode._on_compressed(stand_in, _compressed_msg(buf.getvalue(), "waving"), None)

@@ -377,6 +377,44 @@ def test_a_face_lost_eases_into_idle_without_waiting_for_the_timeout(io):
     assert time.monotonic() - sent < 1.3, f"the ease began {time.monotonic() - sent:.2f} s after the face was lost"
 
 
+def test_the_idle_animation_says_why_on_diagnostics_as_it_begins(io):
+    """Controls that stop (the operator's camera or video source killed: the tracker sends nothing) put the avatar into
+    its idle animation after idle_timeout_s, and /diagnostics says why from then on, not only NO_CONTROLS_SAY_S (10 s)
+    after the last control; a tracker that finds no face, likewise. Before (user33, s34, by hand under avatar.launch.py
+    with its video_source_node killed): 'idle animation' at OK and nothing more for 8 s."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.nodes.conversions import control_to_msg
+    from gaussian_head_ros.nodes.render_node import NO_CONTROLS_SAY_S
+
+    _ensure_avatar(io)
+    live = _control_msg(STAMP + 70, yaw=10.0)
+    assert _wait_image(io, lambda m: _stamp(m) == STAMP + 70, 30, publish=lambda: io["control"].publish(live))
+    stopped = time.monotonic()
+
+    def status():
+        st = [s for d in io["diags"] for s in d.status if "render_node" in s.name]
+        return st[-1] if st else None
+
+    def says(words):
+        return lambda: (status() is not None and status().level == DiagnosticStatus.OK
+                        and status().message.startswith(words))
+
+    io["diags"].clear()
+    idle = "idle animation: no face_control on /face_control for "
+    assert spin_until(io["node"], says(idle), NO_CONTROLS_SAY_S - 1.0), getattr(status(), "message", None)
+    assert time.monotonic() - stopped < NO_CONTROLS_SAY_S, getattr(status(), "message", None)
+    assert "(idle after idle_timeout_s 1.5 s;" in status().message, status().message
+    values = {kv.key: kv.value for kv in status().values}
+    assert values["state"] == "idle animation" and values["idle_reason"].startswith("no face_control on"), values
+    no_face = control_to_msg(FaceControl(stamp_ns=STAMP + 71, face_detected=False, confidence=0.0))
+    lost = "idle animation: the operator's tracker finds no face (face_detected false for "
+    io["diags"].clear()
+    assert spin_until(io["node"], lambda: io["control"].publish(no_face) or says(lost)(), 10), status().message
+
+
 def test_avatar_swap(io):
     from gaussian_head_ros.core.synthetic import synthetic_avatar
     from gaussian_head_ros.nodes.conversions import avatar_to_msg

@@ -483,6 +483,52 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
     assert int(back()[-1]) >= NO_FRAMES_SAY_S, back()
 
 
+def test_each_cause_of_a_frame_skipped_between_good_frames_is_said(io, clip, tracker_proc):
+    """An empty frame and one of an encoding the tracker does not read, each among good frames at 10 Hz: both causes
+    are said in the log (each again at most every SKIPPED_SAY_AGAIN_S) and named on /diagnostics. Before (user33,
+    s34): one 5 s throttle for every cause said the second cause no sooner than 5 s after the first (or never: the
+    next good frame replaced a bad one in the mailbox before the worker took it), and /diagnostics named the last
+    frame's state only ('tracking' by the next tick)."""
+    from rosgraph import spin_until
+    from sensor_msgs.msg import Image
+
+    from gaussian_head_ros.nodes.conversions import ns_to_stamp
+    from gaussian_head_ros.nodes.tracker_node import SKIPPED_SAY_AGAIN_S
+
+    node, pub, _, _, diags = io
+    start, diags_before = len(tracker_proc.output()), len(diags)
+    empty = Image(encoding="rgb8")
+    wrong = Image(width=64, height=64, step=256, encoding="32FC1", data=bytes(256 * 64))
+    causes = {"empty": "frame skipped: empty image (0x0)", "wrong": "frame skipped: unsupported image encoding '32FC1'"}
+
+    def said() -> dict[str, list[float]]:
+        """The wall-clock stamps of this test's log lines of each cause."""
+        lines = tracker_proc.output()[start:].splitlines()
+        return {k: [float(re.search(r"\[(\d+\.\d+)\]", ln).group(1)) for ln in lines if text in ln]
+                for k, text in causes.items()}
+
+    def named() -> bool:
+        return any(s.name.startswith("tracker_node") and "empty image" in s.message and "32FC1" in s.message
+                   for arr in diags[diags_before:] for s in arr.status)
+
+    t0 = time.monotonic()
+    for k in range(120):  # 12 s at 10 Hz: good, empty, good, wrong, ...
+        bad = {1: empty, 3: wrong}.get(k % 4)
+        stamp = STAMP0 + (40_000 + k) * 33_333_333
+        if bad is not None:
+            bad.header.stamp = ns_to_stamp(stamp)  # (stamped, as a camera's are)
+        pub.publish(bad or _image(clip[k % len(clip)].rgb, stamp))
+        spin_until(node, lambda: False, max(0.0, t0 + 0.1 * (k + 1) - time.monotonic()))
+    spin_until(node, named, 5.0)
+    times = said()
+    assert times["empty"] and times["wrong"], tracker_proc.output()[start:][-3000:]
+    assert abs(times["empty"][0] - times["wrong"][0]) < 1.0, times  # sent 0.2 s apart: both said at once
+    for k, stamps in times.items():  # each cause again at most every SKIPPED_SAY_AGAIN_S (the log's 1 ms rounding)
+        assert all(b - a >= SKIPPED_SAY_AGAIN_S - 0.01 for a, b in zip(stamps, stamps[1:])), (k, stamps)
+        assert len(stamps) >= 2, (k, stamps)  # 12 s of them: said again
+    assert named(), [s.message for arr in diags[diags_before:] for s in arr.status if s.name.startswith("tracker_node")]
+
+
 def test_frames_stamped_with_another_clock_are_said(io, clip, tracker_proc):
     """Camera frames whose stamps are far from the tracker's clock (a driver with its own clock, a bag played
     without --clock) made every latency figure that far off without a word (user18, s18). Now a warning names the

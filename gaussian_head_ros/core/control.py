@@ -24,6 +24,16 @@ MESSAGE_POINTS = (0, lmk.NUM_MESH, lmk.NUM_LANDMARKS)
 MAX_POINT_M = 0.5
 # The largest gaze angle (rad) a control may hold: an eye turns ~50 degrees at most; degrees sent as radians exceed it.
 MAX_GAZE_RAD = math.pi
+# The ranges a control's scalars may hold, inclusive. `gaussian-head track` with FaceLandmarker v2 on the 4 ../shared
+# clips (663 frames with a face) gave blendshapes 0 .. 0.997 (MediaPipe's are sigmoids, 0..1; ARKit's the same),
+# eyelid ratios 0.080 .. 1.329 (lid gap / the operator's open lid gap: wide eyes of a surprise) and mouth_open
+# 0 .. 1.98 (a wide-open mouth over the inter-ocular distance). The limits leave about twice that (3 x for the lid
+# ratios, which a neutral face learned with narrowed eyes raises); within them the driver clamps a small overshoot as
+# before. Outside them (1e30, -5, 40: a unit slip, percent for a fraction, garbage) a control was clamped without a
+# word to a plausible face (every blendshape at 1, eyes wide open: user33, s34): refused now with the reason.
+BLENDSHAPE_RANGE = (-0.5, 1.5)
+EYELID_RATIO_RANGE = (0.0, 4.0)
+MOUTH_OPEN_RANGE = (-0.5, 4.0)
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -124,6 +134,18 @@ def json_shown(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _check_range(name: str, values, bounds: tuple[float, float], meaning: str) -> None:
+    """Raise ValueError naming `name`, its value furthest outside `bounds` (low, high: inclusive) and `meaning`
+    when any of `values` (a scalar or an array) lies outside them."""
+    arr = np.asarray(values, np.float64)
+    if not arr.size:
+        return
+    low, high = float(arr.min()), float(arr.max())
+    if low < bounds[0] or high > bounds[1]:
+        value = low if bounds[0] - low > high - bounds[1] else high
+        raise ValueError(f"control {name} is {value:.4g}, outside {bounds[0]:g} .. {bounds[1]:g} ({meaning})")
+
+
 # The fields of a `gaussian-head track` JSONL line (FaceControl.to_json / from_json).
 JSON_FIELDS = frozenset(("stamp_ns", "face_detected", "confidence", "head_pose", "mouth_open", "landmarks",
                          "expression", "gaze_rad", "eyelid_ratios", "blendshapes"))
@@ -162,7 +184,8 @@ class FaceControl:
     def validate(self) -> None:
         """Raise ValueError if the control cannot be used to drive an avatar: a field of the wrong shape, NaN or Inf,
         a zero quaternion, a landmark or expression coordinate above MAX_POINT_M (m) or a gaze angle above
-        MAX_GAZE_RAD (rad) in magnitude."""
+        MAX_GAZE_RAD (rad) in magnitude, a blendshape, eyelid ratio or mouth_open outside BLENDSHAPE_RANGE,
+        EYELID_RATIO_RANGE or MOUTH_OPEN_RANGE."""
         arrays = {"rotation": (self.rotation, (4,)), "translation": (self.translation, (3,))}
         for name, (arr, shape) in arrays.items():
             if tuple(np.shape(arr)) != shape:
@@ -188,11 +211,19 @@ class FaceControl:
         if largest > MAX_GAZE_RAD:
             raise ValueError(f"control gaze holds an angle of {largest:.4g} rad, above pi (FaceControl gaze is in "
                              f"radians: degrees sent as radians?)")
-        if np.size(self.eyelid_ratios) not in (0, NUM_LID_PAIRS) or np.any(np.asarray(self.eyelid_ratios) < 0):
+        if np.size(self.eyelid_ratios) not in (0, NUM_LID_PAIRS):
             raise ValueError(f"control eyelid_ratios has {np.size(self.eyelid_ratios)} values, expected "
-                             f"{NUM_LID_PAIRS} (>= 0: lid gap / neutral lid gap per pair) or none")
+                             f"{NUM_LID_PAIRS} (lid gap / neutral lid gap per pair) or none")
         if len(self.blendshape_names) != len(self.blendshapes):
             raise ValueError(f"{len(self.blendshape_names)} blendshape names for {len(self.blendshapes)} coefficients")
+        _check_range("eyelid_ratios", self.eyelid_ratios, EYELID_RATIO_RANGE, "lid gap / the operator's open lid gap, "
+                     "per pair: ~0.2 shut, 1 open")
+        _check_range("mouth_open", self.mouth_open, MOUTH_OPEN_RANGE, "inner-lip gap / inter-ocular distance: 0 "
+                     "closed, ~1 wide open")
+        name = "blendshapes"
+        if np.size(self.blendshapes):  # the one furthest from the middle of 0..1, named
+            name = f"blendshape {self.blendshape_names[int(np.argmax(np.abs(np.asarray(self.blendshapes) - 0.5)))]}"
+        _check_range(name, self.blendshapes, BLENDSHAPE_RANGE, "ARKit blendshapes run 0..1: a percentage?")
 
     def blendshape(self, name: str, default: float = 0.0) -> float:
         """The value of the blendshape `name` (an ARKit name, e.g. 'jawOpen'; 0..1), or `default` when this

@@ -239,10 +239,22 @@ class ControlMixer:
         if self.lost_since is None:
             self.lost_since = now
 
+    def ended_by(self, now: float) -> tuple[str, float]:
+        """Why live control has ended at `now` (the idle animation plays, or the ease into it), and since how many
+        seconds: ("none yet", 0.0) before any live control, ("no face", s since the tracker said so) after
+        NO_FACE_GRACE_S of it, ("timeout", s since the last live control) after idle_timeout_s of silence; ("", 0.0)
+        while live control goes on."""
+        if self.live is None:
+            return "none yet", 0.0
+        if self.lost_since is not None and now - self.lost_since >= NO_FACE_GRACE_S:
+            return "no face", now - self.lost_since
+        if now - self.live_time > self.idle_timeout_s:
+            return "timeout", now - self.live_time
+        return "", 0.0
+
     def _gone(self, now: float) -> bool:
-        """Whether live control has ended at `now`: none yet, none for idle_timeout_s, or no face for NO_FACE_GRACE_S."""
-        return (self.live is None or now - self.live_time > self.idle_timeout_s
-                or (self.lost_since is not None and now - self.lost_since >= NO_FACE_GRACE_S))
+        """Whether live control has ended at `now` (`ended_by`)."""
+        return bool(self.ended_by(now)[0])
 
     def get(self, now: float) -> tuple[FaceControl, str]:
         """(control to draw, 'live' | 'idle' | 'easing')."""

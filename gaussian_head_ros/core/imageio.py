@@ -121,12 +121,12 @@ def _encoding_hint(enc: str, data: bytes | memoryview) -> str:
     return ""
 
 
-def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
-               is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits (the top byte, as
-    cv_bridge's 255/65535); images with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto
-    BACKDROP_RGB (see `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear,
-    OpenCV). Raises ValueError saying why (empty, unsupported encoding, step or data too short, above max_pixels)."""
+def check_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
+              max_pixels: int | None = None) -> str:
+    """Check the fields of a raw image without decoding it (microseconds: a subscription callback may call it);
+    returns its encoding, stripped. Raises ValueError saying why it cannot be decoded: empty, unsupported encoding,
+    above max_pixels (pixels), an odd width of a yuv422 encoding, step (bytes) shorter than a row, or data shorter
+    than step x height."""
     enc = (encoding or "").strip()
     if width <= 0 or height <= 0:  # first: an Image with every field at its default (`ros2 topic pub ... "{}"`) is
         raise ValueError(f"empty image ({width}x{height})")  # empty, not one of an unsupported encoding ''
@@ -136,15 +136,27 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: "
                          f"{shrink_hint(width, height, max_pixels)}")
-    ch, dtype, conv = _ENCODINGS[enc]
+    ch, dtype, _ = _ENCODINGS[enc]
     if ch == 2 and width % 2:
         raise ValueError(f"{enc} images need an even width (two pixels share their colour), got {width}")
-    itemsize = np.dtype(dtype).itemsize
-    row = width * ch * itemsize
+    row = width * ch * np.dtype(dtype).itemsize
     if step < row:
         raise ValueError(f"image step {step} is shorter than a row of {width} {enc} pixels ({row} bytes)")
     if len(data) < step * height:
         raise ValueError(f"image data has {len(data)} bytes, expected {step} x {height} = {step * height}")
+    return enc
+
+
+def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
+               is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits (the top byte, as
+    cv_bridge's 255/65535); images with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto
+    BACKDROP_RGB (see `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear,
+    OpenCV). Raises ValueError saying why (check_raw's: empty, unsupported encoding, step or data too short, above
+    max_pixels)."""
+    enc = check_raw(data, width, height, step, encoding, max_pixels)
+    ch, dtype, conv = _ENCODINGS[enc]
+    row = width * ch * np.dtype(dtype).itemsize
     buf = np.frombuffer(data, np.uint8, count=step * height).reshape(height, step)[:, :row]
     img = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if is_bigendian else "<"))
     img = img.reshape(height, width, ch).astype(dtype) if ch > 1 else img.reshape(height, width)
@@ -166,11 +178,12 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
 
 
 def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
-                       fmt: str = "", name: str = "") -> tuple[np.ndarray, str, int, str]:
+                       fmt: str = "", name: str = "") -> tuple[np.ndarray, str, int, tuple[str, ...]]:
     """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
     lower case: "jpeg", "png", "webp", ..., "" when it names none; the reduction it was decoded at: 1, or 2, 4, 8 for
-    a JPEG above `max_pixels`; `_animation_note`'s sentence for an animation, of which the first frame is decoded, ""
-    for a still image), the header parsed once (photo_node sends the format with the bytes; it parsed the
+    a JPEG above `max_pixels`; the notes a person should read with it, () for an opaque still image: `_animation_note`'s
+    sentence for an animation, of which the first frame is decoded, and `transparency_note`'s for a photo with
+    transparent pixels, in that order), the header parsed once (photo_node sends the format with the bytes; it parsed the
     header a second time for it, copying the file's bytes again).
 
     The one decode path for photo files and CompressedImage messages (Pillow):
@@ -224,7 +237,10 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
-    return _pil_to_rgb8(upright), kind, factor, animated or ""
+    rgb, transparent = _pil_to_rgb8(upright)
+    if transparent:
+        log.info("%s", transparent)
+    return rgb, kind, factor, tuple(n for n in (animated, transparent) if n)
 
 
 def fitting_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
@@ -395,23 +411,21 @@ def transparency_note(alpha: np.ndarray) -> str | None:
             f"partly): composited onto mid grey {BACKDROP_RGB}, against which the person is found")
 
 
-def _pil_to_rgb8(im) -> np.ndarray:
-    """A loaded PIL image in any mode -> [H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB."""
+def _pil_to_rgb8(im) -> tuple[np.ndarray, str | None]:
+    """A loaded PIL image in any mode -> ([H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB;
+    `transparency_note`'s sentence when it had transparent pixels, else None)."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit grey (PNG, TIFF)
         grey = np.asarray(im)
         grey = (np.clip(grey.astype(np.int64), 0, 65535) >> 8).astype(np.uint8) if grey.dtype != np.uint8 else grey
-        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB), None
     if im.mode == "F":
-        return to_rgb8(np.asarray(im))
+        return to_rgb8(np.asarray(im)), None
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"))
-        note = transparency_note(rgba[..., 3])
-        if note:
-            log.info("%s", note)
-        return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3]))
+        return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3])), transparency_note(rgba[..., 3])
     if im.mode == "L":
-        return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB)
-    return _rgb_rows(im if im.mode == "RGB" else im.convert("RGB"))
+        return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB), None
+    return _rgb_rows(im if im.mode == "RGB" else im.convert("RGB")), None
 
 
 def _rgb_rows(im, strip_bytes: int = 1 << 22) -> np.ndarray:

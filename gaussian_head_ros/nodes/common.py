@@ -846,6 +846,40 @@ class RecurringLog:
             self._logger.debug(line)
 
 
+class CausesSaid:
+    """The causes (an exception's text) of inputs a node refuses or skips, each said in the log once, or again at most
+    every `again_s` seconds of the same cause (None: once), and held for `shown_s` seconds for /diagnostics. A faulty
+    publisher repeats its fault every message: said once, not every message; two causes that alternate (an empty
+    camera frame, then one of a wrong encoding) are each said, where one throttle for all of them said only the first
+    (user33, s34). At most `remembered` causes are held (then forgotten: a cause with a counter in its text)."""
+
+    def __init__(self, again_s: float | None = None, shown_s: float = 5.0, remembered: int = 64):
+        self.again_s, self.shown_s, self.remembered = again_s, shown_s, remembered
+        self._said: dict[str, float] = {}  # cause -> monotonic s it was last said
+        self._seen: dict[str, float] = {}  # cause -> monotonic s it last came
+        self._lock = threading.Lock()  # (an executor callback and a worker thread may both add)
+
+    def add(self, cause: str, now: float) -> bool:
+        """Note that `cause` came at monotonic seconds `now`; True when the log should say it now (the first time, or
+        `again_s` after it was last said)."""
+        with self._lock:
+            for held in (self._said, self._seen):
+                if cause not in held and len(held) >= self.remembered:
+                    held.clear()
+            self._seen.pop(cause, None)
+            self._seen[cause] = now  # (newest last)
+            said = self._said.get(cause)
+            if said is not None and (self.again_s is None or now - said < self.again_s):
+                return False
+            self._said[cause] = now
+            return True
+
+    def recent(self, now: float) -> list[str]:
+        """The causes that came in the last `shown_s` seconds before `now`, the newest last."""
+        with self._lock:
+            return [c for c, t in self._seen.items() if now - t <= self.shown_s]
+
+
 class SharedTopic:
     """Watches one topic for more than one publisher held for `after_s` seconds (two operators' trackers on one
     face_control; two render nodes, two robots launched in one namespace, on one face_display), so a node can say

@@ -111,7 +111,7 @@ class Photo:
     width: int
     height: int
     reduced: int = 1  # the reduction the robot decodes it at (a JPEG above max_pixels: 2, 4 or 8)
-    animated: str = ""  # decode_with_format's note: an animation, of which the robot uses the first frame ('' for a still)
+    notes: tuple[str, ...] = ()  # decode_with_format's: an animation (the robot uses its first frame), transparency
 
     def describe(self) -> str:
         """The file for log lines. Its size is the robot's decoded size; a reduced JPEG says so: 'sent huge.jpg
@@ -124,16 +124,17 @@ def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
     """The photo file `path` (`~` expanded) as it will be sent: its bytes unchanged, its format and size, after
     decoding it once as the reconstruction node will (core/imageio.decode_compressed with the robot's pixel limit
     `max_pixels`: a larger JPEG is checked decoded at 1/2, 1/4 or 1/8, as the robot decodes it; width and height are
-    that decoded size; `animated` says when it is an animation, of which the robot uses the first frame). Raises
+    that decoded size; `notes` say when it is an animation, of which the robot uses the first frame, or transparent,
+    composited onto grey). Raises
     ValueError saying why it cannot be sent (missing, unreadable, empty, not an image, HEIC, corrupt or truncated, above
     `max_pixels` and not a JPEG)."""
     path = imageio.photo_file(path)
     data = imageio.read_file(path)
     try:
-        rgb, fmt, reduced, animated = imageio.decode_with_format(data, max_pixels=max_pixels)
+        rgb, fmt, reduced, notes = imageio.decode_with_format(data, max_pixels=max_pixels)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
-    return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]), reduced, animated)
+    return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]), reduced, notes)
 
 
 class PhotoNode(Node):
@@ -231,8 +232,8 @@ class PhotoNode(Node):
         self.state = f"sent {photo.describe()} as '{self.frame_id}'; waiting for the robot"
         self.level = DiagnosticStatus.WARN
         self.get_logger().info(f"{self.state} on {self.topic} ({self.pub.get_subscription_count()} subscribed)")
-        if photo.animated:  # the robot says it too, in the status's warnings
-            self.get_logger().warning(f"{photo.path} is {photo.animated}")
+        for note in photo.notes:  # the robot says them too, in the status's warnings; /diagnostics: photo_notes
+            self.get_logger().warning(f"{photo.path}: {note}")
         if len(photo.data) > LARGE_BYTES:
             self.get_logger().warning(
                 f"{photo.path} is {len(photo.data) / 1e6:.1f} MB: across a slow link it takes long and shares the link "
@@ -367,7 +368,9 @@ class PhotoNode(Node):
 
     def _publish_diagnostics(self) -> None:
         values = {"state": self.state, "photo": self.photo.path if self.photo else "",
-                  "operator_id": self.frame_id, "topic": self.topic, "subscribers": self.pub.get_subscription_count(),
+                  # what the photo's decode says a person should know (an animation, transparent pixels)
+                  "photo_notes": "; ".join(self.photo.notes) if self.photo else "", "operator_id": self.frame_id,
+                  "topic": self.topic, "subscribers": self.pub.get_subscription_count(),
                   "verdict": self.verdict, **self.counts}
         self.diag_pub.publish(diagnostics(self, "operator photo", self.level, self.state, "photo", values))
 

@@ -72,7 +72,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (InOrderLatched, LatchedReaders, Loading, companion_topic, declare_settings,
-                                            diagnostics, release_free_memory, run)
+                                            diagnostics, endpoint_node, release_free_memory, run)
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
 
 
@@ -243,12 +243,13 @@ def _is_avatar_file(path: str) -> bool:
     return is_ply(head) or (path.endswith(DRIVING_SUFFIX) and head == b"PK\x03\x04")
 
 
-def _with_animation_note(decoded: tuple) -> tuple:
-    """imageio.decode_with_format's (rgb, format, reduction, animation note) -> (rgb, notes): the note, when the photo
-    is an animation, of which the first frame is used. The header is parsed there once: the callback parsed it a
-    second time for the note (imageio.animation_note, removed), copying the message's bytes in the executor's thread (s19)."""
-    rgb, _, _, animated = decoded
-    return rgb, ((animated,) if animated else ())
+def _with_notes(decoded: tuple) -> tuple:
+    """imageio.decode_with_format's (rgb, format, reduction, notes) -> (rgb, notes): an animation, of which the first
+    frame is used; transparent pixels, composited onto grey (said in the photo's status: the sender's photo_node
+    relays it). The header is parsed there once: the callback parsed it a second time for the animation's note
+    (imageio.animation_note, removed), copying the message's bytes in the executor's thread (s19)."""
+    rgb, _, _, notes = decoded
+    return rgb, notes
 
 
 def _made_from_to_note(made_from: tuple | None) -> bytes:
@@ -304,15 +305,22 @@ class ReconstructionNode(Node):
         # The transient-local twin does not warn about incompatible publishers: a volatile one (`ros2 topic
         # pub`) is taken by the volatile twin, which warns itself about any other incompatibility (they
         # differ in durability only); rclpy's default warning said "No messages will be received from it".
+        # The volatile publisher's own process warns the same way about the transient-local twin (rclpy's default
+        # publisher event: "requesting incompatible QoS ... DURABILITY"), which a node cannot silence: the photo's
+        # arrival is said here instead, and to such a publisher why its warning is harmless (_say_received).
         self._sequences = PublisherSequences()
+        self.photo_topics: dict[str, str] = {}  # "operator/photo", ".../compressed" -> the topic's resolved name
         for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE):
             qos = {kind: QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
                    for kind, depth in PHOTO_DEPTH.items()}
             events = (SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
                       if durability == DurabilityPolicy.TRANSIENT_LOCAL else None)
-            self.create_subscription(Image, "operator/photo", self._on_image, qos["raw"], event_callbacks=events)
-            self.create_subscription(CompressedImage, companion_topic(self, "operator/photo/compressed", "operator/photo"),
-                                     self._on_compressed, qos["compressed"], event_callbacks=events)
+            self.photo_topics["operator/photo"] = self.create_subscription(
+                Image, "operator/photo", self._on_image, qos["raw"], event_callbacks=events).topic_name
+            self.photo_topics["operator/photo/compressed"] = self.create_subscription(
+                CompressedImage, companion_topic(self, "operator/photo/compressed", "operator/photo"),
+                self._on_compressed, qos["compressed"], event_callbacks=events).topic_name
+        self._volatile_said: set[bytes] = set()  # the volatile photo publishers told why their QoS warning is harmless
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -381,7 +389,7 @@ class ReconstructionNode(Node):
             job = Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}",
                       avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
         else:
-            job = Job(lambda p=photo: _with_animation_note(imageio.decode_with_format(
+            job = Job(lambda p=photo: _with_notes(imageio.decode_with_format(
                           imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
                       self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}")
         self._submit(job)
@@ -393,14 +401,18 @@ class ReconstructionNode(Node):
     def _operator(self, frame_id: str) -> str:
         return self._param("operator_id") or frame_id or "operator"
 
-    def _take(self, info, topic: str, frame_id: str) -> tuple | None:
+    def _take(self, info, topic: str, frame_id: str, size: int) -> tuple | None:
         """None for a photo sample not to be taken (taken through the other reader of its topic, or older than one
         taken from its sender); else the notes for its statuses: how many photos its sender published before it
-        that never reached this node (said in the log too, and counted: photos_lost)."""
+        that never reached this node (said in the log too, and counted: photos_lost). A photo taken is said in the
+        log (`_say_received`; `size`: its data's bytes)."""
         with self._lock:
             lost = self._sequences.take(info)
+        if lost is None:
+            return None
+        self._say_received(info, topic, frame_id, size)
         if not lost:
-            return None if lost is None else ()
+            return ()
         self.counts["photos_lost"] += lost
         them = "them" if lost > 1 else "it"
         note = (f"{lost} photo{'s' if lost > 1 else ''} that this photo's sender published on {topic} before it never "
@@ -408,8 +420,32 @@ class ReconstructionNode(Node):
         self.get_logger().warning(f"'{frame_id}': {note}")
         return (note,)
 
+    def _say_received(self, info, topic: str, frame_id: str, size: int) -> None:
+        """Say in the log that the photo `frame_id` (`size` bytes) came on `topic` ("operator/photo" or
+        ".../compressed"), from which node; to a volatile publisher (`ros2 topic pub` without --qos-durability), once,
+        that the '... Last incompatible policy: DURABILITY' its own process printed is about this node's transient-local
+        reader, and its photo came through the volatile one. Before, a new user saw only that warning, which says 'No messages
+        will be sent to it', and nothing on the robot until the verdict (user33, s34)."""
+        gid = info.get("publisher_gid")
+        writer = bytes(gid["data"])[:16] if isinstance(gid, dict) and "data" in gid else b""
+        resolved = self.photo_topics.get(topic, topic)
+        sender = next((e for e in self.get_publishers_info_by_topic(resolved)
+                       if writer and bytes(e.endpoint_gid)[:16] == writer), None)
+        line = (f"photo '{frame_id}' received on {resolved} ({size / 1024:.0f} KB"
+                f"{f', from {endpoint_node(sender)}' if sender is not None else ''}): its verdict follows on "
+                f"{self.statuses.publisher.topic_name}")
+        if sender is not None and sender.qos_profile.durability == DurabilityPolicy.VOLATILE and \
+                writer not in self._volatile_said:
+            self._volatile_said = set() if len(self._volatile_said) > 64 else self._volatile_said
+            self._volatile_said.add(writer)
+            line += ("; its publisher is volatile: the warning '... Last incompatible policy: DURABILITY' it may print "
+                     "is about this node's transient-local reader, for photos latched before the node starts; its photo "
+                     "came through the volatile reader (publish with --qos-durability transient_local to latch it "
+                     "for a robot that starts later)")
+        self.get_logger().info(line)
+
     def _on_image(self, msg: Image, info) -> None:
-        lost = self._take(info, "operator/photo", msg.header.frame_id)
+        lost = self._take(info, "operator/photo", msg.header.frame_id, len(msg.data))
         if lost is None:
             return
         limit = int(self._param("max_pixels"))
@@ -423,12 +459,12 @@ class ReconstructionNode(Node):
                          msg.header.stamp, (data, "raw", w, h, step, enc, be), limit))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
-        lost = self._take(info, "operator/photo/compressed", msg.header.frame_id)
+        lost = self._take(info, "operator/photo/compressed", msg.header.frame_id, len(msg.data))
         if lost is None:
             return
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format  # parsed once, by the worker's decode (an animation is said from there)
-        self._submit(Job(lambda: _with_animation_note(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
+        self._submit(Job(lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
                          lost, msg.header.stamp, (data, "compressed", fmt), limit))
 

@@ -68,8 +68,8 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, Latest, Loading, RecurringLog, SharedTopic,
-                                            best_effort_publisher_events, companion_topic, declare_settings,
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
+                                            SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
                                             diagnostics, other_topics, package_profile_segment_bytes, run)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
@@ -80,7 +80,6 @@ KEEP_BASES = 2  # operator expression bases held: the tracker's current one and 
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
 SHARED_TOPIC_SAY_S = 25.0  # face_control or face_display with several publishers this long: said (_say_shared_topics)
 FRAME_HEADER_BYTES = 1024  # an Image message's bytes besides its pixels, rounded up (header, encoding, sizes)
-MAX_REFUSALS_SAID = 64  # distinct refusal reasons remembered as already logged
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
 BASIS_MISSING_WARN_AFTER = 60
@@ -257,7 +256,7 @@ class RenderNode(Node):
         self.last_error = ""
         self.control_refused = (0.0, "")  # (monotonic time, reason) of the last refused face_control
         self._stamp_ages = StampAges()  # recent controls' arrival on this node's clock - stamp
-        self._refusals_said: set[str] = set()  # reasons already logged
+        self._refusals_said = CausesSaid()  # reasons already logged (each once)
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
                            controls_operator_basis=0, controls_basis_missing=0, avatars_unchanged=0)
@@ -386,10 +385,7 @@ class RenderNode(Node):
         except ValueError as e:
             self.counts["controls_refused"] += 1
             self.control_refused = (time.monotonic(), str(e))
-            if str(e) not in self._refusals_said:  # a faulty publisher repeats its fault every frame: say it once
-                if len(self._refusals_said) >= MAX_REFUSALS_SAID:
-                    self._refusals_said.clear()
-                self._refusals_said.add(str(e))
+            if self._refusals_said.add(str(e), arrived):  # a faulty publisher repeats its fault every frame: once
                 self.get_logger().warning(f"face_control refused: {e}; keeping the last good control (each cause said "
                                           "once; /diagnostics counts controls_refused and names the last one)")
             return
@@ -729,6 +725,20 @@ class RenderNode(Node):
                 "the graph): the avatar plays its idle animation until the operator's tracker, in this ROS_DOMAIN_ID, "
                 "publishes")
 
+    def _idle_reason(self, now: float) -> str:
+        """Why the avatar plays its idle animation (or eases into it) at monotonic `now`, for /diagnostics: the
+        controls stopped (a camera, a tracker or a link gone: after idle_timeout_s), the tracker finds no face, none came
+        yet; "" while controls drive it. Before, /diagnostics said 'idle animation' at OK and nothing more until
+        NO_CONTROLS_SAY_S (10 s) after the controls stopped (user33, s34: a video source killed under the launch)."""
+        with self._lock:
+            cause, since_s = self.mixer.ended_by(now)
+        if cause == "timeout":
+            return (f"no face_control on {self.control_topic} for {since_s:.0f} s (idle after idle_timeout_s "
+                    f"{self.mixer.idle_timeout_s:g} s; the operator's camera, tracker or link stopped?)")
+        if cause == "no face":
+            return f"the operator's tracker finds no face (face_detected false for {since_s:.0f} s)"
+        return f"no face_control on {self.control_topic} yet" if cause else ""
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_shared_topics(now)
@@ -747,6 +757,7 @@ class RenderNode(Node):
         asked = str(self._param("backend"))  # (self.backend: the one that drew the last frame, before a switch too)
         short = rate_shortfall(rate, target, expected, now - self._started, now - times[-1][0] if times else 0.0,
                                self.backend if asked == "auto" else asked)
+        idle_reason = self._idle_reason(now) if self.loaded is not None else ""
         if self.loaded is None:
             level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
         elif self.last_error:
@@ -762,10 +773,11 @@ class RenderNode(Node):
         elif not self._control_arrived and control_gap >= NO_CONTROLS_SAY_S:
             level, message = DiagnosticStatus.OK, f"{self.state}: no face_control on {self.control_topic} yet"
         else:
-            level, message = DiagnosticStatus.OK, self.state
+            level, message = DiagnosticStatus.OK, self.state + (f": {idle_reason}" if idle_reason else "")
         loaded, drawing = self.loaded, self.drawing
         values = {
             "state": self.state,
+            "idle_reason": idle_reason,  # why the idle animation plays ('' while driven)
             "rate_hz": f"{rate:.1f}",
             "render_ms_mean": f"{np.mean(render_ms):.2f}" if render_ms else "",
             "render_ms_max": f"{np.max(render_ms):.2f}" if render_ms else "",

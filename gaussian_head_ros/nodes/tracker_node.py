@@ -10,7 +10,9 @@ camera frame's stamp (frames with a zero stamp get the arrival time).
 
 Frames are never queued: the subscription keeps the newest frame, a worker thread processes it, and
 frames that arrive meanwhile replace it (counted as dropped in /diagnostics). A frame older than the
-last processed one is ignored (see core/tracking.py for streams that restart).
+last processed one is ignored (see core/tracking.py for streams that restart). A frame that cannot be used (empty,
+an encoding not read, its step or data short: checked as it arrives; too small to track, corrupt JPEG: when processed)
+is skipped, each cause said in the log (again at most every 5 s) and named on /diagnostics for 5 s (decode_errors).
 
 No face: messages with face_detected=false, holding the last pose and expression, at most at
 `no_face_rate` Hz while frames keep coming (0 = one per frame). No frames: nothing is published and
@@ -40,7 +42,7 @@ from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
-from gaussian_head_ros.core.imageio import EncodingNotes, decode_compressed, decode_raw
+from gaussian_head_ros.core.imageio import EncodingNotes, check_raw, decode_compressed, decode_raw
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
@@ -48,7 +50,7 @@ from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK,
-                                            Latest, Loading, RecurringLog, check_parameters, companion_topic,
+                                            CausesSaid, Latest, Loading, RecurringLog, check_parameters, companion_topic,
                                             declare_settings, diagnostics, endpoint_node, other_topics, run,
                                             status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
@@ -106,6 +108,11 @@ NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
 # this tracker published /face_control, and neither side said anything; user21, s21), and when a subscriber comes.
 NO_READERS_SAY_S = 10.0
 STALE_S = 2.0  # frames older than this: /diagnostics says none come
+# A skipped frame's cause (empty, an encoding not read, too small ...) is said in the log at once, the same cause again
+# at most this often, and /diagnostics names the causes of the last SKIPPED_SHOWN_S (common.CausesSaid). One throttle
+# for every cause, and a check only when the worker took the frame, said nothing of an empty frame between good ones:
+# the next good frame replaced it in the mailbox, or the previous cause's throttle held it back (user33, s34).
+SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S = 5.0, 5.0
 
 TRACKER_SETTINGS = settings(TrackerConfig)
 PARAMS = {**TRACKER_SETTINGS, **settings(TrackerNodeSettings)}  # parameter name -> Setting
@@ -149,6 +156,7 @@ class TrackerNode(Node):
         self._info: CameraInfo | None = None
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
+        self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
         # when to (re-)learn the operator basis, and from what (frame thread only)
         self._learner = BasisLearner(codec=expression_codec.CODEC_COMPACT)
@@ -226,16 +234,34 @@ class TrackerNode(Node):
         self.trace.mark(frametrace.TRACKER_IN, stamp)
         with self._lock:
             self.counts["received"] += 1
-        if self._latest.put((msg, stamp, time.monotonic())):
-            with self._lock:
-                self.counts["dropped"] += 1
         now = time.monotonic()
+        try:  # a frame that cannot be decoded is said here (microseconds), before a newer frame replaces it unread
+            if isinstance(msg, Image):
+                check_raw(msg.data, msg.width, msg.height, msg.step, msg.encoding, int(self._param("max_image_pixels")))
+            elif not len(msg.data):
+                raise ValueError("empty compressed image")
+        except ValueError as e:
+            self._skip(str(e), now)
+        else:
+            if self._latest.put((msg, stamp, now)):
+                with self._lock:
+                    self.counts["dropped"] += 1
         if self._no_frames_said:  # the frames were said to be missing: say that they came
             self._no_frames_said, self._end_said = 0.0, False
             since = now - (self._last_frame_time or self._ready_at or now)
             self.get_logger().info(f"camera frames on {self.image_topic} again, after {since:.0f} s without"
                                    if self._last_frame_time else f"camera frames arriving on {self.image_topic}")
         self._last_frame_time = now
+
+    def _skip(self, cause: str, now: float) -> None:
+        """A frame skipped for `cause` (ValueError's text) at monotonic seconds `now`: counted (decode_errors), said
+        in the log per cause (SKIPPED_SAY_AGAIN_S) and on /diagnostics for SKIPPED_SHOWN_S."""
+        with self._lock:
+            self.counts["decode_errors"] += 1
+        self.state = f"bad frame: {cause}"
+        if self._skipped.add(cause, now):
+            self.get_logger().warning(f"frame skipped: {cause} (each cause said again at most every "
+                                      f"{SKIPPED_SAY_AGAIN_S:g} s; decode_errors on /diagnostics counts them)")
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:  # all zeros = uncalibrated: fine, P or fov_deg is used
@@ -350,9 +376,7 @@ class TrackerNode(Node):
                     self.get_logger().warning(note)
             control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
         except ValueError as e:
-            self.counts["decode_errors"] += 1
-            self.state = f"bad frame: {e}"
-            self.get_logger().warning(f"frame skipped: {e}", throttle_duration_sec=5.0)
+            self._skip(str(e), time.monotonic())
             return
         busy = time.perf_counter() - t0
         if control is None:
@@ -601,6 +625,9 @@ class TrackerNode(Node):
             level, message = DiagnosticStatus.WARN, (
                 f"no camera frames on {self.image_topic} for {now - self._last_frame_time:.0f} s"
                 if self._last_frame_time else f"no camera frames on {self.image_topic} yet")
+        elif skipped := self._skipped.recent(now):
+            level, message = DiagnosticStatus.WARN, f"frames skipped in the last {SKIPPED_SHOWN_S:g} s: " + "; ".join(
+                skipped)
         elif self.state != "tracking":
             level, message = DiagnosticStatus.WARN, self.state
         else:
