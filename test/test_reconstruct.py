@@ -1092,6 +1092,31 @@ def test_a_turned_neck_is_a_column_rising_out_of_the_collar(results):
     assert flare < 8, f"the turned neck flares {flare:.1f} px out towards the shoulder"
 
 
+@pytest.mark.parametrize("yaw", [0, 25])
+def test_a_raised_chin_leaves_the_collar_and_neck_closed(results, yaw):
+    """The torso's levels turn by shares of the head's turn rising towards the neck (core.deform), so a chin raised 20
+    deg parts the rows of the photo's discs on the neck and the collar below it (their rest spacing up to 1.45 x at the
+    collar): business_person's white collar and neck in rows of dots with dark lines between (issue 11, neck34). Each
+    torso level grows by its rows' spread under the turn now (deform.torso_level_scales). Row ripple (mean |l(y) -
+    (l(y-1) + l(y+1)) / 2| of the luminance) over the neck and collar (rows 330-420 x 200-330 of the 512 px view) as
+    a share of the photo's pose's: 1.48 (yaw 0) and 1.52 (yaw 25) on 02d12ec (1.64, 1.60 on caf3a30), 0.42 and 0.67
+    now."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    a = results["business_person.png"].avatar
+
+    def ripple(yaw_deg, pitch_deg):
+        img = source_view(a, yaw_deg, pitch_deg, size=512, background=(0.0, 0.0, 0.0), backend="cpu")
+        box = img[330:420, 200:330].astype(np.float64)
+        lum, drawn = box @ LUMA, box.max(-1)[1:-1] > 0.02
+        assert drawn.mean() > 0.95, "the box is not on the neck and collar"
+        return float(np.abs(lum[1:-1] - 0.5 * (lum[:-2] + lum[2:]))[drawn].mean())
+
+    share = ripple(yaw, -20) / ripple(0, 0)
+    assert share < 1.2, f"the raised chin's collar and neck ripple {share:.2f} x the photo's pose's: rows parted"
+
+
 def test_a_turned_collar_beside_the_neck_is_the_torsos(results):
     """Below the chin the collar and the jacket's shoulder beside the neck column stood at the neck's depth: turned 35 deg
     obama_official's shoulder showed as a pale (grey-tan: the rim's white collar, skin and navy blurred) slab stepping

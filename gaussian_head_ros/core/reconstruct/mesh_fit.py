@@ -45,7 +45,7 @@ from gaussian_head_ros.core.colour import LUMA, skin_residual
 from gaussian_head_ros.core.avatar import (JAW_PARTS, MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR,
                                            PART_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera,
                                            rgb_to_sh_dc)
-from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
+from gaussian_head_ros.core.control import head_rotation_in_view, matrix_to_quat
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
                                                           surface_discs, to_avatar)
@@ -913,7 +913,7 @@ class MeshFitReconstructor(Reconstructor):
             lip_info["rest_widened"] = cover_rest(batch, built, V, V_rest, faces, cfg.rest_cover,
                                                    cfg.rest_cover_most)
         # the photo's head rotation: drive() turns the torso by only part of it (rest_pose.turn_torso)
-        lip_info["torso_level_changes"] = turn_torso(batch, line_of_sight_rotation(t).T @ R, V_rest, faces, drive_cfg)
+        lip_info["torso_level_changes"] = turn_torso(batch, head_rotation_in_view(R, t), V_rest, faces, drive_cfg)
         # the made-up share seen from the photo's camera only, about the discs' rest normals turned towards it (not
         # where the lips' re-texturing changed the colour)
         changed = np.any(batch.colors[:n_photo] != refined, axis=1)
