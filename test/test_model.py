@@ -398,6 +398,7 @@ def test_pose_twin_matches_drive(tiny, framed):
     and lip_min_height 0: this random expression thins some lip columns past the floor, which moves them in drive()
     and not in the twin)."""
     from gaussian_head_ros.core.avatar import SourceCamera
+    from gaussian_head_ros.core.model.rar import source_rotations
     from gaussian_head_ros.core.train.trainer import view_rgb
 
     fr = framed[1]
@@ -419,7 +420,8 @@ def test_pose_twin_matches_drive(tiny, framed):
     r = torch.as_tensor(quat_to_matrix(q), dtype=torch.float32)[None]
     with torch.no_grad():
         gaze = torch.as_tensor(eyes.control_gaze(FaceControl(blendshape_names=names, blendshapes=coef)))[None]
-        twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None], gaze)
+        twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None], gaze,
+                         photo_rotation=source_rotations(torch.as_tensor(np.asarray(fr.viewmat, np.float32))[None]))
         tgt = torch.eye(4)[None].clone()
         tgt[0, :3, :3], tgt[0, :3, 3] = r[0], torch.as_tensor(view[:3, 3])
         rgb = view_rgb(out, twin, {"tgt_viewmat": tgt, "src_viewmat": _inputs(fr)[2]})[0].numpy()

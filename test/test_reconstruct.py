@@ -854,6 +854,29 @@ def test_a_turned_necks_hidden_side_is_the_neck_skin_in_shade(results):
     assert 0.25 < shade < 0.8, f"the hidden neck at {shade:.2f} x the skin's luminance (shaded skin, neither black nor pale)"
 
 
+@pytest.mark.parametrize("yaw, pitch, before", [(25, 0, 1563), (25, -20, 2094)])
+def test_a_turned_jaw_and_neck_show_no_grey_band_beside_them(results, yaw, pitch, before):
+    """business_person turned 25 deg (and chin up 20: sadtalker frame 37) showed a grey band beyond her far jaw and neck
+    down to the collar (issue 11, neck34): the hidden side behind the jaw took her dark hair's colour from 2 cm back
+    (the hair rule between the ear's rows and the neck's, which began only at the nose base), and beside the neck the
+    skin at a fixed half its light, darkened again towards the back (0.33 x the face's luminance). The side behind a
+    skin outline is the jaw and neck going round from the ear's rows down (mesh_fit._neck_colours), at the shade the
+    photo shows on that outline, darkening towards the back. Drawn pixels darker than 0.45 x the face's skin in rows
+    250-320 x 300-400 of the 512 px view (the cheek, the side beyond it, the neck): `before` on main caf3a30."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["business_person.png"].avatar, yaw, pitch, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    skin = float(np.median(img[250:290, 250:300].reshape(-1, 3) @ LUMA))  # her far cheek
+    assert skin > 0.6, "the cheek box is not on her skin"
+    region = img[250:320, 300:400]
+    drawn = region.max(-1) > 0.02
+    assert drawn.sum() > 2500, f"only {drawn.sum()} px drawn: not the turned jaw and neck"
+    dark = int((drawn & (region @ LUMA < 0.45 * skin)).sum())
+    assert dark < 0.25 * before, f"{dark} grey px beside the turned jaw and neck ({before} on caf3a30)"
+
+
 @pytest.mark.parametrize("pitch, box", [(0, (330, 346, 195, 255)), (-15, (298, 318, 185, 250))])
 def test_a_raised_chins_underside_is_shaded_skin_not_the_collar_grey(results, pitch, box):
     """obama_speech's chin raised (driven by sadtalker, ~7 deg up at frames 45-58; here the rest pose, whose chin
@@ -1067,6 +1090,31 @@ def test_a_turned_neck_is_a_column_rising_out_of_the_collar(results):
     assert far.min() < 400, f"the neck's outline at x {far.min()}: not the neck"
     flare = float(far[-20:].mean() - far.min())
     assert flare < 8, f"the turned neck flares {flare:.1f} px out towards the shoulder"
+
+
+@pytest.mark.parametrize("yaw", [0, 25])
+def test_a_raised_chin_leaves_the_collar_and_neck_closed(results, yaw):
+    """The torso's levels turn by shares of the head's turn rising towards the neck (core.deform), so a chin raised 20
+    deg parts the rows of the photo's discs on the neck and the collar below it (their rest spacing up to 1.45 x at the
+    collar): business_person's white collar and neck in rows of dots with dark lines between (issue 11, neck34). Each
+    torso level grows by its rows' spread under the turn now (deform.torso_level_scales). Row ripple (mean |l(y) -
+    (l(y-1) + l(y+1)) / 2| of the luminance) over the neck and collar (rows 330-420 x 200-330 of the 512 px view) as
+    a share of the photo's pose's: 1.48 (yaw 0) and 1.52 (yaw 25) on 02d12ec (1.64, 1.60 on caf3a30), 0.42 and 0.67
+    now."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    a = results["business_person.png"].avatar
+
+    def ripple(yaw_deg, pitch_deg):
+        img = source_view(a, yaw_deg, pitch_deg, size=512, background=(0.0, 0.0, 0.0), backend="cpu")
+        box = img[330:420, 200:330].astype(np.float64)
+        lum, drawn = box @ LUMA, box.max(-1)[1:-1] > 0.02
+        assert drawn.mean() > 0.95, "the box is not on the neck and collar"
+        return float(np.abs(lum[1:-1] - 0.5 * (lum[:-2] + lum[2:]))[drawn].mean())
+
+    share = ripple(yaw, -20) / ripple(0, 0)
+    assert share < 1.2, f"the raised chin's collar and neck ripple {share:.2f} x the photo's pose's: rows parted"
 
 
 def test_a_turned_collar_beside_the_neck_is_the_torsos(results):

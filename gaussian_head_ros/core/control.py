@@ -89,6 +89,14 @@ def euler_to_quat(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float 
     return matrix_to_quat(ry @ rx @ rz)
 
 
+def head_rotation_in_view(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """[3, 3] head-to-camera rotation and [3] head origin in the camera (metres, OpenCV axes) -> [3, 3] the head
+    rotation relative to the line of sight (`line_of_sight_rotation`): the FaceControl.rotation (as a matrix) that
+    draws the head so through a camera at [line_of_sight_rotation(translation) | translation] (the photo's own pose
+    of an avatar with its source camera's viewmat)."""
+    return line_of_sight_rotation(translation).T @ np.asarray(rotation, np.float64)
+
+
 def line_of_sight_rotation(translation: np.ndarray) -> np.ndarray:
     """[3] head origin in the camera frame (metres, OpenCV axes) -> [3, 3] the smallest rotation taking the
     optical axis (0, 0, 1) onto the line of sight to that origin.

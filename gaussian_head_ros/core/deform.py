@@ -31,7 +31,9 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
 - torso levels (part 2): a fraction of the head rotation, from `torso_follow` at the shoulders to 1 at
   the neck (quantised to `torso_levels`: with 8, a head pitched or turned 20-40 deg showed the collar and neck
   in horizontal stripes, the back showing through the 7 steps between levels, each a few millimetres), and to 1
-  beyond the falloff band over `torso_fade_m` (the band turns with the head: no step at its edge);
+  beyond the falloff band over `torso_fade_m` (the band turns with the head: no step at its edge); each level's
+  scale 1 + the spread its rows part by under the turn from the photo's (`torso_level_scales`: a chin raised 20 deg
+  drew the collar and neck in rows of dots);
 - jaw levels (part 3, mouth interior, and part 6, the jaw's underside): the lower part turns with the jaw about a
   hinge axis (x), the jaw angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or
   `mouth_open`. How much of the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight
@@ -60,7 +62,7 @@ the template and the expression basis. (numpy >= 2 and torch share the array-API
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 # Imported here, not inside the function that uses it: a first import of matplotlib from two threads at once (the
@@ -192,6 +194,42 @@ def smoothstep(e0: float, e1: float, x):
     return t * t * (3 - 2 * t)
 
 
+def smoothstep_slope(e0: float, e1: float, x):
+    """d smoothstep(e0, e1, x) / dx: 6 t (1 - t) / (e1 - e0) between e0 and e1, 0 outside; numpy like x."""
+    t = np.clip((np.asarray(x, np.float64) - e0) / max(e1 - e0, 1e-9), 0, 1)
+    return 6 * t * (1 - t) / max(e1 - e0, 1e-9)
+
+
+def torso_spread_of(points: np.ndarray, grad_w: np.ndarray, level: np.ndarray, levels: int) -> np.ndarray:
+    """Rig.torso_spread: points [M, 3] (rest means, head frame, m), grad_w [M, 3] the gradient of each one's share w of
+    the head's turn (1/m), level [M] int its torso level -> [levels, 3, 3], the mean of c c^T over each level's points,
+    c = p x grad w (m/m); zeros for a level without points.
+
+    A head turn by the rotation vector a (rad) moves p by w a x p (to first order): neighbours d apart along grad w
+    part by (a x p) . grad w d = a . (p x grad w) d, so rows of the photo's discs on a torso level open to
+    1 + |a . c| of their rest spacing; sqrt(a^T S a) is that spread's root mean square over the level
+    (`torso_level_scales`). A yaw (a along y) moves the rows along themselves (c has no y part where w changes with
+    height alone); a chin raised or lowered parts them (business_person 20 deg up: up to 1.45 x at the collar)."""
+    c = np.cross(np.asarray(points, np.float64), np.asarray(grad_w, np.float64))
+    out = np.zeros((levels, 3, 3))
+    np.add.at(out, level, c[:, :, None] * c[:, None, :])
+    count = np.bincount(level, minlength=levels)[:levels]
+    return out / np.maximum(count, 1)[:, None, None]
+
+
+def torso_level_scales(rig: "Rig", r_g):
+    """[torso_levels] the torso frames' scale for the head rotation r_g [3, 3]: 1 + the RMS spread of each level's rows
+    (Rig.torso_spread, `torso_spread_of`) under the rotation vector from the photo's (Rig.torso_turn0), so that
+    rows parted by the levels' different shares of the turn stay closed (business_person chin up 20 deg: her white
+    collar and the neck above it in rows of dots with dark lines between, issue 11 neck34); exactly 1 at the photo's
+    own rotation (its frame 0 as before). rig.torso_spread must be set. numpy or torch like r_g."""
+    xp = namespace(r_g)
+    a = rotation_vector(r_g) - asarray_like(rig.torso_turn0, r_g)  # the turn from the photo's, rad (first order)
+    s = asarray_like(rig.torso_spread, r_g)
+    q = xp.einsum("i,kij,j->k", a, s, a)
+    return 1 + xp.where(q > 0, xp.sqrt(xp.clip(q, 1e-30, None)), xp.zeros_like(q))
+
+
 # ---------------------------------------------------------------------------------------------------
 # The jaw (MediaPipe topology; numpy): shared with the reconstructor, which undoes what the driver does
 
@@ -297,13 +335,24 @@ def axis_angle_x(angles):
     return xp.stack([xp.stack([one, zero, zero], -1), xp.stack([zero, c, -s], -1), xp.stack([zero, s, c], -1)], -2)
 
 
-def scaled_rotations(r, weights):
-    """[3, 3] rotation, [K] weights -> [K, 3, 3] rotations by weight x its angle about the same axis."""
+def rotation_axis_angle(r):
+    """[3, 3] rotation -> (unit axis [3], zero for the identity; angle, radians in [0, pi]); numpy or torch like r."""
     xp = namespace(r)
     q = matrix_to_quat(r)
     vn = xp.linalg.vector_norm(q[1:])
-    angle = 2 * xp.atan2(vn, q[0])
-    axis = q[1:] / xp.clip(vn, 1e-12, None)  # zero for the identity: every level is then exactly I
+    return q[1:] / xp.clip(vn, 1e-12, None), 2 * xp.atan2(vn, q[0])
+
+
+def rotation_vector(r):
+    """[3, 3] rotation -> [3] its rotation vector (unit axis x angle, radians); numpy or torch like r."""
+    axis, angle = rotation_axis_angle(r)
+    return axis * angle
+
+
+def scaled_rotations(r, weights):
+    """[3, 3] rotation, [K] weights -> [K, 3, 3] rotations by weight x its angle about the same axis."""
+    xp = namespace(r)
+    axis, angle = rotation_axis_angle(r)  # the axis zero for the identity: every level is then exactly I
     zero = xp.zeros_like(axis[0])
     kx = xp.stack([xp.stack([zero, -axis[2], axis[1]]), xp.stack([axis[2], zero, -axis[0]]),
                    xp.stack([-axis[1], axis[0], zero])])
@@ -512,6 +561,12 @@ class Rig:
     # for an avatar with two (the lead's figure, session 25); alternating with main at load 19-49, frame_tables on
     # business_person 7.5-10.5 -> 6.6-7.3 ms (iris25)
     eye_levels: tuple[int, ...] = (0,)
+    # [torso_levels, 3, 3] the torso levels' spread (`torso_spread_of`): the mean of c c^T over each level's Gaussians,
+    # c = p x grad w (p the rest mean, w its share of the head's turn); None: the levels keep their size
+    torso_spread: np.ndarray | None = None
+    # [3] the rotation vector (rad) of the control under which the torso's rows lie as the photo shows them (the photo's
+    # own head rotation: rest_pose.turn_torso builds them so); the spread is that of the turn from it
+    torso_turn0: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     @property
     def num_gaussians(self) -> int:
@@ -520,11 +575,13 @@ class Rig:
 
 
 def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None,
-              brow_hood=None) -> Rig:
+              brow_hood=None, photo_rotation=None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
     photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze's yaw is measured (else the
     template's own x, y); its pitch is the template's own, in the head frame (`eyes.rest_gaze`). brow_hood [2]
-    (metres, y down, <= 0) or None: Rig.brow_hood (all 0 is None).
+    (metres, y down, <= 0) or None: Rig.brow_hood (all 0 is None). photo_rotation [3, 3] or None (the identity): the
+    control rotation that gives the photo back (`control.head_rotation_in_view` of its camera), where the torso's rows
+    lie as the photo shows them (Rig.torso_turn0).
 
     means: numpy, or a torch tensor (detached: training binds each generated avatar's rest means), whose device
     then runs the falloff binding's search (`falloff_binding`).
@@ -561,15 +618,24 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
 
     torso_weights = np.linspace(cfg.torso_follow, 1.0, t_levels)
     torso = part == PART_TORSO
+    torso_spread = None
     if torso.any():
-        y = means[torso, 1]
-        y_top = float(np.percentile(y, 1))
-        u = 1 - smoothstep(y_top, y_top + cfg.neck_blend_m, y)  # 1 at the neck, 0 below the blend
+        p = means[torso]
+        y_top = float(np.percentile(p[:, 1], 1))
+        u = 1 - smoothstep(y_top, y_top + cfg.neck_blend_m, p[:, 1])  # 1 at the neck, 0 below the blend
+        grad = np.zeros_like(p)  # [M, 3] grad u, 1/m
+        grad[:, 1] = -smoothstep_slope(y_top, y_top + cfg.neck_blend_m, p[:, 1])
         if nf and cfg.falloff_m > 0 and cfg.torso_fade_m > 0:  # the whole turn at the falloff band's edge
             reach = cfg.falloff_m + cfg.torso_fade_m
-            d = closest_template_points(means[torso], verts, faces, reach)[2]
-            u = np.maximum(u, 1 - smoothstep(cfg.falloff_m, reach, d))
-        frame[torso] = k_torso + np.rint(u * (t_levels - 1)).astype(np.int64)
+            f, b, d = closest_template_points(p, verts, faces, reach)
+            u_d = 1 - smoothstep(cfg.falloff_m, reach, d)
+            near = u_d > u
+            away = p[near] - np.einsum("mk,mkc->mc", b[near], verts[faces[f[near]]])
+            grad[near] = (-smoothstep_slope(cfg.falloff_m, reach, d[near]) / np.maximum(d[near], 1e-9))[:, None] * away
+            u = np.maximum(u, u_d)
+        level = np.rint(u * (t_levels - 1)).astype(np.int64)
+        frame[torso] = k_torso + level
+        torso_spread = torso_spread_of(p, (1.0 - cfg.torso_follow) * grad, level, t_levels)
 
     mouth = np.isin(part, JAW_PARTS)  # the interior and the jaw's underside
     mp_topology = lmk.has_mediapipe_topology(len(verts))
@@ -622,7 +688,8 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
                eye_centres, rest_gaze, k_fade, k_head, k_torso, k_jaw, k_eye, k_eye + 2 * len(eye_levels),
                inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces),
                None if brow_hood is None or not np.any(np.asarray(brow_hood) < 0)
-               else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0), eye_levels)
+               else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0), eye_levels, torso_spread,
+               np.zeros(3) if photo_rotation is None else rotation_vector(np.asarray(photo_rotation, np.float64)))
 
 
 def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -1055,7 +1122,7 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     r_t = scaled_rotations(r_g, rig.torso_weights)
     parts_d.append(xp.concat([xp.zeros_like(r_t), r_t - eye], -1))
     parts_r.append(r_t)
-    parts_s.append(xp.ones_like(r_t[:, 0, 0]))
+    parts_s.append(xp.ones_like(r_t[:, 0, 0]) if rig.torso_spread is None else torso_level_scales(rig, r_g))
     # jaw levels and eyes: p' = R_g (R (p - c) + c) -> constant column R_g c - R_g R c
     w_j = asarray_like(rig.jaw_weights, disp)
     # the synthetic lower levels: at least the lower lip's drop as a turn, all of it from the lip line down

@@ -38,7 +38,7 @@ import numpy as np
 
 from gaussian_head_ros.core import brow_strip, deform, lashes
 from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb, sh_rest_rows
-from gaussian_head_ros.core.control import FaceControl, quat_to_matrix
+from gaussian_head_ros.core.control import FaceControl, head_rotation_in_view, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
 from gaussian_head_ros.core.expression import hooded_brow_lift
 
@@ -156,7 +156,8 @@ class Driver:
         self.n = self.means.shape[0]
         self.rig = deform.build_rig(avatar.part, avatar.face_id, avatar.bary, self.means, avatar.template_vertices,
                                     avatar.template_faces, self.cfg, photo_points=_photo_points(avatar),
-                                    brow_hood=[hooded_brow_lift(v) for v in np.ravel(avatar.rest_brow_shift)])
+                                    brow_hood=[hooded_brow_lift(v) for v in np.ravel(avatar.rest_brow_shift)],
+                                    photo_rotation=_photo_rotation(avatar))
         self.verts = self.rig.verts  # [V, 3] float64
         self.brows = deform.brow_rows(self.verts)  # expression rows DriveConfig.brow_gain scales
         self.frame = self.rig.frame  # [N] frame of each Gaussian
@@ -335,6 +336,16 @@ def wrinkle_share(disp: np.ndarray, wrinkle_expression: np.ndarray) -> float:
     if ee < 1e-12:
         return 0.0
     return float(np.clip(np.sum(np.asarray(disp, np.float64) * e) / ee, 0.0, 1.0))
+
+
+def _photo_rotation(avatar: GaussianAvatar) -> np.ndarray | None:
+    """[3, 3] the control rotation that gives the avatar's photo back (its source camera's head rotation relative to
+    the line of sight), None without a source camera."""
+    cam = avatar.source_camera
+    if cam is None:
+        return None
+    vm = np.asarray(cam.viewmat, np.float64)
+    return head_rotation_in_view(vm[:3, :3], vm[:3, 3])
 
 
 def _photo_points(avatar: GaussianAvatar) -> np.ndarray | None:

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
 from gaussian_head_ros.core.files import shown
@@ -46,6 +47,14 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "gaussian_head_ros.rar"
 CHECKPOINT_VERSION = 1
+
+
+def source_rotations(viewmat) -> torch.Tensor:
+    """[B, 4, 4] source viewmats (head to camera) -> [B, 3, 3] float64 the control rotations that give those photos back
+    (`control.head_rotation_in_view`), the photo_rotation of `pose` (the exported avatar's source camera's, in
+    drive())."""
+    vm = viewmat.detach().cpu().double().numpy()
+    return torch.as_tensor(np.stack([head_rotation_in_view(v[:3, :3], v[:3, 3]) for v in vm]))
 
 
 @dataclass(frozen=True)
@@ -177,16 +186,18 @@ class RARModel(nn.Module):
         """Training step body (so DistributedDataParallel sees one forward): reconstruct from the source
         (mask: its person probability), pose for the target. Returns (avatar tensors, posed tensors)."""
         out = self.reconstruct(image, template, viewmat, K, mask)
-        return out, self.pose(out, rotation, expression, coeffs, gaze)
+        return out, self.pose(out, rotation, expression, coeffs, gaze, photo_rotation=source_rotations(viewmat))
 
     # -- per frame (training twin of drive()) ---------------------------------------------------------
-    def pose(self, out: dict, rotation, expression, coeffs, gaze=None) -> dict:
+    def pose(self, out: dict, rotation, expression, coeffs, gaze=None, photo_rotation=None) -> dict:
         """Posed means/quats/scales [B, N, *] as drive() would pose the exported avatars: rotation
         [B, 3, 3] head rotation, expression [B, L, 3] landmark displacements, coeffs [B, E] (names of
-        `self.reenactment.names`), gaze [B, 2, 2] rad (None: the rest gaze). Render them with viewmat
-        [I | translation]."""
+        `self.reenactment.names`), gaze [B, 2, 2] rad (None: the rest gaze), photo_rotation [B, 3, 3] the source
+        photos' own head rotations (`source_rotations`; None: the identity), as the exported avatar's source camera
+        gives it to drive(). Render them with viewmat [I | translation]."""
         g = self.generator
-        return pose_gaussians(out, g.part, g.face_id, g.bary, g.faces, rotation, expression, coeffs, gaze)
+        return pose_gaussians(out, g.part, g.face_id, g.bary, g.faces, rotation, expression, coeffs, gaze,
+                              photo_rotation=photo_rotation)
 
     def freeze_backbone(self, last_blocks: int | None) -> None:
         """Backbone.set_trainable, remembering which backbone tensors ever trained (checkpoints store them)."""

@@ -151,15 +151,18 @@ def control_coefficients(control: FaceControl, names) -> np.ndarray:
 # drive() renders. test_model.py checks it against core.drive.Driver on the exported avatar.
 
 def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, coeffs, gaze=None,
-                   cfg: DriveConfig | None = None) -> dict:
+                   cfg: DriveConfig | None = None, photo_rotation=None) -> dict:
     """Pose a batch of avatars as drive() does, in torch (gradients to means, quats, log-scales, template
     and basis).
 
     g: means [B, N, 3], quats [B, N, 4], log_scales [B, N, 3], template [B, V, 3], basis [B, E, V, 3];
     part/face_id [N], bary [N, 3], faces [F, 3] (long); rotation [B, 3, 3] head rotation; expression
     [B, L, 3]; coeffs [B, E]; gaze [B, 2, 2] (yaw, pitch) rad per eye in the head frame (core/eyes.py; None:
-    the rest gaze: the eyeballs do not turn). Returns means/quats/scales [B, N, *] in drive()'s frame (rotated about the
-    head origin; the camera adds the translation). The binding (which frame each Gaussian follows) is
+    the rest gaze: the eyeballs do not turn); photo_rotation [B, 3, 3] or None: the control rotation that gives each
+    source photo back (`control.head_rotation_in_view` of its viewmat; Driver takes it from the exported avatar's source
+    camera), from which the torso levels' rows spread (deform.torso_level_scales). Returns means/quats/scales
+    [B, N, *] in drive()'s frame (rotated about the head origin; the camera adds the translation). The binding (which
+    frame each Gaussian follows) is
     built per item from its detached rest means, as `Driver` builds it for the exported avatar (`build_rig`: the
     falloff binding's search on the means' device when that is a GPU)."""
     cfg = cfg or DriveConfig()
@@ -168,7 +171,8 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
     out = {"means": [], "quats": [], "scales": []}
     for i in range(g["template"].shape[0]):
         means, tpl = g["means"][i], g["template"][i]
-        rig = deform.build_rig(part_np, fid_np, bary_np, means.detach(), np_of(tpl), faces_np, cfg)
+        rig = deform.build_rig(part_np, fid_np, bary_np, means.detach(), np_of(tpl), faces_np, cfg,
+                               photo_rotation=None if photo_rotation is None else np_of(photo_rotation[i]))
         gz = None if gaze is None else np_of(gaze[i]).astype(np.float64)
         disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg, gaze=gz,
                                          rig=rig)

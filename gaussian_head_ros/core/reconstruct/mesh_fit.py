@@ -45,7 +45,7 @@ from gaussian_head_ros.core.colour import LUMA, skin_residual
 from gaussian_head_ros.core.avatar import (JAW_PARTS, MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR,
                                            PART_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera,
                                            rgb_to_sh_dc)
-from gaussian_head_ros.core.control import line_of_sight_rotation, matrix_to_quat
+from gaussian_head_ros.core.control import head_rotation_in_view, matrix_to_quat
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
                                                           surface_discs, to_avatar)
@@ -243,8 +243,8 @@ class MeshFitConfig:
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
     # beside the jaw and the neck, where the rim there is skin (a fit of the jaw's skin colour, scaled, leaves a
-    # squared rgb residual below the first, none above the second) the hidden side is the photo's jaw skin: at the
-    # rim's brightness at the front, side_dark darker behind; below the chin elsewhere the rim's own (clothing)
+    # squared rgb residual below the first, none above the second) the hidden side is the photo's jaw skin at the
+    # rim's brightness (side_shade darkening it towards the back); below the chin elsewhere the rim's own (clothing)
     # (_neck_colours); None = the rim's and the head's colours as before
     neck_skin_residual: tuple[float, float] | None = (0.004, 0.015)
     # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the
@@ -667,8 +667,9 @@ class MeshFitReconstructor(Reconstructor):
         shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
         face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
         jaw_skin = None if face_skin is None else self._jaw_skin(scene, fp.landmarks_px, mesh_px, rows, face_skin)
-        # under it the jaw's underside: its skin in shade, as the back map under the chin (_neck_colours)
-        floor_rgb = (1 - cfg.side_dark) * jaw_skin if cfg.mouth.jaw_floor and jaw_skin is not None else None
+        # under it the jaw's underside: its skin in shade, as the back map under the chin (_neck_colours). At half its
+        # light (side_dark) it stood out as a dark flick at the jaw's corner against the neck's side (neck34)
+        floor_rgb = self._jaw_in_shade(jaw_skin) if cfg.mouth.jaw_floor and jaw_skin is not None else None
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
                                shaded=shaded, floor_rgb=floor_rgb)
         turn_mouth(mouth, V_rest, theta, levels, V)
@@ -912,7 +913,7 @@ class MeshFitReconstructor(Reconstructor):
             lip_info["rest_widened"] = cover_rest(batch, built, V, V_rest, faces, cfg.rest_cover,
                                                    cfg.rest_cover_most)
         # the photo's head rotation: drive() turns the torso by only part of it (rest_pose.turn_torso)
-        lip_info["torso_level_changes"] = turn_torso(batch, line_of_sight_rotation(t).T @ R, V_rest, faces, drive_cfg)
+        lip_info["torso_level_changes"] = turn_torso(batch, head_rotation_in_view(R, t), V_rest, faces, drive_cfg)
         # the made-up share seen from the photo's camera only, about the discs' rest normals turned towards it (not
         # where the lips' re-texturing changed the colour)
         changed = np.any(batch.colors[:n_photo] != refined, axis=1)
@@ -1067,6 +1068,12 @@ class MeshFitReconstructor(Reconstructor):
                                                            back)
         return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from
 
+    def _jaw_in_shade(self, jaw_skin: np.ndarray) -> np.ndarray:
+        """[3] rgb: the jaw's underside, the jaw's skin (`_jaw_skin`, [3]) as dark as the neck's hidden side gets at its
+        back (1 - MeshFitConfig.side_shade x it: SideLook.shade on the neck's own shade), so that the jaw floor and the
+        back under the chin meet that side without a step."""
+        return (1 - self.cfg.side_shade) * np.asarray(jaw_skin, np.float64)
+
     @staticmethod
     def _jaw_skin(scene: Scene, lm, mesh_px, rows, face_skin) -> np.ndarray:
         """[3] float64 rgb: the jaw's skin, the median of the photo's face pixels below the lower lip, 4 px and more
@@ -1077,12 +1084,16 @@ class MeshFitReconstructor(Reconstructor):
 
     def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far_from, back):
         """_hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
-        the nose base's row (none) to the mouth corners' (full) and below, within shoulder_reach's first x the face
-        oval's half-width of its centre. Where the silhouette's rim there (inset 4 px) is skin, the hidden side is the
-        neck going round: the jaw's skin colour (the photo's face pixels below the lower lip, 4 px and more inside;
-        the face's skin where 50 or fewer) at the rim's brightness (no lighter than that skin, no darker than
-        1 - side_dark x it) at the front, 1 - side_dark x that skin behind (far), the far colour starting sooner
-        (far_from x ear_far_from). Where it is not skin, below the chin (ramping in over the mouth-to-chin height), the
+        the eyes' row (none) to the nose base's (full: where the ear's rows end, `_hidden_colours`) and below, within
+        shoulder_reach's first x the face oval's half-width of its centre. Where the silhouette's rim there (inset 4 px)
+        is skin, the hidden side is the jaw and neck going round: the jaw's skin colour (the photo's face pixels below
+        the lower lip, 4 px and more inside; the face's skin where 50 or fewer) at the rim's brightness (no lighter than
+        that skin, no darker than 1 - side_dark x it), front and far alike (SideLook.shade darkens it towards the back).
+        Until neck34 (session 34) the zone began at the nose base, and the far side was 1 - side_dark x the skin: behind
+        business_person's far jaw the hair rule's dark grey from 2 cm back, beside her neck the skin at half its light
+        and darkened again towards the back (0.33 x the face's luminance), a grey band from the ear to the collar
+        turned 25 deg (1563 px darker than 0.45 x her skin beside the jaw and neck; 2094 chin up 20 deg). Where it is
+        not skin, below the chin (ramping in over the mouth-to-chin height), the
         rim's own colours (clothing, long hair), 1 - side_dark x them behind; above the chin the head's rule stays (the
         hair, its shadow). The rim is skin by how well the jaw skin, scaled by 1 - side_dark..1, fits it (squared rgb
         residual, MeshFitConfig.neck_skin_residual) and not nearer the hair's colour.
@@ -1095,10 +1106,11 @@ class MeshFitReconstructor(Reconstructor):
         lp_d18 39.521 -> 39.483 dB), a turned one hardly (the wall's columns stand in front), except under the chin:
         within the face oval (shoulder_reach's first x its half-width) from the eyes' row (none) to the nose base's (full)
         and down to the chin's, fading out below it over the mouth-to-chin height, the back is the jaw's skin in shadow
-        (1 - side_dark x it): what a raised chin shows of its underside is that back seen from below (from the mouth
+        (`_jaw_in_shade`): what a raised chin shows of its underside is that back seen from below (from the mouth
         corners' row at 7 deg, from the nose base's at 25). Before, the head's back grid behind the chin kept the rim's
         colours blurred (the white collar, the dark suit): obama_speech driven by sadtalker (chin up ~7 deg, frames
-        45-58) showed a grey patch with white squiggles and a grid of dots between the chin and the collar."""
+        45-58) showed a grey patch with white squiggles and a grid of dots between the chin and the collar. That back,
+        as the jaw floor, is the jaw's skin as dark as the neck's side gets (`_jaw_in_shade`)."""
         cfg = self.cfg
         person = scene.person
         hair = hair_skin[0]
@@ -1117,19 +1129,19 @@ class MeshFitReconstructor(Reconstructor):
         hw = max(0.5 * abs(lm[lmk.CHEEK_L, 0] - lm[lmk.CHEEK_R, 0]), 1.0)
         beside = smoothstep(cfg.shoulder_reach[0], cfg.shoulder_reach[1],
                             np.abs(np.arange(person.shape[1]) + 0.5 - cx) / hw)[None, :]
-        zone = smoothstep(lm[lmk.NOSE_BASE, 1], lm[lmk.MOUTH_CORNER_R, 1], rows) * (1 - beside)
+        y_mouth, y_eyes = lm[lmk.MOUTH_CORNER_R, 1], lm[list(lmk.OUTER_EYE), 1].mean()
+        zone = smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows) * (1 - beside)
         y_chin = lm[lmk.CHIN, 1]
         ks = (zone * is_skin)[..., None]  # the neck's (and jaw's) skin
         kc = (zone * (1 - is_skin) * smoothstep(y_chin, 2 * y_chin - lm[lmk.MOUTH_CORNER_R, 1], rows))[..., None]  # the
         # body's own (clothing, long hair) below the chin; above it the head's rule stays (the hair, its shadow)
         dark = 1 - cfg.side_dark
         side = (1 - ks - kc) * side + ks * near + kc * rim
-        far = (1 - ks - kc) * far + dark * (ks * skin + kc * rim)
+        far = (1 - ks - kc) * far + ks * near + kc * dark * rim
         far_from = far_from * (1 - (1 - cfg.ear_far_from) * (ks + kc)[..., 0])
-        y_mouth, y_eyes = lm[lmk.MOUTH_CORNER_R, 1], lm[list(lmk.OUTER_EYE), 1].mean()
         kb = (smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows) * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))
               * (1 - beside))
-        back = (1 - kb[..., None]) * back + kb[..., None] * (dark * skin)  # the chin's underside
+        back = (1 - kb[..., None]) * back + kb[..., None] * self._jaw_in_shade(skin)  # the chin's underside
         return side, far, far_from, back
 
     def _back_blocks(self, batch: GaussianBatch, lo: int, hi: int, scene: Scene) -> list[np.ndarray]:

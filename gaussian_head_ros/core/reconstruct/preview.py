@@ -31,15 +31,14 @@ def photo_pose(avatar: GaussianAvatar) -> tuple[np.ndarray, np.ndarray]:
     head origin at t). Their product is the source camera's viewmat, but the driver turns the torso by only a
     fraction of the control's rotation (core.deform), so the photo's pose must come through the control
     (reconstruct.rest_pose.turn_torso builds the torso for that), not the camera."""
-    from gaussian_head_ros.core.control import line_of_sight_rotation
+    from gaussian_head_ros.core.control import head_rotation_in_view, line_of_sight_rotation
 
     if avatar.source_camera is None:
         raise ValueError("the avatar has no source camera to render from")
     vm = np.asarray(avatar.source_camera.viewmat, np.float64)
-    los = line_of_sight_rotation(vm[:3, 3])
     view = np.eye(4)
-    view[:3, :3], view[:3, 3] = los, vm[:3, 3]
-    return los.T @ vm[:3, :3], view
+    view[:3, :3], view[:3, 3] = line_of_sight_rotation(vm[:3, 3]), vm[:3, 3]
+    return head_rotation_in_view(vm[:3, :3], vm[:3, 3]), view
 
 
 def source_view(avatar: GaussianAvatar, yaw_deg: float = 0.0, pitch_deg: float = 0.0, mouth_open: float = 0.0,
