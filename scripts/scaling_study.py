@@ -66,8 +66,10 @@ def per_frame_cost(models: dict, clips, rounds: int = 7, repeats: int = 100) -> 
                 runs.append(time.perf_counter() - t)
         photo[name] = 1e3 * float(np.median(runs))
         av = model.to_avatar(out)
+        # a control carries the target's own blendshape scores (0..1); the item's coeffs are relative to the source's
         ctl = FaceControl(rotation=euler_to_quat(10, 5, 0).astype(np.float32), expression=item["expression"][0].numpy(),
-                          blendshape_names=list(av.expression_names), blendshapes=item["coeffs"][0].numpy())
+                          blendshape_names=list(av.expression_names),
+                          blendshapes=(item["coeffs"][0] + item["src_coeffs"][0]).numpy())
         cases[name] = (out["basis"], item["coeffs"], Driver(av), ctl, model.reenactment.per_frame_macs(model.cfg.num_vertices),
                        av.num_gaussians)
         cases[name][2].drive(ctl)  # compile / warm up
