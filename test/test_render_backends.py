@@ -506,3 +506,29 @@ def test_thread_tuner_keeps_the_faster_count():
         now += 0.1
     assert tuner.best == 2
     assert ThreadTuner(max_threads=1).threads(0.0) == 1
+
+
+def test_a_hand_written_controls_file_is_read_as_written_or_refused_with_the_reason(tmp_path, caplog):
+    """A controls file written by hand (or by a phone app's exporter): a UTF-8 BOM (Windows Notepad) refused the
+    file ('Unexpected UTF-8 BOM'); "face_detected": "false" read as True (bool of a string); a blendshape name
+    outside ARKit's 52 (Live Link Face's 'MouthSmileLeft', a made-up 'smile') drove nothing without a word; one
+    JSON array of objects was said as 'none of a FaceControl's fields (list; ...' (user32, s34)."""
+    from gaussian_head_ros.commands.render import read_controls
+
+    f = tmp_path / "c.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"stamp_ns": 0, "blendshapes": {"jawOpen": 0.5}}\r\n')
+    assert read_controls(str(f))[0].blendshape("jawOpen") == pytest.approx(0.5)
+    f.write_text('{"face_detected": "false", "blendshapes": {"jawOpen": 0.5}}\n')
+    with pytest.raises(ValueError, match=r'c.jsonl:1: .*face_detected is a JSON str \("false"\); it is true or false'):
+        read_controls(str(f))
+    f.write_text('[{"blendshapes": {"jawOpen": 0.5}}, {"blendshapes": {"jawOpen": 0.6}}]\n')
+    with pytest.raises(ValueError, match="c.jsonl:1: .*a JSON array, not one FaceControl object: one JSON object "
+                                         "per line"):
+        read_controls(str(f))
+    f.write_text('{"blendshapes": {"MouthSmileLeft": 0.8, "smile": 0.5, "jawOpen": 0.1, "_neutral": 0.1}}\n'
+                 '{"blendshapes": {"mouthSmileRight": 0.8, "browInnerUp": 0.2, "tongueOut": 0}}\n')
+    with caplog.at_level("WARNING"):
+        assert len(read_controls(str(f))) == 2
+    assert "drive nothing, not ARKit blendshape names: 'MouthSmileLeft' (from line 1; ARKit's: 'mouthSmileLeft'), " \
+           "'smile' (from line 1)" in caplog.text
+    assert "jawOpen'" not in caplog.text.split("drive nothing")[1] and "_neutral" not in caplog.text

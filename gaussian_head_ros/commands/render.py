@@ -69,12 +69,12 @@ def read_controls(path: str) -> list:
     """FaceControl objects from a JSONL file (what `gaussian-head track` writes). Raises ValueError naming the first
     bad line, or what the file is when it is no text (a video, an avatar: core.files.kind) or empty; OSError when it
     cannot be opened."""
-    from gaussian_head_ros.core.control import JSON_FIELDS, FaceControl
+    from gaussian_head_ros.core.control import ARKIT_BLENDSHAPES, JSON_FIELDS, FaceControl
     from gaussian_head_ros.core.files import file_kind
 
-    controls, ignored = [], {}
+    controls, ignored, unknown = [], {}, {}
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # -sig: a BOM (Windows Notepad) was refused
             for i, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
@@ -86,6 +86,8 @@ def read_controls(path: str) -> list:
                     raise ValueError(f"{path}:{i}: not a FaceControl line ({e})") from None
                 for key in obj.keys() - JSON_FIELDS:
                     ignored.setdefault(key, i)
+                for name in set(c.blendshape_names).difference(ARKIT_BLENDSHAPES):
+                    unknown.setdefault(name, i)
                 controls.append(c)
     except UnicodeDecodeError:  # a video or an image: said as "'utf-8' codec can't decode byte 0xae in position 51:
         what = file_kind(path)  # invalid start byte" (user26, s26)
@@ -101,6 +103,13 @@ def read_controls(path: str) -> list:
         log.warning("%s: ignored what no FaceControl has: %s (a FaceControl line's fields: %s)", path,
                     ", ".join(f"'{k}' (from line {i})" for k, i in sorted(ignored.items(), key=lambda kv: kv[1])),
                     ", ".join(sorted(JSON_FIELDS)))
+    if unknown:  # a phone app's 'MouthSmileLeft' or a made-up 'smile' drove nothing without a word (user32, s34)
+        lower = {n.lower(): n for n in ARKIT_BLENDSHAPES}
+        log.warning("%s: these drive nothing, not ARKit blendshape names: %s (ARKit's 52, as MediaPipe's FaceLandmarker "
+                    "names them: %s)", path, ", ".join(
+                        f"'{n}' (from line {i}" + (f"; ARKit's: '{lower[n.lower()]}')" if n.lower() in lower else ")")
+                        for n, i in sorted(unknown.items(), key=lambda kv: (kv[1], kv[0]))),
+                    ", ".join(ARKIT_BLENDSHAPES[1:]))
     return controls
 
 
