@@ -105,8 +105,8 @@ def read_controls(path: str) -> list:
                     ", ".join(sorted(JSON_FIELDS)))
     if unknown:  # a phone app's 'MouthSmileLeft' or a made-up 'smile' drove nothing without a word (user32, s34)
         lower = {n.lower(): n for n in ARKIT_BLENDSHAPES}
-        log.warning("%s: these drive nothing, not ARKit blendshape names: %s (ARKit's 52, as MediaPipe's FaceLandmarker "
-                    "names them: %s)", path, ", ".join(
+        log.warning("%s: these drive nothing, not ARKit blendshape names: %s (ARKit's 52, as MediaPipe's "
+                    "FaceLandmarker names them: %s)", path, ", ".join(
                         f"'{n}' (from line {i}" + (f"; ARKit's: '{lower[n.lower()]}')" if n.lower() in lower else ")")
                         for n, i in sorted(unknown.items(), key=lambda kv: (kv[1], kv[0]))),
                     ", ".join(ARKIT_BLENDSHAPES[1:]))

@@ -242,13 +242,14 @@ class ControlMixer:
 
     def ended_by(self, now: float) -> tuple[str, float]:
         """Why live control has ended at `now` (the idle animation plays, or the ease into it), and since how many
-        seconds: ("none yet", 0.0) before any live control, ("no face", s since the tracker said so) after
-        NO_FACE_GRACE_S of it, ("timeout", s since the last live control) after idle_timeout_s of silence; ("", 0.0)
+        seconds: ("no face", s since the tracker said so) after NO_FACE_GRACE_S of it, before any live control too
+        (controls that all say face_detected false were said as none yet: user32, s34); ("none yet", 0.0) before any
+        live control, ("timeout", s since the last live control) after idle_timeout_s of silence; ("", 0.0)
         while live control goes on."""
-        if self.live is None:
-            return "none yet", 0.0
         if self.lost_since is not None and now - self.lost_since >= NO_FACE_GRACE_S:
             return "no face", now - self.lost_since
+        if self.live is None:
+            return "none yet", 0.0
         if now - self.live_time > self.idle_timeout_s:
             return "timeout", now - self.live_time
         return "", 0.0
@@ -267,7 +268,8 @@ class ControlMixer:
             t = now - self.idle_since
             ctl = self.idle.control(t)
             if self.live is not None and t < self.ease_s:  # ease from the last live pose shown into idle
-                return blend_controls(self._shown_live(now), ctl, _ease(t / self.ease_s), self.idle.rest_gaze), "easing"
+                blend = blend_controls(self._shown_live(now), ctl, _ease(t / self.ease_s), self.idle.rest_gaze)
+                return blend, "easing"
             return ctl, "idle"
         live = self._held(now)
         if self.last_idle is not None and u < 1.0:
