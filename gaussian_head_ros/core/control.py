@@ -291,12 +291,15 @@ class FaceControl:
                                                and not isinstance(v, bool) for n, v in bs.items()):
             raise ValueError("blendshapes is an object of ARKit name: coefficient (0..1), e.g. {\"jawOpen\": 0.3, "
                              f"\"mouthSmileLeft\": 0.8}}; got {json_shown(bs)}")
+        stamp = obj.get("stamp_ns", 0)
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not -2**63 <= stamp < 2**63:
+            raise ValueError(f"stamp_ns is {json_shown(stamp)}; it is an integer of nanoseconds (int64)")
         detected = obj.get("face_detected", False)
         if not isinstance(detected, bool):  # bool("false") is True
             raise ValueError(f"face_detected is a JSON {type(detected).__name__} ({json_shown(detected)}); it is true "
                              f"or false")
         return FaceControl(
-            stamp_ns=int(obj.get("stamp_ns", 0)),
+            stamp_ns=int(stamp),
             face_detected=detected,
             confidence=float(obj.get("confidence", 0.0)),
             rotation=np.asarray(pose.get("quaternion_wxyz", [1, 0, 0, 0]), np.float32),
