@@ -327,6 +327,22 @@ def test_a_photo_stored_upside_down_gives_the_upright_avatar(fast_reconstructor)
     np.testing.assert_array_equal(res.avatar.means, rest.avatar.means)
 
 
+def test_a_face_lost_to_the_scaling_of_a_long_strip_is_said(fast_reconstructor):
+    """A 20000x600 strip holding a portrait whose face alone reconstructs (115 px wide) was refused as 'no face found
+    in the photo', nothing more (user32, s34, swapped in under avatar.launch.py): the photo is searched at max_side
+    2048, where that face is 12 px wide. The refusal now says the size searched and to crop the photo."""
+    from gaussian_head_ros.core.reconstruct import ReconstructionError
+
+    face = photo("business_person.png", 600)  # 600 px tall
+    fast_reconstructor.reconstruct(face)  # usable on its own
+    strip = np.full((600, 20000, 3), 128, np.uint8)
+    strip[:, 9900:9900 + face.shape[1]] = face
+    with pytest.raises(ReconstructionError, match=r"no face found in the photo \(a 20000x600 photo is searched at "
+                                                  r"2048x61, max_side 2048: a face in it is 0.1 of its size there; "
+                                                  r"crop the photo around the face\)"):
+        fast_reconstructor.reconstruct(strip)
+
+
 # ---------------------------------------------------------------------------------------------------
 # 2. transparency
 

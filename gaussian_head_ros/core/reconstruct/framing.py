@@ -149,7 +149,11 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     if not faces and cfg.upright and facemesh.detect(np.ascontiguousarray(work[::-1, ::-1])):
         turns = 2  # upside down, a face the mesh does not find as it is (lp_d8, lp_d9, obama_speech turned over)
     elif not faces:
-        raise ReconstructionError(NO_FACE, "no face found in the photo; use a well-lit photo of one person facing the camera")
+        scaled = "" if shrink >= 1.0 else (  # a 20000x600 strip's face, 115 px wide, was searched 12 px wide
+            f" (a {w0}x{h0} photo is searched at {work.shape[1]}x{work.shape[0]}, max_side {cfg.max_side}: a face in "
+            f"it is {shrink:.2g} of its size there; crop the photo around the face)")
+        raise ReconstructionError(NO_FACE, f"no face found in the photo{scaled}; use a well-lit photo of one person "
+                                           f"facing the camera")
     warnings = []
     if cfg.upright and faces:  # upside down: the mesh fits it as an upright face (quarter_turns), the detector not
         turns = quarter_turns(faces[0].landmarks_px) or (2 if facemesh.upside_down(work) else 0)
