@@ -521,10 +521,12 @@ def test_a_hand_written_controls_file_is_read_as_written_or_refused_with_the_rea
     f.write_text('{"face_detected": "false", "blendshapes": {"jawOpen": 0.5}}\n')
     with pytest.raises(ValueError, match=r'c.jsonl:1: .*face_detected is a JSON str \("false"\); it is true or false'):
         read_controls(str(f))
-    f.write_text('[{"blendshapes": {"jawOpen": 0.5}}, {"blendshapes": {"jawOpen": 0.6}}]\n')
-    with pytest.raises(ValueError, match="c.jsonl:1: .*a JSON array, not one FaceControl object: one JSON object "
-                                         "per line"):
-        read_controls(str(f))
+    for array in ('[{"blendshapes": {"jawOpen": 0.5}}, {"blendshapes": {"jawOpen": 0.6}}]\n',
+                  '[\n  {"blendshapes": {"jawOpen": 0.5}},\n  {"blendshapes": {"jawOpen": 0.6}}\n]\n'):  # pretty-printed
+        f.write_text(array)
+        with pytest.raises(ValueError, match="c.jsonl:1: .*a JSON array, not one FaceControl object: one JSON object "
+                                             "per line"):
+            read_controls(str(f))
     f.write_text('{"blendshapes": {"MouthSmileLeft": 0.8, "smile": 0.5, "jawOpen": 0.1, "_neutral": 0.1}}\n'
                  '{"blendshapes": {"mouthSmileRight": 0.8, "browInnerUp": 0.2, "tongueOut": 0}}\n')
     with caplog.at_level("WARNING"):

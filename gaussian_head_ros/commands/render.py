@@ -80,6 +80,9 @@ def controls_in(path: str, notes: tuple[dict, dict] | None = None):
                 if not line.strip():
                     continue
                 try:
+                    if line.strip() == "[":  # a pretty-printed JSON array: said as "Expecting value: line 2 column 1"
+                        raise ValueError("a JSON array, not one FaceControl object: one JSON object per line (JSON "
+                                         "Lines)")
                     obj = json.loads(line)
                     c = FaceControl.from_json(obj)
                     c.validate()
