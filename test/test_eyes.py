@@ -12,6 +12,7 @@ from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_STATIC
 from gaussian_head_ros.core.control import FaceControl
 from gaussian_head_ros.core.drive import DriveConfig, Driver
 from gaussian_head_ros.core.expression import forehead_points
+from gaussian_head_ros.core.idle import mixed_gaze
 from gaussian_head_ros.core.synthetic import synthetic_avatar
 
 
@@ -95,6 +96,39 @@ def test_blendshapes_give_the_same_convention():
     np.testing.assert_allclose(eyes.control_gaze(c), g)
     c.gaze = np.zeros((2, 2), np.float32)  # an explicit gaze wins
     np.testing.assert_array_equal(eyes.control_gaze(c), 0)
+
+
+def test_arkit_eye_looks_turn_the_eyes_from_the_photo_s_own_gaze(canonical):
+    """eyeLook* blendshapes are a turn from where the avatar's eyes look at rest: all 0 is the photo's own gaze. They
+    were taken as absolute head-frame angles, and every portrait's rest pitch is -0.12..-0.27 rad (the template's
+    corners): a phone app's stream of eyeLook* 0 turned business_person's eyes 0.27 rad down, the irises under the
+    lids, smeared with lashes (user32, s34: /tmp/u32/eyes.png)."""
+    a = synthetic_avatar(2000, seed=7)
+    v = canonical.copy()
+    v[[lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L], 1] -= 0.003  # a photo whose eyes look up, as the portraits' do
+    a.template_vertices = v.astype(np.float32)
+    a.template_faces = np.zeros((0, 3), np.int32)
+    a.expression_names, a.expression_basis = [], np.zeros((0, len(v), 3), np.float32)
+    a.source_camera = None  # the rest gaze from the template itself
+    a.means[:2], a.part[:2], a.face_id[:2] = v[[lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L]], PART_EYE, -1
+    a.part[2:] = np.where(a.part[2:] == PART_EYE, PART_STATIC, a.part[2:])
+    d = Driver(a)
+    assert np.all(d.rig.rest_gaze[:, 1] < -0.1)
+    looks = ["eyeLookInLeft", "eyeLookOutLeft", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpLeft",
+             "eyeLookUpRight", "eyeLookDownLeft", "eyeLookDownRight"]
+    rest = d.drive(FaceControl.rest()).means[:2]
+    ahead = d.drive(FaceControl(blendshape_names=looks, blendshapes=np.zeros(8, np.float32))).means[:2]
+    np.testing.assert_allclose(ahead, rest, atol=1e-6)  # was 1.6 mm lower: turned down from the rest
+    names = ["eyeLookDownLeft", "eyeLookDownRight", "eyeLookOutRight", "eyeLookInLeft"]
+    c = FaceControl(blendshape_names=names, blendshapes=np.array([0.5, 0.5, 0.4, 0.4], np.float32))
+    np.testing.assert_allclose(eyes.control_gaze(c, d.rig.rest_gaze), d.rig.rest_gaze + [[0.2, 0.2], [0.2, 0.2]],
+                               atol=1e-6)
+    turned = d.drive(c).means[:2]
+    gazed = d.drive(FaceControl(gaze=(d.rig.rest_gaze + 0.2).astype(np.float32))).means[:2]
+    np.testing.assert_allclose(turned, gazed, atol=1e-6)
+    idle = FaceControl(gaze=d.rig.rest_gaze.astype(np.float32))  # an ease into the idle animation: no jump
+    ahead_ctl = FaceControl(blendshape_names=looks, blendshapes=np.zeros(8, np.float32))
+    np.testing.assert_allclose(mixed_gaze(ahead_ctl, idle, 0.5, d.rig.rest_gaze), d.rig.rest_gaze, atol=1e-6)
 
 
 def test_the_driver_turns_the_eyeballs_about_their_centres(canonical):

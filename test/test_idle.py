@@ -443,3 +443,19 @@ def test_the_mixer_says_why_live_control_ended():
     mixer.face_lost(20.1)
     assert mixer.ended_by(20.2)[0] == "" and mixer.ended_by(20.1 + NO_FACE_GRACE_S + 1.0) == ("no face", pytest.approx(
         NO_FACE_GRACE_S + 1.0))
+
+
+def test_controls_that_only_ever_say_no_face_are_said_as_no_face_not_as_none_yet():
+    """FaceControls that all carry face_detected false (`ros2 topic pub` of a blendshape-only FaceControl: the field's
+    default is false) never drove the face, and render_node's /diagnostics said 'no face_control on /face_control
+    yet' while they came at 30 Hz (user32, s34); the cause is the tracker's no-face, as once live control ran."""
+    import pytest
+
+    from gaussian_head_ros.core.idle import NO_FACE_GRACE_S
+
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    for i in range(31):
+        mixer.face_lost(5.0 + i / 30)
+    assert mixer.ended_by(5.0 + NO_FACE_GRACE_S / 2) == ("none yet", 0.0)  # within the grace: nothing said yet
+    assert mixer.ended_by(7.0) == ("no face", pytest.approx(2.0))
+    assert mixer.get(7.0)[1] == "idle"

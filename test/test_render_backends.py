@@ -506,3 +506,60 @@ def test_thread_tuner_keeps_the_faster_count():
         now += 0.1
     assert tuner.best == 2
     assert ThreadTuner(max_threads=1).threads(0.0) == 1
+
+
+def test_a_hand_written_controls_file_is_read_as_written_or_refused_with_the_reason(tmp_path, caplog):
+    """A controls file written by hand (or by a phone app's exporter): a UTF-8 BOM (Windows Notepad) refused the
+    file ('Unexpected UTF-8 BOM'); "face_detected": "false" read as True (bool of a string); a blendshape name
+    outside ARKit's 52 (Live Link Face's 'MouthSmileLeft', a made-up 'smile') drove nothing without a word; one
+    JSON array of objects was said as 'none of a FaceControl's fields (list; ...' (user32, s34)."""
+    from gaussian_head_ros.commands.render import controls_in, read_controls
+
+    f = tmp_path / "c.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"stamp_ns": 0, "blendshapes": {"jawOpen": 0.5}}\r\n')
+    assert len(read_controls(str(f))) == 1 and next(controls_in(str(f))).blendshape("jawOpen") == pytest.approx(0.5)
+    f.write_text('{"face_detected": "false", "blendshapes": {"jawOpen": 0.5}}\n')
+    with pytest.raises(ValueError, match=r'c.jsonl:1: .*face_detected is a JSON str \("false"\); it is true or false'):
+        read_controls(str(f))
+    for array in ('[{"blendshapes": {"jawOpen": 0.5}}, {"blendshapes": {"jawOpen": 0.6}}]\n',
+                  '[\n  {"blendshapes": {"jawOpen": 0.5}},\n  {"blendshapes": {"jawOpen": 0.6}}\n]\n'):  # pretty-printed
+        f.write_text(array)
+        with pytest.raises(ValueError, match="c.jsonl:1: .*a JSON array, not one FaceControl object: one JSON object "
+                                             "per line"):
+            read_controls(str(f))
+    f.write_text('{"blendshapes": {"MouthSmileLeft": 0.8, "smile": 0.5, "jawOpen": 0.1, "_neutral": 0.1}}\n'
+                 '{"blendshapes": {"mouthSmileRight": 0.8, "browInnerUp": 0.2, "tongueOut": 0}}\n')
+    with caplog.at_level("WARNING"):
+        assert len(read_controls(str(f))) == 2
+    assert "drive nothing, not ARKit blendshape names: 'MouthSmileLeft' (from line 1; ARKit's: 'mouthSmileLeft'), " \
+           "'smile' (from line 1)" in caplog.text
+    assert "jawOpen'" not in caplog.text.split("drive nothing")[1] and "_neutral" not in caplog.text
+
+
+def test_a_long_controls_file_is_checked_whole_but_not_held_in_memory(tmp_path):
+    """`gaussian-head render --controls` parsed every line into a FaceControl and kept them all before the first
+    frame: a 50 MB hand-written file (632911 blendshape-only lines) took 1.3 GB and 23 s, so a 1 GB one (~26 GB) was
+    killed for memory before drawing anything (user32, s34). The file is still checked whole before the avatar loads
+    (a bad last line said at once); then read again line by line as the frames are drawn, holding only the stamps."""
+    import tracemalloc
+
+    from gaussian_head_ros.commands.render import controls_in, read_controls
+
+    f = tmp_path / "long.jsonl"
+    line = '{{"stamp_ns": {}, "face_detected": true, "blendshapes": {{"mouthSmileLeft": 0.8, "jawOpen": 0.1}}}}\n'
+    f.write_text("".join(line.format(i * 33_333_333) for i in range(20_000)))
+    tracemalloc.start()
+    try:
+        stamps = read_controls(str(f))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(stamps) == 20_000 and stamps[-1] == 19_999 * 33_333_333
+    assert peak < 4e6, peak  # was 40 MB (2 KB a control)
+    got = controls_in(str(f))
+    assert next(got).blendshape("mouthSmileLeft") == pytest.approx(0.8) and sum(1 for _ in got) == 19_999
+    with open(f, "a") as fh:  # a stamp beyond int64 was an OverflowError's traceback
+        fh.write('{"stamp_ns": 1.5e30, "blendshapes": {"jawOpen": 0.5}}\n')
+    with pytest.raises(ValueError, match=r"long.jsonl:20001: not a FaceControl line \(stamp_ns is 1.5e\+30; it is an "
+                                         "integer of nanoseconds"):
+        read_controls(str(f))

@@ -65,28 +65,35 @@ def swapped_inputs(avatar: str, controls: str | None, output: str = "OUT.mp4") -
             f"track`); the avatar is the first argument: {USAGE}")
 
 
-def read_controls(path: str) -> list:
-    """FaceControl objects from a JSONL file (what `gaussian-head track` writes). Raises ValueError naming the first
-    bad line, or what the file is when it is no text (a video, an avatar: core.files.kind) or empty; OSError when it
-    cannot be opened."""
-    from gaussian_head_ros.core.control import JSON_FIELDS, FaceControl
+def controls_in(path: str, notes: tuple[dict, dict] | None = None):
+    """The FaceControls of a JSONL file (what `gaussian-head track` writes), one line at a time (a generator: the
+    file is never held whole). `notes`: (ignored, unknown) dicts to fill with the fields no FaceControl has and the
+    blendshape names outside ARKit's 52, each with the first line naming it. Raises ValueError naming the first bad
+    line, or what the file is when it is no text (a video, an avatar: core.files.kind); OSError when it cannot be
+    opened."""
+    from gaussian_head_ros.core.control import ARKIT_BLENDSHAPES, JSON_FIELDS, FaceControl
     from gaussian_head_ros.core.files import file_kind
 
-    controls, ignored = [], {}
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # -sig: a BOM (Windows Notepad) was refused
             for i, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
+                    if line.strip() == "[":  # a pretty-printed JSON array: said as "Expecting value: line 2 column 1"
+                        raise ValueError("a JSON array, not one FaceControl object: one JSON object per line (JSON "
+                                         "Lines)")
                     obj = json.loads(line)
                     c = FaceControl.from_json(obj)
                     c.validate()
                 except (ValueError, TypeError, AttributeError) as e:
                     raise ValueError(f"{path}:{i}: not a FaceControl line ({e})") from None
-                for key in obj.keys() - JSON_FIELDS:
-                    ignored.setdefault(key, i)
-                controls.append(c)
+                if notes is not None:
+                    for key in obj.keys() - JSON_FIELDS:
+                        notes[0].setdefault(key, i)
+                    for name in set(c.blendshape_names).difference(ARKIT_BLENDSHAPES):
+                        notes[1].setdefault(name, i)
+                yield c
     except UnicodeDecodeError:  # a video or an image: said as "'utf-8' codec can't decode byte 0xae in position 51:
         what = file_kind(path)  # invalid start byte" (user26, s26)
         if what is None or what.startswith("a video"):
@@ -95,13 +102,33 @@ def read_controls(path: str) -> list:
                 f"-o controls.jsonl` tracks one; then --controls controls.jsonl)") from None
         raise ValueError(f"{path} is {what}, not a text file of FaceControl JSON lines (`gaussian-head track CLIP "
                          f"-o controls.jsonl` writes one); {USAGE}") from None
-    if not controls:
+
+
+def read_controls(path: str):
+    """Checks every line of a FaceControl JSONL file (`controls_in`) and returns their stamps ([N] int64 ns); warns
+    about the fields no FaceControl has and the blendshape names outside ARKit's 52. The controls themselves are
+    read again as the frames are drawn (`controls_in`): holding them all took 2 KB a line (a 50 MB file 1.3 GB).
+    Raises ValueError as `controls_in` does, or when the file holds no controls; OSError when it cannot be opened."""
+    import numpy as np
+
+    from gaussian_head_ros.core.control import ARKIT_BLENDSHAPES, JSON_FIELDS
+
+    ignored, unknown = {}, {}
+    stamps = np.fromiter((c.stamp_ns for c in controls_in(path, (ignored, unknown))), np.int64)
+    if not len(stamps):
         raise ValueError(f"{path} holds no controls")
     if ignored:  # a hand-written file's misspelt field drove nothing without a word
         log.warning("%s: ignored what no FaceControl has: %s (a FaceControl line's fields: %s)", path,
                     ", ".join(f"'{k}' (from line {i})" for k, i in sorted(ignored.items(), key=lambda kv: kv[1])),
                     ", ".join(sorted(JSON_FIELDS)))
-    return controls
+    if unknown:  # a phone app's 'MouthSmileLeft' or a made-up 'smile' drove nothing without a word (user32, s34)
+        lower = {n.lower(): n for n in ARKIT_BLENDSHAPES}
+        log.warning("%s: these drive nothing, not ARKit blendshape names: %s (ARKit's 52, as MediaPipe's "
+                    "FaceLandmarker names them: %s)", path, ", ".join(
+                        f"'{n}' (from line {i}" + (f"; ARKit's: '{lower[n.lower()]}')" if n.lower() in lower else ")")
+                        for n, i in sorted(unknown.items(), key=lambda kv: (kv[1], kv[0]))),
+                    ", ".join(ARKIT_BLENDSHAPES[1:]))
+    return stamps
 
 
 def run(args) -> int:
@@ -121,22 +148,22 @@ def run(args) -> int:
     if swapped:
         raise ValueError(swapped)
     check_writable(args.output, "-o/--output", example="me.mp4")  # before the avatar loads (VideoWriter makes its dir)
-    given = read_controls(args.controls) if args.controls else None  # a bad file said before the avatar loads
+    stamps = read_controls(args.controls) if args.controls else None  # a bad file said before the avatar loads
     avatar = load_ply(args.avatar)
     avatar.validate()
     lighting = lighting_from_spec(args.lighting)
     renderer = get_renderer(args.backend)  # ValueError when it cannot run here
     renderer.warm_up()
     driver = Driver(avatar)
-    if given:
-        controls = given
-        stamps = np.array([c.stamp_ns for c in controls], np.float64)
-        dt = np.diff(stamps)
+    if stamps is not None:
+        controls, count = controls_in(args.controls), len(stamps)  # read again as drawn: not held in memory
+        dt = np.diff(stamps.astype(np.float64))
         fps = args.fps or (1e9 / float(np.median(dt)) if len(dt) and np.all(dt > 0) else 30.0)
     else:
         fps = args.fps or 30.0
         idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
         controls = [idle.control(i / fps) for i in range(max(1, int(round(args.seconds * fps))))]
+        count = len(controls)
     w, h = args.width or args.size, args.height or args.size
     k = AvatarFraming.from_avatar(avatar).intrinsics(args.framing, args.fov, w, h, args.distance, args.head_fill)
     view = head_viewmat(args.distance)
@@ -151,6 +178,6 @@ def run(args) -> int:
             times.append(time.perf_counter() - t0)
             writer.write(rgb)
     ms = 1e3 * float(np.median(times))
-    print(f"wrote {out}: {len(controls)} frames at {fps:.1f} FPS, {w}x{h}, {renderer.name} backend, "
+    print(f"wrote {out}: {count} frames at {fps:.1f} FPS, {w}x{h}, {renderer.name} backend, "
           f"drive + render {ms:.1f} ms/frame (median)")
     return 0

@@ -154,6 +154,20 @@ def _check_range(name: str, values, bounds: tuple[float, float], meaning: str) -
         raise ValueError(f"control {name} is {value:.4g}, outside {bounds[0]:g} .. {bounds[1]:g} ({meaning})")
 
 
+_UNPAIRED = frozenset(("browInnerUp", "cheekPuff", "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose",
+                       "mouthFunnel", "mouthLeft", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper",
+                       "mouthShrugLower", "mouthShrugUpper", "tongueOut"))
+# ARKit's 52 blendshape names in MediaPipe FaceLandmarker's order (alphabetical), after the "_neutral" it also
+# gives; FaceControl.blendshape_names are these (a name outside them drives nothing).
+ARKIT_BLENDSHAPES = ("_neutral",) + tuple(
+    pre + side for pre in ("browDown", "browInnerUp", "browOuterUp", "cheekPuff", "cheekSquint", "eyeBlink",
+                           "eyeLookDown", "eyeLookIn", "eyeLookOut", "eyeLookUp", "eyeSquint", "eyeWide", "jawForward",
+                           "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimple", "mouthFrown", "mouthFunnel",
+                           "mouthLeft", "mouthLowerDown", "mouthPress", "mouthPucker", "mouthRight", "mouthRollLower",
+                           "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmile", "mouthStretch",
+                           "mouthUpperUp", "noseSneer", "tongueOut")
+    for side in (("",) if pre in _UNPAIRED else ("Left", "Right")))
+
 # The fields of a `gaussian-head track` JSONL line (FaceControl.to_json / from_json).
 JSON_FIELDS = frozenset(("stamp_ns", "face_detected", "confidence", "head_pose", "mouth_open", "landmarks",
                          "expression", "gaze_rad", "eyelid_ratios", "blendshapes"))
@@ -268,6 +282,9 @@ class FaceControl:
     def from_json(obj: dict) -> "FaceControl":
         """The FaceControl of a `gaussian-head track` JSONL object (to_json's); a field left out takes its default.
         ValueError for an object with none of those fields (some other JSON: it read as one empty control)."""
+        if isinstance(obj, list):
+            raise ValueError("a JSON array, not one FaceControl object: one JSON object per line (JSON Lines), e.g. "
+                             "{\"stamp_ns\": 0, \"face_detected\": true, \"blendshapes\": {\"jawOpen\": 0.3}}")
         if not isinstance(obj, dict) or not obj.keys() & JSON_FIELDS:
             keys = ", ".join(map(str, list(obj)[:5])) if isinstance(obj, dict) else type(obj).__name__
             raise ValueError(f"none of a FaceControl's fields ({keys}; expected some of "
@@ -282,9 +299,16 @@ class FaceControl:
                                                and not isinstance(v, bool) for n, v in bs.items()):
             raise ValueError("blendshapes is an object of ARKit name: coefficient (0..1), e.g. {\"jawOpen\": 0.3, "
                              f"\"mouthSmileLeft\": 0.8}}; got {json_shown(bs)}")
+        stamp = obj.get("stamp_ns", 0)
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not -2**63 <= stamp < 2**63:
+            raise ValueError(f"stamp_ns is {json_shown(stamp)}; it is an integer of nanoseconds (int64)")
+        detected = obj.get("face_detected", False)
+        if not isinstance(detected, bool):  # bool("false") is True
+            raise ValueError(f"face_detected is a JSON {type(detected).__name__} ({json_shown(detected)}); it is true "
+                             f"or false")
         return FaceControl(
-            stamp_ns=int(obj.get("stamp_ns", 0)),
-            face_detected=bool(obj.get("face_detected", False)),
+            stamp_ns=int(stamp),
+            face_detected=detected,
             confidence=float(obj.get("confidence", 0.0)),
             rotation=np.asarray(pose.get("quaternion_wxyz", [1, 0, 0, 0]), np.float32),
             translation=np.asarray(pose.get("translation_m", [0, 0, 0]), np.float32),

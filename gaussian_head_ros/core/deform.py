@@ -1259,7 +1259,7 @@ def control_lid_ratios(control, cfg: DriveConfig | None = None, basis_names=()) 
                      [len(lmk.EYELID_PAIRS_R), len(lmk.EYELID_PAIRS_L)])
 
 
-def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_names=()):
+def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_names=(), rest_gaze=None):
     """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
     or None) as the rules take them (numpy). The lid ratios: `control_lid_ratios`.
     `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
@@ -1267,7 +1267,8 @@ def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_name
     brow blendshapes where its expression leaves them still (`expression.blendshape_expression`) and whose lips keep
     cfg.lip_min_height of their height (`lip_height_floor`); None: neither applied. `basis_names`: the avatar's
     expression basis' names (`Driver.expr_index`): the blendshapes it drives itself are left out of those fallbacks
-    (a learned avatar's jawOpen / brow / eyeBlink shapes moved it twice: test_model's twin)."""
+    (a learned avatar's jawOpen / brow / eyeBlink shapes moved it twice: test_model's twin). `rest_gaze`: the
+    avatar's `Rig.rest_gaze` [2, 2] rad, which eyeLook* blendshapes turn the eyes from (`eyes.control_gaze`)."""
     from gaussian_head_ros.core.expression import blendshape_expression  # (expression imports this module)
 
     names = list(control.blendshape_names)
@@ -1283,4 +1284,4 @@ def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_name
         ex[brows] *= cfg.brow_gain
     if verts is not None:
         ex = lip_height_floor(verts, ex, cfg.lip_min_height)
-    return ex, jaw_open, float(control.mouth_open), eyes.control_gaze(control), lid
+    return ex, jaw_open, float(control.mouth_open), eyes.control_gaze(control, rest_gaze), lid

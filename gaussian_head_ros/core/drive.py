@@ -229,7 +229,8 @@ class Driver:
 
     def deformed_template(self, control: FaceControl) -> tuple[np.ndarray, np.ndarray]:
         """([V, 3] template vertices after the control's expression, [V, 3] displacement), float64."""
-        ex, _, _, gaze, lid = deform.control_inputs(control, self.cfg, self.brows, self.verts, self.expr_index)
+        ex, _, _, gaze, lid = deform.control_inputs(control, self.cfg, self.brows, self.verts, self.expr_index,
+                                                    self.rig.rest_gaze)
         disp = deform.expression_offsets(self.verts, ex, self.basis, self._coeffs(control), self.cfg, lid, gaze,
                                          self.rig)
         return self.verts + disp, disp
@@ -237,7 +238,7 @@ class Driver:
     def tables(self, control: FaceControl) -> FrameTables:
         """The per-frame transforms for one control."""
         ex, jaw_open, mouth_open, gaze, lid = deform.control_inputs(control, self.cfg, self.brows, self.verts,
-                                                                    self.expr_index)
+                                                                    self.expr_index, self.rig.rest_gaze)
         disp = deform.expression_offsets(self.verts, ex, self.basis, self._coeffs(control), self.cfg, lid, gaze,
                                          self.rig)
         theta = deform.jaw_angle(self.rig, disp, jaw_open, mouth_open, self.cfg)

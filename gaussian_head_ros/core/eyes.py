@@ -306,26 +306,31 @@ def eyeball_centres(landmarks: np.ndarray, gaze: np.ndarray, radius_m: float = E
     return v[list(IRIS_CENTRES)] - radius_m * gaze_directions(gaze)
 
 
-def gaze_from_blendshapes(names, values) -> np.ndarray | None:
-    """ARKit eyeLook* coefficients -> gaze [2, 2] (yaw, pitch) rad per eye, or None when none is given."""
+def gaze_from_blendshapes(names, values, rest_gaze=None) -> np.ndarray | None:
+    """ARKit eyeLook* coefficients -> gaze [2, 2] (yaw, pitch) rad per eye, or None when none is given: the turn
+    they give from rest_gaze ([2, 2] rad, the avatar's rest gaze, `Rig.rest_gaze`: all 0 looks as the photo does;
+    None = from the head frame's 0, as training takes them). ARKit's eyeLook* are 0 for a straight look, while a
+    photo's rest pitch in the head frame is -0.12..-0.27 rad: taken as absolute, a phone app's 0 turned the eyes
+    down under the lids."""
     d = dict(zip(names, np.asarray(values, np.float64)))
     if not any(n.startswith("eyeLook") for n in d):
         return None
-    g = np.zeros((2, 2))
+    g = np.zeros((2, 2)) if rest_gaze is None else np.array(rest_gaze, np.float64).reshape(2, 2)
     for e, side in enumerate(("Right", "Left")):
         out, inn = d.get(f"eyeLookOut{side}", 0.0), d.get(f"eyeLookIn{side}", 0.0)
         # the right eye looks out towards the subject's right (+yaw), the left eye out towards -yaw
-        g[e, 0] = ARKIT_YAW_RAD * ((out - inn) if side == "Right" else (inn - out))
-        g[e, 1] = ARKIT_PITCH_RAD * (d.get(f"eyeLookDown{side}", 0.0) - d.get(f"eyeLookUp{side}", 0.0))
+        g[e, 0] += ARKIT_YAW_RAD * ((out - inn) if side == "Right" else (inn - out))
+        g[e, 1] += ARKIT_PITCH_RAD * (d.get(f"eyeLookDown{side}", 0.0) - d.get(f"eyeLookUp{side}", 0.0))
     return g
 
 
-def control_gaze(control) -> np.ndarray | None:
-    """A FaceControl's gaze [2, 2]: its explicit gaze, else from its eyeLook* blendshapes, else None (rest)."""
+def control_gaze(control, rest_gaze=None) -> np.ndarray | None:
+    """A FaceControl's gaze [2, 2] (yaw, pitch) rad: its explicit gaze, else from its eyeLook* blendshapes as a turn
+    from rest_gaze ([2, 2] rad or None: `gaze_from_blendshapes`), else None (rest)."""
     g = np.asarray(control.gaze, np.float64)
     if g.size == 4:
         return g.reshape(2, 2)
-    return gaze_from_blendshapes(control.blendshape_names, control.blendshapes)
+    return gaze_from_blendshapes(control.blendshape_names, control.blendshapes, rest_gaze)
 
 
 def _yaw_pitch_matrices(yaw, pitch, xp):

@@ -93,9 +93,9 @@ class IdleAnimator:
                            gaze=np.zeros((0, 2), np.float32) if self.rest_gaze is None else self.rest_gaze.copy())
 
 
-def blend_controls(a: FaceControl, b: FaceControl, w: float) -> FaceControl:
+def blend_controls(a: FaceControl, b: FaceControl, w: float, rest_gaze=None) -> FaceControl:
     """(1 - w) a + w b: slerped rotation, mixed expression/blendshapes, lid ratios (`mixed_lid_ratios`) and gaze
-    (`mixed_gaze`); stamp and detection from b."""
+    (`mixed_gaze`, eyeLook* blendshapes turning from rest_gaze [2, 2] rad or None); stamp and detection from b."""
     w = float(np.clip(w, 0.0, 1.0))
     if w <= 0.0:
         return dataclasses.replace(a, stamp_ns=b.stamp_ns, frame_id=b.frame_id, face_detected=b.face_detected,
@@ -127,16 +127,17 @@ def blend_controls(a: FaceControl, b: FaceControl, w: float) -> FaceControl:
                        landmarks=b.landmarks, expression=mix(a.expression, b.expression),
                        mouth_open=(1 - w) * a.mouth_open + w * b.mouth_open,
                        blendshape_names=names, blendshapes=coeffs, eyelid_ratios=mixed_lid_ratios(a, b, w),
-                       gaze=mixed_gaze(a, b, w))
+                       gaze=mixed_gaze(a, b, w, rest_gaze))
 
 
-def mixed_gaze(a: FaceControl, b: FaceControl, w: float) -> np.ndarray:
+def mixed_gaze(a: FaceControl, b: FaceControl, w: float, rest_gaze=None) -> np.ndarray:
     """[2, 2] float32 (1 - w) a's + w b's gaze (yaw, pitch rad per eye) as the driver takes it (eyes.control_gaze:
     given, else from the eyeLook* blendshapes), when both have one; else [0, 2] (the driver's rest gaze). Without
     it every blend had none: at the start of each ease into idle the eyes jumped from the operator's gaze to the
     rest gaze, and back at the end of each ease out of it (review27, s27); the idle animation carries the rest
-    gaze when its animator has it (IdleAnimator's rest_gaze), so the two mix."""
-    ga, gb = control_gaze(a), control_gaze(b)
+    gaze when its animator has it (IdleAnimator's rest_gaze), so the two mix. rest_gaze [2, 2] rad or None: what
+    eyeLook* blendshapes turn from (eyes.control_gaze), the avatar's rest gaze as the driver has it."""
+    ga, gb = control_gaze(a, rest_gaze), control_gaze(b, rest_gaze)
     if ga is None or gb is None:
         return np.zeros((0, 2), np.float32)
     return ((1 - w) * np.asarray(ga, np.float64) + w * np.asarray(gb, np.float64)).astype(np.float32)
@@ -241,13 +242,14 @@ class ControlMixer:
 
     def ended_by(self, now: float) -> tuple[str, float]:
         """Why live control has ended at `now` (the idle animation plays, or the ease into it), and since how many
-        seconds: ("none yet", 0.0) before any live control, ("no face", s since the tracker said so) after
-        NO_FACE_GRACE_S of it, ("timeout", s since the last live control) after idle_timeout_s of silence; ("", 0.0)
+        seconds: ("no face", s since the tracker said so) after NO_FACE_GRACE_S of it, before any live control too
+        (controls that all say face_detected false were said as none yet: user32, s34); ("none yet", 0.0) before any
+        live control, ("timeout", s since the last live control) after idle_timeout_s of silence; ("", 0.0)
         while live control goes on."""
-        if self.live is None:
-            return "none yet", 0.0
         if self.lost_since is not None and now - self.lost_since >= NO_FACE_GRACE_S:
             return "no face", now - self.lost_since
+        if self.live is None:
+            return "none yet", 0.0
         if now - self.live_time > self.idle_timeout_s:
             return "timeout", now - self.live_time
         return "", 0.0
@@ -266,11 +268,12 @@ class ControlMixer:
             t = now - self.idle_since
             ctl = self.idle.control(t)
             if self.live is not None and t < self.ease_s:  # ease from the last live pose shown into idle
-                return blend_controls(self._shown_live(now), ctl, _ease(t / self.ease_s)), "easing"
+                blend = blend_controls(self._shown_live(now), ctl, _ease(t / self.ease_s), self.idle.rest_gaze)
+                return blend, "easing"
             return ctl, "idle"
         live = self._held(now)
         if self.last_idle is not None and u < 1.0:
-            return blend_controls(self.last_idle, live, _ease(u)), "easing"
+            return blend_controls(self.last_idle, live, _ease(u), self.idle.rest_gaze), "easing"
         opening = live is not self.live and now - self.live_time < HELD_BLINK_S + self._open_s
         return live, "easing" if opening else "live"
 
@@ -289,4 +292,6 @@ class ControlMixer:
         started from). A face back for a few frames and lost again (someone passing by) used to ease into idle from
         the live control itself: the head and mouth jumped the rest of the way to it in one frame (review31)."""
         held = self._held(now)
-        return held if self.left_weight >= 1.0 else blend_controls(self.last_idle, held, self.left_weight)
+        if self.left_weight >= 1.0:
+            return held
+        return blend_controls(self.last_idle, held, self.left_weight, self.idle.rest_gaze)

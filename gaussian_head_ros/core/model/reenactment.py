@@ -37,20 +37,12 @@ import torch.nn as nn
 
 from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.control import FaceControl
+from gaussian_head_ros.core.control import ARKIT_BLENDSHAPES, FaceControl
 from gaussian_head_ros.core.deform import DriveConfig
 
 # ARKit blendshape names (as MediaPipe's FaceLandmarker publishes them), split by region.
-EYE_NAMES = (
-    "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
-    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight",
-    "eyeWideLeft", "eyeWideRight")
-MOUTH_NAMES = (
-    "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight",
-    "mouthFrownLeft", "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper",
-    "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft",
-    "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight")
+EYE_NAMES = tuple(n for n in ARKIT_BLENDSHAPES if n.startswith("eye"))
+MOUTH_NAMES = tuple(n for n in ARKIT_BLENDSHAPES if n.startswith(("jaw", "mouth")))
 
 # MediaPipe face-mesh landmark indices of the two regions (eye contours + irises; lips + chin).
 EYE_LANDMARKS = (lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L + (lmk.IRIS_CENTER_R,) + lmk.IRIS_R
