@@ -101,9 +101,8 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
     and avatar are the upright ones (the avatar, registered onto the upright crop, matches the upright photo
     at > 28 dB; measured 29.9-31.6 dB for orientations 2-8 at neutral7's rest pose, 30.1-31.9 before it:
     the avatar rests without the photo's frown, so its rest face differs from this frowning photo by design).
-    Ignoring the tag gives a mirrored avatar (12-16 dB) or no face at all; a sideways one, 6, is turned upright by
-    the framing since try10, an upside-down one, 3, since s34 (MediaPipe's mesh finds no face in this one as it
-    is, FaceMesh.upside_down): both checked below, so the test can fail."""
+    Ignoring the tag gives an upside-down or mirrored avatar (12-16 dB) or no face at all: checked below, so the
+    test can fail (orientation 3; a sideways one, 6, is turned upright by the framing since try10: checked too)."""
     from gaussian_head_ros.cli import main
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.metrics import psnr
@@ -144,8 +143,8 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
         assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0, o
     def ignored(o):  # what ignoring the tag gives: the stored pixels as they are
         return reconstruct(f"ignored_{o}", cv2.imencode(".png", stored_for_orientation(up, o)[..., ::-1])[1].tobytes())
-    p, r, m = ignored(3)  # upside down: the framing turns it over (FaceMesh.upside_down; was an upside-down avatar)
-    assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0
+    got = ignored(3)  # upside down: MediaPipe fits it as an upright face (framing.quarter_turns)
+    assert got is None or psnr(registered(got[1], got[0], photo_up), photo_up, mask_up) < 20.0
     p, r, m = ignored(6)  # on its side: the framing turns it upright
     assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0
 
@@ -303,28 +302,6 @@ def test_a_photo_lying_on_its_side_gives_the_upright_avatar(fast_reconstructor):
         assert any("on its side" in x and words in x for x in res.warnings), (k, res.warnings)
         np.testing.assert_array_equal(res.photo, rest.photo)
         np.testing.assert_array_equal(res.avatar.means, rest.avatar.means)
-
-
-def test_a_photo_stored_upside_down_gives_the_upright_avatar(fast_reconstructor):
-    """A photo stored upside down without an EXIF tag (user32, s34: swapped in with `ros2 param set
-    /reconstruction_node photo_path`, it was accepted without a word and the robot showed the face upside down, the
-    shirt above it): MediaPipe's face mesh fits such a face as an upright one (framing.quarter_turns), but its
-    full-range detector finds it less surely than the photo turned over (../shared portraits: 0-0.69 against
-    0.70-0.95), so the framing turns it upright, with the warning; every ../shared portrait as it is stays as it is."""
-    from gaussian_head_ros.core.facemesh import FaceMesh
-
-    with FaceMesh() as fm:
-        for path in sorted(shared("portraits").iterdir()):
-            rgb = read_image(str(path))
-            assert not fm.upside_down(rgb), path.name
-            assert fm.upside_down(np.ascontiguousarray(rgb[::-1, ::-1])), path.name
-    up = photo("business_person.png", 480)
-    rest = fast_reconstructor.reconstruct(up)
-    assert not any("upside down" in x for x in rest.warnings), rest.warnings
-    res = fast_reconstructor.reconstruct(np.ascontiguousarray(up[::-1, ::-1]))
-    assert any("upside down" in x and "half a turn" in x for x in res.warnings), res.warnings
-    np.testing.assert_array_equal(res.photo, rest.photo)
-    np.testing.assert_array_equal(res.avatar.means, rest.avatar.means)
 
 
 def test_a_face_lost_to_the_scaling_of_a_long_strip_is_said(fast_reconstructor):

@@ -86,9 +86,6 @@ def fit_head_frame(landmarks_px: np.ndarray, K: np.ndarray) -> HeadFit:
     return HeadFit(rot, t, float(m_per_px), canonical.astype(np.float32))
 
 
-UPSIDE_DOWN_MARGIN = 0.1  # FaceMesh.upside_down: detector score turned over minus as it is (the portraits: >= 0.2)
-
-
 class FaceMesh:
     """MediaPipe face mesh (478 landmarks) with a full-range-detector fallback for small faces.
 
@@ -210,17 +207,6 @@ class FaceMesh:
             if out:
                 break
         return out
-
-    def upside_down(self, rgb: np.ndarray) -> bool:
-        """Whether the face in [H, W, 3] uint8 rgb is upside down: the full-range detector's best score on the image
-        turned half a turn beats its best on the image as it is by UPSIDE_DOWN_MARGIN (none found: score 0). The face
-        mesh cannot say (it fits an upside-down face as an upright one, forehead points on the chin:
-        reconstruct.framing.quarter_turns), the detector was trained on upright faces: on the nine ../shared
-        portraits it scored 0.70-0.95 upright and 0-0.69 turned over, always less."""
-        def best(img):
-            return max((d[4] for d in self._detections(np.ascontiguousarray(img))), default=0.0)
-
-        return best(rgb[::-1, ::-1]) > best(rgb) + UPSIDE_DOWN_MARGIN
 
     def _faces_via_detector(self, rgb: np.ndarray, skip=()) -> list[FaceDetection]:
         """Full-range detection on a scaled copy, then the face mesh on a full-resolution square crop. `skip`:

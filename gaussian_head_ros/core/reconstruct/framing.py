@@ -137,7 +137,7 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     cfg.trim_bars the photo's letterbox / pillarbox bars (border_bars) lie outside it (`valid` False, the crop
     repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it.
     With cfg.upright a photo whose largest face lies on its side is turned upright first by whole quarter turns
-    (quarter_turns; lossless), with a warning; so is one upside down (facemesh.upside_down: half a turn)."""
+    (quarter_turns; lossless), with a warning."""
     check_image(rgb, cfg.max_pixels)
     h0, w0 = rgb.shape[:2]
     shrink = min(1.0, cfg.max_side / max(h0, w0))
@@ -145,18 +145,14 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
         rgb, (max(1, round(w0 * shrink)), max(1, round(h0 * shrink))), interpolation=cv2.INTER_AREA)
     shrink = work.shape[1] / w0
     faces = facemesh.detect(np.ascontiguousarray(work))
-    turns = 0
-    if not faces and cfg.upright and facemesh.detect(np.ascontiguousarray(work[::-1, ::-1])):
-        turns = 2  # upside down, a face the mesh does not find as it is (lp_d8, lp_d9, obama_speech turned over)
-    elif not faces:
+    if not faces:
         scaled = "" if shrink >= 1.0 else (  # a 20000x600 strip's face, 115 px wide, was searched 12 px wide
             f" (a {w0}x{h0} photo is searched at {work.shape[1]}x{work.shape[0]}, max_side {cfg.max_side}: a face in "
             f"it is {shrink:.2g} of its size there; crop the photo around the face)")
         raise ReconstructionError(NO_FACE, f"no face found in the photo{scaled}; use a well-lit photo of one person "
                                            f"facing the camera")
     warnings = []
-    if cfg.upright and faces:  # upside down: the mesh fits it as an upright face (quarter_turns), the detector not
-        turns = quarter_turns(faces[0].landmarks_px) or (2 if facemesh.upside_down(work) else 0)
+    turns = quarter_turns(faces[0].landmarks_px) if cfg.upright else 0
     if turns:
         work = np.ascontiguousarray(np.rot90(work, turns))
         faces = facemesh.detect(work)
