@@ -419,7 +419,9 @@ def test_pose_twin_matches_drive(tiny, framed):
                          viewmat=view)
     r = torch.as_tensor(quat_to_matrix(q), dtype=torch.float32)[None]
     with torch.no_grad():
-        gaze = torch.as_tensor(eyes.control_gaze(FaceControl(blendshape_names=names, blendshapes=coef)))[None]
+        # the control's eyeLook* as drive() takes them: a turn from the avatar's rest gaze (5022b82)
+        gaze = torch.as_tensor(eyes.control_gaze(FaceControl(blendshape_names=names, blendshapes=coef),
+                                                 driver.rig.rest_gaze))[None]
         twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None], gaze,
                          photo_rotation=source_rotations(torch.as_tensor(np.asarray(fr.viewmat, np.float32))[None]))
         tgt = torch.eye(4)[None].clone()
