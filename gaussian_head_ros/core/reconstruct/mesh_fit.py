@@ -1139,8 +1139,7 @@ class MeshFitReconstructor(Reconstructor):
         side = (1 - ks - kc) * side + ks * near + kc * rim
         far = (1 - ks - kc) * far + ks * near + kc * dark * rim
         far_from = far_from * (1 - (1 - cfg.ear_far_from) * (ks + kc)[..., 0])
-        kb = (smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows) * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))
-              * (1 - beside))
+        kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
         back = (1 - kb[..., None]) * back + kb[..., None] * self._jaw_in_shade(skin)  # the chin's underside
         return side, far, far_from, back
 
