@@ -349,6 +349,38 @@ def test_letterbox_bars_lie_outside_the_photo_and_the_head_mask():
     assert rows.min() > 300 and 27 * 0.5 < len(rows) < 27 * 1.2 and lost[rows].sum(1).min() >= whole.valid[rows].sum(1).min()
 
 
+def test_the_bust_s_last_rows_above_the_photo_s_cut_are_the_photo_s(rec):
+    """lp_d0's frame 0 ends at a letterbox bar (the photo's cut) under the jacket. The photo layer's torso grid
+    lay up to a stride above the cut and its discs' coverage fell off over the rows between, where the wall
+    closing the body's section behind the cut showed through: a light line and a dark band along the bust's
+    bottom edge in the photo's own pose (its last 4 rows 1.58 x the error of the rows 8-16 above them; frame 0
+    of self lp_d0 34.846 dB, of which the mask's last 6 rows cost 0.15 dB). The torso's last row above a cut
+    takes a row of the grid's columns (`MeshFit._select_pixels`' at_cut): 1.00 x (trump_official's cut chest
+    1.59 -> 1.45 x, sadtalker's frame 0 0.76 -> 0.55 x; frame 0 lp_d0 / lp_d18 / sadtalker / tpsmm 34.846 /
+    39.614 / 29.274 / 37.861 -> 34.908 / 39.662 / 29.307 / 37.861 dB)."""
+    from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import photo_pose, source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+    from gaussian_head_ros.core.video import read_frames
+
+    res = rec.reconstruct(read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=1)[0].rgb)
+    a = res.avatar
+    rot, view = photo_pose(a)
+    p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)),
+                        viewmat=view)
+    K, w, h = source_intrinsics(a)
+    r = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view.astype(np.float32), K, w, h, backend="cpu")
+    photo = res.photo.astype(np.float32) / 255
+    repeats = np.all(photo[1:] == photo[:-1], axis=(1, 2))  # below the cut the crop repeats the photo's last row
+    cut = int(np.flatnonzero(~repeats).max()) + 2
+    assert 300 < cut < h - 20, cut  # the bar's 27 rows, at the crop's scale
+    cols = r.alpha[cut - 10] > 0.9  # the bust's columns
+    err = np.abs(r.image - photo).mean(-1)
+    last, above = err[cut - 4:cut][:, cols].mean(), err[cut - 16:cut - 8][:, cols].mean()
+    assert last <= 1.25 * above, f"the bust's last rows {last:.4f} vs {above:.4f} above them"
+
+
 def test_a_black_and_white_photo_is_said_in_the_warnings():
     """A greyscale photo made a grey avatar with no word about it (AvatarStatus warnings empty): a user sending
     an old ID photo saw a grey face on the robot and no reason. The framing says it; a colour photo, and the

@@ -748,7 +748,8 @@ class MeshFitReconstructor(Reconstructor):
                      else None)
         if shine.any():  # the catchlight discs are the detail discs there
             no_detail = shine if no_detail is None else no_detail | shine
-        base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail)
+        base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail,
+                                           torso_px & (below_cut == 1))
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
                                                 mouth_px, torso_px, eye_core, centre, f, R)
@@ -1238,9 +1239,16 @@ class MeshFitReconstructor(Reconstructor):
             out.opacities.dtype)
         return out
 
-    def _select_pixels(self, photo, person, head_mask, torso_px, budget: int, no_detail=None):
+    def _select_pixels(self, photo, person, head_mask, torso_px, budget: int, no_detail=None, at_cut=None):
         """Base grid (i, j, head stride, torso stride, [S, S] bool pixels on the torso's grid) and detail pixels (i, j)
-        within `budget` Gaussians; no_detail [S, S] bool (None: none): pixels that get no detail Gaussian."""
+        within `budget` Gaussians; no_detail [S, S] bool (None: none): pixels that get no detail Gaussian; at_cut
+        [S, S] bool (None: none): the torso's last row above the photo's cut (its edge, a letterbox bar), which takes
+        a row of the torso grid's columns too.
+
+        Why at_cut: the grid's last row lay up to a stride above the cut, and its discs' coverage fell off over the
+        rows between (lp_d0 frame 0, a 27-row bar under the jacket: 0.975 of the photo layer at 7 px above the cut,
+        0.15 at 3 px, 0.01 at 1 px), where the closing wall behind the cut (completion.back_and_wall's cut columns)
+        showed: a light line and a dark band along the bust's bottom edge."""
         cfg = self.cfg
         S = person.shape[0]
         ii, jj = np.mgrid[0:S, 0:S]
@@ -1254,6 +1262,8 @@ class MeshFitReconstructor(Reconstructor):
             near_head = cv2.dilate(head, np.ones((2 * ts + 1, 2 * ts + 1), np.uint8)).astype(bool)
             torso_grid = torso_px & on_t
             base = person & (np.where(torso_px, on_t, on_h) | (torso_px & near_head & on_h))
+            if at_cut is not None:
+                base |= at_cut & (jj % ts == ts // 2)
             if base.sum() <= budget or (hs >= 8 and ts >= 8):
                 break
             ts, hs = min(ts + 1, 8), (min(hs + 1, 8) if ts >= 6 else hs)
