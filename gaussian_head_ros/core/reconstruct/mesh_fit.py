@@ -1093,7 +1093,9 @@ class MeshFitReconstructor(Reconstructor):
         shoulder_reach's first x the face oval's half-width of its centre. Where the silhouette's rim there (inset 4 px)
         is skin, the hidden side is the jaw and neck going round: the jaw's skin colour (the photo's face pixels below
         the lower lip, 4 px and more inside; the face's skin where 50 or fewer) at the rim's brightness (no lighter than
-        that skin, no darker than 1 - side_dark x it), front and far alike (SideLook.shade darkens it towards the back).
+        that skin, no darker than 1 - side_dark x it), SideLook.shade darkening it towards the back, and from neck_far_from_m
+        behind the front the far side 1 - neck_far_dark x it (going round away from the light: the back half, all a turned
+        view sees beyond the jaw, was one flat level, business_person's pale slab at sadtalker frame 37, slab35).
         Until neck34 (session 34) the zone began at the nose base, and the far side was 1 - side_dark x the skin: behind
         business_person's far jaw the hair rule's dark grey from 2 cm back, beside her neck the skin at half its light
         and darkened again towards the back (0.33 x the face's luminance), a grey band from the ear to the collar
