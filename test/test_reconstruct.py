@@ -909,6 +909,38 @@ def test_a_turned_jaw_and_neck_show_no_grey_band_beside_them(results, yaw, pitch
     assert dark < 0.25 * before, f"{dark} grey px beside the turned jaw and neck ({before} on caf3a30)"
 
 
+@pytest.mark.parametrize("yaw, pitch", [(25, -20), (25, 0)])
+def test_the_side_beyond_a_turned_jaw_goes_round_into_shade(results, yaw, pitch):
+    """business_person driven by sadtalker, frame 37 (yaw 22, chin up 20), showed beyond her far jaw a pale slab down
+    to the collar, one flat level of skin from the jaw to its straight outer edge (issue 11, slab35): a turned view sees
+    the back half of the hidden side there (its front behind the cheek), all of it past side_shade's 5 cm, at one
+    level. A jaw and neck going round from the light darken towards the far outline (MeshFitConfig.neck_far_dark from
+    neck_far_from_m). Per row of the 512 px view beside the jaw and neck (rows 270-330), the side's luminance 4-8 px in
+    from its far outline over that 0-4 px past the face's edge: median 0.86 (yaw 25 chin up 20) / 0.88 (yaw 25) on
+    41b872a; 0.70 / 0.73 now."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["business_person.png"].avatar, yaw, pitch, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    skin = float(np.median(img[250:290, 250:300].reshape(-1, 3) @ LUMA))  # her far cheek
+    assert skin > 0.6, "the cheek box is not on her skin"
+    lum = img @ LUMA / skin
+    ratios = []
+    for y in range(270, 331, 2):
+        drawn = np.flatnonzero(img[y, 280:440].max(-1) > 0.02) + 280
+        face = np.flatnonzero(lum[y, 280:440] > 0.8) + 280
+        if not len(drawn) or not len(face):
+            continue
+        i0, i1 = face[-1] + 1, drawn[-1]  # the side: past the face's edge out to the drawn outline
+        if i1 - i0 < 16:
+            continue
+        ratios.append(lum[y, i1 - 8:i1 - 3].mean() / lum[y, i0:i0 + 4].mean())
+    assert len(ratios) >= 10, f"only {len(ratios)} rows show a side beyond the jaw"
+    shade = float(np.median(ratios))
+    assert shade < 0.8, f"the side beyond the jaw at its outline {shade:.2f} x its level by the face: a flat slab"
+
+
 @pytest.mark.parametrize("pitch, box", [(0, (330, 346, 195, 255)), (-15, (298, 318, 185, 250))])
 def test_a_raised_chins_underside_is_shaded_skin_not_the_collar_grey(results, pitch, box):
     """obama_speech's chin raised (driven by sadtalker, ~7 deg up at frames 45-58; here the rest pose, whose chin

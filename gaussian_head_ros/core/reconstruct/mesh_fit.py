@@ -247,6 +247,11 @@ class MeshFitConfig:
     # rim's brightness (side_shade darkening it towards the back); below the chin elsewhere the rim's own (clothing)
     # (_neck_colours); None = the rim's and the head's colours as before
     neck_skin_residual: tuple[float, float] | None = (0.004, 0.015)
+    # ... and that skin side, going round the jaw and the neck away from the light, darkens further from this far behind
+    # the front (over SideLook.far_ramp_m, 2 cm) to 1 - neck_far_dark x its colour there: what a turned view
+    # sees of it beyond the jaw is its back half (the front hidden by the cheek), at one level where side_shade ends (5 cm)
+    neck_far_from_m: float = 0.03
+    neck_far_dark: float = 0.2
     # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the
     # rim's colours), not the head's
     shoulder_reach: tuple[float, float] = (1.1, 1.4)
@@ -1089,7 +1094,9 @@ class MeshFitReconstructor(Reconstructor):
         shoulder_reach's first x the face oval's half-width of its centre. Where the silhouette's rim there (inset 4 px)
         is skin, the hidden side is the jaw and neck going round: the jaw's skin colour (the photo's face pixels below
         the lower lip, 4 px and more inside; the face's skin where 50 or fewer) at the rim's brightness (no lighter than
-        that skin, no darker than 1 - side_dark x it), front and far alike (SideLook.shade darkens it towards the back).
+        that skin, no darker than 1 - side_dark x it), SideLook.shade darkening it towards the back, and from neck_far_from_m
+        behind the front the far side 1 - neck_far_dark x it (going round away from the light: the back half, all a turned
+        view sees beyond the jaw, was one flat level, business_person's pale slab at sadtalker frame 37, slab35).
         Until neck34 (session 34) the zone began at the nose base, and the far side was 1 - side_dark x the skin: behind
         business_person's far jaw the hair rule's dark grey from 2 cm back, beside her neck the skin at half its light
         and darkened again towards the back (0.33 x the face's luminance), a grey band from the ear to the collar
@@ -1138,8 +1145,8 @@ class MeshFitReconstructor(Reconstructor):
         # body's own (clothing, long hair) below the chin; above it the head's rule stays (the hair, its shadow)
         dark = 1 - cfg.side_dark
         side = (1 - ks - kc) * side + ks * near + kc * rim
-        far = (1 - ks - kc) * far + ks * near + kc * dark * rim
-        far_from = far_from * (1 - (1 - cfg.ear_far_from) * (ks + kc)[..., 0])
+        far = (1 - ks - kc) * far + ks * (1 - cfg.neck_far_dark) * near + kc * dark * rim
+        far_from = (1 - ks[..., 0]) * far_from * (1 - (1 - cfg.ear_far_from) * kc[..., 0]) + ks[..., 0] * cfg.neck_far_from_m
         kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
         back = (1 - kb[..., None]) * back + kb[..., None] * self._jaw_in_shade(skin)  # the chin's underside
         return side, far, far_from, back
