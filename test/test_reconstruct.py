@@ -482,8 +482,10 @@ def test_the_photos_expression_reproduces_the_photo(results, name):
     # hundred static Gaussians of a strong expression mm off (obama_speech, 33.9 mm: 34.23 vs 34.55 dB). trump_official
     # 36.167 vs 36.57 since the flag strip beside his ear left the mask (surfaces.peel_unlike_rim, session 27; 35.588 vs
     # 35.94 before): both measures rose by dropping a strip neither reproduced, the render itself is as it was (36.164
-    # dB over the new mask before, 36.167 after)
-    assert value == pytest.approx(res.info["psnr_head"], abs=0.45)
+    # dB over the new mask before, 36.167 after). The build scores its render over the photo's own backdrop, this
+    # one draws on black: with the matte's band 1 px (edge_band_px, session 35) its second ring is in the mask, matte
+    # pixels where trump's light backdrop and black differ (his hair's outline): 36.04 vs 36.55 (36.31 vs 36.73 at 2 px)
+    assert value == pytest.approx(res.info["psnr_head"], abs=0.55)
 
 
 def test_the_photos_own_head_pose_gives_its_torso_back(results):

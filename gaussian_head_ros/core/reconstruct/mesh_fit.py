@@ -226,7 +226,14 @@ class MeshFitConfig:
     # off. 0.03 ends trump's, sadtalker's and lp_d0's bust soft in the render node's view, the photo layer as it was;
     # off by default as the reader's gaze_v r over the 40-pair table fell 0.8012 -> 0.7986, under issue 11's line
     # 0.80, from 4 cross pairs whose renders change only below the chin (session 18, reports/bust18_s18.md)
-    edge_band_px: float = 2.0  # photo pixels this close to the silhouette take colours from further inside
+    # Photo pixels this close to the silhouette take colours from further inside (and the matte's opacity, below).
+    # 2 px until session 35 (never measured): 1 px gives the photo's own second ring back. Living-face table (60
+    # frames): frame 0 lp_d0 / lp_d18 / sadtalker / tpsmm 34.908 / 39.661 / 29.307 / 37.861 -> 35.133 / 39.985 /
+    # 29.382 / 38.488 dB, self PSNR +0.00..+0.03, holes max 6 -> 1.1 px, reader lines within their noise (gaze_v
+    # 0.816 -> 0.807 from near-still drivers); the nine portraits' own pose on the 2 px masks 34.394 -> 34.441 dB;
+    # turned views (yaw +-30, pitch -20 / +15) the same by eye at 3x, a few more grey specks on obama_official's
+    # hair outline against its window.
+    edge_band_px: float = 1.0
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
