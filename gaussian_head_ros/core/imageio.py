@@ -227,11 +227,26 @@ def check_compressed(data: bytes | memoryview, fmt: str = "") -> None:
 
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits (the top byte, as
-    cv_bridge's 255/65535); images with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto
-    BACKDROP_RGB (see `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear,
-    OpenCV). Raises ValueError saying why (check_raw's: empty, unsupported encoding, step or data too short, above
-    max_pixels)."""
+    """The fields of a raw image -> [H, W, 3] uint8 RGB (`decode_raw_with_notes` without its notes: a camera frame)."""
+    return _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)[0]
+
+
+def decode_raw_with_notes(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
+                          is_bigendian: bool = False, max_pixels: int | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The fields of a raw image -> ([H, W, 3] uint8 RGB; the notes a person should read with it: `transparency_note`'s
+    sentence for an image with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) that has transparent pixels, else ()), as
+    `decode_with_format` gives a photo file's or CompressedImage's: one rule for a photo however it comes. A raw
+    rgba8 cut-out was composited without a word while the same PNG was said (ros35). 16-bit images are scaled to
+    8 bits (the top byte, as cv_bridge's 255/65535); images with alpha are composited onto BACKDROP_RGB (see
+    `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear, OpenCV). Raises ValueError
+    saying why (check_raw's: empty, unsupported encoding, step or data too short, above max_pixels)."""
+    rgb, alpha = _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)
+    note = None if alpha is None else transparency_note(alpha)
+    return rgb, ((note,) if note else ())
+
+
+def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -> tuple[np.ndarray, np.ndarray | None]:
+    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None)."""
     enc = check_raw(data, width, height, step, encoding, max_pixels)
     ch, dtype, conv = _ENCODINGS[enc]
     row = width * ch * np.dtype(dtype).itemsize
@@ -244,8 +259,8 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
         img = img.reshape(height, width, 2)
     out = img if conv is None else cv2.cvtColor(img, conv)
     if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows
-        out = composite(out[..., :3], out[..., 3])
-    return np.ascontiguousarray(out, np.uint8)
+        return np.ascontiguousarray(composite(out[..., :3], out[..., 3]), np.uint8), out[..., 3]
+    return np.ascontiguousarray(out, np.uint8), None
 
 
 def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "",
