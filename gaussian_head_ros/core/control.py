@@ -186,7 +186,7 @@ class FaceControl:
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # [3] head origin in camera, m
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] canonical, m
     expression: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] minus neutral, m
-    mouth_open: float = 0.0  # inner-lip gap / inter-ocular distance
+    mouth_open: float = 0.0  # (inner-lip gap + 2 x the chin's drop) / eye centres' distance: msg/FaceControl.msg
     blendshape_names: list[str] = field(default_factory=list)  # [B]
     blendshapes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [B]
     # Gaze per eye (row 0 the subject's right eye, 1 the left): (yaw, pitch) radians in the head frame,
@@ -240,8 +240,8 @@ class FaceControl:
             raise ValueError(f"{len(self.blendshape_names)} blendshape names for {len(self.blendshapes)} coefficients")
         _check_range("eyelid_ratios", self.eyelid_ratios, EYELID_RATIO_RANGE, "lid gap / the operator's open lid gap, "
                      "per pair: ~0.2 shut, 1 open")
-        _check_range("mouth_open", self.mouth_open, MOUTH_OPEN_RANGE, "inner-lip gap / inter-ocular distance: 0 "
-                     "closed, ~1 wide open")
+        _check_range("mouth_open", self.mouth_open, MOUTH_OPEN_RANGE, "(inner-lip gap + 2 x the chin's drop) / the "
+                     "eye centres' distance: 0 closed, 1-2 wide open")
         name = "blendshapes"
         if np.size(self.blendshapes):  # the one furthest from the middle of 0..1, named
             name = f"blendshape {self.blendshape_names[int(np.argmax(np.abs(np.asarray(self.blendshapes) - 0.5)))]}"

@@ -95,7 +95,7 @@ class DriveConfig:
     falloff_m: float = 0.035  # non-face Gaussians this close to the template share its displacement (fading)
     jaw_max_rad: float = 0.5  # jaw opening limit
     jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape
-    jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (lip gap / inter-ocular distance)
+    jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (a control with neither expression nor jawOpen)
     # A mouth-interior level of jaw weight 0 < w < 1 turns by w x the jaw angle up to jaw_speech_rad and catches
     # up with the whole angle by jaw_wide_rad (`jaw_level_share`): the lower teeth (weight MouthConfig.
     # lower_teeth_follow) stay near the upper ones while speaking, drop with the jaw when the mouth opens wide.
