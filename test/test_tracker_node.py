@@ -657,9 +657,10 @@ def test_a_compressed_frame_cut_short_between_good_frames_is_said(rclpy_context,
     """A JPEG camera frame cut short (its last 300 bytes lost: no end-of-image marker) sent between two good frames
     (1440x1440) while the worker is busy with the first: the next good frame replaced it in the mailbox before the
     worker took it, and nothing said it (only a decode said a corrupt compressed frame; an empty one alone was checked
-    as it came; ros35: 0-7 of 15 counted, each one decoded said on a line of its own). Now imageio.check_compressed says it as it arrives, once per cause,
-    with its cause on /diagnostics, as a raw frame's check_raw does. Real DDS: a publisher in this process, the
-    tracker in its own (under /cut_cam: the module's tracker_node also says its decode_errors on /diagnostics)."""
+    as it came; ros35: 0-7 of 15 counted, each one decoded said on a line of its own). Now imageio.check_compressed
+    says it as it arrives, once per cause, with its cause on /diagnostics, as a raw frame's check_raw does. Real DDS:
+    a publisher in this process, the tracker in its own (under /cut_cam: the module's tracker_node also says its
+    decode_errors on /diagnostics)."""
     import cv2
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import qos_profile_sensor_data
