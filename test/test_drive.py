@@ -291,6 +291,24 @@ def test_mouth_interior_follows_the_jaw():
     assert (p2.means[mouth, 1] - a.means[mouth, 1])[lower].mean() > 0.003
 
 
+def test_jaw_open_above_arkits_1_drives_as_1():
+    """ARKit's jawOpen runs 0..1, 1 the jaw fully open; FaceControl.validate takes up to 1.5 (an overshoot). On an avatar
+    whose jaw follows jawOpen itself (no face-mesh chin: synthetic here, learned ones) 1.3 opened it 0.455 rad, past
+    ARKit's fullest (0.35 rad at 1), up to jaw_max_rad 0.5 at 1.43 (ros35), while a reconstructed avatar's chin
+    (expression.blendshape_expression) stopped at 1. Now both read it within 0..1 (control.arkit_values), as does a
+    learned expression basis (deform.basis_coefficients); below 0 counts 0."""
+    from gaussian_head_ros.core.deform import basis_coefficients
+
+    a = avatar_with_mouth(seed=6)
+    jaw = lambda v: drive(a, FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([v], np.float32))).means  # noqa: E731
+    full = jaw(1.0)
+    assert np.abs(jaw(0.9) - full).max() > 1e-4  # (the jaw does follow jawOpen here)
+    assert np.abs(jaw(1.3) - full).max() < 1e-7, np.abs(jaw(1.3) - full).max()
+    assert np.abs(jaw(-0.3) - jaw(0.0)).max() < 1e-7
+    np.testing.assert_array_equal(basis_coefficients(["jawOpen", "mouthPucker"], ["mouthPucker", "jawOpen"],
+                                                     [-0.2, 1.3]), [1.0, 0.0])
+
+
 def test_relighting():
     a = synthetic_avatar(3000, seed=7)
     a.lighting_sh = sh_from_lights((0.4, 0.4, 0.4), [((0.3, -0.5, -1.0), (0.8, 0.7, 0.6))])  # captured light

@@ -105,6 +105,48 @@ def test_decode_compressed():
         decode_compressed(png.tobytes(), max_pixels=2000 * 2000)
 
 
+def test_a_compressed_image_cut_short_is_found_without_decoding_it_as_the_decoder_finds_it():
+    """imageio.check_compressed, which a subscription callback may call (no pixel decoded): frames of a ../shared
+    clip as JPEG and PNG, and a ../shared portrait JPEG with an EXIF thumbnail, cut at every 97th length and in their
+    last 40 bytes. It refuses only what decode_compressed refuses too, with the same words, and nearly every cut that
+    decode_compressed refuses; whole images pass, and empty bytes, bytes that are no image and a compressedDepth map are
+    refused as decode_compressed refuses them."""
+    from conftest import shared
+
+    from gaussian_head_ros.core.imageio import check_compressed
+    from gaussian_head_ros.core.video import read_frames
+
+    rgb = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=1)[0].rgb
+    images = {"jpeg": encode_jpeg(rgb, 90), "png": cv2.imencode(".png", rgb[..., ::-1])[1].tobytes(),
+              "exif jpeg": shared("portraits", "obama_official.jpg").read_bytes()}
+    for kind, data in images.items():
+        check_compressed(data)
+        found, missed = 0, []
+        lengths = sorted({*range(0, len(data), 97), *range(len(data) - 40, len(data))})
+        for n in lengths:
+            try:
+                check_compressed(data[:n])
+            except ValueError as e:
+                found += 1
+                with pytest.raises(ValueError) as decoded:
+                    decode_compressed(data[:n])
+                assert str(decoded.value) == str(e), (kind, n)
+                continue
+            try:
+                decode_compressed(data[:n])
+            except ValueError:
+                missed.append(n)
+        # missed, left to the decoder: a JPEG's first 2 bytes (no image yet), a PNG cut within PNG_TAIL bytes of the
+        # end of one of its image data's chunks (8 KB each here) or in the header of the next (IEND or more IDAT?)
+        assert len(missed) <= 2 + 0.01 * len(lengths), (kind, missed, found, len(lengths))
+    for data, fmt, said in ((b"", "jpeg", "empty"), (b"not an image", "jpeg", "not an image"),
+                            (images["png"], "16UC1; compressedDepth png", "depth map")):
+        with pytest.raises(ValueError, match=said):
+            check_compressed(data, fmt)
+        with pytest.raises(ValueError, match=said):
+            decode_compressed(data, fmt=fmt)
+
+
 @pytest.mark.parametrize("fmt, said", [("GIF", "an animated GIF: "), ("WEBP", "an animated WEBP of 3 frames: "),
                                         ("PNG", "an animated PNG (APNG) of 3 frames: ")])
 def test_an_animated_photo_is_named_and_its_first_frame_decoded(fmt, said):

@@ -242,6 +242,37 @@ def test_compressed_photo_and_bad_images(rclpy_context, peer):
     assert peer["proc"].alive()
 
 
+def test_a_transparent_raw_photo_is_said_as_the_same_png_is(peer):
+    """A cut-out portrait (alpha 0 around the head) sent raw as rgba8 and bgra8 on operator/photo: composited onto grey
+    without a word in its status, while the same pixels as a PNG on operator/photo/compressed were said transparent
+    (user34's d757832; ros35). Now imageio.decode_raw_with_notes gives transparency_note's sentence as
+    decode_with_format does: the same warning for each, in the photo's status."""
+    import io
+
+    from PIL import Image
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    rgb = _photo("obama_official.jpg")
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    inside = np.hypot((xx - w / 2) / (0.4 * w), (yy - h * 0.45) / (0.55 * h)) < 1  # head and shoulders
+    rgba = np.dstack([np.where(inside[..., None], rgb, 0), np.where(inside, 255, 0)]).astype(np.uint8)
+    said = f"the photo is transparent in {round(100 * (~inside).mean())} % of its pixels (0 % partly): composited onto"
+    png = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(png, "PNG")
+    peer["comp"].publish(_compressed_msg(png.getvalue(), "cutout_png"))
+    warned = {"cutout_png": [w for w in _wait_status(peer, "cutout_png").warnings if said in w]}
+    for enc, pixels in (("rgba8", rgba), ("bgra8", rgba[..., [2, 1, 0, 3]])):
+        msg = _image_msg(rgb, f"cutout_{enc}")
+        msg.encoding, msg.step, msg.data = enc, 4 * w, np.ascontiguousarray(pixels).tobytes()
+        peer["raw"].publish(msg)
+        st = _wait_status(peer, f"cutout_{enc}")
+        assert st.code == AvatarStatus.OK, st.message
+        warned[enc] = [w for w in st.warnings if said in w]
+    assert warned["cutout_png"] and warned["rgba8"] == warned["bgra8"] == warned["cutout_png"], warned
+
+
 def test_newest_photo_wins(peer):
     """Three photos within 0.1 s: the newest is reconstructed, the one it replaced while waiting is dropped. Every
     photo ends with one final status (any code but BUSY), matched to it by frame_id and photo_stamp: the replaced

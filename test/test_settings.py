@@ -484,6 +484,27 @@ def test_launch_file_arguments_expand_the_home_directory(tmp_path, monkeypatch):
     assert parse_args(["--host", "robot", "--photo=~/me.jpg"])[0].photo == str(tmp_path / "me.jpg")
 
 
+def test_cache_path_is_a_launch_argument_of_the_robots_launch_files(tmp_path, monkeypatch):
+    """`ros2 launch gaussian_head_ros avatar.launch.py cache_path:=~/robot_a.avatar` was ignored with a warning ('a
+    node parameter: ros2 param set ...'), and two launches in one namespace on a host shared the one default cache
+    file, each starting with the face the other published last (ros35). Now avatar.launch.py and robot.launch.py take
+    it (its `~` expanded), for the reconstruction node, and say where the default is and who shares it."""
+    from gaussian_head_ros.nodes import launch_files
+
+    for host in ("all", "robot"):
+        assert "shares: give each its own file" in _declared(host)["cache_path"].description
+        assert not any("cache_path" in line for line in _launch_warnings(host, {"cache_path": "~/robot_a.avatar"}))
+    assert "cache_path" not in _declared("operator")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seen = {}
+    real = launch_files.node_params_file
+    monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
+        overrides=overrides) or real(path, overrides))
+    for composed in ("false", "true"):  # (one params file for the nodes or for avatar_pipeline)
+        _run_launch("all", {"cache_path": "~/robot_a.avatar", "composed": composed})
+        assert seen["overrides"]["reconstruction_node"]["cache_path"] == str(tmp_path / "robot_a.avatar"), seen
+
+
 def test_avatar_pipeline_runs_one_hosts_nodes_and_refuses_the_others_options(capsys):
     """`avatar_pipeline --host robot|operator` (robot.launch.py composed:=true; the pip-only two-host set-up):
     an option of the other host's nodes is refused with the reason, not silently dropped."""

@@ -653,6 +653,77 @@ def test_a_camera_that_publishes_only_compressed_frames_drives_the_tracker(rclpy
     assert all(rc in (0, -2, 130) for rc in rcs), (compressed.output()[-3000:], raw.output()[-3000:])
 
 
+def test_a_compressed_frame_cut_short_between_good_frames_is_said(rclpy_context, clip, tmp_path):
+    """A JPEG camera frame cut short (its last 300 bytes lost: no end-of-image marker) sent between two good frames
+    (1440x1440) while the worker is busy with the first: the next good frame replaced it in the mailbox before the
+    worker took it, and nothing said it (only a decode said a corrupt compressed frame; an empty one alone was checked
+    as it came; ros35: 0-7 of 15 counted, each one decoded said on a line of its own). Now imageio.check_compressed
+    says it as it arrives, once per cause, with its cause on /diagnostics, as a raw frame's check_raw does. Real DDS:
+    a publisher in this process, the tracker in its own (under /cut_cam: the module's tracker_node also says its
+    decode_errors on /diagnostics)."""
+    import cv2
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import CompressedImage
+    from std_msgs.msg import Header
+
+    from gaussian_head_ros.msg import FaceControl
+    from gaussian_head_ros.nodes.conversions import JPEG_FORMAT, msg_to_control, ns_to_stamp, rgb_to_compressed_msg
+
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/cut_cam", "-p", "image_transport:=compressed",
+                                              "-p", "neutral_frames:=5"], tmp_path / "tracker.log")
+    node = rclpy_context.create_node("cut_frame_peer")
+    got, diags = [], []
+    node.create_subscription(FaceControl, "/cut_cam/face_control", got.append, 100)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    pub = node.create_publisher(CompressedImage, "/cut_cam/camera/image_raw/compressed", qos_profile_sensor_data)
+    said = ("frame skipped: could not decode the compressed image (corrupt, truncated or not an image: a JPEG cut short, "
+            "with no end-of-image marker FF D9)")
+    mine = lambda: [s for arr in diags for s in arr.status if s.name.startswith("cut_cam/tracker_node")]  # noqa: E731
+    counted = lambda: int({v.key: v.value for v in mine()[-1].values}["decode_errors"]) if mine() else 0  # noqa: E731
+    jpegs = [bytes(rgb_to_compressed_msg(cv2.resize(f.rgb, (1440, 1440)), Header(), 90).data)  # (a camera's size:
+             for f in clip[:10]]  # the worker busy longer; encoded beforehand, so that three go out within ms)
+
+    def frame(k: int, cut: int = 0) -> CompressedImage:
+        data = jpegs[k % len(jpegs)]
+        return CompressedImage(header=Header(stamp=ns_to_stamp(STAMP0 + k * 33_333_333)), format=JPEG_FORMAT,
+                               data=data[:len(data) - cut])
+
+    try:
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 120), proc.output()[-3000:]
+        k, deadline = 0, time.monotonic() + 120  # good frames at 10 Hz until faces come back (the tracker loads)
+        while not any(msg_to_control(m).face_detected for m in got) and time.monotonic() < deadline:
+            pub.publish(frame(k))
+            k += 1
+            spin_until(node, lambda: False, 0.1)
+        assert any(msg_to_control(m).face_detected for m in got), proc.output()[-3000:]
+        spin_until(node, lambda: False, 1.5)  # a /diagnostics tick: decode_errors before the cut frames
+        start, diags_before, errors_before = len(proc.output()), len(mine()), counted()
+        for _ in range(15):  # good (the worker takes it), cut, good (replaced the cut one in the mailbox)
+            pub.publish(frame(k))
+            time.sleep(0.01)  # (not spin_until: one of its spins lasts up to 50 ms)
+            pub.publish(frame(k + 1, cut=300))
+            time.sleep(0.01)  # (the tracker's reader keeps one sample: taken before the next comes)
+            pub.publish(frame(k + 2))
+            k += 3
+            spin_until(node, lambda: False, 0.15)
+        named = lambda: any("a JPEG cut short" in s.message for s in mine()[diags_before:])  # noqa: E731
+        spin_until(node, lambda: named() and counted() - errors_before >= 15, 5.0)
+        log = proc.output()[start:]
+        # the cut frames DDS delivered (its best-effort reader of depth 1 may lose some): 14-15 of 15 here; before,
+        # those the worker took: 0 and 7 of 15 in two runs (the others replaced in the mailbox by the next good frame)
+        assert counted() - errors_before >= 10, (counted() - errors_before, log[-3000:])
+        assert said in log, log[-3000:]
+        assert log.count("frame skipped:") == 1, log[-3000:]  # once: 3 s of them, one cause (a decode's refusal
+        # named Pillow's count of bytes left, 'image file is truncated (31 bytes not processed)': a cause for each)
+        assert named(), [s.message for s in mine()[diags_before:]]
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()[-3000:]
+
+
 def test_a_tracker_started_on_compressed_names_the_raw_topic_its_camera_publishes(rclpy_context, tmp_path):
     """`camera_transport:=compressed` (or `image_transport: compressed` in a parameters file) with a camera that
     publishes raw frames only (a `video:=` file's video_source_node publishes sensor_msgs/Image only): the tracker

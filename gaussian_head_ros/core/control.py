@@ -168,6 +168,20 @@ ARKIT_BLENDSHAPES = ("_neutral",) + tuple(
                            "mouthUpperUp", "noseSneer", "tongueOut")
     for side in (("",) if pre in _UNPAIRED else ("Left", "Right")))
 
+# ARKit's range of a blendshape coefficient (MediaPipe's are sigmoids in it too): 1 is the shape at its fullest.
+ARKIT_RANGE = (0.0, 1.0)
+
+
+def arkit_values(values) -> np.ndarray:
+    """[B] blendshape coefficients -> [B] float64 within ARKIT_RANGE, as the driver reads them (its one rule). A control
+    may hold -0.5..1.5 (BLENDSHAPE_RANGE: a retargeter's or a filter's overshoot; beyond it FaceControl.validate
+    refuses it): 1.3 drives as 1 and -0.2 as 0, without a word. ARKit's jawOpen 1 is its jaw fully open; a sender of
+    ARKit data means no more by a value above it, and the avatar's jaw, 0.35 rad at jawOpen 1 (DriveConfig
+    jaw_per_jaw_open), opened further, up to 0.5 rad at 1.43, on avatars whose jaw follows jawOpen itself
+    (without the face mesh's chin: learned avatars), while the chin of a reconstructed one stopped at 1 (ros35)."""
+    return np.clip(np.asarray(values, np.float64).reshape(-1), *ARKIT_RANGE)
+
+
 # The fields of a `gaussian-head track` JSONL line (FaceControl.to_json / from_json).
 JSON_FIELDS = frozenset(("stamp_ns", "face_detected", "confidence", "head_pose", "mouth_open", "landmarks",
                          "expression", "gaze_rad", "eyelid_ratios", "blendshapes"))
@@ -186,9 +200,9 @@ class FaceControl:
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # [3] head origin in camera, m
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] canonical, m
     expression: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # [L, 3] minus neutral, m
-    mouth_open: float = 0.0  # inner-lip gap / inter-ocular distance
+    mouth_open: float = 0.0  # (inner-lip gap + 2 x the chin's drop) / eye centres' distance: msg/FaceControl.msg
     blendshape_names: list[str] = field(default_factory=list)  # [B]
-    blendshapes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [B]
+    blendshapes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [B] 0..1 (arkit_values)
     # Gaze per eye (row 0 the subject's right eye, 1 the left): (yaw, pitch) radians in the head frame,
     # direction Ry(yaw) Rx(pitch) (0, 0, -1): +yaw looks towards the image left, +pitch down (core/eyes.py).
     # Empty (0, 2) = not measured: the driver then uses eyeLook* blendshapes if present, else the rest gaze.
@@ -240,16 +254,17 @@ class FaceControl:
             raise ValueError(f"{len(self.blendshape_names)} blendshape names for {len(self.blendshapes)} coefficients")
         _check_range("eyelid_ratios", self.eyelid_ratios, EYELID_RATIO_RANGE, "lid gap / the operator's open lid gap, "
                      "per pair: ~0.2 shut, 1 open")
-        _check_range("mouth_open", self.mouth_open, MOUTH_OPEN_RANGE, "inner-lip gap / inter-ocular distance: 0 "
-                     "closed, ~1 wide open")
+        _check_range("mouth_open", self.mouth_open, MOUTH_OPEN_RANGE, "(inner-lip gap + 2 x the chin's drop) / the "
+                     "eye centres' distance: 0 closed, 1-2 wide open")
         name = "blendshapes"
         if np.size(self.blendshapes):  # the one furthest from the middle of 0..1, named
             name = f"blendshape {self.blendshape_names[int(np.argmax(np.abs(np.asarray(self.blendshapes) - 0.5)))]}"
         _check_range(name, self.blendshapes, BLENDSHAPE_RANGE, "ARKit blendshapes run 0..1: a percentage?")
 
     def blendshape(self, name: str, default: float = 0.0) -> float:
-        """The value of the blendshape `name` (an ARKit name, e.g. 'jawOpen'; 0..1), or `default` when this
-        control does not carry it."""
+        """The value of the blendshape `name` (an ARKit name, e.g. 'jawOpen'; 0..1, as sent: up to BLENDSHAPE_RANGE,
+        which the driver reads within ARKIT_RANGE, `arkit_values`), or `default` when this control does not carry
+        it."""
         try:
             return float(self.blendshapes[self.blendshape_names.index(name)])
         except ValueError:

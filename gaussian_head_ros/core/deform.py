@@ -73,7 +73,7 @@ from matplotlib.path import Path
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.control import NUM_LID_PAIRS
+from gaussian_head_ros.core.control import NUM_LID_PAIRS, arkit_values
 from gaussian_head_ros.core.avatar import JAW_PARTS, PART_EYE, PART_FACE, PART_STATIC, PART_TORSO
 
 
@@ -94,8 +94,8 @@ class DriveConfig:
     max_offset_m: float = 0.08  # per-vertex expression offsets are limited to this length (a wide-open jaw moves the chin ~6 cm)
     falloff_m: float = 0.035  # non-face Gaussians this close to the template share its displacement (fading)
     jaw_max_rad: float = 0.5  # jaw opening limit
-    jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape
-    jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (lip gap / inter-ocular distance)
+    jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape (0..1: control.arkit_values)
+    jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (a control with neither expression nor jawOpen)
     # A mouth-interior level of jaw weight 0 < w < 1 turns by w x the jaw angle up to jaw_speech_rad and catches
     # up with the whole angle by jaw_wide_rad (`jaw_level_share`): the lower teeth (weight MouthConfig.
     # lower_teeth_follow) stay near the upper ones while speaking, drop with the jaw when the mouth opens wide.
@@ -1173,12 +1173,13 @@ def apply(frame, coef, delta, quat, scale, means, quats, scales):
 
 def basis_coefficients(names, blendshape_names, blendshapes, rest=None) -> np.ndarray:
     """[E] weights of an expression basis whose coefficients are `names` [E]: the driving face's blendshapes
-    (blendshape_names [B], blendshapes [B]; absent names count 0) minus `rest` [E], the same coefficients of
+    (blendshape_names [B], blendshapes [B], read within ARKit's 0..1, `control.arkit_values`; absent names count 0)
+    minus `rest` [E], the same coefficients of
     the face the avatar rests in (None: 0, the blendshapes' own zero, where every exported avatar rests).
     The one rule for the driver (control -> basis weights) and for training (target frame, rest = the source
     frame the avatar was made from), so both weigh the basis in the same frame."""
     index = {n: i for i, n in enumerate(blendshape_names)}
-    values = np.asarray(blendshapes, np.float64).reshape(-1)
+    values = arkit_values(blendshapes)  # (a control's 1.3 weighs the basis as 1, as it drives the rest)
     c = np.array([values[index[n]] if n in index else 0.0 for n in names], np.float64)
     return c if rest is None else c - np.asarray(rest, np.float64).reshape(-1)
 
@@ -1260,8 +1261,9 @@ def control_lid_ratios(control, cfg: DriveConfig | None = None, basis_names=()) 
 
 
 def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_names=(), rest_gaze=None):
-    """A FaceControl -> (expression [L, 3], jaw_open or None, mouth_open, gaze [2, 2] or None, lid ratios [14]
-    or None) as the rules take them (numpy). The lid ratios: `control_lid_ratios`.
+    """A FaceControl -> (expression [L, 3], jaw_open (within ARKit's 0..1: `control.arkit_values`) or None,
+    mouth_open, gaze [2, 2] or None, lid ratios [14] or None) as the rules take them (numpy). The lid ratios:
+    `control_lid_ratios`.
     `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
     measured before that). `verts`: the [V, 3] rest template, whose jaw and brows follow the control's jawOpen and
     brow blendshapes where its expression leaves them still (`expression.blendshape_expression`) and whose lips keep
@@ -1272,7 +1274,7 @@ def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_name
     from gaussian_head_ros.core.expression import blendshape_expression  # (expression imports this module)
 
     names = list(control.blendshape_names)
-    jaw_open = control.blendshape("jawOpen") if "jawOpen" in names else None
+    jaw_open = float(arkit_values([control.blendshape("jawOpen")])[0]) if "jawOpen" in names else None
     ex = np.asarray(control.expression, np.float64)
     lid = control_lid_ratios(control, cfg, basis_names)
     if verts is not None:

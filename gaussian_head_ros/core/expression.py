@@ -79,6 +79,7 @@ import math
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.control import arkit_values
 from gaussian_head_ros.core.deform import LID_UPPER, axis_angle_x, brow_rows, jaw_pivot
 
 LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER = lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER, lmk.LIP_LOWER_OUTER
@@ -541,7 +542,7 @@ def blendshape_brow_shift(names, values) -> float:
     """ARKit blendshape names [B] and values [B] (each clipped to 0..1; absent ones 0) -> the brows' shift they
     say (metres, y down; < 0: raised): BROW_DROP_PER_DOWN_M x mean(browDownLeft, browDownRight)
     - BROW_RISE_PER_INNER_UP_M x browInnerUp - BROW_RISE_PER_OUTER_UP_M x mean(browOuterUpLeft, browOuterUpRight)."""
-    b = dict(zip(list(names), np.clip(np.asarray(values, np.float64).reshape(-1), 0.0, 1.0).tolist()))
+    b = dict(zip(list(names), arkit_values(values).tolist()))
     mean = lambda a, c: 0.5 * (b.get(a, 0.0) + b.get(c, 0.0))  # noqa: E731
     return (BROW_DROP_PER_DOWN_M * mean("browDownLeft", "browDownRight")
             - BROW_RISE_PER_INNER_UP_M * b.get("browInnerUp", 0.0)
@@ -582,7 +583,7 @@ def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values, 
     if not lmk.has_mediapipe_topology(np.shape(x)[0]) or not names:
         return expression
     still = lambda rows: ex.shape[0] <= int(np.max(rows)) or not np.any(ex[rows])  # noqa: E731
-    theta = jaw_rad_per_jaw_open * float(np.clip(np.asarray(values, np.float64)[names.index("jawOpen")], 0.0, 1.0)) \
+    theta = jaw_rad_per_jaw_open * float(arkit_values(values)[names.index("jawOpen")]) \
         if "jawOpen" in names and still(np.array([lmk.CHIN])) else 0.0
     dy = blendshape_brow_shift(names, values) if still(BROW_POINTS) else 0.0
     lips = blendshape_lip_handles(x, names, values) if still(MOUTH_HANDLES) else None
@@ -602,7 +603,7 @@ def blendshape_lip_handles(x: np.ndarray, names, values) -> np.ndarray | None:
     each side's corners by its own mouthSmileLeft / mouthSmileRight (the subject's left: MediaPipe's and ARKit's
     naming; the fit's own-side slope) and mouthPucker, the midlines by the mean smile and mouthPucker; x [>= 468, 3]
     the rest template (which side each corner is on). None when the smile and the pucker are 0."""
-    b = dict(zip(list(names), np.clip(np.asarray(values, np.float64).reshape(-1), 0.0, 1.0).tolist()))
+    b = dict(zip(list(names), arkit_values(values).tolist()))
     smile = (b.get("mouthSmileRight", 0.0), b.get("mouthSmileLeft", 0.0))  # the corners' order: R, L
     pucker = b.get("mouthPucker", 0.0)
     if not any(smile) and pucker == 0.0:

@@ -147,13 +147,106 @@ def check_raw(data: bytes | memoryview, width: int, height: int, step: int, enco
     return enc
 
 
+JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"  # start-of-scan and end-of-image markers (ITU T.81, B.1.1.3)
+PNG_HEADER_CHUNKS = 4 + 4  # length and type before a chunk's data; its CRC (4) after it
+# The bytes at the end of a PNG's image data the decoder does without: the chunk's CRC (4), the zlib stream's Adler-32
+# (4) and its last deflate code; measured: PNGs of the ../shared clips' frames cut up to 10 bytes short decode
+PNG_TAIL = 16
+
+
+def _truncation(buf: bytes) -> str | None:
+    """Why JPEG or PNG bytes are cut short (the same words for every such cut: a node says each cause once), read from their markers and chunk lengths without decoding (microseconds:
+    a subscription callback may call it); None when they are not, or are neither JPEG nor PNG. Only what the decoder
+    refuses anyway is said here (measured with Pillow on frames of the ../shared clips cut at every length):
+    - a JPEG whose marker segments (walked by their lengths: an EXIF thumbnail's markers are inside one) run past its
+      bytes before its first start-of-scan (FF DA), or with no end-of-image marker (FF D9) after it: its entropy-coded
+      data stops short (inside it an FF byte is always followed by 00 or a restart marker, so FF D9 there is the end).
+      A JPEG whose EOI is followed by more bytes decodes: those are not looked at;
+    - a PNG whose chunk lengths run past its bytes by more than PNG_TAIL before its image data (IDAT) ends: its pixels
+      stop short. A PNG cut after its last IDAT (its IEND lost), or in the last PNG_TAIL bytes of it, decodes; as it
+      cannot be told from the others here, a cut in the last PNG_TAIL bytes of any IDAT chunk, or in the 8 bytes of
+      the chunk header after one, is not said (the decoder says it: 0.3 % of cuts with 8 KB chunks)."""
+    if buf.startswith(b"\xff\xd8\xff"):
+        at = 2  # the marker segments before the first scan, walked by their lengths (an EXIF thumbnail's own
+        while at + 4 <= len(buf) and buf[at] == 0xFF and buf[at + 1] != JPEG_SOS[1]:  # markers are inside them)
+            at += 1 if buf[at + 1] == 0xFF else 2 + int.from_bytes(buf[at + 2:at + 4], "big")  # (FF fill bytes)
+        if buf[at:at + 2] == JPEG_SOS and buf.find(JPEG_EOI, at + 2) >= 0:
+            return None
+        if at + 2 <= len(buf) and buf[at] != 0xFF:  # no marker where one should be: not ours to judge
+            return None
+        return ("a JPEG cut short, with no end-of-image marker FF D9" if buf[at:at + 2] == JPEG_SOS
+                else "a JPEG cut short in its header, before any image data")
+    if buf.startswith(b"\x89PNG\r\n\x1a\n"):
+        at, idat = 8, False
+        while at + PNG_HEADER_CHUNKS <= len(buf):
+            length, kind = int.from_bytes(buf[at:at + 4], "big"), buf[at + 4:at + 8]
+            if kind != b"IDAT" and idat:  # the image data ended whole
+                return None
+            idat = idat or kind == b"IDAT"
+            at += PNG_HEADER_CHUNKS + length + 4
+        missing = at - len(buf)  # > 0: bytes of the last chunk begun; <= 0: cut between chunks (or in a chunk's header)
+        if idat and missing <= PNG_TAIL:
+            return None
+        return f"a PNG cut short {'inside its image data' if idat else 'in its header, before any image data'}"
+    return None
+
+
+def _check_bytes(buf: bytes, fmt: str = "", name: str = "") -> None:
+    """The first checks of compressed bytes (`buf`, a CompressedImage's `fmt`, the file `name` they came from, if any):
+    a compressedDepth map, empty. Raises ValueError saying why."""
+    if "compresseddepth" in (fmt or "").lower().replace(" ", ""):
+        raise ValueError(f"a compressedDepth image (format {fmt!r}) is a depth map, not a photo; publish the "
+                         "camera's colour image (jpeg or png) instead")
+    if not buf:
+        raise ValueError(f"{shown(name)} is empty (0 bytes)" if name else "empty compressed image")
+
+
+def _check_whole(buf: bytes, name: str = "") -> None:
+    """Raises ValueError when `_truncation` finds the JPEG or PNG bytes `buf` cut short."""
+    cut = _truncation(buf)
+    if cut:
+        what = f"{shown(name)}: could not decode the photo" if name else "could not decode the compressed image"
+        raise ValueError(f"{what} (corrupt, truncated or not an image: {cut})")
+
+
+def check_compressed(data: bytes | memoryview, fmt: str = "") -> None:
+    """Check sensor_msgs/CompressedImage bytes (`data`, its `fmt`) without decoding their pixels, as `check_raw` does
+    a raw image's fields (a subscription callback may call it: a frame the worker never takes, a newer one replacing
+    it, is still said): a compressedDepth map, empty, a truncated JPEG or PNG (`_truncation`), bytes that are no image
+    (their header read by Pillow, for bytes that start as neither a JPEG nor a PNG). Raises ValueError with the text
+    `decode_compressed` raises for them. What passes may still fail to decode (corrupt data inside, too large)."""
+    buf = bytes(data)
+    _check_bytes(buf, fmt)
+    _check_whole(buf)
+    if not buf.startswith(tuple(COMPRESSED_MAGIC)):
+        try:
+            _open_header(buf)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ValueError(_not_an_image(buf, fmt)) from e
+
+
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB. 16-bit images are scaled to 8 bits (the top byte, as
-    cv_bridge's 255/65535); images with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) are composited onto
-    BACKDROP_RGB (see `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear,
-    OpenCV). Raises ValueError saying why (check_raw's: empty, unsupported encoding, step or data too short, above
-    max_pixels)."""
+    """The fields of a raw image -> [H, W, 3] uint8 RGB (`decode_raw_with_notes` without its notes: a camera frame)."""
+    return _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)[0]
+
+
+def decode_raw_with_notes(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
+                          is_bigendian: bool = False, max_pixels: int | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The fields of a raw image -> ([H, W, 3] uint8 RGB; the notes a person should read with it: `transparency_note`'s
+    sentence for an image with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) that has transparent pixels, else ()), as
+    `decode_with_format` gives a photo file's or CompressedImage's: one rule for a photo however it comes. A raw
+    rgba8 cut-out was composited without a word while the same PNG was said (ros35). 16-bit images are scaled to
+    8 bits (the top byte, as cv_bridge's 255/65535); images with alpha are composited onto BACKDROP_RGB (see
+    `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear, OpenCV). Raises ValueError
+    saying why (check_raw's: empty, unsupported encoding, step or data too short, above max_pixels)."""
+    rgb, alpha = _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)
+    note = None if alpha is None else transparency_note(alpha)
+    return rgb, ((note,) if note else ())
+
+
+def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -> tuple[np.ndarray, np.ndarray | None]:
+    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None)."""
     enc = check_raw(data, width, height, step, encoding, max_pixels)
     ch, dtype, conv = _ENCODINGS[enc]
     row = width * ch * np.dtype(dtype).itemsize
@@ -166,8 +259,8 @@ def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, enc
         img = img.reshape(height, width, 2)
     out = img if conv is None else cv2.cvtColor(img, conv)
     if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows
-        out = composite(out[..., :3], out[..., 3])
-    return np.ascontiguousarray(out, np.uint8)
+        return np.ascontiguousarray(composite(out[..., :3], out[..., 3]), np.uint8), out[..., 3]
+    return np.ascontiguousarray(out, np.uint8), None
 
 
 def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "",
@@ -204,17 +297,14 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
     """
     from PIL import Image, ImageOps
 
-    if "compresseddepth" in (fmt or "").lower().replace(" ", ""):
-        raise ValueError(f"a compressedDepth image (format {fmt!r}) is a depth map, not a photo; publish the "
-                         "camera's colour image (jpeg or png) instead")
     buf = bytes(data)
-    if not buf:
-        raise ValueError(f"{shown(name)} is empty (0 bytes)" if name else "empty compressed image")
+    _check_bytes(buf, fmt, name)
     if max_pixels is None:  # no limit given: Pillow's own (where it refuses a decompression bomb), said our way
         max_pixels = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
     try:
         im = _open_header(buf)
     except (OSError, SyntaxError, ValueError) as e:  # Pillow: UnidentifiedImageError is an OSError
+        _check_whole(buf, name)  # a JPEG or PNG cut in its header: said so
         raise ValueError(_not_an_image(buf, fmt, name)) from e
     kind, (w, h), factor = (im.format or "").lower(), im.size, 1
     animated = _animation_note(im)  # before load(): Pillow's is_animated seeks (and back to frame 0)
@@ -229,6 +319,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
                              f"{shrink_hint(w, h, max_pixels)}")
         im.draft(None, (w // factor, h // factor))
         log.info("%dx%d JPEG decoded at 1/%d (%dx%d) to stay within %d pixels", w, h, factor, *im.size, max_pixels)
+    _check_whole(buf, name)  # after the header's size: a cut file above the limit is said to be above it
     try:
         im.load()
         ImageOps.exif_transpose(im, in_place=True)  # no copy of an upright photo (a copy was +48 MB at 12 MP)

@@ -40,12 +40,13 @@ ARGUMENT_PARAMETERS = {
     "operator_id": (("reconstruction_node", "operator_id"), ("photo_node", "operator_id")),
     "reconstructor": (("reconstruction_node", "backend"),),
     "checkpoint": (("reconstruction_node", "checkpoint"),),
+    "cache_path": (("reconstruction_node", "cache_path"),),
     "backend": (("render_node", "backend"),),
     "device": (("render_node", "device"),),
     "camera_transport": (("tracker_node", "image_transport"),),
 }
 
-PATH_ARGUMENTS = ("params_file", "photo", "checkpoint", "video", "fastdds_profile")  # files: `~` expanded
+PATH_ARGUMENTS = ("params_file", "photo", "checkpoint", "cache_path", "video", "fastdds_profile")  # files: `~` expanded
 
 
 def _share(*parts: str) -> str:
@@ -88,6 +89,11 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
         ("reconstructor", ROBOT, "", "reconstruction backend: mesh_fit (training-free) or rar (learned); "
                                      "empty: the parameters file's"),
         ("checkpoint", ROBOT, "", "RAR checkpoint for reconstructor:=rar"),
+        ("cache_path", ROBOT, "", "file of the reconstruction_node's avatar cache: the last avatar, published again "
+                                  "when started without photo:=; empty: the parameters file's, by default "
+                                  "$ROS_HOME/gaussian_head_ros/<namespace>_reconstruction_node.avatar (ROS_HOME: "
+                                  "~/.ros), one per namespace, which every launch in that namespace on this host "
+                                  "shares: give each its own file to keep their faces apart"),
         ("namespace", EVERY, "", "namespace for all nodes and topics"),
         ("composed", ROBOT, "false", "run the nodes in one process (avatar_pipeline) instead of one process each "
                                              "(true or false; also 1/0, yes/no)"),

@@ -200,7 +200,7 @@ class PublisherSequences:
 class Job:
     """One photo waiting for the worker: how to get its pixels, and whose it is."""
 
-    decode: object  # () -> ([H, W, 3] uint8 RGB, notes found decoding it: an animation); raises ValueError
+    decode: object  # () -> ([H, W, 3] uint8 RGB, notes found decoding it: an animation, transparency); raises ValueError
     operator_id: str
     frame_id: str
     source: str  # for log lines: topic or file
@@ -454,7 +454,7 @@ class ReconstructionNode(Node):
         if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
             self.get_logger().warning(note)
         notes = (*lost, *(n for n in (note, imageio.layout_note(w, step, enc)) if n))
-        self._submit(Job(lambda: (imageio.decode_raw(data, w, h, step, enc, be, max_pixels=limit), ()),
+        self._submit(Job(lambda: imageio.decode_raw_with_notes(data, w, h, step, enc, be, max_pixels=limit),
                          self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
                          msg.header.stamp, (data, "raw", w, h, step, enc, be), limit))
 
@@ -642,7 +642,8 @@ class ReconstructionNode(Node):
         t0 = time.perf_counter()
         try:
             rgb, found = job.decode()
-            for note in found:  # an animation: its first frame is the photo (the log, and this photo's statuses)
+            for note in found:  # an animation (its first frame is the photo), transparent pixels (composited onto
+                # grey), of a raw photo as of a compressed one: the log, and this photo's statuses
                 self.get_logger().warning(f"photo {job.name()}: {note}")
             job.notes = (*job.notes, *found)
             result = rec.reconstruct(rgb, operator_id=job.operator_id)

@@ -11,8 +11,9 @@ camera frame's stamp (frames with a zero stamp get the arrival time).
 Frames are never queued: the subscription keeps the newest frame, a worker thread processes it, and
 frames that arrive meanwhile replace it (counted as dropped in /diagnostics). A frame older than the
 last processed one is ignored (see core/tracking.py for streams that restart). A frame that cannot be used (empty,
-an encoding not read, its step or data short: checked as it arrives; too small to track, corrupt JPEG: when processed)
-is skipped, each cause said in the log (again at most every 5 s) and named on /diagnostics for 5 s (decode_errors).
+an encoding not read, its step or data short, a compressed frame cut short or no image: checked as it arrives,
+imageio.check_raw / check_compressed; too small to track, corrupt inside its data: when processed) is skipped, each
+cause said in the log (again at most every 5 s) and named on /diagnostics for 5 s (decode_errors).
 
 No face: messages with face_detected=false, holding the last pose and expression, at most at
 `no_face_rate` Hz while frames keep coming (0 = one per frame). No frames: nothing is published and
@@ -42,7 +43,7 @@ from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
-from gaussian_head_ros.core.imageio import EncodingNotes, check_raw, decode_compressed, decode_raw
+from gaussian_head_ros.core.imageio import EncodingNotes, check_compressed, check_raw, decode_compressed, decode_raw
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
@@ -238,8 +239,8 @@ class TrackerNode(Node):
         try:  # a frame that cannot be decoded is said here (microseconds), before a newer frame replaces it unread
             if isinstance(msg, Image):
                 check_raw(msg.data, msg.width, msg.height, msg.step, msg.encoding, int(self._param("max_image_pixels")))
-            elif not len(msg.data):
-                raise ValueError("empty compressed image")
+            else:  # empty, cut short (a JPEG without its end, a PNG without its image data's end), no image
+                check_compressed(msg.data, msg.format)
         except ValueError as e:
             self._skip(str(e), now)
         else:
