@@ -514,8 +514,8 @@ def sclera_pixels(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, sclera_
     distance from the iris centre in iris radii) whose luminance (lum [S, S], LUMA) is at least `level` of the way
     from the opening's dark rim (the 10th percentile of its pixels outside the iris, 1-4 radii; 0 when fewer than
     min_pixels) to sclera_luma (the measured sclera's luminance, opening_colours): the sclera, not the lashes,
-    the lids' shadow or the lid margins. The one rule for which pixels are the sclera (eyeball_pixels: what turns
-    with the eyeball; eye_colours: what sclera_shading is fitted on)."""
+    the lids' shadow or the lid margins. The one rule for which pixels are the sclera (eyeball_parts: what stays on
+    the eyeball behind the turning iris; eye_colours: what sclera_shading is fitted on)."""
     near = opening & (d_r < 4.0)
     outside = near & (d_r >= 1.0)
     dark = float(np.percentile(lum[outside], 10)) if outside.sum() >= min_pixels else 0.0
