@@ -656,11 +656,16 @@ def test_the_painted_sclera_is_as_dark_as_the_photo_s_on_a_side_it_shows_no_lit_
 
 def _business_person_in_its_view():
     """business_person's mesh_fit avatar and its source view: (avatar, K [3, 3], viewmat [4, 4] float32, w, h)."""
+    return _portrait_in_its_view("business_person.png")
+
+
+def _portrait_in_its_view(name: str):
+    """A ../shared portrait's mesh_fit avatar and its source view: (avatar, K [3, 3], viewmat [4, 4] float32, w, h)."""
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     with get_reconstructor("mesh_fit") as rec:
-        av = rec.reconstruct(read_image(shared("portraits", "business_person.png"))).avatar
+        av = rec.reconstruct(read_image(shared("portraits", name))).avatar
     cam = av.source_camera
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
@@ -708,6 +713,55 @@ def test_a_far_look_shows_no_lid_white_over_the_turned_iris():
     assert max(shares) < 0.04, shares  # main: 0.080, 0.084 (15-16 px of a 190 px iris); now 0.0, 0.027
 
 
+def sclera_drag(av, K, vm, w, h, names: list[str]) -> float:
+    """How much a look drags the sclera's look along (issue 11's whitish smear trailing the iris): the avatar in its
+    source view (K [3, 3], vm [4, 4], w x h) with a blendshape-only control (eyeLook* names at 1) against its rest
+    render: the mean over both eyes of the largest rgb change (0..1) in the eye opening (the rest template's contour,
+    eroded 1 px) off the iris's disc at rest and turned (6.5 mm radius about the iris centre on the eyeball)."""
+    import cv2
+
+    from gaussian_head_ros.core.render import rasterize
+
+    d = Driver(av)
+
+    def render(c):
+        p = d.drive(c)
+        return np.clip(rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, w, h).image, 0, 1)
+
+    def project(points):
+        c = np.atleast_2d(np.asarray(points, np.float64)) @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
+        return c[:, :2] / c[:, 2:] * np.diag(K)[:2] + K[:2, 2], c[:, 2]
+
+    look = FaceControl(face_detected=True, blendshape_names=names, blendshapes=np.ones(len(names), np.float32))
+    change = np.abs(render(look) - render(FaceControl(face_detected=True))).max(-1)
+    gazes = (np.asarray(d.rig.rest_gaze, np.float64), eyes.control_gaze(look, d.rig.rest_gaze))
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    means = []
+    for e, contour in enumerate((lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L)):
+        opening = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(opening, [np.round(project(d.rig.verts[list(contour)])[0] * 16).astype(np.int32)], 1, shift=4)
+        region = cv2.erode(opening, np.ones((3, 3), np.uint8)).astype(bool)
+        for g in gazes:
+            (centre,), (z,) = project(d.rig.eye_centres[e] + eyes.EYEBALL_RADIUS_M * eyes.gaze_directions(g)[e])
+            region &= np.hypot(xx - centre[0], yy - centre[1]) >= K[0, 0] * 0.0065 / z
+        assert region.sum() >= 5
+        means.append(float(change[region].mean()))
+    return float(np.mean(means))
+
+
+@pytest.mark.parametrize("portrait", ["business_person.png", "two_children_multiface.jpeg"])
+def test_a_far_side_look_leaves_the_sclera_where_the_photo_shows_it(portrait):
+    """A phone tracker's far side look (eyeLookOutLeft + eyeLookInRight 1, and the other way: the eyes turned 0.5 rad
+    from the photo's gaze) moves the iris, not the sclera's look: off the iris's path the eye opening changes by at
+    most 0.08 on average (sclera_drag). The sclera's pixels turned with the eyeball and came round to face the
+    camera, magnified: a whitish, streaked smear trailing the iris (issue 11). Before: business_person 0.089 / 0.164,
+    two_children 0.125 / 0.074 (left / right); now 0.055 / 0.056, 0.062 / 0.037."""
+    av, K, vm, w, h = _portrait_in_its_view(portrait)
+    drags = [sclera_drag(av, K, vm, w, h, names) for names in (["eyeLookOutLeft", "eyeLookInRight"],
+                                                                ["eyeLookInLeft", "eyeLookOutRight"])]
+    assert max(drags) < 0.08, drags
+
+
 def test_a_turned_iris_carries_no_catchlight_of_its_own():
     """business_person (white catchlights on brown irises) looked 0.5 rad to either side and ahead: the eyeball
     Gaussians that turn with all of the turn draw no white (luma > 0.6) inside the turned iris (holes in its dark
@@ -722,9 +776,10 @@ def test_a_turned_iris_carries_no_catchlight_of_its_own():
 
     av, K, vm, w, h = _business_person_in_its_view()
     luma = np.array([0.299, 0.587, 0.114])
-    lag = (av.part == PART_EYE) & (av.bary[:, 0] > 0)
+    lag = (av.part == PART_EYE) & (av.bary[:, 0] > 0) & (av.bary[:, 0] < 1)  # the catchlights (the sclera's stay)
     turning = copy.copy(av)
-    turning.logit_opacities = np.where((av.part == PART_EYE) & ~lag, av.logit_opacities, -30).astype(np.float32)
+    turning.logit_opacities = np.where((av.part == PART_EYE) & (av.bary[:, 0] == 0), av.logit_opacities,
+                                       -30).astype(np.float32)
     d = Driver(turning)
     for look in (-0.5, 0.0, 0.5):
         gaze = (np.asarray(d.rig.rest_gaze, np.float64) + [look, 0.0]).astype(np.float32)
@@ -752,9 +807,9 @@ def test_no_photo_layer_detail_disc_sits_at_a_catchlight():
     av, K, vm, w, h = _business_person_in_its_view()
     pc = av.means.astype(np.float64) @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
     px = np.floor(pc[:, :2] / pc[:, 2:] * np.diag(K)[:2] + K[:2, 2]).astype(np.int64)  # the pixel each is centred on
-    lag = (av.part == PART_EYE) & (av.bary[:, 0] > 0)
+    lag = (av.part == PART_EYE) & (av.bary[:, 0] > 0) & (av.bary[:, 0] < 1)  # the catchlights (the sclera's stay)
     size = np.exp(av.log_scales).max(1)
-    small = (av.part == PART_EYE) & ~lag & (size < 1.5 * size[lag].max())
+    small = (av.part == PART_EYE) & (av.bary[:, 0] == 0) & (size < 1.5 * size[lag].max())
     assert lag.sum() >= 10
     at = {tuple(p) for p in px[lag]}
     both = [tuple(p) for p in px[small] if tuple(p) in at]

@@ -94,7 +94,9 @@ class DriveConfig:
     max_offset_m: float = 0.08  # per-vertex expression offsets are limited to this length (a wide-open jaw moves the chin ~6 cm)
     falloff_m: float = 0.035  # non-face Gaussians this close to the template share its displacement (fading)
     jaw_max_rad: float = 0.5  # jaw opening limit
-    jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape (0..1: control.arkit_values)
+    jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape (0..1: control.arkit_values), on an
+    # avatar without MediaPipe's topology; with it, a blendshape-only jawOpen moves the chin as a tracked one:
+    # expression.JAW_PER_JAW_OPEN_M
     jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (a control with neither expression nor jawOpen)
     # A mouth-interior level of jaw weight 0 < w < 1 turns by w x the jaw angle up to jaw_speech_rad and catches
     # up with the whole angle by jaw_wide_rad (`jaw_level_share`): the lower teeth (weight MouthConfig.
@@ -1279,8 +1281,7 @@ def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_name
     lid = control_lid_ratios(control, cfg, basis_names)
     if verts is not None:
         own = [i for i, n in enumerate(names) if n not in basis_names]  # not driven by the avatar's basis
-        ex = blendshape_expression(verts, ex, [names[i] for i in own], np.asarray(control.blendshapes)[own],
-                                   cfg.jaw_per_jaw_open)
+        ex = blendshape_expression(verts, ex, [names[i] for i in own], np.asarray(control.blendshapes)[own])
     if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
         ex = ex.copy()
         ex[brows] *= cfg.brow_gain

@@ -515,10 +515,16 @@ def _brow_move(x: np.ndarray, dy: float, d: np.ndarray | None = None) -> np.ndar
 BROW_RISE_PER_INNER_UP_M = 0.0085
 BROW_RISE_PER_OUTER_UP_M = 0.0012  # (mean of browOuterUpLeft / Right)
 BROW_DROP_PER_DOWN_M = 0.0063  # (mean of browDownLeft / Right)
-# The jaw of such a control turns the lower lip, the chin and the jaw line about the driver's hinge (`jaw_pivot`) by
-# its angle (the driver's jaw_per_jaw_open x jawOpen; the same fit reads the tracked chin's turn as 0.28 rad per unit
-# of jawOpen, r 0.82); the upper lip and everything from the nose base up stay, the cheeks between follow
-# harmonically (the lips' opening is a hole: the lips part).
+# The jaw of such a control moves the lower lip, the chin and the jaw line as a tracked jaw does: per unit of jawOpen
+# each group's midline moves by JAW_PER_JAW_OPEN_M (metres, x, y down, z into the head), a handle off the midline by s
+# mouth half-widths (squared) by (1 - k s) of it (the mouth's corners drop less), the upper lip and everything from
+# the nose base up held, the cheeks between harmonic (the lips' opening is a hole: the lips part). A least-squares fit
+# of the tracker's expression against FaceLandmarker v2's jawOpen, mean smile and mouthPucker on the 4 ../shared
+# clips' first 78-120 calibrated frames (382 frames, jawOpen 0-0.88): the lower lip's midline (14, 17) 40.1 mm down
+# and 9.3 back per unit (y r 0.95), the chin's (152, 175, 199, 200) 20.4 down and 13.3 back (r 0.92); k 0.5 / 0.2
+# (residual 1.6 / 1.5 mm). Before, they turned about the driver's hinge (`jaw_pivot`, the head's origin) by
+# jaw_per_jaw_open x jawOpen: at jawOpen 1 the chin went 13.5 mm down and 33 back, the lower lip 21 down and 20 back
+# into the mouth, which showed a dark red hole with no lower teeth (issue 11, eyes35).
 JAW_HANDLES = np.array(sorted(set(lmk.LIP_LOWER_INNER + lmk.LIP_LOWER_OUTER + lmk.CHIN_REGION + lmk.JAW_LINE)))
 # The lips of such a control follow its smile and pucker: the mouth corners (outer and inner) and the lips' midline
 # (upper: 0, 13; lower: 14, 17) move by these displacements per unit of each coefficient, metres, (x away from the
@@ -528,6 +534,8 @@ JAW_HANDLES = np.array(sorted(set(lmk.LIP_LOWER_INNER + lmk.LIP_LOWER_OUTER + lm
 # x / y / z, the midlines' y r 0.83-0.95 and z 0.60-0.84; their x, r < 0.66, left out); each corner follows its own
 # side's smile (the fit's own-side slope 8.1-10.9 mm up, the other side's 0.6-3.6 mm). A smile draws the corners
 # out, up and back and lifts the upper lip; a pucker draws them in and forward and closes the lips forward.
+JAW_LIP_HANDLES = np.array(sorted(set(lmk.LIP_LOWER_INNER + lmk.LIP_LOWER_OUTER)))
+JAW_PER_JAW_OPEN_M = {"lip": ((0.0, 0.0401, 0.0093), 0.5), "chin": ((0.0, 0.0204, 0.0133), 0.2)}  # (midline, k)
 MOUTH_CORNERS = ((lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_R_IN), (lmk.MOUTH_CORNER_L, lmk.MOUTH_CORNER_L_IN))
 UPPER_LIP_MIDLINE, LOWER_LIP_MIDLINE = (0, 13), (14, 17)
 MOUTH_HANDLES = np.array(sorted(set(sum(MOUTH_CORNERS, ()) + UPPER_LIP_MIDLINE + LOWER_LIP_MIDLINE)))
@@ -549,17 +557,24 @@ def blendshape_brow_shift(names, values) -> float:
             - BROW_RISE_PER_OUTER_UP_M * mean("browOuterUpLeft", "browOuterUpRight"))
 
 
-def jaw_turn_spread(x: np.ndarray, theta: float) -> np.ndarray:
-    """[NUM_MESH, 3] the displacement that opens the jaw of template x [>= 468, 3] (head frame, metres, y down) by
-    theta (rad, + = opening): JAW_HANDLES turned about `jaw_pivot`(x) about x, the upper lips (inner and outer),
-    the rigid landmarks and everything from the nose base up held, the rest harmonic. The chin's turn the driver
-    reads from it (deform.jaw_angle) is theta."""
+def jaw_drop_spread(x: np.ndarray, jaw_open: float) -> np.ndarray:
+    """[NUM_MESH, 3] the displacement (metres, head frame, y down) that opens the jaw of template x [>= 468, 3] by
+    jaw_open (ARKit jawOpen, 0..1; clipped): JAW_HANDLES moved by JAW_PER_JAW_OPEN_M (the lower lip's handles by
+    "lip", the chin's and the jaw line's by "chin", each (1 - k s) of its midline's move, s the handle's squared
+    distance from the lips' midline in mouth half-widths, at least 0), the upper lips (inner and outer), the rigid
+    landmarks and everything from the nose base up held, the rest harmonic."""
     v = np.asarray(x, np.float64)[:NUM_MESH]
     d = np.zeros((NUM_MESH, 3))
-    if theta == 0.0:
+    j = float(np.clip(jaw_open, 0.0, 1.0))
+    if j == 0.0:
         return d
-    c = jaw_pivot(v)
-    d[JAW_HANDLES] = (v[JAW_HANDLES] - c) @ axis_angle_x(np.array(theta)).T + c - v[JAW_HANDLES]
+    mid_x = float(np.mean(v[list(UPPER_LIP_MIDLINE + LOWER_LIP_MIDLINE), 0]))
+    half = 0.5 * (abs(v[lmk.MOUTH_CORNER_R, 0] - mid_x) + abs(v[lmk.MOUTH_CORNER_L, 0] - mid_x))
+    s = ((v[JAW_HANDLES, 0] - mid_x) / max(half, 1e-6)) ** 2
+    lip = np.isin(JAW_HANDLES, JAW_LIP_HANDLES)
+    (lip_m, lip_k), (chin_m, chin_k) = JAW_PER_JAW_OPEN_M["lip"], JAW_PER_JAW_OPEN_M["chin"]
+    share = np.clip(1.0 - np.where(lip, lip_k, chin_k) * s, 0.0, None)
+    d[JAW_HANDLES] = j * share[:, None] * np.where(lip[:, None], np.asarray(lip_m), np.asarray(chin_m))
     known = v[:, 1] <= v[NOSE_BASE, 1]
     known[list(lmk.RIGID_LANDMARKS) + list(lmk.LIP_UPPER_INNER + lmk.LIP_UPPER_OUTER)] = True
     known[JAW_HANDLES] = True
@@ -569,11 +584,11 @@ def jaw_turn_spread(x: np.ndarray, theta: float) -> np.ndarray:
     return d
 
 
-def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values, jaw_rad_per_jaw_open: float):
+def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values):
     """The driver's expression for a control (deform.control_inputs): expression [L, 3] (metres, head frame; may be
-    empty) with each part it leaves still taken from the control's ARKit blendshapes (names [B], values [B], each
-    clipped to 0..1): the jaw (its chin row, lmk.CHIN, absent or 0) by `jaw_turn_spread` of jaw_rad_per_jaw_open
-    x jawOpen, the brows (BROW_POINTS absent or all 0) by `blendshape_brow_shift`, the lips (MOUTH_HANDLES absent or
+    empty) with each part it leaves still taken from the control's ARKit blendshapes (names [B], values [B], read
+    within 0..1: `control.arkit_values`): the jaw (its chin row, lmk.CHIN, absent or 0) by `jaw_drop_spread` of
+    jawOpen, the brows (BROW_POINTS absent or all 0) by `blendshape_brow_shift`, the lips (MOUTH_HANDLES absent or
     all 0) by `blendshape_lip_handles` spread by `lip_spread` (smile, pucker). x [V >= 468, 3] the rest
     template. -> [max(L, V), 3] float64 (the parts added), or `expression` itself when there is nothing to add.
     Without it a blendshape-only control (a third-party tracker, a hand-written controls file) opened only the
@@ -583,15 +598,15 @@ def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values, 
     if not lmk.has_mediapipe_topology(np.shape(x)[0]) or not names:
         return expression
     still = lambda rows: ex.shape[0] <= int(np.max(rows)) or not np.any(ex[rows])  # noqa: E731
-    theta = jaw_rad_per_jaw_open * float(arkit_values(values)[names.index("jawOpen")]) \
+    jaw = float(arkit_values(values)[names.index("jawOpen")]) \
         if "jawOpen" in names and still(np.array([lmk.CHIN])) else 0.0
     dy = blendshape_brow_shift(names, values) if still(BROW_POINTS) else 0.0
     lips = blendshape_lip_handles(x, names, values) if still(MOUTH_HANDLES) else None
-    if theta == 0.0 and dy == 0.0 and lips is None:
+    if jaw == 0.0 and dy == 0.0 and lips is None:
         return expression
     out = np.zeros((max(ex.shape[0], np.shape(x)[0]), 3))
     out[:ex.shape[0]] = ex
-    out[:NUM_MESH] += jaw_turn_spread(x, theta) + (_brow_move(x, dy) if dy != 0.0 else 0.0)
+    out[:NUM_MESH] += jaw_drop_spread(x, jaw) + (_brow_move(x, dy) if dy != 0.0 else 0.0)
     if lips is not None:
         out[:NUM_MESH] += lip_spread(x, lips)
     return out

@@ -3,20 +3,24 @@
 Each eye is a sphere of radius eyes.EYEBALL_RADIUS_M about eyes.eyeball_centres(template) (the iris centre
 moved back against the photo's gaze), so the driver can turn it about that centre by the operator's gaze
 relative to the photo's (core/deform.py). The pixels of the photo's eye openings are put on the sphere
-(`place_on_eyeballs`): at rest the avatar shows exactly the photo's eyes. What the lids hide at rest is
-painted (`eyeball_completion`): iris and pupil around the rest gaze direction with the iris size and colours
-measured in the photo, sclera elsewhere; so a turned eye shows an iris, not the lids' colour. The painted
+(`place_on_eyeballs`): at rest the avatar shows exactly the photo's eyes. What the lids (and the sclera's
+pixels, below) hide at rest is painted (`eyeball_completion`): iris and pupil around the rest gaze direction with
+the iris size and colours measured in the photo, sclera elsewhere; so a turned eye shows an iris, not the lids'
+colour. The painted
 sclera is the photo's lit sclera (`EyeballConfig.lit_sclera_share`: the brightest tenth of the opening's
 sclera ring), not the typical visible one: what a far look uncovers faces the camera and the light, like the
 sclera next to the iris, while the brightest quarter that references the lid band (`opening_colours`) takes in
 the lids' shadow and the corners' skin.
 
-Only the eyeball's own pixels of an opening turn with it (`eyeball_pixels`): the iris disc and the pixels
-that are sclera. The opening's dark band along the lids (lashes, the lids' shadow, the lid margins: 2-5 px
-at 512 px, wider than any fixed rim) stays with the lids, and the sphere behind it is painted like the
-hidden part. Before, that band lay on the sphere: a turned eye dragged a dark ring across the white, and
-a lid that opened wider than the photo's showed a second lash line under it (the reader read a wider lid
-as a lower gaze: lp_d9_woman_turned driven by lp_d18, r_gaze_v -0.76).
+Only the iris disc of an opening turns with the eyeball (`eyeball_parts`). The pixels that are sclera show the
+sclera's light (its shading, the lids' shadow, reflections), which stays: they lie on the eyeball, a little behind
+its sphere, and the turning iris passes in front of them; the painted sphere behind them shows where the turned
+iris leaves its rest place. Turned with the eyeball, they came round to face the camera at a far look, magnified:
+a whitish, streaked smear trailing the iris (issue 11, eyes35). The opening's dark band along the lids (lashes,
+the lids' shadow, the lid margins: 2-5 px at 512 px, wider than any fixed rim) stays with the lids, and the
+sphere behind it is painted like the hidden part. Before, that band lay on the sphere: a turned eye dragged a
+dark ring across the white, and a lid that opened wider than the photo's showed a second lash line under it (the
+reader read a wider lid as a lower gaze: lp_d9_woman_turned driven by lp_d18, r_gaze_v -0.76).
 
 The photo's catchlights (`catchlights`: the light's reflection on the cornea) are a layer of their own over the
 iris, which is filled under them: they follow half the eyeball's turn (core/deform.py's lag), as a reflection on
@@ -76,7 +80,7 @@ class EyeballConfig:
     lid_shadow_columns: int = 5
     iris_rgb: tuple[float, float, float] = (0.30, 0.20, 0.14)  # when the photo shows no iris
     min_pixels: int = 12  # fewer photo pixels than this: the default colour
-    # Which opening pixels turn with the eyeball (eyeball_pixels), one rule for the whole opening: within iris_reach
+    # Which opening pixels are the eyeball's (eyeball_parts), one rule for the whole opening: within iris_reach
     # iris radii of the iris centre (MediaPipe's ring lies a little inside the limbus: business_person's darker
     # limbus pixels lie at 1.0-1.15 radii), or at least sclera_level of the way in luminance from the opening's dark
     # rim to the measured sclera and not redder than the sclera by skin_red ((r - b) / luma: the lid margin and
@@ -96,6 +100,15 @@ class EyeballConfig:
     iris_shadow_up: float = 0.5
     skin_red: float = 0.15
     band_lift_m: float = 0.0005  # the band that stays with the lids lies this far in front of the eyeball
+    # The photo's sclera pixels (eyeball_parts) stay where the photo shows them, this far behind the eyeball's sphere
+    # along their camera rays: in front of the painted cap (cap_inset_m), behind the turning iris, which passes over
+    # them. What the photo shows of the sclera is its light (the radial shading, the lids' shadow, the lashes' and the
+    # window's reflections), which does not turn with the eye; turned with the eyeball, those pixels (2-5 px beside
+    # a narrow eye's iris, the corners' at a grazing angle on the sphere) came round to face the camera at a far
+    # look, magnified up to 3x: a whitish, streaked smear trailing the iris (issue 11: eyeLookOutLeft 1 on
+    # business_person, two_children, obama_official; lp_d0's side looks). Self lp_d0, its 53 side-look frames of 78:
+    # eye-box PSNR 16.83 -> 17.12 dB (eyes35, session 35)
+    sclera_behind_m: float = 0.001
     # the painted cap lies this far inside the sphere the photo's eye pixels are put on: at lp_d0's far side looks,
     # turned with the eyeball, it swept in front of the outer corner's skin and lid band (the template's skin lies
     # within ~2 mm of the sphere there): a flat grey lobe past the eye's outline over its dark rim (obama_official,
@@ -133,7 +146,7 @@ class EyeballConfig:
         than 1 pixel to measure a colour on or 1 column to measure the lid's shadow on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a
         shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a cap_inset_m not in [0, radius_m), a
         catchlight_level, catchlight_min, catchlight_lag, catchlight_reach or iris_shadow_level not in [0, 1], a
-        catchlight_lift_m < 0, an iris_shadow_up not finite.
+        catchlight_lift_m < 0, an iris_shadow_up not finite, a sclera_behind_m not in [0, radius_m).
         Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
@@ -168,6 +181,8 @@ class EyeballConfig:
             raise ValueError(f"EyeballConfig.catchlight_lift_m must be >= 0, got {self.catchlight_lift_m!r}")
         if not (np.isfinite(self.cap_inset_m) and 0.0 <= self.cap_inset_m < self.radius_m):
             raise ValueError(f"EyeballConfig.cap_inset_m must be in [0, radius_m), got {self.cap_inset_m!r}")
+        if not (np.isfinite(self.sclera_behind_m) and 0.0 <= self.sclera_behind_m < self.radius_m):
+            raise ValueError(f"EyeballConfig.sclera_behind_m must be in [0, radius_m), got {self.sclera_behind_m!r}")
 
 
 def _check_share(name: str, share: float) -> None:
@@ -376,16 +391,27 @@ def shade(coef: np.ndarray, d_r: np.ndarray) -> np.ndarray:
 
 def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
                    cfg: EyeballConfig) -> np.ndarray:
-    """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that belong to the
-    eyeball and turn with it (the rest stay with the lids): within cfg.iris_reach iris radii of the iris centre
-    (iris landmarks, `colours["iris_radius_px"]`) but for the lid's shadow over the iris top (iris_shadow, against
-    colours["iris"]; cfg.iris_rgb when absent), or at least cfg.sclera_level of the way in luminance from the
-    opening's dark rim (its 10th percentile outside the iris) to the measured sclera (sclera_pixels) and not redder
-    than that sclera (colours["sclera"], rgb) by cfg.skin_red in (r - b) / luminance (the lid margin, the corners'
-    skin). One rule for the rim and the inside of the opening alike (see EyeballConfig)."""
+    """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that show the eyeball (the
+    rest, the dark band along the lids, stay with the lids): its iris and its sclera (eyeball_parts, their union)."""
+    iris, sclera = eyeball_parts(photo, eye_px, landmarks_px, colours, cfg)
+    return iris | sclera
+
+
+def eyeball_parts(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
+                  cfg: EyeballConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that show the eyeball -> (iris [S, S]
+    bool, sclera [S, S] bool, disjoint). iris: within cfg.iris_reach iris radii of the iris centre (iris landmarks,
+    `colours["iris_radius_px"]`) but for the lid's shadow over the iris top (iris_shadow, against colours["iris"];
+    cfg.iris_rgb when absent); it turns with the eyeball. sclera: the other pixels at least cfg.sclera_level of the
+    way in luminance from the opening's dark rim (its 10th percentile outside the iris) to the measured sclera
+    (sclera_pixels) and not redder than that sclera (colours["sclera"], rgb) by cfg.skin_red in (r - b) / luminance
+    (the lid margin, the corners' skin); what the photo shows of it is its light, which stays (mesh_fit: on the
+    eyeball, behind the turning iris; see EyeballConfig.sclera_behind_m). One rule for the rim and the inside of the
+    opening alike (see EyeballConfig)."""
     lum = photo @ LUMA
     red = (photo[..., 0] - photo[..., 2]) / np.maximum(lum, 1e-3)
-    out = np.zeros(eye_px.shape, bool)
+    iris_out = np.zeros(eye_px.shape, bool)
+    sclera_out = np.zeros(eye_px.shape, bool)
     iris_rgb = colours.get("iris", (cfg.iris_rgb, cfg.iris_rgb))  # as eye_colours, where the photo shows none
     for e, centre in enumerate((lmk.IRIS_CENTER_R, lmk.IRIS_CENTER_L)):
         d = iris_distance(eye_px.shape, landmarks_px[centre, :2], colours["iris_radius_px"][e])
@@ -398,9 +424,10 @@ def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarr
         up = iris_height(eye_px.shape[0], landmarks_px[centre, 1], colours["iris_radius_px"][e])
         shadow = iris_shadow(lum, eye_px, near & (up > cfg.iris_shadow_up),
                              cfg.iris_shadow_level * float(np.asarray(iris_rgb[e]) @ LUMA))
-        out |= (near & (d < cfg.iris_reach) & ~shadow) | (
-            sclera_pixels(lum, eye_px, d, s_luma, cfg.min_pixels, cfg.sclera_level) & (red < sclera_red + cfg.skin_red))
-    return out
+        iris_out |= near & (d < cfg.iris_reach) & ~shadow
+        sclera_out |= sclera_pixels(lum, eye_px, d, s_luma, cfg.min_pixels, cfg.sclera_level) & (
+            red < sclera_red + cfg.skin_red)
+    return iris_out, sclera_out & ~iris_out
 
 
 def iris_shadow(lum: np.ndarray, opening: np.ndarray, top: np.ndarray, level: float) -> np.ndarray:
@@ -487,8 +514,8 @@ def sclera_pixels(lum: np.ndarray, opening: np.ndarray, d_r: np.ndarray, sclera_
     distance from the iris centre in iris radii) whose luminance (lum [S, S], LUMA) is at least `level` of the way
     from the opening's dark rim (the 10th percentile of its pixels outside the iris, 1-4 radii; 0 when fewer than
     min_pixels) to sclera_luma (the measured sclera's luminance, opening_colours): the sclera, not the lashes,
-    the lids' shadow or the lid margins. The one rule for which pixels are the sclera (eyeball_pixels: what turns
-    with the eyeball; eye_colours: what sclera_shading is fitted on)."""
+    the lids' shadow or the lid margins. The one rule for which pixels are the sclera (eyeball_parts: what stays on
+    the eyeball behind the turning iris; eye_colours: what sclera_shading is fitted on)."""
     near = opening & (d_r < 4.0)
     outside = near & (d_r >= 1.0)
     dark = float(np.percentile(lum[outside], 10)) if outside.sum() >= min_pixels else 0.0
@@ -509,14 +536,17 @@ def cap_points(spacing_m: float, radius_m: float, cap_deg: float) -> np.ndarray:
 
 
 def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dict, metres_per_px: float,
-                       cfg: EyeballConfig, keep=None) -> GaussianBatch | None:
+                       cfg: EyeballConfig, keep=None, behind_iris=None) -> GaussianBatch | None:
     """Painted eyeball caps for both eyes (head frame; rest_gaze [2, 2] the photo's, eyes.gaze_from_landmarks of
     its pixel landmarks): pupil and iris about each eye's rest gaze with the
     photo's iris radius (pixels x metres_per_px, as seen along the rest gaze on the inset cap), the lit sclera
     elsewhere (colours["sclera_lit"], eye_colours;
     colours["sclera"] when absent), on a sphere cfg.cap_inset_m inside the eyeball's. keep(points [M, 3]) -> [M] bool
-    selects
-    which to keep (the mesh_fit caller keeps only those the lids hide at rest)."""
+    selects which to keep by their places on the eyeball's sphere (radius cfg.radius_m, where the photo's eye pixels
+    lie: the mesh_fit caller keeps those the photo's turning iris does not cover at rest, so the cap fills what the
+    turned iris leaves). behind_iris(points [M, 3], on the inset cap) -> [M] bool: those the photo's own iris covers at
+    rest are painted sclera, not iris (the painted iris is wider on the inset cap than the photo's iris on the sphere:
+    turned, its rim trailed the photo's iris as a dark arc, two_children x eyeLookOutLeft 1)."""
     v = np.asarray(vertices, np.float64)
     centres = eyes.eyeball_centres(v, rest_gaze, cfg.radius_m)
     rest = eyes.gaze_directions(rest_gaze)  # [2, 3]
@@ -553,11 +583,13 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
                 up = -(dirs[:, 1] - rest[e, 1] * np.cos(ang)) / max(np.sin(iris_rad), 1e-6)
                 f = np.maximum(f * (1.0 + (k - 1.0) * np.clip(up / height, 0.0, 1.0)), lo)
             scl = scl * f[:, None]
+        if behind_iris is not None:  # the photo's iris is in front of these at rest: where the cap shows, it is sclera
+            t_iris = np.where(behind_iris(pts), np.inf, t_iris)
         col = np.where((t_iris < cfg.pupil_ratio)[:, None], colours["pupil"][e],
                        np.where((t_iris < 1.0)[:, None],
                                 colours["iris"][e] * (1.0 - 0.25 * np.clip(t_iris - 0.7, 0, 0.3) / 0.3)[:, None],  # limbus
                                 scl))
-        sel = keep(pts) if keep is not None else np.ones(len(pts), bool)
+        sel = keep(centres[e] + cfg.radius_m * dirs) if keep is not None else np.ones(len(pts), bool)
         batches.append(surface_discs(pts[sel], dirs[sel], np.clip(col[sel], 0, 1), np.full(int(sel.sum()),
                                      0.75 * cfg.spacing_m), None, PART_EYE))
     batches = [b for b in batches if len(b)]

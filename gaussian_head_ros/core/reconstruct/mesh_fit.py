@@ -53,7 +53,7 @@ from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back
                                                            covered_triangles, edge_opacity, face_completion,
                                                            rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eye_side,
-                                                         eyeball_completion, eyeball_pixels, place_on_eyeballs)
+                                                         eyeball_completion, eyeball_parts, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
                                                          closed_lid_skin, fold_lashes, fold_shade, lash_band,
                                                          lid_margins, lid_skin_colours, lid_zone, margin_binding,
@@ -125,6 +125,12 @@ class MeshFitConfig:
     lash_lift_m: float = 0.0003  # ... its dark (lash) Gaussians this much nearer the camera: the line where the lids meet is dark
     lid_refine_limit: float = 0.2  # colour refinement moves the photo's Gaussians on the lids by at most this (rgb); 0 = no limit
     lid_refine_grow_px: int = 2  # ... on the upper lids' strips and rings (eyelids.lid_rings), grown by this
+    # ... and in the eye openings by at most this: a look moves the turning iris past the sclera's light that stays
+    # (eyeballs.eyeball_parts). The refinement had paid for the iris discs' brown overlap on business_person's white
+    # sclera with blue (the sclera's Gaussians 0.05 bluer than the photo at the 90th percentile): the iris turned up,
+    # blue flecks stayed on the white. 0.1: 0.04 bluer, still flecked; self lp_d0's eye boxes off its side looks
+    # 24.24 -> 24.30 dB (eyes35, session 35)
+    eye_refine_limit: float = 0.05
     lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
@@ -690,19 +696,30 @@ class MeshFitReconstructor(Reconstructor):
         mouth = mouth.take(inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + 0.002) | photo_gap[mi, mj]))
 
         # The opening's dark band along the lids (lashes, the lids' shadow, the lid margins) stays with the lids
-        # (static: the falloff band carries them with the lid vertices); the iris and the sclera, shaded or not, turn
-        # with the eyeball (eyeballs.eyeball_pixels), and the sphere behind the band is painted like the hidden part.
-        eye_core = eye_px & eyeball_pixels(photo, eye_px & person, fp.landmarks_px, eye_cols, cfg.eyeball)
+        # (static: the falloff band carries them with the lid vertices); the iris turns with the eyeball, the
+        # sclera's pixels (its light) stay on it, behind the iris (eyeballs.eyeball_parts: lag 1, none of the turn),
+        # and the sphere behind the band and the sclera is painted like the hidden part: what a turned iris uncovers.
+        eye_iris, eye_sclera = (eye_px & m for m in eyeball_parts(photo, eye_px & person, fp.landmarks_px, eye_cols,
+                                                                   cfg.eyeball))
+        eye_core = eye_iris | eye_sclera
         lid_band = eye_px & ~eye_core
-        if lid_band.any():  # just in front of the sphere, so the painted eyeball behind never shows at rest
-            toward = centre - pts[lid_band]
-            pts[lid_band] += cfg.eyeball.band_lift_m * toward / np.linalg.norm(toward, axis=1, keepdims=True)
+        for band, lift in ((lid_band, cfg.eyeball.band_lift_m), (eye_sclera, -cfg.eyeball.sclera_behind_m)):
+            if band.any():  # the band just in front of the sphere (the painted eyeball behind never shows at rest),
+                toward = centre - pts[band]  # the sclera behind it, along the pixels' rays
+                pts[band] += lift * toward / np.linalg.norm(toward, axis=1, keepdims=True)
+        eye_lag = np.where(eye_sclera, 1.0, 0.0)  # deform.eye_lag_level: the share of the turn each lags behind
 
-        def hidden_by_the_lids(p):
+        def hidden_at_rest(p):  # by the lids or the sclera's light, not by the turning iris
             i, j, z, inside = scene.project(p)
-            return inside & mesh_px[i, j] & (lid_band[i, j] | (~eye_px[i, j] & (z > front[i, j] + 0.0005)))
+            behind = ~eye_px[i, j] & (z > front[i, j] + 0.0005)
+            return inside & mesh_px[i, j] & (lid_band[i, j] | eye_sclera[i, j] | behind)
 
-        eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_by_the_lids)
+        def behind_the_iris(p):
+            i, j, _, inside = scene.project(p)
+            return inside & eye_iris[i, j]
+
+        eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_at_rest,
+                                     behind_iris=behind_the_iris)
         # the catchlights (eyeballs.catchlights): their own Gaussians, a little in front of the eyeball, that follow
         # only part of its turn (deform.eye_lag_level); the photo layer there shows the iris behind them
         alpha, light, under = catchlights(colours, eye_core, fp.landmarks_px, eye_cols, cfg.eyeball)
@@ -764,7 +781,7 @@ class MeshFitReconstructor(Reconstructor):
                                            torso_px & (below_cut == 1))
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
-                                                mouth_px, torso_px, eye_core, centre, f, R)
+                                                mouth_px, torso_px, eye_core, eye_lag, centre, f, R)
         if lip_gap_m <= cfg.mouth.closed_lips_max_m:  # lips that meet: their sliver's few pixels are lip, not the
             # mouth's inside (`parted_over_hidden_teeth`); put behind the teeth as the photo's gap, they floated in
             # every opened mouth as light and red specks (business_person x tpsmm_driving frames 20 / 41: 3 Gaussians,
@@ -839,9 +856,13 @@ class MeshFitReconstructor(Reconstructor):
         edge_on = ~frozen & (d_edge[pixels[0], pixels[1]] < cfg.view_rim_px) & (np.abs(cos_n) < hi)
         shown = np.where(edge_on, np.clip((np.abs(cos_n) - lo) / max(hi - lo, 1e-6), 0.0, 1.0), 1.0)
         unrefined = batch.colors[:n_photo].copy()
-        held = None  # the lids' photo Gaussians: refined within lid_refine_limit of their photo colour
+        # how far the refinement may move each photo Gaussian's colour from the photo's: the lids' and the eye
+        # openings', where a blink or a look moves them past each other
+        held = np.full(n_photo, np.inf)
         if cfg.lid_refine_limit > 0:
-            held = lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]
+            held[lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]] = cfg.lid_refine_limit
+        if cfg.eye_refine_limit > 0:
+            held[eye_px[pixels[0], pixels[1]]] = cfg.eye_refine_limit
         with_creases = None
         margins = self._detail_margins(mesh_px, pixels)
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
@@ -1297,10 +1318,11 @@ class MeshFitReconstructor(Reconstructor):
             return (bi, bj, hs, ts, torso_grid), (ci, cj)
         return (bi, bj, hs, ts, torso_grid), (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
-    def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, eye_px, centre,
-                     f, R):
-        """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera) -> (batch, (i, j,
-        is_detail, in-plane std-dev in pixels) of each)."""
+    def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, eye_px, eye_lag,
+                     centre, f, R):
+        """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera; eye_lag [S, S] the
+        share of the eyeball's turn the eye pixels lag behind, their bary[:, 0]) -> (batch, (i, j, is_detail, in-plane
+        std-dev in pixels) of each)."""
         cfg = self.cfg
         bi, bj, hs, ts, torso_grid = base
         di, dj = detail
@@ -1319,6 +1341,7 @@ class MeshFitReconstructor(Reconstructor):
                          [PART_FACE, PART_MOUTH, PART_EYE, PART_TORSO], PART_STATIC)
         face_id = np.where(face_px[i, j], fid[i, j], -1)
         b = np.where(face_px[i, j][:, None], bary[i, j], 0)
+        b[:, 0] = np.where(eye_px[i, j], eye_lag[i, j], b[:, 0])
         out = surface_discs(p, nrm[i, j], photo[i, j], sigma, view, part.astype(np.uint8), opacity=cfg.opacity,
                             max_stretch=cfg.max_stretch, face_id=face_id, bary=b)
         k = np.flatnonzero(is_detail)
@@ -1361,10 +1384,11 @@ class MeshFitReconstructor(Reconstructor):
         0.8 px blur left the stride-2 lattice over-sharpened and the stride-3 torso under-weighted: frame 0
         -0.1..-0.2 dB on every ../shared clip), a detail Gaussian's at its pixel; scale the opacities of
         the others (not free) until the render covers their pixels by `coverage` [n not free] (None: kept).
-        held [n_photo] bool (None: none): Gaussians whose colours stay within cfg.lid_refine_limit of their photo
-        colour (the lids': the refinement pays for each disc's overlap with its neighbours' colours, up to black or
-        white; where a lid moves its Gaussians past each other, the overlaps change and those colours showed: dark
-        grey smudges over a lowered lid, black specks along the lashes, business_person x sadtalker).
+        held [n_photo] float (None: no limit anywhere): how far (rgb) each Gaussian's colour may move from its photo
+        colour (inf: no limit; MeshFitConfig.lid_refine_limit on the lids, eye_refine_limit in the eye openings: the
+        refinement pays for each disc's overlap with its neighbours' colours, up to black or white; where a lid or a
+        look moves Gaussians past each other, the overlaps change and those colours showed: dark grey smudges over a
+        lowered lid, black specks along the lashes, business_person x sadtalker).
         detail_margin [n_photo] float (None: no limit anywhere): how far past the photo's range about its pixel each
         disc's colour may go (`_detail_margins`; inf: no limit).
         Returns the PSNR (of the render on black) in each of `masks` after ("name") and before ("name_initial")."""
@@ -1391,9 +1415,10 @@ class MeshFitReconstructor(Reconstructor):
             return {}
         img = res.image
         out = {f"{k}_initial": psnr(img, m) for k, m in masks.items()}
-        if held is not None:
-            rows_h = np.flatnonzero(held)
-            lo_h, hi_h = batch.colors[rows_h] - cfg.lid_refine_limit, batch.colors[rows_h] + cfg.lid_refine_limit
+        rows_h = np.zeros(0, np.int64) if held is None else np.flatnonzero(np.isfinite(held))
+        if len(rows_h):
+            limit = held[rows_h, None].astype(np.float32)
+            lo_h, hi_h = batch.colors[rows_h] - limit, batch.colors[rows_h] + limit
         rows_d = np.zeros(0, np.int64) if detail_margin is None else np.flatnonzero(np.isfinite(detail_margin))
         if len(rows_d):  # a detail disc no darker / lighter than the photo around its pixel (see MeshFitConfig)
             kern = np.ones((2 * cfg.detail_refine_px + 1,) * 2, np.uint8)
@@ -1410,7 +1435,7 @@ class MeshFitReconstructor(Reconstructor):
                 upd[rows] = cv2.GaussianBlur(r, (0, 0), float(sd))[i[rows], j[rows]]
             upd *= free[:, None]
             batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
-            if held is not None:
+            if len(rows_h):
                 batch.colors[rows_h] = np.clip(batch.colors[rows_h], lo_h, hi_h)
             if len(rows_d):
                 batch.colors[rows_d] = np.clip(batch.colors[rows_d], lo_d, hi_d)
