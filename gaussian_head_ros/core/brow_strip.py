@@ -16,8 +16,15 @@ The rule (the driver's, `Driver.drive`; reconstruction and the avatar format are
 - Lit colour (`strip_rows`, from the colours the photo's view shows): per eye, the median of the strip's brightest
   LIT_SHARE (weight > 1/2, by luma), or the median of the skin under the eye (`under_eye_weights`) if that is
   lighter (a shadowed strip's brightest quarter is still shadow: obama_speech's luma 0.30 against 0.72 under his
-  eyes); a side-lit face keeps its sides (each eye its own). Each row darker than it takes `weight x (lit - own
-  colour)` at share 1 (rows as light or lighter: nothing).
+  eyes); a side-lit face keeps its sides (each eye its own).
+- Each frame (`unfold_rgb`), each row darker than its eye's lit colour as it is drawn in that frame takes
+  `share x weight x (lit - its colour)` (rows as light or lighter: nothing). Its colour in that frame, not the
+  photo's view at rest: much of the strip is the fold the photo sees at a grazing angle, whose colour depends on
+  the view (mesh_fit's fold_view_sh: the fold's shadow seen from the photo's direction only, the lid skin
+  squarely), and a raise turns those discs. A change fixed from the rest colours (session 21 to 34) added the
+  lift of the fold's shadow to discs that now showed their skin, and not to the discs the rest's view saw lit: on
+  business_person x tpsmm_driving frame 120 (brows 12 mm up) the strip became pale and grey-purple blotches
+  (issue 11, brows35).
 - Share per eye (`unfold_share`): a real raise of d beyond the photo's own brows over a strip of the photo's height
   h0 shows d / (h0 + d) of it as unfolded skin; the share is `DriveConfig.brow_unfold_gain x d / (h0 + d)`, clipped
   to [0, 1]. d is the brow's lower contour's mean displacement up in the head frame (a blink, the pose, a lowered
@@ -49,11 +56,12 @@ UNDER_EYE_SHARE = 0.5  # or the skin under the eye, this share of the corners-to
 
 @dataclass
 class StripShade:
-    """The rows a raise lightens and their colour change at share 1 (`strip_rows`)."""
+    """The rows a raise lightens, how far, and towards which colour (`strip_rows`)."""
 
     rows: np.ndarray  # [M] int64 indices of Gaussians, ascending
-    eye: np.ndarray  # [M] int64 0 (subject's right) or 1 (left): whose share each row takes
-    rgb: np.ndarray  # [M, 3] float32 colour added at share 1 (>= 0 in luma)
+    eye: np.ndarray  # [M] int64 0 (subject's right) or 1 (left): whose share and lit colour each row takes
+    weight: np.ndarray  # [M] float32 each row's strip weight (`strip_weights`), in (0, 1]
+    lit: np.ndarray  # [2, 3] float32 each eye's lit colour (rgb in [0, 1])
     rest_height_m: np.ndarray  # [2] float64 each eye's corners-to-brow's-lower-contour height at rest (metres)
     photo_raise_m: np.ndarray  # [2] float64 how far the photo's brows lay above the rest's (metres, >= 0)
 
@@ -115,8 +123,8 @@ def strip_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, bound: 
     strip."""
     v = np.asarray(verts, np.float64)
     photo_raise = np.maximum(np.broadcast_to(np.ravel(np.asarray(rest_brow_shift, np.float64)), (2,)), 0.0)
-    empty = StripShade(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32), np.ones(2),
-                       photo_raise.copy())
+    empty = StripShade(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                       np.zeros((2, 3), np.float32), np.ones(2), photo_raise.copy())
     if not lmk.has_mediapipe_topology(v.shape[0]):
         return empty
     cand = np.flatnonzero(np.asarray(bound, bool))
@@ -130,20 +138,22 @@ def strip_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, bound: 
     col = np.asarray(colors, np.float64)[rows]
     luma = col @ LUMA
     under = under_eye_weights(v, np.asarray(means, np.float64)[cand])
-    rgb = np.zeros((len(rows), 3))
+    lit = np.zeros((2, 3))
+    has = np.zeros(2, bool)  # an eye without a strip core has no lit colour: its rows are left out
     for e in range(2):
         core = (eye == e) & (w > 0.5)
         if not np.any(core):
             continue
+        has[e] = True
         bright = luma[core] >= np.quantile(luma[core], 1 - LIT_SHARE)
-        lit = np.median(col[core][bright], 0)
+        lit[e] = np.median(col[core][bright], 0)
         below = np.asarray(colors, np.float64)[cand[under[:, e] > 0]]
-        if len(below) and float(np.median(below, 0) @ LUMA) > float(lit @ LUMA):
-            lit = np.median(below, 0)
-        mine = (eye == e) & (luma < float(lit @ LUMA))
-        rgb[mine] = w[mine, None] * (lit - col[mine])
+        if len(below) and float(np.median(below, 0) @ LUMA) > float(lit[e] @ LUMA):
+            lit[e] = np.median(below, 0)
+    keep = has[eye]
     height = np.array([np.mean(v[list(c), 1]) - np.mean(v[list(b), 1]) for b, _, c in _eye_sides()])
-    return StripShade(rows, eye, rgb.astype(np.float32), np.maximum(height, 1e-6), photo_raise.copy())
+    return StripShade(rows[keep], eye[keep], w[keep].astype(np.float32), lit.astype(np.float32),
+                      np.maximum(height, 1e-6), photo_raise.copy())
 
 
 def unfold_share(disp: np.ndarray, shade: StripShade, gain: float) -> np.ndarray:
@@ -159,3 +169,14 @@ def unfold_share(disp: np.ndarray, shade: StripShade, gain: float) -> np.ndarray
         raise_m = max(0.0, -float(np.mean(d[list(brow), 1])) - float(shade.photo_raise_m[e]))
         out[e] = min(1.0, gain * raise_m / (shade.rest_height_m[e] + shade.photo_raise_m[e] + raise_m))
     return out
+
+
+def unfold_rgb(shade: StripShade, share: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """StripShade, [2] each eye's share (`unfold_share`), [M, 3] the strip rows' colours as this frame draws them
+    (rgb in [0, 1], after the view-dependent colour and the maps before this one) -> [M, 3] float32 the colour
+    they add: share x weight x (lit - colour) on the rows darker than their eye's lit colour (by luma), 0 on the
+    others (never darker)."""
+    c = np.asarray(colors, np.float64)
+    lit = np.asarray(shade.lit, np.float64)[shade.eye]  # [M, 3]
+    k = np.asarray(share, np.float64)[shade.eye] * shade.weight * (c @ LUMA < lit @ LUMA)
+    return (k[:, None] * (lit - c)).astype(np.float32)

@@ -251,18 +251,21 @@ class Driver:
                            rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash,
                            brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain))
 
-    def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The colour maps in this frame, [(rows [M] int64, rgb [M, 3] float32 added to those rows' colours)], added
-        in this order, each clipped to 0..1: the wrinkle map (the photo's creases, as far as the expression goes the
-        photo's way), the lash map (the lash band evened out as each lid closes) and the brow-lid strip's lit skin as a
-        brow raise unfolds it (core.brow_strip); the ones that add nothing are left out."""
+    def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, object]]:
+        """The colour maps in this frame, [(rows [M] int64, add: [M, 3] rows' colours now -> [M, 3] float32 added to
+        them)], added in this order, each clipped to 0..1: the wrinkle map (the photo's creases, as far as the
+        expression goes the photo's way), the lash map (the lash band evened out as each lid closes) and the brow-lid
+        strip's lit skin as a brow raise unfolds it (core.brow_strip: towards its lit colour from the colour the
+        rows have in this frame); the ones that add nothing are left out."""
         maps = []
         if tab.wrinkle > 0:
-            maps.append((self.wrinkle_rows, np.float32(tab.wrinkle) * self.wrinkle_rgb))
+            rgb = np.float32(tab.wrinkle) * self.wrinkle_rgb
+            maps.append((self.wrinkle_rows, lambda _, rgb=rgb: rgb))
         if tab.lash is not None and np.any(tab.lash > 0):
-            maps.append((self.lash.rows, tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb))
+            rgb = tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb
+            maps.append((self.lash.rows, lambda _, rgb=rgb: rgb))
         if tab.unfold is not None and np.any(tab.unfold > 0):
-            maps.append((self.strip.rows, tab.unfold.astype(np.float32)[self.strip.eye, None] * self.strip.rgb))
+            maps.append((self.strip.rows, lambda c, s=tab.unfold: brow_strip.unfold_rgb(self.strip, s, c)))
         return maps
 
     def drive(self, control: FaceControl | None = None, lighting=None, viewmat=None) -> PosedGaussians:
@@ -283,7 +286,7 @@ class Driver:
         if maps:
             colors = colors.copy()
             for rows, add in maps:
-                colors[rows] = np.clip(colors[rows] + add, 0.0, 1.0)
+                colors[rows] = np.clip(colors[rows] + add(colors[rows]), 0.0, 1.0)
         if target is not None and self.e_captured is not None:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * SH_COSINE_LOBE[:, None] / math.pi).astype(np.float32),
@@ -315,8 +318,9 @@ class Driver:
                                             self.t_quats, self.t_scales)
         colors = self.t_colors
         for rows, add in self._colour_maps(tab):
+            rgb = add(colors[torch.as_tensor(rows, device=dev)].detach().cpu().numpy())  # a constant for the gradient
             colors = torch.clamp(colors + torch.zeros_like(colors).index_add(
-                0, torch.as_tensor(rows, device=dev), torch.as_tensor(add, dtype=colors.dtype, device=dev)), 0, 1)
+                0, torch.as_tensor(rows, device=dev), torch.as_tensor(rgb, dtype=colors.dtype, device=dev)), 0, 1)
         if target is not None and self.e_captured is not None:
             n_post = np.einsum("nij,nj->ni", tab.rot[self.frame], self.normals)
             e_t = irradiance(n_post.astype(np.float64), target)
