@@ -943,18 +943,18 @@ def eyelid_openness(lid_ratios, cfg: DriveConfig):
 _LID_EYE = np.repeat([0, 1], [len(lmk.EYELID_PAIRS_R), len(lmk.EYELID_PAIRS_L)])  # [14] eye of each pair
 
 
-def _lid_taper(rest_dy) -> np.ndarray:
-    """[14] each lid pair's rest height (upper minus lower lid y, metres, y down: <= 0) -> [14] the share of its eye's
-    lid turn the pair takes (`retarget_eyelids`): its rest height over its eye's centre pair's (LID_MID), clipped to
-    [0, 1]. The lids are tied to the bone at the eye's corners (the canthal tendons), so a lid that rides on a
+def _lid_taper(rest_dy):
+    """[14] each lid pair's rest height (upper minus lower lid y, metres, y down: <= 0; numpy or torch) -> [14] the
+    share of its eye's lid turn the pair takes (`retarget_eyelids`), like rest_dy: its rest height over its eye's
+    centre pair's (LID_MID), clipped to [0, 1]. The lids are tied to the bone at the eye's corners (the canthal tendons), so a lid that rides on a
     turning eye moves most at its middle and not at all at the corners. Turned alike, the pairs by the corners,
     2-3 mm apart at rest, lost as much as the middle's 11.6 mm gap did: business_person x tpsmm_driving frame 120
     (the eyes 0.18 rad below the photo's) kept 0.35 / 0.66 of the inner / outer pairs' rest gaps where the middle
     kept 0.88 (1.4 / 1.0 / 1.4 mm lost); the eye read narrowed to a point and its inner corner's caruncle stood as a dark red spot with the
     lashes drawn down round it (issue 11, brows35)."""
-    dy = np.asarray(rest_dy, np.float64)
-    mid = dy[list(LID_MID)][_LID_EYE]
-    return np.clip(dy / np.where(np.abs(mid) > 1e-9, mid, -1e-9), 0.0, 1.0)
+    xp = namespace(rest_dy)
+    mid = rest_dy[list(LID_MID)][list(_LID_EYE)]
+    return xp.clip(rest_dy / xp.where(xp.abs(mid) > 1e-9, mid, -1e-9), 0.0, 1.0)
 
 
 def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: DriveConfig | None = None):
@@ -985,16 +985,17 @@ def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: Drive
     if turns is None:
         idx_all, new = up, disp[lo] + (open_rows - 1) * h0
     else:
-        hy0 = h0[:, 1] if isinstance(h0, np.ndarray) else h0[:, 1].detach().cpu().numpy()
-        a = np.asarray(turns, np.float64)[_LID_EYE] * _lid_taper(hy0)[:, None]  # [14, 2] (upper, lower) per pair
-        cs, sn = np.cos(a), np.sin(a)
+        taper = _lid_taper(h0[:, 1])  # [14] in verts' namespace (a torch driver's stays on its device)
+        a = asarray_like(np.asarray(turns, np.float64)[_LID_EYE].T, taper) * taper[None]  # [2, 14] (upper, lower)
 
         def turned(p, k):  # [14, 3] points turned about their eye's centre by column k of a (x axis)
             q = p - c
             return c + xp.stack([q[:, 0], cs_[k] * q[:, 1] - sn_[k] * q[:, 2], sn_[k] * q[:, 1] + cs_[k] * q[:, 2]], 1)
 
         c = asarray_like(np.asarray(centres, np.float64)[_LID_EYE], disp)
-        cs_, sn_ = asarray_like(cs.T, disp), asarray_like(sn.T, disp)
+        cs_, sn_ = xp.cos(a), xp.sin(a)
+        if xp is np:  # in disp's dtype (a torch driver's verts and disp share theirs)
+            cs_, sn_ = cs_.astype(disp.dtype), sn_.astype(disp.dtype)
         lo_new = turned(verts[lo] + disp[lo], 1) - verts[lo]
         h = turned(verts[up], 0) - turned(verts[lo], 1)
         hy = xp.where(h0[:, 1] < 0, xp.minimum(h[:, 1], cfg.lid_min_gap * h0[:, 1]), h[:, 1])  # y down
