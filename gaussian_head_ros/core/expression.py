@@ -559,13 +559,13 @@ def blendshape_brow_shift(names, values) -> float:
 
 def jaw_drop_spread(x: np.ndarray, jaw_open: float) -> np.ndarray:
     """[NUM_MESH, 3] the displacement (metres, head frame, y down) that opens the jaw of template x [>= 468, 3] by
-    jaw_open (ARKit jawOpen, 0..1; clipped): JAW_HANDLES moved by JAW_PER_JAW_OPEN_M (the lower lip's handles by
+    jaw_open (ARKit jawOpen, read within 0..1: `control.arkit_values`): JAW_HANDLES moved by JAW_PER_JAW_OPEN_M (the lower lip's handles by
     "lip", the chin's and the jaw line's by "chin", each (1 - k s) of its midline's move, s the handle's squared
     distance from the lips' midline in mouth half-widths, at least 0), the upper lips (inner and outer), the rigid
     landmarks and everything from the nose base up held, the rest harmonic."""
     v = np.asarray(x, np.float64)[:NUM_MESH]
     d = np.zeros((NUM_MESH, 3))
-    j = float(np.clip(jaw_open, 0.0, 1.0))
+    j = float(arkit_values([jaw_open])[0])
     if j == 0.0:
         return d
     mid_x = float(np.mean(v[list(UPPER_LIP_MIDLINE + LOWER_LIP_MIDLINE), 0]))
