@@ -264,7 +264,7 @@ def test_the_lid_s_shadow_over_the_iris_top_stays_with_the_lids():
     them as a dark dome over the iris. Now the dark pixels above the pupil joined to the opening's edge stay with the
     lids (eyeballs.iris_shadow; the painted iris shows behind them); the pupil and a dark fleck inside the iris turn
     with the eyeball (eyes27, s27)."""
-    from gaussian_head_ros.core.reconstruct.eyeballs import eyeball_pixels
+    from gaussian_head_ros.core.reconstruct.eyeballs import eyeball_parts
 
     photo, lm, opening = _eye()
     r, (cx, cy) = 14.0, (80.0, 80.0)
@@ -278,7 +278,7 @@ def test_the_lid_s_shadow_over_the_iris_top_stays_with_the_lids():
     fleck = np.hypot(cols - (cx - 0.5 * r), rows - (cy - 0.3 * r)) < 1.5
     photo[fleck] = 0.05
     cfg = EyeballConfig()
-    own = eyeball_pixels(photo, opening, lm, eye_colours(photo, opening, lm, cfg), cfg)
+    own = np.logical_or(*eyeball_parts(photo, opening, lm, eye_colours(photo, opening, lm, cfg), cfg))
     over = shadow & (d < cfg.iris_reach)
     assert over.sum() > 20
     assert not own[over].any(), int(own[over].sum())  # main: all of them (within 1.15 iris radii)

@@ -453,7 +453,7 @@ def test_only_the_eyeball_s_own_pixels_turn_with_it():
     """An eye opening (sclera 0.8, iris disc 0.3) with a dark band along its upper lid (lashes, the lid's
     shadow, 0.1): the band outside the iris stays with the lids (before, the whole opening lay on the eyeball,
     and a turned eye dragged the lash band across the white)."""
-    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eyeball_pixels
+    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eyeball_parts
 
     s = 96
     rows, cols = np.mgrid[0:s, 0:s] + 0.5
@@ -467,7 +467,7 @@ def test_only_the_eyeball_s_own_pixels_turn_with_it():
     lm[lmk.IRIS_CENTER_R, :2] = 48, 48
     colours = {"sclera": np.full((2, 3), 0.8), "iris_radius_px": np.array([9.0, 9.0])}
     cfg = EyeballConfig()
-    own = eyeball_pixels(photo, opening, lm, colours, cfg)
+    own = np.logical_or(*eyeball_parts(photo, opening, lm, colours, cfg))
     assert own[iris & opening].all() and own[opening & ~band & ~iris].all()
     # the iris's own reach (MediaPipe's ring lies a little inside the limbus) turns whatever is in it
     reach = np.hypot(cols - 48, rows - 48) < 9 * cfg.iris_reach
@@ -475,11 +475,11 @@ def test_only_the_eyeball_s_own_pixels_turn_with_it():
 
 
 def test_the_shaded_sclera_by_a_narrow_eye_s_iris_turns_with_the_eyeball():
-    """One rule for the whole opening (eyeballs.eyeball_pixels): the sclera beside the iris in the lid's shade (0.55,
+    """One rule for the whole opening (eyeballs.eyeball_parts): the sclera beside the iris in the lid's shade (0.55,
     0.64 of the way from the dark rim to the sclera), on the opening's rim, turns with the eyeball; the lash line
     (0.1) and the pink lid margin (as light as the shaded sclera, but red) stay with the lids. Before, the rim kept
     only pixels 0.8 of the way to the sclera: the shaded sclera stood in front of a turned iris as a white band."""
-    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eyeball_pixels
+    from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eyeball_parts
 
     s = 96
     rows, cols = np.mgrid[0:s, 0:s] + 0.5
@@ -497,7 +497,7 @@ def test_the_shaded_sclera_by_a_narrow_eye_s_iris_turns_with_the_eyeball():
     lm = np.full((lmk.NUM_LANDMARKS, 3), -100.0)
     lm[lmk.IRIS_CENTER_R, :2] = 48, 48
     colours = {"sclera": np.full((2, 3), 0.8), "iris_radius_px": np.array([9.0, 9.0])}
-    own = eyeball_pixels(photo, opening, lm, colours, EyeballConfig())
+    own = np.logical_or(*eyeball_parts(photo, opening, lm, colours, EyeballConfig()))
     assert shaded.sum() > 20 and own[shaded].all()  # (main: mesh_fit left it with the lids, a 2 px rim at 0.8)
     assert margin.sum() > 20 and not own[margin].any()  # main: all of it on the eyeball (0.69 of the way)
     reach = np.hypot(cols - 48, rows - 48) < 9 * EyeballConfig().iris_reach

@@ -91,7 +91,7 @@ class EyeballConfig:
     # iris23, sessions 22-23). The lashes and the lid margins' shadow (0.0-0.3 of the way) still stay with the lids.
     sclera_level: float = 0.3
     iris_reach: float = 1.15
-    # The lid's shadow and lashes over the iris top (eyeball_pixels' iris_shadow): within iris_reach, more than
+    # The lid's shadow and lashes over the iris top (eyeball_parts' iris_shadow): within iris_reach, more than
     # iris_shadow_up iris radii above the iris centre (clear of the pupil, 0.4), darker than iris_shadow_level of the
     # iris colour and joined to the opening's edge, they stay with the lids. On the eyeball, a lid opened wider than
     # the photo's uncovered them as a dark dome over the iris (lp_d9_woman_turned: two rows at luma 0.12-0.19 over an
@@ -246,7 +246,7 @@ def opening_colours(photo: np.ndarray, opening: np.ndarray, d_r: np.ndarray, min
 def iris_distance(shape: tuple[int, int], centre_px, radius_px: float) -> np.ndarray:
     """[H, W] float64: each pixel's (centre at +0.5) distance from an iris centre (centre_px [2], x right, y down,
     pixels) in iris radii (radius_px, pixels; at least 1e-6). The one per-eye distance map of eye_colours,
-    eyeball_pixels, catchlights and eyelids' references."""
+    eyeball_parts, catchlights and eyelids' references."""
     cx, cy = float(centre_px[0]), float(centre_px[1])
     rows, cols = np.ogrid[0:shape[0], 0:shape[1]]
     return np.hypot(cols + 0.5 - cx, rows + 0.5 - cy) / max(float(radius_px), 1e-6)
@@ -282,7 +282,7 @@ def eye_colours(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray,
         sclera_luma = float(out["sclera"][-1] @ LUMA)
         lit_px = sclera_pixels(lum, eye_px, d_r, sclera_luma, cfg.min_pixels)  # once an eye (sclera_sides too)
         sclera_px = eye_px & (d_r > 1.15) & (d_r < 4.0)
-        if sclera is not None:  # the sclera's own pixels, not the lashes (sclera_pixels, as eyeball_pixels)
+        if sclera is not None:  # the sclera's own pixels, not the lashes (sclera_pixels, as eyeball_parts)
             sclera_px &= lit_px
         lit_luma = float(out["sclera_lit"][-1] @ LUMA)
         out["sclera_shade"].append(sclera_shading(lum[sclera_px], d_r[sclera_px], lit_luma, cfg))
@@ -389,14 +389,6 @@ def shade(coef: np.ndarray, d_r: np.ndarray) -> np.ndarray:
     return coef[0] + coef[1] * np.clip(d_r, coef[2], coef[3])
 
 
-def eyeball_pixels(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
-                   cfg: EyeballConfig) -> np.ndarray:
-    """[S, S] bool: the eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that show the eyeball (the
-    rest, the dark band along the lids, stay with the lids): its iris and its sclera (eyeball_parts, their union)."""
-    iris, sclera = eyeball_parts(photo, eye_px, landmarks_px, colours, cfg)
-    return iris | sclera
-
-
 def eyeball_parts(photo: np.ndarray, eye_px: np.ndarray, landmarks_px: np.ndarray, colours: dict,
                   cfg: EyeballConfig) -> tuple[np.ndarray, np.ndarray]:
     """The eye-opening pixels (eye_px [S, S] bool, photo [S, S, 3] in [0, 1]) that show the eyeball -> (iris [S, S]
@@ -434,7 +426,7 @@ def iris_shadow(lum: np.ndarray, opening: np.ndarray, top: np.ndarray, level: fl
     """[S, S] bool: the lid's shadow and lashes over an iris's top (EyeballConfig.iris_shadow_level): of top [S, S] bool
     (the eye's opening pixels above its pupil), those darker in luminance (lum [S, S]) than level, in 8-connected blobs
     that reach the opening's edge (a pixel of opening [S, S] bool next to one off it): the shadow falls from the lid; a
-    dark fleck inside the iris is the iris. eyeball_pixels keeps those within its iris reach off the eyeball."""
+    dark fleck inside the iris is the iris. eyeball_parts keeps those within its iris reach off the eyeball."""
     dark = top & (lum < level)
     if not dark.any():
         return dark
@@ -449,7 +441,7 @@ def iris_shadow(lum: np.ndarray, opening: np.ndarray, top: np.ndarray, level: fl
 def catchlights(photo: np.ndarray, eyeball: np.ndarray, landmarks_px: np.ndarray, colours: dict,
                 cfg: EyeballConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The photo's catchlights (photo [S, S, 3] in [0, 1]) on the eyeball's pixels (eyeball [S, S] bool,
-    eyeball_pixels), as a layer over the iris: photo = alpha light + (1 - alpha) under -> (alpha [S, S] float32 in
+    eyeball_parts), as a layer over the iris: photo = alpha light + (1 - alpha) under -> (alpha [S, S] float32 in
     [0, 1], 0 off the catchlights; light [S, S, 3] float32, the catchlight's colour; under [S, S, 3] float32, the
     iris behind it, elsewhere the photo). Within each eye's iris disc (iris landmarks, colours["iris_radius_px"]):
     the core, pixels within cfg.catchlight_reach iris radii at least step = max(cfg.catchlight_min,
