@@ -188,6 +188,13 @@ class MeshFitConfig:
     view_rim_px: float = 8.0
     view_rim_facing: tuple[float, float] = (0.3, 0.5)
     view_rim_floor: float = 0.5
+    # ... and the refinement moves those edge-on discs within rim_refine_px of the silhouette by at most
+    # rim_refine_limit (rgb): a small turn (yaw ~10 deg) still shows ~2/3 of the made-up share while it shows the disc
+    # far wider, and the discs next to the 1 px matte band had gone up to +0.17 luma (90th percentile, business_person
+    # against her white backdrop): a light line down the cheek 2 px inside the outline under tpsmm_driving (session
+    # 36). 0 = no limit
+    rim_refine_limit: float = 0.04
+    rim_refine_px: float = 3.5
     # The photo layer over the fold between each upper lid and its brow, which the photo sees at a grazing angle: its
     # colour less the lid skin's (the closed-lid fill) is seen from the photo's camera only (eyelids.fold_shade, all of
     # it at |cos| <= fold_facing[0], none >= [1]; builder.edge_on_sh with fold_floor): turned to the camera by a
@@ -863,6 +870,8 @@ class MeshFitReconstructor(Reconstructor):
             held[lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]] = cfg.lid_refine_limit
         if cfg.eye_refine_limit > 0:
             held[eye_px[pixels[0], pixels[1]]] = cfg.eye_refine_limit
+        if cfg.rim_refine_limit > 0:
+            held[edge_on & (d_edge[pixels[0], pixels[1]] < cfg.rim_refine_px)] = cfg.rim_refine_limit
         with_creases = None
         margins = self._detail_margins(mesh_px, pixels)
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
@@ -1389,7 +1398,8 @@ class MeshFitReconstructor(Reconstructor):
         -0.1..-0.2 dB on every ../shared clip), a detail Gaussian's at its pixel; scale the opacities of
         the others (not free) until the render covers their pixels by `coverage` [n not free] (None: kept).
         held [n_photo] float (None: no limit anywhere): how far (rgb) each Gaussian's colour may move from its photo
-        colour (inf: no limit; MeshFitConfig.lid_refine_limit on the lids, eye_refine_limit in the eye openings: the
+        colour (inf: no limit; MeshFitConfig.lid_refine_limit on the lids, eye_refine_limit in the eye openings,
+        rim_refine_limit on the edge-on discs next to the silhouette's matte band: the
         refinement pays for each disc's overlap with its neighbours' colours, up to black or white; where a lid or a
         look moves Gaussians past each other, the overlaps change and those colours showed: dark grey smudges over a
         lowered lid, black specks along the lashes, business_person x sadtalker).
