@@ -862,10 +862,10 @@ def test_a_closed_lid_shows_skin_not_the_eye_smeared(portrait):
     assert dark < 0.35, dark  # before: 0.52 (business_person), 0.63 (obama_speech); now 0.21, 0.27
 
 
-def closed_lid_orange_share(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> list[float]:
-    """Per eye: the share of a fully closed lid's pixels (from the source camera; columns between the corners less
-    0.15 eye widths at each end, rows 0.06-0.4 eye widths above the lower lid) whose blue chromaticity (b / luminance)
-    lies more than 0.1 under the photo's lid skin's (eyelids.lid_skin_colours): an orange-brown cast on the lid."""
+def closed_lid_cast(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> list[np.ndarray]:
+    """Per eye: [M, 3] the chromaticity (rgb / luminance) of a fully closed lid's pixels (from the source camera;
+    columns between the corners less 0.15 eye widths at each end, rows 0.06-0.4 eye widths above the lower lid) less
+    the photo's lid skin's (eyelids.lid_skin_colours)."""
     from conftest import lower_lid_columns
     from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
     from gaussian_head_ros.core.render import rasterize
@@ -881,9 +881,14 @@ def closed_lid_orange_share(avatar, landmarks_px: np.ndarray, photo: np.ndarray)
     out = []
     for e, (xs, ys, w) in enumerate(lower_lid_columns(landmarks_px, 0.15)):
         px = np.concatenate([img[int(y - 0.4 * w):int(y - 0.06 * w), x] for x, y in zip(xs, ys)])
-        blue = px[:, 2] / np.maximum(px @ LUMA, 1e-3) - skin[e, 2] / (skin[e] @ LUMA)
-        out.append(float(np.mean(blue < -0.1)))
+        out.append(px / np.maximum(px @ LUMA, 1e-3)[:, None] - skin[e] / (skin[e] @ LUMA))
     return out
+
+
+def closed_lid_orange_share(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> list[float]:
+    """Per eye: the share of a fully closed lid's pixels (`closed_lid_cast`) whose blue chromaticity (b / luminance)
+    lies more than 0.1 under the photo's lid skin's: an orange-brown cast on the lid."""
+    return [float(np.mean(c[:, 2] < -0.1)) for c in closed_lid_cast(avatar, landmarks_px, photo)]
 
 
 @pytest.mark.parametrize("source", ["tpsmm_driving.mp4", "two_children_multiface.jpeg"])
@@ -908,6 +913,24 @@ def test_a_closed_lid_is_lid_skin_not_an_orange_patch(source):
         lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
     share = closed_lid_orange_share(res.avatar, lm, res.photo)
     assert max(share) < 0.2, share
+
+
+def test_a_closed_lid_takes_the_lid_skin_s_hue_not_the_shadow_s():
+    """obama_speech's deep lids: the closed-lid fill (eyelids.closed_lid_photo) comes from the brow's and the crease's
+    shadow, grey, and raised to the lid skin's luminance it kept that grey: a grey-violet block over his closed lids
+    (session 36, by eye). Now its chromaticity is the lid skin's (MeshFitConfig.lid_fill_chroma). Share of the closed
+    lid whose red chromaticity (r / luminance) lies more than 0.1 under the lid skin's, right / left eye: 0.30 / 0.28
+    before, 0.06 / 0.00 now (two_children's blue-deficit share, the orange test's, 0.08 / 0.10 -> 0.02 / 0.03)."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.framing import frame_photo
+
+    photo = read_image(shared("portraits", "obama_speech.jpg"))
+    with get_reconstructor("mesh_fit") as rec:
+        res = rec.reconstruct(photo)
+        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    grey = [float(np.mean(c[:, 0] < -0.1)) for c in closed_lid_cast(res.avatar, lm, res.photo)]
+    assert max(grey) < 0.15, grey
 
 
 def lash_band_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray, ratio: float) -> list[float]:

@@ -366,13 +366,20 @@ def closed_lid_photo(photo: np.ndarray, eyes: np.ndarray, landmarks_px: np.ndarr
     return filled.astype(np.float32) / 255
 
 
-def skin_luminance(rgb: np.ndarray, skin_rgb: np.ndarray, eye: np.ndarray, luma: tuple[float, float]) -> np.ndarray:
+def skin_luminance(rgb: np.ndarray, skin_rgb: np.ndarray, eye: np.ndarray, luma: tuple[float, float],
+                   chroma: float = 0.0) -> np.ndarray:
     """rgb [M, 3] in [0, 1], skin_rgb [2, 3] (lid_skin_colours: right, left eye), eye [M] 0/1 (which eye's skin)
-    -> [M, 3]: each colour scaled so that its luminance lies within luma[0]..luma[1] x its eye's lid-skin
-    luminance (hue and shading kept; a NaN skin leaves the colour as it is)."""
+    -> [M, 3]: each colour's chromaticity (rgb / luminance) moved `chroma` (0..1) of the way to its eye's lid skin's,
+    then scaled so that its luminance lies within luma[0]..luma[1] x that skin's luminance (shading kept; a NaN skin
+    leaves the colour as it is). chroma 0 keeps the hue: a fill from the brow's and crease's shadow raised to the
+    skin's luminance kept their grey and read as a grey-violet block over obama_speech's closed lids."""
     rgb = np.asarray(rgb, np.float64)
-    sk = np.asarray(skin_rgb, np.float64)[np.asarray(eye, np.int64)] @ LUMA.astype(np.float64)
+    skin = np.asarray(skin_rgb, np.float64)[np.asarray(eye, np.int64)]
+    sk = skin @ LUMA.astype(np.float64)
     lum = rgb @ LUMA.astype(np.float64)
+    if chroma > 0:
+        toward = skin * (lum / np.maximum(sk, 1e-6))[:, None]  # the skin's hue at this luminance
+        rgb = np.where(np.isfinite(toward), (1.0 - chroma) * rgb + chroma * toward, rgb)
     target = np.clip(lum, luma[0] * sk, luma[1] * sk)
     k = np.where(np.isfinite(target) & (lum > 1e-6), target / np.maximum(lum, 1e-6), 1.0)
     return np.clip(rgb * k[:, None], 0.0, 1.0)

@@ -116,6 +116,10 @@ class MeshFitConfig:
     # the lash line and crease shadow at the hole's edge streaked self tpsmm's closed left lid orange-brown); 0 = off
     lid_fill_not_skin: tuple[float, float, float] = (0.1, 0.8, 0.12)
     lid_fill_luma: tuple[float, float] = (0.85, 1.25)  # ... its luminance within these x the lid skin's (eyelids.skin_luminance)
+    # ... and its chromaticity this share of the way to the lid skin's: the fill of obama_speech's deep lids came from
+    # the brow's and crease's shadow, grey, and raised to the skin's luminance it showed as a grey-violet block over
+    # his closed lids (session 36). 0 = the fill's own hue
+    lid_fill_chroma: float = 1.0
     lash_line_shade: float = 0.3  # a lash line where closed lids meet: this x the lid skin's colour (eyelids.closed_lid_skin); 0 = none
     # ... on closed-lid skin between these weights on the crease side, fading over the third (0.06 with the
     # skin's points at random in each triangle; evenly spaced (eyelids.triangle_lattice) fewer fall in the strip
@@ -335,6 +339,9 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if not (0 <= lo <= hi < 1) or cfg.view_rim_px < 0 or not 0 <= cfg.view_rim_floor <= 2:
         raise ValueError(f"view_rim_facing must be 0 <= lo <= hi < 1, view_rim_px >= 0, view_rim_floor 0..2; got "
                          f"{cfg.view_rim_facing}, {cfg.view_rim_px}, {cfg.view_rim_floor}")
+    if not 0 <= cfg.lid_fill_chroma <= 1 or cfg.rim_refine_limit < 0 or cfg.rim_refine_px < 0:
+        raise ValueError(f"lid_fill_chroma must be 0..1, rim_refine_limit and rim_refine_px >= 0; got "
+                         f"{cfg.lid_fill_chroma}, {cfg.rim_refine_limit}, {cfg.rim_refine_px}")
     lo, hi = cfg.fold_facing
     if not (0 <= lo <= hi <= 1) or not 0 <= cfg.fold_floor <= 2:
         raise ValueError(f"fold_facing must be 0 <= lo <= hi <= 1, fold_floor 0..2; got {cfg.fold_facing}, "
@@ -753,7 +760,8 @@ class MeshFitReconstructor(Reconstructor):
 
             def closed_colour(p):  # the fill there, its luminance kept near the lid skin's (a deep lid's shadow
                 i, j, _, _ = scene.project(p)  # above the eye filled a closed lid with a dark smudge: obama_speech)
-                return skin_luminance(closed_view[i, j], skin_rgb, p[:, 0] >= 0, cfg.lid_fill_luma)  # x < 0: right eye
+                return skin_luminance(closed_view[i, j], skin_rgb, p[:, 0] >= 0, cfg.lid_fill_luma,  # x < 0: right eye
+                                      cfg.lid_fill_chroma)
 
             found = closed_lid_skin(V, faces, closed_colour, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m,
                                     skin_rgb * cfg.lash_line_shade if cfg.lash_line_shade > 0 else None,
@@ -917,7 +925,8 @@ class MeshFitReconstructor(Reconstructor):
             look = p_on - centre
             fold_cos[on] = np.sum(batch.normals[:n_fold][on] * look, 1) / np.linalg.norm(look, axis=1)
             fi_, fj_, _, _ = scene.project(p_on)
-            skin = skin_luminance(closed_view[fi_, fj_], skin_rgb, p_on[:, 0] >= 0, cfg.lid_fill_luma)  # x < 0: right eye
+            skin = skin_luminance(closed_view[fi_, fj_], skin_rgb, p_on[:, 0] >= 0, cfg.lid_fill_luma,  # x < 0: right eye
+                                  cfg.lid_fill_chroma)
             fold_up[on] = fold_shade(batch.colors[:n_fold][on], skin, np.abs(fold_cos[on]), cfg.fold_facing)
         timings["refine"] = time.perf_counter() - t4
 
