@@ -395,6 +395,36 @@ def test_a_blendshape_only_control_drives_lids_jaw_gaze_and_brows():
     assert max(np.abs(np.diff(gaps))) < 0.1 * gaps[-1] and max(np.abs(np.diff(rises))) < 0.1 * rises[-1]
 
 
+def test_a_mouth_open_only_control_opens_the_lips_as_the_jaw_open_it_measures():
+    # A control with mouth_open alone (msg/FaceControl.msg's measure: an audio-driven sender, a hand-written file, the
+    # reconstruction preview's open-mouth view, preview.source_view) turned only the mouth's interior, 0.7 rad per
+    # unit, behind lips that stayed closed: lip gap 0.0 mm at mouth_open 0.5 / 1.0 / 1.5 (session 36, by eye on
+    # business_person). Now it opens the jaw as the jawOpen it measures (expression.jaw_open_of_mouth_open: mouth_open
+    # / 1.9, the tracker's ratio to FaceLandmarker's jawOpen): lips, chin and interior, as a blendshape-only jawOpen.
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.expression import MOUTH_OPEN_PER_JAW_OPEN
+
+    neutral, _, driver = _canonical_face_driver()
+    mid_up, mid_lo = lmk.LIP_UPPER_INNER[4], lmk.LIP_LOWER_INNER[4]
+
+    def lip_gap_mm(control):
+        v, _ = driver.deformed_template(control)
+        return 1e3 * float(v[mid_lo, 1] - v[mid_up, 1] - (neutral[mid_lo, 1] - neutral[mid_up, 1]))
+
+    gaps = [lip_gap_mm(FaceControl(mouth_open=m)) for m in (0.0, 0.5, 1.0)]
+    assert gaps[0] == 0.0 and 4.0 < gaps[1] < gaps[2], gaps  # 0.0 / 0.0 / 0.0 before
+    same = FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([1.0 / MOUTH_OPEN_PER_JAW_OPEN], np.float32))
+    assert np.allclose(driver.deformed_template(FaceControl(mouth_open=1.0))[0], driver.deformed_template(same)[0])
+    t1, t2 = driver.tables(FaceControl(mouth_open=1.0)), driver.tables(same)
+    assert np.allclose(t1.delta, t2.delta) and np.allclose(t1.rot, t2.rot)  # the interior too
+    # a tracked control's own expression says where its jaw is: its mouth_open adds nothing
+    ex = np.zeros((lmk.NUM_LANDMARKS, 3), np.float32)
+    ex[lmk.CHIN, 1] = 0.004
+    tracked = FaceControl(expression=ex)
+    assert np.allclose(driver.deformed_template(tracked)[0],
+                       driver.deformed_template(FaceControl(expression=ex, mouth_open=1.0))[0])
+
+
 @pytest.mark.parametrize("portrait", ["business_person.png", "lp_d8_man_glasses.jpg"])
 def test_a_blendshape_only_jaw_opens_as_a_tracked_one_reads(portrait):
     """A phone tracker's jawOpen 0.6 alone, on a mesh_fit avatar in its source view: FaceLandmarker v2 (the reader)

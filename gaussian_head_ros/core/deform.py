@@ -35,8 +35,9 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
   scale 1 + the spread its rows part by under the turn from the photo's (`torso_level_scales`: a chin raised 20 deg
   drew the collar and neck in rows of dots);
 - jaw levels (part 3, mouth interior, and part 6, the jaw's underside): the lower part turns with the jaw about a
-  hinge axis (x), the jaw angle from the deformed chin (MediaPipe topology), the jawOpen blendshape or
-  `mouth_open`. How much of the turn a Gaussian follows is set by its bary[:, 0] (`jaw_level_share`: that weight
+  hinge axis (x), the jaw angle from the deformed chin (MediaPipe topology), else the jawOpen blendshape (a
+  control with mouth_open alone: the jawOpen it measures, `control_inputs`). How much of the turn a Gaussian
+  follows is set by its bary[:, 0] (`jaw_level_share`: that weight
   while talking, all of a wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
   reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line; before the turn
   the interior widens with the lips' opening (`mouth_stretch`): coef = (1, mouth_lateral(x), 0, mean), the
@@ -97,7 +98,6 @@ class DriveConfig:
     jaw_per_jaw_open: float = 0.35  # rad per unit of the jawOpen blendshape (0..1: control.arkit_values), on an
     # avatar without MediaPipe's topology; with it, a blendshape-only jawOpen moves the chin as a tracked one:
     # expression.JAW_PER_JAW_OPEN_M
-    jaw_per_mouth_open: float = 0.7  # rad per unit of mouth_open (a control with neither expression nor jawOpen)
     # A mouth-interior level of jaw weight 0 < w < 1 turns by w x the jaw angle up to jaw_speech_rad and catches
     # up with the whole angle by jaw_wide_rad (`jaw_level_share`): the lower teeth (weight MouthConfig.
     # lower_teeth_follow) stay near the upper ones while speaking, drop with the jaw when the mouth opens wide.
@@ -1010,19 +1010,17 @@ def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: Drive
     return disp.index_copy(0, idx, new.to(disp.dtype))
 
 
-def jaw_angle(rig: Rig, disp, jaw_open: float | None, mouth_open: float, cfg: DriveConfig):
+def jaw_angle(rig: Rig, disp, jaw_open: float | None, cfg: DriveConfig):
     """Jaw opening (rad, clipped to [0, jaw_max_rad]): from the displaced chin (MediaPipe topology), else the
-    jawOpen blendshape (None = absent), else mouth_open."""
+    jawOpen blendshape (None = absent; a control with mouth_open alone has one: `control_inputs`), else 0."""
     xp = namespace(disp)
     if rig.jaw_from_chin and bool(xp.any(disp[lmk.CHIN] != 0)):
         piv = asarray_like(rig.jaw_pivot, disp)
         r0 = asarray_like(rig.verts[lmk.CHIN], disp) - piv
         r1 = r0 + disp[lmk.CHIN]
         ang = chin_turn(r0, r1)
-    elif jaw_open is not None:
-        ang = asarray_like(cfg.jaw_per_jaw_open * jaw_open, disp)
     else:
-        ang = asarray_like(cfg.jaw_per_mouth_open * mouth_open, disp)
+        ang = asarray_like(cfg.jaw_per_jaw_open * (jaw_open or 0.0), disp)
     return xp.clip(ang, 0.0, cfg.jaw_max_rad)
 
 
@@ -1280,9 +1278,10 @@ def control_lid_ratios(control, cfg: DriveConfig | None = None, basis_names=()) 
 
 
 def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_names=(), rest_gaze=None):
-    """A FaceControl -> (expression [L, 3], jaw_open (within ARKit's 0..1: `control.arkit_values`) or None,
-    mouth_open, gaze [2, 2] or None, lid ratios [14] or None) as the rules take them (numpy). The lid ratios:
-    `control_lid_ratios`.
+    """A FaceControl -> (expression [L, 3], jaw_open (within ARKit's 0..1: `control.arkit_values`; for a control with
+    mouth_open but neither jawOpen nor an expression that moves the chin, `expression.jaw_open_of_mouth_open`, which
+    also opens its lips and chin below) or None, mouth_open, gaze [2, 2] or None, lid ratios [14] or None) as the
+    rules take them (numpy). The lid ratios: `control_lid_ratios`.
     `brows`: the template's `brow_rows`, whose expression rows are scaled by cfg.brow_gain (lid ratios are
     measured before that). `verts`: the [V, 3] rest template, whose jaw and brows follow the control's jawOpen and
     brow blendshapes where its expression leaves them still (`expression.blendshape_expression`) and whose lips keep
@@ -1290,15 +1289,20 @@ def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_name
     expression basis' names (`Driver.expr_index`): the blendshapes it drives itself are left out of those fallbacks
     (a learned avatar's jawOpen / brow / eyeBlink shapes moved it twice: test_model's twin). `rest_gaze`: the
     avatar's `Rig.rest_gaze` [2, 2] rad, which eyeLook* blendshapes turn the eyes from (`eyes.control_gaze`)."""
-    from gaussian_head_ros.core.expression import blendshape_expression  # (expression imports this module)
+    from gaussian_head_ros.core.expression import blendshape_expression, jaw_open_of_mouth_open  # (imports this module)
 
     names = list(control.blendshape_names)
-    jaw_open = float(arkit_values([control.blendshape("jawOpen")])[0]) if "jawOpen" in names else None
+    values = np.asarray(control.blendshapes, np.float64)
     ex = np.asarray(control.expression, np.float64)
+    if "jawOpen" not in names and control.mouth_open > 0 and not (ex.shape[0] > lmk.CHIN and np.any(ex[lmk.CHIN])):
+        # mouth_open alone: the jaw as the jawOpen it measures (lips, chin, interior); it had turned only the
+        # interior, behind lips that stayed closed (an audio-driven sender, the preview's open-mouth view)
+        names, values = names + ["jawOpen"], np.append(values, jaw_open_of_mouth_open(control.mouth_open))
+    jaw_open = float(arkit_values([values[names.index("jawOpen")]])[0]) if "jawOpen" in names else None
     lid = control_lid_ratios(control, cfg, basis_names)
     if verts is not None:
         own = [i for i, n in enumerate(names) if n not in basis_names]  # not driven by the avatar's basis
-        ex = blendshape_expression(verts, ex, [names[i] for i in own], np.asarray(control.blendshapes)[own])
+        ex = blendshape_expression(verts, ex, [names[i] for i in own], values[own])
     if brows is not None and len(brows) and cfg.brow_gain != 1.0 and ex.shape[0] >= lmk.NUM_MESH:
         ex = ex.copy()
         ex[brows] *= cfg.brow_gain

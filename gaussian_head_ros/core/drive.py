@@ -237,11 +237,11 @@ class Driver:
 
     def tables(self, control: FaceControl) -> FrameTables:
         """The per-frame transforms for one control."""
-        ex, jaw_open, mouth_open, gaze, lid = deform.control_inputs(control, self.cfg, self.brows, self.verts,
+        ex, jaw_open, _, gaze, lid = deform.control_inputs(control, self.cfg, self.brows, self.verts,
                                                                     self.expr_index, self.rig.rest_gaze)
         disp = deform.expression_offsets(self.verts, ex, self.basis, self._coeffs(control), self.cfg, lid, gaze,
                                          self.rig)
-        theta = deform.jaw_angle(self.rig, disp, jaw_open, mouth_open, self.cfg)
+        theta = deform.jaw_angle(self.rig, disp, jaw_open, self.cfg)
         delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
                                                 gaze, self.cfg)
         wrinkle = wrinkle_share(disp, self.wrinkle_expression) if len(self.wrinkle_rows) else 0.0

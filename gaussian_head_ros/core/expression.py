@@ -557,6 +557,19 @@ def blendshape_brow_shift(names, values) -> float:
             - BROW_RISE_PER_OUTER_UP_M * mean("browOuterUpLeft", "browOuterUpRight"))
 
 
+# A control that says only mouth_open (neither an expression that moves the chin nor jawOpen: an audio-driven or
+# hand-written sender, the reconstruction preview's open-mouth view) opens the jaw as jawOpen = mouth_open / this.
+# Measured (session 35, ros35): the tracker's mouth_open is 1.7-2.1 x FaceLandmarker v2's jawOpen on the ../shared
+# clips' frames (its wide-open frames, jawOpen > 0.6, read 1.0-2.0).
+MOUTH_OPEN_PER_JAW_OPEN = 1.9
+
+
+def jaw_open_of_mouth_open(mouth_open: float) -> float:
+    """The ARKit jawOpen (0..1) of a control that says only mouth_open (msg/FaceControl.msg's measure: (inner-lip gap
+    + 2 x the chin's drop) / the eye centres' distance, >= 0): mouth_open / MOUTH_OPEN_PER_JAW_OPEN, within 0..1."""
+    return float(np.clip(float(mouth_open) / MOUTH_OPEN_PER_JAW_OPEN, 0.0, 1.0))
+
+
 def jaw_drop_spread(x: np.ndarray, jaw_open: float) -> np.ndarray:
     """[NUM_MESH, 3] the displacement (metres, head frame, y down) that opens the jaw of template x [>= 468, 3] by
     jaw_open (ARKit jawOpen, read within 0..1: `control.arkit_values`): JAW_HANDLES moved by JAW_PER_JAW_OPEN_M (the lower lip's handles by

@@ -168,7 +168,7 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
         gz = None if gaze is None else np_of(gaze[i]).astype(np.float64)
         disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg, gaze=gz,
                                          rig=rig)
-        theta = deform.jaw_angle(rig, disp, None, 0.0, cfg)
+        theta = deform.jaw_angle(rig, disp, None, cfg)
         delta, rot, scale = deform.frame_tables(rig, tpl, disp, rotation[i].to(tpl.dtype), theta, gz, cfg)
         coef = deform.coefficients(rig, means, tpl)
         m, q, s = deform.apply(rig.frame, coef, delta, deform.frame_quats(rig, rot), scale, means, g["quats"][i],
