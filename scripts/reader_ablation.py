@@ -65,7 +65,13 @@ reader's brow r fails the avatar's brows move as the operator's (and the reader 
 brows it can find: not on trump_official's light ones, nor astronaut_eileen_collins' under her fringe), and on
 obama_speech, monalisa and lp_d9 the rest of the face moves the reader's own brow landmarks against them by as much.
 tpsmm_driving: tracker 0.76, template 0.80, reader on the driver 0.80 (r +0.89); full renders +0.48 (business_person),
-+0.23 (lp_d8_man_glasses).
++0.23 (lp_d8_man_glasses). The brows' tilt (`brow_tilt`, inner ends above outer: what browInnerUp reads) differs: the
+reader's on the driver moves 0.48 mm (std) and its own brow score with it (r +0.82); the tracker's 0.45 mm against it
+(r -0.49; the template follows the tracker, r -0.42 with the reader's; the reader on business_person's render -0.20).
+sadtalker: the tracker's tilt r +0.92 with the reader's. On tpsmm the two landmark models (the bundled face mesh,
+FaceLandmarker) put the brows' ends in the image within a pixel of each other and the tilt is ~0.7 px (measured apart
+from this script): the reader's 2D with the face mesh's depth keeps r +0.98, the face mesh's 2D with the reader's
+depth -0.40. With the default tracker (the bundled face mesh) the avatar's brows on tpsmm tilt against the reader's.
 """
 
 from __future__ import annotations
@@ -227,6 +233,18 @@ def hair_follow(driver, low, high) -> float:
     return (moved[1] - moved[0]) / (template[1] - template[0]) if template[1] != template[0] else float("nan")
 
 
+def brow_tilt(x: np.ndarray) -> float:
+    """[L >= 468, 3] head-frame landmarks (y down, metres) -> how far the brows' inner ends sit above their outer ends
+    (metres; the lower contours' inner two points against their outer two, landmarks.BROW_LOWER_R / _L, both brows):
+    the shape FaceLandmarker's browInnerUp and browDown read, where brow_height is their mean height."""
+    x = np.asarray(x, np.float64)
+    from gaussian_head_ros.core import landmarks as lmk
+
+    inner = [i for c in (lmk.BROW_LOWER_R, lmk.BROW_LOWER_L) for i in c[-2:]]
+    outer = [i for c in (lmk.BROW_LOWER_R, lmk.BROW_LOWER_L) for i in c[:2]]
+    return float(np.mean(x[outer, 1]) - np.mean(x[inner, 1]))
+
+
 def height_table(driver_h: np.ndarray, h: np.ndarray) -> tuple[float, float]:
     """[T] the driver's brow heights, [T] a stream's (metres) -> (the stream's std, its covariance with the driver's
     per the driver's sd), mm."""
@@ -310,7 +328,8 @@ def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarra
     from gaussian_head_ros.core.expression import brow_height
 
     tracker = np.array([brow_height(c.landmarks) for _, c, _, _ in controls])
-    template = np.array([brow_height(driver.deformed_template(c)[0]) for _, c, _, _ in controls])
+    shapes = [driver.deformed_template(c)[0] for _, c, _, _ in controls]
+    template = np.array([brow_height(x) for x in shapes])
     order = np.argsort(tracker)
     low, high = (ablate("brows only", controls[i][1], held, forehead) for i in (order[0], order[-1]))
     res = {"tracker": round(1000 * float(tracker.std()), 3),
@@ -319,10 +338,17 @@ def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarra
     ok = [i for i in range(len(controls)) if all(px[i] is not None for px in seen.values())]
     if len(ok) < 3:
         return res
-    heights = {k: np.array([brow_height(x) for x in pose_free(np.stack([px[i] for i in ok]), K)])
-               for k, px in seen.items()}
+    carried = {k: pose_free(np.stack([px[i] for i in ok]), K) for k, px in seen.items()}
+    heights = {k: np.array([brow_height(x) for x in v]) for k, v in carried.items()}
     res["reader_vs_tracker_r"] = round(float(np.corrcoef(heights["driver"], tracker[ok])[0, 1]), 3)
     res["streams"] = {k: height_table(heights["driver"], h) for k, h in heights.items()}
+    tilt = np.array([brow_tilt(x) for x in carried["driver"]])
+    r = lambda a: round(float(np.corrcoef(tilt, a)[0, 1]), 3) if np.std(a) > 0 else None
+    res["tilt"] = {"driver": round(1000 * float(tilt.std()), 3),
+                   "tracker": (round(1000 * float(np.std([brow_tilt(controls[i][1].landmarks) for i in ok])), 3),
+                               r(np.array([brow_tilt(controls[i][1].landmarks) for i in ok]))),
+                   "template": r(np.array([brow_tilt(shapes[i]) for i in ok])),
+                   "full": r(np.array([brow_tilt(x) for x in carried["full"]]))}
     return res
 
 
@@ -367,6 +393,11 @@ def main(argv=None) -> int:
             print("  reader's pose-free brow height:".ljust(24), "  ".join(f"{k} {sd:.2f} ({c:+.2f})" for k, (sd, c)
                                                                       in b["streams"].items()),
                   "   (std (cov per driver sd), mm)", flush=True)
+            t = b.get("tilt")
+            if t:
+                print(f"  brow tilt (inner ends above outer, mm): reader on the driver std {t['driver']:.2f}; tracker std "
+                      f"{t['tracker'][0]:.2f}, r with the driver's {t['tracker'][1]}; template r {t['template']}; reader "
+                      f"on the full render r {t['full']}", flush=True)
         if a.out:
             with open(a.out, "a") as f:
                 f.write(json.dumps(res) + "\n")
