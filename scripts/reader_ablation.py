@@ -2,7 +2,7 @@
 """Which part of the control makes a reader group's r on a (portrait, clip) pair (issue 11).
 
     python scripts/reader_ablation.py PORTRAIT:CLIP [...] [--group brow|pitch|...] [--frames 60] [--out FILE.jsonl]
-                                      [--regions]
+                                      [--regions] [--brow-heights]
 
 PORTRAIT is a ../shared portrait file name or `self` (the clip's frame 0, rendered with the source camera's
 perspective as `gaussian-head eval` does); CLIP a ../shared driving clip stem. The avatar (mesh_fit) is driven
@@ -47,6 +47,31 @@ upper lip -0.067 (r +0.18), business_person.png brows +0.059, upper lip -0.092 (
 lip -0.077 (r +0.91). So the lp_d18 crosses that read the brow backwards are not brows moving the wrong way (the
 avatar's brows move as the operator's, 0.31 mm std, and every render's brow landmarks add to r): the reader reads
 brows from the lips as well, and on those faces the avatar's opening mouth outweighs what it sees of the brows.
+
+--brow-heights follows the brows themselves, reader-free where it can: the brows' height above the eye corners
+(`expression.brow_height`, mm of the canonical head) in the tracker's landmarks (what the control carries), in the
+driven template (`Driver.deformed_template` of the full control: what the avatar's brows are moved by), and in the
+reader's landmarks of the driver and of every ablation's render with the pose taken out (`pose_free`: the tracker's
+rule, an unweighted similarity fit of the rigid landmarks onto the stream's first frame's head frame). Printed
+per stream: std (mm) and the covariance with the driver's reader height per its sd (mm; what of the operator's
+brow move the reader sees on that stream), and the brow-hair Gaussians' share of the template's move (`hair_follow`).
+Measured (brow36, 1dd1c98, 60 frames): lp_d18's brows move 0.34 mm (std) in the tracker and 0.33 in the template (r
++1.00, every portrait), the reader's on the driver 0.27 (r +0.90 with the tracker); the brow hair moves 0.82
+(lp_s9_monalisa) to 1.11 of the template's move. The reader's pose-free brow height on the renders, per driver sd
+(the driver's own +0.27): full self +0.33, business_person +0.35, obama_speech +0.01, lp_s9_monalisa -0.04,
+lp_d9_woman_turned +0.07, trump_official +0.09, astronaut_eileen_collins +0.04; brows only +0.23, +0.22, +0.21, +0.16,
++0.20, +0.05, +0.06; no brows (mouth, lids, pose) +0.00, +0.11, -0.27, -0.21, -0.29, +0.14, -0.09. So where the
+reader's brow r fails the avatar's brows move as the operator's (and the reader sees most of it where the face has
+brows it can find: not on trump_official's light ones, nor astronaut_eileen_collins' under her fringe), and on
+obama_speech, monalisa and lp_d9 the rest of the face moves the reader's own brow landmarks against them by as much.
+tpsmm_driving: tracker 0.76, template 0.80, reader on the driver 0.80 (r +0.89); full renders +0.48 (business_person),
++0.23 (lp_d8_man_glasses). The brows' tilt (`brow_tilt`, inner ends above outer: what browInnerUp reads) differs: the
+reader's on the driver moves 0.48 mm (std) and its own brow score with it (r +0.82); the tracker's 0.45 mm against it
+(r -0.49; the template follows the tracker, r -0.42 with the reader's; the reader on business_person's render -0.20).
+sadtalker: the tracker's tilt r +0.92 with the reader's. On tpsmm the two landmark models (the bundled face mesh,
+FaceLandmarker) put the brows' ends in the image within a pixel of each other and the tilt is ~0.7 px (measured apart
+from this script): the reader's 2D with the face mesh's depth keeps r +0.98, the face mesh's 2D with the reader's
+depth -0.40. With the default tracker (the bundled face mesh) the avatar's brows on tpsmm tilt against the reader's.
 """
 
 from __future__ import annotations
@@ -165,9 +190,74 @@ def region_table(driver: np.ndarray, shares: dict[str, np.ndarray]) -> dict[str,
     return out
 
 
-def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False) -> dict:
+HAIR_RADIUS_M = 0.005  # the brow hair (`hair_follow`): Gaussians within this of a brow landmark at rest (3D) ...
+HAIR_DARKEST = 0.3  # ... the darkest share of them by luma
+
+
+def pose_free(landmarks_px: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """[T, 478, 3] one stream's reader landmarks (pixels, z in pixel units, frames in order), [3, 3] intrinsics ->
+    [T, 478, 3] every frame's landmarks in the head frame of the stream's first (facemesh.fit_head_frame: metres,
+    outer eye corners CANONICAL_EYE_SPAN apart), carried there by the least-squares similarity of its rigid
+    landmarks (landmarks.RIGID_LANDMARKS; the tracker's pose rule, unweighted)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.facemesh import fit_head_frame
+    from gaussian_head_ros.core.tracking import similarity_fit
+
+    x = np.asarray(landmarks_px, np.float64)
+    ref = fit_head_frame(x[0], K).canonical.astype(np.float64)
+    rigid = list(lmk.RIGID_LANDMARKS)
+    out = np.empty_like(x)
+    for t, p in enumerate(x):
+        s, rot, tr, _ = similarity_fit(ref[rigid], p[rigid])
+        out[t] = (p - tr) @ rot / s
+    return out
+
+
+def hair_follow(driver, low, high) -> float:
+    """A drive.Driver and two FaceControls (brows lower, higher) -> the brow hair's vertical move between them (the
+    darkest HAIR_DARKEST by luma of the Gaussians within HAIR_RADIUS_M of a brow landmark at rest, posed means, head
+    frame) over the template brows' (landmarks.BROW_R / BROW_L) mean move: 1 when the hair follows the template.
+    Give both controls the same head pose (the posed means turn with it)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.colour import LUMA
+
+    brows = list(lmk.BROW_R + lmk.BROW_L)
+    dist = np.min(np.linalg.norm(driver.means[:, None, :] - driver.verts[None, brows, :], axis=2), 1)
+    near = np.flatnonzero(dist < HAIR_RADIUS_M)
+    if not len(near):
+        return float("nan")
+    luma = driver.colors[near] @ LUMA
+    hair = near[luma <= np.quantile(luma, HAIR_DARKEST)]
+    moved = [float(driver.drive(c).means[hair, 1].mean()) for c in (low, high)]
+    template = [float(driver.deformed_template(c)[1][brows, 1].mean()) for c in (low, high)]
+    return (moved[1] - moved[0]) / (template[1] - template[0]) if template[1] != template[0] else float("nan")
+
+
+def brow_tilt(x: np.ndarray) -> float:
+    """[L >= 468, 3] head-frame landmarks (y down, metres) -> how far the brows' inner ends sit above their outer ends
+    (metres; the lower contours' inner two points against their outer two, landmarks.BROW_LOWER_R / _L, both brows):
+    the shape FaceLandmarker's browInnerUp and browDown read, where brow_height is their mean height."""
+    x = np.asarray(x, np.float64)
+    from gaussian_head_ros.core import landmarks as lmk
+
+    inner = [i for c in (lmk.BROW_LOWER_R, lmk.BROW_LOWER_L) for i in c[-2:]]
+    outer = [i for c in (lmk.BROW_LOWER_R, lmk.BROW_LOWER_L) for i in c[:2]]
+    return float(np.mean(x[outer, 1]) - np.mean(x[inner, 1]))
+
+
+def height_table(driver_h: np.ndarray, h: np.ndarray) -> tuple[float, float]:
+    """[T] the driver's brow heights, [T] a stream's (metres) -> (the stream's std, its covariance with the driver's
+    per the driver's sd), mm."""
+    d, h = np.asarray(driver_h, np.float64), np.asarray(h, np.float64)
+    return (round(1000 * float(h.std()), 3),
+            round(1000 * float(np.mean((h - h.mean()) * (d - d.mean())) / max(float(d.std()), 1e-12)), 3))
+
+
+def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False,
+             brow_heights: bool = False) -> dict:
     """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series} (+ regions: {stream: {region:
-    (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render)."""
+    (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render; + brow_heights:
+    {tracker, template: (std mm, r with the tracker), hair_follow, streams: {driver / ablation: `height_table`}})."""
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import render_control, source_intrinsics
     from gaussian_head_ros.core.expression import forehead_points
@@ -212,8 +302,7 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
                 img = render_control(driver, ablate(name, c, held, forehead), K, w, h).image
                 r = reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), stamp)
                 series.append(_value(r, group))
-                if name == "full":
-                    seen.setdefault("render", []).append(None if r is None else r.landmarks_px)
+                seen.setdefault(name, []).append(None if r is None else r.landmarks_px)
         s = np.array(series)
         ok = np.isfinite(s) & np.isfinite(drv)
         good = ok.sum() > 2 and np.std(s[ok]) > 0 and np.std(drv[ok]) > 0
@@ -223,13 +312,44 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
     if regions:
         from gaussian_head_ros.core.reader import BlendshapeModel
 
-        both = [i for i in range(len(controls)) if seen["driver"][i] is not None and seen["render"][i] is not None]
+        both = [i for i in range(len(controls)) if seen["driver"][i] is not None and seen["full"][i] is not None]
         out["regions"] = {}
         with BlendshapeModel(reader_model) as model:
-            for stream, px in seen.items():
+            for stream, px in (("driver", seen["driver"]), ("render", seen["full"])):
                 shares = region_shares(np.stack([px[i] for i in both]), (w, h), group, model)
                 out["regions"][stream] = region_table(drv[both], shares)
+    if brow_heights:
+        out["brow_heights"] = _brow_heights(driver, controls, seen, held, forehead, K)
     return out
+
+
+def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarray, K: np.ndarray) -> dict:
+    """run_pair's brow_heights entry (the module docstring's --brow-heights)."""
+    from gaussian_head_ros.core.expression import brow_height
+
+    tracker = np.array([brow_height(c.landmarks) for _, c, _, _ in controls])
+    shapes = [driver.deformed_template(c)[0] for _, c, _, _ in controls]
+    template = np.array([brow_height(x) for x in shapes])
+    order = np.argsort(tracker)
+    low, high = (ablate("brows only", controls[i][1], held, forehead) for i in (order[0], order[-1]))
+    res = {"tracker": round(1000 * float(tracker.std()), 3),
+           "template": (round(1000 * float(template.std()), 3), round(float(np.corrcoef(tracker, template)[0, 1]), 3)),
+           "hair_follow": round(hair_follow(driver, low, high), 3), "streams": {}}
+    ok = [i for i in range(len(controls)) if all(px[i] is not None for px in seen.values())]
+    if len(ok) < 3:
+        return res
+    carried = {k: pose_free(np.stack([px[i] for i in ok]), K) for k, px in seen.items()}
+    heights = {k: np.array([brow_height(x) for x in v]) for k, v in carried.items()}
+    res["reader_vs_tracker_r"] = round(float(np.corrcoef(heights["driver"], tracker[ok])[0, 1]), 3)
+    res["streams"] = {k: height_table(heights["driver"], h) for k, h in heights.items()}
+    tilt = np.array([brow_tilt(x) for x in carried["driver"]])
+    r = lambda a: round(float(np.corrcoef(tilt, a)[0, 1]), 3) if np.std(a) > 0 else None
+    res["tilt"] = {"driver": round(1000 * float(tilt.std()), 3),
+                   "tracker": (round(1000 * float(np.std([brow_tilt(controls[i][1].landmarks) for i in ok])), 3),
+                               r(np.array([brow_tilt(controls[i][1].landmarks) for i in ok]))),
+                   "template": r(np.array([brow_tilt(shapes[i]) for i in ok])),
+                   "full": r(np.array([brow_tilt(x) for x in carried["full"]]))}
+    return res
 
 
 def main(argv=None) -> int:
@@ -239,6 +359,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=60, help="frames per clip (0 = all)")
     ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
     ap.add_argument("--out", default="", help="append each pair's JSON line (with the series) to this file")
+    ap.add_argument("--brow-heights", action="store_true", help="the brows' height above the eye corners in the "
+                    "tracker, the driven template, the brow hair and the reader's pose-free landmarks of every stream")
     ap.add_argument("--regions", action="store_true", help="take the reader's group apart by landmark region on the "
                     "driver and the full render (region_shares; blendshape groups only)")
     a = ap.parse_args(argv)
@@ -256,13 +378,26 @@ def main(argv=None) -> int:
         portrait, _, clip = spec.partition(":")
         if not clip:
             ap.error(f"pair {spec!r}: expected PORTRAIT:CLIP")
-        res = run_pair(portrait, clip, a.group, a.frames, a.reader, a.regions)
+        res = run_pair(portrait, clip, a.group, a.frames, a.reader, a.regions, a.brow_heights)
         cells = [f"{'  –  ' if res['r'][n] is None else format(res['r'][n], '+.2f')} / {res['std'][n]:.3f}".rjust(16)
                  for n in ABLATIONS]
         print(res["pair"][:44].ljust(44), f"{res['std_driver']:.3f}  ", "  ".join(cells), flush=True)
         for stream, table in res.get("regions", {}).items():
             print(f"  regions, {stream}:".ljust(24), "  ".join(f"{k} {c:+.3f} ({r:+.2f})" for k, (c, r) in table.items()),
                   "   (cov per driver sd (r))", flush=True)
+        if "brow_heights" in res:
+            b = res["brow_heights"]
+            print(f"  brow heights (mm): tracker std {b['tracker']:.2f}, template std {b['template'][0]:.2f} (r "
+                  f"{b['template'][1]:+.2f} with the tracker), brow hair {b['hair_follow']:.2f} of the template's move, "
+                  f"reader on the driver r {b.get('reader_vs_tracker_r', float('nan')):+.2f} with the tracker", flush=True)
+            print("  reader's pose-free brow height:".ljust(24), "  ".join(f"{k} {sd:.2f} ({c:+.2f})" for k, (sd, c)
+                                                                      in b["streams"].items()),
+                  "   (std (cov per driver sd), mm)", flush=True)
+            t = b.get("tilt")
+            if t:
+                print(f"  brow tilt (inner ends above outer, mm): reader on the driver std {t['driver']:.2f}; tracker std "
+                      f"{t['tracker'][0]:.2f}, r with the driver's {t['tracker'][1]}; template r {t['template']}; reader "
+                      f"on the full render r {t['full']}", flush=True)
         if a.out:
             with open(a.out, "a") as f:
                 f.write(json.dumps(res) + "\n")
