@@ -748,6 +748,41 @@ def test_a_turned_cheek_has_no_light_seam_where_the_photo_ends(results):
     assert light < 0.25, f"a light line in {light:.0%} of the turned cheek's rows"
 
 
+def test_a_wide_open_mouth_has_no_red_blur_beside_its_corners(results):
+    """The thin triangles round the mouth's corners stretch 4x at jawOpen 0.3 and 11x at 0.9; their discs (the lips'
+    edge red) grew with them into a red blur over business_person's cheeks beside her open mouth (session 36, by eye).
+    Now a bound Gaussian grows by at most deform.MAX_BOUND_GROWTH. Share of the boxes beside each mouth corner (the
+    reader's 61 / 291 on the rest render; 0.05-0.4 mouth widths out, +-0.3 high) redder (r / mean rgb) than the rest
+    render's 95th percentile there + 0.05, at jawOpen 0.9: 0.186 / 0.152 before, 0.007 / 0.004 now."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.render import rasterize
+
+    av = results["business_person.png"].avatar
+    cam = av.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    d = Driver(av)
+
+    def render(jaw_open):
+        p = d.drive(FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([jaw_open], np.float32)))
+        return np.clip(rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, np.asarray(cam.viewmat, np.float32),
+                                 K, cam.size[0], cam.size[1]).image, 0, 1)
+
+    rest, wide = render(0.0), render(0.9)
+    with FaceReader(str(shared("models", "face_landmarker.task")), video=False) as reader:
+        lm = reader.read((rest * 255 + 0.5).astype(np.uint8)).landmarks_px
+    width = float(np.linalg.norm(lm[291, :2] - lm[61, :2]))
+    shares = []
+    for corner, side in ((lm[61, :2], -1), (lm[291, :2], 1)):
+        x0, x1 = sorted([corner[0] + side * 0.05 * width, corner[0] + side * 0.4 * width])
+        box = (slice(int(corner[1] - 0.3 * width), int(corner[1] + 0.3 * width)), slice(int(x0), int(x1)))
+        red0, red1 = (im[box][..., 0] / np.maximum(im[box].mean(-1), 1e-3) for im in (rest, wide))
+        shares.append(float(np.mean(red1 > np.percentile(red0, 95) + 0.05)))
+    assert max(shares) < 0.05, f"red beside the open mouth's corners: {np.round(shares, 3)}"
+
+
 def test_a_slightly_turned_cheek_has_no_light_line_beside_its_outline(results):
     """The discs next to the 1 px silhouette matte (MeshFitConfig.edge_band_px) see the photo edge-on; the refinement
     lifted them up to +0.17 luma (90th percentile) and that share fades out with the view only by a 30-40 deg turn

@@ -401,15 +401,24 @@ def triangle_growth(g0_inv, t1, area_ratio):
     return xp.clip(s1, 1.0, None) * xp.sqrt(xp.clip(s1, None, 1.0) * xp.clip(s2, None, 1.0))
 
 
+# The most a bound Gaussian grows by (`bound_growth`). The thin triangles round the mouth's corners (61, 62, 76, 78,
+# 146, 184, 185, 191 and their mirrors) stretch 4x at jawOpen 0.3 and 11x at 0.9 (business_person; tracked clips' frames:
+# the largest per frame 3-7x on 40-95 % of frames); their discs, the lips' edge red, grew into a red blur over the
+# cheeks beside a wide-open mouth and a grey wedge over its corners (session 36; the wedge also in cover_rest's notes).
+# Up to 2.5x the discs of skin stretched by a brow raise or a smile still close their rows (1.2-2x).
+MAX_BOUND_GROWTH = 2.5
+
+
 def bound_growth(g0_inv, t1, area_ratio, grow_by_stretch):
     """The factor [F] a bound Gaussian of each triangle grows by over a deformation: `triangle_growth` where
-    grow_by_stretch [F] bool (`stretch_grown_triangles`), else the square root of the area ratio (the lips).
-    The one rule for drive (`frame_tables`) and its inverse at rest (rest_pose.photo_growth). numpy or torch
-    like t1 (grow_by_stretch numpy: moved to t1's device)."""
+    grow_by_stretch [F] bool (`stretch_grown_triangles`), else the square root of the area ratio (the lips), at
+    most MAX_BOUND_GROWTH. The one rule for drive (`frame_tables`) and its inverse at rest (rest_pose.photo_growth).
+    numpy or torch like t1 (grow_by_stretch numpy: moved to t1's device)."""
     xp = namespace(t1)
     if xp is not np:
         grow_by_stretch = xp.as_tensor(grow_by_stretch, device=t1.device)
-    return xp.where(grow_by_stretch, triangle_growth(g0_inv, t1, area_ratio), xp.sqrt(area_ratio))
+    g = xp.where(grow_by_stretch, triangle_growth(g0_inv, t1, area_ratio), xp.sqrt(area_ratio))
+    return xp.clip(g, None, MAX_BOUND_GROWTH)
 
 
 def triangle_frames(v, faces):
