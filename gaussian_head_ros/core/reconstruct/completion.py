@@ -254,13 +254,16 @@ def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.
 
 
 def mirrored_colours(scene: Scene, means: np.ndarray, colors: np.ndarray, clean: np.ndarray, reach_m: float = 0.03,
-                     blur_px: float = 6.0) -> np.ndarray:
+                     blur_px: float = 6.0, hair_skin: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[N, 3] rgb: colors [N, 3] of hidden Gaussians at means [N, 3] (head frame, metres), those on the head's far half
     (the side of its mid-sagittal plane x = 0 away from the camera) that the photo does not show taking the photo's
     colour at their mirror image (x negated) where the photo shows the surface at most reach_m in front of that
     mirror point (fully up to half of it) on a clean [S, S] bool pixel. That colour is brought to the far side's own
     light: scaled by the luminance of the colour it replaces over the photo's luminance there blurred by blur_px
-    (the near side's pattern, its ear, skin and hair, at the far side's shade)."""
+    (the near side's pattern, its ear, skin and hair, at the far side's shade). With hair_skin ([3] rgb each, the
+    head's hair and the face's skin), a colour nearer the hair's than the skin's is first balanced per channel by the
+    far half's median colour over the near half's where such colours are taken (the two halves' hair in their own
+    light: lp_s9_monalisa's near hair is purple-brown, her far hair orange-brown); skin keeps its own."""
     from gaussian_head_ros.core.reconstruct.lighting import LUMA
 
     out = np.array(colors, np.float32, copy=True)
@@ -273,9 +276,19 @@ def mirrored_colours(scene: Scene, means: np.ndarray, colors: np.ndarray, clean:
     mi, mj, mz, minside = scene.project(means[sel] * np.array([-1.0, 1.0, 1.0]))
     gap = mz - scene.depth[mi, mj]  # how far behind the surface the photo shows there the mirror point lies
     w = (minside & clean[mi, mj] & (gap > -SEEN_DEPTH_M)) * (1 - smoothstep(0.5 * reach_m, reach_m, gap))
-    level = cv2.GaussianBlur(scene.photo, (0, 0), blur_px)[mi, mj] @ LUMA
+    col = scene.photo[mi, mj]
+    blurred = cv2.GaussianBlur(scene.photo, (0, 0), blur_px)[mi, mj]
+    balance = np.ones((len(sel), 3))
+    if hair_skin is not None:
+        d_hair, d_skin = (np.sum((blurred - np.asarray(c)) ** 2, -1) for c in hair_skin)
+        hairy = smoothstep(0.3, 0.7, d_skin / (d_skin + d_hair + 1e-6))  # 1: the hair's colour rather than the skin's
+        taken = (w > 0.5) & (hairy > 0.5)
+        if taken.sum() >= 20:
+            ratio = np.clip(np.median(out[sel][taken], 0) / np.maximum(np.median(col[taken], 0), 1e-3), 0.25, 4.0)
+            balance = 1 + hairy[:, None] * (ratio - 1)
+    level = np.sum(blurred * balance * LUMA, -1)
     gain = np.clip((out[sel] @ LUMA) / np.maximum(level, 1e-3), 0.25, 1.5)
-    col = scene.photo[mi, mj] * gain[:, None]
+    col = col * balance * gain[:, None]
     out[sel] = (1 - w[:, None]) * out[sel] + w[:, None] * col
     return np.clip(out, 0, 1)
 

@@ -565,7 +565,10 @@ class MeshFitReconstructor(Reconstructor):
         turn = 0.0 if cfg.far_side_turn_deg is None else float(
             smoothstep(*cfg.far_side_turn_deg, abs(float(np.degrees(np.arctan2(cam[0], -cam[2]))))))
         if turn > 0:
-            gain = turn * mirrored_back(back, person, rays, R, t, K, 1 - wt)
+            # the head's rows, fading out from the nose base's to the chin's: below, the mirror of the near half's hair
+            # and shoulder stood out beside lp_s9_monalisa's neck as a pale strip (the neck is narrower than the head)
+            above_jaw = 1 - smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows)  # [S, 1]
+            gain = turn * mirrored_back(back, person, rays, R, t, K, (1 - wt) * above_jaw)
             back, h_back = back + gain, h_back + gain
         delta = np.where(mesh_px, zmesh - front, 0.0).astype(np.float32)
         delta_fill = push_pull(delta[..., None], mesh_px.astype(np.float32))[..., 0]
@@ -679,10 +682,10 @@ class MeshFitReconstructor(Reconstructor):
                                                   texture_px_per_m=cfg.side_texture_reach / mpp,
                                                   texture_fold_px=None if cfg.side_texture_fold_m is None else
                                                   tuple(m / mpp for m in cfg.side_texture_fold_m)))
-        if turn > 0:
+        if turn > 0:  # taken from the photo 4 px and more inside the outline (not the edge band's backdrop mix)
             hidden.colors = ((1 - turn) * hidden.colors + turn * mirrored_colours(
-                dataclasses.replace(scene, photo=colours - backdrop_seen), hidden.means, hidden.colors, person & ~edge,
-                blur_px=cfg.back_blur_px)).astype(hidden.colors.dtype)
+                dataclasses.replace(scene, photo=colours - backdrop_seen), hidden.means, hidden.colors, d_edge > 4,
+                blur_px=cfg.back_blur_px, hair_skin=hair_skin)).astype(hidden.colors.dtype)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
         if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
