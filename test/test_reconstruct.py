@@ -131,6 +131,74 @@ def test_the_wall_keeps_rim_colours_at_the_silhouette_only():
     assert shallow.any() and np.abs(colours[shallow] - 0.5).min(axis=1).max() > 0.4  # the rim at the front
 
 
+def _turned_camera(yaw_deg: float, distance_m: float = 0.6):
+    """(R, t): a camera distance_m from the head origin, turned yaw_deg about the head's y axis (its centre on the
+    +x side of the mid-sagittal plane for a positive yaw: that half is the near one)."""
+    a = np.radians(yaw_deg)
+    R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    return R, np.array([0.0, 0.0, distance_m])
+
+
+@pytest.mark.parametrize("yaw", [0.0, 20.0])
+def test_the_far_half_is_as_deep_as_the_near_halfs_mirror_image(yaw):
+    """completion.mirrored_back on a flat back (camera depth 0.7 m behind every pixel of a disc-shaped person) seen from
+    a camera turned by `yaw` about the head: a near-half back point x from the mid-sagittal plane, mirrored, lies
+    2 sin(yaw) x deeper than the flat back. Frontal (0 deg): no gain anywhere; turned: the far half gains that much
+    (within 10 %: the pixel grid), the near half and the background nothing."""
+    from gaussian_head_ros.core.reconstruct.completion import mirrored_back
+    from gaussian_head_ros.core.reconstruct.surfaces import pixel_rays
+
+    size, f = 128, 300.0
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
+    ii, jj = np.mgrid[0:size, 0:size]
+    person = (ii - size / 2) ** 2 + (jj - size / 2) ** 2 < 50 ** 2
+    R, t = _turned_camera(yaw)
+    rays = pixel_rays(K, size)
+    back = np.full((size, size), 0.7, np.float32)
+    gain = mirrored_back(back, person, rays, R, t, K, np.ones((size, size)), blur_px=0.0)
+    assert np.all(gain[~person] == 0)
+    pts = ((back[..., None] * rays) - t) @ R  # head frame
+    if yaw == 0:
+        assert np.abs(gain).max() < 2e-3, f"a frontal photo's far half gained {1000 * gain.max():.1f} mm"
+        return
+    near = person & (pts[..., 0] > 0.005)
+    far = person & (pts[..., 0] < -0.015) & (pts[..., 0] > -0.06)  # where the near half's mirror reaches (7 cm)
+    assert np.all(gain[near] == 0), "the near half is the photo's own"
+    # the mirror point landing on a far pixel's ray lies g = 2 sin(yaw) |its x| behind the back there, its x that of the
+    # back point plus g times the ray's head-frame x per metre of camera depth (d_x, outward on the far half)
+    s, d_x = 2 * np.sin(np.radians(yaw)), (rays @ R)[..., 0]
+    expected = s * np.abs(pts[..., 0]) / (1 - s * np.abs(d_x))
+    inner = far & (cv2.erode(person.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
+    ratio = np.median(gain[inner] / expected[inner])
+    assert 0.9 < ratio < 1.1, f"the far half gained {ratio:.2f} x its mirror image's depth"
+
+
+def test_the_far_halfs_hidden_side_takes_the_near_halfs_colours_at_its_own_light():
+    """completion.mirrored_colours: a hidden Gaussian on the far half whose mirror image lies just behind the surface
+    the photo shows takes the photo's colour there (its chromaticity), at its own luminance; one whose mirror lies
+    deeper than reach_m behind it, one on the near half and one the photo shows keep theirs."""
+    from gaussian_head_ros.core.reconstruct.completion import Scene, mirrored_colours
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.surfaces import pixel_rays
+
+    size, f = 128, 300.0
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
+    R, t = _turned_camera(20.0)
+    person = np.ones((size, size), bool)
+    photo = np.broadcast_to(np.array([0.8, 0.3, 0.2], np.float32), (size, size, 3)).copy()
+    scene = Scene(K, R, t, photo, person, np.full((size, size), 0.57, np.float32), pixel_rays(K, size), 1.0)
+    means = np.array([[-0.05, 0, 0.0],  # far half, hidden; its mirror 1.3 cm behind the photo's surface
+                      [-0.05, 0, 0.1],  # far half, its mirror 11 cm behind it
+                      [0.05, 0, 0.05],  # near half
+                      [-0.05, 0, -0.05]])  # far half, on the surface the photo shows
+    grey = np.full((4, 3), 0.3, np.float32)
+    out = mirrored_colours(scene, means, grey, person, reach_m=0.03)
+    chroma = out[0] / out[0].sum()
+    assert np.abs(chroma - photo[0, 0] / photo[0, 0].sum()).max() < 1e-3, f"{out[0]}: not the near half's colour"
+    assert abs(float(out[0] @ LUMA) - 0.3) < 1e-3, f"{out[0]}: not at its own light"
+    assert np.allclose(out[1:], 0.3), f"{out[1:]}: changed where the mirror is not the photo's"
+
+
 def test_the_side_behind_the_silhouette_turns_to_the_far_colour_and_darkens():
     """One colour per outline pixel all through a 10 cm deep side showed in a turned view as a flat cut-out sheet
     beside the cheek (issue 11). With a SideLook, a wall column keeps the rim's colour at the front, the near side
@@ -1135,6 +1203,78 @@ def test_the_back_of_the_head_curves_in_to_the_nape(results, name):
 
     dip = reach(eye - 0.03, eye + 0.01) - reach(chin - 0.004, chin + 0.004)
     assert 0.012 < dip < 0.06, f"the nape {100 * dip:.1f} cm in front of the occiput"
+
+
+def test_a_turned_photos_far_half_is_as_wide_as_its_near_half(results):
+    """obama_speech's head is turned 13.5 deg from his camera: the photo sees his near half (his left ear and the hair
+    behind it) and of the far half only its outline. The proxy's hidden back, the silhouette's inflation about the
+    camera's axis, curved in early behind the far outline: turned to show that side, a flat wall stood where the far
+    ear and skull should be (slab35). In the ear's rows (head-frame y -5..+1 cm), 5-8 cm behind the head origin, the far
+    half reached 7.7 cm from the mid-sagittal plane, the near half 9.8 cm (0.79 x). The far half's back is now as deep
+    as the near half's mirror image along the rays through the person (completion.mirrored_back): 9.7 cm (1.00 x). A
+    frontal photo keeps its proxy (MeshFitConfig.far_side_turn_deg: business_person, turned 6.8 deg, 8.5 / 8.4 cm)."""
+    from gaussian_head_ros.core.avatar import PART_TORSO
+
+    def reach(name):  # (near, far) metres from the mid-sagittal plane, behind the ear
+        a = results[name].avatar
+        m = a.means
+        vm = np.asarray(a.source_camera.viewmat, np.float64)
+        side = np.sign((-vm[:3, :3].T @ vm[:3, 3])[0])  # the camera's side: the near half
+        box = (m[:, 1] > -0.05) & (m[:, 1] < 0.01) & (m[:, 2] > 0.05) & (m[:, 2] < 0.08) & (a.part != PART_TORSO)
+        return float((side * m[box, 0]).max()), float((-side * m[box, 0]).max())
+
+    near, far = reach("obama_speech.jpg")
+    assert far > 0.95 * near, f"the far half {100 * far:.1f} cm wide behind the ear, the near half {100 * near:.1f} cm"
+    near, far = reach("business_person.png")
+    assert 0.95 * near < far < 1.1 * near, f"a frontal photo's far half {100 * far:.1f} cm, its near {100 * near:.1f} cm"
+
+
+def test_a_turned_photos_far_side_has_an_ear_in_the_near_ears_colours(results):
+    """obama_speech's far half, which the photo does not show, was the rim's hair colour all round behind the far cheek
+    in the ear's rows (head-frame y -4..0 cm): of its hidden side's Gaussians beyond 6 cm from the mid-sagittal plane,
+    none nearer the skin's chromaticity than the hair's (0 of 280; 1 % of 476 with the far half widened alone). Where
+    its mirror image lies just behind what the photo shows of the near half (his ear), it takes that colour at its own
+    light (completion.mirrored_colours): 12 %, an ear beside the far cheek in a turned view."""
+    from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, sh_dc_to_rgb
+
+    a = results["obama_speech.jpg"].avatar
+    m, part, col = a.means, a.part, sh_dc_to_rgb(a.sh[:, 0]).astype(np.float64)
+    vm = np.asarray(a.source_camera.viewmat, np.float64)
+    side = np.sign((-vm[:3, :3].T @ vm[:3, 3])[0])  # the camera's side: the near half
+
+    def chroma(c):
+        return c / np.maximum(c.sum(-1, keepdims=True), 1e-6)
+
+    skin = np.median(chroma(col[(part == PART_FACE) & (side * m[:, 0] > 0.02) & (np.abs(m[:, 1]) < 0.03)]), 0)
+    hair = np.median(chroma(col[(part == PART_STATIC) & (m[:, 1] < -0.07) & (np.abs(m[:, 0]) < 0.03) & (m[:, 2] < 0)]), 0)
+    far = (part == PART_STATIC) & (m[:, 1] > -0.04) & (m[:, 1] < 0) & (-side * m[:, 0] > 0.06) & (m[:, 2] > -0.01)
+    k = chroma(col[far])
+    share = float((np.linalg.norm(k - skin, axis=1) < np.linalg.norm(k - hair, axis=1)).mean())
+    assert far.sum() > 100 and share > 0.06, f"{100 * share:.0f} % of the far side's {far.sum()} Gaussians skin-coloured"
+
+
+def test_a_turned_photos_far_side_keeps_its_own_hair_colour_and_neck(results):
+    """lp_s9_monalisa (turned 18.2 deg) has purple-brown hair on her near side and orange-brown on her far side (the
+    painting's light). Taken onto the far half as the near half shows it, her far hair turned purple-blue in a turned
+    view: of its hidden Gaussians in the head's rows beyond 6 cm from the mid-sagittal plane, 50 % had a blue
+    chromaticity over 0.3 (0 % on 1dd1c98); the hair's colours are balanced to the far half's own
+    (completion.mirrored_colours' hair_skin): 13 %. And below the chin, where the mirror of her near hair and shoulder
+    stood out beside her neck as a pale strip 11.7 cm from the mid-sagittal plane (the near half 12.8, 6.7 on 1dd1c98),
+    the far half is not deepened (from the nose base's row down to the chin's it fades out): 7.3 cm."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.avatar import PART_STATIC, PART_TORSO, sh_dc_to_rgb
+
+    a = results["lp_s9_monalisa.jpg"].avatar
+    m, part, col = a.means, a.part, sh_dc_to_rgb(a.sh[:, 0]).astype(np.float64)
+    vm = np.asarray(a.source_camera.viewmat, np.float64)
+    side = np.sign((-vm[:3, :3].T @ vm[:3, 3])[0])  # the camera's side: the near half
+    far = (part == PART_STATIC) & (m[:, 1] > -0.06) & (m[:, 1] < 0.04) & (-side * m[:, 0] > 0.06) & (m[:, 2] > 0)
+    blue = float((col[far, 2] / np.maximum(col[far].sum(1), 1e-6) > 0.3).mean())
+    assert far.sum() > 200 and blue < 0.25, f"{100 * blue:.0f} % of her far hair's {far.sum()} Gaussians purple-blue"
+    chin = float(a.template_vertices[lmk.CHIN, 1])
+    box = (m[:, 1] > chin) & (m[:, 1] < chin + 0.04) & (m[:, 2] > 0.03) & (part != PART_TORSO)
+    near, far_x = float((side * m[box, 0]).max()), float((-side * m[box, 0]).max())
+    assert far_x < 0.8 * near, f"beside her neck the far half {100 * far_x:.1f} cm out, the near half {100 * near:.1f} cm"
 
 
 def test_behind_a_short_haired_ear_the_hidden_side_is_the_hair(results):

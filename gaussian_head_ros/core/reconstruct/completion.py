@@ -7,6 +7,9 @@
   shoulders behind the visible surface), coloured by extrapolating the colours of the silhouette's
   rim inwards (hair stays hair, a bald head stays skin), plus a wall of Gaussians along the silhouette
   joining the visible front to that back.
+- A turned head's far half (mesh_fit, MeshFitConfig.far_side_turn_deg): that back as deep as the near half's mirror
+  image along the rays through the person (`mirrored_back`), its hidden side in the near half's colours at its own
+  light (`mirrored_colours`).
 """
 
 from __future__ import annotations
@@ -209,6 +212,85 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     col[use] = mcol[use]
     sigma = np.full(len(pts), 0.7 * spacing_m)
     return surface_discs(pts, nrm, np.clip(col, 0, 1), sigma, None, PART_FACE, face_id=fid, bary=bary)
+
+
+def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.ndarray, t: np.ndarray,
+                  K: np.ndarray, head: np.ndarray, blur_px: float = 2.0) -> np.ndarray:
+    """[S, S] metres: how much deeper (camera depth) the hidden back at each pixel of the head's far half lies once that
+    half is the near half's mirror image. back [S, S] camera depth of the proxy's back over person [S, S] bool; rays
+    [S, S, 3] camera rays with z = 1; R [3, 3], t [3] head -> camera; K [3, 3]; head [S, S] in 0..1, the share of
+    each pixel's back that is the head's (0 on the torso).
+
+    The head is near-symmetric about its mid-sagittal plane (head-frame x = 0). The near half is the one on the
+    camera's side of that plane (the photo sees it more squarely); each of its back points, its x negated, is
+    projected into the photo and kept where the photo shows the person: a point the photo would see against the
+    background beside the far outline is not the head (the photo says so), one along a ray through the person is
+    hidden by what the photo shows there. The deepest of them at each far-half pixel, less the back there, is the
+    gain (0 where the far half is as deep already, beyond the person and on the near half); blurred by blur_px
+    among the far half's pixels (the mirrored points land on the grid unevenly) and weighted by `head`."""
+    S = person.shape[0]
+    ii, jj = np.nonzero(person)
+    pts = ((back[ii, jj, None] * rays[ii, jj]) - t) @ R  # head frame
+    side = np.sign(float((-R.T @ t)[0])) or 1.0  # the camera's side of the mid-sagittal plane: the near half
+    near = side * pts[:, 0] > 0
+    far = np.zeros((S, S), bool)
+    far[ii[~near], jj[~near]] = True
+    m = pts[near] * np.array([-1.0, 1.0, 1.0])
+    c = m @ R.T + t
+    z = np.maximum(c[:, 2], 1e-6)
+    u = np.floor(K[0, 0] * c[:, 0] / z + K[0, 2]).astype(np.int64)
+    v = np.floor(K[1, 1] * c[:, 1] / z + K[1, 2]).astype(np.int64)
+    ok = (u >= 0) & (u < S) & (v >= 0) & (v < S)
+    ok[ok] = person[v[ok], u[ok]]
+    deepest = np.zeros((S, S), np.float32)
+    np.maximum.at(deepest, (v[ok], u[ok]), z[ok].astype(np.float32))
+    deepest = cv2.dilate(deepest, np.ones((3, 3), np.uint8))  # the grid's gaps between mirrored points
+    gain = np.where(far & (deepest > 0), np.maximum(deepest - back, 0.0), 0.0).astype(np.float32)
+    if blur_px > 0:
+        from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
+
+        gain = np.where(far, masked_blur(gain, far, blur_px), 0.0)
+    return (gain * head).astype(np.float32)
+
+
+def mirrored_colours(scene: Scene, means: np.ndarray, colors: np.ndarray, clean: np.ndarray, reach_m: float = 0.03,
+                     blur_px: float = 6.0, hair_skin: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """[N, 3] rgb: colors [N, 3] of hidden Gaussians at means [N, 3] (head frame, metres), those on the head's far half
+    (the side of its mid-sagittal plane x = 0 away from the camera) that the photo does not show taking the photo's
+    colour at their mirror image (x negated) where the photo shows the surface at most reach_m in front of that
+    mirror point (fully up to half of it) on a clean [S, S] bool pixel. That colour is brought to the far side's own
+    light: scaled by the luminance of the colour it replaces over the photo's luminance there blurred by blur_px
+    (the near side's pattern, its ear, skin and hair, at the far side's shade). With hair_skin ([3] rgb each, the
+    head's hair and the face's skin), a colour nearer the hair's than the skin's is first balanced per channel by the
+    far half's median colour over the near half's where such colours are taken (the two halves' hair in their own
+    light: lp_s9_monalisa's near hair is purple-brown, her far hair orange-brown); skin keeps its own."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+
+    out = np.array(colors, np.float32, copy=True)
+    side = np.sign(float(scene.centre[0])) or 1.0
+    i, j, z, inside = scene.project(means)
+    shown = inside & scene.person[i, j] & (z < scene.depth[i, j] + SEEN_DEPTH_M)
+    sel = np.flatnonzero((side * means[:, 0] < 0) & ~shown)
+    if not len(sel):
+        return out
+    mi, mj, mz, minside = scene.project(means[sel] * np.array([-1.0, 1.0, 1.0]))
+    gap = mz - scene.depth[mi, mj]  # how far behind the surface the photo shows there the mirror point lies
+    w = (minside & clean[mi, mj] & (gap > -SEEN_DEPTH_M)) * (1 - smoothstep(0.5 * reach_m, reach_m, gap))
+    col = scene.photo[mi, mj]
+    blurred = cv2.GaussianBlur(scene.photo, (0, 0), blur_px)[mi, mj]
+    balance = np.ones((len(sel), 3))
+    if hair_skin is not None:
+        d_hair, d_skin = (np.sum((blurred - np.asarray(c)) ** 2, -1) for c in hair_skin)
+        hairy = smoothstep(0.3, 0.7, d_skin / (d_skin + d_hair + 1e-6))  # 1: the hair's colour rather than the skin's
+        taken = (w > 0.5) & (hairy > 0.5)
+        if taken.sum() >= 20:
+            ratio = np.clip(np.median(out[sel][taken], 0) / np.maximum(np.median(col[taken], 0), 1e-3), 0.25, 4.0)
+            balance = 1 + hairy[:, None] * (ratio - 1)
+    level = np.sum(blurred * balance * LUMA, -1)
+    gain = np.clip((out[sel] @ LUMA) / np.maximum(level, 1e-3), 0.25, 1.5)
+    col = col * balance * gain[:, None]
+    out[sel] = (1 - w[:, None]) * out[sel] + w[:, None] * col
+    return np.clip(out, 0, 1)
 
 
 def rim_colours(scene: Scene, exclude: np.ndarray, inset_px: int = 2, band_px: int = 10) -> np.ndarray:

@@ -51,7 +51,7 @@ from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_s
                                                           surface_discs, to_avatar)
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
                                                            covered_triangles, edge_opacity, face_completion,
-                                                           rim_colours)
+                                                           mirrored_back, mirrored_colours, rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eye_side,
                                                          eyeball_completion, eyeball_parts, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
@@ -263,6 +263,13 @@ class MeshFitConfig:
     # at the shoulders); 0 = off
     nape_m: float = 0.05
     nape_half_width_m: tuple[float, float] = (0.05, 0.08)  # ... across the neck: this far either side of the chin, fading out by the second
+    # a photo whose head is turned from its camera (yaw, degrees) by the first (not at all) to the second (fully) has its
+    # far half's hidden back as deep as its near half's mirror image along the rays through the person, and that side
+    # in the near half's colours at its own light (completion.mirrored_back, mirrored_colours): turned to show that
+    # side, obama_speech (13.5 deg) showed a flat wall where the far ear and skull are. A frontal photo keeps its proxy
+    # (the nine portraits but obama_speech and lp_s9_monalisa, 18.2, are within 8.1 deg; the clips' first frames 2.9);
+    # None = off
+    far_side_turn_deg: tuple[float, float] | None = (9.0, 12.0)
     ear_far_from: float = 0.4  # behind a short-haired head's ear the side turns to the hair at this x side_far_from_m
     side_dark: float = 0.5  # below the hair the hidden side is the face's skin darkened by this fraction (turned from the light)
     side_shade: float = 0.3  # and darkens by this fraction towards its back (a side turned from the light; 0 = flat)
@@ -566,6 +573,17 @@ class MeshFitReconstructor(Reconstructor):
                 reach = cfg.nape_m
             back = back - nape * np.maximum(back - (z_head + reach), 0.0)
             h_back = h_back - nape * np.maximum(h_back - reach, 0.0)
+        # a turned photo's far half, hidden behind its near one, as deep as the near half's mirror image along the
+        # rays through the person (completion.mirrored_back), and in the near half's colours (below)
+        cam = -R.T @ t
+        turn = 0.0 if cfg.far_side_turn_deg is None else float(
+            smoothstep(*cfg.far_side_turn_deg, abs(float(np.degrees(np.arctan2(cam[0], -cam[2]))))))
+        if turn > 0:
+            # the head's rows, fading out from the nose base's to the chin's: below, the mirror of the near half's hair
+            # and shoulder stood out beside lp_s9_monalisa's neck as a pale strip (the neck is narrower than the head)
+            above_jaw = 1 - smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows)  # [S, 1]
+            gain = turn * mirrored_back(back, person, rays, R, t, K, (1 - wt) * above_jaw)
+            back, h_back = back + gain, h_back + gain
         delta = np.where(mesh_px, zmesh - front, 0.0).astype(np.float32)
         delta_fill = push_pull(delta[..., None], mesh_px.astype(np.float32))[..., 0]
         d_face = cv2.distanceTransform((~mesh_px).astype(np.uint8), cv2.DIST_L2, 5) * mpp
@@ -678,6 +696,10 @@ class MeshFitReconstructor(Reconstructor):
                                                   texture_px_per_m=cfg.side_texture_reach / mpp,
                                                   texture_fold_px=None if cfg.side_texture_fold_m is None else
                                                   tuple(m / mpp for m in cfg.side_texture_fold_m)))
+        if turn > 0:  # taken from the photo 4 px and more inside the outline (not the edge band's backdrop mix)
+            hidden.colors = ((1 - turn) * hidden.colors + turn * mirrored_colours(
+                dataclasses.replace(scene, photo=colours - backdrop_seen), hidden.means, hidden.colors, d_edge > 4,
+                blur_px=cfg.back_blur_px, hair_skin=hair_skin)).astype(hidden.colors.dtype)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
         if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
