@@ -57,6 +57,7 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
+from gaussian_head_ros.core.control import not_arkit_names
 from gaussian_head_ros.core.display import FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
@@ -257,6 +258,8 @@ class RenderNode(Node):
         self.control_refused = (0.0, "")  # (monotonic time, reason) of the last refused face_control
         self._stamp_ages = StampAges()  # recent controls' arrival on this node's clock - stamp
         self._refusals_said = CausesSaid()  # reasons already logged (each once)
+        self._names_checked: tuple = ()  # the last face_control's blendshape names, checked (not_arkit_names) ...
+        self._names_said: set[str] = set()  # ... and the ones outside ARKit's that the log named (each once)
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
                            controls_operator_basis=0, controls_basis_missing=0, avatars_unchanged=0)
@@ -391,6 +394,12 @@ class RenderNode(Node):
             return
         self.counts["controls"] += 1
         self._control_times.append(time.monotonic())
+        if tuple(msg.blendshape_names) != self._names_checked:  # a sender's names, checked when they change: a phone
+            self._names_checked = tuple(msg.blendshape_names)  # app's 'JawOpen' drove nothing without a word (user36)
+            said = not_arkit_names(n for n in self._names_checked if n not in self._names_said)
+            if said:
+                self._names_said.update(self._names_checked)
+                self.get_logger().warning(f"face_control on {self.control_topic}: {said}")
         self._stamp_ages.add(self.get_clock().now().nanoseconds, control.stamp_ns,
                              f"face_control messages on {self.control_topic}", self.get_logger())
         if named:  # decoded with the operator basis, or (not / not yet / no longer held) with the fixed basis only
