@@ -743,6 +743,27 @@ def test_blendshape_names_outside_arkit_s_are_said_once_each(io):
     assert out.count("not ARKit blendshape names") == 1 and "'eyeBlinkLeft'" not in out, out
 
 
+def test_controls_that_say_no_face_for_10_s_are_said_in_the_log(io):
+    """A hand-written lip-sync sender's FaceControl `{mouth_open: 1.0}` leaves face_detected false, the message's
+    default, the tracker's "no face": the avatar played its idle animation and only /diagnostics said why, the log
+    nothing (user36, s36). Now the log says it once, NO_CONTROLS_SAY_S (10 s) into such a run, with both causes."""
+    msg = _control_msg(STAMP + 95, mouth_open=1.0)
+    msg.face_detected = False
+    said = "face_control on /face_control has said face_detected false (no face) for 1"
+    before = io["proc"].output().count(said)
+    deadline = time.monotonic() + 40
+    while io["proc"].output().count(said) == before and time.monotonic() < deadline:
+        io["control"].publish(msg)
+        _wait_image(io, lambda m: False, 0.1)
+    out = io["proc"].output()
+    assert out.count(said) == before + 1 and "leaves face_detected false, the message's default" in out, out
+    for _ in range(20):  # the same run goes on: not said again
+        io["control"].publish(msg)
+        _wait_image(io, lambda m: False, 0.1)
+    assert io["proc"].output().count(said) == before + 1
+    io["control"].publish(_control_msg(STAMP + 96))  # a face again: the next run is said again
+
+
 def test_a_second_face_control_publisher_is_said(io, rclpy_context):
     """Two trackers on one face_control (a second operator's laptop, a replay beside the live tracker): their
     controls interleave and the newest drives the face, and nothing said so. Now the render node warns, naming

@@ -270,6 +270,7 @@ class RenderNode(Node):
         self._control_arrived = 0.0  # monotonic time the last face_control message came (refused ones too); 0: none yet
         self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
         self._waiting_said = False  # the log said (as information) that none came yet
+        self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
@@ -748,10 +749,29 @@ class RenderNode(Node):
             return f"the operator's tracker finds no face (face_detected false for {since_s:.0f} s)"
         return f"no face_control on {self.control_topic} yet" if cause else ""
 
+    def _say_if_no_face(self, now: float) -> None:
+        """Once per run of them, a log line when the controls have said face_detected false (no face) for
+        NO_CONTROLS_SAY_S: the operator's tracker finds no face, or a sender other than the tracker leaves
+        face_detected false, the message's default. Before, only /diagnostics said it (`_idle_reason`): a hand-written
+        lip-sync sender's `{mouth_open: 1.0}` showed the idle animation and the log said nothing (user36, s36)."""
+        with self._lock:
+            cause, since_s = self.mixer.ended_by(now)
+        if cause != "no face" or since_s < NO_CONTROLS_SAY_S:
+            self._no_face_said = self._no_face_said and cause == "no face"
+            return
+        if not self._no_face_said:
+            self._no_face_said = True
+            self.get_logger().info(
+                f"face_control on {self.control_topic} has said face_detected false (no face) for {since_s:.0f} s: "
+                "the avatar plays its idle animation. The operator's tracker finds no face in its camera, or a sender "
+                "other than the tracker leaves face_detected false, the message's default: a lip-sync, ARKit or "
+                "hand-written sender sets it true")
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_shared_topics(now)
         self._say_if_no_controls(now)
+        self._say_if_no_face(now)
         control_gap = now - (self._control_arrived or self._started)
         times = tuple(self._times)  # a snapshot: the render thread appends meanwhile
         recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
