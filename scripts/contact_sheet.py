@@ -50,7 +50,8 @@ def main(argv=None) -> int:
                 continue
             row = contact_sheet(res.avatar, res.photo, args.yaws, args.mouth_open, args.size, args.render)
             label = f"{Path(path).name}  {res.avatar.num_gaussians} Gaussians"
-            cv2.putText(row, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+            for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined: legible on a white backdrop
+                cv2.putText(row, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, thickness, cv2.LINE_AA)
             rows.append(row)
             print(f"{path}: {res.avatar.num_gaussians} Gaussians, yaws {args.yaws}, then mouth open")
     if not rows:

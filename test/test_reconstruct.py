@@ -2823,6 +2823,26 @@ def test_cli_reconstruct_with_preview(tmp_path, capsys):
     assert np.abs(photo_png[mask] - render_png[mask]).mean() < 8  # the render is the photo, in the head region
 
 
+def test_the_contact_sheet_s_label_is_legible_on_a_white_backdrop(tmp_path):
+    """scripts/contact_sheet.py wrote each row's label (the photo's name, its Gaussian count) in white: on
+    business_person's white backdrop 'business_person.png' could not be read (user36, s36: the label's pixels left of
+    her hair at luma 254-255). Now outlined in black: the backdrop there has dark pixels (the outline)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("contact_sheet", Path(__file__).parents[1] / "scripts" /
+                                                  "contact_sheet.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "sheet.png"
+    assert mod.main([str(shared("portraits", "business_person.png")), "-o", str(out), "--size", "128",
+                     "--yaws", "0"]) == 0
+    sheet = cv2.imread(str(out)).astype(np.float32)
+    assert sheet.shape == (128, 3 * 128, 3)
+    backdrop = sheet[4:20, 4:40].mean(axis=2)  # the label's first letters, over the white wall left of her hair
+    assert (backdrop < 128).mean() > 0.1, f"dark share {(backdrop < 128).mean():.3f}, min luma {backdrop.min():.0f}"
+
+
 def test_cli_bad_input_exits_with_one_line(tmp_path, capsys):
     from gaussian_head_ros.cli import main
 

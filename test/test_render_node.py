@@ -723,6 +723,47 @@ def test_controls_naming_a_basis_that_never_comes_are_said(io):
     assert io["proc"].output().count(said) == 1
 
 
+def test_blendshape_names_outside_arkit_s_are_said_once_each(io):
+    """A phone app's blendshapes named as Live Link Face writes them ('JawOpen', capitalised) or a made-up 'smile'
+    drive nothing; `gaussian-head render --controls` said so, the render node did not (user36, s36: a hand-written
+    sender's jaw stayed shut without a word). Now it names each such name once, with ARKit's spelling, and not the
+    ARKit names beside them."""
+    msg = _control_msg(STAMP + 90)
+    msg.blendshape_names, msg.blendshapes = ["JawOpen", "eyeBlinkLeft", "smile"], [0.8, 0.0, 0.5]
+    said = "these drive nothing, not ARKit blendshape names: 'JawOpen' (ARKit's: 'jawOpen'), 'smile' (ARKit's 52"
+    deadline = time.monotonic() + 60
+    while said not in io["proc"].output() and time.monotonic() < deadline:
+        io["control"].publish(msg)  # best effort to the node: some are lost
+        _wait_image(io, lambda m: False, 0.05)
+    for _ in range(10):  # the same names again: not said again
+        io["control"].publish(msg)
+        _wait_image(io, lambda m: False, 0.05)
+    out = io["proc"].output()
+    assert said in out, out
+    assert out.count("not ARKit blendshape names") == 1 and "'eyeBlinkLeft'" not in out, out
+
+
+def test_controls_that_say_no_face_for_10_s_are_said_in_the_log(io):
+    """A hand-written lip-sync sender's FaceControl `{mouth_open: 1.0}` leaves face_detected false, the message's
+    default, the tracker's "no face": the avatar played its idle animation and only /diagnostics said why, the log
+    nothing (user36, s36). Now the log says it once, NO_CONTROLS_SAY_S (10 s) into such a run, with both causes."""
+    msg = _control_msg(STAMP + 95, mouth_open=1.0)
+    msg.face_detected = False
+    said = "face_control on /face_control has said face_detected false (no face) for 1"
+    before = io["proc"].output().count(said)
+    deadline = time.monotonic() + 40
+    while io["proc"].output().count(said) == before and time.monotonic() < deadline:
+        io["control"].publish(msg)
+        _wait_image(io, lambda m: False, 0.1)
+    out = io["proc"].output()
+    assert out.count(said) == before + 1 and "leaves face_detected false, the message's default" in out, out
+    for _ in range(20):  # the same run goes on: not said again
+        io["control"].publish(msg)
+        _wait_image(io, lambda m: False, 0.1)
+    assert io["proc"].output().count(said) == before + 1
+    io["control"].publish(_control_msg(STAMP + 96))  # a face again: the next run is said again
+
+
 def test_a_second_face_control_publisher_is_said(io, rclpy_context):
     """Two trackers on one face_control (a second operator's laptop, a replay beside the live tracker): their
     controls interleave and the newest drives the face, and nothing said so. Now the render node warns, naming

@@ -111,7 +111,7 @@ def read_controls(path: str):
     Raises ValueError as `controls_in` does, or when the file holds no controls; OSError when it cannot be opened."""
     import numpy as np
 
-    from gaussian_head_ros.core.control import ARKIT_BLENDSHAPES, JSON_FIELDS
+    from gaussian_head_ros.core.control import JSON_FIELDS, not_arkit_names
 
     ignored, unknown = {}, {}
     stamps = np.fromiter((c.stamp_ns for c in controls_in(path, (ignored, unknown))), np.int64)
@@ -122,12 +122,8 @@ def read_controls(path: str):
                     ", ".join(f"'{k}' (from line {i})" for k, i in sorted(ignored.items(), key=lambda kv: kv[1])),
                     ", ".join(sorted(JSON_FIELDS)))
     if unknown:  # a phone app's 'MouthSmileLeft' or a made-up 'smile' drove nothing without a word (user32, s34)
-        lower = {n.lower(): n for n in ARKIT_BLENDSHAPES}
-        log.warning("%s: these drive nothing, not ARKit blendshape names: %s (ARKit's 52, as MediaPipe's "
-                    "FaceLandmarker names them: %s)", path, ", ".join(
-                        f"'{n}' (from line {i}" + (f"; ARKit's: '{lower[n.lower()]}')" if n.lower() in lower else ")")
-                        for n, i in sorted(unknown.items(), key=lambda kv: (kv[1], kv[0]))),
-                    ", ".join(ARKIT_BLENDSHAPES[1:]))
+        names = sorted(unknown, key=lambda n: (unknown[n], n))
+        log.warning("%s: %s", path, not_arkit_names(names, {n: f"from line {unknown[n]}" for n in names}))
     return stamps
 
 

@@ -167,6 +167,24 @@ ARKIT_BLENDSHAPES = ("_neutral",) + tuple(
                            "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmile", "mouthStretch",
                            "mouthUpperUp", "noseSneer", "tongueOut")
     for side in (("",) if pre in _UNPAIRED else ("Left", "Right")))
+_ARKIT_SET = frozenset(ARKIT_BLENDSHAPES)
+
+def not_arkit_names(names, where=None) -> str:
+    """'' when every blendshape name in `names` (an iterable of str) is one of ARKit's 52 (ARKIT_BLENDSHAPES, or
+    MediaPipe's "_neutral"), else a sentence naming each other one, in the order given, with where it came from
+    (`where`: name -> a phrase such as "from line 3", optional) and ARKit's spelling when only the case differs: a
+    phone app's 'JawOpen' (Live Link Face writes them capitalised) or a made-up 'smile' drives nothing, and a driver
+    cannot say so from one coefficient (user32, s34; user36, s36)."""
+    lower = {n.lower(): n for n in ARKIT_BLENDSHAPES}
+    unknown = list(dict.fromkeys(n for n in names if n not in _ARKIT_SET))
+    if not unknown:
+        return ""
+    notes = ["; ".join(x for x in ((where or {}).get(n, ""), f"ARKit's: '{lower[n.lower()]}'" if n.lower() in lower
+                                   else "") if x) for n in unknown]
+    return ("these drive nothing, not ARKit blendshape names: " + ", ".join(
+        f"'{n}'" + (f" ({note})" if note else "") for n, note in zip(unknown, notes))
+        + f" (ARKit's 52, as MediaPipe's FaceLandmarker names them: {', '.join(ARKIT_BLENDSHAPES[1:])})")
+
 
 # ARKit's range of a blendshape coefficient (MediaPipe's are sigmoids in it too): 1 is the shape at its fullest.
 ARKIT_RANGE = (0.0, 1.0)

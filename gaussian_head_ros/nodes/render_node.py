@@ -57,6 +57,7 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
+from gaussian_head_ros.core.control import not_arkit_names
 from gaussian_head_ros.core.display import FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
@@ -257,6 +258,8 @@ class RenderNode(Node):
         self.control_refused = (0.0, "")  # (monotonic time, reason) of the last refused face_control
         self._stamp_ages = StampAges()  # recent controls' arrival on this node's clock - stamp
         self._refusals_said = CausesSaid()  # reasons already logged (each once)
+        self._names_checked: tuple = ()  # the last face_control's blendshape names, checked (not_arkit_names) ...
+        self._names_said: set[str] = set()  # ... and the ones outside ARKit's that the log named (each once)
         self.counts = dict(frames=0, controls=0, controls_refused=0, controls_no_face=0, avatars=0, avatars_refused=0,
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
                            controls_operator_basis=0, controls_basis_missing=0, avatars_unchanged=0)
@@ -267,6 +270,7 @@ class RenderNode(Node):
         self._control_arrived = 0.0  # monotonic time the last face_control message came (refused ones too); 0: none yet
         self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
         self._waiting_said = False  # the log said (as information) that none came yet
+        self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
@@ -391,6 +395,12 @@ class RenderNode(Node):
             return
         self.counts["controls"] += 1
         self._control_times.append(time.monotonic())
+        if tuple(msg.blendshape_names) != self._names_checked:  # a sender's names, checked when they change: a phone
+            self._names_checked = tuple(msg.blendshape_names)  # app's 'JawOpen' drove nothing without a word (user36)
+            said = not_arkit_names(n for n in self._names_checked if n not in self._names_said)
+            if said:
+                self._names_said.update(self._names_checked)
+                self.get_logger().warning(f"face_control on {self.control_topic}: {said}")
         self._stamp_ages.add(self.get_clock().now().nanoseconds, control.stamp_ns,
                              f"face_control messages on {self.control_topic}", self.get_logger())
         if named:  # decoded with the operator basis, or (not / not yet / no longer held) with the fixed basis only
@@ -739,10 +749,29 @@ class RenderNode(Node):
             return f"the operator's tracker finds no face (face_detected false for {since_s:.0f} s)"
         return f"no face_control on {self.control_topic} yet" if cause else ""
 
+    def _say_if_no_face(self, now: float) -> None:
+        """Once per run of them, a log line when the controls have said face_detected false (no face) for
+        NO_CONTROLS_SAY_S: the operator's tracker finds no face, or a sender other than the tracker leaves
+        face_detected false, the message's default. Before, only /diagnostics said it (`_idle_reason`): a hand-written
+        lip-sync sender's `{mouth_open: 1.0}` showed the idle animation and the log said nothing (user36, s36)."""
+        with self._lock:
+            cause, since_s = self.mixer.ended_by(now)
+        if cause != "no face" or since_s < NO_CONTROLS_SAY_S:
+            self._no_face_said = self._no_face_said and cause == "no face"
+            return
+        if not self._no_face_said:
+            self._no_face_said = True
+            self.get_logger().info(
+                f"face_control on {self.control_topic} has said face_detected false (no face) for {since_s:.0f} s: "
+                "the avatar plays its idle animation. The operator's tracker finds no face in its camera, or a sender "
+                "other than the tracker leaves face_detected false, the message's default: a lip-sync, ARKit or "
+                "hand-written sender sets it true")
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_shared_topics(now)
         self._say_if_no_controls(now)
+        self._say_if_no_face(now)
         control_gap = now - (self._control_arrived or self._started)
         times = tuple(self._times)  # a snapshot: the render thread appends meanwhile
         recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
