@@ -503,7 +503,8 @@ def test_falloff_binding_in_torch_matches_numpy(device):
 
 def test_the_lower_teeth_turn_takes_the_lower_lip_down_by_its_drop_less_the_show():
     """deform.interior_jaw_angle: the turn of the synthetic lower row takes the lower inner lip down by its own drop
-    less DriveConfig.lower_teeth_show_m, on its arc about the hinge (business_person's rest lip 45.6 mm below and
+    less the row's show (DriveConfig.lower_teeth_show_share of it, at most lower_teeth_show_m), on its arc about the
+    hinge (business_person's rest lip 45.6 mm below and
     69.8 mm in front of it; tpsmm_driving frame 20 drops it 17.1 mm). Before, the angle to the point straight
     below the lip: the turn also takes the lip back, so it went 9.1 mm down of the 15.1 wanted (60 %), and the
     lower row, short of the lip by 9 mm, filled tpsmm's 13-14 mm openings edge to gum where the operator shows a
@@ -522,7 +523,7 @@ def test_the_lower_teeth_turn_takes_the_lower_lip_down_by_its_drop_less_the_show
         disp[lmk.LOWER_LIP_IN] = (0.0, drop, 0.003)
         phi = float(interior_jaw_angle(rig, verts, disp, cfg))
         down = (axis_angle_x(np.array([phi]))[0] @ verts[lmk.LOWER_LIP_IN])[1] - verts[lmk.LOWER_LIP_IN, 1]
-        want = max(drop - cfg.lower_teeth_show_m, 0.0)
+        want = drop - min(cfg.lower_teeth_show_share * drop, cfg.lower_teeth_show_m)
         assert abs(down - want) < 2e-4, f"lip {1000 * drop:.1f} mm down: the turn takes it {1000 * down:.1f} mm, " \
                                         f"not {1000 * want:.1f}"
     disp = np.zeros_like(verts)

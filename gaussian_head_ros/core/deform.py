@@ -121,6 +121,18 @@ class DriveConfig:
     # dark gap, tpsmm a dark mouth, the tongue and the lower row's edge low, as the operator's (2 mm: none at the
     # laugh; the row, 7 mm behind the lip, falls less than the lip).
     lower_teeth_show_m: float = 0.005
+    # ... and at a talking opening less: at most this share of the lip's drop (a laugh's 18.7 mm and jawOpen 0.6's
+    # ~24 mm: the full 5 mm, as before; tpsmm's 12 mm at jawOpen 0.3: 2.6). At 5 mm for every drop, a closed-mouth
+    # photo's talking openings were filled by the lower row, a grey slab under a 2-3 px upper row with no dark
+    # cavity between them (business_person, blendshape-only jawOpen 0.3, the opening's midline: lower row 8 of 15
+    # px, none darker than half the upper row's luma), where a talking mouth shows the upper edges, a dark cavity
+    # and the lower row's edge in the lip's shade. 0.22 (mouth36, session 36): lower row 5 of 15 px under 3 px of
+    # dark cavity and tongue; the reader's jawOpen on the nine portraits' renders at jawOpen 0.15 / 0.3 / 0.6 sums
+    # 0.478 -> 0.474 / 1.684 -> 1.704 / 4.193 (equal); living-face table, tpsmm_driving 60 frames: cross jaw r mean
+    # 0.641 -> 0.642, smile r mean 0.623 -> 0.585 (lp_s9_monalisa 0.43 -> 0.22, lp_d8 0.59 -> 0.47; the driver's
+    # smile too still for its r, the table's "driver moves" row); frame 0 of the 4 clips equal, sadtalker's +0.10 dB.
+    # 0.15 (show 1.8 mm at jawOpen 0.3): 6 px dark, but the reader's jawOpen at 0.6 fell (4.193 -> 4.061).
+    lower_teeth_show_share: float = 0.22
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
@@ -253,8 +265,9 @@ def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
     """The least turn (rad about the jaw's hinge, + = opening; clipped to [0, jaw_max_rad]) of the mouth
     interior's synthetic lower levels (jaw weights 0 < w < 1: the lower teeth, the tongue; `frame_tables`): the
     turn that takes the lower inner lip (LOWER_LIP_IN; `disp` [V, 3] from template `verts` [V, 3], metres, head
-    frame, y down) down by its own drop less cfg.lower_teeth_show_m along its arc about the hinge (the turn takes
-    it back as well), so the lower row's edge stays above a fallen lower lip (which rests on the lower incisors).
+    frame, y down) down by its own drop less the lower row's show (cfg.lower_teeth_show_share of the drop, at most
+    cfg.lower_teeth_show_m) along its arc about the hinge (the turn takes it back as well), so the lower row's edge
+    stays above a fallen lower lip (which rests on the lower incisors), just above it at a talking opening.
     Only the lip's drop counts: its displacement also holds its roll back (sadtalker_WDA_KatieHill's laugh: 18.7
     mm down and 10.8 mm back; tpsmm_driving frame 20: 17.1 mm down, 2.9 back). 0 without MediaPipe topology. The
     jaw-weight-1 level (the photo's own lower-jaw pixels) keeps the chin's angle. numpy or torch like `disp`."""
@@ -263,7 +276,9 @@ def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
         return asarray_like(0.0, disp)
     piv = asarray_like(rig.jaw_pivot, disp)
     r0 = verts[lmk.LOWER_LIP_IN] - piv
-    drop = xp.clip(disp[lmk.LOWER_LIP_IN, 1] - cfg.lower_teeth_show_m, 0.0, None)
+    lip_drop = disp[lmk.LOWER_LIP_IN, 1]
+    show = xp.clip(cfg.lower_teeth_show_share * lip_drop, 0.0, cfg.lower_teeth_show_m)
+    drop = xp.clip(lip_drop - show, 0.0, None)
     # on the lip's own arc about the hinge (radius in the y-z plane): the turn also takes it back, so the angle
     # to the point straight below it (atan2(r0_y + drop, -r0_z)) took it down by ~60 % of the drop
     rho = xp.sqrt(r0[1] ** 2 + r0[2] ** 2)
