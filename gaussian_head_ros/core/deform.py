@@ -1313,12 +1313,13 @@ def control_inputs(control, cfg: DriveConfig, brows=None, verts=None, basis_name
     expression basis' names (`Driver.expr_index`): the blendshapes it drives itself are left out of those fallbacks
     (a learned avatar's jawOpen / brow / eyeBlink shapes moved it twice: test_model's twin). `rest_gaze`: the
     avatar's `Rig.rest_gaze` [2, 2] rad, which eyeLook* blendshapes turn the eyes from (`eyes.control_gaze`)."""
-    from gaussian_head_ros.core.expression import blendshape_expression, jaw_open_of_mouth_open  # (imports this module)
+    from gaussian_head_ros.core.expression import (  # (expression imports this module)
+        blendshape_expression, jaw_open_of_mouth_open, leaves_still)
 
     names = list(control.blendshape_names)
     values = np.asarray(control.blendshapes, np.float64)
     ex = np.asarray(control.expression, np.float64)
-    if "jawOpen" not in names and control.mouth_open > 0 and not (ex.shape[0] > lmk.CHIN and np.any(ex[lmk.CHIN])):
+    if "jawOpen" not in names and control.mouth_open > 0 and leaves_still(ex, [lmk.CHIN]):
         # mouth_open alone: the jaw as the jawOpen it measures (lips, chin, interior); it had turned only the
         # interior, behind lips that stayed closed (an audio-driven sender, the preview's open-mouth view)
         names, values = names + ["jawOpen"], np.append(values, jaw_open_of_mouth_open(control.mouth_open))

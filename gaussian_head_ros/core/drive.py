@@ -252,18 +252,17 @@ class Driver:
                            brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain))
 
     def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, object]]:
-        """The colour maps in this frame, [(rows [M] int64, add: [M, 3] rows' colours now -> [M, 3] float32 added to
-        them)], added in this order, each clipped to 0..1: the wrinkle map (the photo's creases, as far as the
-        expression goes the photo's way), the lash map (the lash band evened out as each lid closes) and the brow-lid
-        strip's lit skin as a brow raise unfolds it (core.brow_strip: towards its lit colour from the colour the
-        rows have in this frame); the ones that add nothing are left out."""
+        """The colour maps in this frame, [(rows [M] int64, add: [M, 3] float32 added to those rows' colours, or a
+        function of their colours now [M, 3] giving it)], added in this order, each clipped to 0..1: the wrinkle map
+        (the photo's creases, as far as the expression goes the photo's way), the lash map (the lash band evened out
+        as each lid closes) and the brow-lid strip's lit skin as a brow raise unfolds it (core.brow_strip: towards its
+        lit colour from the colour the rows have in this frame, the one that reads them); the ones that add nothing
+        are left out."""
         maps = []
         if tab.wrinkle > 0:
-            rgb = np.float32(tab.wrinkle) * self.wrinkle_rgb
-            maps.append((self.wrinkle_rows, lambda _, rgb=rgb: rgb))
+            maps.append((self.wrinkle_rows, np.float32(tab.wrinkle) * self.wrinkle_rgb))
         if tab.lash is not None and np.any(tab.lash > 0):
-            rgb = tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb
-            maps.append((self.lash.rows, lambda _, rgb=rgb: rgb))
+            maps.append((self.lash.rows, tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb))
         if tab.unfold is not None and np.any(tab.unfold > 0):
             maps.append((self.strip.rows, lambda c, s=tab.unfold: brow_strip.unfold_rgb(self.strip, s, c)))
         return maps
@@ -286,7 +285,7 @@ class Driver:
         if maps:
             colors = colors.copy()
             for rows, add in maps:
-                colors[rows] = np.clip(colors[rows] + add(colors[rows]), 0.0, 1.0)
+                colors[rows] = np.clip(colors[rows] + (add(colors[rows]) if callable(add) else add), 0.0, 1.0)
         if target is not None and self.e_captured is not None:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * SH_COSINE_LOBE[:, None] / math.pi).astype(np.float32),
@@ -318,7 +317,8 @@ class Driver:
                                             self.t_quats, self.t_scales)
         colors = self.t_colors
         for rows, add in self._colour_maps(tab):
-            rgb = add(colors[torch.as_tensor(rows, device=dev)].detach().cpu().numpy())  # a constant for the gradient
+            # a map that reads the colours takes them to the host (a constant for the gradient); the others do not
+            rgb = add(colors[torch.as_tensor(rows, device=dev)].detach().cpu().numpy()) if callable(add) else add
             colors = torch.clamp(colors + torch.zeros_like(colors).index_add(
                 0, torch.as_tensor(rows, device=dev), torch.as_tensor(rgb, dtype=colors.dtype, device=dev)), 0, 1)
         if target is not None and self.e_captured is not None:

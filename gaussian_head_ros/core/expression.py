@@ -566,8 +566,16 @@ MOUTH_OPEN_PER_JAW_OPEN = 1.9
 
 def jaw_open_of_mouth_open(mouth_open: float) -> float:
     """The ARKit jawOpen (0..1) of a control that says only mouth_open (msg/FaceControl.msg's measure: (inner-lip gap
-    + 2 x the chin's drop) / the eye centres' distance, >= 0): mouth_open / MOUTH_OPEN_PER_JAW_OPEN, within 0..1."""
-    return float(np.clip(float(mouth_open) / MOUTH_OPEN_PER_JAW_OPEN, 0.0, 1.0))
+    + 2 x the chin's drop) / the eye centres' distance, >= 0): mouth_open / MOUTH_OPEN_PER_JAW_OPEN, read within 0..1
+    as a jawOpen is (`control.arkit_values`)."""
+    return float(arkit_values([float(mouth_open) / MOUTH_OPEN_PER_JAW_OPEN])[0])
+
+
+def leaves_still(expression: np.ndarray, rows) -> bool:
+    """Whether an expression [L, 3] (metres; may be empty) leaves the template rows `rows` (indices) still: it does
+    not reach them, or holds exactly 0 there (a blendshape-only or mouth_open-only control; a tracked one never is)."""
+    ex = np.asarray(expression)
+    return ex.shape[0] <= int(np.max(rows)) or not np.any(ex[rows])
 
 
 def jaw_drop_spread(x: np.ndarray, jaw_open: float) -> np.ndarray:
@@ -610,11 +618,10 @@ def blendshape_expression(x: np.ndarray, expression: np.ndarray, names, values):
     names = list(names)
     if not lmk.has_mediapipe_topology(np.shape(x)[0]) or not names:
         return expression
-    still = lambda rows: ex.shape[0] <= int(np.max(rows)) or not np.any(ex[rows])  # noqa: E731
     jaw = float(arkit_values(values)[names.index("jawOpen")]) \
-        if "jawOpen" in names and still(np.array([lmk.CHIN])) else 0.0
-    dy = blendshape_brow_shift(names, values) if still(BROW_POINTS) else 0.0
-    lips = blendshape_lip_handles(x, names, values) if still(MOUTH_HANDLES) else None
+        if "jawOpen" in names and leaves_still(ex, [lmk.CHIN]) else 0.0
+    dy = blendshape_brow_shift(names, values) if leaves_still(ex, BROW_POINTS) else 0.0
+    lips = blendshape_lip_handles(x, names, values) if leaves_still(ex, MOUTH_HANDLES) else None
     if jaw == 0.0 and dy == 0.0 and lips is None:
         return expression
     out = np.zeros((max(ex.shape[0], np.shape(x)[0]), 3))
