@@ -30,6 +30,7 @@ from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_STATIC
 from gaussian_head_ros.core.deform import LID_MID, LID_UPPER
+from gaussian_head_ros.core.eyes import EYEBALL_RADIUS_M
 
 LID_UPPER_L = np.array([p[0] for p in lmk.EYELID_PAIRS_L])  # the subject's left upper lid's margin vertices
 
@@ -50,15 +51,17 @@ class LashMap:
     eye: np.ndarray  # [M] int64 0 = the subject's right eye, 1 = left
 
 
+def _opening_rings() -> list[list[int]]:
+    """Each eye's (right, left) opening contour: its corners and its upper and lower lid vertices, in order."""
+    return [[corners[1]] + [p[0] for p in pairs] + [corners[0]] + [p[1] for p in pairs][::-1]
+            for corners, pairs in ((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L))]
+
+
 def eye_openings(verts: np.ndarray) -> list[MplPath]:
     """[V >= 468, 3] template (head frame) -> each eye's (right, left) opening at rest seen along z: the polygon
     through its corners and its upper and lower lid vertices (lmk.EYELID_PAIRS_*), in x, y."""
     v = np.asarray(verts, np.float64)
-    out = []
-    for corners, pairs in ((lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R), (lmk.EYE_CORNERS[1], lmk.EYELID_PAIRS_L)):
-        ring = [corners[1]] + [p[0] for p in pairs] + [corners[0]] + [p[1] for p in pairs][::-1]
-        out.append(MplPath(v[ring, :2]))
-    return out
+    return [MplPath(v[ring, :2]) for ring in _opening_rings()]
 
 
 def lash_rows(part, face_id, means, verts, faces) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +72,12 @@ def lash_rows(part, face_id, means, verts, faces) -> tuple[np.ndarray, np.ndarra
     static Gaussians bound to an upper-lid strip triangle (`upper_lid_strip`), carried by its margin (core.deform;
     mesh_fit's lashes and eyeliner). With it, the eye openings' rim: static unbound Gaussians inside an eye's opening
     at rest (`eye_openings`; mesh_fit's dark band along the lids and the sclera specks in it, which the falloff
-    carries with the lids: obama_speech's closed line was dotted white by them)."""
+    carries with the lids: obama_speech's closed line was dotted white by them) and at most an eyeball's radius
+    (eyes.EYEBALL_RADIUS_M) behind its contour's deepest vertex: seen along z, the back of the head lies inside the
+    openings too (mesh_fit's completed hair, 15-17 cm behind the lids), and averaged into the closed line's colours
+    (the map weighs the rows by their closed places in x and y) its dark hair darkened the lid's own light
+    Gaussians that a blink spreads over the closed lid into grey specks (business_person: 14 of the map's 337 rows
+    were her back hair, luma 0.14; a lid Gaussian of luma 0.78 at rest drew a 0.47 speck in a blink)."""
     v = np.asarray(verts, np.float64)
     f = np.asarray(faces, np.int64).reshape(-1, 3)
     none = np.zeros(0, np.int64)
@@ -82,11 +90,11 @@ def lash_rows(part, face_id, means, verts, faces) -> tuple[np.ndarray, np.ndarra
         return none, none
     eye = np.full(len(part), -1, np.int64)
     eye[band] = np.where(np.isin(f[fid[band]], LID_UPPER_L).any(1), 1, 0)
-    xy = np.asarray(means, np.float64)[:, :2]
+    p = np.asarray(means, np.float64)
     loose = np.flatnonzero((part == PART_STATIC) & (fid < 0))
-    for e, opening in enumerate(eye_openings(v)):
-        inside = loose[opening.contains_points(xy[loose])]
-        eye[inside] = e
+    for e, (opening, ring) in enumerate(zip(eye_openings(v), _opening_rings())):
+        near = loose[p[loose, 2] <= v[ring, 2].max() + EYEBALL_RADIUS_M]  # z: away from the camera
+        eye[near[opening.contains_points(p[near, :2])]] = e
     rows = np.flatnonzero(eye >= 0)
     return rows, eye[rows]
 

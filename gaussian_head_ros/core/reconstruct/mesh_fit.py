@@ -858,6 +858,7 @@ class MeshFitReconstructor(Reconstructor):
             photo_layer.opacities[frozen] = coverage
         # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py), its lash band folding
         # onto the margin; lid_skin fills behind
+        spread = np.zeros(len(photo_layer), bool)  # the photo layer's light strip rows carried by their own weights
         for b, dark in ((photo_layer, band[pixels[0], pixels[1]]), (face_extra, None)):
             if b is not None and cfg.lid_split > 0:
                 rows = np.flatnonzero(b.part == PART_FACE)
@@ -868,6 +869,8 @@ class MeshFitReconstructor(Reconstructor):
                 b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split,
                                                        None if dark is None else dark[rows], light)
                 b.part[rows[carried]] = PART_STATIC  # carried (core.deform), not stretched
+                if dark is not None and light is not None:
+                    spread[rows[carried & light & ~dark[rows]]] = True
                 if dark is not None:  # the band's part on the ring above the strip: carried by the nearest margin point
                     ring = rows[dark[rows] & ~carried]
                     b.face_id[ring], b.bary[ring] = carry_by_margin(b.means, b.face_id, V, faces, ring)
@@ -912,6 +915,14 @@ class MeshFitReconstructor(Reconstructor):
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
                              fp.viewmat, K, S, background, coverage, held, margins)
         refined = batch.colors[:n_photo].copy()
+        if spread.any():  # a light strip row the refinement made darker than light (by up to lid_refine_limit, beside
+            # the lashes it overlaps) spread over the closing lid at its own size as a grey speck (business_person,
+            # lp_s9_monalisa): it folds onto the closed line with the lash band instead (eyelids.margin_binding's dark)
+            skin_l = np.asarray(skin_rgb, np.float64)[(batch.means[:n_photo, 0] >= 0).astype(int)] @ LUMA
+            dim = np.flatnonzero(spread & (refined @ LUMA < cfg.lid_light_level * skin_l))
+            batch.bary[dim], _ = margin_binding(batch.face_id[dim], batch.bary[dim], faces, cfg.lid_split,
+                                                np.ones(len(dim), bool))
+            batch.bary[dim] = fold_lashes(batch.face_id[dim], batch.bary[dim], batch.means[dim], V, faces, cfg.lash_fold)
         n_fringe = 0
         if fringe_budget:  # its Gaussians traded for the hidden back's (the photo layer's sampling and refinement
             # above are those of an avatar without it: taken from the photo layer, they moved lp_d9's reader
