@@ -816,22 +816,30 @@ def test_no_photo_layer_detail_disc_sits_at_a_catchlight():
     assert not both, f"{len(both)} photo-layer detail discs on the catchlights' pixels"
 
 
-def closed_eye_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> float:
-    """The fraction of the photo's eye-opening pixels (MediaPipe's eye contours) that a fully closed lid renders
-    darker than 0.6 x the upper-lid skin's luminance (eyelids.lid_skin_colours), from the source camera."""
-    import cv2
-
-    from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
+def lids_in_source_view(avatar, ratio: float, clip: bool = True) -> np.ndarray:
+    """[H, W, 3] the avatar rendered from its source camera with its expression at rest and both lids at `ratio` of
+    open (eyelid_ratios), clipped to [0, 1] unless clip is False."""
     from gaussian_head_ros.core.render import rasterize
 
     cam = avatar.source_camera
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
     posed = Driver(avatar).drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
-                                           eyelid_ratios=np.full(14, 0.2, np.float32)))
-    w, h = cam.size
+                                           eyelid_ratios=np.full(14, ratio, np.float32)))
     img = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors,
-                    np.asarray(cam.viewmat, np.float32), K, w, h).image
+                    np.asarray(cam.viewmat, np.float32), K, cam.size[0], cam.size[1]).image
+    return np.clip(img, 0, 1) if clip else img
+
+
+def closed_eye_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> float:
+    """The fraction of the photo's eye-opening pixels (MediaPipe's eye contours) that a fully closed lid renders
+    darker than 0.6 x the upper-lid skin's luminance (eyelids.lid_skin_colours), from the source camera."""
+    import cv2
+
+    from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
+
+    img = lids_in_source_view(avatar, 0.2, clip=False)
+    h, w = img.shape[:2]
     skin = lid_skin_colours(photo.astype(np.float32) / 255, landmarks_px) @ LUMA
     dark = []
     for e, contour in enumerate((lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L)):
@@ -868,15 +876,8 @@ def closed_lid_cast(avatar, landmarks_px: np.ndarray, photo: np.ndarray) -> list
     the photo's lid skin's (eyelids.lid_skin_colours)."""
     from conftest import lower_lid_columns
     from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
-    from gaussian_head_ros.core.render import rasterize
 
-    cam = avatar.source_camera
-    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
-    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
-    posed = Driver(avatar).drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
-                                           eyelid_ratios=np.zeros(14, np.float32)))
-    img = np.clip(rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors,
-                            np.asarray(cam.viewmat, np.float32), K, cam.size[0], cam.size[1]).image, 0, 1)
+    img = lids_in_source_view(avatar, 0.0)
     skin = lid_skin_colours(photo.astype(np.float32) / 255, landmarks_px)
     out = []
     for e, (xs, ys, w) in enumerate(lower_lid_columns(landmarks_px, 0.15)):
@@ -941,15 +942,8 @@ def closed_lid_specks(avatar, landmarks_px: np.ndarray) -> list[float]:
 
     from conftest import lower_lid_columns
     from gaussian_head_ros.core.reconstruct.eyelids import LUMA
-    from gaussian_head_ros.core.render import rasterize
 
-    cam = avatar.source_camera
-    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
-    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
-    posed = Driver(avatar).drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
-                                           eyelid_ratios=np.zeros(14, np.float32)))
-    img = np.clip(rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors,
-                            np.asarray(cam.viewmat, np.float32), K, cam.size[0], cam.size[1]).image, 0, 1)
+    img = lids_in_source_view(avatar, 0.0)
     luma = img @ LUMA
     below_median = median_filter(luma, size=7) - luma
     return [float(np.mean(np.concatenate([below_median[int(y - 0.5 * w):int(y - 0.06 * w), x] for x, y in zip(xs, ys)])
@@ -984,16 +978,9 @@ def lash_band_darkness(avatar, landmarks_px: np.ndarray, photo: np.ndarray, rati
     import cv2
 
     from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
-    from gaussian_head_ros.core.render import rasterize
 
-    cam = avatar.source_camera
-    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
-    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
-    posed = Driver(avatar).drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
-                                           eyelid_ratios=np.full(14, ratio, np.float32)))
-    w, h = cam.size
-    img = rasterize(posed.means, posed.quats, posed.scales, posed.opacities, posed.colors,
-                    np.asarray(cam.viewmat, np.float32), K, w, h).image
+    img = lids_in_source_view(avatar, ratio, clip=False)
+    h, w = img.shape[:2]
     skin = lid_skin_colours(photo.astype(np.float32) / 255, landmarks_px) @ LUMA
     out = []
     for e, (contour, corners, pairs) in enumerate(((lmk.EYE_CONTOUR_R, lmk.EYE_CORNERS[0], lmk.EYELID_PAIRS_R),
