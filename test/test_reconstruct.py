@@ -1690,6 +1690,42 @@ def test_a_talking_opening_shows_a_dark_cavity_between_the_rows(results):
     assert lower.mean() <= 0.45, f"the lower row fills {lower.mean():.2f} of the opening's midline"
 
 
+def test_a_wide_opening_shows_the_mouth_not_the_head_s_inside(results):
+    """MouthConfig.cavity_back_m: at a wide opening (a blendshape-only jawOpen 0.6 at the photo's own pose) the mouth
+    interior alone (every other part's opacity 0) covers the inner lips' polygon: at most 0.01 of it below 0.9
+    alpha. The cavity's band across the lip line turns by its levels' shares of the jaw, rows of one disc size
+    fanned apart, and the head's inside showed between them (a grey band under the upper teeth on business_person
+    x sadtalker_WDA_KatieHill frame 168). Before the back wall: business_person 0.064, lp_d8_man_glasses 0.179;
+    with it 0.000 / 0.000."""
+    from gaussian_head_ros.core.avatar import JAW_PARTS
+    from gaussian_head_ros.core.control import FaceControl, matrix_to_quat, quat_to_matrix
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import photo_pose, source_intrinsics
+    from gaussian_head_ros.core.reconstruct.template import hole_loops
+    from gaussian_head_ros.core.render import rasterize
+
+    for name in ("business_person.png", "lp_d8_man_glasses.jpg"):  # closed-mouth photos: synthetic interiors
+        a = results[name].avatar
+        rot, view = photo_pose(a)
+        K, wd, ht = source_intrinsics(a)
+        c = FaceControl(rotation=matrix_to_quat(rot).astype(np.float32), blendshape_names=["jawOpen"],
+                        blendshapes=np.array([0.6], np.float32))
+        drv = Driver(a)
+        drv.opacities = drv.opacities * np.isin(a.part, JAW_PARTS)
+        p = drv.drive(c, viewmat=view)
+        out = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view.astype(np.float32), K, wd, ht,
+                        backend="cpu")
+        x, _ = drv.deformed_template(c)
+        q = (x[hole_loops()["mouth"]] @ quat_to_matrix(c.rotation).T) @ view[:3, :3].T + view[:3, 3]
+        uv = q[:, :2] / q[:, 2:] * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
+        mask = np.zeros((ht, wd), np.uint8)
+        cv2.fillPoly(mask, [np.round(uv).astype(np.int32)], 1)
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+        assert mask.sum() > 500, f"{name}: the lips did not part ({mask.sum()} px)"
+        holes = float(np.mean(out.alpha[mask] < 0.9))
+        assert holes <= 0.01, f"{name}: {holes:.3f} of the opening shows through the mouth interior"
+
+
 def test_the_jaws_underside_is_marked_and_turns_with_the_jaw():
     """mouth.mouth_interior with the jaw's underside (mouth.jaw_floor) on MediaPipe's canonical face (no photo;
     seconds): its Gaussians carry their own part, PART_JAW_FLOOR (before they were PART_MOUTH, told from the
@@ -1960,7 +1996,8 @@ def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
     """business_person's inner lips meet (0 mm apart at the midline; at most MouthConfig.closed_lips_max_m): the
     few photo pixels of its inner lip polygon are the lips' seam, not the mouth's inside, so none of them becomes a
     mouth-interior Gaussian: every PART_MOUTH Gaussian is one of the synthetic cavity, rows or tongue (round discs
-    of 0.7 x teeth_spacing_m, 0.75 x tongue_spacing_m, 0.75 x cavity_spacing_m; the jaw's underside is
+    of 0.7 x teeth_spacing_m, 0.75 x tongue_spacing_m, 0.75 x cavity_spacing_m or cavity_back_spacing_m (the back
+    wall); the jaw's underside is
     PART_JAW_FLOOR). Before: 3 photo Gaussians (rgb
     0.67 0.22 0.29 / 0.86 0.64 0.66 / 0.51 0.11 0.15) placed as the photo's gap, 15 mm behind the lip, floated as
     a light and two red specks in every opened mouth (tpsmm_driving frames 20 / 41)."""
@@ -1976,7 +2013,8 @@ def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
     assert m.sum() > 1000
     s = np.exp(av.log_scales[m]).max(1)
     synthetic = np.zeros(len(s), bool)
-    for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m):
+    for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
+                  0.75 * cfg.cavity_back_spacing_m):
         synthetic |= np.isclose(s, sigma, rtol=1e-3)
     assert synthetic.all(), f"{(~synthetic).sum()} of the photo's pixels inside the mouth (lips that meet)"
 

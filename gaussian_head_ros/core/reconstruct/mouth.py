@@ -3,9 +3,9 @@
 Everything is placed behind the inner lip contour of the (rest) template, so a closed mouth hides it
 and an opening jaw reveals it. Each Gaussian says how much of the jaw's turn it follows (bary[:, 0],
 see core.drive): the upper teeth none, the lower teeth and the tongue behind them `lower_teeth_follow` of a
-talking jaw's turn (all of a wide one's), the cavity wall a smooth step at the lip line. The synthetic teeth
-are shaded like a mouth, not tiled like a block: they fade into the cavity's dark red towards the corners
-(the buccal corridor) and towards the gums, their incisal edges are rounded, follow the smile arc and are
+talking jaw's turn (all of a wide one's), the cavity wall a smooth step at the lip line (its back wall none).
+The synthetic teeth are shaded like a mouth, not tiled like a block: they fade into the cavity's dark red
+towards the corners (the buccal corridor) and towards the gums, their incisal edges are rounded, follow the smile arc and are
 translucent against the cavity, and the lower row lies in the lower lip's shadow. Where the photo itself
 shows the mouth open, its pixels are put on the teeth surface and belong to the upper or the lower jaw by
 which lip they are nearer (`jaw_side`); the synthetic teeth that would sit in front of or between them are
@@ -45,6 +45,21 @@ class MouthConfig:
     cavity_margin_m: float = 0.012  # the cavity reaches this far beyond the inner lip corners
     cavity_drop_m: float = 0.030  # and this far below the lower lip (the widest jaw opening)
     cavity_spacing_m: float = 0.0022
+    # The back of the mouth (the pharynx's wall) stays with the skull: a dark wall this far behind the cavity's, at
+    # jaw weight 0, from where the cavity's jaw weight starts to rise (`lip_line_jaw_weight`) down; the cavity's rows
+    # of jaw weight 0 < w < 0.5 are left out (it stands in for them). Those rows turn by their levels' shares of the
+    # jaw (up to `deform.interior_jaw_angle`'s turn from w = 0.5), rows of one disc size: at a wide opening they
+    # fanned apart and the head's inside showed between them (blendshape-only jawOpen 0.6 at the photo's pose, the
+    # interior alone: 0.064 / 0.001 / 0.045 / 0.179 of the inner lips' polygon below 0.9 alpha on business_person /
+    # two_children / lp_s9_monalisa / lp_d8_man_glasses, now 0.000 on all four; at 0.8 0.148 / 0.219 / 0.099 /
+    # 0.206, now 0.000 / 0.124 / 0.000 / 0.000. sadtalker_WDA_KatieHill frame 168 on business_person: a grey band
+    # (0.29, 0.25, 0.24), the static part's, 10 px tall under the upper teeth, now the cavity's dark).
+    back_wall: bool = True  # False: no back wall, the cavity's rows all kept (the learned model's anchors)
+    cavity_back_m: float = 0.004
+    # ... its discs this far apart (flat and dark: coarse; each is one the photo layer does not get, max_gaussians:
+    # on the cavity's 2.2 mm grid, +470 on business_person, frame 0 of the 4 clips fell 0.003-0.012 dB; at 4.4 mm
+    # with the fanning rows left out, +60: 0.001-0.003 dB)
+    cavity_back_spacing_m: float = 0.0044
     teeth_rgb: tuple[float, float, float] = (0.80, 0.76, 0.68)  # without a skin colour (x brightness)
     # Teeth from the skin (`skin_teeth_colour`), measured on the ../shared photos that show lit teeth
     # (astronaut_eileen_collins, obama_official, obama_speech, trump_official, sadtalker frame 168): teeth
@@ -220,7 +235,8 @@ class MouthConfig:
                 raise ValueError(f"MouthConfig.{name} must be two or more seams (mm from the midline) that start "
                                  f"at 0 and rise, got {getattr(self, name)!r}")
         for name in ("teeth_spacing_m", "cavity_spacing_m", "tongue_spacing_m", "teeth_height_m", "jaw_floor_spacing_m",
-                     "teeth_gap_m", "teeth_gap_edge_m", "incisal_m", "lit_teeth_height_m", "lit_gap_edge_m"):
+                     "teeth_gap_m", "teeth_gap_edge_m", "incisal_m", "lit_teeth_height_m", "lit_gap_edge_m",
+                     "cavity_back_spacing_m"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"MouthConfig.{name} must be > 0 (metres), got {v!r}")
@@ -404,7 +420,8 @@ def skin_teeth_colour(skin_px, sclera_rgb, cfg: MouthConfig) -> np.ndarray:
 
 def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: MouthConfig,
                    teeth_rgb=None, visible=None, shaded: bool = True, floor_rgb=None) -> GaussianBatch:
-    """Cavity + teeth Gaussians for template vertices v [V, 3] and the inner lip loop [L].
+    """Cavity (its back wall, `MouthConfig.cavity_back_m`, with the skull) + teeth + tongue Gaussians for template
+    vertices v [V, 3] and the inner lip loop [L].
 
     brightness scales the default colours to the photo (1 = a well-lit face); teeth_rgb overrides the
     teeth colour (measured in the photo, or `skin_teeth_colour`); visible(points [M, 3], jaw weights [M]) ->
@@ -500,9 +517,22 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     t = np.clip((gy - (lip_y + 0.008)) / 0.015, 0, 1)[:, None]  # the tongue towards the floor of the mouth
     col = (1 - t) * np.asarray(cfg.cavity_rgb) + t * np.asarray(cfg.tongue_rgb)
     col = col * k * (1 - 0.4 * np.abs(u)[:, None])
-    nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
-    batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
-                                 bary=jaw_binding(lip_line_jaw_weight(gy, v))))
+    w = lip_line_jaw_weight(gy, v)
+    keep = (w == 0) | (w >= 0.5) | (not cfg.back_wall)  # the rows that would fan apart are the back wall's
+    nrm = np.tile([0.0, 0.0, -1.0], (int(keep.sum()), 1))
+    batches.append(surface_discs(pts[keep], nrm, col[keep], np.full(len(nrm), 0.75 * s), None, PART_MOUTH,
+                                 bary=jaw_binding(w[keep])))
+    # the back wall behind the rows that turn (`cavity_back_m`), in the cavity's dark, staying with the skull
+    s = cfg.cavity_back_spacing_m
+    gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m, s)
+    turns = (lip_line_jaw_weight(gy, v) > 0) & cfg.back_wall
+    gx, gy = gx[turns], gy[turns]
+    u = (gx - xc) / max(0.5 * (xr - xl) + cfg.cavity_margin_m, 1e-6)
+    gz = (lip(np.clip(gx, xl, xr)) + cfg.cavity_depth_m + cfg.cavity_back_m + 0.006 * u * u
+          + _floor_back(gy, y_lo, cfg))
+    col = np.asarray(cfg.cavity_rgb)[None] * k * (1 - 0.4 * np.abs(u))[:, None]
+    batches.append(surface_discs(np.stack([gx, gy, gz], 1), np.tile([0.0, 0.0, -1.0], (len(gx), 1)), col,
+                                 np.full(len(gx), 0.75 * s), None, PART_MOUTH, bary=jaw_binding(np.zeros(len(gx)))))
     # The tongue: a dome on the floor of the mouth behind the lower teeth, turning with them (all of the jaw's
     # turn, it sank below the lower row's edge as the jaw opened: a black band between the rows); its tip rises
     # just above the lower row's edge, so a jaw opened beyond the bite shows dark red behind the lower teeth,
