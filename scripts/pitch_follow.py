@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Does the tracked head pitch follow the operator's mouth? (pitch37)
+
+    python scripts/pitch_follow.py [CLIP ...] [--frames 120] [--reader FACE_LANDMARKER.task]
+
+Per ../shared driving clip (default: all four), the first --frames frames are tracked as `gaussian-head eval`
+tracks them (core/tracking.py, bundled face mesh, 12 deg camera, smoothing on) and read by MediaPipe's
+FaceLandmarker (core/reader.py, video mode: the reader of the living-face table). Printed per clip:
+
+- r_pitch: the tracker's pitch (control.euler_deg, degrees) against the reader's pitch on the driver;
+- the residual (tracker pitch - reader pitch, each about its own mean, degrees): its std and its r with the
+  tracker's mouth_open. A pose fit that takes jaw-moved points for rigid nods with the mouth: a residual that
+  follows mouth_open;
+- the tracker's and the reader's pitch std, and the tracker's yaw r for scale.
+
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+CLIPS = ("lp_d0", "lp_d18", "sadtalker_WDA_KatieHill_000", "tpsmm_driving")
+
+
+def _r(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 1e-9 and np.std(b) > 1e-9 else float("nan")
+
+
+def follow(clip: str, frames: int, reader_model: str) -> dict:
+    """The tracker's and the reader's head angles and the tracker's mouth_open on `clip`'s first `frames` frames ->
+    the figures the module notes list."""
+    from gaussian_head_ros.core.control import euler_deg
+    from gaussian_head_ros.core.evaluate import EvalConfig
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    fov = EvalConfig().fov_deg
+    rows = []
+    with FaceTracker(TrackerConfig(fov_deg=fov)) as tracker, FaceReader(reader_model) as reader:
+        for f in read_frames(str(DATA / "driving" / f"{clip}.mp4"), frames):
+            h, w = f.rgb.shape[:2]
+            c = tracker.process(f.rgb, f.stamp_ns, default_intrinsics(w, h, fov))
+            seen = reader.read(f.rgb, f.stamp_ns)
+            if c is None or not c.face_detected or seen is None:
+                continue
+            t, r = euler_deg(c.rotation), seen.angles_deg
+            rows.append((t["pitch"], r["pitch"], t["yaw"], r["yaw"], c.mouth_open))
+    a = np.asarray(rows, np.float64)
+    pitch, rpitch, yaw, ryaw, mouth = a.T
+    resid = (pitch - pitch.mean()) - (rpitch - rpitch.mean())
+    return {"clip": clip, "frames": len(a), "r_pitch": _r(pitch, rpitch), "resid_sd": float(resid.std()),
+            "r_resid_mouth": _r(resid, mouth), "sd_pitch": float(pitch.std()), "sd_reader": float(rpitch.std()),
+            "r_yaw": _r(yaw, ryaw)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="*", default=list(CLIPS), help="../shared driving clip stems")
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
+    args = ap.parse_args(argv)
+    if not Path(args.reader).is_file():
+        print(f"reader model {args.reader} not found (give --reader FACE_LANDMARKER.task)", file=sys.stderr)
+        return 2
+    out = []
+    for clip in args.clips:
+        d = follow(clip, args.frames, args.reader)
+        out.append(d)
+        print(f"{clip:30s} n {d['frames']:3d}  pitch r {d['r_pitch']:+.3f}  residual sd {d['resid_sd']:.3f} deg, "
+              f"r with mouth_open {d['r_resid_mouth']:+.3f}  pitch sd tracker {d['sd_pitch']:.3f} reader "
+              f"{d['sd_reader']:.3f}  yaw r {d['r_yaw']:+.3f}", flush=True)
+    print(f"{'mean':30s}        pitch r {np.mean([d['r_pitch'] for d in out]):+.3f}  |residual r| "
+          f"{np.mean([abs(d['r_resid_mouth']) for d in out]):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
