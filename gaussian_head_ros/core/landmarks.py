@@ -77,34 +77,13 @@ LIP_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 2
 # Face oval as four anchors in order: forehead, subject's right cheek (image left), chin, left cheek.
 OVAL_ANCHORS = (FOREHEAD, CHEEK_R, CHIN, CHEEK_L)
 
-# Rigid with the skull (the head frame's axes, `facemesh.fit_head_frame`): symmetric pairs (subject's right, left)
-# of outer/inner eye corners, cheekbones, temples and nose wings, plus points on the forehead-nose midline. No
-# eyebrow point (BROW_R / BROW_L) here or in POSE_BASIS: a brow raise moved the fitted pose (3 mm on both brows:
-# 0.07 deg, scale +0.17 %) and the fit took 10 % of the raise out of the expression.
+# Rigid with the skull (the tracker's pose fit): symmetric pairs (subject's right, left) of outer/inner
+# eye corners, cheekbones, temples and nose wings, plus points on the forehead-nose midline. No eyebrow
+# point (BROW_R / BROW_L): a brow raise moved the fitted pose (3 mm on both brows: 0.07 deg, scale +0.17 %)
+# and the fit took 10 % of the raise out of the expression.
 RIGID_PAIRS = ((33, 263), (133, 362), (234, 454), (127, 356), (98, 327), (116, 345))
 RIGID_MIDLINE = (FOREHEAD, NOSE_BASE, 151, 9, 168, 6, 195, 5, 4, 1)
-
-# The tracker's pose basis (its similarity fit onto the operator's neutral): (landmark, weight) pairs, MediaPipe's own
-# head-pose basis (face_geometry's `procrustes_landmark_basis`, geometry_pipeline_metadata_landmarks.pbtxt: 33
-# weighted landmarks, the weights as it gives them) without the 6 points `expression.neutralize` moves: the jaw
-# angles 132/361 and 136/365 (they close with the photo's mouth) and 143/372 below the outer eye corners (they follow
-# the brows' rest). A pose fitted to a point that neutralize moves does not give the photo's own frame back (frame 0
-# of sadtalker 29.27 -> 21.55 dB with all 33, session 35). On our earlier set (RIGID_PAIRS + RIGID_MIDLINE, weighed
-# by how still each stream showed each point) the fitted pitch nodded with the mouth: lp_d0 r -0.75 with mouth_open
-# where the reader's pitch of the same frames has 0.00 (scripts/pitch_follow.py).
-POSE_BASIS = ((4, 0.070909939706326), (6, 0.032100144773722), (10, 0.008446550928056), (33, 0.058724168688059),
-              (54, 0.007667080033571), (67, 0.009078059345484), (117, 0.009791937656701), (119, 0.014565368182957),
-              (121, 0.018591361120343), (127, 0.005197994410992), (129, 0.120625205338001), (133, 0.05328618362546),
-              (147, 0.014262833632529), (198, 0.025462191551924), (205, 0.047252278774977),
-              (263, 0.058724168688059), (284, 0.007667080033571), (297, 0.009078059345484), (346, 0.009791937656701),
-              (348, 0.014565368182957), (350, 0.018591361120343), (356, 0.005197994410992), (358, 0.120625205338001),
-              (362, 0.05328618362546), (376, 0.014262833632529), (420, 0.025462191551924), (425, 0.047252278774977))
-POSE_LANDMARKS = tuple(i for i, _ in POSE_BASIS)
-POSE_WEIGHTS = tuple(w for _, w in POSE_BASIS)
-# Held still by every expression rule (`expression.neutralize`, the driver's jaw and lip spreads, the brows' fill):
-# the pose basis (so the photo's own frame fits its own neutral) and the points the head frame's axes are taken
-# from (`facemesh.fit_head_frame`: RIGID_PAIRS, FOREHEAD, NOSE_BASE; so a neutralized face keeps its head frame).
-RIGID_LANDMARKS = tuple(sorted({i for p in RIGID_PAIRS for i in p} | set(RIGID_MIDLINE) | set(POSE_LANDMARKS)))
+RIGID_LANDMARKS = tuple(sorted({i for p in RIGID_PAIRS for i in p} | set(RIGID_MIDLINE)))
 
 
 def has_mediapipe_topology(num_vertices: int) -> bool:

@@ -4,17 +4,18 @@ Per frame: MediaPipe finds the faces (the face mesh bundled in the wheel by defa
 `.task` model when one is given, which adds the 52 ARKit blendshapes), the operator is picked among
 them, and the landmarks are turned into the shared head frame:
 
-- pose: a weighted similarity Procrustes fit of the pose basis (`landmarks.POSE_BASIS`: MediaPipe's own head-pose
-  basis, eye corners, nose, cheekbones, forehead, with its weights, less the points `expression.neutralize` moves)
-  of the frame onto the operator's neutral canonical face gives the rotation (head -> camera) and the scale, hence
-  the depth through the pinhole camera K (a plausible default camera when K is unknown). On the first frame (or
-  after `recalibrate()`) the neutral is that frame's own head frame (`facemesh.fit_head_frame`) with its mouth
-  expression taken out; neutralize holds the basis still, so the first frame (the avatar's photo) fits its neutral
-  exactly. The earlier fit (the rigid pairs and midline of `landmarks.RIGID_PAIRS`, each weighed by how still the
-  stream showed it) nodded with the mouth: in MediaPipe's mesh the nose wings rise with a smile and the outline
-  moves with the jaw. On the ../shared clips (120 frames, fov 12, `scripts/pitch_follow.py`) the tracker's pitch
-  against the reader's: lp_d0 r 0.497 -> 0.795 (its r with mouth_open -0.75 -> -0.36; the reader's own 0.00),
-  lp_d18 0.858 -> 0.883, sadtalker 0.988 -> 0.990, tpsmm 0.909 -> 0.945.
+- pose: a similarity Procrustes fit of the rigid landmarks (eye corners, cheekbones, temples, nose
+  line; `landmarks.RIGID_LANDMARKS`) of the frame onto the operator's neutral canonical face gives the
+  rotation (head -> camera) and the scale, hence the depth through the pinhole camera K (a plausible
+  default camera when K is unknown). On the first frame (or after `recalibrate()`) the neutral is
+  that frame's own head frame (`facemesh.fit_head_frame`) with its mouth expression taken out.
+  The fit weighs each rigid landmark by how still this stream shows it against the neutral (`RigidityWeights`:
+  1 / its running mean square stray, 1 s; equal weights when the neutral starts): in MediaPipe's mesh some
+  "rigid" points move with the face and the turn, and which ones depends on the operator (lp_d0's smile lifts
+  the nose wings 98/327 1.1-1.2 mm per sd of the reader's jaw; on lp_d18 the outline and forehead points move
+  with the jaw drop and the fitted pitch followed the jaw at r -0.90, the reader's own pitch at -0.76). On the
+  ../shared clips (60 frames, fov 12) the tracker's pitch against the reader's: lp_d18 r 0.904 -> 0.967, lp_d0
+  0.477 -> 0.456, sadtalker 0.996, tpsmm 0.974 -> 0.972; the nose's head-frame stray 0.39 -> 0.28 mm (lp_d18).
 - landmarks: the frame's landmarks in the head frame with pose and scale removed by that same fit,
   so rigid motion does not leak into the expression.
 - expression: landmarks minus the operator's neutral face. The first frames are not assumed neutral
@@ -28,7 +29,7 @@ them, and the landmarks are turned into the shared head frame:
   canonical head whose outer eye corners are 0.09 m apart, so the displacements fit another person's
   template of the same scale: the first frame's span (the photo's rule, `facemesh.fit_head_frame`), unless its
   lids were shut (a blink moves MediaPipe's eye corners): then the span of the operator's open frames, over the
-  pose basis' spread (`FaceTracker._open_eye_scale`; a stream started mid-blink was 3.5-6 % smaller for the
+  rigid landmarks' spread (`FaceTracker._open_eye_scale`; a stream started mid-blink was 3.5-6 % smaller for the
   whole session, sadtalker from frame 24: every later expression 6 % smaller, the mouth 3.4 mm narrower).
 - mouth_open: (inner-lip gap + JAW_WEIGHT x the jaw's drop below neutral) / inter-ocular distance.
   The lip gap alone misses a jaw that opens behind nearly closed lips and counts parted lips of a
@@ -95,8 +96,10 @@ LIP_GAP = (lmk.UPPER_LIP_IN, lmk.LOWER_LIP_IN)  # inner upper lip, inner lower l
 JAW_POINT, NOSE_TIP = lmk.BELOW_LOWER_LIP, lmk.NOSE_TIP  # moves with the jaw; rigid with the skull
 EYE_CORNERS = lmk.EYE_CORNERS  # outer and inner corners of each eye
 JAW_WEIGHT = 2.0
-POSE = np.asarray(lmk.POSE_LANDMARKS)  # the pose fit's points and their weights (landmarks.POSE_BASIS)
-POSE_WEIGHTS = np.asarray(lmk.POSE_WEIGHTS)
+RIGID = np.asarray(lmk.RIGID_LANDMARKS)
+# The pose fit's weights (`RigidityWeights`): each rigid landmark's mean square stray from the neutral (mm^2) at the
+# start, the floor added to it (the face mesh's jitter at rest: ~0.2 mm a point), and the running mean's time constant
+RIGIDITY_START_MM2, RIGIDITY_FLOOR_MM2, RIGIDITY_TAU_S = 0.5, 0.05, 1.0
 SMALL_FACE = 0.15  # a face narrower than this fraction of the frame's longer side is followed in a crop
 ROI_SIDE, ROI_SIZE = 2.5, 256  # that crop's side in face sizes, and the size it is scaled to (pixels)
 
@@ -293,6 +296,45 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None 
     return scale, rot, t, float(np.sqrt(np.mean(np.sum(resid ** 2, 1)))) / max(scale, 1e-12)
 
 
+class RigidityWeights:
+    """The tracker's pose-fit weights, one per rigid landmark (`landmarks.RIGID_LANDMARKS`): 1 / (the running mean
+    square of how far the landmark strays from the operator's neutral in the head frame, in mm^2, + RIGIDITY_FLOOR_MM2).
+
+    The rigid set is rigid with the skull, not in MediaPipe's face mesh: on the operator's stream some of its points
+    move with the face and with the turn (module notes), and which ones depends on the operator and the clip. A point
+    that strays is weighed less, so the fit follows the points that this stream shows as rigid. Every point starts at
+    RIGIDITY_START_MM2 (equal weights: the plain fit) when the neutral starts; each fitted frame moves the mean squares
+    towards its strays with the time constant RIGIDITY_TAU_S (stamps; a frame not newer than the last changes nothing).
+    Anchors (the tracker's: the eye corners) are never weighed below the median point: the gaze and the lids are
+    measured against them, and a blink or a fast turn moves them in the mesh for a moment (sadtalker's one-eyed blink
+    during a 20 deg turn, frames 31-37: weighed by their own stray, the eyes' vergence went 0.051 rad off; 0.045 with
+    them anchored, 0.029 with equal weights).
+    """
+
+    def __init__(self, n: int, anchors: np.ndarray | None = None):
+        """n rigid landmarks; anchors: [n] bool, the points never weighed below the median point (default none)."""
+        self._n = n
+        self._anchors = np.zeros(n, bool) if anchors is None else np.asarray(anchors, bool)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over: every landmark's mean square stray back to RIGIDITY_START_MM2 (a re-calibration)."""
+        self._ms = np.full(self._n, RIGIDITY_START_MM2)  # [n] mean square stray, mm^2
+        self._t: float | None = None  # stamp of the last update, seconds
+
+    @property
+    def weights(self) -> np.ndarray:
+        """[n] the fit's weights (unnormalised)."""
+        return 1.0 / (np.where(self._anchors, np.minimum(self._ms, np.median(self._ms)), self._ms) + RIGIDITY_FLOOR_MM2)
+
+    def update(self, stray: np.ndarray, t_s: float) -> None:
+        """[n, 3] the rigid landmarks minus the neutral's, head frame, metres; t_s the frame's stamp, seconds."""
+        sq = np.sum((np.asarray(stray, float) * 1e3) ** 2, axis=1)
+        a = 1.0 - math.exp(-(t_s - self._t) / RIGIDITY_TAU_S) if self._t is not None and t_s > self._t else 0.0
+        self._ms = self._ms + a * (sq - self._ms)
+        self._t = t_s
+
+
 def mouth_open(landmarks: np.ndarray, neutral: np.ndarray | None) -> float:
     """[L, 3] canonical landmarks (+ [L, 3] neutral) -> (inner-lip gap + JAW_WEIGHT x jaw drop) / inter-ocular
     distance, >= 0. Without a neutral only the lip gap counts."""
@@ -319,6 +361,7 @@ class FaceTracker:
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._neutral = NeutralEstimator(c.neutral_window_s)
+        self._rigidity = RigidityWeights(len(RIGID), np.isin(RIGID, EYE_CORNERS))  # the pose fit's weights (notes)
         # [14] the operator's open lids as the picture shows them (seen from the front): the eyelid ratios' 1
         self._lid_level = OpenLidAverage(c.neutral_window_s, LID_LEVEL_SCALE)
         self._make_filters()
@@ -481,9 +524,12 @@ class FaceTracker:
         first = self._neutral.neutral is None
         if first:  # the neutral starts from this frame's own head frame, its mouth expression taken out
             self._neutral.update(fit_head_frame(p, K).canonical, t_s)
+            self._rigidity.reset()
         neutral = self._neutral.neutral
-        s, rot, t, resid = similarity_fit(neutral[POSE], p[POSE], POSE_WEIGHTS)
+        s, rot, t, resid = similarity_fit(neutral[RIGID], p[RIGID], self._rigidity.weights)
         canonical = (p - t) @ rot / s  # [478, 3] head frame, metres (pose and scale removed)
+        if first or learn_neutral:  # how far each rigid landmark strays from the neutral (this operator, this model)
+            self._rigidity.update(canonical[RIGID] - neutral[RIGID], t_s)
         if not first and learn_neutral:  # this frame's expression is relative to the neutral so far; then it refines it
             n_before = self._neutral.frames
             self._neutral.update(canonical, t_s)
@@ -501,9 +547,9 @@ class FaceTracker:
         # judged open by the centre pairs' mean, in log units (LID_LEVEL_SCALE)
         seen = deform.seen_eyelid_ratios(p, neutral, rot) * deform.flat_eyelid_ratios(neutral)
         openness = math.log(max(float(np.mean(seen[list(deform.LID_MID)])), 1e-6))
-        # the frame's outer eye span over its pose basis' spread (pixels; pose- and distance-free): averaged with
+        # the frame's outer eye span over its rigid landmarks' spread (pixels; pose- and distance-free): averaged with
         # the lids, over the open frames, for the head frame's scale (`_open_eye_scale`)
-        span = float(np.linalg.norm(p[lmk.OUTER_EYE[1]] - p[lmk.OUTER_EYE[0]]) / max(_spread(p[POSE]), 1e-9))
+        span = float(np.linalg.norm(p[lmk.OUTER_EYE[1]] - p[lmk.OUTER_EYE[0]]) / max(_spread(p[RIGID]), 1e-9))
         if first:
             self._lid_level.reset()
             self._first_span = (span, openness)
@@ -535,7 +581,7 @@ class FaceTracker:
                                     0.0)
             if bs is not None:
                 bs = np.clip(self._f_bs(bs, t_s), 0.0, 1.0)
-        # Confidence: the detector's score, lowered when the pose basis does not fit the neutral shape
+        # Confidence: the detector's score, lowered when the rigid landmarks do not fit the neutral shape
         # (occlusion, extreme pose, a different person): 2 mm RMS is typical, 8 mm halves it.
         conf = face.score * math.exp(-((resid / 0.008) ** 2) * math.log(2))
         names = self.blendshape_names if bs is not None else []
@@ -551,10 +597,10 @@ class FaceTracker:
     def _open_eye_scale(self) -> float:
         """The factor that takes the head frame's metres as the first frame set them (`facemesh.fit_head_frame`:
         its outer eye corners CANONICAL_EYE_SPAN apart) to the metres the operator's open eyes give: a blink moves
-        MediaPipe's eye corners (sadtalker frame 24, mid-blink: eye span / rigid-landmark spread 1.036 x the clip's median;
+        MediaPipe's eye corners (sadtalker frame 24, mid-blink: eye span / rigid spread 1.036 x the clip's median;
         tpsmm 21 1.045, lp_d18 95 1.025), and a stream started there kept every canonical landmark and expression
         of the session 3.5-6 % smaller (sadtalker's mouth 3.4 mm narrower than from frame 0). The factor is
-        (first frame's span / the open frames' span)^w, spans over the pose basis' spread (`OpenLidAverage`'s open
+        (first frame's span / the open frames' span)^w, spans over the rigid spread (`OpenLidAverage`'s open
         frames, with the lid level), w = 0 while the first frame's lids fall short of the operator's usual widest
         by <= OPEN_FIRST_SHORTFALL (log units; a first frame with open eyes, the avatar's photo, keeps its scale
         exactly: frame-0 consistency), rising to 1 over another OPEN_FIRST_SHORTFALL (shut: 1.1-1.2 short).
