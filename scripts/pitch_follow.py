@@ -25,9 +25,11 @@ points `expression.neutralize` moves (3d2b8c2, reverted): pitch r 0.795 / 0.883 
 205/425 most, which rise with a smile, so the skull strayed further (skull 0.98 / 1.21 / 2.02 / 2.60 -> 1.88 / 1.69 /
 2.32 / 2.26 mm) and the eyes dropped with the mouth (eyes r lp_d0 +0.54 -> +0.92, sadtalker +0.16 -> +0.50): in the
 living-face table (60 frames) self PSNR lp_d0 27.47 -> 26.85, lp_d18 31.46 -> 31.03 dB, gaze_v r mean 0.809 -> 0.720,
-pitch r 0.838 -> 0.846. A fit on the skull's points alone (SKULL, equal weights; measured apart from this script) keeps
-it nearest the neutral and still pitches with lp_d0's mouth (r -0.69): in MediaPipe's mesh the whole upper face moves
-with that opening, and the reader, on its cheek-weighted basis, does not read it as pitch.
+pitch r 0.838 -> 0.846. A fit on the skull's points alone (SKULL with the stream's RigidityWeights) keeps it nearest
+the neutral (skull 0.85 / 1.01 / 1.45 / 1.45 mm, eyes r lp_d0 +0.28) and pitches with lp_d0's mouth even more (its
+residual's r -0.80, lp_d18 -0.39): in MediaPipe's mesh the whole upper face moves with that opening, and the reader,
+on its cheek-weighted basis, does not read it as pitch. In the table: self PSNR +0.09 / +0.16 / +0.06 / -0.09 dB,
+gaze_v r 0.809 -> 0.833, but pitch r 0.838 -> 0.835, yaw 0.905 -> 0.899, gaze_h 0.717 -> 0.692 (not taken).
 
 Prints figures; asserts nothing.
 """
