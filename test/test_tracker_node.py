@@ -764,6 +764,39 @@ def test_a_tracker_started_on_compressed_names_the_raw_topic_its_camera_publishe
     assert all(rc in (0, -2, 130) for rc in rcs), (proc.output()[-3000:], theora.output()[-3000:])
 
 
+def test_a_camera_topic_that_is_published_but_sends_nothing_is_said_as_such(rclpy_context, tmp_path):
+    """`avatar.launch.py video:=corrupt.jpg`: video_source_node advertises camera/image_raw and cannot decode its
+    file, so no frame comes; the tracker said 'no camera frames on /camera/image_raw ... (1 publishers); no
+    sensor_msgs/Image topic on the graph: is the camera driver running, in this ROS_DOMAIN_ID?', of a topic it had
+    just counted a publisher of (user37, s37; a camera driver that cannot open its device does the same). Now it names
+    the node that publishes the topic and sends nothing, and a node that publishes another type there (a
+    CompressedImage on image_raw), which DDS never matches with the tracker's subscription."""
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import CompressedImage, Image
+
+    silent = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/silent"], tmp_path / "silent.log")
+    typed = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/typed"], tmp_path / "typed.log")
+    node = rclpy_context.create_node("quiet_camera")
+    node.create_publisher(Image, "/silent/camera/image_raw", 1)  # advertised, never published
+    node.create_publisher(CompressedImage, "/typed/camera/image_raw", 1)
+
+    def line(proc: Proc) -> str:
+        return next((ln for ln in proc.output().splitlines() if "no camera frames on" in ln), "")
+
+    try:
+        assert spin_until(node, lambda: line(silent) and line(typed), 120), (silent.output()[-3000:],
+                                                                              typed.output()[-3000:])
+        assert "/quiet_camera publishes it but sent no frame" in line(silent), line(silent)
+        assert "/quiet_camera (sensor_msgs/msg/CompressedImage) publishes another type on it" in line(typed), \
+            line(typed)
+        for said in (line(silent), line(typed)):
+            assert "is the camera driver running" not in said and "on the graph" not in said, said
+    finally:
+        node.destroy_node()
+        rcs = silent.stop(), typed.stop()
+    assert all(rc in (0, -2, 130) for rc in rcs), (silent.output()[-3000:], typed.output()[-3000:])
+
+
 def test_live_nodes_limit_blas_to_one_thread():
     """nodes.common.run limits numpy's OpenBLAS to 1 thread (its 2 spinning threads made the tracker's
     operator-basis SVD take seconds on the loaded 2-core machine): the limit must reach the library numpy uses."""
