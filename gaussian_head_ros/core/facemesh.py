@@ -126,6 +126,7 @@ class FaceMesh:
         self._tracking = False  # the last call found faces: the graph follows them from their landmarks
         self._crop_mesh = None  # a static one-face mesh for crops, made on first need
         self._detector = None  # the full-range face detector, made on first need
+        self._near_detector = None  # the short-range one (upright_score), made on first need
 
     def _video_graph(self):
         return self._mp.solutions.face_mesh.FaceMesh(
@@ -134,7 +135,7 @@ class FaceMesh:
 
     def close(self) -> None:
         """Free MediaPipe's graphs (the mesh, the crop mesh, the detector, the iris model)."""
-        for m in (self._mesh, self._crop_mesh, self._detector, self._iris):
+        for m in (self._mesh, self._crop_mesh, self._detector, self._near_detector, self._iris):
             if m is not None:
                 m.close()
 
@@ -182,6 +183,19 @@ class FaceMesh:
             a = np.array([(lm.x * w, lm.y * h, lm.z * w) for lm in lms.landmark], np.float32)
             out.append(FaceDetection(a, _bbox(a), 1.0))
         return out
+
+    def upright_score(self, rgb: np.ndarray) -> float:
+        """[H, W, 3] uint8 RGB (scaled to within MAX_SIDE) -> the best score in [0, 1] of MediaPipe's short-range face
+        detector on it, 0.0 when it finds none. The detector reads faces the right way up: the nine ../shared
+        portraits score 0.84-0.98 as they are and 0.00-0.78 turned half a turn (each at least 0.18 less), where the
+        face mesh fits an upside-down face as an upright one, its forehead landmarks on the chin
+        (reconstruct.framing.upside_down)."""
+        if self._near_detector is None:
+            self._near_detector = self._mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=0.1)
+        small, _ = _fit_within(rgb, self.MAX_SIDE)
+        res = self._near_detector.process(np.ascontiguousarray(small))
+        return max((float(d.score[0]) for d in res.detections or [] if d.score), default=0.0)
 
     def _detections(self, rgb: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         """Full-range face detector -> (cx, cy, w, h, score) in pixels of rgb. When the whole frame
