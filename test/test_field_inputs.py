@@ -143,7 +143,7 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
         assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0, o
     def ignored(o):  # what ignoring the tag gives: the stored pixels as they are
         return reconstruct(f"ignored_{o}", cv2.imencode(".png", stored_for_orientation(up, o)[..., ::-1])[1].tobytes())
-    for o in (3, 6):  # upside down (framing.upside_down: since user37), on its side: the framing turns it upright
+    for o in (3, 6):  # upside down (FaceMesh.upside_down: since user37), on its side: the framing turns it upright
         p, r, m = ignored(o)
         assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0, o
 
@@ -153,7 +153,7 @@ def test_an_upside_down_photo_is_turned_upright():
     app stripped) was reconstructed without a word into an upside-down avatar: the face mesh fits an upside-down face
     as an upright one (framing.quarter_turns returns 0), so the avatar's brows and eyes were the photo's chin and mouth
     (user37, s37: obama_official turned 180 degrees, /tmp/u37/upside_down_before_after.png). Now the face detector's
-    score tells it (framing.upside_down): each ../shared portrait turned half a turn (or 170 degrees, not a whole
+    score tells it (FaceMesh.upside_down): each ../shared portrait turned half a turn (or 170 degrees, not a whole
     number of quarter turns) is framed as the upright photo is, with the warning, and none as it is is turned."""
     from gaussian_head_ros.core.facemesh import FaceMesh
     from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo

@@ -126,28 +126,11 @@ def quarter_turns(landmarks_px: np.ndarray) -> int:
     strips it, a scan) lies on its side; framed as it is, the avatar's head was on its side, its torso beside
     the head (try10). MediaPipe finds such faces, so their landmarks say which way is up. NOT for faces upside
     down: MediaPipe 0.10.21 fits those as upright faces (forehead landmarks on the chin), so this returns 0 for
-    them (measured on obama_official turned 180 and 135 degrees: upside_down tells the 180); turned 50 degrees gives 3
-    (rightly)."""
+    them (measured on obama_official turned 180 and 135 degrees: FaceMesh.upside_down tells the 180); turned 50
+    degrees gives 3 (rightly)."""
     up = np.asarray(landmarks_px, np.float64)[lmk.FOREHEAD, :2] - np.asarray(landmarks_px, np.float64)[lmk.CHIN, :2]
     angle = math.degrees(math.atan2(up[0], -up[1]))  # 0: upright, +90: the top points to the right (x)
     return round(angle / 90.0) % 4
-
-
-# upside_down: how much better the face detector must score a photo turned half a turn (upright_score), and the
-# least score of that turned photo (upright faces score 0.84-0.98; a stray detection where it misses the face, less)
-UPSIDE_DOWN_MARGIN, UPSIDE_DOWN_MIN_SCORE = 0.1, 0.5
-
-
-def upside_down(rgb: np.ndarray, facemesh) -> bool:
-    """Whether the face in an [H, W, 3] uint8 RGB photo is upside down: MediaPipe's short-range face detector
-    (facemesh.upright_score) scores the photo turned half a turn UPSIDE_DOWN_MARGIN higher than as it is. The face
-    mesh cannot tell (quarter_turns): it fits an upside-down face as an upright one, and such a photo (a phone's
-    shot stored turned without its EXIF orientation, a scan fed in upside down) was reconstructed without a word
-    into an avatar whose face was its chin and mouth drawn as brows and eyes (user37, s37). False when the
-    detector finds the face in neither (a face too small for it, < ~1/6 of the photo: left as it is), or the turned
-    photo's score is below UPSIDE_DOWN_MIN_SCORE."""
-    turned = facemesh.upright_score(np.rot90(rgb, 2))
-    return turned >= UPSIDE_DOWN_MIN_SCORE and turned > facemesh.upright_score(rgb) + UPSIDE_DOWN_MARGIN
 
 
 def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
@@ -155,7 +138,8 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     cfg.trim_bars the photo's letterbox / pillarbox bars (border_bars) lie outside it (`valid` False, the crop
     repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it.
     With cfg.upright a photo whose largest face lies on its side is turned upright first by whole quarter turns
-    (quarter_turns; lossless), and one whose face is upside down by half a turn (upside_down), with a warning."""
+    (quarter_turns; lossless), and one whose face is upside down by half a turn (FaceMesh.upside_down), with a
+    warning."""
     check_image(rgb, cfg.max_pixels)
     h0, w0 = rgb.shape[:2]
     shrink = min(1.0, cfg.max_side / max(h0, w0))
@@ -175,7 +159,7 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
                                            f"facing the camera")
     warnings = []
     turns = quarter_turns(faces[0].landmarks_px) if cfg.upright else 0
-    if cfg.upright and not turns and not first and upside_down(work, facemesh):
+    if cfg.upright and not turns and not first and facemesh.upside_down(work):
         turns = 2
     if turns:
         work = np.ascontiguousarray(np.rot90(work, turns))
