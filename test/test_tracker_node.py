@@ -483,6 +483,42 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
     assert int(back()[-1]) >= NO_FRAMES_SAY_S, back()
 
 
+def test_an_upside_down_camera_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
+    """A camera mounted upside down (lp_d18's frames turned half a turn): the face mesh fits the face as an upright
+    one, every frame was 'tracked' and the avatar grimaced (user37, s37: /tmp/u37/track180.png), without a word. Now
+    the tracker says it once, in its log (warning) and on /diagnostics (WARN, the state), and says when the face is
+    upright again; the frames are still tracked as they come."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.tracking import UPRIGHT_CHECK_S
+    from gaussian_head_ros.nodes.tracker_node import UPSIDE_DOWN
+
+    node, _, _, _, diags = io
+    start = len(tracker_proc.output())
+    stamp = STAMP0 + 20_000 * 33_333_333  # after the other tests' frames, more than UPRIGHT_CHECK_S on
+
+    def tracker_status():
+        return next((s for arr in reversed(diags) for s in arr.status if s.name.startswith("tracker_node")), None)
+
+    for i in range(3):
+        stamp += 33_333_333
+        control = _exchange(io, _image(np.ascontiguousarray(np.rot90(clip[i].rgb, 2)), stamp), stamp)
+        assert control is not None and control.face_detected, tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: UPSIDE_DOWN in tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    said = tracker_proc.output()[start:]
+    assert said.count(UPSIDE_DOWN) == 1 and "[WARN]" in said, said[-3000:]  # once for the three frames
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == UPSIDE_DOWN, 10), \
+        getattr(tracker_status(), "message", None)
+    assert tracker_status().level == DiagnosticStatus.WARN
+    stamp += int((UPRIGHT_CHECK_S + 1) * 1e9)  # the next check: upright frames
+    assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None
+    assert spin_until(node, lambda: "the operator's face is upright in the camera frames again" in
+                      tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == "tracking", 10), \
+        getattr(tracker_status(), "message", None)
+
+
 def test_each_cause_of_a_frame_skipped_between_good_frames_is_said(io, clip, tracker_proc):
     """An empty frame and one of an encoding the tracker does not read, each among good frames at 10 Hz: both causes
     are said in the log (each again at most every SKIPPED_SAY_AGAIN_S) and named on /diagnostics. Before (user33,

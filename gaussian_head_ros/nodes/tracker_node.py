@@ -104,6 +104,7 @@ ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 # A video file that ended (video_source_node without `loop`) is said once, as soon as its frames are STALE_S old:
 # it was said as a camera that stopped, again every minute (review18, s18).
 NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
+UPSIDE_DOWN = "the operator's face is upside down in the camera frames (a camera mounted upside down?)"
 # Controls sent while no node subscribes to face_control, this long: said once (the operator's host is where someone
 # looks; a robot under namespace:=robot2 without control_topic:=/face_control listened on /robot2/face_control while
 # this tracker published /face_control, and neither side said anything; user21, s21), and when a subscriber comes.
@@ -157,6 +158,7 @@ class TrackerNode(Node):
         self._info: CameraInfo | None = None
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
+        self._upside_down_said = False  # the tracker's `upside_down` last said in the log
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
         # when to (re-)learn the operator basis, and from what (frame thread only)
@@ -387,6 +389,16 @@ class TrackerNode(Node):
         self.counts["faces"] += int(control.face_detected)
         self.calibrated = self.tracker.calibrated
         self.state = "tracking" if control.face_detected else "no face in view"
+        if self.tracker.upside_down != self._upside_down_said:  # a camera mounted upside down: logged, /diagnostics
+            self._upside_down_said = self.tracker.upside_down
+            if self._upside_down_said:
+                self.get_logger().warning(f"{UPSIDE_DOWN}: the face mesh reads it as an upright face and the controls "
+                                          "make the avatar grimace; turn the camera, or its image half a turn (the "
+                                          "camera driver's rotation or flip setting)")
+            else:
+                self.get_logger().info("the operator's face is upright in the camera frames again")
+        if self._upside_down_said and control.face_detected:
+            self.state = UPSIDE_DOWN
         now = time.monotonic()
         rate = float(self._param("no_face_rate"))
         if not control.face_detected and rate > 0 and now - self._last_no_face_pub < 1.0 / rate:
