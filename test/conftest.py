@@ -59,14 +59,31 @@ def _ros_home_per_module(tmp_path_factory):
     os.environ["ROS_HOME"] = old
 
 
+def _propagating(base: type) -> type:
+    """A subclass of the logger class `base` whose package loggers (gaussian_head_ros.*) propagate."""
+
+    class PackageLogsPropagate(base):
+        def __init__(self, name, *args, **kwargs):
+            super().__init__(name, *args, **kwargs)
+            if name.startswith("gaussian_head_ros"):
+                self.propagate = True
+
+    return PackageLogsPropagate
+
+
 @pytest.fixture(autouse=True)
 def _package_logs_propagate():
     """launch (imported into this process by test_launch / the launch_pytest plugin) makes every logger
     created after it a LaunchLogger with propagate=False, so our modules' log records would never reach
-    pytest's caplog. Give the package's loggers back the standard behaviour before each test."""
+    pytest's caplog. Give the package's loggers back the standard behaviour before each test, and to those a test
+    creates (a module imported by the command it runs: test_track_says_how_many_frames_had_no_face, run alone, got
+    no record from commands.track's logger, made during the test; user37, s37). launch.logging.reset() sets its
+    class again: checked before each test."""
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if name.startswith("gaussian_head_ros") and isinstance(logger, logging.Logger):
             logger.propagate = True
+    if logging.getLoggerClass().__name__ != "PackageLogsPropagate":
+        logging.setLoggerClass(_propagating(logging.getLoggerClass()))
     yield
 
 

@@ -101,8 +101,8 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
     and avatar are the upright ones (the avatar, registered onto the upright crop, matches the upright photo
     at > 28 dB; measured 29.9-31.6 dB for orientations 2-8 at neutral7's rest pose, 30.1-31.9 before it:
     the avatar rests without the photo's frown, so its rest face differs from this frowning photo by design).
-    Ignoring the tag gives an upside-down or mirrored avatar (12-16 dB) or no face at all: checked below, so the
-    test can fail (orientation 3; a sideways one, 6, is turned upright by the framing since try10: checked too)."""
+    Ignoring the tag gives a mirrored avatar; a sideways one (6) is turned upright by the framing since try10, and an
+    upside-down one (3), which made an upside-down avatar at 12-16 dB, since user37 (s37): both checked."""
     from gaussian_head_ros.cli import main
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.metrics import psnr
@@ -143,10 +143,38 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
         assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0, o
     def ignored(o):  # what ignoring the tag gives: the stored pixels as they are
         return reconstruct(f"ignored_{o}", cv2.imencode(".png", stored_for_orientation(up, o)[..., ::-1])[1].tobytes())
-    got = ignored(3)  # upside down: MediaPipe fits it as an upright face (framing.quarter_turns)
-    assert got is None or psnr(registered(got[1], got[0], photo_up), photo_up, mask_up) < 20.0
-    p, r, m = ignored(6)  # on its side: the framing turns it upright
-    assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0
+    for o in (3, 6):  # upside down (FaceMesh.upside_down: since user37), on its side: the framing turns it upright
+        p, r, m = ignored(o)
+        assert psnr(registered(r, p, photo_up), photo_up, mask_up) > 28.0, o
+
+
+def test_an_upside_down_photo_is_turned_upright():
+    """A photo stored upside down without an EXIF orientation (a scan fed in the wrong way, a phone shot whose tag an
+    app stripped) was reconstructed without a word into an upside-down avatar: the face mesh fits an upside-down face
+    as an upright one (framing.quarter_turns returns 0), so the avatar's brows and eyes were the photo's chin and mouth
+    (user37, s37: obama_official turned 180 degrees, /tmp/u37/upside_down_before_after.png). Now the face detector's
+    score tells it (FaceMesh.upside_down): each ../shared portrait turned half a turn (or 170 degrees, not a whole
+    number of quarter turns) is framed as the upright photo is, with the warning, and none as it is is turned."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    turned = "the photo was turned"
+    with FaceMesh(static_image_mode=True, max_faces=4) as fm:
+        for path in sorted(shared("portraits").iterdir()):
+            rgb = read_image(str(path))
+            up = frame_photo(rgb, fm, FramingConfig())
+            assert not [w for w in up.warnings if turned in w], (path.name, up.warnings)
+            down = frame_photo(np.ascontiguousarray(rgb[::-1, ::-1]), fm, FramingConfig())
+            said = [w for w in down.warnings if turned in w]
+            assert len(said) == 1 and "upside down" in said[0] and "half a turn" in said[0], (path.name, down.warnings)
+            # the same face the right way up: its landmarks where the upright photo's are (pixels of the 512 crop)
+            err = np.abs(down.landmarks_px[:, :2] - up.landmarks_px[:, :2]).mean()
+            assert err < 3.0, (path.name, err)
+        h, w = rgb.shape[:2]  # the last portrait, 170 degrees: upside down, not by whole quarter turns
+        tilted = cv2.warpAffine(rgb, cv2.getRotationMatrix2D((w / 2, h / 2), 170, 1.0), (w, h),
+                                borderMode=cv2.BORDER_REPLICATE)
+        said = [x for x in frame_photo(tilted, fm, FramingConfig()).warnings if turned in x]
+        assert len(said) == 1 and "upside down" in said[0], said
 
 
 def test_a_photo_with_red_and_blue_swapped_is_warned_about():

@@ -850,7 +850,6 @@ def test_launch_use_sim_time_reaches_every_node_it_starts(monkeypatch):
     from gaussian_head_ros.nodes import launch_files
 
     _launch_file("all")
-
     seen = {}
     real = launch_files.node_params_file
     monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
@@ -896,20 +895,10 @@ def test_operator_launch_file_robot_namespace_points_the_photo_node_at_that_robo
         assert not {a for a, b in remaps["tracker_node"] if a != b}, remaps  # the controls follow control_topic
 
 
-def test_launch_boolean_arguments_read_as_use_sim_time_does(monkeypatch):
-    """`avatar.launch.py video:=clip.mp4 loop:=1` (or `loop:=yes`) played the clip once, and `loop:=ture` too, without
-    a word; `composed:=ture` started one process per node, also silently, while `use_sim_time:=ture` was refused
-    (user21, s21: loop compared with 'true', composed with three spellings). Now `loop` and `composed` take what
-    `use_sim_time` takes (true/false, 1/0, yes/no, any case; empty: the default) and refuse anything else, named."""
-    from gaussian_head_ros.nodes import launch_files
-
-    _launch_file("all")
+def _started_nodes(monkeypatch) -> list[str]:
+    """The executables of the launch_ros Node actions made from now on (a launch file's nodes, not run), in order."""
     import launch_ros.actions
 
-    seen = {}
-    real = launch_files.node_params_file
-    monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
-        overrides=overrides) or real(path, overrides))
     started = []
 
     class Spy(launch_ros.actions.Node):
@@ -918,6 +907,22 @@ def test_launch_boolean_arguments_read_as_use_sim_time_does(monkeypatch):
             super().__init__(**kw)
 
     monkeypatch.setattr(launch_ros.actions, "Node", Spy)
+    return started
+
+
+def test_launch_boolean_arguments_read_as_use_sim_time_does(monkeypatch):
+    """`avatar.launch.py video:=clip.mp4 loop:=1` (or `loop:=yes`) played the clip once, and `loop:=ture` too, without
+    a word; `composed:=ture` started one process per node, also silently, while `use_sim_time:=ture` was refused
+    (user21, s21: loop compared with 'true', composed with three spellings). Now `loop` and `composed` take what
+    `use_sim_time` takes (true/false, 1/0, yes/no, any case; empty: the default) and refuse anything else, named."""
+    from gaussian_head_ros.nodes import launch_files
+
+    _launch_file("all")
+    seen = {}
+    real = launch_files.node_params_file
+    monkeypatch.setattr(launch_files, "node_params_file", lambda path, overrides: seen.update(
+        overrides=overrides) or real(path, overrides))
+    started = _started_nodes(monkeypatch)
 
     def launch(host: str, given: dict) -> tuple[bool | None, list[str]]:
         seen.clear()
@@ -936,6 +941,56 @@ def test_launch_boolean_arguments_read_as_use_sim_time_does(monkeypatch):
         launch("all", {"video": "clip.mp4", "loop": "ture"})
     with pytest.raises(ValueError, match="composed:=ture"):
         launch("robot", {"composed": "ture"})
+
+
+def test_topic_arguments_that_no_node_can_use_are_refused_before_any_starts(monkeypatch):
+    """`avatar.launch.py camera_topic:=/usb_cam/image_raw/` (a trailing '/') or `control_topic:=face-control` started
+    the launch, and each node given the remapping died at start with rcl's "Couldn't parse remap rule ... error not
+    set" while the others ran on (the tracker gone: an idle face, the launch not ended); `control_topic:=~/fc` put
+    the tracker and the render node on two private topics that never meet (user37, s37). Now the launch files and
+    avatar_pipeline refuse such a value before any node starts, naming the argument and why; rcl itself is asked here
+    whether each refused value is one it refuses (or a private name), and each accepted one one it takes."""
+    import rclpy
+
+    from gaussian_head_ros.nodes import pipeline
+
+    _launch_file("all")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+
+    def rcl_takes(topic: str) -> bool:
+        context = rclpy.Context()
+        try:
+            rclpy.init(args=["--ros-args", "-r", f"face_control:={topic}"], context=context)
+        except Exception:  # rclpy's RCLError: "Couldn't parse remap rule"
+            return False
+        context.try_shutdown()
+        return True
+
+    refused = (("all", "camera_topic", "/usb_cam/image_raw/", "must not end with a '/'"),
+               ("operator", "camera_topic", "usb-cam/image_raw", "characters other than"),
+               ("all", "control_topic", "face-control", "characters other than"),
+               ("robot", "control_topic", "/robot1//face_control", "repeated '/'"),
+               ("operator", "control_topic", "1robot/face_control", "starts with a number"),
+               ("all", "control_topic", "{node}/face_control", "characters other than"),
+               ("all", "camera_topic", "", "is empty"))
+    for host, arg, value, why in refused:
+        assert not rcl_takes(value), value  # a remapping rcl refuses: the node would die at start
+        started.clear()
+        with pytest.raises(ValueError, match=f"launch argument '{arg}:={value}' .*{why}"):
+            _run_launch(host, {arg: value})
+        assert not started, (value, started)
+        with pytest.raises(SystemExit):
+            pipeline.parse_args([f"--{arg.replace('_', '-')}={value}"])
+    for host, value in (("robot", "~/face_control"), ("all", "~/camera/face_control")):
+        assert rcl_takes(value)  # rcl takes it, as each node's own topic
+        with pytest.raises(ValueError, match="private topic.*the tracker and the render node would not meet"):
+            _run_launch(host, {"control_topic": value})
+    for value in ("/usb_cam/image_raw", "camera/image_raw", "/robot1/face_control", "face_control"):
+        assert rcl_takes(value), value
+        started.clear()
+        _run_launch("all", {"camera_topic": value, "control_topic": value})
+        assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
+        pipeline.parse_args([f"--camera-topic={value}", f"--control-topic={value}"])
 
 
 def test_a_ctrl_c_while_a_node_imports_ends_it_quietly():

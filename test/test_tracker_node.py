@@ -483,6 +483,42 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
     assert int(back()[-1]) >= NO_FRAMES_SAY_S, back()
 
 
+def test_an_upside_down_camera_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
+    """A camera mounted upside down (lp_d18's frames turned half a turn): the face mesh fits the face as an upright
+    one, every frame was 'tracked' and the avatar grimaced (user37, s37: /tmp/u37/track180.png), without a word. Now
+    the tracker says it once, in its log (warning) and on /diagnostics (WARN, the state), and says when the face is
+    upright again; the frames are still tracked as they come."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.tracking import UPRIGHT_CHECK_S
+    from gaussian_head_ros.nodes.tracker_node import UPSIDE_DOWN
+
+    node, _, _, _, diags = io
+    start = len(tracker_proc.output())
+    stamp = STAMP0 + 20_000 * 33_333_333  # after the other tests' frames, more than UPRIGHT_CHECK_S on
+
+    def tracker_status():
+        return next((s for arr in reversed(diags) for s in arr.status if s.name.startswith("tracker_node")), None)
+
+    for i in range(3):
+        stamp += 33_333_333
+        control = _exchange(io, _image(np.ascontiguousarray(np.rot90(clip[i].rgb, 2)), stamp), stamp)
+        assert control is not None and control.face_detected, tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: UPSIDE_DOWN in tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    said = tracker_proc.output()[start:]
+    assert said.count(UPSIDE_DOWN) == 1 and "[WARN]" in said, said[-3000:]  # once for the three frames
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == UPSIDE_DOWN, 10), \
+        getattr(tracker_status(), "message", None)
+    assert tracker_status().level == DiagnosticStatus.WARN
+    stamp += int((UPRIGHT_CHECK_S + 1) * 1e9)  # the next check: upright frames
+    assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None
+    assert spin_until(node, lambda: "the operator's face is upright in the camera frames again" in
+                      tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == "tracking", 10), \
+        getattr(tracker_status(), "message", None)
+
+
 def test_each_cause_of_a_frame_skipped_between_good_frames_is_said(io, clip, tracker_proc):
     """An empty frame and one of an encoding the tracker does not read, each among good frames at 10 Hz: both causes
     are said in the log (each again at most every SKIPPED_SAY_AGAIN_S) and named on /diagnostics. Before (user33,
@@ -762,6 +798,39 @@ def test_a_tracker_started_on_compressed_names_the_raw_topic_its_camera_publishe
         node.destroy_node()
         rcs = proc.stop(), theora.stop()
     assert all(rc in (0, -2, 130) for rc in rcs), (proc.output()[-3000:], theora.output()[-3000:])
+
+
+def test_a_camera_topic_that_is_published_but_sends_nothing_is_said_as_such(rclpy_context, tmp_path):
+    """`avatar.launch.py video:=corrupt.jpg`: video_source_node advertises camera/image_raw and cannot decode its
+    file, so no frame comes; the tracker said 'no camera frames on /camera/image_raw ... (1 publishers); no
+    sensor_msgs/Image topic on the graph: is the camera driver running, in this ROS_DOMAIN_ID?', of a topic it had
+    just counted a publisher of (user37, s37; a camera driver that cannot open its device does the same). Now it names
+    the node that publishes the topic and sends nothing, and a node that publishes another type there (a
+    CompressedImage on image_raw), which DDS never matches with the tracker's subscription."""
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import CompressedImage, Image
+
+    silent = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/silent"], tmp_path / "silent.log")
+    typed = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/typed"], tmp_path / "typed.log")
+    node = rclpy_context.create_node("quiet_camera")
+    node.create_publisher(Image, "/silent/camera/image_raw", 1)  # advertised, never published
+    node.create_publisher(CompressedImage, "/typed/camera/image_raw", 1)
+
+    def line(proc: Proc) -> str:
+        return next((ln for ln in proc.output().splitlines() if "no camera frames on" in ln), "")
+
+    try:
+        assert spin_until(node, lambda: line(silent) and line(typed), 120), (silent.output()[-3000:],
+                                                                              typed.output()[-3000:])
+        assert "/quiet_camera publishes it but sent no frame" in line(silent), line(silent)
+        assert "/quiet_camera (sensor_msgs/msg/CompressedImage) publishes another type on it" in line(typed), \
+            line(typed)
+        for said in (line(silent), line(typed)):
+            assert "is the camera driver running" not in said and "on the graph" not in said, said
+    finally:
+        node.destroy_node()
+        rcs = silent.stop(), typed.stop()
+    assert all(rc in (0, -2, 130) for rc in rcs), (silent.output()[-3000:], typed.output()[-3000:])
 
 
 def test_live_nodes_limit_blas_to_one_thread():

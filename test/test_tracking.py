@@ -1276,6 +1276,29 @@ def test_track_says_how_many_frames_had_no_face(tmp_path, capsys, caplog):
                for s in said), said
 
 
+def test_track_says_a_face_upside_down(tmp_path, caplog):
+    """`gaussian-head track` on a clip filmed upside down (lp_d0's first 30 frames turned half a turn) said 'face found
+    in 30 (100.0%)' and wrote controls that make the avatar grimace (user37, s37): the face mesh fits an upside-down
+    face as an upright one. Now it warns with how many frames; the clip as it is gets no such warning."""
+    from gaussian_head_ros.cli import main
+
+    frames = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=30)
+    h, w = frames[0].rgb.shape[:2]
+    said = {}
+    for name, turn in (("upright.mp4", 0), ("upside_down.mp4", 2)):
+        writer = cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+        for f in frames:
+            writer.write(np.ascontiguousarray(np.rot90(f.rgb, turn)[..., ::-1]))
+        writer.release()
+        caplog.clear()
+        assert main(["track", str(tmp_path / name), "-o", str(tmp_path / f"{name}.jsonl")]) == 0
+        said[name] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "upside down" in
+                      r.getMessage()]
+    assert said["upright.mp4"] == [], said
+    assert len(said["upside_down.mp4"]) == 1 and "upside down in 30 of the 30 frames with a face (100 %)" in \
+        said["upside_down.mp4"][0], said
+
+
 def test_an_unplayable_video_file_says_why(tmp_path):
     """A recording cut off before its end (an MP4 without its 'moov' index: a phone or OBS stopped, a copy broken
     off) was refused as '(unsupported format)', which sends a user looking for a codec; FFmpeg's own line says 'moov

@@ -48,7 +48,7 @@ def run(args) -> int:
     if args.output != "-":  # before the video and the model are opened; its directory is made, as reconstruct's
         Path(check_writable(args.output, "-o/--output", example="controls.jsonl")).parent.mkdir(parents=True,
                                                                                                exist_ok=True)
-    n = found = 0
+    n = found = upside_down = 0
     busy, first_ns, first_missing_s = 0.0, None, None
     with VideoSource(args.video) as src, FaceTracker(config) as tracker:
         out = sys.stdout if args.output == "-" else open(args.output, "w")
@@ -62,6 +62,7 @@ def run(args) -> int:
                 out.write(json.dumps(control.to_json(), separators=(",", ":")) + "\n")
                 n += 1
                 found += control.face_detected
+                upside_down += control.face_detected and tracker.upside_down
                 first_ns = frame.stamp_ns if first_ns is None else first_ns
                 if not control.face_detected and first_missing_s is None:
                     first_missing_s = (frame.stamp_ns - first_ns) / 1e9
@@ -80,4 +81,8 @@ def run(args) -> int:
         raise ValueError(note)
     if note:
         log.warning("%s", note)
+    if upside_down:  # a camera mounted upside down: the controls make the avatar grimace (tracker_node says it too)
+        log.warning("the face is upside down in %d of the %d frames with a face (%d %%) of %s: the face mesh reads it "
+                    "as an upright face and these controls make the avatar grimace; turn the video half a turn",
+                    upside_down, found, round(100 * upside_down / found), shown(args.video))
     return 0

@@ -22,6 +22,9 @@ from gaussian_head_ros.core.landmarks import CHEEK_L, CHEEK_R, FOREHEAD, NOSE_BA
 log = logging.getLogger(__name__)
 
 MIN_IMAGE_SIDE = 16  # pixels: the shortest side of an image detect() reads (MediaPipe's graphs need some image to look at)
+# FaceMesh.upside_down: how much better the face detector must score an image turned half a turn, and the least score
+# of that turned image (upright faces score 0.84-0.98; a stray detection where it misses the face, less)
+UPSIDE_DOWN_MARGIN, UPSIDE_DOWN_MIN_SCORE = 0.1, 0.5
 CANONICAL_EYE_SPAN = 0.09  # metres between the outer eye corners (landmarks.OUTER_EYE) of the canonical head
 
 
@@ -126,6 +129,7 @@ class FaceMesh:
         self._tracking = False  # the last call found faces: the graph follows them from their landmarks
         self._crop_mesh = None  # a static one-face mesh for crops, made on first need
         self._detector = None  # the full-range face detector, made on first need
+        self._near_detector = None  # the short-range one (upright_score), made on first need
 
     def _video_graph(self):
         return self._mp.solutions.face_mesh.FaceMesh(
@@ -134,7 +138,7 @@ class FaceMesh:
 
     def close(self) -> None:
         """Free MediaPipe's graphs (the mesh, the crop mesh, the detector, the iris model)."""
-        for m in (self._mesh, self._crop_mesh, self._detector, self._iris):
+        for m in (self._mesh, self._crop_mesh, self._detector, self._near_detector, self._iris):
             if m is not None:
                 m.close()
 
@@ -182,6 +186,28 @@ class FaceMesh:
             a = np.array([(lm.x * w, lm.y * h, lm.z * w) for lm in lms.landmark], np.float32)
             out.append(FaceDetection(a, _bbox(a), 1.0))
         return out
+
+    def upright_score(self, rgb: np.ndarray) -> float:
+        """[H, W, 3] uint8 RGB (scaled to within MAX_SIDE) -> the best score in [0, 1] of MediaPipe's short-range face
+        detector on it, 0.0 when it finds none. The detector reads faces the right way up: the nine ../shared
+        portraits score 0.84-0.98 as they are and 0.00-0.78 turned half a turn (each at least 0.18 less), where the
+        face mesh fits an upside-down face as an upright one, its forehead landmarks on the chin (upside_down)."""
+        if self._near_detector is None:
+            self._near_detector = self._mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=0.1)
+        small, _ = _fit_within(rgb, self.MAX_SIDE)
+        res = self._near_detector.process(np.ascontiguousarray(small))
+        return max((float(d.score[0]) for d in res.detections or [] if d.score), default=0.0)
+
+    def upside_down(self, rgb: np.ndarray) -> bool:
+        """Whether the face in an [H, W, 3] uint8 RGB image (a photo, a camera frame cropped around the face) is
+        upside down: upright_score rates the image turned half a turn UPSIDE_DOWN_MARGIN higher than as it is, and at
+        least UPSIDE_DOWN_MIN_SCORE. The face mesh cannot tell (it fits an upside-down face as an upright one): such a
+        photo, stored turned without its EXIF orientation, made an avatar whose brows and eyes were the photo's chin
+        and mouth, and such a camera (mounted upside down) grimaces (user37, s37). False when the detector finds the
+        face in neither (a face under ~1/6 of the image: left as it is)."""
+        turned = self.upright_score(np.rot90(rgb, 2))
+        return turned >= UPSIDE_DOWN_MIN_SCORE and turned > self.upright_score(rgb) + UPSIDE_DOWN_MARGIN
 
     def _detections(self, rgb: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         """Full-range face detector -> (cx, cy, w, h, score) in pixels of rgb. When the whole frame

@@ -348,8 +348,17 @@ def mouth_open(landmarks: np.ndarray, neutral: np.ndarray | None) -> float:
     return max(0.0, (gap + JAW_WEIGHT * drop) / max(iod, 1e-9))
 
 
+UPRIGHT_CHECK_S = 5.0  # stream seconds between FaceTracker's checks that the operator's face is not upside down
+UPRIGHT_CROP = 256  # pixels: the square around the face that check looks at (twice the face's landmark box)
+
+
 class FaceTracker:
-    """Per-frame FaceControl from camera frames. Not thread-safe: use one instance per thread."""
+    """Per-frame FaceControl from camera frames. Not thread-safe: use one instance per thread.
+
+    `upside_down`: the operator's face looked upside down at the last check (every UPRIGHT_CHECK_S of stream time
+    with a face, FaceMesh.upside_down on a crop around it, ~5 ms): a camera mounted upside down. The face mesh fits
+    such a face as an upright one and the controls made the avatar grimace, 100 % of frames 'tracked' (lp_d0 turned
+    half a turn; user37, s37); the frames are tracked as they come, and the caller says so."""
 
     def __init__(self, config: TrackerConfig | None = None):
         self.config = config or TrackerConfig()
@@ -360,6 +369,9 @@ class FaceTracker:
                                                       min_confidence=c.min_confidence, iris_model=c.iris_model)
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
+        self._scorer = None  # a FaceMesh for upside_down (its short-range face detector only), made on first need
+        self.upside_down = False
+        self._upright_checked: int | None = None  # the stamp (ns) of the last upside-down check
         self._neutral = NeutralEstimator(c.neutral_window_s)
         self._rigidity = RigidityWeights(len(RIGID), np.isin(RIGID, EYE_CORNERS))  # the pose fit's weights (notes)
         # [14] the operator's open lids as the picture shows them (seen from the front): the eyelid ratios' 1
@@ -399,7 +411,7 @@ class FaceTracker:
 
     def close(self) -> None:
         """Free the MediaPipe models and the lower-face monitor."""
-        for m in (self._task, self._mesh, self._roi_mesh, self._lower):
+        for m in (self._task, self._mesh, self._roi_mesh, self._lower, self._scorer):
             if m is not None:
                 m.close()
 
@@ -436,6 +448,9 @@ class FaceTracker:
         if not self._face_seen or (dt_s is not None and dt_s > self.config.max_gap_s):
             self._reset_filters()
         self._face_seen = True
+        if self._upright_checked is None or abs(stamp_ns - self._upright_checked) >= UPRIGHT_CHECK_S * 1e9:
+            self._upright_checked = stamp_ns
+            self.upside_down = self._looks_upside_down(rgb, face)
         vis = self._lower.visibility(rgb, face.landmarks_px) if self._lower is not None else 1.0
         in_view = self._lower is None or vis >= self._lower.config.visible
         control = self._control(face, K, stamp_ns, learn_neutral=in_view)
@@ -443,6 +458,21 @@ class FaceTracker:
             control = self._lower.steady(control, vis)
         self._held = control
         return control
+
+    def _looks_upside_down(self, rgb: np.ndarray, face: _Face) -> bool:
+        """FaceMesh.upside_down on an UPRIGHT_CROP square around `face` (twice its landmark box) in [H, W, 3] rgb."""
+        import cv2
+
+        x0, y0, x1, y1 = face.bbox
+        side = int(round(2.0 * max(x1 - x0, y1 - y0)))
+        if side < 16:
+            return False
+        crop = crop_padded(rgb, int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)), side)
+        crop = cv2.resize(crop, (UPRIGHT_CROP, UPRIGHT_CROP),
+                          interpolation=cv2.INTER_AREA if side > UPRIGHT_CROP else cv2.INTER_LINEAR)
+        if self._scorer is None:
+            self._scorer = FaceMesh(static_image_mode=True, max_faces=1, iris_model=False)
+        return self._scorer.upside_down(crop)
 
     # ------------------------------------------------------------------------------------------------
     def _detect(self, rgb: np.ndarray) -> list[_Face]:

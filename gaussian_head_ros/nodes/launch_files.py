@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 
-from gaussian_head_ros.nodes.launcher import node_params_file, params_sections_for_no_node, unknown_launch_arguments
+from gaussian_head_ros.nodes.launcher import (TOPIC_ARGUMENTS, node_params_file, params_sections_for_no_node,
+                                              topic_argument_problem, unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
 # photo_node only with the operator's `photo:=`: OPTIONAL_NODES).
@@ -207,6 +208,9 @@ def nodes(context, host: str) -> list:
     cfg = {name: os.path.expanduser(given[name]) if name in PATH_ARGUMENTS else given[name]
            for name, hosts, _, _ in _arguments_table() if host in hosts}
     started = tuple(n for n in HOST_NODES[host] if n not in OPTIONAL_NODES or cfg[OPTIONAL_NODES[n]])
+    for arg, shared_by in TOPIC_ARGUMENTS.items():  # as launch_flag: refused here, named, before any node starts
+        if arg in cfg and (problem := topic_argument_problem(arg, cfg[arg], shared_by)):
+            raise ValueError(f"launch argument {problem}")
     overrides: dict = {}  # node -> the parameters that launch arguments set
     for arg, targets in ARGUMENT_PARAMETERS.items():
         for node, name in targets:

@@ -189,6 +189,35 @@ def unknown_launch_arguments(given: dict, declared: set, params_path: str | Path
     return lines
 
 
+# The topic arguments of the launch files (camera_topic:=) and of avatar_pipeline (--camera-topic), each with the
+# nodes that meet on it (topic_argument_problem).
+TOPIC_ARGUMENTS = {"camera_topic": "the camera (driver or video_source_node) and the tracker",
+                   "control_topic": "the tracker and the render node"}
+
+
+def topic_argument_problem(name: str, value: str, shared_by: str) -> str:
+    """'' when `value` can be the topic of the argument `name` (a launch file's `camera_topic:=`, `control_topic:=`;
+    avatar_pipeline's `--camera-topic`, `--control-topic`), else why not, naming the argument. rcl refuses a remapping
+    to a name that is no ROS topic name ('face-control', a trailing '/' as in '/usb_cam/image_raw/', empty): each node
+    given it died at start with rcl's "Couldn't parse remap rule ... Expected lexeme type (19)" (or "error not set"),
+    the launch ran on without it (user37, s37). A private name ('~/fc') is each node's own topic:
+    `shared_by` (e.g. 'the tracker and the render node') would never meet on it."""
+    from rclpy.exceptions import InvalidTopicNameException
+    from rclpy.validate_full_topic_name import validate_full_topic_name
+
+    if not value.strip():
+        return f"'{name}:=' is empty: give it a topic name, or leave it out for its default"
+    if value == "~" or value.startswith("~/"):
+        return (f"'{name}:={value}' names a private topic, each node's own: {shared_by} would not meet on it; "
+                "give a relative (face_control) or an absolute (/face_control) name")
+    try:  # a relative name as it is under the root namespace (rcl's checks of both are the same but for the '/')
+        validate_full_topic_name(value if value.startswith("/") else "/" + value)
+    except InvalidTopicNameException as e:
+        why = str(e).split(":", 1)[-1].split(":")[0].strip()  # 'topic name must not end with a forward slash'
+        return f"'{name}:={value}' is no ROS topic name ({why}): each node given it would die at start"
+    return ""
+
+
 def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:
     """Parameter name -> the nodes that have it, in the order of the parameters file `params_path` (the package's
     config/avatar.yaml names every parameter of every node under its node's section)."""

@@ -25,7 +25,8 @@ import rclpy
 from rclpy.parameter import Parameter
 
 from gaussian_head_ros.nodes.common import run_nodes, say_fastdds_profile, start_process
-from gaussian_head_ros.nodes.launcher import node_params_file, params_sections_for_no_node
+from gaussian_head_ros.nodes.launcher import (TOPIC_ARGUMENTS, node_params_file, params_sections_for_no_node,
+                                              topic_argument_problem)
 
 
 def parse_args(argv: list[str]):
@@ -60,6 +61,9 @@ def parse_args(argv: list[str]):
     misplaced = {"operator": ("backend", "reconstructor"),
                  "robot": ("video", "camera_topic", "camera_transport", "robot_namespace"),
                  "all": ("robot_namespace",)}
+    for name, shared_by in TOPIC_ARGUMENTS.items():
+        if problem := topic_argument_problem(f"--{name.replace('_', '-')}", getattr(args, name), shared_by):
+            p.error(problem.replace(":=", " ", 1))
     defaults = vars(p.parse_args([]))
     for name in misplaced.get(args.host, ()):
         if getattr(args, name) != defaults[name]:

@@ -104,6 +104,7 @@ ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 # A video file that ended (video_source_node without `loop`) is said once, as soon as its frames are STALE_S old:
 # it was said as a camera that stopped, again every minute (review18, s18).
 NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
+UPSIDE_DOWN = "the operator's face is upside down in the camera frames (a camera mounted upside down?)"
 # Controls sent while no node subscribes to face_control, this long: said once (the operator's host is where someone
 # looks; a robot under namespace:=robot2 without control_topic:=/face_control listened on /robot2/face_control while
 # this tracker published /face_control, and neither side said anything; user21, s21), and when a subscriber comes.
@@ -157,6 +158,7 @@ class TrackerNode(Node):
         self._info: CameraInfo | None = None
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
+        self._upside_down_said = False  # the tracker's `upside_down` last said in the log
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
         # when to (re-)learn the operator basis, and from what (frame thread only)
@@ -387,6 +389,16 @@ class TrackerNode(Node):
         self.counts["faces"] += int(control.face_detected)
         self.calibrated = self.tracker.calibrated
         self.state = "tracking" if control.face_detected else "no face in view"
+        if self.tracker.upside_down != self._upside_down_said:  # a camera mounted upside down: logged, /diagnostics
+            self._upside_down_said = self.tracker.upside_down
+            if self._upside_down_said:
+                self.get_logger().warning(f"{UPSIDE_DOWN}: the face mesh reads it as an upright face and the controls "
+                                          "make the avatar grimace; turn the camera, or its image half a turn (the "
+                                          "camera driver's rotation or flip setting)")
+            else:
+                self.get_logger().info("the operator's face is upright in the camera frames again")
+        if self._upside_down_said and control.face_detected:
+            self.state = UPSIDE_DOWN
         now = time.monotonic()
         rate = float(self._param("no_face_rate"))
         if not control.face_detected and rate > 0 and now - self._last_no_face_pub < 1.0 / rate:
@@ -518,8 +530,10 @@ class TrackerNode(Node):
     def _say_if_no_frames(self, now: float, ended: str) -> None:
         """A warning while no camera frame comes, again every NO_FRAMES_AGAIN_S (`_on_image` says when they come):
         - none came yet, NO_FRAMES_SAY_S after the tracker is ready: the topic listened to, its publishers, and the
-          other Image topics on the graph (a driver publishing `/image_raw` or `/usb_cam/image_raw` is one remapping
-          away);
+          nodes that publish it (a driver that cannot open its camera, a video_source_node that cannot decode its
+          file: before, 'no sensor_msgs/Image topic on the graph: is the camera driver running?' beside '(1
+          publishers)', user37), else the other Image topics on the graph (a driver publishing `/image_raw` or
+          `/usb_cam/image_raw` is one remapping away);
         - frames came and stopped, NO_FRAMES_SAY_S after the last one: the topic, its publishers, how long ago;
         - their publisher is a video_source_node whose file ended, once the frames are STALE_S old: once, as
           information (the video ended; loop:=true plays it in a loop);
@@ -557,14 +571,24 @@ class TrackerNode(Node):
         publishers = self.count_publishers(self.image_topic)
         kind = "sensor_msgs/CompressedImage" if self.image_type is CompressedImage else "sensor_msgs/Image"
         not_display = frozenset({"render_node"})  # the face display's images are no camera
-        images = other_topics(self, kind.replace("/", "/msg/"), self.image_topic, not_display)
+        msg_type = kind.replace("/", "/msg/")
+        images = other_topics(self, msg_type, self.image_topic, not_display)
         # the same camera on the other transport's topic (image_transport's compressed plugin publishes below the raw
         # topic): a tracker started on the other one (a video:= file's video_source_node publishes raw only)
         if self.image_type is Image:
             other, other_kind, transport = f"{self.image_topic}/compressed", "sensor_msgs/CompressedImage", "compressed"
         else:
             other, other_kind, transport = self.image_topic.removesuffix("/compressed"), "sensor_msgs/Image", "raw"
-        if other in other_topics(self, other_kind.replace("/", "/msg/"), self.image_topic, not_display):
+        infos = self.get_publishers_info_by_topic(self.image_topic)
+        senders = sorted({endpoint_node(i) for i in infos if i.topic_type == msg_type})
+        strangers = sorted({f"{endpoint_node(i)} ({i.topic_type})" for i in infos if i.topic_type != msg_type})
+        if strangers:  # the topic carries another type: DDS never matches it with this subscription
+            hint = (f"{', '.join(strangers)} {'publishes' if len(strangers) == 1 else 'publish'} another type on it: "
+                    f"the tracker reads {kind} there")
+        elif senders:  # it is there and sends nothing: a driver that cannot open its camera, a file it cannot decode
+            hint = (f"{', '.join(senders)} {'publishes' if len(senders) == 1 else 'publish'} it but sent no frame "
+                    "that reached the tracker: see its log (a camera device it cannot open, a file it cannot decode)")
+        elif other in other_topics(self, other_kind.replace("/", "/msg/"), self.image_topic, not_display):
             hint = (f"{other} ({other_kind}) is published: the tracker reads it when started with "
                     f"-p image_transport:={transport} (launch: camera_transport:={transport})")
         elif images:

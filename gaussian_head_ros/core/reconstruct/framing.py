@@ -54,7 +54,7 @@ class FramingConfig:
     cut_margin: float = 0.02  # chin or forehead closer to the photo's edge than this x face height: cut off
     scalp_above_forehead_m: float = 0.06  # top of the skull above MediaPipe's forehead point (head height ~0.23 m)
     trim_bars: bool = True  # letterbox / pillarbox bars (border_bars) are not part of the photo: the person ends at them
-    upright: bool = True  # a photo whose head lies on its side is turned upright (quarter_turns)
+    upright: bool = True  # a photo whose head lies on its side or upside down is turned upright (frame_photo)
 
 
 @dataclass
@@ -126,7 +126,8 @@ def quarter_turns(landmarks_px: np.ndarray) -> int:
     strips it, a scan) lies on its side; framed as it is, the avatar's head was on its side, its torso beside
     the head (try10). MediaPipe finds such faces, so their landmarks say which way is up. NOT for faces upside
     down: MediaPipe 0.10.21 fits those as upright faces (forehead landmarks on the chin), so this returns 0 for
-    them (measured on obama_official turned 180 and 135 degrees); turned 50 degrees gives 3 (rightly)."""
+    them (measured on obama_official turned 180 and 135 degrees: FaceMesh.upside_down tells the 180); turned 50
+    degrees gives 3 (rightly)."""
     up = np.asarray(landmarks_px, np.float64)[lmk.FOREHEAD, :2] - np.asarray(landmarks_px, np.float64)[lmk.CHIN, :2]
     angle = math.degrees(math.atan2(up[0], -up[1]))  # 0: upright, +90: the top points to the right (x)
     return round(angle / 90.0) % 4
@@ -137,7 +138,8 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     cfg.trim_bars the photo's letterbox / pillarbox bars (border_bars) lie outside it (`valid` False, the crop
     repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it.
     With cfg.upright a photo whose largest face lies on its side is turned upright first by whole quarter turns
-    (quarter_turns; lossless), with a warning."""
+    (quarter_turns; lossless), and one whose face is upside down by half a turn (FaceMesh.upside_down), with a
+    warning."""
     check_image(rgb, cfg.max_pixels)
     h0, w0 = rgb.shape[:2]
     shrink = min(1.0, cfg.max_side / max(h0, w0))
@@ -145,6 +147,10 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
         rgb, (max(1, round(w0 * shrink)), max(1, round(h0 * shrink))), interpolation=cv2.INTER_AREA)
     shrink = work.shape[1] / w0
     faces = facemesh.detect(np.ascontiguousarray(work))
+    first = 0  # half a turn made before the mesh found a face: one upside down it finds nowhere (lp_d8_man_glasses)
+    if not faces and cfg.upright:
+        faces = facemesh.detect(np.ascontiguousarray(np.rot90(work, 2)))
+        first, work = (2, np.ascontiguousarray(np.rot90(work, 2))) if faces else (0, work)
     if not faces:
         scaled = "" if shrink >= 1.0 else (  # a 20000x600 strip's face, 115 px wide, was searched 12 px wide
             f" (a {w0}x{h0} photo is searched at {work.shape[1]}x{work.shape[0]}, max_side {cfg.max_side}: a face in "
@@ -153,12 +159,16 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
                                            f"facing the camera")
     warnings = []
     turns = quarter_turns(faces[0].landmarks_px) if cfg.upright else 0
+    if cfg.upright and not turns and not first and facemesh.upside_down(work):
+        turns = 2
     if turns:
         work = np.ascontiguousarray(np.rot90(work, turns))
         faces = facemesh.detect(work)
         if not faces:
             raise ReconstructionError(NO_FACE, "no face found in the photo turned upright; use an upright photo "
                                                "of one person facing the camera")
+    turns = (turns + first) % 4
+    if turns:
         turned = ("a quarter turn counter-clockwise", "half a turn", "a quarter turn clockwise")[turns - 1]
         warnings.append(f"the head lies {'upside down' if turns == 2 else 'on its side'} in the photo (stored turned, "
                         f"without an EXIF orientation): the photo was turned {turned} to make it upright")
