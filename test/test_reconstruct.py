@@ -1690,6 +1690,45 @@ def test_a_talking_opening_shows_a_dark_cavity_between_the_rows(results):
     assert lower.mean() <= 0.45, f"the lower row fills {lower.mean():.2f} of the opening's midline"
 
 
+def test_the_lower_teeth_stay_just_behind_the_lower_lip_and_the_tongue_stays_back(results):
+    """deform.interior_glide: real lower incisors sit just behind the lower lip as the jaw opens (the mandible glides
+    forward as it turns). Turned about the hinge alone the lower row went ~8 mm back while the lower lip went back
+    ~3 mm: at a blendshape-only jawOpen 0.3 it sat 16.6 / 18.4 mm behind the lower inner lip (business_person /
+    lp_d8_man_glasses; 11.2 at rest; jawOpen 0.6 24.7 / 29.9), and seen from above the photo's camera more of its
+    grey face showed over the lip (4.4 mm, where a talking mouth shows ~2.6). The lower row (bary[:, 1] = 1,
+    mouth.jaw_binding) now glides forward with the lip: 11.6 / 11.7 at 0.3, 12.0 / 12.1 at 0.6 (bound: rest + 1.5
+    mm). The tongue, on the same jaw level, does not glide: it stays at least as far back as at rest (at 0.3 25.9 /
+    27.7 mm behind the lip, 20.0 / 19.8 at rest; gliding it too brought it forward between the rows as maroon lip)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    cfg = MouthConfig()
+    for name in ("business_person.png", "lp_d8_man_glasses.jpg"):  # closed-mouth photos: synthetic rows
+        a = results[name].avatar
+        v, scale, w = a.template_vertices, np.exp(a.log_scales).max(1), a.bary[:, 0]
+        mid = (a.part == PART_MOUTH) & (np.abs(a.means[:, 0] - 0.5 * (v[lmk.MOUTH_CORNER_R_IN, 0]
+                                                                     + v[lmk.MOUTH_CORNER_L_IN, 0])) < 0.003) & (w > 0)
+        lower = mid & np.isclose(scale, 0.7 * cfg.teeth_spacing_m, rtol=0.02)
+        tongue = mid & np.isclose(scale, 0.75 * cfg.tongue_spacing_m, rtol=0.02)
+        assert lower.sum() > 10 and tongue.sum() > 10, f"{name}: {lower.sum()} / {tongue.sum()} rows at the midline"
+        drv = Driver(a)
+
+        def behind(jaw_open):  # metres behind the deformed lower inner lip: the lower row's, the tongue's (medians)
+            c = FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([jaw_open], np.float32))
+            z, lip = drv.drive(c).means[:, 2], drv.deformed_template(c)[0][lmk.LOWER_LIP_IN, 2]
+            return float(np.median(z[lower]) - lip), float(np.median(z[tongue]) - lip)
+
+        (row0, tongue0), (row3, tongue3), (row6, _) = behind(0.0), behind(0.3), behind(0.6)
+        assert max(row3, row6) <= row0 + 0.0015, \
+            f"{name}: the lower row {1000 * row3:.1f} / {1000 * row6:.1f} mm behind the lip at jawOpen 0.3 / 0.6 " \
+            f"({1000 * row0:.1f} at rest)"
+        assert tongue3 >= tongue0, f"{name}: the tongue came forward, {1000 * tongue3:.1f} mm behind the lip " \
+            f"({1000 * tongue0:.1f} at rest)"
+
+
 def test_a_wide_opening_shows_the_mouth_not_the_head_s_inside(results):
     """MouthConfig.cavity_back_m: at a wide opening (a blendshape-only jawOpen 0.6 at the photo's own pose) the mouth
     interior alone (every other part's opacity 0) covers the inner lips' polygon: at most 0.01 of it below 0.9

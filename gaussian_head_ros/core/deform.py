@@ -38,10 +38,11 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
   hinge axis (x), the jaw angle from the deformed chin (MediaPipe topology), else the jawOpen blendshape (a
   control with mouth_open alone: the jawOpen it measures, `control_inputs`). How much of the turn a Gaussian
   follows is set by its bary[:, 0] (`jaw_level_share`: that weight
-  while talking, all of a wide opening's turn for any weight > 0) (bary = (jaw weight, 0, 1 - jaw weight), set by the
-  reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line; before the turn
-  the interior widens with the lips' opening (`mouth_stretch`): coef = (1, mouth_lateral(x), 0, mean), the
-  frame's second column the stretch along the turned x axis;
+  while talking, all of a wide opening's turn for any weight > 0) (bary = (jaw weight, glide share, 1 - jaw
+  weight), set by the reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line;
+  before the turn the interior widens with the lips' opening (`mouth_stretch`): coef = (1, mouth_lateral(x), g,
+  mean), the frame's second column the stretch along the turned x axis, its third the level's glide forward with
+  the lower lip (`interior_glide`), which a Gaussian takes g (its bary[:, 1]: 1 the lower teeth row, 0 the rest) of;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
   A Gaussian's bary[:, 0] is the share of that turn it lags behind (0, every eyeball Gaussian's but the
@@ -284,6 +285,24 @@ def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
     rho = xp.sqrt(r0[1] ** 2 + r0[2] ** 2)
     reach = xp.clip((r0[1] + drop) / rho, -1.0, 1.0)
     return xp.clip(xp.asin(reach) - xp.atan2(r0[1], -r0[2]), 0.0, cfg.jaw_max_rad)
+
+
+def interior_glide(rig: "Rig", verts, disp, turn):
+    """[L] turns of the jaw levels (rad about the jaw's hinge, + = opening) -> [L] head-frame z shift (metres, <= 0:
+    forward) that keeps a point of the level as far behind the lower inner lip (LOWER_LIP_IN; `disp` [V, 3] from
+    template `verts` [V, 3], head frame, y down, z back) as at rest: the turn about the hinge takes the lip's point
+    back by arc_z as it takes it down by arc_y, the lip itself went back by disp_z over its drop disp_y (the lower
+    incisors sit just behind the lower lip as the mandible turns and glides forward): the level goes forward by
+    arc_z - disp_z x arc_y / disp_y where that is > 0. The lower teeth row takes it (its bary[:, 1], `build_rig`),
+    the tongue not. 0 without MediaPipe topology. numpy or torch like `disp`."""
+    xp = namespace(disp)
+    if not rig.jaw_from_chin:
+        return xp.zeros_like(turn)
+    r0 = verts[lmk.LOWER_LIP_IN] - asarray_like(rig.jaw_pivot, disp)
+    arc = (axis_angle_x(turn) @ r0[:, None])[..., 0] - r0  # [L, 3]: the lip's rest point turned by each level
+    d = disp[lmk.LOWER_LIP_IN]
+    lip_back = d[2] * xp.clip(arc[:, 1] / xp.clip(d[1], 1e-6, None), 0.0, 1.0)
+    return -xp.clip(arc[:, 2] - lip_back, 0.0, None)
 
 
 def lip_line_jaw_weight(y: np.ndarray, verts: np.ndarray) -> np.ndarray:
@@ -562,7 +581,7 @@ class Rig:
     area_rest: np.ndarray  # [F] rest triangle areas
     frame: np.ndarray  # [N] int64 frame of each Gaussian
     bary: np.ndarray  # [N, 3] float64 coef[:3]: barycentric (bound), w x barycentric (falloff), (1, 0, 0) rigid,
-    # (1, mouth_lateral, 0) mouth interior
+    # (1, mouth_lateral, glide share) mouth interior
     tri: np.ndarray  # [N] int64 triangle of bound Gaussians (coef[3:] = mean - its rest barycentric point), else -1
     torso_weights: np.ndarray  # [torso_levels]
     jaw_weights: np.ndarray  # [levels]
@@ -677,6 +696,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         mouth_bary = np.asarray(bary, np.float64)[mouth]
         if np.any(mouth_bary.sum(1) > 0):  # explicit jaw weights from the reconstructor
             w = mouth_bary[:, 0]
+            coef_b[mouth, 2] = np.clip(mouth_bary[:, 1], 0.0, 1.0)  # its share of the level's glide (frame_tables)
         frame[mouth] = k_jaw + quantised_jaw_weight(w, levels)
         coef_b[mouth, 1] = mouth_lateral(verts, means[mouth, 0])  # the jaw frames' sideways stretch (frame_tables)
 
@@ -1173,9 +1193,13 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     r_j = r_g @ axis_angle_x(turn)
     piv = asarray_like(rig.jaw_pivot, disp)
     const = (r_g @ piv)[None] - r_j @ piv
-    # the interior widens with the lips' opening (before the turn): + (sx - 1) * mouth_lateral along the turned x
+    # the interior widens with the lips' opening (before the turn): + (sx - 1) * mouth_lateral along the turned x;
+    # the synthetic lower levels' Gaussians that glide (coef[2]: the lower teeth row) go forward with the lower lip
+    # (`interior_glide`) along the head's z; the jaw-weight-1 level (the photo's own lower jaw) keeps the chin's turn
     sx, _ = mouth_stretch(verts, disp)
-    parts_d.append(xp.concat([const[..., None], (sx - 1.0) * r_j[..., :1], xp.zeros_like(r_j[..., :1]), r_j - eye], -1))
+    glide = xp.where((w_j > 0) & (w_j < 1), interior_glide(rig, verts, disp, turn), xp.zeros_like(turn))
+    along = (glide[:, None] * r_g[:, 2][None])[..., None]  # [L, 3, 1]: the glide along the head's z
+    parts_d.append(xp.concat([const[..., None], (sx - 1.0) * r_j[..., :1], along, r_j - eye], -1))
     parts_r.append(r_j)
     parts_s.append(xp.ones_like(r_j[:, 0, 0]))
     # eyes: (right, left) per lag level the avatar uses (rig.eye_levels, eye_lag_level), each the share 1 - lag of

@@ -3,7 +3,9 @@
 Everything is placed behind the inner lip contour of the (rest) template, so a closed mouth hides it
 and an opening jaw reveals it. Each Gaussian says how much of the jaw's turn it follows (bary[:, 0],
 see core.drive): the upper teeth none, the lower teeth and the tongue behind them `lower_teeth_follow` of a
-talking jaw's turn (all of a wide one's), the cavity wall a smooth step at the lip line (its back wall none).
+talking jaw's turn (all of a wide one's), the cavity wall a smooth step at the lip line (its back wall none). The
+lower teeth row also glides forward with the lower lip as the jaw turns (bary[:, 1], core.deform.interior_glide),
+as real lower incisors stay just behind the lower lip; the tongue stays back, in the mouth's shade.
 The synthetic teeth are shaded like a mouth, not tiled like a block: they fade into the cavity's dark red
 towards the corners (the buccal corridor) and towards the gums, their incisal edges are rounded, follow the smile arc and are
 translucent against the cavity, and the lower row lies in the lower lip's shadow. Where the photo itself
@@ -299,10 +301,12 @@ def _floor_back(y: np.ndarray, y_lower_lip: float, cfg: MouthConfig) -> np.ndarr
     return cfg.floor_slope * np.maximum(np.asarray(y, np.float64) - (y_lower_lip + cfg.floor_from_m), 0.0)
 
 
-def jaw_binding(w: np.ndarray) -> np.ndarray:
-    """[M] jaw weights in [0, 1] -> [M, 3] the mouth part's binding row (jaw weight, 0, 1 - jaw weight)."""
+def jaw_binding(w: np.ndarray, glide: float = 0.0) -> np.ndarray:
+    """[M] jaw weights in [0, 1] -> [M, 3] the mouth part's binding row (jaw weight, glide, 1 - jaw weight): glide
+    in [0, 1] the share of its level's glide forward with the lower lip it takes (core.deform.interior_glide: 1 the
+    lower teeth row, 0 the rest)."""
     w = np.clip(np.asarray(w, np.float32), 0, 1)
-    return np.stack([w, np.zeros_like(w), 1 - w], 1)
+    return np.stack([w, np.full_like(w, np.clip(glide, 0.0, 1.0)), 1 - w], 1)
 
 
 def jaw_side(pixels: np.ndarray, landmarks_px: np.ndarray, loop: np.ndarray) -> np.ndarray:
@@ -506,7 +510,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * corner[:, None]
         nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
         batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * s), None, PART_MOUTH,
-                                     bary=jaw_binding(np.full(len(pts), jaw))))
+                                     bary=jaw_binding(np.full(len(pts), jaw), glide=float(jaw > 0))))
     # The cavity: a dark curved wall behind everything, wider and deeper than any opening.
     s = cfg.cavity_spacing_m
     gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m, s)
