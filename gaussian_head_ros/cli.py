@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gaussian-head {args.command}: error: {e.strerror or e}: {shown(e.filename or '')}".rstrip(": "),
               file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # exit 130 said nothing; files being written are not left cut short (files.WholeFile)
+        print(f"gaussian-head {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
 
 

@@ -151,3 +151,54 @@ def test_outputs_that_cannot_be_written_are_said_before_the_work_and_missing_fol
     out = tmp_path / "new" / "deeper" / "c.jsonl"
     assert main(["track", str(shared("driving", "lp_d0.mp4")), "-o", str(out), "--max-frames", "2"]) == 0
     assert len(out.read_text().splitlines()) == 2
+
+
+def _interrupt(argv: list[str], changed, timeout_s: float = 120.0):
+    """Run `gaussian-head ARGV` as a person does, press Ctrl-C (SIGINT) once `changed()` says it is writing, and
+    return (exit status, stderr)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gaussian_head_ros.cli", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's `&` ignores it
+    deadline = time.monotonic() + timeout_s
+    while not changed() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # well into the writing
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_ctrl_c_leaves_the_output_that_was_there_not_a_cut_one(tmp_path):
+    """`gaussian-head render` and `track` wrote into -o as they went: a Ctrl-C exited 130 saying nothing, and left a
+    video cut short (306 of 18000 frames) or a controls file cut off (157 of the clip's lines) in place of the
+    previous one, which a script or make then took as done. Now each is written beside it and renamed into place
+    when whole (files.WholeFile): the previous file stays byte for byte, no partial file is left, and the command
+    says it was interrupted."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from conftest import shared
+
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(2000), ply)
+    video, controls = tmp_path / "me.mp4", tmp_path / "c.jsonl"
+    for out, argv in ((video, ["render", str(ply), "-o", str(video), "--seconds", "600", "--size", "64",
+                               "--backend", "cpu"]),
+                      (controls, ["track", str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), "-o",
+                                  str(controls)])):
+        out.write_bytes(b"the previous output")
+        before = set(os.listdir(tmp_path))
+
+        def changed():
+            return set(os.listdir(tmp_path)) != before or out.read_bytes() != b"the previous output"
+
+        rc, err = _interrupt(argv, changed)
+        assert out.read_bytes() == b"the previous output", (argv[0], out.stat().st_size)
+        assert set(os.listdir(tmp_path)) == before, sorted(os.listdir(tmp_path))
+        assert rc == 130, (argv[0], rc, err[-2000:])
+        assert err.strip().splitlines()[-1:] == [f"gaussian-head {argv[0]}: interrupted (Ctrl-C)"], err[-2000:]
+        assert "Traceback" not in err

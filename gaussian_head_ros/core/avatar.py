@@ -457,7 +457,9 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
       the wrinkle map (format 2; empty when the avatar has none), the photo's rest brow shift (format 3),
       metadata (operator_id, reconstructor, true
       SH degree) and a checksum of the means tying it to me.ply.
-    `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid."""
+    Both appear together, whole, or neither (files.WholeFile: a Ctrl-C or a full disk while writing leaves the files
+    that were there). `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid,
+    OSError when a file cannot be written."""
     avatar.validate()
     path = Path(path)
     n = avatar.num_gaussians
@@ -465,23 +467,26 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
     table = avatar.table(VIEWER_SH_DEGREE)[:, :len(names)].astype("<f4")  # the binding columns are the last ones
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     header += [f"property float {c}" for c in names] + ["end_header"]
-    with open(path, "wb") as fh:
-        fh.write(("\n".join(header) + "\n").encode("ascii"))
-        fh.write(np.ascontiguousarray(table).tobytes())
     cam = avatar.source_camera
     side = driving_path(path)
-    with open(side, "wb") as fh:
-        np.savez(fh, metadata=np.array(json.dumps(avatar.metadata())), means_crc32=np.uint32(_crc(avatar.means)),
-                 part=avatar.part.astype(np.uint8), face_id=avatar.face_id.astype(np.int32),
-                 bary=avatar.bary.astype(np.float32), template_vertices=avatar.template_vertices.astype(np.float32),
-                 template_faces=avatar.template_faces.astype(np.int32),
-                 expression_basis=avatar.expression_basis.astype(np.float32),
-                 lighting_sh=avatar.lighting_sh.astype(np.float32).reshape(-1, 3),
-                 source_camera=cam.to_array() if cam else np.zeros(0, np.float32),
-                 source_size=np.asarray(cam.size if cam else (0, 0), np.uint32),
-                 wrinkle_rows=avatar.wrinkle_rows.astype(np.uint32), wrinkle_rgb=avatar.wrinkle_rgb.astype(np.float32),
-                 wrinkle_expression=avatar.wrinkle_expression.astype(np.float32).reshape(-1, 3),
-                 rest_brow_shift=np.asarray(avatar.rest_brow_shift, np.float32))
+    ply_file, side_file = files.WholeFile(path), files.WholeFile(side)  # both appear, or neither (Ctrl-C, a full disk)
+    with ply_file, side_file:
+        with open(ply_file.part, "wb") as fh:
+            fh.write(("\n".join(header) + "\n").encode("ascii"))
+            fh.write(np.ascontiguousarray(table).tobytes())
+        with open(side_file.part, "wb") as fh:
+            np.savez(fh, metadata=np.array(json.dumps(avatar.metadata())), means_crc32=np.uint32(_crc(avatar.means)),
+                     part=avatar.part.astype(np.uint8), face_id=avatar.face_id.astype(np.int32),
+                     bary=avatar.bary.astype(np.float32), template_vertices=avatar.template_vertices.astype(np.float32),
+                     template_faces=avatar.template_faces.astype(np.int32),
+                     expression_basis=avatar.expression_basis.astype(np.float32),
+                     lighting_sh=avatar.lighting_sh.astype(np.float32).reshape(-1, 3),
+                     source_camera=cam.to_array() if cam else np.zeros(0, np.float32),
+                     source_size=np.asarray(cam.size if cam else (0, 0), np.uint32),
+                     wrinkle_rows=avatar.wrinkle_rows.astype(np.uint32),
+                     wrinkle_rgb=avatar.wrinkle_rgb.astype(np.float32),
+                     wrinkle_expression=avatar.wrinkle_expression.astype(np.float32).reshape(-1, 3),
+                     rest_brow_shift=np.asarray(avatar.rest_brow_shift, np.float32))
     return [path, side]
 
 

@@ -117,3 +117,40 @@ def _ancestors(full: str, directory: bool):
         if os.path.dirname(parent) == parent:
             return
         parent = os.path.dirname(parent)
+
+
+class WholeFile:
+    """A file that appears at `path` whole or not at all: the writer writes `part` (`.NAME.partial-PID.EXT` beside
+    `path`, same directory and extension, so an encoder that goes by the extension picks the same format), and
+    `commit()` renames it over `path` (os.replace: atomic on one file system); `discard()`, or leaving a `with` block
+    by an exception (Ctrl-C included), deletes it and leaves what was at `path` before. Before, `gaussian-head render`
+    and `track` wrote into `path` as they went: a Ctrl-C (exit 130, nothing said) left a video cut short or a controls
+    file cut off in place of the previous one, and `track` of a clip with no face exited 1 beside the file it had
+    written. Its directory is made when missing. `path` may be str or PathLike; `part` is a str."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = shown(path)
+        folder, name = os.path.split(self.path)
+        self.part = os.path.join(folder, f".{name}.partial-{os.getpid()}{os.path.splitext(name)[1]}")
+        os.makedirs(folder, exist_ok=True)
+
+    def commit(self) -> None:
+        """Rename the written part over `path` (idempotent once done). Raises OSError when it cannot."""
+        if os.path.exists(self.part):
+            os.replace(self.part, self.path)
+
+    def discard(self) -> None:
+        """Delete the written part, if any; `path` keeps what it held."""
+        try:
+            os.unlink(self.part)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
