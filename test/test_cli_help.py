@@ -202,3 +202,25 @@ def test_ctrl_c_leaves_the_output_that_was_there_not_a_cut_one(tmp_path):
         assert rc == 130, (argv[0], rc, err[-2000:])
         assert err.strip().splitlines()[-1:] == [f"gaussian-head {argv[0]}: interrupted (Ctrl-C)"], err[-2000:]
         assert "Traceback" not in err
+
+
+def test_a_broken_avatar_file_is_named_in_its_error(tmp_path, capsys):
+    """`gaussian-head render` of a cut-off avatar said 'truncated .ply: element vertex is short', and of an ASCII
+    .ply 'only binary_little_endian .ply is supported, this one is ascii 1.0', naming no file (with bench --avatar,
+    or a script rendering several, which one?). load_ply and ply_count now name it first, as it was looked for."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    whole = tmp_path / "whole.ply"
+    save_ply(synthetic_avatar(300), whole)
+    cut, ascii_ply = tmp_path / "cut.ply", tmp_path / "ascii.ply"
+    cut.write_bytes(whole.read_bytes()[:-100])
+    (tmp_path / "cut.driving.npz").write_bytes((tmp_path / "whole.driving.npz").read_bytes())
+    ascii_ply.write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n0\n")
+    out = str(tmp_path / "x.mp4")
+    assert _said(capsys, ["render", str(cut), "-o", out]).endswith(
+        f"error: {cut}: truncated .ply: element vertex is short")
+    assert _said(capsys, ["render", str(ascii_ply), "-o", out]).endswith(
+        f"error: {ascii_ply}: only binary_little_endian .ply is supported, this one is ascii 1.0")
+    assert _said(capsys, ["bench", "--avatar", str(cut), "--backend", "cpu", "--seconds", "0.1"]).endswith(
+        f"error: {cut}: truncated .ply: element vertex is short")

@@ -18,6 +18,7 @@ in `gaussian_fields(0)` order, binding columns included; the SH bands above 0 sp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -496,6 +497,23 @@ _PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short":
               "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
 
 
+class _NotAPly(ValueError):
+    """A file given as an avatar that is no .ply: its message names the file and what it is (`_not_a_ply`)."""
+
+
+@contextlib.contextmanager
+def _naming(path: str | Path):
+    """Re-raise a ValueError from reading the avatar file `path` with the file named first (`/home/op/me.ply:
+    truncated .ply: ...`): `gaussian-head render` said 'truncated .ply: element vertex is short', 'only
+    binary_little_endian .ply is supported, this one is ascii 1.0' without saying which file (cli37, s37)."""
+    try:
+        yield
+    except _NotAPly:
+        raise
+    except ValueError as e:
+        raise ValueError(f"{files.shown(path)}: {e}") from None
+
+
 def _not_a_ply(head: bytes, path: str | Path = "") -> str:
     """The error for a file that is not a .ply, naming what it is when its first bytes (files.HEAD_BYTES) say so
     (files.kind): a photo (and how to make an avatar from it), an avatar's driving file (its .ply is beside it), a
@@ -528,7 +546,7 @@ def _parse_header(fh) -> tuple[list, dict]:
     first = fh.readline()
     if not is_ply(first):
         head = first[:files.HEAD_BYTES]
-        raise ValueError(_not_a_ply(head + fh.read(max(0, files.HEAD_BYTES - len(head))), getattr(fh, "name", "")))
+        raise _NotAPly(_not_a_ply(head + fh.read(max(0, files.HEAD_BYTES - len(head))), getattr(fh, "name", "")))
     elements, meta = [], {}
     while True:
         raw = fh.readline()
@@ -563,11 +581,11 @@ def ply_count(path: str | Path) -> int:
     """The Gaussians an avatar .ply holds (its header's vertex count), read from the header only (a 3DGS scene of
     millions of splats is not loaded to be counted). Raises ValueError for a file that is not a binary little-endian
     .ply or has no vertex element, OSError when it cannot be read."""
-    with open(path, "rb") as fh:
+    with _naming(path), open(path, "rb") as fh:
         elements, _ = _parse_header(fh)
-    counts = [el["count"] for el in elements if el["name"] == "vertex"]
-    if not counts:
-        raise ValueError(".ply has no vertex element")
+        counts = [el["count"] for el in elements if el["name"] == "vertex"]
+        if not counts:
+            raise ValueError(".ply has no vertex element")
     return counts[0]
 
 
@@ -589,8 +607,13 @@ def load_ply(path: str | Path) -> GaussianAvatar:
     earlier single-file format, or any binary little-endian 3DGS .ply (then every Gaussian is static, and
     a warning says so). The avatar is validated. Raises ValueError saying what is wrong (not a .ply,
     truncated or counting more rows than it holds, a non-float Gaussian column with its name and type, non-finite
-    splats and how many, a driving file that is not a zip of `save_ply`'s arrays or belongs to another avatar)."""
-    path = Path(path)
+    splats and how many, a driving file that is not a zip of `save_ply`'s arrays or belongs to another avatar), the
+    file named first (`/home/op/me.ply: truncated .ply: ...`; a file that is no .ply is named as what it is)."""
+    with _naming(path):
+        return _load_ply(Path(path))
+
+
+def _load_ply(path: Path) -> GaussianAvatar:
     with open(path, "rb") as fh:
         elements, meta = _parse_header(fh)
         left = os.fstat(fh.fileno()).st_size - fh.tell()  # bytes after the header
