@@ -224,3 +224,29 @@ def test_a_broken_avatar_file_is_named_in_its_error(tmp_path, capsys):
         f"error: {ascii_ply}: only binary_little_endian .ply is supported, this one is ascii 1.0")
     assert _said(capsys, ["bench", "--avatar", str(cut), "--backend", "cpu", "--seconds", "0.1"]).endswith(
         f"error: {cut}: truncated .ply: element vertex is short")
+
+
+def test_render_options_that_would_do_nothing_are_refused_before_the_work(tmp_path, capsys):
+    """`render --controls c.jsonl --seconds 3` drew every control line (the --seconds dropped), `--fov 60` under
+    the default --framing head drew the head framing, and `--framing fov --head-fill 0.5` the fov one, each without
+    a word: a user asking for a 3 s clip or a wider view got neither and was not told. Each pair is refused, naming
+    both options (exit 1, before the avatar is read: here it does not exist); each alone still renders."""
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    controls, missing = _controls_file(tmp_path / "c.jsonl"), str(tmp_path / "not_read.ply")
+    out = str(tmp_path / "x.mp4")
+    for extra, said in ((["--controls", str(controls), "--seconds", "3"],
+                         "--seconds 3 is the idle animation's length; with --controls the video has one frame per "
+                         "control line"),
+                        (["--fov", "60"], "--fov 60 does nothing with --framing head (the default"),
+                        (["--framing", "fov", "--head-fill", "0.5"],
+                         "--head-fill 0.5 does nothing with --framing fov")):
+        assert said in _said(capsys, ["render", missing, "-o", out, *extra]), extra
+    assert said in _said(capsys, ["bench", "--framing", "fov", "--head-fill", "0.5", "--backend", "cpu"])
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(500), ply)
+    for extra in (["--controls", str(controls)], ["--seconds", "0.1"], ["--seconds", "0.1", "--framing", "fov",
+                  "--fov", "60"], ["--seconds", "0.1", "--head-fill", "0.5"]):
+        assert main(["render", str(ply), "-o", out, "--size", "32", "--backend", "cpu", *extra]) == 0, extra
