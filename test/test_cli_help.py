@@ -250,3 +250,33 @@ def test_render_options_that_would_do_nothing_are_refused_before_the_work(tmp_pa
     for extra in (["--controls", str(controls)], ["--seconds", "0.1"], ["--seconds", "0.1", "--framing", "fov",
                   "--fov", "60"], ["--seconds", "0.1", "--head-fill", "0.5"]):
         assert main(["render", str(ply), "-o", out, "--size", "32", "--backend", "cpu", *extra]) == 0, extra
+
+
+def test_track_does_not_write_its_controls_over_a_video_photo_or_avatar(tmp_path, capsys):
+    """`track clip.mp4 -o clip.mp4` wrote its controls over the clip it tracked, and `track clip.mp4 -o me.ply` over
+    the avatar (its me.driving.npz left beside a controls file): a slip of the -o lost a file the user had. An
+    existing file that is something else (files.kind) is refused before the clip is opened, and kept; a controls
+    file is overwritten as before."""
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from conftest import shared
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(shared("driving", "lp_d18.mp4").read_bytes())
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(200), ply)
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(shared("portraits", "lp_d8_man_glasses.jpg").read_bytes())
+    for out, what in ((clip, "a video (MP4/MOV)"), (ply, "an avatar .ply"),
+                      (tmp_path / "me.driving.npz", "an avatar's driving file (.driving.npz)"), (photo, "a JPEG photo")):
+        before = out.read_bytes()
+        said = _said(capsys, ["track", str(clip), "-o", str(out), "--max-frames", "2"])
+        assert said.endswith(f"error: -o/--output {out} is {what}: writing a controls file (FaceControl JSON lines, "
+                             "what `gaussian-head track` writes) over it would lose it; name another file "
+                             "(controls.jsonl)"), said
+        assert out.read_bytes() == before
+    controls = tmp_path / "c.jsonl"
+    for _ in range(2):  # made, then overwritten
+        assert main(["track", str(clip), "-o", str(controls), "--max-frames", "2"]) == 0
+        assert len(controls.read_text().splitlines()) == 2

@@ -31,9 +31,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from gaussian_head_ros.core.files import WholeFile, check_writable, shown
+    from gaussian_head_ros.core.files import CONTROLS, WholeFile, check_writable, shown
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig, no_face_note
     from gaussian_head_ros.core.video import VideoSource, is_camera
 
@@ -47,9 +45,8 @@ def run(args) -> int:
                            smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta,
                            d_cutoff=args.d_cutoff, fov_deg=args.fov)
     config.validate()
-    if args.output != "-":  # before the video and the model are opened; its directory is made, as reconstruct's
-        Path(check_writable(args.output, "-o/--output", example="controls.jsonl")).parent.mkdir(parents=True,
-                                                                                               exist_ok=True)
+    if args.output != "-":  # before the video and the model are opened (WholeFile makes its directory, as reconstruct)
+        check_writable(args.output, "-o/--output", example="controls.jsonl", writes=CONTROLS)
     n = found = 0
     busy, first_ns, first_missing_s = 0.0, None, None
     whole = None if args.output == "-" else WholeFile(args.output)  # the file appears when whole (Ctrl-C: not)

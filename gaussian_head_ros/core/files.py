@@ -81,13 +81,17 @@ def file_kind(path: str | os.PathLike) -> str | None:
         return None
 
 
-def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "") -> str:
+def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "",
+                   writes: str = "") -> str:
     """Raise ValueError saying why `path` (`~` expanded) cannot be written as `what` (the option or parameter, e.g.
     '-o', '--preview', 'cache_path'): a file to write that is a directory (`example`: a file name to suggest in it), a
     directory to write in that is a file, a place below a file, or below a directory this process cannot write in
     (a read-only file system said so). A stat per ancestor, nothing written; missing directories count as made
-    (the writer makes them). Returns the absolute path. What `gaussian-head` checks its outputs with before any
-    work: `reconstruct --preview a_file` failed with 'File exists: a_file' after the whole reconstruction."""
+    (the writer makes them). `writes`: the kind of file written (CONTROLS, ...): an existing file that `kind` names as
+    another (a video, a photo, an avatar) is refused, not overwritten: `track clip.mp4 -o clip.mp4` wrote its controls
+    over the clip, and `track clip.mp4 -o me.ply` over the avatar (cli37, s37). Returns the absolute path. What
+    `gaussian-head` checks its outputs with before any work: `reconstruct --preview a_file` failed with 'File exists:
+    a_file' after the whole reconstruction."""
     import errno
 
     full = shown(path)
@@ -104,6 +108,10 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
         read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
         raise ValueError(f"{what} {full}: cannot write in {above} ("
                          f"{'a read-only file system: name a ' + ('directory' if directory else 'file') + ' on a writable one' if read_only else os.strerror(errno.EACCES).lower()})")
+    there = file_kind(full) if writes and os.path.isfile(full) else None
+    if there not in (None, writes):
+        raise ValueError(f"{what} {full} is {there}: writing {writes} over it would lose it; name another file"
+                         + (f" ({example})" if example else ""))
     return full
 
 
