@@ -280,3 +280,25 @@ def test_track_does_not_write_its_controls_over_a_video_photo_or_avatar(tmp_path
     for _ in range(2):  # made, then overwritten
         assert main(["track", str(clip), "-o", str(controls), "--max-frames", "2"]) == 0
         assert len(controls.read_text().splitlines()) == 2
+
+
+def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, capsys):
+    """`reconstruct --backend rar --option checkpoint=me.ply` (an avatar where the model goes) ended in torch's
+    RuntimeError traceback, 'mmap can only be used with files saved with torch.save(...)'. Now it is one line naming
+    the file and what it is (model.rar.read_checkpoint), as for a file of text and an empty one."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from conftest import shared
+
+    ply, text, empty = tmp_path / "me.ply", tmp_path / "model.pt", tmp_path / "empty.pt"
+    save_ply(synthetic_avatar(200), ply)
+    text.write_text("not a model\n")
+    empty.write_bytes(b"")
+    photo = str(shared("portraits", "lp_d8_man_glasses.jpg"))
+    for path, why in ((ply, "an avatar .ply, not a torch.save file"),
+                      (text, "not a torch.save file: torch saves a zip archive"),
+                      (empty, "empty (0 bytes), not a torch.save file")):
+        said = _said(capsys, ["reconstruct", photo, "-o", str(tmp_path / "x.ply"), "--backend", "rar", "--option",
+                              f"checkpoint={path}"])
+        assert said.endswith(f"error: {path} is not a gaussian_head_ros RAR checkpoint ({why}; train one with "
+                             "'gaussian-head train')"), said
