@@ -268,8 +268,8 @@ def test_track_does_not_write_its_controls_over_a_video_photo_or_avatar(tmp_path
     save_ply(synthetic_avatar(200), ply)
     photo = tmp_path / "me.jpg"
     photo.write_bytes(shared("portraits", "lp_d8_man_glasses.jpg").read_bytes())
-    for out, what in ((clip, "a video (MP4/MOV)"), (ply, "an avatar .ply"),
-                      (tmp_path / "me.driving.npz", "an avatar's driving file (.driving.npz)"), (photo, "a JPEG photo")):
+    for out, what in ((clip, "a video (MP4/MOV)"), (ply, "an avatar .ply"), (photo, "a JPEG photo"),
+                      (tmp_path / "me.driving.npz", "an avatar's driving file (.driving.npz)")):
         before = out.read_bytes()
         said = _said(capsys, ["track", str(clip), "-o", str(out), "--max-frames", "2"])
         assert said.endswith(f"error: -o/--output {out} is {what}: writing a controls file (FaceControl JSON lines, "
