@@ -515,3 +515,19 @@ def test_an_avatar_save_cut_off_keeps_the_previous_pair(tmp_path, monkeypatch):
     back = load_ply(path)
     assert back.num_gaussians == 500 and np.array_equal(back.means, old.means)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz", "me.ply"]
+
+
+def test_an_avatar_save_that_cannot_be_put_in_place_leaves_nothing_and_names_the_file(tmp_path, capsys):
+    """A folder where the driving file goes (me.driving.npz/): save_ply failed at the rename, naming its partial file
+    ('Is a directory: .../.me.driving.npz.partial-123.npz') and leaving it there. Now the error names the driving
+    file, neither file nor part is left, and `gaussian-head reconstruct -o me.ply` says so before the work."""
+    from gaussian_head_ros.cli import main
+
+    (tmp_path / "me.driving.npz").mkdir()
+    with pytest.raises(IsADirectoryError) as e:
+        save_ply(synthetic_avatar(100), tmp_path / "me.ply")
+    assert e.value.filename == str(tmp_path / "me.driving.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz"]
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(tmp_path / "me.ply")]) == 1
+    assert f"driving file {tmp_path / 'me.driving.npz'} is a directory" in capsys.readouterr().err

@@ -143,9 +143,14 @@ class WholeFile:
         os.makedirs(folder, exist_ok=True)
 
     def commit(self) -> None:
-        """Rename the written part over `path` (idempotent once done). Raises OSError when it cannot."""
+        """Rename the written part over `path` (idempotent once done). Raises OSError naming `path` when it cannot
+        (`path` a directory), the part deleted."""
         if os.path.exists(self.part):
-            os.replace(self.part, self.path)
+            try:
+                os.replace(self.part, self.path)
+            except OSError as e:  # said as the part's name, and the part was left beside it
+                self.discard()
+                raise OSError(e.errno, e.strerror, self.path) from None
 
     def discard(self) -> None:
         """Delete the written part, if any; `path` keeps what it held."""
