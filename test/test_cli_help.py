@@ -153,9 +153,9 @@ def test_outputs_that_cannot_be_written_are_said_before_the_work_and_missing_fol
     assert len(out.read_text().splitlines()) == 2
 
 
-def _interrupt(argv: list[str], changed, timeout_s: float = 120.0):
-    """Run `gaussian-head ARGV` as a person does, press Ctrl-C (SIGINT) once `changed()` says it is writing, and
-    return (exit status, stderr)."""
+def _interrupt(argv: list[str], changed, timeout_s: float = 120.0, sig: int | None = None):
+    """Run `gaussian-head ARGV` as a person does, press Ctrl-C (SIGINT; or send `sig`) once `changed()` says it is
+    writing, and return (exit status, stderr)."""
     import signal
     import subprocess
     import sys
@@ -168,7 +168,7 @@ def _interrupt(argv: list[str], changed, timeout_s: float = 120.0):
     while not changed() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # well into the writing
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig or signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err
 
@@ -302,3 +302,25 @@ def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, caps
                               f"checkpoint={path}"])
         assert said.endswith(f"error: {path} is not a gaussian_head_ros RAR checkpoint ({why}; train one with "
                              "'gaussian-head train')"), said
+
+
+def test_a_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
+    """A SIGTERM (kill, `timeout`, a supervisor) killed `gaussian-head render` where it was: its partial file
+    (.me.mp4.partial-PID.mp4, files.WholeFile) was left beside the output (before that, a video cut off without its
+    index in the output's place). Now the command ends as on Ctrl-C: exit 143, one line, no partial file, the
+    previous output kept."""
+    import signal
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    ply, video = tmp_path / "me.ply", tmp_path / "me.mp4"
+    save_ply(synthetic_avatar(2000), ply)
+    video.write_bytes(b"the previous output")
+    before = set(os.listdir(tmp_path))
+    rc, err = _interrupt(["render", str(ply), "-o", str(video), "--seconds", "600", "--size", "64", "--backend", "cpu"],
+                         lambda: set(os.listdir(tmp_path)) != before, sig=signal.SIGTERM)
+    assert set(os.listdir(tmp_path)) == before, sorted(os.listdir(tmp_path))
+    assert video.read_bytes() == b"the previous output"
+    assert rc == 143, (rc, err[-2000:])
+    assert err.strip().splitlines()[-1:] == ["gaussian-head render: terminated (SIGTERM)"], err[-2000:]
