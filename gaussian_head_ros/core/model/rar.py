@@ -340,11 +340,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     where the referenced frozen backbone lies now, when not at the path recorded at training time; without
     it a folder of the recorded name next to the checkpoint is used when the recorded path is gone (a run's
     checkpoints/ folder moved whole, with the random backbone training wrote there). Either way the
-    file's SHA-256 must be the recorded one."""
+    file's SHA-256 must be the recorded one. Raises ValueError naming the file as `read_checkpoint` does, and
+    when its weights do not fit this code's model (a checkpoint of another version: torch's RuntimeError 'Error(s)
+    in loading state_dict ... Unexpected key(s)' over several lines was a traceback of `gaussian-head reconstruct`)."""
     blob = read_checkpoint(path)
     ref = blob.get("backbone_ref")
-    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], ref,
-                             referenced_backbone(path, ref, backbone_weights))
+    backbone = referenced_backbone(path, ref, backbone_weights)
+    try:
+        model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], ref, backbone)
+    except (RuntimeError, KeyError) as e:  # load_state_dict's missing, unexpected or mis-sized tensors; a key gone
+        why = " ".join(str(e).split()) if isinstance(e, RuntimeError) else f"it lacks {e}"
+        raise ValueError(f"{shown(path)}: its weights do not fit this code's RAR model ({why}): a checkpoint of "
+                         "another version of gaussian_head_ros; use that version or train again") from None
     log.info("loaded RAR %s (step %s, stage %s) from %s", model.cfg.preset, blob.get("step"), blob.get("stage"), path)
     return model.to(device).eval()
 
