@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from gaussian_head_ros import __version__
 
@@ -81,8 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in modules:
         print(f"gaussian-head: '{args.command}' is not available in this build", file=sys.stderr)
         return 2
+    # a SIGTERM (kill, timeout, a supervisor) ends the command as Ctrl-C does, its files being written dropped: it
+    # killed the process there, leaving a .NAME.partial-PID file (cut-off output before files.WholeFile). Not for the
+    # demo, whose ROS nodes handle their signals (rclpy), nor off the main thread (signal handlers live there).
+    previous = None
+    if args.command != "demo" and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(modules[args.command].run(args) or 0)
+    except _Terminated:
+        print(f"gaussian-head {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except ValueError as e:  # bad input: one line a person can act on
         print(f"gaussian-head {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -92,8 +103,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gaussian-head {args.command}: error: {e.strerror or e}: {shown(e.filename or '')}".rstrip(": "),
               file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # exit 130 said nothing; files being written are not left cut short (files.WholeFile)
+        print(f"gaussian-head {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """A SIGTERM, raised where the command is, as KeyboardInterrupt is for SIGINT (past `except Exception`)."""
+
+
+def _terminated(signum, frame):
+    raise _Terminated
 
 
 if __name__ == "__main__":

@@ -494,3 +494,40 @@ def test_an_avatar_message_differing_in_any_field_is_another_avatar():
         msg = avatar_to_msg(avatar)
         change(msg)
         assert avatar_message_key(msg) != avatar_message_key(avatar_to_msg(avatar))
+
+
+def test_an_avatar_save_cut_off_keeps_the_previous_pair(tmp_path, monkeypatch):
+    """save_ply wrote me.ply, then me.driving.npz, each in place: a Ctrl-C (or a full disk) while the driving file
+    was written left the new .ply beside an emptied driving file (load_ply: 'cannot read the driving file ...: No data
+    left in file', neither avatar loads). Now both are written beside them and renamed in when whole: the previous
+    pair loads as it was, and no partial file is left."""
+    old, new = synthetic_avatar(500, seed=1), synthetic_avatar(700, seed=2)
+    path = tmp_path / "me.ply"
+    save_ply(old, path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_ply(new, path)
+    monkeypatch.undo()
+    back = load_ply(path)
+    assert back.num_gaussians == 500 and np.array_equal(back.means, old.means)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz", "me.ply"]
+
+
+def test_an_avatar_save_that_cannot_be_put_in_place_leaves_nothing_and_names_the_file(tmp_path, capsys):
+    """A folder where the driving file goes (me.driving.npz/): save_ply failed at the rename, naming its partial file
+    ('Is a directory: .../.me.driving.npz.partial-123.npz') and leaving it there. Now the error names the driving
+    file, neither file nor part is left, and `gaussian-head reconstruct -o me.ply` says so before the work."""
+    from gaussian_head_ros.cli import main
+
+    (tmp_path / "me.driving.npz").mkdir()
+    with pytest.raises(IsADirectoryError) as e:
+        save_ply(synthetic_avatar(100), tmp_path / "me.ply")
+    assert e.value.filename == str(tmp_path / "me.driving.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz"]
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(tmp_path / "me.ply")]) == 1
+    assert f"driving file {tmp_path / 'me.driving.npz'} is a directory" in capsys.readouterr().err

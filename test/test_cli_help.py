@@ -151,3 +151,176 @@ def test_outputs_that_cannot_be_written_are_said_before_the_work_and_missing_fol
     out = tmp_path / "new" / "deeper" / "c.jsonl"
     assert main(["track", str(shared("driving", "lp_d0.mp4")), "-o", str(out), "--max-frames", "2"]) == 0
     assert len(out.read_text().splitlines()) == 2
+
+
+def _interrupt(argv: list[str], changed, timeout_s: float = 120.0, sig: int | None = None):
+    """Run `gaussian-head ARGV` as a person does, press Ctrl-C (SIGINT; or send `sig`) once `changed()` says it is
+    writing, and return (exit status, stderr)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gaussian_head_ros.cli", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's `&` ignores it
+    deadline = time.monotonic() + timeout_s
+    while not changed() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # well into the writing
+    proc.send_signal(sig or signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_ctrl_c_leaves_the_output_that_was_there_not_a_cut_one(tmp_path):
+    """`gaussian-head render` and `track` wrote into -o as they went: a Ctrl-C exited 130 saying nothing, and left a
+    video cut short (306 of 18000 frames) or a controls file cut off (157 of the clip's lines) in place of the
+    previous one, which a script or make then took as done. Now each is written beside it and renamed into place
+    when whole (files.WholeFile): the previous file stays byte for byte, no partial file is left, and the command
+    says it was interrupted."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from conftest import shared
+
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(2000), ply)
+    video, controls = tmp_path / "me.mp4", tmp_path / "c.jsonl"
+    for out, argv in ((video, ["render", str(ply), "-o", str(video), "--seconds", "600", "--size", "64",
+                               "--backend", "cpu"]),
+                      (controls, ["track", str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), "-o",
+                                  str(controls)])):
+        out.write_bytes(b"the previous output")
+        before = set(os.listdir(tmp_path))
+
+        def changed():
+            return set(os.listdir(tmp_path)) != before or out.read_bytes() != b"the previous output"
+
+        rc, err = _interrupt(argv, changed)
+        assert out.read_bytes() == b"the previous output", (argv[0], out.stat().st_size)
+        assert set(os.listdir(tmp_path)) == before, sorted(os.listdir(tmp_path))
+        assert rc == 130, (argv[0], rc, err[-2000:])
+        assert err.strip().splitlines()[-1:] == [f"gaussian-head {argv[0]}: interrupted (Ctrl-C)"], err[-2000:]
+        assert "Traceback" not in err
+
+
+def test_a_broken_avatar_file_is_named_in_its_error(tmp_path, capsys):
+    """`gaussian-head render` of a cut-off avatar said 'truncated .ply: element vertex is short', and of an ASCII
+    .ply 'only binary_little_endian .ply is supported, this one is ascii 1.0', naming no file (with bench --avatar,
+    or a script rendering several, which one?). load_ply and ply_count now name it first, as it was looked for."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    whole = tmp_path / "whole.ply"
+    save_ply(synthetic_avatar(300), whole)
+    cut, ascii_ply = tmp_path / "cut.ply", tmp_path / "ascii.ply"
+    cut.write_bytes(whole.read_bytes()[:-100])
+    (tmp_path / "cut.driving.npz").write_bytes((tmp_path / "whole.driving.npz").read_bytes())
+    ascii_ply.write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n0\n")
+    out = str(tmp_path / "x.mp4")
+    assert _said(capsys, ["render", str(cut), "-o", out]).endswith(
+        f"error: {cut}: truncated .ply: element vertex is short")
+    assert _said(capsys, ["render", str(ascii_ply), "-o", out]).endswith(
+        f"error: {ascii_ply}: only binary_little_endian .ply is supported, this one is ascii 1.0")
+    assert _said(capsys, ["bench", "--avatar", str(cut), "--backend", "cpu", "--seconds", "0.1"]).endswith(
+        f"error: {cut}: truncated .ply: element vertex is short")
+
+
+def test_render_options_that_would_do_nothing_are_refused_before_the_work(tmp_path, capsys):
+    """`render --controls c.jsonl --seconds 3` drew every control line (the --seconds dropped), `--fov 60` under
+    the default --framing head drew the head framing, and `--framing fov --head-fill 0.5` the fov one, each without
+    a word: a user asking for a 3 s clip or a wider view got neither and was not told. Each pair is refused, naming
+    both options (exit 1, before the avatar is read: here it does not exist); each alone still renders."""
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    controls, missing = _controls_file(tmp_path / "c.jsonl"), str(tmp_path / "not_read.ply")
+    out = str(tmp_path / "x.mp4")
+    for extra, said in ((["--controls", str(controls), "--seconds", "3"],
+                         "--seconds 3 is the idle animation's length; with --controls the video has one frame per "
+                         "control line"),
+                        (["--fov", "60"], "--fov 60 does nothing with --framing head (the default"),
+                        (["--framing", "fov", "--head-fill", "0.5"],
+                         "--head-fill 0.5 does nothing with --framing fov")):
+        assert said in _said(capsys, ["render", missing, "-o", out, *extra]), extra
+    assert said in _said(capsys, ["bench", "--framing", "fov", "--head-fill", "0.5", "--backend", "cpu"])
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(500), ply)
+    for extra in (["--controls", str(controls)], ["--seconds", "0.1"], ["--seconds", "0.1", "--framing", "fov",
+                  "--fov", "60"], ["--seconds", "0.1", "--head-fill", "0.5"]):
+        assert main(["render", str(ply), "-o", out, "--size", "32", "--backend", "cpu", *extra]) == 0, extra
+
+
+def test_track_does_not_write_its_controls_over_a_video_photo_or_avatar(tmp_path, capsys):
+    """`track clip.mp4 -o clip.mp4` wrote its controls over the clip it tracked, and `track clip.mp4 -o me.ply` over
+    the avatar (its me.driving.npz left beside a controls file): a slip of the -o lost a file the user had. An
+    existing file that is something else (files.kind) is refused before the clip is opened, and kept; a controls
+    file is overwritten as before."""
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from conftest import shared
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(shared("driving", "lp_d18.mp4").read_bytes())
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(200), ply)
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(shared("portraits", "lp_d8_man_glasses.jpg").read_bytes())
+    for out, what in ((clip, "a video (MP4/MOV)"), (ply, "an avatar .ply"), (photo, "a JPEG photo"),
+                      (tmp_path / "me.driving.npz", "an avatar's driving file (.driving.npz)")):
+        before = out.read_bytes()
+        said = _said(capsys, ["track", str(clip), "-o", str(out), "--max-frames", "2"])
+        assert said.endswith(f"error: -o/--output {out} is {what}: writing a controls file (FaceControl JSON lines, "
+                             "what `gaussian-head track` writes) over it would lose it; name another file "
+                             "(controls.jsonl)"), said
+        assert out.read_bytes() == before
+    controls = tmp_path / "c.jsonl"
+    for _ in range(2):  # made, then overwritten
+        assert main(["track", str(clip), "-o", str(controls), "--max-frames", "2"]) == 0
+        assert len(controls.read_text().splitlines()) == 2
+
+
+def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, capsys):
+    """`reconstruct --backend rar --option checkpoint=me.ply` (an avatar where the model goes) ended in torch's
+    RuntimeError traceback, 'mmap can only be used with files saved with torch.save(...)'. Now it is one line naming
+    the file and what it is (model.rar.read_checkpoint), as for a file of text and an empty one."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from conftest import shared
+
+    ply, text, empty = tmp_path / "me.ply", tmp_path / "model.pt", tmp_path / "empty.pt"
+    save_ply(synthetic_avatar(200), ply)
+    text.write_text("not a model\n")
+    empty.write_bytes(b"")
+    photo = str(shared("portraits", "lp_d8_man_glasses.jpg"))
+    for path, why in ((ply, "an avatar .ply, not a torch.save file"),
+                      (text, "not a torch.save file: torch saves a zip archive"),
+                      (empty, "empty (0 bytes), not a torch.save file")):
+        said = _said(capsys, ["reconstruct", photo, "-o", str(tmp_path / "x.ply"), "--backend", "rar", "--option",
+                              f"checkpoint={path}"])
+        assert said.endswith(f"error: {path} is not a gaussian_head_ros RAR checkpoint ({why}; train one with "
+                             "'gaussian-head train')"), said
+
+
+def test_a_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
+    """A SIGTERM (kill, `timeout`, a supervisor) killed `gaussian-head render` where it was: its partial file
+    (.me.mp4.partial-PID.mp4, files.WholeFile) was left beside the output (before that, a video cut off without its
+    index in the output's place). Now the command ends as on Ctrl-C: exit 143, one line, no partial file, the
+    previous output kept."""
+    import signal
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    ply, video = tmp_path / "me.ply", tmp_path / "me.mp4"
+    save_ply(synthetic_avatar(2000), ply)
+    video.write_bytes(b"the previous output")
+    before = set(os.listdir(tmp_path))
+    rc, err = _interrupt(["render", str(ply), "-o", str(video), "--seconds", "600", "--size", "64", "--backend", "cpu"],
+                         lambda: set(os.listdir(tmp_path)) != before, sig=signal.SIGTERM)
+    assert set(os.listdir(tmp_path)) == before, sorted(os.listdir(tmp_path))
+    assert video.read_bytes() == b"the previous output"
+    assert rc == 143, (rc, err[-2000:])
+    assert err.strip().splitlines()[-1:] == ["gaussian-head render: terminated (SIGTERM)"], err[-2000:]

@@ -1254,8 +1254,9 @@ def test_track_command_writes_jsonl(tmp_path):
 def test_track_says_how_many_frames_had_no_face(tmp_path, capsys, caplog):
     """`gaussian-head track` on a clip with no face in it wrote a 'no face' line for every frame and exited 0, saying
     only 'face found in 0 (0.0%)' beside its timing: a script went on to render an avatar that never moved. Now no
-    face at all is an error (exit 1, naming the clip) and a clip whose face leaves is warned about: how many frames,
-    their share and when the first was (tracking.no_face_note). lp_d0's first 16 frames, then 8 grey ones."""
+    face at all is an error (exit 1, naming the clip; the -o file is not written, what was there stays) and a clip
+    whose face leaves is warned about: how many frames, their share and when the first was (tracking.no_face_note).
+    lp_d0's first 16 frames, then 8 grey ones."""
     from gaussian_head_ros.cli import main
 
     frames = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=16)
@@ -1266,9 +1267,14 @@ def test_track_says_how_many_frames_had_no_face(tmp_path, capsys, caplog):
             writer.write(frames[i].rgb[..., ::-1].copy() if i < n_face else np.full((h, w, 3), 90, np.uint8))
         writer.release()
     capsys.readouterr()
+    (tmp_path / "e.jsonl").write_text("the previous controls\n")
     assert main(["track", str(tmp_path / "empty.mp4"), "-o", str(tmp_path / "e.jsonl")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert f"error: no face was found in any of the 24 frames of {tmp_path / 'empty.mp4'}" in err[-1], err
+    # refused, and not written (it was, beside the exit 1: 24 'no face' lines over the file that was there)
+    assert err[-1].endswith(f"; {tmp_path / 'e.jsonl'} is not written"), err
+    assert (tmp_path / "e.jsonl").read_text() == "the previous controls\n"
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     caplog.clear()
     assert main(["track", str(tmp_path / "leaves.mp4"), "-o", str(tmp_path / "l.jsonl")]) == 0
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -58,6 +59,36 @@ def test_config_errors_are_actionable(tmp_path):
     assert model_config(cfg).generator.num_face == 500 and model_config(cfg).generator.num_head == 1000
     with pytest.raises(ValueError, match="unknown model.generator key"):
         model_config(config_from_dict({"model": {"generator": {"faces": 1}}}))
+
+
+def test_config_values_of_the_wrong_kind_are_refused_and_numbers_read_as_text_taken(tmp_path):
+    """`train --dry-run --set stages.0.steps=abc` ('check the config') printed steps "abc" and exit 0, and `--set
+    stages.0.lr=3e-4` an lr of "3e-4" (PyYAML reads 3e-4 as a string): each failed only once training started.
+    A value of another kind is refused naming its field; a number written as text is taken as one. A config file
+    that is no text, or no valid YAML, is one line naming it (it was "'utf-8' codec can't decode byte 0xbc in
+    position 1533", or YAML's message over four lines)."""
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"preset": "tiny"}))
+    for override, said in (("stages.0.steps=abc", "stages[0].steps must be an integer, got 'abc'"),
+                           ("stages.0.steps=2.5", "stages[0].steps must be an integer, got 2.5"),
+                           ("seed=1.5", "seed must be an integer, got 1.5"),
+                           ("amp=1", "amp must be true or false, got 1"),
+                           ("loss.l1=lots", "loss.l1 must be a number, got 'lots'")):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            load_config(p, [override])
+    cfg = load_config(p, ["stages.0.lr=3e-4", "stages.0.steps=1e3", "background=1"])
+    assert cfg.stages[0].lr == 3e-4 and cfg.stages[0].steps == 1000 and isinstance(cfg.stages[0].steps, int)
+    assert cfg.background == 1.0
+    binary = tmp_path / "me.ply"
+    binary.write_bytes(b"ply\nformat binary_little_endian 1.0\n" + bytes(range(256)))
+    with pytest.raises(ValueError, match=re.escape(f"training config {binary} is an avatar .ply: give a YAML or JSON")):
+        load_config(binary)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1,\n")
+    with pytest.raises(ValueError) as e:
+        load_config(broken)
+    assert str(e.value).startswith(f"training config {broken} is not valid YAML (line 2, column 1: ")
+    assert "\n" not in str(e.value)
 
 
 def test_losses(tmp_path, caplog):

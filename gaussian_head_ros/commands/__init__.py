@@ -52,9 +52,19 @@ def framing_arguments(p) -> None:
                    help="head: the view sized and placed by the avatar's own head (hair and ears, turned yaw +-35, "
                         "pitch +-20) to fill --head-fill of the frame, centred on it; fov: --fov for any avatar "
                         f"(render_node's framing parameter, core/display.py; default {default})")
-    p.add_argument("--head-fill", type=float_range(lo, hi), default=fill,
+    p.add_argument("--head-fill", type=float_range(lo, hi), default=None,  # None: not given (framing_of)
                    help=f"with --framing head: the share of the frame (its tighter direction) the head's box fills "
                         f"({lo:g}..{hi:g}, default {fill:g})")
+
+
+def framing_of(args) -> tuple[str, float]:
+    """(framing, head fill) of `framing_arguments`' options, the fill's default filled in. Raises ValueError for
+    --head-fill with --framing fov, where it does nothing: `render --framing fov --head-fill 0.5` drew the fov
+    framing without a word about the option it left unused (cli37, s37)."""
+    if args.framing == "fov" and args.head_fill is not None:
+        raise ValueError(f"--head-fill {args.head_fill:g} does nothing with --framing fov (--fov sets that view); "
+                         "leave out one of them")
+    return args.framing, FRAMING_ARGS[1][2] if args.head_fill is None else args.head_fill
 
 
 # file name endings OpenCV's VideoWriter writes with the mp4v codec (checked: .webm and anything else fail to open)

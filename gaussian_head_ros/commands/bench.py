@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from gaussian_head_ros.commands import IMAGE_SIZES, framing_arguments, int_range
+from gaussian_head_ros.commands import IMAGE_SIZES, framing_arguments, framing_of, int_range
 
 SCENES = ("synthetic", "face")
 
@@ -228,7 +228,7 @@ def run(args) -> int:
     torch_threads = torch.get_num_threads()
     try:
         rows = measure(backends, args.size, args.gaussians, threads, args.scene, args.seconds, args.avatar,
-                       args.stages, args.device, (args.framing, args.head_fill))
+                       args.stages, args.device, framing_of(args))
     finally:
         torch.set_num_threads(torch_threads)
     if args.json:

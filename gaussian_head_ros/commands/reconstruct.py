@@ -57,7 +57,7 @@ def add_arguments(p):
 def run(args) -> int:
     from pathlib import Path
 
-    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.avatar import driving_path, save_ply
     from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct import check_options, get_reconstructor
@@ -70,6 +70,7 @@ def run(args) -> int:
         options["max_pixels"] = args.max_pixels
     check_options(args.backend, **options)  # an unknown or bad option said before the photo is decoded
     check_writable(args.output, "-o/--output", example="me.ply")  # where the avatar and the preview go, checked
+    check_writable(driving_path(args.output), "-o/--output's driving file")  # written beside it: a folder there
     if args.preview:  # before the work: '--preview a_file' failed with 'File exists' after the reconstruction
         check_writable(args.preview, "--preview", directory=True)
     limit = int(options.get("max_pixels", 40_000_000))

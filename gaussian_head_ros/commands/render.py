@@ -14,9 +14,13 @@ import logging
 import time
 from pathlib import Path
 
-from gaussian_head_ros.commands import IMAGE_SIZES, float_range, framing_arguments, int_range, video_output
+from gaussian_head_ros.commands import (IMAGE_SIZES, float_range, framing_arguments, framing_of, int_range,
+                                        video_output)
 
 log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 5.0  # [s] the idle animation's length without --controls
+FOV_DEG = 30.0  # [deg] --framing fov's field of view
 
 
 def add_arguments(p):
@@ -31,14 +35,14 @@ def add_arguments(p):
     # the ranges of render_node's fps, fov_deg and distance_m parameters
     p.add_argument("--fps", type=float_range(1.0, 240.0), default=None,
                    help="frame rate, 1..240 (default: from the control stamps, else 30)")
-    p.add_argument("--seconds", type=float_range(0.1), default=5.0,
-                   help="length of the idle animation without --controls (at least 0.1)")
+    p.add_argument("--seconds", type=float_range(0.1), default=None,  # None: not given (run)
+                   help=f"length of the idle animation without --controls (at least 0.1) (default: {IDLE_SECONDS})")
     p.add_argument("--backend", default="auto", help="rasterizer: auto, cpu, torch, gsplat")
     p.add_argument("--lighting", default="captured", help="captured, studio, soft, dramatic or warm")
     framing_arguments(p)
-    p.add_argument("--fov", type=float_range(5.0, 120.0), default=30.0,
+    p.add_argument("--fov", type=float_range(5.0, 120.0), default=None,  # None: not given (run)
                    help="with --framing fov: field of view across the frame's shorter side (vertical on a square or "
-                        "landscape frame), degrees (5..120)")
+                        f"landscape frame), degrees (5..120) (default: {FOV_DEG})")
     p.add_argument("--distance", type=float_range(0.1, 10.0), default=0.6,
                    help="camera distance from the head centre, metres (0.1..10)")
     p.add_argument("--background", type=float_range(0.0, 1.0), nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"),
@@ -138,6 +142,14 @@ def run(args) -> int:
     from gaussian_head_ros.core.render import get_renderer, head_viewmat
     from gaussian_head_ros.core.video import VideoWriter
 
+    # options that would do nothing, said before any work: they were dropped without a word (cli37, s37)
+    if args.controls and args.seconds is not None:
+        raise ValueError(f"--seconds {args.seconds:g} is the idle animation's length; with --controls the video has "
+                         "one frame per control line (trim the controls file for a shorter one): leave out one of them")
+    framing, head_fill = framing_of(args)
+    if framing == "head" and args.fov is not None:
+        raise ValueError(f"--fov {args.fov:g} does nothing with --framing head (the default: the view is sized by the "
+                         "avatar's head, --head-fill): add --framing fov to set the field of view")
     if not Path(args.avatar).is_file():
         raise ValueError(f"avatar {shown(args.avatar)} not found")
     swapped = swapped_inputs(args.avatar, args.controls, args.output)
@@ -158,10 +170,10 @@ def run(args) -> int:
     else:
         fps = args.fps or 30.0
         idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
-        controls = [idle.control(i / fps) for i in range(max(1, int(round(args.seconds * fps))))]
+        controls = [idle.control(i / fps) for i in range(max(1, int(round((args.seconds or IDLE_SECONDS) * fps))))]
         count = len(controls)
     w, h = args.width or args.size, args.height or args.size
-    k = AvatarFraming.from_avatar(avatar).intrinsics(args.framing, args.fov, w, h, args.distance, args.head_fill)
+    k = AvatarFraming.from_avatar(avatar).intrinsics(framing, args.fov or FOV_DEG, w, h, args.distance, head_fill)
     view = head_viewmat(args.distance)
     out = Path(args.output)
     times = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -30,12 +31,11 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from gaussian_head_ros.core.files import check_writable, shown
+    from gaussian_head_ros.core.files import CONTROLS, WholeFile, check_writable, shown
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig, no_face_note
     from gaussian_head_ros.core.video import VideoSource, is_camera
 
+    source_name = shown(args.video) if not is_camera(args.video) else f"camera {args.video}"
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be at least 1")
     if is_camera(args.video) and args.max_frames is None:
@@ -45,14 +45,13 @@ def run(args) -> int:
                            smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta,
                            d_cutoff=args.d_cutoff, fov_deg=args.fov)
     config.validate()
-    if args.output != "-":  # before the video and the model are opened; its directory is made, as reconstruct's
-        Path(check_writable(args.output, "-o/--output", example="controls.jsonl")).parent.mkdir(parents=True,
-                                                                                               exist_ok=True)
+    if args.output != "-":  # before the video and the model are opened (WholeFile makes its directory, as reconstruct)
+        check_writable(args.output, "-o/--output", example="controls.jsonl", writes=CONTROLS)
     n = found = upside_down = 0
     busy, first_ns, first_missing_s = 0.0, None, None
-    with VideoSource(args.video) as src, FaceTracker(config) as tracker:
-        out = sys.stdout if args.output == "-" else open(args.output, "w")
-        try:
+    whole = None if args.output == "-" else WholeFile(args.output)  # the file appears when whole (Ctrl-C: not)
+    with VideoSource(args.video) as src, FaceTracker(config) as tracker, whole or contextlib.nullcontext():
+        with (open(whole.part, "w") if whole else contextlib.nullcontext(sys.stdout)) as out:
             for frame in src:
                 t0 = time.perf_counter()
                 control = tracker.process(frame.rgb, frame.stamp_ns)
@@ -68,17 +67,14 @@ def run(args) -> int:
                     first_missing_s = (frame.stamp_ns - first_ns) / 1e9
                 if args.max_frames is not None and n >= args.max_frames:
                     break
-        finally:
-            if out is not sys.stdout:
-                out.close()
-    if n == 0:
-        raise ValueError(f"no frames could be read from {shown(args.video)}")
+        # inside `whole`: a refusal leaves no file (what was at -o before stays)
+        if n == 0:
+            raise ValueError(f"no frames could be read from {shown(args.video)}")
+        note = no_face_note(n, found, source_name, first_missing_s)
+        if found == 0:
+            raise ValueError(note + (f"; {shown(args.output)} is not written" if whole else ""))
     print(f"{n} frames, face found in {found} ({100.0 * found / n:.1f}%), {1000.0 * busy / n:.1f} ms/frame"
           f"{', blendshapes from ' + args.model if args.model else ''} -> {args.output}", file=sys.stderr)
-    note = no_face_note(n, found, shown(args.video) if not is_camera(args.video) else f"camera {args.video}",
-                        first_missing_s)
-    if found == 0:
-        raise ValueError(note)
     if note:
         log.warning("%s", note)
     if upside_down:  # a camera mounted upside down: the controls make the avatar grimace (tracker_node says it too)

@@ -18,6 +18,7 @@ in `gaussian_fields(0)` order, binding columns included; the SH bands above 0 sp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -457,7 +458,9 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
       the wrinkle map (format 2; empty when the avatar has none), the photo's rest brow shift (format 3),
       metadata (operator_id, reconstructor, true
       SH degree) and a checksum of the means tying it to me.ply.
-    `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid."""
+    Both appear together, whole, or neither (files.WholeFile: a Ctrl-C or a full disk while writing leaves the files
+    that were there). `load_ply(path)` reads both back bit-exactly. Raises ValueError when the avatar is invalid,
+    OSError when a file cannot be written."""
     avatar.validate()
     path = Path(path)
     n = avatar.num_gaussians
@@ -465,23 +468,26 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
     table = avatar.table(VIEWER_SH_DEGREE)[:, :len(names)].astype("<f4")  # the binding columns are the last ones
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     header += [f"property float {c}" for c in names] + ["end_header"]
-    with open(path, "wb") as fh:
-        fh.write(("\n".join(header) + "\n").encode("ascii"))
-        fh.write(np.ascontiguousarray(table).tobytes())
     cam = avatar.source_camera
     side = driving_path(path)
-    with open(side, "wb") as fh:
-        np.savez(fh, metadata=np.array(json.dumps(avatar.metadata())), means_crc32=np.uint32(_crc(avatar.means)),
-                 part=avatar.part.astype(np.uint8), face_id=avatar.face_id.astype(np.int32),
-                 bary=avatar.bary.astype(np.float32), template_vertices=avatar.template_vertices.astype(np.float32),
-                 template_faces=avatar.template_faces.astype(np.int32),
-                 expression_basis=avatar.expression_basis.astype(np.float32),
-                 lighting_sh=avatar.lighting_sh.astype(np.float32).reshape(-1, 3),
-                 source_camera=cam.to_array() if cam else np.zeros(0, np.float32),
-                 source_size=np.asarray(cam.size if cam else (0, 0), np.uint32),
-                 wrinkle_rows=avatar.wrinkle_rows.astype(np.uint32), wrinkle_rgb=avatar.wrinkle_rgb.astype(np.float32),
-                 wrinkle_expression=avatar.wrinkle_expression.astype(np.float32).reshape(-1, 3),
-                 rest_brow_shift=np.asarray(avatar.rest_brow_shift, np.float32))
+    ply_file, side_file = files.WholeFile(path), files.WholeFile(side)  # both appear, or neither (Ctrl-C, a full disk)
+    with ply_file, side_file:
+        with open(ply_file.part, "wb") as fh:
+            fh.write(("\n".join(header) + "\n").encode("ascii"))
+            fh.write(np.ascontiguousarray(table).tobytes())
+        with open(side_file.part, "wb") as fh:
+            np.savez(fh, metadata=np.array(json.dumps(avatar.metadata())), means_crc32=np.uint32(_crc(avatar.means)),
+                     part=avatar.part.astype(np.uint8), face_id=avatar.face_id.astype(np.int32),
+                     bary=avatar.bary.astype(np.float32), template_vertices=avatar.template_vertices.astype(np.float32),
+                     template_faces=avatar.template_faces.astype(np.int32),
+                     expression_basis=avatar.expression_basis.astype(np.float32),
+                     lighting_sh=avatar.lighting_sh.astype(np.float32).reshape(-1, 3),
+                     source_camera=cam.to_array() if cam else np.zeros(0, np.float32),
+                     source_size=np.asarray(cam.size if cam else (0, 0), np.uint32),
+                     wrinkle_rows=avatar.wrinkle_rows.astype(np.uint32),
+                     wrinkle_rgb=avatar.wrinkle_rgb.astype(np.float32),
+                     wrinkle_expression=avatar.wrinkle_expression.astype(np.float32).reshape(-1, 3),
+                     rest_brow_shift=np.asarray(avatar.rest_brow_shift, np.float32))
     return [path, side]
 
 
@@ -489,6 +495,23 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
 _PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "<i2", "int16": "<i2",
               "ushort": "<u2", "uint16": "<u2", "int": "<i4", "int32": "<i4", "uint": "<u4", "uint32": "<u4",
               "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
+
+
+class _NotAPly(ValueError):
+    """A file given as an avatar that is no .ply: its message names the file and what it is (`_not_a_ply`)."""
+
+
+@contextlib.contextmanager
+def _naming(path: str | Path):
+    """Re-raise a ValueError from reading the avatar file `path` with the file named first (`/home/op/me.ply:
+    truncated .ply: ...`): `gaussian-head render` said 'truncated .ply: element vertex is short', 'only
+    binary_little_endian .ply is supported, this one is ascii 1.0' without saying which file (cli37, s37)."""
+    try:
+        yield
+    except _NotAPly:
+        raise
+    except ValueError as e:
+        raise ValueError(f"{files.shown(path)}: {e}") from None
 
 
 def _not_a_ply(head: bytes, path: str | Path = "") -> str:
@@ -523,7 +546,7 @@ def _parse_header(fh) -> tuple[list, dict]:
     first = fh.readline()
     if not is_ply(first):
         head = first[:files.HEAD_BYTES]
-        raise ValueError(_not_a_ply(head + fh.read(max(0, files.HEAD_BYTES - len(head))), getattr(fh, "name", "")))
+        raise _NotAPly(_not_a_ply(head + fh.read(max(0, files.HEAD_BYTES - len(head))), getattr(fh, "name", "")))
     elements, meta = [], {}
     while True:
         raw = fh.readline()
@@ -558,11 +581,11 @@ def ply_count(path: str | Path) -> int:
     """The Gaussians an avatar .ply holds (its header's vertex count), read from the header only (a 3DGS scene of
     millions of splats is not loaded to be counted). Raises ValueError for a file that is not a binary little-endian
     .ply or has no vertex element, OSError when it cannot be read."""
-    with open(path, "rb") as fh:
+    with _naming(path), open(path, "rb") as fh:
         elements, _ = _parse_header(fh)
-    counts = [el["count"] for el in elements if el["name"] == "vertex"]
-    if not counts:
-        raise ValueError(".ply has no vertex element")
+        counts = [el["count"] for el in elements if el["name"] == "vertex"]
+        if not counts:
+            raise ValueError(".ply has no vertex element")
     return counts[0]
 
 
@@ -584,8 +607,13 @@ def load_ply(path: str | Path) -> GaussianAvatar:
     earlier single-file format, or any binary little-endian 3DGS .ply (then every Gaussian is static, and
     a warning says so). The avatar is validated. Raises ValueError saying what is wrong (not a .ply,
     truncated or counting more rows than it holds, a non-float Gaussian column with its name and type, non-finite
-    splats and how many, a driving file that is not a zip of `save_ply`'s arrays or belongs to another avatar)."""
-    path = Path(path)
+    splats and how many, a driving file that is not a zip of `save_ply`'s arrays or belongs to another avatar), the
+    file named first (`/home/op/me.ply: truncated .ply: ...`; a file that is no .ply is named as what it is)."""
+    with _naming(path):
+        return _load_ply(Path(path))
+
+
+def _load_ply(path: Path) -> GaussianAvatar:
     with open(path, "rb") as fh:
         elements, meta = _parse_header(fh)
         left = os.fstat(fh.fileno()).st_size - fh.tell()  # bytes after the header

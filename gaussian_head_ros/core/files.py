@@ -81,13 +81,17 @@ def file_kind(path: str | os.PathLike) -> str | None:
         return None
 
 
-def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "") -> str:
+def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "",
+                   writes: str = "") -> str:
     """Raise ValueError saying why `path` (`~` expanded) cannot be written as `what` (the option or parameter, e.g.
     '-o', '--preview', 'cache_path'): a file to write that is a directory (`example`: a file name to suggest in it), a
     directory to write in that is a file, a place below a file, or below a directory this process cannot write in
     (a read-only file system said so). A stat per ancestor, nothing written; missing directories count as made
-    (the writer makes them). Returns the absolute path. What `gaussian-head` checks its outputs with before any
-    work: `reconstruct --preview a_file` failed with 'File exists: a_file' after the whole reconstruction."""
+    (the writer makes them). `writes`: the kind of file written (CONTROLS, ...): an existing file that `kind` names as
+    another (a video, a photo, an avatar) is refused, not overwritten: `track clip.mp4 -o clip.mp4` wrote its controls
+    over the clip, and `track clip.mp4 -o me.ply` over the avatar (cli37, s37). Returns the absolute path. What
+    `gaussian-head` checks its outputs with before any work: `reconstruct --preview a_file` failed with 'File exists:
+    a_file' after the whole reconstruction."""
     import errno
 
     full = shown(path)
@@ -104,6 +108,10 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
         read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
         raise ValueError(f"{what} {full}: cannot write in {above} ("
                          f"{'a read-only file system: name a ' + ('directory' if directory else 'file') + ' on a writable one' if read_only else os.strerror(errno.EACCES).lower()})")
+    there = file_kind(full) if writes and os.path.isfile(full) else None
+    if there not in (None, writes):
+        raise ValueError(f"{what} {full} is {there}: writing {writes} over it would lose it; name another file"
+                         + (f" ({example})" if example else ""))
     return full
 
 
@@ -117,3 +125,45 @@ def _ancestors(full: str, directory: bool):
         if os.path.dirname(parent) == parent:
             return
         parent = os.path.dirname(parent)
+
+
+class WholeFile:
+    """A file that appears at `path` whole or not at all: the writer writes `part` (`.NAME.partial-PID.EXT` beside
+    `path`, same directory and extension, so an encoder that goes by the extension picks the same format), and
+    `commit()` renames it over `path` (os.replace: atomic on one file system); `discard()`, or leaving a `with` block
+    by an exception (Ctrl-C included), deletes it and leaves what was at `path` before. Before, `gaussian-head render`
+    and `track` wrote into `path` as they went: a Ctrl-C (exit 130, nothing said) left a video cut short or a controls
+    file cut off in place of the previous one, and `track` of a clip with no face exited 1 beside the file it had
+    written. Its directory is made when missing. `path` may be str or PathLike; `part` is a str."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = shown(path)
+        folder, name = os.path.split(self.path)
+        self.part = os.path.join(folder, f".{name}.partial-{os.getpid()}{os.path.splitext(name)[1]}")
+        os.makedirs(folder, exist_ok=True)
+
+    def commit(self) -> None:
+        """Rename the written part over `path` (idempotent once done). Raises OSError naming `path` when it cannot
+        (`path` a directory), the part deleted."""
+        if os.path.exists(self.part):
+            try:
+                os.replace(self.part, self.path)
+            except OSError as e:  # said as the part's name, and the part was left beside it
+                self.discard()
+                raise OSError(e.errno, e.strerror, self.path) from None
+
+    def discard(self) -> None:
+        """Delete the written part, if any; `path` keeps what it held."""
+        try:
+            os.unlink(self.part)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()

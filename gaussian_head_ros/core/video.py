@@ -31,7 +31,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.files import shown
+from gaussian_head_ros.core.files import WholeFile, shown
 
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 
@@ -367,12 +367,15 @@ def read_frames(path: str, max_frames: int | None = None) -> list[VideoFrame]:
 class VideoWriter:
     """An mp4 (MPEG-4 Part 2, OpenCV's mp4v) of [H, W, 3] uint8 RGB frames, the one video writer of the package
     (`gaussian-head render`, the evaluation's side-by-side, the demo's recording). Opened at the first frame,
-    whose size (cropped to even numbers for the encoder) holds for the whole file; its directory is made.
+    whose size (cropped to even numbers for the encoder) holds for the whole file; its directory is made. The file
+    appears at `path` when closed (files.WholeFile): leaving a `with` block by an exception (Ctrl-C included)
+    deletes what was written and keeps what `path` held before; `close()` outside one keeps what was written.
     `write` raises ValueError when the file cannot be opened for writing or a frame's size differs."""
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path, self.fps = str(path), float(fps) if fps and fps > 0 else 25.0
         self._writer = None
+        self._file = None  # files.WholeFile once opened
         self._size = None  # (H, W) of the file
         self.frames = 0  # written so far
 
@@ -381,32 +384,43 @@ class VideoWriter:
         be opened or the size differs from the first frame's."""
         rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]
         if self._writer is None:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (rgb.shape[1], rgb.shape[0]))
+            try:
+                whole = WholeFile(self.path)  # makes the directory
+            except OSError as e:
+                raise ValueError(f"cannot write video {self.path!r}: {e.strerror or e}") from None
+            writer = cv2.VideoWriter(whole.part, cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                     (rgb.shape[1], rgb.shape[0]))
             if not writer.isOpened():
                 try:  # the system's reason, when it is the file: a place it cannot be written was said as a missing
-                    with open(self.path, "ab"):  # encoder (user26, s26: -o /proc/r.mp4)
+                    with open(whole.part, "ab"):  # encoder (user26, s26: -o /proc/r.mp4)
                         pass
                 except OSError as e:
                     raise ValueError(f"cannot write video {self.path!r}: {e.strerror or e}") from None
+                finally:
+                    whole.discard()
                 raise ValueError(f"cannot write video {self.path!r} (no mp4v encoder in this OpenCV?)")
-            self._writer, self._size = writer, rgb.shape[:2]
+            self._writer, self._file, self._size = writer, whole, rgb.shape[:2]
         if rgb.shape[:2] != self._size:
             raise ValueError(f"frame of size {rgb.shape[:2]} after {self._size}: sizes must not change")
         self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
         self.frames += 1
 
-    def close(self) -> None:
-        """Finish the file (idempotent)."""
+    def close(self, keep: bool = True) -> None:
+        """Finish the file and put it at `path` (idempotent); `keep=False`: delete what was written instead, `path`
+        keeps what it held. Raises OSError when the finished file cannot be renamed into place."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            if keep:
+                self._file.commit()
+            else:
+                self._file.discard()
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        self.close(keep=exc_type is None)
 
 
 class SideBySideWriter(VideoWriter):

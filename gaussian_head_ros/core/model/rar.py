@@ -24,6 +24,8 @@ Checkpoint format (`save_checkpoint` / `load_checkpoint`, a `torch.save` dict, d
 from __future__ import annotations
 
 import logging
+import pickle
+import zipfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
-from gaussian_head_ros.core.files import shown
+from gaussian_head_ros.core.files import file_kind, shown
 from gaussian_head_ros.core.avatar import PART_MOUTH, GaussianAvatar, SourceCamera, rgb_to_sh_dc, sh_zonal
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, build_backbone, load_pretrained, load_referenced,
@@ -278,13 +280,23 @@ def save_checkpoint(path: str | Path, model: RARModel, step: int = 0, stage: str
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict, checked for our format."""
+    """The raw checkpoint dict, checked for our format. Raises ValueError naming the file when it is missing, no
+    torch.save file (what it is instead when files.kind says: `--option checkpoint=me.ply` ended in torch's
+    RuntimeError traceback 'mmap can only be used with files saved with torch.save(...)', cli37), not ours, or
+    newer than this code."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"RAR checkpoint {shown(path)} not found")
-    blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    not_ours = f"{shown(path)} is not a gaussian_head_ros RAR checkpoint"
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as e:  # not a torch.save zip, or one holding objects
+        what = file_kind(path) or ("empty (0 bytes)" if path.stat().st_size == 0 else None)
+        why = (f"{what}, not a torch.save file" if what else f"torch cannot load it: {e}" if zipfile.is_zipfile(path)
+               else "not a torch.save file: torch saves a zip archive")
+        raise ValueError(f"{not_ours} ({why}; train one with 'gaussian-head train')") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a gaussian_head_ros RAR checkpoint (train one with 'gaussian-head train')")
+        raise ValueError(f"{not_ours} (train one with 'gaussian-head train')")
     if blob.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(f"{path} has checkpoint version {blob['version']}, newer than this code ({CHECKPOINT_VERSION})")
     return blob
@@ -328,11 +340,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     where the referenced frozen backbone lies now, when not at the path recorded at training time; without
     it a folder of the recorded name next to the checkpoint is used when the recorded path is gone (a run's
     checkpoints/ folder moved whole, with the random backbone training wrote there). Either way the
-    file's SHA-256 must be the recorded one."""
+    file's SHA-256 must be the recorded one. Raises ValueError naming the file as `read_checkpoint` does, and
+    when its weights do not fit this code's model (a checkpoint of another version: torch's RuntimeError 'Error(s)
+    in loading state_dict ... Unexpected key(s)' over several lines was a traceback of `gaussian-head reconstruct`)."""
     blob = read_checkpoint(path)
     ref = blob.get("backbone_ref")
-    model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], ref,
-                             referenced_backbone(path, ref, backbone_weights))
+    backbone = referenced_backbone(path, ref, backbone_weights)
+    try:
+        model = model_from_state(RARConfig.from_dict(blob["config"]), blob["model"], ref, backbone)
+    except (RuntimeError, KeyError) as e:  # load_state_dict's missing, unexpected or mis-sized tensors; a key gone
+        why = " ".join(str(e).split()) if isinstance(e, RuntimeError) else f"it lacks {e}"
+        raise ValueError(f"{shown(path)}: its weights do not fit this code's RAR model ({why}): a checkpoint of "
+                         "another version of gaussian_head_ros; use that version or train again") from None
     log.info("loaded RAR %s (step %s, stage %s) from %s", model.cfg.preset, blob.get("step"), blob.get("stage"), path)
     return model.to(device).eval()
 

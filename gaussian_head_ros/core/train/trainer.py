@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gaussian_head_ros.core.files import file_kind, shown
 from gaussian_head_ros.core.memory import peak_rss_mb
 from gaussian_head_ros.core.model.backbone import save_backbone
 from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, model_from_state, preset_config,
@@ -92,8 +93,36 @@ def _build(cls, values: dict, where: str):
             v = tuple(_build(StageConfig, s, f"stages[{i}]") for i, s in enumerate(v))
         elif k == "crop_center_m":
             v = tuple(v)
+        else:
+            v = _typed(v, known[k].default, f"{where}.{k}" if where != "top-level" else k)
         kw[k] = v
     return cls(**kw)
+
+
+def _typed(value, default, name: str):
+    """`value` as the kind of its field's `default` (bool, int or float; other fields as given). A number YAML reads as
+    a string (PyYAML takes `3e-4` and `1e4` for strings: `--set stages.0.lr=3e-4`) is converted; an integer field
+    takes a whole number only. Raises ValueError naming the field otherwise: `--set stages.0.steps=abc` passed
+    `train --dry-run` ('check the config') and failed in the first stage (cli37, s37)."""
+    kind = type(default)
+    if kind not in (bool, int, float):
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number):
+        if kind is float:
+            return float(number)
+        if float(number).is_integer():
+            return int(number)
+    raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
 
 
 def config_from_dict(d: dict) -> TrainConfig:
@@ -124,7 +153,17 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"training config {path} not found")
-    given = yaml.safe_load(path.read_text()) or {}
+    try:
+        given = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:  # said as "'utf-8' codec can't decode byte 0xbc in position 1533" (cli37, s37)
+        what = file_kind(path)
+        raise ValueError(f"training config {shown(path)} is {what or 'not a text file'}: give a YAML or JSON config "
+                         "(config/train_*.yaml)") from None
+    except yaml.YAMLError as e:  # its message spans lines: said as one, with where
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"training config {shown(path)} is not valid YAML ({at}"
+                         f"{getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
     if not isinstance(given, dict):
         raise ValueError(f"{path}: a training config is a mapping of keys to values")
     d = json.loads(json.dumps(asdict(TrainConfig())))  # the defaults, so overrides can reach any key
