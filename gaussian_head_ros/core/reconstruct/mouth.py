@@ -512,11 +512,16 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * s), None, PART_MOUTH,
                                      bary=jaw_binding(np.full(len(pts), jaw), glide=float(jaw > 0))))
     # The cavity: a dark curved wall behind everything, wider and deeper than any opening.
+    def cavity_wall(spacing: float, behind: float = 0.0):
+        """The cavity's wall on a grid `spacing` apart, `behind` it (metres): x, y, u (-1..1 across), z."""
+        gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m,
+                       spacing)
+        u = (gx - xc) / max(0.5 * (xr - xl) + cfg.cavity_margin_m, 1e-6)
+        return gx, gy, u, lip(np.clip(gx, xl, xr)) + cfg.cavity_depth_m + behind + 0.006 * u * u + _floor_back(
+            gy, y_lo, cfg)
+
     s = cfg.cavity_spacing_m
-    gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m, s)
-    u = (gx - xc) / max(0.5 * (xr - xl) + cfg.cavity_margin_m, 1e-6)
-    lip_edge = lip(np.clip(gx, xl, xr))
-    gz = lip_edge + cfg.cavity_depth_m + 0.006 * u * u + _floor_back(gy, y_lo, cfg)
+    gx, gy, u, gz = cavity_wall(s)
     pts = np.stack([gx, gy, gz], 1)
     t = np.clip((gy - (lip_y + 0.008)) / 0.015, 0, 1)[:, None]  # the tongue towards the floor of the mouth
     col = (1 - t) * np.asarray(cfg.cavity_rgb) + t * np.asarray(cfg.tongue_rgb)
@@ -528,15 +533,12 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
                                  bary=jaw_binding(w[keep])))
     # the back wall behind the rows that turn (`cavity_back_m`), in the cavity's dark, staying with the skull
     s = cfg.cavity_back_spacing_m
-    gx, gy = _grid(xl - cfg.cavity_margin_m, xr + cfg.cavity_margin_m, y_up - 0.012, y_lo + cfg.cavity_drop_m, s)
+    gx, gy, u, gz = cavity_wall(s, cfg.cavity_back_m)
     turns = (lip_line_jaw_weight(gy, v) > 0) & cfg.back_wall
-    gx, gy = gx[turns], gy[turns]
-    u = (gx - xc) / max(0.5 * (xr - xl) + cfg.cavity_margin_m, 1e-6)
-    gz = (lip(np.clip(gx, xl, xr)) + cfg.cavity_depth_m + cfg.cavity_back_m + 0.006 * u * u
-          + _floor_back(gy, y_lo, cfg))
-    col = np.asarray(cfg.cavity_rgb)[None] * k * (1 - 0.4 * np.abs(u))[:, None]
-    batches.append(surface_discs(np.stack([gx, gy, gz], 1), np.tile([0.0, 0.0, -1.0], (len(gx), 1)), col,
-                                 np.full(len(gx), 0.75 * s), None, PART_MOUTH, bary=jaw_binding(np.zeros(len(gx)))))
+    col = np.asarray(cfg.cavity_rgb)[None] * k * (1 - 0.4 * np.abs(u[turns]))[:, None]
+    batches.append(surface_discs(np.stack([gx, gy, gz], 1)[turns], np.tile([0.0, 0.0, -1.0], (int(turns.sum()), 1)),
+                                 col, np.full(int(turns.sum()), 0.75 * s), None, PART_MOUTH,
+                                 bary=jaw_binding(np.zeros(int(turns.sum())))))
     # The tongue: a dome on the floor of the mouth behind the lower teeth, turning with them (all of the jaw's
     # turn, it sank below the lower row's edge as the jaw opened: a black band between the rows); its tip rises
     # just above the lower row's edge, so a jaw opened beyond the bite shows dark red behind the lower teeth,
