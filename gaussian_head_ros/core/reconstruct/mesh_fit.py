@@ -859,13 +859,17 @@ class MeshFitReconstructor(Reconstructor):
         # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py), its lash band folding
         # onto the margin; lid_skin fills behind
         spread = np.zeros(len(photo_layer), bool)  # the photo layer's light strip rows carried by their own weights
+
+        def lid_light(colors, means):  # [M] as light as its eye's lid skin (lid_light_level; x < 0: the right eye)
+            return colors @ LUMA >= cfg.lid_light_level * (
+                np.asarray(skin_rgb, np.float64)[(means[:, 0] >= 0).astype(int)] @ LUMA)
+
         for b, dark in ((photo_layer, band[pixels[0], pixels[1]]), (face_extra, None)):
             if b is not None and cfg.lid_split > 0:
                 rows = np.flatnonzero(b.part == PART_FACE)
                 light = None
-                if cfg.lid_light_level > 0:  # as light as its eye's lid skin (x < 0: the right eye)
-                    skin_l = np.asarray(skin_rgb, np.float64)[(b.means[rows, 0] >= 0).astype(int)] @ LUMA
-                    light = b.colors[rows] @ LUMA >= cfg.lid_light_level * skin_l
+                if cfg.lid_light_level > 0:
+                    light = lid_light(b.colors[rows], b.means[rows])
                 b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split,
                                                        None if dark is None else dark[rows], light)
                 b.part[rows[carried]] = PART_STATIC  # carried (core.deform), not stretched
@@ -918,8 +922,7 @@ class MeshFitReconstructor(Reconstructor):
         if spread.any():  # a light strip row the refinement made darker than light (by up to lid_refine_limit, beside
             # the lashes it overlaps) spread over the closing lid at its own size as a grey speck (business_person,
             # lp_s9_monalisa): it folds onto the closed line with the lash band instead (eyelids.margin_binding's dark)
-            skin_l = np.asarray(skin_rgb, np.float64)[(batch.means[:n_photo, 0] >= 0).astype(int)] @ LUMA
-            dim = np.flatnonzero(spread & (refined @ LUMA < cfg.lid_light_level * skin_l))
+            dim = np.flatnonzero(spread & ~lid_light(refined, batch.means[:n_photo]))
             batch.bary[dim], _ = margin_binding(batch.face_id[dim], batch.bary[dim], faces, cfg.lid_split,
                                                 np.ones(len(dim), bool))
             batch.bary[dim] = fold_lashes(batch.face_id[dim], batch.bary[dim], batch.means[dim], V, faces, cfg.lash_fold)
