@@ -91,9 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(modules[args.command].run(args) or 0)
-    except _Terminated:
-        print(f"gaussian-head {args.command}: terminated (SIGTERM)", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except (_Terminated, KeyboardInterrupt) as e:  # files being written are not left cut short (files.WholeFile)
+        return _ended_by_signal(args.command, e)
+    except SystemError as e:  # a signal's exception raised as a compiled function (numba's dispatcher) returned comes
+        # out as "CPUDispatcher(...) returned a result with an exception set", the signal's as its cause (a SIGTERM
+        # during `render`'s drive: a traceback and exit 1, CI of session 37)
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, (_Terminated, KeyboardInterrupt)):
+            return _ended_by_signal(args.command, cause)
+        raise
     except ValueError as e:  # bad input: one line a person can act on
         print(f"gaussian-head {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -103,9 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gaussian-head {args.command}: error: {e.strerror or e}: {shown(e.filename or '')}".rstrip(": "),
               file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # exit 130 said nothing; files being written are not left cut short (files.WholeFile)
-        print(f"gaussian-head {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -117,6 +120,16 @@ class _Terminated(BaseException):
 
 def _terminated(signum, frame):
     raise _Terminated
+
+
+def _ended_by_signal(command: str, e: BaseException) -> int:
+    """The line and exit status of a command ended by Ctrl-C (KeyboardInterrupt: 130; it said nothing before) or a
+    SIGTERM (_Terminated: 143)."""
+    if isinstance(e, _Terminated):
+        print(f"gaussian-head {command}: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print(f"gaussian-head {command}: interrupted (Ctrl-C)", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

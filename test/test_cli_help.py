@@ -324,3 +324,24 @@ def test_a_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
     assert video.read_bytes() == b"the previous output"
     assert rc == 143, (rc, err[-2000:])
     assert err.strip().splitlines()[-1:] == ["gaussian-head render: terminated (SIGTERM)"], err[-2000:]
+
+
+@pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_that_numba_wraps_in_a_system_error_still_ends_the_command_as_that_signal(monkeypatch, capsys,
+                                                                                          signal_name, status):
+    """The fresh-clone CI of session 37 sent `render` its SIGTERM while the driver's numba-compiled _apply returned:
+    the handler's exception came out wrapped, "SystemError: CPUDispatcher(<function _apply>) returned a result with
+    an exception set" with it as the cause, and the command ended in a traceback with exit 1 (the partial file was
+    dropped all the same). Now such a SystemError ends the command as its cause does."""
+    from gaussian_head_ros import cli
+    from gaussian_head_ros.commands import render
+
+    cause = cli._Terminated() if signal_name == "SIGTERM" else KeyboardInterrupt()
+
+    def run(args):
+        raise SystemError("CPUDispatcher(<function _apply>) returned a result with an exception set") from cause
+
+    monkeypatch.setattr(render, "run", run)
+    assert cli.main(["render", "me.ply", "-o", "me.mp4"]) == status
+    said = capsys.readouterr().err
+    assert ("terminated (SIGTERM)" if signal_name == "SIGTERM" else "interrupted (Ctrl-C)") in said, said
