@@ -1368,3 +1368,26 @@ def test_the_closed_lids_lash_line_is_evenly_spaced_not_a_row_of_beads(canonical
         x = np.sort(closed[line & side, 0])
         assert len(x) > 50 and x[-1] - x[0] > 0.02  # a line along the eye (23 mm on the canonical face)
         assert np.diff(x).max() < 1.5 * 0.8 * spacing
+
+
+@pytest.mark.parametrize("openness", [1.15, 1.3, deform.DriveConfig().lid_max_open])
+def test_a_lid_opened_wider_than_its_rest_retracts_into_its_fold(canonical, openness):
+    """A wide-eyed operator (lid ratios 1.1-1.3 on the ../shared clips) opens the avatar's upper lids past their rest
+    height. The margin alone rose: past the lid skin row above it (1.2 mm above on the canonical face, 1.4-5 mm on
+    business_person's), the lid strip's triangles turned over, its lash band spread into a dotted ring and the dark
+    band over the iris's top stood above it as a block. The row now goes up with the margin's extra rise
+    (DriveConfig.lid_fold_share), so the margin stays under it; at or below the rest opening nothing changes."""
+    torch = pytest.importorskip("torch")
+    v = canonical
+    up, row = deform.LID_UPPER, deform.LID_FOLD_ROW
+    gap0 = v[up, 1] - v[row, 1]  # [14] y down: > 0, the row above its margin vertex
+    assert np.all(gap0 > 0)
+    d = deform.retarget_eyelids(v, np.zeros_like(v), np.full(2, openness))
+    gap = (v + d)[up, 1] - (v + d)[row, 1]
+    assert np.all(gap > 0.5 * gap0), np.round(gap / gap0, 2)  # before: 0.60 at 1.15, 0.20 at 1.3, -0.33 at 1.5 (crossed)
+    assert np.all(d[row, 1] < 0) and np.all(d[row][:, [0, 2]] == 0)  # the row rises, y only
+    t = deform.retarget_eyelids(torch.tensor(v), torch.zeros(v.shape, dtype=torch.float64),
+                                torch.full((2,), openness, dtype=torch.float64))
+    np.testing.assert_allclose(t.numpy(), d, atol=1e-9)  # the torch driver (training, gsplat) moves it alike
+    for shut in (1.0, 0.5, 0.0):  # at or below the rest: the row stays
+        assert np.all(deform.retarget_eyelids(v, np.zeros_like(v), np.full(2, shut))[row] == 0)

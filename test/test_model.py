@@ -456,8 +456,10 @@ def test_driving_weighs_the_basis_in_the_training_frame(tiny, framed):
     av = tiny.to_avatar(out)
     drv = Driver(av)
     face = tiny.generator.part.numpy() == 1
-    # the lids follow the eyeballs' turn from the rest gaze (deform.lid_turns), a rule on the rest template too
-    lids = np.isin(np.asarray(av.template_faces), np.concatenate([deform.LID_UPPER, deform.LID_LOWER])).any(1)
+    # the lids follow the eyeballs' turn from the rest gaze (deform.lid_turns), a rule on the rest template too, and
+    # the lid skin row above a lid risen past its rest height goes up with it (deform.LID_FOLD_ROW)
+    lids = np.isin(np.asarray(av.template_faces),
+                   np.concatenate([deform.LID_UPPER, deform.LID_LOWER, deform.LID_FOLD_ROW])).any(1)
     exact = face & ~lids[np.clip(np.asarray(av.face_id), 0, None)]
     c = np.random.default_rng(3).uniform(0, 1, len(names)).astype(np.float32)
     for coeffs in (c, rest):

@@ -140,6 +140,13 @@ class DriveConfig:
     lid_follow_upper: float = 1.0  # upper lid turns this fraction of the eyeball's vertical turn (0 = off)
     lid_follow_lower: float = 0.4  # lower lid: this fraction (lid-eye coupling; see `lids_follow_gaze`)
     lid_min_gap: float = 0.3  # a following upper lid keeps at least this fraction of its rest height
+    # An upper lid opened past its rest height above the lower lid (a wide-eyed operator, a look up) takes the lid skin
+    # row above its margin (UPPER_LID_ROW) up by this share of that extra rise (`retarget_eyelids`; 0 = off): a real lid
+    # retracts into its fold. With the row left where it was, the margin rose past it (the row lies 1.4-5 mm above
+    # the margin, the margin rises 3.5 mm at 1.3x business_person's 11.6 mm gap): the lid strip's triangles turned
+    # over, the lash band Gaussians bound to them spread into a dotted ring and the dark band over the iris's top
+    # stood above it as a block (nine portraits at eyelid ratio 1.15-1.3; issue 11, lead38).
+    lid_fold_share: float = 0.7
     # A driven brow raise takes a hooded avatar's upper lids up by this fraction of it (`lids_with_brow_raise`; 0 =
     # off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7): living-face table, one-height rest, on the hooded
     # portraits' 12 pairs (trump_official, obama_official, obama_speech): blink 0.9145 / 0.9158 / 0.9182 (40-pair
@@ -919,6 +926,7 @@ def net_lid_ratios(lid_ratios, dpitch, verts: np.ndarray, centres: np.ndarray, c
 
 LID_UPPER = np.array([p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # [14] upper-lid landmarks
 LID_LOWER = np.array([p[1] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])  # [14] their lower-lid partners
+LID_FOLD_ROW = np.array(lmk.UPPER_LID_ROW_R + lmk.UPPER_LID_ROW_L)  # [14] the lid skin row above each LID_UPPER
 LID_MID = (lmk.EYELID_PAIRS_R.index(lmk.EYELID_MID_R),
            len(lmk.EYELID_PAIRS_R) + lmk.EYELID_PAIRS_L.index(lmk.EYELID_MID_L))  # centre pair of each eye
 
@@ -1014,10 +1022,12 @@ def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: Drive
     turns about its eye's centre (about the head frame's x axis) by its turn, and the rest height is the one of
     the two turned lids (each pair by `_lid_taper`'s share of its eye's turns: the corners' pairs hardly), the upper
     kept at least cfg.lid_min_gap of its rest height above the lower (cfg None:
-    DriveConfig's). -> [V, 3] a new displacement (disp is not changed): disp with the upper-lid rows (and the
-    lower-lid rows when turned) replaced. numpy or torch like disp (turns and centres numpy). At openness 1
-    without turns the upper lids keep their rest height above the lower ones; at 0 they lie on them (a full
-    blink: `lashes.closed_displacement`)."""
+    DriveConfig's). An upper lid set higher above its lower partner than at rest takes the lid skin row above it
+    (LID_FOLD_ROW) up by cfg.lid_fold_share of the extra rise (y only): the lid retracts into its fold. -> [V, 3] a
+    new displacement (disp is not changed): disp with the upper-lid rows (and the lower-lid rows when turned)
+    replaced and the fold rows moved. numpy or torch like disp (turns and centres numpy). At openness 1
+    without turns the upper lids keep their rest height above the lower ones (no fold); at 0 they lie on them (a
+    full blink: `lashes.closed_displacement`)."""
     xp = namespace(disp)
     cfg = cfg or DriveConfig()
     up, lo = LID_UPPER, LID_LOWER
@@ -1028,6 +1038,7 @@ def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: Drive
         open_rows = openness[xp.as_tensor(_LID_EYE, device=disp.device)][:, None]
     if turns is None:
         idx_all, new = up, disp[lo] + (open_rows - 1) * h0
+        rise = ((open_rows - 1) * h0)[:, 1]  # [14] the margin's height above its partner less the rest's (y down)
     else:
         taper = _lid_taper(h0[:, 1])  # [14] in verts' namespace (a torch driver's stays on its device)
         a = asarray_like(np.asarray(turns, np.float64)[_LID_EYE].T, taper) * taper[None]  # [2, 14] (upper, lower)
@@ -1046,12 +1057,17 @@ def retarget_eyelids(verts, disp, openness, turns=None, centres=None, cfg: Drive
         h = xp.stack([h[:, 0], hy, h[:, 2]], 1)
         idx_all = np.concatenate([lo, up])
         new = xp.concat([lo_new, lo_new + verts[lo] + open_rows * h - verts[up]], 0)
+        rise = (open_rows * h - h0)[:, 1]
+    fold = cfg.lid_fold_share * xp.clip(rise, None, 0.0)  # [14] y down: <= 0, the row's rise
+    fold = xp.stack([xp.zeros_like(fold), fold, xp.zeros_like(fold)], 1)
     if xp is np:
         disp = disp.copy()
         disp[idx_all] = new
+        disp[LID_FOLD_ROW] += fold
         return disp
     idx = xp.as_tensor(idx_all, device=disp.device)
-    return disp.index_copy(0, idx, new.to(disp.dtype))
+    disp = disp.index_copy(0, idx, new.to(disp.dtype))
+    return disp.index_add(0, xp.as_tensor(LID_FOLD_ROW, device=disp.device), fold.to(disp.dtype))
 
 
 def jaw_angle(rig: Rig, disp, jaw_open: float | None, cfg: DriveConfig):

@@ -48,6 +48,11 @@ EYE_CONTOUR_L = (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388
 EYELID_PAIRS_R = ((173, 155), (157, 154), (158, 153), (159, 145), (160, 144), (161, 163), (246, 7))
 EYELID_PAIRS_L = ((398, 382), (384, 381), (385, 380), (386, 374), (387, 373), (388, 390), (466, 249))
 EYELID_MID_R, EYELID_MID_L = (159, 145), (386, 374)  # centre of each eye's upper and lower lid
+# The mesh row above each upper-lid margin vertex (EYELID_PAIRS_*'s upper, same order: the margin vertex's nearest
+# neighbour above it in the canonical mesh's triangles, outside the eye contour): the lid skin up to the crease, 1.4-5 mm
+# above the margin on business_person's rest template.
+UPPER_LID_ROW_R = (190, 56, 28, 27, 29, 30, 247)
+UPPER_LID_ROW_L = (414, 286, 258, 257, 259, 260, 467)
 
 # Brows (FACEMESH_RIGHT_EYEBROW / LEFT_EYEBROW).
 BROW_R = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107)
