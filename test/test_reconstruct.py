@@ -3632,3 +3632,32 @@ def test_an_oo_thins_the_lips_without_folding_them(results, name):
     tall = rest >= 0.003
     worst = min(float(np.min((_lip_heights(drv.deformed_template(c)[0]) / rest)[tall])) for c in controls)
     assert worst >= 0.2, f"{name}: a lip column kept {worst:.2f} of its rest height under the operator's \"oo\""
+
+
+def test_a_smiling_photo_s_squint_rests_opened(results):
+    """A broad smile narrows the eyes, and the rest took the smile out of the mouth only: obama_official's and
+    trump_official's avatars looked at the robot's user through their photos' squint with a relaxed mouth
+    (FaceLandmarker on their rest renders: eyeBlink 0.25 / 0.21 and 0.27 / 0.26, the relaxed portraits' <= 0.12).
+    Their lids rest opened towards expression.REST_LID_OPENING (expression.squint_of), the upper lids up and the
+    lower down; the seven other portraits' lids (open, or not smiling) rest as before, but for the hooded-lid lift
+    their low brows give them (expression.hooded_brow_lift: obama_speech)."""
+    from gaussian_head_ros.core import expression as E
+    from gaussian_head_ros.core.deform import LID_LOWER, LID_MID, LID_UPPER
+
+    def gaps(v):  # [2] each eye's centre pair's gap, metres
+        return (v[LID_LOWER, 1] - v[LID_UPPER, 1])[list(LID_MID)]
+
+    def lower(v):  # [2] each eye's centre lower-lid point's height
+        return v[LID_LOWER, 1][list(LID_MID)]
+
+    grew = {}
+    for name, res in results.items():
+        rest = res.avatar.template_vertices.astype(np.float64)
+        photo = rest + res.expression
+        grew[name] = gaps(rest) / gaps(photo)
+        if name in ("obama_official.jpg", "trump_official.png"):
+            assert np.all(lower(rest) > lower(photo) + 2e-4), name  # the lower lids came down too
+    print({k: np.round(v, 3).tolist() for k, v in grew.items()})
+    assert np.all(grew["obama_official.jpg"] > 1.2) and np.all(grew["trump_official.png"] > 1.25)
+    for name in set(grew) - {"obama_official.jpg", "trump_official.png", "obama_speech.jpg"}:
+        assert np.all(np.abs(grew[name] - 1) < 1e-6), (name, grew[name])

@@ -80,7 +80,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import arkit_values
-from gaussian_head_ros.core.deform import LID_UPPER, axis_angle_x, brow_rows, jaw_pivot
+from gaussian_head_ros.core.deform import LID_LOWER, LID_UPPER, DriveConfig, axis_angle_x, brow_rows, jaw_pivot
 
 LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER = lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER, lmk.LIP_LOWER_OUTER
 LIP_CORNERS_INNER = (lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN)
@@ -499,12 +499,83 @@ def _brow_move(x: np.ndarray, dy: float, d: np.ndarray | None = None) -> np.ndar
     """[NUM_MESH, 3] the displacement that moves the brows of template / landmarks x [>= 468, 3] down by dy (metres,
     y down; < 0: up), with the row below them (BROW_HANDLES) when up, spread harmonically (`_brow_fill`); d: rows
     held as they are set there besides (None: none)."""
-    v = np.asarray(x, np.float64)[:NUM_MESH]
     d = np.zeros((NUM_MESH, 3)) if d is None else d
-    handles = BROW_HANDLES if dy < 0.0 else BROW_POINTS  # lowered, the skin below the brows gathers (free)
-    below = v[:, 1] > float(np.max(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))  # below the eyes
+    handles = _brow_handles(dy)
     d[handles, 1] = dy
-    return _brow_fill(d, below, handles)
+    return _brow_fill(d, _below_eyes(x), handles)
+
+
+def _brow_handles(dy: float) -> np.ndarray:
+    """The rows `_brow_move` holds at a rest brow shift dy (metres, y down): lifted, the brows and the row below them
+    (BROW_HANDLES); lowered (or none), the brows alone (BROW_POINTS: the skin below them gathers, free)."""
+    return BROW_HANDLES if dy < 0.0 else BROW_POINTS
+
+
+def _below_eyes(x: np.ndarray) -> np.ndarray:
+    """[NUM_MESH] bool: the points of template / landmarks x [>= 468, 3] lower (larger y) than every point of both
+    eyes' contours."""
+    v = np.asarray(x, np.float64)[:NUM_MESH]
+    return v[:, 1] > float(np.max(v[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L), 1]))
+
+
+# A smile's squint. A broad smile narrows the eyes (the cheeks push the lower lids up, the upper lids come down), and
+# the rest pose took the smile out of the mouth only: obama_official's and trump_official's avatars looked at the
+# robot's user through their photos' squint with a relaxed mouth (FaceLandmarker on the photos: eyeBlink 0.20 / 0.36,
+# eyeSquint 0.60 / 0.75; the seven other portraits' eyeBlink <= 0.12). The lids' opening (`lid_opening`: the centre
+# pairs' gap over the eye corners' distance, the tracker's canonical landmarks) of those seven is 0.316-0.377, the
+# four ../shared clips' medians 0.289-0.334 (lp_d18's 10th percentile 0.255, tpsmm's 0.182: blinks), obama_official's
+# 0.224 and trump_official's 0.196. A face whose mouth smiles broadly (wider than SQUINT_SMILE_WIDTH_M) and whose
+# lids are narrower than REST_LID_OPENING rests with its lids opened to it, as far as it smiles (`squint_of`); a
+# face with narrow eyes and no broad smile keeps them (they are the person's: lp_d18's frame 0, 0.273 with a 57.9 mm
+# mouth, is left). The upper lids alone (up to 0.30) moved FaceLandmarker's eyeBlink on trump_official's rest render
+# 0.27 -> 0.22 and its eyeSquint not at all: a smile pushes the lower lids up. Reconstructor only: the tracker's lid
+# ratios are against the operator's own usual opening (tracking.py), which a squint at the start does not fix.
+REST_LID_OPENING = 0.30
+SQUINT_LOWER_SHARE = 0.5  # the share of the opening the lower lids take (down; the upper lids take the rest)
+# Mouth widths (outer corners, metres) from which a smile narrows the eyes, and from which fully: the relaxed mean
+# plus 3 standard deviations (49.8 + 3 x 3.1 mm) and the mean width of FaceLandmarker's smiles > 0.6 (module notes).
+SQUINT_SMILE_WIDTH_M = (0.0591, 0.0638)
+
+
+def lid_opening(x: np.ndarray) -> float:
+    """[L >= 468, 3] canonical landmarks (head frame, metres) -> the lids' opening: `lid_gap` over the mean distance
+    between each eye's corners (landmarks.EYE_INNER_* / EYE_OUTER_*), unitless (~0.3 for open, relaxed eyes)."""
+    x = np.asarray(x, np.float64)
+    width = np.mean([np.linalg.norm(x[a] - x[b]) for a, b in ((lmk.EYE_INNER_R, lmk.EYE_OUTER_R),
+                                                               (lmk.EYE_INNER_L, lmk.EYE_OUTER_L))])
+    return lid_gap(x) / max(float(width), 1e-9)
+
+
+def squint_of(x: np.ndarray) -> np.ndarray:
+    """[478|468, 3] canonical landmarks (head frame, metres) -> [same, 3] the squint a broad smile holds in the lids
+    (module notes at REST_LID_OPENING): x - expression_of(x) - squint_of(x) is the rest with each lid
+    pair (deform.LID_UPPER / LID_LOWER) opened so that its gap grows by REST_LID_OPENING / `lid_opening` (at most
+    deform.DriveConfig.lid_max_open) times the smile's share (the mouth's width within SQUINT_SMILE_WIDTH_M): the
+    lower lid down by SQUINT_LOWER_SHARE of the growth, the upper up by the rest less what the rest's lift of a
+    hooded lid gives it (`_brow_spread`); spread harmonically over the strip up to the brows and the cheeks down to
+    the nose base (the brows' handles, the rest of the eyes' contours, the face's outline and the pose fit's rigid
+    points held). Zeros when the lids are that open or the mouth does not smile broadly. Raises ValueError as
+    `expression_of` does."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] < NUM_MESH or not np.all(np.isfinite(x)):
+        raise ValueError(f"need [468|478, 3] finite landmarks, got {x.shape}")
+    out = np.zeros_like(x)
+    lo, hi = SQUINT_SMILE_WIDTH_M
+    share = float(np.clip((np.linalg.norm(x[lmk.MOUTH_CORNER_R] - x[lmk.MOUTH_CORNER_L]) - lo) / (hi - lo), 0.0, 1.0))
+    opening = lid_opening(x)
+    if share <= 0.0 or opening >= REST_LID_OPENING:
+        return out
+    grow = share * (min(REST_LID_OPENING / max(opening, 1e-9), DriveConfig().lid_max_open) - 1.0)
+    gaps = np.maximum(x[LID_LOWER, 1] - x[LID_UPPER, 1], 0.0)  # [14] y down: each pair's gap
+    dy = brow_excess(x)
+    d = np.zeros((NUM_MESH, 3))
+    lower = SQUINT_LOWER_SHARE * grow * gaps
+    d[LID_UPPER, 1] = np.minimum(0.0, -(grow * gaps - lower) - LID_WITH_BROW_LIFT * hooded_brow_lift(dy))
+    d[LID_LOWER, 1] = lower
+    v = x[:NUM_MESH]
+    held = v[:, 1] >= v[NOSE_BASE, 1]  # the nose base and everything below it: the cheeks between take the lower lid's
+    out[:NUM_MESH] = -_brow_fill(d, held, _brow_handles(dy))  # the squint is what the rest takes away
+    return out
 
 
 # Blendshape-only controls (a third-party tracker, a hand-written controls file: ARKit coefficients and no dense
@@ -679,7 +750,7 @@ def lip_spread(x: np.ndarray, handles: np.ndarray) -> np.ndarray:
 
 def _brow_fill(d: np.ndarray, below: np.ndarray, handles: np.ndarray) -> np.ndarray:
     """[NUM_MESH, 3] d with its held rows set -> d with the others filled harmonically (in place): held are
-    `below` ([NUM_MESH] bool: below the eyes), the eyes' contours, the face's outline (the hairline), the pose
+    `below` ([NUM_MESH] bool: below the eyes for a brow shift, below the nose base for `squint_of`), the eyes' contours, the face's outline (the hairline), the pose
     fit's rigid points and `handles` (what `_brow_spread` holds)."""
     known = below.copy()
     known[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] = True

@@ -62,7 +62,7 @@ from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_phot
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
 from gaussian_head_ros.core.holes import HOLE_ALPHA
-from gaussian_head_ros.core.expression import expression_of, expression_strength
+from gaussian_head_ros.core.expression import expression_of, expression_strength, squint_of
 from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
                                                           expression_region, without_creases)
 from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, lip_band, skin_fill_map, without_detail
@@ -471,8 +471,10 @@ class MeshFitReconstructor(Reconstructor):
             fp = at_lid_margins(fp, lid_margins(photo, fp.landmarks_px, cfg.lid_margin))
         V = fp.vertices.astype(np.float64)  # [478, 3] template vertices, head frame, as the photo shows them
         # The photo's own mouth expression: the avatar rests without it (a closed, relaxed mouth), and a
-        # control carrying it (the tracker's, on this photo) gives the photo back.
-        expr = expression_of(fp.fit.canonical) if cfg.remove_expression else np.zeros_like(V)
+        # control carrying it (the tracker's, on this photo) gives the photo back; and a smile's squint (its upper
+        # lids opened at rest: the tracker's lid ratios, against the operator's usual opening, open them).
+        expr = (expression_of(fp.fit.canonical) + squint_of(fp.fit.canonical) if cfg.remove_expression
+                else np.zeros_like(V))
         V_rest = (V - expr).astype(np.float32).astype(np.float64)  # as the avatar stores it
         drive_cfg = DriveConfig()
         levels = drive_cfg.levels
