@@ -8,6 +8,8 @@ the operator's expression basis. The real node processes, their subscriptions an
 shows them. A tracker that gets no frame on its camera topic names that topic and the Image topics that are
 published (a driver on usb_cam's default `/image_raw` was a silent tracker)."""
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -66,3 +68,44 @@ def test_companion_topics_follow_a_remapped_topic(rclpy_context, tmp_path):
         node.destroy_node()
         codes = {p.name: p.stop() for p in procs}
     assert all(rc in (0, -2, 130) for rc in codes.values()), codes
+
+
+def test_only_topics_published_with_the_type_are_offered(rclpy_context, tmp_path):
+    """The graph's topic types are its publishers' and subscribers' together: a topic where only a subscriber takes
+    sensor_msgs/Image while another process publishes another type there (a node subscribed to the wrong topic, a
+    raw viewer started on a compressed stream) was offered to a tracker that got no frames as an Image topic to
+    remap to (user37). Real endpoints: this process's node and a second process (one participant refuses two types
+    on one topic)."""
+    import sys
+
+    from rosgraph import Proc
+
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from gaussian_head_ros.nodes.common import other_topics
+
+    publisher = ("import rclpy, time\n"
+                 "from sensor_msgs.msg import CompressedImage\n"
+                 "rclpy.init(); n = rclpy.create_node('other_type_publisher')\n"
+                 "n.create_publisher(CompressedImage, '/probe_mixed', 1)\n"
+                 "time.sleep(60)\n")
+    proc = Proc([sys.executable, "-c", publisher], tmp_path / "publisher.log")
+    node = rclpy_context.create_node("other_topics_probe")
+    try:
+        node.create_publisher(Image, "/probe_cam/image_raw", qos_profile_sensor_data)
+        node.create_subscription(Image, "/probe_mixed", lambda _: None, qos_profile_sensor_data)
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline and not node.get_publishers_info_by_topic("/probe_mixed"):
+            time.sleep(0.05)
+        assert node.get_publishers_info_by_topic("/probe_mixed"), proc.output()
+        found = [t for t in other_topics(node, "sensor_msgs/msg/Image", "/camera/image_raw") if t.startswith("/probe")]
+        assert found == ["/probe_cam/image_raw"], found  # before: also /probe_mixed
+        subscribed = [t for t in other_topics(node, "sensor_msgs/msg/Image", "/camera/image_raw", subscribed=True)
+                      if t.startswith("/probe")]
+        assert subscribed == ["/probe_mixed"], subscribed
+        assert [t for t in other_topics(node, "sensor_msgs/msg/CompressedImage", "") if t.startswith("/probe")] == [
+            "/probe_mixed"]
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -278,12 +278,16 @@ FACE_CONTROL_TYPE = "gaussian_head_ros/msg/FaceControl"  # the controls' type as
 
 def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozenset(), subscribed: bool = False) -> list[str]:
     """The topics of message type `type_name` ('sensor_msgs/msg/Image') on `node`'s graph, other than `but`, that
-    have a publisher (`subscribed`: a subscriber) besides the nodes named in `skip_nodes` (node names without
-    namespace), sorted: where a node that gets nothing on `but` could listen instead, or where the readers of what a
-    node sends to nobody on `but` listen (a remapping or a namespace away)."""
+    have a publisher (`subscribed`: a subscriber) of that type besides the nodes named in `skip_nodes` (node names
+    without namespace), sorted: where a node that gets nothing on `but` could listen instead, or where the readers of
+    what a node sends to nobody on `but` listen (a remapping or a namespace away). The graph's topic types are its
+    publishers' and subscribers' together: a topic where only a subscriber takes that type (another type published
+    there, or a viewer waiting on a topic nobody publishes with some other node publishing elsewhere on it) is not
+    one (user37 saw such a topic offered as a camera)."""
     endpoints = node.get_subscriptions_info_by_topic if subscribed else node.get_publishers_info_by_topic
     return sorted(name for name, types in node.get_topic_names_and_types()
-                  if type_name in types and name != but and {i.node_name for i in endpoints(name)} - set(skip_nodes))
+                  if type_name in types and name != but
+                  and {i.node_name for i in endpoints(name) if i.topic_type == type_name} - set(skip_nodes))
 
 
 # A video_source_node's status on /diagnostics (task VIDEO_SOURCE_TASK) carries VIDEO_ENDED_KEY "true" once its file
