@@ -59,6 +59,8 @@ nose base held fixed.
   FaceLandmarker's browDown 0.34 on every frame; tpsmm_driving: browInnerUp 0.39) drives it as one: with the
   operator's own brows as the neutral, the avatar's brows stayed where the reader's brow scores are all ~0 and its
   brow reading was the crosstalk of the mouth, lids and head pitch (astronaut_eileen_collins x lp_d18: r -0.52).
+- Lids (`squint_of`, the reconstructor's only, not part of `neutralize`): a broad smile's squint rests with the lids
+  opened towards REST_LID_OPENING (the tracker's lid ratios are against the operator's own usual opening).
 
 The relaxed ranges are in metres of the canonical head (outer eye corners 0.09 m apart). They were
 measured here with MediaPipe's FaceLandmarker as the judge of "relaxed" (jawOpen < 0.06, smile < 0.1):
