@@ -9,6 +9,7 @@ alpha * colour + (1 - alpha) * backdrop, and the reduced decode is libjpeg's 1/2
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
@@ -611,6 +612,31 @@ def test_intrinsics_from_camera_info_rule():
     for k, p, why in (([np.nan] + K[1:], P, "not finite"), ([0.0] * 9, [-1.0] + P[1:], "negative")):
         with pytest.raises(ValueError, match=why):
             check_camera_info(k, p)
+
+
+def test_a_camera_matrix_no_camera_has_is_refused():
+    """check_plausible, through intrinsics_from_camera_info: fx = 1 px with the principal point on the corner (a
+    placeholder: 179.6 degrees across 640 px), fx = 1e9 px (0.00004 degrees), pixels 3x taller than wide, a principal
+    point off the image; webcams (50-90 degrees), a 30x PTZ's tele end (2.3 degrees), a fisheye's equidistant K
+    (~118 degrees) and a 16:9 calibration rescaled to 4:3 frames (fy / fx 4/3) pass."""
+    from gaussian_head_ros.core.camera_info import intrinsics_from_camera_info
+
+    def k(fx, fy=None, cx=320.0, cy=240.0):
+        return [fx, 0, cx, 0, fx if fy is None else fy, cy, 0, 0, 1]
+
+    for K, why in ((k(1.0, cx=0.0, cy=0.0), "fx 1 px is a 179.6 degree field of view across the 640 px width"),
+                   (k(1e9), "fx 1e+09 px is a 3.667e-05 degree"), (k(500.0, 1500.0), "fy / fx is 3"),
+                   (k(500.0, cx=-10.0), "the principal point (-10, 240) px is not inside the 640x480 image"),
+                   (k(500.0, cy=480.0), "the principal point (320, 480)")):
+        with pytest.raises(ValueError, match=re.escape(f"its K is not a real camera's: {why}")):
+            intrinsics_from_camera_info(K, [], 640, 480, 640, 480, 50.0)
+    fisheye_fx = 320 / np.radians(95.0)  # 190 degrees across the width, equidistant model
+    for K in (k(320 / np.tan(np.radians(45))), k(320 / np.tan(np.radians(1.15))), k(fisheye_fx)):
+        assert intrinsics_from_camera_info(K, [], 640, 480, 640, 480, 50.0)[1] == "K"
+    m, _ = intrinsics_from_camera_info(k(1400.0, cx=960.0, cy=540.0), [], 1920, 1080, 640, 480, 50.0)
+    assert m[1, 1] / m[0, 0] == pytest.approx(4 / 3)
+    with pytest.raises(ValueError, match="its P is not a real camera's: fx 1 px"):  # P's matrix is checked too
+        intrinsics_from_camera_info([0.0] * 9, [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1, 0], 640, 480, 640, 480, 50.0)
 
 
 def test_compressed_depth_is_refused_naming_it():
