@@ -67,6 +67,9 @@ def main() -> int:
     ap.add_argument("--clip", default="lp_d18.mp4", help="driving clip in ../shared/data/driving")
     ap.add_argument("--frames", type=int, default=3, help="driven frames (the clip's first, every 10th)")
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--turn-above", type=float, default=None,
+                    help="roll_upright_deg of 'after' (default: the product's); 0 turns every photo by its roll")
+    ap.add_argument("--preset", default="default", help="mesh_fit preset")
     args = ap.parse_args()
 
     from gaussian_head_ros.core.control import FaceControl
@@ -84,13 +87,15 @@ def main() -> int:
     tracker = FaceTracker(TrackerConfig(neutral_frames=1, smoothing=False))
     controls = [FaceControl.rest()] + [tracker.process(f.rgb, (i + 1) * 333_333_333) for i, f in enumerate(frames)]
     tracker.close()
-    recs = {"before": get_reconstructor("mesh_fit", roll_upright_deg=OFF_DEG), "after": get_reconstructor("mesh_fit")}
+    after = {} if args.turn_above is None else {"roll_upright_deg": args.turn_above}
+    recs = {"before": get_reconstructor("mesh_fit", preset=args.preset, roll_upright_deg=OFF_DEG),
+            "after": get_reconstructor("mesh_fit", preset=args.preset, **after)}
     names = args.portraits or sorted(p.name for p in (SHARED / "portraits").iterdir())
-    angles = [a for x in args.angles for a in (x, -x)]
+    angles = list(dict.fromkeys(a for x in args.angles for a in (x, -x)))
     table = {}  # (angle, kind) -> [rest PSNR], [driven PSNR]
     for name in names:
         photo = read_image(str(SHARED / "portraits" / name))
-        upright = recs["after"].reconstruct(photo).avatar
+        upright = recs["before"].reconstruct(photo).avatar  # (as it is: the same with the default roll_upright_deg)
         K = AvatarFraming.from_avatar(upright).intrinsics("head", 30.0, args.size, args.size, 0.6, 0.9)
         view = head_viewmat(0.6)
         ref = draw(upright, controls, K, view, args.size)
