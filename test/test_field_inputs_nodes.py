@@ -128,6 +128,23 @@ def test_a_phone_jpeg_stored_rotated_gives_the_upright_avatar(graph):
     _alive(g)
 
 
+def test_a_rolled_photo_is_turned_upright_with_a_warning_in_its_status(graph):
+    """A photo whose head is rolled 30 degrees (a phone held crooked) on operator/photo/compressed: OK, the turn said
+    in the status's warnings and the node's log (framing.roll_upright; test_field_inputs measures the avatar)."""
+    from gaussian_head_ros.msg import AvatarStatus
+
+    g = graph
+    up = photo("lp_d8_man_glasses.jpg", 480)
+    h, w = up.shape[:2]
+    rolled = cv2.warpAffine(up, cv2.getRotationMatrix2D((w / 2, h / 2), 30.0, 1.0), (w, h))
+    g["photo_c"].publish(_compressed("rolled", cv2.imencode(".png", rolled[..., ::-1])[1].tobytes(), "png"))
+    st = _status(g, "rolled")
+    said = [x for x in st.warnings if "the head is rolled" in x and "clockwise to make the head upright" in x]
+    assert st.code == AvatarStatus.OK and said, (st.message, st.warnings)
+    assert "the head is rolled" in g["procs"]["recon"].log()
+    _alive(g)
+
+
 def test_a_bgra8_cutout_gives_an_avatar_without_halo(graph):
     from gaussian_head_ros.core.avatar import sh_dc_to_rgb
     from gaussian_head_ros.msg import AvatarStatus
