@@ -9,6 +9,7 @@ alpha * colour + (1 - alpha) * backdrop, and the reduced decode is libjpeg's 1/2
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
@@ -175,6 +176,83 @@ def test_an_upside_down_photo_is_turned_upright():
                                 borderMode=cv2.BORDER_REPLICATE)
         said = [x for x in frame_photo(tilted, fm, FramingConfig()).warnings if turned in x]
         assert len(said) == 1 and "upside down" in said[0], said
+
+
+def _rotated(rgb: np.ndarray, angle_deg: float) -> np.ndarray:
+    """[H, W, 3] rotated about its centre by angle_deg (counter-clockwise as displayed), the same frame, black
+    corners (an image editor's rotate; scripts/rolled_photos.py measures the same)."""
+    h, w = rgb.shape[:2]
+    return cv2.warpAffine(rgb, cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0), (w, h))
+
+
+def test_a_rolled_photo_is_turned_upright():
+    """A photo whose head is rolled in the image plane (a phone held crooked, a selfie with the head tilted) was
+    framed as it is: the crop and its landmarks rolled, and the avatar built from image rows (below the chin = the
+    torso) with its shoulders turned and a dark blob by one (user37, s37). Now (framing.head_roll_deg, roll_upright)
+    each ../shared portrait rotated 35 degrees either way is framed as the upright photo is (its landmarks 0.7-4.0 px
+    from the upright photo's in the 512 crop, mean per portrait; before: 20-26 px), with the warning; the portraits as
+    they are (rolled 0.5-5.4 degrees) and rotated by 4 degrees (within roll_upright_deg) are left as they are.
+    two_children_multiface rotated -35 degrees in its frame loses its forehead to the corner: refused, as before."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.base import FACE_CUT_OFF, ReconstructionError
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo, head_roll_deg
+
+    rolled = "is rolled"
+    with FaceMesh(static_image_mode=True, max_faces=4) as fm:
+        for path in sorted(shared("portraits").iterdir()):
+            rgb = read_image(str(path))
+            up = frame_photo(rgb, fm, FramingConfig())
+            assert not [w for w in up.warnings if "the photo was turned" in w], (path.name, up.warnings)
+            assert abs(head_roll_deg(fm.detect(rgb)[0].landmarks_px)) < 6.0, path.name
+            slight = frame_photo(_rotated(rgb, 4.0), fm, FramingConfig())
+            assert not [w for w in slight.warnings if rolled in w], (path.name, slight.warnings)
+            for angle in (35.0, -35.0):
+                try:
+                    turned = frame_photo(_rotated(rgb, angle), fm, FramingConfig())
+                except ReconstructionError as e:  # the photo's own: refused as it is too
+                    assert e.code == FACE_CUT_OFF and path.name == "two_children_multiface.jpeg", (path.name, e)
+                    with pytest.raises(ReconstructionError, match="cut off"):
+                        frame_photo(_rotated(rgb, angle), fm, FramingConfig(roll_upright_deg=90.0))
+                    continue
+                said = [w for w in turned.warnings if rolled in w]
+                direction = "clockwise" if angle > 0 else "counter-clockwise"
+                assert len(said) == 1, (path.name, angle, turned.warnings)
+                assert f"deg {direction} to make the head upright" in said[0], (path.name, angle, said)
+                err = np.abs(turned.landmarks_px[:, :2] - up.landmarks_px[:, :2]).mean()
+                assert err < 6.0, (path.name, angle, err)
+                # (the crop beyond the rotated photo's frame is not the photo: outside `valid`)
+                assert not turned.valid.all(), (path.name, angle)
+
+
+def test_a_rolled_portrait_gives_an_upright_avatar():
+    """business_person rotated 35 degrees: its avatar, drawn at rest as the robot's display draws it (core.display's
+    head framing, the upright avatar's camera), is the upright photo's avatar: PSNR over the shown pixels > 22 dB
+    (fast preset, +35 degrees: measured 25.7, -35: 26.0; before the roll was turned upright 13.1 and 14.2 dB, the
+    shoulders turned and a blob by one; scripts/rolled_photos.py measures every portrait and angle)."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.display import AvatarFraming
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.metrics import psnr
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.render import head_viewmat, rasterize
+
+    rec = get_reconstructor("mesh_fit", preset="fast")
+    rgb = read_image(str(shared("portraits", "business_person.png")))
+    upright = rec.reconstruct(rgb).avatar
+    K = AvatarFraming.from_avatar(upright).intrinsics("head", 30.0, 256, 256, 0.6, 0.9).astype(np.float32)
+    view = head_viewmat(0.6).astype(np.float32)
+
+    def at_rest(avatar):
+        p = Driver(avatar).drive(FaceControl.rest(), viewmat=view)
+        img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view, K, 256, 256, backend="cpu").image
+        return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    ref = at_rest(upright)
+    result = rec.reconstruct(_rotated(rgb, 35.0))
+    got = at_rest(result.avatar)
+    shown = (ref.max(axis=2) > 8) | (got.max(axis=2) > 8)
+    assert psnr(got, ref, shown) > 22.0
+    assert [w for w in result.warnings if "is rolled" in w], result.warnings
 
 
 def test_a_photo_with_red_and_blue_swapped_is_warned_about():
@@ -611,6 +689,31 @@ def test_intrinsics_from_camera_info_rule():
     for k, p, why in (([np.nan] + K[1:], P, "not finite"), ([0.0] * 9, [-1.0] + P[1:], "negative")):
         with pytest.raises(ValueError, match=why):
             check_camera_info(k, p)
+
+
+def test_a_camera_matrix_no_camera_has_is_refused():
+    """check_plausible, through intrinsics_from_camera_info: fx = 1 px with the principal point on the corner (a
+    placeholder: 179.6 degrees across 640 px), fx = 1e9 px (0.00004 degrees), pixels 3x taller than wide, a principal
+    point off the image; webcams (50-90 degrees), a 30x PTZ's tele end (2.3 degrees), a fisheye's equidistant K
+    (~118 degrees) and a 16:9 calibration rescaled to 4:3 frames (fy / fx 4/3) pass."""
+    from gaussian_head_ros.core.camera_info import intrinsics_from_camera_info
+
+    def k(fx, fy=None, cx=320.0, cy=240.0):
+        return [fx, 0, cx, 0, fx if fy is None else fy, cy, 0, 0, 1]
+
+    for K, why in ((k(1.0, cx=0.0, cy=0.0), "fx 1 px is a 179.6 degree field of view across the 640 px width"),
+                   (k(1e9), "fx 1e+09 px is a 3.667e-05 degree"), (k(500.0, 1500.0), "fy / fx is 3"),
+                   (k(500.0, cx=-10.0), "the principal point (-10, 240) px is not inside the 640x480 image"),
+                   (k(500.0, cy=480.0), "the principal point (320, 480)")):
+        with pytest.raises(ValueError, match=re.escape(f"its K is not a real camera's: {why}")):
+            intrinsics_from_camera_info(K, [], 640, 480, 640, 480, 50.0)
+    fisheye_fx = 320 / np.radians(95.0)  # 190 degrees across the width, equidistant model
+    for K in (k(320 / np.tan(np.radians(45))), k(320 / np.tan(np.radians(1.15))), k(fisheye_fx)):
+        assert intrinsics_from_camera_info(K, [], 640, 480, 640, 480, 50.0)[1] == "K"
+    m, _ = intrinsics_from_camera_info(k(1400.0, cx=960.0, cy=540.0), [], 1920, 1080, 640, 480, 50.0)
+    assert m[1, 1] / m[0, 0] == pytest.approx(4 / 3)
+    with pytest.raises(ValueError, match="its P is not a real camera's: fx 1 px"):  # P's matrix is checked too
+        intrinsics_from_camera_info([0.0] * 9, [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1, 0], 640, 480, 640, 480, 50.0)
 
 
 def test_compressed_depth_is_refused_naming_it():

@@ -128,6 +128,23 @@ def test_a_phone_jpeg_stored_rotated_gives_the_upright_avatar(graph):
     _alive(g)
 
 
+def test_a_rolled_photo_is_turned_upright_with_a_warning_in_its_status(graph):
+    """A photo whose head is rolled 30 degrees (a phone held crooked) on operator/photo/compressed: OK, the turn said
+    in the status's warnings and the node's log (framing.roll_upright; test_field_inputs measures the avatar)."""
+    from gaussian_head_ros.msg import AvatarStatus
+
+    g = graph
+    up = photo("lp_d8_man_glasses.jpg", 480)
+    h, w = up.shape[:2]
+    rolled = cv2.warpAffine(up, cv2.getRotationMatrix2D((w / 2, h / 2), 30.0, 1.0), (w, h))
+    g["photo_c"].publish(_compressed("rolled", cv2.imencode(".png", rolled[..., ::-1])[1].tobytes(), "png"))
+    st = _status(g, "rolled")
+    said = [x for x in st.warnings if "the head is rolled" in x and "clockwise to make the head upright" in x]
+    assert st.code == AvatarStatus.OK and said, (st.message, st.warnings)
+    assert "the head is rolled" in g["procs"]["recon"].log()
+    _alive(g)
+
+
 def test_a_bgra8_cutout_gives_an_avatar_without_halo(graph):
     from gaussian_head_ros.core.avatar import sh_dc_to_rgb
     from gaussian_head_ros.msg import AvatarStatus
@@ -277,6 +294,52 @@ def test_camera_info_with_k_zero_uses_p_and_says_so_once(graph, clip):
     # a camera_info made for another aspect ratio (a 16:9 calibration for these frames): said, as a warning
     _depth_with(g, rgb, _camera_info(w * 16 // 9, h, k=K2), "another aspect ratio")
     assert "[WARN]" in [line for line in g["procs"]["tracker"].log().splitlines() if "another aspect ratio" in line][0]
+    _alive(g)
+
+
+def test_an_implausible_camera_info_is_refused_once_and_the_previous_intrinsics_stay(graph, clip):
+    """camera_info K that no camera has: fx = 1 px with the principal point on the corner (a placeholder), fx = 1e9
+    px, negative, NaN, a principal point off the image. Each is refused, said once in the log however often the
+    driver repeats it with its frames, and on /diagnostics while it is the newest camera_info; the head depth stays
+    the one of the K taken before (before: fx = 1 and 1e9 were taken silently, the head at 1e-3 or 1e6 times its
+    distance; NaN and negative were said every 5 s, and never on /diagnostics). A good camera_info after them is
+    taken and clears the refusal."""
+    g, peer, tracker = graph, graph["peer"], graph["procs"]["tracker"]
+    rgb = clip[2].rgb
+    h, w = rgb.shape[:2]
+    fx, cx, cy = 1.7 * w, w / 2, h / 2
+    good = _camera_info(w, h, k=[fx, 0, cx, 0, fx, cy, 0, 0, 1])
+    z_good = _depth_with(g, rgb, good, f"intrinsics from camera_info K: fx {fx:.1f}")
+    bad = {  # name: K, the words of its refusal
+        "placeholder": ([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1], "degree field of view across the"),
+        "1e9": ([1e9, 0, cx, 0, 1e9, cy, 0, 0, 1], "fx 1e+09 px is a"),
+        "negative": ([-fx, 0, cx, 0, -fx, cy, 0, 0, 1], "negative focal length"),
+        "nan": ([float("nan"), 0, cx, 0, fx, cy, 0, 0, 1], "not finite"),
+        "off the image": ([fx, 0, 5 * w, 0, fx, cy, 0, 0, 1], "principal point"),
+    }
+    for name, (k, words) in bad.items():
+        info = _camera_info(w, h, k=k)
+        n0 = tracker.log().count("camera_info refused")
+        assert peer.wait(lambda: tracker.log().count("camera_info refused") > n0, 60,
+                         action=lambda: (g["camera_info"].publish(info), _track(g, rgb))), (name, _logs(g))
+        refused = [line for line in tracker.log().splitlines() if "camera_info refused" in line][-1]
+        assert "[WARN]" in refused and words in refused and "keeping the intrinsics of the camera_info taken" in refused
+        for _ in range(5):  # a driver sends it with every frame: not said again
+            g["camera_info"].publish(info)
+            z = _track(g, rgb).head_pose.position.z
+            assert abs(z - z_good) < 0.01 * z_good, (name, z, z_good)
+        assert tracker.log().count("camera_info refused") == n0 + 1, (name, _logs(g))
+        peer.forget_diag("tracker_node")
+        assert peer.wait(lambda: words in (peer.diag_value("tracker_node", "camera_info_refused") or ""), 30,
+                         action=lambda: (g["camera_info"].publish(info), _track(g, rgb))), (name, peer.diag("tracker_node"))
+        level, message, _ = peer.diag("tracker_node")
+        assert level == 1 and "camera_info refused" in message and words in message, (name, message)
+    # a good one again: taken (the intrinsics line did not change: not said again), the refusal is over
+    peer.forget_diag("tracker_node")
+    assert peer.wait(lambda: peer.diag_value("tracker_node", "camera_info_refused") == "", 30,
+                     action=lambda: (g["camera_info"].publish(good), _track(g, rgb))), peer.diag("tracker_node")
+    z = _track(g, rgb).head_pose.position.z
+    assert abs(z - z_good) < 0.01 * z_good, (z, z_good)
     _alive(g)
 
 

@@ -134,6 +134,8 @@ def test_startup_photo_reaches_a_late_joiner(rclpy_context, peer):
     av, st = _late_join(rclpy_context, "late_joiner_1", timeout=120)
     assert av is not None and st is not None, peer["proc"].output()
     assert st.code == AvatarStatus.OK and st.ok and st.operator_id == "trump_official" and st.num_gaussians > 10_000
+    # the photo_path photo's status carries the frame_id photo_node sends the file under (it was empty)
+    assert st.header.frame_id == "trump_official", st.header
     avatar = msg_to_avatar(av)
     avatar.validate(max_gaussians=60_000)
     assert avatar.operator_id == "trump_official" and av.header.frame_id == "head"
@@ -713,6 +715,7 @@ def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
     done = lambda: [s for s in peer["statuses"] if s.operator_id == "business_person" and s.code != AvatarStatus.BUSY]
     assert spin_until(node, done, 120), peer["proc"].output()
     assert done()[0].code == AvatarStatus.OK, done()[0].message
+    assert {s.header.frame_id for s in done()} == {"business_person"}  # (was empty)
     av, _ = _late_join(rclpy_context, "late_joiner_6")
     assert msg_to_avatar(av).operator_id == "business_person"
 

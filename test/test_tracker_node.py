@@ -995,7 +995,7 @@ def _diagnostics_stand_in(**values):
         calibrated=False, operator_basis=None, _learner=SimpleNamespace(frames=0),
         basis_info={"learned": 0, "learn_ms": "", "reason": "", "unacknowledged": 0}, backend="mediapipe",
         diag_pub=SimpleNamespace(publish=published.append), get_clock=Clock,
-        get_fully_qualified_name=lambda: "/tracker_node", published=published)
+        get_fully_qualified_name=lambda: "/tracker_node", published=published, _info_refusal=None)
     node.__dict__.update(values)
     return node
 

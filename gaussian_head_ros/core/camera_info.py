@@ -10,7 +10,9 @@ drivers fill P and leave K all zero. The rule (one implementation, used by track
 
 The chosen matrix is rescaled when the camera_info was made for another resolution of the same camera
 (its width/height, when given, differ from the frame's); one made for another aspect ratio is rescaled too, with a
-warning (size_mismatch). Non-finite or negative values are refused.
+warning (size_mismatch). Non-finite or negative values are refused (check_camera_info), and so is a matrix that no
+real camera has (check_plausible: a field of view outside PLAUSIBLE_FOV_DEG, pixels far from square, or the principal
+point outside the image), which intrinsics_from_camera_info raises as ValueError.
 
 The other way, `camera_info_of_render`: a rendered image's K and P for the camera_info beside it (render_node's
 `face_display/camera_info`).
@@ -23,6 +25,18 @@ import numpy as np
 from gaussian_head_ros.core.facemesh import default_intrinsics
 
 SOURCES = ("K", "P", "fov")
+
+# The field of view (degrees, across the frame's width for fx and its height for fy, pinhole: 2 atan(size / 2f)) of a
+# matrix a real camera can have. Narrow end: the tele end of 30x PTZ conference cameras is ~2.3 degrees wide (Sony
+# SRG-300H: 63.7 to 2.3 degrees horizontal); 1 leaves room below it. Wide end: the widest rectilinear lenses cover
+# ~122-127 degrees across the width (a 9 mm lens on a 36 mm sensor: 2 atan(18 / 9) = 127), and a fisheye calibrated
+# with ROS's `equidistant` model (r = f theta) has f = (size / 2) / theta_max, whose pinhole angle 2 atan(theta_max)
+# stays below 118 degrees for up to 190 degrees of fisheye; 150 leaves room above both. A K of fx = 1 px on 640 px
+# frames is 179.6 degrees (a placeholder, not a lens), fx = 1e9 px 0.00004 degrees.
+PLAUSIBLE_FOV_DEG = (1.0, 150.0)
+# fy / fx: square pixels are 1 within a few percent after calibration; a 2x anamorphic lens, the strongest in use,
+# makes 2 (or 1/2); a camera_info for another aspect ratio, rescaled (size_mismatch), 4/3 from 16:9 to 4:3.
+PLAUSIBLE_PIXEL_ASPECT = (0.5, 2.0)
 
 
 def check_camera_info(k, p) -> None:
@@ -37,10 +51,33 @@ def check_camera_info(k, p) -> None:
         raise ValueError("it has a negative focal length")
 
 
+def check_plausible(K: np.ndarray, width: int, height: int) -> None:
+    """Raise ValueError naming the first thing no real camera has in K ([3, 3] pixels) for width x height frames:
+    a field of view outside PLAUSIBLE_FOV_DEG across the width (fx) or the height (fy), fy / fx outside
+    PLAUSIBLE_PIXEL_ASPECT, or the principal point (cx, cy) not inside the image (0 < cx < width, 0 < cy < height:
+    the optical axis meets the sensor, even under a shift lens; a K left as [f 0 0; 0 f 0; 0 0 1] puts it on a
+    corner). K must be finite with positive focal lengths (check_camera_info)."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lo, hi = PLAUSIBLE_FOV_DEG
+    for axis, f, size in (("x", fx, width), ("y", fy, height)):
+        fov_deg = float(np.degrees(2.0 * np.arctan2(size / 2.0, f)))
+        if not lo <= fov_deg <= hi:
+            across = "width" if axis == "x" else "height"
+            raise ValueError(f"f{axis} {f:.6g} px is a {fov_deg:.4g} degree field of view across the {size} px "
+                             f"{across}, outside the {lo:g}-{hi:g} degrees of real cameras")
+    lo, hi = PLAUSIBLE_PIXEL_ASPECT
+    if not lo <= fy / fx <= hi:
+        raise ValueError(f"fy / fx is {fy / fx:.3g} (fx {fx:.6g}, fy {fy:.6g} px), outside {lo:g}-{hi:g}: pixels that "
+                         "far from square")
+    if not (0.0 < cx < width and 0.0 < cy < height):
+        raise ValueError(f"the principal point ({cx:.6g}, {cy:.6g}) px is not inside the {width}x{height} image")
+
+
 def intrinsics_from_camera_info(k, p, info_width: int, info_height: int, width: int, height: int,
                                 fov_deg: float) -> tuple[np.ndarray, str]:
     """CameraInfo K ([9]), P ([12] or empty) and its width/height (0 = unknown) -> ([3, 3] float64 intrinsics
-    in pixels for a width x height frame, which of "K", "P", "fov" gave them). Call check_camera_info first."""
+    in pixels for a width x height frame, which of "K", "P", "fov" gave them). Call check_camera_info first.
+    Raises ValueError (check_plausible) when the matrix chosen, rescaled to the frame, is not a real camera's."""
     k = np.asarray(k, np.float64).reshape(-1)
     p = np.asarray(p, np.float64).reshape(-1)
     if k.size == 9 and k[0] > 0 and k[4] > 0:
@@ -53,6 +90,10 @@ def intrinsics_from_camera_info(k, p, info_width: int, info_height: int, width: 
     if info_width > 0 and info_height > 0:  # a camera_info for another resolution of the same camera
         m[0] *= width / info_width
         m[1] *= height / info_height
+    try:
+        check_plausible(m, width, height)
+    except ValueError as e:
+        raise ValueError(f"its {source} is not a real camera's: {e}") from None
     return m, source
 
 
@@ -76,11 +117,11 @@ def size_mismatch(info_width: int, info_height: int, width: int, height: int) ->
 
 
 def describe(K: np.ndarray, source: str, fov_deg: float, have_camera_info: bool = True,
-             use_camera_info: bool = True) -> str:
+             use_camera_info: bool = True, refused: bool = False) -> str:
     """A log line saying which intrinsics a node uses: K [3, 3] (pixels), `source` as intrinsics_from_camera_info
-    gives it ('K', 'P' or 'fov'), and why a field of view is used (camera_info all zero, none yet, or not used:
-    `use_camera_info` false)."""
-    why = ("use_camera_info is false" if not use_camera_info else
+    gives it ('K', 'P' or 'fov'), and why a field of view is used (camera_info all zero, none yet, not used:
+    `use_camera_info` false, or `refused`: the camera_info that came was refused and none was taken before)."""
+    why = ("use_camera_info is false" if not use_camera_info else "the camera_info was refused" if refused else
            "camera_info K and P are all zero" if have_camera_info else "no camera_info yet")
     what = {"K": "camera_info K", "P": "camera_info P (its K is all zero)",
             "fov": f"a {fov_deg:g} degree field of view ({why})"}[source]

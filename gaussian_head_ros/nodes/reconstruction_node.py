@@ -26,7 +26,8 @@ parameters, checkpoint content and code the avatar was made with:
 a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
 that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar).
 `operator_id` is the parameter when set, else the photo's header.frame_id (for `photo_path`: else the operator id
-an avatar file stores, else the file's name). An avatar file with more Gaussians than `max_file_gaussians` (render
+an avatar file stores, else the file's name). A status's header.frame_id is its photo's; for `photo_path`, the one
+photo_node would send the file under: `operator_id` when set, else the file's name. An avatar file with more Gaussians than `max_file_gaussians` (render
 node's default max_gaussians) is refused, as the display would refuse it.
 
 A restart keeps the face (core/avatar_cache.py): each avatar published is also written to `cache_path`
@@ -385,13 +386,16 @@ class ReconstructionNode(Node):
         photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18).
         An avatar file is counted against file_budget (0: max_file_gaussians). Returns the job submitted."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
+        # its statuses' header.frame_id: the frame_id photo_node gives the same file (operator_id, else the file's
+        # name), as a photo message's statuses carry the photo's; it was empty (user37)
+        name = self._param("operator_id") or Path(photo).stem
         if _is_avatar_file(photo):
-            job = Job(None, self._param("operator_id") or Path(photo).stem, "", f"avatar file {photo}",
+            job = Job(None, name, name, f"avatar file {photo}",
                       avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
         else:
             job = Job(lambda p=photo: _with_notes(imageio.decode_with_format(
-                          imageio.read_file(p), max_pixels=int(self._param("max_pixels")))),
-                      self._param("operator_id") or Path(photo).stem, "", f"photo_path {photo}")
+                          imageio.read_file(p), max_pixels=int(self._param("max_pixels")))), name, name,
+                      f"photo_path {photo}")
         self._submit(job)
         return job
 

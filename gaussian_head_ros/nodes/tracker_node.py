@@ -5,7 +5,10 @@ Subscribes `camera/image_raw` (sensor_msgs/Image, best effort, keep last 1; rgb8
 JPEG or PNG as image_transport's compressed plugin publishes; decoded here as photos are, imageio.decode_compressed:
 no republish node needed), and, when present, `camera/camera_info` for the intrinsics: its K, else its P when
 K is all zero, else a `fov_deg` pinhole camera (core/camera_info.py; the log says once which, with the
-values, and again when the source or the values change). Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
+values, and again when the source or the values change). A camera_info no real camera has (NaN, a negative or
+placeholder focal length such as fx = 1 px, a principal point off the image: camera_info.check_plausible) is refused:
+said once in the log (again when the refusal changes) and on /diagnostics while it is the newest camera_info, and
+the intrinsics taken before it (else `fov_deg`) stay in use. Publishes `face_control` (gaussian_head_ros/FaceControl) stamped with the
 camera frame's stamp (frames with a zero stamp get the arrival time).
 
 Frames are never queued: the subscription keeps the newest frame, a worker thread processes it, and
@@ -155,7 +158,14 @@ class TrackerNode(Node):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._latest = Latest()  # newest (frame, its stamp in ns, arrival time)
-        self._info: CameraInfo | None = None
+        # camera_info: each one counted as it comes (its sequence number), the newest kept for the worker unless it is
+        # not finite, which takes it if its intrinsics are plausible for the frames (else keeps the last one it took)
+        self._info_seq = 0  # camera_info messages received
+        self._info: tuple[int, CameraInfo] | None = None  # (sequence number, message): the newest, None if refused
+        self._info_used: tuple[int, CameraInfo] | None = None  # (worker) the last one whose intrinsics were taken
+        self._info_refusal: tuple[int, str, str] | None = None  # (sequence number, why, what is used instead) of the
+        # newest refused one, until a later one is taken (or use_camera_info is set false)
+        self._info_refusal_said = ""  # the refusal said in the log last ("" once a later camera_info is taken)
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
         self._upside_down_said = False  # the tracker's `upside_down` last said in the log
@@ -267,13 +277,45 @@ class TrackerNode(Node):
                                       f"{SKIPPED_SAY_AGAIN_S:g} s; decode_errors on /diagnostics counts them)")
 
     def _on_info(self, msg: CameraInfo) -> None:
-        try:  # all zeros = uncalibrated: fine, P or fov_deg is used
+        """Keep the newest camera_info with finite, non-negative values (all zeros = uncalibrated: fine, P or fov_deg
+        is used); the worker checks the rest against the frames' size (_intrinsics). A camera driver sends one per
+        frame: a refusal is said once (_refuse_info)."""
+        with self._lock:
+            self._info_seq += 1
+            seq = self._info_seq
+        try:
             check_camera_info(msg.k, msg.p)
         except ValueError as e:
-            self.get_logger().warning(f"camera_info refused: {e}; keeping the previous intrinsics",
-                                      throttle_duration_sec=5.0)
+            self._info = None  # the worker goes back to the one it took before
+            if self._param("use_camera_info"):
+                self._refuse_info(seq, str(e))
             return
-        self._info = msg
+        self._info = (seq, msg)
+
+    def _refuse_info(self, seq: int, why: str) -> None:
+        """The camera_info number `seq` is refused for `why`: said in the log unless it is the refusal said last
+        (a driver repeats its camera_info with every frame: before, a NaN one was said every 5 s and an implausible
+        one, fx = 1 px, taken without a word), and on /diagnostics until a later camera_info is taken. A refusal of
+        an earlier camera_info than the one refused last (the one taken before, for frames of another size) is not
+        said."""
+        kept = ("the intrinsics of the camera_info taken before it" if self._info_used is not None else
+                f"a {float(self._param('fov_deg')):g} degree field of view (fov_deg)")
+        with self._lock:
+            if self._info_refusal is not None and seq < self._info_refusal[0]:
+                return
+            self._info_refusal = (seq, why, kept)
+            say, self._info_refusal_said = why != self._info_refusal_said, why
+        if say:
+            self.get_logger().warning(f"camera_info refused: {why}; keeping {kept} (said again only when the refusal "
+                                      "changes; /diagnostics shows it while it is the newest camera_info)")
+
+    def _take_info(self, taken: tuple[int, CameraInfo]) -> None:
+        """(worker) The camera_info `taken` (sequence number, message) gives the intrinsics: a refusal of an earlier
+        one is over."""
+        self._info_used = taken
+        with self._lock:
+            if self._info_refusal is not None and taken[0] > self._info_refusal[0]:
+                self._info_refusal, self._info_refusal_said = None, ""
 
     def _request_recalibration(self) -> None:
         self._recalibrate = True
@@ -302,23 +344,36 @@ class TrackerNode(Node):
         self._wanted = config
 
     def _intrinsics(self, w: int, h: int) -> np.ndarray:
-        """[3, 3] intrinsics for a w x h frame: camera_info K, else its P, else fov_deg (core/camera_info.py);
-        says once which, and again whenever the source or the values (as the log line prints them) change."""
-        info = self._info if self._param("use_camera_info") else None
+        """[3, 3] intrinsics for a w x h frame: camera_info K, else its P, else fov_deg (core/camera_info.py); a
+        camera_info whose intrinsics are not a real camera's is refused (_refuse_info) and the one taken before it
+        (else fov_deg) is used. Says once which, and again whenever the source or the values (as the log line prints
+        them) change."""
+        use = self._param("use_camera_info")
         fov = float(self._param("fov_deg"))
-        if info is None:
-            K, source = intrinsics_from_camera_info(np.zeros(9), (), 0, 0, w, h, fov)
-        else:
-            K, source = intrinsics_from_camera_info(info.k, info.p, info.width, info.height, w, h, fov)
-        line = describe(K, source, fov, have_camera_info=info is not None, use_camera_info=self._param("use_camera_info"))
-        if info is None and self._param("use_camera_info"):
+        K, source, info = intrinsics_from_camera_info(np.zeros(9), (), 0, 0, w, h, fov) + (None,)
+        if not use:  # (camera_info is not read: nothing of it is refused)
+            self._info_refusal, self._info_refusal_said = None, ""
+        # the newest camera_info, else (refused) the one taken before it
+        for taken in [t for t in (self._info, self._info_used) if t is not None] if use else []:
+            seq, msg = taken
+            try:
+                K, source = intrinsics_from_camera_info(msg.k, msg.p, msg.width, msg.height, w, h, fov)
+            except ValueError as e:  # (the one taken before may not fit frames of another size either)
+                self._refuse_info(seq, str(e))
+                continue
+            info = msg
+            self._take_info(taken)
+            break
+        refused = use and self._info_refusal is not None and info is None
+        line = describe(K, source, fov, have_camera_info=self._info_seq > 0, use_camera_info=use, refused=refused)
+        if not self._info_seq and use:
             line += f", listening for it on {self.info_topic}"
         mismatch = size_mismatch(info.width, info.height, w, h) if info is not None and source != "fov" else ""
         if mismatch:
             line += f"; {mismatch}"
         if line != self._intrinsics_said:
             self._intrinsics_said = line
-            if info is None or (source == "K" and not mismatch):
+            if (info is None and not refused) or (source == "K" and not mismatch):
                 self.get_logger().info(line)
             else:
                 self.get_logger().warning(line)
@@ -639,6 +694,7 @@ class TrackerNode(Node):
         busy = [w[1] * 1e3 for w in recent]
         ages = [w[2] * 1e3 for w in recent if w[2] is not None]
         offset = self._stamp_ages.offset
+        refusal = self._info_refusal
         if self.state.startswith("tracking stopped"):
             level, message = DiagnosticStatus.ERROR, self.state
         elif self.model_error:
@@ -653,6 +709,8 @@ class TrackerNode(Node):
         elif skipped := self._skipped.recent(now):
             level, message = DiagnosticStatus.WARN, f"frames skipped in the last {SKIPPED_SHOWN_S:g} s: " + "; ".join(
                 skipped)
+        elif refusal is not None:
+            level, message = DiagnosticStatus.WARN, f"camera_info refused: {refusal[1]}; using {refusal[2]}"
         elif self.state != "tracking":
             level, message = DiagnosticStatus.WARN, self.state
         else:
@@ -681,6 +739,7 @@ class TrackerNode(Node):
             "operator_bases_unacknowledged": str(self.basis_info["unacknowledged"]),
             "backend": self.backend,
             "stamp_offset_s": "" if offset is None else f"{offset:.3f}",  # arrival - stamp (pacing.stamp_offset)
+            "camera_info_refused": "" if refusal is None else refusal[1],  # why the newest camera_info was refused
             **{k: str(v) for k, v in c.items()},
         }
         self.diag_pub.publish(diagnostics(self, "face tracking", level, message, self.backend, values))

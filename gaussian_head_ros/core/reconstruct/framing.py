@@ -55,6 +55,16 @@ class FramingConfig:
     scalp_above_forehead_m: float = 0.06  # top of the skull above MediaPipe's forehead point (head height ~0.23 m)
     trim_bars: bool = True  # letterbox / pillarbox bars (border_bars) are not part of the photo: the person ends at them
     upright: bool = True  # a photo whose head lies on its side or upside down is turned upright (frame_photo)
+    # With `upright`, a head rolled further than this in the photo (head_roll_deg: a phone held crooked, a selfie
+    # with the head tilted) is turned upright by that angle (frame_photo), degrees. Below it the roll is the person's
+    # own and left alone: the nine ../shared portraits read -3.5..+5.4 deg (twice that is left to the person);
+    # operators talking in the four driving clips (every 5th frame) within 6.2 but tpsmm_driving's head tilts, p5..p95
+    # -10.1..+11.0 (a photo taken mid-tilt is turned: its avatar's shoulders turn by as much the other way, the
+    # neck's bend kept). A portrait rotated 15 deg reads 9.6-20 deg with its own roll; turned, the avatar drawn at
+    # rest as the display draws it (PSNR to the upright photo's over the pixels shown; scripts/rolled_photos.py,
+    # session 38) went from 17.7 / 18.6 dB (mean of the nine at -15 / +15) to 23.4 / 21.7, and 14.2-15.0 to 21.9-22.0
+    # at +-35; obama_speech at +15 (9.6) is left as it is, two_children at +15 lost 0.5 dB.
+    roll_upright_deg: float = 10.0
 
 
 @dataclass
@@ -133,13 +143,105 @@ def quarter_turns(landmarks_px: np.ndarray) -> int:
     return round(angle / 90.0) % 4
 
 
+def head_roll_deg(landmarks_px: np.ndarray) -> float:
+    """The roll of a face in the image, degrees, positive clockwise as displayed: the angle from the image's x axis
+    to the head's left-right axis as the image shows it (the sum over landmarks.RIGID_PAIRS of right -> left
+    point, as facemesh.fit_head_frame takes its x axis; six pairs from the eye corners to the cheeks and nostrils
+    rather than the eye line alone, which an eye's landmarks move). landmarks_px: [478, >=2] image pixels (x
+    right, y down). Within +-45 after quarter_turns; 0 for an upright face."""
+    p = np.asarray(landmarks_px, np.float64)[:, :2]
+    x = sum(p[b] - p[a] for a, b in lmk.RIGID_PAIRS)
+    return math.degrees(math.atan2(x[1], x[0]))
+
+
+# A rotation in an image editor fills the corners it brings in with one colour (black, white): each such corner is a
+# right triangle whose legs lie on the photo's border, its hypotenuse at the photo's roll. Taken as the photo, the
+# black wedge above business_person rotated -45 deg cut a straight edge into her hair (its matte said: backdrop).
+WEDGE_RANGE = 3  # grey levels a wedge's pixels lie within of its corner pixel (a lossless fill; JPEG: ringing)
+WEDGE_MIN_PX = 4  # legs shorter than this: no wedge
+WEDGE_ANGLE_DEG = 6.0  # its hypotenuse within this of the head's roll (head_roll_deg) or of 90 less it
+WEDGE_UNIFORM = 0.97  # share of the triangle's pixels within WEDGE_RANGE of the corner's colour
+WEDGE_EDGE_PX = 2  # the triangle taken this much larger along each leg: the fill's antialiased edge
+
+
+def corner_wedges(rgb: np.ndarray, roll_deg: float) -> np.ndarray:
+    """[H, W] bool: the uniform corner triangles of an [H, W, 3] uint8 photo rotated by about roll_deg in an image
+    editor (WEDGE_* above): at each corner, the runs of its colour along the two borders are the legs; the triangle
+    is a wedge when its hypotenuse's angle matches the roll and nearly all of it is that colour. A dark suit or hair
+    reaching a corner is no straight-edged uniform triangle at the head's roll."""
+    h, w = rgb.shape[:2]
+    img = np.asarray(rgb, np.int16)
+    out = np.zeros((h, w), bool)
+    for rows, cols in ((slice(None), slice(None)), (slice(None), slice(None, None, -1)),
+                       (slice(None, None, -1), slice(None)), (slice(None, None, -1), slice(None, None, -1))):
+        view = img[rows, cols]  # this corner at (0, 0)
+        same_row = np.all(np.abs(view[0] - view[0, 0]) <= WEDGE_RANGE, axis=1)
+        same_col = np.all(np.abs(view[:, 0] - view[0, 0]) <= WEDGE_RANGE, axis=1)
+        leg_x = int(np.argmin(same_row)) if not same_row.all() else w
+        leg_y = int(np.argmin(same_col)) if not same_col.all() else h
+        if min(leg_x, leg_y) < WEDGE_MIN_PX or (leg_x == w and leg_y == h):
+            continue
+        angle = math.degrees(math.atan2(leg_y, leg_x))
+        roll = abs(roll_deg)
+        if min(abs(angle - roll), abs(angle - (90.0 - roll))) > WEDGE_ANGLE_DEG:
+            continue
+        ys, xs = np.mgrid[:min(leg_y, h), :min(leg_x, w)]
+        tri = xs / leg_x + ys / leg_y <= 1.0
+        patch = view[:tri.shape[0], :tri.shape[1]]
+        if np.mean(np.all(np.abs(patch - view[0, 0]) <= WEDGE_RANGE, axis=2)[tri]) < WEDGE_UNIFORM:
+            continue
+        ey, ex = min(leg_y + WEDGE_EDGE_PX, h), min(leg_x + WEDGE_EDGE_PX, w)
+        ys, xs = np.mgrid[:ey, :ex]
+        out[rows, cols][:ey, :ex] |= xs / (leg_x + WEDGE_EDGE_PX) + ys / (leg_y + WEDGE_EDGE_PX) <= 1.0
+    return out
+
+
+def fill_outside(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """[H, W, 3] with each pixel outside `inside` ([H, W] bool) given the colour of the nearest pixel inside (as the
+    crop beyond the photo repeats its border): what lies beyond a photo's edge is not the backdrop's black or a
+    rotation's fill. The same array when all is inside."""
+    if inside.all():
+        return rgb
+    _, labels = cv2.distanceTransformWithLabels((inside == 0).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(inside)  # label k (1-based) is the k-th inside pixel in row-major order (OpenCV's scan)
+    out = rgb.copy()
+    out[~inside] = rgb[ys[labels[~inside] - 1], xs[labels[~inside] - 1]]
+    return out
+
+
+def roll_upright(rgb: np.ndarray, roll_deg: float, inside: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[H, W, 3] uint8 photo whose face is rolled by roll_deg (head_roll_deg) -> (the photo turned about its
+    centre to make the face upright, on a canvas [H', W', 3] that holds all of it; [H', W'] bool: the canvas
+    pixels that are the photo's, of `inside` ([H, W] bool, default all: the photo less its letterbox bars); [2, 3]
+    the affine map from canvas pixels back to the photo's). The rest of the canvas takes the colour of the nearest
+    pixel inside (fill_outside, as the source camera's crop beyond the photo repeats its border): outside
+    FramedPhoto.valid, which the reconstructor takes as the photo's edge, beyond which the person goes on, not as a
+    backdrop. Turning about the centre, where
+    default_intrinsics puts the principal point, is the camera rolled about its axis: the same focal length."""
+    h, w = rgb.shape[:2]
+    a = math.radians(roll_deg)
+    c, s = abs(math.cos(a)), abs(math.sin(a))
+    ww, hh = int(math.ceil(w * c + h * s)), int(math.ceil(w * s + h * c))
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), roll_deg, 1.0)  # positive: counter-clockwise as displayed
+    m[:, 2] += ((ww - w) / 2.0, (hh - h) / 2.0)
+    # (cv2's pixel centres are at integers: the map of centres at + 0.5 is the same rotation about the same point)
+    canvas = cv2.warpAffine(rgb, m, (ww, hh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mask = np.full((h, w), 255, np.uint8) if inside is None else np.asarray(inside, np.uint8) * 255
+    inside = cv2.warpAffine(mask, m, (ww, hh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=0) >= 128
+    return fill_outside(canvas, inside), inside, cv2.invertAffineTransform(m)
+
+
 def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     """[H, W, 3] uint8 photo -> FramedPhoto, or ReconstructionError saying why the photo cannot be used. With
     cfg.trim_bars the photo's letterbox / pillarbox bars (border_bars) lie outside it (`valid` False, the crop
     repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it.
     With cfg.upright a photo whose largest face lies on its side is turned upright first by whole quarter turns
-    (quarter_turns; lossless), and one whose face is upside down by half a turn (FaceMesh.upside_down), with a
-    warning."""
+    (quarter_turns; lossless), and one whose face is upside down by half a turn (FaceMesh.upside_down), then one whose
+    head is still rolled more than cfg.roll_upright_deg (head_roll_deg) by that angle on a larger canvas (roll_upright:
+    the canvas beyond the photo is outside `valid`), with a warning."""
     check_image(rgb, cfg.max_pixels)
     h0, w0 = rgb.shape[:2]
     shrink = min(1.0, cfg.max_side / max(h0, w0))
@@ -168,10 +270,32 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
             raise ReconstructionError(NO_FACE, "no face found in the photo turned upright; use an upright photo "
                                                "of one person facing the camera")
     turns = (turns + first) % 4
-    if turns:
+    K = default_intrinsics(work.shape[1], work.shape[0], cfg.fov_deg)  # the photo's (as turned by quarter turns)
+    photo_size, bars, inside, to_photo = (work.shape[1], work.shape[0]), (0, 0, 0, 0), None, None
+    roll = head_roll_deg(faces[0].landmarks_px) if cfg.upright else 0.0
+    if abs(roll) > cfg.roll_upright_deg:  # turned by its roll, on a canvas: its bars found before, on its own lines
+        bars = border_bars(work) if cfg.trim_bars else bars
+        inside = _inside_bars(work.shape[:2], bars)
+        if cfg.trim_bars:
+            inside &= ~corner_wedges(work, roll)
+        work, inside, to_photo = roll_upright(work, roll, inside)
+        K[:2, 2] = work.shape[1] / 2.0, work.shape[0] / 2.0  # the same camera, rolled about its axis
+        faces = facemesh.detect(work)
+        if not faces:
+            raise ReconstructionError(NO_FACE, "no face found in the photo turned upright; use an upright photo "
+                                               "of one person facing the camera")
+        log.info("photo: the head is rolled %.1f deg: turned upright on a %dx%d canvas", roll, *work.shape[1::-1])
+    rolled = (f"{abs(roll):.0f} deg {'counter-clockwise' if roll > 0 else 'clockwise'}" if to_photo is not None
+              else "")  # (cv2's positive angle, a head rolled clockwise as displayed turned back counter-clockwise)
+    if turns:  # one warning for both turns
         turned = ("a quarter turn counter-clockwise", "half a turn", "a quarter turn clockwise")[turns - 1]
         warnings.append(f"the head lies {'upside down' if turns == 2 else 'on its side'} in the photo (stored turned, "
-                        f"without an EXIF orientation): the photo was turned {turned} to make it upright")
+                        f"without an EXIF orientation): the photo was turned {turned}"
+                        f"{' and ' + rolled if rolled else ''} to make it upright")
+    elif rolled:
+        warnings.append(f"the head is rolled {abs(roll):.0f} deg in the photo (a camera held crooked, or the head "
+                        f"tilted): the photo was turned {rolled} to make the head upright (shoulders that were "
+                        "straight lean by as much in the avatar)")
     face = faces[0]  # largest first
     width = face.width / shrink
     if len(faces) > 1:
@@ -181,7 +305,7 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
                                                   f"{cfg.min_face_px:.0f} px; use a closer or larger photo")
     hw, ww = work.shape[:2]
     try:
-        fit = fit_head_frame(face.landmarks_px, default_intrinsics(ww, hw, cfg.fov_deg))
+        fit = fit_head_frame(face.landmarks_px, K)
     except ValueError as e:
         raise ReconstructionError(NO_FACE, f"the face landmarks are unusable: {e}") from e
     euler = euler_deg(matrix_to_quat(fit.rotation))
@@ -195,14 +319,15 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
         warnings.append(f"the head is turned {abs(euler['yaw']):.0f} deg to the side (more than {cfg.warn_yaw_deg:.0f}): "
                         "the side the photo hides is filled in from the side it shows, with seams across that cheek "
                         "when the avatar faces the display; a frontal photo gives a better avatar")
-    bars = border_bars(work) if cfg.trim_bars else (0, 0, 0, 0)
+    if to_photo is None:
+        bars = border_bars(work) if cfg.trim_bars else (0, 0, 0, 0)
+        work = _fill_bars(work, bars)
     top, bottom, left, right = bars
-    if any(bars):
-        log.info("photo: letterbox bars outside the picture (top %d, bottom %d, left %d, right %d px)", *bars)
-        work = work.copy()
-        work[:top], work[hw - bottom:] = work[top], work[hw - bottom - 1]
-        work[:, :left], work[:, ww - right:] = work[:, left:left + 1], work[:, ww - right - 1:ww - right]
-    warnings += check_cut_off(face.landmarks_px - [left, top, 0], fit, ww - left - right, hw - top - bottom, cfg)
+    # the cut-off check in the photo's own pixels (less its bars): a rolled photo's edges are not the canvas's
+    warnings += check_cut_off(face.landmarks_px, fit, photo_size[0] - left - right, photo_size[1] - top - bottom, cfg,
+                              to_photo=_then_shift(to_photo, -left, -top))
+    if to_photo is not None:
+        top = bottom = left = right = 0  # (the canvas: its `inside` says where the photo is)
     warnings += check_colour(work, face.landmarks_px)
     warnings += check_eyes(work, face.landmarks_px)
     # The crop: `crop_m` metres at the head's depth, centred on a point of the head frame. MediaPipe's
@@ -239,20 +364,56 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     centres = (np.arange(cfg.size) + 0.5) / s
     valid = (((centres + y0 >= top) & (centres + y0 <= hw - bottom))[:, None]
              & ((centres + x0 >= left) & (centres + x0 <= ww - right))[None, :])
+    if inside is not None:
+        valid &= _crop(inside.astype(np.uint8) * 255, x0, y0, s, cfg.size) >= 128
     others = [np.stack([(o.landmarks_px[:, 0] - x0) * s, (o.landmarks_px[:, 1] - y0) * s, o.landmarks_px[:, 2] * s],
                        1).astype(np.float32) for o in faces[1:]]
     return FramedPhoto(photo, Kc, viewmat, lm_c.astype(np.float32), vertices.astype(np.float32), fit, euler,
                        float(width), len(faces), warnings, valid, others)
 
 
-def check_cut_off(landmarks_px: np.ndarray, fit: HeadFit, width: int, height: int, cfg: FramingConfig) -> list[str]:
+def _fill_bars(rgb: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
+    """[H, W, 3] with its letterbox bars (top, bottom, left, right lines; border_bars) repeating the picture's last
+    line (the same array when there are none)."""
+    top, bottom, left, right = bars
+    if not any(bars):
+        return rgb
+    log.info("photo: letterbox bars outside the picture (top %d, bottom %d, left %d, right %d px)", *bars)
+    hw, ww = rgb.shape[:2]
+    out = rgb.copy()
+    out[:top], out[hw - bottom:] = out[top], out[hw - bottom - 1]
+    out[:, :left], out[:, ww - right:] = out[:, left:left + 1], out[:, ww - right - 1:ww - right]
+    return out
+
+
+def _inside_bars(shape: tuple[int, int], bars: tuple[int, int, int, int]) -> np.ndarray:
+    """[H, W] bool: the picture between the letterbox bars (top, bottom, left, right lines) of an H x W photo."""
+    top, bottom, left, right = bars
+    inside = np.zeros(shape, bool)
+    inside[top:shape[0] - bottom, left:shape[1] - right] = True
+    return inside
+
+
+def _then_shift(affine: np.ndarray | None, dx: float, dy: float) -> np.ndarray:
+    """[2, 3] affine map (None: the identity) followed by a shift of (dx, dy) pixels."""
+    out = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]) if affine is None else np.array(affine, np.float64)
+    out[:, 2] += (dx, dy)
+    return out
+
+
+def check_cut_off(landmarks_px: np.ndarray, fit: HeadFit, width: int, height: int, cfg: FramingConfig,
+                  to_photo: np.ndarray | None = None) -> list[str]:
     """A face cut by the photo's frame: raise ReconstructionError(FACE_CUT_OFF) when the chin or the forehead
     is outside the photo (MediaPipe places landmarks beyond the edges: it would make a chin-less or
     browless head); return a warning when only the top of the skull is (the scalp above the edge is flat).
 
-    landmarks_px: [478, 3] in the photo's pixels (x right, y down); width, height: the photo's size. The top
-    of the skull is `scalp_above_forehead_m` above the forehead point along the head's up axis."""
+    landmarks_px: [478, 3] in the pixels the head was fitted in (x right, y down); to_photo: [2, 3] the affine
+    map from those to the photo's (None: they are the photo's: a photo turned by its roll is fitted on a canvas);
+    width, height: the photo's size. The top of the skull is `scalp_above_forehead_m` above the forehead point
+    along the head's up axis."""
     lm = np.asarray(landmarks_px, np.float64)
+    if to_photo is not None:
+        lm = np.concatenate([lm[:, :2] @ np.asarray(to_photo)[:, :2].T + np.asarray(to_photo)[:, 2], lm[:, 2:]], 1)
     face_h = float(np.linalg.norm(lm[lmk.CHIN, :2] - lm[lmk.FOREHEAD, :2]))
     margin = cfg.cut_margin * face_h
     edges = {"bottom": lambda p: p[1] > height - margin, "top": lambda p: p[1] < margin,
@@ -263,7 +424,8 @@ def check_cut_off(landmarks_px: np.ndarray, fit: HeadFit, width: int, height: in
             raise ReconstructionError(FACE_CUT_OFF, f"the {name} is cut off by the {cut[0]} of the photo; use a photo "
                                                     "that shows the whole head with some space around it")
     up = fit.rotation @ np.array([0.0, -cfg.scalp_above_forehead_m, 0.0]) / fit.metres_per_pixel  # pixels
-    top = lm[lmk.FOREHEAD, :2] + up[:2]
+    up = up[:2] if to_photo is None else np.asarray(to_photo)[:, :2] @ up[:2]
+    top = lm[lmk.FOREHEAD, :2] + up
     if top[1] < 0 or not 0 <= top[0] <= width:
         missing_cm = 100 * fit.metres_per_pixel * max(-top[1], -top[0], top[0] - width, 0.0)
         return [f"the top of the head is cut off by the photo's frame (about {missing_cm:.0f} cm of it): the avatar's "
