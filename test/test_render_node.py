@@ -11,6 +11,9 @@ pytestmark = pytest.mark.ros
 
 W, H = 96, 80
 STAMP = 1_700_000_123_456_789_000
+# render_proc's shared_topic_say_s: the second-publisher warnings after this long rather than the default 25 s (which
+# outlasts a crashed node's DDS lease; the rule is the same whatever the window)
+SHARED_SAY_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def render_proc(tmp_path_factory):
     proc = Proc(executable("render_node") + ["--ros-args", "-p", f"width:={W}", "-p", f"height:={H}",
                                              "-p", "fps:=20.0", "-p", "idle_timeout_s:=1.5",
                                              "-p", "crossfade_s:=0.0", "-p", "max_gaussians:=50000",
-                                             "-p", "backend:=cpu",
+                                             "-p", "backend:=cpu", "-p", f"shared_topic_say_s:={SHARED_SAY_S}",
                                              "--log-level", "render_node:=debug"], log)  # each basis received
     yield proc
     rc = proc.stop()
@@ -746,28 +749,36 @@ def test_blendshape_names_outside_arkit_s_are_said_once_each(io):
 def test_controls_that_say_no_face_for_10_s_are_said_in_the_log(io):
     """A hand-written lip-sync sender's FaceControl `{mouth_open: 1.0}` leaves face_detected false, the message's
     default, the tracker's "no face": the avatar played its idle animation and only /diagnostics said why, the log
-    nothing (user36, s36). Now the log says it once, NO_CONTROLS_SAY_S (10 s) into such a run, with both causes."""
+    nothing (user36, s36). Now the log says it once, no_controls_say_s (10 s; 3 s here) into such a run, with both
+    causes."""
     msg = _control_msg(STAMP + 95, mouth_open=1.0)
     msg.face_detected = False
-    said = "face_control on /face_control has said face_detected false (no face) for 1"
+    said = "face_control on /face_control has said face_detected false (no face) for "
     before = io["proc"].output().count(said)
-    deadline = time.monotonic() + 40
-    while io["proc"].output().count(said) == before and time.monotonic() < deadline:
-        io["control"].publish(msg)
-        _wait_image(io, lambda m: False, 0.1)
-    out = io["proc"].output()
-    assert out.count(said) == before + 1 and "leaves face_detected false, the message's default" in out, out
-    for _ in range(20):  # the same run goes on: not said again
-        io["control"].publish(msg)
-        _wait_image(io, lambda m: False, 0.1)
-    assert io["proc"].output().count(said) == before + 1
-    io["control"].publish(_control_msg(STAMP + 96))  # a face again: the next run is said again
+    assert _set_param(io, "no_controls_say_s", 3.0).successful
+    try:
+        deadline = time.monotonic() + 40
+        while io["proc"].output().count(said) == before and time.monotonic() < deadline:
+            io["control"].publish(msg)
+            _wait_image(io, lambda m: False, 0.1)
+        out = io["proc"].output()
+        assert out.count(said) == before + 1 and "leaves face_detected false, the message's default" in out, out
+        line = [ln for ln in out.splitlines() if said in ln][-1]
+        assert int(line.split(said)[1].split(" s:")[0]) >= 3, line
+        for _ in range(20):  # the same run goes on: not said again
+            io["control"].publish(msg)
+            _wait_image(io, lambda m: False, 0.1)
+        assert io["proc"].output().count(said) == before + 1
+        io["control"].publish(_control_msg(STAMP + 96))  # a face again: the next run is said again
+    finally:
+        assert _set_param(io, "no_controls_say_s", 10.0).successful
 
 
 def test_a_second_face_control_publisher_is_said(io, rclpy_context):
     """Two trackers on one face_control (a second operator's laptop, a replay beside the live tracker): their
     controls interleave and the newest drives the face, and nothing said so. Now the render node warns, naming
-    the publishers, when there has been more than one for 25 s (a crashed tracker's stale entry lasts 20 s)."""
+    the publishers, when there has been more than one for shared_topic_say_s (25 s by default: a crashed tracker's
+    stale entry lasts 20 s; SHARED_SAY_S here)."""
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import FaceControl
@@ -778,8 +789,9 @@ def test_a_second_face_control_publisher_is_said(io, rclpy_context):
     said = lambda: [ln for ln in io["proc"].output().splitlines() if "publishers on /face_control for" in ln  # noqa: E731
                     and "/render_test_peer" in ln and "/second_operator" in ln]
     try:
-        assert spin_until(other, said, 150), io["proc"].output()[-3000:]  # said after 25 s of both
+        assert spin_until(other, said, 150), io["proc"].output()[-3000:]  # said after SHARED_SAY_S of both
         assert "the newest drives the face" in said()[0], said()
+        assert float(said()[0].split(" for ")[1].split(" s ")[0]) >= SHARED_SAY_S, said()
     finally:
         other.destroy_publisher(pub)
         other.destroy_node()
@@ -790,7 +802,7 @@ def test_a_second_face_display_publisher_is_said(io, rclpy_context):
     s19, a second `ros2 run gaussian_head_ros render_node --ros-args -r __ns:=/robot1` beside avatar.launch.py
     namespace:=robot1): a display subscribed there shows both nodes' frames in turn, and neither node said anything
     (only `ros2 node list` warned of two nodes sharing a name). Now the render node warns, naming the publishers,
-    after 25 s of more than one."""
+    after shared_topic_say_s (25 s by default; SHARED_SAY_S here) of more than one."""
     from rclpy.qos import qos_profile_sensor_data
     from rosgraph import spin_until
     from sensor_msgs.msg import Image
@@ -800,8 +812,9 @@ def test_a_second_face_display_publisher_is_said(io, rclpy_context):
     said = lambda: [ln for ln in io["proc"].output().splitlines()  # noqa: E731
                     if "publishers on /face_display/image_raw for" in ln and "/second_robot" in ln]
     try:
-        assert spin_until(other, said, 150), io["proc"].output()[-3000:]  # said after 25 s of both
+        assert spin_until(other, said, 150), io["proc"].output()[-3000:]  # said after SHARED_SAY_S of both
         assert "/render_node" in said()[0] and "a namespace of its own" in said()[0], said()
+        assert float(said()[0].split(" for ")[1].split(" s ")[0]) >= SHARED_SAY_S, said()
     finally:
         other.destroy_publisher(pub)
         other.destroy_node()
@@ -928,7 +941,9 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
     animation at /diagnostics level OK, and nothing in the robot's log said why; an operator whose tracker ended (or
     whose link went down) was just as silent (user21, s21). Now the render node warns 10 s after start, naming the
     FaceControl topics that are published and how to follow one; says when controls come; warns 10 s after the last
-    one when they stop (and /diagnostics warns, with control_age_s), and says when they come back."""
+    one when they stop (and /diagnostics warns, with control_age_s), and says when they come back. The node runs with
+    no_controls_say_s 4 s rather than 10 s (the rule is the same; its window more than LEFT_CLEANLY_S, 2 s, so a
+    tracker that left cleanly is told from one still listed)."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rosgraph import Proc, executable, spin_until
 
@@ -947,8 +962,10 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
     diags = []
     peer.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.extend(
         s for s in m.status if s.name == "u21_robot/render_node: face rendering"), 10)
+    say_s = 4.0
     proc = Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/u21_robot", "-p", f"width:={W}",
-                                             "-p", f"height:={H}", "-p", "backend:=cpu", "-p", "fps:=10.0"],
+                                             "-p", f"height:={H}", "-p", "backend:=cpu", "-p", "fps:=10.0",
+                                             "-p", f"no_controls_say_s:={say_s}"],
                 tmp_path / "render_no_controls.log")
     said = lambda text: text in proc.output()  # noqa: E731
     try:
@@ -971,10 +988,11 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
         assert spin_until(peer, lambda: said("face_control stopped on /u21_robot/face_control"), 30), proc.output()
         line = [ln for ln in proc.output().splitlines() if "face_control stopped on" in ln][0]
         assert "[WARN]" in line and "(1 publishers, still on the graph" in line, line
+        assert int(line.split("the last one came ")[1].split(" s ago")[0]) >= say_s, line
         assert spin_until(peer, lambda: any(s.level == DiagnosticStatus.WARN and "no face_control on" in s.message
                                             for s in diags), 10), [(s.level, s.message) for s in diags]
         values = {kv.key: kv.value for kv in diags[-1].values}
-        assert float(values["control_age_s"]) >= 10.0, values
+        assert float(values["control_age_s"]) >= say_s, values
         stream(1.0)
         assert spin_until(peer, lambda: said("face_control back on /u21_robot/face_control after"), 10), proc.output()
         stream(1.0)
@@ -991,7 +1009,7 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
 
 def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(monkeypatch):
     """A robot with no operator for hours: _say_if_no_controls (called by the diagnostics timer once a second) asked
-    the ROS graph for FaceControl topics every tick once 10 s had passed; now every NO_CONTROLS_SAY_S, and says the
+    the ROS graph for FaceControl topics every tick once 10 s had passed; now every no_controls_say_s, and says the
     wait once. The node's own method on a stand-in, 100 ticks."""
     from types import SimpleNamespace
 
@@ -1001,6 +1019,7 @@ def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(m
     monkeypatch.setattr(render_node, "other_topics", lambda *a, **k: asked.append(1) or [])
     node = SimpleNamespace(_control_arrived=0.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
                            _controls_looked_for=0.0, control_topic="/r/face_control", count_publishers=lambda t: 0,
+                           _param=lambda name: render_node.PARAMS[name].default,  # no_controls_say_s 10 s
                            get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append))
     for tick in range(100):
         render_node.RenderNode._say_if_no_controls(node, float(tick))
@@ -1027,7 +1046,7 @@ def test_controls_that_stopped_are_said_with_what_the_graph_shows_of_the_tracker
     watch = SimpleNamespace(emptied_at=None if left_after_s is None else 100.0 + left_after_s)
     node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
                            _controls_looked_for=0.0, control_topic="/r/face_control", _control_publishers=watch,
-                           count_publishers=lambda t: publishers,
+                           count_publishers=lambda t: publishers, _param=lambda name: render_node.PARAMS[name].default,
                            get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append))
     render_node.RenderNode._say_if_no_controls(node, 121.0)
     assert len(said) == 1 and said[0].startswith("face_control stopped on /r/face_control: the last one came 21 s ago")

@@ -429,12 +429,23 @@ def test_parameters_are_validated(io, tracker_proc):
 
 def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
     """Frames that stop coming after they came (a driver that died, a camera unplugged): a warning naming the
-    topic NO_FRAMES_SAY_S after the last frame, /diagnostics says for how long, and their return is said. Before
+    topic no_frames_say_s after the last frame, /diagnostics says for how long, and their return is said. Before
     (user18, s18): the log said nothing, and /diagnostics said 'no camera frames in the last 2 s' with the state
-    'tracking' minutes after the camera stopped."""
-    from rosgraph import spin_until
+    'tracking' minutes after the camera stopped. The window is no_frames_say_s, 10 s by default, set to 3 s here
+    (the rule is the same)."""
+    from rosgraph import set_parameter, spin_until
 
-    from gaussian_head_ros.nodes.tracker_node import NO_FRAMES_SAY_S
+    node = io[0]
+    assert set_parameter(node, "/tracker_node", "no_frames_say_s", 3.0).successful
+    try:
+        _camera_stops(io, clip, tracker_proc, 3.0)
+    finally:
+        assert set_parameter(node, "/tracker_node", "no_frames_say_s", 10.0).successful
+
+
+def _camera_stops(io, clip, tracker_proc, say_s: float) -> None:
+    """test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics, the tracker's no_frames_say_s set to say_s."""
+    from rosgraph import spin_until
 
     node, _, _, _, diags = io
     stamp = STAMP0 + 600 * 33_333_333
@@ -443,22 +454,22 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
 
     def stopped() -> str:
         """The warning about the gap after this test's last frame, or "": the tracker's last word on its frames is
-        a warning stamped NO_FRAMES_SAY_S or more after this test's first frame went out. (Counting the warnings that
+        a warning stamped say_s or more after this test's first frame went out. (Counting the warnings that
         came after _exchange returned failed 2 runs in 7 at load 18-24, review18: the test process got its answer
-        more than NO_FRAMES_SAY_S after it sent the frame, the warning was said before. A warning about an earlier
+        more than say_s after it sent the frame, the warning was said before. A warning about an earlier
         test's gap comes before this test's frame arrives; one between two of _exchange's sends is followed by an
         'again'.)"""
         said = re.findall(r"\[(?:WARN|INFO)\] \[(\d+\.\d+)\] \[tracker_node\]: (camera frames (?:stopped on|on "
                           r"/camera/image_raw again)[^\n]*)", tracker_proc.output())
         t, text = said[-1] if said else ("0", "")
-        return text if text.startswith("camera frames stopped") and float(t) >= sent + NO_FRAMES_SAY_S - 0.5 else ""
+        return text if text.startswith("camera frames stopped") and float(t) >= sent + say_s - 0.5 else ""
 
     back = lambda: re.findall(r"camera frames on /camera/image_raw again, after (\d+) s without",  # noqa: E731
                               tracker_proc.output())
-    assert spin_until(node, stopped, NO_FRAMES_SAY_S + 30), tracker_proc.output()[-3000:]
+    assert spin_until(node, stopped, say_s + 30), tracker_proc.output()[-3000:]
     b0 = len(back())
     gap = re.search(r"stopped on /camera/image_raw: the last one came (\d+) s ago \(1 publishers\)", stopped())
-    assert gap and int(gap.group(1)) >= NO_FRAMES_SAY_S, stopped()
+    assert gap and int(gap.group(1)) >= say_s, stopped()
 
     def tracker_status():
         for arr in reversed(diags):
@@ -475,12 +486,12 @@ def test_a_camera_that_stops_is_said_in_the_log_and_on_diagnostics(io, clip, tra
                              getattr(tracker_status(), "message", ""))
         return int(found.group(1)) if found else -1
 
-    assert spin_until(node, lambda: no_frames_for() >= NO_FRAMES_SAY_S, 30), getattr(tracker_status(), "message", None)
+    assert spin_until(node, lambda: no_frames_for() >= say_s, 30), getattr(tracker_status(), "message", None)
     assert {kv.key: kv.value for kv in tracker_status().values}["state"] == "waiting for frames"
     stamp += 33_333_333
     assert _exchange(io, _image(clip[41].rgb, stamp), stamp) is not None
     assert spin_until(node, lambda: len(back()) > b0, 30), tracker_proc.output()[-3000:]
-    assert int(back()[-1]) >= NO_FRAMES_SAY_S, back()
+    assert int(back()[-1]) >= say_s, back()
 
 
 def test_an_upside_down_camera_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
@@ -810,8 +821,9 @@ def test_a_camera_topic_that_is_published_but_sends_nothing_is_said_as_such(rclp
     from rosgraph import Proc, executable, spin_until
     from sensor_msgs.msg import CompressedImage, Image
 
-    silent = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/silent"], tmp_path / "silent.log")
-    typed = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/typed"], tmp_path / "typed.log")
+    window = ["-p", "no_frames_say_s:=2.0"]  # said 2 s after the tracker is ready rather than 10 (the same rule)
+    silent = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/silent", *window], tmp_path / "silent.log")
+    typed = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/typed", *window], tmp_path / "typed.log")
     node = rclpy_context.create_node("quiet_camera")
     node.create_publisher(Image, "/silent/camera/image_raw", 1)  # advertised, never published
     node.create_publisher(CompressedImage, "/typed/camera/image_raw", 1)
@@ -900,7 +912,9 @@ def test_a_video_that_ended_is_said_once_as_its_end(rclpy_context, tmp_path):
 
     clip = shared("driving", "lp_d0.mp4")  # 78 frames
     ns = "/video_end"
-    tracker = Proc(executable("tracker_node") + ["--ros-args", "-r", f"__ns:={ns}"], tmp_path / "tracker_node.log")
+    # frames that stopped are said no_frames_say_s after the end's line: 3 s here rather than 10 (the same rule)
+    tracker = Proc(executable("tracker_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", "no_frames_say_s:=3.0"],
+                   tmp_path / "tracker_node.log")
     node = rclpy_context.create_node("video_end_test")
     diags = []
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
@@ -967,12 +981,13 @@ def test_a_video_that_ended_is_said_once_not_every_minute():
     _say_if_no_frames on a stand-in node, called each second over 5 simulated minutes."""
     from types import SimpleNamespace
 
-    from gaussian_head_ros.nodes.tracker_node import NO_FRAMES_AGAIN_S, TrackerNode
+    from gaussian_head_ros.nodes.tracker_node import NO_FRAMES_AGAIN_S, PARAMS, TrackerNode
 
     said = []
     logger = SimpleNamespace(info=said.append, warning=said.append)
     node = SimpleNamespace(_ready_at=0.0, _last_frame_time=100.0, _no_frames_said=0.0, _end_said=False,
-                           image_topic="/camera/image_raw", get_logger=lambda: logger, count_publishers=lambda t: 1)
+                           image_topic="/camera/image_raw", get_logger=lambda: logger, count_publishers=lambda t: 1,
+                           _param=lambda name: PARAMS[name].default)
     for now in np.arange(101.0, 100.0 + 5 * NO_FRAMES_AGAIN_S, 1.0):  # the diagnostics timer, each second
         TrackerNode._say_if_no_frames(node, float(now), "clip.mp4 ended after 78 frames")  # stale: the end
     assert len(said) == 1 and said[0].startswith("the video clip.mp4 ended after 78 frames"), said
@@ -986,9 +1001,10 @@ def _diagnostics_stand_in(**values):
     from rclpy.clock import Clock
 
     from gaussian_head_ros.core.pacing import StampAges
+    from gaussian_head_ros.nodes.tracker_node import PARAMS
 
     published = []
-    node = SimpleNamespace(
+    node = SimpleNamespace(_param=lambda name: PARAMS[name].default,
         _say_if_no_frames=lambda now, ended: None, _say_if_unread=lambda now: None, _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
         _video_ended=lambda: "", _ready_at=time.monotonic(), state="waiting for frames", model_error="",
         image_topic="/camera/image_raw", counts={"received": 0}, _prev_received=(time.monotonic() - 1.0, 0),
@@ -1048,8 +1064,8 @@ def test_controls_that_no_node_subscribes_to_are_said(rclpy_context, clip, tmp_p
     """An operator's tracker in the root namespace and a robot launched under namespace:=robot2 without
     control_topic:=/face_control: the render node listened on /robot2/face_control, the tracker published
     /face_control to nobody, and the operator's host (where someone looks) said nothing (user21, s21). Now the tracker
-    warns once controls have gone out to no subscriber for 10 s, naming where FaceControl is read and how to join it,
-    and says when a subscriber comes."""
+    warns once controls have gone out to no subscriber for no_readers_say_s (10 s; 2 s here), naming where FaceControl
+    is read and how to join it, and says when a subscriber comes."""
     from rclpy.qos import qos_profile_sensor_data
     from rosgraph import Proc, executable, spin_until
     from sensor_msgs.msg import Image
@@ -1059,7 +1075,8 @@ def test_controls_that_no_node_subscribes_to_are_said(rclpy_context, clip, tmp_p
     peer = rclpy_context.create_node("u21_robot_peer")
     peer.create_subscription(FaceControl, "/u21_robot2/face_control", lambda m: None, 5)  # the robot, a namespace away
     pub = peer.create_publisher(Image, "/u21_op/camera/image_raw", qos_profile_sensor_data)
-    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/u21_op", "-p", "operator_basis_s:=0.0"],
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/u21_op", "-p", "operator_basis_s:=0.0",
+                                              "-p", "no_readers_say_s:=2.0"],  # 10 s by default: the same rule
                 tmp_path / "tracker_unread.log")
     frame = [0]
 

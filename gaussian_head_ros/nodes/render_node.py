@@ -23,10 +23,11 @@ without a fresh control the last live frame again after 2.5 periods, or up to `f
 than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published at `fps`
 (controls arriving meanwhile do not wake the render loop; the log says once what it waits for). Without
 control for `idle_timeout_s`, or idle.NO_FACE_GRACE_S (0.2 s) after the tracker said it lost the face, the avatar
-plays an idle animation (blinks, breathing, sway) and eases back when control resumes. No face_control at all is said in the log (NO_CONTROLS_SAY_S after start: the
-FaceControl topics that are published, a namespace or remapping away; or after the last one: they stopped) and, while
-they have stopped, on /diagnostics. A live frame whose avatar and control content (all but the stamp)
-and drawing parameters are unchanged is published again, not drawn again. The rasterizer is a
+plays an idle animation (blinks, breathing, sway) and eases back when control resumes. No face_control at all is
+said in the log (`no_controls_say_s` after start: the FaceControl topics that are published, a namespace or
+remapping away; or after the last one: they stopped) and, while they have stopped, on /diagnostics. A live frame
+whose avatar and control content (all but the stamp) and drawing parameters are unchanged is published again,
+not drawn again. The rasterizer is a
 `core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are
 refused with a log line (a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had.
 An avatar it refuses (above its `max_gaussians`, a robot-side limit the reconstructor, maybe on another host, cannot
@@ -79,7 +80,9 @@ from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avat
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
-SHARED_TOPIC_SAY_S = 25.0  # face_control or face_display with several publishers this long: said (_say_shared_topics)
+# face_control or face_display with several publishers this long: said (_say_shared_topics); the default outlasts the
+# DDS lease of a crashed publisher's stale entry (Fast DDS: 20 s), so a node restarted after a crash is not a second one
+SHARED_TOPIC_SAY_S = 25.0
 FRAME_HEADER_BYTES = 1024  # an Image message's bytes besides its pixels, rounded up (header, encoding, sizes)
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
@@ -89,6 +92,7 @@ BASIS_MISSING_WARN_AFTER = 60
 # return once; /diagnostics warns while they have stopped. Before, the face fell into its idle animation at level OK
 # with nothing in the log, also for a robot under namespace:=robot1 without control_topic:=/face_control, which
 # listened on /robot1/face_control for ever while the operator's tracker published /face_control (user21, s21).
+# The defaults of the parameters no_controls_say_s and no_controls_again_s.
 NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
 # A tracker stopped (Ctrl-C, a launch shut down) leaves the graph with its last control: its node is destroyed and DDS
 # announces it (within 0.1 s here, d0bc8dc). One killed, crashed or cut off stays listed until its DDS lease expires
@@ -141,6 +145,16 @@ class RenderNodeSettings:
     threads: int = setting(0, "CPU threads of the cpu rasterizer; 0 = automatic (measures 1 and all cores every 10 s "
                               "and keeps the faster: all cores on an idle CPU, often 1 when other work keeps the "
                               "cores busy)", range=(0, 256))
+    no_controls_say_s: float = setting(NO_CONTROLS_SAY_S, "seconds without face_control (after start, or after the "
+                                                          "last one) before the log says so (and /diagnostics warns "
+                                                          "once they came and stopped); controls that say no face "
+                                                          "this long are said likewise", range=(1.0, 3600.0))
+    no_controls_again_s: float = setting(NO_CONTROLS_AGAIN_S, "seconds between the log's repeats of that warning while "
+                                                              "no face_control comes", range=(1.0, 86400.0))
+    shared_topic_say_s: float = setting(SHARED_TOPIC_SAY_S, "seconds face_control or face_display has more than one "
+                                                            "publisher before the log says so (the default outlasts "
+                                                            "Fast DDS's 20 s lease of a crashed node's stale entry)",
+                                        range=(1.0, 3600.0))
 
 
 PARAMS = settings(RenderNodeSettings)  # parameter name -> Setting
@@ -218,7 +232,7 @@ class RenderNode(Node):
         # publishers (the tracker) and best-effort ones alike
         self.control_topic = self.create_subscription(FaceControlMsg, "face_control", self._on_control, QoSProfile(
             depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)).topic_name
-        self._control_publishers = SharedTopic(self, self.control_topic, SHARED_TOPIC_SAY_S)
+        self._control_publishers = SharedTopic(self, self.control_topic, float(self._param("shared_topic_say_s")))
         # a reliable (or transient-local) reader of these gets nothing: said with what to subscribe with
         display = {"image": self.resolve_topic_name("face_display/image_raw"),
                    "compressed": companion_topic(self, "face_display/image_raw/compressed", "face_display/image_raw"),
@@ -226,7 +240,7 @@ class RenderNode(Node):
         self.image_pub = self.create_publisher(Image, display["image"], qos_profile_sensor_data,
                                                event_callbacks=best_effort_publisher_events(self, display["image"]))
         self.image_topic = self.image_pub.topic_name
-        self._display_publishers = SharedTopic(self, self.image_topic, SHARED_TOPIC_SAY_S)
+        self._display_publishers = SharedTopic(self, self.image_topic, float(self._param("shared_topic_say_s")))
         self.compressed_pub = self.create_publisher(
             CompressedImage, display["compressed"], qos_profile_sensor_data,
             event_callbacks=best_effort_publisher_events(self, display["compressed"]))
@@ -304,6 +318,8 @@ class RenderNode(Node):
                 self._say_unusable_device(p.value)
             elif p.name == "max_gaussians":
                 self._say_budget_below_shown(int(p.value))
+            elif p.name == "shared_topic_say_s":
+                self._control_publishers.after_s = self._display_publishers.after_s = float(p.value)
         size = {p.name: int(p.value) for p in params if p.name in ("width", "height")}
         if size:
             self._say_large_frames(size.get("width", int(self._param("width"))), size.get("height", int(self._param("height"))))
@@ -671,7 +687,7 @@ class RenderNode(Node):
         """Warnings when face_control (two operators' trackers, a replay beside a live tracker: whatever they send
         interleaves and the newest drives the face) or this node's face_display (another render node publishes
         there too: two robots launched in one namespace, a display shows both nodes' frames in turn) has had more
-        than one publisher for SHARED_TOPIC_SAY_S; said again when the set of publishers changes."""
+        than one publisher for `shared_topic_say_s`; said again when the set of publishers changes."""
         names = self._control_publishers.due(now)
         if names:
             self.get_logger().warning(
@@ -687,19 +703,21 @@ class RenderNode(Node):
                 "namespace of its own (namespace:=robotN, -r __ns:=/robotN) or -r face_display/image_raw:=<topic>")
 
     def _say_if_no_controls(self, now: float) -> None:
-        """A log line while no face_control comes (`_on_control` says when they come), again every NO_CONTROLS_AGAIN_S:
-        - they came and stopped, NO_CONTROLS_SAY_S after the last one: a warning naming the topic, its publishers, how
-          long ago, and what the graph says of the tracker: still listed (no camera frames, or killed / crashed / cut
-          off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
+        """A log line while no face_control comes (`_on_control` says when they come), again every
+        `no_controls_again_s`:
+        - they came and stopped, `no_controls_say_s` after the last one: a warning naming the topic, its publishers,
+          how long ago, and what the graph says of the tracker: still listed (no camera frames, or killed / crashed /
+          cut off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
           lease expired: killed, crashed, or its host off the network);
-        - none came yet, NO_CONTROLS_SAY_S after the node started: a warning when other topics carry FaceControl (the
-          robot's `face_control` is a namespace or a remapping away from the operator's: those topics and how to
+        - none came yet, `no_controls_say_s` after the node started: a warning when other topics carry FaceControl
+          (the robot's `face_control` is a namespace or a remapping away from the operator's: those topics and how to
           follow one), else once, as information, that it waits for them (a robot with no operator yet)."""
         since = self._control_arrived or self._started
-        if now - since < NO_CONTROLS_SAY_S or (self._no_controls_said and now - self._no_controls_said < NO_CONTROLS_AGAIN_S):
+        say_s, again_s = float(self._param("no_controls_say_s")), float(self._param("no_controls_again_s"))
+        if now - since < say_s or (self._no_controls_said and now - self._no_controls_said < again_s):
             return
-        if not self._control_arrived and now - self._controls_looked_for < NO_CONTROLS_SAY_S:
-            return  # the graph asked every NO_CONTROLS_SAY_S while none came (a robot waiting for hours), not every tick
+        if not self._control_arrived and now - self._controls_looked_for < say_s:
+            return  # the graph asked every no_controls_say_s while none came (a robot waiting hours), not every tick
         self._controls_looked_for = now
         publishers = self.count_publishers(self.control_topic)
         if self._control_arrived:
@@ -739,7 +757,7 @@ class RenderNode(Node):
         """Why the avatar plays its idle animation (or eases into it) at monotonic `now`, for /diagnostics: the
         controls stopped (a camera, a tracker or a link gone: after idle_timeout_s), the tracker finds no face, none came
         yet; "" while controls drive it. Before, /diagnostics said 'idle animation' at OK and nothing more until
-        NO_CONTROLS_SAY_S (10 s) after the controls stopped (user33, s34: a video source killed under the launch)."""
+        `no_controls_say_s` (10 s) after the controls stopped (user33, s34: a video source killed under the launch)."""
         with self._lock:
             cause, since_s = self.mixer.ended_by(now)
         if cause == "timeout":
@@ -751,12 +769,12 @@ class RenderNode(Node):
 
     def _say_if_no_face(self, now: float) -> None:
         """Once per run of them, a log line when the controls have said face_detected false (no face) for
-        NO_CONTROLS_SAY_S: the operator's tracker finds no face, or a sender other than the tracker leaves
+        `no_controls_say_s`: the operator's tracker finds no face, or a sender other than the tracker leaves
         face_detected false, the message's default. Before, only /diagnostics said it (`_idle_reason`): a hand-written
         lip-sync sender's `{mouth_open: 1.0}` showed the idle animation and the log said nothing (user36, s36)."""
         with self._lock:
             cause, since_s = self.mixer.ended_by(now)
-        if cause != "no face" or since_s < NO_CONTROLS_SAY_S:
+        if cause != "no face" or since_s < float(self._param("no_controls_say_s")):
             self._no_face_said = self._no_face_said and cause == "no face"
             return
         if not self._no_face_said:
@@ -773,6 +791,7 @@ class RenderNode(Node):
         self._say_if_no_controls(now)
         self._say_if_no_face(now)
         control_gap = now - (self._control_arrived or self._started)
+        say_s = float(self._param("no_controls_say_s"))
         times = tuple(self._times)  # a snapshot: the render thread appends meanwhile
         recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
         render_ms = [t[1] * 1e3 for t in recent]
@@ -793,13 +812,13 @@ class RenderNode(Node):
             level, message = DiagnosticStatus.WARN, self.last_error
         elif self.control_refused[1] and now - self.control_refused[0] <= REFUSAL_SHOWN_S:
             level, message = DiagnosticStatus.WARN, f"face_control refused: {self.control_refused[1]}"
-        elif self._control_arrived and control_gap >= NO_CONTROLS_SAY_S:
+        elif self._control_arrived and control_gap >= say_s:
             level, message = DiagnosticStatus.WARN, (f"no face_control on {self.control_topic} for {control_gap:.0f} s "
                                                      f"(its publishers: {self.count_publishers(self.control_topic)}): "
                                                      f"{self.state}")
         elif short:
             level, message = DiagnosticStatus.WARN, short
-        elif not self._control_arrived and control_gap >= NO_CONTROLS_SAY_S:
+        elif not self._control_arrived and control_gap >= say_s:
             level, message = DiagnosticStatus.OK, f"{self.state}: no face_control on {self.control_topic} yet"
         else:
             level, message = DiagnosticStatus.OK, self.state + (f": {idle_reason}" if idle_reason else "")

@@ -63,6 +63,20 @@ from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, st
 # as image_transport's plugins publish them: `<base topic>/compressed`)
 IMAGE_TRANSPORTS = {"raw": "camera/image_raw", "compressed": "camera/image_raw/compressed"}
 
+# No camera frame yet: said in the log this long after the tracker is ready, then again every NO_FRAMES_AGAIN_S
+# (the state on /diagnostics alone left a camera driver on another topic, usb_cam's `image_raw`, unnoticed).
+# Frames that stop coming (a driver that died, a camera unplugged) are said this long after the last one, the same
+# way, and their return once (before: nothing in the log, and /diagnostics said 'no camera frames in the last 2 s'
+# minutes later; user18, s18).
+# A video file that ended (video_source_node without `loop`) is said once, as soon as its frames are STALE_S old:
+# it was said as a camera that stopped, again every minute (review18, s18).
+# The defaults of the parameters no_frames_say_s and no_frames_again_s.
+NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
+# Controls sent while no node subscribes to face_control, this long: said once (the operator's host is where someone
+# looks; a robot under namespace:=robot2 without control_topic:=/face_control listened on /robot2/face_control while
+# this tracker published /face_control, and neither side said anything; user21, s21), and when a subscriber comes.
+NO_READERS_SAY_S = 10.0  # the default of the parameter no_readers_say_s
+
 
 @dataclass
 class TrackerNodeSettings:
@@ -95,23 +109,19 @@ class TrackerNodeSettings:
                                            "before codes use it; compact codes then carry up to 16 more int8 "
                                            "coefficients on it (+23 B). 0 = off (core/operator_basis.py)",
                                       range=(0.0, 600.0))
+    no_frames_say_s: float = setting(NO_FRAMES_SAY_S, "seconds without a camera frame (after the tracker is ready, or "
+                                                      "after the last frame) before the log says so",
+                                     range=(1.0, 3600.0))
+    no_frames_again_s: float = setting(NO_FRAMES_AGAIN_S, "seconds between the log's repeats of that warning while no "
+                                                          "frame comes", range=(1.0, 86400.0))
+    no_readers_say_s: float = setting(NO_READERS_SAY_S, "seconds of controls sent with no subscriber to face_control "
+                                                        "(no robot follows them) before the log says so",
+                                      range=(1.0, 3600.0))
 
 
 BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber acknowledged it, or after this
 ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
-# No camera frame yet: said in the log this long after the tracker is ready, then again every NO_FRAMES_AGAIN_S
-# (the state on /diagnostics alone left a camera driver on another topic, usb_cam's `image_raw`, unnoticed).
-# Frames that stop coming (a driver that died, a camera unplugged) are said this long after the last one, the same
-# way, and their return once (before: nothing in the log, and /diagnostics said 'no camera frames in the last 2 s'
-# minutes later; user18, s18).
-# A video file that ended (video_source_node without `loop`) is said once, as soon as its frames are STALE_S old:
-# it was said as a camera that stopped, again every minute (review18, s18).
-NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
 UPSIDE_DOWN = "the operator's face is upside down in the camera frames (a camera mounted upside down?)"
-# Controls sent while no node subscribes to face_control, this long: said once (the operator's host is where someone
-# looks; a robot under namespace:=robot2 without control_topic:=/face_control listened on /robot2/face_control while
-# this tracker published /face_control, and neither side said anything; user21, s21), and when a subscriber comes.
-NO_READERS_SAY_S = 10.0
 STALE_S = 2.0  # frames older than this: /diagnostics says none come
 # A skipped frame's cause (empty, an encoding not read, too small ...) is said in the log at once, the same cause again
 # at most this often, and /diagnostics names the causes of the last SKIPPED_SHOWN_S (common.CausesSaid). One throttle
@@ -583,44 +593,45 @@ class TrackerNode(Node):
         return ""
 
     def _say_if_no_frames(self, now: float, ended: str) -> None:
-        """A warning while no camera frame comes, again every NO_FRAMES_AGAIN_S (`_on_image` says when they come):
-        - none came yet, NO_FRAMES_SAY_S after the tracker is ready: the topic listened to, its publishers, and the
+        """A warning while no camera frame comes, again every `no_frames_again_s` (`_on_image` says when they come):
+        - none came yet, `no_frames_say_s` after the tracker is ready: the topic listened to, its publishers, and the
           nodes that publish it (a driver that cannot open its camera, a video_source_node that cannot decode its
           file: before, 'no sensor_msgs/Image topic on the graph: is the camera driver running?' beside '(1
           publishers)', user37), else the other Image topics on the graph (a driver publishing `/image_raw` or
           `/usb_cam/image_raw` is one remapping away);
-        - frames came and stopped, NO_FRAMES_SAY_S after the last one: the topic, its publishers, how long ago;
+        - frames came and stopped, `no_frames_say_s` after the last one: the topic, its publishers, how long ago;
         - their publisher is a video_source_node whose file ended, once the frames are STALE_S old: once, as
           information (the video ended; loop:=true plays it in a loop);
         - the video's end was said, and no longer is while no frame comes (its source left the graph, Ctrl-C or a
-          crash): as frames that stopped, NO_FRAMES_SAY_S after that (before: nothing more in the log, while
+          crash): as frames that stopped, `no_frames_say_s` after that (before: nothing more in the log, while
           /diagnostics warned 'no camera frames'; s20). A source that plays the file again sends frames meanwhile.
         `ended`: _video_ended() once the frames are STALE_S old, else "" (_publish_diagnostics asks the graph once a
         tick, for both)."""
         if self._ready_at is None:
             return
+        say_s, again_s = float(self._param("no_frames_say_s")), float(self._param("no_frames_again_s"))
         if self._end_said:
             if ended:
                 return
-            self._end_said, self._no_frames_said = False, now - NO_FRAMES_AGAIN_S + NO_FRAMES_SAY_S
+            self._end_said, self._no_frames_said = False, now - again_s + say_s
         if ended:
             self._no_frames_said, self._end_said = now, True
             self.get_logger().info(
                 f"the video {ended} (played without loop: loop:=true plays it in a loop); no camera frames on "
                 f"{self.image_topic} and no face_control until frames come again")
             return
-        if self._no_frames_said and now - self._no_frames_said < NO_FRAMES_AGAIN_S:
+        if self._no_frames_said and now - self._no_frames_said < again_s:
             return
         if self._last_frame_time:
             gap = now - self._last_frame_time
-            if gap >= NO_FRAMES_SAY_S:
+            if gap >= say_s:
                 self._no_frames_said = now
                 self.get_logger().warning(
                     f"camera frames stopped on {self.image_topic}: the last one came {gap:.0f} s ago "
                     f"({self.count_publishers(self.image_topic)} publishers); no face_control is sent until they "
                     f"come back (render nodes play their idle animation meanwhile)")
             return
-        if now - self._ready_at < NO_FRAMES_SAY_S:
+        if now - self._ready_at < say_s:
             return
         self._no_frames_said = now
         publishers = self.count_publishers(self.image_topic)
@@ -657,7 +668,7 @@ class TrackerNode(Node):
                                   f"tracker became ready ({publishers} publishers); {hint}")
 
     def _say_if_unread(self, now: float) -> None:
-        """A warning once controls have gone out for NO_READERS_SAY_S with no subscriber to face_control (no robot
+        """A warning once controls have gone out for `no_readers_say_s` with no subscriber to face_control (no robot
         follows them): the FaceControl topics that render nodes do subscribe to, and how to join them; information
         when a subscriber comes after it. Called once a tick by _publish_diagnostics."""
         sent = self.counts["published"] > self._published_prev
@@ -670,7 +681,7 @@ class TrackerNode(Node):
         if not sent or self._unread_said:
             return
         self._unread_since = self._unread_since or now
-        if now - self._unread_since < NO_READERS_SAY_S:
+        if now - self._unread_since < float(self._param("no_readers_say_s")):
             return
         self._unread_said = True
         readers = other_topics(self, FACE_CONTROL_TYPE, self.pub.topic_name, subscribed=True)
