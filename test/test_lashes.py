@@ -122,6 +122,55 @@ def test_the_lash_map_is_the_same_in_torch(canonical):
     np.testing.assert_array_equal(off, Driver(a).drive(FaceControl.rest()).colors)
 
 
+def test_the_strips_crease_side_takes_the_closed_lid_skins_colour_as_the_lid_closes(canonical):
+    """mesh_fit binds the upper lid strip's photo Gaussians by its crease to the crease-side vertices alone
+    (eyelids.margin_binding); a closing lid stretches their triangles and grows them in front of the closed lid's skin,
+    which waits behind the strip bound with weight on the margin (eyelids.closed_lid_skin). As each lid closes, the
+    driver gives them the skin's colour around their closed place (core.lashes.crease_map): at rest and with open
+    lids the file's colours bit for bit, in a full blink the skin's, one eye closed: only its own."""
+    from gaussian_head_ros.core.lashes import crease_rows
+    from gaussian_head_ros.core.reconstruct.eyelids import lid_rings
+
+    a, band, rim = banded_avatar(canonical)
+    faces = np.asarray(a.template_faces)
+    strip = np.flatnonzero(lid_rings(faces)[0])
+    margin = np.isin(faces[strip], [p[0] for p in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L])
+    n0 = len(band) + len(rim)
+    crease, skin = n0 + np.arange(len(strip)), n0 + len(strip) + np.arange(4 * len(strip))
+    lattice = np.array([[0.6, 0.2, 0.2], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6], [1 / 3, 1 / 3, 1 / 3]])
+    others = np.flatnonzero((a.part == PART_FACE) & np.isin(a.face_id, strip))
+    a.face_id[others] = np.flatnonzero(~lid_rings(faces)[0])[0]  # the synthetic face's own, off the strips
+    a.face_id[crease], a.face_id[skin] = strip, np.repeat(strip, 4)
+    a.bary[crease] = ~margin / np.maximum((~margin).sum(1, keepdims=True), 1)  # no weight on the margin
+    a.bary[skin] = np.tile(lattice, (len(strip), 1))
+    a.part[crease], a.part[skin] = PART_FACE, PART_FACE
+    a.means[crease] = np.einsum("nk,nkc->nc", a.bary[crease], canonical[faces[strip]])
+    a.means[skin] = np.einsum("nk,nkc->nc", a.bary[skin], canonical[faces[np.repeat(strip, 4)]]) + [0, 0, 0.001]
+    shade, lid = np.array([0.30, 0.22, 0.20]), np.array([0.80, 0.62, 0.55])
+    a.sh[crease, 0], a.sh[skin, 0] = (shade - 0.5) / SH_C0, (lid - 0.5) / SH_C0
+    a.logit_opacities[np.r_[crease, skin]] = 4.0
+    a.validate()
+    rows, _, skin_rows, _ = crease_rows(a.part, a.face_id, a.bary, faces)
+    np.testing.assert_array_equal(rows, crease)
+    d = Driver(a)
+    photo = d.drive(FaceControl.rest()).colors
+    np.testing.assert_array_equal(d.drive(lids(1.0)).colors, photo)
+    closed = d.drive(lids(0.2)).colors
+    np.testing.assert_allclose(closed[crease], np.broadcast_to(lid, (len(crease), 3)), atol=0.01)
+    one = lids(1.0)
+    one.eyelid_ratios[:len(lmk.EYELID_PAIRS_R)] = 0.2
+    c = d.drive(one).colors
+    right = a.means[crease, 0] < 0
+    np.testing.assert_array_equal(c[crease[~right]], photo[crease[~right]])
+    assert np.all(np.abs(c[crease[right]] - lid).max(1) < 0.01)
+    off = Driver(a, DriveConfig(lid_crease_skin_m=0.0)).drive(lids(0.2)).colors
+    np.testing.assert_array_equal(off[crease], photo[crease])
+    torch = pytest.importorskip("torch")  # training's path adds the same
+    ta = dataclasses.replace(a, **{f: torch.tensor(getattr(a, f)) for f in ("means", "quats", "log_scales",
+                                                                           "logit_opacities", "sh")})
+    np.testing.assert_allclose(Driver(ta).drive(lids(0.2)).colors.detach().numpy(), closed, atol=1e-6)
+
+
 def closed_line_roughness(img: np.ndarray, landmarks_px: np.ndarray, reach: float = 0.08, window: int = 9) -> list:
     """Per eye (right, left): along the middle 70 % of the columns between its corners, the darkest luminance from
     3 x `reach` eye widths above the lower lid (landmarks_px of the open eye) to `reach` below it (the closed line),

@@ -162,6 +162,10 @@ class DriveConfig:
     # ... not at all up to this share of each lid's rest gap closed, fully from the second: the photo's own frame
     # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling)
     lash_closure: tuple[float, float] = (0.3, 0.8)
+    # ... and with it the upper lids' strip Gaussians on their crease side (mesh_fit: the fold's shade, eyeshadow),
+    # which a closing lid grows in front of its closed skin, take that skin's colour around where the closed lid puts
+    # them, averaged with this Gaussian standard deviation in metres (core.lashes.crease_map; 0 = off)
+    lid_crease_skin_m: float = 0.001
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
     # The brows and the forehead above them (`brow_rows`) move this many times the control's expression there
     # when driving for display (`control_inputs`; training is unchanged). Off (1) by default. Measured

@@ -20,9 +20,10 @@ mesh_fit's edge-on rim: the colour its refinement made up seen from the photo's 
 edge_on_sh`); band 3 is not used. Every render backend gets these colours. Torch avatars (training) are driven with
 the DC term only (training renders the same colours by `train.trainer.view_rgb`).
 
-Three colour maps are added on top, on their own rows: the photo's creases (the wrinkle map, `wrinkle_share`), the
-closed lids' lash line evened out as each lid closes (the lash map, core/lashes.py) and the lit skin a brow raise
-unfolds between brow and lid (core/brow_strip.py); none adds anything at rest.
+Four colour maps are added on top, on their own rows: the photo's creases (the wrinkle map, `wrinkle_share`), the
+closed lids' lash line evened out as each lid closes (the lash map, core/lashes.py), the upper lids' crease-side strip
+taking the closed lid's skin colour with it (the crease map, core/lashes.py) and the lit skin a brow raise unfolds
+between brow and lid (core/brow_strip.py); none adds anything at rest.
 
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
@@ -168,6 +169,7 @@ class Driver:
         self.wrinkle_rgb = np.asarray(avatar.wrinkle_rgb, np.float32)  # [M, 3]
         self.wrinkle_expression = np.asarray(avatar.wrinkle_expression, np.float64)  # [V, 3] or [0, 3]
         self._rest_values(avatar, np_of)
+        self.crease = None  # lashes.CreaseMap or None (`_lash_map`)
         self.lash = self._lash_map(avatar)  # LashMap or None
         front = self.colors if not len(self.view_rows) else _view_sh(  # the colours the photo's view shows
             self.colors, self.view_rows, self.view_dc, self.view_sh, self.frame,
@@ -177,17 +179,25 @@ class Driver:
                                            avatar.rest_brow_shift)
 
     def _lash_map(self, avatar) -> "lashes.LashMap | None":
-        """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest."""
+        """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest; sets
+        self.crease, the crease map (lashes.crease_map, on avatars with a lash band), from the same closed places."""
         if self.cfg.lash_smooth_m[0] <= 0:
             return None
         rows, eye = lashes.lash_rows(avatar.part, avatar.face_id, self.means, self.verts, self.rig.faces)
         if not len(rows):
             return None
+        crease, crease_eye, skin, skin_eye = (rows[:0],) * 4
+        if self.cfg.lid_crease_skin_m > 0:  # and the crease map (lashes.crease_map) with it
+            crease, crease_eye, skin, skin_eye = lashes.crease_rows(avatar.part, avatar.face_id, avatar.bary,
+                                                                    self.rig.faces)
+        moved = np.concatenate([rows, crease, skin])
         disp = lashes.closed_displacement(self.verts)
         delta, _, scale = deform.frame_tables(self.rig, self.verts, disp, np.eye(3), 0.0, None, self.cfg)
-        coef = self.coef[rows].astype(np.float64)
+        coef = self.coef[moved].astype(np.float64)
         closed = self.means.astype(np.float64).copy()
-        closed[rows] += np.einsum("mrc,mc->mr", delta[self.frame[rows]], coef)  # `_apply`'s means, on the rows
+        closed[moved] += np.einsum("mrc,mc->mr", delta[self.frame[moved]], coef)  # `_apply`'s means, on those rows
+        self.crease = lashes.crease_map(crease, crease_eye, skin, skin_eye, closed, self.colors, self.opacities,
+                                        self.cfg.lid_crease_skin_m)
         return lashes.lash_map(rows, eye, closed, self.colors, self.opacities, *self.cfg.lash_smooth_m)
 
     def _rest_values(self, avatar, np_of) -> None:
@@ -263,6 +273,8 @@ class Driver:
             maps.append((self.wrinkle_rows, np.float32(tab.wrinkle) * self.wrinkle_rgb))
         if tab.lash is not None and np.any(tab.lash > 0):
             maps.append((self.lash.rows, tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb))
+            if self.crease is not None:
+                maps.append((self.crease.rows, lambda c, w=tab.lash: lashes.crease_rgb(self.crease, w, c)))
         if tab.unfold is not None and np.any(tab.unfold > 0):
             maps.append((self.strip.rows, lambda c, s=tab.unfold: brow_strip.unfold_rgb(self.strip, s, c)))
         return maps

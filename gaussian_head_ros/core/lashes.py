@@ -17,6 +17,11 @@ is made from what it holds (the carried Gaussians are the static ones bound to a
 core.deform), so avatars saved before it get it too, and at rest the colours are exactly the file's. Learned
 avatars carry no band (their static Gaussians are unbound) and get no map. Cost per frame: the two lid gaps
 (~20 us) and, in a blink, one add on the line's few hundred Gaussians.
+
+The crease map (`crease_rows`, `crease_map`, `crease_rgb`), with the same weights: the strip's photo Gaussians by the
+crease (bound to its crease-side vertices alone, part face) grow with the stretching strip in front of the closed
+lid's skin; as the lid closes they take that skin's colour around where they land (session 38: obama_speech's
+dark brown patch, business_person's grey smudge). Tens of Gaussians per avatar.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from matplotlib.path import Path as MplPath
 
 from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import PART_STATIC
+from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC
 from gaussian_head_ros.core.deform import LID_MID, LID_UPPER
 from gaussian_head_ros.core.eyes import EYEBALL_RADIUS_M
 
@@ -119,6 +124,75 @@ def lash_map(rows, eye, closed_means, colors, opacities, sigma_along_m: float, s
     w *= (eye[:, None] == eye[None, :]) * np.asarray(opacities, np.float64)[rows][None, :]
     smooth = (w @ col) / np.maximum(w.sum(1, keepdims=True), 1e-12)
     return LashMap(rows, (smooth - col).astype(np.float32), eye)
+
+
+def crease_rows(part, face_id, bary, faces) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The upper lids' strip Gaussians a closed lid shows above its lash line and the lid skin under them -> (rows
+    [M] int64 ascending, their eye [M] int64, skin [K] int64 ascending, its eye [K]; 0 the subject's right, 1 left).
+
+    part [N] uint8, face_id [N] int, bary [N, 3], faces [F, 3]; all empty without a MediaPipe-topology strip. rows:
+    bound Gaussians (PART_FACE) on an upper-lid strip triangle (`upper_lid_strip`) with no weight on its margin
+    vertices (LID_UPPER): mesh_fit's photo Gaussians on the strip's crease side (reconstruct.eyelids.margin_binding
+    binds them to its crease-side vertices alone). The photo sees them in the fold between lid and brow: the crease's
+    shadow, a deep-set eye's shade, eyeshadow. A closing lid stretches their triangles and grows them (up to
+    deform.MAX_BOUND_GROWTH, 2.5x) in front of the closed lid's skin: obama_speech's closed lids a dark brown blotchy
+    patch, business_person's left one a grey smudge (session 38). skin: the bound Gaussians on those triangles with
+    weight on a margin vertex: mesh_fit's closed-lid skin (eyelids.closed_lid_skin, every weight > 0), which waits
+    behind the strip and shows what the closed lid looks like there."""
+    f = np.asarray(faces, np.int64).reshape(-1, 3)
+    fid = np.asarray(face_id, np.int64)
+    on = (np.asarray(part) == PART_FACE) & (fid >= 0) & (fid < len(f))
+    none = np.zeros(0, np.int64)
+    if not len(f) or not on.any():
+        return none, none, none, none
+    on[on] = upper_lid_strip(f)[fid[on]]
+    rows = np.flatnonzero(on)
+    margin = np.isin(f[fid[rows]], LID_UPPER)  # [M, 3] which of each one's triangle corners are on the margin
+    weight = (np.asarray(bary, np.float64)[rows] * margin).sum(1)
+    eye = np.where(np.isin(f[fid[rows]], LID_UPPER_L).any(1), 1, 0).astype(np.int64)
+    crease = weight <= 0.0
+    return rows[crease], eye[crease], rows[~crease], eye[~crease]
+
+
+@dataclass
+class CreaseMap:
+    """Per avatar: the closed lid's skin colour the upper lids' crease-side strip Gaussians take as a lid closes."""
+
+    rows: np.ndarray  # [M] int64 ascending Gaussian indices (`crease_rows`)
+    rgb: np.ndarray  # [M, 3] float32 rgb 0..1: the closed lid's skin around each one's closed place
+    eye: np.ndarray  # [M] int64 0 = the subject's right eye, 1 = left
+
+
+def crease_map(rows, eye, skin, skin_eye, closed_means, colors, opacities, sigma_m: float) -> CreaseMap | None:
+    """The strip's crease-side Gaussians (rows [M], eye [M]: `crease_rows`) and the closed lid's skin colour around
+    each -> CreaseMap, or None (no rows or skin, or sigma_m <= 0). closed_means [N, 3] every Gaussian's place in a
+    full blink (head frame, m), colors [N, 3] (DC, rgb 0..1), opacities [N]: each row's colour is the mean of its
+    eye's lid skin's (skin [K], skin_eye [K]), each weighed by its opacity and a Gaussian (standard deviation sigma_m)
+    of the two closed places' distance in x and y: the skin's shading and texture at that scale (the photo with the
+    eyes filled from around them, eyelids.closed_lid_photo), not one flat colour per lid (lids7 dropped that: a flat
+    patch). A row with no skin within reach keeps no colour of its own: it is left out."""
+    rows, eye = np.asarray(rows, np.int64), np.asarray(eye, np.int64)
+    skin, skin_eye = np.asarray(skin, np.int64), np.asarray(skin_eye, np.int64)
+    if sigma_m <= 0 or not len(rows) or not len(skin):
+        return None
+    p = np.asarray(closed_means, np.float64)
+    d2 = ((p[rows, None, :2] - p[None, skin, :2]) ** 2).sum(-1)
+    w = np.exp(-0.5 * d2 / sigma_m ** 2) * (eye[:, None] == skin_eye[None, :])
+    w *= np.asarray(opacities, np.float64)[skin][None, :]
+    total = w.sum(1)
+    near = total > 1e-6
+    if not near.any():
+        return None
+    target = (w[near] @ np.asarray(colors, np.float64)[skin]) / total[near, None]
+    return CreaseMap(rows[near], target.astype(np.float32), eye[near])
+
+
+def crease_rgb(crease: CreaseMap, weight: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """CreaseMap, [2] each eye's weight (`lash_weights`), [M, 3] its rows' colours as this frame draws them (after
+    the view-dependent colour: the photo's view shows the fold's shade by it, mesh_fit's eyelids.fold_shade) ->
+    [M, 3] float32 the colour they add: weight x (skin - colour)."""
+    k = np.asarray(weight, np.float64)[crease.eye][:, None]
+    return (k * (np.asarray(crease.rgb, np.float64) - np.asarray(colors, np.float64))).astype(np.float32)
 
 
 def closed_displacement(verts: np.ndarray) -> np.ndarray:
