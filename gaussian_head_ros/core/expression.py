@@ -383,14 +383,20 @@ def _pout_spread(fixed: np.ndarray, push: float) -> np.ndarray:
     return d
 
 
+def _canonical(x: np.ndarray) -> np.ndarray:
+    """x as [478|468, 3] float64 canonical landmarks; raises ValueError for another shape or non-finite values."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] < NUM_MESH or not np.all(np.isfinite(x)):
+        raise ValueError(f"need [468|478, 3] finite landmarks, got {x.shape}")
+    return x
+
+
 def expression_of(x: np.ndarray) -> np.ndarray:
     """[478|468, 3] canonical landmarks (head frame, metres) -> [same, 3] the mouth and brow expression they
     carry: x - expression_of(x) is the same face with the mouth closed and relaxed and the brows within the relaxed
     range (`neutralize`). Zero between the eyes and the nose base, on the eyes' contours, the rigid landmarks and the
     irises. Raises ValueError for fewer than 468 or non-finite landmarks."""
-    x = np.asarray(x, np.float64)
-    if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] < NUM_MESH or not np.all(np.isfinite(x)):
-        raise ValueError(f"need [468|478, 3] finite landmarks, got {x.shape}")
+    x = _canonical(x)
     idx, disp = handle_targets(x)
     fixed = x[:NUM_MESH, 1] <= x[NOSE_BASE, 1]  # the nose base and everything above it stay
     fixed[list(lmk.RIGID_LANDMARKS)] = True  # as do the landmarks the head pose is fitted to
@@ -558,9 +564,7 @@ def squint_of(x: np.ndarray) -> np.ndarray:
     the nose base (the brows' handles, the rest of the eyes' contours, the face's outline and the pose fit's rigid
     points held). Zeros when the lids are that open or the mouth does not smile broadly. Raises ValueError as
     `expression_of` does."""
-    x = np.asarray(x, np.float64)
-    if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] < NUM_MESH or not np.all(np.isfinite(x)):
-        raise ValueError(f"need [468|478, 3] finite landmarks, got {x.shape}")
+    x = _canonical(x)
     out = np.zeros_like(x)
     lo, hi = SQUINT_SMILE_WIDTH_M
     share = float(np.clip((np.linalg.norm(x[lmk.MOUTH_CORNER_R] - x[lmk.MOUTH_CORNER_L]) - lo) / (hi - lo), 0.0, 1.0))
@@ -752,8 +756,9 @@ def lip_spread(x: np.ndarray, handles: np.ndarray) -> np.ndarray:
 
 def _brow_fill(d: np.ndarray, below: np.ndarray, handles: np.ndarray) -> np.ndarray:
     """[NUM_MESH, 3] d with its held rows set -> d with the others filled harmonically (in place): held are
-    `below` ([NUM_MESH] bool: below the eyes for a brow shift, below the nose base for `squint_of`), the eyes' contours, the face's outline (the hairline), the pose
-    fit's rigid points and `handles` (what `_brow_spread` holds)."""
+    `below` ([NUM_MESH] bool: below the eyes for a brow shift, from the nose base down for `squint_of`), the eyes'
+    contours, the face's outline (the hairline), the pose fit's rigid points and `handles` (what `_brow_spread`
+    holds)."""
     known = below.copy()
     known[list(lmk.EYE_CONTOUR_R + lmk.EYE_CONTOUR_L)] = True
     known[_outline()] = True

@@ -281,9 +281,8 @@ def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozens
     have a publisher (`subscribed`: a subscriber) of that type besides the nodes named in `skip_nodes` (node names
     without namespace), sorted: where a node that gets nothing on `but` could listen instead, or where the readers of
     what a node sends to nobody on `but` listen (a remapping or a namespace away). The graph's topic types are its
-    publishers' and subscribers' together: a topic where only a subscriber takes that type (another type published
-    there, or a viewer waiting on a topic nobody publishes with some other node publishing elsewhere on it) is not
-    one (user37 saw such a topic offered as a camera)."""
+    publishers' and subscribers' together, so a topic where only a subscriber takes that type while another type is
+    published there does not count (user37 saw such a topic offered as a camera)."""
     endpoints = node.get_subscriptions_info_by_topic if subscribed else node.get_publishers_info_by_topic
     return sorted(name for name, types in node.get_topic_names_and_types()
                   if type_name in types and name != but

@@ -471,8 +471,8 @@ class MeshFitReconstructor(Reconstructor):
             fp = at_lid_margins(fp, lid_margins(photo, fp.landmarks_px, cfg.lid_margin))
         V = fp.vertices.astype(np.float64)  # [478, 3] template vertices, head frame, as the photo shows them
         # The photo's own mouth expression: the avatar rests without it (a closed, relaxed mouth), and a
-        # control carrying it (the tracker's, on this photo) gives the photo back; and a smile's squint (its upper
-        # lids opened at rest: the tracker's lid ratios, against the operator's usual opening, open them).
+        # control carrying it (the tracker's, on this photo) gives the photo back; and a broad smile's squint (its
+        # lids opened at rest; the tracker's lid ratios, against the operator's own usual opening, drive them).
         expr = (expression_of(fp.fit.canonical) + squint_of(fp.fit.canonical) if cfg.remove_expression
                 else np.zeros_like(V))
         V_rest = (V - expr).astype(np.float32).astype(np.float64)  # as the avatar stores it
