@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         return _ended_by_signal(args.command, e)
     except SystemError as e:  # a signal's exception raised as a compiled function (numba's dispatcher) returned comes
         # out as "CPUDispatcher(...) returned a result with an exception set", the signal's as its cause (a SIGTERM
-        # during `render`'s drive: a traceback and exit 1, CI of session 37)
-        cause = e.__cause__ or e.__context__
-        if isinstance(cause, (_Terminated, KeyboardInterrupt)):
-            return _ended_by_signal(args.command, cause)
+        # during `render`'s drive: a traceback and exit 1, CI of session 37), or several such deep when it came
+        # while numba loaded the function from its cache (_numba_unpickle inside _apply's dispatcher, session 39)
+        signal_exc = _signal_behind(e)
+        if signal_exc is not None:
+            return _ended_by_signal(args.command, signal_exc)
         raise
     except ValueError as e:  # bad input: one line a person can act on
         print(f"gaussian-head {args.command}: error: {e}", file=sys.stderr)
@@ -120,6 +121,17 @@ class _Terminated(BaseException):
 
 def _terminated(signum, frame):
     raise _Terminated
+
+
+def _signal_behind(e: SystemError) -> BaseException | None:
+    """The _Terminated or KeyboardInterrupt a chain of SystemErrors wraps (each the next one's __cause__ or
+    __context__: "... returned a result with an exception set"), or None when the chain ends in anything else."""
+    seen: set[int] = set()
+    exc: BaseException | None = e
+    while isinstance(exc, SystemError) and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return exc if isinstance(exc, (_Terminated, KeyboardInterrupt)) else None
 
 
 def _ended_by_signal(command: str, e: BaseException) -> int:

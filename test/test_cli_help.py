@@ -326,22 +326,47 @@ def test_a_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
     assert err.strip().splitlines()[-1:] == ["gaussian-head render: terminated (SIGTERM)"], err[-2000:]
 
 
+@pytest.mark.parametrize("depth", [1, 3])
 @pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_signal_that_numba_wraps_in_a_system_error_still_ends_the_command_as_that_signal(monkeypatch, capsys,
-                                                                                          signal_name, status):
+                                                                                          signal_name, status, depth):
     """The fresh-clone CI of session 37 sent `render` its SIGTERM while the driver's numba-compiled _apply returned:
     the handler's exception came out wrapped, "SystemError: CPUDispatcher(<function _apply>) returned a result with
     an exception set" with it as the cause, and the command ended in a traceback with exit 1 (the partial file was
-    dropped all the same). Now such a SystemError ends the command as its cause does."""
+    dropped all the same). Now such a SystemError ends the command as its cause does. Depth 3: session 38's last
+    fresh clone failed test_a_sigterm_ends_a_command_as_ctrl_c_does the same way; reproduced here (1 run in 30 with
+    an empty NUMBA_CACHE_DIR, the SIGTERM 0-6 s into the render) the signal had come while numba unpickled _apply
+    from its cache: three SystemErrors deep (_numba_unpickle's twice, then the dispatcher's), and only the first
+    was looked behind."""
     from gaussian_head_ros import cli
     from gaussian_head_ros.commands import render
 
-    cause = cli._Terminated() if signal_name == "SIGTERM" else KeyboardInterrupt()
-
     def run(args):
-        raise SystemError("CPUDispatcher(<function _apply>) returned a result with an exception set") from cause
+        exc: BaseException = cli._Terminated() if signal_name == "SIGTERM" else KeyboardInterrupt()
+        for _ in range(depth):
+            try:
+                raise SystemError("<function _numba_unpickle> returned a result with an exception set") from exc
+            except SystemError as wrapped:
+                exc = wrapped
+        raise exc
 
     monkeypatch.setattr(render, "run", run)
     assert cli.main(["render", "me.ply", "-o", "me.mp4"]) == status
     said = capsys.readouterr().err
     assert ("terminated (SIGTERM)" if signal_name == "SIGTERM" else "interrupted (Ctrl-C)") in said, said
+
+
+def test_a_system_error_that_wraps_no_signal_is_not_taken_for_one(monkeypatch):
+    """A SystemError whose chain ends in anything but a signal's exception is a real fault: it stays a traceback."""
+    from gaussian_head_ros import cli
+    from gaussian_head_ros.commands import render
+
+    def run(args):
+        try:
+            raise SystemError("inner") from RuntimeError("a real fault")
+        except SystemError as inner:
+            raise SystemError("outer") from inner
+
+    monkeypatch.setattr(render, "run", run)
+    with pytest.raises(SystemError, match="outer"):
+        cli.main(["render", "me.ply", "-o", "me.mp4"])
