@@ -15,6 +15,8 @@ and the reader's group series on the render is correlated with the same series o
 - brows only: pose held, only the brows and the forehead above the eyes move (`expression.forehead_points`),
   lids and gaze at rest, mouth closed,
 - no brows: as tracked but the brows and forehead held at rest,
+- mouth only: pose held, lids and gaze at rest, the brows and forehead held at rest: the expression below the
+  eyes as tracked (what the mouth alone makes the reader read as the group),
 - eyes only: pose held, no expression, the tracked lid ratios and gaze,
 - pose only: no expression, lids and gaze at rest, the tracked head pose.
 
@@ -72,6 +74,29 @@ sadtalker: the tracker's tilt r +0.92 with the reader's. On tpsmm the two landma
 FaceLandmarker) put the brows' ends in the image within a pixel of each other and the tilt is ~0.7 px (measured apart
 from this script): the reader's 2D with the face mesh's depth keeps r +0.98, the face mesh's 2D with the reader's
 depth -0.40. With the default tracker (the bundled face mesh) the avatar's brows on tpsmm tilt against the reader's.
+
+--brow-heights also prints the brows' height above the eye corners as drawn in the image (`image_brow_height`: no
+pose taken out, so a head pitch adds the brows' parallax over the eye corners) per stream, with its r against the
+reader's group on the driver, and on the driver the tracker's own face mesh's image height against the reader's and
+against the tracker's 3D (pose-free) height. Measured (brow39, fcead90, 60 frames; the reader's brow r):
+lp_d18 crosses: on every avatar the brows as drawn follow the operator's (image height r with the driver's brow
++0.71 obama_speech ... +0.93 business_person; std 0.14-1.14 mm against the driver's 0.33), yet the brow score does
+not, because the mouth moves it more: `mouth only` (brows, lids and pose held) r -0.88 obama_speech, -0.85
+lp_s9_monalisa, -0.83 lp_d9_woman_turned, but +0.90 lp_d8_man_glasses, +0.62 business_person (+0.89
+obama_official), std 0.04-0.06 against `brows only` 0.02-0.05. The operator opens his mouth as his frown eases
+(reader jaw r +0.87 with his brow), and FaceLandmarker reads an avatar's opening mouth as a frown on some faces and
+as a raise on others; the table's 0.90s on lp_d8 and business_person are that crosstalk too (lp_d8's `brows only`
++0.27). The reader's brow landmarks in its own image frame move as the template's (`region_shares` of the brows,
+split into their mean shift and the rest: the driver +0.108 of +0.129 from the mean shift), and on a still frontal
+avatar its brow score moves 0.04-0.15 per mm of brow height around lp_d18's frown (14.9 mm; astronaut 0.04,
+trump / obama_official 0.05-0.06 near their browDown ceiling, obama_speech 0.12, business_person 0.12-0.15): none
+is saturated by the rest height. tpsmm_driving: the tracker's 3D brow height r +0.47 with the reader's brow score
+on the driver (the reader's own pose-free height agrees with the tracker, +0.89), its image height r +0.82: the
+operator's score is brow + pitch (least squares over 60 frames: 0.070 per mm of the tracker's brow height -0.019
+per degree of the reader's pitch, r 0.89), and the operator pitches as the brows rise (r +0.44). The avatar
+reproduces both, each at its own face's rate: self +0.90 though its `brows only` reads +0.08; lp_d8_man_glasses
+`pose only` +0.48, `brows only` -0.21 (the fringe over its brows), full +0.15. So the reader's brow r on these
+pairs is set by how each face turns the mouth and the pitch into a brow score, not by the avatar's brows.
 """
 
 from __future__ import annotations
@@ -110,6 +135,10 @@ def ablate(name: str, c, held: tuple, forehead: np.ndarray):
         return replace(c, **pose, **_at_rest_eyes_mouth(c), expression=np.where(forehead[:, None], ex, 0.0))
     if name == "no brows":
         return replace(c, expression=np.where(forehead[:, None], 0.0, ex))
+    if name == "mouth only":
+        lids = np.ones_like(np.asarray(c.eyelid_ratios, np.float32))
+        return replace(c, **pose, eyelid_ratios=lids, gaze=np.zeros((0, 2), np.float32),
+                       expression=np.where(forehead[:, None], 0.0, ex))
     if name == "eyes only":
         return replace(c, **pose, expression=np.zeros_like(ex), mouth_open=0.0, landmarks=np.zeros((0, 3), np.float32),
                        blendshape_names=[], blendshapes=np.zeros(0, np.float32))
@@ -125,7 +154,7 @@ def _value(frame, group: str) -> float:
     return frame.groups[group] if group in frame.groups else frame.angles_deg[group]
 
 
-ABLATIONS = ("full", "pose held", "brows only", "no brows", "eyes only", "pose only")
+ABLATIONS = ("full", "pose held", "brows only", "no brows", "mouth only", "eyes only", "pose only")
 
 
 def landmark_regions() -> dict[str, np.ndarray]:
@@ -245,6 +274,21 @@ def brow_tilt(x: np.ndarray) -> float:
     return float(np.mean(x[outer, 1]) - np.mean(x[inner, 1]))
 
 
+def image_brow_height(landmarks_px: np.ndarray) -> np.ndarray:
+    """[T, 478, 2+] one stream's landmarks in the image (pixels, y down) -> [T] the brows' mean height above the eye
+    corners as drawn (landmarks.BROW_R / BROW_L vs landmarks.EYE_CORNERS, image y), over the outer eyes' distance in
+    the image (landmarks.OUTER_EYE) x facemesh.CANONICAL_EYE_SPAN: metres of the canonical head, but in the image
+    plane, so a head pitch adds the brows' parallax over the eye corners (the brows sit in front of them), which a
+    3D height (`expression.brow_height` of pose-free landmarks) takes out."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.facemesh import CANONICAL_EYE_SPAN
+
+    x = np.asarray(landmarks_px, np.float64)
+    brows, corners = list(lmk.BROW_R + lmk.BROW_L), list(np.ravel(lmk.EYE_CORNERS))
+    span = np.linalg.norm(x[:, lmk.OUTER_EYE[0], :2] - x[:, lmk.OUTER_EYE[1], :2], axis=1)
+    return (x[:, corners, 1].mean(1) - x[:, brows, 1].mean(1)) / span * CANONICAL_EYE_SPAN
+
+
 def height_table(driver_h: np.ndarray, h: np.ndarray) -> tuple[float, float]:
     """[T] the driver's brow heights, [T] a stream's (metres) -> (the stream's std, its covariance with the driver's
     per the driver's sd), mm."""
@@ -319,12 +363,23 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
                 shares = region_shares(np.stack([px[i] for i in both]), (w, h), group, model)
                 out["regions"][stream] = region_table(drv[both], shares)
     if brow_heights:
-        out["brow_heights"] = _brow_heights(driver, controls, seen, held, forehead, K)
+        from gaussian_head_ros.core.facemesh import FaceMesh
+
+        mesh_px = []  # the tracker's face mesh's own landmarks on the driver, in the image
+        with FaceMesh(static_image_mode=False, max_faces=1) as mesh:
+            stamps = {x[0] for x in controls}
+            for f in frames:
+                if f.stamp_ns in stamps:
+                    found = mesh.detect(f.rgb)
+                    mesh_px.append(found[0].landmarks_px if found else None)
+        out["brow_heights"] = _brow_heights(driver, controls, seen, held, forehead, K, drv, mesh_px)
     return out
 
 
-def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarray, K: np.ndarray) -> dict:
-    """run_pair's brow_heights entry (the module docstring's --brow-heights)."""
+def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarray, K: np.ndarray,
+                  group_series: np.ndarray, mesh_px: list) -> dict:
+    """run_pair's brow_heights entry (the module docstring's --brow-heights); group_series [T] the reader's group on
+    the driver, mesh_px [T] the tracker's face mesh's landmarks on the driver (pixels; None: no face)."""
     from gaussian_head_ros.core.expression import brow_height
 
     tracker = np.array([brow_height(c.landmarks) for _, c, _, _ in controls])
@@ -342,6 +397,16 @@ def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarra
     heights = {k: np.array([brow_height(x) for x in v]) for k, v in carried.items()}
     res["reader_vs_tracker_r"] = round(float(np.corrcoef(heights["driver"], tracker[ok])[0, 1]), 3)
     res["streams"] = {k: height_table(heights["driver"], h) for k, h in heights.items()}
+    g = np.asarray(group_series, np.float64)[ok]
+    r = lambda a, b: round(float(np.corrcoef(a, b)[0, 1]), 3) if np.std(a) > 0 and np.std(b) > 0 else None
+    drawn = {k: image_brow_height(np.stack([px[i] for i in ok])) for k, px in seen.items()}
+    res["image"] = {k: (round(1000 * float(h.std()), 3), r(h, g)) for k, h in drawn.items()}
+    both = [j for j, i in enumerate(ok) if mesh_px[i] is not None]
+    if len(both) > 2:
+        mesh_h = image_brow_height(np.stack([mesh_px[ok[j]] for j in both]))
+        res["image_mesh"] = {"r_reader_image": r(mesh_h, drawn["driver"][both]),
+                             "r_tracker": r(tracker[[ok[j] for j in both]], mesh_h), "r_group": r(mesh_h, g[both]),
+                             "tracker_r_group": r(tracker[ok], g)}
     tilt = np.array([brow_tilt(x) for x in carried["driver"]])
     r = lambda a: round(float(np.corrcoef(tilt, a)[0, 1]), 3) if np.std(a) > 0 else None
     res["tilt"] = {"driver": round(1000 * float(tilt.std()), 3),
@@ -393,6 +458,17 @@ def main(argv=None) -> int:
             print("  reader's pose-free brow height:".ljust(24), "  ".join(f"{k} {sd:.2f} ({c:+.2f})" for k, (sd, c)
                                                                       in b["streams"].items()),
                   "   (std (cov per driver sd), mm)", flush=True)
+            if "image" in b:
+                cells = [f"{k} {sd:.2f} ({'  –  ' if c is None else format(c, '+.2f')})"
+                         for k, (sd, c) in b["image"].items()]
+                print("  reader's brow height in the image:".ljust(24), "  ".join(cells),
+                      f"   (std mm, r with the driver's {res['group']})", flush=True)
+            m = b.get("image_mesh")
+            if m:
+                print(f"  on the driver: the face mesh's brow height in the image r {m['r_reader_image']} with the "
+                      f"reader's, {m['r_group']} with the reader's {res['group']}; the tracker's (3D, pose-free) r "
+                      f"{m['r_tracker']} with the face mesh's in the image, {m['tracker_r_group']} with the reader's "
+                      f"{res['group']}", flush=True)
             t = b.get("tilt")
             if t:
                 print(f"  brow tilt (inner ends above outer, mm): reader on the driver std {t['driver']:.2f}; tracker std "
