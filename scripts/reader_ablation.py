@@ -2,7 +2,7 @@
 """Which part of the control makes a reader group's r on a (portrait, clip) pair (issue 11).
 
     python scripts/reader_ablation.py PORTRAIT:CLIP [...] [--group brow|pitch|...] [--frames 60] [--out FILE.jsonl]
-                                      [--regions] [--brow-heights]
+                                      [--regions] [--brow-heights] [--brow-sweep]
 
 PORTRAIT is a ../shared portrait file name or `self` (the clip's frame 0, rendered with the source camera's
 perspective as `gaussian-head eval` does); CLIP a ../shared driving clip stem. The avatar (mesh_fit) is driven
@@ -97,6 +97,13 @@ per degree of the reader's pitch, r 0.89), and the operator pitches as the brows
 reproduces both, each at its own face's rate: self +0.90 though its `brows only` reads +0.08; lp_d8_man_glasses
 `pose only` +0.48, `brows only` -0.21 (the fringe over its brows), full +0.15. So the reader's brow r on these
 pairs is set by how each face turns the mouth and the pitch into a brow score, not by the avatar's brows.
+
+--brow-sweep (instead of the ablations) reads the still avatar (the clip's first pose, no expression) with its brows
+alone moved -4..+4 mm by blendshapes (`brow_sweep`): the reader's brow score per brow height on that face, where a
+flat stretch says the reader is saturated there. Measured (brow39, lp_d18's pose; height mm: brow score):
+obama_speech 17.9: -0.24, 14.9: -0.52, 12.9: -0.70; business_person 17.9: +0.05, 14.9: -0.25, 12.9: -0.46;
+obama_official 17.9: -0.55, 14.9: -0.74, 12.9: -0.75 (browDown near its ceiling below ~15 mm); trump_official -0.23,
+-0.50, -0.55; astronaut_eileen_collins +0.13, +0.01, -0.08 (her fringe: 0.04 per mm).
 """
 
 from __future__ import annotations
@@ -297,31 +304,42 @@ def height_table(driver_h: np.ndarray, h: np.ndarray) -> tuple[float, float]:
             round(1000 * float(np.mean((h - h.mean()) * (d - d.mean())) / max(float(d.std()), 1e-12)), 3))
 
 
-def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False,
-             brow_heights: bool = False) -> dict:
-    """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series} (+ regions: {stream: {region:
-    (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render; + brow_heights:
-    {tracker, template: (std mm, r with the tracker), hair_follow, streams: {driver / ablation: `height_table`}})."""
+def _clip_and_avatar(portrait: str, clip: str, max_frames: int):
+    """PORTRAIT (file name or 'self'), clip stem, frames (0 = all) -> (the clip's frames, a drive.Driver of the
+    portrait's mesh_fit avatar (self: the clip's frame 0), [3, 3] intrinsics: the FOV_DEG camera, or for self the
+    source camera's perspective as `gaussian-head eval` renders it)."""
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.evaluate import render_control, source_intrinsics
-    from gaussian_head_ros.core.expression import forehead_points
+    from gaussian_head_ros.core.evaluate import source_intrinsics
     from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reader import FaceReader
     from gaussian_head_ros.core.reconstruct import get_reconstructor
-    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
 
     frames = read_frames(str(DATA / "driving" / f"{clip}.mp4"), max_frames=max_frames or None)
     src = frames[0].rgb if portrait == "self" else read_image(str(DATA / "portraits" / portrait))
     with get_reconstructor("mesh_fit") as rec:
         avatar = rec.reconstruct(src).avatar
-    driver = Driver(avatar)
     h, w = frames[0].rgb.shape[:2]
     K = default_intrinsics(w, h, FOV_DEG)
     if portrait == "self":
         with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
             K = source_intrinsics(avatar, mesh.detect(src)[0].landmarks_px, w, h, FOV_DEG)
+    return frames, Driver(avatar), K
+
+
+def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False,
+             brow_heights: bool = False) -> dict:
+    """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series} (+ regions: {stream: {region:
+    (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render; + brow_heights:
+    {tracker, template: (std mm, r with the tracker), hair_follow, streams: {driver / ablation: `height_table`}})."""
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.expression import forehead_points
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+
+    frames, driver, K = _clip_and_avatar(portrait, clip, max_frames)
+    h, w = frames[0].rgb.shape[:2]
     controls = []
     with FaceTracker(TrackerConfig(fov_deg=FOV_DEG)) as tracker, FaceReader(reader_model) as reader:
         for f in frames:
@@ -363,8 +381,6 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
                 shares = region_shares(np.stack([px[i] for i in both]), (w, h), group, model)
                 out["regions"][stream] = region_table(drv[both], shares)
     if brow_heights:
-        from gaussian_head_ros.core.facemesh import FaceMesh
-
         mesh_px = []  # the tracker's face mesh's own landmarks on the driver, in the image
         with FaceMesh(static_image_mode=False, max_faces=1) as mesh:
             stamps = {x[0] for x in controls}
@@ -417,6 +433,51 @@ def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarra
     return res
 
 
+SWEEP_MM = (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0)  # --brow-sweep's brow shifts (mm, y down: < 0 raised)
+
+
+def brow_sweep(portrait: str, clip: str, reader_model: str, shifts_mm=SWEEP_MM) -> dict:
+    """The reader's brow reading of a still avatar as its brows alone move (--brow-sweep): the avatar of `portrait`
+    (as run_pair makes it) in the head pose of `clip`'s first tracked frame, no expression, lids and gaze at rest,
+    each brow shift dy of shifts_mm (mm, y down: < 0 raised) given as blendshapes only (browDownLeft / Right for a
+    lowering, browInnerUp for a raise, each dy / expression.BROW_DROP_PER_DOWN_M or BROW_RISE_PER_INNER_UP_M, so
+    `expression.blendshape_expression` moves the template's brows by dy), read by a fresh FaceLandmarker in image
+    mode. -> {pair, height_mm [S] (the driven template's `expression.brow_height`), brow [S] (the reader's group),
+    browDown [S] (mean of left, right), browInnerUp [S]}; NaN where the reader finds no face."""
+    from gaussian_head_ros.core import expression as ex
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+
+    frames, driver, K = _clip_and_avatar(portrait, clip, 30)
+    h, w = frames[0].rgb.shape[:2]
+    c0 = None
+    with FaceTracker(TrackerConfig(fov_deg=FOV_DEG)) as tracker:
+        for f in frames:
+            c = tracker.process(f.rgb, f.stamp_ns, K)
+            if c is not None and c.face_detected:
+                c0 = c
+                break
+    if c0 is None:
+        raise ValueError(f"no face tracked in the first {len(frames)} frames of {clip}")
+    still = replace(c0, **_at_rest_eyes_mouth(c0), expression=np.zeros_like(np.asarray(c0.expression, np.float32)))
+    out = {"pair": f"{portrait}:{clip}", "shifts_mm": list(shifts_mm), "height_mm": [], "brow": [], "browDown": [],
+           "browInnerUp": []}
+    for dy in shifts_mm:
+        names, per = (["browDownLeft", "browDownRight"], ex.BROW_DROP_PER_DOWN_M) if dy >= 0 else \
+            (["browInnerUp"], ex.BROW_RISE_PER_INNER_UP_M)
+        c = replace(still, blendshape_names=names, blendshapes=np.full(len(names), abs(dy) / 1000 / per, np.float32))
+        img = render_control(driver, c, K, w, h).image
+        with FaceReader(reader_model, video=False) as reader:
+            r = reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+        b = {} if r is None else r.blendshapes
+        out["height_mm"].append(round(1000 * ex.brow_height(driver.deformed_template(c)[0]), 2))
+        out["brow"].append(np.nan if r is None else round(r.groups["brow"], 4))
+        out["browDown"].append(np.nan if r is None else round((b["browDownLeft"] + b["browDownRight"]) / 2, 4))
+        out["browInnerUp"].append(np.nan if r is None else round(b["browInnerUp"], 4))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("pairs", nargs="+", help="PORTRAIT:CLIP (portrait file name or 'self', clip stem)")
@@ -426,6 +487,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="", help="append each pair's JSON line (with the series) to this file")
     ap.add_argument("--brow-heights", action="store_true", help="the brows' height above the eye corners in the "
                     "tracker, the driven template, the brow hair and the reader's pose-free landmarks of every stream")
+    ap.add_argument("--brow-sweep", action="store_true", help="instead of the ablations: the reader's brow scores "
+                    "on the still avatar (the clip's first pose) as its brows alone move -4..+4 mm (brow_sweep)")
     ap.add_argument("--regions", action="store_true", help="take the reader's group apart by landmark region on the "
                     "driver and the full render (region_shares; blendshape groups only)")
     a = ap.parse_args(argv)
@@ -438,6 +501,19 @@ def main(argv=None) -> int:
     if not DATA.is_dir():
         print(f"no data folder {DATA}", file=sys.stderr)
         return 2
+    if a.brow_sweep:
+        for spec in a.pairs:
+            portrait, _, clip = spec.partition(":")
+            if not clip:
+                ap.error(f"pair {spec!r}: expected PORTRAIT:CLIP")
+            res = brow_sweep(portrait, clip, a.reader)
+            print(res["pair"][:44].ljust(44), "height mm : brow (browDown / browInnerUp):  ", "  ".join(
+                f"{hm:.1f}: {g:+.2f} ({d:.2f}/{u:.2f})" for hm, g, d, u in
+                zip(res["height_mm"], res["brow"], res["browDown"], res["browInnerUp"])), flush=True)
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps(res) + "\n")
+        return 0
     print("pair".ljust(44), "std_drv", "  ".join(f"{n:>16s}" for n in ABLATIONS), "   (r / render std)")
     for spec in a.pairs:
         portrait, _, clip = spec.partition(":")
