@@ -95,7 +95,9 @@ on the driver (the reader's own pose-free height agrees with the tracker, +0.89)
 operator's score is brow + pitch (least squares over 60 frames: 0.070 per mm of the tracker's brow height -0.019
 per degree of the reader's pitch, r 0.89), and the operator pitches as the brows rise (r +0.44). The avatar
 reproduces both, each at its own face's rate: self +0.90 though its `brows only` reads +0.08; lp_d8_man_glasses
-`pose only` +0.48, `brows only` -0.21 (the fringe over its brows), full +0.15. So the reader's brow r on these
+`pose only` +0.48, `brows only` -0.21 (the fringe over its brows), full +0.15. `brows only` on tpsmm: -0.21 to
++0.15 on the seven pairs measured (self +0.08, obama_speech -0.06, trump -0.04, astronaut +0.04, monalisa +0.15,
+business +0.14), `mouth only` +0.32 to +0.61, `pose only` -0.45 to +0.58. So the reader's brow r on these
 pairs is set by how each face turns the mouth and the pitch into a brow score, not by the avatar's brows.
 
 --brow-sweep (instead of the ablations) reads the still avatar (the clip's first pose, no expression) with its brows
