@@ -2,7 +2,7 @@
 """Which part of the control makes a reader group's r on a (portrait, clip) pair (issue 11).
 
     python scripts/reader_ablation.py PORTRAIT:CLIP [...] [--group brow|pitch|...] [--frames 60] [--out FILE.jsonl]
-                                      [--regions] [--brow-heights]
+                                      [--regions] [--brow-heights] [--brow-sweep]
 
 PORTRAIT is a ../shared portrait file name or `self` (the clip's frame 0, rendered with the source camera's
 perspective as `gaussian-head eval` does); CLIP a ../shared driving clip stem. The avatar (mesh_fit) is driven
@@ -15,6 +15,8 @@ and the reader's group series on the render is correlated with the same series o
 - brows only: pose held, only the brows and the forehead above the eyes move (`expression.forehead_points`),
   lids and gaze at rest, mouth closed,
 - no brows: as tracked but the brows and forehead held at rest,
+- mouth only: pose held, lids and gaze at rest, the brows and forehead held at rest: the expression below the
+  eyes as tracked (what the mouth alone makes the reader read as the group),
 - eyes only: pose held, no expression, the tracked lid ratios and gaze,
 - pose only: no expression, lids and gaze at rest, the tracked head pose.
 
@@ -72,6 +74,38 @@ sadtalker: the tracker's tilt r +0.92 with the reader's. On tpsmm the two landma
 FaceLandmarker) put the brows' ends in the image within a pixel of each other and the tilt is ~0.7 px (measured apart
 from this script): the reader's 2D with the face mesh's depth keeps r +0.98, the face mesh's 2D with the reader's
 depth -0.40. With the default tracker (the bundled face mesh) the avatar's brows on tpsmm tilt against the reader's.
+
+--brow-heights also prints the brows' height above the eye corners as drawn in the image (`image_brow_height`: no
+pose taken out, so a head pitch adds the brows' parallax over the eye corners) per stream, with its r against the
+reader's group on the driver, and on the driver the tracker's own face mesh's image height against the reader's and
+against the tracker's 3D (pose-free) height. Measured (brow39, fcead90, 60 frames; the reader's brow r):
+lp_d18 crosses: on every avatar the brows as drawn follow the operator's (image height r with the driver's brow
++0.71 obama_speech ... +0.93 business_person; std 0.14-1.14 mm against the driver's 0.33), yet the brow score does
+not, because the mouth moves it more: `mouth only` (brows, lids and pose held) r -0.88 obama_speech, -0.85
+lp_s9_monalisa, -0.83 lp_d9_woman_turned, but +0.90 lp_d8_man_glasses, +0.62 business_person (+0.89
+obama_official), std 0.04-0.06 against `brows only` 0.02-0.05. The operator opens his mouth as his frown eases
+(reader jaw r +0.87 with his brow), and FaceLandmarker reads an avatar's opening mouth as a frown on some faces and
+as a raise on others; the table's 0.90s on lp_d8 and business_person are that crosstalk too (lp_d8's `brows only`
++0.27). The reader's brow landmarks in its own image frame move as the template's (`region_shares` of the brows,
+split into their mean shift and the rest: the driver +0.108 of +0.129 from the mean shift), and on a still frontal
+avatar its brow score moves 0.04-0.15 per mm of brow height around lp_d18's frown (14.9 mm; astronaut 0.04,
+trump / obama_official 0.05-0.06 near their browDown ceiling, obama_speech 0.12, business_person 0.12-0.15): none
+is saturated by the rest height. tpsmm_driving: the tracker's 3D brow height r +0.47 with the reader's brow score
+on the driver (the reader's own pose-free height agrees with the tracker, +0.89), its image height r +0.82: the
+operator's score is brow + pitch (least squares over 60 frames: 0.070 per mm of the tracker's brow height -0.019
+per degree of the reader's pitch, r 0.89), and the operator pitches as the brows rise (r +0.44). The avatar
+reproduces both, each at its own face's rate: self +0.90 though its `brows only` reads +0.08; lp_d8_man_glasses
+`pose only` +0.48, `brows only` -0.21 (the fringe over its brows), full +0.15. `brows only` on tpsmm: -0.21 to
++0.15 on the seven pairs measured (self +0.08, obama_speech -0.06, trump -0.04, astronaut +0.04, monalisa +0.15,
+business +0.14), `mouth only` +0.32 to +0.61, `pose only` -0.45 to +0.58. So the reader's brow r on these
+pairs is set by how each face turns the mouth and the pitch into a brow score, not by the avatar's brows.
+
+--brow-sweep (instead of the ablations) reads the still avatar (the clip's first pose, no expression) with its brows
+alone moved -4..+4 mm by blendshapes (`brow_sweep`): the reader's brow score per brow height on that face, where a
+flat stretch says the reader is saturated there. Measured (brow39, lp_d18's pose; height mm: brow score):
+obama_speech 17.9: -0.24, 14.9: -0.52, 12.9: -0.70; business_person 17.9: +0.05, 14.9: -0.25, 12.9: -0.46;
+obama_official 17.9: -0.55, 14.9: -0.74, 12.9: -0.75 (browDown near its ceiling below ~15 mm); trump_official -0.23,
+-0.50, -0.55; astronaut_eileen_collins +0.13, +0.01, -0.08 (her fringe: 0.04 per mm).
 """
 
 from __future__ import annotations
@@ -110,6 +144,10 @@ def ablate(name: str, c, held: tuple, forehead: np.ndarray):
         return replace(c, **pose, **_at_rest_eyes_mouth(c), expression=np.where(forehead[:, None], ex, 0.0))
     if name == "no brows":
         return replace(c, expression=np.where(forehead[:, None], 0.0, ex))
+    if name == "mouth only":
+        lids = np.ones_like(np.asarray(c.eyelid_ratios, np.float32))
+        return replace(c, **pose, eyelid_ratios=lids, gaze=np.zeros((0, 2), np.float32),
+                       expression=np.where(forehead[:, None], 0.0, ex))
     if name == "eyes only":
         return replace(c, **pose, expression=np.zeros_like(ex), mouth_open=0.0, landmarks=np.zeros((0, 3), np.float32),
                        blendshape_names=[], blendshapes=np.zeros(0, np.float32))
@@ -125,7 +163,7 @@ def _value(frame, group: str) -> float:
     return frame.groups[group] if group in frame.groups else frame.angles_deg[group]
 
 
-ABLATIONS = ("full", "pose held", "brows only", "no brows", "eyes only", "pose only")
+ABLATIONS = ("full", "pose held", "brows only", "no brows", "mouth only", "eyes only", "pose only")
 
 
 def landmark_regions() -> dict[str, np.ndarray]:
@@ -245,6 +283,21 @@ def brow_tilt(x: np.ndarray) -> float:
     return float(np.mean(x[outer, 1]) - np.mean(x[inner, 1]))
 
 
+def image_brow_height(landmarks_px: np.ndarray) -> np.ndarray:
+    """[T, 478, 2+] one stream's landmarks in the image (pixels, y down) -> [T] the brows' mean height above the eye
+    corners as drawn (landmarks.BROW_R / BROW_L vs landmarks.EYE_CORNERS, image y), over the outer eyes' distance in
+    the image (landmarks.OUTER_EYE) x facemesh.CANONICAL_EYE_SPAN: metres of the canonical head, but in the image
+    plane, so a head pitch adds the brows' parallax over the eye corners (the brows sit in front of them), which a
+    3D height (`expression.brow_height` of pose-free landmarks) takes out."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.facemesh import CANONICAL_EYE_SPAN
+
+    x = np.asarray(landmarks_px, np.float64)
+    brows, corners = list(lmk.BROW_R + lmk.BROW_L), list(np.ravel(lmk.EYE_CORNERS))
+    span = np.linalg.norm(x[:, lmk.OUTER_EYE[0], :2] - x[:, lmk.OUTER_EYE[1], :2], axis=1)
+    return (x[:, corners, 1].mean(1) - x[:, brows, 1].mean(1)) / span * CANONICAL_EYE_SPAN
+
+
 def height_table(driver_h: np.ndarray, h: np.ndarray) -> tuple[float, float]:
     """[T] the driver's brow heights, [T] a stream's (metres) -> (the stream's std, its covariance with the driver's
     per the driver's sd), mm."""
@@ -253,31 +306,42 @@ def height_table(driver_h: np.ndarray, h: np.ndarray) -> tuple[float, float]:
             round(1000 * float(np.mean((h - h.mean()) * (d - d.mean())) / max(float(d.std()), 1e-12)), 3))
 
 
-def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False,
-             brow_heights: bool = False) -> dict:
-    """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series} (+ regions: {stream: {region:
-    (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render; + brow_heights:
-    {tracker, template: (std mm, r with the tracker), hair_follow, streams: {driver / ablation: `height_table`}})."""
+def _clip_and_avatar(portrait: str, clip: str, max_frames: int):
+    """PORTRAIT (file name or 'self'), clip stem, frames (0 = all) -> (the clip's frames, a drive.Driver of the
+    portrait's mesh_fit avatar (self: the clip's frame 0), [3, 3] intrinsics: the FOV_DEG camera, or for self the
+    source camera's perspective as `gaussian-head eval` renders it)."""
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.evaluate import render_control, source_intrinsics
-    from gaussian_head_ros.core.expression import forehead_points
+    from gaussian_head_ros.core.evaluate import source_intrinsics
     from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reader import FaceReader
     from gaussian_head_ros.core.reconstruct import get_reconstructor
-    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
 
     frames = read_frames(str(DATA / "driving" / f"{clip}.mp4"), max_frames=max_frames or None)
     src = frames[0].rgb if portrait == "self" else read_image(str(DATA / "portraits" / portrait))
     with get_reconstructor("mesh_fit") as rec:
         avatar = rec.reconstruct(src).avatar
-    driver = Driver(avatar)
     h, w = frames[0].rgb.shape[:2]
     K = default_intrinsics(w, h, FOV_DEG)
     if portrait == "self":
         with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
             K = source_intrinsics(avatar, mesh.detect(src)[0].landmarks_px, w, h, FOV_DEG)
+    return frames, Driver(avatar), K
+
+
+def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False,
+             brow_heights: bool = False) -> dict:
+    """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series} (+ regions: {stream: {region:
+    (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render; + brow_heights:
+    {tracker, template: (std mm, r with the tracker), hair_follow, streams: {driver / ablation: `height_table`}})."""
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.expression import forehead_points
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+
+    frames, driver, K = _clip_and_avatar(portrait, clip, max_frames)
+    h, w = frames[0].rgb.shape[:2]
     controls = []
     with FaceTracker(TrackerConfig(fov_deg=FOV_DEG)) as tracker, FaceReader(reader_model) as reader:
         for f in frames:
@@ -319,12 +383,21 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
                 shares = region_shares(np.stack([px[i] for i in both]), (w, h), group, model)
                 out["regions"][stream] = region_table(drv[both], shares)
     if brow_heights:
-        out["brow_heights"] = _brow_heights(driver, controls, seen, held, forehead, K)
+        mesh_px = []  # the tracker's face mesh's own landmarks on the driver, in the image
+        with FaceMesh(static_image_mode=False, max_faces=1) as mesh:
+            stamps = {x[0] for x in controls}
+            for f in frames:
+                if f.stamp_ns in stamps:
+                    found = mesh.detect(f.rgb)
+                    mesh_px.append(found[0].landmarks_px if found else None)
+        out["brow_heights"] = _brow_heights(driver, controls, seen, held, forehead, K, drv, mesh_px)
     return out
 
 
-def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarray, K: np.ndarray) -> dict:
-    """run_pair's brow_heights entry (the module docstring's --brow-heights)."""
+def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarray, K: np.ndarray,
+                  group_series: np.ndarray, mesh_px: list) -> dict:
+    """run_pair's brow_heights entry (the module docstring's --brow-heights); group_series [T] the reader's group on
+    the driver, mesh_px [T] the tracker's face mesh's landmarks on the driver (pixels; None: no face)."""
     from gaussian_head_ros.core.expression import brow_height
 
     tracker = np.array([brow_height(c.landmarks) for _, c, _, _ in controls])
@@ -342,6 +415,16 @@ def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarra
     heights = {k: np.array([brow_height(x) for x in v]) for k, v in carried.items()}
     res["reader_vs_tracker_r"] = round(float(np.corrcoef(heights["driver"], tracker[ok])[0, 1]), 3)
     res["streams"] = {k: height_table(heights["driver"], h) for k, h in heights.items()}
+    g = np.asarray(group_series, np.float64)[ok]
+    r = lambda a, b: round(float(np.corrcoef(a, b)[0, 1]), 3) if np.std(a) > 0 and np.std(b) > 0 else None
+    drawn = {k: image_brow_height(np.stack([px[i] for i in ok])) for k, px in seen.items()}
+    res["image"] = {k: (round(1000 * float(h.std()), 3), r(h, g)) for k, h in drawn.items()}
+    both = [j for j, i in enumerate(ok) if mesh_px[i] is not None]
+    if len(both) > 2:
+        mesh_h = image_brow_height(np.stack([mesh_px[ok[j]] for j in both]))
+        res["image_mesh"] = {"r_reader_image": r(mesh_h, drawn["driver"][both]),
+                             "r_tracker": r(tracker[[ok[j] for j in both]], mesh_h), "r_group": r(mesh_h, g[both]),
+                             "tracker_r_group": r(tracker[ok], g)}
     tilt = np.array([brow_tilt(x) for x in carried["driver"]])
     r = lambda a: round(float(np.corrcoef(tilt, a)[0, 1]), 3) if np.std(a) > 0 else None
     res["tilt"] = {"driver": round(1000 * float(tilt.std()), 3),
@@ -350,6 +433,51 @@ def _brow_heights(driver, controls, seen: dict, held: tuple, forehead: np.ndarra
                    "template": r(np.array([brow_tilt(shapes[i]) for i in ok])),
                    "full": r(np.array([brow_tilt(x) for x in carried["full"]]))}
     return res
+
+
+SWEEP_MM = (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0)  # --brow-sweep's brow shifts (mm, y down: < 0 raised)
+
+
+def brow_sweep(portrait: str, clip: str, reader_model: str, shifts_mm=SWEEP_MM) -> dict:
+    """The reader's brow reading of a still avatar as its brows alone move (--brow-sweep): the avatar of `portrait`
+    (as run_pair makes it) in the head pose of `clip`'s first tracked frame, no expression, lids and gaze at rest,
+    each brow shift dy of shifts_mm (mm, y down: < 0 raised) given as blendshapes only (browDownLeft / Right for a
+    lowering, browInnerUp for a raise, each dy / expression.BROW_DROP_PER_DOWN_M or BROW_RISE_PER_INNER_UP_M, so
+    `expression.blendshape_expression` moves the template's brows by dy), read by a fresh FaceLandmarker in image
+    mode. -> {pair, height_mm [S] (the driven template's `expression.brow_height`), brow [S] (the reader's group),
+    browDown [S] (mean of left, right), browInnerUp [S]}; NaN where the reader finds no face."""
+    from gaussian_head_ros.core import expression as ex
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.reader import FaceReader
+    from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
+
+    frames, driver, K = _clip_and_avatar(portrait, clip, 30)
+    h, w = frames[0].rgb.shape[:2]
+    c0 = None
+    with FaceTracker(TrackerConfig(fov_deg=FOV_DEG)) as tracker:
+        for f in frames:
+            c = tracker.process(f.rgb, f.stamp_ns, K)
+            if c is not None and c.face_detected:
+                c0 = c
+                break
+    if c0 is None:
+        raise ValueError(f"no face tracked in the first {len(frames)} frames of {clip}")
+    still = replace(c0, **_at_rest_eyes_mouth(c0), expression=np.zeros_like(np.asarray(c0.expression, np.float32)))
+    out = {"pair": f"{portrait}:{clip}", "shifts_mm": list(shifts_mm), "height_mm": [], "brow": [], "browDown": [],
+           "browInnerUp": []}
+    for dy in shifts_mm:
+        names, per = (["browDownLeft", "browDownRight"], ex.BROW_DROP_PER_DOWN_M) if dy >= 0 else \
+            (["browInnerUp"], ex.BROW_RISE_PER_INNER_UP_M)
+        c = replace(still, blendshape_names=names, blendshapes=np.full(len(names), abs(dy) / 1000 / per, np.float32))
+        img = render_control(driver, c, K, w, h).image
+        with FaceReader(reader_model, video=False) as reader:
+            r = reader.read((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+        b = {} if r is None else r.blendshapes
+        out["height_mm"].append(round(1000 * ex.brow_height(driver.deformed_template(c)[0]), 2))
+        out["brow"].append(np.nan if r is None else round(r.groups["brow"], 4))
+        out["browDown"].append(np.nan if r is None else round((b["browDownLeft"] + b["browDownRight"]) / 2, 4))
+        out["browInnerUp"].append(np.nan if r is None else round(b["browInnerUp"], 4))
+    return out
 
 
 def main(argv=None) -> int:
@@ -361,6 +489,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="", help="append each pair's JSON line (with the series) to this file")
     ap.add_argument("--brow-heights", action="store_true", help="the brows' height above the eye corners in the "
                     "tracker, the driven template, the brow hair and the reader's pose-free landmarks of every stream")
+    ap.add_argument("--brow-sweep", action="store_true", help="instead of the ablations: the reader's brow scores "
+                    "on the still avatar (the clip's first pose) as its brows alone move -4..+4 mm (brow_sweep)")
     ap.add_argument("--regions", action="store_true", help="take the reader's group apart by landmark region on the "
                     "driver and the full render (region_shares; blendshape groups only)")
     a = ap.parse_args(argv)
@@ -373,6 +503,19 @@ def main(argv=None) -> int:
     if not DATA.is_dir():
         print(f"no data folder {DATA}", file=sys.stderr)
         return 2
+    if a.brow_sweep:
+        for spec in a.pairs:
+            portrait, _, clip = spec.partition(":")
+            if not clip:
+                ap.error(f"pair {spec!r}: expected PORTRAIT:CLIP")
+            res = brow_sweep(portrait, clip, a.reader)
+            print(res["pair"][:44].ljust(44), "height mm : brow (browDown / browInnerUp):  ", "  ".join(
+                f"{hm:.1f}: {g:+.2f} ({d:.2f}/{u:.2f})" for hm, g, d, u in
+                zip(res["height_mm"], res["brow"], res["browDown"], res["browInnerUp"])), flush=True)
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps(res) + "\n")
+        return 0
     print("pair".ljust(44), "std_drv", "  ".join(f"{n:>16s}" for n in ABLATIONS), "   (r / render std)")
     for spec in a.pairs:
         portrait, _, clip = spec.partition(":")
@@ -393,6 +536,17 @@ def main(argv=None) -> int:
             print("  reader's pose-free brow height:".ljust(24), "  ".join(f"{k} {sd:.2f} ({c:+.2f})" for k, (sd, c)
                                                                       in b["streams"].items()),
                   "   (std (cov per driver sd), mm)", flush=True)
+            if "image" in b:
+                cells = [f"{k} {sd:.2f} ({'  –  ' if c is None else format(c, '+.2f')})"
+                         for k, (sd, c) in b["image"].items()]
+                print("  reader's brow height in the image:".ljust(24), "  ".join(cells),
+                      f"   (std mm, r with the driver's {res['group']})", flush=True)
+            m = b.get("image_mesh")
+            if m:
+                print(f"  on the driver: the face mesh's brow height in the image r {m['r_reader_image']} with the "
+                      f"reader's, {m['r_group']} with the reader's {res['group']}; the tracker's (3D, pose-free) r "
+                      f"{m['r_tracker']} with the face mesh's in the image, {m['tracker_r_group']} with the reader's "
+                      f"{res['group']}", flush=True)
             t = b.get("tilt")
             if t:
                 print(f"  brow tilt (inner ends above outer, mm): reader on the driver std {t['driver']:.2f}; tracker std "

@@ -173,6 +173,12 @@ class DriveConfig:
     # change and ~1/4 of the brow score the same move gives on the operator's face, below the reader's brow
     # crosstalk from the mouth and head pitch; 1.5 raised the reader's brow r on 28 pairs 0.420 -> 0.461 (lp_d18
     # 0.335 -> 0.463) but lowered gaze_h 0.542 -> 0.523 and gaze_v 0.832 -> 0.819 (1.25: about half of each).
+    # brow39 (fcead90, 60 frames, reader brow r): 2 took the lp_d18 crosses obama_speech -0.57 -> 0.70,
+    # lp_s9_monalisa -0.24 -> 0.78, lp_d9_woman_turned -0.03 -> 0.83 (3: 0.73 / 0.73 / 0.91; lp_d8_man_glasses
+    # 0.94 -> 0.92 / 0.84) but doubled tpsmm_driving's held raise too: lp_d8_man_glasses 0.15 -> -0.57,
+    # trump_official 0.82 -> 0.31, obama_speech 0.81 -> 0.71, business_person 0.40 -> 0.34 (lp_d8's render brow
+    # score mean 0.39 -> 0.81). What keeps those crosses low is the reader's crosstalk, not the brows'
+    # amplitude (scripts/reader_ablation.py, brow39).
     brow_gain: float = 1.0
     # A driven brow raise lightens the strip between the brows and the upper lids towards its own lit skin by
     # this gain x the share of the strip a real raise unfolds (core/brow_strip.py; 0 = off; 2 by eye, brow21).
