@@ -377,7 +377,7 @@ class ReconstructionNode(Node):
         if any(p.name in ("cache_path", "cache_avatar") for p in params):
             values = self._values(params)
             path = self._cache_path(values["cache_path"])
-            named = path != self._cache_path() or not self._param("cache_avatar")  # another file, or the cache turned on
+            named = path != self._cache_path() or not self._param("cache_avatar")  # another file, or turned on
             with self._lock:  # the worker writes the avatar shown there (the parameter is set after this callback)
                 self._recache = path if values["cache_avatar"] and named else None
         for p in params:  # `ros2 param set .../reconstruction_node photo_path me.jpg` swaps the operator
@@ -583,8 +583,8 @@ class ReconstructionNode(Node):
 
     def _save_cache(self, msg: GaussianAvatarMsg, path: str = "") -> None:
         """Keep the avatar just published in the cache (`path`: this file, cache_avatar and cache_path just set to
-        name it; else cache_path when cache_avatar is on). A write avatar_cache.write refuses (OSError: the disk; ValueError:
-        a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted; serving goes
+        name it; else cache_path when cache_avatar is on). A write avatar_cache.write refuses (OSError: the disk;
+        ValueError: a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted; serving goes
         on (the avatar is published already). The message and its note are made before: an error there is a bug, not
         the disk, and goes up to the worker's "publishing the result failed" (it was said as "cannot write", review18)."""
         if not path and not self._param("cache_avatar"):

@@ -46,8 +46,8 @@ from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
-from gaussian_head_ros.core.imageio import (EncodingNotes, ImageTooLarge, check_compressed, check_raw, decode_compressed,
-                                            decode_raw)
+from gaussian_head_ros.core.imageio import (EncodingNotes, ImageTooLarge, check_compressed, check_raw,
+                                            decode_compressed, decode_raw)
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
