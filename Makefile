@@ -20,8 +20,12 @@ test: setup
 test-fast: setup
 	@bash scripts/test.sh -m "not slow" $(ARGS)
 
+# VIDEO, PHOTO and OUT reach the recipe's environment too (make exports command-line variables): each is passed from
+# there, quoted, as one word, so a file name with spaces or quotes works (`make demo PHOTO="my photo.jpg"` ran
+# `gaussian-head demo --photo my photo.jpg`: 'unrecognized arguments: photo.jpg'; user39, s39)
 demo: setup
-	@source env.sh && gaussian-head demo $(if $(VIDEO),--video $(VIDEO)) $(if $(PHOTO),--photo $(PHOTO)) --output $(or $(OUT),out/demo.mp4)
+	@source env.sh && gaussian-head demo $(if $(VIDEO),--video "$$VIDEO") $(if $(PHOTO),--photo "$$PHOTO") \
+		--output "$${OUT:-out/demo.mp4}"
 
 bench: setup
 	@source env.sh && gaussian-head bench

@@ -87,3 +87,34 @@ def test_a_video_that_cannot_play_is_one_line_before_any_node_starts(tmp_path, c
     err = capsys.readouterr().err.strip()
     why = {"notes.jpg": "cannot decode video", "folder": "not a file", "missing.mp4": "not found"}[name]
     assert err.count("\n") == 0 and why in err, err
+
+
+def test_make_demo_passes_file_names_with_spaces_and_quotes_as_one_argument_each(tmp_path):
+    """`make demo PHOTO="/tmp/u39 odd/ünï/ph oto.jpg"` ran `gaussian-head demo --photo /tmp/u39 odd/ünï/ph oto.jpg`:
+    'gaussian-head: error: unrecognized arguments: odd/ünï/ph oto.jpg' (user39, s39); VIDEO and OUT likewise. The
+    real make runs the Makefile's demo recipe here (its setup prerequisite taken as done, -o setup) in the real bash,
+    whose `gaussian-head` is a function (BASH_ENV) that writes the arguments it gets."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    repo = Path(__file__).resolve().parents[1]
+    got = tmp_path / "argv"
+    stub = tmp_path / "stub.sh"
+    stub.write_text(f"gaussian-head() {{ printf '%s\\n' \"$@\" > '{got}'; }}\n")
+    env = {**os.environ, "BASH_ENV": str(stub)}
+    env.pop("OUT", None)
+    photo, video, out = "/tmp/my photos/ünï's ph oto.jpg", "/tmp/clips/a clip.mp4", "/tmp/out dir/demo 1.mp4"
+    cases = (({"PHOTO": photo, "VIDEO": video, "OUT": out},
+              ["demo", "--video", video, "--photo", photo, "--output", out]),
+             ({"PHOTO": photo}, ["demo", "--photo", photo, "--output", "out/demo.mp4"]),
+             ({}, ["demo", "--output", "out/demo.mp4"]))
+    for given, argv in cases:
+        got.unlink(missing_ok=True)
+        run = subprocess.run(["make", "--no-print-directory", "-o", "setup", "demo",
+                              *(f"{k}={v}" for k, v in given.items())],
+                             cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert got.read_text().splitlines() == argv, (given, got.read_text())

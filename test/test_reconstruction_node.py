@@ -1328,6 +1328,46 @@ def test_a_start_up_photo_that_is_refused_leaves_the_cached_face(rclpy_context, 
             proc.stop()
 
 
+def test_a_cache_named_at_run_time_gets_the_face_shown_so_a_restart_keeps_it(rclpy_context, tmp_path):
+    """`ros2 param set /reconstruction_node cache_path /var/robot_a.avatar` (two launches in one namespace shared the
+    default file: give each its own) or `cache_avatar true` on a running node changed nothing on disk: the new file was
+    written only with the next avatar, so a robot restarted with that cache_path before any new photo came up with no
+    face (user39, s39). Now the worker writes the avatar shown into the file just named; a node started on it serves
+    that face."""
+    import signal
+
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(2000, seed=11, operator_id="moved"), tmp_path / "moved.ply")
+    off, named = tmp_path / "off.avatar", tmp_path / "robot_a.avatar"
+    proc = _start_node(tmp_path, "cache_named", f"photo_path:={tmp_path / 'moved.ply'}", "cache_avatar:=false",
+                       f"cache_path:={off}")
+    node = rclpy_context.create_node("cache_named_peer", namespace=CACHE_NS)
+    try:
+        before, _ = _late_join(rclpy_context, "cache_named_before", timeout=120, namespace=CACHE_NS)
+        assert before is not None and before.operator_id == "moved", proc.output()
+        assert not off.exists(), "cache_avatar false wrote the cache"
+        assert _set_param(node, "cache_avatar", True, f"{CACHE_NS}/reconstruction_node").successful
+        assert spin_until(node, lambda: f"avatar cache: written to {off}" in proc.output(), 30), proc.output()
+        assert _set_param(node, "cache_path", str(named), f"{CACHE_NS}/reconstruction_node").successful
+        assert spin_until(node, lambda: f"avatar cache: written to {named}" in proc.output(), 30), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop(signal.SIGKILL)
+    proc = _start_node(tmp_path, "cache_named_restart", f"cache_path:={named}")
+    try:
+        after, status = _late_join(rclpy_context, "cache_named_after", timeout=120, namespace=CACHE_NS)
+        assert after is not None, f"no face after the restart on the cache named at run time:\n{proc.output()}"
+        assert after.operator_id == "moved" and after.header.stamp == before.header.stamp
+        assert bytes(after.gaussians.data) == bytes(before.gaussians.data)
+        assert status is not None and "restored from the cache" in status.message, status
+    finally:
+        proc.stop()
+
+
 def test_a_start_up_avatar_file_or_pipe_that_cannot_be_read_is_answered(rclpy_context, tmp_path):
     """photo_path at start-up: a FIFO (`photo:=` a pipe) blocked the node's constructor in open(), where the avatar-file
     check read its first bytes (the worker's read_file refuses it 'not a regular file' without opening it), and an

@@ -993,6 +993,40 @@ def test_topic_arguments_that_no_node_can_use_are_refused_before_any_starts(monk
         pipeline.parse_args([f"--camera-topic={value}", f"--control-topic={value}"])
 
 
+def test_a_log_level_rcl_cannot_parse_is_refused_before_any_node_starts(monkeypatch):
+    """`ros2 launch gaussian_head_ros avatar.launch.py log_level:=warning` (Python's name; rcl's is warn) started the
+    three nodes, each died at start with rcl's "Couldn't parse log level: '--log-level warning'", and the launch ended
+    with no face (user39, s39); `log_level:=` and `log_level:=render_node:=loud` likewise. Now each launch file
+    refuses such a value before any node starts, naming the argument and the levels; rcl itself is asked here whether
+    each refused value is one it refuses, and each accepted one one it takes (and the nodes are started)."""
+    import rclpy
+
+    _launch_file("all")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+
+    def rcl_takes(level: str) -> bool:
+        context = rclpy.Context()
+        try:
+            rclpy.init(args=["--ros-args", "--log-level", level], context=context)
+        except Exception:  # rclpy's RCLInvalidROSArgsError: "Couldn't parse log level"
+            return False
+        context.try_shutdown()
+        return True
+
+    for host, value in (("all", "warning"), ("robot", "bogus"), ("operator", ""), ("all", "render_node:=loud"),
+                        ("all", " info")):
+        assert not rcl_takes(value), value  # every node given it would die at start
+        started.clear()
+        with pytest.raises(ValueError, match=f"launch argument 'log_level:={value}' is no ROS log level.*debug, info"):
+            _run_launch(host, {"log_level": value})
+        assert not started, (value, started)
+    for value in ("info", "DEBUG", "Warn", "render_node:=debug", "rcl:=error"):
+        assert rcl_takes(value), value
+        started.clear()
+        _run_launch("all", {"log_level": value})
+        assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
+
+
 def test_a_ctrl_c_while_a_node_imports_ends_it_quietly():
     """A terminal's Ctrl-C reaches every node of a `ros2 launch` at once; one still importing rclpy, numpy ...
     (seconds on a busy machine) printed a KeyboardInterrupt traceback and ended with status -2, or 1 when numpy's

@@ -576,6 +576,33 @@ def test_each_cause_of_a_frame_skipped_between_good_frames_is_said(io, clip, tra
     assert named(), [s.message for arr in diags[diags_before:] for s in arr.status if s.name.startswith("tracker_node")]
 
 
+def test_a_frame_above_the_pixel_limit_is_said_with_what_a_camera_can_do(io, clip, tracker_proc):
+    """`ros2 param set /tracker_node max_image_pixels 100000` under a 512x512 camera: each frame was skipped saying a
+    photo's remedy, 'shrink it ... (ImageMagick: magick PHOTO -resize ...) ... save it as JPEG ... or raise the limit
+    (gaussian-head reconstruct --max-pixels, the nodes' max_pixels parameter)': the tracker has no max_pixels (user39,
+    s39). Now the frame's size, the size that fits, and the camera's and the tracker's own ways to it; frames within
+    the limit again are tracked."""
+    from rosgraph import spin_until
+
+    node = io[0]
+    h, w = clip[0].rgb.shape[:2]
+    start = len(tracker_proc.output())
+    assert _set_param(node, "max_image_pixels", 100_000).successful
+    try:
+        for k in range(30):
+            io[1].publish(_image(clip[k % len(clip)].rgb, STAMP0 + (50_000 + k) * 33_333_333))
+            if spin_until(node, lambda: "frame skipped:" in tracker_proc.output()[start:], 0.2):
+                break
+        said = next((ln for ln in tracker_proc.output()[start:].splitlines() if "frame skipped:" in ln), "")
+        assert f"frame is {w}x{h} = {w * h} pixels, above the limit of 100000" in said, said
+        assert f"ros2 param set /tracker_node max_image_pixels {w * h}" in said and "max_side" in said, said
+        assert "magick" not in said and "max_pixels parameter" not in said, said
+    finally:
+        assert _set_param(node, "max_image_pixels", 16_777_216).successful
+    stamp = STAMP0 + 50_100 * 33_333_333
+    assert _exchange(io, _image(clip[0].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
+
+
 def test_frames_stamped_with_another_clock_are_said(io, clip, tracker_proc):
     """Camera frames whose stamps are far from the tracker's clock (a driver with its own clock, a bag played
     without --clock) made every latency figure that far off without a word (user18, s18). Now a warning names the

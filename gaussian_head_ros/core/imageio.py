@@ -134,8 +134,7 @@ def check_raw(data: bytes | memoryview, width: int, height: int, step: int, enco
         raise ValueError(f"unsupported image encoding {encoding!r}{_encoding_hint(enc, data)}; use one of "
                          f"{', '.join(SUPPORTED_ENCODINGS)}")
     if max_pixels is not None and width * height > max_pixels:
-        raise ValueError(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: "
-                         f"{shrink_hint(width, height, max_pixels)}")
+        raise ImageTooLarge(width, height, max_pixels)
     ch, dtype, _ = _ENCODINGS[enc]
     if ch == 2 and width % 2:
         raise ValueError(f"{enc} images need an even width (two pixels share their colour), got {width}")
@@ -315,8 +314,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
         if im.format != "JPEG" or factor is None:
             how = (f"even decoded at 1/8 it has {-(-w // 8) * -(-h // 8)}" if im.format == "JPEG"
                    else f"only JPEG can be decoded reduced, this is {im.format}")
-            raise ValueError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} ({how}): "
-                             f"{shrink_hint(w, h, max_pixels)}")
+            raise ImageTooLarge(w, h, max_pixels, how)
         im.draft(None, (w // factor, h // factor))
         log.info("%dx%d JPEG decoded at 1/%d (%dx%d) to stay within %d pixels", w, h, factor, *im.size, max_pixels)
     _check_whole(buf, name)  # after the header's size: a cut file above the limit is said to be above it
@@ -339,6 +337,28 @@ def fitting_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
     w = max(1, int(width * scale))
     return w, max(1, min(int(height * scale), max_pixels // w))  # the min: float rounding
+
+
+class ImageTooLarge(ValueError):
+    """An image of width x height pixels above the limit `max_pixels` (`how`: why it cannot be decoded reduced, or '').
+    Its text is a photo's (`shrink_hint`: shrink the file, save it as JPEG, or raise max_pixels); `camera_frame` says
+    it for a camera's frame."""
+
+    def __init__(self, width: int, height: int, max_pixels: int, how: str = ""):
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        super().__init__(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}"
+                         f"{f' ({how})' if how else ''}: {shrink_hint(width, height, max_pixels)}")
+
+    def camera_frame(self, limit: str) -> str:
+        """The refusal of a camera frame this large, whose limit is the parameter `limit` (`ros2 param set` form, e.g.
+        '/tracker_node max_image_pixels'): send smaller frames (at most `fitting_size`) or raise it. The photo's text
+        told a tracker's user to resize a file with ImageMagick or to raise 'the nodes' max_pixels parameter', which
+        the tracker does not have (user39, s39)."""
+        w, h = fitting_size(self.width, self.height, self.max_pixels)
+        return (f"frame is {self.width}x{self.height} = {self.width * self.height} pixels, above the limit of "
+                f"{self.max_pixels}: send frames of at most {w}x{h} (the camera driver's image size; "
+                f"video_source_node: max_side {max(w, h)}), or raise the limit: ros2 param set {limit} "
+                f"{self.width * self.height}")
 
 
 def shrink_hint(width: int, height: int, max_pixels: int) -> str:

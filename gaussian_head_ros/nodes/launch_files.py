@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 
-from gaussian_head_ros.nodes.launcher import (TOPIC_ARGUMENTS, node_params_file, params_sections_for_no_node,
-                                              topic_argument_problem, unknown_launch_arguments)
+from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, log_level_problem, node_params_file,
+                                              params_sections_for_no_node, topic_argument_problem,
+                                              unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
 # photo_node only with the operator's `photo:=`: OPTIONAL_NODES).
@@ -106,7 +107,8 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
                                     "--clock: the stamps of frames drawn, statuses and avatars follow it; 0 until the "
                                     "first /clock), false: the system clock; empty: the parameters file's (false "
                                     "unless it says)"),
-        ("log_level", EVERY, "info", "ros log level"),
+        ("log_level", EVERY, "info", f"the nodes' ROS log level: {', '.join(LOG_LEVELS)} (any case), or "
+                                     "<logger>:=<level> for one logger (render_node:=debug)"),
     ]
 
 
@@ -211,6 +213,8 @@ def nodes(context, host: str) -> list:
     for arg, shared_by in TOPIC_ARGUMENTS.items():  # as launch_flag: refused here, named, before any node starts
         if arg in cfg and (problem := topic_argument_problem(arg, cfg[arg], shared_by)):
             raise ValueError(f"launch argument {problem}")
+    if problem := log_level_problem(cfg["log_level"]):  # every node would die at start with rcl's parse error
+        raise ValueError(f"launch argument {problem}")
     overrides: dict = {}  # node -> the parameters that launch arguments set
     for arg, targets in ARGUMENT_PARAMETERS.items():
         for node, name in targets:

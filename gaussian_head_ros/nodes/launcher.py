@@ -218,6 +218,26 @@ def topic_argument_problem(name: str, value: str, shared_by: str) -> str:
     return ""
 
 
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")  # rcutils' severities (any case; 'unset' too)
+
+
+def log_level_problem(value: str) -> str:
+    """'' when rcl takes `value` as a `--log-level` (a launch file's `log_level:=`: a severity, any case, or
+    `<logger>:=<severity>`), else why not. rcl refuses 'warning' (Python's name for warn), an empty value or a space
+    around it: every node of the launch died at start with rcl's "Couldn't parse log level: '--log-level warning'"
+    and the launch ended without a face (user39, s39). rcl's own parser is asked (rclpy's remove_ros_args: it parses
+    the arguments without starting a context)."""
+    from rclpy.utilities import remove_ros_args
+
+    try:
+        remove_ros_args(["log_level_check", "--ros-args", "--log-level", value])
+    except RuntimeError as e:  # rclpy's RCLInvalidROSArgsError
+        why = str(e).split("Error: ", 1)[-1].split(",")[0].strip().rstrip(".")  # 'Argument does not use a valid ...'
+        return (f"'log_level:={value}' is no ROS log level ({why}): each node given it would die at start; give one "
+                f"of {', '.join(LOG_LEVELS)} (any case), or <logger>:=<level> for one logger (render_node:=debug)")
+    return ""
+
+
 def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:
     """Parameter name -> the nodes that have it, in the order of the parameters file `params_path` (the package's
     config/avatar.yaml names every parameter of every node under its node's section)."""

@@ -336,6 +336,10 @@ class ReconstructionNode(Node):
         self.cache_state = "on" if self._param("cache_avatar") else "off"
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
         self._made_from = None  # (_photo_key, warnings, Gaussian count) of the photo message the avatar was made from
+        self._shown: GaussianAvatarMsg | None = None  # the avatar published last (latched)
+        # a cache file named at run time (cache_path set, cache_avatar set true): the worker writes the avatar published
+        # into it, so a restart with that cache_path keeps the face (it waited for the next avatar; user39, s39)
+        self._recache: str | None = None
         self._built = ""  # reconstructor_key of the reconstructor built (worker thread)
         # (avatar file, its Gaussian count) refused for max_file_gaussians while no newer photo came: published once
         # max_file_gaussians is raised to its count, as render_node loads an avatar it refused once its budget allows
@@ -370,6 +374,12 @@ class ReconstructionNode(Node):
             return SetParametersResult(successful=False, reason=str(e))
         if any(p.name in _REBUILD for p in params):
             self._dirty = True  # the worker rebuilds before the next photo
+        if any(p.name in ("cache_path", "cache_avatar") for p in params):
+            values = self._values(params)
+            path = self._cache_path(values["cache_path"])
+            named = path != self._cache_path() or not self._param("cache_avatar")  # another file, or turned on
+            with self._lock:  # the worker writes the avatar shown there (the parameter is set after this callback)
+                self._recache = path if values["cache_avatar"] and named else None
         for p in params:  # `ros2 param set .../reconstruction_node photo_path me.jpg` swaps the operator
             if p.name == "photo_path" and p.value:
                 self._submit_file(p.value)
@@ -500,6 +510,10 @@ class ReconstructionNode(Node):
         while not self._stop.is_set():
             if self._dirty:
                 rec = self._rebuild(rec)
+            with self._lock:
+                recache, self._recache = self._recache, None
+            if recache and self._shown is not None:
+                self._save_cache(self._shown, recache)
             if not self._wake.wait(0.2):
                 continue
             if self._stop.is_set():  # a Ctrl-C during the loading: do not start the waiting photo's reconstruction
@@ -529,8 +543,10 @@ class ReconstructionNode(Node):
         if rec is not None:
             rec.close()
 
-    def _cache_path(self) -> str:
-        return self._param("cache_path") or str(avatar_cache.default_path(self.get_namespace(), self.get_name()))
+    def _cache_path(self, value: str | None = None) -> str:
+        """The cache file that cache_path `value` (None: the parameter's) names: itself, or the default when empty."""
+        value = self._param("cache_path") if value is None else value
+        return value or str(avatar_cache.default_path(self.get_namespace(), self.get_name()))
 
     def _restore_cache(self, why: str = "") -> None:
         """Publish the cached avatar again (latched), or say why the cache is ignored; `why`, when given, ends the
@@ -565,14 +581,15 @@ class ReconstructionNode(Node):
         self.get_logger().info(text)
         self._status(OK, text, job, num_gaussians=avatar.num_gaussians)
 
-    def _save_cache(self, msg: GaussianAvatarMsg) -> None:
-        """Keep the avatar just published in the cache. A write avatar_cache.write refuses (OSError: the disk; ValueError:
-        a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted; serving goes
+    def _save_cache(self, msg: GaussianAvatarMsg, path: str = "") -> None:
+        """Keep the avatar just published in the cache (`path`: this file, cache_avatar and cache_path just set to
+        name it; else cache_path when cache_avatar is on). A write avatar_cache.write refuses (OSError: the disk;
+        ValueError: a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted; serving goes
         on (the avatar is published already). The message and its note are made before: an error there is a bug, not
         the disk, and goes up to the worker's "publishing the result failed" (it was said as "cannot write", review18)."""
-        if not self._param("cache_avatar"):
+        if not path and not self._param("cache_avatar"):
             return
-        path = self._cache_path()
+        path = path or self._cache_path()
         payload, note = serialize_message(msg), _made_from_to_note(self._made_from)
         try:
             avatar_cache.write(path, payload, CACHE_KIND, note)
@@ -739,6 +756,7 @@ class ReconstructionNode(Node):
     def _publish_avatar(self, msg: GaussianAvatarMsg, avatar) -> None:
         """The avatar (latched) and its coloured cloud (avatar/cloud, latched, same header)."""
         self._made_from = None  # _run sets it again for an avatar made from a photo message
+        self._shown = msg
         self.avatar_pub.publish(msg)
         self.cloud_pub.publish(avatar_to_cloud(avatar, msg.header))
 

@@ -46,7 +46,8 @@ from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
-from gaussian_head_ros.core.imageio import EncodingNotes, check_compressed, check_raw, decode_compressed, decode_raw
+from gaussian_head_ros.core.imageio import (EncodingNotes, ImageTooLarge, check_compressed, check_raw,
+                                            decode_compressed, decode_raw)
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
@@ -263,6 +264,8 @@ class TrackerNode(Node):
                 check_raw(msg.data, msg.width, msg.height, msg.step, msg.encoding, int(self._param("max_image_pixels")))
             else:  # empty, cut short (a JPEG without its end, a PNG without its image data's end), no image
                 check_compressed(msg.data, msg.format)
+        except ImageTooLarge as e:
+            self._skip(e.camera_frame(f"{self.get_fully_qualified_name()} max_image_pixels"), now)
         except ValueError as e:
             self._skip(str(e), now)
         else:
@@ -443,6 +446,9 @@ class TrackerNode(Node):
                 if note:
                     self.get_logger().warning(note)
             control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
+        except ImageTooLarge as e:  # a compressed frame above the limit even decoded at 1/8, or not a JPEG
+            self._skip(e.camera_frame(f"{self.get_fully_qualified_name()} max_image_pixels"), time.monotonic())
+            return
         except ValueError as e:
             self._skip(str(e), time.monotonic())
             return
