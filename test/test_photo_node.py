@@ -658,3 +658,33 @@ def test_a_robot_in_another_namespace_is_named_when_none_reads_the_photo(rclpy_c
     finally:
         node.destroy_node()
         robot.destroy_node()
+
+
+def test_an_operator_id_set_with_no_photo_to_send_is_said(rclpy_context):
+    """`ros2 param set /photo_node photo ''` then `... operator_id bob`: accepted, nothing sent and nothing said, where
+    the README read as if each operator_id set sent the photo again (user39, s39). Now it says that no photo went and
+    that the id goes with the next photo, and which photo the robot keeps under which id."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    said = []
+
+    class _Logger:
+        def info(self, text, *args, **kwargs):
+            said.append(text)
+
+        warning = error = debug = info
+
+    try:
+        node._send(read_photo(shared("portraits", "two_children_multiface.jpeg")), "kids")
+        sent = node.counts["sent"]
+        node.get_logger = lambda: _Logger()
+        assert node._on_set([Parameter("photo", value="")]).successful
+        assert node._on_set([Parameter("operator_id", value="bob")]).successful
+        assert node.counts["sent"] == sent  # nothing sent: there is no photo to send
+        assert said == ["operator_id 'bob' set; no photo sent (photo is empty): the id goes with the next photo set; "
+                        "the robot keeps two_children_multiface.jpeg as 'kids'"], said
+    finally:
+        node.destroy_node()

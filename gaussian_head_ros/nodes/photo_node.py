@@ -194,8 +194,14 @@ class PhotoNode(Node):
             return SetParametersResult(successful=False, reason=str(e))
         if set(changes) == {"max_pixels"}:
             return SetParametersResult(successful=True)  # applies to the next photo set; the one sent stays
-        if not path:
-            return SetParametersResult(successful=True)  # nothing to send; the photo sent stays latched
+        if not path:  # nothing to send; the photo sent stays latched under its id. Said: an operator_id set here
+            # was accepted and sent nothing, without a word (user39, s39)
+            if "operator_id" in changes:
+                kept = (f"; the robot keeps {Path(self.photo.path).name} as '{self.frame_id}'" if self.photo
+                        else "")
+                self.get_logger().info(f"operator_id '{operator_id}' set; no photo sent (photo is empty): the id goes "
+                                       f"with the next photo set{kept}")
+            return SetParametersResult(successful=True)
         try:
             photo = read_photo(path, changes.get("max_pixels", self._param("max_pixels")))
         except ValueError as e:
