@@ -603,6 +603,27 @@ def test_a_frame_above_the_pixel_limit_is_said_with_what_a_camera_can_do(io, cli
     assert _exchange(io, _image(clip[0].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
 
 
+def test_a_tracker_rebuilt_by_a_parameter_says_it_recalibrates(io, clip, tracker_proc):
+    """`ros2 param set /tracker_node min_confidence 0.4`: the node builds a new FaceTracker, which learns the operator's
+    neutral face anew, and said nothing; the operator basis learned against the old neutral went on (a re-calibration
+    resets it). Now the rebuild is a re-calibration and says so, naming the parameters (user39, s39)."""
+    from rosgraph import spin_until
+
+    node = io[0]
+    start = len(tracker_proc.output())
+    assert _set_param(node, "min_confidence", 0.4).successful
+    try:
+        stamp = STAMP0 + 60_000 * 33_333_333
+        assert _exchange(io, _image(clip[0].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
+        said = lambda: tracker_proc.output()[start:]  # noqa: E731
+        assert spin_until(node, lambda: "tracker rebuilt for min_confidence" in said(), 10), said()[-3000:]
+        assert "the neutral face is re-calibrated over the next frames" in said(), said()[-3000:]
+    finally:
+        assert _set_param(node, "min_confidence", 0.5).successful
+    stamp = STAMP0 + 60_001 * 33_333_333
+    assert _exchange(io, _image(clip[1].rgb, stamp), stamp) is not None, tracker_proc.output()[-3000:]
+
+
 def test_frames_stamped_with_another_clock_are_said(io, clip, tracker_proc):
     """Camera frames whose stamps are far from the tracker's clock (a driver with its own clock, a bag played
     without --clock) made every latency figure that far off without a word (user18, s18). Now a warning names the

@@ -32,7 +32,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import rclpy
@@ -356,6 +356,12 @@ class TrackerNode(Node):
         self.backend = self.tracker.config.model_path or "mediapipe face mesh (bundled)"
         self._wanted = config
 
+    def _new_neutral(self) -> None:
+        """The tracker's neutral face starts again: a new operator basis is learned for it (the old one serves until
+        then; results of jobs for the old one are not taken)."""
+        self._learner.reset()
+        self._generation += 1
+
     def _intrinsics(self, w: int, h: int) -> np.ndarray:
         """[3, 3] intrinsics for a w x h frame: camera_info K, else its P, else fov_deg (core/camera_info.py); a
         camera_info whose intrinsics are not a real camera's is refused (_refuse_info) and the one taken before it
@@ -427,13 +433,17 @@ class TrackerNode(Node):
             if filter_only:
                 self.tracker.set_filter(config.min_cutoff, config.beta, config.d_cutoff, config.smoothing)
                 self._wanted = config
-            else:
+            else:  # a new FaceTracker learns its neutral face anew: as a re-calibration, and said (it went unsaid,
+                # and the operator basis learned against the old neutral went on learning; user39, s39)
+                changed = sorted(f.name for f in fields(config) if getattr(config, f.name) != getattr(self._wanted, f.name))
                 self._build(config)
+                self._new_neutral()
+                self.get_logger().info(f"tracker rebuilt for {', '.join(changed)}: the neutral face is re-calibrated "
+                                       "over the next frames")
         if self._recalibrate:
             self._recalibrate = False
             self.tracker.recalibrate()
-            self._learner.reset()  # a new basis for the new neutral face (the old one serves until then)
-            self._generation += 1
+            self._new_neutral()
         self.trace.mark(frametrace.TRACKER_START, stamp)
         t0 = time.perf_counter()
         try:
