@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import fcntl
+import hashlib
 import logging
 import os
 import random
@@ -110,6 +112,58 @@ def tracked_controls(clip: str, max_frames: int, period_ns: int, calibrated_only
             if c is not None and c.face_detected and (tr.calibrated or not calibrated_only):
                 out.append(c)
     return out
+
+
+_reconstructors: dict = {}  # options key -> a mesh_fit Reconstructor shared by the session (closed at its end)
+_results: dict = {}  # (photo digest, options key) -> the ReconstructionResult it gave, never handed out itself
+
+
+def _options_key(options: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in options.items()))
+
+
+def mesh_fit_reconstructor(**options):
+    """The session's mesh_fit Reconstructor of `options` (get_reconstructor's keyword options: preset=..., any
+    MeshFitConfig field), made on first use and closed when the session ends. Read it (its cfg, its _models() for
+    frame_photo), do not change it: other tests share it. A test about the reconstructor's own life (closing,
+    warming up, reuse) makes its own with get_reconstructor."""
+    from gaussian_head_ros.core.reconstruct import get_reconstructor
+
+    key = _options_key(options)
+    if key not in _reconstructors:
+        _reconstructors[key] = get_reconstructor("mesh_fit", **options)
+    return _reconstructors[key]
+
+
+def mesh_fit_result(rgb, operator_id: str = "", **options):
+    """mesh_fit's ReconstructionResult of the photo `rgb` ([H, W, 3] uint8) with `options` (as
+    mesh_fit_reconstructor), avatar.operator_id set to `operator_id`: reconstructed once per session for each photo
+    (keyed on its pixels' sha256, shape and dtype) and options, and a deep copy handed out each time, so no test sees
+    another's changes. A mesh_fit reconstruction is a function of the photo and the options: the same photo gave
+    bit-identical avatars, photos, masks, expressions and warnings from a fresh reconstructor and from one that had
+    reconstructed another photo in between (business_person.png and obama_speech.jpg, session 39); operator_id only
+    names the avatar (mesh_fit._build). Photos refused (ReconstructionError) are not kept: each call raises anew.
+    Tests that reconstruct the same portraits in several modules (business_person's avatar in 9 of them) pay for
+    each once (mesh_fit: ~1.4 s a reconstruction on average over the suite, 2-core machine at low load)."""
+    import numpy as np
+
+    a = np.ascontiguousarray(rgb)
+    key = (hashlib.sha256(a.data).hexdigest(), a.shape, str(a.dtype), _options_key(options))
+    if key not in _results:
+        _results[key] = mesh_fit_reconstructor(**options).reconstruct(a)
+    res = copy.deepcopy(_results[key])
+    res.avatar.operator_id = operator_id
+    return res
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_reconstructors():
+    """Closes the session's mesh_fit reconstructors (mesh_fit_reconstructor) when the session ends."""
+    yield
+    for rec in _reconstructors.values():
+        rec.close()
+    _reconstructors.clear()
+    _results.clear()
 
 
 @pytest.fixture(scope="session")

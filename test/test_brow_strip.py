@@ -4,7 +4,7 @@ not the photo's shadowed strip stretched (core/brow_strip.py; brow21, session 21
 import cv2
 import numpy as np
 import pytest
-from conftest import shared, tracked_controls
+from conftest import mesh_fit_result, shared, tracked_controls
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import FaceControl
@@ -17,19 +17,15 @@ _BROW_LOWER_R, _BROW_LOWER_L = (46, 53, 52, 65, 55), (276, 283, 282, 295, 285)  
 @pytest.fixture(scope="module")
 def obama_speech():
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
-    with get_reconstructor("mesh_fit") as rec:
-        return rec.reconstruct(read_image(str(shared("portraits", "obama_speech.jpg")))).avatar
+    return mesh_fit_result(read_image(str(shared("portraits", "obama_speech.jpg")))).avatar
 
 
 @pytest.fixture(scope="module")
 def business_person():
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
-    with get_reconstructor("mesh_fit") as rec:
-        return rec.reconstruct(read_image(str(shared("portraits", "business_person.png")))).avatar
+    return mesh_fit_result(read_image(str(shared("portraits", "business_person.png")))).avatar
 
 
 def _raise(driver, up_m: float) -> FaceControl:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import shared
+from conftest import mesh_fit_result, shared
 from gaussian_head_ros.core.display import HEAD_BELOW_MIDDLE, TORSO_INSET, display_intrinsics, torso_bottom, torso_means
 from gaussian_head_ros.core.render import intrinsics_from_fov
 
@@ -73,11 +73,9 @@ def test_torso_bottom_is_the_lower_edge_of_the_torso_seen_from_the_display_camer
 @pytest.fixture(scope="module")
 def business_person():
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     photo = read_image(str(shared("portraits", "business_person.png")))
-    with get_reconstructor("mesh_fit") as rec:
-        return rec.reconstruct(photo, operator_id="business_person").avatar
+    return mesh_fit_result(photo, operator_id="business_person").avatar
 
 
 def _render(avatar, k, w, h, yaw_deg=0.0, pitch_deg=0.0, head_only=False, keep=None):
@@ -257,13 +255,11 @@ def framed_portraits(business_person):
     """business_person (short hair), lp_d8_man_glasses (tall curly hair: touched the top edge of 512x512 at fov 30),
     lp_d9_woman_turned (long hair over the shoulders), two_children_multiface (a child's small head)."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     out = {"business_person": business_person}
-    with get_reconstructor("mesh_fit") as rec:
-        for name in ("lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg", "two_children_multiface.jpeg"):
-            photo = read_image(str(shared("portraits", name)))
-            out[name.split(".")[0]] = rec.reconstruct(photo, operator_id=name.split(".")[0]).avatar
+    for name in ("lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg", "two_children_multiface.jpeg"):
+        photo = read_image(str(shared("portraits", name)))
+        out[name.split(".")[0]] = mesh_fit_result(photo, operator_id=name.split(".")[0]).avatar
     return out
 
 

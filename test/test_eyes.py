@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from conftest import lower_lid_columns, shared
+from conftest import lower_lid_columns, mesh_fit_reconstructor, mesh_fit_result, shared
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import deform
@@ -662,10 +662,8 @@ def _business_person_in_its_view():
 def _portrait_in_its_view(name: str):
     """A ../shared portrait's mesh_fit avatar and its source view: (avatar, K [3, 3], viewmat [4, 4] float32, w, h)."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
-    with get_reconstructor("mesh_fit") as rec:
-        av = rec.reconstruct(read_image(shared("portraits", name))).avatar
+    av = mesh_fit_result(read_image(shared("portraits", name))).avatar
     cam = av.source_camera
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
@@ -858,14 +856,12 @@ def test_a_closed_lid_shows_skin_not_the_eye_smeared(portrait):
     it into a dark smear over the eye. Now the lid vertices sit on the visible margin, the strip's pixels
     roll down with the margin and lid skin fills what the closing lid uncovers (reconstruct/eyelids.py)."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
+    from gaussian_head_ros.core.reconstruct.framing import frame_photo
 
     photo = read_image(shared("portraits", portrait))
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        res = rec.reconstruct(photo)
-        from gaussian_head_ros.core.reconstruct.framing import frame_photo
-
-        lm = frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px
+    rec = mesh_fit_reconstructor(preset="fast")
+    res = mesh_fit_result(photo, preset="fast")
+    lm = frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px
     dark = closed_eye_darkness(res.avatar, np.asarray(lm, np.float64), res.photo)
     assert dark < 0.35, dark  # before: 0.52 (business_person), 0.63 (obama_speech); now 0.21, 0.27
 
@@ -901,7 +897,6 @@ def test_a_closed_lid_is_lid_skin_not_an_orange_patch(source):
     (MeshFitConfig.lid_fill_not_skin). Share of the closed lid with that cast, right / left eye (default preset):
     tpsmm 0.000 / 0.302 before, 0.000 / 0.087 now; two_children 0.371 / 0.483 before, 0.078 / 0.099 now."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.framing import frame_photo
     from gaussian_head_ros.core.video import read_frames
 
@@ -909,9 +904,9 @@ def test_a_closed_lid_is_lid_skin_not_an_orange_patch(source):
         photo = read_frames(str(shared("driving", source)), 1)[0].rgb
     else:
         photo = read_image(shared("portraits", source))
-    with get_reconstructor("mesh_fit") as rec:
-        res = rec.reconstruct(photo)
-        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    rec = mesh_fit_reconstructor()
+    res = mesh_fit_result(photo)
+    lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
     share = closed_lid_orange_share(res.avatar, lm, res.photo)
     assert max(share) < 0.2, share
 
@@ -923,13 +918,12 @@ def test_a_closed_lid_takes_the_lid_skin_s_hue_not_the_shadow_s():
     lid whose red chromaticity (r / luminance) lies more than 0.1 under the lid skin's, right / left eye: 0.30 / 0.28
     before, 0.06 / 0.00 now (two_children's blue-deficit share, the orange test's, 0.08 / 0.10 -> 0.02 / 0.03)."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.framing import frame_photo
 
     photo = read_image(shared("portraits", "obama_speech.jpg"))
-    with get_reconstructor("mesh_fit") as rec:
-        res = rec.reconstruct(photo)
-        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    rec = mesh_fit_reconstructor()
+    res = mesh_fit_result(photo)
+    lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
     grey = [float(np.mean(c[:, 0] < -0.1)) for c in closed_lid_cast(res.avatar, lm, res.photo)]
     assert max(grey) < 0.15, grey
 
@@ -961,13 +955,12 @@ def test_a_closed_lid_has_no_dark_specks(portrait):
     0.000 / 0.000 now (the lash map's part alone: 0.012 / 0.008, 0.050 / 0.002). obama_official 0.049 / 0.033 ->
     0.010 / 0.026; obama_speech's right lid (0.062) keeps its specks: other discs, not these."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.framing import frame_photo
 
     photo = read_image(shared("portraits", portrait))
-    with get_reconstructor("mesh_fit") as rec:
-        res = rec.reconstruct(photo)
-        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    rec = mesh_fit_reconstructor()
+    res = mesh_fit_result(photo)
+    lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
     specks = closed_lid_specks(res.avatar, lm)
     assert max(specks) < 0.012, specks
 
@@ -998,13 +991,12 @@ def test_a_closed_lid_does_not_show_the_folds_shade_stretched(portrait):
     business_person 0.220 before, 0.092 now (right eye 0.168 / 0.168: a dark spot of other discs); obama_speech
     0.309 -> 0.134 (right 0.167 -> 0.061); obama_official 0.053 / 0.024 -> 0 / 0."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.framing import frame_photo
 
     photo = read_image(shared("portraits", portrait))
-    with get_reconstructor("mesh_fit") as rec:
-        res = rec.reconstruct(photo)
-        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    rec = mesh_fit_reconstructor()
+    res = mesh_fit_result(photo)
+    lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
     shade = closed_lid_shade(res.avatar, lm, res.photo)
     assert shade[1] < 0.16, shade
 
@@ -1044,7 +1036,6 @@ def test_a_closing_lid_takes_its_lash_band_down(source):
     camera, reads 0 on the right eye before and after and ~0.36 on the left, whose band holds hair: its driven
     squint is checked by eye: the eye band of sadtalker self, frames 12 and 24, at 2x.)"""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.framing import frame_photo
     from gaussian_head_ros.core.video import read_frames
 
@@ -1052,9 +1043,9 @@ def test_a_closing_lid_takes_its_lash_band_down(source):
         photo = read_frames(str(shared("driving", source)), 1)[0].rgb
     else:
         photo = read_image(shared("portraits", source))
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        res = rec.reconstruct(photo)
-        lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
+    rec = mesh_fit_reconstructor(preset="fast")
+    res = mesh_fit_result(photo, preset="fast")
+    lm = np.asarray(frame_photo(photo, rec._models()[0], rec.cfg.framing).landmarks_px, np.float64)
     dark = lash_band_darkness(res.avatar, lm, res.photo, 0.2)
     assert max(dark) < 0.25, dark  # before: 0.41 (obama_speech), 0.15 (business_person); now 0.20, 0.10
 
@@ -1069,12 +1060,10 @@ def test_a_squint_seen_from_below_shows_lid_skin_not_the_creases_shadow():
     import cv2
 
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.eyelids import LUMA, lid_skin_colours
     from gaussian_head_ros.core.render import rasterize
 
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        res = rec.reconstruct(read_image(shared("portraits", "business_person.png")))
+    res = mesh_fit_result(read_image(shared("portraits", "business_person.png")), preset="fast")
     avatar = res.avatar
     cam = avatar.source_camera
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
@@ -1149,10 +1138,8 @@ def test_the_lids_photo_gaussians_keep_the_photos_colours(portrait):
     black specks along the lashes and a grey smudge over the lid. Now the lids' discs stay within
     MeshFitConfig.lid_refine_limit of their photo colour."""
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        res = rec.reconstruct(read_image(shared("portraits", portrait)))
+    res = mesh_fit_result(read_image(shared("portraits", portrait)), preset="fast")
     drift = lid_refine_drift(res.avatar, res.info, res.photo)
     assert drift < 0.05, drift  # lid_refine_limit 0: 0.109 (business_person), 0.082 (obama_speech); 0.2: 0, 0
 
@@ -1167,14 +1154,12 @@ def test_the_reader_sees_the_whole_iris_turn():
     from gaussian_head_ros.core.evaluate import render_control
     from gaussian_head_ros.core.facemesh import default_intrinsics
     from gaussian_head_ros.core.reader import FaceReader
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
 
     frame = read_frames(str(shared("driving", "lp_d0.mp4")), 1)[0]
     model = shared("models", "face_landmarker.task")
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        av = rec.reconstruct(frame.rgb).avatar
+    av = mesh_fit_result(frame.rgb, preset="fast").avatar
     h, w = frame.rgb.shape[:2]
     K = default_intrinsics(w, h, 12.0)
     with FaceTracker(TrackerConfig(fov_deg=12.0)) as tr:
@@ -1289,14 +1274,12 @@ def test_a_driven_blink_reads_as_a_closed_eye():
     preset: mean blink over astronaut and business_person 0.33 before (0.27, 0.39), 0.45 now (0.44, 0.47)."""
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reader import FaceReader
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import rasterize
 
     reader = FaceReader(str(shared("models", "face_landmarker.task")), video=False)
     closed, still = [], []
     for portrait in ("astronaut_eileen_collins.png", "business_person.png"):
-        with get_reconstructor("mesh_fit", preset="fast") as rec:
-            avatar = rec.reconstruct(read_image(shared("portraits", portrait))).avatar
+        avatar = mesh_fit_result(read_image(shared("portraits", portrait)), preset="fast").avatar
         cam = avatar.source_camera
         fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
         K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
@@ -1336,14 +1319,12 @@ def test_closed_lids_draw_one_lash_line():
     source camera, lids at 0.2, fast preset: the columns with a pixel darker than 0.6 x the lid skin by the lower
     lid, 0.18 / 0.36 (right / left eye) before, 0.71 / 0.89 now."""
     from gaussian_head_ros.core.facemesh import FaceMesh
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.eyelids import lid_skin_colours
     from gaussian_head_ros.core.render import rasterize
     from gaussian_head_ros.core.video import read_frames
 
     photo = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), 1)[0].rgb
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        avatar = rec.reconstruct(photo).avatar
+    avatar = mesh_fit_result(photo, preset="fast").avatar
     cam = avatar.source_camera
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)

@@ -16,7 +16,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, shared
+from conftest import ROOT, mesh_fit_reconstructor, mesh_fit_result, shared
 from graph_peer import photo
 
 from gaussian_head_ros.core.imageio import BACKDROP_RGB, decode_compressed, decode_raw, read_image
@@ -56,10 +56,8 @@ def encode_with_orientation(upright: np.ndarray, orientation: int, fmt: str = "J
 
 @pytest.fixture(scope="module")
 def fast_reconstructor():
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
-
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        yield rec
+    """The session's fast mesh_fit reconstructor (conftest.mesh_fit_reconstructor)."""
+    return mesh_fit_reconstructor(preset="fast")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -96,7 +94,7 @@ def _half(img: np.ndarray) -> np.ndarray:
     return cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)
 
 
-def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstructor):
+def test_every_exif_orientation_gives_the_upright_avatar(tmp_path):
     """`gaussian-head reconstruct` on a phone JPEG of each orientation 2-8 gives the upright avatar: it
     reproduces its photo within 1 dB of the upright JPEG's avatar (PSNR in the head region), and that photo
     and avatar are the upright ones (the avatar, registered onto the upright crop, matches the upright photo
@@ -112,12 +110,11 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
 
     up = photo("lp_d8_man_glasses.jpg", 480)
     up = up[: up.shape[0] // 16 * 16, : up.shape[1] // 16 * 16]  # whole JPEG blocks in every orientation
-    rec = fast_reconstructor
 
     def reconstruct(name, data):
         """(photo, render, mask) of the avatar of a photo file, 256 px: through the CLI for orientation 6 (its
-        .ply and --preview files), through read_image + one reconstructor for the others (the same decode,
-        10x quicker)."""
+        .ply and --preview files), through read_image + conftest.mesh_fit_result for the others (the same decode,
+        10x quicker; orientations whose decoded pixels are the same, 1 and 4, 2 and 3, reconstructed once)."""
         f = tmp_path / f"{name}.jpg"
         f.write_bytes(data)
         if name == "phone_6":
@@ -127,7 +124,7 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path, fast_reconstr
             p, m = (cv2.imread(str(prev / n), cv2.IMREAD_UNCHANGED) for n in ("photo.png", "mask.png"))
             return _half(p[..., ::-1]), draw(load_ply(tmp_path / f"{name}.ply")), _half(m) > 127
         try:
-            res = rec.reconstruct(read_image(str(f)))
+            res = mesh_fit_result(read_image(str(f)), preset="fast")
         except ReconstructionError:
             return None
         return _half(res.photo), draw(res.avatar), _half(res.mask.astype(np.uint8) * 255) > 127
@@ -233,12 +230,10 @@ def test_a_rolled_portrait_gives_an_upright_avatar():
     from gaussian_head_ros.core.display import AvatarFraming
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.metrics import psnr
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import head_viewmat, rasterize
 
-    rec = get_reconstructor("mesh_fit", preset="fast")
     rgb = read_image(str(shared("portraits", "business_person.png")))
-    upright = rec.reconstruct(rgb).avatar
+    upright = mesh_fit_result(rgb, preset="fast").avatar
     K = AvatarFraming.from_avatar(upright).intrinsics("head", 30.0, 256, 256, 0.6, 0.9).astype(np.float32)
     view = head_viewmat(0.6).astype(np.float32)
 
@@ -248,7 +243,7 @@ def test_a_rolled_portrait_gives_an_upright_avatar():
         return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
     ref = at_rest(upright)
-    result = rec.reconstruct(_rotated(rgb, 35.0))
+    result = mesh_fit_result(_rotated(rgb, 35.0), preset="fast")
     got = at_rest(result.avatar)
     shown = (ref.max(axis=2) > 8) | (got.max(axis=2) > 8)
     assert psnr(got, ref, shown) > 22.0
@@ -307,21 +302,19 @@ def test_a_head_turned_far_to_the_side_is_warned_about():
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import render_control
     from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 
     turned = "the head is turned"
     with FaceMesh(static_image_mode=True, max_faces=4) as fm:
         for path in sorted(shared("portraits").iterdir()):
             assert not [w for w in frame_photo(read_image(str(path)), fm, FramingConfig()).warnings if turned in w], path.name
-    with get_reconstructor("mesh_fit") as rec:
-        driver = Driver(rec.reconstruct(read_image(str(shared("portraits", "business_person.png")))).avatar)
-        control = FaceControl.rest()
-        control.rotation = euler_to_quat(yaw_deg=45.0).astype(np.float32)
-        control.translation = np.array([0.0, 0.0, 2.0], np.float32)
-        r = render_control(driver, control, default_intrinsics(768, 768, 14.0), 768, 768)
-        photo = np.clip(r.image + (1 - r.alpha[..., None]) * np.array([0.8, 0.82, 0.85]), 0, 1)
-        result = rec.reconstruct((photo * 255 + 0.5).astype(np.uint8))
+    driver = Driver(mesh_fit_result(read_image(str(shared("portraits", "business_person.png")))).avatar)
+    control = FaceControl.rest()
+    control.rotation = euler_to_quat(yaw_deg=45.0).astype(np.float32)
+    control.translation = np.array([0.0, 0.0, 2.0], np.float32)
+    r = render_control(driver, control, default_intrinsics(768, 768, 14.0), 768, 768)
+    photo = np.clip(r.image + (1 - r.alpha[..., None]) * np.array([0.8, 0.82, 0.85]), 0, 1)
+    result = mesh_fit_result((photo * 255 + 0.5).astype(np.uint8))
     said = [w for w in result.warnings if turned in w]
     assert len(said) == 1 and "deg to the side" in said[0], result.warnings
 
@@ -758,7 +751,7 @@ def test_a_face_cut_by_the_frame_is_refused_or_warned(name, fast_reconstructor):
     img = read_image(str(shared("portraits", name)))
     fore, chin = _face_rows(img)
     face_h = chin - fore
-    full = fast_reconstructor.reconstruct(img)
+    full = mesh_fit_result(img, preset="fast")
     assert not any("cut off" in w for w in full.warnings), full.warnings
     for cut, words in ((img[: int(fore + 0.9 * face_h)], "chin is cut off by the bottom"),
                        (img[int(fore + 0.1 * face_h):], "forehead is cut off by the top")):

@@ -434,16 +434,14 @@ def test_a_blendshape_only_jaw_opens_as_a_tracked_one_reads(portrait):
     0.239 (lp_d8); now 0.355, 0.667 (nine portraits: mean 0.27 -> 0.47; at jawOpen 1 0.43 -> 0.62). The reader is
     touchy on business_person: with the silhouette's matte band 1 px (mesh_fit edge_band_px, session 35) her jaw
     outline reads 0.274 at 0.6 (0.173 / 0.217 / 0.344 / 0.461 at 0.4 / 0.5 / 0.7 / 0.8; 2 px: 0.356)."""
-    from conftest import shared
+    from conftest import mesh_fit_result, shared
 
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reader import FaceReader
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import rasterize
 
-    with get_reconstructor("mesh_fit") as rec:
-        av = rec.reconstruct(read_image(shared("portraits", portrait))).avatar
+    av = mesh_fit_result(read_image(shared("portraits", portrait))).avatar
     cam = av.source_camera
     fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)

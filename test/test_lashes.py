@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import lower_lid_columns, shared
+from conftest import lower_lid_columns, mesh_fit_result, shared
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC, SH_C0
@@ -192,11 +192,9 @@ def test_a_blink_closes_business_persons_lashes_into_an_even_line():
     astronaut 0.012 / 0.012 -> 0.013 / 0.008 move less: their beads are smaller than this measure's 9 columns)."""
     from gaussian_head_ros.core.facemesh import FaceMesh
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import rasterize
 
-    with get_reconstructor("mesh_fit", preset="fast") as rec:
-        avatar = rec.reconstruct(read_image(shared("portraits", "business_person.png"))).avatar
+    avatar = mesh_fit_result(read_image(shared("portraits", "business_person.png")), preset="fast").avatar
     cam = avatar.source_camera
     fx, fy, cx, cy = 2 * np.asarray(cam.intrinsics, np.float64)
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)

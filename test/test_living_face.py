@@ -4,7 +4,7 @@ on the renders by MediaPipe's face mesh, independent of the driver)."""
 
 import numpy as np
 import pytest
-from conftest import shared
+from conftest import mesh_fit_result, shared
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import PART_EYE
 from gaussian_head_ros.core.control import FaceControl
@@ -20,11 +20,9 @@ CLIP, FRAMES = "lp_d0", 60  # lp_d0 looks left and right and smiles within its f
 
 @pytest.fixture(scope="module")
 def driven():
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     frames = read_frames(str(shared("driving", f"{CLIP}.mp4")), FRAMES)
-    with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(frames[0].rgb).avatar
+    avatar = mesh_fit_result(frames[0].rgb).avatar
     cam = avatar.source_camera
     fx, fy, cx, cy = cam.intrinsics
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
@@ -97,11 +95,9 @@ def test_the_hairs_strands_keep_their_contrast_and_the_face_its_colours():
     limit off the face: 29.56 / 29.64, but grain in the hair at 2x)."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.metrics import psnr
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     f0 = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), 1)[0]
-    with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(f0.rgb).avatar
+    avatar = mesh_fit_result(f0.rgb).avatar
     got = []
     m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1, holes=False), avatar, on_frame=got.append)
     g = got[0]
@@ -154,11 +150,9 @@ def test_the_silhouette_matte_gives_the_photo_back():
     the silhouette (33.0 dB): the outermost pixels took the inner hair colour at full opacity and the back's wide
     discs spilt a dark halo over the wall. With the matte (edge opacity from the compositing equation, the
     completion kept inside the silhouette) 38.8 dB."""
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     f0 = read_frames(str(shared("driving", "lp_d18.mp4")), 1)[0]
-    with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(f0.rgb).avatar
+    avatar = mesh_fit_result(f0.rgb).avatar
     m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1), avatar)
     assert m["psnr_frame0"] >= 36.5, m
     assert m["holes_max_px512"] == 0, m
@@ -170,11 +164,9 @@ def test_frame_0_of_a_pitched_head_gives_the_shoulders_back():
     frame-0 error (35.0 dB) was on the torso. The reconstructor now builds the torso for that fraction
     (reconstruct.rest_pose.turn_torso): 36.8 dB; with each photo-layer disc refined through its own footprint
     (mesh_fit._refine; the residual was blurred 0.8 px for all) 37.0."""
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     f0 = read_frames(str(shared("driving", "tpsmm_driving.mp4")), 1)[0]
-    with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(f0.rgb).avatar
+    avatar = mesh_fit_result(f0.rgb).avatar
     m = evaluate([f0.rgb], [f0.stamp_ns], None, EvalConfig(max_frames=1, holes=False), avatar)
     assert m["psnr_frame0"] >= 36.9, m
 
@@ -192,11 +184,9 @@ def test_a_strong_brow_raise_keeps_the_forehead_skin_closed():
     from gaussian_head_ros.core.expression import BROW_POINTS, forehead_points
     from gaussian_head_ros.core.facemesh import default_intrinsics
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import rasterize
 
-    with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(read_image(str(shared("portraits", "astronaut_eileen_collins.png")))).avatar
+    avatar = mesh_fit_result(read_image(str(shared("portraits", "astronaut_eileen_collins.png")))).avatar
     driver = Driver(avatar)
     face = (avatar.part == PART_FACE) & (avatar.face_id >= 0)
     v0 = np.asarray(avatar.template_vertices, np.float64)[:lmk.NUM_LANDMARKS]

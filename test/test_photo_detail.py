@@ -3,7 +3,7 @@ than the photo's crop: lines stay lines, no specks (eyes20, session 20)."""
 
 import cv2
 import numpy as np
-from conftest import shared
+from conftest import mesh_fit_result, shared
 
 from gaussian_head_ros.core.colour import LUMA
 
@@ -32,10 +32,8 @@ def test_the_wrinkles_round_the_eyes_are_not_specks_drawn_twice_as_large():
     pixels standing out of their 5x5 neighbourhood (0.79 % -> 0.39 %) and fewer light ones (1.16 % -> 0.67 %)."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
-    with get_reconstructor("mesh_fit") as rec:
-        avatar = rec.reconstruct(read_image(str(shared("portraits", "obama_official.jpg")))).avatar
+    avatar = mesh_fit_result(read_image(str(shared("portraits", "obama_official.jpg")))).avatar
     k = 2
     img = _rest_render(avatar, k)
     cam = avatar.source_camera

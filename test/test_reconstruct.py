@@ -9,7 +9,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED, shared
+from conftest import SHARED, mesh_fit_result, shared
 
 from gaussian_head_ros.core.reconstruct import (BAD_IMAGE, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR, NO_FACE,
                                                 ReconstructionError, get_reconstructor)
@@ -417,7 +417,7 @@ def test_letterbox_bars_lie_outside_the_photo_and_the_head_mask():
     assert rows.min() > 300 and 27 * 0.5 < len(rows) < 27 * 1.2 and lost[rows].sum(1).min() >= whole.valid[rows].sum(1).min()
 
 
-def test_the_bust_s_last_rows_above_the_photo_s_cut_are_the_photo_s(rec):
+def test_the_bust_s_last_rows_above_the_photo_s_cut_are_the_photo_s():
     """lp_d0's frame 0 ends at a letterbox bar (the photo's cut) under the jacket. The photo layer's torso grid
     lay up to a stride above the cut and its discs' coverage fell off over the rows between, where the wall
     closing the body's section behind the cut showed through: a light line and a dark band along the bust's
@@ -432,7 +432,7 @@ def test_the_bust_s_last_rows_above_the_photo_s_cut_are_the_photo_s(rec):
     from gaussian_head_ros.core.render import rasterize
     from gaussian_head_ros.core.video import read_frames
 
-    res = rec.reconstruct(read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=1)[0].rgb)
+    res = mesh_fit_result(read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=1)[0].rgb)
     a = res.avatar
     rot, view = photo_pose(a)
     p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)),
@@ -478,11 +478,11 @@ def rec():
 
 
 @pytest.fixture(scope="module")
-def results(rec):
+def results():
     from gaussian_head_ros.core.imageio import read_image
 
     shared("portraits", PORTRAITS[0] if PORTRAITS else "")  # no portraits: skip (saying where they were looked for)
-    return {name: rec.reconstruct(read_image(str(SHARED / "portraits" / name)), operator_id=name)
+    return {name: mesh_fit_result(read_image(str(SHARED / "portraits" / name)), operator_id=name)
             for name in PORTRAITS}
 
 
@@ -2031,7 +2031,7 @@ def test_a_photo_without_shaded_rows_smiles_with_crowns_lit_to_the_lip_and_thin_
     assert shade[9.0] <= 0.6 * shade[2.0], f"the shaded photo's row changed: 9 mm up {shade[9.0]:.3f} / {shade[2.0]:.3f}"
 
 
-def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
+def test_lips_that_meet_put_no_specks_in_the_opened_mouth():
     """business_person's inner lips meet (0 mm apart at the midline; at most MouthConfig.closed_lips_max_m): the
     few photo pixels of its inner lip polygon are the lips' seam, not the mouth's inside, so none of them becomes a
     mouth-interior Gaussian: every PART_MOUTH Gaussian is one of the synthetic cavity, rows or tongue (round discs
@@ -2044,7 +2044,7 @@ def test_lips_that_meet_put_no_specks_in_the_opened_mouth(rec):
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
 
-    av = rec.reconstruct(read_image(str(shared("portraits", "business_person.png")))).avatar
+    av = mesh_fit_result(read_image(str(shared("portraits", "business_person.png")))).avatar
     cfg = MouthConfig()
     v = av.template_vertices
     assert v[14, 1] - v[13, 1] <= cfg.closed_lips_max_m, "business_person's lips no longer meet: pick another photo"
@@ -2209,14 +2209,14 @@ def _teeth_under_the_photos_upper_lip(res):
     return float(np.mean(img[mask] @ np.array([0.299, 0.587, 0.114]) > 0.8 * skin)), int(mask.sum())
 
 
-def test_a_parted_lips_photo_bites_with_teeth_not_its_gap(rec):
+def test_a_parted_lips_photo_bites_with_teeth_not_its_gap():
     """sadtalker's frame 0: lips parted 8.6 mm over a dark gap, its teeth a shaded sliver. That gap is the
     photo's expression: with its upper lip as in the photo and the jaw closed (a broad smile's bite), the
     opening shows teeth (the synthetic rows stand in front of the photo's gap pixels). Measured 0.94 bright;
     before: 0.78, a dark band with brown tooth fragments across the bite."""
     from gaussian_head_ros.core.video import read_frames
 
-    res = rec.reconstruct(read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=1)[0].rgb)
+    res = mesh_fit_result(read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=1)[0].rgb)
     bright, n = _teeth_under_the_photos_upper_lip(res)
     assert n > 50, "the photo's upper lip does not open the mouth"
     assert bright > 0.85, f"{bright:.2f} of the opening bright"
@@ -2917,6 +2917,38 @@ def test_other_encodings_are_converted(rec):
     assert np.abs(bgra16.astype(int) - img).max() <= 1
     with pytest.raises(ValueError, match="unsupported image encoding"):
         decode_raw(b"\0" * 16, 2, 2, 8, "32FC1")
+
+
+def test_a_photo_gives_the_same_avatar_from_any_reconstructor():
+    """A mesh_fit reconstruction is a function of the photo and the options: a fresh reconstructor's result for
+    business_person (fast preset) is bit-identical, field by field (the avatar's arrays and source camera, the photo,
+    mask, expression, warnings and figures; not the timings), to conftest.mesh_fit_result's, made by the session's
+    shared reconstructor, in a whole run after other photos. The reconstruction node's avatar cache (reconstructor_key
+    and the photo's digest) and the tests' shared results (conftest.mesh_fit_result) rest on it."""
+    import dataclasses
+
+    from conftest import mesh_fit_result
+
+    from gaussian_head_ros.core.imageio import read_image
+
+    photo = read_image(str(shared("portraits", "business_person.png")))
+    with get_reconstructor("mesh_fit", preset="fast") as fresh:
+        a = fresh.reconstruct(photo, operator_id="same")
+    b = mesh_fit_result(photo, operator_id="same", preset="fast")
+
+    def differ(x, y, name):
+        if dataclasses.is_dataclass(x):
+            return [d for f in dataclasses.fields(x) for d in differ(getattr(x, f.name), getattr(y, f.name),
+                                                                     f"{name}.{f.name}")]
+        if isinstance(x, dict):
+            return [name] if x.keys() != y.keys() else [d for k in x for d in differ(x[k], y[k], f"{name}[{k}]")]
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            return [] if np.array_equal(x, y) and np.asarray(x).dtype == np.asarray(y).dtype else [name]
+        return [] if x == y else [name]
+
+    diffs = differ(a.avatar, b.avatar, "avatar") + [d for n in ("photo", "mask", "expression", "warnings", "info")
+                                                     for d in differ(getattr(a, n), getattr(b, n), n)]
+    assert not diffs, diffs
 
 
 def test_options_are_validated():

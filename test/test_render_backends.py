@@ -122,14 +122,12 @@ def test_cpu_backend_without_its_compiled_kernel_says_so(monkeypatch):
 @pytest.fixture(scope="module")
 def real_avatar():
     """A 60k mesh_fit avatar of a ../shared portrait (what users see first)."""
-    from conftest import shared
+    from conftest import mesh_fit_result, shared
 
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
 
     img = read_image(str(shared("portraits", "obama_official.jpg")))
-    with get_reconstructor("mesh_fit") as rec:
-        return rec.reconstruct(img, operator_id="test").avatar
+    return mesh_fit_result(img, operator_id="test").avatar
 
 
 def test_cpu_matches_torch_on_a_real_avatar(real_avatar):

@@ -1130,7 +1130,7 @@ def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_in
     bottom row. Swapped back with a cross-fade, the child fades out in its own framing (drawn at business_person's K
     its size would jump as the fade starts): a frame during the fade is the blend of the two avatars each in its own
     framing, not of the child at business_person's K."""
-    from conftest import shared
+    from conftest import mesh_fit_result, shared
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rosgraph import Proc, executable, set_parameters, spin_until
     from sensor_msgs.msg import CameraInfo, Image
@@ -1139,16 +1139,14 @@ def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_in
     from gaussian_head_ros.core.control import FaceControl as Control
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.render import head_viewmat, rasterize
     from gaussian_head_ros.msg import FaceControl, GaussianAvatar
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
     avatars = []
-    with get_reconstructor("mesh_fit") as rec:
-        for name in ("business_person.png", "two_children_multiface.jpeg"):
-            photo = read_image(str(shared("portraits", name)))
-            avatars.append(rec.reconstruct(photo, operator_id=name.split(".")[0]).avatar)
+    for name in ("business_person.png", "two_children_multiface.jpeg"):
+        photo = read_image(str(shared("portraits", name)))
+        avatars.append(mesh_fit_result(photo, operator_id=name.split(".")[0]).avatar)
     w, h, ns = 480, 800, "/portrait_panel"
     proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={w}", "-p", f"height:={h}",
                                              "-p", "background:=[0.0, 1.0, 0.0]", "-p", "backend:=cpu",
