@@ -435,7 +435,8 @@ class TrackerNode(Node):
                 self._wanted = config
             else:  # a new FaceTracker learns its neutral face anew: as a re-calibration, and said (it went unsaid,
                 # and the operator basis learned against the old neutral went on learning; user39, s39)
-                changed = sorted(f.name for f in fields(config) if getattr(config, f.name) != getattr(self._wanted, f.name))
+                changed = sorted(f.name for f in fields(config)
+                                 if getattr(config, f.name) != getattr(self._wanted, f.name))
                 self._build(config)
                 self._new_neutral()
                 self.get_logger().info(f"tracker rebuilt for {', '.join(changed)}: the neutral face is re-calibrated "
