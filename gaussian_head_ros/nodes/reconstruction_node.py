@@ -585,8 +585,9 @@ class ReconstructionNode(Node):
         """Keep the avatar just published in the cache (`path`: this file, cache_avatar and cache_path just set to
         name it; else cache_path when cache_avatar is on). A write avatar_cache.write refuses (OSError: the disk;
         ValueError: a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted;
-        serving goes on (the avatar is published already). The message and its note are made before: an error there is a bug, not
-        the disk, and goes up to the worker's "publishing the result failed" (it was said as "cannot write", review18)."""
+        serving goes on (the avatar is published already). The message and its note are made before: an error there
+        is a bug, not the disk, and goes up to the worker's "publishing the result failed" (it was said as "cannot
+        write", review18)."""
         if not path and not self._param("cache_avatar"):
             return
         path = path or self._cache_path()

@@ -265,7 +265,7 @@ class TrackerNode(Node):
             else:  # empty, cut short (a JPEG without its end, a PNG without its image data's end), no image
                 check_compressed(msg.data, msg.format)
         except ImageTooLarge as e:
-            self._skip(e.camera_frame(f"{self.get_fully_qualified_name()} max_image_pixels"), now)
+            self._skip_too_large(e, now)
         except ValueError as e:
             self._skip(str(e), now)
         else:
@@ -288,6 +288,10 @@ class TrackerNode(Node):
         if self._skipped.add(cause, now):
             self.get_logger().warning(f"frame skipped: {cause} (each cause said again at most every "
                                       f"{SKIPPED_SAY_AGAIN_S:g} s; decode_errors on /diagnostics counts them)")
+
+    def _skip_too_large(self, e: ImageTooLarge, now: float) -> None:
+        """A frame above max_image_pixels, skipped with a camera's remedy (ImageTooLarge.camera_frame), not a photo's."""
+        self._skip(e.camera_frame(f"{self.get_fully_qualified_name()} max_image_pixels"), now)
 
     def _on_info(self, msg: CameraInfo) -> None:
         """Keep the newest camera_info with finite, non-negative values (all zeros = uncalibrated: fine, P or fov_deg
@@ -458,7 +462,7 @@ class TrackerNode(Node):
                     self.get_logger().warning(note)
             control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
         except ImageTooLarge as e:  # a compressed frame above the limit even decoded at 1/8, or not a JPEG
-            self._skip(e.camera_frame(f"{self.get_fully_qualified_name()} max_image_pixels"), time.monotonic())
+            self._skip_too_large(e, time.monotonic())
             return
         except ValueError as e:
             self._skip(str(e), time.monotonic())
