@@ -10,7 +10,7 @@ frame the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its
 table) reads the driver frame and the render; its own landmarks are put in the head frame (facemesh.fit_head_frame:
 canonical metres, outer eye corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width
 (outer corners 61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip
-gap (inner lips 13-14) and the corners' height below the nose tip. The driven template's own width and drop (what the
+gap (inner lips 13-14), the corners' and the chin's (152) height below the nose tip. The driven template's own width and drop (what the
 control asked for) are printed too.
 
 Printed per frame and summed up per measure: Pearson r and least-squares slope of the render's reading against
@@ -30,7 +30,11 @@ reading is lost in the avatar's motion (operator rest + avatar motion low) or in
 readers, every frame) and gives the table's render figures. Session 15 (jaw15), business_person, 60 frames,
 --video-mode, jawOpen slope render / avatar rest + operator motion / operator rest + avatar motion: x lp_d0
 0.08 / 0.04 / 1.28 (its face reads shut, its motion is whole), x lp_d18 0.17 / 0.46 / 0.67 (both); x
-tpsmm_driving r 0.537 / 0.811 / 0.703 (its motion).
+tpsmm_driving r 0.537 / 0.811 / 0.703 (its motion). Session 40, x lp_d18, 60 frames, --stride 2 (IMAGE mode): the chin
+below the nose slope 0.73 (business_person), 0.70 (two_children_multiface), 0.42 (lp_d9_woman_turned), and
+business_person's jawOpen slope 0.16 (--swap): at frame 34 (jaw dropped, lips pursed shut; the driver's jawOpen 0.56) business_person's
+driven template drops its chin 10.8 mm and the reader's chin on the render 8.5 mm, yet its jawOpen reads 0.07 (lp_d9,
+whose shut rest lips part as the jaw drops: 16.5 mm, 0.69): with the lips shut the reader wants more than the chin.
 """
 
 from __future__ import annotations
@@ -43,12 +47,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-MEASURES = ("width_mm", "drop_mm", "gap_mm", "corners_below_nose_mm")
+MEASURES = ("width_mm", "drop_mm", "gap_mm", "corners_below_nose_mm", "chin_below_nose_mm")
 
 
 def mouth_geometry(x: np.ndarray) -> np.ndarray:
     """[L >= 468, 3] canonical landmarks (head frame, y down, metres) -> [4] mouth width, corner drop below the
-    lips' centre (negative: lifted), inner lip gap, corners' height below the nose tip; millimetres."""
+    lips' centre (negative: lifted), inner lip gap, corners' and chin's height below the nose tip; millimetres."""
     from gaussian_head_ros.core import landmarks as lmk
 
     x = np.asarray(x, np.float64)
@@ -56,7 +60,8 @@ def mouth_geometry(x: np.ndarray) -> np.ndarray:
     centre = 0.5 * (x[lmk.UPPER_LIP_IN] + x[lmk.LOWER_LIP_IN])
     corner_y = 0.5 * (x[cr, 1] + x[cl, 1])
     gap = x[lmk.LOWER_LIP_IN, 1] - x[lmk.UPPER_LIP_IN, 1]
-    return 1000.0 * np.array([x[cl, 0] - x[cr, 0], corner_y - centre[1], gap, corner_y - x[lmk.NOSE_TIP, 1]])
+    return 1000.0 * np.array([x[cl, 0] - x[cr, 0], corner_y - centre[1], gap, corner_y - x[lmk.NOSE_TIP, 1],
+                              x[lmk.CHIN, 1] - x[lmk.NOSE_TIP, 1]])
 
 
 def swap_jaw(driver_px: np.ndarray, render_px: np.ndarray, size_driver, size_render, model) -> dict:
