@@ -323,6 +323,61 @@ def test_newest_photo_wins(peer):
     peer["node"].destroy_publisher(pub)
 
 
+def test_a_photo_that_cannot_be_decoded_is_refused_at_once_and_leaves_the_waiting_photo(peer):
+    """A good photo, then another good one while the first is reconstructed, then photos that cannot be decoded (empty
+    compressed bytes, a JPEG cut short, a raw Image of no pixels, one whose data is shorter than its size): each of
+    those is refused BAD_IMAGE as it arrives, before the running reconstruction ends, and the good photo waiting
+    stays and becomes the avatar (the node may still be busy with an earlier test's photo: 'running' then waits,
+    and 'waiting' replaces it, as the newest good photo). Before (user40), the empty one replaced the waiting photo (SUPERSEDED, 'a newer
+    photo ... came while this one waited'), its BAD_IMAGE came only after the running reconstruction, and the robot
+    kept the first face."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    deep = QoSProfile(depth=8, reliability=ReliabilityPolicy.RELIABLE)  # every photo reaches the node
+    comp = peer["node"].create_publisher(CompressedImage, "operator/photo/compressed", deep)
+    raw = peer["node"].create_publisher(Image, "operator/photo", deep)
+    assert spin_until(peer["node"], lambda: comp.get_subscription_count() and raw.get_subscription_count(), 60)
+    peer["statuses"].clear()
+    jpeg = {name: cv2.imencode(".jpg", _photo(name)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+            for name in ("obama_speech.jpg", "lp_d9_woman_turned.jpg")}
+    empty_raw = Image()
+    empty_raw.header.frame_id = "empty_raw"
+    short_raw = _image_msg(np.zeros((64, 64, 3), np.uint8), "short_raw")
+    short_raw.data = bytes(100)
+    sends = [(comp, _compressed_msg(jpeg["obama_speech.jpg"], "running")),
+             (comp, _compressed_msg(jpeg["lp_d9_woman_turned.jpg"], "waiting")),
+             (comp, _compressed_msg(b"", "empty_jpeg")),
+             (comp, _compressed_msg(jpeg["obama_speech.jpg"][:4000], "cut_jpeg")),
+             (raw, empty_raw), (raw, short_raw)]
+    for i, (pub, msg) in enumerate(sends):
+        msg.header.stamp = TimeMsg(sec=2000 + i)
+        pub.publish(msg)
+        time.sleep(0.05)
+    _wait_status(peer, "waiting", timeout=180, skip_busy=True)
+    spin_until(peer["node"], lambda: False, 1.0)
+    final = {}  # frame_id -> (index among the statuses, status)
+    for i, s in enumerate(peer["statuses"]):
+        if s.code != AvatarStatus.BUSY and s.header.frame_id in {m.header.frame_id for _, m in sends}:
+            assert s.header.frame_id not in final, f"two final statuses for {s.header.frame_id}"
+            final[s.header.frame_id] = (i, s)
+    said = {k: (s.code, s.message) for k, (_, s) in final.items()}
+    assert final["waiting"][1].code == AvatarStatus.OK, said  # 'running' too, or SUPERSEDED when the node was busy
+    for bad in ("empty_jpeg", "cut_jpeg", "empty_raw", "short_raw"):  # with a photo of an earlier test
+        assert final[bad][1].code == AvatarStatus.BAD_IMAGE, said
+        assert final[bad][0] < final["waiting"][0], f"{bad} was refused only after a reconstruction: {said}"
+    assert not [s for s in peer["statuses"] if s.code == AvatarStatus.BUSY and s.header.frame_id in
+                ("empty_jpeg", "cut_jpeg", "empty_raw", "short_raw")], "a photo refused at once is not said BUSY"
+    assert "empty compressed image" in final["empty_jpeg"][1].message and "cut short" in final["cut_jpeg"][1].message
+    assert "empty image (0x0)" in final["empty_raw"][1].message and "bytes" in final["short_raw"][1].message
+    peer["node"].destroy_publisher(comp)
+    peer["node"].destroy_publisher(raw)
+
+
 def test_photo_samples_are_taken_once_in_order_and_gaps_counted():
     """PublisherSequences, from rclpy's message info: a sample that reaches both readers of a topic is taken once, one
     older than a sample taken from its writer is not taken, a jump in a writer's sequence numbers counts the photos in
@@ -1187,7 +1242,8 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
     monkeypatch.setattr(imageio, "_open_header", lambda b: opened.append(len(b)) or real_open(b))
     jobs = []
     stand_in = SimpleNamespace(_take=lambda info, topic, frame_id, size: (), _param=lambda name: 40_000_000,
-                               _submit=jobs.append, _operator=lambda frame_id: frame_id or "operator",
+                               _submit_checked=lambda job, check: (check(), jobs.append(job)),
+                               _operator=lambda frame_id: frame_id or "operator",
                                get_logger=lambda: pytest.fail("the callback has nothing to log"))
     ReconstructionNode._on_compressed(stand_in, _compressed_msg(buf.getvalue(), "waving"), None)
     assert opened == [] and len(jobs) == 1, opened  # nothing parsed in the callback

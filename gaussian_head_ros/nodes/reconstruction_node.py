@@ -21,7 +21,9 @@ frame_id). Each sender's photos are taken in the order it sent them; the ones DD
 them (a raw photo replaced by a newer raw one while the node was busy) get no status, and are counted (PublisherSequences) in a warning
 of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot
 make an avatar (no face, too small, turned away, unreadable) gets a status saying why, and the avatar already published
-stays published. The photo message the published avatar was made from, sent again (same content and frame_id, under the
+stays published. A photo message whose fields or bytes show it cannot be decoded (empty, truncated, an unsupported
+encoding, data shorter than its size: imageio.check_raw / check_compressed) is refused as it arrives, and the photo
+waiting for the worker stays. The photo message the published avatar was made from, sent again (same content and frame_id, under the
 parameters, checkpoint content and code the avatar was made with:
 a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
 that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar).
@@ -468,9 +470,10 @@ class ReconstructionNode(Node):
         if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
             self.get_logger().warning(note)
         notes = (*lost, *(n for n in (note, imageio.layout_note(w, step, enc)) if n))
-        self._submit(Job(lambda: imageio.decode_raw_with_notes(data, w, h, step, enc, be, max_pixels=limit),
-                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
-                         msg.header.stamp, (data, "raw", w, h, step, enc, be), limit))
+        job = Job(lambda: imageio.decode_raw_with_notes(data, w, h, step, enc, be, max_pixels=limit),
+                  self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
+                  msg.header.stamp, (data, "raw", w, h, step, enc, be), limit)
+        self._submit_checked(job, lambda: imageio.check_raw(data, w, h, step, enc, limit))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
         lost = self._take(info, "operator/photo/compressed", msg.header.frame_id, len(msg.data))
@@ -478,9 +481,24 @@ class ReconstructionNode(Node):
             return
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format  # parsed once, by the worker's decode (an animation is said from there)
-        self._submit(Job(lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
-                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
-                         lost, msg.header.stamp, (data, "compressed", fmt), limit))
+        job = Job(lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
+                  self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
+                  lost, msg.header.stamp, (data, "compressed", fmt), limit)
+        self._submit_checked(job, lambda: imageio.check_compressed(data, fmt, header=False))
+
+    def _submit_checked(self, job: Job, check) -> None:
+        """Submit the photo message `job` unless `check` (imageio.check_raw or check_compressed: its fields or bytes,
+        microseconds, nothing decoded) raises ValueError: then it is refused at once, BAD_IMAGE with that reason (the
+        text its decode would give), and the photo waiting for the worker stays. An empty, truncated or malformed
+        photo sent after a good one during a reconstruction replaced it (SUPERSEDED), and was refused only once the
+        reconstruction ended: the robot kept the face before both (user40)."""
+        try:
+            check()
+        except ValueError as e:
+            self.counts["photos"] += 1
+            self._refuse(AvatarStatus.BAD_IMAGE, str(e), job, 0.0)
+            return
+        self._submit(job)
 
     def _submit(self, job: Job) -> None:
         with self._lock:
