@@ -1256,7 +1256,7 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
 def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path):
     """A photo_path file that is an animated GIF was reconstructed from its first frame without a word (only photos on
     the topic were said to be animations; refuse18, s18). Its job's decode now gives the same note as a message's, which
-    the worker says in the log and the photo's statuses. _submit_file on a stand-in node (no ROS graph)."""
+    the worker says in the log and the photo's statuses. _submit_file and _read_file on a stand-in node (no ROS graph)."""
     from types import SimpleNamespace
 
     from PIL import Image
@@ -1269,6 +1269,7 @@ def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path)
     jobs = []
     stand_in = SimpleNamespace(_param=lambda name: "" if name == "operator_id" else 40_000_000, _submit=jobs.append)
     ReconstructionNode._submit_file(stand_in, str(gif))
+    ReconstructionNode._read_file(stand_in, jobs[0])  # the worker reads the file (its bytes: the photo's key)
     rgb, found = jobs[0].decode()
     assert tuple(rgb[15, 20]) == (200, 30, 30) and jobs[0].operator_id == "waving"
     assert found == ("an animated GIF: only its first frame is used as the photo",), found
@@ -1382,6 +1383,54 @@ def test_a_start_up_photo_that_is_refused_leaves_the_cached_face(rclpy_context, 
         finally:
             node.destroy_node()
             proc.stop()
+
+
+def test_a_restart_with_the_same_start_up_photo_serves_its_cached_avatar(rclpy_context, tmp_path):
+    """`robot.launch.py photo:=me.jpg` restarted with the same file: the node reconstructed it at every start (no face
+    on the display meanwhile) although its cache held the avatar made of that very photo, which a start without
+    photo_path serves at once (user40). Now a photo file is known by its bytes as a photo message is (_photo_key):
+    the start-up photo whose avatar is cached is served from the cache (OK, 'not reconstructed again'; the cached
+    message, its stamp when it was made), setting photo_path to it again is 'unchanged', and a file whose bytes
+    changed (another operator's photo saved as me.jpg) is reconstructed."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus, GaussianAvatar
+
+    photo = tmp_path / "me.jpg"
+    cv2.imwrite(str(photo), _photo("obama_official.jpg", 600)[..., ::-1])
+    stamps, logs = [], []
+    for k, portrait in enumerate((None, None, "lp_d8_man_glasses.jpg")):
+        if portrait:  # another operator's photo under the same name
+            cv2.imwrite(str(photo), _photo(portrait, 600)[..., ::-1])
+        proc = _start_node(tmp_path, f"same_photo{k}", f"photo_path:={photo}")
+        node = rclpy_context.create_node(f"same_photo_peer{k}", namespace=CACHE_NS)
+        avatars, statuses = [], []
+        node.create_subscription(GaussianAvatar, "avatar", avatars.append, _latched())
+        node.create_subscription(AvatarStatus, "avatar/status", statuses.append, _latched(depth=10))
+        try:
+            t0 = time.monotonic()
+            spin_until(node, lambda: avatars and any(s.code == AvatarStatus.OK for s in statuses), 180)
+            assert avatars and statuses, f"no face after start {k}:\n{proc.output()}"
+            waited_s = time.monotonic() - t0
+            ok = [s for s in statuses if s.code == AvatarStatus.OK][-1]
+            stamps.append((avatars[-1].header.stamp.sec, avatars[-1].header.stamp.nanosec))
+            print(f"start {k}: face after {waited_s:.1f} s: {ok.message}")
+            assert ok.header.frame_id == "me" and avatars[-1].operator_id == "me", (ok.header.frame_id, ok.message)
+            if k == 1:
+                assert "restored from the cache" in ok.message and "not reconstructed again" in ok.message, ok.message
+                assert "ready:" not in proc.output(), proc.output()
+                statuses.clear()
+                assert _set_param(node, "photo_path", str(photo), f"{CACHE_NS}/reconstruction_node").successful
+                spin_until(node, lambda: statuses, 60)
+                assert statuses and statuses[-1].code == AvatarStatus.OK, proc.output()
+                assert "unchanged" in statuses[-1].message, statuses[-1].message
+                assert len(avatars) == 1, "the same avatar published again"
+            else:
+                assert "ready:" in ok.message and "ready:" in proc.output(), ok.message
+        finally:
+            node.destroy_node()
+            proc.stop()
+    assert stamps[1] == stamps[0] and stamps[2] != stamps[0], stamps
 
 
 def test_a_cache_named_at_run_time_gets_the_face_shown_so_a_restart_keeps_it(rclpy_context, tmp_path):
