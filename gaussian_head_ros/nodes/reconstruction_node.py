@@ -708,6 +708,7 @@ class ReconstructionNode(Node):
                                 "again)", job)
             if self._shown is not None:
                 return
+            self._made_from = None  # the cache could not be served after all (gone, corrupt): reconstruct the photo
         if key is not None and self._made_from is not None and key == self._made_from[0]:
             # the photo the published avatar was made from, sent again (photo_node restarted with the same photo: its
             # latched photo is a new sample): not reconstructed again. It was (17 s of the robot's CPU at load 19,
