@@ -323,6 +323,61 @@ def test_newest_photo_wins(peer):
     peer["node"].destroy_publisher(pub)
 
 
+def test_a_photo_that_cannot_be_decoded_is_refused_at_once_and_leaves_the_waiting_photo(peer):
+    """A good photo, then another good one while the first is reconstructed, then photos that cannot be decoded (empty
+    compressed bytes, a JPEG cut short, a raw Image of no pixels, one whose data is shorter than its size): each of
+    those is refused BAD_IMAGE as it arrives, before the running reconstruction ends, and the good photo waiting
+    stays and becomes the avatar (the node may still be busy with an earlier test's photo: 'running' then waits,
+    and 'waiting' replaces it, as the newest good photo). Before (user40), the empty one replaced the waiting photo (SUPERSEDED, 'a newer
+    photo ... came while this one waited'), its BAD_IMAGE came only after the running reconstruction, and the robot
+    kept the first face."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    deep = QoSProfile(depth=8, reliability=ReliabilityPolicy.RELIABLE)  # every photo reaches the node
+    comp = peer["node"].create_publisher(CompressedImage, "operator/photo/compressed", deep)
+    raw = peer["node"].create_publisher(Image, "operator/photo", deep)
+    assert spin_until(peer["node"], lambda: comp.get_subscription_count() and raw.get_subscription_count(), 60)
+    peer["statuses"].clear()
+    jpeg = {name: cv2.imencode(".jpg", _photo(name)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+            for name in ("obama_speech.jpg", "lp_d9_woman_turned.jpg")}
+    empty_raw = Image()
+    empty_raw.header.frame_id = "empty_raw"
+    short_raw = _image_msg(np.zeros((64, 64, 3), np.uint8), "short_raw")
+    short_raw.data = bytes(100)
+    sends = [(comp, _compressed_msg(jpeg["obama_speech.jpg"], "running")),
+             (comp, _compressed_msg(jpeg["lp_d9_woman_turned.jpg"], "waiting")),
+             (comp, _compressed_msg(b"", "empty_jpeg")),
+             (comp, _compressed_msg(jpeg["obama_speech.jpg"][:4000], "cut_jpeg")),
+             (raw, empty_raw), (raw, short_raw)]
+    for i, (pub, msg) in enumerate(sends):
+        msg.header.stamp = TimeMsg(sec=2000 + i)
+        pub.publish(msg)
+        time.sleep(0.05)
+    _wait_status(peer, "waiting", timeout=180, skip_busy=True)
+    spin_until(peer["node"], lambda: False, 1.0)
+    final = {}  # frame_id -> (index among the statuses, status)
+    for i, s in enumerate(peer["statuses"]):
+        if s.code != AvatarStatus.BUSY and s.header.frame_id in {m.header.frame_id for _, m in sends}:
+            assert s.header.frame_id not in final, f"two final statuses for {s.header.frame_id}"
+            final[s.header.frame_id] = (i, s)
+    said = {k: (s.code, s.message) for k, (_, s) in final.items()}
+    assert final["waiting"][1].code == AvatarStatus.OK, said  # 'running' too, or SUPERSEDED when the node was busy
+    for bad in ("empty_jpeg", "cut_jpeg", "empty_raw", "short_raw"):  # with a photo of an earlier test
+        assert final[bad][1].code == AvatarStatus.BAD_IMAGE, said
+        assert final[bad][0] < final["waiting"][0], f"{bad} was refused only after a reconstruction: {said}"
+    assert not [s for s in peer["statuses"] if s.code == AvatarStatus.BUSY and s.header.frame_id in
+                ("empty_jpeg", "cut_jpeg", "empty_raw", "short_raw")], "a photo refused at once is not said BUSY"
+    assert "empty compressed image" in final["empty_jpeg"][1].message and "cut short" in final["cut_jpeg"][1].message
+    assert "empty image (0x0)" in final["empty_raw"][1].message and "bytes" in final["short_raw"][1].message
+    peer["node"].destroy_publisher(comp)
+    peer["node"].destroy_publisher(raw)
+
+
 def test_photo_samples_are_taken_once_in_order_and_gaps_counted():
     """PublisherSequences, from rclpy's message info: a sample that reaches both readers of a topic is taken once, one
     older than a sample taken from its writer is not taken, a jump in a writer's sequence numbers counts the photos in
@@ -1187,7 +1242,8 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
     monkeypatch.setattr(imageio, "_open_header", lambda b: opened.append(len(b)) or real_open(b))
     jobs = []
     stand_in = SimpleNamespace(_take=lambda info, topic, frame_id, size: (), _param=lambda name: 40_000_000,
-                               _submit=jobs.append, _operator=lambda frame_id: frame_id or "operator",
+                               _submit_checked=lambda job, check: (check(), jobs.append(job)),
+                               _operator=lambda frame_id: frame_id or "operator",
                                get_logger=lambda: pytest.fail("the callback has nothing to log"))
     ReconstructionNode._on_compressed(stand_in, _compressed_msg(buf.getvalue(), "waving"), None)
     assert opened == [] and len(jobs) == 1, opened  # nothing parsed in the callback
@@ -1200,7 +1256,7 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
 def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path):
     """A photo_path file that is an animated GIF was reconstructed from its first frame without a word (only photos on
     the topic were said to be animations; refuse18, s18). Its job's decode now gives the same note as a message's, which
-    the worker says in the log and the photo's statuses. _submit_file on a stand-in node (no ROS graph)."""
+    the worker says in the log and the photo's statuses. _submit_file and _read_file on a stand-in node (no ROS graph)."""
     from types import SimpleNamespace
 
     from PIL import Image
@@ -1213,6 +1269,7 @@ def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path)
     jobs = []
     stand_in = SimpleNamespace(_param=lambda name: "" if name == "operator_id" else 40_000_000, _submit=jobs.append)
     ReconstructionNode._submit_file(stand_in, str(gif))
+    ReconstructionNode._read_file(stand_in, jobs[0])  # the worker reads the file (its bytes: the photo's key)
     rgb, found = jobs[0].decode()
     assert tuple(rgb[15, 20]) == (200, 30, 30) and jobs[0].operator_id == "waving"
     assert found == ("an animated GIF: only its first frame is used as the photo",), found
@@ -1326,6 +1383,54 @@ def test_a_start_up_photo_that_is_refused_leaves_the_cached_face(rclpy_context, 
         finally:
             node.destroy_node()
             proc.stop()
+
+
+def test_a_restart_with_the_same_start_up_photo_serves_its_cached_avatar(rclpy_context, tmp_path):
+    """`robot.launch.py photo:=me.jpg` restarted with the same file: the node reconstructed it at every start (no face
+    on the display meanwhile) although its cache held the avatar made of that very photo, which a start without
+    photo_path serves at once (user40). Now a photo file is known by its bytes as a photo message is (_photo_key):
+    the start-up photo whose avatar is cached is served from the cache (OK, 'not reconstructed again'; the cached
+    message, its stamp when it was made), setting photo_path to it again is 'unchanged', and a file whose bytes
+    changed (another operator's photo saved as me.jpg) is reconstructed."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus, GaussianAvatar
+
+    photo = tmp_path / "me.jpg"
+    cv2.imwrite(str(photo), _photo("obama_official.jpg", 600)[..., ::-1])
+    stamps, logs = [], []
+    for k, portrait in enumerate((None, None, "lp_d8_man_glasses.jpg")):
+        if portrait:  # another operator's photo under the same name
+            cv2.imwrite(str(photo), _photo(portrait, 600)[..., ::-1])
+        proc = _start_node(tmp_path, f"same_photo{k}", f"photo_path:={photo}")
+        node = rclpy_context.create_node(f"same_photo_peer{k}", namespace=CACHE_NS)
+        avatars, statuses = [], []
+        node.create_subscription(GaussianAvatar, "avatar", avatars.append, _latched())
+        node.create_subscription(AvatarStatus, "avatar/status", statuses.append, _latched(depth=10))
+        try:
+            t0 = time.monotonic()
+            spin_until(node, lambda: avatars and any(s.code == AvatarStatus.OK for s in statuses), 180)
+            assert avatars and statuses, f"no face after start {k}:\n{proc.output()}"
+            waited_s = time.monotonic() - t0
+            ok = [s for s in statuses if s.code == AvatarStatus.OK][-1]
+            stamps.append((avatars[-1].header.stamp.sec, avatars[-1].header.stamp.nanosec))
+            print(f"start {k}: face after {waited_s:.1f} s: {ok.message}")
+            assert ok.header.frame_id == "me" and avatars[-1].operator_id == "me", (ok.header.frame_id, ok.message)
+            if k == 1:
+                assert "restored from the cache" in ok.message and "not reconstructed again" in ok.message, ok.message
+                assert "ready:" not in proc.output(), proc.output()
+                statuses.clear()
+                assert _set_param(node, "photo_path", str(photo), f"{CACHE_NS}/reconstruction_node").successful
+                spin_until(node, lambda: statuses, 60)
+                assert statuses and statuses[-1].code == AvatarStatus.OK, proc.output()
+                assert "unchanged" in statuses[-1].message, statuses[-1].message
+                assert len(avatars) == 1, "the same avatar published again"
+            else:
+                assert "ready:" in ok.message and "ready:" in proc.output(), ok.message
+        finally:
+            node.destroy_node()
+            proc.stop()
+    assert stamps[1] == stamps[0] and stamps[2] != stamps[0], stamps
 
 
 def test_a_cache_named_at_run_time_gets_the_face_shown_so_a_restart_keeps_it(rclpy_context, tmp_path):

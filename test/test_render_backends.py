@@ -370,6 +370,32 @@ def test_the_render_command_frames_a_display_of_another_shape_as_render_node_doe
     assert cols.min() > 0 and cols.max() < 47 and abs((cols.min() + cols.max()) / 2 - 23.5) < 4, cols
 
 
+def test_render_says_the_size_it_wrote_for_odd_sides(tmp_path, capsys):
+    """`gaussian-head render --width 65 --height 47`: the mp4v file holds 64x46 frames (the writer crops odd sides for
+    the encoder, as OpenCV's mp4v does itself), and the command said 'wrote ...: 65x47' (user40: --width 301 --height
+    199 said 301x199, the file was 300x198). Now it says the file's size and the one asked; an even size is said
+    once, as before."""
+    import cv2
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+
+    ply = tmp_path / "a.ply"
+    save_ply(synthetic_avatar(2000, seed=3), ply)
+    said = {}
+    for w, h in ((65, 47), (64, 48)):
+        out = tmp_path / f"{w}x{h}.mp4"
+        capsys.readouterr()
+        assert main(["render", str(ply), "-o", str(out), "--width", str(w), "--height", str(h), "--seconds", "0.1",
+                     "--backend", "cpu"]) == 0
+        said[w, h] = capsys.readouterr().out
+        cap = cv2.VideoCapture(str(out))
+        size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        assert f", {size[0]}x{size[1]}" in said[w, h], (size, said[w, h])
+    assert "64x46 (asked 65x47: the mp4v encoder takes even sides)" in said[65, 47], said
+    assert "asked" not in said[64, 48], said
+
+
 def test_render_and_bench_commands(tmp_path, capsys, caplog):
     import json
 

@@ -186,6 +186,8 @@ def run(args) -> int:
             times.append(time.perf_counter() - t0)
             writer.write(rgb)
     ms = 1e3 * float(np.median(times))
-    print(f"wrote {out}: {count} frames at {fps:.1f} FPS, {w}x{h}, {renderer.name} backend, "
+    size = "{}x{}".format(*writer.size)  # an odd side is one pixel less in the file: it said the size asked (user40)
+    size += f" (asked {w}x{h}: the mp4v encoder takes even sides)" if writer.size != (w, h) else ""
+    print(f"wrote {out}: {count} frames at {fps:.1f} FPS, {size}, {renderer.name} backend, "
           f"drive + render {ms:.1f} ms/frame (median)")
     return 0

@@ -208,16 +208,17 @@ def _check_whole(buf: bytes, name: str = "") -> None:
         raise ValueError(f"{what} (corrupt, truncated or not an image: {cut})")
 
 
-def check_compressed(data: bytes | memoryview, fmt: str = "") -> None:
+def check_compressed(data: bytes | memoryview, fmt: str = "", header: bool = True) -> None:
     """Check sensor_msgs/CompressedImage bytes (`data`, its `fmt`) without decoding their pixels, as `check_raw` does
     a raw image's fields (a subscription callback may call it: a frame the worker never takes, a newer one replacing
     it, is still said): a compressedDepth map, empty, a truncated JPEG or PNG (`_truncation`), bytes that are no image
-    (their header read by Pillow, for bytes that start as neither a JPEG nor a PNG). Raises ValueError with the text
+    (their header read by Pillow, for bytes that start as neither a JPEG nor a PNG; `header` False leaves that read
+    to the decode: a caller whose worker parses the header anyway). Raises ValueError with the text
     `decode_compressed` raises for them. What passes may still fail to decode (corrupt data inside, too large)."""
     buf = bytes(data)
     _check_bytes(buf, fmt)
     _check_whole(buf)
-    if not buf.startswith(tuple(COMPRESSED_MAGIC)):
+    if header and not buf.startswith(tuple(COMPRESSED_MAGIC)):
         try:
             _open_header(buf)
         except (OSError, SyntaxError, ValueError) as e:

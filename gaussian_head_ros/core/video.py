@@ -405,6 +405,12 @@ class VideoWriter:
         self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
         self.frames += 1
 
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) in pixels of the file's frames: the first frame's, cropped to even sides (OpenCV's mp4v
+        drops an odd last row and column too); None before the first frame."""
+        return None if self._size is None else (int(self._size[1]), int(self._size[0]))
+
     def close(self, keep: bool = True) -> None:
         """Finish the file and put it at `path` (idempotent); `keep=False`: delete what was written instead, `path`
         keeps what it held. Raises OSError when the finished file cannot be renamed into place."""

@@ -21,10 +21,15 @@ frame_id). Each sender's photos are taken in the order it sent them; the ones DD
 them (a raw photo replaced by a newer raw one while the node was busy) get no status, and are counted (PublisherSequences) in a warning
 of each status of the next photo taken from that sender, the log and /diagnostics (photos_lost). A photo that cannot
 make an avatar (no face, too small, turned away, unreadable) gets a status saying why, and the avatar already published
-stays published. The photo message the published avatar was made from, sent again (same content and frame_id, under the
-parameters, checkpoint content and code the avatar was made with:
+stays published. A photo message whose fields or bytes show it cannot be decoded (empty, truncated, an unsupported
+encoding, data shorter than its size: imageio.check_raw / check_compressed) is refused as it arrives, and the photo
+waiting for the worker stays. The photo message the published avatar was made from, sent again (same content and
+frame_id, under the parameters, checkpoint content and code the avatar was made with:
 a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
 that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar).
+So does a photo_path file (known by its bytes, read by the worker): set again while its avatar is shown, or the
+start-up photo_path whose avatar is in the cache, which is then served from there (it was reconstructed at every
+start, the display without a face meanwhile; user40).
 `operator_id` is the parameter when set, else the photo's header.frame_id (for `photo_path`: else the operator id
 an avatar file stores, else the file's name). A status's header.frame_id is its photo's; for `photo_path`, the one
 photo_node would send the file under: `operator_id` when set, else the file's name. An avatar file with more Gaussians than `max_file_gaussians` (render
@@ -207,15 +212,16 @@ class Job:
     source: str  # for log lines: topic or file
     notes: tuple = ()  # warnings about the input itself (8UC3 taken as BGR), for this photo's status
     stamp: TimeMsg | None = None  # the photo's header.stamp (its statuses' photo_stamp); None: a file or the cache
-    content: tuple = ()  # what the photo message carries (its bytes and how to read them): () for a file
+    content: tuple = ()  # what the photo carries (its bytes and how to read them): () for a file until it is read
     max_pixels: int = 0  # the max_pixels `decode` was made with (the parameter when the photo arrived)
     avatar_file: str = ""  # an avatar .ply (photo_path) published as it is (_publish_file): not decoded, not reconstructed
     named_by_file: bool = False  # operator_id is the avatar file's name until the one stored in the file is read
     file_budget: int = 0  # the Gaussians an avatar file may have (0: max_file_gaussians when it is read)
+    path: str = ""  # a photo file (photo_path): read by the worker (_read_file), which then sets decode and content
 
     def fingerprint(self) -> bytes | None:
-        """SHA-256 of the photo message's content (bytes, format or encoding and layout), its frame_id and operator
-        id; None for a photo file (read when reconstructed) or the cache."""
+        """SHA-256 of the photo's content (bytes, format or encoding and layout; a photo file's bytes once the worker
+        has read them), its frame_id and operator id; None before a photo file is read, and for the cache."""
         if not self.content:
             return None
         h = hashlib.sha256(repr((*self.content[1:], self.frame_id, self.operator_id)).encode())
@@ -403,9 +409,7 @@ class ReconstructionNode(Node):
             job = Job(None, name, name, f"avatar file {photo}",
                       avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
         else:
-            job = Job(lambda p=photo: _with_notes(imageio.decode_with_format(
-                          imageio.read_file(p), max_pixels=int(self._param("max_pixels")))), name, name,
-                      f"photo_path {photo}")
+            job = Job(None, name, name, f"photo_path {photo}", path=photo)
         self._submit(job)
         return job
 
@@ -468,9 +472,10 @@ class ReconstructionNode(Node):
         if self._encoding_notes.first(enc):  # the log once; the status of every such photo (the sender reads that)
             self.get_logger().warning(note)
         notes = (*lost, *(n for n in (note, imageio.layout_note(w, step, enc)) if n))
-        self._submit(Job(lambda: imageio.decode_raw_with_notes(data, w, h, step, enc, be, max_pixels=limit),
-                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
-                         msg.header.stamp, (data, "raw", w, h, step, enc, be), limit))
+        job = Job(lambda: imageio.decode_raw_with_notes(data, w, h, step, enc, be, max_pixels=limit),
+                  self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
+                  msg.header.stamp, (data, "raw", w, h, step, enc, be), limit)
+        self._submit_checked(job, lambda: imageio.check_raw(data, w, h, step, enc, limit))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
         lost = self._take(info, "operator/photo/compressed", msg.header.frame_id, len(msg.data))
@@ -478,9 +483,24 @@ class ReconstructionNode(Node):
             return
         limit = int(self._param("max_pixels"))
         data, fmt = msg.data, msg.format  # parsed once, by the worker's decode (an animation is said from there)
-        self._submit(Job(lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
-                         self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
-                         lost, msg.header.stamp, (data, "compressed", fmt), limit))
+        job = Job(lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
+                  self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
+                  lost, msg.header.stamp, (data, "compressed", fmt), limit)
+        self._submit_checked(job, lambda: imageio.check_compressed(data, fmt, header=False))
+
+    def _submit_checked(self, job: Job, check) -> None:
+        """Submit the photo message `job` unless `check` (imageio.check_raw or check_compressed: its fields or bytes,
+        microseconds, nothing decoded) raises ValueError: then it is refused at once, BAD_IMAGE with that reason (the
+        text its decode would give), and the photo waiting for the worker stays. An empty, truncated or malformed
+        photo sent after a good one during a reconstruction replaced it (SUPERSEDED), and was refused only once the
+        reconstruction ended: the robot kept the face before both (user40)."""
+        try:
+            check()
+        except ValueError as e:
+            self.counts["photos"] += 1
+            self._refuse(AvatarStatus.BAD_IMAGE, str(e), job, 0.0)
+            return
+        self._submit(job)
 
     def _submit(self, job: Job) -> None:
         with self._lock:
@@ -507,6 +527,8 @@ class ReconstructionNode(Node):
         rec = None
         if self._param("cache_avatar") and not self._param("photo_path"):
             self._restore_cache()  # before any photo: a photo latched for us replaces it
+        elif self._param("cache_avatar"):
+            self._made_from = self._cached_made_from()  # the start-up photo made it: served from the cache (_run)
         while not self._stop.is_set():
             if self._dirty:
                 rec = self._rebuild(rec)
@@ -548,9 +570,10 @@ class ReconstructionNode(Node):
         value = self._param("cache_path") if value is None else value
         return value or str(avatar_cache.default_path(self.get_namespace(), self.get_name()))
 
-    def _restore_cache(self, why: str = "") -> None:
+    def _restore_cache(self, why: str = "", photo: Job | None = None) -> None:
         """Publish the cached avatar again (latched), or say why the cache is ignored; `why`, when given, ends the
-        status and log line (the start-up photo that was refused)."""
+        status and log line (the start-up photo that was refused, or the one the cached avatar was made from: `photo`,
+        whose statuses then carry this one, as its own)."""
         path = self._cache_path()
         job = Job(lambda: None, "", "", f"cache {path}")
         try:
@@ -565,6 +588,7 @@ class ReconstructionNode(Node):
             msg.operator_id = self._param("operator_id") or msg.operator_id
             msg.header.frame_id = msg.gaussians.header.frame_id = str(self._param("frame_id"))
             job.operator_id, job.frame_id = msg.operator_id, msg.header.frame_id
+            job = photo or job
             avatar = msg_to_avatar(msg)  # the checks render_node makes: refuse here what it would refuse
         except Exception as e:  # ValueError from the checks; deserialization raises its own kinds
             self.counts["cache_errors"] += 1
@@ -630,11 +654,30 @@ class ReconstructionNode(Node):
         self.get_logger().info(f"{values['backend']} reconstructor ready ({time.perf_counter() - t0:.1f} s)")
         return rec
 
+    def _read_file(self, job: Job) -> None:
+        """Read the photo file of `job` (photo_path): its bytes become its content (so _photo_key knows a file whose
+        avatar is shown, or cached, by its bytes) and its decode their decode under max_pixels as it is now. Raises
+        ValueError (imageio.read_file: missing, unreadable, a directory)."""
+        data = imageio.read_file(job.path)
+        job.max_pixels = limit = int(self._param("max_pixels"))
+        job.content = (data, "file")
+        job.decode = lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit))
+
+    def _cached_made_from(self) -> tuple | None:
+        """_made_from of the avatar in the cache (its note), for a start with photo_path: that photo, made into the
+        cached avatar before, is served from the cache (_run). None when there is none or it cannot be read (the
+        photo is then reconstructed; _restore_cache says what is wrong with a cache it is asked to serve)."""
+        try:
+            entry = avatar_cache.read_entry(self._cache_path(), CACHE_KIND)
+        except ValueError:
+            return None
+        return None if entry is None else _made_from_note(entry[1], 0)
+
     def _photo_key(self, job: Job) -> bytes | None:
-        """What decides the avatar the reconstructor built now makes of `job`'s photo message, as a SHA-256: the
+        """What decides the avatar the reconstructor built now makes of `job`'s photo, as a SHA-256: the
         photo's fingerprint, the max_pixels it is decoded with (the parameter when it arrived), the reconstructor
         (reconstructor_key: its backend and options when it was built, its checkpoint's content, the code) and the
-        avatar's frame_id; None for a photo file. (Made of the run-time parameters, it answered "unchanged" for a
+        avatar's frame_id; None for a photo file not read yet. (Made of the run-time parameters, it answered "unchanged" for a
         photo decoded under another max_pixels, and for a checkpoint retrained at the same path; review16, s16.)"""
         fingerprint = job.fingerprint()
         if fingerprint is None:
@@ -650,7 +693,22 @@ class ReconstructionNode(Node):
         if rec is None:  # self.state says why (no reconstructor: ...) and stays so for the diagnostics
             self._refuse(INTERNAL_ERROR, f"{self.state}; fix the parameters", job, 0.0)
             return
+        if job.path:
+            try:
+                self._read_file(job)
+            except ValueError as e:
+                self._refuse(AvatarStatus.BAD_IMAGE, str(e), job, 0.0)
+                return
         key = self._photo_key(job)
+        if key is not None and self._made_from is not None and key == self._made_from[0] and self._shown is None:
+            # the start-up photo_path, made into the cached avatar by an earlier run: served from the cache, not
+            # reconstructed (each restart of robot.launch.py photo:=me.jpg showed no face for a reconstruction, 2.5-12
+            # s here, while the cache held that avatar; user40)
+            self._restore_cache(f"the start-up photo ({job.source}) is the one it was made from (not reconstructed "
+                                "again)", job)
+            if self._shown is not None:
+                return
+            self._made_from = None  # the cache could not be served after all (gone, corrupt): reconstruct the photo
         if key is not None and self._made_from is not None and key == self._made_from[0]:
             # the photo the published avatar was made from, sent again (photo_node restarted with the same photo: its
             # latched photo is a new sample): not reconstructed again. It was (17 s of the robot's CPU at load 19,
