@@ -307,16 +307,28 @@ def test_render_node_refuses_malformed_controls(graph):
     t = time.monotonic()
     bad_stamps = set()
     refused = refused0
+
+    def said() -> int:
+        return g["procs"]["render"].log().count("face_control refused: ")
+
     for k, (name, mutate) in enumerate(BAD_CONTROLS.items()):
         stamp = STAMP0 + (k + 1) * 1000
         bad_stamps.add(stamp)
         msg = _mutated(stamp, mutate)
-        # one at a time, sent again until the count shows it refused: the node's face_control reader is best effort,
-        # keep last 5, and a burst of them was partly overwritten before the node took it on a loaded machine
-        assert peer.wait(lambda: int(peer.diag_value("render_node", "controls_refused", 0)) > refused, 30,
-                         action=lambda: g["control"].publish(msg), action_every=2.0), \
+        # one at a time, sent again until it shows refused: the node's face_control reader is best effort, keep last
+        # 5, and a burst of them was partly overwritten before the node took it on a loaded machine. Refused shows as
+        # the log's line of a cause not said before (written as it is refused) or, for a cause said already, as the
+        # count on /diagnostics (once a second: waiting for it alone took ~1 s a control, 27 s in all; s40)
+        lines = said()
+        assert peer.wait(lambda: said() > lines or int(peer.diag_value("render_node", "controls_refused", 0)) > refused,
+                         30, action=lambda: g["control"].publish(msg), action_every=2.0), \
             (name, peer.diag("render_node"), _logs(g))
-        refused = int(peer.diag_value("render_node", "controls_refused"))
+        # (its line can come before /diagnostics counts it: the next control's count must go past this one's)
+        refused = max(refused + 1, int(peer.diag_value("render_node", "controls_refused")))
+    # every one of them counted
+    assert peer.wait(lambda: int(peer.diag_value("render_node", "controls_refused", 0)) >= refused0 + len(BAD_CONTROLS),
+                     30), (peer.diag("render_node"), _logs(g))
+    refused = int(peer.diag_value("render_node", "controls_refused"))
     assert refused >= refused0 + len(BAD_CONTROLS)
     assert "face_control refused" in g["procs"]["render"].log()
     # The frames kept the good control's stamp meanwhile; none was driven by a refused control.

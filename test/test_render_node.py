@@ -290,13 +290,19 @@ def test_controls_stamped_with_another_clock_are_said(io):
 
 
 def _diag_values(io):
+    """The values of a render_node diagnostics message published from now on (stamped now or later: the node's clock is
+    the system clock here). Before, 0.3 s of spinning took what was already queued, then the next one to come was
+    read: 0.3 s more each of ~25 calls in this module, and a message delivered later than that passed for a new one."""
     from rosgraph import spin_until
 
-    spin_until(io["node"], lambda: False, 0.3)  # take what was already queued
+    t = time.time_ns()
     io["diags"].clear()
-    assert spin_until(io["node"], lambda: any("render_node" in s.name for d in io["diags"] for s in d.status), 30)
-    st = [s for d in io["diags"] for s in d.status if "render_node" in s.name][-1]
-    return {kv.key: kv.value for kv in st.values}
+
+    def fresh():
+        return [s for d in io["diags"] if _stamp(d) >= t for s in d.status if "render_node" in s.name]
+
+    assert spin_until(io["node"], fresh, 30)
+    return {kv.key: kv.value for kv in fresh()[-1].values}
 
 
 def _ensure_avatar(io):

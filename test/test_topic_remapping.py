@@ -25,8 +25,11 @@ def test_companion_topics_follow_a_remapped_topic(rclpy_context, tmp_path):
     # a camera driver on its own default topic (usb_cam's, v4l2_camera's): the tracker, remapped elsewhere, says so
     node.create_publisher(Image, "/image_raw", qos_profile_sensor_data)
     procs = [
+        # (its no-frames line 6 s after it is ready rather than 10, as in test_tracker_node's
+        # test_a_camera_topic_that_is_published_but_sends_nothing_is_said_as_such: the same rule; s40)
         Proc(executable("tracker_node") + ["--ros-args", "-r", "camera/image_raw:=/usb_cam/image_raw",
-                                           "-r", "face_control:=/operator/face_control"], tmp_path / "tracker.log"),
+                                           "-r", "face_control:=/operator/face_control", "-p", "no_frames_say_s:=6.0"],
+             tmp_path / "tracker.log"),
         Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/robot1", "-r", "face_control:=/operator/face_control",
                                           "-r", "face_display/image_raw:=/robot1/screen/image_raw",
                                           "-p", "width:=64", "-p", "height:=64", "-p", "backend:=cpu"],
