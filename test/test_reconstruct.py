@@ -2458,6 +2458,74 @@ def test_a_screaming_photo_rests_without_drips_below_its_lower_lip(results):
     assert across < 1.08 * down, f"vertical drips below the lower lip: |step| across {across:.4f}, down {down:.4f}"
 
 
+def test_a_screaming_photo_rests_with_a_lower_lip_not_a_smear(results):
+    """lp_d9_woman_turned's closed lower lip is her screaming photo's thin, wet lower lip stretched to a relaxed
+    lip's height: its Gaussians were needles (0.14 x 0.9 x 2.6 mm, up to 8:1) and those that kept their photo colour
+    (lip-coloured) drew the scream's bright wet rim as a pink smear along the closed lip's lower half, over a flat
+    block whose lower edge followed the scream's folded mesh (12 mm below the lip line at one end, 21 mm at the
+    other). Now the closed lower lip is drawn in the lip's colour down to a relaxed lip's curve, skin and the lip's
+    shadow below (lips.LipConfig.lower_lip_min_m's notes), none of its Gaussians longer than 3 x its width.
+    Checked: (1) the rest face Gaussians on the lower lip's triangles or in the band from the lip line to 10 mm below
+    it, between the corners (not the upper lip's): their longest axis over the middle one, 8.32 at most before (98
+    beyond 3:1), 3.0 now; (2) in the source view at rest, 2x, the middle half between the corners, 5 to 12 mm below
+    the lip line: the share of pixels nearer the photo's lip chromaticity than its skin's and brighter than 1.1 x
+    the lower lip's median luma (1 to 5 mm below the line), the smear: 0.247 before, 0.051 now (what is left is the
+    lip's edge blending into the lighter skin)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.avatar import PART_FACE
+    from gaussian_head_ros.core.reconstruct.lighting import skin_triangle_mask
+    from gaussian_head_ros.core.reconstruct.lips import lip_triangles
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.reconstruct.surfaces import rasterize_mesh
+
+    res = results["lp_d9_woman_turned.jpg"]
+    a = res.avatar
+    rest = a.template_vertices.astype(np.float64)
+    faces = a.template_faces.astype(np.int64)
+    photo_v = rest + res.expression
+    line = 0.5 * (rest[list(lmk.LIP_UPPER_INNER)] + rest[list(lmk.LIP_LOWER_INNER)])
+    order = np.argsort(line[:, 0])
+    lx, ly = line[order, 0], line[order, 1]
+    xr, xl = rest[lmk.MOUTH_CORNER_R, 0], rest[lmk.MOUTH_CORNER_L, 0]
+    m = a.means.astype(np.float64)
+    below = m[:, 1] - np.interp(m[:, 0], lx, ly)
+    upper, lower = lip_triangles(rest)
+    fid = np.clip(a.face_id.astype(np.int64), 0, None)
+    on = ((a.part == PART_FACE) & (a.face_id >= 0) & ~upper[fid]
+          & (lower[fid] | ((below > 0) & (below < 0.010) & (m[:, 0] > xr) & (m[:, 0] < xl))))
+    s = np.sort(np.exp(a.log_scales[on].astype(np.float64)), axis=1)
+    aniso = s[:, 2] / s[:, 1]
+    img, project = _rest_in_source_view(a, 2)
+    K, w, _ = source_intrinsics(a)
+    vm = a.source_camera.viewmat.astype(np.float64)
+    fid_photo = rasterize_mesh(photo_v @ vm[:3, :3].T + vm[:3, 3], faces, np.asarray(K, np.float64), w)[0]
+    f = np.clip(fid_photo, 0, None)
+    photo = res.photo.astype(np.float64) / 255
+    up_p, lo_p = lip_triangles(photo_v)
+    lip = np.median(photo[(fid_photo >= 0) & (up_p | lo_p)[f]], 0)
+    skin = np.median(photo[(fid_photo >= 0) & skin_triangle_mask()[f]], 0)
+
+    def chroma(c):
+        return c / np.maximum(c.sum(-1, keepdims=True), 1e-6)
+
+    def band(top_m, bottom_m):  # [P, 3] pixels from top_m to bottom_m below the lip line, the middle half
+        xs = np.linspace(xr + 0.25 * (xl - xr), xl - 0.25 * (xl - xr), 200)
+        p = np.stack([xs, np.interp(xs, lx, ly), np.full_like(xs, rest[lmk.LIP_LOWER_OUTER[4], 2])], 1)
+        u, y0 = project(p + [0, top_m, 0])
+        _, y1 = project(p + [0, bottom_m, 0])
+        return np.concatenate([img[int(np.ceil(a0)):int(a1) + 1, int(c)] for c, a0, a1 in zip(u, y0, y1)])
+
+    def lipish(px):
+        return (np.linalg.norm(chroma(px) - chroma(lip), axis=1) < np.linalg.norm(chroma(px) - chroma(skin), axis=1))
+
+    luma = np.array([0.299, 0.587, 0.114])
+    lip_luma = np.median(band(0.001, 0.005) @ luma)
+    low = band(0.005, 0.012)
+    bright = np.mean(lipish(low) & (low @ luma > 1.1 * lip_luma))
+    assert aniso.max() < 3.05, f"needles on the closed lower lip: {(aniso > 3.05).sum()} longer than 3:1"
+    assert bright < 0.12, f"a bright lip-coloured smear along the closed lower lip's lower half: {bright:.3f}"
+
+
 def test_a_screaming_photo_rests_without_a_pale_patch_on_its_shaded_side(results):
     """lp_d9_woman_turned is lit from her right: her left cheek and jaw are in shade (~0.6 of the face's median
     luma). Her closed chin and the skin beside her closed lips are re-textured from the photo's skin fill

@@ -29,7 +29,8 @@ LipConfig.ring_m), where the scream's stretched lip corners otherwise stay as da
   the lip's edge averaged over its own height: stretched tall across it, a centre value drew a dark vertical
   streak; in front, the synthesised layer's discs near the line in the lips' colour and overlapping discs along
   the line itself (`line_points`) draw it crisp: darkened at each disc's own centre, that layer drew it as a row
-  of dots); elsewhere the
+  of dots; the lower lip reaches down to a relaxed lip's curve, `lower_lip_depth`, with its shadow below it, and
+  keeps none of the photo's colour nor a Gaussian longer than 3:1); elsewhere the
   skin around it (the photo's clean skin pixels, smoothly filled: `skin_fill_map`), looked up where the Gaussian's
   place was in the photo (`photo_places`: at its rest place lp_d9's chin, moved up to 30 mm, took the fill of the
   open mouth). A Gaussian whose photo colour already fits keeps it (on the lips: anything but teeth and cavity;
@@ -91,7 +92,8 @@ class LipConfig:
     move_from: float = 0.004  # a triangle the rest pose moves this far (largest vertex move) starts taking its colours
     move_full: float = 0.010  # ... fully from this far (the folds below a wide-open lower lip move 10-30 mm)
     upper_lip_m: float = 0.0065  # at rest, lip colour reaches this far above the line where the lips meet
-    lower_lip_m: float = 0.009  # ... and this far below it (MediaPipe's relaxed lips: 5-6 and 8-9 mm); skin beyond
+    lower_lip_m: float = 0.009  # ... and at most this far below it (MediaPipe's relaxed lips: 5-6 and 8-9 mm; the
+    # lower lip's edge is a curve, `lower_lip_depth`); skin beyond
     fill_spacing_m: float = 0.0012  # a layer of synthesised Gaussians on the rest triangles (their photo discs leave gaps)
     fill_behind_m: float = 0.0003  # ... this far behind the photo layer
     fill_from: float = 0.5  # ... on triangles whose colour weight (`_weights`) is at least this
@@ -106,6 +108,22 @@ class LipConfig:
     # about as dark on average as the dots were; meet_shade's 0.4 drew it 1.6x as dark). Before, the synthesised
     # layer's discs near the line, round and 0.72 mm wide, quasi-random, each as dark as its centre was near the
     # line, drew it as a row of dots (lp_d9 at 4x, session 19)
+    # The closed lower lip is drawn as a relaxed one, whatever the rest template's lower lip looks like: its outer
+    # edge at rest follows the photo's scream (lp_d9: 12 mm below the line where the lips meet beside the right corner,
+    # 8 in the middle, 21 left of it) and its Gaussians are the photo's thin, wet lower lip stretched up to 8:1. Lip
+    # colour reaches down to a smooth curve (`lower_lip_depth`: the middle of the rest edge's depth, within
+    # lower_lip_min_m .. lower_lip_m, times 1 - u^2 between the outer corners, u = -1 .. 1: a closed photo's lower
+    # edge, business_person's, is within 0.1 x its middle depth of that), on any re-textured triangle (the chin's too:
+    # there the rest edge is higher than the curve), skin below it; the photo's own colour is not kept there (its
+    # scream's wet rim drew a bright pink smear along the closed lip's lower half), and no re-textured Gaussian there
+    # is longer than lower_lip_aspect x its width (needles of 0.14 x 0.9 x 2.6 mm drew horizontal smears)
+    lower_lip_min_m: float = 0.006
+    lower_lip_aspect: float = 3.0
+    # the skin just below the closed lower lip is shaded (the lip's own shadow; without it the lip's edge, drawn in
+    # colour only, read faint against lp_d9's pale chin): darkened by this at lower_lip_shadow_m below the curve,
+    # a Gaussian profile lower_lip_shadow_m wide
+    lower_lip_shadow: float = 0.2
+    lower_lip_shadow_m: float = 0.0015
 
 
 @functools.lru_cache(maxsize=1)
@@ -353,24 +371,36 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
 
     def targets(p, fid, bary, sig_y=None, shaded=None):
         """Rest points p [M, 3] on triangles fid [M] at barycentrics bary [M, 3] -> (target colours [M, 3], lip share
-        [M] 0..1, lip reference [M, 3], skin [M, 3]); sig_y [M]: the Gaussians' vertical extent (std, metres): the
-        line where the lips meet is averaged over it; shaded [M] bool: which are darker along that line (None: all).
+        [M] 0..1, lip reference [M, 3], skin [M, 3], lower lip share [M] 0..1); sig_y [M]: the Gaussians' vertical
+        extent (std, metres): the line where the lips meet is averaged over it; shaded [M] bool: which are darker
+        along that line (None: all).
         The skin is the photo's around each point's own place in the photo (`photo_places`), not its rest place: the
         closing moves the chin up to 30 mm, and there lp_d9's chin took the fill of the open mouth, lighter than her
         shaded chin (its median luma 0.52 against 0.47 for the lower face's skin in the photo; 0.43 now)."""
         skin = np.asarray(skin_fill(photo_places(v_photo, faces, fid, bary)), np.float64)
         sig2 = np.zeros(len(p)) if sig_y is None else np.asarray(sig_y, np.float64) ** 2
-        t, share, ref_m = skin.copy(), np.zeros(len(p)), skin.copy()
+        t, share, ref_m, low = skin.copy(), np.zeros(len(p)), skin.copy(), np.zeros(len(p))
         meet = _meeting_distance(p, v_rest)  # signed, + below
-        for tri, ref, reach in zip((upper, lower), lip_ref, (cfg.upper_lip_m, cfg.lower_lip_m)):
-            m = tri[fid]
+        depth = lower_lip_depth(p[:, 0], v_rest, cfg)
+        for tri, ref, reach in zip((upper, lower), lip_ref, (cfg.upper_lip_m, None)):
+            # the lower lip: any re-textured Gaussian below the line down to the relaxed lip's edge (`lower_lip_depth`)
+            m = tri[fid] if reach is not None else (lower[fid] | (~upper[fid] & (meet > 0) & (depth > 0)))
             if ref is None or not m.any():
                 continue
             # a closed mouth's lips are no taller than a relaxed one's: a wide-open photo's lip band, closed,
             # reaches further (its corners hang down to the chin): skin there
             # (the lip's edge averaged over each Gaussian's vertical extent, as the meeting line below)
             sig = np.sqrt(sig2[m])
-            share[m] = 1.0 - smoothstep(0.0, 1.0, (np.abs(meet[m]) - reach + sig) / (0.0015 + 2 * sig))
+            r = reach if reach is not None else depth[m]
+            share[m] = 1.0 - smoothstep(0.0, 1.0, (np.abs(meet[m]) - r + sig) / (0.0015 + 2 * sig))
+            if reach is None:
+                low[m] = share[m]
+                if cfg.lower_lip_shadow > 0:  # the lip's shadow on the skin below it (over each Gaussian's extent)
+                    var = cfg.lower_lip_shadow_m ** 2 + sig ** 2
+                    off = meet[m] - depth[m] - cfg.lower_lip_shadow_m
+                    amp = (cfg.lower_lip_shadow * cfg.lower_lip_shadow_m / np.sqrt(var) * np.exp(-0.5 * off ** 2 / var)
+                           * smoothstep(0.0, 2 * cfg.lower_lip_shadow_m, depth[m]))  # none beyond the lip's ends
+                    skin[m] *= (1.0 - (1.0 - share[m]) * amp)[:, None]
             ref_m[m] = ref
             t[m] = share[m, None] * ref + (1 - share[m, None]) * skin[m]
             if cfg.meet_shade > 0:  # the line where the closed lips meet is darker: a Gaussian profile of width
@@ -380,7 +410,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
                 var = cfg.meet_width_m ** 2 + sig2[m]
                 amp = cfg.meet_shade * cfg.meet_width_m / np.sqrt(var) * (1.0 if shaded is None else shaded[m])
                 t[m] *= (1 - amp * np.exp(-0.5 * meet[m] ** 2 / var))[:, None]
-        return t, share, ref_m, skin
+        return t, share, ref_m, skin, low
 
     sel = w_tri[all_fid] > 0
     idx, fid = bound[sel], all_fid[sel]
@@ -389,12 +419,23 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     c = batch.colors[idx].astype(np.float64)
     sig_y = _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
     sig_y = _above_lower_edge(batch, idx, v_rest, cfg, sig_y)
-    target, share, ref, skin = targets(batch.means[idx].astype(np.float64), fid, batch.bary[idx].astype(np.float64),
-                                       sig_y)
+    if cfg.lower_lip_aspect:  # no needles on the closed lower lip and the skin round it (the skin's shadow below)
+        p = batch.means[idx].astype(np.float64)
+        meet = _meeting_distance(p, v_rest)
+        near = lower[fid] | (~upper[fid] & (meet > 0)
+                             & (meet < lower_lip_depth(p[:, 0], v_rest, cfg) + 3 * cfg.lower_lip_shadow_m))
+        rows = idx[near]
+        info["lip_lower_shortened"] = _shorten(batch, rows, cfg.lower_lip_aspect)
+        q = batch.quats[rows].astype(np.float64)
+        sig_y[near] = np.sqrt(covariances(q / np.linalg.norm(q, axis=1, keepdims=True), batch.scales[rows])[:, 1, 1])
+    target, share, ref, skin, low = targets(batch.means[idx].astype(np.float64), fid,
+                                            batch.bary[idx].astype(np.float64), sig_y)
     # A Gaussian that already shows what is there at rest keeps its own colour (the photo's texture): on the lips
     # anything but teeth and cavity, on the skin anything but those, lip colour and shadow. Stretched so far that
-    # its texture is a streak, it takes the synthesised colour anyway.
+    # its texture is a streak, it takes the synthesised colour anyway; on the closed lower lip it always does
+    # (LipConfig.lower_lip_min_m's notes), and none there is longer than lower_lip_aspect x its width.
     keep = (1.0 - _misfit(c, share, ref, skin, skin_luma)) * (1.0 - smoothstep(cfg.streak_from, cfg.streak_full, s))
+    keep *= 1.0 - low
     new = keep[:, None] * c + (1 - keep[:, None]) * target
     batch.colors[idx] = np.clip((1 - w[:, None]) * c + w[:, None] * new, 0, 1).astype(np.float32)
     info["lip_retextured"] = int(idx.size)
@@ -450,6 +491,33 @@ def _meeting_distance(p: np.ndarray, v_rest: np.ndarray) -> np.ndarray:
     """[M] vertical distance (metres, + below) of rest points from the closed inner lip line (rest template)."""
     x, y = _meeting_line(v_rest)
     return p[:, 1] - np.interp(p[:, 0], x, y)
+
+
+def lower_lip_depth(x: np.ndarray, v_rest: np.ndarray, cfg: LipConfig | None = None) -> np.ndarray:
+    """[M] x (head frame, metres) -> [M] how far below the line where the rest template's [V, 3] closed lips meet a
+    relaxed lower lip reaches there (metres, 0 beyond the outer corners): h (1 - u^2), u = -1 .. 1 from corner to
+    corner (lmk.MOUTH_CORNER_R / _L), h the median depth of the rest lower edge's middle three points
+    (lmk.LIP_LOWER_OUTER[3:6]) clipped to cfg.lower_lip_min_m .. cfg.lower_lip_m (LipConfig's notes)."""
+    cfg = cfg or LipConfig()
+    v = np.asarray(v_rest, np.float64)
+    mid = v[list(lmk.LIP_LOWER_OUTER[3:6])]
+    h = float(np.clip(np.median(_meeting_distance(mid, v)), cfg.lower_lip_min_m, cfg.lower_lip_m))
+    xr, xl = v[lmk.MOUTH_CORNER_R, 0], v[lmk.MOUTH_CORNER_L, 0]
+    u = (np.asarray(x, np.float64) - 0.5 * (xr + xl)) / max(0.5 * abs(xl - xr), 1e-6)
+    return h * np.clip(1.0 - u ** 2, 0.0, None)
+
+
+def _shorten(batch: GaussianBatch, rows: np.ndarray, aspect: float) -> int:
+    """Batch rows whose longest axis is more than aspect x the middle one get it shortened to that (in place; their
+    orientation and other axes kept) -> how many."""
+    s = batch.scales[rows].astype(np.float64)
+    order = np.argsort(s, axis=1)
+    mid = np.take_along_axis(s, order[:, 1:2], 1)[:, 0]
+    top = order[:, 2]
+    long = s[np.arange(len(rows)), top] > aspect * mid
+    s[np.flatnonzero(long), top[long]] = aspect * mid[long]
+    batch.scales[rows] = s.astype(np.float32)
+    return int(long.sum())
 
 
 def _follow_map(batch: GaussianBatch, idx: np.ndarray, fid: np.ndarray, v_photo, v_rest, faces, w) -> np.ndarray:
