@@ -4,14 +4,14 @@
     python scripts/mouth_follow.py --video CLIP.mp4 [--photo PORTRAIT] [--reader FACE_LANDMARKER.task]
                                    [--max-frames 60] [--stride 2] [--json OUT] [--swap] [--video-mode]
 
-The clip drives the avatar of --photo (default: the clip's frame 0, self-reenactment, drawn through the photo's
-own camera as `gaussian-head eval` does) through FaceTracker, as the living-face table does. On every --stride-th
-frame the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its own; --video-mode: as the
-table) reads the driver frame and the render; its own landmarks are put in the head frame (facemesh.fit_head_frame:
-canonical metres, outer eye corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width
-(outer corners 61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip
-gap (inner lips 13-14), the corners' and the chin's (152) height below the nose tip. The driven template's own width and drop (what the
-control asked for) are printed too.
+The clip drives the avatar of --photo (default: the clip's frame 0, self-reenactment, drawn through the photo's own
+camera as `gaussian-head eval` does) through FaceTracker, as the living-face table does. On every --stride-th frame
+the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its own; --video-mode: as the table) reads the
+driver frame and the render; its own landmarks are put in the head frame (facemesh.fit_head_frame: canonical metres,
+outer eye corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width (outer corners
+61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip gap (inner lips
+13-14), the corners' and the chin's (152) height below the nose tip. The driven template's own width and drop (what
+the control asked for) are printed too.
 
 Printed per frame and summed up per measure: Pearson r and least-squares slope of the render's reading against
 the driver's (slope 1: the visible mouth moves as much as the driver's; the reader's smile reads this geometry),
@@ -21,20 +21,20 @@ lp_s9_monalisa x sadtalker 0.47 / 0.53 while the template followed the tracker 1
 template's (the teeth and the photo's creases stay where the photo had them). Measurement only; asserts nothing.
 
 --swap takes the reader's jawOpen apart (core/reader.BlendshapeModel: the reader's own blendshape model run on
-landmarks without an image). Beside the render's reading it scores two made-up faces per frame: the avatar's
-rest landmarks (the render's first read frame) plus the operator's motion since the driver's first read frame,
-and the operator's rest plus the avatar's motion (the motion carried over by the 2D similarity that maps the
-driver's first landmarks onto the render's). Their r and slope against the driver's jawOpen say whether the
-reading is lost in the avatar's motion (operator rest + avatar motion low) or in the avatar's face itself
-(avatar rest + operator motion low). --video-mode reads as the living-face table does (two video-mode
-readers, every frame) and gives the table's render figures. Session 15 (jaw15), business_person, 60 frames,
---video-mode, jawOpen slope render / avatar rest + operator motion / operator rest + avatar motion: x lp_d0
-0.08 / 0.04 / 1.28 (its face reads shut, its motion is whole), x lp_d18 0.17 / 0.46 / 0.67 (both); x
-tpsmm_driving r 0.537 / 0.811 / 0.703 (its motion). Session 40, x lp_d18, 60 frames, --stride 2 (IMAGE mode): the chin
-below the nose slope 0.73 (business_person), 0.70 (two_children_multiface), 0.42 (lp_d9_woman_turned), and
-business_person's jawOpen slope 0.16 (--swap): at frame 34 (jaw dropped, lips pursed shut; the driver's jawOpen 0.56) business_person's
-driven template drops its chin 10.8 mm and the reader's chin on the render 8.5 mm, yet its jawOpen reads 0.07 (lp_d9,
-whose shut rest lips part as the jaw drops: 16.5 mm, 0.69): with the lips shut the reader wants more than the chin.
+landmarks without an image). Beside the render's reading it scores two made-up faces per frame: the avatar's rest
+landmarks (the render's first read frame) plus the operator's motion since the driver's first read frame, and the
+operator's rest plus the avatar's motion (the motion carried over by the 2D similarity that maps the driver's first
+landmarks onto the render's). Their r and slope against the driver's jawOpen say whether the reading is lost in the
+avatar's motion (operator rest + avatar motion low) or in the avatar's face itself (avatar rest + operator motion
+low). --video-mode reads as the living-face table does (two video-mode readers, every frame) and gives the table's
+render figures. Session 15 (jaw15), business_person, 60 frames, --video-mode, jawOpen slope render / avatar rest +
+operator motion / operator rest + avatar motion: x lp_d0 0.08 / 0.04 / 1.28 (its face reads shut, its motion is
+whole), x lp_d18 0.17 / 0.46 / 0.67 (both); x tpsmm_driving r 0.537 / 0.811 / 0.703 (its motion). Session 40, x
+lp_d18, 60 frames, --stride 2 (IMAGE mode): the chin below the nose slope 0.73 (business_person), 0.70
+(two_children_multiface), 0.42 (lp_d9_woman_turned), and business_person's jawOpen slope 0.16 (--swap): at frame 34
+(jaw dropped, lips pursed shut; the driver's jawOpen 0.56) business_person's driven template drops its chin 10.8 mm
+and the reader's chin on the render 8.5 mm, yet its jawOpen reads 0.07 (lp_d9, whose shut rest lips part as the jaw
+drops: 16.5 mm, 0.69): with the lips shut the reader wants more than the chin.
 """
 
 from __future__ import annotations

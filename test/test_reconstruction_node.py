@@ -326,11 +326,11 @@ def test_newest_photo_wins(peer):
 def test_a_photo_that_cannot_be_decoded_is_refused_at_once_and_leaves_the_waiting_photo(peer):
     """A good photo, then another good one while the first is reconstructed, then photos that cannot be decoded (empty
     compressed bytes, a JPEG cut short, a raw Image of no pixels, one whose data is shorter than its size): each of
-    those is refused BAD_IMAGE as it arrives, before the running reconstruction ends, and the good photo waiting
-    stays and becomes the avatar (the node may still be busy with an earlier test's photo: 'running' then waits,
-    and 'waiting' replaces it, as the newest good photo). Before (user40), the empty one replaced the waiting photo (SUPERSEDED, 'a newer
-    photo ... came while this one waited'), its BAD_IMAGE came only after the running reconstruction, and the robot
-    kept the first face."""
+    those is refused BAD_IMAGE as it arrives, before the running reconstruction ends, and the good photo waiting stays
+    and becomes the avatar (the node may still be busy with an earlier test's photo: 'running' then waits, and
+    'waiting' replaces it, as the newest good photo). Before (user40), the empty one replaced the waiting photo
+    (SUPERSEDED, 'a newer photo ... came while this one waited'), its BAD_IMAGE came only after the running
+    reconstruction, and the robot kept the first face."""
     from builtin_interfaces.msg import Time as TimeMsg
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph import spin_until
@@ -1255,8 +1255,9 @@ def test_a_compressed_photos_header_is_parsed_once_by_the_worker_not_in_the_call
 
 def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path):
     """A photo_path file that is an animated GIF was reconstructed from its first frame without a word (only photos on
-    the topic were said to be animations; refuse18, s18). Its job's decode now gives the same note as a message's, which
-    the worker says in the log and the photo's statuses. _submit_file and _read_file on a stand-in node (no ROS graph)."""
+    the topic were said to be animations; refuse18, s18). Its job's decode now gives the same note as a message's,
+    which the worker says in the log and the photo's statuses. _submit_file and _read_file on a stand-in node (no ROS
+    graph)."""
     from types import SimpleNamespace
 
     from PIL import Image

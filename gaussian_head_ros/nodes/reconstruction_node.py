@@ -677,8 +677,9 @@ class ReconstructionNode(Node):
         """What decides the avatar the reconstructor built now makes of `job`'s photo, as a SHA-256: the
         photo's fingerprint, the max_pixels it is decoded with (the parameter when it arrived), the reconstructor
         (reconstructor_key: its backend and options when it was built, its checkpoint's content, the code) and the
-        avatar's frame_id; None for a photo file not read yet. (Made of the run-time parameters, it answered "unchanged" for a
-        photo decoded under another max_pixels, and for a checkpoint retrained at the same path; review16, s16.)"""
+        avatar's frame_id; None for a photo file not read yet. (Made of the run-time parameters, it answered
+        "unchanged" for a photo decoded under another max_pixels, and for a checkpoint retrained at the same path;
+        review16, s16.)"""
         fingerprint = job.fingerprint()
         if fingerprint is None:
             return None
