@@ -419,8 +419,8 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     c = batch.colors[idx].astype(np.float64)
     sig_y = _follow_map(batch, idx, fid, v_photo, v_rest, faces, w_cov)
     sig_y = _above_lower_edge(batch, idx, v_rest, cfg, sig_y)
+    p = batch.means[idx].astype(np.float64)  # their rest places (_shorten changes scales only)
     if cfg.lower_lip_aspect:  # no needles on the closed lower lip and the skin round it (the skin's shadow below)
-        p = batch.means[idx].astype(np.float64)
         meet = _meeting_distance(p, v_rest)
         near = lower[fid] | (~upper[fid] & (meet > 0)
                              & (meet < lower_lip_depth(p[:, 0], v_rest, cfg) + 3 * cfg.lower_lip_shadow_m))
@@ -428,8 +428,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
         info["lip_lower_shortened"] = _shorten(batch, rows, cfg.lower_lip_aspect)
         q = batch.quats[rows].astype(np.float64)
         sig_y[near] = np.sqrt(covariances(q / np.linalg.norm(q, axis=1, keepdims=True), batch.scales[rows])[:, 1, 1])
-    target, share, ref, skin, low = targets(batch.means[idx].astype(np.float64), fid,
-                                            batch.bary[idx].astype(np.float64), sig_y)
+    target, share, ref, skin, low = targets(p, fid, batch.bary[idx].astype(np.float64), sig_y)
     # A Gaussian that already shows what is there at rest keeps its own colour (the photo's texture): on the lips
     # anything but teeth and cavity, on the skin anything but those, lip colour and shadow. Stretched so far that
     # its texture is a streak, it takes the synthesised colour anyway; on the closed lower lip it always does
