@@ -91,7 +91,8 @@ def test_the_rest_a_lowered_brow_and_the_photos_own_raise_are_unchanged(obama_sp
     """The shade comes in only with a raise beyond the photo's own brows: the rest pose, lowered brows, and on an
     avatar whose photo's brows lay higher than the rest (GaussianAvatar.rest_brow_shift > 0: the rest lowered them,
     and a self clip's frame 0 raises them back) a raise up to the photo's own brows give the colours of the rule
-    switched off (brow_unfold_gain 0), to the bit; a raise beyond them lightens the strip only (never darkens)."""
+    switched off (brow_unfold_gain 0), to the bit; a raise beyond them lightens the strip and its apron past the
+    brow's ends (brow_strip.APRON_S) only (never darkens)."""
     import copy
 
     from gaussian_head_ros.core import brow_strip
@@ -108,8 +109,10 @@ def test_the_rest_a_lowered_brow_and_the_photos_own_raise_are_unchanged(obama_sp
     a, b = on.drive(c).colors, off.drive(c).colors
     changed = np.flatnonzero(np.any(a != b, 1))
     assert len(changed) > 1000 and np.all((a - b)[changed] @ _LUMA > 0)  # lighter, never darker
-    w = brow_strip.strip_weights(on.verts, on.means).max(1)
-    assert np.all(w[changed] > 0)  # only the strip, below the brows' lower contour and above the lash line
+    at = np.searchsorted(on.strip.rows, changed)
+    assert np.all(on.strip.rows[np.minimum(at, len(on.strip.rows) - 1)] == changed)  # only the strip and its apron
+    assert np.all(on.strip.reach[at] > 0)  # below the brows' lower contour and above the lash line
+    assert brow_strip.strip_weights(on.verts, on.means).max(1)[changed].min() == 0  # the apron past the ends moved
 
 
 def _strip_spread(avatar, controls) -> list[float]:
@@ -139,3 +142,40 @@ def test_a_strong_raise_unfolds_even_skin_not_blotches(business_person, obama_sp
     for avatar in (business_person, obama_speech):
         at50, at120 = _strip_spread(avatar, [controls[50], controls[120]])
         assert at120 < 0.97 * at50, (at50, at120)
+
+
+def _end_rim_excess(img, px) -> float:
+    """The outline at the brow-lid strips' ends: along the strip (s from 0.15 of the brow's width past each end to
+    0.35 inside it) at 0.3-0.6 of its height, the luma's total variation beyond its net change (a monotone ramp: 0; a
+    dark or light line across the path: twice its depth), x 1000, the mean over both ends of both eyes (image
+    blurred 1 px so the Gaussians' grain counts less)."""
+    lum = cv2.GaussianBlur(np.clip(img, 0, 1).astype(np.float32) @ _LUMA.astype(np.float32), (0, 0), 1.0)
+    out = []
+    for brow, lid in ((_BROW_LOWER_R, [p[0] for p in lmk.EYELID_PAIRS_R]),
+                      (_BROW_LOWER_L, [p[0] for p in lmk.EYELID_PAIRS_L])):
+        b, lo = px[list(brow)], px[lid]
+        b, lo = b[np.argsort(b[:, 0])], lo[np.argsort(lo[:, 0])]
+        for t in np.linspace(0.3, 0.6, 4):
+            for s in (np.linspace(-0.15, 0.35, 26), np.linspace(0.65, 1.15, 26)):
+                x = b[0, 0] + s * (b[-1, 0] - b[0, 0])
+                yb, yl = np.interp(x, *b.T), np.interp(x, *lo.T)
+                y = yb + t * (yl - yb)
+                lu = cv2.remap(lum, x.astype(np.float32)[None], y.astype(np.float32)[None], cv2.INTER_LINEAR)[0]
+                out.append(np.abs(np.diff(lu)).sum() - abs(lu[-1] - lu[0]))
+    return 1000 * float(np.mean(out))
+
+
+def test_a_strong_raise_draws_no_outline_at_the_strips_ends(business_person, obama_speech):
+    """tpsmm_driving's held raise (brows ~12 mm up): the strip went to one lit colour per eye and its weight's faded
+    ends kept the photo's shadowed strip, stretched, so a dark outline framed a flat plate (issue 11, upper41:
+    /tmp/brow39/plate1.png). Now the target is a membrane from the skin past the strip's ends (and the apron between
+    them, brow_strip.APRON_S), so the unfolded strip meets that skin with no step. The ends' outline measure
+    (`_end_rim_excess`) at a 12 mm raise, against the same raise with the unfold off (brow_unfold_gain 0): main
+    181.6 / 314.9 against 115.4 / 45.2 (business_person / obama_speech); now 40.1 / 18.0."""
+    from gaussian_head_ros.core.deform import DriveConfig
+
+    for avatar in (business_person, obama_speech):
+        on, off = Driver(avatar), Driver(avatar, DriveConfig(brow_unfold_gain=0.0))
+        c = _raise(on, 0.012)
+        with_unfold, without = _end_rim_excess(*_render(on, c, avatar)), _end_rim_excess(*_render(off, c, avatar))
+        assert with_unfold < without, (with_unfold, without)
