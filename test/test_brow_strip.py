@@ -179,3 +179,20 @@ def test_a_strong_raise_draws_no_outline_at_the_strips_ends(business_person, oba
         c = _raise(on, 0.012)
         with_unfold, without = _end_rim_excess(*_render(on, c, avatar)), _end_rim_excess(*_render(off, c, avatar))
         assert with_unfold < without, (with_unfold, without)
+
+
+def test_the_membrane_fill_is_harmonic_between_its_rims():
+    """brow_strip.membrane_fill on a 21 x 11 grid whose left and right columns are the rim (black and white): the
+    inner points take the harmonic fill, a ramp linear in x (to 0.03), whatever the prior; a point cut off from any
+    rim takes its prior."""
+    from gaussian_head_ros.core import brow_strip
+
+    x, y = np.meshgrid(np.arange(21.0), np.arange(11.0))
+    pts = np.stack([x.ravel(), y.ravel()], 1)
+    rim = (pts[:, 0] == 0) | (pts[:, 0] == 20)
+    rgb = np.repeat((pts[rim, :1] / 20.0), 3, 1)
+    fill = brow_strip.membrane_fill(pts[~rim], pts[rim], rgb, np.full((int((~rim).sum()), 3), 0.5))
+    np.testing.assert_allclose(fill, np.repeat(pts[~rim, :1] / 20.0, 3, 1), atol=0.03)
+    cut = pts[(pts[:, 0] < 5) & (pts[:, 1] < 5)]  # 25 points, each one's 8 nearest among them
+    far = brow_strip.membrane_fill(cut, np.array([[1e3, 0.0]]), np.zeros((1, 3)), np.full((len(cut), 3), 0.7))
+    np.testing.assert_allclose(far, 0.7, atol=1e-6)

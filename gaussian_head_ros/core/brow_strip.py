@@ -251,6 +251,8 @@ def membrane_fill(inner: np.ndarray, rim: np.ndarray, rim_rgb: np.ndarray, prior
 
     pts = np.concatenate([inner, rim])
     k = min(MEMBRANE_K + 1, len(pts))
+    if k < 2:
+        return np.asarray(prior, np.float64).copy()
     _, nb = cKDTree(pts).query(inner, k)
     nb = nb[:, 1:]  # not itself
     m = len(inner)
