@@ -527,8 +527,8 @@ def test_the_lower_teeth_turn_takes_the_lower_lip_down_by_its_drop_less_the_show
         assert abs(down - want) < 2e-4, f"lip {1000 * drop:.1f} mm down: the turn takes it {1000 * down:.1f} mm, " \
                                         f"not {1000 * want:.1f}"
     disp = np.zeros_like(verts)
-    disp[lmk.LOWER_LIP_IN, 1] = 0.3  # beyond the arc's reach: the widest turn, not NaN
-    assert float(interior_jaw_angle(rig, verts, disp, cfg)) == cfg.jaw_max_rad
+    disp[lmk.LOWER_LIP_IN, 1] = 0.3  # beyond the arc's reach: the widest turn (the interior's own limit), not NaN
+    assert float(interior_jaw_angle(rig, verts, disp, cfg)) == cfg.interior_max_rad
 
 
 def test_asarray_like_takes_the_namespace_dtype_and_device_of_its_reference():

@@ -1579,6 +1579,35 @@ def test_a_laugh_shows_a_lit_tongue_between_the_rows(results):
     assert tip >= 0.285, f"the tongue's tip {tip:.2f} x the teeth's luma"
 
 
+def test_a_scream_takes_the_lower_teeth_down_behind_the_lower_lip(results):
+    """DriveConfig.interior_max_rad: at a scream (lp_d18 frames 125-150: the lower inner lip 38-40 mm down, the
+    chin ~15 mm) the lower row's turn (`deform.interior_jaw_angle`, the lip's drop less the row's show) asks
+    ~0.69 rad; clipped at the chin's jaw_max_rad (0.5) the row stopped short and stood in the opening as a tall grey
+    slab above the lip, where the operator's lower lip hides his teeth. Seen at the midline (|x| < 5 mm) of
+    business_person: the lower row's edge at most 11 mm above the lower inner lip (measured 10.0; clipped at 0.5:
+    14.9); a laugh's 18 mm drop is left as it was (5.6 mm, the row's show)."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.landmarks import CHIN, LOWER_LIP_IN
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    a = results["business_person.png"].avatar
+    lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+    w, scale = a.bary[:, 0], np.exp(a.log_scales).max(1)
+    mid = (a.part == PART_MOUTH) & (np.abs(a.means[:, 0] - a.template_vertices[LOWER_LIP_IN, 0]) < 0.005)
+    lower = mid & np.isclose(scale, 0.7 * MouthConfig().teeth_spacing_m, rtol=0.02) & (w > 0)
+    assert lower.sum() > 10
+    driver, above = Driver(a), {}
+    for drop, chin in ((0.018, 0.003), (0.039, 0.015)):
+        ex = np.zeros((len(a.template_vertices), 3), np.float32)
+        ex[lower_lip, 1], ex[CHIN, 1] = drop, chin
+        p = driver.drive(FaceControl(expression=ex))
+        above[drop] = a.template_vertices[LOWER_LIP_IN, 1] + drop - p.means[lower, 1].min()  # y down
+    assert above[0.039] <= 0.011, f"the lower row's edge {1000 * above[0.039]:.1f} mm above the screaming lower lip"
+    assert 0.004 <= above[0.018] <= 0.007, f"a laugh's lower row {1000 * above[0.018]:.1f} mm above the lip"
+
+
 def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
     """deform.jaw_level_share: at a talking opening (0.12 rad) the lower row follows MouthConfig.
     lower_teeth_follow of the turn, so the opening shows two rows of teeth, not a black band between them

@@ -134,6 +134,12 @@ class DriveConfig:
     # smile too still for its r, the table's "driver moves" row); frame 0 of the 4 clips equal, sadtalker's +0.10 dB.
     # 0.15 (show 1.8 mm at jawOpen 0.3): 6 px dark, but the reader's jawOpen at 0.6 fell (4.193 -> 4.061).
     lower_teeth_show_share: float = 0.22
+    # ... and that turn reaches at most this (rad; the chin's own angle stays within jaw_max_rad). lp_d18's scream
+    # (frames 125-150: the lower inner lip 38-40 mm down, the chin 0.14-0.16 rad) asks 0.65-0.72 rad of it; clipped at
+    # jaw_max_rad (0.5) the lower row stopped ~10 mm short of the lip and stood in the opening as a tall grey slab,
+    # where the operator's lower lip hides his lower teeth (lead, session 41: nine portraits x lp_d18 frame 138).
+    # Beyond 0.5 rad a real mandible also glides forward and down; the turn stands in for both.
+    interior_max_rad: float = 0.75
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
@@ -280,7 +286,7 @@ def chin_turn(r0, r1):
 
 
 def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
-    """The least turn (rad about the jaw's hinge, + = opening; clipped to [0, jaw_max_rad]) of the mouth
+    """The least turn (rad about the jaw's hinge, + = opening; clipped to [0, interior_max_rad]) of the mouth
     interior's synthetic lower levels (jaw weights 0 < w < 1: the lower teeth, the tongue; `frame_tables`): the
     turn that takes the lower inner lip (LOWER_LIP_IN; `disp` [V, 3] from template `verts` [V, 3], metres, head
     frame, y down) down by its own drop less the lower row's show (cfg.lower_teeth_show_share of the drop, at most
@@ -301,7 +307,7 @@ def interior_jaw_angle(rig: "Rig", verts, disp, cfg: DriveConfig):
     # to the point straight below it (atan2(r0_y + drop, -r0_z)) took it down by ~60 % of the drop
     rho = xp.sqrt(r0[1] ** 2 + r0[2] ** 2)
     reach = xp.clip((r0[1] + drop) / rho, -1.0, 1.0)
-    return xp.clip(xp.asin(reach) - xp.atan2(r0[1], -r0[2]), 0.0, cfg.jaw_max_rad)
+    return xp.clip(xp.asin(reach) - xp.atan2(r0[1], -r0[2]), 0.0, cfg.interior_max_rad)
 
 
 def interior_glide(rig: "Rig", verts, disp, turn):
