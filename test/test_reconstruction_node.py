@@ -205,6 +205,24 @@ def test_raw_photo_then_refusal_keeps_the_avatar(rclpy_context, peer):
         (st.message, list(st.warnings))
 
 
+def test_a_raw_photo_without_frame_id_is_named_in_the_log_as_its_status_names_it(peer):
+    """A raw photo with an empty header.frame_id (`ros2 topic pub` without a header): its operator id is 'operator'
+    and its statuses' frame_id ''. The log said "photo '' received" then "photo 'operator' from operator/photo
+    refused", with no word that 'operator' is the name the node gave it (user40). Now every line names it
+    'operator' (no header.frame_id). A faceless photo: refused in a second, the avatar stays."""
+    from gaussian_head_ros.msg import AvatarStatus
+
+    start = len(peer["proc"].output())
+    peer["raw"].publish(_image_msg(np.full((240, 320, 3), 120, np.uint8), ""))
+    st = _wait_status(peer, "")
+    assert st.code == AvatarStatus.NO_FACE and st.operator_id == "operator", st.message
+    said = lambda: peer["proc"].output()[start:]  # noqa: E731
+    assert wait_until(lambda: " refused: " in said(), 30), said()[-3000:]
+    assert "photo 'operator' (no header.frame_id) received on /operator/photo" in said(), said()[-3000:]
+    assert "photo 'operator' (no header.frame_id) from operator/photo refused" in said(), said()[-3000:]
+    assert "photo '' " not in said(), said()[-3000:]
+
+
 def test_compressed_photo_and_bad_images(rclpy_context, peer):
     from gaussian_head_ros.msg import AvatarStatus
     from gaussian_head_ros.nodes.conversions import msg_to_avatar

@@ -231,7 +231,14 @@ class Job:
     def name(self) -> str:
         """The photo in log lines: its sender's frame_id (else its operator id) and where it came from. With several
         senders on one topic the robot's log said only 'photo from operator/photo/compressed refused' (user16, s16)."""
-        return f"'{self.frame_id or self.operator_id}' from {self.source}"
+        return f"{photo_label(self.frame_id, self.operator_id)} from {self.source}"
+
+
+def photo_label(frame_id: str, operator_id: str) -> str:
+    """A photo in log lines: its header.frame_id quoted; a photo without one, by the operator id its avatar and
+    statuses get, said to be that (its statuses' header.frame_id stays empty). An empty frame_id was said as ''
+    on receipt and as 'operator' after, with no word that this is a name the node gave it (user40, s40)."""
+    return f"'{frame_id}'" if frame_id else f"'{operator_id}' (no header.frame_id)"
 
 
 def _is_avatar_file(path: str) -> bool:
@@ -435,7 +442,7 @@ class ReconstructionNode(Node):
         them = "them" if lost > 1 else "it"
         note = (f"{lost} photo{'s' if lost > 1 else ''} that this photo's sender published on {topic} before it never "
                 f"reached the node (DDS replaced {them} with newer ones before the node took {them}): no status for {them}")
-        self.get_logger().warning(f"'{frame_id}': {note}")
+        self.get_logger().warning(f"{photo_label(frame_id, self._operator(frame_id))}: {note}")
         return (note,)
 
     def _say_received(self, info, topic: str, frame_id: str, size: int) -> None:
@@ -449,7 +456,7 @@ class ReconstructionNode(Node):
         resolved = self.photo_topics.get(topic, topic)
         sender = next((e for e in self.get_publishers_info_by_topic(resolved)
                        if writer and bytes(e.endpoint_gid)[:16] == writer), None)
-        line = (f"photo '{frame_id}' received on {resolved} ({size / 1024:.0f} KB"
+        line = (f"photo {photo_label(frame_id, self._operator(frame_id))} received on {resolved} ({size / 1024:.0f} KB"
                 f"{f', from {endpoint_node(sender)}' if sender is not None else ''}): its verdict follows on "
                 f"{self.statuses.publisher.topic_name}")
         if sender is not None and sender.qos_profile.durability == DurabilityPolicy.VOLATILE and \
