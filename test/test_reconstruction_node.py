@@ -597,6 +597,36 @@ def _set_param(node, name, value, target="/reconstruction_node"):
     return set_parameter(node, target, name, value, timeout=20)
 
 
+def test_a_cache_path_set_during_a_reconstruction_is_written_once(rclpy_context, peer, tmp_path):
+    """cache_path set while a photo is reconstructed names a file the worker must fill with the avatar shown
+    (user39), and the avatar the reconstruction then publishes is written to it too: the same avatar was written
+    twice, and a file the disk refuses said "avatar cache: cannot write" twice 50 ms apart (user40). A folder
+    made a file after the parameter was checked stands for the disk's refusal."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    av, _ = _late_join(rclpy_context, "late_joiner_u41")  # an avatar is shown (a node just started has none)
+    assert av is not None, peer["proc"].output()[-3000:]
+    start, blocked = len(peer["proc"].output()), tmp_path / "a_file"
+    said = lambda: peer["proc"].output()[start:]  # noqa: E731
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(_photo("obama_official.jpg"), cv2.COLOR_RGB2BGR))
+    peer["comp"].publish(_compressed_msg(jpeg.tobytes(), "u41_cache"))
+    assert spin_until(peer["node"], lambda: "photo 'u41_cache' received" in said(), 30), said()[-3000:]
+    try:
+        assert _set_param(peer["node"], "cache_path", str(blocked / "avatar.cache")).successful
+        blocked.write_bytes(b"")
+        assert not [s for s in peer["statuses"] if s.header.frame_id == "u41_cache" and s.code != AvatarStatus.BUSY], \
+            "the reconstruction ended before cache_path was set: the test tells nothing"
+        st = _wait_status(peer, "u41_cache")
+        assert st.code == AvatarStatus.OK, st.message
+        time.sleep(1.0)  # the worker's loop takes a pending cache write within 0.2 s
+        lines = [ln for ln in said().splitlines() if "avatar cache: cannot write" in ln]
+        assert len(lines) == 1, "\n".join(lines)
+    finally:
+        assert _set_param(peer["node"], "cache_path", "").successful
+
+
 def test_unchanged_means_made_with_the_max_pixels_the_photo_was_decoded_with(peer):
     """A photo decoded under max_pixels A (it arrived then, and waited) and reconstructed after max_pixels was set to
     B was recorded as made under B (the key read the parameters at run time): the same photo sent again under B was

@@ -618,10 +618,14 @@ class ReconstructionNode(Node):
         ValueError: a note over MAX_NOTE_BYTES) is said on the log and in the diagnostics' avatar_cache, and counted;
         serving goes on (the avatar is published already). The message and its note are made before: an error there
         is a bug, not the disk, and goes up to the worker's "publishing the result failed" (it was said as "cannot
-        write", review18)."""
+        write", review18). A write to the file that cache_path / cache_avatar named during a reconstruction also stands
+        for the worker's pending write of the avatar shown there (`_recache`): it wrote, or said "cannot write", twice
+        50 ms apart (user40)."""
         if not path and not self._param("cache_avatar"):
             return
         path = path or self._cache_path()
+        with self._lock:  # the avatar shown is this one: a file named meanwhile is written (or refused) now, once
+            self._recache = None if self._recache == path else self._recache
         payload, note = serialize_message(msg), _made_from_to_note(self._made_from)
         try:
             avatar_cache.write(path, payload, CACHE_KIND, note)
