@@ -211,6 +211,15 @@ def test_float_parameters_take_integers(rclpy_context):
         assert node.set_parameters([Parameter("mirror", value=1)])[0].successful
         assert node.get_parameter("mirror").value is True
         assert not node.set_parameters([Parameter("mirror", value=2)])[0].successful
+        # a number the ros2 CLI sends as a string (`ros2 param set ... fps 1e9`: YAML 1.1 reads 1e9 as text): rclpy
+        # said only "Wrong parameter type, expected '3' got '4'" (user40); now the range says why
+        r = node.set_parameters([Parameter("fps", value="1e9")])[0]
+        assert not r.successful and "fps" in r.reason and "240" in r.reason, r.reason
+        assert node.set_parameters([Parameter("fps", value="2.5e1")])[0].successful
+        assert node.get_parameter("fps").value == 25.0 and node.get_parameter("fps").type_ == Parameter.Type.DOUBLE
+        assert node.set_parameters([Parameter("width", value="6.4e2")])[0].successful
+        assert node.get_parameter("width").value == 640
+        assert not node.set_parameters([Parameter("fps", value="nan")])[0].successful
         assert node.set_parameters([Parameter("background", value=[0, 1, 0])])[0].successful
         assert node.get_parameter("background").value == [0.0, 1.0, 0.0]
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import re
 import signal
@@ -89,12 +90,27 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
                          else [float(v) for v in p.value])
 
     def as_declared(p: Parameter) -> Parameter:
+        p = number_from_text(p)
         if p.name in whole and p.type_ == Parameter.Type.DOUBLE and float(p.value).is_integer():
             return Parameter(p.name, value=int(p.value))
         if p.name in flags and p.type_ == Parameter.Type.INTEGER and p.value in (0, 1):
             return Parameter(p.name, value=bool(p.value))
         return as_float(p)
 
+    def number_from_text(p: Parameter) -> Parameter:
+        """A string that reads as a finite number, for a number setting: that number (a float; as_declared makes
+        a whole one an int for an integer setting). `ros2 param set /render_node distance_m 1e9` sends the string
+        '1e9' (the CLI's YAML 1.1 reads a number without a '.' as text) and rclpy refused it with only "Wrong
+        parameter type, expected '3' got '4'" (user40); now the setting's range says why 1e9 is refused."""
+        if p.type_ != Parameter.Type.STRING or (p.name not in whole and p.name not in scalar_floats):
+            return p
+        try:
+            value = float(p.value)
+        except ValueError:
+            return p
+        return Parameter(p.name, value=value) if math.isfinite(value) else p
+
+    scalar_floats = {name for name in floats if isinstance(table[name].default, float)}
     overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
     if isinstance(overrides, dict):
         for name in floats & set(overrides):
