@@ -780,6 +780,30 @@ def test_controls_that_say_no_face_for_10_s_are_said_in_the_log(io):
         assert _set_param(io, "no_controls_say_s", 10.0).successful
 
 
+def test_an_fps_the_cpu_cannot_reach_is_said_in_the_log_once(io):
+    """`ros2 param set /render_node fps 240` gave 31 FPS on this 2-core CPU and the log said nothing, only
+    /diagnostics (user40, s40). Now the log warns once for that fps, a whole rate window after it was set, with
+    what a frame takes to draw; 1024 x 1024 here so that no CPU reaches 240 FPS."""
+    said = "below the 240 FPS asked"
+    _ensure_avatar(io)
+    before = io["proc"].output().count(said)
+    try:
+        for name, value in (("width", 1024), ("height", 1024), ("fps", 240.0)):
+            assert _set_param(io, name, value).successful
+        deadline = time.monotonic() + 60
+        while io["proc"].output().count(said) == before and time.monotonic() < deadline:
+            _wait_image(io, lambda m: False, 0.2)
+        out = io["proc"].output()
+        assert out.count(said) == before + 1, out[-3000:]
+        line = [ln for ln in out.splitlines() if said in ln][-1]
+        assert "WARN" in line and " ms to draw and publish here (~" in line and "lower fps or width/height" in line, line
+        _wait_image(io, lambda m: False, 6.0)  # the next window falls short too: not said again
+        assert io["proc"].output().count(said) == before + 1
+    finally:
+        for name, value in (("fps", 20.0), ("width", W), ("height", H)):
+            assert _set_param(io, name, value).successful
+
+
 def test_a_second_face_control_publisher_is_said(io, rclpy_context):
     """Two trackers on one face_control (a second operator's laptop, a replay beside the live tracker): their
     controls interleave and the newest drives the face, and nothing said so. Now the render node warns, naming

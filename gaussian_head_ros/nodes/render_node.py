@@ -285,6 +285,8 @@ class RenderNode(Node):
         self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
         self._waiting_said = False  # the log said (as information) that none came yet
         self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
+        self._short_said: tuple = ()  # (fps asked, backend) whose shortfall the log said (_say_if_short), once each
+        self._asked: tuple = ((), 0.0)  # (fps asked, backend, avatar drawn) and since when (monotonic s; _say_if_short)
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
@@ -785,6 +787,28 @@ class RenderNode(Node):
                 "other than the tracker leaves face_detected false, the message's default: a lip-sync, ARKit or "
                 "hand-written sender sets it true")
 
+    def _say_if_short(self, now: float, short: str, target_fps: float, frame_ms: list[float]) -> None:
+        """A warning in the log, once per fps asked and backend, when the display falls short of it (`short`:
+        rate_shortfall's sentence, '' when it keeps up), with the mean time a frame took to draw and publish
+        (`frame_ms`, the rate window's) and the rate that allows. Judged only once a whole rate window (RATE_SHOWN_S)
+        has passed under that fps, backend and avatar drawn (the window before holds frames paced for the old fps, or
+        the placeholder's). Before, only /diagnostics said it: `ros2 param set /render_node fps 240` gave 31 FPS on
+        this 2-core CPU and the log said nothing (user40, s40)."""
+        said_for = (target_fps, self.backend)
+        if self._asked[0] != (*said_for, id(self.drawing)):
+            self._asked = ((*said_for, id(self.drawing)), now)
+        if not short or self._short_said == said_for or now - self._asked[1] < RATE_SHOWN_S:
+            return
+        self._short_said = said_for
+        mean_ms = float(np.mean(frame_ms)) if frame_ms else 0.0
+        if mean_ms > 0 and 1e3 / mean_ms < target_fps:
+            why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish here (~{1e3 / mean_ms:.0f} FPS): lower fps "
+                   "or width/height, or render on a GPU (backend gsplat)")
+        else:  # the frames themselves would keep up
+            why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish, the rest of each period goes to this "
+                   "node's other threads and the machine's other work (its load)")
+        self.get_logger().warning(short + why)
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_shared_topics(now)
@@ -805,6 +829,7 @@ class RenderNode(Node):
         asked = str(self._param("backend"))  # (self.backend: the one that drew the last frame, before a switch too)
         short = rate_shortfall(rate, target, expected, now - self._started, now - times[-1][0] if times else 0.0,
                                self.backend if asked == "auto" else asked)
+        self._say_if_short(now, short, target, render_ms)
         idle_reason = self._idle_reason(now) if self.loaded is not None else ""
         if self.loaded is None:
             level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
