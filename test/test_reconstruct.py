@@ -1672,10 +1672,13 @@ def test_the_lower_teeth_sit_in_the_shade(results):
 def test_a_talking_opening_shows_a_dark_cavity_between_the_rows(results):
     """deform.interior_jaw_angle / DriveConfig.lower_teeth_show_share: at a talking opening (a blendshape-only
     jawOpen 0.3, the photo's own pose) a closed-mouth photo (business_person) shows, down the opening's midline,
-    the upper row's edge, a dark cavity (the tongue low behind the lower teeth) and the lower row's edge, not a
-    grey slab of lower teeth: at least 0.15 of the opening's midline darker than half the upper row's mean luma,
-    and the lower row at most 0.45 of it (parts found by painting them). Measured 0.20 / 0.33 (3 and 5 of 15 px);
-    before, the lower row held 5 mm above the fallen lip at every opening: 0.00 / 0.53 (0 and 8 of 15 px)."""
+    the upper row's edge, the cavity and the tongue low behind the lower teeth, and the lower row's edge, not a
+    grey slab of lower teeth: at least 0.15 of the opening's midline the cavity or the tongue, darker than the
+    upper row (at most 0.8 x its mean luma), and the lower row at most 0.45 of it (parts found by painting them).
+    Measured (session 36) 0.20 darker than half the upper row's luma / 0.33 (3 and 5 of 15 px); before, the lower
+    row held 5 mm above the fallen lip at every opening: 0.00 / 0.53 (0 and 8 of 15 px). Since the tongue is lit
+    as the operators' are (MouthConfig.tongue_per_teeth, session 41) its top is no longer darker than half the
+    upper row: the cavity-or-tongue share by its paint instead."""
     import dataclasses
 
     from gaussian_head_ros.core.avatar import PART_MOUTH
@@ -1713,9 +1716,10 @@ def test_a_talking_opening_shows_a_dark_cavity_between_the_rows(results):
     upper = (pcol[rows, 0] > 0.6) & (pcol[rows, 1] < 0.4)
     lower = (pcol[rows, 1] > 0.6) & (pcol[rows, 0] < 0.4)
     assert upper.sum() >= 2 and lower.sum() >= 2, f"rows seen at the midline: {upper.sum()} / {lower.sum()} px"
+    between = (pcol[rows, 2] > 0.6) & (pcol[rows, 0] < 0.4)  # the cavity or the tongue
     luma = col[rows] @ np.array([0.299, 0.587, 0.114])
-    dark = float(np.mean(luma < 0.5 * luma[upper].mean()))
-    assert dark >= 0.15, f"no dark cavity between the rows: {dark:.2f} of the opening's midline"
+    assert between.mean() >= 0.15, f"no cavity between the rows: {between.mean():.2f} of the opening's midline"
+    assert luma[between].max() <= 0.8 * luma[upper].mean(), "the cavity and tongue as light as the upper row"
     assert lower.mean() <= 0.45, f"the lower row fills {lower.mean():.2f} of the opening's midline"
 
 
@@ -1887,9 +1891,10 @@ def test_the_synthetic_teeth_are_teeth_not_a_band():
     0.93 / 0.92 and 0.94 / 0.99 / 0.99, a seam painted on a grid blind to where the seams were: the rows rendered
     as one even band, lp_d8 / two_children under lp_d0 and sadtalker); (2) no two teeth alike: the two central
     incisors' light differs by at least 2 % (measured 3 %; before 0.1 %, mirror images); (3) the teeth band is
-    lighter than the cavity beside it (at least 3 x) and the tongue behind is in the mouth's shade: its
-    brightest Gaussian at most 0.35 x the teeth's luma (measured 0.30; before 0.41, a pink band between the rows
-    as lit as the lips)."""
+    lighter than the cavity beside it (at least 3 x) and the tongue behind lit as the operators' tongues are: its
+    brightest Gaussian 0.35-0.55 x the teeth colour's luma (measured 0.43; MouthConfig.tongue_per_teeth 0.47 at its
+    tip, ~0.67 x the rendered upper row: the ../shared clips' tongues 0.59-0.75 x their teeth's; sessions 21-40 held
+    it at most 0.35, measured 0.30, read as a maroon band where the operator shows a pink tongue)."""
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, mouth_interior
     from gaussian_head_ros.core.reconstruct.template import hole_loops
     from gaussian_head_ros.core.render import rasterize
@@ -1924,7 +1929,7 @@ def test_the_synthetic_teeth_are_teeth_not_a_band():
     tongue = np.isclose(b.scales.max(1), 0.75 * cfg.tongue_spacing_m, rtol=1e-3)  # the tongue's discs
     assert tongue.sum() > 100
     lit = float((b.colors[tongue] @ luma).max() / (teeth @ luma))
-    assert lit <= 0.35, f"the tongue {lit:.2f} x as light as the teeth"
+    assert 0.35 <= lit <= 0.55, f"the tongue {lit:.2f} x as light as the teeth"
 
 
 def test_the_lower_teeth_are_parted_by_thin_seams_and_the_tongue_is_rose():

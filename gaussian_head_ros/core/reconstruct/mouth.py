@@ -186,7 +186,7 @@ class MouthConfig:
     photo_teeth_luma: float = 0.75  # a teeth pixel: luma above this x the skin's median luma ...
     photo_teeth_saturation: float = 0.3  # ... and (max - min) / max of its rgb below this
     # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
-    tongue_rgb: tuple[float, float, float] = (0.57, 0.25, 0.31)
+    tongue_rgb: tuple[float, float, float] = (0.69, 0.46, 0.46)
     # its light: tongue_light[0] + tongue_light[1] at its tip, fading down (behind the teeth, in the mouth's
     # shade; at 0.5 + 0.4 a talking mouth showed a pink band between the rows as lit as the lips). At 0.3 + 0.3
     # with its tip 3 mm above the lower row's edge, sadtalker_WDA_KatieHill's laugh (frames 29-30, the rows
@@ -194,8 +194,19 @@ class MouthConfig:
     # shows a pink tongue behind the lower teeth; 0.3 + 0.43 with its tip 6 mm up (mouth21, session 21): a red
     # tongue above the lower row's edge, still behind the upper row at rest and at talking openings (0.3 + 0.65
     # read better still at the laugh, but its tip is then as light as the lips: test_the_synthetic_teeth_are_
-    # teeth_not_a_band keeps the tongue at most 0.35 x the teeth's luma; 0.43: 0.34).
+    # teeth_not_a_band kept the tongue at most 0.35 x the teeth's luma; 0.43: 0.34). Now the profile only: its tip's
+    # light is tongue_per_teeth's.
     tongue_light: tuple[float, float] = (0.3, 0.43)
+    # ... and its lit tip (light tongue_light[0] + [1]) this x the teeth colour's luma, in tongue_rgb's hue. Where the
+    # ../shared operators show the tongue's top (its middle, a 30 px column) it reads 0.59 / 0.65 x the upper teeth's
+    # luma at sadtalker_WDA_KatieHill frames 29 / 168, 0.67-0.75 at lp_d18 frame 138, 0.74 at tpsmm_driving frame
+    # 20; tongue_rgb is those four tongues' mean colour. The rendered rows show ~0.8 of their colour (shading, seams),
+    # so 0.47 reads ~0.67 x the upper row (0.6 read 0.85 at a talking opening). Before (tongue_rgb (0.57, 0.25, 0.31)
+    # x the photo's brightness, its tip 0.30 x the teeth colour's) the laugh showed a maroon band between the rows
+    # where the operator shows a pink tongue (lead, session 41: /tmp/j41/zT3.png). Raising the tongue as well (its
+    # own jaw level, 0.43 of the turn) filled talking openings' cavity with it (dark share 0.20 -> 0.00): it stays
+    # low behind the lower row there.
+    tongue_per_teeth: float = 0.47
     tongue_depth_m: float = 0.011  # the tongue's front behind the inner lip surface (behind the lower teeth)
     tongue_rise_m: float = 0.006  # its tip above the lip line (the lower teeth's edge), behind the upper teeth at rest
     tongue_dome_m: float = 0.006  # its sides this much lower than the tip
@@ -554,7 +565,10 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     pts = np.stack([gx, gy, gz], 1)
     # its top catches the light
     light = (cfg.tongue_light[0] + cfg.tongue_light[1] * np.exp(-(gy - top) / 0.006)) * (1 - 0.45 * u * u)
-    col = light[:, None] * np.asarray(cfg.tongue_rgb) * k + (1 - light[:, None]) * np.asarray(cfg.cavity_rgb) * k
+    share = light / sum(cfg.tongue_light)  # 1 at the lit tip
+    hue = np.asarray(cfg.tongue_rgb, np.float64)
+    lit = hue * (cfg.tongue_per_teeth * float(teeth @ LUMA) / float(hue @ LUMA))  # the tip's colour
+    col = share[:, None] * lit + (1 - share[:, None]) * np.asarray(cfg.cavity_rgb) * k
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
                                  bary=jaw_binding(np.full(len(pts), float(cfg.lower_teeth_follow)))))
