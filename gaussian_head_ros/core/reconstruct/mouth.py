@@ -144,8 +144,11 @@ class MouthConfig:
     # two_children, its bound 0.82; 0.62: 0.818: that measure held the lower lip's inside, alike by eye at 4x.
     # By the rows themselves (teeth22, session 22: the lower row's light at most 0.9 x the upper row's where each
     # shows) 0.75 reads 0.79 / 0.87 on business_person / two_children, and since deform.interior_jaw_angle takes
-    # the row down with the lip, only its crown shows at tpsmm's openings.)
-    lower_teeth_lit: float = 0.75
+    # the row down with the lip, only its crown shows at tpsmm's openings.) 0.75 -> 0.8 (session 41): the rendered
+    # rows' median luma, lower / upper, at the clips' widest frames (lp_d0 65, lp_d18 138, sadtalker 27 / 168) on
+    # business_person, two_children, lp_d8_man_glasses, lp_s9_monalisa 0.70-0.83 (median 0.78) -> 0.78-0.87
+    # (0.83); the operators' real rows read 0.73-1.0 (median 0.98; the lower row grey beside them at 0.75).
+    lower_teeth_lit: float = 0.8
     # The rows of a photo that shows none of its own in shade (`mouth_interior`'s shaded=False: closed lips, its own
     # lit bite) are lit like teeth at a smile: crowns this tall (both rows; an upper central incisor's crown is
     # 10.5-11 mm), the seams' dark this share of teeth_seam, the embrasure's V fading over this length from the
@@ -162,6 +165,12 @@ class MouthConfig:
     lit_gap_edge_m: float = 0.001
     lit_tooth_round: float = 0.05
     lit_teeth_shadow: float = 0.15
+    # ... and the lower row darker at its gum by this much (quadratically; the shaded look: lower_teeth_shadow,
+    # linearly). At 0.6 (lower_teeth_shadow) a wide opening, which shows the lower crowns down towards their gum
+    # (lp_d18 frame 138), showed them greyer than at talking openings: the rendered rows' median luma, lower /
+    # upper, 0.70 / 0.74 / 0.72 on business_person / two_children / lp_d8_man_glasses against 0.77-0.83 at
+    # sadtalker_WDA_KatieHill frames 27 / 168; at 0.25 (with lower_teeth_lit 0.75) 0.74 / 0.76 / 0.75.
+    lit_lower_teeth_shadow: float = 0.25
     # the lower row's jaw weight: its share of a talking jaw's turn (all of a wide one's: deform.jaw_level_share)
     lower_teeth_follow: float = 0.55
     # seams from the midline (mm): upper central / lateral incisor, canine, premolars; lower the same
@@ -448,15 +457,16 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     mouth's own reflections tint them, not towards black: a darkened off-white turns olive, read as
     grey-green. `shaded`: the photo shows its own rows in shade (its lips parted over shaded teeth,
     `parted_over_hidden_teeth`): the lower row takes cfg.lower_teeth_light, its linear shadow and the upper row's
-    seams (the default: as before); else cfg.lower_teeth_lit, a quadratic shadow and cfg.lower_teeth_seam of the
-    seams, and both rows the lit look (cfg.lit_*: taller crowns, thinner seams, lighter towards the gum).
+    seams (the default: as before); else cfg.lower_teeth_lit, a quadratic shadow (cfg.lit_lower_teeth_shadow) and
+    cfg.lower_teeth_seam of the seams, and both rows the lit look (cfg.lit_*: taller crowns, thinner seams, lighter
+    towards the gum).
     floor_rgb [3] (None: none): the jaw's underside under it all in that colour (`jaw_floor`), the interior's
     points below it left out. Raises ValueError for a config `MouthConfig.validate` refuses."""
     cfg.validate()
     if not shaded:
         cfg = replace(cfg, teeth_height_m=cfg.lit_teeth_height_m, teeth_seam=cfg.lit_teeth_seam,
                       teeth_gap_edge_m=cfg.lit_gap_edge_m, tooth_round=cfg.lit_tooth_round,
-                      teeth_shadow=cfg.lit_teeth_shadow)
+                      teeth_shadow=cfg.lit_teeth_shadow, lower_teeth_shadow=cfg.lit_lower_teeth_shadow)
     xl, xr = v[CORNER_R_IN, 0], v[CORNER_L_IN, 0]
     if xr < xl:
         xl, xr = xr, xl
