@@ -2002,7 +2002,9 @@ def test_a_photo_without_shaded_rows_gets_a_lower_row_lit_over_its_crown():
     rows in shade (shaded=False: closed lips, its own lit bite) gets a lower row lit over its crown, its shadow
     falling towards the gum quadratically (MouthConfig.lower_teeth_lit): 4 mm below the edge at least 1.12 x the
     shaded row's (measured at lit 0.62 0.436 / 0.368 = 1.18; at 0.75, teeth22, 1.38), and still darker at its gum
-    (8 mm: at most 0.8 x its light 2 mm below the edge; 0.66, 0.65). (teeth21 also held the edge within 1.1 x the
+    (8 mm: at most 0.93 x its light 2 mm below the edge; measured 0.90 with MouthConfig.lit_lower_teeth_shadow 0.25,
+    session 41 (mouth41b: a wide opening showed the crowns grey towards the gum); 0.66, 0.65 with the shaded look's
+    0.6, when the bound was 0.8). (teeth21 also held the edge within 1.1 x the
     shaded row's, 1.05 at 0.62: at 0.75 the whole row is lit, 1.24; how lit the lower row may be against the upper
     one is test_the_lower_teeth_sit_in_the_shade's.) A shaded photo (lips parted over shaded teeth,
     sadtalker's frame 0) keeps lower_teeth_light and the linear shadow: its frame 0 as before. Before (one lower
@@ -2031,7 +2033,7 @@ def test_a_photo_without_shaded_rows_gets_a_lower_row_lit_over_its_crown():
                                            for x in (-2.65, 2.65)])) for y in (0.6, 2.0, 4.0, 8.0)}
     lit, shade = light[False], light[True]
     assert lit[4.0] >= 1.12 * shade[4.0], f"the lit row's crown {lit[4.0]:.3f} vs the shaded {shade[4.0]:.3f}"
-    assert lit[8.0] <= 0.8 * lit[2.0], f"the lit row not shaded towards its gum: {lit[8.0]:.3f} / {lit[2.0]:.3f}"
+    assert lit[8.0] <= 0.93 * lit[2.0], f"the lit row not shaded towards its gum: {lit[8.0]:.3f} / {lit[2.0]:.3f}"
 
 
 def test_a_photo_without_shaded_rows_smiles_with_crowns_lit_to_the_lip_and_thin_seams():
