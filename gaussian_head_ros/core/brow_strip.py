@@ -119,10 +119,20 @@ def _strip_coords(verts: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np
 def strip_weights(verts: np.ndarray, points: np.ndarray) -> np.ndarray:
     """[V >= 468, 3] rest template (head frame, y down, metres) and [P, 3] rest points -> [P, 2] each point's weight
     in each eye's brow-lid strip (module docstring), 0 outside it."""
-    t, s = _strip_coords(verts, points)
-    w = smoothstep(0.0, BROW_EDGE_T, t) * (1 - smoothstep(*LID_FADE_T, t))
-    w = w * smoothstep(0.0, EDGE_X_SHARE, s) * (1 - smoothstep(1 - EDGE_X_SHARE, 1.0, s))
+    return _weights(*_strip_coords(verts, points))
+
+
+def _weights(t: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """[P, 2] t and s (`_strip_coords`) -> [P, 2] the strip weights (`strip_weights`)."""
+    w = _t_fade(t) * smoothstep(0.0, EDGE_X_SHARE, s) * (1 - smoothstep(1 - EDGE_X_SHARE, 1.0, s))
     return np.where((t > 0) & (t < 1) & (s > 0) & (s < 1), w, 0.0)
+
+
+def _t_fade(t: np.ndarray) -> np.ndarray:
+    """Strip coordinate t (`_strip_coords`) -> the rise over BROW_EDGE_T under the brow times the fall over
+    LID_FADE_T to the lash line (float64): the weight's and the reach's profile across the strip."""
+    t = np.asarray(t, np.float64)
+    return smoothstep(0.0, BROW_EDGE_T, t) * (1 - smoothstep(*LID_FADE_T, t))
 
 
 def under_eye_weights(verts: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -157,16 +167,18 @@ def strip_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, bound: 
     if not lmk.has_mediapipe_topology(v.shape[0]):
         return empty
     cand = np.flatnonzero(np.asarray(bound, bool))
-    w2 = strip_weights(v, np.asarray(means, np.float64)[cand])
+    means, colors = np.asarray(means, np.float64), np.asarray(colors, np.float64)
+    t, s = _strip_coords(v, means[cand])
+    w2 = _weights(t, s)
     eye = np.argmax(w2, 1)
     w = w2[np.arange(len(cand)), eye]
     keep = w > 0
     rows, eye, w = cand[keep], eye[keep], w[keep]
     if not len(rows):
         return empty
-    col = np.asarray(colors, np.float64)[rows]
+    col = colors[rows]
     luma = col @ LUMA
-    under = under_eye_weights(v, np.asarray(means, np.float64)[cand])
+    under = under_eye_weights(v, means[cand])
     lit = np.zeros((2, 3))
     has = np.zeros(2, bool)  # an eye without a strip core has no lit colour: its rows are left out
     for e in range(2):
@@ -176,14 +188,12 @@ def strip_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, bound: 
         has[e] = True
         bright = luma[core] >= np.quantile(luma[core], 1 - LIT_SHARE)
         lit[e] = np.median(col[core][bright], 0)
-        below = np.asarray(colors, np.float64)[cand[under[:, e] > 0]]
+        below = colors[cand[under[:, e] > 0]]
         if len(below) and float(np.median(below, 0) @ LUMA) > float(lit[e] @ LUMA):
             lit[e] = np.median(below, 0)
     keep = has[eye]
-    t, s = _strip_coords(v, np.asarray(means, np.float64)[cand])
     rows, eye, w = _with_apron(cand, t, s, rows[keep], eye[keep], w[keep], has)
-    target = strip_targets(np.asarray(means, np.float64), np.asarray(colors, np.float64), cand, t, s, rows, eye, w,
-                           lit)
+    target = strip_targets(means, colors, cand, t, s, rows, eye, w, lit)
     at = np.searchsorted(cand, rows)
     height = np.array([np.mean(v[list(c), 1]) - np.mean(v[list(b), 1]) for b, _, c in _eye_sides()])
     return StripShade(rows, eye, w.astype(np.float32), lit.astype(np.float32), target,
@@ -228,12 +238,12 @@ def strip_targets(means: np.ndarray, colors: np.ndarray, cand: np.ndarray, t: np
     taken = np.zeros(len(cand), bool)
     taken[np.searchsorted(cand, rows)] = True
     fill = lit_rows.copy()
+    luma = colors[cand] @ LUMA
     for e in range(2):
         on = eye == e
         ring = _apron_ends(t[:, e], s[:, e], APRON_S, RIM_S) & ~taken
         if not np.any(on) or not np.any(ring):
             continue
-        luma = colors[cand] @ LUMA
         ring &= luma >= RIM_LUMA_SHARE * np.median(luma[ring])  # not hair nor a shadowed corner
         fill[on] = membrane_fill(means[rows[on], :2], means[cand[ring], :2], colors[cand[ring]], lit_rows[on])
     w = np.asarray(weight, np.float64)[:, None] * LIT_PIN
@@ -272,8 +282,7 @@ def strip_reach(t: np.ndarray) -> np.ndarray:
     1 but for the fade to the lash line (LID_FADE_T; the lash line keeps its colour) and, under the brow, the rise
     over BROW_EDGE_T (the brow hair's lower edge keeps its colour); at the strip's ends the target itself fades to
     the skin beyond (`strip_targets`)."""
-    t = np.asarray(t, np.float64)
-    return (smoothstep(0.0, BROW_EDGE_T, t) * (1 - smoothstep(*LID_FADE_T, t))).astype(np.float32)
+    return _t_fade(t).astype(np.float32)
 
 
 def unfold_share(disp: np.ndarray, shade: StripShade, gain: float) -> np.ndarray:

@@ -81,6 +81,7 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
               (isinstance(s.default, (list, tuple)) and s.default and isinstance(s.default[0], float))}
     whole = {name for name, s in table.items() if isinstance(s.default, int) and not isinstance(s.default, bool)}
     flags = {name for name, s in table.items() if isinstance(s.default, bool)}
+    scalar_floats = {name for name in floats if isinstance(table[name].default, float)}
     ints = (Parameter.Type.INTEGER, Parameter.Type.INTEGER_ARRAY)
 
     def as_float(p: Parameter) -> Parameter:
@@ -110,7 +111,6 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
             return p
         return Parameter(p.name, value=value) if math.isfinite(value) else p
 
-    scalar_floats = {name for name in floats if isinstance(table[name].default, float)}
     overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
     if isinstance(overrides, dict):
         for name in floats & set(overrides):
