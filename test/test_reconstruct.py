@@ -1459,12 +1459,12 @@ def _open_jaw(avatar, th, background=(0.0, 0.0, 0.0)):
     from gaussian_head_ros.core.reconstruct.template import hole_loops
     from gaussian_head_ros.core.render import rasterize
 
-    from gaussian_head_ros.core.landmarks import (MOUTH_CORNER_L, MOUTH_CORNER_L_IN, MOUTH_CORNER_R,
-                                                  MOUTH_CORNER_R_IN)
+    from gaussian_head_ros.core.landmarks import (LIP_LOWER_INNER, LIP_LOWER_OUTER, MOUTH_CORNER_L, MOUTH_CORNER_L_IN,
+                                                  MOUTH_CORNER_R, MOUTH_CORNER_R_IN)
 
     v = avatar.template_vertices.astype(np.float64)
     lip_y = 0.5 * (v[13, 1] + v[14, 1])
-    lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+    lower_lip = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
     below = (v[:, 1] > lip_y + 0.001) | np.isin(np.arange(len(v)), lower_lip)
     # The mouth corners join the lips and a tracker moves them only partly with the jaw: never turned fully, even
     # where a rest mouth's corners sit below the lips' centre (business_person's, its closed-lip smile taken out:
@@ -1513,12 +1513,12 @@ def test_a_laughs_lower_teeth_go_down_with_the_lower_lip_and_the_photos_jaw_keep
     from gaussian_head_ros.core.avatar import JAW_PARTS
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.landmarks import CHIN
+    from gaussian_head_ros.core.landmarks import CHIN, LIP_LOWER_INNER, LIP_LOWER_OUTER
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
 
     a = results["business_person.png"].avatar
     v = a.template_vertices.astype(np.float64)
-    lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+    lower_lip = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
     ex = np.zeros((len(v), 3), np.float32)
     ex[lower_lip, 1] = 0.018  # the lower lip 18 mm down (y down), the chin 3 mm
     ex[CHIN, 1] = 0.003
@@ -1553,13 +1553,13 @@ def test_a_laugh_shows_a_lit_tongue_between_the_rows(results):
     from gaussian_head_ros.core.avatar import PART_MOUTH, sh_dc_to_rgb
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.landmarks import CHIN
+    from gaussian_head_ros.core.landmarks import CHIN, LIP_LOWER_INNER, LIP_LOWER_OUTER
     from gaussian_head_ros.core.colour import LUMA
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
 
     a = results["business_person.png"].avatar
     cfg = MouthConfig()
-    lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+    lower_lip = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
     ex = np.zeros((len(a.template_vertices), 3), np.float32)
     ex[lower_lip, 1] = 0.018
     ex[CHIN, 1] = 0.003
@@ -1589,11 +1589,11 @@ def test_a_scream_takes_the_lower_teeth_down_behind_the_lower_lip(results):
     from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.landmarks import CHIN, LOWER_LIP_IN
+    from gaussian_head_ros.core.landmarks import CHIN, LIP_LOWER_INNER, LIP_LOWER_OUTER, LOWER_LIP_IN
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
 
     a = results["business_person.png"].avatar
-    lower_lip = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+    lower_lip = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
     w, scale = a.bary[:, 0], np.exp(a.log_scales).max(1)
     mid = (a.part == PART_MOUTH) & (np.abs(a.means[:, 0] - a.template_vertices[LOWER_LIP_IN, 0]) < 0.005)
     lower = mid & np.isclose(scale, 0.7 * MouthConfig().teeth_spacing_m, rtol=0.02) & (w > 0)
