@@ -1608,6 +1608,61 @@ def test_a_scream_takes_the_lower_teeth_down_behind_the_lower_lip(results):
     assert 0.004 <= above[0.018] <= 0.007, f"a laugh's lower row {1000 * above[0.018]:.1f} mm above the lip"
 
 
+def _jaw_open_render(a, jaw_open):
+    """A render function av -> [H, W, 3] of avatar `av` (`a` or a repainted copy) driven by a blendshape-only jawOpen
+    at `a`'s photo pose, from its source camera (cpu backend)."""
+    from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import photo_pose, source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+
+    rot, view = photo_pose(a)
+    K, wd, ht = source_intrinsics(a)
+    c = FaceControl(rotation=matrix_to_quat(rot).astype(np.float32), blendshape_names=["jawOpen"],
+                    blendshapes=np.array([jaw_open], np.float32))
+
+    def render(av):
+        p = Driver(av).drive(c, viewmat=view)
+        return rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view.astype(np.float32), K, wd, ht,
+                         backend="cpu").image
+
+    return render
+
+
+def test_a_scream_shows_the_tongue_not_a_black_hole(results):
+    """MouthConfig.tongue_depth_m / tongue_lit_m and the tongue's glide (mouth.jaw_binding): at a scream (lp_d18
+    frames 125-150: the lower inner lip ~39 mm down) the operator shows a pink tongue over the lower half of the
+    opening. The tongue turned with the lower row (~0.7 rad) without gliding forward with it went back behind the
+    back wall: the opening was the cavity's dark from the upper teeth down to the lower row. At a blendshape-only
+    jawOpen 1.0 (the lower lip 40 mm down, expression.JAW_PER_JAW_OPEN_M) at the photo's own pose, down the
+    opening's midline (5 px columns, the source camera; the tongue found by painting it) the tongue holds at least
+    0.15 of the opening on business_person and lp_d8_man_glasses (closed-mouth photos: synthetic interiors)."""
+    import dataclasses
+
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    cfg, shares = MouthConfig(), {}
+    for name in ("business_person.png", "lp_d8_man_glasses.jpg"):
+        a = results[name].avatar
+        render = _jaw_open_render(a, 1.0)
+        mouth = a.part == PART_MOUTH
+        tongue = mouth & np.isclose(np.exp(a.log_scales).max(1), 0.75 * cfg.tongue_spacing_m, rtol=0.02) & (
+            a.bary[:, 0] > 0)
+        assert tongue.sum() > 100, f"{name}: {tongue.sum()} tongue Gaussians"
+        sh = a.sh.copy()
+        sh[mouth, 0] = (np.array([0.0, 0.0, 1.0]) - 0.5) / 0.28209479177387814  # the rest of the interior: blue
+        sh[tongue, 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814  # the tongue: green
+        im, painted = render(a), render(dataclasses.replace(a, sh=sh))
+        seen = np.abs(painted - im).sum(-1) > 0.05  # the interior shows here
+        assert seen.sum() > 500, f"{name}: the mouth did not open ({seen.sum()} px)"
+        cx = int(np.median(np.nonzero(seen)[1]))
+        rows = np.flatnonzero(seen[:, cx - 2:cx + 3].any(1))
+        pcol = painted[rows.min():rows.max() + 1, cx - 2:cx + 3].mean(1)
+        shares[name] = float(np.mean((pcol[:, 1] > 0.6) & (pcol[:, 0] < 0.4) & (pcol[:, 2] < 0.4)))
+    assert min(shares.values()) >= 0.15, f"the tongue's share of the screaming opening's midline: {shares}"
+
+
 def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
     """deform.jaw_level_share: at a talking opening (0.12 rad) the lower row follows MouthConfig.
     lower_teeth_follow of the turn, so the opening shows two rows of teeth, not a black band between them
@@ -1702,23 +1757,10 @@ def test_a_talking_opening_shows_a_dark_cavity_between_the_rows(results):
     import dataclasses
 
     from gaussian_head_ros.core.avatar import PART_MOUTH
-    from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
-    from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
-    from gaussian_head_ros.core.reconstruct.preview import photo_pose, source_intrinsics
-    from gaussian_head_ros.core.render import rasterize
 
     a = results["business_person.png"].avatar
-    rot, view = photo_pose(a)
-    K, wd, ht = source_intrinsics(a)
-    c = FaceControl(rotation=matrix_to_quat(rot).astype(np.float32), blendshape_names=["jawOpen"],
-                    blendshapes=np.array([0.3], np.float32))
-
-    def render(av):
-        p = Driver(av).drive(c, viewmat=view)
-        return rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view.astype(np.float32), K, wd, ht,
-                         backend="cpu").image
-
+    render = _jaw_open_render(a, 0.3)
     cfg = MouthConfig()
     mouth = a.part == PART_MOUTH
     teeth = mouth & np.isclose(np.exp(a.log_scales).max(1), 0.7 * cfg.teeth_spacing_m, rtol=0.02)
@@ -1750,8 +1792,11 @@ def test_the_lower_teeth_stay_just_behind_the_lower_lip_and_the_tongue_stays_bac
     lp_d8_man_glasses; 11.2 at rest; jawOpen 0.6 24.7 / 29.9), and seen from above the photo's camera more of its
     grey face showed over the lip (4.4 mm, where a talking mouth shows ~2.6). The lower row (bary[:, 1] = 1,
     mouth.jaw_binding) now glides forward with the lip: 11.6 / 11.7 at 0.3, 12.0 / 12.1 at 0.6 (bound: rest + 1.5
-    mm). The tongue, on the same jaw level, does not glide: it stays at least as far back as at rest (at 0.3 25.9 /
-    27.7 mm behind the lip, 20.0 / 19.8 at rest; gliding it too brought it forward between the rows as maroon lip)."""
+    mm). The tongue, on the same jaw level, glides too since session 42 (MouthConfig.tongue_depth_m: without it a
+    wide opening took it behind the back wall, 62.9 / 66.6 mm behind the lip at jawOpen 1.0), set deeper so that it
+    stays at least as far back as at rest at a talking opening (24.9 / 24.9 mm behind the lip at 0.3, 24.0 / 23.8 at
+    rest; before: 25.9 / 27.7 and 20.0 / 19.8; gliding it from 11 mm brought it forward between the rows, then as
+    maroon lip, session 22)."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.control import FaceControl

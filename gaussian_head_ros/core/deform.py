@@ -42,7 +42,8 @@ The frames (K = 2 F + 1 + torso_levels + levels + 2 x the lag levels used), with
   weight), set by the reconstructor), or for avatars whose mouth rows are all zero a smooth step at the lip line;
   before the turn the interior widens with the lips' opening (`mouth_stretch`): coef = (1, mouth_lateral(x), g,
   mean), the frame's second column the stretch along the turned x axis, its third the level's glide forward with
-  the lower lip (`interior_glide`), which a Gaussian takes g (its bary[:, 1]: 1 the lower teeth row, 0 the rest) of;
+  the lower lip (`interior_glide`), which a Gaussian takes g (its bary[:, 1]: 1 the lower teeth row and the tongue,
+  0 the rest) of;
 - eyes (part 4, eyeballs): each eyeball turns about its centre by the control's gaze relative to the rest
   gaze the photo showed (core/eyes.py); the lids' template vertices follow its vertical turn (`lid_turns`).
   A Gaussian's bary[:, 0] is the share of that turn it lags behind (0, every eyeball Gaussian's but the
@@ -316,8 +317,8 @@ def interior_glide(rig: "Rig", verts, disp, turn):
     template `verts` [V, 3], head frame, y down, z back) as at rest: the turn about the hinge takes the lip's point
     back by arc_z as it takes it down by arc_y, the lip itself went back by disp_z over its drop disp_y (the lower
     incisors sit just behind the lower lip as the mandible turns and glides forward): the level goes forward by
-    arc_z - disp_z x arc_y / disp_y where that is > 0. The lower teeth row takes it (its bary[:, 1], `build_rig`),
-    the tongue not. 0 without MediaPipe topology. numpy or torch like `disp`."""
+    arc_z - disp_z x arc_y / disp_y where that is > 0. The lower teeth row and the tongue take it (their bary[:, 1],
+    `build_rig`). 0 without MediaPipe topology. numpy or torch like `disp`."""
     xp = namespace(disp)
     if not rig.jaw_from_chin:
         return xp.zeros_like(turn)

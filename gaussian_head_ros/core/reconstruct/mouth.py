@@ -5,7 +5,7 @@ and an opening jaw reveals it. Each Gaussian says how much of the jaw's turn it 
 see core.drive): the upper teeth none, the lower teeth and the tongue behind them `lower_teeth_follow` of a
 talking jaw's turn (all of a wide one's), the cavity wall a smooth step at the lip line (its back wall none). The
 lower teeth row also glides forward with the lower lip as the jaw turns (bary[:, 1], core.deform.interior_glide),
-as real lower incisors stay just behind the lower lip; the tongue stays back, in the mouth's shade.
+as real lower incisors stay just behind the lower lip, and the tongue behind them with it.
 The synthetic teeth are shaded like a mouth, not tiled like a block: they fade into the cavity's dark red
 towards the corners (the buccal corridor) and towards the gums, their incisal edges are rounded, follow the smile arc and are
 translucent against the cavity, and the lower row lies in the lower lip's shadow. Where the photo itself
@@ -216,7 +216,20 @@ class MouthConfig:
     # own jaw level, 0.43 of the turn) filled talking openings' cavity with it (dark share 0.20 -> 0.00): it stays
     # low behind the lower row there.
     tongue_per_teeth: float = 0.47
-    tongue_depth_m: float = 0.011  # the tongue's front behind the inner lip surface (behind the lower teeth)
+    # ... its light falls off (tongue_light[1]'s share) over this from the tip down. 6 mm lit only the tip a talking
+    # opening shows; since the tongue glides forward with the lower row (below) a scream shows its top too, lit as
+    # the operator's (lp_d18 frame 138: a pink tongue over the lower half of the opening): 12 mm (lead, session
+    # 42; 30 mm read as a flat mauve plate at jawOpen 0.6).
+    tongue_lit_m: float = 0.012
+    # The tongue's front behind the inner lip surface (behind the lower teeth). It glides forward with the lower lip
+    # as the lower row does (mouth.jaw_binding, deform.interior_glide): turned with the row alone it went back behind
+    # the back wall at a wide opening (business_person, blendshape-only jawOpen 0.6 / 1.0: 34.5 / 62.9 mm behind
+    # the lower inner lip, 20.0 at rest), and lp_d18's scream showed the cavity's dark from the upper teeth to the
+    # lower row where the operator shows a pink tongue (lead, session 42). Gliding at 11 mm its tip, turned ~0.7 rad
+    # with the row, came through the lower teeth (dark patches on them); at 15 mm it stays behind them: 24.0 / 24.9
+    # / 25.5 / 25.1 mm behind the lip at rest / 0.3 / 0.6 / 1.0 (25.9 at 0.3 before: a talking opening shows it as
+    # before).
+    tongue_depth_m: float = 0.015
     tongue_rise_m: float = 0.006  # its tip above the lip line (the lower teeth's edge), behind the upper teeth at rest
     tongue_dome_m: float = 0.006  # its sides this much lower than the tip
     tongue_width: float = 0.8  # x the inner lip corners' distance
@@ -324,7 +337,7 @@ def _floor_back(y: np.ndarray, y_lower_lip: float, cfg: MouthConfig) -> np.ndarr
 def jaw_binding(w: np.ndarray, glide: float = 0.0) -> np.ndarray:
     """[M] jaw weights in [0, 1] -> [M, 3] the mouth part's binding row (jaw weight, glide, 1 - jaw weight): glide
     in [0, 1] the share of its level's glide forward with the lower lip it takes (core.deform.interior_glide: 1 the
-    lower teeth row, 0 the rest)."""
+    lower teeth row and the tongue, 0 the rest)."""
     w = np.clip(np.asarray(w, np.float32), 0, 1)
     return np.stack([w, np.full_like(w, np.clip(glide, 0.0, 1.0)), 1 - w], 1)
 
@@ -560,8 +573,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     batches.append(surface_discs(np.stack([gx, gy, gz], 1)[turns], np.tile([0.0, 0.0, -1.0], (int(turns.sum()), 1)),
                                  col, np.full(int(turns.sum()), 0.75 * s), None, PART_MOUTH,
                                  bary=jaw_binding(np.zeros(int(turns.sum())))))
-    # The tongue: a dome on the floor of the mouth behind the lower teeth, turning with them (all of the jaw's
-    # turn, it sank below the lower row's edge as the jaw opened: a black band between the rows); its tip rises
+    # The tongue: a dome on the floor of the mouth behind the lower teeth, turning and gliding with them (all of the
+    # jaw's turn, it sank below the lower row's edge as the jaw opened: a black band between the rows); its tip rises
     # just above the lower row's edge, so a jaw opened beyond the bite shows dark red behind the lower teeth,
     # not the black wall. Lit from the front: its top brighter, lower down and the sides in the mouth's shade.
     s = cfg.tongue_spacing_m
@@ -574,14 +587,14 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     gz = lip(np.clip(gx, xl, xr)) + cfg.tongue_depth_m + 0.004 * u * u + _floor_back(gy, y_lo, cfg)
     pts = np.stack([gx, gy, gz], 1)
     # its top catches the light
-    light = (cfg.tongue_light[0] + cfg.tongue_light[1] * np.exp(-(gy - top) / 0.006)) * (1 - 0.45 * u * u)
+    light = (cfg.tongue_light[0] + cfg.tongue_light[1] * np.exp(-(gy - top) / cfg.tongue_lit_m)) * (1 - 0.45 * u * u)
     share = light / sum(cfg.tongue_light)  # 1 at the lit tip
     hue = np.asarray(cfg.tongue_rgb, np.float64)
     lit = hue * (cfg.tongue_per_teeth * float(teeth @ LUMA) / float(hue @ LUMA))  # the tip's colour
     col = share[:, None] * lit + (1 - share[:, None]) * np.asarray(cfg.cavity_rgb) * k
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
-                                 bary=jaw_binding(np.full(len(pts), float(cfg.lower_teeth_follow)))))
+                                 bary=jaw_binding(np.full(len(pts), float(cfg.lower_teeth_follow)), glide=1.0)))
     out = GaussianBatch.concat(batches)
     if floor_rgb is None:
         return out
