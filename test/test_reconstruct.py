@@ -2323,6 +2323,40 @@ def test_a_parted_lips_photo_bites_with_teeth_not_its_gap():
     assert bright > 0.85, f"{bright:.2f} of the opening bright"
 
 
+def test_a_parted_lips_photo_opened_shows_its_synthetic_mouth_not_its_gap():
+    """sadtalker's frame 0 again, its mouth opened wider (a blendshape-only jawOpen 0.5 at the photo's pose): the
+    opening is the synthetic interior's (teeth, cavity, tongue), not the photo's own opening pixels. Those pixels (its
+    shaded sliver of upper teeth on the teeth surface, its dark gap behind it) stayed under the synthetic upper row's
+    edge and drew a dim olive-gold streak over a dark band in every wider opening (self sadtalker frames 29 / 100 /
+    168, where the operator shows white teeth and a pink tongue): before, 0.15 of the opened mouth's pixels showed
+    them (found by painting them); now none (mesh_fit leaves a parted-lips photo's opening pixels out)."""
+    import dataclasses
+
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+    from gaussian_head_ros.core.video import read_frames
+
+    frame0 = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=1)[0].rgb
+    a = mesh_fit_result(frame0).avatar
+    cfg, scale = MouthConfig(), np.exp(a.log_scales).max(1)
+    synthetic = np.zeros(len(scale), bool)
+    for size in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
+                 0.75 * cfg.cavity_back_spacing_m):
+        synthetic |= np.isclose(scale, size, rtol=0.02)
+    mouth = a.part == PART_MOUTH
+    render = _jaw_open_render(a, 0.5)
+    sh = a.sh.copy()
+    sh[mouth & synthetic, 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814
+    sh[mouth & ~synthetic, 0] = (np.array([1.0, 0.0, 1.0]) - 0.5) / 0.28209479177387814
+    sh[mouth, 1:] = 0.0
+    painted = render(dataclasses.replace(a, sh=sh))
+    interior = (painted[..., 1] > 0.6) & (painted[..., 0] < 0.4)
+    photo_own = (painted[..., 0] > 0.6) & (painted[..., 2] > 0.6) & (painted[..., 1] < 0.4)
+    assert interior.sum() > 500, f"the mouth did not open ({interior.sum()} px)"
+    share = photo_own.sum() / (photo_own.sum() + interior.sum())
+    assert share < 0.01, f"{share:.2f} of the opened mouth shows the photo's own opening"
+
+
 def _interior(avatar) -> np.ndarray:
     """[N] bool: the mouth interior's Gaussians (teeth, cavity, tongue, the photo's open-mouth pixels): PART_MOUTH (not
     the jaw's underside, PART_JAW_FLOOR: skin that turns with the jaw and may show where the chin's skin is thin, as

@@ -612,12 +612,18 @@ class MeshFitReconstructor(Reconstructor):
         brightness = float(np.median(skin @ LUMA)) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)  # lit teeth in the photo's open mouth, or None
         photo_teeth = teeth_pixels(photo, mouth_px, 0.55 * brightness, cfg.mouth)  # the photo's own teeth pixels
-        # The dark gap of lips parted over hidden or shaded teeth is the photo's expression (a closed bite shows
-        # teeth there); a wider opening is its jaw, and a mouth that shows its teeth shows its own bite: there the
-        # teeth rows stay out of the gap (the photo given back)
+        # Lips parted over hidden or shaded teeth (or lips that meet) show the photo's expression in their opening,
+        # not its mouth: none of its pixels go in the avatar (the photo layer's mouth pixels are dropped below) and
+        # the synthetic interior stands for them at every opening, the photo's own pose included (a closed bite shows
+        # teeth there). Kept, their shaded sliver of teeth on the teeth surface and the dark gap behind it stayed
+        # under the synthetic upper row's edge: every wider opening drew a dim olive-gold streak there over a dark
+        # band (self sadtalker_WDA_KatieHill frames 29 / 100 / 168, where the operator shows white teeth and a pink
+        # tongue; lead, session 42: its frame 0 29.36 -> 29.09 dB, the clip 16.050 -> 16.065). A wider opening is
+        # the jaw's, and a mouth that shows its teeth shows its own bite: there the teeth rows stay out of the
+        # photo's teeth (the photo given back).
         lip_gap_m = float(V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1])  # the photo's inner lips at the midline
         parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
-        photo_gap = mouth_px & ~photo_teeth if parted else np.zeros_like(mouth_px)
+        photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
             # the gap and tongue further back (the synthetic teeth of other expressions stand in front of them)
             mi, mj = np.nonzero(mouth_px)
@@ -625,7 +631,7 @@ class MeshFitReconstructor(Reconstructor):
             d = (rays[mouth_px] @ R)
             pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
                                                    loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
-                                                   jaw_pivot(V_rest), photo_gap[mi, mj] * cfg.mouth.photo_gap_behind_m)
+                                                   jaw_pivot(V_rest))
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
         vn = vertex_normals(V, faces)
@@ -821,10 +827,10 @@ class MeshFitReconstructor(Reconstructor):
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
                                                 mouth_px, torso_px, eye_core, eye_lag, centre, f, R)
-        if lip_gap_m <= cfg.mouth.closed_lips_max_m:  # lips that meet: their sliver's few pixels are lip, not the
-            # mouth's inside (`parted_over_hidden_teeth`); put behind the teeth as the photo's gap, they floated in
-            # every opened mouth as light and red specks (business_person x tpsmm_driving frames 20 / 41: 3 Gaussians,
-            # the lips' seam, 15 mm behind the lip in front of the dark cavity). At rest the teeth stand in front.
+        if parted:  # (above) e.g. lips that meet: their sliver's few pixels are lip, not the mouth's inside; put
+            # behind the teeth as the photo's gap, they floated in every opened mouth as light and red specks
+            # (business_person x tpsmm_driving frames 20 / 41: 3 Gaussians, the lips' seam, 15 mm behind the lip in
+            # front of the dark cavity)
             keep = photo_layer.part != PART_MOUTH
             photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
         if shine_batch is not None:  # refined with the photo layer, as its detail discs (their size): unrefined and

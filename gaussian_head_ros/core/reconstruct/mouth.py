@@ -12,9 +12,9 @@ translucent against the cavity, and the lower row lies in the lower lip's shadow
 shows the mouth open, its pixels are put on the teeth surface and belong to the upper or the lower jaw by
 which lip they are nearer (`jaw_side`); the synthetic teeth that would sit in front of or between them are
 left out, so the photo's own pose still shows the photo. Lips parted over hidden or shaded teeth
-(`MouthConfig.parted_lips_max_m`, `parted_teeth_max`) are the exception: the dark gap between them goes
-behind the teeth (`photo_gap_behind_m`) and the synthetic rows stay in front of it, so a closed bite or a
-broad smile shows teeth, at the price of teeth in that gap in the photo's own pose.
+(`MouthConfig.parted_lips_max_m`, `parted_teeth_max`) are the exception: their opening is the photo's
+expression, none of its pixels go in the avatar and the synthetic interior stands for them, so a closed bite, a
+broad smile or a wide opening shows teeth, at the price of teeth in that gap in the photo's own pose.
 """
 
 from __future__ import annotations
@@ -177,10 +177,9 @@ class MouthConfig:
     upper_teeth_mm: tuple[float, ...] = (0.0, 8.5, 15.0, 22.5, 29.5, 36.5)
     lower_teeth_mm: tuple[float, ...] = (0.0, 5.3, 11.2, 18.1, 25.1, 32.1)
     cavity_rgb: tuple[float, float, float] = (0.16, 0.05, 0.05)
-    # The photo's open mouth: its teeth pixels go on the teeth surface, the rest (the dark gap, tongue) this far
-    # behind it, in front of the cavity wall, so the synthetic teeth of a closed bite stand in front of them.
-    photo_gap_behind_m: float = 0.009
-    # ... for a photo whose lips are parted at most this much (inner lips at the midline): sadtalker / tpsmm
+    # The photo's open mouth: its pixels go on the teeth surface and the synthetic rows stay out of its teeth; none
+    # go in the avatar (the synthetic interior stands for them) for a photo whose lips are parted at most this much
+    # (inner lips at the midline): sadtalker / tpsmm
     # frame 0 8.6 / 8.7 mm, trump 9.7, astronaut 10.3; a wider opening (obama_official 13.4, obama_speech 21.3,
     # lp_d9 43.7 mm) is the jaw's: its gap stays the photo's (teeth in front of it cost lp_d9 9 dB of its own
     # photo back, obama_speech 2.5 dB)
