@@ -1185,6 +1185,41 @@ def test_the_skin_under_a_raised_chin_takes_no_collar_white(results):
     assert light < 0.1, f"{light:.0%} of the skin under the jaw's corner light (the collar's white)"
 
 
+def test_the_skin_under_a_closed_chin_has_the_skins_grain(results):
+    """MeshFitConfig.under_chin_detail: obama_speech at rest (his photo's talking jaw closed) shows the under-chin skin
+    (rest_pose.under_chin) below the chin; its colour alone, the neck's band filled smoothly, drew a flat brown plate
+    with straight sides there, all the time his avatar rests. With the photo's own fine detail added there, the fine
+    detail of the rendered luma (less its 2 px blur) where that skin shows has 0.51 x the spread it has on the chin
+    just above it (0.43 without; bound 0.47)."""
+    from gaussian_head_ros.core.avatar import PART_UNDER_CHIN
+    from gaussian_head_ros.core.colour import LUMA
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+
+    a = results["obama_speech.jpg"].avatar
+    K, w, h = source_intrinsics(a)
+    view = np.asarray(a.source_camera.viewmat, np.float32)
+    p = Driver(a).drive(FaceControl())
+
+    def draw(colors):
+        return rasterize(p.means, p.quats, p.scales, p.opacities, colors, view, K, w, h, backend="cpu").image
+
+    img, marked = draw(p.colors), p.colors.copy()
+    marked[a.part == PART_UNDER_CHIN] = (1.0, 0.0, 1.0)
+    shown = (np.abs(draw(marked) - img).sum(-1) > 0.3).astype(np.uint8)
+    shown = cv2.erode(shown, np.ones((5, 5), np.uint8)).astype(bool)  # inside it, not its rim
+    assert shown.sum() > 300, f"the skin under the chin shows on {shown.sum()} px"
+    lum = img @ LUMA
+    fine = lum - cv2.GaussianBlur(lum, (0, 0), 2.0)
+    ys, xs = np.nonzero(shown)
+    chin = np.zeros_like(shown)
+    chin[ys.min() - 25:ys.min() - 5, xs.min():xs.max()] = True  # the chin's skin just above it
+    ratio = float(fine[shown].std() / fine[chin].std())
+    assert ratio >= 0.47, f"the skin under the chin {ratio:.2f} x as grainy as the chin above it (a flat plate)"
+
+
 @pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg"])
 def test_the_back_of_the_head_curves_in_to_the_nape(results, name):
     """Seen in profile, the back of the head went straight down from the crown to the collar (a helmet): the

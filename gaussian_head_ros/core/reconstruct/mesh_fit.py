@@ -313,6 +313,13 @@ class MeshFitConfig:
     under_chin_behind_m: float = 0.004
     under_chin_band_px: tuple[int, int] = (3, 10)  # its colour: the neck this many pixels below the photo's face
     under_chin_sigma_per_stride: float = 0.65  # its discs' std-dev per head stride (wide: the jaw opens over them)
+    # ... and the photo's own fine detail where it lies (the photo less its blur by under_chin_detail_blur_px, each
+    # channel clipped to +-under_chin_detail; 0 = off): the neck's smooth fill alone drew a flat brown plate with
+    # straight sides under obama_speech's closed chin, the whole time an open-mouth photo's avatar rests (lead,
+    # session 42: /tmp/j42/uc1_obs.png). The clip keeps the photo's chin outline there a faint trace: +-0.08 reads as
+    # his stubbled skin, +-0.04 as the plate with some grain.
+    under_chin_detail: float = 0.08
+    under_chin_detail_blur_px: float = 2.0
 
 
 # Presets: name -> overrides of MeshFitConfig.
@@ -804,7 +811,8 @@ class MeshFitReconstructor(Reconstructor):
             neck_skin = (jaw_skin, 1 - cfg.side_dark,
                          cfg.neck_skin_residual[1])
         chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.under_chin_sigma_per_stride,
-                          cfg.under_chin_behind_m, cfg.under_chin_band_px, neck_skin)
+                          cfg.under_chin_behind_m, cfg.under_chin_band_px, neck_skin,
+                          (cfg.under_chin_detail, cfg.under_chin_detail_blur_px))
         timings["completion"] = time.perf_counter() - t2
 
         # Photo layer within the budget.

@@ -22,6 +22,7 @@ torso is turned back by the rest of the photo's own head rotation.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from gaussian_head_ros.core.avatar import JAW_PARTS, PART_FACE, PART_STATIC, PART_TORSO, PART_UNDER_CHIN
@@ -274,7 +275,7 @@ def turn_torso(batch: GaussianBatch, head_rotation: np.ndarray, v_rest: np.ndarr
 
 def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, face_px: np.ndarray,
                stride: int, sigma_per_stride: float, behind_m: float, band_px: tuple[int, int],
-               neck_skin: tuple | None = None) -> GaussianBatch | None:
+               neck_skin: tuple | None = None, detail: tuple[float, float] = (0.0, 2.0)) -> GaussianBatch | None:
     """Skin for what an opened jaw in the photo hides and the rest pose shows: pixels of the photo's face
     below the mouth that the rest template (chin higher) no longer covers get Gaussians
     `behind_m` behind the photo's face surface (hidden by the chin in the photo's pose), coloured like
@@ -287,6 +288,8 @@ def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray
     neck_skin (skin [3] rgb, dark, residual): only the band's pixels within `residual` of the skin at dark..1 x its
     brightness (core.colour.skin_residual), all of them where none is (None: every band pixel). The band below
     obama_speech's chin runs into his white collar at the jaw's corner: light dots under his raised chin.
+    detail (amplitude, blur_px): the photo's own fine detail at each pixel (the photo less its Gaussian blur of
+    blur_px, each channel clipped to +-amplitude; 0: none) added to that smooth colour, so it reads as skin.
     None when the rest template covers the same."""
     from gaussian_head_ros.core.reconstruct.builder import surface_discs
     from gaussian_head_ros.core.reconstruct.surfaces import push_pull, rasterize_mesh
@@ -313,4 +316,8 @@ def under_chin(scene, v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray
     view = pts - scene.centre
     view /= np.linalg.norm(view, axis=1, keepdims=True)
     sigma = sigma_per_stride * stride * depth / scene.K[0, 0]
-    return surface_discs(pts, -view, cols[ii, jj], sigma, view, PART_UNDER_CHIN)
+    rgb = cols[ii, jj]
+    if detail[0] > 0:
+        fine = scene.photo[ii, jj] - cv2.GaussianBlur(scene.photo, (0, 0), detail[1])[ii, jj]
+        rgb = np.clip(rgb + np.clip(fine, -detail[0], detail[0]), 0.0, 1.0)
+    return surface_discs(pts, -view, rgb, sigma, view, PART_UNDER_CHIN)
