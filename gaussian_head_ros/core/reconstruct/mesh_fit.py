@@ -632,7 +632,7 @@ class MeshFitReconstructor(Reconstructor):
         parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
         photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
-            # the gap and tongue further back (the synthetic teeth of other expressions stand in front of them)
+            # below the lower lip on the floor of the mouth (a parted-lips photo's are dropped below)
             mi, mj = np.nonzero(mouth_px)
             lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"]) > 0.5
             d = (rays[mouth_px] @ R)
