@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core.landmarks import CHEEK_L, CHEEK_R, FOREHEAD, NOSE_BASE, NUM_MESH, OUTER_EYE, RIGID_PAIRS
+from gaussian_head_ros.core.native_log import quiet_notices
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class FaceMesh:
 
     MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
 
+    @quiet_notices
     def __init__(self, static_image_mode: bool = True, max_faces: int = 4, min_confidence: float = 0.5,
                  iris_model: bool = True):
         import mediapipe as mp  # deferred: importing mediapipe costs ~1 s
@@ -149,6 +151,7 @@ class FaceMesh:
         self.close()
 
     # ------------------------------------------------------------------------------------------------
+    @quiet_notices
     def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
         """[H, W, 3] uint8 RGB -> faces, largest first (empty when there is none)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < MIN_IMAGE_SIDE:
@@ -187,6 +190,7 @@ class FaceMesh:
             out.append(FaceDetection(a, _bbox(a), 1.0))
         return out
 
+    @quiet_notices
     def upright_score(self, rgb: np.ndarray) -> float:
         """[H, W, 3] uint8 RGB (scaled to within MAX_SIDE) -> the best score in [0, 1] of MediaPipe's short-range face
         detector on it, 0.0 when it finds none. The detector reads faces the right way up: the nine ../shared
@@ -296,11 +300,13 @@ def crop_padded(rgb: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
 class PersonSegmenter:
     """MediaPipe selfie segmentation (bundled model): [H, W, 3] uint8 RGB -> [H, W] person probability."""
 
+    @quiet_notices
     def __init__(self, landscape: bool = False):
         import mediapipe as mp
 
         self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1 if landscape else 0)
 
+    @quiet_notices
     def probability(self, rgb: np.ndarray) -> np.ndarray:  # [H, W] float32 in [0, 1]
         """[H, W, 3] uint8 RGB -> [H, W] float32 person probability in [0, 1] (zeros when the model gives no
         mask)."""

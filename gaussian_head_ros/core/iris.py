@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.native_log import quiet_notices
 
 CROP_PX = 64  # the model's input side
 CROP_EYE_WIDTHS = 2.3  # crop side / corner distance (MediaPipe's iris ROI)
@@ -89,6 +90,7 @@ def eye_crop(corner_a: np.ndarray, corner_b: np.ndarray, mirror: bool) -> tuple[
 class IrisModel:
     """MediaPipe's iris landmark model in a MediaPipe graph of its own. Not thread-safe: one instance per thread."""
 
+    @quiet_notices
     def __init__(self, path: str | None = None):
         import cv2
         import mediapipe as mp
@@ -105,6 +107,7 @@ class IrisModel:
         self._graph.start_run()
         self._ts = 0
 
+    @quiet_notices
     def irises(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
         """[H, W, 3] uint8 RGB + [478|468, 2+] face-mesh landmarks in its pixels -> [2, 5, 2] iris points
         (eye right, left as in IRIS_POINTS; centre first, then 4 on the limbus), pixels, from the eye corners'

@@ -37,6 +37,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat
+from gaussian_head_ros.core.native_log import quiet_notices
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class LowerFaceMonitor:
                               borderMode=cv2.BORDER_REPLICATE)
         return crop, ((pts - [x0, y0]) * s).astype(np.float32)
 
+    @quiet_notices
     def _hand_cover(self, crop: np.ndarray, p: np.ndarray) -> float:
         """Share of the points `p` [P, 2] (crop pixels) inside a hand found in `crop` (the hand-check thread)."""
         import cv2

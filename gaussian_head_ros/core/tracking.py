@@ -88,6 +88,7 @@ from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
 from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.lower_face import LowerFaceMonitor
+from gaussian_head_ros.core.native_log import quiet_notices
 from gaussian_head_ros.core.settings import check_settings, setting
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,7 @@ class TaskLandmarker:
     frames; `detect` needs increasing timestamps) or, with image_mode=True, IMAGE mode (each call on its own;
     the timestamp is ignored). Also the independent reader of core/reader.py."""
 
+    @quiet_notices
     def __init__(self, model_path: str, max_faces: int, min_confidence: float, image_mode: bool = False):
         import mediapipe as mp
         from mediapipe.tasks.python import vision
@@ -253,6 +255,7 @@ class TaskLandmarker:
         self.names: list[str] = []
         self.last_matrices: list[np.ndarray] = []  # [4, 4] per face of the last call (MediaPipe's own pose)
 
+    @quiet_notices
     def detect(self, rgb: np.ndarray, timestamp_ms: int) -> list[_Face]:
         """[H, W, 3] uint8 RGB frame, its time (ms, increasing in VIDEO mode) -> the faces found: each one's 478
         landmarks [478, 3] (x, y in pixels, z in pixels of width, MediaPipe's), their bounding box, and its

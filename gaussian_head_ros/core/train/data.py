@@ -40,6 +40,7 @@ import torch
 
 from gaussian_head_ros.core.deform import basis_coefficients
 from gaussian_head_ros.core.facemesh import FaceMesh, PersonSegmenter
+from gaussian_head_ros.core.native_log import quiet_notices
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def clip_key(path: Path, cfg: DataConfig) -> str:
 class _Blendshapes:
     """MediaPipe FaceLandmarker (a user-provided .task model) -> ARKit blendshape scores."""
 
+    @quiet_notices
     def __init__(self, model_path: str):
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
@@ -150,6 +152,7 @@ class _Blendshapes:
         self._lm = vision.FaceLandmarker.create_from_options(opts)
         self.names: list[str] = []
 
+    @quiet_notices
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
         res = self._lm.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
         if not res.face_blendshapes:
