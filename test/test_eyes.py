@@ -1409,3 +1409,35 @@ def test_a_lid_opened_wider_than_its_rest_retracts_into_its_fold(canonical, open
     np.testing.assert_allclose(t.numpy(), d, atol=1e-9)  # the torch driver (training, gsplat) moves it alike
     for shut in (1.0, 0.5, 0.0):  # at or below the rest: the row stays
         assert np.all(deform.retarget_eyelids(v, np.zeros_like(v), np.full(2, shut))[row] == 0)
+
+
+def test_a_closed_lid_shows_no_white_flecks_of_the_strip_s_glints():
+    """The photo's upper-lid strip rides down with the margin in a blink, its light rows by their own weights
+    (MeshFitConfig.lid_light_level); the lightest of them, glints hidden at rest, lit business_person's closed left
+    lid with a row of white flecks (session 42). The carried rows are now no lighter than lid_carried_luma x the lid
+    skin. business_person, source camera, lids at 0: the pixels inside the rest eye contour lighter than 1.2 x their
+    median luminance, right / left eye: 0 / 15 before (lid_carried_luma=0), 0 / 5 now (1.1: 0 / 12)."""
+    import cv2
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.eyelids import LUMA
+    from gaussian_head_ros.core.render import rasterize
+
+    av = mesh_fit_result(read_image(shared("portraits", "business_person.png"))).avatar
+    cam = av.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    vm = np.asarray(cam.viewmat, np.float32)
+    d = Driver(av)
+    p = d.drive(FaceControl(expression=np.zeros((lmk.NUM_LANDMARKS, 3), np.float32),
+                            eyelid_ratios=np.zeros(14, np.float32)), viewmat=vm)
+    img = np.clip(rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, *cam.size).image, 0, 1)
+    v = d.verts @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
+    px = np.stack([fx * v[:, 0] / v[:, 2] + cx, fy * v[:, 1] / v[:, 2] + cy], 1)
+    flecks = []
+    for pairs in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L):
+        ring = [a for a, _ in pairs] + [b for _, b in pairs][::-1]  # the rest eye contour
+        inside = np.zeros(img.shape[:2], np.uint8)
+        cv2.fillPoly(inside, [np.round(px[ring]).astype(np.int32)], 1)
+        lum = img[inside.astype(bool)] @ LUMA
+        flecks.append(int((lum > 1.2 * np.median(lum)).sum()))
+    assert max(flecks) <= 6, flecks

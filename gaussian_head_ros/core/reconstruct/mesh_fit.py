@@ -107,6 +107,11 @@ class MeshFitConfig:
     # ... of those, the ones at least this x the lid skin's luminance ride by their own weights, not folded into the
     # lash line (eyelids.margin_binding); 0 = all folded
     lid_light_level: float = 0.85
+    # ... and all carried ones no lighter than this x the lid skin's luminance (eyelids.skin_luminance, hue kept), after
+    # the refinement: the strip's glints (business_person's left lid: 13 rows, rgb 0.84 0.73 0.70, hidden at rest)
+    # rode onto the closed lid as a row of white flecks (session 42: 1.1 still showed them, 1.05 faintly, 0.95 not
+    # at all but lp_d0's frame 0 35.030 -> 34.921 dB; 1.05: 35.023); 0 = off
+    lid_carried_luma: float = 1.05
     # closed-lid skin colour: the eye openings and lash band grown by this, then filled (eyelids.closed_lid_photo)
     lid_fill_grow_px: int = 2
     lid_fill_below: float = 0.08  # ... and reaching this many eye widths further down (the lower lid's waterline)
@@ -875,6 +880,7 @@ class MeshFitReconstructor(Reconstructor):
         # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py), its lash band folding
         # onto the margin; lid_skin fills behind
         spread = np.zeros(len(photo_layer), bool)  # the photo layer's light strip rows carried by their own weights
+        lid_carried = []  # the strip rows carried with the margin, row numbers in `batch` (below)
 
         def lid_light(colors, means):  # [M] as light as its eye's lid skin (lid_light_level; x < 0: the right eye)
             return colors @ LUMA >= cfg.lid_light_level * (
@@ -897,6 +903,7 @@ class MeshFitReconstructor(Reconstructor):
                     b.part[ring] = PART_STATIC
                     carried[np.searchsorted(rows, ring)] = True
                 fold = rows[carried]
+                lid_carried.append(fold + (0 if b is photo_layer else len(photo_layer)))  # rows in `batch`
                 b.bary[fold] = fold_lashes(b.face_id[fold], b.bary[fold], b.means[fold], V, faces, cfg.lash_fold)
                 if dark is not None:  # the lashes a little in front where the folded band overlaps
                     lift = rows[carried & dark[rows]]
@@ -934,6 +941,11 @@ class MeshFitReconstructor(Reconstructor):
             with_creases = twin.colors[:n_photo].copy()
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
                              fp.viewmat, K, S, background, coverage, held, margins)
+        carried_rows = np.concatenate(lid_carried) if lid_carried else np.zeros(0, np.int64)
+        if cfg.lid_carried_luma > 0 and len(carried_rows):  # no lighter than lid_carried_luma x its eye's lid skin
+            batch.colors[carried_rows] = skin_luminance(batch.colors[carried_rows], skin_rgb,
+                                                        batch.means[carried_rows, 0] >= 0,
+                                                        (0.0, cfg.lid_carried_luma)).astype(batch.colors.dtype)
         refined = batch.colors[:n_photo].copy()
         if spread.any():  # a light strip row the refinement made darker than light (by up to lid_refine_limit, beside
             # the lashes it overlaps) spread over the closing lid at its own size as a grey speck (business_person,
