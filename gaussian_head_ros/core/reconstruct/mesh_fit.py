@@ -68,7 +68,7 @@ from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_ble
 from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, lip_band, skin_fill_map, without_detail
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
                                                       parted_over_hidden_teeth, place_on_teeth_surface,
-                                                      skin_teeth_colour, teeth_colour, teeth_pixels)
+                                                      skin_teeth_colour, teeth_colour)
 from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_mouth,
                                                           turn_points, turn_torso, under_chin)
 from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, guided_filter, inflate,
@@ -623,7 +623,6 @@ class MeshFitReconstructor(Reconstructor):
         skin = photo[skin_w]
         brightness = float(np.median(skin @ LUMA)) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)  # lit teeth in the photo's open mouth, or None
-        photo_teeth = teeth_pixels(photo, mouth_px, 0.55 * brightness, cfg.mouth)  # the photo's own teeth pixels
         # Lips parted over hidden or shaded teeth (or lips that meet) show the photo's expression in their opening,
         # not its mouth: none of its pixels go in the avatar (the photo layer's mouth pixels are dropped below) and
         # the synthetic interior stands for them at every opening, the photo's own pose included (a closed bite shows

@@ -191,8 +191,7 @@ class MouthConfig:
     # when pale (lp_d8_man_glasses: 7 px, lips -0.17 mm apart, most brighter than photo_teeth_luma x skin: taken
     # for its bite, they cut ~30 synthetic teeth Gaussians out of the rows, black dots in every opened mouth)
     closed_lips_max_m: float = 0.001
-    photo_teeth_luma: float = 0.75  # a teeth pixel: luma above this x the skin's median luma ...
-    photo_teeth_saturation: float = 0.3  # ... and (max - min) / max of its rgb below this
+    photo_teeth_luma: float = 0.75  # a bright (teeth) pixel of the opening: luma above this x the skin's median luma
     # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
     tongue_rgb: tuple[float, float, float] = (0.69, 0.46, 0.46)
     # its light: tongue_light[0] + tongue_light[1] at its tip, fading down (behind the teeth, in the mouth's
@@ -300,26 +299,25 @@ def _hit_teeth_surface(origin, dirs, v, loop, cfg, behind_m=0.0):  # behind_m: s
 
 
 def place_on_teeth_surface(origin: np.ndarray, dirs: np.ndarray, v: np.ndarray, loop: np.ndarray,
-                           cfg: MouthConfig, lower=None, theta: float = 0.0, pivot=None, behind=None) -> np.ndarray:
+                           cfg: MouthConfig, lower=None, theta: float = 0.0, pivot=None) -> np.ndarray:
     """Rays (head frame: origin [3], dirs [M, 3]) -> [M, 3] points where they meet the teeth of the rest
-    template v [V, 3], or `behind` [M] metres further back (None: 0). Rays marked `lower` [M] bool meet the
-    lower teeth (cfg.lower_teeth_behind_m further back) with the jaw turned open by theta radians about
+    template v [V, 3]. Rays marked `lower` [M] bool meet the lower teeth (cfg.lower_teeth_behind_m further back)
+    with the jaw turned open by theta radians about
     `pivot` [3] (as drive() turns it). Points that land more than cfg.floor_from_m below the lower inner lip (in
     the jaw's rest frame) go further back along their ray by `_floor_back`, on the floor of the mouth like the
     synthetic cavity: the photo sees them where it saw them, a driven jaw does not bring them through the chin."""
     origin = np.asarray(origin, np.float64)
     dirs = np.asarray(dirs, np.float64)
-    behind = np.zeros(len(dirs)) if behind is None else np.asarray(behind, np.float64)
     y_lo = v[LOWER_LIP_IN, 1]
-    out = _hit_teeth_surface(origin, dirs, v, loop, cfg, behind)
+    out = _hit_teeth_surface(origin, dirs, v, loop, cfg)
     floor = _floor_back(out[:, 1], y_lo, cfg)  # below the lower lip: on the floor of the mouth (`floor_slope`)
     if np.any(floor):
-        out = _hit_teeth_surface(origin, dirs, v, loop, cfg, behind + floor)
+        out = _hit_teeth_surface(origin, dirs, v, loop, cfg, floor)
     if lower is not None and np.any(lower):
         lower = np.asarray(lower, bool)
         r_open = axis_angle_x(np.array([theta]))[0]
         o = r_open.T @ (origin - pivot) + pivot  # the camera seen from the jaw at rest
-        d_lo, b_lo = dirs[lower] @ r_open, cfg.lower_teeth_behind_m + behind[lower]
+        d_lo, b_lo = dirs[lower] @ r_open, cfg.lower_teeth_behind_m
         hit = _hit_teeth_surface(o, d_lo, v, loop, cfg, b_lo)
         floor = _floor_back(hit[:, 1], y_lo, cfg)
         if np.any(floor):
@@ -639,19 +637,6 @@ def jaw_floor(v: np.ndarray, interior: np.ndarray, rgb, cfg: MouthConfig):
         return ~inside | (p[:, 1] <= level(p[:, 0])[0])
 
     return batch, above
-
-
-def teeth_pixels(photo: np.ndarray, mouth_px: np.ndarray, skin_luma: float, cfg: MouthConfig) -> np.ndarray:
-    """[S, S] bool: the pixels of the photo's open mouth `mouth_px` [S, S] bool that show teeth (bright and
-    unsaturated next to the photo's skin median luma `skin_luma`, photo rgb [S, S, 3] in [0, 1]); the others
-    show the dark gap between the teeth rows or the tongue. Opened by one pixel (lone bright specks on a
-    wet lip edge are not teeth)."""
-    c = photo[mouth_px]
-    luma = c @ LUMA
-    sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
-    out = np.zeros(mouth_px.shape, bool)
-    out[mouth_px] = (luma > cfg.photo_teeth_luma * skin_luma) & (sat < cfg.photo_teeth_saturation)
-    return cv2.morphologyEx(out.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
 
 
 def parted_over_hidden_teeth(photo: np.ndarray, mouth_px: np.ndarray, skin_luma: float, lip_gap_m: float,
