@@ -1698,6 +1698,43 @@ def test_a_scream_shows_the_tongue_not_a_black_hole(results):
     assert min(shares.values()) >= 0.15, f"the tongue's share of the screaming opening's midline: {shares}"
 
 
+def test_an_opened_smile_shows_its_upper_crowns_once(results):
+    """mouth.jaw_side / photo_teeth, MouthConfig.smile_gap_max_m: a photo that smiles with its upper teeth shows
+    them down to the lower lip. Split at the midline between the lips, the crowns' lower half turned with the jaw: an
+    opened smile showed the upper row twice (astronaut_eileen_collins, trump_official at lp_d18's scream), and the
+    lower lip's red rim under it as specks (obama_official). At a blendshape-only jawOpen 1.0 at the photo's pose,
+    in the middle half of the opening, the jaw's part (the mouth Gaussians that turn with the jaw, painted) just
+    below the upper part (12 px) shows no white: before 0.75 / 0.36 / 0.13 of it, now 0 (bound 0.05). An open-mouth
+    photo's own lower teeth still turn with the jaw (obama_speech: 0.32, unchanged)."""
+    import dataclasses
+
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.colour import LUMA
+
+    c0, white_shares = 0.28209479177387814, {}
+    for name in ("astronaut_eileen_collins.png", "trump_official.png", "obama_official.jpg"):
+        a = results[name].avatar
+        render = _jaw_open_render(a, 1.0)
+        mouth = a.part == PART_MOUTH
+        up = mouth & (a.bary[:, 0] == 0)
+        sh = a.sh.copy()
+        sh[mouth, 0] = (np.array([1.0, 0.0, 0.0]) - 0.5) / c0  # turns with the jaw: red
+        sh[up, 0] = (np.array([0.0, 0.0, 1.0]) - 0.5) / c0  # stays with the skull: blue
+        im, painted = render(a), render(dataclasses.replace(a, sh=sh))
+        jaw = (painted[..., 0] > 0.5) & (painted[..., 2] < 0.3)
+        upper = (painted[..., 2] > 0.5) & (painted[..., 0] < 0.3)
+        x0, x1 = np.percentile(np.nonzero(jaw | upper)[1], [25, 75]).astype(int)
+        white = (im @ LUMA > 0.55) & ((im.max(-1) - im.min(-1)) / np.maximum(im.max(-1), 1e-6) < 0.35)
+        below = []
+        for x in range(x0, x1):
+            u, j = np.flatnonzero(upper[:, x]), np.flatnonzero(jaw[:, x])
+            if len(u) and len(j):
+                below += list(white[j[(j > u.max()) & (j <= u.max() + 12)], x])
+        assert len(below) > 50, f"{name}: the mouth did not open ({len(below)} px below the upper part)"
+        white_shares[name] = float(np.mean(below))
+    assert max(white_shares.values()) <= 0.05, f"white just below the upper row of an opened smile: {white_shares}"
+
+
 def test_a_talking_jaw_keeps_the_lower_teeth_near_the_upper_ones(results):
     """deform.jaw_level_share: at a talking opening (0.12 rad) the lower row follows MouthConfig.
     lower_teeth_follow of the turn, so the opening shows two rows of teeth, not a black band between them

@@ -67,7 +67,7 @@ from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_ble
                                                           expression_region, without_creases)
 from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, lip_band, skin_fill_map, without_detail
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
-                                                      parted_over_hidden_teeth, place_on_teeth_surface,
+                                                      parted_over_hidden_teeth, photo_teeth, place_on_teeth_surface,
                                                       skin_teeth_colour, teeth_colour)
 from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_mouth,
                                                           turn_points, turn_torso, under_chin)
@@ -87,6 +87,11 @@ BACK_TRADE_COS = 0.5  # the hidden back's discs facing away from the photo's cam
 # merged 4 -> 1 for the bust fringe's Gaussians (_back_blocks)
 FRINGE_START = 0.3  # its first row lies this many steps beyond the cut (half its vertical sigma: it barely
 # reaches back over the photo; 0.8 and 1.2 left a seam line between the photo and the fringe, the cut section)
+
+
+# How far behind the photo's upper crowns (at its pose) the interior must lie to stay: half the lower row's
+# overjet behind them (MouthConfig.lower_teeth_behind_m 1.2 mm).
+UPPER_CROWN_MARGIN_M = 0.0005
 
 
 @dataclass
@@ -618,7 +623,8 @@ class MeshFitReconstructor(Reconstructor):
         pts = (pts_cam - t) @ R  # [S, S, 3] head frame
         if eye_px.any():
             pts[eye_px] = p_eye
-        lower_jaw = np.zeros((S, S), bool)  # open mouth pixels nearer the lower lip: they turn with the jaw
+        lower_jaw = np.zeros((S, S), bool)  # open mouth pixels that turn with the jaw (`jaw_side`)
+        teeth_px = np.zeros((S, S), bool)  # open mouth pixels that show teeth (`photo_teeth`)
         skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
         skin = photo[skin_w]
         brightness = float(np.median(skin @ LUMA)) / 0.55 if len(skin) else 1.0
@@ -635,16 +641,25 @@ class MeshFitReconstructor(Reconstructor):
         lip_gap_m = float(V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1])  # the photo's inner lips at the midline
         parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
         photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
+        smile = not parted and lip_gap_m <= cfg.mouth.smile_gap_max_m  # (MouthConfig.smile_gap_max_m)
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
             # below the lower lip on the floor of the mouth (a parted-lips photo's are dropped below)
             mi, mj = np.nonzero(mouth_px)
-            lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"]) > 0.5
+            teeth_px[mi, mj] = photo_teeth(photo[mi, mj], 0.55 * brightness, cfg.mouth)
+            lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"],
+                                         teeth_px[mi, mj]) > 0.5
             d = (rays[mouth_px] @ R)
             pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
                                                    loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
                                                    jaw_pivot(V_rest))
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
+            if smile:  # a smile's opening: what turns with the jaw
+                # there (the lower lip's inner rim, the dark below the upper row, a few lower tips) is the photo's
+                # expression too, gone with it; the synthetic lower row and cavity stand there (placed on the lower
+                # row's surface, the rim's red stayed under the upper row of an opened smile as a band of red specks,
+                # obama_official, trump_official, and the tips as white dots, tpsmm_driving's frame 0)
+                photo_gap = lower_jaw.copy()
         vn = vertex_normals(V, faces)
         nrm = normals_from_points(pts_cam, person) @ R  # head frame
         nb = np.einsum("pk,pkc->pc", bary[mesh_px], vn[all_tris[fid[mesh_px]]])
@@ -731,9 +746,11 @@ class MeshFitReconstructor(Reconstructor):
                           sclera_rgb=np.round(eye_cols["sclera"], 4).tolist())
         teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
-        def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap)
+        def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap);
+            # a smile's lower row whole, behind its upper crowns (left out where the photo's opening was, what was
+            # left of it in an opened smile was a broken white zigzag)
             i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels, V))
-            return inside & teeth_shown[i, j]
+            return inside & teeth_shown[i, j] & ~(smile & (np.asarray(jaw_weights) > 0))
 
         # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
         # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
@@ -746,9 +763,13 @@ class MeshFitReconstructor(Reconstructor):
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
                                shaded=shaded, floor_rgb=floor_rgb)
         turn_mouth(mouth, V_rest, theta, levels, V)
-        # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap).
+        # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap);
+        # behind the photo's own upper crowns the lower row (cfg.mouth.lower_teeth_behind_m behind them) stays: cut
+        # there by the 2 mm the skin needs, what was left of it in an opened smile was a broken white zigzag
+        # (astronaut_eileen_collins, trump_official)
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
-        mouth = mouth.take(inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + 0.002) | photo_gap[mi, mj]))
+        behind = np.where((teeth_px & ~lower_jaw)[mi, mj], UPPER_CROWN_MARGIN_M, 0.002)
+        mouth = mouth.take(inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + behind) | photo_gap[mi, mj]))
 
         # The opening's dark band along the lids (lashes, the lids' shadow, the lid margins) stays with the lids
         # (static: the falloff band carries them with the lid vertices); the iris turns with the eyeball, the
@@ -844,6 +865,9 @@ class MeshFitReconstructor(Reconstructor):
             # (business_person x tpsmm_driving frames 20 / 41: 3 Gaussians, the lips' seam, 15 mm behind the lip in
             # front of the dark cavity)
             keep = photo_layer.part != PART_MOUTH
+            photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
+        elif photo_gap.any():
+            keep = (photo_layer.part != PART_MOUTH) | ~photo_gap[pixels[0], pixels[1]]
             photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
         if shine_batch is not None:  # refined with the photo layer, as its detail discs (their size): unrefined and
             # 0.6 px wide they cost self lp_d0's rest render 0.05 dB in the head, refined 0.6 / 0.4 / 0.25 px (the

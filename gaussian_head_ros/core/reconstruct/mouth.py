@@ -6,13 +6,15 @@ see core.drive): the upper teeth none, the lower teeth and the tongue behind the
 talking jaw's turn (all of a wide one's), the cavity wall a smooth step at the lip line (its back wall none). The
 lower teeth row also glides forward with the lower lip as the jaw turns (bary[:, 1], core.deform.interior_glide),
 as real lower incisors stay just behind the lower lip, and the tongue behind them with it.
-The synthetic teeth are shaded like a mouth, not tiled like a block: they fade into the cavity's dark red
-towards the corners (the buccal corridor) and towards the gums, their incisal edges are rounded, follow the smile arc and are
-translucent against the cavity, and the lower row lies in the lower lip's shadow. Where the photo itself
-shows the mouth open, its pixels are put on the teeth surface and belong to the upper or the lower jaw by
-which lip they are nearer (`jaw_side`); the synthetic teeth that would sit in front of or between them are
-left out, so the photo's own pose still shows the photo. Lips parted over hidden or shaded teeth
-(`MouthConfig.parted_lips_max_m`, `parted_teeth_max`) are the exception: their opening is the photo's
+The synthetic teeth are shaded like a mouth, not tiled like a block: they fade into the cavity's dark red towards
+the corners (the buccal corridor) and towards the gums, their incisal edges are rounded, follow the smile arc and
+are translucent against the cavity, and the lower row lies in the lower lip's shadow. Where the photo itself shows
+the mouth open, its pixels are put on the teeth surface and belong to the upper or the lower jaw by which lip they
+are nearer, the upper row's lit crowns whole to the upper (`jaw_side`); the synthetic teeth that would sit in front
+of or between them are left out, so the photo's own pose still shows the photo. A smile's opening
+(`MouthConfig.smile_gap_max_m`) keeps only what stays with the upper jaw: the synthetic lower row and cavity stand
+for the rest, so its crowns show once in an opened mouth, over a whole lower row. Lips parted over hidden or shaded
+teeth (`MouthConfig.parted_lips_max_m`, `parted_teeth_max`) are the exception: their opening is the photo's
 expression, none of its pixels go in the avatar and the synthetic interior stands for them, so a closed bite, a
 broad smile or a wide opening shows teeth, at the price of teeth in that gap in the photo's own pose.
 """
@@ -26,7 +28,7 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_JAW_FLOOR, PART_MOUTH
 from gaussian_head_ros.core.deform import axis_angle_x, lip_line_jaw_weight, smoothstep
-from gaussian_head_ros.core.landmarks import JAW_EDGE, LOWER_LIP_IN, UPPER_LIP_IN
+from gaussian_head_ros.core.landmarks import EYE_OUTER_L, EYE_OUTER_R, JAW_EDGE, LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
@@ -191,6 +193,11 @@ class MouthConfig:
     # when pale (lp_d8_man_glasses: 7 px, lips -0.17 mm apart, most brighter than photo_teeth_luma x skin: taken
     # for its bite, they cut ~30 synthetic teeth Gaussians out of the rows, black dots in every opened mouth)
     closed_lips_max_m: float = 0.001
+    # A photo's opening whose lips are parted at most this (and not `parted_over_hidden_teeth`) is a smile's: its
+    # pixels that turn with the jaw (`jaw_side`) are left out of the avatar (mesh_fit; the ../shared smiles
+    # astronaut_eileen_collins / trump_official / obama_official / tpsmm_driving frame 0: 10.1 / 9.6 / 13.0 / 8.5 mm;
+    # the open mouths obama_speech / lp_d9_woman_turned 20.7 / 42.6 mm keep theirs: their tongue and lower teeth)
+    smile_gap_max_m: float = 0.016
     photo_teeth_luma: float = 0.75  # a bright (teeth) pixel of the opening: luma above this x the skin's median luma
     # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
     tongue_rgb: tuple[float, float, float] = (0.69, 0.46, 0.46)
@@ -339,10 +346,22 @@ def jaw_binding(w: np.ndarray, glide: float = 0.0) -> np.ndarray:
     return np.stack([w, np.full_like(w, np.clip(glide, 0.0, 1.0)), 1 - w], 1)
 
 
-def jaw_side(pixels: np.ndarray, landmarks_px: np.ndarray, loop: np.ndarray) -> np.ndarray:
-    """[M, 2] (x, y) pixels inside the photo's open mouth -> [M] 1.0 where nearer the lower lip (they turn
-    with the jaw), 0.0 where nearer the upper lip: below or above the midline between the two inner lip
-    contours (`loop`, the template's mouth hole, in photo pixels `landmarks_px`)."""
+# Half an incisor's width in inter-ocular distances (the central incisor ~8.5 mm, MouthConfig.upper_teeth_mm, over
+# the outer eye corners' ~90 mm of the template's head frame).
+ROW_SMOOTH_IOD = 0.05
+
+
+def jaw_side(pixels: np.ndarray, landmarks_px: np.ndarray, loop: np.ndarray, teeth=None) -> np.ndarray:
+    """[M, 2] (x, y) pixels inside the photo's open mouth -> [M] 1.0 where they turn with the jaw, 0.0 where they
+    stay with the upper row: below or above the midline between the two inner lip contours (`loop`, the template's
+    mouth hole, in photo pixels `landmarks_px`), or, given which of the pixels are teeth (`teeth` [M] bool,
+    `photo_teeth`), below the end of the upper row's lit run: in each column of pixels (x) the run of teeth pixels
+    that starts above the midline and reaches down past it without a break is the upper incisors' crown, whole (a
+    smile shows the upper row down to the lower lip, its lower teeth hidden: split at the midline, the crown's lower
+    half went down with an opening jaw as a second upper row, astronaut_eileen_collins and trump_official at a
+    scream). The run's end is taken as the median over half an incisor's width either side (ROW_SMOOTH_IOD: one
+    lower tooth that touches the upper row, a gap or a glint does not move it; obama_official's lower incisors
+    joined the upper row's run in 3 columns)."""
     lm = np.asarray(landmarks_px, np.float64)[:, :2]
     loop = [int(v) for v in loop]
     ends = (loop.index(CORNER_R_IN), loop.index(CORNER_L_IN))
@@ -358,9 +377,42 @@ def jaw_side(pixels: np.ndarray, landmarks_px: np.ndarray, loop: np.ndarray) -> 
 
     xu, yu = curve(upper)
     xl, yl = curve(lower)
-    x = np.asarray(pixels, np.float64)[:, 0]
-    mid = 0.5 * (np.interp(x, xu, yu) + np.interp(x, xl, yl))
-    return (np.asarray(pixels, np.float64)[:, 1] > mid).astype(np.float32)
+    px = np.asarray(pixels, np.float64)
+    x, y = px[:, 0], px[:, 1]
+    split = 0.5 * (np.interp(x, xu, yu) + np.interp(x, xl, yl))
+    if teeth is not None and len(px):
+        smooth_px = int(round(ROW_SMOOTH_IOD * np.linalg.norm(lm[EYE_OUTER_R] - lm[EYE_OUTER_L])))
+        split = np.maximum(split, _upper_run_end(x, y, split, np.asarray(teeth, bool), smooth_px))
+    return (y > split).astype(np.float32)
+
+
+def _upper_run_end(x, y, mid, bright, smooth_px: int) -> np.ndarray:
+    """[M] pixel centres x, y, the midline at each, which are teeth -> [M] the y (pixel edge) where each column's
+    run of teeth from above the midline ends, when it reaches past the midline (else -inf), median-smoothed over
+    +-smooth_px columns (`jaw_side`)."""
+    col = np.floor(x).astype(np.int64)
+    c0 = int(col.min())
+    n = int(col.max()) - c0 + 1
+    end = np.full(n, -np.inf)
+    order = np.lexsort((y, col))
+    cs, ys, bs, ms = col[order], y[order], bright[order], mid[order]
+    starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+    for k, s0 in enumerate(starts):
+        s1 = starts[k + 1] if k + 1 < len(starts) else len(cs)
+        yy, bb, mm = ys[s0:s1], bs[s0:s1], ms[s0:s1]
+        lit = np.flatnonzero(bb & (yy <= mm))
+        if not len(lit):
+            continue
+        i = lit[0]  # the first teeth pixel above the midline, and down from it while teeth, row by row
+        while i + 1 < len(yy) and bb[i + 1] and yy[i + 1] - yy[i] <= 1.5:
+            i += 1
+        if yy[i] > mm[i]:
+            end[cs[s0] - c0] = yy[i] + 0.5
+    if smooth_px > 0:  # -inf counts as "no run": most of a window without one keeps its midline; never past the
+        # column's own run (its red lip rim or gum below taken for the upper row stayed in an opened mouth as specks)
+        pad = np.pad(end, smooth_px, constant_values=-np.inf)
+        end = np.minimum(end, np.median(np.lib.stride_tricks.sliding_window_view(pad, 2 * smooth_px + 1), axis=1))
+    return end[col - c0]
 
 
 def _grid(x0, x1, y0, y1, step):
@@ -654,6 +706,19 @@ def parted_over_hidden_teeth(photo: np.ndarray, mouth_px: np.ndarray, skin_luma:
     return float(np.mean(bright)) <= cfg.parted_teeth_max
 
 
+def photo_teeth(rgb: np.ndarray, skin_luma: float, cfg: MouthConfig) -> np.ndarray:
+    """[M, 3] RGB in [0, 1] of the photo's open-mouth pixels -> [M] bool: teeth, lit (luma above
+    cfg.photo_teeth_luma x `skin_luma`, the skin's median) and unsaturated (TEETH_MAX_SAT): the inner rims of the
+    lips and the gums are as light but red (trump_official's lower lip rim, taken for teeth of the upper row, stayed
+    in an opened mouth as red specks)."""
+    c = np.asarray(rgb, np.float64).reshape(-1, 3)
+    sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
+    return (c @ LUMA > cfg.photo_teeth_luma * skin_luma) & (sat < TEETH_MAX_SAT)
+
+
+TEETH_MAX_SAT = 0.25  # HSV saturation above which a light pixel of the opening is lip or gum, not teeth
+
+
 def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
     """The photo's teeth colour when an open mouth shows them (bright, unsaturated pixels), else None. Teeth
     in the lips' shadow (darker than 1.19 x skin_luma, the skin's median luma: lit teeth measured 1.19-1.45 x
@@ -665,7 +730,7 @@ def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
     c = photo[mouth_px]
     luma = c @ LUMA
     sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
-    teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < 0.25)  # relative: pink lip rims are not teeth
+    teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < TEETH_MAX_SAT)  # relative: pink lip rims are not
     if teeth.sum() < 15:
         return None
     rgb = np.median(c[teeth], 0)
