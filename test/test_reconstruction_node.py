@@ -867,6 +867,45 @@ def test_a_photo_from_ros2_topic_pub_is_said_received_with_why_its_qos_warning_i
                       60), peer["proc"].output()[start:][-3000:]
 
 
+def test_a_photo_whose_sender_the_graph_names_no_node_for_is_said_received_from_no_one():
+    """The receipt line names the sender's node as the graph gives it; for a writer whose node information has not
+    arrived (a `ros2 topic pub --once` that published and left first, a plain DDS writer) rmw_dds_common gives
+    '_NODE_NAME_UNKNOWN_' in '_NODE_NAMESPACE_UNKNOWN_', and the line said `from
+    _NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_` (user43, s43). Now it names no sender there, and a known one as
+    before. The node's own method on a stand-in node whose graph answers with those endpoints."""
+    from types import SimpleNamespace
+
+    from rclpy.qos import DurabilityPolicy
+
+    from gaussian_head_ros.nodes.common import UNNAMED_NODE, endpoint_node
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+
+    gid = bytes(range(16)) + bytes(8)
+    lines = []
+
+    def received(name, namespace):
+        sender = SimpleNamespace(endpoint_gid=gid, node_name=name, node_namespace=namespace,
+                                 qos_profile=SimpleNamespace(durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        stand_in = SimpleNamespace(
+            photo_topics={}, _volatile_said=set(), _operator=lambda frame_id: frame_id,
+            statuses=SimpleNamespace(publisher=SimpleNamespace(topic_name="/avatar/status")),
+            get_publishers_info_by_topic=lambda topic: [sender],
+            get_logger=lambda: SimpleNamespace(info=lines.append))
+        ReconstructionNode._say_received(stand_in, {"publisher_gid": {"data": list(gid)}},
+                                         "/operator/photo/compressed", "me", 2048)
+        return lines[-1]
+
+    unknown = received("_NODE_NAME_UNKNOWN_", "_NODE_NAMESPACE_UNKNOWN_")
+    assert "UNKNOWN" not in unknown and "from" not in unknown, unknown
+    assert unknown.startswith("photo 'me' received on /operator/photo/compressed (2 KB): its verdict follows"), unknown
+    known = received("_ros2cli_4122", "/")
+    assert "(2 KB, from /_ros2cli_4122): its verdict follows on /avatar/status" in known, known
+    robot = SimpleNamespace(node_name="photo_node", node_namespace="/robot1")
+    assert endpoint_node(robot) == "/robot1/photo_node"
+    assert endpoint_node(SimpleNamespace(node_name="_NODE_NAME_UNKNOWN_", node_namespace="_NODE_NAMESPACE_UNKNOWN_"),
+                         UNNAMED_NODE) == UNNAMED_NODE
+
+
 def test_a_reader_of_the_avatar_that_cannot_get_the_latched_one_is_said(peer):
     """A subscriber of `avatar` with the default QoS (volatile: `create_subscription(..., 10)`) or of `avatar/cloud`
     best effort (a viewer's default for clouds) matches without a word on either side and never gets the avatar

@@ -213,10 +213,21 @@ def status_name(node_fq_name: str, task: str) -> str:
     return f"{node_fq_name.lstrip('/')}: {task}"
 
 
-def endpoint_node(info) -> str:
+# What rmw_dds_common's graph cache gives as an endpoint's node name and namespace while it has no node information
+# for the endpoint's participant: a `ros2 topic pub --once` that published and left before its node information
+# arrived, a plain DDS writer (no ROS node at all).
+UNKNOWN_NODE_NAME, UNKNOWN_NODE_NAMESPACE = "_NODE_NAME_UNKNOWN_", "_NODE_NAMESPACE_UNKNOWN_"
+UNNAMED_NODE = "(a node the ROS graph has no name for)"  # for lists of endpoints' nodes (endpoint_node's `unnamed`)
+
+
+def endpoint_node(info, unnamed: str | None = None) -> str | None:
     """The fully qualified name of the node behind a graph endpoint (rclpy TopicEndpointInfo, from
     get_publishers_info_by_topic): '/render_node' in the root namespace (its node_namespace is '/'),
-    '/robot1/render_node' under `namespace:=robot1`."""
+    '/robot1/render_node' under `namespace:=robot1`; `unnamed` (None unless given: say no name) where the graph has
+    none for it (UNKNOWN_NODE_NAME): before, a line named such a sender '_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_'
+    (user43, s43)."""
+    if info.node_name in ("", UNKNOWN_NODE_NAME) or info.node_namespace == UNKNOWN_NODE_NAMESPACE:
+        return unnamed
     return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
 
 
@@ -260,11 +271,12 @@ class LatchedReaders:
                 if gid in self._said:
                     continue
                 problem = latched_reader_problem(info.qos_profile, pub.topic_name, self.what)
-                if problem:
+                node = endpoint_node(info)
+                if problem and node is not None:  # an unnamed one is said at a later check, once the graph names it
                     if len(self._said) >= self.MAX_SAID:
                         self._said.clear()
                     self._said.add(gid)
-                    lines.append(f"{endpoint_node(info)} {problem}")
+                    lines.append(f"{node} {problem}")
                     self.node.get_logger().warning(lines[-1])
         return lines
 
@@ -916,7 +928,7 @@ class SharedTopic:
         """The publishers ('namespace/name', sorted) when there have been more than one for `after_s` seconds of
         monotonic time `now` and this set was not said yet (then it counts as said); else []. Each call also
         notes the count and when the last publisher left (`emptied_at`, to the call's period)."""
-        names = sorted(endpoint_node(i) for i in self.node.get_publishers_info_by_topic(self.topic))
+        names = sorted(endpoint_node(i, UNNAMED_NODE) for i in self.node.get_publishers_info_by_topic(self.topic))
         if names:
             self.emptied_at = None
         elif self.count:

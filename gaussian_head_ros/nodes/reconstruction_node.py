@@ -456,8 +456,9 @@ class ReconstructionNode(Node):
         resolved = self.photo_topics.get(topic, topic)
         sender = next((e for e in self.get_publishers_info_by_topic(resolved)
                        if writer and bytes(e.endpoint_gid)[:16] == writer), None)
+        name = endpoint_node(sender) if sender is not None else None  # None: the graph names no node for it (yet)
         line = (f"photo {photo_label(frame_id, self._operator(frame_id))} received on {resolved} ({size / 1024:.0f} KB"
-                f"{f', from {endpoint_node(sender)}' if sender is not None else ''}): its verdict follows on "
+                f"{f', from {name}' if name else ''}): its verdict follows on "
                 f"{self.statuses.publisher.topic_name}")
         if sender is not None and sender.qos_profile.durability == DurabilityPolicy.VOLATILE and \
                 writer not in self._volatile_said:
