@@ -1521,6 +1521,43 @@ def test_a_restart_with_the_same_start_up_photo_serves_its_cached_avatar(rclpy_c
     assert stamps[1] == stamps[0] and stamps[2] != stamps[0], stamps
 
 
+def test_a_start_up_photo_served_from_the_cache_reads_the_cache_once(rclpy_context, tmp_path, monkeypatch):
+    """A node started with photo_path whose cache holds the avatar of that photo read the whole cache file twice:
+    once for the note naming the photo it was made from (_cached_made_from), again to serve it (_restore_cache),
+    5.5 MB each for a 60k-Gaussian avatar (user43, s43). Now the entry read first is served. So is a start-up photo
+    that is refused (its cached face served after all). In-process nodes; the cache written by the first."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.core import avatar_cache
+    from gaussian_head_ros.nodes import reconstruction_node
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+
+    photo, blank = tmp_path / "me.jpg", tmp_path / "wall.png"
+    cv2.imwrite(str(photo), _photo("obama_official.jpg", 500)[..., ::-1])
+    cv2.imwrite(str(blank), np.full((400, 300, 3), 180, np.uint8))  # no face: refused
+    cache = tmp_path / "avatar.cache"
+    reads = []
+    real_read = avatar_cache.read_entry
+    monkeypatch.setattr(reconstruction_node.avatar_cache, "read_entry", lambda *a: reads.append(a) or real_read(*a))
+
+    def start(name, path):
+        node = ReconstructionNode(namespace=f"/once_{name}", parameter_overrides=[
+            Parameter("cache_path", value=str(cache)), Parameter("photo_path", value=str(path)),
+            Parameter("preset", value="fast")])
+        try:
+            assert wait_until(lambda: node._shown is not None and not node._busy and node._pending is None, 180), \
+                node.state
+            return node._shown.operator_id, node.cache_state
+        finally:
+            node.destroy_node()
+
+    assert start("first", photo) == ("me", f"written to {cache}")  # reconstructed: the cache had nothing
+    for name, path in (("again", photo), ("refused", blank)):
+        reads.clear()
+        assert start(name, path) == ("me", f"restored from {cache}")
+        assert len(reads) == 1, f"start with {path.name}: the cache read {len(reads)} times"
+
+
 def test_a_cache_named_at_run_time_gets_the_face_shown_so_a_restart_keeps_it(rclpy_context, tmp_path):
     """`ros2 param set /reconstruction_node cache_path /var/robot_a.avatar` (two launches in one namespace shared the
     default file: give each its own) or `cache_avatar true` on a running node changed nothing on disk: the new file was
