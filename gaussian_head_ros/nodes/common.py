@@ -18,7 +18,8 @@ import rclpy
 import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, NotInitializedException
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException, NotInitializedException,
+                               ParameterNotDeclaredException)
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
@@ -115,8 +116,8 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     if isinstance(overrides, dict):
         for name in floats & set(overrides):
             overrides[name] = as_float(overrides[name])
-    if (floats or whole or flags) and hasattr(node, "add_pre_set_parameters_callback"):
-        node.add_pre_set_parameters_callback(lambda params: [as_declared(p) for p in params])
+    if hasattr(node, "add_pre_set_parameters_callback"):
+        node.add_pre_set_parameters_callback(lambda params: [as_declared(p) for p in refuse_undeclared(node, params)])
 
     def refused(name: str, value) -> bool:
         """Whether `value` fails the setting's check (said in an error line: the default is used)."""
@@ -147,31 +148,63 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     warn_unknown_overrides(node)
 
 
+class UndeclaredParameter(ParameterNotDeclaredException):
+    """rclpy's ParameterNotDeclaredException (rclpy's parameter service answers it as the set's reason) with a
+    message that names the parameter and says what the user may have meant (unknown_parameter)."""
+
+    def __init__(self, reason: str):
+        Exception.__init__(self, reason)
+
+
+def refuse_undeclared(node, params: list) -> list:
+    """`params` (rclpy Parameters about to be set on `node`) as they are; raises UndeclaredParameter for the first one
+    `node` does not have, naming it, the closest parameter name or the node it belongs to, and the node's parameters.
+    rclpy (9.1, Kilted) answered `ros2 param set /render_node widht 384` with only 'Invalid access to undeclared
+    parameter(s): []' (its check lists the names from a generator its `any()` has used up; user43, s43). A pre-set
+    callback: rclpy calls those before its own check."""
+    if getattr(node, "_allow_undeclared_parameters", False):  # rclpy keeps no public accessor for this
+        return params
+    for p in params:
+        if not node.has_parameter(p.name):
+            namespace = node.get_namespace().rstrip("/")
+            hint = unknown_parameter(node, p.name, remedy=lambda other: f" (ros2 param set {namespace}/{other} "
+                                                                        f"{p.name} ...)")
+            raise UndeclaredParameter(f"{node.get_name()} has no parameter '{p.name}': nothing set{hint}")
+    return params
+
+
+def unknown_parameter(node, name: str, owners: dict | None = None, remedy=None) -> str:
+    """What to add when `name` was given to `node`, which has no such parameter: '; it is <other node>'s' and
+    `remedy`(<that node's name>) for another node's parameter of this package (`owners`:
+    _package_parameter_owners(), read when None), else ' (did you mean '<closest>'?)' when one is close, then
+    '; its parameters: <all declared, rclpy's included>'."""
+    import difflib
+
+    owners = _package_parameter_owners() if owners is None else owners
+    others = [n for n in owners.get(name, ()) if n != node.get_name()]
+    known = sorted(node._parameters)  # the declared ones, rclpy's own included (no public accessor either)
+    if others:
+        return f"; it is {' and '.join(others)}'s" + (remedy(others[0]) if remedy else "")
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return (f" (did you mean '{close[0]}'?)" if close else "") + f"; its parameters: {', '.join(known)}"
+
+
 def warn_unknown_overrides(node) -> list[str]:
     """Warn (one log line each) about values given for parameters the node does not have: a misspelt name in a
     params file or a `-p` (`fsp:=15`) is otherwise dropped by rclpy without a word, and the node runs on its
     default. Says the closest parameter name when there is one. Call after every parameter is declared; returns
     the unknown names. (`qos_overrides.*` are read by publishers and subscriptions, not declared here.)"""
-    import difflib
-
     overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
     if not isinstance(overrides, dict):
         return []
-    known = sorted(node._parameters)  # the declared ones, rclpy's own included (no public accessor either)
     unknown = sorted(n for n in overrides if not node.has_parameter(n) and not n.startswith("qos_overrides."))
     owners = _package_parameter_owners() if unknown else {}
-    for name in unknown:
-        others = [n for n in owners.get(name, ()) if n != node.get_name()]
-        if others:  # another node's parameter: a `/**:` section gives its values to every node (user24, s24)
-            node.get_logger().warning(
-                f"parameter '{name}' given, but {node.get_name()} has no such parameter: ignored here; it is "
-                f"{' and '.join(others)}'s (a `/**:` section of a parameters file gives its values to every node: "
-                f"put it under `{others[0]}:` to give it to that node only)")
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    for name in unknown:  # another node's parameter: a `/**:` section gives its values to every node (user24, s24)
+        hint = unknown_parameter(node, name, owners, lambda other: (
+            " (a `/**:` section of a parameters file gives its values to every node: put it under "
+            f"`{other}:` to give it to that node only)"))
         node.get_logger().warning(f"parameter '{name}' given, but {node.get_name()} has no such parameter: ignored"
-                                  + (f" (did you mean '{close[0]}'?)" if close else "")
-                                  + f"; its parameters: {', '.join(known)}")
+                                  + (" here" if hint.startswith("; it is") else "") + hint)
     return unknown
 
 
