@@ -232,7 +232,7 @@ def test_a_parameter_set_that_the_node_does_not_have_is_named_with_what_was_mean
     was answered by rclpy 'Setting parameter failed: Invalid access to undeclared parameter(s): []': no name, no hint
     (user43, s43). Now the reply names the parameter, the closest one or the node that has it, and the node's
     parameters. Through the node's real set_parameters service, as `ros2 param set` calls it."""
-    from rosgraph import set_parameter
+    from rosgraph import set_parameter, wait_until
 
     from gaussian_head_ros.nodes.common import declare_settings
 
@@ -249,6 +249,14 @@ def test_a_parameter_set_that_the_node_does_not_have_is_named_with_what_was_mean
             "undeclared_set_test has no parameter 'photo_path': nothing set; it is reconstruction_node's "
             "(ros2 param set /robot1/reconstruction_node photo_path ...)"), other.reason
         assert set_parameter(node, target, "width", 300).successful and node.get_parameter("width").value == 300
+        # a node in another namespace (photo_node on the operator's host) is named where the graph has it
+        operator = rclpy_context.create_node("photo_node", namespace="/")
+        try:
+            assert wait_until(lambda: ("photo_node", "/") in node.get_node_names_and_namespaces(), 10)
+            photo = set_parameter(node, target, "photo", "me.jpg")
+            assert photo.reason.endswith("it is photo_node's (ros2 param set /photo_node photo ...)"), photo.reason
+        finally:
+            operator.destroy_node()
     finally:
         node.destroy_node()
 

@@ -166,11 +166,19 @@ def refuse_undeclared(node, params: list) -> list:
         return params
     for p in params:
         if not node.has_parameter(p.name):
-            namespace = node.get_namespace().rstrip("/")
-            hint = unknown_parameter(node, p.name, remedy=lambda other: f" (ros2 param set {namespace}/{other} "
+            hint = unknown_parameter(node, p.name, remedy=lambda other: f" (ros2 param set {_node_named(node, other)} "
                                                                         f"{p.name} ...)")
             raise UndeclaredParameter(f"{node.get_name()} has no parameter '{p.name}': nothing set{hint}")
     return params
+
+
+def _node_named(node, name: str) -> str:
+    """The full name of a node called `name` on `node`'s graph: the one in `node`'s namespace when there is one, else
+    the first the graph lists (photo_node runs on the operator's host, in its own namespace), else the name it
+    would have in `node`'s namespace."""
+    here = f"{node.get_namespace().rstrip('/')}/{name}"
+    found = [f"{ns.rstrip('/')}/{n}" for n, ns in node.get_node_names_and_namespaces() if n == name]
+    return here if here in found or not found else found[0]
 
 
 def unknown_parameter(node, name: str, owners: dict | None = None, remedy=None) -> str:
