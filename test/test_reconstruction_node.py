@@ -867,6 +867,45 @@ def test_a_photo_from_ros2_topic_pub_is_said_received_with_why_its_qos_warning_i
                       60), peer["proc"].output()[start:][-3000:]
 
 
+def test_a_photo_whose_sender_the_graph_names_no_node_for_is_said_received_from_no_one():
+    """The receipt line names the sender's node as the graph gives it; for a writer whose node information has not
+    arrived (a `ros2 topic pub --once` that published and left first, a plain DDS writer) rmw_dds_common gives
+    '_NODE_NAME_UNKNOWN_' in '_NODE_NAMESPACE_UNKNOWN_', and the line said `from
+    _NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_` (user43, s43). Now it names no sender there, and a known one as
+    before. The node's own method on a stand-in node whose graph answers with those endpoints."""
+    from types import SimpleNamespace
+
+    from rclpy.qos import DurabilityPolicy
+
+    from gaussian_head_ros.nodes.common import UNNAMED_NODE, endpoint_node
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+
+    gid = bytes(range(16)) + bytes(8)
+    lines = []
+
+    def received(name, namespace):
+        sender = SimpleNamespace(endpoint_gid=gid, node_name=name, node_namespace=namespace,
+                                 qos_profile=SimpleNamespace(durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        stand_in = SimpleNamespace(
+            photo_topics={}, _volatile_said=set(), _operator=lambda frame_id: frame_id,
+            statuses=SimpleNamespace(publisher=SimpleNamespace(topic_name="/avatar/status")),
+            get_publishers_info_by_topic=lambda topic: [sender],
+            get_logger=lambda: SimpleNamespace(info=lines.append))
+        ReconstructionNode._say_received(stand_in, {"publisher_gid": {"data": list(gid)}},
+                                         "/operator/photo/compressed", "me", 2048)
+        return lines[-1]
+
+    unknown = received("_NODE_NAME_UNKNOWN_", "_NODE_NAMESPACE_UNKNOWN_")
+    assert "UNKNOWN" not in unknown and "from" not in unknown, unknown
+    assert unknown.startswith("photo 'me' received on /operator/photo/compressed (2 KB): its verdict follows"), unknown
+    known = received("_ros2cli_4122", "/")
+    assert "(2 KB, from /_ros2cli_4122): its verdict follows on /avatar/status" in known, known
+    robot = SimpleNamespace(node_name="photo_node", node_namespace="/robot1")
+    assert endpoint_node(robot) == "/robot1/photo_node"
+    assert endpoint_node(SimpleNamespace(node_name="_NODE_NAME_UNKNOWN_", node_namespace="_NODE_NAMESPACE_UNKNOWN_"),
+                         UNNAMED_NODE) == UNNAMED_NODE
+
+
 def test_a_reader_of_the_avatar_that_cannot_get_the_latched_one_is_said(peer):
     """A subscriber of `avatar` with the default QoS (volatile: `create_subscription(..., 10)`) or of `avatar/cloud`
     best effort (a viewer's default for clouds) matches without a word on either side and never gets the avatar
@@ -1480,6 +1519,43 @@ def test_a_restart_with_the_same_start_up_photo_serves_its_cached_avatar(rclpy_c
             node.destroy_node()
             proc.stop()
     assert stamps[1] == stamps[0] and stamps[2] != stamps[0], stamps
+
+
+def test_a_start_up_photo_served_from_the_cache_reads_the_cache_once(rclpy_context, tmp_path, monkeypatch):
+    """A node started with photo_path whose cache holds the avatar of that photo read the whole cache file twice:
+    once for the note naming the photo it was made from (_cached_made_from), again to serve it (_restore_cache),
+    5.5 MB each for a 60k-Gaussian avatar (user43, s43). Now the entry read first is served. So is a start-up photo
+    that is refused (its cached face served after all). In-process nodes; the cache written by the first."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.core import avatar_cache
+    from gaussian_head_ros.nodes import reconstruction_node
+    from gaussian_head_ros.nodes.reconstruction_node import ReconstructionNode
+
+    photo, blank = tmp_path / "me.jpg", tmp_path / "wall.png"
+    cv2.imwrite(str(photo), _photo("obama_official.jpg", 500)[..., ::-1])
+    cv2.imwrite(str(blank), np.full((400, 300, 3), 180, np.uint8))  # no face: refused
+    cache = tmp_path / "avatar.cache"
+    reads = []
+    real_read = avatar_cache.read_entry
+    monkeypatch.setattr(reconstruction_node.avatar_cache, "read_entry", lambda *a: reads.append(a) or real_read(*a))
+
+    def start(name, path):
+        node = ReconstructionNode(namespace=f"/once_{name}", parameter_overrides=[
+            Parameter("cache_path", value=str(cache)), Parameter("photo_path", value=str(path)),
+            Parameter("preset", value="fast")])
+        try:
+            assert wait_until(lambda: node._shown is not None and not node._busy and node._pending is None, 180), \
+                node.state
+            return node._shown.operator_id, node.cache_state
+        finally:
+            node.destroy_node()
+
+    assert start("first", photo) == ("me", f"written to {cache}")  # reconstructed: the cache had nothing
+    for name, path in (("again", photo), ("refused", blank)):
+        reads.clear()
+        assert start(name, path) == ("me", f"restored from {cache}")
+        assert len(reads) == 1, f"start with {path.name}: the cache read {len(reads)} times"
 
 
 def test_a_cache_named_at_run_time_gets_the_face_shown_so_a_restart_keeps_it(rclpy_context, tmp_path):

@@ -227,6 +227,41 @@ def test_float_parameters_take_integers(rclpy_context):
 
 
 @pytest.mark.ros
+def test_a_parameter_set_that_the_node_does_not_have_is_named_with_what_was_meant(rclpy_context):
+    """`ros2 param set /render_node widht 384` (a typo) or `... /render_node photo_path me.jpg` (another node's)
+    was answered by rclpy 'Setting parameter failed: Invalid access to undeclared parameter(s): []': no name, no hint
+    (user43, s43). Now the reply names the parameter, the closest one or the node that has it, and the node's
+    parameters. Through the node's real set_parameters service, as `ros2 param set` calls it."""
+    from rosgraph import set_parameter, wait_until
+
+    from gaussian_head_ros.nodes.common import declare_settings
+
+    node = rclpy_context.create_node("undeclared_set_test", namespace="/robot1")
+    try:
+        declare_settings(node, {k: _params("render_node")[k] for k in ("fps", "width")})
+        target = "/robot1/undeclared_set_test"
+        typo = set_parameter(node, target, "widht", 384)
+        assert not typo.successful and typo.reason.startswith(
+            "undeclared_set_test has no parameter 'widht': nothing set (did you mean 'width'?); its parameters: "
+            "fps, "), typo.reason
+        other = set_parameter(node, target, "photo_path", "me.jpg")
+        assert not other.successful and other.reason == (
+            "undeclared_set_test has no parameter 'photo_path': nothing set; it is reconstruction_node's "
+            "(ros2 param set /robot1/reconstruction_node photo_path ...)"), other.reason
+        assert set_parameter(node, target, "width", 300).successful and node.get_parameter("width").value == 300
+        # a node in another namespace (photo_node on the operator's host) is named where the graph has it
+        operator = rclpy_context.create_node("photo_node", namespace="/")
+        try:
+            assert wait_until(lambda: ("photo_node", "/") in node.get_node_names_and_namespaces(), 10)
+            photo = set_parameter(node, target, "photo", "me.jpg")
+            assert photo.reason.endswith("it is photo_node's (ros2 param set /photo_node photo ...)"), photo.reason
+        finally:
+            operator.destroy_node()
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.ros
 def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(rclpy_context, tmp_path):
     """A params file with an out-of-range integer, a string for a float and an out-of-range float: rclpy
     raises on such overrides while declaring, which killed render_node (and tracker_node) at start-up with

@@ -957,6 +957,16 @@ def test_video_source_stamps(tmp_path):
         VideoSource(str(tmp_path / "missing.mp4"))
 
 
+def test_a_video_path_that_is_no_file_says_what_it_is(tmp_path):
+    """`gaussian-head track /dev/null` or a named pipe said 'video file ... is not a file (a directory?)' (user43, s43):
+    now a directory is said as one, anything else as 'a device or a pipe' (as a photo file is)."""
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match=r"pipe is not a file: a device or a pipe$"):
+        VideoSource(str(tmp_path / "pipe"))
+    with pytest.raises(ValueError, match=r"is not a file: a directory$"):
+        VideoSource(str(tmp_path))
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (a directory no file can be made in)")
 def test_a_video_that_cannot_be_written_there_says_why():
     """`gaussian-head render ... -o /proc/r.mp4` said 'cannot write video '/proc/r.mp4' (no mp4v encoder in this

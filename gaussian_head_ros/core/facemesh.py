@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core.landmarks import CHEEK_L, CHEEK_R, FOREHEAD, NOSE_BASE, NUM_MESH, OUTER_EYE, RIGID_PAIRS
-from gaussian_head_ros.core.native_log import quiet_notices
+from gaussian_head_ros.core.native_log import opened, quiet_notices
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class FaceMesh:
         # MediaPipe's video graph in both modes; a photo gets a fresh one (its reset() keeps some state: the
         # same photo's landmarks moved by up to 11 px with the photo seen before), settled like a first frame.
         self.static_image_mode = static_image_mode
-        self._mesh = None if static_image_mode else self._video_graph()
+        self._mesh = None if static_image_mode else opened(self._video_graph())  # (a photo's: run at once)
         self._tracking = False  # the last call found faces: the graph follows them from their landmarks
         self._crop_mesh = None  # a static one-face mesh for crops, made on first need
         self._detector = None  # the full-range face detector, made on first need
@@ -304,7 +304,7 @@ class PersonSegmenter:
     def __init__(self, landscape: bool = False):
         import mediapipe as mp
 
-        self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1 if landscape else 0)
+        self._seg = opened(mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1 if landscape else 0))
 
     @quiet_notices
     def probability(self, rgb: np.ndarray) -> np.ndarray:  # [H, W] float32 in [0, 1]

@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.native_log import quiet_notices
+from gaussian_head_ros.core.native_log import opened, quiet_notices
 
 CROP_PX = 64  # the model's input side
 CROP_EYE_WIDTHS = 2.3  # crop side / corner distance (MediaPipe's iris ROI)
@@ -105,6 +105,7 @@ class IrisModel:
         self._graph.observe_output_stream(
             "iris", lambda _name, packet: self._out.append(mp.packet_getter.get_proto(packet)))
         self._graph.start_run()
+        opened(self._graph)
         self._ts = 0
 
     @quiet_notices

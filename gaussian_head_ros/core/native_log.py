@@ -13,7 +13,8 @@ with mediapipe 0.10).
 run, fd 2 goes to a temporary file; afterwards every line of it that is not one of NOTICES is written back to
 stderr, in order: absl's E and F lines, Python's own and whatever another thread wrote meanwhile (delayed by the call,
 not lost). Nested and concurrent uses share one capture. A notice a graph's own thread writes after the call has
-returned still shows. GAUSSIAN_HEAD_NATIVE_NOTICES=1 leaves stderr alone (to see what a crash inside MediaPipe
+returned still shows: a graph started in such a call and not run in it is waited for there (`opened`).
+GAUSSIAN_HEAD_NATIVE_NOTICES=1 leaves stderr alone (to see what a crash inside MediaPipe
 wrote: the temporary file would hold it).
 """
 
@@ -77,6 +78,19 @@ def _quiet():
             _state["depth"] -= 1
             if _state["depth"] == 0:
                 _end()
+
+
+def opened(graph):
+    """`graph`, a MediaPipe CalculatorGraph or a legacy solution that holds one (`_graph`, mediapipe 0.10's
+    SolutionBase), once its calculators have opened (CalculatorGraph.wait_until_idle; 9-40 ms here). A graph's
+    calculators open on its own threads after start_run has returned, and write their notices then: a graph started
+    in a quiet_notices call and not run in it (the tracker's video face mesh, the iris model, the person segmenter,
+    made at a node's start) printed them after the call, 8 lines at each node's start (user43, s43). Call it
+    inside the quiet call. Returns `graph`."""
+    wait = getattr(getattr(graph, "_graph", graph), "wait_until_idle", None)
+    if wait is not None:
+        wait()
+    return graph
 
 
 def quiet_notices(fn=None):

@@ -85,8 +85,9 @@ class VideoSource:
         else:
             if not os.path.exists(str(source)):
                 raise ValueError(f"video file {shown(source)} not found")
-            if not os.path.isfile(str(source)):
-                raise ValueError(f"video file {shown(source)} is not a file (a directory?)")
+            if not os.path.isfile(str(source)):  # "(a directory?)" was said of a pipe or /dev/null too (user43, s43)
+                what = "a directory" if os.path.isdir(str(source)) else "a device or a pipe"
+                raise ValueError(f"video file {shown(source)} is not a file: {what}")
             image = still_image(str(source))
             if image is not None:
                 self._open_still(image)

@@ -18,7 +18,8 @@ import rclpy
 import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, NotInitializedException
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException, NotInitializedException,
+                               ParameterNotDeclaredException)
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
@@ -115,8 +116,8 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     if isinstance(overrides, dict):
         for name in floats & set(overrides):
             overrides[name] = as_float(overrides[name])
-    if (floats or whole or flags) and hasattr(node, "add_pre_set_parameters_callback"):
-        node.add_pre_set_parameters_callback(lambda params: [as_declared(p) for p in params])
+    if hasattr(node, "add_pre_set_parameters_callback"):
+        node.add_pre_set_parameters_callback(lambda params: [as_declared(p) for p in refuse_undeclared(node, params)])
 
     def refused(name: str, value) -> bool:
         """Whether `value` fails the setting's check (said in an error line: the default is used)."""
@@ -147,31 +148,71 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     warn_unknown_overrides(node)
 
 
+class UndeclaredParameter(ParameterNotDeclaredException):
+    """rclpy's ParameterNotDeclaredException (rclpy's parameter service answers it as the set's reason) with a
+    message that names the parameter and says what the user may have meant (unknown_parameter)."""
+
+    def __init__(self, reason: str):
+        Exception.__init__(self, reason)
+
+
+def refuse_undeclared(node, params: list) -> list:
+    """`params` (rclpy Parameters about to be set on `node`) as they are; raises UndeclaredParameter for the first one
+    `node` does not have, naming it, the closest parameter name or the node it belongs to, and the node's parameters.
+    rclpy (9.1, Kilted) answered `ros2 param set /render_node widht 384` with only 'Invalid access to undeclared
+    parameter(s): []' (its check lists the names from a generator its `any()` has used up; user43, s43). A pre-set
+    callback: rclpy calls those before its own check."""
+    if getattr(node, "_allow_undeclared_parameters", False):  # rclpy keeps no public accessor for this
+        return params
+    for p in params:
+        if not node.has_parameter(p.name):
+            hint = unknown_parameter(node, p.name, remedy=lambda other: f" (ros2 param set {_node_named(node, other)} "
+                                                                        f"{p.name} ...)")
+            raise UndeclaredParameter(f"{node.get_name()} has no parameter '{p.name}': nothing set{hint}")
+    return params
+
+
+def _node_named(node, name: str) -> str:
+    """The full name of a node called `name` on `node`'s graph: the one in `node`'s namespace when there is one, else
+    the first the graph lists (photo_node runs on the operator's host, in its own namespace), else the name it
+    would have in `node`'s namespace."""
+    here = f"{node.get_namespace().rstrip('/')}/{name}"
+    found = [f"{ns.rstrip('/')}/{n}" for n, ns in node.get_node_names_and_namespaces() if n == name]
+    return here if here in found or not found else found[0]
+
+
+def unknown_parameter(node, name: str, owners: dict | None = None, remedy=None) -> str:
+    """What to add when `name` was given to `node`, which has no such parameter: '; it is <other node>'s' and
+    `remedy`(<that node's name>) for another node's parameter of this package (`owners`:
+    _package_parameter_owners(), read when None), else ' (did you mean '<closest>'?)' when one is close, then
+    '; its parameters: <all declared, rclpy's included>'."""
+    import difflib
+
+    owners = _package_parameter_owners() if owners is None else owners
+    others = [n for n in owners.get(name, ()) if n != node.get_name()]
+    known = sorted(node._parameters)  # the declared ones, rclpy's own included (no public accessor either)
+    if others:
+        return f"; it is {' and '.join(others)}'s" + (remedy(others[0]) if remedy else "")
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return (f" (did you mean '{close[0]}'?)" if close else "") + f"; its parameters: {', '.join(known)}"
+
+
 def warn_unknown_overrides(node) -> list[str]:
     """Warn (one log line each) about values given for parameters the node does not have: a misspelt name in a
     params file or a `-p` (`fsp:=15`) is otherwise dropped by rclpy without a word, and the node runs on its
     default. Says the closest parameter name when there is one. Call after every parameter is declared; returns
     the unknown names. (`qos_overrides.*` are read by publishers and subscriptions, not declared here.)"""
-    import difflib
-
     overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
     if not isinstance(overrides, dict):
         return []
-    known = sorted(node._parameters)  # the declared ones, rclpy's own included (no public accessor either)
     unknown = sorted(n for n in overrides if not node.has_parameter(n) and not n.startswith("qos_overrides."))
     owners = _package_parameter_owners() if unknown else {}
-    for name in unknown:
-        others = [n for n in owners.get(name, ()) if n != node.get_name()]
-        if others:  # another node's parameter: a `/**:` section gives its values to every node (user24, s24)
-            node.get_logger().warning(
-                f"parameter '{name}' given, but {node.get_name()} has no such parameter: ignored here; it is "
-                f"{' and '.join(others)}'s (a `/**:` section of a parameters file gives its values to every node: "
-                f"put it under `{others[0]}:` to give it to that node only)")
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    for name in unknown:  # another node's parameter: a `/**:` section gives its values to every node (user24, s24)
+        hint = unknown_parameter(node, name, owners, lambda other: (
+            " (a `/**:` section of a parameters file gives its values to every node: put it under "
+            f"`{other}:` to give it to that node only)"))
         node.get_logger().warning(f"parameter '{name}' given, but {node.get_name()} has no such parameter: ignored"
-                                  + (f" (did you mean '{close[0]}'?)" if close else "")
-                                  + f"; its parameters: {', '.join(known)}")
+                                  + (" here" if hint.startswith("; it is") else "") + hint)
     return unknown
 
 
@@ -213,10 +254,21 @@ def status_name(node_fq_name: str, task: str) -> str:
     return f"{node_fq_name.lstrip('/')}: {task}"
 
 
-def endpoint_node(info) -> str:
+# What rmw_dds_common's graph cache gives as an endpoint's node name and namespace while it has no node information
+# for the endpoint's participant: a `ros2 topic pub --once` that published and left before its node information
+# arrived, a plain DDS writer (no ROS node at all).
+UNKNOWN_NODE_NAME, UNKNOWN_NODE_NAMESPACE = "_NODE_NAME_UNKNOWN_", "_NODE_NAMESPACE_UNKNOWN_"
+UNNAMED_NODE = "(a node the ROS graph has no name for)"  # for lists of endpoints' nodes (endpoint_node's `unnamed`)
+
+
+def endpoint_node(info, unnamed: str | None = None) -> str | None:
     """The fully qualified name of the node behind a graph endpoint (rclpy TopicEndpointInfo, from
     get_publishers_info_by_topic): '/render_node' in the root namespace (its node_namespace is '/'),
-    '/robot1/render_node' under `namespace:=robot1`."""
+    '/robot1/render_node' under `namespace:=robot1`; `unnamed` (None unless given: say no name) where the graph has
+    none for it (UNKNOWN_NODE_NAME): before, a line named such a sender '_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_'
+    (user43, s43)."""
+    if info.node_name in ("", UNKNOWN_NODE_NAME) or info.node_namespace == UNKNOWN_NODE_NAMESPACE:
+        return unnamed
     return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
 
 
@@ -260,11 +312,12 @@ class LatchedReaders:
                 if gid in self._said:
                     continue
                 problem = latched_reader_problem(info.qos_profile, pub.topic_name, self.what)
-                if problem:
+                node = endpoint_node(info)
+                if problem and node is not None:  # an unnamed one is said at a later check, once the graph names it
                     if len(self._said) >= self.MAX_SAID:
                         self._said.clear()
                     self._said.add(gid)
-                    lines.append(f"{endpoint_node(info)} {problem}")
+                    lines.append(f"{node} {problem}")
                     self.node.get_logger().warning(lines[-1])
         return lines
 
@@ -916,7 +969,7 @@ class SharedTopic:
         """The publishers ('namespace/name', sorted) when there have been more than one for `after_s` seconds of
         monotonic time `now` and this set was not said yet (then it counts as said); else []. Each call also
         notes the count and when the last publisher left (`emptied_at`, to the call's period)."""
-        names = sorted(endpoint_node(i) for i in self.node.get_publishers_info_by_topic(self.topic))
+        names = sorted(endpoint_node(i, UNNAMED_NODE) for i in self.node.get_publishers_info_by_topic(self.topic))
         if names:
             self.emptied_at = None
         elif self.count:

@@ -350,6 +350,9 @@ class ReconstructionNode(Node):
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
         self._made_from = None  # (_photo_key, warnings, Gaussian count) of the photo message the avatar was made from
         self._shown: GaussianAvatarMsg | None = None  # the avatar published last (latched)
+        # (path, avatar_cache.read_entry's entry) read at start-up for the start-up photo (_cached_made_from), served
+        # from there by _restore_cache; dropped once that photo is handled or the cache written
+        self._startup_entry: tuple | None = None
         # a cache file named at run time (cache_path set, cache_avatar set true): the worker writes the avatar published
         # into it, so a restart with that cache_path keeps the face (it waited for the next avatar; user39, s39)
         self._recache: str | None = None
@@ -456,8 +459,9 @@ class ReconstructionNode(Node):
         resolved = self.photo_topics.get(topic, topic)
         sender = next((e for e in self.get_publishers_info_by_topic(resolved)
                        if writer and bytes(e.endpoint_gid)[:16] == writer), None)
+        name = endpoint_node(sender) if sender is not None else None  # None: the graph names no node for it (yet)
         line = (f"photo {photo_label(frame_id, self._operator(frame_id))} received on {resolved} ({size / 1024:.0f} KB"
-                f"{f', from {endpoint_node(sender)}' if sender is not None else ''}): its verdict follows on "
+                f"{f', from {name}' if name else ''}): its verdict follows on "
                 f"{self.statuses.publisher.topic_name}")
         if sender is not None and sender.qos_profile.durability == DurabilityPolicy.VOLATILE and \
                 writer not in self._volatile_said:
@@ -565,6 +569,7 @@ class ReconstructionNode(Node):
                 self.counts["errors"] += 1
                 self.get_logger().error(f"publishing the result failed: {type(e).__name__}: {e}")
             finally:
+                self._startup_entry = None  # the start-up photo (the first job) was handled
                 with self._lock:
                     self._busy, self._running = False, None
                 self.state = "ready" if rec is not None else self.state
@@ -583,8 +588,9 @@ class ReconstructionNode(Node):
         whose statuses then carry this one, as its own)."""
         path = self._cache_path()
         job = Job(lambda: None, "", "", f"cache {path}")
+        kept, self._startup_entry = self._startup_entry, None
         try:
-            entry = avatar_cache.read_entry(path, CACHE_KIND)
+            entry = kept[1] if kept is not None and kept[0] == path else avatar_cache.read_entry(path, CACHE_KIND)
             if entry is None:
                 self.cache_state = f"no cached avatar at {path}"
                 self.get_logger().info(f"{self.cache_state}; waiting for a photo")
@@ -624,6 +630,7 @@ class ReconstructionNode(Node):
         if not path and not self._param("cache_avatar"):
             return
         path = path or self._cache_path()
+        self._startup_entry = None  # the file it was read from is written now
         with self._lock:  # the avatar shown is this one: a file named meanwhile is written (or refused) now, once
             self._recache = None if self._recache == path else self._recache
         payload, note = serialize_message(msg), _made_from_to_note(self._made_from)
@@ -677,12 +684,19 @@ class ReconstructionNode(Node):
     def _cached_made_from(self) -> tuple | None:
         """_made_from of the avatar in the cache (its note), for a start with photo_path: that photo, made into the
         cached avatar before, is served from the cache (_run). None when there is none or it cannot be read (the
-        photo is then reconstructed; _restore_cache says what is wrong with a cache it is asked to serve)."""
+        photo is then reconstructed; _restore_cache says what is wrong with a cache it is asked to serve). The entry
+        read is kept for _restore_cache, which serves it (the start-up photo is the one it was made from, or was
+        refused) without reading the file again: it read the whole file twice, 5.5 MB for a 60k-Gaussian avatar
+        (user43, s43)."""
+        path = self._cache_path()
         try:
-            entry = avatar_cache.read_entry(self._cache_path(), CACHE_KIND)
+            entry = avatar_cache.read_entry(path, CACHE_KIND)
         except ValueError:
             return None
-        return None if entry is None else _made_from_note(entry[1], 0)
+        if entry is None:
+            return None
+        self._startup_entry = (path, entry)
+        return _made_from_note(entry[1], 0)
 
     def _photo_key(self, job: Job) -> bytes | None:
         """What decides the avatar the reconstructor built now makes of `job`'s photo, as a SHA-256: the

@@ -54,10 +54,10 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK,
-                                            CausesSaid, Latest, Loading, RecurringLog, check_parameters, companion_topic,
-                                            declare_settings, diagnostics, endpoint_node, other_topics, run,
-                                            status_name)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY,
+                                            VIDEO_SOURCE_TASK, CausesSaid, Latest, Loading, RecurringLog,
+                                            check_parameters, companion_topic, declare_settings, diagnostics,
+                                            endpoint_node, other_topics, run, status_name)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -608,7 +608,8 @@ class TrackerNode(Node):
         if not self._videos_ended:
             return ""
         for info in self.get_publishers_info_by_topic(self.image_topic):
-            ended = self._videos_ended.get(status_name(endpoint_node(info), VIDEO_SOURCE_TASK))
+            node = endpoint_node(info)
+            ended = node is not None and self._videos_ended.get(status_name(node, VIDEO_SOURCE_TASK))
             if ended:
                 return ended
         return ""
@@ -667,8 +668,9 @@ class TrackerNode(Node):
         else:
             other, other_kind, transport = self.image_topic.removesuffix("/compressed"), "sensor_msgs/Image", "raw"
         infos = self.get_publishers_info_by_topic(self.image_topic)
-        senders = sorted({endpoint_node(i) for i in infos if i.topic_type == msg_type})
-        strangers = sorted({f"{endpoint_node(i)} ({i.topic_type})" for i in infos if i.topic_type != msg_type})
+        senders = sorted({endpoint_node(i, UNNAMED_NODE) for i in infos if i.topic_type == msg_type})
+        strangers = sorted({f"{endpoint_node(i, UNNAMED_NODE)} ({i.topic_type})"
+                            for i in infos if i.topic_type != msg_type})
         if strangers:  # the topic carries another type: DDS never matches it with this subscription
             hint = (f"{', '.join(strangers)} {'publishes' if len(strangers) == 1 else 'publish'} another type on it: "
                     f"the tracker reads {kind} there")
