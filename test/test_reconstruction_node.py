@@ -3,6 +3,7 @@ another process, late joiners get the latched avatar and status, refused photos 
 the newest photo wins, parameters are validated."""
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -1048,6 +1049,8 @@ def test_restart_without_photo_serves_the_cached_avatar(rclpy_context, tmp_path)
         assert after.operator_id == "cached_operator" and after.header.stamp == before.header.stamp
         assert bytes(after.gaussians.data) == bytes(before.gaussians.data)
         assert "restored from the cache" in second.output(), second.output()
+        # when it was made, as a person reads it (conversions.stamp_utc_text; was the raw 'sec.nanosec' stamp)
+        assert re.search(r"made \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", second.output()), second.output()
     finally:
         node.destroy_node()
         second.stop()

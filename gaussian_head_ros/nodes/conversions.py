@@ -41,6 +41,17 @@ def stamp_text(stamp: Time) -> str:
     return f"{stamp.sec}.{stamp.nanosec:09d}"
 
 
+def stamp_utc_text(stamp: Time) -> str:
+    """A header stamp (ROS time: seconds since the Unix epoch, UTC) as a person reads it, 'YYYY-MM-DD HH:MM:SS UTC'
+    (whole seconds); a stamp before 1970-01-02 (a sim or bag clock's) as `stamp_text` gives it. The cache's
+    "restored ... (made 1796461456.049211270)" was a raw stamp no user could read (user43, s43)."""
+    import datetime
+
+    if stamp.sec < 86400:
+        return stamp_text(stamp)
+    return datetime.datetime.fromtimestamp(stamp.sec, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def avatar_message_key(msg) -> tuple:
     """What tells one GaussianAvatar message from another (tuple; equal for the same avatar published again): its
     operator id, header stamp (when it was made), format version, Gaussian count and a CRC-32 over every field of

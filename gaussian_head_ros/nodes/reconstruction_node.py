@@ -79,7 +79,7 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (InOrderLatched, LatchedReaders, Loading, companion_topic, declare_settings,
                                             diagnostics, endpoint_node, release_free_memory, run)
-from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_text, status_msg
+from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_utc_text, status_msg
 
 
 @dataclass
@@ -611,7 +611,7 @@ class ReconstructionNode(Node):
             return
         self._publish_avatar(msg, avatar)
         self._made_from = _made_from_note(note, avatar.num_gaussians)  # the photo it was made from, sent again: unchanged
-        made = stamp_text(msg.header.stamp)
+        made = stamp_utc_text(msg.header.stamp)
         self.cache_state = f"restored from {path}"
         text = f"avatar for '{msg.operator_id}' restored from the cache {path} ({avatar.num_gaussians} Gaussians, made {made})"
         text += f": {why}" if why else ""
