@@ -17,4 +17,7 @@ if ros2cli=$(bash scripts/ros2cli.sh); then
 else
   echo "[test] note: the launch tests will be skipped (no ros2 CLI)" >&2
 fi
-exec pytest test -p no:cacheprovider "$@"
+# Two workers (pytest-xdist), each module whole on one of them (--dist loadfile: a module's node processes and
+# fixtures are made once, as in one process): about half the suite's time is a test waiting on another process or
+# on DDS, and CI's machine has 2 cores. GHR_TEST_WORKERS=0 runs it in this one process; `-n N` in the arguments wins.
+exec pytest test -p no:cacheprovider -n "${GHR_TEST_WORKERS:-2}" --dist loadfile "$@"

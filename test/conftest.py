@@ -41,14 +41,32 @@ def _private_domain() -> str:
 
 # A private graph: a domain of its own, localhost-only discovery, our own ROS_HOME and log dir. Set before
 # anything imports rclpy, and inherited by every process the tests start.
+# Under pytest-xdist (scripts/test.sh runs the suite on 2 workers) each worker is a process of its own that imports
+# this file and inherits the controller's environment, its domain included: workers on one domain saw each other's
+# nodes and topics (21 node tests failed with -n 2, s42). So each worker takes a free domain of its own.
 _ros_home = tempfile.mkdtemp(prefix="ghr-test-ros-")
-if "ROS_DOMAIN_ID" not in os.environ:
+if "ROS_DOMAIN_ID" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["ROS_DOMAIN_ID"] = _private_domain()
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_HOME"] = _ros_home
 os.environ["ROS_LOG_DIR"] = os.path.join(_ros_home, "log")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads_share_the_cores():
+    """Under pytest-xdist, torch's intra-op threads in each worker are its share of the cores (cores // workers, at
+    least 1) instead of all of them: two workers each training with 2 threads on a 2-core machine spun against each
+    other, and test_train's test_tiny_preset_overfits_one_clip took 226 s instead of 35 s (s43). Run in one process
+    (no worker count), torch keeps its default. Results do not depend on the thread count beyond the summation order
+    of float reductions; tests that set their own threads (renderers, bench) still do."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+    yield
 
 
 @pytest.fixture(scope="module", autouse=True)
