@@ -181,10 +181,10 @@ def test_unseen_prior_holds_what_no_view_shows(clip_cfg):
     assert float(w[:, back].max()) == 1.0 and float(w[:, back].mean()) > 0.5 and float(w[:, front_torso].mean()) < 0.05
     assert float(w[:, g.part == PART_FACE].abs().max()) == 0.0
     loss = unseen_prior_loss(out["departure"], w)
-    assert float(loss) < 0.05  # untrained: at the prior
+    assert float(loss.detach()) < 0.05  # untrained: at the prior
     shrunk = {**out["departure"], "log_scale": out["departure"]["log_scale"] - 1.0,
               "opacity_logit": torch.full_like(out["departure"]["opacity_logit"], INIT_OPACITY_LOGIT - 4.0)}
-    assert float(unseen_prior_loss(shrunk, w)) > float(loss) + 1.9  # 1 (scale) + 0.25 x 4 (opacity)
+    assert float(unseen_prior_loss(shrunk, w).detach()) > float(loss.detach()) + 1.9  # 1 (scale) + 0.25 x 4 (opacity)
     loss.backward()
     assert float(g.mlp[-1].bias.grad.abs().sum()) > 0
 

@@ -223,7 +223,8 @@ def asarray_like(value, ref):
         return np.asarray(value, dtype=ref.dtype)
     import torch
 
-    return torch.as_tensor(np.asarray(value), dtype=ref.dtype, device=ref.device)
+    return torch.as_tensor(np.array(value), dtype=ref.dtype, device=ref.device)  # a writable copy (a broadcast view is
+    # read-only: torch warned "The given NumPy array is not writable")
 
 
 def smoothstep(e0: float, e1: float, x):

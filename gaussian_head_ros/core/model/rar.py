@@ -142,7 +142,8 @@ class RARModel(nn.Module):
         if cfg.input_size % cfg.backbone.patch_size:
             raise ValueError(f"input_size {cfg.input_size} is not a multiple of the patch size {cfg.backbone.patch_size}")
         self.cfg = replace(cfg, num_vertices=len(ref_vertices), num_faces=len(faces))
-        self.register_buffer("ref_vertices", torch.as_tensor(ref_vertices))  # [V, 3] canonical template
+        self.register_buffer("ref_vertices", torch.tensor(ref_vertices))  # [V, 3] canonical template (a copy: the template
+        # may be read-only)
         self.backbone = build_backbone(cfg.backbone, device=backbone_device) if backbone_device else ViTBackbone(cfg.backbone)
         self.backbone_source: dict | None = None  # weights_reference of the pretrained file it started from
         self.backbone_trained: set[str] = set()  # backbone parameter names trained in some stage

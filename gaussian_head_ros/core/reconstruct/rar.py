@@ -85,7 +85,7 @@ class RARReconstructor(Reconstructor):
         fr = frame_photo(rgb, self._mesh(), self.framing)  # raises ReconstructionError with a status code
         mask = self._segmenter.probability(fr.photo)  # [S, S] person probability of the crop
         t1 = time.perf_counter()
-        f = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=self.device)[None]  # noqa: E731
+        f = lambda a: torch.as_tensor(np.array(a, np.float32), device=self.device)[None]  # noqa: E731 (a copy: writable)
         with torch.no_grad():
             out = self.model.reconstruct(f(fr.photo).permute(0, 3, 1, 2) / 255.0, f(fr.vertices), f(fr.viewmat), f(fr.K),
                                          f(mask))
