@@ -654,11 +654,11 @@ class MeshFitReconstructor(Reconstructor):
                                                    jaw_pivot(V_rest))
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
-            if smile:  # a smile's opening: what turns with the jaw
-                # there (the lower lip's inner rim, the dark below the upper row, a few lower tips) is the photo's
-                # expression too, gone with it; the synthetic lower row and cavity stand there (placed on the lower
-                # row's surface, the rim's red stayed under the upper row of an opened smile as a band of red specks,
-                # obama_official, trump_official, and the tips as white dots, tpsmm_driving's frame 0)
+            if smile:  # what turns with the jaw in a smile's opening (the lower lip's inner rim, the dark below the
+                # upper row, a few lower tips) is the photo's expression too, gone with it; the synthetic lower row and
+                # cavity stand there (placed on the lower row's surface, the rim's red stayed under the upper row of
+                # an opened smile as red specks, obama_official, trump_official; the tips as white dots, tpsmm's
+                # frame 0)
                 photo_gap = lower_jaw.copy()
         vn = vertex_normals(V, faces)
         nrm = normals_from_points(pts_cam, person) @ R  # head frame
