@@ -8,6 +8,13 @@ import numpy as np
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
+def saturation(rgb: np.ndarray) -> np.ndarray:
+    """HSV saturation of rgb [..., 3] (any units): (max - min) / max per pixel [...], 0 for black."""
+    rgb = np.asarray(rgb)
+    hi = rgb.max(-1)
+    return (hi - rgb.min(-1)) / np.maximum(hi, 1e-6)
+
+
 def skin_residual(rgb: np.ndarray, skin, dark: float) -> np.ndarray:
     """How far rgb [..., 3] (0..1) is from the skin colour [3] in light or shade: the squared rgb residual [...]
     to skin x g, g the least-squares gain clipped to [dark, 1] (a shaded neck is the skin at 0.5-1 x its

@@ -860,13 +860,11 @@ class MeshFitReconstructor(Reconstructor):
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
                                                 mouth_px, torso_px, eye_core, eye_lag, centre, f, R)
-        if parted:  # (above) e.g. lips that meet: their sliver's few pixels are lip, not the mouth's inside; put
-            # behind the teeth as the photo's gap, they floated in every opened mouth as light and red specks
-            # (business_person x tpsmm_driving frames 20 / 41: 3 Gaussians, the lips' seam, 15 mm behind the lip in
-            # front of the dark cavity)
-            keep = photo_layer.part != PART_MOUTH
-            photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
-        elif photo_gap.any():
+        if photo_gap.any():  # (above) the photo's gap out of the avatar: a parted photo's whole opening (e.g. lips
+            # that meet: their sliver's few pixels are lip, not the mouth's inside; put behind the teeth as the
+            # photo's gap, they floated in every opened mouth as light and red specks, business_person x
+            # tpsmm_driving frames 20 / 41: 3 Gaussians, the lips' seam, 15 mm behind the lip in front of the dark
+            # cavity), a smile's jaw side
             keep = (photo_layer.part != PART_MOUTH) | ~photo_gap[pixels[0], pixels[1]]
             photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
         if shine_batch is not None:  # refined with the photo layer, as its detail discs (their size): unrefined and

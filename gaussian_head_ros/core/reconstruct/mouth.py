@@ -32,7 +32,7 @@ from gaussian_head_ros.core.landmarks import EYE_OUTER_L, EYE_OUTER_R, JAW_EDGE,
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
-from gaussian_head_ros.core.colour import LUMA
+from gaussian_head_ros.core.colour import LUMA, saturation
 
 
 
@@ -712,8 +712,7 @@ def photo_teeth(rgb: np.ndarray, skin_luma: float, cfg: MouthConfig) -> np.ndarr
     lips and the gums are as light but red (trump_official's lower lip rim, taken for teeth of the upper row, stayed
     in an opened mouth as red specks)."""
     c = np.asarray(rgb, np.float64).reshape(-1, 3)
-    sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
-    return (c @ LUMA > cfg.photo_teeth_luma * skin_luma) & (sat < TEETH_MAX_SAT)
+    return (c @ LUMA > cfg.photo_teeth_luma * skin_luma) & (saturation(c) < TEETH_MAX_SAT)
 
 
 TEETH_MAX_SAT = 0.25  # HSV saturation above which a light pixel of the opening is lip or gum, not teeth
@@ -729,8 +728,8 @@ def teeth_colour(photo, mouth_px, skin_luma: float = 0.0):
         return None
     c = photo[mouth_px]
     luma = c @ LUMA
-    sat = (c.max(1) - c.min(1)) / np.maximum(c.max(1), 1e-6)
-    teeth = (luma > max(0.45, np.percentile(luma, 70))) & (sat < TEETH_MAX_SAT)  # relative: pink lip rims are not
+    teeth = (luma > max(0.45, np.percentile(luma, 70))) & (saturation(c) < TEETH_MAX_SAT)  # relative: pink lip rims are
+    # not teeth
     if teeth.sum() < 15:
         return None
     rgb = np.median(c[teeth], 0)
