@@ -291,6 +291,52 @@ def test_mouth_interior_follows_the_jaw():
     assert (p2.means[mouth, 1] - a.means[mouth, 1])[lower].mean() > 0.003
 
 
+def test_the_photos_own_open_mouth_is_seen_at_its_own_opening_only(tmp_path):
+    """avatar.PART_PHOTO_MOUTH (a wide-open photo's own opening): turned with the jaw as the interior is, and seen
+    whole only while the driven jaw angle is within photo_mouth_full_rad of the photo's own (its bary[:, 2]), gone
+    beyond photo_mouth_gone_rad (deform.photo_mouth_share); on MediaPipe's topology the inner lips' gap must match the
+    photo's too (its bary[:, 1]). numpy and torch alike; the part survives the .ply."""
+    from gaussian_head_ros.core.avatar import PART_PHOTO_MOUTH, load_ply, save_ply
+    from gaussian_head_ros.core.deform import photo_mouth_share
+
+    cfg = DriveConfig()
+    share = photo_mouth_share(0.2, 0.02, np.array([0.2, 0.205, 0.22, 0.3, 0.2, 0.2]),
+                              np.array([0.02, 0.02, 0.02, 0.02, 0.0235, 0.03]), cfg)
+    assert share[0] == 1.0 and share[1] == 1.0 and 0.0 < share[2] < 1.0 and share[3] == 0.0
+    assert 0.0 < share[4] < 1.0 and share[5] == 0.0
+    np.testing.assert_array_equal(photo_mouth_share(0.2, None, [0.2, 0.3], [0.0, 0.0], cfg), [1.0, 0.0])
+
+    a = avatar_with_mouth(seed=6)
+    rows = np.flatnonzero(a.part == PART_MOUTH)[:100]
+    a.part[rows] = PART_PHOTO_MOUTH
+    a.bary[rows] = (1.0, 0.02, 0.2)  # turns with the jaw; the photo's gap 20 mm (unused: no MediaPipe mesh), 0.2 rad
+    save_ply(a, tmp_path / "a.ply")
+    b = load_ply(tmp_path / "a.ply")
+    assert np.array_equal(b.part, a.part)
+    rest_opacity = 1 / (1 + np.exp(-b.logit_opacities))
+    d = Driver(b)
+    per_unit = cfg.jaw_per_jaw_open  # rad per jawOpen on a template without MediaPipe's topology
+
+    def opened(theta):
+        return FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([theta / per_unit], np.float32))
+
+    for theta, want in ((0.2, 1.0), (0.205, 1.0), (0.0, 0.0), (0.1, 0.0), (0.26, 0.0)):
+        p = d.drive(opened(theta))
+        np.testing.assert_allclose(p.opacities[rows], want * rest_opacity[rows], atol=1e-6, err_msg=str(theta))
+        others = np.setdiff1d(np.arange(len(rest_opacity)), rows)
+        np.testing.assert_array_equal(p.opacities[others], rest_opacity[others].astype(np.float32))
+    half = d.drive(opened(0.22)).opacities[rows] / rest_opacity[rows]
+    assert np.all((half > 0.05) & (half < 0.95))
+    lower = d.drive(opened(0.2)).means[rows, 1] - b.means[rows, 1]
+    assert lower.mean() > 0.005, "the photo's own opening does not turn with the jaw"
+    torch = pytest.importorskip("torch")
+    tb = dataclasses.replace(b, **{f: torch.tensor(getattr(b, f)) for f in ("means", "quats", "log_scales",
+                                                                             "logit_opacities", "sh")})
+    for theta in (0.2, 0.22, 0.0):
+        np.testing.assert_allclose(Driver(tb).drive(opened(theta)).opacities.numpy(), d.drive(opened(theta)).opacities,
+                                   atol=1e-6)
+
+
 def test_jaw_open_above_arkits_1_drives_as_1():
     """ARKit's jawOpen runs 0..1, 1 the jaw fully open; FaceControl.validate takes up to 1.5 (an overshoot). On an avatar
     whose jaw follows jawOpen itself (no face-mesh chin: synthetic here, learned ones) 1.3 opened it 0.455 rad, past

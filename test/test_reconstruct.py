@@ -2429,13 +2429,60 @@ def test_a_parted_lips_photo_opened_shows_its_synthetic_mouth_not_its_gap():
     assert share < 0.01, f"{share:.2f} of the opened mouth shows the photo's own opening"
 
 
-def _interior(avatar) -> np.ndarray:
-    """[N] bool: the mouth interior's Gaussians (teeth, cavity, tongue, the photo's open-mouth pixels): PART_MOUTH (not
-    the jaw's underside, PART_JAW_FLOOR: skin that turns with the jaw and may show where the chin's skin is thin, as
-    the head's back behind it did, in the same shade)."""
-    from gaussian_head_ros.core.avatar import PART_MOUTH
+@pytest.mark.parametrize("name", ["obama_speech.jpg", "lp_d9_woman_turned.jpg"])
+def test_a_wide_open_photo_talks_with_the_synthetic_mouth_and_shows_its_own_at_its_own_opening(results, name):
+    """avatar.PART_PHOTO_MOUTH, deform.photo_mouth_share: a photo whose mouth is wide open (obama_speech's lips 20.7 mm
+    apart, lp_d9_woman_turned's 42.6) kept its opening's pixels (teeth, tongue, dark) turned with the jaw at every
+    opening, in front of the synthetic rows: a second row of teeth under the upper one, blocks of her tongue with the
+    cavity's dark between them (sadtalker_WDA_KatieHill frames 30 / 168, lp_d18 66 / 114 / 132). At talking openings
+    (blendshape-only jawOpen 0.2 / 0.35 / 0.5 at the photo's pose) the opening is the synthetic interior's: before,
+    0.99 / 0.91 / 0.61 (obama_speech) and 1.0 / 1.0 / 0.93 (lp_d9) of the opened mouth's pixels showed the photo's own
+    (found by painting them); now none. The photo's own
+    control still shows them, whole (its photo back: test_the_photos_expression_reproduces_the_photo)."""
+    import dataclasses
 
-    return avatar.part == PART_MOUTH
+    from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
+    from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+    from gaussian_head_ros.core.reconstruct.preview import photo_pose
+
+    res = results[name]
+    a = res.avatar
+    cfg, scale = MouthConfig(), np.exp(a.log_scales).max(1)
+    synthetic = np.zeros(len(scale), bool)
+    for size in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
+                 0.75 * cfg.cavity_back_spacing_m):
+        synthetic |= np.isclose(scale, size, rtol=0.02)
+    mouth = np.isin(a.part, (PART_MOUTH, PART_PHOTO_MOUTH))
+    sh = a.sh.copy()
+    sh[mouth & synthetic, 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814
+    sh[mouth & ~synthetic, 0] = (np.array([1.0, 0.0, 1.0]) - 0.5) / 0.28209479177387814
+    sh[mouth, 1:] = 0.0
+    shares = []
+    for jaw_open in (0.2, 0.35, 0.5):
+        painted = _jaw_open_render(a, jaw_open)(dataclasses.replace(a, sh=sh))
+        interior = (painted[..., 1] > 0.6) & (painted[..., 0] < 0.4)
+        photo_own = (painted[..., 0] > 0.6) & (painted[..., 2] > 0.6) & (painted[..., 1] < 0.4)
+        assert interior.sum() + photo_own.sum() > 150, f"jawOpen {jaw_open}: the mouth did not open"
+        shares.append(round(float(photo_own.sum() / (photo_own.sum() + interior.sum())), 3))
+    assert max(shares) < 0.01, f"{name}: share of the opened mouth showing the photo's own opening {shares}"
+    own = a.part == PART_PHOTO_MOUTH
+    assert own.sum() > 300 and np.all(own <= mouth & ~synthetic)
+    rot, view = photo_pose(a)
+    p = Driver(a).drive(FaceControl(expression=res.expression, rotation=matrix_to_quat(rot).astype(np.float32)),
+                        viewmat=view)
+    rest_opacity = 1 / (1 + np.exp(-a.logit_opacities[own]))
+    assert np.allclose(p.opacities[own], rest_opacity, atol=1e-6), "the photo's own control hides its opening"
+
+
+def _interior(avatar) -> np.ndarray:
+    """[N] bool: the mouth interior's Gaussians (teeth, cavity, tongue, the photo's open-mouth pixels): PART_MOUTH and
+    PART_PHOTO_MOUTH (not the jaw's underside, PART_JAW_FLOOR: skin that turns with the jaw and may show where the
+    chin's skin is thin, as the head's back behind it did, in the same shade)."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
+
+    return np.isin(avatar.part, (PART_MOUTH, PART_PHOTO_MOUTH))
 
 
 def _mouth_pixels(avatar, control):

@@ -55,8 +55,15 @@ PART_UNDER_CHIN = 5
 # the jaw's underside (reconstruct.mouth.jaw_floor): skin in shade under the mouth interior, driven as the interior is
 # (turns with the jaw by its jaw weight); before format 4 it was PART_MOUTH, told from the interior by its discs' size
 PART_JAW_FLOOR = 6
-PART_LAST = PART_JAW_FLOOR  # the largest part label an avatar may carry
-JAW_PARTS = (PART_MOUTH, PART_JAW_FLOOR)  # the parts that turn with the jaw (core.deform's jaw levels)
+# the photo's own open mouth (its teeth, tongue and dark, reconstruct.mesh_fit: a photo whose mouth is wide open),
+# driven as the interior is (turns with the jaw by its jaw weight, bary[:, 0]; no glide, bary[:, 1] = 0) and seen only
+# while the driven jaw is near the photo's own opening, bary[:, 2] (radians; core.deform.photo_mouth_share fades its
+# opacity): at every other opening the synthetic interior (PART_MOUTH) stands for it. Since format 4 (a receiver
+# built before refuses such an avatar, naming the part labels it takes).
+PART_PHOTO_MOUTH = 7
+PART_LAST = PART_PHOTO_MOUTH  # the largest part label an avatar may carry
+# the parts that turn with the jaw (core.deform's jaw levels)
+JAW_PARTS = (PART_MOUTH, PART_JAW_FLOOR, PART_PHOTO_MOUTH)
 # The largest rest brow shift an avatar may carry (metres): brows sit ~13-24 mm above the eye corners
 # (core.expression), so the rest moves them well under 1 cm; more is a corrupt file or message.
 MAX_REST_BROW_SHIFT_M = 0.01
@@ -65,7 +72,7 @@ MAX_REST_BROW_SHIFT_M = 0.01
 # 3DGS scan of a million splats was published OK and then refused by the display, review22).
 DISPLAY_MAX_GAUSSIANS = 200_000
 PART_NAMES = {PART_STATIC: "static", PART_FACE: "face", PART_TORSO: "torso", PART_MOUTH: "mouth", PART_EYE: "eye",
-              PART_UNDER_CHIN: "under_chin", PART_JAW_FLOOR: "jaw_floor"}
+              PART_UNDER_CHIN: "under_chin", PART_JAW_FLOOR: "jaw_floor", PART_PHOTO_MOUTH: "photo_mouth"}
 
 SH_C0 = 0.28209479177387814  # 3DGS: rgb = 0.5 + SH_C0 * f_dc
 

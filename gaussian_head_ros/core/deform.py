@@ -77,7 +77,7 @@ from matplotlib.path import Path
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import NUM_LID_PAIRS, arkit_values
-from gaussian_head_ros.core.avatar import JAW_PARTS, PART_EYE, PART_FACE, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core.avatar import JAW_PARTS, PART_EYE, PART_FACE, PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO
 
 
 @dataclass
@@ -141,6 +141,19 @@ class DriveConfig:
     # where the operator's lower lip hides his lower teeth (lead, session 41: nine portraits x lp_d18 frame 138).
     # Beyond 0.5 rad a real mandible also glides forward and down; the turn stands in for both.
     interior_max_rad: float = 0.75
+    # The photo's own open mouth (avatar.PART_PHOTO_MOUTH: its teeth, tongue and dark, kept only from a photo whose
+    # mouth is wide open) is seen whole while the driven mouth is the photo's: the jaw angle within photo_mouth_full_rad of
+    # the photo's own (the rows' bary[:, 2]) and the inner lips' gap (`inner_lip_gap`) within photo_mouth_full_m of
+    # the photo's (bary[:, 1]); it fades out by photo_mouth_gone_rad / _m (`photo_mouth_share`), and the synthetic
+    # interior stands for it at every other opening. Turned with the jaw, its pixels stood as the photo showed them
+    # in any opening: a second row of teeth under the synthetic upper row and blocks of the photo's tongue with the
+    # cavity's dark between them (obama_speech / lp_d9_woman_turned x sadtalker_WDA_KatieHill frames 30 / 168, lp_d18
+    # 66 / 114 / 132; lead, session 44). By the jaw alone lp_d9's (0.140 rad, lips 42.6 mm apart) showed at lp_d18's
+    # scream (0.123 rad, 47.9 mm) and sadtalker's laugh (0.138 rad, 24.6 mm): the same blocks.
+    photo_mouth_full_rad: float = 0.01
+    photo_mouth_gone_rad: float = 0.03
+    photo_mouth_full_m: float = 0.002
+    photo_mouth_gone_m: float = 0.005
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening
@@ -721,7 +734,8 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         mouth_bary = np.asarray(bary, np.float64)[mouth]
         if np.any(mouth_bary.sum(1) > 0):  # explicit jaw weights from the reconstructor
             w = mouth_bary[:, 0]
-            coef_b[mouth, 2] = np.clip(mouth_bary[:, 1], 0.0, 1.0)  # its share of the level's glide (frame_tables)
+            # its share of the level's glide (frame_tables); the photo's own open mouth's bary[:, 1] is its lips' gap
+            coef_b[mouth, 2] = np.where(part[mouth] == PART_PHOTO_MOUTH, 0.0, np.clip(mouth_bary[:, 1], 0.0, 1.0))
         frame[mouth] = k_jaw + quantised_jaw_weight(w, levels)
         coef_b[mouth, 1] = mouth_lateral(verts, means[mouth, 0])  # the jaw frames' sideways stretch (frame_tables)
 
@@ -1100,6 +1114,25 @@ def jaw_angle(rig: Rig, disp, jaw_open: float | None, cfg: DriveConfig):
     else:
         ang = asarray_like(cfg.jaw_per_jaw_open * (jaw_open or 0.0), disp)
     return xp.clip(ang, 0.0, cfg.jaw_max_rad)
+
+
+def inner_lip_gap(verts) -> float:
+    """[V, 3] template vertices (MediaPipe topology, head frame, y down) -> the inner lips' gap at the midline
+    (metres, lower inner lip's y less the upper's; about 0 or below for lips that meet)."""
+    return float(verts[lmk.LOWER_LIP_IN, 1] - verts[lmk.UPPER_LIP_IN, 1])
+
+
+def photo_mouth_share(theta: float, gap_m: float | None, theta_photo, gap_photo_m, cfg: DriveConfig) -> np.ndarray:
+    """The driven jaw angle (rad, `jaw_angle`) and inner lips' gap (m, `inner_lip_gap`; None on a template without
+    MediaPipe's topology: the angle alone), [M] the photo's own of each PART_PHOTO_MOUTH row (bary[:, 2] rad,
+    bary[:, 1] m) -> [M] float32 in [0, 1], the share of their opacity those rows keep: the product of 1 -
+    smoothstep(full, gone, |driven - photo's|) for the angle (cfg.photo_mouth_full_rad / _gone_rad) and the gap
+    (cfg.photo_mouth_full_m / _gone_m) (DriveConfig.photo_mouth_full_rad)."""
+    d_theta = np.abs(float(theta) - np.asarray(theta_photo, np.float64))
+    d_gap = np.zeros_like(d_theta) if gap_m is None else np.abs(float(gap_m) - np.asarray(gap_photo_m, np.float64))
+    share = ((1.0 - smoothstep(cfg.photo_mouth_full_rad, cfg.photo_mouth_gone_rad, d_theta))
+             * (1.0 - smoothstep(cfg.photo_mouth_full_m, cfg.photo_mouth_gone_m, d_gap)))
+    return share.astype(np.float32)
 
 
 # The mouth interior (teeth, cavity) is bound to the skull and the jaw, not to the lips: built behind the rest

@@ -38,7 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaussian_head_ros.core import brow_strip, deform, lashes
-from gaussian_head_ros.core.avatar import SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb, sh_rest_rows
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.avatar import (PART_PHOTO_MOUTH, SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb,
+                                           sh_rest_rows)
 from gaussian_head_ros.core.control import FaceControl, head_rotation_in_view, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
 from gaussian_head_ros.core.expression import hooded_brow_lift
@@ -141,6 +143,8 @@ class FrameTables:
     wrinkle: float = 0.0  # how far the avatar's wrinkle map is in (`wrinkle_share`), 0..1
     lash: np.ndarray | None = None  # [2] how far each eye's (right, left) lash map is in (`lashes.lash_weights`)
     unfold: np.ndarray | None = None  # [2] each eye's brow-lid strip lit share (brow_strip.unfold_share), 0..1
+    # [M] the opacity share the photo's own open mouth keeps (deform.photo_mouth_share; None: the avatar has none)
+    photo_mouth: np.ndarray | None = None
 
 
 class Driver:
@@ -164,6 +168,10 @@ class Driver:
         self.frame = self.rig.frame  # [N] frame of each Gaussian
         self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
+        # the photo's own open mouth: its rows, the jaw angle (rad) and the lips' gap (m) it shows them at
+        # (avatar.PART_PHOTO_MOUTH)
+        self.photo_mouth_rows = np.flatnonzero(np.asarray(avatar.part) == PART_PHOTO_MOUTH)  # [M]
+        self.photo_mouth_at = np.asarray(avatar.bary, np.float64)[self.photo_mouth_rows, 1:]  # [M, 2] gap m, rad
         self.basis = np.asarray(avatar.expression_basis, np.float64)  # [E, V, 3]
         self.wrinkle_rows = np.asarray(avatar.wrinkle_rows, np.int64)  # [M]
         self.wrinkle_rgb = np.asarray(avatar.wrinkle_rgb, np.float32)  # [M, 3]
@@ -257,9 +265,14 @@ class Driver:
         wrinkle = wrinkle_share(disp, self.wrinkle_expression) if len(self.wrinkle_rows) else 0.0
         lash = None if self.lash is None else lashes.lash_weights(lashes.lid_closure(self.verts, disp),
                                                                    self.cfg.lash_closure)
+        photo_mouth = None
+        if len(self.photo_mouth_rows):
+            gap = deform.inner_lip_gap(self.verts + disp) if lmk.has_mediapipe_topology(len(self.verts)) else None
+            photo_mouth = deform.photo_mouth_share(theta, gap, self.photo_mouth_at[:, 1], self.photo_mouth_at[:, 0],
+                                                   self.cfg)
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
                            rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash,
-                           brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain))
+                           brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain), photo_mouth)
 
     def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, object]]:
         """The colour maps in this frame, [(rows [M] int64, add: [M, 3] float32 added to those rows' colours, or a
@@ -302,7 +315,16 @@ class Driver:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * SH_COSINE_LOBE[:, None] / math.pi).astype(np.float32),
                               np.float32(self.cfg.relight_max_ratio))
-        return PosedGaussians(means, quats, scales, self.opacities, colors)
+        return PosedGaussians(means, quats, scales, self._opacities(tab), colors)
+
+    def _opacities(self, tab: FrameTables) -> np.ndarray:
+        """[N] float32 the opacities in this frame: the rest ones, the photo's own open mouth's scaled by its share
+        (tab.photo_mouth)."""
+        if tab.photo_mouth is None:
+            return self.opacities
+        opacities = self.opacities.copy()
+        opacities[self.photo_mouth_rows] *= tab.photo_mouth
+        return opacities
 
     def _view_colors(self, means, tab: FrameTables, viewmat) -> np.ndarray:
         """[N, 3] the DC colours plus the SH bands 1..2 seen from viewmat's camera (`drive`) on `view_rows`: the
@@ -339,7 +361,13 @@ class Driver:
             ratio = np.clip(e_t / self.e_captured, 0, self.cfg.relight_max_ratio)
             ratio[~self.has_normal] = 1.0
             colors = torch.clamp(colors * torch.as_tensor(ratio, dtype=colors.dtype, device=dev), 0, 1)
-        return PosedGaussians(means, quats, scales, self.t_opac, colors)
+        opacities = self.t_opac
+        if tab.photo_mouth is not None:  # (`_opacities`)
+            share = torch.ones_like(opacities).index_copy(0, torch.as_tensor(self.photo_mouth_rows, device=dev),
+                                                         torch.as_tensor(tab.photo_mouth, dtype=opacities.dtype,
+                                                                         device=dev))
+            opacities = opacities * share
+        return PosedGaussians(means, quats, scales, opacities, colors)
 
 
 def wrinkle_share(disp: np.ndarray, wrinkle_expression: np.ndarray) -> float:

@@ -43,8 +43,8 @@ from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA, skin_residual
 from gaussian_head_ros.core.avatar import (JAW_PARTS, MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR,
-                                           PART_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera,
-                                           rgb_to_sh_dc)
+                                           PART_MOUTH, PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN,
+                                           SourceCamera, rgb_to_sh_dc)
 from gaussian_head_ros.core.control import head_rotation_in_view, matrix_to_quat
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
 from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
@@ -60,7 +60,7 @@ from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_b
                                                          skin_luminance, upper_orbit)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
-from gaussian_head_ros.core.deform import DriveConfig, jaw_pivot, smoothstep
+from gaussian_head_ros.core.deform import DriveConfig, inner_lip_gap, jaw_pivot, smoothstep
 from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength, squint_of
 from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
@@ -92,6 +92,10 @@ FRINGE_START = 0.3  # its first row lies this many steps beyond the cut (half it
 # How far behind the photo's upper crowns (at its pose) the interior must lie to stay: half the lower row's
 # overjet behind them (MouthConfig.lower_teeth_behind_m 1.2 mm).
 UPPER_CROWN_MARGIN_M = 0.0005
+# A wide-open photo's own opening (avatar.PART_PHOTO_MOUTH, seen at its own jaw angle only) lies this far in front of
+# where its pixels fall on the teeth surface, towards the camera: the synthetic rows stand whole behind it there, and
+# on the same surface they showed through it in specks (its own pose).
+PHOTO_MOUTH_LIFT_M = 0.0015
 
 
 @dataclass
@@ -637,11 +641,19 @@ class MeshFitReconstructor(Reconstructor):
         # band (self sadtalker_WDA_KatieHill frames 29 / 100 / 168, where the operator shows white teeth and a pink
         # tongue; lead, session 42: its frame 0 29.36 -> 29.09 dB, the clip 16.050 -> 16.065). A wider opening is
         # the jaw's, and a mouth that shows its teeth shows its own bite: there the teeth rows stay out of the
-        # photo's teeth (the photo given back).
-        lip_gap_m = float(V[lmk.LOWER_LIP_IN, 1] - V[lmk.UPPER_LIP_IN, 1])  # the photo's inner lips at the midline
+        # photo's teeth (the photo given back; a smile's upper crowns, `smile`; a wide opening's own, `wide`).
+        lip_gap_m = inner_lip_gap(V)  # the photo's inner lips at the midline
         parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
         photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
         smile = not parted and lip_gap_m <= cfg.mouth.smile_gap_max_m  # (MouthConfig.smile_gap_max_m)
+        # A wider opening is the jaw's (obama_speech 20.7 mm, lp_d9_woman_turned 42.6): its pixels stay in the avatar as
+        # PART_PHOTO_MOUTH, seen only while the driven jaw is near the photo's own (deform.photo_mouth_share), and the
+        # synthetic interior is built whole behind them, as for a parted photo's gap: at every other opening it stands
+        # there (the photo's teeth and tongue, turned with the jaw, stood in any opening as a second row of teeth and
+        # blocks of tongue over the cavity's dark)
+        wide = mouth_px.any() and not parted and not smile
+        if wide:
+            photo_gap = mouth_px
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
             # below the lower lip on the floor of the mouth (a parted-lips photo's are dropped below)
             mi, mj = np.nonzero(mouth_px)
@@ -652,6 +664,8 @@ class MeshFitReconstructor(Reconstructor):
             pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
                                                    loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
                                                    jaw_pivot(V_rest))
+            if wide:  # (PHOTO_MOUTH_LIFT_M)
+                pts[mouth_px] -= PHOTO_MOUTH_LIFT_M * d / np.linalg.norm(d, axis=1, keepdims=True)
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
             if smile:  # what turns with the jaw in a smile's opening (the lower lip's inner rim, the dark below the
@@ -769,7 +783,13 @@ class MeshFitReconstructor(Reconstructor):
         # (astronaut_eileen_collins, trump_official)
         mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
         behind = np.where((teeth_px & ~lower_jaw)[mi, mj], UPPER_CROWN_MARGIN_M, 0.002)
-        mouth = mouth.take(inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + behind) | photo_gap[mi, mj]))
+        keep = inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + behind) | photo_gap[mi, mj])
+        if wide:  # a wide-open photo's upper row (jaw weight 0) stays whole up under the lips' inner edge, where
+            # MediaPipe's inner contour runs over the photo's own crowns: cut there, every talking opening showed holes
+            # in its crowns (obama_speech: 24 Gaussians, 3.4 mm in front of to 2 mm behind the lip's surface)
+            near = cv2.dilate(photo_gap.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+            keep |= inside & near[mi, mj] & (mouth.bary[:, 0] == 0)
+        mouth = mouth.take(keep)
 
         # The opening's dark band along the lids (lashes, the lids' shadow, the lid margins) stays with the lids
         # (static: the falloff band carries them with the lid vertices); the iris turns with the eyeball, the
@@ -860,11 +880,11 @@ class MeshFitReconstructor(Reconstructor):
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
                                                 mouth_px, torso_px, eye_core, eye_lag, centre, f, R)
-        if photo_gap.any():  # (above) the photo's gap out of the avatar: a parted photo's whole opening (e.g. lips
-            # that meet: their sliver's few pixels are lip, not the mouth's inside; put behind the teeth as the
-            # photo's gap, they floated in every opened mouth as light and red specks, business_person x
+        if photo_gap.any() and not wide:  # (above) the photo's gap out of the avatar: a parted photo's whole opening
+            # (e.g. lips that meet: their sliver's few pixels are lip, not the mouth's inside; put behind the teeth as
+            # the photo's gap, they floated in every opened mouth as light and red specks, business_person x
             # tpsmm_driving frames 20 / 41: 3 Gaussians, the lips' seam, 15 mm behind the lip in front of the dark
-            # cavity), a smile's jaw side
+            # cavity), a smile's jaw side (a wide opening's stays, PART_PHOTO_MOUTH, below)
             keep = (photo_layer.part != PART_MOUTH) | ~photo_gap[pixels[0], pixels[1]]
             photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
         if shine_batch is not None:  # refined with the photo layer, as its detail discs (their size): unrefined and
@@ -878,6 +898,9 @@ class MeshFitReconstructor(Reconstructor):
         creased = np.any(photo != colours, axis=-1)[pixels[0], pixels[1]]  # [n_photo] rows the creases touch
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
+        if wide:  # seen at the photo's own jaw angle and lips' gap only (`wide` above): its binding row's 2nd, 3rd
+            photo_layer.part[rows_m] = PART_PHOTO_MOUTH
+            photo_layer.bary[rows_m, 1:] = (lip_gap_m, theta)
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
         # lie on the steepest part of the surface): they take the colour from just inside instead.
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
@@ -1088,7 +1111,8 @@ class MeshFitReconstructor(Reconstructor):
         timings["export"] = time.perf_counter() - t5
         counts = {name: int(np.sum(batch.part == p)) for name, p in
                   (("face", PART_FACE), ("static", PART_STATIC), ("torso", PART_TORSO), ("mouth", PART_MOUTH),
-                   ("eye", PART_EYE), ("under_chin", PART_UNDER_CHIN), ("jaw_floor", PART_JAW_FLOOR))}
+                   ("eye", PART_EYE), ("under_chin", PART_UNDER_CHIN), ("jaw_floor", PART_JAW_FLOOR),
+                   ("photo_mouth", PART_PHOTO_MOUTH))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
                 "under_chin": len(chin or []), "lid_skin": len(lid_skin or []), "bust_fringe": n_fringe,

@@ -184,7 +184,7 @@ class MouthConfig:
     # (inner lips at the midline): sadtalker / tpsmm
     # frame 0 8.6 / 8.7 mm, trump 9.7, astronaut 10.3; a wider opening (obama_official 13.4, obama_speech 21.3,
     # lp_d9 43.7 mm) is the jaw's: its gap stays the photo's (teeth in front of it cost lp_d9 9 dB of its own
-    # photo back, obama_speech 2.5 dB)
+    # photo back, obama_speech 2.5 dB); a wide one's (below) only at its own opening (avatar.PART_PHOTO_MOUTH)
     parted_lips_max_m: float = 0.012
     # ... and whose opening is at most this share bright (> photo_teeth_luma x skin): sadtalker frame 0 0.10, a
     # shaded sliver; tpsmm frame 0 shows its bite, 0.77 (teeth in front of its gap cost it 0.8 dB at frame 0)
@@ -196,7 +196,8 @@ class MouthConfig:
     # A photo's opening whose lips are parted at most this (and not `parted_over_hidden_teeth`) is a smile's: its
     # pixels that turn with the jaw (`jaw_side`) are left out of the avatar (mesh_fit; the ../shared smiles
     # astronaut_eileen_collins / trump_official / obama_official / tpsmm_driving frame 0: 10.1 / 9.6 / 13.0 / 8.5 mm;
-    # the open mouths obama_speech / lp_d9_woman_turned 20.7 / 42.6 mm keep theirs: their tongue and lower teeth)
+    # the open mouths obama_speech / lp_d9_woman_turned 20.7 / 42.6 mm keep theirs, their tongue and lower teeth, as
+    # avatar.PART_PHOTO_MOUTH: seen at their own opening only, the synthetic interior at every other)
     smile_gap_max_m: float = 0.016
     photo_teeth_luma: float = 0.75  # a bright (teeth) pixel of the opening: luma above this x the skin's median luma
     # (was 0.42, 0.16, 0.16 lit at 0.55-1.0 from the tip down: between parted rows it read as the black wall)
