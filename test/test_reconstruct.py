@@ -2212,8 +2212,9 @@ def test_lips_that_meet_put_no_specks_in_the_opened_mouth():
     wall); the jaw's underside is
     PART_JAW_FLOOR). Before: 3 photo Gaussians (rgb
     0.67 0.22 0.29 / 0.86 0.64 0.66 / 0.51 0.11 0.15) placed as the photo's gap, 15 mm behind the lip, floated as
-    a light and two red specks in every opened mouth (tpsmm_driving frames 20 / 41)."""
-    from gaussian_head_ros.core.avatar import PART_MOUTH
+    a light and two red specks in every opened mouth (tpsmm_driving frames 20 / 41). Nor one of the photo's own
+    opening (PART_PHOTO_MOUTH, seen at the photo's own opening: lips that meet have none)."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
 
@@ -2223,6 +2224,7 @@ def test_lips_that_meet_put_no_specks_in_the_opened_mouth():
     assert v[14, 1] - v[13, 1] <= cfg.closed_lips_max_m, "business_person's lips no longer meet: pick another photo"
     m = av.part == PART_MOUTH
     assert m.sum() > 1000
+    assert not np.any(av.part == PART_PHOTO_MOUTH), "the lips' seam kept as the photo's own opening"
     s = np.exp(av.log_scales[m]).max(1)
     synthetic = np.zeros(len(s), bool)
     for sigma in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
@@ -2401,10 +2403,11 @@ def test_a_parted_lips_photo_opened_shows_its_synthetic_mouth_not_its_gap():
     shaded sliver of upper teeth on the teeth surface, its dark gap behind it) stayed under the synthetic upper row's
     edge and drew a dim olive-gold streak over a dark band in every wider opening (self sadtalker frames 29 / 100 /
     168, where the operator shows white teeth and a pink tongue): before, 0.15 of the opened mouth's pixels showed
-    them (found by painting them); now none (mesh_fit leaves a parted-lips photo's opening pixels out)."""
+    them (found by painting them); now none (mesh_fit keeps a parted-lips photo's opening pixels for its own opening
+    only, avatar.PART_PHOTO_MOUTH; session 42-43 left them out)."""
     import dataclasses
 
-    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
     from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
     from gaussian_head_ros.core.video import read_frames
 
@@ -2415,7 +2418,7 @@ def test_a_parted_lips_photo_opened_shows_its_synthetic_mouth_not_its_gap():
     for size in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
                  0.75 * cfg.cavity_back_spacing_m):
         synthetic |= np.isclose(scale, size, rtol=0.02)
-    mouth = a.part == PART_MOUTH
+    mouth = np.isin(a.part, (PART_MOUTH, PART_PHOTO_MOUTH))
     render = _jaw_open_render(a, 0.5)
     sh = a.sh.copy()
     sh[mouth & synthetic, 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814

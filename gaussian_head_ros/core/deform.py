@@ -149,11 +149,14 @@ class DriveConfig:
     # in any opening: a second row of teeth under the synthetic upper row and blocks of the photo's tongue with the
     # cavity's dark between them (obama_speech / lp_d9_woman_turned x sadtalker_WDA_KatieHill frames 30 / 168, lp_d18
     # 66 / 114 / 132; lead, session 44). By the jaw alone lp_d9's (0.140 rad, lips 42.6 mm apart) showed at lp_d18's
-    # scream (0.123 rad, 47.9 mm) and sadtalker's laugh (0.138 rad, 24.6 mm): the same blocks.
-    photo_mouth_full_rad: float = 0.01
-    photo_mouth_gone_rad: float = 0.03
-    photo_mouth_full_m: float = 0.002
-    photo_mouth_gone_m: float = 0.005
+    # scream (0.123 rad, 47.9 mm) and sadtalker's laugh (0.138 rad, 24.6 mm): the same blocks. Self
+    # sadtalker_WDA_KatieHill (a parted photo, its shaded gap seen near its own opening; living-face table, 60
+    # frames): 0.01 / 0.03 rad and 2 / 5 mm: clip 16.512 dB, the reader's jaw / smile r 0.909 / 0.881; these: 16.559,
+    # 0.929 / 0.917 (its gap left out: 16.539, 0.932 / 0.916); its frame 0 30.09 dB either way (left out: 29.09).
+    photo_mouth_full_rad: float = 0.005
+    photo_mouth_gone_rad: float = 0.015
+    photo_mouth_full_m: float = 0.001
+    photo_mouth_gone_m: float = 0.0025
     gaze_max_rad: float = 0.6  # eyeball turn limit relative to the rest gaze
     lid_closed_ratio: float = 0.2  # operator lid gap / neutral gap at which the avatar's lids meet (1 = off)
     lid_max_open: float = 1.5  # widest lid opening, as a fraction of the avatar's rest opening

@@ -634,28 +634,26 @@ class MeshFitReconstructor(Reconstructor):
         brightness = float(np.median(skin @ LUMA)) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)  # lit teeth in the photo's open mouth, or None
         # Lips parted over hidden or shaded teeth (or lips that meet) show the photo's expression in their opening,
-        # not its mouth: none of its pixels go in the avatar (the photo layer's mouth pixels are dropped below) and
-        # the synthetic interior stands for them at every opening, the photo's own pose included (a closed bite shows
-        # teeth there). Kept, their shaded sliver of teeth on the teeth surface and the dark gap behind it stayed
-        # under the synthetic upper row's edge: every wider opening drew a dim olive-gold streak there over a dark
-        # band (self sadtalker_WDA_KatieHill frames 29 / 100 / 168, where the operator shows white teeth and a pink
-        # tongue; lead, session 42: its frame 0 29.36 -> 29.09 dB, the clip 16.050 -> 16.065). A wider opening is
-        # the jaw's, and a mouth that shows its teeth shows its own bite: there the teeth rows stay out of the
-        # photo's teeth (the photo given back; a smile's upper crowns, `smile`; a wide opening's own, `wide`).
+        # not its mouth: its pixels are the photo's gap, seen at its own opening only (`own_mouth` below; lips that
+        # meet: none), and the synthetic interior stands for them at every other (a closed bite shows teeth there).
+        # Turned with the jaw at every opening, their shaded sliver of teeth on the teeth surface and the dark gap
+        # behind it stayed under the synthetic upper row's edge: every wider opening drew a dim olive-gold streak there
+        # over a dark band (self sadtalker_WDA_KatieHill frames 29 / 100 / 168, where the operator shows white teeth
+        # and a pink tongue; lead, session 42). A wider opening is the jaw's, and a mouth that shows its teeth shows
+        # its own bite: there the teeth rows stay out of the photo's teeth (the photo given back; a smile's upper
+        # crowns, `smile`; a wide opening's own, `wide`).
         lip_gap_m = inner_lip_gap(V)  # the photo's inner lips at the midline
         parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
         photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
         smile = not parted and lip_gap_m <= cfg.mouth.smile_gap_max_m  # (MouthConfig.smile_gap_max_m)
-        # A wider opening is the jaw's (obama_speech 20.7 mm, lp_d9_woman_turned 42.6): its pixels stay in the avatar as
-        # PART_PHOTO_MOUTH, seen only while the driven jaw is near the photo's own (deform.photo_mouth_share), and the
-        # synthetic interior is built whole behind them, as for a parted photo's gap: at every other opening it stands
-        # there (the photo's teeth and tongue, turned with the jaw, stood in any opening as a second row of teeth and
-        # blocks of tongue over the cavity's dark)
+        # A wider opening is the jaw's (obama_speech 20.7 mm, lp_d9_woman_turned 42.6): its whole opening is the photo's
+        # gap, its own mouth (`own_mouth` below): turned with the jaw, its teeth and tongue stood in any opening in front
+        # of the synthetic rows as a second row of teeth and blocks of tongue over the cavity's dark
         wide = mouth_px.any() and not parted and not smile
         if wide:
             photo_gap = mouth_px
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
-            # below the lower lip on the floor of the mouth (a parted-lips photo's are dropped below)
+            # below the lower lip on the floor of the mouth
             mi, mj = np.nonzero(mouth_px)
             teeth_px[mi, mj] = photo_teeth(photo[mi, mj], 0.55 * brightness, cfg.mouth)
             lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"],
@@ -664,16 +662,24 @@ class MeshFitReconstructor(Reconstructor):
             pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
                                                    loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
                                                    jaw_pivot(V_rest))
-            if wide:  # (PHOTO_MOUTH_LIFT_M)
-                pts[mouth_px] -= PHOTO_MOUTH_LIFT_M * d / np.linalg.norm(d, axis=1, keepdims=True)
+            if smile:  # what turns with the jaw in a smile's opening (the lower lip's inner rim, the dark below the
+                # upper row, a few lower tips) is the photo's expression too: the synthetic lower row and cavity stand
+                # there (placed on the lower row's surface, the rim's red stayed under the upper row of an opened smile
+                # as red specks, obama_official, trump_official; the tips as white dots, tpsmm's frame 0)
+                photo_gap = lower_jaw.copy()
+        # The photo's gap (a parted photo's or a wide one's whole opening, a smile's jaw side) is its own mouth: the
+        # synthetic interior is built whole behind it and stands there at every opening but the photo's own, where
+        # its pixels (PART_PHOTO_MOUTH, deform.photo_mouth_share) give the photo back, PHOTO_MOUTH_LIFT_M in front of
+        # the teeth surface. Left out instead, the synthetic rows stood for them at the photo's own opening too
+        # (frame 0 of self tpsmm_driving, a smile: 38.38 -> 37.20 dB; sadtalker_WDA_KatieHill, parted: 29.36 -> 29.09).
+        # Not the few pixels of lips that meet (MouthConfig.closed_lips_max_m): lip, not the mouth's inside.
+        own_mouth = photo_gap & (lip_gap_m > cfg.mouth.closed_lips_max_m)
+        if own_mouth.any():
+            d_own = rays[own_mouth] @ R
+            pts[own_mouth] -= PHOTO_MOUTH_LIFT_M * d_own / np.linalg.norm(d_own, axis=1, keepdims=True)
+        if mouth_px.any():
             pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
             front[mouth_px] = pts_cam[mouth_px][:, 2]
-            if smile:  # what turns with the jaw in a smile's opening (the lower lip's inner rim, the dark below the
-                # upper row, a few lower tips) is the photo's expression too, gone with it; the synthetic lower row and
-                # cavity stand there (placed on the lower row's surface, the rim's red stayed under the upper row of
-                # an opened smile as red specks, obama_official, trump_official; the tips as white dots, tpsmm's
-                # frame 0)
-                photo_gap = lower_jaw.copy()
         vn = vertex_normals(V, faces)
         nrm = normals_from_points(pts_cam, person) @ R  # head frame
         nb = np.einsum("pk,pkc->pc", bary[mesh_px], vn[all_tris[fid[mesh_px]]])
@@ -880,12 +886,12 @@ class MeshFitReconstructor(Reconstructor):
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
                                                 mouth_px, torso_px, eye_core, eye_lag, centre, f, R)
-        if photo_gap.any() and not wide:  # (above) the photo's gap out of the avatar: a parted photo's whole opening
-            # (e.g. lips that meet: their sliver's few pixels are lip, not the mouth's inside; put behind the teeth as
-            # the photo's gap, they floated in every opened mouth as light and red specks, business_person x
-            # tpsmm_driving frames 20 / 41: 3 Gaussians, the lips' seam, 15 mm behind the lip in front of the dark
-            # cavity), a smile's jaw side (a wide opening's stays, PART_PHOTO_MOUTH, below)
-            keep = (photo_layer.part != PART_MOUTH) | ~photo_gap[pixels[0], pixels[1]]
+        dropped = photo_gap & ~own_mouth
+        if dropped.any():  # (above) lips that meet out of the avatar: their sliver's few pixels are lip, not the
+            # mouth's inside; put behind the teeth as the photo's gap, they floated in every opened mouth as light and
+            # red specks (business_person x tpsmm_driving frames 20 / 41: 3 Gaussians, the lips' seam, 15 mm behind
+            # the lip in front of the dark cavity)
+            keep = (photo_layer.part != PART_MOUTH) | ~dropped[pixels[0], pixels[1]]
             photo_layer, pixels = photo_layer.take(keep), tuple(x[keep] for x in pixels)
         if shine_batch is not None:  # refined with the photo layer, as its detail discs (their size): unrefined and
             # 0.6 px wide they cost self lp_d0's rest render 0.05 dB in the head, refined 0.6 / 0.4 / 0.25 px (the
@@ -898,9 +904,9 @@ class MeshFitReconstructor(Reconstructor):
         creased = np.any(photo != colours, axis=-1)[pixels[0], pixels[1]]  # [n_photo] rows the creases touch
         rows_m = np.flatnonzero(photo_layer.part == PART_MOUTH)  # the photo's open mouth: upper or lower jaw
         photo_layer.bary[rows_m] = jaw_binding(lower_jaw[pixels[0][rows_m], pixels[1][rows_m]])
-        if wide:  # seen at the photo's own jaw angle and lips' gap only (`wide` above): its binding row's 2nd, 3rd
-            photo_layer.part[rows_m] = PART_PHOTO_MOUTH
-            photo_layer.bary[rows_m, 1:] = (lip_gap_m, theta)
+        rows_own = rows_m[own_mouth[pixels[0][rows_m], pixels[1][rows_m]]]  # the photo's own mouth (`own_mouth`):
+        photo_layer.part[rows_own] = PART_PHOTO_MOUTH  # seen at the photo's jaw angle and lips' gap only (its binding
+        photo_layer.bary[rows_own, 1:] = (lip_gap_m, theta)  # row's 2nd and 3rd entries)
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
         # lie on the steepest part of the surface): they take the colour from just inside instead.
         head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
