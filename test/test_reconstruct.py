@@ -2441,7 +2441,8 @@ def test_a_wide_open_photo_talks_with_the_synthetic_mouth_and_shows_its_own_at_i
     (blendshape-only jawOpen 0.2 / 0.35 / 0.5 at the photo's pose) the opening is the synthetic interior's: before,
     0.99 / 0.91 / 0.61 (obama_speech) and 1.0 / 1.0 / 0.93 (lp_d9) of the opened mouth's pixels showed the photo's own
     (found by painting them); now none. The photo's own
-    control still shows them, whole (its photo back: test_the_photos_expression_reproduces_the_photo)."""
+    control still shows them, whole (its photo back: test_the_photos_expression_reproduces_the_photo), and at rest its
+    crowns on the lips' triangles no longer draw a white line between the closed lips."""
     import dataclasses
 
     from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
@@ -2477,6 +2478,28 @@ def test_a_wide_open_photo_talks_with_the_synthetic_mouth_and_shows_its_own_at_i
                         viewmat=view)
     rest_opacity = 1 / (1 + np.exp(-a.logit_opacities[own]))
     assert np.allclose(p.opacities[own], rest_opacity, atol=1e-6), "the photo's own control hides its opening"
+    # at rest no white line of the photo's crowns between the closed lips (mesh_fit LIP_TEETH_REACH_PX: those on the
+    # lips' triangles were bound to the lips): white pixels within 3 px of the inner lip lines, obama_speech 38 -> 12
+    import cv2 as cv
+
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.colour import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_intrinsics
+    from gaussian_head_ros.core.render import rasterize
+
+    vm = a.source_camera.viewmat
+    K, w, h = source_intrinsics(a)
+    p = Driver(a).drive(FaceControl.rest(), viewmat=vm)
+    im = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, w, h, backend="cpu").image
+    v = a.template_vertices.astype(np.float64) @ vm[:3, :3].T + vm[:3, 3]
+    uv = np.stack([K[0, 0] * v[:, 0] / v[:, 2] + K[0, 2], K[1, 1] * v[:, 1] / v[:, 2] + K[1, 2]], 1)
+    band = np.zeros((h, w), np.uint8)
+    for line in (lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER):
+        ends = [lmk.MOUTH_CORNER_R_IN, *line, lmk.MOUTH_CORNER_L_IN]
+        cv.polylines(band, [np.round(uv[ends]).astype(np.int32)], False, 1, 7)
+    sat = (im.max(-1) - im.min(-1)) / np.maximum(im.max(-1), 1e-6)
+    white = int(((im @ LUMA > 0.55) & (sat < 0.3) & band.astype(bool)).sum())
+    assert white <= 20, f"{name}: {white} white px between the closed lips at rest"
 
 
 def _interior(avatar) -> np.ndarray:

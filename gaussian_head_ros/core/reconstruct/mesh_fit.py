@@ -96,6 +96,8 @@ UPPER_CROWN_MARGIN_M = 0.0005
 # where its pixels fall on the teeth surface, towards the camera: the synthetic rows stand whole behind it there, and
 # on the same surface they showed through it in specks (its own pose).
 PHOTO_MOUTH_LIFT_M = 0.0015
+# ... and its teeth pixels on the lips' triangles this close to its opening (a square's side, px) are the opening's
+LIP_TEETH_REACH_PX = 7
 
 
 @dataclass
@@ -651,6 +653,15 @@ class MeshFitReconstructor(Reconstructor):
         # of the synthetic rows as a second row of teeth and blocks of tongue over the cavity's dark
         wide = mouth_px.any() and not parted and not smile
         if wide:
+            # MediaPipe's inner lip contour runs over the wide opening's own teeth at its edge: those lit, unsaturated
+            # pixels on the lips' triangles next to the opening are the opening's (bound to the lip, obama_speech's
+            # upper crowns showed at rest as a white line between the closed lips)
+            near = cv2.dilate(mouth_px.astype(np.uint8), np.ones((LIP_TEETH_REACH_PX,) * 2, np.uint8)).astype(bool)
+            on_lip = face_px & near & lip_band()[np.clip(fid, 0, nf - 1)]
+            li, lj = np.nonzero(on_lip)
+            lip_teeth = np.zeros_like(on_lip)
+            lip_teeth[li, lj] = photo_teeth(photo[li, lj], 0.55 * brightness, cfg.mouth)
+            mouth_px, face_px = mouth_px | lip_teeth, face_px & ~lip_teeth
             photo_gap = mouth_px
         if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
             # below the lower lip on the floor of the mouth
