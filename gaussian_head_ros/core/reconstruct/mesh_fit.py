@@ -92,11 +92,12 @@ FRINGE_START = 0.3  # its first row lies this many steps beyond the cut (half it
 # How far behind the photo's upper crowns (at its pose) the interior must lie to stay: half the lower row's
 # overjet behind them (MouthConfig.lower_teeth_behind_m 1.2 mm).
 UPPER_CROWN_MARGIN_M = 0.0005
-# A wide-open photo's own opening (avatar.PART_PHOTO_MOUTH, seen at its own jaw angle only) lies this far in front of
-# where its pixels fall on the teeth surface, towards the camera: the synthetic rows stand whole behind it there, and
-# on the same surface they showed through it in specks (its own pose).
+# The photo's own opening (avatar.PART_PHOTO_MOUTH, seen at its own jaw angle and lips' gap only) lies this far in
+# front of where its pixels fall on the teeth surface, towards the camera: the synthetic rows stand whole behind it
+# there, and on the same surface they showed through it in specks (its own pose).
 PHOTO_MOUTH_LIFT_M = 0.0015
-# ... and its teeth pixels on the lips' triangles this close to its opening (a square's side, px) are the opening's
+# How far (a square's side, px) MediaPipe's inner lip contour runs over a wide-open photo's own crowns: its teeth
+# pixels on the lips' triangles this close to the opening are the opening's, and its upper row stays whole this close
 LIP_TEETH_REACH_PX = 7
 
 
@@ -804,7 +805,7 @@ class MeshFitReconstructor(Reconstructor):
         if wide:  # a wide-open photo's upper row (jaw weight 0) stays whole up under the lips' inner edge, where
             # MediaPipe's inner contour runs over the photo's own crowns: cut there, every talking opening showed holes
             # in its crowns (obama_speech: 24 Gaussians, 3.4 mm in front of to 2 mm behind the lip's surface)
-            near = cv2.dilate(photo_gap.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+            near = cv2.dilate(photo_gap.astype(np.uint8), np.ones((LIP_TEETH_REACH_PX,) * 2, np.uint8)).astype(bool)
             keep |= inside & near[mi, mj] & (mouth.bary[:, 0] == 0)
         mouth = mouth.take(keep)
 
