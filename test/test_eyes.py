@@ -988,11 +988,11 @@ def test_a_closed_lid_does_not_show_the_folds_shade_stretched(portrait):
     blotchy patch on obama_speech's closed lids, a grey smudge on business_person's left one (session 38, by eye).
     The driver now gives them, as a lid closes, the colour of the closed lid's skin around them (core.lashes.
     crease_map). Share of the subject's left closed lid darker than 0.8 x the lid skin (`closed_lid_shade`):
-    business_person 0.220 before, 0.092 now (right eye 0.168 / 0.168: a dark spot of other discs); obama_speech
-    0.309 -> 0.134 (right 0.167 -> 0.061); obama_official 0.053 / 0.024 -> 0 / 0. The share moves with the build's random
-    draws (MeshFitConfig.seed): obama_speech's left lid 0.134 / 0.144 / 0.134 / 0.141 / 0.178 / 0.144 with seeds 0-5 on
-    a4d3ee8, 0.131-0.178 since the mouth's changes of session 44 (seed 0: 0.178, its lids alike by eye): the bound,
-    0.16 until then, sat inside that spread; 0.2 still tells the crease map's absence (0.309)."""
+    business_person 0.220 before, 0.092 now (right eye 0.168 / 0.168: a dark spot of other discs); obama_speech 0.309 ->
+    0.134 (right 0.167 -> 0.061); obama_official 0.053 / 0.024 -> 0 / 0. The share moves with the build's random draws
+    (MeshFitConfig.seed): obama_speech's left lid 0.134 / 0.144 / 0.134 / 0.141 / 0.178 / 0.144 with seeds 0-5 on
+    a4d3ee8, 0.131-0.178 since the mouth's changes of session 44 (seed 0: 0.178, its lids alike by eye): the bound, 0.16
+    until then, sat inside that spread; 0.2 still tells the crease map's absence (0.309)."""
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct.framing import frame_photo
 

@@ -107,7 +107,8 @@ def test_the_hairs_strands_keep_their_contrast_and_the_face_its_colours():
     assert psnr(g.pred, g.rgb, hair) >= 28.6, psnr(g.pred, g.rgb, hair)  # 28.24 with the range everywhere
     # 28.95 before; 29.36 until a parted-lips photo's opening pixels were left out of the avatar (bb90e5e, session 42:
     # the synthetic rows stand in its gap at its own pose, 29.09; its opened mouth without the olive streak); 30.09
-    # since they are kept for its own opening only (avatar.PART_PHOTO_MOUTH, session 44: the synthetic rows at any other)
+    # since they are kept for its own opening only (avatar.PART_PHOTO_MOUTH, session 44; the synthetic rows at any
+    # other)
     assert m["psnr_frame0"] >= 29.9, m
 
 

@@ -55,11 +55,12 @@ PART_UNDER_CHIN = 5
 # the jaw's underside (reconstruct.mouth.jaw_floor): skin in shade under the mouth interior, driven as the interior is
 # (turns with the jaw by its jaw weight); before format 4 it was PART_MOUTH, told from the interior by its discs' size
 PART_JAW_FLOOR = 6
-# the photo's own open mouth (its teeth, tongue and dark, reconstruct.mesh_fit: a photo whose mouth is wide open),
-# driven as the interior is (turns with the jaw by its jaw weight, bary[:, 0]; no glide, bary[:, 1] = 0) and seen only
-# while the driven jaw is near the photo's own opening, bary[:, 2] (radians; core.deform.photo_mouth_share fades its
-# opacity): at every other opening the synthetic interior (PART_MOUTH) stands for it. Since format 4 (a receiver
-# built before refuses such an avatar, naming the part labels it takes).
+# the photo's own open mouth (reconstruct.mesh_fit's `own_mouth`: a wide-open or parted photo's opening, a smile's jaw
+# side: its teeth, tongue and dark), driven as the interior is (turns with the jaw by its jaw weight, bary[:, 0]; no
+# glide) and seen only while the driven mouth is the photo's: its jaw angle (bary[:, 2], radians) and inner lips' gap
+# (bary[:, 1], metres; core.deform.photo_mouth_share fades its opacity); at every other opening the synthetic interior
+# (PART_MOUTH) stands for it. Since format 4 (a receiver built before refuses such an avatar, naming the part labels
+# it takes).
 PART_PHOTO_MOUTH = 7
 PART_LAST = PART_PHOTO_MOUTH  # the largest part label an avatar may carry
 # the parts that turn with the jaw (core.deform's jaw levels)

@@ -141,18 +141,18 @@ class DriveConfig:
     # where the operator's lower lip hides his lower teeth (lead, session 41: nine portraits x lp_d18 frame 138).
     # Beyond 0.5 rad a real mandible also glides forward and down; the turn stands in for both.
     interior_max_rad: float = 0.75
-    # The photo's own open mouth (avatar.PART_PHOTO_MOUTH: its teeth, tongue and dark, kept only from a photo whose
-    # mouth is wide open) is seen whole while the driven mouth is the photo's: the jaw angle within photo_mouth_full_rad of
-    # the photo's own (the rows' bary[:, 2]) and the inner lips' gap (`inner_lip_gap`) within photo_mouth_full_m of
-    # the photo's (bary[:, 1]); it fades out by photo_mouth_gone_rad / _m (`photo_mouth_share`), and the synthetic
-    # interior stands for it at every other opening. Turned with the jaw, its pixels stood as the photo showed them
-    # in any opening: a second row of teeth under the synthetic upper row and blocks of the photo's tongue with the
-    # cavity's dark between them (obama_speech / lp_d9_woman_turned x sadtalker_WDA_KatieHill frames 30 / 168, lp_d18
-    # 66 / 114 / 132; lead, session 44). By the jaw alone lp_d9's (0.140 rad, lips 42.6 mm apart) showed at lp_d18's
-    # scream (0.123 rad, 47.9 mm) and sadtalker's laugh (0.138 rad, 24.6 mm): the same blocks. Self
-    # sadtalker_WDA_KatieHill (a parted photo, its shaded gap seen near its own opening; living-face table, 60
-    # frames): 0.01 / 0.03 rad and 2 / 5 mm: clip 16.512 dB, the reader's jaw / smile r 0.909 / 0.881; these: 16.559,
-    # 0.929 / 0.917 (its gap left out: 16.539, 0.932 / 0.916); its frame 0 30.09 dB either way (left out: 29.09).
+    # The photo's own open mouth (avatar.PART_PHOTO_MOUTH: its teeth, tongue and dark) is seen whole while the driven
+    # mouth is the photo's: the jaw angle within photo_mouth_full_rad of the photo's own (the rows' bary[:, 2]) and the
+    # inner lips' gap (`inner_lip_gap`) within photo_mouth_full_m of the photo's (bary[:, 1]); it fades out by
+    # photo_mouth_gone_rad / _m (`photo_mouth_share`), and the synthetic interior stands for it at every other opening.
+    # Turned with the jaw, its pixels stood as the photo showed them in any opening: a second row of teeth under the
+    # synthetic upper row and blocks of the photo's tongue with the cavity's dark between them (obama_speech /
+    # lp_d9_woman_turned x sadtalker_WDA_KatieHill frames 30 / 168, lp_d18 66 / 114 / 132; lead, session 44). By the jaw
+    # alone lp_d9's (0.140 rad, lips 42.6 mm apart) showed at lp_d18's scream (0.123 rad, 47.9 mm) and sadtalker's laugh
+    # (0.138 rad, 24.6 mm): the same blocks. Self sadtalker_WDA_KatieHill (a parted photo, its shaded gap seen near its
+    # own opening; living-face table, 60 frames): 0.01 / 0.03 rad and 2 / 5 mm: clip 16.512 dB, the reader's jaw / smile
+    # r 0.909 / 0.881; these: 16.559, 0.929 / 0.917 (its gap left out: 16.539, 0.932 / 0.916); its frame 0 30.09 dB
+    # either way (left out: 29.09).
     photo_mouth_full_rad: float = 0.005
     photo_mouth_gone_rad: float = 0.015
     photo_mouth_full_m: float = 0.001

@@ -649,9 +649,9 @@ class MeshFitReconstructor(Reconstructor):
         parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
         photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
         smile = not parted and lip_gap_m <= cfg.mouth.smile_gap_max_m  # (MouthConfig.smile_gap_max_m)
-        # A wider opening is the jaw's (obama_speech 20.7 mm, lp_d9_woman_turned 42.6): its whole opening is the photo's
-        # gap, its own mouth (`own_mouth` below): turned with the jaw, its teeth and tongue stood in any opening in front
-        # of the synthetic rows as a second row of teeth and blocks of tongue over the cavity's dark
+        # A wider opening is the jaw's (obama_speech 20.7 mm, lp_d9_woman_turned 42.6): its whole opening is the
+        # photo's gap, its own mouth (`own_mouth` below): turned with the jaw, its teeth and tongue stood in any opening
+        # in front of the synthetic rows as a second row of teeth and blocks of tongue over the cavity's dark
         wide = mouth_px.any() and not parted and not smile
         if wide:
             # MediaPipe's inner lip contour runs over the wide opening's own teeth at its edge: those lit, unsaturated
