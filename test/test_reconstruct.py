@@ -2397,6 +2397,26 @@ def test_a_parted_lips_photo_bites_with_teeth_not_its_gap():
     assert bright > 0.85, f"{bright:.2f} of the opening bright"
 
 
+def _mouth_painted_by_origin(a):
+    """The avatar's mouth (PART_MOUTH and PART_PHOTO_MOUTH) painted by where it comes from: ([N, K, 3] SH, DC green on
+    the synthetic interior's discs (their sizes: 0.7 x teeth_spacing_m, 0.75 x tongue / cavity / cavity_back spacing),
+    magenta on the photo's own, bands above 0 zeroed there; [N] bool mouth; [N] bool synthetic)."""
+    from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    cfg, scale = MouthConfig(), np.exp(a.log_scales).max(1)
+    synthetic = np.zeros(len(scale), bool)
+    for size in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
+                 0.75 * cfg.cavity_back_spacing_m):
+        synthetic |= np.isclose(scale, size, rtol=0.02)
+    mouth = np.isin(a.part, (PART_MOUTH, PART_PHOTO_MOUTH))
+    sh = a.sh.copy()
+    sh[mouth & synthetic, 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814
+    sh[mouth & ~synthetic, 0] = (np.array([1.0, 0.0, 1.0]) - 0.5) / 0.28209479177387814
+    sh[mouth, 1:] = 0.0
+    return sh, mouth, synthetic
+
+
 def test_a_parted_lips_photo_opened_shows_its_synthetic_mouth_not_its_gap():
     """sadtalker's frame 0 again, its mouth opened wider (a blendshape-only jawOpen 0.5 at the photo's pose): the
     opening is the synthetic interior's (teeth, cavity, tongue), not the photo's own opening pixels. Those pixels (its
@@ -2407,23 +2427,12 @@ def test_a_parted_lips_photo_opened_shows_its_synthetic_mouth_not_its_gap():
     only, avatar.PART_PHOTO_MOUTH; session 42-43 left them out)."""
     import dataclasses
 
-    from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
-    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
     from gaussian_head_ros.core.video import read_frames
 
     frame0 = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=1)[0].rgb
     a = mesh_fit_result(frame0).avatar
-    cfg, scale = MouthConfig(), np.exp(a.log_scales).max(1)
-    synthetic = np.zeros(len(scale), bool)
-    for size in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
-                 0.75 * cfg.cavity_back_spacing_m):
-        synthetic |= np.isclose(scale, size, rtol=0.02)
-    mouth = np.isin(a.part, (PART_MOUTH, PART_PHOTO_MOUTH))
     render = _jaw_open_render(a, 0.5)
-    sh = a.sh.copy()
-    sh[mouth & synthetic, 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814
-    sh[mouth & ~synthetic, 0] = (np.array([1.0, 0.0, 1.0]) - 0.5) / 0.28209479177387814
-    sh[mouth, 1:] = 0.0
+    sh, mouth, synthetic = _mouth_painted_by_origin(a)
     painted = render(dataclasses.replace(a, sh=sh))
     interior = (painted[..., 1] > 0.6) & (painted[..., 0] < 0.4)
     photo_own = (painted[..., 0] > 0.6) & (painted[..., 2] > 0.6) & (painted[..., 1] < 0.4)
@@ -2445,24 +2454,14 @@ def test_a_wide_open_photo_talks_with_the_synthetic_mouth_and_shows_its_own_at_i
     crowns on the lips' triangles no longer draw a white line between the closed lips."""
     import dataclasses
 
-    from gaussian_head_ros.core.avatar import PART_MOUTH, PART_PHOTO_MOUTH
+    from gaussian_head_ros.core.avatar import PART_PHOTO_MOUTH
     from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
     from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
     from gaussian_head_ros.core.reconstruct.preview import photo_pose
 
     res = results[name]
     a = res.avatar
-    cfg, scale = MouthConfig(), np.exp(a.log_scales).max(1)
-    synthetic = np.zeros(len(scale), bool)
-    for size in (0.7 * cfg.teeth_spacing_m, 0.75 * cfg.tongue_spacing_m, 0.75 * cfg.cavity_spacing_m,
-                 0.75 * cfg.cavity_back_spacing_m):
-        synthetic |= np.isclose(scale, size, rtol=0.02)
-    mouth = np.isin(a.part, (PART_MOUTH, PART_PHOTO_MOUTH))
-    sh = a.sh.copy()
-    sh[mouth & synthetic, 0] = (np.array([0.0, 1.0, 0.0]) - 0.5) / 0.28209479177387814
-    sh[mouth & ~synthetic, 0] = (np.array([1.0, 0.0, 1.0]) - 0.5) / 0.28209479177387814
-    sh[mouth, 1:] = 0.0
+    sh, mouth, synthetic = _mouth_painted_by_origin(a)
     shares = []
     for jaw_open in (0.2, 0.35, 0.5):
         painted = _jaw_open_render(a, jaw_open)(dataclasses.replace(a, sh=sh))
