@@ -51,6 +51,7 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
+from gaussian_head_ros.core.lip_margin import meeting_line
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.reconstruct.rest_pose import covariances, photo_growth, triangle_maps
@@ -296,20 +297,9 @@ def without_detail(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R
     return np.asarray(mouth_px, bool).copy()
 
 
-def _meeting_line(v_rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The closed inner lip line of the rest template [V, 3] (head frame, y down): (x [K] ascending, y [K]) through
-    the inner corners and the midpoints of the inner lips' pairs (metres)."""
-    v = np.asarray(v_rest, np.float64)
-    line = 0.5 * (v[list(lmk.LIP_UPPER_INNER)] + v[list(lmk.LIP_LOWER_INNER)])
-    x = np.concatenate([[v[lmk.MOUTH_CORNER_R_IN, 0]], line[:, 0], [v[lmk.MOUTH_CORNER_L_IN, 0]]])
-    y = np.concatenate([[v[lmk.MOUTH_CORNER_R_IN, 1]], line[:, 1], [v[lmk.MOUTH_CORNER_L_IN, 1]]])
-    order = np.argsort(x)
-    return x[order], y[order]
-
-
 def line_points(v_rest: np.ndarray, faces: np.ndarray, cfg: LipConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Points cfg.line_spacing_m apart (arc length, in the face plane) along the line where the rest template's
-    [V, 3] closed lips meet (`_meeting_line`), each on the lips' triangle (`lip_triangles`; faces [F, 3]) that holds
+    [V, 3] closed lips meet (`lip_margin.meeting_line`), each on the lips' triangle (`lip_triangles`; faces [F, 3]) that holds
     it seen from the front (x, y), the front-most (least z) of several: the lips' inner rim folds in behind their
     front (at lp_d9's rest the upper lip's triangles there lie ~8 mm behind the lower lip's, so the line rides on
     the lower lip: bound to both, half of it was hidden at rest). A point outside them all goes on the one it is
@@ -318,7 +308,7 @@ def line_points(v_rest: np.ndarray, faces: np.ndarray, cfg: LipConfig | None = N
     cfg = cfg or LipConfig()
     v = np.asarray(v_rest, np.float64)
     faces = np.asarray(faces, np.int64)
-    x, y = _meeting_line(v)
+    x, y = meeting_line(v)
     arc = np.r_[0.0, np.cumsum(np.hypot(np.diff(x), np.diff(y)))]
     s = np.arange(0.5 * cfg.line_spacing_m, arc[-1], cfg.line_spacing_m)
     p = np.stack([np.interp(s, arc, x), np.interp(s, arc, y)], 1)  # [K, 2]
@@ -462,7 +452,7 @@ def closed_lips(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, f
     # (line_shade, a profile meet_width_m wide) over their cover at the line, 1 - exp(-sqrt(2 pi) x 2 x opacity)
     pl, nl, fl = p[on_line], n[on_line], ffid[on_line]
     if len(pl):
-        x, y = _meeting_line(v_rest)
+        x, y = meeting_line(v_rest)
         h = 0.5 * cfg.line_spacing_m
         along = np.stack([np.full(len(pl), 2 * h), np.interp(pl[:, 0] + h, x, y) - np.interp(pl[:, 0] - h, x, y),
                           np.zeros(len(pl))], 1)  # the line's direction, head frame
@@ -488,7 +478,7 @@ def photo_places(v_photo: np.ndarray, faces: np.ndarray, fid: np.ndarray, bary: 
 
 def _meeting_distance(p: np.ndarray, v_rest: np.ndarray) -> np.ndarray:
     """[M] vertical distance (metres, + below) of rest points from the closed inner lip line (rest template)."""
-    x, y = _meeting_line(v_rest)
+    x, y = meeting_line(v_rest)
     return p[:, 1] - np.interp(p[:, 0], x, y)
 
 

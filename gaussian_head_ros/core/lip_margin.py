@@ -1,0 +1,154 @@
+"""The lips' inner margins as they part: the lips' own colour, not the photo's seam (the driver's lip margin map).
+
+A photo of closed lips shows a dark line where they meet (the seam's shadow, a painting's brown stroke), and a
+smile's photo dark corners beside its teeth (the buccal corridors, beyond MediaPipe's inner lip contour). mesh_fit
+binds those pixels to the lips' triangles next to the meeting line, so at rest they draw the line between the
+closed lips, as they should. As the operator's lips part, those triangles become the parted lips' inner margins,
+and the seam's pixels went with them: a dark brown ring round every opening on lp_s9_monalisa, dark blotches at
+both corners of astronaut_eileen_collins's mouth, black dots along two_children_multiface's and dark red bands
+along business_person's inner lips (../shared portraits x lp_d18 frames 66 / 132, crops 3x; session 45). A parted
+lip's inner margin is lip, lit like the rest of it.
+
+The rule (the driver's, `core.drive.Driver._colour_maps`, numpy and torch; reconstruction and the avatar file are
+untouched, so avatars saved before get it too and the rest pose draws exactly the file's colours):
+- Rows (`margin_rows`, once per avatar): the face Gaussians that follow a template triangle (bound or in the fading
+  band: `deform.Rig` frames below k_head) whose rest place lies within REACH_M of the line where the rest template's
+  lips meet (`meeting_line`, the head frame's x-y), from CORNER_REACH_M beyond one inner corner to as far beyond the
+  other. Reach (how far each goes to its target at full share): 1 within half of REACH_M of the line, smoothly 0 at
+  REACH_M, and the same fade over CORNER_REACH_M beyond the inner corners.
+- Target: the lip body beside each row: the mean colour, weighted by a Gaussian of the x distance (SIGMA_X_M), of
+  the same lip's face Gaussians between REACH_M from the line and that lip's outer contour (the upper lip's for rows
+  above the line, the lower's below); the colours as the photo's view shows them. A lip with no such body (a
+  photo whose lips are thinner than the reach) takes the other lip's.
+- Share per row and frame (`margin_share`): smoothstep(GAP_FROM_M, GAP_FULL_M, the inner lips' gap at the row's x
+  beyond the rest template's there), the gap taken between the pairs of lmk.LIP_UPPER_INNER / LIP_LOWER_INNER as the
+  control moves them and held beyond the outermost pair; times 1 - the photo's own opening's share (the largest of
+  `deform.photo_mouth_share`'s), so a control that gives a parted or smiling photo back draws its margins as the
+  photo did.
+- Colour (`margin_rgb`): each row darker than its target (by luma) as it is drawn in that frame adds share x reach x
+  (target - its colour); rows as light or lighter are left as they are (never darker).
+
+Source of the constants: REACH_M, CORNER_REACH_M by eye on the nine ../shared portraits (rows painted over the
+openings of lp_d18 66 / 132, sadtalker_WDA_KatieHill_000 29, lp_d0 45: the seam's dark lies within 2-2.5 mm of the
+meeting line and the corners' within ~4 mm past the inner corners; session 45). GAP_FROM_M / GAP_FULL_M: lips
+1 mm apart still show the line's shadow between them (the cavity's dark shows through the gap itself), 3 mm apart
+show their margins whole. SIGMA_X_M: a lip's colour changes over ~1 cm along it (lit middle, shaded corners).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.colour import LUMA
+from gaussian_head_ros.core.deform import smoothstep
+
+REACH_M = 0.0025  # rows lie within this of the rest meeting line (metres, head frame x-y) in the lips' middle ...
+CORNER_REACH_Y_M = 0.005  # ... within this towards the corners (from CORNER_FROM of the way there), inside the lips
+CORNER_FROM = 0.6  # share of the half width between the inner corners where the reach starts to grow
+CORNER_REACH_M = 0.004  # ... and from this far beyond one inner corner to as far beyond the other
+GAP_FROM_M, GAP_FULL_M = 0.001, 0.003  # the share rises as the lips' local gap goes from the first to the second
+SIGMA_X_M = 0.005  # the target: the lip body's colour averaged along the lip with this Gaussian (metres of x)
+
+
+@dataclass
+class MarginShade:
+    """The rows the parting lips recolour, how far, and towards which colour (`margin_rows`)."""
+
+    rows: np.ndarray  # [M] int64 indices of Gaussians, ascending
+    x: np.ndarray  # [M] float64 each row's rest x (head frame, metres): where its lips' gap is read
+    reach: np.ndarray  # [M] float32 how far each row goes to its target at full share, in (0, 1]
+    target: np.ndarray  # [M, 3] float32 each row's lip colour (rgb in [0, 1])
+    pair_x: np.ndarray  # [P] float64 the rest x of each inner lip pair's midpoint, ascending
+    pair_order: np.ndarray  # [P] int64 the pairs (lmk.LIP_UPPER_INNER / LIP_LOWER_INNER index) in that order
+    rest_gap: np.ndarray  # [P] float64 each pair's gap in the rest template (metres, y down: lower - upper)
+
+
+def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[V >= 468, 3] template vertices (head frame, y down, metres) -> (x [K] ascending, y [K]): the line where the
+    lips meet, through the inner corners (lmk.MOUTH_CORNER_R_IN / _L_IN) and the midpoints of the inner lips' pairs
+    (lmk.LIP_UPPER_INNER / LIP_LOWER_INNER)."""
+    v = np.asarray(verts, np.float64)
+    line = 0.5 * (v[list(lmk.LIP_UPPER_INNER)] + v[list(lmk.LIP_LOWER_INNER)])
+    x = np.concatenate([[v[lmk.MOUTH_CORNER_R_IN, 0]], line[:, 0], [v[lmk.MOUTH_CORNER_L_IN, 0]]])
+    y = np.concatenate([[v[lmk.MOUTH_CORNER_R_IN, 1]], line[:, 1], [v[lmk.MOUTH_CORNER_L_IN, 1]]])
+    order = np.argsort(x)
+    return x[order], y[order]
+
+
+def _contour_y(verts: np.ndarray, idx, x: np.ndarray) -> np.ndarray:
+    """[P] the y of the polyline through verts[idx] (sorted by x) at each x (held beyond its ends)."""
+    p = np.asarray(verts, np.float64)[list(idx)]
+    o = np.argsort(p[:, 0])
+    return np.interp(x, p[o, 0], p[o, 1])
+
+
+def _empty() -> MarginShade:
+    return MarginShade(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.float32), np.zeros((0, 3), np.float32),
+                       np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
+
+
+def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candidates: np.ndarray) -> MarginShade:
+    """[V, 3] rest template (head frame, y down, metres), [N, 3] rest means (same frame), [N, 3] colours as the
+    photo's view shows them (rgb in [0, 1]), [N] bool the Gaussians that may be rows (face Gaussians that follow a
+    template triangle) -> MarginShade (module docstring). Empty (M = 0) without MediaPipe topology or without such
+    Gaussians by the meeting line."""
+    v = np.asarray(verts, np.float64)
+    if not lmk.has_mediapipe_topology(v.shape[0]):
+        return _empty()
+    cand = np.flatnonzero(np.asarray(candidates, bool))
+    p = np.asarray(means, np.float64)[cand]
+    lx, ly = meeting_line(v)
+    dy = p[:, 1] - np.interp(p[:, 0], lx, ly)  # + below the line
+    beyond = np.maximum(lx[0] - p[:, 0], p[:, 0] - lx[-1])  # > 0 past an inner corner
+    u = np.abs(p[:, 0] - 0.5 * (lx[0] + lx[-1])) / max(0.5 * (lx[-1] - lx[0]), 1e-6)  # 0 mid .. 1 at a corner
+    reach_y = REACH_M + (CORNER_REACH_Y_M - REACH_M) * smoothstep(CORNER_FROM, 1.0, u)
+    upper_out, lower_out = _contour_y(v, lmk.LIP_UPPER_OUTER, p[:, 0]), _contour_y(v, lmk.LIP_LOWER_OUTER, p[:, 0])
+    in_lips = (p[:, 1] > upper_out) & (p[:, 1] < lower_out)
+    reach = ((1.0 - smoothstep(0.5, 1.0, np.abs(dy) / reach_y))
+             * (1.0 - smoothstep(0.0, CORNER_REACH_M, beyond)) * ((np.abs(dy) < REACH_M) | in_lips))
+    near = reach > 0
+    if not np.any(near):
+        return _empty()
+    col = np.asarray(colors, np.float64)[cand]
+    # the lip bodies: between the rows' reach from the line and each lip's outer contour, within the inner corners
+    inside = (p[:, 0] > lx[0]) & (p[:, 0] < lx[-1]) & (np.abs(dy) >= reach_y) & in_lips
+    upper_body, lower_body = inside & (dy < 0), inside & (dy > 0)
+    if not (np.any(upper_body) or np.any(lower_body)):
+        return _empty()
+    rows_x, rows_dy = p[near, 0], dy[near]
+    target = np.zeros((int(near.sum()), 3))
+    for side, body, other in ((rows_dy < 0, upper_body, lower_body), (rows_dy >= 0, lower_body, upper_body)):
+        src = body if np.any(body) else other
+        w = np.exp(-0.5 * ((rows_x[side, None] - p[src, 0][None]) / SIGMA_X_M) ** 2) + 1e-12  # [m, b]
+        target[side] = (w @ col[src]) / w.sum(1, keepdims=True)
+    pairs = 0.5 * (v[list(lmk.LIP_UPPER_INNER), 0] + v[list(lmk.LIP_LOWER_INNER), 0])
+    order = np.argsort(pairs)
+    rest_gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[order]
+    return MarginShade(cand[near], rows_x, reach[near].astype(np.float32), target.astype(np.float32),
+                       pairs[order], order.astype(np.int64), rest_gap)
+
+
+def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0) -> np.ndarray:
+    """[V, 3] the template as the control moves it (head frame, y down, metres), MarginShade, the photo's own
+    opening's share in this frame (the largest `deform.photo_mouth_share`; 0 without one) -> [M] float64 each row's
+    share in [0, 1]: smoothstep(GAP_FROM_M, GAP_FULL_M, the inner lips' gap at the row's x beyond the rest's) x
+    (1 - photo_share)."""
+    if not len(shade.rows):
+        return np.zeros(0)
+    v = np.asarray(verts, np.float64)
+    gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[shade.pair_order] - shade.rest_gap
+    local = np.interp(shade.x, shade.pair_x, gap)
+    return smoothstep(GAP_FROM_M, GAP_FULL_M, local) * (1.0 - float(np.clip(photo_share, 0.0, 1.0)))
+
+
+def margin_rgb(shade: MarginShade, share: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """MarginShade, [M] each row's share (`margin_share`), [M, 3] the rows' colours as this frame draws them (rgb in
+    [0, 1], after the view-dependent colour and the maps before this one) -> [M, 3] float32 the colour they add:
+    share x reach x (target - colour) on the rows darker than their target (by luma), 0 on the others."""
+    c = np.asarray(colors, np.float64)
+    target = np.asarray(shade.target, np.float64)
+    k = np.asarray(share, np.float64) * shade.reach * (c @ LUMA < target @ LUMA)
+    return (k[:, None] * (target - c)).astype(np.float32)

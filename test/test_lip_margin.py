@@ -1,0 +1,86 @@
+"""The parted lips' inner margins: the lips' own colour, not the photo's seam or a smile's dark corners stretched
+(core/lip_margin.py; session 45)."""
+
+import cv2
+import numpy as np
+import pytest
+from conftest import mesh_fit_result, shared, tracked_controls
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.control import FaceControl
+from gaussian_head_ros.core.drive import Driver
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _portrait(name: str):
+    from gaussian_head_ros.core.imageio import read_image
+
+    return mesh_fit_result(read_image(str(shared("portraits", name)))).avatar
+
+
+def _lips_ring(px: np.ndarray, shape) -> np.ndarray:
+    """[H, W] bool: the lips' red as the driven template draws them: inside the outer lip contour (lmk.LIP_OUTER),
+    outside the inner one (the inner corners and lmk.LIP_UPPER_INNER / LIP_LOWER_INNER); px [V, 2] pixels."""
+    outer, inner = np.zeros(shape[:2], np.uint8), np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(outer, [np.round(px[list(lmk.LIP_OUTER)] * 4).astype(np.int32)], 1, shift=2)
+    loop = (lmk.MOUTH_CORNER_R_IN,) + lmk.LIP_UPPER_INNER + (lmk.MOUTH_CORNER_L_IN,) + lmk.LIP_LOWER_INNER[::-1]
+    cv2.fillPoly(inner, [np.round(px[list(loop)] * 4).astype(np.int32)], 1, shift=2)
+    return (outer > 0) & (inner == 0)
+
+
+def _dark_share_of_parted_lips(avatar, jaw_open: float) -> float:
+    """The share of the parted lips' pixels (`_lips_ring`) darker than 0.6 x their 80th percentile luma, the avatar
+    driven by a blendshape-only jawOpen and drawn through its photo's camera."""
+    from gaussian_head_ros.core.render import rasterize
+
+    cam = avatar.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    vm = np.asarray(cam.viewmat, np.float32)
+    d = Driver(avatar)
+    c = FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([jaw_open], np.float32))
+    p = d.drive(c, viewmat=vm)
+    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, *cam.size).image
+    v, _ = d.deformed_template(c)
+    pc = v @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
+    ring = _lips_ring(np.stack([fx * pc[:, 0] / pc[:, 2] + cx, fy * pc[:, 1] / pc[:, 2] + cy], 1), img.shape)
+    assert ring.sum() > 300, f"the lips cover only {ring.sum()} px"
+    luma = img[ring] @ _LUMA
+    return float((luma < 0.6 * np.quantile(luma, 0.8)).mean())
+
+
+@pytest.mark.parametrize("portrait", ["business_person.png", "astronaut_eileen_collins.png"])
+def test_parted_lips_show_their_own_colour_not_the_photos_seam(portrait):
+    """A closed-lips photo's dark line where the lips meet (business_person) and a smile's dark corners beside its
+    teeth (astronaut_eileen_collins's buccal corridors) are bound to the lips' triangles by the meeting line; parted,
+    those became the lips' inner margins: a dark red band along business_person's inner lips and dark blotches at
+    both of the astronaut's corners at every opening (lp_d18 frames 66 / 132, crops 3x). Share of the parted lips'
+    pixels darker than 0.6 x their 80th percentile at a blendshape-only jawOpen 0.3 / 0.5: before 0.127 / 0.129 and
+    0.098 / 0.120, now 0.019 / 0.020 and 0.029 / 0.037 (obama_official 0.152 -> 0.031, trump_official 0.164 -> 0.087
+    at 0.3)."""
+    a = _portrait(portrait)
+    for jaw_open in (0.3, 0.5):
+        dark = _dark_share_of_parted_lips(a, jaw_open)
+        assert dark < 0.06, f"{portrait} at jawOpen {jaw_open}: {dark:.3f} of the parted lips dark"
+
+
+def test_the_lip_margins_are_the_photos_at_rest_and_at_the_photos_own_opening():
+    """The margin map is the driver's and only for lips parted beyond the photo's: at rest the colours are exactly the
+    avatar's (the closed lips keep the photo's line between them), and the control tracked from a parted photo's own
+    frame (sadtalker_WDA_KatieHill's frame 0, whose lips are apart over shaded teeth) takes nothing from it (frame 0
+    gives the photo back: self PSNR 30.090 dB with and without the map)."""
+    from gaussian_head_ros.core.video import read_frames
+
+    a = _portrait("business_person.png")
+    d = Driver(a)
+    assert len(d.margin.rows) > 100, "no lip margin rows on a closed-lips photo"
+    assert d.tables(FaceControl()).margin is None  # (Driver._colour_maps: no map, the colours are the avatar's)
+
+    frame0 = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=1)[0].rgb
+    own = Driver(mesh_fit_result(frame0).avatar)
+    control = tracked_controls("sadtalker_WDA_KatieHill_000.mp4", 1, 40_000_000)[0]
+    share = own.tables(control).margin
+    assert share is None or float(np.max(share)) < 0.01, f"the photo's own opening recoloured ({np.max(share):.2f})"
+    wider = FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([0.5], np.float32))
+    assert own.tables(wider).margin is not None, "a wider opening than the photo's took nothing"
