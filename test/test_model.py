@@ -396,7 +396,8 @@ def test_pose_twin_matches_drive(tiny, framed):
     training render's colours (trainer.view_rgb) are the ones drive() gives through the same camera. The display-only
     rules of `deform.control_inputs` are off here, as training has them off (DriveConfig.brow_gain 1, the default,
     and lip_min_height 0: this random expression thins some lip columns past the floor, which moves them in drive()
-    and not in the twin)."""
+    and not in the twin), and so is the lip margin map (lip_margin False: this expression parts the lips, and drive()
+    would colour their inner margins as the twin does not)."""
     from gaussian_head_ros.core.avatar import SourceCamera
     from gaussian_head_ros.core.model.rar import source_rotations
     from gaussian_head_ros.core.train.trainer import view_rgb
@@ -414,7 +415,7 @@ def test_pose_twin_matches_drive(tiny, framed):
     q = euler_to_quat(15, -8, 4).astype(np.float32)
     view = np.eye(4, dtype=np.float32)
     view[:3, 3] = (0.02, -0.01, 0.6)  # posed Gaussians are already turned: the camera adds the translation
-    driver = Driver(av, deform.DriveConfig(lip_min_height=0.0))
+    driver = Driver(av, deform.DriveConfig(lip_min_height=0.0, lip_margin=False))
     posed = driver.drive(FaceControl(rotation=q, expression=expr, blendshape_names=names, blendshapes=coef),
                          viewmat=view)
     r = torch.as_tensor(quat_to_matrix(q), dtype=torch.float32)[None]

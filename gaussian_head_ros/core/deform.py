@@ -206,6 +206,9 @@ class DriveConfig:
     # A driven brow raise lightens the strip between the brows and the upper lids towards its own lit skin by
     # this gain x the share of the strip a real raise unfolds (core/brow_strip.py; 0 = off; 2 by eye, brow21).
     brow_unfold_gain: float = 2.0
+    # The parted lips' inner margins take their lips' colour, not the photo's seam (core/lip_margin.py), when driving
+    # for display; training renders without it (False).
+    lip_margin: bool = True
     # Each lip keeps at least this share of its rest height (red lip, inner to outer contour, column by column;
     # `lip_height_floor`; 0 = off) when driving for display. The control moves the template by the operator's own
     # millimetres, and a grinning photo's rest lips stay thin (the grin stretched them; core.expression narrows the

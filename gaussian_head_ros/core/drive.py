@@ -188,8 +188,8 @@ class Driver:
             np.zeros(3, np.float32), True, self.view_degree)
         self.strip = brow_strip.strip_rows(self.verts, self.means, front, self.frame < self.rig.k_head,
                                            avatar.rest_brow_shift)
-        self.margin = lip_margin.margin_rows(self.verts, self.means, front,
-                                             (self.frame < self.rig.k_head) & (np.asarray(avatar.part) == PART_FACE))
+        self.margin = lip_margin.margin_rows(self.verts, self.means, front, (self.frame < self.rig.k_head)
+                                             & (np.asarray(avatar.part) == PART_FACE) & bool(self.cfg.lip_margin))
 
     def _lash_map(self, avatar) -> "lashes.LashMap | None":
         """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest; sets
