@@ -665,8 +665,15 @@ def start_process(args=None, blas_threads: int = 1) -> str:
     interval (GIL_SWITCH_INTERVAL_S), the Fast DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying
     which DDS profile is used.
     Arguments rcl cannot parse (a `--params-file` that is not a parameters file, a bad remapping) end the
-    process with status 2 and rcl's reason in one line on stderr, not a traceback."""
+    process with status 2 and rcl's reason in one line on stderr, not a traceback; so does a ROS_DOMAIN_ID no DDS
+    has ports for (launcher.domain_id_problem: Fast DDS ended the process at its first node, in its own words)."""
     from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    from gaussian_head_ros.nodes.launcher import domain_id_problem
+
+    if problem := domain_id_problem():
+        print(f"{os.path.basename(sys.argv[0])}: cannot start: {problem}", file=sys.stderr)
+        sys.exit(2)
 
     if blas_threads:
         limit_blas_threads(blas_threads)
