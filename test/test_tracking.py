@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -965,6 +966,48 @@ def test_a_video_path_that_is_no_file_says_what_it_is(tmp_path):
         VideoSource(str(tmp_path / "pipe"))
     with pytest.raises(ValueError, match=r"is not a file: a directory$"):
         VideoSource(str(tmp_path))
+
+
+def test_a_video_file_that_is_refused_is_said_in_our_words_only(tmp_path, capfd):
+    """`gaussian-head eval --video notimg.png` (a text file named .png) printed FFmpeg's own "[png @ 0x55...] Invalid
+    PNG signature 0x00000000." before our 'cannot decode video' line, and a clip cut short or a text file named .mp4
+    "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x...] moov atom not found" before ours (user41, user43, user45). Now what OpenCV's
+    FFmpeg writes to stderr while a file is opened is dropped when the file is refused with our sentence (the same
+    log in video_source_node and the tracker's `video:=`); a file that opens keeps whatever FFmpeg said."""
+    clip = shared("driving", "lp_d0.mp4").read_bytes()
+    files = {"notimg.png": b"hello\n", "notimg.jpg": b"hello\n", "text.mp4": b"hello world\n",
+             "cut.mp4": clip[:300_000], "empty.mp4": b""}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        capfd.readouterr()
+        with pytest.raises(ValueError, match=f"cannot (open|decode) video {tmp_path / name}: "):
+            VideoSource(str(tmp_path / name))
+        err = capfd.readouterr().err
+        assert " @ 0x" not in err, (name, err)
+    with VideoSource(str(shared("driving", "lp_d0.mp4"))) as src:
+        assert src.read() is not None
+    out = subprocess.run(["gaussian-head", "track", str(tmp_path / "notimg.png"), "-o", str(tmp_path / "c.jsonl")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        f"gaussian-head track: error: cannot decode video {tmp_path / 'notimg.png'}: OpenCV finds no frame size in it "
+        "(corrupt, or not a video or image)"], out.stderr
+
+
+def test_native_lines_held_while_a_file_is_opened_come_back_unless_dropped(capfd):
+    """native_log.held_stderr: what native code writes to fd 2 in the block is written back after it, in order;
+    `drop_ffmpeg()` leaves out FFmpeg's own lines ('[<component> @ 0x<address>] ...') and keeps the others."""
+    from gaussian_head_ros.core.native_log import held_stderr
+
+    for drop in (False, True):
+        capfd.readouterr()
+        with held_stderr() as held:
+            os.write(2, b"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a703389580] moov atom not found\n")
+            os.write(2, b"E0000 an error of another library\n")
+            if drop:
+                held.drop_ffmpeg()
+        err = capfd.readouterr().err
+        assert err == ("" if drop else "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a703389580] moov atom not found\n") + \
+            "E0000 an error of another library\n", err
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (a directory no file can be made in)")

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core.files import WholeFile, shown
+from gaussian_head_ros.core.native_log import held_stderr
 
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 
@@ -92,18 +93,19 @@ class VideoSource:
             if image is not None:
                 self._open_still(image)
                 return
-            self._cap = cv2.VideoCapture(str(source))
-        if not self._cap.isOpened():
-            raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
-                             f"device" if self.camera else f"cannot open video {shown(source)}: {unplayable_reason(str(source))}")
+            # FFmpeg's own line about a file refused here ('[png @ 0x55...] Invalid PNG signature', 'moov atom not
+            # found') came before our sentence saying why (user41, user43, user45): left out, ours says it
+            with held_stderr() as held:
+                self._cap = cv2.VideoCapture(str(source))
+                try:
+                    self._check_opened()
+                except ValueError:
+                    held.drop_ffmpeg()
+                    raise
+        if self.camera:
+            self._check_opened()
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0  # [Hz] nominal rate (30 when unknown)
-        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if not self.camera and (self.width <= 0 or self.height <= 0):  # OpenCV "opened" a file it cannot decode
-            self._cap.release()  # (a text file, a corrupt JPEG): it played as a 0x0 video that ended at once
-            raise ValueError(f"cannot decode video {source!r}: OpenCV finds no frame size in it (corrupt, or not a "
-                             f"video or image)")
         if not self.camera:
             self._refuse_small()
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -114,6 +116,20 @@ class VideoSource:
         self._last_ns = None  # the stamp of the last frame read, and of the one before it
         self._prev_ns = None
         self._first = None  # a looping file's first frame, unscaled, kept until a second frame shows it has more
+
+    def _check_opened(self) -> None:
+        """Raise ValueError saying why when OpenCV could not open the source; else set width and height [px]."""
+        source = self.source
+        if not self._cap.isOpened():
+            raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
+                             f"device" if self.camera else
+                             f"cannot open video {shown(source)}: {unplayable_reason(str(source))}")
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if not self.camera and (self.width <= 0 or self.height <= 0):  # OpenCV "opened" a file it cannot decode
+            self._cap.release()  # (a text file, a corrupt JPEG): it played as a 0x0 video that ended at once
+            raise ValueError(f"cannot decode video {shown(source)}: OpenCV finds no frame size in it (corrupt, or not "
+                             f"a video or image)")
 
     def _open_still(self, rgb: np.ndarray) -> None:
         """A still image file decoded by `still_image` ([H, W, 3] uint8 RGB): played by `_replay`."""
