@@ -1021,6 +1021,52 @@ def test_a_video_that_cannot_be_written_there_says_why():
             w.write(np.zeros((32, 32, 3), np.uint8))
 
 
+_FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+sys.argv = ["gaussian-head"] + sys.argv[2:]
+from gaussian_head_ros.cli import main
+sys.exit(main())
+"""
+
+
+def _gaussian_head_on_a_full_disk(args: list[str], file_limit_bytes: int) -> subprocess.CompletedProcess:
+    """`gaussian-head ARGS` where no file can grow past `file_limit_bytes` (RLIMIT_FSIZE): the writes beyond fail as
+    on a full disk (EFBIG 'File too large' in place of ENOSPC 'No space left on device'), with no root and no mount."""
+    return subprocess.run([sys.executable, "-c", _FULL_DISK, str(file_limit_bytes), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_outputs_that_a_full_disk_cuts_short_are_said_naming_the_file(tmp_path):
+    """On a nearly full disk (a 2 MB tmpfs, user45): `gaussian-head render me.ply -o r.mp4` printed OpenCV's
+    '[ WARN ] ... write FFmpeg: Failed to write frame', then 'wrote r.mp4: 150 frames ...' and exited 0, leaving a
+    151 KB r.mp4 without its index that no player opens; `track -o` and `reconstruct -o` said only 'error: No space
+    left on device', no file named. Now render refuses the video it could not finish (nothing at -o, no part file),
+    and a write error names the file being written (what was at -o before stays; save_ply here, as reconstruct's)."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(n=2000), tmp_path / "me.ply")
+    # (the limit is above the numba cache files a first run writes: 70-85 KB each for drive's kernels)
+    out = _gaussian_head_on_a_full_disk(["render", str(tmp_path / "me.ply"), "-o", str(tmp_path / "r.mp4"),
+                                         "--seconds", "4"], 150_000)
+    assert out.returncode == 1 and "wrote" not in out.stdout, (out.stdout, out.stderr)
+    assert f"gaussian-head render: error: cannot write video {tmp_path / 'r.mp4'}: " in out.stderr, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz", "me.ply"]
+
+    (tmp_path / "me.ply").write_text("ply\n")  # what -o held before: kept
+    save = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, resource.RLIM_INFINITY)); "
+            "from gaussian_head_ros.core.avatar import save_ply; from gaussian_head_ros.core.synthetic import "
+            "synthetic_avatar\ntry: save_ply(synthetic_avatar(n=2000), sys.argv[1])\nexcept OSError as e: print(e)")
+    out = subprocess.run([sys.executable, "-c", save, str(tmp_path / "me.ply")], capture_output=True, text=True,
+                         timeout=120)  # (the .ply of reconstruct -o, and track -o's controls, go through WholeFile)
+    assert out.stdout.strip() == f"[Errno 27] File too large: '{tmp_path / 'me.ply'}'", (out.stdout, out.stderr)
+    assert (tmp_path / "me.ply").read_text() == "ply\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz", "me.ply"]
+
+
 def test_a_looped_file_counts_its_plays_and_sizes_its_frames_as_sent(tmp_path):
     """video_source_node said 'end of video after 6192 frames' for a 516-frame file looped 12 times before `loop`
     was set false, and 'playing (480x480 ...)' while max_side 240 sent 240x240 (user25, s25): the source counts its

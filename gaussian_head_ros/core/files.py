@@ -8,6 +8,7 @@ message that repeated 'me.jpg' as given did not say where it was looked for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -141,6 +142,17 @@ class WholeFile:
         folder, name = os.path.split(self.path)
         self.part = os.path.join(folder, f".{name}.partial-{os.getpid()}{os.path.splitext(name)[1]}")
         os.makedirs(folder, exist_ok=True)
+
+    @contextlib.contextmanager
+    def writing(self, mode: str = "wb"):
+        """`open(self.part, mode)` as a context manager whose OSErrors (opening, writing, closing) name `path`, the file
+        the person asked for: a full disk said 'No space left on device' and no file (a write error has no file
+        name), and a place no file can be made in named the part, '.me.ply.partial-955.ply' (user43, user45)."""
+        try:
+            with open(self.part, mode) as fh:
+                yield fh
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, self.path) from None
 
     def commit(self) -> None:
         """Rename the written part over `path` (idempotent once done). Raises OSError naming `path` when it cannot
