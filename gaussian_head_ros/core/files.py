@@ -28,6 +28,8 @@ _PHOTO_MAGIC = ((b"\xff\xd8\xff", "a JPEG photo"), (b"\x89PNG\r\n\x1a\n", "a PNG
                 (b"II*\x00", "a TIFF photo"), (b"MM\x00*", "a TIFF photo"), (b"BM", "a BMP image"))
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 AVATAR_PLY = "an avatar .ply"
+AVATAR_CACHE = "an avatar cache"  # reconstruction_node's cache_path file (core.avatar_cache)
+AVATAR_CACHE_MAGIC = b"GHRAVC"  # the first bytes of every layout of it (avatar_cache.MAGIC, MAGIC1)
 DRIVING_FILE = "an avatar's driving file (.driving.npz)"
 CONTROLS = "a controls file (FaceControl JSON lines, what `gaussian-head track` writes)"
 TFLITE = "a TensorFlow Lite model (.tflite)"
@@ -43,10 +45,11 @@ def is_ply(head: bytes) -> bool:
 
 def kind(head: bytes, name: str = "") -> str | None:
     """What a file is, from its first bytes `head` (HEAD_BYTES of them; fewer for a shorter file) and its name
-    (optional): a photo ('a JPEG photo', ...), a video, AVATAR_PLY, DRIVING_FILE (a .npz named *.driving.npz, or whose
-    first member is save_ply's metadata.npy), another numpy archive, CONTROLS (a JSON object line with a FaceControl's
-    keys), TFLITE, TASK (a zip of .tflite models), another zip archive; None when its bytes say nothing. For the messages of a file given in another's place:
-    `gaussian-head render c.jsonl --controls me.ply`, a .driving.npz given as the photo."""
+    (optional): a photo ('a JPEG photo', ...), a video, AVATAR_PLY, AVATAR_CACHE, DRIVING_FILE (a .npz named
+    *.driving.npz, or whose first member is save_ply's metadata.npy), another numpy archive, CONTROLS (a JSON object
+    line with a FaceControl's keys), TFLITE, TASK (a zip of .tflite models), another zip archive; None when its bytes
+    say nothing. For the messages of a file given in another's place: `gaussian-head render c.jsonl --controls
+    me.ply`, a .driving.npz given as the photo, cache_path:=me.ply."""
     what = next((w for magic, w in _PHOTO_MAGIC if head.startswith(magic)), None)
     if what:
         return what
@@ -56,6 +59,8 @@ def kind(head: bytes, name: str = "") -> str | None:
         return "a HEIC/HEIF photo" if head[8:12] in _HEIF_BRANDS else "a video (MP4/MOV)"
     if is_ply(head):
         return AVATAR_PLY
+    if head.startswith(AVATAR_CACHE_MAGIC):
+        return AVATAR_CACHE
     at = head.find(b"PK\x03\x04", 0, 8)  # a zip (a MediaPipe .task starts 2 bytes in): its first member's name at
     if at >= 0:  # 30, its length at 26 (PKZIP local file header)
         first = head[at + 30:at + 30 + int.from_bytes(head[at + 26:at + 28], "little")]
