@@ -88,7 +88,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
 
 
 def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "",
-                   writes: str = "") -> str:
+                   writes: str = "", reads: dict | None = None) -> str:
     """Raise ValueError saying why `path` (`~` expanded) cannot be written as `what` (the option or parameter, e.g.
     '-o', '--preview', 'cache_path'): a file to write that is a directory (`example`: a file name to suggest in it), a
     directory to write in that is a file, a place below a file, or below a directory this process cannot write in
@@ -97,7 +97,9 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
     another (a video, a photo, an avatar) is refused, not overwritten: `track clip.mp4 -o clip.mp4` wrote its controls
     over the clip, and `track clip.mp4 -o me.ply` over the avatar (cli37, s37). Returns the absolute path. What
     `gaussian-head` checks its outputs with before any work: `reconstruct --preview a_file` failed with 'File exists:
-    a_file' after the whole reconstruction."""
+    a_file' after the whole reconstruction. `reads`: the command's input files by option ({'--video': 'clip.mp4'}):
+    `path` being one of them (os.path.samefile: another name for it too) is refused, as `eval --video mine.mp4 --output
+    mine.mp4` replaced the clip with its side-by-side (user45, s45)."""
     import errno
 
     full = shown(path)
@@ -114,6 +116,11 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
         read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
         raise ValueError(f"{what} {full}: cannot write in {above} ("
                          f"{'a read-only file system: name a ' + ('directory' if directory else 'file') + ' on a writable one' if read_only else os.strerror(errno.EACCES).lower()})")
+    for option, source in (reads or {}).items():
+        if source and os.path.isfile(full) and os.path.isfile(source) and os.path.samefile(full, source):
+            raise ValueError(f"{what} {full} is the {option} file this command reads: writing over it would lose it; "
+                             f"name another file" + (f" ({example})" if example and example != os.path.basename(full)
+                                                    else ""))
     there = file_kind(full) if writes and os.path.isfile(full) else None
     if there not in (None, writes):
         raise ValueError(f"{what} {full} is {there}: writing {writes} over it would lose it; name another file"
