@@ -306,6 +306,24 @@ def test_an_output_that_is_the_clip_being_read_is_refused(tmp_path, capsys, monk
         assert clip.read_bytes() == before
 
 
+def test_a_preview_that_would_write_over_the_photo_is_refused(tmp_path, capsys, monkeypatch):
+    """`gaussian-head reconstruct photo.png -o me.ply --preview .` wrote the preview's photo.png (the photo as the
+    source camera frames it) over the user's photo.png, and a photo named render.png or mask.png was written over
+    likewise (user45, s45: md5 changed). Now each preview file that is the photo is refused before the photo is
+    decoded, naming the file; the photo is kept."""
+    from conftest import shared
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("photo.png", "render.png", "mask.png"):
+        (tmp_path / name).write_bytes(shared("portraits", "business_person.png").read_bytes())
+        before = (tmp_path / name).read_bytes()
+        said = _said(capsys, ["reconstruct", name, "-o", "me.ply", "--preview", "."])
+        assert said == (f"gaussian-head reconstruct: error: --preview's {name} {tmp_path / name} is the photo file "
+                        "this command reads: writing over it would lose it; name another --preview directory"), said
+        assert (tmp_path / name).read_bytes() == before
+        (tmp_path / name).unlink()
+
+
 def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, capsys):
     """`reconstruct --backend rar --option checkpoint=me.ply` (an avatar where the model goes) ended in torch's
     RuntimeError traceback, 'mmap can only be used with files saved with torch.save(...)'. Now it is one line naming

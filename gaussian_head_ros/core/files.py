@@ -88,7 +88,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
 
 
 def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "",
-                   writes: str = "", reads: dict | None = None) -> str:
+                   writes: str = "", reads: dict | None = None, instead: str = "name another file") -> str:
     """Raise ValueError saying why `path` (`~` expanded) cannot be written as `what` (the option or parameter, e.g.
     '-o', '--preview', 'cache_path'): a file to write that is a directory (`example`: a file name to suggest in it), a
     directory to write in that is a file, a place below a file, or below a directory this process cannot write in
@@ -99,7 +99,8 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
     `gaussian-head` checks its outputs with before any work: `reconstruct --preview a_file` failed with 'File exists:
     a_file' after the whole reconstruction. `reads`: the command's input files by option ({'--video': 'clip.mp4'}):
     `path` being one of them (os.path.samefile: another name for it too) is refused, as `eval --video mine.mp4 --output
-    mine.mp4` replaced the clip with its side-by-side (user45, s45)."""
+    mine.mp4` replaced the clip with its side-by-side (user45, s45); `instead`: what to do then ('name another
+    --preview directory' for a file the command names itself)."""
     import errno
 
     full = shown(path)
@@ -119,8 +120,7 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
     for option, source in (reads or {}).items():
         if source and os.path.isfile(full) and os.path.isfile(source) and os.path.samefile(full, source):
             raise ValueError(f"{what} {full} is the {option} file this command reads: writing over it would lose it; "
-                             f"name another file" + (f" ({example})" if example and example != os.path.basename(full)
-                                                    else ""))
+                             f"{instead}" + (f" ({example})" if example and example != os.path.basename(full) else ""))
     there = file_kind(full) if writes and os.path.isfile(full) else None
     if there not in (None, writes):
         raise ValueError(f"{what} {full} is {there}: writing {writes} over it would lose it; name another file"
