@@ -659,6 +659,13 @@ def limit_blas_threads(n: int = 1) -> None:
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+def this_domain(node) -> str:
+    """'this ROS_DOMAIN_ID (42)': the domain `node` is in, for the lines that ask whether the operator's and the
+    robot's hosts share one. 'in this ROS_DOMAIN_ID' alone sent the user to `echo $ROS_DOMAIN_ID` in each shell to
+    compare; with the number the two logs side by side show a mismatch (user45, s45)."""
+    return f"this ROS_DOMAIN_ID ({node.context.get_domain_id()})"
+
+
 def start_process(args=None, blas_threads: int = 1) -> str:
     """The start-up every node executable shares (`run`, and avatar_pipeline with all nodes in one process):
     BLAS libraries limited to `blas_threads` threads (0: their own default; see `limit_blas_threads`), the GIL switch
