@@ -324,6 +324,24 @@ def test_a_preview_that_would_write_over_the_photo_is_refused(tmp_path, capsys, 
         (tmp_path / name).unlink()
 
 
+def test_a_reader_that_leaves_the_pipe_ends_track_quietly():
+    """`gaussian-head track clip.mp4 -o - | head -1` (a look at the first control) printed 'gaussian-head track:
+    error: Broken pipe' once head had its line and left (user45, s45). A shell tool ends silently there, as SIGPIPE
+    ends it: now so does gaussian-head, with status 141 (128 + SIGPIPE), what a shell reports for such a tool."""
+    import signal
+    import subprocess
+
+    from conftest import shared
+
+    p = subprocess.Popen(["gaussian-head", "track", str(shared("driving", "lp_d0.mp4")), "-o", "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()  # ~26 KB a line: the pipe's 64 KB fill in three
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 128 + signal.SIGPIPE and first.startswith(b'{"stamp_ns":'), (p.returncode, err)
+    assert [ln for ln in err.splitlines() if not ln.startswith("INFO ")] == [], err
+
+
 def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, capsys):
     """`reconstruct --backend rar --option checkpoint=me.ply` (an avatar where the model goes) ended in torch's
     RuntimeError traceback, 'mmap can only be used with files saved with torch.save(...)'. Now it is one line naming
