@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if signal_exc is not None:
             return _ended_by_signal(args.command, signal_exc)
         raise
+    except BrokenPipeError:  # stdout's reader left (`track clip.mp4 -o - | head -1`): said 'error: Broken pipe'
+        return _reader_left()
     except ValueError as e:  # bad input: one line a person can act on
         print(f"gaussian-head {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -132,6 +135,16 @@ def _signal_behind(e: SystemError) -> BaseException | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return exc if isinstance(exc, (_Terminated, KeyboardInterrupt)) else None
+
+
+def _reader_left() -> int:
+    """The end of a command whose stdout's reader left: silent, status 128 + SIGPIPE (141), as a shell tool that
+    SIGPIPE ends (Python ignores SIGPIPE, so a write raises BrokenPipeError instead). stdout is pointed at /dev/null
+    first: Python's own flush of it at exit would raise again ('Exception ignored ... BrokenPipeError')."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _ended_by_signal(command: str, e: BaseException) -> int:

@@ -394,6 +394,44 @@ def test_avatar_cache_round_trip_and_refusals(tmp_path):
         avatar_cache.read(path, "other")
 
 
+def test_a_cache_path_naming_a_photo_or_an_avatar_file_is_never_written_over(tmp_path):
+    """reconstruction_node with cache_path:=me.ply (the avatar file `gaussian-head reconstruct` made, taken for the
+    file the robot serves) or cache_path:=photo.jpg took it: at its first avatar it wrote its cache over the file
+    (me.ply: 14.9 MB of avatar replaced by a 5.5 MB cache; photo.jpg likewise; user45, s45). Now a file `files.kind`
+    names as something else (a photo, an avatar .ply, a video ...) is refused as the cache, when cache_path is
+    checked and again at each write, and left as it is; reading it says what it is. A cache file (both layouts), a
+    missing one, and bytes that say nothing are written as before."""
+    import cv2
+
+    from gaussian_head_ros.core import avatar_cache
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(300), tmp_path / "me.ply")
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.full((32, 32, 3), 128, np.uint8))
+    for name, what in (("me.ply", "an avatar .ply"), ("photo.jpg", "a JPEG photo")):
+        path = tmp_path / name
+        before = path.read_bytes()
+        with pytest.raises(ValueError, match=f"cache_path {path} is {what}: writing an avatar cache over it would "
+                                             "lose it; name another file"):
+            avatar_cache.check_path(path)
+        with pytest.raises(ValueError, match=f"is {what}: writing an avatar cache over it"):
+            avatar_cache.write(path, b"payload", "k")
+        with pytest.raises(ValueError, match=f"{path}: {what}, not an avatar cache"):
+            avatar_cache.read(path, "k")
+        assert path.read_bytes() == before, name
+    for name, data in (("old.avatar", None), ("new.avatar", b""), ("notes.bin", b"\x00" * 100)):
+        path = tmp_path / name
+        if data is None:
+            avatar_cache.write(path, b"old", "k")
+            path.write_bytes(avatar_cache.MAGIC1 + path.read_bytes()[8:])  # layout 1's magic: still a cache
+        elif data:
+            path.write_bytes(data)
+        avatar_cache.check_path(path)
+        avatar_cache.write(path, b"payload", "k")
+        assert avatar_cache.read(path, "k") == b"payload", name
+
+
 def test_a_cache_path_on_a_read_only_file_system_is_said_so(tmp_path, monkeypatch):
     """cache_path in a directory of a file system mounted read-only (a robot's root file system) was refused as
     '(permission denied)' (user26, s26, with a tmpfs mounted ro): it names the read-only file system now; a directory

@@ -282,6 +282,66 @@ def test_track_does_not_write_its_controls_over_a_video_photo_or_avatar(tmp_path
         assert len(controls.read_text().splitlines()) == 2
 
 
+def test_an_output_that_is_the_clip_being_read_is_refused(tmp_path, capsys, monkeypatch):
+    """`gaussian-head eval --video mine.mp4 --output mine.mp4` replaced the user's clip with the side-by-side, and
+    `gaussian-head demo --video mine.mp4 --output mine.mp4` with the face display stream (the nodes reading it
+    meanwhile), each without a word (user45, s45; md5 of mine.mp4 changed). As `track clip.mp4 -o clip.mp4` is
+    refused, an output that is the same file as an input (another name for it included: a link, ./mine.mp4) is
+    refused now before anything is read or started, naming both options, and the clip kept."""
+    import os
+
+    from conftest import shared
+
+    clip = tmp_path / "mine.mp4"
+    clip.write_bytes(shared("driving", "lp_d18.mp4").read_bytes())
+    os.symlink(clip, tmp_path / "link.mp4")
+    monkeypatch.chdir(tmp_path)
+    before = clip.read_bytes()
+    for command, out in (("eval", "mine.mp4"), ("eval", str(tmp_path / "link.mp4")), ("demo", "./mine.mp4")):
+        said = _said(capsys, [command, "--video", str(clip), "--output", out, "--max-frames" if command == "eval"
+                              else "--seconds", "2"])
+        example = "side_by_side.mp4" if command == "eval" else "demo.mp4"
+        assert said == (f"gaussian-head {command}: error: --output {os.path.abspath(out)} is the --video file this "
+                        f"command reads: writing over it would lose it; name another file ({example})"), said
+        assert clip.read_bytes() == before
+
+
+def test_a_preview_that_would_write_over_the_photo_is_refused(tmp_path, capsys, monkeypatch):
+    """`gaussian-head reconstruct photo.png -o me.ply --preview .` wrote the preview's photo.png (the photo as the
+    source camera frames it) over the user's photo.png, and a photo named render.png or mask.png was written over
+    likewise (user45, s45: md5 changed). Now each preview file that is the photo is refused before the photo is
+    decoded, naming the file; the photo is kept."""
+    from conftest import shared
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("photo.png", "render.png", "mask.png"):
+        (tmp_path / name).write_bytes(shared("portraits", "business_person.png").read_bytes())
+        before = (tmp_path / name).read_bytes()
+        said = _said(capsys, ["reconstruct", name, "-o", "me.ply", "--preview", "."])
+        assert said == (f"gaussian-head reconstruct: error: --preview's {name} {tmp_path / name} is the photo file "
+                        "this command reads: writing over it would lose it; name another --preview directory"), said
+        assert (tmp_path / name).read_bytes() == before
+        (tmp_path / name).unlink()
+
+
+def test_a_reader_that_leaves_the_pipe_ends_track_quietly():
+    """`gaussian-head track clip.mp4 -o - | head -1` (a look at the first control) printed 'gaussian-head track:
+    error: Broken pipe' once head had its line and left (user45, s45). A shell tool ends silently there, as SIGPIPE
+    ends it: now so does gaussian-head, with status 141 (128 + SIGPIPE), what a shell reports for such a tool."""
+    import signal
+    import subprocess
+
+    from conftest import shared
+
+    p = subprocess.Popen(["gaussian-head", "track", str(shared("driving", "lp_d0.mp4")), "-o", "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()  # ~26 KB a line: the pipe's 64 KB fill in three
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 128 + signal.SIGPIPE and first.startswith(b'{"stamp_ns":'), (p.returncode, err)
+    assert [ln for ln in err.splitlines() if not ln.startswith("INFO ")] == [], err
+
+
 def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, capsys):
     """`reconstruct --backend rar --option checkpoint=me.ply` (an avatar where the model goes) ended in torch's
     RuntimeError traceback, 'mmap can only be used with files saved with torch.save(...)'. Now it is one line naming

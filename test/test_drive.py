@@ -2,7 +2,10 @@
 
 import dataclasses
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -589,3 +592,32 @@ def test_asarray_like_takes_the_namespace_dtype_and_device_of_its_reference():
     got = asarray_like(np.eye(3, dtype=np.float32), ref)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float64 and got.device == ref.device
     assert torch.equal(got, torch.eye(3, dtype=torch.float64))
+
+
+_KERNEL_ON_A_FULL_DISK = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))  # numba's index fits, a kernel does not
+import gaussian_head_ros.core.drive  # noqa: F401  (a module of cached kernels: the package's numba set-up)
+sys.path.insert(0, sys.argv[1])
+from probe_kernel import plus_one
+print(plus_one(1), plus_one(2))
+"""
+
+
+def test_a_kernel_cache_the_disk_cannot_take_leaves_the_kernel_running(tmp_path):
+    """A full disk and no compiled-kernel cache yet (the first start after an install or an update): the render
+    node's avatar_loader thread died in drive.warm_up with numba's 'OSError: [Errno 28] No space left on device'
+    (a traceback; the display then showed its placeholder for good), and `gaussian-head render` ended with 'error:
+    File too large' (user45, s45: NUMBA_CACHE_DIR on a full tmpfs). numba had compiled the kernel and only its cache
+    write failed: now that failure is a warning, said once per process, and the kernel runs. Real numba, a kernel
+    with cache=True in a file of its own, writes limited by RLIMIT_FSIZE."""
+    (tmp_path / "probe_kernel.py").write_text("import numba\n\n\n@numba.njit(cache=True)\ndef plus_one(x):\n"
+                                              "    return x + 1\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
+    out = subprocess.run([sys.executable, "-c", _KERNEL_ON_A_FULL_DISK, str(tmp_path)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["2", "3"], (out.returncode, out.stdout, out.stderr[-3000:])
+    said = [line for line in out.stderr.splitlines() if "cache" in line]
+    assert len(said) == 1 and "could not write the cache of its compiled kernels" in said[0], out.stderr
+    assert "File too large" in said[0] and str(tmp_path / "numba_cache") in said[0], said

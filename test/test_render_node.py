@@ -1051,7 +1051,8 @@ def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(m
     node = SimpleNamespace(_control_arrived=0.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
                            _controls_looked_for=0.0, control_topic="/r/face_control", count_publishers=lambda t: 0,
                            _param=lambda name: render_node.PARAMS[name].default,  # no_controls_say_s 10 s
-                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append))
+                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                           context=SimpleNamespace(get_domain_id=lambda: 7))
     for tick in range(100):
         render_node.RenderNode._say_if_no_controls(node, float(tick))
     assert len(asked) == 9, f"{len(asked)} graph queries in 100 ticks"
@@ -1265,3 +1266,28 @@ def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_in
     assert not np.allclose(drawn_with[0][2], drawn_with[1][2]), "the second avatar was drawn in the first's framing"
     shown = np.abs(drawn_with[0][1].astype(np.int16) - [0, 255, 0]).max(2) > 40
     assert shown[-1].mean() > 0.9, f"business_person's torso covers {shown[-1].mean():.0%} of the bottom row"
+
+
+def test_the_waiting_line_names_the_domain_it_waits_in(tmp_path):
+    """Operator and robot in two shells with different ROS_DOMAIN_IDs: the robot's render node said 'the avatar
+    plays its idle animation until the operator's tracker, in this ROS_DOMAIN_ID, publishes', and the operator's
+    tracker and photo_node 'is the robot up, in this ROS_DOMAIN_ID ...?': the user had to `echo $ROS_DOMAIN_ID` in
+    each shell to compare (user45, s45: 61 and 62). Each such line now gives the number (common.this_domain), so the
+    two logs side by side show the mismatch; this render node's, with no_controls_say_s 1 s, in a domain of its own
+    (no other test's FaceControl topic there: that would make it name those instead)."""
+    import os
+
+    from conftest import _private_domain
+    from rosgraph import Proc, executable, wait_until
+
+    domain = _private_domain()
+    proc = Proc(executable("render_node") + ["--ros-args", "-p", f"width:={W}", "-p", f"height:={H}",
+                                             "-p", "backend:=cpu", "-p", "fps:=5.0", "-p", "no_controls_say_s:=1.0"],
+                tmp_path / "render_waiting.log", env=dict(os.environ, ROS_DOMAIN_ID=domain))
+    try:
+        assert wait_until(lambda: "no face_control on /face_control yet" in proc.output(), 60), proc.output()
+        line = [ln for ln in proc.output().splitlines() if "no face_control on /face_control yet" in ln][0]
+        assert f"until the operator's tracker, in this ROS_DOMAIN_ID ({domain}), publishes" in line, line
+    finally:
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()

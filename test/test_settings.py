@@ -1071,6 +1071,48 @@ def test_a_log_level_rcl_cannot_parse_is_refused_before_any_node_starts(monkeypa
         assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
 
 
+@pytest.mark.ros
+def test_a_ros_domain_id_no_dds_has_ports_for_is_said_before_any_node_starts(monkeypatch):
+    """`ROS_DOMAIN_ID=250 ros2 launch gaussian_head_ros robot.launch.py`: both nodes died at start (exit status 1)
+    with Fast DDS's own "Calculated port number is too high. Probably the domainId is over 232 or portBase is too
+    high.", which Fast DDS prints before ending the process itself; `gaussian-head demo` died so after its first lines
+    (user45, s45). Now each executable says the domain is above 232 and what to export, in one line (status 2, as
+    for other arguments rcl refuses), each launch file refuses it before any node starts, and the demo before it
+    starts one. The bound is Fast DDS's own: a plain rclpy node starts in domain 232 and dies in 233."""
+    import os
+    import subprocess
+    import sys
+
+    from rosgraph import executable
+
+    from gaussian_head_ros.nodes.launcher import domain_id_problem
+
+    plain_node = "import rclpy; rclpy.init(); rclpy.create_node('domain_probe'); rclpy.shutdown()"
+    for domain, starts in (("232", True), ("233", False)):
+        env = dict(os.environ, ROS_DOMAIN_ID=domain)
+        out = subprocess.run([sys.executable, "-c", plain_node], env=env, capture_output=True, text=True, timeout=60)
+        assert (out.returncode == 0) == starts, (domain, out.returncode, out.stdout, out.stderr)
+        assert (domain_id_problem(env) == "") == starts, domain
+    assert domain_id_problem({"ROS_DOMAIN_ID": "250", "RMW_IMPLEMENTATION": "rmw_zenoh_cpp"}) == ""  # no DDS ports
+    assert domain_id_problem({"ROS_DOMAIN_ID": "abc"}) == ""  # rcl's own error, said by the nodes already
+
+    env = dict(os.environ, ROS_DOMAIN_ID="250")
+    for cmd in (executable("photo_node"), ["gaussian-head", "demo", "--seconds", "1"]):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        said = out.stdout + out.stderr
+        assert out.returncode in (1, 2) and "Calculated port number" not in said, (cmd, out.returncode, said)
+        assert "ROS_DOMAIN_ID=250 is above 232" in out.stderr and "export a ROS_DOMAIN_ID of 0-101" in out.stderr, said
+        assert "Traceback" not in said and "[demo] photo" not in said, said
+
+    _launch_file("robot")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+    monkeypatch.setenv("ROS_DOMAIN_ID", "250")
+    for host in ("robot", "operator", "all"):
+        with pytest.raises(ValueError, match="ROS_DOMAIN_ID=250 is above 232"):
+            _run_launch(host, {})
+    assert not started, started
+
+
 def test_a_ctrl_c_while_a_node_imports_ends_it_quietly():
     """A terminal's Ctrl-C reaches every node of a `ros2 launch` at once; one still importing rclpy, numpy ...
     (seconds on a busy machine) printed a KeyboardInterrupt traceback and ended with status -2, or 1 when numpy's

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -967,6 +968,48 @@ def test_a_video_path_that_is_no_file_says_what_it_is(tmp_path):
         VideoSource(str(tmp_path))
 
 
+def test_a_video_file_that_is_refused_is_said_in_our_words_only(tmp_path, capfd):
+    """`gaussian-head eval --video notimg.png` (a text file named .png) printed FFmpeg's own "[png @ 0x55...] Invalid
+    PNG signature 0x00000000." before our 'cannot decode video' line, and a clip cut short or a text file named .mp4
+    "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x...] moov atom not found" before ours (user41, user43, user45). Now what OpenCV's
+    FFmpeg writes to stderr while a file is opened is dropped when the file is refused with our sentence (the same
+    log in video_source_node and the tracker's `video:=`); a file that opens keeps whatever FFmpeg said."""
+    clip = shared("driving", "lp_d0.mp4").read_bytes()
+    files = {"notimg.png": b"hello\n", "notimg.jpg": b"hello\n", "text.mp4": b"hello world\n",
+             "cut.mp4": clip[:300_000], "empty.mp4": b""}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        capfd.readouterr()
+        with pytest.raises(ValueError, match=f"cannot (open|decode) video {tmp_path / name}: "):
+            VideoSource(str(tmp_path / name))
+        err = capfd.readouterr().err
+        assert " @ 0x" not in err, (name, err)
+    with VideoSource(str(shared("driving", "lp_d0.mp4"))) as src:
+        assert src.read() is not None
+    out = subprocess.run(["gaussian-head", "track", str(tmp_path / "notimg.png"), "-o", str(tmp_path / "c.jsonl")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        f"gaussian-head track: error: cannot decode video {tmp_path / 'notimg.png'}: OpenCV finds no frame size in it "
+        "(corrupt, or not a video or image)"], out.stderr
+
+
+def test_native_lines_held_while_a_file_is_opened_come_back_unless_dropped(capfd):
+    """native_log.held_stderr: what native code writes to fd 2 in the block is written back after it, in order;
+    `drop_ffmpeg()` leaves out FFmpeg's own lines ('[<component> @ 0x<address>] ...') and keeps the others."""
+    from gaussian_head_ros.core.native_log import held_stderr
+
+    for drop in (False, True):
+        capfd.readouterr()
+        with held_stderr() as held:
+            os.write(2, b"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a703389580] moov atom not found\n")
+            os.write(2, b"E0000 an error of another library\n")
+            if drop:
+                held.drop_ffmpeg()
+        err = capfd.readouterr().err
+        assert err == ("" if drop else "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a703389580] moov atom not found\n") + \
+            "E0000 an error of another library\n", err
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (a directory no file can be made in)")
 def test_a_video_that_cannot_be_written_there_says_why():
     """`gaussian-head render ... -o /proc/r.mp4` said 'cannot write video '/proc/r.mp4' (no mp4v encoder in this
@@ -976,6 +1019,52 @@ def test_a_video_that_cannot_be_written_there_says_why():
     with pytest.raises(ValueError, match=r"cannot write video '/proc/r.mp4': No such file or directory"):
         with VideoWriter("/proc/r.mp4", 25) as w:
             w.write(np.zeros((32, 32, 3), np.uint8))
+
+
+_FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+sys.argv = ["gaussian-head"] + sys.argv[2:]
+from gaussian_head_ros.cli import main
+sys.exit(main())
+"""
+
+
+def _gaussian_head_on_a_full_disk(args: list[str], file_limit_bytes: int) -> subprocess.CompletedProcess:
+    """`gaussian-head ARGS` where no file can grow past `file_limit_bytes` (RLIMIT_FSIZE): the writes beyond fail as
+    on a full disk (EFBIG 'File too large' in place of ENOSPC 'No space left on device'), with no root and no mount."""
+    return subprocess.run([sys.executable, "-c", _FULL_DISK, str(file_limit_bytes), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_outputs_that_a_full_disk_cuts_short_are_said_naming_the_file(tmp_path):
+    """On a nearly full disk (a 2 MB tmpfs, user45): `gaussian-head render me.ply -o r.mp4` printed OpenCV's
+    '[ WARN ] ... write FFmpeg: Failed to write frame', then 'wrote r.mp4: 150 frames ...' and exited 0, leaving a
+    151 KB r.mp4 without its index that no player opens; `track -o` and `reconstruct -o` said only 'error: No space
+    left on device', no file named. Now render refuses the video it could not finish (nothing at -o, no part file),
+    and a write error names the file being written (what was at -o before stays; save_ply here, as reconstruct's)."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(n=2000), tmp_path / "me.ply")
+    # (the limit is above the numba cache files a first run writes: 70-85 KB each for drive's kernels)
+    out = _gaussian_head_on_a_full_disk(["render", str(tmp_path / "me.ply"), "-o", str(tmp_path / "r.mp4"),
+                                         "--seconds", "4"], 150_000)
+    assert out.returncode == 1 and "wrote" not in out.stdout, (out.stdout, out.stderr)
+    assert f"gaussian-head render: error: cannot write video {tmp_path / 'r.mp4'}: " in out.stderr, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz", "me.ply"]
+
+    (tmp_path / "me.ply").write_text("ply\n")  # what -o held before: kept
+    save = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, resource.RLIM_INFINITY)); "
+            "from gaussian_head_ros.core.avatar import save_ply; from gaussian_head_ros.core.synthetic import "
+            "synthetic_avatar\ntry: save_ply(synthetic_avatar(n=2000), sys.argv[1])\nexcept OSError as e: print(e)")
+    out = subprocess.run([sys.executable, "-c", save, str(tmp_path / "me.ply")], capture_output=True, text=True,
+                         timeout=120)  # (the .ply of reconstruct -o, and track -o's controls, go through WholeFile)
+    assert out.stdout.strip() == f"[Errno 27] File too large: '{tmp_path / 'me.ply'}'", (out.stdout, out.stderr)
+    assert (tmp_path / "me.ply").read_text() == "ply\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz", "me.ply"]
 
 
 def test_a_looped_file_counts_its_plays_and_sizes_its_frames_as_sent(tmp_path):

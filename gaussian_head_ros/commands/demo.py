@@ -56,9 +56,15 @@ def run(args) -> int:
     import numpy as np
     import rclpy
 
-    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, node_command, node_params_file,
-                                                  package_share)
+    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, domain_id_problem, node_command,
+                                                  node_params_file, package_share)
+    from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.video import VideoSource, is_camera
+
+    if problem := domain_id_problem():  # Fast DDS ended the demo itself at its recorder's node, in its own words
+        raise ValueError(problem)
+    check_writable(args.output, "--output", example="demo.mp4",  # before any node starts
+                   reads={"--video": args.video, "--photo": args.photo})
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # keep the demo on this machine
     share = package_share()

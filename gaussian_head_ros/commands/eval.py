@@ -42,7 +42,8 @@ def run(args) -> int:
     from gaussian_head_ros.core.video import VideoSource, read_frames
 
     if args.output:
-        check_writable(args.output, "--output", example="side_by_side.mp4")  # before the clip is read
+        check_writable(args.output, "--output", example="side_by_side.mp4",  # before the clip is read
+                       reads={"--video": args.video, "--photo": args.photo})
     cfg = EvalConfig(backend=args.backend, render_backend=args.render_backend, max_frames=args.max_frames,
                      stride=max(1, args.stride), image_metrics=not args.no_image_metrics, reader_model=args.reader,
                      holes=not args.no_holes, identity=args.identity, side_by_side=args.output,

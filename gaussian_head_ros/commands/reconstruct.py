@@ -11,6 +11,7 @@ and one line on stderr saying why.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def run(args) -> int:
     from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct import check_options, get_reconstructor
-    from gaussian_head_ros.core.reconstruct.preview import write_preview
+    from gaussian_head_ros.core.reconstruct.preview import PREVIEW_FILES, write_preview
 
     options = dict(_option(o) for o in args.option)
     if args.preset:
@@ -73,6 +74,9 @@ def run(args) -> int:
     check_writable(driving_path(args.output), "-o/--output's driving file")  # written beside it: a folder there
     if args.preview:  # before the work: '--preview a_file' failed with 'File exists' after the reconstruction
         check_writable(args.preview, "--preview", directory=True)
+        for name in PREVIEW_FILES:  # `--preview .` wrote its photo.png over the photo.png reconstructed (user45)
+            check_writable(os.path.join(args.preview, name), f"--preview's {name}", reads={"photo": args.photo},
+                           instead="name another --preview directory")
     limit = int(options.get("max_pixels", 40_000_000))
     rgb = read_image(args.photo, max_pixels=limit)
     operator = args.operator_id or Path(args.photo).stem

@@ -51,7 +51,7 @@ def run(args) -> int:
     busy, first_ns, first_missing_s = 0.0, None, None
     whole = None if args.output == "-" else WholeFile(args.output)  # the file appears when whole (Ctrl-C: not)
     with VideoSource(args.video) as src, FaceTracker(config) as tracker, whole or contextlib.nullcontext():
-        with (open(whole.part, "w") if whole else contextlib.nullcontext(sys.stdout)) as out:
+        with (whole.writing("w") if whole else contextlib.nullcontext(sys.stdout)) as out:
             for frame in src:
                 t0 = time.perf_counter()
                 control = tracker.process(frame.rgb, frame.stamp_ns)

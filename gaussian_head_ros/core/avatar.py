@@ -480,10 +480,10 @@ def save_ply(avatar: GaussianAvatar, path: str | Path) -> list[Path]:
     side = driving_path(path)
     ply_file, side_file = files.WholeFile(path), files.WholeFile(side)  # both appear, or neither (Ctrl-C, a full disk)
     with ply_file, side_file:
-        with open(ply_file.part, "wb") as fh:
+        with ply_file.writing() as fh:
             fh.write(("\n".join(header) + "\n").encode("ascii"))
             fh.write(np.ascontiguousarray(table).tobytes())
-        with open(side_file.part, "wb") as fh:
+        with side_file.writing() as fh:
             np.savez(fh, metadata=np.array(json.dumps(avatar.metadata())), means_crc32=np.uint32(_crc(avatar.means)),
                      part=avatar.part.astype(np.uint8), face_id=avatar.face_id.astype(np.int32),
                      bary=avatar.bary.astype(np.float32), template_vertices=avatar.template_vertices.astype(np.float32),

@@ -30,8 +30,8 @@ from pathlib import Path
 from gaussian_head_ros.core import files
 from gaussian_head_ros.core.files import shown
 
-MAGIC = b"GHRAVC2\n"  # gaussian_head_ros avatar cache, layout 2 (with a note)
-MAGIC1 = b"GHRAVC1\n"  # layout 1: read, no longer written
+MAGIC = files.AVATAR_CACHE_MAGIC + b"2\n"  # b"GHRAVC2\n": gaussian_head_ros avatar cache, layout 2 (with a note)
+MAGIC1 = files.AVATAR_CACHE_MAGIC + b"1\n"  # layout 1: read, no longer written
 _HEAD = struct.Struct("<8s32s32sQQ")  # magic, sha256 of the kind, sha256 of note and payload, their lengths
 _HEAD1 = struct.Struct("<8s32s32sQ")  # layout 1: magic, sha256 of the kind, sha256 of the payload, payload length
 MAX_NOTE_BYTES = 1 << 20
@@ -59,17 +59,21 @@ def _content_digest(note: bytes, payload: bytes) -> bytes:
 
 def check_path(path: str | os.PathLike) -> None:
     """Raise ValueError saying why `path` (`~` expanded) cannot be the cache file `write` keeps: a directory, or below a
-    file (its nearest existing ancestor is not a directory), or below a directory this process cannot write in
-    (files.check_writable). A stat per ancestor, nothing written. Before, a cache_path naming a directory was taken and
-    said only at the next write, after a reconstruction ('cannot write ...: Is a directory'; user18, s18)."""
-    files.check_writable(path, "cache_path", example="avatar.cache")
+    file (its nearest existing ancestor is not a directory), or below a directory this process cannot write in, or a
+    file that `files.kind` names as something else (a photo, an avatar .ply: cache_path:=me.ply was written over, the
+    avatar lost; user45, s45) (files.check_writable). A stat per ancestor and the first bytes of the file, nothing
+    written. Before, a cache_path naming a directory was taken and said only at the next write, after a reconstruction
+    ('cannot write ...: Is a directory'; user18, s18)."""
+    files.check_writable(path, "cache_path", example="avatar.cache", writes=files.AVATAR_CACHE)
 
 
 def write(path: str | os.PathLike, payload: bytes, kind: str, note: bytes = b"") -> None:
     """Store `payload` (bytes of what `kind` names) and `note` (at most MAX_NOTE_BYTES) at `path` atomically,
-    creating its directory. Raises OSError when it cannot, ValueError for a note over MAX_NOTE_BYTES."""
+    creating its directory. Raises OSError when it cannot, ValueError for a note over MAX_NOTE_BYTES and for a
+    `path` that `check_path` refuses (checked at each write: the file there may have changed since cache_path was)."""
     if len(note) > MAX_NOTE_BYTES:
         raise ValueError(f"a cache note of {len(note)} bytes is over {MAX_NOTE_BYTES}")
+    check_path(path)
     path = Path(shown(path))  # absolute: a node's relative cache_path is taken against its own directory
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -116,7 +120,9 @@ def read_entry(path: str | os.PathLike, kind: str) -> tuple[bytes, bytes] | None
     else:
         magic, kind_digest, digest, length, note_length = head.unpack_from(data)
     if magic not in (MAGIC, MAGIC1):
-        raise ValueError(f"{path}: not an avatar cache of this version")
+        what = files.kind(data[:files.HEAD_BYTES], path)
+        raise ValueError(f"{path}: {what}, not an avatar cache (left as it is)" if what else
+                         f"{path}: not an avatar cache of this version")
     if kind_digest != _digest(kind.encode()):
         raise ValueError(f"{path}: written for another message definition (an older or newer version)")
     if note_length > MAX_NOTE_BYTES:

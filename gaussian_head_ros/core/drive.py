@@ -429,6 +429,10 @@ def drive(avatar: GaussianAvatar, control: FaceControl | None = None, lighting=N
 
 from numba import njit  # noqa: E402
 
+from gaussian_head_ros.core.jit import tolerate_cache_write_errors  # noqa: E402
+
+tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
+
 
 @njit(fastmath=True, cache=True, nogil=True)
 def _view_sh(colors, rows, dc, sh, frame, rot, means, cam, ortho, degree):

@@ -8,6 +8,7 @@ message that repeated 'me.jpg' as given did not say where it was looked for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -27,6 +28,8 @@ _PHOTO_MAGIC = ((b"\xff\xd8\xff", "a JPEG photo"), (b"\x89PNG\r\n\x1a\n", "a PNG
                 (b"II*\x00", "a TIFF photo"), (b"MM\x00*", "a TIFF photo"), (b"BM", "a BMP image"))
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 AVATAR_PLY = "an avatar .ply"
+AVATAR_CACHE = "an avatar cache"  # reconstruction_node's cache_path file (core.avatar_cache)
+AVATAR_CACHE_MAGIC = b"GHRAVC"  # the first bytes of every layout of it (avatar_cache.MAGIC, MAGIC1)
 DRIVING_FILE = "an avatar's driving file (.driving.npz)"
 CONTROLS = "a controls file (FaceControl JSON lines, what `gaussian-head track` writes)"
 TFLITE = "a TensorFlow Lite model (.tflite)"
@@ -42,10 +45,11 @@ def is_ply(head: bytes) -> bool:
 
 def kind(head: bytes, name: str = "") -> str | None:
     """What a file is, from its first bytes `head` (HEAD_BYTES of them; fewer for a shorter file) and its name
-    (optional): a photo ('a JPEG photo', ...), a video, AVATAR_PLY, DRIVING_FILE (a .npz named *.driving.npz, or whose
-    first member is save_ply's metadata.npy), another numpy archive, CONTROLS (a JSON object line with a FaceControl's
-    keys), TFLITE, TASK (a zip of .tflite models), another zip archive; None when its bytes say nothing. For the messages of a file given in another's place:
-    `gaussian-head render c.jsonl --controls me.ply`, a .driving.npz given as the photo."""
+    (optional): a photo ('a JPEG photo', ...), a video, AVATAR_PLY, AVATAR_CACHE, DRIVING_FILE (a .npz named
+    *.driving.npz, or whose first member is save_ply's metadata.npy), another numpy archive, CONTROLS (a JSON object
+    line with a FaceControl's keys), TFLITE, TASK (a zip of .tflite models), another zip archive; None when its bytes
+    say nothing. For the messages of a file given in another's place: `gaussian-head render c.jsonl --controls
+    me.ply`, a .driving.npz given as the photo, cache_path:=me.ply."""
     what = next((w for magic, w in _PHOTO_MAGIC if head.startswith(magic)), None)
     if what:
         return what
@@ -55,6 +59,8 @@ def kind(head: bytes, name: str = "") -> str | None:
         return "a HEIC/HEIF photo" if head[8:12] in _HEIF_BRANDS else "a video (MP4/MOV)"
     if is_ply(head):
         return AVATAR_PLY
+    if head.startswith(AVATAR_CACHE_MAGIC):
+        return AVATAR_CACHE
     at = head.find(b"PK\x03\x04", 0, 8)  # a zip (a MediaPipe .task starts 2 bytes in): its first member's name at
     if at >= 0:  # 30, its length at 26 (PKZIP local file header)
         first = head[at + 30:at + 30 + int.from_bytes(head[at + 26:at + 28], "little")]
@@ -82,7 +88,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
 
 
 def check_writable(path: str | os.PathLike, what: str, directory: bool = False, example: str = "",
-                   writes: str = "") -> str:
+                   writes: str = "", reads: dict | None = None, instead: str = "name another file") -> str:
     """Raise ValueError saying why `path` (`~` expanded) cannot be written as `what` (the option or parameter, e.g.
     '-o', '--preview', 'cache_path'): a file to write that is a directory (`example`: a file name to suggest in it), a
     directory to write in that is a file, a place below a file, or below a directory this process cannot write in
@@ -91,7 +97,10 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
     another (a video, a photo, an avatar) is refused, not overwritten: `track clip.mp4 -o clip.mp4` wrote its controls
     over the clip, and `track clip.mp4 -o me.ply` over the avatar (cli37, s37). Returns the absolute path. What
     `gaussian-head` checks its outputs with before any work: `reconstruct --preview a_file` failed with 'File exists:
-    a_file' after the whole reconstruction."""
+    a_file' after the whole reconstruction. `reads`: the command's input files by option ({'--video': 'clip.mp4'}):
+    `path` being one of them (os.path.samefile: another name for it too) is refused, as `eval --video mine.mp4 --output
+    mine.mp4` replaced the clip with its side-by-side (user45, s45); `instead`: what to do then ('name another
+    --preview directory' for a file the command names itself)."""
     import errno
 
     full = shown(path)
@@ -108,6 +117,10 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
         read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
         raise ValueError(f"{what} {full}: cannot write in {above} ("
                          f"{'a read-only file system: name a ' + ('directory' if directory else 'file') + ' on a writable one' if read_only else os.strerror(errno.EACCES).lower()})")
+    for option, source in (reads or {}).items():
+        if source and os.path.isfile(full) and os.path.isfile(source) and os.path.samefile(full, source):
+            raise ValueError(f"{what} {full} is the {option} file this command reads: writing over it would lose it; "
+                             f"{instead}" + (f" ({example})" if example and example != os.path.basename(full) else ""))
     there = file_kind(full) if writes and os.path.isfile(full) else None
     if there not in (None, writes):
         raise ValueError(f"{what} {full} is {there}: writing {writes} over it would lose it; name another file"
@@ -141,6 +154,17 @@ class WholeFile:
         folder, name = os.path.split(self.path)
         self.part = os.path.join(folder, f".{name}.partial-{os.getpid()}{os.path.splitext(name)[1]}")
         os.makedirs(folder, exist_ok=True)
+
+    @contextlib.contextmanager
+    def writing(self, mode: str = "wb"):
+        """`open(self.part, mode)` as a context manager whose OSErrors (opening, writing, closing) name `path`, the file
+        the person asked for: a full disk said 'No space left on device' and no file (a write error has no file
+        name), and a place no file can be made in named the part, '.me.ply.partial-955.ply' (user43, user45)."""
+        try:
+            with open(self.part, mode) as fh:
+                yield fh
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, self.path) from None
 
     def commit(self) -> None:
         """Rename the written part over `path` (idempotent once done). Raises OSError naming `path` when it cannot

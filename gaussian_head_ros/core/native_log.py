@@ -16,6 +16,11 @@ not lost). Nested and concurrent uses share one capture. A notice a graph's own 
 returned still shows: a graph started in such a call and not run in it is waited for there (`opened`).
 GAUSSIAN_HEAD_NATIVE_NOTICES=1 leaves stderr alone (to see what a crash inside MediaPipe
 wrote: the temporary file would hold it).
+
+`held_stderr` is the same capture for OpenCV's FFmpeg while a video file is opened: FFmpeg writes its own line
+about a file it cannot read ("[png @ 0x55...] Invalid PNG signature 0x00000000.", "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x...]
+moov atom not found") before the caller's sentence saying why; `drop_ffmpeg()` leaves FFmpeg's lines out when the
+caller refuses the file in its own words. What else was written comes back as for `quiet_notices`.
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ NOTICES = re.compile(rb"(INFO: Created TensorFlow Lite XNNPACK delegate for CPU\
                      rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
                      rb"|[IW]\d{4} [\d:. ]+\d+ [\w./-]+\.cc:\d+\] .*)\r?")
 
+# FFmpeg's av_log lines as its default callback writes them: "[<component> @ 0x<context address>] <message>"
+FFMPEG_LINE = re.compile(rb"\[[\w,:.-]+ @ 0x[0-9a-f]+\] .*\r?")
+
 _lock = threading.Lock()
-_state = {"depth": 0, "saved": None, "capture": None}
+_state = {"depth": 0, "saved": None, "capture": None, "drop": []}  # drop: patterns of lines left out at _end
 
 
 def _begin() -> None:
@@ -51,15 +59,19 @@ def _end() -> None:
     os.dup2(saved, 2)
     os.close(saved)
     capture.seek(0)
-    kept = filter_notices(capture.read())
+    kept = filter_notices(capture.read(), _state["drop"])
+    _state["drop"] = []
     capture.close()
     while kept:
         kept = kept[os.write(2, kept):]
 
 
-def filter_notices(data: bytes) -> bytes:
-    """The bytes written to stderr -> the same without the lines (newline included) that NOTICES matches whole."""
-    return b"".join(line for line in data.splitlines(keepends=True) if not NOTICES.fullmatch(line.rstrip(b"\n")))
+def filter_notices(data: bytes, drop=()) -> bytes:
+    """The bytes written to stderr -> the same without the lines (newline included) that NOTICES, or one of the
+    compiled patterns `drop`, matches whole."""
+    patterns = (NOTICES, *drop)
+    return b"".join(line for line in data.splitlines(keepends=True)
+                    if not any(p.fullmatch(line.rstrip(b"\n")) for p in patterns))
 
 
 @contextmanager
@@ -105,3 +117,24 @@ def quiet_notices(fn=None):
             return fn(*args, **kwargs)
 
     return wrapped
+
+
+class Held:
+    """What `held_stderr` yields."""
+
+    def drop_ffmpeg(self) -> None:
+        """Leave FFmpeg's own lines (FFMPEG_LINE) out of what the capture writes back: the caller says why the file
+        was refused. In a capture shared with another thread's, FFmpeg lines that thread wrote meanwhile go too."""
+        if _state["capture"] is not None:
+            with _lock:
+                _state["drop"].append(FFMPEG_LINE)
+
+
+@contextmanager
+def held_stderr():
+    """`with held_stderr() as held:` fd 2 captured while the block runs (the capture `quiet_notices` uses, shared
+    with it); afterwards what was written comes back, less MediaPipe's NOTICES, and less FFmpeg's lines if
+    `held.drop_ffmpeg()` was called. GAUSSIAN_HEAD_NATIVE_NOTICES=1 leaves stderr alone."""
+    with _quiet():
+        yield Held()
+

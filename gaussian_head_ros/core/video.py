@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import struct
 import sys
 import time
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core.files import WholeFile, shown
+from gaussian_head_ros.core.native_log import held_stderr
 
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 
@@ -92,18 +94,19 @@ class VideoSource:
             if image is not None:
                 self._open_still(image)
                 return
-            self._cap = cv2.VideoCapture(str(source))
-        if not self._cap.isOpened():
-            raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
-                             f"device" if self.camera else f"cannot open video {shown(source)}: {unplayable_reason(str(source))}")
+            # FFmpeg's own line about a file refused here ('[png @ 0x55...] Invalid PNG signature', 'moov atom not
+            # found') came before our sentence saying why (user41, user43, user45): left out, ours says it
+            with held_stderr() as held:
+                self._cap = cv2.VideoCapture(str(source))
+                try:
+                    self._check_opened()
+                except ValueError:
+                    held.drop_ffmpeg()
+                    raise
+        if self.camera:
+            self._check_opened()
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0  # [Hz] nominal rate (30 when unknown)
-        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if not self.camera and (self.width <= 0 or self.height <= 0):  # OpenCV "opened" a file it cannot decode
-            self._cap.release()  # (a text file, a corrupt JPEG): it played as a 0x0 video that ended at once
-            raise ValueError(f"cannot decode video {source!r}: OpenCV finds no frame size in it (corrupt, or not a "
-                             f"video or image)")
         if not self.camera:
             self._refuse_small()
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -114,6 +117,20 @@ class VideoSource:
         self._last_ns = None  # the stamp of the last frame read, and of the one before it
         self._prev_ns = None
         self._first = None  # a looping file's first frame, unscaled, kept until a second frame shows it has more
+
+    def _check_opened(self) -> None:
+        """Raise ValueError saying why when OpenCV could not open the source; else set width and height [px]."""
+        source = self.source
+        if not self._cap.isOpened():
+            raise ValueError(f"cannot open camera {source!r}: busy (another program has it open) or no video capture "
+                             f"device" if self.camera else
+                             f"cannot open video {shown(source)}: {unplayable_reason(str(source))}")
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if not self.camera and (self.width <= 0 or self.height <= 0):  # OpenCV "opened" a file it cannot decode
+            self._cap.release()  # (a text file, a corrupt JPEG): it played as a 0x0 video that ended at once
+            raise ValueError(f"cannot decode video {shown(source)}: OpenCV finds no frame size in it (corrupt, or not "
+                             f"a video or image)")
 
     def _open_still(self, rgb: np.ndarray) -> None:
         """A still image file decoded by `still_image` ([H, W, 3] uint8 RGB): played by `_replay`."""
@@ -414,14 +431,26 @@ class VideoWriter:
 
     def close(self, keep: bool = True) -> None:
         """Finish the file and put it at `path` (idempotent); `keep=False`: delete what was written instead, `path`
-        keeps what it held. Raises OSError when the finished file cannot be renamed into place."""
+        keeps what it held. Raises OSError when the finished file cannot be renamed into place, ValueError (the
+        part deleted, `path` keeping what it held) when the file was cut short while written: OpenCV's writer says
+        nothing when a write fails (a full disk: a 151 KB mp4 without its index was put at `render -o` and said
+        'wrote ...: 150 frames', user45, s45), and an MP4 whose index ('moov', written at release) is missing or
+        cut off is what such a failure leaves (`_iso_bmff_boxes`)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            if keep:
-                self._file.commit()
-            else:
+            if not keep:
                 self._file.discard()
+                return
+            boxes = _iso_bmff_boxes(self._file.part)
+            if boxes is None or "moov" not in boxes[0] or boxes[1]:
+                size = os.path.getsize(self._file.part) if os.path.exists(self._file.part) else 0
+                free_kb = shutil.disk_usage(os.path.dirname(self._file.part)).free // 1000  # before the part goes
+                self._file.discard()
+                raise ValueError(f"cannot write video {shown(self.path)}: the file was cut short at {size} bytes "
+                                 f"while it was written, its index missing ({free_kb} KB free there: is the disk "
+                                 f"full?); nothing is written there")
+            self._file.commit()
 
     def __enter__(self):
         return self

@@ -659,14 +659,28 @@ def limit_blas_threads(n: int = 1) -> None:
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+def this_domain(node) -> str:
+    """'this ROS_DOMAIN_ID (42)': the domain `node` is in, for the lines that ask whether the operator's and the
+    robot's hosts share one. 'in this ROS_DOMAIN_ID' alone sent the user to `echo $ROS_DOMAIN_ID` in each shell to
+    compare; with the number the two logs side by side show a mismatch (user45, s45)."""
+    return f"this ROS_DOMAIN_ID ({node.context.get_domain_id()})"
+
+
 def start_process(args=None, blas_threads: int = 1) -> str:
     """The start-up every node executable shares (`run`, and avatar_pipeline with all nodes in one process):
     BLAS libraries limited to `blas_threads` threads (0: their own default; see `limit_blas_threads`), the GIL switch
     interval (GIL_SWITCH_INTERVAL_S), the Fast DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying
     which DDS profile is used.
     Arguments rcl cannot parse (a `--params-file` that is not a parameters file, a bad remapping) end the
-    process with status 2 and rcl's reason in one line on stderr, not a traceback."""
+    process with status 2 and rcl's reason in one line on stderr, not a traceback; so does a ROS_DOMAIN_ID no DDS
+    has ports for (launcher.domain_id_problem: Fast DDS ended the process at its first node, in its own words)."""
     from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    from gaussian_head_ros.nodes.launcher import domain_id_problem
+
+    if problem := domain_id_problem():
+        print(f"{os.path.basename(sys.argv[0])}: cannot start: {problem}", file=sys.stderr)
+        sys.exit(2)
 
     if blas_threads:
         limit_blas_threads(blas_threads)

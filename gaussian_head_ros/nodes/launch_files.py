@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 
-from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, log_level_problem, node_params_file,
-                                              params_sections_for_no_node, topic_argument_problem,
+from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, domain_id_problem, log_level_problem,
+                                              node_params_file, params_sections_for_no_node, topic_argument_problem,
                                               unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
@@ -215,6 +215,8 @@ def nodes(context, host: str) -> list:
             raise ValueError(f"launch argument {problem}")
     if problem := log_level_problem(cfg["log_level"]):  # every node would die at start with rcl's parse error
         raise ValueError(f"launch argument {problem}")
+    if problem := domain_id_problem():  # every node would die at start in Fast DDS's words
+        raise ValueError(problem)
     overrides: dict = {}  # node -> the parameters that launch arguments set
     for arg, targets in ARGUMENT_PARAMETERS.items():
         for node, name in targets:

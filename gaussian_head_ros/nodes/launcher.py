@@ -218,6 +218,31 @@ def topic_argument_problem(name: str, value: str, shared_by: str) -> str:
     return ""
 
 
+# The largest ROS_DOMAIN_ID a DDS participant has ports for: DDSI-RTPS 2.5 section 9.6.1.1 maps domain d to the UDP
+# port 7400 + 250 d (+ offsets), which passes 65535 above d = 232. ROS 2's "About Domain ID" page gives the same
+# bound, and 0-101 as the range clear of Linux's ephemeral ports (32768-60999).
+MAX_DDS_DOMAIN_ID = 232
+SAFE_DOMAIN_IDS = "0-101"
+
+
+def domain_id_problem(environ=None) -> str:
+    """'' when the ROS_DOMAIN_ID of `environ` (default os.environ) can start a node, else why not and what to give.
+    Fast DDS ends the process from C++ (exit status 1) at the first node of a domain above MAX_DDS_DOMAIN_ID,
+    printing only its own "Calculated port number is too high. Probably the domainId is over 232 or portBase is
+    too high.": every node of `robot.launch.py` died so, and `gaussian-head demo` after its first lines (user45,
+    s45: ROS_DOMAIN_ID=250). An id that is not a number is left to rcl, whose error the nodes already say
+    ("ROS_DOMAIN_ID is not an integral number"); so is any id under rmw_zenoh, which has no DDS ports."""
+    env = os.environ if environ is None else environ
+    value = env.get("ROS_DOMAIN_ID", "").strip()
+    if not value.isdigit() or "zenoh" in env.get("RMW_IMPLEMENTATION", ""):
+        return ""
+    if int(value) > MAX_DDS_DOMAIN_ID:
+        return (f"ROS_DOMAIN_ID={value} is above {MAX_DDS_DOMAIN_ID}, the largest domain DDS has ports for "
+                f"(7400 + 250 x the id must stay a UDP port): no node can start in it; export a ROS_DOMAIN_ID of "
+                f"{SAFE_DOMAIN_IDS} (ROS 2's range on Linux), the same on every host of the robot")
+    return ""
+
+
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")  # rcutils' severities (any case; 'unset' too)
 
 

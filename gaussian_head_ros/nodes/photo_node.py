@@ -60,7 +60,8 @@ from gaussian_head_ros.core.reconstruct import STATUS_NAMES
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
-from gaussian_head_ros.nodes.common import companion_topic, declare_settings, diagnostics, other_topics, run
+from gaussian_head_ros.nodes.common import (companion_topic, declare_settings, diagnostics, other_topics, run,
+                                            this_domain)
 
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
@@ -279,9 +280,9 @@ class PhotoNode(Node):
         if not subscribed and now - self.no_robot_said >= (NO_ROBOT_WARN_S if self.no_robot_said == self.sent_at
                                                            else NO_ROBOT_REPEAT_S):
             self.no_robot_said = now
+            where = self._robots_elsewhere() or f"is the robot up, in {this_domain(self)} and namespace?"
             self.state = (f"no reconstruction_node subscribes to {self.topic} ({now - self.sent_at:.0f} s after the "
-                          f"send): {self._robots_elsewhere() or 'is the robot up, in this ROS_DOMAIN_ID and namespace?'}"
-                          " The photo stays latched for it")
+                          f"send): {where} The photo stays latched for it")
             self.get_logger().warning(self.state)
 
     def _on_status(self, msg: AvatarStatus) -> None:

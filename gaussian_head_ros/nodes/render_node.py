@@ -72,7 +72,8 @@ from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
                                             SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
-                                            diagnostics, other_topics, package_profile_segment_bytes, run)
+                                            diagnostics, other_topics, package_profile_segment_bytes, run,
+                                            this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -752,8 +753,8 @@ class RenderNode(Node):
             self._waiting_said = True
             self.get_logger().info(
                 f"no face_control on {self.control_topic} yet ({publishers} publishers, no other FaceControl topic on "
-                "the graph): the avatar plays its idle animation until the operator's tracker, in this ROS_DOMAIN_ID, "
-                "publishes")
+                f"the graph): the avatar plays its idle animation until the operator's tracker, in "
+                f"{this_domain(self)}, publishes")
 
     def _idle_reason(self, now: float) -> str:
         """Why the avatar plays its idle animation (or eases into it) at monotonic `now`, for /diagnostics: the

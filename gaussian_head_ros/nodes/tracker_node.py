@@ -57,7 +57,7 @@ from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY,
                                             VIDEO_SOURCE_TASK, CausesSaid, Latest, Loading, RecurringLog,
                                             check_parameters, companion_topic, declare_settings, diagnostics,
-                                            endpoint_node, other_topics, run, status_name)
+                                            endpoint_node, other_topics, run, status_name, this_domain)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -685,7 +685,7 @@ class TrackerNode(Node):
             hint = (f"{kind} topics on the graph: {', '.join(images)}; to read one: camera_topic:={topic} (launch) "
                     f"or -r camera/image_raw:={topic}")
         else:
-            hint = (f"no {kind} topic on the graph: is the camera driver running, in this ROS_DOMAIN_ID? "
+            hint = (f"no {kind} topic on the graph: is the camera driver running, in {this_domain(self)}? "
                     "(or play a camera or a file without one: video:=/dev/video0 or video:=clip.mp4)")
         self.get_logger().warning(f"no camera frames on {self.image_topic} {now - self._ready_at:.0f} s after the "
                                   f"tracker became ready ({publishers} publishers); {hint}")
@@ -713,8 +713,8 @@ class TrackerNode(Node):
                     f"{self.pub.topic_name} (robot.launch.py; -r face_control:={self.pub.topic_name} with ros2 run), "
                     "or this launch with control_topic:=<that topic>")
         else:
-            hint = ("no node reads FaceControl on the graph: is the robot up, in this ROS_DOMAIN_ID, with discovery "
-                    "between the hosts (docs/DEPLOYMENT.md)?")
+            hint = (f"no node reads FaceControl on the graph: is the robot up, in {this_domain(self)}, with "
+                    "discovery between the hosts (docs/DEPLOYMENT.md)?")
         self.get_logger().warning(f"no node subscribes to {self.pub.topic_name}: the controls of the last "
                                   f"{now - self._unread_since:.0f} s went to no robot; {hint}")
 

@@ -84,6 +84,9 @@ def contact_sheet(avatar: GaussianAvatar, photo: np.ndarray | None = None, yaws=
     return (np.clip(np.concatenate(tiles, axis=1), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+PREVIEW_FILES = ("photo.png", "render.png", "mask.png")  # what write_preview writes in its directory
+
+
 def write_preview(result, directory: str | Path, backend: str = "auto") -> list[Path]:
     """DIR/photo.png (the photo as the source camera sees it), DIR/render.png (the avatar at rest from the
     same camera) and DIR/mask.png (the head region, white); DIR is made when missing. Returns the paths written.
@@ -94,11 +97,12 @@ def write_preview(result, directory: str | Path, backend: str = "auto") -> list[
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     render = source_view(result.avatar, backend=backend)
-    images = {"render.png": (np.clip(render, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8)}
+    photo_png, render_png, mask_png = PREVIEW_FILES
+    images = {render_png: (np.clip(render, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8)}
     if result.photo is not None:
-        images = {"photo.png": np.ascontiguousarray(result.photo[..., ::-1]), **images}
+        images = {photo_png: np.ascontiguousarray(result.photo[..., ::-1]), **images}
     if result.mask is not None:
-        images["mask.png"] = result.mask.astype(np.uint8) * 255
+        images[mask_png] = result.mask.astype(np.uint8) * 255
     out = []
     for name, image in images.items():
         out.append(d / name)

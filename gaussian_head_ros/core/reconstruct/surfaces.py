@@ -11,6 +11,9 @@ import numpy as np
 from numba import njit
 
 from gaussian_head_ros.core.colour import LUMA
+from gaussian_head_ros.core.jit import tolerate_cache_write_errors
+
+tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
 
 
 @njit(cache=True)
