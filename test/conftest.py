@@ -200,6 +200,24 @@ def rclpy_context():
     rclpy.shutdown()
 
 
+def render_in_photo_camera(driver, control, avatar):
+    """[H, W, 3] float the avatar driven by `driver` with `control`, drawn through its photo's camera
+    (avatar.source_camera, cpu rasterizer), and [V, 2] the driven template projected there (pixels)."""
+    import numpy as np
+
+    from gaussian_head_ros.core.render import rasterize
+
+    cam = avatar.source_camera
+    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    vm = np.asarray(cam.viewmat, np.float32)
+    p = driver.drive(control, viewmat=vm)
+    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, *cam.size).image
+    v, _ = driver.deformed_template(control)
+    c = v @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
+    return img, np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy], 1)
+
+
 def lower_lid_columns(landmarks_px, inset: float):
     """Per eye (the subject's right, left): (xs [C] int image columns between its corners, less `inset` eye widths at
     each end; ys [C] its lower lid's row there; its eye width in pixels), from landmarks_px [478, 2+] (MediaPipe's

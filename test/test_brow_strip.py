@@ -4,7 +4,7 @@ not the photo's shadowed strip stretched (core/brow_strip.py; brow21, session 21
 import cv2
 import numpy as np
 import pytest
-from conftest import mesh_fit_result, shared, tracked_controls
+from conftest import mesh_fit_result, render_in_photo_camera, shared, tracked_controls
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import FaceControl
@@ -39,21 +39,6 @@ def _raise(driver, up_m: float) -> FaceControl:
     return FaceControl(landmarks=neutral + ex, expression=ex)
 
 
-def _render(driver, control, avatar):
-    """[H, W, 3] the driven avatar through its photo's camera, and [V, 2] the driven template there (pixels)."""
-    from gaussian_head_ros.core.render import rasterize
-
-    cam = avatar.source_camera
-    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
-    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
-    vm = np.asarray(cam.viewmat, np.float32)
-    p = driver.drive(control, viewmat=vm)
-    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, *cam.size).image
-    v, _ = driver.deformed_template(control)
-    c = v @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
-    return img, np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy], 1)
-
-
 def _strip_mask(px, shape) -> np.ndarray:
     """[H, W] bool: the middle of each eye's brow-lid strip in the image (between the brow's lower contour and the
     upper lid, the middle half of each column's height, the middle 60 % of the brow's width)."""
@@ -75,8 +60,8 @@ def test_a_raised_brows_strip_is_lit_skin_not_the_photos_shadow_stretched(obama_
     real raise unfolds lid skin lit like the skin under his eyes (DriveConfig.brow_unfold_gain 2): the strip's middle
     under the raise reads 0.76 of the luma of the skin under his eyes at rest (the old code: 0.43)."""
     d = Driver(obama_speech)
-    rest, px0 = _render(d, FaceControl.rest(), obama_speech)
-    raised, px = _render(d, _raise(d, 0.006), obama_speech)
+    rest, px0 = render_in_photo_camera(d, FaceControl.rest(), obama_speech)
+    raised, px = render_in_photo_camera(d, _raise(d, 0.006), obama_speech)
     under = np.zeros(rest.shape[:2], np.uint8)
     for lo in ([p[1] for p in lmk.EYELID_PAIRS_R], [p[1] for p in lmk.EYELID_PAIRS_L]):
         q = px0[lo]
@@ -121,7 +106,7 @@ def _strip_spread(avatar, controls) -> list[float]:
     d, out = Driver(avatar), []
     for c in controls:
         c.rotation, c.translation = np.array([1, 0, 0, 0], np.float32), np.zeros(3, np.float32)
-        img, px = _render(d, c, avatar)
+        img, px = render_in_photo_camera(d, c, avatar)
         lab = cv2.cvtColor(np.clip(img, 0, 1).astype(np.float32), cv2.COLOR_RGB2Lab)[_strip_mask(px, img.shape)]
         out.append(float(np.linalg.norm(lab - np.median(lab, 0), axis=1).mean()))
     return out
@@ -177,7 +162,8 @@ def test_a_strong_raise_draws_no_outline_at_the_strips_ends(business_person, oba
     for avatar in (business_person, obama_speech):
         on, off = Driver(avatar), Driver(avatar, DriveConfig(brow_unfold_gain=0.0))
         c = _raise(on, 0.012)
-        with_unfold, without = _end_rim_excess(*_render(on, c, avatar)), _end_rim_excess(*_render(off, c, avatar))
+        with_unfold = _end_rim_excess(*render_in_photo_camera(on, c, avatar))
+        without = _end_rim_excess(*render_in_photo_camera(off, c, avatar))
         assert with_unfold < without, (with_unfold, without)
 
 

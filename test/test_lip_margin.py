@@ -4,7 +4,7 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import mesh_fit_result, shared, tracked_controls
+from conftest import mesh_fit_result, render_in_photo_camera, shared, tracked_controls
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import FaceControl
@@ -33,19 +33,8 @@ def _dark_share_of_parted_lips(avatar, jaw_open: float) -> float:
     """The share of the parted lips' pixels (`_lips_ring`) in the mouth's middle (the middle half of the inner
     corners' span) darker than 0.6 x their 80th percentile luma, the avatar driven by a blendshape-only jawOpen and
     drawn through its photo's camera."""
-    from gaussian_head_ros.core.render import rasterize
-
-    cam = avatar.source_camera
-    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
-    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
-    vm = np.asarray(cam.viewmat, np.float32)
-    d = Driver(avatar)
     c = FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([jaw_open], np.float32))
-    p = d.drive(c, viewmat=vm)
-    img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, *cam.size).image
-    v, _ = d.deformed_template(c)
-    pc = v @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
-    px = np.stack([fx * pc[:, 0] / pc[:, 2] + cx, fy * pc[:, 1] / pc[:, 2] + cy], 1)
+    img, px = render_in_photo_camera(Driver(avatar), c, avatar)
     a, b = sorted((px[lmk.MOUTH_CORNER_R_IN, 0], px[lmk.MOUTH_CORNER_L_IN, 0]))
     ring = _lips_ring(px, img.shape) & (np.abs(np.arange(img.shape[1]) - 0.5 * (a + b)) < 0.25 * (b - a))[None, :]
     assert ring.sum() > 200, f"the lips' middle covers only {ring.sum()} px"

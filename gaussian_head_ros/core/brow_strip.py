@@ -57,7 +57,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.deform import smoothstep
+from gaussian_head_ros.core.deform import contour_y, smoothstep
 
 BROW_EDGE_T = 0.2  # the weight rises from the brow's lower contour (t = 0) over this part of the strip
 LID_FADE_T = (0.6, 0.85)  # and falls to 0 between these (the upper lid's lash line at t = 1 keeps its colour)
@@ -93,13 +93,6 @@ def _eye_sides():
     return ((lmk.BROW_LOWER_R, upper_r, lmk.EYE_CORNERS[0]), (lmk.BROW_LOWER_L, upper_l, lmk.EYE_CORNERS[1]))
 
 
-def _curve(verts: np.ndarray, idx, x: np.ndarray) -> np.ndarray:
-    """[P] the y of the polyline through verts[idx] (sorted by x) at each x (held beyond its ends)."""
-    p = verts[list(idx)]
-    o = np.argsort(p[:, 0])
-    return np.interp(x, p[o, 0], p[o, 1])
-
-
 def _strip_coords(verts: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[V >= 468, 3] rest template (head frame, y down, metres), [P, 3] rest points -> ([P, 2] t, [P, 2] s): per eye,
     each point's place in its brow-lid strip in the head frame's x-y: t = 0 on the brow's lower contour, 1 on the
@@ -110,7 +103,7 @@ def _strip_coords(verts: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np
     for e, (brow, lid, _) in enumerate(_eye_sides()):
         xs = v[list(brow), 0]
         x0, x1 = float(xs.min()), float(xs.max())
-        yb, yl = _curve(v, brow, p[:, 0]), _curve(v, lid, p[:, 0])
+        yb, yl = contour_y(v, brow, p[:, 0]), contour_y(v, lid, p[:, 0])
         t[:, e] = (p[:, 1] - yb) / np.maximum(yl - yb, 1e-6)
         s[:, e] = (p[:, 0] - x0) / max(x1 - x0, 1e-9)
     return t, s
@@ -146,7 +139,7 @@ def under_eye_weights(verts: np.ndarray, points: np.ndarray) -> np.ndarray:
         xs = v[list(corners), 0]
         x0, x1 = float(xs.min()), float(xs.max())
         height = float(np.mean(v[list(corners), 1]) - np.mean(v[list(brow), 1]))
-        yl = _curve(v, lower, p[:, 0])
+        yl = contour_y(v, lower, p[:, 0])
         s = (p[:, 0] - x0) / max(x1 - x0, 1e-9)
         out[:, e] = (p[:, 1] > yl) & (p[:, 1] < yl + UNDER_EYE_SHARE * height) & (s > 0.15) & (s < 0.85)
     return out

@@ -246,6 +246,14 @@ def asarray_like(value, ref):
     # read-only: torch warned "The given NumPy array is not writable")
 
 
+def contour_y(verts: np.ndarray, idx, x: np.ndarray) -> np.ndarray:
+    """[V, 3] vertices (head frame, y down), a landmark contour's indices, [P] x -> [P] the y of the polyline through
+    verts[idx] (sorted by x) at each x (held beyond its ends)."""
+    p = np.asarray(verts, np.float64)[list(idx)]
+    o = np.argsort(p[:, 0])
+    return np.interp(x, p[o, 0], p[o, 1])
+
+
 def smoothstep(e0: float, e1: float, x):
     """Hermite step of x: 0 at or below e0, 1 at or above e1, 3t^2 - 2t^3 between (t = (x - e0) / (e1 - e0));
     numpy or torch like x."""

@@ -270,14 +270,15 @@ class Driver:
         wrinkle = wrinkle_share(disp, self.wrinkle_expression) if len(self.wrinkle_rows) else 0.0
         lash = None if self.lash is None else lashes.lash_weights(lashes.lid_closure(self.verts, disp),
                                                                    self.cfg.lash_closure)
+        posed = self.verts + disp  # [V, 3] the template as the control moves it
         photo_mouth = None
         if len(self.photo_mouth_rows):
-            gap = deform.inner_lip_gap(self.verts + disp) if lmk.has_mediapipe_topology(len(self.verts)) else None
+            gap = deform.inner_lip_gap(posed) if lmk.has_mediapipe_topology(len(self.verts)) else None
             photo_mouth = deform.photo_mouth_share(theta, gap, self.photo_mouth_at[:, 1], self.photo_mouth_at[:, 0],
                                                    self.cfg)
         margin = None
         if len(self.margin.rows):
-            margin = lip_margin.margin_share(self.verts + disp, self.margin,
+            margin = lip_margin.margin_share(posed, self.margin,
                                              float(np.max(photo_mouth)) if photo_mouth is not None else 0.0)
             margin = margin if np.any(margin > 0) else None
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),

@@ -47,7 +47,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.deform import smoothstep
+from gaussian_head_ros.core.deform import contour_y, smoothstep
 
 REACH_M = 0.0025  # rows lie within this of the rest meeting line (metres, head frame x-y) ...
 MIDDLE_TO = (0.5, 0.8)  # ... their reach fading out between these shares of the half width from the middle out
@@ -80,13 +80,6 @@ def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[order], y[order]
 
 
-def _contour_y(verts: np.ndarray, idx, x: np.ndarray) -> np.ndarray:
-    """[P] the y of the polyline through verts[idx] (sorted by x) at each x (held beyond its ends)."""
-    p = np.asarray(verts, np.float64)[list(idx)]
-    o = np.argsort(p[:, 0])
-    return np.interp(x, p[o, 0], p[o, 1])
-
-
 def _empty() -> MarginShade:
     return MarginShade(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.float32), np.zeros((0, 3), np.float32),
                        np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
@@ -111,8 +104,8 @@ def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candid
         return _empty()
     col = np.asarray(colors, np.float64)[cand]
     # the lip bodies: between REACH_M from the line and each lip's outer contour, within the inner corners
-    in_lips = ((p[:, 1] > _contour_y(v, lmk.LIP_UPPER_OUTER, p[:, 0]))
-               & (p[:, 1] < _contour_y(v, lmk.LIP_LOWER_OUTER, p[:, 0])))
+    in_lips = ((p[:, 1] > contour_y(v, lmk.LIP_UPPER_OUTER, p[:, 0]))
+               & (p[:, 1] < contour_y(v, lmk.LIP_LOWER_OUTER, p[:, 0])))
     inside = (p[:, 0] > lx[0]) & (p[:, 0] < lx[-1]) & (np.abs(dy) >= REACH_M) & in_lips
     upper_body, lower_body = inside & (dy < 0), inside & (dy > 0)
     if not (np.any(upper_body) or np.any(lower_body)):

@@ -299,12 +299,12 @@ def without_detail(v_photo: np.ndarray, v_rest: np.ndarray, faces: np.ndarray, R
 
 def line_points(v_rest: np.ndarray, faces: np.ndarray, cfg: LipConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Points cfg.line_spacing_m apart (arc length, in the face plane) along the line where the rest template's
-    [V, 3] closed lips meet (`lip_margin.meeting_line`), each on the lips' triangle (`lip_triangles`; faces [F, 3]) that holds
-    it seen from the front (x, y), the front-most (least z) of several: the lips' inner rim folds in behind their
-    front (at lp_d9's rest the upper lip's triangles there lie ~8 mm behind the lower lip's, so the line rides on
-    the lower lip: bound to both, half of it was hidden at rest). A point outside them all goes on the one it is
-    most nearly inside, its bary clipped to it. -> (face index [K], bary [K, 3], >= 0, summing to 1); empty
-    without lip triangles."""
+    [V, 3] closed lips meet (`lip_margin.meeting_line`), each on the lips' triangle (`lip_triangles`; faces
+    [F, 3]) that holds it seen from the front (x, y), the front-most (least z) of several: the lips' inner rim folds
+    in behind their front (at lp_d9's rest the upper lip's triangles there lie ~8 mm behind the lower lip's, so the
+    line rides on the lower lip: bound to both, half of it was hidden at rest). A point outside them all goes on the
+    one it is most nearly inside, its bary clipped to it. -> (face index [K], bary [K, 3], >= 0, summing to 1);
+    empty without lip triangles."""
     cfg = cfg or LipConfig()
     v = np.asarray(v_rest, np.float64)
     faces = np.asarray(faces, np.int64)
