@@ -4040,3 +4040,36 @@ def test_a_smiling_photo_s_squint_rests_opened(results):
     assert np.all(grew["obama_official.jpg"] > 1.2) and np.all(grew["trump_official.png"] > 1.25)
     for name in set(grew) - {"obama_official.jpg", "trump_official.png", "obama_speech.jpg"}:
         assert np.all(np.abs(grew[name] - 1) < 1e-6), (name, grew[name])
+
+
+@pytest.mark.parametrize("portrait", ["lp_d9_woman_turned.jpg", "obama_speech.jpg"])
+def test_the_lower_row_stands_even_and_in_front_of_the_tongue_on_a_wide_open_photo(portrait):
+    """A wide-open photo's rest lips meet with the upper one far behind the lower (lp_d9_woman_turned: 9.1 mm at the
+    middle), and the interior's depth along the lips (mouth._lip_depth) interpolated the whole inner loop sorted by x,
+    zigzagging between the two contours: the synthetic lower row's crowns stood at depths up to that far apart column
+    by column and the tongue in front of some (lp_d18 frames 66 / 132: tall white bars between mauve columns;
+    obama_speech: gappy rows with dark dots). Over the middle 20 mm, the crowns' depth spread (std) was 3.14 / 2.60 mm
+    (lp_d9 / obama_speech; business_person 1.02) and the tongue's top 2.6 / 7.2 mm behind them at the middle; now
+    0.71 / 0.96 mm and 7.8 / 7.8 mm (the rule's 15 - 7.2 mm)."""
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.avatar import PART_MOUTH
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.mouth import MouthConfig
+
+    a = mesh_fit_result(read_image(str(shared("portraits", portrait)))).avatar
+    cfg, scale, mu = MouthConfig(), np.exp(a.log_scales).max(1), np.asarray(a.means, np.float64)
+    v, jaw = np.asarray(a.template_vertices, np.float64), np.asarray(a.bary)[:, 0]
+    mouth = np.asarray(a.part) == PART_MOUTH
+    lower = mouth & np.isclose(scale, 0.7 * cfg.teeth_spacing_m, rtol=0.02) & (jaw > 0.01) & (jaw < 0.99)
+    tongue = mouth & np.isclose(scale, 0.75 * cfg.tongue_spacing_m, rtol=0.02)
+
+    def top(rows, half_m):  # the rows within half_m of the middle (x) and 3 mm of their highest point
+        rows = np.flatnonzero(rows & (np.abs(mu[:, 0] - v[lmk.LOWER_LIP_IN, 0]) < half_m))
+        return rows[mu[rows, 1] < mu[rows, 1].min() + 0.003]
+
+    crowns = top(lower, 0.010)
+    assert len(crowns) > 20, f"{portrait}: {len(crowns)} lower crowns in the middle"
+    spread = float(np.std(mu[crowns, 2]))
+    gap = float(np.median(mu[top(tongue, 0.004), 2]) - np.median(mu[top(lower, 0.004), 2]))
+    assert spread < 0.0015, f"{portrait}: the lower crowns' depth spreads {spread * 1e3:.2f} mm"
+    assert gap > 0.005, f"{portrait}: the tongue's top only {gap * 1e3:.1f} mm behind the lower crowns"

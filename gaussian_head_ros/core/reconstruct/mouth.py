@@ -28,6 +28,7 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_JAW_FLOOR, PART_MOUTH
 from gaussian_head_ros.core.deform import axis_angle_x, lip_line_jaw_weight, smoothstep
+from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.landmarks import EYE_OUTER_L, EYE_OUTER_R, JAW_EDGE, LOWER_LIP_IN, UPPER_LIP_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_L_IN as CORNER_L_IN
 from gaussian_head_ros.core.landmarks import MOUTH_CORNER_R_IN as CORNER_R_IN
@@ -284,11 +285,20 @@ class MouthConfig:
 
 
 def _lip_depth(v: np.ndarray, loop: np.ndarray):
-    """x -> z of the inner lip contour (mean of upper and lower lip at that x), as a function."""
-    p = v[loop]
-    order = np.argsort(p[:, 0])
-    xs, zs = p[order, 0], p[order, 2]
-    return lambda x: np.interp(x, xs, zs)
+    """x -> z of the inner lip contour (mean of upper and lower lip at that x), as a function: each contour
+    (lmk.LIP_UPPER_INNER, LIP_LOWER_INNER with the inner corners) interpolated along x on its own, then averaged.
+    `loop` (the mouth hole's vertices) is not read. Interpolating the whole loop sorted by x zigzagged between the
+    two contours' depths where they differ (lp_d9_woman_turned's rest: the upper lip 9.1 mm behind the lower at the
+    middle): its teeth and tongue columns stood at depths up to that far apart, the tongue in front of the lower
+    crowns in columns (session 45)."""
+    v = np.asarray(v, np.float64)
+    ends = [lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN]
+    curves = []
+    for contour in (lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER):
+        p = v[list(contour) + ends]
+        order = np.argsort(p[:, 0])
+        curves.append((p[order, 0], p[order, 2]))
+    return lambda x: 0.5 * (np.interp(x, *curves[0]) + np.interp(x, *curves[1]))
 
 
 def teeth_surface_depth(v: np.ndarray, loop: np.ndarray, cfg: MouthConfig):
