@@ -399,7 +399,7 @@ def test_pose_twin_matches_drive(tiny, framed):
     and not in the twin), and so is the lip margin map (lip_margin False: this expression parts the lips, and drive()
     would colour their inner margins as the twin does not)."""
     from gaussian_head_ros.core.avatar import SourceCamera
-    from gaussian_head_ros.core.model.rar import source_rotations
+    from gaussian_head_ros.core.model.rar import source_photo_points, source_rotations
     from gaussian_head_ros.core.train.trainer import view_rgb
 
     fr = framed[1]
@@ -423,8 +423,12 @@ def test_pose_twin_matches_drive(tiny, framed):
         # the control's eyeLook* as drive() takes them: a turn from the avatar's rest gaze (5022b82)
         gaze = torch.as_tensor(eyes.control_gaze(FaceControl(blendshape_names=names, blendshapes=coef),
                                                  driver.rig.rest_gaze))[None]
+        src_view, src_k = (torch.as_tensor(np.asarray(a, np.float32))[None] for a in (fr.viewmat, fr.K))
+        # the rest gaze's yaw is measured on the template seen in the photo, as drive() measures it (the template's
+        # own yaw put this avatar's right eyeball 1.5 mm aside and its eyes up to 5.4 mm off: 816b038's CI)
         twin = tiny.pose(out, r, torch.as_tensor(expr)[None], torch.as_tensor(coef)[None], gaze,
-                         photo_rotation=source_rotations(torch.as_tensor(np.asarray(fr.viewmat, np.float32))[None]))
+                         photo_rotation=source_rotations(src_view),
+                         photo_points=source_photo_points(out["template"], src_view, src_k))
         tgt = torch.eye(4)[None].clone()
         tgt[0, :3, :3], tgt[0, :3, 3] = r[0], torch.as_tensor(view[:3, 3])
         rgb = view_rgb(out, twin, {"tgt_viewmat": tgt, "src_viewmat": _inputs(fr)[2]})[0].numpy()

@@ -220,6 +220,15 @@ class SourceCamera:
     viewmat: np.ndarray  # [4, 4] world(head)-to-camera, OpenCV axes
     size: tuple[int, int]  # (width, height) in pixels
 
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """[M, 3] head-frame points (metres) -> [M, 2] float64 pixels in the photo (x right, y down; depth clamped
+        to 1e-6 m): where the photo shows them (the driver measures the rest gaze's yaw on the template seen so)."""
+        vm = np.asarray(self.viewmat, np.float64)
+        c = np.asarray(points, np.float64).reshape(-1, 3) @ vm[:3, :3].T + vm[:3, 3]
+        fx, fy, cx, cy = np.asarray(self.intrinsics, np.float64).reshape(4)
+        z = np.maximum(c[:, 2], 1e-6)
+        return np.stack([fx * c[:, 0] / z + cx, fy * c[:, 1] / z + cy], 1)
+
     def to_array(self) -> np.ndarray:  # [20]
         """[20] float32: the intrinsics (fx, fy, cx, cy, pixels) then the viewmat [4, 4] row by row; the
         size travels apart (`from_array`)."""

@@ -408,14 +408,11 @@ def _photo_rotation(avatar: GaussianAvatar) -> np.ndarray | None:
 
 
 def _photo_points(avatar: GaussianAvatar) -> np.ndarray | None:
-    """[V, 2] the template projected into its photo (pixels), None without a source camera."""
+    """[V, 2] the template projected into its photo (pixels, `SourceCamera.project`), None without a source camera."""
     cam, v = avatar.source_camera, np.asarray(avatar.template_vertices, np.float64)
     if cam is None or len(v) == 0:
         return None
-    c = v @ np.asarray(cam.viewmat, np.float64)[:3, :3].T + np.asarray(cam.viewmat, np.float64)[:3, 3]
-    fx, fy, cx, cy = np.asarray(cam.intrinsics, np.float64)
-    z = np.maximum(c[:, 2], 1e-6)
-    return np.stack([fx * c[:, 0] / z + cx, fy * c[:, 1] / z + cy], 1)
+    return cam.project(v)
 
 
 def drive(avatar: GaussianAvatar, control: FaceControl | None = None, lighting=None,

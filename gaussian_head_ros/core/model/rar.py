@@ -59,6 +59,16 @@ def source_rotations(viewmat) -> torch.Tensor:
     return torch.as_tensor(np.stack([head_rotation_in_view(v[:3, :3], v[:3, 3]) for v in vm]))
 
 
+def source_photo_points(template, viewmat, K) -> np.ndarray:
+    """template [B, V, 3] head frame (metres), viewmat [B, 4, 4], K [B, 3, 3] -> [B, V, 2] float64 pixels: each
+    template seen in its source photo, the photo_points of `pose` (`SourceCamera.project`, what drive() measures the
+    rest gaze's yaw on for the exported avatar)."""
+    np_of = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
+    t, vm, k = np_of(template), np_of(viewmat), np_of(K)
+    return np.stack([SourceCamera(np.array([ki[0, 0], ki[1, 1], ki[0, 2], ki[1, 2]]), v, (0, 0)).project(ti)
+                     for ti, v, ki in zip(t, vm, k)])
+
+
 @dataclass(frozen=True)
 class RARConfig:
     """The whole learned reconstructor."""
@@ -189,18 +199,20 @@ class RARModel(nn.Module):
         """Training step body (so DistributedDataParallel sees one forward): reconstruct from the source
         (mask: its person probability), pose for the target. Returns (avatar tensors, posed tensors)."""
         out = self.reconstruct(image, template, viewmat, K, mask)
-        return out, self.pose(out, rotation, expression, coeffs, gaze, photo_rotation=source_rotations(viewmat))
+        return out, self.pose(out, rotation, expression, coeffs, gaze, photo_rotation=source_rotations(viewmat),
+                              photo_points=source_photo_points(template, viewmat, K))
 
     # -- per frame (training twin of drive()) ---------------------------------------------------------
-    def pose(self, out: dict, rotation, expression, coeffs, gaze=None, photo_rotation=None) -> dict:
+    def pose(self, out: dict, rotation, expression, coeffs, gaze=None, photo_rotation=None, photo_points=None) -> dict:
         """Posed means/quats/scales [B, N, *] as drive() would pose the exported avatars: rotation
         [B, 3, 3] head rotation, expression [B, L, 3] landmark displacements, coeffs [B, E] (names of
         `self.reenactment.names`), gaze [B, 2, 2] rad (None: the rest gaze), photo_rotation [B, 3, 3] the source
         photos' own head rotations (`source_rotations`; None: the identity), as the exported avatar's source camera
-        gives it to drive(). Render them with viewmat [I | translation]."""
+        gives it to drive(); photo_points [B, V, 2] the templates seen in their photos (`source_photo_points`; None: the
+        template's own gaze). Render them with viewmat [I | translation]."""
         g = self.generator
         return pose_gaussians(out, g.part, g.face_id, g.bary, g.faces, rotation, expression, coeffs, gaze,
-                              photo_rotation=photo_rotation)
+                              photo_rotation=photo_rotation, photo_points=photo_points)
 
     def freeze_backbone(self, last_blocks: int | None) -> None:
         """Backbone.set_trainable, remembering which backbone tensors ever trained (checkpoints store them)."""

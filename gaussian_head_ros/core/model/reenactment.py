@@ -143,7 +143,7 @@ def control_coefficients(control: FaceControl, names) -> np.ndarray:
 # drive() renders. test_model.py checks it against core.drive.Driver on the exported avatar.
 
 def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, coeffs, gaze=None,
-                   cfg: DriveConfig | None = None, photo_rotation=None) -> dict:
+                   cfg: DriveConfig | None = None, photo_rotation=None, photo_points=None) -> dict:
     """Pose a batch of avatars as drive() does, in torch (gradients to means, quats, log-scales, template
     and basis).
 
@@ -152,7 +152,10 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
     [B, L, 3]; coeffs [B, E]; gaze [B, 2, 2] (yaw, pitch) rad per eye in the head frame (core/eyes.py; None:
     the rest gaze: the eyeballs do not turn); photo_rotation [B, 3, 3] or None: the control rotation that gives each
     source photo back (`control.head_rotation_in_view` of its viewmat; Driver takes it from the exported avatar's source
-    camera), from which the torso levels' rows spread (deform.torso_level_scales). Returns means/quats/scales
+    camera), from which the torso levels' rows spread (deform.torso_level_scales); photo_points [B, V, 2] or None: each
+    template seen in its source photo (pixels, `source_photo_points`), where the rest gaze's yaw is measured as Driver
+    measures it on the exported avatar (None: the template's own yaw, which differed: 0.59 vs 0.77 rad on the tiny
+    test model's astronaut avatar, and with it the eyeballs' centres and turns). Returns means/quats/scales
     [B, N, *] in drive()'s frame (rotated about the head origin; the camera adds the translation). The binding (which
     frame each Gaussian follows) is
     built per item from its detached rest means, as `Driver` builds it for the exported avatar (`build_rig`: the
@@ -164,7 +167,8 @@ def pose_gaussians(g: dict, part, face_id, bary, faces, rotation, expression, co
     for i in range(g["template"].shape[0]):
         means, tpl = g["means"][i], g["template"][i]
         rig = deform.build_rig(part_np, fid_np, bary_np, means.detach(), np_of(tpl), faces_np, cfg,
-                               photo_rotation=None if photo_rotation is None else np_of(photo_rotation[i]))
+                               photo_rotation=None if photo_rotation is None else np_of(photo_rotation[i]),
+                               photo_points=None if photo_points is None else np.asarray(photo_points[i], np.float64))
         gz = None if gaze is None else np_of(gaze[i]).astype(np.float64)
         disp = deform.expression_offsets(tpl, expression[i].to(tpl.dtype), g["basis"][i], coeffs[i], cfg, gaze=gz,
                                          rig=rig)
