@@ -74,3 +74,29 @@ def test_the_lip_margins_are_the_photos_at_rest_and_at_the_photos_own_opening():
     assert share is None or float(np.max(share)) < 0.01, f"the photo's own opening recoloured ({np.max(share):.2f})"
     wider = FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([0.5], np.float32))
     assert own.tables(wider).margin is not None, "a wider opening than the photo's took nothing"
+
+
+def _closed_gap_read(avatar) -> float:
+    """FaceMesh's inner-lip gap (landmarks 13-14) over the outer eye corners' distance on the avatar at rest, drawn
+    through its photo's camera (the operator's neutral: lips together)."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+
+    img, _ = render_in_photo_camera(Driver(avatar), FaceControl(), avatar)
+    with FaceMesh(static_image_mode=True, max_faces=1) as fm:
+        lm = fm.detect((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))[0].landmarks_px
+    return float(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[33, :2] - lm[263, :2]))
+
+
+@pytest.mark.parametrize("portrait, bound", [("astronaut_eileen_collins.png", 0.048), ("trump_official.png", 0.030),
+                                             ("obama_speech.jpg", 0.041)])
+def test_an_open_photos_closed_lips_read_closed(portrait, bound):
+    """A photo that shows its teeth gets closed lips from the reconstructor, but the rows by their meeting line held
+    the teeth's white and the opening's edge and no line between the lips: FaceMesh read the avatar's lips at rest
+    apart (lip_margin's closing share draws the line a closed-lips photo shows). FaceMesh's gap / inter-ocular distance
+    at rest through the photo's camera: astronaut_eileen_collins 0.059 -> 0.038, trump_official 0.035 -> 0.025,
+    obama_speech 0.053 -> 0.030 (business_person, closed lips: 0.0006 both); frontal: 0.066 -> 0.030, 0.026 -> 0.012,
+    0.061 -> 0.052, tpsmm_driving's frame 0 0.020 -> 0.001 (the closed-lips photos: 0.000-0.006)."""
+    a = _portrait(portrait)
+    assert Driver(a).margin.photo_open, f"{portrait}'s open mouth was not found"
+    gap = _closed_gap_read(a)
+    assert gap < bound, f"{portrait} at rest: FaceMesh reads its lips {gap:.3f} inter-ocular distances apart"

@@ -24,7 +24,8 @@ Five colour maps are added on top, on their own rows: the photo's creases (the w
 closed lids' lash line evened out as each lid closes (the lash map, core/lashes.py), the upper lids' crease-side strip
 taking the closed lid's skin colour with it (the crease map, core/lashes.py), the lit skin a brow raise unfolds
 between brow and lid (core/brow_strip.py) and the lips' own colour on their inner margins as they part
-(core/lip_margin.py); none adds anything at rest.
+(core/lip_margin.py; on an avatar whose photo's mouth is open, also the line between its closed lips); none adds
+anything at rest but that line.
 
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
@@ -146,7 +147,7 @@ class FrameTables:
     unfold: np.ndarray | None = None  # [2] each eye's brow-lid strip lit share (brow_strip.unfold_share), 0..1
     # [M] the opacity share the photo's own open mouth keeps (deform.photo_mouth_share; None: the avatar has none)
     photo_mouth: np.ndarray | None = None
-    # [M] how far each lip margin row takes its lip colour (lip_margin.margin_share; None: nothing this frame)
+    # [M, 2] how far each lip margin row takes its lip colour (lip_margin.margin_share; None: nothing this frame)
     margin: np.ndarray | None = None
 
 
@@ -189,7 +190,8 @@ class Driver:
         self.strip = brow_strip.strip_rows(self.verts, self.means, front, self.frame < self.rig.k_head,
                                            avatar.rest_brow_shift)
         self.margin = lip_margin.margin_rows(self.verts, self.means, front, (self.frame < self.rig.k_head)
-                                             & (np.asarray(avatar.part) == PART_FACE) & bool(self.cfg.lip_margin))
+                                             & (np.asarray(avatar.part) == PART_FACE) & bool(self.cfg.lip_margin),
+                                             photo_open=len(self.photo_mouth_rows) > 0)
 
     def _lash_map(self, avatar) -> "lashes.LashMap | None":
         """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest; sets

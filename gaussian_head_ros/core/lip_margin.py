@@ -1,4 +1,5 @@
-"""The parted lips' inner margins: the lips' own colour, not the photo's seam (the driver's lip margin map).
+"""The lips' inner margins: the lips' own colour as they part, and a meeting line when an open photo's lips close
+(the driver's lip margin map).
 
 A photo of closed lips shows a dark line where they meet (the seam's shadow, a painting's brown stroke). mesh_fit
 binds those pixels to the lips' triangles next to the meeting line, so at rest they draw the line between the
@@ -27,6 +28,20 @@ untouched, so avatars saved before get it too and the rest pose draws exactly th
 - Colour (`margin_rgb`): each row darker than its target (by luma) as it is drawn in that frame adds share x reach x
   (target - its colour); rows as light or lighter are left as they are (never darker).
 
+Closing a photo whose own mouth is open (`MarginShade.photo_open`: the avatar has the photo's opening, PART_PHOTO_MOUTH
+rows). Its closed lips are made by the reconstructor; the rows by their meeting line hold what the photo showed at its
+inner lips, the teeth's white and the opening's edge, and no line between the lips: at rest FaceMesh read the lips of
+astronaut_eileen_collins, obama_speech, trump_official and tpsmm_driving's frame 0 0.066 / 0.061 / 0.026 / 0.020
+inter-ocular distances apart (the nine portraits' and the clips' closed-lips photos: 0.001-0.006), a white line
+between obama_speech's lips (session 46). For such an avatar a second share, `closed` = (1 - the photo's own opening's
+share) x (1 - smoothstep(0, GAP_FROM_M, the local gap beyond the rest's)), draws the line a closed-lips photo shows
+while the lips are within GAP_FROM_M of closed (faded out as the parting share rises, over 1-3 mm, the line
+showed at small openings too and the reader read lp_d9_woman_turned's, astronaut's and trump's openings under
+tpsmm_driving smaller: jaw r 40-pair mean 0.8410 -> 0.8382, with the 1 mm fade 0.8397): each row's target darkened
+by (1 - LINE_DARK) x exp(-(dy / LINE_SIGMA_M)^2 / 2) x closed / (parted + closed) (dy its rest distance from the line),
+and the rows lighter than that target go to it by (parted + closed) x reach; darker rows as above (by parted). An
+avatar of a closed-lips photo has closed = 0 everywhere: its rest draws exactly the file's colours.
+
 The corners are left as the photo has them. Recoloured too (rows up to 5 mm from the line towards the corners and 4
 mm past the inner corners), a smile's dark buccal corridors left astronaut_eileen_collins's corners and
 trump_official's dark blotches went, but the acceptance reader (FaceLandmarker) read the driven smiles weaker: 40-pair
@@ -53,6 +68,11 @@ REACH_M = 0.0025  # rows lie within this of the rest meeting line (metres, head 
 MIDDLE_TO = (0.5, 0.8)  # ... their reach fading out between these shares of the half width from the middle out
 GAP_FROM_M, GAP_FULL_M = 0.001, 0.003  # the share rises as the lips' local gap goes from the first to the second
 SIGMA_X_M = 0.005  # the target: the lip body's colour averaged along the lip with this Gaussian (metres of x)
+# Closing an open photo's lips: the meeting line's shade, LINE_DARK x the lip's colour at the line, fading across it
+# with a Gaussian of LINE_SIGMA_M. The closed-lips photos' own rows within 0.5 mm of the line (business_person,
+# lp_s9_monalisa, lp_d18 and lp_d0's frame 0): median luma 0.60-0.96 x their lip's (session 46).
+LINE_DARK = 0.65
+LINE_SIGMA_M = 0.0005
 
 
 @dataclass
@@ -66,6 +86,8 @@ class MarginShade:
     pair_x: np.ndarray  # [P] float64 the rest x of each inner lip pair's midpoint, ascending
     pair_order: np.ndarray  # [P] int64 the pairs (lmk.LIP_UPPER_INNER / LIP_LOWER_INNER index) in that order
     rest_gap: np.ndarray  # [P] float64 each pair's gap in the rest template (metres, y down: lower - upper)
+    dy: np.ndarray  # [M] float64 each row's rest distance from the meeting line (metres, y down: + below it)
+    photo_open: bool = False  # the photo's own mouth is open: its closed lips get the meeting line (module docstring)
 
 
 def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,14 +104,15 @@ def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _empty() -> MarginShade:
     return MarginShade(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.float32), np.zeros((0, 3), np.float32),
-                       np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
+                       np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
 
-def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candidates: np.ndarray) -> MarginShade:
+def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candidates: np.ndarray,
+                photo_open: bool = False) -> MarginShade:
     """[V, 3] rest template (head frame, y down, metres), [N, 3] rest means (same frame), [N, 3] colours as the
     photo's view shows them (rgb in [0, 1]), [N] bool the Gaussians that may be rows (face Gaussians that follow a
-    template triangle) -> MarginShade (module docstring). Empty (M = 0) without MediaPipe topology or without such
-    Gaussians by the meeting line."""
+    template triangle), whether the photo's own mouth is open (the avatar has PART_PHOTO_MOUTH rows) -> MarginShade
+    (module docstring). Empty (M = 0) without MediaPipe topology or without such Gaussians by the meeting line."""
     v = np.asarray(verts, np.float64)
     if not lmk.has_mediapipe_topology(v.shape[0]):
         return _empty()
@@ -120,27 +143,40 @@ def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candid
     order = np.argsort(pairs)
     rest_gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[order]
     return MarginShade(cand[near], rows_x, reach[near].astype(np.float32), target.astype(np.float32),
-                       pairs[order], order.astype(np.int64), rest_gap)
+                       pairs[order], order.astype(np.int64), rest_gap, rows_dy, bool(photo_open))
 
 
 def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0) -> np.ndarray:
     """[V, 3] the template as the control moves it (head frame, y down, metres), MarginShade, the photo's own
-    opening's share in this frame (the largest `deform.photo_mouth_share`; 0 without one) -> [M] float64 each row's
-    share in [0, 1]: smoothstep(GAP_FROM_M, GAP_FULL_M, the inner lips' gap at the row's x beyond the rest's) x
-    (1 - photo_share)."""
+    opening's share in this frame (the largest `deform.photo_mouth_share`; 0 without one) -> [M, 2] float64 each
+    row's shares in [0, 1]: parted = smoothstep(GAP_FROM_M, GAP_FULL_M, the inner lips' gap at the row's x beyond the
+    rest's) x (1 - photo_share), and closed = (1 - photo_share) x (1 - smoothstep(0, GAP_FROM_M, that gap)) on a
+    photo_open shade (else 0): the module docstring's two shares."""
     if not len(shade.rows):
-        return np.zeros(0)
+        return np.zeros((0, 2))
     v = np.asarray(verts, np.float64)
     gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[shade.pair_order] - shade.rest_gap
     local = np.interp(shade.x, shade.pair_x, gap)
-    return smoothstep(GAP_FROM_M, GAP_FULL_M, local) * (1.0 - float(np.clip(photo_share, 0.0, 1.0)))
+    keep = 1.0 - float(np.clip(photo_share, 0.0, 1.0))
+    closed = (1.0 - smoothstep(0.0, GAP_FROM_M, local)) * keep * float(shade.photo_open)
+    return np.stack([smoothstep(GAP_FROM_M, GAP_FULL_M, local) * keep, closed], 1)
 
 
 def margin_rgb(shade: MarginShade, share: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """MarginShade, [M] each row's share (`margin_share`), [M, 3] the rows' colours as this frame draws them (rgb in
-    [0, 1], after the view-dependent colour and the maps before this one) -> [M, 3] float32 the colour they add:
-    share x reach x (target - colour) on the rows darker than their target (by luma), 0 on the others."""
+    """MarginShade, [M, 2] each row's shares (`margin_share`: parted, closed), [M, 3] the rows' colours as this frame
+    draws them (rgb in [0, 1], after the view-dependent colour and the maps before this one) -> [M, 3] float32 the
+    colour they add (module docstring): parted x reach x (target - colour) on the rows darker than their target (by
+    luma); on a photo_open shade (parted + closed) x reach x (line target - colour) on the rows lighter than their
+    target with the meeting line's shade (closed / (parted + closed) of it); 0 on the others."""
     c = np.asarray(colors, np.float64)
+    s = np.asarray(share, np.float64).reshape(-1, 2)
+    parted, closed = s[:, 0], s[:, 1]
+    both = parted + closed
+    line = np.exp(-0.5 * (shade.dy / LINE_SIGMA_M) ** 2) * closed / np.maximum(both, 1e-12)
     target = np.asarray(shade.target, np.float64)
-    k = np.asarray(share, np.float64) * shade.reach * (c @ LUMA < target @ LUMA)
-    return (k[:, None] * (target - c)).astype(np.float32)
+    lined = target * (1.0 - (1.0 - LINE_DARK) * line)[:, None]
+    luma = c @ LUMA
+    k = np.where(luma < target @ LUMA, parted, 0.0)
+    k = np.where(luma > lined @ LUMA, both, k) if shade.photo_open else k
+    goal = np.where((luma > lined @ LUMA)[:, None] & shade.photo_open, lined, target)
+    return ((k * shade.reach)[:, None] * (goal - c)).astype(np.float32)
