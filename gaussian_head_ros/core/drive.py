@@ -324,7 +324,8 @@ class Driver:
         colors = self._view_colors(means, tab, viewmat)
         maps = self._colour_maps(tab)
         if maps:
-            colors = colors.copy()
+            if colors is self.colors:  # (_view_colors gives a fresh array when the avatar has view-dependent rows)
+                colors = colors.copy()
             for rows, add in maps:
                 colors[rows] = np.clip(colors[rows] + (add(colors[rows]) if callable(add) else add), 0.0, 1.0)
         if target is not None and self.e_captured is not None:
