@@ -10,7 +10,7 @@ lips (../shared portraits x lp_d18 frames 66 / 132, sadtalker_WDA_KatieHill_000 
 session 45). A parted lip's inner margin is lip, lit like the rest of it.
 
 The rule (the driver's, `core.drive.Driver._colour_maps`, numpy and torch; reconstruction and the avatar file are
-untouched, so avatars saved before get it too and the rest pose draws exactly the file's colours):
+untouched, so avatars saved before get it too, and a closed-lips photo's rest pose draws exactly the file's colours):
 - Rows (`margin_rows`, once per avatar): the face Gaussians that follow a template triangle (bound or in the fading
   band: `deform.Rig` frames below k_head) whose rest place lies within REACH_M of the line where the rest template's
   lips meet (`meeting_line`, the head frame's x-y), in the mouth's middle. Reach (how far each goes to its target at
