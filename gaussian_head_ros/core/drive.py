@@ -191,7 +191,9 @@ class Driver:
                                            avatar.rest_brow_shift)
         self.margin = lip_margin.margin_rows(self.verts, self.means, front, (self.frame < self.rig.k_head)
                                              & (np.asarray(avatar.part) == PART_FACE) & bool(self.cfg.lip_margin),
-                                             photo_open=len(self.photo_mouth_rows) > 0)
+                                             photo_open=lip_margin.closing_weight(
+                                                 self.verts, float(np.max(self.photo_mouth_at[:, 0]))
+                                                 if len(self.photo_mouth_rows) else 0.0))
 
     def _lash_map(self, avatar) -> "lashes.LashMap | None":
         """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest; sets

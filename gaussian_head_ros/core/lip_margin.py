@@ -28,8 +28,8 @@ untouched, so avatars saved before get it too, and a closed-lips photo's rest po
 - Colour (`margin_rgb`): each row darker than its target (by luma) as it is drawn in that frame adds share x reach x
   (target - its colour); rows as light or lighter are left as they are (never darker).
 
-Closing a photo whose own mouth is open (`MarginShade.photo_open`: the avatar has the photo's opening, PART_PHOTO_MOUTH
-rows). Its closed lips are made by the reconstructor; the rows by their meeting line hold what the photo showed at its
+Closing a photo whose own mouth is open (`MarginShade.photo_open`, `closing_weight`: the avatar has the photo's opening,
+PART_PHOTO_MOUTH rows, and its lips were not re-textured by the reconstructor, CLOSING_RATIO). Its closed lips are made by the reconstructor; the rows by their meeting line hold what the photo showed at its
 inner lips, the teeth's white and the opening's edge, and no line between the lips: at rest FaceMesh read the lips of
 astronaut_eileen_collins, obama_speech, trump_official and tpsmm_driving's frame 0 0.066 / 0.061 / 0.026 / 0.020
 inter-ocular distances apart (the nine portraits' and the clips' closed-lips photos: 0.001-0.006), a white line
@@ -38,7 +38,8 @@ share) x (1 - smoothstep(0, GAP_FROM_M, the local gap beyond the rest's)), draws
 while the lips are within GAP_FROM_M of closed (faded out as the parting share rises, over 1-3 mm, the line
 showed at small openings too and the reader read lp_d9_woman_turned's, astronaut's and trump's openings under
 tpsmm_driving smaller: jaw r 40-pair mean 0.8410 -> 0.8382, with the 1 mm fade 0.8397): each row's target darkened
-by (1 - LINE_DARK) x exp(-(dy / LINE_SIGMA_M)^2 / 2) x closed / (parted + closed) (dy its rest distance from the line),
+by (1 - LINE_DARK) x exp(-(dy / LINE_SIGMA_M)^2 / 2) x closed / (parted + closed) (dy its rest distance from the line;
+closed includes the weight photo_open),
 and the rows lighter than that target go to it by (parted + closed) x reach; darker rows as above (by parted). An
 avatar of a closed-lips photo has closed = 0 everywhere: its rest draws exactly the file's colours.
 
@@ -73,6 +74,11 @@ SIGMA_X_M = 0.005  # the target: the lip body's colour averaged along the lip wi
 # lp_s9_monalisa, lp_d18 and lp_d0's frame 0): median luma 0.60-0.96 x their lip's (session 46).
 LINE_DARK = 0.65
 LINE_SIGMA_M = 0.0005
+# ... not where the reconstructor re-textured the closed lips and drew their line itself (reconstruct/lips.py, from a
+# photo lip gap 1.5 x its own lips' heights): the photo's gap over the rest lips' heights (`lips_height`, which that
+# re-texture makes a relaxed lip's: lp_d9_woman_turned 5.0 on the photo, 2.27 at rest) from the first (the line
+# whole) to the second (none). The ../shared open photos but lp_d9 read 0.46-0.97.
+CLOSING_RATIO = (1.0, 1.5)
 
 
 @dataclass
@@ -87,7 +93,9 @@ class MarginShade:
     pair_order: np.ndarray  # [P] int64 the pairs (lmk.LIP_UPPER_INNER / LIP_LOWER_INNER index) in that order
     rest_gap: np.ndarray  # [P] float64 each pair's gap in the rest template (metres, y down: lower - upper)
     dy: np.ndarray  # [M] float64 each row's rest distance from the meeting line (metres, y down: + below it)
-    photo_open: bool = False  # the photo's own mouth is open: its closed lips get the meeting line (module docstring)
+    # in [0, 1]: how far the photo's own mouth is open with closed lips left as the photo had them (`closing_weight`):
+    # its closed lips get the meeting line (module docstring); 0 for a closed-lips photo
+    photo_open: float = 0.0
 
 
 def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,16 +110,32 @@ def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[order], y[order]
 
 
+def lips_height(verts: np.ndarray) -> float:
+    """[V >= 468, 3] template vertices (head frame, y down, metres) -> the two lips' heights at the middle (outer to
+    inner contour: lmk.LIP_OUTER[15] -> UPPER_LIP_IN and LOWER_LIP_IN -> LIP_LOWER_OUTER[4]), metres."""
+    v = np.asarray(verts, np.float64)
+    return float((v[lmk.UPPER_LIP_IN, 1] - v[lmk.LIP_OUTER[15], 1]) + (v[lmk.LIP_LOWER_OUTER[4], 1] - v[lmk.LOWER_LIP_IN, 1]))
+
+
+def closing_weight(verts: np.ndarray, photo_gap_m: float) -> float:
+    """[V >= 468, 3] the rest template (head frame, y down, metres) and the photo's own lip gap (metres; 0: closed
+    lips) -> MarginShade.photo_open in [0, 1]: 1 - smoothstep(CLOSING_RATIO, the gap over the rest `lips_height`); 0
+    for a closed photo (gap <= 0)."""
+    if photo_gap_m <= 0:
+        return 0.0
+    return float(1.0 - smoothstep(*CLOSING_RATIO, photo_gap_m / max(lips_height(verts), 1e-4)))
+
+
 def _empty() -> MarginShade:
     return MarginShade(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.float32), np.zeros((0, 3), np.float32),
                        np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
 
 def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candidates: np.ndarray,
-                photo_open: bool = False) -> MarginShade:
+                photo_open: float = 0.0) -> MarginShade:
     """[V, 3] rest template (head frame, y down, metres), [N, 3] rest means (same frame), [N, 3] colours as the
     photo's view shows them (rgb in [0, 1]), [N] bool the Gaussians that may be rows (face Gaussians that follow a
-    template triangle), whether the photo's own mouth is open (the avatar has PART_PHOTO_MOUTH rows) -> MarginShade
+    template triangle), photo_open in [0, 1] (`closing_weight`; 0: a closed-lips photo) -> MarginShade
     (module docstring). Empty (M = 0) without MediaPipe topology or without such Gaussians by the meeting line."""
     v = np.asarray(verts, np.float64)
     if not lmk.has_mediapipe_topology(v.shape[0]):
@@ -143,22 +167,22 @@ def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candid
     order = np.argsort(pairs)
     rest_gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[order]
     return MarginShade(cand[near], rows_x, reach[near].astype(np.float32), target.astype(np.float32),
-                       pairs[order], order.astype(np.int64), rest_gap, rows_dy, bool(photo_open))
+                       pairs[order], order.astype(np.int64), rest_gap, rows_dy, float(photo_open))
 
 
 def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0) -> np.ndarray:
     """[V, 3] the template as the control moves it (head frame, y down, metres), MarginShade, the photo's own
     opening's share in this frame (the largest `deform.photo_mouth_share`; 0 without one) -> [M, 2] float64 each
     row's shares in [0, 1]: parted = smoothstep(GAP_FROM_M, GAP_FULL_M, the inner lips' gap at the row's x beyond the
-    rest's) x (1 - photo_share), and closed = (1 - photo_share) x (1 - smoothstep(0, GAP_FROM_M, that gap)) on a
-    photo_open shade (else 0): the module docstring's two shares."""
+    rest's) x (1 - photo_share), and closed = (1 - photo_share) x (1 - smoothstep(0, GAP_FROM_M, that gap)) x
+    shade.photo_open: the module docstring's two shares."""
     if not len(shade.rows):
         return np.zeros((0, 2))
     v = np.asarray(verts, np.float64)
     gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[shade.pair_order] - shade.rest_gap
     local = np.interp(shade.x, shade.pair_x, gap)
     keep = 1.0 - float(np.clip(photo_share, 0.0, 1.0))
-    closed = (1.0 - smoothstep(0.0, GAP_FROM_M, local)) * keep * float(shade.photo_open)
+    closed = (1.0 - smoothstep(0.0, GAP_FROM_M, local)) * keep * shade.photo_open
     return np.stack([smoothstep(GAP_FROM_M, GAP_FULL_M, local) * keep, closed], 1)
 
 
@@ -177,6 +201,7 @@ def margin_rgb(shade: MarginShade, share: np.ndarray, colors: np.ndarray) -> np.
     lined = target * (1.0 - (1.0 - LINE_DARK) * line)[:, None]
     luma = c @ LUMA
     k = np.where(luma < target @ LUMA, parted, 0.0)
-    k = np.where(luma > lined @ LUMA, both, k) if shade.photo_open else k
-    goal = np.where((luma > lined @ LUMA)[:, None] & shade.photo_open, lined, target)
+    opened = shade.photo_open > 0
+    k = np.where(luma > lined @ LUMA, both, k) if opened else k
+    goal = np.where((luma > lined @ LUMA)[:, None] & opened, lined, target)
     return ((k * shade.reach)[:, None] * (goal - c)).astype(np.float32)

@@ -51,7 +51,7 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
-from gaussian_head_ros.core.lip_margin import meeting_line
+from gaussian_head_ros.core.lip_margin import lips_height, meeting_line
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.reconstruct.rest_pose import covariances, photo_growth, triangle_maps
@@ -224,8 +224,7 @@ def opening_ratio(v: np.ndarray) -> float:
     heights there (0 -> 13 and 14 -> 17): how many times its own lips' height a closing must stretch them."""
     v = np.asarray(v, np.float64)
     gap = v[lmk.LOWER_LIP_IN, 1] - v[lmk.UPPER_LIP_IN, 1]
-    lips = (v[lmk.UPPER_LIP_IN, 1] - v[lmk.LIP_OUTER[15], 1]) + (v[lmk.LIP_LOWER_OUTER[4], 1] - v[lmk.LOWER_LIP_IN, 1])
-    return float(max(gap, 0.0) / max(lips, 1e-4))
+    return float(max(gap, 0.0) / max(lips_height(v), 1e-4))
 
 
 def _weights(v_photo, v_rest, faces, R, cfg: LipConfig):
