@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import math
 import os
 import re
@@ -693,7 +694,64 @@ def start_process(args=None, blas_threads: int = 1) -> str:
     except rclpy_implementation.RCLError as e:
         print(f"{os.path.basename(sys.argv[0])}: cannot start: {e}", file=sys.stderr)
         sys.exit(2)
+    bridge_python_logging(rclpy.logging.get_logger(os.path.basename(sys.argv[0])))
     return dds
+
+
+class RosLogBridge(logging.Handler):
+    """Python `logging` records -> rcl logging, so that what core says in a node process (core logs through
+    `logging.getLogger(__name__)`, STYLE.md) reaches the node's console line, its ROS log file and /rosout like the
+    node's own lines; Python `warnings` come through it too (`logging.captureWarnings`). Before, a node process had no
+    Python logging handler: core's warnings went to stderr as bare text through logging's last resort (no node name,
+    not in /rosout nor the log file: 'gsplat is not usable here ...; using the cpu rasterizer', 'numba could not
+    write the cache ...', an ICC profile that cannot be read), and its info lines were dropped ('JPEG decoded at 1/2
+    ... to stay within N pixels' for a photo above max_pixels, 'neutral face calibrated from 30 frames') (user46, s46).
+
+    `logger`: the rclpy logger the lines go to: the process's (its executable's name) until `run_nodes` gives a
+    one-node process its node's logger (which also publishes on /rosout); avatar_pipeline's nodes share one process
+    and its lines stay under `avatar_pipeline`. Python levels map to rcl's (DEBUG debug, INFO info, WARNING warn,
+    ERROR error, CRITICAL fatal); rcl filters by the logger's level (`--log-level`)."""
+
+    def __init__(self, logger):
+        super().__init__(logging.DEBUG)
+        self.logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # one call line per severity: rclpy keys each logging call site to one severity, and raised 'Logger severity
+        # cannot be changed between calls' for the second severity through a shared line
+        try:
+            text, level = self.format(record).rstrip(), record.levelno
+            if level >= logging.CRITICAL:
+                self.logger.fatal(text)
+            elif level >= logging.ERROR:
+                self.logger.error(text)
+            elif level >= logging.WARNING:
+                self.logger.warning(text)  # a Python warning's text ends with a newline: stripped
+            elif level >= logging.INFO:
+                self.logger.info(text)
+            else:
+                self.logger.debug(text)
+        except Exception:  # rcl's logging already finished (process end): said on stderr by logging itself
+            self.handleError(record)
+
+
+_bridge: RosLogBridge | None = None
+
+
+def bridge_python_logging(logger) -> RosLogBridge:
+    """Send Python logging (and, through it, Python warnings) to the rclpy logger `logger` from now on
+    (`RosLogBridge`); called again, the bridge already installed takes the new logger. The package's own loggers pass
+    info and up (debug too when `logger` is enabled for debug: `--log-level debug`); other libraries' warnings and
+    up, as Python's default. Returns the handler (installed on the root logger)."""
+    global _bridge
+    if _bridge is None:
+        _bridge = RosLogBridge(logger)
+        logging.getLogger().addHandler(_bridge)
+        logging.captureWarnings(True)
+    _bridge.logger = logger
+    debug = logger.is_enabled_for(rclpy.logging.LoggingSeverity.DEBUG)
+    logging.getLogger("gaussian_head_ros").setLevel(logging.DEBUG if debug else logging.INFO)
+    return _bridge
 
 
 def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> NoReturn:
@@ -719,6 +777,8 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     nodes, executor = [], None
     try:
         make_nodes(nodes)
+        if len(nodes) == 1 and _bridge is not None:  # core's lines under the node's name, and on /rosout
+            bridge_python_logging(nodes[0].get_logger())
         if not rclpy.ok():
             pass  # a Ctrl-C or SIGTERM while making them shut the context down: an executor made now would fail
             # (rclpy.spin creating its own), and rclpy then prints that half-made executor's __del__ error
