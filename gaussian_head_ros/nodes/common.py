@@ -104,8 +104,17 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         """A string that reads as a finite number, for a number setting: that number (a float; as_declared makes
         a whole one an int for an integer setting). `ros2 param set /render_node distance_m 1e9` sends the string
         '1e9' (the CLI's YAML 1.1 reads a number without a '.' as text) and rclpy refused it with only "Wrong
-        parameter type, expected '3' got '4'" (user40); now the setting's range says why 1e9 is refused."""
-        if p.type_ != Parameter.Type.STRING or (p.name not in whole and p.name not in scalar_floats):
+        parameter type, expected '3' got '4'" (user40); now the setting's range says why 1e9 is refused.
+        For a list-of-floats setting, a string that reads as a list of finite numbers: those numbers, as floats.
+        `ros2 param set /render_node background '[1, 0.5, 0.5]'` sends a list of integers and floats mixed as that
+        string (the CLI makes a list a double array only when every item is a float) and rclpy refused it with only
+        "Wrong parameter type, expected '8' got '4'" (user46, s46); now the setting's own check answers."""
+        if p.type_ != Parameter.Type.STRING:
+            return p
+        if p.name in floats - scalar_floats:
+            values = numbers_in_list_text(p.value)
+            return p if values is None else Parameter(p.name, value=values)
+        if p.name not in whole and p.name not in scalar_floats:
             return p
         try:
             value = float(p.value)
@@ -147,6 +156,25 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         if not s.read_only and refused(name, node.get_parameter(name).value):
             node.set_parameters([Parameter(name, value=s.default)])
     warn_unknown_overrides(node)
+
+
+def numbers_in_list_text(text: str) -> list[float] | None:
+    """'[1, 0.5, 0.5]' (a YAML flow list of numbers, as `ros2 param set` sends one that mixes integers and floats)
+    -> [1.0, 0.5, 0.5]; None when the text is no such list: no brackets, an item that is no finite number (text, a
+    bool, nan, inf), or no item."""
+    inner = text.strip()
+    if not (inner.startswith("[") and inner.endswith("]")):
+        return None
+    values = []
+    for item in inner[1:-1].split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            return None
+        if not math.isfinite(value):
+            return None
+        values.append(value)
+    return values or None
 
 
 class UndeclaredParameter(ParameterNotDeclaredException):
