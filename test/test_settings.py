@@ -302,12 +302,16 @@ def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(r
 
 @pytest.mark.ros
 @pytest.mark.parametrize("exe", ["render_node", "avatar_pipeline"])
-@pytest.mark.parametrize("text, reason", [("render_node:\n  width: 64\n", "ros__parameters"),
-                                          ("render_node: [\n", "")])
+@pytest.mark.parametrize("text, reason", [
+    ("render_node:\n  width: 64\n", "ros__parameters"), ("render_node: [\n", ""),
+    ("render_node:\n  ros__parameters:\n    background: [1, 0.5, 0.5]\n",
+     "/rcl/arguments.c:415 (the items of a list parameter must all be of one type: write whole numbers among floats "
+     "with a decimal point, as background [1.0, 0.5, 0.5], not [1, 0.5, 0.5])")])
 def test_a_params_file_rcl_cannot_parse_is_one_line_not_a_traceback(tmp_path, exe, text, reason):
     """`--params-file` naming a file that is not a ROS 2 parameters file (no ros__parameters level; not YAML):
     rclpy.init raised RCLError and the executable died with a traceback; now one line with the reason (rcl's, or
-    avatar_pipeline's own reading of its file for any namespace: launcher.node_params_file)."""
+    avatar_pipeline's own reading of its file for any namespace: launcher.node_params_file). A list that mixes
+    integers and floats (`background: [1, 0.5, 0.5]`) gets what to write after rcl's reason (user46, s46)."""
     import subprocess
 
     from rosgraph import executable

@@ -720,7 +720,7 @@ def start_process(args=None, blas_threads: int = 1) -> str:
     try:
         rclpy.init(args=args)
     except rclpy_implementation.RCLError as e:
-        print(f"{os.path.basename(sys.argv[0])}: cannot start: {e}", file=sys.stderr)
+        print(f"{os.path.basename(sys.argv[0])}: cannot start: {e}{rcl_argument_hint(str(e))}", file=sys.stderr)
         sys.exit(2)
     bridge_python_logging(rclpy.logging.get_logger(os.path.basename(sys.argv[0])))
     return dds
@@ -780,6 +780,17 @@ def bridge_python_logging(logger) -> RosLogBridge:
     debug = logger.is_enabled_for(rclpy.logging.LoggingSeverity.DEBUG)
     logging.getLogger("gaussian_head_ros").setLevel(logging.DEBUG if debug else logging.INFO)
     return _bridge
+
+
+def rcl_argument_hint(reason: str) -> str:
+    """What to write instead, for an rcl reason that does not say it ('' for the others). A list parameter whose
+    items mix integers and floats (`-p background:=[1, 0.5, 0.5]`, or in a params file) ended the node with rcl's
+    'Sequence should be of same type. Value type 'double' do not belong at line_num 1' (user46, s46): rcl's YAML
+    parser takes one type per list."""
+    if "Sequence should be of same type" in reason:
+        return (" (the items of a list parameter must all be of one type: write whole numbers among floats with a "
+                "decimal point, as background [1.0, 0.5, 0.5], not [1, 0.5, 0.5])")
+    return ""
 
 
 def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> NoReturn:
