@@ -725,6 +725,20 @@ def test_8uc3_is_bgr_and_noted_once():
     assert "taken as BGR" in notes.first("8UC3") and notes.first("8UC3") is None and notes.first("rgb8") is None
 
 
+def test_depth_encodings_are_named_as_depth():
+    """16UC1 (depth in mm) is read as grey with a note that names it a depth image; 32FC1 (metres) is refused saying
+    so (it was refused with the list of encodings alone; user46, s46). mono16 (an infrared camera) has no note."""
+    from gaussian_head_ros.core.imageio import EncodingNotes, check_raw
+
+    notes = EncodingNotes()
+    note = notes.first("16UC1")
+    assert note.startswith("16UC1 is how depth cameras publish depth images (REP 118, in millimetres)"), note
+    assert notes.first("16UC1") is None and notes.first("mono16") is None
+    with pytest.raises(ValueError, match=r"unsupported image encoding '32FC1' \(32FC1 is how depth cameras publish "
+                                         r"depth images \(REP 118, in metres\)"):
+        check_raw(np.zeros(16 * 16, np.float32).tobytes(), 16, 16, 64, "32FC1")
+
+
 # ---------------------------------------------------------------------------------------------------
 # 4. partial faces: reconstruction
 

@@ -59,8 +59,27 @@ SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 _AMBIGUOUS = {"8UC3": "BGR", "8UC4": "BGRA"}
 
 
+# Depth cameras' encodings (REP 118: 16UC1 in millimetres, 32FC1 in metres): a tracker pointed at the depth topic
+# of an RGB-D camera (a RealSense's .../depth/image_rect_raw beside .../color/image_raw) got pictures without a
+# face, frame after frame, and said only 'no face in view' (user46, s46).
+DEPTH_ENCODINGS = {"16UC1": "millimetres", "32FC1": "metres"}
+
+
+def depth_hint(encoding: str) -> str:
+    """What a depth encoding (DEPTH_ENCODINGS) most likely means, for a camera frame or photo in it; '' for others."""
+    unit = DEPTH_ENCODINGS.get((encoding or "").strip())
+    if unit is None:
+        return ""
+    return (f"{encoding.strip()} is how depth cameras publish depth images (REP 118, in {unit}): no face shows in "
+            "one; if this topic is an RGB-D camera's depth image, read its colour image instead (e.g. "
+            "camera_topic:=/camera/camera/color/image_raw); an infrared or grey camera publishes mono8 or mono16")
+
+
 def encoding_note(encoding: str) -> str | None:
-    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4), else None."""
+    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4) or it is a depth camera's
+    (16UC1, read as a grey picture: `depth_hint`), else None."""
+    if hint := depth_hint(encoding):
+        return f"{hint} (its frames are read as grey pictures)"
     order = _AMBIGUOUS.get((encoding or "").strip())
     if order is None:
         return None
@@ -110,6 +129,8 @@ def _encoding_hint(enc: str, data: bytes | memoryview) -> str:
     """Why an unsupported encoding was likely given, for decode_raw's refusal ('' when no guess): another case of
     a supported one (encodings are case-sensitive: 'RGB8'), or JPEG/PNG bytes in a raw Image (encoding 'jpeg'),
     which travel as sensor_msgs/CompressedImage. Both were refused with the list alone (user13, s13)."""
+    if hint := depth_hint(enc):
+        return f" ({hint})"
     same = [e for e in _ENCODINGS if e.lower() == enc.lower()]
     if same:
         return f" (encodings are case-sensitive: did you mean {same[0]!r}?)"
