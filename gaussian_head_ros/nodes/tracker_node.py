@@ -200,7 +200,8 @@ class TrackerNode(Node):
         self.model_error = ""
         self.backend = ""
         self.calibrated = False
-        self.counts = dict(received=0, dropped=0, processed=0, published=0, ignored=0, decode_errors=0, errors=0, faces=0)
+        self.counts = dict(received=0, dropped=0, processed=0, published=0, ignored=0, decode_errors=0, errors=0, faces=0,
+                           operator_switches=0)  # another face took over from the one followed (core says it)
         self._window = deque(maxlen=300)  # (time, processing s, age s, face) of recent processed frames
         self._last_no_face_pub = 0.0
         self._last_frame_time = 0.0
@@ -359,6 +360,7 @@ class TrackerNode(Node):
             self.tracker = FaceTracker(replace(config, model_path=""))
         self.backend = self.tracker.config.model_path or "mediapipe face mesh (bundled)"
         self._wanted = config
+        self._switches_seen = 0  # the new tracker's operator_switches taken (_process)
 
     def _new_neutral(self) -> None:
         """The tracker's neutral face starts again: a new operator basis is learned for it (the old one serves until
@@ -473,6 +475,12 @@ class TrackerNode(Node):
             return
         self.counts["processed"] += 1
         self.counts["faces"] += int(control.face_detected)
+        if self.tracker.operator_switches != self._switches_seen:  # another person's face is followed now (core
+            # warned): their neutral face is learned anew, as on a re-calibration; the previous operator's made theirs
+            # read as an expression (user46, s46)
+            self._switches_seen = self.tracker.operator_switches
+            self.counts["operator_switches"] += 1
+            self._request_recalibration()
         self.calibrated = self.tracker.calibrated
         self.state = "tracking" if control.face_detected else "no face in view"
         if self.tracker.upside_down != self._upside_down_said:  # a camera mounted upside down: logged, /diagnostics
