@@ -354,6 +354,22 @@ def test_8uc3_camera_frames_are_bgr_with_one_warning(graph, clip):
     _alive(g)
 
 
+def test_bgrx_camera_frames_are_tracked_with_one_warning(graph, clip):
+    """A camera publishing bgra8 whose fourth byte is padding, 0 in every pixel (BGRx: a screen grab, an X11 or V4L2
+    XRGB source): the tracker composited each frame as wholly transparent, a flat grey picture, found no face in any
+    and said only 'no face in view' (user46, s46). Now the colour is taken, and the padding said once."""
+    g = graph
+    c_rgb = _track(g, clip[1].rgb)
+    bgrx = np.concatenate([clip[1].rgb[..., ::-1], np.zeros((*clip[1].rgb.shape[:2], 1), np.uint8)], axis=2)
+    for _ in range(2):
+        c = _track(g, bgrx, "bgra8")
+        assert c.face_detected, _logs(g)
+    assert abs(c.head_pose.position.z - c_rgb.head_pose.position.z) < 0.01 * c_rgb.head_pose.position.z
+    said = [ln for ln in g["procs"]["tracker"].log().splitlines() if "alpha is 0 in every pixel" in ln]
+    assert len(said) == 1 and "[WARN]" in said[0] and "taken as padding" in said[0], said
+    _alive(g)
+
+
 def _depth_mm(h: int = 240, w: int = 320) -> np.ndarray:
     """[H, W] uint16 depth in millimetres as an RGB-D camera sees a person: a wall at 2 m, a head-sized dome at
     0.7-0.8 m in the middle."""

@@ -248,7 +248,7 @@ def check_compressed(data: bytes | memoryview, fmt: str = "", header: bool = Tru
 
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB (`decode_raw_with_notes` without its notes: a camera frame)."""
+    """The fields of a raw image -> [H, W, 3] uint8 RGB (`decode_raw_with_notes` without its notes)."""
     return _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)[0]
 
 
@@ -262,12 +262,22 @@ def decode_raw_with_notes(data: bytes | memoryview, width: int, height: int, ste
     `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear, OpenCV). Raises ValueError
     saying why (check_raw's: empty, unsupported encoding, step or data too short, above max_pixels)."""
     rgb, alpha = _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)
+    if alpha is not None and not alpha.any():
+        return rgb, (ALPHA_PADDING_NOTE.format(encoding=encoding.strip()),)
     note = None if alpha is None else transparency_note(alpha)
     return rgb, ((note,) if note else ())
 
 
+# A 4-channel image whose alpha is 0 in every pixel: BGRx / RGBx (a screen grab, an X11 or V4L2 XRGB source published
+# as bgra8), whose fourth byte is padding. Composited as transparency it was a flat grey frame: the tracker found no
+# face in any frame and said only 'no face in view' (user46, s46). Nothing visible is ever all transparent.
+ALPHA_PADDING_NOTE = ("the {encoding} image's alpha is 0 in every pixel: taken as padding (an opaque BGRx/RGBx picture), "
+                      "not as a wholly transparent one; publish bgr8 or rgb8 (or alpha 255) for opaque pictures")
+
+
 def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -> tuple[np.ndarray, np.ndarray | None]:
-    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None)."""
+    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None).
+    An alpha of 0 in every pixel is padding (ALPHA_PADDING_NOTE): the colour is taken as it is."""
     enc = check_raw(data, width, height, step, encoding, max_pixels)
     ch, dtype, conv = _ENCODINGS[enc]
     row = width * ch * np.dtype(dtype).itemsize
@@ -279,8 +289,10 @@ def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -
     if ch == 2:
         img = img.reshape(height, width, 2)
     out = img if conv is None else cv2.cvtColor(img, conv)
-    if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows
-        return np.ascontiguousarray(composite(out[..., :3], out[..., 3]), np.uint8), out[..., 3]
+    if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows (unless all are)
+        alpha = out[..., 3]
+        colour = out[..., :3] if not alpha.any() else composite(out[..., :3], alpha)
+        return np.ascontiguousarray(colour, np.uint8), alpha
     return np.ascontiguousarray(out, np.uint8), None
 
 
