@@ -725,6 +725,38 @@ def test_8uc3_is_bgr_and_noted_once():
     assert "taken as BGR" in notes.first("8UC3") and notes.first("8UC3") is None and notes.first("rgb8") is None
 
 
+def test_a_four_channel_image_with_alpha_0_everywhere_is_an_opaque_bgrx_picture():
+    """bgra8 / rgba8 / 8UC4 with the fourth byte 0 in every pixel (BGRx: a screen grab, an XRGB source) was composited
+    as wholly transparent: a flat grey picture (user46, s46). Now its colour is taken, with a note; an alpha that
+    leaves some pixels opaque is still composited."""
+    from gaussian_head_ros.core.imageio import decode_raw_with_notes
+
+    rgb = photo("obama_official.jpg", 64)
+    h, w = rgb.shape[:2]
+    bgrx = np.concatenate([rgb[..., ::-1], np.zeros((h, w, 1), np.uint8)], axis=2)
+    got, notes = decode_raw_with_notes(bgrx.tobytes(), w, h, w * 4, "bgra8")
+    np.testing.assert_array_equal(got, rgb)
+    assert notes == ("the bgra8 image's alpha is 0 in every pixel: taken as padding (an opaque BGRx/RGBx picture), not "
+                     "as a wholly transparent one; publish bgr8 or rgb8 (or alpha 255) for opaque pictures",), notes
+    bgrx[0, 0, 3] = 255  # one opaque pixel: real transparency, composited onto the grey backdrop
+    got, notes = decode_raw_with_notes(bgrx.tobytes(), w, h, w * 4, "bgra8")
+    assert tuple(got[h // 2, w // 2]) == (128, 128, 128) and "transparent in 100 %" in notes[0], notes
+
+
+def test_depth_encodings_are_named_as_depth():
+    """16UC1 (depth in mm) is read as grey with a note that names it a depth image; 32FC1 (metres) is refused saying
+    so (it was refused with the list of encodings alone; user46, s46). mono16 (an infrared camera) has no note."""
+    from gaussian_head_ros.core.imageio import EncodingNotes, check_raw
+
+    notes = EncodingNotes()
+    note = notes.first("16UC1")
+    assert note.startswith("16UC1 is how depth cameras publish depth images (REP 118, in millimetres)"), note
+    assert notes.first("16UC1") is None and notes.first("mono16") is None
+    with pytest.raises(ValueError, match=r"unsupported image encoding '32FC1' \(32FC1 is how depth cameras publish "
+                                         r"depth images \(REP 118, in metres\)"):
+        check_raw(np.zeros(16 * 16, np.float32).tobytes(), 16, 16, 64, "32FC1")
+
+
 # ---------------------------------------------------------------------------------------------------
 # 4. partial faces: reconstruction
 

@@ -354,6 +354,48 @@ def test_8uc3_camera_frames_are_bgr_with_one_warning(graph, clip):
     _alive(g)
 
 
+def test_bgrx_camera_frames_are_tracked_with_one_warning(graph, clip):
+    """A camera publishing bgra8 whose fourth byte is padding, 0 in every pixel (BGRx: a screen grab, an X11 or V4L2
+    XRGB source): the tracker composited each frame as wholly transparent, a flat grey picture, found no face in any
+    and said only 'no face in view' (user46, s46). Now the colour is taken, and the padding said once."""
+    g = graph
+    c_rgb = _track(g, clip[1].rgb)
+    bgrx = np.concatenate([clip[1].rgb[..., ::-1], np.zeros((*clip[1].rgb.shape[:2], 1), np.uint8)], axis=2)
+    for _ in range(2):
+        c = _track(g, bgrx, "bgra8")
+        assert c.face_detected, _logs(g)
+    assert abs(c.head_pose.position.z - c_rgb.head_pose.position.z) < 0.01 * c_rgb.head_pose.position.z
+    said = [ln for ln in g["procs"]["tracker"].log().splitlines() if "alpha is 0 in every pixel" in ln]
+    assert len(said) == 1 and "[WARN]" in said[0] and "taken as padding" in said[0], said
+    _alive(g)
+
+
+def _depth_mm(h: int = 240, w: int = 320) -> np.ndarray:
+    """[H, W] uint16 depth in millimetres as an RGB-D camera sees a person: a wall at 2 m, a head-sized dome at
+    0.7-0.8 m in the middle."""
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot((xx - w / 2) / (w / 5), (yy - h / 2) / (h / 3))
+    return np.where(r < 1, 700 + 100 * r**2, 2000).astype(np.uint16)
+
+
+def test_depth_camera_frames_are_said_to_be_depth_once(graph, clip):
+    """A tracker pointed at an RGB-D camera's depth topic (a RealSense's depth/image_rect_raw, 16UC1 in mm, beside
+    its color/image_raw) read each frame as a grey picture, found no face, and said only 'no face in view' (user46,
+    s46). Now the first 16UC1 frame is warned about once, naming the colour topic to read; a 32FC1 one (metres) is
+    skipped saying the same (it was refused with the list of encodings alone)."""
+    g = graph
+    depth = _depth_mm()
+    for _ in range(2):
+        assert not _track(g, depth, "16UC1").face_detected
+    said = [ln for ln in g["procs"]["tracker"].log().splitlines() if "16UC1 is how depth cameras publish" in ln]
+    assert len(said) == 1 and "[WARN]" in said[0] and "color/image_raw" in said[0], _logs(g)
+    metres = _raw("cam", depth.astype(np.float32) / 1000, "32FC1", STAMP0 + 900 * 33_333_333)
+    assert g["peer"].wait(lambda: "32FC1 is how depth cameras publish depth images (REP 118, in metres)" in
+                          g["procs"]["tracker"].log(), 30, action=lambda: g["camera"].publish(metres)), _logs(g)
+    assert _track(g, clip[1].rgb).face_detected  # an RGB frame after them is tracked
+    _alive(g)
+
+
 def test_a_bayer_camera_is_demosaiced_and_tracked(graph, clip):
     """A camera driver's raw mosaic (image_raw in bayer_rggb8) was refused frame after frame as an unsupported
     encoding: the tracker found no face. Now demosaiced as cv_bridge does: the same head depth as the RGB frame."""

@@ -1056,6 +1056,70 @@ def test_restart_without_photo_serves_the_cached_avatar(rclpy_context, tmp_path)
         second.stop()
 
 
+def test_what_core_says_in_a_node_reaches_its_log_and_rosout(rclpy_context, tmp_path):
+    """A photo_path JPEG above max_pixels is decoded reduced; core.imageio says so ('910x1137 JPEG decoded at 1/2
+    ...') through Python logging, which a node process had no handler for: the line was dropped, as was every
+    other line core logs in a node (its warnings, e.g. 'gsplat is not usable here ...; using the cpu rasterizer',
+    went to stderr as bare text, under no node name, in neither /rosout nor the node's log file; user46, s46). Now
+    the node says it as its own line: on the console, and on /rosout under its name. The photo is used in place."""
+    from rcl_interfaces.msg import Log
+    from rosgraph import spin_until
+
+    node = rclpy_context.create_node("core_log_peer")
+    said = []  # /rosout as a user's `ros2 topic echo /rosout` gets it (rcl's rosout QoS: reliable, transient local)
+    node.create_subscription(Log, "/rosout", lambda m: said.append((m.name, m.level, m.msg)), _latched(depth=1000))
+    proc = _start_node(tmp_path, "core_log", "max_pixels:=300000",
+                       f"photo_path:={shared('portraits', 'obama_official.jpg')}")
+    try:
+        def reduced():
+            return [s for s in said if "JPEG decoded at 1/2" in s[2]]
+
+        assert spin_until(node, lambda: reduced(), 150), f"{said}\n{proc.output()}"
+        name, level, text = reduced()[0]
+        assert name == CACHE_NS.strip("/") + ".reconstruction_node" and level == Log.INFO, reduced()
+        assert text.startswith("910x1137 JPEG decoded at 1/2 (455x569) to stay within 300000 pixels"), text
+        assert wait_until(lambda: "[cache_test.reconstruction_node]: 910x1137 JPEG decoded at 1/2" in proc.output(),
+                          10), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()
+
+
+_NODE_PROCESS_THAT_WARNS = """
+import logging, sys, warnings
+import numpy as np
+import rclpy
+from gaussian_head_ros.nodes import common
+sys.argv = ["probe"]
+common.start_process([])  # as every node executable starts (common.run, avatar_pipeline)
+warnings.warn("a Python warning")
+np.float32(1) / np.float32(0)
+core = logging.getLogger("gaussian_head_ros.core.probe")
+core.info("a core info line")
+core.debug("a core debug line")
+core.error("a core error line")
+logging.getLogger("some_library").warning("a library's warning")
+rclpy.shutdown()
+"""
+
+
+def test_python_warnings_and_core_lines_of_each_level_are_the_nodes_lines():
+    """Python warnings (a UserWarning, numpy's RuntimeWarning) raised in a node process went to stderr in Python's
+    two-line form, under no node name, in neither /rosout nor the log file (user46, s46); now they are rcl WARN lines
+    (the process's logger until run_nodes gives a one-node process its node's), and core's lines of several levels one after another each keep their level (rclpy ties a logging call
+    site to one level: the first bridge raised 'Logger severity cannot be changed between calls' at the second)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NODE_PROCESS_THAT_WARNS], capture_output=True, text=True, timeout=60)
+    lines = [ln.split("] ", 2)[0] + "] " + ln.split("]: ", 1)[1] for ln in out.stderr.splitlines() if "]: " in ln]
+    assert out.returncode == 0 and "Logging error" not in out.stderr, out.stderr
+    assert lines == ["[WARN] <string>:8: UserWarning: a Python warning",
+                     "[WARN] <string>:9: RuntimeWarning: divide by zero encountered in scalar divide",
+                     "[INFO] a core info line", "[ERROR] a core error line", "[WARN] a library's warning"], out.stderr
+    assert out.stderr.count("[probe]: ") == 5, out.stderr  # the process's logger: run_nodes then gives the node's
+
+
 def test_the_cached_avatar_is_labelled_by_the_current_parameters(rclpy_context, tmp_path):
     """Started with another frame_id and operator_id than the cached avatar was made with, the node published
     the cached message as it was (frame_id 'head', the old operator id): a robot that renamed its head frame or

@@ -586,6 +586,28 @@ def test_parameters_are_validated(io):
     assert m is not None
 
 
+def test_a_background_of_integers_and_floats_mixed_is_taken_as_ros2_param_set_sends_it(io):
+    """`ros2 param set /render_node background '[1, 0.5, 0.5]'`: the CLI makes a list a double array only when every
+    item is a float, and sends this one as the string '[1, 0.5, 0.5]'; the node refused it with rclpy's 'Wrong
+    parameter type, expected '8' got '4'' (user46, s46), where '[1.0, 0.5, 0.5]' was taken. Now it is taken as those
+    three numbers, and a list out of range is refused by the background's own check. Through the node's real
+    set_parameters service, as `ros2 param set` calls it (a string value, as the CLI sends it)."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter import get_parameter_value  # what `ros2 param set` converts the typed text with
+
+    sent = get_parameter_value(string_value="[0, 0.5, 0]")
+    assert sent.type == Parameter.Type.STRING.value, sent  # what the CLI sends: no double array
+    r = _set_param(io, "background", sent.string_value)
+    assert r.successful, r.reason
+    m = _wait_image(io, lambda m: _rgb(m)[0, 0, 1] > 100 and _rgb(m)[0, 0, 0] < 20, 30)  # green shows in the corner
+    assert m is not None
+    r = _set_param(io, "background", "[1, 2, 0]")
+    assert not r.successful and "background" in r.reason and "2.0" in r.reason, r.reason
+    r = _set_param(io, "background", "[1, green, 0]")  # no list of numbers: refused, as any other text
+    assert not r.successful, r.reason
+    assert _set_param(io, "background", [0.0, 0.0, 0.0]).successful
+
+
 def test_the_torch_backend_on_a_cpu_is_said_to_be_no_display_backend(tmp_path):
     """`ros2 param set /r17/render_node backend torch` on a CPU robot was taken without a word; the torch reference
     rasterizer then took 25-40 s a frame and the face display froze (user17, s17). Now the node warns, at start and

@@ -300,14 +300,21 @@ def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(r
     assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"
 
 
+MIXED_LIST = "render_node:\n  ros__parameters:\n    background: [1, 0.5, 0.5]\n"
+
+
 @pytest.mark.ros
-@pytest.mark.parametrize("exe", ["render_node", "avatar_pipeline"])
-@pytest.mark.parametrize("text, reason", [("render_node:\n  width: 64\n", "ros__parameters"),
-                                          ("render_node: [\n", "")])
+@pytest.mark.parametrize("exe, text, reason", [
+    (exe, text, reason) for exe in ("render_node", "avatar_pipeline")
+    for text, reason in (("render_node:\n  width: 64\n", "ros__parameters"), ("render_node: [\n", ""))] + [
+    ("render_node", MIXED_LIST, "/rcl/arguments.c:415 (the items of a list parameter must all be of one type: write "
+     "whole numbers among floats with a decimal point, as background [1.0, 0.5, 0.5], not [1, 0.5, 0.5])")])
 def test_a_params_file_rcl_cannot_parse_is_one_line_not_a_traceback(tmp_path, exe, text, reason):
     """`--params-file` naming a file that is not a ROS 2 parameters file (no ros__parameters level; not YAML):
     rclpy.init raised RCLError and the executable died with a traceback; now one line with the reason (rcl's, or
-    avatar_pipeline's own reading of its file for any namespace: launcher.node_params_file)."""
+    avatar_pipeline's own reading of its file for any namespace: launcher.node_params_file). A list that mixes
+    integers and floats (`background: [1, 0.5, 0.5]`) gets what to write after rcl's reason (user46, s46; the
+    launch files and avatar_pipeline take it: test_a_params_file_list_of_integers_and_floats_is_taken_as_floats)."""
     import subprocess
 
     from rosgraph import executable
@@ -319,6 +326,50 @@ def test_a_params_file_rcl_cannot_parse_is_one_line_not_a_traceback(tmp_path, ex
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert "Traceback" not in out.stderr and f"{exe}: cannot start:" in out.stderr, out.stderr
     assert reason in out.stderr, out.stderr
+
+
+def test_a_params_file_list_of_integers_and_floats_is_taken_as_floats(tmp_path):
+    """`params_file:=` (or avatar_pipeline --params-file, gaussian-head demo --params-file) with `background: [1, 0.5,
+    0.5]`: every node given it ended at start with rcl's 'Couldn't parse params file: '--params-file
+    /tmp/gaussian_head_ros_params_....yaml'. Error: Sequence should be of same type. Value type 'double' do not belong
+    at line_num 5' (a file the user never wrote, deleted by then, and its line; user46, s46). The file the nodes get
+    holds the list as floats; lists of one type, and of text or bools, are left as they are."""
+    from gaussian_head_ros.nodes import launcher as mod
+
+    given = tmp_path / "mixed.yaml"
+    given.write_text("render_node:\n  ros__parameters:\n    background: [1, 0.5, 0.5]\n    width: 256\n"
+                     "/robot1/tracker_node:\n  ros__parameters:\n    fov_deg: 50\n")
+    out = yaml.safe_load(Path(mod.node_params_file(str(given), {"render_node": {"names": [1, "a"]}})).read_text())
+    assert out == {"/**/render_node": {"ros__parameters": {"background": [1.0, 0.5, 0.5], "width": 256,
+                                                            "names": [1, "a"]}},
+                   "/robot1/tracker_node": {"ros__parameters": {"fov_deg": 50}}}, out
+    assert [type(v) for v in out["/**/render_node"]["ros__parameters"]["background"]] == [float] * 3
+
+
+@pytest.mark.ros
+def test_avatar_pipeline_takes_a_params_file_list_of_integers_and_floats(rclpy_context, tmp_path):
+    """avatar_pipeline --params-file with `background: [1, 0.5, 0.5]` under `render_node:` ended at start with rcl's
+    'Sequence should be of same type' naming a deleted temporary file (user46, s46); now its render node starts with
+    that background (read back through its parameter service)."""
+    from rclpy.parameter import parameter_value_to_python
+    from rclpy.parameter_client import AsyncParameterClient
+    from rosgraph import Proc, executable, spin_until
+
+    given = tmp_path / "mixed.yaml"
+    given.write_text(MIXED_LIST)
+    proc = Proc(executable("avatar_pipeline") + ["--host", "robot", "--params-file", str(given), "--ros-args", "-r",
+                                                 "__ns:=/mixed_list"], tmp_path / "pipeline.log")
+    node = rclpy_context.create_node("mixed_list_peer")
+    try:
+        client = AsyncParameterClient(node, "/mixed_list/render_node")
+        assert client.wait_for_services(timeout_sec=120), proc.output()
+        future = client.get_parameters(["background"])
+        assert spin_until(node, future.done, 30), proc.output()
+        assert parameter_value_to_python(future.result().values[0]) == [1.0, 0.5, 0.5]
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130) and "Sequence should be" not in proc.output(), proc.output()
 
 
 def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):

@@ -1038,6 +1038,42 @@ def _gaussian_head_on_a_full_disk(args: list[str], file_limit_bytes: int) -> sub
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.parametrize("suffix", [".avi", ".mkv", ".mov"])
+def test_a_video_written_whole_in_any_container_the_cli_takes_is_kept(tmp_path, suffix):
+    """`gaussian-head render me.ply -o r.avi` (or .mkv; `eval --output`, `demo --output`: the same writer) rendered
+    every frame, then refused the file: 'cannot write video .../r.avi: the file was cut short at 18738 bytes while it
+    was written, its index missing (83089301 KB free there: is the disk full?)' (user46, s46): the check for a whole
+    file read it as an MP4, whose index an AVI or a Matroska file does not have. Now each container is read by its
+    own rules: the file is kept, and its frames read back."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(n=2000), tmp_path / "me.ply")
+    out = subprocess.run([sys.executable, "-m", "gaussian_head_ros.cli", "render", str(tmp_path / "me.ply"), "-o",
+                          str(tmp_path / f"r{suffix}"), "--seconds", "0.5", "--size", "64"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and f"wrote {tmp_path / f'r{suffix}'}: 15 frames" in out.stdout, (out.stdout, out.stderr)
+    cap = cv2.VideoCapture(str(tmp_path / f"r{suffix}"))
+    assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 15
+    cap.release()
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_an_avi_or_mkv_that_a_full_disk_cuts_short_is_refused(tmp_path, suffix):
+    """The AVI and Matroska rules of the check above: a file whose writes failed past a size limit (as on a full disk)
+    counts more bytes in its header (AVI: RIFF; Matroska: its Segment) than it has, and is refused, nothing left at
+    -o. (Its first frames still read back: a cut-short .mkv of 120 frames read 73.)"""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(n=2000), tmp_path / "me.ply")
+    out = _gaussian_head_on_a_full_disk(["render", str(tmp_path / "me.ply"), "-o", str(tmp_path / f"r{suffix}"),
+                                         "--seconds", "4"], 150_000)
+    assert out.returncode == 1 and "wrote" not in out.stdout, (out.stdout, out.stderr)
+    assert f"gaussian-head render: error: cannot write video {tmp_path / f'r{suffix}'}: " in out.stderr, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.driving.npz", "me.ply"]
+
+
 def test_outputs_that_a_full_disk_cuts_short_are_said_naming_the_file(tmp_path):
     """On a nearly full disk (a 2 MB tmpfs, user45): `gaussian-head render me.ply -o r.mp4` printed OpenCV's
     '[ WARN ] ... write FFmpeg: Failed to write frame', then 'wrote r.mp4: 150 frames ...' and exited 0, leaving a

@@ -306,3 +306,27 @@ def test_a_max_side_below_the_trackers_smallest_frame_is_refused(tmp_path, rclpy
     finally:
         node.destroy_node()
         proc.stop()
+
+
+
+def test_a_node_destroyed_while_playing_says_no_end_of_the_video(rclpy_context, capfd):
+    """A video_source_node destroyed while its file plays in a loop (a process that goes on: a container, a test;
+    or a Ctrl-C whose stop reached the playing thread between two frames, seen once under `ros2 launch`): the playing
+    thread, let out of its loop by the stop, went on as if the file had ended: 'end of video after 1 frame (played
+    1009 times, 1009 frames in all) (`ros2 param set /u46/video_source_node loop true` plays it again)', and after a
+    Ctrl-C rcl added 'Failed to publish log message to rosout: publisher's context is invalid' (user46, s46). Now a
+    stop ends the thread without a word and the state stays 'playing' (no 'finished' on /diagnostics)."""
+    from conftest import shared
+    from rclpy.parameter import Parameter
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.nodes.video_source_node import VideoSourceNode
+
+    node = VideoSourceNode(parameter_overrides=[Parameter("source", value=str(shared("driving", "lp_d0.mp4")))],
+                           cli_args=["--ros-args", "-r", "__ns:=/vs_destroyed"])
+    try:
+        assert spin_until(node, lambda: node.published >= 3, 60), node.state
+    finally:
+        node.destroy_node()
+    assert not node._thread.is_alive() and node.state == "playing", node.state
+    assert "end of video" not in capfd.readouterr().err

@@ -59,8 +59,27 @@ SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 _AMBIGUOUS = {"8UC3": "BGR", "8UC4": "BGRA"}
 
 
+# Depth cameras' encodings (REP 118: 16UC1 in millimetres, 32FC1 in metres): a tracker pointed at the depth topic
+# of an RGB-D camera (a RealSense's .../depth/image_rect_raw beside .../color/image_raw) got pictures without a
+# face, frame after frame, and said only 'no face in view' (user46, s46).
+DEPTH_ENCODINGS = {"16UC1": "millimetres", "32FC1": "metres"}
+
+
+def depth_hint(encoding: str) -> str:
+    """What a depth encoding (DEPTH_ENCODINGS) most likely means, for a camera frame or photo in it; '' for others."""
+    unit = DEPTH_ENCODINGS.get((encoding or "").strip())
+    if unit is None:
+        return ""
+    return (f"{encoding.strip()} is how depth cameras publish depth images (REP 118, in {unit}): no face shows in "
+            "one; if this topic is an RGB-D camera's depth image, read its colour image instead (e.g. "
+            "camera_topic:=/camera/camera/color/image_raw); an infrared or grey camera publishes mono8 or mono16")
+
+
 def encoding_note(encoding: str) -> str | None:
-    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4), else None."""
+    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4) or it is a depth camera's
+    (16UC1, read as a grey picture: `depth_hint`), else None."""
+    if hint := depth_hint(encoding):
+        return f"{hint} (its frames are read as grey pictures)"
     order = _AMBIGUOUS.get((encoding or "").strip())
     if order is None:
         return None
@@ -110,6 +129,8 @@ def _encoding_hint(enc: str, data: bytes | memoryview) -> str:
     """Why an unsupported encoding was likely given, for decode_raw's refusal ('' when no guess): another case of
     a supported one (encodings are case-sensitive: 'RGB8'), or JPEG/PNG bytes in a raw Image (encoding 'jpeg'),
     which travel as sensor_msgs/CompressedImage. Both were refused with the list alone (user13, s13)."""
+    if hint := depth_hint(enc):
+        return f" ({hint})"
     same = [e for e in _ENCODINGS if e.lower() == enc.lower()]
     if same:
         return f" (encodings are case-sensitive: did you mean {same[0]!r}?)"
@@ -227,7 +248,7 @@ def check_compressed(data: bytes | memoryview, fmt: str = "", header: bool = Tru
 
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,
                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """The fields of a raw image -> [H, W, 3] uint8 RGB (`decode_raw_with_notes` without its notes: a camera frame)."""
+    """The fields of a raw image -> [H, W, 3] uint8 RGB (`decode_raw_with_notes` without its notes)."""
     return _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)[0]
 
 
@@ -241,12 +262,22 @@ def decode_raw_with_notes(data: bytes | memoryview, width: int, height: int, ste
     `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear, OpenCV). Raises ValueError
     saying why (check_raw's: empty, unsupported encoding, step or data too short, above max_pixels)."""
     rgb, alpha = _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)
+    if alpha is not None and not alpha.any():
+        return rgb, (ALPHA_PADDING_NOTE.format(encoding=encoding.strip()),)
     note = None if alpha is None else transparency_note(alpha)
     return rgb, ((note,) if note else ())
 
 
+# A 4-channel image whose alpha is 0 in every pixel: BGRx / RGBx (a screen grab, an X11 or V4L2 XRGB source published
+# as bgra8), whose fourth byte is padding. Composited as transparency it was a flat grey frame: the tracker found no
+# face in any frame and said only 'no face in view' (user46, s46). Nothing visible is ever all transparent.
+ALPHA_PADDING_NOTE = ("the {encoding} image's alpha is 0 in every pixel: taken as padding (an opaque BGRx/RGBx picture), "
+                      "not as a wholly transparent one; publish bgr8 or rgb8 (or alpha 255) for opaque pictures")
+
+
 def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -> tuple[np.ndarray, np.ndarray | None]:
-    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None)."""
+    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None).
+    An alpha of 0 in every pixel is padding (ALPHA_PADDING_NOTE): the colour is taken as it is."""
     enc = check_raw(data, width, height, step, encoding, max_pixels)
     ch, dtype, conv = _ENCODINGS[enc]
     row = width * ch * np.dtype(dtype).itemsize
@@ -258,8 +289,10 @@ def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -
     if ch == 2:
         img = img.reshape(height, width, 2)
     out = img if conv is None else cv2.cvtColor(img, conv)
-    if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows
-        return np.ascontiguousarray(composite(out[..., :3], out[..., 3]), np.uint8), out[..., 3]
+    if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows (unless all are)
+        alpha = out[..., 3]
+        colour = out[..., :3] if not alpha.any() else composite(out[..., :3], alpha)
+        return np.ascontiguousarray(colour, np.uint8), alpha
     return np.ascontiguousarray(out, np.uint8), None
 
 

@@ -56,7 +56,8 @@ them, and the landmarks are turned into the shared head frame:
   look down were otherwise counted twice.
 
 The operator: the face scoring best on size x centrality; after that the face nearest the previous
-operator keeps the role unless another scores `switch_ratio` times better. A small operator (narrower
+operator keeps the role unless another scores `switch_ratio` times better (then a warning says so and
+`operator_switches` counts it: the caller re-calibrates the neutral face). A small operator (narrower
 than SMALL_FACE of the frame) is followed in a crop around its last position, which skips the slow
 full-frame search for small faces (facemesh's detector + tiles) while it stays in view.
 
@@ -374,6 +375,7 @@ class FaceTracker:
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._scorer = None  # a FaceMesh for upside_down (its short-range face detector only), made on first need
         self.upside_down = False
+        self.operator_switches = 0  # times another face took over from the one followed while it was in view
         self._upright_checked: int | None = None  # the stamp (ns) of the last upside-down check
         self._neutral = NeutralEstimator(c.neutral_window_s)
         self._rigidity = RigidityWeights(len(RIGID), np.isin(RIGID, EYE_CORNERS))  # the pose fit's weights (notes)
@@ -544,6 +546,14 @@ class FaceTracker:
             near = int(np.argmin(dists))
             if dists[near] < 1.5 and scores[near] * self.config.switch_ratio >= scores[best]:
                 best = near
+            elif dists[near] < 1.5:  # the face followed is still in view, and another takes over: said (it was
+                # silent, and the robot's face went on mimicking whoever leaned in closer; user46, s46)
+                self.operator_switches += 1
+                log.warning("another face took over as the operator: %.0f px wide, it scores %.1f times the face "
+                            "followed until now (%.0f px wide; switch_ratio %.1f: bigger and nearer the middle "
+                            "wins); the avatar follows it from this frame", faces[best].bbox[2] - faces[best].bbox[0],
+                            scores[best] / max(scores[near], 1e-9), faces[near].bbox[2] - faces[near].bbox[0],
+                            self.config.switch_ratio)
         f = faces[best]
         self._operator = ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2, max(f.bbox[2] - f.bbox[0], 1.0))
         return f

@@ -382,6 +382,75 @@ def read_frames(path: str, max_frames: int | None = None) -> list[VideoFrame]:
     return out
 
 
+ISO_BMFF_SUFFIXES = (".mp4", ".m4v", ".mov")  # containers of ISO base media boxes (`_iso_bmff_boxes`)
+
+
+def _written_whole(path: str) -> bool:
+    """Whether the video file `path`, just written and released, was written whole, by its container's rules (the
+    suffix chooses the container, as it chose OpenCV's muxer): an MP4 / M4V / MOV has its index ('moov' box) and no
+    box cut off; an AVI's RIFF header counts no more bytes than the file has (its sizes are written at release); any
+    Matroska (.mkv) file's Segment element counts no more bytes than the file has (written at release too); any
+    other has a first frame that reads back. The MP4 rule alone refused every whole .avi and .mkv that `render -o`,
+    `eval --output` and `demo --output` accept ('cut short ..., its index missing', user46, s46)."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in ISO_BMFF_SUFFIXES:
+        boxes = _iso_bmff_boxes(path)
+        return boxes is not None and "moov" in boxes[0] and not boxes[1]
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+        size = os.path.getsize(path)
+    except OSError:
+        return False
+    if suffix == ".avi":
+        return len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"AVI " and \
+            struct.unpack("<I", head[4:8])[0] + 8 <= size
+    if suffix == ".mkv":
+        end = _matroska_segment_end(head)
+        return end is not None and end <= size
+    with held_stderr() as held:  # FFmpeg's own lines about a file it cannot read are ours to say
+        cap = cv2.VideoCapture(path)
+        try:
+            ok = cap.isOpened() and cap.read()[0]
+        finally:
+            cap.release()
+        if not ok:
+            held.drop_ffmpeg()
+    return bool(ok)
+
+
+def _ebml_number(data: bytes, pos: int, marker: bool) -> tuple[int | None, int]:
+    """An EBML variable-length number at data[pos:] (RFC 8794 section 4: its length is the count of leading zero bits
+    of its first byte + 1) -> (its value, the position after it); an element ID keeps its length marker bit
+    (`marker`), a size does not, and a size of all 1 bits (unknown) is None. ValueError past the data or for a first
+    byte of 0."""
+    if pos >= len(data) or data[pos] == 0:
+        raise ValueError("no EBML number there")
+    length = 9 - data[pos].bit_length()
+    if pos + length > len(data):
+        raise ValueError("EBML number cut off")
+    value = int.from_bytes(data[pos:pos + length], "big")
+    if marker:
+        return value, pos + length
+    value &= (1 << (7 * length)) - 1
+    return (None if value == (1 << (7 * length)) - 1 else value), pos + length
+
+
+def _matroska_segment_end(head: bytes) -> int | None:
+    """The byte where a Matroska file's Segment element ends, as its header (the first bytes of the file: the EBML
+    header, then the Segment's ID and size) says; None when `head` is no Matroska start or the size is unknown."""
+    try:
+        ident, pos = _ebml_number(head, 0, marker=True)
+        length, pos = _ebml_number(head, pos, marker=False)
+        if ident != 0x1A45DFA3 or length is None:
+            return None
+        ident, pos = _ebml_number(head, pos + length, marker=True)
+        length, pos = _ebml_number(head, pos, marker=False)
+    except ValueError:
+        return None
+    return pos + length if ident == 0x18538067 and length is not None else None
+
+
 class VideoWriter:
     """An mp4 (MPEG-4 Part 2, OpenCV's mp4v) of [H, W, 3] uint8 RGB frames, the one video writer of the package
     (`gaussian-head render`, the evaluation's side-by-side, the demo's recording). Opened at the first frame,
@@ -435,15 +504,15 @@ class VideoWriter:
         part deleted, `path` keeping what it held) when the file was cut short while written: OpenCV's writer says
         nothing when a write fails (a full disk: a 151 KB mp4 without its index was put at `render -o` and said
         'wrote ...: 150 frames', user45, s45), and an MP4 whose index ('moov', written at release) is missing or
-        cut off is what such a failure leaves (`_iso_bmff_boxes`)."""
+        cut off is what such a failure leaves (`_written_whole`, which reads AVI and Matroska files by their own
+        rules)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
             if not keep:
                 self._file.discard()
                 return
-            boxes = _iso_bmff_boxes(self._file.part)
-            if boxes is None or "moov" not in boxes[0] or boxes[1]:
+            if not _written_whole(self._file.part):
                 size = os.path.getsize(self._file.part) if os.path.exists(self._file.part) else 0
                 free_kb = shutil.disk_usage(os.path.dirname(self._file.part)).free // 1000  # before the part goes
                 self._file.discard()

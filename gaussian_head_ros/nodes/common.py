@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import math
 import os
 import re
@@ -103,8 +104,17 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         """A string that reads as a finite number, for a number setting: that number (a float; as_declared makes
         a whole one an int for an integer setting). `ros2 param set /render_node distance_m 1e9` sends the string
         '1e9' (the CLI's YAML 1.1 reads a number without a '.' as text) and rclpy refused it with only "Wrong
-        parameter type, expected '3' got '4'" (user40); now the setting's range says why 1e9 is refused."""
-        if p.type_ != Parameter.Type.STRING or (p.name not in whole and p.name not in scalar_floats):
+        parameter type, expected '3' got '4'" (user40); now the setting's range says why 1e9 is refused.
+        For a list-of-floats setting, a string that reads as a list of finite numbers: those numbers, as floats.
+        `ros2 param set /render_node background '[1, 0.5, 0.5]'` sends a list of integers and floats mixed as that
+        string (the CLI makes a list a double array only when every item is a float) and rclpy refused it with only
+        "Wrong parameter type, expected '8' got '4'" (user46, s46); now the setting's own check answers."""
+        if p.type_ != Parameter.Type.STRING:
+            return p
+        if p.name in floats - scalar_floats:
+            values = numbers_in_list_text(p.value)
+            return p if values is None else Parameter(p.name, value=values)
+        if p.name not in whole and p.name not in scalar_floats:
             return p
         try:
             value = float(p.value)
@@ -146,6 +156,25 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         if not s.read_only and refused(name, node.get_parameter(name).value):
             node.set_parameters([Parameter(name, value=s.default)])
     warn_unknown_overrides(node)
+
+
+def numbers_in_list_text(text: str) -> list[float] | None:
+    """'[1, 0.5, 0.5]' (a YAML flow list of numbers, as `ros2 param set` sends one that mixes integers and floats)
+    -> [1.0, 0.5, 0.5]; None when the text is no such list: no brackets, an item that is no finite number (text, a
+    bool, nan, inf), or no item."""
+    inner = text.strip()
+    if not (inner.startswith("[") and inner.endswith("]")):
+        return None
+    values = []
+    for item in inner[1:-1].split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            return None
+        if not math.isfinite(value):
+            return None
+        values.append(value)
+    return values or None
 
 
 class UndeclaredParameter(ParameterNotDeclaredException):
@@ -691,9 +720,77 @@ def start_process(args=None, blas_threads: int = 1) -> str:
     try:
         rclpy.init(args=args)
     except rclpy_implementation.RCLError as e:
-        print(f"{os.path.basename(sys.argv[0])}: cannot start: {e}", file=sys.stderr)
+        print(f"{os.path.basename(sys.argv[0])}: cannot start: {e}{rcl_argument_hint(str(e))}", file=sys.stderr)
         sys.exit(2)
+    bridge_python_logging(rclpy.logging.get_logger(os.path.basename(sys.argv[0])))
     return dds
+
+
+class RosLogBridge(logging.Handler):
+    """Python `logging` records -> rcl logging, so that what core says in a node process (core logs through
+    `logging.getLogger(__name__)`, STYLE.md) reaches the node's console line, its ROS log file and /rosout like the
+    node's own lines; Python `warnings` come through it too (`logging.captureWarnings`). Before, a node process had no
+    Python logging handler: core's warnings went to stderr as bare text through logging's last resort (no node name,
+    not in /rosout nor the log file: 'gsplat is not usable here ...; using the cpu rasterizer', 'numba could not
+    write the cache ...', an ICC profile that cannot be read), and its info lines were dropped ('JPEG decoded at 1/2
+    ... to stay within N pixels' for a photo above max_pixels, 'neutral face calibrated from 30 frames') (user46, s46).
+
+    `logger`: the rclpy logger the lines go to: the process's (its executable's name) until `run_nodes` gives a
+    one-node process its node's logger (which also publishes on /rosout); avatar_pipeline's nodes share one process
+    and its lines stay under `avatar_pipeline`. Python levels map to rcl's (DEBUG debug, INFO info, WARNING warn,
+    ERROR error, CRITICAL fatal); rcl filters by the logger's level (`--log-level`)."""
+
+    def __init__(self, logger):
+        super().__init__(logging.DEBUG)
+        self.logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # one call line per severity: rclpy keys each logging call site to one severity, and raised 'Logger severity
+        # cannot be changed between calls' for the second severity through a shared line
+        try:
+            text, level = self.format(record).rstrip(), record.levelno
+            if level >= logging.CRITICAL:
+                self.logger.fatal(text)
+            elif level >= logging.ERROR:
+                self.logger.error(text)
+            elif level >= logging.WARNING:
+                self.logger.warning(text)  # a Python warning's text ends with a newline: stripped
+            elif level >= logging.INFO:
+                self.logger.info(text)
+            else:
+                self.logger.debug(text)
+        except Exception:  # rcl's logging already finished (process end): said on stderr by logging itself
+            self.handleError(record)
+
+
+_bridge: RosLogBridge | None = None
+
+
+def bridge_python_logging(logger) -> RosLogBridge:
+    """Send Python logging (and, through it, Python warnings) to the rclpy logger `logger` from now on
+    (`RosLogBridge`); called again, the bridge already installed takes the new logger. The package's own loggers pass
+    info and up (debug too when `logger` is enabled for debug: `--log-level debug`); other libraries' warnings and
+    up, as Python's default. Returns the handler (installed on the root logger)."""
+    global _bridge
+    if _bridge is None:
+        _bridge = RosLogBridge(logger)
+        logging.getLogger().addHandler(_bridge)
+        logging.captureWarnings(True)
+    _bridge.logger = logger
+    debug = logger.is_enabled_for(rclpy.logging.LoggingSeverity.DEBUG)
+    logging.getLogger("gaussian_head_ros").setLevel(logging.DEBUG if debug else logging.INFO)
+    return _bridge
+
+
+def rcl_argument_hint(reason: str) -> str:
+    """What to write instead, for an rcl reason that does not say it ('' for the others). A list parameter whose
+    items mix integers and floats (`-p background:=[1, 0.5, 0.5]`, or in a params file) ended the node with rcl's
+    'Sequence should be of same type. Value type 'double' do not belong at line_num 1' (user46, s46): rcl's YAML
+    parser takes one type per list."""
+    if "Sequence should be of same type" in reason:
+        return (" (the items of a list parameter must all be of one type: write whole numbers among floats with a "
+                "decimal point, as background [1.0, 0.5, 0.5], not [1, 0.5, 0.5])")
+    return ""
 
 
 def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> NoReturn:
@@ -719,6 +816,8 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     nodes, executor = [], None
     try:
         make_nodes(nodes)
+        if len(nodes) == 1 and _bridge is not None:  # core's lines under the node's name, and on /rosout
+            bridge_python_logging(nodes[0].get_logger())
         if not rclpy.ok():
             pass  # a Ctrl-C or SIGTERM while making them shut the context down: an executor made now would fail
             # (rclpy.spin creating its own), and rclpy then prints that half-made executor's __del__ error

@@ -61,8 +61,10 @@ def node_params_file(path: str, overrides: dict) -> str:
     a node name without a leading '/' (`render_node:`, as in config/avatar.yaml) matches that node in any
     namespace (`/**/render_node`; in ROS 2 it would match only the root namespace, so `namespace:=` would
     silently drop the file), and `overrides` (node name -> {parameter: value}: the launch arguments' values)
-    are added per node (`-p` cannot address a namespaced node). ValueError for a file rcl would refuse (not YAML,
-    no `ros__parameters:` level)."""
+    are added per node (`-p` cannot address a namespaced node). A list of numbers that mixes integers and floats
+    (`background: [1, 0.5, 0.5]`) is written as floats: rcl's parser refuses a list of two types, and every node
+    ended at start with 'Sequence should be of same type' (user46, s46; `ros2 param set` takes the same list).
+    ValueError for a file rcl would refuse (not YAML, no `ros__parameters:` level)."""
     import yaml
 
     with open(path) as fh:
@@ -81,10 +83,18 @@ def node_params_file(path: str, overrides: dict) -> str:
         key = key if str(key).startswith("/") else f"/**/{key}"
         params = out.setdefault(key, {}).setdefault("ros__parameters", {})
         params.update((value or {}).get("ros__parameters", {}))
+        params.update((name, [float(v) for v in v_]) for name, v_ in params.items() if _mixed_numbers(v_))
     fd, tmp = tempfile.mkstemp(prefix="gaussian_head_ros_params_", suffix=".yaml")
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(out, fh, sort_keys=False)
     return tmp
+
+
+def _mixed_numbers(value) -> bool:
+    """Whether `value` is a list of numbers with both integers and floats in it (no bools)."""
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return False
+    return {type(v) for v in value} == {int, float}
 
 
 def _node_key_matches(key: str, node: str) -> bool:

@@ -46,8 +46,8 @@ from std_msgs.msg import Empty
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
-from gaussian_head_ros.core.imageio import (EncodingNotes, ImageTooLarge, check_compressed, check_raw,
-                                            decode_compressed, decode_raw)
+from gaussian_head_ros.core.imageio import (ALPHA_PADDING_NOTE, EncodingNotes, ImageTooLarge, check_compressed,
+                                            check_raw, decode_compressed, decode_raw_with_notes)
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
@@ -179,6 +179,7 @@ class TrackerNode(Node):
         self._info_refusal_said = ""  # the refusal said in the log last ("" once a later camera_info is taken)
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
+        self._padding_said: set[str] = set()  # imageio.ALPHA_PADDING_NOTE of each encoding, said once
         self._upside_down_said = False  # the tracker's `upside_down` last said in the log
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
@@ -200,7 +201,8 @@ class TrackerNode(Node):
         self.model_error = ""
         self.backend = ""
         self.calibrated = False
-        self.counts = dict(received=0, dropped=0, processed=0, published=0, ignored=0, decode_errors=0, errors=0, faces=0)
+        self.counts = dict(received=0, dropped=0, processed=0, published=0, ignored=0, decode_errors=0, errors=0, faces=0,
+                           operator_switches=0)  # another face took over from the one followed (core says it)
         self._window = deque(maxlen=300)  # (time, processing s, age s, face) of recent processed frames
         self._last_no_face_pub = 0.0
         self._last_frame_time = 0.0
@@ -359,6 +361,7 @@ class TrackerNode(Node):
             self.tracker = FaceTracker(replace(config, model_path=""))
         self.backend = self.tracker.config.model_path or "mediapipe face mesh (bundled)"
         self._wanted = config
+        self._switches_seen = 0  # the new tracker's operator_switches taken (_process)
 
     def _new_neutral(self) -> None:
         """The tracker's neutral face starts again: a new operator basis is learned for it (the old one serves until
@@ -455,11 +458,15 @@ class TrackerNode(Node):
             if isinstance(msg, CompressedImage):
                 rgb = decode_compressed(bytes(msg.data), int(self._param("max_image_pixels")), msg.format)
             else:
-                rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding,
-                                 bool(msg.is_bigendian), max_pixels=int(self._param("max_image_pixels")))
+                rgb, notes = decode_raw_with_notes(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding,
+                                                   bool(msg.is_bigendian), int(self._param("max_image_pixels")))
                 note = self._encoding_notes.first(msg.encoding)
                 if note:
                     self.get_logger().warning(note)
+                padding = ALPHA_PADDING_NOTE.format(encoding=msg.encoding.strip())
+                if padding in notes and padding not in self._padding_said:  # BGRx frames: said once per encoding
+                    self._padding_said.add(padding)
+                    self.get_logger().warning(padding)
             control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
         except ImageTooLarge as e:  # a compressed frame above the limit even decoded at 1/8, or not a JPEG
             self._skip_too_large(e, time.monotonic())
@@ -473,6 +480,12 @@ class TrackerNode(Node):
             return
         self.counts["processed"] += 1
         self.counts["faces"] += int(control.face_detected)
+        if self.tracker.operator_switches != self._switches_seen:  # another person's face is followed now (core
+            # warned): their neutral face is learned anew, as on a re-calibration; the previous operator's made theirs
+            # read as an expression (user46, s46)
+            self._switches_seen = self.tracker.operator_switches
+            self.counts["operator_switches"] += 1
+            self._request_recalibration()
         self.calibrated = self.tracker.calibrated
         self.state = "tracking" if control.face_detected else "no face in view"
         if self.tracker.upside_down != self._upside_down_said:  # a camera mounted upside down: logged, /diagnostics

@@ -172,6 +172,8 @@ class VideoSourceNode(Node):
                     self.played += 1
                     self.play_frames = src.frames_this_play
                     self.trace.mark(frametrace.CAMERA_PUBLISHED, now.nanoseconds)
+            if self._stop.is_set():  # the node is being destroyed: no end of the video to say (it said 'end of video
+                return  # ... loop true plays it again' at a Ctrl-C or a destroy while playing; user46, s46)
             if src.camera:
                 self.get_logger().warning("camera stopped delivering frames; reopening in 2 s")
                 self._stop.wait(2.0)
