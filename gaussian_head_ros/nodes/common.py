@@ -120,7 +120,9 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
             value = float(p.value)
         except ValueError:
             return p
-        return Parameter(p.name, value=value) if math.isfinite(value) else p
+        # 'nan' / 'inf' for a float setting: the float, which its range refuses with the value named (rclpy said only
+        # "Wrong parameter type, expected '3' got '4'" for `ros2 param set /render_node fov_deg nan`; user46, s46)
+        return Parameter(p.name, value=value) if math.isfinite(value) or p.name in scalar_floats else p
 
     overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
     if isinstance(overrides, dict):
