@@ -29,8 +29,9 @@ untouched, so avatars saved before get it too, and a closed-lips photo's rest po
   (target - its colour); rows as light or lighter are left as they are (never darker).
 
 Closing a photo whose own mouth is open (`MarginShade.photo_open`, `closing_weight`: the avatar has the photo's opening,
-PART_PHOTO_MOUTH rows, and its lips were not re-textured by the reconstructor, CLOSING_RATIO). Its closed lips are made by the reconstructor; the rows by their meeting line hold what the photo showed at its
-inner lips, the teeth's white and the opening's edge, and no line between the lips: at rest FaceMesh read the lips of
+PART_PHOTO_MOUTH rows, and its lips were not re-textured by the reconstructor, CLOSING_RATIO). Its closed lips are made
+by the reconstructor; the rows by their meeting line hold what the photo showed at its inner lips, the teeth's white
+and the opening's edge, and no line between the lips: at rest FaceMesh read the lips of
 astronaut_eileen_collins, obama_speech, trump_official and tpsmm_driving's frame 0 0.066 / 0.061 / 0.026 / 0.020
 inter-ocular distances apart (the nine portraits' and the clips' closed-lips photos: 0.001-0.006), a white line
 between obama_speech's lips (session 46). For such an avatar a second share, `closed` = (1 - the photo's own opening's
@@ -93,8 +94,8 @@ class MarginShade:
     pair_order: np.ndarray  # [P] int64 the pairs (lmk.LIP_UPPER_INNER / LIP_LOWER_INNER index) in that order
     rest_gap: np.ndarray  # [P] float64 each pair's gap in the rest template (metres, y down: lower - upper)
     dy: np.ndarray  # [M] float64 each row's rest distance from the meeting line (metres, y down: + below it)
-    # in [0, 1]: how far the photo's own mouth is open with closed lips left as the photo had them (`closing_weight`):
-    # its closed lips get the meeting line (module docstring); 0 for a closed-lips photo
+    # in [0, 1] (`closing_weight`): 1 when the photo's mouth is open and the reconstructor closed its lips without
+    # re-texturing them: they get the meeting line (module docstring); 0 for a closed-lips photo or a re-textured one
     photo_open: float = 0.0
 
 
@@ -114,7 +115,8 @@ def lips_height(verts: np.ndarray) -> float:
     """[V >= 468, 3] template vertices (head frame, y down, metres) -> the two lips' heights at the middle (outer to
     inner contour: lmk.LIP_OUTER[15] -> UPPER_LIP_IN and LOWER_LIP_IN -> LIP_LOWER_OUTER[4]), metres."""
     v = np.asarray(verts, np.float64)
-    return float((v[lmk.UPPER_LIP_IN, 1] - v[lmk.LIP_OUTER[15], 1]) + (v[lmk.LIP_LOWER_OUTER[4], 1] - v[lmk.LOWER_LIP_IN, 1]))
+    upper = v[lmk.UPPER_LIP_IN, 1] - v[lmk.LIP_OUTER[15], 1]
+    return float(upper + (v[lmk.LIP_LOWER_OUTER[4], 1] - v[lmk.LOWER_LIP_IN, 1]))
 
 
 def closing_weight(verts: np.ndarray, photo_gap_m: float) -> float:

@@ -203,7 +203,8 @@ class RARModel(nn.Module):
                               photo_points=source_photo_points(template, viewmat, K))
 
     # -- per frame (training twin of drive()) ---------------------------------------------------------
-    def pose(self, out: dict, rotation, expression, coeffs, gaze=None, photo_rotation=None, photo_points=None) -> dict:
+    def pose(self, out: dict, rotation, expression, coeffs, gaze=None, photo_rotation=None,
+             photo_points=None) -> dict:
         """Posed means/quats/scales [B, N, *] as drive() would pose the exported avatars: rotation
         [B, 3, 3] head rotation, expression [B, L, 3] landmark displacements, coeffs [B, E] (names of
         `self.reenactment.names`), gaze [B, 2, 2] rad (None: the rest gaze), photo_rotation [B, 3, 3] the source
