@@ -213,9 +213,7 @@ def render_in_photo_camera(driver, control, avatar):
     vm = np.asarray(cam.viewmat, np.float32)
     p = driver.drive(control, viewmat=vm)
     img = rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, vm, K, *cam.size).image
-    v, _ = driver.deformed_template(control)
-    c = v @ vm[:3, :3].T.astype(np.float64) + vm[:3, 3]
-    return img, np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy], 1)
+    return img, cam.project(driver.deformed_template(control)[0])
 
 
 def lower_lid_columns(landmarks_px, inset: float):

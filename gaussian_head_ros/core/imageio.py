@@ -107,7 +107,7 @@ def layout_note(width: int, step: int, encoding: str) -> str | None:
 
 
 class EncodingNotes:
-    """`encoding_note` once per encoding (a node warns once, not at every frame)."""
+    """`encoding_note` once per encoding, and any other decoding note once (a node warns once, not at every frame)."""
 
     def __init__(self):
         self._said: set[str] = set()
@@ -115,10 +115,14 @@ class EncodingNotes:
     def first(self, encoding: str) -> str | None:
         """`encoding_note(encoding)` the first time this encoding is seen, else None (also None for an
         encoding with nothing to say)."""
-        note = encoding_note(encoding)
-        if note is None or encoding in self._said:
+        return self.once(encoding_note(encoding))
+
+    def once(self, note: str | None) -> str | None:
+        """`note` the first time it is given, else None (None stays None): a note of `decode_raw_with_notes` said
+        once (the tracker's ALPHA_PADDING_NOTE for BGRx frames)."""
+        if note is None or note in self._said:
             return None
-        self._said.add(encoding)
+        self._said.add(note)
         return note
 
 

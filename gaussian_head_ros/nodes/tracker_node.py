@@ -178,8 +178,7 @@ class TrackerNode(Node):
         # newest refused one, until a later one is taken (or use_camera_info is set false)
         self._info_refusal_said = ""  # the refusal said in the log last ("" once a later camera_info is taken)
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
-        self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR
-        self._padding_said: set[str] = set()  # imageio.ALPHA_PADDING_NOTE of each encoding, said once
+        self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR, and about BGRx padding
         self._upside_down_said = False  # the tracker's `upside_down` last said in the log
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
@@ -464,8 +463,7 @@ class TrackerNode(Node):
                 if note:
                     self.get_logger().warning(note)
                 padding = ALPHA_PADDING_NOTE.format(encoding=msg.encoding.strip())
-                if padding in notes and padding not in self._padding_said:  # BGRx frames: said once per encoding
-                    self._padding_said.add(padding)
+                if padding in notes and self._encoding_notes.once(padding):  # BGRx frames: said once per encoding
                     self.get_logger().warning(padding)
             control = self.tracker.process(rgb, stamp, self._intrinsics(rgb.shape[1], rgb.shape[0]))
         except ImageTooLarge as e:  # a compressed frame above the limit even decoded at 1/8, or not a JPEG
