@@ -10,10 +10,10 @@
 - A turned head's far half (mesh_fit, MeshFitConfig.far_side_turn_deg): that back as deep as the near half's mirror
   image along the rays through the person (`mirrored_back`), its hidden side in the near half's colours at its own
   light (`mirrored_colours`).
-- The skin's lining (`skin_lining`): a coarse layer just behind the photo layer on the head's skin, in its colours.
-  The photo layer lets a few per cent through midway between its discs (MeshFitConfig.sigma_per_stride), and behind
-  the face lay the back of the head in the hair's colour: a display drawing the head larger than the photo's crop
-  showed the layer's lattice as a grid of dark lines over the skin.
+- The photo layer's lining (`photo_lining`): a coarse layer just behind the photo layer on the head's skin, in its
+  colours. The photo layer lets a few per cent through midway between its discs (MeshFitConfig.sigma_per_stride),
+  and behind the face lay the back of the head in the hair's colour: a display drawing the head larger than the
+  photo's crop showed the layer's lattice as a grid of dark lines over the skin.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from gaussian_head_ros.core.deform import smoothstep
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, surface_discs
 
 
-LINING_DARK_SHARE = 0.75  # `skin_lining` keeps off pixels darker than this share of the skin around them
+LINING_DARK_SHARE = 0.75  # `photo_lining` keeps off pixels darker than this share of the lined pixels around them
 SEEN_DEPTH_M = 0.004  # a point this close to the depth the photo shows at its pixel is what the photo shows there
 OUTLINE_SIGMAS = 2.5  # a cut's section discs reach at most this many standard deviations along the outline (_columns)
 
@@ -573,36 +573,38 @@ def covered_triangles(v, faces, fid, seen, R, t, K) -> np.ndarray:
     return (cos > SEEN_COS) & (count >= 0.6 * expected - 1)
 
 
-def skin_lining(scene: Scene, skin: np.ndarray, normals_px: np.ndarray, fid_px: np.ndarray, bary_px: np.ndarray,
-                bound: np.ndarray, step_px: int, behind_m: float, sigma_per_step: float = 0.7,
-                blur_px: float = 3.0) -> GaussianBatch | None:
-    """The skin's lining: a Gaussian every step_px pixels of the source view over skin [S, S] bool, behind what the
-    photo shows there by behind_m along the pixel's ray (metres; where the photo layer lies, not the template's
-    surface), tangent to it (normals_px [S, S, 3] unit, head frame, out of the surface: discs facing the camera stood
-    out of a sloping cheek in turned views), round, sigma_per_step x the step's width there, coloured like the photo
-    (blurred by blur_px among the skin pixels: it is seen only through the gaps of the layer in front). On the pixels
-    `bound` [S, S] bool it is bound as the photo layer is there (PART_FACE on triangle fid_px [S, S] at bary_px
-    [S, S, 3]: it follows the skin's expressions), elsewhere PART_STATIC. -> GaussianBatch, or None without skin."""
+def photo_lining(scene: Scene, lined: np.ndarray, grid: np.ndarray, sigma_px: np.ndarray, part_px: np.ndarray,
+                 normals_px: np.ndarray, fid_px: np.ndarray, bary_px: np.ndarray, behind_m: float,
+                 blur_px: float = 3.0) -> GaussianBatch | None:
+    """The photo layer's lining: a Gaussian on each pixel of grid [S, S] bool (the source view) over lined [S, S] bool,
+    behind what the photo shows there by behind_m along the pixel's ray (metres; where the photo layer lies, not the
+    template's surface), tangent to it (normals_px [S, S, 3] unit, head frame, out of the surface: discs facing the
+    camera stood out of a sloping cheek in turned views), round, of std-dev sigma_px [S, S] (pixels at that depth),
+    coloured like the photo (blurred by blur_px among the lined pixels: it is seen only through the gaps of the layer
+    in front), of part part_px [S, S] uint8: PART_FACE ones bound as the photo layer is there (triangle fid_px [S, S]
+    at bary_px [S, S, 3]: they follow the skin's expressions), others placed by the rig as the photo layer's there
+    are. -> GaussianBatch, or None when no grid pixel is left."""
     from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
 
-    n = scene.size
-    grid = np.zeros((n, n), bool)
-    grid[step_px // 2::step_px, step_px // 2::step_px] = True
-    # not the skin's dark features (luma below LINING_DARK_SHARE of the skin's around it: nostrils, creases, moles),
+    # not the dark features (luma below LINING_DARK_SHARE of the lined pixels' around them: nostrils, creases, moles),
     # which a lining lightened through the photo's dark discs; and centred where the whole disc (2 sigma) lies on
-    # the skin left: tails over the silhouette, an ear's rim or a nostril drew the lining's colour in front of what
-    # the photo shows there (lp_d0's frame 0: -0.6 dB; with both: -0.01)
+    # what is left: tails over the silhouette, an ear's rim or a nostril drew the lining's colour in front of
+    # what the photo shows there (lp_d0's frame 0: -0.6 dB; with both: -0.01)
     luma = scene.photo @ LUMA
-    skin = skin & (luma >= LINING_DARK_SHARE * masked_blur(luma, skin, 8.0))
-    r = int(np.ceil(2 * sigma_per_step * step_px))
-    inner = cv2.erode(skin.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    i, j = np.nonzero(grid & inner.astype(bool) & np.isfinite(scene.depth))
+    lined = lined & (luma >= LINING_DARK_SHARE * masked_blur(luma, lined, 8.0))
+    take = np.zeros_like(lined)
+    on = grid & lined & np.isfinite(scene.depth)
+    for sd in np.unique(sigma_px[on]):
+        r = int(np.ceil(2 * sd))
+        inner = cv2.erode(lined.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        take |= on & (sigma_px == sd) & inner.astype(bool)
+    i, j = np.nonzero(take)
     if len(i) == 0:
         return None
     depth = scene.depth[i, j] + behind_m
     pts = scene.to_head(scene.rays[i, j] * depth[:, None])  # rays have z = 1: camera depth along z
-    sigma = sigma_per_step * step_px * depth / scene.K[0, 0]
-    on = bound[i, j]
-    return surface_discs(pts, normals_px[i, j], masked_blur(scene.photo, skin, blur_px)[i, j], sigma, None,
-                         np.where(on, PART_FACE, PART_STATIC).astype(np.uint8),
-                         face_id=np.where(on, fid_px[i, j], -1), bary=np.where(on[:, None], bary_px[i, j], 0.0))
+    part = part_px[i, j].astype(np.uint8)
+    bound = part == PART_FACE
+    return surface_discs(pts, normals_px[i, j], masked_blur(scene.photo, lined, blur_px)[i, j],
+                         sigma_px[i, j] * depth / scene.K[0, 0], None, part,
+                         face_id=np.where(bound, fid_px[i, j], -1), bary=np.where(bound[:, None], bary_px[i, j], 0.0))

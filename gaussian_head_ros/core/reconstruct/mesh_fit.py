@@ -53,7 +53,7 @@ from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_s
                                                           surface_discs, to_avatar)
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
                                                            covered_triangles, edge_opacity, face_completion,
-                                                           mirrored_back, mirrored_colours, rim_colours, skin_lining)
+                                                           mirrored_back, mirrored_colours, photo_lining, rim_colours)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eye_side,
                                                          eyeball_completion, eyeball_parts, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
@@ -273,13 +273,18 @@ class MeshFitConfig:
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
-    # The skin's lining (completion.skin_lining): discs this far apart (0 = none) this far behind the photo layer on
-    # the head's skin, in its colours, so what shows between the photo layer's discs is skin, not the hair-coloured
-    # back of the head: business_person on a 1080 px panel (3.4 px per mm) showed a grid of dark lines over the skin.
-    # ~2 k Gaussians (taken from the detail's budget); the back seen through the skin drawn at 3x 1.8 % -> 0.3 %
-    # (test_photo_detail); frame 0 of the four self clips -0.04..+0.03 dB (lining47, session 47)
+    # The lining (completion.photo_lining): discs this far apart on the face's skin triangles (0 = none),
+    # lining_off_mesh x as far on the head's skin-coloured pixels off the face mesh (forehead, temples, ears, neck),
+    # this far behind the photo layer, in its colours, of std-dev lining_sigma_per_step x the spacing, so what shows
+    # between the photo layer's discs is skin, not the hair-coloured back of the head: business_person on a 1080 px
+    # panel (3.4 px per mm) showed a grid of dark lines over the skin. The back seen through the skin drawn at 3x
+    # 1.8 % -> 0.3 % (test_photo_detail). ~2-3 k Gaussians from the detail's budget: frame 0 of the four self clips
+    # -0.06..+0.04 dB; the torso lined too (1.5 k more) cost tpsmm_driving's 0.1 dB and lp_d9_woman_turned's closed
+    # lips at rest their lower lip's clean edge (test_reconstruct's screaming photo) (lining47, session 47)
     lining_spacing_m: float = 0.003
     lining_behind_m: float = 0.0015
+    lining_sigma_per_step: float = 0.7
+    lining_off_mesh: float = 1.5
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
@@ -386,9 +391,11 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if not (0 <= lo <= hi <= 1) or not 0 <= cfg.fold_floor <= 2:
         raise ValueError(f"fold_facing must be 0 <= lo <= hi <= 1, fold_floor 0..2; got {cfg.fold_facing}, "
                          f"{cfg.fold_floor}")
-    if cfg.lining_spacing_m < 0 or not cfg.lining_behind_m > 0:
-        raise ValueError(f"lining_spacing_m must be >= 0 and lining_behind_m > 0, got {cfg.lining_spacing_m}, "
-                         f"{cfg.lining_behind_m}")
+    if (cfg.lining_spacing_m < 0 or not cfg.lining_behind_m > 0 or not cfg.lining_sigma_per_step > 0
+            or not cfg.lining_off_mesh > 0):
+        raise ValueError(f"lining_spacing_m must be >= 0, lining_behind_m, lining_sigma_per_step and lining_off_mesh "
+                         f"> 0, got {cfg.lining_spacing_m}, {cfg.lining_behind_m}, {cfg.lining_sigma_per_step}, "
+                         f"{cfg.lining_off_mesh}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
     return cfg
@@ -750,16 +757,27 @@ class MeshFitReconstructor(Reconstructor):
                                      clean=person & ~edge, partly=partly)
         hair_skin = self._hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         lining = None
-        if cfg.lining_spacing_m > 0:  # on the face's skin triangles, and off the mesh where the head is skin-coloured
-            # (not the ring of skin round the lips: stretched up to 2.5x with the corners' triangles at a scream, the
-            # lining's discs there reached over the lips' edge into the opening)
-            lined_mesh = face_px & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
-            lined = lined_mesh.copy()
+        if cfg.lining_spacing_m > 0:  # the face's skin triangles, and the head's skin-coloured pixels off the mesh at
+            # lining_off_mesh x the spacing; not the ring of skin round the lips (stretched up to 2.5x with the corners'
+            # triangles at a scream, the lining's discs there reached over the lips' edge into the opening); only on
+            # triangles the photo covers well (not folded: lp_d9_woman_turned's scream folds the mesh round its lower
+            # lip, lip pixels on chin triangles)
+            bound_px = face_px & (covered & skin_triangle_mask())[np.clip(fid, 0, nf - 1)]
+            off_mesh = np.zeros_like(bound_px)
             if hair_skin is not None:
                 hair_d, skin_d = (np.sum((colours - c) ** 2, -1) for c in hair_skin)
-                lined |= head_mask & ~mesh_px & (skin_d < hair_d)
-            lining = skin_lining(scene, lined & person & ~edge, nrm, fid, bary, lined_mesh,
-                                 max(1, int(round(cfg.lining_spacing_m / mpp))), cfg.lining_behind_m)
+                off_mesh = head_mask & ~mesh_px & (skin_d < hair_d)
+            grid = np.zeros_like(bound_px)
+            sigma_px = np.zeros(bound_px.shape)
+            for region, factor in ((bound_px, 1.0), (off_mesh, cfg.lining_off_mesh)):
+                step = max(1, int(round(factor * cfg.lining_spacing_m / mpp)))
+                lattice = np.zeros_like(grid)
+                lattice[step // 2::step, step // 2::step] = True
+                grid |= lattice & region
+                sigma_px[region] = cfg.lining_sigma_per_step * step
+            part_px = np.where(bound_px, PART_FACE, PART_STATIC).astype(np.uint8)
+            lining = photo_lining(scene, (bound_px | off_mesh) & person & ~edge, grid, sigma_px, part_px, nrm, fid,
+                                  bary, cfg.lining_behind_m)
         # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
         # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
         # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
