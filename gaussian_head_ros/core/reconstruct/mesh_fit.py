@@ -278,7 +278,7 @@ class MeshFitConfig:
     # this far behind the photo layer, in its colours, of std-dev lining_sigma_per_step x the spacing, so what shows
     # between the photo layer's discs is skin, not the hair-coloured back of the head: business_person on a 1080 px
     # panel (3.4 px per mm) showed a grid of dark lines over the skin. The back seen through the skin drawn at 3x
-    # 1.8 % -> 0.3 % (test_photo_detail). ~2-3 k Gaussians from the detail's budget: frame 0 of the four self clips
+    # 1.8 % -> 0.45 % (test_photo_detail). ~2-3 k Gaussians from the detail's budget: frame 0 of the four self clips
     # -0.06..+0.04 dB; the torso lined too (1.5 k more) cost tpsmm_driving's 0.1 dB and lp_d9_woman_turned's closed
     # lips at rest their lower lip's clean edge (test_reconstruct's screaming photo) (lining47, session 47)
     lining_spacing_m: float = 0.003
