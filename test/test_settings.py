@@ -5,6 +5,7 @@ the reconstruction node passes each backend the options that backend takes, what
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import pytest
@@ -1091,6 +1092,61 @@ def test_topic_arguments_that_no_node_can_use_are_refused_before_any_starts(monk
         _run_launch("all", {"camera_topic": value, "control_topic": value})
         assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
         pipeline.parse_args([f"--camera-topic={value}", f"--control-topic={value}"])
+
+
+def test_a_namespace_no_node_can_take_is_refused_before_any_starts(monkeypatch, capsys):
+    """`robot.launch.py namespace:=robot-1` (a robot's host name) ended the launch in launch's words only, 'The
+    resulting namespace is invalid: [previous_namespace='None', pushed_namespace='robot-1']', after a warning that
+    proposed `ros2 param set /robot-1/...`; `operator.launch.py robot_namespace:=robot-1` started the tracker while
+    photo_node died at start with rcl's "Couldn't parse remap rule"; `gaussian-head demo --namespace robot-1` ended in
+    rclpy's InvalidNamespaceException traceback (user47, s47). Each is refused before any node starts, naming the
+    argument and why; rclpy itself is asked whether each refused value is one no node can take, each accepted one a
+    namespace it takes."""
+    import rclpy
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.nodes import pipeline
+
+    _launch_file("all")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+
+    def rclpy_takes(namespace: str) -> bool:
+        context = rclpy.Context()
+        rclpy.init(args=[], context=context)
+        try:
+            with warnings.catch_warnings():  # rclpy's 'Failed to fini rosout publisher' of the node it could not make
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rclpy.create_node("probe", namespace=namespace.strip("/"), context=context).destroy_node()
+            return True
+        except Exception:  # rclpy's InvalidNamespaceException
+            return False
+        finally:
+            context.try_shutdown()
+
+    for value, why in (("robot-1", "characters other than"), ("1robot", "starts with a number"),
+                       ("robot1//x", "repeated '/'"), ("robot 1", "characters other than"), ("/fleet/2", "number")):
+        assert not rclpy_takes(value), value
+        for host, arg in (("all", "namespace"), ("robot", "namespace"), ("operator", "namespace"),
+                          ("operator", "robot_namespace")):
+            started.clear()
+            with pytest.raises(ValueError, match=f"launch argument '{arg}:={value}' is no ROS namespace .*{why}"):
+                _run_launch(host, {arg: value, "photo": "me.jpg"})
+            assert not started, (host, arg, value, started)
+        with pytest.raises(SystemExit):
+            pipeline.parse_args(["--host", "operator", f"--robot-namespace={value}"])
+        capsys.readouterr()
+        assert main(["demo", "--namespace", value]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"'--namespace {value}' is no ROS namespace" in err, err
+    for value in ("robot1", "/robot1", "/robot1/", "fleet/robot_1", "/"):
+        assert rclpy_takes(value), value
+        started.clear()
+        _run_launch("all", {"namespace": value})
+        assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
+        started.clear()
+        _run_launch("operator", {"robot_namespace": value, "photo": "me.jpg"})
+        assert sorted(started) == ["photo_node", "tracker_node"], (value, started)
+        pipeline.parse_args(["--host", "operator", f"--robot-namespace={value}"])
 
 
 def test_a_log_level_rcl_cannot_parse_is_refused_before_any_node_starts(monkeypatch):

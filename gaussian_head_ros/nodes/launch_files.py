@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 
 from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, domain_id_problem, log_level_problem,
-                                              node_params_file, params_sections_for_no_node, topic_argument_problem,
+                                              namespace_argument_problem, node_params_file,
+                                              params_sections_for_no_node, topic_argument_problem,
                                               unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
@@ -48,6 +49,7 @@ ARGUMENT_PARAMETERS = {
     "camera_transport": (("tracker_node", "image_transport"),),
 }
 
+NAMESPACE_ARGUMENTS = ("namespace", "robot_namespace")  # refused before any node starts (namespace_argument_problem)
 PATH_ARGUMENTS = ("params_file", "photo", "checkpoint", "cache_path", "video", "fastdds_profile")  # files: `~` expanded
 
 
@@ -202,6 +204,10 @@ def nodes(context, host: str) -> list:
     from launch_ros.actions import Node, PushRosNamespace
 
     given = context.launch_configurations
+    own = {name for name, hosts, _, _ in _arguments_table() if host in hosts}
+    for arg in NAMESPACE_ARGUMENTS:  # before the warnings, which name the nodes under it
+        if arg in own and (problem := namespace_argument_problem(arg, given[arg])):
+            raise ValueError(f"launch argument {problem}")
     for line in _warnings(given, host, declared_in_tree()):
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
 

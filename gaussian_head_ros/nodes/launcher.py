@@ -228,6 +228,30 @@ def topic_argument_problem(name: str, value: str, shared_by: str) -> str:
     return ""
 
 
+def namespace_argument_problem(name: str, value: str) -> str:
+    """'' when `value` can be the ROS namespace of the argument `name` (a launch file's `namespace:=`,
+    `robot_namespace:=`; `gaussian-head demo --namespace`, avatar_pipeline's `--robot-namespace`; '' and '/' are the
+    root namespace, leading and trailing '/' are dropped as those take them), else why not, naming the argument.
+    A hostname-like `namespace:=robot-1` ended the launch in launch's words only ('The resulting namespace is invalid:
+    [previous_namespace='None', pushed_namespace='robot-1']') after a warning that proposed `ros2 param set
+    /robot-1/...`; `robot_namespace:=robot-1` let photo_node die at start with rcl's "Couldn't parse remap rule" while
+    the launch ran on without it; `demo --namespace robot-1` ended in rclpy's InvalidNamespaceException traceback
+    (user47, s47)."""
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+
+    ns = value.strip("/")
+    if not ns:
+        return ""
+    try:
+        validate_namespace("/" + ns)
+    except InvalidNamespaceException as e:
+        why = str(e).split(":", 1)[-1].split(":")[0].strip()  # 'namespace must not contain repeated '/''
+        return (f"'{name}:={value}' is no ROS namespace ({why}): ROS names take letters, digits and '_', each part "
+                "after a '/' starting with a letter or '_' (robot_1, not robot-1 or 1robot)")
+    return ""
+
+
 # The largest ROS_DOMAIN_ID a DDS participant has ports for: DDSI-RTPS 2.5 section 9.6.1.1 maps domain d to the UDP
 # port 7400 + 250 d (+ offsets), which passes 65535 above d = 232. ROS 2's "About Domain ID" page gives the same
 # bound, and 0-101 as the range clear of Linux's ephemeral ports (32768-60999).
