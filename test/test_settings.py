@@ -1183,6 +1183,42 @@ def test_a_log_level_rcl_cannot_parse_is_refused_before_any_node_starts(monkeypa
         assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
 
 
+def test_a_log_level_for_one_node_reaches_it_under_a_namespace(tmp_path):
+    """`robot.launch.py namespace:=robot1 log_level:=render_node:=warn` (the form --show-args gives) left every INFO
+    line of `[robot1.render_node]` shown, and `render_node:=debug` showed none of its debug lines: under a namespace a
+    node's logger is `robot1.render_node`, and rcl set only the logger named `render_node` (the one its process says
+    its first lines under, before the node exists) (user47, s47). The level now reaches the node's own logger too. With
+    the real `ros2 launch` (its nodes started and stopped with a Ctrl-C)."""
+    import os
+    import shutil
+    import signal
+
+    from rosgraph import Proc, wait_until
+
+    if shutil.which("ros2") is None:
+        pytest.skip("the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)")
+    proc = Proc(["ros2", "launch", "gaussian_head_ros", "robot.launch.py", "namespace:=/fleet/robot1",
+                 "log_level:=render_node:=debug", f"cache_path:={tmp_path / 'cache.avatar'}"], tmp_path / "launch.log")
+    debug = "[DEBUG]", "[fleet.robot1.render_node]: cpu rasterizer ready"  # core's line under the node's logger
+    try:
+        assert wait_until(lambda: "renderer ready" in proc.output() or proc.p.poll() is not None, 120), proc.output()
+    finally:
+        if proc.p.poll() is None:
+            os.killpg(proc.p.pid, signal.SIGINT)  # a Ctrl-C, as from a terminal
+        proc.stop()
+    said = [line for line in proc.output().splitlines() if all(w in line for w in debug)]
+    assert said, proc.output()
+    lines = proc.output().splitlines()
+    assert [line for line in lines if "[INFO]" in line and "[fleet.robot1.reconstruction_node]" in line], lines
+    assert not [line for line in lines if "[DEBUG]" in line and "reconstruction_node]" in line], lines  # still info
+    from gaussian_head_ros.nodes.launcher import log_level_arguments
+
+    assert log_level_arguments("render_node:=warn", "", ("render_node",)) == ["--log-level", "render_node:=warn"]
+    assert log_level_arguments("warn", "robot1", ("render_node",)) == ["--log-level", "warn"]
+    assert log_level_arguments("render_node:=warn", "/robot1/", ("render_node",)) == [
+        "--log-level", "render_node:=warn", "--log-level", "robot1.render_node:=warn"]
+
+
 @pytest.mark.ros
 def test_a_ros_domain_id_no_dds_has_ports_for_is_said_before_any_node_starts(monkeypatch):
     """`ROS_DOMAIN_ID=250 ros2 launch gaussian_head_ros robot.launch.py`: both nodes died at start (exit status 1)

@@ -297,6 +297,20 @@ def log_level_problem(value: str) -> str:
     return ""
 
 
+def log_level_arguments(value: str, namespace: str, nodes) -> list[str]:
+    """The `--log-level` arguments of a launch file's `log_level:=value` for `nodes` (their names) started under
+    `namespace` ('', 'robot1' or '/fleet/robot1'). A node's logger under a namespace is named by the namespace's parts
+    and the node's name joined by '.' (`robot1.render_node`), so `render_node:=warn` there set only the logger its
+    process says its first lines under, before the node exists: `namespace:=robot1 log_level:=render_node:=warn` left
+    every INFO line of the render node shown (user47, s47). A level for one of `nodes` is given for both loggers."""
+    args = ["--log-level", value]
+    name, sep, level = value.partition(":=")
+    ns = namespace.strip("/")
+    if sep and ns and name in nodes:
+        args += ["--log-level", f"{ns.replace('/', '.')}.{name}:={level}"]
+    return args
+
+
 def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:
     """Parameter name -> the nodes that have it, in the order of the parameters file `params_path` (the package's
     config/avatar.yaml names every parameter of every node under its node's section)."""
