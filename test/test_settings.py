@@ -5,6 +5,7 @@ the reconstruction node passes each backend the options that backend takes, what
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 from pathlib import Path
 
@@ -376,6 +377,30 @@ def test_avatar_pipeline_takes_a_params_file_list_of_integers_and_floats(rclpy_c
         node.destroy_node()
         rc = proc.stop()
     assert rc in (0, -2, 130) and "Sequence should be" not in proc.output(), proc.output()
+
+
+def test_a_params_file_of_bare_parameters_is_said_as_one(tmp_path, monkeypatch, capsys):
+    """`robot.launch.py params_file:=my.yaml` with `width: 640` at the top level (no node, as a first params file is
+    often written) was refused as "'width' needs a 'ros__parameters:' level (width: ros__parameters: name: value; a
+    namespace goes in the key: /robot1/width)": the parameter taken for a node (user47, s47). Now it is said to be a
+    parameter, with the node that has it and the lines to write; a node's section without the level is said as
+    before. Through the launch file's own description, and avatar_pipeline's reading of the file."""
+    from gaussian_head_ros.nodes import pipeline
+
+    _launch_file("robot")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+    flat = tmp_path / "my.yaml"
+    flat.write_text("width: 640\nheight: 480\n")
+    said = "'width: 640' is a parameter at the top level.*render_node: ros__parameters: width: 640"
+    with pytest.raises(ValueError, match=said):
+        _run_launch("robot", {"params_file": str(flat)})
+    assert not started, started
+    capsys.readouterr()
+    assert pipeline.main(["--host", "robot", "--params-file", str(flat)]) == 2  # before any node
+    assert re.search(said, capsys.readouterr().err)
+    flat.write_text("render_node: 640\n")
+    with pytest.raises(ValueError, match="'render_node' needs a 'ros__parameters:' level"):
+        _run_launch("robot", {"params_file": str(flat)})
 
 
 def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):

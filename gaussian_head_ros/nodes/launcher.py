@@ -75,6 +75,8 @@ def node_params_file(path: str, overrides: dict) -> str:
     if not isinstance(doc, dict):
         raise ValueError(f"parameters file {path}: expected node names at the top level")
     for key, value in doc.items():  # rcl refuses such a file; dropping its values here would be silent
+        if value is not None and not isinstance(value, dict) and (said := _parameter_without_node(path, key, value)):
+            raise ValueError(said)
         if value is not None and not (isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict)):
             raise ValueError(f"parameters file {path}: '{key}' needs a 'ros__parameters:' level "
                              f"({key}: ros__parameters: name: value; a namespace goes in the key: /robot1/{key})")
@@ -88,6 +90,24 @@ def node_params_file(path: str, overrides: dict) -> str:
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(out, fh, sort_keys=False)
     return tmp
+
+
+def _parameter_without_node(path: str, key, value) -> str:
+    """The error for a parameters file whose top level holds a parameter (`width: 640`), not a node's section: it was
+    said as "'width' needs a 'ros__parameters:' level (width: ros__parameters: name: value; a namespace goes in the key:
+    /robot1/width)", a parameter taken for a node (user47, s47). Names the node(s) that have it (the package's
+    config/avatar.yaml), else NODE; '' for a key that names one of the package's nodes (`render_node: 640`)."""
+    try:
+        owners = parameter_owners(package_share() / "config" / "avatar.yaml")
+    except (OSError, LookupError):  # the package not installed (a source checkout): no owner named
+        owners = {}
+    if str(key).strip("/").split("/")[-1] in {n for names in owners.values() for n in names}:
+        return ""
+    nodes = owners.get(str(key), [])
+    which = f" ({' and '.join(nodes)} {'has' if len(nodes) == 1 else 'have'} it)" if nodes else ""
+    return (f"parameters file {path}: '{key}: {value}' is a parameter at the top level, where rcl reads node names: "
+            f"write it under its node's name and a ros__parameters: level{which}: "
+            f"{nodes[0] if nodes else 'NODE'}: ros__parameters: {key}: {value}")
 
 
 def _mixed_numbers(value) -> bool:
