@@ -672,7 +672,8 @@ def _load_ply(path: Path) -> GaussianAvatar:
     elif driving_path(path).is_file():
         avatar = _with_driving_file(cols, driving_path(path))
     else:
-        log.warning("%s has no driving file (%s): every Gaussian is static", path, driving_path(path).name)
+        log.warning("%s has no driving file beside it (%s): every Gaussian is static, the avatar follows the head pose "
+                    "only, not the face", path, driving_path(path).name)
         avatar = GaussianAvatar(**cols, template_vertices=np.zeros((0, 3), np.float32),
                                 template_faces=np.zeros((0, 3), np.int32))
     avatar.validate()
