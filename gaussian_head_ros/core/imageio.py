@@ -364,9 +364,8 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
-    rgb, transparent = _pil_to_rgb8(upright)
-    if transparent:
-        log.info("%s", transparent)
+    rgb, transparent = _pil_to_rgb8(upright)  # (the notes are the caller's to say: logged here, a compressed camera's
+    # PNG frames with alpha put one line per frame in the tracker's log and /rosout; user47, s47)
     return rgb, kind, factor, tuple(n for n in (animated, transparent) if n)
 
 
@@ -660,5 +659,9 @@ def read_file(path: str) -> bytes:
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     """A photo file -> [H, W, 3] uint8 RGB, upright and opaque (see `decode_compressed`), with a clear error
     for missing or unreadable files (`read_file`) and for files that are no image, naming the file and what it is
-    (an avatar file: how to drive it)."""
-    return decode_compressed(read_file(path), max_pixels=max_pixels, name=photo_file(path))
+    (an avatar file: how to drive it). The decode's notes (an animation, of which the first frame is used; transparent
+    pixels) are logged as warnings."""
+    rgb, _, _, notes = decode_with_format(read_file(path), max_pixels=max_pixels, name=photo_file(path))
+    for note in notes:
+        log.warning("%s", note)
+    return rgb
