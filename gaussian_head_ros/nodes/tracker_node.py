@@ -455,7 +455,8 @@ class TrackerNode(Node):
         t0 = time.perf_counter()
         try:
             if isinstance(msg, CompressedImage):  # its notes (transparent pixels of PNG frames) said once each
-                rgb, _, _, notes = decode_with_format(bytes(msg.data), int(self._param("max_image_pixels")), msg.format)
+                rgb, _, _, notes = decode_with_format(bytes(msg.data), int(self._param("max_image_pixels")), msg.format,
+                                                      said=self._encoding_notes)  # its logged lines once too
                 for note in filter(None, map(self._encoding_notes.once, notes)):
                     self.get_logger().warning(f"camera frames on {self.image_topic}: {note}")
             else:
