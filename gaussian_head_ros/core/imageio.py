@@ -445,8 +445,8 @@ def to_srgb(im, said: EncodingNotes | None = None):
         out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode=out_mode,
                                         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, inPlace=in_place)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as e:
-        _say(logging.WARNING, said, "the photo's embedded ICC colour profile cannot be read (%s): its colours are taken "
-             "as sRGB", e)
+        _say(logging.WARNING, said, "the photo's embedded ICC colour profile cannot be read (%s): its colours are "
+             "taken as sRGB", e)
         return im
     out = im if in_place else out
     out.info.pop("icc_profile", None)

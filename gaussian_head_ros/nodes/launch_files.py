@@ -110,7 +110,8 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
                                     "first /clock), false: the system clock; empty: the parameters file's (false "
                                     "unless it says)"),
         ("log_level", EVERY, "info", f"the nodes' ROS log level: {', '.join(LOG_LEVELS)} (any case), or "
-                                     "<logger>:=<level> for one logger (render_node:=debug: that node, under namespace:= too)"),
+                                     "<logger>:=<level> for one logger (render_node:=debug: that node, under "
+                                     "namespace:= too)"),
     ]
 
 
