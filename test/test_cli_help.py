@@ -226,6 +226,29 @@ def test_a_broken_avatar_file_is_named_in_its_error(tmp_path, capsys):
         f"error: {cut}: truncated .ply: element vertex is short")
 
 
+def test_a_hand_edited_avatar_header_is_refused_in_one_line(tmp_path, capsys):
+    """A .ply header line edited by hand to lack its count or name (`element vertex`, a bare `property`) made
+    `gaussian-head render` and `bench --avatar` end in an IndexError traceback (and reconstruction_node's photo_path
+    an INTERNAL_ERROR 'IndexError: list index out of range'); `element vertex 300.0` said only "invalid literal for
+    int()". Each is one error line naming the file and the line."""
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    whole = tmp_path / "whole.ply"
+    save_ply(synthetic_avatar(300), whole)
+    data, out = whole.read_bytes(), str(tmp_path / "x.mp4")
+    for good, edited, expected in (
+            (b"element vertex 300", b"element vertex", "element line 'element vertex' is not 'element NAME COUNT'"),
+            (b"element vertex 300", b"element vertex 300.0", "element line 'element vertex 300.0' is not"),
+            (b"property float opacity", b"property", "property line 'property' is not 'property TYPE NAME'"),
+            (b"property float opacity", b"property float", "property line 'property float' is not")):
+        ply = tmp_path / "edited.ply"
+        ply.write_bytes(data.replace(good, edited, 1))
+        for argv in (["render", str(ply), "-o", out, "--seconds", "0.1"],
+                     ["bench", "--avatar", str(ply), "--backend", "cpu", "--seconds", "0.1"]):
+            assert f"error: {ply}: .ply {expected}" in _said(capsys, argv), (argv, edited)
+
+
 def test_render_options_that_would_do_nothing_are_refused_before_the_work(tmp_path, capsys):
     """`render --controls c.jsonl --seconds 3` drew every control line (the --seconds dropped), `--fov 60` under
     the default --framing head drew the head framing, and `--framing fov --head-fill 0.5` the fov one, each without

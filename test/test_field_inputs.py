@@ -537,13 +537,14 @@ def test_a_cutout_portrait_is_said_to_be_composited_and_reconstructs(tmp_path, c
     Image.fromarray(np.dstack([cut, a8]), "RGBA").save(path)
     share = round(100 * (a8 == 0).mean())
     caplog.set_level(logging.INFO, logger="gaussian_head_ros.core.imageio")
-    got = decode_compressed(path.read_bytes())
+    got = read_image(str(path))  # a photo file: its decode's notes logged (a message's are its node's to say)
     assert np.all(got[a8 == 0] == BACKDROP_RGB) and np.array_equal(got[inside], rgb[inside])
     said = " ".join(r.getMessage() for r in caplog.records)
     assert f"the photo is transparent in {share} % of its pixels (0 % partly): composited onto mid grey " \
            f"{BACKDROP_RGB}" in said, said
     caplog.clear()
-    assert decode_compressed(cv2.imencode(".png", rgb)[1].tobytes()) is not None
+    cv2.imwrite(str(tmp_path / "opaque.png"), rgb[..., ::-1])
+    assert read_image(str(tmp_path / "opaque.png")) is not None
     assert not [r for r in caplog.records if "transparent" in r.getMessage()]  # an opaque photo: nothing said
     assert main(["reconstruct", str(path), "-o", str(tmp_path / "me.ply"), "--preset", "fast"]) == 0
     assert "transparent in" in " ".join(r.getMessage() for r in caplog.records)

@@ -1494,6 +1494,8 @@ def test_an_avatar_file_as_photo_path_is_published_as_it_is(rclpy_context, tmp_p
         assert avatar is not None and avatar.operator_id == "me" == status.operator_id, avatar
     finally:
         proc.stop()
+    said = [line for line in proc.output().splitlines() if "no driving file" in line]
+    assert len(said) == 1 and "[WARN]" in said[0] and "follows the head pose only" in said[0], said  # once, not twice
 
 
 def _cache_kept(rclpy_context, tmp_path) -> None:

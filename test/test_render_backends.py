@@ -451,6 +451,40 @@ def test_render_and_bench_commands(tmp_path, capsys, caplog):
     assert "ignored what no FaceControl has: 'blendshape' (from line 1)" in caplog.text
 
 
+def test_render_of_controls_stamped_in_another_unit_draws_at_the_default_rate_and_says_so(tmp_path, capsys, caplog):
+    """A hand-written controls file stamped by frame index (`"stamp_ns": 0, 1, 2 ...`) made `render` ask OpenCV for a
+    video of 1e9 FPS: exit 1, "cannot write video ... (no mp4v encoder in this OpenCV?)" after OpenCV's own ERROR
+    line; stamps 1 ms apart wrote a 1000 FPS video (its frames gone in 0.03 s), 10 s apart a 0.1 FPS one, both rates
+    --fps refuses (user47, s47). Each is drawn at 30 FPS with a warning naming the file; --fps still sets it."""
+    import json
+
+    import cv2
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+
+    ply = tmp_path / "a.ply"
+    save_ply(synthetic_avatar(2000, seed=1), ply)
+    out = tmp_path / "out.mp4"
+    ns = "stamp_ns counts nanoseconds (frame indices or milliseconds there?)"
+    for step_ns, why in ((1, ns), (1_000_000, ns),
+                         (10_000_000_000, "slower than a frame a second")):
+        controls = tmp_path / f"c{step_ns}.jsonl"
+        controls.write_text("".join(json.dumps({"stamp_ns": i * step_ns, "face_detected": True,
+                                                "blendshapes": {"jawOpen": i / 4}}) + "\n" for i in range(4)))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["render", str(ply), "--controls", str(controls), "-o", str(out), "--size", "32",
+                         "--backend", "cpu"]) == 0, capsys.readouterr().err
+        cap = cv2.VideoCapture(str(out))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4 and cap.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0)
+        assert f"{controls}: its stamps are {step_ns * 1e-9:.6g} s apart" in caplog.text, caplog.text
+        assert f"outside 1..240: {why}" in caplog.text, caplog.text
+        assert main(["render", str(ply), "--controls", str(controls), "-o", str(out), "--size", "32",
+                     "--backend", "cpu", "--fps", "12"]) == 0
+        assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+
+
 def test_bench_measures_torch_on_each_device_and_gsplat_once():
     """What `bench --backend cpu torch gsplat --threads 1 2 --device cpu cuda` measures (a CUDA machine's run,
     planned here): cpu per thread count, torch per thread count on the CPU and once on each CUDA device, gsplat once."""

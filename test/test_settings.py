@@ -5,6 +5,8 @@ the reconstruction node passes each backend the options that backend takes, what
 from __future__ import annotations
 
 import importlib.util
+import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -375,6 +377,30 @@ def test_avatar_pipeline_takes_a_params_file_list_of_integers_and_floats(rclpy_c
         node.destroy_node()
         rc = proc.stop()
     assert rc in (0, -2, 130) and "Sequence should be" not in proc.output(), proc.output()
+
+
+def test_a_params_file_of_bare_parameters_is_said_as_one(tmp_path, monkeypatch, capsys):
+    """`robot.launch.py params_file:=my.yaml` with `width: 640` at the top level (no node, as a first params file is
+    often written) was refused as "'width' needs a 'ros__parameters:' level (width: ros__parameters: name: value; a
+    namespace goes in the key: /robot1/width)": the parameter taken for a node (user47, s47). Now it is said to be a
+    parameter, with the node that has it and the lines to write; a node's section without the level is said as
+    before. Through the launch file's own description, and avatar_pipeline's reading of the file."""
+    from gaussian_head_ros.nodes import pipeline
+
+    _launch_file("robot")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+    flat = tmp_path / "my.yaml"
+    flat.write_text("width: 640\nheight: 480\n")
+    said = "'width: 640' is a parameter at the top level.*render_node: ros__parameters: width: 640"
+    with pytest.raises(ValueError, match=said):
+        _run_launch("robot", {"params_file": str(flat)})
+    assert not started, started
+    capsys.readouterr()
+    assert pipeline.main(["--host", "robot", "--params-file", str(flat)]) == 2  # before any node
+    assert re.search(said, capsys.readouterr().err)
+    flat.write_text("render_node: 640\n")
+    with pytest.raises(ValueError, match="'render_node' needs a 'ros__parameters:' level"):
+        _run_launch("robot", {"params_file": str(flat)})
 
 
 def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):
@@ -1093,6 +1119,61 @@ def test_topic_arguments_that_no_node_can_use_are_refused_before_any_starts(monk
         pipeline.parse_args([f"--camera-topic={value}", f"--control-topic={value}"])
 
 
+def test_a_namespace_no_node_can_take_is_refused_before_any_starts(monkeypatch, capsys):
+    """`robot.launch.py namespace:=robot-1` (a robot's host name) ended the launch in launch's words only, 'The
+    resulting namespace is invalid: [previous_namespace='None', pushed_namespace='robot-1']', after a warning that
+    proposed `ros2 param set /robot-1/...`; `operator.launch.py robot_namespace:=robot-1` started the tracker while
+    photo_node died at start with rcl's "Couldn't parse remap rule"; `gaussian-head demo --namespace robot-1` ended in
+    rclpy's InvalidNamespaceException traceback (user47, s47). Each is refused before any node starts, naming the
+    argument and why; rclpy itself is asked whether each refused value is one no node can take, each accepted one a
+    namespace it takes."""
+    import rclpy
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.nodes import pipeline
+
+    _launch_file("all")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+
+    def rclpy_takes(namespace: str) -> bool:
+        context = rclpy.Context()
+        rclpy.init(args=[], context=context)
+        try:
+            with warnings.catch_warnings():  # rclpy's 'Failed to fini rosout publisher' of the node it could not make
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rclpy.create_node("probe", namespace=namespace.strip("/"), context=context).destroy_node()
+            return True
+        except Exception:  # rclpy's InvalidNamespaceException
+            return False
+        finally:
+            context.try_shutdown()
+
+    for value, why in (("robot-1", "characters other than"), ("1robot", "starts with a number"),
+                       ("robot1//x", "repeated '/'"), ("robot 1", "characters other than"), ("/fleet/2", "number")):
+        assert not rclpy_takes(value), value
+        for host, arg in (("all", "namespace"), ("robot", "namespace"), ("operator", "namespace"),
+                          ("operator", "robot_namespace")):
+            started.clear()
+            with pytest.raises(ValueError, match=f"launch argument '{arg}:={value}' is no ROS namespace .*{why}"):
+                _run_launch(host, {arg: value, "photo": "me.jpg"})
+            assert not started, (host, arg, value, started)
+        with pytest.raises(SystemExit):
+            pipeline.parse_args(["--host", "operator", f"--robot-namespace={value}"])
+        capsys.readouterr()
+        assert main(["demo", "--namespace", value]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"'--namespace {value}' is no ROS namespace" in err, err
+    for value in ("robot1", "/robot1", "/robot1/", "fleet/robot_1", "/"):
+        assert rclpy_takes(value), value
+        started.clear()
+        _run_launch("all", {"namespace": value})
+        assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
+        started.clear()
+        _run_launch("operator", {"robot_namespace": value, "photo": "me.jpg"})
+        assert sorted(started) == ["photo_node", "tracker_node"], (value, started)
+        pipeline.parse_args(["--host", "operator", f"--robot-namespace={value}"])
+
+
 def test_a_log_level_rcl_cannot_parse_is_refused_before_any_node_starts(monkeypatch):
     """`ros2 launch gaussian_head_ros avatar.launch.py log_level:=warning` (Python's name; rcl's is warn) started the
     three nodes, each died at start with rcl's "Couldn't parse log level: '--log-level warning'", and the launch ended
@@ -1125,6 +1206,42 @@ def test_a_log_level_rcl_cannot_parse_is_refused_before_any_node_starts(monkeypa
         started.clear()
         _run_launch("all", {"log_level": value})
         assert sorted(started) == ["reconstruction_node", "render_node", "tracker_node"], (value, started)
+
+
+def test_a_log_level_for_one_node_reaches_it_under_a_namespace(tmp_path):
+    """`robot.launch.py namespace:=robot1 log_level:=render_node:=warn` (the form --show-args gives) left every INFO
+    line of `[robot1.render_node]` shown, and `render_node:=debug` showed none of its debug lines: under a namespace a
+    node's logger is `robot1.render_node`, and rcl set only the logger named `render_node` (the one its process says
+    its first lines under, before the node exists) (user47, s47). The level now reaches the node's own logger too. With
+    the real `ros2 launch` (its nodes started and stopped with a Ctrl-C)."""
+    import os
+    import shutil
+    import signal
+
+    from rosgraph import Proc, wait_until
+
+    if shutil.which("ros2") is None:
+        pytest.skip("the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)")
+    proc = Proc(["ros2", "launch", "gaussian_head_ros", "robot.launch.py", "namespace:=/fleet/robot1",
+                 "log_level:=render_node:=debug", f"cache_path:={tmp_path / 'cache.avatar'}"], tmp_path / "launch.log")
+    debug = "[DEBUG]", "[fleet.robot1.render_node]: cpu rasterizer ready"  # core's line under the node's logger
+    try:
+        assert wait_until(lambda: "renderer ready" in proc.output() or proc.p.poll() is not None, 120), proc.output()
+    finally:
+        if proc.p.poll() is None:
+            os.killpg(proc.p.pid, signal.SIGINT)  # a Ctrl-C, as from a terminal
+        proc.stop()
+    said = [line for line in proc.output().splitlines() if all(w in line for w in debug)]
+    assert said, proc.output()
+    lines = proc.output().splitlines()
+    assert [line for line in lines if "[INFO]" in line and "[fleet.robot1.reconstruction_node]" in line], lines
+    assert not [line for line in lines if "[DEBUG]" in line and "reconstruction_node]" in line], lines  # still info
+    from gaussian_head_ros.nodes.launcher import log_level_arguments
+
+    assert log_level_arguments("render_node:=warn", "", ("render_node",)) == ["--log-level", "render_node:=warn"]
+    assert log_level_arguments("warn", "robot1", ("render_node",)) == ["--log-level", "warn"]
+    assert log_level_arguments("render_node:=warn", "/robot1/", ("render_node",)) == [
+        "--log-level", "render_node:=warn", "--log-level", "robot1.render_node:=warn"]
 
 
 @pytest.mark.ros

@@ -46,6 +46,35 @@ def test_a_wrong_path_is_said_once_then_retried_quietly(tmp_path, rclpy_context)
         proc.stop()
 
 
+def test_an_avatar_or_controls_file_given_as_the_camera_is_named(tmp_path, capsys):
+    """`avatar.launch.py video:=me.ply` (the avatar where its photo:= goes), `gaussian-head eval --video me.ply`, or a
+    controls file from `gaussian-head track`: refused as 'not a video format OpenCV's FFmpeg can play (unsupported
+    format, or not a video)', which sends a user looking for a codec (user47, s47). Now each is named as what it is,
+    with where it goes; by the real video_source_node process (its error line) and the CLI."""
+    from rosgraph import Proc, executable, wait_until
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    ply, controls = tmp_path / "me.ply", tmp_path / "controls.jsonl"
+    save_ply(synthetic_avatar(500, seed=2), ply)
+    controls.write_text('{"stamp_ns": 0, "face_detected": true}\n')
+    proc = Proc(executable("video_source_node") + ["--ros-args", "-p", f"source:={ply}"], tmp_path / "node.log")
+    said = f"cannot open video {ply}: it is an avatar .ply, not a video: a robot shows an avatar file as its " \
+           "reconstruction_node's photo_path (robot.launch.py photo:=me.ply)"
+    try:
+        assert wait_until(lambda: "ERROR" in proc.output(), 60), proc.output()
+        assert said in proc.output(), proc.output()
+    finally:
+        proc.stop()
+    for source, what in ((ply, said), (controls, "it is a controls file (FaceControl JSON lines")):
+        capsys.readouterr()
+        assert main(["eval", "--video", str(source)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and what in err, err
+
+
 def test_no_source_says_how_to_give_one(tmp_path, rclpy_context):
     """Started without `source`, the node says how to give one: at start-up (-p source:=...), since the parameter is
     read-only. It said "set the 'source' parameter", and `ros2 param set /video_source_node source clip.mp4` then

@@ -56,13 +56,16 @@ def run(args) -> int:
     import numpy as np
     import rclpy
 
-    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, domain_id_problem, node_command,
-                                                  node_params_file, package_share)
+    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, domain_id_problem,
+                                                  namespace_argument_problem, node_command, node_params_file,
+                                                  package_share)
     from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.video import VideoSource, is_camera
 
     if problem := domain_id_problem():  # Fast DDS ended the demo itself at its recorder's node, in its own words
         raise ValueError(problem)
+    if problem := namespace_argument_problem("--namespace", args.namespace):  # rclpy's traceback, at the recorder
+        raise ValueError(problem.replace(":=", " ", 1))
     check_writable(args.output, "--output", example="demo.mp4",  # before any node starts
                    reads={"--video": args.video, "--photo": args.photo})
 

@@ -4,7 +4,8 @@
     gaussian-head render me.ply -o idle.mp4 --seconds 5 --lighting studio
 
 The controls file is what `gaussian-head track` writes: one FaceControl JSON object per line. One video
-frame is drawn per control; the frame rate follows the controls' stamps unless --fps is given.
+frame is drawn per control; the frame rate follows the controls' stamps unless --fps is given (30 FPS, with a
+warning, where the stamps give a rate outside --fps's 1..240: stamps in frames or milliseconds, not nanoseconds).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from gaussian_head_ros.commands import (IMAGE_SIZES, float_range, framing_argume
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 5.0  # [s] the idle animation's length without --controls
+FPS_RANGE = (1.0, 240.0)  # [frames/s] --fps's range (render_node's fps parameter's), also of a rate the stamps give
+DEFAULT_FPS = 30.0  # [frames/s] without --fps, when the control stamps give no rate in FPS_RANGE
 FOV_DEG = 30.0  # [deg] --framing fov's field of view
 
 
@@ -33,8 +36,9 @@ def add_arguments(p):
                         "render_node frames it (core/display.py)")
     p.add_argument("--height", type=int_range(*IMAGE_SIZES), default=None, help="frame height in pixels (default: --size)")
     # the ranges of render_node's fps, fov_deg and distance_m parameters
-    p.add_argument("--fps", type=float_range(1.0, 240.0), default=None,
-                   help="frame rate, 1..240 (default: from the control stamps, else 30)")
+    p.add_argument("--fps", type=float_range(*FPS_RANGE), default=None,
+                   help=f"frame rate, {FPS_RANGE[0]:g}..{FPS_RANGE[1]:g} (default: from the control stamps, else "
+                        f"{DEFAULT_FPS:g})")
     p.add_argument("--seconds", type=float_range(0.1), default=None,  # None: not given (run)
                    help=f"length of the idle animation without --controls (at least 0.1) (default: {IDLE_SECONDS})")
     p.add_argument("--backend", default="auto", help="rasterizer: auto, cpu, torch, gsplat")
@@ -131,6 +135,27 @@ def read_controls(path: str):
     return stamps
 
 
+def stamps_fps(stamps, path: str) -> float:
+    """The frame rate of a controls file's stamps ([N] int64, ns): 1e9 / their median step, or DEFAULT_FPS when they
+    do not rise at every line (a hand-written file's stamps all 0) or give a rate outside FPS_RANGE, which is said as
+    a warning naming `path`: stamps counted in frames or milliseconds, not nanoseconds (`"stamp_ns": 0, 1, 2 ...`
+    made a video of 1e9 FPS, which OpenCV refused as "no mp4v encoder in this OpenCV?" after its own ERROR line;
+    1 ms apart one of 1000 FPS, 30 frames in 0.03 s; user47, s47)."""
+    import numpy as np
+
+    dt = np.diff(stamps.astype(np.float64))
+    if not len(dt) or not np.all(dt > 0):
+        return DEFAULT_FPS
+    fps = 1e9 / float(np.median(dt))
+    if FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        return fps
+    why = ("stamp_ns counts nanoseconds (frame indices or milliseconds there?)" if fps > FPS_RANGE[1] else
+           "slower than a frame a second")
+    log.warning("%s: its stamps are %.6g s apart (%.6g FPS, outside %g..%g: %s); drawn at %g FPS, give --fps to "
+                "choose", path, float(np.median(dt)) * 1e-9, fps, *FPS_RANGE, why, DEFAULT_FPS)
+    return DEFAULT_FPS
+
+
 def run(args) -> int:
     import numpy as np
 
@@ -165,10 +190,9 @@ def run(args) -> int:
     driver = Driver(avatar)
     if stamps is not None:
         controls, count = controls_in(args.controls), len(stamps)  # read again as drawn: not held in memory
-        dt = np.diff(stamps.astype(np.float64))
-        fps = args.fps or (1e9 / float(np.median(dt)) if len(dt) and np.all(dt > 0) else 30.0)
+        fps = args.fps or stamps_fps(stamps, args.controls)
     else:
-        fps = args.fps or 30.0
+        fps = args.fps or DEFAULT_FPS
         idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
         controls = [idle.control(i / fps) for i in range(max(1, int(round((args.seconds or IDLE_SECONDS) * fps))))]
         count = len(controls)

@@ -580,15 +580,20 @@ def _parse_header(fh) -> tuple[list, dict]:
         if parts[0] == "comment" and len(parts) > 2 and parts[1] == _PLY_MAGIC:
             meta = json.loads(line.split(None, 2)[2])
         elif parts[0] == "element":
+            if len(parts) != 3 or not parts[2].isdigit():  # a hand-edited 'element vertex' was an IndexError traceback
+                raise ValueError(f".ply element line {line!r} is not 'element NAME COUNT' (element vertex 60000)")
             elements.append({"name": parts[1], "count": int(parts[2]), "props": []})
         elif parts[0] == "property":
+            is_list = parts[1:2] == ["list"]
+            if len(parts) < (5 if is_list else 3):  # a bare 'property' was an IndexError traceback
+                raise ValueError(f".ply property line {line!r} is not 'property TYPE NAME' (property float x) or "
+                                 "'property list COUNT_TYPE ITEM_TYPE NAME'")
             if not elements:
                 raise ValueError(".ply property before any element")
-            types = parts[2:4] if parts[1] == "list" else parts[1:2]
-            bad = [t for t in types if t not in _PLY_TYPES]
-            if bad or len(parts) < (5 if parts[1] == "list" else 3):
-                raise ValueError(f".ply property line {line!r} has an unknown type {bad[0] if bad else ''!r}")
-            if parts[1] == "list":
+            bad = [t for t in (parts[2:4] if is_list else parts[1:2]) if t not in _PLY_TYPES]
+            if bad:
+                raise ValueError(f".ply property line {line!r} has an unknown type {bad[0]!r}")
+            if is_list:
                 elements[-1]["props"].append((parts[4], "list", _PLY_TYPES[parts[2]], _PLY_TYPES[parts[3]]))
             else:
                 elements[-1]["props"].append((parts[2], _PLY_TYPES[parts[1]], parts[1]))
@@ -636,7 +641,7 @@ def _load_ply(path: Path) -> GaussianAvatar:
         left = os.fstat(fh.fileno()).st_size - fh.tell()  # bytes after the header
         data = {}
         for el in elements:
-            if el["count"] < 0 or el["count"] > left:  # a count no file of this size holds (10**14: MemoryError)
+            if el["count"] > left:  # a count no file of this size holds (10**14: MemoryError)
                 raise ValueError(f"truncated .ply: element {el['name']} counts {el['count']} rows, the file has "
                                  f"{left} bytes after its header")
             if el["name"] == "vertex":
@@ -667,7 +672,8 @@ def _load_ply(path: Path) -> GaussianAvatar:
     elif driving_path(path).is_file():
         avatar = _with_driving_file(cols, driving_path(path))
     else:
-        log.warning("%s has no driving file (%s): every Gaussian is static", path, driving_path(path).name)
+        log.warning("%s has no driving file beside it (%s): every Gaussian is static, the avatar follows the head pose "
+                    "only, not the face", path, driving_path(path).name)
         avatar = GaussianAvatar(**cols, template_vertices=np.zeros((0, 3), np.float32),
                                 template_faces=np.zeros((0, 3), np.int32))
     avatar.validate()

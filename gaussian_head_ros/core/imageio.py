@@ -307,8 +307,8 @@ def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, f
     return decode_with_format(data, max_pixels, fmt, name)[0]
 
 
-def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
-                       fmt: str = "", name: str = "") -> tuple[np.ndarray, str, int, tuple[str, ...]]:
+def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "", name: str = "",
+                       said: EncodingNotes | None = None) -> tuple[np.ndarray, str, int, tuple[str, ...]]:
     """JPEG/PNG/WebP/TIFF/... bytes -> ([H, W, 3] uint8 RGB, upright and opaque; the file's format as Pillow names it,
     lower case: "jpeg", "png", "webp", ..., "" when it names none; the reduction it was decoded at: 1, or 2, 4, 8 for
     a JPEG above `max_pixels`; the notes a person should read with it, () for an opaque still image: `_animation_note`'s
@@ -330,6 +330,8 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
     `fmt` is sensor_msgs/CompressedImage.format when there is one: depth maps of image_transport's
     compressedDepth plugin are refused with a reason that names them. `name`: the file the bytes were read from
     ('' for a message), named in the refusal of bytes that are no image.
+    `said`: a stream's EncodingNotes (a compressed camera's frames), through which each line the decode logs (a JPEG
+    decoded reduced, the colours converted from an ICC profile) is logged once, not at every frame.
     Raises ValueError saying why (empty, not an image, a depth map, corrupt or truncated, too large).
     """
     from PIL import Image, ImageOps
@@ -354,19 +356,19 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None,
                    else f"only JPEG can be decoded reduced, this is {im.format}")
             raise ImageTooLarge(w, h, max_pixels, how)
         im.draft(None, (w // factor, h // factor))
-        log.info("%dx%d JPEG decoded at 1/%d (%dx%d) to stay within %d pixels", w, h, factor, *im.size, max_pixels)
+        _say(logging.INFO, said, "%dx%d JPEG decoded at 1/%d (%dx%d) to stay within %d pixels", w, h, factor,
+             *im.size, max_pixels)
     _check_whole(buf, name)  # after the header's size: a cut file above the limit is said to be above it
     try:
         im.load()
         ImageOps.exif_transpose(im, in_place=True)  # no copy of an upright photo (a copy was +48 MB at 12 MP)
-        upright = to_srgb(im)
+        upright = to_srgb(im, said)
     except Image.DecompressionBombError as e:
         raise ValueError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"could not decode the compressed image (corrupt, truncated or not an image: {e})") from e
-    rgb, transparent = _pil_to_rgb8(upright)
-    if transparent:
-        log.info("%s", transparent)
+    rgb, transparent = _pil_to_rgb8(upright)  # (the notes are the caller's to say: logged here, a compressed camera's
+    # PNG frames with alpha put one line per frame in the tracker's log and /rosout; user47, s47)
     return rgb, kind, factor, tuple(n for n in (animated, transparent) if n)
 
 
@@ -409,14 +411,24 @@ def shrink_hint(width: int, height: int, max_pixels: int) -> str:
             f"raise the limit (gaussian-head reconstruct --max-pixels, the nodes' max_pixels parameter)")
 
 
-def to_srgb(im):
+def _say(level: int, said: EncodingNotes | None, fmt: str, *args) -> None:
+    """Log a decode's line (`fmt % args` at `level`); with `said` (a stream's EncodingNotes) only the first time it is
+    given: a compressed camera's JPEG frames carrying an ICC profile logged 'photo colours converted ...' at every
+    frame, 99 lines in 12 s, in the tracker's log and /rosout (user47, s47)."""
+    text = fmt % args
+    if said is None or said.once(text):
+        log.log(level, "%s", text)
+
+
+def to_srgb(im, said: EncodingNotes | None = None):
     """A loaded PIL image (RGB, RGBA or CMYK) with an embedded ICC profile (`im.info["icc_profile"]`) -> the same
     image with its colours converted to sRGB (Little CMS through PIL.ImageCms, relative colorimetric; RGB and RGBA in
     place, CMYK into a new RGB image), the profile dropped from its info. Returned unchanged: no profile, an sRGB one
     (its description names sRGB), a profile of another colour space than the pixels', other modes, and a profile
     Little CMS cannot read (logged). Everything downstream takes pixels as sRGB (the renders, the display); a Display P3
     or Adobe RGB photo read as sRGB gave a paler, duller face (Adobe RGB skin (200, 140, 110) is sRGB (220, 141, 109):
-    read as sRGB, its red was 20 levels low, its saturation 11 % low)."""
+    read as sRGB, its red was 20 levels low, its saturation 11 % low). The conversion, or a profile it cannot read, is
+    logged (through `said`, a stream's EncodingNotes, once: `_say`)."""
     icc = im.info.get("icc_profile")
     if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
         return im
@@ -433,11 +445,12 @@ def to_srgb(im):
         out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode=out_mode,
                                         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, inPlace=in_place)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as e:
-        log.warning("the photo's embedded ICC colour profile cannot be read (%s): its colours are taken as sRGB", e)
+        _say(logging.WARNING, said, "the photo's embedded ICC colour profile cannot be read (%s): its colours are "
+             "taken as sRGB", e)
         return im
     out = im if in_place else out
     out.info.pop("icc_profile", None)
-    log.info("photo colours converted from its ICC profile %r to sRGB", name)
+    _say(logging.INFO, said, "photo colours converted from its ICC profile %r to sRGB", name)
     return out
 
 
@@ -660,5 +673,9 @@ def read_file(path: str) -> bytes:
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     """A photo file -> [H, W, 3] uint8 RGB, upright and opaque (see `decode_compressed`), with a clear error
     for missing or unreadable files (`read_file`) and for files that are no image, naming the file and what it is
-    (an avatar file: how to drive it)."""
-    return decode_compressed(read_file(path), max_pixels=max_pixels, name=photo_file(path))
+    (an avatar file: how to drive it). The decode's notes (an animation, of which the first frame is used; transparent
+    pixels) are logged as warnings."""
+    rgb, _, _, notes = decode_with_format(read_file(path), max_pixels=max_pixels, name=photo_file(path))
+    for note in notes:
+        log.warning("%s", note)
+    return rgb

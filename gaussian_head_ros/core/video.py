@@ -32,7 +32,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.files import WholeFile, shown
+from gaussian_head_ros.core.files import AVATAR_CACHE, AVATAR_PLY, CONTROLS, DRIVING_FILE, WholeFile, file_kind, shown
 from gaussian_head_ros.core.native_log import held_stderr
 
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
@@ -337,6 +337,13 @@ def unplayable_reason(path: str) -> str:
         if cut:
             return "an MP4/MOV file cut off before its end (its last box runs past the end of the file)"
         return "an MP4/MOV file whose tracks this OpenCV build cannot decode (codec not supported)"
+    what = file_kind(path)  # one of the package's own files given as the camera: said as what it is (user47, s47)
+    if what in (AVATAR_PLY, DRIVING_FILE, AVATAR_CACHE):
+        return (f"it is {what}, not a video: a robot shows an avatar file as its reconstruction_node's photo_path "
+                "(robot.launch.py photo:=me.ply); the camera is a video file, a still photo or /dev/videoN")
+    if what == CONTROLS:
+        return (f"it is {what}, not a video: an avatar is driven by it with `gaussian-head render ME.ply --controls "
+                "FILE`; the camera is a video file, a still photo or /dev/videoN")
     return "not a video format OpenCV's FFmpeg can play (unsupported format, or not a video)"
 
 

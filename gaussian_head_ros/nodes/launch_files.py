@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 
-from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, domain_id_problem, log_level_problem,
-                                              node_params_file, params_sections_for_no_node, topic_argument_problem,
+from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, domain_id_problem, log_level_arguments,
+                                              log_level_problem, namespace_argument_problem, node_params_file,
+                                              params_sections_for_no_node, topic_argument_problem,
                                               unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
@@ -48,6 +49,7 @@ ARGUMENT_PARAMETERS = {
     "camera_transport": (("tracker_node", "image_transport"),),
 }
 
+NAMESPACE_ARGUMENTS = ("namespace", "robot_namespace")  # refused before any node starts (namespace_argument_problem)
 PATH_ARGUMENTS = ("params_file", "photo", "checkpoint", "cache_path", "video", "fastdds_profile")  # files: `~` expanded
 
 
@@ -108,7 +110,8 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
                                     "first /clock), false: the system clock; empty: the parameters file's (false "
                                     "unless it says)"),
         ("log_level", EVERY, "info", f"the nodes' ROS log level: {', '.join(LOG_LEVELS)} (any case), or "
-                                     "<logger>:=<level> for one logger (render_node:=debug)"),
+                                     "<logger>:=<level> for one logger (render_node:=debug: that node, under "
+                                     "namespace:= too)"),
     ]
 
 
@@ -202,6 +205,10 @@ def nodes(context, host: str) -> list:
     from launch_ros.actions import Node, PushRosNamespace
 
     given = context.launch_configurations
+    own = {name for name, hosts, _, _ in _arguments_table() if host in hosts}
+    for arg in NAMESPACE_ARGUMENTS:  # before the warnings, which name the nodes under it
+        if arg in own and (problem := namespace_argument_problem(arg, given[arg])):
+            raise ValueError(f"launch argument {problem}")
     for line in _warnings(given, host, declared_in_tree()):
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
 
@@ -234,7 +241,7 @@ def nodes(context, host: str) -> list:
                                             + [f"{ns}/video_source_node"] * bool(video)):
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
     params_file = node_params_file(cfg["params_file"], overrides)
-    ros_args = ["--log-level", cfg["log_level"]]
+    ros_args = log_level_arguments(cfg["log_level"], cfg["namespace"], started + ("video_source_node",))
     camera = [("camera/image_raw", cfg["camera_topic"])] if "camera_topic" in cfg else []
     control = [("face_control", cfg["control_topic"])]
     remaps = {"tracker_node": camera + control, "render_node": control}

@@ -75,6 +75,8 @@ def node_params_file(path: str, overrides: dict) -> str:
     if not isinstance(doc, dict):
         raise ValueError(f"parameters file {path}: expected node names at the top level")
     for key, value in doc.items():  # rcl refuses such a file; dropping its values here would be silent
+        if value is not None and not isinstance(value, dict) and (said := _parameter_without_node(path, key, value)):
+            raise ValueError(said)
         if value is not None and not (isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict)):
             raise ValueError(f"parameters file {path}: '{key}' needs a 'ros__parameters:' level "
                              f"({key}: ros__parameters: name: value; a namespace goes in the key: /robot1/{key})")
@@ -88,6 +90,24 @@ def node_params_file(path: str, overrides: dict) -> str:
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(out, fh, sort_keys=False)
     return tmp
+
+
+def _parameter_without_node(path: str, key, value) -> str:
+    """The error for a parameters file whose top level holds a parameter (`width: 640`), not a node's section: it was
+    said as "'width' needs a 'ros__parameters:' level (width: ros__parameters: name: value; a namespace goes in the key:
+    /robot1/width)", a parameter taken for a node (user47, s47). Names the node(s) that have it (the package's
+    config/avatar.yaml), else NODE; '' for a key that names one of the package's nodes (`render_node: 640`)."""
+    try:
+        owners = parameter_owners(package_share() / "config" / "avatar.yaml")
+    except (OSError, LookupError):  # the package not installed (a source checkout): no owner named
+        owners = {}
+    if str(key).strip("/").split("/")[-1] in {n for names in owners.values() for n in names}:
+        return ""
+    nodes = owners.get(str(key), [])
+    which = f" ({' and '.join(nodes)} {'has' if len(nodes) == 1 else 'have'} it)" if nodes else ""
+    return (f"parameters file {path}: '{key}: {value}' is a parameter at the top level, where rcl reads node names: "
+            f"write it under its node's name and a ros__parameters: level{which}: "
+            f"{nodes[0] if nodes else 'NODE'}: ros__parameters: {key}: {value}")
 
 
 def _mixed_numbers(value) -> bool:
@@ -228,6 +248,30 @@ def topic_argument_problem(name: str, value: str, shared_by: str) -> str:
     return ""
 
 
+def namespace_argument_problem(name: str, value: str) -> str:
+    """'' when `value` can be the ROS namespace of the argument `name` (a launch file's `namespace:=`,
+    `robot_namespace:=`; `gaussian-head demo --namespace`, avatar_pipeline's `--robot-namespace`; '' and '/' are the
+    root namespace, leading and trailing '/' are dropped as those take them), else why not, naming the argument.
+    A hostname-like `namespace:=robot-1` ended the launch in launch's words only ('The resulting namespace is invalid:
+    [previous_namespace='None', pushed_namespace='robot-1']') after a warning that proposed `ros2 param set
+    /robot-1/...`; `robot_namespace:=robot-1` let photo_node die at start with rcl's "Couldn't parse remap rule" while
+    the launch ran on without it; `demo --namespace robot-1` ended in rclpy's InvalidNamespaceException traceback
+    (user47, s47)."""
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+
+    ns = value.strip("/")
+    if not ns:
+        return ""
+    try:
+        validate_namespace("/" + ns)
+    except InvalidNamespaceException as e:
+        why = str(e).split(":", 1)[-1].split(":")[0].strip()  # 'namespace must not contain repeated '/''
+        return (f"'{name}:={value}' is no ROS namespace ({why}): ROS names take letters, digits and '_', each part "
+                "after a '/' starting with a letter or '_' (robot_1, not robot-1 or 1robot)")
+    return ""
+
+
 # The largest ROS_DOMAIN_ID a DDS participant has ports for: DDSI-RTPS 2.5 section 9.6.1.1 maps domain d to the UDP
 # port 7400 + 250 d (+ offsets), which passes 65535 above d = 232. ROS 2's "About Domain ID" page gives the same
 # bound, and 0-101 as the range clear of Linux's ephemeral ports (32768-60999).
@@ -271,6 +315,20 @@ def log_level_problem(value: str) -> str:
         return (f"'log_level:={value}' is no ROS log level ({why}): each node given it would die at start; give one "
                 f"of {', '.join(LOG_LEVELS)} (any case), or <logger>:=<level> for one logger (render_node:=debug)")
     return ""
+
+
+def log_level_arguments(value: str, namespace: str, nodes) -> list[str]:
+    """The `--log-level` arguments of a launch file's `log_level:=value` for `nodes` (their names) started under
+    `namespace` ('', 'robot1' or '/fleet/robot1'). A node's logger under a namespace is named by the namespace's parts
+    and the node's name joined by '.' (`robot1.render_node`), so `render_node:=warn` there set only the logger its
+    process says its first lines under, before the node exists: `namespace:=robot1 log_level:=render_node:=warn` left
+    every INFO line of the render node shown (user47, s47). A level for one of `nodes` is given for both loggers."""
+    args = ["--log-level", value]
+    name, sep, level = value.partition(":=")
+    ns = namespace.strip("/")
+    if sep and ns and name in nodes:
+        args += ["--log-level", f"{ns.replace('/', '.')}.{name}:={level}"]
+    return args
 
 
 def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:

@@ -25,8 +25,8 @@ import rclpy
 from rclpy.parameter import Parameter
 
 from gaussian_head_ros.nodes.common import run_nodes, say_fastdds_profile, start_process
-from gaussian_head_ros.nodes.launcher import (TOPIC_ARGUMENTS, node_params_file, params_sections_for_no_node,
-                                              topic_argument_problem)
+from gaussian_head_ros.nodes.launcher import (TOPIC_ARGUMENTS, namespace_argument_problem, node_params_file,
+                                              params_sections_for_no_node, topic_argument_problem)
 
 
 def parse_args(argv: list[str]):
@@ -64,6 +64,8 @@ def parse_args(argv: list[str]):
     for name, shared_by in TOPIC_ARGUMENTS.items():
         if problem := topic_argument_problem(f"--{name.replace('_', '-')}", getattr(args, name), shared_by):
             p.error(problem.replace(":=", " ", 1))
+    if problem := namespace_argument_problem("--robot-namespace", args.robot_namespace):
+        p.error(problem.replace(":=", " ", 1))
     defaults = vars(p.parse_args([]))
     for name in misplaced.get(args.host, ()):
         if getattr(args, name) != defaults[name]:

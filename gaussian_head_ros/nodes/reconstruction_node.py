@@ -821,8 +821,8 @@ class ReconstructionNode(Node):
             f"{job.source} has no driving file beside it ({driving_path(job.avatar_file).name}): the avatar "
             "does not follow the operator's face, only the head pose"]
         text = f"avatar for '{job.operator_id}' loaded from the {job.source}: {avatar.num_gaussians} Gaussians (not reconstructed)"
-        for w in warnings:
-            self.get_logger().warning(w)
+        # (not logged here: load_ply's own warning says it, under this node's name since core's lines reach the node's
+        # log; both made two warning lines for one file; user47, s47)
         self.get_logger().info(text)
         self._status(OK, text, job, warnings, avatar.num_gaussians, time.perf_counter() - t0)
         self._save_cache(msg)

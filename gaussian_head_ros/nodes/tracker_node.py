@@ -2,7 +2,7 @@
 
 Subscribes `camera/image_raw` (sensor_msgs/Image, best effort, keep last 1; rgb8, bgr8, mono8, rgba8,
 16-bit, yuv422 ...), or with `image_transport` compressed `camera/image_raw/compressed` (sensor_msgs/CompressedImage,
-JPEG or PNG as image_transport's compressed plugin publishes; decoded here as photos are, imageio.decode_compressed:
+JPEG or PNG as image_transport's compressed plugin publishes; decoded here as photos are, imageio.decode_with_format:
 no republish node needed), and, when present, `camera/camera_info` for the intrinsics: its K, else its P when
 K is all zero, else a `fov_deg` pinhole camera (core/camera_info.py; the log says once which, with the
 values, and again when the source or the values change). A camera_info no real camera has (NaN, a negative or
@@ -47,7 +47,7 @@ from std_msgs.msg import Empty
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
 from gaussian_head_ros.core.imageio import (ALPHA_PADDING_NOTE, EncodingNotes, ImageTooLarge, check_compressed,
-                                            check_raw, decode_compressed, decode_raw_with_notes)
+                                            check_raw, decode_raw_with_notes, decode_with_format)
 from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
@@ -454,8 +454,11 @@ class TrackerNode(Node):
         self.trace.mark(frametrace.TRACKER_START, stamp)
         t0 = time.perf_counter()
         try:
-            if isinstance(msg, CompressedImage):
-                rgb = decode_compressed(bytes(msg.data), int(self._param("max_image_pixels")), msg.format)
+            if isinstance(msg, CompressedImage):  # its notes (transparent pixels of PNG frames) said once each
+                rgb, _, _, notes = decode_with_format(bytes(msg.data), int(self._param("max_image_pixels")), msg.format,
+                                                      said=self._encoding_notes)  # its logged lines once too
+                for note in filter(None, map(self._encoding_notes.once, notes)):
+                    self.get_logger().warning(f"camera frames on {self.image_topic}: {note}")
             else:
                 rgb, notes = decode_raw_with_notes(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding,
                                                    bool(msg.is_bigendian), int(self._param("max_image_pixels")))
