@@ -483,6 +483,16 @@ def test_render_of_controls_stamped_in_another_unit_draws_at_the_default_rate_an
         assert main(["render", str(ply), "--controls", str(controls), "-o", str(out), "--size", "32",
                      "--backend", "cpu", "--fps", "12"]) == 0
         assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+    # stamps with no rate in them (all 0, or one repeated) are said too: they had drawn at 30 FPS without a word
+    for stamps, said in (((0, 0, 0, 0), "its stamps are all the same"),
+                         ((0, 33_333_333, 33_333_333, 66_666_667), "its stamps do not rise at 1 of 3 lines")):
+        controls = tmp_path / "flat.jsonl"
+        controls.write_text("".join(json.dumps({"stamp_ns": s, "face_detected": True}) + "\n" for s in stamps))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["render", str(ply), "--controls", str(controls), "-o", str(out), "--size", "32",
+                         "--backend", "cpu"]) == 0
+        assert f"{controls}: {said} (no frame rate in them); drawn at 30 FPS" in caplog.text, caplog.text
 
 
 def test_bench_measures_torch_on_each_device_and_gsplat_once():

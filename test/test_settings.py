@@ -1394,3 +1394,18 @@ def test_every_frame_id_setting_must_name_a_tf_frame(node):
         for bad in ("", "/face_display", " head", "head frame"):
             with pytest.raises(ValueError, match=name):
                 module.check_value(name, bad)
+
+
+def test_a_params_file_that_is_not_there_is_named_as_the_launch_argument(monkeypatch, tmp_path):
+    """`ros2 launch ... params_file:=/nope.yaml` ended in open()'s '[Errno 2] No such file or directory: /nope.yaml',
+    not naming the argument nor what to give (user47, s47); a directory likewise ('Is a directory'). Each is refused
+    before any node starts, naming params_file:= and the shipped file to copy."""
+    _launch_file("all")  # skips where launch is not installed
+    started = _started_nodes(monkeypatch)
+    for value, what in ((str(tmp_path / "nope.yaml"), "not found"), (str(tmp_path), "a directory")):
+        for host in ("all", "robot", "operator"):
+            started.clear()
+            with pytest.raises(ValueError, match=f"launch argument params_file:={re.escape(value)} is {what}: give a "
+                                                 "parameters file .*avatar.yaml"):
+                _run_launch(host, {"params_file": value, "photo": "me.jpg"})
+            assert not started, (host, value, started)

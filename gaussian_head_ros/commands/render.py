@@ -137,14 +137,20 @@ def read_controls(path: str):
 
 def stamps_fps(stamps, path: str) -> float:
     """The frame rate of a controls file's stamps ([N] int64, ns): 1e9 / their median step, or DEFAULT_FPS when they
-    do not rise at every line (a hand-written file's stamps all 0) or give a rate outside FPS_RANGE, which is said as
+    do not rise at every line (a hand-written file's stamps all 0) or give a rate outside FPS_RANGE, either said as
     a warning naming `path`: stamps counted in frames or milliseconds, not nanoseconds (`"stamp_ns": 0, 1, 2 ...`
     made a video of 1e9 FPS, which OpenCV refused as "no mp4v encoder in this OpenCV?" after its own ERROR line;
     1 ms apart one of 1000 FPS, 30 frames in 0.03 s; user47, s47)."""
     import numpy as np
 
     dt = np.diff(stamps.astype(np.float64))
-    if not len(dt) or not np.all(dt > 0):
+    if not len(dt):
+        return DEFAULT_FPS
+    if not np.all(dt > 0):  # no rate to take: said, as the rates outside FPS_RANGE are (a repeated stamp drew the
+        # whole file at 30 FPS without a word; user47, s47)
+        what = "are all the same" if not np.any(dt) else f"do not rise at {int(np.sum(dt <= 0))} of {len(dt)} lines"
+        log.warning("%s: its stamps %s (no frame rate in them); drawn at %g FPS, give --fps to choose", path, what,
+                    DEFAULT_FPS)
         return DEFAULT_FPS
     fps = 1e9 / float(np.median(dt))
     if FPS_RANGE[0] <= fps <= FPS_RANGE[1]:

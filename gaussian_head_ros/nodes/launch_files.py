@@ -216,6 +216,10 @@ def nodes(context, host: str) -> list:
     # leaves `photo:=~/me.jpg` as it is (it expands `~` only at the start of a word): the files are expanded here.
     cfg = {name: os.path.expanduser(given[name]) if name in PATH_ARGUMENTS else given[name]
            for name, hosts, _, _ in _arguments_table() if host in hosts}
+    if not os.path.isfile(cfg["params_file"]):  # read below: was open()'s bare '[Errno 2] No such file or directory'
+        what = "a directory" if os.path.isdir(cfg["params_file"]) else "not found"
+        raise ValueError(f"launch argument params_file:={cfg['params_file']} is {what}: give a parameters file (a "
+                         f"copy of {_share('config', 'avatar.yaml')} with your values)")
     started = tuple(n for n in HOST_NODES[host] if n not in OPTIONAL_NODES or cfg[OPTIONAL_NODES[n]])
     for arg, shared_by in TOPIC_ARGUMENTS.items():  # as launch_flag: refused here, named, before any node starts
         if arg in cfg and (problem := topic_argument_problem(arg, cfg[arg], shared_by)):
