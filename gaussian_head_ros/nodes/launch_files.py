@@ -205,17 +205,16 @@ def nodes(context, host: str) -> list:
     from launch_ros.actions import Node, PushRosNamespace
 
     given = context.launch_configurations
-    own = {name for name, hosts, _, _ in _arguments_table() if host in hosts}
-    for arg in NAMESPACE_ARGUMENTS:  # before the warnings, which name the nodes under it
-        if arg in own and (problem := namespace_argument_problem(arg, given[arg])):
-            raise ValueError(f"launch argument {problem}")
-    for line in _warnings(given, host, declared_in_tree()):
-        launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
-
     # this launch file's own arguments only: another host's `video:=` given here starts no camera. A shell
     # leaves `photo:=~/me.jpg` as it is (it expands `~` only at the start of a word): the files are expanded here.
     cfg = {name: os.path.expanduser(given[name]) if name in PATH_ARGUMENTS else given[name]
            for name, hosts, _, _ in _arguments_table() if host in hosts}
+    for arg in NAMESPACE_ARGUMENTS:  # before the warnings, which name the nodes under it
+        if arg in cfg and (problem := namespace_argument_problem(arg, cfg[arg])):
+            raise ValueError(f"launch argument {problem}")
+    for line in _warnings(given, host, declared_in_tree()):
+        launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
+
     if not os.path.isfile(cfg["params_file"]):  # read below: was open()'s bare '[Errno 2] No such file or directory'
         what = "a directory" if os.path.isdir(cfg["params_file"]) else "not found"
         raise ValueError(f"launch argument params_file:={cfg['params_file']} is {what}: give a parameters file (a "
