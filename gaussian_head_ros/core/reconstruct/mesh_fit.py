@@ -67,7 +67,8 @@ from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength, squint_of
 from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
                                                           expression_region, without_creases)
-from gaussian_head_ros.core.reconstruct.lips import closed_lips, fill_points, lip_band, skin_fill_map, without_detail
+from gaussian_head_ros.core.reconstruct.lips import (LipConfig, closed_lips, fill_points, lip_band, skin_fill_map,
+                                                     without_detail)
 from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
                                                       parted_over_hidden_teeth, photo_teeth, place_on_teeth_surface,
                                                       skin_teeth_colour, teeth_colour)
@@ -111,6 +112,7 @@ class MeshFitConfig:
     framing: FramingConfig = field(default_factory=FramingConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
     eyeball: EyeballConfig = field(default_factory=EyeballConfig)
+    lips: LipConfig = field(default_factory=LipConfig)  # the closed lips of a photo with an open mouth (lips.py)
     lid_margin: LidMarginConfig | None = field(default_factory=LidMarginConfig)  # None: MediaPipe's eye contour
     lid_split: float = 0.75  # the upper-lid strip's pixels nearer the margin ride with it (eyelids.margin_binding); 0 = off
     lid_skin_spacing_m: float = 0.0005  # skin a closing upper lid uncovers (eyelids.closed_lid_skin), closed spacing; 0 = none
@@ -355,10 +357,16 @@ class MeshFitConfig:
 
 # Presets: name -> overrides of MeshFitConfig.
 PRESETS = {
-    "fast": dict(max_gaussians=30_000, torso_stride=4, refine_iters=2, back_spacing_m=0.007),
+    "fast": dict(max_gaussians=30_000, torso_stride=4, refine_iters=2),  # its completion widened (budget_spacings)
     "default": dict(),
     "dense": dict(max_gaussians=120_000, head_stride=1, torso_stride=2, refine_iters=5),
 }
+
+
+# MeshFitConfig's fields that hold configs of their own: not options (`--option eyeball=3` or `creases=None` ended in an
+# AttributeError traceback inside the build)
+NESTED = {f.name for f in fields(MeshFitConfig) if f.default_factory is not dataclasses.MISSING
+          and dataclasses.is_dataclass(f.default_factory())}
 
 
 def make_config(preset: str = "default", **options) -> MeshFitConfig:
@@ -366,7 +374,7 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     max_yaw_deg, ...) are accepted at top level too. Raises ValueError for unknown names or bad values."""
     if preset not in PRESETS:
         raise ValueError(f"unknown mesh_fit preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    top = {f.name for f in fields(MeshFitConfig)} - {"framing", "mouth"}
+    top = {f.name for f in fields(MeshFitConfig)} - NESTED
     framing_names = {f.name for f in fields(FramingConfig)}
     unknown = set(options) - top - framing_names
     if unknown:
@@ -398,8 +406,67 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
                          f"{cfg.lining_off_mesh}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
-    return cfg
+    return budget_spacings(cfg, given=set(options))
 
+
+# The Gaussian budget the completion's spacings (below) were chosen at: the default preset's max_gaussians, where
+# the completion (hidden back and wall, face completion, lining, closed-lid skin, eyeballs, mouth interior, an
+# open-mouth photo's closed-lip fill) takes ~24.5-30 k (41-50 %; business_person, obama_speech, lp_d9_woman_turned)
+# and the photo layer the rest. COMPLETION_SHARE: the share it is given of a smaller budget; COMPLETION_MOST: the
+# share past which a photo's completion is built again coarser (budget_spacings).
+COMPLETION_BUDGET = 60_000
+COMPLETION_SHARE = 0.41
+COMPLETION_MOST = 0.55
+# the completion's spacings (metres), by config: MeshFitConfig's own, its eyeball's, mouth's and lips'
+COMPLETION_SPACINGS = {None: ("face_spacing_m", "back_spacing_m", "torso_back_spacing_m",
+                              "wall_step_m", "lid_skin_spacing_m"),
+                       "eyeball": ("spacing_m",),
+                       "mouth": ("teeth_spacing_m", "cavity_spacing_m", "cavity_back_spacing_m", "tongue_spacing_m",
+                                 "jaw_floor_spacing_m"),
+                       "lips": ("fill_spacing_m",)}
+
+
+def widen_completion(cfg: MeshFitConfig, scale: float, given=frozenset()) -> MeshFitConfig:
+    """cfg with the completion's spacings (COMPLETION_SPACINGS) times `scale` (> 0; its Gaussians go as
+    1 / scale^2), but the MeshFitConfig fields named in `given` (set by the user), which are kept."""
+    if scale == 1.0:
+        return cfg
+    out = {}
+    for nested, names in COMPLETION_SPACINGS.items():
+        obj = cfg if nested is None else getattr(cfg, nested)
+        changed = dataclasses.replace(obj, **{n: getattr(obj, n) * scale for n in names
+                                              if nested is not None or n not in given})
+        if nested is None:
+            cfg = changed
+        else:
+            out[nested] = changed
+    return dataclasses.replace(cfg, **out)
+
+
+def budget_spacings(cfg: MeshFitConfig, given=frozenset()) -> MeshFitConfig:
+    """cfg with its completion's spacings widened (widen_completion) by sqrt(COMPLETION_BUDGET / max_gaussians) when
+    max_gaussians is below COMPLETION_BUDGET, so that the completion keeps about the share of any budget it has of
+    the default's and the photo layer (the face the display shows) the rest; at or above it, cfg itself. A photo
+    whose completion still takes more than COMPLETION_MOST of the budget (an open mouth's closed-lip fill) is built
+    once more with it widened to COMPLETION_SHARE (MeshFitReconstructor.reconstruct).
+
+    Why: the completion was ~24.5 k Gaussians whatever the budget, so a max_gaussians below ~25 k (its range says
+    5,000) was refused ('avatar has 24521 Gaussians, above the budget of 15000'), the fast preset (30 k) refused
+    lp_d9_woman_turned's open mouth (30,286) and gave business_person's photo layer 5.8 k Gaussians (head stride
+    4-5, the rest fit 27.3 dB in the head against the default's 31.0) while the hidden back kept 10.8 k; widened,
+    fast gives it 17.8 k (29.3 dB) (budget48, session 48)."""
+    if cfg.max_gaussians >= COMPLETION_BUDGET:
+        return cfg
+    return widen_completion(cfg, float(np.sqrt(COMPLETION_BUDGET / cfg.max_gaussians)), given)
+
+
+class CompletionOverBudget(Exception):
+    """Raised inside MeshFitReconstructor._build when a photo's completion takes more than COMPLETION_MOST of the
+    budget: `scale` widens it to COMPLETION_SHARE."""
+
+    def __init__(self, scale: float):
+        super().__init__(f"completion over its share of the budget: widen its spacings {scale:.2f}x")
+        self.scale = scale
 
 
 def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -434,7 +501,7 @@ class MeshFitReconstructor(Reconstructor):
 
     name = "mesh_fit"
     # the options it takes: a preset, then any MeshFitConfig or FramingConfig field
-    OPTIONS = ("preset",) + tuple(sorted(({f.name for f in fields(MeshFitConfig)} - {"framing", "mouth"})
+    OPTIONS = ("preset",) + tuple(sorted(({f.name for f in fields(MeshFitConfig)} - NESTED)
                                          | {f.name for f in fields(FramingConfig)}))
 
     @classmethod
@@ -446,6 +513,7 @@ class MeshFitReconstructor(Reconstructor):
     def __init__(self, preset: str = "default", **options):
         self.preset = preset
         self.cfg = make_config(preset, **options)
+        self._given = frozenset(options)  # the options the user set (budget_spacings keeps them)
         self._facemesh = None
         self._segmenter = None
 
@@ -495,14 +563,22 @@ class MeshFitReconstructor(Reconstructor):
         fp = frame_photo(rgb, facemesh, cfg.framing)
         timings["framing"] = time.perf_counter() - t0
         try:
-            return self._build(fp, segmenter, operator_id, timings)
+            try:
+                return self._build(fp, segmenter, operator_id, timings)
+            except CompletionOverBudget as over:  # once more with the completion coarser (budget_spacings)
+                kept = self.cfg
+                self.cfg = widen_completion(kept, over.scale, self._given)
+                try:
+                    return self._build(fp, segmenter, operator_id, timings, may_widen=False)
+                finally:
+                    self.cfg = kept
         except ReconstructionError:
             raise
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
             log.exception("mesh_fit failed on a framed photo")
             raise ReconstructionError(INTERNAL_ERROR, f"reconstruction failed: {e}") from e
 
-    def _build(self, fp, segmenter, operator_id: str, timings: dict) -> ReconstructionResult:
+    def _build(self, fp, segmenter, operator_id: str, timings: dict, may_widen: bool = True) -> ReconstructionResult:
         cfg = self.cfg
         t0 = time.perf_counter()
         rng = np.random.default_rng(cfg.seed)
@@ -921,16 +997,18 @@ class MeshFitReconstructor(Reconstructor):
 
         # Photo layer within the budget.
         t3 = time.perf_counter()
-        lip_fill = (fill_points(V, V_rest, faces, R, rng) if cfg.remove_expression and cfg.closed_lips
+        lip_fill = (fill_points(V, V_rest, faces, R, rng, cfg.lips) if cfg.remove_expression and cfg.closed_lips
                     else None)  # added at rest (closed_lips, below)
         fixed = (len(face_extra or []) + len(hidden) + len(mouth) + len(eyeball or []) + len(shine_batch or [])
                  + len(chin or [])
                  + len(lid_skin or []) + len(lining or []) + (len(lip_fill[0]) if lip_fill is not None else 0))
+        if may_widen and fixed > COMPLETION_MOST * cfg.max_gaussians:
+            raise CompletionOverBudget(float(np.sqrt(fixed / (COMPLETION_SHARE * cfg.max_gaussians))))
         below_cut = rows_to_cut_below(cut)
         fringe_steps = int(np.ceil(cfg.bust_fringe_m / (cfg.torso_stride * mpp))) if cfg.bust_fringe_m > 0 else 0
         at_cut = torso_px & (below_cut <= cfg.torso_stride)  # the bust's lowest rows, where the photo cut it
         fringe_budget = fringe_steps * (int(at_cut.any(0).sum()) // cfg.torso_stride + 1) if at_cut.any() else 0
-        no_detail = (without_detail(V, V_rest, faces, R, mouth_px) if cfg.remove_expression and cfg.closed_lips
+        no_detail = (without_detail(V, V_rest, faces, R, mouth_px, cfg.lips) if cfg.remove_expression and cfg.closed_lips
                      else None)
         if shine.any():  # the catchlight discs are the detail discs there
             no_detail = shine if no_detail is None else no_detail | shine
@@ -1113,7 +1191,7 @@ class MeshFitReconstructor(Reconstructor):
         if cfg.remove_expression and cfg.closed_lips:  # what the closing stretched or unfolded: lips and skin at rest
             fill = skin_fill_map(colours, face_px & person & ~edge & skin_triangle_mask()[np.clip(fid, 0, nf - 1)])
             batch, lip_info = closed_lips(batch, V, V_rest, faces, lambda p: fill[scene.project(p)[:2]], R,
-                                          lip_fill)
+                                          lip_fill, cfg.lips)
             # the photo's open-mouth pixels (teeth, tongue) turned back with the jaw must stay behind the rest
             # face (lp_d9's tongue poked through its closed chin in specks): pushed back along their ray (the jaw's
             # underside with them)
@@ -1173,6 +1251,7 @@ class MeshFitReconstructor(Reconstructor):
                    ("eye", PART_EYE), ("under_chin", PART_UNDER_CHIN), ("jaw_floor", PART_JAW_FLOOR),
                    ("photo_mouth", PART_PHOTO_MOUTH))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
+                "completion_scale": round(cfg.eyeball.spacing_m / EyeballConfig().spacing_m, 3),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
                 "under_chin": len(chin or []), "lid_skin": len(lid_skin or []), "bust_fringe": n_fringe,
                 "parts": counts, "yaw_deg": fp.euler["yaw"], "pitch_deg": fp.euler["pitch"],
