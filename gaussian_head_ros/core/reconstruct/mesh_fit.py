@@ -220,6 +220,22 @@ class MeshFitConfig:
     # 36). 0 = no limit
     rim_refine_limit: float = 0.04
     rim_refine_px: float = 3.5
+    # ... and the photo layer within jaw_refine_px of the face mesh's outline below the mouth, either side, away from
+    # the silhouette (the jaw's edge over the neck: face_outline_band) made lighter than the photo by at most
+    # jaw_lighten (rgb; darker freely). The jaw turns under out of the photo's view and the neck lies 5-10 mm behind
+    # its edge; the refinement lit the discs either side up towards the photo's lit rim (they cover part of their
+    # pixels there), and the display's frontal view (the rest pose takes out the photo's 7 deg head turn) drew them
+    # as a crisp light beaded line along business_person's jaw. Ridge along the jaw (luma over the brighter of the
+    # pixels 4 px above and below, its max within 10 px of the jaw outline, mean along it; 1024 px display, fov 8,
+    # 2 m) at yaw 0 / 20 / -20: 0.031 / 0.018 / 0.048 -> 0.010 / 0.007 / 0.014 (obama_official 0.007 / 0.006 /
+    # 0.008 -> 0.004 / 0.003 / 0.005; halved or less on the other portraits but lp_s9_monalisa's painted outline,
+    # 0.017 / 0.009 / 0.021 -> 0.014 / 0.005 / 0.018); the rest fit in the head -0.10..-0.17 dB (business_person,
+    # astronaut_eileen_collins, lp_d9_woman_turned, obama_speech), frame 0 of the four clips -0.004..-0.020 dB. Held
+    # both ways (no refinement there): the ridge 0.006, the rest fit up to -0.9 dB; the band by the face's own
+    # outline (its mouth opening's too) cost lp_d9's closed lower lip its clean edge (test_reconstruct's screaming
+    # photo) (jaw48, session 48). 0 px: off
+    jaw_refine_px: float = 4.0
+    jaw_lighten: float = 0.0
     # The photo layer over the fold between each upper lid and its brow, which the photo sees at a grazing angle: its
     # colour less the lid skin's (the closed-lid fill) is seen from the photo's camera only (eyelids.fold_shade, all of
     # it at |cos| <= fold_facing[0], none >= [1]; builder.edge_on_sh with fold_floor): turned to the camera by a
@@ -392,9 +408,11 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if not (0 <= lo <= hi < 1) or cfg.view_rim_px < 0 or not 0 <= cfg.view_rim_floor <= 2:
         raise ValueError(f"view_rim_facing must be 0 <= lo <= hi < 1, view_rim_px >= 0, view_rim_floor 0..2; got "
                          f"{cfg.view_rim_facing}, {cfg.view_rim_px}, {cfg.view_rim_floor}")
-    if not 0 <= cfg.lid_fill_chroma <= 1 or cfg.rim_refine_limit < 0 or cfg.rim_refine_px < 0:
-        raise ValueError(f"lid_fill_chroma must be 0..1, rim_refine_limit and rim_refine_px >= 0; got "
-                         f"{cfg.lid_fill_chroma}, {cfg.rim_refine_limit}, {cfg.rim_refine_px}")
+    if (not 0 <= cfg.lid_fill_chroma <= 1 or min(cfg.rim_refine_limit, cfg.rim_refine_px, cfg.jaw_refine_px,
+                                                  cfg.jaw_lighten) < 0):
+        raise ValueError(f"lid_fill_chroma must be 0..1, rim_refine_limit, rim_refine_px, jaw_refine_px and "
+                         f"jaw_lighten >= 0; got {cfg.lid_fill_chroma}, {cfg.rim_refine_limit}, "
+                         f"{cfg.rim_refine_px}, {cfg.jaw_refine_px}, {cfg.jaw_lighten}")
     lo, hi = cfg.fold_facing
     if not (0 <= lo <= hi <= 1) or not 0 <= cfg.fold_floor <= 2:
         raise ValueError(f"fold_facing must be 0 <= lo <= hi <= 1, fold_floor 0..2; got {cfg.fold_facing}, "
@@ -467,6 +485,20 @@ class CompletionOverBudget(Exception):
     def __init__(self, scale: float):
         super().__init__(f"completion over its share of the budget: widen its spacings {scale:.2f}x")
         self.scale = scale
+
+
+def face_outline_band(face: np.ndarray, person: np.ndarray, width_px: float, from_row: float) -> np.ndarray:
+    """[S, S] bool face mesh pixels (its eye and mouth openings filled), [S, S] bool the person's, width (pixels), a
+    row (pixels, y down) -> [S, S] bool:
+    the person's pixels below from_row within width_px of the face mesh's outline, inside or outside it, and further
+    than 2 x width_px from the person's silhouette (below the mouth: the jaw's edge over the neck, not the cheeks'
+    outline against the backdrop, which view_rim_px's rules hold)."""
+    s = face.shape[0]
+    d_in = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 5)
+    d_out = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)
+    below = np.arange(s, dtype=np.float64)[:, None] + 0.5 > from_row
+    inside = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 5) > 2 * width_px  # not by the silhouette
+    return person & inside & below & (np.where(face, d_in, d_out) < width_px)
 
 
 def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -1113,15 +1145,20 @@ class MeshFitReconstructor(Reconstructor):
             held[eye_px[pixels[0], pixels[1]]] = cfg.eye_refine_limit
         if cfg.rim_refine_limit > 0:
             held[edge_on & (d_edge[pixels[0], pixels[1]] < cfg.rim_refine_px)] = cfg.rim_refine_limit
+        lighten = None
+        if cfg.jaw_refine_px > 0:  # ... and the discs either side of the jaw's outline over the neck (jaw_refine_px)
+            jaw = face_outline_band(mesh_px, person, cfg.jaw_refine_px,  # (its holes filled: not the lips' edge)
+                                    float(np.max(fp.landmarks_px[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L], 1])))
+            lighten = np.where(jaw[pixels[0], pixels[1]], cfg.jaw_lighten, np.inf)
         with_creases = None
         margins = self._detail_margins(mesh_px, pixels)
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
             twin = GaussianBatch.concat([batch])  # a copy (np.concatenate); _refine changes colours and opacities
             self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage, held,
-                         margins)
+                         margins, lighten)
             with_creases = twin.colors[:n_photo].copy()
         psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
-                             fp.viewmat, K, S, background, coverage, held, margins)
+                             fp.viewmat, K, S, background, coverage, held, margins, lighten)
         carried_rows = np.concatenate(lid_carried) if lid_carried else np.zeros(0, np.int64)
         if cfg.lid_carried_luma > 0 and len(carried_rows):  # no lighter than lid_carried_luma x its eye's lid skin
             batch.colors[carried_rows] = skin_luminance(batch.colors[carried_rows], skin_rgb,
@@ -1646,7 +1683,7 @@ class MeshFitReconstructor(Reconstructor):
         return out
 
     def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S,
-                background=None, coverage=None, held=None, detail_margin=None) -> dict:
+                background=None, coverage=None, held=None, detail_margin=None, lighten=None) -> dict:
         """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail, footprint std-dev px), where
         free) by the rest render's residual, the render over `background` [S, S, 3] (None: black), each disc's
         taken through its own footprint (the residual blurred by its std-dev: the adjoint of drawing it; a fixed
@@ -1660,7 +1697,9 @@ class MeshFitReconstructor(Reconstructor):
         look moves Gaussians past each other, the overlaps change and those colours showed: dark grey smudges over a
         lowered lid, black specks along the lashes, business_person x sadtalker).
         detail_margin [n_photo] float (None: no limit anywhere): how far past the photo's range about its pixel each
-        disc's colour may go (`_detail_margins`; inf: no limit).
+        disc's colour may go (`_detail_margins`; inf: no limit). lighten [n_photo] float (None: no limit anywhere): how
+        much lighter (rgb, each channel) than its photo colour each Gaussian may get (inf: no limit; jaw_lighten by
+        the jaw's outline).
         Returns the PSNR (of the render on black) in each of `masks` after ("name") and before ("name_initial")."""
         from gaussian_head_ros.core import metrics
         from gaussian_head_ros.core.render import rasterize
@@ -1689,6 +1728,9 @@ class MeshFitReconstructor(Reconstructor):
         if len(rows_h):
             limit = held[rows_h, None].astype(np.float32)
             lo_h, hi_h = batch.colors[rows_h] - limit, batch.colors[rows_h] + limit
+        rows_l = np.zeros(0, np.int64) if lighten is None else np.flatnonzero(np.isfinite(lighten))
+        if len(rows_l):
+            hi_l = batch.colors[rows_l] + lighten[rows_l, None].astype(np.float32)
         rows_d = np.zeros(0, np.int64) if detail_margin is None else np.flatnonzero(np.isfinite(detail_margin))
         if len(rows_d):  # a detail disc no darker / lighter than the photo around its pixel (see MeshFitConfig)
             kern = np.ones((2 * cfg.detail_refine_px + 1,) * 2, np.uint8)
@@ -1709,6 +1751,8 @@ class MeshFitReconstructor(Reconstructor):
                 batch.colors[rows_h] = np.clip(batch.colors[rows_h], lo_h, hi_h)
             if len(rows_d):
                 batch.colors[rows_d] = np.clip(batch.colors[rows_d], lo_d, hi_d)
+            if len(rows_l):
+                batch.colors[rows_l] = np.minimum(batch.colors[rows_l], hi_l)
             if coverage is not None:  # overlapping discs and the completion's tails add up: aim at the pixel
                 rows = np.flatnonzero(~free)
                 ratio = coverage / np.maximum(res.alpha[i[rows], j[rows]], 1e-3)
