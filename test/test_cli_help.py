@@ -453,3 +453,20 @@ def test_a_system_error_that_wraps_no_signal_is_not_taken_for_one(monkeypatch):
     monkeypatch.setattr(render, "run", run)
     with pytest.raises(SystemError, match="outer"):
         cli.main(["render", "me.ply", "-o", "me.mp4"])
+
+
+def test_a_track_option_out_of_range_is_named_as_the_user_typed_it(tmp_path, capsys):
+    """`gaussian-head track clip.mp4 -o c.jsonl --fov 0` said 'error: fov_deg must be within 5.0..170.0, got 0.0': the
+    tracker's setting, which the command line has no option of that name for (--min-cutoff: filter_min_cutoff, --beta:
+    filter_beta, --neutral-window: neutral_window_s; user48). Each is said as its option, before the clip is opened
+    (it does not exist here), with the setting's own range."""
+    clip, out = str(tmp_path / "never_opened.mp4"), str(tmp_path / "c.jsonl")
+    for option, value, said in (("--fov", "0", "--fov must be within 5.0..170.0, got 0.0"),
+                                ("--min-cutoff", "0", "--min-cutoff must be within 0.01..30.0, got 0.0"),
+                                ("--beta", "-1", "--beta must be within 0.0..1000.0, got -1.0"),
+                                ("--d-cutoff", "nan", "--d-cutoff must be within 0.01..30.0, got nan"),
+                                ("--neutral-window", "0", "--neutral-window must be within 0.1..3600.0, got 0.0"),
+                                ("--neutral-frames", "0", "--neutral-frames must be within 1..900, got 0"),
+                                ("--max-faces", "9", "--max-faces must be within 1..8, got 9")):
+        err = _said(capsys, ["track", clip, "-o", out, option, value])
+        assert err == f"gaussian-head track: error: {said}", (option, err)
