@@ -470,3 +470,33 @@ def test_a_track_option_out_of_range_is_named_as_the_user_typed_it(tmp_path, cap
                                 ("--max-faces", "9", "--max-faces must be within 1..8, got 9")):
         err = _said(capsys, ["track", clip, "-o", out, option, value])
         assert err == f"gaussian-head track: error: {said}", (option, err)
+
+
+def test_render_reads_its_controls_from_a_pipe(tmp_path):
+    """`gaussian-head track clip.mp4 -o - | gaussian-head render me.ply --controls - -o me.mp4` (track writes '-' as
+    stdout) said 'No such file or directory: <cwd>/-'; `--controls /dev/stdin` behind a pipe, or bash's `<(track ...)`,
+    said '/dev/stdin:1: not a FaceControl line (Expecting value: line 1 column 1 (char 0))' of a whole first line:
+    render reads its controls file twice (checked, then drawn) and peeks at its first bytes, which a pipe gives once
+    (user48). Now each draws one frame per line piped; an error in a piped line names stdin and its line."""
+    import subprocess
+
+    from conftest import shared
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(300), ply)
+    track = ["gaussian-head", "track", str(shared("driving", "lp_d0.mp4")), "-o", "-", "--max-frames", "4"]
+    for controls in ("-", "/dev/stdin"):
+        video = tmp_path / f"me{len(controls)}.mp4"
+        tracker = subprocess.Popen(track, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out = subprocess.run(["gaussian-head", "render", str(ply), "--controls", controls, "-o", str(video), "--size",
+                              "64", "--backend", "cpu"], stdin=tracker.stdout, capture_output=True, text=True,
+                             timeout=300)
+        tracker.stdout.close()
+        assert out.returncode == 0 and f"wrote {video}: 4 frames" in out.stdout, (controls, out.stderr[-2000:])
+        assert tracker.wait(timeout=60) == 0
+    bad = subprocess.run(["gaussian-head", "render", str(ply), "--controls", "-", "-o", str(tmp_path / "x.mp4")],
+                         input='{"stamp_ns": 0}\nnot json\n', capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(
+        "gaussian-head render: error: stdin:2: not a FaceControl line"), bad.stderr[-2000:]
