@@ -70,6 +70,54 @@ def test_demo_stays_apart_from_a_robot_on_this_machine(rclpy_context, tmp_path, 
     assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name]  # nor left another cache beside it
 
 
+@pytest.mark.ros
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_the_demo_records_ends_it_and_keeps_the_previous_video(tmp_path, sig):
+    """Ctrl-C in the terminal of a `gaussian-head demo` that records (SIGINT to its process group) stopped rclpy only:
+    'Exception in thread Thread-1 (_spin): ... ExternalShutdownException', then the demo recorded on, the frames
+    stopped, until its --seconds were up, and replaced --output with the seconds before the Ctrl-C, saying '150 frames
+    in 30.0 s: 29.8 FPS' and 'video written', exit 0 (user48). Now it ends within seconds as every command does on
+    Ctrl-C (exit 130, 'interrupted (Ctrl-C)'; a SIGTERM: 143), stops its nodes, and leaves the previous video as it
+    was, with no partial file beside it."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "demo.mp4"
+    out.write_bytes(b"the previous demo video")
+    logs = tmp_path / "logs"
+    proc = subprocess.Popen([sys.executable, "-m", "gaussian_head_ros.cli", "demo", "--photo",
+                             str(shared("portraits", "obama_official.jpg")), "--seconds", "120", "--size", "64",
+                             "--output", str(out), "--logs", str(logs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        printed = []
+        for line in proc.stdout:  # recording starts after this line
+            printed.append(line)
+            if line.startswith("[demo] no video given"):
+                break
+        time.sleep(2.0)  # frames are being written
+        nodes = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(nodes) == 2, nodes  # reconstruction_node, render_node (each in a session of its own)
+        os.killpg(proc.pid, getattr(signal, sig))  # a terminal's Ctrl-C reaches the whole foreground group
+        t0 = time.monotonic()
+        rc = proc.wait(timeout=60)
+        took = time.monotonic() - t0
+        printed += proc.stdout.readlines()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    text = "".join(printed)
+    said = {"SIGINT": (130, "interrupted (Ctrl-C)"), "SIGTERM": (143, "terminated (SIGTERM)")}[sig]
+    assert rc == said[0] and text.strip().splitlines()[-1] == f"gaussian-head demo: {said[1]}", (rc, text[-3000:])
+    assert took < 20 and "Traceback" not in text and "video written" not in text, (took, text[-3000:])
+    assert out.read_bytes() == b"the previous demo video" and sorted(os.listdir(tmp_path)) == ["demo.mp4", "logs"]
+    time.sleep(1.0)
+    left = [pid for pid in nodes if os.path.exists(f"/proc/{pid}")]  # stopped, not left running on their own
+    assert not left, [open(f"/proc/{pid}/cmdline").read() for pid in left]
+
+
 @pytest.mark.parametrize("name", ["notes.jpg", "folder", "missing.mp4"])
 def test_a_video_that_cannot_play_is_one_line_before_any_node_starts(tmp_path, capsys, name):
     """`make demo VIDEO=notes.jpg` (a file that is no video) started the nodes, reconstructed, then ended in a

@@ -55,6 +55,7 @@ def default_photo() -> str:
 def run(args) -> int:
     import numpy as np
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
     from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, domain_id_problem,
                                                   namespace_argument_problem, node_command, node_params_file,
@@ -89,8 +90,12 @@ def run(args) -> int:
     params_file = node_params_file(args.params_file or str(share / "config" / "avatar.yaml"), {})
     logs = Path(args.logs)
     procs = []
-    rclpy.init()
+    # rclpy's own SIGINT / SIGTERM handlers would shut its context down under the recorder (a traceback from its spin
+    # thread; after a SIGTERM the demo recorded on to --seconds and wrote the cut video as whole; user48): the signals
+    # stay the command's (cli.main: Ctrl-C exit 130, SIGTERM 143), and the finally below stops the nodes
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     recorder = None
+    finished = False  # the recording ran to its end: its video is kept (an interrupted one: the previous file stays)
     try:
         print(f"[demo] photo: {photo}")
         print(f"[demo] nodes and topics in the namespace /{ns}: watch /{ns}/face_display/image_raw" if ns else
@@ -150,11 +155,12 @@ def run(args) -> int:
         kind = "glass-to-glass (camera stamp -> rendered frame received)" if args.video else "render -> received"
         print(f"[demo] {n} frames in {seconds:.1f} s: {stats.fps():.1f} FPS (target {args.fps:g}); "
               f"latency {kind}: p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms")
+        finished = True
         print(f"[demo] total {time.monotonic() - t0:.1f} s; video written to {args.output}; node logs in {logs}/")
         return 0
     finally:
         if recorder is not None:
-            recorder.close()
+            recorder.close(keep_video=finished)
         for p in reversed(procs):
             p.stop()
         rclpy.try_shutdown()

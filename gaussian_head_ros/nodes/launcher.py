@@ -486,11 +486,13 @@ class FaceDisplayRecorder:
             time.sleep(0.05)
         return predicate()
 
-    def close(self):
+    def close(self, keep_video: bool = True):
+        """Stop spinning and close the video: written into place when `keep_video`, else dropped (an interrupted
+        recording: whatever was at video_path stays)."""
         self._running = False
         self._thread.join(timeout=2)
         with self._lock:
             if self._writer is not None:
-                self._writer.close()
+                self._writer.close(keep=keep_video)
                 self._writer = None
         self.node.destroy_node()
