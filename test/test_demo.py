@@ -118,6 +118,22 @@ def test_ctrl_c_while_the_demo_records_ends_it_and_keeps_the_previous_video(tmp_
     assert not left, [open(f"/proc/{pid}/cmdline").read() for pid in left]
 
 
+@pytest.mark.ros
+def test_the_demo_runs_where_discovery_is_off(tmp_path, monkeypatch):
+    """`gaussian-head demo` in a shell with ROS_AUTOMATIC_DISCOVERY_RANGE=OFF: its nodes are processes of their own,
+    which then find no one, and the demo waited 300 s for the avatar's status before its RuntimeError (user48). The
+    demo keeps to this machine anyway (LOCALHOST when the variable is unset): it runs on LOCALHOST, saying so."""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "OFF")
+    out = tmp_path / "demo.mp4"
+    done = subprocess.run([sys.executable, "-m", "gaussian_head_ros.cli", "demo", "--photo",
+                           str(shared("portraits", "obama_official.jpg")), "--seconds", "1", "--size", "64",
+                           "--output", str(out), "--logs", str(tmp_path / "logs")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and out.is_file(), (done.stdout[-2000:], done.stderr[-2000:])
+    assert ("[demo] ROS_AUTOMATIC_DISCOVERY_RANGE=OFF would keep the demo's nodes from finding each other: they run "
+            "with LOCALHOST") in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize("name", ["notes.jpg", "folder", "missing.mp4"])
 def test_a_video_that_cannot_play_is_one_line_before_any_node_starts(tmp_path, capsys, name):
     """`make demo VIDEO=notes.jpg` (a file that is no video) started the nodes, reconstructed, then ended in a

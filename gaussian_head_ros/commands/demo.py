@@ -70,7 +70,13 @@ def run(args) -> int:
     check_writable(args.output, "--output", example="demo.mp4",  # before any node starts
                    reads={"--video": args.video, "--photo": args.photo})
 
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # keep the demo on this machine
+    # keep the demo on this machine; OFF would keep its nodes, processes of their own, from finding each other (the
+    # demo waited 300 s for the avatar's status, then ended in a RuntimeError; user48)
+    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "OFF":
+        print("[demo] ROS_AUTOMATIC_DISCOVERY_RANGE=OFF would keep the demo's nodes from finding each other: they run "
+              "with LOCALHOST")
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     share = package_share()
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share / "config" / "fastdds.xml"))
     ns = args.namespace.strip("/")
