@@ -57,7 +57,7 @@ def run(args) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, domain_id_problem,
+    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, discovery_off, domain_id_problem,
                                                   namespace_argument_problem, node_command, node_params_file,
                                                   package_share)
     from gaussian_head_ros.core.files import check_writable
@@ -72,7 +72,7 @@ def run(args) -> int:
 
     # keep the demo on this machine; OFF would keep its nodes, processes of their own, from finding each other (the
     # demo waited 300 s for the avatar's status, then ended in a RuntimeError; user48)
-    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "OFF":
+    if discovery_off():
         print("[demo] ROS_AUTOMATIC_DISCOVERY_RANGE=OFF would keep the demo's nodes from finding each other: they run "
               "with LOCALHOST")
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"

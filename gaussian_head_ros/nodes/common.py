@@ -694,10 +694,12 @@ def this_domain(node) -> str:
     """'this ROS_DOMAIN_ID (42)': the domain `node` is in, for the lines that ask whether the operator's and the
     robot's hosts share one. 'in this ROS_DOMAIN_ID' alone sent the user to `echo $ROS_DOMAIN_ID` in each shell to
     compare; with the number the two logs side by side show a mismatch (user45, s45). With ROS_AUTOMATIC_DISCOVERY_RANGE
-    OFF (rcl reads it exactly so: 'off' is taken as LOCALHOST, with rcl's warning) the node finds no node of another
-    process whatever the domain: said too, with the values to set instead (user48)."""
+    OFF (launcher.discovery_off) the node finds no node of another process whatever the domain: said too, with the
+    values to set instead (user48)."""
+    from gaussian_head_ros.nodes.launcher import discovery_off
+
     said = f"this ROS_DOMAIN_ID ({node.context.get_domain_id()})"
-    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "OFF":
+    if discovery_off():
         said += (", though this node's discovery is off (ROS_AUTOMATIC_DISCOVERY_RANGE=OFF: it finds no node of another "
                  "process, on this host or another; unset it, or set LOCALHOST or SUBNET)")
     return said

@@ -297,6 +297,14 @@ def domain_id_problem(environ=None) -> str:
     return ""
 
 
+def discovery_off(environ=None) -> bool:
+    """Whether a node started with `environ` (default os.environ) discovers no node of another process, on its host or
+    another: ROS_AUTOMATIC_DISCOVERY_RANGE exactly 'OFF' (rcl takes another spelling, 'off', as LOCALHOST and warns;
+    ROS_STATIC_PEERS are not contacted then either). Said by the nodes' waiting lines, the launch files and the demo
+    (user48)."""
+    return (os.environ if environ is None else environ).get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "OFF"
+
+
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")  # rcutils' severities (any case; 'unset' too)
 
 
