@@ -60,6 +60,21 @@ def test_node_descriptors_carry_default_range_and_description():
                 s.check(s.default)
 
 
+def test_reconstruction_max_gaussians_describe_says_the_values_it_takes():
+    """`ros2 param describe /reconstruction_node max_gaussians` said 'Min value: 0, Max value: 2000000' and '0 = the
+    preset's', and `ros2 param set ... max_gaussians 1000` was refused 'max_gaussians must be within 5000..2000000'
+    (user48): the description now says the range a budget other than 0 takes, as the set's check has it."""
+    from gaussian_head_ros.nodes.common import descriptor
+    from gaussian_head_ros.nodes.reconstruction_node import PARAMS, check_value
+
+    d = descriptor(PARAMS["max_gaussians"])
+    assert "else 5000..2000000" in d.description, d.description
+    check_value("max_gaussians", 0)
+    check_value("max_gaussians", 5000)
+    with pytest.raises(ValueError, match="within 5000..2000000"):
+        check_value("max_gaussians", 4999)
+
+
 def test_avatar_yaml_is_every_parameter_with_its_default():
     doc = yaml.safe_load((ROOT / "config" / "avatar.yaml").read_text())
     for node in NODES:
