@@ -500,3 +500,19 @@ def test_render_reads_its_controls_from_a_pipe(tmp_path):
                          input='{"stamp_ns": 0}\nnot json\n', capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(
         "gaussian-head render: error: stdin:2: not a FaceControl line"), bad.stderr[-2000:]
+
+
+def test_a_url_given_as_a_file_is_said_as_given(tmp_path, monkeypatch, capsys):
+    """`gaussian-head reconstruct file:///home/me/me.jpg` (a file manager's 'copy location') or an https address said
+    'cannot read /home/op/file:/home/me/me.jpg: No such file or directory': the working directory put before it and
+    its '//' made one, a path that is neither what was typed nor any file (user48). A URL is said as it was given,
+    and that it is a URL, where only a local file is read."""
+    monkeypatch.chdir(tmp_path)
+    for url in ("file:///work/me.jpg", "https://example.com/me.jpg"):
+        err = _said(capsys, ["reconstruct", url, "-o", "x.ply"])
+        assert f"cannot read {url}: " in err and str(tmp_path) not in err, err
+        assert "a URL: give the path of a file on this machine" in err, err
+    err = _said(capsys, ["track", "https://example.com/clip.mp4", "-o", "c.jsonl"])
+    assert "video file https://example.com/clip.mp4 not found (a URL: " in err and str(tmp_path) not in err, err
+    err = _said(capsys, ["render", "file:///work/me.ply", "-o", "x.mp4"])
+    assert err.endswith("avatar file:///work/me.ply not found (a URL: give the path of a file on this machine)"), err

@@ -202,7 +202,7 @@ def _render(args, folder: str) -> int:
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.display import AvatarFraming
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
-    from gaussian_head_ros.core.files import check_writable, shown
+    from gaussian_head_ros.core.files import check_writable, shown, url_note
     from gaussian_head_ros.core.idle import IdleAnimator
     from gaussian_head_ros.core.render import get_renderer, head_viewmat
     from gaussian_head_ros.core.video import VideoWriter
@@ -216,7 +216,7 @@ def _render(args, folder: str) -> int:
         raise ValueError(f"--fov {args.fov:g} does nothing with --framing head (the default: the view is sized by the "
                          "avatar's head, --head-fill): add --framing fov to set the field of view")
     if not Path(args.avatar).is_file():
-        raise ValueError(f"avatar {shown(args.avatar)} not found")
+        raise ValueError(f"avatar {shown(args.avatar)} not found{url_note(args.avatar)}")
     controls_file, said = piped_controls(args.controls, folder) if args.controls else (None, None)
     swapped = swapped_inputs(args.avatar, controls_file, args.output)
     if swapped:
