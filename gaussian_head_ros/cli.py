@@ -68,6 +68,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
             p.description = help_text + " (not available in this build)"
             continue
         mod.add_arguments(p)
+        # -v after the command too (`render me.ply -o me.mp4 -v` was 'unrecognized arguments: -v'; user48); SUPPRESS:
+        # not given there, the top-level -v (or its False) stands
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages")
         say_defaults(p)
         modules[name] = mod
     return parser, modules

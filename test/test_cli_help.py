@@ -516,3 +516,16 @@ def test_a_url_given_as_a_file_is_said_as_given(tmp_path, monkeypatch, capsys):
     assert "video file https://example.com/clip.mp4 not found (a URL: " in err and str(tmp_path) not in err, err
     err = _said(capsys, ["render", "file:///work/me.ply", "-o", "x.mp4"])
     assert err.endswith("avatar file:///work/me.ply not found (a URL: give the path of a file on this machine)"), err
+
+
+def test_verbose_is_taken_after_the_command_too():
+    """`gaussian-head render me.ply -o me.mp4 -v` ended in the top-level usage and 'unrecognized arguments: -v': -v was
+    an option of `gaussian-head` only, before the command, and no command's --help listed it (user48). Each command
+    takes it too, and lists it."""
+    parser, _ = build_parser()
+    for argv in (["-v", "render", "me.ply", "-o", "me.mp4"], ["render", "me.ply", "-o", "me.mp4", "-v"],
+                 ["track", "clip.mp4", "--verbose", "-o", "c.jsonl"]):
+        assert parser.parse_args(argv).verbose is True, argv
+    assert parser.parse_args(["render", "me.ply", "-o", "me.mp4"]).verbose is False
+    for name, p in _commands().items():
+        assert "-v, --verbose" in p.format_help(), name
