@@ -529,3 +529,28 @@ def test_verbose_is_taken_after_the_command_too():
     assert parser.parse_args(["render", "me.ply", "-o", "me.mp4"]).verbose is False
     for name, p in _commands().items():
         assert "-v, --verbose" in p.format_help(), name
+
+
+def test_a_rasterizer_or_basis_time_eval_cannot_use_is_refused_before_any_work(tmp_path, capsys):
+    """`eval --render-backend gsplat` on a machine without CUDA reconstructed the avatar, tracked the clip and then
+    ended in torch's 'AssertionError: Torch not compiled with CUDA enabled' traceback; `--render-backend foo` was
+    refused after the avatar was made (~6 s), and `--operator-basis-s -1` (or nan) was taken without a word, where
+    tracker_node's operator_basis_s refuses it (user48). Now each is one error line, exit 1, before the clip is
+    opened (the clip here does not exist)."""
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.render import backend_available
+
+    clip = str(tmp_path / "never_opened.mp4")
+    cases = [(["--render-backend", "foo"], "unknown rasterizer backend 'foo'; choose one of auto, cpu, torch, gsplat"),
+             (["--backend", "foo"], "unknown reconstruction backend 'foo'")]
+    if not backend_available("gsplat"):
+        cases.append((["--render-backend", "gsplat"], "the gsplat rasterizer cannot run here (it needs a working CUDA "
+                                                      "device)"))
+    for value in ("-1", "nan", "601"):
+        cases.append((["--operator-basis-s", value, "--control-codec", "compact"],
+                      f"--operator-basis-s must be within 0..600 (0 = off), got {value}"))
+    for args, said in cases:
+        capsys.readouterr()
+        assert main(["eval", "--video", clip, *args]) == 1, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert said in err[-1] and "not found" not in err[-1] and "Traceback" not in "".join(err), (args, err)
