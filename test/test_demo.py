@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -151,6 +152,26 @@ def test_a_video_that_cannot_play_is_one_line_before_any_node_starts(tmp_path, c
     err = capsys.readouterr().err.strip()
     why = {"notes.jpg": "cannot decode video", "folder": "not a file", "missing.mp4": "not found"}[name]
     assert err.count("\n") == 0 and why in err, err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="V4L2 device nodes: Linux only")
+def test_a_camera_that_is_not_there_is_one_line_before_any_node_starts(tmp_path, capsys):
+    """`gaussian-head demo --video /dev/video0` on a machine without that camera (a robot's container without
+    --device, a camera unplugged) started the nodes, reconstructed, then ended 76 s later in a traceback 'RuntimeError:
+    the clip's controls did not reach the render node' (user48): a file is opened first, a camera was not. Now the
+    camera is checked as video_source_node checks it: exit 1, one line naming the device and what to do."""
+    import time
+
+    from gaussian_head_ros.cli import main
+
+    device = next(f"/dev/video{i}" for i in range(90, 200) if not os.path.exists(f"/dev/video{i}"))
+    for video in (device, device.removeprefix("/dev/video")):  # a device path, or its index
+        t0 = time.monotonic()
+        assert main(["demo", "--video", video, "--photo", str(shared("portraits", "obama_official.jpg")),
+                     "--output", str(tmp_path / "demo.mp4"), "--logs", str(tmp_path / "logs")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"no such device {device} (is the camera plugged in?" in err, err
+        assert time.monotonic() - t0 < 10, "checked after the nodes started"
 
 
 def test_make_demo_passes_file_names_with_spaces_and_quotes_as_one_argument_each(tmp_path):

@@ -61,7 +61,7 @@ def run(args) -> int:
                                                   namespace_argument_problem, node_command, node_params_file,
                                                   package_share)
     from gaussian_head_ros.core.files import check_writable
-    from gaussian_head_ros.core.video import VideoSource, is_camera
+    from gaussian_head_ros.core.video import VideoSource, check_camera, is_camera
 
     if problem := domain_id_problem():  # Fast DDS ended the demo itself at its recorder's node, in its own words
         raise ValueError(problem)
@@ -84,6 +84,8 @@ def run(args) -> int:
     if not Path(photo).is_file():
         raise ValueError(f"photo {photo} not found")
     seconds = args.seconds
+    if args.video and is_camera(args.video):  # as video_source_node says it; the demo started its nodes and ended 76 s
+        check_camera(args.video)  # later in 'RuntimeError: the clip's controls did not reach the render node' (user48)
     if args.video and not is_camera(args.video):
         # opened as video_source_node will: missing, a directory, not a video say so here in one line (a file that
         # is no video went on to 'RuntimeError: the clip's controls did not reach the render node', a traceback)

@@ -73,6 +73,13 @@ def camera_absent(source: str | int) -> str:
     return ""
 
 
+def check_camera(source: str | int) -> None:
+    """Raise ValueError 'cannot open camera ...: why' when the camera `source` cannot be there (camera_absent): what
+    VideoSource says, and `gaussian-head demo --video /dev/video0` before it starts a node (user48)."""
+    if absent := camera_absent(source):
+        raise ValueError(f"cannot open camera {source!r}: {absent}")
+
+
 class VideoSource:
     """A video file or a camera as an iterator of VideoFrame. Raises ValueError when it cannot be opened."""
 
@@ -80,9 +87,7 @@ class VideoSource:
         self.source, self.loop, self.start_ns, self.max_side = source, loop, int(start_ns), max_side
         self.camera = is_camera(source)
         if self.camera:
-            absent = camera_absent(source)
-            if absent:
-                raise ValueError(f"cannot open camera {source!r}: {absent}")
+            check_camera(source)
             dev = int(source) if str(source).isdigit() else str(source)
             self._cap = cv2.VideoCapture(dev)
         else:
