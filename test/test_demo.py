@@ -120,6 +120,45 @@ def test_ctrl_c_while_the_demo_records_ends_it_and_keeps_the_previous_video(tmp_
 
 
 @pytest.mark.ros
+def test_the_demos_nodes_end_when_the_demo_is_killed(tmp_path):
+    """A `gaussian-head demo` that cannot clean up (SIGKILL: `timeout -s KILL`, a CI job cancelled, the OOM killer; the
+    terminal closed under it, SIGHUP) left its reconstruction_node and render_node running, adopted by init, the
+    render node drawing its idle animation at 30 FPS: five such pairs were found here 30-44 minutes later (user48).
+    The demo starts each node in a session of its own, which the nodes' parent watch (common.end_with_parent) took
+    for a node detached on purpose; NodeProcess now asks them to end with it. They end within seconds."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gaussian_head_ros.cli", "demo", "--photo",
+                             str(shared("portraits", "obama_official.jpg")), "--seconds", "120", "--size", "64",
+                             "--output", str(tmp_path / "demo.mp4"), "--logs", str(tmp_path / "logs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    nodes = []
+    try:
+        for line in proc.stdout:  # both nodes run and the avatar is shown after this line
+            if line.startswith("[demo] no video given"):
+                break
+        nodes = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(nodes) == 2, nodes
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in nodes):
+            time.sleep(0.2)
+        left = [pid for pid in nodes if os.path.exists(f"/proc/{pid}")]
+        assert not left, [open(f"/proc/{pid}/cmdline").read() for pid in left]
+    finally:
+        for pid in nodes:  # what the test itself must not leave behind
+            if os.path.exists(f"/proc/{pid}"):
+                os.kill(int(pid), signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert "has ended: stopping as on Ctrl-C" in (tmp_path / "logs" / "render_node.log").read_text()
+
+
+@pytest.mark.ros
 def test_the_demo_runs_where_discovery_is_off(tmp_path, monkeypatch):
     """`gaussian-head demo` in a shell with ROS_AUTOMATIC_DISCOVERY_RANGE=OFF: its nodes are processes of their own,
     which then find no one, and the demo waited 300 s for the avatar's status before its RuntimeError (user48). The

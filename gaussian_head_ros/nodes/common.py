@@ -589,9 +589,12 @@ def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
     was detached on purpose (`started_detached`: setsid, nohup, a shell job): `nohup render_node &` from a
     start script that then exits ended the node silently within a second (try8, session 8). Linux
     prctl(PR_SET_PDEATHSIG) was not used: it fires when the parent *thread* that forked ends, which a
-    launcher's worker thread may do while the launcher lives on."""
+    launcher's worker thread may do while the launcher lives on. A process that starts its nodes with setsid and stops
+    them itself (launcher.NodeProcess: the demo) arms it through launcher.END_WITH_PARENT_ENV."""
+    from gaussian_head_ros.nodes.launcher import END_WITH_PARENT_ENV
+
     parent = os.getppid()
-    if parent == 1 or os.name != "posix" or started_detached():
+    if parent == 1 or os.name != "posix" or (started_detached() and os.environ.get(END_WITH_PARENT_ENV) != "1"):
         return
 
     def watch():

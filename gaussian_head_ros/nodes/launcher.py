@@ -353,8 +353,15 @@ def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:
     return owners
 
 
+# Set (to "1") in the environment of a node started in a session of its own by a process that stops it itself
+# (NodeProcess: the demo, tests): the node ends when that process is gone, as under `ros2 launch`, though setsid alone
+# reads as detached on purpose (common.end_with_parent). A killed demo left its two nodes running (user48).
+END_WITH_PARENT_ENV = "GAUSSIAN_HEAD_END_WITH_PARENT"
+
+
 class NodeProcess:
-    """One node in its own process; its output goes to a log file."""
+    """One node in its own process (a session of its own; it ends when this process is gone: END_WITH_PARENT_ENV);
+    its output goes to a log file."""
 
     def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict | None = None,
                  log_path: Path | None = None):
@@ -363,7 +370,7 @@ class NodeProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, END_WITH_PARENT_ENV: "1", **(env or {})})
 
     @property
     def pid(self) -> int:
