@@ -68,6 +68,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
             p.description = help_text + " (not available in this build)"
             continue
         mod.add_arguments(p)
+        # -v after the command too (`render me.ply -o me.mp4 -v` was 'unrecognized arguments: -v'; user48); SUPPRESS:
+        # not given there, the top-level -v (or its False) stands
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages")
         say_defaults(p)
         modules[name] = mod
     return parser, modules
@@ -85,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gaussian-head: '{args.command}' is not available in this build", file=sys.stderr)
         return 2
     # a SIGTERM (kill, timeout, a supervisor) ends the command as Ctrl-C does, its files being written dropped: it
-    # killed the process there, leaving a .NAME.partial-PID file (cut-off output before files.WholeFile). Not for the
-    # demo, whose ROS nodes handle their signals (rclpy), nor off the main thread (signal handlers live there).
+    # killed the process there, leaving a .NAME.partial-PID file (cut-off output before files.WholeFile). The demo's
+    # too: its rclpy installs no handler (commands/demo.py; rclpy's shut its recorder down and the demo recorded on to
+    # its end, user48). Not off the main thread (signal handlers live there).
     previous = None
-    if args.command != "demo" and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(modules[args.command].run(args) or 0)

@@ -453,3 +453,104 @@ def test_a_system_error_that_wraps_no_signal_is_not_taken_for_one(monkeypatch):
     monkeypatch.setattr(render, "run", run)
     with pytest.raises(SystemError, match="outer"):
         cli.main(["render", "me.ply", "-o", "me.mp4"])
+
+
+def test_a_track_option_out_of_range_is_named_as_the_user_typed_it(tmp_path, capsys):
+    """`gaussian-head track clip.mp4 -o c.jsonl --fov 0` said 'error: fov_deg must be within 5.0..170.0, got 0.0': the
+    tracker's setting, which the command line has no option of that name for (--min-cutoff: filter_min_cutoff, --beta:
+    filter_beta, --neutral-window: neutral_window_s; user48). Each is said as its option, before the clip is opened
+    (it does not exist here), with the setting's own range."""
+    clip, out = str(tmp_path / "never_opened.mp4"), str(tmp_path / "c.jsonl")
+    for option, value, said in (("--fov", "0", "--fov must be within 5.0..170.0, got 0.0"),
+                                ("--min-cutoff", "0", "--min-cutoff must be within 0.01..30.0, got 0.0"),
+                                ("--beta", "-1", "--beta must be within 0.0..1000.0, got -1.0"),
+                                ("--d-cutoff", "nan", "--d-cutoff must be within 0.01..30.0, got nan"),
+                                ("--neutral-window", "0", "--neutral-window must be within 0.1..3600.0, got 0.0"),
+                                ("--neutral-frames", "0", "--neutral-frames must be within 1..900, got 0"),
+                                ("--max-faces", "9", "--max-faces must be within 1..8, got 9")):
+        err = _said(capsys, ["track", clip, "-o", out, option, value])
+        assert err == f"gaussian-head track: error: {said}", (option, err)
+
+
+def test_render_reads_its_controls_from_a_pipe(tmp_path):
+    """`gaussian-head track clip.mp4 -o - | gaussian-head render me.ply --controls - -o me.mp4` (track writes '-' as
+    stdout) said 'No such file or directory: <cwd>/-'; `--controls /dev/stdin` behind a pipe, or bash's `<(track ...)`,
+    said '/dev/stdin:1: not a FaceControl line (Expecting value: line 1 column 1 (char 0))' of a whole first line:
+    render reads its controls file twice (checked, then drawn) and peeks at its first bytes, which a pipe gives once
+    (user48). Now each draws one frame per line piped; an error in a piped line names stdin and its line."""
+    import subprocess
+
+    from conftest import shared
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    ply = tmp_path / "me.ply"
+    save_ply(synthetic_avatar(300), ply)
+    track = ["gaussian-head", "track", str(shared("driving", "lp_d0.mp4")), "-o", "-", "--max-frames", "4"]
+    for controls in ("-", "/dev/stdin"):
+        video = tmp_path / f"me{len(controls)}.mp4"
+        tracker = subprocess.Popen(track, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out = subprocess.run(["gaussian-head", "render", str(ply), "--controls", controls, "-o", str(video), "--size",
+                              "64", "--backend", "cpu"], stdin=tracker.stdout, capture_output=True, text=True,
+                             timeout=300)
+        tracker.stdout.close()
+        assert out.returncode == 0 and f"wrote {video}: 4 frames" in out.stdout, (controls, out.stderr[-2000:])
+        assert tracker.wait(timeout=60) == 0
+    bad = subprocess.run(["gaussian-head", "render", str(ply), "--controls", "-", "-o", str(tmp_path / "x.mp4")],
+                         input='{"stamp_ns": 0}\nnot json\n', capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(
+        "gaussian-head render: error: stdin:2: not a FaceControl line"), bad.stderr[-2000:]
+
+
+def test_a_url_given_as_a_file_is_said_as_given(tmp_path, monkeypatch, capsys):
+    """`gaussian-head reconstruct file:///home/me/me.jpg` (a file manager's 'copy location') or an https address said
+    'cannot read /home/op/file:/home/me/me.jpg: No such file or directory': the working directory put before it and
+    its '//' made one, a path that is neither what was typed nor any file (user48). A URL is said as it was given,
+    and that it is a URL, where only a local file is read."""
+    monkeypatch.chdir(tmp_path)
+    for url in ("file:///work/me.jpg", "https://example.com/me.jpg"):
+        err = _said(capsys, ["reconstruct", url, "-o", "x.ply"])
+        assert f"cannot read {url}: " in err and str(tmp_path) not in err, err
+        assert "a URL: give the path of a file on this machine" in err, err
+    err = _said(capsys, ["track", "https://example.com/clip.mp4", "-o", "c.jsonl"])
+    assert "video file https://example.com/clip.mp4 not found (a URL: " in err and str(tmp_path) not in err, err
+    err = _said(capsys, ["render", "file:///work/me.ply", "-o", "x.mp4"])
+    assert err.endswith("avatar file:///work/me.ply not found (a URL: give the path of a file on this machine)"), err
+
+
+def test_verbose_is_taken_after_the_command_too():
+    """`gaussian-head render me.ply -o me.mp4 -v` ended in the top-level usage and 'unrecognized arguments: -v': -v was
+    an option of `gaussian-head` only, before the command, and no command's --help listed it (user48). Each command
+    takes it too, and lists it."""
+    parser, _ = build_parser()
+    for argv in (["-v", "render", "me.ply", "-o", "me.mp4"], ["render", "me.ply", "-o", "me.mp4", "-v"],
+                 ["track", "clip.mp4", "--verbose", "-o", "c.jsonl"]):
+        assert parser.parse_args(argv).verbose is True, argv
+    assert parser.parse_args(["render", "me.ply", "-o", "me.mp4"]).verbose is False
+    for name, p in _commands().items():
+        assert "-v, --verbose" in p.format_help(), name
+
+
+def test_a_rasterizer_or_basis_time_eval_cannot_use_is_refused_before_any_work(tmp_path, capsys):
+    """`eval --render-backend gsplat` on a machine without CUDA reconstructed the avatar, tracked the clip and then
+    ended in torch's 'AssertionError: Torch not compiled with CUDA enabled' traceback; `--render-backend foo` was
+    refused after the avatar was made (~6 s), and `--operator-basis-s -1` (or nan) was taken without a word, where
+    tracker_node's operator_basis_s refuses it (user48). Now each is one error line, exit 1, before the clip is
+    opened (the clip here does not exist)."""
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.render import backend_available
+
+    clip = str(tmp_path / "never_opened.mp4")
+    cases = [(["--render-backend", "foo"], "unknown rasterizer backend 'foo'; choose one of auto, cpu, torch, gsplat"),
+             (["--backend", "foo"], "unknown reconstruction backend 'foo'")]
+    if not backend_available("gsplat"):
+        cases.append((["--render-backend", "gsplat"], "the gsplat rasterizer cannot run here (it needs a working CUDA "
+                                                      "device)"))
+    for value in ("-1", "nan", "601"):
+        cases.append((["--operator-basis-s", value, "--control-codec", "compact"],
+                      f"--operator-basis-s must be within 0..600 (0 = off), got {value}"))
+    for args, said in cases:
+        capsys.readouterr()
+        assert main(["eval", "--video", clip, *args]) == 1, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert said in err[-1] and "not found" not in err[-1] and "Traceback" not in "".join(err), (args, err)

@@ -1313,3 +1313,31 @@ def test_the_waiting_line_names_the_domain_it_waits_in(tmp_path):
     finally:
         rc = proc.stop()
     assert rc in (0, -2, 130), proc.output()
+
+
+def test_the_waiting_line_says_when_discovery_is_off(tmp_path):
+    """A render node started with ROS_AUTOMATIC_DISCOVERY_RANGE=OFF (a robot's environment set up for a bench, or a
+    user choosing from rcl's values) finds no node of another process, on its host or another; its waiting line
+    still sent the user to compare ROS_DOMAIN_IDs: 'until the operator's tracker, in this ROS_DOMAIN_ID (153),
+    publishes', with the tracker running on the same host in domain 153 (user48; the tracker's 'is the camera driver
+    running, in this ROS_DOMAIN_ID (153)?' likewise). Each such line (common.this_domain) now says that this node's
+    discovery is off and what to set instead."""
+    import os
+
+    from conftest import _private_domain
+    from rosgraph import Proc, executable, wait_until
+
+    domain = _private_domain()
+    proc = Proc(executable("render_node") + ["--ros-args", "-p", f"width:={W}", "-p", f"height:={H}",
+                                             "-p", "backend:=cpu", "-p", "fps:=5.0", "-p", "no_controls_say_s:=1.0"],
+                tmp_path / "render_off.log", env=dict(os.environ, ROS_DOMAIN_ID=domain,
+                                                      ROS_AUTOMATIC_DISCOVERY_RANGE="OFF"))
+    try:
+        assert wait_until(lambda: "no face_control on /face_control yet" in proc.output(), 60), proc.output()
+        line = [ln for ln in proc.output().splitlines() if "no face_control on /face_control yet" in ln][0]
+        assert (f"in this ROS_DOMAIN_ID ({domain}), though this node's discovery is off "
+                "(ROS_AUTOMATIC_DISCOVERY_RANGE=OFF: it finds no node of another process, on this host or another; "
+                "unset it, or set LOCALHOST or SUBNET), publishes") in line, line
+    finally:
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()

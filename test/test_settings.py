@@ -60,6 +60,21 @@ def test_node_descriptors_carry_default_range_and_description():
                 s.check(s.default)
 
 
+def test_reconstruction_max_gaussians_describe_says_the_values_it_takes():
+    """`ros2 param describe /reconstruction_node max_gaussians` said 'Min value: 0, Max value: 2000000' and '0 = the
+    preset's', and `ros2 param set ... max_gaussians 1000` was refused 'max_gaussians must be within 5000..2000000'
+    (user48): the description now says the range a budget other than 0 takes, as the set's check has it."""
+    from gaussian_head_ros.nodes.common import descriptor
+    from gaussian_head_ros.nodes.reconstruction_node import PARAMS, check_value
+
+    d = descriptor(PARAMS["max_gaussians"])
+    assert "else 5000..2000000" in d.description, d.description
+    check_value("max_gaussians", 0)
+    check_value("max_gaussians", 5000)
+    with pytest.raises(ValueError, match="within 5000..2000000"):
+        check_value("max_gaussians", 4999)
+
+
 def test_avatar_yaml_is_every_parameter_with_its_default():
     doc = yaml.safe_load((ROOT / "config" / "avatar.yaml").read_text())
     for node in NODES:
@@ -1409,3 +1424,21 @@ def test_a_params_file_that_is_not_there_is_named_as_the_launch_argument(monkeyp
                                                  "parameters file .*avatar.yaml"):
                 _run_launch(host, {"params_file": value, "photo": "me.jpg"})
             assert not started, (host, value, started)
+
+
+def test_a_launch_with_discovery_off_warns_that_its_nodes_find_no_one(monkeypatch):
+    """`ROS_AUTOMATIC_DISCOVERY_RANGE=OFF ros2 launch gaussian_head_ros avatar.launch.py`: each node, a process of its
+    own, finds no node of another process (the robot showed the placeholder, the photo's avatar never reached it) and
+    the launch said nothing; operator.launch.py, whose controls must reach another host, neither (user48). Each launch
+    file now warns, naming what to set; composed:=true (one process: its nodes find each other) on the one host that
+    has nobody else to find is not warned about."""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "OFF")
+    off = ("ROS_AUTOMATIC_DISCOVERY_RANGE=OFF: each node finds no node of another process, on this host or another "
+           "(ROS_STATIC_PEERS included); unset it, or set LOCALHOST (one host) or SUBNET (operator and robot)")
+    for host, given in (("all", {}), ("robot", {}), ("operator", {}), ("robot", {"composed": "true"})):
+        said = [line for line in _launch_warnings(host, given) if "ROS_AUTOMATIC_DISCOVERY_RANGE" in line]
+        assert said and said[0].startswith(off), (host, given, said)
+    assert not [line for line in _launch_warnings("all", {"composed": "true"}) if "DISCOVERY" in line]
+    for value in ("LOCALHOST", "SUBNET"):
+        monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", value)
+        assert not [line for line in _launch_warnings("all", {}) if "DISCOVERY" in line], value

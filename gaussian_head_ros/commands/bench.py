@@ -210,15 +210,14 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
 def run(args) -> int:
     import torch
 
-    from gaussian_head_ros.core.render import BACKENDS, backend_available, device_available
+    from gaussian_head_ros.core.render import BACKENDS, backend_available, device_available, runnable_backend
     from gaussian_head_ros.core.render.cpu_backend import cpu_threads
 
     backends = args.backend or (["cpu", "torch"] + (["gsplat"] if backend_available("gsplat") else []))
     for b in backends:
         if b not in BACKENDS or b == "auto":
             raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS[1:])}")
-        if not backend_available(b):
-            raise ValueError(f"the {b} backend cannot run here" + (" (it needs a working CUDA device)" if b == "gsplat" else ""))
+        runnable_backend(b)  # ValueError: gsplat without a working CUDA device
     for d in args.device:
         if not device_available(d):  # ValueError for a name that is no device
             raise ValueError(f"--device {d}: torch sees no such device here")

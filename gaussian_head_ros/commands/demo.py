@@ -55,12 +55,13 @@ def default_photo() -> str:
 def run(args) -> int:
     import numpy as np
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
-    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, domain_id_problem,
+    from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, discovery_off, domain_id_problem,
                                                   namespace_argument_problem, node_command, node_params_file,
                                                   package_share)
     from gaussian_head_ros.core.files import check_writable
-    from gaussian_head_ros.core.video import VideoSource, is_camera
+    from gaussian_head_ros.core.video import VideoSource, check_camera, is_camera
 
     if problem := domain_id_problem():  # Fast DDS ended the demo itself at its recorder's node, in its own words
         raise ValueError(problem)
@@ -69,7 +70,13 @@ def run(args) -> int:
     check_writable(args.output, "--output", example="demo.mp4",  # before any node starts
                    reads={"--video": args.video, "--photo": args.photo})
 
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # keep the demo on this machine
+    # keep the demo on this machine; OFF would keep its nodes, processes of their own, from finding each other (the
+    # demo waited 300 s for the avatar's status, then ended in a RuntimeError; user48)
+    if discovery_off():
+        print("[demo] ROS_AUTOMATIC_DISCOVERY_RANGE=OFF would keep the demo's nodes from finding each other: they run "
+              "with LOCALHOST")
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     share = package_share()
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share / "config" / "fastdds.xml"))
     ns = args.namespace.strip("/")
@@ -77,6 +84,8 @@ def run(args) -> int:
     if not Path(photo).is_file():
         raise ValueError(f"photo {photo} not found")
     seconds = args.seconds
+    if args.video and is_camera(args.video):  # as video_source_node says it; the demo started its nodes and ended 76 s
+        check_camera(args.video)  # later in 'RuntimeError: the clip's controls did not reach the render node' (user48)
     if args.video and not is_camera(args.video):
         # opened as video_source_node will: missing, a directory, not a video say so here in one line (a file that
         # is no video went on to 'RuntimeError: the clip's controls did not reach the render node', a traceback)
@@ -89,8 +98,12 @@ def run(args) -> int:
     params_file = node_params_file(args.params_file or str(share / "config" / "avatar.yaml"), {})
     logs = Path(args.logs)
     procs = []
-    rclpy.init()
+    # rclpy's own SIGINT / SIGTERM handlers would shut its context down under the recorder (a traceback from its spin
+    # thread; after a SIGTERM the demo recorded on to --seconds and wrote the cut video as whole; user48): the signals
+    # stay the command's (cli.main: Ctrl-C exit 130, SIGTERM 143), and the finally below stops the nodes
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     recorder = None
+    finished = False  # the recording ran to its end: its video is kept (an interrupted one: the previous file stays)
     try:
         print(f"[demo] photo: {photo}")
         print(f"[demo] nodes and topics in the namespace /{ns}: watch /{ns}/face_display/image_raw" if ns else
@@ -150,11 +163,12 @@ def run(args) -> int:
         kind = "glass-to-glass (camera stamp -> rendered frame received)" if args.video else "render -> received"
         print(f"[demo] {n} frames in {seconds:.1f} s: {stats.fps():.1f} FPS (target {args.fps:g}); "
               f"latency {kind}: p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms")
+        finished = True
         print(f"[demo] total {time.monotonic() - t0:.1f} s; video written to {args.output}; node logs in {logs}/")
         return 0
     finally:
         if recorder is not None:
-            recorder.close()
+            recorder.close(keep_video=finished)
         for p in reversed(procs):
             p.stop()
         rclpy.try_shutdown()

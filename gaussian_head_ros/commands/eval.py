@@ -39,8 +39,12 @@ def run(args) -> int:
     from gaussian_head_ros.core.evaluate import EvalConfig, evaluate
     from gaussian_head_ros.core.files import check_writable
     from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.operator_basis import FIRST_S_RANGE
     from gaussian_head_ros.core.video import VideoSource, read_frames
 
+    lo, hi = FIRST_S_RANGE  # tracker_node's operator_basis_s: -1 or nan was taken without a word (user48)
+    if not lo <= args.operator_basis_s <= hi:
+        raise ValueError(f"--operator-basis-s must be within {lo:g}..{hi:g} (0 = off), got {args.operator_basis_s:g}")
     if args.output:
         check_writable(args.output, "--output", example="side_by_side.mp4",  # before the clip is read
                        reads={"--video": args.video, "--photo": args.photo})

@@ -10,8 +10,12 @@ warning, where the stamps give a rate outside --fps's 1..240: stamps in frames o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import stat
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +32,8 @@ FOV_DEG = 30.0  # [deg] --framing fov's field of view
 
 def add_arguments(p):
     p.add_argument("avatar", help="avatar .ply (from `gaussian-head reconstruct`)")
-    p.add_argument("--controls", help="FaceControl JSONL (from `gaussian-head track`); default: idle animation")
+    p.add_argument("--controls", help="FaceControl JSONL (from `gaussian-head track`; '-' = stdin, as `track -o -` "
+                                      "writes it); default: idle animation")
     p.add_argument("-o", "--output", type=video_output, required=True, help="output video (.mp4)")
     p.add_argument("--size", type=int_range(*IMAGE_SIZES), default=512, help="frame size in pixels (square)")
     p.add_argument("--width", type=int_range(*IMAGE_SIZES), default=None,
@@ -73,15 +78,35 @@ def swapped_inputs(avatar: str, controls: str | None, output: str = "OUT.mp4") -
             f"track`); the avatar is the first argument: {USAGE}")
 
 
-def controls_in(path: str, notes: tuple[dict, dict] | None = None):
+def piped_controls(path: str, folder: str) -> tuple[str, str]:
+    """(the file to read, the name to say in messages) of `--controls path`: a file is both; '-' (stdin, as `track -o -`
+    writes the controls) or a pipe (`/dev/stdin` behind a `|`, bash's `<(gaussian-head track ...)`) is copied once
+    into `folder` and said as 'stdin' or its own name. The controls are read twice (checked, then drawn) and their first
+    bytes peeked at (swapped_inputs), which a pipe gives once: '-' was looked for as a file, and a piped first line was
+    refused as 'Expecting value: line 1 column 1' (user48)."""
+    if path != "-":
+        try:
+            if not stat.S_ISFIFO(os.stat(path).st_mode):  # a file, or what its reader will say it is
+                return path, path
+        except OSError:  # missing: said by the reader
+            return path, path
+    copy = os.path.join(folder, "controls.jsonl")
+    with (open(path, "rb") if path != "-" else contextlib.nullcontext(sys.stdin.buffer)) as src, open(copy, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    return copy, "stdin" if path == "-" else path
+
+
+def controls_in(path: str, notes: tuple[dict, dict] | None = None, name: str | None = None):
     """The FaceControls of a JSONL file (what `gaussian-head track` writes), one line at a time (a generator: the
     file is never held whole). `notes`: (ignored, unknown) dicts to fill with the fields no FaceControl has and the
     blendshape names outside ARKit's 52, each with the first line naming it. Raises ValueError naming the first bad
-    line, or what the file is when it is no text (a video, an avatar: core.files.kind); OSError when it cannot be
-    opened."""
+    line (of `name`, when given: the file's name to say; else `path`), or what the file is when it is no text (a video,
+    an avatar: core.files.kind); OSError when it cannot be opened."""
     from gaussian_head_ros.core.control import ARKIT_BLENDSHAPES, JSON_FIELDS, FaceControl
     from gaussian_head_ros.core.files import file_kind
 
+    said = name or path
     try:
         with open(path, encoding="utf-8-sig") as fh:  # -sig: a BOM (Windows Notepad) was refused
             for i, line in enumerate(fh, 1):
@@ -95,7 +120,7 @@ def controls_in(path: str, notes: tuple[dict, dict] | None = None):
                     c = FaceControl.from_json(obj)
                     c.validate()
                 except (ValueError, TypeError, AttributeError) as e:
-                    raise ValueError(f"{path}:{i}: not a FaceControl line ({e})") from None
+                    raise ValueError(f"{said}:{i}: not a FaceControl line ({e})") from None
                 if notes is not None:
                     for key in obj.keys() - JSON_FIELDS:
                         notes[0].setdefault(key, i)
@@ -106,32 +131,34 @@ def controls_in(path: str, notes: tuple[dict, dict] | None = None):
         what = file_kind(path)  # invalid start byte" (user26, s26)
         if what is None or what.startswith("a video"):
             raise ValueError(
-                f"{path} is not a text file of FaceControl JSON lines (a video? `gaussian-head track {path} "
+                f"{said} is not a text file of FaceControl JSON lines (a video? `gaussian-head track {said} "
                 f"-o controls.jsonl` tracks one; then --controls controls.jsonl)") from None
-        raise ValueError(f"{path} is {what}, not a text file of FaceControl JSON lines (`gaussian-head track CLIP "
+        raise ValueError(f"{said} is {what}, not a text file of FaceControl JSON lines (`gaussian-head track CLIP "
                          f"-o controls.jsonl` writes one); {USAGE}") from None
 
 
-def read_controls(path: str):
+def read_controls(path: str, name: str | None = None):
     """Checks every line of a FaceControl JSONL file (`controls_in`) and returns their stamps ([N] int64 ns); warns
     about the fields no FaceControl has and the blendshape names outside ARKit's 52. The controls themselves are
     read again as the frames are drawn (`controls_in`): holding them all took 2 KB a line (a 50 MB file 1.3 GB).
-    Raises ValueError as `controls_in` does, or when the file holds no controls; OSError when it cannot be opened."""
+    Raises ValueError as `controls_in` does, or when the file holds no controls; OSError when it cannot be opened.
+    `name`: the file's name to say (controls_in)."""
     import numpy as np
 
     from gaussian_head_ros.core.control import JSON_FIELDS, not_arkit_names
 
     ignored, unknown = {}, {}
-    stamps = np.fromiter((c.stamp_ns for c in controls_in(path, (ignored, unknown))), np.int64)
+    said = name or path
+    stamps = np.fromiter((c.stamp_ns for c in controls_in(path, (ignored, unknown), said)), np.int64)
     if not len(stamps):
-        raise ValueError(f"{path} holds no controls")
+        raise ValueError(f"{said} holds no controls")
     if ignored:  # a hand-written file's misspelt field drove nothing without a word
-        log.warning("%s: ignored what no FaceControl has: %s (a FaceControl line's fields: %s)", path,
+        log.warning("%s: ignored what no FaceControl has: %s (a FaceControl line's fields: %s)", said,
                     ", ".join(f"'{k}' (from line {i})" for k, i in sorted(ignored.items(), key=lambda kv: kv[1])),
                     ", ".join(sorted(JSON_FIELDS)))
     if unknown:  # a phone app's 'MouthSmileLeft' or a made-up 'smile' drove nothing without a word (user32, s34)
         names = sorted(unknown, key=lambda n: (unknown[n], n))
-        log.warning("%s: %s", path, not_arkit_names(names, {n: f"from line {unknown[n]}" for n in names}))
+        log.warning("%s: %s", said, not_arkit_names(names, {n: f"from line {unknown[n]}" for n in names}))
     return stamps
 
 
@@ -163,12 +190,19 @@ def stamps_fps(stamps, path: str) -> float:
 
 
 def run(args) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gaussian-head-render-") as folder:  # piped controls' copy (piped_controls)
+        return _render(args, folder)
+
+
+def _render(args, folder: str) -> int:
     import numpy as np
 
     from gaussian_head_ros.core.avatar import load_ply
     from gaussian_head_ros.core.display import AvatarFraming
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
-    from gaussian_head_ros.core.files import check_writable, shown
+    from gaussian_head_ros.core.files import check_writable, shown, url_note
     from gaussian_head_ros.core.idle import IdleAnimator
     from gaussian_head_ros.core.render import get_renderer, head_viewmat
     from gaussian_head_ros.core.video import VideoWriter
@@ -182,12 +216,13 @@ def run(args) -> int:
         raise ValueError(f"--fov {args.fov:g} does nothing with --framing head (the default: the view is sized by the "
                          "avatar's head, --head-fill): add --framing fov to set the field of view")
     if not Path(args.avatar).is_file():
-        raise ValueError(f"avatar {shown(args.avatar)} not found")
-    swapped = swapped_inputs(args.avatar, args.controls, args.output)
+        raise ValueError(f"avatar {shown(args.avatar)} not found{url_note(args.avatar)}")
+    controls_file, said = piped_controls(args.controls, folder) if args.controls else (None, None)
+    swapped = swapped_inputs(args.avatar, controls_file, args.output)
     if swapped:
-        raise ValueError(swapped)
+        raise ValueError(swapped.replace(controls_file, said))
     check_writable(args.output, "-o/--output", example="me.mp4")  # before the avatar loads (VideoWriter makes its dir)
-    stamps = read_controls(args.controls) if args.controls else None  # a bad file said before the avatar loads
+    stamps = read_controls(controls_file, said) if args.controls else None  # a bad file said before the avatar loads
     avatar = load_ply(args.avatar)
     avatar.validate()
     lighting = lighting_from_spec(args.lighting)
@@ -195,8 +230,8 @@ def run(args) -> int:
     renderer.warm_up()
     driver = Driver(avatar)
     if stamps is not None:
-        controls, count = controls_in(args.controls), len(stamps)  # read again as drawn: not held in memory
-        fps = args.fps or stamps_fps(stamps, args.controls)
+        controls, count = controls_in(controls_file, name=said), len(stamps)  # read again as drawn: not held in memory
+        fps = args.fps or stamps_fps(stamps, said)
     else:
         fps = args.fps or DEFAULT_FPS
         idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)

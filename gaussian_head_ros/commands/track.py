@@ -10,6 +10,11 @@ import time
 
 log = logging.getLogger(__name__)
 
+# the options that fill a TrackerConfig setting -> that setting's name (core/tracking.py; tracker_node's parameter)
+SETTING_OPTIONS = {"--max-faces": "max_faces", "--neutral-frames": "neutral_frames", "--neutral-window": "neutral_window_s",
+                   "--min-cutoff": "filter_min_cutoff", "--beta": "filter_beta", "--d-cutoff": "filter_d_cutoff",
+                   "--fov": "fov_deg"}
+
 
 def add_arguments(p):
     p.add_argument("video", help="video file (mp4, avi, ...) or a webcam: 0, /dev/video0")
@@ -32,6 +37,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from gaussian_head_ros.core.files import CONTROLS, WholeFile, check_writable, shown
+    from gaussian_head_ros.core.settings import settings
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig, no_face_note
     from gaussian_head_ros.core.video import VideoSource, is_camera
 
@@ -44,6 +50,12 @@ def run(args) -> int:
                            neutral_window_s=args.neutral_window,
                            smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta,
                            d_cutoff=args.d_cutoff, fov_deg=args.fov)
+    table = settings(TrackerConfig)
+    for option, name in SETTING_OPTIONS.items():  # `--fov 0` was said as 'fov_deg must be within ...' (user48)
+        try:
+            table[name].check(getattr(args, option[2:].replace("-", "_")))
+        except ValueError as e:
+            raise ValueError(f"{option} {str(e).removeprefix(name + ' ')}") from None
     config.validate()
     if args.output != "-":  # before the video and the model are opened (WholeFile makes its directory, as reconstruct)
         check_writable(args.output, "-o/--output", example="controls.jsonl", writes=CONTROLS)

@@ -71,12 +71,17 @@ class EvalConfig:
     # over the first seconds of calibrated frames, used from the frame that completes them (0 = off)
 
     def validate(self) -> None:
-        """Raise ValueError for a control_codec that is not one of expression_codec.WIRE, or a reader_model that is
+        """Raise ValueError for a backend or render_backend that is unknown or (the rasterizer) cannot run here, a
+        control_codec that is not one of expression_codec.WIRE, or a reader_model that is
         not a FaceLandmarker .task with blendshapes (tracking.check_landmarker_task): before any work, not once the
         avatar is made."""
         from gaussian_head_ros.core.expression_codec import WIRE
+        from gaussian_head_ros.core.reconstruct import backend_class
+        from gaussian_head_ros.core.render import runnable_backend
         from gaussian_head_ros.core.tracking import check_landmarker_task
 
+        backend_class(self.backend)  # an unknown name: before the clip is read
+        runnable_backend(self.render_backend)  # gsplat without CUDA: before the avatar is made, not at its first frame
         if self.control_codec not in WIRE:
             raise ValueError(f"control_codec must be one of {', '.join(WIRE)}, got {self.control_codec!r}")
         if self.reader_model:

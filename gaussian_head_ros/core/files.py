@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    """Whether `path` is written as a URL (`scheme://...`: file:///home/me/me.jpg as a file manager copies it, https://),
+    which no reader here opens as a file."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", os.fspath(path)) is not None
 
 
 def shown(path: str | os.PathLike) -> str:
     """The file `path` as messages show it: absolute, `~` expanded, not resolved through links (a relative
-    'photos/me.jpg' run from /home/op is '/home/op/photos/me.jpg'). '' stays '' (nothing was given)."""
+    'photos/me.jpg' run from /home/op is '/home/op/photos/me.jpg'). '' stays '' (nothing was given); a URL (is_url)
+    as given: 'file:///home/me/me.jpg' was shown '/home/op/file:/home/me/me.jpg' (user48)."""
     text = os.fspath(path)
-    return os.path.abspath(os.path.expanduser(text)) if text else text
+    return os.path.abspath(os.path.expanduser(text)) if text and not is_url(text) else text
+
+
+def url_note(path: str | os.PathLike) -> str:
+    """' (a URL: ...)' to add to the reason a file `path` cannot be read when it is a URL (is_url), else ''."""
+    return " (a URL: give the path of a file on this machine)" if is_url(path) else ""
 
 
 DRIVING_SUFFIX = ".driving.npz"  # an avatar's second file, beside its .ply (core.avatar.save_ply)

@@ -19,7 +19,7 @@ import threading
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.files import DRIVING_FILE, DRIVING_SUFFIX, HEAD_BYTES, is_ply, kind, shown
+from gaussian_head_ros.core.files import DRIVING_FILE, DRIVING_SUFFIX, HEAD_BYTES, is_ply, kind, shown, url_note
 
 log = logging.getLogger(__name__)
 
@@ -656,7 +656,7 @@ def check_file(path: str) -> str:
         with open(path, "rb"):  # Permission denied
             pass
     except OSError as e:
-        raise ValueError(f"cannot read {shown(path)}: {e.strerror or e}") from e
+        raise ValueError(f"cannot read {shown(path)}: {e.strerror or e}{url_note(path)}") from e
     return path
 
 

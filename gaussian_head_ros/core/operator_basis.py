@@ -38,6 +38,7 @@ EYE_COMPONENTS = 4  # of them learned on the eye contours alone, the others on t
 MIN_FRAMES = 8  # a basis is learned from at least this many frames (components_for: P <= the frames)
 MAX_FRAMES = 512  # residuals kept to learn from (~6 MB; learning ~0.1 s on a loaded core); beyond, every other one is dropped
 MAX_WINDOW_S = 600.0  # growing windows up to this; then only a growing residual re-learns
+FIRST_S_RANGE = (0.0, MAX_WINDOW_S)  # [s] tracker_node's operator_basis_s (eval --operator-basis-s); 0 = off
 RECENT = 8  # frames over which the residual the current basis misses is watched
 GROWTH = 1.5  # re-learn when that exceeds GROWTH x what the basis missed on most of its own frames ...
 FIT_PERCENTILE = 95  # ... (this percentile of its per-frame miss: an RMS there re-learned a looping clip's

@@ -32,7 +32,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.files import AVATAR_CACHE, AVATAR_PLY, CONTROLS, DRIVING_FILE, WholeFile, file_kind, shown
+from gaussian_head_ros.core.files import (AVATAR_CACHE, AVATAR_PLY, CONTROLS, DRIVING_FILE, WholeFile, file_kind, shown,
+                                          url_note)
 from gaussian_head_ros.core.native_log import held_stderr
 
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
@@ -72,6 +73,13 @@ def camera_absent(source: str | int) -> str:
     return ""
 
 
+def check_camera(source: str | int) -> None:
+    """Raise ValueError 'cannot open camera ...: why' when the camera `source` cannot be there (camera_absent): what
+    VideoSource says, and `gaussian-head demo --video /dev/video0` before it starts a node (user48)."""
+    if absent := camera_absent(source):
+        raise ValueError(f"cannot open camera {source!r}: {absent}")
+
+
 class VideoSource:
     """A video file or a camera as an iterator of VideoFrame. Raises ValueError when it cannot be opened."""
 
@@ -79,14 +87,12 @@ class VideoSource:
         self.source, self.loop, self.start_ns, self.max_side = source, loop, int(start_ns), max_side
         self.camera = is_camera(source)
         if self.camera:
-            absent = camera_absent(source)
-            if absent:
-                raise ValueError(f"cannot open camera {source!r}: {absent}")
+            check_camera(source)
             dev = int(source) if str(source).isdigit() else str(source)
             self._cap = cv2.VideoCapture(dev)
         else:
             if not os.path.exists(str(source)):
-                raise ValueError(f"video file {shown(source)} not found")
+                raise ValueError(f"video file {shown(source)} not found{url_note(source)}")
             if not os.path.isfile(str(source)):  # "(a directory?)" was said of a pipe or /dev/null too (user43, s43)
                 what = "a directory" if os.path.isdir(str(source)) else "a device or a pipe"
                 raise ValueError(f"video file {shown(source)} is not a file: {what}")

@@ -589,9 +589,12 @@ def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
     was detached on purpose (`started_detached`: setsid, nohup, a shell job): `nohup render_node &` from a
     start script that then exits ended the node silently within a second (try8, session 8). Linux
     prctl(PR_SET_PDEATHSIG) was not used: it fires when the parent *thread* that forked ends, which a
-    launcher's worker thread may do while the launcher lives on."""
+    launcher's worker thread may do while the launcher lives on. A process that starts its nodes with setsid and stops
+    them itself (launcher.NodeProcess: the demo) arms it through launcher.END_WITH_PARENT_ENV."""
+    from gaussian_head_ros.nodes.launcher import END_WITH_PARENT_ENV
+
     parent = os.getppid()
-    if parent == 1 or os.name != "posix" or started_detached():
+    if parent == 1 or os.name != "posix" or (started_detached() and os.environ.get(END_WITH_PARENT_ENV) != "1"):
         return
 
     def watch():
@@ -693,8 +696,16 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 def this_domain(node) -> str:
     """'this ROS_DOMAIN_ID (42)': the domain `node` is in, for the lines that ask whether the operator's and the
     robot's hosts share one. 'in this ROS_DOMAIN_ID' alone sent the user to `echo $ROS_DOMAIN_ID` in each shell to
-    compare; with the number the two logs side by side show a mismatch (user45, s45)."""
-    return f"this ROS_DOMAIN_ID ({node.context.get_domain_id()})"
+    compare; with the number the two logs side by side show a mismatch (user45, s45). With ROS_AUTOMATIC_DISCOVERY_RANGE
+    OFF (launcher.discovery_off) the node finds no node of another process whatever the domain: said too, with the
+    values to set instead (user48)."""
+    from gaussian_head_ros.nodes.launcher import discovery_off
+
+    said = f"this ROS_DOMAIN_ID ({node.context.get_domain_id()})"
+    if discovery_off():
+        said += (", though this node's discovery is off (ROS_AUTOMATIC_DISCOVERY_RANGE=OFF: it finds no node of another "
+                 "process, on this host or another; unset it, or set LOCALHOST or SUBNET)")
+    return said
 
 
 def start_process(args=None, blas_threads: int = 1) -> str:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 
-from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, domain_id_problem, log_level_arguments,
-                                              log_level_problem, namespace_argument_problem, node_params_file,
-                                              params_sections_for_no_node, topic_argument_problem,
+from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, discovery_off, domain_id_problem,
+                                              log_level_arguments, log_level_problem, namespace_argument_problem,
+                                              node_params_file, params_sections_for_no_node, topic_argument_problem,
                                               unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
@@ -227,6 +227,12 @@ def nodes(context, host: str) -> list:
         raise ValueError(f"launch argument {problem}")
     if problem := domain_id_problem():  # every node would die at start in Fast DDS's words
         raise ValueError(problem)
+    composed = launch_flag("composed", cfg.get("composed", ""))
+    if discovery_off() and not (host == "all" and composed and not cfg.get("video", "")):  # each process alone (user48)
+        launch.logging.get_logger(LAUNCH_FILES[host]).warning(
+            "ROS_AUTOMATIC_DISCOVERY_RANGE=OFF: each node finds no node of another process, on this host or another "
+            "(ROS_STATIC_PEERS included); unset it, or set LOCALHOST (one host) or SUBNET (operator and robot)"
+            + ("; composed:=true runs the three nodes in one process" if host == "all" else ""))
     overrides: dict = {}  # node -> the parameters that launch arguments set
     for arg, targets in ARGUMENT_PARAMETERS.items():
         for node, name in targets:
@@ -255,7 +261,7 @@ def nodes(context, host: str) -> list:
     actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
     if cfg["fastdds_profile"]:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
-    if launch_flag("composed", cfg.get("composed", "")):  # composed:=ture started one process per node, silently
+    if composed:  # composed:=ture started one process per node, silently
         # No `name=` here: a node name given to a process renames every node in it.
         pipeline = ["--host", host, "--params-file", params_file, "--params-file-said", "--control-topic",
                     cfg["control_topic"]]

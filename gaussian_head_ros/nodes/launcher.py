@@ -297,6 +297,14 @@ def domain_id_problem(environ=None) -> str:
     return ""
 
 
+def discovery_off(environ=None) -> bool:
+    """Whether a node started with `environ` (default os.environ) discovers no node of another process, on its host or
+    another: ROS_AUTOMATIC_DISCOVERY_RANGE exactly 'OFF' (rcl takes another spelling, 'off', as LOCALHOST and warns;
+    ROS_STATIC_PEERS are not contacted then either). Said by the nodes' waiting lines, the launch files and the demo
+    (user48)."""
+    return (os.environ if environ is None else environ).get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "OFF"
+
+
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")  # rcutils' severities (any case; 'unset' too)
 
 
@@ -345,8 +353,15 @@ def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:
     return owners
 
 
+# Set (to "1") in the environment of a node started in a session of its own by a process that stops it itself
+# (NodeProcess: the demo, tests): the node ends when that process is gone, as under `ros2 launch`, though setsid alone
+# reads as detached on purpose (common.end_with_parent). A killed demo left its two nodes running (user48).
+END_WITH_PARENT_ENV = "GAUSSIAN_HEAD_END_WITH_PARENT"
+
+
 class NodeProcess:
-    """One node in its own process; its output goes to a log file."""
+    """One node in its own process (a session of its own; it ends when this process is gone: END_WITH_PARENT_ENV);
+    its output goes to a log file."""
 
     def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict | None = None,
                  log_path: Path | None = None):
@@ -355,7 +370,7 @@ class NodeProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, END_WITH_PARENT_ENV: "1", **(env or {})})
 
     @property
     def pid(self) -> int:
@@ -486,11 +501,13 @@ class FaceDisplayRecorder:
             time.sleep(0.05)
         return predicate()
 
-    def close(self):
+    def close(self, keep_video: bool = True):
+        """Stop spinning and close the video: written into place when `keep_video`, else dropped (an interrupted
+        recording: whatever was at video_path stays)."""
         self._running = False
         self._thread.join(timeout=2)
         with self._lock:
             if self._writer is not None:
-                self._writer.close()
+                self._writer.close(keep=keep_video)
                 self._writer = None
         self.node.destroy_node()

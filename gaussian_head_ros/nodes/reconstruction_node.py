@@ -113,7 +113,8 @@ PARAMS = {  # parameter name -> Setting
     **settings(ReconstructionNodeSettings),
     **settings(FramingConfig, only=("max_pixels", "min_face_px", "max_yaw_deg")),
     "max_gaussians": _BUDGET.replace(default=0, range=(0, _BUDGET.range[1]), description=(
-        "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, dense 120k)")),
+        "mesh_fit: Gaussian budget of an avatar; 0 = the preset's (fast 30k, default 60k, dense 120k), else "
+        f"{_BUDGET.range[0]}..{_BUDGET.range[1]} (the range describe shows starts at 0 for that 0)")),
 }
 NOT_GIVEN = {"max_gaussians": 0}  # parameter values that mean "the backend's own default": not passed on
 _NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id", "cache_avatar", "cache_path", "max_file_gaussians")

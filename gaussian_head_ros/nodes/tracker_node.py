@@ -48,7 +48,7 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.camera_info import check_camera_info, describe, intrinsics_from_camera_info, size_mismatch
 from gaussian_head_ros.core.imageio import (ALPHA_PADDING_NOTE, EncodingNotes, ImageTooLarge, check_compressed,
                                             check_raw, decode_raw_with_notes, decode_with_format)
-from gaussian_head_ros.core.operator_basis import BasisLearner, OperatorBasis, learn
+from gaussian_head_ros.core.operator_basis import FIRST_S_RANGE, BasisLearner, OperatorBasis, learn
 from gaussian_head_ros.core.pacing import StampAges, display_rate
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
@@ -109,7 +109,7 @@ class TrackerNodeSettings:
                                            "grows, each new basis published latched on face_control/expression_basis "
                                            "before codes use it; compact codes then carry up to 16 more int8 "
                                            "coefficients on it (+23 B). 0 = off (core/operator_basis.py)",
-                                      range=(0.0, 600.0))
+                                      range=FIRST_S_RANGE)
     no_frames_say_s: float = setting(NO_FRAMES_SAY_S, "seconds without a camera frame (after the tracker is ready, or "
                                                       "after the last frame) before the log says so",
                                      range=(1.0, 3600.0))

@@ -152,14 +152,21 @@ def resolve_backend(name: str) -> str:
     return next(b for b in AUTO_ORDER if backend_available(b))
 
 
-def get_renderer(name: str = "auto", threads: int = 0, device: str = "cpu"):
-    """A `Renderer` (core/render/base.py) of the backend `name` ('auto' resolved here): it owns the backend's
-    threads (`threads`, 0 = the backend decides) and device; ValueError when the backend cannot run here."""
+def runnable_backend(name: str) -> str:
+    """The backend `name` resolved ('auto' -> the one it picks here); ValueError naming it when it is unknown or cannot
+    run here (gsplat without a working CUDA device). `eval --render-backend gsplat` on a CPU machine found out only at
+    its first frame, in torch's 'Torch not compiled with CUDA enabled' traceback (user48)."""
     name = resolve_backend(name)
     if not backend_available(name):
         raise ValueError(f"the {name} rasterizer cannot run here"
                          + (" (it needs a working CUDA device)" if name == "gsplat" else ""))
-    return backend_module(name).Renderer(threads=threads, device=device)
+    return name
+
+
+def get_renderer(name: str = "auto", threads: int = 0, device: str = "cpu"):
+    """A `Renderer` (core/render/base.py) of the backend `name` ('auto' resolved here): it owns the backend's
+    threads (`threads`, 0 = the backend decides) and device; ValueError when the backend cannot run here."""
+    return backend_module(runnable_backend(name)).Renderer(threads=threads, device=device)
 
 
 # ---------------------------------------------------------------------------------------------------
