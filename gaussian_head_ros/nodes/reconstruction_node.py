@@ -544,8 +544,12 @@ class ReconstructionNode(Node):
         while not self._stop.is_set():
             if self._dirty:
                 rec = self._rebuild(rec)
-            with self._lock:
-                recache, self._recache = self._recache, None
+            with self._lock:  # a photo waiting to be reconstructed: its avatar is written there when published
+                # (_save_cache), or the one shown after it when it is refused; the one shown now went first, and both
+                # writes said "cannot write" on a refusing disk (a loaded CI, session 48)
+                recache = None
+                if self._pending is None:
+                    recache, self._recache = self._recache, None
             if recache and self._shown is not None:
                 self._save_cache(self._shown, recache)
             if not self._wake.wait(0.2):
