@@ -803,8 +803,16 @@ class RenderNode(Node):
         self._short_said = said_for
         mean_ms = float(np.mean(frame_ms)) if frame_ms else 0.0
         if mean_ms > 0 and 1e3 / mean_ms < target_fps:
+            shown = self.drawing
+            if self.backend != "gsplat" and backend_available("gsplat"):
+                faster = "or render on the GPU (backend gsplat)"
+            elif shown is not None and shown.num_gaussians > 10_000:  # (a CPU robot: the avatar's size is the cost)
+                faster = (f"or send a smaller avatar ({shown.num_gaussians} Gaussians now: reconstruction_node's "
+                          f"max_gaussians {max(5_000, shown.num_gaussians // 2)} or preset fast draws faster)")
+            else:
+                faster = "or a faster machine"
             why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish here (~{1e3 / mean_ms:.0f} FPS): lower fps "
-                   "or width/height, or render on a GPU (backend gsplat)")
+                   f"or width/height, {faster}")
         else:  # the frames themselves would keep up
             why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish, the rest of each period goes to this "
                    "node's other threads and the machine's other work (its load)")
