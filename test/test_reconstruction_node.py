@@ -983,6 +983,47 @@ def test_unbuildable_reconstructor_says_why(rclpy_context, tmp_path):
         proc.stop()
 
 
+def test_a_smaller_budget_set_at_run_time_says_the_avatar_shown_stays_until_its_photo_comes_again(rclpy_context,
+                                                                                                   tmp_path):
+    """A robot integrator sets max_gaussians (README "Reconstruction", render_node's "below the fps" warning) on a
+    running node for a faster display: the set succeeded, 'mesh_fit reconstructor ready', and the display went on
+    drawing the avatar shown, with no word that the budget applies to the next photo (user48b). Now the log says
+    so, with the avatar shown's count and how to remake it; photo_path set again, as it says, makes the smaller one."""
+    from rosgraph import Proc, executable, spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    photo = shared("portraits", "business_person.png")
+    proc = Proc(executable("reconstruction_node") + ["--ros-args", "-r", "__ns:=/budget_set", "-p", "preset:=fast",
+                                                     "-p", "cache_avatar:=false", "-p", f"photo_path:={photo}"],
+                tmp_path / "reconstruction_node.log")
+    node = rclpy_context.create_node("budget_set_peer")
+    st = []
+    node.create_subscription(AvatarStatus, "/budget_set/avatar/status", st.append, _latched(depth=20))
+    target = "/budget_set/reconstruction_node"
+    try:
+        assert spin_until(node, lambda: [s for s in st if s.code == AvatarStatus.OK], 120), proc.output()
+        first = [s for s in st if s.code == AvatarStatus.OK][-1].num_gaussians
+        assert first > 10_000, first
+        start = len(proc.output())
+        assert _set_param(node, "max_gaussians", 10_000, target).successful
+        said = lambda: proc.output()[start:]  # noqa: E731
+        assert spin_until(node, lambda: "applies to the next photo" in said(), 30), said()
+        line = next(ln for ln in said().splitlines() if "applies to the next photo" in ln)
+        assert "max_gaussians 10000" in line and f"{first} Gaussians" in line and "photo_path" in line, line
+        assert _set_param(node, "preset", "fast", target).successful  # the value it has: nothing to say
+        time.sleep(1.0)
+        assert said().count("applies to the next photo") == 1, said()
+        st.clear()
+        assert _set_param(node, "photo_path", str(photo), target).successful  # as the line says: remade
+        done = lambda: [s for s in st if s.code not in (AvatarStatus.BUSY,)]  # noqa: E731
+        assert spin_until(node, done, 120), proc.output()
+        assert done()[-1].code == AvatarStatus.OK and 0 < done()[-1].num_gaussians <= 10_000, done()[-1]
+    finally:
+        node.destroy_node()
+        proc.stop()
+
+
 # ---------------------------------------------------------------------------------------------------
 # the avatar cache: a restart without photo_path still serves the last avatar
 

@@ -119,6 +119,7 @@ PARAMS = {  # parameter name -> Setting
 NOT_GIVEN = {"max_gaussians": 0}  # parameter values that mean "the backend's own default": not passed on
 _NODE_ONLY = ("backend", "operator_id", "photo_path", "frame_id", "cache_avatar", "cache_path", "max_file_gaussians")
 _REBUILD = tuple(n for n in PARAMS if n not in _NODE_ONLY[1:])  # a change rebuilds the reconstructor
+_MAKES_AVATAR = ("backend", "preset", "checkpoint", "max_gaussians")  # a change makes another avatar of a photo
 
 
 def reconstructor_options(values: dict) -> dict:
@@ -391,6 +392,7 @@ class ReconstructionNode(Node):
             return SetParametersResult(successful=False, reason=str(e))
         if any(p.name in _REBUILD for p in params):
             self._dirty = True  # the worker rebuilds before the next photo
+            self._say_shown_stays(params)
         if any(p.name in ("cache_path", "cache_avatar") for p in params):
             values = self._values(params)
             path = self._cache_path(values["cache_path"])
@@ -407,6 +409,26 @@ class ReconstructionNode(Node):
                                    "Gaussians is published now")
             self._submit_file(over[0], file_budget=raised[0])  # (the parameter is set after this callback)
         return SetParametersResult(successful=True)
+
+    def _say_shown_stays(self, params) -> None:
+        """Log that the avatar shown stays as it is when a parameter that makes avatars (_MAKES_AVATAR) is set to
+        another value without photo_path: it applies to the next photo reconstructed. A robot integrator who set
+        max_gaussians (or preset fast) as README and render_node's "below the fps" warning say, for a faster display,
+        got 'Set parameter successful' and 'mesh_fit reconstructor ready', and the display went on drawing the
+        60k-Gaussian avatar, no word why (user48b)."""
+        shown = self._shown
+        if shown is None or any(p.name == "photo_path" and p.value for p in params):
+            return
+        changed = [f"{p.name} {p.value}" for p in params
+                   if p.name in _MAKES_AVATAR and p.value != self._param(p.name)]
+        if not changed:
+            return
+        n = shown.gaussians.width * shown.gaussians.height
+        self.get_logger().info(
+            f"{', '.join(changed)}: applies to the next photo reconstructed; the avatar shown ('{shown.operator_id}', "
+            f"{n} Gaussians) stays until then. To remake it now, send its photo again (the operator's host: ros2 "
+            f"param set /photo_node photo <file>; here: ros2 param set {self.get_fully_qualified_name()} photo_path "
+            "<file>)")
 
     def _submit_file(self, photo: str, file_budget: int = 0) -> Job:
         """Reconstruct the photo file `photo` (photo_path at start-up, or set later); an animation is said as for a
