@@ -832,6 +832,23 @@ def test_an_fps_the_cpu_cannot_reach_is_said_in_the_log_once(io):
             assert _set_param(io, name, value).successful
 
 
+def test_the_smaller_avatar_the_fps_warning_asks_for_is_smaller_and_its_photo_sent_again():
+    """The 'below the N FPS asked' warning of a CPU-only robot names a smaller avatar to send. It said 'max_gaussians
+    14999 or preset fast draws faster' for the fast preset's own 29,998-Gaussian avatar (preset fast makes 30k), and
+    not that a budget set applies to the next photo: the robot integrator set it and the display drew the same avatar
+    (user48b). No smaller budget than mesh_fit takes is named."""
+    from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS
+    from gaussian_head_ros.nodes.render_node import smaller_avatar_advice
+
+    fast = PRESETS["fast"]["max_gaussians"]
+    said = smaller_avatar_advice(fast - 2)  # the fast preset's avatar
+    assert "preset fast" not in said and f"max_gaussians {(fast - 2) // 2}" in said, said
+    assert "then the photo again" in said and "next photo" in said, said
+    said = smaller_avatar_advice(60_000)  # the default preset's
+    assert f"max_gaussians 30000 or preset fast ({fast})" in said, said
+    assert "max_gaussians 5000," in smaller_avatar_advice(10_001)  # mesh_fit's smallest budget, not 5000 // 2
+
+
 def test_a_second_face_control_publisher_is_said(io, rclpy_context):
     """Two trackers on one face_control (a second operator's laptop, a replay beside the live tracker): their
     controls interleave and the newest drives the face, and nothing said so. Now the render node warns, naming
