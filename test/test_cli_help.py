@@ -516,6 +516,12 @@ def test_a_url_given_as_a_file_is_said_as_given(tmp_path, monkeypatch, capsys):
     assert "video file https://example.com/clip.mp4 not found (a URL: " in err and str(tmp_path) not in err, err
     err = _said(capsys, ["render", "file:///work/me.ply", "-o", "x.mp4"])
     assert err.endswith("avatar file:///work/me.ply not found (a URL: give the path of a file on this machine)"), err
+    # bench read it through pathlib, which made it 'file:/work/me.ply': 'No such file or directory:
+    # /cwd/file:/work/me.ply' (user48b); a missing file is said as --avatar's, before any backend warms up
+    err = _said(capsys, ["bench", "--avatar", "file:///work/me.ply", "--backend", "cpu", "--seconds", "0.1"])
+    assert err.endswith("--avatar file:///work/me.ply not found (a URL: give the path of a file on this machine)"), err
+    err = _said(capsys, ["bench", "--avatar", "gone.ply", "--backend", "cpu", "--seconds", "0.1"])
+    assert err.endswith(f"--avatar {tmp_path / 'gone.ply'} not found"), err
 
 
 def test_verbose_is_taken_after_the_command_too():

@@ -210,6 +210,7 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
 def run(args) -> int:
     import torch
 
+    from gaussian_head_ros.core.files import check_exists
     from gaussian_head_ros.core.render import BACKENDS, backend_available, device_available, runnable_backend
     from gaussian_head_ros.core.render.cpu_backend import cpu_threads
 
@@ -221,6 +222,8 @@ def run(args) -> int:
     for d in args.device:
         if not device_available(d):  # ValueError for a name that is no device
             raise ValueError(f"--device {d}: torch sees no such device here")
+    if args.avatar:
+        check_exists(args.avatar, "--avatar")  # before the backends warm up; a URL said as given
     threads = args.threads or sorted({1, cpu_threads()})
     if any(not 1 <= t <= cpu_threads() for t in threads):
         raise ValueError(f"--threads must be within 1..{cpu_threads()}")

@@ -32,6 +32,14 @@ def url_note(path: str | os.PathLike) -> str:
     return " (a URL: give the path of a file on this machine)" if is_url(path) else ""
 
 
+def check_exists(path: str | os.PathLike, what: str) -> None:
+    """Raise ValueError '{what} {shown(path)} not found' (and url_note's words for a URL) when nothing is at `path`.
+    A file read through pathlib lost a URL's '//' before the system said it missing: `bench --avatar
+    file:///home/me/me.ply` said 'No such file or directory: /home/op/file:/home/me/me.ply' (user48b)."""
+    if not os.path.exists(os.fspath(path)):
+        raise ValueError(f"{what} {shown(path)} not found{url_note(path)}")
+
+
 DRIVING_SUFFIX = ".driving.npz"  # an avatar's second file, beside its .ply (core.avatar.save_ply)
 HEAD_BYTES = 64  # how much of a file's start `kind` wants
 

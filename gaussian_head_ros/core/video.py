@@ -32,8 +32,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.files import (AVATAR_CACHE, AVATAR_PLY, CONTROLS, DRIVING_FILE, WholeFile, file_kind, shown,
-                                          url_note)
+from gaussian_head_ros.core.files import (AVATAR_CACHE, AVATAR_PLY, CONTROLS, DRIVING_FILE, WholeFile, check_exists,
+                                          file_kind, shown)
 from gaussian_head_ros.core.native_log import held_stderr
 
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
@@ -91,8 +91,7 @@ class VideoSource:
             dev = int(source) if str(source).isdigit() else str(source)
             self._cap = cv2.VideoCapture(dev)
         else:
-            if not os.path.exists(str(source)):
-                raise ValueError(f"video file {shown(source)} not found{url_note(source)}")
+            check_exists(source, "video file")
             if not os.path.isfile(str(source)):  # "(a directory?)" was said of a pipe or /dev/null too (user43, s43)
                 what = "a directory" if os.path.isdir(str(source)) else "a device or a pipe"
                 raise ValueError(f"video file {shown(source)} is not a file: {what}")
