@@ -284,6 +284,29 @@ def test_a_parameter_set_that_the_node_does_not_have_is_named_with_what_was_mean
 
 
 @pytest.mark.ros
+def test_a_params_file_line_is_taken_as_the_same_set_is(rclpy_context):
+    """reconstruction_node's params file with `max_gaussians: 5000.0` (a whole float) or `max_gaussians: "5000"` (text)
+    was refused at start, "Trying to set parameter 'max_gaussians' to '5000.0' of type 'DOUBLE', expecting type
+    'INTEGER'; using the default 0": a 60k avatar on the slow robot it was meant to spare, while `ros2 param set
+    /reconstruction_node max_gaussians 5000.0` was taken (user48b). An override is now taken as that set is; a
+    fractional float into an integer, or text that is no number, is still refused."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.nodes.common import declare_settings
+
+    table = {k: _params("render_node")[k] for k in ("width", "height", "mirror", "fps", "jpeg_quality")}
+    node = rclpy_context.create_node("override_types_test", parameter_overrides=[
+        Parameter("width", value=600.0), Parameter("height", value="320"), Parameter("mirror", value=1),
+        Parameter("fps", value="2.5e1"), Parameter("jpeg_quality", value=70.5)])
+    try:
+        declare_settings(node, table)
+        got = {k: node.get_parameter(k).value for k in table}
+        assert got == {"width": 600, "height": 320, "mirror": True, "fps": 25.0, "jpeg_quality": 80}, got
+        assert node.get_parameter("width").type_ == Parameter.Type.INTEGER
+    finally:
+        node.destroy_node()
+
+
 def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(rclpy_context, tmp_path):
     """A params file with an out-of-range integer, a string for a float and an out-of-range float: rclpy
     raises on such overrides while declaring, which killed render_node (and tracker_node) at start-up with

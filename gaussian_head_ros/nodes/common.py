@@ -125,9 +125,10 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
         return Parameter(p.name, value=value) if math.isfinite(value) or p.name in scalar_floats else p
 
     overrides = getattr(node, "_parameter_overrides", None)  # rclpy keeps no public accessor for these
-    if isinstance(overrides, dict):
-        for name in floats & set(overrides):
-            overrides[name] = as_float(overrides[name])
+    if isinstance(overrides, dict):  # a params file's line as a set of it is taken: `max_gaussians: 5000.0` (or
+        # "5000") was refused at start, "expecting type 'INTEGER'; using the default 0", and taken by `ros2 param set`
+        for name in set(table) & set(overrides):  # (user48b)
+            overrides[name] = as_declared(overrides[name])
     if hasattr(node, "add_pre_set_parameters_callback"):
         node.add_pre_set_parameters_callback(lambda params: [as_declared(p) for p in refuse_undeclared(node, params)])
 
