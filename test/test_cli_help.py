@@ -128,6 +128,24 @@ def test_an_unknown_reconstruct_option_is_refused_before_the_photo_naming_the_on
         make_config(head_strid=2)
 
 
+def test_a_whole_number_written_as_a_float_is_an_integer_option(tmp_path, capsys):
+    """`reconstruct --option max_gaussians=5e3` (or 5000.0) reached mesh_fit's build as 5000.0 and ended in numpy's
+    'TypeError: Partition index must be integer' traceback after the photo was read (user48b); a node's parameter
+    takes a whole float as its integer. Now it is 5000; a fractional one is refused before the photo is read."""
+    from conftest import shared
+
+    from gaussian_head_ros.cli import main
+
+    said = _said(capsys, ["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(tmp_path / "x.ply"),
+                          "--option", "max_gaussians=5000.5"])
+    assert said.endswith("error: max_gaussians must be an integer, got 5000.5"), said
+    out = tmp_path / "small.ply"
+    capsys.readouterr()
+    assert main(["reconstruct", str(shared("portraits", "business_person.png")), "-o", str(out),
+                 "--option", "max_gaussians=5e3"]) == 0
+    assert f"{out}: 5000 Gaussians" in capsys.readouterr().out
+
+
 def test_outputs_that_cannot_be_written_are_said_before_the_work_and_missing_folders_are_made(tmp_path, capsys):
     """`reconstruct --preview a_file` failed with 'File exists: a_file' after the whole reconstruction, and `-o
     a_file/me.ply` with 'No such file or directory'; `track -o new/c.jsonl` refused a folder that reconstruct and
