@@ -776,6 +776,26 @@ def test_a_smaller_budget_gives_the_face_its_share(results, name):
     assert full["completion_scale"] == 1.0 and full["photo_layer"] < 0.7 * 60_000
 
 
+def test_a_spacing_set_finer_than_a_small_budget_allows_is_named(caplog):
+    """max_gaussians 5000 with back_spacing_m 0.002 (kept: the user set it) left no room for the photo layer: an
+    ERROR line with a traceback (CompletionOverBudget, then 'avatar has 12926 Gaussians, above the budget of 5000')
+    that named neither option (user48b). Now one ReconstructionError names the spacing set, no traceback; and a whole
+    float for an integer option (max_gaussians=5e3) is that integer, a fractional one refused."""
+    import logging
+
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.mesh_fit import make_config
+
+    rgb = read_image(str(shared("portraits", "business_person.png")))
+    with caplog.at_level(logging.ERROR), pytest.raises(ReconstructionError) as e:
+        mesh_fit_result(rgb, max_gaussians=5000, back_spacing_m=0.002)
+    assert "back_spacing_m set finer than the budget allows" in str(e.value), str(e.value)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert make_config(max_gaussians=5000.0).max_gaussians == 5000
+    with pytest.raises(ValueError, match="max_gaussians must be an integer, got 5000.5"):
+        make_config(max_gaussians=5000.5)
+
+
 def test_the_budgets_spacings_keep_what_the_user_set():
     """budget_spacings widens the completion's spacings by sqrt(60000 / max_gaussians) below the default budget, but
     not a spacing the user gave, and not at all at or above the default's budget (the default avatars unchanged)."""

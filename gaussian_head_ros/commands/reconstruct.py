@@ -32,27 +32,6 @@ def _option(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
-def _whole_options(options: dict) -> dict:
-    """`options` with a whole float given to an integer option (MeshFitConfig's or FramingConfig's: max_gaussians,
-    head_stride, max_pixels, ...) made that int, as a node's parameter takes one; a fractional one raises ValueError.
-    `--option max_gaussians=5e3` (or 5000.0) reached the build as 5000.0 and ended in numpy's 'TypeError: Partition
-    index must be integer' traceback (user48b)."""
-    from dataclasses import fields
-
-    from gaussian_head_ros.core.reconstruct.framing import FramingConfig
-    from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
-
-    whole = {f.name for cls in (MeshFitConfig, FramingConfig) for f in fields(cls)
-             if isinstance(f.default, int) and not isinstance(f.default, bool)}
-    out = dict(options)
-    for name, value in options.items():
-        if name in whole and isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError(f"{name} must be an integer, got {value:g}")
-            out[name] = int(value)
-    return out
-
-
 def add_arguments(p):
     from gaussian_head_ros.commands import int_range, ply_output
     from gaussian_head_ros.core.reconstruct import BACKENDS, DEFAULT_BACKEND
@@ -85,7 +64,7 @@ def run(args) -> int:
     from gaussian_head_ros.core.reconstruct import check_options, get_reconstructor
     from gaussian_head_ros.core.reconstruct.preview import PREVIEW_FILES, write_preview
 
-    options = _whole_options(dict(_option(o) for o in args.option))
+    options = dict(_option(o) for o in args.option)
     if args.preset:
         options["preset"] = args.preset
     if args.max_pixels is not None:

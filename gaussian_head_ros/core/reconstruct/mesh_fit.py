@@ -395,6 +395,13 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     unknown = set(options) - top - framing_names
     if unknown:
         raise ValueError(unknown_names("mesh_fit options", unknown, top | framing_names))
+    options = dict(options)
+    for f in (*fields(MeshFitConfig), *fields(FramingConfig)):  # a whole float for an integer option is that integer
+        value = options.get(f.name)  # (`--option max_gaussians=5e3` reached numpy's argpartition as 5000.0 and
+        if isinstance(f.default, int) and not isinstance(f.default, bool) and isinstance(value, float):  # crashed)
+            if not value.is_integer():
+                raise ValueError(f"{f.name} must be an integer, got {value:g}")
+            options[f.name] = int(value)
     merged = {**PRESETS[preset], **options}
     framing = FramingConfig(**{k: v for k, v in merged.items() if k in framing_names})
     cfg = MeshFitConfig(framing=framing, **{k: v for k, v in merged.items() if k in top})
@@ -1036,6 +1043,13 @@ class MeshFitReconstructor(Reconstructor):
                  + len(lid_skin or []) + len(lining or []) + (len(lip_fill[0]) if lip_fill is not None else 0))
         if may_widen and fixed > COMPLETION_MOST * cfg.max_gaussians:
             raise CompletionOverBudget(float(np.sqrt(fixed / (COMPLETION_SHARE * cfg.max_gaussians))))
+        if fixed >= cfg.max_gaussians:  # even widened: spacings the user set are kept (budget_spacings)
+            finer = sorted(n for n in self._given if n in COMPLETION_SPACINGS[None])
+            raise ReconstructionError(INTERNAL_ERROR, f"the avatar's completion alone takes {fixed} Gaussians, the "
+                                      f"whole budget of {cfg.max_gaussians}: " + (
+                                          f"{', '.join(finer)} set finer than the budget allows (leave "
+                                          f"{'them' if len(finer) > 1 else 'it'} to the budget or raise "
+                                          "max_gaussians)" if finer else "raise max_gaussians"))
         below_cut = rows_to_cut_below(cut)
         fringe_steps = int(np.ceil(cfg.bust_fringe_m / (cfg.torso_stride * mpp))) if cfg.bust_fringe_m > 0 else 0
         at_cut = torso_px & (below_cut <= cfg.torso_stride)  # the bust's lowest rows, where the photo cut it
