@@ -3465,7 +3465,7 @@ def test_cli_bad_input_exits_with_one_line(tmp_path, capsys):
     capsys.readouterr()  # a missing file elsewhere in the tool: one line too, no traceback
     assert main(["bench", "--avatar", str(tmp_path / "missing.ply")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "missing.ply" in err[0] and "No such file" in err[0], err
+    assert len(err) == 1 and "missing.ply" in err[0] and "not found" in err[0], err  # (files.check_exists, user48b)
 
 
 def test_cli_numeric_arguments_out_of_range_are_usage_errors(capsys):
