@@ -157,6 +157,7 @@ class MeshFitConfig:
     # 24.24 -> 24.30 dB (eyes35, session 35)
     eye_refine_limit: float = 0.05
     lid_skin_behind_m: float = 0.0015  # and how far behind the photo's lid it waits at rest (0.3 mm: the crease showed it, -0.8 dB)
+    # (below 60k the completion's spacings widen with it: budget_spacings)
     max_gaussians: int = setting(60_000, "Gaussian budget of the whole avatar", range=(5_000, 2_000_000))
     head_stride: int = 2  # photo-layer spacing on the head
     torso_stride: int = 3  # and on the torso
@@ -479,7 +480,7 @@ def budget_spacings(cfg: MeshFitConfig, given=frozenset()) -> MeshFitConfig:
     5,000) was refused ('avatar has 24521 Gaussians, above the budget of 15000'), the fast preset (30 k) refused
     lp_d9_woman_turned's open mouth (30,286) and gave business_person's photo layer 5.8 k Gaussians (head stride
     4-5, the rest fit 27.3 dB in the head against the default's 31.0) while the hidden back kept 10.8 k; widened,
-    fast gives it 17.8 k (29.3 dB) (budget48, session 48)."""
+    fast gives it 17.5 k (29.6 dB) (budget48, session 48)."""
     if cfg.max_gaussians >= COMPLETION_BUDGET:
         return cfg
     return widen_completion(cfg, float(np.sqrt(COMPLETION_BUDGET / cfg.max_gaussians)), given)
@@ -496,10 +497,9 @@ class CompletionOverBudget(Exception):
 
 def face_outline_band(face: np.ndarray, person: np.ndarray, width_px: float, from_row: float) -> np.ndarray:
     """[S, S] bool face mesh pixels (its eye and mouth openings filled), [S, S] bool the person's, width (pixels), a
-    row (pixels, y down) -> [S, S] bool:
-    the person's pixels below from_row within width_px of the face mesh's outline, inside or outside it, and further
-    than 2 x width_px from the person's silhouette (below the mouth: the jaw's edge over the neck, not the cheeks'
-    outline against the backdrop, which view_rim_px's rules hold)."""
+    row (pixels, y down) -> [S, S] bool: the person's pixels below from_row within width_px of the face mesh's
+    outline, inside or outside it, and further than 2 x width_px from the person's silhouette (below the mouth: the
+    jaw's edge over the neck, not the cheeks' outline against the backdrop, which view_rim_px's rules hold)."""
     s = face.shape[0]
     d_in = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 5)
     d_out = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)
