@@ -457,16 +457,13 @@ def widen_completion(cfg: MeshFitConfig, scale: float, given=frozenset()) -> Mes
     1 / scale^2), but the MeshFitConfig fields named in `given` (set by the user), which are kept."""
     if scale == 1.0:
         return cfg
-    out = {}
-    for nested, names in COMPLETION_SPACINGS.items():
-        obj = cfg if nested is None else getattr(cfg, nested)
-        changed = dataclasses.replace(obj, **{n: getattr(obj, n) * scale for n in names
-                                              if nested is not None or n not in given})
-        if nested is None:
-            cfg = changed
-        else:
-            out[nested] = changed
-    return dataclasses.replace(cfg, **out)
+
+    def widened(obj, names):
+        return dataclasses.replace(obj, **{n: getattr(obj, n) * scale for n in names})
+
+    own = [n for n in COMPLETION_SPACINGS[None] if n not in given]
+    return dataclasses.replace(widened(cfg, own), **{k: widened(getattr(cfg, k), names)
+                                                     for k, names in COMPLETION_SPACINGS.items() if k is not None})
 
 
 def budget_spacings(cfg: MeshFitConfig, given=frozenset()) -> MeshFitConfig:
