@@ -304,6 +304,19 @@ class MeshFitConfig:
     lining_behind_m: float = 0.0015
     lining_sigma_per_step: float = 0.7
     lining_off_mesh: float = 1.5
+    # Round the lips the lining's discs lie half as far apart (and half as large) within lining_near_lips_m of their
+    # red, so they reach close to it; the upper ring of skin round the lips (creases.crease_ring above the line
+    # through the mouth's corners: the philtrum and the folds beside it) is lined too (lining_upper_ring),
+    # lining_lip_margin_m off the lips, and then no lining disc lies within lining_corner_m of the corners. Unlined,
+    # the mouth interior showed through the photo layer there as a dot grid over the upper lip on a display drawing
+    # the face larger than its crop (business_person at 1024 px; test_photo_detail's
+    # test_the_mouth_does_not_show_through_the_skin_round_the_lips). Not the lower ring: lined, lp_d18's scream
+    # (frame 130) showed its discs as a pale rim between the lower teeth and lip (the lower lip stretched thin there
+    # lets through whatever lies behind it), from 2 to 6 mm below the lip alike (session 49).
+    lining_near_lips_m: float = 0.008
+    lining_upper_ring: bool = True
+    lining_lip_margin_m: float = 0.002
+    lining_corner_m: float = 0.003
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
@@ -386,6 +399,19 @@ NESTED = {f.name for f in fields(MeshFitConfig) if f.default_factory is not data
           and dataclasses.is_dataclass(f.default_factory())}
 
 
+def mouth_corner_masks(landmarks_px: np.ndarray, size: int, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """landmarks_px [>= 478, 2+] FaceMesh landmarks in the square source view (pixels, x right, y down), its side
+    size, a radius in pixels -> ([size, size] bool pixels above the line through the mouth's outer corners
+    (lmk.MOUTH_CORNER_R / _L), [size, size] bool pixels within radius_px of either corner)."""
+    (x0, y0), (x1, y1) = (np.asarray(landmarks_px[c, :2], np.float64) for c in (lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L))
+    y = np.arange(size, dtype=np.float64)[:, None] + 0.5
+    x = np.arange(size, dtype=np.float64)[None, :] + 0.5
+    dx = x1 - x0 if abs(x1 - x0) > 1e-6 else 1e-6
+    above = y < y0 + (y1 - y0) * (x - x0) / dx
+    near = (np.hypot(x - x0, y - y0) < radius_px) | (np.hypot(x - x1, y - y1) < radius_px)
+    return above, near
+
+
 def make_config(preset: str = "default", **options) -> MeshFitConfig:
     """A MeshFitConfig from a preset plus overrides; FramingConfig fields (max_pixels, min_face_px,
     max_yaw_deg, ...) are accepted at top level too. Raises ValueError for unknown names or bad values."""
@@ -430,6 +456,9 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
         raise ValueError(f"lining_spacing_m must be >= 0, lining_behind_m, lining_sigma_per_step and lining_off_mesh "
                          f"> 0, got {cfg.lining_spacing_m}, {cfg.lining_behind_m}, {cfg.lining_sigma_per_step}, "
                          f"{cfg.lining_off_mesh}")
+    if min(cfg.lining_near_lips_m, cfg.lining_lip_margin_m, cfg.lining_corner_m) < 0:
+        raise ValueError(f"lining_near_lips_m, lining_lip_margin_m and lining_corner_m must be >= 0, got "
+                         f"{cfg.lining_near_lips_m}, {cfg.lining_lip_margin_m}, {cfg.lining_corner_m}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
     return budget_spacings(cfg, given=set(options))
@@ -870,18 +899,26 @@ class MeshFitReconstructor(Reconstructor):
         hair_skin = self._hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         lining = None
         if cfg.lining_spacing_m > 0:  # the face's skin triangles, and the head's skin-coloured pixels off the mesh at
-            # lining_off_mesh x the spacing; not the ring of skin round the lips (stretched up to 2.5x with the corners'
-            # triangles at a scream, the lining's discs there reached over the lips' edge into the opening); only on
-            # triangles the photo covers well (not folded: lp_d9_woman_turned's scream folds the mesh round its lower
-            # lip, lip pixels on chin triangles)
-            bound_px = face_px & (covered & skin_triangle_mask())[np.clip(fid, 0, nf - 1)]
+            # lining_off_mesh x the spacing; of the ring of skin round the lips only the upper part, off the corners
+            # (stretched up to 2.5x with the corners' triangles at a scream, the lining's discs there reached over the
+            # lips' edge into the opening); only on triangles the photo covers well (not folded: lp_d9_woman_turned's
+            # scream folds the mesh round its lower lip, lip pixels on chin triangles)
+            at = np.clip(fid, 0, nf - 1)
+            bound_px = face_px & (covered & skin_triangle_mask())[at]
+            lips_px = face_px & lip_band()[at] | mouth_px
+            d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp  # metres off the lips
+            if cfg.lining_upper_ring:  # see MeshFitConfig.lining_near_lips_m
+                above, near_corners = mouth_corner_masks(fp.landmarks_px, S, cfg.lining_corner_m / mpp)
+                bound_px |= face_px & (covered & crease_ring())[at] & above & (d_lips >= cfg.lining_lip_margin_m)
+                bound_px &= ~near_corners
+            near_lips = bound_px & (d_lips < cfg.lining_near_lips_m)
             off_mesh = np.zeros_like(bound_px)
             if hair_skin is not None:
                 hair_d, skin_d = (np.sum((colours - c) ** 2, -1) for c in hair_skin)
                 off_mesh = head_mask & ~mesh_px & (skin_d < hair_d)
             grid = np.zeros_like(bound_px)
             sigma_px = np.zeros(bound_px.shape)
-            for region, factor in ((bound_px, 1.0), (off_mesh, cfg.lining_off_mesh)):
+            for region, factor in ((bound_px & ~near_lips, 1.0), (near_lips, 0.5), (off_mesh, cfg.lining_off_mesh)):
                 step = max(1, int(round(factor * cfg.lining_spacing_m / mpp)))
                 lattice = np.zeros_like(grid)
                 lattice[step // 2::step, step // 2::step] = True
