@@ -26,16 +26,18 @@ log = logging.getLogger(__name__)
 _RIDGE = np.array([0.0] + [0.05] * 3 + [0.5] * 5)
 
 
-@functools.lru_cache(maxsize=1)
-def skin_triangle_mask() -> np.ndarray:
-    """[F] bool: template triangles on skin (no vertex on the lips, eyes, eyebrows or irises)."""
+@functools.lru_cache(maxsize=2)
+def skin_triangle_mask(brows: bool = False) -> np.ndarray:
+    """[F] bool: template triangles on skin (no vertex on the lips, eyes, eyebrows or irises); with brows, the
+    triangles on the eyebrows count as skin too (the brows are hairs on skin: a caller that wants the skin between
+    them leaves their dark pixels out itself, as completion.photo_lining does)."""
     from mediapipe.python.solutions import face_mesh_connections as fmc
 
     from gaussian_head_ros.core.reconstruct.template import template_faces
 
     non_skin = set()
-    for conn in (fmc.FACEMESH_LIPS, fmc.FACEMESH_LEFT_EYE, fmc.FACEMESH_RIGHT_EYE, fmc.FACEMESH_LEFT_EYEBROW,
-                 fmc.FACEMESH_RIGHT_EYEBROW, fmc.FACEMESH_IRISES):
+    for conn in (fmc.FACEMESH_LIPS, fmc.FACEMESH_LEFT_EYE, fmc.FACEMESH_RIGHT_EYE, fmc.FACEMESH_IRISES) + (
+            () if brows else (fmc.FACEMESH_LEFT_EYEBROW, fmc.FACEMESH_RIGHT_EYEBROW)):
         non_skin |= {v for e in conn for v in e}
     faces = template_faces()
     out = ~np.isin(faces, sorted(non_skin)).any(axis=1)

@@ -304,15 +304,18 @@ class MeshFitConfig:
     lining_behind_m: float = 0.0015
     lining_sigma_per_step: float = 0.7
     lining_off_mesh: float = 1.5
-    # Round the lips the lining's discs lie half as far apart (and half as large) within lining_near_lips_m of their
-    # red, so they reach close to it; the upper ring of skin round the lips (creases.crease_ring above the line
-    # through the mouth's corners: the philtrum and the folds beside it) is lined too (lining_upper_ring),
-    # lining_lip_margin_m off the lips, and then no lining disc lies within lining_corner_m of the corners. Unlined,
+    # The upper ring of skin round the lips (creases.crease_ring above the line through the mouth's corners: the
+    # philtrum and the folds beside it) is lined too (lining_upper_ring), lining_lip_margin_m off the lips, with
+    # discs half as far apart (and half as large) within lining_near_lips_m of the lips' red, so they reach close to
+    # it, and then no lining disc lies within lining_corner_m of the corners. Unlined,
     # the mouth interior showed through the photo layer there as a dot grid over the upper lip on a display drawing
     # the face larger than its crop (business_person at 1024 px; test_photo_detail's
     # test_the_mouth_does_not_show_through_the_skin_round_the_lips). Not the lower ring: lined, lp_d18's scream
     # (frame 130) showed its discs as a pale rim between the lower teeth and lip (the lower lip stretched thin there
-    # lets through whatever lies behind it), from 2 to 6 mm below the lip alike (session 49).
+    # lets through whatever lies behind it), from 2 to 6 mm below the lip alike; the finer discs below the corners'
+    # line too helped little there (3.46 -> 3.31 %) for ~200 Gaussians of the photo's detail, the budget's: with
+    # the brows lined as well (MeshFitReconstructor._build), lp_d9_woman_turned's closed lower lip went from a
+    # smear share of 0.09 to 0.18 (test_reconstruct) (session 49).
     lining_near_lips_m: float = 0.008
     lining_upper_ring: bool = True
     lining_lip_margin_m: float = 0.002
@@ -898,20 +901,23 @@ class MeshFitReconstructor(Reconstructor):
                                      clean=person & ~edge, partly=partly)
         hair_skin = self._hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         lining = None
-        if cfg.lining_spacing_m > 0:  # the face's skin triangles, and the head's skin-coloured pixels off the mesh at
-            # lining_off_mesh x the spacing; of the ring of skin round the lips only the upper part, off the corners
-            # (stretched up to 2.5x with the corners' triangles at a scream, the lining's discs there reached over the
-            # lips' edge into the opening); only on triangles the photo covers well (not folded: lp_d9_woman_turned's
-            # scream folds the mesh round its lower lip, lip pixels on chin triangles)
+        if cfg.lining_spacing_m > 0:  # the face's skin and brow triangles (the brows' hair is left out as dark by
+            # photo_lining; unlined, the back of the head showed through the skin above the brows as a dot grid at
+            # 1024 px: 2.5 % of it on business_person, session 49), and the head's skin-coloured pixels off the mesh
+            # at lining_off_mesh x the spacing; of the ring of skin round the lips only the upper part, off the
+            # corners (stretched up to 2.5x with the corners' triangles at a scream, the lining's discs there reached
+            # over the lips' edge into the opening); only on triangles the photo covers well (not folded:
+            # lp_d9_woman_turned's scream folds the mesh round its lower lip, lip pixels on chin triangles)
             at = np.clip(fid, 0, nf - 1)
-            bound_px = face_px & (covered & skin_triangle_mask())[at]
+            bound_px = face_px & (covered & skin_triangle_mask(brows=True))[at]
             lips_px = face_px & lip_band()[at] | mouth_px
             d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp  # metres off the lips
+            near_lips = np.zeros_like(bound_px)
             if cfg.lining_upper_ring:  # see MeshFitConfig.lining_near_lips_m
                 above, near_corners = mouth_corner_masks(fp.landmarks_px, S, cfg.lining_corner_m / mpp)
                 bound_px |= face_px & (covered & crease_ring())[at] & above & (d_lips >= cfg.lining_lip_margin_m)
                 bound_px &= ~near_corners
-            near_lips = bound_px & (d_lips < cfg.lining_near_lips_m)
+                near_lips = bound_px & above & (d_lips < cfg.lining_near_lips_m)
             off_mesh = np.zeros_like(bound_px)
             if hair_skin is not None:
                 hair_d, skin_d = (np.sum((colours - c) ** 2, -1) for c in hair_skin)
