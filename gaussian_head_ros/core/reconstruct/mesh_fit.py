@@ -307,15 +307,14 @@ class MeshFitConfig:
     # The upper ring of skin round the lips (creases.crease_ring above the line through the mouth's corners: the
     # philtrum and the folds beside it) is lined too (lining_upper_ring), lining_lip_margin_m off the lips, with
     # discs half as far apart (and half as large) within lining_near_lips_m of the lips' red, so they reach close to
-    # it, and then no lining disc lies within lining_corner_m of the corners. Unlined,
-    # the mouth interior showed through the photo layer there as a dot grid over the upper lip on a display drawing
-    # the face larger than its crop (business_person at 1024 px; test_photo_detail's
-    # test_the_mouth_does_not_show_through_the_skin_round_the_lips). Not the lower ring: lined, lp_d18's scream
-    # (frame 130) showed its discs as a pale rim between the lower teeth and lip (the lower lip stretched thin there
-    # lets through whatever lies behind it), from 2 to 6 mm below the lip alike; the finer discs below the corners'
-    # line too helped little there (3.46 -> 3.31 %) for ~200 Gaussians of the photo's detail, the budget's: with
-    # the brows lined as well (MeshFitReconstructor._build), lp_d9_woman_turned's closed lower lip went from a
-    # smear share of 0.09 to 0.18 (test_reconstruct) (session 49).
+    # it, and then no lining disc lies within lining_corner_m of the corners. Unlined, the mouth interior showed
+    # through the photo layer there as a dot grid over the upper lip on a display drawing the face larger than its
+    # crop (business_person at 1024 px; test_photo_detail's test_the_mouth_does_not_show_through_the_skin_round_the_
+    # lips). Not the lower ring: lined, lp_d18's scream (frame 130) showed its discs as a pale rim between the lower
+    # teeth and lip (the lower lip stretched thin there lets through whatever lies behind it), from 2 to 6 mm below
+    # the lip alike; the finer discs below the corners' line too helped little there (3.46 -> 3.31 %) for ~200
+    # Gaussians of the photo's detail, the budget's: with the brows lined as well (MeshFitReconstructor._build),
+    # lp_d9_woman_turned's closed lower lip went from a smear share of 0.09 to 0.18 (test_reconstruct) (session 49).
     lining_near_lips_m: float = 0.008
     lining_upper_ring: bool = True
     lining_lip_margin_m: float = 0.002
@@ -406,7 +405,8 @@ def mouth_corner_masks(landmarks_px: np.ndarray, size: int, radius_px: float) ->
     """landmarks_px [>= 478, 2+] FaceMesh landmarks in the square source view (pixels, x right, y down), its side
     size, a radius in pixels -> ([size, size] bool pixels above the line through the mouth's outer corners
     (lmk.MOUTH_CORNER_R / _L), [size, size] bool pixels within radius_px of either corner)."""
-    (x0, y0), (x1, y1) = (np.asarray(landmarks_px[c, :2], np.float64) for c in (lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L))
+    (x0, y0), (x1, y1) = (np.asarray(landmarks_px[c, :2], np.float64)
+                          for c in (lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L))
     y = np.arange(size, dtype=np.float64)[:, None] + 0.5
     x = np.arange(size, dtype=np.float64)[None, :] + 0.5
     dx = x1 - x0 if abs(x1 - x0) > 1e-6 else 1e-6
