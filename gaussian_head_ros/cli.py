@@ -91,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     # killed the process there, leaving a .NAME.partial-PID file (cut-off output before files.WholeFile). The demo's
     # too: its rclpy installs no handler (commands/demo.py; rclpy's shut its recorder down and the demo recorded on to
     # its end, user48). Not off the main thread (signal handlers live there).
-    previous = None
+    # A Ctrl-C raised where Python drops it (a weakref callback) is raised again (_SignalNotDropped).
+    previous = hook = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminated)
+        sys.unraisablehook = hook = _SignalNotDropped(sys.unraisablehook)
     try:
         return int(modules[args.command].run(args) or 0)
     except (_Terminated, KeyboardInterrupt) as e:  # files being written are not left cut short (files.WholeFile)
@@ -118,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
+        if hook is not None:  # before the SIGTERM handler goes
+            hook.cancel()
+            sys.unraisablehook = hook.previous
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
@@ -128,6 +133,46 @@ class _Terminated(BaseException):
 
 def _terminated(signum, frame):
     raise _Terminated
+
+
+class _SignalNotDropped:
+    """sys.unraisablehook while a command runs: a Ctrl-C (or SIGTERM) whose exception Python raised inside a weakref
+    callback or a __del__ is not dropped there but raised again where the command is, AGAIN_AFTER_S later (from a
+    timer thread: raised in this hook it would be dropped again, 'Exception ignored in sys.unraisablehook'). Python
+    prints such an exception as 'Exception ignored in ...' with its traceback and goes on: a Ctrl-C at `track`'s first
+    frame, while scipy was being imported (importlib's module-lock callback, `_get_module_lock.<locals>.cb`), was lost,
+    and track ran to its end, exit 0, over the previous output (ci49: 1 of 40 interrupts 0-0.2 s into the writing).
+    Any other unraisable exception goes to the hook that was there (`previous`)."""
+
+    AGAIN_AFTER_S = 0.01
+
+    def __init__(self, previous):
+        self.previous = previous
+        self.timer: threading.Timer | None = None
+
+    def __call__(self, unraisable) -> None:
+        if not issubclass(unraisable.exc_type, (KeyboardInterrupt, _Terminated)):
+            self.previous(unraisable)
+            return
+        signum = signal.SIGINT if issubclass(unraisable.exc_type, KeyboardInterrupt) else signal.SIGTERM
+        # a real signal to the main thread, not _thread.interrupt_main: a signal wakes a sleep or a blocking read
+        self.timer = threading.Timer(self.AGAIN_AFTER_S, signal.pthread_kill, (threading.main_thread().ident, signum))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def cancel(self) -> None:
+        """Forget a signal not yet raised again (the command has ended)."""
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _interrupt_handled() -> None:
+    """Tell CPython the KeyboardInterrupt it saw leave an exec() or eval() of a string was handled. It marks one that
+    leaves such code as unhandled, even when a caller catches it (pythonrun.c, run_eval_code_obj), and under `python -m`
+    the interpreter then ends itself by SIGINT after our exit(130) (Py_RunMain): a Ctrl-C during mediapipe's per-frame
+    namedtuple, or during scipy's `exec("from numpy import *")` at `track`'s first frame, printed 'interrupted (Ctrl-C)'
+    and ended with returncode -2 (CI of c6a7bcc, 2 of ~6 runs under load). Running a string resets that mark first."""
+    exec("pass", {})
 
 
 def _signal_behind(e: SystemError) -> BaseException | None:
@@ -157,6 +202,7 @@ def _ended_by_signal(command: str, e: BaseException) -> int:
     if isinstance(e, _Terminated):
         print(f"gaussian-head {command}: terminated (SIGTERM)", file=sys.stderr)
         return 128 + signal.SIGTERM
+    _interrupt_handled()
     print(f"gaussian-head {command}: interrupted (Ctrl-C)", file=sys.stderr)
     return 130
 

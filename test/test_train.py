@@ -19,6 +19,8 @@ from gaussian_head_ros.core.train.data import DataConfig, DatasetIndex, PairData
 from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, VGG16Features, highfreq_l1, ssim, unseen_prior_loss
 from gaussian_head_ros.core.train.trainer import config_from_dict, load_config, model_config, train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: stable times on the shared cores
+
 
 @pytest.fixture(scope="module")
 def clip_cfg(tmp_path_factory):
