@@ -79,22 +79,6 @@ def _ros_home_per_module(tmp_path_factory):
     os.environ["ROS_HOME"] = old
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """torch on one intra-op thread for a module's in-process work (`pytestmark = pytest.mark.usefixtures(...)`),
-    the count restored after. With torch's default two on the 2-core machine, which other processes share (the node
-    tests' processes, another checkout's suite), the two threads waited on each other: test_train's
-    test_tiny_preset_overfits_one_clip took 182-224 s in the suite and alone, 74 s on one thread, and 30 steps of its
-    run 32-101 s from one run to the next on two, 34-35 s on one; test_model 38-52 s, 28-31 s on one (ci49). What
-    those tests check does not depend on the thread count beyond the summation order of float reductions."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _propagating(base: type) -> type:
     """A subclass of the logger class `base` whose package loggers (gaussian_head_ros.*) propagate."""
 

@@ -26,8 +26,6 @@ from gaussian_head_ros.core.model.reenactment import EYE_NAMES, MOUTH_NAMES, Ree
 from gaussian_head_ros.core.reconstruct.template import template_faces
 from gaussian_head_ros.core.render import rasterize
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: stable times on the shared cores
-
 
 @pytest.fixture(scope="module")
 def framed():
