@@ -20,19 +20,6 @@ from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, VGG16Feat
 from gaussian_head_ros.core.train.trainer import config_from_dict, load_config, model_config, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """This module's training runs on one torch thread. With torch's default two on the 2-core machine, which other
-    processes share (the node tests' processes, another checkout's suite), its threads waited on each other:
-    test_tiny_preset_overfits_one_clip took 182-224 s in the suite and alone, and 30 steps of its run 32-101 s from
-    one run to the next, where one thread took 34-35 s each time (ci49). What the tests check does not depend on the
-    thread count beyond the summation order of float reductions (conftest._torch_threads_share_the_cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def clip_cfg(tmp_path_factory):
     """One real talking-head clip (big mouth movements), tracked and cached once for this module."""
