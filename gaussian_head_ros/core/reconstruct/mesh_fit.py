@@ -910,10 +910,10 @@ class MeshFitReconstructor(Reconstructor):
             # lp_d9_woman_turned's scream folds the mesh round its lower lip, lip pixels on chin triangles)
             at = np.clip(fid, 0, nf - 1)
             bound_px = face_px & (covered & skin_triangle_mask(brows=True))[at]
-            lips_px = face_px & lip_band()[at] | mouth_px
-            d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp  # metres off the lips
             near_lips = np.zeros_like(bound_px)
             if cfg.lining_upper_ring:  # see MeshFitConfig.lining_near_lips_m
+                lips_px = face_px & lip_band()[at] | mouth_px
+                d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp  # metres off them
                 above, near_corners = mouth_corner_masks(fp.landmarks_px, S, cfg.lining_corner_m / mpp)
                 bound_px |= face_px & (covered & crease_ring())[at] & above & (d_lips >= cfg.lining_lip_margin_m)
                 bound_px &= ~near_corners
