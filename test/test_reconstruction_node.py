@@ -1147,8 +1147,9 @@ rclpy.shutdown()
 def test_python_warnings_and_core_lines_of_each_level_are_the_nodes_lines():
     """Python warnings (a UserWarning, numpy's RuntimeWarning) raised in a node process went to stderr in Python's
     two-line form, under no node name, in neither /rosout nor the log file (user46, s46); now they are rcl WARN lines
-    (the process's logger until run_nodes gives a one-node process its node's), and core's lines of several levels one after another each keep their level (rclpy ties a logging call
-    site to one level: the first bridge raised 'Logger severity cannot be changed between calls' at the second)."""
+    (the process's logger until common.log_core_under gives a one-node process its node's), and core's lines of
+    several levels one after another each keep their level (rclpy ties a logging call site to one level: the first
+    bridge raised 'Logger severity cannot be changed between calls' at the second)."""
     import subprocess
     import sys
 

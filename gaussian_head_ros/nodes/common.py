@@ -749,8 +749,8 @@ class RosLogBridge(logging.Handler):
     write the cache ...', an ICC profile that cannot be read), and its info lines were dropped ('JPEG decoded at 1/2
     ... to stay within N pixels' for a photo above max_pixels, 'neutral face calibrated from 30 frames') (user46, s46).
 
-    `logger`: the rclpy logger the lines go to: the process's (its executable's name) until `run_nodes` gives a
-    one-node process its node's logger (which also publishes on /rosout); avatar_pipeline's nodes share one process
+    `logger`: the rclpy logger the lines go to: the process's (its executable's name) until `log_core_under` gives
+    a one-node process its node's logger (which also publishes on /rosout); avatar_pipeline's nodes share one process
     and its lines stay under `avatar_pipeline`. Python levels map to rcl's (DEBUG debug, INFO info, WARNING warn,
     ERROR error, CRITICAL fatal); rcl filters by the logger's level (`--log-level`)."""
 
@@ -796,6 +796,20 @@ def bridge_python_logging(logger) -> RosLogBridge:
     return _bridge
 
 
+_one_node = False  # set by `run`: the process has one node, and core's lines go under that node's logger
+
+
+def log_core_under(node) -> None:
+    """Called first in each node's __init__, before it starts a thread that may log: in a process of one node (`run`)
+    Python logging (core's lines) goes from then on to this node's logger (`robot1.render_node` under a namespace, and
+    on /rosout) instead of the process's (`render_node`). Switched after the node was made, core's first lines came
+    under either logger by timing: the render node's warm-up thread said 'cpu rasterizer ready' under `[render_node]`
+    in one of four fresh-clone CIs, and `log_level:=render_node:=debug` under a namespace did not show it (s50). In
+    avatar_pipeline's process (several nodes) the lines stay under `avatar_pipeline`."""
+    if _one_node and _bridge is not None:
+        bridge_python_logging(node.get_logger())
+
+
 def rcl_argument_hint(reason: str) -> str:
     """What to write instead, for an rcl reason that does not say it ('' for the others). A list parameter whose
     items mix integers and floats (`-p background:=[1, 0.5, 0.5]`, or in a params file) ended the node with rcl's
@@ -811,7 +825,9 @@ def run(node_class, args=None, threads: int = 0, blas_threads: int = 1) -> NoRet
     """main() of a node executable: `start_process`, then `run_nodes` with the one node (it logs the DDS profile
     line): spun (multi-threaded when threads > 0) until Ctrl-C or shutdown, destroyed, the process ended
     (end_process: never returns)."""
+    global _one_node
     dds = start_process(args, blas_threads)
+    _one_node = True
 
     def make(nodes: list) -> None:
         nodes.append(node_class())
@@ -830,8 +846,6 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     nodes, executor = [], None
     try:
         make_nodes(nodes)
-        if len(nodes) == 1 and _bridge is not None:  # core's lines under the node's name, and on /rosout
-            bridge_python_logging(nodes[0].get_logger())
         if not rclpy.ok():
             pass  # a Ctrl-C or SIGTERM while making them shut the context down: an executor made now would fail
             # (rclpy.spin creating its own), and rclpy then prints that half-made executor's __del__ error

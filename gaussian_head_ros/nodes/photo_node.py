@@ -60,8 +60,8 @@ from gaussian_head_ros.core.reconstruct import STATUS_NAMES
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
-from gaussian_head_ros.nodes.common import (companion_topic, declare_settings, diagnostics, other_topics, run,
-                                            this_domain)
+from gaussian_head_ros.nodes.common import (companion_topic, declare_settings, diagnostics, log_core_under, other_topics,
+                                            run, this_domain)
 
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
@@ -141,6 +141,7 @@ def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
 class PhotoNode(Node):
     def __init__(self, **kwargs):
         super().__init__("photo_node", **kwargs)
+        log_core_under(self)
         declare_settings(self, PARAMS)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.topic = companion_topic(self, f"{PHOTO_BASE}/compressed", PHOTO_BASE)

@@ -78,7 +78,7 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (InOrderLatched, LatchedReaders, Loading, companion_topic, declare_settings,
-                                            diagnostics, endpoint_node, release_free_memory, run)
+                                            diagnostics, endpoint_node, log_core_under, release_free_memory, run)
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_utc_text, status_msg
 
 
@@ -296,6 +296,7 @@ CACHE_KIND = (f"gaussian_head_ros/msg/GaussianAvatar {GaussianAvatarMsg.get_fiel
 class ReconstructionNode(Node):
     def __init__(self, **kwargs):
         super().__init__("reconstruction_node", **kwargs)
+        log_core_under(self)
         declare_settings(self, PARAMS, check_value)  # a value out of its range goes back to its default, alone
         try:
             check_values(self._values())

@@ -72,8 +72,8 @@ from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
                                             SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
-                                            diagnostics, other_topics, package_profile_segment_bytes, run,
-                                            this_domain)
+                                            diagnostics, log_core_under, other_topics, package_profile_segment_bytes,
+                                            run, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -224,6 +224,7 @@ class Loaded:
 class RenderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("render_node", **kwargs)
+        log_core_under(self)
         declare_settings(self, PARAMS, check_value)
         self._say_unusable_device(self._param("device"))
         self._say_slow_backend(self._param("backend"), self._param("device"))

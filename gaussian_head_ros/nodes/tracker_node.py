@@ -57,7 +57,7 @@ from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY,
                                             VIDEO_SOURCE_TASK, CausesSaid, Latest, Loading, RecurringLog,
                                             check_parameters, companion_topic, declare_settings, diagnostics,
-                                            endpoint_node, other_topics, run, status_name, this_domain)
+                                            endpoint_node, log_core_under, other_topics, run, status_name, this_domain)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -138,6 +138,7 @@ FILTER_FIELDS = ("smoothing", "min_cutoff", "beta", "d_cutoff")  # changed on th
 class TrackerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("tracker_node", **kwargs)
+        log_core_under(self)
         declare_settings(self, PARAMS)
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(FaceControlMsg, "face_control",

@@ -31,7 +31,7 @@ from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
 from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, check_parameters,
-                                            declare_settings, diagnostics, run)
+                                            declare_settings, diagnostics, log_core_under, run)
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
@@ -68,6 +68,7 @@ def check_value(name: str, value) -> None:
 class VideoSourceNode(Node):
     def __init__(self, **kwargs):
         super().__init__("video_source_node", **kwargs)
+        log_core_under(self)
         self.declare_parameter("source", "", ParameterDescriptor(
             description="video file path, /dev/videoN or a camera index. Read at start (read-only)", read_only=True))
         declare_settings(self, PARAMS, check_value)  # a wrong type or a value refused goes back to its default
