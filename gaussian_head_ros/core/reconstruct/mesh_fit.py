@@ -171,6 +171,15 @@ class MeshFitConfig:
     # stretched; 0.6 (~6 %): the forehead's high-pass 2.5 -> 1.7 grey levels (business_person drawn 1.3x larger),
     # frame 0 of the four clips -0.11..+0.10 dB
     sigma_per_stride: float = 0.6
+    # ... and on the face's skin the lining leaves out (the ring round the lips below the line through the mouth's
+    # corners, the corners, triangles the photo sees badly: `lining_upper_ring`), lining_lip_margin_m and more off the
+    # lips' red: there the mouth interior behind showed through the lattice's gaps as a dot grid below the lower lip on
+    # a face display drawing the face ~2x its crop (1024 px, head framing: business_person, astronaut_eileen_collins).
+    # The interior seen 1-8 mm below the lips drawn 3x (test_photo_detail): business_person 3.48 -> 1.41 %,
+    # trump_official 4.66 -> 2.17, obama_official 5.09 -> 2.26, astronaut 5.88 -> 2.91; frame 0 of the four clips
+    # -0.008..-0.023 dB; 0.9 (0.69, 1.13, 1.22, 1.63 %) took lp_d0's frame 0 below 35 dB (34.98) (session 50).
+    # None = sigma_per_stride
+    unlined_sigma_per_stride: float | None = 0.75
     torso_sigma_per_stride: float = 0.6  # the same on the torso (wider: no gaps between the sparser discs)
     detail_sigma_px: float = 0.25  # std-dev of the single-pixel detail Gaussians
     detail_lift_m: float = 0.0004  # detail Gaussians sit this much in front of the base layer
@@ -462,6 +471,8 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if min(cfg.lining_near_lips_m, cfg.lining_lip_margin_m, cfg.lining_corner_m) < 0:
         raise ValueError(f"lining_near_lips_m, lining_lip_margin_m and lining_corner_m must be >= 0, got "
                          f"{cfg.lining_near_lips_m}, {cfg.lining_lip_margin_m}, {cfg.lining_corner_m}")
+    if cfg.unlined_sigma_per_stride is not None and not 0 < cfg.unlined_sigma_per_stride <= 2:
+        raise ValueError(f"unlined_sigma_per_stride must be in (0, 2] or None, got {cfg.unlined_sigma_per_stride}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
     return budget_spacings(cfg, given=set(options))
@@ -901,6 +912,12 @@ class MeshFitReconstructor(Reconstructor):
                                      clean=person & ~edge, partly=partly)
         hair_skin = self._hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         lining = None
+        at = np.clip(fid, 0, nf - 1)
+        lined_px = np.zeros_like(face_px)
+        d_lips = None  # metres off the lips' red, where the ring round them is lined or its discs widened
+        if cfg.lining_upper_ring or cfg.unlined_sigma_per_stride is not None:
+            lips_px = face_px & lip_band()[at] | mouth_px
+            d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp
         if cfg.lining_spacing_m > 0:  # the face's skin and brow triangles (the brows' hair is left out as dark by
             # photo_lining; unlined, the back of the head showed through the skin above the brows as a dot grid at
             # 1024 px: 2.5 % of it on business_person, session 49), and the head's skin-coloured pixels off the mesh
@@ -908,12 +925,9 @@ class MeshFitReconstructor(Reconstructor):
             # corners (stretched up to 2.5x with the corners' triangles at a scream, the lining's discs there reached
             # over the lips' edge into the opening); only on triangles the photo covers well (not folded:
             # lp_d9_woman_turned's scream folds the mesh round its lower lip, lip pixels on chin triangles)
-            at = np.clip(fid, 0, nf - 1)
             bound_px = face_px & (covered & skin_triangle_mask(brows=True))[at]
             near_lips = np.zeros_like(bound_px)
             if cfg.lining_upper_ring:  # see MeshFitConfig.lining_near_lips_m
-                lips_px = face_px & lip_band()[at] | mouth_px
-                d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp  # metres off them
                 above, near_corners = mouth_corner_masks(fp.landmarks_px, S, cfg.lining_corner_m / mpp)
                 bound_px |= face_px & (covered & crease_ring())[at] & above & (d_lips >= cfg.lining_lip_margin_m)
                 bound_px &= ~near_corners
@@ -930,6 +944,7 @@ class MeshFitReconstructor(Reconstructor):
                 lattice[step // 2::step, step // 2::step] = True
                 grid |= lattice & region
                 sigma_px[region] = cfg.lining_sigma_per_step * step
+            lined_px = bound_px
             part_px = np.where(bound_px, PART_FACE, PART_STATIC).astype(np.uint8)
             lining = photo_lining(scene, (bound_px | off_mesh) & person & ~edge, grid, sigma_px, part_px, nrm, fid,
                                   bary, cfg.lining_behind_m)
@@ -1101,8 +1116,12 @@ class MeshFitReconstructor(Reconstructor):
         base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail,
                                            torso_px & (below_cut == 1))
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
+        unlined = None  # the face skin the lining leaves out (MeshFitConfig.unlined_sigma_per_stride)
+        if cfg.unlined_sigma_per_stride is not None:
+            unlined = (face_px & (crease_ring() | skin_triangle_mask(brows=True))[at] & ~lined_px
+                       & (d_lips >= cfg.lining_lip_margin_m))
         photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
-                                                mouth_px, torso_px, eye_core, eye_lag, centre, f, R)
+                                                mouth_px, torso_px, eye_core, eye_lag, centre, f, R, unlined)
         dropped = photo_gap & ~own_mouth
         if dropped.any():  # (above) lips that meet out of the avatar: their sliver's few pixels are lip, not the
             # mouth's inside; put behind the teeth as the photo's gap, they floated in every opened mouth as light and
@@ -1679,10 +1698,11 @@ class MeshFitReconstructor(Reconstructor):
         return (bi, bj, hs, ts, torso_grid), (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, eye_px, eye_lag,
-                     centre, f, R):
+                     centre, f, R, unlined=None):
         """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera; eye_lag [S, S] the
-        share of the eyeball's turn the eye pixels lag behind, their bary[:, 0]) -> (batch, (i, j, is_detail, in-plane
-        std-dev in pixels) of each)."""
+        share of the eyeball's turn the eye pixels lag behind, their bary[:, 0]; unlined [S, S] bool or None: skin
+        the lining leaves out, whose base discs take MeshFitConfig.unlined_sigma_per_stride) -> (batch, (i, j,
+        is_detail, in-plane std-dev in pixels) of each)."""
         cfg = self.cfg
         bi, bj, hs, ts, torso_grid = base
         di, dj = detail
@@ -1691,6 +1711,8 @@ class MeshFitReconstructor(Reconstructor):
         is_detail = np.arange(len(i)) >= len(bi)
         stride = np.where(torso_grid[i, j], ts, hs).astype(np.float64)
         per_stride = np.where(torso_grid[i, j], cfg.torso_sigma_per_stride, cfg.sigma_per_stride)
+        if unlined is not None:
+            per_stride = np.where(unlined[i, j] & ~torso_grid[i, j], cfg.unlined_sigma_per_stride, per_stride)
         sigma_px = np.where(is_detail, cfg.detail_sigma_px, per_stride * stride)
         p = pts[i, j].astype(np.float64)
         view = p - centre
