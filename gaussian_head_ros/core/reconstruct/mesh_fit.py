@@ -177,7 +177,9 @@ class MeshFitConfig:
     # a face display drawing the face ~2x its crop (1024 px, head framing: business_person, astronaut_eileen_collins).
     # The interior seen 1-8 mm below the lips drawn 3x (test_photo_detail): business_person 3.48 -> 1.41 %,
     # trump_official 4.66 -> 2.17, obama_official 5.09 -> 2.26, astronaut 5.88 -> 2.91; frame 0 of the four clips
-    # -0.008..-0.023 dB; 0.9 (0.69, 1.13, 1.22, 1.63 %) took lp_d0's frame 0 below 35 dB (34.98) (session 50).
+    # -0.008..-0.023 dB; the living-face table's jaw 0.8399 -> 0.8380 (lp_s9_monalisa x sadtalker 0.815 -> 0.799),
+    # brow +0.006, the other groups within 0.005; 0.9 (0.69, 1.13, 1.22, 1.63 %) took lp_d0's frame 0 below 35 dB
+    # (34.98) (session 50).
     # None = sigma_per_stride
     unlined_sigma_per_stride: float | None = 0.75
     torso_sigma_per_stride: float = 0.6  # the same on the torso (wider: no gaps between the sparser discs)
