@@ -115,21 +115,44 @@ def shared(*parts: str) -> Path:
     return p
 
 
+_tracked: dict = {}  # (clip, period_ns) -> {"tracker": the FaceTracker of that run, "raw": its output per frame so far}
+
+
 def tracked_controls(clip: str, max_frames: int, period_ns: int, calibrated_only: bool = False) -> list:
     """FaceControls of the frames of ../shared/data/driving/<clip> where the bundled face mesh found a face
     (tracked with the default TrackerConfig, frame i stamped (i + 1) x period_ns); calibrated_only keeps only
-    those after the tracker's neutral face is calibrated. Skips when the data is not there."""
+    those after the tracker's neutral face is calibrated. Skips when the data is not there.
+
+    One run per clip and period for the session: FaceTracker is online (frame i's control depends on frames 0..i
+    only), so the first max_frames of a longer run are the run of max_frames; a longer request goes on with the
+    same tracker from the frame where the run stopped. Each call gets deep copies (no test sees another's changes).
+    Six modules track prefixes of three clips (lp_d18 216 and 131 frames, tpsmm_driving 121 and 59,
+    sadtalker_WDA_KatieHill_000 110 and 1); the tracker's own life (closing, recalibrating) is tested with a
+    FaceTracker of a test's own."""
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
 
-    frames = read_frames(str(shared("driving", clip)), max_frames=max_frames)
-    out = []
-    with FaceTracker(TrackerConfig()) as tr:
-        for i, f in enumerate(frames):
-            c = tr.process(f.rgb, (i + 1) * period_ns)
-            if c is not None and c.face_detected and (tr.calibrated or not calibrated_only):
-                out.append(c)
-    return out
+    path = shared("driving", clip)
+    run = _tracked.get((clip, period_ns))
+    if run is None:
+        run = _tracked[(clip, period_ns)] = {"tracker": FaceTracker(TrackerConfig()), "raw": []}
+    raw, tr = run["raw"], run["tracker"]
+    if len(raw) < max_frames and not run.get("ended"):
+        frames = read_frames(str(path), max_frames=max_frames)
+        for i in range(len(raw), len(frames)):
+            raw.append((tr.process(frames[i].rgb, (i + 1) * period_ns), tr.calibrated))
+        run["ended"] = len(frames) < max_frames  # the clip has no more frames
+    return [copy.deepcopy(c) for c, calibrated in raw[:max_frames]
+            if c is not None and c.face_detected and (calibrated or not calibrated_only)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_trackers():
+    """Closes the session's FaceTrackers of tracked_controls when the session ends."""
+    yield
+    for run in _tracked.values():
+        run["tracker"].close()
+    _tracked.clear()
 
 
 _reconstructors: dict = {}  # options key -> a mesh_fit Reconstructor shared by the session (closed at its end)

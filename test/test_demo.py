@@ -84,6 +84,8 @@ def test_ctrl_c_while_the_demo_records_ends_it_and_keeps_the_previous_video(tmp_
     import signal
     import time
 
+    from rosgraph import wait_until
+
     out = tmp_path / "demo.mp4"
     out.write_bytes(b"the previous demo video")
     logs = tmp_path / "logs"
@@ -97,7 +99,10 @@ def test_ctrl_c_while_the_demo_records_ends_it_and_keeps_the_previous_video(tmp_
             printed.append(line)
             if line.startswith("[demo] no video given"):
                 break
-        time.sleep(2.0)  # frames are being written
+        # frames are being written: the video's part is there beside it, opened at the first frame (files.WholeFile;
+        # a fixed 2 s before)
+        assert wait_until(lambda: any(tmp_path.glob(".demo.mp4.partial-*")), 60, 0.05), \
+            (sorted(os.listdir(tmp_path)), "".join(printed)[-3000:])
         nodes = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         assert len(nodes) == 2, nodes  # reconstruction_node, render_node (each in a session of its own)
         os.killpg(proc.pid, getattr(signal, sig))  # a terminal's Ctrl-C reaches the whole foreground group
@@ -114,7 +119,7 @@ def test_ctrl_c_while_the_demo_records_ends_it_and_keeps_the_previous_video(tmp_
     assert rc == said[0] and text.strip().splitlines()[-1] == f"gaussian-head demo: {said[1]}", (rc, text[-3000:])
     assert took < 20 and "Traceback" not in text and "video written" not in text, (took, text[-3000:])
     assert out.read_bytes() == b"the previous demo video" and sorted(os.listdir(tmp_path)) == ["demo.mp4", "logs"]
-    time.sleep(1.0)
+    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in nodes), 1.0, 0.05)  # (a fixed 1 s before)
     left = [pid for pid in nodes if os.path.exists(f"/proc/{pid}")]  # stopped, not left running on their own
     assert not left, [open(f"/proc/{pid}/cmdline").read() for pid in left]
 

@@ -60,6 +60,45 @@ def io(rclpy_context, tracker_proc):
     node.destroy_node()
 
 
+COMPRESSED_NS = "/compressed_cam"  # compressed_tracker's namespace
+
+
+@pytest.fixture(scope="module")
+def compressed_tracker(rclpy_context, tmp_path_factory):
+    """One tracker_node process on image_transport compressed (neutral_frames 5) under COMPRESSED_NS and the test's
+    side of it (a CompressedImage publisher, FaceControl and /diagnostics subscribers), for the tests of what it says
+    of the compressed frames it decodes: a JPEG cut short, PNG frames with alpha, JPEG frames with a colour profile.
+    Each of them sends a cause that none of the others sends and reads the log, controls and diagnostics from where
+    it began; `next_frame` is the frame number (stamp STAMP0 + k/30 s) the next test starts at, so that no test's
+    frames are older than those of the test before (an older stamp is not tracked). One process for the three instead
+    of one each: three starts of the tracker and of its face mesh (3-4 s each on this 2-core machine)."""
+    from types import SimpleNamespace
+
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import CompressedImage
+
+    from gaussian_head_ros.msg import FaceControl
+
+    log = tmp_path_factory.mktemp("compressed_tracker") / "tracker_node.log"
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", f"__ns:={COMPRESSED_NS}", "-p",
+                                              "image_transport:=compressed", "-p", "neutral_frames:=5"], log)
+    node = rclpy_context.create_node("compressed_camera_test_peer")
+    got, diags = [], []
+    node.create_subscription(FaceControl, f"{COMPRESSED_NS}/face_control", got.append, 100)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    pub = node.create_publisher(CompressedImage, f"{COMPRESSED_NS}/camera/image_raw/compressed",
+                                qos_profile_sensor_data)
+    try:
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 120), proc.output()[-3000:]
+        yield SimpleNamespace(proc=proc, node=node, pub=pub, got=got, diags=diags, next_frame=0)
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()[-3000:]
+
+
 def _image(rgb, stamp_ns, encoding="rgb8"):
     import cv2
     from std_msgs.msg import Header
@@ -812,34 +851,29 @@ def test_a_camera_that_publishes_only_compressed_frames_drives_the_tracker(rclpy
     assert all(rc in (0, -2, 130) for rc in rcs), (compressed.output()[-3000:], raw.output()[-3000:])
 
 
-def test_a_compressed_frame_cut_short_between_good_frames_is_said(rclpy_context, clip, tmp_path):
+def test_a_compressed_frame_cut_short_between_good_frames_is_said(compressed_tracker, clip):
     """A JPEG camera frame cut short (its last 300 bytes lost: no end-of-image marker) sent between two good frames
     (1440x1440) while the worker is busy with the first: the next good frame replaced it in the mailbox before the
     worker took it, and nothing said it (only a decode said a corrupt compressed frame; an empty one alone was checked
     as it came; ros35: 0-7 of 15 counted, each one decoded said on a line of its own). Now imageio.check_compressed
     says it as it arrives, once per cause, with its cause on /diagnostics, as a raw frame's check_raw does. Real DDS:
-    a publisher in this process, the tracker in its own (under /cut_cam: the module's tracker_node also says its
-    decode_errors on /diagnostics)."""
+    a publisher in this process, the tracker in its own (compressed_tracker, under its own namespace: the module's
+    tracker_node also says its decode_errors on /diagnostics; no other test sends it a frame cut short)."""
     import cv2
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import qos_profile_sensor_data
-    from rosgraph import Proc, executable, spin_until
+    from rosgraph import spin_until
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import Header
 
-    from gaussian_head_ros.msg import FaceControl
     from gaussian_head_ros.nodes.conversions import JPEG_FORMAT, msg_to_control, ns_to_stamp, rgb_to_compressed_msg
 
-    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/cut_cam", "-p", "image_transport:=compressed",
-                                              "-p", "neutral_frames:=5"], tmp_path / "tracker.log")
-    node = rclpy_context.create_node("cut_frame_peer")
-    got, diags = [], []
-    node.create_subscription(FaceControl, "/cut_cam/face_control", got.append, 100)
-    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
-    pub = node.create_publisher(CompressedImage, "/cut_cam/camera/image_raw/compressed", qos_profile_sensor_data)
+    t = compressed_tracker
+    proc, node, pub = t.proc, t.node, t.pub
+    first_control, first_diag = len(t.got), len(t.diags)
+    got = lambda: t.got[first_control:]  # noqa: E731  (this test's controls)
     said = ("frame skipped: could not decode the compressed image (corrupt, truncated or not an image: a JPEG cut short, "
             "with no end-of-image marker FF D9)")
-    mine = lambda: [s for arr in diags for s in arr.status if s.name.startswith("cut_cam/tracker_node")]  # noqa: E731
+    name = f"{COMPRESSED_NS[1:]}/tracker_node"
+    mine = lambda: [s for arr in t.diags[first_diag:] for s in arr.status if s.name.startswith(name)]  # noqa: E731
     counted = lambda: int({v.key: v.value for v in mine()[-1].values}["decode_errors"]) if mine() else 0  # noqa: E731
     jpegs = [bytes(rgb_to_compressed_msg(cv2.resize(f.rgb, (1440, 1440)), Header(), 90).data)  # (a camera's size:
              for f in clip[:10]]  # the worker busy longer; encoded beforehand, so that three go out within ms)
@@ -849,14 +883,14 @@ def test_a_compressed_frame_cut_short_between_good_frames_is_said(rclpy_context,
         return CompressedImage(header=Header(stamp=ns_to_stamp(STAMP0 + k * 33_333_333)), format=JPEG_FORMAT,
                                data=data[:len(data) - cut])
 
+    k = t.next_frame
     try:
-        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 120), proc.output()[-3000:]
-        k, deadline = 0, time.monotonic() + 120  # good frames at 10 Hz until faces come back (the tracker loads)
-        while not any(msg_to_control(m).face_detected for m in got) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # good frames at 10 Hz until faces come back (the tracker loads)
+        while not any(msg_to_control(m).face_detected for m in got()) and time.monotonic() < deadline:
             pub.publish(frame(k))
             k += 1
             spin_until(node, lambda: False, 0.1)
-        assert any(msg_to_control(m).face_detected for m in got), proc.output()[-3000:]
+        assert any(msg_to_control(m).face_detected for m in got()), proc.output()[-3000:]
         spin_until(node, lambda: False, 1.5)  # a /diagnostics tick: decode_errors before the cut frames
         start, diags_before, errors_before = len(proc.output()), len(mine()), counted()
         for _ in range(15):  # good (the worker takes it), cut, good (replaced the cut one in the mailbox)
@@ -878,44 +912,36 @@ def test_a_compressed_frame_cut_short_between_good_frames_is_said(rclpy_context,
         # named Pillow's count of bytes left, 'image file is truncated (31 bytes not processed)': a cause for each)
         assert named(), [s.message for s in mine()[diags_before:]]
     finally:
-        node.destroy_node()
-        rc = proc.stop()
-    assert rc in (0, -2, 130), proc.output()[-3000:]
+        t.next_frame = k
+    assert proc.alive(), proc.output()[-3000:]
 
 
-def _track_compressed(rclpy_context, tmp_path, ns: str, frames: list, fmt: str) -> str:
-    """Run a tracker_node process under `ns` on image_transport compressed, publish `frames` (encoded images, in
-    turn, format `fmt`) at 10 Hz until it sent 10 controls with a face, stop it (Ctrl-C) and return its output.
-    Real DDS: a publisher in this process, the tracker in its own."""
-    from rclpy.qos import qos_profile_sensor_data
-    from rosgraph import Proc, executable, spin_until
+def _track_compressed(compressed_tracker, frames: list, fmt: str) -> str:
+    """Publish `frames` (encoded images, in turn, format `fmt`) to compressed_tracker at 10 Hz until it sent 10
+    controls with a face; return what its log said meanwhile. Real DDS: a publisher in this process, the tracker in
+    its own."""
+    from rosgraph import spin_until
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import Header
 
-    from gaussian_head_ros.msg import FaceControl
     from gaussian_head_ros.nodes.conversions import msg_to_control, ns_to_stamp
 
-    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", f"__ns:=/{ns}", "-p", "image_transport:=compressed",
-                                              "-p", "neutral_frames:=5"], tmp_path / f"{ns}.log")
-    node = rclpy_context.create_node(f"{ns}_peer")
-    got = []
-    node.create_subscription(FaceControl, f"/{ns}/face_control", got.append, 100)
-    pub = node.create_publisher(CompressedImage, f"/{ns}/camera/image_raw/compressed", qos_profile_sensor_data)
-    faces = lambda: [c for c in map(msg_to_control, got) if c.face_detected]  # noqa: E731
+    t = compressed_tracker
+    start, first_control = len(t.proc.output()), len(t.got)
+    faces = lambda: [c for c in map(msg_to_control, t.got[first_control:]) if c.face_detected]  # noqa: E731
+    k = t.next_frame
     try:
-        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 120), proc.output()[-3000:]
-        k, deadline = 0, time.monotonic() + 120  # frames at 10 Hz until 10 faces came back (the tracker loads)
+        deadline = time.monotonic() + 120  # frames at 10 Hz until 10 faces came back (the tracker loads)
         while len(faces()) < 10 and time.monotonic() < deadline:
-            pub.publish(CompressedImage(header=Header(stamp=ns_to_stamp(STAMP0 + k * 33_333_333)), format=fmt,
-                                        data=frames[k % len(frames)]))
+            t.pub.publish(CompressedImage(header=Header(stamp=ns_to_stamp(STAMP0 + k * 33_333_333)), format=fmt,
+                                          data=frames[(k - t.next_frame) % len(frames)]))
             k += 1
-            spin_until(node, lambda: False, 0.1)
-        assert len(faces()) >= 10, proc.output()[-3000:]
+            spin_until(t.node, lambda: False, 0.1)
+        assert len(faces()) >= 10, t.proc.output()[-3000:]
     finally:
-        node.destroy_node()
-        rc = proc.stop()
-    assert rc in (0, -2, 130), proc.output()[-3000:]
-    return proc.output()
+        t.next_frame = k
+    assert t.proc.alive(), t.proc.output()[-3000:]
+    return t.proc.output()[start:]
 
 
 def _encoded(rgb: np.ndarray, fmt: str, **save) -> bytes:
@@ -928,7 +954,7 @@ def _encoded(rgb: np.ndarray, fmt: str, **save) -> bytes:
     return buf.getvalue()
 
 
-def test_compressed_png_frames_with_alpha_are_said_transparent_once_not_at_every_frame(rclpy_context, clip, tmp_path):
+def test_compressed_png_frames_with_alpha_are_said_transparent_once_not_at_every_frame(compressed_tracker, clip):
     """A compressed camera whose PNG frames carry alpha, some of it transparent (a cut-out stream, a screen grab):
     the tracker logged "the photo is transparent in 3 % of its pixels ..." at INFO for every frame, 180 lines in 20 s
     at 9 fps, on its console, log file and /rosout (imageio logged each decode's transparency, and core's lines
@@ -938,13 +964,13 @@ def test_compressed_png_frames_with_alpha_are_said_transparent_once_not_at_every
         alpha = np.full(f.rgb.shape[:2], 255, np.uint8)
         alpha[:12] = 0  # a transparent strip along the top
         pngs.append(_encoded(np.dstack([f.rgb, alpha]), "PNG"))
-    out = _track_compressed(rclpy_context, tmp_path, "png_cam", pngs, "png")
+    out = _track_compressed(compressed_tracker, pngs, "png")
     said = [line for line in out.splitlines() if "transparent in" in line]
     assert len(said) == 1, (len(said), said[:3])
-    assert "[WARN]" in said[0] and "camera frames on /png_cam/camera/image_raw/compressed: " in said[0], said
+    assert "[WARN]" in said[0] and f"camera frames on {COMPRESSED_NS}/camera/image_raw/compressed: " in said[0], said
 
 
-def test_compressed_jpeg_frames_with_a_colour_profile_are_said_converted_once(rclpy_context, clip, tmp_path):
+def test_compressed_jpeg_frames_with_a_colour_profile_are_said_converted_once(compressed_tracker, clip):
     """A compressed camera whose JPEG frames embed a wide-gamut ICC profile (Adobe RGB here; a phone's Display P3
     alike): the tracker logged "photo colours converted from its ICC profile ... to sRGB" for every frame, 99 lines in
     12 s at 9 fps (imageio logs each conversion, and core's lines reach the node's log; user47, s47). Now once; the
@@ -953,7 +979,7 @@ def test_compressed_jpeg_frames_with_a_colour_profile_are_said_converted_once(rc
 
     icc = _matrix_icc_profile(ADOBE_RGB_D50, 563 / 256)
     jpegs = [_encoded(f.rgb, "JPEG", icc_profile=icc, quality=90) for f in clip[:10]]
-    out = _track_compressed(rclpy_context, tmp_path, "icc_cam", jpegs, "jpeg")
+    out = _track_compressed(compressed_tracker, jpegs, "jpeg")
     said = [line for line in out.splitlines() if "converted from its ICC profile" in line]
     assert len(said) == 1 and "'wide-gamut test' to sRGB" in said[0], (len(said), said[:3])
 

@@ -86,6 +86,21 @@ def tracked_model(frames):
     return _track(frames, model_path=str(shared("models", MODEL)))
 
 
+@pytest.fixture(scope="module")
+def unsmoothed(frames):
+    """clip name -> _track of that clip with smoothing=False (a fresh FaceTracker per clip, as _track makes), tracked
+    on first use and kept for the module: the lag tests of the head pose (the clips that turn) and of the lids (the
+    clips that blink) compare against the same unfiltered runs, and tracked each clip they share twice."""
+    runs = {}
+
+    def run(name: str) -> dict:
+        if name not in runs:
+            runs.update(_track({name: frames[name]}, smoothing=False))
+        return runs[name]
+
+    return run
+
+
 def _corr(a, b):
     ok = np.isfinite(a) & np.isfinite(b)
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
@@ -184,9 +199,9 @@ def test_blendshapes_from_the_task_model(tracked_model, reference):
     assert tracked_model["lp_d0"]["controls"][0].landmarks.shape == (478, 3)
 
 
-def test_filter_lag_and_jitter_on_turning_clips(frames, tracked, reference):
+def test_filter_lag_and_jitter_on_turning_clips(unsmoothed, tracked, reference):
     """The filtered yaw trails the unfiltered one by at most one frame, and is steadier."""
-    raw = _track({n: frames[n] for n in _turning(reference)}, smoothing=False)
+    raw = {n: unsmoothed(n) for n in _turning(reference)}
     for n, r in raw.items():
         y0, y = r["yaw"], tracked[n]["yaw"]
         t = np.arange(len(y0), dtype=float)
@@ -207,7 +222,7 @@ def _delay_frames(y, y0, sel):
     return shifts[int(np.argmin([np.mean((y[sel] - np.interp(t - s, t, y0)[sel]) ** 2) for s in shifts]))]
 
 
-def test_the_lids_follow_a_blink_without_trailing_it(frames, tracked):
+def test_the_lids_follow_a_blink_without_trailing_it(unsmoothed, tracked):
     """The avatar's lids follow FaceControl.eyelid_ratios. Taken from the filtered landmarks (a 1 Hz speed
     estimate, too slow for lids that close in 2-3 frames) they trailed the frame's own ratios by 0.40 / 0.45
     frames around sadtalker's and tpsmm's blinks, and the render trailed the driver (the reader's blink r rose
@@ -216,7 +231,7 @@ def test_the_lids_follow_a_blink_without_trailing_it(frames, tracked):
     unfiltered; 0.34-0.37 before)."""
     from gaussian_head_ros.core import deform
 
-    raw = _track({n: frames[n] for n in BLINKING}, smoothing=False)
+    raw = {n: unsmoothed(n) for n in BLINKING}
     for n in BLINKING:
         r0, r = (np.array([np.asarray(c.eyelid_ratios)[list(deform.LID_MID)] for c in t[n]["controls"]])
                  for t in (raw, tracked))  # [T, 2] the centre pair of each eye
