@@ -304,10 +304,10 @@ def endpoint_node(info, unnamed: str | None = None) -> str | None:
     return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
 
 
-def latched_reader_problem(qos, topic: str, what: str) -> str:
+def latched_reader_problem(qos, topic: str, what: str, now: str = "the one shown now", depth: int = 1) -> str:
     """What a subscription with QoS `qos` (rclpy QoSProfile, as the graph reports a subscriber's) on the latched
-    (reliable, transient local) `topic` misses of it, in words, or '' when it gets the sample kept there. `what`
-    names that sample ('the avatar'). A volatile reader gets only samples published after it joined; a best-effort
+    (reliable, transient local, keep last `depth`) `topic` misses of it, in words, or '' when it gets the sample kept
+    there. `what` names that sample ('the avatar'), `now` what the one kept there is to its readers. A volatile reader gets only samples published after it joined; a best-effort
     one is sent no kept sample at all (Fast DDS sends them to reliable readers only: `ros2 topic echo
     --qos-reliability best_effort` on avatar/cloud printed nothing in 20 s, README 'Topics'). Neither is an
     incompatible QoS, so DDS and rclpy say nothing on either side (user24, s24)."""
@@ -318,10 +318,10 @@ def latched_reader_problem(qos, topic: str, what: str) -> str:
     if not (volatile or best_effort):
         return ""
     how = " and ".join(w for w, on in (("volatile", volatile), ("best effort", best_effort)) if on)
-    return (f"subscribes to {topic} {how}: it does not get {what} published before it joined (the one shown now), "
+    return (f"subscribes to {topic} {how}: it does not get {what} published before it joined ({now}), "
             f"only later ones{' (best effort: megabytes in fragments, often lost)' if best_effort else ''}. {topic} "
-            "is latched: subscribe reliable and transient local, depth 1 (RViz: Durability Policy Transient Local, "
-            "Reliability Policy Reliable; `ros2 topic echo` chooses it by itself)")
+            f"is latched: subscribe reliable and transient local, depth {depth} (RViz: Durability Policy Transient "
+            "Local, Reliability Policy Reliable; `ros2 topic echo` chooses it by itself)")
 
 
 class LatchedReaders:
@@ -331,8 +331,8 @@ class LatchedReaders:
 
     MAX_SAID = 1000  # subscriptions remembered as said (a churning subscriber could otherwise grow the set)
 
-    def __init__(self, node, publishers: list, what: str):
-        self.node, self.publishers, self.what = node, publishers, what
+    def __init__(self, node, publishers: list, what: str, now: str = "the one shown now"):
+        self.node, self.publishers, self.what, self.now = node, publishers, what, now
         self._said: set = set()
 
     def check(self) -> list[str]:
@@ -343,7 +343,8 @@ class LatchedReaders:
                 gid = bytes(info.endpoint_gid)
                 if gid in self._said:
                     continue
-                problem = latched_reader_problem(info.qos_profile, pub.topic_name, self.what)
+                problem = latched_reader_problem(info.qos_profile, pub.topic_name, self.what, self.now,
+                                                 pub.qos_profile.depth)
                 node = endpoint_node(info)
                 if problem and node is not None:  # an unnamed one is said at a later check, once the graph names it
                     if len(self._said) >= self.MAX_SAID:
