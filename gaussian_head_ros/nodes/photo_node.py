@@ -203,6 +203,13 @@ class PhotoNode(Node):
                         else "")
                 self.get_logger().info(f"operator_id '{operator_id}' set; no photo sent (photo is empty): the id goes "
                                        f"with the next photo set{kept}")
+            elif "photo" in changes and self.photo is not None:  # an empty photo takes back nothing: before, it
+                # was accepted without a word while the robot, and one restarted later, still got the face sent
+                # (user50). (rclpy drops the reason of a successful set: the log says it.)
+                self.get_logger().warning(
+                    f"photo set empty: nothing sent, nothing taken back: the robot keeps {Path(self.photo.path).name} "
+                    f"as '{self.frame_id}', and a robot started or restarted later still gets it (latched); set photo "
+                    "to another file to change the face")
             return SetParametersResult(successful=True)
         try:
             photo = read_photo(path, changes.get("max_pixels", self._param("max_pixels")))

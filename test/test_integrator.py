@@ -1,5 +1,5 @@
-"""What a robot integrator's own subscriber with the default QoS gets from the package's latched topics, and whether
-the node that publishes there says it (user50): standard rclpy and ROS tools against our topics."""
+"""A robot integrator's first week with the package (user50): their own rclpy subscribers with the default QoS on our
+latched topics, and `ros2 param set` as the README shows it, each against the real node processes."""
 
 from __future__ import annotations
 
@@ -37,3 +37,25 @@ def test_a_default_qos_reader_of_the_expression_basis_is_told_it_misses_the_curr
         rc = proc.stop()
     assert rc in (0, -2, 130), f"tracker_node exited with {rc}:\n{proc.output()}"
 
+
+
+def test_an_empty_photo_set_on_photo_node_says_the_robot_keeps_the_photo_sent(rclpy_context, tmp_path, shared_data):
+    """`ros2 param set /photo_node photo ''` after a photo was sent was accepted ('Set parameter successful') without a
+    word, while photo_node kept that photo latched: the robot kept the face, and a robot restarted later still got it.
+    Still accepted (an operator_id set next goes with the next photo, user39), now the log says what it did not do."""
+    from rosgraph import Proc, executable, set_parameter, spin_until
+
+    photo = shared_data / "portraits" / "lp_d8_man_glasses.jpg"
+    proc = Proc(executable("photo_node") + ["--ros-args", "-r", "__ns:=/empty_photo", "-p", f"photo:={photo}"],
+                tmp_path / "photo_node.log")
+    node = rclpy_context.create_node("empty_photo_setter")
+    said = "photo set empty: nothing sent, nothing taken back: the robot keeps lp_d8_man_glasses.jpg as " \
+           "'lp_d8_man_glasses', and a robot started or restarted later still gets it (latched)"
+    try:
+        assert spin_until(node, lambda: "sent " in proc.output(), 30), proc.output()
+        assert set_parameter(node, "/empty_photo/photo_node", "photo", "").successful
+        assert spin_until(node, lambda: said in proc.output(), 5), proc.output()
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), f"photo_node exited with {rc}:\n{proc.output()}"
