@@ -59,3 +59,23 @@ def test_an_empty_photo_set_on_photo_node_says_the_robot_keeps_the_photo_sent(rc
         node.destroy_node()
         rc = proc.stop()
     assert rc in (0, -2, 130), f"photo_node exited with {rc}:\n{proc.output()}"
+
+
+def test_a_robot_with_no_avatar_yet_says_its_display_shows_the_placeholder(tmp_path):
+    """`ros2 launch gaussian_head_ros robot.launch.py` on a fresh robot (no photo, no cache) and no operator yet: 10 s in,
+    the render node said 'no face_control on /face_control yet (...): the avatar plays its idle animation until the
+    operator's tracker ... publishes', while there was no avatar and its display showed the placeholder. Now the line
+    says the placeholder, and what it waits for."""
+    from rosgraph import Proc, executable, wait_until
+
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/no_avatar_yet", "-p", "no_controls_say_s:=1.0",
+                                             "-p", "width:=64", "-p", "height:=64"], tmp_path / "render_node.log")
+    try:
+        assert wait_until(lambda: "no face_control on /no_avatar_yet/face_control" in proc.output(), 30), proc.output()
+        line = next(ln for ln in proc.output().splitlines() if "no face_control on /no_avatar_yet/face_control" in ln)
+        assert "the placeholder shows (waiting for an avatar on /no_avatar_yet/avatar), then the avatar's idle " \
+               "animation" in line, line
+        assert "the avatar plays its idle animation" not in line, line
+    finally:
+        rc = proc.stop()
+    assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"
