@@ -695,6 +695,18 @@ def limit_blas_threads(n: int = 1) -> None:
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+def steady_timer(node, period_s: float, callback):
+    """A timer of `node` calling `callback` every `period_s` seconds of the steady (monotonic) clock -> rclpy Timer.
+    For the nodes' own upkeep: /diagnostics, the watches that say what is wrong, statuses waiting for an
+    acknowledgement. rclpy's default timer runs on the node's ROS clock, which under use_sim_time stands still until
+    the first /clock (and while a bag is paused): a robot launched with use_sim_time:=true whose camera bag was played
+    without --clock, or not yet, published no /diagnostics and said nothing at all, its stamp-offset warning for just
+    that case included (user50). Their callbacks read time.monotonic(), not the ROS clock."""
+    from rclpy.clock import Clock, ClockType
+
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+
 def this_domain(node) -> str:
     """'this ROS_DOMAIN_ID (42)': the domain `node` is in, for the lines that ask whether the operator's and the
     robot's hosts share one. 'in this ROS_DOMAIN_ID' alone sent the user to `echo $ROS_DOMAIN_ID` in each shell to
@@ -986,7 +998,7 @@ class InOrderLatched:
         self._waiting: list = []  # messages not published yet, oldest first
         self._sent_at: float | None = None  # monotonic time of the last message not known to be acknowledged
         self._ran_out = 0  # waits in a row that ran out (no acknowledgement in ack_wait_s); LAG_AFTER: publish unpaced
-        node.create_timer(poll_s, self._drain)
+        steady_timer(node, poll_s, self._drain)
 
     def publish(self, msg) -> None:
         """Publish `msg` now when every reader has the message before it; else after, in order."""

@@ -73,7 +73,7 @@ from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
                                             SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
                                             diagnostics, log_core_under, other_topics, package_profile_segment_bytes,
-                                            run, this_domain)
+                                            run, steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -316,7 +316,7 @@ class RenderNode(Node):
         self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
         self._loader.start()
         self._renderer.start()
-        self.create_timer(1.0, self._publish_diagnostics)
+        steady_timer(self, 1.0, self._publish_diagnostics)
 
     # ----------------------------------------------------------------------------------------------
     # parameters

@@ -57,7 +57,8 @@ from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY,
                                             VIDEO_SOURCE_TASK, CausesSaid, LatchedReaders, Latest, Loading, RecurringLog,
                                             check_parameters, companion_topic, declare_settings, diagnostics,
-                                            endpoint_node, log_core_under, other_topics, run, status_name, this_domain)
+                                            endpoint_node, log_core_under, other_topics, run, status_name, steady_timer,
+                                            this_domain)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -228,8 +229,8 @@ class TrackerNode(Node):
         self._basis_worker = threading.Thread(target=self._basis_loop, name="operator_basis", daemon=True)
         self._basis_worker.start()
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.create_timer(2.0, self._latched_readers.check)
+        steady_timer(self, 1.0, self._publish_diagnostics)
+        steady_timer(self, 2.0, self._latched_readers.check)
 
     # ----------------------------------------------------------------------------------------------
     # parameters
