@@ -81,18 +81,32 @@ def test_a_robot_with_no_avatar_yet_says_its_display_shows_the_placeholder(tmp_p
     assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"
 
 
-def test_a_node_under_use_sim_time_with_no_clock_yet_still_says_what_is_wrong(tmp_path):
+def test_a_node_under_use_sim_time_with_no_clock_yet_still_says_what_is_wrong(rclpy_context, tmp_path):
     """`robot.launch.py use_sim_time:=true` with the camera bag played without --clock (or not yet): the render node
     drew and published its frames, but its timers ran on the ROS clock, which stands still until the first /clock:
     no /diagnostics from any node, and not one of the lines that say what is wrong (no controls, the stamp offset
-    of a bag played without --clock), for as long as no /clock came. Their timers now run on the steady clock."""
-    from rosgraph import Proc, executable, wait_until
+    of a bag played without --clock), for as long as no /clock came. Their timers now run on the steady clock, and
+    each node says when no /clock has come 10 s after its start (common.SimClockWatch)."""
+    from rosgraph import Proc, executable, spin_until, wait_until
+    from rclpy.time import Time
+    from rosgraph_msgs.msg import Clock
 
     proc = Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/sim_no_clock", "-p", "use_sim_time:=true",
                                              "-p", "no_controls_say_s:=1.0", "-p", "width:=64", "-p", "height:=64"],
                 tmp_path / "render_node.log")
     try:
         assert wait_until(lambda: "no face_control on /sim_no_clock/face_control" in proc.output(), 20), proc.output()
+        # and that no /clock came, at 10 s (before: nothing, and frames stamped 0)
+        assert wait_until(lambda: "use_sim_time is true and no /clock has come in 10 s" in proc.output(), 20), \
+            proc.output()
+        node = rclpy_context.create_node("sim_clock")
+        clock = node.create_publisher(Clock, "/clock", 10)
+
+        def tick() -> bool:
+            clock.publish(Clock(clock=Time(seconds=100).to_msg()))
+            return "/clock arrived: this node's time follows it now" in proc.output()
+        assert spin_until(node, tick, 20), proc.output()
+        node.destroy_node()
     finally:
         rc = proc.stop()
     assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"

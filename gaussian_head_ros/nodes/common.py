@@ -707,6 +707,38 @@ def steady_timer(node, period_s: float, callback):
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
+NO_CLOCK_SAY_S = 10.0  # s under use_sim_time with no /clock before a node says so
+
+
+class SimClockWatch:
+    """Under use_sim_time, says (a warning, once) when no /clock has come NO_CLOCK_SAY_S after the node started or
+    use_sim_time was set, and (information) when one comes after that. Before, a robot launched with use_sim_time:=true
+    whose camera bag was played without --clock published frames, controls and statuses stamped 0 and said nothing
+    of it (user50). Checked every second of the steady clock (steady_timer)."""
+
+    def __init__(self, node):
+        self.node = node
+        self._since: float | None = None  # monotonic s since use_sim_time with the ROS clock at 0 (None: not so)
+        self._said = False
+        steady_timer(node, 1.0, self.check)
+
+    def check(self) -> None:
+        waiting = bool(self.node.get_parameter("use_sim_time").value) and self.node.get_clock().now().nanoseconds == 0
+        now = time.monotonic()
+        if not waiting:
+            if self._said:
+                self.node.get_logger().info("/clock arrived: this node's time follows it now")
+            self._since, self._said = None, False
+            return
+        self._since = now if self._since is None else self._since
+        if not self._said and now - self._since >= NO_CLOCK_SAY_S:
+            self._said = True
+            self.node.get_logger().warning(
+                f"use_sim_time is true and no /clock has come in {NO_CLOCK_SAY_S:.0f} s: this node's time stands "
+                "at 0, and what it publishes is stamped 0 until one comes. Play the bag with --clock (ros2 bag play "
+                "--clock), start the simulator, or launch with use_sim_time:=false")
+
+
 def this_domain(node) -> str:
     """'this ROS_DOMAIN_ID (42)': the domain `node` is in, for the lines that ask whether the operator's and the
     robot's hosts share one. 'in this ROS_DOMAIN_ID' alone sent the user to `echo $ROS_DOMAIN_ID` in each shell to
@@ -859,6 +891,8 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     nodes, executor = [], None
     try:
         make_nodes(nodes)
+        for n in nodes if rclpy.ok() else ():  # (a Ctrl-C while making them: see below)
+            n._sim_clock_watch = SimClockWatch(n)
         if not rclpy.ok():
             pass  # a Ctrl-C or SIGTERM while making them shut the context down: an executor made now would fail
             # (rclpy.spin creating its own), and rclpy then prints that half-made executor's __del__ error
