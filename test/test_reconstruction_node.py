@@ -1322,7 +1322,7 @@ class _StandInPublisher:
 def _stand_in_latched(cls, ack_wait_s=0.3):
     """An InOrderLatched (`cls`) over a stand-in publisher (no DDS, no timer: the test calls _drain)."""
     pub = _StandInPublisher()
-    node = type("Node", (), {"create_publisher": lambda self, *a: pub, "create_timer": lambda self, *a: None})()
+    node = type("Node", (), {"create_publisher": lambda self, *a: pub, "create_timer": lambda self, *a, **k: None})()
     return pub, cls(node, object, "avatar/status", ack_wait_s=ack_wait_s)
 
 

@@ -1096,7 +1096,8 @@ def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(m
                            _controls_looked_for=0.0, control_topic="/r/face_control", count_publishers=lambda t: 0,
                            _param=lambda name: render_node.PARAMS[name].default,  # no_controls_say_s 10 s
                            get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
-                           context=SimpleNamespace(get_domain_id=lambda: 7))
+                           context=SimpleNamespace(get_domain_id=lambda: 7),
+                           _uncontrolled=lambda: "the avatar plays its idle animation")
     for tick in range(100):
         render_node.RenderNode._say_if_no_controls(node, float(tick))
     assert len(asked) == 9, f"{len(asked)} graph queries in 100 ticks"
@@ -1123,7 +1124,8 @@ def test_controls_that_stopped_are_said_with_what_the_graph_shows_of_the_tracker
     node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
                            _controls_looked_for=0.0, control_topic="/r/face_control", _control_publishers=watch,
                            count_publishers=lambda t: publishers, _param=lambda name: render_node.PARAMS[name].default,
-                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append))
+                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                           _uncontrolled=lambda: "the avatar plays its idle animation")
     render_node.RenderNode._say_if_no_controls(node, 121.0)
     assert len(said) == 1 and said[0].startswith("face_control stopped on /r/face_control: the last one came 21 s ago")
     assert says in said[0], said[0]

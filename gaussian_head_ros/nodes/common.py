@@ -304,10 +304,10 @@ def endpoint_node(info, unnamed: str | None = None) -> str | None:
     return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
 
 
-def latched_reader_problem(qos, topic: str, what: str) -> str:
+def latched_reader_problem(qos, topic: str, what: str, now: str = "the one shown now", depth: int = 1) -> str:
     """What a subscription with QoS `qos` (rclpy QoSProfile, as the graph reports a subscriber's) on the latched
-    (reliable, transient local) `topic` misses of it, in words, or '' when it gets the sample kept there. `what`
-    names that sample ('the avatar'). A volatile reader gets only samples published after it joined; a best-effort
+    (reliable, transient local, keep last `depth`) `topic` misses of it, in words, or '' when it gets the sample kept
+    there. `what` names that sample ('the avatar'), `now` what the one kept there is to its readers. A volatile reader gets only samples published after it joined; a best-effort
     one is sent no kept sample at all (Fast DDS sends them to reliable readers only: `ros2 topic echo
     --qos-reliability best_effort` on avatar/cloud printed nothing in 20 s, README 'Topics'). Neither is an
     incompatible QoS, so DDS and rclpy say nothing on either side (user24, s24)."""
@@ -318,10 +318,10 @@ def latched_reader_problem(qos, topic: str, what: str) -> str:
     if not (volatile or best_effort):
         return ""
     how = " and ".join(w for w, on in (("volatile", volatile), ("best effort", best_effort)) if on)
-    return (f"subscribes to {topic} {how}: it does not get {what} published before it joined (the one shown now), "
+    return (f"subscribes to {topic} {how}: it does not get {what} published before it joined ({now}), "
             f"only later ones{' (best effort: megabytes in fragments, often lost)' if best_effort else ''}. {topic} "
-            "is latched: subscribe reliable and transient local, depth 1 (RViz: Durability Policy Transient Local, "
-            "Reliability Policy Reliable; `ros2 topic echo` chooses it by itself)")
+            f"is latched: subscribe reliable and transient local, depth {depth} (RViz: Durability Policy Transient "
+            "Local, Reliability Policy Reliable; `ros2 topic echo` chooses it by itself)")
 
 
 class LatchedReaders:
@@ -331,8 +331,8 @@ class LatchedReaders:
 
     MAX_SAID = 1000  # subscriptions remembered as said (a churning subscriber could otherwise grow the set)
 
-    def __init__(self, node, publishers: list, what: str):
-        self.node, self.publishers, self.what = node, publishers, what
+    def __init__(self, node, publishers: list, what: str, now: str = "the one shown now"):
+        self.node, self.publishers, self.what, self.now = node, publishers, what, now
         self._said: set = set()
 
     def check(self) -> list[str]:
@@ -343,7 +343,8 @@ class LatchedReaders:
                 gid = bytes(info.endpoint_gid)
                 if gid in self._said:
                     continue
-                problem = latched_reader_problem(info.qos_profile, pub.topic_name, self.what)
+                problem = latched_reader_problem(info.qos_profile, pub.topic_name, self.what, self.now,
+                                                 pub.qos_profile.depth)
                 node = endpoint_node(info)
                 if problem and node is not None:  # an unnamed one is said at a later check, once the graph names it
                     if len(self._said) >= self.MAX_SAID:
@@ -694,6 +695,50 @@ def limit_blas_threads(n: int = 1) -> None:
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+def steady_timer(node, period_s: float, callback):
+    """A timer of `node` calling `callback` every `period_s` seconds of the steady (monotonic) clock -> rclpy Timer.
+    For the nodes' own upkeep: /diagnostics, the watches that say what is wrong, statuses waiting for an
+    acknowledgement. rclpy's default timer runs on the node's ROS clock, which under use_sim_time stands still until
+    the first /clock (and while a bag is paused): a robot launched with use_sim_time:=true whose camera bag was played
+    without --clock, or not yet, published no /diagnostics and said nothing at all, its stamp-offset warning for just
+    that case included (user50). Their callbacks read time.monotonic(), not the ROS clock."""
+    from rclpy.clock import Clock, ClockType
+
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+
+NO_CLOCK_SAY_S = 10.0  # s under use_sim_time with no /clock before a node says so
+
+
+class SimClockWatch:
+    """Under use_sim_time, says (a warning, once) when no /clock has come NO_CLOCK_SAY_S after the node started or
+    use_sim_time was set, and (information) when one comes after that. Before, a robot launched with use_sim_time:=true
+    whose camera bag was played without --clock published frames, controls and statuses stamped 0 and said nothing
+    of it (user50). Checked every second of the steady clock (steady_timer)."""
+
+    def __init__(self, node):
+        self.node = node
+        self._since: float | None = None  # monotonic s since use_sim_time with the ROS clock at 0 (None: not so)
+        self._said = False
+        steady_timer(node, 1.0, self.check)
+
+    def check(self) -> None:
+        waiting = bool(self.node.get_parameter("use_sim_time").value) and self.node.get_clock().now().nanoseconds == 0
+        now = time.monotonic()
+        if not waiting:
+            if self._said:
+                self.node.get_logger().info("/clock arrived: this node's time follows it now")
+            self._since, self._said = None, False
+            return
+        self._since = now if self._since is None else self._since
+        if not self._said and now - self._since >= NO_CLOCK_SAY_S:
+            self._said = True
+            self.node.get_logger().warning(
+                f"use_sim_time is true and no /clock has come in {NO_CLOCK_SAY_S:.0f} s: this node's time stands "
+                "at 0, and what it publishes is stamped 0 until one comes. Play the bag with --clock (ros2 bag play "
+                "--clock), start the simulator, or launch with use_sim_time:=false")
+
+
 def this_domain(node) -> str:
     """'this ROS_DOMAIN_ID (42)': the domain `node` is in, for the lines that ask whether the operator's and the
     robot's hosts share one. 'in this ROS_DOMAIN_ID' alone sent the user to `echo $ROS_DOMAIN_ID` in each shell to
@@ -846,6 +891,8 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     nodes, executor = [], None
     try:
         make_nodes(nodes)
+        for n in nodes if rclpy.ok() else ():  # (a Ctrl-C while making them: see below)
+            n._sim_clock_watch = SimClockWatch(n)
         if not rclpy.ok():
             pass  # a Ctrl-C or SIGTERM while making them shut the context down: an executor made now would fail
             # (rclpy.spin creating its own), and rclpy then prints that half-made executor's __del__ error
@@ -985,7 +1032,7 @@ class InOrderLatched:
         self._waiting: list = []  # messages not published yet, oldest first
         self._sent_at: float | None = None  # monotonic time of the last message not known to be acknowledged
         self._ran_out = 0  # waits in a row that ran out (no acknowledgement in ack_wait_s); LAG_AFTER: publish unpaced
-        node.create_timer(poll_s, self._drain)
+        steady_timer(node, poll_s, self._drain)
 
     def publish(self, msg) -> None:
         """Publish `msg` now when every reader has the message before it; else after, in order."""

@@ -61,7 +61,7 @@ from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.nodes.common import (companion_topic, declare_settings, diagnostics, log_core_under, other_topics,
-                                            run, this_domain)
+                                            run, steady_timer, this_domain)
 
 NO_ROBOT_WARN_S = 10.0  # after a send with no reconstruction node subscribed, say so (then every 60 s)
 NO_ROBOT_REPEAT_S = 60.0
@@ -176,8 +176,8 @@ class PhotoNode(Node):
         else:
             self.get_logger().info(f"no photo set: 'ros2 param set {self.get_fully_qualified_name()} photo me.jpg' "
                                    f"sends one on {self.topic}")
-        self.create_timer(0.25, self._watch)
-        self.create_timer(1.0, self._publish_diagnostics)
+        steady_timer(self, 0.25, self._watch)
+        steady_timer(self, 1.0, self._publish_diagnostics)
 
     def _param(self, name):
         return self.get_parameter(name).value
@@ -203,6 +203,13 @@ class PhotoNode(Node):
                         else "")
                 self.get_logger().info(f"operator_id '{operator_id}' set; no photo sent (photo is empty): the id goes "
                                        f"with the next photo set{kept}")
+            elif "photo" in changes and self.photo is not None:  # an empty photo takes back nothing: before, it
+                # was accepted without a word while the robot, and one restarted later, still got the face sent
+                # (user50). (rclpy drops the reason of a successful set: the log says it.)
+                self.get_logger().warning(
+                    f"photo set empty: nothing sent, nothing taken back: the robot keeps {Path(self.photo.path).name} "
+                    f"as '{self.frame_id}', and a robot started or restarted later still gets it (latched); set photo "
+                    "to another file to change the face")
             return SetParametersResult(successful=True)
         try:
             photo = read_photo(path, changes.get("max_pixels", self._param("max_pixels")))

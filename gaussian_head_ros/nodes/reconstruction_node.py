@@ -78,7 +78,8 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (InOrderLatched, LatchedReaders, Loading, companion_topic, declare_settings,
-                                            diagnostics, endpoint_node, log_core_under, release_free_memory, run)
+                                            diagnostics, endpoint_node, log_core_under, release_free_memory, run,
+                                            steady_timer)
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_utc_text, status_msg
 
 
@@ -369,8 +370,8 @@ class ReconstructionNode(Node):
         self._loading = Loading()  # the worker building a reconstructor (_rebuild): not waited for
         self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
         self._worker.start()
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.create_timer(2.0, self._latched_readers.check)
+        steady_timer(self, 1.0, self._publish_diagnostics)
+        steady_timer(self, 2.0, self._latched_readers.check)
 
     # ----------------------------------------------------------------------------------------------
     # parameters

@@ -73,7 +73,7 @@ from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
                                             SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
                                             diagnostics, log_core_under, other_topics, package_profile_segment_bytes,
-                                            run, this_domain)
+                                            run, steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -316,7 +316,7 @@ class RenderNode(Node):
         self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
         self._loader.start()
         self._renderer.start()
-        self.create_timer(1.0, self._publish_diagnostics)
+        steady_timer(self, 1.0, self._publish_diagnostics)
 
     # ----------------------------------------------------------------------------------------------
     # parameters
@@ -756,7 +756,7 @@ class RenderNode(Node):
                 why = "none left on the graph: the operator's tracker ended, or its host went off the network"
             self.get_logger().warning(
                 f"face_control stopped on {self.control_topic}: the last one came {now - since:.0f} s ago "
-                f"({publishers} publishers, {why}); the avatar plays its idle animation until controls come back")
+                f"({publishers} publishers, {why}); {self._uncontrolled()} until controls come back")
             return
         others = other_topics(self, FACE_CONTROL_TYPE, self.control_topic)
         if others:
@@ -765,13 +765,21 @@ class RenderNode(Node):
                 f"no face_control on {self.control_topic} {now - since:.0f} s after start ({publishers} publishers), "
                 f"while {', '.join(others)} carry FaceControl: to follow one, control_topic:=<topic> (launch) or -r "
                 "face_control:=<topic> (a robot under namespace:= whose operator is in the root namespace: "
-                "control_topic:=/face_control); the avatar plays its idle animation meanwhile")
+                f"control_topic:=/face_control); {self._uncontrolled()} meanwhile")
         elif not self._waiting_said:  # once: a robot waiting for its operator is no fault
             self._waiting_said = True
             self.get_logger().info(
                 f"no face_control on {self.control_topic} yet ({publishers} publishers, no other FaceControl topic on "
-                f"the graph): the avatar plays its idle animation until the operator's tracker, in "
+                f"the graph): {self._uncontrolled()} until the operator's tracker, in "
                 f"{this_domain(self)}, publishes")
+
+    def _uncontrolled(self) -> str:
+        """What the display shows while no control drives it, for the log lines that say why: the avatar's idle
+        animation, or, with no avatar shown yet, the placeholder. Before, a robot started with no photo and no cache
+        said 'the avatar plays its idle animation' while its display showed the placeholder (user50)."""
+        if self.loaded is not None:
+            return "the avatar plays its idle animation"
+        return f"the placeholder shows ({self.waiting}), then the avatar's idle animation"
 
     def _idle_reason(self, now: float) -> str:
         """Why the avatar plays its idle animation (or eases into it) at monotonic `now`, for /diagnostics: the
@@ -801,7 +809,7 @@ class RenderNode(Node):
             self._no_face_said = True
             self.get_logger().info(
                 f"face_control on {self.control_topic} has said face_detected false (no face) for {since_s:.0f} s: "
-                "the avatar plays its idle animation. The operator's tracker finds no face in its camera, or a sender "
+                f"{self._uncontrolled()}. The operator's tracker finds no face in its camera, or a sender "
                 "other than the tracker leaves face_detected false, the message's default: a lip-sync, ARKit or "
                 "hand-written sender sets it true")
 

@@ -55,9 +55,10 @@ from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY,
-                                            VIDEO_SOURCE_TASK, CausesSaid, Latest, Loading, RecurringLog,
+                                            VIDEO_SOURCE_TASK, CausesSaid, LatchedReaders, Latest, Loading, RecurringLog,
                                             check_parameters, companion_topic, declare_settings, diagnostics,
-                                            endpoint_node, log_core_under, other_topics, run, status_name, this_domain)
+                                            endpoint_node, log_core_under, other_topics, run, status_name, steady_timer,
+                                            this_domain)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -148,6 +149,12 @@ class TrackerNode(Node):
         latched = QoSProfile(depth=2, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.basis_pub = self.create_publisher(ExpressionBasisMsg, companion_topic(
             self, "face_control/expression_basis", "face_control"), latched)
+        # a reader of it with the default QoS (volatile) matches without a word from DDS or rclpy and misses the basis
+        # the codes name until the next one is learned (minutes later: 2, 4, 8 ... x operator_basis_s): said once per
+        # subscription, naming its node (user50)
+        self._latched_readers = LatchedReaders(self, [self.basis_pub], "the operator expression basis",
+                                               "the one the controls' codes name now; without it a reader decodes them "
+                                               "on the fixed basis only")
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         newest = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.image_type = CompressedImage if self._param("image_transport") == "compressed" else Image
@@ -222,7 +229,8 @@ class TrackerNode(Node):
         self._basis_worker = threading.Thread(target=self._basis_loop, name="operator_basis", daemon=True)
         self._basis_worker.start()
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.create_timer(1.0, self._publish_diagnostics)
+        steady_timer(self, 1.0, self._publish_diagnostics)
+        steady_timer(self, 2.0, self._latched_readers.check)
 
     # ----------------------------------------------------------------------------------------------
     # parameters

@@ -31,7 +31,7 @@ from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
 from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, check_parameters,
-                                            declare_settings, diagnostics, log_core_under, run)
+                                            declare_settings, diagnostics, log_core_under, run, steady_timer)
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
@@ -83,7 +83,7 @@ class VideoSourceNode(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="video_source", daemon=True)
         self._thread.start()
-        self.create_timer(1.0, self._publish_diagnostics)
+        steady_timer(self, 1.0, self._publish_diagnostics)
 
     def _on_set(self, params) -> SetParametersResult:
         try:
