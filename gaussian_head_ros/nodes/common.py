@@ -308,9 +308,10 @@ def latched_reader_problem(qos, topic: str, what: str, now: str = "the one shown
     """What a subscription with QoS `qos` (rclpy QoSProfile, as the graph reports a subscriber's) on the latched
     (reliable, transient local, keep last `depth`) `topic` misses of it, in words, or '' when it gets the sample kept
     there. `what` names that sample ('the avatar'), `now` what the one kept there is to its readers. A volatile
-    reader gets only samples published after it joined; a best-effort one is sent no kept sample at all (Fast DDS sends them to reliable readers only: `ros2 topic echo
-    --qos-reliability best_effort` on avatar/cloud printed nothing in 20 s, README 'Topics'). Neither is an
-    incompatible QoS, so DDS and rclpy say nothing on either side (user24, s24)."""
+    reader gets only samples published after it joined; a best-effort one is sent no kept sample at all (Fast DDS
+    sends them to reliable readers only: `ros2 topic echo --qos-reliability best_effort` on avatar/cloud printed
+    nothing in 20 s, README 'Topics'). Neither is an incompatible QoS, so DDS and rclpy say nothing on either side
+    (user24, s24)."""
     from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
     volatile = qos.durability != DurabilityPolicy.TRANSIENT_LOCAL
