@@ -44,11 +44,16 @@ closed includes the weight photo_open),
 and the rows lighter than that target go to it by (parted + closed) x reach; darker rows as above (by parted). An
 avatar of a closed-lips photo has closed = 0 everywhere: its rest draws exactly the file's colours.
 
-The corners are left as the photo has them. Recoloured too (rows up to 5 mm from the line towards the corners and 4
-mm past the inner corners), a smile's dark buccal corridors left astronaut_eileen_collins's corners and
-trump_official's dark blotches went, but the acceptance reader (FaceLandmarker) read the driven smiles weaker: 40-pair
-living-face table (60 frames, this machine) smile r 0.869 -> 0.841, jaw 0.843 -> 0.834; with the middle alone 0.860
-/ 0.839, self PSNR 24.806 -> 24.817 dB. A mouth's corners are shaded when it opens, and the reader places them by it.
+The corners keep the photo's shade while the mouth smiles or speaks. Recoloured with the middle's share (rows up to
+5 mm from the line towards the corners and 4 mm past the inner corners), a smile's dark buccal corridors left
+astronaut_eileen_collins's corners and trump_official's dark blotches went, but the acceptance reader (FaceLandmarker)
+read the driven smiles weaker: 40-pair living-face table (60 frames, this machine) smile r 0.869 -> 0.841, jaw 0.843
+-> 0.834; with the middle alone 0.860 / 0.839, self PSNR 24.806 -> 24.817 dB. A mouth's corners are shaded when it
+opens, and the reader places them by it. A wide opening (a scream, a yawn) though stretched that shade over the
+sides of the opening: a black ring round trump_official's, dark red bands beside business_person's (lp_d18 frame 130,
+session 51). So the corners' rows (`MarginShade.corner`: within CORNER_REACH_M of the line, in the lips, from
+MIDDLE_TO out to CORNER_TO) go to their lip's colour as the middle's do, with a share that rises only with the
+corners' own opening (the outermost inner pairs' gap, CORNER_GAP_M): none in the ../shared speech and smiles.
 
 Source of the constants: REACH_M by eye on the nine ../shared portraits (rows painted over the openings above: the
 seam's dark lies within 2-2.5 mm of the meeting line); MIDDLE_TO as above. GAP_FROM_M / GAP_FULL_M: lips 1 mm
@@ -58,7 +63,7 @@ their margins whole. SIGMA_X_M: a lip's colour changes over ~1 cm along it (lit 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,6 +74,15 @@ from gaussian_head_ros.core.deform import contour_y, smoothstep
 REACH_M = 0.0025  # rows lie within this of the rest meeting line (metres, head frame x-y) ...
 MIDDLE_TO = (0.5, 0.8)  # ... their reach fading out between these shares of the half width from the middle out
 GAP_FROM_M, GAP_FULL_M = 0.001, 0.003  # the share rises as the lips' local gap goes from the first to the second
+# The corners (module docstring): rows within CORNER_REACH_M of the line, in the lips (between their outer contours),
+# from MIDDLE_TO's fade on out to CORNER_TO (shares of the half width: fading out past the inner corners), whose
+# share rises only as the gap between the outermost inner lip pairs (the corners' own opening, beyond the rest's)
+# goes from CORNER_GAP_M[0] to [1]: a scream's or a yawn's corners, not a smile's nor speech's. The tracked ../shared
+# clips on trump_official's avatar: lp_d18's scream (frame 130) 19 mm; tpsmm_driving's speech at most 5.3 mm,
+# sadtalker_WDA_KatieHill_000's 9.3 (90th percentile 5.5), lp_d0's smiles 7.3 (session 51).
+CORNER_REACH_M = 0.005
+CORNER_TO = (1.1, 1.3)
+CORNER_GAP_M = (0.008, 0.016)
 SIGMA_X_M = 0.005  # the target: the lip body's colour averaged along the lip with this Gaussian (metres of x)
 # Closing an open photo's lips: the meeting line's shade, LINE_DARK x the lip's colour at the line, fading across it
 # with a Gaussian of LINE_SIGMA_M. The closed-lips photos' own rows within 0.5 mm of the line (business_person,
@@ -97,6 +111,8 @@ class MarginShade:
     # in [0, 1] (`closing_weight`): 1 when the photo's mouth is open and the reconstructor closed its lips without
     # re-texturing them: they get the meeting line (module docstring); 0 for a closed-lips photo or a re-textured one
     photo_open: float = 0.0
+    # [M] float32 in [0, 1] each row's share of the corners' rule (its reach from the corners' over its whole reach)
+    corner: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,14 +163,19 @@ def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candid
     lx, ly = meeting_line(v)
     dy = p[:, 1] - np.interp(p[:, 0], lx, ly)  # + below the line
     u = np.abs(p[:, 0] - 0.5 * (lx[0] + lx[-1])) / max(0.5 * (lx[-1] - lx[0]), 1e-6)  # 0 mid .. 1 at a corner
-    reach = (1.0 - smoothstep(0.5 * REACH_M, REACH_M, np.abs(dy))) * (1.0 - smoothstep(*MIDDLE_TO, u))
+    # the lips: between their outer contours
+    in_lips = ((p[:, 1] > contour_y(v, lmk.LIP_UPPER_OUTER, p[:, 0]))
+               & (p[:, 1] < contour_y(v, lmk.LIP_LOWER_OUTER, p[:, 0])))
+    out = smoothstep(*MIDDLE_TO, u)
+    middle = (1.0 - smoothstep(0.5 * REACH_M, REACH_M, np.abs(dy))) * (1.0 - out)
+    corner = ((1.0 - smoothstep(0.5 * CORNER_REACH_M, CORNER_REACH_M, np.abs(dy))) * out
+              * (1.0 - smoothstep(*CORNER_TO, u)) * in_lips)
+    reach = middle + corner
     near = reach > 0
     if not np.any(near):
         return _empty()
     col = np.asarray(colors, np.float64)[cand]
     # the lip bodies: between REACH_M from the line and each lip's outer contour, within the inner corners
-    in_lips = ((p[:, 1] > contour_y(v, lmk.LIP_UPPER_OUTER, p[:, 0]))
-               & (p[:, 1] < contour_y(v, lmk.LIP_LOWER_OUTER, p[:, 0])))
     inside = (p[:, 0] > lx[0]) & (p[:, 0] < lx[-1]) & (np.abs(dy) >= REACH_M) & in_lips
     upper_body, lower_body = inside & (dy < 0), inside & (dy > 0)
     if not (np.any(upper_body) or np.any(lower_body)):
@@ -169,7 +190,8 @@ def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candid
     order = np.argsort(pairs)
     rest_gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[order]
     return MarginShade(cand[near], rows_x, reach[near].astype(np.float32), target.astype(np.float32),
-                       pairs[order], order.astype(np.int64), rest_gap, rows_dy, float(photo_open))
+                       pairs[order], order.astype(np.int64), rest_gap, rows_dy, float(photo_open),
+                       (corner[near] / reach[near]).astype(np.float32))
 
 
 def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0) -> np.ndarray:
@@ -177,15 +199,20 @@ def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0
     opening's share in this frame (the largest `deform.photo_mouth_share`; 0 without one) -> [M, 2] float64 each
     row's shares in [0, 1]: parted = smoothstep(GAP_FROM_M, GAP_FULL_M, the inner lips' gap at the row's x beyond the
     rest's) x (1 - photo_share), and closed = (1 - photo_share) x (1 - smoothstep(0, GAP_FROM_M, that gap)) x
-    shade.photo_open: the module docstring's two shares."""
+    shade.photo_open: the module docstring's two shares. A corner row (shade.corner of it) takes instead
+    smoothstep(CORNER_GAP_M, the outermost inner pairs' mean gap beyond the rest's) x (1 - photo_share) as parted and
+    no closed share."""
     if not len(shade.rows):
         return np.zeros((0, 2))
     v = np.asarray(verts, np.float64)
     gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[shade.pair_order] - shade.rest_gap
     local = np.interp(shade.x, shade.pair_x, gap)
     keep = 1.0 - float(np.clip(photo_share, 0.0, 1.0))
-    closed = (1.0 - smoothstep(0.0, GAP_FROM_M, local)) * keep * shade.photo_open
-    return np.stack([smoothstep(GAP_FROM_M, GAP_FULL_M, local) * keep, closed], 1)
+    w = shade.corner.astype(np.float64) if len(shade.corner) == len(shade.rows) else np.zeros(len(shade.rows))
+    closed = (1.0 - smoothstep(0.0, GAP_FROM_M, local)) * keep * shade.photo_open * (1.0 - w)
+    wide = smoothstep(*CORNER_GAP_M, 0.5 * (gap[0] + gap[-1]))  # the outermost pairs' gap: the corners' own opening
+    parted = (1.0 - w) * smoothstep(GAP_FROM_M, GAP_FULL_M, local) + w * wide
+    return np.stack([parted * keep, closed], 1)
 
 
 def margin_rgb(shade: MarginShade, share: np.ndarray, colors: np.ndarray) -> np.ndarray:
