@@ -57,8 +57,8 @@ def test_parted_lips_show_their_own_colour_not_the_photos_seam(portrait, bound):
 
 def _dark_share_of_stretched_corners(avatar, jaw_open: float) -> float:
     """The share of the parted lips' pixels (`_lips_ring`) by the corners (beyond 0.6 of the inner corners' half span
-    from the middle) darker than 0.6 x the 80th percentile luma of the lips' middle (within half of it), the avatar
-    driven by a blendshape-only jawOpen and drawn through its photo's camera."""
+    from the middle) darker than 0.4 x the 80th percentile luma of the lips' middle (within half of it): near black,
+    the avatar driven by a blendshape-only jawOpen and drawn through its photo's camera."""
     c = FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([jaw_open], np.float32))
     img, px = render_in_photo_camera(Driver(avatar), c, avatar)
     a, b = sorted((px[lmk.MOUTH_CORNER_R_IN, 0], px[lmk.MOUTH_CORNER_L_IN, 0]))
@@ -66,20 +66,21 @@ def _dark_share_of_stretched_corners(avatar, jaw_open: float) -> float:
     ring = _lips_ring(px, img.shape)
     corners, middle = ring & (out > 0.6), ring & (out < 0.5)
     assert corners.sum() > 200, f"the lips' corners cover only {corners.sum()} px"
-    return float(((img[corners] @ _LUMA) < 0.6 * np.quantile(img[middle] @ _LUMA, 0.8)).mean())
+    return float(((img[corners] @ _LUMA) < 0.4 * np.quantile(img[middle] @ _LUMA, 0.8)).mean())
 
 
-@pytest.mark.parametrize("portrait, bound", [("trump_official.png", 0.38), ("business_person.png", 0.31)])
+@pytest.mark.parametrize("portrait, bound", [("trump_official.png", 0.15), ("astronaut_eileen_collins.png", 0.095)])
 def test_a_wide_opening_stretches_the_lips_not_the_corners_shadow(portrait, bound):
     """A wide-open mouth (a scream, a yawn) stretched the shade of the photo's closed corners over the sides of the
     opening: a black ring round trump_official's, dark red bands beside business_person's (lp_d18 frame 130, the
-    render node's head framing at 800 px; session 51). The corners' rows take their lip's colour too, but only as the
-    lips part there beyond lip_margin.CORNER_GAP_M (a smile's and speech's corners stay as the photo shades them:
-    the acceptance reader places the corners by that shade, session 45: the tracked ../shared speech and smiles give
-    the corners' rows at most 0.09 of their share, lp_d18's scream all of it). Share of the corners' lip pixels darker than
-    0.6 x the middle's 80th percentile at a blendshape-only jawOpen 0.9, before / now: trump_official 0.461 / 0.308,
-    business_person 0.390 / 0.236 (obama_official 0.394 / 0.323, astronaut_eileen_collins 0.351 / 0.266,
-    two_children_multiface 0.555 / 0.309); lp_d18 frame 130's control: 0.439 / 0.261, 0.473 / 0.186."""
+    render node's head framing at 800 px; session 51). The corners' rows are lifted to their lip in shade
+    (lip_margin.CORNER_SHADE), but only as the lips part there beyond lip_margin.CORNER_GAP_M (a smile's and speech's
+    corners stay as the photo shades them: the acceptance reader places the corners by that shade, session 45; the
+    tracked ../shared speech and smiles give the corners' rows at most 0.09 of their share, lp_d18's scream all of
+    it). Share of the corners' lip pixels near black at a blendshape-only jawOpen 0.9, before / now: trump_official
+    0.187 / 0.119, astronaut_eileen_collins 0.129 / 0.061 (business_person 0.090 / 0.061, obama_official 0.208 /
+    0.149, two_children_multiface 0.397 / 0.285, obama_speech 0.355 / 0.316); lp_d18 frame 130's control: 0.186 /
+    0.099, 0.108 / 0.059 (0.208 / 0.095, 0.188 / 0.119, 0.331 / 0.276, 0.289 / 0.244)."""
     from gaussian_head_ros.core import lip_margin
 
     a = _portrait(portrait)
@@ -90,7 +91,7 @@ def test_a_wide_opening_stretches_the_lips_not_the_corners_shadow(portrait, boun
     assert corner.sum() > 20, "no corner rows"
     for jaw_open, lo, hi in ((0.25, 0.0, 0.05), (0.9, 0.99, 1.0)):  # (the corners' opening: 7 / 24 mm on trump's)
         share = d.tables(FaceControl(blendshape_names=["jawOpen"], blendshapes=np.array([jaw_open], np.float32))).margin
-        got = float(np.max(share[corner, 0]))
+        got = float(np.max(share[corner, 2]))
         assert lo <= got <= hi, f"jawOpen {jaw_open}: the corners' share {got:.3f}, not in [{lo}, {hi}]"
     assert lip_margin.CORNER_GAP_M[0] > lip_margin.GAP_FULL_M
 

@@ -147,7 +147,7 @@ class FrameTables:
     unfold: np.ndarray | None = None  # [2] each eye's brow-lid strip lit share (brow_strip.unfold_share), 0..1
     # [M] the opacity share the photo's own open mouth keeps (deform.photo_mouth_share; None: the avatar has none)
     photo_mouth: np.ndarray | None = None
-    # [M, 2] how far each lip margin row takes its lip colour (lip_margin.margin_share; None: nothing this frame)
+    # [M, 3] how far each lip margin row takes its lip colour (lip_margin.margin_share; None: nothing this frame)
     margin: np.ndarray | None = None
 
 

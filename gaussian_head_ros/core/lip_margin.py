@@ -52,8 +52,12 @@ read the driven smiles weaker: 40-pair living-face table (60 frames, this machin
 opens, and the reader places them by it. A wide opening (a scream, a yawn) though stretched that shade over the
 sides of the opening: a black ring round trump_official's, dark red bands beside business_person's (lp_d18 frame 130,
 session 51). So the corners' rows (`MarginShade.corner`: within CORNER_REACH_M of the line, in the lips, from
-MIDDLE_TO out to CORNER_TO) go to their lip's colour as the middle's do, with a share that rises only with the
-corners' own opening (the outermost inner pairs' gap, CORNER_GAP_M): none in the ../shared speech and smiles.
+MIDDLE_TO out to CORNER_TO) that are darker than their lip in shade (CORNER_SHADE x the middle's target) are lifted
+to it, with a share that rises only with the corners' own opening (the outermost inner pairs' gap, CORNER_GAP_M):
+none in the ../shared speech and smiles. Not to the lip's full colour: that drew the cleanest lips by eye, but the
+reader then read lp_d18's scream as less of a stretch (its smile r over the whole clip, business_person 0.941 ->
+0.883, trump_official 0.893 -> 0.869; in shade 0.920 / 0.875: the reader finds a stretched mouth's corners by their
+shade, and the avatar's opening is not as wide as its lips there).
 
 Source of the constants: REACH_M by eye on the nine ../shared portraits (rows painted over the openings above: the
 seam's dark lies within 2-2.5 mm of the meeting line); MIDDLE_TO as above. GAP_FROM_M / GAP_FULL_M: lips 1 mm
@@ -79,9 +83,11 @@ GAP_FROM_M, GAP_FULL_M = 0.001, 0.003  # the share rises as the lips' local gap 
 # share rises only as the gap between the outermost inner lip pairs (the corners' own opening, beyond the rest's)
 # goes from CORNER_GAP_M[0] to [1]: a scream's or a yawn's corners, not a smile's nor speech's. The tracked ../shared
 # clips on trump_official's avatar: lp_d18's scream (frame 130) 19 mm; tpsmm_driving's speech at most 5.3 mm,
-# sadtalker_WDA_KatieHill_000's 9.3 (90th percentile 5.5), lp_d0's smiles 7.3 (session 51).
+# sadtalker_WDA_KatieHill_000's 9.3 (90th percentile 5.5), lp_d0's smiles 7.3 (session 51). Those rows darker than
+# CORNER_SHADE x their lip's colour (a lip in shade) are lifted to it; lighter ones are left as they are.
 CORNER_REACH_M = 0.005
 CORNER_TO = (1.1, 1.3)
+CORNER_SHADE = 0.6
 CORNER_GAP_M = (0.008, 0.016)
 SIGMA_X_M = 0.005  # the target: the lip body's colour averaged along the lip with this Gaussian (metres of x)
 # Closing an open photo's lips: the meeting line's shade, LINE_DARK x the lip's colour at the line, fading across it
@@ -196,12 +202,11 @@ def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candid
 
 def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0) -> np.ndarray:
     """[V, 3] the template as the control moves it (head frame, y down, metres), MarginShade, the photo's own
-    opening's share in this frame (the largest `deform.photo_mouth_share`; 0 without one) -> [M, 2] float64 each
+    opening's share in this frame (the largest `deform.photo_mouth_share`; 0 without one) -> [M, 3] float64 each
     row's shares in [0, 1]: parted = smoothstep(GAP_FROM_M, GAP_FULL_M, the inner lips' gap at the row's x beyond the
     rest's) x (1 - photo_share), and closed = (1 - photo_share) x (1 - smoothstep(0, GAP_FROM_M, that gap)) x
-    shade.photo_open: the module docstring's two shares. A corner row (shade.corner of it) takes instead
-    smoothstep(CORNER_GAP_M, the outermost inner pairs' mean gap beyond the rest's) x (1 - photo_share) as parted and
-    no closed share."""
+    shade.photo_open: the module docstring's two shares, each x (1 - shade.corner); and corner = shade.corner x
+    smoothstep(CORNER_GAP_M, the outermost inner pairs' mean gap beyond the rest's) x (1 - photo_share)."""
     if not len(shade.rows):
         return np.zeros((0, 2))
     v = np.asarray(verts, np.float64)
@@ -210,20 +215,21 @@ def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0
     keep = 1.0 - float(np.clip(photo_share, 0.0, 1.0))
     w = shade.corner.astype(np.float64) if len(shade.corner) == len(shade.rows) else np.zeros(len(shade.rows))
     closed = (1.0 - smoothstep(0.0, GAP_FROM_M, local)) * keep * shade.photo_open * (1.0 - w)
+    parted = smoothstep(GAP_FROM_M, GAP_FULL_M, local) * keep * (1.0 - w)
     wide = smoothstep(*CORNER_GAP_M, 0.5 * (gap[0] + gap[-1]))  # the outermost pairs' gap: the corners' own opening
-    parted = (1.0 - w) * smoothstep(GAP_FROM_M, GAP_FULL_M, local) + w * wide
-    return np.stack([parted * keep, closed], 1)
+    return np.stack([parted, closed, w * wide * keep], 1)
 
 
 def margin_rgb(shade: MarginShade, share: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """MarginShade, [M, 2] each row's shares (`margin_share`: parted, closed), [M, 3] the rows' colours as this frame
-    draws them (rgb in [0, 1], after the view-dependent colour and the maps before this one) -> [M, 3] float32 the
-    colour they add (module docstring): parted x reach x (target - colour) on the rows darker than their target (by
-    luma); on a photo_open shade (parted + closed) x reach x (line target - colour) on the rows lighter than their
-    target with the meeting line's shade (closed / (parted + closed) of it); 0 on the others."""
+    """MarginShade, [M, 3] each row's shares (`margin_share`: parted, closed, corner), [M, 3] the rows' colours as
+    this frame draws them (rgb in [0, 1], after the view-dependent colour and the maps before this one) -> [M, 3]
+    float32 the colour they add (module docstring): parted x reach x (target - colour) on the rows darker than their
+    target (by luma); on a photo_open shade (parted + closed) x reach x (line target - colour) on the rows lighter than
+    their target with the meeting line's shade (closed / (parted + closed) of it); plus corner x reach x
+    (CORNER_SHADE x target - colour) on the rows darker than that; 0 on the others."""
     c = np.asarray(colors, np.float64)
-    s = np.asarray(share, np.float64).reshape(-1, 2)
-    parted, closed = s[:, 0], s[:, 1]
+    s = np.asarray(share, np.float64).reshape(-1, 3)
+    parted, closed, corner = s[:, 0], s[:, 1], s[:, 2]
     both = parted + closed
     line = np.exp(-0.5 * (shade.dy / LINE_SIGMA_M) ** 2) * closed / np.maximum(both, 1e-12)
     target = np.asarray(shade.target, np.float64)
@@ -233,4 +239,6 @@ def margin_rgb(shade: MarginShade, share: np.ndarray, colors: np.ndarray) -> np.
     opened = shade.photo_open > 0
     k = np.where(luma > lined @ LUMA, both, k) if opened else k
     goal = np.where((luma > lined @ LUMA)[:, None] & opened, lined, target)
-    return ((k * shade.reach)[:, None] * (goal - c)).astype(np.float32)
+    shaded = CORNER_SHADE * target  # the corners: no darker than their lip in shade
+    lift = np.where(luma < shaded @ LUMA, corner, 0.0)
+    return (shade.reach[:, None] * (k[:, None] * (goal - c) + lift[:, None] * (shaded - c))).astype(np.float32)
