@@ -172,7 +172,7 @@ class MeshFitConfig:
     # frame 0 of the four clips -0.11..+0.10 dB
     sigma_per_stride: float = 0.6
     # ... and on the face's skin the lining leaves out (the ring round the lips below the line through the mouth's
-    # corners, the corners, triangles the photo sees badly: `lining_upper_ring`), lining_lip_margin_m and more off the
+    # corners, the corners, triangles the photo covers badly: `covered_triangles`), lining_lip_margin_m and more off the
     # lips' red: there the mouth interior behind showed through the lattice's gaps as a dot grid below the lower lip on
     # a face display drawing the face ~2x its crop (1024 px, head framing: business_person, astronaut_eileen_collins).
     # The interior seen 1-8 mm below the lips drawn 3x (test_photo_detail): business_person 3.48 -> 1.41 %,
