@@ -1475,3 +1475,25 @@ def test_an_unplayable_video_file_says_why(tmp_path):
         VideoSource(str(junk))
     with VideoSource(str(shared("driving", "lp_d0.mp4"))) as src:
         assert next(iter(src)).rgb.shape[2] == 3
+
+
+def test_another_person_in_front_of_the_operator_is_said_and_counted():
+    """A lone face found a frame after the operator but elsewhere (another person who steps in front of the camera and
+    covers the operator) was followed without a word, against the previous operator's neutral face: a still face read
+    as a 1.3 cm grimace (user51, s51). Now it is counted as an operator switch (the tracker node re-calibrates the
+    neutral face on it) and said; the operator's own moves on a clip are not (lp_d0's 40 frames: none)."""
+    from gaussian_head_ros.core.imageio import read_image
+
+    frames = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=44)
+    person = read_image(str(shared("portraits", "business_person.png")))
+    patch = cv2.resize(person, (420, int(round(person.shape[0] * 420 / person.shape[1]))), interpolation=cv2.INTER_AREA)
+    h, w = frames[0].rgb.shape[:2]
+    with FaceTracker(TrackerConfig()) as tracker:
+        for i, f in enumerate(frames):
+            rgb = f.rgb.copy()
+            if i >= 40:  # her head and shoulders over his face from frame 40 on (she is further from the camera)
+                rgb[:, 90:90 + patch.shape[1]] = patch[:h]
+            tracker.process(rgb, (i + 1) * 33_333_333)
+            if i == 39:
+                assert tracker.operator_switches == 0, "the operator's own moves were read as another person"
+        assert tracker.operator_switches == 1, f"{tracker.operator_switches} switches for one person stepping in"

@@ -57,7 +57,9 @@ them, and the landmarks are turned into the shared head frame:
 
 The operator: the face scoring best on size x centrality; after that the face nearest the previous
 operator keeps the role unless another scores `switch_ratio` times better (then a warning says so and
-`operator_switches` counts it: the caller re-calibrates the neutral face). A small operator (narrower
+`operator_switches` counts it: the caller re-calibrates the neutral face). A lone face a frame after the
+operator's that is not where the operator was (SAME_FACE_MOVE, SAME_FACE_SCALE) is counted and said the same way:
+another person in front of the camera, covering the operator or in their place. A small operator (narrower
 than SMALL_FACE of the frame) is followed in a crop around its last position, which skips the slow
 full-frame search for small faces (facemesh's detector + tiles) while it stays in view.
 
@@ -103,6 +105,12 @@ RIGID = np.asarray(lmk.RIGID_LANDMARKS)
 # start, the floor added to it (the face mesh's jitter at rest: ~0.2 mm a point), and the running mean's time constant
 RIGIDITY_START_MM2, RIGIDITY_FLOOR_MM2, RIGIDITY_TAU_S = 0.5, 0.05, 1.0
 SMALL_FACE = 0.15  # a face narrower than this fraction of the frame's longer side is followed in a crop
+# A lone face found a frame after the operator, SAME_FACE_MOVE of the operator's face width from where it was or
+# SAME_FACE_SCALE times wider or narrower, is another person: a head does not move or scale that much in a frame. The
+# four ../shared clips tracked (30 fps stamps): the box centre moves at most 0.057 of the face's width between frames
+# (tpsmm_driving; lp_d0 0.007, lp_d18 0.017, sadtalker 0.037), its width changes at most 1.027 x (session 51).
+SAME_FACE_MOVE = 0.75
+SAME_FACE_SCALE = 1.3
 ROI_SIDE, ROI_SIZE = 2.5, 256  # that crop's side in face sizes, and the size it is scaled to (pixels)
 
 # Filter units (see filters.py): how much of each signal counts as one unit of speed for beta.
@@ -444,7 +452,8 @@ class FaceTracker:
         self._mp_ms += max(0, int(round(dt_s * 1000))) if dt_s is not None else 0
         h, w = rgb.shape[:2]
         K = default_intrinsics(w, h, self.config.fov_deg) if K is None else np.asarray(K, np.float64)
-        face = self._select(self._detect(rgb), w, h)
+        face = self._select(self._detect(rgb), w, h,
+                            followed=self._face_seen and dt_s is not None and dt_s <= self.config.max_gap_s)
         self._follow(face, w, h)
         if face is None:
             self._face_seen = False
@@ -526,11 +535,25 @@ class FaceTracker:
                 cx, cy = (face.bbox[0] + face.bbox[2]) / 2, (face.bbox[1] + face.bbox[3]) / 2
                 self._roi = (int(round(cx - side / 2)), int(round(cy - side / 2)), side)
 
-    def _select(self, faces: list[_Face], w: int, h: int) -> _Face | None:
+    def _select(self, faces: list[_Face], w: int, h: int, followed: bool = False) -> _Face | None:
         """The operator: the best face by size and centrality, but the face nearest the previous one keeps
-        the role unless another scores `switch_ratio` times better."""
+        the role unless another scores `switch_ratio` times better. followed: the operator was found in the
+        previous frame, at most max_gap_s ago; then a lone face that is not where it was (SAME_FACE_MOVE of its width
+        away, or SAME_FACE_SCALE times wider or narrower) is another person who stepped in front of the camera."""
         if not faces:
             return None
+        if followed and self._operator is not None and len(faces) == 1:
+            (px, py, pw) = self._operator
+            f = faces[0]
+            fw = max(f.bbox[2] - f.bbox[0], 1.0)
+            moved = math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw
+            if moved >= SAME_FACE_MOVE or max(fw / pw, pw / fw) >= SAME_FACE_SCALE:
+                # (it was followed without a word, the previous operator's neutral face making the new one's still
+                # face read as a 1.3 cm grimace; user51, s51)
+                self.operator_switches += 1
+                log.warning("another face replaced the operator: %.0f px wide, %.1f face widths from where the face "
+                            "followed (%.0f px wide) was a frame before; the avatar follows it from this frame",
+                            fw, moved, pw)
         centre, half_diag = np.array([w / 2, h / 2]), 0.5 * math.hypot(w, h)
 
         def score(f: _Face) -> float:
