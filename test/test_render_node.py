@@ -1365,3 +1365,26 @@ def test_the_waiting_line_says_when_discovery_is_off(tmp_path):
     finally:
         rc = proc.stop()
     assert rc in (0, -2, 130), proc.output()
+
+
+def test_an_expression_offset_the_driver_would_cut_is_refused_with_the_reason(io):
+    """A FaceControl moving a point further than the driver moves one (deform.DriveConfig.max_offset_m, 8 cm) is
+    refused, said once, the last good control kept: one 0.4 m offset (within MAX_POINT_M's 0.5 m) was drawn cut to
+    8 cm without a word, a torn face (user51)."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg, control_to_msg
+
+    io["avatar"].publish(avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="first")))
+    expression = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    expression[152, 1] = 0.4  # the chin, 40 cm down
+    bad = control_to_msg(FaceControl(stamp_ns=STAMP + 50, face_detected=True, confidence=0.9, expression=expression))
+    good = _control_msg(STAMP + 51)
+    io["proc"].output()  # (its lines so far)
+    m = _wait_image(io, lambda m: _stamp(m) in (STAMP + 50, STAMP + 51), 60,
+                    publish=lambda: (io["control"].publish(bad), io["control"].publish(good)))
+    assert m is not None and _stamp(m) == STAMP + 51, io["proc"].output()
+    assert not _wait_image(io, lambda m: _stamp(m) == STAMP + 50, 1.0, publish=lambda: io["control"].publish(bad))
+    said = [line for line in io["proc"].output().splitlines() if "face_control refused: control expression" in line]
+    assert len(said) == 1 and "0.4 m" in said[0] and "0.08 m" in said[0], said
