@@ -43,7 +43,13 @@ RECENT = 8  # frames over which the residual the current basis misses is watched
 GROWTH = 1.5  # re-learn when that exceeds GROWTH x what the basis missed on most of its own frames ...
 FIT_PERCENTILE = 95  # ... (this percentile of its per-frame miss: an RMS there re-learned a looping clip's
 # harder stretches, which the basis had been learned from, every ~7 s to the same basis: 136 in 35 min) ...
-FLOOR_M = 1e-4  # ... and 0.1 mm RMS
+FLOOR_M = 1e-4  # ... and 0.1 mm RMS; judged only for a basis learned from at least FIT_FRAMES x its components
+# frames: from fewer it nearly reproduces each of them (14 frames, 14 components: p95 0.03 mm on lp_d18 and
+# 0.05 mm on sadtalker, while it missed the next 8 frames by 0.17 / 0.16 mm, 3-5 x; from 40 frames 1.3-1.6 x),
+# and every first-window basis was re-learned for a 'growing' residual 0.2-0.35 s later, 0.15-0.2 s before the
+# 1 s window re-learned it again: three bases of ~45 KB in 0.5 s at each start and re-calibration, the second used
+# for 0.2 s (user51)
+FIT_FRAMES = 2
 MIN_INTERVAL_S = 2.0  # between re-learns for a growing residual (each basis is ~45 KB on the wire: <= 180 kbit/s
 # while the operator keeps making new expressions; the windows come on top, ever rarer)
 
@@ -266,8 +272,10 @@ class BasisLearner:
         return np.stack(self._residuals)
 
     def learned(self, basis: OperatorBasis, residuals: np.ndarray) -> None:
-        """The basis learned from `residuals` (what `take` gave) is now the one codes are sent with."""
-        self._fit_level = float(np.percentile(miss_rms(basis, residuals), FIT_PERCENTILE))
+        """The basis learned from `residuals` (what `take` gave) is now the one codes are sent with. A growing residual
+        is watched against it when it was learned from FIT_FRAMES x its components frames or more."""
+        self._fit_level = (float(np.percentile(miss_rms(basis, residuals), FIT_PERCENTILE))
+                           if len(residuals) >= FIT_FRAMES * basis.num_components else None)
         self._recent, self._busy = [], False
         self.learned_count += 1
 
