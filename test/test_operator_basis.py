@@ -230,3 +230,20 @@ def test_a_first_basis_from_as_few_frames_as_components_is_not_relearned_before_
                 learner.learned(basis, residuals)
                 reasons.append(learner.reason)
         assert reasons == ["window 0.5 s", "window 1 s"], (clip, reasons)
+
+
+def test_a_basis_from_few_frames_with_no_window_near_is_still_relearned_for_a_growing_residual():
+    """A face seen for 5 frames, away 20 s, then back: its first basis is learned from MIN_FRAMES frames ('window 16
+    s') and the next window is 32 s; such a basis's own frames are no measure of what it misses, but with no window
+    near a growing residual still re-learns it (else it served 12 s)."""
+    period = 33_333_333
+    controls = tracked_controls("lp_d18.mp4", max_frames=216, period_ns=period)
+    learner, basis, reasons = ob.BasisLearner(first_s=0.5), None, []
+    for i, c in enumerate(controls[:60]):
+        stamp = (i + 1) * period + (20 * 10**9 if i >= 5 else 0)
+        if learner.add(c.expression, c.eyelid_ratios, stamp, basis):
+            residuals = learner.take()
+            basis = ob.learn(residuals)
+            learner.learned(basis, residuals)
+            reasons.append((len(residuals), learner.reason))
+    assert reasons[0] == (ob.MIN_FRAMES, "window 16 s") and reasons[1][1].startswith("residual"), reasons
