@@ -408,8 +408,11 @@ def test_bad_and_extreme_controls():
     # Expression coordinates beyond a face's size are refused (control.MAX_POINT_M: a unit slip, user33)
     with pytest.raises(ValueError, match="above the 0.5 m a face spans"):
         driver.drive(FaceControl(expression=np.full((1000, 3), 5.0, np.float32)))
-    # large offsets within it are limited; longer expressions than the template are cut.
-    huge = FaceControl(expression=np.full((1000, 3), 0.45, np.float32))
+    # so are offsets longer than the driver draws (deform's max_offset_m, user51: cut to it without a word); a jaw's
+    # within it are driven; longer expressions than the template are cut.
+    with pytest.raises(ValueError, match="by 0.7794 m, beyond the 0.08 m the driver moves a point"):
+        driver.drive(FaceControl(expression=np.full((1000, 3), 0.45, np.float32)))
+    huge = FaceControl(expression=np.full((1000, 3), 0.04, np.float32))
     p = driver.drive(huge)
     assert np.all(np.isfinite(p.means))
     assert np.abs(p.means - a.means).max() < 0.1

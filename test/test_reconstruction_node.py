@@ -1827,3 +1827,30 @@ def test_an_avatars_driving_file_given_as_photo_path_is_taken_as_an_avatar_file_
     assert not _is_avatar_file(str(shared("portraits", "obama_speech.jpg")))
     with pytest.raises(ValueError, match=r"driving file, not the avatar: give its \.ply \(me\.ply"):
         ply_count(driving)
+
+
+def test_no_photo_and_photo_path_set_empty_say_what_the_node_waits_for(rclpy_context, tmp_path):
+    """Started without photo_path and with the cache off, the node said only 'reconstructor ready'; photo_path set
+    empty at run time was taken without a word while the face stayed (user51): both say the photo topics it waits on."""
+    from rosgraph import set_parameter
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(500, seed=3, operator_id="filed"), tmp_path / "filed.ply")
+    node = rclpy_context.create_node("empty_photo_peer")
+    proc = _start_node(tmp_path, "empty", "cache_avatar:=false", "photo_path:=''")
+    waiting = f"waiting for a photo on {CACHE_NS}/operator/photo or {CACHE_NS}/operator/photo/compressed"
+    try:
+        assert wait_until(lambda: f"no photo_path and cache_avatar off: no avatar until a photo comes; {waiting}"
+                          in proc.output(), 30), proc.output()
+        target = f"{CACHE_NS}/reconstruction_node"
+        assert set_parameter(node, target, "photo_path", str(tmp_path / "filed.ply")).successful
+        assert wait_until(lambda: "avatar for 'filed' loaded from the avatar file" in proc.output(), 30), proc.output()
+        assert set_parameter(node, target, "photo_path", "").successful
+        said = (f"photo_path set empty: nothing to reconstruct, nothing taken back: the avatar shown ('filed') stays "
+                f"published, latched; {waiting}")
+        assert wait_until(lambda: said in proc.output(), 10), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()

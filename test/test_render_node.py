@@ -1365,3 +1365,58 @@ def test_the_waiting_line_says_when_discovery_is_off(tmp_path):
     finally:
         rc = proc.stop()
     assert rc in (0, -2, 130), proc.output()
+
+
+def test_an_expression_offset_the_driver_would_cut_is_refused_with_the_reason(io):
+    """A FaceControl moving a point further than the driver moves one (deform.DriveConfig.max_offset_m, 8 cm) is
+    refused, said once, the last good control kept: one 0.4 m offset (within MAX_POINT_M's 0.5 m) was drawn cut to
+    8 cm without a word, a torn face (user51)."""
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg, control_to_msg
+
+    io["avatar"].publish(avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="first")))
+    expression = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    expression[152, 1] = 0.4  # the chin, 40 cm down
+    bad = control_to_msg(FaceControl(stamp_ns=STAMP + 50, face_detected=True, confidence=0.9, expression=expression))
+    good = _control_msg(STAMP + 51)
+    io["proc"].output()  # (its lines so far)
+    m = _wait_image(io, lambda m: _stamp(m) in (STAMP + 50, STAMP + 51), 60,
+                    publish=lambda: (io["control"].publish(bad), io["control"].publish(good)))
+    assert m is not None and _stamp(m) == STAMP + 51, io["proc"].output()
+    assert not _wait_image(io, lambda m: _stamp(m) == STAMP + 50, 1.0, publish=lambda: io["control"].publish(bad))
+    said = [line for line in io["proc"].output().splitlines() if "face_control refused: control expression" in line]
+    assert len(said) == 1 and "0.4 m" in said[0] and "0.08 m" in said[0], said
+
+
+def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar(rclpy_context, tmp_path):
+    """The 'below the N FPS asked' warning was said once per fps and backend: a placeholder that fell short while the
+    robot started (kernels loading, a reconstruction beside it: 21 FPS of 30 on a loaded 2-core robot) used it up,
+    and the avatar then drawn below the fps was never said, the one case its advice (lower fps or width/height, a
+    smaller avatar) is for (user51). 1024 x 1024 at 240 FPS: neither keeps up on any CPU."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph import Proc, executable, wait_until
+
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.msg import GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    ns = "/fps_twice"
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", "width:=1024", "-p",
+                                             "height:=1024", "-p", "fps:=240.0", "-p", "backend:=cpu"],
+                tmp_path / "render_node.log")
+    node = rclpy_context.create_node("fps_twice_peer", namespace=ns)
+    said = "below the 240 FPS asked"
+    try:
+        assert wait_until(lambda: said in proc.output(), 60), proc.output()[-3000:]
+        assert "avatar" not in proc.output().split(said)[0].split("\n")[-1], proc.output()[-3000:]  # the placeholder's
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_publisher(GaussianAvatar, "avatar", latched).publish(
+            avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="slow")))
+        assert wait_until(lambda: proc.output().count(said) == 2, 60), proc.output()[-3000:]
+        line = [ln for ln in proc.output().splitlines() if said in ln][-1]
+        assert "ms to draw and publish here (~" in line and "lower fps or width/height" in line, line
+    finally:
+        node.destroy_node()
+        proc.stop()

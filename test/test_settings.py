@@ -1465,3 +1465,19 @@ def test_a_launch_with_discovery_off_warns_that_its_nodes_find_no_one(monkeypatc
     for value in ("LOCALHOST", "SUBNET"):
         monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", value)
         assert not [line for line in _launch_warnings("all", {}) if "DISCOVERY" in line], value
+
+
+@pytest.mark.ros
+def test_a_parameter_given_no_value_is_told_how_to_give_an_empty_string():
+    """`-p photo_path:=''` in a shell reaches rcl as `-p photo_path:=`, which rcl refuses ("Couldn't parse parameter
+    override rule: '-p photo_path:='. Error: error not set"): the node ended with no word of what to write (user51)."""
+    import subprocess
+
+    from rosgraph import executable
+
+    out = subprocess.run(executable("reconstruction_node") + ["--ros-args", "-p", "photo_path:="], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert "reconstruction_node: cannot start:" in out.stderr and "'-p photo_path:='" in out.stderr, out.stderr
+    assert "(photo_path is given no value: for an empty string write -p photo_path:=\"''\" in a shell (YAML's empty " \
+           "string, quoted), or leave the parameter out for its default)" in out.stderr, out.stderr

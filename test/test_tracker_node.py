@@ -1230,7 +1230,8 @@ def _diagnostics_stand_in(**values):
 
     published = []
     node = SimpleNamespace(_param=lambda name: PARAMS[name].default,
-        _say_if_no_frames=lambda now, ended: None, _say_if_unread=lambda now: None, _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
+        _say_if_no_frames=lambda now, ended: None, _say_if_unread=lambda now: None, _say_if_no_face=lambda now: None,
+        _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
         _video_ended=lambda: "", _ready_at=time.monotonic(), state="waiting for frames", model_error="",
         image_topic="/camera/image_raw", counts={"received": 0}, _prev_received=(time.monotonic() - 1.0, 0),
         calibrated=False, operator_basis=None, _learner=SimpleNamespace(frames=0),
@@ -1326,3 +1327,41 @@ def test_controls_that_no_node_subscribes_to_are_said(rclpy_context, clip, tmp_p
         rc = proc.stop()
         peer.destroy_node()
     assert rc in (0, -2, 130), proc.output()
+
+
+
+def test_frames_without_a_face_are_said_once_with_nearly_black_ones_named(io, clip, tracker_proc):
+    """Frames that show no face for no_frames_say_s (2 s here; 10 s by default): a warning saying what to do, naming
+    nearly black frames, once; the face's return is said. Before, the tracker said nothing: the operator saw no word
+    of why the robot played its idle animation (user51)."""
+    import rclpy
+    from rosgraph import set_parameter
+
+    node, pub = io[0], io[1]
+    stamp = [STAMP0 + 2000 * 33_333_333]
+
+    def send_until(rgb, predicate, timeout=20.0) -> bool:
+        """Publish rgb as the camera's next frame every 0.1 s until predicate() holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not predicate():
+            stamp[0] += 33_333_333
+            pub.publish(_image(rgb, stamp[0]))
+            end = time.monotonic() + 0.1
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+        return predicate()
+
+    assert set_parameter(node, "/tracker_node", "no_frames_say_s", 2.0).successful
+    try:
+        assert _exchange(io, _image(clip[30].rgb, stamp[0]), stamp[0]) is not None, tracker_proc.output()[-3000:]
+        said = re.compile(r"no face in the camera frames on /camera/image_raw for [23] s: the robot plays its idle "
+                          r"animation until one is found; the frames are nearly black \(mean brightness 1 of 255\): "
+                          "light the face")  # (said at the first 1 s tick 2 s after the first black frame)
+        assert send_until(np.full((480, 640, 3), 1, np.uint8), lambda: said.search(tracker_proc.output())), \
+            tracker_proc.output()[-3000:]
+        assert send_until(clip[31].rgb, lambda: re.search(r"a face is in the camera frames again, after [2-9] s "
+                                                          "without: the robot follows it", tracker_proc.output())), \
+            tracker_proc.output()[-3000:]
+        assert tracker_proc.output().count("no face in the camera frames") == 1, tracker_proc.output()[-3000:]
+    finally:
+        assert set_parameter(node, "/tracker_node", "no_frames_say_s", 10.0).successful

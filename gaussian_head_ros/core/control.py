@@ -17,10 +17,11 @@ NUM_LID_PAIRS = len(lmk.EYELID_PAIRS_R) + len(lmk.EYELID_PAIRS_L)  # 14: FaceCon
 # Points the landmarks / expression of a FaceControl message hold (msg/FaceControl.msg): none, MediaPipe's face mesh,
 # or the face mesh with the irises.
 MESSAGE_POINTS = (0, lmk.NUM_MESH, lmk.NUM_LANDMARKS)
-# The largest coordinate (m) a control's landmarks or expression offsets may hold: a face's canonical points lie within
-# ~0.1 m of its origin and a wide-open jaw moves the chin ~6 cm, so a larger value is a publisher's unit slip (mm or cm
-# sent as m) or garbage. The driver limits each offset to deform's max_offset_m (8 cm), so an expression of 1e30 or of
-# millimetres was drawn, without a word, as every point pushed 8 cm one way: a torn face on the display.
+# The largest coordinate (m) a control's landmarks may hold: a face's canonical points lie within ~0.1 m of its origin,
+# so a larger value is a publisher's unit slip (mm or cm sent as m) or garbage. Its expression offsets are held to the
+# driver's own limit (`max_offset_m`): a wide-open jaw moves the chin ~6 cm (the ../shared clips' tracked offsets reach
+# 4.2 cm, lp_d18's scream), and the driver cuts each longer offset to that length, so an expression of 1e30, of
+# millimetres, or one point 0.4 m off (within this limit) was drawn, without a word, as points pushed 8 cm: a torn face.
 MAX_POINT_M = 0.5
 # The largest gaze angle (rad) a control may hold: an eye turns ~50 degrees at most; degrees sent as radians exceed it.
 MAX_GAZE_RAD = math.pi
@@ -34,6 +35,14 @@ MAX_GAZE_RAD = math.pi
 BLENDSHAPE_RANGE = (-0.5, 1.5)
 EYELID_RATIO_RANGE = (0.0, 4.0)
 MOUTH_OPEN_RANGE = (-0.5, 4.0)
+
+
+def max_offset_m() -> float:
+    """The longest expression offset (m) a control may hold: the driver's limit, `deform.DriveConfig.max_offset_m`
+    (the length it cuts each offset to; 0.08 m)."""
+    from gaussian_head_ros.core.deform import DriveConfig  # (deform imports this module)
+
+    return DriveConfig.max_offset_m
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -237,7 +246,8 @@ class FaceControl:
 
     def validate(self) -> None:
         """Raise ValueError if the control cannot be used to drive an avatar: a field of the wrong shape, NaN or Inf,
-        a zero quaternion, a landmark or expression coordinate above MAX_POINT_M (m) or a gaze angle above
+        a zero quaternion, a landmark coordinate above MAX_POINT_M (m), an expression offset longer than the driver
+        draws (`max_offset_m`, m) or a gaze angle above
         MAX_GAZE_RAD (rad) in magnitude, a blendshape, eyelid ratio or mouth_open outside BLENDSHAPE_RANGE,
         EYELID_RATIO_RANGE or MOUTH_OPEN_RANGE."""
         arrays = {"rotation": (self.rotation, (4,)), "translation": (self.translation, (3,))}
@@ -259,6 +269,14 @@ class FaceControl:
             if largest > MAX_POINT_M:
                 raise ValueError(f"control {name} holds a coordinate of {largest:.4g} m, above the {MAX_POINT_M} m a face "
                                  f"spans (FaceControl points are in metres: millimetres or centimetres sent as metres?)")
+        if self.expression.size:
+            lengths = np.linalg.norm(np.asarray(self.expression, np.float64), axis=-1)  # [L]
+            point, limit = int(np.argmax(lengths)), max_offset_m()
+            if lengths[point] > limit:
+                raise ValueError(f"control expression moves point {point} by {lengths[point]:.4g} m, beyond the {limit:g} "
+                                 f"m the driver moves a point (a wide-open jaw moves the chin ~0.06 m; FaceControl "
+                                 f"expression offsets are in metres from the neutral face: the points themselves, or "
+                                 f"millimetres, sent as offsets?)")
         if np.size(self.gaze) not in (0, 4):
             raise ValueError(f"control gaze has {np.size(self.gaze)} values, expected 4 (yaw, pitch per eye) or none")
         largest = float(np.max(np.abs(self.gaze), initial=0.0))

@@ -43,7 +43,14 @@ RECENT = 8  # frames over which the residual the current basis misses is watched
 GROWTH = 1.5  # re-learn when that exceeds GROWTH x what the basis missed on most of its own frames ...
 FIT_PERCENTILE = 95  # ... (this percentile of its per-frame miss: an RMS there re-learned a looping clip's
 # harder stretches, which the basis had been learned from, every ~7 s to the same basis: 136 in 35 min) ...
-FLOOR_M = 1e-4  # ... and 0.1 mm RMS
+FLOOR_M = 1e-4  # ... and 0.1 mm RMS; for a basis learned from fewer than FIT_FRAMES x its components frames, judged
+# only while no window is due within MIN_INTERVAL_S: such a basis nearly reproduces each of its frames (14 frames, 14
+# components: p95 0.03 mm on lp_d18 and 0.05 mm on sadtalker, while it missed the next 8 frames by 0.17 / 0.16 mm,
+# 3-5 x; from 40 frames 1.3-1.6 x), and every first-window basis was re-learned for a 'growing' residual 0.2-0.35 s
+# later, 0.15-0.2 s before the 1 s window re-learned it again: three bases of ~45 KB in 0.5 s at each start and
+# re-calibration, the second used for 0.2 s (user51). (A face seen only a moment before it left for a while gets its
+# first basis from MIN_FRAMES frames when it is back, with the next window many seconds away: watched then.)
+FIT_FRAMES = 2
 MIN_INTERVAL_S = 2.0  # between re-learns for a growing residual (each basis is ~45 KB on the wire: <= 180 kbit/s
 # while the operator keeps making new expressions; the windows come on top, ever rarer)
 
@@ -208,6 +215,7 @@ class BasisLearner:
     _next_window: int = 0  # index into windows(first_s) of the next window
     _recent: list = field(default_factory=list, repr=False)  # what the current basis missed, last RECENT frames
     _fit_level: float | None = None  # FIT_PERCENTILE of what the current basis missed on its own frames
+    _fit_sampled: bool = False  # ... learned from FIT_FRAMES x its components frames or more (else judged less)
     _last_grown_s: float = -np.inf  # stream time of the last re-learn for a growing residual
     _busy: bool = False  # a basis is being learned from what `take` gave
     learned_count: int = 0
@@ -250,7 +258,9 @@ class BasisLearner:
                 self._next_window += 1
             self.reason = f"window {due[self._next_window - 1]:g} s"
             return True
-        if len(self._recent) == RECENT and self._fit_level is not None and t - self._last_grown_s >= MIN_INTERVAL_S:
+        window_soon = self._next_window < len(due) and due[self._next_window] - t < MIN_INTERVAL_S
+        if (len(self._recent) == RECENT and self._fit_level is not None and (self._fit_sampled or not window_soon)
+                and t - self._last_grown_s >= MIN_INTERVAL_S):
             recent = float(np.mean(self._recent))
             if recent > max(GROWTH * self._fit_level, FLOOR_M):
                 self._last_grown_s = t
@@ -268,6 +278,7 @@ class BasisLearner:
     def learned(self, basis: OperatorBasis, residuals: np.ndarray) -> None:
         """The basis learned from `residuals` (what `take` gave) is now the one codes are sent with."""
         self._fit_level = float(np.percentile(miss_rms(basis, residuals), FIT_PERCENTILE))
+        self._fit_sampled = len(residuals) >= FIT_FRAMES * basis.num_components
         self._recent, self._busy = [], False
         self.learned_count += 1
 

@@ -860,10 +860,17 @@ def rcl_argument_hint(reason: str) -> str:
     """What to write instead, for an rcl reason that does not say it ('' for the others). A list parameter whose
     items mix integers and floats (`-p background:=[1, 0.5, 0.5]`, or in a params file) ended the node with rcl's
     'Sequence should be of same type. Value type 'double' do not belong at line_num 1' (user46, s46): rcl's YAML
-    parser takes one type per list."""
+    parser takes one type per list. A parameter given no value, `-p photo_path:=''` in a shell (which takes the
+    quotes), ended it with rcl's 'Couldn't parse parameter override rule: '-p photo_path:='. Error: error not set'
+    (user51)."""
     if "Sequence should be of same type" in reason:
         return (" (the items of a list parameter must all be of one type: write whole numbers among floats with a "
                 "decimal point, as background [1.0, 0.5, 0.5], not [1, 0.5, 0.5])")
+    empty = re.search(r"parameter override rule: '-p ([^' ]+):='", reason)
+    if empty:
+        name = empty.group(1)
+        return (f" ({name} is given no value: for an empty string write -p {name}:=\"''\" in a shell (YAML's empty "
+                "string, quoted), or leave the parameter out for its default)")
     return ""
 
 

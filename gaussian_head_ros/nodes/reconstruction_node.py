@@ -367,6 +367,10 @@ class ReconstructionNode(Node):
         photo = self._param("photo_path")
         # the start-up photo: refused, the cache is served after all (_refuse), so a restart keeps the face
         self._startup = self._submit_file(photo) if photo else None
+        if not photo and not self._param("cache_avatar"):  # (with the cache on, _restore_cache says it): it said
+            # only 'reconstructor ready', no word of what it waits for (user51)
+            self.get_logger().info(f"no photo_path and cache_avatar off: no avatar until a photo comes; "
+                                   f"{self._waiting_for_photo()}")
         self._loading = Loading()  # the worker building a reconstructor (_rebuild): not waited for
         self._worker = threading.Thread(target=self._work_loop, name="reconstruction", daemon=True)
         self._worker.start()
@@ -404,6 +408,8 @@ class ReconstructionNode(Node):
         for p in params:  # `ros2 param set .../reconstruction_node photo_path me.jpg` swaps the operator
             if p.name == "photo_path" and p.value:
                 self._submit_file(p.value)
+            elif p.name == "photo_path":  # accepted without a word while the face stayed (user51); rclpy drops the
+                self._say_photo_path_emptied()  # reason of a successful set: the log says it
         over = self._over_file_budget
         raised = [int(p.value) for p in params if p.name == "max_file_gaussians"]
         if over is not None and raised and over[1] <= raised[0] and not any(p.name == "photo_path" for p in params):
@@ -411,6 +417,20 @@ class ReconstructionNode(Node):
                                    "Gaussians is published now")
             self._submit_file(over[0], file_budget=raised[0])  # (the parameter is set after this callback)
         return SetParametersResult(successful=True)
+
+    def _waiting_for_photo(self) -> str:
+        """'waiting for a photo on <the photo topics> (...)': what the node waits for while it has no photo file."""
+        topics = " or ".join(dict.fromkeys(self.photo_topics.values()))
+        return (f"waiting for a photo on {topics} (photo_node sends one from the operator's host; here: ros2 param set "
+                f"{self.get_fully_qualified_name()} photo_path <file>)")
+
+    def _say_photo_path_emptied(self) -> None:
+        """Log what photo_path set empty does: nothing is reconstructed and nothing taken back."""
+        shown = self._shown
+        kept = (f"the avatar shown ('{shown.operator_id}') stays published, latched" if shown is not None
+                else "no avatar is shown yet")
+        self.get_logger().info(f"photo_path set empty: nothing to reconstruct, nothing taken back: {kept}; "
+                               f"{self._waiting_for_photo()}")
 
     def _say_shown_stays(self, params) -> None:
         """Log that the avatar shown stays as it is when a parameter that makes avatars (_MAKES_AVATAR) is set to
@@ -622,7 +642,7 @@ class ReconstructionNode(Node):
             entry = kept[1] if kept is not None and kept[0] == path else avatar_cache.read_entry(path, CACHE_KIND)
             if entry is None:
                 self.cache_state = f"no cached avatar at {path}"
-                self.get_logger().info(f"{self.cache_state}; waiting for a photo")
+                self.get_logger().info(f"{self.cache_state}; {self._waiting_for_photo()}")
                 return
             payload, note = entry
             msg = deserialize_message(payload, GaussianAvatarMsg)

@@ -303,7 +303,7 @@ class RenderNode(Node):
         self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
         self._waiting_said = False  # the log said (as information) that none came yet
         self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
-        self._short_said: tuple = ()  # (fps asked, backend) whose shortfall the log said (_say_if_short), once each
+        self._short_said: tuple = ()  # (fps asked, backend, placeholder) whose shortfall the log said (_say_if_short)
         self._asked: tuple = ((), 0.0)  # (fps asked, backend, avatar drawn) and since when (monotonic s; _say_if_short)
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
@@ -814,13 +814,15 @@ class RenderNode(Node):
                 "hand-written sender sets it true")
 
     def _say_if_short(self, now: float, short: str, target_fps: float, frame_ms: list[float]) -> None:
-        """A warning in the log, once per fps asked and backend, when the display falls short of it (`short`:
+        """A warning in the log, once per fps asked and backend for the placeholder and once for the avatars (a
+        placeholder short of it while the robot started, kernels loading and a reconstruction beside it, used the one
+        warning up, and an avatar then drawn below the fps went unsaid; user51), when the display falls short (`short`:
         rate_shortfall's sentence, '' when it keeps up), with the mean time a frame took to draw and publish
         (`frame_ms`, the rate window's) and the rate that allows. Judged only once a whole rate window (RATE_SHOWN_S)
         has passed under that fps, backend and avatar drawn (the window before holds frames paced for the old fps, or
         the placeholder's). Before, only /diagnostics said it: `ros2 param set /render_node fps 240` gave 31 FPS on
         this 2-core CPU and the log said nothing (user40, s40)."""
-        said_for = (target_fps, self.backend)
+        said_for = (target_fps, self.backend, self.drawing is None)
         if self._asked[0] != (*said_for, id(self.drawing)):
             self._asked = ((*said_for, id(self.drawing)), now)
         if not short or self._short_said == said_for or now - self._asked[1] < RATE_SHOWN_S:

@@ -112,7 +112,8 @@ class TrackerNodeSettings:
                                            "coefficients on it (+23 B). 0 = off (core/operator_basis.py)",
                                       range=FIRST_S_RANGE)
     no_frames_say_s: float = setting(NO_FRAMES_SAY_S, "seconds without a camera frame (after the tracker is ready, or "
-                                                      "after the last frame) before the log says so",
+                                                      "after the last frame), or of frames without a face, before the "
+                                                      "log says so",
                                      range=(1.0, 3600.0))
     no_frames_again_s: float = setting(NO_FRAMES_AGAIN_S, "seconds between the log's repeats of that warning while no "
                                                           "frame comes", range=(1.0, 86400.0))
@@ -125,6 +126,9 @@ BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber 
 ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 UPSIDE_DOWN = "the operator's face is upside down in the camera frames (a camera mounted upside down?)"
 STALE_S = 2.0  # frames older than this: /diagnostics says none come
+# A mean brightness (of 255) of frames without a face below which the no-face line says they are nearly black: the
+# bundled face mesh found lp_d0's face in its frames scaled to a mean of 3.1 (3 %), none at 2.1 (user51)
+DARK_MEAN = 8.0
 # A skipped frame's cause (empty, an encoding not read, too small ...) is said in the log at once, the same cause again
 # at most this often, and /diagnostics names the causes of the last SKIPPED_SHOWN_S (common.CausesSaid). One throttle
 # for every cause, and a check only when the worker took the frame, said nothing of an empty frame between good ones:
@@ -212,6 +216,10 @@ class TrackerNode(Node):
                            operator_switches=0)  # another face took over from the one followed (core says it)
         self._window = deque(maxlen=300)  # (time, processing s, age s, face) of recent processed frames
         self._last_no_face_pub = 0.0
+        # frames without a face (frame thread writes, diagnostics timer reads): since when (monotonic s; None while
+        # faces are found), their last one's time and mean brightness (of 255), and whether the log said so
+        self._no_face = (None, 0.0, 0.0)
+        self._no_face_said = False
         self._last_frame_time = 0.0
         self._ready_at: float | None = None  # monotonic s when the tracker began waiting for frames
         # the two above and below: written by the image callback and the diagnostics timer only, which are in the node's
@@ -498,6 +506,7 @@ class TrackerNode(Node):
             self._request_recalibration()
         self.calibrated = self.tracker.calibrated
         self.state = "tracking" if control.face_detected else "no face in view"
+        self._watch_face(control.face_detected, rgb)
         if self.tracker.upside_down != self._upside_down_said:  # a camera mounted upside down: logged, /diagnostics
             self._upside_down_said = self.tracker.upside_down
             if self._upside_down_said:
@@ -713,6 +722,39 @@ class TrackerNode(Node):
         self.get_logger().warning(f"no camera frames on {self.image_topic} {now - self._ready_at:.0f} s after the "
                                   f"tracker became ready ({publishers} publishers); {hint}")
 
+    def _watch_face(self, found: bool, rgb: np.ndarray) -> None:
+        """Frame thread: keep since when the frames show no face (a gap of STALE_S without frames starts it again) and
+        the last one's mean brightness; say when a face is found again after `_say_if_no_face` said none was."""
+        now = time.monotonic()
+        since, last, _ = self._no_face
+        if found:
+            if self._no_face_said:
+                self.get_logger().info(f"a face is in the camera frames again, after {now - since:.0f} s without: "
+                                       "the robot follows it")
+            self._no_face, self._no_face_said = (None, 0.0, 0.0), False
+            return
+        if since is None or now - last > STALE_S:
+            since, self._no_face_said = now, False
+        self._no_face = (since, now, float(rgb[::4, ::4].mean()))
+
+    def _say_if_no_face(self, now: float) -> None:
+        """A warning, once, when the frames have shown no face for `no_frames_say_s` (the face left, the lights went
+        out, the camera points elsewhere): the tracker said nothing, its face_control said face_detected false, and
+        the operator saw no word of why the robot played its idle animation (user51). Frames that stop are
+        `_say_if_no_frames`'s."""
+        since, last, mean = self._no_face
+        if since is None or self._no_face_said or now - last > STALE_S:
+            return
+        if now - since < float(self._param("no_frames_say_s")):
+            return
+        self._no_face_said = True
+        dark = (f"the frames are nearly black (mean brightness {mean:.0f} of 255): light the face, or uncover the "
+                "lens; " if mean < DARK_MEAN else "")
+        self.get_logger().warning(
+            f"no face in the camera frames on {self.image_topic} for {now - since:.0f} s: the robot plays its idle "
+            f"animation until one is found; {dark}face the camera, the whole face in the picture (a face turned far "
+            "away, covered, or only a few dozen pixels wide is not found)")
+
     def _say_if_unread(self, now: float) -> None:
         """A warning once controls have gone out for `no_readers_say_s` with no subscriber to face_control (no robot
         follows them): the FaceControl topics that render nodes do subscribe to, and how to join them; information
@@ -747,6 +789,7 @@ class TrackerNode(Node):
         stale = now - self._last_frame_time > STALE_S
         ended = self._video_ended() if stale else ""
         self._say_if_no_frames(now, ended)
+        self._say_if_no_face(now)
         recent = [w for w in tuple(self._window) if now - w[0] <= 5.0]  # a snapshot: the worker appends meanwhile
         busy = [w[1] * 1e3 for w in recent]
         ages = [w[2] * 1e3 for w in recent if w[2] is not None]
