@@ -1390,33 +1390,37 @@ def test_an_expression_offset_the_driver_would_cut_is_refused_with_the_reason(io
     assert len(said) == 1 and "0.4 m" in said[0] and "0.08 m" in said[0], said
 
 
-def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar(rclpy_context, tmp_path):
+def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
     """The 'below the N FPS asked' warning was said once per fps and backend: a placeholder that fell short while the
     robot started (kernels loading, a reconstruction beside it: 21 FPS of 30 on a loaded 2-core robot) used it up,
     and the avatar then drawn below the fps was never said, the one case its advice (lower fps or width/height, a
-    smaller avatar) is for (user51). 1024 x 1024 at 240 FPS: neither keeps up on any CPU."""
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from rosgraph import Proc, executable, wait_until
+    smaller avatar) is for (user51). The rule (RenderNode._say_if_short) on a stand-in of the node's state: a
+    render_node process cannot be made to miss its fps with the placeholder on every machine (the placeholder is
+    cheap: an idle CPU keeps up with 240 FPS at 1024 x 1024, a loaded one does not)."""
+    from types import SimpleNamespace
 
-    from gaussian_head_ros.core.synthetic import synthetic_avatar
-    from gaussian_head_ros.msg import GaussianAvatar
-    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+    from gaussian_head_ros.core.pacing import RATE_SHOWN_S
+    from gaussian_head_ros.nodes.render_node import RenderNode
 
-    ns = "/fps_twice"
-    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", "width:=1024", "-p",
-                                             "height:=1024", "-p", "fps:=240.0", "-p", "backend:=cpu"],
-                tmp_path / "render_node.log")
-    node = rclpy_context.create_node("fps_twice_peer", namespace=ns)
-    said = "below the 240 FPS asked"
-    try:
-        assert wait_until(lambda: said in proc.output(), 60), proc.output()[-3000:]
-        assert "avatar" not in proc.output().split(said)[0].split("\n")[-1], proc.output()[-3000:]  # the placeholder's
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        node.create_publisher(GaussianAvatar, "avatar", latched).publish(
-            avatar_to_msg(synthetic_avatar(20_000, seed=3, operator_id="slow")))
-        assert wait_until(lambda: proc.output().count(said) == 2, 60), proc.output()[-3000:]
-        line = [ln for ln in proc.output().splitlines() if said in ln][-1]
-        assert "ms to draw and publish here (~" in line and "lower fps or width/height" in line, line
-    finally:
-        node.destroy_node()
-        proc.stop()
+    said = []
+    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", drawing=None,
+                           get_logger=lambda: SimpleNamespace(warning=said.append))
+    short = "rendering 21.0 FPS, below the 30 FPS asked"
+
+    def judge(now: float, frame_ms: float) -> None:
+        RenderNode._say_if_short(node, now, short, 30.0, [frame_ms])
+
+    judge(0.0, 20.0)
+    judge(RATE_SHOWN_S + 0.1, 20.0)  # the placeholder, short a whole window: said
+    assert len(said) == 1 and "the machine's other work" in said[0], said
+    judge(2 * RATE_SHOWN_S, 20.0)
+    assert len(said) == 1, said  # once
+    node.drawing = SimpleNamespace(num_gaussians=60_000, operator_id="slow")  # an avatar comes, drawn in 50 ms
+    t = 3 * RATE_SHOWN_S
+    judge(t, 50.0)
+    assert len(said) == 1, said  # (not before a whole window under the avatar)
+    judge(t + RATE_SHOWN_S + 0.1, 50.0)
+    assert len(said) == 2, said
+    assert "ms to draw and publish here (~20 FPS)" in said[1] and "lower fps or width/height" in said[1], said[1]
+    judge(t + 3 * RATE_SHOWN_S, 50.0)
+    assert len(said) == 2, said  # once for the avatars too
