@@ -67,7 +67,7 @@ their margins whole. SIGMA_X_M: a lip's colour changes over ~1 cm along it (lit 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -114,11 +114,10 @@ class MarginShade:
     pair_order: np.ndarray  # [P] int64 the pairs (lmk.LIP_UPPER_INNER / LIP_LOWER_INNER index) in that order
     rest_gap: np.ndarray  # [P] float64 each pair's gap in the rest template (metres, y down: lower - upper)
     dy: np.ndarray  # [M] float64 each row's rest distance from the meeting line (metres, y down: + below it)
+    corner: np.ndarray  # [M] float32 in [0, 1] each row's share of the corners' rule (its corner reach / its reach)
     # in [0, 1] (`closing_weight`): 1 when the photo's mouth is open and the reconstructor closed its lips without
     # re-texturing them: they get the meeting line (module docstring); 0 for a closed-lips photo or a re-textured one
     photo_open: float = 0.0
-    # [M] float32 in [0, 1] each row's share of the corners' rule (its reach from the corners' over its whole reach)
-    corner: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 def meeting_line(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +151,7 @@ def closing_weight(verts: np.ndarray, photo_gap_m: float) -> float:
 
 def _empty() -> MarginShade:
     return MarginShade(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.float32), np.zeros((0, 3), np.float32),
-                       np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+                       np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.float32))
 
 
 def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candidates: np.ndarray,
@@ -196,8 +195,8 @@ def margin_rows(verts: np.ndarray, means: np.ndarray, colors: np.ndarray, candid
     order = np.argsort(pairs)
     rest_gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[order]
     return MarginShade(cand[near], rows_x, reach[near].astype(np.float32), target.astype(np.float32),
-                       pairs[order], order.astype(np.int64), rest_gap, rows_dy, float(photo_open),
-                       (corner[near] / reach[near]).astype(np.float32))
+                       pairs[order], order.astype(np.int64), rest_gap, rows_dy,
+                       (corner[near] / reach[near]).astype(np.float32), float(photo_open))
 
 
 def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0) -> np.ndarray:
@@ -213,7 +212,7 @@ def margin_share(verts: np.ndarray, shade: MarginShade, photo_share: float = 0.0
     gap = (v[list(lmk.LIP_LOWER_INNER), 1] - v[list(lmk.LIP_UPPER_INNER), 1])[shade.pair_order] - shade.rest_gap
     local = np.interp(shade.x, shade.pair_x, gap)
     keep = 1.0 - float(np.clip(photo_share, 0.0, 1.0))
-    w = shade.corner.astype(np.float64) if len(shade.corner) == len(shade.rows) else np.zeros(len(shade.rows))
+    w = shade.corner.astype(np.float64)
     closed = (1.0 - smoothstep(0.0, GAP_FROM_M, local)) * keep * shade.photo_open * (1.0 - w)
     parted = smoothstep(GAP_FROM_M, GAP_FULL_M, local) * keep * (1.0 - w)
     wide = smoothstep(*CORNER_GAP_M, 0.5 * (gap[0] + gap[-1]))  # the outermost pairs' gap: the corners' own opening

@@ -543,10 +543,10 @@ class FaceTracker:
         if not faces:
             return None
         if followed and self._operator is not None and len(faces) == 1:
-            (px, py, pw) = self._operator
+            pw = self._operator[2]
             f = faces[0]
             fw = max(f.bbox[2] - f.bbox[0], 1.0)
-            moved = math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw
+            moved = self._from_operator(f)
             if moved >= SAME_FACE_MOVE or max(fw / pw, pw / fw) >= SAME_FACE_SCALE:
                 # (it was followed without a word, the previous operator's neutral face making the new one's still
                 # face read as a 1.3 cm grimace; user51, s51)
@@ -564,8 +564,7 @@ class FaceTracker:
         scores = [score(f) for f in faces]
         best = int(np.argmax(scores))
         if self._operator is not None and len(faces) > 1:
-            (px, py, pw) = self._operator
-            dists = [math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw for f in faces]
+            dists = [self._from_operator(f) for f in faces]
             near = int(np.argmin(dists))
             if dists[near] < 1.5 and scores[near] * self.config.switch_ratio >= scores[best]:
                 best = near
@@ -580,6 +579,11 @@ class FaceTracker:
         f = faces[best]
         self._operator = ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2, max(f.bbox[2] - f.bbox[0], 1.0))
         return f
+
+    def _from_operator(self, f: _Face) -> float:
+        """How far f's box centre is from the previous operator's, in the operator's face widths."""
+        px, py, pw = self._operator
+        return math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw
 
     def _control(self, face: _Face, K: np.ndarray, stamp_ns: int, learn_neutral: bool = True) -> FaceControl:
         """The frame's control; learn_neutral=False (the lower face hidden) keeps it out of the neutral face."""
