@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -455,6 +456,28 @@ def test_launch_refuses_a_params_file_without_ros_parameters(tmp_path):
     good.write_text("render_node:\n  ros__parameters:\n    width: 256\n")
     out = yaml.safe_load(Path(mod.node_params_file(str(good), {})).read_text())
     assert out == {"/**/render_node": {"ros__parameters": {"width": 256}}}
+
+
+def test_the_nodes_parameters_file_is_one_file_per_content(tmp_path, monkeypatch):
+    """Every `ros2 launch` wrote a new temporary parameters file (launcher.node_params_file) and left it: its nodes
+    read it whenever they start, and a SIGTERM to `ros2 launch` ends it at once (3864 files in /tmp after a day of
+    tests, s52). The copy is now named by its content in one directory of the user's own: the same launch arguments
+    give the same file, other ones another file, and a file changed by hand is written back whole."""
+    from gaussian_head_ros.nodes import launcher as mod
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    given = tmp_path / "given.yaml"
+    given.write_text("render_node:\n  ros__parameters:\n    width: 256\n")
+    first = [mod.node_params_file(str(given), {"render_node": {"fps": 10.0}}) for _ in range(5)]
+    other = mod.node_params_file(str(given), {"render_node": {"fps": 20.0}})
+    assert len(set(first)) == 1 and other != first[0], (first, other)
+    folder = Path(first[0]).parent
+    assert folder.parent == tmp_path / "tmp" and folder.stat().st_mode & 0o777 == 0o700, folder
+    assert sorted(p.name for p in folder.iterdir()) == sorted({Path(first[0]).name, Path(other).name})
+    Path(first[0]).write_text("render_node: {}\n")  # changed under its name: written again
+    again = mod.node_params_file(str(given), {"render_node": {"fps": 10.0}})
+    assert yaml.safe_load(Path(again).read_text())["/**/render_node"]["ros__parameters"] == {"width": 256, "fps": 10.0}
 
 
 def _launch_warnings(host: str, given: dict) -> list[str]:

@@ -172,4 +172,3 @@ def run(args) -> int:
         for p in reversed(procs):
             p.stop()
         rclpy.try_shutdown()
-        Path(params_file).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ exactly as under `ros2 launch`, but this works in the pip-only set-up where `ros
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -57,7 +58,8 @@ def node_command(executable: str, params: dict | None = None, params_file: str |
 
 
 def node_params_file(path: str, overrides: dict) -> str:
-    """The parameters file as the nodes get it (a temporary copy; avatar.launch.py and `gaussian-head demo`):
+    """The parameters file as the nodes get it (a copy named by its content, _content_file; avatar.launch.py,
+    avatar_pipeline and `gaussian-head demo`):
     a node name without a leading '/' (`render_node:`, as in config/avatar.yaml) matches that node in any
     namespace (`/**/render_node`; in ROS 2 it would match only the root namespace, so `namespace:=` would
     silently drop the file), and `overrides` (node name -> {parameter: value}: the launch arguments' values)
@@ -86,10 +88,26 @@ def node_params_file(path: str, overrides: dict) -> str:
         params = out.setdefault(key, {}).setdefault("ros__parameters", {})
         params.update((value or {}).get("ros__parameters", {}))
         params.update((name, [float(v) for v in v_]) for name, v_ in params.items() if _mixed_numbers(v_))
-    fd, tmp = tempfile.mkstemp(prefix="gaussian_head_ros_params_", suffix=".yaml")
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(out, fh, sort_keys=False)
-    return tmp
+    return _content_file(yaml.safe_dump(out, sort_keys=False))
+
+
+def _content_file(text: str) -> str:
+    """The path of a file holding `text`, named by its content (`params-<sha256 prefix>.yaml`) in this user's own
+    directory under the temporary directory (`$TMPDIR/gaussian_head_ros-<uid>`, mode 0700): the same parameters
+    give the same file, so nothing piles up however the launches end. Each launch wrote a new temporary file and
+    left it there, since its nodes read it whenever they start and a SIGTERM to `ros2 launch` (systemd, a container
+    runtime) ends it at once (exit 143, no atexit, no Shutdown event): 3864 of them in /tmp after a day of tests
+    (s52). Written under a temporary name and renamed over it (atomic), so another launch's node never reads it
+    half written; never deleted here (another launch's node may be about to read the same file)."""
+    folder = Path(tempfile.gettempdir()) / f"gaussian_head_ros-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"params-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.is_file() or path.read_text() != text:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return str(path)
 
 
 def _parameter_without_node(path: str, key, value) -> str:

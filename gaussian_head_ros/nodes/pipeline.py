@@ -94,11 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"avatar_pipeline: cannot start: {e}", file=sys.stderr)
         return 2
-    try:  # BLAS limited to 1 thread as in every live node (the reconstruction's one-off work shares the process)
-        dds = start_process(["avatar_pipeline", "--ros-args", "--params-file", any_namespace] + ros_args,
-                            blas_threads=1)
-    finally:
-        os.unlink(any_namespace)  # rclpy.init has read it
+    # BLAS limited to 1 thread as in every live node (the reconstruction's one-off work shares the process)
+    dds = start_process(["avatar_pipeline", "--ros-args", "--params-file", any_namespace] + ros_args, blas_threads=1)
 
     say_fastdds_profile(rclpy.logging.get_logger("avatar_pipeline"), dds)
     from gaussian_head_ros.nodes.photo_node import PhotoNode, robot_remappings
