@@ -17,22 +17,24 @@ if ros2cli=$(bash scripts/ros2cli.sh); then
 else
   echo "[test] note: the launch tests will be skipped (no ros2 CLI)" >&2
 fi
-# GHR_TEST_SPLIT=1 runs two pytest processes at once: the modules that start no ROS node, or one only (CPU work:
-# training, reconstruction, tracking a clip, the renderers, the formats; listed below), in one, every other module
-# (nodes and DDS, much of their time spent waiting on the nodes' own timing windows) in the other, so that the waits
-# overlap the computing (ci51). The CPU side keeps torch and OpenMP to one thread, leaving the other core to the nodes
-# whose streams are timed, and takes a ROS domain of its own (GHR_TEST_OWN_DOMAIN: test_model starts one node) even
-# where ROS_DOMAIN_ID is set. Each side writes its own junit file and log under build/test-results/ and its own
-# summary; the script fails if either fails. Not the default yet: the rule for it is three full runs in a row green
-# and one with the machine loaded, and ci51 had time for one green plain run (run 1 failed on two causes of its own, fixed) and one green loaded run before its deadline (see its commits); set the
-# default to 1 once they are shown. Arguments that name test files or folders, `-n N` or GHR_TEST_WORKERS run one
-# pytest over what was asked, as before. GHR_TEST_WORKERS=2 is pytest-xdist (each module whole on one of two
-# workers), whose timed node tests failed 3 of them in 1 of 2 fresh-clone runs (s43).
+# By default three pytest processes: the modules that start no ROS node, or one only (CPU work: training,
+# reconstruction, tracking a clip, the renderers, the formats; CPU_MODULES) in one, the other modules (nodes and DDS,
+# much of their time spent waiting on the nodes' own timing windows) in another at the same time, so that the waits
+# overlap the computing (ci51), and then, alone on the machine, the modules that time a live stream (STREAM_MODULES:
+# a display that must not pause through an operator swap or a node's restart, a 30 Hz delivery): beside the others they
+# missed their bounds (test_end_to_end's swap paused 0.74 s against 0.24 s steady, s52; 3 failures with two xdist
+# workers, s43). The CPU side keeps torch and OpenMP to one thread, leaving the other core to the nodes, and takes a
+# ROS domain of its own (GHR_TEST_OWN_DOMAIN: test_model starts one node) even where ROS_DOMAIN_ID is set. Each part
+# writes its own junit file and log under build/test-results/; the script fails if any fails. GHR_TEST_SPLIT=0 runs
+# one pytest process over everything (as before s52); so do arguments that name test files or folders, `-n N` and
+# GHR_TEST_WORKERS. GHR_TEST_WORKERS=2 is pytest-xdist (each module whole on one of two workers), whose timed node
+# tests failed 3 of them in 1 of 2 fresh-clone runs (s43).
 CPU_MODULES=(avatar_format brow_strip cli_help creases display drive evaluate expression_codec eye_colours eyes
              facemesh field_inputs frametrace idle imageio_control iris landmarks lashes lip_margin living_face
              living_face_metrics lower_face metrics model module_boundaries operator_basis pacing packaging
              photo_detail reconstruct render_backends tracking train viewer_export)
-split="${GHR_TEST_SPLIT:-0}"
+STREAM_MODULES=(end_to_end faults dds_profile)
+split="${GHR_TEST_SPLIT:-1}"
 if [ -n "${GHR_TEST_WORKERS:-}" ]; then split=0; fi
 for a in "$@"; do
   case "$a" in -n|-n[0-9]*|--numprocesses*) split=0 ;; esac
@@ -43,10 +45,11 @@ if [ "$split" = 0 ]; then
 fi
 results=build/test-results
 mkdir -p "$results"
-cpu=() nodes=()
+cpu=() nodes=() stream=()
 for m in "${CPU_MODULES[@]}"; do if [ -e "test/test_$m.py" ]; then cpu+=("test/test_$m.py"); fi; done
+for m in "${STREAM_MODULES[@]}"; do if [ -e "test/test_$m.py" ]; then stream+=("test/test_$m.py"); fi; done
 for f in test/test_*.py; do
-  case " ${cpu[*]} " in *" $f "*) ;; *) nodes+=("$f") ;; esac
+  case " ${cpu[*]} ${stream[*]} " in *" $f "*) ;; *) nodes+=("$f") ;; esac
 done
 # (started through Python's execvp with SIGINT back to its default: bash starts a background command with SIGINT
 # ignored, which the tests' processes inherit, and test_cli_help's Ctrl-C probes then ran on to exit 0; run 1 of ci51)
@@ -65,9 +68,16 @@ echo
 echo "======== the CPU modules, run beside the node modules above ($results/cpu.log) ========"
 cat "$results/cpu.log"
 echo
-echo "[test] node modules: $(tail -n 1 "$results/nodes.log")"
-echo "[test] CPU modules:  $(tail -n 1 "$results/cpu.log")"
-# (5: no test selected on that side, by -k or -m; a failure only where neither side selected one)
-if [ "$rc_nodes" = 5 ] && [ "$rc_cpu" = 5 ]; then exit 5; fi
-[ "$rc_nodes" = 0 ] || [ "$rc_nodes" = 5 ] || exit "$rc_nodes"
-[ "$rc_cpu" = 0 ] || [ "$rc_cpu" = 5 ] || exit "$rc_cpu"
+echo "======== the modules that time a live stream, run alone ($results/stream.log) ========"
+rc_stream=0
+pytest "${stream[@]}" -p no:cacheprovider --junitxml "$results/stream.xml" "$@" 2>&1 | tee "$results/stream.log" \
+  || rc_stream=$?
+echo
+echo "[test] node modules:   $(tail -n 1 "$results/nodes.log")"
+echo "[test] CPU modules:    $(tail -n 1 "$results/cpu.log")"
+echo "[test] stream modules: $(tail -n 1 "$results/stream.log")"
+# (5: no test selected in that part, by -k or -m; a failure only where no part selected one)
+if [ "$rc_nodes" = 5 ] && [ "$rc_cpu" = 5 ] && [ "$rc_stream" = 5 ]; then exit 5; fi
+for rc in "$rc_nodes" "$rc_cpu" "$rc_stream"; do
+  [ "$rc" = 0 ] || [ "$rc" = 5 ] || exit "$rc"
+done
