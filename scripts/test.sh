@@ -17,7 +17,7 @@ if ros2cli=$(bash scripts/ros2cli.sh); then
 else
   echo "[test] note: the launch tests will be skipped (no ros2 CLI)" >&2
 fi
-# By default three pytest processes: the modules that start no ROS node, or one only (CPU work: training,
+# GHR_TEST_SPLIT=1 runs three pytest processes: the modules that start no ROS node, or one only (CPU work: training,
 # reconstruction, tracking a clip, the renderers, the formats; CPU_MODULES) in one, the other modules (nodes and DDS,
 # much of their time spent waiting on the nodes' own timing windows) in another at the same time, so that the waits
 # overlap the computing (ci51), and then, alone on the machine, the modules that time a live stream (STREAM_MODULES:
@@ -25,16 +25,18 @@ fi
 # missed their bounds (test_end_to_end's swap paused 0.74 s against 0.24 s steady, s52; 3 failures with two xdist
 # workers, s43). The CPU side keeps torch and OpenMP to one thread, leaving the other core to the nodes, and takes a
 # ROS domain of its own (GHR_TEST_OWN_DOMAIN: test_model starts one node) even where ROS_DOMAIN_ID is set. Each part
-# writes its own junit file and log under build/test-results/; the script fails if any fails. GHR_TEST_SPLIT=0 runs
-# one pytest process over everything (as before s52); so do arguments that name test files or folders, `-n N` and
-# GHR_TEST_WORKERS. GHR_TEST_WORKERS=2 is pytest-xdist (each module whole on one of two workers), whose timed node
-# tests failed 3 of them in 1 of 2 fresh-clone runs (s43).
+# writes its own junit file and log under build/test-results/; the script fails if any fails. Not the default: on a
+# machine loaded by other work (load 5-9) it took 21 min and a node test that races three photos against one
+# reconstruction (test_reconstruction_node::test_newest_photo_wins) failed once in one run (s52); the default, one
+# pytest process over everything, takes ~22 min here idle. Arguments that name test files or folders, `-n N` and
+# GHR_TEST_WORKERS run one pytest over what was asked. GHR_TEST_WORKERS=2 is pytest-xdist (each module whole on one of
+# two workers), whose timed node tests failed 3 of them in 1 of 2 fresh-clone runs (s43).
 CPU_MODULES=(avatar_format brow_strip cli_help creases display drive evaluate expression_codec eye_colours eyes
              facemesh field_inputs frametrace idle imageio_control iris landmarks lashes lip_margin living_face
              living_face_metrics lower_face metrics model module_boundaries operator_basis pacing packaging
              photo_detail reconstruct render_backends tracking train viewer_export)
 STREAM_MODULES=(end_to_end faults dds_profile)
-split="${GHR_TEST_SPLIT:-1}"
+split="${GHR_TEST_SPLIT:-0}"
 if [ -n "${GHR_TEST_WORKERS:-}" ]; then split=0; fi
 for a in "$@"; do
   case "$a" in -n|-n[0-9]*|--numprocesses*) split=0 ;; esac
