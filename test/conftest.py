@@ -43,9 +43,11 @@ def _private_domain() -> str:
 # anything imports rclpy, and inherited by every process the tests start.
 # Under pytest-xdist (scripts/test.sh runs the suite on 2 workers) each worker is a process of its own that imports
 # this file and inherits the controller's environment, its domain included: workers on one domain saw each other's
-# nodes and topics (21 node tests failed with -n 2, s42). So each worker takes a free domain of its own.
+# nodes and topics (21 node tests failed with -n 2, s42). So each worker takes a free domain of its own, as does a
+# process started with GHR_TEST_OWN_DOMAIN=1 (scripts/test.sh's CPU-module process, beside the node-module one).
 _ros_home = tempfile.mkdtemp(prefix="ghr-test-ros-")
-if "ROS_DOMAIN_ID" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
+_own_domain = os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("GHR_TEST_OWN_DOMAIN")
+if "ROS_DOMAIN_ID" not in os.environ or _own_domain:
     os.environ["ROS_DOMAIN_ID"] = _private_domain()
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_HOME"] = _ros_home
@@ -60,12 +62,14 @@ def _torch_threads_share_the_cores():
     least 1) instead of all of them: two workers each training with 2 threads on a 2-core machine spun against each
     other, and test_train's test_tiny_preset_overfits_one_clip took 226 s instead of 35 s (s43). Run in one process
     (no worker count), torch keeps its default. Results do not depend on the thread count beyond the summation order
-    of float reductions; tests that set their own threads (renderers, bench) still do."""
+    of float reductions; tests that set their own threads (renderers, bench) still do. GHR_TEST_TORCH_THREADS sets the
+    count itself: scripts/test.sh gives its CPU-module process 1, leaving a core to the node process beside it."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1:
+    threads = os.environ.get("GHR_TEST_TORCH_THREADS")
+    if threads or workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+        torch.set_num_threads(int(threads) if threads else max(1, len(os.sched_getaffinity(0)) // workers))
     yield
 
 

@@ -51,8 +51,10 @@ def graph(rclpy_context, tmp_path_factory):
             remaps={"avatar": f"{R}/avatar", "face_control": f"{R}/face_control",
                      "face_display/image_raw": FRAMES}), logs),
         "recon": NodeProcess("reconstruction_node", node_command("reconstruction_node", {"preset": "fast"}), logs),
-        "tracker": NodeProcess("tracker_node", node_command("tracker_node", {"neutral_frames": 3, "no_face_rate": 0.0}),
-                               logs),
+        # /diagnostics 4 times a second rather than once (diagnostics_period_s, 1 s by default: the same checks, more
+        # often): test_tracker_skips_malformed_frames_and_keeps_tracking waits for 2 of them per malformed frame
+        "tracker": NodeProcess("tracker_node", node_command("tracker_node", {"neutral_frames": 3, "no_face_rate": 0.0,
+                                                                             "diagnostics_period_s": 0.25}), logs),
     }
     peer = Peer(rclpy_context, "hostile_peer")
     reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)

@@ -78,6 +78,9 @@ NO_FRAMES_SAY_S, NO_FRAMES_AGAIN_S = 10.0, 60.0
 # looks; a robot under namespace:=robot2 without control_topic:=/face_control listened on /robot2/face_control while
 # this tracker published /face_control, and neither side said anything; user21, s21), and when a subscriber comes.
 NO_READERS_SAY_S = 10.0  # the default of the parameter no_readers_say_s
+# /diagnostics once a second by default (parameter diagnostics_period_s; a test waiting on the counts of many single
+# frames sets it shorter: the same checks, more often)
+DIAGNOSTICS_PERIOD_S = 1.0
 
 
 @dataclass
@@ -120,6 +123,10 @@ class TrackerNodeSettings:
     no_readers_say_s: float = setting(NO_READERS_SAY_S, "seconds of controls sent with no subscriber to face_control "
                                                         "(no robot follows them) before the log says so",
                                       range=(1.0, 3600.0))
+    diagnostics_period_s: float = setting(DIAGNOSTICS_PERIOD_S, "seconds between the tracker's /diagnostics "
+                                                                "messages, the no-frames and no-subscriber checks "
+                                                                "running with them. Read at start",
+                                          range=(0.1, 10.0), read_only=True)
 
 
 BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber acknowledged it, or after this
@@ -237,7 +244,7 @@ class TrackerNode(Node):
         self._basis_worker = threading.Thread(target=self._basis_loop, name="operator_basis", daemon=True)
         self._basis_worker.start()
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        steady_timer(self, 1.0, self._publish_diagnostics)
+        steady_timer(self, float(self._param("diagnostics_period_s")), self._publish_diagnostics)
         steady_timer(self, 2.0, self._latched_readers.check)
 
     # ----------------------------------------------------------------------------------------------
