@@ -1497,3 +1497,19 @@ def test_another_person_in_front_of_the_operator_is_said_and_counted():
             if i == 39:
                 assert tracker.operator_switches == 0, "the operator's own moves were read as another person"
         assert tracker.operator_switches == 1, f"{tracker.operator_switches} switches for one person stepping in"
+
+
+def test_a_new_frame_size_is_not_another_person():
+    """A camera whose frames change size (video_source_node's max_side set at run time, a driver's new mode) made the
+    operator's box, compared in the old frame's pixels, read as another person: 'another face replaced the operator:
+    110 px wide, 0.8 face widths from where the face followed (220 px wide) was', an operator switch and a
+    re-calibration at each change (user52, s52). The box is now carried to the new size: lp_d18 sent at 480, 240, 480
+    and 320 px is one operator."""
+    frames = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=40)
+    with FaceTracker(TrackerConfig()) as tracker:
+        for i, f in enumerate(frames):
+            side = (480, 240, 480, 320)[i // 10]
+            rgb = f.rgb if f.rgb.shape[1] == side else cv2.resize(f.rgb, (side, side), interpolation=cv2.INTER_AREA)
+            c = tracker.process(rgb, (i + 1) * 33_333_333)
+            assert c is not None and c.face_detected, i
+        assert tracker.operator_switches == 0, f"{tracker.operator_switches} switches for one operator at 4 frame sizes"

@@ -451,6 +451,7 @@ class FaceTracker:
         self._last_stamp = stamp_ns
         self._mp_ms += max(0, int(round(dt_s * 1000))) if dt_s is not None else 0
         h, w = rgb.shape[:2]
+        self._rescale_to(w, h)
         K = default_intrinsics(w, h, self.config.fov_deg) if K is None else np.asarray(K, np.float64)
         face = self._select(self._detect(rgb), w, h,
                             followed=self._face_seen and dt_s is not None and dt_s <= self.config.max_gap_s)
@@ -580,6 +581,20 @@ class FaceTracker:
         self._operator = ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2, max(f.bbox[2] - f.bbox[0], 1.0))
         return f
 
+    def _rescale_to(self, w: int, h: int) -> None:
+        """The operator's box (pixels) carried to a frame of w x h pixels when the frame size changes (a camera's new
+        resolution, video_source_node's max_side set at run time), and the small operator's crop (_roi) dropped: the
+        box compared in the old frame's pixels made every size change an operator switch ('another face replaced the
+        operator: 110 px wide, 0.8 face widths from where the face followed (220 px wide) was', then a re-calibration;
+        user52, s52). The same view scaled: x by the widths' ratio, y by the heights'."""
+        if self._frame_size is not None and self._frame_size != (w, h):
+            sx, sy = w / self._frame_size[0], h / self._frame_size[1]
+            if self._operator is not None:
+                px, py, pw = self._operator
+                self._operator = (px * sx, py * sy, pw * sx)
+            self._roi = None
+        self._frame_size = (w, h)
+
     def _from_operator(self, f: _Face) -> float:
         """How far f's box centre is from the previous operator's, in the operator's face widths."""
         px, py, pw = self._operator
@@ -705,6 +720,7 @@ class FaceTracker:
         self._mp_ms = getattr(self, "_mp_ms", 0)  # MediaPipe VIDEO timestamps must keep increasing
         self._face_seen = False
         self._operator: tuple[float, float, float] | None = None  # centre x, y and width (pixels) of the last operator
+        self._frame_size: tuple[int, int] | None = None  # (w, h) of the last frame, pixels (_rescale_to)
         self._roi: tuple[int, int, int] | None = None  # x0, y0, side (pixels): crop a small operator is followed in
         self._held: FaceControl | None = None
         if getattr(self, "_lower", None) is not None:
