@@ -1370,3 +1370,23 @@ def test_frames_without_a_face_are_said_once_with_nearly_black_ones_named(io, cl
         assert tracker_proc.output().count("no face in the camera frames") == 1, tracker_proc.output()[-3000:]
     finally:
         assert set_parameter(node, "/tracker_node", "no_frames_say_s", 10.0).successful
+
+
+def test_a_recalibration_is_said_in_one_line_with_why_and_for_how_many_frames(io, clip, tracker_proc):
+    """One re-calibration said twice in nearly the same words: the node's 're-calibrating the neutral face on the next
+    frames' at the request and the tracker's 'recalibrating the neutral face from the next 15 frames' at the next frame
+    (user51 saw it, user52). Now one INFO line, saying why (the topic it was asked on), over how many frames, and what
+    says it is done; then 'neutral face calibrated' when it is."""
+    from rosgraph import spin_until
+
+    start = len(tracker_proc.output())
+    said = lambda: [ln for ln in tracker_proc.output()[start:].splitlines() if "[DEBUG]" not in ln]  # noqa: E731
+    _recalibrate(io, tracker_proc)
+    stamp = STAMP0 + 5000 * 33_333_333
+    for i in range(6):  # neutral_frames 5 (tracker_proc)
+        stamp += 33_333_333
+        assert _exchange(io, _image(clip[10 + i].rgb, stamp), stamp) is not None
+    assert spin_until(io[0], lambda: any("neutral face calibrated" in ln for ln in said()), 10), said()
+    announced = [ln for ln in said() if re.search(r"re-?calibrat", ln)]
+    assert len(announced) == 1, announced
+    assert "(asked on /face_control/recalibrate)" in announced[0] and "next 5 frames" in announced[0], announced

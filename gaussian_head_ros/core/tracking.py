@@ -413,7 +413,7 @@ class FaceTracker:
     def recalibrate(self) -> None:
         """Start a new neutral face from the next frame with a face (calibrated after `neutral_frames`)."""
         self._neutral.reset()
-        log.info("recalibrating the neutral face from the next %d frames", self.config.neutral_frames)
+        log.debug("recalibrating the neutral face from the next %d frames", self.config.neutral_frames)
 
     def set_filter(self, min_cutoff: float, beta: float, d_cutoff: float, smoothing: bool = True) -> None:
         """Change the One Euro parameters at run time (keeps the neutral face)."""
