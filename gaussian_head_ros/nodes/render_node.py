@@ -70,10 +70,10 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
-                                            SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
-                                            diagnostics, log_core_under, other_topics, package_profile_segment_bytes,
-                                            run, steady_timer, this_domain)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, CausesSaid, Latest, Loading,
+                                            RecurringLog, SharedTopic, best_effort_publisher_events, companion_topic,
+                                            declare_settings, diagnostics, endpoint_node, log_core_under, other_topics,
+                                            package_profile_segment_bytes, run, steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -726,8 +726,8 @@ class RenderNode(Node):
         """A log line while no face_control comes (`_on_control` says when they come), again every
         `no_controls_again_s`:
         - they came and stopped, `no_controls_say_s` after the last one: a warning naming the topic, its publishers,
-          how long ago, and what the graph says of the tracker: still listed (no camera frames, or killed / crashed /
-          cut off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
+          how long ago, and what the graph says of the tracker: still listed, named (no camera frames, a recording's
+          player paused or ended, or killed / crashed / cut off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
           lease expired: killed, crashed, or its host off the network);
         - none came yet, `no_controls_say_s` after the node started: a warning when other topics carry FaceControl
           (the robot's `face_control` is a namespace or a remapping away from the operator's: those topics and how to
@@ -743,9 +743,13 @@ class RenderNode(Node):
         if self._control_arrived:
             self._no_controls_said = now
             left = self._control_publishers.emptied_at
-            if publishers:
+            if publishers:  # named: a recording's player is no tracker (a bag at its end was said as one; user52)
+                names = sorted(endpoint_node(i, UNNAMED_NODE)
+                               for i in self.get_publishers_info_by_topic(self.control_topic))
                 why = ("still on the graph: the tracker gets no camera frames (without a face it still sends "
-                       "face_detected=false), or it was killed, crashed or cut off and its DDS lease has not expired")
+                       "face_detected=false), a player of a recording (ros2 bag play) is paused or at its end, or "
+                       "it was killed, crashed or cut off and its DDS lease has not expired; publishing it: "
+                       f"{', '.join(names) or 'none now'}")
             elif left is not None and left - since <= LEFT_CLEANLY_S:
                 why = (f"the tracker left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was "
                        "stopped")
