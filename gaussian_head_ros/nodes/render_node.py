@@ -150,8 +150,10 @@ class RenderNodeSettings:
                                                           "last one) before the log says so (and /diagnostics warns "
                                                           "once they came and stopped); controls that say no face "
                                                           "this long are said likewise", range=(1.0, 3600.0))
-    no_controls_again_s: float = setting(NO_CONTROLS_AGAIN_S, "seconds between the log's repeats of that warning while "
-                                                              "no face_control comes", range=(1.0, 86400.0))
+    no_controls_again_s: float = setting(NO_CONTROLS_AGAIN_S, "seconds between the log's repeats of the warning that "
+                                                              "no face_control comes (said first after "
+                                                              "no_controls_say_s) while none comes",
+                                         range=(1.0, 86400.0))
     shared_topic_say_s: float = setting(SHARED_TOPIC_SAY_S, "seconds face_control or face_display has more than one "
                                                             "publisher before the log says so (the default outlasts "
                                                             "Fast DDS's 20 s lease of a crashed node's stale entry)",

@@ -115,8 +115,9 @@ class TrackerNodeSettings:
                                                       "after the last frame), or of frames without a face, before the "
                                                       "log says so",
                                      range=(1.0, 3600.0))
-    no_frames_again_s: float = setting(NO_FRAMES_AGAIN_S, "seconds between the log's repeats of that warning while no "
-                                                          "frame comes", range=(1.0, 86400.0))
+    no_frames_again_s: float = setting(NO_FRAMES_AGAIN_S, "seconds between the log's repeats of the warning that no "
+                                                          "camera frame comes (said first after no_frames_say_s) while "
+                                                          "none comes", range=(1.0, 86400.0))
     no_readers_say_s: float = setting(NO_READERS_SAY_S, "seconds of controls sent with no subscriber to face_control "
                                                         "(no robot follows them) before the log says so",
                                       range=(1.0, 3600.0))
