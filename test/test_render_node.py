@@ -1449,3 +1449,35 @@ def test_controls_that_stopped_with_their_publisher_still_there_name_it_a_player
     render_node.RenderNode._say_if_no_controls(node, 111.0)
     assert len(said) == 1 and "publishing it: /rosbag2_player" in said[0], said
     assert "ros2 bag play) is paused or at its end" in said[0], said
+
+
+def test_controls_arriving_at_a_robot_waiting_for_its_avatar_are_said_in_one_line(tmp_path, rclpy_context):
+    """A robot started with no photo and no cache waits for its operator (said once, 'no face_control on ... yet'), then
+    the controls come (a replay of the operator's, user52): it said two lines at once, 'face_control arriving on
+    /r/face_control' and 'face_control arriving on /r/face_control, but no avatar shown yet: the placeholder ...'. Now
+    the one with the placeholder. no_controls_say_s 1 s here (the rule is the same at 10 s)."""
+    from rosgraph import Proc, executable, spin_until
+
+    from gaussian_head_ros.msg import FaceControl
+
+    ns = "/u52_waiting"
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={W}", "-p", f"height:={H}",
+                                             "-p", "backend:=cpu", "-p", "no_controls_say_s:=1.0"],
+                tmp_path / "render_waiting.log")
+    node = rclpy_context.create_node("u52_player", namespace=ns)
+    try:
+        controls = node.create_publisher(FaceControl, "face_control", 5)
+        assert spin_until(node, lambda: f"no face_control on {ns}/face_control yet" in proc.output()
+                          or not proc.alive(), 120), proc.output()[-3000:]
+        arriving = lambda: [ln for ln in proc.output().splitlines() if "face_control arriving on" in ln]  # noqa: E731
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not arriving():
+            controls.publish(_control_msg(time.time_ns()))
+            spin_until(node, lambda: False, 0.1)
+        for _ in range(10):  # more controls: nothing more is said
+            controls.publish(_control_msg(time.time_ns()))
+            spin_until(node, lambda: False, 0.1)
+        assert len(arriving()) == 1 and "but no avatar shown yet: the placeholder" in arriving()[0], arriving()
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -415,9 +415,12 @@ class RenderNode(Node):
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
         arrived = time.monotonic()
         if self._no_controls_said or (self._waiting_said and not self._control_arrived):  # said: their coming, once
-            self.get_logger().info(f"face_control back on {self.control_topic} after "
-                                   f"{arrived - self._control_arrived:.0f} s without" if self._control_arrived else
-                                   f"face_control arriving on {self.control_topic}")
+            came = (f"face_control back on {self.control_topic} after {arrived - self._control_arrived:.0f} s without"
+                    if self._control_arrived else f"face_control arriving on {self.control_topic}")
+            if self.loaded is None and not self._said_waiting:  # with the placeholder's line, one line (it was said
+                self._said_waiting = True  # twice at once: 'face_control arriving on X', then 'face_control arriving
+                came = self._placeholder_line(came)  # on X, but no avatar shown yet: ...'; user52)
+            self.get_logger().info(came)
         self._control_arrived, self._no_controls_said = arrived, 0.0
         named = (expression_codec.operator_basis_id(msg.expression_code, msg.expression_codec)
                  if msg.expression_code and msg.expression_codec in expression_codec.COMPACT_CODECS else 0)
@@ -463,10 +466,15 @@ class RenderNode(Node):
             self._fresh.set()
         elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
             self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
-            hint = (" (reconstruction_node publishes it latched once a photo is reconstructed, or from its cache)"
-                    if self.waiting == self.no_avatar else "")
-            self.get_logger().info(f"face_control arriving on {self.control_topic}, but no avatar shown yet: the "
-                                   f"placeholder at {float(self._param('fps')):g} fps, {self.waiting}{hint}")
+            self.get_logger().info(self._placeholder_line(f"face_control arriving on {self.control_topic}"))
+
+    def _placeholder_line(self, came: str) -> str:
+        """`came` (the controls' arrival, as said) with what the display shows meanwhile: the placeholder, and what it
+        waits for."""
+        hint = (" (reconstruction_node publishes it latched once a photo is reconstructed, or from its cache)"
+                if self.waiting == self.no_avatar else "")
+        fps = float(self._param("fps"))
+        return f"{came}, but no avatar shown yet: the placeholder at {fps:g} fps, {self.waiting}{hint}"
 
     # ----------------------------------------------------------------------------------------------
     # loader thread: message -> avatar -> Driver, then one swap
