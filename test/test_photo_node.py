@@ -441,7 +441,7 @@ def test_a_photo_dropped_on_the_robot_for_a_newer_one_is_said_across_processes(g
     robot = graph.node.create_publisher(AvatarStatus, "avatar/status", QoSProfile(
         depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE))
     try:
-        assert wait_until(lambda: robot.get_subscription_count() and _latest(graph).get("state") == "no photo set",
+        assert wait_until(lambda: robot.get_subscription_count() and _latest(graph).get("state", "").startswith("no photo set"),
                           STARTUP_S), sender.log()[-3000:]
         result = graph.set_parameters("/photo_node", {"photo": str(shared("portraits", PORTRAIT)),
                                                       "operator_id": "eileen"})
@@ -690,5 +690,26 @@ def test_an_operator_id_set_with_no_photo_to_send_is_said(rclpy_context):
         assert said[1:] == ["operator_id 'bob' set; no photo sent (photo is empty): the id goes with the next photo "
                             "set; the robot keeps two_children_multiface.jpeg as 'kids'"], said
         assert said[0].startswith("photo set empty: nothing sent, nothing taken back"), said  # (user50)
+    finally:
+        node.destroy_node()
+
+
+def test_a_photo_node_with_no_photo_says_ok_and_how_to_send_one(rclpy_context):
+    """operator.launch.py without photo:= (the robot has its own photo_path or cached avatar): photo_node's /diagnostics
+    said WARN 'no photo set', for good and with no word of what to do, in rqt_robot_monitor beside the robot's OK
+    (user52; docs/DEPLOYMENT.md names WARN for no verdict yet or a refusal only). Now OK, saying the robot keeps its own
+    face and the command that sends one, as the log line does."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from gaussian_head_ros.nodes.photo_node import PhotoNode
+
+    node = PhotoNode()
+    published = []
+    try:
+        node.diag_pub = type("Pub", (), {"publish": lambda self, m: published.append(m)})()
+        node._publish_diagnostics()
+        status = next(st for st in published[0].status if st.name.startswith("photo_node"))
+        assert status.level == DiagnosticStatus.OK, (status.level, status.message)
+        assert "ros2 param set /photo_node photo me.jpg" in status.message, status.message
     finally:
         node.destroy_node()

@@ -1124,6 +1124,8 @@ def test_controls_that_stopped_are_said_with_what_the_graph_shows_of_the_tracker
     node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
                            _controls_looked_for=0.0, control_topic="/r/face_control", _control_publishers=watch,
                            count_publishers=lambda t: publishers, _param=lambda name: render_node.PARAMS[name].default,
+                           get_publishers_info_by_topic=lambda t: [SimpleNamespace(node_name="tracker_node",
+                                                                                   node_namespace="/")] * publishers,
                            get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
                            _uncontrolled=lambda: "the avatar plays its idle animation")
     render_node.RenderNode._say_if_no_controls(node, 121.0)
@@ -1424,3 +1426,59 @@ def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
     assert "ms to draw and publish here (~20 FPS)" in said[1] and "lower fps or width/height" in said[1], said[1]
     judge(t + 3 * RATE_SHOWN_S, 50.0)
     assert len(said) == 2, said  # once for the avatars too
+
+
+def test_controls_that_stopped_with_their_publisher_still_there_name_it_a_player_too():
+    """A recording of the operator's controls played to the robot (ros2 bag play, or an rclpy player) ends: the line
+    said '1 publishers, still on the graph: the tracker gets no camera frames ..., or it was killed', naming no node,
+    while the one publisher was the player, at its end (user52: an rclpy player of 20 s of lp_d18's controls). Now it
+    names the publishers and a player paused or at its end among the causes. The node's own method on a stand-in."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes import render_node
+
+    said = []
+    player = SimpleNamespace(node_name="rosbag2_player", node_namespace="/")
+    node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
+                           _controls_looked_for=0.0, control_topic="/face_control",
+                           _control_publishers=SimpleNamespace(emptied_at=None), count_publishers=lambda t: 1,
+                           get_publishers_info_by_topic=lambda t: [player] if t == "/face_control" else [],
+                           _param=lambda name: render_node.PARAMS[name].default,
+                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                           _uncontrolled=lambda: "the avatar plays its idle animation")
+    render_node.RenderNode._say_if_no_controls(node, 111.0)
+    assert len(said) == 1 and "publishing it: /rosbag2_player" in said[0], said
+    assert "ros2 bag play) is paused or at its end" in said[0], said
+
+
+def test_controls_arriving_at_a_robot_waiting_for_its_avatar_are_said_in_one_line(tmp_path, rclpy_context):
+    """A robot started with no photo and no cache waits for its operator (said once, 'no face_control on ... yet'), then
+    the controls come (a replay of the operator's, user52): it said two lines at once, 'face_control arriving on
+    /r/face_control' and 'face_control arriving on /r/face_control, but no avatar shown yet: the placeholder ...'. Now
+    the one with the placeholder. no_controls_say_s 1 s here (the rule is the same at 10 s)."""
+    from rosgraph import Proc, executable, spin_until
+
+    from gaussian_head_ros.msg import FaceControl
+
+    ns = "/u52_waiting"
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={W}", "-p", f"height:={H}",
+                                             "-p", "backend:=cpu", "-p", "no_controls_say_s:=1.0"],
+                tmp_path / "render_waiting.log")
+    node = rclpy_context.create_node("u52_player", namespace=ns)
+    try:
+        controls = node.create_publisher(FaceControl, "face_control", 5)
+        # (' yet', or, while another test's /face_control is on the graph, 'while /face_control carry FaceControl')
+        assert spin_until(node, lambda: f"no face_control on {ns}/face_control" in proc.output()
+                          or not proc.alive(), 120), proc.output()[-3000:]
+        arriving = lambda: [ln for ln in proc.output().splitlines() if "face_control arriving on" in ln]  # noqa: E731
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not arriving():
+            controls.publish(_control_msg(time.time_ns()))
+            spin_until(node, lambda: False, 0.1)
+        for _ in range(10):  # more controls: nothing more is said
+            controls.publish(_control_msg(time.time_ns()))
+            spin_until(node, lambda: False, 0.1)
+        assert len(arriving()) == 1 and "but no avatar shown yet: the placeholder" in arriving()[0], arriving()
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -1504,3 +1504,20 @@ def test_a_parameter_given_no_value_is_told_how_to_give_an_empty_string():
     assert "reconstruction_node: cannot start:" in out.stderr and "'-p photo_path:='" in out.stderr, out.stderr
     assert "(photo_path is given no value: for an empty string write -p photo_path:=\"''\" in a shell (YAML's empty " \
            "string, quoted), or leave the parameter out for its default)" in out.stderr, out.stderr
+
+
+def test_each_parameter_description_stands_alone_as_ros2_param_describe_shows_it():
+    """`ros2 param describe /tracker_node no_frames_again_s` showed 'seconds between the log's repeats of that warning
+    while no frame comes' (and render_node's no_controls_again_s the same): 'that warning' is the one of the parameter
+    before it in config/avatar.yaml, which describe does not show (user52). Each description of every node's
+    parameters now names what it refers to."""
+    import importlib
+    import re
+
+    dangling = re.compile(r"\b(that|this|the same) (warning|line|message|one)\b")
+    found = {}
+    for module in ("photo_node", "reconstruction_node", "render_node", "tracker_node", "video_source_node"):
+        params = importlib.import_module(f"gaussian_head_ros.nodes.{module}").PARAMS
+        found.update({f"{module}.{name}": s.description for name, s in params.items()
+                      if dangling.search(s.description)})
+    assert not found, found

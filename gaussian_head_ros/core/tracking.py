@@ -413,7 +413,7 @@ class FaceTracker:
     def recalibrate(self) -> None:
         """Start a new neutral face from the next frame with a face (calibrated after `neutral_frames`)."""
         self._neutral.reset()
-        log.info("recalibrating the neutral face from the next %d frames", self.config.neutral_frames)
+        log.debug("recalibrating the neutral face from the next %d frames", self.config.neutral_frames)
 
     def set_filter(self, min_cutoff: float, beta: float, d_cutoff: float, smoothing: bool = True) -> None:
         """Change the One Euro parameters at run time (keeps the neutral face)."""
@@ -573,10 +573,12 @@ class FaceTracker:
                 # silent, and the robot's face went on mimicking whoever leaned in closer; user46, s46)
                 self.operator_switches += 1
                 log.warning("another face took over as the operator: %.0f px wide, it scores %.1f times the face "
-                            "followed until now (%.0f px wide; switch_ratio %.1f: bigger and nearer the middle "
-                            "wins); the avatar follows it from this frame", faces[best].bbox[2] - faces[best].bbox[0],
-                            scores[best] / max(scores[near], 1e-9), faces[near].bbox[2] - faces[near].bbox[0],
-                            self.config.switch_ratio)
+                            "followed until now (%.0f px wide; a face scoring %.1f times the operator's, by its size "
+                            "and nearness to the picture's middle, takes over); the avatar follows it from this "
+                            "frame. To keep the operator followed, keep other people's faces out of the camera's "
+                            "view, or farther from the camera than the operator's",
+                            faces[best].bbox[2] - faces[best].bbox[0], scores[best] / max(scores[near], 1e-9),
+                            faces[near].bbox[2] - faces[near].bbox[0], self.config.switch_ratio)
         f = faces[best]
         self._operator = ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2, max(f.bbox[2] - f.bbox[0], 1.0))
         return f

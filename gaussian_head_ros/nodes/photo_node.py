@@ -161,8 +161,12 @@ class PhotoNode(Node):
         self.sent_ns = 0  # its header.stamp, ns
         self.acked = False  # every reconstruction node subscribed had the last photo
         self.no_robot_said = 0.0
-        self.state = "no photo set"
-        self.level = DiagnosticStatus.WARN
+        # no photo to send is no fault (the robot's own photo_path or cached avatar gives the face): OK, saying how to
+        # send one (it was WARN 'no photo set' on /diagnostics, with no word of what to do; user52)
+        self.state = (f"no photo set: the robot shows the face it has (its own photo_path or cached avatar, else its "
+                      f"placeholder) until 'ros2 param set {self.get_fully_qualified_name()} photo me.jpg' sends one "
+                      f"on {self.topic}")
+        self.level = DiagnosticStatus.OK
         self.counts = dict(sent=0, refused_files=0, accepted=0, refused_by_robot=0, superseded=0)  # (docstring)
         self.counted: set[str] = set()  # the verdicts of the photo sent last already in counts (_send, _count)
         self.verdict = ""
@@ -174,8 +178,7 @@ class PhotoNode(Node):
             except ValueError as e:
                 self._refuse_file(str(e))
         else:
-            self.get_logger().info(f"no photo set: 'ros2 param set {self.get_fully_qualified_name()} photo me.jpg' "
-                                   f"sends one on {self.topic}")
+            self.get_logger().info(self.state)
         steady_timer(self, 0.25, self._watch)
         steady_timer(self, 1.0, self._publish_diagnostics)
 

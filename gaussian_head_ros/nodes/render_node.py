@@ -70,10 +70,10 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, CausesSaid, Latest, Loading, RecurringLog,
-                                            SharedTopic, best_effort_publisher_events, companion_topic, declare_settings,
-                                            diagnostics, log_core_under, other_topics, package_profile_segment_bytes,
-                                            run, steady_timer, this_domain)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, CausesSaid, Latest, Loading,
+                                            RecurringLog, SharedTopic, best_effort_publisher_events, companion_topic,
+                                            declare_settings, diagnostics, endpoint_node, log_core_under, other_topics,
+                                            package_profile_segment_bytes, run, steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -150,8 +150,10 @@ class RenderNodeSettings:
                                                           "last one) before the log says so (and /diagnostics warns "
                                                           "once they came and stopped); controls that say no face "
                                                           "this long are said likewise", range=(1.0, 3600.0))
-    no_controls_again_s: float = setting(NO_CONTROLS_AGAIN_S, "seconds between the log's repeats of that warning while "
-                                                              "no face_control comes", range=(1.0, 86400.0))
+    no_controls_again_s: float = setting(NO_CONTROLS_AGAIN_S, "seconds between the log's repeats of the warning that "
+                                                              "no face_control comes (said first after "
+                                                              "no_controls_say_s) while none comes",
+                                         range=(1.0, 86400.0))
     shared_topic_say_s: float = setting(SHARED_TOPIC_SAY_S, "seconds face_control or face_display has more than one "
                                                             "publisher before the log says so (the default outlasts "
                                                             "Fast DDS's 20 s lease of a crashed node's stale entry)",
@@ -413,9 +415,12 @@ class RenderNode(Node):
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
         arrived = time.monotonic()
         if self._no_controls_said or (self._waiting_said and not self._control_arrived):  # said: their coming, once
-            self.get_logger().info(f"face_control back on {self.control_topic} after "
-                                   f"{arrived - self._control_arrived:.0f} s without" if self._control_arrived else
-                                   f"face_control arriving on {self.control_topic}")
+            came = (f"face_control back on {self.control_topic} after {arrived - self._control_arrived:.0f} s without"
+                    if self._control_arrived else f"face_control arriving on {self.control_topic}")
+            if self.loaded is None and not self._said_waiting:  # with the placeholder's line, one line (it was said
+                self._said_waiting = True  # twice at once: 'face_control arriving on X', then 'face_control arriving
+                came = self._placeholder_line(came)  # on X, but no avatar shown yet: ...'; user52)
+            self.get_logger().info(came)
         self._control_arrived, self._no_controls_said = arrived, 0.0
         named = (expression_codec.operator_basis_id(msg.expression_code, msg.expression_codec)
                  if msg.expression_code and msg.expression_codec in expression_codec.COMPACT_CODECS else 0)
@@ -461,10 +466,15 @@ class RenderNode(Node):
             self._fresh.set()
         elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
             self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
-            hint = (" (reconstruction_node publishes it latched once a photo is reconstructed, or from its cache)"
-                    if self.waiting == self.no_avatar else "")
-            self.get_logger().info(f"face_control arriving on {self.control_topic}, but no avatar shown yet: the "
-                                   f"placeholder at {float(self._param('fps')):g} fps, {self.waiting}{hint}")
+            self.get_logger().info(self._placeholder_line(f"face_control arriving on {self.control_topic}"))
+
+    def _placeholder_line(self, came: str) -> str:
+        """`came` (the controls' arrival, as said) with what the display shows meanwhile: the placeholder, and what it
+        waits for."""
+        hint = (" (reconstruction_node publishes it latched once a photo is reconstructed, or from its cache)"
+                if self.waiting == self.no_avatar else "")
+        fps = float(self._param("fps"))
+        return f"{came}, but no avatar shown yet: the placeholder at {fps:g} fps, {self.waiting}{hint}"
 
     # ----------------------------------------------------------------------------------------------
     # loader thread: message -> avatar -> Driver, then one swap
@@ -726,8 +736,8 @@ class RenderNode(Node):
         """A log line while no face_control comes (`_on_control` says when they come), again every
         `no_controls_again_s`:
         - they came and stopped, `no_controls_say_s` after the last one: a warning naming the topic, its publishers,
-          how long ago, and what the graph says of the tracker: still listed (no camera frames, or killed / crashed /
-          cut off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
+          how long ago, and what the graph says of the tracker: still listed, named (no camera frames, a recording's
+          player paused or ended, or killed / crashed / cut off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
           lease expired: killed, crashed, or its host off the network);
         - none came yet, `no_controls_say_s` after the node started: a warning when other topics carry FaceControl
           (the robot's `face_control` is a namespace or a remapping away from the operator's: those topics and how to
@@ -743,9 +753,13 @@ class RenderNode(Node):
         if self._control_arrived:
             self._no_controls_said = now
             left = self._control_publishers.emptied_at
-            if publishers:
+            if publishers:  # named: a recording's player is no tracker (a bag at its end was said as one; user52)
+                names = sorted(endpoint_node(i, UNNAMED_NODE)
+                               for i in self.get_publishers_info_by_topic(self.control_topic))
                 why = ("still on the graph: the tracker gets no camera frames (without a face it still sends "
-                       "face_detected=false), or it was killed, crashed or cut off and its DDS lease has not expired")
+                       "face_detected=false), a player of a recording (ros2 bag play) is paused or at its end, or "
+                       "it was killed, crashed or cut off and its DDS lease has not expired; publishing it: "
+                       f"{', '.join(names) or 'none now'}")
             elif left is not None and left - since <= LEFT_CLEANLY_S:
                 why = (f"the tracker left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was "
                        "stopped")

@@ -118,8 +118,9 @@ class TrackerNodeSettings:
                                                       "after the last frame), or of frames without a face, before the "
                                                       "log says so",
                                      range=(1.0, 3600.0))
-    no_frames_again_s: float = setting(NO_FRAMES_AGAIN_S, "seconds between the log's repeats of that warning while no "
-                                                          "frame comes", range=(1.0, 86400.0))
+    no_frames_again_s: float = setting(NO_FRAMES_AGAIN_S, "seconds between the log's repeats of the warning that no "
+                                                          "camera frame comes (said first after no_frames_say_s) while "
+                                                          "none comes", range=(1.0, 86400.0))
     no_readers_say_s: float = setting(NO_READERS_SAY_S, "seconds of controls sent with no subscriber to face_control "
                                                         "(no robot follows them) before the log says so",
                                       range=(1.0, 3600.0))
@@ -174,8 +175,9 @@ class TrackerNode(Node):
             newest).topic_name
         self.info_topic = companion_topic(self, "camera/camera_info", "camera/image_raw")  # beside the images
         self.create_subscription(CameraInfo, self.info_topic, self._on_info, qos_profile_sensor_data)
-        self.create_subscription(Empty, companion_topic(self, "face_control/recalibrate", "face_control"),
-                                 lambda _: self._request_recalibration(), 1)
+        recalibrate = self.create_subscription(Empty, companion_topic(self, "face_control/recalibrate", "face_control"),
+                                               lambda _: self._request_recalibration(f"asked on {recalibrate}"), 1
+                                               ).topic_name
         try:
             from std_srvs.srv import Trigger
 
@@ -359,12 +361,18 @@ class TrackerNode(Node):
             if self._info_refusal is not None and taken[0] > self._info_refusal[0]:
                 self._info_refusal, self._info_refusal_said = None, ""
 
-    def _request_recalibration(self) -> None:
+    def _request_recalibration(self, why: str) -> None:
+        """Re-calibrate at the next frame, said in one line with why (the tracker's own line is debug: two near-same
+        lines for one re-calibration, 're-calibrating ... on the next frames' and core's 'recalibrating ... from the
+        next 15 frames'; user52)."""
         self._recalibrate = True
-        self.get_logger().info("re-calibrating the neutral face on the next frames")
+        self.get_logger().info(f"re-calibrating the neutral face ({why}): the expressions are read against it, learned "
+                               f"anew from the next {int(self._param('neutral_frames'))} frames with a face, the least "
+                               "expressive counting most ('neutral face calibrated' says when)")
 
     def _on_recalibrate_service(self, request, response):
-        self._request_recalibration()
+        self._request_recalibration(f"asked by the {self.resolve_service_name('~/recalibrate', only_expand=True)} "
+                                    "service")
         response.success, response.message = True, "the neutral face is re-calibrated over the next frames"
         return response
 
@@ -510,7 +518,7 @@ class TrackerNode(Node):
             # read as an expression (user46, s46)
             self._switches_seen = self.tracker.operator_switches
             self.counts["operator_switches"] += 1
-            self._request_recalibration()
+            self._request_recalibration("another person's face is followed now")
         self.calibrated = self.tracker.calibrated
         self.state = "tracking" if control.face_detected else "no face in view"
         self._watch_face(control.face_detected, rgb)
