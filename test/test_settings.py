@@ -462,7 +462,8 @@ def test_the_nodes_parameters_file_is_one_file_per_content(tmp_path, monkeypatch
     """Every `ros2 launch` wrote a new temporary parameters file (launcher.node_params_file) and left it: its nodes
     read it whenever they start, and a SIGTERM to `ros2 launch` ends it at once (3864 files in /tmp after a day of
     tests, s52). The copy is now named by its content in one directory of the user's own: the same launch arguments
-    give the same file, other ones another file, and a file changed by hand is written back whole."""
+    give the same file, other ones another file, a file changed by hand is written back whole, and a directory of
+    that name that others can read is not used."""
     from gaussian_head_ros.nodes import launcher as mod
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -478,6 +479,9 @@ def test_the_nodes_parameters_file_is_one_file_per_content(tmp_path, monkeypatch
     Path(first[0]).write_text("render_node: {}\n")  # changed under its name: written again
     again = mod.node_params_file(str(given), {"render_node": {"fps": 10.0}})
     assert yaml.safe_load(Path(again).read_text())["/**/render_node"]["ros__parameters"] == {"width": 256, "fps": 10.0}
+    folder.chmod(0o755)  # readable by others (made so by someone else): not used, a new directory of its own
+    elsewhere = Path(mod.node_params_file(str(given), {"render_node": {"fps": 10.0}}))
+    assert elsewhere.parent != folder and elsewhere.parent.stat().st_mode & 0o777 == 0o700, elsewhere
 
 
 def _launch_warnings(host: str, given: dict) -> list[str]:

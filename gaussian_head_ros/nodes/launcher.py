@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,9 @@ def _content_file(text: str) -> str:
     half written; never deleted here (another launch's node may be about to read the same file)."""
     folder = Path(tempfile.gettempdir()) / f"gaussian_head_ros-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:  # not ours alone (another
+        folder = Path(tempfile.mkdtemp(prefix="gaussian_head_ros-"))  # user made it first, a link): a new one
     path = folder / f"params-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
     if not path.is_file() or path.read_text() != text:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
