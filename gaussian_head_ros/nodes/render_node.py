@@ -737,8 +737,8 @@ class RenderNode(Node):
         `no_controls_again_s`:
         - they came and stopped, `no_controls_say_s` after the last one: a warning naming the topic, its publishers,
           how long ago, and what the graph says of the tracker: still listed, named (no camera frames, a recording's
-          player paused or ended, or killed / crashed / cut off within its DDS lease), gone within LEFT_CLEANLY_S of its last control (stopped), or gone later (its
-          lease expired: killed, crashed, or its host off the network);
+          player paused or ended, or killed / crashed / cut off within its DDS lease), gone within LEFT_CLEANLY_S of
+          its last control (stopped), or gone later (its lease expired: killed, crashed, or its host off the network);
         - none came yet, `no_controls_say_s` after the node started: a warning when other topics carry FaceControl
           (the robot's `face_control` is a namespace or a remapping away from the operator's: those topics and how to
           follow one), else once, as information, that it waits for them (a robot with no operator yet)."""
