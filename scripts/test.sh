@@ -17,26 +17,26 @@ if ros2cli=$(bash scripts/ros2cli.sh); then
 else
   echo "[test] note: the launch tests will be skipped (no ros2 CLI)" >&2
 fi
-# GHR_TEST_SPLIT=1 runs three pytest processes: the modules that start no ROS node, or one only (CPU work: training,
+# By default three pytest processes run the suite: the modules that start no ROS node, or one only (CPU work: training,
 # reconstruction, tracking a clip, the renderers, the formats; CPU_MODULES) in one, the other modules (nodes and DDS,
 # much of their time spent waiting on the nodes' own timing windows) in another at the same time, so that the waits
 # overlap the computing (ci51), and then, alone on the machine, the modules that time a live stream (STREAM_MODULES:
 # a display that must not pause through an operator swap or a node's restart, a 30 Hz delivery): beside the others they
 # missed their bounds (test_end_to_end's swap paused 0.74 s against 0.24 s steady, s52; 3 failures with two xdist
-# workers, s43). The CPU side keeps torch and OpenMP to one thread, leaving the other core to the nodes, and takes a
-# ROS domain of its own (GHR_TEST_OWN_DOMAIN: test_model starts one node) even where ROS_DOMAIN_ID is set. Each part
-# writes its own junit file and log under build/test-results/; the script fails if any fails. Not the default: on a
-# machine loaded by other work (load 5-9) it took 21 min and a node test that races three photos against one
-# reconstruction (test_reconstruction_node::test_newest_photo_wins) failed once in one run (s52); the default, one
-# pytest process over everything, takes ~22 min here idle. Arguments that name test files or folders, `-n N` and
-# GHR_TEST_WORKERS run one pytest over what was asked. GHR_TEST_WORKERS=2 is pytest-xdist (each module whole on one of
-# two workers), whose timed node tests failed 3 of them in 1 of 2 fresh-clone runs (s43).
+# workers, s43). The CPU side runs at the lowest CPU priority (nice 19: it takes the cores only when the nodes and their
+# tests leave them idle, so the node tests' timed checks see the machine as if it ran them alone; s53), keeps torch and
+# OpenMP to one thread, and takes a ROS domain of its own (GHR_TEST_OWN_DOMAIN: test_model starts one node) even where
+# ROS_DOMAIN_ID is set. Each part writes its own junit file and log under build/test-results/; the script fails if any
+# fails. GHR_TEST_SPLIT=0 runs one pytest process over everything (~21 min on this 2-core machine, s52). Arguments
+# that name test files or folders, `-n N` and GHR_TEST_WORKERS run one pytest over what was asked. GHR_TEST_WORKERS=2
+# is pytest-xdist (each module whole on one of two workers), whose timed node tests failed 3 of them in 1 of 2
+# fresh-clone runs (s43).
 CPU_MODULES=(avatar_format brow_strip cli_help creases display drive evaluate expression_codec eye_colours eyes
              facemesh field_inputs frametrace idle imageio_control iris landmarks lashes lip_margin living_face
              living_face_metrics lower_face metrics model module_boundaries operator_basis pacing packaging
              photo_detail reconstruct render_backends tracking train viewer_export)
 STREAM_MODULES=(end_to_end faults dds_profile)
-split="${GHR_TEST_SPLIT:-0}"
+split="${GHR_TEST_SPLIT:-1}"
 if [ -n "${GHR_TEST_WORKERS:-}" ]; then split=0; fi
 for a in "$@"; do
   case "$a" in -n|-n[0-9]*|--numprocesses*) split=0 ;; esac
@@ -56,7 +56,7 @@ done
 # (started through Python's execvp with SIGINT back to its default: bash starts a background command with SIGINT
 # ignored, which the tests' processes inherit, and test_cli_help's Ctrl-C probes then ran on to exit 0; run 1 of ci51)
 OMP_NUM_THREADS=1 GHR_TEST_TORCH_THREADS=1 GHR_TEST_OWN_DOMAIN=1 python -c \
-  'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+  'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.nice(19); os.execvp(sys.argv[1], sys.argv[1:])' \
   pytest "${cpu[@]}" -p no:cacheprovider --junitxml "$results/cpu.xml" "$@" > "$results/cpu.log" 2>&1 &
 cpu_pid=$!
 trap 'kill "$cpu_pid" 2>/dev/null || true' EXIT

@@ -295,12 +295,12 @@ def test_a_transparent_raw_photo_is_said_as_the_same_png_is(peer):
 
 
 def test_newest_photo_wins(peer):
-    """Three photos within 0.1 s: the newest is reconstructed, the one it replaced while waiting is dropped. Every
-    photo ends with one final status (any code but BUSY), matched to it by frame_id and photo_stamp: the replaced
-    one got BUSY and then nothing (user12, s12; a sender waiting on its verdict waited forever), now SUPERSEDED.
-    Sent compressed: the node reads those 32 deep, so all three reach it whatever the load (raw photos are read 1 deep:
-    two of them within one busy moment of the node's executor and the older never arrives, which the next one's
-    status then says; test_a_burst_of_photos_...)."""
+    """Three photos, the last two during the first's reconstruction: the newest is reconstructed, the one it replaced
+    while waiting is dropped. Every photo ends with one final status (any code but BUSY), matched to it by frame_id
+    and photo_stamp: the replaced one got BUSY and then nothing (user12, s12; a sender waiting on its verdict waited
+    forever), now SUPERSEDED. Sent compressed: the node reads those 32 deep, so all three reach it whatever the load
+    (raw photos are read 1 deep: two of them within one busy moment of the node's executor and the older never arrives,
+    which the next one's status then says; test_a_burst_of_photos_...)."""
     from builtin_interfaces.msg import Time as TimeMsg
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph import spin_until
@@ -319,11 +319,19 @@ def test_newest_photo_wins(peer):
                                         QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE))
     assert spin_until(peer["node"], lambda: pub.get_subscription_count() > 0, 60)
     peer["statuses"].clear()
+    msgs = []
     for i, (img, fid) in enumerate(((a, "first"), (b, "second"), (c, "third"))):
         msg = _compressed_msg(cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), fid)
         msg.header.stamp = TimeMsg(sec=1000 + i, nanosec=7)
-        pub.publish(msg)
-        time.sleep(0.05)
+        msgs.append(msg)
+    # 'second' once the worker has taken 'first' (0.05 s after it, on a machine at load 5-9 the worker had not: 'first'
+    # was the one replaced, and the grey square was refused, no face; s52), 'third' once 'second' is said to wait.
+    pub.publish(msgs[0])
+    spin_until(peer["node"], lambda: False, 0.5)
+    pub.publish(msgs[1])
+    waits = _wait_status(peer, "second", skip_busy=False)
+    assert waits.code == AvatarStatus.BUSY, waits.message
+    pub.publish(msgs[2])
     last = _wait_status(peer, "third")
     assert last.code == AvatarStatus.OK and (last.photo_stamp.sec, last.photo_stamp.nanosec) == (1002, 7)
     spin_until(peer["node"], lambda: False, 1.0)
