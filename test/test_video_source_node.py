@@ -359,3 +359,54 @@ def test_a_node_destroyed_while_playing_says_no_end_of_the_video(rclpy_context, 
         node.destroy_node()
     assert not node._thread.is_alive() and node.state == "playing", node.state
     assert "end of video" not in capfd.readouterr().err
+
+
+
+def _ended_source(tmp_path, rclpy_context, ns: str):
+    """A video_source_node under /`ns` playing lp_d0.mp4 looped (the default) at 60 Hz, then `loop` set false, as
+    `ros2 param set` does: -> (its Proc, a test node, its full name, its first /diagnostics status saying the video
+    ended) once it said so. The caller stops both."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import set_parameter, spin_until
+
+    proc, node, frames = _playing_source(tmp_path, rclpy_context, ns, "rate:=60.0")  # 78 frames, 1.3 s a play
+    ended = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: ended.extend(
+        s for s in m.status if s.name.startswith(f"{ns}/") and any(v.value == "true" for v in s.values)), 10)
+    fqn = f"/{ns}/video_source_node"
+    assert spin_until(node, lambda: len(frames) >= 3, 60), proc.output()
+    assert set_parameter(node, fqn, "loop", False).successful
+    assert spin_until(node, lambda: ended, 60), proc.output()
+    return proc, node, fqn, ended[0]
+
+
+def test_the_trackers_end_line_after_loop_set_false_at_run_time_advises_what_fits(tmp_path, rclpy_context):
+    """user52: `operator.launch.py video:=...` (loop true), then `ros2 param set /video_source_node loop false`: at the
+    file's end the tracker said '(played without loop: loop:=true plays it in a loop)', advising the launch argument
+    already given. Now the source says how it plays again in words that fit (`loop` set false while it played: the
+    `ros2 param set` line), on /diagnostics, and the tracker's line quotes it. The real node's /diagnostics, read over
+    DDS, given to the tracker's own _on_diagnostics and _say_if_no_frames on a stand-in."""
+    from types import SimpleNamespace
+
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from gaussian_head_ros.nodes.tracker_node import PARAMS, TrackerNode
+
+    proc, node, fqn, status = _ended_source(tmp_path, rclpy_context, "vs_end53")
+    try:
+        said = []
+        tracker = SimpleNamespace(_videos_ended={}, _ready_at=0.0, _last_frame_time=100.0, _no_frames_said=0.0,
+                                  _end_said=False, image_topic="/vs_end53/camera/image_raw",
+                                  get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                                  _param=lambda name: PARAMS[name].default)
+        TrackerNode._on_diagnostics(tracker, DiagnosticArray(status=[status]))
+        TrackerNode._say_if_no_frames(tracker, 103.0, next(iter(tracker._videos_ended.values()), ""))
+        again = f"`ros2 param set {fqn} loop true` plays it again"
+        assert len(said) == 1 and f"ended after 78 frames (loop set false while it played: {again})" in said[0], said
+        assert "loop:=true" not in said[0], said[0]
+        assert "end of video after 78 frames" in proc.output() and \
+            f"(loop set false while it played: {again})" in proc.output(), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()
+

@@ -397,7 +397,10 @@ def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozens
 # VIDEO_FRAMES_KEY: the frames published since the video last began from its start, as each loop does (frames_published
 # counts them all: a file played again after its end, `loop` set true, was said 'ended after 156 frames' for its 78;
 # s20; and a 516-frame file looped 12 times, then `loop` set false, 'ended after 6192 frames'; s25).
+# VIDEO_AGAIN_KEY: how the video plays again, the source's own words (VideoSourceNode.again), which the tracker's line
+# quotes: it advised the launch argument loop:=true also after `loop` was set false at run time (user52).
 VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY = "video source", "video_ended", "frames_played"
+VIDEO_AGAIN_KEY = "play_again"
 
 
 # Environment variables through which a user chooses the Fast DDS configuration; any one set means "mine".

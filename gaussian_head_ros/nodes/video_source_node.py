@@ -30,8 +30,9 @@ from gaussian_head_ros.core import frametrace
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
-from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, check_parameters,
-                                            declare_settings, diagnostics, log_core_under, run, steady_timer)
+from gaussian_head_ros.nodes.common import (VIDEO_AGAIN_KEY, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK,
+                                            check_parameters, declare_settings, diagnostics, log_core_under, run,
+                                            steady_timer)
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
@@ -72,6 +73,7 @@ class VideoSourceNode(Node):
         self.declare_parameter("source", "", ParameterDescriptor(
             description="video file path, /dev/videoN or a camera index. Read at start (read-only)", read_only=True))
         declare_settings(self, PARAMS, check_value)  # a wrong type or a value refused goes back to its default
+        self._loop_at_start = bool(self._param("loop"))  # what `again` advises
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -120,6 +122,16 @@ class VideoSourceNode(Node):
         gave the file's 480x480 while max_side 240 published 240x240 (user25, s25)."""
         size = src.sent_size()
         return f", sent as {size[0]}x{size[1]} (max_side {src.max_side})" if size != (src.width, src.height) else ""
+
+    def again(self) -> str:
+        """How the ended video plays again, for its end line and the tracker's (on /diagnostics, VIDEO_AGAIN_KEY):
+        `ros2 param set <node> loop true`; with the launch argument loop:=true where `loop` was false from the start.
+        The tracker advised loop:=true also after `loop` had been set false at run time (the launch's loop:=true
+        already given; user52)."""
+        now = f"`ros2 param set {self.get_fully_qualified_name()} loop true` plays it again"
+        if self._loop_at_start:
+            return f"loop set false while it played: {now}"
+        return f"played without loop: loop:=true plays it in a loop (ros2 run: -p loop:=true); {now}"
 
     @staticmethod
     def _retry_pause(failures: int) -> float:
@@ -182,8 +194,7 @@ class VideoSourceNode(Node):
             self.state = "finished"
             loops = (f" (played {src.plays} times, {self.played} frames in all)" if src.plays > 1 else "")
             self.get_logger().info(f"end of video after {self.play_frames} frame{'s' * (self.play_frames != 1)}"
-                                   f"{loops} (`ros2 param set {self.get_fully_qualified_name()} loop true` plays it "
-                                   "again)")
+                                   f"{loops} ({self.again()})")
             while not self._stop.wait(0.2):  # `loop` set true again: the file plays again from its start (it was
                 if bool(self._param("loop")):  # accepted and ignored once the file had ended; user19)
                     self.get_logger().info("loop set: playing the file again from its start")
@@ -200,7 +211,8 @@ class VideoSourceNode(Node):
             level = DiagnosticStatus.WARN
         self.diag_pub.publish(diagnostics(self, VIDEO_SOURCE_TASK, level, self.state, str(self._param("source")),
                                           {"frames_published": self.published, VIDEO_FRAMES_KEY: self.play_frames,
-                                           VIDEO_ENDED_KEY: str(self.state == "finished").lower()}))
+                                           VIDEO_ENDED_KEY: str(self.state == "finished").lower(),
+                                           VIDEO_AGAIN_KEY: self.again()}))
 
     def destroy_node(self):
         if hasattr(self, "_thread"):  # else __init__ failed before: let its error show, not one of ours
