@@ -410,3 +410,24 @@ def test_the_trackers_end_line_after_loop_set_false_at_run_time_advises_what_fit
         node.destroy_node()
         proc.stop()
 
+
+def test_max_side_and_rate_set_after_the_end_are_said_as_applying_when_it_plays_again(tmp_path, rclpy_context):
+    """user52: a max_side or rate set (`ros2 param set`) after the video's end was accepted without a word, though it
+    applies only when the file plays again (a rate set while playing was not said either). Now each is said, with
+    when it applies and how the file plays again; the 'playing' line of that play shows both."""
+    from rosgraph import set_parameter, spin_until
+
+    proc, node, fqn, _ = _ended_source(tmp_path, rclpy_context, "vs_set53")
+    try:
+        for name, value in (("max_side", 256), ("rate", 10.0)):
+            assert set_parameter(node, fqn, name, value).successful
+        applies = lambda: "rate 10: frames sent at 10 Hz when the file plays again" in proc.output()  # noqa: E731
+        assert spin_until(node, applies, 10), proc.output()
+        assert "max_side 256: frames sent as 256x256 when the file plays again (the source's are 512x512)" in \
+            proc.output(), proc.output()
+        assert set_parameter(node, fqn, "loop", True).successful
+        assert spin_until(node, lambda: "sent as 256x256 (max_side 256), sent at 10 Hz (rate), looping)" in
+                          proc.output(), 30), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -111,9 +111,10 @@ class VideoSourceNode(Node):
             else:
                 self.get_logger().debug(f"still cannot open {source}: {e}")
             return None
+        rate = float(self._param("rate"))
         self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps{self._sent(src)}"
-                               f"{', looping' if src.loop else ''})" + (f" after {failures} failed attempts"
-                                                                       if failures else ""))
+                               f"{f', sent at {rate:g} Hz (rate)' if rate > 0 else ''}{', looping' if src.loop else ''})"
+                               + (f" after {failures} failed attempts" if failures else ""))
         return src
 
     @staticmethod
@@ -132,6 +133,26 @@ class VideoSourceNode(Node):
         if self._loop_at_start:
             return f"loop set false while it played: {now}"
         return f"played without loop: loop:=true plays it in a loop (ros2 run: -p loop:=true); {now}"
+
+    def _take_settings(self, src: VideoSource, rate: float, ended: bool = False) -> float:
+        """Take `max_side` onto `src` and return the `rate` [Hz] set now, saying each that changed: `rate` is the one
+        played so far. Read per frame, so that `ros2 param set` takes effect at once (they were read only when the
+        source opened, which a looping file never does again: accepted and ignored; try8). After the video's end
+        (`ended`) each is said as applying when the file plays again; before, a max_side or rate set then was
+        accepted without a word, and a rate set at any time too (user52)."""
+        max_side, new_rate = int(self._param("max_side")) or None, float(self._param("rate"))
+        when, changed = "when the file plays again" if ended else "from now on", []
+        if max_side != src.max_side:
+            src.max_side = max_side
+            size = src.sent_size()
+            changed.append(f"max_side {max_side or 0}: frames sent as {size[0]}x{size[1]} {when} (the source's are "
+                           f"{src.width}x{src.height})")
+        if new_rate != rate:
+            changed.append(f"rate {new_rate:g}: frames sent at {new_rate:g} Hz {when}" if new_rate > 0 else
+                           f"rate 0: frames sent at the source's own pace ({src.fps:g} fps) {when}")
+        if changed:
+            self.get_logger().info("; ".join(changed) + (f" (the video has ended; {self.again()})" if ended else ""))
+        return new_rate
 
     @staticmethod
     def _retry_pause(failures: int) -> float:
@@ -153,22 +174,17 @@ class VideoSourceNode(Node):
                 failures += 1
                 continue
             failures, self.played, self.play_frames = 0, 0, 0
+            rate = float(self._param("rate"))
             with src:
                 self.state = "playing"
                 next_t = time.monotonic()
                 while not self._stop.is_set():
-                    # read per frame, so that `ros2 param set` takes effect at once: they were read only when the
-                    # source opened, which a looping file never does again (accepted and ignored; try8)
-                    src.loop, max_side = bool(self._param("loop")), int(self._param("max_side")) or None
-                    if max_side != src.max_side:
-                        src.max_side = max_side
-                        size = src.sent_size()
-                        self.get_logger().info(f"max_side {max_side or 0}: frames sent as {size[0]}x{size[1]} from "
-                                               f"now on (the source's are {src.width}x{src.height})")
+                    src.loop = bool(self._param("loop"))  # read per frame, as max_side and rate (_take_settings)
+                    rate = self._take_settings(src, rate)
                     frame = src.read()
                     if frame is None:
                         break
-                    due = next_t + src.play_interval_s(frame, float(self._param("rate")))
+                    due = next_t + src.play_interval_s(frame, rate)
                     delay = due - time.monotonic()
                     if delay > 0:
                         self._stop.wait(delay)
@@ -199,6 +215,7 @@ class VideoSourceNode(Node):
                 if bool(self._param("loop")):  # accepted and ignored once the file had ended; user19)
                     self.get_logger().info("loop set: playing the file again from its start")
                     break
+                rate = self._take_settings(src, rate, ended=True)
             else:
                 return
 
