@@ -1570,3 +1570,43 @@ def test_a_node_whose_launcher_ends_while_it_starts_ends_too(tmp_path):
     said = "".join(f.read_text() for f in tmp_path.glob(f"*_{proc.pid}_*.log"))
     assert "has ended: stopping as on Ctrl-C" in said, said
     assert "playing" not in said, said  # ended before its node was made
+
+
+def test_a_launch_started_in_a_scripts_background_says_sigint_does_not_stop_it(tmp_path):
+    """`ros2 launch gaussian_head_ros robot.launch.py &` in a robot's start script, then `kill -INT $!`: the shell starts
+    its background jobs ignoring SIGINT, launch never sees one, and the whole launch ran on without a word (user53: 10
+    minutes after `kill -INT`, until a SIGTERM). Now the launch file says so at start, with the `kill` that stops it;
+    that SIGTERM then stops the launch and its nodes. A real bash script's background job."""
+    import contextlib
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    if shutil.which("ros2") is None:
+        pytest.skip("the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)")
+    log = tmp_path / "launch.log"
+    script = f"ros2 launch gaussian_head_ros robot.launch.py cache_path:={tmp_path / 'c.avatar'} > {log} 2>&1 &\n" \
+             "echo $!\nwait"
+    shell = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True,
+                             env=dict(os.environ, TMPDIR=str(tmp_path)))
+    launch = psutil.Process(int(shell.stdout.readline()))
+    said = lambda: log.read_text() if log.exists() else ""  # noqa: E731
+    try:
+        deadline = time.monotonic() + 60
+        while "ignores SIGINT" not in said() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        line = next((ln for ln in said().splitlines() if "ignores SIGINT" in ln), said())
+        assert "[WARNING] [robot.launch.py]: this ros2 launch ignores SIGINT" in line, line
+        assert f"stop it with `kill {launch.pid}` (SIGTERM)" in line, line
+        nodes = launch.children(recursive=True)
+        launch.send_signal(signal.SIGTERM)
+        gone, alive = psutil.wait_procs([launch] + nodes, timeout=20)
+        assert not alive, [p.cmdline()[:2] for p in alive]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what is left of this test's script (nothing when it passed)
+            os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
