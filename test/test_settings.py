@@ -1610,3 +1610,39 @@ def test_a_launch_started_in_a_scripts_background_says_sigint_does_not_stop_it(t
         with contextlib.suppress(ProcessLookupError):  # what is left of this test's script (nothing when it passed)
             os.killpg(shell.pid, signal.SIGKILL)
         shell.wait()
+
+
+def test_the_nodes_of_a_launch_sigtermed_as_it_starts_them_end_too(tmp_path):
+    """`kill` of `ros2 launch gaussian_head_ros robot.launch.py` the moment it has started its nodes (the module run of
+    the test above, under load: the launch's SIGTERM right after its start-up line): a node whose Python had not yet
+    read its parent was adopted by init first, took init for its parent and ran on (reconstruction_node, 20 s and
+    more). Our launch files now give their nodes the launch's pid (launcher.LAUNCHED_BY_ENV), which such a node
+    takes for its parent: gone, so it ends."""
+    import contextlib
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    if shutil.which("ros2") is None:
+        pytest.skip("the ros2 CLI is not on PATH (../shared/tools/ros2cli, installed by scripts/test.sh)")
+    with open(tmp_path / "launch.log", "w") as log:
+        launch = subprocess.Popen(["ros2", "launch", "gaussian_head_ros", "robot.launch.py",
+                                   f"cache_path:={tmp_path / 'c.avatar'}"], stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    nodes, deadline = [], time.monotonic() + 60
+    while len(nodes) < 2 and time.monotonic() < deadline:
+        nodes = psutil.Process(launch.pid).children()
+        time.sleep(0.005)
+    launch.send_signal(signal.SIGTERM)  # as its nodes start: their Python has not read its parent yet
+    launch.wait(30)
+    try:
+        gone, alive = psutil.wait_procs(nodes, timeout=20)
+        assert len(nodes) == 2 and not alive, ([p.cmdline()[1:2] for p in alive], (tmp_path / "launch.log").read_text())
+    finally:
+        for p in nodes:
+            with contextlib.suppress(psutil.Error):
+                p.kill()

@@ -594,16 +594,21 @@ def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
     why and sends SIGINT to this process. The parent is the one this process had as it started (entry.STARTED_BY,
     read before the imports): read here, a `ros2 launch` SIGTERMed in its first ~2 s, its nodes still importing,
     had left them adopted by init already, the watch unarmed, and they ran on for good (user53: tracker_node and
-    video_source_node of operator.launch.py, 4 of 5 tries at 1.0-2.0 s). A parent already gone here is said and the
-    process ended at once (end_process(0); called after rclpy.init, the line reaches the node's log file). Not armed when the process starts already
+    video_source_node of operator.launch.py, 4 of 5 tries at 1.0-2.0 s); one adopted even before that (the launch
+    SIGTERMed as it started them, Python itself still starting) knows its launcher from launcher.LAUNCHED_BY_ENV,
+    which our launch files set. A parent already gone here is said and the process ended at once (end_process(0);
+    called after rclpy.init, the line reaches the node's log file). Not armed when the process starts already
     adopted (parent pid 1) or was detached on purpose (`started_detached`: setsid, nohup, a shell job): `nohup
     render_node &` from a start script that then exits ended the node silently within a second (try8, session 8). Linux
     prctl(PR_SET_PDEATHSIG) was not used: it fires when the parent *thread* that forked ends, which a
     launcher's worker thread may do while the launcher lives on. A process that starts its nodes with setsid and stops
     them itself (launcher.NodeProcess: the demo) arms it through launcher.END_WITH_PARENT_ENV."""
-    from gaussian_head_ros.nodes.launcher import END_WITH_PARENT_ENV
+    from gaussian_head_ros.nodes.launcher import END_WITH_PARENT_ENV, LAUNCHED_BY_ENV
 
     parent = entry.STARTED_BY  # as the process started: the parent read here ended the imports' seconds before
+    launched_by = os.environ.get(LAUNCHED_BY_ENV, "")
+    if parent == 1 and launched_by.isdigit() and int(launched_by) > 1:  # our launch file's, gone before it was read
+        parent = int(launched_by)
     if parent == 1 or os.name != "posix" or (started_detached() and os.environ.get(END_WITH_PARENT_ENV) != "1"):
         return
 
