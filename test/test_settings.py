@@ -1573,8 +1573,8 @@ def test_a_node_whose_launcher_ends_while_it_starts_ends_too(tmp_path):
 
 
 def test_a_launch_started_in_a_scripts_background_says_sigint_does_not_stop_it(tmp_path):
-    """`ros2 launch gaussian_head_ros robot.launch.py &` in a robot's start script, then `kill -INT $!`: the shell starts
-    its background jobs ignoring SIGINT, launch never sees one, and the whole launch ran on without a word (user53: 10
+    """`ros2 launch gaussian_head_ros robot.launch.py &` in a robot's start script, then `kill -INT $!`: the shell
+    starts its background jobs ignoring SIGINT, launch never sees one, and the whole launch ran on without a word (user53: 10
     minutes after `kill -INT`, until a SIGTERM). Now the launch file says so at start, with the `kill` that stops it;
     that SIGTERM then stops the launch and its nodes. A real bash script's background job."""
     import contextlib

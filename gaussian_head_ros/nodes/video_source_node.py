@@ -112,9 +112,10 @@ class VideoSourceNode(Node):
                 self.get_logger().debug(f"still cannot open {source}: {e}")
             return None
         rate = float(self._param("rate"))
-        self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps{self._sent(src)}"
-                               f"{f', sent at {rate:g} Hz (rate)' if rate > 0 else ''}{', looping' if src.loop else ''})"
-                               + (f" after {failures} failed attempts" if failures else ""))
+        paced = f", sent at {rate:g} Hz (rate)" if rate > 0 else ""
+        self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps{self._sent(src)}{paced}"
+                               f"{', looping' if src.loop else ''})" + (f" after {failures} failed attempts"
+                                                                       if failures else ""))
         return src
 
     @staticmethod
