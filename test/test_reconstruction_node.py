@@ -1862,3 +1862,32 @@ def test_no_photo_and_photo_path_set_empty_say_what_the_node_waits_for(rclpy_con
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_a_photo_path_set_at_run_time_is_said_and_one_set_during_its_reconstruction_waits_for_it(peer, tmp_path):
+    """`ros2 param set /reconstruction_node photo_path a.jpg`, then another photo_path while a.jpg was reconstructed
+    (user53, two robots on one machine): 'Set parameter successful' twice, and the robot's log said nothing until
+    a.jpg's avatar was ready (23 s here), nor that the second photo waited for it (BUSY on avatar/status only). Now
+    each set is said: reconstructed now, or waiting for the reconstruction running (named); the face shown stays. The
+    second photo here is a grey picture, refused at once as no face, so that the node is idle again soon."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    node, first, grey = peer["node"], shared("portraits", "obama_official.jpg"), tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.full((256, 256, 3), 128, np.uint8))
+    assert spin_until(node, lambda: "avatar for 'trump_official'" in peer["proc"].output(), 120), \
+        peer["proc"].output()  # the start-up photo's avatar: the node idle (the module's first tests wait for it too)
+    start = len(peer["proc"].output())
+    peer["statuses"].clear()
+    assert _set_param(node, "photo_path", str(first)).successful
+    spin_until(node, lambda: False, 1.0)  # the worker takes it
+    assert _set_param(node, "photo_path", str(grey)).successful
+    done = lambda: {s.operator_id for s in peer["statuses"]  # noqa: E731
+                    if s.code != AvatarStatus.BUSY} >= {"obama_official", "grey"}
+    assert spin_until(node, done, 120), peer["proc"].output()[start:]
+    log = peer["proc"].output()[start:]
+    running = f"'obama_official' from photo_path {first}"
+    assert f"{running} reconstructed now; the avatar shown (" in log, log
+    assert f"'grey' from photo_path {grey} waits for the reconstruction running now ({running}) to end, then is " \
+           "reconstructed (a newer photo replaces it)" in log, log

@@ -1093,7 +1093,8 @@ def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(m
     asked, said = [], []
     monkeypatch.setattr(render_node, "other_topics", lambda *a, **k: asked.append(1) or [])
     node = SimpleNamespace(_control_arrived=0.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
-                           _controls_looked_for=0.0, control_topic="/r/face_control", count_publishers=lambda t: 0,
+                           _controls_looked_for=0.0, control_topic="/r/face_control",
+                           get_publishers_info_by_topic=lambda t: [],
                            _param=lambda name: render_node.PARAMS[name].default,  # no_controls_say_s 10 s
                            get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
                            context=SimpleNamespace(get_domain_id=lambda: 7),
@@ -1482,3 +1483,28 @@ def test_controls_arriving_at_a_robot_waiting_for_its_avatar_are_said_in_one_lin
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_controls_that_stopped_are_said_from_one_question_to_the_graph():
+    """The stopped-controls warning asked the graph twice, count_publishers for its count and then
+    get_publishers_info_by_topic for the names (user52's 178f81f): a publisher leaving between the two (a tracker's
+    lease expiring, a player closing) gave '(1 publishers, still on the graph: ...; publishing it: none now)', a count
+    and a list that disagree. Now one question gives both. The node's own method on a stand-in whose graph answers
+    each question from the next snapshot: the tracker, then nobody."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes import render_node
+
+    said, snapshots = [], [[SimpleNamespace(node_name="tracker_node", node_namespace="/")], []]
+    asked = lambda: snapshots.pop(0)  # noqa: E731
+    node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
+                           _controls_looked_for=0.0, control_topic="/face_control",
+                           _control_publishers=SimpleNamespace(emptied_at=None),
+                           count_publishers=lambda t: len(asked()), get_publishers_info_by_topic=lambda t: asked(),
+                           _param=lambda name: render_node.PARAMS[name].default,
+                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                           _uncontrolled=lambda: "the avatar plays its idle animation")
+    render_node.RenderNode._say_if_no_controls(node, 111.0)
+    assert len(said) == 1 and "(1 publishers, still on the graph" in said[0], said
+    assert "publishing it: /tracker_node)" in said[0], said
+    assert len(snapshots) == 1, f"{2 - len(snapshots)} questions to the graph"

@@ -359,3 +359,75 @@ def test_a_node_destroyed_while_playing_says_no_end_of_the_video(rclpy_context, 
         node.destroy_node()
     assert not node._thread.is_alive() and node.state == "playing", node.state
     assert "end of video" not in capfd.readouterr().err
+
+
+
+def _ended_source(tmp_path, rclpy_context, ns: str):
+    """A video_source_node under /`ns` playing lp_d0.mp4 looped (the default) at 60 Hz, then `loop` set false, as
+    `ros2 param set` does: -> (its Proc, a test node, its full name, its first /diagnostics status saying the video
+    ended) once it said so. The caller stops both."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import set_parameter, spin_until
+
+    proc, node, frames = _playing_source(tmp_path, rclpy_context, ns, "rate:=60.0")  # 78 frames, 1.3 s a play
+    ended = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: ended.extend(
+        s for s in m.status if s.name.startswith(f"{ns}/") and any(v.value == "true" for v in s.values)), 10)
+    fqn = f"/{ns}/video_source_node"
+    assert spin_until(node, lambda: len(frames) >= 3, 60), proc.output()
+    assert set_parameter(node, fqn, "loop", False).successful
+    assert spin_until(node, lambda: ended, 60), proc.output()
+    return proc, node, fqn, ended[0]
+
+
+def test_the_trackers_end_line_after_loop_set_false_at_run_time_advises_what_fits(tmp_path, rclpy_context):
+    """user52: `operator.launch.py video:=...` (loop true), then `ros2 param set /video_source_node loop false`: at the
+    file's end the tracker said '(played without loop: loop:=true plays it in a loop)', advising the launch argument
+    already given. Now the source says how it plays again in words that fit (`loop` set false while it played: the
+    `ros2 param set` line), on /diagnostics, and the tracker's line quotes it. The real node's /diagnostics, read over
+    DDS, given to the tracker's own _on_diagnostics and _say_if_no_frames on a stand-in."""
+    from types import SimpleNamespace
+
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from gaussian_head_ros.nodes.tracker_node import PARAMS, TrackerNode
+
+    proc, node, fqn, status = _ended_source(tmp_path, rclpy_context, "vs_end53")
+    try:
+        said = []
+        tracker = SimpleNamespace(_videos_ended={}, _ready_at=0.0, _last_frame_time=100.0, _no_frames_said=0.0,
+                                  _end_said=False, image_topic="/vs_end53/camera/image_raw",
+                                  get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                                  _param=lambda name: PARAMS[name].default)
+        TrackerNode._on_diagnostics(tracker, DiagnosticArray(status=[status]))
+        TrackerNode._say_if_no_frames(tracker, 103.0, next(iter(tracker._videos_ended.values()), ""))
+        again = f"`ros2 param set {fqn} loop true` plays it again"
+        assert len(said) == 1 and f"ended after 78 frames (loop set false while it played: {again})" in said[0], said
+        assert "loop:=true" not in said[0], said[0]
+        assert "end of video after 78 frames" in proc.output() and \
+            f"(loop set false while it played: {again})" in proc.output(), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()
+
+
+def test_max_side_and_rate_set_after_the_end_are_said_as_applying_when_it_plays_again(tmp_path, rclpy_context):
+    """user52: a max_side or rate set (`ros2 param set`) after the video's end was accepted without a word, though it
+    applies only when the file plays again (a rate set while playing was not said either). Now each is said, with
+    when it applies and how the file plays again; the 'playing' line of that play shows both."""
+    from rosgraph import set_parameter, spin_until
+
+    proc, node, fqn, _ = _ended_source(tmp_path, rclpy_context, "vs_set53")
+    try:
+        for name, value in (("max_side", 256), ("rate", 10.0)):
+            assert set_parameter(node, fqn, name, value).successful
+        applies = lambda: "rate 10: frames sent at 10 Hz when the file plays again" in proc.output()  # noqa: E731
+        assert spin_until(node, applies, 10), proc.output()
+        assert "max_side 256: frames sent as 256x256 when the file plays again (the source's are 512x512)" in \
+            proc.output(), proc.output()
+        assert set_parameter(node, fqn, "loop", True).successful
+        assert spin_until(node, lambda: "sent as 256x256 (max_side 256), sent at 10 Hz (rate), looping)" in
+                          proc.output(), 30), proc.output()
+    finally:
+        node.destroy_node()
+        proc.stop()

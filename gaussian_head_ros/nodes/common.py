@@ -397,7 +397,10 @@ def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozens
 # VIDEO_FRAMES_KEY: the frames published since the video last began from its start, as each loop does (frames_published
 # counts them all: a file played again after its end, `loop` set true, was said 'ended after 156 frames' for its 78;
 # s20; and a 516-frame file looped 12 times, then `loop` set false, 'ended after 6192 frames'; s25).
+# VIDEO_AGAIN_KEY: how the video plays again, the source's own words (VideoSourceNode.again), which the tracker's line
+# quotes: it advised the launch argument loop:=true also after `loop` was set false at run time (user52).
 VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY = "video source", "video_ended", "frames_played"
+VIDEO_AGAIN_KEY = "play_again"
 
 
 # Environment variables through which a user chooses the Fast DDS configuration; any one set means "mine".
@@ -588,24 +591,41 @@ def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
     Measured here before this rule: the three nodes of `ros2 launch gaussian_head_ros avatar.launch.py` ran on,
     adopted by init, still driving the face. A daemon thread polls os.getppid() every `poll_s` s (0.5: the
     node ends within ~0.5 s + its Ctrl-C teardown); when the parent changes (the process was adopted) it logs
-    why and sends SIGINT to this process. Not armed when the process starts already adopted (parent pid 1) or
-    was detached on purpose (`started_detached`: setsid, nohup, a shell job): `nohup render_node &` from a
-    start script that then exits ended the node silently within a second (try8, session 8). Linux
+    why and sends SIGINT to this process. The parent is the one this process had as it started (entry.STARTED_BY,
+    read before the imports): read here, a `ros2 launch` SIGTERMed in its first ~2 s, its nodes still importing,
+    had left them adopted by init already, the watch unarmed, and they ran on for good (user53: tracker_node and
+    video_source_node of operator.launch.py, 4 of 5 tries at 1.0-2.0 s); one adopted even before that (the launch
+    SIGTERMed as it started them, Python itself still starting) knows its launcher from launcher.LAUNCHED_BY_ENV,
+    which our launch files set. A parent already gone here is said and the process ended at once (end_process(0);
+    called after rclpy.init, the line reaches the node's log file). Not armed when the process starts already
+    adopted (parent pid 1) or was detached on purpose (`started_detached`: setsid, nohup, a shell job): `nohup
+    render_node &` from a start script that then exits ended the node silently within a second (try8, session 8). Linux
     prctl(PR_SET_PDEATHSIG) was not used: it fires when the parent *thread* that forked ends, which a
     launcher's worker thread may do while the launcher lives on. A process that starts its nodes with setsid and stops
     them itself (launcher.NodeProcess: the demo) arms it through launcher.END_WITH_PARENT_ENV."""
-    from gaussian_head_ros.nodes.launcher import END_WITH_PARENT_ENV
+    from gaussian_head_ros.nodes.launcher import END_WITH_PARENT_ENV, LAUNCHED_BY_ENV
 
-    parent = os.getppid()
+    parent = entry.STARTED_BY  # as the process started: the parent read here ended the imports' seconds before
+    launched_by = os.environ.get(LAUNCHED_BY_ENV, "")
+    if parent == 1 and launched_by.isdigit() and int(launched_by) > 1:  # our launch file's, gone before it was read
+        parent = int(launched_by)
     if parent == 1 or os.name != "posix" or (started_detached() and os.environ.get(END_WITH_PARENT_ENV) != "1"):
         return
+
+    def say() -> None:
+        rclpy.logging.get_logger(os.path.basename(sys.argv[0])).warning(
+            f"the process that started this node (pid {parent}) has ended: stopping as on Ctrl-C; to keep a node "
+            "running on its own, start it with setsid or nohup")
+
+    if os.getppid() != parent:  # it ended while this process imported: nothing made yet, ended here
+        say()
+        rclpy.try_shutdown(context=rclpy.get_default_context())
+        end_process(0)
 
     def watch():
         while os.getppid() == parent:
             time.sleep(poll_s)
-        rclpy.logging.get_logger(os.path.basename(sys.argv[0])).warning(
-            f"the process that started this node (pid {parent}) has ended: stopping as on Ctrl-C; to keep a node "
-            "running on its own, start it with setsid or nohup")
+        say()
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, name="end_with_parent", daemon=True).start()
@@ -776,13 +796,13 @@ def start_process(args=None, blas_threads: int = 1) -> str:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     dds = apply_fastdds_profile()
     note_interrupts()
-    end_with_parent()
     try:
         rclpy.init(args=args)
     except rclpy_implementation.RCLError as e:
         print(f"{os.path.basename(sys.argv[0])}: cannot start: {e}{rcl_argument_hint(str(e))}", file=sys.stderr)
         sys.exit(2)
     bridge_python_logging(rclpy.logging.get_logger(os.path.basename(sys.argv[0])))
+    end_with_parent()  # after rclpy.init: a launcher gone already is said in the node's log file
     return dds
 
 

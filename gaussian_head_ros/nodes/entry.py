@@ -15,6 +15,10 @@ import importlib
 import os
 import signal
 
+# The process that started this one, read first thing, before the seconds of imports: a launcher stopped meanwhile
+# (SIGTERM to `ros2 launch` in its first 2 s) has left this process adopted by then (common.end_with_parent).
+STARTED_BY = os.getppid()
+
 
 def quiet_exit(signum, frame):
     """SIGINT before the node started: nothing to tear down yet (no ROS context, nothing written)."""

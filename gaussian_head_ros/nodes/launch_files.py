@@ -18,11 +18,12 @@ Imports launch and launch_ros (present wherever `ros2 launch` is); the pip-only 
 from __future__ import annotations
 
 import os
+import signal
 
-from gaussian_head_ros.nodes.launcher import (LOG_LEVELS, TOPIC_ARGUMENTS, discovery_off, domain_id_problem,
-                                              log_level_arguments, log_level_problem, namespace_argument_problem,
-                                              node_params_file, params_sections_for_no_node, topic_argument_problem,
-                                              unknown_launch_arguments)
+from gaussian_head_ros.nodes.launcher import (LAUNCHED_BY_ENV, LOG_LEVELS, TOPIC_ARGUMENTS, discovery_off,
+                                              domain_id_problem, log_level_arguments, log_level_problem,
+                                              namespace_argument_problem, node_params_file, params_sections_for_no_node,
+                                              topic_argument_problem, unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
 # photo_node only with the operator's `photo:=`: OPTIONAL_NODES).
@@ -198,6 +199,17 @@ def _warnings(cfg: dict, host: str, tree: set = frozenset()) -> list[str]:
                                     elsewhere=elsewhere, node_homes=node_homes)
 
 
+def sigint_ignored_problem() -> str:
+    """What to say when this `ros2 launch` process ignores SIGINT, else "". A non-interactive shell starts its
+    background jobs so (`ros2 launch ... &` in a robot's start script, a CI step), and launch then never sees a
+    SIGINT: `kill -INT <pid>` (or the script's Ctrl-C) left the whole launch running, without a word (user53)."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return ""
+    return ("this ros2 launch ignores SIGINT, as the background jobs of a script do (`ros2 launch ... &`): a Ctrl-C or "
+            f"`kill -INT {os.getpid()}` does not stop it; stop it with `kill {os.getpid()}` (SIGTERM), which its nodes "
+            "follow within about a second")
+
+
 def nodes(context, host: str) -> list:
     """The node actions of `host`. Launch arguments left empty do not override the parameters file."""
     import launch.logging
@@ -212,7 +224,7 @@ def nodes(context, host: str) -> list:
     for arg in NAMESPACE_ARGUMENTS:  # before the warnings, which name the nodes under it
         if arg in cfg and (problem := namespace_argument_problem(arg, cfg[arg])):
             raise ValueError(f"launch argument {problem}")
-    for line in _warnings(given, host, declared_in_tree()):
+    for line in _warnings(given, host, declared_in_tree()) + [p for p in (sigint_ignored_problem(),) if p]:
         launch.logging.get_logger(LAUNCH_FILES[host]).warning(line)
 
     if not os.path.isfile(cfg["params_file"]):  # read below: was open()'s bare '[Errno 2] No such file or directory'
@@ -259,6 +271,7 @@ def nodes(context, host: str) -> list:
 
         remaps["photo_node"] = robot_remappings(cfg["robot_namespace"])
     actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
+    actions.append(SetEnvironmentVariable(LAUNCHED_BY_ENV, str(os.getpid())))  # common.end_with_parent
     if cfg["fastdds_profile"]:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
     if composed:  # composed:=ture started one process per node, silently

@@ -379,6 +379,10 @@ def parameter_owners(params_path: str | Path) -> dict[str, list[str]]:
 # (NodeProcess: the demo, tests): the node ends when that process is gone, as under `ros2 launch`, though setsid alone
 # reads as detached on purpose (common.end_with_parent). A killed demo left its two nodes running (user48).
 END_WITH_PARENT_ENV = "GAUSSIAN_HEAD_END_WITH_PARENT"
+# The pid of the `ros2 launch` process, in the environment of the nodes our launch files start: a node adopted before it
+# could read its parent (launch SIGTERMed in its first moments, the node's Python still starting) knows it ended
+# (common.end_with_parent).
+LAUNCHED_BY_ENV = "GAUSSIAN_HEAD_LAUNCHED_BY"
 
 
 class NodeProcess:

@@ -221,6 +221,7 @@ class Job:
     named_by_file: bool = False  # operator_id is the avatar file's name until the one stored in the file is read
     file_budget: int = 0  # the Gaussians an avatar file may have (0: max_file_gaussians when it is read)
     path: str = ""  # a photo file (photo_path): read by the worker (_read_file), which then sets decode and content
+    behind: str = ""  # the photo being reconstructed when this one was submitted (its name()), else ""
 
     def fingerprint(self) -> bytes | None:
         """SHA-256 of the photo's content (bytes, format or encoding and layout; a photo file's bytes once the worker
@@ -407,7 +408,7 @@ class ReconstructionNode(Node):
                 self._recache = path if values["cache_avatar"] and named else None
         for p in params:  # `ros2 param set .../reconstruction_node photo_path me.jpg` swaps the operator
             if p.name == "photo_path" and p.value:
-                self._submit_file(p.value)
+                self._say_photo_path_set(self._submit_file(p.value))
             elif p.name == "photo_path":  # accepted without a word while the face stayed (user51); rclpy drops the
                 self._say_photo_path_emptied()  # reason of a successful set: the log says it
         over = self._over_file_budget
@@ -431,6 +432,25 @@ class ReconstructionNode(Node):
                 else "no avatar is shown yet")
         self.get_logger().info(f"photo_path set empty: nothing to reconstruct, nothing taken back: {kept}; "
                                f"{self._waiting_for_photo()}")
+
+    def _say_photo_path_set(self, job: Job) -> None:
+        """Log what a photo_path set at run time does: its photo is reconstructed now, after the one being
+        reconstructed (job.behind) or once the reconstructor has loaded, the face shown staying meanwhile, and where its
+        verdict comes. Before, the log said nothing until the avatar was ready (23 s here), and nothing of a second
+        photo_path set meanwhile, which waited (BUSY on avatar/status only; user53); a photo from a topic is said as it
+        comes (_say_received)."""
+        done, state = "published as it is" if job.avatar_file else "reconstructed", self.state
+        if job.behind:
+            when = f"waits for the reconstruction running now ({job.behind}) to end, then is {done} (a newer photo " \
+                   "replaces it)"
+        elif state.startswith(("starting", "loading")):
+            when = f"is {done} once the reconstructor has loaded (state: {state})"
+        else:
+            when = f"{done} now"
+        shown = self._shown
+        stays = f"; the avatar shown ('{shown.operator_id}') stays until then" if shown is not None else ""
+        self.get_logger().info(f"{job.name()} {when}{stays}; its verdict follows on "
+                               f"{self.statuses.publisher.topic_name}")
 
     def _say_shown_stays(self, params) -> None:
         """Log that the avatar shown stays as it is when a parameter that makes avatars (_MAKES_AVATAR) is set to
@@ -562,6 +582,7 @@ class ReconstructionNode(Node):
         with self._lock:
             replaced, self._pending = self._pending, job
             busy = self._busy
+            job.behind = self._running.name() if busy and self._running is not None else ""
             self._over_file_budget = None  # a newer photo: the file refused for its size is not published later
         self.counts["photos"] += 1
         if replaced is not None:  # its final status: a sender waiting on it learns its fate (it had BUSY at most)

@@ -749,17 +749,17 @@ class RenderNode(Node):
         if not self._control_arrived and now - self._controls_looked_for < say_s:
             return  # the graph asked every no_controls_say_s while none came (a robot waiting hours), not every tick
         self._controls_looked_for = now
-        publishers = self.count_publishers(self.control_topic)
+        # one question to the graph: its count and its names (a count asked apart could say 1 and the names none)
+        names = sorted(endpoint_node(i, UNNAMED_NODE) for i in self.get_publishers_info_by_topic(self.control_topic))
+        publishers = len(names)
         if self._control_arrived:
             self._no_controls_said = now
             left = self._control_publishers.emptied_at
             if publishers:  # named: a recording's player is no tracker (a bag at its end was said as one; user52)
-                names = sorted(endpoint_node(i, UNNAMED_NODE)
-                               for i in self.get_publishers_info_by_topic(self.control_topic))
                 why = ("still on the graph: the tracker gets no camera frames (without a face it still sends "
                        "face_detected=false), a player of a recording (ros2 bag play) is paused or at its end, or "
                        "it was killed, crashed or cut off and its DDS lease has not expired; publishing it: "
-                       f"{', '.join(names) or 'none now'}")
+                       f"{', '.join(names)}")
             elif left is not None and left - since <= LEFT_CLEANLY_S:
                 why = (f"the tracker left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was "
                        "stopped")

@@ -54,11 +54,11 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY,
-                                            VIDEO_SOURCE_TASK, CausesSaid, LatchedReaders, Latest, Loading, RecurringLog,
-                                            check_parameters, companion_topic, declare_settings, diagnostics,
-                                            endpoint_node, log_core_under, other_topics, run, status_name, steady_timer,
-                                            this_domain)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_AGAIN_KEY, VIDEO_ENDED_KEY,
+                                            VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, CausesSaid, LatchedReaders, Latest,
+                                            Loading, RecurringLog, check_parameters, companion_topic, declare_settings,
+                                            diagnostics, endpoint_node, log_core_under, other_topics, run, status_name,
+                                            steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
 # image_transport's names of the transports the tracker reads -> the topic each comes on (below camera/image_raw,
@@ -645,13 +645,15 @@ class TrackerNode(Node):
                 values = {kv.key: kv.value for kv in st.values}
                 if values.get(VIDEO_ENDED_KEY) == "true":
                     self._videos_ended[st.name] = (f"{st.hardware_id} ended after "
-                                                   f"{values.get(VIDEO_FRAMES_KEY, '?')} frames")
+                                                   f"{values.get(VIDEO_FRAMES_KEY, '?')} frames "
+                                                   f"({values.get(VIDEO_AGAIN_KEY, 'played without loop')})")
                 else:
                     self._videos_ended.pop(st.name, None)
 
     def _video_ended(self) -> str:
-        """'<file> ended after N frames' when a publisher of the camera topic is a video_source_node whose file ended
-        (its /diagnostics), else ""."""
+        """'<file> ended after N frames (<how it plays again>)' when a publisher of the camera topic is a
+        video_source_node whose file ended (its /diagnostics: the source's own words, VideoSourceNode.again), else
+        ""."""
         if not self._videos_ended:
             return ""
         for info in self.get_publishers_info_by_topic(self.image_topic):
@@ -670,7 +672,7 @@ class TrackerNode(Node):
           `/usb_cam/image_raw` is one remapping away);
         - frames came and stopped, `no_frames_say_s` after the last one: the topic, its publishers, how long ago;
         - their publisher is a video_source_node whose file ended, once the frames are STALE_S old: once, as
-          information (the video ended; loop:=true plays it in a loop);
+          information (the video ended, and how it plays again in the source's words);
         - the video's end was said, and no longer is while no frame comes (its source left the graph, Ctrl-C or a
           crash): as frames that stopped, `no_frames_say_s` after that (before: nothing more in the log, while
           /diagnostics warned 'no camera frames'; s20). A source that plays the file again sends frames meanwhile.
@@ -686,8 +688,8 @@ class TrackerNode(Node):
         if ended:
             self._no_frames_said, self._end_said = now, True
             self.get_logger().info(
-                f"the video {ended} (played without loop: loop:=true plays it in a loop); no camera frames on "
-                f"{self.image_topic} and no face_control until frames come again")
+                f"the video {ended}; no camera frames on {self.image_topic} and no face_control until frames come "
+                "again")
             return
         if self._no_frames_said and now - self._no_frames_said < again_s:
             return
@@ -815,8 +817,7 @@ class TrackerNode(Node):
         elif self.model_error:
             level, message = DiagnosticStatus.WARN, self.model_error
         elif ended:  # played once, as asked: nothing is wrong
-            level, message = DiagnosticStatus.OK, (f"the video {ended}: no camera frames on {self.image_topic} (played "
-                                                   "without loop: loop:=true plays it in a loop)")
+            level, message = DiagnosticStatus.OK, f"the video {ended}: no camera frames on {self.image_topic}"
         elif stale:
             level, message = DiagnosticStatus.WARN, (
                 f"no camera frames on {self.image_topic} for {now - self._last_frame_time:.0f} s"

@@ -30,8 +30,9 @@ from gaussian_head_ros.core import frametrace
 from gaussian_head_ros.core.facemesh import MIN_IMAGE_SIDE
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.video import VideoSource
-from gaussian_head_ros.nodes.common import (VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, check_parameters,
-                                            declare_settings, diagnostics, log_core_under, run, steady_timer)
+from gaussian_head_ros.nodes.common import (VIDEO_AGAIN_KEY, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK,
+                                            check_parameters, declare_settings, diagnostics, log_core_under, run,
+                                            steady_timer)
 from gaussian_head_ros.nodes.conversions import rgb_to_image_msg
 
 RETRY_FIRST_S = 2.0  # first pause before opening a source that failed again; doubles up to RETRY_MAX_S
@@ -72,6 +73,7 @@ class VideoSourceNode(Node):
         self.declare_parameter("source", "", ParameterDescriptor(
             description="video file path, /dev/videoN or a camera index. Read at start (read-only)", read_only=True))
         declare_settings(self, PARAMS, check_value)  # a wrong type or a value refused goes back to its default
+        self._loop_at_start = bool(self._param("loop"))  # what `again` advises
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -109,7 +111,9 @@ class VideoSourceNode(Node):
             else:
                 self.get_logger().debug(f"still cannot open {source}: {e}")
             return None
-        self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps{self._sent(src)}"
+        rate = float(self._param("rate"))
+        paced = f", sent at {rate:g} Hz (rate)" if rate > 0 else ""
+        self.get_logger().info(f"playing {source} ({src.width}x{src.height} at {src.fps:g} fps{self._sent(src)}{paced}"
                                f"{', looping' if src.loop else ''})" + (f" after {failures} failed attempts"
                                                                        if failures else ""))
         return src
@@ -120,6 +124,36 @@ class VideoSourceNode(Node):
         gave the file's 480x480 while max_side 240 published 240x240 (user25, s25)."""
         size = src.sent_size()
         return f", sent as {size[0]}x{size[1]} (max_side {src.max_side})" if size != (src.width, src.height) else ""
+
+    def again(self) -> str:
+        """How the ended video plays again, for its end line and the tracker's (on /diagnostics, VIDEO_AGAIN_KEY):
+        `ros2 param set <node> loop true`; with the launch argument loop:=true where `loop` was false from the start.
+        The tracker advised loop:=true also after `loop` had been set false at run time (the launch's loop:=true
+        already given; user52)."""
+        now = f"`ros2 param set {self.get_fully_qualified_name()} loop true` plays it again"
+        if self._loop_at_start:
+            return f"loop set false while it played: {now}"
+        return f"played without loop: loop:=true plays it in a loop (ros2 run: -p loop:=true); {now}"
+
+    def _take_settings(self, src: VideoSource, rate: float, ended: bool = False) -> float:
+        """Take `max_side` onto `src` and return the `rate` [Hz] set now, saying each that changed: `rate` is the one
+        played so far. Read per frame, so that `ros2 param set` takes effect at once (they were read only when the
+        source opened, which a looping file never does again: accepted and ignored; try8). After the video's end
+        (`ended`) each is said as applying when the file plays again; before, a max_side or rate set then was
+        accepted without a word, and a rate set at any time too (user52)."""
+        max_side, new_rate = int(self._param("max_side")) or None, float(self._param("rate"))
+        when, changed = "when the file plays again" if ended else "from now on", []
+        if max_side != src.max_side:
+            src.max_side = max_side
+            size = src.sent_size()
+            changed.append(f"max_side {max_side or 0}: frames sent as {size[0]}x{size[1]} {when} (the source's are "
+                           f"{src.width}x{src.height})")
+        if new_rate != rate:
+            changed.append(f"rate {new_rate:g}: frames sent at {new_rate:g} Hz {when}" if new_rate > 0 else
+                           f"rate 0: frames sent at the source's own pace ({src.fps:g} fps) {when}")
+        if changed:
+            self.get_logger().info("; ".join(changed) + (f" (the video has ended; {self.again()})" if ended else ""))
+        return new_rate
 
     @staticmethod
     def _retry_pause(failures: int) -> float:
@@ -141,22 +175,17 @@ class VideoSourceNode(Node):
                 failures += 1
                 continue
             failures, self.played, self.play_frames = 0, 0, 0
+            rate = float(self._param("rate"))
             with src:
                 self.state = "playing"
                 next_t = time.monotonic()
                 while not self._stop.is_set():
-                    # read per frame, so that `ros2 param set` takes effect at once: they were read only when the
-                    # source opened, which a looping file never does again (accepted and ignored; try8)
-                    src.loop, max_side = bool(self._param("loop")), int(self._param("max_side")) or None
-                    if max_side != src.max_side:
-                        src.max_side = max_side
-                        size = src.sent_size()
-                        self.get_logger().info(f"max_side {max_side or 0}: frames sent as {size[0]}x{size[1]} from "
-                                               f"now on (the source's are {src.width}x{src.height})")
+                    src.loop = bool(self._param("loop"))  # read per frame, as max_side and rate (_take_settings)
+                    rate = self._take_settings(src, rate)
                     frame = src.read()
                     if frame is None:
                         break
-                    due = next_t + src.play_interval_s(frame, float(self._param("rate")))
+                    due = next_t + src.play_interval_s(frame, rate)
                     delay = due - time.monotonic()
                     if delay > 0:
                         self._stop.wait(delay)
@@ -182,12 +211,12 @@ class VideoSourceNode(Node):
             self.state = "finished"
             loops = (f" (played {src.plays} times, {self.played} frames in all)" if src.plays > 1 else "")
             self.get_logger().info(f"end of video after {self.play_frames} frame{'s' * (self.play_frames != 1)}"
-                                   f"{loops} (`ros2 param set {self.get_fully_qualified_name()} loop true` plays it "
-                                   "again)")
+                                   f"{loops} ({self.again()})")
             while not self._stop.wait(0.2):  # `loop` set true again: the file plays again from its start (it was
                 if bool(self._param("loop")):  # accepted and ignored once the file had ended; user19)
                     self.get_logger().info("loop set: playing the file again from its start")
                     break
+                rate = self._take_settings(src, rate, ended=True)
             else:
                 return
 
@@ -200,7 +229,8 @@ class VideoSourceNode(Node):
             level = DiagnosticStatus.WARN
         self.diag_pub.publish(diagnostics(self, VIDEO_SOURCE_TASK, level, self.state, str(self._param("source")),
                                           {"frames_published": self.published, VIDEO_FRAMES_KEY: self.play_frames,
-                                           VIDEO_ENDED_KEY: str(self.state == "finished").lower()}))
+                                           VIDEO_ENDED_KEY: str(self.state == "finished").lower(),
+                                           VIDEO_AGAIN_KEY: self.again()}))
 
     def destroy_node(self):
         if hasattr(self, "_thread"):  # else __init__ failed before: let its error show, not one of ours
