@@ -559,25 +559,22 @@ def note_interrupts() -> None:
 PARENT_POLL_S = 0.5
 
 
-def started_detached() -> str:
+def started_detached(starter_ignores_sighup: bool | None = None) -> str:
     """Why this process was started to outlive the process that started it, or "" when it was not.
 
     Three deliberate detachments: `setsid` (the process leads its own session), a shell job of an interactive
     shell, which `disown` may detach (it leads its own process group; `ros2 launch` and `ros2 run` start their
-    nodes in their own group), and `nohup` on this process itself (SIGHUP ignored here but not in the parent;
-    under `nohup ros2 launch` the launcher ignores it too, and its nodes still end with it). Linux: the
-    parent's ignored signals are read from /proc/<ppid>/status (SigIgn); unreadable counts as detached."""
+    nodes in their own group), and `nohup` on this process itself (SIGHUP ignored here but not in the process that
+    started it; under `nohup ros2 launch` the launcher ignores it too, and its nodes still end with it).
+    starter_ignores_sighup: whether that process ignored SIGHUP (None: the one read as this process started,
+    entry.STARTER_IGNORES_SIGHUP, where None, unreadable, counts as detached)."""
     if os.getsid(0) == os.getpid():
         return "started with setsid"
     if os.getpgrp() == os.getpid():
         return "a shell job (its own process group)"
     if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
-        try:
-            with open(f"/proc/{os.getppid()}/status") as f:
-                ignored = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
-        except (OSError, StopIteration, ValueError):
-            return "started with nohup"
-        if not ignored & (1 << (signal.SIGHUP - 1)):
+        ignored = entry.STARTER_IGNORES_SIGHUP if starter_ignores_sighup is None else starter_ignores_sighup
+        if not ignored:
             return "started with nohup"
     return ""
 
@@ -607,9 +604,12 @@ def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
 
     parent = entry.STARTED_BY  # as the process started: the parent read here ended the imports' seconds before
     launched_by = os.environ.get(LAUNCHED_BY_ENV, "")
+    starter_ignores_sighup = None  # as read when the process started
     if parent == 1 and launched_by.isdigit() and int(launched_by) > 1:  # our launch file's, gone before it was read
         parent = int(launched_by)
-    if parent == 1 or os.name != "posix" or (started_detached() and os.environ.get(END_WITH_PARENT_ENV) != "1"):
+        starter_ignores_sighup = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # a launch under nohup: as ours
+    if parent == 1 or os.name != "posix" or (started_detached(starter_ignores_sighup)
+                                             and os.environ.get(END_WITH_PARENT_ENV) != "1"):
         return
 
     def say() -> None:

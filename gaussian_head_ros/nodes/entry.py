@@ -20,6 +20,22 @@ import signal
 STARTED_BY = os.getppid()
 
 
+def ignores_sighup(pid: int) -> bool | None:
+    """Whether process `pid` ignores SIGHUP (Linux: SigIgn in /proc/<pid>/status); None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return bool(mask & (1 << (signal.SIGHUP - 1)))
+
+
+# Whether that process ignored SIGHUP, read at the same moment (common.started_detached's `nohup` rule): read later,
+# the parent of a node adopted meanwhile is init, which does not ignore it, and every node of a launch run under
+# `nohup` (a CI job, a start script) then read as started with nohup on itself and did not end with its launcher (s53).
+STARTER_IGNORES_SIGHUP = ignores_sighup(STARTED_BY)
+
+
 def quiet_exit(signum, frame):
     """SIGINT before the node started: nothing to tear down yet (no ROS context, nothing written)."""
     os._exit(0)
