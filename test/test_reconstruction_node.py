@@ -324,8 +324,9 @@ def test_newest_photo_wins(peer):
         msg = _compressed_msg(cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), fid)
         msg.header.stamp = TimeMsg(sec=1000 + i, nanosec=7)
         msgs.append(msg)
-    # 'second' once the worker has taken 'first' (0.05 s after it, on a machine at load 5-9 the worker had not: 'first'
-    # was the one replaced, and the grey square was refused, no face; s52), 'third' once 'second' is said to wait.
+    # 'second' 0.5 s after 'first', time for the worker to take it (0.05 s after, at load 5-9 it had not: 'first' was the
+    # one replaced, and the grey square was refused, no face; s52); 'third' once 'second' is said to wait (BUSY: 'first'
+    # is being reconstructed then, which takes seconds).
     pub.publish(msgs[0])
     spin_until(peer["node"], lambda: False, 0.5)
     pub.publish(msgs[1])
