@@ -1105,6 +1105,22 @@ def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(m
     assert len(said) == 1 and said[0].startswith("no face_control on /r/face_control yet"), said
 
 
+def _stopped_controls_node(said: list, **fields):
+    """A stand-in for RenderNode._say_if_no_controls: controls came until t = 100 s and stopped, every setting at its
+    default, its log lines appended to `said`; `fields`: its ROS graph queries (get_publishers_info_by_topic, ...) and
+    any attribute to replace (control_topic, _control_publishers)."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes import render_node
+
+    return SimpleNamespace(**{**dict(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
+                                     _controls_looked_for=0.0, control_topic="/face_control",
+                                     _control_publishers=SimpleNamespace(emptied_at=None),
+                                     _param=lambda name: render_node.PARAMS[name].default,
+                                     get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
+                                     _uncontrolled=lambda: "the avatar plays its idle animation"), **fields})
+
+
 @pytest.mark.parametrize("publishers, left_after_s, says", [
     (1, None, "1 publishers, still on the graph: the tracker gets no camera frames"),
     (0, 0.6, "the tracker left the graph within 2 s of its last control: it was stopped"),
@@ -1122,13 +1138,9 @@ def test_controls_that_stopped_are_said_with_what_the_graph_shows_of_the_tracker
 
     said = []
     watch = SimpleNamespace(emptied_at=None if left_after_s is None else 100.0 + left_after_s)
-    node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
-                           _controls_looked_for=0.0, control_topic="/r/face_control", _control_publishers=watch,
-                           count_publishers=lambda t: publishers, _param=lambda name: render_node.PARAMS[name].default,
-                           get_publishers_info_by_topic=lambda t: [SimpleNamespace(node_name="tracker_node",
-                                                                                   node_namespace="/")] * publishers,
-                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
-                           _uncontrolled=lambda: "the avatar plays its idle animation")
+    tracker = SimpleNamespace(node_name="tracker_node", node_namespace="/")
+    node = _stopped_controls_node(said, control_topic="/r/face_control", _control_publishers=watch,
+                                  get_publishers_info_by_topic=lambda t: [tracker] * publishers)
     render_node.RenderNode._say_if_no_controls(node, 121.0)
     assert len(said) == 1 and said[0].startswith("face_control stopped on /r/face_control: the last one came 21 s ago")
     assert says in said[0], said[0]
@@ -1440,13 +1452,7 @@ def test_controls_that_stopped_with_their_publisher_still_there_name_it_a_player
 
     said = []
     player = SimpleNamespace(node_name="rosbag2_player", node_namespace="/")
-    node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
-                           _controls_looked_for=0.0, control_topic="/face_control",
-                           _control_publishers=SimpleNamespace(emptied_at=None), count_publishers=lambda t: 1,
-                           get_publishers_info_by_topic=lambda t: [player] if t == "/face_control" else [],
-                           _param=lambda name: render_node.PARAMS[name].default,
-                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
-                           _uncontrolled=lambda: "the avatar plays its idle animation")
+    node = _stopped_controls_node(said, get_publishers_info_by_topic=lambda t: [player] if t == "/face_control" else [])
     render_node.RenderNode._say_if_no_controls(node, 111.0)
     assert len(said) == 1 and "publishing it: /rosbag2_player" in said[0], said
     assert "ros2 bag play) is paused or at its end" in said[0], said
@@ -1497,13 +1503,8 @@ def test_controls_that_stopped_are_said_from_one_question_to_the_graph():
 
     said, snapshots = [], [[SimpleNamespace(node_name="tracker_node", node_namespace="/")], []]
     asked = lambda: snapshots.pop(0)  # noqa: E731
-    node = SimpleNamespace(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
-                           _controls_looked_for=0.0, control_topic="/face_control",
-                           _control_publishers=SimpleNamespace(emptied_at=None),
-                           count_publishers=lambda t: len(asked()), get_publishers_info_by_topic=lambda t: asked(),
-                           _param=lambda name: render_node.PARAMS[name].default,
-                           get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
-                           _uncontrolled=lambda: "the avatar plays its idle animation")
+    node = _stopped_controls_node(said, count_publishers=lambda t: len(asked()),
+                                  get_publishers_info_by_topic=lambda t: asked())
     render_node.RenderNode._say_if_no_controls(node, 111.0)
     assert len(said) == 1 and "(1 publishers, still on the graph" in said[0], said
     assert "publishing it: /tracker_node)" in said[0], said
