@@ -3321,6 +3321,20 @@ def _code(rec, img):
     return e.value.code
 
 
+def test_a_face_just_below_the_minimum_is_said_to_be_below_it(rec):
+    """obama_official at a quarter of its size: a face 59.x px wide against min_face_px 60. Rounded, the refusal
+    read 'the face is 60 px wide, below the minimum of 60 px'."""
+    from gaussian_head_ros.core.imageio import read_image
+
+    img = read_image(str(shared("portraits", "obama_official.jpg")))
+    small = cv2.resize(img, (img.shape[1] // 4, img.shape[0] // 4), interpolation=cv2.INTER_AREA)
+    with pytest.raises(ReconstructionError) as e:
+        rec.reconstruct(small)
+    assert e.value.code == FACE_TOO_SMALL, str(e.value)
+    said = re.search(r"the face is (\d+) px wide, below the minimum of ([\d.]+) px", str(e.value))
+    assert said and int(said.group(1)) < float(said.group(2)), str(e.value)
+
+
 def test_bad_photos_are_refused_with_a_reason(rec):
     from gaussian_head_ros.core.imageio import decode_compressed, read_image
 

@@ -301,8 +301,9 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     if len(faces) > 1:
         warnings.append(f"{len(faces)} faces found, used the largest ({width:.0f} px wide)")
     if width < cfg.min_face_px:
-        raise ReconstructionError(FACE_TOO_SMALL, f"the face is {width:.0f} px wide, below the minimum of "
-                                                  f"{cfg.min_face_px:.0f} px; use a closer or larger photo")
+        # floored: rounded, a face 59.7 px wide was said to be '60 px wide, below the minimum of 60 px'
+        raise ReconstructionError(FACE_TOO_SMALL, f"the face is {math.floor(width)} px wide, below the minimum of "
+                                                  f"{cfg.min_face_px:g} px; use a closer or larger photo")
     hw, ww = work.shape[:2]
     try:
         fit = fit_head_frame(face.landmarks_px, K)
