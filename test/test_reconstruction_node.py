@@ -1865,6 +1865,19 @@ def test_no_photo_and_photo_path_set_empty_say_what_the_node_waits_for(rclpy_con
         proc.stop()
 
 
+def _wait_idle(peer):
+    """Wait until the start-up photo's avatar is ready and written to the cache: the worker is busy with that photo
+    until then. Waiting for 'avatar for ...' alone, a photo_path set in the ~20 ms of the cache write was said to wait
+    for 'trump_official' (the user53 test below failed so, run alone; user54)."""
+    from rosgraph import spin_until
+
+    def ready():
+        out = peer["proc"].output()
+        return "avatar cache: " in out.partition("avatar for 'trump_official'")[2]
+
+    assert spin_until(peer["node"], ready, 120), peer["proc"].output()
+
+
 def test_a_photo_path_set_at_run_time_is_said_and_one_set_during_its_reconstruction_waits_for_it(peer, tmp_path):
     """`ros2 param set /reconstruction_node photo_path a.jpg`, then another photo_path while a.jpg was reconstructed
     (user53, two robots on one machine): 'Set parameter successful' twice, and the robot's log said nothing until
@@ -1877,8 +1890,7 @@ def test_a_photo_path_set_at_run_time_is_said_and_one_set_during_its_reconstruct
 
     node, first, grey = peer["node"], shared("portraits", "obama_official.jpg"), tmp_path / "grey.png"
     cv2.imwrite(str(grey), np.full((256, 256, 3), 128, np.uint8))
-    assert spin_until(node, lambda: "avatar for 'trump_official'" in peer["proc"].output(), 120), \
-        peer["proc"].output()  # the start-up photo's avatar: the node idle (the module's first tests wait for it too)
+    _wait_idle(peer)  # the start-up photo's avatar and its cache write: the node idle
     start = len(peer["proc"].output())
     peer["statuses"].clear()
     assert _set_param(node, "photo_path", str(first)).successful
@@ -1892,3 +1904,36 @@ def test_a_photo_path_set_at_run_time_is_said_and_one_set_during_its_reconstruct
     assert f"{running} reconstructed now; the avatar shown (" in log, log
     assert f"'grey' from photo_path {grey} waits for the reconstruction running now ({running}) to end, then is " \
            "reconstructed (a newer photo replaces it)" in log, log
+
+
+def test_a_photo_path_refused_at_once_is_said_set_before_its_refusal(peer, tmp_path):
+    """`ros2 param set /reconstruction_node photo_path` of a file refused as it is read (empty, a few pixels, a PNG cut
+    short) on an idle robot (user54): the log said the refusal first and then '... reconstructed now; the avatar shown
+    ('x') stays until then; its verdict follows on /avatar/status', a verdict already given (3 of 3 such files under
+    avatar.launch.py here): the worker took the photo and refused it before the parameter callback said the set.
+    Each set's line now comes before anything the worker says of that photo."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    node = peer["node"]
+    _wait_idle(peer)  # the start-up photo's avatar and its cache write: the node idle
+    png = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+    files = []
+    for i in range(3):
+        files += [tmp_path / f"empty{i}.jpg", tmp_path / f"dot{i}.png", tmp_path / f"cut{i}.png"]
+        files[-3].write_bytes(b"")
+        cv2.imwrite(str(files[-2]), np.full((12, 15, 3), 128, np.uint8))
+        files[-1].write_bytes(png[:len(png) // 2])
+    for f in files:
+        start = len(peer["proc"].output())
+        peer["statuses"].clear()
+        assert _set_param(node, "photo_path", str(f)).successful
+        done = lambda: any(s.operator_id == f.stem and s.code != AvatarStatus.BUSY  # noqa: E731
+                           for s in peer["statuses"])
+        assert spin_until(node, done, 30), peer["proc"].output()[start:]
+        assert spin_until(node, lambda: " refused: " in peer["proc"].output()[start:], 10)
+        log = peer["proc"].output()[start:]
+        said = log.find(f"'{f.stem}' from photo_path {f} ")  # reconstructed now (or waits for the one running)
+        refused = log.find(f"photo '{f.stem}' from photo_path {f} refused: ")
+        assert 0 <= said < refused, log
