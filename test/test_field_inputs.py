@@ -744,6 +744,36 @@ def test_a_four_channel_image_with_alpha_0_everywhere_is_an_opaque_bgrx_picture(
     assert tuple(got[h // 2, w // 2]) == (128, 128, 128) and "transparent in 100 %" in notes[0], notes
 
 
+def test_a_photo_file_with_alpha_0_everywhere_is_an_opaque_picture():
+    """A PNG whose alpha is 0 in every pixel (a BGRA camera frame saved with cv2.imwrite, an export that left the channel
+    empty) was composited as wholly transparent, flat grey: 'the photo is transparent in 100 % of its pixels' and
+    then 'no face found in the photo' from the robot (user54: photo_node and photo_path), where the same pixels as
+    a raw bgra8 photo are taken as padding (user46). One rule for a photo however it comes: its colour, with a note; an
+    alpha that leaves some pixel visible is composited as before."""
+    from PIL import Image
+
+    from gaussian_head_ros.core.imageio import decode_with_format
+
+    rgb = photo("obama_official.jpg", 64)
+    h, w = rgb.shape[:2]
+    bgra = np.concatenate([rgb[..., ::-1], np.zeros((h, w, 1), np.uint8)], axis=2)
+    png = cv2.imencode(".png", bgra)[1].tobytes()
+    got, kind, _, notes = decode_with_format(png)
+    np.testing.assert_array_equal(got, rgb)
+    assert kind == "png" and notes == (
+        "the image's alpha is 0 in every pixel: taken as an unused channel (an opaque picture saved with an empty alpha, "
+        "as a BGRA camera frame written to PNG is), not as a wholly transparent one; save it without alpha (or with "
+        "alpha 255)",), notes
+    la = io.BytesIO()
+    Image.fromarray(np.dstack([rgb[..., 1], np.zeros((h, w), np.uint8)]), "LA").save(la, "PNG")
+    got, _, _, notes = decode_with_format(la.getvalue())
+    np.testing.assert_array_equal(got[..., 0], rgb[..., 1])
+    assert "taken as an unused channel" in notes[0], notes
+    bgra[0, 0, 3] = 255  # one opaque pixel: real transparency, composited onto the grey backdrop
+    got, _, _, notes = decode_with_format(cv2.imencode(".png", bgra)[1].tobytes())
+    assert tuple(got[h // 2, w // 2]) == (128, 128, 128) and "transparent in 100 %" in notes[0], notes
+
+
 def test_depth_encodings_are_named_as_depth():
     """16UC1 (depth in mm) is read as grey with a note that names it a depth image; 32FC1 (metres) is refused saying
     so (it was refused with the list of encodings alone; user46, s46). mono16 (an infrared camera) has no note."""

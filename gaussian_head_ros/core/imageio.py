@@ -573,9 +573,18 @@ def transparency_note(alpha: np.ndarray) -> str | None:
             f"partly): composited onto mid grey {BACKDROP_RGB}, against which the person is found")
 
 
+# A photo file (or CompressedImage) whose alpha is 0 in every pixel: a BGRA camera frame written with cv2.imwrite, an
+# export that left the channel empty. Composited, it was flat grey, 'transparent in 100 %' and then refused as no face
+# (user54), where the same pixels sent raw as bgra8 are taken as padding (ALPHA_PADDING_NOTE).
+PHOTO_ALPHA_UNUSED_NOTE = ("the image's alpha is 0 in every pixel: taken as an unused channel (an opaque picture saved "
+                           "with an empty alpha, as a BGRA camera frame written to PNG is), not as a wholly transparent "
+                           "one; save it without alpha (or with alpha 255)")
+
+
 def _pil_to_rgb8(im) -> tuple[np.ndarray, str | None]:
     """A loaded PIL image in any mode -> ([H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB;
-    `transparency_note`'s sentence when it had transparent pixels, else None)."""
+    `transparency_note`'s sentence when it had transparent pixels, PHOTO_ALPHA_UNUSED_NOTE when its alpha is 0 in every
+    pixel (its colour taken as it is), else None)."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit grey (PNG, TIFF)
         grey = np.asarray(im)
         grey = (np.clip(grey.astype(np.int64), 0, 65535) >> 8).astype(np.uint8) if grey.dtype != np.uint8 else grey
@@ -584,6 +593,8 @@ def _pil_to_rgb8(im) -> tuple[np.ndarray, str | None]:
         return to_rgb8(np.asarray(im)), None
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"))
+        if not rgba[..., 3].any():  # an empty alpha channel, as a raw image's (_decode_raw): the colour as it is
+            return np.ascontiguousarray(rgba[..., :3]), PHOTO_ALPHA_UNUSED_NOTE
         return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3])), transparency_note(rgba[..., 3])
     if im.mode == "L":
         return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB), None
