@@ -710,6 +710,27 @@ def test_a_camera_matrix_no_camera_has_is_refused():
         intrinsics_from_camera_info([0.0] * 9, [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1, 0], 640, 480, 640, 480, 50.0)
 
 
+def test_16uc3_and_16uc4_are_bgr16_and_bgra16_and_noted():
+    """A 16-bit colour picture that cv_bridge publishes with encoding 'passthrough' (cv2.imread(..., IMREAD_UNCHANGED) of
+    a 16-bit PNG or TIFF) is 16UC3 (16UC4 with alpha): a photo sent so was refused 'unsupported image encoding
+    '16UC3'; use one of rgb8, ...', where its 8-bit sibling 8UC3 is taken as BGR with a note (user54). Now the same
+    rule: OpenCV's order, the top byte of each sample, and a note naming bgr16 / rgb16."""
+    from gaussian_head_ros.core.imageio import decode_raw_with_notes, encoding_note
+
+    rgb = photo("obama_official.jpg", 64)
+    h, w = rgb.shape[:2]
+    bgr16 = np.ascontiguousarray(rgb[..., ::-1]).astype(np.uint16) * 257
+    got, notes = decode_raw_with_notes(bgr16.tobytes(), w, h, w * 6, "16UC3")
+    np.testing.assert_array_equal(got, rgb)
+    assert notes == ()
+    assert encoding_note("16UC3") == ("16UC3 images carry no channel order: taken as BGR (OpenCV's order, as cv_bridge "
+                                      "does); publish bgr16 or rgb16 to say which"), encoding_note("16UC3")
+    bgra16 = np.concatenate([bgr16, np.full((h, w, 1), 65535, np.uint16)], axis=2)
+    got, notes = decode_raw_with_notes(bgra16.tobytes(), w, h, w * 8, "16UC4")
+    np.testing.assert_array_equal(got, rgb)
+    assert "publish bgra16 or rgba16" in encoding_note("16UC4")
+
+
 def test_compressed_depth_is_refused_naming_it():
     depth = cv2.imencode(".png", np.full((8, 8), 1000, np.uint16))[1].tobytes()
     with pytest.raises(ValueError, match="compressedDepth image .* is a depth map"):

@@ -39,6 +39,8 @@ _ENCODINGS = {
     "bgra16": (4, np.uint16, cv2.COLOR_BGRA2RGBA),
     "mono16": (1, np.uint16, cv2.COLOR_GRAY2RGB),
     "16UC1": (1, np.uint16, cv2.COLOR_GRAY2RGB),
+    "16UC3": (3, np.uint16, cv2.COLOR_BGR2RGB),  # cv_bridge's 'passthrough' of a 16-bit colour picture (user54)
+    "16UC4": (4, np.uint16, cv2.COLOR_BGRA2RGBA),
     "yuv422": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
     "uyvy": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
     "yuyv": (2, np.uint8, cv2.COLOR_YUV2RGB_YUYV),
@@ -56,7 +58,7 @@ SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
 # Encodings that do not say their channel order (sensor_msgs/image_encodings.hpp: "8UC3" is just three
 # bytes), and how they are taken: OpenCV's order, as cv_bridge does.
-_AMBIGUOUS = {"8UC3": "BGR", "8UC4": "BGRA"}
+_AMBIGUOUS = {"8UC3": "BGR", "8UC4": "BGRA", "16UC3": "BGR", "16UC4": "BGRA"}
 
 
 # Depth cameras' encodings (REP 118: 16UC1 in millimetres, 32FC1 in metres): a tracker pointed at the depth topic
@@ -76,15 +78,16 @@ def depth_hint(encoding: str) -> str:
 
 
 def encoding_note(encoding: str) -> str | None:
-    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4) or it is a depth camera's
-    (16UC1, read as a grey picture: `depth_hint`), else None."""
+    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4, 16UC3, 16UC4) or it is a depth
+    camera's (16UC1, read as a grey picture: `depth_hint`), else None."""
     if hint := depth_hint(encoding):
         return f"{hint} (its frames are read as grey pictures)"
     order = _AMBIGUOUS.get((encoding or "").strip())
     if order is None:
         return None
+    bits = encoding.strip()[:-3]  # "8UC3" -> "8", "16UC4" -> "16"
     return (f"{encoding} images carry no channel order: taken as {order} (OpenCV's order, as cv_bridge does); "
-            f"publish {'bgr8' if order == 'BGR' else 'bgra8'} or {'rgb8' if order == 'BGR' else 'rgba8'} to say which")
+            f"publish {order.lower()}{bits} or {order.lower().replace('bgr', 'rgb')}{bits} to say which")
 
 
 def layout_note(width: int, step: int, encoding: str) -> str | None:
