@@ -375,6 +375,28 @@ def test_two_people_side_by_side_are_both_found():
         assert len(alone) == 1
 
 
+def test_a_photo_turned_by_a_wrong_exif_orientation_is_not_said_to_have_none():
+    """An upright portrait whose JPEG carries EXIF orientation 6 (an editor that turned the pixels upright and kept the
+    phone's tag): decoded, the tag applied, its head lies on its side, and the photo is turned back with a warning that
+    said 'stored turned, without an EXIF orientation' (user54, `ros2 param set /reconstruction_node photo_path
+    wrongtag6.jpg`: the file has one, exiftool shows it). The warning now names both causes."""
+    from PIL import Image
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    exif, buf = Image.Exif(), io.BytesIO()
+    exif[EXIF_ORIENTATION] = 6  # "turn a quarter clockwise to display", on pixels already upright
+    Image.fromarray(photo("obama_official.jpg", 480)).save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    wrong = decode_compressed(buf.getvalue())
+    with FaceMesh(static_image_mode=True, max_faces=4) as fm:
+        said = [w for w in frame_photo(wrong, fm, FramingConfig()).warnings if "the photo was turned" in w]
+    assert len(said) == 1 and "on its side" in said[0], said
+    assert "without an EXIF orientation)" not in said[0], said
+    assert "or with an EXIF orientation that does not match its pixels (an editor turned them and kept the " \
+           "camera's tag)" in said[0], said
+
+
 def test_a_photo_lying_on_its_side_gives_the_upright_avatar(fast_reconstructor):
     """A photo stored sideways without an EXIF tag (try10: the robot accepted it and showed the head on its side,
     its torso beside the head): the framing turns it upright by whole quarter turns, so the avatar is exactly
