@@ -1866,16 +1866,26 @@ def test_no_photo_and_photo_path_set_empty_say_what_the_node_waits_for(rclpy_con
 
 
 def _wait_idle(peer):
-    """Wait until the start-up photo's avatar is ready and written to the cache: the worker is busy with that photo
-    until then. Waiting for 'avatar for ...' alone, a photo_path set in the ~20 ms of the cache write was said to wait
-    for 'trump_official' (the user53 test below failed so, run alone; user54)."""
+    """Wait until the node is idle: two of its /diagnostics in a row (1 s apart) say state 'ready', no photo waiting.
+    Waiting for the start-up photo's 'avatar for ...' line, a photo_path set in the ~20 ms of its cache write after it
+    was said to wait for 'trump_official' (the user53 test below failed so, run alone), and a start-up photo that an
+    earlier test's photo replaced never says it (user54)."""
+    from diagnostic_msgs.msg import DiagnosticArray
     from rosgraph import spin_until
 
-    def ready():
-        out = peer["proc"].output()
-        return "avatar cache: " in out.partition("avatar for 'trump_official'")[2]
+    ready = []
 
-    assert spin_until(peer["node"], ready, 120), peer["proc"].output()
+    def seen(msg):
+        for st in msg.status:
+            if st.name.endswith("avatar reconstruction"):
+                values = {kv.key: kv.value for kv in st.values}
+                ready.append(values.get("state") == "ready" and values.get("last_code", "") != "")
+
+    sub = peer["node"].create_subscription(DiagnosticArray, "/diagnostics", seen, 10)
+    try:
+        assert spin_until(peer["node"], lambda: ready[-2:] == [True, True], 180), peer["proc"].output()[-3000:]
+    finally:
+        peer["node"].destroy_subscription(sub)
 
 
 def test_a_photo_path_set_at_run_time_is_said_and_one_set_during_its_reconstruction_waits_for_it(peer, tmp_path):
@@ -1917,7 +1927,6 @@ def test_a_photo_path_refused_at_once_is_said_set_before_its_refusal(peer, tmp_p
     from gaussian_head_ros.msg import AvatarStatus
 
     node = peer["node"]
-    _wait_idle(peer)  # the start-up photo's avatar and its cache write: the node idle
     png = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
     files = []
     for i in range(3):
@@ -1931,9 +1940,33 @@ def test_a_photo_path_refused_at_once_is_said_set_before_its_refusal(peer, tmp_p
         assert _set_param(node, "photo_path", str(f)).successful
         done = lambda: any(s.operator_id == f.stem and s.code != AvatarStatus.BUSY  # noqa: E731
                            for s in peer["statuses"])
-        assert spin_until(node, done, 30), peer["proc"].output()[start:]
+        assert spin_until(node, done, 120), peer["proc"].output()[start:]  # (after a reconstruction still running)
         assert spin_until(node, lambda: " refused: " in peer["proc"].output()[start:], 10)
         log = peer["proc"].output()[start:]
         said = log.find(f"'{f.stem}' from photo_path {f} ")  # reconstructed now (or waits for the one running)
         refused = log.find(f"photo '{f.stem}' from photo_path {f} refused: ")
         assert 0 <= said < refused, log
+
+
+def test_a_photo_path_that_is_no_photo_is_refused_in_a_files_words(peer, tmp_path):
+    """photo_path set to an empty file, or to a text file named .jpg (user54): refused 'empty compressed image' and
+    'could not decode the compressed image (corrupt, truncated or not an image)', the words for a CompressedImage
+    message, on avatar/status (what photo_node and any status reader see) of a file the user named. Now the file's
+    words, as `gaussian-head reconstruct` says them: '<file> is empty (0 bytes)', '<file>: could not decode the
+    photo ...'."""
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.msg import AvatarStatus
+
+    node = peer["node"]
+    empty, text = tmp_path / "nothing.jpg", tmp_path / "notes.jpg"
+    empty.write_bytes(b"")
+    text.write_text("hello\n")
+    for f, words in ((empty, f"{empty} is empty (0 bytes)"),
+                     (text, f"{text}: could not decode the photo (corrupt, truncated or not an image)")):
+        peer["statuses"].clear()
+        assert _set_param(node, "photo_path", str(f)).successful
+        final = lambda: [s for s in peer["statuses"]  # noqa: E731
+                         if s.operator_id == f.stem and s.code != AvatarStatus.BUSY]
+        assert spin_until(node, final, 120), peer["proc"].output()[-2000:]
+        assert final()[0].code == AvatarStatus.BAD_IMAGE and final()[0].message == words, final()[0].message

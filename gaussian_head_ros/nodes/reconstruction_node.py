@@ -755,7 +755,9 @@ class ReconstructionNode(Node):
         data = imageio.read_file(job.path)
         job.max_pixels = limit = int(self._param("max_pixels"))
         job.content = (data, "file")
-        job.decode = lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit))
+        # named: its refusal in a file's words ('me.jpg is empty (0 bytes)'), not a message's ('empty compressed
+        # image', on avatar/status of a file the user named; user54)
+        job.decode = lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, name=job.path))
 
     def _cached_made_from(self) -> tuple | None:
         """_made_from of the avatar in the cache (its note), for a start with photo_path: that photo, made into the
