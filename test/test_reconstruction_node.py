@@ -1473,7 +1473,8 @@ def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path)
     frames = [Image.new("RGB", (40, 30), c) for c in ((200, 30, 30), (30, 200, 30))]
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
     jobs = []
-    stand_in = SimpleNamespace(_param=lambda name: "" if name == "operator_id" else 40_000_000, _submit=jobs.append)
+    stand_in = SimpleNamespace(_param=lambda name: "" if name == "operator_id" else 40_000_000,
+                               _submit=lambda job, say=None: jobs.append(job))
     ReconstructionNode._submit_file(stand_in, str(gif))
     ReconstructionNode._read_file(stand_in, jobs[0])  # the worker reads the file (its bytes: the photo's key)
     rgb, found = jobs[0].decode()
