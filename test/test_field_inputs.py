@@ -753,6 +753,38 @@ def test_16uc3_and_16uc4_are_bgr16_and_bgra16_and_noted():
     assert "publish bgra16 or rgba16" in encoding_note("16UC4")
 
 
+def test_16_bit_images_of_fewer_bits_are_scaled_by_their_own_depth():
+    """A 12-bit camera's or scanner's picture in 16-bit samples (values 0-4095: mono16 from a machine-vision or infrared
+    camera, a 16-bit grey PNG or TIFF) was scaled to 8 bits by its top byte, as cv_bridge does: values 0-15, a black
+    picture. `gaussian-head reconstruct gray12in16.png` said 'the face is dark (mean brightness 9 of 255) ...: use a
+    photo with light on the face' and made a black avatar (user54). Samples that all fit in 10, 12 or 14 bits are now
+    scaled by that depth, with a note; a picture that uses the 16 bits is taken by its top byte as before."""
+    from PIL import Image
+
+    from gaussian_head_ros.core.imageio import decode_raw_with_notes, decode_with_format
+
+    rgb = photo("obama_official.jpg", 64)
+    h, w = rgb.shape[:2]
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    twelve = grey.astype(np.uint16) * 16  # 0..4080
+    got, notes = decode_raw_with_notes(twelve.tobytes(), w, h, w * 2, "mono16")
+    np.testing.assert_array_equal(got[..., 0], grey)
+    assert notes == ("the mono16 image's samples all fit in 12 bits: taken as 12-bit data (a 12-bit camera's samples "
+                     "in 16-bit words), scaled to 8 bits by 1/16; its top 8 bits alone would make it nearly black",), notes
+    got, notes = decode_raw_with_notes((rgb.astype(np.uint16) * 4).tobytes(), w, h, w * 6, "rgb16")  # 10 bits
+    np.testing.assert_array_equal(got, rgb)
+    assert "fit in 10 bits" in notes[0] and "by 1/4" in notes[0], notes
+    full = rgb.astype(np.uint16) * 257  # the whole 16 bits: the top byte, no note
+    got, notes = decode_raw_with_notes(full.tobytes(), w, h, w * 6, "rgb16")
+    np.testing.assert_array_equal(got, rgb)
+    assert notes == (), notes
+    png = io.BytesIO()
+    Image.fromarray(twelve).save(png, "PNG")  # a 16-bit grey PNG (Pillow mode I;16)
+    got, _, _, notes = decode_with_format(png.getvalue())
+    np.testing.assert_array_equal(got[..., 0], grey)
+    assert "the photo's samples all fit in 12 bits" in notes[0], notes
+
+
 def test_compressed_depth_is_refused_naming_it():
     depth = cv2.imencode(".png", np.full((8, 8), 1000, np.uint16))[1].tobytes()
     with pytest.raises(ValueError, match="compressedDepth image .* is a depth map"):
