@@ -375,6 +375,28 @@ def test_two_people_side_by_side_are_both_found():
         assert len(alone) == 1
 
 
+def test_a_photo_turned_by_a_wrong_exif_orientation_is_not_said_to_have_none():
+    """An upright portrait whose JPEG carries EXIF orientation 6 (an editor that turned the pixels upright and kept the
+    phone's tag): decoded, the tag applied, its head lies on its side, and the photo is turned back with a warning that
+    said 'stored turned, without an EXIF orientation' (user54, `ros2 param set /reconstruction_node photo_path
+    wrongtag6.jpg`: the file has one, exiftool shows it). The warning now names both causes."""
+    from PIL import Image
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    exif, buf = Image.Exif(), io.BytesIO()
+    exif[EXIF_ORIENTATION] = 6  # "turn a quarter clockwise to display", on pixels already upright
+    Image.fromarray(photo("obama_official.jpg", 480)).save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    wrong = decode_compressed(buf.getvalue())
+    with FaceMesh(static_image_mode=True, max_faces=4) as fm:
+        said = [w for w in frame_photo(wrong, fm, FramingConfig()).warnings if "the photo was turned" in w]
+    assert len(said) == 1 and "on its side" in said[0], said
+    assert "without an EXIF orientation)" not in said[0], said
+    assert "or with an EXIF orientation that does not match its pixels (an editor turned them and kept the " \
+           "camera's tag)" in said[0], said
+
+
 def test_a_photo_lying_on_its_side_gives_the_upright_avatar(fast_reconstructor):
     """A photo stored sideways without an EXIF tag (try10: the robot accepted it and showed the head on its side,
     its torso beside the head): the framing turns it upright by whole quarter turns, so the avatar is exactly
@@ -710,6 +732,59 @@ def test_a_camera_matrix_no_camera_has_is_refused():
         intrinsics_from_camera_info([0.0] * 9, [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1, 0], 640, 480, 640, 480, 50.0)
 
 
+def test_16uc3_and_16uc4_are_bgr16_and_bgra16_and_noted():
+    """A 16-bit colour picture that cv_bridge publishes with encoding 'passthrough' (cv2.imread(..., IMREAD_UNCHANGED) of
+    a 16-bit PNG or TIFF) is 16UC3 (16UC4 with alpha): a photo sent so was refused 'unsupported image encoding
+    '16UC3'; use one of rgb8, ...', where its 8-bit sibling 8UC3 is taken as BGR with a note (user54). Now the same
+    rule: OpenCV's order, the top byte of each sample, and a note naming bgr16 / rgb16."""
+    from gaussian_head_ros.core.imageio import decode_raw_with_notes, encoding_note
+
+    rgb = photo("obama_official.jpg", 64)
+    h, w = rgb.shape[:2]
+    bgr16 = np.ascontiguousarray(rgb[..., ::-1]).astype(np.uint16) * 257
+    got, notes = decode_raw_with_notes(bgr16.tobytes(), w, h, w * 6, "16UC3")
+    np.testing.assert_array_equal(got, rgb)
+    assert notes == ()
+    assert encoding_note("16UC3") == ("16UC3 images carry no channel order: taken as BGR (OpenCV's order, as cv_bridge "
+                                      "does); publish bgr16 or rgb16 to say which"), encoding_note("16UC3")
+    bgra16 = np.concatenate([bgr16, np.full((h, w, 1), 65535, np.uint16)], axis=2)
+    got, notes = decode_raw_with_notes(bgra16.tobytes(), w, h, w * 8, "16UC4")
+    np.testing.assert_array_equal(got, rgb)
+    assert "publish bgra16 or rgba16" in encoding_note("16UC4")
+
+
+def test_16_bit_images_of_fewer_bits_are_scaled_by_their_own_depth():
+    """A 12-bit camera's or scanner's picture in 16-bit samples (values 0-4095: mono16 from a machine-vision or infrared
+    camera, a 16-bit grey PNG or TIFF) was scaled to 8 bits by its top byte, as cv_bridge does: values 0-15, a black
+    picture. `gaussian-head reconstruct gray12in16.png` said 'the face is dark (mean brightness 9 of 255) ...: use a
+    photo with light on the face' and made a black avatar (user54). Samples that all fit in 10, 12 or 14 bits are now
+    scaled by that depth, with a note; a picture that uses the 16 bits is taken by its top byte as before."""
+    from PIL import Image
+
+    from gaussian_head_ros.core.imageio import decode_raw_with_notes, decode_with_format
+
+    rgb = photo("obama_official.jpg", 64)
+    h, w = rgb.shape[:2]
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    twelve = grey.astype(np.uint16) * 16  # 0..4080
+    got, notes = decode_raw_with_notes(twelve.tobytes(), w, h, w * 2, "mono16")
+    np.testing.assert_array_equal(got[..., 0], grey)
+    assert notes == ("the mono16 image's samples all fit in 12 bits: taken as 12-bit data (a 12-bit camera's samples "
+                     "in 16-bit words), scaled to 8 bits by 1/16; its top 8 bits alone would make it nearly black",), notes
+    got, notes = decode_raw_with_notes((rgb.astype(np.uint16) * 4).tobytes(), w, h, w * 6, "rgb16")  # 10 bits
+    np.testing.assert_array_equal(got, rgb)
+    assert "fit in 10 bits" in notes[0] and "by 1/4" in notes[0], notes
+    full = rgb.astype(np.uint16) * 257  # the whole 16 bits: the top byte, no note
+    got, notes = decode_raw_with_notes(full.tobytes(), w, h, w * 6, "rgb16")
+    np.testing.assert_array_equal(got, rgb)
+    assert notes == (), notes
+    png = io.BytesIO()
+    Image.fromarray(twelve).save(png, "PNG")  # a 16-bit grey PNG (Pillow mode I;16)
+    got, _, _, notes = decode_with_format(png.getvalue())
+    np.testing.assert_array_equal(got[..., 0], grey)
+    assert "the photo's samples all fit in 12 bits" in notes[0], notes
+
+
 def test_compressed_depth_is_refused_naming_it():
     depth = cv2.imencode(".png", np.full((8, 8), 1000, np.uint16))[1].tobytes()
     with pytest.raises(ValueError, match="compressedDepth image .* is a depth map"):
@@ -741,6 +816,36 @@ def test_a_four_channel_image_with_alpha_0_everywhere_is_an_opaque_bgrx_picture(
                      "as a wholly transparent one; publish bgr8 or rgb8 (or alpha 255) for opaque pictures",), notes
     bgrx[0, 0, 3] = 255  # one opaque pixel: real transparency, composited onto the grey backdrop
     got, notes = decode_raw_with_notes(bgrx.tobytes(), w, h, w * 4, "bgra8")
+    assert tuple(got[h // 2, w // 2]) == (128, 128, 128) and "transparent in 100 %" in notes[0], notes
+
+
+def test_a_photo_file_with_alpha_0_everywhere_is_an_opaque_picture():
+    """A PNG whose alpha is 0 in every pixel (a BGRA camera frame saved with cv2.imwrite, an export that left the channel
+    empty) was composited as wholly transparent, flat grey: 'the photo is transparent in 100 % of its pixels' and
+    then 'no face found in the photo' from the robot (user54: photo_node and photo_path), where the same pixels as
+    a raw bgra8 photo are taken as padding (user46). One rule for a photo however it comes: its colour, with a note; an
+    alpha that leaves some pixel visible is composited as before."""
+    from PIL import Image
+
+    from gaussian_head_ros.core.imageio import decode_with_format
+
+    rgb = photo("obama_official.jpg", 64)
+    h, w = rgb.shape[:2]
+    bgra = np.concatenate([rgb[..., ::-1], np.zeros((h, w, 1), np.uint8)], axis=2)
+    png = cv2.imencode(".png", bgra)[1].tobytes()
+    got, kind, _, notes = decode_with_format(png)
+    np.testing.assert_array_equal(got, rgb)
+    assert kind == "png" and notes == (
+        "the image's alpha is 0 in every pixel: taken as an unused channel (an opaque picture saved with an empty alpha, "
+        "as a BGRA camera frame written to PNG is), not as a wholly transparent one; save it without alpha (or with "
+        "alpha 255)",), notes
+    la = io.BytesIO()
+    Image.fromarray(np.dstack([rgb[..., 1], np.zeros((h, w), np.uint8)]), "LA").save(la, "PNG")
+    got, _, _, notes = decode_with_format(la.getvalue())
+    np.testing.assert_array_equal(got[..., 0], rgb[..., 1])
+    assert "taken as an unused channel" in notes[0], notes
+    bgra[0, 0, 3] = 255  # one opaque pixel: real transparency, composited onto the grey backdrop
+    got, _, _, notes = decode_with_format(cv2.imencode(".png", bgra)[1].tobytes())
     assert tuple(got[h // 2, w // 2]) == (128, 128, 128) and "transparent in 100 %" in notes[0], notes
 
 

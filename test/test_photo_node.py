@@ -195,6 +195,29 @@ def test_a_photo_is_checked_within_the_robots_pixel_limit(tmp_path):
     assert read_photo(str(tmp_path / "scan.png"), max_pixels=50_000_000).width == 6000
 
 
+def test_a_file_that_is_no_photo_is_refused_in_a_files_words(tmp_path):
+    """`ros2 param set /photo_node photo empty.jpg` (0 bytes) was refused '.../empty.jpg: empty compressed image', and a
+    text file named .jpg '.../notes.jpg: could not decode the compressed image (...)': a message's words for a file
+    (user54). Now as `gaussian-head reconstruct` and the robot's photo_path say them; a refusal that does not name the
+    file (a PNG above the pixel limit) still starts with it."""
+    from PIL import Image
+
+    from gaussian_head_ros.nodes.photo_node import read_photo
+
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("hello\n")
+    Image.new("1", (6000, 7000)).save(tmp_path / "scan.png", "PNG")  # 42 MP
+    said = {}
+    for name in ("empty.jpg", "notes.jpg", "scan.png"):
+        with pytest.raises(ValueError) as e:
+            read_photo(str(tmp_path / name))
+        said[name] = str(e.value)
+    assert said["empty.jpg"] == f"{tmp_path / 'empty.jpg'} is empty (0 bytes)", said
+    assert said["notes.jpg"] == f"{tmp_path / 'notes.jpg'}: could not decode the photo (corrupt, truncated or not an " \
+                                "image)", said
+    assert said["scan.png"].startswith(f"{tmp_path / 'scan.png'}: image is 6000x7000 = 42000000 pixels"), said
+
+
 def test_a_photo_file_is_parsed_once(tmp_path, monkeypatch):
     """read_photo opened the file's header twice: once to decode it, once more for its format (image_format), which
     copied the bytes again (a phone JPEG of 3-5 MB; the 200 MP one of the test above, 2.3 MB). Now once, and the format

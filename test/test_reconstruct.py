@@ -3,6 +3,7 @@ against MediaPipe's canonical mesh, every portrait -> a valid avatar that reprod
 an open jaw shows a mouth interior, the two-face photo, refusals with reasons, the CLI."""
 
 import glob
+import io
 import re
 import zlib
 
@@ -3679,6 +3680,32 @@ def test_matte_hair_computes_no_matte_when_no_backdrop_colour_is_in_the_band(mon
     assert np.array_equal(out, mask) and np.array_equal(colours, solid) and np.array_equal(own, solid)
     with pytest.raises(AssertionError, match="the matte was computed"):  # the strands over the wall need it
         matte_hair(photo, mask, keep)
+
+
+def test_the_hair_matte_keeps_pymattings_prints_off_the_console(capsys, caplog):
+    """A portrait whose face is ~75 px wide on a grey-blue wall (obama_official at 0.27 in a 900x700 JPEG): pymatting's
+    incomplete Cholesky preconditioner fails on its matte and retries with a diagonal shift, printing six lines to
+    stdout ('PERFORMANCE WARNING: / Thresholded incomplete Cholesky decomposition failed ... Try decreasing
+    discard_threshold or start with a larger shift'). In robot.launch.py photo:=... they stood in the reconstruction
+    node's console between its log lines, in no log file, naming parameters nobody here sets (user54). Now they are one
+    debug line of surfaces' logger; the avatar is the same."""
+    import logging
+
+    from PIL import Image
+
+    from gaussian_head_ros.core.imageio import decode_compressed
+
+    ob = Image.open(shared("portraits", "obama_official.jpg")).convert("RGB")
+    wall = Image.new("RGB", (900, 700), (120, 130, 140))
+    wall.paste(ob.resize((int(910 * 0.27), int(1137 * 0.27)), Image.LANCZOS), (330, 200))
+    jpeg = io.BytesIO()
+    wall.save(jpeg, "JPEG", quality=92)
+    with caplog.at_level(logging.DEBUG, logger="gaussian_head_ros.core.reconstruct.surfaces"):
+        mesh_fit_result(decode_compressed(jpeg.getvalue()))
+    out = capsys.readouterr().out
+    assert "PERFORMANCE WARNING" not in out and "Cholesky" not in out, out
+    said = [r.getMessage() for r in caplog.records if "Cholesky" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("pymatting: PERFORMANCE WARNING: Thresholded incomplete Cholesky"), said
 
 
 def test_matte_hair_takes_a_mask_that_fills_the_crop():

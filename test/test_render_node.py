@@ -123,6 +123,23 @@ def test_the_placeholder_keeps_to_fps_while_controls_come_before_any_avatar(io):
     assert io["proc"].output().count("but no avatar shown yet") == 1, io["proc"].output()
 
 
+def test_the_placeholder_says_the_operator_is_there_while_their_controls_come(io):
+    """What the person in front of the robot reads while the operator's tracker already drives it and the avatar is
+    still being made (4-23 s of reconstruction; user54: robot.launch.py, then operator.launch.py video:=... photo:=...):
+    the placeholder said 'waiting for operator' though the operator was there. Now it says 'waiting for the
+    operator's face' while live controls come, and 'waiting for operator' again once they stop (idle_timeout_s)."""
+    from gaussian_head_ros.core.render import placeholder_image
+
+    alone = placeholder_image(W, H, text="waiting for operator")
+    live = placeholder_image(W, H, text="waiting for the operator's face")
+    same = lambda want: lambda m: np.array_equal(_rgb(m), want)  # noqa: E731
+    assert _wait_image(io, same(alone), 10) is not None  # no controls (those of the tests before ended 1.5 s on)
+    clock = io["node"].get_clock()
+    sent = _wait_image(io, same(live), 10, lambda: io["control"].publish(_control_msg(clock.now().nanoseconds)))
+    assert sent is not None, "the placeholder did not change while controls came"
+    assert _wait_image(io, same(alone), 10) is not None  # the controls stopped: waiting for operator again
+
+
 def test_camera_info_beside_each_image(io):
     """face_display/camera_info: the header of its image, its size, the virtual camera's K and P (fov_deg 30,
     OpenCV pixel centres), no distortion, R identity."""

@@ -484,8 +484,9 @@ def test_the_nodes_parameters_file_is_one_file_per_content(tmp_path, monkeypatch
     assert elsewhere.parent != folder and elsewhere.parent.stat().st_mode & 0o777 == 0o700, elsewhere
 
 
-def _launch_warnings(host: str, given: dict) -> list[str]:
-    """The warnings `host`'s launch file logs for the launch arguments `given` (its nodes are made, not run)."""
+def _launch_warnings(host: str, given: dict, level: int = 30) -> list[str]:
+    """The warnings (from `level`: 20 for the INFO lines too) `host`'s launch file logs for the launch arguments
+    `given` (its nodes are made, not run)."""
     import logging
 
     mod = _launch_file(host)
@@ -494,7 +495,7 @@ def _launch_warnings(host: str, given: dict) -> list[str]:
     from gaussian_head_ros.nodes.launch_files import LAUNCH_FILES
 
     said: list[str] = []
-    handler = logging.Handler()
+    handler = logging.Handler(level)
     handler.emit = lambda record: said.append(record.getMessage())
     logger = launch.logging.get_logger(LAUNCH_FILES[host])
     logger.addHandler(handler)
@@ -1030,6 +1031,28 @@ def test_operator_launch_file_photo_starts_the_photo_node_with_that_file(tmp_pat
     assert seen["overrides"]["photo_node"] == {"photo": str(tmp_path / "me.jpg"), "operator_id": "alice"}, seen
     assert "reconstruction_node" not in seen["overrides"], seen
     assert started({}) == ["tracker_node"]
+
+
+def test_operator_launch_file_without_photo_says_how_to_send_one_later():
+    """`ros2 launch gaussian_head_ros operator.launch.py video:=clip.mp4` (no photo:=), then the README's swap line
+    `ros2 param set /photo_node photo other.jpg`: 'Node not found', and nothing at the launch's start had said that no
+    photo_node runs (user54); README's troubleshooting reads 'Node not found' as a stale daemon, to be run again. The
+    launch now says it at start, with the `ros2 run` line that sends one later, in the launch's namespace and to its
+    robot_namespace:=; with photo:= it says nothing of it."""
+    import logging
+
+    def said(given: dict) -> list[str]:
+        return [line for line in _launch_warnings("operator", given, logging.INFO) if "photo_node" in line]
+
+    assert said({"video": "clip.mp4"}) == [
+        "no photo:= given: photo_node is not started, and the robot keeps the face it has (its own photo:=, its cached "
+        "avatar or its placeholder); `ros2 param set /photo_node photo ...` finds no node. To send the operator's photo "
+        "later, on this host: ros2 run gaussian_head_ros photo_node --ros-args -p photo:=me.jpg (or launch this file "
+        "again with photo:=me.jpg)"]
+    (line,) = said({"namespace": "op1", "robot_namespace": "robot1"})
+    assert "photo_node --ros-args -r __ns:=/op1 -r operator/photo:=/robot1/operator/photo -r avatar:=/robot1/avatar " \
+           "-p photo:=me.jpg (" in line, line
+    assert said({"photo": "me.jpg"}) == []
 
 
 def test_launch_use_sim_time_reaches_every_node_it_starts(monkeypatch):

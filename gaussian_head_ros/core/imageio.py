@@ -39,6 +39,8 @@ _ENCODINGS = {
     "bgra16": (4, np.uint16, cv2.COLOR_BGRA2RGBA),
     "mono16": (1, np.uint16, cv2.COLOR_GRAY2RGB),
     "16UC1": (1, np.uint16, cv2.COLOR_GRAY2RGB),
+    "16UC3": (3, np.uint16, cv2.COLOR_BGR2RGB),  # cv_bridge's 'passthrough' of a 16-bit colour picture (user54)
+    "16UC4": (4, np.uint16, cv2.COLOR_BGRA2RGBA),
     "yuv422": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
     "uyvy": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
     "yuyv": (2, np.uint8, cv2.COLOR_YUV2RGB_YUYV),
@@ -56,7 +58,7 @@ SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
 # Encodings that do not say their channel order (sensor_msgs/image_encodings.hpp: "8UC3" is just three
 # bytes), and how they are taken: OpenCV's order, as cv_bridge does.
-_AMBIGUOUS = {"8UC3": "BGR", "8UC4": "BGRA"}
+_AMBIGUOUS = {"8UC3": "BGR", "8UC4": "BGRA", "16UC3": "BGR", "16UC4": "BGRA"}
 
 
 # Depth cameras' encodings (REP 118: 16UC1 in millimetres, 32FC1 in metres): a tracker pointed at the depth topic
@@ -76,15 +78,16 @@ def depth_hint(encoding: str) -> str:
 
 
 def encoding_note(encoding: str) -> str | None:
-    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4) or it is a depth camera's
-    (16UC1, read as a grey picture: `depth_hint`), else None."""
+    """A sentence for the log when an encoding's channel order is a guess (8UC3, 8UC4, 16UC3, 16UC4) or it is a depth
+    camera's (16UC1, read as a grey picture: `depth_hint`), else None."""
     if hint := depth_hint(encoding):
         return f"{hint} (its frames are read as grey pictures)"
     order = _AMBIGUOUS.get((encoding or "").strip())
     if order is None:
         return None
+    bits = encoding.strip()[:-3]  # "8UC3" -> "8", "16UC4" -> "16"
     return (f"{encoding} images carry no channel order: taken as {order} (OpenCV's order, as cv_bridge does); "
-            f"publish {'bgr8' if order == 'BGR' else 'bgra8'} or {'rgb8' if order == 'BGR' else 'rgba8'} to say which")
+            f"publish {order.lower()}{bits} or {order.lower().replace('bgr', 'rgb')}{bits} to say which")
 
 
 def layout_note(width: int, step: int, encoding: str) -> str | None:
@@ -262,14 +265,39 @@ def decode_raw_with_notes(data: bytes | memoryview, width: int, height: int, ste
     sentence for an image with alpha (rgba8, bgra8, 8UC4, rgba16, bgra16) that has transparent pixels, else ()), as
     `decode_with_format` gives a photo file's or CompressedImage's: one rule for a photo however it comes. A raw
     rgba8 cut-out was composited without a word while the same PNG was said (ros35). 16-bit images are scaled to
-    8 bits (the top byte, as cv_bridge's 255/65535); images with alpha are composited onto BACKDROP_RGB (see
+    8 bits (the top byte, as cv_bridge's 255/65535, unless every colour sample fits in 10, 12 or 14 bits: then by that
+    depth, `to_8_bits`, with `depth_note`'s sentence; 16UC1, depth in millimetres, by its top byte); images with alpha are composited onto BACKDROP_RGB (see
     `composite`); Bayer mosaics (bayer_rggb8, ..., bayer_grbg16) are demosaiced (bilinear, OpenCV). Raises ValueError
     saying why (check_raw's: empty, unsupported encoding, step or data too short, above max_pixels)."""
-    rgb, alpha = _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)
+    rgb, alpha, bits = _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels)
+    depth = (depth_note(f"the {encoding.strip()} image's", bits),)
     if alpha is not None and not alpha.any():
-        return rgb, (ALPHA_PADDING_NOTE.format(encoding=encoding.strip()),)
+        return rgb, tuple(filter(None, depth + (ALPHA_PADDING_NOTE.format(encoding=encoding.strip()),)))
     note = None if alpha is None else transparency_note(alpha)
-    return rgb, ((note,) if note else ())
+    return rgb, tuple(filter(None, depth + (note,)))
+
+
+# The depths a camera's or scanner's samples may have in 16-bit words (machine-vision and infrared cameras: 10, 12 or
+# 14 bits; 8-bit data copied into 16-bit words). Scaled by the top byte of 16, as cv_bridge does, a 12-bit picture was
+# values 0-15, black: 'the face is dark (mean brightness 9 of 255)' and a black avatar (user54).
+SAMPLE_DEPTHS = (8, 10, 12, 14)
+
+
+def to_8_bits(img: np.ndarray) -> tuple[np.ndarray, int]:
+    """[...] uint16 samples -> ([...] uint8, the depth taken, bits): the top 8 of the least of SAMPLE_DEPTHS that holds
+    every sample, else of the 16 (the top byte, as cv_bridge scales; also for an all-zero picture)."""
+    top = int(img.max()) if img.size else 0
+    bits = next((b for b in SAMPLE_DEPTHS if 0 < top < (1 << b)), 16)
+    return (img >> (bits - 8)).astype(np.uint8), bits
+
+
+def depth_note(whose: str, bits: int) -> str | None:
+    """A sentence for the log when 16-bit samples were taken as `bits`-bit data (`to_8_bits`), else None. `whose`:
+    "the photo's", "the mono16 image's"."""
+    if bits == 16:
+        return None
+    return (f"{whose} samples all fit in {bits} bits: taken as {bits}-bit data (a {bits}-bit camera's samples in 16-bit "
+            f"words), scaled to 8 bits by 1/{1 << (bits - 8)}; its top 8 bits alone would make it nearly black")
 
 
 # A 4-channel image whose alpha is 0 in every pixel: BGRx / RGBx (a screen grab, an X11 or V4L2 XRGB source published
@@ -279,25 +307,33 @@ ALPHA_PADDING_NOTE = ("the {encoding} image's alpha is 0 in every pixel: taken a
                       "not as a wholly transparent one; publish bgr8 or rgb8 (or alpha 255) for opaque pictures")
 
 
-def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -> tuple[np.ndarray, np.ndarray | None]:
-    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None).
-    An alpha of 0 in every pixel is padding (ALPHA_PADDING_NOTE): the colour is taken as it is."""
+def _decode_raw(data, width, height, step, encoding, is_bigendian, max_pixels) -> tuple[np.ndarray, np.ndarray | None,
+                                                                                       int]:
+    """`decode_raw_with_notes`'s pixels: ([H, W, 3] uint8 RGB, [H, W] uint8 alpha of an image with alpha, else None,
+    the depth its 16-bit colour samples were taken as (`to_8_bits`; 16 for 8-bit encodings)). An alpha of 0 in every
+    pixel is padding (ALPHA_PADDING_NOTE): the colour is taken as it is."""
     enc = check_raw(data, width, height, step, encoding, max_pixels)
     ch, dtype, conv = _ENCODINGS[enc]
     row = width * ch * np.dtype(dtype).itemsize
     buf = np.frombuffer(data, np.uint8, count=step * height).reshape(height, step)[:, :row]
     img = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if is_bigendian else "<"))
     img = img.reshape(height, width, ch).astype(dtype) if ch > 1 else img.reshape(height, width)
-    if dtype == np.uint16:
+    bits = 16
+    if dtype == np.uint16 and ch == 4:  # the colour by its depth, the alpha by its own
+        colour, bits = to_8_bits(img[..., :3])
+        img = np.concatenate([colour, to_8_bits(img[..., 3:])[0]], axis=2)
+    elif dtype == np.uint16 and enc in DEPTH_ENCODINGS:  # millimetres, said so (depth_hint): the top byte, no note
         img = (img >> 8).astype(np.uint8)
+    elif dtype == np.uint16:
+        img, bits = to_8_bits(img)
     if ch == 2:
         img = img.reshape(height, width, 2)
     out = img if conv is None else cv2.cvtColor(img, conv)
     if ch == 4:  # straight alpha, composited: the colour under transparent pixels never shows (unless all are)
         alpha = out[..., 3]
         colour = out[..., :3] if not alpha.any() else composite(out[..., :3], alpha)
-        return np.ascontiguousarray(colour, np.uint8), alpha
-    return np.ascontiguousarray(out, np.uint8), None
+        return np.ascontiguousarray(colour, np.uint8), alpha, bits
+    return np.ascontiguousarray(out, np.uint8), None, bits
 
 
 def decode_compressed(data: bytes | memoryview, max_pixels: int | None = None, fmt: str = "",
@@ -323,7 +359,8 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None, 
       so the colour hidden under transparent pixels never shows;
     - the colours of a photo with an embedded ICC profile other than sRGB (Display P3 of a phone, Adobe RGB of a
       camera, a CMYK print profile) are converted to sRGB (`to_srgb`);
-    - 16-bit samples are scaled to 8 bits;
+    - 16-bit samples are scaled to 8 bits (16-bit grey by the depth its samples fit in, `to_8_bits`, with a note;
+      Pillow gives 16-bit colour PNGs as 8 bits, their top byte);
     - above `max_pixels` (None: Pillow's decompression-bomb limit, 179 MP) a JPEG is decoded reduced by 2, 4 or
       8 in the decoder itself (libjpeg's DCT scaling: memory stays within the reduced size), the least reduction
       that fits; other formats, and JPEGs still above the limit at 1/8, are refused before any pixel is decoded.
@@ -573,17 +610,30 @@ def transparency_note(alpha: np.ndarray) -> str | None:
             f"partly): composited onto mid grey {BACKDROP_RGB}, against which the person is found")
 
 
+# A photo file (or CompressedImage) whose alpha is 0 in every pixel: a BGRA camera frame written with cv2.imwrite, an
+# export that left the channel empty. Composited, it was flat grey, 'transparent in 100 %' and then refused as no face
+# (user54), where the same pixels sent raw as bgra8 are taken as padding (ALPHA_PADDING_NOTE).
+PHOTO_ALPHA_UNUSED_NOTE = ("the image's alpha is 0 in every pixel: taken as an unused channel (an opaque picture saved "
+                           "with an empty alpha, as a BGRA camera frame written to PNG is), not as a wholly transparent "
+                           "one; save it without alpha (or with alpha 255)")
+
+
 def _pil_to_rgb8(im) -> tuple[np.ndarray, str | None]:
     """A loaded PIL image in any mode -> ([H, W, 3] uint8 RGB, transparency composited onto BACKDROP_RGB;
-    `transparency_note`'s sentence when it had transparent pixels, else None)."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit grey (PNG, TIFF)
-        grey = np.asarray(im)
-        grey = (np.clip(grey.astype(np.int64), 0, 65535) >> 8).astype(np.uint8) if grey.dtype != np.uint8 else grey
-        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB), None
+    `transparency_note`'s sentence when it had transparent pixels, PHOTO_ALPHA_UNUSED_NOTE when its alpha is 0 in every
+    pixel (its colour taken as it is), `depth_note`'s for 16-bit grey samples of fewer bits, else None)."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit grey (PNG, TIFF), by its depth (to_8_bits)
+        grey, note = np.asarray(im), None
+        if grey.dtype != np.uint8:
+            grey, bits = to_8_bits(np.clip(grey.astype(np.int64), 0, 65535).astype(np.uint16))
+            note = depth_note("the photo's", bits)
+        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB), note
     if im.mode == "F":
         return to_rgb8(np.asarray(im)), None
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"))
+        if not rgba[..., 3].any():  # an empty alpha channel, as a raw image's (_decode_raw): the colour as it is
+            return np.ascontiguousarray(rgba[..., :3]), PHOTO_ALPHA_UNUSED_NOTE
         return np.ascontiguousarray(composite(rgba[..., :3], rgba[..., 3])), transparency_note(rgba[..., 3])
     if im.mode == "L":
         return cv2.cvtColor(np.ascontiguousarray(np.asarray(im)), cv2.COLOR_GRAY2RGB), None

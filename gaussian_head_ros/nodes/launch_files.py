@@ -210,6 +210,21 @@ def sigint_ignored_problem() -> str:
             "follow within about a second")
 
 
+def no_photo_node_line(namespace: str, robot_namespace: str) -> str:
+    """What operator.launch.py says at start without photo:= (no photo_node): what the robot shows, and the `ros2 run`
+    line that sends a photo later from this host, in the launch's `namespace` and to its `robot_namespace`. Before,
+    nothing: the README's swap line, `ros2 param set /photo_node photo other.jpg`, then answered 'Node not found',
+    which the README's troubleshooting reads as a stale daemon (user54)."""
+    from gaussian_head_ros.nodes.photo_node import robot_remappings
+
+    ns = namespace.strip("/")
+    args = ([f"-r __ns:=/{ns}"] if ns else []) + [f"-r {a}:={b}" for a, b in robot_remappings(robot_namespace)]
+    return ("no photo:= given: photo_node is not started, and the robot keeps the face it has (its own photo:=, its "
+            "cached avatar or its placeholder); `ros2 param set /photo_node photo ...` finds no node. To send the "
+            "operator's photo later, on this host: ros2 run gaussian_head_ros photo_node --ros-args "
+            f"{' '.join(args + ['-p photo:=me.jpg'])} (or launch this file again with photo:=me.jpg)")
+
+
 def nodes(context, host: str) -> list:
     """The node actions of `host`. Launch arguments left empty do not override the parameters file."""
     import launch.logging
@@ -232,6 +247,9 @@ def nodes(context, host: str) -> list:
         raise ValueError(f"launch argument params_file:={cfg['params_file']} is {what}: give a parameters file (a "
                          f"copy of {_share('config', 'avatar.yaml')} with your values)")
     started = tuple(n for n in HOST_NODES[host] if n not in OPTIONAL_NODES or cfg[OPTIONAL_NODES[n]])
+    if "photo_node" in HOST_NODES[host] and "photo_node" not in started:
+        launch.logging.get_logger(LAUNCH_FILES[host]).info(no_photo_node_line(cfg["namespace"],
+                                                                              cfg.get("robot_namespace", "")))
     for arg, shared_by in TOPIC_ARGUMENTS.items():  # as launch_flag: refused here, named, before any node starts
         if arg in cfg and (problem := topic_argument_problem(arg, cfg[arg], shared_by)):
             raise ValueError(f"launch argument {problem}")

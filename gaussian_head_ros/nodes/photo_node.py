@@ -55,7 +55,7 @@ from rclpy.time import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 
-from gaussian_head_ros.core import imageio
+from gaussian_head_ros.core import files, imageio
 from gaussian_head_ros.core.reconstruct import STATUS_NAMES
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.settings import setting, settings
@@ -131,10 +131,10 @@ def read_photo(path: str, max_pixels: int = FramingConfig.max_pixels) -> Photo:
     `max_pixels` and not a JPEG)."""
     path = imageio.photo_file(path)
     data = imageio.read_file(path)
-    try:
-        rgb, fmt, reduced, notes = imageio.decode_with_format(data, max_pixels=max_pixels)
+    try:  # named: a file's words ('me.jpg is empty (0 bytes)'), not a message's ('empty compressed image'; user54)
+        rgb, fmt, reduced, notes = imageio.decode_with_format(data, max_pixels=max_pixels, name=path)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise ValueError(str(e) if str(e).startswith(files.shown(path)) else f"{path}: {e}") from e
     return Photo(path, data, fmt, int(rgb.shape[1]), int(rgb.shape[0]), reduced, notes)
 
 

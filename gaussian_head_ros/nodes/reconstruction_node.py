@@ -408,7 +408,7 @@ class ReconstructionNode(Node):
                 self._recache = path if values["cache_avatar"] and named else None
         for p in params:  # `ros2 param set .../reconstruction_node photo_path me.jpg` swaps the operator
             if p.name == "photo_path" and p.value:
-                self._say_photo_path_set(self._submit_file(p.value))
+                self._submit_file(p.value, say=self._say_photo_path_set)
             elif p.name == "photo_path":  # accepted without a word while the face stayed (user51); rclpy drops the
                 self._say_photo_path_emptied()  # reason of a successful set: the log says it
         over = self._over_file_budget
@@ -472,10 +472,11 @@ class ReconstructionNode(Node):
             f"param set /photo_node photo <file>; here: ros2 param set {self.get_fully_qualified_name()} photo_path "
             "<file>)")
 
-    def _submit_file(self, photo: str, file_budget: int = 0) -> Job:
+    def _submit_file(self, photo: str, file_budget: int = 0, say=None) -> Job:
         """Reconstruct the photo file `photo` (photo_path at start-up, or set later); an animation is said as for a
         photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18).
-        An avatar file is counted against file_budget (0: max_file_gaussians). Returns the job submitted."""
+        An avatar file is counted against file_budget (0: max_file_gaussians). `say(job)`: see `_submit`. Returns the
+        job submitted."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
         # its statuses' header.frame_id: the frame_id photo_node gives the same file (operator_id, else the file's
         # name), as a photo message's statuses carry the photo's; it was empty (user37)
@@ -485,7 +486,7 @@ class ReconstructionNode(Node):
                       avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
         else:
             job = Job(None, name, name, f"photo_path {photo}", path=photo)
-        self._submit(job)
+        self._submit(job, say)
         return job
 
     # ----------------------------------------------------------------------------------------------
@@ -578,7 +579,10 @@ class ReconstructionNode(Node):
             return
         self._submit(job)
 
-    def _submit(self, job: Job) -> None:
+    def _submit(self, job: Job, say=None) -> None:
+        """Hand `job` to the worker (the newest photo wins). `say(job)`, once job.behind is known and before the worker is
+        woken, logs what the submission does: called after the wake-up, a photo refused as it was read (an empty file, a
+        few pixels, a PNG cut short) had its refusal logged before the line saying it was set (user54)."""
         with self._lock:
             replaced, self._pending = self._pending, job
             busy = self._busy
@@ -595,6 +599,8 @@ class ReconstructionNode(Node):
         if busy:
             self._status(AvatarStatus.BUSY, "a reconstruction is running; this photo follows it (a newer one "
                                             "replaces it)", job, job.notes)
+        if say is not None:
+            say(job)
         self._wake.set()
 
     # ----------------------------------------------------------------------------------------------
@@ -749,7 +755,9 @@ class ReconstructionNode(Node):
         data = imageio.read_file(job.path)
         job.max_pixels = limit = int(self._param("max_pixels"))
         job.content = (data, "file")
-        job.decode = lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit))
+        # named: its refusal in a file's words ('me.jpg is empty (0 bytes)'), not a message's ('empty compressed
+        # image', on avatar/status of a file the user named; user54)
+        job.decode = lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, name=job.path))
 
     def _cached_made_from(self) -> tuple | None:
         """_made_from of the avatar in the cache (its note), for a start with photo_path: that photo, made into the

@@ -64,7 +64,7 @@ from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
-                                           get_renderer, head_viewmat, placeholder_image)
+                                           get_renderer, head_viewmat, placeholder_image, placeholder_text)
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
@@ -658,11 +658,12 @@ class RenderNode(Node):
         with self._lock:
             loaded, fade = self.loaded, self._fade
             control, mode = self.mixer.get(now) if loaded is not None else (None, "placeholder")
+            live = loaded is None and not self.mixer.ended_by(now)[0]  # the operator's controls come: said below
         k, info = self._camera(w, h, loaded)  # (camera_info: the new avatar's framing through a cross-fade)
         if loaded is None:
-            key = (w, h, tuple(bg.tolist()))
+            key = (w, h, tuple(bg.tolist()), placeholder_text(live))
             if key != self._placeholder_key:
-                self._placeholder, self._placeholder_key = placeholder_image(w, h, bg), key
+                self._placeholder, self._placeholder_key = placeholder_image(w, h, bg, key[3]), key
             img, stamp_ns = self._placeholder, 0
             self.state = f"{self.waiting} (placeholder)"
             self.drawing = None

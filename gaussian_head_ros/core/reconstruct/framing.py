@@ -289,8 +289,11 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
               else "")  # (cv2's positive angle, a head rolled clockwise as displayed turned back counter-clockwise)
     if turns:  # one warning for both turns
         turned = ("a quarter turn counter-clockwise", "half a turn", "a quarter turn clockwise")[turns - 1]
+        # the tag, when there was one, was applied before (imageio): a file whose tag does not match its pixels lands
+        # here too, and was said to have none (user54)
         warnings.append(f"the head lies {'upside down' if turns == 2 else 'on its side'} in the photo (stored turned, "
-                        f"without an EXIF orientation): the photo was turned {turned}"
+                        "without an EXIF orientation, or with an EXIF orientation that does not match its pixels (an "
+                        f"editor turned them and kept the camera's tag)): the photo was turned {turned}"
                         f"{' and ' + rolled if rolled else ''} to make it upright")
     elif rolled:
         warnings.append(f"the head is rolled {abs(roll):.0f} deg in the photo (a camera held crooked, or the head "

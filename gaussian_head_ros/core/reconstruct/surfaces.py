@@ -6,12 +6,18 @@ All maps are S x S arrays in the source camera's image; pixel (i, j) has its cen
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+
 import cv2
 import numpy as np
 from numba import njit
 
 from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.jit import tolerate_cache_write_errors
+
+log = logging.getLogger(__name__)
 
 tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
 
@@ -273,6 +279,22 @@ def peel_unlike_rim(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, reach
     return mask & ~_blobs(drop, min_area_px)
 
 
+def _alpha_cf(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """pymatting's estimate_alpha_cf ([H, W, 3] float64, [H, W] trimap -> [H, W] alpha), what it prints kept off the
+    console: where its incomplete Cholesky preconditioner fails it prints six lines to stdout ('PERFORMANCE WARNING:
+    ... Try decreasing discard_threshold or start with a larger shift') and retries with a diagonal shift, the matte
+    the same. In a node they stood in the console between its log lines, in no log file, naming parameters nobody here
+    sets (user54); they are one debug line now."""
+    from pymatting import estimate_alpha_cf
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        alpha = estimate_alpha_cf(image, trimap)
+    if printed.getvalue().strip():
+        log.debug("pymatting: %s", " ".join(printed.getvalue().split()))
+    return alpha
+
+
 def matte_hair(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, sure_px: int = 71, outer_px: int = 11,
                alpha_cut: float = 0.3, palette_margin: float = 0.1, wall_dist: float = 0.1,
                min_area_px: int = 100, tint_reach_px: int = 20, min_alpha: float = 0.02,
@@ -402,13 +424,13 @@ def _matte(photo, mask, keep, sure_px, outer_px, alpha_cut, palette_margin, wall
     backdrop[bi, bj] = unlike[bi, bj] - _nearest(c, bg_pal) > palette_margin
     if not _blobs(cv2.morphologyEx(backdrop.astype(np.uint8), cv2.MORPH_OPEN, kernel), min_area_px).any():
         return mask, colours, unlike, bg_pal  # what leaves is a blob of these, opened: none, nothing leaves (no matte to pay)
-    from pymatting import estimate_alpha_cf, estimate_foreground_ml  # MIT; imported here: numba compiles on import
+    from pymatting import estimate_foreground_ml  # MIT; imported here: numba compiles on import
 
     trimap = np.full(mask.shape, 0.5)
     trimap[sure] = 1.0
     trimap[back] = 0.0
     image = photo.astype(np.float64)
-    alpha = estimate_alpha_cf(image, trimap)
+    alpha = _alpha_cf(image, trimap)
     drop = _blobs(cv2.morphologyEx((backdrop & (alpha < alpha_cut)).astype(np.uint8), cv2.MORPH_OPEN, kernel),
                   min_area_px)
     if not drop.any():

@@ -235,9 +235,21 @@ def render_rgb8(means, quats, scales, opacities, colors, viewmat, K, width: int,
                                                             int(width), int(height), background)
 
 
-def placeholder_image(width: int, height: int, background=(0.0, 0.0, 0.0), text: str = "waiting for operator"
+# The placeholder's line for the person in front of the robot: no operator's controls come, or they come (the
+# operator is there) while the avatar is still being made. It said 'waiting for operator' through a reconstruction
+# with the operator already driving the robot (user54).
+PLACEHOLDER_TEXT = "waiting for operator"
+PLACEHOLDER_LIVE_TEXT = "waiting for the operator's face"
+
+
+def placeholder_text(operator_live: bool) -> str:
+    """The placeholder's line: PLACEHOLDER_LIVE_TEXT while the operator's live controls come, else PLACEHOLDER_TEXT."""
+    return PLACEHOLDER_LIVE_TEXT if operator_live else PLACEHOLDER_TEXT
+
+
+def placeholder_image(width: int, height: int, background=(0.0, 0.0, 0.0), text: str = PLACEHOLDER_TEXT
                       ) -> np.ndarray:
-    """[H, W, 3] uint8 neutral frame shown before any avatar: a soft head-and-shoulders silhouette."""
+    """[H, W, 3] uint8 neutral frame shown before any avatar: a soft head-and-shoulders silhouette, `text` below."""
     bg = np.asarray(background, np.float32).reshape(3)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     s = min(width, height)
