@@ -43,17 +43,16 @@ import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.colour import LUMA, skin_residual
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.avatar import (JAW_PARTS, MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR,
                                            PART_MOUTH, PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN,
                                            SourceCamera, rgb_to_sh_dc)
-from gaussian_head_ros.core.control import head_rotation_in_view, matrix_to_quat
+from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
-                                                          surface_discs, to_avatar)
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, edge_on_sh, surface_discs, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
                                                            covered_triangles, edge_opacity, face_completion,
-                                                           mirrored_back, mirrored_colours, photo_lining, rim_colours)
+                                                           mirrored_back, mirrored_colours, photo_lining)
 from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eye_side,
                                                          eyeball_completion, eyeball_parts, place_on_eyeballs)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
@@ -61,6 +60,10 @@ from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_b
                                                          lid_margins, lid_skin_colours, lid_zone, margin_binding,
                                                          skin_luminance, upper_orbit)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+from gaussian_head_ros.core.reconstruct.bust_fringe import back_blocks, bust_fringe
+from gaussian_head_ros.core.reconstruct.hidden_colours import (hair_and_skin, hidden_colours, jaw_in_shade,
+                                                               jaw_skin_colour, wall_colours)
+from gaussian_head_ros.core.reconstruct.photo_layer import detail_margins, pixel_discs, refine_colours, select_pixels
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
 from gaussian_head_ros.core.deform import DriveConfig, inner_lip_gap, jaw_pivot, smoothstep
 from gaussian_head_ros.core.holes import HOLE_ALPHA
@@ -82,14 +85,6 @@ from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, m
 from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
 log = logging.getLogger(__name__)
-
-FRINGE_SIGMA = (0.8, 0.6)  # the bust fringe's discs: standard deviations across / down the image per step between
-# them (the torso's own: 0.6)
-FRINGE_BLUR = 3.0  # and its colours: smoothed along the cut, standard deviation in Gaussians
-BACK_TRADE_COS = 0.5  # the hidden back's discs facing away from the photo's camera at least this much (cos) are
-# merged 4 -> 1 for the bust fringe's Gaussians (_back_blocks)
-FRINGE_START = 0.3  # its first row lies this many steps beyond the cut (half its vertical sigma: it barely
-# reaches back over the photo; 0.8 and 1.2 left a seam line between the photo and the fringe, the cut section)
 
 
 # How far behind the photo's upper crowns (at its pose) the interior must lie to stay: half the lower row's
@@ -288,7 +283,7 @@ class MeshFitConfig:
     neck_beside_torso_m: tuple[float, float] | None = (0.03, 0.03)
     neck_rising_blur_m: float = 0.01
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
-    bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (_bust_fringe); 0 =
+    bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (bust_fringe.py); 0 =
     # off. 0.03 ends trump's, sadtalker's and lp_d0's bust soft in the render node's view, the photo layer as it was;
     # off by default as the reader's gaze_v r over the 40-pair table fell 0.8012 -> 0.7986, under issue 11's line
     # 0.80, from 4 cross pairs whose renders change only below the chin (session 18, reports/bust18_s18.md)
@@ -352,7 +347,7 @@ class MeshFitConfig:
     # beside the jaw and the neck, where the rim there is skin (a fit of the jaw's skin colour, scaled, leaves a
     # squared rgb residual below the first, none above the second) the hidden side is the photo's jaw skin at the
     # rim's brightness (side_shade darkening it towards the back); below the chin elsewhere the rim's own (clothing)
-    # (_neck_colours); None = the rim's and the head's colours as before
+    # (hidden_colours.neck_colours); None = the rim's and the head's colours as before
     neck_skin_residual: tuple[float, float] | None = (0.004, 0.015)
     # ... and that skin side, going round the jaw and the neck away from the light, darkens further from this far behind
     # the front (over SideLook.far_ramp_m, 2 cm) to 1 - neck_far_dark x its colour there: what a turned view
@@ -717,7 +712,7 @@ class MeshFitReconstructor(Reconstructor):
         if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on; the
             # gaps closing refills show those colours: matte_hair gives them too), and the backdrop seen through the
             # hair's outline, which the hidden side does not take from the rim
-            hair_skin = self._hair_and_skin(photo, person, fp.landmarks_px, mesh_px, person, rows)
+            hair_skin = hair_and_skin(photo, person, fp.landmarks_px, mesh_px, person, rows)
             person, photo, own = matte_hair(photo_seen, person, inner_mesh | below_chin, valid=fp.valid,
                                             hair_skin=hair_skin)
             backdrop_seen = photo - own
@@ -912,7 +907,7 @@ class MeshFitReconstructor(Reconstructor):
         partly = np.bincount(fid[face_px & person & edge], minlength=nf)[:nf] > 0
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge, partly=partly)
-        hair_skin = self._hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
+        hair_skin = hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         lining = None
         at = np.clip(fid, 0, nf - 1)
         lined_px = np.zeros_like(face_px)
@@ -953,10 +948,10 @@ class MeshFitReconstructor(Reconstructor):
         # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
         # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
         # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
-        back_cols, side_cols, far_cols, far_from = self._hidden_colours(
-            dataclasses.replace(scene, photo=colours - backdrop_seen), fp.landmarks_px, mesh_px, head_mask, rows, wt,
-            h_back, hair_skin)
-        wall_cols = self._wall_colours(scene)
+        back_cols, side_cols, far_cols, far_from = hidden_colours(
+            cfg, dataclasses.replace(scene, photo=colours - backdrop_seen), fp.landmarks_px, mesh_px, head_mask, rows,
+            wt, h_back, hair_skin)
+        wall_cols = wall_colours(cfg, scene)
         side_texture = None
         if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
             ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
@@ -1001,10 +996,10 @@ class MeshFitReconstructor(Reconstructor):
         # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
         shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
         face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
-        jaw_skin = None if face_skin is None else self._jaw_skin(scene, fp.landmarks_px, mesh_px, rows, face_skin)
-        # under it the jaw's underside: its skin in shade, as the back map under the chin (_neck_colours). At half its
+        jaw_skin = None if face_skin is None else jaw_skin_colour(scene, fp.landmarks_px, mesh_px, rows, face_skin)
+        # under it the jaw's underside: its skin in shade, as the back map under the chin (neck_colours). At half its
         # light (side_dark) it stood out as a dark flick at the jaw's corner against the neck's side (neck34)
-        floor_rgb = self._jaw_in_shade(jaw_skin) if cfg.mouth.jaw_floor and jaw_skin is not None else None
+        floor_rgb = jaw_in_shade(cfg, jaw_skin) if cfg.mouth.jaw_floor and jaw_skin is not None else None
         mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
                                shaded=shaded, floor_rgb=floor_rgb)
         turn_mouth(mouth, V_rest, theta, levels, V)
@@ -1115,15 +1110,15 @@ class MeshFitReconstructor(Reconstructor):
                      else None)
         if shine.any():  # the catchlight discs are the detail discs there
             no_detail = shine if no_detail is None else no_detail | shine
-        base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail,
-                                           torso_px & (below_cut == 1))
+        base, detail = select_pixels(cfg, photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail,
+                                     torso_px & (below_cut == 1))
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         unlined = None  # the face skin the lining leaves out (MeshFitConfig.unlined_sigma_per_stride)
         if cfg.unlined_sigma_per_stride is not None:
             unlined = (face_px & (crease_ring() | skin_triangle_mask(brows=True))[at] & ~lined_px
                        & (d_lips >= cfg.lining_lip_margin_m))
-        photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
-                                                mouth_px, torso_px, eye_core, eye_lag, centre, f, R, unlined)
+        photo_layer, pixels = pixel_discs(cfg, base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
+                                          mouth_px, torso_px, eye_core, eye_lag, centre, f, R, unlined)
         dropped = photo_gap & ~own_mouth
         if dropped.any():  # (above) lips that meet out of the avatar: their sliver's few pixels are lip, not the
             # mouth's inside; put behind the teeth as the photo's gap, they floated in every opened mouth as light and
@@ -1226,14 +1221,15 @@ class MeshFitReconstructor(Reconstructor):
                                     float(np.max(fp.landmarks_px[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L], 1])))
             lighten = np.where(jaw[pixels[0], pixels[1]], cfg.jaw_lighten, np.inf)
         with_creases = None
-        margins = self._detail_margins(mesh_px, pixels)
+        margins = detail_margins(cfg, mesh_px, pixels)
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
-            twin = GaussianBatch.concat([batch])  # a copy (np.concatenate); _refine changes colours and opacities
-            self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage, held,
-                         margins, lighten)
+            twin = GaussianBatch.concat([batch])  # a copy (np.concatenate); refine_colours changes colours and opacities
+            refine_colours(cfg, twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage,
+                           held, margins, lighten)
             with_creases = twin.colors[:n_photo].copy()
-        psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
-                             fp.viewmat, K, S, background, coverage, held, margins, lighten)
+        psnrs = refine_colours(cfg, batch, n_photo, pixels, ~frozen, colours,
+                               {"head": head_clean, "head_full": head_mask}, fp.viewmat, K, S, background, coverage,
+                               held, margins, lighten)
         carried_rows = np.concatenate(lid_carried) if lid_carried else np.zeros(0, np.int64)
         if cfg.lid_carried_luma > 0 and len(carried_rows):  # no lighter than lid_carried_luma x its eye's lid skin
             batch.colors[carried_rows] = skin_luminance(batch.colors[carried_rows], skin_rgb,
@@ -1252,9 +1248,9 @@ class MeshFitReconstructor(Reconstructor):
             # above are those of an avatar without it: taken from the photo layer, they moved lp_d9's reader
             # jawOpen 0.18 -> 0.25 and the cross brow -0.014, session 17); appended, the photo layer keeps its rows
             first = n_photo + len(face_extra or [])
-            blocks = self._back_blocks(batch, first, first + len(hidden), scene)
-            fringe = self._bust_fringe(batch, n_photo, scene, at_cut, below_cut, fringe_steps,
-                                       min(fringe_budget, sum(len(b) - 1 for b in blocks)), mpp)
+            blocks = back_blocks(cfg, batch, first, first + len(hidden), scene)
+            fringe = bust_fringe(cfg, batch, n_photo, scene, at_cut, below_cut, fringe_steps,
+                                 min(fringe_budget, sum(len(b) - 1 for b in blocks)), mpp)
             if fringe is not None:
                 n_fringe = len(fringe)
                 keep = np.ones(len(batch), bool)
@@ -1378,464 +1374,3 @@ class MeshFitReconstructor(Reconstructor):
                  avatar.num_gaussians, n_photo, len(detail[0]), psnrs.get("head", float("nan")), sum(timings.values()))
         return ReconstructionResult(avatar=avatar, warnings=warnings, photo=fp.photo, mask=head_clean,
                                     timings=timings, info=info, expression=expr.astype(np.float32))
-
-    # ------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _hair_and_skin(photo, person, lm, mesh_px, head_mask, rows) -> tuple[np.ndarray, np.ndarray] | None:
-        """The head's hair colour (the median of photo [S, S, 3] over the rim above the forehead, 3..20 px inside the
-        silhouette `person` [S, S] bool, within head_mask; the skin for a bald head) and the face's skin colour (the
-        median over the face mesh 4 px and more inside), [3] each; None where either has 50 pixels or fewer."""
-        d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
-        top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
-        skin_px = mesh_px & person & (d_in > 4)
-        if top.sum() <= 50 or skin_px.sum() <= 50:
-            return None
-        return np.median(photo[top], axis=0), np.median(photo[skin_px], axis=0)
-
-    def _wall_colours(self, scene: Scene) -> np.ndarray:
-        """[S, S, 3] the rim just inside the silhouette's background-mixed edge (the wall's front, the edge discs)."""
-        return rim_colours(scene, np.zeros_like(scene.person), inset_px=int(np.ceil(self.cfg.edge_band_px)) + 1,
-                           band_px=4)
-
-    def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin=False):
-        """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
-        blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
-        the hair rather than the face's skin, and above the forehead; the face rim where the face is the
-        silhouette) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
-        elsewhere the skin in shadow, MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours
-        below the head and beside it below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres behind the
-        front where that far part starts (SideLook.far_from: sooner behind the ear). The silhouette wall's front is
-        `_wall_colours`' (the photo's rim as its camera sees it, not these). `hair_skin`: the caller's
-        `_hair_and_skin` of the same arguments (found here when not given). Where
-        the face is the silhouette in the ear's rows (above the eyes', fading out by the nose base's), the sides are
-        the far colour there (the ear and the hair behind it)."""
-        cfg = self.cfg
-        person = scene.person
-        # The shoulders beside the head are the body wherever they stand: high shoulders (tpsmm, close to the lens)
-        # rise above the chin's row, where `wt` still says "head", and their hidden side took the head's far colour
-        # (the dark hair or shaded skin); when the head nods, that side shows along the shoulders' top as a dark
-        # line over the shirt. Beside the face oval (|x - its centre| beyond shoulder_reach x its half-width at the
-        # ear rows) and below the nose base, the hidden colours are the rim's own, as below the neck.
-        cx = 0.5 * (lm[lmk.CHEEK_R, 0] + lm[lmk.CHEEK_L, 0])
-        hw = max(0.5 * abs(lm[lmk.CHEEK_L, 0] - lm[lmk.CHEEK_R, 0]), 1.0)
-        lo, hi = cfg.shoulder_reach
-        beside = smoothstep(lo, hi, np.abs(np.arange(person.shape[1]) - cx) / hw)[None, :]
-        wt = np.maximum(wt, beside * smoothstep(lm[lmk.NOSE_BASE, 1], lm[lmk.MOUTH_CORNER_R, 1], rows))
-        exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-        below_chin = np.broadcast_to(rows > lm[lmk.CHIN, 1], person.shape)
-        head_rim = rim_colours(scene, exclude | below_chin, inset_px=4)  # the head's back from the head's rim only
-        rim = (1 - wt[..., None]) * head_rim + wt[..., None] * rim_colours(scene, exclude, inset_px=4)
-        back = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)  # smooth: no streaks
-        side = back
-        d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
-        far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
-        far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
-        if hair_skin is False:
-            hair_skin = self._hair_and_skin(scene.photo, scene.person, lm, mesh_px, head_mask, rows)
-        ear = np.zeros((person.shape[0], 1))  # [S, 1] the ear's rows, 0..1 (set with the hair's colours below)
-        if hair_skin is not None:
-            hair, skin = hair_skin
-            # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
-            # the neck of a short-haired head are skin), always above the forehead; below, the side turns from
-            # the light: the skin darkened by side_dark. A side in the hair's colour down to the collar stood
-            # as a flat pale wall behind trump_official's far cheek turned 35 deg (issue 11).
-            d_hair = np.sum((back - hair) ** 2, axis=-1)
-            d_skin = np.sum((back - skin) ** 2, axis=-1)
-            like = smoothstep(0.3, 0.7, d_skin / (d_skin + d_hair + 1e-6))
-            above = 1 - smoothstep(lm[lmk.FOREHEAD, 1], lm[list(lmk.BROW_R + lmk.BROW_L), 1].mean(), rows)
-            w_hair = cv2.GaussianBlur(np.maximum(like, above).astype(np.float32), (0, 0), 2 * cfg.back_blur_px) * (1 - wt)
-            w_rows = 1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)  # the head above the mouth
-            w_back = smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
-            shadow = np.minimum((1 - cfg.side_dark) * skin, hair)  # never lighter than dark hair either
-            # Behind the ear (above the eyes' row, fading out by the nose base's) a head with hair has hair, whatever
-            # the rim beside it shows: a short-haired head's rim there is the ear, and obama_official's head behind
-            # it was tan skin in shadow from 2 cm back (the side band before it the ear's own skin). There the far
-            # side is the hair, and it starts at ear_far_from x side_far_from_m (bald: the "hair" is the skin).
-            y_eyes = lm[list(lmk.OUTER_EYE), 1].mean()
-            ear = 1 - smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows)
-            w_far = cv2.GaussianBlur(np.maximum(like, np.maximum(above, ear)).astype(np.float32), (0, 0),
-                                     2 * cfg.back_blur_px) * (1 - wt)
-            far_from = cfg.side_far_from_m * (1 - (1 - cfg.ear_far_from) * np.clip(w_far - w_hair, 0, 1))
-            hidden = w_far[..., None] * hair + (1 - w_far[..., None]) * shadow
-            far = (1 - wt[..., None]) * hidden + wt[..., None] * side
-            back = (1 - w_back[..., None]) * back + w_back[..., None] * far
-            side = (1 - w_hair[..., None]) * side + w_hair[..., None] * hair
-        # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
-        # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
-        # half-transparent matte edge in a turned view, the hair colour there read as a dark jagged seam with
-        # flecks (business_person turned 25 deg). In the ear's rows (above the eyes', fading out by the nose base's) it
-        # is the far colour (the ear and the hair behind it, the ear rule above): the face rim there, skin fading to
-        # her hair within ear_far_from x side_far_from_m, stood as a pale patch under business_person's hair turned
-        # 20-35 deg (not the white backdrop's light: her far cheek's rim is as light 4 px inside as 20 px inside).
-        face_edge = mesh_px & person & (d_in < 2 * (cfg.edge_band_px + 1))
-        if face_edge.any():
-            d_face = cv2.distanceTransform((~face_edge).astype(np.uint8), cv2.DIST_L2, 3)
-            near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
-            face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
-            top = near * ear[..., None]
-            side = (1 - near) * side + (near - top) * face_rim + top * far
-        if hair_skin is not None and cfg.neck_skin_residual is not None:
-            side, far, far_from, back = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, side, far, far_from,
-                                                           back)
-        return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from
-
-    def _jaw_in_shade(self, jaw_skin: np.ndarray) -> np.ndarray:
-        """[3] rgb: the jaw's underside, the jaw's skin (`_jaw_skin`, [3]) as dark as the neck's hidden side gets at its
-        back (1 - MeshFitConfig.side_shade x it: SideLook.shade on the neck's own shade), so that the jaw floor and the
-        back under the chin meet that side without a step."""
-        return (1 - self.cfg.side_shade) * np.asarray(jaw_skin, np.float64)
-
-    @staticmethod
-    def _jaw_skin(scene: Scene, lm, mesh_px, rows, face_skin) -> np.ndarray:
-        """[3] float64 rgb: the jaw's skin, the median of the photo's face pixels below the lower lip, 4 px and more
-        inside the silhouette; face_skin [3] (the face's skin) where 50 or fewer."""
-        d_in = cv2.distanceTransform(scene.person.astype(np.uint8), cv2.DIST_L2, 3)
-        jaw = mesh_px & scene.person & (d_in > 4) & (rows > lm[lmk.BELOW_LOWER_LIP, 1])
-        return np.asarray(np.median(scene.photo[jaw], axis=0) if jaw.sum() > 50 else face_skin, np.float64)
-
-    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far_from, back):
-        """_hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
-        the eyes' row (none) to the nose base's (full: where the ear's rows end, `_hidden_colours`) and below, within
-        shoulder_reach's first x the face oval's half-width of its centre. Where the silhouette's rim there (inset 4 px)
-        is skin, the hidden side is the jaw and neck going round: the jaw's skin colour (the photo's face pixels below
-        the lower lip, 4 px and more inside; the face's skin where 50 or fewer) at the rim's brightness (no lighter than
-        that skin, no darker than 1 - side_dark x it), SideLook.shade darkening it towards the back, and from neck_far_from_m
-        behind the front the far side 1 - neck_far_dark x it (going round away from the light: the back half, all a turned
-        view sees beyond the jaw, was one flat level, business_person's pale slab at sadtalker frame 37, slab35).
-        Until neck34 (session 34) the zone began at the nose base, and the far side was 1 - side_dark x the skin: behind
-        business_person's far jaw the hair rule's dark grey from 2 cm back, beside her neck the skin at half its light
-        and darkened again towards the back (0.33 x the face's luminance), a grey band from the ear to the collar
-        turned 25 deg (1563 px darker than 0.45 x her skin beside the jaw and neck; 2094 chin up 20 deg). Where it is
-        not skin, below the chin (ramping in over the mouth-to-chin height), the
-        rim's own colours (clothing, long hair), 1 - side_dark x them behind; above the chin the head's rule stays (the
-        hair, its shadow). The rim is skin by how well the jaw skin, scaled by 1 - side_dark..1, fits it (squared rgb
-        residual, MeshFitConfig.neck_skin_residual) and not nearer the hair's colour.
-
-        Before, the side below the jaw took the head's rim carried down from above (astronaut_eileen_collins' khaki
-        hair down to her suit), the cheek's background-lit rim and the white collar blurred into it, and behind it the
-        skin in shadow never lighter than the hair (business_person turned 20-35 deg: a near-black slab beside her
-        neck down to the collar with a pale smear at the jaw). The back grid's colours stay: the photo's own view sees
-        them through the photo layer's gaps (the jaw skin in shade there took the self pairs' frame-0 PSNR down,
-        lp_d18 39.521 -> 39.483 dB), a turned one hardly (the wall's columns stand in front), except under the chin:
-        within the face oval (shoulder_reach's first x its half-width) from the eyes' row (none) to the nose base's (full)
-        and down to the chin's, fading out below it over the mouth-to-chin height, the back is the jaw's skin in shadow
-        (`_jaw_in_shade`): what a raised chin shows of its underside is that back seen from below (from the mouth
-        corners' row at 7 deg, from the nose base's at 25). Before, the head's back grid behind the chin kept the rim's
-        colours blurred (the white collar, the dark suit): obama_speech driven by sadtalker (chin up ~7 deg, frames
-        45-58) showed a grey patch with white squiggles and a grid of dots between the chin and the collar. That back,
-        as the jaw floor, is the jaw's skin as dark as the neck's side gets (`_jaw_in_shade`)."""
-        cfg = self.cfg
-        person = scene.person
-        hair = hair_skin[0]
-        skin = self._jaw_skin(scene, lm, mesh_px, rows, hair_skin[1])
-        rim = rim_colours(scene, np.zeros_like(person), inset_px=4)
-        residual = skin_residual(rim, skin, 1 - cfg.side_dark)
-        lo, hi = cfg.neck_skin_residual
-        is_skin = (1 - smoothstep(lo, hi, residual)) * (np.sum((rim - hair) ** 2, axis=-1) > residual)  # hair of the
-        # skin's hue stays hair; told pixel by pixel, then blurred as the colours are (the hair's blurred into the
-        # jaw's rim made astronaut_eileen_collins' jaw "not skin")
-        is_skin = cv2.GaussianBlur(is_skin.astype(np.float32), (0, 0), cfg.back_blur_px)
-        rim = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)
-        lum_s = max(float(skin @ LUMA), 1e-3)
-        near = np.clip(rim @ LUMA / lum_s, 1 - cfg.side_dark, 1.0)[..., None] * skin
-        cx = 0.5 * (lm[lmk.CHEEK_R, 0] + lm[lmk.CHEEK_L, 0])
-        hw = max(0.5 * abs(lm[lmk.CHEEK_L, 0] - lm[lmk.CHEEK_R, 0]), 1.0)
-        beside = smoothstep(cfg.shoulder_reach[0], cfg.shoulder_reach[1],
-                            np.abs(np.arange(person.shape[1]) + 0.5 - cx) / hw)[None, :]
-        y_mouth, y_eyes = lm[lmk.MOUTH_CORNER_R, 1], lm[list(lmk.OUTER_EYE), 1].mean()
-        zone = smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows) * (1 - beside)
-        y_chin = lm[lmk.CHIN, 1]
-        ks = (zone * is_skin)[..., None]  # the neck's (and jaw's) skin
-        kc = (zone * (1 - is_skin) * smoothstep(y_chin, 2 * y_chin - lm[lmk.MOUTH_CORNER_R, 1], rows))[..., None]  # the
-        # body's own (clothing, long hair) below the chin; above it the head's rule stays (the hair, its shadow)
-        dark = 1 - cfg.side_dark
-        side = (1 - ks - kc) * side + ks * near + kc * rim
-        far = (1 - ks - kc) * far + ks * (1 - cfg.neck_far_dark) * near + kc * dark * rim
-        far_from = (1 - ks[..., 0]) * far_from * (1 - (1 - cfg.ear_far_from) * kc[..., 0]) + ks[..., 0] * cfg.neck_far_from_m
-        kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
-        back = (1 - kb[..., None]) * back + kb[..., None] * self._jaw_in_shade(skin)  # the chin's underside
-        return side, far, far_from, back
-
-    def _back_blocks(self, batch: GaussianBatch, lo: int, hi: int, scene: Scene) -> list[np.ndarray]:
-        """The hidden back's coarse grids (back_and_wall's discs of sigma 0.6 back_spacing_m on the head, 0.6
-        torso_back_spacing_m on the torso) among batch rows lo..hi, where they face away from the photo's camera
-        (cos > BACK_TRADE_COS between the normal and its line of sight), in blocks of 2 x 2 grid cells: a list of
-        row arrays (2..4 rows each), the blocks facing away most first.
-
-        Merging a block into one disc at its mean with sqrt(rows) its sigma leaves that part of the back a closed
-        grid twice as coarse; only a view from behind the head's side sees it (the render node, the tracker's
-        turns and every test stay within +-40 deg of yaw)."""
-        cfg = self.cfg
-        rows = np.arange(lo, hi)
-        sight = batch.means[rows].astype(np.float64) - scene.centre
-        cos = np.sum(batch.normals[rows] * sight, 1) / np.linalg.norm(sight, axis=1)
-        blocks, facing = [], []
-        for spacing in (cfg.back_spacing_m, cfg.torso_back_spacing_m):
-            on = (np.abs(batch.scales[rows, 1] - 0.6 * spacing) < 1e-7) & (cos > BACK_TRADE_COS)
-            r, c = rows[on], cos[on]
-            if len(r) < 2:
-                continue
-            i, j, _, _ = scene.project(batch.means[r].astype(np.float64))  # the grid's own pixels
-            step = max(int(np.diff(np.unique(i)).min(initial=len(i) + 1)), 1)
-            key = np.stack([np.round((i - i.min()) / step) // 2, np.round((j - j.min()) / step) // 2], 1)
-            _, block = np.unique(key, axis=0, return_inverse=True)
-            order = np.argsort(block.ravel(), kind="stable")
-            for g in np.split(order, np.flatnonzero(np.diff(block.ravel()[order])) + 1):
-                if len(g) > 1:
-                    blocks.append(r[g])
-                    facing.append(c[g].mean())
-        return [blocks[k] for k in np.argsort(-np.asarray(facing), kind="stable")]
-
-    def _bust_fringe(self, batch: GaussianBatch, n_photo: int, scene: Scene, at_cut: np.ndarray,
-                     below_cut: np.ndarray, steps: int, budget: int, mpp: float) -> GaussianBatch | None:
-        """The bust beyond the photo's bottom cut: the photo layer's torso Gaussians on its lowest rows (`at_cut`
-        [S, S] bool; `below_cut` [S, S] rows_to_cut_below), repeated `steps` times down the photo camera's image from
-        the cut (at its own depth): the k-th FRINGE_START + k - 1 torso strides beyond it, opacity falling to 0 with
-        a squared smoothstep over `bust_fringe_m`. At most `budget` Gaussians (thinned along the cut, wider); None
-        when there is no cut torso or no budget. Their part, binding and opacity are those of the rows repeated.
-
-        Where the photo cut the body off, the avatar ended in a hard straight edge with dark corners that any
-        coloured background, wider view or smaller head shows (user17, render node at fov 45, session 17); a
-        bust ends soft. Everything added lies beyond the photo: its own view changes only where the first row reaches
-        back over the cut (self frame 0 -0.07 .. +0.03 dB, session 18)."""
-        cfg = self.cfg
-        rows = np.flatnonzero(batch.part[:n_photo] == PART_TORSO)
-        i, j, z, inside = scene.project(batch.means[rows].astype(np.float64))
-        on = inside & at_cut[i, j]
-        rows, z, j, d = rows[on], z[on], j[on], below_cut[i[on], j[on]]
-        per = budget // max(steps, 1)
-        if not len(rows) or per < 1:
-            return None
-        # the colours smoothed along the cut, FRINGE_BLUR Gaussians (repeated as they are, the last row's detail ran
-        # down in streaks)
-        order = np.argsort(j, kind="stable")
-        rows, z, j, d = rows[order], z[order], j[order], d[order]
-        kernel = np.exp(-0.5 * (np.arange(-6, 7) / FRINGE_BLUR) ** 2)
-        colors = np.stack([np.convolve(np.pad(batch.colors[rows, c].astype(np.float64), 6, mode="edge"),
-                                       kernel / kernel.sum(), "valid") for c in range(3)], 1)
-        # evenly thinned along the cut to the budget (the rows nearest to evenly spaced columns), the discs as much
-        # wider (thinned in their order, a column's two rows went together: stripes)
-        wide, across = 1.0, np.zeros(len(rows))
-        if len(rows) > per:
-            target = np.linspace(j[0], j[-1], per)
-            at = np.clip(np.searchsorted(j, target), 1, max(len(j) - 1, 1))
-            at -= (target - j[at - 1] < j[np.minimum(at, len(j) - 1)] - target).astype(np.int64)
-            keep = np.unique(at)
-            wide = max(1.0, (j[-1] - j[0] + 1) / len(keep) / cfg.torso_stride)
-            # moved across onto evenly spaced columns (the nearest ones lay 3 and 6 px apart: stripes)
-            across = np.linspace(j[0], j[-1], len(keep)) - j[keep]
-            rows, z, j, d, colors = rows[keep], z[keep], j[keep], d[keep], colors[keep]
-        step_m = cfg.torso_stride * mpp  # a stride down the image at the head's depth (at each one's own depth
-        # below; half strides doubled the Gaussians taken from the photo layer: frame 0 of sadtalker -0.10 dB)
-        down = scene.R.T @ np.array([0.0, 1.0, 0.0])  # the photo camera's image down in the head frame
-        k = np.repeat(np.arange(1, steps + 1), len(rows))
-        tile = np.tile(np.arange(len(rows)), steps)
-        out = batch.take(np.tile(rows, steps))
-        out.colors = np.tile(colors, (steps, 1)).astype(out.colors.dtype)
-        depth_scale = (z / scene.t[2])[tile]
-        # from the cut on, not from each one's own row: a disc reaching back over the photo changed frame 0
-        # (self lp_d0 -0.16 dB when each was repeated from its own row)
-        shift = (d[tile] * mpp + (FRINGE_START + k - 1) * step_m) * depth_scale
-        right = scene.R.T @ np.array([1.0, 0.0, 0.0])
-        out.means = (out.means + shift[:, None] * down + (across[tile] * mpp * depth_scale)[:, None] * right).astype(
-            out.means.dtype)
-        # discs facing the photo camera, FRINGE_SIGMA strides wide (the photo layer's own discs lie in the surface:
-        # steep at the cut, their copies left gaps between the rows, stripes)
-        sigma = step_m * depth_scale
-        out.scales = np.stack([FRINGE_SIGMA[0] * wide * sigma, FRINGE_SIGMA[1] * sigma, out.scales.min(1)], 1).astype(
-            out.scales.dtype)
-        out.quats = np.broadcast_to(matrix_to_quat(scene.R.T), out.quats.shape).astype(out.quats.dtype)
-        out.normals = np.broadcast_to(-scene.R[2], out.normals.shape).astype(out.normals.dtype)
-        # squared: the copies overlap (each covers ~2 steps), so their coverage falls later than each one's opacity
-        out.opacities = (out.opacities * (1.0 - smoothstep(0.0, cfg.bust_fringe_m, k * step_m)) ** 2).astype(
-            out.opacities.dtype)
-        return out
-
-    def _select_pixels(self, photo, person, head_mask, torso_px, budget: int, no_detail=None, at_cut=None):
-        """Base grid (i, j, head stride, torso stride, [S, S] bool pixels on the torso's grid) and detail pixels (i, j)
-        within `budget` Gaussians; no_detail [S, S] bool (None: none): pixels that get no detail Gaussian; at_cut
-        [S, S] bool (None: none): the torso's last row above the photo's cut (its edge, a letterbox bar), which takes
-        a row of the torso grid's columns too.
-
-        Why at_cut: the grid's last row lay up to a stride above the cut, and its discs' coverage fell off over the
-        rows between (lp_d0 frame 0, a 27-row bar under the jacket: 0.975 of the photo layer at 7 px above the cut,
-        0.15 at 3 px, 0.01 at 1 px), where the closing wall behind the cut (completion.back_and_wall's cut columns)
-        showed: a light line and a dark band along the bust's bottom edge."""
-        cfg = self.cfg
-        S = person.shape[0]
-        ii, jj = np.mgrid[0:S, 0:S]
-        hs, ts = cfg.head_stride, cfg.torso_stride
-        head = (person & ~torso_px).astype(np.uint8)
-        while True:
-            # where the two grids met, rows up to hs + ts - 1 apart left a gap the back's dark discs showed
-            # through (a dark line across lp_d0's neck, 0.06 darker): the torso's first ts px take both grids
-            on_t = (ii % ts == ts // 2) & (jj % ts == ts // 2)
-            on_h = (ii % hs == hs // 2) & (jj % hs == hs // 2)
-            near_head = cv2.dilate(head, np.ones((2 * ts + 1, 2 * ts + 1), np.uint8)).astype(bool)
-            torso_grid = torso_px & on_t
-            base = person & (np.where(torso_px, on_t, on_h) | (torso_px & near_head & on_h))
-            if at_cut is not None:
-                base |= at_cut & (jj % ts == ts // 2)
-            if base.sum() <= budget or (hs >= 8 and ts >= 8):
-                break
-            # over the budget: the torso's stride first, then the head's. Both at once (the head's from the torso's 6
-            # on) made a cliff: the fast preset's lp_d8_man_glasses went from strides 3 / 7 to 4 / 8 for a budget 105
-            # Gaussians smaller (base 8806 -> 5168, detail 85 -> 3618), its mirrored photo's avatar 1.07 dB off the
-            # upright one's (test_every_exif_orientation_gives_the_upright_avatar); now 3 / 8 for both, 0.1 dB apart
-            ts, hs = (ts + 1, hs) if ts < 8 else (ts, min(hs + 1, 8))
-        bi, bj = np.nonzero(base)
-        if base.sum() > budget:  # only with absurd budgets: thin evenly
-            keep = np.linspace(0, len(bi) - 1, max(budget, 1)).astype(np.int64)
-            bi, bj = bi[keep], bj[keep]
-        n_detail = max(0, budget - len(bi)) if cfg.detail and hs > 1 else 0
-        cand = head_mask & ~base & (True if no_detail is None else ~no_detail)
-        if n_detail and cand.any():
-            hp = np.abs(photo - cv2.GaussianBlur(photo, (0, 0), 1.0)).sum(-1)
-            ci, cj = np.nonzero(cand)
-            score = hp[ci, cj]
-            if len(score) > n_detail:
-                top = np.argpartition(-score, n_detail - 1)[:n_detail]
-                ci, cj = ci[top], cj[top]
-            return (bi, bj, hs, ts, torso_grid), (ci, cj)
-        return (bi, bj, hs, ts, torso_grid), (np.zeros(0, np.int64), np.zeros(0, np.int64))
-
-    def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, eye_px, eye_lag,
-                     centre, f, R, unlined=None):
-        """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera; eye_lag [S, S] the
-        share of the eyeball's turn the eye pixels lag behind, their bary[:, 0]; unlined [S, S] bool or None: skin
-        the lining leaves out, whose base discs take MeshFitConfig.unlined_sigma_per_stride) -> (batch, (i, j,
-        is_detail, in-plane std-dev in pixels) of each)."""
-        cfg = self.cfg
-        bi, bj, hs, ts, torso_grid = base
-        di, dj = detail
-        i = np.concatenate([bi, di])
-        j = np.concatenate([bj, dj])
-        is_detail = np.arange(len(i)) >= len(bi)
-        stride = np.where(torso_grid[i, j], ts, hs).astype(np.float64)
-        per_stride = np.where(torso_grid[i, j], cfg.torso_sigma_per_stride, cfg.sigma_per_stride)
-        if unlined is not None:
-            per_stride = np.where(unlined[i, j] & ~torso_grid[i, j], cfg.unlined_sigma_per_stride, per_stride)
-        sigma_px = np.where(is_detail, cfg.detail_sigma_px, per_stride * stride)
-        p = pts[i, j].astype(np.float64)
-        view = p - centre
-        view /= np.linalg.norm(view, axis=1, keepdims=True)
-        p[is_detail] -= view[is_detail] * cfg.detail_lift_m
-        sigma = sigma_px * front[i, j] / f
-        part = np.select([face_px[i, j], mouth_px[i, j], eye_px[i, j], torso_px[i, j]],
-                         [PART_FACE, PART_MOUTH, PART_EYE, PART_TORSO], PART_STATIC)
-        face_id = np.where(face_px[i, j], fid[i, j], -1)
-        b = np.where(face_px[i, j][:, None], bary[i, j], 0)
-        b[:, 0] = np.where(eye_px[i, j], eye_lag[i, j], b[:, 0])
-        out = surface_discs(p, nrm[i, j], photo[i, j], sigma, view, part.astype(np.uint8), opacity=cfg.opacity,
-                            max_stretch=cfg.max_stretch, face_id=face_id, bary=b)
-        k = np.flatnonzero(is_detail)
-        if cfg.detail_line_stretch > 0 and len(k):  # along the photo's lines (a wrinkle, a lash), not dots
-            theta, coherence = line_directions(photo @ LUMA)
-            th, c = theta[i[k], j[k]].astype(np.float64), coherence[i[k], j[k]].astype(np.float64)
-            cos, sin, zero = np.cos(th), np.sin(th), np.zeros(len(k))
-            cam_axes = np.stack([np.stack([cos, sin, zero], 1), np.stack([-sin, cos, zero], 1)], 1) @ R  # head frame
-            sig = cfg.detail_sigma_px * np.stack([1.0 + cfg.detail_line_stretch * c, np.ones(len(k))], 1)
-            out.scales[k], out.quats[k] = image_shaped_discs(out.normals[k], view[k], cam_axes, front[i[k], j[k]] / f,
-                                                             sig, cfg.max_stretch)
-        return out, (i, j, is_detail, sigma_px)
-
-    def _detail_margins(self, mesh_px: np.ndarray, pixels) -> np.ndarray:
-        """[S, S] bool, the face mesh's pixels (its triangles and openings) and pixels (i, j, is_detail, footprint) ->
-        [n_photo] float: how far past the photo's range about its pixel (MeshFitConfig.detail_refine_px) each detail
-        disc's refined colour may go (rgb, 0..1): detail_refine_margin within detail_refine_face_grow_px of the mesh
-        (everywhere if that is < 0), detail_refine_margin_off_face off it; inf: no limit (not a detail disc, a
-        negative off-face margin, or detail_refine_px < 0)."""
-        cfg = self.cfg
-        i, j, is_detail, _ = pixels
-        out = np.full(len(i), np.inf)
-        if cfg.detail_refine_px < 0:
-            return out
-        g = cfg.detail_refine_face_grow_px
-        if g < 0:
-            near = np.ones(len(i), bool)
-        else:
-            near = (cv2.dilate(mesh_px.astype(np.uint8), np.ones((2 * g + 1, 2 * g + 1), np.uint8)).astype(bool)
-                    if g else mesh_px)[i, j]
-        off = cfg.detail_refine_margin_off_face
-        out[is_detail] = np.where(near[is_detail], cfg.detail_refine_margin, off if off >= 0 else np.inf)
-        return out
-
-    def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S,
-                background=None, coverage=None, held=None, detail_margin=None, lighten=None) -> dict:
-        """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail, footprint std-dev px), where
-        free) by the rest render's residual, the render over `background` [S, S, 3] (None: black), each disc's
-        taken through its own footprint (the residual blurred by its std-dev: the adjoint of drawing it; a fixed
-        0.8 px blur left the stride-2 lattice over-sharpened and the stride-3 torso under-weighted: frame 0
-        -0.1..-0.2 dB on every ../shared clip), a detail Gaussian's at its pixel; scale the opacities of
-        the others (not free) until the render covers their pixels by `coverage` [n not free] (None: kept).
-        held [n_photo] float (None: no limit anywhere): how far (rgb) each Gaussian's colour may move from its photo
-        colour (inf: no limit; MeshFitConfig.lid_refine_limit on the lids, eye_refine_limit in the eye openings,
-        rim_refine_limit on the edge-on discs next to the silhouette's matte band: the
-        refinement pays for each disc's overlap with its neighbours' colours, up to black or white; where a lid or a
-        look moves Gaussians past each other, the overlaps change and those colours showed: dark grey smudges over a
-        lowered lid, black specks along the lashes, business_person x sadtalker).
-        detail_margin [n_photo] float (None: no limit anywhere): how far past the photo's range about its pixel each
-        disc's colour may go (`_detail_margins`; inf: no limit). lighten [n_photo] float (None: no limit anywhere): how
-        much lighter (rgb, each channel) than its photo colour each Gaussian may get (inf: no limit; jaw_lighten by
-        the jaw's outline).
-        Returns the PSNR (of the render on black) in each of `masks` after ("name") and before ("name_initial")."""
-        from gaussian_head_ros.core import metrics
-        from gaussian_head_ros.core.render import rasterize
-
-        cfg = self.cfg
-        i, j, is_detail, footprint = pixels
-        footprints = np.unique(footprint[~is_detail])
-        vm = np.asarray(viewmat, np.float32)
-        Kf = np.asarray(K, np.float32)
-
-        def render():
-            return rasterize(batch.means, batch.quats, batch.scales, batch.opacities, batch.colors, vm, Kf, S, S,
-                             backend=cfg.refine_backend)
-
-        def psnr(img, m):
-            return metrics.psnr(img, photo, m) if m.any() else float("nan")
-
-        try:
-            res = render()
-        except (ImportError, ValueError) as e:
-            log.warning("colour refinement skipped: the %r renderer is unavailable (%s)", cfg.refine_backend, e)
-            return {}
-        img = res.image
-        out = {f"{k}_initial": psnr(img, m) for k, m in masks.items()}
-        rows_h = np.zeros(0, np.int64) if held is None else np.flatnonzero(np.isfinite(held))
-        if len(rows_h):
-            limit = held[rows_h, None].astype(np.float32)
-            lo_h, hi_h = batch.colors[rows_h] - limit, batch.colors[rows_h] + limit
-        rows_l = np.zeros(0, np.int64) if lighten is None else np.flatnonzero(np.isfinite(lighten))
-        if len(rows_l):
-            hi_l = batch.colors[rows_l] + lighten[rows_l, None].astype(np.float32)
-        rows_d = np.zeros(0, np.int64) if detail_margin is None else np.flatnonzero(np.isfinite(detail_margin))
-        if len(rows_d):  # a detail disc no darker / lighter than the photo around its pixel (see MeshFitConfig)
-            kern = np.ones((2 * cfg.detail_refine_px + 1,) * 2, np.uint8)
-            img32 = np.asarray(photo, np.float32)
-            margin = detail_margin[rows_d, None].astype(np.float32)
-            lo_d = cv2.erode(img32, kern)[i[rows_d], j[rows_d]] - margin
-            hi_d = cv2.dilate(img32, kern)[i[rows_d], j[rows_d]] + margin
-        for _ in range(cfg.refine_iters):
-            over = img if background is None else img + (1 - res.alpha[..., None]) * background
-            r = photo - over
-            upd = r[i, j]
-            for sd in footprints:
-                rows = np.flatnonzero(~is_detail & (footprint == sd))
-                upd[rows] = cv2.GaussianBlur(r, (0, 0), float(sd))[i[rows], j[rows]]
-            upd *= free[:, None]
-            batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
-            if len(rows_h):
-                batch.colors[rows_h] = np.clip(batch.colors[rows_h], lo_h, hi_h)
-            if len(rows_d):
-                batch.colors[rows_d] = np.clip(batch.colors[rows_d], lo_d, hi_d)
-            if len(rows_l):
-                batch.colors[rows_l] = np.minimum(batch.colors[rows_l], hi_l)
-            if coverage is not None:  # overlapping discs and the completion's tails add up: aim at the pixel
-                rows = np.flatnonzero(~free)
-                ratio = coverage / np.maximum(res.alpha[i[rows], j[rows]], 1e-3)
-                batch.opacities[rows] = np.clip(batch.opacities[rows] * ratio, 0.005, cfg.opacity)
-            res = render()
-            img = res.image
-        out.update({k: psnr(img, m) for k, m in masks.items()})
-        return out
