@@ -52,9 +52,9 @@ from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, Reconstructi
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, edge_on_sh, surface_discs, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
                                                            covered_triangles, edge_opacity, face_completion,
-                                                           mirrored_back, mirrored_colours, photo_lining)
-from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eye_side,
-                                                         eyeball_completion, eyeball_parts, place_on_eyeballs)
+                                                           mirrored_colours, photo_lining)
+from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eyeball_completion,
+                                                         eyeball_parts)
 from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
                                                          closed_lid_skin, fold_lashes, fold_shade, lash_band,
                                                          lid_margins, lid_skin_colours, lid_zone, margin_binding,
@@ -65,38 +65,27 @@ from gaussian_head_ros.core.reconstruct.hidden_colours import (hair_and_skin, hi
                                                                jaw_skin_colour, wall_colours)
 from gaussian_head_ros.core.reconstruct.photo_layer import detail_margins, pixel_discs, refine_colours, select_pixels
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
-from gaussian_head_ros.core.deform import DriveConfig, inner_lip_gap, jaw_pivot, smoothstep
+from gaussian_head_ros.core.deform import DriveConfig, smoothstep
 from gaussian_head_ros.core.holes import HOLE_ALPHA
 from gaussian_head_ros.core.expression import expression_of, expression_strength, squint_of
 from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
                                                           expression_region, without_creases)
 from gaussian_head_ros.core.reconstruct.lips import (LipConfig, closed_lips, fill_points, lip_band, skin_fill_map,
                                                      without_detail)
-from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
-                                                      parted_over_hidden_teeth, photo_teeth, place_on_teeth_surface,
-                                                      skin_teeth_colour, teeth_colour)
+from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, mouth_interior, skin_teeth_colour,
+                                                      teeth_colour)
+from gaussian_head_ros.core.reconstruct.photo_mouth import LIP_TEETH_REACH_PX, UPPER_CROWN_MARGIN_M, photo_mouth
 from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_mouth,
                                                           turn_points, turn_torso, under_chin)
-from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, guided_filter, inflate,
-                                                         matte_hair, nearer_other_faces, normals_from_points,
-                                                         open_border, pixel_rays, push_pull, rasterize_mesh,
-                                                         peel_unlike_rim, refine_silhouette, rows_to_cut_below)
+from gaussian_head_ros.core.reconstruct.source_view import body_depth, person_mask, surface_points
+from gaussian_head_ros.core.reconstruct.surfaces import (normals_from_points, open_border, pixel_rays, rasterize_mesh,
+                                                         rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
 log = logging.getLogger(__name__)
 
 
-# How far behind the photo's upper crowns (at its pose) the interior must lie to stay: half the lower row's
-# overjet behind them (MouthConfig.lower_teeth_behind_m 1.2 mm).
-UPPER_CROWN_MARGIN_M = 0.0005
-# The photo's own opening (avatar.PART_PHOTO_MOUTH, seen at its own jaw angle and lips' gap only) lies this far in
-# front of where its pixels fall on the teeth surface, towards the camera: the synthetic rows stand whole behind it
-# there, and on the same surface they showed through it in specks (its own pose).
-PHOTO_MOUTH_LIFT_M = 0.0015
-# How far (a square's side, px) MediaPipe's inner lip contour runs over a wide-open photo's own crowns: its teeth
-# pixels on the lips' triangles this close to the opening are the opening's, and its upper row stays whole this close
-LIP_TEETH_REACH_PX = 7
 
 
 @dataclass
@@ -687,182 +676,29 @@ class MeshFitReconstructor(Reconstructor):
         eye_px = (fid >= nf) & (fid < nf + len(eye_tris))
         mouth_px = fid >= nf + len(eye_tris)
 
-        # Person mask: segmentation, plus the inside of the face mesh; only what is connected to the face.
-        prob = segmenter.probability(fp.photo)
-        prob = guided_filter(photo, prob, cfg.matting_radius_px) if cfg.matting_radius_px > 0 else prob
-        seg = prob > cfg.segmentation_threshold
-        inner_mesh = cv2.erode(mesh_px.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)  # its rim may overshoot
-        person = (seg | inner_mesh) & fp.valid
-        if fp.other_faces:  # other people: their face and hair, and what lies nearer them, are not this avatar's
-            person &= ~nearer_other_faces(fp.landmarks_px, fp.other_faces, S, fp.landmarks_px[lmk.CHIN, 1])
-        person = clean_mask(person, mesh_px)
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
-        below_chin = np.broadcast_to(rows > fp.landmarks_px[lmk.CHIN, 1], person.shape)
-
-        def close_notches(m):  # the notches peeling leaves would show as see-through gaps in turned views
-            closed = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_CLOSE,
-                                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))).astype(bool)
-            return clean_mask(closed & fp.valid, mesh_px)
-
-        if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
-            person = close_notches(refine_silhouette(photo, person, inner_mesh | below_chin))
-        photo_seen = photo  # as the camera saw it: the edge matte's opacity gives it back over its own background
-        backdrop_seen = np.zeros_like(photo, np.float32)  # the backdrop's share of the rim (matte_hair's own - colours)
-        if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on; the
-            # gaps closing refills show those colours: matte_hair gives them too), and the backdrop seen through the
-            # hair's outline, which the hidden side does not take from the rim
-            hair_skin = hair_and_skin(photo, person, fp.landmarks_px, mesh_px, person, rows)
-            person, photo, own = matte_hair(photo_seen, person, inner_mesh | below_chin, valid=fp.valid,
-                                            hair_skin=hair_skin)
-            backdrop_seen = photo - own
-            person = close_notches(person)
-        if cfg.unlike_rim_px > 0:  # the backdrop kept along the outline in a colour the person has nowhere (the
-            # flag's red strip beside trump_official's ear: a red back to his turned ear), from the forehead's row
-            # down (above it the outline is the hair's, which matte_hair mattes and smooths: peeled here, obama_official's
-            # crown lost its pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
-            crown = np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
-            person = clean_mask(peel_unlike_rim(photo_seen, person, inner_mesh | below_chin | crown, cfg.unlike_rim_px),
-                                mesh_px)
-        if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
-            # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
-            thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
-            at_cut = cv2.dilate(open_border(person, ~fp.valid).astype(np.uint8), np.ones((thin, thin), np.uint8))
-            person = drop_thin_parts(person, thin, inner_mesh | at_cut.astype(bool), mesh_px)
+        person, photo, photo_seen, backdrop_seen = person_mask(cfg, fp, photo, segmenter, mesh_px, rows)
         timings["masks"] = time.perf_counter() - t0
         # Depth of the visible surface (camera z) and of the hidden back, over the person.
         t1 = time.perf_counter()
         f = K[0, 0]
         rays = pixel_rays(K, S)
-        z_head = float((R @ np.array([0.0, 0.0, cfg.head_centre_z_m]) + t)[2])
         cut = ~fp.valid  # beyond the photo's border the person continues: no rounding there
-        hmask = person | open_border(person, cut)
-        chin_v = fp.landmarks_px[lmk.CHIN, 1]
-        wt = smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
-        # the neck column's centre: the chin's x (the skull centre's projection lay 2 cm off it on obama_speech,
-        # whose head is turned in the photo: the ellipse's narrow side under his chin, holes p95 2.05 -> 6.0 px)
-        across_neck = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - fp.landmarks_px[lmk.CHIN, 0]) * mpp
-        if cfg.neck_beside_torso_m is not None and cfg.neck_half_width_m > 0:  # below the chin beside the column
-            # the body's (the collar, the shoulders, hair), at the torso's depth
-            ramp_across, ramp_down = cfg.neck_beside_torso_m
-            below = np.broadcast_to(rows > chin_v, hmask.shape)
-            rising = (np.cumsum(~hmask & below, axis=0) > 0).astype(np.float32)  # background above, below the chin
-            rising = cv2.GaussianBlur(rising, (0, 0), cfg.neck_rising_blur_m / mpp) * below
-            down = np.maximum(smoothstep(chin_v, chin_v + ramp_down / mpp, rows), np.minimum(2 * rising, 1.0))
-            wt = np.maximum(wt, smoothstep(cfg.neck_half_width_m, cfg.neck_half_width_m + ramp_across, across_neck) * down)
-        front = ((1 - wt) * (z_head - inflate(hmask, mpp, cfg.head_radius_m))
-                 + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
-        h_back = inflate(hmask, mpp, cfg.back_radius_m)
-        back = (1 - wt) * (z_head + h_back) + wt * (z_head + cfg.torso_offset_m + inflate(hmask, mpp, cfg.torso_radius_m))
-        if cfg.nape_m > 0:  # the skull's back curves in below the ear to the nape (and out again to the shoulders):
-            # in profile the back went straight down from the crown to the collar, a helmet (issue 11). From the nose
-            # base's row to the chin's, back out over the neck's blend (held further down, 1 - wt^2, the see-through
-            # specks under obama_speech's chin at yaw -40 pitch 20 doubled, 64 -> 142 px), across the neck only
-            nape = smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows) * (1 - wt) ** 2  # 1 at the chin's row
-            if cfg.neck_half_width_m > 0:  # round the neck column (neck_section_power), nape_m deep, beyond it the back as
-                # it was (the section down to the skull centre there: see-through gaps round obama_speech's collar under
-                # sadtalker's turns, holes p95 2.05 -> 6.0 px)
-                w = cfg.neck_half_width_m
-                nape = nape * (1 - smoothstep(w, w + cfg.nape_half_width_m[1] - cfg.nape_half_width_m[0], across_neck))
-                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / w) ** cfg.neck_section_power, 0.0))
-            else:  # flat across the neck
-                nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across_neck))
-                reach = cfg.nape_m
-            back = back - nape * np.maximum(back - (z_head + reach), 0.0)
-            h_back = h_back - nape * np.maximum(h_back - reach, 0.0)
-        # a turned photo's far half, hidden behind its near one, as deep as the near half's mirror image along the
-        # rays through the person (completion.mirrored_back), and in the near half's colours (below)
-        cam = -R.T @ t
-        turn = 0.0 if cfg.far_side_turn_deg is None else float(
-            smoothstep(*cfg.far_side_turn_deg, abs(float(np.degrees(np.arctan2(cam[0], -cam[2]))))))
-        if turn > 0:
-            # the head's rows, fading out from the nose base's to the chin's: below, the mirror of the near half's hair
-            # and shoulder stood out beside lp_s9_monalisa's neck as a pale strip (the neck is narrower than the head)
-            above_jaw = 1 - smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows)  # [S, 1]
-            gain = turn * mirrored_back(back, person, rays, R, t, K, (1 - wt) * above_jaw)
-            back, h_back = back + gain, h_back + gain
-        delta = np.where(mesh_px, zmesh - front, 0.0).astype(np.float32)
-        delta_fill = push_pull(delta[..., None], mesh_px.astype(np.float32))[..., 0]
-        d_face = cv2.distanceTransform((~mesh_px).astype(np.uint8), cv2.DIST_L2, 5) * mpp
-        front = front + delta_fill * np.exp(-((d_face / cfg.face_blend_m) ** 2))
-        front = np.where(mesh_px, zmesh, front)
+        front, back, h_back, wt, turn = body_depth(cfg, fp, person, rays, rows, mpp, K, R, t)
         centre = -R.T @ t
         rest_gaze = eyes.rest_gaze(V, fp.landmarks_px)  # as the driver measures it (drive._photo_points)
-        if eye_px.any():  # the photo's eye openings: on the eyeballs the driver turns with the gaze
-            d = rays[eye_px] @ R
-            p_eye, n_eye = place_on_eyeballs(centre, d / np.linalg.norm(d, axis=1, keepdims=True),
-                                             eye_side(fid[eye_px], nf, len(eye_r)),
-                                             eyes.eyeball_centres(V, rest_gaze, cfg.eyeball.radius_m),
-                                             cfg.eyeball.radius_m)
-            front[eye_px] = (p_eye @ R.T + t)[:, 2]
-        back = np.maximum(back, front + 0.02)
-        front, back = front.astype(np.float32), back.astype(np.float32)  # finite everywhere; used on `person`
-        pts_cam = front[..., None] * rays  # [S, S, 3]
-        pts = (pts_cam - t) @ R  # [S, S, 3] head frame
-        if eye_px.any():
-            pts[eye_px] = p_eye
-        lower_jaw = np.zeros((S, S), bool)  # open mouth pixels that turn with the jaw (`jaw_side`)
-        teeth_px = np.zeros((S, S), bool)  # open mouth pixels that show teeth (`photo_teeth`)
+        front, back, pts_cam, pts, n_eye = surface_points(cfg, fp, front, back, rays, V, mesh_px, zmesh, eye_px, fid, nf,
+                                                          eye_r, centre, rest_gaze, mpp, R, t)
         skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
         skin = photo[skin_w]
         brightness = float(np.median(skin @ LUMA)) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)  # lit teeth in the photo's open mouth, or None
-        # Lips parted over hidden or shaded teeth (or lips that meet) show the photo's expression in their opening,
-        # not its mouth: its pixels are the photo's gap, seen at its own opening only (`own_mouth` below; lips that
-        # meet: none), and the synthetic interior stands for them at every other (a closed bite shows teeth there).
-        # Turned with the jaw at every opening, their shaded sliver of teeth on the teeth surface and the dark gap
-        # behind it stayed under the synthetic upper row's edge: every wider opening drew a dim olive-gold streak there
-        # over a dark band (self sadtalker_WDA_KatieHill frames 29 / 100 / 168, where the operator shows white teeth
-        # and a pink tongue; lead, session 42). A wider opening is the jaw's, and a mouth that shows its teeth shows
-        # its own bite: there the teeth rows stay out of the photo's teeth (the photo given back; a smile's upper
-        # crowns, `smile`; a wide opening's own, `wide`).
-        lip_gap_m = inner_lip_gap(V)  # the photo's inner lips at the midline
-        parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
-        photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
-        smile = not parted and lip_gap_m <= cfg.mouth.smile_gap_max_m  # (MouthConfig.smile_gap_max_m)
-        # A wider opening is the jaw's (obama_speech 20.7 mm, lp_d9_woman_turned 42.6): its whole opening is the
-        # photo's gap, its own mouth (`own_mouth` below): turned with the jaw, its teeth and tongue stood in any opening
-        # in front of the synthetic rows as a second row of teeth and blocks of tongue over the cavity's dark
-        wide = mouth_px.any() and not parted and not smile
-        if wide:
-            # MediaPipe's inner lip contour runs over the wide opening's own teeth at its edge: those lit, unsaturated
-            # pixels on the lips' triangles next to the opening are the opening's (bound to the lip, obama_speech's
-            # upper crowns showed at rest as a white line between the closed lips)
-            near = cv2.dilate(mouth_px.astype(np.uint8), np.ones((LIP_TEETH_REACH_PX,) * 2, np.uint8)).astype(bool)
-            on_lip = face_px & near & lip_band()[np.clip(fid, 0, nf - 1)]
-            li, lj = np.nonzero(on_lip)
-            lip_teeth = np.zeros_like(on_lip)
-            lip_teeth[li, lj] = photo_teeth(photo[li, lj], 0.55 * brightness, cfg.mouth)
-            mouth_px, face_px = mouth_px | lip_teeth, face_px & ~lip_teeth
-            photo_gap = mouth_px
-        if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
-            # below the lower lip on the floor of the mouth
-            mi, mj = np.nonzero(mouth_px)
-            teeth_px[mi, mj] = photo_teeth(photo[mi, mj], 0.55 * brightness, cfg.mouth)
-            lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"],
-                                         teeth_px[mi, mj]) > 0.5
-            d = (rays[mouth_px] @ R)
-            pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
-                                                   loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
-                                                   jaw_pivot(V_rest))
-            if smile:  # what turns with the jaw in a smile's opening (the lower lip's inner rim, the dark below the
-                # upper row, a few lower tips) is the photo's expression too: the synthetic lower row and cavity stand
-                # there (placed on the lower row's surface, the rim's red stayed under the upper row of an opened smile
-                # as red specks, obama_official, trump_official; the tips as white dots, tpsmm's frame 0)
-                photo_gap = lower_jaw.copy()
-        # The photo's gap (a parted photo's or a wide one's whole opening, a smile's jaw side) is its own mouth: the
-        # synthetic interior is built whole behind it and stands there at every opening but the photo's own, where
-        # its pixels (PART_PHOTO_MOUTH, deform.photo_mouth_share) give the photo back, PHOTO_MOUTH_LIFT_M in front of
-        # the teeth surface. Left out instead, the synthetic rows stood for them at the photo's own opening too
-        # (frame 0 of self tpsmm_driving, a smile: 38.38 -> 37.20 dB; sadtalker_WDA_KatieHill, parted: 29.36 -> 29.09).
-        # Not the few pixels of lips that meet (MouthConfig.closed_lips_max_m): lip, not the mouth's inside.
-        own_mouth = photo_gap & (lip_gap_m > cfg.mouth.closed_lips_max_m)
-        if own_mouth.any():
-            d_own = rays[own_mouth] @ R
-            pts[own_mouth] -= PHOTO_MOUTH_LIFT_M * d_own / np.linalg.norm(d_own, axis=1, keepdims=True)
-        if mouth_px.any():
-            pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
-            front[mouth_px] = pts_cam[mouth_px][:, 2]
+        opening = photo_mouth(cfg, photo, fp.landmarks_px, loops, fid, nf, face_px, mouth_px, brightness, V, V_rest,
+                              theta, rays, R, t, centre, pts, pts_cam, front)
+        mouth_px, face_px, lower_jaw, teeth_px = opening.mouth_px, opening.face_px, opening.lower_jaw, opening.teeth_px
+        photo_gap, own_mouth, lip_gap_m = opening.photo_gap, opening.own_mouth, opening.lip_gap_m
+        parted, smile, wide = opening.parted, opening.smile, opening.wide
         vn = vertex_normals(V, faces)
         nrm = normals_from_points(pts_cam, person) @ R  # head frame
         nb = np.einsum("pk,pkc->pc", bary[mesh_px], vn[all_tris[fid[mesh_px]]])
@@ -870,7 +706,7 @@ class MeshFitReconstructor(Reconstructor):
         if eye_px.any():
             nrm[eye_px] = n_eye
         if mouth_px.any():  # teeth and tongue seen through the opening: discs facing the camera cover their pixels
-            nrm[mouth_px] = -d / np.linalg.norm(d, axis=1, keepdims=True)
+            nrm[mouth_px] = -opening.rays / np.linalg.norm(opening.rays, axis=1, keepdims=True)
         torso_y = float(V[lmk.CHIN, 1] + cfg.torso_below_chin_m)
         torso_px = person & ~mesh_px & (pts[..., 1] > torso_y)
         head_mask = person & ~torso_px
