@@ -114,3 +114,29 @@ def bust_fringe(cfg, batch: GaussianBatch, n_photo: int, scene: Scene, at_cut: n
     out.opacities = (out.opacities * (1.0 - smoothstep(0.0, cfg.bust_fringe_m, k * step_m)) ** 2).astype(
         out.opacities.dtype)
     return out
+
+
+def with_bust_fringe(cfg, batch: GaussianBatch, n_photo: int, first: int, n_hidden: int, scene: Scene,
+                     at_cut: np.ndarray, below_cut: np.ndarray, fringe_steps: int, fringe_budget: int, mpp: float):
+    """batch with the bust fringe (`bust_fringe`: fringe_steps rows below the cut, at most fringe_budget Gaussians;
+    0: none) appended, its Gaussians traded for the hidden back's (`back_blocks` among batch rows first .. first +
+    n_hidden, each block merged into its first row) -> (batch, n_fringe: the fringe's Gaussians, 0 without one)."""
+    n_fringe = 0
+    if fringe_budget:  # its Gaussians traded for the hidden back's (the photo layer's sampling and refinement
+        # above are those of an avatar without it: taken from the photo layer, they moved lp_d9's reader
+        # jawOpen 0.18 -> 0.25 and the cross brow -0.014, session 17); appended, the photo layer keeps its rows
+        blocks = back_blocks(cfg, batch, first, first + n_hidden, scene)
+        fringe = bust_fringe(cfg, batch, n_photo, scene, at_cut, below_cut, fringe_steps,
+                             min(fringe_budget, sum(len(b) - 1 for b in blocks)), mpp)
+        if fringe is not None:
+            n_fringe = len(fringe)
+            keep = np.ones(len(batch), bool)
+            for b in blocks:  # each block's Gaussians merged into its first one, until the fringe's are freed
+                if (~keep).sum() >= n_fringe:
+                    break
+                batch.means[b[0]] = batch.means[b].mean(0)
+                batch.colors[b[0]] = batch.colors[b].mean(0)
+                batch.scales[b[0], :2] *= np.sqrt(len(b))  # as much area as the block's
+                keep[b[1:]] = False
+            batch = GaussianBatch.concat([batch.take(keep), fringe])
+    return batch, n_fringe

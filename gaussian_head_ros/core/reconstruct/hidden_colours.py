@@ -1,9 +1,12 @@
-"""The colours of what the photo does not show (mesh_fit step 4, completion): the head's hair and skin, the
-silhouette wall's front, the hidden back and sides with their far part, and beside the jaw and the neck the skin going
-round (`hidden_colours`, `neck_colours`), the jaw's skin and its underside in shade. All maps are [S, S, 3] rgb 0..1
+"""What the photo does not show (mesh_fit step 4, completion): the hidden back of the head and torso and the wall
+along the silhouette (`hidden_gaussians`), and their colours: the head's hair and skin, the silhouette wall's front,
+the hidden back and sides with their far part, and beside the jaw and the neck the skin going round
+(`hidden_colours`, `neck_colours`), the jaw's skin and its underside in shade. All maps are [S, S, 3] rgb 0..1
 over the source camera's crop (S = framing.size) or [S, S] metres; `cfg` is a MeshFitConfig."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import cv2
 import numpy as np
@@ -11,7 +14,8 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA, skin_residual
 from gaussian_head_ros.core.deform import smoothstep
-from gaussian_head_ros.core.reconstruct.completion import Scene, rim_colours
+from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, mirrored_colours,
+                                                           rim_colours)
 
 
 def hair_and_skin(photo, person, lm, mesh_px, head_mask, rows) -> tuple[np.ndarray, np.ndarray] | None:
@@ -189,3 +193,46 @@ def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far
     kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
     back = (1 - kb[..., None]) * back + kb[..., None] * jaw_in_shade(cfg, skin)  # the chin's underside
     return side, far, far_from, back
+
+
+def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin, front,
+                     back, open_edge, d_edge, turn: float, mpp: float):
+    """The hidden back of the head and torso and the wall joining it to the front along the silhouette
+    (completion.back_and_wall between front and back [S, S] camera z; open_edge [S, S] bool the silhouette's open
+    border, d_edge [S, S] pixels inside it), in `hidden_colours` taken from the rim without backdrop_seen [S, S, 3],
+    the head's own detail (photo [S, S, 3]'s hair strands, MeshFitConfig.side_texture_*) on its sides, and a turned
+    photo's far half (turn 0..1, `source_view.body_depth`) in the near half's colours; scene.photo the rest colours,
+    lm [478, 3] landmarks (crop pixels), rows [S, 1], wt and h_back [S, S] (`body_depth`), hair_skin
+    (`hair_and_skin`) or None, mpp metres per pixel -> (GaussianBatch, wall_cols [S, S, 3] the wall's front colours:
+    the rim as the photo's camera sees it, `wall_colours`)."""
+    colours = scene.photo
+    # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
+    # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
+    # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
+    back_cols, side_cols, far_cols, far_from = hidden_colours(
+        cfg, dataclasses.replace(scene, photo=colours - backdrop_seen), lm, mesh_px, head_mask, rows,
+        wt, h_back, hair_skin)
+    wall_cols = wall_colours(cfg, scene)
+    side_texture = None
+    if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
+        ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        if hair_skin is not None:  # not the skin's: a short-haired head's ear drew its rims as ribs behind it
+            ok &= np.sum((colours - hair_skin[1]) ** 2, -1) > 0.25 * np.sum((colours - hair_skin[0]) ** 2, -1)
+        side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
+        # and the head's above the mouth, fading out by the chin's row: the neck's (the jaw's shadow, the collar)
+        # drew a jagged dotted line round obama_official's turned neck above the collar
+        above_chin = 1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)
+        side_texture *= cfg.side_texture_gain * above_chin[..., None]
+    hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
+                           cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
+                           inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
+                           side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, far_from=far_from,
+                                              shade=cfg.side_shade, texture=side_texture,
+                                              texture_px_per_m=cfg.side_texture_reach / mpp,
+                                              texture_fold_px=None if cfg.side_texture_fold_m is None else
+                                              tuple(m / mpp for m in cfg.side_texture_fold_m)))
+    if turn > 0:  # taken from the photo 4 px and more inside the outline (not the edge band's backdrop mix)
+        hidden.colors = ((1 - turn) * hidden.colors + turn * mirrored_colours(
+            dataclasses.replace(scene, photo=colours - backdrop_seen), hidden.means, hidden.colors, d_edge > 4,
+            blur_px=cfg.back_blur_px, hair_skin=hair_skin)).astype(hidden.colors.dtype)
+    return hidden, wall_cols

@@ -2,24 +2,24 @@
 
 1. Framing (framing.py): the largest face, its 478 MediaPipe landmarks and head frame, the 512x512
    source-camera crop. The landmarks, back-projected along their pixel rays, are the template mesh.
-2. Surfaces in the source view: the template mesh is z-buffered into face-id / barycentric / depth maps
-   (eyes and mouth are holes, filled by small patches); the person (selfie segmentation) becomes a
-   rounded proxy by inflating its silhouette, bent to meet the face mesh where they touch.
-3. Photo layer: a Gaussian per `head_stride` pixels of the head (`torso_stride` on the torso) on that
-   surface, flat discs as large as their pixel footprint, coloured from the photo; the rest of the
-   Gaussian budget goes to single pixels where the photo has fine detail (eyes, hair strands, teeth).
-   Face pixels are bound to their template triangle (part 1), eye pixels sit just behind the lids,
+2. Surfaces in the source view (source_view.py): the template mesh is z-buffered into face-id / barycentric / depth
+   maps (eyes and mouth are holes, filled by small patches); the person (selfie segmentation) becomes a rounded
+   proxy by inflating its silhouette, bent to meet the face mesh where they touch.
+3. Photo layer (photo_layer.py; the photo's open mouth: mouth_assembly.py): a Gaussian per `head_stride` pixels of
+   the head (`torso_stride` on the torso) on that surface, flat discs as large as their pixel footprint, coloured
+   from the photo; the rest of the Gaussian budget goes to single pixels where the photo has fine detail (eyes, hair
+   strands, teeth). Face pixels are bound to their template triangle (part 1), eye pixels sit just behind the lids,
    open-mouth pixels on the teeth surface (part 3), the rest is head (part 0) or torso (part 2).
-4. Completion (completion.py, mouth.py): badly seen face triangles from the mirror side, the back of
-   the head and torso from the silhouette's rim colours, a wall along the silhouette, a lining in the skin's
-   own colours just behind the photo layer on the head's skin (what shows between its discs drawn larger than the
-   crop), and a mouth interior (cavity, teeth, tongue) behind the lips of the rest template, opened as far as the
-   photo's jaw.
-   Eyelids (eyelids.py): the template's lid vertices first move to the photo's visible lid margins; the
-   upper lid's strip of pixels rides down with its margin in a blink, its lashes folding into a line where
-   the lids meet, over lid skin waiting behind it (the photo with the eyes filled from the skin around, and a
+4. Completion (completion.py, hidden_colours.py, lining.py, mouth.py, mouth_assembly.py, bust_fringe.py): badly seen
+   face triangles from the mirror side, the back of the head and torso from the silhouette's rim colours, a wall
+   along the silhouette, a lining in the skin's own colours just behind the photo layer on the head's skin (what
+   shows between its discs drawn larger than the crop), and a mouth interior (cavity, teeth, tongue) behind the lips
+   of the rest template, opened as far as the photo's jaw.
+   Eyelids (eyelids.py, eyes_and_lids.py): the template's lid vertices first move to the photo's visible lid
+   margins; the upper lid's strip of pixels rides down with its margin in a blink, its lashes folding into a line
+   where the lids meet, over lid skin waiting behind it (the photo with the eyes filled from the skin around, and a
    lash line along its lower edge).
-5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
+5. Colour refinement (photo_layer.py): render the avatar at rest from the source camera (core.render "cpu") and move
    the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats. What it
    makes up for the discs the photo sees edge-on along the silhouette is seen from the source camera only
    (SH band 1, builder.edge_on_sh): turned, they show the skin's colour, not a light seam. So is the shadow of
@@ -44,39 +44,34 @@ import numpy as np
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.avatar import (JAW_PARTS, MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR,
-                                           PART_MOUTH, PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN,
-                                           SourceCamera, rgb_to_sh_dc)
+from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR, PART_MOUTH,
+                                           PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera)
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, edge_on_sh, surface_discs, to_avatar
-from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
-                                                           covered_triangles, edge_opacity, face_completion,
-                                                           mirrored_colours, photo_lining)
-from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eyeball_completion,
-                                                         eyeball_parts)
-from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
-                                                         closed_lid_skin, fold_lashes, fold_shade, lash_band,
-                                                         lid_margins, lid_skin_colours, lid_zone, margin_binding,
-                                                         skin_luminance, upper_orbit)
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
+from gaussian_head_ros.core.reconstruct.completion import Scene, covered_triangles, face_completion
+from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours
+from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, fold_lashes, lash_band, lid_margins,
+                                                         lid_skin_colours, margin_binding, skin_luminance)
+from gaussian_head_ros.core.reconstruct.eyes_and_lids import (bind_lid_strips, catchlight_discs, closed_lid_gaussians,
+                                                               eye_parts, eyeball_gaussians, fold_shares, lid_light)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
-from gaussian_head_ros.core.reconstruct.bust_fringe import back_blocks, bust_fringe
-from gaussian_head_ros.core.reconstruct.hidden_colours import (hair_and_skin, hidden_colours, jaw_in_shade,
-                                                               jaw_skin_colour, wall_colours)
-from gaussian_head_ros.core.reconstruct.photo_layer import detail_margins, pixel_discs, refine_colours, select_pixels
+from gaussian_head_ros.core.reconstruct.bust_fringe import with_bust_fringe
+from gaussian_head_ros.core.reconstruct.hidden_colours import (hair_and_skin, hidden_gaussians, jaw_in_shade,
+                                                               jaw_skin_colour)
+from gaussian_head_ros.core.reconstruct.lining import face_lining, unlined_skin
+from gaussian_head_ros.core.reconstruct.photo_layer import (detail_margins, edge_matte, photo_view_sh, pixel_discs,
+                                                            refine_colours, refine_limits, select_pixels)
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
-from gaussian_head_ros.core.deform import DriveConfig, smoothstep
-from gaussian_head_ros.core.holes import HOLE_ALPHA
+from gaussian_head_ros.core.deform import DriveConfig
 from gaussian_head_ros.core.expression import expression_of, expression_strength, squint_of
-from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
-                                                          expression_region, without_creases)
-from gaussian_head_ros.core.reconstruct.lips import (LipConfig, closed_lips, fill_points, lip_band, skin_fill_map,
-                                                     without_detail)
-from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, mouth_interior, skin_teeth_colour,
-                                                      teeth_colour)
-from gaussian_head_ros.core.reconstruct.photo_mouth import LIP_TEETH_REACH_PX, UPPER_CROWN_MARGIN_M, photo_mouth
-from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_mouth,
-                                                          turn_points, turn_torso, under_chin)
+from gaussian_head_ros.core.reconstruct.creases import CreaseConfig, photo_without_creases
+from gaussian_head_ros.core.reconstruct.lips import LipConfig, closed_lips, fill_points, skin_fill_map, without_detail
+from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, jaw_binding, teeth_colour
+from gaussian_head_ros.core.reconstruct.mouth_assembly import (behind_rest_face, mouth_gaussians, photo_mouth,
+                                                               teeth_colour_info)
+from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_torso,
+                                                          under_chin)
 from gaussian_head_ros.core.reconstruct.source_view import body_depth, person_mask, surface_points
 from gaussian_head_ros.core.reconstruct.surfaces import (normals_from_points, open_border, pixel_rays, rasterize_mesh,
                                                          rows_to_cut_below)
@@ -308,7 +303,7 @@ class MeshFitConfig:
     # lips). Not the lower ring: lined, lp_d18's scream (frame 130) showed its discs as a pale rim between the lower
     # teeth and lip (the lower lip stretched thin there lets through whatever lies behind it), from 2 to 6 mm below
     # the lip alike; the finer discs below the corners' line too helped little there (3.46 -> 3.31 %) for ~200
-    # Gaussians of the photo's detail, the budget's: with the brows lined as well (MeshFitReconstructor._build),
+    # Gaussians of the photo's detail, the budget's: with the brows lined as well (lining.face_lining),
     # lp_d9_woman_turned's closed lower lip went from a smear share of 0.09 to 0.18 (test_reconstruct) (session 49).
     lining_near_lips_m: float = 0.008
     lining_upper_ring: bool = True
@@ -394,20 +389,6 @@ PRESETS = {
 # AttributeError traceback inside the build)
 NESTED = {f.name for f in fields(MeshFitConfig) if f.default_factory is not dataclasses.MISSING
           and dataclasses.is_dataclass(f.default_factory())}
-
-
-def mouth_corner_masks(landmarks_px: np.ndarray, size: int, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """landmarks_px [>= 478, 2+] FaceMesh landmarks in the square source view (pixels, x right, y down), its side
-    size, a radius in pixels -> ([size, size] bool pixels above the line through the mouth's outer corners
-    (lmk.MOUTH_CORNER_R / _L), [size, size] bool pixels within radius_px of either corner)."""
-    (x0, y0), (x1, y1) = (np.asarray(landmarks_px[c, :2], np.float64)
-                          for c in (lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L))
-    y = np.arange(size, dtype=np.float64)[:, None] + 0.5
-    x = np.arange(size, dtype=np.float64)[None, :] + 0.5
-    dx = x1 - x0 if abs(x1 - x0) > 1e-6 else 1e-6
-    above = y < y0 + (y1 - y0) * (x - x0) / dx
-    near = (np.hypot(x - x0, y - y0) < radius_px) | (np.hypot(x - x1, y - y1) < radius_px)
-    return above, near
 
 
 def make_config(preset: str = "default", **options) -> MeshFitConfig:
@@ -519,19 +500,6 @@ class CompletionOverBudget(Exception):
     def __init__(self, scale: float):
         super().__init__(f"completion over its share of the budget: widen its spacings {scale:.2f}x")
         self.scale = scale
-
-
-def face_outline_band(face: np.ndarray, person: np.ndarray, width_px: float, from_row: float) -> np.ndarray:
-    """[S, S] bool face mesh pixels (its eye and mouth openings filled), [S, S] bool the person's, width (pixels), a
-    row (pixels, y down) -> [S, S] bool: the person's pixels below from_row within width_px of the face mesh's
-    outline, inside or outside it, and further than 2 x width_px from the person's silhouette (below the mouth: the
-    jaw's edge over the neck, not the cheeks' outline against the backdrop, which view_rim_px's rules hold)."""
-    s = face.shape[0]
-    d_in = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 5)
-    d_out = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)
-    below = np.arange(s, dtype=np.float64)[:, None] + 0.5 > from_row
-    inside = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 5) > 2 * width_px  # not by the silhouette
-    return person & inside & below & (np.where(face, d_in, d_out) < width_px)
 
 
 def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -722,18 +690,7 @@ class MeshFitReconstructor(Reconstructor):
         # The rest colours are taken from the photo without the creases its removed expression folded into the skin
         # (creases.py; the wrinkle map below gives them back with the expression); the masks, the teeth, the eyes
         # and the lighting are measured on the photo itself.
-        colours = photo
-        if cfg.remove_expression and cfg.creases is not None:
-            at = np.clip(fid, 0, nf - 1)
-            region = np.where(face_px, np.einsum("ijk,ijk->ij", bary, expression_region(V, V_rest, cfg.creases)[
-                faces[at]]), 0.0)
-            lips = face_px & lip_band()[at] | mouth_px  # the red of the lips and the opening (the skin ring
-            # just outside the lips' outer contour is skin: a grin's corner creases lie on it)
-            on_skin = (skin_triangle_mask() | crease_ring())[at] & face_px & ~lips
-            r = 2 * int(np.ceil(cfg.creases.outline_m / mpp)) + 1
-            inner = cv2.erode(face_px.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(bool)
-            blend, lift = crease_blend(photo, inner & person & ~edge & on_skin, lips, region, mpp, cfg.creases)
-            colours = without_creases(photo, blend, lift)
+        colours = photo_without_creases(cfg, photo, V, V_rest, faces, fid, bary, face_px, mouth_px, person, edge, mpp)
         scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
         # the matte band's discs are see-through: a triangle the photo shows only there is covered badly, and one it
         # shows partly there is completed where no clean pixel shows it (face_completion's `partly`)
@@ -744,175 +701,33 @@ class MeshFitReconstructor(Reconstructor):
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge, partly=partly)
         hair_skin = hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
-        lining = None
         at = np.clip(fid, 0, nf - 1)
-        lined_px = np.zeros_like(face_px)
-        d_lips = None  # metres off the lips' red, where the ring round them is lined or its discs widened
-        if cfg.lining_upper_ring or cfg.unlined_sigma_per_stride is not None:
-            lips_px = face_px & lip_band()[at] | mouth_px
-            d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp
-        if cfg.lining_spacing_m > 0:  # the face's skin and brow triangles (the brows' hair is left out as dark by
-            # photo_lining; unlined, the back of the head showed through the skin above the brows as a dot grid at
-            # 1024 px: 2.5 % of it on business_person, session 49), and the head's skin-coloured pixels off the mesh
-            # at lining_off_mesh x the spacing; of the ring of skin round the lips only the upper part, off the
-            # corners (stretched up to 2.5x with the corners' triangles at a scream, the lining's discs there reached
-            # over the lips' edge into the opening); only on triangles the photo covers well (not folded:
-            # lp_d9_woman_turned's scream folds the mesh round its lower lip, lip pixels on chin triangles)
-            bound_px = face_px & (covered & skin_triangle_mask(brows=True))[at]
-            near_lips = np.zeros_like(bound_px)
-            if cfg.lining_upper_ring:  # see MeshFitConfig.lining_near_lips_m
-                above, near_corners = mouth_corner_masks(fp.landmarks_px, S, cfg.lining_corner_m / mpp)
-                bound_px |= face_px & (covered & crease_ring())[at] & above & (d_lips >= cfg.lining_lip_margin_m)
-                bound_px &= ~near_corners
-                near_lips = bound_px & above & (d_lips < cfg.lining_near_lips_m)
-            off_mesh = np.zeros_like(bound_px)
-            if hair_skin is not None:
-                hair_d, skin_d = (np.sum((colours - c) ** 2, -1) for c in hair_skin)
-                off_mesh = head_mask & ~mesh_px & (skin_d < hair_d)
-            grid = np.zeros_like(bound_px)
-            sigma_px = np.zeros(bound_px.shape)
-            for region, factor in ((bound_px & ~near_lips, 1.0), (near_lips, 0.5), (off_mesh, cfg.lining_off_mesh)):
-                step = max(1, int(round(factor * cfg.lining_spacing_m / mpp)))
-                lattice = np.zeros_like(grid)
-                lattice[step // 2::step, step // 2::step] = True
-                grid |= lattice & region
-                sigma_px[region] = cfg.lining_sigma_per_step * step
-            lined_px = bound_px
-            part_px = np.where(bound_px, PART_FACE, PART_STATIC).astype(np.uint8)
-            lining = photo_lining(scene, (bound_px | off_mesh) & person & ~edge, grid, sigma_px, part_px, nrm, fid,
-                                  bary, cfg.lining_behind_m)
-        # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
-        # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
-        # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
-        back_cols, side_cols, far_cols, far_from = hidden_colours(
-            cfg, dataclasses.replace(scene, photo=colours - backdrop_seen), fp.landmarks_px, mesh_px, head_mask, rows,
-            wt, h_back, hair_skin)
-        wall_cols = wall_colours(cfg, scene)
-        side_texture = None
-        if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
-            ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-            if hair_skin is not None:  # not the skin's: a short-haired head's ear drew its rims as ribs behind it
-                ok &= np.sum((colours - hair_skin[1]) ** 2, -1) > 0.25 * np.sum((colours - hair_skin[0]) ** 2, -1)
-            side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
-            # and the head's above the mouth, fading out by the chin's row: the neck's (the jaw's shadow, the collar)
-            # drew a jagged dotted line round obama_official's turned neck above the collar
-            above_chin = 1 - smoothstep(fp.landmarks_px[lmk.MOUTH_CORNER_R, 1], fp.landmarks_px[lmk.CHIN, 1], rows)
-            side_texture *= cfg.side_texture_gain * above_chin[..., None]
-        hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
-                               cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
-                               inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
-                               side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, far_from=far_from,
-                                                  shade=cfg.side_shade, texture=side_texture,
-                                                  texture_px_per_m=cfg.side_texture_reach / mpp,
-                                                  texture_fold_px=None if cfg.side_texture_fold_m is None else
-                                                  tuple(m / mpp for m in cfg.side_texture_fold_m)))
-        if turn > 0:  # taken from the photo 4 px and more inside the outline (not the edge band's backdrop mix)
-            hidden.colors = ((1 - turn) * hidden.colors + turn * mirrored_colours(
-                dataclasses.replace(scene, photo=colours - backdrop_seen), hidden.means, hidden.colors, d_edge > 4,
-                blur_px=cfg.back_blur_px, hair_skin=hair_skin)).astype(hidden.colors.dtype)
+        lining, lined_px, d_lips = face_lining(cfg, scene, fp.landmarks_px, face_px, mouth_px, mesh_px, head_mask, edge,
+                                               covered, at, fid, bary, nrm, colours, hair_skin, mpp)
+        hidden, wall_cols = hidden_gaussians(cfg, scene, photo, backdrop_seen, fp.landmarks_px, mesh_px, head_mask,
+                                             rows, wt, h_back, hair_skin, front, back, open_edge, d_edge, turn, mpp)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
-        teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
-        if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
-            teeth_rgb = skin_teeth_colour(skin, eye_cols["sclera"], cfg.mouth)
-            teeth_info["source"] = "skin"
-        if len(skin):
-            teeth_info.update(skin_luma_median=float(np.median(skin @ LUMA)),
-                              skin_luma_p95=float(np.percentile(skin @ LUMA, 95)))
-        teeth_info.update(rgb=None if teeth_rgb is None else [round(float(c), 4) for c in teeth_rgb],
-                          sclera_rgb=np.round(eye_cols["sclera"], 4).tolist())
-        teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-
-        def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap);
-            # a smile's lower row whole, behind its upper crowns (left out where the photo's opening was, what was
-            # left of it in an opened smile was a broken white zigzag)
-            i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels, V))
-            return inside & teeth_shown[i, j] & ~(smile & (np.asarray(jaw_weights) > 0))
-
-        # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
-        # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
-        shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
+        teeth_rgb, teeth_info = teeth_colour_info(cfg, skin, teeth_rgb, eye_cols)
         face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
         jaw_skin = None if face_skin is None else jaw_skin_colour(scene, fp.landmarks_px, mesh_px, rows, face_skin)
         # under it the jaw's underside: its skin in shade, as the back map under the chin (neck_colours). At half its
         # light (side_dark) it stood out as a dark flick at the jaw's corner against the neck's side (neck34)
         floor_rgb = jaw_in_shade(cfg, jaw_skin) if cfg.mouth.jaw_floor and jaw_skin is not None else None
-        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
-                               shaded=shaded, floor_rgb=floor_rgb)
-        turn_mouth(mouth, V_rest, theta, levels, V)
-        # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap);
-        # behind the photo's own upper crowns the lower row (cfg.mouth.lower_teeth_behind_m behind them) stays: cut
-        # there by the 2 mm the skin needs, what was left of it in an opened smile was a broken white zigzag
-        # (astronaut_eileen_collins, trump_official)
-        mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
-        behind = np.where((teeth_px & ~lower_jaw)[mi, mj], UPPER_CROWN_MARGIN_M, 0.002)
-        keep = inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + behind) | photo_gap[mi, mj])
-        if wide:  # a wide-open photo's upper row (jaw weight 0) stays whole up under the lips' inner edge, where
-            # MediaPipe's inner contour runs over the photo's own crowns: cut there, every talking opening showed holes
-            # in its crowns (obama_speech: 24 Gaussians, 3.4 mm in front of to 2 mm behind the lip's surface)
-            near = cv2.dilate(photo_gap.astype(np.uint8), np.ones((LIP_TEETH_REACH_PX,) * 2, np.uint8)).astype(bool)
-            keep |= inside & near[mi, mj] & (mouth.bary[:, 0] == 0)
-        mouth = mouth.take(keep)
+        mouth = mouth_gaussians(cfg, scene, opening, V, V_rest, loops, theta, levels, brightness, teeth_rgb, floor_rgb,
+                                mesh_px, front)
 
-        # The opening's dark band along the lids (lashes, the lids' shadow, the lid margins) stays with the lids
-        # (static: the falloff band carries them with the lid vertices); the iris turns with the eyeball, the
-        # sclera's pixels (its light) stay on it, behind the iris (eyeballs.eyeball_parts: lag 1, none of the turn),
-        # and the sphere behind the band and the sclera is painted like the hidden part: what a turned iris uncovers.
-        eye_iris, eye_sclera = (eye_px & m for m in eyeball_parts(photo, eye_px & person, fp.landmarks_px, eye_cols,
-                                                                   cfg.eyeball))
-        eye_core = eye_iris | eye_sclera
-        lid_band = eye_px & ~eye_core
-        for band, lift in ((lid_band, cfg.eyeball.band_lift_m), (eye_sclera, -cfg.eyeball.sclera_behind_m)):
-            if band.any():  # the band just in front of the sphere (the painted eyeball behind never shows at rest),
-                toward = centre - pts[band]  # the sclera behind it, along the pixels' rays
-                pts[band] += lift * toward / np.linalg.norm(toward, axis=1, keepdims=True)
-        eye_lag = np.where(eye_sclera, 1.0, 0.0)  # deform.eye_lag_level: the share of the turn each lags behind
-
-        def hidden_at_rest(p):  # by the lids or the sclera's light, not by the turning iris
-            i, j, z, inside = scene.project(p)
-            behind = ~eye_px[i, j] & (z > front[i, j] + 0.0005)
-            return inside & mesh_px[i, j] & (lid_band[i, j] | eye_sclera[i, j] | behind)
-
-        def behind_the_iris(p):
-            i, j, _, inside = scene.project(p)
-            return inside & eye_iris[i, j]
-
-        eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_at_rest,
-                                     behind_iris=behind_the_iris)
-        # the catchlights (eyeballs.catchlights): their own Gaussians, a little in front of the eyeball, that follow
-        # only part of its turn (deform.eye_lag_level); the photo layer there shows the iris behind them
-        alpha, light, under = catchlights(colours, eye_core, fp.landmarks_px, eye_cols, cfg.eyeball)
-        shine = alpha > 0
-        shine_batch = None
-        if shine.any():
-            si, sj = np.nonzero(shine)
-            sp = pts[si, sj].astype(np.float64)
-            view = sp - centre
-            view /= np.linalg.norm(view, axis=1, keepdims=True)
-            shine_batch = surface_discs(sp - cfg.eyeball.catchlight_lift_m * view, nrm[si, sj], light[si, sj],
-                                        np.full(len(si), cfg.detail_sigma_px * mpp), view, PART_EYE,
-                                        max_stretch=cfg.max_stretch,
-                                        bary=np.tile([cfg.eyeball.catchlight_lag, 0.0, 0.0], (len(si), 1)))
-            shine_batch.opacities[:] = cfg.opacity * alpha[si, sj]
-        lid_skin = closed_view = None
+        eye_iris, eye_sclera, eye_core, lid_band, eye_lag = eye_parts(cfg, photo, eye_px, person, fp.landmarks_px,
+                                                                      eye_cols, centre, pts)
+        eyeball = eyeball_gaussians(cfg, scene, V, rest_gaze, eye_cols, mpp, eye_px, mesh_px, front, lid_band,
+                                    eye_sclera, eye_iris)
+        shine, under, shine_batch, si, sj = catchlight_discs(cfg, colours, eye_core, fp.landmarks_px, eye_cols, pts,
+                                                             nrm, centre, mpp)
         skin_rgb = lid_skin_colours(photo, fp.landmarks_px)
         # the photo's lash band over each upper lid (eyelids.lash_band): it rolls down with the margin in a blink
         band = lash_band(photo, np.where(fid < nf, fid, -1), fp.landmarks_px, faces, skin_rgb, cfg.lash_level,
                          cfg.lash_depth, lid_band)
-        if cfg.lid_skin_spacing_m > 0:  # closed-lid skin: the photo with the openings and lashes filled from around
-            closed_view = closed_lid_photo(photo, eye_px | band, fp.landmarks_px, cfg.lid_fill_grow_px,
-                                           cfg.lid_fill_below, cfg.lid_fill_radius_px, skin_rgb, cfg.lid_fill_not_skin)
-
-            def closed_colour(p):  # the fill there, its luminance kept near the lid skin's (a deep lid's shadow
-                i, j, _, _ = scene.project(p)  # above the eye filled a closed lid with a dark smudge: obama_speech)
-                return skin_luminance(closed_view[i, j], skin_rgb, p[:, 0] >= 0, cfg.lid_fill_luma,  # x < 0: right eye
-                                      cfg.lid_fill_chroma)
-
-            found = closed_lid_skin(V, faces, closed_colour, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m,
-                                    skin_rgb * cfg.lash_line_shade if cfg.lash_line_shade > 0 else None,
-                                    cfg.lash_line)
-            if found is not None and np.isfinite(found[2]).all():
-                m_, n_, c_, s_, f_, b_ = found
-                lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
+        lid_skin, closed_view = closed_lid_gaussians(cfg, scene, photo, eye_px, band, fp.landmarks_px, skin_rgb, V,
+                                                     faces, centre)
         neck_skin = None  # the under-chin colours from the neck's skin only (not the collar below it)
         if hair_skin is not None and cfg.neck_skin_residual is not None:
             neck_skin = (jaw_skin, 1 - cfg.side_dark,
@@ -949,10 +764,7 @@ class MeshFitReconstructor(Reconstructor):
         base, detail = select_pixels(cfg, photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail,
                                      torso_px & (below_cut == 1))
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
-        unlined = None  # the face skin the lining leaves out (MeshFitConfig.unlined_sigma_per_stride)
-        if cfg.unlined_sigma_per_stride is not None:
-            unlined = (face_px & (crease_ring() | skin_triangle_mask(brows=True))[at] & ~lined_px
-                       & (d_lips >= cfg.lining_lip_margin_m))
+        unlined = unlined_skin(cfg, face_px, at, lined_px, d_lips)  # (MeshFitConfig.unlined_sigma_per_stride)
         photo_layer, pixels = pixel_discs(cfg, base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
                                           mouth_px, torso_px, eye_core, eye_lag, centre, f, R, unlined)
         dropped = photo_gap & ~own_mouth
@@ -984,50 +796,12 @@ class MeshFitReconstructor(Reconstructor):
         creased &= ~frozen
         background = coverage = None
         if cfg.edge_matte:  # I = a F + (1 - a) B: the coverage a that gives the photo back over its own background
-            background = background_colours(photo_seen, person, fp.valid)
-            fi, fj = pixels[0][frozen], pixels[1][frozen]
-            ei, ej = np.nonzero(edge)
-            a_map = np.zeros((S, S), np.float32)
-            a_map[ei, ej] = edge_opacity(photo_seen[ei, ej], wall_cols[ei, ej], background[ei, ej])
-            w = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), 1.5)
-            a_map = cv2.GaussianBlur(a_map, (0, 0), 1.5) / np.maximum(w, 1e-6)  # no single-strand dips
-            coverage = a_map[fi, fj]
-            # only the outermost ring may be mostly background: a see-through pixel further in, enclosed by the
-            # head in a driven view, is a hole (core.holes), not an anti-aliased edge
-            coverage = np.maximum(coverage, np.where(d_edge[fi, fj] >= 1.5, HOLE_ALPHA + 0.25, 0.0)) * cfg.opacity
+            background, coverage = edge_matte(photo_seen, person, fp.valid, edge, wall_cols, d_edge, pixels, frozen,
+                                              cfg.opacity)
             photo_layer.opacities[frozen] = coverage
         # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py), its lash band folding
         # onto the margin; lid_skin fills behind
-        spread = np.zeros(len(photo_layer), bool)  # the photo layer's light strip rows carried by their own weights
-        lid_carried = []  # the strip rows carried with the margin, row numbers in `batch` (below)
-
-        def lid_light(colors, means):  # [M] as light as its eye's lid skin (lid_light_level; x < 0: the right eye)
-            return colors @ LUMA >= cfg.lid_light_level * (
-                np.asarray(skin_rgb, np.float64)[(means[:, 0] >= 0).astype(int)] @ LUMA)
-
-        for b, dark in ((photo_layer, band[pixels[0], pixels[1]]), (face_extra, None)):
-            if b is not None and cfg.lid_split > 0:
-                rows = np.flatnonzero(b.part == PART_FACE)
-                light = None
-                if cfg.lid_light_level > 0:
-                    light = lid_light(b.colors[rows], b.means[rows])
-                b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split,
-                                                       None if dark is None else dark[rows], light)
-                b.part[rows[carried]] = PART_STATIC  # carried (core.deform), not stretched
-                if dark is not None and light is not None:
-                    spread[rows[carried & light & ~dark[rows]]] = True
-                if dark is not None:  # the band's part on the ring above the strip: carried by the nearest margin point
-                    ring = rows[dark[rows] & ~carried]
-                    b.face_id[ring], b.bary[ring] = carry_by_margin(b.means, b.face_id, V, faces, ring)
-                    b.part[ring] = PART_STATIC
-                    carried[np.searchsorted(rows, ring)] = True
-                fold = rows[carried]
-                lid_carried.append(fold + (0 if b is photo_layer else len(photo_layer)))  # rows in `batch`
-                b.bary[fold] = fold_lashes(b.face_id[fold], b.bary[fold], b.means[fold], V, faces, cfg.lash_fold)
-                if dark is not None:  # the lashes a little in front where the folded band overlaps
-                    lift = rows[carried & dark[rows]]
-                    toward = centre - b.means[lift]
-                    b.means[lift] += cfg.lash_lift_m * toward / np.linalg.norm(toward, axis=1, keepdims=True)
+        spread, lid_carried = bind_lid_strips(cfg, photo_layer, face_extra, band, pixels, skin_rgb, V, faces, centre)
         batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin, lid_skin, lining])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
@@ -1042,20 +816,8 @@ class MeshFitReconstructor(Reconstructor):
         edge_on = ~frozen & (d_edge[pixels[0], pixels[1]] < cfg.view_rim_px) & (np.abs(cos_n) < hi)
         shown = np.where(edge_on, np.clip((np.abs(cos_n) - lo) / max(hi - lo, 1e-6), 0.0, 1.0), 1.0)
         unrefined = batch.colors[:n_photo].copy()
-        # how far the refinement may move each photo Gaussian's colour from the photo's: the lids' and the eye
-        # openings', where a blink or a look moves them past each other
-        held = np.full(n_photo, np.inf)
-        if cfg.lid_refine_limit > 0:
-            held[lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]] = cfg.lid_refine_limit
-        if cfg.eye_refine_limit > 0:
-            held[eye_px[pixels[0], pixels[1]]] = cfg.eye_refine_limit
-        if cfg.rim_refine_limit > 0:
-            held[edge_on & (d_edge[pixels[0], pixels[1]] < cfg.rim_refine_px)] = cfg.rim_refine_limit
-        lighten = None
-        if cfg.jaw_refine_px > 0:  # ... and the discs either side of the jaw's outline over the neck (jaw_refine_px)
-            jaw = face_outline_band(mesh_px, person, cfg.jaw_refine_px,  # (its holes filled: not the lips' edge)
-                                    float(np.max(fp.landmarks_px[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L], 1])))
-            lighten = np.where(jaw[pixels[0], pixels[1]], cfg.jaw_lighten, np.inf)
+        held, lighten = refine_limits(cfg, n_photo, pixels, fid, faces, eye_px, edge_on, d_edge, mesh_px, person,
+                                      fp.landmarks_px)
         with_creases = None
         margins = detail_margins(cfg, mesh_px, pixels)
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
@@ -1075,48 +837,18 @@ class MeshFitReconstructor(Reconstructor):
         if spread.any():  # a light strip row the refinement made darker than light (by up to lid_refine_limit, beside
             # the lashes it overlaps) spread over the closing lid at its own size as a grey speck (business_person,
             # lp_s9_monalisa): it folds onto the closed line with the lash band instead (eyelids.margin_binding's dark)
-            dim = np.flatnonzero(spread & ~lid_light(refined, batch.means[:n_photo]))
+            dim = np.flatnonzero(spread & ~lid_light(cfg, skin_rgb, refined, batch.means[:n_photo]))
             batch.bary[dim], _ = margin_binding(batch.face_id[dim], batch.bary[dim], faces, cfg.lid_split,
                                                 np.ones(len(dim), bool))
             batch.bary[dim] = fold_lashes(batch.face_id[dim], batch.bary[dim], batch.means[dim], V, faces, cfg.lash_fold)
-        n_fringe = 0
-        if fringe_budget:  # its Gaussians traded for the hidden back's (the photo layer's sampling and refinement
-            # above are those of an avatar without it: taken from the photo layer, they moved lp_d9's reader
-            # jawOpen 0.18 -> 0.25 and the cross brow -0.014, session 17); appended, the photo layer keeps its rows
-            first = n_photo + len(face_extra or [])
-            blocks = back_blocks(cfg, batch, first, first + len(hidden), scene)
-            fringe = bust_fringe(cfg, batch, n_photo, scene, at_cut, below_cut, fringe_steps,
-                                 min(fringe_budget, sum(len(b) - 1 for b in blocks)), mpp)
-            if fringe is not None:
-                n_fringe = len(fringe)
-                keep = np.ones(len(batch), bool)
-                for b in blocks:  # each block's Gaussians merged into its first one, until the fringe's are freed
-                    if (~keep).sum() >= n_fringe:
-                        break
-                    batch.means[b[0]] = batch.means[b].mean(0)
-                    batch.colors[b[0]] = batch.colors[b].mean(0)
-                    batch.scales[b[0], :2] *= np.sqrt(len(b))  # as much area as the block's
-                    keep[b[1:]] = False
-                batch = GaussianBatch.concat([batch.take(keep), fringe])
+        batch, n_fringe = with_bust_fringe(cfg, batch, n_photo, n_photo + len(face_extra or []), len(hidden), scene,
+                                           at_cut, below_cut, fringe_steps, fringe_budget, mpp)
         # ... and the backdrop seen through the hair's outline (matte_hair's own): a turned view sees these discs
         # squarely, and trump_official's red flag showed as red specks behind his ear at yaw -35
         made_up = (1.0 - shown)[:, None] * (refined - unrefined + backdrop_seen[pixels[0], pixels[1]])  # [n_photo, 3]
-        # the upper orbit's share of the photo layer's and the face completion's colours seen from the photo's
-        # camera only (fold_facing), with their |cos| to the photo's line of sight
         n_fold = n_photo + len(face_extra or [])
-        fold_up, fold_cos = np.zeros((n_fold, 3), np.float32), np.zeros(n_fold)
-        if closed_view is not None and cfg.fold_facing[0] < 1:
-            fid_f = batch.face_id[:n_fold]
-            on = (batch.part[:n_fold] == PART_FACE) & (fid_f >= 0) & (fid_f < len(faces))
-            on[:n_photo] &= ~edge_on
-            on[on] = upper_orbit(V, faces)[fid_f[on]]
-            p_on = batch.means[:n_fold][on].astype(np.float64)
-            look = p_on - centre
-            fold_cos[on] = np.sum(batch.normals[:n_fold][on] * look, 1) / np.linalg.norm(look, axis=1)
-            fi_, fj_, _, _ = scene.project(p_on)
-            skin = skin_luminance(closed_view[fi_, fj_], skin_rgb, p_on[:, 0] >= 0, cfg.lid_fill_luma,  # x < 0: right eye
-                                  cfg.lid_fill_chroma)
-            fold_up[on] = fold_shade(batch.colors[:n_fold][on], skin, np.abs(fold_cos[on]), cfg.fold_facing)
+        fold_up, fold_cos = fold_shares(cfg, batch, n_photo, n_fold, edge_on, closed_view, skin_rgb, V, faces, centre,
+                                        scene)
         timings["refine"] = time.perf_counter() - t4
 
         t5 = time.perf_counter()
@@ -1136,20 +868,7 @@ class MeshFitReconstructor(Reconstructor):
             fill = skin_fill_map(colours, face_px & person & ~edge & skin_triangle_mask()[np.clip(fid, 0, nf - 1)])
             batch, lip_info = closed_lips(batch, V, V_rest, faces, lambda p: fill[scene.project(p)[:2]], R,
                                           lip_fill, cfg.lips)
-            # the photo's open-mouth pixels (teeth, tongue) turned back with the jaw must stay behind the rest
-            # face (lp_d9's tongue poked through its closed chin in specks): pushed back along their ray (the jaw's
-            # underside with them)
-            rows_m = np.flatnonzero(np.isin(batch.part, JAW_PARTS))
-            if rows_m.size and lip_info.get("lip_retextured"):
-                _, _, z_rest = rasterize_mesh(V_rest @ R.T + t, faces, K, S)
-                mi, mj, mz, inside = scene.project(batch.means[rows_m].astype(np.float64))
-                zr = z_rest[mi, mj]
-                front_of = inside & np.isfinite(zr) & (zr > 0) & (mz < zr + 0.002)
-                if front_of.any():
-                    pc = batch.means[rows_m[front_of]].astype(np.float64) @ R.T + t
-                    pc *= ((zr[front_of] + 0.002) / pc[:, 2])[:, None]
-                    batch.means[rows_m[front_of]] = ((pc - t) @ R).astype(np.float32)
-                lip_info["mouth_pushed_back"] = int(front_of.sum())
+            behind_rest_face(batch, V_rest, faces, R, t, K, S, scene, lip_info)
         if cfg.remove_expression:  # the photo's skin discs spread apart by the rest pose: widened to cover
             lip_info["rest_widened"] = cover_rest(batch, built, V, V_rest, faces, cfg.rest_cover,
                                                    cfg.rest_cover_most)
@@ -1160,20 +879,7 @@ class MeshFitReconstructor(Reconstructor):
         changed = np.any(batch.colors[:n_photo] != refined, axis=1)
         made_up[changed] = 0.0
         fold_up[:n_photo][changed] = 0.0
-        view_rows = np.flatnonzero(np.any(made_up != 0, axis=1))
-        fold_rows = np.flatnonzero(np.any(fold_up != 0, axis=1))
-        info_view = {"edge_on_view_sh": int(len(view_rows)), "fold_view_sh": int(len(fold_rows))}
-        sh = None
-        if len(view_rows) or len(fold_rows):
-            sh = np.zeros((len(batch), 4, 3), np.float32)
-            sh[:, 0] = rgb_to_sh_dc(batch.colors)
-            for rows, up, cos, floor in ((view_rows, made_up, cos_n, cfg.view_rim_floor),
-                                         (fold_rows, fold_up, fold_cos, cfg.fold_floor)):
-                if not len(rows):
-                    continue
-                axes = batch.normals[rows].astype(np.float64) * np.where(cos[rows] > 0, -1.0, 1.0)[:, None]
-                axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-                sh[rows] = edge_on_sh(batch.colors[rows], up[rows], axes, np.abs(cos[rows]), floor)
+        sh, info_view = photo_view_sh(cfg, batch, made_up, fold_up, cos_n, fold_cos)
         avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), sh=sh, lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
         if with_creases is not None:  # the wrinkle map: what the creases add to the refined photo layer, on the

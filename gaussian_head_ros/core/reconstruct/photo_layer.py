@@ -1,7 +1,9 @@
 """The photo layer (mesh_fit step 3) and its colour refinement (step 5): which pixels get a Gaussian within the
-budget (`select_pixels`: the head and torso grids, single-pixel detail), the discs on them (`pixel_discs`), how far a
-detail disc's refined colour may pass the photo's (`detail_margins`), and the refinement against the renderer
-(`refine_colours`). Pixels are the source camera's crop (S = framing.size); `cfg` is a MeshFitConfig."""
+budget (`select_pixels`: the head and torso grids, single-pixel detail), the discs on them (`pixel_discs`), the edge
+band's coverage over the photo's own background (`edge_matte`), how far a detail disc's refined colour may pass the
+photo's (`detail_margins`), the refinement against the renderer (`refine_colours`, within `refine_limits`), and the
+share of the refined colours seen from the photo's camera only (`photo_view_sh`). Pixels are the source camera's
+crop (S = framing.size); `cfg` is a MeshFitConfig."""
 
 from __future__ import annotations
 
@@ -10,9 +12,14 @@ import logging
 import cv2
 import numpy as np
 
-from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_MOUTH, PART_STATIC, PART_TORSO, rgb_to_sh_dc
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, image_shaped_discs, line_directions, surface_discs
+from gaussian_head_ros.core.holes import HOLE_ALPHA
+from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
+                                                          surface_discs)
+from gaussian_head_ros.core.reconstruct.eyelids import lid_zone
+from gaussian_head_ros.core.reconstruct.completion import background_colours, edge_opacity
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +211,84 @@ def refine_colours(cfg, batch: GaussianBatch, n_photo: int, pixels, free, photo,
         img = res.image
     out.update({k: psnr(img, m) for k, m in masks.items()})
     return out
+
+
+def edge_matte(photo_seen, person, valid, edge, wall_cols, d_edge, pixels, frozen, opacity: float):
+    """I = a F + (1 - a) B: the coverage a of the photo layer's discs on the silhouette's edge band (edge [S, S] bool;
+    frozen [n_photo] bool those rows of pixels (i, j, ...)) that gives the photo as the camera saw it (photo_seen [S, S,
+    3]) back over its own background (completion.background_colours over person and valid [S, S] bool), their colour
+    being the rim's (wall_cols [S, S, 3]); d_edge [S, S] pixels inside the silhouette, opacity the photo layer's ->
+    (background [S, S, 3], coverage [n frozen])."""
+    S = edge.shape[0]
+    background = background_colours(photo_seen, person, valid)
+    fi, fj = pixels[0][frozen], pixels[1][frozen]
+    ei, ej = np.nonzero(edge)
+    a_map = np.zeros((S, S), np.float32)
+    a_map[ei, ej] = edge_opacity(photo_seen[ei, ej], wall_cols[ei, ej], background[ei, ej])
+    w = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), 1.5)
+    a_map = cv2.GaussianBlur(a_map, (0, 0), 1.5) / np.maximum(w, 1e-6)  # no single-strand dips
+    coverage = a_map[fi, fj]
+    # only the outermost ring may be mostly background: a see-through pixel further in, enclosed by the
+    # head in a driven view, is a hole (core.holes), not an anti-aliased edge
+    coverage = np.maximum(coverage, np.where(d_edge[fi, fj] >= 1.5, HOLE_ALPHA + 0.25, 0.0)) * opacity
+    return background, coverage
+
+
+def face_outline_band(face: np.ndarray, person: np.ndarray, width_px: float, from_row: float) -> np.ndarray:
+    """[S, S] bool face mesh pixels (its eye and mouth openings filled), [S, S] bool the person's, width (pixels), a
+    row (pixels, y down) -> [S, S] bool: the person's pixels below from_row within width_px of the face mesh's
+    outline, inside or outside it, and further than 2 x width_px from the person's silhouette (below the mouth: the
+    jaw's edge over the neck, not the cheeks' outline against the backdrop, which view_rim_px's rules hold)."""
+    s = face.shape[0]
+    d_in = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 5)
+    d_out = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)
+    below = np.arange(s, dtype=np.float64)[:, None] + 0.5 > from_row
+    inside = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 5) > 2 * width_px  # not by the silhouette
+    return person & inside & below & (np.where(face, d_in, d_out) < width_px)
+
+
+def refine_limits(cfg, n_photo: int, pixels, fid, faces, eye_px, edge_on, d_edge, mesh_px, person, landmarks_px):
+    """How far `refine_colours` may move each of the photo layer's n_photo colours (at pixels (i, j, ...)) ->
+    (held [n_photo] rgb, inf: no limit: MeshFitConfig.lid_refine_limit on the lids (eyelids.lid_zone of fid [S, S] over
+    faces [F, 3]), eye_refine_limit in the eye openings (eye_px [S, S] bool), rim_refine_limit on the edge-on discs
+    (edge_on [n_photo] bool) within rim_refine_px of the silhouette (d_edge [S, S] pixels inside it); lighten
+    [n_photo] or None: jaw_lighten either side of the jaw's outline over the neck (`face_outline_band` of mesh_px and
+    person [S, S] bool below the mouth corners' row of landmarks_px), inf elsewhere)."""
+    # how far the refinement may move each photo Gaussian's colour from the photo's: the lids' and the eye
+    # openings', where a blink or a look moves them past each other
+    held = np.full(n_photo, np.inf)
+    if cfg.lid_refine_limit > 0:
+        held[lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]] = cfg.lid_refine_limit
+    if cfg.eye_refine_limit > 0:
+        held[eye_px[pixels[0], pixels[1]]] = cfg.eye_refine_limit
+    if cfg.rim_refine_limit > 0:
+        held[edge_on & (d_edge[pixels[0], pixels[1]] < cfg.rim_refine_px)] = cfg.rim_refine_limit
+    lighten = None
+    if cfg.jaw_refine_px > 0:  # ... and the discs either side of the jaw's outline over the neck (jaw_refine_px)
+        jaw = face_outline_band(mesh_px, person, cfg.jaw_refine_px,  # (its holes filled: not the lips' edge)
+                                float(np.max(landmarks_px[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L], 1])))
+        lighten = np.where(jaw[pixels[0], pixels[1]], cfg.jaw_lighten, np.inf)
+    return held, lighten
+
+
+def photo_view_sh(cfg, batch: GaussianBatch, made_up, fold_up, cos_n, fold_cos):
+    """SH band 1 for the rows of batch whose made-up colour share (made_up [n_photo, 3], the edge-on discs') or fold
+    share (fold_up [n_fold, 3], eyes_and_lids.fold_shares) is seen from the photo's camera only (builder.edge_on_sh
+    about their normals turned towards it; cos_n [n_photo], fold_cos [n_fold] their cos to its line of sight; floors
+    MeshFitConfig.view_rim_floor, fold_floor) -> (sh [N, 4, 3] or None when no row has a share, info: how many rows
+    of each)."""
+    view_rows = np.flatnonzero(np.any(made_up != 0, axis=1))
+    fold_rows = np.flatnonzero(np.any(fold_up != 0, axis=1))
+    info_view = {"edge_on_view_sh": int(len(view_rows)), "fold_view_sh": int(len(fold_rows))}
+    sh = None
+    if len(view_rows) or len(fold_rows):
+        sh = np.zeros((len(batch), 4, 3), np.float32)
+        sh[:, 0] = rgb_to_sh_dc(batch.colors)
+        for rows, up, cos, floor in ((view_rows, made_up, cos_n, cfg.view_rim_floor),
+                                     (fold_rows, fold_up, fold_cos, cfg.fold_floor)):
+            if not len(rows):
+                continue
+            axes = batch.normals[rows].astype(np.float64) * np.where(cos[rows] > 0, -1.0, 1.0)[:, None]
+            axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+            sh[rows] = edge_on_sh(batch.colors[rows], up[rows], axes, np.abs(cos[rows]), floor)
+    return sh, info_view

@@ -1,7 +1,10 @@
-"""The photo's own open mouth (mesh_fit step 3): which of its opening's pixels are teeth, which turn with the jaw,
-and which are the photo's own gap (seen at its own opening only, avatar.PART_PHOTO_MOUTH); the opening's pixels
-placed on the rest template's teeth surface, opened as far as the photo's jaw (`photo_mouth`). Maps [S, S] over the
-source camera's crop, points [S, S, 3] in the head frame (metres); `cfg` is a MeshFitConfig."""
+"""The mouth (mesh_fit steps 3 and 4): the photo's own open mouth, which of its opening's pixels are teeth, which
+turn with the jaw, and which are the photo's own gap (seen at its own opening only, avatar.PART_PHOTO_MOUTH), placed on
+the rest template's teeth surface opened as far as the photo's jaw (`photo_mouth`); the teeth's colour
+(`teeth_colour_info`); the synthetic interior behind the lips (cavity, teeth, tongue), built closed at rest, opened as
+far as the photo's jaw and kept where the photo does not show it (`mouth_gaussians`); the opening's pixels kept
+behind the closed rest face (`behind_rest_face`). Maps [S, S] over the source camera's crop, points [S, S, 3] in the
+head frame (metres); `cfg` is a MeshFitConfig."""
 
 from __future__ import annotations
 
@@ -10,9 +13,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gaussian_head_ros.core.avatar import JAW_PARTS
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.deform import inner_lip_gap, jaw_pivot
 from gaussian_head_ros.core.reconstruct.lips import lip_band
-from gaussian_head_ros.core.reconstruct.mouth import jaw_side, parted_over_hidden_teeth, photo_teeth, place_on_teeth_surface
+from gaussian_head_ros.core.reconstruct.mouth import (jaw_side, mouth_interior, parted_over_hidden_teeth, photo_teeth,
+                                                      place_on_teeth_surface, skin_teeth_colour)
+from gaussian_head_ros.core.reconstruct.rest_pose import turn_mouth, turn_points
+from gaussian_head_ros.core.reconstruct.surfaces import rasterize_mesh
 
 # How far behind the photo's upper crowns (at its pose) the interior must lie to stay: half the lower row's
 # overjet behind them (MouthConfig.lower_teeth_behind_m 1.2 mm).
@@ -112,3 +120,79 @@ def photo_mouth(cfg, photo, landmarks_px, loops, fid, nf: int, face_px, mouth_px
         pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
         front[mouth_px] = pts_cam[mouth_px][:, 2]
     return PhotoMouth(mouth_px, face_px, lower_jaw, teeth_px, photo_gap, own_mouth, lip_gap_m, parted, smile, wide, d)
+
+
+def teeth_colour_info(cfg, skin, teeth_rgb, eye_cols):
+    """skin [n, 3] the face skin's pixels, teeth_rgb [3] the lit teeth of the photo's open mouth or None
+    (mouth.teeth_colour), eye_cols (eyeballs.eye_colours) -> (teeth_rgb [3] or None: the photo's, else one made from
+    the skin and the sclera (mouth.skin_teeth_colour); info: where it came from and what it was made of)."""
+    teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
+    if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
+        teeth_rgb = skin_teeth_colour(skin, eye_cols["sclera"], cfg.mouth)
+        teeth_info["source"] = "skin"
+    if len(skin):
+        teeth_info.update(skin_luma_median=float(np.median(skin @ LUMA)),
+                          skin_luma_p95=float(np.percentile(skin @ LUMA, 95)))
+    teeth_info.update(rgb=None if teeth_rgb is None else [round(float(c), 4) for c in teeth_rgb],
+                      sclera_rgb=np.round(eye_cols["sclera"], 4).tolist())
+    return teeth_rgb, teeth_info
+
+
+def mouth_gaussians(cfg, scene, opening: PhotoMouth, V, V_rest, loops, theta, levels, brightness: float, teeth_rgb,
+                    floor_rgb, mesh_px, front):
+    """The mouth interior (mouth.mouth_interior: cavity, teeth rows, tongue, jaw floor in floor_rgb [3] or None) behind
+    the lips of the rest template (V_rest [478, 3]; loops: template.hole_loops), built closed, then opened as far as
+    the photo's jaw (theta rad; levels: DriveConfig.levels; V the template as the photo shows it), and kept where the
+    photo's source camera (scene: completion.Scene, front [S, S] the surface's camera z over mesh_px) does not see it
+    but through the photo's own gap (`opening`) -> GaussianBatch."""
+    mouth_px, photo_gap, teeth_px, lower_jaw = opening.mouth_px, opening.photo_gap, opening.teeth_px, opening.lower_jaw
+    parted, smile, wide, lip_gap_m = opening.parted, opening.smile, opening.wide, opening.lip_gap_m
+    teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+    def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap);
+        # a smile's lower row whole, behind its upper crowns (left out where the photo's opening was, what was
+        # left of it in an opened smile was a broken white zigzag)
+        i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels, V))
+        return inside & teeth_shown[i, j] & ~(smile & (np.asarray(jaw_weights) > 0))
+
+    # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
+    # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
+    shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
+    mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
+                           shaded=shaded, floor_rgb=floor_rgb)
+    turn_mouth(mouth, V_rest, theta, levels, V)
+    # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap);
+    # behind the photo's own upper crowns the lower row (cfg.mouth.lower_teeth_behind_m behind them) stays: cut
+    # there by the 2 mm the skin needs, what was left of it in an opened smile was a broken white zigzag
+    # (astronaut_eileen_collins, trump_official)
+    mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
+    behind = np.where((teeth_px & ~lower_jaw)[mi, mj], UPPER_CROWN_MARGIN_M, 0.002)
+    keep = inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + behind) | photo_gap[mi, mj])
+    if wide:  # a wide-open photo's upper row (jaw weight 0) stays whole up under the lips' inner edge, where
+        # MediaPipe's inner contour runs over the photo's own crowns: cut there, every talking opening showed holes
+        # in its crowns (obama_speech: 24 Gaussians, 3.4 mm in front of to 2 mm behind the lip's surface)
+        near = cv2.dilate(photo_gap.astype(np.uint8), np.ones((LIP_TEETH_REACH_PX,) * 2, np.uint8)).astype(bool)
+        keep |= inside & near[mi, mj] & (mouth.bary[:, 0] == 0)
+    mouth = mouth.take(keep)
+    return mouth
+
+
+def behind_rest_face(batch, V_rest, faces, R, t, K, S: int, scene, lip_info: dict) -> None:
+    """The photo's open-mouth pixels (batch rows of avatar.JAW_PARTS, at rest) pushed back along their ray to 2 mm
+    behind the rest face (V_rest [478, 3] over faces [F, 3], rasterized by the source camera: R [3, 3], t [3] head ->
+    camera, K [3, 3], S pixels; scene: completion.Scene) where the closed lips were re-textured
+    (lip_info["lip_retextured"], lips.closed_lips); in place, their count in lip_info["mouth_pushed_back"]."""
+    # the photo's open-mouth pixels (teeth, tongue) turned back with the jaw must stay behind the rest
+    # face (lp_d9's tongue poked through its closed chin in specks): pushed back along their ray (the jaw's
+    # underside with them)
+    rows_m = np.flatnonzero(np.isin(batch.part, JAW_PARTS))
+    if rows_m.size and lip_info.get("lip_retextured"):
+        _, _, z_rest = rasterize_mesh(V_rest @ R.T + t, faces, K, S)
+        mi, mj, mz, inside = scene.project(batch.means[rows_m].astype(np.float64))
+        zr = z_rest[mi, mj]
+        front_of = inside & np.isfinite(zr) & (zr > 0) & (mz < zr + 0.002)
+        if front_of.any():
+            pc = batch.means[rows_m[front_of]].astype(np.float64) @ R.T + t
+            pc *= ((zr[front_of] + 0.002) / pc[:, 2])[:, None]
+            batch.means[rows_m[front_of]] = ((pc - t) @ R).astype(np.float32)
+        lip_info["mouth_pushed_back"] = int(front_of.sum())
