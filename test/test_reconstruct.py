@@ -2577,8 +2577,8 @@ def test_a_wide_open_photo_talks_with_the_synthetic_mouth_and_shows_its_own_at_i
                         viewmat=view)
     rest_opacity = 1 / (1 + np.exp(-a.logit_opacities[own]))
     assert np.allclose(p.opacities[own], rest_opacity, atol=1e-6), "the photo's own control hides its opening"
-    # at rest no white line of the photo's crowns between the closed lips (mesh_fit LIP_TEETH_REACH_PX: those on the
-    # lips' triangles were bound to the lips): white pixels within 3 px of the inner lip lines, obama_speech 38 -> 12
+    # at rest no white line of the photo's crowns between the closed lips (mouth_assembly.LIP_TEETH_REACH_PX: those on
+    # the lips' triangles were bound to the lips): white pixels within 3 px of the inner lip lines, obama_speech 38 -> 12
     import cv2 as cv
 
     from gaussian_head_ros.core import landmarks as lmk
