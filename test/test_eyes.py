@@ -1135,7 +1135,7 @@ def lid_refine_drift(avatar, info: dict, photo: np.ndarray) -> float:
 
 @pytest.mark.parametrize("portrait", ["business_person.png", "obama_speech.jpg"])
 def test_the_lids_photo_gaussians_keep_the_photos_colours(portrait):
-    """Colour refinement (mesh_fit._refine) pays for each disc's overlap with its neighbours: on the lids it drove
+    """Colour refinement (photo_layer.refine_colours) pays for each disc's overlap with its neighbours: on the lids it drove
     a seventh to a sixth of the discs more than 0.25 from the photo's luminance, some to black, others brighter. At
     rest they add up to the photo; a lowered or squinting lid moves them past each other and the dark ones showed:
     black specks along the lashes and a grey smudge over the lid. Now the lids' discs stay within

@@ -167,7 +167,7 @@ def test_frame_0_of_a_pitched_head_gives_the_shoulders_back():
     fraction of the head rotation, so frame 0 drew the collar and the neck's shadow ~2 px low: 62 % of its
     frame-0 error (35.0 dB) was on the torso. The reconstructor now builds the torso for that fraction
     (reconstruct.rest_pose.turn_torso): 36.8 dB; with each photo-layer disc refined through its own footprint
-    (mesh_fit._refine; the residual was blurred 0.8 px for all) 37.0."""
+    (photo_layer.refine_colours; the residual was blurred 0.8 px for all) 37.0."""
 
     f0 = read_frames(str(shared("driving", "tpsmm_driving.mp4")), 1)[0]
     avatar = mesh_fit_result(f0.rgb).avatar

@@ -369,6 +369,7 @@ def test_the_photo_layer_grid_has_no_gap_where_head_meets_torso():
     hs + ts - 1 = 4 px apart: the back's dark discs showed through as a line across lp_d0's neck (0.06 darker).
     Now no two grid rows are further apart than the torso's stride."""
     from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitReconstructor
+    from gaussian_head_ros.core.reconstruct.photo_layer import select_pixels
 
     rec = MeshFitReconstructor()
     size = 64
@@ -376,7 +377,8 @@ def test_the_photo_layer_grid_has_no_gap_where_head_meets_torso():
     for boundary in range(30, 36):  # wherever the torso starts
         torso = np.zeros_like(person)
         torso[boundary:] = True
-        (bi, bj, hs, ts, _), _ = rec._select_pixels(np.zeros((size, size, 3), np.float32), person, ~torso, torso, 10_000)
+        (bi, bj, hs, ts, _), _ = select_pixels(rec.cfg, np.zeros((size, size, 3), np.float32), person, ~torso, torso,
+                                              10_000)
         rows = np.unique(bi[bj == bj[0]])
         assert np.diff(rows).max() <= ts, (boundary, rows)
 
@@ -424,7 +426,7 @@ def test_the_bust_s_last_rows_above_the_photo_s_cut_are_the_photo_s():
     closing the body's section behind the cut showed through: a light line and a dark band along the bust's
     bottom edge in the photo's own pose (its last 4 rows 1.58 x the error of the rows 8-16 above them; frame 0
     of self lp_d0 34.846 dB, of which the mask's last 6 rows cost 0.15 dB). The torso's last row above a cut
-    takes a row of the grid's columns (`MeshFit._select_pixels`' at_cut): 1.00 x (trump_official's cut chest
+    takes a row of the grid's columns (`photo_layer.select_pixels`' at_cut): 1.00 x (trump_official's cut chest
     1.59 -> 1.45 x, sadtalker's frame 0 0.76 -> 0.55 x; frame 0 lp_d0 / lp_d18 / sadtalker / tpsmm 34.846 /
     39.614 / 29.274 / 37.861 -> 34.908 / 39.662 / 29.307 / 37.861 dB)."""
     from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
@@ -1082,7 +1084,7 @@ def test_a_turned_necks_hidden_side_is_the_neck_skin_in_shade(results):
     collar. It was a flat near-black grey (the skin in shadow never lighter than her dark hair; over it a pale wing of
     her background-lit cheek rim and white collar, blurred): median rgb (0.11, 0.11, 0.11), its chromaticity 0.017 from
     the hair's and 0.052 from her chin and neck skin's, at 0.13 x that skin's luminance. The neck going round is her
-    jaw's skin turned from the light now (mesh_fit._neck_colours): (0.32, 0.27, 0.24), 0.007 from the skin's
+    jaw's skin turned from the light now (hidden_colours.neck_colours): (0.32, 0.27, 0.24), 0.007 from the skin's
     chromaticity and 0.050 from the hair's, at 0.33 x its luminance."""
     from gaussian_head_ros.core.reconstruct.lighting import LUMA
     from gaussian_head_ros.core.reconstruct.preview import source_view
@@ -1115,8 +1117,8 @@ def test_a_turned_jaw_and_neck_show_no_grey_band_beside_them(results, yaw, pitch
     down to the collar (issue 11, neck34): the hidden side behind the jaw took her dark hair's colour from 2 cm back
     (the hair rule between the ear's rows and the neck's, which began only at the nose base), and beside the neck the
     skin at a fixed half its light, darkened again towards the back (0.33 x the face's luminance). The side behind a
-    skin outline is the jaw and neck going round from the ear's rows down (mesh_fit._neck_colours), at the shade the
-    photo shows on that outline, darkening towards the back. Drawn pixels darker than 0.45 x the face's skin in rows
+    skin outline is the jaw and neck going round from the ear's rows down (hidden_colours.neck_colours), at the shade
+    the photo shows on that outline, darkening towards the back. Drawn pixels darker than 0.45 x the face's skin in rows
     250-320 x 300-400 of the 512 px view (the cheek, the side beyond it, the neck): `before` on main caf3a30."""
     from gaussian_head_ros.core.reconstruct.lighting import LUMA
     from gaussian_head_ros.core.reconstruct.preview import source_view
@@ -1168,7 +1170,7 @@ def test_the_side_beyond_a_turned_jaw_goes_round_into_shade(results, yaw, pitch)
 def test_a_raised_chins_underside_is_shaded_skin_not_the_collar_grey(results, pitch, box):
     """obama_speech's chin raised (driven by sadtalker, ~7 deg up at frames 45-58; here the rest pose, whose chin
     is higher than the photo's open jaw, and 15 deg up) shows what is behind the chin from below: the head's back
-    grid (mesh_fit._neck_colours). It kept the silhouette rim's colours blurred, his white collar and dark suit: a
+    grid (hidden_colours.neck_colours). It kept the silhouette rim's colours blurred, his white collar and dark suit: a
     grey patch with white squiggles between the chin and the collar, 51 % (rest) and 14 % (15 deg up) of the box
     under the chin grey (saturation < 0.2). It is his jaw's skin in shadow now: 0.2 % and 2 %."""
     from gaussian_head_ros.core.reconstruct.preview import source_view
@@ -2576,8 +2578,8 @@ def test_a_wide_open_photo_talks_with_the_synthetic_mouth_and_shows_its_own_at_i
                         viewmat=view)
     rest_opacity = 1 / (1 + np.exp(-a.logit_opacities[own]))
     assert np.allclose(p.opacities[own], rest_opacity, atol=1e-6), "the photo's own control hides its opening"
-    # at rest no white line of the photo's crowns between the closed lips (mesh_fit LIP_TEETH_REACH_PX: those on the
-    # lips' triangles were bound to the lips): white pixels within 3 px of the inner lip lines, obama_speech 38 -> 12
+    # at rest no white line of the photo's crowns between the closed lips (mouth_assembly.LIP_TEETH_REACH_PX: those on
+    # the lips' triangles were bound to the lips): white pixels within 3 px of the inner lip lines, obama_speech 38 -> 12
     import cv2 as cv
 
     from gaussian_head_ros.core import landmarks as lmk
@@ -4085,6 +4087,7 @@ def test_high_shoulders_hide_the_shirt_not_the_hair():
     face's own rows stays the head's."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.reconstruct.completion import Scene
+    from gaussian_head_ros.core.reconstruct.hidden_colours import hidden_colours, wall_colours
     from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitReconstructor
     from gaussian_head_ros.core.reconstruct.surfaces import pixel_rays
     from gaussian_head_ros.core.deform import smoothstep
@@ -4115,8 +4118,8 @@ def test_high_shoulders_hide_the_shirt_not_the_hair():
     scene = Scene(K, np.eye(3), np.zeros(3), photo, person, np.where(person, 0.5, np.inf), pixel_rays(K, size), 1.0)
     rec = MeshFitReconstructor()
     h_back = np.full((size, size), rec.cfg.back_radius_m, np.float32)
-    back, side, far, _ = rec._hidden_colours(scene, lm, face, person & ~(ii > 80), rows, wt, h_back)
-    wall = rec._wall_colours(scene)  # the silhouette wall's front, beside them
+    back, side, far, _ = hidden_colours(rec.cfg, scene, lm, face, person & ~(ii > 80), rows, wt, h_back)
+    wall = wall_colours(rec.cfg, scene)  # the silhouette wall's front, beside them
     top = (slice(70, 76), np.r_[4:30, 98:124])  # the shoulders' top beside the head, above the chin's row
     for name, m in (("far side", far), ("back", back), ("side", side), ("wall", wall)):
         assert np.abs(m[top] - shirt).max() < 0.15, f"{name} at the shoulders' top is not the shirt: {m[top].min()}"

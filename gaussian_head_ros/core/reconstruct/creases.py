@@ -138,3 +138,30 @@ def without_creases(photo: np.ndarray, blend: np.ndarray, shift: np.ndarray) -> 
     outputs); the photo itself where blend is 0."""
     out = photo + blend[..., None] * shift
     return np.where(blend[..., None] > 0, np.clip(out, 0, 1), photo).astype(photo.dtype)
+
+
+def photo_without_creases(cfg, photo, V, V_rest, faces, fid, bary, face_px, mouth_px, person, edge, mpp: float):
+    """photo [S, S, 3] 0..1 without the creases the photo's removed expression (V -> V_rest, [478, 3]) folded into the
+    face's skin (crease_blend, without_creases; cfg: a MeshFitConfig, its creases a CreaseConfig): on the skin
+    triangles and the crease ring, away from the lips' red and the opening (mouth_px), the face's outline and the
+    silhouette's edge band (edge [S, S] bool); fid [S, S] and bary [S, S, 3] the rasterized template (faces [F, 3]),
+    mpp metres per pixel -> [S, S, 3] (photo itself when the expression is kept or creases is None)."""
+    import cv2
+
+    from gaussian_head_ros.core.reconstruct.lighting import skin_triangle_mask
+    from gaussian_head_ros.core.reconstruct.lips import lip_band
+
+    nf = len(faces)
+    colours = photo
+    if cfg.remove_expression and cfg.creases is not None:
+        at = np.clip(fid, 0, nf - 1)
+        region = np.where(face_px, np.einsum("ijk,ijk->ij", bary, expression_region(V, V_rest, cfg.creases)[
+            faces[at]]), 0.0)
+        lips = face_px & lip_band()[at] | mouth_px  # the red of the lips and the opening (the skin ring
+        # just outside the lips' outer contour is skin: a grin's corner creases lie on it)
+        on_skin = (skin_triangle_mask() | crease_ring())[at] & face_px & ~lips
+        r = 2 * int(np.ceil(cfg.creases.outline_m / mpp)) + 1
+        inner = cv2.erode(face_px.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(bool)
+        blend, lift = crease_blend(photo, inner & person & ~edge & on_skin, lips, region, mpp, cfg.creases)
+        colours = without_creases(photo, blend, lift)
+    return colours

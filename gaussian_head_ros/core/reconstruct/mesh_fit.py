@@ -2,24 +2,24 @@
 
 1. Framing (framing.py): the largest face, its 478 MediaPipe landmarks and head frame, the 512x512
    source-camera crop. The landmarks, back-projected along their pixel rays, are the template mesh.
-2. Surfaces in the source view: the template mesh is z-buffered into face-id / barycentric / depth maps
-   (eyes and mouth are holes, filled by small patches); the person (selfie segmentation) becomes a
-   rounded proxy by inflating its silhouette, bent to meet the face mesh where they touch.
-3. Photo layer: a Gaussian per `head_stride` pixels of the head (`torso_stride` on the torso) on that
-   surface, flat discs as large as their pixel footprint, coloured from the photo; the rest of the
-   Gaussian budget goes to single pixels where the photo has fine detail (eyes, hair strands, teeth).
-   Face pixels are bound to their template triangle (part 1), eye pixels sit just behind the lids,
+2. Surfaces in the source view (source_view.py): the template mesh is z-buffered into face-id / barycentric / depth
+   maps (eyes and mouth are holes, filled by small patches); the person (selfie segmentation) becomes a rounded
+   proxy by inflating its silhouette, bent to meet the face mesh where they touch.
+3. Photo layer (photo_layer.py; the photo's open mouth: mouth_assembly.py): a Gaussian per `head_stride` pixels of
+   the head (`torso_stride` on the torso) on that surface, flat discs as large as their pixel footprint, coloured
+   from the photo; the rest of the Gaussian budget goes to single pixels where the photo has fine detail (eyes, hair
+   strands, teeth). Face pixels are bound to their template triangle (part 1), eye pixels sit just behind the lids,
    open-mouth pixels on the teeth surface (part 3), the rest is head (part 0) or torso (part 2).
-4. Completion (completion.py, mouth.py): badly seen face triangles from the mirror side, the back of
-   the head and torso from the silhouette's rim colours, a wall along the silhouette, a lining in the skin's
-   own colours just behind the photo layer on the head's skin (what shows between its discs drawn larger than the
-   crop), and a mouth interior (cavity, teeth, tongue) behind the lips of the rest template, opened as far as the
-   photo's jaw.
-   Eyelids (eyelids.py): the template's lid vertices first move to the photo's visible lid margins; the
-   upper lid's strip of pixels rides down with its margin in a blink, its lashes folding into a line where
-   the lids meet, over lid skin waiting behind it (the photo with the eyes filled from the skin around, and a
+4. Completion (completion.py, hidden_colours.py, lining.py, mouth.py, mouth_assembly.py, bust_fringe.py): badly seen
+   face triangles from the mirror side, the back of the head and torso from the silhouette's rim colours, a wall
+   along the silhouette, a lining in the skin's own colours just behind the photo layer on the head's skin (what
+   shows between its discs drawn larger than the crop), and a mouth interior (cavity, teeth, tongue) behind the lips
+   of the rest template, opened as far as the photo's jaw.
+   Eyelids (eyelids.py, eyes_and_lids.py): the template's lid vertices first move to the photo's visible lid
+   margins; the upper lid's strip of pixels rides down with its margin in a blink, its lashes folding into a line
+   where the lids meet, over lid skin waiting behind it (the photo with the eyes filled from the skin around, and a
    lash line along its lower edge).
-5. Colour refinement: render the avatar at rest from the source camera (core.render "cpu") and move
+5. Colour refinement (photo_layer.py): render the avatar at rest from the source camera (core.render "cpu") and move
    the photo layer's colours by the residual a few times, undoing the blur of the overlapping splats. What it
    makes up for the discs the photo sees edge-on along the silhouette is seen from the source camera only
    (SH band 1, builder.edge_on_sh): turned, they show the skin's colour, not a light seam. So is the shadow of
@@ -43,65 +43,44 @@ import numpy as np
 
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.colour import LUMA, skin_residual
-from gaussian_head_ros.core.avatar import (JAW_PARTS, MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR,
-                                           PART_MOUTH, PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN,
-                                           SourceCamera, rgb_to_sh_dc)
-from gaussian_head_ros.core.control import head_rotation_in_view, matrix_to_quat
+from gaussian_head_ros.core.colour import LUMA
+from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART_FACE, PART_JAW_FLOOR, PART_MOUTH,
+                                           PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera)
+from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_sh, image_shaped_discs, line_directions,
-                                                          surface_discs, to_avatar)
-from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, background_colours,
-                                                           covered_triangles, edge_opacity, face_completion,
-                                                           mirrored_back, mirrored_colours, photo_lining, rim_colours)
-from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, catchlights, eye_colours, eye_side,
-                                                         eyeball_completion, eyeball_parts, place_on_eyeballs)
-from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, carry_by_margin, closed_lid_photo,
-                                                         closed_lid_skin, fold_lashes, fold_shade, lash_band,
-                                                         lid_margins, lid_skin_colours, lid_zone, margin_binding,
-                                                         skin_luminance, upper_orbit)
+from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
+from gaussian_head_ros.core.reconstruct.completion import Scene, covered_triangles, face_completion
+from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours
+from gaussian_head_ros.core.reconstruct.eyelids import (LidMarginConfig, fold_lashes, lash_band, lid_margins,
+                                                         lid_skin_colours, margin_binding, skin_luminance)
+from gaussian_head_ros.core.reconstruct.eyes_and_lids import (bind_lid_strips, catchlight_discs, closed_lid_gaussians,
+                                                               eye_parts, eyeball_gaussians, fold_shares, lid_light)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+from gaussian_head_ros.core.reconstruct.bust_fringe import with_bust_fringe
+from gaussian_head_ros.core.reconstruct.hidden_colours import (hair_and_skin, hidden_gaussians, jaw_in_shade,
+                                                               jaw_skin_colour)
+from gaussian_head_ros.core.reconstruct.lining import face_lining, unlined_skin
+from gaussian_head_ros.core.reconstruct.photo_layer import (detail_margins, edge_matte, photo_view_sh, pixel_discs,
+                                                            refine_colours, refine_limits, select_pixels)
 from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_triangle_mask
-from gaussian_head_ros.core.deform import DriveConfig, inner_lip_gap, jaw_pivot, smoothstep
-from gaussian_head_ros.core.holes import HOLE_ALPHA
+from gaussian_head_ros.core.deform import DriveConfig
 from gaussian_head_ros.core.expression import expression_of, expression_strength, squint_of
-from gaussian_head_ros.core.reconstruct.creases import (CreaseConfig, crease_blend, crease_ring,
-                                                          expression_region, without_creases)
-from gaussian_head_ros.core.reconstruct.lips import (LipConfig, closed_lips, fill_points, lip_band, skin_fill_map,
-                                                     without_detail)
-from gaussian_head_ros.core.reconstruct.mouth import (MouthConfig, jaw_binding, jaw_side, mouth_interior,
-                                                      parted_over_hidden_teeth, photo_teeth, place_on_teeth_surface,
-                                                      skin_teeth_colour, teeth_colour)
-from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_mouth,
-                                                          turn_points, turn_torso, under_chin)
-from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, guided_filter, inflate,
-                                                         matte_hair, nearer_other_faces, normals_from_points,
-                                                         open_border, pixel_rays, push_pull, rasterize_mesh,
-                                                         peel_unlike_rim, refine_silhouette, rows_to_cut_below)
+from gaussian_head_ros.core.reconstruct.creases import CreaseConfig, photo_without_creases
+from gaussian_head_ros.core.reconstruct.lips import LipConfig, closed_lips, fill_points, skin_fill_map, without_detail
+from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, jaw_binding, teeth_colour
+from gaussian_head_ros.core.reconstruct.mouth_assembly import (behind_rest_face, mouth_gaussians, photo_mouth,
+                                                               teeth_colour_info)
+from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_torso,
+                                                          under_chin)
+from gaussian_head_ros.core.reconstruct.source_view import body_depth, person_mask, surface_points
+from gaussian_head_ros.core.reconstruct.surfaces import (normals_from_points, open_border, pixel_rays, rasterize_mesh,
+                                                         rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
 log = logging.getLogger(__name__)
 
-FRINGE_SIGMA = (0.8, 0.6)  # the bust fringe's discs: standard deviations across / down the image per step between
-# them (the torso's own: 0.6)
-FRINGE_BLUR = 3.0  # and its colours: smoothed along the cut, standard deviation in Gaussians
-BACK_TRADE_COS = 0.5  # the hidden back's discs facing away from the photo's camera at least this much (cos) are
-# merged 4 -> 1 for the bust fringe's Gaussians (_back_blocks)
-FRINGE_START = 0.3  # its first row lies this many steps beyond the cut (half its vertical sigma: it barely
-# reaches back over the photo; 0.8 and 1.2 left a seam line between the photo and the fringe, the cut section)
 
-
-# How far behind the photo's upper crowns (at its pose) the interior must lie to stay: half the lower row's
-# overjet behind them (MouthConfig.lower_teeth_behind_m 1.2 mm).
-UPPER_CROWN_MARGIN_M = 0.0005
-# The photo's own opening (avatar.PART_PHOTO_MOUTH, seen at its own jaw angle and lips' gap only) lies this far in
-# front of where its pixels fall on the teeth surface, towards the camera: the synthetic rows stand whole behind it
-# there, and on the same surface they showed through it in specks (its own pose).
-PHOTO_MOUTH_LIFT_M = 0.0015
-# How far (a square's side, px) MediaPipe's inner lip contour runs over a wide-open photo's own crowns: its teeth
-# pixels on the lips' triangles this close to the opening are the opening's, and its upper row stays whole this close
-LIP_TEETH_REACH_PX = 7
 
 
 @dataclass
@@ -288,7 +267,7 @@ class MeshFitConfig:
     neck_beside_torso_m: tuple[float, float] | None = (0.03, 0.03)
     neck_rising_blur_m: float = 0.01
     torso_below_chin_m: float = 0.015  # Gaussians further below the chin belong to the torso (part 2)
-    bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (_bust_fringe); 0 =
+    bust_fringe_m: float = 0.0  # the bust goes on this far below the photo's bottom cut, fading out (bust_fringe.py); 0 =
     # off. 0.03 ends trump's, sadtalker's and lp_d0's bust soft in the render node's view, the photo layer as it was;
     # off by default as the reader's gaze_v r over the 40-pair table fell 0.8012 -> 0.7986, under issue 11's line
     # 0.80, from 4 cross pairs whose renders change only below the chin (session 18, reports/bust18_s18.md)
@@ -324,7 +303,7 @@ class MeshFitConfig:
     # lips). Not the lower ring: lined, lp_d18's scream (frame 130) showed its discs as a pale rim between the lower
     # teeth and lip (the lower lip stretched thin there lets through whatever lies behind it), from 2 to 6 mm below
     # the lip alike; the finer discs below the corners' line too helped little there (3.46 -> 3.31 %) for ~200
-    # Gaussians of the photo's detail, the budget's: with the brows lined as well (MeshFitReconstructor._build),
+    # Gaussians of the photo's detail, the budget's: with the brows lined as well (lining.face_lining),
     # lp_d9_woman_turned's closed lower lip went from a smear share of 0.09 to 0.18 (test_reconstruct) (session 49).
     lining_near_lips_m: float = 0.008
     lining_upper_ring: bool = True
@@ -352,7 +331,7 @@ class MeshFitConfig:
     # beside the jaw and the neck, where the rim there is skin (a fit of the jaw's skin colour, scaled, leaves a
     # squared rgb residual below the first, none above the second) the hidden side is the photo's jaw skin at the
     # rim's brightness (side_shade darkening it towards the back); below the chin elsewhere the rim's own (clothing)
-    # (_neck_colours); None = the rim's and the head's colours as before
+    # (hidden_colours.neck_colours); None = the rim's and the head's colours as before
     neck_skin_residual: tuple[float, float] | None = (0.004, 0.015)
     # ... and that skin side, going round the jaw and the neck away from the light, darkens further from this far behind
     # the front (over SideLook.far_ramp_m, 2 cm) to 1 - neck_far_dark x its colour there: what a turned view
@@ -410,20 +389,6 @@ PRESETS = {
 # AttributeError traceback inside the build)
 NESTED = {f.name for f in fields(MeshFitConfig) if f.default_factory is not dataclasses.MISSING
           and dataclasses.is_dataclass(f.default_factory())}
-
-
-def mouth_corner_masks(landmarks_px: np.ndarray, size: int, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """landmarks_px [>= 478, 2+] FaceMesh landmarks in the square source view (pixels, x right, y down), its side
-    size, a radius in pixels -> ([size, size] bool pixels above the line through the mouth's outer corners
-    (lmk.MOUTH_CORNER_R / _L), [size, size] bool pixels within radius_px of either corner)."""
-    (x0, y0), (x1, y1) = (np.asarray(landmarks_px[c, :2], np.float64)
-                          for c in (lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L))
-    y = np.arange(size, dtype=np.float64)[:, None] + 0.5
-    x = np.arange(size, dtype=np.float64)[None, :] + 0.5
-    dx = x1 - x0 if abs(x1 - x0) > 1e-6 else 1e-6
-    above = y < y0 + (y1 - y0) * (x - x0) / dx
-    near = (np.hypot(x - x0, y - y0) < radius_px) | (np.hypot(x - x1, y - y1) < radius_px)
-    return above, near
 
 
 def make_config(preset: str = "default", **options) -> MeshFitConfig:
@@ -535,19 +500,6 @@ class CompletionOverBudget(Exception):
     def __init__(self, scale: float):
         super().__init__(f"completion over its share of the budget: widen its spacings {scale:.2f}x")
         self.scale = scale
-
-
-def face_outline_band(face: np.ndarray, person: np.ndarray, width_px: float, from_row: float) -> np.ndarray:
-    """[S, S] bool face mesh pixels (its eye and mouth openings filled), [S, S] bool the person's, width (pixels), a
-    row (pixels, y down) -> [S, S] bool: the person's pixels below from_row within width_px of the face mesh's
-    outline, inside or outside it, and further than 2 x width_px from the person's silhouette (below the mouth: the
-    jaw's edge over the neck, not the cheeks' outline against the backdrop, which view_rim_px's rules hold)."""
-    s = face.shape[0]
-    d_in = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 5)
-    d_out = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)
-    below = np.arange(s, dtype=np.float64)[:, None] + 0.5 > from_row
-    inside = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 5) > 2 * width_px  # not by the silhouette
-    return person & inside & below & (np.where(face, d_in, d_out) < width_px)
 
 
 def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -692,182 +644,29 @@ class MeshFitReconstructor(Reconstructor):
         eye_px = (fid >= nf) & (fid < nf + len(eye_tris))
         mouth_px = fid >= nf + len(eye_tris)
 
-        # Person mask: segmentation, plus the inside of the face mesh; only what is connected to the face.
-        prob = segmenter.probability(fp.photo)
-        prob = guided_filter(photo, prob, cfg.matting_radius_px) if cfg.matting_radius_px > 0 else prob
-        seg = prob > cfg.segmentation_threshold
-        inner_mesh = cv2.erode(mesh_px.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)  # its rim may overshoot
-        person = (seg | inner_mesh) & fp.valid
-        if fp.other_faces:  # other people: their face and hair, and what lies nearer them, are not this avatar's
-            person &= ~nearer_other_faces(fp.landmarks_px, fp.other_faces, S, fp.landmarks_px[lmk.CHIN, 1])
-        person = clean_mask(person, mesh_px)
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
-        below_chin = np.broadcast_to(rows > fp.landmarks_px[lmk.CHIN, 1], person.shape)
-
-        def close_notches(m):  # the notches peeling leaves would show as see-through gaps in turned views
-            closed = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_CLOSE,
-                                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))).astype(bool)
-            return clean_mask(closed & fp.valid, mesh_px)
-
-        if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
-            person = close_notches(refine_silhouette(photo, person, inner_mesh | below_chin))
-        photo_seen = photo  # as the camera saw it: the edge matte's opacity gives it back over its own background
-        backdrop_seen = np.zeros_like(photo, np.float32)  # the backdrop's share of the rim (matte_hair's own - colours)
-        if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on; the
-            # gaps closing refills show those colours: matte_hair gives them too), and the backdrop seen through the
-            # hair's outline, which the hidden side does not take from the rim
-            hair_skin = self._hair_and_skin(photo, person, fp.landmarks_px, mesh_px, person, rows)
-            person, photo, own = matte_hair(photo_seen, person, inner_mesh | below_chin, valid=fp.valid,
-                                            hair_skin=hair_skin)
-            backdrop_seen = photo - own
-            person = close_notches(person)
-        if cfg.unlike_rim_px > 0:  # the backdrop kept along the outline in a colour the person has nowhere (the
-            # flag's red strip beside trump_official's ear: a red back to his turned ear), from the forehead's row
-            # down (above it the outline is the hair's, which matte_hair mattes and smooths: peeled here, obama_official's
-            # crown lost its pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
-            crown = np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
-            person = clean_mask(peel_unlike_rim(photo_seen, person, inner_mesh | below_chin | crown, cfg.unlike_rim_px),
-                                mesh_px)
-        if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
-            # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
-            thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
-            at_cut = cv2.dilate(open_border(person, ~fp.valid).astype(np.uint8), np.ones((thin, thin), np.uint8))
-            person = drop_thin_parts(person, thin, inner_mesh | at_cut.astype(bool), mesh_px)
+        person, photo, photo_seen, backdrop_seen = person_mask(cfg, fp, photo, segmenter, mesh_px, rows)
         timings["masks"] = time.perf_counter() - t0
         # Depth of the visible surface (camera z) and of the hidden back, over the person.
         t1 = time.perf_counter()
         f = K[0, 0]
         rays = pixel_rays(K, S)
-        z_head = float((R @ np.array([0.0, 0.0, cfg.head_centre_z_m]) + t)[2])
         cut = ~fp.valid  # beyond the photo's border the person continues: no rounding there
-        hmask = person | open_border(person, cut)
-        chin_v = fp.landmarks_px[lmk.CHIN, 1]
-        wt = smoothstep(chin_v, chin_v + cfg.neck_blend_m / mpp, rows) * np.ones((1, S))  # 0 head .. 1 torso
-        # the neck column's centre: the chin's x (the skull centre's projection lay 2 cm off it on obama_speech,
-        # whose head is turned in the photo: the ellipse's narrow side under his chin, holes p95 2.05 -> 6.0 px)
-        across_neck = np.abs(np.arange(S, dtype=np.float64)[None, :] + 0.5 - fp.landmarks_px[lmk.CHIN, 0]) * mpp
-        if cfg.neck_beside_torso_m is not None and cfg.neck_half_width_m > 0:  # below the chin beside the column
-            # the body's (the collar, the shoulders, hair), at the torso's depth
-            ramp_across, ramp_down = cfg.neck_beside_torso_m
-            below = np.broadcast_to(rows > chin_v, hmask.shape)
-            rising = (np.cumsum(~hmask & below, axis=0) > 0).astype(np.float32)  # background above, below the chin
-            rising = cv2.GaussianBlur(rising, (0, 0), cfg.neck_rising_blur_m / mpp) * below
-            down = np.maximum(smoothstep(chin_v, chin_v + ramp_down / mpp, rows), np.minimum(2 * rising, 1.0))
-            wt = np.maximum(wt, smoothstep(cfg.neck_half_width_m, cfg.neck_half_width_m + ramp_across, across_neck) * down)
-        front = ((1 - wt) * (z_head - inflate(hmask, mpp, cfg.head_radius_m))
-                 + wt * (z_head + cfg.torso_offset_m - inflate(hmask, mpp, cfg.torso_radius_m)))
-        h_back = inflate(hmask, mpp, cfg.back_radius_m)
-        back = (1 - wt) * (z_head + h_back) + wt * (z_head + cfg.torso_offset_m + inflate(hmask, mpp, cfg.torso_radius_m))
-        if cfg.nape_m > 0:  # the skull's back curves in below the ear to the nape (and out again to the shoulders):
-            # in profile the back went straight down from the crown to the collar, a helmet (issue 11). From the nose
-            # base's row to the chin's, back out over the neck's blend (held further down, 1 - wt^2, the see-through
-            # specks under obama_speech's chin at yaw -40 pitch 20 doubled, 64 -> 142 px), across the neck only
-            nape = smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows) * (1 - wt) ** 2  # 1 at the chin's row
-            if cfg.neck_half_width_m > 0:  # round the neck column (neck_section_power), nape_m deep, beyond it the back as
-                # it was (the section down to the skull centre there: see-through gaps round obama_speech's collar under
-                # sadtalker's turns, holes p95 2.05 -> 6.0 px)
-                w = cfg.neck_half_width_m
-                nape = nape * (1 - smoothstep(w, w + cfg.nape_half_width_m[1] - cfg.nape_half_width_m[0], across_neck))
-                reach = cfg.nape_m * np.sqrt(np.maximum(1 - (across_neck / w) ** cfg.neck_section_power, 0.0))
-            else:  # flat across the neck
-                nape = nape * (1 - smoothstep(cfg.nape_half_width_m[0], cfg.nape_half_width_m[1], across_neck))
-                reach = cfg.nape_m
-            back = back - nape * np.maximum(back - (z_head + reach), 0.0)
-            h_back = h_back - nape * np.maximum(h_back - reach, 0.0)
-        # a turned photo's far half, hidden behind its near one, as deep as the near half's mirror image along the
-        # rays through the person (completion.mirrored_back), and in the near half's colours (below)
-        cam = -R.T @ t
-        turn = 0.0 if cfg.far_side_turn_deg is None else float(
-            smoothstep(*cfg.far_side_turn_deg, abs(float(np.degrees(np.arctan2(cam[0], -cam[2]))))))
-        if turn > 0:
-            # the head's rows, fading out from the nose base's to the chin's: below, the mirror of the near half's hair
-            # and shoulder stood out beside lp_s9_monalisa's neck as a pale strip (the neck is narrower than the head)
-            above_jaw = 1 - smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows)  # [S, 1]
-            gain = turn * mirrored_back(back, person, rays, R, t, K, (1 - wt) * above_jaw)
-            back, h_back = back + gain, h_back + gain
-        delta = np.where(mesh_px, zmesh - front, 0.0).astype(np.float32)
-        delta_fill = push_pull(delta[..., None], mesh_px.astype(np.float32))[..., 0]
-        d_face = cv2.distanceTransform((~mesh_px).astype(np.uint8), cv2.DIST_L2, 5) * mpp
-        front = front + delta_fill * np.exp(-((d_face / cfg.face_blend_m) ** 2))
-        front = np.where(mesh_px, zmesh, front)
+        front, back, h_back, wt, turn = body_depth(cfg, fp, person, rays, rows, mpp, K, R, t)
         centre = -R.T @ t
         rest_gaze = eyes.rest_gaze(V, fp.landmarks_px)  # as the driver measures it (drive._photo_points)
-        if eye_px.any():  # the photo's eye openings: on the eyeballs the driver turns with the gaze
-            d = rays[eye_px] @ R
-            p_eye, n_eye = place_on_eyeballs(centre, d / np.linalg.norm(d, axis=1, keepdims=True),
-                                             eye_side(fid[eye_px], nf, len(eye_r)),
-                                             eyes.eyeball_centres(V, rest_gaze, cfg.eyeball.radius_m),
-                                             cfg.eyeball.radius_m)
-            front[eye_px] = (p_eye @ R.T + t)[:, 2]
-        back = np.maximum(back, front + 0.02)
-        front, back = front.astype(np.float32), back.astype(np.float32)  # finite everywhere; used on `person`
-        pts_cam = front[..., None] * rays  # [S, S, 3]
-        pts = (pts_cam - t) @ R  # [S, S, 3] head frame
-        if eye_px.any():
-            pts[eye_px] = p_eye
-        lower_jaw = np.zeros((S, S), bool)  # open mouth pixels that turn with the jaw (`jaw_side`)
-        teeth_px = np.zeros((S, S), bool)  # open mouth pixels that show teeth (`photo_teeth`)
+        front, back, pts_cam, pts, n_eye = surface_points(cfg, fp, front, back, rays, V, mesh_px, zmesh, eye_px, fid, nf,
+                                                          eye_r, centre, rest_gaze, mpp, R, t)
         skin_w = face_px & person & skin_triangle_mask()[np.clip(fid, 0, nf - 1)]
         skin = photo[skin_w]
         brightness = float(np.median(skin @ LUMA)) / 0.55 if len(skin) else 1.0
         teeth_rgb = teeth_colour(photo, mouth_px, 0.55 * brightness)  # lit teeth in the photo's open mouth, or None
-        # Lips parted over hidden or shaded teeth (or lips that meet) show the photo's expression in their opening,
-        # not its mouth: its pixels are the photo's gap, seen at its own opening only (`own_mouth` below; lips that
-        # meet: none), and the synthetic interior stands for them at every other (a closed bite shows teeth there).
-        # Turned with the jaw at every opening, their shaded sliver of teeth on the teeth surface and the dark gap
-        # behind it stayed under the synthetic upper row's edge: every wider opening drew a dim olive-gold streak there
-        # over a dark band (self sadtalker_WDA_KatieHill frames 29 / 100 / 168, where the operator shows white teeth
-        # and a pink tongue; lead, session 42). A wider opening is the jaw's, and a mouth that shows its teeth shows
-        # its own bite: there the teeth rows stay out of the photo's teeth (the photo given back; a smile's upper
-        # crowns, `smile`; a wide opening's own, `wide`).
-        lip_gap_m = inner_lip_gap(V)  # the photo's inner lips at the midline
-        parted = parted_over_hidden_teeth(photo, mouth_px, 0.55 * brightness, lip_gap_m, cfg.mouth)
-        photo_gap = mouth_px if parted else np.zeros_like(mouth_px)
-        smile = not parted and lip_gap_m <= cfg.mouth.smile_gap_max_m  # (MouthConfig.smile_gap_max_m)
-        # A wider opening is the jaw's (obama_speech 20.7 mm, lp_d9_woman_turned 42.6): its whole opening is the
-        # photo's gap, its own mouth (`own_mouth` below): turned with the jaw, its teeth and tongue stood in any opening
-        # in front of the synthetic rows as a second row of teeth and blocks of tongue over the cavity's dark
-        wide = mouth_px.any() and not parted and not smile
-        if wide:
-            # MediaPipe's inner lip contour runs over the wide opening's own teeth at its edge: those lit, unsaturated
-            # pixels on the lips' triangles next to the opening are the opening's (bound to the lip, obama_speech's
-            # upper crowns showed at rest as a white line between the closed lips)
-            near = cv2.dilate(mouth_px.astype(np.uint8), np.ones((LIP_TEETH_REACH_PX,) * 2, np.uint8)).astype(bool)
-            on_lip = face_px & near & lip_band()[np.clip(fid, 0, nf - 1)]
-            li, lj = np.nonzero(on_lip)
-            lip_teeth = np.zeros_like(on_lip)
-            lip_teeth[li, lj] = photo_teeth(photo[li, lj], 0.55 * brightness, cfg.mouth)
-            mouth_px, face_px = mouth_px | lip_teeth, face_px & ~lip_teeth
-            photo_gap = mouth_px
-        if mouth_px.any():  # open mouth in the photo: onto the teeth of the rest template, the lower ones opened,
-            # below the lower lip on the floor of the mouth
-            mi, mj = np.nonzero(mouth_px)
-            teeth_px[mi, mj] = photo_teeth(photo[mi, mj], 0.55 * brightness, cfg.mouth)
-            lower_jaw[mi, mj] = jaw_side(np.stack([mj, mi], 1) + 0.5, fp.landmarks_px, loops["mouth"],
-                                         teeth_px[mi, mj]) > 0.5
-            d = (rays[mouth_px] @ R)
-            pts[mouth_px] = place_on_teeth_surface(centre, d / np.linalg.norm(d, axis=1, keepdims=True), V_rest,
-                                                   loops["mouth"], cfg.mouth, lower_jaw[mi, mj], theta,
-                                                   jaw_pivot(V_rest))
-            if smile:  # what turns with the jaw in a smile's opening (the lower lip's inner rim, the dark below the
-                # upper row, a few lower tips) is the photo's expression too: the synthetic lower row and cavity stand
-                # there (placed on the lower row's surface, the rim's red stayed under the upper row of an opened smile
-                # as red specks, obama_official, trump_official; the tips as white dots, tpsmm's frame 0)
-                photo_gap = lower_jaw.copy()
-        # The photo's gap (a parted photo's or a wide one's whole opening, a smile's jaw side) is its own mouth: the
-        # synthetic interior is built whole behind it and stands there at every opening but the photo's own, where
-        # its pixels (PART_PHOTO_MOUTH, deform.photo_mouth_share) give the photo back, PHOTO_MOUTH_LIFT_M in front of
-        # the teeth surface. Left out instead, the synthetic rows stood for them at the photo's own opening too
-        # (frame 0 of self tpsmm_driving, a smile: 38.38 -> 37.20 dB; sadtalker_WDA_KatieHill, parted: 29.36 -> 29.09).
-        # Not the few pixels of lips that meet (MouthConfig.closed_lips_max_m): lip, not the mouth's inside.
-        own_mouth = photo_gap & (lip_gap_m > cfg.mouth.closed_lips_max_m)
-        if own_mouth.any():
-            d_own = rays[own_mouth] @ R
-            pts[own_mouth] -= PHOTO_MOUTH_LIFT_M * d_own / np.linalg.norm(d_own, axis=1, keepdims=True)
-        if mouth_px.any():
-            pts_cam[mouth_px] = pts[mouth_px] @ R.T + t
-            front[mouth_px] = pts_cam[mouth_px][:, 2]
+        opening = photo_mouth(cfg, photo, fp.landmarks_px, loops, fid, nf, face_px, mouth_px, brightness, V, V_rest,
+                              theta, rays, R, t, centre, pts, pts_cam, front)
+        mouth_px, face_px, lower_jaw, teeth_px = opening.mouth_px, opening.face_px, opening.lower_jaw, opening.teeth_px
+        photo_gap, own_mouth, lip_gap_m = opening.photo_gap, opening.own_mouth, opening.lip_gap_m
+        parted, smile, wide = opening.parted, opening.smile, opening.wide
         vn = vertex_normals(V, faces)
         nrm = normals_from_points(pts_cam, person) @ R  # head frame
         nb = np.einsum("pk,pkc->pc", bary[mesh_px], vn[all_tris[fid[mesh_px]]])
@@ -875,7 +674,7 @@ class MeshFitReconstructor(Reconstructor):
         if eye_px.any():
             nrm[eye_px] = n_eye
         if mouth_px.any():  # teeth and tongue seen through the opening: discs facing the camera cover their pixels
-            nrm[mouth_px] = -d / np.linalg.norm(d, axis=1, keepdims=True)
+            nrm[mouth_px] = -opening.rays / np.linalg.norm(opening.rays, axis=1, keepdims=True)
         torso_y = float(V[lmk.CHIN, 1] + cfg.torso_below_chin_m)
         torso_px = person & ~mesh_px & (pts[..., 1] > torso_y)
         head_mask = person & ~torso_px
@@ -891,18 +690,7 @@ class MeshFitReconstructor(Reconstructor):
         # The rest colours are taken from the photo without the creases its removed expression folded into the skin
         # (creases.py; the wrinkle map below gives them back with the expression); the masks, the teeth, the eyes
         # and the lighting are measured on the photo itself.
-        colours = photo
-        if cfg.remove_expression and cfg.creases is not None:
-            at = np.clip(fid, 0, nf - 1)
-            region = np.where(face_px, np.einsum("ijk,ijk->ij", bary, expression_region(V, V_rest, cfg.creases)[
-                faces[at]]), 0.0)
-            lips = face_px & lip_band()[at] | mouth_px  # the red of the lips and the opening (the skin ring
-            # just outside the lips' outer contour is skin: a grin's corner creases lie on it)
-            on_skin = (skin_triangle_mask() | crease_ring())[at] & face_px & ~lips
-            r = 2 * int(np.ceil(cfg.creases.outline_m / mpp)) + 1
-            inner = cv2.erode(face_px.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(bool)
-            blend, lift = crease_blend(photo, inner & person & ~edge & on_skin, lips, region, mpp, cfg.creases)
-            colours = without_creases(photo, blend, lift)
+        colours = photo_without_creases(cfg, photo, V, V_rest, faces, fid, bary, face_px, mouth_px, person, edge, mpp)
         scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
         # the matte band's discs are see-through: a triangle the photo shows only there is covered badly, and one it
         # shows partly there is completed where no clean pixel shows it (face_completion's `partly`)
@@ -912,176 +700,34 @@ class MeshFitReconstructor(Reconstructor):
         partly = np.bincount(fid[face_px & person & edge], minlength=nf)[:nf] > 0
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge, partly=partly)
-        hair_skin = self._hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
-        lining = None
+        hair_skin = hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         at = np.clip(fid, 0, nf - 1)
-        lined_px = np.zeros_like(face_px)
-        d_lips = None  # metres off the lips' red, where the ring round them is lined or its discs widened
-        if cfg.lining_upper_ring or cfg.unlined_sigma_per_stride is not None:
-            lips_px = face_px & lip_band()[at] | mouth_px
-            d_lips = cv2.distanceTransform((~lips_px).astype(np.uint8), cv2.DIST_L2, 3) * mpp
-        if cfg.lining_spacing_m > 0:  # the face's skin and brow triangles (the brows' hair is left out as dark by
-            # photo_lining; unlined, the back of the head showed through the skin above the brows as a dot grid at
-            # 1024 px: 2.5 % of it on business_person, session 49), and the head's skin-coloured pixels off the mesh
-            # at lining_off_mesh x the spacing; of the ring of skin round the lips only the upper part, off the
-            # corners (stretched up to 2.5x with the corners' triangles at a scream, the lining's discs there reached
-            # over the lips' edge into the opening); only on triangles the photo covers well (not folded:
-            # lp_d9_woman_turned's scream folds the mesh round its lower lip, lip pixels on chin triangles)
-            bound_px = face_px & (covered & skin_triangle_mask(brows=True))[at]
-            near_lips = np.zeros_like(bound_px)
-            if cfg.lining_upper_ring:  # see MeshFitConfig.lining_near_lips_m
-                above, near_corners = mouth_corner_masks(fp.landmarks_px, S, cfg.lining_corner_m / mpp)
-                bound_px |= face_px & (covered & crease_ring())[at] & above & (d_lips >= cfg.lining_lip_margin_m)
-                bound_px &= ~near_corners
-                near_lips = bound_px & above & (d_lips < cfg.lining_near_lips_m)
-            off_mesh = np.zeros_like(bound_px)
-            if hair_skin is not None:
-                hair_d, skin_d = (np.sum((colours - c) ** 2, -1) for c in hair_skin)
-                off_mesh = head_mask & ~mesh_px & (skin_d < hair_d)
-            grid = np.zeros_like(bound_px)
-            sigma_px = np.zeros(bound_px.shape)
-            for region, factor in ((bound_px & ~near_lips, 1.0), (near_lips, 0.5), (off_mesh, cfg.lining_off_mesh)):
-                step = max(1, int(round(factor * cfg.lining_spacing_m / mpp)))
-                lattice = np.zeros_like(grid)
-                lattice[step // 2::step, step // 2::step] = True
-                grid |= lattice & region
-                sigma_px[region] = cfg.lining_sigma_per_step * step
-            lined_px = bound_px
-            part_px = np.where(bound_px, PART_FACE, PART_STATIC).astype(np.uint8)
-            lining = photo_lining(scene, (bound_px | off_mesh) & person & ~edge, grid, sigma_px, part_px, nrm, fid,
-                                  bary, cfg.lining_behind_m)
-        # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
-        # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
-        # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
-        back_cols, side_cols, far_cols, far_from = self._hidden_colours(
-            dataclasses.replace(scene, photo=colours - backdrop_seen), fp.landmarks_px, mesh_px, head_mask, rows, wt,
-            h_back, hair_skin)
-        wall_cols = self._wall_colours(scene)
-        side_texture = None
-        if cfg.side_texture_reach > 0:  # the head's own detail (hair strands), not the face's nor the edge's
-            ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-            if hair_skin is not None:  # not the skin's: a short-haired head's ear drew its rims as ribs behind it
-                ok &= np.sum((colours - hair_skin[1]) ** 2, -1) > 0.25 * np.sum((colours - hair_skin[0]) ** 2, -1)
-            side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
-            # and the head's above the mouth, fading out by the chin's row: the neck's (the jaw's shadow, the collar)
-            # drew a jagged dotted line round obama_official's turned neck above the collar
-            above_chin = 1 - smoothstep(fp.landmarks_px[lmk.MOUTH_CORNER_R, 1], fp.landmarks_px[lmk.CHIN, 1], rows)
-            side_texture *= cfg.side_texture_gain * above_chin[..., None]
-        hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
-                               cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
-                               inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
-                               side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, far_from=far_from,
-                                                  shade=cfg.side_shade, texture=side_texture,
-                                                  texture_px_per_m=cfg.side_texture_reach / mpp,
-                                                  texture_fold_px=None if cfg.side_texture_fold_m is None else
-                                                  tuple(m / mpp for m in cfg.side_texture_fold_m)))
-        if turn > 0:  # taken from the photo 4 px and more inside the outline (not the edge band's backdrop mix)
-            hidden.colors = ((1 - turn) * hidden.colors + turn * mirrored_colours(
-                dataclasses.replace(scene, photo=colours - backdrop_seen), hidden.means, hidden.colors, d_edge > 4,
-                blur_px=cfg.back_blur_px, hair_skin=hair_skin)).astype(hidden.colors.dtype)
+        lining, lined_px, d_lips = face_lining(cfg, scene, fp.landmarks_px, face_px, mouth_px, mesh_px, head_mask, edge,
+                                               covered, at, fid, bary, nrm, colours, hair_skin, mpp)
+        hidden, wall_cols = hidden_gaussians(cfg, scene, photo, backdrop_seen, fp.landmarks_px, mesh_px, head_mask,
+                                             rows, wt, h_back, hair_skin, front, back, open_edge, d_edge, turn, mpp)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
-        teeth_info = {"source": "photo" if teeth_rgb is not None else "default"}
-        if teeth_rgb is None and len(skin):  # the sclera is the photo's own white
-            teeth_rgb = skin_teeth_colour(skin, eye_cols["sclera"], cfg.mouth)
-            teeth_info["source"] = "skin"
-        if len(skin):
-            teeth_info.update(skin_luma_median=float(np.median(skin @ LUMA)),
-                              skin_luma_p95=float(np.percentile(skin @ LUMA, 95)))
-        teeth_info.update(rgb=None if teeth_rgb is None else [round(float(c), 4) for c in teeth_rgb],
-                          sclera_rgb=np.round(eye_cols["sclera"], 4).tolist())
-        teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-
-        def shown_in_photo(p, jaw_weights):  # rest points, posed as the photo shows them: its teeth (not its gap);
-            # a smile's lower row whole, behind its upper crowns (left out where the photo's opening was, what was
-            # left of it in an opened smile was a broken white zigzag)
-            i, j, _, inside = scene.project(turn_points(p, jaw_weights, V_rest, theta, levels, V))
-            return inside & teeth_shown[i, j] & ~(smile & (np.asarray(jaw_weights) > 0))
-
-        # Built closed, at rest, then opened as far as the photo's jaw is (undone with everything else below).
-        # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
-        shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
+        teeth_rgb, teeth_info = teeth_colour_info(cfg, skin, teeth_rgb, eye_cols)
         face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
-        jaw_skin = None if face_skin is None else self._jaw_skin(scene, fp.landmarks_px, mesh_px, rows, face_skin)
-        # under it the jaw's underside: its skin in shade, as the back map under the chin (_neck_colours). At half its
+        jaw_skin = None if face_skin is None else jaw_skin_colour(scene, fp.landmarks_px, mesh_px, rows, face_skin)
+        # under it the jaw's underside: its skin in shade, as the back map under the chin (neck_colours). At half its
         # light (side_dark) it stood out as a dark flick at the jaw's corner against the neck's side (neck34)
-        floor_rgb = self._jaw_in_shade(jaw_skin) if cfg.mouth.jaw_floor and jaw_skin is not None else None
-        mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
-                               shaded=shaded, floor_rgb=floor_rgb)
-        turn_mouth(mouth, V_rest, theta, levels, V)
-        # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap);
-        # behind the photo's own upper crowns the lower row (cfg.mouth.lower_teeth_behind_m behind them) stays: cut
-        # there by the 2 mm the skin needs, what was left of it in an opened smile was a broken white zigzag
-        # (astronaut_eileen_collins, trump_official)
-        mi, mj, mz, inside = scene.project(mouth.means.astype(np.float64))
-        behind = np.where((teeth_px & ~lower_jaw)[mi, mj], UPPER_CROWN_MARGIN_M, 0.002)
-        keep = inside & mesh_px[mi, mj] & ((mz > front[mi, mj] + behind) | photo_gap[mi, mj])
-        if wide:  # a wide-open photo's upper row (jaw weight 0) stays whole up under the lips' inner edge, where
-            # MediaPipe's inner contour runs over the photo's own crowns: cut there, every talking opening showed holes
-            # in its crowns (obama_speech: 24 Gaussians, 3.4 mm in front of to 2 mm behind the lip's surface)
-            near = cv2.dilate(photo_gap.astype(np.uint8), np.ones((LIP_TEETH_REACH_PX,) * 2, np.uint8)).astype(bool)
-            keep |= inside & near[mi, mj] & (mouth.bary[:, 0] == 0)
-        mouth = mouth.take(keep)
+        floor_rgb = jaw_in_shade(cfg, jaw_skin) if cfg.mouth.jaw_floor and jaw_skin is not None else None
+        mouth = mouth_gaussians(cfg, scene, opening, V, V_rest, loops, theta, levels, brightness, teeth_rgb, floor_rgb,
+                                mesh_px, front)
 
-        # The opening's dark band along the lids (lashes, the lids' shadow, the lid margins) stays with the lids
-        # (static: the falloff band carries them with the lid vertices); the iris turns with the eyeball, the
-        # sclera's pixels (its light) stay on it, behind the iris (eyeballs.eyeball_parts: lag 1, none of the turn),
-        # and the sphere behind the band and the sclera is painted like the hidden part: what a turned iris uncovers.
-        eye_iris, eye_sclera = (eye_px & m for m in eyeball_parts(photo, eye_px & person, fp.landmarks_px, eye_cols,
-                                                                   cfg.eyeball))
-        eye_core = eye_iris | eye_sclera
-        lid_band = eye_px & ~eye_core
-        for band, lift in ((lid_band, cfg.eyeball.band_lift_m), (eye_sclera, -cfg.eyeball.sclera_behind_m)):
-            if band.any():  # the band just in front of the sphere (the painted eyeball behind never shows at rest),
-                toward = centre - pts[band]  # the sclera behind it, along the pixels' rays
-                pts[band] += lift * toward / np.linalg.norm(toward, axis=1, keepdims=True)
-        eye_lag = np.where(eye_sclera, 1.0, 0.0)  # deform.eye_lag_level: the share of the turn each lags behind
-
-        def hidden_at_rest(p):  # by the lids or the sclera's light, not by the turning iris
-            i, j, z, inside = scene.project(p)
-            behind = ~eye_px[i, j] & (z > front[i, j] + 0.0005)
-            return inside & mesh_px[i, j] & (lid_band[i, j] | eye_sclera[i, j] | behind)
-
-        def behind_the_iris(p):
-            i, j, _, inside = scene.project(p)
-            return inside & eye_iris[i, j]
-
-        eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_at_rest,
-                                     behind_iris=behind_the_iris)
-        # the catchlights (eyeballs.catchlights): their own Gaussians, a little in front of the eyeball, that follow
-        # only part of its turn (deform.eye_lag_level); the photo layer there shows the iris behind them
-        alpha, light, under = catchlights(colours, eye_core, fp.landmarks_px, eye_cols, cfg.eyeball)
-        shine = alpha > 0
-        shine_batch = None
-        if shine.any():
-            si, sj = np.nonzero(shine)
-            sp = pts[si, sj].astype(np.float64)
-            view = sp - centre
-            view /= np.linalg.norm(view, axis=1, keepdims=True)
-            shine_batch = surface_discs(sp - cfg.eyeball.catchlight_lift_m * view, nrm[si, sj], light[si, sj],
-                                        np.full(len(si), cfg.detail_sigma_px * mpp), view, PART_EYE,
-                                        max_stretch=cfg.max_stretch,
-                                        bary=np.tile([cfg.eyeball.catchlight_lag, 0.0, 0.0], (len(si), 1)))
-            shine_batch.opacities[:] = cfg.opacity * alpha[si, sj]
-        lid_skin = closed_view = None
+        eye_iris, eye_sclera, eye_core, lid_band, eye_lag = eye_parts(cfg, photo, eye_px, person, fp.landmarks_px,
+                                                                      eye_cols, centre, pts)
+        eyeball = eyeball_gaussians(cfg, scene, V, rest_gaze, eye_cols, mpp, eye_px, mesh_px, front, lid_band,
+                                    eye_sclera, eye_iris)
+        shine, under, shine_batch, si, sj = catchlight_discs(cfg, colours, eye_core, fp.landmarks_px, eye_cols, pts,
+                                                             nrm, centre, mpp)
         skin_rgb = lid_skin_colours(photo, fp.landmarks_px)
         # the photo's lash band over each upper lid (eyelids.lash_band): it rolls down with the margin in a blink
         band = lash_band(photo, np.where(fid < nf, fid, -1), fp.landmarks_px, faces, skin_rgb, cfg.lash_level,
                          cfg.lash_depth, lid_band)
-        if cfg.lid_skin_spacing_m > 0:  # closed-lid skin: the photo with the openings and lashes filled from around
-            closed_view = closed_lid_photo(photo, eye_px | band, fp.landmarks_px, cfg.lid_fill_grow_px,
-                                           cfg.lid_fill_below, cfg.lid_fill_radius_px, skin_rgb, cfg.lid_fill_not_skin)
-
-            def closed_colour(p):  # the fill there, its luminance kept near the lid skin's (a deep lid's shadow
-                i, j, _, _ = scene.project(p)  # above the eye filled a closed lid with a dark smudge: obama_speech)
-                return skin_luminance(closed_view[i, j], skin_rgb, p[:, 0] >= 0, cfg.lid_fill_luma,  # x < 0: right eye
-                                      cfg.lid_fill_chroma)
-
-            found = closed_lid_skin(V, faces, closed_colour, centre, cfg.lid_skin_spacing_m, cfg.lid_skin_behind_m,
-                                    skin_rgb * cfg.lash_line_shade if cfg.lash_line_shade > 0 else None,
-                                    cfg.lash_line)
-            if found is not None and np.isfinite(found[2]).all():
-                m_, n_, c_, s_, f_, b_ = found
-                lid_skin = surface_discs(m_, n_, c_, s_, None, PART_FACE, face_id=f_, bary=b_)
+        lid_skin, closed_view = closed_lid_gaussians(cfg, scene, photo, eye_px, band, fp.landmarks_px, skin_rgb, V,
+                                                     faces, centre)
         neck_skin = None  # the under-chin colours from the neck's skin only (not the collar below it)
         if hair_skin is not None and cfg.neck_skin_residual is not None:
             neck_skin = (jaw_skin, 1 - cfg.side_dark,
@@ -1115,15 +761,12 @@ class MeshFitReconstructor(Reconstructor):
                      else None)
         if shine.any():  # the catchlight discs are the detail discs there
             no_detail = shine if no_detail is None else no_detail | shine
-        base, detail = self._select_pixels(photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail,
-                                           torso_px & (below_cut == 1))
+        base, detail = select_pixels(cfg, photo, person, head_mask, torso_px, cfg.max_gaussians - fixed, no_detail,
+                                     torso_px & (below_cut == 1))
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
-        unlined = None  # the face skin the lining leaves out (MeshFitConfig.unlined_sigma_per_stride)
-        if cfg.unlined_sigma_per_stride is not None:
-            unlined = (face_px & (crease_ring() | skin_triangle_mask(brows=True))[at] & ~lined_px
-                       & (d_lips >= cfg.lining_lip_margin_m))
-        photo_layer, pixels = self._photo_layer(base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
-                                                mouth_px, torso_px, eye_core, eye_lag, centre, f, R, unlined)
+        unlined = unlined_skin(cfg, face_px, at, lined_px, d_lips)  # (MeshFitConfig.unlined_sigma_per_stride)
+        photo_layer, pixels = pixel_discs(cfg, base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
+                                          mouth_px, torso_px, eye_core, eye_lag, centre, f, R, unlined)
         dropped = photo_gap & ~own_mouth
         if dropped.any():  # (above) lips that meet out of the avatar: their sliver's few pixels are lip, not the
             # mouth's inside; put behind the teeth as the photo's gap, they floated in every opened mouth as light and
@@ -1153,50 +796,12 @@ class MeshFitReconstructor(Reconstructor):
         creased &= ~frozen
         background = coverage = None
         if cfg.edge_matte:  # I = a F + (1 - a) B: the coverage a that gives the photo back over its own background
-            background = background_colours(photo_seen, person, fp.valid)
-            fi, fj = pixels[0][frozen], pixels[1][frozen]
-            ei, ej = np.nonzero(edge)
-            a_map = np.zeros((S, S), np.float32)
-            a_map[ei, ej] = edge_opacity(photo_seen[ei, ej], wall_cols[ei, ej], background[ei, ej])
-            w = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), 1.5)
-            a_map = cv2.GaussianBlur(a_map, (0, 0), 1.5) / np.maximum(w, 1e-6)  # no single-strand dips
-            coverage = a_map[fi, fj]
-            # only the outermost ring may be mostly background: a see-through pixel further in, enclosed by the
-            # head in a driven view, is a hole (core.holes), not an anti-aliased edge
-            coverage = np.maximum(coverage, np.where(d_edge[fi, fj] >= 1.5, HOLE_ALPHA + 0.25, 0.0)) * cfg.opacity
+            background, coverage = edge_matte(photo_seen, person, fp.valid, edge, wall_cols, d_edge, pixels, frozen,
+                                              cfg.opacity)
             photo_layer.opacities[frozen] = coverage
         # the photo's upper-lid strip rolls down with the margin in a blink (eyelids.py), its lash band folding
         # onto the margin; lid_skin fills behind
-        spread = np.zeros(len(photo_layer), bool)  # the photo layer's light strip rows carried by their own weights
-        lid_carried = []  # the strip rows carried with the margin, row numbers in `batch` (below)
-
-        def lid_light(colors, means):  # [M] as light as its eye's lid skin (lid_light_level; x < 0: the right eye)
-            return colors @ LUMA >= cfg.lid_light_level * (
-                np.asarray(skin_rgb, np.float64)[(means[:, 0] >= 0).astype(int)] @ LUMA)
-
-        for b, dark in ((photo_layer, band[pixels[0], pixels[1]]), (face_extra, None)):
-            if b is not None and cfg.lid_split > 0:
-                rows = np.flatnonzero(b.part == PART_FACE)
-                light = None
-                if cfg.lid_light_level > 0:
-                    light = lid_light(b.colors[rows], b.means[rows])
-                b.bary[rows], carried = margin_binding(b.face_id[rows], b.bary[rows], faces, cfg.lid_split,
-                                                       None if dark is None else dark[rows], light)
-                b.part[rows[carried]] = PART_STATIC  # carried (core.deform), not stretched
-                if dark is not None and light is not None:
-                    spread[rows[carried & light & ~dark[rows]]] = True
-                if dark is not None:  # the band's part on the ring above the strip: carried by the nearest margin point
-                    ring = rows[dark[rows] & ~carried]
-                    b.face_id[ring], b.bary[ring] = carry_by_margin(b.means, b.face_id, V, faces, ring)
-                    b.part[ring] = PART_STATIC
-                    carried[np.searchsorted(rows, ring)] = True
-                fold = rows[carried]
-                lid_carried.append(fold + (0 if b is photo_layer else len(photo_layer)))  # rows in `batch`
-                b.bary[fold] = fold_lashes(b.face_id[fold], b.bary[fold], b.means[fold], V, faces, cfg.lash_fold)
-                if dark is not None:  # the lashes a little in front where the folded band overlaps
-                    lift = rows[carried & dark[rows]]
-                    toward = centre - b.means[lift]
-                    b.means[lift] += cfg.lash_lift_m * toward / np.linalg.norm(toward, axis=1, keepdims=True)
+        spread, lid_carried = bind_lid_strips(cfg, photo_layer, face_extra, band, pixels, skin_rgb, V, faces, centre)
         batch = GaussianBatch.concat([photo_layer, face_extra, hidden, mouth, eyeball, chin, lid_skin, lining])
         n_photo = len(photo_layer)
         timings["gaussians"] = time.perf_counter() - t3
@@ -1211,29 +816,18 @@ class MeshFitReconstructor(Reconstructor):
         edge_on = ~frozen & (d_edge[pixels[0], pixels[1]] < cfg.view_rim_px) & (np.abs(cos_n) < hi)
         shown = np.where(edge_on, np.clip((np.abs(cos_n) - lo) / max(hi - lo, 1e-6), 0.0, 1.0), 1.0)
         unrefined = batch.colors[:n_photo].copy()
-        # how far the refinement may move each photo Gaussian's colour from the photo's: the lids' and the eye
-        # openings', where a blink or a look moves them past each other
-        held = np.full(n_photo, np.inf)
-        if cfg.lid_refine_limit > 0:
-            held[lid_zone(fid, faces, cfg.lid_refine_grow_px)[pixels[0], pixels[1]]] = cfg.lid_refine_limit
-        if cfg.eye_refine_limit > 0:
-            held[eye_px[pixels[0], pixels[1]]] = cfg.eye_refine_limit
-        if cfg.rim_refine_limit > 0:
-            held[edge_on & (d_edge[pixels[0], pixels[1]] < cfg.rim_refine_px)] = cfg.rim_refine_limit
-        lighten = None
-        if cfg.jaw_refine_px > 0:  # ... and the discs either side of the jaw's outline over the neck (jaw_refine_px)
-            jaw = face_outline_band(mesh_px, person, cfg.jaw_refine_px,  # (its holes filled: not the lips' edge)
-                                    float(np.max(fp.landmarks_px[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L], 1])))
-            lighten = np.where(jaw[pixels[0], pixels[1]], cfg.jaw_lighten, np.inf)
+        held, lighten = refine_limits(cfg, n_photo, pixels, fid, faces, eye_px, edge_on, d_edge, mesh_px, person,
+                                      fp.landmarks_px)
         with_creases = None
-        margins = self._detail_margins(mesh_px, pixels)
+        margins = detail_margins(cfg, mesh_px, pixels)
         if creased.any():  # the photo layer refined against the photo itself too: the colours with the creases
-            twin = GaussianBatch.concat([batch])  # a copy (np.concatenate); _refine changes colours and opacities
-            self._refine(twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage, held,
-                         margins, lighten)
+            twin = GaussianBatch.concat([batch])  # a copy (np.concatenate); refine_colours changes colours and opacities
+            refine_colours(cfg, twin, n_photo, pixels, ~frozen, photo, {}, fp.viewmat, K, S, background, coverage,
+                           held, margins, lighten)
             with_creases = twin.colors[:n_photo].copy()
-        psnrs = self._refine(batch, n_photo, pixels, ~frozen, colours, {"head": head_clean, "head_full": head_mask},
-                             fp.viewmat, K, S, background, coverage, held, margins, lighten)
+        psnrs = refine_colours(cfg, batch, n_photo, pixels, ~frozen, colours,
+                               {"head": head_clean, "head_full": head_mask}, fp.viewmat, K, S, background, coverage,
+                               held, margins, lighten)
         carried_rows = np.concatenate(lid_carried) if lid_carried else np.zeros(0, np.int64)
         if cfg.lid_carried_luma > 0 and len(carried_rows):  # no lighter than lid_carried_luma x its eye's lid skin
             batch.colors[carried_rows] = skin_luminance(batch.colors[carried_rows], skin_rgb,
@@ -1243,48 +837,18 @@ class MeshFitReconstructor(Reconstructor):
         if spread.any():  # a light strip row the refinement made darker than light (by up to lid_refine_limit, beside
             # the lashes it overlaps) spread over the closing lid at its own size as a grey speck (business_person,
             # lp_s9_monalisa): it folds onto the closed line with the lash band instead (eyelids.margin_binding's dark)
-            dim = np.flatnonzero(spread & ~lid_light(refined, batch.means[:n_photo]))
+            dim = np.flatnonzero(spread & ~lid_light(cfg, skin_rgb, refined, batch.means[:n_photo]))
             batch.bary[dim], _ = margin_binding(batch.face_id[dim], batch.bary[dim], faces, cfg.lid_split,
                                                 np.ones(len(dim), bool))
             batch.bary[dim] = fold_lashes(batch.face_id[dim], batch.bary[dim], batch.means[dim], V, faces, cfg.lash_fold)
-        n_fringe = 0
-        if fringe_budget:  # its Gaussians traded for the hidden back's (the photo layer's sampling and refinement
-            # above are those of an avatar without it: taken from the photo layer, they moved lp_d9's reader
-            # jawOpen 0.18 -> 0.25 and the cross brow -0.014, session 17); appended, the photo layer keeps its rows
-            first = n_photo + len(face_extra or [])
-            blocks = self._back_blocks(batch, first, first + len(hidden), scene)
-            fringe = self._bust_fringe(batch, n_photo, scene, at_cut, below_cut, fringe_steps,
-                                       min(fringe_budget, sum(len(b) - 1 for b in blocks)), mpp)
-            if fringe is not None:
-                n_fringe = len(fringe)
-                keep = np.ones(len(batch), bool)
-                for b in blocks:  # each block's Gaussians merged into its first one, until the fringe's are freed
-                    if (~keep).sum() >= n_fringe:
-                        break
-                    batch.means[b[0]] = batch.means[b].mean(0)
-                    batch.colors[b[0]] = batch.colors[b].mean(0)
-                    batch.scales[b[0], :2] *= np.sqrt(len(b))  # as much area as the block's
-                    keep[b[1:]] = False
-                batch = GaussianBatch.concat([batch.take(keep), fringe])
+        batch, n_fringe = with_bust_fringe(cfg, batch, n_photo, n_photo + len(face_extra or []), len(hidden), scene,
+                                           at_cut, below_cut, fringe_steps, fringe_budget, mpp)
         # ... and the backdrop seen through the hair's outline (matte_hair's own): a turned view sees these discs
         # squarely, and trump_official's red flag showed as red specks behind his ear at yaw -35
         made_up = (1.0 - shown)[:, None] * (refined - unrefined + backdrop_seen[pixels[0], pixels[1]])  # [n_photo, 3]
-        # the upper orbit's share of the photo layer's and the face completion's colours seen from the photo's
-        # camera only (fold_facing), with their |cos| to the photo's line of sight
         n_fold = n_photo + len(face_extra or [])
-        fold_up, fold_cos = np.zeros((n_fold, 3), np.float32), np.zeros(n_fold)
-        if closed_view is not None and cfg.fold_facing[0] < 1:
-            fid_f = batch.face_id[:n_fold]
-            on = (batch.part[:n_fold] == PART_FACE) & (fid_f >= 0) & (fid_f < len(faces))
-            on[:n_photo] &= ~edge_on
-            on[on] = upper_orbit(V, faces)[fid_f[on]]
-            p_on = batch.means[:n_fold][on].astype(np.float64)
-            look = p_on - centre
-            fold_cos[on] = np.sum(batch.normals[:n_fold][on] * look, 1) / np.linalg.norm(look, axis=1)
-            fi_, fj_, _, _ = scene.project(p_on)
-            skin = skin_luminance(closed_view[fi_, fj_], skin_rgb, p_on[:, 0] >= 0, cfg.lid_fill_luma,  # x < 0: right eye
-                                  cfg.lid_fill_chroma)
-            fold_up[on] = fold_shade(batch.colors[:n_fold][on], skin, np.abs(fold_cos[on]), cfg.fold_facing)
+        fold_up, fold_cos = fold_shares(cfg, batch, n_photo, n_fold, edge_on, closed_view, skin_rgb, V, faces, centre,
+                                        scene)
         timings["refine"] = time.perf_counter() - t4
 
         t5 = time.perf_counter()
@@ -1304,20 +868,7 @@ class MeshFitReconstructor(Reconstructor):
             fill = skin_fill_map(colours, face_px & person & ~edge & skin_triangle_mask()[np.clip(fid, 0, nf - 1)])
             batch, lip_info = closed_lips(batch, V, V_rest, faces, lambda p: fill[scene.project(p)[:2]], R,
                                           lip_fill, cfg.lips)
-            # the photo's open-mouth pixels (teeth, tongue) turned back with the jaw must stay behind the rest
-            # face (lp_d9's tongue poked through its closed chin in specks): pushed back along their ray (the jaw's
-            # underside with them)
-            rows_m = np.flatnonzero(np.isin(batch.part, JAW_PARTS))
-            if rows_m.size and lip_info.get("lip_retextured"):
-                _, _, z_rest = rasterize_mesh(V_rest @ R.T + t, faces, K, S)
-                mi, mj, mz, inside = scene.project(batch.means[rows_m].astype(np.float64))
-                zr = z_rest[mi, mj]
-                front_of = inside & np.isfinite(zr) & (zr > 0) & (mz < zr + 0.002)
-                if front_of.any():
-                    pc = batch.means[rows_m[front_of]].astype(np.float64) @ R.T + t
-                    pc *= ((zr[front_of] + 0.002) / pc[:, 2])[:, None]
-                    batch.means[rows_m[front_of]] = ((pc - t) @ R).astype(np.float32)
-                lip_info["mouth_pushed_back"] = int(front_of.sum())
+            behind_rest_face(batch, V_rest, faces, R, t, K, S, scene, lip_info)
         if cfg.remove_expression:  # the photo's skin discs spread apart by the rest pose: widened to cover
             lip_info["rest_widened"] = cover_rest(batch, built, V, V_rest, faces, cfg.rest_cover,
                                                    cfg.rest_cover_most)
@@ -1328,20 +879,7 @@ class MeshFitReconstructor(Reconstructor):
         changed = np.any(batch.colors[:n_photo] != refined, axis=1)
         made_up[changed] = 0.0
         fold_up[:n_photo][changed] = 0.0
-        view_rows = np.flatnonzero(np.any(made_up != 0, axis=1))
-        fold_rows = np.flatnonzero(np.any(fold_up != 0, axis=1))
-        info_view = {"edge_on_view_sh": int(len(view_rows)), "fold_view_sh": int(len(fold_rows))}
-        sh = None
-        if len(view_rows) or len(fold_rows):
-            sh = np.zeros((len(batch), 4, 3), np.float32)
-            sh[:, 0] = rgb_to_sh_dc(batch.colors)
-            for rows, up, cos, floor in ((view_rows, made_up, cos_n, cfg.view_rim_floor),
-                                         (fold_rows, fold_up, fold_cos, cfg.fold_floor)):
-                if not len(rows):
-                    continue
-                axes = batch.normals[rows].astype(np.float64) * np.where(cos[rows] > 0, -1.0, 1.0)[:, None]
-                axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-                sh[rows] = edge_on_sh(batch.colors[rows], up[rows], axes, np.abs(cos[rows]), floor)
+        sh, info_view = photo_view_sh(cfg, batch, made_up, fold_up, cos_n, fold_cos)
         avatar = to_avatar(batch, V_rest.astype(np.float32), faces.astype(np.int32), sh=sh, lighting_sh=lighting,
                            source_camera=cam, operator_id=operator_id, reconstructor=f"mesh_fit:{self.preset}")
         if with_creases is not None:  # the wrinkle map: what the creases add to the refined photo layer, on the
@@ -1378,464 +916,3 @@ class MeshFitReconstructor(Reconstructor):
                  avatar.num_gaussians, n_photo, len(detail[0]), psnrs.get("head", float("nan")), sum(timings.values()))
         return ReconstructionResult(avatar=avatar, warnings=warnings, photo=fp.photo, mask=head_clean,
                                     timings=timings, info=info, expression=expr.astype(np.float32))
-
-    # ------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _hair_and_skin(photo, person, lm, mesh_px, head_mask, rows) -> tuple[np.ndarray, np.ndarray] | None:
-        """The head's hair colour (the median of photo [S, S, 3] over the rim above the forehead, 3..20 px inside the
-        silhouette `person` [S, S] bool, within head_mask; the skin for a bald head) and the face's skin colour (the
-        median over the face mesh 4 px and more inside), [3] each; None where either has 50 pixels or fewer."""
-        d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
-        top = head_mask & ~mesh_px & (d_in > 3) & (d_in < 20) & (rows < lm[lmk.FOREHEAD, 1])
-        skin_px = mesh_px & person & (d_in > 4)
-        if top.sum() <= 50 or skin_px.sum() <= 50:
-            return None
-        return np.median(photo[top], axis=0), np.median(photo[skin_px], axis=0)
-
-    def _wall_colours(self, scene: Scene) -> np.ndarray:
-        """[S, S, 3] the rim just inside the silhouette's background-mixed edge (the wall's front, the edge discs)."""
-        return rim_colours(scene, np.zeros_like(scene.person), inset_px=int(np.ceil(self.cfg.edge_band_px)) + 1,
-                           band_px=4)
-
-    def _hidden_colours(self, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin=False):
-        """[S, S, 3] colour maps for what the photo does not show: the back (the silhouette rim's colours,
-        blurred, turning to the far colour further back), the sides (the rim; the hair where the rim looks like
-        the hair rather than the face's skin, and above the forehead; the face rim where the face is the
-        silhouette) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
-        elsewhere the skin in shadow, MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours
-        below the head and beside it below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres behind the
-        front where that far part starts (SideLook.far_from: sooner behind the ear). The silhouette wall's front is
-        `_wall_colours`' (the photo's rim as its camera sees it, not these). `hair_skin`: the caller's
-        `_hair_and_skin` of the same arguments (found here when not given). Where
-        the face is the silhouette in the ear's rows (above the eyes', fading out by the nose base's), the sides are
-        the far colour there (the ear and the hair behind it)."""
-        cfg = self.cfg
-        person = scene.person
-        # The shoulders beside the head are the body wherever they stand: high shoulders (tpsmm, close to the lens)
-        # rise above the chin's row, where `wt` still says "head", and their hidden side took the head's far colour
-        # (the dark hair or shaded skin); when the head nods, that side shows along the shoulders' top as a dark
-        # line over the shirt. Beside the face oval (|x - its centre| beyond shoulder_reach x its half-width at the
-        # ear rows) and below the nose base, the hidden colours are the rim's own, as below the neck.
-        cx = 0.5 * (lm[lmk.CHEEK_R, 0] + lm[lmk.CHEEK_L, 0])
-        hw = max(0.5 * abs(lm[lmk.CHEEK_L, 0] - lm[lmk.CHEEK_R, 0]), 1.0)
-        lo, hi = cfg.shoulder_reach
-        beside = smoothstep(lo, hi, np.abs(np.arange(person.shape[1]) - cx) / hw)[None, :]
-        wt = np.maximum(wt, beside * smoothstep(lm[lmk.NOSE_BASE, 1], lm[lmk.MOUTH_CORNER_R, 1], rows))
-        exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-        below_chin = np.broadcast_to(rows > lm[lmk.CHIN, 1], person.shape)
-        head_rim = rim_colours(scene, exclude | below_chin, inset_px=4)  # the head's back from the head's rim only
-        rim = (1 - wt[..., None]) * head_rim + wt[..., None] * rim_colours(scene, exclude, inset_px=4)
-        back = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)  # smooth: no streaks
-        side = back
-        d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
-        far = side.copy()  # the side behind the ear: hair where the head has hair, the neck below the jaw
-        far_from = np.full(person.shape, cfg.side_far_from_m, np.float32)
-        if hair_skin is False:
-            hair_skin = self._hair_and_skin(scene.photo, scene.person, lm, mesh_px, head_mask, rows)
-        ear = np.zeros((person.shape[0], 1))  # [S, 1] the ear's rows, 0..1 (set with the hair's colours below)
-        if hair_skin is not None:
-            hair, skin = hair_skin
-            # Hair where the rim beside it looks like the hair rather than the face's skin (the ear, the jaw and
-            # the neck of a short-haired head are skin), always above the forehead; below, the side turns from
-            # the light: the skin darkened by side_dark. A side in the hair's colour down to the collar stood
-            # as a flat pale wall behind trump_official's far cheek turned 35 deg (issue 11).
-            d_hair = np.sum((back - hair) ** 2, axis=-1)
-            d_skin = np.sum((back - skin) ** 2, axis=-1)
-            like = smoothstep(0.3, 0.7, d_skin / (d_skin + d_hair + 1e-6))
-            above = 1 - smoothstep(lm[lmk.FOREHEAD, 1], lm[list(lmk.BROW_R + lmk.BROW_L), 1].mean(), rows)
-            w_hair = cv2.GaussianBlur(np.maximum(like, above).astype(np.float32), (0, 0), 2 * cfg.back_blur_px) * (1 - wt)
-            w_rows = 1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)  # the head above the mouth
-            w_back = smoothstep(0.0, 0.3, h_back / cfg.back_radius_m) * w_rows
-            shadow = np.minimum((1 - cfg.side_dark) * skin, hair)  # never lighter than dark hair either
-            # Behind the ear (above the eyes' row, fading out by the nose base's) a head with hair has hair, whatever
-            # the rim beside it shows: a short-haired head's rim there is the ear, and obama_official's head behind
-            # it was tan skin in shadow from 2 cm back (the side band before it the ear's own skin). There the far
-            # side is the hair, and it starts at ear_far_from x side_far_from_m (bald: the "hair" is the skin).
-            y_eyes = lm[list(lmk.OUTER_EYE), 1].mean()
-            ear = 1 - smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows)
-            w_far = cv2.GaussianBlur(np.maximum(like, np.maximum(above, ear)).astype(np.float32), (0, 0),
-                                     2 * cfg.back_blur_px) * (1 - wt)
-            far_from = cfg.side_far_from_m * (1 - (1 - cfg.ear_far_from) * np.clip(w_far - w_hair, 0, 1))
-            hidden = w_far[..., None] * hair + (1 - w_far[..., None]) * shadow
-            far = (1 - wt[..., None]) * hidden + wt[..., None] * side
-            back = (1 - w_back[..., None]) * back + w_back[..., None] * far
-            side = (1 - w_hair[..., None]) * side + w_hair[..., None] * hair
-        # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
-        # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
-        # half-transparent matte edge in a turned view, the hair colour there read as a dark jagged seam with
-        # flecks (business_person turned 25 deg). In the ear's rows (above the eyes', fading out by the nose base's) it
-        # is the far colour (the ear and the hair behind it, the ear rule above): the face rim there, skin fading to
-        # her hair within ear_far_from x side_far_from_m, stood as a pale patch under business_person's hair turned
-        # 20-35 deg (not the white backdrop's light: her far cheek's rim is as light 4 px inside as 20 px inside).
-        face_edge = mesh_px & person & (d_in < 2 * (cfg.edge_band_px + 1))
-        if face_edge.any():
-            d_face = cv2.distanceTransform((~face_edge).astype(np.uint8), cv2.DIST_L2, 3)
-            near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
-            face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
-            top = near * ear[..., None]
-            side = (1 - near) * side + (near - top) * face_rim + top * far
-        if hair_skin is not None and cfg.neck_skin_residual is not None:
-            side, far, far_from, back = self._neck_colours(scene, lm, mesh_px, rows, hair_skin, side, far, far_from,
-                                                           back)
-        return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from
-
-    def _jaw_in_shade(self, jaw_skin: np.ndarray) -> np.ndarray:
-        """[3] rgb: the jaw's underside, the jaw's skin (`_jaw_skin`, [3]) as dark as the neck's hidden side gets at its
-        back (1 - MeshFitConfig.side_shade x it: SideLook.shade on the neck's own shade), so that the jaw floor and the
-        back under the chin meet that side without a step."""
-        return (1 - self.cfg.side_shade) * np.asarray(jaw_skin, np.float64)
-
-    @staticmethod
-    def _jaw_skin(scene: Scene, lm, mesh_px, rows, face_skin) -> np.ndarray:
-        """[3] float64 rgb: the jaw's skin, the median of the photo's face pixels below the lower lip, 4 px and more
-        inside the silhouette; face_skin [3] (the face's skin) where 50 or fewer."""
-        d_in = cv2.distanceTransform(scene.person.astype(np.uint8), cv2.DIST_L2, 3)
-        jaw = mesh_px & scene.person & (d_in > 4) & (rows > lm[lmk.BELOW_LOWER_LIP, 1])
-        return np.asarray(np.median(scene.photo[jaw], axis=0) if jaw.sum() > 50 else face_skin, np.float64)
-
-    def _neck_colours(self, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far_from, back):
-        """_hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
-        the eyes' row (none) to the nose base's (full: where the ear's rows end, `_hidden_colours`) and below, within
-        shoulder_reach's first x the face oval's half-width of its centre. Where the silhouette's rim there (inset 4 px)
-        is skin, the hidden side is the jaw and neck going round: the jaw's skin colour (the photo's face pixels below
-        the lower lip, 4 px and more inside; the face's skin where 50 or fewer) at the rim's brightness (no lighter than
-        that skin, no darker than 1 - side_dark x it), SideLook.shade darkening it towards the back, and from neck_far_from_m
-        behind the front the far side 1 - neck_far_dark x it (going round away from the light: the back half, all a turned
-        view sees beyond the jaw, was one flat level, business_person's pale slab at sadtalker frame 37, slab35).
-        Until neck34 (session 34) the zone began at the nose base, and the far side was 1 - side_dark x the skin: behind
-        business_person's far jaw the hair rule's dark grey from 2 cm back, beside her neck the skin at half its light
-        and darkened again towards the back (0.33 x the face's luminance), a grey band from the ear to the collar
-        turned 25 deg (1563 px darker than 0.45 x her skin beside the jaw and neck; 2094 chin up 20 deg). Where it is
-        not skin, below the chin (ramping in over the mouth-to-chin height), the
-        rim's own colours (clothing, long hair), 1 - side_dark x them behind; above the chin the head's rule stays (the
-        hair, its shadow). The rim is skin by how well the jaw skin, scaled by 1 - side_dark..1, fits it (squared rgb
-        residual, MeshFitConfig.neck_skin_residual) and not nearer the hair's colour.
-
-        Before, the side below the jaw took the head's rim carried down from above (astronaut_eileen_collins' khaki
-        hair down to her suit), the cheek's background-lit rim and the white collar blurred into it, and behind it the
-        skin in shadow never lighter than the hair (business_person turned 20-35 deg: a near-black slab beside her
-        neck down to the collar with a pale smear at the jaw). The back grid's colours stay: the photo's own view sees
-        them through the photo layer's gaps (the jaw skin in shade there took the self pairs' frame-0 PSNR down,
-        lp_d18 39.521 -> 39.483 dB), a turned one hardly (the wall's columns stand in front), except under the chin:
-        within the face oval (shoulder_reach's first x its half-width) from the eyes' row (none) to the nose base's (full)
-        and down to the chin's, fading out below it over the mouth-to-chin height, the back is the jaw's skin in shadow
-        (`_jaw_in_shade`): what a raised chin shows of its underside is that back seen from below (from the mouth
-        corners' row at 7 deg, from the nose base's at 25). Before, the head's back grid behind the chin kept the rim's
-        colours blurred (the white collar, the dark suit): obama_speech driven by sadtalker (chin up ~7 deg, frames
-        45-58) showed a grey patch with white squiggles and a grid of dots between the chin and the collar. That back,
-        as the jaw floor, is the jaw's skin as dark as the neck's side gets (`_jaw_in_shade`)."""
-        cfg = self.cfg
-        person = scene.person
-        hair = hair_skin[0]
-        skin = self._jaw_skin(scene, lm, mesh_px, rows, hair_skin[1])
-        rim = rim_colours(scene, np.zeros_like(person), inset_px=4)
-        residual = skin_residual(rim, skin, 1 - cfg.side_dark)
-        lo, hi = cfg.neck_skin_residual
-        is_skin = (1 - smoothstep(lo, hi, residual)) * (np.sum((rim - hair) ** 2, axis=-1) > residual)  # hair of the
-        # skin's hue stays hair; told pixel by pixel, then blurred as the colours are (the hair's blurred into the
-        # jaw's rim made astronaut_eileen_collins' jaw "not skin")
-        is_skin = cv2.GaussianBlur(is_skin.astype(np.float32), (0, 0), cfg.back_blur_px)
-        rim = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)
-        lum_s = max(float(skin @ LUMA), 1e-3)
-        near = np.clip(rim @ LUMA / lum_s, 1 - cfg.side_dark, 1.0)[..., None] * skin
-        cx = 0.5 * (lm[lmk.CHEEK_R, 0] + lm[lmk.CHEEK_L, 0])
-        hw = max(0.5 * abs(lm[lmk.CHEEK_L, 0] - lm[lmk.CHEEK_R, 0]), 1.0)
-        beside = smoothstep(cfg.shoulder_reach[0], cfg.shoulder_reach[1],
-                            np.abs(np.arange(person.shape[1]) + 0.5 - cx) / hw)[None, :]
-        y_mouth, y_eyes = lm[lmk.MOUTH_CORNER_R, 1], lm[list(lmk.OUTER_EYE), 1].mean()
-        zone = smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows) * (1 - beside)
-        y_chin = lm[lmk.CHIN, 1]
-        ks = (zone * is_skin)[..., None]  # the neck's (and jaw's) skin
-        kc = (zone * (1 - is_skin) * smoothstep(y_chin, 2 * y_chin - lm[lmk.MOUTH_CORNER_R, 1], rows))[..., None]  # the
-        # body's own (clothing, long hair) below the chin; above it the head's rule stays (the hair, its shadow)
-        dark = 1 - cfg.side_dark
-        side = (1 - ks - kc) * side + ks * near + kc * rim
-        far = (1 - ks - kc) * far + ks * (1 - cfg.neck_far_dark) * near + kc * dark * rim
-        far_from = (1 - ks[..., 0]) * far_from * (1 - (1 - cfg.ear_far_from) * kc[..., 0]) + ks[..., 0] * cfg.neck_far_from_m
-        kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
-        back = (1 - kb[..., None]) * back + kb[..., None] * self._jaw_in_shade(skin)  # the chin's underside
-        return side, far, far_from, back
-
-    def _back_blocks(self, batch: GaussianBatch, lo: int, hi: int, scene: Scene) -> list[np.ndarray]:
-        """The hidden back's coarse grids (back_and_wall's discs of sigma 0.6 back_spacing_m on the head, 0.6
-        torso_back_spacing_m on the torso) among batch rows lo..hi, where they face away from the photo's camera
-        (cos > BACK_TRADE_COS between the normal and its line of sight), in blocks of 2 x 2 grid cells: a list of
-        row arrays (2..4 rows each), the blocks facing away most first.
-
-        Merging a block into one disc at its mean with sqrt(rows) its sigma leaves that part of the back a closed
-        grid twice as coarse; only a view from behind the head's side sees it (the render node, the tracker's
-        turns and every test stay within +-40 deg of yaw)."""
-        cfg = self.cfg
-        rows = np.arange(lo, hi)
-        sight = batch.means[rows].astype(np.float64) - scene.centre
-        cos = np.sum(batch.normals[rows] * sight, 1) / np.linalg.norm(sight, axis=1)
-        blocks, facing = [], []
-        for spacing in (cfg.back_spacing_m, cfg.torso_back_spacing_m):
-            on = (np.abs(batch.scales[rows, 1] - 0.6 * spacing) < 1e-7) & (cos > BACK_TRADE_COS)
-            r, c = rows[on], cos[on]
-            if len(r) < 2:
-                continue
-            i, j, _, _ = scene.project(batch.means[r].astype(np.float64))  # the grid's own pixels
-            step = max(int(np.diff(np.unique(i)).min(initial=len(i) + 1)), 1)
-            key = np.stack([np.round((i - i.min()) / step) // 2, np.round((j - j.min()) / step) // 2], 1)
-            _, block = np.unique(key, axis=0, return_inverse=True)
-            order = np.argsort(block.ravel(), kind="stable")
-            for g in np.split(order, np.flatnonzero(np.diff(block.ravel()[order])) + 1):
-                if len(g) > 1:
-                    blocks.append(r[g])
-                    facing.append(c[g].mean())
-        return [blocks[k] for k in np.argsort(-np.asarray(facing), kind="stable")]
-
-    def _bust_fringe(self, batch: GaussianBatch, n_photo: int, scene: Scene, at_cut: np.ndarray,
-                     below_cut: np.ndarray, steps: int, budget: int, mpp: float) -> GaussianBatch | None:
-        """The bust beyond the photo's bottom cut: the photo layer's torso Gaussians on its lowest rows (`at_cut`
-        [S, S] bool; `below_cut` [S, S] rows_to_cut_below), repeated `steps` times down the photo camera's image from
-        the cut (at its own depth): the k-th FRINGE_START + k - 1 torso strides beyond it, opacity falling to 0 with
-        a squared smoothstep over `bust_fringe_m`. At most `budget` Gaussians (thinned along the cut, wider); None
-        when there is no cut torso or no budget. Their part, binding and opacity are those of the rows repeated.
-
-        Where the photo cut the body off, the avatar ended in a hard straight edge with dark corners that any
-        coloured background, wider view or smaller head shows (user17, render node at fov 45, session 17); a
-        bust ends soft. Everything added lies beyond the photo: its own view changes only where the first row reaches
-        back over the cut (self frame 0 -0.07 .. +0.03 dB, session 18)."""
-        cfg = self.cfg
-        rows = np.flatnonzero(batch.part[:n_photo] == PART_TORSO)
-        i, j, z, inside = scene.project(batch.means[rows].astype(np.float64))
-        on = inside & at_cut[i, j]
-        rows, z, j, d = rows[on], z[on], j[on], below_cut[i[on], j[on]]
-        per = budget // max(steps, 1)
-        if not len(rows) or per < 1:
-            return None
-        # the colours smoothed along the cut, FRINGE_BLUR Gaussians (repeated as they are, the last row's detail ran
-        # down in streaks)
-        order = np.argsort(j, kind="stable")
-        rows, z, j, d = rows[order], z[order], j[order], d[order]
-        kernel = np.exp(-0.5 * (np.arange(-6, 7) / FRINGE_BLUR) ** 2)
-        colors = np.stack([np.convolve(np.pad(batch.colors[rows, c].astype(np.float64), 6, mode="edge"),
-                                       kernel / kernel.sum(), "valid") for c in range(3)], 1)
-        # evenly thinned along the cut to the budget (the rows nearest to evenly spaced columns), the discs as much
-        # wider (thinned in their order, a column's two rows went together: stripes)
-        wide, across = 1.0, np.zeros(len(rows))
-        if len(rows) > per:
-            target = np.linspace(j[0], j[-1], per)
-            at = np.clip(np.searchsorted(j, target), 1, max(len(j) - 1, 1))
-            at -= (target - j[at - 1] < j[np.minimum(at, len(j) - 1)] - target).astype(np.int64)
-            keep = np.unique(at)
-            wide = max(1.0, (j[-1] - j[0] + 1) / len(keep) / cfg.torso_stride)
-            # moved across onto evenly spaced columns (the nearest ones lay 3 and 6 px apart: stripes)
-            across = np.linspace(j[0], j[-1], len(keep)) - j[keep]
-            rows, z, j, d, colors = rows[keep], z[keep], j[keep], d[keep], colors[keep]
-        step_m = cfg.torso_stride * mpp  # a stride down the image at the head's depth (at each one's own depth
-        # below; half strides doubled the Gaussians taken from the photo layer: frame 0 of sadtalker -0.10 dB)
-        down = scene.R.T @ np.array([0.0, 1.0, 0.0])  # the photo camera's image down in the head frame
-        k = np.repeat(np.arange(1, steps + 1), len(rows))
-        tile = np.tile(np.arange(len(rows)), steps)
-        out = batch.take(np.tile(rows, steps))
-        out.colors = np.tile(colors, (steps, 1)).astype(out.colors.dtype)
-        depth_scale = (z / scene.t[2])[tile]
-        # from the cut on, not from each one's own row: a disc reaching back over the photo changed frame 0
-        # (self lp_d0 -0.16 dB when each was repeated from its own row)
-        shift = (d[tile] * mpp + (FRINGE_START + k - 1) * step_m) * depth_scale
-        right = scene.R.T @ np.array([1.0, 0.0, 0.0])
-        out.means = (out.means + shift[:, None] * down + (across[tile] * mpp * depth_scale)[:, None] * right).astype(
-            out.means.dtype)
-        # discs facing the photo camera, FRINGE_SIGMA strides wide (the photo layer's own discs lie in the surface:
-        # steep at the cut, their copies left gaps between the rows, stripes)
-        sigma = step_m * depth_scale
-        out.scales = np.stack([FRINGE_SIGMA[0] * wide * sigma, FRINGE_SIGMA[1] * sigma, out.scales.min(1)], 1).astype(
-            out.scales.dtype)
-        out.quats = np.broadcast_to(matrix_to_quat(scene.R.T), out.quats.shape).astype(out.quats.dtype)
-        out.normals = np.broadcast_to(-scene.R[2], out.normals.shape).astype(out.normals.dtype)
-        # squared: the copies overlap (each covers ~2 steps), so their coverage falls later than each one's opacity
-        out.opacities = (out.opacities * (1.0 - smoothstep(0.0, cfg.bust_fringe_m, k * step_m)) ** 2).astype(
-            out.opacities.dtype)
-        return out
-
-    def _select_pixels(self, photo, person, head_mask, torso_px, budget: int, no_detail=None, at_cut=None):
-        """Base grid (i, j, head stride, torso stride, [S, S] bool pixels on the torso's grid) and detail pixels (i, j)
-        within `budget` Gaussians; no_detail [S, S] bool (None: none): pixels that get no detail Gaussian; at_cut
-        [S, S] bool (None: none): the torso's last row above the photo's cut (its edge, a letterbox bar), which takes
-        a row of the torso grid's columns too.
-
-        Why at_cut: the grid's last row lay up to a stride above the cut, and its discs' coverage fell off over the
-        rows between (lp_d0 frame 0, a 27-row bar under the jacket: 0.975 of the photo layer at 7 px above the cut,
-        0.15 at 3 px, 0.01 at 1 px), where the closing wall behind the cut (completion.back_and_wall's cut columns)
-        showed: a light line and a dark band along the bust's bottom edge."""
-        cfg = self.cfg
-        S = person.shape[0]
-        ii, jj = np.mgrid[0:S, 0:S]
-        hs, ts = cfg.head_stride, cfg.torso_stride
-        head = (person & ~torso_px).astype(np.uint8)
-        while True:
-            # where the two grids met, rows up to hs + ts - 1 apart left a gap the back's dark discs showed
-            # through (a dark line across lp_d0's neck, 0.06 darker): the torso's first ts px take both grids
-            on_t = (ii % ts == ts // 2) & (jj % ts == ts // 2)
-            on_h = (ii % hs == hs // 2) & (jj % hs == hs // 2)
-            near_head = cv2.dilate(head, np.ones((2 * ts + 1, 2 * ts + 1), np.uint8)).astype(bool)
-            torso_grid = torso_px & on_t
-            base = person & (np.where(torso_px, on_t, on_h) | (torso_px & near_head & on_h))
-            if at_cut is not None:
-                base |= at_cut & (jj % ts == ts // 2)
-            if base.sum() <= budget or (hs >= 8 and ts >= 8):
-                break
-            # over the budget: the torso's stride first, then the head's. Both at once (the head's from the torso's 6
-            # on) made a cliff: the fast preset's lp_d8_man_glasses went from strides 3 / 7 to 4 / 8 for a budget 105
-            # Gaussians smaller (base 8806 -> 5168, detail 85 -> 3618), its mirrored photo's avatar 1.07 dB off the
-            # upright one's (test_every_exif_orientation_gives_the_upright_avatar); now 3 / 8 for both, 0.1 dB apart
-            ts, hs = (ts + 1, hs) if ts < 8 else (ts, min(hs + 1, 8))
-        bi, bj = np.nonzero(base)
-        if base.sum() > budget:  # only with absurd budgets: thin evenly
-            keep = np.linspace(0, len(bi) - 1, max(budget, 1)).astype(np.int64)
-            bi, bj = bi[keep], bj[keep]
-        n_detail = max(0, budget - len(bi)) if cfg.detail and hs > 1 else 0
-        cand = head_mask & ~base & (True if no_detail is None else ~no_detail)
-        if n_detail and cand.any():
-            hp = np.abs(photo - cv2.GaussianBlur(photo, (0, 0), 1.0)).sum(-1)
-            ci, cj = np.nonzero(cand)
-            score = hp[ci, cj]
-            if len(score) > n_detail:
-                top = np.argpartition(-score, n_detail - 1)[:n_detail]
-                ci, cj = ci[top], cj[top]
-            return (bi, bj, hs, ts, torso_grid), (ci, cj)
-        return (bi, bj, hs, ts, torso_grid), (np.zeros(0, np.int64), np.zeros(0, np.int64))
-
-    def _photo_layer(self, base, detail, pts, nrm, front, photo, fid, bary, face_px, mouth_px, torso_px, eye_px, eye_lag,
-                     centre, f, R, unlined=None):
-        """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera; eye_lag [S, S] the
-        share of the eyeball's turn the eye pixels lag behind, their bary[:, 0]; unlined [S, S] bool or None: skin
-        the lining leaves out, whose base discs take MeshFitConfig.unlined_sigma_per_stride) -> (batch, (i, j,
-        is_detail, in-plane std-dev in pixels) of each)."""
-        cfg = self.cfg
-        bi, bj, hs, ts, torso_grid = base
-        di, dj = detail
-        i = np.concatenate([bi, di])
-        j = np.concatenate([bj, dj])
-        is_detail = np.arange(len(i)) >= len(bi)
-        stride = np.where(torso_grid[i, j], ts, hs).astype(np.float64)
-        per_stride = np.where(torso_grid[i, j], cfg.torso_sigma_per_stride, cfg.sigma_per_stride)
-        if unlined is not None:
-            per_stride = np.where(unlined[i, j] & ~torso_grid[i, j], cfg.unlined_sigma_per_stride, per_stride)
-        sigma_px = np.where(is_detail, cfg.detail_sigma_px, per_stride * stride)
-        p = pts[i, j].astype(np.float64)
-        view = p - centre
-        view /= np.linalg.norm(view, axis=1, keepdims=True)
-        p[is_detail] -= view[is_detail] * cfg.detail_lift_m
-        sigma = sigma_px * front[i, j] / f
-        part = np.select([face_px[i, j], mouth_px[i, j], eye_px[i, j], torso_px[i, j]],
-                         [PART_FACE, PART_MOUTH, PART_EYE, PART_TORSO], PART_STATIC)
-        face_id = np.where(face_px[i, j], fid[i, j], -1)
-        b = np.where(face_px[i, j][:, None], bary[i, j], 0)
-        b[:, 0] = np.where(eye_px[i, j], eye_lag[i, j], b[:, 0])
-        out = surface_discs(p, nrm[i, j], photo[i, j], sigma, view, part.astype(np.uint8), opacity=cfg.opacity,
-                            max_stretch=cfg.max_stretch, face_id=face_id, bary=b)
-        k = np.flatnonzero(is_detail)
-        if cfg.detail_line_stretch > 0 and len(k):  # along the photo's lines (a wrinkle, a lash), not dots
-            theta, coherence = line_directions(photo @ LUMA)
-            th, c = theta[i[k], j[k]].astype(np.float64), coherence[i[k], j[k]].astype(np.float64)
-            cos, sin, zero = np.cos(th), np.sin(th), np.zeros(len(k))
-            cam_axes = np.stack([np.stack([cos, sin, zero], 1), np.stack([-sin, cos, zero], 1)], 1) @ R  # head frame
-            sig = cfg.detail_sigma_px * np.stack([1.0 + cfg.detail_line_stretch * c, np.ones(len(k))], 1)
-            out.scales[k], out.quats[k] = image_shaped_discs(out.normals[k], view[k], cam_axes, front[i[k], j[k]] / f,
-                                                             sig, cfg.max_stretch)
-        return out, (i, j, is_detail, sigma_px)
-
-    def _detail_margins(self, mesh_px: np.ndarray, pixels) -> np.ndarray:
-        """[S, S] bool, the face mesh's pixels (its triangles and openings) and pixels (i, j, is_detail, footprint) ->
-        [n_photo] float: how far past the photo's range about its pixel (MeshFitConfig.detail_refine_px) each detail
-        disc's refined colour may go (rgb, 0..1): detail_refine_margin within detail_refine_face_grow_px of the mesh
-        (everywhere if that is < 0), detail_refine_margin_off_face off it; inf: no limit (not a detail disc, a
-        negative off-face margin, or detail_refine_px < 0)."""
-        cfg = self.cfg
-        i, j, is_detail, _ = pixels
-        out = np.full(len(i), np.inf)
-        if cfg.detail_refine_px < 0:
-            return out
-        g = cfg.detail_refine_face_grow_px
-        if g < 0:
-            near = np.ones(len(i), bool)
-        else:
-            near = (cv2.dilate(mesh_px.astype(np.uint8), np.ones((2 * g + 1, 2 * g + 1), np.uint8)).astype(bool)
-                    if g else mesh_px)[i, j]
-        off = cfg.detail_refine_margin_off_face
-        out[is_detail] = np.where(near[is_detail], cfg.detail_refine_margin, off if off >= 0 else np.inf)
-        return out
-
-    def _refine(self, batch: GaussianBatch, n_photo: int, pixels, free, photo, masks: dict, viewmat, K, S,
-                background=None, coverage=None, held=None, detail_margin=None, lighten=None) -> dict:
-        """Move the photo layer's colours (the first n_photo, at pixels (i, j, is_detail, footprint std-dev px), where
-        free) by the rest render's residual, the render over `background` [S, S, 3] (None: black), each disc's
-        taken through its own footprint (the residual blurred by its std-dev: the adjoint of drawing it; a fixed
-        0.8 px blur left the stride-2 lattice over-sharpened and the stride-3 torso under-weighted: frame 0
-        -0.1..-0.2 dB on every ../shared clip), a detail Gaussian's at its pixel; scale the opacities of
-        the others (not free) until the render covers their pixels by `coverage` [n not free] (None: kept).
-        held [n_photo] float (None: no limit anywhere): how far (rgb) each Gaussian's colour may move from its photo
-        colour (inf: no limit; MeshFitConfig.lid_refine_limit on the lids, eye_refine_limit in the eye openings,
-        rim_refine_limit on the edge-on discs next to the silhouette's matte band: the
-        refinement pays for each disc's overlap with its neighbours' colours, up to black or white; where a lid or a
-        look moves Gaussians past each other, the overlaps change and those colours showed: dark grey smudges over a
-        lowered lid, black specks along the lashes, business_person x sadtalker).
-        detail_margin [n_photo] float (None: no limit anywhere): how far past the photo's range about its pixel each
-        disc's colour may go (`_detail_margins`; inf: no limit). lighten [n_photo] float (None: no limit anywhere): how
-        much lighter (rgb, each channel) than its photo colour each Gaussian may get (inf: no limit; jaw_lighten by
-        the jaw's outline).
-        Returns the PSNR (of the render on black) in each of `masks` after ("name") and before ("name_initial")."""
-        from gaussian_head_ros.core import metrics
-        from gaussian_head_ros.core.render import rasterize
-
-        cfg = self.cfg
-        i, j, is_detail, footprint = pixels
-        footprints = np.unique(footprint[~is_detail])
-        vm = np.asarray(viewmat, np.float32)
-        Kf = np.asarray(K, np.float32)
-
-        def render():
-            return rasterize(batch.means, batch.quats, batch.scales, batch.opacities, batch.colors, vm, Kf, S, S,
-                             backend=cfg.refine_backend)
-
-        def psnr(img, m):
-            return metrics.psnr(img, photo, m) if m.any() else float("nan")
-
-        try:
-            res = render()
-        except (ImportError, ValueError) as e:
-            log.warning("colour refinement skipped: the %r renderer is unavailable (%s)", cfg.refine_backend, e)
-            return {}
-        img = res.image
-        out = {f"{k}_initial": psnr(img, m) for k, m in masks.items()}
-        rows_h = np.zeros(0, np.int64) if held is None else np.flatnonzero(np.isfinite(held))
-        if len(rows_h):
-            limit = held[rows_h, None].astype(np.float32)
-            lo_h, hi_h = batch.colors[rows_h] - limit, batch.colors[rows_h] + limit
-        rows_l = np.zeros(0, np.int64) if lighten is None else np.flatnonzero(np.isfinite(lighten))
-        if len(rows_l):
-            hi_l = batch.colors[rows_l] + lighten[rows_l, None].astype(np.float32)
-        rows_d = np.zeros(0, np.int64) if detail_margin is None else np.flatnonzero(np.isfinite(detail_margin))
-        if len(rows_d):  # a detail disc no darker / lighter than the photo around its pixel (see MeshFitConfig)
-            kern = np.ones((2 * cfg.detail_refine_px + 1,) * 2, np.uint8)
-            img32 = np.asarray(photo, np.float32)
-            margin = detail_margin[rows_d, None].astype(np.float32)
-            lo_d = cv2.erode(img32, kern)[i[rows_d], j[rows_d]] - margin
-            hi_d = cv2.dilate(img32, kern)[i[rows_d], j[rows_d]] + margin
-        for _ in range(cfg.refine_iters):
-            over = img if background is None else img + (1 - res.alpha[..., None]) * background
-            r = photo - over
-            upd = r[i, j]
-            for sd in footprints:
-                rows = np.flatnonzero(~is_detail & (footprint == sd))
-                upd[rows] = cv2.GaussianBlur(r, (0, 0), float(sd))[i[rows], j[rows]]
-            upd *= free[:, None]
-            batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
-            if len(rows_h):
-                batch.colors[rows_h] = np.clip(batch.colors[rows_h], lo_h, hi_h)
-            if len(rows_d):
-                batch.colors[rows_d] = np.clip(batch.colors[rows_d], lo_d, hi_d)
-            if len(rows_l):
-                batch.colors[rows_l] = np.minimum(batch.colors[rows_l], hi_l)
-            if coverage is not None:  # overlapping discs and the completion's tails add up: aim at the pixel
-                rows = np.flatnonzero(~free)
-                ratio = coverage / np.maximum(res.alpha[i[rows], j[rows]], 1e-3)
-                batch.opacities[rows] = np.clip(batch.opacities[rows] * ratio, 0.005, cfg.opacity)
-            res = render()
-            img = res.image
-        out.update({k: psnr(img, m) for k, m in masks.items()})
-        return out
