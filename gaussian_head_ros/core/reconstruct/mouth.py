@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_JAW_FLOOR, PART_MOUTH
