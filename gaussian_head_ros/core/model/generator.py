@@ -189,7 +189,7 @@ def _mouth_anchors(cfg: GeneratorConfig, v: np.ndarray) -> dict | None:
     # the anchors are the checkpoint's (`anchor_code` [N, anchor_dim]): the mouth's back wall (MouthConfig.back_wall)
     # would change them, so a learned avatar's cavity keeps its rows (they fan apart at a wide opening: left)
     mcfg = MouthConfig(teeth_spacing_m=cfg.mouth_spacing_m, cavity_spacing_m=2.2 * cfg.mouth_spacing_m,
-                       back_wall=False)
+                       back_wall=False, teeth_disc_aspect=1.0)  # nor their teeth's taller discs (session 55)
     b = mouth_interior(v, loop, 1.0, mcfg)
     b = b.take(_behind_the_face(b.means, v, 0.002))  # never in sight at rest: behind the face, or not at all
     k = loop[((b.means[:, None] - v[loop][None]) ** 2).sum(-1).argmin(1)]

@@ -43,13 +43,15 @@ class GaussianBatch:
 
 def surface_discs(means: np.ndarray, normals: np.ndarray, colors: np.ndarray, sigma: np.ndarray,
                   view_dirs: np.ndarray | None, part, opacity: float = 0.99, max_stretch: float = 3.0,
-                  thickness: float = 0.15, face_id=None, bary=None) -> GaussianBatch:
+                  thickness: float = 0.15, face_id=None, bary=None, along=None, aspect: float = 1.0) -> GaussianBatch:
     """Flat Gaussians tangent to a surface.
 
     means/normals/colors [N, 3], sigma [N] the in-plane standard deviation seen along view_dirs [N, 3]
     (unit, camera -> point). With view_dirs, each disc is stretched along the surface's slope by
     1 / cos(angle to the view), up to max_stretch, so a pixel's footprint on a slanted surface is
-    covered; without, discs are round. Thickness is a fraction of sigma."""
+    covered; without, discs are round, or, given `along` ([3] or [N, 3], a direction not along the normal;
+    view_dirs None), `aspect` x sigma along it (its part in the surface's plane) and sigma across.
+    Thickness is a fraction of sigma."""
     n = np.asarray(normals, np.float64)
     n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
     m = len(n)
@@ -58,6 +60,10 @@ def surface_discs(means: np.ndarray, normals: np.ndarray, colors: np.ndarray, si
         cos = np.abs(np.sum(v * n, 1))
         e1 = v - np.sum(v * n, 1, keepdims=True) * n
         stretch = 1.0 / np.maximum(cos, 1.0 / max_stretch)
+    elif along is not None:
+        t = np.broadcast_to(np.asarray(along, np.float64), (m, 3))
+        e1 = t - np.sum(t * n, 1, keepdims=True) * n
+        stretch = np.full(m, float(aspect))
     else:
         e1 = np.zeros((m, 3))
         stretch = np.ones(m)

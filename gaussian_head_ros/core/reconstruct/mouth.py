@@ -43,6 +43,17 @@ class MouthConfig:
     teeth_depth_m: float = 0.006  # upper incisors behind the inner lip surface
     teeth_height_m: float = 0.009  # visible height of each row
     teeth_spacing_m: float = 0.0010  # Gaussian spacing on the teeth
+    # Their discs' extent up the crowns: this x their extent across (0.7 x teeth_spacing_m). Round opaque discs on
+    # the square grid let the dark cavity through midway between four of them (0.99 x exp(-(0.5 / 0.7)^2) = 0.61
+    # alpha each): every synthetic row showed a dark dot grid over its crowns wherever it is drawn larger than
+    # ~1 px a millimetre (business_person and two_children_multiface under sadtalker_WDA_KatieHill frame 28 and
+    # tpsmm_driving frame 20 at 1024 px; lead, session 54). 1.4: what shows of the cavity inside the upper row at
+    # 2048 px (90th percentile) 0.0118 -> 0.0031 on business_person, 0.0252 -> 0.0073 on lp_s9_monalisa (1.2:
+    # 0.0054 / 0.0132), and no grid by eye, for no more Gaussians. Taller, not wider: the seams run up the crowns,
+    # so they stay as sharp; round discs 1.0 x the spacing blurred them (test_the_synthetic_teeth_are_teeth_not_a_
+    # band: a seam 0.83 x the teeth's light, bound 0.75), and rows twice as dense (+1.2 k Gaussians) took the
+    # detail budget of lp_d9_woman_turned's lips (session 54). Lead, session 55.
+    teeth_disc_aspect: float = 1.4
     lower_teeth_behind_m: float = 0.0012  # lower incisors behind the upper ones (overjet)
     overbite_m: float = 0.002  # upper incisors' edges this far below the lip line, in front of the lower ones
     cavity_depth_m: float = 0.018  # dark back wall behind the inner lip surface
@@ -268,8 +279,8 @@ class MouthConfig:
     def validate(self) -> None:
         """Raise ValueError, naming the field, for a config the interior cannot be built from: seams that do
         not start at 0 and rise (the rows continue past the last one with the last tooth's width: a
-        non-rising pair never got there), or a spacing or a length that is divided by or stepped with that is
-        not > 0. Checked when made and again by `mouth_interior` (a field set later)."""
+        non-rising pair never got there), or a spacing, a length that is divided by or stepped with, or the teeth
+        discs' aspect that is not > 0. Checked when made and again by `mouth_interior` (a field set later)."""
         for name in ("upper_teeth_mm", "lower_teeth_mm"):
             b = np.asarray(getattr(self, name), np.float64)
             if b.ndim != 1 or len(b) < 2 or not np.all(np.isfinite(b)) or b[0] != 0.0 or np.any(np.diff(b) <= 0):
@@ -281,6 +292,8 @@ class MouthConfig:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"MouthConfig.{name} must be > 0 (metres), got {v!r}")
+        if not (np.isfinite(self.teeth_disc_aspect) and self.teeth_disc_aspect > 0):
+            raise ValueError(f"MouthConfig.teeth_disc_aspect must be > 0 (a ratio), got {self.teeth_disc_aspect!r}")
 
 
 def _lip_depth(v: np.ndarray, loop: np.ndarray):
@@ -603,7 +616,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         col = (1 - gum) * col + gum * np.asarray(cfg.gum_rgb) * k * corner[:, None]
         nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
         batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * s), None, PART_MOUTH,
-                                     bary=jaw_binding(np.full(len(pts), jaw), glide=float(jaw > 0))))
+                                     bary=jaw_binding(np.full(len(pts), jaw), glide=float(jaw > 0)),
+                                     along=(0.0, 1.0, 0.0), aspect=cfg.teeth_disc_aspect))
     # The cavity: a dark curved wall behind everything, wider and deeper than any opening.
     def cavity_wall(spacing: float, behind: float = 0.0):
         """The cavity's wall on a grid `spacing` apart, `behind` it (metres): x, y, u (-1..1 across), z."""
