@@ -1122,7 +1122,7 @@ def test_a_turned_jaw_and_neck_show_no_grey_band_beside_them(results, yaw, pitch
     250-320 x 300-400 of the 512 px view (the cheek, the side beyond it, the neck), more than 10 px inside the row's
     drawn outline: `before` on main caf3a30 (1563 / 2094 counting the outline's last 10 px too). Those last pixels are
     left out since the side goes on darkening to its outline (turn55, MeshFitConfig.neck_far_to_back: a real side
-    turned from the light is darkest there; 701 / 969 of all, 41 / 199 of these, now)."""
+    turned from the light is darkest there; 701 / 964 of all, 41 / 194 of these, now)."""
     from gaussian_head_ros.core.reconstruct.lighting import LUMA
     from gaussian_head_ros.core.reconstruct.preview import source_view
 
@@ -1186,7 +1186,7 @@ def test_the_side_beyond_a_turned_jaw_shades_on_to_its_outline(results, yaw, pit
     side_shade both stopped changing 5 cm back. The far side now reaches its darkest at each column's back
     (MeshFitConfig.neck_far_to_back). Per row of the 512 px view beside the jaw and neck (rows 270-330), the side's
     luminance 3-8 px in from its drawn outline over that at its middle (half-way from the face's edge): median 1.00 /
-    0.99 (yaw 40 / 25, chin up 20) on f2ee460; 0.72 / 0.77 now. And no lighter in the middle than it was (0.53 / 0.53
+    0.99 (yaw 40 / 25, chin up 20) on f2ee460; 0.82 / 0.77 now. And no lighter in the middle than it was (0.53 / 0.53
     x her cheek then, 0.49 / 0.50 now)."""
     lum, rows = _side_beyond_a_turned_jaw(results["business_person.png"].avatar, yaw, pitch)
     outer = [lum[y, i1 - 8:i1 - 3].mean() for y, i0, i1 in rows]
