@@ -358,7 +358,10 @@ class SideLook:
     detail (its colours less their blur; 0 where it may not be taken, e.g. the face) added to the side, taken
     texture_px_per_m x the depth behind the front further inside the silhouette (the hair's strands go on round
     the side instead of one flat colour; None: none), that reach going back and forth between texture_fold_px =
-    (lo, hi) pixels once past hi (fold; None: on inward, past the hair band into the face, where there is none)."""
+    (lo, hi) pixels once past hi (fold; None: on inward, past the hair band into the face, where there is none).
+    far_to_back [S, S] 0..1: how much of the way to the column's back end (its depth, `colours`' depth_m) the far
+    ramp runs instead of ending far_ramp_m after far_from, darkening on to the outline a turned view sees (1 there:
+    linear from far_from to the column's back, far_ramp_m at the least; None: far_ramp_m everywhere)."""
 
     far: np.ndarray | None = None
     far_from_m: float = 0.012
@@ -369,16 +372,23 @@ class SideLook:
     texture: np.ndarray | None = None
     texture_px_per_m: float = 1000.0
     texture_fold_px: tuple[float, float] | None = None  # (lo, hi): the reach goes back and forth between them
-
+    far_to_back: np.ndarray | None = None  # [S, S] 0..1 (see above)
 
     def colours(self, side: np.ndarray, i: np.ndarray, j: np.ndarray, behind_m: np.ndarray,
-                inward: np.ndarray | None = None) -> np.ndarray:
+                inward: np.ndarray | None = None, depth_m: np.ndarray | None = None) -> np.ndarray:
         """[M, 3]: the side's colour at outline pixels (i, j) [M], behind_m [M] metres behind the front; inward
-        [M, 2] (image x, y; unit) the way into the silhouette there (for the texture)."""
+        [M, 2] (image x, y; unit) the way into the silhouette there (for the texture); depth_m [M] metres from the
+        front to the back of each one's column (for far_to_back; None: far_to_back unused)."""
         col = side[i, j]
         if self.far is not None:
             start = self.far_from_m if self.far_from is None else self.far_from[i, j]
-            w = smoothstep(0.0, self.far_ramp_m, behind_m - start)[:, None]
+            w = smoothstep(0.0, self.far_ramp_m, behind_m - start)
+            if self.far_to_back is not None and depth_m is not None:
+                span = np.maximum(depth_m - start, self.far_ramp_m)
+                to_back = np.clip((behind_m - start) / span, 0.0, 1.0)
+                k = self.far_to_back[i, j]
+                w = (1 - k) * w + k * to_back
+            w = w[:, None]
             col = (1 - w) * col + w * self.far[i, j]
         if self.texture is not None and inward is not None:
             s = self.texture.shape[0]
@@ -526,7 +536,7 @@ def _columns(scene: Scene, pix: np.ndarray, out_dir: np.ndarray, front_depth: np
     nrm = np.concatenate([out_dir[idx], np.zeros((len(idx), 1))], 1) @ scene.R
     a = np.clip((z - zf[idx]) / max(rim_m, 1e-6) - 1, 0, 1)[:, None]  # rim colour at the front only
     side = (side_colours[ei[idx], ej[idx]] if look is None
-            else look.colours(side_colours, ei[idx], ej[idx], z - zf[idx], -out_dir[idx]))
+            else look.colours(side_colours, ei[idx], ej[idx], z - zf[idx], -out_dir[idx], (zb - zf)[idx]))
     col = (1 - a) * rim_colours[ei[idx], ej[idx]] + a * side
     if within is None:
         return surface_discs(pts, nrm, col, np.full(len(pts), 0.7 * step_m), None, scene.part_of(pts))

@@ -43,7 +43,8 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
     silhouette) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
     elsewhere the skin in shadow, MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours
     below the head and beside it below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres behind the
-    front where that far part starts (SideLook.far_from: sooner behind the ear). The silhouette wall's front is
+    front where that far part starts (SideLook.far_from: sooner behind the ear), and [S, S] 0..1 or None
+    SideLook.far_to_back (beside the jaw and the neck, `neck_colours`). The silhouette wall's front is
     `wall_colours`' (the photo's rim as its camera sees it, not these). `hair_skin`: the caller's
     `hair_and_skin` of the same arguments (found here when not given). Where
     the face is the silhouette in the ear's rows (above the eyes', fading out by the nose base's), the sides are
@@ -112,9 +113,11 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
         face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
         top = near * ear[..., None]
         side = (1 - near) * side + (near - top) * face_rim + top * far
+    far_to_back = None
     if hair_skin is not None and cfg.neck_skin_residual is not None:
-        side, far, far_from, back = neck_colours(cfg, scene, lm, mesh_px, rows, hair_skin, side, far, far_from, back)
-    return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from
+        side, far, far_from, back, far_to_back = neck_colours(cfg, scene, lm, mesh_px, rows, hair_skin, side, far,
+                                                              far_from, back)
+    return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from, far_to_back
 
 
 def jaw_in_shade(cfg, jaw_skin: np.ndarray) -> np.ndarray:
@@ -133,14 +136,17 @@ def jaw_skin_colour(scene: Scene, lm, mesh_px, rows, face_skin) -> np.ndarray:
 
 
 def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far_from, back):
-    """hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck: from
+    """hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck, and
+    far_to_back [S, S] (SideLook.far_to_back: neck_far_to_back on that skin side, 0 elsewhere): from
     the eyes' row (none) to the nose base's (full: where the ear's rows end, `hidden_colours`) and below, within
     shoulder_reach's first x the face oval's half-width of its centre. Where the silhouette's rim there (inset 4 px)
     is skin, the hidden side is the jaw and neck going round: the jaw's skin colour (the photo's face pixels below
     the lower lip, 4 px and more inside; the face's skin where 50 or fewer) at the rim's brightness (no lighter than
     that skin, no darker than 1 - side_dark x it), SideLook.shade darkening it towards the back, and from neck_far_from_m
     behind the front the far side 1 - neck_far_dark x it (going round away from the light: the back half, all a turned
-    view sees beyond the jaw, was one flat level, business_person's pale slab at sadtalker frame 37, slab35).
+    view sees beyond the jaw, was one flat level, business_person's pale slab at sadtalker frame 37, slab35), reached
+    at the back of each wall column (MeshFitConfig.neck_far_to_back; turn55: ending 2 cm after neck_far_from_m, the
+    side's outer half was one flat level again past 5 cm, the strip a 25-40 deg turn sees beside her jaw and neck).
     Until neck34 (session 34) the zone began at the nose base, and the far side was 1 - side_dark x the skin: behind
     business_person's far jaw the hair rule's dark grey from 2 cm back, beside her neck the skin at half its light
     and darkened again towards the back (0.33 x the face's luminance), a grey band from the ear to the collar
@@ -192,7 +198,7 @@ def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far
     far_from = (1 - ks[..., 0]) * far_from * (1 - (1 - cfg.ear_far_from) * kc[..., 0]) + ks[..., 0] * cfg.neck_far_from_m
     kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
     back = (1 - kb[..., None]) * back + kb[..., None] * jaw_in_shade(cfg, skin)  # the chin's underside
-    return side, far, far_from, back
+    return side, far, far_from, back, (cfg.neck_far_to_back * ks[..., 0]).astype(np.float32)
 
 
 def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin, front,
@@ -209,7 +215,7 @@ def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_
     # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
     # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
     # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
-    back_cols, side_cols, far_cols, far_from = hidden_colours(
+    back_cols, side_cols, far_cols, far_from, far_to_back = hidden_colours(
         cfg, dataclasses.replace(scene, photo=colours - backdrop_seen), lm, mesh_px, head_mask, rows,
         wt, h_back, hair_skin)
     wall_cols = wall_colours(cfg, scene)
@@ -227,7 +233,7 @@ def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_
                            cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
                            inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
                            side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, far_from=far_from,
-                                              shade=cfg.side_shade, texture=side_texture,
+                                              far_to_back=far_to_back, shade=cfg.side_shade, texture=side_texture,
                                               texture_px_per_m=cfg.side_texture_reach / mpp,
                                               texture_fold_px=None if cfg.side_texture_fold_m is None else
                                               tuple(m / mpp for m in cfg.side_texture_fold_m)))

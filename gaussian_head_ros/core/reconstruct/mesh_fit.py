@@ -334,10 +334,18 @@ class MeshFitConfig:
     # (hidden_colours.neck_colours); None = the rim's and the head's colours as before
     neck_skin_residual: tuple[float, float] | None = (0.004, 0.015)
     # ... and that skin side, going round the jaw and the neck away from the light, darkens further from this far behind
-    # the front (over SideLook.far_ramp_m, 2 cm) to 1 - neck_far_dark x its colour there: what a turned view
-    # sees of it beyond the jaw is its back half (the front hidden by the cheek), at one level where side_shade ends (5 cm)
+    # the front to 1 - neck_far_dark x its colour there: what a turned view sees of it beyond the jaw is its back half
+    # (the front hidden by the cheek)
     neck_far_from_m: float = 0.03
-    neck_far_dark: float = 0.2
+    # ... reached at the back of each wall column, linearly (SideLook.far_to_back; the columns are 5-8 cm deep beside
+    # business_person's jaw and neck), not 2 cm after neck_far_from_m at 0.2 (150456f): turned 25-40 deg a view sees
+    # that side from ~3.5 cm back to its back, and past 5 cm (side_shade's end too) it was one flat level, a pale slab
+    # from the jaw to the collar (turn55; per row the side's luminance 3-8 px in from its outline over that at its
+    # middle 0.99-1.00 at yaw 25 / 40, chin level / up 20). 0.4 keeps the middle's level (0.53 x her cheek) and
+    # shades the outline to 0.81-0.86 x it; 0.5 darkens the middle a little (0.50) and the outline to 0.76-0.82 x it.
+    # neck_far_to_back 0: the old 2 cm ramp (far_ramp_m)
+    neck_far_dark: float = 0.5
+    neck_far_to_back: float = 1.0
     # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the
     # rim's colours), not the head's
     shoulder_reach: tuple[float, float] = (1.1, 1.4)
