@@ -1168,11 +1168,17 @@ class CausesSaid:
             return [c for c, t in self._seen.items() if now - t <= self.shown_s]
 
 
+# A topic with more than one publisher this long is said (SharedTopic; the default of the render and tracker nodes'
+# shared_topic_say_s): it outlasts the DDS lease of a crashed publisher's stale entry (Fast DDS: 20 s), so a node
+# restarted after a crash is not a second one.
+SHARED_TOPIC_SAY_S = 25.0
+
+
 class SharedTopic:
     """Watches one topic for more than one publisher held for `after_s` seconds (two operators' trackers on one
-    face_control; two render nodes, two robots launched in one namespace, on one face_display), so a node can say
-    it once per set of publishers. The wait outlasts the DDS lease of a crashed publisher's stale entry (20 s in
-    Fast DDS), so a node restarted after a crash is not taken for a second one."""
+    face_control; two render nodes, two robots launched in one namespace, on one face_display; two cameras on one
+    tracker's camera/image_raw), so a node can say it once per set of publishers. The wait outlasts the DDS lease of a
+    crashed publisher's stale entry (20 s in Fast DDS), so a node restarted after a crash is not taken for a second one."""
 
     def __init__(self, node, topic: str, after_s: float):
         self.node, self.topic, self.after_s = node, topic, after_s
@@ -1204,3 +1210,8 @@ class SharedTopic:
     def held_s(self, now: float) -> float:
         """Seconds the current set of more than one publisher has lasted (0 with one or none)."""
         return now - self._since if self._known else 0.0
+
+    def held(self, now: float) -> list[str]:
+        """The publishers of the current set of more than one while it has lasted `after_s` seconds at monotonic time
+        `now` (said or not: for a status that warns while it lasts), else []; as of the last `due`."""
+        return list(self._known) if self._known and now - self._since >= self.after_s else []

@@ -70,10 +70,11 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, CausesSaid, Latest, Loading,
-                                            RecurringLog, SharedTopic, best_effort_publisher_events, companion_topic,
-                                            declare_settings, diagnostics, endpoint_node, log_core_under, other_topics,
-                                            package_profile_segment_bytes, run, steady_timer, this_domain)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, SHARED_TOPIC_SAY_S, UNNAMED_NODE, CausesSaid, Latest,
+                                            Loading, RecurringLog, SharedTopic, best_effort_publisher_events,
+                                            companion_topic, declare_settings, diagnostics, endpoint_node,
+                                            log_core_under, other_topics, package_profile_segment_bytes, run,
+                                            steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -81,9 +82,6 @@ from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avat
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
-# face_control or face_display with several publishers this long: said (_say_shared_topics); the default outlasts the
-# DDS lease of a crashed publisher's stale entry (Fast DDS: 20 s), so a node restarted after a crash is not a second one
-SHARED_TOPIC_SAY_S = 25.0
 FRAME_HEADER_BYTES = 1024  # an Image message's bytes besides its pixels, rounded up (header, encoding, sizes)
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
