@@ -728,36 +728,23 @@ def steady_timer(node, period_s: float, callback):
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
-NO_CLOCK_SAY_S = 10.0  # s under use_sim_time with no /clock before a node says so
-
-
 class SimClockWatch:
-    """Under use_sim_time, says (a warning, once) when no /clock has come NO_CLOCK_SAY_S after the node started or
-    use_sim_time was set, and (information) when one comes after that. Before, a robot launched with use_sim_time:=true
-    whose camera bag was played without --clock published frames, controls and statuses stamped 0 and said nothing
-    of it (user50). Checked every second of the steady clock (steady_timer)."""
+    """Under use_sim_time, says what core.pacing.SimClockWatch says of the node's ROS clock (no /clock yet, a clock
+    standing still, and when it comes or moves again), checked every second of the steady clock (steady_timer)."""
 
     def __init__(self, node):
-        self.node = node
-        self._since: float | None = None  # monotonic s since use_sim_time with the ROS clock at 0 (None: not so)
-        self._said = False
+        from gaussian_head_ros.core.pacing import SimClockWatch as Watch
+
+        self.node, self._watch = node, Watch()
         steady_timer(node, 1.0, self.check)
 
     def check(self) -> None:
-        waiting = bool(self.node.get_parameter("use_sim_time").value) and self.node.get_clock().now().nanoseconds == 0
-        now = time.monotonic()
-        if not waiting:
-            if self._said:
-                self.node.get_logger().info("/clock arrived: this node's time follows it now")
-            self._since, self._said = None, False
-            return
-        self._since = now if self._since is None else self._since
-        if not self._said and now - self._since >= NO_CLOCK_SAY_S:
-            self._said = True
-            self.node.get_logger().warning(
-                f"use_sim_time is true and no /clock has come in {NO_CLOCK_SAY_S:.0f} s: this node's time stands "
-                "at 0, and what it publishes is stamped 0 until one comes. Play the bag with --clock (ros2 bag play "
-                "--clock), start the simulator, or launch with use_sim_time:=false")
+        said = self._watch.check(bool(self.node.get_parameter("use_sim_time").value),
+                                 self.node.get_clock().now().nanoseconds, time.monotonic())
+        if said and said[0] == "warning":  # (one call site per severity: rclpy refuses a site that changes it)
+            self.node.get_logger().warning(said[1])
+        elif said:
+            self.node.get_logger().info(said[1])
 
 
 def this_domain(node) -> str:

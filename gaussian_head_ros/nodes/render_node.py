@@ -11,7 +11,8 @@ distortion; the same header as its image, so image_view, RViz's Camera display a
 with the stamp of the FaceControl the frame was driven by (the capture time of the camera frame, so now - stamp is
 glass-to-glass latency); a live frame published again without a new control (below) is the same picture with the
 same header (stamps repeat on the topic: a consumer keeps the first of equal stamps to take each picture once); idle
-and placeholder frames carry the time they were drawn.
+and placeholder frames carry the time they were drawn (under use_sim_time the /clock's: while it stands still, they
+share one stamp, which common.SimClockWatch says).
 
 /diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
