@@ -398,7 +398,8 @@ def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozens
 # counts them all: a file played again after its end, `loop` set true, was said 'ended after 156 frames' for its 78;
 # s20; and a 516-frame file looped 12 times, then `loop` set false, 'ended after 6192 frames'; s25).
 # VIDEO_AGAIN_KEY: how the video plays again, the source's own words (VideoSourceNode.again), which the tracker's line
-# quotes: it advised the launch argument loop:=true also after `loop` was set false at run time (user52).
+# quotes: it advised the launch argument loop:=true also after `loop` was set false at run time (user52); empty while
+# the video plays (it said 'loop set false while it played' of a looping file; user55).
 VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY = "video source", "video_ended", "frames_played"
 VIDEO_AGAIN_KEY = "play_again"
 
