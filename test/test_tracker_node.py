@@ -1237,6 +1237,7 @@ def _diagnostics_stand_in(**values):
     published = []
     node = SimpleNamespace(_param=lambda name: PARAMS[name].default,
         _say_if_no_frames=lambda now, ended: None, _say_if_unread=lambda now: None, _say_if_no_face=lambda now: None,
+        _say_if_two_cameras=lambda now: [], _camera_publishers=SimpleNamespace(count=1),
         _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
         _video_ended=lambda: "", _ready_at=time.monotonic(), state="waiting for frames", model_error="",
         image_topic="/camera/image_raw", counts={"received": 0}, _prev_received=(time.monotonic() - 1.0, 0),
