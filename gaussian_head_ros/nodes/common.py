@@ -1174,6 +1174,7 @@ class SharedTopic:
         self._since, self._said = 0.0, False
         self.count = 0  # publishers at the last look (`due`)
         self.emptied_at: float | None = None  # when a look first found none after some (None while there are some)
+        self.last_names: list[str] = []  # the publishers the last look that found some found (kept after they leave)
 
     def due(self, now: float) -> list[str]:
         """The publishers ('namespace/name', sorted) when there have been more than one for `after_s` seconds of
@@ -1181,7 +1182,7 @@ class SharedTopic:
         notes the count and when the last publisher left (`emptied_at`, to the call's period)."""
         names = sorted(endpoint_node(i, UNNAMED_NODE) for i in self.node.get_publishers_info_by_topic(self.topic))
         if names:
-            self.emptied_at = None
+            self.emptied_at, self.last_names = None, names
         elif self.count:
             self.emptied_at = now
         self.count = len(names)

@@ -755,16 +755,20 @@ class RenderNode(Node):
         if self._control_arrived:
             self._no_controls_said = now
             left = self._control_publishers.emptied_at
+            # who left: the publishers the graph showed last (a replay's player ended: it was said as 'the tracker
+            # left the graph ...: it was stopped'; user55); 'the tracker' where none was seen
+            gone = getattr(self._control_publishers, "last_names", [])
+            who = f"its publisher {', '.join(gone)}" if gone else "the tracker"
             if publishers:  # named: a recording's player is no tracker (a bag at its end was said as one; user52)
                 why = ("still on the graph: the tracker gets no camera frames (without a face it still sends "
                        "face_detected=false), a player of a recording (ros2 bag play) is paused or at its end, or "
                        "it was killed, crashed or cut off and its DDS lease has not expired; publishing it: "
                        f"{', '.join(names)}")
             elif left is not None and left - since <= LEFT_CLEANLY_S:
-                why = (f"the tracker left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was "
-                       "stopped")
+                why = (f"{who} left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was stopped"
+                       + (", or it ended (a player at the end of its recording)" if gone else ""))
             elif left is not None:
-                why = (f"the tracker left the graph {left - since:.0f} s after its last control, as its DDS lease "
+                why = (f"{who} left the graph {left - since:.0f} s after its last control, as its DDS lease "
                        "expired: it was killed or crashed, or its host went off the network")
             else:
                 why = "none left on the graph: the operator's tracker ended, or its host went off the network"
