@@ -3,6 +3,8 @@ latched topics, and `ros2 param set` as the README shows it, each against the re
 
 from __future__ import annotations
 
+import time
+
 
 def test_a_default_qos_reader_of_the_expression_basis_is_told_it_misses_the_current_one(rclpy_context, tmp_path):
     """`create_subscription(ExpressionBasis, "face_control/expression_basis", cb, 10)` (volatile) matches the tracker's
@@ -77,6 +79,56 @@ def test_a_robot_with_no_avatar_yet_says_its_display_shows_the_placeholder(tmp_p
                "animation" in line, line
         assert "the avatar plays its idle animation" not in line, line
     finally:
+        rc = proc.stop()
+    assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"
+
+
+def test_a_render_node_whose_sim_clock_stands_still_says_so_and_when_it_moves_again(rclpy_context, tmp_path):
+    """`robot.launch.py use_sim_time:=true` driven by a replay of the operator's controls played with --clock (an rclpy
+    player standing in for ros2 bag play): at the replay's end /clock stopped, and the render node said nothing of it
+    while every idle frame of its face display, each a new picture, carried the one stamp of the last /clock (179 of
+    411 frames in 40 s with equal stamps here; user55), where the README tells a consumer to keep the first of equal
+    stamps. Now the node says the clock has stood still (with its time and the causes), and when it moves again."""
+    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.time import Time
+    from rosgraph import Proc, executable, spin_until
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Image
+
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", "__ns:=/sim_still", "-p", "use_sim_time:=true",
+                                             "-p", "width:=64", "-p", "height:=64", "-p", "fps:=10.0"],
+                tmp_path / "render_node.log")
+    node = rclpy_context.create_node("sim_clock_player")
+    clock = node.create_publisher(Clock, "/clock", 10)
+    stamps = []
+    node.create_subscription(Image, "/sim_still/face_display/image_raw",
+                             lambda m: stamps.append((m.header.stamp.sec, m.header.stamp.nanosec)),
+                             qos_profile_sensor_data)
+    t = [100.0]
+
+    def tick() -> None:  # the player's /clock, 0.1 s a tick
+        t[0] += 0.1
+        clock.publish(Clock(clock=Time(seconds=t[0]).to_msg()))
+
+    try:
+        assert spin_until(node, lambda: "renderer ready" in proc.output() and stamps, 60), proc.output()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(s[0] >= 101 for s in stamps):
+            tick()
+            spin_until(node, lambda: False, 0.1)
+        assert any(s[0] >= 101 for s in stamps), (stamps[-5:], proc.output()[-3000:])
+        n0 = len(stamps)  # the replay ends: /clock stops
+        assert spin_until(node, lambda: "/clock has stood at" in proc.output(), 30), proc.output()[-3000:]
+        assert len(set(stamps[n0 + 5:])) == 1, stamps[n0:]  # (what it says: the idle frames share one stamp)
+        line = next(ln for ln in proc.output().splitlines() if "/clock has stood at" in ln)
+        assert "[WARN]" in line and f"{t[0]:.3f} s" in line and "a bag paused or at its end" in line, line
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "/clock moves again" not in proc.output():
+            tick()
+            spin_until(node, lambda: False, 0.1)
+        assert "/clock moves again" in proc.output(), proc.output()[-3000:]
+    finally:
+        node.destroy_node()
         rc = proc.stop()
     assert rc in (0, -2, 130), f"render_node exited with {rc}:\n{proc.output()}"
 

@@ -139,3 +139,29 @@ def test_stamp_ages_say_an_offset_once_a_minute_on_the_logger():
         t[0] = 10.0 + i * 0.1
         ages.add(ns(1000 + t[0] + 10.0), ns(1000 + t[0]), "camera frames", logger)
     assert len(said) == 3 and all(s.startswith("camera frames are stamped 10.0 s before") for s in said), said
+
+
+def test_a_sim_clock_that_stands_still_is_said_once_and_its_moving_again():
+    """core.pacing.SimClockWatch on readings a second apart: no /clock for 10 s (said), its arrival, the clock
+    standing still after it moved (a replay at its end: said once, with the time it stands at), moving again; a clock
+    that moves says nothing; off use_sim_time nothing is said."""
+    from gaussian_head_ros.core.pacing import SimClockWatch
+
+    watch, said = SimClockWatch(), []
+
+    def run(sim, readings, t0):
+        for k, ns in enumerate(readings):
+            line = watch.check(sim, ns, t0 + k)
+            if line:
+                said.append((t0 + k, *line))
+
+    run(True, [0] * 12, 0.0)  # no /clock: said at 10 s
+    run(True, [int((100 + 0.1 * k) * 1e9) for k in range(20)], 12.0)  # it comes and moves: said once, at its arrival
+    run(True, [int(102.5e9)] * 15, 32.0)  # it stands still: said at 10 s, once
+    run(True, [int(103e9)], 47.0)  # it moves again
+    run(False, [int(1e18)] * 3, 48.0)  # use_sim_time off: nothing more
+    assert [(t, level) for t, level, _ in said] == [(10.0, "warning"), (12.0, "info"), (42.0, "warning"),
+                                                    (47.0, "info")], said
+    assert "no /clock has come in 10 s" in said[0][2] and "/clock arrived" in said[1][2]
+    assert "/clock has stood at 102.500 s for 10 s" in said[2][2] and "a bag paused or at its end" in said[2][2]
+    assert "/clock moves again, after standing at 102.500 s for 15 s" in said[3][2]

@@ -1091,8 +1091,9 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
         peer.destroy_publisher(own)  # the operator's tracker stopped: it leaves the graph with its last control
         stopped = lambda: [ln for ln in proc.output().splitlines() if "face_control stopped on" in ln]  # noqa: E731
         assert spin_until(peer, lambda: len(stopped()) == 2, 30), proc.output()
-        assert "(0 publishers, the tracker left the graph within 2 s of its last control: it was stopped)" in \
-            stopped()[1], stopped()[1]
+        # (the publisher that left named, since user55: 'the tracker' was said of a replay's player too)
+        assert ("(0 publishers, its publisher /u21_op/u21_operator left the graph within 2 s of its last control: it "
+                "was stopped") in stopped()[1], stopped()[1]
     finally:
         rc = proc.stop()
         peer.destroy_node()
@@ -1526,3 +1527,41 @@ def test_controls_that_stopped_are_said_from_one_question_to_the_graph():
     assert len(said) == 1 and "(1 publishers, still on the graph" in said[0], said
     assert "publishing it: /tracker_node)" in said[0], said
     assert len(snapshots) == 1, f"{2 - len(snapshots)} questions to the graph"
+
+
+@pytest.mark.parametrize("left_after_s, says", [
+    (0.6, "its publisher /rosbag2_player left the graph within 2 s of its last control: it was stopped, or it ended "
+          "(a player at the end of its recording)"),
+    (19.4, "its publisher /rosbag2_player left the graph 19 s after its last control, as its DDS lease expired"),
+])
+def test_controls_that_stopped_with_their_publisher_gone_name_the_one_that_left(left_after_s, says):
+    """A robot driven by a replay of the operator's controls (an rclpy player standing in for ros2 bag play, its
+    process ending with the recording): 10 s after the end the render node said 'the tracker left the graph within
+    2 s of its last control: it was stopped' (user55), no tracker having run; while the publisher stays on the graph
+    it is named (user52). Now the publisher the graph showed last is named when it has left too. The node's own
+    method on a stand-in, the last control at t = 100 s."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes import render_node
+
+    said = []
+    watch = SimpleNamespace(emptied_at=100.0 + left_after_s, last_names=["/rosbag2_player"])
+    node = _stopped_controls_node(said, _control_publishers=watch, get_publishers_info_by_topic=lambda t: [])
+    render_node.RenderNode._say_if_no_controls(node, 121.0)
+    assert len(said) == 1 and "(0 publishers, " in said[0], said
+    assert says in said[0] and "the tracker left" not in said[0], said[0]
+
+
+def test_shared_topic_keeps_the_names_of_the_publishers_that_left():
+    """common.SharedTopic, which render_node asks who left: the publishers its last look that found some found stay
+    in last_names after they leave, with the time they were found gone (emptied_at)."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes.common import SharedTopic
+
+    graph = [[SimpleNamespace(node_name="rosbag2_player", node_namespace="/")]]
+    topic = SharedTopic(SimpleNamespace(get_publishers_info_by_topic=lambda t: graph[0]), "/face_control", 25.0)
+    topic.due(1.0)
+    graph[0] = []
+    topic.due(2.0)
+    assert topic.last_names == ["/rosbag2_player"] and topic.emptied_at == 2.0 and topic.count == 0

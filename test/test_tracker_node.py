@@ -1237,6 +1237,7 @@ def _diagnostics_stand_in(**values):
     published = []
     node = SimpleNamespace(_param=lambda name: PARAMS[name].default,
         _say_if_no_frames=lambda now, ended: None, _say_if_unread=lambda now: None, _say_if_no_face=lambda now: None,
+        _say_if_two_cameras=lambda now: [], _camera_publishers=SimpleNamespace(count=1),
         _window=(), _stamp_ages=StampAges(), _last_frame_time=0.0,
         _video_ended=lambda: "", _ready_at=time.monotonic(), state="waiting for frames", model_error="",
         image_topic="/camera/image_raw", counts={"received": 0}, _prev_received=(time.monotonic() - 1.0, 0),
@@ -1391,3 +1392,52 @@ def test_a_recalibration_is_said_in_one_line_with_why_and_for_how_many_frames(io
     announced = [ln for ln in said() if re.search(r"re-?calibrat", ln)]
     assert len(announced) == 1, announced
     assert "(asked on /face_control/recalibrate)" in announced[0] and "next 5 frames" in announced[0], announced
+
+
+def test_two_cameras_on_the_trackers_topic_are_said_not_an_intrinsics_line_a_frame(rclpy_context, clip, tmp_path):
+    """A camera driver left running beside `operator.launch.py video:=clip.mp4` (or two operators launched in one
+    namespace) puts two publishers on the tracker's camera/image_raw: it takes their frames in turn, and the robot's
+    face mixed both faces frame by frame (user55: lp_d18 at 480x480 and lp_d0 at 512x512 drove one robot, its display
+    jumping between a laugh and a smile). The tracker said nothing of it: only 'intrinsics from a 50 degree field of
+    view ...' once per frame, the frame size flipping (799 lines in 45 s). Now it names the publishers after
+    shared_topic_say_s (as the render node does for face_control), warns on /diagnostics while they last, and says
+    each intrinsics line once, not at every flip."""
+    import cv2
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+
+    proc = Proc(executable("tracker_node") + ["--ros-args", "-r", "__ns:=/two_cams", "-p", "neutral_frames:=5",
+                                              "-p", "shared_topic_say_s:=3.0"], tmp_path / "tracker_node.log")
+    cams = [rclpy_context.create_node(name) for name in ("usb_cam", "video_source_node")]
+    pubs = [cam.create_publisher(Image, "/two_cams/camera/image_raw", qos_profile_sensor_data) for cam in cams]
+    diags = []
+    cams[0].create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    frames = [[f.rgb for f in clip], [cv2.resize(f.rgb, (512, 512)) for f in clip]]  # two cameras' sizes
+    said = "2 publishers on /two_cams/camera/image_raw"
+
+    def warned() -> bool:
+        return any("two_cams/tracker_node" in s.name and said in s.message and s.level == DiagnosticStatus.WARN
+                   for d in diags for s in d.status)
+
+    try:
+        assert spin_until(cams[0], lambda: all(p.get_subscription_count() for p in pubs), 120), proc.output()[-3000:]
+        k, deadline = 0, time.monotonic() + 90
+        while time.monotonic() < deadline and not (said in proc.output() and warned()):
+            cam = k % 2
+            pubs[cam].publish(_image(frames[cam][(k // 2) % len(clip)], time.time_ns()))
+            rclpy.spin_once(cams[0], timeout_sec=0.05)
+            k += 1
+        log = proc.output()
+        line = next((ln for ln in log.splitlines() if said in ln), "")
+        assert "/usb_cam" in line and "/video_source_node" in line, log[-3000:]
+        assert warned(), [s.message for d in diags[-3:] for s in d.status]
+        intrinsics = [ln for ln in log.splitlines() if "intrinsics from" in ln]
+        assert k > 60 and len(intrinsics) <= 2, (k, intrinsics[:6])
+    finally:
+        for cam in cams:
+            cam.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()[-3000:]

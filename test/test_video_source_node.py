@@ -431,3 +431,25 @@ def test_max_side_and_rate_set_after_the_end_are_said_as_applying_when_it_plays_
     finally:
         node.destroy_node()
         proc.stop()
+
+
+def test_a_looping_video_says_no_play_again_advice_on_diagnostics_while_it_plays(tmp_path, rclpy_context):
+    """`operator.launch.py video:=lp_d18.mp4` (loop true, never set false): its /diagnostics said, while it played,
+    play_again 'loop set false while it played: `ros2 param set /video_source_node loop true` plays it again' (user55,
+    read with `ros2 topic echo /diagnostics`): advice for an end that had not come, on a loop never set false. The
+    key is how an ended video plays again (the tracker reads it only then): empty while the file plays."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import spin_until
+
+    proc, node, frames = _playing_source(tmp_path, rclpy_context, "vs_loop55")
+    statuses = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(
+        s for s in m.status if s.name.startswith("vs_loop55/")), 10)
+    try:
+        assert spin_until(node, lambda: len(frames) >= 3 and len(statuses) >= 2, 60), proc.output()
+        values = {v.key: v.value for v in statuses[-1].values}
+        assert statuses[-1].message == "playing" and values["video_ended"] == "false", (statuses[-1], values)
+        assert values["play_again"] == "", values
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -180,3 +180,51 @@ class StampAges:
     def offset(self) -> float | None:
         """stamp_offset of the ages now (seconds; None with fewer than STAMP_ARRIVALS)."""
         return stamp_offset(tuple(self._ages))  # (a copy: the executor thread appends meanwhile)
+
+
+SIM_CLOCK_SAY_S = 10.0  # s under use_sim_time with no /clock yet, or with the clock standing still, before it is said
+
+
+class SimClockWatch:
+    """What a node says of its ROS clock under use_sim_time, from its readings (the node reads the clock once a second
+    of the steady clock and passes `check` what it read): a warning, once, when no /clock has come `say_s` after the
+    node started or use_sim_time was set (its time stands at 0: user50), and when the clock has stood still `say_s`
+    after it moved (a bag paused or at its end, a simulator paused: user55); information when it comes, or moves
+    again. Before, a render node launched with use_sim_time:=true and driven by a replay played with --clock said
+    nothing when the replay ended, and every idle frame of its face display, each a new picture, carried the one
+    stamp of the replay's last /clock for as long as it ran. `check` -> (level, line) to say now, or None; level is
+    'warning' or 'info' (the logger's method)."""
+
+    def __init__(self, say_s: float = SIM_CLOCK_SAY_S):
+        self.say_s = say_s
+        self._reading: int | None = None  # the ROS clock's last reading (ns; None: not under use_sim_time)
+        self._since = 0.0  # monotonic s since the clock has read that
+        self._said = ""  # 'none' (no /clock yet) or 'still' (it stands still): said, until it moves
+
+    def check(self, sim_time: bool, clock_ns: int, now: float) -> tuple[str, str] | None:
+        """`sim_time`: the node's use_sim_time; `clock_ns`: its ROS clock now; `now`: monotonic seconds."""
+        if not sim_time:
+            said, self._reading, self._said = self._said, None, ""
+            return ("info", "use_sim_time is false now: this node's time is the system clock") if said else None
+        if clock_ns != self._reading:
+            said, since, stood = self._said, self._since, self._reading
+            self._reading, self._since, self._said = clock_ns, now, ""
+            if said == "none":
+                return "info", "/clock arrived: this node's time follows it now"
+            if said == "still":
+                return "info", (f"/clock moves again, after standing at {stood * 1e-9:.3f} s for {now - since:.0f} s: "
+                                "this node's time follows it now")
+            return None
+        if self._said or now - self._since < self.say_s:
+            return None
+        if clock_ns == 0:
+            self._said = "none"
+            return "warning", (f"use_sim_time is true and no /clock has come in {self.say_s:.0f} s: this node's time "
+                               "stands at 0, and what it publishes is stamped 0 until one comes. Play the bag with "
+                               "--clock (ros2 bag play --clock), start the simulator, or launch with "
+                               "use_sim_time:=false")
+        self._said = "still"
+        return "warning", (f"use_sim_time is true and /clock has stood at {clock_ns * 1e-9:.3f} s for "
+                           f"{now - self._since:.0f} s (a bag paused or at its end, a simulator paused or stopped): "
+                           "this node's time stands still, and everything it stamps meanwhile carries that one time "
+                           "(a render node's idle frames too, each a new picture) until /clock moves again")

@@ -398,7 +398,8 @@ def other_topics(node, type_name: str, but: str, skip_nodes: frozenset = frozens
 # counts them all: a file played again after its end, `loop` set true, was said 'ended after 156 frames' for its 78;
 # s20; and a 516-frame file looped 12 times, then `loop` set false, 'ended after 6192 frames'; s25).
 # VIDEO_AGAIN_KEY: how the video plays again, the source's own words (VideoSourceNode.again), which the tracker's line
-# quotes: it advised the launch argument loop:=true also after `loop` was set false at run time (user52).
+# quotes: it advised the launch argument loop:=true also after `loop` was set false at run time (user52); empty while
+# the video plays (it said 'loop set false while it played' of a looping file; user55).
 VIDEO_SOURCE_TASK, VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY = "video source", "video_ended", "frames_played"
 VIDEO_AGAIN_KEY = "play_again"
 
@@ -728,36 +729,23 @@ def steady_timer(node, period_s: float, callback):
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
-NO_CLOCK_SAY_S = 10.0  # s under use_sim_time with no /clock before a node says so
-
-
 class SimClockWatch:
-    """Under use_sim_time, says (a warning, once) when no /clock has come NO_CLOCK_SAY_S after the node started or
-    use_sim_time was set, and (information) when one comes after that. Before, a robot launched with use_sim_time:=true
-    whose camera bag was played without --clock published frames, controls and statuses stamped 0 and said nothing
-    of it (user50). Checked every second of the steady clock (steady_timer)."""
+    """Under use_sim_time, says what core.pacing.SimClockWatch says of the node's ROS clock (no /clock yet, a clock
+    standing still, and when it comes or moves again), checked every second of the steady clock (steady_timer)."""
 
     def __init__(self, node):
-        self.node = node
-        self._since: float | None = None  # monotonic s since use_sim_time with the ROS clock at 0 (None: not so)
-        self._said = False
+        from gaussian_head_ros.core.pacing import SimClockWatch as Watch
+
+        self.node, self._watch = node, Watch()
         steady_timer(node, 1.0, self.check)
 
     def check(self) -> None:
-        waiting = bool(self.node.get_parameter("use_sim_time").value) and self.node.get_clock().now().nanoseconds == 0
-        now = time.monotonic()
-        if not waiting:
-            if self._said:
-                self.node.get_logger().info("/clock arrived: this node's time follows it now")
-            self._since, self._said = None, False
-            return
-        self._since = now if self._since is None else self._since
-        if not self._said and now - self._since >= NO_CLOCK_SAY_S:
-            self._said = True
-            self.node.get_logger().warning(
-                f"use_sim_time is true and no /clock has come in {NO_CLOCK_SAY_S:.0f} s: this node's time stands "
-                "at 0, and what it publishes is stamped 0 until one comes. Play the bag with --clock (ros2 bag play "
-                "--clock), start the simulator, or launch with use_sim_time:=false")
+        said = self._watch.check(bool(self.node.get_parameter("use_sim_time").value),
+                                 self.node.get_clock().now().nanoseconds, time.monotonic())
+        if said and said[0] == "warning":  # (one call site per severity: rclpy refuses a site that changes it)
+            self.node.get_logger().warning(said[1])
+        elif said:
+            self.node.get_logger().info(said[1])
 
 
 def this_domain(node) -> str:
@@ -1168,11 +1156,17 @@ class CausesSaid:
             return [c for c, t in self._seen.items() if now - t <= self.shown_s]
 
 
+# A topic with more than one publisher this long is said (SharedTopic; the default of the render and tracker nodes'
+# shared_topic_say_s): it outlasts the DDS lease of a crashed publisher's stale entry (Fast DDS: 20 s), so a node
+# restarted after a crash is not a second one.
+SHARED_TOPIC_SAY_S = 25.0
+
+
 class SharedTopic:
     """Watches one topic for more than one publisher held for `after_s` seconds (two operators' trackers on one
-    face_control; two render nodes, two robots launched in one namespace, on one face_display), so a node can say
-    it once per set of publishers. The wait outlasts the DDS lease of a crashed publisher's stale entry (20 s in
-    Fast DDS), so a node restarted after a crash is not taken for a second one."""
+    face_control; two render nodes, two robots launched in one namespace, on one face_display; two cameras on one
+    tracker's camera/image_raw), so a node can say it once per set of publishers. The wait outlasts the DDS lease of a
+    crashed publisher's stale entry (20 s in Fast DDS), so a node restarted after a crash is not taken for a second one."""
 
     def __init__(self, node, topic: str, after_s: float):
         self.node, self.topic, self.after_s = node, topic, after_s
@@ -1180,6 +1174,7 @@ class SharedTopic:
         self._since, self._said = 0.0, False
         self.count = 0  # publishers at the last look (`due`)
         self.emptied_at: float | None = None  # when a look first found none after some (None while there are some)
+        self.last_names: list[str] = []  # the publishers the last look that found some found (kept after they leave)
 
     def due(self, now: float) -> list[str]:
         """The publishers ('namespace/name', sorted) when there have been more than one for `after_s` seconds of
@@ -1187,7 +1182,7 @@ class SharedTopic:
         notes the count and when the last publisher left (`emptied_at`, to the call's period)."""
         names = sorted(endpoint_node(i, UNNAMED_NODE) for i in self.node.get_publishers_info_by_topic(self.topic))
         if names:
-            self.emptied_at = None
+            self.emptied_at, self.last_names = None, names
         elif self.count:
             self.emptied_at = now
         self.count = len(names)
@@ -1204,3 +1199,8 @@ class SharedTopic:
     def held_s(self, now: float) -> float:
         """Seconds the current set of more than one publisher has lasted (0 with one or none)."""
         return now - self._since if self._known else 0.0
+
+    def held(self, now: float) -> list[str]:
+        """The publishers of the current set of more than one while it has lasted `after_s` seconds at monotonic time
+        `now` (said or not: for a status that warns while it lasts), else []; as of the last `due`."""
+        return list(self._known) if self._known and now - self._since >= self.after_s else []

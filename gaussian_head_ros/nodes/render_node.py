@@ -11,7 +11,8 @@ distortion; the same header as its image, so image_view, RViz's Camera display a
 with the stamp of the FaceControl the frame was driven by (the capture time of the camera frame, so now - stamp is
 glass-to-glass latency); a live frame published again without a new control (below) is the same picture with the
 same header (stamps repeat on the topic: a consumer keeps the first of equal stamps to take each picture once); idle
-and placeholder frames carry the time they were drawn.
+and placeholder frames carry the time they were drawn (under use_sim_time the /clock's: while it stands still, they
+share one stamp, which common.SimClockWatch says).
 
 /diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
@@ -70,10 +71,11 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, CausesSaid, Latest, Loading,
-                                            RecurringLog, SharedTopic, best_effort_publisher_events, companion_topic,
-                                            declare_settings, diagnostics, endpoint_node, log_core_under, other_topics,
-                                            package_profile_segment_bytes, run, steady_timer, this_domain)
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, SHARED_TOPIC_SAY_S, UNNAMED_NODE, CausesSaid, Latest,
+                                            Loading, RecurringLog, SharedTopic, best_effort_publisher_events,
+                                            companion_topic, declare_settings, diagnostics, endpoint_node,
+                                            log_core_under, other_topics, package_profile_segment_bytes, run,
+                                            steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
@@ -81,9 +83,6 @@ from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avat
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
 REFUSAL_SHOWN_S = 5.0  # /diagnostics warns this long after a refused face_control
-# face_control or face_display with several publishers this long: said (_say_shared_topics); the default outlasts the
-# DDS lease of a crashed publisher's stale entry (Fast DDS: 20 s), so a node restarted after a crash is not a second one
-SHARED_TOPIC_SAY_S = 25.0
 FRAME_HEADER_BYTES = 1024  # an Image message's bytes besides its pixels, rounded up (header, encoding, sizes)
 # controls in a row naming an operator basis this node does not hold before it warns (~2 s at 30 Hz): a render node
 # started after the tracker gets the latched basis within a control or two; one that never does is on another topic
@@ -756,16 +755,20 @@ class RenderNode(Node):
         if self._control_arrived:
             self._no_controls_said = now
             left = self._control_publishers.emptied_at
+            # who left: the publishers the graph showed last (a replay's player ended: it was said as 'the tracker
+            # left the graph ...: it was stopped'; user55); 'the tracker' where none was seen
+            gone = getattr(self._control_publishers, "last_names", [])
+            who = f"its publisher {', '.join(gone)}" if gone else "the tracker"
             if publishers:  # named: a recording's player is no tracker (a bag at its end was said as one; user52)
                 why = ("still on the graph: the tracker gets no camera frames (without a face it still sends "
                        "face_detected=false), a player of a recording (ros2 bag play) is paused or at its end, or "
                        "it was killed, crashed or cut off and its DDS lease has not expired; publishing it: "
                        f"{', '.join(names)}")
             elif left is not None and left - since <= LEFT_CLEANLY_S:
-                why = (f"the tracker left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was "
-                       "stopped")
+                why = (f"{who} left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was stopped"
+                       + (", or it ended (a player at the end of its recording)" if gone else ""))
             elif left is not None:
-                why = (f"the tracker left the graph {left - since:.0f} s after its last control, as its DDS lease "
+                why = (f"{who} left the graph {left - since:.0f} s after its last control, as its DDS lease "
                        "expired: it was killed or crashed, or its host went off the network")
             else:
                 why = "none left on the graph: the operator's tracker ended, or its host went off the network"

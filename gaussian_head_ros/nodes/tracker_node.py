@@ -54,10 +54,11 @@ from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
-from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, UNNAMED_NODE, VIDEO_AGAIN_KEY, VIDEO_ENDED_KEY,
-                                            VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, CausesSaid, LatchedReaders, Latest,
-                                            Loading, RecurringLog, check_parameters, companion_topic, declare_settings,
-                                            diagnostics, endpoint_node, log_core_under, other_topics, run, status_name,
+from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, SHARED_TOPIC_SAY_S, UNNAMED_NODE, VIDEO_AGAIN_KEY,
+                                            VIDEO_ENDED_KEY, VIDEO_FRAMES_KEY, VIDEO_SOURCE_TASK, CausesSaid,
+                                            LatchedReaders, Latest, Loading, RecurringLog, SharedTopic,
+                                            check_parameters, companion_topic, declare_settings, diagnostics,
+                                            endpoint_node, log_core_under, other_topics, run, status_name,
                                             steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import basis_to_msg, control_to_msg, stamp_to_ns
 
@@ -81,6 +82,10 @@ NO_READERS_SAY_S = 10.0  # the default of the parameter no_readers_say_s
 # /diagnostics once a second by default (parameter diagnostics_period_s; a test waiting on the counts of many single
 # frames sets it shorter: the same checks, more often)
 DIAGNOSTICS_PERIOD_S = 1.0
+# An intrinsics line (which intrinsics and their values) that a change of the frames' size brings back is said again
+# at INFO at most this often, at DEBUG between: frames of two sizes in turn (two cameras on one topic) said a new line
+# at every frame (user55). A change of the camera_info is said each time.
+INTRINSICS_SAY_AGAIN_S = 60.0
 
 
 @dataclass
@@ -128,6 +133,12 @@ class TrackerNodeSettings:
                                                                 "messages, the no-frames and no-subscriber checks "
                                                                 "running with them. Read at start",
                                           range=(0.1, 10.0), read_only=True)
+    shared_topic_say_s: float = setting(SHARED_TOPIC_SAY_S, "seconds the camera topic has more than one publisher "
+                                                            "(a camera driver beside a video file, two operators in "
+                                                            "one namespace: their frames are tracked in turn) before "
+                                                            "the log says so and /diagnostics warns (the default "
+                                                            "outlasts Fast DDS's 20 s lease of a crashed node's stale "
+                                                            "entry)", range=(1.0, 3600.0))
 
 
 BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber acknowledged it, or after this
@@ -173,6 +184,8 @@ class TrackerNode(Node):
         self.image_topic = self.create_subscription(self.image_type, companion_topic(  # below a remapped camera topic
             self, IMAGE_TRANSPORTS[self._param("image_transport")], "camera/image_raw"), self._on_image,
             newest).topic_name
+        # two cameras on it (a driver beside video:=, two operators in one namespace) are tracked in turn: said
+        self._camera_publishers = SharedTopic(self, self.image_topic, float(self._param("shared_topic_say_s")))
         self.info_topic = companion_topic(self, "camera/camera_info", "camera/image_raw")  # beside the images
         self.create_subscription(CameraInfo, self.info_topic, self._on_info, qos_profile_sensor_data)
         recalibrate = self.create_subscription(Empty, companion_topic(self, "face_control/recalibrate", "face_control"),
@@ -199,6 +212,8 @@ class TrackerNode(Node):
         # newest refused one, until a later one is taken (or use_camera_info is set false)
         self._info_refusal_said = ""  # the refusal said in the log last ("" once a later camera_info is taken)
         self._intrinsics_said = None  # the last intrinsics log line (source and values)
+        self._intrinsics_lines = CausesSaid(INTRINSICS_SAY_AGAIN_S)  # each line's last saying (a size flip-flop: 2)
+        self._intrinsics_size = (0, 0)  # the frame size of the last intrinsics line
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR, and about BGRx padding
         self._upside_down_said = False  # the tracker's `upside_down` last said in the log
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
@@ -429,8 +444,10 @@ class TrackerNode(Node):
         if mismatch:
             line += f"; {mismatch}"
         if line != self._intrinsics_said:
-            self._intrinsics_said = line
-            if (info is None and not refused) or (source == "K" and not mismatch):
+            resized, self._intrinsics_said, self._intrinsics_size = (w, h) != self._intrinsics_size, line, (w, h)
+            if not self._intrinsics_lines.add(line, time.monotonic()) and resized:
+                self.get_logger().debug(line)  # a size whose line was said less than INTRINSICS_SAY_AGAIN_S ago
+            elif (info is None and not refused) or (source == "K" and not mismatch):
                 self.get_logger().info(line)
             else:
                 self.get_logger().warning(line)
@@ -800,8 +817,27 @@ class TrackerNode(Node):
         self.get_logger().warning(f"no node subscribes to {self.pub.topic_name}: the controls of the last "
                                   f"{now - self._unread_since:.0f} s went to no robot; {hint}")
 
+    def _say_if_two_cameras(self, now: float) -> list[str]:
+        """A warning, once per set of publishers, when the camera topic has had more than one for shared_topic_say_s:
+        their frames are tracked in turn and the robot's face follows each camera's face by turns. Before, a camera
+        driver left running beside `operator.launch.py video:=clip.mp4` drove one robot with two people's faces mixed
+        frame by frame, and the log said only a new intrinsics line at every frame (user55). -> the publishers while
+        the set lasts past that time, for /diagnostics ([] else)."""
+        shared = self._camera_publishers
+        shared.after_s = float(self._param("shared_topic_say_s"))
+        names = shared.due(now)
+        if names:
+            self.get_logger().warning(
+                f"{len(names)} publishers on {self.image_topic} for {shared.held_s(now):.0f} s ({', '.join(names)}): "
+                "the tracker takes their frames in turn, so the robot's face follows each camera's face by turns (two "
+                "people's poses and expressions mixed frame by frame); keep one camera on this topic: a camera driver "
+                "beside video:= (leave out video:= or stop the driver), two operators launched in one namespace (give "
+                "each its own namespace:=), or camera_topic:=<the other camera's topic>")
+        return shared.held(now)
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
+        cameras = self._say_if_two_cameras(now)
         self._say_if_unread(now)
         stale = now - self._last_frame_time > STALE_S
         ended = self._video_ended() if stale else ""
@@ -827,6 +863,9 @@ class TrackerNode(Node):
                 skipped)
         elif refusal is not None:
             level, message = DiagnosticStatus.WARN, f"camera_info refused: {refusal[1]}; using {refusal[2]}"
+        elif cameras:
+            level, message = DiagnosticStatus.WARN, (f"{len(cameras)} publishers on {self.image_topic} "
+                                                     f"({', '.join(cameras)}): their frames are tracked in turn")
         elif self.state != "tracking":
             level, message = DiagnosticStatus.WARN, self.state
         else:
@@ -856,6 +895,7 @@ class TrackerNode(Node):
             "backend": self.backend,
             "stamp_offset_s": "" if offset is None else f"{offset:.3f}",  # arrival - stamp (pacing.stamp_offset)
             "camera_info_refused": "" if refusal is None else refusal[1],  # why the newest camera_info was refused
+            "camera_publishers": str(self._camera_publishers.count),  # on the camera topic (more than 1: said)
             **{k: str(v) for k, v in c.items()},
         }
         self.diag_pub.publish(diagnostics(self, "face tracking", level, message, self.backend, values))

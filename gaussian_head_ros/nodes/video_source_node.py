@@ -230,7 +230,9 @@ class VideoSourceNode(Node):
         self.diag_pub.publish(diagnostics(self, VIDEO_SOURCE_TASK, level, self.state, str(self._param("source")),
                                           {"frames_published": self.published, VIDEO_FRAMES_KEY: self.play_frames,
                                            VIDEO_ENDED_KEY: str(self.state == "finished").lower(),
-                                           VIDEO_AGAIN_KEY: self.again()}))
+                                           # (how an ended video plays again: while it plays, no end to advise
+                                           # on; it said 'loop set false while it played' of a loop never set false)
+                                           VIDEO_AGAIN_KEY: self.again() if self.state == "finished" else ""}))
 
     def destroy_node(self):
         if hasattr(self, "_thread"):  # else __init__ failed before: let its error show, not one of ours
