@@ -519,3 +519,63 @@ def test_controls_that_only_ever_say_no_face_are_said_as_no_face_not_as_none_yet
     assert mixer.ended_by(5.0 + NO_FACE_GRACE_S / 2) == ("none yet", 0.0)  # within the grace: nothing said yet
     assert mixer.ended_by(7.0) == ("no face", pytest.approx(2.0))
     assert mixer.get(7.0)[1] == "idle"
+
+
+def test_a_source_that_left_the_graph_eases_into_idle_at_once_not_after_the_timeout():
+    """The operator stopped the tracker mid-laugh: the render node knows within ~0.1 s that the publisher of its
+    controls left the graph (the subscription's matched count fell to 0), yet the mixer held the wide-open mouth for
+    idle_timeout_s (2 s, meant for a link that may come back) before easing into idle (user55, idle55). Told that no
+    source is left (`sources(0, now)`), it eases into idle from that moment, from what was shown (no step); silence
+    with a publisher still there keeps idle_timeout_s, and a source back (a tracker restarted) drives the face again."""
+    import pytest
+
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    live = _live(25.0, 0.8)
+    mixer.sources(1, 99.5)  # the tracker joins the graph
+    for t in np.arange(0.0, 1.0, 1 / 30):
+        mixer.update(live, 100.0 + t)
+        mixer.get(100.0 + t)
+    last = 100.0 + 29 / 30
+    mixer.sources(0, last + 0.1)  # stopped: it left the graph with its last control
+    held, mode = mixer.get(last + 0.05)
+    assert mode == "live" and held is live  # before the graph says so, the last control is held
+    frames = _frames(mixer, last + 0.1, last + 0.7)
+    assert frames[0][1] == "easing" and frames[-1][1] == "easing", [m for _, m in frames]
+    yaws, jaws = [_yaw_deg(c) for c, _ in frames], [c.blendshape("jawOpen") for c, _ in frames]
+    assert abs(yaws[0] - 25.0) < 0.5 and yaws[-1] < 5.0 and max(np.abs(np.diff(yaws))) < 3.0, yaws
+    assert jaws[0] > 0.75 and jaws[-1] < 0.05, jaws  # the laugh's open mouth closes in ease_s, not after 2 s
+    assert mixer.get(last + 0.8)[1] == "idle"
+    assert mixer.ended_by(last + 0.8) == ("left", pytest.approx(0.7))
+    # a control processed behind the graph's news (its data callback ran second) is that source's last: the ease goes on
+    again = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    for t in np.arange(0.0, 1.0, 1 / 30):
+        again.update(live, 100.0 + t)
+        again.get(100.0 + t)
+    again.sources(0, last + 0.1)
+    again.get(last + 0.1)
+    again.update(live, last + 0.15)
+    times = np.arange(last + 0.1, last + 0.7, 1 / 30)  # the frames' times above
+    assert [(_yaw_deg(again.get(t)[0]), again.get(t)[1]) for t in times[2:]] == [
+        (pytest.approx(_yaw_deg(c)), m) for c, m in frames[2:]]
+    # controls that go on coming later are a source there, whatever the graph said: the face is driven again
+    again.update(live, last + 1.0)
+    assert again.ended_by(last + 1.0) == ("", 0.0) and again.get(last + 1.7)[1] == "live"
+    # a tracker restarted: back on the graph, its controls drive the face again, and silence waits idle_timeout_s
+    mixer.sources(1, 110.0)
+    mixer.update(live, 110.0)
+    assert mixer.get(110.0)[1] == "easing" and mixer.get(110.7)[1] == "live"
+    assert mixer.ended_by(111.9) == ("", 0.0) and mixer.get(111.9)[1] == "live"
+    assert mixer.ended_by(112.1)[0] == "timeout"
+
+
+def test_silence_with_a_source_still_on_the_graph_keeps_the_timeout():
+    """A link hiccup (the publisher still on the graph, or another publisher left on the topic: the count above 0)
+    holds the last control for idle_timeout_s, as before: `sources` with one or more changes nothing."""
+    mixer = ControlMixer(IdleAnimator(), idle_timeout_s=2.0, ease_s=0.6)
+    live = _live(25.0, 0.8)
+    mixer.sources(2, 99.0)
+    for t in np.arange(0.0, 1.0, 1 / 30):
+        mixer.update(live, 100.0 + t)
+    mixer.sources(1, 101.0)  # one of two trackers stopped: the other is still there
+    assert all(mode == "live" for _, mode in _frames(mixer, 101.0, 102.9))
+    assert mixer.get(103.1)[1] == "easing"

@@ -1100,6 +1100,89 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
     assert rc in (0, -2, 130), proc.output()
 
 
+def test_a_tracker_that_stopped_eases_into_idle_at_once_and_a_silent_one_after_the_timeout(tmp_path, rclpy_context):
+    """The operator stopped the tracker mid-laugh: the robot's face held the wide-open mouth for idle_timeout_s (2 s,
+    meant for a link that may come back) before easing into idle, though the render node knew within ~0.1 s that the
+    tracker had left the graph (user55, idle55). A real tracker process (test/peers/laughing_tracker.py: the head turned
+    15 deg, jawOpen 0.9 at 30 Hz) drives a render node in its own process with the default idle_timeout_s 2 s. Paused
+    with its node still on the graph (a hiccup) the face holds its last control for idle_timeout_s, as before; stopped
+    (SIGINT: its node destroyed) the ease into idle begins at once. Measured on the display's frames: a driven frame
+    carries its control's stamp (held frames repeat it), easing frames their drawing time, both this host's clock; the
+    hold is the first later frame's stamp minus the last control's (the tracker prints it). The frames of the moment
+    are saved as PNG under tmp_path."""
+    import signal
+    import sys
+
+    import cv2
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph import ROOT, Proc, executable, spin_until
+    from sensor_msgs.msg import Image
+
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.msg import GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+    from graph_peer import latched_qos
+
+    ns, timeout_s = "/idle55_robot", 2.0
+    peer = rclpy_context.create_node("idle55_display", namespace=ns)
+    frames, diags = [], []  # (stamp ns, rgb) in arrival order; render_node's diagnostics values
+    peer.create_subscription(Image, "face_display/image_raw", lambda m: frames.append((_stamp(m), _rgb(m).copy())),
+                             qos_profile_sensor_data)
+    peer.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.extend(
+        {kv.key: kv.value for kv in s.values} for s in m.status if s.name == "idle55_robot/render_node: face rendering"),
+        10)
+    avatar = peer.create_publisher(GaussianAvatar, "avatar", latched_qos())
+    avatar.publish(avatar_to_msg(synthetic_avatar(5_000, seed=3, operator_id="idle55")))
+    render = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", "width:=128",
+                                               "-p", "height:=128", "-p", "backend:=cpu", "-p", "fps:=20.0",
+                                               "-p", "crossfade_s:=0.0", "-p", f"idle_timeout_s:={timeout_s}"],
+                  tmp_path / "render_node.log")
+    tracker = Proc([sys.executable, str(ROOT / "test" / "peers" / "laughing_tracker.py"), "--ros-args", "-r",
+                    f"__ns:={ns}"], tmp_path / "tracker.log")
+    try:
+        assert spin_until(peer, lambda: "READY" in tracker.output(), 60), tracker.output()
+
+        def driven():  # the tracker's controls drive the avatar
+            return any(d.get("drawing_operator_id") == "idle55" and d.get("state") == "driven" for d in diags[-2:])
+
+        def hold(what, word):
+            """Spin 3.5 s after the tracker was paused or stopped; (the hold in s, frames from the last control on)."""
+            diags.clear()
+            assert spin_until(peer, driven, 60), (diags[-1:], render.output())
+            spin_until(peer, lambda: False, 1.0)
+            frames.clear()
+            spin_until(peer, lambda: False, 0.5)
+            what()
+            spin_until(peer, lambda: False, 3.5)
+            said = [ln.split() for ln in tracker.output().splitlines() if ln.startswith(word)]
+            assert said, tracker.output()
+            last = int(said[-1][1])  # the last control's stamp (its frames best effort: the one before may be shown)
+            shown = [i for i, (s, _) in enumerate(frames) if s <= last]
+            later = [f for f in frames[shown[-1] + 1:] if f[0] > last] if shown else []
+            assert later, f"no frame of a control, or none after the last control's:\n{render.output()}"
+            return (later[0][0] - last) / 1e9, frames[shown[-1]:]
+
+        paused, _ = hold(lambda: tracker.p.send_signal(signal.SIGUSR1), "PAUSED")  # a hiccup: still on the graph
+        assert paused >= timeout_s - 0.1, f"a tracker silent on the graph eased into idle {paused:.2f} s after it"
+        stopped, moment = hold(lambda: tracker.stop(), "LAST")  # Ctrl-C: the tracker leaves the graph
+        assert stopped < 0.5 * timeout_s, (f"the face held the stopped tracker's last control {stopped:.2f} s "
+                                           f"(idle_timeout_s {timeout_s} s)")
+        for k, (s, rgb) in enumerate(moment[:40]):
+            cv2.imwrite(str(tmp_path / f"stopped_{k:02d}_{(s - moment[0][0]) / 1e9:+.2f}s.png"), rgb[:, :, ::-1])
+        held, eased = moment[0][1].astype(int), moment[-1][1].astype(int)
+        assert np.abs(held - eased).mean() > 1.0, "the face did not move from the held laugh"
+        assert spin_until(peer, lambda: any(d.get("idle_reason", "").startswith(
+            f"the last publisher of {ns}/face_control left the graph") for d in diags), 5), diags[-2:]
+        print(f"held a paused tracker's last control {paused:.2f} s, a stopped one's {stopped:.2f} s; frames in "
+              f"{tmp_path}")
+    finally:
+        tracker.stop()
+        rc = render.stop()
+        peer.destroy_node()
+    assert rc in (0, -2, 130), render.output()
+
+
 def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(monkeypatch):
     """A robot with no operator for hours: _say_if_no_controls (called by the diagnostics timer once a second) asked
     the ROS graph for FaceControl topics every tick once 10 s had passed; now every no_controls_say_s, and says the

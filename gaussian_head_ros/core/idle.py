@@ -203,13 +203,23 @@ def open_held_blink(control: FaceControl, age_s: float, open_s: float) -> FaceCo
 # starts the ease into idle at once (user27 / node28, s28). The grace lets one frame MediaPipe misses (motion blur, a
 # hand across the face: one to five frames at 30 fps) pass without a hand-over.
 NO_FACE_GRACE_S = 0.2
+# A tracker stopped (Ctrl-C, a launch shut down) or a recording's player at its end leaves the graph with its last
+# control, and the render node knows it within ~0.1 s (its subscription's matched count falls to 0). The mixer held that
+# last control (user55's laugh: the mouth wide open) for idle_timeout_s, meant for a link that may come back, before the
+# ease into idle; told that no source of live control is left (`sources`), it starts the ease at once (idle55). Silence
+# with a source still there (a link hiccup, a tracker without camera frames, one killed within its DDS lease) keeps
+# idle_timeout_s. A control processed behind that news (its data callback ran after the graph's) is the last one of the
+# source that left when it comes within LATE_CONTROL_S of it: it does not disturb the ease; later ones are a source
+# there (the graph's news of it still to come), so a lost or late word from the graph never keeps a driven face idle.
+LATE_CONTROL_S = 0.5
 
 
 class ControlMixer:
-    """Chooses what to render: the newest live control, the idle animation after `idle_timeout_s` of silence or
-    NO_FACE_GRACE_S after the tracker said it lost the face (`face_lost`), and an eased blend of `ease_s` seconds at
-    each hand-over. Times are seconds on any monotonic clock. A live control held past HELD_BLINK_S with a shut eye
-    opens it (`open_held_blink`, 'easing' while it opens)."""
+    """Chooses what to render: the newest live control, the idle animation after `idle_timeout_s` of silence,
+    NO_FACE_GRACE_S after the tracker said it lost the face (`face_lost`) or at once when no source of live control is
+    left (`sources`), and an eased blend of `ease_s` seconds at each hand-over. Times are seconds on any monotonic
+    clock. A live control held past HELD_BLINK_S with a shut eye opens it (`open_held_blink`, 'easing' while it
+    opens)."""
 
     def __init__(self, idle: IdleAnimator, idle_timeout_s: float = 2.0, ease_s: float = 0.6):
         self.idle = idle
@@ -222,10 +232,18 @@ class ControlMixer:
         self.last_idle: FaceControl | None = None  # what was shown (idle, or easing into it) when live resumed
         self.lost_since: float | None = None  # when the tracker began saying "no face" (None while it finds one)
         self.left_weight = 1.0  # how far the ease out of idle had come when live control last ended (1: all the way)
+        self.sources_left_at: float | None = None  # when the last source of live control left (None: one is there)
 
     def update(self, control: FaceControl, now: float) -> None:
         """Take a live control that arrived at `now` (seconds, the mixer's clock); coming back from idle,
-        what was shown at that moment (the idle pose, or the blend into it while easing) is kept to ease from."""
+        what was shown at that moment (the idle pose, or the blend into it while easing) is kept to ease from. With no
+        source left (`sources`), one that comes within LATE_CONTROL_S of that news once the ease into idle has begun is
+        the last of the source that left and changes nothing; one later says a source is there again."""
+        if self.sources_left_at is not None:
+            if now - self.sources_left_at > LATE_CONTROL_S:
+                self.sources_left_at = None
+            elif self.idle_since is not None:
+                return
         if self.idle_since is not None:  # coming back from idle: ease from the picture shown now (back in the
             self.last_idle = self.get(now)[0]  # middle of the ease into idle, the idle pose itself was a snap)
             self.resume_time = now
@@ -240,16 +258,27 @@ class ControlMixer:
         if self.lost_since is None:
             self.lost_since = now
 
+    def sources(self, count: int, now: float) -> None:
+        """How many sources (publishers) of live control there are at `now`, as the graph shows each change: with none
+        left, live control has ended (`get` eases into idle from then on, not after idle_timeout_s; `update`: a control
+        processed behind that news); with one or more, silence waits idle_timeout_s again."""
+        if count > 0:
+            self.sources_left_at = None
+        elif self.sources_left_at is None:
+            self.sources_left_at = now
+
     def ended_by(self, now: float) -> tuple[str, float]:
         """Why live control has ended at `now` (the idle animation plays, or the ease into it), and since how many
         seconds: ("no face", s since the tracker said so) after NO_FACE_GRACE_S of it, before any live control too
         (controls that all say face_detected false were said as none yet: user32, s34); ("none yet", 0.0) before any
-        live control, ("timeout", s since the last live control) after idle_timeout_s of silence; ("", 0.0)
-        while live control goes on."""
+        live control, ("left", s since its last source left: `sources`), ("timeout", s since the last live control)
+        after idle_timeout_s of silence; ("", 0.0) while live control goes on."""
         if self.lost_since is not None and now - self.lost_since >= NO_FACE_GRACE_S:
             return "no face", now - self.lost_since
         if self.live is None:
             return "none yet", 0.0
+        if self.sources_left_at is not None and now >= self.sources_left_at:
+            return "left", now - self.sources_left_at
         if now - self.live_time > self.idle_timeout_s:
             return "timeout", now - self.live_time
         return "", 0.0

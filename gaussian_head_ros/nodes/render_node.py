@@ -23,7 +23,8 @@ a render thread draws each fresh control as it arrives (at most 1.2 x `fps` fram
 without a fresh control the last live frame again after 2.5 periods, or up to `fps` when the tracker is slower
 than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published at `fps`
 (controls arriving meanwhile do not wake the render loop; the log says once what it waits for). Without
-control for `idle_timeout_s`, or idle.NO_FACE_GRACE_S (0.2 s) after the tracker said it lost the face, the avatar
+control for `idle_timeout_s`, idle.NO_FACE_GRACE_S (0.2 s) after the tracker said it lost the face, or as soon as the
+last publisher of face_control has left the graph (a tracker stopped; its subscription's matched count), the avatar
 plays an idle animation (blinks, breathing, sway) and eases back when control resumes. No face_control at all is
 said in the log (`no_controls_say_s` after start: the FaceControl topics that are published, a namespace or
 remapping away; or after the last one: they stopped) and, while they have stopped, on /diagnostics. A live frame
@@ -51,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -131,8 +133,8 @@ class RenderNodeSettings:
     backend: str = setting("auto", "rasterizer: auto (gsplat with CUDA, else cpu), cpu, torch or gsplat",
                            choices=tuple(BACKENDS))
     device: str = setting("cpu", "torch device for the torch backend: cpu, cuda or cuda:N")
-    idle_timeout_s: float = setting(2.0, "seconds without face_control before the idle animation starts",
-                                    range=(0.1, 3600.0))
+    idle_timeout_s: float = setting(2.0, "seconds without face_control before the idle animation starts, while its "
+                                    "publisher is still on the graph (one that left it: at once)", range=(0.1, 3600.0))
     crossfade_s: float = setting(0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)",
                                  range=(0.0, 10.0))
     max_gaussians: int = setting(DISPLAY_MAX_GAUSSIANS, "avatars with more Gaussians are refused",
@@ -248,9 +250,12 @@ class RenderNode(Node):
                                             reliability=ReliabilityPolicy.RELIABLE))
         # best effort: a stream where the newest wins; a reliable reader would hold new controls back until a
         # lost one is repaired (after a link outage: until the writer's next heartbeat); matches reliable
-        # publishers (the tracker) and best-effort ones alike
-        self.control_topic = self.create_subscription(FaceControlMsg, "face_control", self._on_control, QoSProfile(
-            depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)).topic_name
+        # publishers (the tracker) and best-effort ones alike; its matched count tells the mixer when the last
+        # publisher left (a tracker stopped: the face eases into idle at once, not after idle_timeout_s; idle55)
+        self.control_topic = self.create_subscription(
+            FaceControlMsg, "face_control", self._on_control,
+            QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT),
+            event_callbacks=SubscriptionEventCallbacks(matched=self._on_control_publishers)).topic_name
         self._control_publishers = SharedTopic(self, self.control_topic, float(self._param("shared_topic_say_s")))
         # a reliable (or transient-local) reader of these gets nothing: said with what to subscribe with
         display = {"image": self.resolve_topic_name("face_display/image_raw"),
@@ -466,6 +471,11 @@ class RenderNode(Node):
         elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
             self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
             self.get_logger().info(self._placeholder_line(f"face_control arriving on {self.control_topic}"))
+
+    def _on_control_publishers(self, info) -> None:
+        """A publisher of face_control matched or left (rmw matched status: `current_count` publishers now)."""
+        with self._lock:
+            self.mixer.sources(info.current_count, time.monotonic())
 
     def _placeholder_line(self, came: str) -> str:
         """`came` (the controls' arrival, as said) with what the display shows meanwhile: the placeholder, and what it
@@ -801,9 +811,10 @@ class RenderNode(Node):
 
     def _idle_reason(self, now: float) -> str:
         """Why the avatar plays its idle animation (or eases into it) at monotonic `now`, for /diagnostics: the
-        controls stopped (a camera, a tracker or a link gone: after idle_timeout_s), the tracker finds no face, none came
-        yet; "" while controls drive it. Before, /diagnostics said 'idle animation' at OK and nothing more until
-        `no_controls_say_s` (10 s) after the controls stopped (user33, s34: a video source killed under the launch)."""
+        controls stopped (a camera, a tracker or a link gone: after idle_timeout_s), their last publisher left the graph
+        (at once), the tracker finds no face, none came yet; "" while controls drive it. Before, /diagnostics said 'idle
+        animation' at OK and nothing more until `no_controls_say_s` (10 s) after the controls stopped (user33, s34: a
+        video source killed under the launch)."""
         with self._lock:
             cause, since_s = self.mixer.ended_by(now)
         if cause == "timeout":
@@ -811,6 +822,9 @@ class RenderNode(Node):
                     f"{self.mixer.idle_timeout_s:g} s; the operator's camera, tracker or link stopped?)")
         if cause == "no face":
             return f"the operator's tracker finds no face (face_detected false for {since_s:.0f} s)"
+        if cause == "left":
+            return (f"the last publisher of {self.control_topic} left the graph {since_s:.0f} s ago (the operator's "
+                    "tracker stopped, or a recording's player ended: idle at once, not after idle_timeout_s)")
         return f"no face_control on {self.control_topic} yet" if cause else ""
 
     def _say_if_no_face(self, now: float) -> None:
