@@ -138,7 +138,7 @@ def test_a_node_under_use_sim_time_with_no_clock_yet_still_says_what_is_wrong(rc
     drew and published its frames, but its timers ran on the ROS clock, which stands still until the first /clock:
     no /diagnostics from any node, and not one of the lines that say what is wrong (no controls, the stamp offset
     of a bag played without --clock), for as long as no /clock came. Their timers now run on the steady clock, and
-    each node says when no /clock has come 10 s after its start (common.SimClockWatch)."""
+    each node says when no /clock has come 10 s after its start (common.watch_sim_clock)."""
     from rosgraph import Proc, executable, spin_until, wait_until
     from rclpy.time import Time
     from rosgraph_msgs.msg import Clock

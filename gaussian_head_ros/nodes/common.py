@@ -729,23 +729,23 @@ def steady_timer(node, period_s: float, callback):
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
-class SimClockWatch:
-    """Under use_sim_time, says what core.pacing.SimClockWatch says of the node's ROS clock (no /clock yet, a clock
-    standing still, and when it comes or moves again), checked every second of the steady clock (steady_timer)."""
+def watch_sim_clock(node):
+    """Under use_sim_time, logs what core.pacing.SimClockWatch (the rule) says of `node`'s ROS clock (no /clock yet, a
+    clock standing still, and when it comes or moves again), checked every second of the steady clock. Returns the
+    steady_timer; the caller keeps it alive as long as the node."""
+    from gaussian_head_ros.core.pacing import SimClockWatch
 
-    def __init__(self, node):
-        from gaussian_head_ros.core.pacing import SimClockWatch as Watch
+    watch = SimClockWatch()
 
-        self.node, self._watch = node, Watch()
-        steady_timer(node, 1.0, self.check)
-
-    def check(self) -> None:
-        said = self._watch.check(bool(self.node.get_parameter("use_sim_time").value),
-                                 self.node.get_clock().now().nanoseconds, time.monotonic())
+    def check() -> None:
+        said = watch.check(bool(node.get_parameter("use_sim_time").value), node.get_clock().now().nanoseconds,
+                           time.monotonic())
         if said and said[0] == "warning":  # (one call site per severity: rclpy refuses a site that changes it)
-            self.node.get_logger().warning(said[1])
+            node.get_logger().warning(said[1])
         elif said:
-            self.node.get_logger().info(said[1])
+            node.get_logger().info(said[1])
+
+    return steady_timer(node, 1.0, check)
 
 
 def this_domain(node) -> str:
@@ -908,7 +908,7 @@ def run_nodes(make_nodes, threads: int = 0) -> NoReturn:
     try:
         make_nodes(nodes)
         for n in nodes if rclpy.ok() else ():  # (a Ctrl-C while making them: see below)
-            n._sim_clock_watch = SimClockWatch(n)
+            n._sim_clock_timer = watch_sim_clock(n)
         if not rclpy.ok():
             pass  # a Ctrl-C or SIGTERM while making them shut the context down: an executor made now would fail
             # (rclpy.spin creating its own), and rclpy then prints that half-made executor's __del__ error

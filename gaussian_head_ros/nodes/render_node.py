@@ -12,7 +12,7 @@ with the stamp of the FaceControl the frame was driven by (the capture time of t
 glass-to-glass latency); a live frame published again without a new control (below) is the same picture with the
 same header (stamps repeat on the topic: a consumer keeps the first of equal stamps to take each picture once); idle
 and placeholder frames carry the time they were drawn (under use_sim_time the /clock's: while it stands still, they
-share one stamp, which common.SimClockWatch says).
+share one stamp, which common.watch_sim_clock says).
 
 /diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
