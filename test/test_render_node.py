@@ -1209,14 +1209,15 @@ def test_a_robot_waiting_for_controls_asks_the_graph_every_10_s_not_every_tick(m
 def _stopped_controls_node(said: list, **fields):
     """A stand-in for RenderNode._say_if_no_controls: controls came until t = 100 s and stopped, every setting at its
     default, its log lines appended to `said`; `fields`: its ROS graph queries (get_publishers_info_by_topic, ...) and
-    any attribute to replace (control_topic, _control_publishers)."""
+    any attribute to replace (control_topic, _control_publishers, mixer)."""
     from types import SimpleNamespace
 
     from gaussian_head_ros.nodes import render_node
 
     return SimpleNamespace(**{**dict(_control_arrived=100.0, _started=0.0, _no_controls_said=0.0, _waiting_said=False,
                                      _controls_looked_for=0.0, control_topic="/face_control",
-                                     _control_publishers=SimpleNamespace(emptied_at=None),
+                                     _control_publishers=SimpleNamespace(last_names=[]),
+                                     mixer=SimpleNamespace(sources_left_at=None),
                                      _param=lambda name: render_node.PARAMS[name].default,
                                      get_logger=lambda: SimpleNamespace(info=said.append, warning=said.append),
                                      _uncontrolled=lambda: "the avatar plays its idle animation"), **fields})
@@ -1238,9 +1239,9 @@ def test_controls_that_stopped_are_said_with_what_the_graph_shows_of_the_tracker
     from gaussian_head_ros.nodes import render_node
 
     said = []
-    watch = SimpleNamespace(emptied_at=None if left_after_s is None else 100.0 + left_after_s)
+    mixer = SimpleNamespace(sources_left_at=None if left_after_s is None else 100.0 + left_after_s)
     tracker = SimpleNamespace(node_name="tracker_node", node_namespace="/")
-    node = _stopped_controls_node(said, control_topic="/r/face_control", _control_publishers=watch,
+    node = _stopped_controls_node(said, control_topic="/r/face_control", mixer=mixer,
                                   get_publishers_info_by_topic=lambda t: [tracker] * publishers)
     render_node.RenderNode._say_if_no_controls(node, 121.0)
     assert len(said) == 1 and said[0].startswith("face_control stopped on /r/face_control: the last one came 21 s ago")
@@ -1628,8 +1629,9 @@ def test_controls_that_stopped_with_their_publisher_gone_name_the_one_that_left(
     from gaussian_head_ros.nodes import render_node
 
     said = []
-    watch = SimpleNamespace(emptied_at=100.0 + left_after_s, last_names=["/rosbag2_player"])
-    node = _stopped_controls_node(said, _control_publishers=watch, get_publishers_info_by_topic=lambda t: [])
+    watch = SimpleNamespace(last_names=["/rosbag2_player"])
+    node = _stopped_controls_node(said, _control_publishers=watch, get_publishers_info_by_topic=lambda t: [],
+                                  mixer=SimpleNamespace(sources_left_at=100.0 + left_after_s))
     render_node.RenderNode._say_if_no_controls(node, 121.0)
     assert len(said) == 1 and "(0 publishers, " in said[0], said
     assert says in said[0] and "the tracker left" not in said[0], said[0]
@@ -1637,7 +1639,7 @@ def test_controls_that_stopped_with_their_publisher_gone_name_the_one_that_left(
 
 def test_shared_topic_keeps_the_names_of_the_publishers_that_left():
     """common.SharedTopic, which render_node asks who left: the publishers its last look that found some found stay
-    in last_names after they leave, with the time they were found gone (emptied_at)."""
+    in last_names after they leave."""
     from types import SimpleNamespace
 
     from gaussian_head_ros.nodes.common import SharedTopic
@@ -1647,4 +1649,4 @@ def test_shared_topic_keeps_the_names_of_the_publishers_that_left():
     topic.due(1.0)
     graph[0] = []
     topic.due(2.0)
-    assert topic.last_names == ["/rosbag2_player"] and topic.emptied_at == 2.0 and topic.count == 0
+    assert topic.last_names == ["/rosbag2_player"] and topic.count == 0

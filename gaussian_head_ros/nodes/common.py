@@ -1173,18 +1173,16 @@ class SharedTopic:
         self._known: list[str] = []  # the publishers ('namespace/name') of the current set of more than one
         self._since, self._said = 0.0, False
         self.count = 0  # publishers at the last look (`due`)
-        self.emptied_at: float | None = None  # when a look first found none after some (None while there are some)
         self.last_names: list[str] = []  # the publishers the last look that found some found (kept after they leave)
 
     def due(self, now: float) -> list[str]:
         """The publishers ('namespace/name', sorted) when there have been more than one for `after_s` seconds of
         monotonic time `now` and this set was not said yet (then it counts as said); else []. Each call also
-        notes the count and when the last publisher left (`emptied_at`, to the call's period)."""
+        notes the count and the names (`last_names`: kept after the last publisher left; when it left, to the
+        millisecond, a subscription's matched event says: render_node's mixer keeps it)."""
         names = sorted(endpoint_node(i, UNNAMED_NODE) for i in self.node.get_publishers_info_by_topic(self.topic))
         if names:
-            self.emptied_at, self.last_names = None, names
-        elif self.count:
-            self.emptied_at = now
+            self.last_names = names
         self.count = len(names)
         if len(names) < 2:
             self._known, self._said = [], False

@@ -764,10 +764,10 @@ class RenderNode(Node):
         publishers = len(names)
         if self._control_arrived:
             self._no_controls_said = now
-            left = self._control_publishers.emptied_at
+            left = self.mixer.sources_left_at  # when the last one left (the matched event, as the mixer keeps it)
             # who left: the publishers the graph showed last (a replay's player ended: it was said as 'the tracker
             # left the graph ...: it was stopped'; user55); 'the tracker' where none was seen
-            gone = getattr(self._control_publishers, "last_names", [])
+            gone = self._control_publishers.last_names
             who = f"its publisher {', '.join(gone)}" if gone else "the tracker"
             if publishers:  # named: a recording's player is no tracker (a bag at its end was said as one; user52)
                 why = ("still on the graph: the tracker gets no camera frames (without a face it still sends "
