@@ -36,9 +36,10 @@ def ease(x: float) -> float:
     return x * x * (3.0 - 2.0 * x)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dip:
-    """One transition from the avatar `old` (shown at level `level0` when it began: 1 = fully) to `new`."""
+    """One transition from the avatar `old` (shown at level `level0` when it began: 1 = fully) to `new` (compared by
+    identity: render_node asks whether the dip in progress is still the one it drew)."""
 
     old: Any  # the avatar on the display when the swap came: faded out first
     new: Any  # the avatar swapped in: faded in once `old` is gone
