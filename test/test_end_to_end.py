@@ -137,8 +137,9 @@ def test_second_photo_swaps_operator_without_gap(graph):
     st = _publish_photo_and_wait(graph, shared("portraits", "obama_official.jpg"), "operator_b")
     assert st.ok, st.message
     # The render node receives and loads the new avatar after the status: judge the frames drawn once its
-    # diagnostics say it draws operator_b and the cross-fade (crossfade_s 0.3) is over (a fixed 3 s after the
-    # status took the last 10 frames half from before the swap on a loaded machine: identity change 6.5 < 12).
+    # diagnostics say it draws operator_b (from the dip's bottom, 0.15 s in) and the dip (crossfade_s 0.3) is over
+    # (a fixed 3 s after the status took the last 10 frames half from before the swap on a loaded machine: identity
+    # change 6.5 < 12).
     drawing = lambda: rec.node_states.get("render_node", {}).get("drawing_operator_id")  # noqa: E731
     assert rec.wait_for(lambda: drawing() == "operator_b", 60), (drawing(), graph["procs"]["render_node"].log()[-3000:])
     _spin(graph, 1.0)

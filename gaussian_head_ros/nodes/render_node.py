@@ -18,7 +18,9 @@ share one stamp, which common.watch_sim_clock says).
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
 
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
-and builds their Driver (then swaps one reference: never a half-old, half-new frame, optionally cross-faded);
+and builds their Driver (then swaps one reference: never a half-old, half-new frame); over `crossfade_s` the display
+dips (core/swap.py: the face shown fades to the background, then the new one fades in, one avatar per frame, each
+frame's camera_info the framing of the avatar it shows);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
 without a fresh control the last live frame again after 2.5 periods, or up to `fps` when the tracker is slower
 than that: core/pacing.py) and the idle animation at `fps`. Before any avatar arrives a neutral placeholder is published at `fps`
@@ -69,6 +71,7 @@ from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, d
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
                                            get_renderer, head_viewmat, placeholder_image, placeholder_text)
 from gaussian_head_ros.core.settings import setting, settings
+from gaussian_head_ros.core.swap import Dip, fade_to_background, start_dip
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
@@ -135,8 +138,9 @@ class RenderNodeSettings:
     device: str = setting("cpu", "torch device for the torch backend: cpu, cuda or cuda:N")
     idle_timeout_s: float = setting(2.0, "seconds without face_control before the idle animation starts, while its "
                                     "publisher is still on the graph (one that left it: at once)", range=(0.1, 3600.0))
-    crossfade_s: float = setting(0.5, "cross-fade between the old and the new avatar on a swap, seconds (0 = cut)",
-                                 range=(0.0, 10.0))
+    crossfade_s: float = setting(0.5, "on an avatar swap, seconds the display dips: the face shown fades to the "
+                                      "background in the first half, then the new one fades in (never both at "
+                                      "once); 0 = cut", range=(0.0, 10.0))
     max_gaussians: int = setting(DISPLAY_MAX_GAUSSIANS, "avatars with more Gaussians are refused",
                                  range=(1, 10_000_000))
     mirror: bool = setting(False, "flip the image left-right (a mirror for the operator)")
@@ -280,7 +284,7 @@ class RenderNode(Node):
         # is raised to its count (_load_loop), as the latched avatar does not come again (user19)
         self._over_budget: tuple[GaussianAvatarMsg, int] | None = None
         self.loaded: Loaded | None = None  # swapped as one reference by the loader thread
-        self._fade: tuple[Loaded, float] | None = None  # (previous avatar, swap time) during a cross-fade
+        self._dip: Dip | None = None  # the swap's transition in progress (core/swap.py), None outside one
         self.mixer = ControlMixer(IdleAnimator(), float(self._param("idle_timeout_s")), IDLE_EASE_S)
         self.backend = "cpu"
         self.rasterizer = None  # core.render Renderer of the current backend/device/threads (render thread)
@@ -554,9 +558,8 @@ class RenderNode(Node):
                                 f"it shows {repr(current.operator_id) if current else 'no face (its placeholder)'}")
             return
         with self._lock:
-            old = self.loaded
-            fade = float(self._param("crossfade_s"))
-            self._fade = (old, time.monotonic()) if old is not None and fade > 0 else None
+            # from what the display shows now (during a dip: the face visible, from its weight) to the new avatar
+            self._dip = start_dip(self._dip, self.loaded, new, time.monotonic(), float(self._param("crossfade_s")))
             self.loaded = new
             self.mixer.idle = new.idle
         self.counts["avatars"] += 1
@@ -585,7 +588,8 @@ class RenderNode(Node):
         while not self._stop.is_set():
             now = time.monotonic()
             fresh = self._fresh.is_set()
-            wait = pacer.wait(now, float(self._param("fps")), fresh, self._last_mode == "live")
+            # a dip changes the picture by itself: frames at fps through it, not only at each control
+            wait = pacer.wait(now, float(self._param("fps")), fresh, self._last_mode == "live" and self._dip is None)
             if wait > 0.0:
                 (self._stop if fresh else self._fresh).wait(wait)  # not fresh: a control arriving wakes us
                 continue
@@ -665,11 +669,18 @@ class RenderNode(Node):
         now = time.monotonic()
         driven = None  # (time.time_ns(), thread CPU ns) when drive() ended, for a frame drawn now
         with self._lock:
-            loaded, fade = self.loaded, self._fade
+            loaded, dip = self.loaded, self._dip
             control, mode = self.mixer.get(now) if loaded is not None else (None, "placeholder")
             live = loaded is None and not self.mixer.ended_by(now)[0]  # the operator's controls come: said below
-        k, info = self._camera(w, h, loaded)  # (camera_info: the new avatar's framing through a cross-fade)
-        if loaded is None:
+        shown = loaded  # the one avatar this frame shows (weighted against the background by a dip, below)
+        if dip is not None:
+            shown, over = dip.at(now)
+            if over:
+                with self._lock:
+                    if self._dip is dip:  # (not a newer swap's)
+                        self._dip = None
+        k, info = self._camera(w, h, shown)  # the framing of the avatar drawn (during a dip too)
+        if shown is None:
             key = (w, h, tuple(bg.tolist()), placeholder_text(live))
             if key != self._placeholder_key:
                 self._placeholder, self._placeholder_key = placeholder_image(w, h, bg, key[3]), key
@@ -677,27 +688,20 @@ class RenderNode(Node):
             self.state = f"{self.waiting} (placeholder)"
             self.drawing = None
         else:
-            key = self._frame_key(loaded, control, mode, w, h, bg) if fade is None else None
+            key = self._frame_key(shown, control, mode, w, h, bg)
             last = self._last_frame
-            if key is not None and last is not None and last[0] is loaded and last[1] == key:
+            if key is not None and last is not None and last[0] is shown and last[1] == key:
                 img = last[2]  # neither the avatar nor anything that decides the picture changed: publish it again
                 self.counts["frames_reused"] += 1
             else:
-                img = self._draw(loaded, control, w, h, bg, k)
+                img = self._draw(shown, control, w, h, bg, k)
                 driven = self._driven
-                self._last_frame = (loaded, key, img)
-            if fade is not None:
-                u = (now - fade[1]) / max(float(self._param("crossfade_s")), 1e-6)
-                if u >= 1.0:
-                    with self._lock:
-                        if self._fade is fade:  # (not a newer swap's)
-                            self._fade = None
-                else:  # the old avatar in its own framing: no jump in its size as the fade starts
-                    old = self._draw(fade[0], control, w, h, bg, self._intrinsics(fade[0], w, h))
-                    img = (old * (1 - u) + img * u + 0.5).astype(np.uint8)
+                self._last_frame = (shown, key, img)  # (unweighted: a dip weighs it below)
+            if dip is not None and not over:  # its weight when published (core/swap.py: Dip.weight)
+                img = fade_to_background(img, bg, dip.weight(shown, time.monotonic()))
             stamp_ns = control.stamp_ns if mode != "idle" else 0
             self.state = {"live": "driven", "easing": "easing", "idle": "idle animation"}[mode]
-            self.drawing = loaded  # (fading in over the previous one during a cross-fade)
+            self.drawing = shown  # (during a dip: the old avatar fading out, then the new one fading in)
         self._last_mode = mode
         if stamp_ns:
             self.trace.mark(frametrace.RENDER_START, stamp_ns, t_ns=t0_ns)
