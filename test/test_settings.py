@@ -311,8 +311,9 @@ def test_a_params_file_line_is_taken_as_the_same_set_is(rclpy_context):
 def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(rclpy_context, tmp_path):
     """A params file with an out-of-range integer, a string for a float and an out-of-range float: rclpy
     raises on such overrides while declaring, which killed render_node (and tracker_node) at start-up with
-    a traceback. Each bad line goes back to its default with an error log line; the good lines hold and the
-    node publishes frames."""
+    a traceback. Each bad line goes back to its default with an error log line (out of range: the setting's own
+    words, as `ros2 param set` gives them; rclpy's named the value twice and the parameter last, user55); the good
+    lines hold and the node publishes frames."""
     from rcl_interfaces.srv import GetParameters
     from rclpy.qos import qos_profile_sensor_data
     from rosgraph import Proc, executable, spin_until
@@ -339,6 +340,10 @@ def test_bad_params_file_lines_fall_back_to_their_defaults_and_the_node_serves(r
         log = proc.output()
         for name in ("jpeg_quality", "fps", "crossfade_s"):
             assert f"parameter {name}:" in log and "using the default" in log, log
+            assert f": {name}; using" not in log, log  # (rclpy's texts end with the name: not said twice)
+        # out of range: the setting's own words, not rclpy's "... out of range. Min: 1, Max: 100, value: 500: ..."
+        assert "parameter jpeg_quality: must be within 1..100, got 500; using the default 80" in log, log
+        assert "parameter crossfade_s: must be within 0.0..10.0, got -1.0; using the default 0.5" in log, log
         assert "Traceback" not in log, log
     finally:
         node.destroy_node()

@@ -152,8 +152,16 @@ def declare_settings(node, table: dict[str, Setting], check=None) -> None:
             node.declare_parameter(name, s.default, descriptor(s))
         except (InvalidParameterValueException, InvalidParameterTypeException) as e:
             # rclpy checks an override against the descriptor's range and the default's type while
-            # declaring, and raises: the node would not start over one bad line of a params file.
-            node.get_logger().error(f"parameter {name}: {e.args[0]}; using the default {s.default!r}")
+            # declaring, and raises: the node would not start over one bad line of a params file. Out of range, the
+            # setting's own check says it ('width must be within 16..4096, got 3'), not rclpy's text, which named the
+            # value twice and the parameter last ('... out of range. Min: 16, Max: 4096, value: 3: width'; user55)
+            why = e.args[0].removesuffix(f": {name}")  # (rclpy's texts end with the name)
+            if isinstance(e, InvalidParameterValueException) and given is not None:
+                try:
+                    s.check(given.value)
+                except (ValueError, TypeError) as own:
+                    why = str(own)[len(name):].lstrip(": ") if str(own).startswith(name) else str(own)
+            node.get_logger().error(f"parameter {name}: {why}; using the default {s.default!r}")
             node.declare_parameter(name, s.default, descriptor(s), ignore_override=True)
     for name, s in table.items():
         if not s.read_only and refused(name, node.get_parameter(name).value):
