@@ -1513,3 +1513,26 @@ def test_a_new_frame_size_is_not_another_person():
             c = tracker.process(rgb, (i + 1) * 33_333_333)
             assert c is not None and c.face_detected, i
         assert tracker.operator_switches == 0, f"{tracker.operator_switches} switches for one operator at 4 frame sizes"
+
+
+def test_an_operator_standing_up_is_not_said_to_be_upside_down():
+    """An operator standing up (the face leaving the frame by its top edge) was said to be filmed upside down:
+    tracker_node warned 'the operator's face is upside down in the camera frames (a camera mounted upside down?)'
+    and kept it until the face came back (user56, s56; lp_d18 slid up, the mouth and chin left in view, the eyes
+    above the frame: the short-range detector rated that crop turned half a turn higher). The upright check now waits
+    for a face the frame does not cut; a face filmed upside down is still said (test_track_says_a_face_upside_down)."""
+    frames = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=170)
+    h = frames[0].rgb.shape[0]
+    wall = np.empty_like(frames[0].rgb)
+    wall[:] = frames[0].rgb[5:40, 5:40].reshape(-1, 3).mean(0).astype(np.uint8)  # the room once the face is gone
+    tracker = FaceTracker()
+    faces = 0
+    for k in range(20):  # the frame's content slides up by 24 px a frame; each frame 6 s on: each is checked
+        shift = h * (k + 1) // 20
+        rgb = wall.copy()
+        rgb[: h - shift] = frames[150 + k].rgb[shift:]
+        control = tracker.process(rgb, (k + 1) * 6_000_000_000)
+        faces += control.face_detected
+        assert not tracker.upside_down, f"said upside down with the frame slid up {shift} px"
+    assert faces >= 12, faces  # the face is followed until most of it has left
+    tracker.close()

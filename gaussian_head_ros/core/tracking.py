@@ -362,6 +362,14 @@ def mouth_open(landmarks: np.ndarray, neutral: np.ndarray | None) -> float:
 
 UPRIGHT_CHECK_S = 5.0  # stream seconds between FaceTracker's checks that the operator's face is not upside down
 UPRIGHT_CROP = 256  # pixels: the square around the face that check looks at (twice the face's landmark box)
+UPRIGHT_CUT_SHARE = 0.1  # that check waits for a face whose landmark box is cut by the frame by at most this share
+
+
+def _cut_share(bbox: tuple[float, float, float, float], w: int, h: int) -> float:
+    """The largest share of a landmark box (x0, y0, x1, y1, pixels) that lies outside a w x h frame, along x or y."""
+    x0, y0, x1, y1 = bbox
+    bw, bh = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
+    return max((max(0.0, -x0) + max(0.0, x1 - w)) / bw, (max(0.0, -y0) + max(0.0, y1 - h)) / bh)
 
 
 class FaceTracker:
@@ -370,7 +378,10 @@ class FaceTracker:
     `upside_down`: the operator's face looked upside down at the last check (every UPRIGHT_CHECK_S of stream time
     with a face, FaceMesh.upside_down on a crop around it, ~5 ms): a camera mounted upside down. The face mesh fits
     such a face as an upright one and the controls made the avatar grimace, 100 % of frames 'tracked' (lp_d0 turned
-    half a turn; user37, s37); the frames are tracked as they come, and the caller says so."""
+    half a turn; user37, s37); the frames are tracked as they come, and the caller says so. The check waits for a
+    face whose landmark box the frame cuts by at most UPRIGHT_CUT_SHARE of its height and width: the mouth and chin
+    of an operator standing up, the eyes above the frame's top, read upside down and were said to be a camera
+    mounted upside down until the face came back (user56, s56)."""
 
     def __init__(self, config: TrackerConfig | None = None):
         self.config = config or TrackerConfig()
@@ -463,7 +474,8 @@ class FaceTracker:
         if not self._face_seen or (dt_s is not None and dt_s > self.config.max_gap_s):
             self._reset_filters()
         self._face_seen = True
-        if self._upright_checked is None or abs(stamp_ns - self._upright_checked) >= UPRIGHT_CHECK_S * 1e9:
+        if (self._upright_checked is None or abs(stamp_ns - self._upright_checked) >= UPRIGHT_CHECK_S * 1e9) \
+                and _cut_share(face.bbox, w, h) <= UPRIGHT_CUT_SHARE:
             self._upright_checked = stamp_ns
             self.upside_down = self._looks_upside_down(rgb, face)
         vis = self._lower.visibility(rgb, face.landmarks_px) if self._lower is not None else 1.0
