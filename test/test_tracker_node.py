@@ -581,6 +581,47 @@ def test_an_upside_down_camera_is_said_in_the_log_and_on_diagnostics(io, clip, t
         getattr(tracker_status(), "message", None)
 
 
+def test_a_camera_on_its_side_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
+    """A camera on its side (a phone held sideways as the operator's webcam; lp_d18's frames turned a quarter turn):
+    the face mesh finds the face, and the robot's display showed the avatar's head and torso lying on their side,
+    while the tracker said nothing (user56, s56: operator.launch.py, /tmp/u56/s2/sheet_b.png). Now it says so once,
+    in its log (warning, with the way to turn the image) and on /diagnostics (WARN, the state), and says when the
+    face is upright again; the frames are still tracked as they come."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.tracking import UPRIGHT_CHECK_S
+    from gaussian_head_ros.nodes.tracker_node import SIDEWAYS
+
+    node, _, _, _, diags = io
+    start = len(tracker_proc.output())
+    stamp = STAMP0 + 22_000 * 33_333_333  # after the other tests' frames, more than UPRIGHT_CHECK_S on
+
+    def tracker_status():
+        return next((s for arr in reversed(diags) for s in arr.status if s.name.startswith("tracker_node")), None)
+
+    found = 0
+    for i in range(6):  # turned a quarter turn clockwise: a quarter turn counter-clockwise makes it upright
+        stamp += 33_333_333
+        control = _exchange(io, _image(np.ascontiguousarray(np.rot90(clip[i].rgb, -1)), stamp), stamp)
+        assert control is not None, tracker_proc.output()[-3000:]
+        found += control.face_detected  # the face mesh, following the upright face before, can miss the first one
+    assert found >= 4, tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: SIDEWAYS in tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    said = tracker_proc.output()[start:]
+    assert said.count(SIDEWAYS) == 1 and "[WARN]" in said, said[-3000:]  # once for the six frames
+    assert "its image a quarter turn counter-clockwise" in said, said[-3000:]
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == SIDEWAYS, 10), \
+        getattr(tracker_status(), "message", None)
+    assert tracker_status().level == DiagnosticStatus.WARN
+    stamp += int((UPRIGHT_CHECK_S + 1) * 1e9)  # the next check: upright frames
+    assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None
+    assert spin_until(node, lambda: "the operator's face is upright in the camera frames again (not on its side)" in
+                      tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == "tracking", 10), \
+        getattr(tracker_status(), "message", None)
+
+
 def test_each_cause_of_a_frame_skipped_between_good_frames_is_said(io, clip, tracker_proc):
     """An empty frame and one of an encoding the tracker does not read, each among good frames at 10 Hz: both causes
     are said in the log (each again at most every SKIPPED_SAY_AGAIN_S) and named on /diagnostics. Before (user33,
