@@ -150,6 +150,9 @@ STALE_S = 2.0  # frames older than this: /diagnostics says none come
 # A mean brightness (of 255) of frames without a face below which the no-face line says they are nearly black: the
 # bundled face mesh found lp_d0's face in its frames scaled to a mean of 3.1 (3 %), none at 2.1 (user51)
 DARK_MEAN = 8.0
+# ... above which it says they are nearly white (overexposed): the face mesh found no face in lp_d18's frames brightened
+# to a mean of 253 nor in lp_d0's at 246; at 247 / 244 it did (user56)
+BRIGHT_MEAN = 240.0
 # A skipped frame's cause (empty, an encoding not read, too small ...) is said in the log at once, the same cause again
 # at most this often, and /diagnostics names the causes of the last SKIPPED_SHOWN_S (common.CausesSaid). One throttle
 # for every cause, and a check only when the worker took the frame, said nothing of an empty frame between good ones:
@@ -797,6 +800,10 @@ class TrackerNode(Node):
         self._no_face_said = True
         dark = (f"the frames are nearly black (mean brightness {mean:.0f} of 255): light the face, or uncover the "
                 "lens; " if mean < DARK_MEAN else "")
+        if mean > BRIGHT_MEAN:  # a bright window behind the operator, an exposure set too high
+            dark = (f"the frames are nearly white (mean brightness {mean:.0f} of 255): the camera is overexposed (a "
+                    "bright window or lamp behind you, or its exposure set too high): light the face from the front, "
+                    "or lower the camera's exposure; ")
         self.get_logger().warning(
             f"no face in the camera frames on {self.image_topic} for {now - since:.0f} s: the robot plays its idle "
             f"animation until one is found; {dark}face the camera, the whole face in the picture (a face turned far "
