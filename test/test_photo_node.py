@@ -292,6 +292,31 @@ def test_a_file_refused_after_a_photo_the_robot_refused_does_not_say_that_photo_
         node.destroy_node()
 
 
+def test_a_relative_photo_path_set_at_run_time_says_whose_directory_it_is_read_from(rclpy_context, tmp_path,
+                                                                                     monkeypatch):
+    """The README's `ros2 param set /photo_node photo other.jpg`, run in the folder that holds other.jpg but another
+    than the one the launch was started in: refused 'cannot read /where/launch/ran/other.jpg: No such file or
+    directory' (user56, s56), the operator left to see that the node, not their shell, resolves the path. Now the reply
+    and the log say so, with the absolute path to give; an absolute path that is missing is said as before."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.nodes.photo_node import PhotoNode
+
+    monkeypatch.chdir(tmp_path)  # the node's working directory (where `ros2 launch` ran)
+    node = PhotoNode()
+    try:
+        result = node.set_parameters([Parameter("photo", value="other.jpg")])[0]
+        assert not result.successful and result.reason.startswith(f"cannot read {tmp_path / 'other.jpg'}: No such file"), \
+            result.reason
+        assert f"(a relative path is read from photo_node's working directory, {tmp_path}, not from the shell that " \
+            "set it: give the photo's absolute path, e.g. $PWD/other.jpg)" in result.reason, result.reason
+        assert "a relative path" in node.state, node.state
+        result = node.set_parameters([Parameter("photo", value=str(tmp_path / "absent.jpg"))])[0]
+        assert not result.successful and "a relative path" not in result.reason, result.reason
+    finally:
+        node.destroy_node()
+
+
 def test_a_busy_robot_is_said_with_the_photo_that_waits(rclpy_context):
     """Three photos set within a second (`ros2 param set /photo_node photo ...` three times): the log said 'the robot is
     busy: a reconstruction is running; this photo follows it' once, without saying which photo waits (user26, s26)."""

@@ -217,8 +217,9 @@ class PhotoNode(Node):
         try:
             photo = read_photo(path, changes.get("max_pixels", self._param("max_pixels")))
         except ValueError as e:
-            self._refuse_file(str(e))
-            return SetParametersResult(successful=False, reason=f"{e} (the photo sent before stays)")
+            why = f"{e}{files.relative_note(path, self.get_name())}"
+            self._refuse_file(why)
+            return SetParametersResult(successful=False, reason=f"{why} (the photo sent before stays)")
         self._send(photo, operator_id)
         return SetParametersResult(successful=True)
 
