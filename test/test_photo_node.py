@@ -125,7 +125,7 @@ def test_a_late_robot_gets_the_operators_photo_and_its_verdicts_are_said(graph, 
         assert wait_until(lambda: _latest(graph).get("refused_files") == "2", 30.0), _latest(graph)
         d = _latest(graph)
         assert d["_level"] == DiagnosticStatus.ERROR and d["sent"] == "2" and d["photo"] == str(blank), d
-        assert "still serving" in d["_message"], d
+        assert f"{blank} stays latched, which the robot refused: the robot's display keeps the face" in d["_message"], d
 
         # the portrait set again is sent again (the operator swapped back with one command), and the wall at once,
         # while the robot reconstructs the portrait: it says BUSY, then the portrait's verdict comes first, under
@@ -260,6 +260,59 @@ def test_the_robots_warnings_on_an_accepted_photo_are_said(rclpy_context):
         status.header.stamp = TimeMsg(sec=node.sent_ns // 10**9 + 1)
         node._on_status(status)
         assert node.level == DiagnosticStatus.OK and "warnings" not in node.verdict, node.verdict
+    finally:
+        node.destroy_node()
+
+
+def test_a_file_refused_after_a_photo_the_robot_refused_does_not_say_that_photo_is_served(rclpy_context, tmp_path):
+    """The operator swapped to a photo without a face (the robot refused it: no_face, and kept showing the face before
+    it), then set a file that is missing: photo_node said 'photo not sent: cannot read ...; still serving curtain.jpg',
+    as if the robot showed curtain.jpg (user56, s56: operator.launch.py). Now it says that photo stays latched, refused
+    by the robot, whose display keeps the face it showed before; after a photo the robot accepted, 'still serving'."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+
+    node = PhotoNode()
+    try:
+        portrait = shared("portraits", PORTRAIT)
+        refused = f"; {portrait} stays latched, which the robot refused: the robot's display keeps the face it showed"
+        for code, kept in ((AvatarStatus.NO_FACE, f"{refused} before it"), (AvatarStatus.OK, f"; still serving {portrait}")):
+            node._send(read_photo(portrait), "curtain")
+            status = AvatarStatus(code=code, ok=code == AvatarStatus.OK, operator_id="curtain", message="...")
+            status.header.frame_id, status.header.stamp = "curtain", TimeMsg(sec=node.sent_ns // 10**9 + 1)
+            status.photo_stamp = TimeMsg(sec=node.sent_ns // 10**9, nanosec=node.sent_ns % 10**9)
+            node._on_status(status)
+            result = node.set_parameters([Parameter("photo", value=str(tmp_path / "nope.jpg"))])[0]
+            assert not result.successful and "cannot read" in result.reason, result
+            assert node.state.endswith(kept), node.state
+    finally:
+        node.destroy_node()
+
+
+def test_a_relative_photo_path_set_at_run_time_says_whose_directory_it_is_read_from(rclpy_context, tmp_path,
+                                                                                     monkeypatch):
+    """The README's `ros2 param set /photo_node photo other.jpg`, run in the folder that holds other.jpg but another
+    than the one the launch was started in: refused 'cannot read /where/launch/ran/other.jpg: No such file or
+    directory' (user56, s56), the operator left to see that the node, not their shell, resolves the path. Now the reply
+    and the log say so, with the absolute path to give; an absolute path that is missing is said as before."""
+    from rclpy.parameter import Parameter
+
+    from gaussian_head_ros.nodes.photo_node import PhotoNode
+
+    monkeypatch.chdir(tmp_path)  # the node's working directory (where `ros2 launch` ran)
+    node = PhotoNode()
+    try:
+        result = node.set_parameters([Parameter("photo", value="other.jpg")])[0]
+        assert not result.successful and result.reason.startswith(f"cannot read {tmp_path / 'other.jpg'}: No such file"), \
+            result.reason
+        assert f"(a relative path is read from photo_node's working directory, {tmp_path}, not from the shell that " \
+            "set it: give the photo's absolute path, e.g. $PWD/other.jpg)" in result.reason, result.reason
+        assert "a relative path" in node.state, node.state
+        result = node.set_parameters([Parameter("photo", value=str(tmp_path / "absent.jpg"))])[0]
+        assert not result.successful and "a relative path" not in result.reason, result.reason
     finally:
         node.destroy_node()
 

@@ -812,6 +812,11 @@ def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
 
     missing = set_photo("/nonexistent/me.jpg")
     assert not missing.successful and "No such file" in missing.reason, missing.reason
+    # a relative path is the node's to resolve, not the shell's: said (user56, s56: photo_node's README example)
+    relative = set_photo("u56_other.jpg")
+    assert not relative.successful and "No such file" in relative.reason and "a relative path is read from " \
+        "reconstruction_node's working directory" in relative.reason and "$PWD/u56_other.jpg" in relative.reason, \
+        relative.reason
     folder = set_photo(peer["proc"].home)  # a directory was refused as 'not found' (user12, s12)
     assert not folder.successful and "Is a directory" in folder.reason, folder.reason
     # a pipe or a device: the reply read the whole file (user13, s13): a FIFO blocked the parameter service

@@ -581,6 +581,47 @@ def test_an_upside_down_camera_is_said_in_the_log_and_on_diagnostics(io, clip, t
         getattr(tracker_status(), "message", None)
 
 
+def test_a_camera_on_its_side_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
+    """A camera on its side (a phone held sideways as the operator's webcam; lp_d18's frames turned a quarter turn):
+    the face mesh finds the face, and the robot's display showed the avatar's head and torso lying on their side,
+    while the tracker said nothing (user56, s56: operator.launch.py, /tmp/u56/s2/sheet_b.png). Now it says so once,
+    in its log (warning, with the way to turn the image) and on /diagnostics (WARN, the state), and says when the
+    face is upright again; the frames are still tracked as they come."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.tracking import UPRIGHT_CHECK_S
+    from gaussian_head_ros.nodes.tracker_node import SIDEWAYS
+
+    node, _, _, _, diags = io
+    start = len(tracker_proc.output())
+    stamp = STAMP0 + 22_000 * 33_333_333  # after the other tests' frames, more than UPRIGHT_CHECK_S on
+
+    def tracker_status():
+        return next((s for arr in reversed(diags) for s in arr.status if s.name.startswith("tracker_node")), None)
+
+    found = 0
+    for i in range(6):  # turned a quarter turn clockwise: a quarter turn counter-clockwise makes it upright
+        stamp += 33_333_333
+        control = _exchange(io, _image(np.ascontiguousarray(np.rot90(clip[i].rgb, -1)), stamp), stamp)
+        assert control is not None, tracker_proc.output()[-3000:]
+        found += control.face_detected  # the face mesh, following the upright face before, can miss the first one
+    assert found >= 4, tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: SIDEWAYS in tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    said = tracker_proc.output()[start:]
+    assert said.count(SIDEWAYS) == 1 and "[WARN]" in said, said[-3000:]  # once for the six frames
+    assert "its image a quarter turn counter-clockwise" in said, said[-3000:]
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == SIDEWAYS, 10), \
+        getattr(tracker_status(), "message", None)
+    assert tracker_status().level == DiagnosticStatus.WARN
+    stamp += int((UPRIGHT_CHECK_S + 1) * 1e9)  # the next check: upright frames
+    assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None
+    assert spin_until(node, lambda: "the operator's face is upright in the camera frames again (not on its side)" in
+                      tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
+    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == "tracking", 10), \
+        getattr(tracker_status(), "message", None)
+
+
 def test_each_cause_of_a_frame_skipped_between_good_frames_is_said(io, clip, tracker_proc):
     """An empty frame and one of an encoding the tracker does not read, each among good frames at 10 Hz: both causes
     are said in the log (each again at most every SKIPPED_SAY_AGAIN_S) and named on /diagnostics. Before (user33,
@@ -1337,26 +1378,31 @@ def test_controls_that_no_node_subscribes_to_are_said(rclpy_context, clip, tmp_p
 
 
 
+def _send_until(node, pub, stamp: list[int], rgb, predicate, timeout: float) -> bool:
+    """Publish rgb as the camera's next frame (stamp[0] + 1/30 s) every 0.1 s until predicate() holds."""
+    import rclpy
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        stamp[0] += 33_333_333
+        pub.publish(_image(rgb, stamp[0]))
+        end = time.monotonic() + 0.1
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    return predicate()
+
+
 def test_frames_without_a_face_are_said_once_with_nearly_black_ones_named(io, clip, tracker_proc):
     """Frames that show no face for no_frames_say_s (2 s here; 10 s by default): a warning saying what to do, naming
     nearly black frames, once; the face's return is said. Before, the tracker said nothing: the operator saw no word
     of why the robot played its idle animation (user51)."""
-    import rclpy
     from rosgraph import set_parameter
 
     node, pub = io[0], io[1]
     stamp = [STAMP0 + 2000 * 33_333_333]
 
     def send_until(rgb, predicate, timeout=20.0) -> bool:
-        """Publish rgb as the camera's next frame every 0.1 s until predicate() holds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not predicate():
-            stamp[0] += 33_333_333
-            pub.publish(_image(rgb, stamp[0]))
-            end = time.monotonic() + 0.1
-            while time.monotonic() < end:
-                rclpy.spin_once(node, timeout_sec=0.05)
-        return predicate()
+        return _send_until(node, pub, stamp, rgb, predicate, timeout)
 
     assert set_parameter(node, "/tracker_node", "no_frames_say_s", 2.0).successful
     try:
@@ -1370,6 +1416,36 @@ def test_frames_without_a_face_are_said_once_with_nearly_black_ones_named(io, cl
                                                           "without: the robot follows it", tracker_proc.output())), \
             tracker_proc.output()[-3000:]
         assert tracker_proc.output().count("no face in the camera frames") == 1, tracker_proc.output()[-3000:]
+    finally:
+        assert set_parameter(node, "/tracker_node", "no_frames_say_s", 10.0).successful
+
+
+def test_frames_without_a_face_that_are_overexposed_are_named(io, clip, tracker_proc):
+    """A camera overexposed (a bright window behind the operator; lp_d18's frames x4 + 80, mean brightness 253) shows
+    no face to the face mesh, and the tracker said only 'no face in the camera frames ... face the camera, the whole
+    face in the picture', which the operator, facing the camera, could not act on (user56, s56). Now it names nearly
+    white frames and what to do, as it names nearly black ones."""
+    from rosgraph import set_parameter
+
+    node, pub = io[0], io[1]
+    stamp = [STAMP0 + 3000 * 33_333_333]
+    start = len(tracker_proc.output())
+
+    def send_until(rgb, predicate, timeout=20.0) -> bool:
+        return _send_until(node, pub, stamp, rgb, predicate, timeout)
+
+    assert set_parameter(node, "/tracker_node", "no_frames_say_s", 2.0).successful
+    try:
+        # a bare wall first: the face mesh, following a face, keeps it in such frames; the camera starts so
+        assert _exchange(io, _image(np.full((480, 480, 3), 200, np.uint8), stamp[0]), stamp[0]) is not None, \
+            tracker_proc.output()[-3000:]
+        bright = np.clip(clip[32].rgb.astype(np.float32) * 4 + 80, 0, 255).astype(np.uint8)
+        said = re.compile(r"no face in the camera frames on /camera/image_raw for [23] s: the robot plays its idle "
+                          r"animation until one is found; the frames are nearly white \(mean brightness 25[0-5] of "
+                          r"255\): the camera is overexposed .*lower the camera's exposure; face the camera")
+        assert send_until(bright, lambda: said.search(tracker_proc.output()[start:])), tracker_proc.output()[-3000:]
+        assert send_until(clip[31].rgb, lambda: "a face is in the camera frames again" in
+                          tracker_proc.output()[start:]), tracker_proc.output()[-3000:]
     finally:
         assert set_parameter(node, "/tracker_node", "no_frames_say_s", 10.0).successful
 

@@ -1435,22 +1435,26 @@ def test_track_says_how_many_frames_had_no_face(tmp_path, capsys, caplog):
 def test_track_says_a_face_upside_down(tmp_path, caplog):
     """`gaussian-head track` on a clip filmed upside down (lp_d0's first 30 frames turned half a turn) said 'face found
     in 30 (100.0%)' and wrote controls that make the avatar grimace (user37, s37): the face mesh fits an upside-down
-    face as an upright one. Now it warns with how many frames; the clip as it is gets no such warning."""
+    face as an upright one. Now it warns with how many frames; the clip as it is gets no such warning. Filmed on its
+    side (a phone held sideways), it said nothing either, and the controls roll the avatar's head a quarter turn
+    (user56, s56): now it warns so too."""
     from gaussian_head_ros.cli import main
 
     frames = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=30)
     h, w = frames[0].rgb.shape[:2]
     said = {}
-    for name, turn in (("upright.mp4", 0), ("upside_down.mp4", 2)):
+    for name, turn in (("upright.mp4", 0), ("upside_down.mp4", 2), ("sideways.mp4", 1)):
         writer = cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
         for f in frames:
             writer.write(np.ascontiguousarray(np.rot90(f.rgb, turn)[..., ::-1]))
         writer.release()
         caplog.clear()
         assert main(["track", str(tmp_path / name), "-o", str(tmp_path / f"{name}.jsonl")]) == 0
-        said[name] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "upside down" in
-                      r.getMessage()]
+        said[name] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and
+                      ("upside down" in r.getMessage() or "on its side" in r.getMessage())]
     assert said["upright.mp4"] == [], said
+    assert len(said["sideways.mp4"]) == 1 and "lies on its side in 30 of the 30 frames with a face (100 %)" in \
+        said["sideways.mp4"][0], said
     assert len(said["upside_down.mp4"]) == 1 and "upside down in 30 of the 30 frames with a face (100 %)" in \
         said["upside_down.mp4"][0], said
 
@@ -1513,3 +1517,40 @@ def test_a_new_frame_size_is_not_another_person():
             c = tracker.process(rgb, (i + 1) * 33_333_333)
             assert c is not None and c.face_detected, i
         assert tracker.operator_switches == 0, f"{tracker.operator_switches} switches for one operator at 4 frame sizes"
+
+
+def test_an_operator_standing_up_is_not_said_to_be_upside_down():
+    """An operator standing up (the face leaving the frame by its top edge) was said to be filmed upside down:
+    tracker_node warned 'the operator's face is upside down in the camera frames (a camera mounted upside down?)'
+    and kept it until the face came back (user56, s56; lp_d18 slid up, the mouth and chin left in view, the eyes
+    above the frame: the short-range detector rated that crop turned half a turn higher). The upright check now waits
+    for a face the frame does not cut; a face filmed upside down is still said (test_track_says_a_face_upside_down)."""
+    frames = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=170)
+    h = frames[0].rgb.shape[0]
+    wall = np.empty_like(frames[0].rgb)
+    wall[:] = frames[0].rgb[5:40, 5:40].reshape(-1, 3).mean(0).astype(np.uint8)  # the room once the face is gone
+    tracker = FaceTracker()
+    faces = 0
+    for k in range(20):  # the frame's content slides up by 24 px a frame; each frame 6 s on: each is checked
+        shift = h * (k + 1) // 20
+        rgb = wall.copy()
+        rgb[: h - shift] = frames[150 + k].rgb[shift:]
+        control = tracker.process(rgb, (k + 1) * 6_000_000_000)
+        faces += control.face_detected
+        assert not tracker.upside_down, f"said upside down with the frame slid up {shift} px"
+    assert faces >= 12, faces  # the face is followed until most of it has left
+    tracker.close()
+
+
+def test_a_face_on_its_side_is_told_apart_from_an_upright_or_upside_down_one():
+    """A camera on its side (a phone held sideways as a webcam) rolled the avatar's head and torso a quarter turn on
+    the robot's display, without a word (user56, s56). FaceTracker.side_turn now gives the quarter turns that make
+    such a face upright (np.rot90(frame, k)); 0 for the face upright or upside down (upside_down says that one)."""
+    frames = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=4)
+    for turn, side, upside_down in ((0, 0, False), (1, 3, False), (-1, 1, False), (2, 0, True)):
+        tracker = FaceTracker()
+        for i, f in enumerate(frames):
+            control = tracker.process(np.ascontiguousarray(np.rot90(f.rgb, turn)), (i + 1) * 33_333_333)
+            assert control.face_detected, (turn, i)
+        assert (tracker.side_turn, tracker.upside_down) == (side, upside_down), turn
+        tracker.close()

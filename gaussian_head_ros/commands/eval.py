@@ -37,9 +37,10 @@ def add_arguments(p):
 
 def run(args) -> int:
     from gaussian_head_ros.core.evaluate import EvalConfig, evaluate
-    from gaussian_head_ros.core.files import check_writable
+    from gaussian_head_ros.core.files import check_writable, shown
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.operator_basis import FIRST_S_RANGE
+    from gaussian_head_ros.core.reconstruct.base import ReconstructionError
     from gaussian_head_ros.core.video import VideoSource, read_frames
 
     lo, hi = FIRST_S_RANGE  # tracker_node's operator_basis_s: -1 or nan was taken without a word (user48)
@@ -57,7 +58,12 @@ def run(args) -> int:
     with VideoSource(args.video) as v:
         cfg.fps = v.fps / max(1, args.stride)
     source = read_image(args.photo) if args.photo else None
-    m = evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg)
+    try:
+        m = evaluate([f.rgb for f in frames], [f.stamp_ns for f in frames], source, cfg)
+    except ReconstructionError as e:  # the photo's refusal named, as the first frame's is (user56)
+        if not args.photo:
+            raise
+        raise ReconstructionError(e.code, f"--photo {shown(args.photo)} cannot become an avatar: {e}") from None
     m["video"] = args.video
     if args.photo:
         m["photo"] = args.photo

@@ -5,7 +5,7 @@
     gaussian-head reconstruct photo.jpg -o me.ply --backend rar --option checkpoint=rar.pt
 
 A photo that cannot make an avatar (no face, too small, turned too far, unreadable) exits with status 1
-and one line on stderr saying why.
+and one line on stderr naming the photo and saying why.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from gaussian_head_ros.core.avatar import driving_path, save_ply
-    from gaussian_head_ros.core.files import check_writable
+    from gaussian_head_ros.core.files import check_writable, shown
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reconstruct import check_options, get_reconstructor
+    from gaussian_head_ros.core.reconstruct.base import ReconstructionError
     from gaussian_head_ros.core.reconstruct.preview import PREVIEW_FILES, write_preview
 
     options = dict(_option(o) for o in args.option)
@@ -82,7 +83,10 @@ def run(args) -> int:
     operator = args.operator_id or Path(args.photo).stem
     t0 = time.perf_counter()
     with get_reconstructor(args.backend, **options) as rec:
-        result = rec.reconstruct(rgb, operator_id=operator)
+        try:
+            result = rec.reconstruct(rgb, operator_id=operator)
+        except ReconstructionError as e:  # named: 'the face is 30 px wide ...' told no file of a batch's (user56)
+            raise ReconstructionError(e.code, f"{shown(args.photo)} cannot become an avatar: {e}") from None
     dt = time.perf_counter() - t0
     for w in result.warnings:
         log.warning("%s", w)

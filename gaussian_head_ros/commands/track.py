@@ -59,7 +59,7 @@ def run(args) -> int:
     config.validate()
     if args.output != "-":  # before the video and the model are opened (WholeFile makes its directory, as reconstruct)
         check_writable(args.output, "-o/--output", example="controls.jsonl", writes=CONTROLS)
-    n = found = upside_down = 0
+    n = found = upside_down = sideways = 0
     busy, first_ns, first_missing_s = 0.0, None, None
     whole = None if args.output == "-" else WholeFile(args.output)  # the file appears when whole (Ctrl-C: not)
     with VideoSource(args.video) as src, FaceTracker(config) as tracker, whole or contextlib.nullcontext():
@@ -74,6 +74,7 @@ def run(args) -> int:
                 n += 1
                 found += control.face_detected
                 upside_down += control.face_detected and tracker.upside_down
+                sideways += control.face_detected and tracker.side_turn != 0
                 first_ns = frame.stamp_ns if first_ns is None else first_ns
                 if not control.face_detected and first_missing_s is None:
                     first_missing_s = (frame.stamp_ns - first_ns) / 1e9
@@ -93,4 +94,8 @@ def run(args) -> int:
         log.warning("the face is upside down in %d of the %d frames with a face (%d %%) of %s: the face mesh reads it "
                     "as an upright face and these controls make the avatar grimace; turn the video half a turn",
                     upside_down, found, round(100 * upside_down / found), shown(args.video))
+    if sideways:  # a camera on its side: the controls roll the avatar's head a quarter turn (tracker_node says it too)
+        log.warning("the face lies on its side in %d of the %d frames with a face (%d %%) of %s: these controls roll "
+                    "the avatar's head a quarter turn; turn the video upright", sideways, found,
+                    round(100 * sideways / found), shown(args.video))
     return 0

@@ -32,6 +32,19 @@ def url_note(path: str | os.PathLike) -> str:
     return " (a URL: give the path of a file on this machine)" if is_url(path) else ""
 
 
+def relative_note(path: str | os.PathLike, reader: str) -> str:
+    """' (a relative path is read from READER's working directory, CWD: ...)' to add to the reason a file `path` set
+    on a running node cannot be read, when `path` is relative (after `~`) and nothing is there, else ''. The README's
+    `ros2 param set /photo_node photo other.jpg`, run from another directory than the launch's, said only 'cannot
+    read /where/launch/ran/other.jpg: No such file or directory' (user56): the node, not the shell that set the
+    parameter, resolves it."""
+    text = os.path.expanduser(os.fspath(path))
+    if not text or os.path.isabs(text) or is_url(text) or os.path.lexists(text):
+        return ""
+    return (f" (a relative path is read from {reader}'s working directory, {os.getcwd()}, not from the shell that set "
+            "it: give the photo's absolute path, e.g. $PWD/" + text + ")")
+
+
 def check_exists(path: str | os.PathLike, what: str) -> None:
     """Raise ValueError '{what} {shown(path)} not found' (and url_note's words for a URL) when nothing is at `path`.
     A file read through pathlib lost a URL's '//' before the system said it missing: `bench --avatar

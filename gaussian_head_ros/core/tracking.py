@@ -92,6 +92,7 @@ from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intri
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.lower_face import LowerFaceMonitor
 from gaussian_head_ros.core.native_log import quiet_notices
+from gaussian_head_ros.core.reconstruct.framing import quarter_turns
 from gaussian_head_ros.core.settings import check_settings, setting
 
 log = logging.getLogger(__name__)
@@ -362,6 +363,14 @@ def mouth_open(landmarks: np.ndarray, neutral: np.ndarray | None) -> float:
 
 UPRIGHT_CHECK_S = 5.0  # stream seconds between FaceTracker's checks that the operator's face is not upside down
 UPRIGHT_CROP = 256  # pixels: the square around the face that check looks at (twice the face's landmark box)
+UPRIGHT_CUT_SHARE = 0.1  # that check waits for a face whose landmark box is cut by the frame by at most this share
+
+
+def _cut_share(bbox: tuple[float, float, float, float], w: int, h: int) -> float:
+    """The largest share of a landmark box (x0, y0, x1, y1, pixels) that lies outside a w x h frame, along x or y."""
+    x0, y0, x1, y1 = bbox
+    bw, bh = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
+    return max((max(0.0, -x0) + max(0.0, x1 - w)) / bw, (max(0.0, -y0) + max(0.0, y1 - h)) / bh)
 
 
 class FaceTracker:
@@ -370,7 +379,16 @@ class FaceTracker:
     `upside_down`: the operator's face looked upside down at the last check (every UPRIGHT_CHECK_S of stream time
     with a face, FaceMesh.upside_down on a crop around it, ~5 ms): a camera mounted upside down. The face mesh fits
     such a face as an upright one and the controls made the avatar grimace, 100 % of frames 'tracked' (lp_d0 turned
-    half a turn; user37, s37); the frames are tracked as they come, and the caller says so."""
+    half a turn; user37, s37); the frames are tracked as they come, and the caller says so. The check waits for a
+    face whose landmark box the frame cuts by at most UPRIGHT_CUT_SHARE of its height and width: the mouth and chin
+    of an operator standing up, the eyes above the frame's top, read upside down and were said to be a camera
+    mounted upside down until the face came back (user56, s56).
+
+    `side_turn`: at the same check, the quarter turns k (1 or 3, 0 when upright or upside down) that make the face
+    upright, np.rot90(frame, k) as framing.quarter_turns gives them: a camera on its side (a phone held sideways as a
+    webcam). The face mesh finds such a face and the controls roll the avatar's head, and its torso, a quarter turn
+    on the robot's display; nothing said so (user56, s56). The frames are tracked as they come, and the caller says
+    so."""
 
     def __init__(self, config: TrackerConfig | None = None):
         self.config = config or TrackerConfig()
@@ -383,6 +401,7 @@ class FaceTracker:
         self._lower = LowerFaceMonitor() if c.lower_face_check else None
         self._scorer = None  # a FaceMesh for upside_down (its short-range face detector only), made on first need
         self.upside_down = False
+        self.side_turn = 0  # quarter turns that would make the face upright when it lies on its side (docstring)
         self.operator_switches = 0  # times another face took over from the one followed while it was in view
         self._upright_checked: int | None = None  # the stamp (ns) of the last upside-down check
         self._neutral = NeutralEstimator(c.neutral_window_s)
@@ -463,9 +482,12 @@ class FaceTracker:
         if not self._face_seen or (dt_s is not None and dt_s > self.config.max_gap_s):
             self._reset_filters()
         self._face_seen = True
-        if self._upright_checked is None or abs(stamp_ns - self._upright_checked) >= UPRIGHT_CHECK_S * 1e9:
+        if (self._upright_checked is None or abs(stamp_ns - self._upright_checked) >= UPRIGHT_CHECK_S * 1e9) \
+                and _cut_share(face.bbox, w, h) <= UPRIGHT_CUT_SHARE:
             self._upright_checked = stamp_ns
             self.upside_down = self._looks_upside_down(rgb, face)
+            turns = quarter_turns(face.landmarks_px)
+            self.side_turn = turns if turns in (1, 3) and not self.upside_down else 0
         vis = self._lower.visibility(rgb, face.landmarks_px) if self._lower is not None else 1.0
         in_view = self._lower is None or vis >= self._lower.config.visible
         control = self._control(face, K, stamp_ns, learn_neutral=in_view)

@@ -217,14 +217,21 @@ class PhotoNode(Node):
         try:
             photo = read_photo(path, changes.get("max_pixels", self._param("max_pixels")))
         except ValueError as e:
-            self._refuse_file(str(e))
-            return SetParametersResult(successful=False, reason=f"{e} (the photo sent before stays)")
+            why = f"{e}{files.relative_note(path, self.get_name())}"
+            self._refuse_file(why)
+            return SetParametersResult(successful=False, reason=f"{why} (the photo sent before stays)")
         self._send(photo, operator_id)
         return SetParametersResult(successful=True)
 
     def _refuse_file(self, reason: str) -> None:
         self.counts["refused_files"] += 1
-        kept = f"; still serving {self.photo.path}" if self.photo else "; nothing sent"
+        if self.photo is None:
+            kept = "; nothing sent"
+        elif self.refused:  # 'still serving' a photo the robot refused read as if the robot showed it (user56)
+            kept = (f"; {self.photo.path} stays latched, which the robot refused: the robot's display keeps the face "
+                    "it showed before it")
+        else:
+            kept = f"; still serving {self.photo.path}"
         self.state = f"photo not sent: {reason}{kept}"
         self.level = DiagnosticStatus.ERROR
         self.get_logger().error(self.state)

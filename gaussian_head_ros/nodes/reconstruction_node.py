@@ -66,7 +66,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from builtin_interfaces.msg import Time as TimeMsg
 from std_msgs.msg import Header
 
-from gaussian_head_ros.core import avatar_cache, imageio
+from gaussian_head_ros.core import avatar_cache, files, imageio
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS, driving_path, load_ply, ply_count
 from gaussian_head_ros.core.files import DRIVING_SUFFIX, is_ply
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
@@ -394,7 +394,10 @@ class ReconstructionNode(Node):
             check_values(self._values(params))
             for p in params:
                 if p.name == "photo_path" and p.value:  # missing, a directory, unreadable, a device: said in the
-                    imageio.check_file(p.value)  # reply (the file is read by the worker, not in this callback)
+                    try:  # reply (the file is read by the worker, not in this callback)
+                        imageio.check_file(p.value)
+                    except ValueError as e:
+                        raise ValueError(f"{e}{files.relative_note(p.value, self.get_name())}") from None
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         if any(p.name in _REBUILD for p in params):

@@ -144,10 +144,15 @@ class TrackerNodeSettings:
 BASIS_ACK_TIMEOUT_S = 5.0  # a new operator basis is used once every subscriber acknowledged it, or after this
 ACK_POLL_S = 0.02  # how often the basis thread checks those acknowledgements
 UPSIDE_DOWN = "the operator's face is upside down in the camera frames (a camera mounted upside down?)"
+SIDEWAYS = "the operator's face lies on its side in the camera frames (a camera on its side, a phone held sideways?)"
+TURN_WAY = {1: "counter-clockwise", 3: "clockwise"}  # FaceTracker.side_turn -> the way to turn the image upright
 STALE_S = 2.0  # frames older than this: /diagnostics says none come
 # A mean brightness (of 255) of frames without a face below which the no-face line says they are nearly black: the
 # bundled face mesh found lp_d0's face in its frames scaled to a mean of 3.1 (3 %), none at 2.1 (user51)
 DARK_MEAN = 8.0
+# ... above which it says they are nearly white (overexposed): the face mesh found no face in lp_d18's frames brightened
+# to a mean of 253 nor in lp_d0's at 246; at 247 / 244 it did (user56)
+BRIGHT_MEAN = 240.0
 # A skipped frame's cause (empty, an encoding not read, too small ...) is said in the log at once, the same cause again
 # at most this often, and /diagnostics names the causes of the last SKIPPED_SHOWN_S (common.CausesSaid). One throttle
 # for every cause, and a check only when the worker took the frame, said nothing of an empty frame between good ones:
@@ -216,6 +221,7 @@ class TrackerNode(Node):
         self._intrinsics_size = (0, 0)  # the frame size of the last intrinsics line
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR, and about BGRx padding
         self._upside_down_said = False  # the tracker's `upside_down` last said in the log
+        self._side_turn_said = 0  # the tracker's `side_turn` last said in the log
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
         # when to (re-)learn the operator basis, and from what (frame thread only)
@@ -547,8 +553,18 @@ class TrackerNode(Node):
                                           "camera driver's rotation or flip setting)")
             else:
                 self.get_logger().info("the operator's face is upright in the camera frames again")
+        if self.tracker.side_turn != self._side_turn_said:  # a camera on its side: logged, /diagnostics
+            self._side_turn_said = self.tracker.side_turn
+            if self._side_turn_said:
+                self.get_logger().warning(f"{SIDEWAYS}: the controls roll the avatar's head a quarter turn on the "
+                                          "robot's display; turn the camera upright, or its image a quarter turn "
+                                          f"{TURN_WAY[self._side_turn_said]} (the camera driver's rotation setting)")
+            else:
+                self.get_logger().info("the operator's face is upright in the camera frames again (not on its side)")
         if self._upside_down_said and control.face_detected:
             self.state = UPSIDE_DOWN
+        if self._side_turn_said and control.face_detected:
+            self.state = SIDEWAYS
         now = time.monotonic()
         rate = float(self._param("no_face_rate"))
         if not control.face_detected and rate > 0 and now - self._last_no_face_pub < 1.0 / rate:
@@ -784,6 +800,10 @@ class TrackerNode(Node):
         self._no_face_said = True
         dark = (f"the frames are nearly black (mean brightness {mean:.0f} of 255): light the face, or uncover the "
                 "lens; " if mean < DARK_MEAN else "")
+        if mean > BRIGHT_MEAN:  # a bright window behind the operator, an exposure set too high
+            dark = (f"the frames are nearly white (mean brightness {mean:.0f} of 255): the camera is overexposed (a "
+                    "bright window or lamp behind you, or its exposure set too high): light the face from the front, "
+                    "or lower the camera's exposure; ")
         self.get_logger().warning(
             f"no face in the camera frames on {self.image_topic} for {now - since:.0f} s: the robot plays its idle "
             f"animation until one is found; {dark}face the camera, the whole face in the picture (a face turned far "
