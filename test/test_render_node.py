@@ -1224,7 +1224,8 @@ def _stopped_controls_node(said: list, **fields):
 
 
 @pytest.mark.parametrize("publishers, left_after_s, says", [
-    (1, None, "1 publishers, still on the graph: the tracker gets no camera frames, or none it can use (its log says why"),
+    (1, None, "1 publishers, still on the graph: the tracker gets no camera frames, or none it can use (its log says "
+              "why"),
     (0, 0.6, "the tracker left the graph within 2 s of its last control: it was stopped"),
     (0, 19.4, "the tracker left the graph 19 s after its last control, as its DDS lease expired: it was killed"),
     (0, None, "none left on the graph"),

@@ -775,9 +775,9 @@ class RenderNode(Node):
             who = f"its publisher {', '.join(gone)}" if gone else "the tracker"
             if publishers:  # named: a recording's player is no tracker (a bag at its end was said as one; user52)
                 why = ("still on the graph: the tracker gets no camera frames, or none it can use (its log says why "
-                       "it skips them; without a face it still sends face_detected=false), a player of a recording (ros2 bag play) is paused or at its end, or "
-                       "it was killed, crashed or cut off and its DDS lease has not expired; publishing it: "
-                       f"{', '.join(names)}")
+                       "it skips them; without a face it still sends face_detected=false), a player of a recording "
+                       "(ros2 bag play) is paused or at its end, or it was killed, crashed or cut off and its DDS lease "
+                       f"has not expired; publishing it: {', '.join(names)}")
             elif left is not None and left - since <= LEFT_CLEANLY_S:
                 why = (f"{who} left the graph within {LEFT_CLEANLY_S:.0f} s of its last control: it was stopped"
                        + (", or it ended (a player at the end of its recording)" if gone else ""))
