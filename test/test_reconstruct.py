@@ -1131,7 +1131,9 @@ def test_a_turned_jaw_and_neck_show_no_grey_band_beside_them(results, yaw, pitch
     250-320 x 300-400 of the 512 px view (the cheek, the side beyond it, the neck), more than 10 px inside the row's
     drawn outline: `before` on main caf3a30 (1563 / 2094 counting the outline's last 10 px too). Those last pixels are
     left out since the side goes on darkening to its outline (turn55, MeshFitConfig.neck_far_to_back: a real side
-    turned from the light is darkest there; 701 / 964 of all, 41 / 194 of these, now)."""
+    turned from the light is darkest there; 701 / 964 of all, 41 / 194 of these, then). 96 / 321 now: the raised jaw's
+    underside beside the neck lies in shadow (neck56, MeshFitConfig.neck_underside; 0.9 of the way to the side's far
+    colour, as 1 by eye, which counted 134 / 394)."""
     from gaussian_head_ros.core.reconstruct.lighting import LUMA
     from gaussian_head_ros.core.reconstruct.preview import source_view
 
@@ -1204,6 +1206,55 @@ def test_the_side_beyond_a_turned_jaw_shades_on_to_its_outline(results, yaw, pit
     flat = float(np.median(np.asarray(outer) / np.asarray(middle)))
     assert flat < 0.9, f"the side beyond the jaw by its outline {flat:.2f} x its middle: one flat level"
     assert np.median(middle) < 0.56, f"its middle {np.median(middle):.2f} x the cheek: lighter than it was"
+
+
+@pytest.mark.parametrize("yaw, under, neck, most", [(40, (292, 314, 266, 300), (322, 342, 266, 300), 1.0),
+                                                     (25, (294, 314, 282, 306), (322, 342, 282, 306), 1.0)])
+def test_a_raised_turned_jaws_underside_is_no_lighter_than_the_neck_below_it(results, yaw, under, neck, most):
+    """business_person turned 25-40 deg with the chin up 20 (sadtalker frame 37: yaw 22, chin up 20) showed under her
+    far jaw a light patch, lighter than the neck below it (neck56, left by turn55): the wall columns along the jaw's
+    underside kept the side's front colour (the lit rim's) for their first 3 cm, while the neck's side beside and
+    below it darkens on to its outline. A jaw's underside is in its shadow: the side takes its far colour where its
+    outline faces down (MeshFitConfig.neck_underside, SideLook.underside). The median luminance of a box under the jaw
+    over that of a box of neck below it (same columns, the 512 px view on black): 1.33 / 1.26 (yaw 40 / 25) on
+    b8052f5; 0.95 / 0.90 now."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["business_person.png"].avatar, yaw, -20, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    lum = img @ LUMA
+    boxes = [lum[y0:y1, x0:x1] for y0, y1, x0, x1 in (under, neck)]
+    assert all((b > 0.1).mean() > 0.95 for b in boxes), "a box is not on her jaw's underside or neck"
+    ratio = float(np.median(boxes[0]) / np.median(boxes[1]))
+    assert ratio < most, f"the raised jaw's underside {ratio:.2f} x the neck below it: a light patch under the jaw"
+
+
+@pytest.mark.parametrize("yaw", [40, -40])
+def test_a_raised_turned_neck_has_no_light_rim_at_its_outline(results, yaw):
+    """business_person turned 40 deg with the chin up 20 showed a thin light line along her neck's outline (neck56, left
+    by turn55): there a turned view sees past the wall columns' back ends the back grid's discs, which lie deeper a few
+    pixels in and kept the rim's colours while the columns darken on to their back (MeshFitConfig.neck_far_to_back).
+    The back behind that side now takes the colour its columns end in (SideLook.back_end). Per row 260-340 (every 2nd)
+    of the 512 px view on black, the brightest luminance of the last 6 drawn px at the neck's far outline less the
+    darkest of the 7 px before them: median 0.135 / 0.084 (yaw 40 / -40) on b8052f5; -0.005 / 0.003 now."""
+    from gaussian_head_ros.core.reconstruct.lighting import LUMA
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["business_person.png"].avatar, yaw, -20, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    lum = img @ LUMA
+    rises = []
+    for y in range(260, 341, 2):
+        drawn = np.flatnonzero(img[y].max(-1) > 0.02)
+        drawn = drawn[drawn >= 256] if yaw > 0 else drawn[drawn < 256]
+        if not len(drawn):
+            continue
+        seg = lum[y, drawn[-1] - 12:drawn[-1] + 1] if yaw > 0 else lum[y, drawn[0]:drawn[0] + 13][::-1]
+        rises.append(seg[-6:].max() - seg[:-6].min())
+    assert len(rises) >= 30, f"only {len(rises)} rows show the turned neck's outline"
+    rise = float(np.median(rises))
+    assert rise < 0.03, f"a light rim {rise:.3f} brighter than the side inside it at the raised, turned neck's outline"
 
 
 @pytest.mark.parametrize("pitch, box", [(0, (330, 346, 195, 255)), (-15, (298, 318, 185, 250))])

@@ -361,7 +361,11 @@ class SideLook:
     (lo, hi) pixels once past hi (fold; None: on inward, past the hair band into the face, where there is none).
     far_to_back [S, S] 0..1: how much of the way to the column's back end (its depth, `colours`' depth_m) the far
     ramp runs instead of ending far_ramp_m after far_from, darkening on to the outline a turned view sees (1 there:
-    linear from far_from to the column's back, far_ramp_m at the least; None: far_ramp_m everywhere)."""
+    linear from far_from to the column's back, far_ramp_m at the least; None: far_ramp_m everywhere); back_and_wall's
+    back grid takes that much of the colour the columns end in (`back_end`).
+    underside [S, S] 0..1: how much of the far colour a side facing down (its outline's outward direction pointing
+    down the image, by underside_facing = (none, all) of its downward component) takes, ramping in over
+    underside_ramp_m behind the front: an underside turned from a light above (a jaw's; None: none)."""
 
     far: np.ndarray | None = None
     far_from_m: float = 0.012
@@ -373,6 +377,12 @@ class SideLook:
     texture_px_per_m: float = 1000.0
     texture_fold_px: tuple[float, float] | None = None  # (lo, hi): the reach goes back and forth between them
     far_to_back: np.ndarray | None = None  # [S, S] 0..1 (see above)
+    underside: np.ndarray | None = None  # [S, S] 0..1 (see above)
+    # (0, 0.5) and no ramp: business_person's jaw underside 0.73 x the neck below it (yaw 40, chin up 20; underside
+    # 1 there), a dark band with a hard edge where the photo's lit neck ends; (0.2, 0.8) at once: 0.90, that edge
+    # still hard; over 2 cm: 0.90, the edge a soft turn into the shadow (neck56)
+    underside_facing: tuple[float, float] = (0.2, 0.8)
+    underside_ramp_m: float = 0.02
 
     def colours(self, side: np.ndarray, i: np.ndarray, j: np.ndarray, behind_m: np.ndarray,
                 inward: np.ndarray | None = None, depth_m: np.ndarray | None = None) -> np.ndarray:
@@ -388,6 +398,10 @@ class SideLook:
                 to_back = np.clip((behind_m - start) / span, 0.0, 1.0)
                 k = self.far_to_back[i, j]
                 w = (1 - k) * w + k * to_back
+            if self.underside is not None and inward is not None:
+                lo, hi = self.underside_facing
+                down = smoothstep(lo, hi, -inward[:, 1]) * smoothstep(0.0, self.underside_ramp_m, behind_m)
+                w = np.maximum(w, self.underside[i, j] * down)
             w = w[:, None]
             col = (1 - w) * col + w * self.far[i, j]
         if self.texture is not None and inward is not None:
@@ -397,6 +411,13 @@ class SideLook:
             tj = np.clip(np.round(j + inward[:, 0] * reach), 0, s - 1).astype(np.int64)
             col = col + self.texture[ti, tj]
         return self.shaded(col, behind_m)
+
+    def back_end(self, i: np.ndarray, j: np.ndarray, depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The colour [M, 3] a column at outline pixel (i, j) [M], depth_m [M] metres deep, ends in where it runs to
+        the far colour on to its back (far_to_back), and that share [M] 0..1; None without far or far_to_back."""
+        if self.far is None or self.far_to_back is None:
+            return None
+        return self.shaded(self.far[i, j], depth_m), self.far_to_back[i, j]
 
     def shaded(self, col, behind_m):
         """col [..., 3] darkened for points behind_m [...] metres behind the front (the back too: no step where
@@ -476,7 +497,17 @@ def back_and_wall(scene: Scene, front_depth: np.ndarray, back_depth: np.ndarray,
             if side_look is not None:  # where it turns sideways, as dark as the side it meets; not where it faces
                 # away from the camera (the front view sees the back through the photo layer's gaps: -0.5 dB)
                 steep = 1 - 1 / np.linalg.norm(n_cam, axis=1)
-                col = col + steep[:, None] * (side_look.shaded(col, back_depth[gi, gj] - front_depth[gi, gj]) - col)
+                deep = back_depth[gi, gj] - front_depth[gi, gj]
+                col = col + steep[:, None] * (side_look.shaded(col, deep) - col)
+                end = None if torso_grid else side_look.back_end(gi, gj, deep)
+                if end is not None:  # behind a side that darkens on to its back: the colour its columns end in. A
+                    # turned view sees the back's discs as the outline past the columns' back ends (the back lies
+                    # deeper a few pixels in): a thin light rim round business_person's neck turned 40 deg, chin up
+                    # 20 (neck56). The head's grid only: the photo's own view sees the torso's back through its
+                    # unlined photo layer (both grids: self lp_d0's frame 0 35.008 -> 34.995 dB, a fringe of them
+                    # below the bust's cut; faded out by the cut, lp_d18's 40.049 -> 40.034; the head's only, with
+                    # MeshFitConfig.neck_underside: 35.005 / 40.034), and the rim a turned view sees is the head's
+                    col = col + end[1][:, None] * (end[0] - col)
             out.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.6 * sp),
                                      _view_dirs(scene, pts), scene.part_of(pts), max_stretch=stretch))
     # Wall: columns along the silhouette (every wall_step_m) from the front depth to the back depth; along a

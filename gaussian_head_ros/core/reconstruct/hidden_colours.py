@@ -43,8 +43,8 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
     silhouette) and the sides' far part (SideLook.far: the hair where the sides have it and behind the ear,
     elsewhere the skin in shadow, MeshFitConfig.side_dark, never lighter than the hair; the rim's own colours
     below the head and beside it below the nose base, MeshFitConfig.shoulder_reach) and [S, S] metres behind the
-    front where that far part starts (SideLook.far_from: sooner behind the ear), and [S, S] 0..1 or None
-    SideLook.far_to_back (beside the jaw and the neck, `neck_colours`). The silhouette wall's front is
+    front where that far part starts (SideLook.far_from: sooner behind the ear), and [S, S] 0..1 or None the jaw's
+    and neck's skin side (`neck_colours`: SideLook.far_to_back and underside there). The silhouette wall's front is
     `wall_colours`' (the photo's rim as its camera sees it, not these). `hair_skin`: the caller's
     `hair_and_skin` of the same arguments (found here when not given). Where
     the face is the silhouette in the ear's rows (above the eyes', fading out by the nose base's), the sides are
@@ -113,11 +113,11 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
         face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
         top = near * ear[..., None]
         side = (1 - near) * side + (near - top) * face_rim + top * far
-    far_to_back = None
+    skin_side = None
     if hair_skin is not None and cfg.neck_skin_residual is not None:
-        side, far, far_from, back, far_to_back = neck_colours(cfg, scene, lm, mesh_px, rows, hair_skin, side, far,
-                                                              far_from, back)
-    return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from, far_to_back
+        side, far, far_from, back, skin_side = neck_colours(cfg, scene, lm, mesh_px, rows, hair_skin, side, far,
+                                                            far_from, back)
+    return back.astype(np.float32), side.astype(np.float32), far.astype(np.float32), far_from, skin_side
 
 
 def jaw_in_shade(cfg, jaw_skin: np.ndarray) -> np.ndarray:
@@ -137,7 +137,7 @@ def jaw_skin_colour(scene: Scene, lm, mesh_px, rows, face_skin) -> np.ndarray:
 
 def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far_from, back):
     """hidden_colours' side, far and back maps [S, S, 3] and far_from [S, S] (metres) beside the jaw and the neck, and
-    far_to_back [S, S] (SideLook.far_to_back: neck_far_to_back on that skin side, 0 elsewhere): from
+    [S, S] float32 0..1 that skin side (0 elsewhere; hidden_gaussians' SideLook.far_to_back and underside there): from
     the eyes' row (none) to the nose base's (full: where the ear's rows end, `hidden_colours`) and below, within
     shoulder_reach's first x the face oval's half-width of its centre. Where the silhouette's rim there (inset 4 px)
     is skin, the hidden side is the jaw and neck going round: the jaw's skin colour (the photo's face pixels below
@@ -168,7 +168,10 @@ def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far
     corners' row at 7 deg, from the nose base's at 25). Before, the head's back grid behind the chin kept the rim's
     colours blurred (the white collar, the dark suit): obama_speech driven by sadtalker (chin up ~7 deg, frames
     45-58) showed a grey patch with white squiggles and a grid of dots between the chin and the collar. That back,
-    as the jaw floor, is the jaw's skin as dark as the neck's side gets (`jaw_in_shade`)."""
+    as the jaw floor, is the jaw's skin as dark as the neck's side gets (`jaw_in_shade`). On the skin side itself
+    back_and_wall's back grid then takes the colour the side's columns end in (SideLook.back_end), and where the
+    side's outline faces down (the jaw's underside) it turns to its far colour from the front (SideLook.underside,
+    MeshFitConfig.neck_underside; neck56)."""
     person = scene.person
     hair = hair_skin[0]
     skin = jaw_skin_colour(scene, lm, mesh_px, rows, hair_skin[1])
@@ -198,7 +201,7 @@ def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far
     far_from = (1 - ks[..., 0]) * far_from * (1 - (1 - cfg.ear_far_from) * kc[..., 0]) + ks[..., 0] * cfg.neck_far_from_m
     kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
     back = (1 - kb[..., None]) * back + kb[..., None] * jaw_in_shade(cfg, skin)  # the chin's underside
-    return side, far, far_from, back, (cfg.neck_far_to_back * ks[..., 0]).astype(np.float32)
+    return side, far, far_from, back, ks[..., 0].astype(np.float32)
 
 
 def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin, front,
@@ -215,7 +218,7 @@ def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_
     # the hidden side's colours from the rim without the backdrop seen through it (matte_hair's own); the wall's
     # rim, the photo layer's edge discs and their matte are what the photo's camera sees: the rim as the photo has
     # it (the wall's rim without the backdrop took the first frame down 0.04 / 0.08 dB on self lp_d0 / lp_d18)
-    back_cols, side_cols, far_cols, far_from, far_to_back = hidden_colours(
+    back_cols, side_cols, far_cols, far_from, skin_side = hidden_colours(
         cfg, dataclasses.replace(scene, photo=colours - backdrop_seen), lm, mesh_px, head_mask, rows,
         wt, h_back, hair_skin)
     wall_cols = wall_colours(cfg, scene)
@@ -229,11 +232,15 @@ def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_
         # drew a jagged dotted line round obama_official's turned neck above the collar
         above_chin = 1 - smoothstep(lm[lmk.MOUTH_CORNER_R, 1], lm[lmk.CHIN, 1], rows)
         side_texture *= cfg.side_texture_gain * above_chin[..., None]
+    far_to_back = underside = None  # on the jaw's and neck's skin side
+    if skin_side is not None:
+        far_to_back, underside = cfg.neck_far_to_back * skin_side, cfg.neck_underside * skin_side
     hidden = back_and_wall(scene, front, back, back_cols, side_cols, wall_cols, open_edge, cfg.back_spacing_m,
                            cfg.torso_back_spacing_m, cfg.wall_step_m, cfg.wall_rim_m,
                            inset_px=cfg.edge_band_px + 0.5 if cfg.edge_matte else 0.0,
                            side_look=SideLook(far=far_cols, far_from_m=cfg.side_far_from_m, far_from=far_from,
-                                              far_to_back=far_to_back, shade=cfg.side_shade, texture=side_texture,
+                                              far_to_back=far_to_back, underside=underside, shade=cfg.side_shade,
+                                              texture=side_texture,
                                               texture_px_per_m=cfg.side_texture_reach / mpp,
                                               texture_fold_px=None if cfg.side_texture_fold_m is None else
                                               tuple(m / mpp for m in cfg.side_texture_fold_m)))

@@ -346,6 +346,15 @@ class MeshFitConfig:
     # neck_far_to_back 0: the old 2 cm ramp (far_ramp_m)
     neck_far_dark: float = 0.5
     neck_far_to_back: float = 1.0
+    # ... and where that side's outline faces down (the jaw's underside beyond the neck), this share of the way to its
+    # far colour, ramping in over ~2 cm behind the front (SideLook.underside; facing 0.2 (none) .. 0.8 (all) of its
+    # outward direction's downward component). A raised chin turned 25-40 deg showed under business_person's jaw the
+    # side near its front colour, a light patch lighter than the neck below it (test_reconstruct's box under the jaw
+    # over the neck's below it, chin up 20: 1.33 / 1.26 at yaw 40 / 25), where a jaw's underside lies in its shadow
+    # (neck56). At yaw 40: 0.5: 1.12, 0.7: 1.03, 0.9: 0.95 (yaw 25: 0.90), 1: 0.90, by eye as 0.9, but its shadow then
+    # counts as that test file's grey band beside the turned jaw (pixels below 0.45 x her cheek more than 10 px inside
+    # the outline, yaw 25 chin up 20: 184 on b8052f5, 321 at 0.9, 394 at 1; bound 331). 0 = off
+    neck_underside: float = 0.9
     # beside the face oval (x its half-width at the ears) and below the nose base the hidden side is the body's (the
     # rim's colours), not the head's
     shoulder_reach: tuple[float, float] = (1.1, 1.4)
@@ -446,6 +455,8 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if min(cfg.lining_near_lips_m, cfg.lining_lip_margin_m, cfg.lining_corner_m) < 0:
         raise ValueError(f"lining_near_lips_m, lining_lip_margin_m and lining_corner_m must be >= 0, got "
                          f"{cfg.lining_near_lips_m}, {cfg.lining_lip_margin_m}, {cfg.lining_corner_m}")
+    if not 0 <= cfg.neck_underside <= 1:
+        raise ValueError(f"neck_underside must be 0..1 (a share of the way to the far colour), got {cfg.neck_underside}")
     if cfg.unlined_sigma_per_stride is not None and not 0 < cfg.unlined_sigma_per_stride <= 2:
         raise ValueError(f"unlined_sigma_per_stride must be in (0, 2] or None, got {cfg.unlined_sigma_per_stride}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
