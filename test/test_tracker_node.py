@@ -129,6 +129,11 @@ def _exchange(io, msg, stamp_ns, timeout=60.0):
     return None
 
 
+def _tracker_status(diags):
+    """The newest tracker_node status among the /diagnostics arrays received (`io`'s diags), or None."""
+    return next((s for arr in reversed(diags) for s in arr.status if s.name.startswith("tracker_node")), None)
+
+
 def _recalibrate(io, tracker_proc):
     """Ask for a re-calibration and wait until the tracker says it took it (the request and the next camera
     frame travel on different topics: a fixed pause let a frame overtake it on a loaded machine)."""
@@ -522,23 +527,16 @@ def _camera_stops(io, clip, tracker_proc, say_s: float) -> None:
     gap = re.search(r"stopped on /camera/image_raw: the last one came (\d+) s ago \(1 publishers\)", stopped())
     assert gap and int(gap.group(1)) >= say_s, stopped()
 
-    def tracker_status():
-        for arr in reversed(diags):
-            for s in arr.status:
-                if s.name.startswith("tracker_node"):
-                    return s
-        return None
-
     def no_frames_for() -> int:
         """The seconds without frames the newest tracker status says, or -1 (another message). Waited for rather
         than the first status after the warning: under load the test's reader queue held statuses published
         before it ('tracking', 'for 6 s': review18)."""
         found = re.fullmatch(r"no camera frames on /camera/image_raw for (\d+) s",
-                             getattr(tracker_status(), "message", ""))
+                             getattr(_tracker_status(diags), "message", ""))
         return int(found.group(1)) if found else -1
 
-    assert spin_until(node, lambda: no_frames_for() >= say_s, 30), getattr(tracker_status(), "message", None)
-    assert {kv.key: kv.value for kv in tracker_status().values}["state"] == "waiting for frames"
+    assert spin_until(node, lambda: no_frames_for() >= say_s, 30), getattr(_tracker_status(diags), "message", None)
+    assert {kv.key: kv.value for kv in _tracker_status(diags).values}["state"] == "waiting for frames"
     stamp += 33_333_333
     assert _exchange(io, _image(clip[41].rgb, stamp), stamp) is not None
     assert spin_until(node, lambda: len(back()) > b0, 30), tracker_proc.output()[-3000:]
@@ -560,9 +558,6 @@ def test_an_upside_down_camera_is_said_in_the_log_and_on_diagnostics(io, clip, t
     start = len(tracker_proc.output())
     stamp = STAMP0 + 20_000 * 33_333_333  # after the other tests' frames, more than UPRIGHT_CHECK_S on
 
-    def tracker_status():
-        return next((s for arr in reversed(diags) for s in arr.status if s.name.startswith("tracker_node")), None)
-
     for i in range(3):
         stamp += 33_333_333
         control = _exchange(io, _image(np.ascontiguousarray(np.rot90(clip[i].rgb, 2)), stamp), stamp)
@@ -570,15 +565,15 @@ def test_an_upside_down_camera_is_said_in_the_log_and_on_diagnostics(io, clip, t
     assert spin_until(node, lambda: UPSIDE_DOWN in tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
     said = tracker_proc.output()[start:]
     assert said.count(UPSIDE_DOWN) == 1 and "[WARN]" in said, said[-3000:]  # once for the three frames
-    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == UPSIDE_DOWN, 10), \
-        getattr(tracker_status(), "message", None)
-    assert tracker_status().level == DiagnosticStatus.WARN
+    assert spin_until(node, lambda: getattr(_tracker_status(diags), "message", "") == UPSIDE_DOWN, 10), \
+        getattr(_tracker_status(diags), "message", None)
+    assert _tracker_status(diags).level == DiagnosticStatus.WARN
     stamp += int((UPRIGHT_CHECK_S + 1) * 1e9)  # the next check: upright frames
     assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None
     assert spin_until(node, lambda: "the operator's face is upright in the camera frames again" in
                       tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
-    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == "tracking", 10), \
-        getattr(tracker_status(), "message", None)
+    assert spin_until(node, lambda: getattr(_tracker_status(diags), "message", "") == "tracking", 10), \
+        getattr(_tracker_status(diags), "message", None)
 
 
 def test_a_camera_on_its_side_is_said_in_the_log_and_on_diagnostics(io, clip, tracker_proc):
@@ -597,9 +592,6 @@ def test_a_camera_on_its_side_is_said_in_the_log_and_on_diagnostics(io, clip, tr
     start = len(tracker_proc.output())
     stamp = STAMP0 + 22_000 * 33_333_333  # after the other tests' frames, more than UPRIGHT_CHECK_S on
 
-    def tracker_status():
-        return next((s for arr in reversed(diags) for s in arr.status if s.name.startswith("tracker_node")), None)
-
     found = 0
     for i in range(6):  # turned a quarter turn clockwise: a quarter turn counter-clockwise makes it upright
         stamp += 33_333_333
@@ -611,15 +603,15 @@ def test_a_camera_on_its_side_is_said_in_the_log_and_on_diagnostics(io, clip, tr
     said = tracker_proc.output()[start:]
     assert said.count(SIDEWAYS) == 1 and "[WARN]" in said, said[-3000:]  # once for the six frames
     assert "its image a quarter turn counter-clockwise" in said, said[-3000:]
-    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == SIDEWAYS, 10), \
-        getattr(tracker_status(), "message", None)
-    assert tracker_status().level == DiagnosticStatus.WARN
+    assert spin_until(node, lambda: getattr(_tracker_status(diags), "message", "") == SIDEWAYS, 10), \
+        getattr(_tracker_status(diags), "message", None)
+    assert _tracker_status(diags).level == DiagnosticStatus.WARN
     stamp += int((UPRIGHT_CHECK_S + 1) * 1e9)  # the next check: upright frames
     assert _exchange(io, _image(clip[3].rgb, stamp), stamp) is not None
     assert spin_until(node, lambda: "the operator's face is upright in the camera frames again (not on its side)" in
                       tracker_proc.output()[start:], 10), tracker_proc.output()[-3000:]
-    assert spin_until(node, lambda: getattr(tracker_status(), "message", "") == "tracking", 10), \
-        getattr(tracker_status(), "message", None)
+    assert spin_until(node, lambda: getattr(_tracker_status(diags), "message", "") == "tracking", 10), \
+        getattr(_tracker_status(diags), "message", None)
 
 
 def test_each_cause_of_a_frame_skipped_between_good_frames_is_said(io, clip, tracker_proc):
