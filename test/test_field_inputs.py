@@ -149,7 +149,7 @@ def test_every_exif_orientation_gives_the_upright_avatar(tmp_path):
 def test_an_upside_down_photo_is_turned_upright():
     """A photo stored upside down without an EXIF orientation (a scan fed in the wrong way, a phone shot whose tag an
     app stripped) was reconstructed without a word into an upside-down avatar: the face mesh fits an upside-down face
-    as an upright one (framing.quarter_turns returns 0), so the avatar's brows and eyes were the photo's chin and mouth
+    as an upright one (facemesh.quarter_turns returns 0), so the avatar's brows and eyes were the photo's chin and mouth
     (user37, s37: obama_official turned 180 degrees, /tmp/u37/upside_down_before_after.png). Now the face detector's
     score tells it (FaceMesh.upside_down): each ../shared portrait turned half a turn (or 170 degrees, not a whole
     number of quarter turns) is framed as the upright photo is, with the warning, and none as it is is turned."""
@@ -403,7 +403,7 @@ def test_a_photo_lying_on_its_side_gives_the_upright_avatar(fast_reconstructor):
     the upright photo's (same crop, same Gaussians), with a warning saying so. Faces tilted less than 45 degrees
     are left as they are, on every ../shared portrait too."""
     from gaussian_head_ros.core.facemesh import FaceMesh
-    from gaussian_head_ros.core.reconstruct.framing import quarter_turns
+    from gaussian_head_ros.core.facemesh import quarter_turns
 
     fm = FaceMesh()
     try:

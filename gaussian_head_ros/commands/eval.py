@@ -63,7 +63,7 @@ def run(args) -> int:
     except ReconstructionError as e:  # the photo's refusal named, as the first frame's is (user56)
         if not args.photo:
             raise
-        raise ReconstructionError(e.code, f"--photo {shown(args.photo)} cannot become an avatar: {e}") from None
+        raise e.naming(f"--photo {shown(args.photo)}") from None
     m["video"] = args.video
     if args.photo:
         m["photo"] = args.photo

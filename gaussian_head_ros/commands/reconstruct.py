@@ -85,8 +85,8 @@ def run(args) -> int:
     with get_reconstructor(args.backend, **options) as rec:
         try:
             result = rec.reconstruct(rgb, operator_id=operator)
-        except ReconstructionError as e:  # named: 'the face is 30 px wide ...' told no file of a batch's (user56)
-            raise ReconstructionError(e.code, f"{shown(args.photo)} cannot become an avatar: {e}") from None
+        except ReconstructionError as e:
+            raise e.naming(shown(args.photo)) from None
     dt = time.perf_counter() - t0
     for w in result.warnings:
         log.warning("%s", w)

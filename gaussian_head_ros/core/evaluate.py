@@ -180,14 +180,14 @@ def _mouth(lm: np.ndarray) -> float:
 DARK_FRAME_MEAN = 8  # [0..255] mean level under which a frame is called dark (a fade-in, a lens cap: 2-3 levels)
 
 
-def first_frame_refusal(frame: np.ndarray, reason: str) -> str:
-    """The refusal of a clip's first frame, [H, W, 3] uint8 RGB, as the avatar's source (eval's source when no photo
-    is given), from the reconstructor's `reason` ('no face found in the photo; ...'): it names the first frame, says
-    when it is dark (mean below DARK_FRAME_MEAN: a clip that fades in from black), and what to do. A clip whose first
-    frames were black was refused with 'no face found in the photo' though no photo was given (files20, s20)."""
+def first_frame_refusal(frame: np.ndarray, refusal: ReconstructionError) -> ReconstructionError:
+    """The reconstructor's `refusal` of a clip's first frame, [H, W, 3] uint8 RGB, as the avatar's source (eval's
+    source when no photo is given): it names the first frame, says when it is dark (mean below DARK_FRAME_MEAN: a
+    clip that fades in from black), and what to do. A clip whose first frames were black was refused with 'no face
+    found in the photo' though no photo was given (files20, s20)."""
     dark = f"; it is dark, mean level {frame.mean():.0f} of 255" if frame.mean() < DARK_FRAME_MEAN else ""
-    return (f"the clip's first frame (the avatar's source when no photo is given{dark}) cannot become an avatar: "
-            f"{reason}; give a photo (--photo) or a clip whose first frame shows the face")
+    return refusal.naming(f"the clip's first frame (the avatar's source when no photo is given{dark})",
+                          "; give a photo (--photo) or a clip whose first frame shows the face")
 
 
 def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray | None = None,
@@ -235,7 +235,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             except ReconstructionError as e:
                 if source is not None:
                     raise
-                raise ReconstructionError(e.code, first_frame_refusal(src, str(e))) from e
+                raise first_frame_refusal(src, e) from e
         t_rec = round(time.perf_counter() - t0, 3)
     else:
         t_rec = None  # given

@@ -13,11 +13,13 @@ jaw nor the mouth moves it; the scale puts the outer eye corners CANONICAL_EYE_S
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core.landmarks import CHEEK_L, CHEEK_R, FOREHEAD, NOSE_BASE, NUM_MESH, OUTER_EYE, RIGID_PAIRS
+from gaussian_head_ros.core.landmarks import (CHEEK_L, CHEEK_R, CHIN, FOREHEAD, NOSE_BASE, NUM_MESH, OUTER_EYE,
+                                              RIGID_PAIRS)
 from gaussian_head_ros.core.native_log import opened, quiet_notices
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,23 @@ def fit_head_frame(landmarks_px: np.ndarray, K: np.ndarray) -> HeadFit:
     depth = fx * m_per_px
     t = np.array([(origin_px[0] - cx) * depth / fx, (origin_px[1] - cy) * depth / fy, depth])
     return HeadFit(rot, t, float(m_per_px), canonical.astype(np.float32))
+
+
+def quarter_turns(landmarks_px: np.ndarray) -> int:
+    """Quarter turns k (0..3) that make a face upright: np.rot90(image, k) (counter-clockwise as displayed) puts
+    its forehead above its chin within 45 degrees. landmarks_px: [478, >=2] in the image's pixels (x right,
+    y down). 1: the head's top points to the image's right, 2: the face is upside down, 3: the top points left.
+
+    A photo stored sideways without an EXIF Orientation tag (a phone's landscape shot sent through an app that
+    strips it, a scan) lies on its side; framed as it is, the avatar's head was on its side, its torso beside
+    the head (try10). The tracker says a camera on its side by the same rule (tracking.FaceTracker.side_turn).
+    MediaPipe finds such faces, so their landmarks say which way is up. NOT for faces upside down: MediaPipe
+    0.10.21 fits those as upright faces (forehead landmarks on the chin), so this returns 0 for them (measured
+    on obama_official turned 180 and 135 degrees: FaceMesh.upside_down tells the 180); turned 50 degrees gives
+    3 (rightly)."""
+    up = np.asarray(landmarks_px, np.float64)[FOREHEAD, :2] - np.asarray(landmarks_px, np.float64)[CHIN, :2]
+    angle = math.degrees(math.atan2(up[0], -up[1]))  # 0: upright, +90: the top points to the right (x)
+    return round(angle / 90.0) % 4
 
 
 class FaceMesh:

@@ -88,11 +88,10 @@ from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
 from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
-from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame
+from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.lower_face import LowerFaceMonitor
 from gaussian_head_ros.core.native_log import quiet_notices
-from gaussian_head_ros.core.reconstruct.framing import quarter_turns
 from gaussian_head_ros.core.settings import check_settings, setting
 
 log = logging.getLogger(__name__)
@@ -385,7 +384,7 @@ class FaceTracker:
     mounted upside down until the face came back (user56, s56).
 
     `side_turn`: at the same check, the quarter turns k (1 or 3, 0 when upright or upside down) that make the face
-    upright, np.rot90(frame, k) as framing.quarter_turns gives them: a camera on its side (a phone held sideways as a
+    upright, np.rot90(frame, k) as facemesh.quarter_turns gives them: a camera on its side (a phone held sideways as a
     webcam). The face mesh finds such a face and the controls roll the avatar's head, and its torso, a quarter turn
     on the robot's display; nothing said so (user56, s56). The frames are tracked as they come, and the caller says
     so."""

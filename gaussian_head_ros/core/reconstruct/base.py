@@ -35,6 +35,12 @@ class ReconstructionError(ValueError):
         super().__init__(message)
         self.code = int(code)
 
+    def naming(self, source: str, then: str = "") -> ReconstructionError:
+        """The same refusal, same code, said of `source` (a file's path, 'the clip's first frame'):
+        '<source> cannot become an avatar: <reason><then>'. A batch's 'the face is 30 px wide ...' told no file
+        (user56)."""
+        return ReconstructionError(self.code, f"{source} cannot become an avatar: {self}{then}")
+
 
 @dataclass
 class ReconstructionResult:

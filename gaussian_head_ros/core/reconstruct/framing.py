@@ -18,7 +18,7 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 
 from gaussian_head_ros.core.control import euler_deg, line_of_sight_rotation, matrix_to_quat
-from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame
+from gaussian_head_ros.core.facemesh import HeadFit, default_intrinsics, fit_head_frame, quarter_turns
 from gaussian_head_ros.core.reconstruct.base import (BAD_IMAGE, FACE_CUT_OFF, FACE_TOO_SMALL, HEAD_TURNED_TOO_FAR,
                                                      NO_FACE, ReconstructionError)
 from gaussian_head_ros.core.colour import LUMA
@@ -125,22 +125,6 @@ def border_bars(rgb: np.ndarray) -> tuple[int, int, int, int]:
         bright = np.flatnonzero(luma[n:n + BAR_EDGE_PX + 1] >= BAR_STEP * BAR_MAX_LUMA)
         out.append(n + int(bright[0]) if 0 < n <= limit and len(bright) else 0)
     return tuple(out)
-
-
-def quarter_turns(landmarks_px: np.ndarray) -> int:
-    """Quarter turns k (0..3) that make a face upright: np.rot90(image, k) (counter-clockwise as displayed) puts
-    its forehead above its chin within 45 degrees. landmarks_px: [478, >=2] in the image's pixels (x right,
-    y down). 1: the head's top points to the image's right, 2: the face is upside down, 3: the top points left.
-
-    A photo stored sideways without an EXIF Orientation tag (a phone's landscape shot sent through an app that
-    strips it, a scan) lies on its side; framed as it is, the avatar's head was on its side, its torso beside
-    the head (try10). MediaPipe finds such faces, so their landmarks say which way is up. NOT for faces upside
-    down: MediaPipe 0.10.21 fits those as upright faces (forehead landmarks on the chin), so this returns 0 for
-    them (measured on obama_official turned 180 and 135 degrees: FaceMesh.upside_down tells the 180); turned 50
-    degrees gives 3 (rightly)."""
-    up = np.asarray(landmarks_px, np.float64)[lmk.FOREHEAD, :2] - np.asarray(landmarks_px, np.float64)[lmk.CHIN, :2]
-    angle = math.degrees(math.atan2(up[0], -up[1]))  # 0: upright, +90: the top points to the right (x)
-    return round(angle / 90.0) % 4
 
 
 def head_roll_deg(landmarks_px: np.ndarray) -> float:

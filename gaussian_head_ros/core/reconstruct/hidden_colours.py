@@ -121,9 +121,12 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
 
 
 def jaw_in_shade(cfg, jaw_skin: np.ndarray) -> np.ndarray:
-    """[3] rgb: the jaw's underside, the jaw's skin (`jaw_skin_colour`, [3]) as dark as the neck's hidden side gets at its
-    back (1 - MeshFitConfig.side_shade x it: SideLook.shade on the neck's own shade), so that the jaw floor and the
-    back under the chin meet that side without a step."""
+    """[3] rgb: the jaw's underside, the jaw's skin (`jaw_skin_colour`, [3]) darkened by MeshFitConfig.side_shade
+    (0.7 x it): the jaw floor (mesh_fit, seen in an open mouth) and the head's back grid under the chin. It was the
+    darkest the neck's hidden side got at its back until turn55 (session 55) darkened that side further, to
+    1 - neck_far_dark (0.5 x) at its columns' backs; on the skin side the back under the chin has taken that
+    column-end colour since neck56 (SideLook.back_end), so the floor is now lighter than the side's back (no step
+    seen between them in open-mouth views, neck56)."""
     return (1 - cfg.side_shade) * np.asarray(jaw_skin, np.float64)
 
 
