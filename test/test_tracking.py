@@ -1519,6 +1519,28 @@ def test_a_new_frame_size_is_not_another_person():
         assert tracker.operator_switches == 0, f"{tracker.operator_switches} switches for one operator at 4 frame sizes"
 
 
+def test_a_new_frame_shape_is_not_another_person():
+    """A camera switched from a wide mode to a square one (1920x1080 -> 512x512: a driver's new mode, a crop set at
+    run time) was said as 'another face replaced the operator', an operator switch and a re-calibration (user56,
+    s56): the box carried to the new size as the same view scaled moved it away from the face, since a frame of
+    another shape shows another part of the view. lp_d18 sent letterboxed into 16:9 frames, then as its own square
+    frames, then 16:9 again, is one operator."""
+    frames = read_frames(str(shared("driving", "lp_d18.mp4")), max_frames=30)
+    with FaceTracker(TrackerConfig()) as tracker:
+        for i, f in enumerate(frames):
+            rgb = f.rgb
+            if i // 10 != 1:  # the same picture in the middle of a 16:9 frame, 1.5x as large
+                h, w = rgb.shape[:2]
+                big = cv2.resize(rgb, (w * 3 // 2, h * 3 // 2), interpolation=cv2.INTER_LINEAR)
+                wide = np.zeros((big.shape[0], big.shape[0] * 16 // 9, 3), np.uint8)
+                x0 = (wide.shape[1] - big.shape[1]) // 2
+                wide[:, x0:x0 + big.shape[1]] = big
+                rgb = wide
+            c = tracker.process(rgb, (i + 1) * 33_333_333)
+            assert c is not None and c.face_detected, i
+        assert tracker.operator_switches == 0, f"{tracker.operator_switches} switches for one operator at 2 shapes"
+
+
 def test_an_operator_standing_up_is_not_said_to_be_upside_down():
     """An operator standing up (the face leaving the frame by its top edge) was said to be filmed upside down:
     tracker_node warned 'the operator's face is upside down in the camera frames (a camera mounted upside down?)'

@@ -111,6 +111,9 @@ SMALL_FACE = 0.15  # a face narrower than this fraction of the frame's longer si
 # (tpsmm_driving; lp_d0 0.007, lp_d18 0.017, sadtalker 0.037), its width changes at most 1.027 x (session 51).
 SAME_FACE_MOVE = 0.75
 SAME_FACE_SCALE = 1.3
+# Frames of a new size whose aspect ratio is within this (|log| of the ratio of the two scale factors) show the same
+# view scaled (FaceTracker._rescale_to): 0.02 takes rounding to even sizes (max_side 240 of 1280x720: 240x135 or 136)
+SAME_VIEW_ASPECT = 0.02
 ROI_SIDE, ROI_SIZE = 2.5, 256  # that crop's side in face sizes, and the size it is scaled to (pixels)
 
 # Filter units (see filters.py): how much of each signal counts as one unit of speed for beta.
@@ -609,10 +612,15 @@ class FaceTracker:
         resolution, video_source_node's max_side set at run time), and the small operator's crop (_roi) dropped: the
         box compared in the old frame's pixels made every size change an operator switch ('another face replaced the
         operator: 110 px wide, 0.8 face widths from where the face followed (220 px wide) was', then a re-calibration;
-        user52, s52). The same view scaled: x by the widths' ratio, y by the heights'."""
+        user52, s52). The same view scaled: x by the widths' ratio, y by the heights'. A frame of another shape
+        (aspect ratio off by more than SAME_VIEW_ASPECT) shows another part of the view (1920x1080 -> 512x512: a crop,
+        a driver's other mode), so the box is dropped and the next frame's operator is chosen as at the start, with
+        no switch said (the box scaled was said as 'another face replaced the operator' and re-calibrated; user56)."""
         if self._frame_size is not None and self._frame_size != (w, h):
             sx, sy = w / self._frame_size[0], h / self._frame_size[1]
-            if self._operator is not None:
+            if self._operator is not None and abs(math.log(sx / sy)) > SAME_VIEW_ASPECT:
+                self._operator = None
+            elif self._operator is not None:
                 px, py, pw = self._operator
                 self._operator = (px * sx, py * sy, pw * sx)
             self._roi = None
