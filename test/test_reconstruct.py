@@ -882,6 +882,31 @@ def test_a_pitched_crown_has_no_hole_where_the_mask_leaves_a_thin_strand(results
     assert max(worst.values()) < 12, f"see-through pixels at the head (yaw, pitch): {worst}"
 
 
+def test_a_small_faces_grey_crown_is_not_peeled_to_a_tuft(results):
+    """obama_official scaled to a 130 px wide face (a webcam selfie's size; the crop then upsamples the photo,
+    FramedPhoto.source_px 0.74): refine_silhouette's texture floor, set for full-size photos, took his grey crown
+    for the smooth blue-grey backdrop and peeled it to a tuft (user56's ragged hair outline, s57): the crown's
+    rendered silhouette (frontal, at rest, above the brows) overlapped the full-size photo's by IoU 0.81. With the
+    floor in proportion to the photo pixels per crop pixel: 0.94."""
+    from dataclasses import replace
+
+    from gaussian_head_ros.core.control import FaceControl
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+    from gaussian_head_ros.core.imageio import read_image
+
+    full = results["obama_official.jpg"]
+    rgb = read_image(str(shared("portraits", "obama_official.jpg")))
+    s = 130 / full.info["face_width_px"]
+    small = mesh_fit_result(cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)).avatar
+    K = default_intrinsics(512, 512, 12.0)
+    rest = replace(FaceControl.rest(), translation=np.array([0.0, 0.0, 2.6], np.float32))  # the head ~180 px tall
+    crown = [render_control(Driver(a), rest, K, 512, 512).alpha[:200] > 0.5 for a in (full.avatar, small)]
+    iou = float((crown[0] & crown[1]).sum() / (crown[0] | crown[1]).sum())
+    assert iou > 0.9, f"the small photo's crown overlaps the full-size one's by IoU {iou:.3f}"
+
+
 def test_edge_on_rim_shows_its_made_up_colour_from_the_photos_camera_only():
     """builder.edge_on_sh through avatar.sh_basis (what Driver evaluates): a disc seen from the photo's camera (at
     |cos| = facing to its normal) shows the refined colour; seen (1 - facing) / (1 + floor) more squarely, that colour

@@ -47,7 +47,7 @@ def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows
         return clean_mask(closed & fp.valid, mesh_px)
 
     if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
-        person = close_notches(refine_silhouette(photo, person, inner_mesh | below_chin))
+        person = close_notches(refine_silhouette(photo, person, inner_mesh | below_chin, source_px=fp.source_px))
     photo_seen = photo  # as the camera saw it: the edge matte's opacity gives it back over its own background
     backdrop_seen = np.zeros_like(photo, np.float32)  # the backdrop's share of the rim (matte_hair's own - colours)
     if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on; the
