@@ -452,6 +452,24 @@ def test_the_bust_s_last_rows_above_the_photo_s_cut_are_the_photo_s():
     assert last <= 1.25 * above, f"the bust's last rows {last:.4f} vs {above:.4f} above them"
 
 
+def test_a_photo_with_a_small_face_is_said_to_make_a_soft_avatar():
+    """A photo whose face is ~75 px wide made an avatar with a ragged hair outline and soft detail, and nothing said
+    so (user56, s56: obama_official scaled down). Its crop is the photo enlarged more than LOW_RES_UPSAMPLE: said, with
+    the face width that gives a sharper one; the full-size photo is not."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+
+    rgb = read_image(str(shared("portraits", "obama_official.jpg")))
+    said = "may be ragged; a photo with the face 180 px wide or more gives a sharper avatar"
+    with FaceMesh() as mesh:
+        full = frame_photo(rgb, mesh, FramingConfig())
+        s = 75 / full.face_width_px
+        small = frame_photo(cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), mesh, FramingConfig())
+    assert not [w for w in full.warnings if said in w], full.warnings
+    assert [w for w in small.warnings if said in w and w.startswith("the face is 75 px wide")], small.warnings
+
+
 def test_a_black_and_white_photo_is_said_in_the_warnings():
     """A greyscale photo made a grey avatar with no word about it (AvatarStatus warnings empty): a user sending
     an old ID photo saw a grey face on the robot and no reason. The framing says it; a colour photo, and the

@@ -87,6 +87,14 @@ class FramedPhoto:
     #                         below 1 the crop is upsampled (a 150 px wide face: 0.85; the ../shared portraits 0.55-2.6)
 
 
+# A photo whose crop is enlarged more than this (a face under ~100 px wide) is said to make a soft avatar: there the
+# hair's outline can no longer be told from a smooth backdrop by its detail (surfaces.refine_silhouette), and
+# obama_official's grey crown was peeled to a tuft at 90, 75 and 62 px wide faces (enlarged 2.0-2.9x), not at 110
+# (1.6x; s57). astronaut_eileen_collins' 92 px face (1.81x) is said. SHARP_FACE_PX: the face width from which the
+# crop is not enlarged (its side is ~2.9 face widths: obama_official's 697 px for 241)
+LOW_RES_UPSAMPLE, SHARP_FACE_PX = 1.75, 180
+
+
 def check_image(rgb: np.ndarray, max_pixels: int) -> None:
     """Raise ReconstructionError(BAD_IMAGE) unless rgb is a usable [H, W, 3] uint8 photo."""
     if not isinstance(rgb, np.ndarray):
@@ -329,6 +337,10 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     centre = origin + (fit.rotation @ np.array([cfg.crop_center_m[0], cfg.crop_center_m[1], 0.0]))[:2] / m_pp
     side = cfg.crop_m / m_pp  # work pixels
     s = cfg.size / side
+    if s > LOW_RES_UPSAMPLE:
+        warnings.append(f"the face is {width:.0f} px wide: the avatar is made from this photo enlarged {s:.1f}x, so "
+                        f"its detail is soft and its hair's outline may be ragged; a photo with the face "
+                        f"{SHARP_FACE_PX} px wide or more gives a sharper avatar")
     x0, y0 = centre[0] - side / 2, centre[1] - side / 2
     photo = _crop(work, x0, y0, s, cfg.size)
     f = 0.5 * cfg.size / math.tan(math.radians(cfg.source_fov_deg) / 2)
