@@ -87,12 +87,12 @@ class FramedPhoto:
     #                         below 1 the crop is upsampled (a 150 px wide face: 0.85; the ../shared portraits 0.55-2.6)
 
 
-# A photo whose crop is enlarged more than this (a face under ~100 px wide) is said to make a soft avatar: there the
+# A photo whose crop is enlarged more than this (a face under ~90 px wide) is said to make a soft avatar: there the
 # hair's outline can no longer be told from a smooth backdrop by its detail (surfaces.refine_silhouette), and
 # obama_official's grey crown was peeled to a tuft at 90, 75 and 62 px wide faces (enlarged 2.0-2.9x), not at 110
-# (1.6x; s57). astronaut_eileen_collins' 92 px face (1.81x) is said. SHARP_FACE_PX: the face width from which the
-# crop is not enlarged (its side is ~2.9 face widths: obama_official's 697 px for 241)
-LOW_RES_UPSAMPLE, SHARP_FACE_PX = 1.75, 180
+# (1.6x; s57); astronaut_eileen_collins' 92 px face (1.81x) keeps a clean outline and is not said. SHARP_FACE_PX: the
+# face width from which the crop is not enlarged (its side is ~2.9 face widths: obama_official's 697 px for 241)
+LOW_RES_UPSAMPLE, SHARP_FACE_PX = 1.9, 180
 
 
 def check_image(rgb: np.ndarray, max_pixels: int) -> None:
