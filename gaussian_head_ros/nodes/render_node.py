@@ -313,8 +313,8 @@ class RenderNode(Node):
         self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
         self._waiting_said = False  # the log said (as information) that none came yet
         self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
-        self._short_said: tuple = ()  # (fps asked, backend, placeholder) whose shortfall the log said (_say_if_short)
-        self._asked: tuple = ((), 0.0)  # (fps asked, backend, avatar drawn) and since when (monotonic s; _say_if_short)
+        self._short_said: tuple = ()  # (fps asked, backend, placeholder, size) whose shortfall the log said
+        self._asked: tuple = ((), 0.0)  # (fps asked, backend, placeholder, size, avatar), since (monotonic s)
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
@@ -857,8 +857,11 @@ class RenderNode(Node):
         (`frame_ms`, the rate window's) and the rate that allows. Judged only once a whole rate window (RATE_SHOWN_S)
         has passed under that fps, backend and avatar drawn (the window before holds frames paced for the old fps, or
         the placeholder's). Before, only /diagnostics said it: `ros2 param set /render_node fps 240` gave 31 FPS on
-        this 2-core CPU and the log said nothing (user40, s40)."""
-        said_for = (target_fps, self.backend, self.drawing is None)
+        this 2-core CPU and the log said nothing (user40, s40). Each display size is judged on its own: a 1024x600
+        tablet a little short used the warning up, and a portrait monitor set after it at run time, 1080x1920 at 14.7
+        FPS, went unsaid (user57)."""
+        size = (int(self._param("width")), int(self._param("height")))
+        said_for = (target_fps, self.backend, self.drawing is None, size)
         if self._asked[0] != (*said_for, id(self.drawing)):
             self._asked = ((*said_for, id(self.drawing)), now)
         if not short or self._short_said == said_for or now - self._asked[1] < RATE_SHOWN_S:
@@ -873,11 +876,11 @@ class RenderNode(Node):
                 faster = smaller_avatar_advice(shown.num_gaussians)
             else:
                 faster = "or a faster machine"
-            why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish here (~{1e3 / mean_ms:.0f} FPS): lower fps "
-                   f"or width/height, {faster}")
+            why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish here "
+                   f"(~{1e3 / mean_ms:.0f} FPS): lower fps or width/height, {faster}")
         else:  # the frames themselves would keep up
-            why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish, the rest of each period goes to this "
-                   "node's other threads and the machine's other work (its load)")
+            why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish, the rest of each "
+                   "period goes to this node's other threads and the machine's other work (its load)")
         self.get_logger().warning(short + why)
 
     def _publish_diagnostics(self) -> None:
