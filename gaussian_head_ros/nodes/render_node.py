@@ -63,6 +63,7 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
+from gaussian_head_ros.core.colour import eight_bit_guess
 from gaussian_head_ros.core.control import not_arkit_names
 from gaussian_head_ros.core.display import FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
@@ -185,8 +186,15 @@ def parse_lighting(text: str):
 
 def check_value(name: str, value) -> None:
     """Raise ValueError when a parameter value is not acceptable (its range or choices, then what they
-    cannot say: the background's three values, the lighting's text, a usable gsplat, a device name)."""
-    PARAMS[name].check(value)
+    cannot say: the background's three values, the lighting's text, a usable gsplat, a device name). A background
+    given in 8-bit values, [26, 51, 77], is refused with that colour in 0..1 (user57)."""
+    try:
+        PARAMS[name].check(value)
+    except ValueError as e:
+        guess = eight_bit_guess(value) if name == "background" else None
+        if guess is None:
+            raise
+        raise ValueError(f"{e}: 8-bit values (0..255)? that colour in 0..1 is {guess}") from None
     if name == "background" and len(list(value)) != 3:
         raise ValueError(f"background needs 3 values in 0..1, got {list(value)}")
     elif name == "lighting":
