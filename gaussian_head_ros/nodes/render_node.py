@@ -130,7 +130,10 @@ class RenderNodeSettings:
                                    "display), degrees: the head fits the tighter of the two; a portrait display shows "
                                    "it centred left-right, the torso down to its bottom edge where the avatar's "
                                    "reaches (core/display.py); larger: a smaller head", range=(5.0, 120.0))
-    distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
+    distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres: the perspective "
+                                     "(nearer: a wider lens, the nose and chin larger); with framing 'head' the head "
+                                     "keeps its size (head_fill sets it), with 'fov' farther is a smaller head",
+                                range=(0.1, 10.0))
     lighting: str = setting("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or "
                                         "27 SH numbers (9 coefficients x rgb, head frame) separated by commas or spaces, "
                                         "in brackets or not")
