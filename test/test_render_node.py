@@ -965,6 +965,29 @@ def test_face_display_frames_above_the_shared_memory_segment_are_warned_about(io
     assert len(lines) == 1, lines  # 2048x2048 (12 MB) and 2048x2400 (14 MB) fit: said nothing
 
 
+def test_threads_beyond_the_cpus_the_node_may_use_are_said(io):
+    """`ros2 param set /render_node threads 64` on the 2-core robot: 'Set parameter successful' and nothing else, while
+    the cpu rasterizer drew with 2 (it takes min(threads, the CPUs this process may run on); /diagnostics cpu_threads
+    2), where `gaussian-head bench --threads 64` refuses 'must be within 1..2' (user57). The node keeps the value and
+    now says what it draws with; a count it can use says nothing."""
+    from gaussian_head_ros.core.render.cpu_backend import cpu_threads
+
+    most = cpu_threads()
+    out = lambda: io["proc"].output()  # noqa: E731
+    said = f"threads {most + 62}: this process may run on {most} CPU"
+    try:
+        assert _set_param(io, "threads", most).successful
+        assert _set_param(io, "threads", most + 62).successful
+        deadline = time.monotonic() + 10
+        while said not in out() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        assert _set_param(io, "threads", 0).successful
+    lines = [ln for ln in out().splitlines() if "this process may run on" in ln]
+    assert len(lines) == 1 and said in lines[0] and f"the cpu rasterizer uses {most}" in lines[0], out()[-3000:]
+    assert "[WARN]" in lines[0], lines
+
+
 @pytest.mark.parametrize("other_format", [False, True])
 def test_an_avatar_of_another_format_above_the_budget_is_not_kept_for_a_larger_budget(rclpy_context, other_format):
     """d6cfc02 keeps an avatar refused for its size and tells the user to raise max_gaussians (`ros2 param set ...

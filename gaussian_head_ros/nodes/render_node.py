@@ -71,6 +71,7 @@ from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
                                            get_renderer, head_viewmat, placeholder_image, placeholder_text)
+from gaussian_head_ros.core.render.cpu_backend import threads_note
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.swap import Dip, fade_to_background, start_dip
 from gaussian_head_ros.msg import AvatarStatus
@@ -248,6 +249,7 @@ class RenderNode(Node):
         self._say_slow_backend(self._param("backend"), self._param("device"))
         self._segment_bytes = package_profile_segment_bytes()  # 0: not the package's profile (limits unknown)
         self._say_large_frames(int(self._param("width")), int(self._param("height")))
+        self._say_threads_beyond_cpus(int(self._param("threads")))
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_topic = self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched).topic_name
@@ -361,6 +363,8 @@ class RenderNode(Node):
                 self._say_budget_below_shown(int(p.value))
             elif p.name == "shared_topic_say_s":
                 self._control_publishers.after_s = self._display_publishers.after_s = float(p.value)
+            elif p.name == "threads":
+                self._say_threads_beyond_cpus(int(p.value))
         size = {p.name: int(p.value) for p in params if p.name in ("width", "height")}
         if size:
             self._say_large_frames(size.get("width", int(self._param("width"))), size.get("height", int(self._param("height"))))
@@ -372,6 +376,12 @@ class RenderNode(Node):
     def _say_slow_backend(self, backend: str, device: str) -> None:
         """Warn when `backend` on `device` cannot keep a face display going (core/render.display_backend_note)."""
         note = display_backend_note(backend, device)
+        if note:
+            self.get_logger().warning(note)
+
+    def _say_threads_beyond_cpus(self, threads: int) -> None:
+        """Warn when `threads` is more than the cpu rasterizer can use here (core.render.cpu_backend.threads_note)."""
+        note = threads_note(threads)
         if note:
             self.get_logger().warning(note)
 
