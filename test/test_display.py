@@ -337,9 +337,9 @@ def test_distance_m_says_what_it_does_under_each_framing(business_person):
     """A robot builder whose face looked too large set `ros2 param set /render_node distance_m 2.0` (its description:
     'distance of the virtual camera from the head centre, metres'; config/avatar.yaml: '... (head framing)'): under the
     default framing 'head' the head kept its size (the box fills head_fill whatever the distance) and only the
-    perspective changed: at 0.3 m a wide lens's nose and chin (user57, /tmp/u57/dist_sheet.png). Under 'fov' it is the
-    head's size. The head's box keeps its pixels over distance under 'head' (below), and the parameter's description,
-    the yaml's comment and `gaussian-head render --distance` say so, and name head_fill for the size."""
+    perspective changed: at 0.3 m a wide lens's nose and chin (user57). Under 'fov' it is the head's size. The head's
+    box keeps its pixels over distance under 'head' (below), and the parameter's description, the yaml's comment and
+    `gaussian-head render --distance` say so, and name head_fill for the size."""
     import argparse
 
     from conftest import ROOT
