@@ -331,3 +331,35 @@ def test_gaussian_head_render_and_bench_frame_an_avatar_as_the_render_node_does(
     monkeypatch.setattr(AvatarFraming, "intrinsics", lambda self, *args: seen.append(args) or real(self, *args))
     bench.measure(["cpu"], [48], [], [1], [], 0.0, avatar_path=str(ply))
     assert seen == [("head", 30.0, 48, 48, 0.6, 0.9)], seen
+
+
+def test_distance_m_says_what_it_does_under_each_framing(business_person):
+    """A robot builder whose face looked too large set `ros2 param set /render_node distance_m 2.0` (its description:
+    'distance of the virtual camera from the head centre, metres'; config/avatar.yaml: '... (head framing)'): under the
+    default framing 'head' the head kept its size (the box fills head_fill whatever the distance) and only the
+    perspective changed: at 0.3 m a wide lens's nose and chin (user57). Under 'fov' it is the head's size. The head's
+    box keeps its pixels over distance under 'head' (below), and the parameter's description, the yaml's comment and
+    `gaussian-head render --distance` say so, and name head_fill for the size."""
+    import argparse
+
+    from conftest import ROOT
+    from gaussian_head_ros.commands.render import add_arguments
+    from gaussian_head_ros.core.display import AvatarFraming
+    from gaussian_head_ros.nodes.render_node import PARAMS
+
+    framing = AvatarFraming.from_avatar(business_person)
+    spans = []
+    for distance in (0.3, 0.6, 2.0):
+        k = framing.intrinsics("head", 30.0, 512, 512, distance)
+        box = framing.at(distance)[1]
+        spans.append(float(k[1, 1] * (box[3] - box[1])))
+    assert np.allclose(spans, 0.9 * 512, rtol=1e-3), spans  # the head's box fills head_fill at every distance
+    described = PARAMS["distance_m"].description
+    assert "perspective" in described and "head_fill" in described, described
+    yaml_line = next(line for line in (ROOT / "config" / "avatar.yaml").read_text().splitlines()
+                     if line.strip().startswith("distance_m:"))
+    assert "perspective" in yaml_line and "head_fill" in yaml_line, yaml_line
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cli = next(a for a in parser._actions if "--distance" in a.option_strings)
+    assert "perspective" in cli.help and "head-fill" in cli.help, cli.help

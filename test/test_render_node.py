@@ -965,6 +965,29 @@ def test_face_display_frames_above_the_shared_memory_segment_are_warned_about(io
     assert len(lines) == 1, lines  # 2048x2048 (12 MB) and 2048x2400 (14 MB) fit: said nothing
 
 
+def test_threads_beyond_the_cpus_the_node_may_use_are_said(io):
+    """`ros2 param set /render_node threads 64` on the 2-core robot: 'Set parameter successful' and nothing else, while
+    the cpu rasterizer drew with 2 (it takes min(threads, the CPUs this process may run on); /diagnostics cpu_threads
+    2), where `gaussian-head bench --threads 64` refuses 'must be within 1..2' (user57). The node keeps the value and
+    now says what it draws with; a count it can use says nothing."""
+    from gaussian_head_ros.core.render.cpu_backend import cpu_threads
+
+    most = cpu_threads()
+    out = lambda: io["proc"].output()  # noqa: E731
+    said = f"threads {most + 62}: this process may run on {most} CPU"
+    try:
+        assert _set_param(io, "threads", most).successful
+        assert _set_param(io, "threads", most + 62).successful
+        deadline = time.monotonic() + 10
+        while said not in out() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        assert _set_param(io, "threads", 0).successful
+    lines = [ln for ln in out().splitlines() if "this process may run on" in ln]
+    assert len(lines) == 1 and said in lines[0] and f"the cpu rasterizer uses {most}" in lines[0], out()[-3000:]
+    assert "[WARN]" in lines[0], lines
+
+
 @pytest.mark.parametrize("other_format", [False, True])
 def test_an_avatar_of_another_format_above_the_budget_is_not_kept_for_a_larger_budget(rclpy_context, other_format):
     """d6cfc02 keeps an avatar refused for its size and tells the user to raise max_gaussians (`ros2 param set ...
@@ -1520,6 +1543,7 @@ def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
 
     said = []
     node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", drawing=None,
+                           _param={"width": 512, "height": 512}.get,
                            get_logger=lambda: SimpleNamespace(warning=said.append))
     short = "rendering 21.0 FPS, below the 30 FPS asked"
 
@@ -1540,6 +1564,42 @@ def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
     assert "ms to draw and publish here (~20 FPS)" in said[1] and "lower fps or width/height" in said[1], said[1]
     judge(t + 3 * RATE_SHOWN_S, 50.0)
     assert len(said) == 2, said  # once for the avatars too
+
+
+def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():
+    """A robot builder fitting the face to their screen sets width and height at run time. The 'below the N FPS asked'
+    warning was said once per fps and backend: a 1024x600 tablet that fell a little short (23 FPS of 30) used it up,
+    and a portrait monitor set after it, 1080x1920, drawn at 14.7 FPS (/diagnostics), and 4096x4096 at 0.7 Hz, went
+    unsaid in the log (user57: robot.launch.py, business_person, `ros2 param set /render_node width 1080` and `height
+    1920`). Now each display size is judged on its own, and the line names the size a frame took that long at. The
+    rule (RenderNode._say_if_short) on a stand-in of the node's state, as the test above."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core.pacing import RATE_SHOWN_S
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    said, params = [], {}
+    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", _param=params.get,
+                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="business_person"),
+                           get_logger=lambda: SimpleNamespace(warning=said.append))
+
+    def judge(now: float, fps_shown: float, frame_ms: float, size: tuple[int, int]) -> None:
+        params.update(width=size[0], height=size[1])
+        short = f"rendering {fps_shown:.1f} FPS, below the 30 FPS asked (backend cpu)"
+        RenderNode._say_if_short(node, now, short, 30.0, [frame_ms])
+
+    judge(0.0, 23.1, 38.8, (1024, 600))
+    judge(RATE_SHOWN_S + 0.1, 23.1, 38.8, (1024, 600))
+    assert len(said) == 1 and "(~26 FPS)" in said[0], said
+    t = 2 * RATE_SHOWN_S
+    judge(t, 14.7, 68.6, (1080, 1920))  # the portrait monitor set: not before a whole window at that size
+    assert len(said) == 1, said
+    judge(t + RATE_SHOWN_S + 0.1, 14.7, 68.6, (1080, 1920))
+    assert len(said) == 2, said
+    assert "rendering 14.7 FPS" in said[1] and "a 1080x1920 frame takes 68.6 ms" in said[1], said[1]
+    assert "lower fps or width/height" in said[1], said[1]
+    judge(t + 3 * RATE_SHOWN_S, 14.7, 68.6, (1080, 1920))
+    assert len(said) == 2, said  # once per size
 
 
 def test_controls_that_stopped_with_their_publisher_still_there_name_it_a_player_too():

@@ -1680,3 +1680,25 @@ def test_the_nodes_of_a_launch_sigtermed_as_it_starts_them_end_too(tmp_path, noh
         for p in nodes:
             with contextlib.suppress(psutil.Error):
                 p.kill()
+
+
+def test_a_background_in_8_bit_values_is_refused_with_the_colour_in_0_to_1():
+    """A robot builder matching the face display to their UI's colour writes it as their tools give it, 0..255:
+    `background: [26, 51, 77]` in a params file was refused 'parameter background must be within 0.0..1.0 each, got
+    [26.0, 51.0, 77.0]; using the default [0.0, 0.0, 0.0]' (and the same from `ros2 param set`), leaving the builder
+    to work out the scale (user57). Now the refusal gives that colour in 0..1. Values that are no 8-bit colour (a
+    negative one, above 255, fractions above 1) get no such guess."""
+    from gaussian_head_ros.nodes.render_node import check_value
+
+    with pytest.raises(ValueError) as e:
+        check_value("background", [26.0, 51.0, 77.0])
+    assert str(e.value).startswith("background must be within 0.0..1.0 each, got [26.0, 51.0, 77.0]"), e.value
+    assert "8-bit values (0..255)? that colour in 0..1 is [0.102, 0.2, 0.302]" in str(e.value), e.value
+    with pytest.raises(ValueError) as e:
+        check_value("background", [255, 255, 255])
+    assert "that colour in 0..1 is [1.0, 1.0, 1.0]" in str(e.value), e.value
+    for value in ([1.5, 0.5, 0.5], [-1.0, 0.0, 0.0], [300.0, 0.0, 0.0], [26.0, 51.0]):
+        with pytest.raises(ValueError) as e:
+            check_value("background", value)
+        assert "8-bit" not in str(e.value), (value, e.value)
+    check_value("background", [1, 0.5, 0.5])  # 0..1 with integers among them: taken

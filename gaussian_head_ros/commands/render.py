@@ -53,7 +53,9 @@ def add_arguments(p):
                    help="with --framing fov: field of view across the frame's shorter side (vertical on a square or "
                         f"landscape frame), degrees (5..120) (default: {FOV_DEG})")
     p.add_argument("--distance", type=float_range(0.1, 10.0), default=0.6,
-                   help="camera distance from the head centre, metres (0.1..10)")
+                   help="camera distance from the head centre, metres (0.1..10): the perspective (nearer: a wider "
+                        "lens, the nose and chin larger); with --framing head the head keeps its size (--head-fill "
+                        "sets it), with fov farther is a smaller head")
     p.add_argument("--background", type=float_range(0.0, 1.0), nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"),
                    help="background colour in 0..1")
 

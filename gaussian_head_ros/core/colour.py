@@ -23,3 +23,13 @@ def skin_residual(rgb: np.ndarray, skin, dark: float) -> np.ndarray:
     skin = np.asarray(skin, np.float64)
     gain = np.clip(rgb @ skin / max(float(skin @ skin), 1e-6), dark, 1.0)
     return np.sum((rgb - gain[..., None] * skin) ** 2, axis=-1)
+
+
+def eight_bit_guess(rgb) -> list[float] | None:
+    """rgb [3] given where a colour in 0..1 is asked for (a display's background), read as 8-bit values: that colour
+    in 0..1 (rounded to 3 decimals) when all three are whole numbers in 0..255 and one is above 1 (a UI's colour, as
+    tools write it: [26, 51, 77]); else None (a colour in 0..1, or values that are no 8-bit colour)."""
+    values = [float(v) for v in rgb]
+    if len(values) != 3 or not all(v.is_integer() and 0 <= v <= 255 for v in values) or max(values) <= 1:
+        return None
+    return [round(v / 255, 3) for v in values]

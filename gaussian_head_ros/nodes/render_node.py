@@ -63,6 +63,7 @@ from std_msgs.msg import Header
 
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
+from gaussian_head_ros.core.colour import eight_bit_guess
 from gaussian_head_ros.core.control import not_arkit_names
 from gaussian_head_ros.core.display import FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
@@ -70,6 +71,7 @@ from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
                                            get_renderer, head_viewmat, placeholder_image, placeholder_text)
+from gaussian_head_ros.core.render.cpu_backend import threads_note
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.swap import Dip, fade_to_background, start_dip
 from gaussian_head_ros.msg import AvatarStatus
@@ -129,7 +131,10 @@ class RenderNodeSettings:
                                    "display), degrees: the head fits the tighter of the two; a portrait display shows "
                                    "it centred left-right, the torso down to its bottom edge where the avatar's "
                                    "reaches (core/display.py); larger: a smaller head", range=(5.0, 120.0))
-    distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres", range=(0.1, 10.0))
+    distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres: the perspective "
+                                     "(nearer: a wider lens, the nose and chin larger); with framing 'head' the head "
+                                     "keeps its size (head_fill sets it), with 'fov' farther is a smaller head",
+                                range=(0.1, 10.0))
     lighting: str = setting("captured", "'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or "
                                         "27 SH numbers (9 coefficients x rgb, head frame) separated by commas or spaces, "
                                         "in brackets or not")
@@ -185,8 +190,15 @@ def parse_lighting(text: str):
 
 def check_value(name: str, value) -> None:
     """Raise ValueError when a parameter value is not acceptable (its range or choices, then what they
-    cannot say: the background's three values, the lighting's text, a usable gsplat, a device name)."""
-    PARAMS[name].check(value)
+    cannot say: the background's three values, the lighting's text, a usable gsplat, a device name). A background
+    given in 8-bit values, [26, 51, 77], is refused with that colour in 0..1 (user57)."""
+    try:
+        PARAMS[name].check(value)
+    except ValueError as e:
+        guess = eight_bit_guess(value) if name == "background" else None
+        if guess is None:
+            raise
+        raise ValueError(f"{e}: 8-bit values (0..255)? that colour in 0..1 is {guess}") from None
     if name == "background" and len(list(value)) != 3:
         raise ValueError(f"background needs 3 values in 0..1, got {list(value)}")
     elif name == "lighting":
@@ -237,6 +249,7 @@ class RenderNode(Node):
         self._say_slow_backend(self._param("backend"), self._param("device"))
         self._segment_bytes = package_profile_segment_bytes()  # 0: not the package's profile (limits unknown)
         self._say_large_frames(int(self._param("width")), int(self._param("height")))
+        self._say_threads_beyond_cpus(int(self._param("threads")))
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_topic = self.create_subscription(GaussianAvatarMsg, "avatar", self._on_avatar, latched).topic_name
@@ -313,8 +326,8 @@ class RenderNode(Node):
         self._no_controls_said = 0.0  # when the log last said that none come (_say_if_no_controls)
         self._waiting_said = False  # the log said (as information) that none came yet
         self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
-        self._short_said: tuple = ()  # (fps asked, backend, placeholder) whose shortfall the log said (_say_if_short)
-        self._asked: tuple = ((), 0.0)  # (fps asked, backend, avatar drawn) and since when (monotonic s; _say_if_short)
+        self._short_said: tuple = ()  # (fps asked, backend, placeholder, size) whose shortfall the log said
+        self._asked: tuple = ((), 0.0)  # (fps asked, backend, placeholder, size, avatar), since (monotonic s)
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
@@ -350,6 +363,8 @@ class RenderNode(Node):
                 self._say_budget_below_shown(int(p.value))
             elif p.name == "shared_topic_say_s":
                 self._control_publishers.after_s = self._display_publishers.after_s = float(p.value)
+            elif p.name == "threads":
+                self._say_threads_beyond_cpus(int(p.value))
         size = {p.name: int(p.value) for p in params if p.name in ("width", "height")}
         if size:
             self._say_large_frames(size.get("width", int(self._param("width"))), size.get("height", int(self._param("height"))))
@@ -361,6 +376,12 @@ class RenderNode(Node):
     def _say_slow_backend(self, backend: str, device: str) -> None:
         """Warn when `backend` on `device` cannot keep a face display going (core/render.display_backend_note)."""
         note = display_backend_note(backend, device)
+        if note:
+            self.get_logger().warning(note)
+
+    def _say_threads_beyond_cpus(self, threads: int) -> None:
+        """Warn when `threads` is more than the cpu rasterizer can use here (core.render.cpu_backend.threads_note)."""
+        note = threads_note(threads)
         if note:
             self.get_logger().warning(note)
 
@@ -857,8 +878,11 @@ class RenderNode(Node):
         (`frame_ms`, the rate window's) and the rate that allows. Judged only once a whole rate window (RATE_SHOWN_S)
         has passed under that fps, backend and avatar drawn (the window before holds frames paced for the old fps, or
         the placeholder's). Before, only /diagnostics said it: `ros2 param set /render_node fps 240` gave 31 FPS on
-        this 2-core CPU and the log said nothing (user40, s40)."""
-        said_for = (target_fps, self.backend, self.drawing is None)
+        this 2-core CPU and the log said nothing (user40, s40). Each display size is judged on its own: a 1024x600
+        tablet a little short used the warning up, and a portrait monitor set after it at run time, 1080x1920 at 14.7
+        FPS, went unsaid (user57)."""
+        size = (int(self._param("width")), int(self._param("height")))
+        said_for = (target_fps, self.backend, self.drawing is None, size)
         if self._asked[0] != (*said_for, id(self.drawing)):
             self._asked = ((*said_for, id(self.drawing)), now)
         if not short or self._short_said == said_for or now - self._asked[1] < RATE_SHOWN_S:
@@ -873,11 +897,11 @@ class RenderNode(Node):
                 faster = smaller_avatar_advice(shown.num_gaussians)
             else:
                 faster = "or a faster machine"
-            why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish here (~{1e3 / mean_ms:.0f} FPS): lower fps "
-                   f"or width/height, {faster}")
+            why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish here "
+                   f"(~{1e3 / mean_ms:.0f} FPS): lower fps or width/height, {faster}")
         else:  # the frames themselves would keep up
-            why = (f"; a frame takes {mean_ms:.1f} ms to draw and publish, the rest of each period goes to this "
-                   "node's other threads and the machine's other work (its load)")
+            why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish, the rest of each "
+                   "period goes to this node's other threads and the machine's other work (its load)")
         self.get_logger().warning(short + why)
 
     def _publish_diagnostics(self) -> None:

@@ -57,6 +57,16 @@ def cpu_threads() -> int:
     return max(int(numba.config.NUMBA_NUM_THREADS), 1)
 
 
+def threads_note(threads: int) -> str:
+    """'' when the cpu rasterizer can draw with `threads` here (0: it picks), else what it draws with instead: a frame
+    takes at most `cpu_threads()` (a render node's `threads` 64 on a 2-core robot drew with 2, unsaid; user57)."""
+    most = cpu_threads()
+    if threads <= most:
+        return ""
+    return (f"threads {threads}: this process may run on {most} CPU{'s' if most != 1 else ''} (its affinity, or "
+            f"NUMBA_NUM_THREADS), so the cpu rasterizer uses {most}; 0 lets it pick the faster of 1 and {most}")
+
+
 def _find_kernel() -> str | None:
     """Path of the compiled rasterizer (src/raster, built by `make setup` / colcon into the package's
     core/render folder of the install space), looked for in every folder the package is imported from."""
