@@ -31,9 +31,11 @@ its expression rows below the nose base, the jaw/mouth/cheekPuff blendshapes; th
 its expression rows above the nose bridge, the eye/brow blendshapes) held at their last seen values and faded to
 neutral over `fade_s`; the head's rotation kept continuous: the fit's tilt at the moment of the first loss is taken
 off, and later turns pass in proportion to how much of the pose fit's own landmarks (`landmarks.RIGID_LANDMARKS`:
-eye corners, temples, forehead, nose) is inside the frame, by the same frame-edge share (a hand or a cut chin
-leave them in view: later nods still pass; with the eyes above the frame's top the fit has nothing real to follow
-and the rotation stays). When a region comes back its channels, and the rotation once every region is back, are
+eye corners, temples, forehead, nose) is in view, inside the frame and outside every missing region, by the same
+ramp as a part's share (a hand or a cut chin leave them all in view: later nods still pass; the upper face holds half
+of them, so with it missing the fit has nothing real to follow and the rotation stays). Below `visible` of that,
+every region is held: the head frame the expression is measured in is not seen (the mouth's shape read in it too).
+When a region comes back its channels, and the rotation once every region is back, are
 handed back over `handback_s`: the difference between the held value and the live one decays, no snap. Frames with
 every region in view and nothing to hand back pass unchanged. No rclpy here.
 """
@@ -79,8 +81,10 @@ class Region:
 REGIONS = (
     Region("lower face", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None, ("jaw", "mouth", "cheekPuff"), mouth=True,
            hand=True),
-    Region("eyes", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L), lmk.GLABELLA, lmk.NOSE_BRIDGE, ("eye",), eyes=True),
-    Region("brows", (lmk.BROW_R, lmk.BROW_L), None, lmk.GLABELLA, ("brow",)),
+    # The eyes and the brows are one region: with the brows cut and the eyes still inside the frame the face mesh's
+    # lids had already drifted (lp_d18 slid up, test_tracker_node: a lid 0.24 wider two frames before the eyes' edge)
+    Region("upper face", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None, lmk.NOSE_BRIDGE,
+           ("eye", "brow"), eyes=True),
 )
 _PARTS = [p for r in REGIONS for p in r.parts]
 _PART_POINTS = np.concatenate([np.asarray(p) for p in _PARTS])  # every region's parts' landmarks, one after another
@@ -102,7 +106,7 @@ class FaceRegionConfig:
     visible: float = 0.5  # below this visibility a region is missing
     fade_s: float = 1.0  # time constant of the fade of a missing region's channels to neutral, seconds
     # time constant of the hand-back of a region that came back (and of the rotation), seconds: ~5 frames at 30 Hz;
-    # lp_d18 slid back into the frame (test_face_regions): the largest step a frame 1.2 deg of pitch, 0.02 of the lids
+    # lp_d18 slid back into the frame (test_face_regions): the largest step a frame 1.0 deg of pitch, 0.03 of the lids
     # (the face's return snapped them 13.3 deg and 0.43 before there was a hold and hand-back)
     handback_s: float = 0.15
     crop_faces: float = 1.8  # side of the hand-check crop, in face widths, centred on the lower face
@@ -378,9 +382,8 @@ def _wrap(deg: np.ndarray) -> np.ndarray:
 
 def _expression_rows(region: Region, neutral: np.ndarray) -> np.ndarray:
     """[L] bool: the region's landmarks of a canonical face [L, 3] (head frame, y down): those strictly between its
-    top and bottom landmarks' heights (the lower face: below the nose base: mouth, jaw, chin; the eyes: between the
-    glabella and the nose bridge: lids, eyes, the skin under them; the brows: above the glabella, with the
-    forehead)."""
+    top and bottom landmarks' heights (the lower face: below the nose base: mouth, jaw, chin; the upper face: above
+    the nose bridge: lids, eyes and the skin under them, brows, forehead)."""
     y = neutral[:, 1]
     rows = np.ones(len(y), bool)
     if region.top is not None:

@@ -24,7 +24,6 @@ FOREHEAD = 10  # top of the forehead (rigid with the skull)
 CHIN = 152  # lowest point of the chin (moves with the jaw)
 NOSE_TIP = 4  # most forward point of the nose
 NOSE_BASE = 2  # below the nose tip
-GLABELLA = 168  # between the brows, 0.3 cm above the upper lids' margin and 0.2 cm below the brows' skin (canonical)
 NOSE_BRIDGE = 195  # the nose's bridge, 1.5 cm below the eye corners' line on the canonical face (the lower lids 0.3 cm)
 BELOW_LOWER_LIP = 18  # midline below the lower lip (moves with the jaw)
 UPPER_LIP_IN, LOWER_LIP_IN = 13, 14  # inner lip line, centre
