@@ -89,10 +89,10 @@ from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
 from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
+from gaussian_head_ros.core.face_regions import FaceRegionMonitor
 from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
 from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
-from gaussian_head_ros.core.face_regions import FaceRegionMonitor
 from gaussian_head_ros.core.native_log import quiet_notices
 from gaussian_head_ros.core.settings import check_settings, setting
 
@@ -637,7 +637,7 @@ class FaceTracker:
         return math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw
 
     def _control(self, face: _Face, K: np.ndarray, stamp_ns: int, learn_neutral: bool = True) -> FaceControl:
-        """The frame's control; learn_neutral=False (the lower face hidden) keeps it out of the neutral face."""
+        """The frame's control; learn_neutral=False (a face region hidden) keeps it out of the neutral face."""
         p = face.landmarks_px.astype(np.float64)  # [478, 3] pixels
         if p.shape[0] != lmk.NUM_LANDMARKS:
             raise ValueError(f"expected {lmk.NUM_LANDMARKS} landmarks, got {p.shape[0]}")
