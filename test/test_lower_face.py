@@ -74,7 +74,7 @@ def run(frames, occlude, lower_face_check=True) -> np.ndarray:
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     rows = []
-    with FaceTracker(TrackerConfig(neutral_frames=5, lower_face_check=lower_face_check)) as tr:
+    with FaceTracker(TrackerConfig(neutral_frames=5, region_check=lower_face_check)) as tr:
         for k, f in enumerate(frames):
             rgb = occlude(k, f) if k >= ONSET else f.rgb
             c = tr.process(rgb, k * 33_333_333)

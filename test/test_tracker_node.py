@@ -1514,3 +1514,39 @@ def test_two_cameras_on_the_trackers_topic_are_said_not_an_intrinsics_line_a_fra
             cam.destroy_node()
         rc = proc.stop()
     assert rc in (0, -2, 130), proc.output()[-3000:]
+
+
+def test_an_operator_standing_up_sends_the_eyes_last_seen_not_invented_ones(io, clip, tracker_proc):
+    """An operator standing up: the face slides up out of the camera frame (24 px a frame). The face mesh invents the
+    eyes and brows above the frame's top and tilts the whole mesh: the robot's display showed the avatar chin-down
+    with half-closed lids, at a confidence of 0.7-0.9 (user56, s56: /tmp/u56/s4/frames/00007.4.png). Now the controls
+    of those frames say so (confidence below 0.5) and carry the lids, gaze and pitch last seen
+    (core/face_regions.py). (Controls without a face are sent at no_face_rate, not one a frame: the exchange ends at
+    the first frame that gets none.)"""
+    from gaussian_head_ros.core.control import euler_deg
+
+    h = clip[0].rgb.shape[0]
+    wall = clip[0].rgb[5:40, 5:40].reshape(-1, 3).mean(0).astype(np.uint8)
+    stamp = STAMP0 + 90_000 * 33_333_333  # a stream of its own, after the other tests' frames
+    controls = []
+    for k in range(40):  # 10 frames in view, then 24 px a frame up (lp_d18 is 480 px high) until gone
+        d = min(h, max(0, k - 9) * h // 20)
+        rgb = np.empty_like(clip[0].rgb)
+        rgb[:] = wall
+        rgb[:h - d] = clip[20 + k].rgb[d:]
+        stamp += 33_333_333
+        c = _exchange(io, _image(rgb, stamp), stamp, timeout=10.0)
+        if c is None:
+            assert controls and not controls[-1].face_detected or k > 20, tracker_proc.output()[-3000:]
+            break
+        controls.append(c)
+    said = [k for k, c in enumerate(controls) if c.face_detected and c.confidence < 0.5]
+    assert len(said) >= 3, [round(c.confidence, 2) for c in controls]  # before: none (0.68-0.94)
+    last = controls[said[0] - 1]
+    assert last.face_detected and last.confidence >= 0.5
+    pitch0 = euler_deg(last.rotation)["pitch"]
+    off = np.array([[abs(euler_deg(controls[k].rotation)["pitch"] - pitch0),
+                     np.max(np.abs(controls[k].eyelid_ratios - last.eyelid_ratios)),
+                     np.max(np.abs(controls[k].gaze - last.gaze))] for k in said])  # [n, 3] deg, ratio, rad
+    print("held: pitch, lids, gaze off at most", off.max(0).round(3), "over", len(said), "frames")
+    assert np.all(off.max(0) < [1.5, 0.05, 0.08]), off

@@ -454,7 +454,7 @@ def test_a_stream_that_starts_mid_blink_keeps_the_operators_scale():
         return _Face(p.astype(np.float32), (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()), 1.0)
 
     def later_rigid_spread(first, later=face, kept=False):
-        with FaceTracker(TrackerConfig(lower_face_check=False, iris_model=False, fov_deg=12.0)) as tr:
+        with FaceTracker(TrackerConfig(region_check=False, iris_model=False, fov_deg=12.0)) as tr:
             for i, x in enumerate([first] + [later] * 20):
                 tr._detect = lambda rgb, x=x: [pixels(x)]
                 c = tr.process(rgb, int(i * 1e9 / 30), K)

@@ -24,6 +24,7 @@ FOREHEAD = 10  # top of the forehead (rigid with the skull)
 CHIN = 152  # lowest point of the chin (moves with the jaw)
 NOSE_TIP = 4  # most forward point of the nose
 NOSE_BASE = 2  # below the nose tip
+NOSE_BRIDGE = 195  # the nose's bridge, 1.5 cm below the eye corners' line on the canonical face (the lower lids 0.3 cm)
 BELOW_LOWER_LIP = 18  # midline below the lower lip (moves with the jaw)
 UPPER_LIP_IN, LOWER_LIP_IN = 13, 14  # inner lip line, centre
 UPPER_LIP_OUT, LOWER_LIP_OUT = 0, 17  # outer lip line (the lips' outer edges), centre

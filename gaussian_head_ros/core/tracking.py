@@ -69,8 +69,10 @@ video, a restarted bag): the temporal state is reset and the frame processed. Fr
 `max_gap_s` apart, or a face that was lost, restart the filters (no smoothing across a gap).
 
 No face: face_detected=False, confidence 0, and the last pose and expression held (rest before any).
-Lower face out of view (chin cut by the frame, a hand over the mouth; core/lower_face.py): confidence
-lowered below 0.5, mouth and jaw held and faded to neutral, pitch held.
+A region of the face out of view (core/face_regions.py: the lower face cut by the frame or under a hand, the upper
+face, eyes and brows, above the frame's top as the operator stands up, either by a side edge): confidence lowered below
+0.5, its expression (mouth and jaw; lids, gaze and brows) held and faded to neutral, the head's turn held, handed
+back smoothly when it returns.
 """
 
 from __future__ import annotations
@@ -87,10 +89,10 @@ from gaussian_head_ros.core.control import FaceControl, matrix_to_quat
 from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
+from gaussian_head_ros.core.face_regions import FaceRegionMonitor
 from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
 from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
-from gaussian_head_ros.core.lower_face import LowerFaceMonitor
 from gaussian_head_ros.core.native_log import quiet_notices
 from gaussian_head_ros.core.settings import check_settings, setting
 
@@ -206,7 +208,8 @@ class TrackerConfig:
     max_gap_s: float = 0.5  # frames further apart than this are not smoothed together
     restart_after_s: float = 1.0  # a stamp this much older than the last one starts a new stream
     switch_ratio: float = 1.5  # another face must score this much better to take over from the operator
-    lower_face_check: bool = True  # detect a lower face cut by the frame or covered by a hand (core/lower_face.py)
+    # detect a region of the face cut by the frame, or the lower face covered by a hand (core/face_regions.py)
+    region_check: bool = True
     # The eyelid ratios' own One Euro filters (with `smoothing`; module notes), (min_cutoff Hz, beta per ratio/s,
     # d_cutoff Hz): both eyes' mean ratio (the blink: a speed estimate that follows it within a frame), and each
     # pair's difference from that mean (steadier: the per-eye landmark noise is there).
@@ -400,7 +403,7 @@ class FaceTracker:
         self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
                                                       min_confidence=c.min_confidence, iris_model=c.iris_model)
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
-        self._lower = LowerFaceMonitor() if c.lower_face_check else None
+        self._regions = FaceRegionMonitor() if c.region_check else None
         self._scorer = None  # a FaceMesh for upside_down (its short-range face detector only), made on first need
         self.upside_down = False
         self.side_turn = 0  # quarter turns that would make the face upright when it lies on its side (docstring)
@@ -445,7 +448,7 @@ class FaceTracker:
 
     def close(self) -> None:
         """Free the MediaPipe models and the lower-face monitor."""
-        for m in (self._task, self._mesh, self._roi_mesh, self._lower, self._scorer):
+        for m in (self._task, self._mesh, self._roi_mesh, self._regions, self._scorer):
             if m is not None:
                 m.close()
 
@@ -479,6 +482,8 @@ class FaceTracker:
         self._follow(face, w, h)
         if face is None:
             self._face_seen = False
+            if self._regions is not None:
+                self._regions.no_face()
             held = self._held or FaceControl.rest()
             return replace(held, stamp_ns=stamp_ns, face_detected=False, confidence=0.0)
         if not self._face_seen or (dt_s is not None and dt_s > self.config.max_gap_s):
@@ -490,11 +495,11 @@ class FaceTracker:
             self.upside_down = self._looks_upside_down(rgb, face)
             turns = quarter_turns(face.landmarks_px)
             self.side_turn = turns if turns in (1, 3) and not self.upside_down else 0
-        vis = self._lower.visibility(rgb, face.landmarks_px) if self._lower is not None else 1.0
-        in_view = self._lower is None or vis >= self._lower.config.visible
+        view = self._regions.visibility(rgb, face.landmarks_px) if self._regions is not None else None
+        in_view = view is None or view.all_in_view(self._regions.config.visible)
         control = self._control(face, K, stamp_ns, learn_neutral=in_view)
-        if self._lower is not None:  # a chin cut by the frame, a hand over the mouth: hold mouth/jaw and pitch
-            control = self._lower.steady(control, vis)
+        if view is not None:  # a region cut by the frame, a hand over the mouth: hold its expression and the turn
+            control = self._regions.steady(control, view)
         self._held = control
         return control
 
@@ -632,7 +637,7 @@ class FaceTracker:
         return math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw
 
     def _control(self, face: _Face, K: np.ndarray, stamp_ns: int, learn_neutral: bool = True) -> FaceControl:
-        """The frame's control; learn_neutral=False (the lower face hidden) keeps it out of the neutral face."""
+        """The frame's control; learn_neutral=False (a face region hidden) keeps it out of the neutral face."""
         p = face.landmarks_px.astype(np.float64)  # [478, 3] pixels
         if p.shape[0] != lmk.NUM_LANDMARKS:
             raise ValueError(f"expected {lmk.NUM_LANDMARKS} landmarks, got {p.shape[0]}")
@@ -754,8 +759,8 @@ class FaceTracker:
         self._frame_size: tuple[int, int] | None = None  # (w, h) of the last frame, pixels (_rescale_to)
         self._roi: tuple[int, int, int] | None = None  # x0, y0, side (pixels): crop a small operator is followed in
         self._held: FaceControl | None = None
-        if getattr(self, "_lower", None) is not None:
-            self._lower.reset()
+        if getattr(self, "_regions", None) is not None:
+            self._regions.reset()
         self._reset_filters()
 
 

@@ -1,0 +1,458 @@
+"""Which regions of the operator's face are in view (the lower face: mouth, jaw, chin; the upper face: eyes, lids,
+brows), and what the tracker sends while one is not.
+
+MediaPipe's face mesh always places all 478 landmarks: with a part of the face outside the frame, or a hand over
+the mouth, it invents it with full confidence (a closed mouth; lids, gaze and brows that were never seen), and the
+whole mesh tilts, so the head's pose drifts (measured on the ../shared driving clips: the pitch 3-12 degrees with a
+hand over the mouth, 1-4 with the chin cut by the frame; lp_d18 slid up out of the frame's top, an operator standing
+up: the pitch -3 -> -15 degrees, the lids 1.05 -> 0.84-1.35, the brows 3 mm down, the gaze 0.5 rad down, in the six
+frames between the brows and the eyes leaving; user56, s56, /tmp/u56/s4/frames/00007.4.png: the avatar chin-down
+with half-closed lids). Each region (`REGIONS`: its landmark parts in core/landmarks.py, and the control's channels
+it owns) is checked for two causes:
+
+- the frame's edge: the share of each of its parts' landmarks inside the frame (from 0.6: missing, to 0.9: in view),
+  the smallest part's counting (the lower face: the lips and the chin; the upper face: each eye's contour and each
+  brow);
+- a hand (the lower face only): MediaPipe Hands (its palm detector and hand landmark models ship in the mediapipe
+  wheel, no download) on a crop around the lower face every `hand_every` frames (every `hand_every_near` while a
+  hand is there); the share of those landmarks inside a found hand's outline (its 21 landmarks' convex
+  hull, grown by a finger's width). It is the costly part: one check ~1.5x a face-mesh frame (measured
+  55 vs 38 ms under a load of 21 on this 2-core machine), so ~+50% tracker time at one check in three. So it
+  runs beside the frames, on a thread of its own: a check starts with its frame's crop and its result is taken
+  at the next frame (one frame later than the check's own frame, the same one every time: results do not depend
+  on timing). The frame that starts a check does not wait for it (it made every third frame ~2x slower:
+  end-to-end glass-to-glass p90 of the tracker 20 ms against p50 10 ms), and the next frame only waits if the
+  check is not done by then.
+
+A region's visibility = the smaller of the two, 1 (all in view) .. 0 (none). Below `visible` it is missing, and
+`FaceRegionMonitor.steady` makes the control honest about it, by one rule for every region: confidence times the
+smallest visibility (below tracker_node's min_confidence, 0.5); the region's channels (the lower face: mouth_open,
+its expression rows below the nose base, the jaw/mouth/cheekPuff blendshapes; the upper face: gaze, eyelid ratios,
+its expression rows above the nose bridge, the eye/brow blendshapes) held at their last seen values and faded to
+neutral over `fade_s`; the head's rotation kept continuous: the fit's tilt at the moment of the first loss is taken
+off, and later turns pass in proportion to how much of the pose fit's own landmarks (`landmarks.RIGID_LANDMARKS`:
+eye corners, temples, forehead, nose) is in view, inside the frame and outside every missing region, by the same
+ramp as a part's share (a hand or a cut chin leave them all in view: later nods still pass; the upper face holds half
+of them, so with it missing the fit has nothing real to follow and the rotation stays). Below `visible` of that,
+every region is held: the head frame the expression is measured in is not seen (the mouth's shape read in it too).
+When a region comes back its channels, and the rotation once every region is back, are
+handed back over `handback_s`: the difference between the held value and the live one decays, no snap. Frames with
+every region in view and nothing to hand back pass unchanged. No rclpy here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gaussian_head_ros.core import landmarks as lmk
+from gaussian_head_ros.core.control import FaceControl, euler_deg, euler_to_quat
+from gaussian_head_ros.core.native_log import quiet_notices
+
+log = logging.getLogger(__name__)
+
+HAND_CROP_PX = 224  # the crop around the lower face is scaled to this (the hand landmark model's input size)
+# A part's frame-edge visibility: its share of landmarks inside the frame, 0 at IN_FRAME_MISSING, 1 at IN_FRAME_SEEN
+# (a point or two off the edge is fine)
+IN_FRAME_MISSING, IN_FRAME_SEEN = 0.6, 0.9
+HANDBACK_END = 0.01  # a hand-back ends when what is left of the held value's difference falls below this share
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region of the face the tracker checks, and the control channels it owns."""
+
+    name: str
+    parts: tuple[tuple[int, ...], ...]  # landmark index sets (core/landmarks.py); the least visible counts
+    # its expression rows: the landmarks between these two (their heights on the neutral face; None: no bound)
+    top: int | None
+    bottom: int | None
+    blendshapes: tuple[str, ...]  # prefixes of the ARKit blendshape names it owns
+    mouth: bool = False  # owns mouth_open
+    eyes: bool = False  # owns gaze and eyelid_ratios
+    hand: bool = False  # the hand check looks for a hand over it
+
+
+REGIONS = (
+    Region("lower face", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None, ("jaw", "mouth", "cheekPuff"), mouth=True,
+           hand=True),
+    # The eyes and the brows are one region: with the brows cut and the eyes still inside the frame the face mesh's
+    # lids had already drifted (lp_d18 slid up, test_tracker_node: a lid 0.24 wider two frames before the eyes' edge)
+    Region("upper face", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None, lmk.NOSE_BRIDGE,
+           ("eye", "brow"), eyes=True),
+)
+_PARTS = [p for r in REGIONS for p in r.parts]
+_PART_POINTS = np.concatenate([np.asarray(p) for p in _PARTS])  # every region's parts' landmarks, one after another
+_PART_STARTS = np.cumsum([0] + [len(p) for p in _PARTS])[:-1]  # where each part starts in _PART_POINTS
+_PART_SIZES = np.array([len(p) for p in _PARTS], np.float64)
+_REGION_STARTS = np.cumsum([0] + [len(r.parts) for r in REGIONS])[:-1]  # where each region's parts start
+_HAND = next(i for i, r in enumerate(REGIONS) if r.hand)
+HAND_POINTS = np.asarray(sorted({i for p in REGIONS[_HAND].parts for i in p}))  # what the hand check covers
+_RIGID = np.asarray(lmk.RIGID_LANDMARKS)
+
+
+@dataclass
+class FaceRegionConfig:
+    """FaceRegionMonitor settings."""
+
+    hand_every: int = 3  # run the hand check every N frames (0: never; the frame-edge check always runs); every
+    #                      6th frame halves its cost but the pitch then settles from further back (4.6 deg error)
+    hand_every_near: int = 2  # ... every N frames while a hand was found near the lower face at the last check
+    visible: float = 0.5  # below this visibility a region is missing
+    fade_s: float = 1.0  # time constant of the fade of a missing region's channels to neutral, seconds
+    # time constant of the hand-back of a region that came back (and of the rotation), seconds: ~5 frames at 30 Hz;
+    # lp_d18 slid back into the frame (test_face_regions): the largest step a frame 1.0 deg of pitch, 0.03 of the lids
+    # (the face's return snapped them 13.3 deg and 0.43 before there was a hold and hand-back)
+    handback_s: float = 0.15
+    crop_faces: float = 1.8  # side of the hand-check crop, in face widths, centred on the lower face
+    finger_frac: float = 0.12  # a hand's outline grown by this share of its size (a finger's width)
+
+
+@dataclass
+class FrameView:
+    """What of the face a frame shows: per region (REGIONS' order) its visibility 1 (in view) .. 0, and which of the
+    pose fit's landmarks (`landmarks.RIGID_LANDMARKS`) lie inside the frame."""
+
+    regions: np.ndarray  # [R]
+    rigid_inside: np.ndarray  # [len(RIGID_LANDMARKS)] bool
+
+    def all_in_view(self, visible: float) -> bool:
+        """Every region at or above `visible`."""
+        return bool(np.all(self.regions >= visible))
+
+
+class _Hold:
+    """One region's state in FaceRegionMonitor."""
+
+    def __init__(self, keep: int):
+        self.recent: deque[FaceControl] = deque(maxlen=keep)  # the last controls sent with the region in view
+        self.seen: FaceControl | None = None  # the control held while it is missing
+        self.lost_at: float | None = None  # stamp (s) when it went missing
+        self.back_at: float | None = None  # stamp (s) when it came back (the hand-back runs)
+        self.delta: dict[str, np.ndarray] = {}  # held minus live channels when it came back
+        self.rows: np.ndarray | None = None  # [L] bool its expression rows at the hand-back
+
+
+class FaceRegionMonitor:
+    """Per-frame visibility of the face's regions and the control the tracker sends with it. One per tracker."""
+
+    def __init__(self, config: FaceRegionConfig | None = None):
+        self.config = config or FaceRegionConfig()
+        self._hands = None  # MediaPipe Hands, made on first use (on the hand-check thread, which alone uses it)
+        self._pool: ThreadPoolExecutor | None = None  # the hand-check thread, started with the first check
+        self._pending: Future | None = None  # the check started with the last checked frame: its cover share
+        self._until_check = 0  # frames until the next hand check
+        self._hand_near = False  # the last hand check found a hand by the lower face
+        self._hand_visibility = 1.0
+        self._by_hand = False  # the last visibility came from the hand check (which lags by up to hand_every)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was last seen (a new stream)."""
+        # The last controls with each region in view: the oldest is the one held when the hand check found it
+        # missing, since that check runs every `hand_every` frames and its result comes a frame later, so the few
+        # frames before a detection may already be covered.
+        self._holds = [_Hold(max(1, self.config.hand_every) + 2) for _ in REGIONS]
+        self._take_pending()  # a check started with the old stream's last frames: not this one's
+        self._angles: np.ndarray | None = None  # [3] yaw, pitch, roll (deg) last sent while steadied
+        self._raw: np.ndarray | None = None  # [3] the fit's own angles of that frame
+        self._pose_back_at: float | None = None  # stamp (s) when every region was back (the rotation's hand-back)
+        self._pose_delta = np.zeros(3)  # [3] deg: sent minus the fit's angles then
+
+    def close(self) -> None:
+        """Finish a hand check still running, free MediaPipe Hands on its thread and stop that thread
+        (idempotent)."""
+        if self._pool is not None:
+            self._take_pending()
+            self._pool.submit(self._close_hands).result()
+            self._pool.shutdown()
+            self._pool = None
+
+    def _close_hands(self) -> None:
+        if self._hands is not None:
+            self._hands.close()
+            self._hands = None
+
+    def _take_pending(self) -> float | None:
+        """The cover share found by the check started with an earlier frame (waits for it), or None."""
+        pending, self._pending = self._pending, None
+        return pending.result() if pending is not None else None
+
+    def no_face(self) -> None:
+        """A frame without the face: the fit's change of rotation across the gap is not the head's turn (a face found
+        again with its eyes still above the frame's top came back tilted 10 degrees), so none of it passes."""
+        self._raw = None
+
+    # ------------------------------------------------------------------------------------------------
+    def visibility(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> FrameView:
+        """[H, W, 3] uint8 frame + [478, 3] its face's landmarks (pixels) -> FrameView: each region's visibility,
+        1 (in view) .. 0 (cut off by the frame or covered by a hand), and which of the pose fit's landmarks lie inside
+        the frame."""
+        h, w = rgb.shape[:2]
+        lm = np.asarray(landmarks_px, np.float64)
+        inside = (lm[:, 0] >= 0) & (lm[:, 0] < w) & (lm[:, 1] >= 0) & (lm[:, 1] < h)  # [478]
+
+        share = np.add.reduceat(inside[_PART_POINTS].astype(np.float64), _PART_STARTS) / _PART_SIZES  # [parts]
+        part = np.clip((share - IN_FRAME_MISSING) / (IN_FRAME_SEEN - IN_FRAME_MISSING), 0.0, 1.0)
+        regions = np.minimum.reduceat(part, _REGION_STARTS)  # [R] the least visible part of each region
+        every = self.config.hand_every
+        cover = self._take_pending()  # the check started with the last checked frame
+        if cover is not None:
+            self._hand_visibility = 1.0 - cover
+        if every > 0 and self._until_check <= 0:
+            crop, crop_pts = self._hand_crop(rgb, landmarks_px, lm[HAND_POINTS, :2])
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand_check")
+            self._pending = self._pool.submit(self._hand_cover, crop, crop_pts)
+            self._until_check = self.config.hand_every_near if self._hand_near else every
+        self._until_check -= 1
+        if every > 0:
+            self._by_hand = self._hand_visibility < regions[_HAND]
+            regions[_HAND] = min(regions[_HAND], self._hand_visibility)
+        return FrameView(regions, inside[_RIGID])
+
+    def _hand_crop(self, rgb: np.ndarray, landmarks_px: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[S, S, 3] uint8 crop around the lower face (S = HAND_CROP_PX) and [P, 2] its points in the crop."""
+        import cv2
+
+        lm = np.asarray(landmarks_px, np.float64)
+        face_w = float(np.linalg.norm(lm[lmk.CHEEK_R, :2] - lm[lmk.CHEEK_L, :2]))
+        side = max(16.0, self.config.crop_faces * face_w)
+        cx, cy = pts.mean(0)
+        x0, y0 = cx - side / 2, cy - side / 2
+        s = HAND_CROP_PX / side
+        warp = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float32)
+        crop = cv2.warpAffine(np.ascontiguousarray(rgb), warp, (HAND_CROP_PX, HAND_CROP_PX), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REPLICATE)
+        return crop, ((pts - [x0, y0]) * s).astype(np.float32)
+
+    @quiet_notices
+    def _hand_cover(self, crop: np.ndarray, p: np.ndarray) -> float:
+        """Share of the points `p` [P, 2] (crop pixels) inside a hand found in `crop` (the hand-check thread)."""
+        import cv2
+
+        if self._hands is None:
+            import mediapipe as mp
+
+            self._hands = mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=2, model_complexity=0,
+                                                   min_detection_confidence=0.5, min_tracking_confidence=0.5)
+        res = self._hands.process(crop)
+        self._hand_near = bool(res.multi_hand_landmarks)
+        if not res.multi_hand_landmarks:
+            return 0.0
+        covered = np.zeros(len(p), bool)
+        for hand in res.multi_hand_landmarks:
+            q = np.array([(v.x * HAND_CROP_PX, v.y * HAND_CROP_PX) for v in hand.landmark], np.float32)
+            hull = cv2.convexHull(q)
+            grow = self.config.finger_frac * float(np.ptp(q, axis=0).max())
+            covered |= np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= -grow for x, y in p])
+        return float(covered.mean())
+
+    # ------------------------------------------------------------------------------------------------
+    def steady(self, control: FaceControl, view: FrameView) -> FaceControl:
+        """The control to send: unchanged while every region is in view (and remembered); while one is missing,
+        confidence x its visibility, its channels held and faded to neutral, the rotation's jump removed and its
+        later turns passed in proportion to the pose fit's landmarks in view (below `visible` of them, every region
+        counts as missing: the head frame its expression is measured in is not seen); a region back, and the
+        rotation, handed back (module notes)."""
+        c = self.config
+        missing = view.regions < c.visible
+        if not missing.any() and self._angles is None and self._pose_back_at is None \
+                and all(h.lost_at is None and h.back_at is None for h in self._holds):
+            for h in self._holds:
+                h.recent.append(control)
+            return control
+        t = control.stamp_ns * 1e-9
+        expr = np.asarray(control.expression)
+        rows = [None] * len(REGIONS)  # each region's [L] bool expression rows (None without a face mesh's expression)
+        if len(expr) >= lmk.NUM_MESH and np.shape(control.landmarks) == expr.shape:
+            neutral = np.asarray(control.landmarks, np.float64) - expr
+            rows = [_expression_rows(r, neutral) for r in REGIONS]
+        # the pose fit's landmarks in view: inside the frame and outside every missing region
+        rigid = view.rigid_inside.copy()
+        for r, gone in zip(rows, missing):
+            if gone and r is not None:
+                rigid &= ~r[_RIGID]
+        pose_seen = _seen_share(rigid)
+        if pose_seen < c.visible:
+            missing[:] = True
+        out = replace(control, confidence=float(min(control.confidence,
+                                                    control.confidence * min(min(view.regions), pose_seen))))
+        first_loss = None  # the control held by a region lost at this frame
+        for i, (region, hold, gone) in enumerate(zip(REGIONS, self._holds, missing)):
+            if gone:
+                if hold.lost_at is None:
+                    hold.lost_at, hold.back_at, hold.delta = t, None, {}
+                    # the hand check runs every `hand_every` frames: the frames just before it may be covered already
+                    hold.seen = (hold.recent[0] if region.hand and self._by_hand else hold.recent[-1]) \
+                        if hold.recent else None
+                    hold.recent.clear()
+                    first_loss = first_loss or hold.seen
+                    log.info("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
+                             "turn steadied", region.name, view.regions[i], pose_seen)
+                values = self._held(region, hold, control, rows[i], t)
+            else:
+                if hold.lost_at is not None:  # back: hand back from what the hold gives now
+                    held = self._held(region, hold, control, rows[i], t)
+                    hold.rows = rows[i]
+                    hold.delta = {k: held[k] - v for k, v in _channels(region, control, rows[i]).items() if k in held}
+                    hold.lost_at, hold.seen, hold.back_at = None, None, t
+                    log.info("%s back in view: handing it back over %.2f s", region.name, c.handback_s)
+                if hold.back_at is None:
+                    continue
+                decay = math.exp(-(t - hold.back_at) / c.handback_s)
+                values = {k: v + hold.delta[k] * decay for k, v in _channels(region, control, hold.rows).items()
+                          if k in hold.delta}
+                if decay < HANDBACK_END:
+                    hold.back_at, hold.delta = None, {}
+            _put(out, control, region, rows[i] if gone else hold.rows, values)
+            if not gone and hold.back_at is None:
+                hold.rows = None
+        out.rotation = self._steady_rotation(control, pose_seen, bool(missing.any()), first_loss, t)
+        for hold, gone in zip(self._holds, missing):
+            if not gone:
+                hold.recent.append(out)
+        return out
+
+    def _held(self, region: Region, hold: _Hold, control: FaceControl, rows: np.ndarray | None, t: float
+              ) -> dict[str, np.ndarray]:
+        """The missing region's channels at t: the held control's, faded to neutral over fade_s (neutral when nothing
+        was seen before the loss); rows: its [L] bool expression rows."""
+        neutral = _neutral_channels(region, control, _channels(region, control, rows))
+        if hold.seen is None:
+            return neutral
+        seen = _channels(region, hold.seen, rows)
+        if list(hold.seen.blendshape_names) != list(control.blendshape_names):
+            seen.pop("blendshapes", None)
+        fade = math.exp(-(t - hold.lost_at) / self.config.fade_s)
+        return {k: neutral[k] + (v - neutral[k]) * fade for k, v in seen.items()
+                if k in neutral and v.shape == neutral[k].shape}
+
+    def _steady_rotation(self, control: FaceControl, pose: float, missing: bool, first_loss: FaceControl | None,
+                         t: float) -> np.ndarray:
+        """[4] wxyz to send: while a region is missing, the angles (yaw, pitch, roll) sent at the first loss (the held
+        control's: MediaPipe tilts its whole mesh as a region goes), plus the fit's later changes x `pose`; once
+        every region is back, the fit's plus the difference then, decaying over handback_s."""
+        e = euler_deg(control.rotation)
+        raw = np.array([e["yaw"], e["pitch"], e["roll"]])
+        if missing:
+            if self._angles is None:
+                sent = self._handing_back(raw, t)
+                if first_loss is not None and self._pose_back_at is None:
+                    b = euler_deg(first_loss.rotation)
+                    sent = np.array([b["yaw"], b["pitch"], b["roll"]])
+                self._angles, self._pose_back_at = sent, None
+            elif self._raw is not None:
+                self._angles = self._angles + pose * _wrap(raw - self._raw)
+            self._raw = raw
+            return euler_to_quat(*self._angles).astype(np.float32)
+        if self._angles is not None:  # every region back: hand the rotation back from here
+            moved = pose * _wrap(raw - self._raw) if self._raw is not None else 0.0
+            self._pose_delta = _wrap(self._angles + moved - raw)
+            self._pose_back_at, self._angles, self._raw = t, None, None
+        if self._pose_back_at is None:
+            return control.rotation
+        return euler_to_quat(*self._handing_back(raw, t)).astype(np.float32)
+
+    def _handing_back(self, raw: np.ndarray, t: float) -> np.ndarray:
+        """[3] angles (deg) the rotation's hand-back gives at t for the fit's raw [3] (raw itself when none runs)."""
+        if self._pose_back_at is None:
+            return raw
+        decay = math.exp(-(t - self._pose_back_at) / self.config.handback_s)
+        if decay < HANDBACK_END:
+            self._pose_back_at = None
+        return raw + self._pose_delta * decay
+
+
+def _seen_share(inside: np.ndarray) -> float:
+    """[n] bool (a part's landmarks inside the frame, or otherwise seen) -> its visibility: 0 at a share of
+    IN_FRAME_MISSING, 1 at IN_FRAME_SEEN, linear between."""
+    return float(np.clip((np.mean(inside) - IN_FRAME_MISSING) / (IN_FRAME_SEEN - IN_FRAME_MISSING), 0.0, 1.0))
+
+
+def _wrap(deg: np.ndarray) -> np.ndarray:
+    """Angles (deg) wrapped into -180 .. 180."""
+    return (np.asarray(deg) + 180.0) % 360.0 - 180.0
+
+
+def _expression_rows(region: Region, neutral: np.ndarray) -> np.ndarray:
+    """[L] bool: the region's landmarks of a canonical face [L, 3] (head frame, y down): those strictly between its
+    top and bottom landmarks' heights (the lower face: below the nose base: mouth, jaw, chin; the upper face: above
+    the nose bridge: lids, eyes and the skin under them, brows, forehead)."""
+    y = neutral[:, 1]
+    rows = np.ones(len(y), bool)
+    if region.top is not None:
+        rows &= y > y[region.top]
+    if region.bottom is not None:
+        rows &= y < y[region.bottom]
+    return rows
+
+
+def _blendshape_mask(region: Region, names) -> np.ndarray:
+    """[B] bool: the blendshapes the region owns, by name."""
+    return np.array([n.startswith(region.blendshapes) for n in names], bool)
+
+
+def _channels(region: Region, control: FaceControl, rows: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The region's channels of `control` (name -> float64 values: mouth_open [1], gaze [2, 2], eyelid_ratios [14],
+    expression [n, 3] of its [L] bool `rows` (None: none), blendshapes [b] it owns; those the control has)."""
+    ch = {}
+    if region.mouth:
+        ch["mouth_open"] = np.array([control.mouth_open], np.float64)
+    if region.eyes:
+        if np.size(control.gaze):
+            ch["gaze"] = np.asarray(control.gaze, np.float64)
+        if np.size(control.eyelid_ratios):
+            ch["eyelid_ratios"] = np.asarray(control.eyelid_ratios, np.float64)
+    if rows is not None and len(rows) == len(control.expression):
+        ch["expression"] = np.asarray(control.expression, np.float64)[rows]
+    if np.size(control.blendshapes) and len(control.blendshape_names) == np.size(control.blendshapes):
+        ch["blendshapes"] = np.asarray(control.blendshapes, np.float64)[_blendshape_mask(region,
+                                                                                        control.blendshape_names)]
+    return ch
+
+
+def _neutral_channels(region: Region, control: FaceControl, live: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The neutral face's values of the channels in `live` (as `_channels` gives them): expression, blendshapes and
+    mouth_open 0, eyelid ratios 1 (as open as the neutral's), the gaze of the control's neutral face (the tracker's
+    `eyes.operator_gaze` of it; left out without the iris points, so the gaze is then not held)."""
+    out = {}
+    for k, v in live.items():
+        if k == "eyelid_ratios":
+            out[k] = np.ones_like(v)
+        elif k == "gaze":
+            if np.shape(control.landmarks) == (lmk.NUM_LANDMARKS, 3) and np.shape(control.expression) == (
+                    lmk.NUM_LANDMARKS, 3):
+                from gaussian_head_ros.core.eyes import operator_gaze
+
+                neutral = np.asarray(control.landmarks, np.float64) - control.expression
+                out[k] = operator_gaze(neutral, neutral).reshape(v.shape)
+        else:
+            out[k] = np.zeros_like(v)
+    return out
+
+
+def _put(out: FaceControl, control: FaceControl, region: Region, rows: np.ndarray | None,
+         values: dict[str, np.ndarray]) -> None:
+    """Write the region's channels `values` (as `_channels` gives them) into `out`, a shallow copy of `control`
+    (its arrays copied before they are changed); the landmarks follow the expression."""
+    if "mouth_open" in values:
+        out.mouth_open = float(values["mouth_open"][0])
+    if "gaze" in values:
+        out.gaze = values["gaze"].reshape(np.shape(control.gaze)).astype(np.float32)
+    if "eyelid_ratios" in values:
+        out.eyelid_ratios = values["eyelid_ratios"].astype(np.float32)
+    if "expression" in values and rows is not None:
+        if out.expression is control.expression:
+            out.expression = np.array(control.expression, np.float32)
+        out.expression[rows] = values["expression"]
+        out.landmarks = (control.landmarks - control.expression + out.expression).astype(np.float32)
+    if "blendshapes" in values:
+        if out.blendshapes is control.blendshapes:
+            out.blendshapes = np.array(control.blendshapes, np.float32)
+        out.blendshapes[_blendshape_mask(region, control.blendshape_names)] = values["blendshapes"]
