@@ -4,7 +4,7 @@ Inputs are built from ../shared data at test time: driving-clip frames with a re
 mouth (the girl's hand on the boy's shoulder in two_children_multiface.jpeg, cut out by its skin colour),
 or with the picture shifted down so that the frame's bottom edge passes between mouth and chin. The same
 frames unoccluded give the truth for the pose. Expected (the right behaviour, not our numbers): the
-confidence drops below tracker_node's threshold (min_confidence, 0.5); mouth_open does not snap (held at
+confidence drops below 0.5 (what MediaPipe alone gives such frames: full confidence); mouth_open does not snap (held at
 what it was before, fading slowly); the pitch does not take MediaPipe's tilt (error against the
 unoccluded frames well under the tilt measured with the check off, which is also asserted so that the
 test can fail).
@@ -19,7 +19,7 @@ from conftest import shared
 
 from gaussian_head_ros.core import landmarks as lmk
 
-NODE_THRESHOLD = 0.5  # tracker_node's min_confidence default
+NODE_THRESHOLD = 0.5  # a held control's confidence is below this, a seen one's above
 ONSET = 20  # first occluded frame
 FRAMES = 50
 
