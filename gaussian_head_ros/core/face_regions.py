@@ -26,8 +26,8 @@ it owns) is checked for two causes:
 
 A region's visibility = the smaller of the two, 1 (all in view) .. 0 (none). Below `visible` it is missing, and
 `FaceRegionMonitor.steady` makes the control honest about it, by one rule for every region: confidence times the
-smallest visibility (a held control reads below 0.5, a seen one 0.68-0.99 on the ../shared clips; nothing downstream acts on
-it, a consumer may); the region's channels (the lower face: mouth_open,
+smallest visibility (a held control reads below 0.5, a seen one 0.68-0.99 on the ../shared clips; nothing downstream
+acts on it, a consumer may); the region's channels (the lower face: mouth_open,
 its expression rows below the nose base, the jaw/mouth/cheekPuff blendshapes; the upper face: gaze, eyelid ratios,
 its expression rows above the nose bridge, the eye/brow blendshapes) held at their last seen values and faded to
 neutral over `fade_s`; the head's rotation kept continuous: the fit's tilt at the moment of the first loss is taken
