@@ -281,14 +281,14 @@ class MeshFitConfig:
     # turned views (yaw +-30, pitch -20 / +15) the same by eye at 3x, a few more grey specks on obama_official's
     # hair outline against its window.
     edge_band_px: float = 1.0
-    # Within this many pixels of the outline (not a cut) the backdrop's colour the mask took in moves to the person's
-    # own colour from further in (backdrop_rim.backdrop_share, the backdrop looked for within backdrop_reach_px) in
-    # what a turned view sees: the hidden side behind the outline, the skin under the chin and the photo layer's
-    # edge-on discs (their made-up share, seen from the photo's camera only). obama_speech's mask takes in 6-7 px of the
-    # flag's red stripe beside his right jaw: a pink-red streak down his turned jaw (flag-red pixels beside it,
-    # test_reconstruct, yaw -25 / -15 / -25 chin up 15: 458 / 432 / 392 -> 128 / 223 / 118; the white backdrop under
-    # business_person's turned ear, yaw -40 / -25: 110 / 149 -> 32 / 61 pale pixels; rim57, session 57). ~1 s a photo
-    # here. 0 = off
+    # Within this many pixels of the outline (not a cut) the backdrop's colour the mask took in moves to the
+    # person's own colour from further in (backdrop_rim.backdrop_share, the backdrop looked for within
+    # backdrop_reach_px) in what a turned view sees: the hidden side behind the outline and the photo layer's
+    # edge-on discs (their made-up share, seen from the photo's camera only). obama_speech's mask takes in 6-7 px of
+    # the flag's red stripe beside his right jaw: a pink-red streak down his turned jaw (flag-red pixels beside it,
+    # test_reconstruct, yaw -25 / -15 / -25 chin up 15: 458 / 432 / 392 -> 211 / 279 / 171; the white backdrop under
+    # business_person's turned ear, yaw -40 / -25: 110 / 149 -> 32 / 61 pale pixels; rim57, session 57). ~1 s a
+    # photo here. 0 = off
     backdrop_rim_px: float = 8.0
     backdrop_reach_px: int = 40
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
@@ -727,16 +727,17 @@ class MeshFitReconstructor(Reconstructor):
         colours = photo_without_creases(cfg, photo, V, V_rest, faces, fid, bary, face_px, mouth_px, person, edge, mpp)
         scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
         # the backdrop's colour kept inside the outline (found on the photo as the camera saw it) moves to the
-        # person's own in what a turned view sees: the hidden side (with matte_hair's backdrop_seen), the skin
-        # under the chin (`unmixed`), and the made-up share of the photo layer's edge-on discs where the rim is
-        # the backdrop's own colour (w 1). Not the wall's front nor the lining, which the photo's camera sees,
-        # nor the face completion: its discs show through the matte band in the photo's own view (moved too,
-        # self lp_d0's frame 0 35.005 -> 34.984 dB, lp_d18's 40.034 -> 40.015; only where w is 1, 34.985)
-        unmixed, hidden_seen, layer_seen = scene, backdrop_seen, backdrop_seen
+        # person's own in what a turned view sees: the hidden side (with matte_hair's backdrop_seen) and the
+        # made-up share of the photo layer's edge-on discs where the rim is the backdrop's own colour (w 1). Not
+        # the wall's front nor the lining, which the photo's camera sees, nor the face completion: its discs
+        # show through the matte band in the photo's own view (moved too, self lp_d0's frame 0 35.005 -> 34.984
+        # dB, lp_d18's 40.034 -> 40.015; only where w is 1, 34.985); nor the skin under the chin (its neck
+        # band's colours moved, obama_speech's flag-red pixels below 127 / 218 / 119, but
+        # test_the_skin_under_a_closed_chin_has_the_skins_grain 0.475 -> 0.42, under its bound 0.47)
+        hidden_seen, layer_seen = backdrop_seen, backdrop_seen
         if cfg.backdrop_rim_px > 0:
             w_own, own = backdrop_share(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px,
                                         cfg.backdrop_reach_px)
-            unmixed = dataclasses.replace(scene, photo=colours + w_own[..., None] * (own - colours))
             hidden_seen = backdrop_seen + w_own[..., None] * (colours - backdrop_seen - own)
             layer_seen = backdrop_seen + (w_own >= 1.0)[..., None] * (colours - backdrop_seen - own)
         # the matte band's discs are see-through: a triangle the photo shows only there is covered badly, and one it
@@ -779,7 +780,7 @@ class MeshFitReconstructor(Reconstructor):
         if hair_skin is not None and cfg.neck_skin_residual is not None:
             neck_skin = (jaw_skin, 1 - cfg.side_dark,
                          cfg.neck_skin_residual[1])
-        chin = under_chin(unmixed, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.under_chin_sigma_per_stride,
+        chin = under_chin(scene, V, V_rest, faces, face_px & person, cfg.head_stride, cfg.under_chin_sigma_per_stride,
                           cfg.under_chin_behind_m, cfg.under_chin_band_px, neck_skin,
                           (cfg.under_chin_detail, cfg.under_chin_detail_blur_px))
         timings["completion"] = time.perf_counter() - t2
