@@ -344,6 +344,38 @@ def test_edge_opacity_inverts_the_compositing_equation():
     assert edge_opacity(np.full((1, 3), 2.0), np.zeros((1, 3)), np.ones((1, 3)))[0] == 0.0  # clipped to [0, 1]
 
 
+def test_the_backdrop_taken_in_by_the_outline_moves_to_the_persons_own_colour():
+    """A skin disc before red and white stripes, its mask 6 px too wide on one side (the stripe's red inside it, as
+    obama_speech's jaw) and its outermost pixel a half mix: backdrop_rim.backdrop_share takes those to the skin's
+    colour (as 8 px inside); the skin's own shading at the rim (darker along the direction of no backdrop colour) away
+    from them and the rim along a cut stay as they are."""
+    from gaussian_head_ros.core.reconstruct.backdrop_rim import backdrop_share
+
+    s = 128
+    yy, xx = np.mgrid[:s, :s] + 0.5
+    r = np.hypot(yy - 64, xx - 64)
+    skin, red, white = np.array([0.66, 0.41, 0.29]), np.array([0.61, 0.18, 0.2]), np.array([0.92, 0.9, 0.9])
+    photo = np.where(((xx // 8) % 2 == 0)[..., None], red, white)  # stripes 8 px wide
+    face = r < 40
+    shade = 1 - 0.15 * np.clip((r - 34) / 6, 0, 1)  # the skin darkening to its own outline
+    photo[face] = (skin * shade[..., None])[face]
+    edge = (r >= 39) & (r < 40)
+    photo[edge] = 0.5 * photo[edge] + 0.5 * (skin * 0.85)
+    taken = (r >= 40) & (r < 46) & (xx < 40)  # the mask's overshoot on the left: whatever backdrop lies there
+    person = face | taken
+    photo = photo.astype(np.float32)
+    w, own = backdrop_share(photo, person, np.zeros_like(person))
+    moved = photo + w[..., None] * (own - photo)
+    assert np.abs(moved[taken] - skin).max(-1).mean() < 0.05, "the backdrop inside the mask kept its colour"
+    beside = cv2.dilate(taken.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)  # its neighbours move too
+    assert np.abs(moved - photo)[face & ~edge & ~beside].max() < 0.02, "the skin's own shading at its rim was changed"
+    cut = np.zeros_like(person)
+    cut[:, :40] = True  # the same left side as a cut: the body goes on there
+    assert backdrop_share(photo, person, cut & person)[0][taken].max() == 0.0
+    with pytest.raises(ValueError, match="same size"):
+        backdrop_share(photo, person[:64], np.zeros_like(person))
+
+
 def test_completion_points_spread_evenly_over_their_triangles():
     """Face-completion points cover their triangles without the gaps independent uniform samples leave
     (4 % of the area further than 1.5 disc sigmas, 0.7 x spacing, from every point at one point per
@@ -1271,6 +1303,54 @@ def test_a_raised_turned_jaws_underside_is_no_lighter_than_the_neck_below_it(res
     assert all((b > 0.1).mean() > 0.95 for b in boxes), "a box is not on her jaw's underside or neck"
     ratio = float(np.median(boxes[0]) / np.median(boxes[1]))
     assert ratio < most, f"the raised jaw's underside {ratio:.2f} x the neck below it: a light patch under the jaw"
+
+
+def _flag_red(img: np.ndarray) -> np.ndarray:
+    """[H, W] bool: the pixels of img [H, W, 3] (rgb 0..1) in obama_speech's flag's red (rgb 0.61 0.16 0.20, red over
+    0.3, green under 0.6 x red, blue no less than 0.95 x green: not his skin, 0.66 0.41 0.29)."""
+    return (img[..., 0] > 0.3) & (img[..., 1] < 0.6 * img[..., 0]) & (img[..., 2] > 0.95 * img[..., 1])
+
+
+@pytest.mark.parametrize("yaw, pitch, before", [(-25, 0, 458), (-15, 0, 432), (-25, -15, 392)])
+def test_a_turned_jaw_shows_no_red_streak_from_the_flag_behind_it(results, yaw, pitch, before):
+    """obama_speech stands before red and white striped flags, and his person mask takes in 6-7 px of a red stripe
+    beside his right jaw (rgb 0.61 0.16 0.20, pure flag red, inside the mask). Turned to show that side (sadtalker
+    frame 37, lp_d18 frame 150), the hidden side behind the outline, the photo layer's edge-on discs, the face
+    completion and the skin under the chin took it: a pink-red streak down his jaw (lead, session 56). The
+    backdrop's colour kept inside the outline moves to his own skin's in what a turned view sees
+    (backdrop_rim.backdrop_share). Flag-red pixels in the box beside his jaw, above the collar and left of the mouth
+    (rows 150-345, columns 100-215 of the 512 px view): `before` (MeshFitConfig.backdrop_rim_px 0, as main c4b343c);
+    211 / 279 / 171 now. What stays is the photo layer's discs on the stripe that face the photo's camera too
+    squarely for their colour to be its alone (|cos| over MeshFitConfig.view_rim_facing's 0.5), the face
+    completion's, which the photo's own view sees through the matte band, and the skin under the chin's (moved too:
+    127 / 218 / 119, but that skin's grain below its test's bound) (rim57)."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["obama_speech.jpg"].avatar, yaw, pitch, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    box = img[150:345, 100:215]
+    assert (box.max(-1) > 0.02).mean() > 0.5, "the box is not on his turned jaw"
+    red = int(_flag_red(box).sum())
+    assert red < 0.7 * before, f"{red} flag-red pixels beside the turned jaw ({before} before)"
+
+
+@pytest.mark.parametrize("yaw, before", [(-40, 110), (-25, 149)])
+def test_a_turned_ear_shows_no_patch_of_the_white_backdrop_beside_it(results, yaw, before):
+    """business_person's ear and jaw meet her white backdrop in the photo, and the outline's pixels there mix it in.
+    Turned to show that side, the hidden side behind them took that white: a pale grey patch under her ear (not a
+    backdrop's red, the same rule: backdrop_rim.backdrop_share). Backdrop-white pixels (brightest channel over 0.6,
+    saturation under 0.15; her skin's is over 0.2) in rows 100-290, columns 100-260 of the 512 px view (her ear,
+    jaw and the side of her neck, above the collar): `before` (MeshFitConfig.backdrop_rim_px 0, as main c4b343c);
+    32 / 61 now."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["business_person.png"].avatar, yaw, 0, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    box = img[100:290, 100:260]
+    assert (box.max(-1) > 0.02).mean() > 0.5, "the box is not on her turned head"
+    top = box.max(-1)
+    pale = int(((top > 0.6) & ((top - box.min(-1)) / np.maximum(top, 1e-3) < 0.15)).sum())
+    assert pale < 0.5 * before, f"{pale} backdrop-white pixels by the turned ear ({before} before)"
 
 
 @pytest.mark.parametrize("yaw", [40, -40])

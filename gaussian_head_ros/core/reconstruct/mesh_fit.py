@@ -10,7 +10,8 @@
    from the photo; the rest of the Gaussian budget goes to single pixels where the photo has fine detail (eyes, hair
    strands, teeth). Face pixels are bound to their template triangle (part 1), eye pixels sit just behind the lids,
    open-mouth pixels on the teeth surface (part 3), the rest is head (part 0) or torso (part 2).
-4. Completion (completion.py, hidden_colours.py, lining.py, mouth.py, mouth_assembly.py, bust_fringe.py): badly seen
+4. Completion (completion.py, hidden_colours.py, lining.py, mouth.py, mouth_assembly.py, bust_fringe.py; the
+   backdrop's colour the outline took in moved to the person's own first, backdrop_rim.py): badly seen
    face triangles from the mirror side, the back of the head and torso from the silhouette's rim colours, a wall
    along the silhouette, a lining in the skin's own colours just behind the photo layer on the head's skin (what
    shows between its discs drawn larger than the crop), and a mouth interior (cavity, teeth, tongue) behind the lips
@@ -48,6 +49,7 @@ from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART
                                            PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera)
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
+from gaussian_head_ros.core.reconstruct.backdrop_rim import backdrop_share
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import Scene, covered_triangles, face_completion
 from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours
@@ -279,6 +281,16 @@ class MeshFitConfig:
     # turned views (yaw +-30, pitch -20 / +15) the same by eye at 3x, a few more grey specks on obama_official's
     # hair outline against its window.
     edge_band_px: float = 1.0
+    # Within this many pixels of the outline (not a cut) the backdrop's colour the mask took in moves to the
+    # person's own colour from further in (backdrop_rim.backdrop_share, the backdrop looked for within
+    # backdrop_reach_px) in what a turned view sees: the hidden side behind the outline and the photo layer's
+    # edge-on discs (their made-up share, seen from the photo's camera only). obama_speech's mask takes in 6-7 px of
+    # the flag's red stripe beside his right jaw: a pink-red streak down his turned jaw (flag-red pixels beside it,
+    # test_reconstruct, yaw -25 / -15 / -25 chin up 15: 458 / 432 / 392 -> 211 / 279 / 171; the white backdrop under
+    # business_person's turned ear, yaw -40 / -25: 110 / 149 -> 32 / 61 pale pixels; rim57, session 57). ~1 s a
+    # photo here. 0 = off
+    backdrop_rim_px: float = 8.0
+    backdrop_reach_px: int = 40
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
@@ -455,6 +467,9 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if min(cfg.lining_near_lips_m, cfg.lining_lip_margin_m, cfg.lining_corner_m) < 0:
         raise ValueError(f"lining_near_lips_m, lining_lip_margin_m and lining_corner_m must be >= 0, got "
                          f"{cfg.lining_near_lips_m}, {cfg.lining_lip_margin_m}, {cfg.lining_corner_m}")
+    if not (0 <= cfg.backdrop_rim_px <= 64 and 1 <= cfg.backdrop_reach_px <= 128):
+        raise ValueError(f"backdrop_rim_px must be 0..64 pixels and backdrop_reach_px 1..128 pixels, got "
+                         f"{cfg.backdrop_rim_px}, {cfg.backdrop_reach_px}")
     if not 0 <= cfg.neck_underside <= 1:
         raise ValueError(f"neck_underside must be 0..1 (a share of the way to the far colour), got {cfg.neck_underside}")
     if cfg.unlined_sigma_per_stride is not None and not 0 < cfg.unlined_sigma_per_stride <= 2:
@@ -711,6 +726,20 @@ class MeshFitReconstructor(Reconstructor):
         # and the lighting are measured on the photo itself.
         colours = photo_without_creases(cfg, photo, V, V_rest, faces, fid, bary, face_px, mouth_px, person, edge, mpp)
         scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
+        # the backdrop's colour kept inside the outline (found on the photo as the camera saw it) moves to the
+        # person's own in what a turned view sees: the hidden side (with matte_hair's backdrop_seen) and the
+        # made-up share of the photo layer's edge-on discs where the rim is the backdrop's own colour (w 1). Not
+        # the wall's front nor the lining, which the photo's camera sees, nor the face completion: its discs
+        # show through the matte band in the photo's own view (moved too, self lp_d0's frame 0 35.005 -> 34.984
+        # dB, lp_d18's 40.034 -> 40.015; only where w is 1, 34.985); nor the skin under the chin (its neck
+        # band's colours moved, obama_speech's flag-red pixels below 127 / 218 / 119, but
+        # test_the_skin_under_a_closed_chin_has_the_skins_grain 0.475 -> 0.42, under its bound 0.47)
+        hidden_seen, layer_seen = backdrop_seen, backdrop_seen
+        if cfg.backdrop_rim_px > 0:
+            w_own, own = backdrop_share(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px,
+                                        cfg.backdrop_reach_px)
+            hidden_seen = backdrop_seen + w_own[..., None] * (colours - backdrop_seen - own)
+            layer_seen = backdrop_seen + (w_own >= 1.0)[..., None] * (colours - backdrop_seen - own)
         # the matte band's discs are see-through: a triangle the photo shows only there is covered badly, and one it
         # shows partly there is completed where no clean pixel shows it (face_completion's `partly`)
         covered = covered_triangles(V, faces, fid, face_px & person & ~edge, R, t, K)
@@ -723,7 +752,7 @@ class MeshFitReconstructor(Reconstructor):
         at = np.clip(fid, 0, nf - 1)
         lining, lined_px, d_lips = face_lining(cfg, scene, fp.landmarks_px, face_px, mouth_px, mesh_px, head_mask, edge,
                                                covered, at, fid, bary, nrm, colours, hair_skin, mpp)
-        hidden, wall_cols = hidden_gaussians(cfg, scene, photo, backdrop_seen, fp.landmarks_px, mesh_px, head_mask,
+        hidden, wall_cols = hidden_gaussians(cfg, scene, photo, hidden_seen, fp.landmarks_px, mesh_px, head_mask,
                                              rows, wt, h_back, hair_skin, front, back, open_edge, d_edge, turn, mpp)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_rgb, teeth_info = teeth_colour_info(cfg, skin, teeth_rgb, eye_cols)
@@ -864,7 +893,7 @@ class MeshFitReconstructor(Reconstructor):
                                            at_cut, below_cut, fringe_steps, fringe_budget, mpp)
         # ... and the backdrop seen through the hair's outline (matte_hair's own): a turned view sees these discs
         # squarely, and trump_official's red flag showed as red specks behind his ear at yaw -35
-        made_up = (1.0 - shown)[:, None] * (refined - unrefined + backdrop_seen[pixels[0], pixels[1]])  # [n_photo, 3]
+        made_up = (1.0 - shown)[:, None] * (refined - unrefined + layer_seen[pixels[0], pixels[1]])  # [n_photo, 3]
         n_fold = n_photo + len(face_extra or [])
         fold_up, fold_cos = fold_shares(cfg, batch, n_photo, n_fold, edge_on, closed_view, skin_rgb, V, faces, centre,
                                         scene)
