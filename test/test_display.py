@@ -363,3 +363,60 @@ def test_distance_m_says_what_it_does_under_each_framing(business_person):
     add_arguments(parser)
     cli = next(a for a in parser._actions if "--distance" in a.option_strings)
     assert "perspective" in cli.help and "head-fill" in cli.help, cli.help
+
+
+def test_cut_fade_fades_only_a_torso_cut_above_the_bottom_edge():
+    """display.cut_fade / fade_rows on a 100 px high panel (f 100 px per image-plane unit, cy 50): a cut that the
+    framing brought to the bottom edge (less TORSO_INSET) or below gives no fade; one 20 px higher fades from
+    TORSO_FADE + TORSO_INSET above it to TORSO_INSET above it, smoothly (weights 1 .. 0, never rising), the rows
+    above untouched, the rows below the background's own colour."""
+    from gaussian_head_ros.core.display import TORSO_FADE, TORSO_INSET, cut_fade, fade_rows
+
+    k = np.array([[100, 0, 40], [0, 100, 50], [0, 0, 1]], np.float32)
+    assert cut_fade(k, 0.5 + TORSO_INSET, 100) is None and cut_fade(k, 0.8, 100) is None
+    assert cut_fade(k, None, 100) is None
+    r0, w = cut_fade(k, 0.3 + TORSO_INSET, 100)  # the fade ends at row 80
+    assert r0 == int(80 - 100 * TORSO_FADE) and len(w) == 100 - r0
+    assert w[0] > 0.95 and np.all(np.diff(w) <= 0) and np.all(w[80 - r0:] == 0.0)
+    img = np.full((100, 80, 3), 200, np.uint8)
+    out = fade_rows(img.copy(), (0.0, 0.0, 1.0), r0, w)
+    assert np.array_equal(out[:r0], img[:r0]) and np.all(out[80:] == [0, 0, 255])
+    assert np.all(np.diff(out[r0:80, 0, 0].astype(int)) <= 0)  # 200 -> 0 (red) row by row, never back up
+
+
+def test_a_torso_cut_above_a_tall_panels_bottom_fades_out_at_every_turn(framed_portraits):
+    """lp_d8_man_glasses' photo is cut high: on a 480x800 panel the head goes no lower than HEAD_BELOW_MIDDLE and
+    his torso ended in a hard cut above the bottom edge, and driven (sadtalker) its cut rose in ragged wedges up to
+    18 px high over up to 81 % of the bottom row, different every frame (user57, s57). Now the cut fades into the
+    background above where it sways: at rest and at every turn the rows from TORSO_INSET above the rest cut down are
+    the background (within 2 levels), where without the fade the torso reaches into them. business_person's torso
+    reaches the bottom edge: no fade there."""
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    from gaussian_head_ros.core.display import AvatarFraming, fade_rows
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.render import head_viewmat, rasterize
+
+    w, h, bg = 480, 800, (0.1, 0.2, 0.3)
+    assert AvatarFraming.from_avatar(framed_portraits["business_person"]).cut_fade(
+        AvatarFraming.from_avatar(framed_portraits["business_person"]).intrinsics("head", 30.0, w, h, 0.6), h,
+        0.6) is None
+    a = framed_portraits["lp_d8_man_glasses"]
+    framing = AvatarFraming.from_avatar(a)
+    k = framing.intrinsics("head", 30.0, w, h, 0.6)
+    r0, weights = framing.cut_fade(k, h, 0.6)
+    below = r0 + int(np.argmax(weights == 0.0))  # the first row of background only
+    view, driver = head_viewmat(0.6), Driver(a)
+    bg8 = np.floor(np.asarray(bg) * 255 + 0.5)
+    reached = []
+    for yaw, pitch in ((0.0, 0.0), (35.0, 0.0), (-35.0, 0.0), (0.0, 20.0), (0.0, -20.0), (35.0, -12.0)):
+        control = FaceControl(face_detected=True, confidence=1.0,
+                              rotation=euler_to_quat(yaw, pitch, 0).astype(np.float32))
+        p = driver.drive(control, viewmat=view)
+        img = np.clip(rasterize(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, w, h, bg,
+                                backend="cpu").image, 0, 1)
+        img = np.floor(img * 255 + 0.5).astype(np.uint8)
+        reached.append(float(np.abs(img[below:].astype(float) - bg8).max()))
+        faded = fade_rows(img.copy(), bg, r0, weights)
+        assert np.abs(faded[below:].astype(float) - bg8).max() <= 2, (yaw, pitch)
+        assert np.array_equal(faded[:r0], img[:r0])
+    assert max(reached) > 30, reached  # the torso did reach into those rows: the fade hides something

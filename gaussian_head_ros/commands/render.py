@@ -202,7 +202,7 @@ def _render(args, folder: str) -> int:
     import numpy as np
 
     from gaussian_head_ros.core.avatar import load_ply
-    from gaussian_head_ros.core.display import AvatarFraming
+    from gaussian_head_ros.core.display import AvatarFraming, fade_rows
     from gaussian_head_ros.core.drive import Driver, lighting_from_spec
     from gaussian_head_ros.core.files import check_writable, shown, url_note
     from gaussian_head_ros.core.idle import IdleAnimator
@@ -240,7 +240,9 @@ def _render(args, folder: str) -> int:
         controls = [idle.control(i / fps) for i in range(max(1, int(round((args.seconds or IDLE_SECONDS) * fps))))]
         count = len(controls)
     w, h = args.width or args.size, args.height or args.size
-    k = AvatarFraming.from_avatar(avatar).intrinsics(framing, args.fov or FOV_DEG, w, h, args.distance, head_fill)
+    framed = AvatarFraming.from_avatar(avatar)
+    k = framed.intrinsics(framing, args.fov or FOV_DEG, w, h, args.distance, head_fill)
+    fade = framed.cut_fade(k, h, args.distance)  # a torso cut above the bottom edge fades out, as the render node's
     view = head_viewmat(args.distance)
     out = Path(args.output)
     times = []
@@ -250,6 +252,7 @@ def _render(args, folder: str) -> int:
             p = driver.drive(c, lighting, viewmat=view)
             rgb = renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, w, h,
                                        args.background)
+            rgb = rgb if fade is None else fade_rows(rgb, args.background, *fade)
             times.append(time.perf_counter() - t0)
             writer.write(rgb)
     ms = 1e3 * float(np.median(times))

@@ -14,7 +14,8 @@ The display camera looks at the head frame's origin (the head's centre) from `di
   edge); on a taller one (480x800) it sits about centred, its centre (the head frame's origin) up to
   HEAD_BELOW_MIDDLE of the panel's height below the middle when that brings the torso's cut to the bottom edge.
   Where the torso ends higher still (a photo cut at the chest: two_children_multiface) the head is centred and
-  the rest below the torso's cut is the display's background colour.
+  the rest below the torso's cut is the display's background colour, the cut fading into it (`cut_fade`, on any
+  panel where the cut stays above the bottom edge: a hard edge that the head's turns made ragged).
 
 The principal point moves with the placement (cx = width / 2, cy within HEAD_BELOW_MIDDLE x height below the
 middle or above it); the render node publishes this K in its camera_info, so a rectifier or an overlay projects
@@ -69,6 +70,13 @@ TORSO_INSET = 0.02
 # 42 % (480x800 / 600x1024, business_person) at 0.05, 0 % / 13 % at 0.06, 0 % / 0 % at 0.07 (lp_d9_woman_turned:
 # 3 % / 3 %, its hair's tips; panel24 s24)
 HEAD_BELOW_MIDDLE = 0.07
+# Where the torso's cut still lies above the panel's bottom edge (a photo cut high on a tall portrait panel: the head
+# goes no lower than HEAD_BELOW_MIDDLE; a photo cut at the chest), the torso fades into the background over this
+# height (image-plane units at depth 1: 3 cm at 0.6 m), the fade ending TORSO_INSET above the cut, as far as the cut
+# sways with the head's turns: a hard cut with a strip of background under it, and while driven ragged wedges of
+# the cut up to 18 px high over up to 81 % of the bottom row, different every frame (lp_d8_man_glasses at 480x800
+# driven by sadtalker; at rest 5.6 px of background under it at 480x800, 64 px at 1080x1920; user57, s57)
+TORSO_FADE = 0.05
 
 # The `head` framing (module docstring). The head's box spans its envelope over these turns (yaw, pitch, roll deg,
 # core.control.euler_to_quat): yaw -35..35 (an operator looking aside; the turns panel24's and grid25's framing
@@ -135,6 +143,42 @@ def display_intrinsics(fov_deg: float, width: int, height: int, bottom: float | 
         edge = half if bottom is None or bottom < highest else min(max(float(bottom) - TORSO_INSET, highest), lowest)
         cy = height - edge * f
     return np.array([[f, 0, width / 2], [0, f, cy], [0, 0, 1]], np.float32)
+
+
+def cut_fade(k: np.ndarray, bottom: float | None, height: int) -> tuple[int, np.ndarray] | None:
+    """How a display's picture fades the torso's cut into the background where the cut lies above the bottom edge:
+    (r0, weights [height - r0] float32), row r0 and below weighted against the background by `weights` (1: the
+    picture, 0: the background), smoothstep from 1 at TORSO_INSET + TORSO_FADE above the cut to 0 at TORSO_INSET
+    above it; None where the cut (less TORSO_INSET) is within a pixel of the bottom edge or below it (the framing
+    brought it there), or `bottom` is None. k [3, 3] the display's K (pixels, pixel centres at integer + 0.5),
+    bottom the torso's lower edge (`torso_bottom`, image-plane y at depth 1), height in pixels (module docstring)."""
+    if bottom is None:
+        return None
+    f, cy = float(k[1, 1]), float(k[1, 2])
+    end = cy + f * (float(bottom) - TORSO_INSET)  # pixel coordinate, y down
+    if end >= height - 1.0:
+        return None
+    start = end - f * TORSO_FADE
+    r0 = min(max(int(math.floor(start)), 0), height)
+    x = np.clip((np.arange(r0, height) + 0.5 - start) / max(end - start, 1e-6), 0.0, 1.0)
+    return r0, (1.0 - x * x * (3.0 - 2.0 * x)).astype(np.float32)
+
+
+def fade_rows(img: np.ndarray, background, r0: int, weights: np.ndarray) -> np.ndarray:
+    """img [H, W, 3] uint8 with rows r0.. weighted against the background (`cut_fade`'s), in place, and returned:
+    background + weight x (pixel - background), rounded; the rows above r0 untouched. background [3] r g b in 0..1,
+    taken as the rasterizer fills it (render.base's to_rgb8). ~10 ms for the 206 rows of a 1080x1920 panel on the loaded
+    2-core machine (where its frame takes ~245 ms), ~1.6 ms at 480x800."""
+    if r0 >= img.shape[0]:
+        return img
+    bg = np.floor(np.clip(np.asarray(background, np.float32), 0.0, 1.0) * 255.0 + 0.5)
+    rows = img[r0:].astype(np.float32)
+    rows -= bg
+    rows *= weights[:, None, None]
+    rows += bg + 0.5
+    np.floor(rows, out=rows)
+    img[r0:] = rows  # within 0..255: a weighted mean of two levels in it
+    return img
 
 
 def head_points(means: np.ndarray, part: np.ndarray, logit_opacities: np.ndarray, log_scales: np.ndarray,
@@ -251,3 +295,8 @@ class AvatarFraming:
         if framing == "fov" or box is None:
             return display_intrinsics(fov_deg, width, height, bottom)
         return head_intrinsics(box, width, height, bottom, fill)
+
+    def cut_fade(self, k: np.ndarray, height: int, distance_m: float) -> tuple[int, np.ndarray] | None:
+        """`cut_fade` of this avatar's torso seen from `distance_m` through the display's K k [3, 3], `height`
+        pixels high. Raises ValueError for a distance that is not positive."""
+        return cut_fade(k, self.at(distance_m)[0], height)

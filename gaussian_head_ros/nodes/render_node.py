@@ -65,7 +65,8 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
 from gaussian_head_ros.core.colour import eight_bit_guess
 from gaussian_head_ros.core.control import not_arkit_names
-from gaussian_head_ros.core.display import FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics
+from gaussian_head_ros.core.display import (FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics,
+                                            fade_rows)
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
@@ -681,7 +682,8 @@ class RenderNode(Node):
             renderer = self._rasterizer()
             img = renderer.render_rgb8(*args)
         self.backend, self.threads_used = renderer.name, renderer.threads_used
-        return img
+        fade = loaded.framing.cut_fade(k, h, float(self._param("distance_m"))) if loaded.framing is not None else None
+        return img if fade is None else fade_rows(img, bg, *fade)  # a torso cut above the bottom edge (display.py)
 
     def _render_once(self) -> None:
         w, h = int(self._param("width")), int(self._param("height"))
