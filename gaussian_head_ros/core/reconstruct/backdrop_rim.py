@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core.deform import smoothstep
-from gaussian_head_ros.core.reconstruct.surfaces import _edge_palettes, _nearest
+from gaussian_head_ros.core.reconstruct.surfaces import edge_palettes, nearest_distance
 
 CHROMA_FLOOR = 0.3  # chromaticity rgb / max(r + g + b, this): dark pixels' (hair's, shadows') noise not magnified
 
@@ -114,10 +114,10 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
     # within 80 px (a dark blurred figure stands there), and his open mouth's red, 50 px off, kept it in
     # surfaces.peel_unlike_rim's person palette. In rgb his jaw's shadow (0.51 0.27 0.21) lies 0.15 from the
     # stripe's red (0.61 0.16 0.20); in chromaticity 0.16, his lit skin 0.21, his lips 0.08
-    found = _edge_palettes(photo, person, deep_px, palette_k)
+    found = edge_palettes(photo, person, deep_px, palette_k)
     if found is not None:
         pal = found[2] / np.maximum(found[2].sum(-1, keepdims=True), CHROMA_FLOOR)
-        alien = (near_own > unlike) & (_nearest(chroma[pi, pj], pal) < ratio * near_own)
+        alien = (near_own > unlike) & (nearest_distance(chroma[pi, pj], pal) < ratio * near_own)
         depth = np.zeros(s, np.float32)
         depth[pi[alien], pj[alien]] = d_in[pi[alien], pj[alien]]
         depth = cv2.dilate(depth, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))

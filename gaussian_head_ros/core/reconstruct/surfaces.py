@@ -171,7 +171,9 @@ def _palette(samples: np.ndarray, k: int, rng) -> np.ndarray:
     return centres
 
 
-def _nearest(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+def nearest_distance(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """[N] each of colours [N, C]'s Euclidean distance to the nearest of palette [K, C] (`edge_palettes`' k-means
+    colours; any units, the same in both)."""
     return np.min(np.linalg.norm(colours[:, None, :] - palette[None], axis=-1), axis=1)
 
 
@@ -213,13 +215,13 @@ def refine_silhouette(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, ban
     floor in proportion; the other ../shared portraits at those sizes within -0.04..+0.09 of before)."""
     kernel = np.ones((3, 3), np.uint8)
     m8 = mask.astype(np.uint8)
-    found = _edge_palettes(photo, mask, deep_px, k)
+    found = edge_palettes(photo, mask, deep_px, k)
     if found is None:
         return mask
     d, outside, bg_pal, fg_pal = found
     bi, bj = np.nonzero(mask & (d < band_px) & ~keep)
     c = photo[bi, bj]
-    drop = _nearest(c, bg_pal) < ratio * _nearest(c, fg_pal)
+    drop = nearest_distance(c, bg_pal) < ratio * nearest_distance(c, fg_pal)
     if local_reach_px > 0:  # and against the colours on either side of the edge at that place
         ring_in = mask & (d >= local_ring_px[0]) & (d < local_ring_px[1])
         ring_out = outside & ~cv2.dilate(m8, kernel, iterations=2).astype(bool)
@@ -240,7 +242,7 @@ def refine_silhouette(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, ban
     return m & mask
 
 
-def _edge_palettes(photo: np.ndarray, mask: np.ndarray, deep_px: int, k: int):
+def edge_palettes(photo: np.ndarray, mask: np.ndarray, deep_px: int, k: int):
     """(d, outside, bg_pal, fg_pal) of a mask [S, S] bool on photo [S, S, 3]: d [S, S] float32 its distance transform,
     outside [S, S] bool the band 2..25 px outside it, bg_pal / fg_pal [<=k, 3] the k-means palettes of the photo
     there and from deep_px to deep_px + 40 px inside; None where either has fewer than 50 pixels."""
@@ -276,7 +278,7 @@ def peel_unlike_rim(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, reach
     0.7 / 6 px the masks lose 0-380 px (trump 376: the strip; obama_official 190: the window behind his ear and through
     the crown's side; two_children 104: the girl's clip and bits of the wall by his neck; obama_speech 93), none of
     the four driving clips' first frames; at unlike 0.2 lp_d9's and obama_official's hair outlines lost 230 and 820 px."""
-    found = _edge_palettes(photo, mask, deep_px, k)
+    found = edge_palettes(photo, mask, deep_px, k)
     if found is None or reach_px <= 0:
         return mask
     d, _, bg_pal, fg_pal = found
@@ -284,9 +286,9 @@ def peel_unlike_rim(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, reach
     if not len(bi):
         return mask
     c = photo[bi, bj]
-    far = _nearest(c, fg_pal)
+    far = nearest_distance(c, fg_pal)
     alien = np.zeros(mask.shape, np.float32)
-    alien[bi, bj] = np.where((far > unlike) & (_nearest(c, bg_pal) < ratio * far), d[bi, bj], 0.0)
+    alien[bi, bj] = np.where((far > unlike) & (nearest_distance(c, bg_pal) < ratio * far), d[bi, bj], 0.0)
     depth = cv2.dilate(alien, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     drop = np.zeros(mask.shape, np.uint8)
     drop[bi, bj] = (depth[bi, bj] > 0) & (d[bi, bj] <= depth[bi, bj])
@@ -421,7 +423,7 @@ def _matte(photo, mask, keep, sure_px, outer_px, alpha_cut, palette_margin, wall
     bg_pal = _palette(photo[outside], k, rng)
     wall = mask & ~keep
     wi, wj = np.nonzero(wall)
-    wall[wi, wj] = _nearest(photo[wi, wj], bg_pal) < wall_dist
+    wall[wi, wj] = nearest_distance(photo[wi, wj], bg_pal) < wall_dist
     inside = (d > sure_px / 2) & (d < sure_px / 2 + 45) & ~wall
     sure = cv2.erode(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (sure_px, sure_px))).astype(bool)
     sure = (sure & ~cv2.dilate(wall.astype(np.uint8), kernel, iterations=2).astype(bool)) | (keep & mask)
@@ -434,8 +436,8 @@ def _matte(photo, mask, keep, sure_px, outer_px, alpha_cut, palette_margin, wall
     c = photo[bi, bj]
     backdrop = np.zeros(mask.shape, bool)  # clearly nearer the backdrop's colours than the person's
     unlike = np.zeros(mask.shape, np.float32)  # how far from every colour of the person's
-    unlike[bi, bj] = _nearest(c, fg_pal)
-    backdrop[bi, bj] = unlike[bi, bj] - _nearest(c, bg_pal) > palette_margin
+    unlike[bi, bj] = nearest_distance(c, fg_pal)
+    backdrop[bi, bj] = unlike[bi, bj] - nearest_distance(c, bg_pal) > palette_margin
     if not _blobs(cv2.morphologyEx(backdrop.astype(np.uint8), cv2.MORPH_OPEN, kernel), min_area_px).any():
         return mask, colours, unlike, bg_pal  # what leaves is a blob of these, opened: none, nothing leaves (no matte to pay)
     from pymatting import estimate_foreground_ml  # MIT; imported here: numba compiles on import
