@@ -54,6 +54,7 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_TORSO
 from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
+from gaussian_head_ros.core.render.base import to_rgb8
 
 FRAMINGS = ("head", "fov")  # each avatar by its own head (default) | one field of view for all (before session 26)
 
@@ -171,7 +172,7 @@ def fade_rows(img: np.ndarray, background, r0: int, weights: np.ndarray) -> np.n
     2-core machine (where its frame takes ~245 ms), ~1.6 ms at 480x800."""
     if r0 >= img.shape[0]:
         return img
-    bg = np.floor(np.clip(np.asarray(background, np.float32), 0.0, 1.0) * 255.0 + 0.5)
+    bg = to_rgb8(np.asarray(background, np.float32).reshape(3)).astype(np.float32)  # the level the rasterizer fills
     rows = img[r0:].astype(np.float32)
     rows -= bg
     rows *= weights[:, None, None]

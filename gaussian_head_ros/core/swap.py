@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from gaussian_head_ros.core.render.base import to_rgb8
+
 
 def ease(x: float) -> float:
     """Smoothstep of x clipped to [0, 1]: a face's weight for its linear level (no step in speed where a fade starts
@@ -108,7 +110,7 @@ def fade_to_background(img: np.ndarray, background, weight: float) -> np.ndarray
         raise ValueError(f"fade weight {weight} is outside 0..1")
     if weight >= 1.0:
         return img
-    bg = np.floor(np.clip(np.asarray(background, np.float32).reshape(1, 3), 0.0, 1.0) * 255.0 + 0.5)  # as to_rgb8
+    bg = to_rgb8(np.asarray(background, np.float32).reshape(1, 3)).astype(np.float32)  # the level the rasterizer fills
     levels = np.arange(256, dtype=np.float32)[:, None]
     lut = np.clip(np.floor(bg + (levels - bg) * np.float32(weight) + 0.5), 0, 255).astype(np.uint8)  # [256, 3]
     return cv2.LUT(np.ascontiguousarray(img), lut.reshape(256, 1, 3))
