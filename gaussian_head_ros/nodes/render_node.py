@@ -642,18 +642,20 @@ class RenderNode(Node):
                 *(str(self._param(n)) for n in ("lighting", "framing", "head_fill", "fov_deg", "distance_m", "backend",
                                                 "device")))
 
-    def _camera(self, w: int, h: int, loaded: Loaded | None) -> tuple[np.ndarray, CameraInfo]:
+    def _camera(self, w: int, h: int, loaded: Loaded | None) -> tuple[np.ndarray, CameraInfo, tuple | None]:
         """The virtual camera's [3, 3] intrinsics K (core/display.py: `loaded`'s own head's framing, or fov_deg across
-        the shorter side, by the framing parameter; the placeholder's by fov_deg, centred) and its CameraInfo message
-        (the header is set per frame), made again only when framing, head_fill, fov_deg, distance_m, the size, mirror
-        or the avatar shown changes (a new avatar is framed by its own head; building the message costs ~70 us)."""
+        the shorter side, by the framing parameter; the placeholder's by fov_deg, centred), its CameraInfo message
+        (the header is set per frame) and the fade of `loaded`'s torso cut on it (display.cut_fade; None: no fade),
+        made again only when framing, head_fill, fov_deg, distance_m, the size, mirror or the avatar shown changes (a
+        new avatar is framed by its own head; building the message costs ~70 us)."""
         key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")), float(self._param("distance_m")),
                str(self._param("framing")), float(self._param("head_fill")))
-        if key != self._camera_key or self._camera_made[2] is not loaded:
+        if key != self._camera_key or self._camera_made[3] is not loaded:
             k = self._intrinsics(loaded, w, h)
-            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(), key[3]), loaded)
+            fade = loaded.framing.cut_fade(k, h, key[4]) if loaded is not None and loaded.framing is not None else None
+            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(), key[3]), fade, loaded)
             self._camera_key = key
-        return self._camera_made[:2]
+        return self._camera_made[:3]
 
     def _intrinsics(self, loaded: Loaded | None, w: int, h: int) -> np.ndarray:
         """[3, 3] K of `loaded` (None: the placeholder, by fov_deg) on a w x h display by the framing parameters."""
@@ -663,8 +665,9 @@ class RenderNode(Node):
         return loaded.framing.intrinsics(str(self._param("framing")), fov, w, h, distance,
                                          float(self._param("head_fill")))
 
-    def _draw(self, loaded: Loaded, control, w, h, bg, k: np.ndarray) -> np.ndarray:
-        """`loaded` driven by `control`, drawn at w x h on `bg` through intrinsics k [3, 3] (`_camera`'s)."""
+    def _draw(self, loaded: Loaded, control, w, h, bg, k: np.ndarray, fade: tuple | None) -> np.ndarray:
+        """`loaded` driven by `control`, drawn at w x h on `bg` through intrinsics k [3, 3] with its torso cut's fade
+        (both `_camera`'s)."""
         view = head_viewmat(float(self._param("distance_m")))
         posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")), viewmat=view)
         self._driven = time.time_ns(), time.thread_time_ns()  # (frame trace: drive | raster)
@@ -682,7 +685,6 @@ class RenderNode(Node):
             renderer = self._rasterizer()
             img = renderer.render_rgb8(*args)
         self.backend, self.threads_used = renderer.name, renderer.threads_used
-        fade = loaded.framing.cut_fade(k, h, float(self._param("distance_m"))) if loaded.framing is not None else None
         return img if fade is None else fade_rows(img, bg, *fade)  # a torso cut above the bottom edge (display.py)
 
     def _render_once(self) -> None:
@@ -702,7 +704,7 @@ class RenderNode(Node):
                 with self._lock:
                     if self._dip is dip:  # (not a newer swap's)
                         self._dip = None
-        k, info = self._camera(w, h, shown)  # the framing of the avatar drawn (during a dip too)
+        k, info, fade = self._camera(w, h, shown)  # the framing of the avatar drawn (during a dip too)
         if shown is None:
             key = (w, h, tuple(bg.tolist()), placeholder_text(live))
             if key != self._placeholder_key:
@@ -717,7 +719,7 @@ class RenderNode(Node):
                 img = last[2]  # neither the avatar nor anything that decides the picture changed: publish it again
                 self.counts["frames_reused"] += 1
             else:
-                img = self._draw(shown, control, w, h, bg, k)
+                img = self._draw(shown, control, w, h, bg, k, fade)
                 driven = self._driven
                 self._last_frame = (shown, key, img)  # (unweighted: a dip weighs it below)
             if dip is not None and not over:  # its weight when published (core/swap.py: Dip.weight)
