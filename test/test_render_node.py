@@ -1086,7 +1086,7 @@ def test_face_control_that_never_comes_or_stops_is_said(tmp_path, rclpy_context)
     try:
         assert spin_until(peer, lambda: said("no face_control on /u21_robot/face_control"), 90), proc.output()
         line = [ln for ln in proc.output().splitlines() if "no face_control on /u21_robot/face_control" in ln][0]
-        assert "[WARN]" in line and "/u21_op/face_control" in line.split("while ")[1].split(" carry FaceControl")[0], line
+        assert "[WARN]" in line and "/u21_op/face_control" in line.split("while ")[1].split(" FaceControl")[0], line
         assert "control_topic:=/face_control" in line, line
         elsewhere.publish(_control_msg(STAMP))  # (the other topic's controls do not count)
         assert not said("face_control arriving")
@@ -1635,7 +1635,7 @@ def test_controls_arriving_at_a_robot_waiting_for_its_avatar_are_said_in_one_lin
     node = rclpy_context.create_node("u52_player", namespace=ns)
     try:
         controls = node.create_publisher(FaceControl, "face_control", 5)
-        # (' yet', or, while another test's /face_control is on the graph, 'while /face_control carry FaceControl')
+        # (' yet', or, while another test's /face_control is on the graph, 'while /face_control carries FaceControl')
         assert spin_until(node, lambda: f"no face_control on {ns}/face_control" in proc.output()
                           or not proc.alive(), 120), proc.output()[-3000:]
         arriving = lambda: [ln for ln in proc.output().splitlines() if "face_control arriving on" in ln]  # noqa: E731

@@ -818,9 +818,10 @@ class RenderNode(Node):
         others = other_topics(self, FACE_CONTROL_TYPE, self.control_topic)
         if others:
             self._no_controls_said = now
+            carry = "carries" if len(others) == 1 else "carry"
             self.get_logger().warning(
                 f"no face_control on {self.control_topic} {now - since:.0f} s after start ({publishers} publishers), "
-                f"while {', '.join(others)} carry FaceControl: to follow one, control_topic:=<topic> (launch) or -r "
+                f"while {', '.join(others)} {carry} FaceControl: to follow one, control_topic:=<topic> (launch) or -r "
                 "face_control:=<topic> (a robot under namespace:= whose operator is in the root namespace: "
                 f"control_topic:=/face_control); {self._uncontrolled()} meanwhile")
         elif not self._waiting_said:  # once: a robot waiting for its operator is no fault
