@@ -32,9 +32,9 @@ fi
 # is pytest-xdist (each module whole on one of two workers), whose timed node tests failed 3 of them in 1 of 2
 # fresh-clone runs (s43).
 CPU_MODULES=(avatar_format brow_strip cli_help creases display drive evaluate expression_codec eye_colours eyes
-             facemesh field_inputs frametrace idle imageio_control iris landmarks lashes lip_margin living_face
-             living_face_metrics lower_face metrics model module_boundaries operator_basis pacing packaging
-             photo_detail reconstruct render_backends tracking train viewer_export)
+             face_regions facemesh field_inputs frametrace idle imageio_control iris landmarks lashes lip_margin
+             living_face living_face_metrics lower_face metrics model module_boundaries native_log operator_basis pacing
+             packaging photo_detail reconstruct render_backends swap tracking train viewer_export)
 STREAM_MODULES=(end_to_end faults dds_profile)
 split="${GHR_TEST_SPLIT:-1}"
 if [ -n "${GHR_TEST_WORKERS:-}" ]; then split=0; fi

@@ -82,3 +82,23 @@ def test_every_imported_package_is_in_setup_py_package_xml_and_the_readme_instal
         if key is None and dist not in pip_lines:
             missing.append(f"{dist} ({where}): not in the README's workspace `pip install` line")
     assert not missing, missing
+
+
+def test_every_test_module_that_starts_no_ros_runs_in_the_cpu_part():
+    """scripts/test.sh runs the modules named in CPU_MODULES (and STREAM_MODULES) apart; every other module goes to the
+    node part, which runs one test at a time and is the longest of the three (16 min of CI's 19 at stop 68). A module
+    that starts no ROS node belongs in CPU_MODULES: test_face_regions (28 s) and test_swap were left in the node part
+    when they were added (session 57's CI: the node part's junit file). A module counts as using ROS where it names
+    rclpy, a node executable (Proc / executable), the ros marker or scripts/bench_two_hosts.py."""
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    named = set()
+    for var in ("CPU_MODULES", "STREAM_MODULES"):
+        m = re.search(var + r"=\(([^)]*)\)", script)
+        assert m, f"scripts/test.sh has no {var}=(...)"
+        named |= set(m.group(1).split())
+    uses_ros = re.compile(r"rclpy|\bProc\(|executable\(|mark\.ros\b|bench_two_hosts")
+    missing = sorted(p.stem.removeprefix("test_") for p in (ROOT / "test").glob("test_*.py")
+                     if p.stem.removeprefix("test_") not in named and not uses_ros.search(p.read_text()))
+    assert not missing, f"add {missing} to CPU_MODULES in scripts/test.sh (they start no ROS node)"
+    unknown = sorted(n for n in named if not (ROOT / "test" / f"test_{n}.py").exists())
+    assert not unknown, f"scripts/test.sh names test modules that are not there: {unknown}"

@@ -447,7 +447,7 @@ class FaceTracker:
         self._make_filters()
 
     def close(self) -> None:
-        """Free the MediaPipe models and the lower-face monitor."""
+        """Free the MediaPipe models and the face-region monitor (core/face_regions.py)."""
         for m in (self._task, self._mesh, self._roi_mesh, self._regions, self._scorer):
             if m is not None:
                 m.close()
