@@ -20,11 +20,67 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit
 
 from gaussian_head_ros.core.deform import smoothstep
+from gaussian_head_ros.core.jit import tolerate_cache_write_errors
 from gaussian_head_ros.core.reconstruct.surfaces import edge_palettes, nearest_distance
 
+tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
+
 CHROMA_FLOOR = 0.3  # chromaticity rgb / max(r + g + b, this): dark pixels' (hair's, shadows') noise not magnified
+
+
+@njit(cache=True)
+def _best_mix(pi, pj, I, F, photo, chroma, inner, backdrop, offsets, min_contrast2, max_residual2):
+    """backdrop_share's search over the offsets [O, 2] (dy, dx; in this order) for the rim pixels (pi, pj) [N]:
+    -> (best [N] the least residual of a mix a F + (1 - a) B with a backdrop pixel B, inf where none; share [N] that
+    mix's 1 - a; near_own [N] the chromaticity distance to the nearest inner pixel among the offsets, inf where none).
+    I, F [N, 3] float64 the pixel and its own colour; photo [S, S, 3] float32; chroma [S, S, 3] float32; inner,
+    backdrop [S, S] bool. The arithmetic is numpy's in the loop this replaced (float64 mixes, float32 chromaticity
+    distances, sums in channel order), so the result is the same to the bit; one pass per pixel (2.5 s -> 0.29 s a
+    photo at load 12 on the 2-core machine)."""
+    n = pi.shape[0]
+    h, w = inner.shape
+    best = np.full(n, np.inf)
+    share = np.zeros(n)
+    near_own = np.full(n, np.inf)
+    for k in range(n):
+        i0, j0 = pi[k], pj[k]
+        c0, c1, c2 = chroma[i0, j0, 0], chroma[i0, j0, 1], chroma[i0, j0, 2]
+        for o in range(offsets.shape[0]):
+            qi, qj = i0 + offsets[o, 0], j0 + offsets[o, 1]
+            if qi < 0 or qi >= h or qj < 0 or qj >= w:
+                continue
+            if inner[qi, qj]:
+                e0, e1, e2 = c0 - chroma[qi, qj, 0], c1 - chroma[qi, qj, 1], c2 - chroma[qi, qj, 2]
+                dist = np.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+                if dist < near_own[k]:
+                    near_own[k] = dist
+            if not backdrop[qi, qj]:
+                continue
+            b0, b1, b2 = np.float64(photo[qi, qj, 0]), np.float64(photo[qi, qj, 1]), np.float64(photo[qi, qj, 2])
+            d0, d1, d2 = F[k, 0] - b0, F[k, 1] - b1, F[k, 2] - b2
+            dd = d0 * d0 + d1 * d1 + d2 * d2
+            a = ((I[k, 0] - b0) * d0 + (I[k, 1] - b1) * d1 + (I[k, 2] - b2) * d2) / max(dd, 1e-12)
+            a = min(max(a, 0.0), 1.0)
+            if not dd > min_contrast2:
+                a = 1.0
+            r0, r1, r2 = I[k, 0] - b0 - a * d0, I[k, 1] - b1 - a * d1, I[k, 2] - b2 - a * d2
+            resid = r0 * r0 + r1 * r1 + r2 * r2
+            if not resid <= max_residual2:
+                a = 1.0
+            if resid < best[k]:
+                best[k] = resid
+                share[k] = 1.0 - a
+    return best, share, near_own
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the search kernel now, not on the first photo (MeshFitConfig.warm_up)."""
+    z = np.zeros((1, 2), np.int64)
+    _best_mix(z[0], z[0], np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 2, 3), np.float32),
+              np.zeros((2, 2, 3), np.float32), np.ones((2, 2), bool), np.ones((2, 2), bool), z, 0.01, 0.0016)
 
 
 def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray, valid: np.ndarray | None = None,
@@ -76,38 +132,14 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
     pi, pj = np.nonzero(rim)
     I = photo[pi, pj].astype(np.float64)
     F = own[pi, pj].astype(np.float64)
-    best = np.full(len(pi), np.inf)
-    part = np.zeros(len(pi))
-    near_own = np.full(len(pi), np.inf)  # chromaticity distance to the nearest inner pixel within reach
-    chroma = photo / np.maximum(photo.sum(-1, keepdims=True), CHROMA_FLOOR)
-    for dy in range(-reach_px, reach_px + 1, step_px):
-        for dx in range(-reach_px, reach_px + 1, step_px):
-            if dy * dy + dx * dx > reach_px * reach_px:
-                continue
-            qi, qj = pi + dy, pj + dx
-            ok = (qi >= 0) & (qi < s[0]) & (qj >= 0) & (qj < s[1])
-            mine = ok.copy()
-            mine[ok] = inner[qi[ok], qj[ok]]
-            if mine.any():
-                k = np.flatnonzero(mine)
-                near_own[k] = np.minimum(near_own[k],
-                                         np.linalg.norm(chroma[pi[k], pj[k]] - chroma[qi[k], qj[k]], axis=-1))
-            ok[ok] = backdrop[qi[ok], qj[ok]]
-            if not ok.any():
-                continue
-            k = np.flatnonzero(ok)
-            B = photo[qi[k], qj[k]].astype(np.float64)
-            d = F[k] - B
-            dd = np.sum(d * d, -1)
-            a = np.clip(np.sum((I[k] - B) * d, -1) / np.maximum(dd, 1e-12), 0.0, 1.0)
-            a = np.where(dd > min_contrast ** 2, a, 1.0)
-            resid = np.sum((I[k] - B - a[:, None] * d) ** 2, -1)
-            a = np.where(resid <= max_residual ** 2, a, 1.0)
-            better = resid < best[k]
-            k = k[better]
-            best[k] = resid[better]
-            b = 1.0 - a[better]
-            part[k] = smoothstep(share[0], share[1], b)
+    chroma = (photo / np.maximum(photo.sum(-1, keepdims=True), CHROMA_FLOOR)).astype(np.float32)
+    steps = range(-reach_px, reach_px + 1, step_px)
+    offsets = np.array([(dy, dx) for dy in steps for dx in steps if dy * dy + dx * dx <= reach_px * reach_px],
+                       np.int64).reshape(-1, 2)
+    best, b, near_own = _best_mix(pi.astype(np.int64), pj.astype(np.int64), I, F,
+                                  np.ascontiguousarray(photo, np.float32), np.ascontiguousarray(chroma), inner,
+                                  backdrop, offsets, float(min_contrast) ** 2, float(max_residual) ** 2)
+    part = np.where(np.isfinite(best), smoothstep(share[0], share[1], b), 0.0)
     # ... and a colour the person has nowhere near (its chromaticity further than `unlike` from every inner pixel's
     # within reach) that the backdrop has along the outline (nearer its palette than ratio x that): all of it, and
     # the pixels between it and the outline. The flag's red stripe inside obama_speech's mask shows nowhere outside

@@ -49,7 +49,7 @@ from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART
                                            PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera)
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct.backdrop_rim import backdrop_share
+from gaussian_head_ros.core.reconstruct import backdrop_rim
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import Scene, covered_triangles, face_completion
 from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours
@@ -609,6 +609,8 @@ class MeshFitReconstructor(Reconstructor):
             import pymatting  # noqa: F401
         tri = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.1, 1.0]])
         rasterize_mesh(tri, np.array([[0, 1, 2]]), np.array([[100.0, 0, 8], [0, 100.0, 8], [0, 0, 1]]), 16)
+        if self.cfg.backdrop_rim_px > 0:
+            backdrop_rim.warm_up()
         if self.cfg.refine_iters and self.cfg.refine_backend == "cpu":
             from gaussian_head_ros.core.render import cpu_backend
 
@@ -736,7 +738,7 @@ class MeshFitReconstructor(Reconstructor):
         # test_the_skin_under_a_closed_chin_has_the_skins_grain 0.475 -> 0.42, under its bound 0.47)
         hidden_seen, layer_seen = backdrop_seen, backdrop_seen
         if cfg.backdrop_rim_px > 0:
-            w_own, own = backdrop_share(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px,
+            w_own, own = backdrop_rim.backdrop_share(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px,
                                         cfg.backdrop_reach_px)
             hidden_seen = backdrop_seen + w_own[..., None] * (colours - backdrop_seen - own)
             layer_seen = backdrop_seen + (w_own >= 1.0)[..., None] * (colours - backdrop_seen - own)
