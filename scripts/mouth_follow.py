@@ -35,6 +35,18 @@ lp_d18, 60 frames, --stride 2 (IMAGE mode): the chin below the nose slope 0.73 (
 (jaw dropped, lips pursed shut; the driver's jawOpen 0.56) business_person's driven template drops its chin 10.8 mm
 and the reader's chin on the render 8.5 mm, yet its jawOpen reads 0.07 (lp_d9, whose shut rest lips part as the jaw
 drops: 16.5 mm, 0.69): with the lips shut the reader wants more than the chin.
+Session 58 (jaw58, main 99b8dd6), the nine ../shared portraits x four clips, 60 frames, --stride 2, --swap: the mean
+over the portraits of the jawOpen slope render / avatar rest + operator motion / operator rest + avatar motion is
+sadtalker_WDA_KatieHill 0.40 / 0.34 / 0.97, lp_d0 0.40 / 0.28 / 1.20, tpsmm_driving 0.55 / 0.93 / 0.59, lp_d18
+0.64 / 0.92 / 0.62. On the first two the avatar's motion, read on the operator's face, is whole, and the operator's
+own motion, read on the avatar's face, reads as low as the render (business_person x lp_d0: 0.06 / 0.03 / 1.44): the
+reader scores those faces' jaws low whatever moves them. Their photos read so too (lp_d0's motion on the photo's own
+landmarks: business_person 0.07, astronaut_eileen_collins 0.10, trump_official 0.18, two_children_multiface 0.19; on
+the avatars' rest renders 0.04 / 0.09 / 0.16 / 0.13), so it is the person, not the reconstruction. On tpsmm_driving
+and lp_d18 the loss is in the motion: the bundled face mesh tracker sees 0.70 of the reader's inner-lip gap and 0.77
+of its chin-below-nose motion on tpsmm_driving's frames (FaceLandmarker as the tracker's model: 0.91 / 0.87), and the
+driven template follows the control (business_person x tpsmm_driving chin below the nose: render 0.78, template 0.80
+of the driver's).
 """
 
 from __future__ import annotations
