@@ -75,6 +75,7 @@ class Region:
     """A region of the face the tracker checks, and the control channels it owns."""
 
     name: str
+    said: str  # what it holds, in an operator's words (FaceRegionMonitor.note)
     parts: tuple[tuple[int, ...], ...]  # landmark index sets (core/landmarks.py); the least visible counts
     # its expression rows: the landmarks between these two (their heights on the neutral face; None: no bound)
     top: int | None
@@ -86,13 +87,19 @@ class Region:
 
 
 REGIONS = (
-    Region("lower face", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None, ("jaw", "mouth", "cheekPuff"), mouth=True,
+    Region("lower face", "the mouth and jaw", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None,
+           ("jaw", "mouth", "cheekPuff"), mouth=True,
            hand=True),
     # The eyes and the brows are one region: with the brows cut and the eyes still inside the frame the face mesh's
     # lids had already drifted (lp_d18 slid up, test_tracker_node: a lid 0.24 wider two frames before the eyes' edge)
-    Region("upper face", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None, lmk.NOSE_BRIDGE,
+    Region("upper face", "the eyes and brows", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None,
+           lmk.NOSE_BRIDGE,
            ("eye", "brow"), eyes=True),
 )
+# What brings a region back, by what `out` says cut or covered it (FaceRegionMonitor.note)
+ADVICE = {"top": "sit lower or tilt the camera up", "bottom": "sit back or tilt the camera down",
+          "left": "move towards the middle of the picture", "right": "move towards the middle of the picture",
+          "hand": "take the hand away from the face"}
 _PARTS = [p for r in REGIONS for p in r.parts]
 _PART_POINTS = np.concatenate([np.asarray(p) for p in _PARTS])  # every region's parts' landmarks, one after another
 _PART_STARTS = np.cumsum([0] + [len(p) for p in _PARTS])[:-1]  # where each part starts in _PART_POINTS
@@ -172,6 +179,7 @@ class FaceRegionMonitor:
         self._pose_back_at: float | None = None  # stamp (s) when every region was back (the pose's hand-back)
         self._pose_delta = np.zeros(4)  # [4] deg, m: sent minus the fit's then
         self.out: tuple[tuple[str, str], ...] = ()  # the regions held at the last frame: (name, why), see `steady`
+        self._pose_held = False  # ... and the head's turn and distance with them (the pose fit's landmarks not seen)
 
     def close(self) -> None:
         """Finish a hand check still running, free MediaPipe Hands on its thread and stop that thread
@@ -295,6 +303,7 @@ class FaceRegionMonitor:
             missing[:] = True
         self.out = tuple((r.name, _why(self._by_hand and r.hand, view.edge, bool(o)))
                          for r, gone, o in zip(REGIONS, missing, own) if gone)
+        self._pose_held = pose_seen < c.visible
         out = replace(control, confidence=float(min(control.confidence,
                                                     control.confidence * min(min(view.regions), pose_seen))))
         first_loss = None  # the control held by a region lost at this frame
@@ -307,7 +316,7 @@ class FaceRegionMonitor:
                         if hold.recent else None
                     hold.recent.clear()
                     first_loss = first_loss or hold.seen
-                    log.info("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
+                    log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
                              "turn steadied", region.name, view.regions[i], pose_seen)
                 values = self._held(region, hold, control, rows[i], t)
             else:
@@ -316,7 +325,7 @@ class FaceRegionMonitor:
                     hold.rows = rows[i]
                     hold.delta = {k: held[k] - v for k, v in _channels(region, control, rows[i]).items() if k in held}
                     hold.lost_at, hold.seen, hold.back_at = None, None, t
-                    log.info("%s back in view: handing it back over %.2f s", region.name, c.handback_s)
+                    log.debug("%s back in view: handing it back over %.2f s", region.name, c.handback_s)
                 if hold.back_at is None:
                     continue
                 decay = math.exp(-(t - hold.back_at) / c.handback_s)
@@ -332,6 +341,25 @@ class FaceRegionMonitor:
             if not gone:
                 hold.recent.append(out)
         return out
+
+    def note(self) -> str:
+        """The operator's line for what the last control holds ('' when nothing): which part of the face is out of
+        view and why, what the robot shows meanwhile, and what brings it back, e.g. "the operator's upper face (eyes
+        and brows) is cut by the camera picture's top edge: the robot shows the eyes and brows, and the mouth and
+        jaw, last seen, fading to neutral over 1 s, and holds the head's turn and distance, until it is back; sit
+        lower or tilt the camera up, so the whole face is in the picture"."""
+        if not self.out:
+            return ""
+        why = dict(self.out)
+        own = [r for r in REGIONS if r.name in why and not why[r.name].startswith("held")] or \
+            [r for r in REGIONS if r.name in why]
+        cut = "; ".join(f"{r.name} ({r.said.removeprefix('the ')}) is {why[r.name]}" for r in own)
+        shows = ", and ".join(r.said for r in own + [r for r in REGIONS if r.name in why and r not in own])
+        pose = ", and holds the head's turn and distance" if self._pose_held else ""
+        edge = next((e for e in ADVICE if e in why[own[0].name]), "")
+        return (f"the operator's {cut}: the robot shows {shows}, last seen, fading to neutral over "
+                f"{self.config.fade_s:g} s{pose}, until it is back; {ADVICE.get(edge, 'face the camera')}, so the "
+                "whole face is in the picture")
 
     def _held(self, region: Region, hold: _Hold, control: FaceControl, rows: np.ndarray | None, t: float
               ) -> dict[str, np.ndarray]:

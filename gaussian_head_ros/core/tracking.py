@@ -437,6 +437,12 @@ class FaceTracker:
         return self._regions.out if self._regions is not None else ()
 
     @property
+    def regions_note(self) -> str:
+        """The operator's line for `regions_out` ('' when it is empty): which part of the face is out of view, why,
+        what the robot shows meanwhile and what brings it back (FaceRegionMonitor.note)."""
+        return self._regions.note() if self._regions is not None else ""
+
+    @property
     def blendshape_names(self) -> list[str]:
         """The ARKit blendshape names the FaceLandmarker gives ([] with the bundled face mesh)."""
         return list(self._task.names) if self._task else []
