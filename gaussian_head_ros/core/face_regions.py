@@ -88,18 +88,17 @@ class Region:
 
 REGIONS = (
     Region("lower face", "the mouth and jaw", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None,
-           ("jaw", "mouth", "cheekPuff"), mouth=True,
-           hand=True),
+           ("jaw", "mouth", "cheekPuff"), mouth=True, hand=True),
     # The eyes and the brows are one region: with the brows cut and the eyes still inside the frame the face mesh's
     # lids had already drifted (lp_d18 slid up, test_tracker_node: a lid 0.24 wider two frames before the eyes' edge)
     Region("upper face", "the eyes and brows", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None,
-           lmk.NOSE_BRIDGE,
-           ("eye", "brow"), eyes=True),
+           lmk.NOSE_BRIDGE, ("eye", "brow"), eyes=True),
 )
 # What brings a region back, by what `out` says cut or covered it (FaceRegionMonitor.note)
-ADVICE = {"top": "sit lower or tilt the camera up", "bottom": "sit back or tilt the camera down",
+_WHOLE = ", so the whole face is in the picture"
+ADVICE = {"top": "sit lower or tilt the camera up" + _WHOLE, "bottom": "sit back or tilt the camera down" + _WHOLE,
           "left": "move towards the middle of the picture", "right": "move towards the middle of the picture",
-          "hand": "take the hand away from the face"}
+          "hand": "take the hand away from the mouth"}
 _PARTS = [p for r in REGIONS for p in r.parts]
 _PART_POINTS = np.concatenate([np.asarray(p) for p in _PARTS])  # every region's parts' landmarks, one after another
 _PART_STARTS = np.cumsum([0] + [len(p) for p in _PARTS])[:-1]  # where each part starts in _PART_POINTS
@@ -317,7 +316,7 @@ class FaceRegionMonitor:
                     hold.recent.clear()
                     first_loss = first_loss or hold.seen
                     log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
-                             "turn steadied", region.name, view.regions[i], pose_seen)
+                              "turn steadied", region.name, view.regions[i], pose_seen)
                 values = self._held(region, hold, control, rows[i], t)
             else:
                 if hold.lost_at is not None:  # back: hand back from what the hold gives now
@@ -358,8 +357,7 @@ class FaceRegionMonitor:
         pose = ", and holds the head's turn and distance" if self._pose_held else ""
         edge = next((e for e in ADVICE if e in why[own[0].name]), "")
         return (f"the operator's {cut}: the robot shows {shows}, last seen, fading to neutral over "
-                f"{self.config.fade_s:g} s{pose}, until it is back; {ADVICE.get(edge, 'face the camera')}, so the "
-                "whole face is in the picture")
+                f"{self.config.fade_s:g} s{pose}, until it is back; {ADVICE.get(edge, 'face the camera' + _WHOLE)}")
 
     def _held(self, region: Region, hold: _Hold, control: FaceControl, rows: np.ndarray | None, t: float
               ) -> dict[str, np.ndarray]:
