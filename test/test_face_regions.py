@@ -59,9 +59,9 @@ def inside(lm: np.ndarray, share: float, way: str, shape) -> np.ndarray:
     return (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
 
 
-def track(frames, way: str, region_check: bool = True) -> list:
+def track(frames, way: str, region_check: bool = True, said: list | None = None) -> list:
     """The controls of the clip moved out of the frame and back (None-free: a frame without a face gives the held
-    control, face_detected False)."""
+    control, face_detected False); `said` gets each frame's FaceTracker.regions_out."""
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     wall = frames[0].rgb[5:40, 5:40].reshape(-1, 3).mean(0).astype(np.uint8)  # the room once the face is gone
@@ -71,15 +71,18 @@ def track(frames, way: str, region_check: bool = True) -> list:
             c = tr.process(moved(f.rgb, slide(k), way, wall), (k + 1) * 33_333_333)
             assert c is not None
             out.append(c)
+            if said is not None:
+                said.append(tr.regions_out)
     return out
 
 
 def channels(c) -> dict:
-    """The upper face's channels and the pitch of a control."""
+    """The upper face's channels, the pitch and the head's distance (translation z) of a control."""
     from gaussian_head_ros.core.control import euler_deg
 
     return {"lids": float(np.mean(c.eyelid_ratios)), "gaze": np.asarray(c.gaze, float).reshape(4),
-            "brows_mm": float(np.mean(c.expression[BROW_POINTS, 1])) * 1e3, "pitch": euler_deg(c.rotation)["pitch"]}
+            "brows_mm": float(np.mean(c.expression[BROW_POINTS, 1])) * 1e3, "pitch": euler_deg(c.rotation)["pitch"],
+            "depth_mm": float(c.translation[2]) * 1e3}
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +100,17 @@ def lp_d18():
 # (7-8 frames, 0.27 s; the hold fades to neutral over 1 s: after, lids 0.012 / 0.033, gaze 0.008 / 0.020 rad, brows
 # 0.67 / 0.54 mm, pitch 0.0 / 0.06 deg off, up / left). Before (main c4b343c): lids 0.30 / 0.22, gaze 0.60 / 0.45 rad,
 # brows 4.8 / 1.7 mm, pitch 8.0 / 1.4 deg off, the confidence 0.68-0.94 going up.
-NEAR = {"lids": 0.05, "gaze": 0.08, "brows_mm": 1.0, "pitch": 1.5}
+# The head's distance (translation z, from the pose fit's scale, half of whose landmarks are invented with the eyes
+# cut): before (main 99b8dd6, track58) 97 / 26 mm off (0.32 m read as 0.42 m going up, 0.29 m going left; the unslid
+# clip stays within 0.3148-0.3189 m over those frames); after 0 mm (held). 10 mm: the clip's own calm frames move 4.
+NEAR = {"lids": 0.05, "gaze": 0.08, "brows_mm": 1.0, "pitch": 1.5, "depth_mm": 10.0}
 
 
 @pytest.mark.parametrize("way", ["up", "left"])
 def test_eyes_and_brows_cut_by_the_frame_are_held_with_the_pitch(lp_d18, way):
     frames, lms = lp_d18
-    controls = track(frames, way)
+    said = []
+    controls = track(frames, way, said=said)
     shape = frames[0].rgb.shape
     out_part = range(CALM, CALM + SLIDE)
     shown = [k for k in out_part if all(inside(lms[k], slide(k), way, shape)[list(p)].all() for p in UPPER)]
@@ -116,9 +123,14 @@ def test_eyes_and_brows_cut_by_the_frame_are_held_with_the_pitch(lp_d18, way):
         off = {n: float(np.max(np.abs(got[n] - last[n]))) for n in NEAR}
         assert all(off[n] <= NEAR[n] for n in NEAR), (k, off)
         assert controls[k].confidence < NODE_THRESHOLD, (k, controls[k].confidence)
+        # what the tracker says is held, and why (tracker_node logs it): before, nothing (no regions_out)
+        edge = "top" if way == "up" else "left"
+        assert dict(said[k]).get("upper face") == f"cut by the camera picture's {edge} edge", (k, said[k])
+    assert said[shown[0]] == () and said[-1] == (), (said[shown[0]], said[-1])
     # no face: the control held is the steadied one, not MediaPipe's last invented face
     gone = [k for k in range(CALM, CALM + SLIDE + GONE) if not controls[k].face_detected]
     assert gone and abs(channels(controls[gone[0]])["pitch"] - last["pitch"]) <= NEAR["pitch"]
+    assert abs(channels(controls[gone[0]])["depth_mm"] - last["depth_mm"]) <= NEAR["depth_mm"]
 
 
 def test_a_face_that_comes_back_is_handed_back_without_a_step(lp_d18):
@@ -135,6 +147,9 @@ def test_a_face_that_comes_back_is_handed_back_without_a_step(lp_d18):
     # region check on or off). Before (main c4b343c): the face found again came back tilted, pitch 13.3 deg,
     # lids 0.43, brows 3.7 mm, gaze 0.63 rad. A blink closes the lids 0.3 a frame.
     assert steps["lids"] < 0.1 and steps["brows_mm"] < 2.0 and steps["gaze"] < 0.2 and steps["pitch"] < 2.0, steps
+    # the head's distance: before (main 99b8dd6) 60 mm (0.419 m held without a face, 0.358 m at the face found again);
+    # after 3.4 mm (the hand-back's first frame; the unslid clip's own frames step up to 1.5 mm)
+    assert steps["depth_mm"] < 5.0, steps
     assert controls[-1].confidence >= NODE_THRESHOLD
 
 

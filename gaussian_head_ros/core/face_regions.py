@@ -36,6 +36,12 @@ eye corners, temples, forehead, nose) is in view, inside the frame and outside e
 ramp as a part's share (a hand or a cut chin leave them all in view: later nods still pass; the upper face holds half
 of them, so with it missing the fit has nothing real to follow and the rotation stays). Below `visible` of that,
 every region is held: the head frame the expression is measured in is not seen (the mouth's shape read in it too).
+The head's distance (the translation's z, from the pose fit's scale) follows the rotation's rule: the fit shrinks or
+grows with the invented landmarks (lp_d18 slid up, the eyes cut: 0.32 m read as 0.42 m in 9 frames, the face found
+again at 0.36 m; slid left 0.32 -> 0.29 m). Its x and y pass: where the seen part of the face lies in the picture
+still places the head (off the moved clip's own position by at most 12 mm there; holding them as well was 80 mm off
+by the last frame with a face, the head having moved on). `out` says which regions the last control holds and why
+(a hand, the edge of the picture that cuts them), for the tracker node to tell the operator.
 When a region comes back its channels, and the rotation once every region is back, are
 handed back over `handback_s`: the difference between the held value and the live one decays, no snap. Frames with
 every region in view and nothing to hand back pass unchanged. No rclpy here.
@@ -69,6 +75,7 @@ class Region:
     """A region of the face the tracker checks, and the control channels it owns."""
 
     name: str
+    said: str  # what it holds, in an operator's words (FaceRegionMonitor.note)
     parts: tuple[tuple[int, ...], ...]  # landmark index sets (core/landmarks.py); the least visible counts
     # its expression rows: the landmarks between these two (their heights on the neutral face; None: no bound)
     top: int | None
@@ -80,13 +87,18 @@ class Region:
 
 
 REGIONS = (
-    Region("lower face", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None, ("jaw", "mouth", "cheekPuff"), mouth=True,
-           hand=True),
+    Region("lower face", "the mouth and jaw", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None,
+           ("jaw", "mouth", "cheekPuff"), mouth=True, hand=True),
     # The eyes and the brows are one region: with the brows cut and the eyes still inside the frame the face mesh's
     # lids had already drifted (lp_d18 slid up, test_tracker_node: a lid 0.24 wider two frames before the eyes' edge)
-    Region("upper face", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None, lmk.NOSE_BRIDGE,
-           ("eye", "brow"), eyes=True),
+    Region("upper face", "the eyes and brows", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None,
+           lmk.NOSE_BRIDGE, ("eye", "brow"), eyes=True),
 )
+# What brings a region back, by what `out` says cut or covered it (FaceRegionMonitor.note)
+_WHOLE = ", so the whole face is in the picture"
+ADVICE = {"top": "sit lower or tilt the camera up" + _WHOLE, "bottom": "sit back or tilt the camera down" + _WHOLE,
+          "left": "move towards the middle of the picture", "right": "move towards the middle of the picture",
+          "hand": "take the hand away from the mouth"}
 _PARTS = [p for r in REGIONS for p in r.parts]
 _PART_POINTS = np.concatenate([np.asarray(p) for p in _PARTS])  # every region's parts' landmarks, one after another
 _PART_STARTS = np.cumsum([0] + [len(p) for p in _PARTS])[:-1]  # where each part starts in _PART_POINTS
@@ -121,6 +133,7 @@ class FrameView:
 
     regions: np.ndarray  # [R]
     rigid_inside: np.ndarray  # [len(RIGID_LANDMARKS)] bool
+    edge: str | None = None  # the frame's edge ("top", "bottom", "left", "right") most landmarks outside it lie past
 
     def all_in_view(self, visible: float) -> bool:
         """Every region at or above `visible`."""
@@ -160,10 +173,12 @@ class FaceRegionMonitor:
         # frames before a detection may already be covered.
         self._holds = [_Hold(max(1, self.config.hand_every) + 2) for _ in REGIONS]
         self._take_pending()  # a check started with the old stream's last frames: not this one's
-        self._angles: np.ndarray | None = None  # [3] yaw, pitch, roll (deg) last sent while steadied
-        self._raw: np.ndarray | None = None  # [3] the fit's own angles of that frame
-        self._pose_back_at: float | None = None  # stamp (s) when every region was back (the rotation's hand-back)
-        self._pose_delta = np.zeros(3)  # [3] deg: sent minus the fit's angles then
+        self._angles: np.ndarray | None = None  # [4] yaw, pitch, roll (deg), depth (m) last sent while steadied
+        self._raw: np.ndarray | None = None  # [4] the fit's own of that frame
+        self._pose_back_at: float | None = None  # stamp (s) when every region was back (the pose's hand-back)
+        self._pose_delta = np.zeros(4)  # [4] deg, m: sent minus the fit's then
+        self.out: tuple[tuple[str, str], ...] = ()  # the regions held at the last frame: (name, why), see `steady`
+        self._pose_held = False  # ... and the head's turn and distance with them (the pose fit's landmarks not seen)
 
     def close(self) -> None:
         """Finish a hand check still running, free MediaPipe Hands on its thread and stop that thread
@@ -188,6 +203,7 @@ class FaceRegionMonitor:
         """A frame without the face: the fit's change of rotation across the gap is not the head's turn (a face found
         again with its eyes still above the frame's top came back tilted 10 degrees), so none of it passes."""
         self._raw = None
+        self.out = ()
 
     # ------------------------------------------------------------------------------------------------
     def visibility(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> FrameView:
@@ -215,7 +231,7 @@ class FaceRegionMonitor:
         if every > 0:
             self._by_hand = self._hand_visibility < regions[_HAND]
             regions[_HAND] = min(regions[_HAND], self._hand_visibility)
-        return FrameView(regions, inside[_RIGID])
+        return FrameView(regions, inside[_RIGID], _edge_past(lm, w, h))
 
     def _hand_crop(self, rgb: np.ndarray, landmarks_px: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[S, S, 3] uint8 crop around the lower face (S = HAND_CROP_PX) and [P, 2] its points in the crop."""
@@ -257,12 +273,13 @@ class FaceRegionMonitor:
     # ------------------------------------------------------------------------------------------------
     def steady(self, control: FaceControl, view: FrameView) -> FaceControl:
         """The control to send: unchanged while every region is in view (and remembered); while one is missing,
-        confidence x its visibility, its channels held and faded to neutral, the rotation's jump removed and its
-        later turns passed in proportion to the pose fit's landmarks in view (below `visible` of them, every region
-        counts as missing: the head frame its expression is measured in is not seen); a region back, and the
-        rotation, handed back (module notes)."""
+        confidence x its visibility, its channels held and faded to neutral, the rotation's and the distance's jump
+        removed and their later changes passed in proportion to the pose fit's landmarks in view (below `visible` of
+        them, every region counts as missing: the head frame its expression is measured in is not seen); a region
+        back, and the pose, handed back (module notes). Sets `out`."""
         c = self.config
         missing = view.regions < c.visible
+        self.out = ()
         if not missing.any() and self._angles is None and self._pose_back_at is None \
                 and all(h.lost_at is None and h.back_at is None for h in self._holds):
             for h in self._holds:
@@ -280,8 +297,12 @@ class FaceRegionMonitor:
             if gone and r is not None:
                 rigid &= ~r[_RIGID]
         pose_seen = _seen_share(rigid)
+        own = missing.copy()  # missing by themselves, not for the pose fit's landmarks
         if pose_seen < c.visible:
             missing[:] = True
+        self.out = tuple((r.name, _why(self._by_hand and r.hand, view.edge, bool(o)))
+                         for r, gone, o in zip(REGIONS, missing, own) if gone)
+        self._pose_held = pose_seen < c.visible
         out = replace(control, confidence=float(min(control.confidence,
                                                     control.confidence * min(min(view.regions), pose_seen))))
         first_loss = None  # the control held by a region lost at this frame
@@ -294,8 +315,8 @@ class FaceRegionMonitor:
                         if hold.recent else None
                     hold.recent.clear()
                     first_loss = first_loss or hold.seen
-                    log.info("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
-                             "turn steadied", region.name, view.regions[i], pose_seen)
+                    log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
+                              "turn steadied", region.name, view.regions[i], pose_seen)
                 values = self._held(region, hold, control, rows[i], t)
             else:
                 if hold.lost_at is not None:  # back: hand back from what the hold gives now
@@ -303,7 +324,7 @@ class FaceRegionMonitor:
                     hold.rows = rows[i]
                     hold.delta = {k: held[k] - v for k, v in _channels(region, control, rows[i]).items() if k in held}
                     hold.lost_at, hold.seen, hold.back_at = None, None, t
-                    log.info("%s back in view: handing it back over %.2f s", region.name, c.handback_s)
+                    log.debug("%s back in view: handing it back over %.2f s", region.name, c.handback_s)
                 if hold.back_at is None:
                     continue
                 decay = math.exp(-(t - hold.back_at) / c.handback_s)
@@ -314,11 +335,29 @@ class FaceRegionMonitor:
             _put(out, control, region, rows[i] if gone else hold.rows, values)
             if not gone and hold.back_at is None:
                 hold.rows = None
-        out.rotation = self._steady_rotation(control, pose_seen, bool(missing.any()), first_loss, t)
+        out.rotation, out.translation = self._steady_pose(control, pose_seen, bool(missing.any()), first_loss, t)
         for hold, gone in zip(self._holds, missing):
             if not gone:
                 hold.recent.append(out)
         return out
+
+    def note(self) -> str:
+        """The operator's line for what the last control holds ('' when nothing): which part of the face is out of
+        view and why, what the robot shows meanwhile, and what brings it back, e.g. "the operator's upper face (eyes
+        and brows) is cut by the camera picture's top edge: the robot shows the eyes and brows, and the mouth and
+        jaw, last seen, fading to neutral over 1 s, and holds the head's turn and distance, until it is back; sit
+        lower or tilt the camera up, so the whole face is in the picture"."""
+        if not self.out:
+            return ""
+        why = dict(self.out)
+        own = [r for r in REGIONS if r.name in why and not why[r.name].startswith("held")] or \
+            [r for r in REGIONS if r.name in why]
+        cut = "; ".join(f"{r.name} ({r.said.removeprefix('the ')}) is {why[r.name]}" for r in own)
+        shows = ", and ".join(r.said for r in own + [r for r in REGIONS if r.name in why and r not in own])
+        pose = ", and holds the head's turn and distance" if self._pose_held else ""
+        edge = next((e for e in ADVICE if e in why[own[0].name]), "")
+        return (f"the operator's {cut}: the robot shows {shows}, last seen, fading to neutral over "
+                f"{self.config.fade_s:g} s{pose}, until it is back; {ADVICE.get(edge, 'face the camera' + _WHOLE)}")
 
     def _held(self, region: Region, hold: _Hold, control: FaceControl, rows: np.ndarray | None, t: float
               ) -> dict[str, np.ndarray]:
@@ -334,34 +373,41 @@ class FaceRegionMonitor:
         return {k: neutral[k] + (v - neutral[k]) * fade for k, v in seen.items()
                 if k in neutral and v.shape == neutral[k].shape}
 
-    def _steady_rotation(self, control: FaceControl, pose: float, missing: bool, first_loss: FaceControl | None,
-                         t: float) -> np.ndarray:
-        """[4] wxyz to send: while a region is missing, the angles (yaw, pitch, roll) sent at the first loss (the held
-        control's: MediaPipe tilts its whole mesh as a region goes), plus the fit's later changes x `pose`; once
-        every region is back, the fit's plus the difference then, decaying over handback_s."""
-        e = euler_deg(control.rotation)
-        raw = np.array([e["yaw"], e["pitch"], e["roll"]])
+    def _steady_pose(self, control: FaceControl, pose: float, missing: bool, first_loss: FaceControl | None,
+                     t: float) -> tuple[np.ndarray, np.ndarray]:
+        """([4] wxyz, [3] metres) to send: while a region is missing, the angles (yaw, pitch, roll) and the depth sent
+        at the first loss (the held control's: MediaPipe tilts its whole mesh as a region goes, and shrinks or grows
+        it), plus the fit's later changes x `pose`; once every region is back, the fit's plus the difference then,
+        decaying over handback_s. The translation's x and y pass (module notes)."""
+        raw = _pose(control)
         if missing:
             if self._angles is None:
                 sent = self._handing_back(raw, t)
                 if first_loss is not None and self._pose_back_at is None:
-                    b = euler_deg(first_loss.rotation)
-                    sent = np.array([b["yaw"], b["pitch"], b["roll"]])
+                    sent = _pose(first_loss)
                 self._angles, self._pose_back_at = sent, None
             elif self._raw is not None:
-                self._angles = self._angles + pose * _wrap(raw - self._raw)
+                self._angles = self._angles + pose * _pose_change(raw, self._raw)
             self._raw = raw
-            return euler_to_quat(*self._angles).astype(np.float32)
-        if self._angles is not None:  # every region back: hand the rotation back from here
-            moved = pose * _wrap(raw - self._raw) if self._raw is not None else 0.0
-            self._pose_delta = _wrap(self._angles + moved - raw)
+            return self._sent(control, self._angles)
+        if self._angles is not None:  # every region back: hand the pose back from here
+            moved = pose * _pose_change(raw, self._raw) if self._raw is not None else 0.0
+            self._pose_delta = _pose_change(self._angles + moved, raw)
             self._pose_back_at, self._angles, self._raw = t, None, None
         if self._pose_back_at is None:
-            return control.rotation
-        return euler_to_quat(*self._handing_back(raw, t)).astype(np.float32)
+            return control.rotation, control.translation
+        return self._sent(control, self._handing_back(raw, t))
+
+    @staticmethod
+    def _sent(control: FaceControl, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[4] wxyz and [3] metres of `control` with the [4] (yaw, pitch, roll deg, depth m) `pose` put in."""
+        translation = np.array(control.translation, np.float32)
+        translation[2] = pose[3]
+        return euler_to_quat(*pose[:3]).astype(np.float32), translation
 
     def _handing_back(self, raw: np.ndarray, t: float) -> np.ndarray:
-        """[3] angles (deg) the rotation's hand-back gives at t for the fit's raw [3] (raw itself when none runs)."""
+        """[4] angles (deg) and depth (m) the pose's hand-back gives at t for the fit's raw [4] (raw itself when none
+        runs)."""
         if self._pose_back_at is None:
             return raw
         decay = math.exp(-(t - self._pose_back_at) / self.config.handback_s)
@@ -370,15 +416,46 @@ class FaceRegionMonitor:
         return raw + self._pose_delta * decay
 
 
+def _pose(control: FaceControl) -> np.ndarray:
+    """[4] what of the control's pose is held: yaw, pitch, roll (deg, control.euler_deg), depth (translation z, m)."""
+    e = euler_deg(control.rotation)
+    return np.array([e["yaw"], e["pitch"], e["roll"], float(control.translation[2])])
+
+
+def _pose_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[4] a - b of two `_pose` vectors, the angles wrapped into -180 .. 180 deg."""
+    d = np.asarray(a, np.float64) - b
+    d[:3] = (d[:3] + 180.0) % 360.0 - 180.0
+    return d
+
+
+def _edge_past(lm: np.ndarray, w: int, h: int) -> str | None:
+    """The frame edge ("top", "bottom", "left", "right") that most of the landmarks [478, 2+] (pixels) outside a
+    w x h frame lie past (a corner's points count for each of its edges); None when all are inside."""
+    x, y = lm[:, 0], lm[:, 1]
+    past = {"top": int(np.sum(y < 0)), "bottom": int(np.sum(y >= h)), "left": int(np.sum(x < 0)),
+            "right": int(np.sum(x >= w))}
+    edge = max(past, key=past.get)
+    return edge if past[edge] else None
+
+
+def _why(by_hand: bool, edge: str | None, own: bool) -> str:
+    """Why a held region is held, in words an operator can act on (FaceRegionMonitor.out): a hand over it, the
+    frame's edge it is cut by, or held because the pose fit's landmarks are out of view (the head frame it is
+    measured in is not seen)."""
+    if own and by_hand:
+        return "covered by a hand"
+    if own and edge is not None:
+        return f"cut by the camera picture's {edge} edge"
+    if own:
+        return "out of view"
+    return "held: the face around it is out of view"
+
+
 def _seen_share(inside: np.ndarray) -> float:
     """[n] bool (a part's landmarks inside the frame, or otherwise seen) -> its visibility: 0 at a share of
     IN_FRAME_MISSING, 1 at IN_FRAME_SEEN, linear between."""
     return float(np.clip((np.mean(inside) - IN_FRAME_MISSING) / (IN_FRAME_SEEN - IN_FRAME_MISSING), 0.0, 1.0))
-
-
-def _wrap(deg: np.ndarray) -> np.ndarray:
-    """Angles (deg) wrapped into -180 .. 180."""
-    return (np.asarray(deg) + 180.0) % 360.0 - 180.0
 
 
 def _expression_rows(region: Region, neutral: np.ndarray) -> np.ndarray:

@@ -71,8 +71,8 @@ video, a restarted bag): the temporal state is reset and the frame processed. Fr
 No face: face_detected=False, confidence 0, and the last pose and expression held (rest before any).
 A region of the face out of view (core/face_regions.py: the lower face cut by the frame or under a hand, the upper
 face, eyes and brows, above the frame's top as the operator stands up, either by a side edge): confidence lowered below
-0.5, its expression (mouth and jaw; lids, gaze and brows) held and faded to neutral, the head's turn held, handed
-back smoothly when it returns.
+0.5, its expression (mouth and jaw; lids, gaze and brows) held and faded to neutral, the head's turn and distance
+(translation z) held, handed back smoothly when it returns; `regions_out` says which regions are held and why.
 """
 
 from __future__ import annotations
@@ -428,6 +428,19 @@ class FaceTracker:
         landmarks minus their expression."""
         n = self._neutral.neutral
         return None if n is None else n * self._open_eye_scale()
+
+    @property
+    def regions_out(self) -> tuple[tuple[str, str], ...]:
+        """The face regions the last frame's control holds, as (name, why) pairs: name a `face_regions.REGIONS` name
+        ("lower face", "upper face"), why in words ("cut by the camera picture's top edge", "covered by a hand", ...);
+        () with every region in view, without a face, or with `region_check` off."""
+        return self._regions.out if self._regions is not None else ()
+
+    @property
+    def regions_note(self) -> str:
+        """The operator's line for `regions_out` ('' when it is empty): which part of the face is out of view, why,
+        what the robot shows meanwhile and what brings it back (FaceRegionMonitor.note)."""
+        return self._regions.note() if self._regions is not None else ""
 
     @property
     def blendshape_names(self) -> list[str]:

@@ -86,6 +86,11 @@ DIAGNOSTICS_PERIOD_S = 1.0
 # at INFO at most this often, at DEBUG between: frames of two sizes in turn (two cameras on one topic) said a new line
 # at every frame (user55). A change of the camera_info is said each time.
 INTRINSICS_SAY_AGAIN_S = 60.0
+# A part of the face out of view (the eyes cut by the picture's top as the operator stands up, a hand over the mouth:
+# FaceTracker.regions_note) is said at once, then at most this often, as the tracker's other recurring lines (the
+# stamp offset, no camera frames again): an operator bobbing in and out of the picture, or a hand at the mouth found
+# in every third frame's check, gets one line a minute; /diagnostics says each second whether one is out.
+REGIONS_AGAIN_S = 60.0  # the default of the parameter regions_again_s
 
 
 @dataclass
@@ -129,6 +134,9 @@ class TrackerNodeSettings:
     no_readers_say_s: float = setting(NO_READERS_SAY_S, "seconds of controls sent with no subscriber to face_control "
                                                         "(no robot follows them) before the log says so",
                                       range=(1.0, 3600.0))
+    regions_again_s: float = setting(REGIONS_AGAIN_S, "seconds before the log says again that a part of the face is "
+                                                    "out of the camera picture (said at once the first time)",
+                                     range=(0.0, 86400.0))
     diagnostics_period_s: float = setting(DIAGNOSTICS_PERIOD_S, "seconds between the tracker's /diagnostics "
                                                                 "messages, the no-frames and no-subscriber checks "
                                                                 "running with them. Read at start",
@@ -222,6 +230,9 @@ class TrackerNode(Node):
         self._encoding_notes = EncodingNotes()  # warns once about 8UC3 taken as BGR, and about BGRx padding
         self._upside_down_said = False  # the tracker's `upside_down` last said in the log
         self._side_turn_said = 0  # the tracker's `side_turn` last said in the log
+        self._regions_out = ""  # the face regions the last control holds, and why ("" with the whole face seen)
+        self._regions_said_at: float | None = None  # when a region out of view was last said (monotonic s)
+        self._regions_said = False  # ... and its return not yet
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
         # when to (re-)learn the operator basis, and from what (frame thread only)
@@ -561,6 +572,10 @@ class TrackerNode(Node):
                                           f"{TURN_WAY[self._side_turn_said]} (the camera driver's rotation setting)")
             else:
                 self.get_logger().info("the operator's face is upright in the camera frames again (not on its side)")
+        note = self.tracker.regions_note if control.face_detected else ""
+        self._say_regions(self.tracker.regions_out if control.face_detected else (), note, control.face_detected)
+        if note:
+            self.state = note
         if self._upside_down_said and control.face_detected:
             self.state = UPSIDE_DOWN
         if self._side_turn_said and control.face_detected:
@@ -772,6 +787,24 @@ class TrackerNode(Node):
         self.get_logger().warning(f"no camera frames on {self.image_topic} {now - self._ready_at:.0f} s after the "
                                   f"tracker became ready ({publishers} publishers); {hint}")
 
+    def _say_regions(self, out: tuple[tuple[str, str], ...], note: str, found: bool) -> None:
+        """Frame thread: keep which regions of the face the frame's control holds (FaceTracker.regions_out:
+        /diagnostics' face_regions_out; `note`, FaceTracker.regions_note, is the state) and say `note` as a warning,
+        at most every `regions_again_s`; the whole face in view again (a frame with a face, `found`, and nothing out)
+        after a line said so is said too. Before, core's info lines alone said it, unthrottled and in its own terms
+        (a lower face 'out of view' at visibility 1.00): the robot showed the eyes last seen, fading, and the
+        operator did not learn why."""
+        self._regions_out = "; ".join(f"{name} {why}" for name, why in out)
+        now = time.monotonic()
+        again_s = float(self._param("regions_again_s"))
+        if out and (self._regions_said_at is None or now - self._regions_said_at >= again_s):
+            self._regions_said_at, self._regions_said = now, True
+            self.get_logger().warning(f"{note} (said again at most every {again_s:g} s, regions_again_s; "
+                                      "/diagnostics face_regions_out says it while it lasts)")
+        elif found and not out and self._regions_said:
+            self._regions_said = False
+            self.get_logger().info("the whole face is in the camera picture again: the robot follows it")
+
     def _watch_face(self, found: bool, rgb: np.ndarray) -> None:
         """Frame thread: keep since when the frames show no face (a gap of STALE_S without frames starts it again) and
         the last one's mean brightness; say when a face is found again after `_say_if_no_face` said none was."""
@@ -916,6 +949,8 @@ class TrackerNode(Node):
             "stamp_offset_s": "" if offset is None else f"{offset:.3f}",  # arrival - stamp (pacing.stamp_offset)
             "camera_info_refused": "" if refusal is None else refusal[1],  # why the newest camera_info was refused
             "camera_publishers": str(self._camera_publishers.count),  # on the camera topic (more than 1: said)
+            # the face regions the last control holds and why, e.g. "upper face cut by the camera picture's top edge"
+            "face_regions_out": "" if stale else self._regions_out,
             **{k: str(v) for k, v in c.items()},
         }
         self.diag_pub.publish(diagnostics(self, "face tracking", level, message, self.backend, values))
