@@ -11,13 +11,15 @@ controls and drawn at 1 m, facing the camera (--real-pose: the tracked head rota
 reader (core/reader.py's FaceLandmarker, IMAGE mode) reads each render; its landmarks are put in the head frame
 (facemesh.fit_head_frame: outer eye corners 0.09 m apart) and the inner lips' gap (13-14, millimetres, + apart) printed
 beside the driven template's (Driver.deformed_template, scaled alike) and the reader's jawOpen. --crops writes 2x crops
-of the mouth (rows: portraits, columns: frames). Measurement only; asserts nothing.
+of the mouth round the driven template's inner lips (rows: portraits, columns: frames).
+Measurement only; asserts nothing.
 
 Session 58 (lips58), lp_d18 frames 20-40 (the operator drops the chin ~11 mm with the lips shut and pursed: the
 template's mouth 36 mm wide instead of 58, its inner lips at most 0.7 mm apart on every avatar), the reader's gap on
 the render with the tracked head rotation (--real-pose) at frames 0 / 22 / 26 / 30 / 34 / 38 (mm):
   astronaut_eileen_collins 0.9 / 5.1 / 7.8 / 6.3 / 3.1 / 1.1, trump_official 1.2 / 8.6 / 8.9 / 8.3 / 6.8 / 6.2,
-  lp_d9_woman_turned 0.2 / 7.5 / 5.6 / 7.6 / 5.3 / 3.8; business_person -0.2 .. 0.5, obama_official 0.5 .. 1.4.
+  lp_d9_woman_turned 0.2 / 7.5 / 5.6 / 7.6 / 5.3 / 3.8; business_person -0.2 .. 0.5, obama_official 0.5 .. 1.4;
+  at frame 30 obama_speech 4.9 (1.7 at rest), the other four <= 0.5.
 Facing the camera, frame 30: lp_d9 10.9, trump 8.6, astronaut 5.5, obama_speech 1.7, obama_official 1.0, the other
 four <= 0.5. The operator's own frame 30 reads 0.6 mm (jawOpen 0.42, mouthClose 0.31).
 What the render shows is shut: the lips' Gaussians follow the template (the line where they meet lies on the driven
@@ -27,16 +29,18 @@ upper-lip ones on astronaut / trump), and the meeting line is as dark against th
 lip luma within 0.04 on the three). The reading is the reader's, of the whole mouth (image edits of the facing render
 at frame 30, gap mm lp_d9 / astronaut / trump): blurring any 10 px patch of the mouth region moves it by < 1.7 mm; a
 darker meeting line (x 0.85, 1 px) 8.5 / 3.6 / 6.5, darker still (x 0.5-0.3, 2 px) 11-12 / 7-8 / 7-8, a lighter one
-15-17 / 9-11 / 10-11; the corners' dark lifted: no better; the teeth-like lip Gaussians (65 on astronaut, 34 on trump)
-in the lips' colour 4.5 / 9.4 (astronaut / trump); the mouth not narrowed at all (x displacement 0) 9.1 / 4.3 / 8.3;
-the lips shortened to 6 / 8 mm 12.4 / 5.8 / 8.5; business_person's lips (warped on the template's lip landmarks)
-pasted in 6.6 / 2.8 / 7.7, two_children_multiface's 13.3 / 2.4 / 3.0; lp_d9's, astronaut's and trump's pasted into
-business_person 1.0 / 2.0 / 4.3; 1-3 px shifts and 0.94-1.03 rescales of the same render: lp_d9 2.8-10.9,
-astronaut 3.9-6.1, trump 6.2-8.6 (business_person 0.1-0.3). The three that read open are the photos whose lips were
-parted over teeth and are closed at rest by stretching the photo's thin lips over the opening (the reader on the
-photo, upper lip / gap / lower lip mm -> the rest template's upper / lower: astronaut 3.8 / 9.0 / 8.2 -> 7.1 / 11.9,
-trump 2.0 / 9.2 / 8.3 -> 5.0 / 11.0; lp_d9's scream re-textured by reconstruct/lips.py, upper 5.5 -> 10.5); the
-parted photo whose rest lips kept their own heights reads shut (obama_official 5.2 / 13.7 / 10.3 -> 5.0 / 9.1).
+15-17 / 9-11 / 10-11; the corners' dark lifted: no better; the pixels within 3-5 px below the line lighter than the
+lower lip below them (obama_speech's pale streak there, astronaut's highlights) set to it: 11.5 / 6.5-9.4 / 8.7-9.3;
+the teeth-like lip Gaussians (65 on astronaut, 34 on trump) in the lips' colour 4.5 / 9.4 (astronaut / trump); the
+mouth not narrowed at all (x displacement 0) 9.1 / 4.3 / 8.3; the lips shortened to 6 / 8 mm 12.4 / 5.8 / 8.5;
+business_person's lips (warped on the template's lip landmarks) pasted in 6.6 / 2.8 / 7.7, two_children_multiface's
+13.3 / 2.4 / 3.0; lp_d9's, astronaut's and trump's pasted into business_person 1.0 / 2.0 / 4.3; 1-3 px shifts and
+0.94-1.03 rescales of the same render: lp_d9 2.8-10.9, astronaut 3.9-6.1, trump 6.2-8.6 (business_person 0.1-0.3).
+Those that read open are the photos whose lips were parted over teeth and are closed at rest by stretching the photo's
+thin lips over the opening (the reader on the photo, upper lip / gap / lower lip mm -> the rest template's upper /
+lower: astronaut 3.8 / 9.0 / 8.2 -> 7.1 / 11.9, trump 2.0 / 9.2 / 8.3 -> 5.0 / 11.0, obama_speech 7.8 / 23.7 / 11.2 ->
+7.7 / 14.2; lp_d9's scream re-textured by reconstruct/lips.py, upper 5.5 -> 10.5); the parted photo whose rest lips
+kept their own heights reads shut (obama_official 5.2 / 13.7 / 10.3 -> 5.0 / 9.1).
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from gaussian_head_ros.core.avatar import load_ply
+    from gaussian_head_ros.core.control import quat_to_matrix
     from gaussian_head_ros.core.drive import Driver
     from gaussian_head_ros.core.evaluate import render_control
     from gaussian_head_ros.core.facemesh import default_intrinsics, fit_head_frame
@@ -120,15 +125,18 @@ def main(argv=None) -> int:
                 rot = c.rotation if args.real_pose else np.array([1, 0, 0, 0], np.float32)
                 c = replace(c, rotation=rot, translation=np.array([0, 0, DISTANCE_M], np.float32))
                 img = to_rgb8(render_control(driver, c, K, SIZE, SIZE).image)
-                t, _ = driver.deformed_template(c)
-                t = np.asarray(t, np.float64) * 0.09 / np.linalg.norm(t[33] - t[263])
+                t_m, _ = driver.deformed_template(c)  # [V, 3] head frame, metres
+                t = np.asarray(t_m, np.float64) * 0.09 / np.linalg.norm(t_m[33] - t_m[263])
                 f = reader.read(img)
                 if f is None:
                     cells.append(f"{i}: unread  tmpl {lip_gap_mm(t):5.2f}")
                     continue
                 cells.append(f"{i}: read {lip_gap_mm(fit_head_frame(f.landmarks_px, K).canonical):5.2f} "
                              f"tmpl {lip_gap_mm(t):5.2f} jaw {f.blendshapes['jawOpen']:.2f}")
-                cy, cx = (int(v) for v in f.landmarks_px[13, 1::-1])
+                # the crop is centred on the driven template's upper inner lip (13) as the camera sees it
+                r_head = quat_to_matrix(np.asarray(rot, np.float64))
+                q = (np.asarray(t_m[13], np.float64) @ r_head.T + [0, 0, DISTANCE_M]) @ K.T
+                cy, cx = int(q[1] / q[2]), int(q[0] / q[2])
                 crops.append(img[max(cy - 40, 0):max(cy - 40, 0) + 80, max(cx - 60, 0):max(cx - 60, 0) + 120])
             print(f"{photo.stem[:24]:24s} " + " | ".join(cells), flush=True)
             if crops and all(x.shape == crops[0].shape for x in crops):
