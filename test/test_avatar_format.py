@@ -534,6 +534,27 @@ def test_an_avatar_message_differing_in_any_field_is_another_avatar():
         assert avatar_message_key(msg) != avatar_message_key(avatar_to_msg(avatar))
 
 
+def test_an_avatar_made_again_differs_only_in_its_stamp():
+    """conversions.same_avatar_made_again: the same Gaussians with another stamp are the avatar shown made again (the
+    render node keeps it without a cross-fade to the same face, user58); the same stamp (the same message) is not 'made
+    again', nor another stamp with any other field changed."""
+    from gaussian_head_ros.nodes.conversions import avatar_message_key, avatar_to_msg, same_avatar_made_again
+
+    avatar = synthetic_avatar(500, seed=3, operator_id="same")
+    shown = avatar_to_msg(avatar)
+    again = avatar_to_msg(avatar)
+    again.header.stamp.sec = shown.header.stamp.sec + 20
+    assert same_avatar_made_again(avatar_message_key(again), avatar_message_key(shown))
+    assert not same_avatar_made_again(avatar_message_key(shown), avatar_message_key(shown))
+    assert not same_avatar_made_again(avatar_message_key(again), ())
+    for change in (lambda m: setattr(m, "operator_id", "other"), lambda m: setattr(m.header, "frame_id", "other"),
+                   lambda m: setattr(m, "rest_brow_shift", [0.0, 0.5])):
+        other = avatar_to_msg(avatar)
+        other.header.stamp.sec = shown.header.stamp.sec + 20
+        change(other)
+        assert not same_avatar_made_again(avatar_message_key(other), avatar_message_key(shown))
+
+
 def test_an_avatar_save_cut_off_keeps_the_previous_pair(tmp_path, monkeypatch):
     """save_ply wrote me.ply, then me.driving.npz, each in place: a Ctrl-C (or a full disk) while the driving file
     was written left the new .ply beside an emptied driving file (load_ply: 'cannot read the driving file ...: No data

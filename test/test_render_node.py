@@ -488,6 +488,33 @@ def test_the_avatar_shown_sent_again_is_not_loaded_again(io):
     assert ready("again") == 2, io["proc"].output()[-3000:]
 
 
+def test_the_avatar_shown_made_again_is_kept_without_a_cross_fade(io):
+    """The same Gaussians made again (another stamp, every other field the same): a long day's robot (user58) had the
+    operator's photo read from its photo_path, then the same file sent by photo_node: mesh_fit made the same avatar
+    again, and the display loaded it and faded out to the background and back in to the same face (06:52:30 there).
+    Now it is kept, said, and its diagnostics name the newest stamp."""
+    from builtin_interfaces.msg import Time as TimeMsg
+
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg
+
+    msg = avatar_to_msg(synthetic_avatar(8_000, seed=6, operator_id="remade"))
+    msg.header.stamp = TimeMsg(sec=1000)
+    ready = lambda: io["proc"].output().count("avatar 'remade' ready")  # noqa: E731
+    io["avatar"].publish(msg)
+    _wait_said(io, "avatar 'remade' ready")
+    again = avatar_to_msg(synthetic_avatar(8_000, seed=6, operator_id="remade"))
+    again.header.stamp = TimeMsg(sec=1020)
+    io["avatar"].publish(again)
+    said = ("avatar 'remade' received again, made again (1020.000000000) with the Gaussians shown: kept, not loaded "
+            "again (no cross-fade to the same face)")
+    deadline = time.monotonic() + 60
+    while said not in io["proc"].output() and ready() < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert said in io["proc"].output() and ready() == 1, io["proc"].output()[-3000:]
+    assert _latest_diagnostic(io, "drawing_avatar_stamp") == "1020.000000000"
+
+
 def test_max_gaussians_set_below_the_shown_avatar_is_said(io):
     """`ros2 param set /r20a/render_node max_gaussians 1000` under a 60000-Gaussian avatar (user20, s20): 'Set parameter
     successful' and nothing else, the display went on with the avatar above its budget (it is checked as an avatar

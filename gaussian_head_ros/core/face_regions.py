@@ -315,8 +315,14 @@ class FaceRegionMonitor:
                         if hold.recent else None
                     hold.recent.clear()
                     first_loss = first_loss or hold.seen
-                    log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
-                              "turn steadied", region.name, view.regions[i], pose_seen)
+                    if view.regions[i] >= c.visible:  # in view, held with the rest: it read 'lower face out of view
+                        # (visibility 1.00, ...)' as the operator walked out sideways (user58, s58)
+                        log.debug("%s held though in view (visibility %.2f): only %.2f of the pose fit's landmarks are "
+                                  "in view, too few to measure its expression against the head; holding it, the "
+                                  "head's turn steadied", region.name, view.regions[i], pose_seen)
+                    else:
+                        log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the "
+                                  "head's turn steadied", region.name, view.regions[i], pose_seen)
                 values = self._held(region, hold, control, rows[i], t)
             else:
                 if hold.lost_at is not None:  # back: hand back from what the hold gives now

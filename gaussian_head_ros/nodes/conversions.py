@@ -54,31 +54,42 @@ def stamp_utc_text(stamp: Time) -> str:
 
 def avatar_message_key(msg) -> tuple:
     """What tells one GaussianAvatar message from another (tuple; equal for the same avatar published again): its
-    operator id, header stamp (when it was made), format version, Gaussian count and a CRC-32 over every field of
-    the message (arrays by their bytes: ~5.3 MB for 60k Gaussians, a few ms), so that a message differing in any
-    field (a point_step, a template face, a wrinkle row) is another and goes through msg_to_avatar's checks. Not the
-    serialized message: CDR's alignment padding is not zeroed (two serializations of one message differ). The same
-    avatar comes again when a bag that holds it is played in a loop, or a reconstruction node restarts from its cache
-    (README 'cache_path'); a relabelled one (another operator_id) is another."""
+    operator id, header stamp (when it was made), format version, Gaussian count and a CRC-32 over every other field of
+    the message (its headers' stamps left out, their frame_ids in; arrays by their bytes: ~5.3 MB for 60k Gaussians, a few ms), so that a
+    message differing in any field (a point_step, a template face, a wrinkle row) is another and goes through
+    msg_to_avatar's checks. Not the serialized message: CDR's alignment padding is not zeroed (two serializations of
+    one message differ). The same avatar comes again when a bag that holds it is played in a loop, or a reconstruction
+    node restarts from its cache (README 'cache_path'); a relabelled one (another operator_id) is another. One that
+    differs only in its stamp (`same_avatar_made_again`) is the same face made again."""
     g = msg.gaussians
     return (msg.operator_id, stamp_text(msg.header.stamp), int(msg.format_version), int(g.width) * int(g.height),
-            _fields_crc(msg))
+            _fields_crc(msg, stamps=False))
 
 
-def _fields_crc(value, crc: int = 0) -> int:
+def same_avatar_made_again(key: tuple, shown: tuple) -> bool:
+    """Whether avatar_message_key `key` names the avatar of key `shown` made again: every field the same but the
+    stamp (when it was made). A deterministic reconstructor makes the same Gaussians of the same photo bytes: the
+    photo a robot read from its photo_path, then sent by the operator's photo_node, was reconstructed again and the
+    display faded out and back in to the same face (user58, s58)."""
+    return bool(shown) and key[1] != shown[1] and key[:1] + key[2:] == shown[:1] + shown[2:]
+
+
+def _fields_crc(value, crc: int = 0, stamps: bool = True) -> int:
     """CRC-32 (zlib) of a ROS message's fields, depth first in declaration order: buffers (array.array, numpy,
     bytes) by their length in bytes and then their bytes (so that bytes moved from the end of one buffer to the start
-    of the next make another key), nested messages and sequences field by field, other values by repr."""
+    of the next make another key), nested messages and sequences field by field, other values by repr. `stamps`
+    False: the `stamp` of every std_msgs/Header in it left out."""
     if isinstance(value, (bytes, bytearray, array.array, np.ndarray)):
         data = memoryview(np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value).cast("B")
         return zlib.crc32(data, zlib.crc32(b"%d:" % data.nbytes, crc))
     if hasattr(value, "get_fields_and_field_types"):
         for name in value.get_fields_and_field_types():
-            crc = _fields_crc(getattr(value, name), crc)
+            if stamps or not (name == "stamp" and isinstance(value, Header)):
+                crc = _fields_crc(getattr(value, name), crc, stamps)
         return crc
     if isinstance(value, (list, tuple)):
         for v in value:
-            crc = _fields_crc(v, crc)
+            crc = _fields_crc(v, crc, stamps)
         return zlib.crc32(b"%d" % len(value), crc)
     return zlib.crc32(repr(value).encode(), crc)
 

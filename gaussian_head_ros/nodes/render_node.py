@@ -86,7 +86,8 @@ from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, SHARED_TOPIC_SAY_
                                             steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
-                                                 rgb_to_image_msg, stamp_text, stamp_to_ns, status_msg)
+                                                 rgb_to_image_msg, same_avatar_made_again, stamp_text, stamp_to_ns,
+                                                 status_msg)
 
 IDLE_EASE_S = 0.6  # hand-over time between live control and the idle animation
 KEEP_BASES = 2  # operator expression bases held: the tracker's current one and the previous one
@@ -550,6 +551,15 @@ class RenderNode(Node):
             self.counts["avatars_unchanged"] += 1
             self._unchanged_log.say(f"avatar '{msg.operator_id}' received again, the one shown (same stamp and "
                                     "Gaussians): kept, not loaded again")
+            return
+        if shown is not None and same_avatar_made_again(key, shown.key) and key[3] <= budget:
+            # the same Gaussians made again from the same photo (the robot's photo_path file, then the same file from
+            # photo_node): it was loaded again and the face faded out and back in to itself (user58, s58)
+            with self._lock:
+                shown.made, shown.key = stamp_text(msg.header.stamp), key  # its diagnostics name the newest stamp
+            self.counts["avatars_unchanged"] += 1
+            self._unchanged_log.say(f"avatar '{msg.operator_id}' received again, made again ({shown.made}) with the "
+                                    "Gaussians shown: kept, not loaded again (no cross-fade to the same face)")
             return
         try:
             avatar = msg_to_avatar(msg, max_gaussians=budget)
