@@ -65,6 +65,39 @@ def release_free_memory() -> bool:
     return True
 
 
+_M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (glibc's malloc.h)
+
+
+def limit_malloc_arenas(arenas: int | None = None) -> bool:
+    """Limit glibc's malloc to `arenas` arenas in this process (mallopt M_ARENA_MAX; None: launcher.MALLOC_ARENAS),
+    unless the user set MALLOC_ARENA_MAX (glibc reads it itself); False where there is no glibc or the user chose.
+    Call it before the process starts threads: each thread that allocates takes an arena of its own up to glibc's
+    limit (8 per core), and memory freed in those arenas is mostly kept (malloc_trim returns little of it).
+
+    Measured (user58 and lead, s58): mesh_fit reconstructing four portraits in turn in one process, malloc_trim after
+    each (/tmp/user58/memopt.py, this 2-core machine), RSS after each of 12 photos: 377, 418, 403, 405, 429, 446,
+    463, 477, 495, 509, 527, 526 MB by default, still climbing (the reconstruction node gained ~10 MB a photo in a
+    39-minute soak: ~1 GB in a day of 100 swaps); with 2 arenas 388, 411, 412, 414 and 414 from then on. The
+    growth lies on the hair matte's path (pymatting's sparse solvers and numba threads); Python's own allocations
+    grew 54 KB. The launch files and launcher.NodeProcess set MALLOC_ARENA_MAX in a node's environment as well (the
+    whole limit: this call comes after the imports' threads took arenas, 3 of them here; 12 photos: 393 -> 454 MB,
+    still creeping, with this call alone)."""
+    import ctypes
+    import ctypes.util
+
+    from gaussian_head_ros.nodes.launcher import MALLOC_ARENAS
+
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl, macOS: no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(_M_ARENA_MAX, int(MALLOC_ARENAS if arenas is None else arenas)) == 1
+
+
 def declare_settings(node, table: dict[str, Setting], check=None) -> None:
     """Declare one parameter per setting of `table` ({parameter name: Setting}), described, with its
     default; then a value of the wrong type or out of its range or choices (from a params file or an
@@ -773,9 +806,9 @@ def this_domain(node) -> str:
 
 def start_process(args=None, blas_threads: int = 1) -> str:
     """The start-up every node executable shares (`run`, and avatar_pipeline with all nodes in one process):
-    BLAS libraries limited to `blas_threads` threads (0: their own default; see `limit_blas_threads`), the GIL switch
-    interval (GIL_SWITCH_INTERVAL_S), the Fast DDS profile, Ctrl-C handling, rclpy.init(args). Returns the line saying
-    which DDS profile is used.
+    glibc's malloc arenas limited (`limit_malloc_arenas`), BLAS libraries limited to `blas_threads` threads (0:
+    their own default; see `limit_blas_threads`), the GIL switch interval (GIL_SWITCH_INTERVAL_S), the Fast DDS
+    profile, Ctrl-C handling, rclpy.init(args). Returns the line saying which DDS profile is used.
     Arguments rcl cannot parse (a `--params-file` that is not a parameters file, a bad remapping) end the
     process with status 2 and rcl's reason in one line on stderr, not a traceback; so does a ROS_DOMAIN_ID no DDS
     has ports for (launcher.domain_id_problem: Fast DDS ended the process at its first node, in its own words)."""
@@ -787,6 +820,7 @@ def start_process(args=None, blas_threads: int = 1) -> str:
         print(f"{os.path.basename(sys.argv[0])}: cannot start: {problem}", file=sys.stderr)
         sys.exit(2)
 
+    limit_malloc_arenas()  # before DDS's and the nodes' threads: a long day of photo swaps kept growing (s58)
     if blas_threads:
         limit_blas_threads(blas_threads)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

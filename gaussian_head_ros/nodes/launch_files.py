@@ -22,8 +22,9 @@ import signal
 
 from gaussian_head_ros.nodes.launcher import (LAUNCHED_BY_ENV, LOG_LEVELS, TOPIC_ARGUMENTS, discovery_off,
                                               domain_id_problem, log_level_arguments, log_level_problem,
-                                              namespace_argument_problem, node_params_file, params_sections_for_no_node,
-                                              topic_argument_problem, unknown_launch_arguments)
+                                              malloc_arena_env, namespace_argument_problem, node_params_file,
+                                              params_sections_for_no_node, topic_argument_problem,
+                                              unknown_launch_arguments)
 
 # Which nodes each host runs (the camera's video_source_node comes with the operator's `video:=`, and
 # photo_node only with the operator's `photo:=`: OPTIONAL_NODES).
@@ -290,6 +291,10 @@ def nodes(context, host: str) -> list:
         remaps["photo_node"] = robot_remappings(cfg["robot_namespace"])
     actions = [PushRosNamespace(cfg["namespace"])] if cfg["namespace"] else []
     actions.append(SetEnvironmentVariable(LAUNCHED_BY_ENV, str(os.getpid())))  # common.end_with_parent
+    # glibc reads MALLOC_ARENA_MAX at the process's start: the whole limit, where common.limit_malloc_arenas at
+    # start_process comes after the imports' threads (s58: 12 photos in one process, RSS 388 -> 414 MB and flat from the
+    # 4th with it, 393 -> 454 still creeping with the mallopt alone)
+    actions += [SetEnvironmentVariable(k, v) for k, v in malloc_arena_env().items()]
     if cfg["fastdds_profile"]:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", cfg["fastdds_profile"]))
     if composed:  # composed:=ture started one process per node, silently
