@@ -623,6 +623,20 @@ def closest_template_points(points, verts, faces, reach_m: float, candidates: in
     return best_f, best_b, best_d
 
 
+def falloff_rows(part: np.ndarray, face_id: np.ndarray, num_faces: int, falloff_m: float):
+    """[N] part, [N] face_id (-1 unbound), F triangles -> (carried [N] bool, near [N] bool): the Gaussians `build_rig`
+    gives falloff frames. carried: static ones on a triangle (0 <= face_id < F), moved by its displacement at their
+    own barycentric coordinates; near: those it binds to the closest template point (`falloff_binding`), static ones
+    not carried, the torso and unbound face ones (none when F = 0 or falloff_m <= 0); the near ones farther than
+    falloff_m from the template keep the frame their part gives them."""
+    part, face_id = np.asarray(part), np.asarray(face_id, np.int64)
+    carried = (part == PART_STATIC) & (face_id >= 0) & (face_id < num_faces)
+    unbound_face = (part == PART_FACE) & ~((face_id >= 0) & (num_faces > 0))
+    near = ((part == PART_STATIC) & ~carried) | (part == PART_TORSO) | unbound_face
+    near &= (num_faces > 0) & (falloff_m > 0)
+    return carried, near
+
+
 @dataclass
 class Rig:
     """Per-avatar constants of the driving rules (numpy; built by `build_rig`)."""
@@ -709,7 +723,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     bound = (part == PART_FACE) & (face_id >= 0) & (nf > 0)
     frame[bound], tri[bound] = face_id[bound], face_id[bound]
     coef_b[bound] = np.asarray(bary, np.float64)[bound]
-    carried = (part == PART_STATIC) & (face_id >= 0) & (face_id < nf)  # moved by triangle face_id's displacement
+    carried, by_falloff = falloff_rows(part, face_id, nf, cfg.falloff_m)
     frame[carried] = k_fade + face_id[carried]
     coef_b[carried] = np.asarray(bary, np.float64)[carried]
 
@@ -768,9 +782,8 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
 
     # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading (not
     # PART_UNDER_CHIN: it keeps the head frame set above).
-    near = (((part == PART_STATIC) & ~carried) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
-    if near.any():
-        idx = np.nonzero(near)[0]
+    if by_falloff.any():
+        idx = np.nonzero(by_falloff)[0]
         if dev is None:
             f, b, w = falloff_binding(means[idx], verts, faces, cfg.falloff_m)
         else:  # the search on the means' device (a GPU: training), in float64 as numpy's
