@@ -27,9 +27,9 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import JAW_PARTS, PART_FACE, PART_STATIC, PART_TORSO, PART_UNDER_CHIN
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.deform import (DriveConfig, axis_angle_x, bound_growth, build_rig, chin_turn,
-                                           falloff_binding, falloff_rows, inverse_metrics, jaw_level_share,
-                                           jaw_pivot, matrix_to_quat, mouth_lateral, mouth_stretch,
+from gaussian_head_ros.core.deform import (ClosestPoints, DriveConfig, axis_angle_x, bound_growth, build_rig,
+                                           chin_turn, falloff_binding, falloff_rows, inverse_metrics,
+                                           jaw_level_share, jaw_pivot, matrix_to_quat, mouth_lateral, mouth_stretch,
                                            quantised_jaw_weight, quat_multiply, scaled_rotations,
                                            stretch_grown_triangles, triangle_frames)
 from gaussian_head_ros.core.control import quat_to_matrix
@@ -273,8 +273,10 @@ def turn_torso(batch: GaussianBatch, head_rotation: np.ndarray, v_rest: np.ndarr
         return 0
     built = batch.take(idx)
     weight, changed = None, len(idx)
+    closest = ClosestPoints(v_rest, faces)  # a pass searches again only the rows the last one moved
     for _ in range(iters):
-        rig = build_rig(batch.part[idx], batch.face_id[idx], batch.bary[idx], batch.means[idx], v_rest, faces, cfg)
+        rig = build_rig(batch.part[idx], batch.face_id[idx], batch.bary[idx], batch.means[idx], v_rest, faces, cfg,
+                        closest=closest)
         level = rig.frame - rig.k_torso
         on_level = (level >= 0) & (level < len(rig.torso_weights))
         w = np.where(on_level, rig.torso_weights[np.clip(level, 0, len(rig.torso_weights) - 1)], 1.0)
