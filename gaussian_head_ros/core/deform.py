@@ -575,7 +575,8 @@ def nearest_points(points, targets, k: int, upper: float = float("inf")):
     return xp.where(far, float("inf"), d), xp.where(far, len(targets), i)
 
 
-def falloff_binding(points, verts, faces, falloff_m: float, candidates: int = 8):
+def falloff_binding(points, verts, faces, falloff_m: float, candidates: int = 8,
+                    closest: ClosestPoints | None = None):
     """The falloff frames' binding (module docstring): [M, 3] points, [V, 3] template, [F >= 1, 3] triangles ->
     (triangle [M] int64 each follows, weighted barycentric [M, 3] = w x the barycentric coordinates of its
     closest template point, w [M] = 1 - smoothstep(0, falloff_m, distance)); w = 0 (triangle 0, coefficients 0)
@@ -585,9 +586,11 @@ def falloff_binding(points, verts, faces, falloff_m: float, candidates: int = 8)
     centroid-corner distance are skipped: no point of their triangle is within falloff_m, so they could only win
     where w = 0 (most of the hair, back and torso: 28 % of a 61k generated avatar's 25k such points are tested,
     41 % of a 60k mesh_fit avatar's 33k).
-    numpy or torch like points (verts and faces the same namespace and device; torch: the whole search there)."""
+    numpy or torch like points (verts and faces the same namespace and device; torch: the whole search there).
+    closest: a `ClosestPoints` of the same verts and faces (numpy) that runs the search (None: searched here)."""
     xp = namespace(points)
-    best_f, best_b, best_d = closest_template_points(points, verts, faces, falloff_m, candidates)
+    best_f, best_b, best_d = (closest_template_points(points, verts, faces, falloff_m, candidates) if closest is None
+                              else closest(points, falloff_m, candidates))
     w = 1 - smoothstep(0.0, falloff_m, best_d)
     keep = w > 0
     return xp.where(keep, best_f, 0), w[:, None] * xp.where(keep[:, None], best_b, 0.0), w
@@ -621,6 +624,51 @@ def closest_template_points(points, verts, faces, reach_m: float, candidates: in
         sub_d, sub_f, sub_b = xp.where(better, d, sub_d), xp.where(better, f, sub_f), xp.where(better[:, None], b, sub_b)
     best_d[rows], best_b[rows], best_f[rows] = sub_d, sub_b, sub_f
     return best_f, best_b, best_d
+
+
+class ClosestPoints:
+    """`closest_template_points` on one template (numpy) for point sets searched again with a few rows moved (the
+    passes of rest_pose.turn_torso's fixed point): rows equal, bit for bit, to those at the same index in the last
+    search of the same reach are taken from it and only the others are searched; the same result, the search being
+    row by row. turn_torso's 4 passes on four portraits' torso (6.7-11.9k rows): 0.4-3.6k rows moved after the
+    first."""
+
+    def __init__(self, verts: np.ndarray, faces: np.ndarray):
+        self.verts = np.asarray(verts, np.float64)  # [V, 3]
+        self.faces = np.asarray(faces, np.int64).reshape(-1, 3)  # [F, 3]
+        self._last = {}  # (reach_m, candidates) -> (points [M, 3], triangle [M], barycentric [M, 3], distance [M])
+
+    def __call__(self, points: np.ndarray, reach_m: float, candidates: int = 8):
+        """[M, 3] points -> closest_template_points(points, verts, faces, reach_m, candidates): (triangle [M] int64,
+        barycentric [M, 3], distance [M] metres), arrays of the caller's own."""
+        points = np.asarray(points, np.float64)
+        key = (float(reach_m), int(candidates))
+        last = self._last.get(key)
+        if last is None or last[0].shape != points.shape:
+            found = closest_template_points(points, self.verts, self.faces, reach_m, candidates)
+        else:
+            found = tuple(x.copy() for x in last[1:])
+            redo = np.any(points != last[0], axis=1)
+            if redo.any():
+                for x, y in zip(found, closest_template_points(points[redo], self.verts, self.faces, reach_m,
+                                                               candidates)):
+                    x[redo] = y
+        self._last[key] = (points.copy(), *found)
+        return tuple(x.copy() for x in found)
+
+
+def falloff_rows(part: np.ndarray, face_id: np.ndarray, num_faces: int, falloff_m: float):
+    """[N] part, [N] face_id (-1 unbound), F triangles -> (carried [N] bool, near [N] bool): the Gaussians `build_rig`
+    gives falloff frames. carried: static ones on a triangle (0 <= face_id < F), moved by its displacement at their
+    own barycentric coordinates; near: those it binds to the closest template point (`falloff_binding`), static ones
+    not carried, the torso and unbound face ones (none when F = 0 or falloff_m <= 0); the near ones farther than
+    falloff_m from the template keep the frame their part gives them."""
+    part, face_id = np.asarray(part), np.asarray(face_id, np.int64)
+    carried = (part == PART_STATIC) & (face_id >= 0) & (face_id < num_faces)
+    unbound_face = (part == PART_FACE) & ~((face_id >= 0) & (num_faces > 0))
+    near = ((part == PART_STATIC) & ~carried) | (part == PART_TORSO) | unbound_face
+    near &= (num_faces > 0) & (falloff_m > 0)
+    return carried, near
 
 
 @dataclass
@@ -672,7 +720,7 @@ class Rig:
 
 
 def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None,
-              brow_hood=None, photo_rotation=None) -> Rig:
+              brow_hood=None, photo_rotation=None, closest: ClosestPoints | None = None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
     photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze's yaw is measured (else the
     template's own x, y); its pitch is the template's own, in the head frame (`eyes.rest_gaze`). brow_hood [2]
@@ -681,7 +729,8 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     lie as the photo shows them (Rig.torso_turn0).
 
     means: numpy, or a torch tensor (detached: training binds each generated avatar's rest means), whose device
-    then runs the falloff binding's search (`falloff_binding`).
+    then runs the falloff binding's search (`falloff_binding`). closest: a `ClosestPoints` of the same verts and
+    faces that runs the searches on a CPU (a fixed point's passes: rest_pose.turn_torso), None: searched here.
 
     Cost: one nearest-centroid search per falloff candidate (unbound Gaussians but the mouth and eyes) and 8
     closest-point tests for those within reach; numpy, CPU time (median of 20, a loaded 2-core machine): 44 ms
@@ -709,7 +758,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
     bound = (part == PART_FACE) & (face_id >= 0) & (nf > 0)
     frame[bound], tri[bound] = face_id[bound], face_id[bound]
     coef_b[bound] = np.asarray(bary, np.float64)[bound]
-    carried = (part == PART_STATIC) & (face_id >= 0) & (face_id < nf)  # moved by triangle face_id's displacement
+    carried, by_falloff = falloff_rows(part, face_id, nf, cfg.falloff_m)
     frame[carried] = k_fade + face_id[carried]
     coef_b[carried] = np.asarray(bary, np.float64)[carried]
 
@@ -724,7 +773,7 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
         grad[:, 1] = -smoothstep_slope(y_top, y_top + cfg.neck_blend_m, p[:, 1])
         if nf and cfg.falloff_m > 0 and cfg.torso_fade_m > 0:  # the whole turn at the falloff band's edge
             reach = cfg.falloff_m + cfg.torso_fade_m
-            f, b, d = closest_template_points(p, verts, faces, reach)
+            f, b, d = closest_template_points(p, verts, faces, reach) if closest is None else closest(p, reach)
             u_d = 1 - smoothstep(cfg.falloff_m, reach, d)
             near = u_d > u
             away = p[near] - np.einsum("mk,mkc->mc", b[near], verts[faces[f[near]]])
@@ -768,11 +817,10 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
 
     # Falloff: static, torso and unbound face Gaussians near the template follow its displacement, fading (not
     # PART_UNDER_CHIN: it keeps the head frame set above).
-    near = (((part == PART_STATIC) & ~carried) | torso | ((part == PART_FACE) & ~bound)) & (nf > 0) & (cfg.falloff_m > 0)
-    if near.any():
-        idx = np.nonzero(near)[0]
+    if by_falloff.any():
+        idx = np.nonzero(by_falloff)[0]
         if dev is None:
-            f, b, w = falloff_binding(means[idx], verts, faces, cfg.falloff_m)
+            f, b, w = falloff_binding(means[idx], verts, faces, cfg.falloff_m, closest=closest)
         else:  # the search on the means' device (a GPU: training), in float64 as numpy's
             import torch
 

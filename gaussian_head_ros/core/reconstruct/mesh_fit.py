@@ -75,8 +75,8 @@ from gaussian_head_ros.core.reconstruct.mouth_assembly import (behind_rest_face,
 from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_torso,
                                                           under_chin)
 from gaussian_head_ros.core.reconstruct.source_view import body_depth, person_mask, surface_points
-from gaussian_head_ros.core.reconstruct.surfaces import (normals_from_points, open_border, pixel_rays, rasterize_mesh,
-                                                         rows_to_cut_below)
+from gaussian_head_ros.core.reconstruct.surfaces import (normals_from_points, open_border, pixel_rays, push_pull,
+                                                         rasterize_mesh, rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
@@ -609,6 +609,7 @@ class MeshFitReconstructor(Reconstructor):
             import pymatting  # noqa: F401
         tri = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.1, 1.0]])
         rasterize_mesh(tri, np.array([[0, 1, 2]]), np.array([[100.0, 0, 8], [0, 100.0, 8], [0, 0, 1]]), 16)
+        push_pull(np.zeros((2, 2, 1), np.float32), np.ones((2, 2), np.float32))  # its kernels
         if self.cfg.backdrop_rim_px > 0:
             backdrop_rim.warm_up()
         if self.cfg.refine_iters and self.cfg.refine_backend == "cpu":

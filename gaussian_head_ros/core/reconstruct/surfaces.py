@@ -102,29 +102,57 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 
 def push_pull(values: np.ndarray, weight: np.ndarray, levels: int = 10) -> np.ndarray:
     """Fill [S, S, C] values where weight [S, S] is 0 from where it is > 0 (pyramid push-pull:
-    smooth, fast, extrapolates edge values outward). Known values are kept."""
-    vals = [np.asarray(values, np.float32) * weight[..., None]]
+    smooth, fast, extrapolates edge values outward). Known values are kept. float32 throughout (values and
+    weight are read as float32); the pyramid's sums and blends are numba kernels (`_down`, `_blend`), numpy's
+    float32 arithmetic in its order."""
+    vals = [np.asarray(values, np.float32) * np.asarray(weight, np.float32)[..., None]]
     wts = [np.asarray(weight, np.float32)]
     for _ in range(levels):
         if min(wts[-1].shape) < 2:
             break
         vals.append(_down(vals[-1]))
         wts.append(_down(wts[-1][..., None])[..., 0])
-    filled = vals[-1] / np.maximum(wts[-1][..., None], 1e-8)
+    filled = vals[-1] / np.maximum(wts[-1][..., None], np.float32(1e-8))
     for lv in range(len(vals) - 2, -1, -1):
         h, w = wts[lv].shape
         up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
-        a = np.minimum(wts[lv], 1.0)[..., None]
-        own = vals[lv] / np.maximum(wts[lv][..., None], 1e-8)
-        filled = a * own + (1 - a) * up
+        filled = _blend(vals[lv], wts[lv], up)
     return filled
 
 
-def _down(x: np.ndarray) -> np.ndarray:
-    """2x2 box sum (odd sizes padded with zeros) of [H, W, C]."""
-    h, w = x.shape[:2]
-    x = np.pad(x, ((0, h % 2), (0, w % 2), (0, 0)))
-    return x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]
+@njit(cache=True)
+def _down(x):
+    """2x2 box sum (odd sizes padded with zeros) of [H, W, C] float32: each output the sum, in this order, of
+    x[2i, 2j], x[2i + 1, 2j], x[2i, 2j + 1], x[2i + 1, 2j + 1] (those inside)."""
+    h, w, c = x.shape
+    out = np.zeros(((h + 1) // 2, (w + 1) // 2, c), np.float32)
+    zero = np.float32(0.0)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            for k in range(c):
+                a = x[2 * i, 2 * j, k]
+                b = x[2 * i + 1, 2 * j, k] if 2 * i + 1 < h else zero
+                d = x[2 * i, 2 * j + 1, k] if 2 * j + 1 < w else zero
+                e = x[2 * i + 1, 2 * j + 1, k] if 2 * i + 1 < h and 2 * j + 1 < w else zero
+                out[i, j, k] = a + b + d + e
+    return out
+
+
+@njit(cache=True)
+def _blend(vals, wts, up):
+    """One push-pull level up: [H, W, C] weighted sums vals, [H, W] weights, [H, W, C] the coarser level resized ->
+    [H, W, C] a own + (1 - a) up, own = vals / max(wts, 1e-8), a = min(wts, 1) (float32; NaN as numpy passes it)."""
+    h, w, c = up.shape
+    out = np.empty((h, w, c), np.float32)
+    one, eps = np.float32(1.0), np.float32(1e-8)
+    for i in range(h):
+        for j in range(w):
+            wt = wts[i, j]
+            a = one if wt > one else wt
+            den = eps if wt < eps else wt
+            for k in range(c):
+                out[i, j, k] = a * (vals[i, j, k] / den) + (one - a) * up[i, j, k]
+    return out
 
 
 def normals_from_points(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
