@@ -49,25 +49,26 @@ handed back over `handback_s`: the difference between the held value and the liv
 every region in view and nothing to hand back pass unchanged. No rclpy here.
 
 FRAME58, an operator framed tight (a laptop's webcam: the forehead and brows above the picture's top, the eyes
-inside). Until session 58 the eyes and brows were one region, so the brows cut held the eyes (a staring avatar:
-no blink, the gaze frozen) and, half the pose fit's landmarks counted out, the mouth and the head's turn too. The
+inside). Until session 58 the eyes and brows were one region, so the brows cut held the eyes (a staring avatar: no
+blink, the gaze frozen) and, half the pose fit's landmarks counted out, the mouth and the head's turn too. The
 ../shared clips cropped the same on every frame (scripts/tight_framing.py --off --max-frames 150; r against the
-uncropped clip's tracking of the same frames, the region check off, lp_d18 / sadtalker / lp_d0): the top edge through the brows, blink 0.94 / 0.94 /
-0.99, gaze across 0.70 / 0.95 / 1.00, up-down 0.88 / 0.86 / 0.95, mouth 1.00 / 0.97 / 0.99, pitch 0.97 / 0.99 /
-0.91, the brows 0.84 (slope 3.9) / 0.02 / 0.50: the eyes, mouth and pose are read, the brows invented. The top edge
-through the eyes: blink 0.67 / 0.36 / 0.90, gaze 0.36 / 0.76 / 0.98 and 0.27 / 0.58 / 0.60, pitch 0.93 (slope 2.3) /
-0.99 / 0.05: invented. Between, by the eye contour's highest point's distance below the top edge, in outer eye spans
-(the clips cropped after 20 uncropped frames, the lids' level learned on those, ten top edges from the forehead
-to the eyes, the frames binned; helper frame58's /tmp/f58/gridana.py, not kept; error against the uncropped clip,
-p90): lp_d18 blink 0.047-0.054 from 0.10 spans down (gaze 0.057 at 0.10-0.15, 0.022-0.024 further in),
-0.100 at 0-0.05, 0.16 past the edge; sadtalker blink 0.086 at 0.05-0.15 (0.057-0.064 from 0.2), 0.105 at 0-0.05,
-0.29-0.32 past the edge, gaze 0.061 at 0.10-0.15, 0.140 at 0-0.05. hold57's slide (lp_d18 16 px a frame up,
-test_face_regions) agrees: the lids 0.024 and the gaze 0.052 off at 0.19 spans, the gaze 0.103 at 0.08, the lids
-0.27 off at -0.03 (the lid drift hold57 saw "with the eyes inside" was there, the contour's top already past the
-edge). Hence the split at the skin under the brows and the eye region's margin. The top edge through the brows, the
-region check on (lp_d18 / sadtalker / lp_d0, 120 frames): blink r 0.95 / 0.88 / 0.99, gaze across 0.50 / 0.77 /
-1.00, mouth 0.91 / 0.69 / 0.99 (main 2c3e6f6: 0 / 0.50 / 0, 0 / 0.60 / 0, 0 / 0.56 / 0), the eyes held on 64 / 23 / 0
-of 105 / 105 / 63 frames (the head rising to within the margin); through the eyes every channel stays held.
+uncropped clip's tracking of the same frames, the region check off, lp_d18 / sadtalker / lp_d0): the top edge
+through the brows, blink 0.94 / 0.94 / 0.99, gaze across 0.70 / 0.95 / 1.00, up-down 0.88 / 0.86 / 0.95, mouth 1.00
+/ 0.97 / 0.99, pitch 0.97 / 0.99 / 0.91, the brows 0.84 (slope 3.9) / 0.02 / 0.50: the eyes, mouth and pose are
+read, the brows invented. The top edge through the eyes: blink 0.67 / 0.36 / 0.90, gaze 0.36 / 0.76 / 0.98 and 0.27
+/ 0.58 / 0.60, pitch 0.93 (slope 2.3) / 0.99 / 0.05: invented. Between, by the eye contour's highest point's
+distance below the top edge, in outer eye spans (the clips cropped after 20 uncropped frames, the lids' level
+learned on those, ten top edges from the forehead to the eyes, the frames binned; helper frame58's
+/tmp/f58/gridana.py, not kept; error against the uncropped clip, p90): lp_d18 blink 0.047-0.054 from 0.10 spans down
+(gaze 0.057 at 0.10-0.15, 0.022-0.024 further in), 0.100 at 0-0.05, 0.16 past the edge; sadtalker blink 0.086 at
+0.05-0.15 (0.057-0.064 from 0.2), 0.105 at 0-0.05, 0.29-0.32 past the edge, gaze 0.061 at 0.10-0.15, 0.140 at
+0-0.05. hold57's slide (lp_d18 16 px a frame up, test_face_regions) agrees: the lids 0.024 and the gaze 0.052 off at
+0.19 spans, the gaze 0.103 at 0.08, the lids 0.27 off at -0.03 (the lid drift hold57 saw "with the eyes inside" was
+there, the contour's top already past the edge). Hence the split at the skin under the brows and the eye region's
+margin. The top edge through the brows, the region check on (lp_d18 / sadtalker / lp_d0, 120 frames): blink r 0.95 /
+0.88 / 0.99, gaze across 0.50 / 0.77 / 1.00, mouth 0.91 / 0.69 / 0.99 (main 2c3e6f6, 150 frames: 0 / 0.50 / 0, 0 /
+0.60 / 0, 0 / 0.56 / 0), the eyes held on 64 / 23 / 0 of 105 / 105 / 63 frames (the head rising to within the
+margin); through the eyes every channel stays held.
 """
 
 from __future__ import annotations
