@@ -34,9 +34,11 @@ expression rows above that skin, the brow blendshapes) held at their last seen v
 neutral over `fade_s`; the head's rotation kept continuous: the fit's tilt at the moment of the first loss is taken
 off, and later turns pass in proportion to how much of the pose fit's own landmarks (`landmarks.RIGID_LANDMARKS`:
 eye corners, temples, forehead, nose) is in view, inside the frame and outside every missing region, by the same
-ramp as a part's share (a hand or a cut chin leave them all in view: later nods still pass; the brow region holds 3
-of the 22, so with the brows alone cut later turns pass at 0.88; the eye and brow regions hold half of them, so
-with the eyes missing the fit has nothing real to follow and the rotation stays). Below `visible` of that,
+ramp as a part's share (a hand or a cut chin leave them all in view: later nods still pass; the eye and brow
+regions hold half of them, so with the eyes missing the fit has nothing real to follow and the rotation stays). The
+brows alone missing steady nothing of the pose (`Region.steadies_pose`: the mesh hardly tilts as they go, and a
+rotation steadied until they came back drifted off the head's: FRAME58, sadtalker framed tight, the yaw's slope
+0.24 steadied, 0.71 not). Below `visible` of that,
 every region is held: the head frame the expression is measured in is not seen (the mouth's shape read in it too).
 The head's distance (the translation's z, from the pose fit's scale) follows the rotation's rule: the fit shrinks or
 grows with the invented landmarks (lp_d18 slid up, the eyes cut: 0.32 m read as 0.42 m in 9 frames, the face found
@@ -115,6 +117,11 @@ class Region:
     # its parts' landmarks count as inside the frame only this far inside its edges, in outer eye spans (the eye
     # corners' distance in the picture: the face's size there)
     margin: float = 0.0
+    # while it is missing the head's turn and distance are steadied (`FaceRegionMonitor._steady_pose`): MediaPipe
+    # tilts its whole mesh as it goes (the lower face 1-12 deg of pitch, the eyes 3 -> 15 deg); the brows alone
+    # 0.2-1.4 deg (FRAME58: the top edge through the brows, the region check off, the pitch's mean offset against
+    # the uncropped clip, lp_d18 -0.46, sadtalker +0.18, lp_d0 +1.37)
+    steadies_pose: bool = True
 
 
 REGIONS = (
@@ -125,7 +132,8 @@ REGIONS = (
     # (FRAME58 below); their expression rows hold half the pose fit's landmarks between them, as the one region did
     Region("eye region", "the eyes and lids", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L), lmk.BROW_SKIN_R[2],
            lmk.NOSE_BRIDGE, ("eye",), eyes=True, margin=EYE_MARGIN),
-    Region("brow region", "the brows and forehead", (lmk.BROW_R, lmk.BROW_L), None, lmk.BROW_SKIN_R[2], ("brow",)),
+    Region("brow region", "the brows and forehead", (lmk.BROW_R, lmk.BROW_L), None, lmk.BROW_SKIN_R[2], ("brow",),
+           steadies_pose=False),
 )
 # What brings a region back, by what `out` says cut or covered it (FaceRegionMonitor.note)
 _WHOLE = ", so the whole face is in the picture"
@@ -141,6 +149,7 @@ _POINT_MARGINS = np.repeat(_PART_MARGINS, _PART_SIZES.astype(int))  # [len(_PART
 _REGION_STARTS = np.cumsum([0] + [len(r.parts) for r in REGIONS])[:-1]  # where each region's parts start
 _HAND = next(i for i, r in enumerate(REGIONS) if r.hand)
 _EYES = np.array([r.eyes for r in REGIONS])  # [R] bool the regions that own the gaze and the eyelid ratios
+_STEADIES = np.array([r.steadies_pose for r in REGIONS])  # [R] bool the regions whose loss steadies the pose
 HAND_POINTS = np.asarray(sorted({i for p in REGIONS[_HAND].parts for i in p}))  # what the hand check covers
 _RIGID = np.asarray(lmk.RIGID_LANDMARKS)
 
@@ -357,7 +366,7 @@ class FaceRegionMonitor:
                     hold.seen = (hold.recent[0] if region.hand and self._by_hand else hold.recent[-1]) \
                         if hold.recent else None
                     hold.recent.clear()
-                    first_loss = first_loss or hold.seen
+                    first_loss = first_loss or (hold.seen if region.steadies_pose else None)
                     log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the head's "
                               "turn steadied", region.name, view.regions[i], pose_seen)
                 values = self._held(region, hold, control, rows[i], t)
@@ -378,7 +387,8 @@ class FaceRegionMonitor:
             _put(out, control, region, rows[i] if gone else hold.rows, values)
             if not gone and hold.back_at is None:
                 hold.rows = None
-        out.rotation, out.translation = self._steady_pose(control, pose_seen, bool(missing.any()), first_loss, t)
+        out.rotation, out.translation = self._steady_pose(control, pose_seen, bool((missing & _STEADIES).any()),
+                                                          first_loss, t)
         for hold, gone in zip(self._holds, missing):
             if not gone:
                 hold.recent.append(out)
