@@ -653,11 +653,11 @@ class FaceTracker:
         return math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw
 
     def _control(self, face: _Face, K: np.ndarray, stamp_ns: int, learn_neutral: bool = True,
-                 learn_lids: bool = True) -> FaceControl:
+                 learn_lids: bool | None = None) -> FaceControl:
         """The frame's control; learn_neutral=False (a face region hidden) keeps it out of the neutral face,
-        learn_lids=False (the eyes hidden) out of the open lids' level too (the eyes in view with the brows cut: an
-        operator framed tight from the start, the level would stay the first frame's; lp_d18 the brows cut, the blink
-        read +0.08 open, FRAME58 in core/face_regions.py)."""
+        learn_lids=False (the eyes hidden; None: as learn_neutral) out of the open lids' level too (the eyes in
+        view with the brows cut: an operator framed tight from the start, the level would stay the first
+        frame's; lp_d18 the brows cut, the blink read +0.08 open, FRAME58 in core/face_regions.py)."""
         p = face.landmarks_px.astype(np.float64)  # [478, 3] pixels
         if p.shape[0] != lmk.NUM_LANDMARKS:
             raise ValueError(f"expected {lmk.NUM_LANDMARKS} landmarks, got {p.shape[0]}")
@@ -694,7 +694,7 @@ class FaceTracker:
         if first:
             self._lid_level.reset()
             self._first_span = (span, openness)
-        if first or learn_lids or self._lid_level.mean is None:
+        if first or (learn_neutral if learn_lids is None else learn_lids) or self._lid_level.mean is None:
             self._lid_level.add(t_s, openness, np.append(seen, span))
         lid_ratios = seen / np.clip(self._lid_level.mean[:-1], 1e-6, None)
         k = self._open_eye_scale()  # the first frame's scale, taken from the open frames' eye span if its lids were shut
