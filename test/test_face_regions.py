@@ -205,7 +205,7 @@ def test_an_operator_framed_tight_with_the_brows_cut_still_blinks_and_looks_arou
     """The picture's top edge through the brows, the eyes inside: the blinks, the gaze and the mouth come through
     (r against the uncropped clip's tracking of the same frames), the brows are held. Before (main 2c3e6f6): the
     eyes and brows were one region, so the eyes were held too (a staring avatar) and, the pose fit's landmarks of the
-    upper face counted out, the mouth and the head's turn with them: r 0 for the blink, the gaze and the mouth. The
+    upper face counted out, the mouth and the head's turn with them: blink r 0, gaze 0.25 / -0.03, mouth 0. The
     tracker with the region check off reads them (FRAME58, core/face_regions.py) blink r 0.99, gaze 1.00 / 0.95,
     mouth 0.99, the brows r 0.50 (invented)."""
     full, _ = lp_d0_tight["full"]
