@@ -1622,10 +1622,10 @@ def test_an_operator_standing_up_is_told_which_part_of_the_face_is_out(rclpy_con
         while not regions_out() and time.monotonic() < deadline:
             assert send(cut) is not None
         said = proc.output()
-        assert "upper face (eyes and brows) is cut by the camera picture's top edge" in said, said[-3000:]
-        assert re.search(r"\[WARN\].*the robot shows the eyes and brows.* last seen, fading to neutral over 1 s, and "
+        assert "eye region (eyes and lids) is cut by the camera picture's top edge" in said, said[-3000:]
+        assert re.search(r"\[WARN\].*the robot shows the eyes and lids.* last seen, fading to neutral over 1 s, and "
                          r"holds the head's turn.*sit lower or tilt the camera up", said), said[-3000:]
-        assert "upper face cut by the camera picture's top edge" in regions_out(), status()
+        assert "eye region cut by the camera picture's top edge" in regions_out(), status()
         assert status().level == DiagnosticStatus.WARN, status()
         for k in range(5):  # sits down again: the whole face in view
             assert send(frame(40 + k, 0)) is not None
@@ -1638,7 +1638,7 @@ def test_an_operator_standing_up_is_told_which_part_of_the_face_is_out(rclpy_con
         for k in range(3):
             send(frame(45 + k, 0))
         said = proc.output()
-        assert said.count("upper face (eyes and brows) is cut") == 1, said[-3000:]
+        assert said.count("eye region (eyes and lids) is cut") == 1, said[-3000:]
     finally:
         node.destroy_node()
         rc = proc.stop()

@@ -1,5 +1,5 @@
-"""Which regions of the operator's face are in view (the lower face: mouth, jaw, chin; the upper face: eyes, lids,
-brows), and what the tracker sends while one is not.
+"""Which regions of the operator's face are in view (the lower face: mouth, jaw, chin; the eye region: eyes and lids;
+the brow region: brows and forehead), and what the tracker sends while one is not.
 
 MediaPipe's face mesh always places all 478 landmarks: with a part of the face outside the frame, or a hand over
 the mouth, it invents it with full confidence (a closed mouth; lids, gaze and brows that were never seen), and the
@@ -11,8 +11,8 @@ with half-closed lids). Each region (`REGIONS`: its landmark parts in core/landm
 it owns) is checked for two causes:
 
 - the frame's edge: the share of each of its parts' landmarks inside the frame (from 0.6: missing, to 0.9: in view),
-  the smallest part's counting (the lower face: the lips and the chin; the upper face: each eye's contour and each
-  brow);
+  the smallest part's counting (the lower face: the lips and the chin; the eye region: each eye's contour, whose
+  landmarks count as inside only `EYE_MARGIN` inside the frame's edges; the brow region: each brow);
 - a hand (the lower face only): MediaPipe Hands (its palm detector and hand landmark models ship in the mediapipe
   wheel, no download) on a crop around the lower face every `hand_every` frames (every `hand_every_near` while a
   hand is there); the share of those landmarks inside a found hand's outline (its 21 landmarks' convex
@@ -28,13 +28,17 @@ A region's visibility = the smaller of the two, 1 (all in view) .. 0 (none). Bel
 `FaceRegionMonitor.steady` makes the control honest about it, by one rule for every region: confidence times the
 smallest visibility (a held control reads below 0.5, a seen one 0.68-0.99 on the ../shared clips; nothing downstream
 acts on it, a consumer may); the region's channels (the lower face: mouth_open,
-its expression rows below the nose base, the jaw/mouth/cheekPuff blendshapes; the upper face: gaze, eyelid ratios,
-its expression rows above the nose bridge, the eye/brow blendshapes) held at their last seen values and faded to
+its expression rows below the nose base, the jaw/mouth/cheekPuff blendshapes; the eye region: gaze, eyelid ratios,
+its expression rows between the nose bridge and the skin under the brows, the eye blendshapes; the brow region: its
+expression rows above that skin, the brow blendshapes) held at their last seen values and faded to
 neutral over `fade_s`; the head's rotation kept continuous: the fit's tilt at the moment of the first loss is taken
 off, and later turns pass in proportion to how much of the pose fit's own landmarks (`landmarks.RIGID_LANDMARKS`:
 eye corners, temples, forehead, nose) is in view, inside the frame and outside every missing region, by the same
-ramp as a part's share (a hand or a cut chin leave them all in view: later nods still pass; the upper face holds half
-of them, so with it missing the fit has nothing real to follow and the rotation stays). Below `visible` of that,
+ramp as a part's share (a hand or a cut chin leave them all in view: later nods still pass; the eye and brow
+regions hold half of them, so with the eyes missing the fit has nothing real to follow and the rotation stays). The
+brows alone missing steady nothing of the pose (`Region.steadies_pose`: the mesh hardly tilts as they go, and a
+rotation steadied until they came back drifted off the head's: FRAME58, sadtalker framed tight, the yaw's slope
+0.24 steadied, 0.71 not). Below `visible` of that,
 every region is held: the head frame the expression is measured in is not seen (the mouth's shape read in it too).
 The head's distance (the translation's z, from the pose fit's scale) follows the rotation's rule: the fit shrinks or
 grows with the invented landmarks (lp_d18 slid up, the eyes cut: 0.32 m read as 0.42 m in 9 frames, the face found
@@ -45,6 +49,28 @@ by the last frame with a face, the head having moved on). `out` says which regio
 When a region comes back its channels, and the rotation once every region is back, are
 handed back over `handback_s`: the difference between the held value and the live one decays, no snap. Frames with
 every region in view and nothing to hand back pass unchanged. No rclpy here.
+
+FRAME58, an operator framed tight (a laptop's webcam: the forehead and brows above the picture's top, the eyes
+inside). Until session 58 the eyes and brows were one region, so the brows cut held the eyes (a staring avatar: no
+blink, the gaze frozen) and, half the pose fit's landmarks counted out, the mouth and the head's turn too. The
+../shared clips cropped the same on every frame (scripts/tight_framing.py --off --max-frames 150; r against the
+uncropped clip's tracking of the same frames, the region check off, lp_d18 / sadtalker / lp_d0): the top edge
+through the brows, blink 0.94 / 0.94 / 0.99, gaze across 0.70 / 0.95 / 1.00, up-down 0.88 / 0.86 / 0.95, mouth 1.00
+/ 0.97 / 0.99, pitch 0.97 / 0.99 / 0.91, the brows 0.84 (slope 3.9) / 0.02 / 0.50: the eyes, mouth and pose are
+read, the brows invented. The top edge through the eyes: blink 0.67 / 0.36 / 0.90, gaze 0.36 / 0.76 / 0.98 and 0.27
+/ 0.58 / 0.60, pitch 0.93 (slope 2.3) / 0.99 / 0.05: invented. Between, by the eye contour's highest point's
+distance below the top edge, in outer eye spans (the clips cropped after 20 uncropped frames, the lids' level
+learned on those, ten top edges from the forehead to the eyes, the frames binned; helper frame58's
+/tmp/f58/gridana.py, not kept; error against the uncropped clip, p90): lp_d18 blink 0.047-0.054 from 0.10 spans down
+(gaze 0.057 at 0.10-0.15, 0.022-0.024 further in), 0.100 at 0-0.05, 0.16 past the edge; sadtalker blink 0.086 at
+0.05-0.15 (0.057-0.064 from 0.2), 0.105 at 0-0.05, 0.29-0.32 past the edge, gaze 0.061 at 0.10-0.15, 0.140 at
+0-0.05. hold57's slide (lp_d18 16 px a frame up, test_face_regions) agrees: the lids 0.024 and the gaze 0.052 off at
+0.19 spans, the gaze 0.103 at 0.08, the lids 0.27 off at -0.03 (the lid drift hold57 saw "with the eyes inside" was
+there, the contour's top already past the edge). Hence the split at the skin under the brows and the eye region's
+margin. The top edge through the brows, the region check on (lp_d18 / sadtalker / lp_d0, 120 frames): blink r 0.95 /
+0.88 / 0.99, gaze across 0.50 / 0.77 / 1.00, mouth 0.91 / 0.69 / 0.99 (main 2c3e6f6, 150 frames: 0 / 0.50 / 0, 0 /
+0.60 / 0, 0 / 0.56 / 0), the eyes held on 64 / 23 / 0 of 105 / 105 / 63 frames (the head rising to within the
+margin); through the eyes every channel stays held.
 """
 
 from __future__ import annotations
@@ -68,6 +94,10 @@ HAND_CROP_PX = 224  # the crop around the lower face is scaled to this (the hand
 # (a point or two off the edge is fine)
 IN_FRAME_MISSING, IN_FRAME_SEEN = 0.6, 0.9
 HANDBACK_END = 0.01  # a hand-back ends when what is left of the held value's difference falls below this share
+# The eye region's margin (Region.margin), outer eye spans: closer to the frame's top the face mesh's lids and gaze
+# drift (FRAME58: blink p90 error 0.100 / 0.105 and gaze 0.078 / 0.140 at 0-0.05 spans on lp_d18 / sadtalker, about
+# as far in as 0.2 spans from 0.10; hold57's slide, gaze 0.103 off at 0.08)
+EYE_MARGIN = 0.12
 
 
 @dataclass(frozen=True)
@@ -84,15 +114,26 @@ class Region:
     mouth: bool = False  # owns mouth_open
     eyes: bool = False  # owns gaze and eyelid_ratios
     hand: bool = False  # the hand check looks for a hand over it
+    # its parts' landmarks count as inside the frame only this far inside its edges, in outer eye spans (the eye
+    # corners' distance in the picture: the face's size there)
+    margin: float = 0.0
+    # while it is missing the head's turn and distance are steadied (`FaceRegionMonitor._steady_pose`): MediaPipe
+    # tilts its whole mesh as it goes (the lower face 1-12 deg of pitch, the eyes 3 -> 15 deg); the brows alone
+    # 0.2-1.4 deg (FRAME58: the top edge through the brows, the region check off, the pitch's mean offset against
+    # the uncropped clip, lp_d18 -0.46, sadtalker +0.18, lp_d0 +1.37)
+    steadies_pose: bool = True
 
 
 REGIONS = (
     Region("lower face", "the mouth and jaw", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None,
            ("jaw", "mouth", "cheekPuff"), mouth=True, hand=True),
-    # The eyes and the brows are one region: with the brows cut and the eyes still inside the frame the face mesh's
-    # lids had already drifted (lp_d18 slid up, test_tracker_node: a lid 0.24 wider two frames before the eyes' edge)
-    Region("upper face", "the eyes and brows", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L, lmk.BROW_R, lmk.BROW_L), None,
-           lmk.NOSE_BRIDGE, ("eye", "brow"), eyes=True),
+    # The eyes and the brows are two regions, split at the skin under the brows (BROW_SKIN's highest point): an
+    # operator framed tight, the brows above the picture's top and the eyes inside, still blinks and looks around
+    # (FRAME58 below); their expression rows hold half the pose fit's landmarks between them, as the one region did
+    Region("eye region", "the eyes and lids", (lmk.EYE_CONTOUR_R, lmk.EYE_CONTOUR_L), lmk.BROW_SKIN_R[2],
+           lmk.NOSE_BRIDGE, ("eye",), eyes=True, margin=EYE_MARGIN),
+    Region("brow region", "the brows and forehead", (lmk.BROW_R, lmk.BROW_L), None, lmk.BROW_SKIN_R[2], ("brow",),
+           steadies_pose=False),
 )
 # What brings a region back, by what `out` says cut or covered it (FaceRegionMonitor.note)
 _WHOLE = ", so the whole face is in the picture"
@@ -103,8 +144,12 @@ _PARTS = [p for r in REGIONS for p in r.parts]
 _PART_POINTS = np.concatenate([np.asarray(p) for p in _PARTS])  # every region's parts' landmarks, one after another
 _PART_STARTS = np.cumsum([0] + [len(p) for p in _PARTS])[:-1]  # where each part starts in _PART_POINTS
 _PART_SIZES = np.array([len(p) for p in _PARTS], np.float64)
+_PART_MARGINS = np.repeat([r.margin for r in REGIONS], [len(r.parts) for r in REGIONS])  # [parts] outer eye spans
+_POINT_MARGINS = np.repeat(_PART_MARGINS, _PART_SIZES.astype(int))  # [len(_PART_POINTS)] each landmark's part's
 _REGION_STARTS = np.cumsum([0] + [len(r.parts) for r in REGIONS])[:-1]  # where each region's parts start
 _HAND = next(i for i, r in enumerate(REGIONS) if r.hand)
+_EYES = np.array([r.eyes for r in REGIONS])  # [R] bool the regions that own the gaze and the eyelid ratios
+_STEADIES = np.array([r.steadies_pose for r in REGIONS])  # [R] bool the regions whose loss steadies the pose
 HAND_POINTS = np.asarray(sorted({i for p in REGIONS[_HAND].parts for i in p}))  # what the hand check covers
 _RIGID = np.asarray(lmk.RIGID_LANDMARKS)
 
@@ -138,6 +183,10 @@ class FrameView:
     def all_in_view(self, visible: float) -> bool:
         """Every region at or above `visible`."""
         return bool(np.all(self.regions >= visible))
+
+    def eyes_in_view(self, visible: float) -> bool:
+        """The regions that own the gaze and the eyelid ratios (Region.eyes) at or above `visible`."""
+        return bool(np.all(self.regions[_EYES] >= visible))
 
 
 class _Hold:
@@ -214,7 +263,10 @@ class FaceRegionMonitor:
         lm = np.asarray(landmarks_px, np.float64)
         inside = (lm[:, 0] >= 0) & (lm[:, 0] < w) & (lm[:, 1] >= 0) & (lm[:, 1] < h)  # [478]
 
-        share = np.add.reduceat(inside[_PART_POINTS].astype(np.float64), _PART_STARTS) / _PART_SIZES  # [parts]
+        m = _POINT_MARGINS * float(np.linalg.norm(lm[lmk.OUTER_EYE[1], :2] - lm[lmk.OUTER_EYE[0], :2]))  # pixels
+        q = lm[_PART_POINTS]
+        kept = (q[:, 0] >= m) & (q[:, 0] < w - m) & (q[:, 1] >= m) & (q[:, 1] < h - m)  # inside by the part's margin
+        share = np.add.reduceat(kept.astype(np.float64), _PART_STARTS) / _PART_SIZES  # [parts]
         part = np.clip((share - IN_FRAME_MISSING) / (IN_FRAME_SEEN - IN_FRAME_MISSING), 0.0, 1.0)
         regions = np.minimum.reduceat(part, _REGION_STARTS)  # [R] the least visible part of each region
         every = self.config.hand_every
@@ -314,15 +366,16 @@ class FaceRegionMonitor:
                     hold.seen = (hold.recent[0] if region.hand and self._by_hand else hold.recent[-1]) \
                         if hold.recent else None
                     hold.recent.clear()
-                    first_loss = first_loss or hold.seen
+                    first_loss = first_loss or (hold.seen if region.steadies_pose else None)
                     if view.regions[i] >= c.visible:  # in view, held with the rest: it read 'lower face out of view
                         # (visibility 1.00, ...)' as the operator walked out sideways (user58, s58)
                         log.debug("%s held though in view (visibility %.2f): only %.2f of the pose fit's landmarks are "
                                   "in view, too few to measure its expression against the head; holding it, the "
                                   "head's turn steadied", region.name, view.regions[i], pose_seen)
                     else:
-                        log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it, the "
-                                  "head's turn steadied", region.name, view.regions[i], pose_seen)
+                        log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it%s",
+                                  region.name, view.regions[i], pose_seen,
+                                  ", the head's turn steadied" if region.steadies_pose else "")
                 values = self._held(region, hold, control, rows[i], t)
             else:
                 if hold.lost_at is not None:  # back: hand back from what the hold gives now
@@ -341,7 +394,8 @@ class FaceRegionMonitor:
             _put(out, control, region, rows[i] if gone else hold.rows, values)
             if not gone and hold.back_at is None:
                 hold.rows = None
-        out.rotation, out.translation = self._steady_pose(control, pose_seen, bool(missing.any()), first_loss, t)
+        out.rotation, out.translation = self._steady_pose(control, pose_seen, bool((missing & _STEADIES).any()),
+                                                          first_loss, t)
         for hold, gone in zip(self._holds, missing):
             if not gone:
                 hold.recent.append(out)
@@ -349,10 +403,12 @@ class FaceRegionMonitor:
 
     def note(self) -> str:
         """The operator's line for what the last control holds ('' when nothing): which part of the face is out of
-        view and why, what the robot shows meanwhile, and what brings it back, e.g. "the operator's upper face (eyes
-        and brows) is cut by the camera picture's top edge: the robot shows the eyes and brows, and the mouth and
-        jaw, last seen, fading to neutral over 1 s, and holds the head's turn and distance, until it is back; sit
-        lower or tilt the camera up, so the whole face is in the picture"."""
+        view and why, what the robot shows meanwhile, and what brings it back, e.g. "the operator's brow region (brows
+        and forehead) is cut by the camera picture's top edge: the robot shows the brows and forehead, last seen,
+        fading to neutral over 1 s, until it is back; sit lower or tilt the camera up, so the whole face is in the
+        picture" (the eyes cut too: "the operator's eye region (eyes and lids) is cut by ...; brow region (brows and
+        forehead) is cut by ...: the robot shows the eyes and lids, and the brows and forehead, and the mouth and
+        jaw, last seen, ..., and holds the head's turn and distance, ...")."""
         if not self.out:
             return ""
         why = dict(self.out)
@@ -466,8 +522,9 @@ def _seen_share(inside: np.ndarray) -> float:
 
 def _expression_rows(region: Region, neutral: np.ndarray) -> np.ndarray:
     """[L] bool: the region's landmarks of a canonical face [L, 3] (head frame, y down): those strictly between its
-    top and bottom landmarks' heights (the lower face: below the nose base: mouth, jaw, chin; the upper face: above
-    the nose bridge: lids, eyes and the skin under them, brows, forehead)."""
+    top and bottom landmarks' heights (the lower face: below the nose base: mouth, jaw, chin; the eye region:
+    between the skin under the brows and the nose bridge: lids, eyes and the skin under them; the brow region: above
+    the skin under the brows: brows, forehead)."""
     y = neutral[:, 1]
     rows = np.ones(len(y), bool)
     if region.top is not None:

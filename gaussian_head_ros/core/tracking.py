@@ -69,10 +69,12 @@ video, a restarted bag): the temporal state is reset and the frame processed. Fr
 `max_gap_s` apart, or a face that was lost, restart the filters (no smoothing across a gap).
 
 No face: face_detected=False, confidence 0, and the last pose and expression held (rest before any).
-A region of the face out of view (core/face_regions.py: the lower face cut by the frame or under a hand, the upper
-face, eyes and brows, above the frame's top as the operator stands up, either by a side edge): confidence lowered below
-0.5, its expression (mouth and jaw; lids, gaze and brows) held and faded to neutral, the head's turn and distance
-(translation z) held, handed back smoothly when it returns; `regions_out` says which regions are held and why.
+A region of the face out of view (core/face_regions.py: the lower face cut by the frame or under a hand, the eyes or
+the brows above the frame's top as the operator sits close or stands up, either by a side edge): confidence lowered
+below 0.5, its expression (mouth and jaw; lids and gaze; brows) held and faded to neutral, the head's turn and distance
+(translation z) held while the eyes are out, handed back smoothly when it returns; `regions_out` says which regions
+are held and why. The open lids' level keeps learning while the eyes are in view (an operator framed tight, the brows
+cut from the start).
 """
 
 from __future__ import annotations
@@ -432,8 +434,8 @@ class FaceTracker:
     @property
     def regions_out(self) -> tuple[tuple[str, str], ...]:
         """The face regions the last frame's control holds, as (name, why) pairs: name a `face_regions.REGIONS` name
-        ("lower face", "upper face"), why in words ("cut by the camera picture's top edge", "covered by a hand", ...);
-        () with every region in view, without a face, or with `region_check` off."""
+        ("lower face", "eye region", "brow region"), why in words ("cut by the camera picture's top edge", "covered by
+        a hand", ...); () with every region in view, without a face, or with `region_check` off."""
         return self._regions.out if self._regions is not None else ()
 
     @property
@@ -510,7 +512,8 @@ class FaceTracker:
             self.side_turn = turns if turns in (1, 3) and not self.upside_down else 0
         view = self._regions.visibility(rgb, face.landmarks_px) if self._regions is not None else None
         in_view = view is None or view.all_in_view(self._regions.config.visible)
-        control = self._control(face, K, stamp_ns, learn_neutral=in_view)
+        eyes_in_view = view is None or view.eyes_in_view(self._regions.config.visible)
+        control = self._control(face, K, stamp_ns, learn_neutral=in_view, learn_lids=eyes_in_view)
         if view is not None:  # a region cut by the frame, a hand over the mouth: hold its expression and the turn
             control = self._regions.steady(control, view)
         self._held = control
@@ -649,8 +652,12 @@ class FaceTracker:
         px, py, pw = self._operator
         return math.hypot((f.bbox[0] + f.bbox[2]) / 2 - px, (f.bbox[1] + f.bbox[3]) / 2 - py) / pw
 
-    def _control(self, face: _Face, K: np.ndarray, stamp_ns: int, learn_neutral: bool = True) -> FaceControl:
-        """The frame's control; learn_neutral=False (a face region hidden) keeps it out of the neutral face."""
+    def _control(self, face: _Face, K: np.ndarray, stamp_ns: int, learn_neutral: bool = True,
+                 learn_lids: bool | None = None) -> FaceControl:
+        """The frame's control; learn_neutral=False (a face region hidden) keeps it out of the neutral face,
+        learn_lids=False (the eyes hidden; None: as learn_neutral) out of the open lids' level too (the eyes in
+        view with the brows cut: an operator framed tight from the start, the level would stay the first
+        frame's; lp_d18 the brows cut, the blink read +0.08 open, FRAME58 in core/face_regions.py)."""
         p = face.landmarks_px.astype(np.float64)  # [478, 3] pixels
         if p.shape[0] != lmk.NUM_LANDMARKS:
             raise ValueError(f"expected {lmk.NUM_LANDMARKS} landmarks, got {p.shape[0]}")
@@ -687,7 +694,7 @@ class FaceTracker:
         if first:
             self._lid_level.reset()
             self._first_span = (span, openness)
-        if first or learn_neutral or self._lid_level.mean is None:
+        if first or (learn_neutral if learn_lids is None else learn_lids) or self._lid_level.mean is None:
             self._lid_level.add(t_s, openness, np.append(seen, span))
         lid_ratios = seen / np.clip(self._lid_level.mean[:-1], 1e-6, None)
         k = self._open_eye_scale()  # the first frame's scale, taken from the open frames' eye span if its lids were shut

@@ -949,7 +949,7 @@ class TrackerNode(Node):
             "stamp_offset_s": "" if offset is None else f"{offset:.3f}",  # arrival - stamp (pacing.stamp_offset)
             "camera_info_refused": "" if refusal is None else refusal[1],  # why the newest camera_info was refused
             "camera_publishers": str(self._camera_publishers.count),  # on the camera topic (more than 1: said)
-            # the face regions the last control holds and why, e.g. "upper face cut by the camera picture's top edge"
+            # the face regions the last control holds and why, e.g. "brow region cut by the camera picture's top edge"
             "face_regions_out": "" if stale else self._regions_out,
             **{k: str(v) for k, v in c.items()},
         }
