@@ -54,13 +54,14 @@ def stamp_utc_text(stamp: Time) -> str:
 
 def avatar_message_key(msg) -> tuple:
     """What tells one GaussianAvatar message from another (tuple; equal for the same avatar published again): its
-    operator id, header stamp (when it was made), format version, Gaussian count and a CRC-32 over every other field of
-    the message (its headers' stamps left out, their frame_ids in; arrays by their bytes: ~5.3 MB for 60k Gaussians, a few ms), so that a
-    message differing in any field (a point_step, a template face, a wrinkle row) is another and goes through
-    msg_to_avatar's checks. Not the serialized message: CDR's alignment padding is not zeroed (two serializations of
-    one message differ). The same avatar comes again when a bag that holds it is played in a loop, or a reconstruction
-    node restarts from its cache (README 'cache_path'); a relabelled one (another operator_id) is another. One that
-    differs only in its stamp (`same_avatar_made_again`) is the same face made again."""
+    operator id, header stamp (when it was made), format version, Gaussian count and a CRC-32 over every other field
+    of the message (its headers' stamps left out, their frame_ids in; arrays by their bytes: ~5.3 MB for 60k
+    Gaussians, a few ms), so that a message differing in any field (a point_step, a template face, a wrinkle row) is
+    another and goes through msg_to_avatar's checks. Not the serialized message: CDR's alignment padding is not
+    zeroed (two serializations of one message differ). The same avatar comes again when a bag that holds it is
+    played in a loop, or a reconstruction node restarts from its cache (README 'cache_path'); a relabelled one
+    (another operator_id) is another. One that differs only in its stamp (`same_avatar_made_again`) is the same face
+    made again."""
     g = msg.gaussians
     return (msg.operator_id, stamp_text(msg.header.stamp), int(msg.format_version), int(g.width) * int(g.height),
             _fields_crc(msg, stamps=False))
