@@ -24,7 +24,7 @@ from numba import njit
 
 from gaussian_head_ros.core.deform import smoothstep
 from gaussian_head_ros.core.jit import tolerate_cache_write_errors
-from gaussian_head_ros.core.reconstruct.surfaces import edge_palettes, nearest_distance
+from gaussian_head_ros.core.reconstruct.surfaces import edge_palettes, nearest_distance, toward_outline
 
 tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
 
@@ -150,10 +150,7 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
     if found is not None:
         pal = found[2] / np.maximum(found[2].sum(-1, keepdims=True), CHROMA_FLOOR)
         alien = (near_own > unlike) & (nearest_distance(chroma[pi, pj], pal) < ratio * near_own)
-        depth = np.zeros(s, np.float32)
-        depth[pi[alien], pj[alien]] = d_in[pi[alien], pj[alien]]
-        depth = cv2.dilate(depth, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-        part = np.where((depth[pi, pj] > 0) & (d_in[pi, pj] <= depth[pi, pj]), 1.0, part)
+        part = np.where(toward_outline(d_in, pi, pj, alien), 1.0, part)
     w[pi, pj] = part
     # and the neighbours of the backdrop's own pixels (w 1) on the rim alike (grow_px): told pixel by pixel, the
     # stripe's edge rows stayed pink between rows that moved, a red thread down the turned jaw

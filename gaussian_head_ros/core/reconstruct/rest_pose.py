@@ -214,9 +214,9 @@ def undo_falloff(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, 
     displacement v_photo - v_rest carries back to where they are now (fixed-point iterations). In place;
     returns the largest remaining error, metres.
 
-    Each pass binds only the rows the last one moved (`falloff_binding` is row by row; the carried rows' binding
-    is their own): 2.9-5.0k of 14-21k candidates after the first pass on four portraits, the same binding as the
-    whole `build_rig` of every pass, bit for bit."""
+    Each pass searches again only the rows the last one moved (deform.ClosestPoints, as turn_torso; the carried
+    rows' binding is their own): 2.9-5.0k of 14-21k candidates after the first pass on four portraits, the same
+    binding as the whole `build_rig` of every pass, bit for bit."""
     from scipy.spatial import cKDTree
 
     d = np.asarray(v_photo, np.float64) - np.asarray(v_rest, np.float64)  # [V, 3]
@@ -236,16 +236,15 @@ def undo_falloff(batch: GaussianBatch, v_photo: np.ndarray, v_rest: np.ndarray, 
     # build_rig's falloff frames of the candidates: fade [M] bool, their triangle tri [M] and coefficients coef [M, 3]
     fade, tri, coef = carried.copy(), np.where(carried, face_id, 0), np.zeros((len(cand), 3))
     coef[carried] = np.asarray(batch.bary[cand], np.float64)[carried]
-    p, last, err = target.copy(), None, 0.0
+    closest = ClosestPoints(v_rest, faces)  # a pass searches again only the rows the last one moved
+    p, err = target.copy(), 0.0
     for _ in range(iters):
-        redo = near if last is None else near & np.any(p != last, axis=1)
-        if redo.any():
-            f, b, w = falloff_binding(p[redo], v_rest, faces, cfg.falloff_m)
-            fade[redo], tri[redo], coef[redo] = w > 0, f, b
+        if near.any():
+            f, b, w = falloff_binding(p[near], v_rest, faces, cfg.falloff_m, closest=closest)
+            fade[near], tri[near], coef[near] = w > 0, f, b
         shift = np.zeros_like(p)
         shift[fade] = np.einsum("mk,mkc->mc", coef[fade], d[faces[tri[fade]]])
         new = target - shift
-        last = p
         err = float(np.abs(new - p).max()) if len(p) else 0.0
         p = new
     batch.means[cand] = p.astype(np.float32)

@@ -315,12 +315,20 @@ def peel_unlike_rim(photo: np.ndarray, mask: np.ndarray, keep: np.ndarray, reach
         return mask
     c = photo[bi, bj]
     far = nearest_distance(c, fg_pal)
-    alien = np.zeros(mask.shape, np.float32)
-    alien[bi, bj] = np.where((far > unlike) & (nearest_distance(c, bg_pal) < ratio * far), d[bi, bj], 0.0)
-    depth = cv2.dilate(alien, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     drop = np.zeros(mask.shape, np.uint8)
-    drop[bi, bj] = (depth[bi, bj] > 0) & (d[bi, bj] <= depth[bi, bj])
+    drop[bi, bj] = toward_outline(d, bi, bj, (far > unlike) & (nearest_distance(c, bg_pal) < ratio * far))
     return mask & ~_blobs(drop, min_area_px)
+
+
+def toward_outline(d: np.ndarray, bi: np.ndarray, bj: np.ndarray, alien: np.ndarray) -> np.ndarray:
+    """[N] bool of the pixels (bi, bj) [N] inside a mask that lie no deeper than an `alien` [N] bool one within 2 px
+    of them (a 5x5 ellipse): the alien pixels and those between them and the outline (a colour the person does not
+    have goes out to the edge, not only where a pixel of it was told). d [S, S] float32 the mask's distance transform
+    (pixels, >= 1 inside). peel_unlike_rim's and backdrop_rim.backdrop_share's one rule."""
+    depth = np.zeros(d.shape, np.float32)
+    depth[bi[alien], bj[alien]] = d[bi[alien], bj[alien]]
+    depth = cv2.dilate(depth, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    return (depth[bi, bj] > 0) & (d[bi, bj] <= depth[bi, bj])
 
 
 def _alpha_cf(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
