@@ -208,8 +208,9 @@ class FaceRegionConfig:
 
 @dataclass
 class FrameView:
-    """What of the face a frame shows: per region (REGIONS' order) its visibility 1 (in view) .. 0, and which of the
-    pose fit's landmarks (`landmarks.RIGID_LANDMARKS`) lie inside the frame."""
+    """What of the face a frame shows: per region (REGIONS' order) its visibility 1 (in view) .. 0 and whether its
+    anchors (`Region.anchors`) are in view, and which of the pose fit's landmarks (`landmarks.RIGID_LANDMARKS`) lie
+    inside the frame."""
 
     regions: np.ndarray  # [R]
     rigid_inside: np.ndarray  # [len(RIGID_LANDMARKS)] bool
@@ -293,8 +294,8 @@ class FaceRegionMonitor:
     # ------------------------------------------------------------------------------------------------
     def visibility(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> FrameView:
         """[H, W, 3] uint8 frame + [478, 3] its face's landmarks (pixels) -> FrameView: each region's visibility,
-        1 (in view) .. 0 (cut off by the frame or covered by a hand), and which of the pose fit's landmarks lie inside
-        the frame."""
+        1 (in view) .. 0 (cut off by the frame or covered by a hand), whether its anchors are in view (each
+        ANCHOR_MARGIN outer eye spans inside the frame), and which of the pose fit's landmarks lie inside the frame."""
         h, w = rgb.shape[:2]
         lm = np.asarray(landmarks_px, np.float64)
         inside = _inside_by(lm, w, h, 0.0)  # [478]
@@ -364,7 +365,8 @@ class FaceRegionMonitor:
         """The control to send: unchanged while every region is in view (and remembered); while one is missing,
         confidence x its visibility, its channels held and faded to neutral, the rotation's and the distance's jump
         removed and their later changes passed in proportion to the pose fit's landmarks in view (below `visible` of
-        them, every region counts as missing: the head frame its expression is measured in is not seen); a region
+        them, every region counts as missing but one whose anchors are in view: the head frame its expression is
+        measured in is not seen; a region's anchors keep the face mesh's landmarks on the picture); a region
         back, and the pose, handed back (module notes). Sets `out`."""
         c = self.config
         missing = view.regions < c.visible
