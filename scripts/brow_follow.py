@@ -27,7 +27,13 @@ mesh 0.78 / 1.43, template 0.83 / 1.36; brows 0.89 / 0.94, 0.91 / 0.84. tpsmm_dr
 -0.01; brows 0.88 / 1.08, 0.90 / 0.88. lp_d0 (brows barely move: reader std 0.22 mm): dist 0.81 / 1.39, 0.79 / 0.96
 (its running neutral takes 0.41 of it: std 0.45 mm). The face mesh does not see lp_d18's brows drawing together;
 what it sees of their height reaches the control and the template (whose brows move by the control's expression
-exactly: Driver's displacement equals it at the inner brows). Measurement only; asserts nothing.
+exactly: Driver's displacement equals it at the inner brows).
+Other landmark sources (same run): --tracker-model face_landmarker_v2_with_blendshapes.task (../shared: an older
+FaceLandmarker landmark network beside the reader's blendshape model) lp_d18 dist 0.79 / 0.48, brows 0.96 / 1.10,
+but sadtalker dist 0.28 / 0.26, brows 0.74 / 0.64; through evaluate() (lp_d18 x the nine portraits, 60 frames, as
+the living-face table) the mean reader brow r 0.385 -> 0.611 with gaze_h 0.605 -> -0.346, pitch 0.928 -> 0.616, yaw
+0.887 -> 0.834, smile 0.927 -> 0.892 (the same with its blendshapes taken out of the control). The wheel's face mesh
+without attention (refine_landmarks False) sees less: lp_d18 dist 0.67 / 0.20, brows 0.08 / 0.03. Measurement only; asserts nothing.
 """
 
 from __future__ import annotations
