@@ -3351,7 +3351,8 @@ def test_a_parted_lip_photo_rests_with_lips_of_a_relaxed_height(results, name, m
     over the outer eye corners' distance) on the rest render (source view) over those on the photo, astronaut
     1.55, trump 1.20 (facing at 1 m: 1.62 / 1.19). Each lip now stretches only up to a relaxed lip's height
     (expression.RELAXED_UPPER_LIP_M / RELAXED_LOWER_LIP_M), its outer edge following beyond that: 1.28 / 1.10
-    (obama_speech 1.05 -> 1.01, lp_d9_woman_turned 1.30 -> 1.06, obama_official 1.05 -> 1.00; session 59)."""
+    (obama_speech 1.05 -> 1.01, obama_official 1.05 -> 1.00; lp_d9_woman_turned's scream, 1.30, is left to the
+    reconstructor's re-textured lips, expression.SCREAM_RATIO; session 59)."""
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.reader import FaceReader
