@@ -49,7 +49,7 @@ from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART
                                            PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera)
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct import backdrop_rim
+from gaussian_head_ros.core.reconstruct import backdrop_rim, hidden_colours
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import Scene, covered_triangles, face_completion
 from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours
@@ -612,6 +612,7 @@ class MeshFitReconstructor(Reconstructor):
         push_pull(np.zeros((2, 2, 1), np.float32), np.ones((2, 2), np.float32))  # its kernels
         if self.cfg.backdrop_rim_px > 0:
             backdrop_rim.warm_up()
+        hidden_colours.warm_up()  # the hidden maps' blend kernels
         if self.cfg.refine_iters and self.cfg.refine_backend == "cpu":
             from gaussian_head_ros.core.render import cpu_backend
 
