@@ -91,13 +91,42 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
     """img [S, S] or [S, S, C], mask [S, S] bool -> img's shape: the Gaussian blur (sigma_px, pixels) of the masked
     pixels only, normalised by the blurred mask (a normalised convolution: each pixel the weighted mean of the masked
     pixels around it); 0 where no masked pixel is near. float32. The one masked blur (the creases' local tone, the
-    completion's face light, the lips' skin fill tone)."""
+    completion's face light, the lips' skin fill tone). The blurs run on the rows and columns within the kernel's
+    reach of the mask only (`_blur_window`; the rest is 0): the same bits, at 0.4-0.8 x the pixels for a face's masks
+    in a 512 px crop."""
     m = mask.astype(np.float32)
     x = np.asarray(img, np.float32)
     flat = x.reshape(mask.shape + (-1,))
-    num = cv2.GaussianBlur(flat * m[..., None], (0, 0), sigma_px).reshape(flat.shape)
-    den = cv2.GaussianBlur(m, (0, 0), sigma_px)
-    return (num / np.maximum(den, 1e-6)[..., None]).reshape(x.shape)
+    out = np.zeros(flat.shape, np.float32)
+    win = _blur_window(mask, sigma_px)
+    if win is not None:
+        mw = m[win]
+        num = cv2.GaussianBlur(flat[win] * mw[..., None], (0, 0), sigma_px).reshape(mw.shape + (-1,))
+        out[win] = num / np.maximum(cv2.GaussianBlur(mw, (0, 0), sigma_px), 1e-6)[..., None]
+    return out.reshape(x.shape)
+
+
+# OpenCV's float row filter computes a pixel in SIMD lanes from the row's start: a window whose columns start at a
+# multiple of this many pixels from the image's left edge, and end at its right edge or a multiple of it after the
+# start, gives each pixel the bits it has in the whole image (0 of 600 random masks, sizes and sigmas differed); a
+# window at any column did not (188 of 300 random cases differed by 1-3 float32 ulp). Rows: any window (0 of 300).
+BLUR_COLUMN_BLOCK_PX = 64
+
+
+def _blur_window(mask: np.ndarray, sigma_px: float) -> tuple[slice, slice] | None:
+    """(rows, cols) slices of [S, S] the pixels within a Gaussian kernel's reach of mask [S, S] bool (cv2.GaussianBlur's
+    float kernel of sigma_px, pixels: radius round(8 sigma + 1) // 2, so 4 sigma + 2 covers it and the pixel beyond,
+    whose border reflection reads no masked pixel), its columns whole BLUR_COLUMN_BLOCK_PX blocks from the left edge
+    (or to the right edge); None where mask is empty."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return None
+    reach = int(np.ceil(4 * sigma_px)) + 2
+    h, w = mask.shape
+    block = BLUR_COLUMN_BLOCK_PX
+    x0 = max(cols[0] - reach, 0) // block * block
+    x1 = x0 + -(-(cols[-1] + reach + 1 - x0) // block) * block
+    return slice(max(rows[0] - reach, 0), min(rows[-1] + reach + 1, h)), slice(x0, x1 if x1 + block <= w else w)
 
 
 def push_pull(values: np.ndarray, weight: np.ndarray, levels: int = 10) -> np.ndarray:
