@@ -92,13 +92,13 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
     pixels only, normalised by the blurred mask (a normalised convolution: each pixel the weighted mean of the masked
     pixels around it); 0 where no masked pixel is near. float32. The one masked blur (the creases' local tone, the
     completion's face light, the lips' skin fill tone). The blurs run on the rows and columns within the kernel's
-    reach of the mask only (`_blur_window`; the rest is 0): the same bits, at 0.4-0.8 x the pixels for a face's masks
+    reach of the mask only (`blur_window`; the rest is 0): the same bits, at 0.4-0.8 x the pixels for a face's masks
     in a 512 px crop."""
     m = mask.astype(np.float32)
     x = np.asarray(img, np.float32)
     flat = x.reshape(mask.shape + (-1,))
     out = np.zeros(flat.shape, np.float32)
-    win = _blur_window(mask, sigma_px)
+    win = blur_window(mask, sigma_px)
     if win is not None:
         mw = m[win]
         num = cv2.GaussianBlur(flat[win] * mw[..., None], (0, 0), sigma_px).reshape(mw.shape + (-1,))
@@ -113,11 +113,13 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 BLUR_COLUMN_BLOCK_PX = 64
 
 
-def _blur_window(mask: np.ndarray, sigma_px: float) -> tuple[slice, slice] | None:
+def blur_window(mask: np.ndarray, sigma_px: float) -> tuple[slice, slice] | None:
     """(rows, cols) slices of [S, S] the pixels within a Gaussian kernel's reach of mask [S, S] bool (cv2.GaussianBlur's
     float kernel of sigma_px, pixels: radius round(8 sigma + 1) // 2, so 4 sigma + 2 covers it and the pixel beyond,
     whose border reflection reads no masked pixel), its columns whole BLUR_COLUMN_BLOCK_PX blocks from the left edge
-    (or to the right edge); None where mask is empty."""
+    (or to the right edge); None where mask is empty. cv2.GaussianBlur of an image's window gives the mask's pixels
+    (and, for an image that is 0 off the mask, every pixel of the window) the bits the whole image's blur gives them:
+    masked_blur's and photo_layer.refine_colours' blurs."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if len(rows) == 0:
         return None
