@@ -610,6 +610,7 @@ class MeshFitReconstructor(Reconstructor):
         tri = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.1, 1.0]])
         rasterize_mesh(tri, np.array([[0, 1, 2]]), np.array([[100.0, 0, 8], [0, 100.0, 8], [0, 0, 1]]), 16)
         push_pull(np.zeros((2, 2, 1), np.float32), np.ones((2, 2), np.float32))  # its kernels
+        normals_from_points(np.zeros((2, 2, 3), np.float32), np.ones((2, 2), bool))
         if self.cfg.backdrop_rim_px > 0:
             backdrop_rim.warm_up()
         hidden_colours.warm_up()  # the hidden maps' blend kernels

@@ -187,20 +187,58 @@ def _blend(vals, wts, up):
 
 
 def normals_from_points(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """[S, S, 3] camera-frame point map -> [S, S, 3] unit normals facing the camera (central differences;
-    one-sided at the edge of `valid`)."""
-    p = points.astype(np.float32)
-    vx = valid.copy()
-    right, left = np.roll(p, -1, 1), np.roll(p, 1, 1)
-    down, up = np.roll(p, -1, 0), np.roll(p, 1, 0)
-    vr, vl, vd, vu = np.roll(vx, -1, 1), np.roll(vx, 1, 1), np.roll(vx, -1, 0), np.roll(vx, 1, 0)
-    dx = np.where((vr & vl)[..., None], right - left, np.where(vr[..., None], right - p, np.where(vl[..., None], p - left, 0)))
-    dy = np.where((vd & vu)[..., None], down - up, np.where(vd[..., None], down - p, np.where(vu[..., None], p - up, 0)))
-    n = np.cross(dy, dx)  # x right, y down: dy x dx points towards the camera (-z) for a frontal plane
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    n = np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), np.array([0, 0, -1.0], np.float32))
-    flip = np.sum(n * p, -1, keepdims=True) > 0  # must face the camera at the origin
-    return np.where(flip, -n, n).astype(np.float32)
+    """[S, S, 3] camera-frame point map -> [S, S, 3] float32 unit normals facing the camera (central differences;
+    one-sided at the edge of `valid` [S, S] bool; (0, 0, -1) where no difference is known or the normal's length is
+    1e-12 or less). One numba pass (`_normals`) in numpy's float32 arithmetic and order: the bits of the numpy
+    expressions it replaced (np.roll's wrap-around neighbours, np.cross, np.linalg.norm), which made some twenty
+    [S, S, 3] temporaries (rec59)."""
+    return _normals(np.ascontiguousarray(points, np.float32), np.asarray(valid, bool))
+
+
+@njit(cache=True)
+def _difference(ahead, here, behind, ahead_ok, behind_ok):
+    """One channel's difference across a pixel (float32): central where both neighbours are valid, one-sided where one
+    is, 0 where none."""
+    if ahead_ok and behind_ok:
+        return ahead - behind
+    if ahead_ok:
+        return ahead - here
+    if behind_ok:
+        return here - behind
+    return np.float32(0.0)
+
+
+@njit(cache=True)
+def _normals(p, valid):
+    """normals_from_points of p [H, W, 3] float32 and valid [H, W] bool (the neighbours of the first and last row
+    and column wrap round, as np.roll's): dx, dy the central differences where both neighbours are valid, one-sided
+    where one is, 0 where none; n = dy x dx (x right, y down: towards the camera, -z, for a frontal plane), divided
+    by its length (sums in channel order), flipped to face the camera at the origin (n . p <= 0)."""
+    h, w, _ = p.shape
+    out = np.empty((h, w, 3), np.float32)
+    zero, tiny = np.float32(0.0), np.float32(1e-12)
+    dx = np.empty(3, np.float32)
+    dy = np.empty(3, np.float32)
+    for i in range(h):
+        iu, id_ = (i - 1) % h, (i + 1) % h
+        for j in range(w):
+            jl, jr = (j - 1) % w, (j + 1) % w
+            vr, vl, vd, vu = valid[i, jr], valid[i, jl], valid[id_, j], valid[iu, j]
+            for k in range(3):
+                dx[k] = _difference(p[i, jr, k], p[i, j, k], p[i, jl, k], vr, vl)
+                dy[k] = _difference(p[id_, j, k], p[i, j, k], p[iu, j, k], vd, vu)
+            n0 = dy[1] * dx[2] - dy[2] * dx[1]
+            n1 = dy[2] * dx[0] - dy[0] * dx[2]
+            n2 = dy[0] * dx[1] - dy[1] * dx[0]
+            norm = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+            if norm > tiny:  # numpy's n / max(norm, 1e-12) where norm > 1e-12
+                n0, n1, n2 = n0 / norm, n1 / norm, n2 / norm
+            else:
+                n0, n1, n2 = zero, zero, np.float32(-1.0)
+            if n0 * p[i, j, 0] + n1 * p[i, j, 1] + n2 * p[i, j, 2] > zero:
+                n0, n1, n2 = -n0, -n1, -n2
+            out[i, j, 0], out[i, j, 1], out[i, j, 2] = n0, n1, n2
+    return out
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 6, eps: float = 1e-3) -> np.ndarray:
