@@ -3841,6 +3841,32 @@ def test_normals_from_points_are_numpys_central_difference_normals_to_the_bit():
     np.testing.assert_array_equal(normals_from_points(plane, np.ones((8, 8), bool))[3, 3], [0, 0, -1])
 
 
+def test_nearest_distance_is_numpys_to_the_bit():
+    """surfaces.nearest_distance is one numba pass (rec59: ~80x faster for 50k colours and 8 palette colours): byte
+    for byte np.min(np.linalg.norm(colours[:, None] - palette[None], axis=-1), axis=1), its dtype too, for float32
+    and float64 colours and palettes, NaN colours or palette colours, colours on the palette, 1-4 channels, no
+    colours; an empty palette or 8 channels raise ValueError."""
+    from gaussian_head_ros.core.reconstruct.surfaces import nearest_distance
+
+    rng = np.random.default_rng(4)
+    for t in range(60):
+        n, k, c = int(rng.integers(0, 300)), int(rng.integers(1, 10)), int(rng.integers(1, 5))
+        colours = rng.random((n, c)).astype(rng.choice([np.float32, np.float64]))
+        palette = rng.random((k, c)).astype(rng.choice([np.float32, np.float64]))
+        if t % 5 == 0 and n:
+            colours[rng.random(n) < 0.1] = np.nan
+        if t % 7 == 0:
+            palette[0] = np.nan
+        if t % 3 == 0 and n:
+            colours[: n // 2] = palette[rng.integers(0, k, n // 2)]
+        ref = np.min(np.linalg.norm(colours[:, None, :] - palette[None], axis=-1), axis=1)
+        out = nearest_distance(colours, palette)
+        assert out.dtype == ref.dtype and out.tobytes() == ref.tobytes(), t
+    for colours, palette in ((np.zeros((3, 3)), np.zeros((0, 3))), (np.zeros((3, 8)), np.zeros((2, 8)))):
+        with pytest.raises(ValueError):
+            nearest_distance(colours, palette)
+
+
 def test_refine_silhouette_keeps_textured_hair_of_the_backdrops_colour():
     """Grey hair against a light, defocused backdrop has the backdrop's colours but not its smoothness: the
     peel keeps it, and still peels a smooth strip of backdrop the segmentation took in (obama_official's crown

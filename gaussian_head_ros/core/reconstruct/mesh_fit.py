@@ -75,8 +75,8 @@ from gaussian_head_ros.core.reconstruct.mouth_assembly import (behind_rest_face,
 from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_torso,
                                                           under_chin)
 from gaussian_head_ros.core.reconstruct.source_view import body_depth, person_mask, surface_points
-from gaussian_head_ros.core.reconstruct.surfaces import (normals_from_points, open_border, pixel_rays, push_pull,
-                                                         rasterize_mesh, rows_to_cut_below)
+from gaussian_head_ros.core.reconstruct.surfaces import (nearest_distance, normals_from_points, open_border, pixel_rays,
+                                                         push_pull, rasterize_mesh, rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
@@ -611,6 +611,8 @@ class MeshFitReconstructor(Reconstructor):
         rasterize_mesh(tri, np.array([[0, 1, 2]]), np.array([[100.0, 0, 8], [0, 100.0, 8], [0, 0, 1]]), 16)
         push_pull(np.zeros((2, 2, 1), np.float32), np.ones((2, 2), np.float32))  # its kernels
         normals_from_points(np.zeros((2, 2, 3), np.float32), np.ones((2, 2), bool))
+        for dtype in (np.float32, np.float64):  # the photo's pixels (float32 or float64) to float32 palettes
+            nearest_distance(np.zeros((1, 3), dtype), np.zeros((1, 3), np.float32))
         if self.cfg.backdrop_rim_px > 0:
             backdrop_rim.warm_up()
         hidden_colours.warm_up()  # the hidden maps' blend kernels

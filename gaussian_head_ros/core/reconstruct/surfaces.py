@@ -269,9 +269,37 @@ def _palette(samples: np.ndarray, k: int, rng) -> np.ndarray:
 
 
 def nearest_distance(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """[N] each of colours [N, C]'s Euclidean distance to the nearest of palette [K, C] (`edge_palettes`' k-means
-    colours; any units, the same in both)."""
-    return np.min(np.linalg.norm(colours[:, None, :] - palette[None], axis=-1), axis=1)
+    """[N] each of colours [N, C]'s Euclidean distance to the nearest of palette [K >= 1, C] (`edge_palettes'` k-means
+    colours; any units, the same in both), in their numpy result type (float32 for float32 colours and palette). One
+    numba pass (`_nearest`), the bits of np.min(np.linalg.norm(colours[:, None] - palette[None], axis=-1), axis=1)
+    without its [N, K, C] temporaries (rec59); NaN where a distance is NaN. Raises ValueError for C >= 8 (numpy sums
+    8 or more channels in another order) or an empty palette (as np.min did)."""
+    colours, palette = np.asarray(colours), np.asarray(palette)
+    if colours.shape[-1] >= 8 or len(palette) == 0:
+        raise ValueError(f"nearest_distance: {colours.shape[-1]} channels, {len(palette)} palette colours; "
+                         "fewer than 8 channels and at least one palette colour wanted")
+    return _nearest(colours, palette, np.empty(len(colours), np.result_type(colours, palette)))
+
+
+@njit(cache=True)
+def _nearest(colours, palette, out):
+    """out [N] <- the least over palette [K, C] of each colour's [N, C] distance, sqrt of the squares summed in channel
+    order in out's precision (numpy's float32 for float32 inputs), NaN if any distance is NaN (as np.min)."""
+    for n in range(colours.shape[0]):
+        best = out.dtype.type(np.inf)
+        for k in range(palette.shape[0]):
+            e = colours[n, 0] - palette[k, 0]
+            sq = e * e
+            for c in range(1, colours.shape[1]):
+                e = colours[n, c] - palette[k, c]
+                sq = sq + e * e
+            d = np.sqrt(sq)
+            if np.isnan(d) or d < best:
+                best = d
+                if np.isnan(d):
+                    break
+        out[n] = best
+    return out
 
 
 # refine_silhouette's texture floor holds from this many photo pixels per crop pixel up: the least of the ../shared
