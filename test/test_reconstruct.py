@@ -3829,6 +3829,72 @@ def test_cli_a_wrong_option_value_or_controls_file_is_one_line(tmp_path, capsys)
         assert len(err) == 1 and said in err[0], (argv, err)
 
 
+def test_normals_from_points_are_numpys_central_difference_normals_to_the_bit():
+    """surfaces.normals_from_points is one numba pass (rec59: ~8x faster on a 512 px map) in numpy's float32
+    arithmetic: byte for byte the numpy expressions it replaced (np.roll's wrap-round neighbours, one-sided
+    differences at the edge of `valid`, np.cross, np.linalg.norm, (0, 0, -1) where the normal is ~0, flipped to face
+    the camera), on random maps with NaN points, flat (0) patches, float64 input and sparse masks; a plane facing the
+    camera gets (0, 0, -1)."""
+    from gaussian_head_ros.core.reconstruct.surfaces import normals_from_points
+
+    def reference(points, valid):
+        p = points.astype(np.float32)
+        right, left = np.roll(p, -1, 1), np.roll(p, 1, 1)
+        down, up = np.roll(p, -1, 0), np.roll(p, 1, 0)
+        vr, vl, vd, vu = np.roll(valid, -1, 1), np.roll(valid, 1, 1), np.roll(valid, -1, 0), np.roll(valid, 1, 0)
+        dx = np.where((vr & vl)[..., None], right - left,
+                      np.where(vr[..., None], right - p, np.where(vl[..., None], p - left, 0)))
+        dy = np.where((vd & vu)[..., None], down - up,
+                      np.where(vd[..., None], down - p, np.where(vu[..., None], p - up, 0)))
+        n = np.cross(dy, dx)
+        norm = np.linalg.norm(n, axis=-1, keepdims=True)
+        n = np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), np.array([0, 0, -1.0], np.float32))
+        return np.where(np.sum(n * p, -1, keepdims=True) > 0, -n, n).astype(np.float32)
+
+    rng = np.random.default_rng(3)
+    for t in range(40):
+        h, w = rng.integers(2, 60, 2)
+        p = rng.normal(size=(h, w, 3)) * rng.choice([1e-7, 1e-3, 1.0])
+        p[..., 2] += rng.choice([-1.0, 0.0, 2.0])
+        if t % 3 == 0:
+            p[rng.random((h, w)) < 0.05] = np.nan
+        if t % 4 == 0:
+            p[rng.random((h, w)) < 0.1] = 0.0
+        valid = rng.random((h, w)) < rng.uniform(0.2, 1.0)
+        points = p.astype(rng.choice([np.float32, np.float64]))
+        out = normals_from_points(points, valid)
+        assert out.dtype == np.float32 and out.tobytes() == reference(points, valid).tobytes(), t
+    yy, xx = np.mgrid[0:8, 0:8].astype(np.float32)
+    plane = np.stack([xx * 0.01, yy * 0.01, np.full_like(xx, 1.0)], -1)
+    np.testing.assert_array_equal(normals_from_points(plane, np.ones((8, 8), bool))[3, 3], [0, 0, -1])
+
+
+def test_nearest_distance_is_numpys_to_the_bit():
+    """surfaces.nearest_distance is one numba pass (rec59: ~80x faster for 50k colours and 8 palette colours): byte
+    for byte np.min(np.linalg.norm(colours[:, None] - palette[None], axis=-1), axis=1), its dtype too, for float32
+    and float64 colours and palettes, NaN colours or palette colours, colours on the palette, 1-4 channels, no
+    colours; an empty palette or 8 channels raise ValueError."""
+    from gaussian_head_ros.core.reconstruct.surfaces import nearest_distance
+
+    rng = np.random.default_rng(4)
+    for t in range(60):
+        n, k, c = int(rng.integers(0, 300)), int(rng.integers(1, 10)), int(rng.integers(1, 5))
+        colours = rng.random((n, c)).astype(rng.choice([np.float32, np.float64]))
+        palette = rng.random((k, c)).astype(rng.choice([np.float32, np.float64]))
+        if t % 5 == 0 and n:
+            colours[rng.random(n) < 0.1] = np.nan
+        if t % 7 == 0:
+            palette[0] = np.nan
+        if t % 3 == 0 and n:
+            colours[: n // 2] = palette[rng.integers(0, k, n // 2)]
+        ref = np.min(np.linalg.norm(colours[:, None, :] - palette[None], axis=-1), axis=1)
+        out = nearest_distance(colours, palette)
+        assert out.dtype == ref.dtype and out.tobytes() == ref.tobytes(), t
+    for colours, palette in ((np.zeros((3, 3)), np.zeros((0, 3))), (np.zeros((3, 8)), np.zeros((2, 8)))):
+        with pytest.raises(ValueError):
+            nearest_distance(colours, palette)
+
+
 def test_refine_silhouette_keeps_textured_hair_of_the_backdrops_colour():
     """Grey hair against a light, defocused backdrop has the backdrop's colours but not its smoothness: the
     peel keeps it, and still peels a smooth strip of backdrop the segmentation took in (obama_official's crown
