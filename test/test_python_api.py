@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def readme_python_block() -> str:
     """The first ```python block under the README's "### From Python"."""
     text = (ROOT / "README.md").read_text()
-    start = text.index("### From Python")
+    start = text.find("### From Python")
+    assert start >= 0, "README: no '### From Python' part"
     end = text.find("\n## ", start)
     block = re.search(r"```python\n(.*?)```", text[start:end], re.S)
     assert block, "README: the 'From Python' program (a ```python block) is missing"
