@@ -66,8 +66,8 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
 from gaussian_head_ros.core.colour import eight_bit_guess
 from gaussian_head_ros.core.control import not_arkit_names
-from gaussian_head_ros.core.display import (FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics,
-                                            fade_rows)
+from gaussian_head_ros.core.display import (DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming,
+                                            display_intrinsics, fade_rows)
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
@@ -137,12 +137,12 @@ class RenderNodeSettings:
     head_fill: float = setting(HEAD_FILL, "with framing 'head': the share of the image (its tighter direction) the "
                                           "head's box fills, the rest equal margins; smaller: a smaller head",
                                range=HEAD_FILL_RANGE)
-    fov_deg: float = setting(30.0, "with framing 'fov' (and for the placeholder): field of view of the virtual "
+    fov_deg: float = setting(FOV_DEG, "with framing 'fov' (and for the placeholder): field of view of the virtual "
                                    "camera across the image's shorter side (the vertical one on a square or landscape "
                                    "display), degrees: the head fits the tighter of the two; a portrait display shows "
                                    "it centred left-right, the torso down to its bottom edge where the avatar's "
                                    "reaches (core/display.py); larger: a smaller head", range=(5.0, 120.0))
-    distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres: the perspective "
+    distance_m: float = setting(DISTANCE_M, "distance of the virtual camera from the head centre, metres: the perspective "
                                      "(nearer: a wider lens, the nose and chin larger); with framing 'head' the head "
                                      "keeps its size (head_fill sets it), with 'fov' farther is a smaller head",
                                 range=(0.1, 10.0))
