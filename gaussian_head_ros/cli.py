@@ -30,7 +30,8 @@ EPILOG = """examples:
   gaussian-head track clip.mp4 -o controls.jsonl
   gaussian-head render me.ply --controls controls.jsonl -o me.mp4
   gaussian-head bench --json
-Run 'gaussian-head COMMAND --help' for the options of one command."""
+Run 'gaussian-head COMMAND --help' for the options of one command.
+The same from Python, without ROS: python -c 'import gaussian_head_ros.core as c; help(c)' (README: "From Python")."""
 
 
 def say_defaults(parser: argparse.ArgumentParser) -> None:

@@ -34,7 +34,7 @@ fi
 CPU_MODULES=(avatar_format brow_strip cli_help creases display drive evaluate expression_codec eye_colours eyes
              face_regions facemesh field_inputs frametrace idle imageio_control iris landmarks lashes lip_margin
              living_face living_face_metrics lower_face metrics model module_boundaries native_log operator_basis pacing
-             packaging photo_detail process_memory reconstruct render_backends swap tracking train viewer_export)
+             packaging photo_detail process_memory python_api reconstruct render_backends swap tracking train viewer_export)
 STREAM_MODULES=(end_to_end faults dds_profile)
 split="${GHR_TEST_SPLIT:-1}"
 if [ -n "${GHR_TEST_WORKERS:-}" ]; then split=0; fi

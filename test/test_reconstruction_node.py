@@ -572,6 +572,69 @@ def test_the_same_photo_sent_again_is_not_reconstructed_again(rclpy_context, pee
     assert other.code == AvatarStatus.OK and "ready" in other.message, other.message
 
 
+def test_a_photo_path_file_then_its_bytes_from_photo_node_keep_the_avatar(rclpy_context, peer, tmp_path):
+    """The robot's photo_path file, then the same file sent by photo_node (user58, s58: lp_d8 set as photo_path, then
+    sent from the operator's host): the node reconstructed it again (19.9 s of the robot's CPU in that soak; 3.31 s
+    here at load 4, node59), the same Gaussians under a new stamp. A photo is the same photo by its decoded pixels
+    (core.reconstruct.photo_key), however it comes: a file's bytes, a CompressedImage of them, a raw Image of those
+    pixels. Now photo_node's photo and the raw Image are answered OK at once, saying the avatar is kept and why,
+    and a late joiner still gets the avatar, the same message; a reconstructor setting changed makes it again."""
+    from rosgraph import Proc, executable, spin_until
+
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.msg import AvatarStatus
+
+    node, statuses = peer["node"], peer["statuses"]
+    photo = peer["proc"].home / "u59_same.jpg"
+    shutil.copy(shared("portraits", "lp_s9_monalisa.jpg"), photo)
+
+    def final(after: int):
+        def find():
+            return next((s for s in statuses[after:] if s.header.frame_id == "u59_same" and s.code != AvatarStatus.BUSY),
+                        None)
+        assert spin_until(node, lambda: find() is not None, 180), peer["proc"].output()[-4000:]
+        return find()
+
+    statuses.clear()
+    assert _set_param(node, "photo_path", str(photo)).successful
+    first = final(0)
+    assert first.code == AvatarStatus.OK and "ready:" in first.message, first.message
+    av1, _ = _late_join(rclpy_context, "late_joiner_u59_1")
+    sender = Proc(executable("photo_node") + ["--ros-args", "-p", f"photo:={photo}"], tmp_path / "photo_node.log")
+    try:
+        n = len(statuses)
+        kept = final(n)
+        assert kept.code == AvatarStatus.OK and "unchanged" in kept.message and "not reconstructed again" in \
+            kept.message and f"photo_path {photo}" in kept.message, kept.message
+        assert kept.num_gaussians == first.num_gaussians and kept.operator_id == "u59_same"
+        assert spin_until(node, lambda: "the robot accepted u59_same.jpg" in sender.output(), 30), sender.output()
+    finally:
+        sender.stop()
+    av2, _ = _late_join(rclpy_context, "late_joiner_u59_2")
+    assert av2 is not None and av2.header.stamp == av1.header.stamp, "the avatar was made again"
+    n = len(statuses)
+    peer["raw"].publish(_image_msg(read_image(str(photo)), "u59_same"))  # the same pixels as a raw Image
+    raw = final(n)
+    assert raw.code == AvatarStatus.OK and "unchanged" in raw.message, raw.message
+    n = len(statuses)
+    assert _set_param(node, "min_face_px", 40.0).successful  # a reconstructor setting: another avatar may come of it
+    try:
+        assert _set_param(node, "photo_path", str(photo)).successful
+        again = final(n)
+        assert again.code == AvatarStatus.OK and "ready:" in again.message, again.message
+        av3, _ = _late_join(rclpy_context, "late_joiner_u59_3")
+        assert av3 is not None and av3.header.stamp != av1.header.stamp
+    finally:
+        _set_param(node, "min_face_px", _default("min_face_px"))
+
+
+def _default(name: str):
+    """The reconstruction node's default value of the parameter `name`."""
+    from gaussian_head_ros.nodes.reconstruction_node import PARAMS
+
+    return PARAMS[name].default
+
+
 def test_parameters_are_validated(rclpy_context, peer):
     def set_param(name, value):
         return _set_param(peer["node"], name, value)
@@ -1246,7 +1309,7 @@ def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context
     from gaussian_head_ros.core import avatar_cache
     from gaussian_head_ros.core.synthetic import synthetic_avatar
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
-    from gaussian_head_ros.nodes.reconstruction_node import CACHE_KIND, ReconstructionNode
+    from gaussian_head_ros.nodes.reconstruction_node import CACHE_KIND, MadeFrom, ReconstructionNode
 
     path = tmp_path / "avatar.cache"
     node = ReconstructionNode(namespace="cache_refused_test", parameter_overrides=[Parameter("cache_path", value=str(path))])
@@ -1256,7 +1319,7 @@ def test_a_cache_write_that_is_refused_is_said_and_serving_goes_on(rclpy_context
             time.sleep(0.05)
         assert node.cache_state.startswith("no cached avatar"), node.cache_state
         msg = avatar_to_msg(synthetic_avatar(500, seed=3, operator_id="noted"), Header(frame_id="head"))
-        node._made_from = (b"\1" * 32, ("w" * avatar_cache.MAX_NOTE_BYTES,), 500)  # a note over 1 MiB
+        node._made_from = MadeFrom(b"\1" * 32, ("w" * avatar_cache.MAX_NOTE_BYTES,), 500)  # a note over 1 MiB
         node._save_cache(msg)
         assert node.counts["cache_errors"] == 1 and not path.exists()
         assert node.cache_state.startswith(f"cannot write {path}:") and "note" in node.cache_state, node.cache_state

@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0  # [s] the idle animation's length without --controls
 FPS_RANGE = (1.0, 240.0)  # [frames/s] --fps's range (render_node's fps parameter's), also of a rate the stamps give
 DEFAULT_FPS = 30.0  # [frames/s] without --fps, when the control stamps give no rate in FPS_RANGE
+# core.display's FOV_DEG and DISTANCE_M (render_node's fov_deg and distance_m defaults), written out because importing
+# core loads numba and `gaussian-head --help` imports every command (test_python_api checks that they agree)
 FOV_DEG = 30.0  # [deg] --framing fov's field of view
+DISTANCE_M = 0.6  # [m] --distance's default
 
 
 def add_arguments(p):
@@ -52,7 +55,7 @@ def add_arguments(p):
     p.add_argument("--fov", type=float_range(5.0, 120.0), default=None,  # None: not given (run)
                    help="with --framing fov: field of view across the frame's shorter side (vertical on a square or "
                         f"landscape frame), degrees (5..120) (default: {FOV_DEG})")
-    p.add_argument("--distance", type=float_range(0.1, 10.0), default=0.6,
+    p.add_argument("--distance", type=float_range(0.1, 10.0), default=DISTANCE_M,
                    help="camera distance from the head centre, metres (0.1..10): the perspective (nearer: a wider "
                         "lens, the nose and chin larger); with --framing head the head keeps its size (--head-fill "
                         "sets it), with fov farther is a smaller head")
@@ -202,11 +205,9 @@ def _render(args, folder: str) -> int:
     import numpy as np
 
     from gaussian_head_ros.core.avatar import load_ply
-    from gaussian_head_ros.core.display import AvatarFraming, fade_rows
-    from gaussian_head_ros.core.drive import Driver, lighting_from_spec
+    from gaussian_head_ros.core.display import FaceDisplay
     from gaussian_head_ros.core.files import check_writable, shown, url_note
     from gaussian_head_ros.core.idle import IdleAnimator
-    from gaussian_head_ros.core.render import get_renderer, head_viewmat
     from gaussian_head_ros.core.video import VideoWriter
 
     # options that would do nothing, said before any work: they were dropped without a word (cli37, s37)
@@ -227,10 +228,13 @@ def _render(args, folder: str) -> int:
     stamps = read_controls(controls_file, said) if args.controls else None  # a bad file said before the avatar loads
     avatar = load_ply(args.avatar)
     avatar.validate()
-    lighting = lighting_from_spec(args.lighting)
-    renderer = get_renderer(args.backend)  # ValueError when it cannot run here
+    w, h = args.width or args.size, args.height or args.size
+    # framed, lit and drawn as the render node draws it (ValueError for a lighting or a backend that cannot run here)
+    display = FaceDisplay(avatar, w, h, framing=framing, head_fill=head_fill, fov_deg=args.fov or FOV_DEG,
+                          distance_m=args.distance, lighting=args.lighting, background=args.background,
+                          backend=args.backend)
+    renderer, driver = display.renderer, display.driver
     renderer.warm_up()
-    driver = Driver(avatar)
     if stamps is not None:
         controls, count = controls_in(controls_file, name=said), len(stamps)  # read again as drawn: not held in memory
         fps = args.fps or stamps_fps(stamps, said)
@@ -239,20 +243,12 @@ def _render(args, folder: str) -> int:
         idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
         controls = [idle.control(i / fps) for i in range(max(1, int(round((args.seconds or IDLE_SECONDS) * fps))))]
         count = len(controls)
-    w, h = args.width or args.size, args.height or args.size
-    framed = AvatarFraming.from_avatar(avatar)
-    k = framed.intrinsics(framing, args.fov or FOV_DEG, w, h, args.distance, head_fill)
-    fade = framed.cut_fade(k, h, args.distance)  # a torso cut above the bottom edge fades out, as the render node's
-    view = head_viewmat(args.distance)
     out = Path(args.output)
     times = []
     with VideoWriter(out, fps) as writer:
         for c in controls:
             t0 = time.perf_counter()
-            p = driver.drive(c, lighting, viewmat=view)
-            rgb = renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, view, k, w, h,
-                                       args.background)
-            rgb = rgb if fade is None else fade_rows(rgb, args.background, *fade)
+            rgb = display.render(c)
             times.append(time.perf_counter() - t0)
             writer.write(rgb)
     ms = 1e3 * float(np.median(times))

@@ -90,7 +90,9 @@ def euler_deg(q: np.ndarray) -> dict:
 
 
 def euler_to_quat(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0) -> np.ndarray:
-    """Inverse of `euler_deg`: [4] w x y z."""
+    """Inverse of `euler_deg`: degrees -> [4] float64 w x y z, a FaceControl's `rotation` (positive yaw turns the face
+    towards the image left, positive pitch tilts the nose down, roll about the camera's z axis; 0, 0, 0: facing the
+    camera)."""
     y, p, r = (math.radians(a) for a in (yaw_deg, pitch_deg, roll_deg))
     ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
     rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
@@ -233,6 +235,10 @@ class FaceControl:
     # Gaze per eye (row 0 the subject's right eye, 1 the left): (yaw, pitch) radians in the head frame,
     # direction Ry(yaw) Rx(pitch) (0, 0, -1): +yaw looks towards the image left, +pitch down (core/eyes.py).
     # Empty (0, 2) = not measured: the driver then uses eyeLook* blendshapes if present, else the rest gaze.
+    # Absolute, not from the photo's gaze: the avatar's own is Driver(avatar).rig.rest_gaze [2, 2] (business_person's
+    # pitch -0.27 / -0.20, up), so a hand-made (0.3, 0) also turned her eyes 0.2-0.27 rad down and the upper lids,
+    # which follow the eyes' vertical turn, half closed (user59): add to rest_gaze, or send eyeLook* blendshapes
+    # (eyes.gaze_from_blendshapes: 0 looks as the photo does).
     gaze: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))  # [2, 2] or [0, 2]
     # The operator's lid gap / their neutral lid gap for each pair of landmarks.EYELID_PAIRS_R then _L (1 = as
     # open as their neutral face, ~0.2 = closed): what the driver retargets the avatar's lids by (core/deform.py).

@@ -301,3 +301,57 @@ class AvatarFraming:
         """`cut_fade` of this avatar's torso seen from `distance_m` through the display's K k [3, 3], `height`
         pixels high. Raises ValueError for a distance that is not positive."""
         return cut_fade(k, self.at(distance_m)[0], height)
+
+
+# The face display's own defaults (render_node's fov_deg and distance_m parameters, `gaussian-head render`'s --fov and
+# --distance): 30 deg across the shorter side showed the whole head with hair and ears on the 512x512 display (sessions
+# 1-25, before the `head` framing); 0.6 m is a person across a desk from a screen (a video call's perspective)
+FOV_DEG = 30.0
+DISTANCE_M = 0.6
+
+
+class FaceDisplay:
+    """One avatar drawn as the robot's face display draws it (render_node's picture, `gaussian-head render`'s
+    frames), for a program without ROS: a FaceControl in, an [H, W, 3] uint8 RGB picture out.
+
+        display = FaceDisplay(avatar, 480, 800)   # a core.avatar.GaussianAvatar on a 480 x 800 (W x H) panel
+        rgb = display.render(control)             # [800, 480, 3] uint8 RGB (OpenCV's imwrite wants rgb[..., ::-1])
+
+    `control`: a core.control.FaceControl (core.tracking.FaceTracker.process's, or made by hand), None = the rest
+    pose. The camera looks at the head frame's origin from `distance_m` metres straight ahead (`viewmat`, [4, 4]
+    float32 world(head)-to-camera, OpenCV axes: x right, y down, z forward), through `K` ([3, 3] float32, pixels, as
+    the render node's camera_info): framing 'head' (the default) sizes the view by the avatar's own head, turned as an
+    operator turns, to fill `head_fill` of the panel's tighter side; 'fov' takes `fov_deg` across its shorter side
+    (the module notes). A torso cut above the bottom edge fades into `background` (r, g, b in 0..1). `lighting`:
+    'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or 27 SH numbers (drive.lighting_from_spec).
+    `backend` ('auto': gsplat with CUDA, else the compiled cpu rasterizer), `threads` (0: the backend decides) and
+    `device`: core.render.get_renderer's. `driver` (core.drive.Driver) and `renderer` are attributes; render mirrors
+    nothing (the node's `mirror` flips the picture after). Not thread-safe: one per thread. Raises ValueError for a
+    framing, lighting, backend, distance or size (1..16384 pixels a side) it cannot draw with."""
+
+    def __init__(self, avatar, width: int = 512, height: int = 512, *, framing: str = "head",
+                 head_fill: float = HEAD_FILL, fov_deg: float = FOV_DEG, distance_m: float = DISTANCE_M,
+                 lighting="captured", background=(0.0, 0.0, 0.0), backend: str = "auto", threads: int = 0,
+                 device: str = "cpu"):
+        from gaussian_head_ros.core.drive import Driver, lighting_from_spec
+        from gaussian_head_ros.core.render import get_renderer, head_viewmat
+
+        if not (1 <= int(width) <= 16384 and 1 <= int(height) <= 16384):
+            raise ValueError(f"display size {width}x{height} is outside 1..16384 pixels a side")
+        self.width, self.height = int(width), int(height)
+        self.lighting = lighting_from_spec(lighting)  # [9, 3] SH, None: captured
+        self.background = np.asarray(background, np.float32).reshape(3)
+        framed = AvatarFraming.from_avatar(avatar)
+        self.K = framed.intrinsics(framing, fov_deg, self.width, self.height, distance_m, head_fill)  # [3, 3]
+        self.viewmat = head_viewmat(distance_m)  # [4, 4]
+        self._fade = framed.cut_fade(self.K, self.height, distance_m)
+        self.driver = Driver(avatar)
+        self.renderer = get_renderer(backend, threads=threads, device=device)
+
+    def render(self, control=None) -> np.ndarray:
+        """[H, W, 3] uint8 RGB: the avatar driven by `control` (a FaceControl; None: the rest pose), framed and lit as
+        made. Raises ValueError for a control that cannot drive it (FaceControl.validate)."""
+        p = self.driver.drive(control, self.lighting, viewmat=self.viewmat)
+        img = self.renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, self.viewmat, self.K,
+                                        self.width, self.height, self.background)
+        return img if self._fade is None else fade_rows(img, self.background, *self._fade)

@@ -22,7 +22,11 @@ nose base held fixed.
   the hinge `drive()` turns it about (so the jaw angle `drive()` reads from the chin is the one removed)
   as far as the chin lies below the relaxed range, never past closing the lips; the lower lip closes
   what the turn leaves (lips parted with the jaw still, as in a smile showing teeth), by stretching
-  itself: its outer edge and the skin below turn with the jaw, up to LIP_STRETCH x the lip's height.
+  itself: its outer edge and the skin below turn with the jaw, up to LIP_STRETCH x the lip's height. Lips that
+  were parted (a smile showing teeth, speech) stretch only up to a relaxed lip's height (RELAXED_UPPER_LIP_M,
+  RELAXED_LOWER_LIP_M): beyond it each lip's outer edge follows its inner edge, so a parted photo's thin lips
+  rest as relaxed lips, not stretched over the opening (`_stretch_allowance`, `_upper_lip_follows`; not a
+  scream's, SCREAM_RATIO: the reconstructor re-textures those lips).
   Closed pair by pair, a wide-open mouth's lips meet along its upper lip's arch, a frown drawn in the closed
   lips (the reader put lp_d9_woman_turned's mouth corners on it, 4-5 mm low, and read no smile under any
   driver's); so the pairs meet along a relaxed lip line (`_lip_line_sag`), as far as the mouth is open.
@@ -82,7 +86,9 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import arkit_values
-from gaussian_head_ros.core.deform import LID_LOWER, LID_UPPER, DriveConfig, axis_angle_x, brow_rows, jaw_pivot
+from gaussian_head_ros.core.deform import (LID_LOWER, LID_UPPER, DriveConfig, axis_angle_x, brow_rows, jaw_pivot,
+                                           smoothstep)
+from gaussian_head_ros.core.lip_margin import lips_height
 
 LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER = lmk.LIP_UPPER_INNER, lmk.LIP_LOWER_INNER, lmk.LIP_LOWER_OUTER
 LIP_CORNERS_INNER = (lmk.MOUTH_CORNER_R_IN, lmk.MOUTH_CORNER_L_IN)
@@ -109,6 +115,25 @@ MAX_LIP_SAG_M = 0.001  # closed lips meet at most this far below the relaxed lip
 # (pucker22). With this: -0.5 / +0.7 mm.
 LIP_LINE_OPEN_M = 0.005
 LIP_STRETCH = 0.5  # the lower lip takes its own closing up to this fraction of its height (handle_targets)
+# ... and, lips parted (smoothstep(*PARTED_GAP_M, the middle's gap)), each lip only up to a relaxed lip's height at
+# the middle (`_stretch_allowance`): beyond it the lip's outer edge follows its inner edge (`handle_targets` for the
+# lower lip, `_upper_lip_follows` for the upper). A parted photo's lips are thin, pulled back over the teeth, and
+# closed by stretching they rested taller than any relaxed lip, a still-open mouth to the reader (template upper /
+# lower lip at the middle, photo -> rest, mm: astronaut_eileen_collins 4.4 / 7.6 -> 6.9 / 11.6, trump_official
+# 3.1 / 7.0 -> 4.8 / 10.7, lp_d9_woman_turned's upper 3.4 -> 10.2; FaceLandmarker on the rest render, upper + lower
+# over the photo's: astronaut 1.62, lp_d9 1.32; session 59). The relaxed heights: the middle of MediaPipe's relaxed
+# lips (reconstruct/lips.py: 5-6 and 8-9 mm; the ../shared closed-lip portraits' templates 4.4-6.2 / 6.3-9.6 mm).
+RELAXED_UPPER_LIP_M = 0.0055
+RELAXED_LOWER_LIP_M = 0.0085
+PARTED_GAP_M = (0.001, 0.003)  # lips this far apart (middle gap) are parted: closed lips (<= 0.06 mm) are left
+# ... but not a scream's: lips apart this many times their own heights at the middle (the gap over
+# lip_margin.lips_height) have their closed lips re-textured by the reconstructor (reconstruct/lips.py: LipConfig's
+# open_from / open_full are these), lip colour painted up to a relaxed lip's height of the line where they meet on
+# the stretched lips; the rule fades out over this range. With it lp_d9_woman_turned (4.9) rested with a shorter
+# upper lip whose ragged edge and a red spot above it the reader read, under lp_d18's closed-lip jaw drop (frames
+# 22-38), as lips 11.5-14.3 mm apart (jawOpen 0.40-0.51; 3.8-7.6 mm, 0.22-0.30 without; session 59). The ../shared
+# parted photos: 0.84-1.09.
+SCREAM_RATIO = (1.5, 3.0)
 # The relaxed faces' means (module docstring): a smile or frown beyond a limit is taken past it towards the mean
 # by as much again as it exceeds the limit, at most PAST_MEAN x (limit - mean) past the mean (`_beyond`).
 MEAN_MOUTH_WIDTH_M = 0.0498
@@ -253,6 +278,44 @@ def _tilt_share(drop: float, width: float) -> float:
     return float(min(1.0, max(out, _smile_share(width))))
 
 
+def _parted_share(x: np.ndarray) -> float:
+    """How parted (0..1) the lips of [478|468, 3] canonical landmarks x are: smoothstep over PARTED_GAP_M of their gap
+    at the middle, times 1 - smoothstep over SCREAM_RATIO of that gap over their heights (`lip_margin.lips_height`)."""
+    gap = max(float(x[LOWER_LIP_MID, 1] - x[UPPER_LIP_MID, 1]), 0.0)
+    ratio = gap / max(lips_height(x), 1e-4)
+    return float(smoothstep(*PARTED_GAP_M, gap) * (1.0 - smoothstep(*SCREAM_RATIO, ratio)))
+
+
+def _stretch_allowance(height_m: float, relaxed_m: float, parted: float) -> float:
+    """How far (a fraction of its own height, >= 0) a closing lip may stretch: LIP_STRETCH for closed lips, and as
+    they part (`parted`, `_parted_share`) up to the relaxed height `relaxed_m` only (none for a lip already as tall),
+    never beyond LIP_STRETCH; `height_m` the lip's height at the middle (metres)."""
+    to_relaxed = float(np.clip(relaxed_m / max(height_m, 1e-6) - 1.0, 0.0, LIP_STRETCH))
+    return (1.0 - parted) * LIP_STRETCH + parted * to_relaxed
+
+
+def _upper_lip_follows(x: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """[478|468, 3] canonical landmarks and [468, 3] the mouth's displacement as spread (`expression_of`) -> the upper
+    lip's outer edge (lmk.LIP_UPPER_OUTER) as handles (indices [9], displacements [9, 3]) where the closing stretches
+    the lip beyond its allowance (`_stretch_allowance`, RELAXED_UPPER_LIP_M): there the edge follows the inner lip's
+    move less that allowance x the lip's height at its x, as far as the lips are parted (`_parted_share`); None
+    where it stretches no further, and for closed lips and a scream's."""
+    up, out = np.asarray(LIP_UPPER_INNER), np.asarray(lmk.LIP_UPPER_OUTER)
+    parted = _parted_share(x)
+    allow = _stretch_allowance(float(x[UPPER_LIP_MID, 1] - x[lmk.LIP_OUTER[15], 1]), RELAXED_UPPER_LIP_M, parted)
+    order = np.argsort(x[up, 0])
+    inner_y = np.interp(x[out, 0], x[up[order], 0], x[up[order], 1])
+    inner_d = np.interp(x[out, 0], x[up[order], 0], d[up[order], 1])
+    height = np.maximum(inner_y - x[out, 1], 0.0)
+    follow = inner_d - allow * height  # the edge's move (y down) that keeps the lip within its allowance
+    more = parted * np.maximum(follow - d[out, 1], 0.0)  # closed lips and a scream's: none
+    if not np.any(more > 0.0):
+        return None
+    disp = d[out].copy()
+    disp[:, 1] += more
+    return out.astype(np.int64), disp
+
+
 def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[478|468, 3] canonical landmarks (head frame, metres) -> (handle indices [H], displacements [H, 3])
     that take the mouth to its relaxed, closed shape; the last len(CORNER_SKIN_R + CORNER_SKIN_L) handles are
@@ -296,7 +359,9 @@ def handle_targets(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(x[lo, 0])
     own = np.interp(x[lo_out, 0], x[lo[order], 0], rest_lo[order])
     height = np.maximum(x[lo_out, 1] - np.interp(x[lo_out, 0], x[lo[order], 0], x[lo[order], 1]), 0.0)
-    d_out[:, 1] += np.minimum(0.0, own + LIP_STRETCH * height)
+    allow = _stretch_allowance(float(x[LIP_LOWER_OUTER[4], 1] - x[LOWER_LIP_MID, 1]), RELAXED_LOWER_LIP_M,
+                               _parted_share(x))
+    d_out[:, 1] += np.minimum(0.0, own + allow * height)
     centre = 0.5 * (x[UPPER_LIP_MID] + x[LOWER_LIP_MID])  # the lips' centre (as the limits were measured)
     closing = 0.5 * (d_up[4] + d_lo[4])  # how far closing moves it; the corners go along
     # Smile: corners back into the relaxed range.
@@ -413,10 +478,18 @@ def expression_of(x: np.ndarray) -> np.ndarray:
 
     # The corner skin held only where the smile goes to the mean (lips nearly closed); fading to the
     # corners alone by OPEN_EDGE_ONLY_M (a scream's corners: lp_d9_woman_turned's jaw read lower with it).
-    share = _mean_share(x)
-    d = spread(len(idx)) if share > 0.0 else 0.0
-    if share < 1.0:
-        d = spread(len(idx) - len(CORNER_SKIN_R) - len(CORNER_SKIN_L)) * (1.0 - share) + d * share
+    def mouth() -> np.ndarray:
+        share = _mean_share(x)
+        d = spread(len(idx)) if share > 0.0 else 0.0
+        if share < 1.0:
+            d = spread(len(idx) - len(CORNER_SKIN_R) - len(CORNER_SKIN_L)) * (1.0 - share) + d * share
+        return d
+
+    d = mouth()
+    follows = _upper_lip_follows(x, d)
+    if follows is not None:  # a parted photo's upper lip stretched beyond a relaxed one's: its edge held, again
+        idx, disp = np.concatenate([follows[0], idx]), np.concatenate([follows[1], disp])
+        d = mouth()
     meet = 0.5 * (x[UPPER_LIP_MID, 1] + x[LOWER_LIP_MID, 1] + d[UPPER_LIP_MID, 1] + d[LOWER_LIP_MID, 1])
     d = d + _pout_spread(fixed, pout_push(x, meet))  # a pout's lips, pushed up, down
     d = d + _brow_spread(x, brow_excess(x))  # brows to the common rest height

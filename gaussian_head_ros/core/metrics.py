@@ -10,16 +10,17 @@ from gaussian_head_ros.core import landmarks as lmk
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """[H, W, 3] images in [0, 255] or [0, 1] (same range for both) -> PSNR in dB over the mask's pixels."""
-    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    peak = 255.0 if max(p.max(initial=0), t.max(initial=0)) > 1.5 else 1.0
-    err = (p - t) ** 2
+    """[H, W, 3] images in [0, 255] or [0, 1] (same range for both) -> PSNR in dB over the mask's pixels (the range
+    told by the whole images' largest value). Only the mask's pixels are cast to float64 and compared (the same
+    figure, to the bit: rec59)."""
+    p, t = np.asarray(pred), np.asarray(target)
+    peak = 255.0 if max(float(p.max(initial=0)), float(t.max(initial=0))) > 1.5 else 1.0
     if mask is not None:
         m = np.asarray(mask, bool)
         if not m.any():
             raise ValueError("empty mask: no pixels to compare")
-        err = err[m]
-    mse = float(err.mean())
+        p, t = p[m], t[m]
+    mse = float(((np.asarray(p, np.float64) - np.asarray(t, np.float64)) ** 2).mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 

@@ -410,6 +410,7 @@ class FaceTracker:
         self.upside_down = False
         self.side_turn = 0  # quarter turns that would make the face upright when it lies on its side (docstring)
         self.operator_switches = 0  # times another face took over from the one followed while it was in view
+        self._stale_said = False  # a frame not newer than the last was said (process: once, as a warning)
         self._upright_checked: int | None = None  # the stamp (ns) of the last upside-down check
         self._neutral = NeutralEstimator(c.neutral_window_s)
         self._rigidity = RigidityWeights(len(RIGID), np.isin(RIGID, EYE_CORNERS))  # the pose fit's weights (notes)
@@ -475,14 +476,27 @@ class FaceTracker:
 
     # ------------------------------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, stamp_ns: int, K: np.ndarray | None = None) -> FaceControl | None:
-        """[H, W, 3] uint8 RGB frame taken at stamp_ns (+ [3, 3] intrinsics) -> FaceControl, or None when
-        the frame is older than the last one (ignored; see the module notes)."""
+        """[H, W, 3] uint8 RGB frame (not OpenCV's BGR: cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) taken at
+        stamp_ns (int, nanoseconds, rising from frame to frame: time.monotonic_ns()) (+ K, the camera's [3, 3]
+        intrinsics in pixels; None: TrackerConfig.fov_deg assumed) -> FaceControl, or None when the frame is not
+        newer than the last one (ignored, said once as a warning; see the module notes). Raises ValueError for
+        another shape or dtype."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"need an [H, W, 3] uint8 RGB frame, got {rgb.shape} {rgb.dtype}")
         stamp_ns = int(stamp_ns)
         if self._last_stamp is not None and stamp_ns <= self._last_stamp:
             if self._last_stamp - stamp_ns <= self.config.restart_after_s * 1e9:
-                log.debug("ignoring a frame stamped %d ns, not newer than the last (%d)", stamp_ns, self._last_stamp)
+                if self._stale_said:
+                    log.debug("ignoring a frame stamped %d ns, not newer than the last (%d)", stamp_ns,
+                              self._last_stamp)
+                else:  # once per tracker: stamp 0 for every frame, or time.time() (seconds), tracked the first frame
+                    # alone, said at debug only (user59, s59)
+                    self._stale_said = True
+                    log.warning("ignoring a frame stamped %d ns, not newer than the last (%d): None returned, and for "
+                                "every frame until the stamps rise again (stamp_ns is the frame's capture time in "
+                                "nanoseconds, rising from frame to frame: time.monotonic_ns(), or a clip's frame "
+                                "index x 1e9 / its fps; seconds or one stamp for every frame leave every frame after "
+                                "the first untracked); said once", stamp_ns, self._last_stamp)
                 return None
             log.info("stamps jumped back %.1f s: a new stream", (self._last_stamp - stamp_ns) * 1e-9)
             self._reset_stream()

@@ -23,13 +23,15 @@ of each status of the next photo taken from that sender, the log and /diagnostic
 make an avatar (no face, too small, turned away, unreadable) gets a status saying why, and the avatar already published
 stays published. A photo message whose fields or bytes show it cannot be decoded (empty, truncated, an unsupported
 encoding, data shorter than its size: imageio.check_raw / check_compressed) is refused as it arrives, and the photo
-waiting for the worker stays. The photo message the published avatar was made from, sent again (same content and
-frame_id, under the parameters, checkpoint content and code the avatar was made with:
-a restarted photo_node's latched photo, or photo_node's latched photo reaching a restarted node whose cache holds
-that avatar), gets OK at once and is not reconstructed again (_photo_key; the cache keeps it beside the avatar).
-So does a photo_path file (known by its bytes, read by the worker): set again while its avatar is shown, or the
-start-up photo_path whose avatar is in the cache, which is then served from there (it was reconstructed at every
-start, the display without a face meanwhile; user40).
+waiting for the worker stays. A photo is the same photo by its decoded pixels (core.reconstruct.photo_key, with the
+operator id, the reconstructor's parameters, checkpoint content and code, and frame_id): the photo the published
+avatar was made from, sent again however it comes (a restarted photo_node's latched photo; photo_node's latched photo
+reaching a restarted node whose cache holds that avatar; the robot's photo_path file, then the same file from
+photo_node, or the other way round; a raw Image of its pixels), is decoded, answered OK at once saying the avatar is
+kept and why (log and avatar/status; counted: kept) and not reconstructed again, and the avatar stays published as it
+was (latched: a late joiner gets it). A parameter that makes avatars, set since, makes it again. The start-up
+photo_path whose avatar is in the cache is served from there (it was reconstructed at every start, the display
+without a face meanwhile; user40); the cache keeps the key beside the avatar.
 `operator_id` is the parameter when set, else the photo's header.frame_id (for `photo_path`: else the operator id
 an avatar file stores, else the file's name). A status's header.frame_id is its photo's; for `photo_path`, the one
 photo_node would send the file under: `operator_id` when set, else the file's name. An avatar file with more Gaussians than `max_file_gaussians` (render
@@ -47,7 +49,6 @@ both off.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -55,6 +56,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
@@ -70,7 +72,7 @@ from gaussian_head_ros.core import avatar_cache, files, imageio
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS, driving_path, load_ply, ply_count
 from gaussian_head_ros.core.files import DRIVING_SUFFIX, is_ply
 from gaussian_head_ros.core.reconstruct import (BACKENDS, INTERNAL_ERROR, OK, ReconstructionError, check_options,
-                                                get_reconstructor, option_names, reconstructor_key)
+                                                get_reconstructor, option_names, photo_key, reconstructor_key)
 from gaussian_head_ros.core.reconstruct.framing import FramingConfig
 from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS as MESH_FIT_PRESETS
 from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
@@ -215,22 +217,11 @@ class Job:
     source: str  # for log lines: topic or file
     notes: tuple = ()  # warnings about the input itself (8UC3 taken as BGR), for this photo's status
     stamp: TimeMsg | None = None  # the photo's header.stamp (its statuses' photo_stamp); None: a file or the cache
-    content: tuple = ()  # what the photo carries (its bytes and how to read them): () for a file until it is read
-    max_pixels: int = 0  # the max_pixels `decode` was made with (the parameter when the photo arrived)
     avatar_file: str = ""  # an avatar .ply (photo_path) published as it is (_publish_file): not decoded, not reconstructed
     named_by_file: bool = False  # operator_id is the avatar file's name until the one stored in the file is read
     file_budget: int = 0  # the Gaussians an avatar file may have (0: max_file_gaussians when it is read)
-    path: str = ""  # a photo file (photo_path): read by the worker (_read_file), which then sets decode and content
+    path: str = ""  # a photo file (photo_path): read by the worker (_read_file), which then sets decode
     behind: str = ""  # the photo being reconstructed when this one was submitted (its name()), else ""
-
-    def fingerprint(self) -> bytes | None:
-        """SHA-256 of the photo's content (bytes, format or encoding and layout; a photo file's bytes once the worker
-        has read them), its frame_id and operator id; None before a photo file is read, and for the cache."""
-        if not self.content:
-            return None
-        h = hashlib.sha256(repr((*self.content[1:], self.frame_id, self.operator_id)).encode())
-        h.update(memoryview(self.content[0]))
-        return h.digest()
 
     def name(self) -> str:
         """The photo in log lines: its sender's frame_id (else its operator id) and where it came from. With several
@@ -270,21 +261,34 @@ def _with_notes(decoded: tuple) -> tuple:
     return rgb, notes
 
 
-def _made_from_to_note(made_from: tuple | None) -> bytes:
-    """The avatar cache's note (JSON) from ReconstructionNode._made_from: the key of the photo message the avatar was
-    made from and that result's warnings; b"" for an avatar made from a file or restored without a key."""
+class MadeFrom(NamedTuple):
+    """The photo the avatar published was made from: a photo with the same key keeps it (ReconstructionNode._kept)."""
+
+    key: bytes  # core.reconstruct.photo_key of the photo under the reconstructor and frame_id it was made with
+    warnings: tuple  # the reconstruction's warnings, said again to a photo that keeps the avatar
+    num_gaussians: int
+    source: str = ""  # where that photo came from, for the log ('photo_path /x/me.jpg', 'operator/photo/compressed')
+
+
+def _made_from_to_note(made_from: MadeFrom | None) -> bytes:
+    """The avatar cache's note (JSON) from ReconstructionNode._made_from: the key of the photo the avatar was made
+    from, that result's warnings and the photo's source; b"" for an avatar made from an avatar file or restored without
+    a key."""
     if made_from is None:
         return b""
-    return json.dumps({"photo_key": made_from[0].hex(), "warnings": list(made_from[1])}).encode()
+    return json.dumps({"photo_key": made_from.key.hex(), "warnings": list(made_from.warnings),
+                       "source": made_from.source}).encode()
 
 
-def _made_from_note(note: bytes, num_gaussians: int) -> tuple | None:
+def _made_from_note(note: bytes, num_gaussians: int) -> MadeFrom | None:
     """ReconstructionNode._made_from from the avatar cache's note (_made_from_to_note); None for an empty or
-    unreadable one (the photo is then reconstructed again, as before there were notes)."""
+    unreadable one (the photo is then reconstructed again, as before there were notes). A note written before node59
+    holds a key of the photo's bytes, which no photo_key equals: that photo is reconstructed once more."""
     try:
         made = json.loads(note) if note else None
-        return None if not made else (bytes.fromhex(made["photo_key"]), tuple(map(str, made["warnings"])), num_gaussians)
-    except (ValueError, KeyError, TypeError):
+        return None if not made else MadeFrom(bytes.fromhex(made["photo_key"]), tuple(map(str, made["warnings"])),
+                                              num_gaussians, str(made.get("source", "")))
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -350,10 +354,10 @@ class ReconstructionNode(Node):
         self._dirty = True  # the reconstructor must be (re)built from the parameters
         self._encoding_notes = imageio.EncodingNotes()  # warns once about 8UC3 taken as BGR
         self.state = "starting"
-        self.counts = dict(photos=0, replaced=0, photos_lost=0, avatars=0, refused=0, errors=0, cache_errors=0)
+        self.counts = dict(photos=0, replaced=0, photos_lost=0, avatars=0, kept=0, refused=0, errors=0, cache_errors=0)
         self.cache_state = "on" if self._param("cache_avatar") else "off"
         self.last = {"code": "", "message": "", "duration_s": "", "num_gaussians": "", "operator_id": ""}
-        self._made_from = None  # (_photo_key, warnings, Gaussian count) of the photo message the avatar was made from
+        self._made_from: MadeFrom | None = None  # the photo the avatar shown was made from (None: a file, or unknown)
         self._shown: GaussianAvatarMsg | None = None  # the avatar published last (latched)
         # (path, avatar_cache.read_entry's entry) read at start-up for the start-up photo (_cached_made_from), served
         # from there by _restore_cache; dropped once that photo is handled or the cache written
@@ -553,8 +557,7 @@ class ReconstructionNode(Node):
             self.get_logger().warning(note)
         notes = (*lost, *(n for n in (note, imageio.layout_note(w, step, enc)) if n))
         job = Job(lambda: imageio.decode_raw_with_notes(data, w, h, step, enc, be, max_pixels=limit),
-                  self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes,
-                  msg.header.stamp, (data, "raw", w, h, step, enc, be), limit)
+                  self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo", notes, msg.header.stamp)
         self._submit_checked(job, lambda: imageio.check_raw(data, w, h, step, enc, limit))
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
@@ -565,7 +568,7 @@ class ReconstructionNode(Node):
         data, fmt = msg.data, msg.format  # parsed once, by the worker's decode (an animation is said from there)
         job = Job(lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, fmt=fmt)),
                   self._operator(msg.header.frame_id), msg.header.frame_id, "operator/photo/compressed",
-                  lost, msg.header.stamp, (data, "compressed", fmt), limit)
+                  lost, msg.header.stamp)
         self._submit_checked(job, lambda: imageio.check_compressed(data, fmt, header=False))
 
     def _submit_checked(self, job: Job, check) -> None:
@@ -752,17 +755,15 @@ class ReconstructionNode(Node):
         return rec
 
     def _read_file(self, job: Job) -> None:
-        """Read the photo file of `job` (photo_path): its bytes become its content (so _photo_key knows a file whose
-        avatar is shown, or cached, by its bytes) and its decode their decode under max_pixels as it is now. Raises
-        ValueError (imageio.read_file: missing, unreadable, a directory)."""
+        """Read the photo file of `job` (photo_path): its decode becomes their decode under max_pixels as it is now.
+        Raises ValueError (imageio.read_file: missing, unreadable, a directory)."""
         data = imageio.read_file(job.path)
-        job.max_pixels = limit = int(self._param("max_pixels"))
-        job.content = (data, "file")
+        limit = int(self._param("max_pixels"))
         # named: its refusal in a file's words ('me.jpg is empty (0 bytes)'), not a message's ('empty compressed
         # image', on avatar/status of a file the user named; user54)
         job.decode = lambda: _with_notes(imageio.decode_with_format(data, max_pixels=limit, name=job.path))
 
-    def _cached_made_from(self) -> tuple | None:
+    def _cached_made_from(self) -> MadeFrom | None:
         """_made_from of the avatar in the cache (its note), for a start with photo_path: that photo, made into the
         cached avatar before, is served from the cache (_run). None when there is none or it cannot be read (the
         photo is then reconstructed; _restore_cache says what is wrong with a cache it is asked to serve). The entry
@@ -779,20 +780,6 @@ class ReconstructionNode(Node):
         self._startup_entry = (path, entry)
         return _made_from_note(entry[1], 0)
 
-    def _photo_key(self, job: Job) -> bytes | None:
-        """What decides the avatar the reconstructor built now makes of `job`'s photo, as a SHA-256: the
-        photo's fingerprint, the max_pixels it is decoded with (the parameter when it arrived), the reconstructor
-        (reconstructor_key: its backend and options when it was built, its checkpoint's content, the code) and the
-        avatar's frame_id; None for a photo file not read yet. (Made of the run-time parameters, it answered
-        "unchanged" for a photo decoded under another max_pixels, and for a checkpoint retrained at the same path;
-        review16, s16.)"""
-        fingerprint = job.fingerprint()
-        if fingerprint is None:
-            return None
-        h = hashlib.sha256(fingerprint)
-        h.update(repr((job.max_pixels, self._built, str(self._param("frame_id")))).encode())
-        return h.digest()
-
     def _run(self, rec, job: Job) -> None:
         if job.avatar_file:
             self._publish_file(job)
@@ -800,56 +787,41 @@ class ReconstructionNode(Node):
         if rec is None:  # self.state says why (no reconstructor: ...) and stays so for the diagnostics
             self._refuse(INTERNAL_ERROR, f"{self.state}; fix the parameters", job, 0.0)
             return
-        if job.path:
-            try:
-                self._read_file(job)
-            except ValueError as e:
-                self._refuse(AvatarStatus.BAD_IMAGE, str(e), job, 0.0)
-                return
-        key = self._photo_key(job)
-        if key is not None and self._made_from is not None and key == self._made_from[0] and self._shown is None:
-            # the start-up photo_path, made into the cached avatar by an earlier run: served from the cache, not
-            # reconstructed (each restart of robot.launch.py photo:=me.jpg showed no face for a reconstruction, 2.5-12
-            # s here, while the cache held that avatar; user40)
-            self._restore_cache(f"the start-up photo ({job.source}) is the one it was made from (not reconstructed "
-                                "again)", job)
-            if self._shown is not None:
-                return
-            self._made_from = None  # the cache could not be served after all (gone, corrupt): reconstruct the photo
-        if key is not None and self._made_from is not None and key == self._made_from[0]:
-            # the photo the published avatar was made from, sent again (photo_node restarted with the same photo: its
-            # latched photo is a new sample): not reconstructed again. It was (17 s of the robot's CPU at load 19,
-            # the face display 14.8 -> 9.1 Hz meanwhile, then a cross-fade to the same face; user16, s16)
-            text = (f"avatar for '{job.operator_id}' unchanged: this photo is the one the published avatar was made "
-                    "from (not reconstructed again)")
-            self.get_logger().info(f"photo {job.name()}: {text}")
-            self._status(OK, text, job, [*job.notes, *self._made_from[1]], self._made_from[2])
-            return
-        self.state = f"reconstructing ({job.source})"
         t0 = time.perf_counter()
         try:
+            if job.path:
+                self._read_file(job)
             rgb, found = job.decode()
-            for note in found:  # an animation (its first frame is the photo), transparent pixels (composited onto
-                # grey), of a raw photo as of a compressed one: the log, and this photo's statuses
-                self.get_logger().warning(f"photo {job.name()}: {note}")
-            job.notes = (*job.notes, *found)
+        except ValueError as e:  # reading, decoding: missing, empty, corrupt, truncated, too large, unsupported encoding
+            self._refuse(AvatarStatus.BAD_IMAGE, str(e), job, time.perf_counter() - t0)
+            return
+        except Exception as e:  # a bug: said as a reconstruction's is, below
+            self._failed(e, job, t0)
+            return
+        for note in found:  # an animation (its first frame is the photo), transparent pixels (composited onto grey), of
+            # a raw photo as of a compressed one: the log, and this photo's statuses
+            self.get_logger().warning(f"photo {job.name()}: {note}")
+        job.notes = (*job.notes, *found)
+        # what decides its avatar: these pixels, its operator id, the reconstructor built and the avatars' frame_id
+        # (a photo file was known by its bytes and a message by its bytes and format: the robot's photo_path file sent
+        # again by photo_node was reconstructed again, 3.3 s here, 19.9 s in user58's soak; node59)
+        key = photo_key(rgb, job.operator_id, self._built, str(self._param("frame_id")))
+        if self._kept(job, key, t0):
+            return
+        self.state = f"reconstructing ({job.source})"
+        try:
             result = rec.reconstruct(rgb, operator_id=job.operator_id)
             msg = avatar_to_msg(result.avatar, Header(stamp=self.get_clock().now().to_msg(),
                                                       frame_id=str(self._param("frame_id"))))
         except ReconstructionError as e:
             self._refuse(e.code, str(e), job, time.perf_counter() - t0)
             return
-        except ValueError as e:  # decoding: empty, corrupt, truncated, too large, unsupported encoding
-            self._refuse(AvatarStatus.BAD_IMAGE, str(e), job, time.perf_counter() - t0)
-            return
         except Exception as e:  # a bug: say so, keep serving the last avatar
-            self.counts["errors"] += 1
-            self.get_logger().error(f"reconstruction failed: {type(e).__name__}: {e}")
-            self._refuse(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}", job, time.perf_counter() - t0)
+            self._failed(e, job, t0)
             return
         dt = time.perf_counter() - t0
         self._publish_avatar(msg, result.avatar)
-        self._made_from = None if key is None else (key, (*found, *result.warnings), result.avatar.num_gaussians)
+        self._made_from = MadeFrom(key, tuple(result.warnings), result.avatar.num_gaussians, job.name())
         self.counts["avatars"] += 1
         n = result.avatar.num_gaussians
         text = f"avatar for '{job.operator_id}' ready: {n} Gaussians in {dt:.2f} s"
@@ -858,6 +830,40 @@ class ReconstructionNode(Node):
         self.get_logger().info(text)
         self._status(OK, text, job, [*job.notes, *result.warnings], n, dt)
         self._save_cache(msg)
+
+    def _kept(self, job: Job, key: bytes, t0: float) -> bool:
+        """Whether `job`'s photo, of photo_key `key`, is the one the avatar shown (or, at start-up, the cached one) was
+        made from: then the avatar stays as it is published (latched, the same message: a late joiner gets it), the
+        photo is answered OK saying so and why, and nothing is reconstructed. A start-up photo_path whose avatar is in
+        the cache is served from there (each restart of robot.launch.py photo:=me.jpg reconstructed it, 2.5-12 s here
+        with no face shown; user40); one sent again (photo_node restarted with its latched photo, or the robot's
+        photo_path file sent by photo_node) was reconstructed again (17 s of the robot's CPU at load 19, then a
+        cross-fade to the same face; user16; user58)."""
+        made = self._made_from
+        if made is None or key != made.key:
+            return False
+        if self._shown is None:
+            self._restore_cache(f"the start-up photo ({job.source}) is the one it was made from (not reconstructed "
+                                "again)", job)
+            if self._shown is not None:
+                return True
+            self._made_from = None  # the cache could not be served after all (gone, corrupt): reconstruct the photo
+            return False
+        came = f" ({made.source})" if made.source else ""
+        text = (f"avatar for '{job.operator_id}' unchanged: this photo has the pixels of the one the published avatar was "
+                f"made from{came}, and the operator id and reconstructor settings are the same: kept, not reconstructed "
+                "again")
+        self.counts["kept"] += 1
+        self.get_logger().info(f"photo {job.name()}: {text}")
+        self._status(OK, text, job, [*job.notes, *made.warnings], made.num_gaussians, time.perf_counter() - t0)
+        return True
+
+    def _failed(self, e: Exception, job: Job, t0: float) -> None:
+        """A bug reading, decoding or reconstructing `job`'s photo (not a photo that cannot make an avatar): said on
+        the log, counted, and the photo refused INTERNAL_ERROR; the avatar published stays."""
+        self.counts["errors"] += 1
+        self.get_logger().error(f"reconstruction failed: {type(e).__name__}: {e}")
+        self._refuse(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}", job, time.perf_counter() - t0)
 
     def _publish_file(self, job: Job) -> None:
         """Publish the avatar file of `job` as it is, with an OK status, and cache it. Labelled with this node's

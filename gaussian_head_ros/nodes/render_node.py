@@ -18,7 +18,8 @@ share one stamp, which common.watch_sim_clock says).
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
 
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
-and builds their Driver (then swaps one reference: never a half-old, half-new frame); over `crossfade_s` the display
+and builds their Driver at a lower OS priority than the drawing (LOADER_NICE), then swaps one reference (never a
+half-old, half-new frame); over `crossfade_s` the display
 dips (core/swap.py: the face shown fades to the background, then the new one fades in, one avatar per frame, each
 frame's camera_info the framing of the avatar it shows);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
@@ -65,8 +66,8 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
 from gaussian_head_ros.core.colour import eight_bit_guess
 from gaussian_head_ros.core.control import not_arkit_names
-from gaussian_head_ros.core.display import (FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming, display_intrinsics,
-                                            fade_rows)
+from gaussian_head_ros.core.display import (DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming,
+                                            display_intrinsics, fade_rows)
 from gaussian_head_ros.core.drive import Driver, lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
@@ -82,8 +83,8 @@ from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, SHARED_TOPIC_SAY_S, UNNAMED_NODE, CausesSaid, Latest,
                                             Loading, RecurringLog, SharedTopic, best_effort_publisher_events,
                                             companion_topic, declare_settings, diagnostics, endpoint_node,
-                                            log_core_under, other_topics, package_profile_segment_bytes, run,
-                                            steady_timer, this_domain)
+                                            log_core_under, lower_this_thread, other_topics,
+                                            package_profile_segment_bytes, run, steady_timer, this_domain)
 from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, same_avatar_made_again, stamp_text, stamp_to_ns,
@@ -109,6 +110,14 @@ NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
 # a second) read as a stop; gone later, as a lease that expired (node28, s28: the line guessed "the link to its host is
 # down" for a tracker that crashed, and "ended" for one that was killed).
 LEFT_CLEANLY_S = 2.0
+# The avatar loader's OS priority (nice; the render thread keeps 0). Building a new avatar's Driver and framing is ~0.3 s
+# of one core (60k Gaussians, warm), and at the drawing's priority it took 42-45 % of the display's rate for its 1.4-3.3 s
+# (the GIL and the cores it shares with the drawing; the new avatar's first frame draws as fast as the next): 19.6 ->
+# 11.0 FPS at load 9, 13.1 -> 7.2 and 12.1 -> 6.8 at load 20-27, gaps up to 286 ms (node59: 2-core machine, 512x512,
+# 30 Hz controls, three 60k avatars swapped in turn). At 10 the display keeps 74-83 % of its rate meanwhile (16.2 ->
+# 13.5, 14.6 -> 10.8 FPS at load 22-24, gaps up to 108-202 ms) and the load takes longer on a busy CPU (1.9-7.9 s
+# there): it runs in the time the drawing leaves. (19 measured alike with the Driver build alone.)
+LOADER_NICE = 10
 
 @dataclass
 class RenderNodeSettings:
@@ -128,12 +137,12 @@ class RenderNodeSettings:
     head_fill: float = setting(HEAD_FILL, "with framing 'head': the share of the image (its tighter direction) the "
                                           "head's box fills, the rest equal margins; smaller: a smaller head",
                                range=HEAD_FILL_RANGE)
-    fov_deg: float = setting(30.0, "with framing 'fov' (and for the placeholder): field of view of the virtual "
+    fov_deg: float = setting(FOV_DEG, "with framing 'fov' (and for the placeholder): field of view of the virtual "
                                    "camera across the image's shorter side (the vertical one on a square or landscape "
                                    "display), degrees: the head fits the tighter of the two; a portrait display shows "
                                    "it centred left-right, the torso down to its bottom edge where the avatar's "
                                    "reaches (core/display.py); larger: a smaller head", range=(5.0, 120.0))
-    distance_m: float = setting(0.6, "distance of the virtual camera from the head centre, metres: the perspective "
+    distance_m: float = setting(DISTANCE_M, "distance of the virtual camera from the head centre, metres: the perspective "
                                      "(nearer: a wider lens, the nose and chin larger); with framing 'head' the head "
                                      "keeps its size (head_fill sets it), with 'fov' farther is a smaller head",
                                 range=(0.1, 10.0))
@@ -529,6 +538,9 @@ class RenderNode(Node):
             return
         self._renderer_ready = True
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
+        # from here on this thread only loads avatars: below the drawing (the warm-up above is not: nothing is drawn
+        # but the placeholder, and the first face waits for it)
+        lower_this_thread(LOADER_NICE, "avatar_loader")
         while not self._stop.is_set():
             msg = self._pending_avatar.take(0.2)
             if msg is not None:

@@ -134,8 +134,9 @@ class TrackerNodeSettings:
     no_readers_say_s: float = setting(NO_READERS_SAY_S, "seconds of controls sent with no subscriber to face_control "
                                                         "(no robot follows them) before the log says so",
                                       range=(1.0, 3600.0))
-    regions_again_s: float = setting(REGIONS_AGAIN_S, "seconds before the log says again that a part of the face is "
-                                                    "out of the camera picture (said at once the first time)",
+    regions_again_s: float = setting(REGIONS_AGAIN_S, "seconds before the log repeats its warning that a part of the "
+                                                    "face is out of the camera picture (said at once the first "
+                                                    "time, and when another part goes out)",
                                      range=(0.0, 86400.0))
     diagnostics_period_s: float = setting(DIAGNOSTICS_PERIOD_S, "seconds between the tracker's /diagnostics "
                                                                 "messages, the no-frames and no-subscriber checks "
@@ -231,8 +232,8 @@ class TrackerNode(Node):
         self._upside_down_said = False  # the tracker's `upside_down` last said in the log
         self._side_turn_said = 0  # the tracker's `side_turn` last said in the log
         self._regions_out = ""  # the face regions the last control holds, and why ("" with the whole face seen)
-        self._regions_said_at: float | None = None  # when a region out of view was last said (monotonic s)
-        self._regions_said = False  # ... and its return not yet
+        self._regions_said = CausesSaid(REGIONS_AGAIN_S)  # each operator's line on a region out (FaceTracker.regions_note)
+        self._regions_back_owed = False  # a region out was said, and the whole face's return not yet
         self._skipped = CausesSaid(SKIPPED_SAY_AGAIN_S, SKIPPED_SHOWN_S)  # why frames were skipped (_skip)
         self._recalibrate = False
         # when to (re-)learn the operator basis, and from what (frame thread only)
@@ -790,19 +791,18 @@ class TrackerNode(Node):
     def _say_regions(self, out: tuple[tuple[str, str], ...], note: str, found: bool) -> None:
         """Frame thread: keep which regions of the face the frame's control holds (FaceTracker.regions_out:
         /diagnostics' face_regions_out; `note`, FaceTracker.regions_note, is the state) and say `note` as a warning,
-        at most every `regions_again_s`; the whole face in view again (a frame with a face, `found`, and nothing out)
-        after a line said so is said too. Before, core's info lines alone said it, unthrottled and in its own terms
-        (a lower face 'out of view' at visibility 1.00): the robot showed the eyes last seen, fading, and the
-        operator did not learn why."""
+        each note at most every `regions_again_s` (common.CausesSaid: a note that changes, the eyes cut after the
+        brows, is said); the whole face in view again (a frame with a face, `found`, and nothing out) after a line said
+        so is said too. Before, core's info lines alone said it, unthrottled and in its own terms (a lower face 'out of
+        view' at visibility 1.00): the robot showed the eyes last seen, fading, and the operator did not learn why."""
         self._regions_out = "; ".join(f"{name} {why}" for name, why in out)
-        now = time.monotonic()
-        again_s = float(self._param("regions_again_s"))
-        if out and (self._regions_said_at is None or now - self._regions_said_at >= again_s):
-            self._regions_said_at, self._regions_said = now, True
+        self._regions_said.again_s = again_s = float(self._param("regions_again_s"))
+        if out and self._regions_said.add(note, time.monotonic()):
+            self._regions_back_owed = True
             self.get_logger().warning(f"{note} (said again at most every {again_s:g} s, regions_again_s; "
                                       "/diagnostics face_regions_out says it while it lasts)")
-        elif found and not out and self._regions_said:
-            self._regions_said = False
+        elif found and not out and self._regions_back_owed:
+            self._regions_back_owed = False
             self.get_logger().info("the whole face is in the camera picture again: the robot follows it")
 
     def _watch_face(self, found: bool, rgb: np.ndarray) -> None:

@@ -10,12 +10,113 @@ import dataclasses
 
 import cv2
 import numpy as np
+from numba import njit
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA, skin_residual
 from gaussian_head_ros.core.deform import smoothstep
+from gaussian_head_ros.core.jit import tolerate_cache_write_errors
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, mirrored_colours,
                                                            rim_colours)
+
+tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
+
+
+# The maps' blends are numba kernels, one pass per pixel, in numpy's arithmetic and order (the float32 operands cast
+# to float64 as numpy casts them, sums left to right, no fused multiply-add), so the maps are the same to the bit as
+# the numpy expressions they replaced, which made a temporary [S, S, 3] float64 array per operation
+# (hidden_colours and neck_colours: 0.45 -> 0.23 s a call at load 9 on the 2-core machine, rec59).
+@njit(cache=True)
+def _mix(w, a, b):
+    """[S, S, 3] float64 (1 - w) a + w b: w [S, S] float64, a and b [S, S, 3] (float32 or float64, broadcast views
+    allowed)."""
+    h, wd, c = a.shape
+    out = np.empty((h, wd, c), np.float64)
+    for i in range(h):
+        for j in range(wd):
+            x = w[i, j]
+            for k in range(c):
+                out[i, j, k] = (1.0 - x) * np.float64(a[i, j, k]) + x * np.float64(b[i, j, k])
+    return out
+
+
+@njit(cache=True)
+def _square_distance(a, colour, out):
+    """out [S, S] <- the squared rgb distance of a [S, S, 3] to colour [3], channels summed in order, in out's
+    precision's arithmetic (a float32 a and colour: float32, as numpy computes it)."""
+    h, w, c = a.shape
+    for i in range(h):
+        for j in range(w):
+            e = a[i, j, 0] - colour[0]
+            s = e * e
+            for k in range(1, c):
+                e = a[i, j, k] - colour[k]
+                s = s + e * e
+            out[i, j] = s
+    return out
+
+
+def _sq_dist(a: np.ndarray, colour) -> np.ndarray:
+    """[S, S] np.sum((a - colour) ** 2, axis=-1) of a [S, S, 3] and colour [3], in their numpy result type."""
+    colour = np.asarray(colour)
+    return _square_distance(a, colour, np.empty(a.shape[:2], np.result_type(a, colour)))
+
+
+@njit(cache=True)
+def _face_side(near, ear, side, face_rim, far):
+    """hidden_colours' side where the face is the silhouette: [S, S, 3] float64 (1 - near) side + (near - top) face_rim
+    + top far, top = near ear; near [S, S] float32 (1 - near in float32, as numpy), ear [S] float64, side and far
+    [S, S, 3] float64, face_rim [S, S, 3] float32."""
+    h, w, c = side.shape
+    out = np.empty((h, w, c), np.float64)
+    for i in range(h):
+        for j in range(w):
+            n32 = near[i, j]
+            rest = np.float64(np.float32(1.0) - n32)
+            n = np.float64(n32)
+            top = n * ear[i]
+            for k in range(c):
+                out[i, j, k] = rest * side[i, j, k] + (n - top) * np.float64(face_rim[i, j, k]) + top * far[i, j, k]
+    return out
+
+
+@njit(cache=True)
+def _neck_side_far(ks, kc, side, far, near, rim, far_gain, dark):
+    """neck_colours' side and far [S, S, 3] float64: (1 - ks - kc) side + ks near + kc rim and (1 - ks - kc) far +
+    (ks far_gain) near + (kc dark) rim; ks, kc [S, S] float64, near [S, S, 3] float64, rim [S, S, 3] float32."""
+    h, w, c = side.shape
+    s_out = np.empty((h, w, c), np.float64)
+    f_out = np.empty((h, w, c), np.float64)
+    for i in range(h):
+        for j in range(w):
+            s, t = ks[i, j], kc[i, j]
+            keep = 1.0 - s - t
+            s_far, t_dark = s * far_gain, t * dark
+            for k in range(c):
+                r = np.float64(rim[i, j, k])
+                s_out[i, j, k] = keep * side[i, j, k] + s * near[i, j, k] + t * r
+                f_out[i, j, k] = keep * far[i, j, k] + s_far * near[i, j, k] + t_dark * r
+    return s_out, f_out
+
+
+def _blend(w: np.ndarray, a, b) -> np.ndarray:
+    """[S, S, 3] float64 (1 - w[..., None]) * a + w[..., None] * b as numpy computes it: w [S, S] float64, a and b
+    [S, S, 3] or [3] (float32 or float64)."""
+    shape = w.shape + (3,)
+    return _mix(w, np.broadcast_to(a, shape), np.broadcast_to(b, shape))
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the blend kernels for the types the maps pass, not on the first photo
+    (MeshFit.warm_up)."""
+    w, one = np.zeros((2, 2)), np.zeros(3, np.float32)
+    for a, b in ((one, one), (np.zeros(3), np.zeros(3)), (np.zeros(3), one)):
+        _blend(w, a, b)
+        _sq_dist(np.zeros((2, 2, 3), a.dtype), b)
+    _face_side(np.zeros((2, 2), np.float32), np.zeros(2), np.zeros((2, 2, 3)), np.zeros((2, 2, 3), np.float32),
+               np.zeros((2, 2, 3)))
+    _neck_side_far(w, w, np.zeros((2, 2, 3)), np.zeros((2, 2, 3)), np.zeros((2, 2, 3)),
+                   np.zeros((2, 2, 3), np.float32), 0.5, 0.5)
 
 
 def hair_and_skin(photo, person, lm, mesh_px, head_mask, rows) -> tuple[np.ndarray, np.ndarray] | None:
@@ -63,7 +164,7 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
     exclude = cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
     below_chin = np.broadcast_to(rows > lm[lmk.CHIN, 1], person.shape)
     head_rim = rim_colours(scene, exclude | below_chin, inset_px=4)  # the head's back from the head's rim only
-    rim = (1 - wt[..., None]) * head_rim + wt[..., None] * rim_colours(scene, exclude, inset_px=4)
+    rim = _blend(wt, head_rim, rim_colours(scene, exclude, inset_px=4))
     back = cv2.GaussianBlur(rim, (0, 0), cfg.back_blur_px)  # smooth: no streaks
     side = back
     d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
@@ -78,8 +179,7 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
         # the neck of a short-haired head are skin), always above the forehead; below, the side turns from
         # the light: the skin darkened by side_dark. A side in the hair's colour down to the collar stood
         # as a flat pale wall behind trump_official's far cheek turned 35 deg (issue 11).
-        d_hair = np.sum((back - hair) ** 2, axis=-1)
-        d_skin = np.sum((back - skin) ** 2, axis=-1)
+        d_hair, d_skin = _sq_dist(back, hair), _sq_dist(back, skin)
         like = smoothstep(0.3, 0.7, d_skin / (d_skin + d_hair + 1e-6))
         above = 1 - smoothstep(lm[lmk.FOREHEAD, 1], lm[list(lmk.BROW_R + lmk.BROW_L), 1].mean(), rows)
         w_hair = cv2.GaussianBlur(np.maximum(like, above).astype(np.float32), (0, 0), 2 * cfg.back_blur_px) * (1 - wt)
@@ -95,10 +195,10 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
         w_far = cv2.GaussianBlur(np.maximum(like, np.maximum(above, ear)).astype(np.float32), (0, 0),
                                  2 * cfg.back_blur_px) * (1 - wt)
         far_from = cfg.side_far_from_m * (1 - (1 - cfg.ear_far_from) * np.clip(w_far - w_hair, 0, 1))
-        hidden = w_far[..., None] * hair + (1 - w_far[..., None]) * shadow
-        far = (1 - wt[..., None]) * hidden + wt[..., None] * side
-        back = (1 - w_back[..., None]) * back + w_back[..., None] * far
-        side = (1 - w_hair[..., None]) * side + w_hair[..., None] * hair
+        hidden = _blend(w_far, shadow, hair)
+        far = _blend(wt, hidden, side)
+        back = _blend(w_back, back, far)
+        side = _blend(w_hair, side, hair)
     # Where the face itself is the silhouette (a cheek against the background), the side behind it is the
     # cheek going on round to the ear: the face rim's own colours, not the hair's. Seen through the cheek's
     # half-transparent matte edge in a turned view, the hair colour there read as a dark jagged seam with
@@ -109,10 +209,9 @@ def hidden_colours(cfg, scene: Scene, lm, mesh_px, head_mask, rows, wt, h_back, 
     face_edge = mesh_px & person & (d_in < 2 * (cfg.edge_band_px + 1))
     if face_edge.any():
         d_face = cv2.distanceTransform((~face_edge).astype(np.uint8), cv2.DIST_L2, 3)
-        near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))[..., None]
+        near = np.exp(-((d_face / (4 * (cfg.edge_band_px + 1))) ** 2))
         face_rim = cv2.GaussianBlur(rim_colours(scene, ~mesh_px, inset_px=4), (0, 0), cfg.back_blur_px)
-        top = near * ear[..., None]
-        side = (1 - near) * side + (near - top) * face_rim + top * far
+        side = _face_side(near, ear[:, 0], side, face_rim, far)  # near's share the face rim's, ear's of it far
     skin_side = None
     if hair_skin is not None and cfg.neck_skin_residual is not None:
         side, far, far_from, back, skin_side = neck_colours(cfg, scene, lm, mesh_px, rows, hair_skin, side, far,
@@ -181,7 +280,7 @@ def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far
     rim = rim_colours(scene, np.zeros_like(person), inset_px=4)
     residual = skin_residual(rim, skin, 1 - cfg.side_dark)
     lo, hi = cfg.neck_skin_residual
-    is_skin = (1 - smoothstep(lo, hi, residual)) * (np.sum((rim - hair) ** 2, axis=-1) > residual)  # hair of the
+    is_skin = (1 - smoothstep(lo, hi, residual)) * (_sq_dist(rim, hair) > residual)  # hair of the
     # skin's hue stays hair; told pixel by pixel, then blurred as the colours are (the hair's blurred into the
     # jaw's rim made astronaut_eileen_collins' jaw "not skin")
     is_skin = cv2.GaussianBlur(is_skin.astype(np.float32), (0, 0), cfg.back_blur_px)
@@ -195,16 +294,15 @@ def neck_colours(cfg, scene: Scene, lm, mesh_px, rows, hair_skin, side, far, far
     y_mouth, y_eyes = lm[lmk.MOUTH_CORNER_R, 1], lm[list(lmk.OUTER_EYE), 1].mean()
     zone = smoothstep(y_eyes, lm[lmk.NOSE_BASE, 1], rows) * (1 - beside)
     y_chin = lm[lmk.CHIN, 1]
-    ks = (zone * is_skin)[..., None]  # the neck's (and jaw's) skin
-    kc = (zone * (1 - is_skin) * smoothstep(y_chin, 2 * y_chin - lm[lmk.MOUTH_CORNER_R, 1], rows))[..., None]  # the
+    ks = zone * is_skin  # the neck's (and jaw's) skin
+    kc = zone * (1 - is_skin) * smoothstep(y_chin, 2 * y_chin - lm[lmk.MOUTH_CORNER_R, 1], rows)  # the
     # body's own (clothing, long hair) below the chin; above it the head's rule stays (the hair, its shadow)
     dark = 1 - cfg.side_dark
-    side = (1 - ks - kc) * side + ks * near + kc * rim
-    far = (1 - ks - kc) * far + ks * (1 - cfg.neck_far_dark) * near + kc * dark * rim
-    far_from = (1 - ks[..., 0]) * far_from * (1 - (1 - cfg.ear_far_from) * kc[..., 0]) + ks[..., 0] * cfg.neck_far_from_m
+    side, far = _neck_side_far(ks, kc, side, far, near, rim, 1 - cfg.neck_far_dark, dark)  # the skin's, the body's
+    far_from = (1 - ks) * far_from * (1 - (1 - cfg.ear_far_from) * kc) + ks * cfg.neck_far_from_m
     kb = zone * (1 - smoothstep(y_chin, 2 * y_chin - y_mouth, rows))  # the same zone, down to the chin's row
-    back = (1 - kb[..., None]) * back + kb[..., None] * jaw_in_shade(cfg, skin)  # the chin's underside
-    return side, far, far_from, back, ks[..., 0].astype(np.float32)
+    back = _blend(kb, back, jaw_in_shade(cfg, skin))  # the chin's underside
+    return side, far, far_from, back, ks.astype(np.float32)
 
 
 def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_mask, rows, wt, h_back, hair_skin, front,

@@ -51,6 +51,7 @@ import numpy as np
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
+from gaussian_head_ros.core.expression import SCREAM_RATIO
 from gaussian_head_ros.core.lip_margin import lips_height, meeting_line
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 from gaussian_head_ros.core.colour import LUMA
@@ -62,8 +63,9 @@ from gaussian_head_ros.core.reconstruct.rest_pose import covariances, photo_grow
 class LipConfig:
     """When and how far `closed_lips` re-textures the rest pose's stretched mouth region."""
 
-    open_from: float = 1.5  # the photo's lip gap / its lips' heights (middle) where re-texturing starts: below, the
-    open_full: float = 3.0  # lips close by stretching as they are (../shared: <= 1.09 but lp_d9's scream, 5.0)
+    open_from: float = SCREAM_RATIO[0]  # the photo's lip gap / its lips' heights (middle) where re-texturing starts:
+    open_full: float = SCREAM_RATIO[1]  # below, the lips close by stretching as they are, up to a relaxed lip's height
+    # (expression.RELAXED_UPPER_LIP_M; ../shared: <= 1.09 but lp_d9's scream, 5.0)
     stretch_from: float = 1.4  # largest singular value of a triangle's photo -> rest map where it starts
     stretch_full: float = 2.0  # ... and where the rest template's colour takes over (folded: always)
     streak_from: float = 1.2  # stretched this far, a Gaussian's own colour is a streak: it fades to the synthesised one

@@ -49,7 +49,7 @@ from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART
                                            PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera)
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct import backdrop_rim
+from gaussian_head_ros.core.reconstruct import backdrop_rim, hidden_colours
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import Scene, covered_triangles, face_completion
 from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours
@@ -75,8 +75,8 @@ from gaussian_head_ros.core.reconstruct.mouth_assembly import (behind_rest_face,
 from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_torso,
                                                           under_chin)
 from gaussian_head_ros.core.reconstruct.source_view import body_depth, person_mask, surface_points
-from gaussian_head_ros.core.reconstruct.surfaces import (normals_from_points, open_border, pixel_rays, push_pull,
-                                                         rasterize_mesh, rows_to_cut_below)
+from gaussian_head_ros.core.reconstruct.surfaces import (nearest_distance, normals_from_points, open_border, pixel_rays,
+                                                         push_pull, rasterize_mesh, rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
@@ -610,8 +610,12 @@ class MeshFitReconstructor(Reconstructor):
         tri = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.1, 1.0]])
         rasterize_mesh(tri, np.array([[0, 1, 2]]), np.array([[100.0, 0, 8], [0, 100.0, 8], [0, 0, 1]]), 16)
         push_pull(np.zeros((2, 2, 1), np.float32), np.ones((2, 2), np.float32))  # its kernels
+        normals_from_points(np.zeros((2, 2, 3), np.float32), np.ones((2, 2), bool))
+        for dtype in (np.float32, np.float64):  # the photo's pixels (float32 or float64) to float32 palettes
+            nearest_distance(np.zeros((1, 3), dtype), np.zeros((1, 3), np.float32))
         if self.cfg.backdrop_rim_px > 0:
             backdrop_rim.warm_up()
+        hidden_colours.warm_up()  # the hidden maps' blend kernels
         if self.cfg.refine_iters and self.cfg.refine_backend == "cpu":
             from gaussian_head_ros.core.render import cpu_backend
 

@@ -20,6 +20,7 @@ from gaussian_head_ros.core.reconstruct.builder import (GaussianBatch, edge_on_s
                                                           surface_discs)
 from gaussian_head_ros.core.reconstruct.eyelids import lid_zone
 from gaussian_head_ros.core.reconstruct.completion import background_colours, edge_opacity
+from gaussian_head_ros.core.reconstruct.surfaces import blur_window
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +189,19 @@ def refine_colours(cfg, batch: GaussianBatch, n_photo: int, pixels, free, photo,
         margin = detail_margin[rows_d, None].astype(np.float32)
         lo_d = cv2.erode(img32, kern)[i[rows_d], j[rows_d]] - margin
         hi_d = cv2.dilate(img32, kern)[i[rows_d], j[rows_d]] + margin
+    blurs = []  # per footprint: its rows, and the window of the residual its blur reads (the same bits there)
+    for sd in footprints:
+        rows = np.flatnonzero(~is_detail & (footprint == sd))
+        at = np.zeros(photo.shape[:2], bool)
+        at[i[rows], j[rows]] = True
+        win = blur_window(at, float(sd))
+        blurs.append((float(sd), rows, win, i[rows] - win[0].start, j[rows] - win[1].start))
     for _ in range(cfg.refine_iters):
         over = img if background is None else img + (1 - res.alpha[..., None]) * background
         r = photo - over
         upd = r[i, j]
-        for sd in footprints:
-            rows = np.flatnonzero(~is_detail & (footprint == sd))
-            upd[rows] = cv2.GaussianBlur(r, (0, 0), float(sd))[i[rows], j[rows]]
+        for sd, rows, win, wi, wj in blurs:
+            upd[rows] = cv2.GaussianBlur(r[win], (0, 0), sd)[wi, wj]
         upd *= free[:, None]
         batch.colors[:n_photo] = np.clip(batch.colors[:n_photo] + upd, 0, 1)
         if len(rows_h):
