@@ -39,7 +39,10 @@ regions hold half of them, so with the eyes missing the fit has nothing real to 
 brows alone missing steady nothing of the pose (`Region.steadies_pose`: the mesh hardly tilts as they go, and a
 rotation steadied until they came back drifted off the head's: FRAME58, sadtalker framed tight, the yaw's slope
 0.24 steadied, 0.71 not). Below `visible` of that,
-every region is held: the head frame the expression is measured in is not seen (the mouth's shape read in it too).
+the head frame the expression is measured in is not seen, and every region is held but one whose anchors
+(`Region.anchors`) are in view, each `ANCHOR_MARGIN` inside the frame: the lower face, anchored on the nose below its
+bridge (`landmarks.NOSE`), keeps following while the lips, the chin and the nose are in the picture, its expression and
+mouth_open still read in the pose fit's head frame, with the head's turn held (HOLD59 below).
 The head's distance (the translation's z, from the pose fit's scale) follows the rotation's rule: the fit shrinks or
 grows with the invented landmarks (lp_d18 slid up, the eyes cut: 0.32 m read as 0.42 m in 9 frames, the face found
 again at 0.36 m; slid left 0.32 -> 0.29 m). Its x and y pass: where the seen part of the face lies in the picture
@@ -71,6 +74,25 @@ margin. The top edge through the brows, the region check on (lp_d18 / sadtalker 
 0.88 / 0.99, gaze across 0.50 / 0.77 / 1.00, mouth 0.91 / 0.69 / 0.99 (main 2c3e6f6, 150 frames: 0 / 0.50 / 0, 0 /
 0.60 / 0, 0 / 0.56 / 0), the eyes held on 64 / 23 / 0 of 105 / 105 / 63 frames (the head rising to within the
 margin); through the eyes every channel stays held.
+
+HOLD59, the mouth while the eyes are cut (an operator standing up, or leaning to the picture's top edge). Until
+session 59 the lower face was held with the eyes once the pose fit's landmarks fell below `visible`: the operator
+screamed, the robot showed a closed, fading mouth (track58's sheet, lp_d18 slid up, frames 33-40). What the face mesh
+reads then (the four ../shared clips slid up 16-24 px a frame, test_face_regions' slide; the tracker's landmarks against
+the unslid clip's, moved): the lips 0.5-1.6 px off and the lip gap within 1.7 px while the whole nose is in the
+picture, however far above it the eyes are (1.3-3.7 px as it leaves); once the nose is gone, the mesh holds its
+nose just inside the edge (at most 0.092 outer eye spans in) and squeezes the lips onto the picture, 5-27 px off, the lip gap read half or shut (lp_d18 frame
+38: 18 px for 38; lp_d0 39: 5 for 23; sadtalker 36: 1 for 21; tpsmm 38: 5 for 12). So the nose is the lower face's
+anchor. Against what the mouth is measured, against the unslid clip's tracking of the same frames (the clips cropped
+through the eyes on every frame, after the neutral's calibration; lp_d18 / lp_d0 / sadtalker / tpsmm): in the pose
+fit's head frame, as with the face in view, mouth_open r 1.00 / 0.99 / 0.95 / 0.97, slope 0.95 / 1.08 / 0.96 / 0.98,
+the lower face's rows 3.2 / 1.8 / 4.1 / 2.1 mm rms off; in a frame re-fitted on the nose alone 0.94 / 0.81 / 0.85 / 0.97
+slope, 3.6 / 3.7 / 4.1 / 3.8 mm; against the held turn (the fit's rows turned by the held rotation, the nose's
+position and scale re-fitted) 5.2 / 2.7 / 11.1 / 8.5 mm (the head turns on while its turn is held). The fit keeps the
+mesh's nose on the neutral's, and the lips ride with it: the pose fit's head frame it is. After (test_face_regions):
+lp_d0 cropped through the eyes, mouth_open r 0 -> 0.98 (the lower lip's drop 0 -> 0.98), the lower face no longer
+held on 63 of 63 frames; lp_d18 slid up, mouth_open 0.05 / 0.05 -> 0.21 / 0.38 at the frames whose eyes are cut
+(the clip's 0.21 / 0.36), held again from the frame the nose nears the edge.
 """
 
 from __future__ import annotations
@@ -98,6 +120,14 @@ HANDBACK_END = 0.01  # a hand-back ends when what is left of the held value's di
 # drift (FRAME58: blink p90 error 0.100 / 0.105 and gaze 0.078 / 0.140 at 0-0.05 spans on lp_d18 / sadtalker, about
 # as far in as 0.2 spans from 0.10; hold57's slide, gaze 0.103 off at 0.08)
 EYE_MARGIN = 0.12
+# A region's anchors (Region.anchors) count as in view only if every one lies this far inside the frame's edges, in
+# outer eye spans: once the nose has left the picture the face mesh keeps its nose just inside the edge, at most 0.092
+# spans in, and puts the lips 5-27 px off with the lip gap read half (HOLD59: the four ../shared clips slid up and left,
+# 333 frames with the lips in view; 0.10 follows none of the invented frames, 0.08 one; 0.12 holds 22 of the frames
+# whose lips the mesh read within 4 px, against 17 at 0.10). All of them: by the share of them, as a part is counted,
+# the bridge alone out passes a nose held at the edge (lp_d18 slid up, frame 39: its bridge 11 px inside, the lips 17 px
+# off)
+ANCHOR_MARGIN = 0.12
 
 
 @dataclass(frozen=True)
@@ -122,11 +152,15 @@ class Region:
     # 0.2-1.4 deg (FRAME58: the top edge through the brows, the region check off, the pitch's mean offset against
     # the uncropped clip, lp_d18 -0.46, sadtalker +0.18, lp_d0 +1.37)
     steadies_pose: bool = True
+    # what keeps it measured once the pose fit's landmarks are too few (below `visible`: the eyes cut, the head's turn
+    # held): while these landmarks are in view (each inside the frame by ANCHOR_MARGIN outer eye spans) it follows,
+    # still read in the pose fit's head frame (HOLD59 in the module notes); () -- it is held with the turn
+    anchors: tuple[int, ...] = ()
 
 
 REGIONS = (
     Region("lower face", "the mouth and jaw", (lmk.LIPS, lmk.CHIN_REGION), lmk.NOSE_BASE, None,
-           ("jaw", "mouth", "cheekPuff"), mouth=True, hand=True),
+           ("jaw", "mouth", "cheekPuff"), mouth=True, hand=True, anchors=lmk.NOSE),
     # The eyes and the brows are two regions, split at the skin under the brows (BROW_SKIN's highest point): an
     # operator framed tight, the brows above the picture's top and the eyes inside, still blinks and looks around
     # (FRAME58 below); their expression rows hold half the pose fit's landmarks between them, as the one region did
@@ -150,6 +184,7 @@ _REGION_STARTS = np.cumsum([0] + [len(r.parts) for r in REGIONS])[:-1]  # where 
 _HAND = next(i for i, r in enumerate(REGIONS) if r.hand)
 _EYES = np.array([r.eyes for r in REGIONS])  # [R] bool the regions that own the gaze and the eyelid ratios
 _STEADIES = np.array([r.steadies_pose for r in REGIONS])  # [R] bool the regions whose loss steadies the pose
+_ANCHORED = [i for i, r in enumerate(REGIONS) if r.anchors]  # the regions that can follow with the pose held
 HAND_POINTS = np.asarray(sorted({i for p in REGIONS[_HAND].parts for i in p}))  # what the hand check covers
 _RIGID = np.asarray(lmk.RIGID_LANDMARKS)
 
@@ -173,11 +208,13 @@ class FaceRegionConfig:
 
 @dataclass
 class FrameView:
-    """What of the face a frame shows: per region (REGIONS' order) its visibility 1 (in view) .. 0, and which of the
-    pose fit's landmarks (`landmarks.RIGID_LANDMARKS`) lie inside the frame."""
+    """What of the face a frame shows: per region (REGIONS' order) its visibility 1 (in view) .. 0 and whether its
+    anchors (`Region.anchors`) are in view, and which of the pose fit's landmarks (`landmarks.RIGID_LANDMARKS`) lie
+    inside the frame."""
 
     regions: np.ndarray  # [R]
     rigid_inside: np.ndarray  # [len(RIGID_LANDMARKS)] bool
+    anchored: np.ndarray  # [R] 1 where a region's anchors (Region.anchors) are in view, else 0 (0 without anchors)
     edge: str | None = None  # the frame's edge ("top", "bottom", "left", "right") most landmarks outside it lie past
 
     def all_in_view(self, visible: float) -> bool:
@@ -257,18 +294,19 @@ class FaceRegionMonitor:
     # ------------------------------------------------------------------------------------------------
     def visibility(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> FrameView:
         """[H, W, 3] uint8 frame + [478, 3] its face's landmarks (pixels) -> FrameView: each region's visibility,
-        1 (in view) .. 0 (cut off by the frame or covered by a hand), and which of the pose fit's landmarks lie inside
-        the frame."""
+        1 (in view) .. 0 (cut off by the frame or covered by a hand), whether its anchors are in view (each
+        ANCHOR_MARGIN outer eye spans inside the frame), and which of the pose fit's landmarks lie inside the frame."""
         h, w = rgb.shape[:2]
         lm = np.asarray(landmarks_px, np.float64)
-        inside = (lm[:, 0] >= 0) & (lm[:, 0] < w) & (lm[:, 1] >= 0) & (lm[:, 1] < h)  # [478]
-
-        m = _POINT_MARGINS * float(np.linalg.norm(lm[lmk.OUTER_EYE[1], :2] - lm[lmk.OUTER_EYE[0], :2]))  # pixels
-        q = lm[_PART_POINTS]
-        kept = (q[:, 0] >= m) & (q[:, 0] < w - m) & (q[:, 1] >= m) & (q[:, 1] < h - m)  # inside by the part's margin
+        inside = _inside_by(lm, w, h, 0.0)  # [478]
+        span = float(np.linalg.norm(lm[lmk.OUTER_EYE[1], :2] - lm[lmk.OUTER_EYE[0], :2]))  # outer eye span, pixels
+        kept = _inside_by(lm[_PART_POINTS], w, h, _POINT_MARGINS * span)  # inside by the part's margin
         share = np.add.reduceat(kept.astype(np.float64), _PART_STARTS) / _PART_SIZES  # [parts]
         part = np.clip((share - IN_FRAME_MISSING) / (IN_FRAME_SEEN - IN_FRAME_MISSING), 0.0, 1.0)
         regions = np.minimum.reduceat(part, _REGION_STARTS)  # [R] the least visible part of each region
+        anchored = np.zeros(len(REGIONS))  # [R] 1 where a region's anchors are all inside by ANCHOR_MARGIN
+        for i in _ANCHORED:
+            anchored[i] = float(np.all(_inside_by(lm[list(REGIONS[i].anchors)], w, h, ANCHOR_MARGIN * span)))
         every = self.config.hand_every
         cover = self._take_pending()  # the check started with the last checked frame
         if cover is not None:
@@ -283,7 +321,7 @@ class FaceRegionMonitor:
         if every > 0:
             self._by_hand = self._hand_visibility < regions[_HAND]
             regions[_HAND] = min(regions[_HAND], self._hand_visibility)
-        return FrameView(regions, inside[_RIGID], _edge_past(lm, w, h))
+        return FrameView(regions, inside[_RIGID], anchored, _edge_past(lm, w, h))
 
     def _hand_crop(self, rgb: np.ndarray, landmarks_px: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[S, S, 3] uint8 crop around the lower face (S = HAND_CROP_PX) and [P, 2] its points in the crop."""
@@ -327,7 +365,8 @@ class FaceRegionMonitor:
         """The control to send: unchanged while every region is in view (and remembered); while one is missing,
         confidence x its visibility, its channels held and faded to neutral, the rotation's and the distance's jump
         removed and their later changes passed in proportion to the pose fit's landmarks in view (below `visible` of
-        them, every region counts as missing: the head frame its expression is measured in is not seen); a region
+        them, every region counts as missing but one whose anchors are in view: the head frame its expression is
+        measured in is not seen; a region's anchors keep the face mesh's landmarks on the picture); a region
         back, and the pose, handed back (module notes). Sets `out`."""
         c = self.config
         missing = view.regions < c.visible
@@ -350,8 +389,8 @@ class FaceRegionMonitor:
                 rigid &= ~r[_RIGID]
         pose_seen = _seen_share(rigid)
         own = missing.copy()  # missing by themselves, not for the pose fit's landmarks
-        if pose_seen < c.visible:
-            missing[:] = True
+        if pose_seen < c.visible:  # the head frame not seen: held unless their anchors are in view (HOLD59)
+            missing |= view.anchored < c.visible
         self.out = tuple((r.name, _why(self._by_hand and r.hand, view.edge, bool(o)))
                          for r, gone, o in zip(REGIONS, missing, own) if gone)
         self._pose_held = pose_seen < c.visible
@@ -370,8 +409,9 @@ class FaceRegionMonitor:
                     if view.regions[i] >= c.visible:  # in view, held with the rest: it read 'lower face out of view
                         # (visibility 1.00, ...)' as the operator walked out sideways (user58, s58)
                         log.debug("%s held though in view (visibility %.2f): only %.2f of the pose fit's landmarks are "
-                                  "in view, too few to measure its expression against the head; holding it, the "
-                                  "head's turn steadied", region.name, view.regions[i], pose_seen)
+                                  "in view, too few to measure its expression against the head%s; holding it, the "
+                                  "head's turn steadied", region.name, view.regions[i], pose_seen,
+                                  ", nor are its anchors (Region.anchors) in view" if region.anchors else "")
                     else:
                         log.debug("%s out of view (visibility %.2f, the pose fit's landmarks %.2f): holding it%s",
                                   region.name, view.regions[i], pose_seen,
@@ -407,8 +447,9 @@ class FaceRegionMonitor:
         and forehead) is cut by the camera picture's top edge: the robot shows the brows and forehead, last seen,
         fading to neutral over 1 s, until it is back; sit lower or tilt the camera up, so the whole face is in the
         picture" (the eyes cut too: "the operator's eye region (eyes and lids) is cut by ...; brow region (brows and
-        forehead) is cut by ...: the robot shows the eyes and lids, and the brows and forehead, and the mouth and
-        jaw, last seen, ..., and holds the head's turn and distance, ...")."""
+        forehead) is cut by ...: the robot shows the eyes and lids, and the brows and forehead, last seen, ..., and
+        holds the head's turn and distance, ..."; "..., and the mouth and jaw, last seen, ..." once the nose is cut
+        as well)."""
         if not self.out:
             return ""
         why = dict(self.out)
@@ -514,6 +555,11 @@ def _why(by_hand: bool, edge: str | None, own: bool) -> str:
     return "held: the face around it is out of view"
 
 
+def _inside_by(p: np.ndarray, w: int, h: int, margin) -> np.ndarray:
+    """[n] bool: the points [n, 2+] (pixels) inside a w x h frame by `margin` pixels (a number or [n])."""
+    return (p[:, 0] >= margin) & (p[:, 0] < w - margin) & (p[:, 1] >= margin) & (p[:, 1] < h - margin)
+
+
 def _seen_share(inside: np.ndarray) -> float:
     """[n] bool (a part's landmarks inside the frame, or otherwise seen) -> its visibility: 0 at a share of
     IN_FRAME_MISSING, 1 at IN_FRAME_SEEN, linear between."""
@@ -582,8 +628,9 @@ def _put(out: FaceControl, control: FaceControl, region: Region, rows: np.ndarra
          values: dict[str, np.ndarray]) -> None:
     """Write the region's channels `values` (as `_channels` gives them) into `out`, a shallow copy of `control`
     (its arrays copied before they are changed); the landmarks follow the expression."""
-    if "mouth_open" in values:
-        out.mouth_open = float(values["mouth_open"][0])
+    if "mouth_open" in values:  # >= 0 as the tracker's (msg/FaceControl.msg): a hand-back that takes a held
+        # mouth's difference off a live mouth closing again went below (lp_d18 slid up, back mid-scream: -0.24)
+        out.mouth_open = max(0.0, float(values["mouth_open"][0]))
     if "gaze" in values:
         out.gaze = values["gaze"].reshape(np.shape(control.gaze)).astype(np.float32)
     if "eyelid_ratios" in values:

@@ -90,6 +90,9 @@ OVAL_ANCHORS = (FOREHEAD, CHEEK_R, CHIN, CHEEK_L)
 RIGID_PAIRS = ((33, 263), (133, 362), (234, 454), (127, 356), (98, 327), (116, 345))
 RIGID_MIDLINE = (FOREHEAD, NOSE_BASE, 151, 9, 168, 6, 195, 5, 4, 1)
 RIGID_LANDMARKS = tuple(sorted({i for p in RIGID_PAIRS for i in p} | set(RIGID_MIDLINE)))
+# The nose below its bridge: the pose fit's landmarks outside the eyes' and the brows' expression rows (the bridge,
+# the tip, the base, the wings); the face mesh keeps the lips on the picture while it is in it (core/face_regions.py)
+NOSE = (NOSE_BRIDGE, 5, NOSE_TIP, 1, NOSE_BASE, 98, 327)
 
 
 def has_mediapipe_topology(num_vertices: int) -> bool:

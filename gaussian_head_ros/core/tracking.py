@@ -72,9 +72,9 @@ No face: face_detected=False, confidence 0, and the last pose and expression hel
 A region of the face out of view (core/face_regions.py: the lower face cut by the frame or under a hand, the eyes or
 the brows above the frame's top as the operator sits close or stands up, either by a side edge): confidence lowered
 below 0.5, its expression (mouth and jaw; lids and gaze; brows) held and faded to neutral, the head's turn and distance
-(translation z) held while the eyes are out, handed back smoothly when it returns; `regions_out` says which regions
-are held and why. The open lids' level keeps learning while the eyes are in view (an operator framed tight, the brows
-cut from the start).
+(translation z) held while the eyes are out (the mouth and jaw follow on while the lips, chin and nose are in the
+picture), handed back smoothly when it returns; `regions_out` says which regions are held and why. The open lids'
+level keeps learning while the eyes are in view (an operator framed tight, the brows cut from the start).
 """
 
 from __future__ import annotations
