@@ -321,6 +321,15 @@ class MeshFitConfig:
     lining_upper_ring: bool = True
     lining_lip_margin_m: float = 0.002
     lining_corner_m: float = 0.003
+    # the face completion's made-up points (the far cheek up to the template's edge at the ear) move to the colour of
+    # the nearest Gaussian of the hidden side as that lies from the first to the second behind the front, and lies
+    # within the reach's first (all) to second (none) metres (completion.toward_side): the completion carried the
+    # face's light on to the template's edge while the side behind darkens with depth, and a turned view showed the
+    # far cheek as a lit mask with its own outline against a dark head (obama_speech yaw -30 chin up 20: 0.53 beside
+    # 0.20 luminance 3 px apart). Starting at wall_rim_m's 4 mm (the wall's own rim colours) leaves the photo's matte
+    # band, which shows the completion's front discs, as it was. None = off
+    face_meets_side_m: tuple[float, float] | None = (0.004, 0.03)
+    face_side_reach_m: tuple[float, float] = (0.005, 0.015)
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
@@ -472,6 +481,10 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
                          f"{cfg.backdrop_rim_px}, {cfg.backdrop_reach_px}")
     if not 0 <= cfg.neck_underside <= 1:
         raise ValueError(f"neck_underside must be 0..1 (a share of the way to the far colour), got {cfg.neck_underside}")
+    for name in ("face_meets_side_m", "face_side_reach_m"):
+        pair = getattr(cfg, name)
+        if pair is not None and not (len(pair) == 2 and 0 <= pair[0] < pair[1] <= 0.2):
+            raise ValueError(f"{name} must be two distances 0 <= first < second <= 0.2 m, got {pair}")
     if cfg.unlined_sigma_per_stride is not None and not 0 < cfg.unlined_sigma_per_stride <= 2:
         raise ValueError(f"unlined_sigma_per_stride must be in (0, 2] or None, got {cfg.unlined_sigma_per_stride}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
@@ -749,14 +762,17 @@ class MeshFitReconstructor(Reconstructor):
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
         partly = np.bincount(fid[face_px & person & edge], minlength=nf)[:nf] > 0
-        face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
-                                     clean=person & ~edge, partly=partly)
         hair_skin = hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         at = np.clip(fid, 0, nf - 1)
         lining, lined_px, d_lips = face_lining(cfg, scene, fp.landmarks_px, face_px, mouth_px, mesh_px, head_mask, edge,
                                                covered, at, fid, bary, nrm, colours, hair_skin, mpp)
         hidden, wall_cols = hidden_gaussians(cfg, scene, photo, hidden_seen, fp.landmarks_px, mesh_px, head_mask,
                                              rows, wt, h_back, hair_skin, front, back, open_edge, d_edge, turn, mpp)
+        # (after the hidden side: its far cheek goes into that side's colour as deep as it lies, face_meets_side_m)
+        face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
+                                     clean=person & ~edge, partly=partly,
+                                     side=hidden if cfg.face_meets_side_m is not None else None,
+                                     side_depth_m=cfg.face_meets_side_m or (0.0, 0.0), side_reach_m=cfg.face_side_reach_m)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_rgb, teeth_info = teeth_colour_info(cfg, skin, teeth_rgb, eye_cols)
         face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
