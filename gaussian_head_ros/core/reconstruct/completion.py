@@ -139,7 +139,7 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
                     face: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
                     clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0,
                     partly: np.ndarray | None = None, side: GaussianBatch | None = None,
-                    side_depth_m: tuple[float, float] = (0.004, 0.03),
+                    side_depth_m: tuple[float, float] = (0.01, 0.04),
                     side_reach_m: tuple[float, float] = (0.005, 0.015)) -> GaussianBatch:
     """Gaussians on template triangles the photo covers badly (covered [F] bool false), and on the triangles
     `partly` [F] bool (None: none) the photo shows in part through its silhouette's matte band (mesh_fit's `edge`,

@@ -326,9 +326,12 @@ class MeshFitConfig:
     # within the reach's first (all) to second (none) metres (completion.toward_side): the completion carried the
     # face's light on to the template's edge while the side behind darkens with depth, and a turned view showed the
     # far cheek as a lit mask with its own outline against a dark head (obama_speech yaw -30 chin up 20: 0.53 beside
-    # 0.20 luminance 3 px apart). Starting at wall_rim_m's 4 mm (the wall's own rim colours) leaves the photo's matte
-    # band, which shows the completion's front discs, as it was. None = off
-    face_meets_side_m: tuple[float, float] | None = (0.004, 0.03)
+    # 0.20 luminance 3 px apart; the far face edge's step over the side beside it, median per row, 2.18 on main,
+    # 1.33 now). From 1 cm: the photo's matte band, which shows the completion's front discs, keeps them, and so does
+    # obama_speech's rim-lit far cheek by its outline (its red at yaw -35 0.643 on main; from 4 mm to 3 cm, 0.541,
+    # under test_a_turned_cheek_shows_no_pale_patch_under_the_hair's 0.55; 1 cm - 4 cm 0.561; 1.5 cm - 5 cm 0.582 but
+    # business_person's far jaw over her neck's side at yaw 30 then 1.52, main 1.56, 1.39 now). None = off
+    face_meets_side_m: tuple[float, float] | None = (0.01, 0.04)
     face_side_reach_m: tuple[float, float] = (0.005, 0.015)
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
