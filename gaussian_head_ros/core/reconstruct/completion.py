@@ -139,8 +139,9 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
                     face: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
                     clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0,
                     partly: np.ndarray | None = None, side: GaussianBatch | None = None,
-                    side_depth_m: tuple[float, float] = (0.01, 0.04),
-                    side_reach_m: tuple[float, float] = (0.005, 0.015)) -> GaussianBatch:
+                    side_depth_m: tuple[float, float] = (0.004, 0.02),
+                    side_reach_m: tuple[float, float] = (0.005, 0.015),
+                    side_border_m: tuple[float, float] | None = None) -> GaussianBatch:
     """Gaussians on template triangles the photo covers badly (covered [F] bool false), and on the triangles
     `partly` [F] bool (None: none) the photo shows in part through its silhouette's matte band (mesh_fit's `edge`,
     discs as transparent as the photo's edge is mixed with its background) at the points that no clean pixel shows:
@@ -169,7 +170,8 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
 
     side: the hidden side already built (hidden_colours.hidden_gaussians' batch; None: none): a made-up point moves to
     the colour of its nearest side Gaussian (`toward_side`) as that lies deeper behind the front (side_depth_m) and
-    as near it (side_reach_m), so the completed far cheek meets the side behind its outline at one colour."""
+    as near it (side_reach_m), and as near the template's outer edge (side_border_m = (all, none) metres from it; None:
+    everywhere), so the completed far cheek meets the side behind its outline at one colour."""
     partly = np.zeros(len(faces), bool) if partly is None else np.asarray(partly, bool) & covered
     todo = np.flatnonzero(~covered | partly)
     if len(todo) == 0:
@@ -223,13 +225,23 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     use = ~vis & mvis
     col[use] = mcol[use]
     if side is not None and len(side):
-        col[~vis] = toward_side(scene, pts[~vis], col[~vis], side, side_depth_m, side_reach_m)
+        share = None
+        if side_border_m is not None:  # by the template's outer edge only (the face oval, its longest boundary loop)
+            from gaussian_head_ros.core.deform import nearest_points
+            from gaussian_head_ros.core.reconstruct.template import boundary_loops
+
+            oval = np.asarray(max(boundary_loops(faces), key=len))
+            a, b = v[oval], v[np.roll(oval, -1)]
+            edge = (a[:, None] + np.linspace(0.0, 1.0, 8, endpoint=False)[None, :, None] * (b - a)[:, None]).reshape(-1, 3)
+            d_edge = nearest_points(pts[~vis].astype(np.float64), edge.astype(np.float64), 1)[0][:, 0]
+            share = 1 - smoothstep(side_border_m[0], side_border_m[1], d_edge)
+        col[~vis] = toward_side(scene, pts[~vis], col[~vis], side, side_depth_m, side_reach_m, share)
     sigma = np.full(len(pts), 0.7 * spacing_m)
     return surface_discs(pts, nrm, np.clip(col, 0, 1), sigma, None, PART_FACE, face_id=fid, bary=bary)
 
 
 def toward_side(scene: Scene, pts: np.ndarray, col: np.ndarray, side: GaussianBatch, depth_m: tuple[float, float],
-                reach_m: tuple[float, float]) -> np.ndarray:
+                reach_m: tuple[float, float], share: np.ndarray | None = None) -> np.ndarray:
     """[M, 3] the colours col [M, 3] of made-up face points pts [M, 3] (head frame, metres) moved to the colour of
     each one's nearest Gaussian of the hidden side `side` (the wall and back behind the silhouette) by smoothstep over
     depth_m = (none, all) of how far that Gaussian lies behind the front the photo shows (camera depth; 0 off the
@@ -252,6 +264,8 @@ def toward_side(scene: Scene, pts: np.ndarray, col: np.ndarray, side: GaussianBa
     behind = np.where(on, z - np.where(on, scene.depth[i, j], 0.0), 0.0)
     w = np.zeros(len(pts))
     w[near] = smoothstep(depth_m[0], depth_m[1], behind) * (1 - smoothstep(reach_m[0], reach_m[1], d[near]))
+    if share is not None:
+        w *= share
     out = col.astype(np.float64)
     out[near] += w[near, None] * (side.colors[nb[near]] - out[near])
     return out.astype(col.dtype)

@@ -322,17 +322,19 @@ class MeshFitConfig:
     lining_lip_margin_m: float = 0.002
     lining_corner_m: float = 0.003
     # the face completion's made-up points (the far cheek up to the template's edge at the ear) move to the colour of
-    # the nearest Gaussian of the hidden side as that lies from the first to the second behind the front, and lies
-    # within the reach's first (all) to second (none) metres (completion.toward_side): the completion carried the
-    # face's light on to the template's edge while the side behind darkens with depth, and a turned view showed the
-    # far cheek as a lit mask with its own outline against a dark head (obama_speech yaw -30 chin up 20: 0.53 beside
-    # 0.20 luminance 3 px apart; the far face edge's step over the side beside it, median per row, 2.18 on main,
-    # 1.33 now). From 1 cm: the photo's matte band, which shows the completion's front discs, keeps them, and so does
-    # obama_speech's rim-lit far cheek by its outline (its red at yaw -35 0.643 on main; from 4 mm to 3 cm, 0.541,
-    # under test_a_turned_cheek_shows_no_pale_patch_under_the_hair's 0.55; 1 cm - 4 cm 0.561; 1.5 cm - 5 cm 0.582 but
-    # business_person's far jaw over her neck's side at yaw 30 then 1.52, main 1.56, 1.39 now). None = off
-    face_meets_side_m: tuple[float, float] | None = (0.01, 0.04)
+    # the nearest Gaussian of the hidden side as that lies from the first to the second behind the front, within the
+    # reach's first (all) to second (none) metres of it, and within the border's first (all) to second (none) metres of
+    # the template's outer edge (completion.toward_side): the completion carried the face's light on to the template's
+    # edge while the side behind darkens with depth, and a turned view showed the far cheek as a lit mask with its own
+    # outline against a dark head (obama_speech yaw -30: luminance 0.53 beside 0.20 3 px apart; the far face edge's
+    # step over the side beside it, median per row, chin level / up 20: 2.18 / 2.13 on main, 1.47 / 1.37 now). Over the
+    # whole completed cheek (no border), from 4 mm to 3 cm: 1.30 / 1.26, but business_person's completed cheek beside
+    # her photo's turned 35 deg was 27 % darker than 0.9 x that cheek (main 4 %, test bound 10 %) and obama_speech's
+    # rim-lit far cheek at yaw -35 red 0.541 (main 0.643, bound 0.55); border (0.01, 0.025): 12 %, (0.008, 0.022) and
+    # depth to 2 cm: 8 %, red 0.589. None = off (the avatar as before)
+    face_meets_side_m: tuple[float, float] | None = (0.004, 0.02)
     face_side_reach_m: tuple[float, float] = (0.005, 0.015)
+    face_side_border_m: tuple[float, float] | None = (0.008, 0.022)
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
@@ -484,7 +486,7 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
                          f"{cfg.backdrop_rim_px}, {cfg.backdrop_reach_px}")
     if not 0 <= cfg.neck_underside <= 1:
         raise ValueError(f"neck_underside must be 0..1 (a share of the way to the far colour), got {cfg.neck_underside}")
-    for name in ("face_meets_side_m", "face_side_reach_m"):
+    for name in ("face_meets_side_m", "face_side_reach_m", "face_side_border_m"):
         pair = getattr(cfg, name)
         if pair is not None and not (len(pair) == 2 and 0 <= pair[0] < pair[1] <= 0.2):
             raise ValueError(f"{name} must be two distances 0 <= first < second <= 0.2 m, got {pair}")
@@ -775,7 +777,8 @@ class MeshFitReconstructor(Reconstructor):
         face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
                                      clean=person & ~edge, partly=partly,
                                      side=hidden if cfg.face_meets_side_m is not None else None,
-                                     side_depth_m=cfg.face_meets_side_m or (0.0, 0.0), side_reach_m=cfg.face_side_reach_m)
+                                     side_depth_m=cfg.face_meets_side_m or (0.0, 0.0), side_reach_m=cfg.face_side_reach_m,
+                                     side_border_m=cfg.face_side_border_m)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_rgb, teeth_info = teeth_colour_info(cfg, skin, teeth_rgb, eye_cols)
         face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
