@@ -1672,10 +1672,10 @@ def test_a_turned_heads_completed_far_cheek_has_no_outline_of_its_own(results, n
     silhouette beside his face (issue 11, lead's session 58: pg_os.png): the face completion carried the face's light on
     over his far cheek to the template's edge at the ear, while the hidden side behind the silhouette darkens with its
     depth, so the completed cheek stood as a lit mask with its own outline against a dark head (luminance 0.53 beside
-    0.20, 3 px apart). Its made-up points now go into the colour of the side beside them as deep as that side lies
-    (completion.toward_side, MeshFitConfig.face_meets_side_m). Per row of the 512 px view, the luminance 2-6 px inside
+    0.20, 3 px apart). By the template's outer edge its made-up points now go into the colour of the side beside them
+    as deep as that side lies (completion.toward_side, MeshFitConfig.face_meets_side_m, face_side_border_m). Per row of the 512 px view, the luminance 2-6 px inside
     the face part's far edge over that 2-6 px outside it, median: `before` on main d74b489 (obama_speech 2.18 / 2.13,
-    business_person's far jaw over her neck's side at yaw 30 1.56), 1.33 / 1.30 / 1.39 now."""
+    business_person's far jaw over her neck's side at yaw 30 1.56), 1.47 / 1.37 / 1.38 now."""
     step, rows = _far_face_edge_step(results[name].avatar, yaw, pitch)
     assert rows >= 100, f"only {rows} rows show the far face edge against the side beyond it"
     assert step < most, (f"{name} at yaw {yaw}, pitch {pitch}: the far face edge {step:.2f} x the side beside it "
