@@ -138,7 +138,10 @@ def fill_over_mesh(faces: np.ndarray, known: np.ndarray, values: np.ndarray) -> 
 def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.ndarray, mirror: np.ndarray,
                     face: np.ndarray, vertex_normals: np.ndarray, spacing_m: float, rng,
                     clean: np.ndarray | None = None, max_chroma: float = 0.08, shading_blur_px: float = 8.0,
-                    partly: np.ndarray | None = None) -> GaussianBatch:
+                    partly: np.ndarray | None = None, side: GaussianBatch | None = None,
+                    side_depth_m: tuple[float, float] = (0.004, 0.02),
+                    side_reach_m: tuple[float, float] = (0.005, 0.015),
+                    side_border_m: tuple[float, float] | None = None) -> GaussianBatch:
     """Gaussians on template triangles the photo covers badly (covered [F] bool false), and on the triangles
     `partly` [F] bool (None: none) the photo shows in part through its silhouette's matte band (mesh_fit's `edge`,
     discs as transparent as the photo's edge is mixed with its background) at the points that no clean pixel shows:
@@ -163,7 +166,12 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     there (extrapolated off the face pixels) and from its mirror pixel's is not the face (obama_speech: a strip of
     the red background the person mask took in beside the jaw, drawn as a red streak down the turned cheek): the
     mirror's colour, else the light. The points are spread evenly (sample_triangles), the discs 0.7 x spacing_m
-    wide (0.9 closed the last pinholes but their tails over the silhouette cost 0.1-0.3 dB at frame 0)."""
+    wide (0.9 closed the last pinholes but their tails over the silhouette cost 0.1-0.3 dB at frame 0).
+
+    side: the hidden side already built (hidden_colours.hidden_gaussians' batch; None: none): a made-up point moves to
+    the colour of its nearest side Gaussian (`toward_side`) as that lies deeper behind the front (side_depth_m) and
+    as near it (side_reach_m), and as near the template's outer edge (side_border_m = (all, none) metres from it; None:
+    everywhere), so the completed far cheek meets the side behind its outline at one colour."""
     partly = np.zeros(len(faces), bool) if partly is None else np.asarray(partly, bool) & covered
     todo = np.flatnonzero(~covered | partly)
     if len(todo) == 0:
@@ -216,8 +224,51 @@ def face_completion(scene: Scene, v: np.ndarray, faces: np.ndarray, covered: np.
     col[vis] = own[vis]
     use = ~vis & mvis
     col[use] = mcol[use]
+    if side is not None and len(side):
+        share = None
+        if side_border_m is not None:  # by the template's outer edge only (the face oval, its longest boundary loop)
+            from gaussian_head_ros.core.deform import nearest_points
+            from gaussian_head_ros.core.reconstruct.template import boundary_loops
+
+            oval = np.asarray(max(boundary_loops(faces), key=len))
+            a, b = v[oval], v[np.roll(oval, -1)]
+            edge = (a[:, None] + np.linspace(0.0, 1.0, 8, endpoint=False)[None, :, None] * (b - a)[:, None]).reshape(-1, 3)
+            d_edge = nearest_points(pts[~vis].astype(np.float64), edge.astype(np.float64), 1)[0][:, 0]
+            share = 1 - smoothstep(side_border_m[0], side_border_m[1], d_edge)
+        col[~vis] = toward_side(scene, pts[~vis], col[~vis], side, side_depth_m, side_reach_m, share)
     sigma = np.full(len(pts), 0.7 * spacing_m)
     return surface_discs(pts, nrm, np.clip(col, 0, 1), sigma, None, PART_FACE, face_id=fid, bary=bary)
+
+
+def toward_side(scene: Scene, pts: np.ndarray, col: np.ndarray, side: GaussianBatch, depth_m: tuple[float, float],
+                reach_m: tuple[float, float], share: np.ndarray | None = None) -> np.ndarray:
+    """[M, 3] the colours col [M, 3] of made-up face points pts [M, 3] (head frame, metres) moved to the colour of
+    each one's nearest Gaussian of the hidden side `side` (the wall and back behind the silhouette) by smoothstep over
+    depth_m = (none, all) of how far that Gaussian lies behind the front the photo shows (camera depth; 0 off the
+    person), times 1 - smoothstep over reach_m = (all, none) of the distance to it (metres).
+
+    The face completion carries the face's light on over the far cheek to the template's edge at the ear, while the
+    side behind the silhouette darkens with its depth (SideLook: side_shade, the far colour from side_far_from_m):
+    turned to show that side, the completed cheek stood as a lit mask with its own outline against a dark head
+    (issue 11: obama_speech at yaw -30, luminance 0.53 beside 0.20 three pixels apart, lead's session 58; two_children's
+    and lp_d8_man_glasses' far side). The completed skin now goes into the side's shade as deep as the side does."""
+    from gaussian_head_ros.core.deform import nearest_points
+
+    if len(pts) == 0:
+        return col
+    d, nb = nearest_points(pts.astype(np.float64), side.means.astype(np.float64), 1, upper=reach_m[1])
+    d, nb = d[:, 0], nb[:, 0]
+    near = nb < len(side)
+    i, j, z, inside = scene.project(side.means[nb[near]].astype(np.float64))
+    on = inside & scene.person[i, j]
+    behind = np.where(on, z - np.where(on, scene.depth[i, j], 0.0), 0.0)
+    w = np.zeros(len(pts))
+    w[near] = smoothstep(depth_m[0], depth_m[1], behind) * (1 - smoothstep(reach_m[0], reach_m[1], d[near]))
+    if share is not None:
+        w *= share
+    out = col.astype(np.float64)
+    out[near] += w[near, None] * (side.colors[nb[near]] - out[near])
+    return out.astype(col.dtype)
 
 
 def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.ndarray, t: np.ndarray,

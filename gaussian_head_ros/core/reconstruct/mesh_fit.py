@@ -321,6 +321,20 @@ class MeshFitConfig:
     lining_upper_ring: bool = True
     lining_lip_margin_m: float = 0.002
     lining_corner_m: float = 0.003
+    # the face completion's made-up points (the far cheek up to the template's edge at the ear) move to the colour of
+    # the nearest Gaussian of the hidden side as that lies from the first to the second behind the front, within the
+    # reach's first (all) to second (none) metres of it, and within the border's first (all) to second (none) metres of
+    # the template's outer edge (completion.toward_side): the completion carried the face's light on to the template's
+    # edge while the side behind darkens with depth, and a turned view showed the far cheek as a lit mask with its own
+    # outline against a dark head (obama_speech yaw -30: luminance 0.53 beside 0.20 3 px apart; the far face edge's
+    # step over the side beside it, median per row, chin level / up 20: 2.18 / 2.13 on main, 1.47 / 1.37 now). Over the
+    # whole completed cheek (no border), from 4 mm to 3 cm: 1.30 / 1.26, but business_person's completed cheek beside
+    # her photo's turned 35 deg was 27 % darker than 0.9 x that cheek (main 4 %, test bound 10 %) and obama_speech's
+    # rim-lit far cheek at yaw -35 red 0.541 (main 0.643, bound 0.55); border (0.01, 0.025): 12 %, (0.008, 0.022) and
+    # depth to 2 cm: 8 %, red 0.589. None = off (the avatar as before)
+    face_meets_side_m: tuple[float, float] | None = (0.004, 0.02)
+    face_side_reach_m: tuple[float, float] = (0.005, 0.015)
+    face_side_border_m: tuple[float, float] | None = (0.008, 0.022)
     back_spacing_m: float = 0.005  # spacing on the hidden back of the head
     torso_back_spacing_m: float = 0.009  # and of the torso
     wall_step_m: float = 0.003  # spacing of the wall joining front and back along the silhouette
@@ -472,6 +486,10 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
                          f"{cfg.backdrop_rim_px}, {cfg.backdrop_reach_px}")
     if not 0 <= cfg.neck_underside <= 1:
         raise ValueError(f"neck_underside must be 0..1 (a share of the way to the far colour), got {cfg.neck_underside}")
+    for name in ("face_meets_side_m", "face_side_reach_m", "face_side_border_m"):
+        pair = getattr(cfg, name)
+        if pair is not None and not (len(pair) == 2 and 0 <= pair[0] < pair[1] <= 0.2):
+            raise ValueError(f"{name} must be two distances 0 <= first < second <= 0.2 m, got {pair}")
     if cfg.unlined_sigma_per_stride is not None and not 0 < cfg.unlined_sigma_per_stride <= 2:
         raise ValueError(f"unlined_sigma_per_stride must be in (0, 2] or None, got {cfg.unlined_sigma_per_stride}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
@@ -753,14 +771,18 @@ class MeshFitReconstructor(Reconstructor):
         mirror = np.arange(len(V))
         mirror[:lmk.NUM_MESH] = mirror_vertices(V[:lmk.NUM_MESH])
         partly = np.bincount(fid[face_px & person & edge], minlength=nf)[:nf] > 0
-        face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
-                                     clean=person & ~edge, partly=partly)
         hair_skin = hair_and_skin(scene.photo, scene.person, fp.landmarks_px, mesh_px, head_mask, rows)
         at = np.clip(fid, 0, nf - 1)
         lining, lined_px, d_lips = face_lining(cfg, scene, fp.landmarks_px, face_px, mouth_px, mesh_px, head_mask, edge,
                                                covered, at, fid, bary, nrm, colours, hair_skin, mpp)
         hidden, wall_cols = hidden_gaussians(cfg, scene, photo, hidden_seen, fp.landmarks_px, mesh_px, head_mask,
                                              rows, wt, h_back, hair_skin, front, back, open_edge, d_edge, turn, mpp)
+        # (after the hidden side: its far cheek goes into that side's colour as deep as it lies, face_meets_side_m)
+        face_extra = face_completion(scene, V, faces, covered, mirror, face_px & person & ~edge, vn, cfg.face_spacing_m, rng,
+                                     clean=person & ~edge, partly=partly,
+                                     side=hidden if cfg.face_meets_side_m is not None else None,
+                                     side_depth_m=cfg.face_meets_side_m or (0.0, 0.0), side_reach_m=cfg.face_side_reach_m,
+                                     side_border_m=cfg.face_side_border_m)
         eye_cols = eye_colours(photo, eye_px & person, fp.landmarks_px, cfg.eyeball)
         teeth_rgb, teeth_info = teeth_colour_info(cfg, skin, teeth_rgb, eye_cols)
         face_skin = hair_skin[1] if hair_skin is not None else np.median(skin, 0) if len(skin) else None
