@@ -397,24 +397,25 @@ def test_the_backdrop_itself_inside_the_outline_is_told_from_its_mixes_with_the_
     taken = (r >= 40) & (r < 46) & (xx < 40)
     person = face | taken
     photo = photo.astype(np.float32)
-    kept = backdrop_kept(photo, person, np.zeros_like(person))
+    kept, own = backdrop_kept(photo, person, np.zeros_like(person))
     assert kept[taken].mean() > 0.9, f"{kept[taken].mean():.2f} of the backdrop inside the mask told"
     beside = cv2.dilate(taken.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)  # the strip's ends' rim
     assert not kept[face & ~beside].any(), f"{int(kept[face & ~beside].sum())} pixels of skin or its mix told"
     assert not kept[mixed].any()
     cut = np.zeros_like(person)
     cut[:, :40] = True
-    assert not backdrop_kept(photo, person, cut & person)[taken].any()
+    assert not backdrop_kept(photo, person, cut & person)[0][taken].any()
+    assert np.abs(own[taken] - skin).max(-1).mean() < 0.05, "the person's own colour there is not the skin's"
 
 
 def test_the_rest_pose_shows_no_red_streak_from_the_flag_beside_the_jaw(results):
     """obama_speech's person mask takes in 2-4 px of the flag's red stripe beside his right jaw (rgb 0.61 0.16 0.20);
     rim57 moved it out of what a turned view sees, but the photo's own view and the rest pose (what the person before
     the robot sees most of the time) kept it: a red streak down his jaw in every frame (lead and user58, session 58).
-    The backdrop itself along the head's side now leaves the mask (backdrop_rim.backdrop_kept, source_view.person_mask).
-    Flag-red pixels (as the turned test counts them, in its box) at rest from the photo's camera: 241 before
-    (MeshFitConfig.peel_backdrop_rim False, as main a915618), 97 now; what stays is the outline's pink mixes of his skin
-    with the stripe, which the photo's own view needs (rim59)."""
+    The backdrop itself along the head's side now leaves the mask, below his jaw's corner takes his own colour
+    (backdrop_rim.backdrop_kept, source_view.person_mask). Flag-red pixels (as the turned test counts them, in its box)
+    at rest from the photo's camera: 241 before (MeshFitConfig.peel_backdrop_rim False, as main a915618), 108 now; what
+    stays is the outline's pink mixes of his skin with the stripe, which the photo's own view needs (rim59)."""
     from gaussian_head_ros.core.reconstruct.preview import source_view
 
     img = source_view(results["obama_speech.jpg"].avatar, 0, 0, size=512, background=(0.0, 0.0, 0.0),
