@@ -122,15 +122,15 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
 def backdrop_kept(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray, valid: np.ndarray | None = None,
                   band_px: float = 8.0, reach_px: int = 40, unlike: float = 0.07, ratio: float = 0.7,
                   grow_px: int = 2, max_residual: float = 0.04, most_share: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
-    """(kept [S, S] bool, own [S, S, 3] float32 rgb the person's own colour F as backdrop_share's): the pixels of person [S, S] bool within band_px of its outline (not along open_edge [S, S] bool)
-    that are the backdrop itself, not a mix with it: backdrop_share's w 1 of a colour the person has nowhere within
+    """(kept [S, S] bool, own [S, S, 3] float32 rgb the person's own colour F as backdrop_share's): the pixels of
+    person [S, S] bool within band_px of its outline (not along open_edge [S, S] bool) that are the backdrop itself, not a mix with it: backdrop_share's w 1 of a colour the person has nowhere within
     reach_px that the backdrop has along the outline (`unlike`, `ratio`), the pixels between such a pixel and the
     outline, and their neighbours on the rim within grow_px (the same rule and arguments as backdrop_share's; the
     mixes of the outline's outermost pixels, which backdrop_share moves by their share, are not in it). photo
     [S, S, 3] rgb 0..1 as the camera saw it, valid [S, S] bool where the photo is (None: all). Raises ValueError on
     maps of different sizes. mesh_fit peels these off the head's side, below the jaw's corners gives them `own`
-    (source_view.person_mask): the photo's own view shows them too (rim59). A pixel starts such a run only if no mix a F + (1 - a) B with a backdrop pixel within
-    reach fits it (max_residual) with a backdrop share under most_share (the outline's own mixes, which the photo's
+    (source_view.person_mask): the photo's own view shows them too (rim59). A pixel starts such a run only if no mix
+    a F + (1 - a) B with a backdrop pixel within reach fits it (max_residual) with a backdrop share under most_share (the outline's own mixes, which the photo's
     view needs: lp_s9_monalisa's hair against the landscape lost a notched 1-4 px of its outline), and if it is no
     darker than PEEL_FLOOR. `unlike` 0.07, not backdrop_share's 0.06: lp_d18's first frame's jaw in shade under the
     ear lies 0.061-0.075 from its skin further in (at 0.06 123 px of it peeled, a notch, and self frame 0 40.034 ->

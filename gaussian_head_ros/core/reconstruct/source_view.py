@@ -59,22 +59,21 @@ def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows
                                         hair_skin=hair_skin)
         backdrop_seen = photo - own
         person = close_notches(person)
+    # what the two peels below keep: the face mesh, the body below the chin and the crown above the forehead's row
+    # (the outline there is the hair's, which matte_hair mattes and smooths: peeled, obama_official's crown lost its
+    # pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
+    kept_in = inner_mesh | below_chin | np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
     if cfg.unlike_rim_px > 0:  # the backdrop kept along the outline in a colour the person has nowhere (the
-        # flag's red strip beside trump_official's ear: a red back to his turned ear), from the forehead's row
-        # down (above it the outline is the hair's, which matte_hair mattes and smooths: peeled here, obama_official's
-        # crown lost its pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
-        crown = np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
-        person = clean_mask(peel_unlike_rim(photo_seen, person, inner_mesh | below_chin | crown, cfg.unlike_rim_px),
-                            mesh_px)
+        # flag's red strip beside trump_official's ear: a red back to his turned ear)
+        person = clean_mask(peel_unlike_rim(photo_seen, person, kept_in, cfg.unlike_rim_px), mesh_px)
     if cfg.peel_backdrop_rim and cfg.backdrop_rim_px > 0:  # ... and the backdrop itself that the outline kept in a
         # colour the person has nowhere near (backdrop_rim.backdrop_kept, a nearer look than the palettes above): the
         # flag's red stripe beside obama_speech's jaw, 2-4 px of it in his mask, a red streak down his jaw in every
         # frame at rest (lead and user58, session 58), which his open mouth's red kept from peel_unlike_rim; kept as
-        # that peel keeps (the face mesh, the crown's hair and the body below the chin)
-        crown = np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
+        # that peel keeps (kept_in)
         open_edge = cv2.dilate(open_border(person, ~fp.valid).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         kept, own = backdrop_kept(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px, cfg.backdrop_reach_px)
-        kept &= ~(inner_mesh | below_chin | crown)
+        kept &= ~kept_in
         # below the jaw's corners (the first and last of lmk.JAW_EDGE) the outline meets the neck and the collar: a
         # notch peeled there opened between obama_speech's jaw and his collar into holes in his turned head (x
         # sadtalker frames 33-59: 63-180 px, none before; peeled only from midway between the corners and the chin
