@@ -128,15 +128,19 @@ def test_a_late_robot_gets_the_operators_photo_and_its_verdicts_are_said(graph, 
         assert f"{blank} stays latched, which the robot refused: the robot's display keeps the face" in d["_message"], d
 
         # the portrait set again is sent again (the operator swapped back with one command), and the wall at once,
-        # while the robot reconstructs the portrait: it says BUSY, then the portrait's verdict comes first, under
-        # the same operator id: not the wall's (try10: it was said as 'the robot accepted wall.png')
+        # while the robot takes the portrait: the avatar shown was made from it, so the robot keeps it (node59:
+        # unchanged, not reconstructed again); if the wall came while it looked, it says BUSY, then the portrait's
+        # verdict comes first, under the same operator id: not the wall's (try10: it was said as 'the robot accepted
+        # wall.png')
         for path in (portrait, blank):
             result = graph.set_parameters("/photo_node", {"photo": str(path)})
             assert result.successful, result.reason
         assert wait_until(lambda: _latest(graph).get("refused_by_robot") == "2", VERDICT_S), logs()
+        assert "avatar for 'eileen' unchanged" in sender.log(), logs()
         if "the robot is busy" in sender.log():  # (not when the portrait was done within the set_parameters call)
             assert _latest(graph)["accepted"] == "1", _latest(graph)
-            assert "the robot finished the photo sent before this one first (avatar for 'eileen' ready" in sender.log()
+            assert "the robot finished the photo sent before this one first (avatar for 'eileen' unchanged" \
+                in sender.log(), logs()
             assert "the robot accepted wall.png" not in sender.log(), logs()
         assert sender.alive() and robot.alive()
         assert sender.stop(signal.SIGINT, timeout=20.0) == 0 and "Traceback" not in sender.log(), sender.log()[-3000:]
