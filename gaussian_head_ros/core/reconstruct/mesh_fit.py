@@ -291,9 +291,6 @@ class MeshFitConfig:
     # photo here. 0 = off
     backdrop_rim_px: float = 8.0
     backdrop_reach_px: int = 40
-    peel_backdrop_rim: bool = True  # the backdrop's own colour within backdrop_rim_px of the head's side leaves the
-    # mask, below the jaw's corners takes the person's own colour (backdrop_rim.backdrop_kept; source_view.person_mask):
-    # the photo's own view and the rest pose showed it too
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
