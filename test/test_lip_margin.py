@@ -209,6 +209,12 @@ def test_a_smiling_photos_closed_upper_lip_is_lip_not_skin():
     The share of its rest upper lip's pixels nearer the photo's skin than its lips in Lab (a, b)
     (`_skin_share_of_rest_upper_lip`, 192 px): 0.66 before, 0.11 with the lip body map (obama_official and
     astronaut_eileen_collins 0.00, obama_speech 0.20, both ways; session 60)."""
+    from gaussian_head_ros.core.imageio import read_image
+
     share, n = _skin_share_of_rest_upper_lip("trump_official.png")
     assert n > 100, f"the rest upper lip covers only {n} px"
     assert share < 0.3, f"trump_official's rest upper lip: {share:.2f} of its pixels skin-coloured"
+    # the photo's own expression draws the photo (frame 0); a closed-lips photo's lips are its own
+    res = mesh_fit_result(read_image(str(shared("portraits", "trump_official.png"))))
+    assert Driver(res.avatar).tables(FaceControl(expression=res.expression)).body == 0.0
+    assert not len(Driver(_portrait("business_person.png")).body.rows)
