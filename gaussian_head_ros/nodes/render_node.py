@@ -18,8 +18,8 @@ share one stamp, which common.watch_sim_clock says).
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
 
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
-and builds their Driver and framing (core.display.DisplayAvatar) at a lower OS priority than the drawing (LOADER_NICE), then swaps one reference (never a
-half-old, half-new frame); over `crossfade_s` the display
+and builds their Driver and framing (core.display.DisplayAvatar) at a lower OS priority than the drawing
+(LOADER_NICE), then swaps one reference (never a half-old, half-new frame); over `crossfade_s` the display
 dips (core/swap.py: the face shown fades to the background, then the new one fades in, one avatar per frame, each
 frame's camera_info the framing of the avatar it shows);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
@@ -32,9 +32,9 @@ plays an idle animation (blinks, breathing, sway) and eases back when control re
 said in the log (`no_controls_say_s` after start: the FaceControl topics that are published, a namespace or
 remapping away; or after the last one: they stopped) and, while they have stopped, on /diagnostics. A live frame
 whose avatar and control content (all but the stamp) and drawing parameters are unchanged is published again,
-not drawn again. Each frame is drawn by one core.display.FaceDisplay (the drawing `gaussian-head render` and programs
-use: drive, framing, lighting, the rasterizer of the `backend` parameter and its fall-back to cpu, the torso cut's fade),
-set to the parameters at that frame and to the avatar shown. Malformed avatars and controls are
+not drawn again. Each frame is drawn by one core.display.FaceDisplay (the drawing `gaussian-head render` and
+programs use: drive, framing, lighting, the rasterizer of the `backend` parameter and its fall-back to cpu, the torso
+cut's fade), set to the parameters at that frame and to the avatar shown. Malformed avatars and controls are
 refused with a log line (a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had.
 An avatar it refuses (above its `max_gaussians`, a robot-side limit the reconstructor, maybe on another host, cannot
 know; malformed; of another format) is also said on `avatar/status` (beside the `avatar` topic, as reconstruction_node
@@ -574,7 +574,7 @@ class RenderNode(Node):
             return
         try:
             avatar = msg_to_avatar(msg, max_gaussians=budget)
-            face = DisplayAvatar(avatar, float(self._param("distance_m")))  # its head's box here, not on the render thread
+            face = DisplayAvatar(avatar, float(self._param("distance_m")))  # the head's box here, not when drawn
             idle = IdleAnimator(avatar.template_vertices, rest_gaze=face.driver.rig.rest_gaze)
             new = Loaded(face, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp), key)
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
