@@ -112,7 +112,7 @@ NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
 # down" for a tracker that crashed, and "ended" for one that was killed).
 LEFT_CLEANLY_S = 2.0
 # The avatar loader's OS priority (nice; the render thread keeps 0). Building a new avatar's Driver and framing is ~0.3 s
-# of one core (60k Gaussians, warm), and at the drawing's priority it took 42-45 % of the display's rate for its 1.4-3.3 s
+# of one core (60k Gaussians, warm; 0.21-0.24 s since render60's compiled rig search, /tmp/r60/loader_cpu.py), and at the drawing's priority it took 42-45 % of the display's rate for its 1.4-3.3 s
 # (the GIL and the cores it shares with the drawing; the new avatar's first frame draws as fast as the next): 19.6 ->
 # 11.0 FPS at load 9, 13.1 -> 7.2 and 12.1 -> 6.8 at load 20-27, gaps up to 286 ms (node59: 2-core machine, 512x512,
 # 30 Hz controls, three 60k avatars swapped in turn). At 10 the display keeps 74-83 % of its rate meanwhile (16.2 ->
