@@ -78,8 +78,9 @@ def pixel_discs(cfg, base, detail, pts, nrm, front, photo, fid, bary, face_px, m
     """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera; eye_lag [S, S] the
     share of the eyeball's turn the eye pixels lag behind, their bary[:, 0]; unlined [S, S] bool or None: skin
     the lining leaves out, whose base discs take MeshFitConfig.unlined_sigma_per_stride; base discs of the rigid
-    head (off the face mesh, eyes, mouth and torso) where `photo_texture` reaches MeshFitConfig.texture_level take
-    textured_sigma_per_stride) -> (batch, (i, j, is_detail, in-plane std-dev in pixels) of each)."""
+    head (further than texture_face_gap_px from the face mesh, eyes and mouth; not the torso) where `photo_texture`
+    reaches MeshFitConfig.texture_level take textured_sigma_per_stride) -> (batch, (i, j, is_detail, in-plane
+    std-dev in pixels) of each)."""
     bi, bj, hs, ts, torso_grid = base
     di, dj = detail
     i = np.concatenate([bi, di])
@@ -91,7 +92,10 @@ def pixel_discs(cfg, base, detail, pts, nrm, front, photo, fid, bary, face_px, m
         per_stride = np.where(unlined[i, j] & ~torso_grid[i, j], cfg.unlined_sigma_per_stride, per_stride)
     if cfg.textured_sigma_per_stride is not None:  # the rigid head's textured pixels (hair): sharper discs
         textured = photo_texture(photo, cfg.texture_window_px)[i, j] >= cfg.texture_level
-        rigid = ~(torso_grid[i, j] | face_px[i, j] | mouth_px[i, j] | eye_px[i, j])
+        g = cfg.texture_face_gap_px
+        moving = (face_px | mouth_px | eye_px).astype(np.uint8)
+        near = cv2.dilate(moving, np.ones((2 * g + 1, 2 * g + 1), np.uint8)) if g else moving
+        rigid = ~(torso_grid[i, j] | near.astype(bool)[i, j])
         per_stride = np.where(textured & rigid, cfg.textured_sigma_per_stride, per_stride)
     sigma_px = np.where(is_detail, cfg.detail_sigma_px, per_stride * stride)
     p = pts[i, j].astype(np.float64)
