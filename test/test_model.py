@@ -545,6 +545,30 @@ def test_checkpoint_round_trip_strict(tiny, framed, tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+def test_a_checkpoint_cut_short_is_said_cut_short(tiny, tmp_path):
+    """A checkpoint copied to the robot whose copy stopped early (user60: `head -c 1000000 last.pt`) was refused as
+    'is not a gaussian_head_ros RAR checkpoint (a zip archive, not a torch.save file; train one with ...)': the user's
+    own checkpoint said not to be one, and to train again. A torch.save file is a zip whose central directory comes
+    last: one without it is said cut short, with its size, and to copy it again; under any file name (the zip's
+    first member is named after the file: 64 bytes of it cut names past 25 characters)."""
+    for name in ("m.pt", "tiny-seed0-checkpoint-from-the-gpu-box-step900.pt"):
+        whole = tmp_path / name
+        save_checkpoint(whole, tiny, step=3, stage="s1")
+        data = whole.read_bytes()
+        for keep in (len(data) // 2, len(data) - 100):
+            cut = tmp_path / f"cut-{keep}-{name}"
+            cut.write_bytes(data[:keep])
+            with pytest.raises(ValueError) as e:
+                read_checkpoint(cut)
+            assert str(e.value) == (f"{cut} is a torch.save file cut short ({keep} bytes, its end missing: a copy or "
+                                    "download that stopped early, or a disk that filled while it was written): copy "
+                                    "it again from where it was trained"), str(e.value)
+    other = tmp_path / "state_dict.pt"  # a torch.save file, whole, of something else: not ours, as before
+    torch.save({"weight": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match=r"state_dict.pt is not a gaussian_head_ros RAR checkpoint \(train one"):
+        read_checkpoint(other)
+
+
 def _write_random_hf_safetensors(cfg: BackboneConfig, folder, seed=0) -> int:
     """A random Dinov2Model of cfg's shape as config.json + model.safetensors, written tensor by tensor (never
     whole in memory). Returns the weights' bytes."""
