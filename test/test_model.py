@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -567,6 +568,40 @@ def test_a_checkpoint_cut_short_is_said_cut_short(tiny, tmp_path):
     torch.save({"weight": torch.zeros(2)}, other)
     with pytest.raises(ValueError, match=r"state_dict.pt is not a gaussian_head_ros RAR checkpoint \(train one"):
         read_checkpoint(other)
+
+
+def test_a_missing_backbone_names_where_it_was_looked_for(tiny, tmp_path):
+    """A checkpoint that references its frozen backbone, the folder in neither place load_checkpoint looks (where
+    training read it, beside the checkpoint): the message named only the first and said 'pass its weights
+    directory' with no word of how (user60). Now it names both and backbone_weights; a backbone_weights that is
+    not there is said as that, not as the reference's path; given where the folder went, it loads."""
+    from gaussian_head_ros.core.model.backbone import save_backbone
+
+    model = tiny  # the module's model, its reference taken off again below
+    model.backbone_source = save_backbone(model.backbone, tmp_path / "run" / "backbone")
+    try:
+        save_checkpoint(tmp_path / "run" / "model.pt", model)
+    finally:
+        model.backbone_source = None
+    folder = Path(read_checkpoint(tmp_path / "run" / "model.pt")["backbone_ref"]["path"])
+    (tmp_path / "robot").mkdir()
+    ckpt = tmp_path / "robot" / "model.pt"
+    ckpt.write_bytes((tmp_path / "run" / "model.pt").read_bytes())
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    with pytest.raises(ValueError) as e:
+        load_checkpoint(ckpt)
+    said = str(e.value)
+    assert said.startswith(f"{ckpt} needs the frozen backbone it was trained with, {folder.name}/ (sha256 "), said
+    assert f"neither place looked for: {folder} (where training read it) nor {ckpt.parent / folder.name} (beside " \
+           "the checkpoint). Copy that folder beside the checkpoint, or give where it is now as backbone_weights " \
+           "(gaussian-head reconstruct --option backbone_weights=DIR; reconstruction_node's backbone_weights " \
+           "parameter)" in said, said
+    with pytest.raises(ValueError, match=f"backbone_weights {tmp_path / 'nothere'} not found: give the folder of "
+                                         f"the backbone {ckpt} was trained with \\(its {folder.name}/"):
+        load_checkpoint(ckpt, backbone_weights=tmp_path / "nothere")
+    back = load_checkpoint(ckpt, backbone_weights=moved)
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in tiny.state_dict().items())
 
 
 def _write_random_hf_safetensors(cfg: BackboneConfig, folder, seed=0) -> int:

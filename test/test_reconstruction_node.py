@@ -830,6 +830,65 @@ def test_a_checkpoint_reloaded_from_the_same_path_is_another_model(rclpy_context
     assert rc in (0, -2, 130), proc.output()
 
 
+def test_a_checkpoint_whose_backbone_moved_is_said_and_backbone_weights_finds_it(rclpy_context, tmp_path):
+    """A checkpoint copied to the robot without the backbone-<hash>/ folder its training wrote (user60): the node
+    said 'the checkpoint's frozen backbone <the training machine's path> is missing: pass its weights directory',
+    but it had no parameter to pass one (the rar option backbone_weights was `gaussian-head reconstruct`'s only).
+    Now the refusal names both places looked in and how to give it, the node keeps serving nothing worse, and its
+    backbone_weights parameter, set, makes the photo's avatar."""
+    pytest.importorskip("torch")
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.model.backbone import save_backbone
+    from gaussian_head_ros.core.model.rar import RARModel, preset_config, save_checkpoint
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+    from gaussian_head_ros.msg import AvatarStatus
+
+    photo = shared("portraits", "obama_official.jpg")
+    with FaceMesh() as fm:
+        vertices = frame_photo(_photo("obama_official.jpg", 480), fm, FramingConfig(size=128)).vertices
+    model = RARModel(preset_config("tiny", source_size=128), vertices, template_faces()).eval()
+    model.backbone_source = save_backbone(model.backbone, tmp_path / "run" / "checkpoints" / "backbone")
+    trained = tmp_path / "run" / "checkpoints" / "model.pt"
+    save_checkpoint(trained, model)  # references the backbone folder, as training does with a random backbone
+    folder = Path(model.backbone_source["path"])
+    (tmp_path / "robot").mkdir()
+    ckpt = tmp_path / "robot" / "model.pt"  # copied to the robot alone; the run's folder moved away
+    shutil.copy(trained, ckpt)
+    moved = tmp_path / "elsewhere" / folder.name
+    moved.parent.mkdir()
+    folder.rename(moved)
+
+    node = rclpy_context.create_node("backbone_moved_peer", namespace=CACHE_NS)
+    st = []
+    node.create_subscription(AvatarStatus, "avatar/status", st.append, _latched(depth=20))
+    proc = _start_node(tmp_path, "backbone_moved", "backend:=rar", f"checkpoint:={ckpt}", "device:=cpu",
+                       "cache_avatar:=false", f"photo_path:={photo}")
+    target = f"{CACHE_NS}/reconstruction_node"
+    final = lambda: [s for s in st if s.code != AvatarStatus.BUSY]  # noqa: E731
+    try:
+        assert spin_until(node, final, 120), proc.output()
+        refused = final()[-1]
+        assert refused.code == AvatarStatus.INTERNAL_ERROR, refused.message
+        log = proc.output()
+        assert f"{ckpt} needs the frozen backbone it was trained with, {folder.name}/" in log, log
+        assert f"neither place looked for: {folder} (where training read it) nor {ckpt.parent / folder.name} " \
+               "(beside the checkpoint)" in log, log
+        assert "reconstruction_node's backbone_weights parameter" in log, log
+        st.clear()
+        assert _set_param(node, "backbone_weights", str(moved), target).successful
+        assert _set_param(node, "photo_path", str(photo), target).successful
+        assert spin_until(node, final, 120), proc.output()
+        assert final()[-1].code == AvatarStatus.OK and "ready" in final()[-1].message, \
+            f"{final()[-1].message}\n{proc.output()}"
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()
+
+
 def test_the_reconstructor_key_is_the_checkpoint_content_not_its_path(tmp_path, monkeypatch):
     """`ros2 param set .../reconstruction_node checkpoint <the same path>` after training wrote a new checkpoint there
     reloads the model; the "unchanged" key held the path only, so the same photo was answered "unchanged" with the

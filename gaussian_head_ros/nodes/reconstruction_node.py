@@ -94,6 +94,9 @@ class ReconstructionNodeSettings:
     preset: str = setting("default", "mesh_fit preset: fast, default or dense", choices=tuple(MESH_FIT_PRESETS))
     checkpoint: str = setting("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)")
     device: str = setting("auto", "rar: torch device, auto (CUDA when available), cpu or cuda")  # rar checks it
+    backbone_weights: str = setting("", "rar: where the checkpoint's frozen backbone lies now (its WebSSL folder, or "
+                                        "the backbone-<hash>/ folder its training wrote), when neither where training "
+                                        "read it nor beside the checkpoint; empty: those two places")
     operator_id: str = setting("", "operator id for every avatar made or restored after it is set (the one published "
                                    "keeps its own); empty: the photo's header.frame_id (or the id an avatar file "
                                    "stores, or the file name)")

@@ -346,13 +346,29 @@ def referenced_backbone(path: str | Path, ref: dict | None, backbone_weights: st
     """Where the backbone a checkpoint at `path` references is to be read from: `backbone_weights` when given,
     else None (the recorded path) while that exists, else a folder of the recorded name next to the checkpoint
     (a run's checkpoints/ folder moved whole, with the random backbone training wrote there). The file's
-    SHA-256 is checked against the reference when it is read (`load_referenced`)."""
+    SHA-256 is checked against the reference when it is read (`load_referenced`). Raises ValueError when
+    `backbone_weights` is given and missing, or when the reference is in neither place, naming both places and
+    how to give it: the message named only the path recorded at training time and said to 'pass its weights
+    directory', with no word of how, nor of the folder beside the checkpoint it looks in (user60)."""
     if backbone_weights:
+        if not Path(backbone_weights).exists():
+            raise ValueError(f"backbone_weights {shown(backbone_weights)} not found: give the folder of the backbone "
+                             f"{shown(path)} was trained with"
+                             + (f" (its {Path(ref['path']).name}/, sha256 {ref['sha256'][:12]}...)" if ref else ""))
         return Path(backbone_weights)
     if not ref or Path(ref["path"]).exists():
         return None
-    beside = Path(path).parent / Path(ref["path"]).name
-    return beside if beside.exists() else None
+    recorded = Path(ref["path"])
+    beside = Path(path).parent / recorded.name
+    if beside.exists():
+        return beside
+    raise ValueError(
+        f"{shown(path)} needs the frozen backbone it was trained with, {recorded.name}/ (sha256 {ref['sha256'][:12]}..., "
+        f"{ref.get('bytes', 0) / 2**20:.1f} MiB; the WebSSL download, or the folder a run with a random backbone wrote "
+        f"beside its checkpoints), and it is in neither place looked for: {recorded} (where training read it) nor "
+        f"{shown(beside)} (beside the checkpoint). Copy that folder beside the checkpoint, or give where it is now as "
+        "backbone_weights (gaussian-head reconstruct --option backbone_weights=DIR; reconstruction_node's "
+        "backbone_weights parameter); or train with checkpoint_backbone: full for a checkpoint that needs nothing else")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
