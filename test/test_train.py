@@ -254,6 +254,50 @@ def test_two_stages_and_resume(clip_cfg, tmp_path, monkeypatch):
     assert again["history"] == [] and all(torch.equal(v, again["model"].state_dict()[k]) for k, v in moved.items())
 
 
+def test_a_stopped_run_says_what_resume_continues_from_and_an_ended_one_says_nothing_is_left(clip_cfg, tmp_path,
+                                                                                             monkeypatch, caplog):
+    """user60: a Ctrl-C mid-run said only 'gaussian-head train: interrupted (Ctrl-C)' (not which checkpoint --resume
+    takes, nor the steps since it that are lost); a --resume logged 'resuming .../last.pt at stage 0 step 10' (the
+    index of 'stage1'); and --resume of a run that had ended, given its last stage 10 more steps, logged 'resuming ...
+    at stage 2 step 0', trained nothing, and wrote model.pt and config.json again with the new step counts (exit 0, no
+    other word). Now the stopped run names the checkpoint and the steps taken again, the resume names the stage and
+    its step, and the ended run is said ended, the stages given other steps named, its files left as they were."""
+    import logging
+
+    stage = {"name": "stage1", "steps": 5, "resolution": 48, "batch_size": 1, "lr": 1e-3, "warmup_steps": 1}
+    cfg = config_from_dict(_cfg(clip_cfg, tmp_path, stages=[stage], val_every=0))  # checkpoint_every 2
+    real_step, calls = trainer_mod.training_step, {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the fourth step: three taken, the last checkpoint at step 2
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(trainer_mod, "training_step", interrupted)
+    caplog.set_level(logging.INFO, logger="gaussian_head_ros")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    last = tmp_path / "checkpoints" / "last.pt"
+    said = caplog.text
+    assert (f"stopped (Ctrl-C) at step 3 (stage1 step 3/5): --resume (same config, --set and --out) continues from "
+            f"{last}, step 2 (stage1 step 2/5), the last checkpoint (every checkpoint_every = 2 steps, and at each "
+            "stage's end); steps taken again: 1") in said, said
+    monkeypatch.setattr(trainer_mod, "training_step", real_step)
+    caplog.clear()
+    assert [s for s, _ in train(cfg, resume=True)["history"]] == [3, 4, 5]
+    assert f"resuming {last} (step 2) at stage1 step 2/5" in caplog.text, caplog.text
+    model, config = (tmp_path / "checkpoints" / "model.pt").read_bytes(), (tmp_path / "config.json").read_text()
+    caplog.clear()
+    longer = config_from_dict(_cfg(clip_cfg, tmp_path, stages=[{**stage, "steps": 7}], val_every=0))
+    assert train(longer, resume=True)["history"] == []
+    assert (f"--resume: nothing to train: {last} (step 5) is past the last stage, stage1: the run ended; its model is "
+            f"{tmp_path / 'checkpoints' / 'model.pt'}, left as it was. This config gives stages other steps (stage1 5 "
+            "-> 7): a stage that ended is not continued") in caplog.text, caplog.text
+    assert (tmp_path / "checkpoints" / "model.pt").read_bytes() == model  # (was written again, steps 7 recorded)
+    assert (tmp_path / "config.json").read_text() == config
+
+
 def test_peak_rss_is_the_processs_own_not_its_parents():
     """The peak memory a rank logs (and the 300m load test's probe reads) is the process's own: a child of a
     parent holding 512 MiB more reads well under the parent's size (getrusage's ru_maxrss, the old figure,
