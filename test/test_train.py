@@ -318,6 +318,34 @@ def _cli(*args, env=None, cwd=None, timeout=600):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
+def test_the_files_a_config_names_are_checked_before_any_clip_is_tracked(tmp_path):
+    """user60: `gaussian-head train config/train_webssl_300m.yaml --dry-run` ('check the config') on a machine without
+    its weights/ and datasets/ folders printed the config and exit 0; the real run with data.root given tracked every
+    clip, then ended 'WebSSL checkpoint weights/webssl-dino300m-full2b-224 not found' (49 s for 4 clips of 4 frames:
+    hours on VFHQ), and without the landmarker_model it warned 'skipping <clip>: landmarker_model ... not found' once
+    per clip. Now the dry run names every missing file (exit 1, one line) and training stops on them before it tracks
+    anything."""
+    config = str(ROOT / "config" / "train_webssl_300m.yaml")
+    dry = _cli("train", config, "--dry-run", cwd=tmp_path, timeout=300)  # the config's relative paths: absent here
+    assert dry.returncode == 1, (dry.returncode, dry.stderr[-2000:])
+    error = [ln for ln in dry.stderr.splitlines() if ln.startswith("gaussian-head train: error:")]
+    assert error == ["gaussian-head train: error: training data folder datasets/vfhq/clips does not exist; "
+                     "landmarker_model weights/face_landmarker.task not found (MediaPipe face_landmarker.task); "
+                     "backbone_weights: WebSSL checkpoint weights/webssl-dino300m-full2b-224 not found (download it "
+                     "yourself; see docs/TRAINING.md)"], dry.stderr[-3000:]
+    cache = tmp_path / "cache"
+    run = _cli("train", config, "--set", f"data.root={shared('driving')}", "--set", f"data.cache_dir={cache}",
+               "--set", f"data.landmarker_model={shared('models', 'face_landmarker.task')}", "--out",
+               str(tmp_path / "run"), cwd=tmp_path, timeout=300)
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+        "gaussian-head train: error: backbone_weights: WebSSL checkpoint weights/webssl-dino300m-full2b-224 not found "
+        "(download it yourself; see docs/TRAINING.md)"), run.stderr[-3000:]
+    assert "cached" not in run.stderr and not cache.exists(), run.stderr[-3000:]  # nothing tracked
+    ok = _cli("train", str(ROOT / "config" / "train_tiny_cpu.yaml"), "--set", f"data.root={shared('driving')}",
+              "--dry-run", cwd=tmp_path, timeout=300)
+    assert ok.returncode == 0 and '"preset": "tiny"' in ok.stdout, ok.stderr[-2000:]
+
+
 def test_prepare_then_two_ranks_on_a_1000_clip_index(tmp_path):
     """`gaussian-head prepare` indexes 1,000 clips (symlinks to the ../shared driving clips) and stops; then
     `torchrun --nproc_per_node 2 ... train` (gloo, CPU) starts on that index: each rank reads only its

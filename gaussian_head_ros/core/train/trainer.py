@@ -22,11 +22,12 @@ import torch
 
 from gaussian_head_ros.core.files import file_kind, shown
 from gaussian_head_ros.core.memory import peak_rss_mb
-from gaussian_head_ros.core.model.backbone import save_backbone
+from gaussian_head_ros.core.model.backbone import check_pretrained, save_backbone
 from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, model_from_state, preset_config,
                                               read_checkpoint, referenced_backbone, save_checkpoint)
 from gaussian_head_ros.core.render import rasterize
-from gaussian_head_ros.core.train.data import Clip, DataConfig, DatasetIndex, PairDataset, prepare_dataset
+from gaussian_head_ros.core.train.data import (Clip, DataConfig, DatasetIndex, PairDataset, data_file_problems,
+                                               prepare_dataset)
 from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, ssim_map, unseen_prior_loss
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,21 @@ def _log_validation(validation: list, writer, stage: str, step: int, v: dict) ->
     log.info("%s step %d validation loss %.4f PSNR %.2f dB SSIM %.3f", stage, step, v["loss"], v["psnr"], v["ssim"])
 
 
+def config_problems(cfg: TrainConfig) -> list[str]:
+    """Why the files `cfg` names cannot be used, one line each, found without reading them: the data's
+    (`data_file_problems`) and the backbone's (`check_pretrained`). `train` refuses on them before any clip is tracked
+    and `--dry-run` ('check the config') reports them: with the example 300m config's weights/ folders absent, the
+    dry run said nothing (exit 0), and training tracked the whole dataset first, then ended with 'WebSSL checkpoint
+    weights/webssl-dino300m-full2b-224 not found' (user60)."""
+    problems = data_file_problems(cfg.data)
+    if cfg.backbone_weights:
+        try:
+            check_pretrained(cfg.backbone_weights)
+        except ValueError as e:
+            problems.append(f"backbone_weights: {e}")
+    return problems
+
+
 def dataset_index(cfg: DataConfig, world: int = 1) -> DatasetIndex:
     """The prepared dataset index. A single process prepares what is missing; under torchrun the index
     must exist (`gaussian-head prepare CONFIG`), so no rank waits on another's tracking."""
@@ -375,6 +391,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     trains nothing and rewrites nothing, and says so (`_ended_run`). A run stopped by any exception (Ctrl-C,
     SIGTERM, a crash) logs what --resume continues from before it propagates (`_stopped_run`)."""
     t_start = time.time()
+    problems = config_problems(cfg)
+    if problems:
+        raise ValueError("; ".join(problems))
     dist = _Dist(cfg.device)
     dev = dist.device
     out_dir = Path(cfg.out_dir)
