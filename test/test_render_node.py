@@ -928,6 +928,14 @@ def test_the_smaller_avatar_the_fps_warning_asks_for_is_smaller_and_its_photo_se
     said = smaller_avatar_advice(60_000)  # the default preset's
     assert f"max_gaussians 30000 or preset fast ({fast})" in said, said
     assert "max_gaussians 5000," in smaller_avatar_advice(10_001)  # mesh_fit's smallest budget, not 5000 // 2
+    assert smaller_avatar_advice(60_000, "mesh_fit:default") == said  # a mesh_fit avatar says it as before
+    # a rar avatar has its generator's size, which max_gaussians does not change: it was told 'max_gaussians 6849,
+    # then the photo again' for a rar:small avatar of 13,698 Gaussians, and the photo came back the same (user60)
+    said = smaller_avatar_advice(13_698, "rar:small")
+    assert said == ("or send a smaller avatar (13698 Gaussians now, made by rar:small, whose generator fixes its size: "
+                    "reconstruction_node's max_gaussians and preset are mesh_fit's and do not change it; backend "
+                    "mesh_fit with max_gaussians 6849, then the photo again, or a rar checkpoint trained with a "
+                    "smaller generator)"), said
 
 
 def test_a_second_face_control_publisher_is_said(io, rclpy_context):

@@ -222,20 +222,27 @@ def check_value(name: str, value) -> None:
         device_available(value)  # ValueError for a name that is no device (cpu, cuda, cuda:N)
 
 
-def smaller_avatar_advice(num_gaussians: int) -> str:
+def smaller_avatar_advice(num_gaussians: int, reconstructor: str = "") -> str:
     """The part of the 'below the N FPS asked' warning that tells a CPU-only robot drawing an avatar of
     `num_gaussians` Gaussians (> 10,000) what to send instead: reconstruction_node's max_gaussians at half of it
     (not below mesh_fit's smallest budget), preset fast where that is smaller than the avatar, and that the photo is
     sent again (a budget set applies to the next photo). It said 'max_gaussians 14999 or preset fast draws faster'
-    for the fast preset's own 29,998-Gaussian avatar, and not that the avatar shown stays (user48b)."""
+    for the fast preset's own 29,998-Gaussian avatar, and not that the avatar shown stays (user48b). An avatar of the
+    learned reconstructor (`reconstructor` 'rar:<preset>', the avatar's own field) has its generator's size, which
+    neither parameter changes (mesh_fit's): that is said, with backend mesh_fit as the way to a budget; it was told
+    'max_gaussians 6849, then the photo again' for a rar:small avatar (user60)."""
     from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS, MeshFitConfig  # here: 75 ms of imports
 
     smallest = settings(MeshFitConfig, only=("max_gaussians",))["max_gaussians"].range[0]
     fast = PRESETS["fast"]["max_gaussians"]
     preset = f" or preset fast ({fast})" if num_gaussians > fast else ""
-    return (f"or send a smaller avatar ({num_gaussians} Gaussians now: reconstruction_node's max_gaussians "
-            f"{max(smallest, num_gaussians // 2)}{preset}, then the photo again: the budget applies to the next photo "
-            "reconstructed)")
+    budget = f"max_gaussians {max(smallest, num_gaussians // 2)}{preset}, then the photo again"
+    if reconstructor.split(":")[0] == "rar":
+        return (f"or send a smaller avatar ({num_gaussians} Gaussians now, made by {reconstructor}, whose generator "
+                "fixes its size: reconstruction_node's max_gaussians and preset are mesh_fit's and do not change it; "
+                f"backend mesh_fit with {budget}, or a rar checkpoint trained with a smaller generator)")
+    return (f"or send a smaller avatar ({num_gaussians} Gaussians now: reconstruction_node's {budget}: the budget "
+            "applies to the next photo reconstructed)")
 
 
 @dataclass
@@ -249,6 +256,7 @@ class Loaded:
     made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
     framing: AvatarFraming | None = None  # what the display's framing reads of it (its head, its torso: core/display.py)
     key: tuple = ()  # conversions.avatar_message_key of its message: the same avatar sent again is not loaded again
+    reconstructor: str = ""  # the avatar's reconstructor field ('mesh_fit:default', 'rar:small'): what sets its size
 
 
 class RenderNode(Node):
@@ -578,7 +586,7 @@ class RenderNode(Node):
             driver = Driver(avatar)
             idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
             new = Loaded(driver, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp),
-                         AvatarFraming.from_avatar(avatar), key)
+                         AvatarFraming.from_avatar(avatar), key, avatar.reconstructor)
             new.framing.at(float(self._param("distance_m")))  # its head's box here, not on the render thread (~65 ms)
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
             why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
@@ -921,7 +929,7 @@ class RenderNode(Node):
             if self.backend != "gsplat" and backend_available("gsplat"):
                 faster = "or render on the GPU (backend gsplat)"
             elif shown is not None and shown.num_gaussians > 10_000:  # (a CPU robot: the avatar's size is the cost)
-                faster = smaller_avatar_advice(shown.num_gaussians)
+                faster = smaller_avatar_advice(shown.num_gaussians, shown.reconstructor)
             else:
                 faster = "or a faster machine"
             why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish here "
