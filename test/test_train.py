@@ -283,6 +283,8 @@ def test_a_stopped_run_says_what_resume_continues_from_and_an_ended_one_says_not
     assert (f"stopped (Ctrl-C) at step 3 (stage1 step 3/5): --resume (same config, --set and --out) continues from "
             f"{last}, step 2 (stage1 step 2/5), the last checkpoint (every checkpoint_every = 2 steps, and at each "
             "stage's end); steps taken again: 1") in said, said
+    assert trainer_mod._stopped_run(type("_Terminated", (BaseException,), {})(), cfg, last, 3, 0, 3, (2, 0, 2)) \
+        .startswith("stopped (SIGTERM) at step 3 (stage1 step 3/5)")  # the CLI's SIGTERM ('stopped (_Terminated)')
     monkeypatch.setattr(trainer_mod, "training_step", real_step)
     caplog.clear()
     assert [s for s, _ in train(cfg, resume=True)["history"]] == [3, 4, 5]

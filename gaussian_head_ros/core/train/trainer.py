@@ -545,7 +545,9 @@ def _stopped_run(e: BaseException, cfg: TrainConfig, last: Path, step: int, si: 
     """The line a run stopped by `e` at overall `step` (stage index `si`, `done` steps of it taken) logs: what `--resume`
     continues from (`saved`: (step, stage index, stage step) of the last checkpoint written or resumed from, None when
     none is), and the steps it takes again."""
-    why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else type(e).__name__
+    # (the CLI raises its _Terminated for a SIGTERM, as Python raises KeyboardInterrupt for a SIGINT: said
+    # 'stopped (_Terminated)' before this line named it)
+    why = {"KeyboardInterrupt": "Ctrl-C", "_Terminated": "SIGTERM"}.get(type(e).__name__, type(e).__name__)
     if saved is None:
         return (f"stopped ({why}) at step {step}, before the first checkpoint (every checkpoint_every = "
                 f"{cfg.checkpoint_every} steps, and at each stage's end): --resume starts from scratch")
