@@ -300,6 +300,29 @@ def test_a_stopped_run_says_what_resume_continues_from_and_an_ended_one_says_not
     assert (tmp_path / "config.json").read_text() == config
 
 
+def test_the_end_of_a_resumed_run_says_the_step_it_reached(monkeypatch, caplog, tmp_path):
+    """`gaussian-head train ... --resume` of a 40-step config stopped at step 10 ended 'finished 30 steps, loss 0.7710
+    -> 0.3908' (user60): the steps of this process, read as a 30-step run. It now says the step reached, the steps of
+    this run and where it resumed; a run from scratch says no resume."""
+    import argparse
+    import logging
+
+    from gaussian_head_ros.commands import train as train_cmd
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"preset": "tiny"}))
+    args = argparse.Namespace(config=str(config), overrides=[], out_dir=None, dry_run=False, resume=True)
+    caplog.set_level(logging.INFO, logger="gaussian_head_ros")
+    for first, said in ((11, "finished at step 40 (30 steps this run, resumed at step 10), loss 0.7710 -> 0.3908; "
+                             "model: m.pt"),
+                        (1, "finished at step 40 (40 steps this run), loss 0.7710 -> 0.3908; model: m.pt")):
+        hist = [(s, 0.7710 if s == first else 0.3908 if s == 40 else 0.5) for s in range(first, 41)]
+        monkeypatch.setattr(trainer_mod, "train", lambda cfg, resume, h=hist: {"history": h, "checkpoint": "m.pt"})
+        caplog.clear()
+        assert train_cmd.run(args) == 0
+        assert said in caplog.text, caplog.text
+
+
 def test_peak_rss_is_the_processs_own_not_its_parents():
     """The peak memory a rank logs (and the 300m load test's probe reads) is the process's own: a child of a
     parent holding 512 MiB more reads well under the parent's size (getrusage's ru_maxrss, the old figure,

@@ -36,6 +36,8 @@ def run(args) -> int:
         return 0
     result = train(cfg, resume=args.resume)
     hist = result["history"]
-    if hist:
-        log.info("finished %d steps, loss %.4f -> %.4f; model: %s", len(hist), hist[0][1], hist[-1][1], result["checkpoint"])
+    if hist:  # after a --resume, 'finished 30 steps' read as a 30-step run of a 40-step config (user60)
+        resumed = f", resumed at step {hist[0][0] - 1}" if hist[0][0] > 1 else ""
+        log.info("finished at step %d (%d steps this run%s), loss %.4f -> %.4f; model: %s", hist[-1][0], len(hist),
+                 resumed, hist[0][1], hist[-1][1], result["checkpoint"])
     return 0
