@@ -1627,7 +1627,8 @@ def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
     assert len(said) == 1 and "the machine's other work" in said[0], said
     judge(2 * RATE_SHOWN_S, 20.0)
     assert len(said) == 1, said  # once
-    node.drawing = SimpleNamespace(num_gaussians=60_000, operator_id="slow")  # an avatar comes, drawn in 50 ms
+    node.drawing = SimpleNamespace(num_gaussians=60_000, operator_id="slow",  # an avatar comes, drawn in 50 ms
+                                   reconstructor="mesh_fit:default")
     t = 3 * RATE_SHOWN_S
     judge(t, 50.0)
     assert len(said) == 1, said  # (not before a whole window under the avatar)
@@ -1652,7 +1653,8 @@ def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():
 
     said, params = [], {}
     node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", _param=params.get,
-                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="business_person"),
+                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="business_person",
+                                                   reconstructor="mesh_fit:default"),
                            get_logger=lambda: SimpleNamespace(warning=said.append))
 
     def judge(now: float, fps_shown: float, frame_ms: float, size: tuple[int, int]) -> None:
