@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import shared
+from conftest import ROOT, shared
 from gaussian_head_ros.core import deform, eyes
 from gaussian_head_ros.core.avatar import load_ply, save_ply
 from gaussian_head_ros.core.control import FaceControl, euler_to_quat, quat_to_matrix
@@ -543,6 +544,91 @@ def test_checkpoint_round_trip_strict(tiny, framed, tmp_path):
     torch.save({"not": "ours"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a gaussian_head_ros RAR checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_the_training_docs_give_the_gaussians_each_preset_makes(framed):
+    """docs/TRAINING.md's preset table said tiny 3,726 and small 12,959 Gaussians and the WebSSL presets 61,040 (~2,300
+    mouth-interior), config/train_tiny_cpu.yaml 2,800; on the same astronaut the generators make 4,472 / 13,698 /
+    61,758 (3,034 mouth-interior): the mouth interior grew by 734 and the figures stayed (user60 read 4,162 for its
+    trained tiny model). Each figure is read from the docs and compared with the generator built on that face."""
+    import re
+
+    from gaussian_head_ros.core.avatar import PART_EYE, PART_MOUTH
+
+    doc = (ROOT / "docs" / "TRAINING.md").read_text()
+    num = lambda text: int(text.replace(",", ""))  # noqa: E731
+    made = {p: RARModel(preset_config(p), framed[1].vertices, template_faces(), backbone_device="meta").generator
+            for p in ("tiny", "small", "300m")}
+    for p in ("tiny", "small"):
+        said = re.search(rf"^\| {p} \|.*?([\d,]+) Gaussians\) \|$", doc, re.M)
+        assert said and num(said[1]) == made[p].num_gaussians, (p, said and said[0], made[p].num_gaussians)
+    said = re.search(r"\(([\d,]+) surface Gaussians \+ ([\d,]+)\s+eyeball \+ ([\d,]+) mouth-interior = ([\d,]+) with "
+                     r"the \.\./shared astronaut", doc)
+    part = made["300m"].part.numpy()
+    assert said and [num(x) for x in said.groups()] == [
+        int(((part != PART_EYE) & (part != PART_MOUTH)).sum()), int((part == PART_EYE).sum()),
+        int((part == PART_MOUTH).sum()), made["300m"].num_gaussians], (said and said[0], len(part))
+    yaml_said = re.search(r"`tiny` preset \(random backbone, ~([\d,]+) Gaussians\)",
+                          (ROOT / "config" / "train_tiny_cpu.yaml").read_text())
+    assert yaml_said and abs(num(yaml_said[1]) / made["tiny"].num_gaussians - 1) < 0.05, yaml_said
+
+
+def test_a_checkpoint_cut_short_is_said_cut_short(tiny, tmp_path):
+    """A checkpoint copied to the robot whose copy stopped early (user60: `head -c 1000000 last.pt`) was refused as
+    'is not a gaussian_head_ros RAR checkpoint (a zip archive, not a torch.save file; train one with ...)': the user's
+    own checkpoint said not to be one, and to train again. A torch.save file is a zip whose central directory comes
+    last: one without it is said cut short, with its size, and to copy it again; under any file name (the zip's
+    first member is named after the file: 64 bytes of it cut names past 25 characters)."""
+    for name in ("m.pt", "tiny-seed0-checkpoint-from-the-gpu-box-step900.pt"):
+        whole = tmp_path / name
+        save_checkpoint(whole, tiny, step=3, stage="s1")
+        data = whole.read_bytes()
+        for keep in (len(data) // 2, len(data) - 100):
+            cut = tmp_path / f"cut-{keep}-{name}"
+            cut.write_bytes(data[:keep])
+            with pytest.raises(ValueError) as e:
+                read_checkpoint(cut)
+            assert str(e.value) == (f"{cut} is a torch.save file cut short ({keep} bytes, its end missing: a copy or "
+                                    "download that stopped early, or a disk that filled while it was written): copy "
+                                    "it again from where it was trained"), str(e.value)
+    other = tmp_path / "state_dict.pt"  # a torch.save file, whole, of something else: not ours, as before
+    torch.save({"weight": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match=r"state_dict.pt is not a gaussian_head_ros RAR checkpoint \(train one"):
+        read_checkpoint(other)
+
+
+def test_a_missing_backbone_names_where_it_was_looked_for(tiny, tmp_path):
+    """A checkpoint that references its frozen backbone, the folder in neither place load_checkpoint looks (where
+    training read it, beside the checkpoint): the message named only the first and said 'pass its weights
+    directory' with no word of how (user60). Now it names both and backbone_weights; a backbone_weights that is
+    not there is said as that, not as the reference's path; given where the folder went, it loads."""
+    from gaussian_head_ros.core.model.backbone import save_backbone
+
+    model = tiny  # the module's model, its reference taken off again below
+    model.backbone_source = save_backbone(model.backbone, tmp_path / "run" / "backbone")
+    try:
+        save_checkpoint(tmp_path / "run" / "model.pt", model)
+    finally:
+        model.backbone_source = None
+    folder = Path(read_checkpoint(tmp_path / "run" / "model.pt")["backbone_ref"]["path"])
+    (tmp_path / "robot").mkdir()
+    ckpt = tmp_path / "robot" / "model.pt"
+    ckpt.write_bytes((tmp_path / "run" / "model.pt").read_bytes())
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    with pytest.raises(ValueError) as e:
+        load_checkpoint(ckpt)
+    said = str(e.value)
+    assert said.startswith(f"{ckpt} needs the frozen backbone it was trained with, {folder.name}/ (sha256 "), said
+    assert f"neither place looked for: {folder} (where training read it) nor {ckpt.parent / folder.name} (beside " \
+           "the checkpoint). Copy that folder beside the checkpoint, or give where it is now as backbone_weights " \
+           "(gaussian-head reconstruct --option backbone_weights=DIR; reconstruction_node's backbone_weights " \
+           "parameter)" in said, said
+    with pytest.raises(ValueError, match=f"backbone_weights {tmp_path / 'nothere'} not found: give the folder of "
+                                         f"the backbone {ckpt} was trained with \\(its {folder.name}/"):
+        load_checkpoint(ckpt, backbone_weights=tmp_path / "nothere")
+    back = load_checkpoint(ckpt, backbone_weights=moved)
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in tiny.state_dict().items())
 
 
 def _write_random_hf_safetensors(cfg: BackboneConfig, folder, seed=0) -> int:

@@ -830,6 +830,127 @@ def test_a_checkpoint_reloaded_from_the_same_path_is_another_model(rclpy_context
     assert rc in (0, -2, 130), proc.output()
 
 
+def _tiny_rar_model():
+    """An untrained tiny RAR model (128 px source) fitted to obama_official's face: what its weights make does not
+    matter to the node tests that use it."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.model.rar import RARModel, preset_config
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+    from gaussian_head_ros.core.reconstruct.template import template_faces
+
+    with FaceMesh() as fm:
+        vertices = frame_photo(_photo("obama_official.jpg", 480), fm, FramingConfig(size=128)).vertices
+    return RARModel(preset_config("tiny", source_size=128), vertices, template_faces()).eval()
+
+
+def test_a_checkpoint_whose_backbone_moved_is_said_and_backbone_weights_finds_it(rclpy_context, tmp_path):
+    """A checkpoint copied to the robot without the backbone-<hash>/ folder its training wrote (user60): the node
+    said 'the checkpoint's frozen backbone <the training machine's path> is missing: pass its weights directory',
+    but it had no parameter to pass one (the rar option backbone_weights was `gaussian-head reconstruct`'s only).
+    Now the refusal names both places looked in and how to give it, the node keeps serving nothing worse, and its
+    backbone_weights parameter, set, makes the photo's avatar."""
+    pytest.importorskip("torch")
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.model.backbone import save_backbone
+    from gaussian_head_ros.core.model.rar import save_checkpoint
+    from gaussian_head_ros.msg import AvatarStatus
+
+    photo = shared("portraits", "obama_official.jpg")
+    model = _tiny_rar_model()
+    model.backbone_source = save_backbone(model.backbone, tmp_path / "run" / "checkpoints" / "backbone")
+    trained = tmp_path / "run" / "checkpoints" / "model.pt"
+    save_checkpoint(trained, model)  # references the backbone folder, as training does with a random backbone
+    folder = Path(model.backbone_source["path"])
+    (tmp_path / "robot").mkdir()
+    ckpt = tmp_path / "robot" / "model.pt"  # copied to the robot alone; the run's folder moved away
+    shutil.copy(trained, ckpt)
+    moved = tmp_path / "elsewhere" / folder.name
+    moved.parent.mkdir()
+    folder.rename(moved)
+
+    node = rclpy_context.create_node("backbone_moved_peer", namespace=CACHE_NS)
+    st = []
+    node.create_subscription(AvatarStatus, "avatar/status", st.append, _latched(depth=20))
+    proc = _start_node(tmp_path, "backbone_moved", "backend:=rar", f"checkpoint:={ckpt}", "device:=cpu",
+                       "cache_avatar:=false", f"photo_path:={photo}")
+    target = f"{CACHE_NS}/reconstruction_node"
+    final = lambda: [s for s in st if s.code != AvatarStatus.BUSY]  # noqa: E731
+    try:
+        assert spin_until(node, final, 120), proc.output()
+        refused = final()[-1]
+        assert refused.code == AvatarStatus.INTERNAL_ERROR, refused.message
+        log = proc.output()
+        assert f"{ckpt} needs the frozen backbone it was trained with, {folder.name}/" in log, log
+        assert f"neither place looked for: {folder} (where training read it) nor {ckpt.parent / folder.name} " \
+               "(beside the checkpoint)" in log, log
+        assert "reconstruction_node's backbone_weights parameter" in log, log
+        st.clear()
+        assert _set_param(node, "backbone_weights", str(moved), target).successful
+        assert _set_param(node, "photo_path", str(photo), target).successful
+        assert spin_until(node, final, 120), proc.output()
+        assert final()[-1].code == AvatarStatus.OK and "ready" in final()[-1].message, \
+            f"{final()[-1].message}\n{proc.output()}"
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()
+
+
+def test_a_parameter_the_backend_does_not_take_is_said_unused_not_applied(rclpy_context, tmp_path):
+    """Under backend rar, `ros2 param set .../reconstruction_node preset fast` (or max_gaussians, mesh_fit's) was said
+    'preset fast: applies to the next photo reconstructed ... To remake it now, send its photo again', the reconstructor
+    was loaded again, and the photo sent again as told was answered 'unchanged' (user60). Now such a parameter is said
+    to be the other backend's and not used, at start-up (from a params file) and when set, and nothing is rebuilt; the
+    photo sent again is still 'unchanged'."""
+    pytest.importorskip("torch")
+    from rosgraph import spin_until
+
+    from gaussian_head_ros.core.model.rar import save_checkpoint
+    from gaussian_head_ros.msg import AvatarStatus
+
+    photo = shared("portraits", "obama_official.jpg")
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, _tiny_rar_model())
+    node = rclpy_context.create_node("unused_param_peer", namespace=CACHE_NS)
+    st = []
+    node.create_subscription(AvatarStatus, "avatar/status", st.append, _latched(depth=20))
+    proc = _start_node(tmp_path, "unused", "backend:=rar", f"checkpoint:={ckpt}", "device:=cpu",
+                       "cache_avatar:=false", "max_gaussians:=30000", f"photo_path:={photo}")
+    target = f"{CACHE_NS}/reconstruction_node"
+    final = lambda: [s for s in st if s.code != AvatarStatus.BUSY]  # noqa: E731
+    try:
+        assert spin_until(node, final, 120), proc.output()
+        assert final()[-1].code == AvatarStatus.OK, f"{final()[-1].message}\n{proc.output()}"
+        said = proc.output()
+        # the start-up ones (-p, as from a params file: _start_node's preset fast), then a set
+        for name, value in (("preset", "fast"), ("max_gaussians", "30000"), ("preset", "dense")):
+            expected = (f"{name} {value}: a parameter of the mesh_fit reconstructor, not used by rar (backend rar): the "
+                        "avatars it makes do not change; it applies once backend is mesh_fit")
+            if value == "dense":
+                start = len(proc.output())
+                assert _set_param(node, "preset", "dense", target).successful
+                assert spin_until(node, lambda: expected in proc.output()[start:], 30), proc.output()[start:]
+                said = proc.output()[start:]
+            assert expected in said, said
+        assert "applies to the next photo" not in proc.output(), proc.output()
+        assert proc.output().count("rar reconstructor ready") == 1, proc.output()  # not loaded again for it
+        st.clear()
+        assert _set_param(node, "photo_path", str(photo), target).successful
+        assert spin_until(node, final, 120), proc.output()
+        assert final()[-1].code == AvatarStatus.OK and "unchanged" in final()[-1].message, final()[-1].message
+        start = len(proc.output())  # and the other way round: rar's checkpoint under mesh_fit
+        assert _set_param(node, "backend", "mesh_fit", target).successful
+        shutil.copy(ckpt, tmp_path / "other.pt")
+        assert _set_param(node, "checkpoint", str(tmp_path / "other.pt"), target).successful
+        line = f"checkpoint {tmp_path / 'other.pt'}: a parameter of the rar reconstructor, not used by mesh_fit"
+        assert spin_until(node, lambda: line in proc.output()[start:], 30), proc.output()[start:]
+    finally:
+        node.destroy_node()
+        rc = proc.stop()
+    assert rc in (0, -2, 130), proc.output()
+
+
 def test_the_reconstructor_key_is_the_checkpoint_content_not_its_path(tmp_path, monkeypatch):
     """`ros2 param set .../reconstruction_node checkpoint <the same path>` after training wrote a new checkpoint there
     reloads the model; the "unchanged" key held the path only, so the same photo was answered "unchanged" with the

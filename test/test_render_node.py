@@ -928,6 +928,14 @@ def test_the_smaller_avatar_the_fps_warning_asks_for_is_smaller_and_its_photo_se
     said = smaller_avatar_advice(60_000)  # the default preset's
     assert f"max_gaussians 30000 or preset fast ({fast})" in said, said
     assert "max_gaussians 5000," in smaller_avatar_advice(10_001)  # mesh_fit's smallest budget, not 5000 // 2
+    assert smaller_avatar_advice(60_000, "mesh_fit:default") == said  # a mesh_fit avatar says it as before
+    # a rar avatar has its generator's size, which max_gaussians does not change: it was told 'max_gaussians 6849,
+    # then the photo again' for a rar:small avatar of 13,698 Gaussians, and the photo came back the same (user60)
+    said = smaller_avatar_advice(13_698, "rar:small")
+    assert said == ("or send a smaller avatar (13698 Gaussians now, made by rar:small, whose generator fixes its size: "
+                    "reconstruction_node's max_gaussians and preset are mesh_fit's and do not change it; backend "
+                    "mesh_fit with max_gaussians 6849, then the photo again, or a rar checkpoint trained with a "
+                    "smaller generator)"), said
 
 
 def test_a_second_face_control_publisher_is_said(io, rclpy_context):
@@ -1684,7 +1692,8 @@ def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
     assert len(said) == 1 and "the machine's other work" in said[0], said
     judge(2 * RATE_SHOWN_S, 20.0)
     assert len(said) == 1, said  # once
-    node.drawing = SimpleNamespace(num_gaussians=60_000, operator_id="slow")  # an avatar comes, drawn in 50 ms
+    node.drawing = SimpleNamespace(num_gaussians=60_000, operator_id="slow",  # an avatar comes, drawn in 50 ms
+                                   reconstructor="mesh_fit:default")
     t = 3 * RATE_SHOWN_S
     judge(t, 50.0)
     assert len(said) == 1, said  # (not before a whole window under the avatar)
@@ -1709,7 +1718,8 @@ def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():
 
     said, params = [], {}
     node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", _param=params.get,
-                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="business_person"),
+                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="business_person",
+                                                   reconstructor="mesh_fit:default"),
                            get_logger=lambda: SimpleNamespace(warning=said.append))
 
     def judge(now: float, fps_shown: float, frame_ms: float, size: tuple[int, int]) -> None:

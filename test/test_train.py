@@ -254,6 +254,75 @@ def test_two_stages_and_resume(clip_cfg, tmp_path, monkeypatch):
     assert again["history"] == [] and all(torch.equal(v, again["model"].state_dict()[k]) for k, v in moved.items())
 
 
+def test_a_stopped_run_says_what_resume_continues_from_and_an_ended_one_says_nothing_is_left(clip_cfg, tmp_path,
+                                                                                             monkeypatch, caplog):
+    """user60: a Ctrl-C mid-run said only 'gaussian-head train: interrupted (Ctrl-C)' (not which checkpoint --resume
+    takes, nor the steps since it that are lost); a --resume logged 'resuming .../last.pt at stage 0 step 10' (the
+    index of 'stage1'); and --resume of a run that had ended, given its last stage 10 more steps, logged 'resuming ...
+    at stage 2 step 0', trained nothing, and wrote model.pt and config.json again with the new step counts (exit 0, no
+    other word). Now the stopped run names the checkpoint and the steps taken again, the resume names the stage and
+    its step, and the ended run is said ended, the stages given other steps named, its files left as they were."""
+    import logging
+
+    stage = {"name": "stage1", "steps": 5, "resolution": 48, "batch_size": 1, "lr": 1e-3, "warmup_steps": 1}
+    cfg = config_from_dict(_cfg(clip_cfg, tmp_path, stages=[stage], val_every=0))  # checkpoint_every 2
+    real_step, calls = trainer_mod.training_step, {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the fourth step: three taken, the last checkpoint at step 2
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(trainer_mod, "training_step", interrupted)
+    caplog.set_level(logging.INFO, logger="gaussian_head_ros")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    last = tmp_path / "checkpoints" / "last.pt"
+    said = caplog.text
+    assert (f"stopped (Ctrl-C) at step 3 (stage1 step 3/5): --resume (same config, --set and --out) continues from "
+            f"{last}, step 2 (stage1 step 2/5), the last checkpoint (every checkpoint_every = 2 steps, and at each "
+            "stage's end); steps taken again: 1") in said, said
+    assert trainer_mod._stopped_run(type("_Terminated", (BaseException,), {})(), cfg, last, 3, 0, 3, (2, 0, 2)) \
+        .startswith("stopped (SIGTERM) at step 3 (stage1 step 3/5)")  # the CLI's SIGTERM ('stopped (_Terminated)')
+    monkeypatch.setattr(trainer_mod, "training_step", real_step)
+    caplog.clear()
+    assert [s for s, _ in train(cfg, resume=True)["history"]] == [3, 4, 5]
+    assert f"resuming {last} (step 2) at stage1 step 2/5" in caplog.text, caplog.text
+    model, config = (tmp_path / "checkpoints" / "model.pt").read_bytes(), (tmp_path / "config.json").read_text()
+    caplog.clear()
+    longer = config_from_dict(_cfg(clip_cfg, tmp_path, stages=[{**stage, "steps": 7}], val_every=0))
+    assert train(longer, resume=True)["history"] == []
+    assert (f"--resume: nothing to train: {last} (step 5) is past the last stage, stage1: the run ended; its model is "
+            f"{tmp_path / 'checkpoints' / 'model.pt'}, left as it was. This config gives stages other steps (stage1 5 "
+            "-> 7): a stage that ended is not continued") in caplog.text, caplog.text
+    assert (tmp_path / "checkpoints" / "model.pt").read_bytes() == model  # (was written again, steps 7 recorded)
+    assert (tmp_path / "config.json").read_text() == config
+
+
+def test_the_end_of_a_resumed_run_says_the_step_it_reached(monkeypatch, caplog, tmp_path):
+    """`gaussian-head train ... --resume` of a 40-step config stopped at step 10 ended 'finished 30 steps, loss 0.7710
+    -> 0.3908' (user60): the steps of this process, read as a 30-step run. It now says the step reached, the steps of
+    this run and where it resumed; a run from scratch says no resume."""
+    import argparse
+    import logging
+
+    from gaussian_head_ros.commands import train as train_cmd
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"preset": "tiny"}))
+    args = argparse.Namespace(config=str(config), overrides=[], out_dir=None, dry_run=False, resume=True)
+    caplog.set_level(logging.INFO, logger="gaussian_head_ros")
+    for first, said in ((11, "finished at step 40 (30 steps this run, resumed at step 10), loss 0.7710 -> 0.3908; "
+                             "model: m.pt"),
+                        (1, "finished at step 40 (40 steps this run), loss 0.7710 -> 0.3908; model: m.pt")):
+        hist = [(s, 0.7710 if s == first else 0.3908 if s == 40 else 0.5) for s in range(first, 41)]
+        monkeypatch.setattr(trainer_mod, "train", lambda cfg, resume, h=hist: {"history": h, "checkpoint": "m.pt"})
+        caplog.clear()
+        assert train_cmd.run(args) == 0
+        assert said in caplog.text, caplog.text
+
+
 def test_peak_rss_is_the_processs_own_not_its_parents():
     """The peak memory a rank logs (and the 300m load test's probe reads) is the process's own: a child of a
     parent holding 512 MiB more reads well under the parent's size (getrusage's ru_maxrss, the old figure,
@@ -272,6 +341,34 @@ def test_peak_rss_is_the_processs_own_not_its_parents():
 def _cli(*args, env=None, cwd=None, timeout=600):
     cmd = [sys.executable, "-m", "gaussian_head_ros.cli", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def test_the_files_a_config_names_are_checked_before_any_clip_is_tracked(tmp_path):
+    """user60: `gaussian-head train config/train_webssl_300m.yaml --dry-run` ('check the config') on a machine without
+    its weights/ and datasets/ folders printed the config and exit 0; the real run with data.root given tracked every
+    clip, then ended 'WebSSL checkpoint weights/webssl-dino300m-full2b-224 not found' (49 s for 4 clips of 4 frames:
+    hours on VFHQ), and without the landmarker_model it warned 'skipping <clip>: landmarker_model ... not found' once
+    per clip. Now the dry run names every missing file (exit 1, one line) and training stops on them before it tracks
+    anything."""
+    config = str(ROOT / "config" / "train_webssl_300m.yaml")
+    dry = _cli("train", config, "--dry-run", cwd=tmp_path, timeout=300)  # the config's relative paths: absent here
+    assert dry.returncode == 1, (dry.returncode, dry.stderr[-2000:])
+    error = [ln for ln in dry.stderr.splitlines() if ln.startswith("gaussian-head train: error:")]
+    assert error == ["gaussian-head train: error: training data folder datasets/vfhq/clips does not exist; "
+                     "landmarker_model weights/face_landmarker.task not found (MediaPipe face_landmarker.task); "
+                     "backbone_weights: WebSSL checkpoint weights/webssl-dino300m-full2b-224 not found (download it "
+                     "yourself; see docs/TRAINING.md)"], dry.stderr[-3000:]
+    cache = tmp_path / "cache"
+    run = _cli("train", config, "--set", f"data.root={shared('driving')}", "--set", f"data.cache_dir={cache}",
+               "--set", f"data.landmarker_model={shared('models', 'face_landmarker.task')}", "--out",
+               str(tmp_path / "run"), cwd=tmp_path, timeout=300)
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+        "gaussian-head train: error: backbone_weights: WebSSL checkpoint weights/webssl-dino300m-full2b-224 not found "
+        "(download it yourself; see docs/TRAINING.md)"), run.stderr[-3000:]
+    assert "cached" not in run.stderr and not cache.exists(), run.stderr[-3000:]  # nothing tracked
+    ok = _cli("train", str(ROOT / "config" / "train_tiny_cpu.yaml"), "--set", f"data.root={shared('driving')}",
+              "--dry-run", cwd=tmp_path, timeout=300)
+    assert ok.returncode == 0 and '"preset": "tiny"' in ok.stdout, ok.stderr[-2000:]
 
 
 def test_prepare_then_two_ranks_on_a_1000_clip_index(tmp_path):

@@ -48,7 +48,8 @@ def add_arguments(p):
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="backend option, repeatable (e.g. max_gaussians=40000, min_face_px=80, checkpoint=rar.pt)")
     p.add_argument("--operator-id", default="", help="operator id stored in the avatar (default: the photo's name)")
-    p.add_argument("--preview", metavar="DIR", help="also write DIR/photo.png, DIR/render.png and DIR/mask.png (DIR is "
+    p.add_argument("--preview", metavar="DIR", help="also write DIR/photo.png, DIR/render.png and (mesh_fit) DIR/mask.png, "
+                                                     "at the source camera's size (rar: its model's crop) (DIR is "
                                                      "made when missing)")
     p.add_argument("--max-pixels", type=int_range(*settings(FramingConfig)["max_pixels"].range), default=None,
                    help="pixel limit of the decoded photo (default 40M): larger JPEGs are decoded at 1/2, 1/4 or 1/8, "

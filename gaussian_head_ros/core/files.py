@@ -54,7 +54,10 @@ def check_exists(path: str | os.PathLike, what: str) -> None:
 
 
 DRIVING_SUFFIX = ".driving.npz"  # an avatar's second file, beside its .ply (core.avatar.save_ply)
-HEAD_BYTES = 64  # how much of a file's start `kind` wants
+# How much of a file's start `kind` wants: a torch.save zip's first member is '<the file's stem>/data.pkl' after the
+# 30-byte local header, and a file's stem may be 255 bytes (Linux's NAME_MAX): 64 bytes cut the name of any file
+# whose stem passed 25 characters ('tiny-seed0-checkpoint-step900.pt'), so a checkpoint was not known as one.
+HEAD_BYTES = 30 + 255 + len("/data.pkl")
 
 # A file's first bytes -> what it is (magic numbers: JPEG SOI FF D8 FF, PNG's signature, GIF87a/89a, BMP 'BM', TIFF
 # II*/MM*; RIFF....WEBP and ISO BMFF 'ftyp' + brand are read in `kind`)
@@ -67,6 +70,7 @@ AVATAR_CACHE_MAGIC = b"GHRAVC"  # the first bytes of every layout of it (avatar_
 DRIVING_FILE = "an avatar's driving file (.driving.npz)"
 CONTROLS = "a controls file (FaceControl JSON lines, what `gaussian-head track` writes)"
 TFLITE = "a TensorFlow Lite model (.tflite)"
+TORCH_FILE = "a PyTorch file (torch.save)"  # a zip whose first member is <archive>/data.pkl (a checkpoint, a state_dict)
 TASK = "a MediaPipe model bundle (.task)"
 
 
@@ -81,7 +85,7 @@ def kind(head: bytes, name: str = "") -> str | None:
     """What a file is, from its first bytes `head` (HEAD_BYTES of them; fewer for a shorter file) and its name
     (optional): a photo ('a JPEG photo', ...), a video, AVATAR_PLY, AVATAR_CACHE, DRIVING_FILE (a .npz named
     *.driving.npz, or whose first member is save_ply's metadata.npy), another numpy archive, CONTROLS (a JSON object
-    line with a FaceControl's keys), TFLITE, TASK (a zip of .tflite models), another zip archive; None when its bytes
+    line with a FaceControl's keys), TFLITE, TASK (a zip of .tflite models), TORCH_FILE, another zip archive; None when its bytes
     say nothing. For the messages of a file given in another's place: `gaussian-head render c.jsonl --controls
     me.ply`, a .driving.npz given as the photo, cache_path:=me.ply."""
     what = next((w for magic, w in _PHOTO_MAGIC if head.startswith(magic)), None)
@@ -102,6 +106,8 @@ def kind(head: bytes, name: str = "") -> str | None:
             return DRIVING_FILE
         if first.endswith(b".tflite"):
             return TASK
+        if first.endswith(b"/data.pkl"):
+            return TORCH_FILE
         return "a numpy archive (.npz)" if first.endswith(b".npy") else "a zip archive"
     if head[4:8] == b"TFL3":  # a TensorFlow Lite flatbuffer's file identifier
         return TFLITE

@@ -94,7 +94,8 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
         ("device", ROBOT, "", "torch device of the torch backend (cpu, cuda:N); empty: the parameters file's"),
         ("reconstructor", ROBOT, "", "reconstruction backend: mesh_fit (training-free) or rar (learned); "
                                      "empty: the parameters file's"),
-        ("checkpoint", ROBOT, "", "RAR checkpoint for reconstructor:=rar"),
+        ("checkpoint", ROBOT, "", "RAR checkpoint for reconstructor:=rar, a file on this host (from gaussian-head "
+                                  "train, its backbone folder beside it); empty: the parameters file's"),
         ("cache_path", ROBOT, "", "file of the reconstruction_node's avatar cache: the last avatar, published again "
                                   "when started without photo:=; empty: the parameters file's, by default "
                                   "$ROS_HOME/gaussian_head_ros/<namespace>_reconstruction_node.avatar (ROS_HOME: "

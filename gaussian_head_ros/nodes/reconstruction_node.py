@@ -94,6 +94,9 @@ class ReconstructionNodeSettings:
     preset: str = setting("default", "mesh_fit preset: fast, default or dense", choices=tuple(MESH_FIT_PRESETS))
     checkpoint: str = setting("", "rar: path of a checkpoint written by 'gaussian-head train' (never downloaded)")
     device: str = setting("auto", "rar: torch device, auto (CUDA when available), cpu or cuda")  # rar checks it
+    backbone_weights: str = setting("", "rar: where the checkpoint's frozen backbone lies now (its WebSSL folder, or "
+                                        "the backbone-<hash>/ folder its training wrote), when neither where training "
+                                        "read it nor beside the checkpoint; empty: those two places")
     operator_id: str = setting("", "operator id for every avatar made or restored after it is set (the one published "
                                    "keeps its own); empty: the photo's header.frame_id (or the id an avatar file "
                                    "stores, or the file name)")
@@ -131,6 +134,16 @@ def reconstructor_options(values: dict) -> dict:
     names = option_names(values["backend"])
     return {k: v for k, v in values.items()
             if k in names and k not in _NODE_ONLY and not (k in NOT_GIVEN and v == NOT_GIVEN[k])}
+
+
+def unused_by_backend(backend: str, names) -> dict[str, tuple[str, ...]]:
+    """{name: the backends that take it} for each parameter among `names` that makes avatars or builds the
+    reconstructor but that `backend` does not take (not among its OPTIONS): a mesh_fit `preset` or `max_gaussians`
+    under rar, a rar `checkpoint` or `device` under mesh_fit. Set at run time, such a parameter was said to apply to the
+    next photo reconstructed, and the photo sent again as told was answered 'unchanged' (user60)."""
+    taken = option_names(backend)
+    return {n: tuple(b for b in BACKENDS if n in option_names(b)) for n in names
+            if n in _REBUILD and n != "backend" and n not in taken}
 
 
 def check_value(name: str, value) -> None:
@@ -308,6 +321,8 @@ class ReconstructionNode(Node):
             check_values(self._values())
         except ValueError as e:  # the reconstructor cannot be built: say so (log, diagnostics, status of a photo)
             self.get_logger().error(f"parameters: {e}")
+        given = [n for n in PARAMS if self._param(n) != PARAMS[n].default]  # a params file's preset under rar, ...
+        self._say_unused({n: self._param(n) for n in given}, self._param("backend"))
         self.add_on_set_parameters_callback(self._on_set)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
         self.avatar_pub = self.create_publisher(GaussianAvatarMsg, "avatar", latched)
@@ -404,9 +419,13 @@ class ReconstructionNode(Node):
                         raise ValueError(f"{e}{files.relative_note(p.value, self.get_name())}") from None
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
-        if any(p.name in _REBUILD for p in params):
+        backend = self._values(params)["backend"]
+        unused = unused_by_backend(backend, [p.name for p in params])
+        if any(p.name in _REBUILD and p.name not in unused for p in params):
             self._dirty = True  # the worker rebuilds before the next photo
-            self._say_shown_stays(params)
+            self._say_shown_stays([p for p in params if p.name not in unused])
+        self._say_unused({p.name: p.value for p in params if p.name in unused and p.value != self._param(p.name)},
+                         backend)
         if any(p.name in ("cache_path", "cache_avatar") for p in params):
             values = self._values(params)
             path = self._cache_path(values["cache_path"])
@@ -458,6 +477,15 @@ class ReconstructionNode(Node):
         stays = f"; the avatar shown ('{shown.operator_id}') stays until then" if shown is not None else ""
         self.get_logger().info(f"{job.name()} {when}{stays}; its verdict follows on "
                                f"{self.statuses.publisher.topic_name}")
+
+    def _say_unused(self, values: dict, backend: str) -> None:
+        """Log that the parameters in `values` (name -> value) are not used by the `backend` reconstructor, so the
+        avatars it makes do not change, and which backend takes each (unused_by_backend)."""
+        for name, users in unused_by_backend(backend, values).items():
+            self.get_logger().warning(
+                f"{name} {values[name]}: a parameter of the {' and '.join(users)} reconstructor, not used by {backend} "
+                f"(backend {backend}): the avatars it makes do not change; it applies once backend is "
+                f"{' or '.join(users)}")
 
     def _say_shown_stays(self, params) -> None:
         """Log that the avatar shown stays as it is when a parameter that makes avatars (_MAKES_AVATAR) is set to

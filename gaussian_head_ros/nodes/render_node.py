@@ -223,20 +223,27 @@ def check_value(name: str, value) -> None:
         device_available(value)  # ValueError for a name that is no device (cpu, cuda, cuda:N)
 
 
-def smaller_avatar_advice(num_gaussians: int) -> str:
+def smaller_avatar_advice(num_gaussians: int, reconstructor: str = "") -> str:
     """The part of the 'below the N FPS asked' warning that tells a CPU-only robot drawing an avatar of
     `num_gaussians` Gaussians (> 10,000) what to send instead: reconstruction_node's max_gaussians at half of it
     (not below mesh_fit's smallest budget), preset fast where that is smaller than the avatar, and that the photo is
     sent again (a budget set applies to the next photo). It said 'max_gaussians 14999 or preset fast draws faster'
-    for the fast preset's own 29,998-Gaussian avatar, and not that the avatar shown stays (user48b)."""
+    for the fast preset's own 29,998-Gaussian avatar, and not that the avatar shown stays (user48b). An avatar of the
+    learned reconstructor (`reconstructor` 'rar:<preset>', the avatar's own field) has its generator's size, which
+    neither parameter changes (mesh_fit's): that is said, with backend mesh_fit as the way to a budget; it was told
+    'max_gaussians 6849, then the photo again' for a rar:small avatar (user60)."""
     from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS, MeshFitConfig  # here: 75 ms of imports
 
     smallest = settings(MeshFitConfig, only=("max_gaussians",))["max_gaussians"].range[0]
     fast = PRESETS["fast"]["max_gaussians"]
     preset = f" or preset fast ({fast})" if num_gaussians > fast else ""
-    return (f"or send a smaller avatar ({num_gaussians} Gaussians now: reconstruction_node's max_gaussians "
-            f"{max(smallest, num_gaussians // 2)}{preset}, then the photo again: the budget applies to the next photo "
-            "reconstructed)")
+    budget = f"max_gaussians {max(smallest, num_gaussians // 2)}{preset}, then the photo again"
+    if reconstructor.split(":")[0] == "rar":
+        return (f"or send a smaller avatar ({num_gaussians} Gaussians now, made by {reconstructor}, whose generator "
+                "fixes its size: reconstruction_node's max_gaussians and preset are mesh_fit's and do not change it; "
+                f"backend mesh_fit with {budget}, or a rar checkpoint trained with a smaller generator)")
+    return (f"or send a smaller avatar ({num_gaussians} Gaussians now: reconstruction_node's {budget}: the budget "
+            "applies to the next photo reconstructed)")
 
 
 @dataclass
@@ -249,6 +256,7 @@ class Loaded:
     num_gaussians: int
     made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
     key: tuple = ()  # conversions.avatar_message_key of its message: the same avatar sent again is not loaded again
+    reconstructor: str = ""  # the avatar's reconstructor field ('mesh_fit:default', 'rar:small'): what sets its size
 
 
 class RenderNode(Node):
@@ -576,7 +584,8 @@ class RenderNode(Node):
             avatar = msg_to_avatar(msg, max_gaussians=budget)
             face = DisplayAvatar(avatar, float(self._param("distance_m")))  # the head's box here, not when drawn
             idle = IdleAnimator(avatar.template_vertices, rest_gaze=face.driver.rig.rest_gaze)
-            new = Loaded(face, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp), key)
+            new = Loaded(face, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp), key,
+                         avatar.reconstructor)
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
             why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
@@ -900,7 +909,7 @@ class RenderNode(Node):
             if self.backend != "gsplat" and backend_available("gsplat"):
                 faster = "or render on the GPU (backend gsplat)"
             elif shown is not None and shown.num_gaussians > 10_000:  # (a CPU robot: the avatar's size is the cost)
-                faster = smaller_avatar_advice(shown.num_gaussians)
+                faster = smaller_avatar_advice(shown.num_gaussians, shown.reconstructor)
             else:
                 faster = "or a faster machine"
             why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish here "

@@ -479,17 +479,28 @@ def save_backbone(backbone: ViTBackbone, folder: str | Path) -> dict:
     return {**ref, "path": str(final.resolve())}
 
 
-def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> ViTBackbone:
-    """A backbone from a local HuggingFace-format WebSSL/DINOv2 directory (config.json + weights).
-
-    Built on the meta device and filled with the checkpoint's tensors (strict: every key must match),
-    so a 7B model needs its weights' memory once, not twice. Never downloads anything."""
+def check_pretrained(path: str | Path) -> Path:
+    """The config.json of the local WebSSL/DINOv2 checkpoint at `path` (a directory, or a weight file beside its
+    config.json), checked without reading the weights: ValueError when the path, its config.json or its weight
+    file(s) are not there. What `load_pretrained` reads first, and `gaussian-head train` checks before any clip is
+    tracked (a missing backbone_weights was found only after the whole dataset was prepared; user60)."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"WebSSL checkpoint {path} not found (download it yourself; see docs/TRAINING.md)")
     cfg_file = (path if path.is_dir() else path.parent) / "config.json"
     if not cfg_file.exists():
         raise ValueError(f"{cfg_file} not found: a WebSSL checkpoint directory holds config.json next to the weights")
+    _weight_files(path)
+    return cfg_file
+
+
+def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> ViTBackbone:
+    """A backbone from a local HuggingFace-format WebSSL/DINOv2 directory (config.json + weights).
+
+    Built on the meta device and filled with the checkpoint's tensors (strict: every key must match),
+    so a 7B model needs its weights' memory once, not twice. Never downloads anything."""
+    path = Path(path)
+    cfg_file = check_pretrained(path)
     cfg = BackboneConfig.from_hf(json.loads(cfg_file.read_text()))
     model = build_backbone(cfg, device="meta")
     sd = {k: v.to(dtype) for k, v in load_hf_state_dict(path, set(model.state_dict())).items()}

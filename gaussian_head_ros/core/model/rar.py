@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.landmarks import NUM_LANDMARKS
 
-from gaussian_head_ros.core.files import file_kind, shown
+from gaussian_head_ros.core.files import TORCH_FILE, file_kind, shown
 from gaussian_head_ros.core.avatar import PART_MOUTH, GaussianAvatar, SourceCamera, rgb_to_sh_dc, sh_zonal
 from gaussian_head_ros.core.model.backbone import (BACKBONE_PRESETS, IMAGENET_MEAN, IMAGENET_STD, BackboneConfig,
                                                    ViTBackbone, build_backbone, load_pretrained, load_referenced,
@@ -296,8 +296,9 @@ def save_checkpoint(path: str | Path, model: RARModel, step: int = 0, stage: str
 def read_checkpoint(path: str | Path) -> dict:
     """The raw checkpoint dict, checked for our format. Raises ValueError naming the file when it is missing, no
     torch.save file (what it is instead when files.kind says: `--option checkpoint=me.ply` ended in torch's
-    RuntimeError traceback 'mmap can only be used with files saved with torch.save(...)', cli37), not ours, or
-    newer than this code."""
+    RuntimeError traceback 'mmap can only be used with files saved with torch.save(...)', cli37), a torch.save file
+    cut short (its zip's central directory, written last, missing: a copy that stopped early), not ours, or newer
+    than this code."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"RAR checkpoint {shown(path)} not found")
@@ -305,9 +306,15 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError) as e:  # not a torch.save zip, or one holding objects
-        what = file_kind(path) or ("empty (0 bytes)" if path.stat().st_size == 0 else None)
-        why = (f"{what}, not a torch.save file" if what else f"torch cannot load it: {e}" if zipfile.is_zipfile(path)
-               else "not a torch.save file: torch saves a zip archive")
+        size = path.stat().st_size
+        what = file_kind(path) or ("empty (0 bytes)" if size == 0 else None)
+        if what == TORCH_FILE and not zipfile.is_zipfile(path):  # a torch.save file without its end: its zip's central
+            raise ValueError(  # directory is written last (was said 'a zip archive, not a torch.save file', user60)
+                f"{shown(path)} is a torch.save file cut short ({size} bytes, its end missing: a copy or download "
+                "that stopped early, or a disk that filled while it was written): copy it again from where it was "
+                "trained") from None
+        why = (f"torch cannot load it: {' '.join(str(e).split())}" if what == TORCH_FILE or zipfile.is_zipfile(path)
+               else f"{what}, not a torch.save file" if what else "not a torch.save file: torch saves a zip archive")
         raise ValueError(f"{not_ours} ({why}; train one with 'gaussian-head train')") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{not_ours} (train one with 'gaussian-head train')")
@@ -339,13 +346,29 @@ def referenced_backbone(path: str | Path, ref: dict | None, backbone_weights: st
     """Where the backbone a checkpoint at `path` references is to be read from: `backbone_weights` when given,
     else None (the recorded path) while that exists, else a folder of the recorded name next to the checkpoint
     (a run's checkpoints/ folder moved whole, with the random backbone training wrote there). The file's
-    SHA-256 is checked against the reference when it is read (`load_referenced`)."""
+    SHA-256 is checked against the reference when it is read (`load_referenced`). Raises ValueError when
+    `backbone_weights` is given and missing, or when the reference is in neither place, naming both places and
+    how to give it: the message named only the path recorded at training time and said to 'pass its weights
+    directory', with no word of how, nor of the folder beside the checkpoint it looks in (user60)."""
     if backbone_weights:
+        if not Path(backbone_weights).exists():
+            raise ValueError(f"backbone_weights {shown(backbone_weights)} not found: give the folder of the backbone "
+                             f"{shown(path)} was trained with"
+                             + (f" (its {Path(ref['path']).name}/, sha256 {ref['sha256'][:12]}...)" if ref else ""))
         return Path(backbone_weights)
     if not ref or Path(ref["path"]).exists():
         return None
-    beside = Path(path).parent / Path(ref["path"]).name
-    return beside if beside.exists() else None
+    recorded = Path(ref["path"])
+    beside = Path(path).parent / recorded.name
+    if beside.exists():
+        return beside
+    raise ValueError(
+        f"{shown(path)} needs the frozen backbone it was trained with, {recorded.name}/ (sha256 {ref['sha256'][:12]}..., "
+        f"{ref.get('bytes', 0) / 2**20:.1f} MiB; the WebSSL download, or the folder a run with a random backbone wrote "
+        f"beside its checkpoints), and it is in neither place looked for: {recorded} (where training read it) nor "
+        f"{shown(beside)} (beside the checkpoint). Copy that folder beside the checkpoint, or give where it is now as "
+        "backbone_weights (gaussian-head reconstruct --option backbone_weights=DIR; reconstruction_node's "
+        "backbone_weights parameter); or train with checkpoint_backbone: full for a checkpoint that needs nothing else")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",

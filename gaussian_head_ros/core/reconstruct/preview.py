@@ -89,7 +89,9 @@ PREVIEW_FILES = ("photo.png", "render.png", "mask.png")  # what write_preview wr
 
 def write_preview(result, directory: str | Path, backend: str = "auto") -> list[Path]:
     """DIR/photo.png (the photo as the source camera sees it), DIR/render.png (the avatar at rest from the
-    same camera) and DIR/mask.png (the head region, white); DIR is made when missing. Returns the paths written.
+    same camera) and DIR/mask.png (the head region, white: mesh_fit's; a rar result has no mask), at the source
+    camera's size (a rar model's crop: its last training stage's resolution, 96 px for config/train_tiny_cpu.yaml);
+    DIR is made when missing. Returns the paths written.
     Raises OSError when DIR cannot be made, ValueError when a file cannot be written (OpenCV's imwrite only returns
     False: a preview that was not written was listed as written)."""
     import cv2

@@ -70,11 +70,32 @@ class DataConfig:
     open_clips: int = 64  # clips kept open (memory-mapped) per process; others are reopened on demand
 
 
+def _no_root(root) -> str:
+    return f"training data folder {root} does not exist"
+
+
+def _no_landmarker(path) -> str:
+    return f"landmarker_model {path} not found (MediaPipe face_landmarker.task)"
+
+
+def data_file_problems(cfg: DataConfig) -> list[str]:
+    """Why the files `cfg` names cannot be read, one line each, checked before any clip is tracked: `root` missing
+    (unless its dataset index is prepared: training reads only the index and the caches), `landmarker_model` given
+    and missing. A missing landmarker_model was found clip by clip ('skipping <clip>: landmarker_model ... not found'
+    for each, then 'none of the N clips could be used'; user60)."""
+    problems = []
+    if not Path(cfg.root).exists() and not DatasetIndex.path_for(cfg).exists():
+        problems.append(_no_root(cfg.root))
+    if cfg.landmarker_model and not Path(cfg.landmarker_model).is_file():
+        problems.append(_no_landmarker(cfg.landmarker_model))
+    return problems
+
+
 def find_clips(root: str | Path) -> list[Path]:
     """Videos and frame folders under root, sorted."""
     root = Path(root)
     if not root.exists():
-        raise ValueError(f"training data folder {root} does not exist")
+        raise ValueError(_no_root(root))
     if root.is_file():
         return [root]
     out = [p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and ".gaussian_head_cache" not in p.parts]
@@ -144,7 +165,7 @@ class _Blendshapes:
         from mediapipe.tasks.python import BaseOptions, vision
 
         if not Path(model_path).is_file():
-            raise ValueError(f"landmarker_model {model_path} not found (MediaPipe face_landmarker.task)")
+            raise ValueError(_no_landmarker(model_path))
         self._mp = mp
         opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(model_path)),
                                             output_face_blendshapes=True, num_faces=1,
@@ -373,7 +394,11 @@ class DatasetIndex:
 
 def prepare_dataset(cfg: DataConfig, shard: tuple[int, int] = (0, 1)) -> DatasetIndex:
     """Cache every clip under cfg.root (or shard i of n of them) and write the dataset index of the clips
-    complete so far. Resumable: complete clips are skipped, a clip interrupted midway is redone."""
+    complete so far. Resumable: complete clips are skipped, a clip interrupted midway is redone. ValueError for the
+    data_file_problems of `cfg`, before any clip is tracked."""
+    problems = data_file_problems(cfg)
+    if problems:
+        raise ValueError("; ".join(problems))
     paths = find_clips(cfg.root)
     if cfg.max_clips:
         paths = paths[: cfg.max_clips]

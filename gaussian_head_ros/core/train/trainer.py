@@ -22,11 +22,12 @@ import torch
 
 from gaussian_head_ros.core.files import file_kind, shown
 from gaussian_head_ros.core.memory import peak_rss_mb
-from gaussian_head_ros.core.model.backbone import save_backbone
+from gaussian_head_ros.core.model.backbone import check_pretrained, save_backbone
 from gaussian_head_ros.core.model.rar import (RARConfig, RARModel, build_model, model_from_state, preset_config,
                                               read_checkpoint, referenced_backbone, save_checkpoint)
 from gaussian_head_ros.core.render import rasterize
-from gaussian_head_ros.core.train.data import Clip, DataConfig, DatasetIndex, PairDataset, prepare_dataset
+from gaussian_head_ros.core.train.data import (Clip, DataConfig, DatasetIndex, PairDataset, data_file_problems,
+                                               prepare_dataset)
 from gaussian_head_ros.core.train.losses import ImageLoss, LossConfig, ssim_map, unseen_prior_loss
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,21 @@ def _log_validation(validation: list, writer, stage: str, step: int, v: dict) ->
     log.info("%s step %d validation loss %.4f PSNR %.2f dB SSIM %.3f", stage, step, v["loss"], v["psnr"], v["ssim"])
 
 
+def config_problems(cfg: TrainConfig) -> list[str]:
+    """Why the files `cfg` names cannot be used, one line each, found without reading them: the data's
+    (`data_file_problems`) and the backbone's (`check_pretrained`). `train` refuses on them before any clip is tracked
+    and `--dry-run` ('check the config') reports them: with the example 300m config's weights/ folders absent, the
+    dry run said nothing (exit 0), and training tracked the whole dataset first, then ended with 'WebSSL checkpoint
+    weights/webssl-dino300m-full2b-224 not found' (user60)."""
+    problems = data_file_problems(cfg.data)
+    if cfg.backbone_weights:
+        try:
+            check_pretrained(cfg.backbone_weights)
+        except ValueError as e:
+            problems.append(f"backbone_weights: {e}")
+    return problems
+
+
 def dataset_index(cfg: DataConfig, world: int = 1) -> DatasetIndex:
     """The prepared dataset index. A single process prepares what is missing; under torchrun the index
     must exist (`gaussian-head prepare CONFIG`), so no rank waits on another's tracking."""
@@ -370,8 +386,14 @@ def _param_groups(model: RARModel, stage: StageConfig) -> list[dict]:
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
-    """Run every stage; returns {"checkpoint": final path, "history": [(step, loss)], "stages": {...}}."""
+    """Run every stage; returns {"checkpoint": final path, "history": [(step, loss)], "validation": [...], "model"}.
+    `resume`: continue from <out_dir>/checkpoints/last.pt (logged as '<stage> step k/n'); one past its last stage
+    trains nothing and rewrites nothing, and says so (`_ended_run`). A run stopped by any exception (Ctrl-C,
+    SIGTERM, a crash) logs what --resume continues from before it propagates (`_stopped_run`)."""
     t_start = time.time()
+    problems = config_problems(cfg)
+    if problems:
+        raise ValueError("; ".join(problems))
     dist = _Dist(cfg.device)
     dev = dist.device
     out_dir = Path(cfg.out_dir)
@@ -392,7 +414,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         ts = blob.get("train_state", {})
         stage_index, stage_step, step = int(ts.get("stage_index", 0)), int(ts.get("stage_step", 0)), int(blob["step"])
         opt_state = blob.get("optimizer")
-        log.info("resuming %s at stage %d step %d", last, stage_index, stage_step)
+        if stage_index >= len(cfg.stages):  # it said 'resuming ... at stage 2 step 0', trained nothing and wrote
+            log.warning(_ended_run(last, blob, cfg))  # model.pt and config.json again with the new steps (user60)
+            dist.close()
+            return {"checkpoint": str(ckpt_dir / "model.pt"), "history": [], "validation": [], "model": model.to(dev)}
+        at = cfg.stages[stage_index]
+        log.info("resuming %s (step %d) at %s step %d/%d", last, step, at.name, stage_step, at.steps)
     else:
         if resume:
             log.warning("--resume: no %s yet, starting from scratch", last)
@@ -420,6 +447,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     history, validation, terms = [], [], {}
     full = cfg.checkpoint_backbone == "full"
     names = list(model.reenactment.names)
+    saved = (step, stage_index, stage_step) if resume and last.exists() else None  # what --resume continues from
+    si, done = stage_index, stage_step  # where the run is: stage index, steps of that stage taken
     try:
         for si in range(stage_index, len(cfg.stages)):
             stage = cfg.stages[si]
@@ -441,7 +470,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             val_ds = PairDataset(val_entries, stage.resolution, names, length=cfg.data.val_pairs, cfg=cfg.data,
                                  seed=VALIDATION_SEED, root=index.root)  # the same pairs for every run
             model.train()
-            s0 = stage_step if si == stage_index else 0
+            s0 = done = stage_step if si == stage_index else 0
             batches = _batches(ds, stage, cfg.num_workers, s0 * stage.batch_size)
             if dist.main and cfg.val_every and step == 0:  # the untrained model: where validation starts
                 _log_validation(validation, writer, stage.name, 0,
@@ -457,7 +486,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 if stage.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], stage.grad_clip)
                 opt.step()
-                step += 1
+                step, done = step + 1, s + 1
                 value = float(loss.detach())
                 if s == s0:
                     log.info("rank %d: first step %.1f s after start, peak RSS %.0f MB", dist.rank,
@@ -481,21 +510,64 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 state = {"stage_index": si, "stage_step": s + 1}
                 if dist.main and cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and s + 1 < stage.steps:
                     save_checkpoint(last, model, step, stage.name, asdict(cfg), opt.state_dict(), terms, state, full)
+                    saved = (step, si, s + 1)
             if dist.main:
                 state = {"stage_index": si + 1, "stage_step": 0}
                 save_checkpoint(ckpt_dir / f"{stage.name}.pt", model, step, stage.name, asdict(cfg), None, terms, state, full)
                 save_checkpoint(last, model, step, stage.name, asdict(cfg), None, terms, state, full)
+                saved = (step, si + 1, 0)
             opt_state = None
         final = ckpt_dir / "model.pt"
         if dist.main:
             save_checkpoint(final, model, step, cfg.stages[-1].name, asdict(cfg), None, terms,
                             {"stage_index": len(cfg.stages), "stage_step": 0}, full)
         dist.barrier()
+    except BaseException as e:  # Ctrl-C, SIGTERM, a crash: it said only 'interrupted (Ctrl-C)' (user60)
+        if dist.main:
+            log.warning(_stopped_run(e, cfg, last, step, si, done, saved))
+        raise
     finally:
         if writer:
             writer.close()
         dist.close()
     return {"checkpoint": str(final), "history": history, "validation": validation, "model": model}
+
+
+def _stage_at(cfg: TrainConfig, stage_index: int, stage_step: int) -> str:
+    """'stage1 step 10/30' (the stage's own count), or 'the end of stage2' past its last step."""
+    if stage_index >= len(cfg.stages):
+        return f"the end of {cfg.stages[-1].name}"
+    stage = cfg.stages[stage_index]
+    return f"{stage.name} step {stage_step}/{stage.steps}"
+
+
+def _stopped_run(e: BaseException, cfg: TrainConfig, last: Path, step: int, si: int, done: int, saved) -> str:
+    """The line a run stopped by `e` at overall `step` (stage index `si`, `done` steps of it taken) logs: what `--resume`
+    continues from (`saved`: (step, stage index, stage step) of the last checkpoint written or resumed from, None when
+    none is), and the steps it takes again."""
+    # (the CLI raises its _Terminated for a SIGTERM, as Python raises KeyboardInterrupt for a SIGINT: said
+    # 'stopped (_Terminated)' before this line named it)
+    why = {"KeyboardInterrupt": "Ctrl-C", "_Terminated": "SIGTERM"}.get(type(e).__name__, type(e).__name__)
+    if saved is None:
+        return (f"stopped ({why}) at step {step}, before the first checkpoint (every checkpoint_every = "
+                f"{cfg.checkpoint_every} steps, and at each stage's end): --resume starts from scratch")
+    return (f"stopped ({why}) at step {step} ({_stage_at(cfg, si, done)}): --resume (same config, --set and --out) continues "
+            f"from {last}, step {saved[0]} ({_stage_at(cfg, saved[1], saved[2])}), the last checkpoint (every "
+            f"checkpoint_every = {cfg.checkpoint_every} steps, and at each stage's end); steps taken again: "
+            f"{step - saved[0]}")
+
+
+def _ended_run(last: Path, blob: dict, cfg: TrainConfig) -> str:
+    """The line `--resume` logs for a run whose last.pt is past its last stage: nothing is trained, and a stage given
+    more steps since is not continued (its optimiser state is not kept at a stage's end)."""
+    before = {s.get("name"): s.get("steps") for s in (blob.get("train_config") or {}).get("stages", [])}
+    longer = [f"{s.name} {before[s.name]} -> {s.steps}" for s in cfg.stages
+              if s.name in before and before[s.name] != s.steps]
+    more = (f" This config gives stages other steps ({', '.join(longer)}): a stage that ended is not continued (its "
+            "optimiser state is not kept at a stage's end): to train longer, start a new run with those steps (another "
+            "--out; it starts from scratch)." if longer else "")
+    return (f"--resume: nothing to train: {last} (step {blob.get('step')}) is past the last stage, "
+            f"{cfg.stages[-1].name}: the run ended; its model is {last.parent / 'model.pt'}, left as it was.{more}")
 
 
 def _merge(base: dict, over: dict, where: str = "model") -> dict:
