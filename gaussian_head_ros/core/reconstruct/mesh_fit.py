@@ -291,6 +291,9 @@ class MeshFitConfig:
     # photo here. 0 = off
     backdrop_rim_px: float = 8.0
     backdrop_reach_px: int = 40
+    peel_backdrop_rim: bool = True  # the backdrop's own colour within backdrop_rim_px of the head's side leaves the
+    # mask, below the jaw's corners takes the person's own colour (backdrop_rim.backdrop_kept; source_view.person_mask):
+    # the photo's own view and the rest pose showed it too
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
@@ -705,7 +708,7 @@ class MeshFitReconstructor(Reconstructor):
 
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
-        person, photo, photo_seen, backdrop_seen = person_mask(cfg, fp, photo, segmenter, mesh_px, rows)
+        person, photo, photo_seen, backdrop_seen, recoloured = person_mask(cfg, fp, photo, segmenter, mesh_px, rows)
         timings["masks"] = time.perf_counter() - t0
         # Depth of the visible surface (camera z) and of the hidden back, over the person.
         t1 = time.perf_counter()
@@ -867,7 +870,10 @@ class MeshFitReconstructor(Reconstructor):
         photo_layer.bary[rows_own, 1:] = (lip_gap_m, theta)  # row's 2nd and 3rd entries)
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
         # lie on the steepest part of the surface): they take the colour from just inside instead.
-        head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
+        # the head without the silhouette's pixels mixed with the background, nor the backdrop it keeps in the person's
+        # colour (person_mask's recoloured: the avatar draws obama_speech's skin, not the flag's red stripe, beside his
+        # jaw's foot; scored there, his render with the photo's expression fell 0.8 dB below the build's own figure)
+        head_clean = head_mask & ~edge & ~recoloured
         frozen = edge[pixels[0], pixels[1]]
         photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
         creased &= ~frozen
