@@ -377,7 +377,7 @@ def test_the_backdrop_taken_in_by_the_outline_moves_to_the_persons_own_colour():
 
 
 def test_the_backdrop_itself_inside_the_outline_is_told_from_its_mixes_with_the_person():
-    """backdrop_rim.backdrop_kept, what source_view.person_mask peels off the head's side: the same skin disc before red
+    """backdrop_rim.backdrop_kept, what source_view.person_mask gives the person's own colour on the head's side: the same skin disc before red
     and white stripes, its mask 6 px too wide on the left (the stripes themselves inside it, as the flag's red stripe
     beside obama_speech's jaw), and on the right its outermost 2 px half skin, half the backdrop (a mix:
     backdrop_share moves it by its share, the photo's own view keeps it). Only the backdrop itself is told; not the
@@ -415,17 +415,28 @@ def test_the_backdrop_itself_inside_the_outline_is_told_from_its_mixes_with_the_
     spilt[ring | lone] = red
     told = backdrop_kept(spilt, face, np.zeros_like(face))[0]
     assert not told[cv2.dilate((ring | lone).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)].any()
+    # a red mouth inside the face within reach of the strip: the person has that colour near, and half the strip's
+    # red stays untold (0.51 told; its white all), unless the mouth's colours are not counted as the person's
+    # (not_own: obama_speech's open mouth, rim60)
+    mouth = face & (np.hypot(yy - 64, xx - 52) < 10)
+    opened = photo.copy()
+    opened[mouth] = red
+    stripe_red = taken & ((xx // 8) % 2 == 0)
+    assert backdrop_kept(opened, person, np.zeros_like(person))[0][stripe_red].mean() < 0.6
+    assert backdrop_kept(opened, person, np.zeros_like(person), not_own=mouth)[0][stripe_red].mean() > 0.9
 
 
 def test_the_rest_pose_shows_no_red_streak_from_the_flag_beside_the_jaw(results):
     """obama_speech's person mask takes in 2-4 px of the flag's red stripe beside his right jaw (rgb 0.61 0.16 0.20);
     rim57 moved it out of what a turned view sees, but the photo's own view and the rest pose (what the person before
     the robot sees most of the time) kept it: a red streak down his jaw in every frame (lead and user58, session 58).
-    The backdrop itself along the head's side now leaves the mask, below his jaw's corner takes his own colour
-    (backdrop_rim.backdrop_kept, source_view.person_mask). Flag-red pixels (as the turned test counts them, in its box)
+    The backdrop itself along the head's side now takes his own colour (backdrop_rim.backdrop_kept,
+    source_view.person_mask; rim59 peeled it above his jaw's corner). Flag-red pixels (as the turned test counts them, in its box)
     at rest from the photo's camera: 241 before (MeshFitConfig.peel_backdrop_rim False, as main a915618), 108 now; what
     stays is the outline's pink mixes of his skin with the stripe, which the photo's own view needs (rim59). On main
-    94faf56 (neck59, lips59, rec59) 240 -> 107, the stripe alone told (rim60)."""
+    94faf56 (neck59, lips59, rec59) 240 -> 107 with the stripe alone told, 64 with his open mouth's red not counted as
+    his colour near the outline (98 with the lips' polygon not grown); all of it in his own colour, none peeled
+    (MeshFitConfig.own_backdrop_rim, backdrop_mouth_px; rim60)."""
     from gaussian_head_ros.core.reconstruct.preview import source_view
 
     img = source_view(results["obama_speech.jpg"].avatar, 0, 0, size=512, background=(0.0, 0.0, 0.0),
@@ -433,7 +444,7 @@ def test_the_rest_pose_shows_no_red_streak_from_the_flag_beside_the_jaw(results)
     box = img[150:345, 100:215]
     assert (box.max(-1) > 0.02).mean() > 0.3, "the box is not on his jaw"
     red = int(_flag_red(box).sum())
-    assert red < 0.5 * 241, f"{red} flag-red pixels beside the jaw at rest (241 before)"
+    assert red < 0.4 * 241, f"{red} flag-red pixels beside the jaw at rest (241 before)"
 
 
 def test_completion_points_spread_evenly_over_their_triangles():

@@ -122,16 +122,18 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
 def backdrop_kept(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray, valid: np.ndarray | None = None,
                   band_px: float = 8.0, reach_px: int = 40, unlike: float = 0.07, ratio: float = 0.7,
                   grow_px: int = 2, max_residual: float = 0.04, most_share: float = 0.7,
-                  matte_px: float = 1.5, least_px: int = 4) -> tuple[np.ndarray, np.ndarray]:
+                  matte_px: float = 1.5, least_px: int = 4,
+                  not_own: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(kept [S, S] bool, own [S, S, 3] float32 rgb the person's own colour F as backdrop_share's): the pixels of
     person [S, S] bool within band_px of its outline (not along open_edge [S, S] bool) that are the backdrop itself,
     not a mix with it: backdrop_share's w 1 of a colour the person has nowhere within reach_px that the backdrop has
     along the outline (`unlike`, `ratio`), the pixels between such a pixel and the outline, and their neighbours on
     the rim within grow_px (the same rule and arguments as backdrop_share's; the mixes of the outline's outermost
     pixels, which backdrop_share moves by their share, are not in it). photo [S, S, 3] rgb 0..1 as the camera saw it,
-    valid [S, S] bool where the photo is (None: all). Raises ValueError on maps of different sizes. mesh_fit peels
-    these off the head's side, below the jaw's corners gives them `own` (source_view.person_mask): the photo's own
-    view shows them too (rim59).
+    valid [S, S] bool where the photo is (None: all); not_own [S, S] bool (None: none) pixels of the person whose
+    colours do not count as the person's near the outline (mesh_fit: the lips and the open mouth, whose red kept
+    obama_speech's flag stripe above his jaw's corner untold). Raises ValueError on maps of different sizes. mesh_fit
+    gives these `own` (source_view.person_mask): the photo's own view shows them too (rim59).
 
     A pixel starts such a run only if no mix a F + (1 - a) B with a backdrop pixel within reach fits it (max_residual)
     with a backdrop share under most_share (the outline's own mixes, which the photo's view needs: lp_s9_monalisa's
@@ -144,11 +146,11 @@ def backdrop_kept(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray, 
     those 5 alone, each grown into a notch: over its person-free plate 30.91 -> 28.94 dB (the matte band rule alone
     28.94 -> 30.46, 151 px; the piece rule alone 326 px), and of the nine portraits five changed (two_children 63 px,
     lp_s9_monalisa 44, obama_official 58, trump_official 56 peeled: their outlines' single pixels); with both only
-    obama_speech's stripe is told (34 px peeled, 110 recoloured) (rim60). `unlike` 0.07, not backdrop_share's 0.06:
-    lp_d18's first frame's jaw in shade under the ear lies 0.061-0.075 from its skin further in (at 0.06 123 px of it
-    peeled, a notch, and self frame 0 40.034 -> 39.913 dB; at 0.07 39 px, 39.986; rim59, before the two rules); the
-    flag's red beside obama_speech's jaw 0.083-0.121."""
-    found = _rim_search(photo, person, open_edge, valid, band_px, reach_px)
+    obama_speech's stripe is told (144 px; 213 with his mouth in not_own) (rim60). `unlike` 0.07, not
+    backdrop_share's 0.06: lp_d18's first frame's jaw in shade under the ear lies 0.061-0.075 from its skin further in
+    (at 0.06 123 px of it peeled, a notch, and self frame 0 40.034 -> 39.913 dB; at 0.07 39 px, 39.986; rim59, before
+    the two rules); the flag's red beside obama_speech's jaw 0.083-0.121."""
+    found = _rim_search(photo, person, open_edge, valid, band_px, reach_px, not_own=not_own)
     if found is None:
         return np.zeros(person.shape, bool), np.asarray(photo, np.float32).copy()
     rim, d_in, pi, pj, best, b, near_own, own, chroma = found
@@ -161,8 +163,9 @@ def backdrop_kept(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray, 
 
 
 def _rim_search(photo, person, open_edge, valid, band_px, reach_px, step_px=3, gap_px=2.0, min_contrast=0.1,
-                max_residual=0.04, blur_px=2.0):
-    """backdrop_share's search (its arguments) -> None where there is no rim, no inner person or no backdrop, else
+                max_residual=0.04, blur_px=2.0, not_own=None):
+    """backdrop_share's search (its arguments; not_own as backdrop_kept's: out of near_own's search) -> None where
+    there is no rim, no inner person or no backdrop, else
     (rim [S, S] bool, d_in [S, S] float32 the person's distance transform, pi, pj [N] the rim's pixels, best [N],
     share [N], near_own [N] as _best_mix's, own [S, S, 3] float32 the person's own colour F, chroma [S, S, 3])."""
     s = person.shape
@@ -196,8 +199,9 @@ def _rim_search(photo, person, open_edge, valid, band_px, reach_px, step_px=3, g
     offsets = np.array([(dy, dx) for dy in steps for dx in steps if dy * dy + dx * dx <= reach_px * reach_px],
                        np.int64).reshape(-1, 2)
     best, b, near_own = _best_mix(pi.astype(np.int64), pj.astype(np.int64), I, F,
-                                  np.ascontiguousarray(photo, np.float32), np.ascontiguousarray(chroma), inner,
-                                  backdrop, offsets, float(min_contrast) ** 2, float(max_residual) ** 2)
+                                  np.ascontiguousarray(photo, np.float32), np.ascontiguousarray(chroma),
+                                  inner if not_own is None else inner & ~not_own, backdrop, offsets,
+                                  float(min_contrast) ** 2, float(max_residual) ** 2)
     return rim, d_in, pi, pj, best, b, near_own, own, chroma
 
 

@@ -27,7 +27,7 @@ def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows
     [S, 1] pixel rows' centres -> (person [S, S] bool, photo [S, S, 3] with the hair matte's foreground colours in its
     edge band (the photo itself when cfg.hair_matte is off), photo_seen [S, S, 3] the photo as the camera saw it,
     backdrop_seen [S, S, 3] the backdrop's share of the rim (0 off the matte band), recoloured [S, S] bool the backdrop
-    itself kept in the person below the jaw's corners in the person's own colour: in `person`, not the person).
+    itself kept in the person in the person's own colour: in `person`, not the person).
 
     Segmentation (snapped to the photo's edges), plus the inside of the face mesh, only what is connected to the face;
     other people out; background peeled off the head, the hair matted, the outline's unlike backdrop peeled, strands
@@ -61,31 +61,30 @@ def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows
                                         hair_skin=hair_skin)
         backdrop_seen = photo - own
         person = close_notches(person)
-    # what the two peels below keep: the face mesh, the body below the chin and the crown above the forehead's row
-    # (the outline there is the hair's, which matte_hair mattes and smooths: peeled, obama_official's crown lost its
-    # pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
+    # what the peel and the recolouring below leave alone: the face mesh, the body below the chin and the crown above
+    # the forehead's row (the outline there is the hair's, which matte_hair mattes and smooths: peeled, obama_official's
+    # crown lost its pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
     kept_in = inner_mesh | below_chin | np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
     if cfg.unlike_rim_px > 0:  # the backdrop kept along the outline in a colour the person has nowhere (the
         # flag's red strip beside trump_official's ear: a red back to his turned ear)
         person = clean_mask(peel_unlike_rim(photo_seen, person, kept_in, cfg.unlike_rim_px), mesh_px)
-    if cfg.peel_backdrop_rim and cfg.backdrop_rim_px > 0:  # ... and the backdrop itself that the outline kept in a
+    if cfg.own_backdrop_rim and cfg.backdrop_rim_px > 0:  # ... and the backdrop itself that the outline kept in a
         # colour the person has nowhere near (backdrop_rim.backdrop_kept, a nearer look than the palettes above): the
-        # flag's red stripe beside obama_speech's jaw, 2-4 px of it in his mask, a red streak down his jaw in every
-        # frame at rest (lead and user58, session 58), which his open mouth's red kept from peel_unlike_rim; kept as
-        # that peel keeps (kept_in)
+        # flag's red stripe beside obama_speech's jaw, 2-6 px of it in his mask, a red streak down his jaw in every
+        # frame at rest (lead and user58, session 58), which his open mouth's red kept from peel_unlike_rim (and from
+        # backdrop_kept, but for not_own: cfg.backdrop_mouth_px); told where that peel tells (not in kept_in), it
+        # takes the person's own colour and stays in the mask. Peeled, a notch opened between his jaw and his collar
+        # into holes in his turned head (x sadtalker: 63-180 px in rim59; 4-7 px with only the stripe told, rim60;
+        # recoloured, main's 0-2)
         open_edge = cv2.dilate(open_border(person, ~fp.valid).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        mouth = np.zeros(person.shape, np.uint8)
+        cv2.fillPoly(mouth, [np.round(fp.landmarks_px[list(lmk.LIP_OUTER), :2]).astype(np.int32)], 1)
+        grow = 2 * cfg.backdrop_mouth_px + 1
+        mouth = cv2.dilate(mouth, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))).astype(bool)
         kept, own = backdrop_kept(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px, cfg.backdrop_reach_px,
-                                  matte_px=cfg.edge_band_px + 0.5)
-        kept &= ~kept_in
-        # below the jaw's corners (the first and last of lmk.JAW_EDGE) the outline meets the neck and the collar: a
-        # notch peeled there opened between obama_speech's jaw and his collar into holes in his turned head (x
-        # sadtalker frames 33-59: 63-180 px, none before; peeled only from midway between the corners and the chin
-        # down, still 63 px); there those pixels stay and take the person's own colour (own) instead. Recoloured
-        # everywhere, lp_d0's frame 0 (its green screen's spill along the hair and the neck) fell to 33.92 dB
-        foot = np.broadcast_to(rows > fp.landmarks_px[[lmk.JAW_EDGE[0], lmk.JAW_EDGE[-1]], 1].min(), person.shape)
-        recoloured = kept & foot
+                                  matte_px=cfg.edge_band_px + 0.5, not_own=mouth)
+        recoloured = kept & ~kept_in
         photo = np.where(recoloured[..., None], own, photo).astype(photo.dtype)
-        person = clean_mask(person & ~(kept & ~foot), mesh_px)
     if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
         # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
         thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
