@@ -377,11 +377,11 @@ def test_the_backdrop_taken_in_by_the_outline_moves_to_the_persons_own_colour():
 
 
 def test_the_backdrop_itself_inside_the_outline_is_told_from_its_mixes_with_the_person():
-    """backdrop_rim.backdrop_kept, what source_view.person_mask gives the person's own colour on the head's side: the same skin disc before red
-    and white stripes, its mask 6 px too wide on the left (the stripes themselves inside it, as the flag's red stripe
-    beside obama_speech's jaw), and on the right its outermost 2 px half skin, half the backdrop (a mix:
-    backdrop_share moves it by its share, the photo's own view keeps it). Only the backdrop itself is told; not the
-    mix, not the skin's own shading, not along a cut."""
+    """backdrop_rim.backdrop_kept, what source_view.person_mask gives the person's own colour on the head's side:
+    the same skin disc before red and white stripes, its mask 6 px too wide on the left (the stripes themselves
+    inside it, as the flag's red stripe beside obama_speech's jaw), and on the right its outermost 2 px half skin,
+    half the backdrop (a mix: backdrop_share moves it by its share, the photo's own view keeps it). Only the
+    backdrop itself is told; not the mix, not the skin's own shading, not along a cut."""
     from gaussian_head_ros.core.reconstruct.backdrop_rim import backdrop_kept
 
     s = 128
@@ -427,16 +427,17 @@ def test_the_backdrop_itself_inside_the_outline_is_told_from_its_mixes_with_the_
 
 
 def test_the_rest_pose_shows_no_red_streak_from_the_flag_beside_the_jaw(results):
-    """obama_speech's person mask takes in 2-4 px of the flag's red stripe beside his right jaw (rgb 0.61 0.16 0.20);
-    rim57 moved it out of what a turned view sees, but the photo's own view and the rest pose (what the person before
-    the robot sees most of the time) kept it: a red streak down his jaw in every frame (lead and user58, session 58).
-    The backdrop itself along the head's side now takes his own colour (backdrop_rim.backdrop_kept,
-    source_view.person_mask; rim59 peeled it above his jaw's corner). Flag-red pixels (as the turned test counts them, in its box)
-    at rest from the photo's camera: 241 before (MeshFitConfig.peel_backdrop_rim False, as main a915618), 108 now; what
-    stays is the outline's pink mixes of his skin with the stripe, which the photo's own view needs (rim59). On main
-    94faf56 (neck59, lips59, rec59) 240 -> 107 with the stripe alone told, 64 with his open mouth's red not counted as
-    his colour near the outline (98 with the lips' polygon not grown); all of it in his own colour, none peeled
-    (MeshFitConfig.own_backdrop_rim, backdrop_mouth_px; rim60)."""
+    """obama_speech's person mask takes in 2-4 px of the flag's red stripe beside his right jaw (rgb 0.61 0.16
+    0.20); rim57 moved it out of what a turned view sees, but the photo's own view and the rest pose (what the
+    person before the robot sees most of the time) kept it: a red streak down his jaw in every frame (lead and
+    user58, session 58). The backdrop itself along the head's side now takes his own colour
+    (backdrop_rim.backdrop_kept, source_view.person_mask; rim59 peeled it above his jaw's corner). Flag-red pixels
+    (as the turned test counts them, in its box) at rest from the photo's camera: 241 before (rim59's
+    MeshFitConfig.peel_backdrop_rim False, as main a915618), 108 now; what stays is the outline's pink mixes of his
+    skin with the stripe, which the photo's own view needs (rim59). On main 94faf56 (neck59, lips59, rec59) 240 ->
+    107 with the stripe alone told, 64 with his open mouth's red not counted as his colour near the outline (98 with
+    the lips' polygon not grown); all of it in his own colour, none peeled (MeshFitConfig.own_backdrop_rim,
+    backdrop_mouth_px; rim60)."""
     from gaussian_head_ros.core.reconstruct.preview import source_view
 
     img = source_view(results["obama_speech.jpg"].avatar, 0, 0, size=512, background=(0.0, 0.0, 0.0),
@@ -1579,8 +1580,8 @@ def test_the_skin_under_a_closed_chin_has_the_skins_grain(results):
     just above it (0.43 without; bound 0.47). Main 94faf56 0.478 (0.358 without), but at the skin's left tip beside
     the jaw's corner (8 columns of 57) the flag's red that his mask took in below the jaw came in through the neck
     band's colours as a purple smear: its spread there 0.0127, 0.0142 with the detail off (not the skin's grain);
-    over the columns past it 0.439. With that stripe in his own colour (backdrop_rim.backdrop_kept) 0.424, 0.261
-    without the detail, 0.435 past the tip: bound 0.40 (rim60, /tmp/rim60/grain_evidence.png)."""
+    over the columns past it 0.439. With that stripe in his own colour (backdrop_rim.backdrop_kept) 0.425, 0.267
+    without the detail, 0.433 past the tip: bound 0.40 (rim60, /tmp/rim60/grain_evidence.png)."""
     from gaussian_head_ros.core.avatar import PART_UNDER_CHIN
     from gaussian_head_ros.core.colour import LUMA
     from gaussian_head_ros.core.control import FaceControl
