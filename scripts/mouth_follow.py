@@ -47,6 +47,16 @@ and lp_d18 the loss is in the motion: the bundled face mesh tracker sees 0.70 of
 of its chin-below-nose motion on tpsmm_driving's frames (FaceLandmarker as the tracker's model: 0.91 / 0.87), and the
 driven template follows the control (business_person x tpsmm_driving chin below the nose: render 0.78, template 0.80
 of the driver's).
+Session 60 (jaw60, main 94faf56): tpsmm_driving's cross pairs lose their jaw r (living-face table, 60 frames: 0.47-0.71)
+on its frames 44-58, a jaw dropped behind nearly shut, pursed lips ("oo"). Over frames 0-43 seven of the nine
+portraits' r is 0.73-0.86; on 44-58 the driver reads jawOpen 0.25 (mean), the renders 0.02-0.18 (lp_d9_woman_turned
+0.45) and the self render 0.15. There the tracker's chin (9.4-11.2 mm lower than at frame 14, head frame) is the
+reader's own on the driver within 0.84-1.23 per frame (8.6-12.9 mm, frames 44-57), the driven Gaussians follow the
+template 1:1 (lp_d8_man_glasses and business_person, frames 14 -> 50: 9.7 of the template chin's 9.8 mm), and with
+--video-mode the reader's chin below the nose on the render moves 5.7-7.0 mm (lp_d8) / 6.5-8.1 mm (business_person)
+on frames 47-52 against the driver's 9.1-12.9; drawn without the head's turn, 2.5 / 7.1 of the template's 8.6 mm at
+frame 50. With the template's inner lips parted twice as far (the reader's gap on the render then 2.4-4.7 % of the
+eye span, the driver's 3.5-7.7 %) its jawOpen there stays 0.02-0.09.
 """
 
 from __future__ import annotations

@@ -420,3 +420,104 @@ def test_a_torso_cut_above_a_tall_panels_bottom_fades_out_at_every_turn(framed_p
         assert np.abs(faded[below:].astype(float) - bg8).max() <= 2, (yaw, pitch)
         assert np.array_equal(faded[:r0], img[:r0])
     assert max(reached) > 30, reached  # the torso did reach into those rows: the fade hides something
+
+
+def test_face_display_set_draws_as_a_display_made_with_those_settings():
+    """FaceDisplay.set (the render node hands its parameters to its one FaceDisplay every frame: `ros2 param set` at
+    run time; render60) draws what a FaceDisplay made with those settings draws, bit for bit; settings unchanged keep
+    the camera (the same K object: the node's camera_info is not made again); a value it cannot draw with is refused
+    with nothing changed; the renderer is kept across settings other than backend, threads and device (the cpu
+    rasterizer's thread tuning goes on)."""
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat
+    from gaussian_head_ros.core.display import FaceDisplay
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    avatar = synthetic_avatar(3000, seed=5)
+    control = FaceControl(face_detected=True, confidence=1.0, rotation=euler_to_quat(15, -5, 3).astype(np.float32),
+                          mouth_open=0.3)
+    display = FaceDisplay(avatar, 96, 80, backend="cpu", threads=1)
+    display.render(control)
+    renderer, k, lighting = display.renderer, display.K, "captured"
+    for changes in (dict(width=64, height=112), dict(framing="fov", fov_deg=40.0), dict(head_fill=0.7),
+                    dict(distance_m=0.9), dict(lighting="studio"), dict(lighting=np.full(27, 0.3)),
+                    dict(background=(0.2, 0.4, 0.6)), dict(background=np.array([0.0, 1.0, 0.0], np.float32))):
+        display.set(**changes)
+        settings = {name: getattr(display, name) for name in ("width", "height", "framing", "head_fill", "fov_deg",
+                                                              "distance_m", "background")}
+        lighting = changes.get("lighting", lighting)
+        fresh = FaceDisplay(avatar, **settings, lighting=lighting, backend="cpu", threads=1)
+        np.testing.assert_array_equal(display.render(control), fresh.render(control), err_msg=str(changes))
+        np.testing.assert_array_equal(display.K, fresh.K)
+    assert display.renderer is renderer
+    k = display.K
+    display.set(width=display.width, framing=display.framing, background=display.background.copy())
+    assert display.K is k  # nothing changed: the same camera
+    before = (display.width, display.framing, display.distance_m)
+    for bad in (dict(width=64, framing="tight"), dict(distance_m=0.0), dict(head_fill=0.1), dict(width=0),
+                dict(lighting="sunny"), dict(background=(0.1, 0.2)), dict(backend="vulkan")):
+        with pytest.raises(ValueError):
+            display.set(**bad)
+    with pytest.raises(TypeError, match="no setting mirror"):
+        display.set(mirror=True)
+    assert (display.width, display.framing, display.distance_m) == before and display.K is k
+    display.set(threads=2)
+    assert display.renderer is not renderer and display.renderer.threads == 2
+
+
+def test_face_display_without_an_avatar_frames_by_fov_and_draws_nothing():
+    """The render node's placeholder: its FaceDisplay has no avatar until the first one is loaded; camera() is then
+    fov_deg across the shorter side, centred, no fade (its camera_info), and drawing is refused. A DisplayAvatar made
+    once (the node's loader thread) draws what the GaussianAvatar it was made of draws."""
+    from gaussian_head_ros.core.display import DisplayAvatar, FaceDisplay
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    display = FaceDisplay(None, 120, 90, fov_deg=35.0, backend="cpu", threads=1)
+    k, fade = display.camera()
+    np.testing.assert_array_equal(k, display_intrinsics(35.0, 120, 90))
+    assert fade is None
+    with pytest.raises(ValueError, match="no avatar"):
+        display.render()
+    avatar = synthetic_avatar(2000, seed=2)
+    display.avatar = DisplayAvatar(avatar)
+    assert display.driver is display.avatar.driver
+    np.testing.assert_array_equal(display.render(), FaceDisplay(avatar, 120, 90, fov_deg=35.0, backend="cpu",
+                                                                threads=1).render())
+
+
+def test_a_backend_that_fails_a_frame_falls_back_to_cpu(monkeypatch, caplog):
+    """FaceDisplay.raster: a rasterizer other than cpu that fails (a CUDA error mid-run) draws that frame and the next
+    with cpu, counted in `fallbacks`, told to `on_fallback` (the render node: its log, /diagnostics' fallbacks and its
+    backend parameter set to cpu), else a warning in the log; the same picture as a cpu display's. A cpu failure
+    raises (nothing to fall back to). It was the render node's own code beside FaceDisplay's (render60)."""
+    import logging
+
+    from gaussian_head_ros.core import render
+    from gaussian_head_ros.core.display import FaceDisplay
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    class Broken:
+        name, threads_used = "torch", 0
+
+        def render_rgb8(self, *args):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    real = render.get_renderer
+    monkeypatch.setattr(render, "get_renderer", lambda name, threads=0, device="cpu": Broken() if name == "torch"
+                        else real(name, threads=threads, device=device))
+    avatar = synthetic_avatar(2000, seed=4)
+    told = []
+    display = FaceDisplay(avatar, 64, 64, backend="torch", threads=1, on_fallback=lambda *a: told.append(a))
+    want = FaceDisplay(avatar, 64, 64, backend="cpu", threads=1).render()
+    np.testing.assert_array_equal(display.render(), want)
+    assert display.fallbacks == 1 and display.backend == "cpu" and display.renderer.name == "cpu"
+    assert len(told) == 1 and told[0][0] == "torch" and "illegal memory access" in str(told[0][1])
+    np.testing.assert_array_equal(display.render(), want)
+    assert display.fallbacks == 1
+    quiet = FaceDisplay(avatar, 64, 64, backend="torch", threads=1)
+    with caplog.at_level(logging.WARNING, logger="gaussian_head_ros.core.display"):
+        np.testing.assert_array_equal(quiet.render(), want)
+    assert any("torch rasterizer failed" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(render, "get_renderer", lambda *a, **kw: Broken())
+    cpu = FaceDisplay(avatar, 64, 64, backend="cpu", threads=1)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        cpu.render()

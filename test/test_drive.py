@@ -496,7 +496,8 @@ def test_falloff_binding_is_the_nearest_candidate_and_tests_only_points_in_reach
     """deform.falloff_binding: each point follows the closest point of its 8 nearest-centroid triangles, with
     w = 1 - smoothstep(0, falloff_m, its distance); points no candidate triangle can reach within falloff_m
     skip the closest-point tests (build_rig tested every falloff point against 8 triangles: 0.13 s of CPU per
-    61k avatar, 22 of the 26.5 s of a 300m training run's 16 steps on an H200)."""
+    61k avatar, 22 of the 26.5 s of a 300m training run's 16 steps on an H200). The rows searched are those the
+    compiled search (deform._closest_candidates) is handed."""
     from scipy.spatial import cKDTree
 
     from gaussian_head_ros.core import deform
@@ -504,11 +505,11 @@ def test_falloff_binding_is_the_nearest_candidate_and_tests_only_points_in_reach
     pts, v, f = _binding_inputs()
     cfg = DriveConfig()
     rows = []
-    real = deform.closest_points_on_triangles
-    monkeypatch.setattr(deform, "closest_points_on_triangles", lambda p, *t: rows.append(p.shape[0]) or real(p, *t))
+    real = deform._closest_candidates
+    monkeypatch.setattr(deform, "_closest_candidates", lambda p, *t: rows.append(p.shape[0]) or real(p, *t))
     tri, coef, w = deform.falloff_binding(pts, v, f, cfg.falloff_m)
     monkeypatch.undo()
-    assert 0 < sum(rows) < 0.5 * 8 * len(pts)  # most of the far hair and torso is never tested
+    assert 0 < sum(rows) < 0.5 * len(pts)  # most of the far hair and torso is never tested
     _, cand = cKDTree(v[f].mean(1)).query(pts, k=8)
     d = np.stack([deform.closest_points_on_triangles(pts, *np.moveaxis(v[f[cand[:, j]]], 1, 0))[0] for j in range(8)], 1)
     dmin = d.min(1)
@@ -520,6 +521,39 @@ def test_falloff_binding_is_the_nearest_candidate_and_tests_only_points_in_reach
     on = np.einsum("nk,nkc->nc", coef[keep] / w[keep, None], v[f[tri[keep]]])  # its closest point
     np.testing.assert_allclose(np.linalg.norm(on - pts[keep], axis=1), dmin[keep], atol=1e-12)
     assert not coef[~keep].any()
+
+
+def test_the_compiled_closest_point_search_is_the_numpy_rule_s():
+    """closest_template_points on numpy runs a compiled loop (render60: the numpy column loop over the 8 candidates
+    took 52-86 ms of a 60k avatar's ~270 ms Driver build, the render node's loader; 15-24 ms now). It keeps
+    closest_points_on_triangles' rule: over each point's candidates in order (nearest centroid first), that
+    function's distance and barycentric coordinates, the first of equal distances winning; triangles the same, the
+    numbers within float rounding (bit for bit on numpy 2.2 here: its einsum's order of the products' sum is kept)."""
+    from scipy.spatial import cKDTree
+
+    from gaussian_head_ros.core import deform
+
+    pts, v, f = _binding_inputs()
+    reach = 0.05
+    tri, bary, dist = deform.closest_template_points(pts, v, f, reach)
+    tv = v[f]
+    lim = reach + np.linalg.norm(tv - tv.mean(1)[:, None], axis=-1).max() + 1e-9
+    dc, cand = cKDTree(tv.mean(1)).query(pts, k=8, distance_upper_bound=lim)
+    want_d, want_b, want_f = np.full(len(pts), np.inf), np.zeros((len(pts), 3)), np.zeros(len(pts), np.int64)
+    for j in range(8):
+        ok = dc[:, j] <= lim
+        fj = np.where(ok, cand[:, j], 0)
+        d, b = deform.closest_points_on_triangles(pts, *np.moveaxis(tv[fj], 1, 0))
+        better = ok & (d < want_d)
+        want_d, want_f, want_b = np.where(better, d, want_d), np.where(better, fj, want_f), np.where(better[:, None], b,
+                                                                                                   want_b)
+    assert np.isfinite(dist).sum() > 100 and np.array_equal(np.isinf(dist), np.isinf(want_d))
+    assert np.array_equal(tri, want_f)
+    fin = np.isfinite(dist)
+    print(f"max difference: distance {np.abs(dist[fin] - want_d[fin]).max():.3g} m, barycentric "
+          f"{np.abs(bary - want_b).max():.3g}")
+    np.testing.assert_allclose(dist[fin], want_d[fin], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(bary, want_b, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])

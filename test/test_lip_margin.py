@@ -152,3 +152,69 @@ def test_an_open_photos_closed_lips_read_closed(portrait, bound):
     assert Driver(a).margin.photo_open, f"{portrait}'s open mouth was not found"
     gap = _closed_gap_read(a)
     assert gap < bound, f"{portrait} at rest: FaceMesh reads its lips {gap:.3f} inter-ocular distances apart"
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """[..., 3] rgb in [0, 1] -> [..., 3] CIE Lab (OpenCV's float convention: L 0..100)."""
+    return cv2.cvtColor(np.clip(rgb, 0, 1).astype(np.float32).reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(rgb.shape)
+
+
+def _polygon(px: np.ndarray, loop, shape) -> np.ndarray:
+    m = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(m, [np.round(px[list(loop), :2] * 4).astype(np.int32)], 1, shift=2)
+    return m > 0
+
+
+_UPPER_LIP = (lmk.MOUTH_CORNER_R, *lmk.LIP_UPPER_OUTER, lmk.MOUTH_CORNER_L, lmk.MOUTH_CORNER_L_IN,
+              *lmk.LIP_UPPER_INNER[::-1], lmk.MOUTH_CORNER_R_IN)
+_LOWER_LIP = (lmk.MOUTH_CORNER_R, *lmk.LIP_LOWER_OUTER, lmk.MOUTH_CORNER_L, lmk.MOUTH_CORNER_L_IN,
+              *lmk.LIP_LOWER_INNER[::-1], lmk.MOUTH_CORNER_R_IN)
+
+
+def _skin_share_of_rest_upper_lip(name: str) -> tuple[float, int]:
+    """The share of the rest upper lip's pixels (through the photo's camera: between the rest template's upper outer
+    contour and the line where the lips meet, the middle half between the corners) whose Lab (a, b) is nearer the
+    photo's skin's than the photo's lips' (medians: FaceLandmarker's lip polygons on the photo, teeth-white pixels, L
+    above 70 and chroma below 14, left out; the skin a band 0.35 x the mouth's width round the outer lip contour, from
+    0.12 x it out), and how many pixels that is."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reader import FaceReader
+
+    res = mesh_fit_result(read_image(str(shared("portraits", name))))
+    photo = res.photo.astype(np.float32) / 255
+    with FaceReader(str(shared("models", "face_landmarker.task")), video=False) as reader:
+        pp = reader.read(res.photo).landmarks_px[:, :2].astype(np.float64)
+    lab = _lab(photo)
+    teeth = (lab[..., 0] > 70) & (np.hypot(lab[..., 1], lab[..., 2]) < 14)
+    lips = (_polygon(pp, _UPPER_LIP, photo.shape) | _polygon(pp, _LOWER_LIP, photo.shape)) & ~teeth
+    outer = _polygon(pp, lmk.LIP_OUTER, photo.shape).astype(np.uint8)
+    w = float(np.linalg.norm(pp[lmk.MOUTH_CORNER_R] - pp[lmk.MOUTH_CORNER_L]))
+    grow = lambda f: cv2.dilate(outer, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(f * w) | 1,) * 2)) > 0
+    skin = grow(0.35) & ~grow(0.12) & ~teeth
+    lip_ab, skin_ab = np.median(lab[lips][:, 1:], 0), np.median(lab[skin][:, 1:], 0)
+
+    a = res.avatar
+    img, px = render_in_photo_camera(Driver(a), FaceControl(), a)
+    rest = _polygon(px, _UPPER_LIP, img.shape)
+    x0, x1 = sorted((px[lmk.MOUTH_CORNER_R, 0], px[lmk.MOUTH_CORNER_L, 0]))
+    rest &= (np.abs(np.arange(img.shape[1]) - 0.5 * (x0 + x1)) < 0.25 * (x1 - x0))[None, :]
+    ab = _lab(img)[rest][:, 1:]
+    nearer_skin = np.linalg.norm(ab - skin_ab, axis=1) < np.linalg.norm(ab - lip_ab, axis=1)
+    return float(nearer_skin.mean()), int(rest.sum())
+
+
+def test_a_smiling_photos_closed_upper_lip_is_lip_not_skin():
+    """trump_official smiles with his thin upper lip rolled in over the teeth: the lip band above them holds the
+    skin above the lip, and the rest pose closed it to a relaxed lip's height in that skin's colour (core.lip_body).
+    The share of its rest upper lip's pixels nearer the photo's skin than its lips in Lab (a, b)
+    (`_skin_share_of_rest_upper_lip`, 192 px): 0.66 before, 0.11 with the lip body map (obama_official and
+    astronaut_eileen_collins 0.00, obama_speech 0.20, both ways; session 60)."""
+    from gaussian_head_ros.core.imageio import read_image
+
+    share, n = _skin_share_of_rest_upper_lip("trump_official.png")
+    assert n > 100, f"the rest upper lip covers only {n} px"
+    assert share < 0.3, f"trump_official's rest upper lip: {share:.2f} of its pixels skin-coloured"
+    # the photo's own expression draws the photo (frame 0); a closed-lips photo's lips are its own
+    res = mesh_fit_result(read_image(str(shared("portraits", "trump_official.png"))))
+    assert Driver(res.avatar).tables(FaceControl(expression=res.expression)).body == 0.0
+    assert not len(Driver(_portrait("business_person.png")).body.rows)

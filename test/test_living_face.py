@@ -92,7 +92,10 @@ def test_the_hairs_strands_keep_their_contrast_and_the_face_its_colours():
     cure for specks around the eyes): in the hair that held each strand short of its contrast. Kept on the face
     mesh only, off it 0.1 (mesh_fit detail_refine_face_grow_px, detail_refine_margin_off_face): the hair 28.24 ->
     28.83 dB, frame 0 29.27, the face region unchanged (the same colours there to 0.01 dB) (f027, session 27; no
-    limit off the face: 29.56 / 29.64, but grain in the hair at 2x)."""
+    limit off the face: 29.56 / 29.64, but grain in the hair at 2x). The lattice's discs on the rigid head where the
+    photo is textured std-dev 0.5 x spacing, not 0.6 (mesh_fit textured_sigma_per_stride): the hair 28.89 -> 29.95 dB,
+    frame 0 30.04 -> 30.85 (sad60, session 60; issue 11's 35 dB is out of a 512 px crop's reach here: the clip's
+    frame taken to the crop's scale, 1.41x smaller, and back scores 33.7-34.2 dB however exact the avatar)."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.metrics import psnr
 
@@ -104,12 +107,13 @@ def test_the_hairs_strands_keep_their_contrast_and_the_face_its_colours():
     brow_top = g.landmarks_px[list(lmk.BROW_R) + list(lmk.BROW_L), 1].min()
     hair = g.mask & (np.arange(g.mask.shape[0])[:, None] < brow_top - 4)
     assert hair.sum() > 20_000, hair.sum()
-    assert psnr(g.pred, g.rgb, hair) >= 28.6, psnr(g.pred, g.rgb, hair)  # 28.24 with the range everywhere
+    assert psnr(g.pred, g.rgb, hair) >= 29.6, psnr(g.pred, g.rgb, hair)  # 28.24 with the range everywhere, 28.89
+    # with the hair's discs as wide as the skin's
     # 28.95 before; 29.36 until a parted-lips photo's opening pixels were left out of the avatar (bb90e5e, session 42:
     # the synthetic rows stand in its gap at its own pose, 29.09; its opened mouth without the olive streak); 30.09
     # since they are kept for its own opening only (avatar.PART_PHOTO_MOUTH, session 44; the synthetic rows at any
-    # other)
-    assert m["psnr_frame0"] >= 29.9, m
+    # other); 30.85 with the textured hair's sharper discs (30.04 before)
+    assert m["psnr_frame0"] >= 30.6, m
 
 
 def test_eval_hands_each_scored_frame_to_a_caller(driven):

@@ -1089,7 +1089,8 @@ def test_an_avatar_that_fails_to_load_for_a_bug_is_refused_and_the_loader_goes_o
     IdleAnimator on an avatar that passed the checks) ended the loader thread, so the display kept its face and no
     later avatar (nor d6cfc02's retry after max_gaussians is raised) was ever loaded, with only a traceback on stderr.
     Now it is refused like a malformed one, named as an internal error (log, avatar/status for the photo's sender),
-    and _load returns. The node's own _load on a stand-in node, Driver made to raise."""
+    and _load returns. The node's own _load on a stand-in node, the avatar's DisplayAvatar (its Driver and framing,
+    core/display.py) made to raise."""
     from types import SimpleNamespace
 
     from message_samples import sample_avatar
@@ -1098,10 +1099,10 @@ def test_an_avatar_that_fails_to_load_for_a_bug_is_refused_and_the_loader_goes_o
     from gaussian_head_ros.nodes import render_node
     from gaussian_head_ros.nodes.conversions import avatar_to_msg
 
-    def broken(avatar):
+    def broken(avatar, distance_m):
         raise IndexError("index 500 is out of bounds")
 
-    monkeypatch.setattr(render_node, "Driver", broken)
+    monkeypatch.setattr(render_node, "DisplayAvatar", broken)
     errors, statuses = [], []
     node = SimpleNamespace(_over_budget=None, no_avatar="waiting", _param=lambda name: 200_000, counts={"avatars_refused": 0},
                            last_error="", loaded=None, get_fully_qualified_name=lambda: "/render_node",
@@ -1515,6 +1516,70 @@ def test_a_portrait_display_frames_each_avatar_by_its_own_head_and_its_camera_in
     assert not np.allclose(drawn_with[0][2], drawn_with[1][2]), "the second avatar was drawn in the first's framing"
     shown = np.abs(drawn_with[0][1].astype(np.int16) - [0, 255, 0]).max(2) > 40
     assert shown[-1].mean() > 0.9, f"business_person's torso covers {shown[-1].mean():.0%} of the bottom row"
+
+
+def test_the_node_s_frame_is_face_display_s_picture(tmp_path, rclpy_context):
+    """The render node draws through core.display.FaceDisplay, the drawing `gaussian-head render` and programs use:
+    before render60 it had its own (camera per parameter set, CPU fallback, per-frame parameters) beside
+    FaceDisplay's, two implementations of one picture. The frame it publishes for a control is FaceDisplay's
+    picture of the same avatar and control with the same settings, bit for bit, and its camera_info's K is
+    FaceDisplay's K: on a portrait panel whose torso cut fades (two_children_multiface at 240x400) with a background,
+    lighting, head_fill and distance_m of their own; then after `ros2 param set` of framing, fov_deg, lighting, width,
+    background and mirror at run time (the picture flipped left-right)."""
+    from conftest import mesh_fit_result, shared
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rosgraph import Proc, executable, set_parameters, spin_until
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from gaussian_head_ros.core.camera_info import camera_info_of_render
+    from gaussian_head_ros.core.display import FaceDisplay
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.msg import FaceControl, GaussianAvatar
+    from gaussian_head_ros.nodes.conversions import avatar_to_msg, msg_to_avatar, msg_to_control
+
+    photo = read_image(str(shared("portraits", "two_children_multiface.jpeg")))
+    msg = avatar_to_msg(mesh_fit_result(photo, operator_id="two_children_multiface").avatar)
+    avatar = msg_to_avatar(msg)  # what the node draws
+    w, h, ns = 240, 400, "/face_display_twin"
+    settings = dict(background=[0.1, 0.2, 0.3], lighting="studio", head_fill=0.85, distance_m=0.7)
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={w}", "-p", f"height:={h}",
+                                             "-p", "backend:=cpu", "-p", "idle_timeout_s:=60.0", "-p", "crossfade_s:=0.0",
+                                             *(a for k, v in settings.items() for a in ("-p", f"{k}:={v}"))],
+                tmp_path / "render_twin.log")
+    node = rclpy_context.create_node("twin_peer", namespace=ns)
+    try:
+        images, infos = [], []
+        node.create_subscription(Image, "face_display/image_raw", images.append, qos_profile_sensor_data)
+        node.create_subscription(CameraInfo, "face_display/camera_info", infos.append, qos_profile_sensor_data)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_publisher(GaussianAvatar, "avatar", latched).publish(msg)
+        controls = node.create_publisher(FaceControl, "face_control", 5)
+
+        def published(yaw, mouth_open):  # (control, picture, camera_info) of the node's frame for a fresh control
+            sent = _control_msg(time.time_ns(), yaw=yaw, mouth_open=mouth_open)
+            stamp = _stamp(sent)
+            got = lambda: (next((m for m in images if _stamp(m) == stamp), None),  # noqa: E731
+                           next((i for i in infos if _stamp(i) == stamp), None))
+            assert spin_until(node, lambda: controls.publish(sent) or all(x is not None for x in got()), 180), \
+                proc.output()[-3000:]
+            img, info = got()
+            return msg_to_control(sent), _rgb(img), info
+
+        display = FaceDisplay(avatar, w, h, **settings, backend="cpu")
+        assert display.camera()[1] is not None  # the torso cut fades on this panel
+        control, img, info = published(15.0, 0.3)
+        np.testing.assert_array_equal(img, display.render(control))
+        assert (list(info.k), list(info.p)) == camera_info_of_render(display.K, w, h)
+        changed = dict(framing="fov", fov_deg=35.0, lighting="warm", width=200, background=[0.0, 0.4, 0.0])
+        assert all(r.successful for r in set_parameters(node, f"{ns}/render_node", {**changed, "mirror": True}))
+        display.set(**changed)
+        control, img, info = published(-20.0, 0.1)
+        np.testing.assert_array_equal(img, display.render(control)[:, ::-1])
+        assert (list(info.k), list(info.p)) == camera_info_of_render(display.K, 200, h, mirror=True)
+        assert img.shape == (h, 200, 3) and display.camera()[1] is not None
+    finally:
+        node.destroy_node()
+        proc.stop()
 
 
 def test_the_waiting_line_names_the_domain_it_waits_in(tmp_path):

@@ -47,6 +47,7 @@ avatar's own head instead, on every panel:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -55,6 +56,8 @@ import numpy as np
 from gaussian_head_ros.core.avatar import PART_TORSO
 from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
 from gaussian_head_ros.core.render.base import to_rgb8
+
+log = logging.getLogger(__name__)
 
 FRAMINGS = ("head", "fov")  # each avatar by its own head (default) | one field of view for all (before session 26)
 
@@ -310,9 +313,43 @@ FOV_DEG = 30.0
 DISTANCE_M = 0.6
 
 
+class DisplayAvatar:
+    """One avatar made ready for the face display, once per avatar: its core.drive.Driver (`driver`) and its
+    AvatarFraming (`framing`) with the head's box at `distance_m` already found. The render node's loader thread makes
+    it below the drawing (~0.3 s of one core for 60k Gaussians: the Driver, the framing ~65 ms of it), then hands it
+    to the render thread's FaceDisplay (`FaceDisplay.avatar`). avatar: a core.avatar.GaussianAvatar. Raises
+    ValueError for an avatar the Driver cannot drive or a distance that is not positive."""
+
+    def __init__(self, avatar, distance_m: float = DISTANCE_M):
+        from gaussian_head_ros.core.drive import Driver
+
+        self.driver = Driver(avatar)
+        self.framing = AvatarFraming.from_avatar(avatar)
+        self.framing.at(distance_m)  # its head's box here (the loader), not at the first frame (the drawing)
+
+
+# What a FaceDisplay is drawn with (its constructor's keywords and `set`'s): the render node's parameters of the same
+# names, changed at run time with `set`
+SETTINGS = ("width", "height", "framing", "head_fill", "fov_deg", "distance_m", "lighting", "background", "backend",
+            "threads", "device")
+MAX_SIDE = 16384  # pixels: a display side FaceDisplay draws (the render node's width/height stop at 4096)
+
+
+def _same(a, b) -> bool:
+    """Whether a setting's value `b` equals the one held, `a` (arrays by value; the render node hands the same
+    lighting array again while its parameter is unchanged: `is` first)."""
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is not None and b is not None and np.array_equal(np.asarray(a), np.asarray(b))
+    return type(a) is type(b) and a == b
+
+
 class FaceDisplay:
     """One avatar drawn as the robot's face display draws it (render_node's picture, `gaussian-head render`'s
-    frames), for a program without ROS: a FaceControl in, an [H, W, 3] uint8 RGB picture out.
+    frames, a program's without ROS): a FaceControl in, an [H, W, 3] uint8 RGB picture out. The render node draws
+    every frame through one of these: this is the one place where an avatar is driven, framed, lit and drawn for a
+    display.
 
         display = FaceDisplay(avatar, 480, 800)   # a core.avatar.GaussianAvatar on a 480 x 800 (W x H) panel
         rgb = display.render(control)             # [800, 480, 3] uint8 RGB (OpenCV's imwrite wants rgb[..., ::-1])
@@ -325,33 +362,175 @@ class FaceDisplay:
     (the module notes). A torso cut above the bottom edge fades into `background` (r, g, b in 0..1). `lighting`:
     'captured' (the photo's light), a preset (studio, soft, dramatic, warm) or 27 SH numbers (drive.lighting_from_spec).
     `backend` ('auto': gsplat with CUDA, else the compiled cpu rasterizer), `threads` (0: the backend decides) and
-    `device`: core.render.get_renderer's. `driver` (core.drive.Driver) and `renderer` are attributes; render mirrors
-    nothing (the node's `mirror` flips the picture after). Not thread-safe: one per thread. Raises ValueError for a
-    framing, lighting, backend, distance or size (1..16384 pixels a side) it cannot draw with."""
+    `device`: core.render.get_renderer's; a backend other than cpu that fails drawing a frame falls back to cpu for
+    that frame and after (`fallbacks` counts them; `on_fallback(backend, error)` is told, else a warning is logged).
+    render mirrors nothing (the node's `mirror` flips the picture after).
 
-    def __init__(self, avatar, width: int = 512, height: int = 512, *, framing: str = "head",
+    The two steps of `render` are public for a caller that times or traces them: `drive(control)` (posed
+    Gaussians) and `raster(posed)` (the picture). What it draws with changes at run time with `set(**settings)` (any
+    of SETTINGS; the render node's `ros2 param set`): the camera is made again when the size, framing, head_fill,
+    fov_deg, distance_m or the avatar changes, the renderer when backend, threads or device do (`renderer`, one for
+    every avatar shown). `avatar` is the DisplayAvatar drawn (made from a GaussianAvatar given to the constructor;
+    assign another to swap, None to draw nothing: `camera()` then frames by fov_deg, as the node's placeholder).
+    `driver` is its Driver. Not thread-safe: one per thread. Raises ValueError for a framing, lighting, backend,
+    distance or size (1..MAX_SIDE pixels a side) it cannot draw with (the constructor and `set`)."""
+
+    def __init__(self, avatar=None, width: int = 512, height: int = 512, *, framing: str = "head",
                  head_fill: float = HEAD_FILL, fov_deg: float = FOV_DEG, distance_m: float = DISTANCE_M,
                  lighting="captured", background=(0.0, 0.0, 0.0), backend: str = "auto", threads: int = 0,
-                 device: str = "cpu"):
-        from gaussian_head_ros.core.drive import Driver, lighting_from_spec
-        from gaussian_head_ros.core.render import get_renderer, head_viewmat
+                 device: str = "cpu", on_fallback=None):
+        from gaussian_head_ros.core.render import runnable_backend
 
-        if not (1 <= int(width) <= 16384 and 1 <= int(height) <= 16384):
-            raise ValueError(f"display size {width}x{height} is outside 1..16384 pixels a side")
-        self.width, self.height = int(width), int(height)
-        self.lighting = lighting_from_spec(lighting)  # [9, 3] SH, None: captured
-        self.background = np.asarray(background, np.float32).reshape(3)
-        framed = AvatarFraming.from_avatar(avatar)
-        self.K = framed.intrinsics(framing, fov_deg, self.width, self.height, distance_m, head_fill)  # [3, 3]
-        self.viewmat = head_viewmat(distance_m)  # [4, 4]
-        self._fade = framed.cut_fade(self.K, self.height, distance_m)
-        self.driver = Driver(avatar)
-        self.renderer = get_renderer(backend, threads=threads, device=device)
+        self.width = self.height = self.threads = 0
+        self.framing, self.backend, self.device = "", "", ""
+        self.head_fill = self.fov_deg = self.distance_m = 0.0
+        self.lighting = self._lighting_spec = None
+        self.background = np.zeros(3, np.float32)
+        self.viewmat = None
+        self.set(width=width, height=height, framing=framing, head_fill=head_fill, fov_deg=fov_deg,
+                 distance_m=distance_m, lighting=lighting, background=background, backend=backend, threads=threads,
+                 device=device)
+        runnable_backend(self.backend)  # one that cannot run here is said now, not at the first frame
+        self.avatar = avatar if avatar is None or isinstance(avatar, DisplayAvatar) else DisplayAvatar(avatar,
+                                                                                                      distance_m)
+        self.on_fallback = on_fallback
+        self.fallbacks = 0
+        self._camera_key, self._camera = None, None
+        self._renderer_key, self._renderer = None, None
+
+    def set(self, **settings) -> None:
+        """Draw with these settings from the next frame on (keywords: SETTINGS, the constructor's meanings); the
+        others stay. Checks only what changed (the render node hands all of them every frame: ~10 us). Raises
+        ValueError (nothing changed then) for a value it cannot draw with, or TypeError for another keyword."""
+        from gaussian_head_ros.core.drive import lighting_from_spec
+        from gaussian_head_ros.core.render import BACKENDS, head_viewmat
+
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise TypeError(f"FaceDisplay has no setting {', '.join(unknown)}: {', '.join(SETTINGS)}")
+        held = {k: (self._lighting_spec if k == "lighting" else getattr(self, k)) for k in settings}
+        changed = {k: v for k, v in settings.items() if not _same(held[k], v)}
+        if not changed:
+            return
+        new = {}
+        for k, v in changed.items():
+            if k in ("width", "height"):
+                if not 1 <= int(v) <= MAX_SIDE:
+                    raise ValueError(f"display size {settings.get('width', self.width)}x"
+                                     f"{settings.get('height', self.height)} is outside 1..{MAX_SIDE} pixels a side")
+                new[k] = int(v)
+            elif k == "framing":
+                if v not in FRAMINGS:
+                    raise ValueError(f"framing {v!r} is not one of {', '.join(FRAMINGS)}")
+                new[k] = str(v)
+            elif k == "head_fill":
+                if not HEAD_FILL_RANGE[0] <= float(v) <= HEAD_FILL_RANGE[1]:
+                    raise ValueError(f"head fill {v} is outside {HEAD_FILL_RANGE[0]}..{HEAD_FILL_RANGE[1]}")
+                new[k] = float(v)
+            elif k == "fov_deg":
+                if not 1.0 <= float(v) <= 170.0:
+                    raise ValueError(f"field of view {v} deg is outside 1..170")
+                new[k] = float(v)
+            elif k == "distance_m":
+                new["viewmat"] = head_viewmat(float(v))  # ValueError for one that is not positive
+                new[k] = float(v)
+            elif k == "lighting":
+                new["lighting"] = lighting_from_spec(v)  # [9, 3] SH, None: captured; ValueError for neither
+                new["_lighting_spec"] = v
+            elif k == "background":
+                bg = np.asarray(v, np.float32).reshape(-1)
+                if bg.size != 3:
+                    raise ValueError(f"background needs 3 values r g b in 0..1, got {list(bg)}")
+                new[k] = bg
+            elif k == "backend":
+                if v not in BACKENDS:
+                    raise ValueError(f"unknown rasterizer backend {v!r}; choose one of {', '.join(BACKENDS)}")
+                new[k] = str(v)
+            elif k == "threads":
+                if int(v) < 0:
+                    raise ValueError(f"threads must be >= 0, got {v}")
+                new[k] = int(v)
+            else:  # device
+                new[k] = str(v)
+        for k, v in new.items():
+            setattr(self, k, v)
+
+    @property
+    def driver(self):
+        """The core.drive.Driver of the avatar drawn (`avatar`). Raises ValueError while there is none."""
+        return self._shown().driver
+
+    @property
+    def renderer(self):
+        """The core.render Renderer of the backend, threads and device set (made again when they change, kept for
+        every avatar shown: the cpu rasterizer's thread tuning goes on across a swap). Raises ValueError for a
+        backend that cannot run here."""
+        from gaussian_head_ros.core.render import get_renderer
+
+        key = (self.backend, self.threads, self.device)
+        if self._renderer is None or key != self._renderer_key:
+            self._renderer = get_renderer(self.backend, threads=self.threads, device=self.device)
+            self._renderer_key = key
+        return self._renderer
+
+    @property
+    def K(self) -> np.ndarray:
+        """[3, 3] float32 intrinsics (pixels) the next frame is drawn through: `camera()`'s."""
+        return self.camera()[0]
+
+    def camera(self) -> tuple[np.ndarray, tuple[int, np.ndarray] | None]:
+        """(K [3, 3] float32, pixels, pixel centres at integer + 0.5; the torso cut's fade, `cut_fade`'s, None: no
+        fade) of the avatar drawn on this display by its framing settings; without an avatar K by fov_deg across the
+        shorter side, centred, and no fade (the render node's placeholder). The same objects while the size, framing,
+        head_fill, fov_deg, distance_m and the avatar stay (made again when one changes)."""
+        key = (self.avatar, self.framing, self.head_fill, self.fov_deg, self.distance_m, self.width, self.height)
+        if key != self._camera_key:
+            if self.avatar is None:
+                made = (display_intrinsics(self.fov_deg, self.width, self.height), None)
+            else:
+                framed = self.avatar.framing
+                k = framed.intrinsics(self.framing, self.fov_deg, self.width, self.height, self.distance_m,
+                                      self.head_fill)
+                made = (k, framed.cut_fade(k, self.height, self.distance_m))
+            self._camera, self._camera_key = made, key
+        return self._camera
+
+    def _shown(self) -> DisplayAvatar:
+        if self.avatar is None:
+            raise ValueError("this FaceDisplay has no avatar to draw (assign FaceDisplay.avatar)")
+        return self.avatar
+
+    def drive(self, control=None):
+        """The drive step of `render`: the avatar drawn posed by `control` (a FaceControl; None: the rest pose), lit
+        by the lighting set, seen from the display's camera -> core.drive's posed Gaussians (means [N, 3], quats
+        [N, 4], scales [N, 3], opacities [N], colors [N, 3], camera frame of `viewmat`'s world). Raises ValueError
+        for a control that cannot drive it (FaceControl.validate) or no avatar."""
+        return self._shown().driver.drive(control, self.lighting, viewmat=self.viewmat)
+
+    def raster(self, posed) -> np.ndarray:
+        """The raster step of `render`: `posed` (`drive`'s) drawn through `camera()` on the background with the
+        torso cut's fade -> [H, W, 3] uint8 RGB. A backend other than cpu that fails falls back to cpu (the class
+        notes); a cpu failure raises."""
+        k, fade = self.camera()
+        args = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, self.viewmat, k, self.width,
+                self.height, self.background)
+        try:
+            img = self.renderer.render_rgb8(*args)
+        except Exception as e:
+            if self.backend == "cpu":
+                raise
+            failed = self.backend
+            self.fallbacks += 1
+            self.set(backend="cpu")
+            if self.on_fallback is not None:
+                self.on_fallback(failed, e)
+            else:
+                log.warning("%s rasterizer failed (%s: %s); falling back to cpu", failed, type(e).__name__, e)
+            img = self.renderer.render_rgb8(*args)
+        return img if fade is None else fade_rows(img, self.background, *fade)
 
     def render(self, control=None) -> np.ndarray:
         """[H, W, 3] uint8 RGB: the avatar driven by `control` (a FaceControl; None: the rest pose), framed and lit as
-        made. Raises ValueError for a control that cannot drive it (FaceControl.validate)."""
-        p = self.driver.drive(control, self.lighting, viewmat=self.viewmat)
-        img = self.renderer.render_rgb8(p.means, p.quats, p.scales, p.opacities, p.colors, self.viewmat, self.K,
-                                        self.width, self.height, self.background)
-        return img if self._fade is None else fade_rows(img, self.background, *self._fade)
+        set: `raster(drive(control))`. Raises ValueError for a control that cannot drive it (FaceControl.validate)
+        or no avatar."""
+        return self.raster(self.drive(control))

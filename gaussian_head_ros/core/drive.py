@@ -20,12 +20,13 @@ mesh_fit's edge-on rim: the colour its refinement made up seen from the photo's 
 edge_on_sh`); band 3 is not used. Every render backend gets these colours. Torch avatars (training) are driven with
 the DC term only (training renders the same colours by `train.trainer.view_rgb`).
 
-Five colour maps are added on top, on their own rows: the photo's creases (the wrinkle map, `wrinkle_share`), the
+Six colour maps are added on top, on their own rows: the photo's creases (the wrinkle map, `wrinkle_share`), the
 closed lids' lash line evened out as each lid closes (the lash map, core/lashes.py), the upper lids' crease-side strip
 taking the closed lid's skin colour with it (the crease map, core/lashes.py), the lit skin a brow raise unfolds
-between brow and lid (core/brow_strip.py) and the lips' own colour on their inner margins as they part
+between brow and lid (core/brow_strip.py), the lips' own colour over the teeth and skin an open photo's lips hold, at
+every expression but the photo's own (core/lip_body.py), and the lips' own colour on their inner margins as they part
 (core/lip_margin.py; on an avatar whose photo's mouth is open, also the line between its closed lips); none adds
-anything at rest but that line.
+anything at rest but those two of an open photo's.
 
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core import brow_strip, deform, lashes, lip_margin
+from gaussian_head_ros.core import brow_strip, deform, lashes, lip_body, lip_margin
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import (PART_FACE, PART_PHOTO_MOUTH, SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb,
                                            sh_rest_rows)
@@ -149,6 +150,8 @@ class FrameTables:
     photo_mouth: np.ndarray | None = None
     # [M, 3] how far each lip margin row takes its lip colour (lip_margin.margin_share; None: nothing this frame)
     margin: np.ndarray | None = None
+    # how far an open photo's lips take their own colour (core.lip_body: 1 - the photo's own opening's share; 0: none)
+    body: float = 0.0
 
 
 class Driver:
@@ -189,11 +192,13 @@ class Driver:
             np.zeros(3, np.float32), True, self.view_degree)
         self.strip = brow_strip.strip_rows(self.verts, self.means, front, self.frame < self.rig.k_head,
                                            avatar.rest_brow_shift)
-        self.margin = lip_margin.margin_rows(self.verts, self.means, front, (self.frame < self.rig.k_head)
-                                             & (np.asarray(avatar.part) == PART_FACE) & bool(self.cfg.lip_margin),
-                                             photo_open=lip_margin.closing_weight(
-                                                 self.verts, float(np.max(self.photo_mouth_at[:, 0]))
-                                                 if len(self.photo_mouth_rows) else 0.0))
+        lip_rows = (self.frame < self.rig.k_head) & (np.asarray(avatar.part) == PART_FACE) & bool(self.cfg.lip_margin)
+        photo_open = lip_margin.closing_weight(self.verts, float(np.max(self.photo_mouth_at[:, 0]))
+                                               if len(self.photo_mouth_rows) else 0.0)
+        # an open photo's closed lips in their own colour (core.lip_body); the margins' target is the lips so drawn
+        self.body = lip_body.body_rows(self.verts, self.means, front, lip_rows, photo_open)
+        self.margin = lip_margin.margin_rows(self.verts, self.means, lip_body.at_rest(self.body, front), lip_rows,
+                                             photo_open=photo_open)
 
     def _lash_map(self, avatar) -> "lashes.LashMap | None":
         """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest; sets
@@ -280,6 +285,9 @@ class Driver:
             gap = deform.inner_lip_gap(posed) if lmk.has_mediapipe_topology(len(self.verts)) else None
             photo_mouth = deform.photo_mouth_share(theta, gap, self.photo_mouth_at[:, 1], self.photo_mouth_at[:, 0],
                                                    self.cfg)
+        body = 0.0
+        if len(self.body.rows):
+            body = 1.0 - (float(np.max(photo_mouth)) if photo_mouth is not None else 0.0)
         margin = None
         if len(self.margin.rows):
             margin = lip_margin.margin_share(posed, self.margin,
@@ -287,14 +295,16 @@ class Driver:
             margin = margin if np.any(margin > 0) else None
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
                            rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash,
-                           brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain), photo_mouth, margin)
+                           brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain), photo_mouth, margin,
+                           body)
 
     def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, object]]:
         """The colour maps in this frame, [(rows [M] int64, add: [M, 3] float32 added to those rows' colours, or a
         function of their colours now [M, 3] giving it)], added in this order, each clipped to 0..1: the wrinkle map
         (the photo's creases, as far as the expression goes the photo's way), the lash map (the lash band evened out
         as each lid closes), the brow-lid strip's lit skin as a brow raise unfolds it (core.brow_strip: towards its
-        lit colour from the colour the rows have in this frame, the one that reads them) and the parted lips' inner
+        lit colour from the colour the rows have in this frame, the one that reads them), an open photo's lips towards
+        their own colour away from the photo's own opening (core.lip_body, likewise) and the parted lips' inner
         margins towards their lips' colour (core.lip_margin, likewise from this frame's colours); the ones that add
         nothing are left out."""
         maps = []
@@ -306,6 +316,8 @@ class Driver:
                 maps.append((self.crease.rows, lambda c, w=tab.lash: lashes.crease_rgb(self.crease, w, c)))
         if tab.unfold is not None and np.any(tab.unfold > 0):
             maps.append((self.strip.rows, lambda c, s=tab.unfold: brow_strip.unfold_rgb(self.strip, s, c)))
+        if tab.body > 0:
+            maps.append((self.body.rows, lambda c, s=tab.body: lip_body.body_rgb(self.body, s, c)))
         if tab.margin is not None:
             maps.append((self.margin.rows, lambda c, s=tab.margin: lip_margin.margin_rgb(self.margin, s, c)))
         return maps

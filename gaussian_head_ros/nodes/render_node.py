@@ -18,8 +18,8 @@ share one stamp, which common.watch_sim_clock says).
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
 
 Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
-and builds their Driver at a lower OS priority than the drawing (LOADER_NICE), then swaps one reference (never a
-half-old, half-new frame); over `crossfade_s` the display
+and builds their Driver and framing (core.display.DisplayAvatar) at a lower OS priority than the drawing
+(LOADER_NICE), then swaps one reference (never a half-old, half-new frame); over `crossfade_s` the display
 dips (core/swap.py: the face shown fades to the background, then the new one fades in, one avatar per frame, each
 frame's camera_info the framing of the avatar it shows);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
@@ -32,8 +32,9 @@ plays an idle animation (blinks, breathing, sway) and eases back when control re
 said in the log (`no_controls_say_s` after start: the FaceControl topics that are published, a namespace or
 remapping away; or after the last one: they stopped) and, while they have stopped, on /diagnostics. A live frame
 whose avatar and control content (all but the stamp) and drawing parameters are unchanged is published again,
-not drawn again. The rasterizer is a
-`core.render` Renderer of the `backend` parameter (it owns its threads and warm-up). Malformed avatars and controls are
+not drawn again. Each frame is drawn by one core.display.FaceDisplay (the drawing `gaussian-head render` and
+programs use: drive, framing, lighting, the rasterizer of the `backend` parameter and its fall-back to cpu, the torso
+cut's fade), set to the parameters at that frame and to the avatar shown. Malformed avatars and controls are
 refused with a log line (a control's once per cause) and a /diagnostics warning saying why; the node keeps what it had.
 An avatar it refuses (above its `max_gaussians`, a robot-side limit the reconstructor, maybe on another host, cannot
 know; malformed; of another format) is also said on `avatar/status` (beside the `avatar` topic, as reconstruction_node
@@ -66,13 +67,13 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
 from gaussian_head_ros.core.colour import eight_bit_guess
 from gaussian_head_ros.core.control import not_arkit_names
-from gaussian_head_ros.core.display import (DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, AvatarFraming,
-                                            display_intrinsics, fade_rows)
-from gaussian_head_ros.core.drive import Driver, lighting_from_spec
+from gaussian_head_ros.core.display import (DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, DisplayAvatar,
+                                            FaceDisplay)
+from gaussian_head_ros.core.drive import lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
-                                           get_renderer, head_viewmat, placeholder_image, placeholder_text)
+                                           get_renderer, placeholder_image, placeholder_text)
 from gaussian_head_ros.core.render.cpu_backend import threads_note
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.core.swap import Dip, fade_to_background, start_dip
@@ -111,7 +112,7 @@ NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
 # down" for a tracker that crashed, and "ended" for one that was killed).
 LEFT_CLEANLY_S = 2.0
 # The avatar loader's OS priority (nice; the render thread keeps 0). Building a new avatar's Driver and framing is ~0.3 s
-# of one core (60k Gaussians, warm), and at the drawing's priority it took 42-45 % of the display's rate for its 1.4-3.3 s
+# of one core (60k Gaussians, warm; 0.21-0.24 s since render60's compiled rig search, /tmp/r60/loader_cpu.py), and at the drawing's priority it took 42-45 % of the display's rate for its 1.4-3.3 s
 # (the GIL and the cores it shares with the drawing; the new avatar's first frame draws as fast as the next): 19.6 ->
 # 11.0 FPS at load 9, 13.1 -> 7.2 and 12.1 -> 6.8 at load 20-27, gaps up to 286 ms (node59: 2-core machine, 512x512,
 # 30 Hz controls, three 60k avatars swapped in turn). At 10 the display keeps 74-83 % of its rate meanwhile (16.2 ->
@@ -242,12 +243,11 @@ def smaller_avatar_advice(num_gaussians: int) -> str:
 class Loaded:
     """One ready-to-draw avatar (swapped as a whole)."""
 
-    driver: Driver
+    face: DisplayAvatar  # its Driver and framing (core/display.py), drawn by the render thread's FaceDisplay
     idle: IdleAnimator
     operator_id: str
     num_gaussians: int
     made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
-    framing: AvatarFraming | None = None  # what the display's framing reads of it (its head, its torso: core/display.py)
     key: tuple = ()  # conversions.avatar_message_key of its message: the same avatar sent again is not loaded again
 
 
@@ -311,8 +311,7 @@ class RenderNode(Node):
         self._dip: Dip | None = None  # the swap's transition in progress (core/swap.py), None outside one
         self.mixer = ControlMixer(IdleAnimator(), float(self._param("idle_timeout_s")), IDLE_EASE_S)
         self.backend = "cpu"
-        self.rasterizer = None  # core.render Renderer of the current backend/device/threads (render thread)
-        self._rasterizer_key = None
+        self.display: FaceDisplay | None = None  # draws every frame (core/display.py; render thread, made at its first)
         self.threads_used = 0
         self._last_frame: tuple | None = None  # (avatar, what else decided it, uint8 image) of the last frame
         self.no_avatar = f"waiting for an avatar on {self.avatar_topic}"
@@ -343,7 +342,7 @@ class RenderNode(Node):
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
         self._placeholder = None
-        self._camera_key, self._camera_made = None, None  # see _camera
+        self._info_made = (None, None, None)  # (K, mirror, CameraInfo): see _camera_info
         self.trace = frametrace.FrameTrace("render_node")  # only with GHR_FRAME_TRACE set
         self._warming = Loading(loading=True)  # the loader's warm-up (destroy_node waits for the loader only after it)
         self._loader = threading.Thread(target=self._load_loop, name="avatar_loader", daemon=True)
@@ -575,11 +574,9 @@ class RenderNode(Node):
             return
         try:
             avatar = msg_to_avatar(msg, max_gaussians=budget)
-            driver = Driver(avatar)
-            idle = IdleAnimator(avatar.template_vertices, rest_gaze=driver.rig.rest_gaze)
-            new = Loaded(driver, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp),
-                         AvatarFraming.from_avatar(avatar), key)
-            new.framing.at(float(self._param("distance_m")))  # its head's box here, not on the render thread (~65 ms)
+            face = DisplayAvatar(avatar, float(self._param("distance_m")))  # the head's box here, not when drawn
+            idle = IdleAnimator(avatar.template_vertices, rest_gaze=face.driver.rig.rest_gaze)
+            new = Loaded(face, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp), key)
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
             why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
@@ -647,14 +644,6 @@ class RenderNode(Node):
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.get_logger().error(f"render failed: {self.last_error}", throttle_duration_sec=5.0)
 
-    def _rasterizer(self):
-        """The Renderer for the current backend, device and threads parameters (made again when they change)."""
-        key = (self._param("backend"), self._param("device"), int(self._param("threads")))
-        if self.rasterizer is None or key != self._rasterizer_key:
-            self.rasterizer = get_renderer(key[0], threads=key[2], device=key[1])
-            self._rasterizer_key = key
-        return self.rasterizer
-
     def _frame_key(self, loaded: Loaded, control, mode: str, w: int, h: int, bg) -> tuple | None:
         """Everything but the avatar that decides a live frame's picture (None while the picture changes by
         itself: idle animation, easing)."""
@@ -664,50 +653,37 @@ class RenderNode(Node):
                 *(str(self._param(n)) for n in ("lighting", "framing", "head_fill", "fov_deg", "distance_m", "backend",
                                                 "device")))
 
-    def _camera(self, w: int, h: int, loaded: Loaded | None) -> tuple[np.ndarray, CameraInfo, tuple | None]:
-        """The virtual camera's [3, 3] intrinsics K (core/display.py: `loaded`'s own head's framing, or fov_deg across
-        the shorter side, by the framing parameter; the placeholder's by fov_deg, centred), its CameraInfo message
-        (the header is set per frame) and the fade of `loaded`'s torso cut on it (display.cut_fade; None: no fade),
-        made again only when framing, head_fill, fov_deg, distance_m, the size, mirror or the avatar shown changes (a
-        new avatar is framed by its own head; building the message costs ~70 us)."""
-        key = (float(self._param("fov_deg")), w, h, bool(self._param("mirror")), float(self._param("distance_m")),
-               str(self._param("framing")), float(self._param("head_fill")))
-        if key != self._camera_key or self._camera_made[3] is not loaded:
-            k = self._intrinsics(loaded, w, h)
-            fade = loaded.framing.cut_fade(k, h, key[4]) if loaded is not None and loaded.framing is not None else None
-            self._camera_made = (k, render_camera_info_msg(k, w, h, Header(), key[3]), fade, loaded)
-            self._camera_key = key
-        return self._camera_made[:3]
+    def _display(self, w: int, h: int, bg: np.ndarray, shown: Loaded | None) -> FaceDisplay:
+        """The FaceDisplay that draws this frame (core/display.py: the one drawing of an avatar for a display, shared
+        with `gaussian-head render` and programs), set to the parameters now (a `ros2 param set` applies from the next
+        frame) and to `shown`, the avatar this frame shows (None: the placeholder's camera)."""
+        settings = dict(width=w, height=h, framing=str(self._param("framing")),
+                        head_fill=float(self._param("head_fill")), fov_deg=float(self._param("fov_deg")),
+                        distance_m=float(self._param("distance_m")), lighting=parse_lighting(self._param("lighting")),
+                        background=bg, backend=str(self._param("backend")), threads=int(self._param("threads")),
+                        device=str(self._param("device")))
+        if self.display is None:
+            self.display = FaceDisplay(None, **settings, on_fallback=self._fell_back)
+        else:
+            self.display.set(**settings)
+        self.display.avatar = None if shown is None else shown.face
+        return self.display
 
-    def _intrinsics(self, loaded: Loaded | None, w: int, h: int) -> np.ndarray:
-        """[3, 3] K of `loaded` (None: the placeholder, by fov_deg) on a w x h display by the framing parameters."""
-        fov, distance = float(self._param("fov_deg")), float(self._param("distance_m"))
-        if loaded is None or loaded.framing is None:
-            return display_intrinsics(fov, w, h)
-        return loaded.framing.intrinsics(str(self._param("framing")), fov, w, h, distance,
-                                         float(self._param("head_fill")))
+    def _fell_back(self, backend: str, error: Exception) -> None:
+        """FaceDisplay's word that the `backend` rasterizer failed a frame and it drew it with cpu: said, counted, and
+        the backend parameter set to cpu (what draws from now on)."""
+        self.counts["fallbacks"] += 1
+        self.get_logger().warning(f"{backend} rasterizer failed ({type(error).__name__}: {error}); falling back to cpu")
+        self.set_parameters([Parameter("backend", value="cpu")])
 
-    def _draw(self, loaded: Loaded, control, w, h, bg, k: np.ndarray, fade: tuple | None) -> np.ndarray:
-        """`loaded` driven by `control`, drawn at w x h on `bg` through intrinsics k [3, 3] with its torso cut's fade
-        (both `_camera`'s)."""
-        view = head_viewmat(float(self._param("distance_m")))
-        posed = loaded.driver.drive(control, parse_lighting(self._param("lighting")), viewmat=view)
-        self._driven = time.time_ns(), time.thread_time_ns()  # (frame trace: drive | raster)
-        args = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors, view, k, w, h, bg)
-        backend = self._param("backend")
-        try:
-            renderer = self._rasterizer()
-            img = renderer.render_rgb8(*args)
-        except Exception as e:
-            if backend == "cpu":
-                raise
-            self.counts["fallbacks"] += 1
-            self.get_logger().warning(f"{backend} rasterizer failed ({type(e).__name__}: {e}); falling back to cpu")
-            self.set_parameters([Parameter("backend", value="cpu")])
-            renderer = self._rasterizer()
-            img = renderer.render_rgb8(*args)
-        self.backend, self.threads_used = renderer.name, renderer.threads_used
-        return img if fade is None else fade_rows(img, bg, *fade)  # a torso cut above the bottom edge (display.py)
+    def _camera_info(self, k: np.ndarray, w: int, h: int) -> CameraInfo:
+        """The CameraInfo message of the display's K k [3, 3] (its header set per frame), made again only when K (a
+        new object from FaceDisplay.camera when the framing, size or avatar shown changes) or mirror changes
+        (building it costs ~70 us)."""
+        mirror = bool(self._param("mirror"))
+        if self._info_made[0] is not k or self._info_made[1] != mirror:
+            self._info_made = (k, mirror, render_camera_info_msg(k, w, h, Header(), mirror))
+        return self._info_made[2]
 
     def _render_once(self) -> None:
         w, h = int(self._param("width")), int(self._param("height"))
@@ -726,7 +702,8 @@ class RenderNode(Node):
                 with self._lock:
                     if self._dip is dip:  # (not a newer swap's)
                         self._dip = None
-        k, info, fade = self._camera(w, h, shown)  # the framing of the avatar drawn (during a dip too)
+        display = self._display(w, h, bg, shown)  # in the framing of the avatar drawn (during a dip too)
+        info = self._camera_info(display.camera()[0], w, h)
         if shown is None:
             key = (w, h, tuple(bg.tolist()), placeholder_text(live))
             if key != self._placeholder_key:
@@ -741,8 +718,10 @@ class RenderNode(Node):
                 img = last[2]  # neither the avatar nor anything that decides the picture changed: publish it again
                 self.counts["frames_reused"] += 1
             else:
-                img = self._draw(shown, control, w, h, bg, k, fade)
-                driven = self._driven
+                posed = display.drive(control)
+                driven = time.time_ns(), time.thread_time_ns()  # (frame trace: drive | raster)
+                img = display.raster(posed)  # (falls back to cpu: _fell_back)
+                self.backend, self.threads_used = display.renderer.name, display.renderer.threads_used
                 self._last_frame = (shown, key, img)  # (unweighted: a dip weighs it below)
             if dip is not None and not over:  # its weight when published (core/swap.py: Dip.weight)
                 img = fade_to_background(img, bg, dip.weight(shown, time.monotonic()))

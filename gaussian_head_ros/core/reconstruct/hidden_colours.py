@@ -18,6 +18,7 @@ from gaussian_head_ros.core.deform import smoothstep
 from gaussian_head_ros.core.jit import tolerate_cache_write_errors
 from gaussian_head_ros.core.reconstruct.completion import (Scene, SideLook, back_and_wall, mirrored_colours,
                                                            rim_colours)
+from gaussian_head_ros.core.reconstruct.surfaces import ear_zones
 
 tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
 
@@ -328,6 +329,10 @@ def hidden_gaussians(cfg, scene: Scene, photo, backdrop_seen, lm, mesh_px, head_
         ok = head_mask & (d_edge > 4) & ~cv2.dilate(mesh_px.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
         if hair_skin is not None:  # not the skin's: a short-haired head's ear drew its rims as ribs behind it
             ok &= np.sum((colours - hair_skin[1]) ** 2, -1) > 0.25 * np.sum((colours - hair_skin[0]) ** 2, -1)
+        # nor the ears' (surfaces.ear_zones): in shade (obama_speech's, rgb 0.35 0.27 0.21 against his hair's 0.22
+        # 0.18 0.17) or in their folds (two_children's) they pass for hair, and the side behind them drew the ear
+        # again, stretched, beside the turned head's own (turn60)
+        ok &= ~ear_zones(lm, ok.shape[0])
         side_texture = (photo - cv2.GaussianBlur(photo, (0, 0), cfg.side_texture_blur_px)) * ok[..., None]
         # and the head's above the mouth, fading out by the chin's row: the neck's (the jaw's shadow, the collar)
         # drew a jagged dotted line round obama_official's turned neck above the collar

@@ -52,6 +52,7 @@ from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE
 from gaussian_head_ros.core.deform import matrix_to_quat, smoothstep, triangle_frames
 from gaussian_head_ros.core.expression import SCREAM_RATIO
+from gaussian_head_ros.core.lip_body import cavity_dark, teeth_white
 from gaussian_head_ros.core.lip_margin import lips_height, meeting_line
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch
 from gaussian_head_ros.core.colour import LUMA
@@ -197,9 +198,7 @@ def _misfit(c: np.ndarray, share: np.ndarray, lip: np.ndarray, skin: np.ndarray,
     skin's luma and grey) and cavity (darker than 0.4-0.6 x the lip's) fit neither; lip colour (nearer the lip's
     chromaticity than the skin's) and shadow (darker than 0.6-0.8 x the skin) do not fit the skin."""
     luma = c @ LUMA
-    sat = c.max(1) - c.min(1)
-    teeth = smoothstep(1.0, 1.2, luma / max(skin_luma, 1e-3)) * (1 - smoothstep(0.08, 0.16, sat))
-    cavity = 1 - smoothstep(0.4, 0.6, luma / np.maximum(lip @ LUMA, 1e-3))
+    teeth, cavity = teeth_white(c, skin_luma), cavity_dark(c, lip)
     d_lip = np.linalg.norm(_chromaticity(c) - _chromaticity(lip), axis=1)
     d_skin = np.linalg.norm(_chromaticity(c) - _chromaticity(skin), axis=1)
     lip_like = smoothstep(-0.3, 0.3, (d_skin - d_lip) / np.maximum(d_skin + d_lip, 1e-6))

@@ -163,6 +163,24 @@ class MeshFitConfig:
     # (34.98) (session 50).
     # None = sigma_per_stride
     unlined_sigma_per_stride: float | None = 0.75
+    # ... and on the rigid head (off the face mesh, eyes, mouth and torso: hair, ears) where the photo is textured (the
+    # RMS of its luminance less its 1 px blur over texture_window_px^2 at least texture_level: hair strands, not smooth
+    # skin; photo_layer.photo_texture), textured_sigma_per_stride: the lattice's discs there blurred the hair's 1 px
+    # strands, the sadtalker clip's frame 0 (blond hair, the 512 crop drawn 1.41x) 30.04 dB, its error in the hair
+    # (34 % above the brows, 25 % the sides) and in its finest texture (half of it in the pixels of the top 10 % of
+    # high-pass). There the texture hides what shows between the sharper discs (~16 % midway between four at 0.5) and
+    # no expression stretches them. Frame 0 of lp_d0 / lp_d18 / sadtalker / tpsmm: 35.07 / 40.02 / 30.04 / 38.29 dB ->
+    # 35.37 / 40.24 / 30.87 / 38.53 (0.45: 35.45 / 40.31 / 31.00 / 38.59; texture level 0.03: -0.05..-0.15 dB; on
+    # the face's textured pixels too (lips, brows, lids, wrinkles) +0.1..+0.2 dB more, but there the expression moves
+    # and stretches them, the skin grid's reason above). None = sigma_per_stride (sad60, session 60)
+    # ... not within texture_face_gap_px of the face mesh, eyes or mouth: there the window reads the face's own outline
+    # (the jaw's edge over the neck), not hair, and the face moves beside those discs (obama_speech's closed chin at
+    # rest over the sharper neck: test_reconstruct's grain under it 0.478 -> 0.463 x the chin's, bound 0.47; a 4 px
+    # gap: 0.478, frame 0 of the four clips 35.34 / 40.17 / 30.85 / 38.46 dB)
+    textured_sigma_per_stride: float | None = 0.5
+    texture_level: float = 0.02
+    texture_window_px: int = 7
+    texture_face_gap_px: int = 4
     torso_sigma_per_stride: float = 0.6  # the same on the torso (wider: no gaps between the sparser discs)
     detail_sigma_px: float = 0.25  # std-dev of the single-pixel detail Gaussians
     detail_lift_m: float = 0.0004  # detail Gaussians sit this much in front of the base layer
@@ -500,6 +518,11 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
             raise ValueError(f"{name} must be two distances 0 <= first < second <= 0.2 m, got {pair}")
     if cfg.unlined_sigma_per_stride is not None and not 0 < cfg.unlined_sigma_per_stride <= 2:
         raise ValueError(f"unlined_sigma_per_stride must be in (0, 2] or None, got {cfg.unlined_sigma_per_stride}")
+    if cfg.textured_sigma_per_stride is not None and not 0 < cfg.textured_sigma_per_stride <= 2:
+        raise ValueError(f"textured_sigma_per_stride must be in (0, 2] or None, got {cfg.textured_sigma_per_stride}")
+    if not (cfg.texture_level >= 0 and 1 <= cfg.texture_window_px <= 64 and 0 <= cfg.texture_face_gap_px <= 64):
+        raise ValueError(f"texture_level must be >= 0, texture_window_px 1..64 and texture_face_gap_px 0..64 "
+                         f"pixels, got {cfg.texture_level}, {cfg.texture_window_px}, {cfg.texture_face_gap_px}")
     if cfg.framing.size < 64 or cfg.framing.size > 2048:
         raise ValueError(f"size must be 64..2048 pixels, got {cfg.framing.size}")
     return budget_spacings(cfg, given=set(options))

@@ -77,8 +77,10 @@ def pixel_discs(cfg, base, detail, pts, nrm, front, photo, fid, bary, face_px, m
                 centre, f, R, unlined=None):
     """Gaussians on the chosen pixels (R [3, 3] the photo camera's rotation, head -> camera; eye_lag [S, S] the
     share of the eyeball's turn the eye pixels lag behind, their bary[:, 0]; unlined [S, S] bool or None: skin
-    the lining leaves out, whose base discs take MeshFitConfig.unlined_sigma_per_stride) -> (batch, (i, j,
-    is_detail, in-plane std-dev in pixels) of each)."""
+    the lining leaves out, whose base discs take MeshFitConfig.unlined_sigma_per_stride; base discs of the rigid
+    head (further than texture_face_gap_px from the face mesh, eyes and mouth; not the torso) where `photo_texture`
+    reaches MeshFitConfig.texture_level take textured_sigma_per_stride) -> (batch, (i, j, is_detail, in-plane
+    std-dev in pixels) of each)."""
     bi, bj, hs, ts, torso_grid = base
     di, dj = detail
     i = np.concatenate([bi, di])
@@ -88,6 +90,13 @@ def pixel_discs(cfg, base, detail, pts, nrm, front, photo, fid, bary, face_px, m
     per_stride = np.where(torso_grid[i, j], cfg.torso_sigma_per_stride, cfg.sigma_per_stride)
     if unlined is not None:
         per_stride = np.where(unlined[i, j] & ~torso_grid[i, j], cfg.unlined_sigma_per_stride, per_stride)
+    if cfg.textured_sigma_per_stride is not None:  # the rigid head's textured pixels (hair): sharper discs
+        textured = photo_texture(photo, cfg.texture_window_px)[i, j] >= cfg.texture_level
+        g = cfg.texture_face_gap_px
+        moving = (face_px | mouth_px | eye_px).astype(np.uint8)
+        near = cv2.dilate(moving, np.ones((2 * g + 1, 2 * g + 1), np.uint8)) if g else moving
+        rigid = ~(torso_grid[i, j] | near.astype(bool)[i, j])
+        per_stride = np.where(textured & rigid, cfg.textured_sigma_per_stride, per_stride)
     sigma_px = np.where(is_detail, cfg.detail_sigma_px, per_stride * stride)
     p = pts[i, j].astype(np.float64)
     view = p - centre
@@ -111,6 +120,14 @@ def pixel_discs(cfg, base, detail, pts, nrm, front, photo, fid, bary, face_px, m
         out.scales[k], out.quats[k] = image_shaped_discs(out.normals[k], view[k], cam_axes, front[i[k], j[k]] / f,
                                                          sig, cfg.max_stretch)
     return out, (i, j, is_detail, sigma_px)
+
+
+def photo_texture(photo: np.ndarray, window_px: int) -> np.ndarray:
+    """[S, S, 3] float 0..1 photo -> [S, S] float32 0..1: the RMS over a window_px x window_px box of its luminance less
+    its blur by 1 px (std-dev), the photo's fine texture: hair strands high, smooth skin low."""
+    y = np.asarray(photo, np.float32) @ LUMA.astype(np.float32)
+    hp = y - cv2.GaussianBlur(y, (0, 0), 1.0)
+    return np.sqrt(np.maximum(cv2.blur(hp * hp, (window_px, window_px)), 0.0))  # (rounding: tiny negatives)
 
 
 def detail_margins(cfg, mesh_px: np.ndarray, pixels) -> np.ndarray:

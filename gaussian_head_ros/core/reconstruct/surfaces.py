@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from numba import njit
 
+from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.jit import tolerate_cache_write_errors
 
@@ -650,22 +651,59 @@ def face_region(landmarks_px: np.ndarray, size: int, grow: float = 0.35) -> np.n
     return out.astype(bool)
 
 
+# Where a face's ears lie beside its oval (ear_zones): out to this x the oval's width at the ears (CHEEK_R to CHEEK_L)
+# from either side, from this x that width above the brows down to the nose base's row. two_children's boy: his left
+# ear's outer rim 0.18 x his oval's 160 px beyond his cheek's landmark, its top 0.1 x above his brows, its lobe at his
+# nose base's row (crop 512).
+EAR_REACH = 0.2
+EAR_ABOVE_BROWS = 0.1
+
+
+def ear_zones(landmarks_px: np.ndarray, size: int) -> np.ndarray:
+    """[S, S] bool: where the ears of the face with landmarks_px [478, >=2] (crop pixels) lie in its photo, a band
+    beside each side of its oval (landmarks.CHEEK_R / CHEEK_L) EAR_REACH x the oval's width there wide, from
+    EAR_ABOVE_BROWS x that width above the brows to the nose base's row, in the face's own axes (its roll)."""
+    p = landmarks_px[:, :2].astype(np.float64)
+    r, l = p[lmk.CHEEK_R], p[lmk.CHEEK_L]
+    width = float(np.linalg.norm(l - r))
+    if width < 1.0:
+        return np.zeros((size, size), bool)
+    across = (l - r) / width  # towards the face's left (image right for a face looking at the camera)
+    down = np.array([-across[1], across[0]])  # image y down for an upright face
+    brows = p[list(lmk.BROW_R + lmk.BROW_L)]
+    top = float(np.min((brows - r) @ down)) - EAR_ABOVE_BROWS * width
+    bottom = float((p[lmk.NOSE_BASE] - r) @ down)
+    out = np.zeros((size, size), np.uint8)
+    for side, base in ((-1.0, r), (1.0, l)):
+        out_dir = side * across
+        corners = [base + a * out_dir + (d - float((base - r) @ down)) * down
+                   for a, d in ((0.0, top), (EAR_REACH * width, top), (EAR_REACH * width, bottom), (0.0, bottom))]
+        cv2.fillConvexPoly(out, np.round(np.array(corners)).astype(np.int32), 1)
+    return out.astype(bool)
+
+
 def nearer_other_faces(landmarks_px: np.ndarray, others: list, size: int, below_row: float = np.inf,
                        grow: float = 0.35) -> np.ndarray:
     """[S, S] bool: other people's face regions (face_region, grown by `grow`), and the pixels above below_row (crop
     pixel rows; this person's chin) nearer one of them than this face's region (Euclidean pixel distance, 0 inside;
-    below it the body goes on: the torso is not split). landmarks_px [N, >=2] this face's landmarks, others a list of
-    such arrays, crop pixels. A pixel in both regions counts as the other's (as face_region alone took it). The
-    segmentation keeps whatever touches this person: two_children's second child's hair between her face and the boy's
-    ear stood beside his turned head as a dark tuft (issue 11 item 2; her pink hair clip above it is nearer him and
-    stays in the mask: matte_hair takes it out)."""
+    below it the body goes on: the torso is not split), but for this face's ears (`ear_zones`) outside the other face
+    itself (its landmarks' hull). landmarks_px [478, >=2] this face's landmarks (fewer points, no face mesh: no ear
+    zones), others a list of such arrays, crop pixels. A pixel in both regions counts as the other's (as face_region alone took it). The segmentation keeps
+    whatever touches this person: two_children's second child's hair between her face and the boy's ear stood beside
+    his turned head as a dark tuft (issue 11 item 2; her pink hair clip above it is nearer him and stays in the mask:
+    matte_hair takes it out). Her region, grown, took 87 % of the boy's left ear's zone, and his turned head showed
+    the rest as a detached, pointed sliver (turn60)."""
     own = face_region(landmarks_px, size, grow)
     d_own = cv2.distanceTransform((~own).astype(np.uint8), cv2.DIST_L2, 5)
     head = np.arange(size)[:, None] + 0.5 < below_row
+    ears = ear_zones(landmarks_px, size) if len(landmarks_px) > max(lmk.CHEEK_L, lmk.NOSE_BASE) else None
     out = np.zeros((size, size), bool)
     for other in others:
         region = face_region(other, size, grow)
-        out |= region | head & (cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5) < d_own)
+        theirs = region | head & (cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5) < d_own)
+        if ears is not None:
+            theirs &= ~ears | face_region(other, size, 0.0)
+        out |= theirs
     return out
 
 
