@@ -376,6 +376,78 @@ def test_the_backdrop_taken_in_by_the_outline_moves_to_the_persons_own_colour():
         backdrop_share(photo, person[:64], np.zeros_like(person))
 
 
+def test_the_backdrop_itself_inside_the_outline_is_told_from_its_mixes_with_the_person():
+    """backdrop_rim.backdrop_kept, what source_view.person_mask gives the person's own colour on the head's side:
+    the same skin disc before red and white stripes, its mask 6 px too wide on the left (the stripes themselves
+    inside it, as the flag's red stripe beside obama_speech's jaw), and on the right its outermost 2 px half skin,
+    half the backdrop (a mix: backdrop_share moves it by its share, the photo's own view keeps it). Only the
+    backdrop itself is told; not the mix, not the skin's own shading, not along a cut."""
+    from gaussian_head_ros.core.reconstruct.backdrop_rim import backdrop_kept
+
+    s = 128
+    yy, xx = np.mgrid[:s, :s] + 0.5
+    r = np.hypot(yy - 64, xx - 64)
+    skin, red, white = np.array([0.66, 0.41, 0.29]), np.array([0.61, 0.18, 0.2]), np.array([0.92, 0.9, 0.9])
+    photo = np.where(((xx // 8) % 2 == 0)[..., None], red, white)
+    face = r < 40
+    shade = 1 - 0.15 * np.clip((r - 34) / 6, 0, 1)
+    photo[face] = (skin * shade[..., None])[face]
+    mixed = (r >= 38) & (r < 40) & (xx > 88)
+    photo[mixed] = 0.5 * (skin * 0.85) + 0.5 * np.where(((xx[mixed] // 8) % 2 == 0)[:, None], red, white)
+    taken = (r >= 40) & (r < 46) & (xx < 40)
+    person = face | taken
+    photo = photo.astype(np.float32)
+    kept, own = backdrop_kept(photo, person, np.zeros_like(person))
+    assert kept[taken].mean() > 0.9, f"{kept[taken].mean():.2f} of the backdrop inside the mask told"
+    beside = cv2.dilate(taken.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)  # the strip's ends' rim
+    assert not kept[face & ~beside].any(), f"{int(kept[face & ~beside].sum())} pixels of skin or its mix told"
+    assert not kept[mixed].any()
+    cut = np.zeros_like(person)
+    cut[:, :40] = True
+    assert not backdrop_kept(photo, person, cut & person)[0][taken].any()
+    assert np.abs(own[taken] - skin).max(-1).mean() < 0.05, "the person's own colour there is not the skin's"
+    # the backdrop's colour on the outermost ring alone (the edge matte's band, which never draws it: lp_d0's green
+    # screen spilt on its hair's outline) and on single pixels further in is not a strip taken in: not told (rim60)
+    ring = face & (r >= 39) & (yy < 40)
+    lone = np.zeros_like(face)
+    lone[[64, 80, 48], [27, 28, 29]] = True  # 1-3.5 px inside the disc's left side, 16 px apart
+    spilt = photo.copy()
+    spilt[ring | lone] = red
+    told = backdrop_kept(spilt, face, np.zeros_like(face))[0]
+    assert not told[cv2.dilate((ring | lone).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)].any()
+    # a red mouth inside the face within reach of the strip: the person has that colour near, and half the strip's
+    # red stays untold (0.51 told; its white all), unless the mouth's colours are not counted as the person's
+    # (not_own: obama_speech's open mouth, rim60)
+    mouth = face & (np.hypot(yy - 64, xx - 52) < 10)
+    opened = photo.copy()
+    opened[mouth] = red
+    stripe_red = taken & ((xx // 8) % 2 == 0)
+    assert backdrop_kept(opened, person, np.zeros_like(person))[0][stripe_red].mean() < 0.6
+    assert backdrop_kept(opened, person, np.zeros_like(person), not_own=mouth)[0][stripe_red].mean() > 0.9
+
+
+def test_the_rest_pose_shows_no_red_streak_from_the_flag_beside_the_jaw(results):
+    """obama_speech's person mask takes in 2-4 px of the flag's red stripe beside his right jaw (rgb 0.61 0.16
+    0.20); rim57 moved it out of what a turned view sees, but the photo's own view and the rest pose (what the
+    person before the robot sees most of the time) kept it: a red streak down his jaw in every frame (lead and
+    user58, session 58). The backdrop itself along the head's side now takes his own colour
+    (backdrop_rim.backdrop_kept, source_view.person_mask; rim59 peeled it above his jaw's corner). Flag-red pixels
+    (as the turned test counts them, in its box) at rest from the photo's camera: 241 before (rim59's
+    MeshFitConfig.peel_backdrop_rim False, as main a915618), 108 now; what stays is the outline's pink mixes of his
+    skin with the stripe, which the photo's own view needs (rim59). On main 94faf56 (neck59, lips59, rec59) 240 ->
+    107 with the stripe alone told, 64 with his open mouth's red not counted as his colour near the outline (98 with
+    the lips' polygon not grown); all of it in his own colour, none peeled (MeshFitConfig.own_backdrop_rim,
+    backdrop_mouth_px; rim60)."""
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    img = source_view(results["obama_speech.jpg"].avatar, 0, 0, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)
+    box = img[150:345, 100:215]
+    assert (box.max(-1) > 0.02).mean() > 0.3, "the box is not on his jaw"
+    red = int(_flag_red(box).sum())
+    assert red < 0.4 * 241, f"{red} flag-red pixels beside the jaw at rest (241 before)"
+
+
 def test_completion_points_spread_evenly_over_their_triangles():
     """Face-completion points cover their triangles without the gaps independent uniform samples leave
     (4 % of the area further than 1.5 disc sigmas, 0.7 x spacing, from every point at one point per
@@ -1521,7 +1593,11 @@ def test_the_skin_under_a_closed_chin_has_the_skins_grain(results):
     (rest_pose.under_chin) below the chin; its colour alone, the neck's band filled smoothly, drew a flat brown plate
     with straight sides there, all the time his avatar rests. With the photo's own fine detail added there, the fine
     detail of the rendered luma (less its 2 px blur) where that skin shows has 0.51 x the spread it has on the chin
-    just above it (0.43 without; bound 0.47)."""
+    just above it (0.43 without; bound 0.47). Main 94faf56 0.478 (0.358 without), but at the skin's left tip beside
+    the jaw's corner (8 columns of 57) the flag's red that his mask took in below the jaw came in through the neck
+    band's colours as a purple smear: its spread there 0.0127, 0.0142 with the detail off (not the skin's grain);
+    over the columns past it 0.439. With that stripe in his own colour (backdrop_rim.backdrop_kept) 0.425, 0.267
+    without the detail, 0.433 past the tip: bound 0.40 (rim60, /tmp/rim60/grain_evidence.png)."""
     from gaussian_head_ros.core.avatar import PART_UNDER_CHIN
     from gaussian_head_ros.core.colour import LUMA
     from gaussian_head_ros.core.control import FaceControl
@@ -1548,7 +1624,7 @@ def test_the_skin_under_a_closed_chin_has_the_skins_grain(results):
     chin = np.zeros_like(shown)
     chin[ys.min() - 25:ys.min() - 5, xs.min():xs.max()] = True  # the chin's skin just above it
     ratio = float(fine[shown].std() / fine[chin].std())
-    assert ratio >= 0.47, f"the skin under the chin {ratio:.2f} x as grainy as the chin above it (a flat plate)"
+    assert ratio >= 0.40, f"the skin under the chin {ratio:.2f} x as grainy as the chin above it (a flat plate)"
 
 
 @pytest.mark.parametrize("name", ["obama_official.jpg", "lp_d8_man_glasses.jpg", "lp_d9_woman_turned.jpg"])

@@ -29,6 +29,10 @@ from gaussian_head_ros.core.reconstruct.surfaces import edge_palettes, nearest_d
 tolerate_cache_write_errors()  # a full disk must not stop a kernel that compiled (core/jit.py)
 
 CHROMA_FLOOR = 0.3  # chromaticity rgb / max(r + g + b, this): dark pixels' (hair's, shadows') noise not magnified
+PEEL_FLOOR = 0.6  # backdrop_kept tells the backdrop itself only on pixels this bright (r + g + b): below it the
+# chromaticity of dark hair at its outline strays from the hair's 8 px in by as much as a backdrop's (lp_s9_monalisa's
+# hair against the landscape, r + g + b 0.29-0.64: peeled, a notched outline), the flag's red beside obama_speech's jaw
+# is 0.91-1.0
 
 
 @njit(cache=True)
@@ -105,11 +109,69 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
     outline (surfaces.peel_unlike_rim's: palette_k colours 2..25 px outside; `deep_px` the depth of the person
     palette it finds too, unused here), and on the pixels between such a pixel and the outline; then w is 1 within
     grow_px of a pixel of w 1 on the rim. Raises ValueError on maps of different sizes."""
+    found = _rim_search(photo, person, open_edge, valid, band_px, reach_px, step_px, gap_px, min_contrast,
+                        max_residual, blur_px)
+    if found is None:
+        return np.zeros(person.shape, np.float32), np.asarray(photo, np.float32).copy()
+    rim, d_in, pi, pj, best, b, near_own, own, chroma = found
+    part = np.where(np.isfinite(best), smoothstep(share[0], share[1], b), 0.0)
+    part = np.where(_alien(photo, person, d_in, pi, pj, chroma, near_own, unlike, ratio, deep_px, palette_k), 1.0, part)
+    return _grown(rim, pi, pj, part, grow_px), own.astype(np.float32)
+
+
+def backdrop_kept(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray, valid: np.ndarray | None = None,
+                  band_px: float = 8.0, reach_px: int = 40, unlike: float = 0.07, ratio: float = 0.7,
+                  grow_px: int = 2, max_residual: float = 0.04, most_share: float = 0.7,
+                  matte_px: float = 1.5, least_px: int = 4,
+                  not_own: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(kept [S, S] bool, own [S, S, 3] float32 rgb the person's own colour F as backdrop_share's): the pixels of
+    person [S, S] bool within band_px of its outline (not along open_edge [S, S] bool) that are the backdrop itself,
+    not a mix with it: backdrop_share's w 1 of a colour the person has nowhere within reach_px that the backdrop has
+    along the outline (`unlike`, `ratio`), the pixels between such a pixel and the outline, and their neighbours on
+    the rim within grow_px (the same rule and arguments as backdrop_share's; the mixes of the outline's outermost
+    pixels, which backdrop_share moves by their share, are not in it). photo [S, S, 3] rgb 0..1 as the camera saw it,
+    valid [S, S] bool where the photo is (None: all); not_own [S, S] bool (None: none) pixels of the person whose
+    colours do not count as the person's near the outline (mesh_fit: the lips and the open mouth, whose red kept
+    obama_speech's flag stripe above his jaw's corner untold). Raises ValueError on maps of different sizes. mesh_fit
+    gives these `own` (source_view.person_mask): the photo's own view shows them too (rim59).
+
+    A pixel starts such a run only if no mix a F + (1 - a) B with a backdrop pixel within reach fits it (max_residual)
+    with a backdrop share under most_share (the outline's own mixes, which the photo's view needs: lp_s9_monalisa's
+    hair against the landscape lost a notched 1-4 px of its outline), if it is no darker than PEEL_FLOOR, if it lies
+    matte_px or more inside (the mask's distance transform: mesh_fit's edge matte band, MeshFitConfig.edge_band_px +
+    0.5, which draws the colour from further in at the coverage that gives the photo back, never the backdrop's), and
+    if at least least_px such pixels make one piece (the backdrop a segmentation takes in is a strip: obama_speech's
+    red stripe 38 starting pixels in one piece, 2.3-5.7 px deep). Without the last two, lp_d0's frame 0 (green
+    screen) peeled 617 px of its hair's and neck's outline from 91 starting pixels, all but 5 in the matte band and
+    those 5 alone, each grown into a notch: over its person-free plate 30.91 -> 28.94 dB (the matte band rule alone
+    28.94 -> 30.46, 151 px; the piece rule alone 326 px), and of the nine portraits five changed (two_children 63 px,
+    lp_s9_monalisa 44, obama_official 58, trump_official 56 peeled: their outlines' single pixels); with both only
+    obama_speech's stripe is told (144 px; 213 with his mouth in not_own) (rim60). `unlike` 0.07, not
+    backdrop_share's 0.06: lp_d18's first frame's jaw in shade under the ear lies 0.061-0.075 from its skin further in
+    (at 0.06 123 px of it peeled, a notch, and self frame 0 40.034 -> 39.913 dB; at 0.07 39 px, 39.986; rim59, before
+    the two rules); the flag's red beside obama_speech's jaw 0.083-0.121."""
+    found = _rim_search(photo, person, open_edge, valid, band_px, reach_px, not_own=not_own)
+    if found is None:
+        return np.zeros(person.shape, bool), np.asarray(photo, np.float32).copy()
+    rim, d_in, pi, pj, best, b, near_own, own, chroma = found
+    mixed = (best <= max_residual ** 2) & (b < most_share)
+    dark = photo[pi, pj].sum(-1) < PEEL_FLOOR
+    in_matte = d_in[pi, pj] < matte_px
+    alien = _alien(photo, person, d_in, pi, pj, chroma, near_own, unlike, ratio, told=~mixed & ~dark & ~in_matte,
+                   least_px=least_px)
+    return _grown(rim, pi, pj, alien.astype(np.float32), grow_px) >= 1.0, own.astype(np.float32)
+
+
+def _rim_search(photo, person, open_edge, valid, band_px, reach_px, step_px=3, gap_px=2.0, min_contrast=0.1,
+                max_residual=0.04, blur_px=2.0, not_own=None):
+    """backdrop_share's search (its arguments; not_own as backdrop_kept's: out of near_own's search) -> None where
+    there is no rim, no inner person or no backdrop, else
+    (rim [S, S] bool, d_in [S, S] float32 the person's distance transform, pi, pj [N] the rim's pixels, best [N],
+    share [N], near_own [N] as _best_mix's, own [S, S, 3] float32 the person's own colour F, chroma [S, S, 3])."""
     s = person.shape
     if photo.shape[:2] != s or open_edge.shape != s or (valid is not None and valid.shape != s):
         raise ValueError(f"backdrop_share: photo {photo.shape[:2]}, person {s}, open_edge {open_edge.shape} and valid "
                          f"{None if valid is None else valid.shape} must be the same size")
-    w = np.zeros(s, np.float32)
     d_in = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
     d_out = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)
     near_cut = cv2.dilate(open_edge.astype(np.uint8), np.ones((3, 3), np.uint8),
@@ -118,7 +180,7 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
     inner = person & (d_in >= band_px)
     backdrop = ~person & (d_out > gap_px) & (np.ones(s, bool) if valid is None else valid)
     if not rim.any() or inner.sum() < 20 or not backdrop.any():
-        return w, np.asarray(photo, np.float32).copy()
+        return None
     # the person's colour carried out to the rim: the photo over `inner`, blurred within it (sigma blur_px), at each
     # pixel's nearest inner pixel. A push-pull's coarse levels took in what lies further off: beside obama_speech's
     # jaw the white collar 15 px below made his skin's colour a pale pink (0.70 0.54 0.47), and nothing fitted
@@ -137,24 +199,54 @@ def backdrop_share(photo: np.ndarray, person: np.ndarray, open_edge: np.ndarray,
     offsets = np.array([(dy, dx) for dy in steps for dx in steps if dy * dy + dx * dx <= reach_px * reach_px],
                        np.int64).reshape(-1, 2)
     best, b, near_own = _best_mix(pi.astype(np.int64), pj.astype(np.int64), I, F,
-                                  np.ascontiguousarray(photo, np.float32), np.ascontiguousarray(chroma), inner,
-                                  backdrop, offsets, float(min_contrast) ** 2, float(max_residual) ** 2)
-    part = np.where(np.isfinite(best), smoothstep(share[0], share[1], b), 0.0)
+                                  np.ascontiguousarray(photo, np.float32), np.ascontiguousarray(chroma),
+                                  inner if not_own is None else inner & ~not_own, backdrop, offsets,
+                                  float(min_contrast) ** 2, float(max_residual) ** 2)
+    return rim, d_in, pi, pj, best, b, near_own, own, chroma
+
+
+def _alien(photo, person, d_in, pi, pj, chroma, near_own, unlike, ratio, deep_px=25, palette_k=8, told=None,
+           least_px=1):
+    """[N] bool: the rim pixels (pi, pj) [N] in the backdrop's own colour and those between them and the outline
+    (backdrop_share's `unlike` / `ratio` rule; near_own [N] from _best_mix); told [N] bool (None: all) the pixels that
+    may start such a run, and of those only the ones in a piece of at least least_px such pixels (8-connected, gaps
+    of 1 px closed)."""
     # ... and a colour the person has nowhere near (its chromaticity further than `unlike` from every inner pixel's
     # within reach) that the backdrop has along the outline (nearer its palette than ratio x that): all of it, and
     # the pixels between it and the outline. The flag's red stripe inside obama_speech's mask shows nowhere outside
     # within 80 px (a dark blurred figure stands there), and his open mouth's red, 50 px off, kept it in
     # surfaces.peel_unlike_rim's person palette. In rgb his jaw's shadow (0.51 0.27 0.21) lies 0.15 from the
     # stripe's red (0.61 0.16 0.20); in chromaticity 0.16, his lit skin 0.21, his lips 0.08
+    alien = np.zeros(len(pi), bool)
     found = edge_palettes(photo, person, deep_px, palette_k)
     if found is not None:
         pal = found[2] / np.maximum(found[2].sum(-1, keepdims=True), CHROMA_FLOOR)
         alien = (near_own > unlike) & (nearest_distance(chroma[pi, pj], pal) < ratio * near_own)
-        part = np.where(toward_outline(d_in, pi, pj, alien), 1.0, part)
+        alien &= True if told is None else told
+        if least_px > 1 and alien.any():
+            alien &= _piece_sizes(person.shape, pi, pj, alien) >= least_px
+        alien = toward_outline(d_in, pi, pj, alien)
+    return alien
+
+
+def _piece_sizes(shape, pi, pj, sel):
+    """[N] int: for each pixel (pi, pj) [N] how many pixels of sel [N] bool lie in its piece of the map of `shape`
+    (8-connected after a 3x3 dilation: pixels 1 px apart are one piece); 0 off the pieces."""
+    m = np.zeros(shape, np.uint8)
+    m[pi[sel], pj[sel]] = 1
+    n, label = cv2.connectedComponents(cv2.dilate(m, np.ones((3, 3), np.uint8)), connectivity=8)
+    count = np.bincount(label[pi[sel], pj[sel]], minlength=n)
+    return count[label[pi, pj]] * (label[pi, pj] > 0)
+
+
+def _grown(rim, pi, pj, part, grow_px):
+    """[S, S] float32: part [N] at the rim's pixels (pi, pj) [N], 0 off the rim, then 1 on the rim within grow_px of
+    a pixel of 1 (backdrop_share's last step)."""
+    w = np.zeros(rim.shape, np.float32)
     w[pi, pj] = part
     # and the neighbours of the backdrop's own pixels (w 1) on the rim alike (grow_px): told pixel by pixel, the
     # stripe's edge rows stayed pink between rows that moved, a red thread down the turned jaw
     grown = cv2.dilate((w >= 1.0).astype(np.uint8),
                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1, 2 * grow_px + 1)))
     w = np.where(rim, np.maximum(w, grown), 0.0).astype(np.float32)
-    return w, own.astype(np.float32)
+    return w

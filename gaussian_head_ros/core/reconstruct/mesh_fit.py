@@ -309,6 +309,14 @@ class MeshFitConfig:
     # photo here. 0 = off
     backdrop_rim_px: float = 8.0
     backdrop_reach_px: int = 40
+    own_backdrop_rim: bool = True  # the backdrop itself within backdrop_rim_px of the head's side (a strip of a colour
+    # the person has nowhere near) takes the person's own colour in every view (backdrop_rim.backdrop_kept;
+    # source_view.person_mask): the photo's own view and the rest pose showed it too
+    # ... the lips and the open mouth grown this far (pixels; LIP_OUTER's polygon) are not counted as the person's
+    # colours near the outline: the open mouth's red 33 px from obama_speech's flag stripe (chromaticity 0.01-0.04
+    # from it) kept the stripe above his jaw's corner untold: flag-red px at rest 98 / 69 / 64 growing it 0 / 3 / 6 px
+    # (107 with the mouth counted; turned yaw -25 / -15 / -25 chin up 15: 54 / 87 / 61 -> 18 / 40 / 19 at 6 px)
+    backdrop_mouth_px: int = 6
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
@@ -499,9 +507,9 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
     if min(cfg.lining_near_lips_m, cfg.lining_lip_margin_m, cfg.lining_corner_m) < 0:
         raise ValueError(f"lining_near_lips_m, lining_lip_margin_m and lining_corner_m must be >= 0, got "
                          f"{cfg.lining_near_lips_m}, {cfg.lining_lip_margin_m}, {cfg.lining_corner_m}")
-    if not (0 <= cfg.backdrop_rim_px <= 64 and 1 <= cfg.backdrop_reach_px <= 128):
-        raise ValueError(f"backdrop_rim_px must be 0..64 pixels and backdrop_reach_px 1..128 pixels, got "
-                         f"{cfg.backdrop_rim_px}, {cfg.backdrop_reach_px}")
+    if not (0 <= cfg.backdrop_rim_px <= 64 and 1 <= cfg.backdrop_reach_px <= 128 and 0 <= cfg.backdrop_mouth_px <= 64):
+        raise ValueError(f"backdrop_rim_px and backdrop_mouth_px must be 0..64 pixels and backdrop_reach_px 1..128 "
+                         f"pixels, got {cfg.backdrop_rim_px}, {cfg.backdrop_mouth_px}, {cfg.backdrop_reach_px}")
     if not 0 <= cfg.neck_underside <= 1:
         raise ValueError(f"neck_underside must be 0..1 (a share of the way to the far colour), got {cfg.neck_underside}")
     for name in ("face_meets_side_m", "face_side_reach_m", "face_side_border_m"):
@@ -728,7 +736,7 @@ class MeshFitReconstructor(Reconstructor):
 
         rows = np.arange(S, dtype=np.float64)[:, None] + 0.5
         mpp = t[2] / K[0, 0]  # metres per pixel at the head origin's depth
-        person, photo, photo_seen, backdrop_seen = person_mask(cfg, fp, photo, segmenter, mesh_px, rows)
+        person, photo, photo_seen, backdrop_seen, recoloured = person_mask(cfg, fp, photo, segmenter, mesh_px, rows)
         timings["masks"] = time.perf_counter() - t0
         # Depth of the visible surface (camera z) and of the hidden back, over the person.
         t1 = time.perf_counter()
@@ -890,7 +898,10 @@ class MeshFitReconstructor(Reconstructor):
         photo_layer.bary[rows_own, 1:] = (lip_gap_m, theta)  # row's 2nd and 3rd entries)
         # The silhouette's outermost pixels (`edge`) mix in the background, and turned views magnify them (they
         # lie on the steepest part of the surface): they take the colour from just inside instead.
-        head_clean = head_mask & ~edge  # the head without the silhouette's pixels mixed with the background
+        # the head without the silhouette's pixels mixed with the background, nor the backdrop it keeps in the person's
+        # colour (person_mask's recoloured: the avatar draws obama_speech's skin, not the flag's red stripe, beside his
+        # jaw; scored there, his render with the photo's expression fell 0.8 dB below the build's own figure)
+        head_clean = head_mask & ~edge & ~recoloured
         frozen = edge[pixels[0], pixels[1]]
         photo_layer.colors[frozen] = wall_cols[pixels[0][frozen], pixels[1][frozen]]
         creased &= ~frozen

@@ -12,6 +12,7 @@ import numpy as np
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.deform import smoothstep
+from gaussian_head_ros.core.reconstruct.backdrop_rim import backdrop_kept
 from gaussian_head_ros.core.reconstruct.completion import mirrored_back
 from gaussian_head_ros.core.reconstruct.eyeballs import eye_side, place_on_eyeballs
 from gaussian_head_ros.core.reconstruct.hidden_colours import hair_and_skin
@@ -25,7 +26,8 @@ def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows
     segmenter (facemesh.PersonSegmenter), mesh_px [S, S] bool the face mesh's pixels (its openings filled), rows
     [S, 1] pixel rows' centres -> (person [S, S] bool, photo [S, S, 3] with the hair matte's foreground colours in its
     edge band (the photo itself when cfg.hair_matte is off), photo_seen [S, S, 3] the photo as the camera saw it,
-    backdrop_seen [S, S, 3] the backdrop's share of the rim (0 off the matte band)).
+    backdrop_seen [S, S, 3] the backdrop's share of the rim (0 off the matte band), recoloured [S, S] bool the backdrop
+    itself kept in the person in the person's own colour: in `person`, not the person).
 
     Segmentation (snapped to the photo's edges), plus the inside of the face mesh, only what is connected to the face;
     other people out; background peeled off the head, the hair matted, the outline's unlike backdrop peeled, strands
@@ -48,6 +50,7 @@ def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows
 
     if cfg.matting_radius_px > 0:  # peel background off the head (not the torso: suits look like backdrops)
         person = close_notches(refine_silhouette(photo, person, inner_mesh | below_chin, source_px=fp.source_px))
+    recoloured = np.zeros(person.shape, bool)
     photo_seen = photo  # as the camera saw it: the edge matte's opacity gives it back over its own background
     backdrop_seen = np.zeros_like(photo, np.float32)  # the backdrop's share of the rim (matte_hair's own - colours)
     if cfg.hair_matte:  # the backdrop between strands out, the band's colours without it (from here on; the
@@ -58,19 +61,36 @@ def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows
                                         hair_skin=hair_skin)
         backdrop_seen = photo - own
         person = close_notches(person)
+    # what the peel and the recolouring below leave alone: the face mesh, the body below the chin and the crown above
+    # the forehead's row (the outline there is the hair's, which matte_hair mattes and smooths: peeled, obama_official's
+    # crown lost its pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
+    kept_in = inner_mesh | below_chin | np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
     if cfg.unlike_rim_px > 0:  # the backdrop kept along the outline in a colour the person has nowhere (the
-        # flag's red strip beside trump_official's ear: a red back to his turned ear), from the forehead's row
-        # down (above it the outline is the hair's, which matte_hair mattes and smooths: peeled here, obama_official's
-        # crown lost its pale halo unevenly, 640 px, and the window's cream bump stood out of it as a spike)
-        crown = np.broadcast_to(rows < fp.landmarks_px[lmk.FOREHEAD, 1], person.shape)
-        person = clean_mask(peel_unlike_rim(photo_seen, person, inner_mesh | below_chin | crown, cfg.unlike_rim_px),
-                            mesh_px)
+        # flag's red strip beside trump_official's ear: a red back to his turned ear)
+        person = clean_mask(peel_unlike_rim(photo_seen, person, kept_in, cfg.unlike_rim_px), mesh_px)
+    if cfg.own_backdrop_rim and cfg.backdrop_rim_px > 0:  # ... and the backdrop itself that the outline kept in a
+        # colour the person has nowhere near (backdrop_rim.backdrop_kept, a nearer look than the palettes above): the
+        # flag's red stripe beside obama_speech's jaw, 2-6 px of it in his mask, a red streak down his jaw in every
+        # frame at rest (lead and user58, session 58), which his open mouth's red kept from peel_unlike_rim (and from
+        # backdrop_kept, but for not_own: cfg.backdrop_mouth_px); told where that peel tells (not in kept_in), it
+        # takes the person's own colour and stays in the mask. Peeled, a notch opened between his jaw and his collar
+        # into holes in his turned head (x sadtalker: 63-180 px in rim59; 4-7 px with only the stripe told, rim60;
+        # recoloured, main's 0-2)
+        open_edge = cv2.dilate(open_border(person, ~fp.valid).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        mouth = np.zeros(person.shape, np.uint8)
+        cv2.fillPoly(mouth, [np.round(fp.landmarks_px[list(lmk.LIP_OUTER), :2]).astype(np.int32)], 1)
+        grow = 2 * cfg.backdrop_mouth_px + 1
+        mouth = cv2.dilate(mouth, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))).astype(bool)
+        kept, own = backdrop_kept(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px, cfg.backdrop_reach_px,
+                                  matte_px=cfg.edge_band_px + 0.5, not_own=mouth)
+        recoloured = kept & ~kept_in
+        photo = np.where(recoloured[..., None], own, photo).astype(photo.dtype)
     if cfg.edge_matte:  # no strand thinner than its two matte bands (nothing of the closed body behind it) but
         # along a cut, where the body goes on (its closing columns stand on the cut's own outline)
         thin = 2 * int(np.ceil(cfg.edge_band_px + 0.5)) + 1
         at_cut = cv2.dilate(open_border(person, ~fp.valid).astype(np.uint8), np.ones((thin, thin), np.uint8))
         person = drop_thin_parts(person, thin, inner_mesh | at_cut.astype(bool), mesh_px)
-    return person, photo, photo_seen, backdrop_seen
+    return person, photo, photo_seen, backdrop_seen, recoloured & person
 
 
 def body_depth(cfg, fp, person: np.ndarray, rays: np.ndarray, rows: np.ndarray, mpp: float, K, R, t):
