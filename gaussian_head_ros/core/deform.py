@@ -183,11 +183,19 @@ class DriveConfig:
     # Gaussians spread over stays apart from the line
     lash_smooth_m: tuple[float, float] = (0.0015, 0.0004)
     # ... not at all up to this share of each lid's rest gap closed, fully from the second: the photo's own frame
-    # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling)
-    lash_closure: tuple[float, float] = (0.3, 0.8)
+    # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling: 0.06 in).
+    # (0.3, 0.8) until session 60: a half-closed lid (a blink's way, a squint; lid ratio 0.6, 0.5 closed) had it
+    # 0.35 in and drew the band's beads and pale specks across the lid (sadtalker 24-28); the lid's speckle at ratio
+    # 0.6 from the source camera at 2x (mean |luma - 5x5 median| between the rest margin and the half-closed one,
+    # right / left eye; with the spread rows, lashes.spread_rows) went sadtalker frame 0 0.0114 / 0.0157 -> 0.0080 /
+    # 0.0058, obama_speech 0.0091 / 0.0113 -> 0.0057 / 0.0084, business_person 0.0068 / 0.0089 -> 0.0042 / 0.0076,
+    # trump 0.0070 / 0.0080 -> 0.0051 / 0.0057, lp_d8 0.0030 / 0.0050 -> 0.0030 / 0.0044 (the spread rows alone:
+    # 0.0094 / 0.0149 on sadtalker, the others within 0.0004)
+    lash_closure: tuple[float, float] = (0.15, 0.5)
     # ... and with it the upper lids' strip Gaussians on their crease side (mesh_fit: the fold's shade, eyeshadow),
-    # which a closing lid grows in front of its closed skin, take that skin's colour around where the closed lid puts
-    # them, averaged with this Gaussian standard deviation in metres (core.lashes.crease_map; 0 = off)
+    # which a closing lid grows in front of its closed skin, and the strip's light ones it spreads over that skin
+    # (lashes.spread_rows), take that skin's colour around where the closed lid puts them, averaged with this
+    # Gaussian standard deviation in metres (core.lashes.crease_map; 0 = off)
     lid_crease_skin_m: float = 0.001
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
     # The brows and the forehead above them (`brow_rows`) move this many times the control's expression there
