@@ -183,15 +183,13 @@ class DriveConfig:
     # Gaussians spread over stays apart from the line
     lash_smooth_m: tuple[float, float] = (0.0015, 0.0004)
     # ... not at all up to this share of each lid's rest gap closed, fully from the second: the photo's own frame
-    # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling: 0.06 in).
-    # (0.3, 0.8) until session 60: a half-closed lid (a blink's way, a squint; lid ratio 0.6, 0.5 closed) had it
-    # 0.35 in and drew the band's beads and pale specks across the lid (sadtalker 24-28); the lid's speckle at ratio
-    # 0.6 from the source camera at 2x (mean |luma - 5x5 median| between the rest margin and the half-closed one,
-    # right / left eye; with the spread rows, lashes.spread_rows) went sadtalker frame 0 0.0114 / 0.0157 -> 0.0080 /
-    # 0.0058, obama_speech 0.0091 / 0.0113 -> 0.0057 / 0.0084, business_person 0.0068 / 0.0089 -> 0.0042 / 0.0076,
-    # trump 0.0070 / 0.0080 -> 0.0051 / 0.0057, lp_d8 0.0030 / 0.0050 -> 0.0030 / 0.0044 (the spread rows alone:
-    # 0.0094 / 0.0149 on sadtalker, the others within 0.0004)
-    lash_closure: tuple[float, float] = (0.15, 0.5)
+    # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling). Earlier
+    # ramps even a half-closed lid out further (session 60: the lid's speckle at lid ratio 0.6, source camera 2x, mean
+    # |luma - 5x5 median| on the lid, right / left, sadtalker frame 0: 0.0094 / 0.0149 here, 0.0076 / 0.0084 at
+    # (0.3, 0.6), 0.0080 / 0.0058 at (0.15, 0.5); obama_speech 0.0092 / 0.0113, 0.0065 / 0.0093, 0.0057 / 0.0084)
+    # but the reader reads tpsmm's partial blinks on its own avatar as less closed: self tpsmm blink r 0.870 here,
+    # 0.852 at (0.3, 0.6), 0.850 at (0.15, 0.5) (living-face table, 60 frames)
+    lash_closure: tuple[float, float] = (0.3, 0.8)
     # ... and with it the upper lids' strip Gaussians on their crease side (mesh_fit: the fold's shade, eyeshadow),
     # which a closing lid grows in front of its closed skin, and the strip's light ones it spreads over that skin
     # (lashes.spread_rows), take that skin's colour around where the closed lid puts them, averaged with this
