@@ -184,28 +184,36 @@ def closed_line_roughness(img: np.ndarray, landmarks_px: np.ndarray, reach: floa
     return out
 
 
+def source_view_lids(avatar, ratio: float):
+    """The avatar (its Driver) with its lids at rest and at `ratio` (`lids`), from its source camera at 2x ->
+    (driver, {1.0: rest image, ratio: image} [H, W, 3] float 0..1, landmarks_px [478, 3] of the rest image)."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.render import rasterize
+
+    cam = avatar.source_camera
+    fx, fy, cx, cy = 2 * np.asarray(cam.intrinsics, np.float64)
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+    driver, img = Driver(avatar), {}
+    for r in (1.0, ratio):
+        p = driver.drive(lids(r))
+        img[r] = np.clip(rasterize(p.means, p.quats, p.scales, p.opacities, p.colors,
+                                   np.asarray(cam.viewmat, np.float32), K, 2 * cam.size[0], 2 * cam.size[1]).image,
+                         0, 1)
+    with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
+        lm = mesh.detect((img[1.0] * 255 + 0.5).astype(np.uint8))[0].landmarks_px
+    return driver, img, lm
+
+
 def test_a_blink_closes_business_persons_lashes_into_an_even_line():
     """business_person's closed right eye drew its lash band as dark beads with light gaps (lids20: sadtalker 24,
     tpsmm 20 at 4x). Her avatar (fast preset) with the lids shut (ratio 0.2), from the source camera at 2x: the
     closed line's darkest luminance along the eye less its 9-column moving mean, standard deviation 0.0315 / 0.0119
     (right / left) before the lash map, 0.0125 / 0.0123 with it (obama_speech 0.027 / 0.016 -> 0.025 / 0.018 and
     astronaut 0.012 / 0.012 -> 0.013 / 0.008 move less: their beads are smaller than this measure's 9 columns)."""
-    from gaussian_head_ros.core.facemesh import FaceMesh
     from gaussian_head_ros.core.imageio import read_image
-    from gaussian_head_ros.core.render import rasterize
 
     avatar = mesh_fit_result(read_image(shared("portraits", "business_person.png")), preset="fast").avatar
-    cam = avatar.source_camera
-    fx, fy, cx, cy = 2 * np.asarray(cam.intrinsics, np.float64)
-    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
-    driver, img = Driver(avatar), {}
-    for ratio in (1.0, 0.2):
-        p = driver.drive(lids(ratio))
-        img[ratio] = np.clip(rasterize(p.means, p.quats, p.scales, p.opacities, p.colors,
-                                       np.asarray(cam.viewmat, np.float32), K, 2 * cam.size[0], 2 * cam.size[1]).image,
-                             0, 1)
-    with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
-        lm = mesh.detect((img[1.0] * 255 + 0.5).astype(np.uint8))[0].landmarks_px
+    _, img, lm = source_view_lids(avatar, 0.2)
     rough = closed_line_roughness(img[0.2], lm)
     assert max(rough) < 0.02, rough
 
@@ -233,3 +241,44 @@ def test_a_full_blink_lays_each_upper_lid_on_its_lower_partner(canonical):
     t = deform.retarget_eyelids(torch.as_tensor(v), torch.zeros(v.shape, dtype=torch.float64), torch.as_tensor(half),
                                 turns, centres)
     assert np.abs(t.numpy() - own).max() < 1e-12
+
+
+def lid_speckle(img: np.ndarray, landmarks_px: np.ndarray, closure: float) -> list:
+    """Per eye (right, left): over the middle 70 % of the columns between its corners, from the open eye's upper lid
+    (landmarks_px of the open eye) 70 % of the way down to where a lid `closure` of the way closed lies: the mean
+    |luminance - its 5 x 5 median| (pale and dark specks on the lid's skin)."""
+    import cv2
+
+    lum = (img @ LUMA).astype(np.float32)
+    med = cv2.medianBlur((lum * 255).astype(np.uint8), 5).astype(np.float32) / 255
+    out = []
+    for (xs, lower, _), pairs in zip(lower_lid_columns(landmarks_px, 0.15), (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L)):
+        up = landmarks_px[[p[0] for p in pairs], :2]
+        up = up[np.argsort(up[:, 0])]
+        upper = np.interp(xs + 0.5, up[:, 0], up[:, 1])
+        bottom = upper + 0.7 * closure * (lower - upper)
+        vals = [np.abs(lum[a:b + 1, x] - med[a:b + 1, x])
+                for x, a, b in zip(xs, np.round(upper).astype(int), np.round(bottom).astype(int))]
+        out.append(float(np.mean(np.concatenate(vals))))
+    return out
+
+
+def test_a_half_closed_lid_is_skin_with_its_lash_line_at_the_edge():
+    """sadtalker's frame 0 (made-up lids: a pale band between eyeliner and crease, glints between thick lashes) with
+    its lids half closed drew a crumpled lid: pale and dark specks across it (session 60, the side-by-side's frames
+    24-28): the strip's light Gaussians the lid carries by their own weights kept their photo colours as it spread
+    them over its skin. Its avatar from the source camera at 2x, lid ratio 0.5 (0.625 of the gap closed): the lid's
+    speckle (`lid_speckle`, right / left) 0.0098 / 0.0058 before, 0.0077 / 0.0061 with them taking the lid skin's
+    colour (lashes.spread_rows; ratio 0.6: 0.0114 / 0.0157 -> 0.0094 / 0.0149, 0.4: 0.0092 / 0.0049 -> 0.0073 /
+    0.0053). At rest and with lids a little closed (the photo's own frame, 0.03-0.10) the photo's colours, bit for
+    bit."""
+    from gaussian_head_ros.core.video import read_frames
+
+    frame = read_frames(str(shared("driving", "sadtalker_WDA_KatieHill_000.mp4")), max_frames=1)[0]
+    avatar = mesh_fit_result(frame.rgb).avatar
+    driver, img, lm = source_view_lids(avatar, 0.5)
+    off = Driver(avatar, DriveConfig(lash_smooth_m=(0.0, 0.0)))  # no lash map, no crease map
+    for control in (FaceControl.rest(), lids(0.9)):  # lids 0.125 of the way closed
+        np.testing.assert_array_equal(driver.drive(control).colors, off.drive(control).colors)
+    speckle = lid_speckle(img[0.5], lm, 1 - (0.5 - 0.2) / 0.8)
+    assert max(speckle) < 0.0085, speckle

@@ -183,11 +183,17 @@ class DriveConfig:
     # Gaussians spread over stays apart from the line
     lash_smooth_m: tuple[float, float] = (0.0015, 0.0004)
     # ... not at all up to this share of each lid's rest gap closed, fully from the second: the photo's own frame
-    # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling)
+    # closes its lids 0.03-0.10 (self lp_d0, tpsmm at frame 0) and a look down ~0.2 (the lid-eye coupling). Earlier
+    # ramps even a half-closed lid out further (session 60: the lid's speckle at lid ratio 0.6, source camera 2x, mean
+    # |luma - 5x5 median| on the lid, right / left, sadtalker frame 0: 0.0094 / 0.0149 here, 0.0076 / 0.0084 at
+    # (0.3, 0.6), 0.0080 / 0.0058 at (0.15, 0.5); obama_speech 0.0092 / 0.0113, 0.0065 / 0.0093, 0.0057 / 0.0084)
+    # but the reader reads tpsmm's partial blinks on its own avatar as less closed: self tpsmm blink r 0.870 here,
+    # 0.852 at (0.3, 0.6), 0.850 at (0.15, 0.5) (living-face table, 60 frames)
     lash_closure: tuple[float, float] = (0.3, 0.8)
     # ... and with it the upper lids' strip Gaussians on their crease side (mesh_fit: the fold's shade, eyeshadow),
-    # which a closing lid grows in front of its closed skin, take that skin's colour around where the closed lid puts
-    # them, averaged with this Gaussian standard deviation in metres (core.lashes.crease_map; 0 = off)
+    # which a closing lid grows in front of its closed skin, and the strip's light ones it spreads over that skin
+    # (lashes.spread_rows), take that skin's colour around where the closed lid puts them, averaged with this
+    # Gaussian standard deviation in metres (core.lashes.crease_map; 0 = off)
     lid_crease_skin_m: float = 0.001
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
     # The brows and the forehead above them (`brow_rows`) move this many times the control's expression there

@@ -212,6 +212,11 @@ class Driver:
         if self.cfg.lid_crease_skin_m > 0:  # and the crease map (lashes.crease_map) with it
             crease, crease_eye, skin, skin_eye = lashes.crease_rows(avatar.part, avatar.face_id, avatar.bary,
                                                                     self.rig.faces)
+            spread, spread_eye = lashes.spread_rows(avatar.part, avatar.face_id, avatar.bary, self.means, self.verts,
+                                                    self.rig.faces)  # (disjoint: static, not face)
+            crease, crease_eye = np.concatenate([crease, spread]), np.concatenate([crease_eye, spread_eye])
+            order = np.argsort(crease, kind="stable")
+            crease, crease_eye = crease[order], crease_eye[order]
         moved = np.concatenate([rows, crease, skin])
         disp = lashes.closed_displacement(self.verts)
         delta, _, scale = deform.frame_tables(self.rig, self.verts, disp, np.eye(3), 0.0, None, self.cfg)

@@ -21,7 +21,10 @@ avatars carry no band (their static Gaussians are unbound) and get no map. Cost 
 The crease map (`crease_rows`, `crease_map`, `crease_rgb`), with the same weights: the strip's photo Gaussians by the
 crease (bound to its crease-side vertices alone, part face) grow with the stretching strip in front of the closed
 lid's skin; as the lid closes they take that skin's colour around where they land (session 38: obama_speech's
-dark brown patch, business_person's grey smudge). Tens of Gaussians per avatar.
+dark brown patch, business_person's grey smudge). Tens of Gaussians per avatar. With them, the strip's light Gaussians
+the lid carries by their own weights (`spread_rows`: the made-up lid's pale band, the glints between the lashes), which
+it spreads at their own size over the closed lid's skin: a half-closed lid drew them as pale and dark specks across
+it, a crumpled lid (sadtalker frames 24-28, session 60). 10-150 Gaussians per avatar.
 """
 
 from __future__ import annotations
@@ -152,6 +155,57 @@ def crease_rows(part, face_id, bary, faces) -> tuple[np.ndarray, np.ndarray, np.
     eye = np.where(np.isin(f[fid[rows]], LID_UPPER_L).any(1), 1, 0).astype(np.int64)
     crease = weight <= 0.0
     return rows[crease], eye[crease], rows[~crease], eye[~crease]
+
+
+def margin_heights(face_id, bary, means, verts, faces) -> tuple[np.ndarray, np.ndarray]:
+    """How far Gaussians on upper-lid strip triangles lie above their margin point -> (d [M] float64 metres, positive
+    above the margin, i.e. against its way down; h [M] float64 the lid's opening there, metres).
+
+    face_id [M] strip triangles (`upper_lid_strip`), bary [M, 3] (weight on a margin vertex, LID_UPPER, needed), means
+    [M, 3] (rest, head frame, m), verts [V >= 468, 3] rest template, faces [F, 3]. The margin point: the triangle's
+    margin vertices weighed by the Gaussian's weights on them (normalised); its way down: the same weights on each
+    margin vertex's way to its lower-lid partner (lmk.EYELID_PAIRS_*); d along that way, h its length."""
+    f = np.asarray(faces, np.int64)[np.asarray(face_id, np.int64)]  # [M, 3]
+    v = np.asarray(verts, np.float64)
+    on = np.isin(f, LID_UPPER)
+    lower = dict(p for pairs in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L) for p in pairs)
+    partner = np.where(on, np.vectorize(lambda u: lower.get(int(u), int(u)))(f), f) if f.size else f
+    w = np.asarray(bary, np.float64) * on
+    w /= np.maximum(w.sum(1, keepdims=True), 1e-12)
+    margin = np.einsum("mk,mkd->md", w, v[f])
+    gap = np.einsum("mk,mkd->md", w, v[partner] - v[f])  # the margin's way down to the lower lid
+    h = np.linalg.norm(gap, axis=1)
+    d = np.einsum("md,md->m", margin - np.asarray(means, np.float64), gap / np.maximum(h, 1e-12)[:, None])
+    return d, h
+
+
+def spread_rows(part, face_id, bary, means, verts, faces) -> tuple[np.ndarray, np.ndarray]:
+    """The upper lids' light strip Gaussians a closing lid spreads over its skin -> (rows [M] int64 ascending, eye [M]
+    int64: 0 the subject's right, 1 left); empty without a MediaPipe-topology strip.
+
+    part [N] uint8, face_id [N] int, bary [N, 3], means [N, 3] (rest, head frame, m), verts [V, 3], faces [F, 3].
+    mesh_fit's photo Gaussians on an upper-lid strip triangle (`upper_lid_strip`) that margin_binding carries by their
+    own weights (reconstruct.eyelids: part static, weight on a crease-side vertex; the made-up lid's pale band and
+    the glints between the lashes, as light as the lid's skin in the photo), above their margin point
+    (`margin_heights`: fold_lashes gives a dark lash below its margin point weight on the crease side too, and it
+    stays in the lash line). A closing lid spreads them at their own size over the closed lid's skin: sadtalker's
+    half-closed lids (frames 24-28) were crumpled, pale and dark specks across them (session 60). The crease map
+    gives them that skin's colour as the lid closes."""
+    v, f = np.asarray(verts, np.float64), np.asarray(faces, np.int64).reshape(-1, 3)
+    none = np.zeros(0, np.int64)
+    if not lmk.has_mediapipe_topology(len(v)) or not len(f):
+        return none, none
+    fid = np.asarray(face_id, np.int64)
+    on = (np.asarray(part) == PART_STATIC) & (fid >= 0) & (fid < len(f))
+    on[on] = upper_lid_strip(f)[fid[on]]
+    rows = np.flatnonzero(on)
+    tri = f[fid[rows]]  # [M, 3]
+    b = np.asarray(bary, np.float64)[rows]
+    crease_side = (b * ~np.isin(tri, LID_UPPER)).sum(1)
+    above = margin_heights(fid[rows], b, np.asarray(means, np.float64)[rows], v, f)[0] > 0
+    keep = (crease_side > 1e-6) & above
+    eye = np.where(np.isin(tri, LID_UPPER_L).any(1), 1, 0).astype(np.int64)
+    return rows[keep], eye[keep]
 
 
 @dataclass

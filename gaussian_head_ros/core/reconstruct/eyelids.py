@@ -18,7 +18,7 @@ import numpy as np
 
 from gaussian_head_ros.core import colour
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.lashes import upper_lid_strip
+from gaussian_head_ros.core.lashes import margin_heights, upper_lid_strip
 from gaussian_head_ros.core.reconstruct.eyeballs import iris_distance, opening_colours
 
 
@@ -399,15 +399,8 @@ def fold_lashes(face_id: np.ndarray, bary: np.ndarray, means: np.ndarray, vertic
     b = np.asarray(bary, np.float64).copy()
     if fold <= 0 or not len(b):
         return b
-    f = np.asarray(faces, np.int64)[np.asarray(face_id, np.int64)]  # [M, 3]
-    v = np.asarray(vertices, np.float64)
-    on = np.isin(f, UPPER_LID)
-    lower = dict(p for pairs in (lmk.EYELID_PAIRS_R, lmk.EYELID_PAIRS_L) for p in pairs)
-    partner = np.where(on, np.vectorize(lambda u: lower.get(int(u), int(u)))(f), f)
-    margin = np.einsum("mk,mkd->md", b * on, v[f])
-    gap = np.einsum("mk,mkd->md", b * on, v[partner] - v[f])  # the margin's way down to the lower lid
-    h = np.linalg.norm(gap, axis=1)
-    d = np.einsum("md,md->m", margin - np.asarray(means, np.float64), gap / np.maximum(h, 1e-12)[:, None])
+    on = np.isin(np.asarray(faces, np.int64)[np.asarray(face_id, np.int64)], UPPER_LID)  # [M, 3]
+    d, h = margin_heights(face_id, b, means, vertices, faces)  # (b's margin weights sum to 1: carried)
     e = fold * np.clip(d / np.maximum(h, 1e-12), -1.0, 1.0) * (h > 1e-9) * ~(b * ~on).any(1)
     crease = ~on / np.maximum((~on).sum(1, keepdims=True), 1)
     return (1 + e)[:, None] * b - e[:, None] * crease
