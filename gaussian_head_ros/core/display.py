@@ -124,6 +124,27 @@ def torso_bottom(torso: np.ndarray, distance_m: float) -> float | None:
     return float(np.percentile(torso[front, 1] / z[front], TORSO_EDGE_PERCENTILE))
 
 
+def _checked_framing(framing) -> str:
+    """`framing` if it is one of FRAMINGS; ValueError otherwise."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
+    return str(framing)
+
+
+def _checked_fill(fill) -> float:
+    """`fill` as a float if it lies in HEAD_FILL_RANGE; ValueError otherwise."""
+    if not HEAD_FILL_RANGE[0] <= float(fill) <= HEAD_FILL_RANGE[1]:
+        raise ValueError(f"head fill {fill} is outside {HEAD_FILL_RANGE[0]}..{HEAD_FILL_RANGE[1]}")
+    return float(fill)
+
+
+def _checked_fov(fov_deg) -> float:
+    """`fov_deg` as a float if it lies in 1..170 degrees; ValueError otherwise."""
+    if not 1.0 <= float(fov_deg) <= 170.0:
+        raise ValueError(f"field of view {fov_deg} deg is outside 1..170")
+    return float(fov_deg)
+
+
 def display_intrinsics(fov_deg: float, width: int, height: int, bottom: float | None = None) -> np.ndarray:
     """[3, 3] float32 K (pixels, pixel centres at integer + 0.5) of a width x height face display: `fov_deg`
     degrees across the shorter side, centred left-right; on a portrait panel the image's bottom edge TORSO_INSET
@@ -131,8 +152,7 @@ def display_intrinsics(fov_deg: float, width: int, height: int, bottom: float | 
     at most HEAD_BELOW_MIDDLE below the middle (the head square at the top at most), else (or None) the head
     centred (module docstring). Raises ValueError for a field of view outside 1..170 degrees or a size below 1
     pixel."""
-    if not 1.0 <= fov_deg <= 170.0:
-        raise ValueError(f"field of view {fov_deg} deg is outside 1..170")
+    _checked_fov(fov_deg)
     if width < 1 or height < 1:
         raise ValueError(f"display size {width}x{height} must be at least 1x1 pixels")
     half_fov = math.tan(math.radians(fov_deg) / 2)
@@ -237,8 +257,7 @@ def head_intrinsics(head: np.ndarray, width: int, height: int, bottom: float | N
     less TORSO_INSET lies above the panel's bottom edge, at most until the box's centre is HEAD_BELOW_MIDDLE of the
     height below the middle, and never past the bottom margin (module docstring). Raises ValueError for a fill
     outside HEAD_FILL_RANGE, a size below 1 pixel or an empty box."""
-    if not HEAD_FILL_RANGE[0] <= fill <= HEAD_FILL_RANGE[1]:
-        raise ValueError(f"head fill {fill} is outside {HEAD_FILL_RANGE[0]}..{HEAD_FILL_RANGE[1]}")
+    _checked_fill(fill)
     if width < 1 or height < 1:
         raise ValueError(f"display size {width}x{height} must be at least 1x1 pixels")
     left, top, right, low = (float(v) for v in head)
@@ -293,8 +312,7 @@ class AvatarFraming:
         (`head_intrinsics` of its head's box, `fill`; `fov_deg` unused; an avatar without head Gaussians falls back
         to 'fov') or 'fov' (`display_intrinsics` at `fov_deg`; `fill` unused); both place a portrait panel's bottom
         edge by the torso's cut (`torso_bottom`). Raises ValueError for another framing or what those raise."""
-        if framing not in FRAMINGS:
-            raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
+        _checked_framing(framing)
         bottom, box = self.at(distance_m)
         if framing == "fov" or box is None:
             return display_intrinsics(fov_deg, width, height, bottom)
@@ -420,17 +438,11 @@ class FaceDisplay:
                                      f"{settings.get('height', self.height)} is outside 1..{MAX_SIDE} pixels a side")
                 new[k] = int(v)
             elif k == "framing":
-                if v not in FRAMINGS:
-                    raise ValueError(f"framing {v!r} is not one of {', '.join(FRAMINGS)}")
-                new[k] = str(v)
+                new[k] = _checked_framing(v)
             elif k == "head_fill":
-                if not HEAD_FILL_RANGE[0] <= float(v) <= HEAD_FILL_RANGE[1]:
-                    raise ValueError(f"head fill {v} is outside {HEAD_FILL_RANGE[0]}..{HEAD_FILL_RANGE[1]}")
-                new[k] = float(v)
+                new[k] = _checked_fill(v)
             elif k == "fov_deg":
-                if not 1.0 <= float(v) <= 170.0:
-                    raise ValueError(f"field of view {v} deg is outside 1..170")
-                new[k] = float(v)
+                new[k] = _checked_fov(v)
             elif k == "distance_m":
                 new["viewmat"] = head_viewmat(float(v))  # ValueError for one that is not positive
                 new[k] = float(v)
