@@ -1575,6 +1575,13 @@ def test_the_node_s_frame_is_face_display_s_picture(tmp_path, rclpy_context):
 
         display = FaceDisplay(avatar, w, h, **settings, backend="cpu")
         assert display.camera()[1] is not None  # the torso cut fades on this panel
+        # The first control eases the face out of its idle animation for IDLE_EASE_S, in frames that carry that
+        # control's stamp (the mixer's blend, not the control's picture): stop 71's CI took such a frame when the
+        # avatar came in before the ease was over. The frames compared below come once the node is driven.
+        from gaussian_head_ros.nodes.render_node import IDLE_EASE_S
+        published(0.0, 0.0)
+        until = time.monotonic() + IDLE_EASE_S + 0.5
+        spin_until(node, lambda: time.monotonic() > until, 10)
         control, img, info = published(15.0, 0.3)
         np.testing.assert_array_equal(img, display.render(control))
         assert (list(info.k), list(info.p)) == camera_info_of_render(display.K, w, h)
