@@ -10,8 +10,8 @@ the reader (core/reader.py's FaceLandmarker, IMAGE mode: each frame on its own; 
 driver frame and the render; its own landmarks are put in the head frame (facemesh.fit_head_frame: canonical metres,
 outer eye corners 0.09 m apart) and the mouth measured there as core/expression.py measures it: width (outer corners
 61-291), corner drop (the corners' mean height below the lips' centre; negative: lifted, a smile), lip gap (inner lips
-13-14), the corners' and the chin's (152) height below the nose tip. The driven template's own width and drop (what
-the control asked for) are printed too.
+13-14), the corners' and the chin's (152) height below the nose tip. The driven template's own width, drop and lip gap
+(what the control asked for) are printed too.
 
 Printed per frame and summed up per measure: Pearson r and least-squares slope of the render's reading against
 the driver's (slope 1: the visible mouth moves as much as the driver's; the reader's smile reads this geometry),
@@ -57,6 +57,25 @@ template 1:1 (lp_d8_man_glasses and business_person, frames 14 -> 50: 9.7 of the
 on frames 47-52 against the driver's 9.1-12.9; drawn without the head's turn, 2.5 / 7.1 of the template's 8.6 mm at
 frame 50. With the template's inner lips parted twice as far (the reader's gap on the render then 2.4-4.7 % of the
 eye span, the driver's 3.5-7.7 %) its jawOpen there stays 0.02-0.09.
+Session 61 (oo61, main a660894, the table's cross path: tracker and render through the clip's 12 deg camera, video-mode
+readers, main's avatars of the nine portraits): on tpsmm_driving's frames 45-58 the driver's lips are nearly shut, not
+a round opening drawn thin. The reader's inner-lip gap on the driver is 1.1-4.5 mm (a 90 mm eye span) at frames
+46-58 (9.1 mm at frame 43, the one round "o"); the tracker's, which the template takes 1:1, 0.4-4.9 mm (the nine
+avatars' templates at frame 49: 3.5-4.9 mm). The render draws its template: the reader's landmarks on the render lie
+within 1-3 px of the driven template's projected ones (business_person, frames 10-58: chin, lips 13/14/17, nose
+tip), its gap 70-85 % of the template's (frames 42-52) and the opening grey / the teeth, as the driver's at 49-52. What
+the reader's jawOpen wants is the lower face: on business_person's render landmarks (BlendshapeModel, frames 46 / 50 /
+54) the inner and outer lower lip with the jaw 2 / 4 / 6 mm lower read 0.10-0.15 / 0.19-0.24 / 0.27-0.32 (driver
+0.18-0.33, render 0.01-0.03); the jaw alone 0.03-0.12 at 6 mm; the middle of the inner lower lip alone (a round
+opening's drop) 0.09-0.14 at 4 mm, 0.12-0.15 at 6. A turn of the head 4 deg either way at frames 44-59 leaves the
+render's jawOpen there at 0.016-0.044 (business_person, lp_d8_man_glasses). The driver's lips and jaw put on the
+render's landmarks read 0.12-0.22 there: the rest is the avatar's face. What the render does not draw as its template
+is the pucker's width: from frame 10 to frames 46 / 52 the templates' mouths (outer corners 61-291) narrow 10-11.5 mm
+and the driver's 9-10 mm as the reader reads it, the renders' 6.5-8 mm on six portraits but 0-1 mm on obama_official,
+3.5 on trump_official and 0.6-4.8 on lp_d8_man_glasses (the subject's left corner read 10-12 px outside the template's):
+their photos' corners (a grin's, a pout's) stay where the photo had them. With the lips' landmarks moved to the
+template's, lp_d8_man_glasses reads jawOpen 0.09 -> 0.34 / 0.02 -> 0.13 / 0.02 -> 0.09 (frames 46 / 50 / 54) and
+mouthPucker 0.53-0.78 -> 0.97-0.99; business_person (which narrows) 0.02 -> 0.05-0.08.
 """
 
 from __future__ import annotations
@@ -149,7 +168,7 @@ def follow(video: str, photo: str | None, reader_path: str, max_frames: int, str
             rows.append({"frame": i,
                          "driver": mouth_geometry(fit_head_frame(a.landmarks_px, K).canonical).tolist(),
                          "render": mouth_geometry(fit_head_frame(b.landmarks_px, K_render).canonical).tolist(),
-                         "template": mouth_geometry(template)[:2].tolist(),
+                         "template": mouth_geometry(template)[:3].tolist(),
                          "smile_driver": blendshape_groups(a.blendshapes)["smile"],
                          "smile_render": blendshape_groups(b.blendshapes)["smile"],
                          "jaw_driver": a.blendshapes["jawOpen"], "jaw_render": b.blendshapes["jawOpen"]})
@@ -197,7 +216,7 @@ def main(argv=None) -> int:
                     "motion, operator rest + avatar motion (swap_jaw)")
     args = ap.parse_args(argv)
     res = follow(args.video, args.photo, args.reader, args.max_frames, max(1, args.stride), args.swap, args.video_mode)
-    print("frame | driver: width drop gap below-nose (mm) smile | render: same | template: width drop")
+    print("frame | driver: width drop gap below-nose (mm) smile | render: same | template: width drop gap")
     for x in res["frames"]:
         print(f"{x['frame']:4d} | {np.round(x['driver'], 1)} {x['smile_driver']:.3f} | {np.round(x['render'], 1)} "
               f"{x['smile_render']:.3f} | {np.round(x['template'], 1)}")
