@@ -39,7 +39,16 @@ Measured (pose61, main a660894, 60 frames unless said; r / slope / lag):
   the pose-only render follows the tracker (r 0.977 with it, 0.69 with the driver). (2) the reader on the avatar's
   face: pose held, the head still, the reader reads yaw sd 0.47 / pitch 0.74 deg on self lp_d18 (216 frames; the
   driver's own 0.73 / 1.29), pitch 0.74 on astronaut_eileen_collins:lp_d0 (the driver's 0.64), yaw -0.63 r
-  against the driver on obama_official:lp_d18 (full yaw r 0.69 where pose only gives 0.96).
+  against the driver on obama_official:lp_d18 (full yaw r 0.69 where pose only gives 0.96). Its whole clip (216
+  frames): pitch pose only 0.940, full 0.747; the held head is read at pitch sd 1.50 deg, the driver's own 1.29.
+- more frames do not lift r: the living-face table on whole clips (main a660894, /tmp/lf/full61) against its first 60
+  frames: yaw 0.903 -> 0.899, pitch 0.839 -> 0.793; where the clip turns, r is high (tpsmm's whole clip turns yaw
+  sd 4.4 deg: r 0.970-0.992 on its 10 pairs; sadtalker 0.99), where it turns <= 1.3 deg it is not (lp_d18 yaw 0.72,
+  pitch 0.82; lp_d0 pitch 0.47). A shift of the render by its best lag (<= 2 frames) would add 0.011 / 0.022 (60
+  frames), 0.001 / 0.003 (whole clips).
+- a quicker pose filter (One Euro on the raw pose, min_cutoff / beta 2 / 40 or 6 / 10 instead of 2 / 10) over 4
+  pairs: yaw r +0.014 (two_children_multiface:tpsmm 0.917 -> 0.943), pitch -0.001, the pose's frame-to-frame jitter
+  (sd of its second difference) +33-45 %; not taken.
 
 Prints figures; asserts nothing. One pair of 60 frames is ~2.5-4 min of CPU at load ~20 (7 renders and reads a
 frame, two trackers).
