@@ -26,7 +26,8 @@ Measured (pose61, main a660894, 60 frames unless said; r / slope / lag):
 - the pose path is faithful: pose only vs the tracker r 0.985-0.997 where the clip turns (sadtalker 0.996, tpsmm
   pitch 0.995, lp_d18 0.985 / 0.975); read back by the tracker itself (a second tracker on the pose-only renders of
   sadtalker) the avatar turns by 0.987 (yaw) / 0.996 (pitch) of the control on obama_official, 0.909 / 0.806 on the
-  self avatar; the reader reads every avatar's turn at 0.73-0.85 of the control's. No camera follows the head.
+  self avatar; the reader reads the avatar's turn at 0.73-0.85 of the control's (lp_d18, sadtalker; pose only against
+  the tracker), 0.57-0.82 in pitch on tpsmm, whose head also moves across the picture. No camera follows the head.
 - the tracker's One Euro lag is about half a frame: tracker vs tracker raw peaks at lag 0 (r 0.986-0.998);
   the full render with the raw pose over 8 pairs: yaw r +0.016 on the mean (obama_official:tpsmm 0.828 -> 0.872,
   lp_d8:tpsmm 0.512 -> 0.471), pitch -0.003 (obama_official:lp_d18 0.952 -> 0.935).
