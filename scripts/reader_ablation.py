@@ -306,7 +306,7 @@ def height_table(driver_h: np.ndarray, h: np.ndarray) -> tuple[float, float]:
             round(1000 * float(np.mean((h - h.mean()) * (d - d.mean())) / max(float(d.std()), 1e-12)), 3))
 
 
-def _clip_and_avatar(portrait: str, clip: str, max_frames: int):
+def clip_and_avatar(portrait: str, clip: str, max_frames: int):
     """PORTRAIT (file name or 'self'), clip stem, frames (0 = all) -> (the clip's frames, a drive.Driver of the
     portrait's mesh_fit avatar (self: the clip's frame 0), [3, 3] intrinsics: the FOV_DEG camera, or for self the
     source camera's perspective as `gaussian-head eval` renders it)."""
@@ -340,7 +340,7 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
     from gaussian_head_ros.core.reader import FaceReader
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
-    frames, driver, K = _clip_and_avatar(portrait, clip, max_frames)
+    frames, driver, K = clip_and_avatar(portrait, clip, max_frames)
     h, w = frames[0].rgb.shape[:2]
     controls = []
     with FaceTracker(TrackerConfig(fov_deg=FOV_DEG)) as tracker, FaceReader(reader_model) as reader:
@@ -451,7 +451,7 @@ def brow_sweep(portrait: str, clip: str, reader_model: str, shifts_mm=SWEEP_MM) 
     from gaussian_head_ros.core.reader import FaceReader
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
-    frames, driver, K = _clip_and_avatar(portrait, clip, 30)
+    frames, driver, K = clip_and_avatar(portrait, clip, 30)
     h, w = frames[0].rgb.shape[:2]
     c0 = None
     with FaceTracker(TrackerConfig(fov_deg=FOV_DEG)) as tracker:
@@ -478,6 +478,12 @@ def brow_sweep(portrait: str, clip: str, reader_model: str, shifts_mm=SWEEP_MM) 
         out["browDown"].append(np.nan if r is None else round((b["browDownLeft"] + b["browDownRight"]) / 2, 4))
         out["browInnerUp"].append(np.nan if r is None else round(b["browInnerUp"], 4))
     return out
+
+
+def append_json_line(path: str, result: dict) -> None:
+    """Append one pair's result as a JSON line to the file at `path` (made when missing)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(result) + "\n")
 
 
 def main(argv=None) -> int:
@@ -513,8 +519,7 @@ def main(argv=None) -> int:
                 f"{hm:.1f}: {g:+.2f} ({d:.2f}/{u:.2f})" for hm, g, d, u in
                 zip(res["height_mm"], res["brow"], res["browDown"], res["browInnerUp"])), flush=True)
             if a.out:
-                with open(a.out, "a") as f:
-                    f.write(json.dumps(res) + "\n")
+                append_json_line(a.out, res)
         return 0
     print("pair".ljust(44), "std_drv", "  ".join(f"{n:>16s}" for n in ABLATIONS), "   (r / render std)")
     for spec in a.pairs:
@@ -553,8 +558,7 @@ def main(argv=None) -> int:
                       f"{t['tracker'][0]:.2f}, r with the driver's {t['tracker'][1]}; template r {t['template']}; reader "
                       f"on the full render r {t['full']}", flush=True)
         if a.out:
-            with open(a.out, "a") as f:
-                f.write(json.dumps(res) + "\n")
+            append_json_line(a.out, res)
     return 0
 
 
