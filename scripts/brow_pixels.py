@@ -31,7 +31,7 @@ against the reader, first 60 frames / whole clip):
   to clip, and on lp_d18 flow_dist says apart where the reader says together. lp_d18's face is 143 px an eye span
   (0.63 mm a pixel); the reader's dist moves 0.69 mm (std, 60 frames), about a pixel.
 - What lp_d18's frown moves is vertical, and the whole band with it: in the patch the brows, glabella, upper lids and
-  nose bridge move down together (DIS medium: flow v std 0.39-0.41 mm each, r +0.75..+0.87 with browDown over 60
+  nose bridge move down together (DIS medium: flow v std 0.29-0.41 mm each, r +0.75..+0.87 with browDown over 60
   frames); the
   brows less the bridge (flow_lower_rel) 0.00 against the brow group. The mean patches of the 10 lowest and 10
   highest browDown frames differ at the brows' and the lid folds' edges (--sheet). So the reader's frown there is a
