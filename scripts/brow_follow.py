@@ -100,26 +100,36 @@ def _track(frames, K, model_path: str = "", avatar: str = ""):
     return np.array(lm), np.array(neutral), template
 
 
-def follow(clip: str, frames_max: int, reader_model: str, tracker_model: str = "", avatar: str = "") -> list[tuple]:
-    """One clip -> rows (source, {measure: (std mm, r, slope)}) against the reader's landmarks (module notes)."""
-    from gaussian_head_ros.core.facemesh import FaceMesh, default_intrinsics
+def read_clip(clip: str, frames_max: int, reader_model: str):
+    """The first frames_max frames of the ../shared driving clip `clip` read by the reader (FaceReader, video mode) and
+    by the tracker's face mesh (FaceMesh, tracking) -> (frames [VideoFrame], the reader's ReaderFrame per frame, [T,
+    478, 3] the face mesh's landmarks, pixels). Raises ValueError naming the frame where either finds no face."""
+    from gaussian_head_ros.core.facemesh import FaceMesh
     from gaussian_head_ros.core.reader import FaceReader
     from gaussian_head_ros.core.video import read_frames
 
     frames = read_frames(str(DATA / "driving" / f"{clip}.mp4"), frames_max)
-    h, w = frames[0].rgb.shape[:2]
-    K = default_intrinsics(w, h, 12.0)
     read, seen = [], []
     with FaceReader(reader_model) as reader, FaceMesh(static_image_mode=False, max_faces=1) as mesh:
         for f in frames:
             r, m = reader.read(f.rgb, f.stamp_ns), mesh.detect(f.rgb)
             if r is None or not m:
                 raise ValueError(f"{clip}: no face at {f.stamp_ns} ns (reader {r is not None}, mesh {bool(m)})")
-            read.append(r.landmarks_px.astype(np.float64))
+            read.append(r)
             seen.append(m[0].landmarks_px.astype(np.float64))
-    ref = brow_measures(aligned_mm(np.array(read)))
+    return frames, read, np.array(seen)
+
+
+def follow(clip: str, frames_max: int, reader_model: str, tracker_model: str = "", avatar: str = "") -> list[tuple]:
+    """One clip -> rows (source, {measure: (std mm, r, slope)}) against the reader's landmarks (module notes)."""
+    from gaussian_head_ros.core.facemesh import default_intrinsics
+
+    frames, read, seen = read_clip(clip, frames_max, reader_model)
+    h, w = frames[0].rgb.shape[:2]
+    K = default_intrinsics(w, h, 12.0)
+    ref = brow_measures(aligned_mm(np.array([r.landmarks_px.astype(np.float64) for r in read])))
     lm, neutral, template = _track(frames, K, avatar=avatar)
-    sources = [("reader", ref), ("face mesh", brow_measures(aligned_mm(np.array(seen)))),
+    sources = [("reader", ref), ("face mesh", brow_measures(aligned_mm(seen))),
                ("control", brow_measures(lm)), ("neutral", brow_measures(neutral))]
     if template is not None:
         sources.append(("template", brow_measures(template)))
