@@ -455,6 +455,20 @@ def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, caps
                              "'gaussian-head train')"), said
 
 
+def test_a_rar_preset_is_refused_saying_where_a_models_size_comes_from(tmp_path, capsys):
+    """`reconstruct --backend rar --preset small` answered "unknown rar options: 'preset'" (user60): a researcher
+    who trained the small preset was not told that the model's size is its checkpoint's. Now one line says so and
+    what to give instead (before the photo is read: here it does not exist); mesh_fit's presets still work."""
+    said = _said(capsys, ["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(tmp_path / "x.ply"), "--backend",
+                          "rar", "--preset", "small"])
+    assert said.endswith("error: --preset small with --backend rar: presets are mesh_fit's (fast, default, dense: its "
+                         "Gaussian budget); a rar model's size is its checkpoint's, the preset it was trained with (the "
+                         "train config's 'preset: ...', docs/TRAINING.md). Leave --preset out and give the trained "
+                         "model: --option checkpoint=MODEL.pt"), said
+    assert "unknown mesh_fit preset 'small'" in _said(capsys, ["reconstruct", str(tmp_path / "not_read.jpg"), "-o",
+                                                               str(tmp_path / "x.ply"), "--preset", "small"])
+
+
 def test_a_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
     """A SIGTERM (kill, `timeout`, a supervisor) killed `gaussian-head render` where it was: its partial file
     (.me.mp4.partial-PID.mp4, files.WholeFile) was left beside the output (before that, a video cut off without its
