@@ -528,3 +528,39 @@ def test_a_backend_that_fails_a_frame_falls_back_to_cpu(monkeypatch, caplog):
     with pytest.raises(RuntimeError, match="illegal memory access"):
         cpu.render()
 
+
+def test_face_display_checks_a_backend_and_threads_by_the_renderers_own_rule(capsys):
+    """FaceDisplay.set checked the backend name and the thread count with its own copies of core.render's
+    backend_module and render.base.Renderer's messages (two rules that could drift apart; session 60's notes). One
+    rule each now, checked_backend and checked_threads, which FaceDisplay.set calls without importing a backend or
+    making a renderer: the same words from the display, the registry and the Renderer; `gaussian-head bench
+    --backend` (its own 'unknown backend ...; choose from cpu, torch, gsplat', and no 'auto') too."""
+    import subprocess
+    import sys
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.display import FaceDisplay
+    from gaussian_head_ros.core.render import backend_module, checked_backend
+    from gaussian_head_ros.core.render.base import Renderer, checked_threads
+
+    display = FaceDisplay(backend="cpu")
+    said = []
+    for call in (lambda: display.set(backend="vulkan"), lambda: backend_module("vulkan"),
+                 lambda: checked_backend("vulkan"), lambda: display.set(threads=-2), lambda: Renderer(threads=-2),
+                 lambda: checked_threads(-2)):
+        with pytest.raises(ValueError) as e:
+            call()
+        said.append(str(e.value))
+    assert said[0] == said[1] == said[2] == "unknown rasterizer backend 'vulkan'; choose one of auto, cpu, torch, gsplat"
+    assert said[3] == said[4] == said[5] == "threads must be >= 0, got -2"
+    capsys.readouterr()
+    assert main(["bench", "--backend", "vulkan"]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"error: {said[0]}")
+    assert display.backend == "cpu" and display.threads == 0  # refused: nothing changed
+    with pytest.raises(ValueError, match="unknown rasterizer backend 'auto'"):
+        backend_module("auto")  # a module is a registered backend's, not auto's
+    code = ("import sys; from gaussian_head_ros.core.display import FaceDisplay; d = FaceDisplay(backend='cpu'); "
+            "d.set(backend='torch', threads=3); print(sorted(m for m in sys.modules if m.endswith('_backend')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch_backend" not in out.stdout, out.stdout  # set() imported no backend
