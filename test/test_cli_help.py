@@ -46,6 +46,24 @@ def test_help_keeps_the_defaults_options_state_themselves():
     assert "(default: None)" not in text and "(default: )" not in text
 
 
+def test_every_option_a_commands_help_names_is_one_of_its_own():
+    """`gaussian-head bench --help` said '--framing ... fov: --fov for any avatar', and bench has no --fov (`bench
+    --fov 40`: 'unrecognized arguments'); render's help, written by the same function, has one (user61). Each option
+    that a command's help text names (--x) is an option of that command."""
+    import re
+
+    checked = 0
+    for name, p in _commands().items():
+        own = {o for a in p._actions for o in a.option_strings}
+        for a in p._actions:
+            if a.help in (None, argparse.SUPPRESS):
+                continue
+            for named in re.findall(r"(?<![\w-])--[a-z][a-z-]*", a.help % {**vars(a), "prog": p.prog}):
+                assert named in own, f"gaussian-head {name} {a.option_strings[-1]}'s help names {named}: {a.help!r}"
+                checked += 1
+    assert checked >= 10
+
+
 def _said(capsys, argv: list[str]) -> str:
     """`gaussian-head ARGV`'s one error line (exit status 1)."""
     from gaussian_head_ros.cli import main

@@ -50,7 +50,7 @@ def add_arguments(p):
     p.add_argument("--avatar", help="also measure this avatar .ply (at its own size), e.g. from gaussian-head reconstruct")
     p.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure (fast backends)")
     p.add_argument("--stages", action="store_true", help="also the cpu backend's time per pipeline stage")
-    framing_arguments(p)  # the --avatar rows' (core/display.py)
+    framing_arguments(p, "a 30 deg field of view across the frame")  # the --avatar rows' (core/display.py)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
 
