@@ -46,6 +46,24 @@ def test_help_keeps_the_defaults_options_state_themselves():
     assert "(default: None)" not in text and "(default: )" not in text
 
 
+def test_every_option_a_commands_help_names_is_one_of_its_own():
+    """`gaussian-head bench --help` said '--framing ... fov: --fov for any avatar', and bench has no --fov (`bench
+    --fov 40`: 'unrecognized arguments'); render's help, written by the same function, has one (user61). Each option
+    that a command's help text names (--x) is an option of that command."""
+    import re
+
+    checked = 0
+    for name, p in _commands().items():
+        own = {o for a in p._actions for o in a.option_strings}
+        for a in p._actions:
+            if a.help in (None, argparse.SUPPRESS):
+                continue
+            for named in re.findall(r"(?<![\w-])--[a-z][a-z-]*", a.help % {**vars(a), "prog": p.prog}):
+                assert named in own, f"gaussian-head {name} {a.option_strings[-1]}'s help names {named}: {a.help!r}"
+                checked += 1
+    assert checked >= 10
+
+
 def _said(capsys, argv: list[str]) -> str:
     """`gaussian-head ARGV`'s one error line (exit status 1)."""
     from gaussian_head_ros.cli import main
@@ -453,6 +471,20 @@ def test_a_checkpoint_that_is_no_torch_file_is_one_line_naming_it(tmp_path, caps
                               f"checkpoint={path}"])
         assert said.endswith(f"error: {path} is not a gaussian_head_ros RAR checkpoint ({why}; train one with "
                              "'gaussian-head train')"), said
+
+
+def test_a_rar_preset_is_refused_saying_where_a_models_size_comes_from(tmp_path, capsys):
+    """`reconstruct --backend rar --preset small` answered "unknown rar options: 'preset'" (user60): a researcher
+    who trained the small preset was not told that the model's size is its checkpoint's. Now one line says so and
+    what to give instead (before the photo is read: here it does not exist); mesh_fit's presets still work."""
+    said = _said(capsys, ["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(tmp_path / "x.ply"), "--backend",
+                          "rar", "--preset", "small"])
+    assert said.endswith("error: --preset small with --backend rar: presets are mesh_fit's (fast, default, dense: its "
+                         "Gaussian budget); a rar model's size is its checkpoint's, the preset it was trained with (the "
+                         "train config's 'preset: ...', docs/TRAINING.md). Leave --preset out and give the trained "
+                         "model: --option checkpoint=MODEL.pt"), said
+    assert "unknown mesh_fit preset 'small'" in _said(capsys, ["reconstruct", str(tmp_path / "not_read.jpg"), "-o",
+                                                               str(tmp_path / "x.ply"), "--preset", "small"])
 
 
 def test_a_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):

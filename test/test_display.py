@@ -298,13 +298,13 @@ def test_each_head_fills_the_panel_whole_with_margins_at_every_turn(framed_portr
 def test_gaussian_head_render_and_bench_frame_an_avatar_as_the_render_node_does(tmp_path, monkeypatch):
     """`gaussian-head render --width W --height H` draws the avatar through its own head's framing by default (the
     picture's head where that K puts it; `--framing fov` as before: another picture), and `bench --avatar` measures
-    the avatar's rows in that framing (what the render node draws costs what it costs)."""
+    the avatar's rows in that framing, drawn by FaceDisplay (what the render node draws costs what it costs)."""
     import cv2
 
     from gaussian_head_ros.cli import main
     from gaussian_head_ros.commands import bench
     from gaussian_head_ros.core.avatar import save_ply
-    from gaussian_head_ros.core.display import AvatarFraming
+    from gaussian_head_ros.core.display import AvatarFraming, FaceDisplay
     from gaussian_head_ros.core.synthetic import synthetic_avatar
 
     a = synthetic_avatar(3000)
@@ -326,11 +326,17 @@ def test_gaussian_head_render_and_bench_frame_an_avatar_as_the_render_node_does(
     assert abs(shown[0] - rows.min()) < 4, (shown[0], rows.min())  # the head's top where K puts it
     assert (frames["head"] != frames["fov"]).mean() > 0.02
 
-    seen = []
-    real = AvatarFraming.intrinsics
+    want = FaceDisplay(a, 48, 48, backend="cpu").render()  # the render node's picture of it at rest
+    seen, drawn = [], []
+    real, raster = AvatarFraming.intrinsics, FaceDisplay.raster
     monkeypatch.setattr(AvatarFraming, "intrinsics", lambda self, *args: seen.append(args) or real(self, *args))
+    monkeypatch.setattr(FaceDisplay, "raster", lambda self, posed: drawn.append(raster(self, posed)) or drawn[-1])
     bench.measure(["cpu"], [48], [], [1], [], 0.0, avatar_path=str(ply))
     assert seen == [("head", 30.0, 48, 48, 0.6, 0.9)], seen
+    # timed through FaceDisplay (drive, then raster): the render node's picture, its view-dependent colours seen
+    # from the display's camera (bench's own Driver drew them from a distant camera: 10539 of 512x512 pixels of
+    # business_person's rest frame differed, by up to 29 levels; user61)
+    assert drawn and all(np.array_equal(img, want) for img in drawn)
 
 
 def test_distance_m_says_what_it_does_under_each_framing(business_person):
@@ -521,3 +527,40 @@ def test_a_backend_that_fails_a_frame_falls_back_to_cpu(monkeypatch, caplog):
     cpu = FaceDisplay(avatar, 64, 64, backend="cpu", threads=1)
     with pytest.raises(RuntimeError, match="illegal memory access"):
         cpu.render()
+
+
+def test_face_display_checks_a_backend_and_threads_by_the_renderers_own_rule(capsys):
+    """FaceDisplay.set checked the backend name and the thread count with its own copies of core.render's
+    backend_module and render.base.Renderer's messages (two rules that could drift apart; session 60's notes). One
+    rule each now, checked_backend and checked_threads, which FaceDisplay.set calls without importing a backend or
+    making a renderer: the same words from the display, the registry and the Renderer; `gaussian-head bench
+    --backend` (its own 'unknown backend ...; choose from cpu, torch, gsplat', and no 'auto') too."""
+    import subprocess
+    import sys
+
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.display import FaceDisplay
+    from gaussian_head_ros.core.render import backend_module, checked_backend
+    from gaussian_head_ros.core.render.base import Renderer, checked_threads
+
+    display = FaceDisplay(backend="cpu")
+    said = []
+    for call in (lambda: display.set(backend="vulkan"), lambda: backend_module("vulkan"),
+                 lambda: checked_backend("vulkan"), lambda: display.set(threads=-2), lambda: Renderer(threads=-2),
+                 lambda: checked_threads(-2)):
+        with pytest.raises(ValueError) as e:
+            call()
+        said.append(str(e.value))
+    assert said[0] == said[1] == said[2] == "unknown rasterizer backend 'vulkan'; choose one of auto, cpu, torch, gsplat"
+    assert said[3] == said[4] == said[5] == "threads must be >= 0, got -2"
+    capsys.readouterr()
+    assert main(["bench", "--backend", "vulkan"]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"error: {said[0]}")
+    assert display.backend == "cpu" and display.threads == 0  # refused: nothing changed
+    with pytest.raises(ValueError, match="unknown rasterizer backend 'auto'"):
+        backend_module("auto")  # a module is a registered backend's, not auto's
+    code = ("import sys; from gaussian_head_ros.core.display import FaceDisplay; d = FaceDisplay(backend='cpu'); "
+            "d.set(backend='torch', threads=3); print(sorted(m for m in sys.modules if m.endswith('_backend')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch_backend" not in out.stdout, out.stdout  # set() imported no backend

@@ -154,6 +154,34 @@ def test_clip_cache_and_pairs(clip_cfg):
     assert all(torch.equal(ds[3][k], item[k]) for k in item)  # reproducible
 
 
+def test_a_letterboxed_clip_is_said_once_not_once_a_frame(tmp_path, caplog):
+    """Data preparation frames every frame as a photo (framing.frame_photo), which logged 'photo: letterbox bars
+    outside the picture ...' at INFO for each: a line a frame (~1.5M on VFHQ; user60). lp_d0 has 27 black rows
+    under the jacket in every frame: one line for the clip now, the 'cached' line, saying how many frames had bars;
+    a photo (reconstruct) still says its own at INFO."""
+    import logging
+
+    from gaussian_head_ros.core.facemesh import FaceMesh
+    from gaussian_head_ros.core.reconstruct.framing import FramingConfig, frame_photo
+    from gaussian_head_ros.core.train.data import prepare_clip
+    from gaussian_head_ros.core.video import read_frames
+
+    cfg = DataConfig(root=str(shared("driving", "lp_d0.mp4")), cache_dir=str(tmp_path), max_frames=4,
+                     cache_resolution=64)
+    caplog.set_level(logging.INFO, logger="gaussian_head_ros")
+    prepare_clip(cfg.root, cfg)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert [m for m in said if "letterbox" in m] == [
+        "cached lp_d0.mp4: 4 frames (0 skipped); letterbox bars outside the picture in 4 frames (frame 0: top 0, "
+        "bottom 27, left 0, right 0 px), left out of the crops"], said
+    caplog.clear()
+    frame = read_frames(str(shared("driving", "lp_d0.mp4")), max_frames=1)[0].rgb
+    with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
+        framed = frame_photo(frame, mesh, FramingConfig())
+    assert framed.bars == (0, 27, 0, 0) and framed.upright_deg == 0.0
+    assert "photo: letterbox bars outside the picture (top 0, bottom 27, left 0, right 0 px)" in caplog.text
+
+
 def test_unseen_prior_holds_what_no_view_shows(clip_cfg):
     """The unseen-prior term weighs the head-surface / torso Gaussians the target view does not show (the back
     of the head in a frontal clip, where it projects onto the person), not those it shows (the torso's front)

@@ -45,12 +45,14 @@ def float_range(lo: float, hi: float | None = None):
 FRAMING_ARGS = (("head", "fov"), "head"), (0.3, 1.0, 0.9)
 
 
-def framing_arguments(p) -> None:
-    """Add --framing and --head-fill (core/display.py: render_node's framing and head_fill) to parser p."""
+def framing_arguments(p, fov_view: str = "--fov") -> None:
+    """Add --framing and --head-fill (core/display.py: render_node's framing and head_fill) to parser p. fov_view:
+    what --framing fov draws through, as its help says it (render: its --fov option; bench, which has none: the
+    30 deg view; its help named a --fov it does not take, user61)."""
     (choices, default), (lo, hi, fill) = FRAMING_ARGS
     p.add_argument("--framing", choices=choices, default=default,
                    help="head: the view sized and placed by the avatar's own head (hair and ears, turned yaw +-35, "
-                        "pitch +-20) to fill --head-fill of the frame, centred on it; fov: --fov for any avatar "
+                        f"pitch +-20) to fill --head-fill of the frame, centred on it; fov: {fov_view} for any avatar "
                         f"(render_node's framing parameter, core/display.py; default {default})")
     p.add_argument("--head-fill", type=float_range(lo, hi), default=None,  # None: not given (framing_of)
                    help=f"with --framing head: the share of the frame (its tighter direction) the head's box fills "

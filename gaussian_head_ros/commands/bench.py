@@ -6,10 +6,12 @@
     gaussian-head bench --avatar me.ply --stages   # also a real avatar; cpu time per pipeline stage
     gaussian-head bench --backend gsplat cpu torch --device cuda --avatar me.ply   # on a CUDA machine
 
-Scenes: `synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense
-head-shaped surface of flat, nearly opaque discs, as a trained 3DGS head looks), at a 30 deg field of view
-from 0.6 m; `--avatar` framed as the render node frames it (`--framing`, default its own head's box filling
-`--head-fill` of the square: core/display.py), so that its rows cost what the render node's frames cost. Per figure: the median wall time per frame after warm-up
+Every row is timed through core.display.FaceDisplay, the render node's own drawing (one display per backend,
+thread count and device): its `drive` step (the drive rows) and its `raster` step (the others). Scenes:
+`synthetic` (core.synthetic.synthetic_avatar: face cap, head shell, torso) and `face` (a dense head-shaped surface
+of flat, nearly opaque discs, as a trained 3DGS head looks), at a 30 deg field of view from 0.6 m; `--avatar`
+framed as the render node frames it (`--framing`, default its own head's box filling `--head-fill` of the square:
+core/display.py), so that its rows cost what the render node's frames cost. Per figure: the median wall time per frame after warm-up
 (`fps`, `ms`), the process CPU time per frame (`cpu_ms`, all threads), the speed-up over the torch
 reference measured in the same run with the same threads (`vs_torch`; on `--device cpu` when measured
 there, else the torch row of the first device), Gaussian-pixel evaluations per
@@ -36,7 +38,8 @@ SCENES = ("synthetic", "face")
 
 def add_arguments(p):
     p.add_argument("--backend", nargs="+", default=None,
-                   help="backends to measure (default: cpu, torch, and gsplat when CUDA works)")
+                   help="backends to measure: auto (the one the face display picks here), cpu, torch, gsplat "
+                        "(default: cpu, torch, and gsplat when CUDA works)")
     p.add_argument("--size", type=int_range(*IMAGE_SIZES), nargs="+", default=[512], help="square image sizes")
     p.add_argument("--gaussians", type=int_range(0), nargs="+", default=[60_000, 100_000], help="Gaussian counts")
     p.add_argument("--threads", type=int, nargs="+", default=None,
@@ -47,7 +50,7 @@ def add_arguments(p):
     p.add_argument("--avatar", help="also measure this avatar .ply (at its own size), e.g. from gaussian-head reconstruct")
     p.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure (fast backends)")
     p.add_argument("--stages", action="store_true", help="also the cpu backend's time per pipeline stage")
-    framing_arguments(p)  # the --avatar rows' (core/display.py)
+    framing_arguments(p, "a 30 deg field of view across the frame")  # the --avatar rows' (core/display.py)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
 
@@ -84,16 +87,6 @@ def face_cloud(n: int, seed: int = 0):
     skin = np.array([0.85, 0.62, 0.5]) * (0.8 + 0.2 * rng.random((n, 1)))
     colors = np.clip(skin + 0.1 * normals[:, :1], 0, 1).astype(np.float32)
     return means, quats, scales, opac, colors
-
-
-def scene(name: str, n: int):
-    if name == "face":
-        return face_cloud(n)
-    from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.synthetic import synthetic_avatar
-
-    p = Driver(synthetic_avatar(n)).drive()
-    return p.means, p.quats, p.scales, p.opacities, p.colors
 
 
 def _time(fn, seconds: float, min_runs: int = 3, max_runs: int = 2000) -> tuple[float, float]:
@@ -137,20 +130,31 @@ def _configs(backends, threads, devices) -> list[tuple[str, int | None, str]]:
     return out
 
 
+def _refuse_fallback(backend: str, error: Exception):
+    """FaceDisplay's on_fallback for a bench: a backend that fails a frame is an error here, not timed as cpu."""
+    raise error
+
+
 def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None, stages=False, devices=("cpu",),
             framing=("head", 0.9)) -> list[dict]:
+    """The rows of `gaussian-head bench` (module docstring), each timed through a core.display.FaceDisplay, the
+    render node's drawing: one display per (backend, threads, device) of `_configs`, its `drive` (the drive rows,
+    posing an avatar's Gaussians) and its `raster` (every other row: the frame's K, the torso cut's fade) at its
+    defaults FOV_DEG 30 and DISTANCE_M 0.6. The avatar's rows are framed by `framing` (framing, head fill); the
+    scenes (not avatars: no framing of their own) by the 30 deg field of view. Sizes in pixels (square), counts
+    in Gaussians, `seconds` of measuring per row. Raises ValueError for what FaceDisplay or the avatar file
+    refuse."""
     from gaussian_head_ros.core.control import FaceControl, euler_to_quat
-    from gaussian_head_ros.core.display import AvatarFraming
-    from gaussian_head_ros.core.drive import Driver
-    from gaussian_head_ros.core.render import get_renderer, head_viewmat, intrinsics_from_fov
+    from gaussian_head_ros.core.display import DisplayAvatar, FaceDisplay
+    from gaussian_head_ros.core.drive import PosedGaussians
     from gaussian_head_ros.core.synthetic import synthetic_avatar
 
-    renderers = {(b, t, d): get_renderer(b, threads=t or 0, device=d) for b, t, d in _configs(backends, threads,
-                                                                                              devices)}
-    for r in renderers.values():
-        r.warm_up()
+    displays = {(b, t, d): FaceDisplay(backend=b, threads=t or 0, device=d, on_fallback=_refuse_fallback)
+                for b, t, d in _configs(backends, threads, devices)}
+    for shown in displays.values():
+        shown.renderer.warm_up()
+    first = next(iter(displays.values()))
     rows = []
-    view = head_viewmat(0.6)
     jobs = [(n, name) for n in counts for name in scenes]
     if avatar_path:
         from gaussian_head_ros.core.avatar import load_ply
@@ -160,30 +164,32 @@ def measure(backends, sizes, counts, threads, scenes, seconds, avatar_path=None,
         jobs.append((avatar.num_gaussians, "avatar"))
     load = lambda: round(os.getloadavg()[0], 2)  # noqa: E731
     for n in sorted({n for n, _ in jobs}):
-        driver = Driver(avatar if (n, "avatar") in jobs else synthetic_avatar(n))
+        drawn = DisplayAvatar(avatar if (n, "avatar") in jobs else synthetic_avatar(n))  # its head's box once
+        first.avatar = drawn
         control = FaceControl(rotation=euler_to_quat(12, -5, 3).astype(np.float32), mouth_open=0.2)
-        s, cpu = _time(lambda: driver.drive(control), seconds)
+        s, cpu = _time(lambda: first.drive(control), seconds)
         drive_s = s
         rows.append(dict(backend="drive", device="cpu", scene="avatar" if (n, "avatar") in jobs else "synthetic", n_gaussians=n,
                          size=None, threads=1, fps=round(1 / s, 1), ms=round(s * 1e3, 3), cpu_ms=round(cpu * 1e3, 3),
                          load_1min=load()))
         for name in [name for m, name in jobs if m == n]:
-            if name == "avatar":
-                p = driver.drive(FaceControl.rest())
-                g = (p.means, p.quats, p.scales, p.opacities, p.colors)
-            else:
-                g = scene(name, n)
-            framed = AvatarFraming.from_avatar(avatar) if name == "avatar" else None  # its head's box once, any size
+            # the avatar and the synthetic avatar (core.synthetic) driven at rest; the face scene is no avatar
+            one = None if name == "face" else drawn if name == "avatar" or (n, "avatar") not in jobs else (
+                DisplayAvatar(synthetic_avatar(n)))
+            for shown in displays.values():
+                shown.avatar = one
+                shown.set(framing=framing[0] if name == "avatar" else "fov", head_fill=framing[1])
+            posed = PosedGaussians(*face_cloud(n)) if one is None else first.drive()
+            g = (posed.means, posed.quats, posed.scales, posed.opacities, posed.colors)
             for size in sizes:
-                k = (framed.intrinsics(framing[0], 30.0, size, size, 0.6, framing[1])
-                     if framed is not None else intrinsics_from_fov(30, size, size))
-                st = _stages(g, view, k, size, seconds if stages else 0.0, threads[-1])
+                for shown in displays.values():
+                    shown.set(width=size, height=size)
+                st = _stages(g, first.viewmat, first.K, size, seconds if stages else 0.0, threads[-1])
                 evals = st["evaluations"]
                 torch_fps, here = {}, []
-                for (backend, t, device), renderer in renderers.items():
+                for (backend, t, device), shown in displays.items():
                     slow = backend == "torch" and device == "cpu"
-                    s, cpu = _time(lambda: renderer.render_rgb8(*g, view, k, size, size), 0.0 if slow else seconds,
-                                   min_runs=2 if slow else 5)
+                    s, cpu = _time(lambda: shown.raster(posed), 0.0 if slow else seconds, min_runs=2 if slow else 5)
                     row = dict(backend=backend, device=device, scene=name, n_gaussians=n, size=size, threads=t,
                                fps=round(1 / s, 2), ms=round(s * 1e3, 2), cpu_ms=round(cpu * 1e3, 2),
                                gevals_s=round(evals / s / 1e9, 3), load_1min=load())
@@ -211,14 +217,13 @@ def run(args) -> int:
     import torch
 
     from gaussian_head_ros.core.files import check_exists
-    from gaussian_head_ros.core.render import BACKENDS, backend_available, device_available, runnable_backend
+    from gaussian_head_ros.core.render import backend_available, device_available, runnable_backend
     from gaussian_head_ros.core.render.cpu_backend import cpu_threads
 
-    backends = args.backend or (["cpu", "torch"] + (["gsplat"] if backend_available("gsplat") else []))
-    for b in backends:
-        if b not in BACKENDS or b == "auto":
-            raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS[1:])}")
-        runnable_backend(b)  # ValueError: gsplat without a working CUDA device
+    asked = args.backend or (["cpu", "torch"] + (["gsplat"] if backend_available("gsplat") else []))
+    # 'auto' as the face display resolves it here; ValueError for an unknown name (core.render.checked_backend's
+    # words, as render's and eval's) or gsplat without a working CUDA device
+    backends = list(dict.fromkeys(runnable_backend(b) for b in asked))
     for d in args.device:
         if not device_available(d):  # ValueError for a name that is no device
             raise ValueError(f"--device {d}: torch sees no such device here")

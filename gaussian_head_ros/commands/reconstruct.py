@@ -32,6 +32,21 @@ def _option(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
+def _check_preset(backend: str, preset: str) -> None:
+    """Raise ValueError saying what to do when the reconstruction backend `backend` takes no --preset: rar's model
+    size is the one its checkpoint was trained with (the train config's `preset`), not chosen at reconstruction;
+    `--backend rar --preset small` answered only "unknown rar options: 'preset'" (user60)."""
+    from gaussian_head_ros.core.reconstruct import backend_class
+    from gaussian_head_ros.core.reconstruct.mesh_fit import PRESETS
+
+    if "preset" in backend_class(backend).OPTIONS:
+        return
+    raise ValueError(f"--preset {preset} with --backend {backend}: presets are mesh_fit's ({', '.join(PRESETS)}: its "
+                     f"Gaussian budget); a {backend} model's size is its checkpoint's, the preset it was trained with "
+                     "(the train config's 'preset: ...', docs/TRAINING.md). Leave --preset out and give the trained "
+                     "model: --option checkpoint=MODEL.pt")
+
+
 def add_arguments(p):
     from gaussian_head_ros.commands import int_range, ply_output
     from gaussian_head_ros.core.reconstruct import BACKENDS, DEFAULT_BACKEND
@@ -44,7 +59,9 @@ def add_arguments(p):
                         "ME.driving.npz (what driving needs)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
                    help=f"reconstructor (default {DEFAULT_BACKEND}: training-free, CPU)")
-    p.add_argument("--preset", default=None, help="backend preset (mesh_fit: fast, default, dense)")
+    p.add_argument("--preset", default=None,
+                   help="mesh_fit preset: fast, default, dense (its Gaussian budget); rar has none: its model's size "
+                        "is its checkpoint's")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="backend option, repeatable (e.g. max_gaussians=40000, min_face_px=80, checkpoint=rar.pt)")
     p.add_argument("--operator-id", default="", help="operator id stored in the avatar (default: the photo's name)")
@@ -68,6 +85,7 @@ def run(args) -> int:
 
     options = dict(_option(o) for o in args.option)
     if args.preset:
+        _check_preset(args.backend, args.preset)
         options["preset"] = args.preset
     if args.max_pixels is not None:
         options["max_pixels"] = args.max_pixels

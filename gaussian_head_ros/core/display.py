@@ -55,7 +55,7 @@ import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_TORSO
 from gaussian_head_ros.core.control import euler_to_quat, quat_to_matrix
-from gaussian_head_ros.core.render.base import to_rgb8
+from gaussian_head_ros.core.render.base import checked_threads, to_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ class FaceDisplay:
         others stay. Checks only what changed (the render node hands all of them every frame: ~10 us). Raises
         ValueError (nothing changed then) for a value it cannot draw with, or TypeError for another keyword."""
         from gaussian_head_ros.core.drive import lighting_from_spec
-        from gaussian_head_ros.core.render import BACKENDS, head_viewmat
+        from gaussian_head_ros.core.render import checked_backend, head_viewmat
 
         unknown = sorted(set(settings) - set(SETTINGS))
         if unknown:
@@ -455,13 +455,9 @@ class FaceDisplay:
                     raise ValueError(f"background needs 3 values r g b in 0..1, got {list(bg)}")
                 new[k] = bg
             elif k == "backend":
-                if v not in BACKENDS:
-                    raise ValueError(f"unknown rasterizer backend {v!r}; choose one of {', '.join(BACKENDS)}")
-                new[k] = str(v)
+                new[k] = checked_backend(v)  # no backend imported here
             elif k == "threads":
-                if int(v) < 0:
-                    raise ValueError(f"threads must be >= 0, got {v}")
-                new[k] = int(v)
+                new[k] = checked_threads(v)
             else:  # device
                 new[k] = str(v)
         for k, v in new.items():

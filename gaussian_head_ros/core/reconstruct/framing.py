@@ -85,6 +85,8 @@ class FramedPhoto:
     other_faces: list = field(default_factory=list)  # [478, 3] landmarks (crop pixels) of the other faces found
     source_px: float = 1.0  # photo pixels (of the photo as detected: shrunk when over max_pixels) per crop pixel:
     #                         below 1 the crop is upsampled (a 150 px wide face: 0.85; the ../shared portraits 0.55-2.6)
+    bars: tuple = (0, 0, 0, 0)  # letterbox lines outside the picture found (top, bottom, left, right; border_bars)
+    upright_deg: float = 0.0  # the head's roll the photo was turned back by on a canvas (roll_upright); 0: not turned
 
 
 # A photo whose crop is enlarged more than this (a face under ~90 px wide) is said to make a soft avatar: there the
@@ -228,14 +230,16 @@ def roll_upright(rgb: np.ndarray, roll_deg: float, inside: np.ndarray | None = N
     return fill_outside(canvas, inside), inside, cv2.invertAffineTransform(m)
 
 
-def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
+def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig, log_level: int = logging.INFO) -> FramedPhoto:
     """[H, W, 3] uint8 photo -> FramedPhoto, or ReconstructionError saying why the photo cannot be used. With
     cfg.trim_bars the photo's letterbox / pillarbox bars (border_bars) lie outside it (`valid` False, the crop
     repeats the picture's last line there); the head frame is fitted in the whole image, as a tracker sees it.
     With cfg.upright a photo whose largest face lies on its side is turned upright first by whole quarter turns
     (quarter_turns; lossless), and one whose face is upside down by half a turn (FaceMesh.upside_down), then one whose
     head is still rolled more than cfg.roll_upright_deg (head_roll_deg) by that angle on a larger canvas (roll_upright:
-    the canvas beyond the photo is outside `valid`), with a warning."""
+    the canvas beyond the photo is outside `valid`), with a warning. Each of these (bars found, a roll turned upright)
+    is logged at `log_level` and kept in the FramedPhoto (`bars`, `upright_deg`): a clip's data preparation frames
+    every frame at DEBUG and says them once per clip (core.train.data.prepare_clip: a line a frame, ~1.5M on VFHQ)."""
     check_image(rgb, cfg.max_pixels)
     h0, w0 = rgb.shape[:2]
     shrink = min(1.0, cfg.max_side / max(h0, w0))
@@ -278,7 +282,8 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
         if not faces:
             raise ReconstructionError(NO_FACE, "no face found in the photo turned upright; use an upright photo "
                                                "of one person facing the camera")
-        log.info("photo: the head is rolled %.1f deg: turned upright on a %dx%d canvas", roll, *work.shape[1::-1])
+        log.log(log_level, "photo: the head is rolled %.1f deg: turned upright on a %dx%d canvas", roll,
+                *work.shape[1::-1])
     rolled = (f"{abs(roll):.0f} deg {'counter-clockwise' if roll > 0 else 'clockwise'}" if to_photo is not None
               else "")  # (cv2's positive angle, a head rolled clockwise as displayed turned back counter-clockwise)
     if turns:  # one warning for both turns
@@ -320,6 +325,9 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     if to_photo is None:
         bars = border_bars(work) if cfg.trim_bars else (0, 0, 0, 0)
         work = _fill_bars(work, bars)
+        if any(bars):
+            log.log(log_level, "photo: letterbox bars outside the picture (top %d, bottom %d, left %d, right %d px)",
+                    *bars)
     top, bottom, left, right = bars
     # the cut-off check in the photo's own pixels (less its bars): a rolled photo's edges are not the canvas's
     warnings += check_cut_off(face.landmarks_px, fit, photo_size[0] - left - right, photo_size[1] - top - bottom, cfg,
@@ -371,7 +379,8 @@ def frame_photo(rgb: np.ndarray, facemesh, cfg: FramingConfig) -> FramedPhoto:
     others = [np.stack([(o.landmarks_px[:, 0] - x0) * s, (o.landmarks_px[:, 1] - y0) * s, o.landmarks_px[:, 2] * s],
                        1).astype(np.float32) for o in faces[1:]]
     return FramedPhoto(photo, Kc, viewmat, lm_c.astype(np.float32), vertices.astype(np.float32), fit, euler,
-                       float(width), len(faces), warnings, valid, others, source_px=side / cfg.size)
+                       float(width), len(faces), warnings, valid, others, source_px=side / cfg.size,
+                       bars=tuple(int(b) for b in bars), upright_deg=float(roll) if to_photo is not None else 0.0)
 
 
 def _fill_bars(rgb: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
@@ -380,7 +389,6 @@ def _fill_bars(rgb: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
     top, bottom, left, right = bars
     if not any(bars):
         return rgb
-    log.info("photo: letterbox bars outside the picture (top %d, bottom %d, left %d, right %d px)", *bars)
     hw, ww = rgb.shape[:2]
     out = rgb.copy()
     out[:top], out[hw - bottom:] = out[top], out[hw - bottom - 1]

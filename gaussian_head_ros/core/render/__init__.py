@@ -96,11 +96,18 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
     return module.rasterize(means, quats, scales, opacities, colors, viewmat, K, int(width), int(height), bg)
 
 
-def backend_module(name: str):
-    """The module of a registered backend (not "auto"); ValueError for an unknown name."""
-    if name not in REGISTRY:
+def checked_backend(name, auto: bool = True) -> str:
+    """`name` if it is a rasterizer backend's (one of BACKENDS; with auto=False one of REGISTRY, 'auto' refused);
+    ValueError naming the choices otherwise. Imports no backend: FaceDisplay.set checks a name with it at every
+    change, backend_module before importing one."""
+    if name not in (BACKENDS if auto else REGISTRY):
         raise ValueError(f"unknown rasterizer backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    return importlib.import_module(REGISTRY[name])
+    return str(name)
+
+
+def backend_module(name: str):
+    """The module of a registered backend (not "auto"); ValueError for an unknown name (checked_backend)."""
+    return importlib.import_module(REGISTRY[checked_backend(name, auto=False)])
 
 
 def backend_available(name: str) -> bool:

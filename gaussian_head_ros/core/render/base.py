@@ -28,6 +28,14 @@ def rgb8_tensor(image):
     return (image.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
 
 
+def checked_threads(threads) -> int:
+    """`threads` (CPU threads a renderer may use, 0: the backend decides) as an int; ValueError when it is
+    negative. Renderer's rule, also FaceDisplay.set's (which makes no renderer to check it)."""
+    if int(threads) < 0:
+        raise ValueError(f"threads must be >= 0, got {threads}")
+    return int(threads)
+
+
 class Renderer:
     """Draws display frames with one backend. Not for concurrent use from several threads.
 
@@ -37,9 +45,7 @@ class Renderer:
     name = ""
 
     def __init__(self, threads: int = 0, device: str = "cpu"):
-        if threads < 0:
-            raise ValueError(f"threads must be >= 0, got {threads}")
-        self.threads = int(threads)
+        self.threads = checked_threads(threads)
         self.device = device
         self.threads_used = 0
 

@@ -219,11 +219,12 @@ def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
     bs = _Blendshapes(cfg.landmarker_model) if cfg.landmarker_model else None
     seg = PersonSegmenter()
     skipped = 0
+    barred, upright = [], []  # (frame, bars) of the frames with letterbox bars; |roll| of those turned upright
     try:
         with FaceMesh(static_image_mode=False, max_faces=1) as fm:
             for i, rgb in _read_frames(path, keep):
                 try:
-                    fr = frame_photo(rgb, fm, framing)
+                    fr = frame_photo(rgb, fm, framing, log_level=logging.DEBUG)  # said once for the clip, below
                 except ValueError as e:
                     log.debug("%s frame %d skipped: %s", path.name, i, e)
                     skipped += 1
@@ -232,6 +233,10 @@ def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
                 if scores is None:
                     skipped += 1
                     continue
+                if any(fr.bars):
+                    barred.append((i, fr.bars))
+                if fr.upright_deg:
+                    upright.append(abs(fr.upright_deg))
                 k = len(rec["K"])
                 cv2.imwrite(str(tmp / "frames" / f"{k:05d}.jpg"), fr.photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
                 mask = seg.probability(fr.photo)
@@ -253,8 +258,24 @@ def prepare_clip(path: str | Path, cfg: DataConfig) -> Path:
         "blendshape_names": bs.names if bs else [], "skipped": skipped, "config": asdict(cfg)}))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    log.info("cached %s: %d frames (%d skipped)", path.name, len(rec["K"]), skipped)
+    log.info("cached %s: %d frames (%d skipped)%s", path.name, len(rec["K"]), skipped,
+             _framing_summary(barred, upright, framing.roll_upright_deg))
     return out
+
+
+def _framing_summary(barred: list, upright: list, roll_upright_deg: float) -> str:
+    """'' or '; letterbox bars ... in N frames; the head rolled ... in M frames': what frame_photo did to a clip's
+    frames, said once for the clip (it logged a line a frame before). barred: (frame index, (top, bottom, left,
+    right) lines) of the frames with bars; upright: |roll| degrees of the frames turned upright."""
+    said = ""
+    if barred:
+        i, (top, bottom, left, right) = barred[0]
+        said += (f"; letterbox bars outside the picture in {len(barred)} frames (frame {i}: top {top}, bottom "
+                 f"{bottom}, left {left}, right {right} px), left out of the crops")
+    if upright:
+        said += (f"; the head rolled more than {roll_upright_deg:g} deg in {len(upright)} frames (up to "
+                 f"{max(upright):.0f} deg), turned upright")
+    return said
 
 
 class Clip:
