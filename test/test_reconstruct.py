@@ -1848,6 +1848,30 @@ def test_a_turned_ear_is_not_drawn_again_behind_itself(results, name, box, befor
     assert float(detail[alive].std()) < 0.011, f"{detail[alive].std():.4f} (before {before}): the ear drawn again"
 
 
+def test_a_turned_photos_far_ear_is_not_mirrored_behind_its_place(results):
+    """obama_speech's photo is turned 13 deg: his far half's hidden back is the near half's mirror image
+    (completion.mirrored_back). The proxy's back behind his near ear lies as deep as the head's, a fin some 6 cm deep
+    beside the skull; mirrored, it pushed the far half's back out at the ears' rows, and turned to show that side
+    (yaw -30) he had a second ear 3-5 cm behind where the far ear lies (session 60, by eye; ear61). The near ear
+    (surfaces.ear_zones to EAR_RIM_REACH) is not mirrored now. Far-half Gaussians at the ears' rows (the template's brows
+    to its nose base), 3-6 cm behind the far cheek's landmark (template CHEEK_R / CHEEK_L): how far beyond that
+    landmark they reach (the ear a real head has there lies within 3 cm of it): 18.1 / 20.5 / 21.6 mm per cm before,
+    8.0 / 7.4 / 3.1 after."""
+    from gaussian_head_ros.core import landmarks as lmk
+
+    a = results["obama_speech.jpg"].avatar
+    v, m = np.asarray(a.template_vertices, np.float64), np.asarray(a.means, np.float64)
+    vm = np.asarray(a.source_camera.viewmat, np.float64)
+    near = np.sign((-vm[:3, :3].T @ vm[:3, 3])[0])  # the camera's side of the mid-sagittal plane
+    cheek = next(v[i] for i in (lmk.CHEEK_R, lmk.CHEEK_L) if np.sign(v[i, 0]) != near)
+    rows = (m[:, 1] > v[list(lmk.BROW_R + lmk.BROW_L), 1].min()) & (m[:, 1] < v[lmk.NOSE_BASE, 1])
+    behind = m[:, 2] - cheek[2]
+    beyond = -near * m[:, 0] - abs(cheek[0])  # metres further from the mid-plane than the far cheek
+    reach = [1000 * float(beyond[rows & (behind > lo) & (behind < lo + 0.01)].max()) for lo in (0.03, 0.04, 0.05)]
+    assert max(reach) < 12.0, f"far-half Gaussians 3-6 cm behind the far cheek reach {reach} mm beyond it: the near " \
+                              "ear mirrored behind the far one's place (before ear61: 18.1, 20.5, 21.6)"
+
+
 def test_a_turned_necks_hidden_side_has_no_dotted_line_above_the_collar(results):
     """The hidden side's detail (SideLook.texture, x side_texture_gain 2) taken from the jaw's shadow and the collar drew
     a jagged dotted line round obama_official's neck above the collar, turned 35 deg (halo22, session 22); the detail
