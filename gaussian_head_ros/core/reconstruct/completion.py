@@ -287,7 +287,8 @@ def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.
     among the far half's pixels (the mirrored points land on the grid unevenly) and weighted by `head`.
 
     ears [S, S] bool (None: none): the near ear's pixels (surfaces.ear_zones) are not mirrored, and the far half's
-    pixels their mirror images would land on take the gain of the far half around them (push-pull). An ear stands out
+    pixels their mirror images would land on take the gain of the far half above and below them (carried down each
+    column: the skull's, over the ear and under it). An ear stands out
     of the outline, and the proxy's back behind it lies as deep as the head's: a fin some 6 cm deep beside the
     skull. Mirrored, its back end pushed the far half's back out by 3-5 cm at the ears' rows, and a head turned to
     show that side (obama_speech at yaw -30) showed a second ear there, behind where the far ear lies (ear61)."""
@@ -307,15 +308,28 @@ def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.
     deepest = cv2.dilate(deepest, np.ones((3, 3), np.uint8))  # the grid's gaps between mirrored points
     gain = np.where(far & (deepest > 0), np.maximum(deepest - back, 0.0), 0.0).astype(np.float32)
     shadow = far & (cv2.dilate(shadow, np.ones((3, 3), np.uint8)) > 0)
-    if shadow.any() and (far & ~shadow).any():
-        from gaussian_head_ros.core.reconstruct.surfaces import push_pull
-
-        gain = np.where(shadow, push_pull(gain[..., None], (far & ~shadow).astype(np.float32))[..., 0], gain)
+    if shadow.any():
+        gain = np.where(shadow, _down_columns(gain, far & ~shadow), gain).astype(np.float32)
     if blur_px > 0:
         from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
 
         gain = np.where(far, masked_blur(gain, far, blur_px), 0.0)
     return (gain * head).astype(np.float32)
+
+
+def _down_columns(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """[S, S]: values [S, S] carried down each column from its nearest known [S, S] bool row above to the nearest
+    below, linearly (one of them alone where the other is missing; 0 where the column knows none)."""
+    S = values.shape[0]
+    rows = np.broadcast_to(np.arange(S)[:, None], values.shape)
+    above = np.maximum.accumulate(np.where(known, rows, -1), axis=0)
+    below = np.minimum.accumulate(np.where(known, rows, S)[::-1], axis=0)[::-1]
+    cols = np.broadcast_to(np.arange(values.shape[1])[None, :], values.shape)
+    va = np.where(above >= 0, values[np.maximum(above, 0), cols], np.nan)
+    vb = np.where(below < S, values[np.minimum(below, S - 1), cols], np.nan)
+    w = np.where((above >= 0) & (below < S), (rows - above) / np.maximum(below - above, 1), 0.0)
+    out = np.where(np.isnan(va), vb, np.where(np.isnan(vb), va, (1 - w) * va + w * vb))
+    return np.nan_to_num(out, nan=0.0)
 
 
 def _mirrored_pixels(pts: np.ndarray, person: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray):
