@@ -272,7 +272,7 @@ def toward_side(scene: Scene, pts: np.ndarray, col: np.ndarray, side: GaussianBa
 
 
 def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.ndarray, t: np.ndarray,
-                  K: np.ndarray, head: np.ndarray, blur_px: float = 2.0) -> np.ndarray:
+                  K: np.ndarray, head: np.ndarray, blur_px: float = 2.0, ears: np.ndarray | None = None) -> np.ndarray:
     """[S, S] metres: how much deeper (camera depth) the hidden back at each pixel of the head's far half lies once that
     half is the near half's mirror image. back [S, S] camera depth of the proxy's back over person [S, S] bool; rays
     [S, S, 3] camera rays with z = 1; R [3, 3], t [3] head -> camera; K [3, 3]; head [S, S] in 0..1, the share of
@@ -284,7 +284,14 @@ def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.
     background beside the far outline is not the head (the photo says so), one along a ray through the person is
     hidden by what the photo shows there. The deepest of them at each far-half pixel, less the back there, is the
     gain (0 where the far half is as deep already, beyond the person and on the near half); blurred by blur_px
-    among the far half's pixels (the mirrored points land on the grid unevenly) and weighted by `head`."""
+    among the far half's pixels (the mirrored points land on the grid unevenly) and weighted by `head`.
+
+    ears [S, S] bool (None: none): the near ear's pixels (surfaces.ear_zones) are not mirrored, and the far half's
+    pixels their mirror images would land on take the gain of the far half above and below them (carried down each
+    column: the skull's, over the ear and under it). An ear stands out
+    of the outline, and the proxy's back behind it lies as deep as the head's: a fin some 6 cm deep beside the
+    skull. Mirrored, its back end pushed the far half's back out by 3-5 cm at the ears' rows, and a head turned to
+    show that side (obama_speech at yaw -30) showed a second ear there, behind where the far ear lies (ear61)."""
     S = person.shape[0]
     ii, jj = np.nonzero(person)
     pts = ((back[ii, jj, None] * rays[ii, jj]) - t) @ R  # head frame
@@ -292,22 +299,50 @@ def mirrored_back(back: np.ndarray, person: np.ndarray, rays: np.ndarray, R: np.
     near = side * pts[:, 0] > 0
     far = np.zeros((S, S), bool)
     far[ii[~near], jj[~near]] = True
-    m = pts[near] * np.array([-1.0, 1.0, 1.0])
-    c = m @ R.T + t
-    z = np.maximum(c[:, 2], 1e-6)
-    u = np.floor(K[0, 0] * c[:, 0] / z + K[0, 2]).astype(np.int64)
-    v = np.floor(K[1, 1] * c[:, 1] / z + K[1, 2]).astype(np.int64)
-    ok = (u >= 0) & (u < S) & (v >= 0) & (v < S)
-    ok[ok] = person[v[ok], u[ok]]
+    ear = np.zeros(len(pts), bool) if ears is None else ears[ii, jj]
     deepest = np.zeros((S, S), np.float32)
-    np.maximum.at(deepest, (v[ok], u[ok]), z[ok].astype(np.float32))
+    shadow = np.zeros((S, S), np.float32)  # where the near ear's mirror images land
+    for take, out in ((near & ~ear, deepest), (near & ear, shadow)):
+        v, u, z = _mirrored_pixels(pts[take], person, R, t, K)
+        np.maximum.at(out, (v, u), z.astype(np.float32))
     deepest = cv2.dilate(deepest, np.ones((3, 3), np.uint8))  # the grid's gaps between mirrored points
     gain = np.where(far & (deepest > 0), np.maximum(deepest - back, 0.0), 0.0).astype(np.float32)
+    shadow = far & (cv2.dilate(shadow, np.ones((3, 3), np.uint8)) > 0)
+    if shadow.any():
+        gain = np.where(shadow, _down_columns(gain, far & ~shadow), gain).astype(np.float32)
     if blur_px > 0:
         from gaussian_head_ros.core.reconstruct.surfaces import masked_blur
 
         gain = np.where(far, masked_blur(gain, far, blur_px), 0.0)
     return (gain * head).astype(np.float32)
+
+
+def _down_columns(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """[S, S]: values [S, S] carried down each column from its nearest known [S, S] bool row above to the nearest
+    below, linearly (one of them alone where the other is missing; 0 where the column knows none)."""
+    S = values.shape[0]
+    rows = np.broadcast_to(np.arange(S)[:, None], values.shape)
+    above = np.maximum.accumulate(np.where(known, rows, -1), axis=0)
+    below = np.minimum.accumulate(np.where(known, rows, S)[::-1], axis=0)[::-1]
+    cols = np.broadcast_to(np.arange(values.shape[1])[None, :], values.shape)
+    va = np.where(above >= 0, values[np.maximum(above, 0), cols], np.nan)
+    vb = np.where(below < S, values[np.minimum(below, S - 1), cols], np.nan)
+    w = np.where((above >= 0) & (below < S), (rows - above) / np.maximum(below - above, 1), 0.0)
+    out = np.where(np.isnan(va), vb, np.where(np.isnan(vb), va, (1 - w) * va + w * vb))
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _mirrored_pixels(pts: np.ndarray, person: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray):
+    """Head-frame points pts [M, 3] mirrored across x = 0 and projected: (rows [k], columns [k], camera depths [k]) of
+    those landing on person [S, S] bool."""
+    S = person.shape[0]
+    c = (pts * np.array([-1.0, 1.0, 1.0])) @ R.T + t
+    z = np.maximum(c[:, 2], 1e-6)
+    u = np.floor(K[0, 0] * c[:, 0] / z + K[0, 2]).astype(np.int64)
+    v = np.floor(K[1, 1] * c[:, 1] / z + K[1, 2]).astype(np.int64)
+    ok = (u >= 0) & (u < S) & (v >= 0) & (v < S)
+    ok[ok] = person[v[ok], u[ok]]
+    return v[ok], u[ok], z[ok]
 
 
 def mirrored_colours(scene: Scene, means: np.ndarray, colors: np.ndarray, clean: np.ndarray, reach_m: float = 0.03,

@@ -16,9 +16,9 @@ from gaussian_head_ros.core.reconstruct.backdrop_rim import backdrop_kept
 from gaussian_head_ros.core.reconstruct.completion import mirrored_back
 from gaussian_head_ros.core.reconstruct.eyeballs import eye_side, place_on_eyeballs
 from gaussian_head_ros.core.reconstruct.hidden_colours import hair_and_skin
-from gaussian_head_ros.core.reconstruct.surfaces import (clean_mask, drop_thin_parts, guided_filter, inflate,
-                                                         matte_hair, nearer_other_faces, open_border, peel_unlike_rim,
-                                                         push_pull, refine_silhouette)
+from gaussian_head_ros.core.reconstruct.surfaces import (EAR_RIM_REACH, clean_mask, drop_thin_parts, ear_zones,
+                                                         guided_filter, inflate, matte_hair, nearer_other_faces,
+                                                         open_border, peel_unlike_rim, push_pull, refine_silhouette)
 
 
 def person_mask(cfg, fp, photo: np.ndarray, segmenter, mesh_px: np.ndarray, rows: np.ndarray):
@@ -150,7 +150,10 @@ def body_depth(cfg, fp, person: np.ndarray, rays: np.ndarray, rows: np.ndarray, 
         # the head's rows, fading out from the nose base's to the chin's: below, the mirror of the near half's hair
         # and shoulder stood out beside lp_s9_monalisa's neck as a pale strip (the neck is narrower than the head)
         above_jaw = 1 - smoothstep(fp.landmarks_px[lmk.NOSE_BASE, 1], chin_v, rows)  # [S, 1]
-        gain = turn * mirrored_back(back, person, rays, R, t, K, (1 - wt) * above_jaw)
+        # and not the near ear's fin (its back as deep as the head's), rim and all: mirrored, a second ear behind
+        # the far one's place
+        gain = turn * mirrored_back(back, person, rays, R, t, K, (1 - wt) * above_jaw,
+                                    ears=ear_zones(fp.landmarks_px, S, EAR_RIM_REACH))
         back, h_back = back + gain, h_back + gain
     return front, back, h_back, wt, turn
 

@@ -657,11 +657,16 @@ def face_region(landmarks_px: np.ndarray, size: int, grow: float = 0.35) -> np.n
 # nose base's row (crop 512).
 EAR_REACH = 0.2
 EAR_ABOVE_BROWS = 0.1
+# An ear's outer rim reaches further out on some faces: obama_speech's 0.24 x his oval's 178 px beyond his cheek's
+# landmark at its widest (crop 512, rows 200-240). Where a band too narrow leaves the rim out and only the whole ear
+# will do (completion.mirrored_back: the rim's fin alone, mirrored, still drew the far ear 5 cm too deep), ear_zones
+# reaches this far.
+EAR_RIM_REACH = 0.35
 
 
-def ear_zones(landmarks_px: np.ndarray, size: int) -> np.ndarray:
+def ear_zones(landmarks_px: np.ndarray, size: int, reach: float = EAR_REACH) -> np.ndarray:
     """[S, S] bool: where the ears of the face with landmarks_px [478, >=2] (crop pixels) lie in its photo, a band
-    beside each side of its oval (landmarks.CHEEK_R / CHEEK_L) EAR_REACH x the oval's width there wide, from
+    beside each side of its oval (landmarks.CHEEK_R / CHEEK_L) `reach` x the oval's width there wide, from
     EAR_ABOVE_BROWS x that width above the brows to the nose base's row, in the face's own axes (its roll)."""
     p = landmarks_px[:, :2].astype(np.float64)
     r, l = p[lmk.CHEEK_R], p[lmk.CHEEK_L]
@@ -677,7 +682,7 @@ def ear_zones(landmarks_px: np.ndarray, size: int) -> np.ndarray:
     for side, base in ((-1.0, r), (1.0, l)):
         out_dir = side * across
         corners = [base + a * out_dir + (d - float((base - r) @ down)) * down
-                   for a, d in ((0.0, top), (EAR_REACH * width, top), (EAR_REACH * width, bottom), (0.0, bottom))]
+                   for a, d in ((0.0, top), (reach * width, top), (reach * width, bottom), (0.0, bottom))]
         cv2.fillConvexPoly(out, np.round(np.array(corners)).astype(np.int32), 1)
     return out.astype(bool)
 
