@@ -292,7 +292,7 @@ def test_a_shut_lid_hides_the_eyeball_and_keeps_its_lash_line():
     0), none with a shut lid hiding them (lashes.eyeball_share). The closed line stays dark: 1 - its darkest luminance
     over the lid's 0.25-0.45 eye widths above it (median over the columns), right / left 0.572 / 0.633 before, 0.554 /
     0.633 after (0.46-0.63 on the nine portraits, both). Up to 0.875 of the lid's gap closed (lid ratio 0.3) and at
-    rest the eyeballs keep the avatar's opacities, bit for bit."""
+    rest the eyeballs keep the avatar's opacities, bit for bit; a torch avatar's Driver hides them as the numpy one."""
     from gaussian_head_ros.core.avatar import PART_EYE
     from gaussian_head_ros.core.imageio import read_image
     from gaussian_head_ros.core.render import rasterize
@@ -315,3 +315,7 @@ def test_a_shut_lid_hides_the_eyeball_and_keeps_its_lash_line():
         assert np.median(1 - np.array(line) / np.array(lid)) > 0.4, (line, lid)
     for control in (lids(0.3), FaceControl.rest()):
         np.testing.assert_array_equal(driver.drive(control).opacities[eye], driver.opacities[eye])
+    torch = pytest.importorskip("torch")  # training's path hides them alike
+    ta = dataclasses.replace(avatar, **{f: torch.tensor(getattr(avatar, f)) for f in ("means", "quats", "log_scales",
+                                                                                     "logit_opacities", "sh")})
+    np.testing.assert_allclose(Driver(ta).drive(lids(0.2)).opacities.detach().numpy(), p.opacities, atol=1e-6)
