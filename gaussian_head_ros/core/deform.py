@@ -195,6 +195,11 @@ class DriveConfig:
     # (lashes.spread_rows), take that skin's colour around where the closed lid puts them, averaged with this
     # Gaussian standard deviation in metres (core.lashes.crease_map; 0 = off)
     lid_crease_skin_m: float = 0.001
+    # The eyeballs fade out as a lid shuts (core.lashes.eyeball_share): whole up to this share of the lid's rest gap
+    # closed, gone from the second. obama_speech's irises poked through his shut lids on tpsmm_driving frame 20 at
+    # 0.969 closed (267 px at 512 px; at (0.95, 1.0) they kept 0.65 of their opacity and still showed); up to 0.94
+    # closed (lp_d18 94, 97, tpsmm 93 on business_person) the eye's slit looks the same with them faded
+    eyeball_shut_closure: tuple[float, float] = (0.9, 0.97)
     relight_max_ratio: float = 3.0  # limit on E_target / E_captured
     # The brows and the forehead above them (`brow_rows`) move this many times the control's expression there
     # when driving for display (`control_inputs`; training is unchanged). Off (1) by default. Measured

@@ -42,8 +42,8 @@ import numpy as np
 
 from gaussian_head_ros.core import brow_strip, deform, lashes, lip_body, lip_margin
 from gaussian_head_ros.core import landmarks as lmk
-from gaussian_head_ros.core.avatar import (PART_FACE, PART_PHOTO_MOUTH, SH_C1, SH_C2, GaussianAvatar, sh_dc_to_rgb,
-                                           sh_rest_rows)
+from gaussian_head_ros.core.avatar import (PART_EYE, PART_FACE, PART_PHOTO_MOUTH, SH_C1, SH_C2, GaussianAvatar,
+                                           sh_dc_to_rgb, sh_rest_rows)
 from gaussian_head_ros.core.control import FaceControl, head_rotation_in_view, quat_to_matrix
 from gaussian_head_ros.core.deform import DriveConfig, axis_angle_x, scaled_rotations, triangle_frames  # noqa: F401
 from gaussian_head_ros.core.expression import hooded_brow_lift
@@ -152,6 +152,8 @@ class FrameTables:
     margin: np.ndarray | None = None
     # how far an open photo's lips take their own colour (core.lip_body: 1 - the photo's own opening's share; 0: none)
     body: float = 0.0
+    # [2] the opacity share each eye's (right, left) eyeballs keep under its lid (`lashes.eyeball_share`; None: all)
+    eyeball: np.ndarray | None = None
 
 
 class Driver:
@@ -179,6 +181,11 @@ class Driver:
         # (avatar.PART_PHOTO_MOUTH)
         self.photo_mouth_rows = np.flatnonzero(np.asarray(avatar.part) == PART_PHOTO_MOUTH)  # [M]
         self.photo_mouth_at = np.asarray(avatar.bary, np.float64)[self.photo_mouth_rows, 1:]  # [M, 2] gap m, rad
+        # the eyeballs (avatar.PART_EYE) and their eye (0 the subject's right: x < 0 in the head frame, 1 left), which
+        # a shut lid hides (`lashes.eyeball_share`); none without a MediaPipe template (no lids to read)
+        self.eyeball_rows = np.flatnonzero(np.asarray(avatar.part) == PART_EYE) \
+            if lmk.has_mediapipe_topology(len(self.verts)) else np.zeros(0, np.int64)  # [M]
+        self.eyeball_eye = (self.means[self.eyeball_rows, 0] > 0).astype(np.int64)  # [M]
         self.basis = np.asarray(avatar.expression_basis, np.float64)  # [E, V, 3]
         self.wrinkle_rows = np.asarray(avatar.wrinkle_rows, np.int64)  # [M]
         self.wrinkle_rgb = np.asarray(avatar.wrinkle_rgb, np.float32)  # [M, 3]
@@ -282,8 +289,12 @@ class Driver:
         delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
                                                 gaze, self.cfg)
         wrinkle = wrinkle_share(disp, self.wrinkle_expression) if len(self.wrinkle_rows) else 0.0
-        lash = None if self.lash is None else lashes.lash_weights(lashes.lid_closure(self.verts, disp),
-                                                                   self.cfg.lash_closure)
+        closure = lashes.lid_closure(self.verts, disp) if self.lash is not None or len(self.eyeball_rows) else None
+        lash = None if self.lash is None else lashes.lash_weights(closure, self.cfg.lash_closure)
+        eyeball = None
+        if len(self.eyeball_rows):
+            eyeball = lashes.eyeball_share(closure, self.cfg.eyeball_shut_closure)
+            eyeball = None if np.all(eyeball >= 1) else eyeball
         posed = self.verts + disp  # [V, 3] the template as the control moves it
         photo_mouth = None
         if len(self.photo_mouth_rows):
@@ -301,7 +312,7 @@ class Driver:
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
                            rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash,
                            brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain), photo_mouth, margin,
-                           body)
+                           body, eyeball)
 
     def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, object]]:
         """The colour maps in this frame, [(rows [M] int64, add: [M, 3] float32 added to those rows' colours, or a
@@ -355,11 +366,14 @@ class Driver:
 
     def _opacities(self, tab: FrameTables) -> np.ndarray:
         """[N] float32 the opacities in this frame: the rest ones, the photo's own open mouth's scaled by its share
-        (tab.photo_mouth)."""
-        if tab.photo_mouth is None:
+        (tab.photo_mouth), the eyeballs under a shut lid by theirs (tab.eyeball)."""
+        if tab.photo_mouth is None and tab.eyeball is None:
             return self.opacities
         opacities = self.opacities.copy()
-        opacities[self.photo_mouth_rows] *= tab.photo_mouth
+        if tab.photo_mouth is not None:
+            opacities[self.photo_mouth_rows] *= tab.photo_mouth
+        if tab.eyeball is not None:
+            opacities[self.eyeball_rows] *= tab.eyeball.astype(np.float32)[self.eyeball_eye]
         return opacities
 
     def _view_colors(self, means, tab: FrameTables, viewmat) -> np.ndarray:
@@ -402,6 +416,11 @@ class Driver:
             share = torch.ones_like(opacities).index_copy(0, torch.as_tensor(self.photo_mouth_rows, device=dev),
                                                          torch.as_tensor(tab.photo_mouth, dtype=opacities.dtype,
                                                                          device=dev))
+            opacities = opacities * share
+        if tab.eyeball is not None:
+            share = torch.ones_like(opacities).index_copy(0, torch.as_tensor(self.eyeball_rows, device=dev),
+                                                         torch.as_tensor(tab.eyeball[self.eyeball_eye],
+                                                                         dtype=opacities.dtype, device=dev))
             opacities = opacities * share
         return PosedGaussians(means, quats, scales, opacities, colors)
 

@@ -25,6 +25,9 @@ dark brown patch, business_person's grey smudge). Tens of Gaussians per avatar. 
 the lid carries by their own weights (`spread_rows`: the made-up lid's pale band, the glints between the lashes), which
 it spreads at their own size over the closed lid's skin: a half-closed lid drew them as pale and dark specks across
 it, a crumpled lid (sadtalker frames 24-28, session 60). 10-150 Gaussians per avatar.
+
+The same lid closure hides the eyeballs under a shut lid (`eyeball_share`, core.drive's opacities): the closed lid's
+flat strip is a chord across the eyeball's bulge, and a turned iris poked through it (obama_speech, session 61).
 """
 
 from __future__ import annotations
@@ -264,6 +267,16 @@ def lid_closure(verts, disp) -> np.ndarray:
     d = np.asarray(disp, np.float64)
     ratios = deform.eyelid_ratios(np.asarray(verts, np.float64) + d, d)  # [14] each lid pair's gap / its rest gap
     return np.clip(1.0 - ratios[list(LID_MID)], 0.0, 1.0)
+
+
+def eyeball_share(closure: np.ndarray, ramp: tuple[float, float]) -> np.ndarray:
+    """[2] lid closure (`lid_closure`) -> [2] the opacity share each eye's eyeballs keep: 1 up to ramp[0], 0 from
+    ramp[1] on (a shut lid), smoothstep between. A shut upper lid is a chord of flat strip triangles across the
+    eyeball's bulge (reconstruct.eyelids.closed_lid_skin lies 0.2-1.5 mm behind them), and a turned eye's iris
+    poked through it: obama_speech's closed lids showed dark spikes mid-lid (41 of his eyeball Gaussians in front
+    of the closed lid's skin in a full blink, head at rest; 267 pixels at 512 px on tpsmm_driving frame 20's
+    closed eye), business_person 9. Behind a shut lid nothing of the eye is to be seen."""
+    return 1.0 - deform.smoothstep(ramp[0], ramp[1], np.asarray(closure, np.float64))
 
 
 def lash_weights(closure: np.ndarray, ramp: tuple[float, float]) -> np.ndarray:
