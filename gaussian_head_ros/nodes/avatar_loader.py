@@ -133,13 +133,21 @@ class AvatarWorker:
 
     def check(self) -> None:
         """Between builds: a worker that ended (killed, crashed) is said and started again (RESTART_AFTER_S after its
-        start at the soonest; a build starts one in any case), so that the next swap does not wait for its start."""
-        if not self._ready and self._recv.poll(0):
-            self._wait()  # its start-up's 'ready'
-            self._ready = True
-        how = self._ended()
-        if how and time.monotonic() - self._started >= self._restart_after_s:
-            self._restart(f"ended ({how})")
+        start at the soonest; a build starts one in any case), so that the next swap does not wait for its start.
+        Nothing once `close` is called."""
+        if self._stop.is_set() or not self._busy.acquire(blocking=False):
+            return
+        try:
+            if not self._ready and self._recv.poll(0):
+                self._wait()  # its start-up's 'ready'
+                self._ready = True
+            how = self._ended()
+            if how and time.monotonic() - self._started >= self._restart_after_s:
+                self._restart(f"ended ({how})")
+        except (WorkerError, OSError):  # it ended as it said ready: the next check or build starts another
+            pass
+        finally:
+            self._busy.release()
 
     def _wait(self, timeout_s: float | None = None) -> object:
         """The worker's next answer, unpickled; WorkerError when it ends first or none comes in `timeout_s` (None:
