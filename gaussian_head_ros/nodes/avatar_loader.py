@@ -31,7 +31,8 @@ from gaussian_head_ros.core.idle import IdleAnimator
 
 # The worker's OS priority (nice; the node's drawing keeps 0): the build runs in the time the drawing leaves. Built at 0
 # in a thread of the node the display kept 55-58 % of its rate through a swap, at 10 74-83 % (node59, 2-core machine at
-# load 22-24); in this process at 10, 85 % for 1.3-3.6 s a swap (scripts/swap_bench.py, load 21-33).
+# load 22-24); in this process at 10, 85 % for 1.3-3.6 s a swap (scripts/swap_bench.py, load 21-33). At 19 no better:
+# 67 % against 82 % at 10, its builds 1.5-3.1 s against 1.7-4.3 s (the same bench, both in one run, at load ~50).
 LOADER_NICE = 10
 # A worker's start (Python, numpy, scipy, numba kernels from their cache) took 2-10 s on the busy 2-core machine; one
 # that has not said it is ready by then is taken as hung: killed, and the avatar refused (a later one starts another)
