@@ -333,9 +333,9 @@ DISTANCE_M = 0.6
 
 class DisplayAvatar:
     """One avatar made ready for the face display, once per avatar: its core.drive.Driver (`driver`) and its
-    AvatarFraming (`framing`) with the head's box at `distance_m` already found. The render node's loader thread makes
-    it below the drawing (~0.3 s of one core for 60k Gaussians: the Driver, the framing ~65 ms of it), then hands it
-    to the render thread's FaceDisplay (`FaceDisplay.avatar`). avatar: a core.avatar.GaussianAvatar. Raises
+    AvatarFraming (`framing`) with the head's box at `distance_m` already found. The render node's avatar loader
+    process makes it (nodes/avatar_loader.py: ~0.3 s of one core for 60k Gaussians, the framing ~65 ms of it; it
+    pickles), then the node hands it to the render thread's FaceDisplay (`FaceDisplay.avatar`). avatar: a core.avatar.GaussianAvatar. Raises
     ValueError for an avatar the Driver cannot drive or a distance that is not positive."""
 
     def __init__(self, avatar, distance_m: float = DISTANCE_M):

@@ -18,7 +18,7 @@ A swap during a dip (a third avatar arrives) starts a new dip from what the disp
 visible then, at its weight, fades out from there (sooner, by the share already faded), and the newest avatar fades
 in; an avatar that was never shown is never drawn.
 
-Times are the caller's monotonic clock in seconds. Avatars are opaque objects here (render_node's `Loaded`).
+Times are the caller's monotonic clock in seconds. Avatars are opaque objects here (the render node's `Loaded`, nodes/avatar_loader.py).
 """
 
 from __future__ import annotations

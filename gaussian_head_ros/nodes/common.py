@@ -65,24 +65,6 @@ def release_free_memory() -> bool:
     return True
 
 
-def lower_this_thread(nice: int, name: str = "") -> bool:
-    """Run the calling thread at OS priority `nice` (0 normal .. 19 lowest; Linux: a thread is a task, its own nice
-    value), and give it the OS name `name` (at most 15 bytes; shown by `top -H`, `ps -L`; Python's thread names
-    are its own), for one-off work that must not take the CPU from a live loop in another thread of the process.
-    Only lowers: a thread already at `nice` or lower priority keeps its own. False where the OS cannot (not Linux,
-    a denied /proc); the thread then runs as it was."""
-    tid = threading.get_native_id()
-    try:
-        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-        if name:
-            with open(f"/proc/self/task/{tid}/comm", "w") as fh:
-                fh.write(name[:15])
-    except (OSError, AttributeError):  # AttributeError: no os.getpriority (Windows)
-        return False
-    return True
-
-
 _M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (glibc's malloc.h)
 
 

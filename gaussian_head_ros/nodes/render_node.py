@@ -17,9 +17,10 @@ share one stamp, which common.watch_sim_clock says).
 /diagnostics (`render_node: face rendering`) says, among others, which avatar the published frames show now:
 `drawing_operator_id` (empty while the placeholder shows) and `drawing_avatar_stamp` (the avatar message's stamp).
 
-Work is kept off the executor: callbacks only store the newest message. A loader thread converts avatars
-and builds their Driver and framing (core.display.DisplayAvatar) at a lower OS priority than the drawing
-(LOADER_NICE), then swaps one reference (never a half-old, half-new frame); over `crossfade_s` the display
+Work is kept off the executor: callbacks only store the newest message. A loader thread hands each new avatar to a
+worker process (nodes/avatar_loader.py: started with the node, at a lower OS priority than the drawing, it converts the
+message and builds its Driver and framing, core.display.DisplayAvatar, off this process's GIL; one that ends is started
+again and said), then swaps one reference (never a half-old, half-new frame); over `crossfade_s` the display
 dips (core/swap.py: the face shown fades to the background, then the new one fades in, one avatar per frame, each
 frame's camera_info the framing of the avatar it shows);
 a render thread draws each fresh control as it arrives (at most 1.2 x `fps` frames per second on average;
@@ -67,8 +68,7 @@ from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
 from gaussian_head_ros.core.colour import eight_bit_guess
 from gaussian_head_ros.core.control import not_arkit_names
-from gaussian_head_ros.core.display import (DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, DisplayAvatar,
-                                            FaceDisplay)
+from gaussian_head_ros.core.display import DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, FaceDisplay
 from gaussian_head_ros.core.drive import lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
 from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
@@ -81,12 +81,13 @@ from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import ExpressionBasis as ExpressionBasisMsg
 from gaussian_head_ros.msg import FaceControl as FaceControlMsg
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
+from gaussian_head_ros.nodes.avatar_loader import AvatarWorker, Loaded, Stopped, WorkerError
 from gaussian_head_ros.nodes.common import (FACE_CONTROL_TYPE, SHARED_TOPIC_SAY_S, UNNAMED_NODE, CausesSaid, Latest,
                                             Loading, RecurringLog, SharedTopic, best_effort_publisher_events,
                                             companion_topic, declare_settings, diagnostics, endpoint_node,
-                                            log_core_under, lower_this_thread, other_topics,
+                                            log_core_under, other_topics,
                                             package_profile_segment_bytes, run, steady_timer, this_domain)
-from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_avatar, msg_to_basis, msg_to_control,
+from gaussian_head_ros.nodes.conversions import (avatar_message_key, msg_to_basis, msg_to_control,
                                                  ns_to_stamp, render_camera_info_msg, rgb_to_compressed_msg,
                                                  rgb_to_image_msg, same_avatar_made_again, stamp_text, stamp_to_ns,
                                                  status_msg)
@@ -111,14 +112,6 @@ NO_CONTROLS_SAY_S, NO_CONTROLS_AGAIN_S = 10.0, 60.0
 # a second) read as a stop; gone later, as a lease that expired (node28, s28: the line guessed "the link to its host is
 # down" for a tracker that crashed, and "ended" for one that was killed).
 LEFT_CLEANLY_S = 2.0
-# The avatar loader's OS priority (nice; the render thread keeps 0). Building a new avatar's Driver and framing is ~0.3 s
-# of one core (60k Gaussians, warm; 0.21-0.24 s since render60's compiled rig search, /tmp/r60/loader_cpu.py), and at the drawing's priority it took 42-45 % of the display's rate for its 1.4-3.3 s
-# (the GIL and the cores it shares with the drawing; the new avatar's first frame draws as fast as the next): 19.6 ->
-# 11.0 FPS at load 9, 13.1 -> 7.2 and 12.1 -> 6.8 at load 20-27, gaps up to 286 ms (node59: 2-core machine, 512x512,
-# 30 Hz controls, three 60k avatars swapped in turn). At 10 the display keeps 74-83 % of its rate meanwhile (16.2 ->
-# 13.5, 14.6 -> 10.8 FPS at load 22-24, gaps up to 108-202 ms) and the load takes longer on a busy CPU (1.9-7.9 s
-# there): it runs in the time the drawing leaves. (19 measured alike with the Driver build alone.)
-LOADER_NICE = 10
 
 @dataclass
 class RenderNodeSettings:
@@ -246,19 +239,6 @@ def smaller_avatar_advice(num_gaussians: int, reconstructor: str = "") -> str:
             "applies to the next photo reconstructed)")
 
 
-@dataclass
-class Loaded:
-    """One ready-to-draw avatar (swapped as a whole)."""
-
-    face: DisplayAvatar  # its Driver and framing (core/display.py), drawn by the render thread's FaceDisplay
-    idle: IdleAnimator
-    operator_id: str
-    num_gaussians: int
-    made: str = ""  # the avatar message's header stamp 'sec.nanosec' (when it was made): tells two avatars of one operator apart
-    key: tuple = ()  # conversions.avatar_message_key of its message: the same avatar sent again is not loaded again
-    reconstructor: str = ""  # the avatar's reconstructor field ('mesh_fit:default', 'rar:small'): what sets its size
-
-
 class RenderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("render_node", **kwargs)
@@ -353,6 +333,8 @@ class RenderNode(Node):
         self._info_made = (None, None, None)  # (K, mirror, CameraInfo): see _camera_info
         self.trace = frametrace.FrameTrace("render_node")  # only with GHR_FRAME_TRACE set
         self._warming = Loading(loading=True)  # the loader's warm-up (destroy_node waits for the loader only after it)
+        # builds each new avatar in a process of its own (its start overlaps the loader's warm-up)
+        self._builder = AvatarWorker(self.get_logger().warning)
         self._loader = threading.Thread(target=self._load_loop, name="avatar_loader", daemon=True)
         self._renderer = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
         self._loader.start()
@@ -529,7 +511,7 @@ class RenderNode(Node):
         return f"{came}, but no avatar shown yet: the placeholder at {fps:g} fps, {self.waiting}{hint}"
 
     # ----------------------------------------------------------------------------------------------
-    # loader thread: message -> avatar -> Driver, then one swap
+    # loader thread: message -> the worker process (avatar -> Driver, framing) -> one swap
 
     def _load_loop(self) -> None:
         from gaussian_head_ros.core import drive
@@ -545,21 +527,28 @@ class RenderNode(Node):
             return
         self._renderer_ready = True
         self.get_logger().info(f"renderer ready ({time.perf_counter() - t0:.1f} s to load the kernels)")
-        # from here on this thread only loads avatars: below the drawing (the warm-up above is not: nothing is drawn
-        # but the placeholder, and the first face waits for it)
-        lower_this_thread(LOADER_NICE, "avatar_loader")
+        # from here on this thread only hands avatars to the worker process and swaps them in (~20 ms of this
+        # process's CPU per 60k avatar: at the drawing's priority, so that it never holds the GIL descheduled)
         while not self._stop.is_set():
             msg = self._pending_avatar.take(0.2)
-            if msg is not None:
-                self._load(msg)
-            elif self._over_budget is not None and self._over_budget[1] <= int(self._param("max_gaussians")):
-                self._load(self._over_budget[0], retried=True)
+            try:
+                if msg is not None:
+                    self._load(msg)
+                elif self._over_budget is not None and self._over_budget[1] <= int(self._param("max_gaussians")):
+                    self._load(self._over_budget[0], retried=True)
+                else:
+                    self._builder.check()
+            except Stopped:  # destroy_node ended the worker
+                return
 
     def _load(self, msg: GaussianAvatarMsg, retried: bool = False) -> None:
         """Convert and swap in one avatar message, or refuse it (log, /diagnostics, avatar/status). `retried`: the
         message refused before for this node's max_gaussians, loaded again now that the budget allows it. An error
         other than msg_to_avatar's ValueError (a bug converting it) is refused the same way, named as one: it ended
-        the loader thread, and no later avatar was loaded (the display kept the old face without a word)."""
+        the loader thread, and no later avatar was loaded (the display kept the old face without a word). The build
+        runs in the worker process (self._builder, nodes/avatar_loader.py); its errors come back as ValueError (the
+        avatar's) or WorkerError (a bug there, or the worker ended twice while building it), said alike; Stopped
+        (the node stops) is raised on."""
         t0 = time.perf_counter()
         self._over_budget = None  # this message is the newest: an older one refused for its size is dropped
         budget = int(self._param("max_gaussians"))
@@ -580,14 +569,14 @@ class RenderNode(Node):
             self._unchanged_log.say(f"avatar '{msg.operator_id}' received again, made again ({shown.made}) with the "
                                     "Gaussians shown: kept, not loaded again (no cross-fade to the same face)")
             return
-        try:
-            avatar = msg_to_avatar(msg, max_gaussians=budget)
-            face = DisplayAvatar(avatar, float(self._param("distance_m")))  # the head's box here, not when drawn
-            idle = IdleAnimator(avatar.template_vertices, rest_gaze=face.driver.rig.rest_gaze)
-            new = Loaded(face, idle, avatar.operator_id, avatar.num_gaussians, stamp_text(msg.header.stamp), key,
-                         avatar.reconstructor)
+        try:  # (the head's box at distance_m found there too, not when drawn)
+            new = self._builder.build(msg, budget, float(self._param("distance_m")))
+            new.made, new.key = stamp_text(msg.header.stamp), key
+        except Stopped:
+            raise
         except Exception as e:  # ValueError: malformed, another format, above the budget; else a bug (said as one)
-            why = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
+            why = (str(e) if isinstance(e, ValueError) else f"internal error: {e}" if isinstance(e, WorkerError)
+                   else f"internal error: {type(e).__name__}: {e}")
             count = int(msg.gaussians.width) * int(msg.gaussians.height)
             if isinstance(e, ValueError) and count > budget and msg.format_version == GaussianAvatarMsg.FORMAT_VERSION:
                 # refused for its size (msg_to_avatar checks the format, then the size): a larger budget may take it;
@@ -978,6 +967,7 @@ class RenderNode(Node):
             "drawing_operator_id": drawing.operator_id if drawing else "",
             "drawing_avatar_stamp": drawing.made if drawing else "",
             "control_refused": self.control_refused[1],  # why the last refused face_control was refused
+            "loader_restarts": str(self._builder.restarts),  # avatar loader processes started again (one ended)
             **{k: str(v) for k, v in self.counts.items()},
         }
         self.diag_pub.publish(diagnostics(self, "face rendering", level, message, self.backend, values))
@@ -988,8 +978,11 @@ class RenderNode(Node):
             self._fresh.set()
             self._pending_avatar.wake()
             self._renderer.join(timeout=5.0)
-            # The loader is not waited for while it warms up (common.Loading; 7-9 s to end a Ctrl-C'd start, user18)
-            if self._warming.stop():
+            # The loader is not waited for while it warms up (common.Loading; 7-9 s to end a Ctrl-C'd start, user18);
+            # after it, a build it waits for ends (Stopped) within avatar_loader.POLL_S of the worker's end
+            warmed = self._warming.stop()
+            self._builder.close()
+            if warmed:
                 self._loader.join(timeout=5.0)
         return super().destroy_node()
 
