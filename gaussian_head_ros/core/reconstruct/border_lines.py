@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.reconstruct.surfaces import normals_from_points
 
 
 def thin_lines(photo: np.ndarray, width_px: int, level: float) -> np.ndarray:
@@ -57,7 +56,8 @@ def onto_face(off: np.ndarray, on: np.ndarray, face: np.ndarray, person: np.ndar
     [S, S] bool; face, person [S, S] bool): both at the depth map's grey opening over a (2 reach_px + 1) square
     where that is nearer the camera (the groove between the mesh's edge and the proxy filled; front [S, S] camera z,
     metres, over the person), on their own rays (rays [S, S, 3], surfaces.pixel_rays; pts [S, S, 3] the points in the
-    head frame), with that surface's normals (nrm [S, S, 3] head frame); `off` bound to the triangle (fid [S, S]) and
+    head frame), their normals kept (nrm [S, S, 3] head frame: the discs' footprints in the photo as they were; the
+    filled surface's normals cost tpsmm_driving's frame 0 0.1 dB); `off` bound to the triangle (fid [S, S]) and
     barycentric coordinates (bary [S, S, 3]) of its nearest face pixel and joining the face. R [3, 3], t [3]: head ->
     camera. -> copies (front, pts, nrm, fid, bary, face [S, S] bool with `off`). Raises ValueError when `off` has
     pixels but the face none."""
@@ -72,8 +72,7 @@ def onto_face(off: np.ndarray, on: np.ndarray, face: np.ndarray, person: np.ndar
     z = np.where(person, front, far).astype(np.float32)
     opened = cv2.morphologyEx(z, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
     filled = np.where(moved, np.minimum(opened, front), front)
-    n = normals_from_points(filled[..., None] * rays, person) @ R  # [S, S, 3] head frame
-    front[moved], nrm[moved] = filled[moved], n[moved]
+    front[moved] = filled[moved]
     pts[moved] = (filled[moved][:, None] * rays[moved] - t) @ R
     _, labels = cv2.distanceTransformWithLabels((~face).astype(np.uint8), cv2.DIST_L2, 5,
                                                 labelType=cv2.DIST_LABEL_PIXEL)

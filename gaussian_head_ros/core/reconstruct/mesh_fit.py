@@ -324,12 +324,14 @@ class MeshFitConfig:
     # lighter or darker than around it; a glasses' rim or arm, a strand of hair): its photo-layer pixels within
     # border_line_reach_m either side of the outline lie on one surface, the groove between the mesh's edge and the head
     # proxy filled under them, and those outside are bound to the face. The groove was 2 cm deep within 3-4 px at
-    # lp_d8_man_glasses' temples: turned 30 deg, his lens rims and hinges were drawn twice (glasses61). 9 px: the arm
-    # and hinge are 3-6 px wide at 512 px; 0.04: his far lens rim stands 0.04-0.08 from the skin and hair beside it;
-    # 6 mm: the hinge's highlight reaches 5-6 px outside the outline (~0.9 mm per px). 0 = off
+    # lp_d8_man_glasses' temples: turned 30 deg, his lens rims and hinges were drawn twice (glasses61; line pixel pairs
+    # across the outline > 2 px apart 28 / 31 -> 12 / 14 of 214). 9 px: the arm and hinge are 3-6 px wide at 512 px;
+    # 0.04: his far lens rim stands 0.04-0.08 from the skin and hair beside it; 4 mm (~4.5 px): 6 mm moved more hair
+    # beside the faces of the self clips, frame 0 of tpsmm_driving 38.461 -> 38.382 dB (4 mm: 38.438), lp_d8's pairs
+    # the same. 0 = off
     border_line_px: int = 9
     border_line_level: float = 0.04
-    border_line_reach_m: float = 0.006
+    border_line_reach_m: float = 0.004
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
     # The lining (completion.photo_lining): discs this far apart on the face's skin triangles (0 = none),
     # lining_off_mesh x as far on the head's skin-coloured pixels off the face mesh (forehead, temples, ears, neck),
