@@ -895,10 +895,13 @@ class MeshFitReconstructor(Reconstructor):
         disc_front, disc_pts, disc_nrm, disc_fid, disc_bary = front, pts, nrm, fid, bary
         if cfg.border_line_reach_m > 0:
             reach = cfg.border_line_reach_m / mpp
+            # above the mouth corners' row: below, the jaw's outline over the neck, whose shadow line and collar
+            # moved onto the jaw drew obama_speech's turned jaw with a dotted seam (face_outline_band's rows)
+            upper = rows < float(np.max(fp.landmarks_px[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L], 1]))
             off, on = border_lines.straddling(border_lines.thin_lines(photo, cfg.border_line_px, cfg.border_line_level),
-                                              face_px, head_mask & ~mesh_px & ~edge, reach)
+                                              face_px, head_mask & ~mesh_px & ~edge & upper, reach)
             disc_front, disc_pts, disc_nrm, disc_fid, disc_bary, on_face = border_lines.onto_face(
-                off, on & ~eye_px & ~mouth_px, face_px, person, reach, front, pts, rays, R, t, nrm, fid, bary)
+                off, on & upper & ~eye_px & ~mouth_px, face_px, person, reach, front, pts, rays, R, t, nrm, fid, bary)
         photo_layer, pixels = pixel_discs(cfg, base, detail, disc_pts, disc_nrm, disc_front, layer_colours, disc_fid,
                                           disc_bary, on_face, mouth_px, torso_px, eye_core, eye_lag, centre, f, R,
                                           unlined)
