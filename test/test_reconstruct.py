@@ -1878,6 +1878,75 @@ def test_a_turned_photos_far_ear_is_not_mirrored_behind_its_place(results):
                               "ear mirrored behind the far one's place (before ear61: 20.5, 21.6)"
 
 
+def test_a_turned_heads_glasses_across_the_face_outline_are_drawn_once():
+    """lp_d8_man_glasses' lens rims, hinges and arms cross the face mesh's outline at his temples, where the mesh's
+    edge falls back 2 cm within 2-3 px and the head proxy outside it comes forward again (a groove): the photo layer
+    put the line's pixels on the groove's two walls, and turned 30 deg they drew apart, the glasses drawn twice
+    (sessions 58-60). Here: the photo's thin lines (white / black top-hat over a 9 px disc >= 0.04), the photo layer's
+    Gaussians (the avatar's first info["photo_layer"] rows) at the photo's pose, the frontmost within 3 mm at each
+    pixel, and the pairs of neighbouring line pixels within 6 px of the outline that lie on its two sides: how many
+    move more than 2 px apart (x) when the head turns 30 deg either way. Before (main a660894): 28 / 31 of 214;
+    after (border_lines): 12 / 14."""
+    from gaussian_head_ros.core.control import FaceControl, euler_to_quat, matrix_to_quat, quat_to_matrix
+    from gaussian_head_ros.core.drive import Driver
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.preview import photo_pose, source_intrinsics
+    from gaussian_head_ros.core.reconstruct.surfaces import rasterize_mesh
+
+    res = mesh_fit_result(read_image(str(shared("portraits", "lp_d8_man_glasses.jpg"))))
+    a, photo = res.avatar, res.photo
+    S = photo.shape[0]
+    K = source_intrinsics(a, S)[0].astype(np.float64)
+    rot, view = photo_pose(a)
+    vm = np.asarray(a.source_camera.viewmat, np.float64)
+    verts = np.asarray(a.template_vertices, np.float64) + res.expression  # the mesh as the photo shows it
+    fid, _, _ = rasterize_mesh(verts @ vm[:3, :3].T + vm[:3, 3], np.asarray(a.template_faces, np.int64), K, S)
+    outer, _ = cv2.findContours((fid >= 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    face = cv2.drawContours(np.zeros((S, S), np.uint8), outer, -1, 1, cv2.FILLED).astype(bool)  # eyes, mouth filled
+    lum = photo.astype(np.float32) / 255 @ np.array([0.299, 0.587, 0.114], np.float32)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    line = ((cv2.morphologyEx(lum, cv2.MORPH_TOPHAT, disc) >= 0.04)
+            | (cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, disc) >= 0.04))
+    outline = np.where(face, cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 5),
+                       cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)) <= 6
+    driver = Driver(a)
+
+    def seen(yaw):  # [n_photo, 2] pixels, [n_photo] camera z of the photo layer, the head turned by yaw from the photo's
+        c = FaceControl.rest()
+        c.rotation = matrix_to_quat(rot @ quat_to_matrix(euler_to_quat(yaw, 0.0, 0.0).astype(np.float64))).astype(
+            np.float32)
+        cam = driver.drive(c, viewmat=view).means[:res.info["photo_layer"]].astype(np.float64) @ view[:3, :3].T
+        cam += view[:3, 3]
+        return cam[:, :2] / cam[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]], cam[:, 2]
+
+    uv0, z0 = seen(0.0)
+    ij = np.floor(uv0[:, ::-1]).astype(np.int64)
+    rows = np.flatnonzero(np.all((ij >= 0) & (ij < S), axis=1))
+    at = ij[rows, 0] * S + ij[rows, 1]
+    nearest = np.full(S * S, np.inf)
+    np.minimum.at(nearest, at, z0[rows])
+    front = z0[rows] <= nearest[at] + 0.003
+    rows, at = rows[front], at[front]
+    counted = (line & outline).ravel()
+    apart = []
+    for yaw in (-30.0, 30.0):
+        dx_sum, n = np.zeros(S * S), np.zeros(S * S)
+        np.add.at(dx_sum, at, seen(yaw)[0][rows, 0] - uv0[rows, 0])
+        np.add.at(n, at, 1)
+        dx = np.where(n > 0, dx_sum / np.maximum(n, 1), np.nan).reshape(S, S)
+        on = (counted & (n > 0)).reshape(S, S)
+        pairs = far = 0
+        for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):  # each neighbour pair once
+            a0 = (slice(0, S - di), slice(max(0, -dj), S - max(0, dj)))
+            a1 = (slice(di, S), slice(max(0, dj), S - max(0, -dj)))
+            both = on[a0] & on[a1] & (face[a0] != face[a1])
+            pairs += int(both.sum())
+            far += int((both & (np.abs(dx[a0] - dx[a1]) > 2.0)).sum())
+        apart.append((far, pairs))
+    assert all(far <= 20 for far, _ in apart), f"{apart} (line pixel pairs across the outline > 2 px apart, yaw -30 / " \
+                                                "30; before 28 / 31 of 214): the glasses drawn twice"
+
+
 def test_a_turned_necks_hidden_side_has_no_dotted_line_above_the_collar(results):
     """The hidden side's detail (SideLook.texture, x side_texture_gain 2) taken from the jaw's shadow and the collar drew
     a jagged dotted line round obama_official's neck above the collar, turned 35 deg (halo22, session 22); the detail

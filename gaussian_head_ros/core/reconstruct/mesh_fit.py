@@ -9,7 +9,8 @@
    the head (`torso_stride` on the torso) on that surface, flat discs as large as their pixel footprint, coloured
    from the photo; the rest of the Gaussian budget goes to single pixels where the photo has fine detail (eyes, hair
    strands, teeth). Face pixels are bound to their template triangle (part 1), eye pixels sit just behind the lids,
-   open-mouth pixels on the teeth surface (part 3), the rest is head (part 0) or torso (part 2).
+   open-mouth pixels on the teeth surface (part 3), the rest is head (part 0) or torso (part 2). A thin line across
+   the face's outline (a glasses' rim or arm) lies on one surface there and rides the face (border_lines.py).
 4. Completion (completion.py, hidden_colours.py, lining.py, mouth.py, mouth_assembly.py, bust_fringe.py; the
    backdrop's colour the outline took in moved to the person's own first, backdrop_rim.py): badly seen
    face triangles from the mirror side, the back of the head and torso from the silhouette's rim colours, a wall
@@ -49,7 +50,7 @@ from gaussian_head_ros.core.avatar import (MAX_REST_BROW_SHIFT_M, PART_EYE, PART
                                            PART_PHOTO_MOUTH, PART_STATIC, PART_TORSO, PART_UNDER_CHIN, SourceCamera)
 from gaussian_head_ros.core.control import head_rotation_in_view
 from gaussian_head_ros.core.reconstruct.base import INTERNAL_ERROR, ReconstructionError, ReconstructionResult, Reconstructor
-from gaussian_head_ros.core.reconstruct import backdrop_rim, hidden_colours
+from gaussian_head_ros.core.reconstruct import backdrop_rim, border_lines, hidden_colours
 from gaussian_head_ros.core.reconstruct.builder import GaussianBatch, to_avatar
 from gaussian_head_ros.core.reconstruct.completion import Scene, covered_triangles, face_completion
 from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours
@@ -319,6 +320,18 @@ class MeshFitConfig:
     backdrop_mouth_px: int = 6
     edge_matte: bool = True  # ... and an opacity that gives the photo back over the background (the completion sits inside them)
     face_blend_m: float = 0.03  # the proxy bends to meet the face mesh over this distance
+    # A thin line across the face mesh's outline (border_lines.py: narrower than border_line_px pixels, border_line_level
+    # lighter or darker than around it; a glasses' rim or arm, a strand of hair): its photo-layer pixels within
+    # border_line_reach_m either side of the outline lie on one surface, the groove between the mesh's edge and the head
+    # proxy filled under them, and those outside are bound to the face. The groove was 2 cm deep within 3-4 px at
+    # lp_d8_man_glasses' temples: turned 30 deg, his lens rims and hinges were drawn twice (glasses61; line pixel pairs
+    # across the outline > 2 px apart 28 / 31 -> 12 / 14 of 214). 9 px: the arm and hinge are 3-6 px wide at 512 px;
+    # 0.04: his far lens rim stands 0.04-0.08 from the skin and hair beside it; 4 mm (~4.5 px): 6 mm moved more hair
+    # beside the faces of the self clips, frame 0 of tpsmm_driving 38.461 -> 38.382 dB (4 mm: 38.438), lp_d8's pairs
+    # the same. 0 = off
+    border_line_px: int = 9
+    border_line_level: float = 0.04
+    border_line_reach_m: float = 0.004
     face_spacing_m: float = 0.0018  # spacing of completion Gaussians on badly seen face triangles
     # The lining (completion.photo_lining): discs this far apart on the face's skin triangles (0 = none),
     # lining_off_mesh x as far on the head's skin-coloured pixels off the face mesh (forehead, temples, ears, neck),
@@ -486,6 +499,10 @@ def make_config(preset: str = "default", **options) -> MeshFitConfig:
         raise ValueError("head_stride and torso_stride must be 1..8 pixels")
     if not 0 <= cfg.refine_iters <= 20:
         raise ValueError(f"refine_iters must be 0..20, got {cfg.refine_iters}")
+    if not (cfg.border_line_reach_m >= 0 and 3 <= cfg.border_line_px <= 64 and cfg.border_line_level >= 0):
+        raise ValueError(f"border_line_reach_m must be >= 0 (0: off), border_line_px 3..64 pixels and "
+                         f"border_line_level >= 0, got {cfg.border_line_reach_m}, {cfg.border_line_px}, "
+                         f"{cfg.border_line_level}")
     lo, hi = cfg.view_rim_facing
     if not (0 <= lo <= hi < 1) or cfg.view_rim_px < 0 or not 0 <= cfg.view_rim_floor <= 2:
         raise ValueError(f"view_rim_facing must be 0 <= lo <= hi < 1, view_rim_px >= 0, view_rim_floor 0..2; got "
@@ -873,8 +890,21 @@ class MeshFitReconstructor(Reconstructor):
                                      torso_px & (below_cut == 1))
         layer_colours = np.where(shine[..., None], under, colours)  # the iris under the catchlights
         unlined = unlined_skin(cfg, face_px, at, lined_px, d_lips)  # (MeshFitConfig.unlined_sigma_per_stride)
-        photo_layer, pixels = pixel_discs(cfg, base, detail, pts, nrm, front, layer_colours, fid, bary, face_px,
-                                          mouth_px, torso_px, eye_core, eye_lag, centre, f, R, unlined)
+        # a thin line across the face's outline: its pixels about it on one surface, bound to the face (border_lines)
+        on_face, off, on = face_px, np.zeros_like(face_px), np.zeros_like(face_px)
+        disc_front, disc_pts, disc_nrm, disc_fid, disc_bary = front, pts, nrm, fid, bary
+        if cfg.border_line_reach_m > 0:
+            reach = cfg.border_line_reach_m / mpp
+            # above the mouth corners' row: below, the jaw's outline over the neck, whose shadow line and collar
+            # moved onto the jaw drew obama_speech's turned jaw with a dotted seam (face_outline_band's rows)
+            upper = rows < float(np.max(fp.landmarks_px[[lmk.MOUTH_CORNER_R, lmk.MOUTH_CORNER_L], 1]))
+            off, on = border_lines.straddling(border_lines.thin_lines(photo, cfg.border_line_px, cfg.border_line_level),
+                                              face_px, head_mask & ~mesh_px & ~edge & upper, reach)
+            disc_front, disc_pts, disc_nrm, disc_fid, disc_bary, on_face = border_lines.onto_face(
+                off, on & upper & ~eye_px & ~mouth_px, face_px, person, reach, front, pts, rays, R, t, nrm, fid, bary)
+        photo_layer, pixels = pixel_discs(cfg, base, detail, disc_pts, disc_nrm, disc_front, layer_colours, disc_fid,
+                                          disc_bary, on_face, mouth_px, torso_px, eye_core, eye_lag, centre, f, R,
+                                          unlined)
         dropped = photo_gap & ~own_mouth
         if dropped.any():  # (above) lips that meet out of the avatar: their sliver's few pixels are lip, not the
             # mouth's inside; put behind the teeth as the photo's gap, they floated in every opened mouth as light and
@@ -1012,6 +1042,7 @@ class MeshFitReconstructor(Reconstructor):
                    ("eye", PART_EYE), ("under_chin", PART_UNDER_CHIN), ("jaw_floor", PART_JAW_FLOOR),
                    ("photo_mouth", PART_PHOTO_MOUTH))}
         info = {"gaussians": avatar.num_gaussians, "photo_layer": n_photo, "detail": len(detail[0]),
+                "border_line_px": [int(off.sum()), int(on.sum())],  # outside, inside the face's outline
                 "completion_scale": round(cfg.eyeball.spacing_m / EyeballConfig().spacing_m, 3),
                 "face_completion": len(face_extra or []), "hidden": len(hidden), "mouth_interior": len(mouth),
                 "under_chin": len(chin or []), "lid_skin": len(lid_skin or []), "bust_fringe": n_fringe,
