@@ -1,4 +1,4 @@
-"""The photo's dark mouth corners follow the template's lip corners (the driver's corner shade binding).
+"""The photo's dark mouth corners follow the template's lip corners (the driver's corner shade).
 
 A grinning photo (obama_official, trump_official in ../shared; lp_d8_man_glasses' pout) shows a dark line where its
 lips meet that runs past the corners MediaPipe puts on it, and the rest pose (core.expression) keeps it there: on
@@ -22,18 +22,25 @@ applied; zero at rest, so the rest pose is exact):
   shade's rows moves with them); weight = (1 - smoothstep(extent, extent + FADE_M, u)) x
   (1 - smoothstep(DY_M[0], DY_M[1], |dy|)). Where the weight falls off the skin is pulled apart: each row grows by
   1 + |grad weight| x how far its share moves it from its neighbours (`shift`), so no hole opens.
-- Each row moves by its own triangle's rule plus weight x (the displacement of corner c - the template's displacement
-  at its own binding point), both read off the falloff frames' tables: the shade comes in with the corner, the skin
-  beyond it spreads over the fade, and each row keeps its own triangle's turn and stretch. (Rebinding the rows to
-  weight x the corner's displacement alone, a falloff frame of the corner's triangle, left those with a small weight
-  behind their neighbours as the jaw dropped: holes 3-5 mm wide beside the corners.)
+- Each row moves by its own triangle's rule plus weight x how far corner c comes in towards the mouth (along the
+  head's x axis) past the template's displacement at its own binding point, both read off the falloff frames'
+  tables: the shade comes in with the corner, the skin beyond it spreads over the fade, and each row keeps its own
+  triangle's turn and stretch. Only inwards: as the corner goes out (a smile, the photo's own grin) the lips come
+  over the shade and nothing moves, so the photo's own expression still draws the photo. (Taking the corner's whole
+  displacement difference, out and up too, cost tpsmm_driving's self frame 0 0.18 dB: 38.4607 -> 38.2773.)
+  (Rebinding the rows to weight x the corner's displacement alone, a falloff frame of the corner's triangle, left
+  those with a small weight behind their neighbours as the jaw dropped: holes 3-5 mm wide beside the corners.)
 
-Measured (the reader, FaceLandmarker in IMAGE mode, on 512 px renders of main's avatars; the drawn mouth's narrowing
-from tpsmm_driving frame 10 / the template's): obama_official 1.1-2.8 -> 5.0-6.9 mm of 9.1-10.8 at frames 46-52,
-its pucker there 0.00-0.16 -> 0.13-0.90; under lp_d18 frames 18-24 (template 14.2-16.6 mm) obama_official 7.1-8.5
--> 9.4-11.4, trump_official 8.3-9.7 -> 11.8-14.7 (pucker 0.01-0.05 -> 0.37-0.87), lp_d8_man_glasses 6.7-7.6 ->
-10.4-10.8. Avatars whose shade does not reach MIN_EXTENT_M (business_person, astronaut_eileen_collins,
-lp_d9_woman_turned) are driven exactly as before.
+Measured (corner61; the reader, FaceLandmarker in IMAGE mode, on 512 px renders of main's avatars under oo61's
+tracked controls; the drawn mouth's narrowing from frame 10 / the template's, mm in the head frame): tpsmm_driving
+frames 46 / 49 / 52 (template 9.5 / 9.1 / 10.8): obama_official 2.8 / 1.1 / 2.5 -> 5.4 / 3.2 / 5.8, trump_official
+3.0 / 3.1 / 4.0 -> 5.4 / 5.8 / 6.1, lp_d8_man_glasses 2.3 / 3.0 / 2.4 -> 7.1 / 8.5 / 8.7 (pucker 0.86-0.94 -> 0.98),
+obama_speech 3.9 / 1.9 / 3.8 -> 6.1 / 4.4 / 4.6, lp_s9_monalisa 5.0-5.5 -> 6.2-6.5, two_children_multiface 6.7-8.5
+-> 8.7-10.5; lp_d18 frames 18 / 21 / 24 (template 14.2 / 16.4 / 16.6): obama_official 7.1 / 8.0 / 8.5 -> 9.3 / 10.0
+/ 10.6, trump_official 8.3 / 9.7 / 9.6 -> 9.8 / 10.7 / 10.6, lp_d8_man_glasses 7.3 / 7.6 / 6.7 -> 8.9 / 10.8 /
+10.2. Avatars whose shade does not reach MIN_EXTENT_M (business_person, astronaut_eileen_collins,
+lp_d9_woman_turned) are driven exactly as before. trump_official's subject's left corner is still read on the grin's
+crease rising towards the cheek, off the lip line this rule moves (its pucker under lp_d18 0.01-0.05 -> 0.03-0.11).
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ from gaussian_head_ros.core.deform import smoothstep, smoothstep_slope
 SKIN_U_M = 0.010
 SKIN_DY_M = (0.004, 0.008)
 # A row of the corner's line is shade when darker than this share of that skin (obama_official: 62 / 61 rows within
-# 3 mm of each corner's height, 0.8 x; the skin's own rows' luma spread is about 0.1 of its median)
+# 3 mm of each corner's height, 0.8 x; the skin rows' luma standard deviation is 0.02-0.16 of their median on the
+# nine portraits' and four clips' avatars)
 SHADE = 0.8
 # How far from the corner's height a row counts for the shade's extent: the line where a grin's lips meet is 1-2 mm
 # high (obama_official's shade rows dy -2.9..2.6 mm, half of them within 1.2)
@@ -61,7 +69,13 @@ LINE_DY_M = 0.002
 # 15 mm is no longer the mouth's line)
 BIN_M = 0.001
 REACH_M = 0.015
-# A shorter shade is a relaxed mouth's own corner (the lip triangles carry it): the rule leaves that avatar alone
+# A shorter shade is a relaxed mouth's own corner (the lip triangles carry it): the rule leaves that avatar alone.
+# The unbroken runs (mm, subject's right / left corner) on main's avatars: obama_official 3 / 3, trump_official 4 / 3,
+# obama_speech 4 / 4, two_children_multiface 3 / 5, lp_s9_monalisa 4 / 1, lp_d8_man_glasses 1 / 3 (the shade's rows
+# beyond have gaps: obama_official's reach 8.5 / 9 mm, which the fade takes); business_person 2 / 1,
+# astronaut_eileen_collins 1 / 2, lp_d9_woman_turned 1 / 0; the clips' frame 0: lp_d0 1 / 2, sadtalker 2 / 2,
+# tpsmm_driving 2 / 3, lp_d18 3 / 1. A threshold this close to the relaxed mouths' 2 mm is a measured partial
+# choice (corner61), not a margin.
 MIN_EXTENT_M = 0.003
 # Beyond the shade the rows' share of the corner's move falls to 0 over this much skin, and within DY_M[0] of the
 # corner's height they take all of it, none beyond DY_M[1]. Fading over 6 mm and 2-4 mm opened holes (the black
@@ -117,6 +131,7 @@ class CornerShade:
     point, head-posed, is delta[k][:, :3] @ barycentric)."""
 
     rows: np.ndarray  # [M] int64 Gaussian rows (bound face Gaussians)
+    side: np.ndarray  # [M] float32 +1 where the row's corner lies on the template's +x side of the mouth, else -1
     weight: np.ndarray  # [M] float32 share of the corner's move taken in place of their own triangle's
     grad: np.ndarray  # [M] float32 |grad weight| (1/m): how fast that share falls off around the row
     corner_frame: np.ndarray  # [M] int64 falloff frame of a triangle holding the row's corner vertex
@@ -140,18 +155,22 @@ def corner_shade(rig, means: np.ndarray, colours: np.ndarray, part: np.ndarray) 
             raise ValueError(f"template vertex {c} lies on no triangle: the corner shade has nothing to follow")
         c_frame[corner == c] = rig.k_fade + f[0]
         c_bary[corner == c, k[0]] = 1.0
-    return CornerShade(rows, weight.astype(np.float32), grad.astype(np.float32), c_frame, c_bary,
-                       rig.k_fade + rig.tri[rows], np.asarray(rig.bary[rows], np.float32))
+    side = np.sign(rig.verts[corner, 0] - 0.5 * (rig.verts[lmk.MOUTH_CORNER_R, 0] + rig.verts[lmk.MOUTH_CORNER_L, 0]))
+    return CornerShade(rows, side.astype(np.float32), weight.astype(np.float32), grad.astype(np.float32), c_frame,
+                       c_bary, rig.k_fade + rig.tri[rows], np.asarray(rig.bary[rows], np.float32))
 
 
-def shift(delta: np.ndarray, shade: CornerShade) -> tuple[np.ndarray, np.ndarray]:
-    """[K, 3, 6] a control's frame tables (drive.FrameTables.delta), a CornerShade -> ([M, 3] float32 what to add to
-    its rows' posed means (metres, posed head frame): weight x (the corner's displacement - that at the row's own
-    binding point); [M] float32 >= 1 what to multiply their scales by: 1 + |grad weight| x |that difference|, the
-    most the skin between rows that take different shares is pulled apart, so it stays closed). Zero and one at
-    rest (zero deltas)."""
+def shift(delta: np.ndarray, head_rotation: np.ndarray, shade: CornerShade) -> tuple[np.ndarray, np.ndarray]:
+    """[K, 3, 6] a control's frame tables (drive.FrameTables.delta), [3, 3] the head frame's posed rotation
+    (FrameTables.rot of the rig's head frame), a CornerShade -> ([M, 3] float32 what to add to its rows' posed means
+    (metres, posed head frame): weight x how far the corner comes in towards the mouth (along the head's x axis)
+    past the row's own binding point; [M] float32 >= 1 what to multiply their scales by: 1 + |grad weight| x that
+    distance, the most the skin between rows that take different shares is pulled apart, so it stays closed). Zero
+    and one at rest (zero deltas), and wherever the corner moves out or along with the row (a smile, the photo's own
+    grin: the lips' Gaussians come over the shade there, and the photo's own expression draws the photo)."""
     d_corner = np.einsum("mij,mj->mi", delta[shade.corner_frame, :, :3], shade.corner_bary)
     d_own = np.einsum("mij,mj->mi", delta[shade.own_frame, :, :3], shade.own_bary)
-    diff = d_corner - d_own
-    growth = 1.0 + shade.grad * np.linalg.norm(diff, axis=1)
-    return (shade.weight[:, None] * diff).astype(np.float32), growth.astype(np.float32)
+    out = shade.side[:, None] * np.asarray(head_rotation, np.float32)[:, 0][None, :]  # [M, 3] away from the mouth
+    inward = np.minimum(np.einsum("mi,mi->m", d_corner - d_own, out), 0.0)  # <= 0: the corner comes in
+    growth = 1.0 - shade.grad * inward
+    return ((shade.weight * inward)[:, None] * out).astype(np.float32), growth.astype(np.float32)

@@ -347,7 +347,7 @@ class Driver:
         means, quats, scales = _apply(tab.delta, tab.quat, tab.scale, self.frame, self.coef, self.means,
                                       self.quats, self.scales)
         if self.corner is not None:
-            move, growth = corner_shade.shift(tab.delta, self.corner)
+            move, growth = corner_shade.shift(tab.delta, tab.rot[self.rig.k_head], self.corner)
             means[self.corner.rows] += move
             scales[self.corner.rows] *= growth[:, None]
         colors = self._view_colors(means, tab, viewmat)
