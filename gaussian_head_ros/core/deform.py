@@ -220,6 +220,9 @@ class DriveConfig:
     # The parted lips' inner margins take their lips' colour, not the photo's seam (core/lip_margin.py), when driving
     # for display; training renders without it (False).
     lip_margin: bool = True
+    # A grinning photo's dark mouth corners, which run past the template's, follow its lip corners (core/corner_shade.py)
+    # when driving for display; training renders without it (False).
+    corner_shade: bool = True
     # Each lip keeps at least this share of its rest height (red lip, inner to outer contour, column by column;
     # `lip_height_floor`; 0 = off) when driving for display. The control moves the template by the operator's own
     # millimetres, and a grinning photo's rest lips stay thin (the grin stretched them; core.expression narrows the

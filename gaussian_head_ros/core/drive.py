@@ -28,6 +28,9 @@ every expression but the photo's own (core/lip_body.py), and the lips' own colou
 (core/lip_margin.py; on an avatar whose photo's mouth is open, also the line between its closed lips); none adds
 anything at rest but those two of an open photo's.
 
+A grinning photo's dark mouth corners that run past the template's (core/corner_shade.py) take the template's corner
+motion in place of their cheek triangles' on the numpy path, after the frames are applied: zero at rest.
+
 Zero control (FaceControl.rest()) and captured lighting give the rest pose exactly: each frame's delta
 is exactly zero when nothing moves it, and the posed values are rest + delta.
 """
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core import brow_strip, deform, lashes, lip_body, lip_margin
+from gaussian_head_ros.core import brow_strip, corner_shade, deform, lashes, lip_body, lip_margin
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import (PART_EYE, PART_FACE, PART_PHOTO_MOUTH, SH_C1, SH_C2, GaussianAvatar,
                                            sh_dc_to_rgb, sh_rest_rows)
@@ -175,7 +178,6 @@ class Driver:
         self.verts = self.rig.verts  # [V, 3] float64
         self.brows = deform.brow_rows(self.verts)  # expression rows DriveConfig.brow_gain scales
         self.frame = self.rig.frame  # [N] frame of each Gaussian
-        self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.expr_index = {name: i for i, name in enumerate(avatar.expression_names)}
         # the photo's own open mouth: its rows, the jaw angle (rad) and the lips' gap (m) it shows them at
         # (avatar.PART_PHOTO_MOUTH)
@@ -191,6 +193,10 @@ class Driver:
         self.wrinkle_rgb = np.asarray(avatar.wrinkle_rgb, np.float32)  # [M, 3]
         self.wrinkle_expression = np.asarray(avatar.wrinkle_expression, np.float64)  # [V, 3] or [0, 3]
         self._rest_values(avatar, np_of)
+        # the photo's dark mouth corners that run past the template's follow its lip corners (core.corner_shade)
+        self.corner = corner_shade.corner_shade(self.rig, self.means, self.colors, avatar.part) \
+            if self.cfg.corner_shade and not self.torch else None
+        self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.crease = None  # lashes.CreaseMap or None (`_lash_map`)
         self.lash = self._lash_map(avatar)  # LashMap or None
         front = self.colors if not len(self.view_rows) else _view_sh(  # the colours the photo's view shows
@@ -351,6 +357,10 @@ class Driver:
             return self._apply_torch(tab, target)
         means, quats, scales = _apply(tab.delta, tab.quat, tab.scale, self.frame, self.coef, self.means,
                                       self.quats, self.scales)
+        if self.corner is not None:
+            move, growth = corner_shade.shift(tab.delta, tab.rot[self.rig.k_head], self.corner)
+            means[self.corner.rows] += move
+            scales[self.corner.rows] *= growth[:, None]
         colors = self._view_colors(means, tab, viewmat)
         maps = self._colour_maps(tab)
         if maps:
