@@ -12,7 +12,7 @@ def add_arguments(p):
     p.add_argument("--photo", help="use this photo as the source instead of the first frame (cross-reenactment "
                                    "when it shows another person: add --no-image-metrics)")
     p.add_argument("--backend", default="mesh_fit", help="reconstructor: mesh_fit or rar")
-    p.add_argument("--render-backend", default="cpu", help="rasterizer: cpu, torch or gsplat")
+    p.add_argument("--render-backend", default="cpu", help="rasterizer: auto, cpu, torch or gsplat (default cpu)")
     p.add_argument("--max-frames", type=int_range(0), default=0, help="evaluate at most this many frames (0 = all)")
     p.add_argument("--stride", type=int_range(1), default=1, help="score every N-th frame (the tracker sees all)")
     p.add_argument("--reader", metavar="FACE_LANDMARKER.task", default="",
