@@ -76,6 +76,30 @@ and the driver's 9-10 mm as the reader reads it, the renders' 6.5-8 mm on six po
 their photos' corners (a grin's, a pout's) stay where the photo had them. With the lips' landmarks moved to the
 template's, lp_d8_man_glasses reads jawOpen 0.09 -> 0.34 / 0.02 -> 0.13 / 0.02 -> 0.09 (frames 46 / 50 / 54) and
 mouthPucker 0.53-0.78 -> 0.97-0.99; business_person (which narrows) 0.02 -> 0.05-0.08.
+Session 62 (jaw62, main 84bca35, whole sadtalker_WDA_KatieHill clip, 200 frames, the living-face table's series and
+--max-frames 0 --video-mode --swap): the crosses' jaw r (0.62-0.82, self 0.889) is lost on frames 60-199 (astronaut /
+business / lp_d8 / trump / two_children: 0.86 / 0.84 / 0.93 / 0.88 / 0.72 on frames 0-59, 0.57-0.65 after), where the
+driver talks at small openings (jawOpen < 0.25 on 185 of 200 frames; lips parted 10-12 mm over the teeth, the chin
+within a few mm) and those five renders read at their floor (< 0.03 on 40-84 % of the frames; slope 0.15-0.27). The
+reading is monotone but convex there: Spearman 0.836 / 0.815 against Pearson 0.638 / 0.644 (business_person /
+two_children_multiface); business_person's render by the driver's jawOpen bins 0-.05-.1-.15-.2-.3-.6: 0.004 0.005 0.012
+0.020 0.032 0.114 (self 0.043 0.094 0.142 0.204 0.239 0.415). --swap, render / avatar rest + operator motion / operator
+rest + avatar motion: business_person 0.638 / 0.773 (slope 0.044) / 0.835, astronaut 0.643 / 0.774 (0.151) / 0.862,
+two_children 0.644 / 0.762 (0.125) / 0.895, trump 0.713 / 0.792 (0.304) / 0.878: the avatars' motion, on the operator's
+face, reads about as well as the self pair's render; the operator's motion, on the avatars' faces, reads low and flat.
+No tracking losses (0 untracked, 0 frames without a face). Not the turn: the same controls drawn facing the camera
+(rotation identity) read r 0.608 / 0.686 / 0.621 / 0.819 against 0.638 / 0.651 / 0.623 / 0.767 at the clip's pose
+(business_person, astronaut, lp_d9_woman_turned, obama_official). Not the teeth: business_person with the lower row at
+the lower lip (lower_teeth_show_share 0) 0.637, with the lower row turning with the whole jaw 0.628. But the cross
+avatars' jawOpen depends on the head's pitch where the self avatar's (made from the clip's frame 0) does not: one
+control (frame 160) drawn with the head turned about its x axis by -15 .. +5 deg (the reader's pitch -5 .. +9) reads
+0.28-0.32 on the self avatar, 0.21 -> 0.51 on lp_d9_woman_turned, 0.19 -> 0.38 on obama_official,
+0.05 -> 0.13 on astronaut (frame 105: self 0.18-0.30, lp_d9 0.12 -> 0.43, obama 0.07 -> 0.26); at the clip's pose the
+residual of lp_d9's / obama_official's reading (after gain and offset) follows the pitch at r 0.72 / 0.51 (+0.105 /
++0.034 jawOpen per 10 deg), facing the camera at 0.00 / -0.21. The tracker's One Euro filter costs the floor-bound
+crosses a little (controls tracked without smoothing: business_person 0.638 -> 0.721, two_children 0.695 -> 0.715,
+astronaut 0.651 -> 0.676, lp_d8 0.670 -> 0.693, same render path; still-face jitter of the expression x2.3) and d_cutoff
+4 Hz less (0.693 / 0.660 / 0.682, jitter +5-9 %): not changed.
 """
 
 from __future__ import annotations
