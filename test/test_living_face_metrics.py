@@ -111,6 +111,22 @@ def test_slope_measures_the_amplitude_r_does_not_see():
         slope(x[:2], x[:2])
 
 
+def test_rank_correlation_sees_order_where_pearson_sees_a_bent_curve():
+    from gaussian_head_ros.core.metrics import correlation, rank_correlation
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.0, 0.6, 80)
+    floor = np.maximum(x - 0.3, 0.0) ** 2 + 1e-4 * x  # follows in order, flat at a floor for small x
+    assert rank_correlation(x, floor) == pytest.approx(1.0)
+    assert correlation(x, floor) < 0.9
+    shuffled = rng.permutation(floor)
+    assert abs(rank_correlation(x, shuffled)) < 0.3  # no order: no rank correlation
+    gaps = floor.copy()
+    gaps[[2, 5]] = np.nan  # frames without a face are left out
+    assert rank_correlation(x, gaps) == pytest.approx(1.0)
+    assert rank_correlation(x, np.full(80, 0.2)) == 0.0
+
+
 def test_compare_gives_the_slope_beside_r(clip_reading):
     read = clip_reading
     same = compare(_series(read), _series(read))
@@ -122,6 +138,8 @@ def test_compare_gives_the_slope_beside_r(clip_reading):
     m = compare(_series(read), small)
     assert m["r_jaw"] == pytest.approx(1.0) and m["slope_jaw"] == pytest.approx(1 / 3, abs=1e-3)
     assert all((m[f"slope_{k}"] is None) == (m[f"r_{k}"] is None) for k in GROUPS)
+    assert all((m[f"rank_{k}"] is None) == (m[f"r_{k}"] is None) for k in GROUPS)
+    assert m["rank_jaw"] == pytest.approx(1.0)
 
 
 def test_frames_without_a_face_are_counted_and_left_out(clip_reading):

@@ -6,9 +6,10 @@ with the image metrics (PSNR, ...); `cross:<portrait>:<clip>` = a portrait drive
 ground truth (reader, holes, identity only). One pair = one JSON object (the eval metrics plus `pair`,
 `kind`, `video`, `photo`, or `error` when the pair failed).
 
-Amplitude: beside each reader group's r_<group>, slope_<group> (core/reader.py: the render's least-squares
-slope against the driver's series; 1 = the operator's amplitude). Pair files written before the slope
-existed get it from their kept reader series (`with_slopes`).
+Amplitude and order: beside each reader group's r_<group>, slope_<group> (core/reader.py: the render's
+least-squares slope against the driver's series; 1 = the operator's amplitude) and rank_<group> (Spearman's
+rank correlation: the render rises whenever the driver does, however bent the curve). Pair files written before
+these existed get them from their kept reader series (`with_slopes`).
 
 Summary: per metric the mean over the pairs that have it (None values are left out: a correlation is None
 when the driver hardly moves, see core/reader.py), over all pairs and per kind; for the correlations also
@@ -79,15 +80,16 @@ def _moving(row: dict, key: str) -> bool:
 
 
 def with_slopes(row: dict) -> dict:
-    """A pair result with slope_<group> filled in from its `reader_series` when it has the series but no
-    slopes (a result written before the slope was measured); otherwise the row as it is."""
+    """A pair result with slope_<group> and rank_<group> filled in from its `reader_series` when it has the
+    series but not those (a result written before they were measured); otherwise the row as it is."""
     ser = row.get("reader_series")
-    if not ser or any(f"slope_{g}" in row for g in READER_GROUPS):
+    keys = [f"{m}_{g}" for m in ("slope", "rank") for g in READER_GROUPS]
+    if not ser or all(k in row for k in keys):
         return row
     from gaussian_head_ros.core.reader import ReaderSeries, compare
 
     m = compare(ReaderSeries.from_json(ser["driver"]), ReaderSeries.from_json(ser["render"]))
-    return {**row, **{f"slope_{g}": m[f"slope_{g}"] for g in READER_GROUPS}}
+    return {**row, **{k: m[k] for k in keys if k not in row}}
 
 
 def _num(v) -> float | None:
@@ -146,6 +148,7 @@ COLUMNS = [("psnr", "PSNR"), ("psnr_frame0", "PSNR f0"), ("psnr_plate", "PSNR pl
            ("holes_max_px512", "holes max"), ("sface_cos_render_photo", "SFace cos"),
            ("no_face_render", "no face (render)"), ("reader_frames", "frames")]
 SLOPE_COLUMNS = [(f"slope_{g}", f"{g} slope") for g in READER_GROUPS]
+RANK_COLUMNS = [(f"rank_{g}", f"{g} rank") for g in READER_GROUPS]
 
 
 def _cell(v) -> str:
@@ -163,7 +166,7 @@ def to_markdown(rows: list[dict], summary: dict, header: str = "", baseline: dic
     if baseline:
         out += ["\n### means over pairs: baseline -> now\n", "| metric | " + " | ".join(
             f"{k} baseline | {k} now" for k in ("self", "cross", "all")) + " |", "|---" * 7 + "|"]
-        for key, title in COLUMNS[:-2] + SLOPE_COLUMNS:
+        for key, title in COLUMNS[:-2] + SLOPE_COLUMNS + RANK_COLUMNS:
             cells = []
             for kind in ("self", "cross", "all"):
                 cells += [_cell(baseline["means"][kind].get(key)), _cell(summary["means"][kind].get(key))]
@@ -184,10 +187,11 @@ def to_markdown(rows: list[dict], summary: dict, header: str = "", baseline: dic
         mv = summary.get("means_driver_moves", {}).get(kind, {})
         out.append("| mean, driver moves | " + " | ".join(_cell(mv.get(k)) if k.startswith("r_") else ""
                                                           for k, _ in cols) + " |")
-        cols = [(k, t) for k, t in SLOPE_COLUMNS if any(_num(r.get(k)) is not None for r in rs)]
+        cols = [(k, t) for k, t in SLOPE_COLUMNS + RANK_COLUMNS if any(_num(r.get(k)) is not None for r in rs)]
         if cols:
-            out += [f"\n{kind}-reenactment amplitude: slope of the render's reader series against the driver's "
-                    "(1 = the operator's amplitude; – = driver too still)\n",
+            out += [f"\n{kind}-reenactment amplitude and order: slope of the render's reader series against the "
+                    "driver's (1 = the operator's amplitude) and Spearman's rank correlation (1 = rises whenever "
+                    "the driver's does, however bent; – = driver too still)\n",
                     "| pair | " + " | ".join(t for _, t in cols) + " |", "|---" * (len(cols) + 1) + "|"]
             out += [f"| {r['pair']} | " + " | ".join(_cell(r.get(k)) for k, _ in cols) + " |"
                     for r in rs if "error" not in r]

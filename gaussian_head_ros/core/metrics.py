@@ -67,6 +67,19 @@ def correlation(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def rank_correlation(a, b) -> float:
+    """Spearman's rank correlation (Pearson r of the two series' ranks, ties averaged: scipy.stats.rankdata)
+    over the frames where both are finite: 1 when b rises whenever a does, however bent the curve between them
+    (a render whose jaw follows the operator's in order but reads small openings at a floor: Pearson 0.64,
+    Spearman 0.84 on business_person x sadtalker, session 62). 0 when either series is constant or fewer than
+    3 frames are finite, as `correlation`."""
+    from scipy.stats import rankdata
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    return correlation(rankdata(a[ok]), rankdata(b[ok]))
+
+
 def slope(x, y) -> float:
     """Least-squares slope b of y ~ a + b x over the frames where both are finite: how far y moves per
     unit of x (an amplitude, which Pearson r does not see; y following x at half the size has r 1, slope

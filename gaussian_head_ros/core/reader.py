@@ -50,7 +50,7 @@ import numpy as np
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.control import euler_deg, matrix_to_quat
-from gaussian_head_ros.core.metrics import correlation, slope
+from gaussian_head_ros.core.metrics import correlation, rank_correlation, slope
 
 GROUPS = ("jaw", "blink", "gaze_h", "gaze_v", "brow", "smile", "pucker")
 ANGLES = ("yaw", "pitch", "roll")
@@ -304,6 +304,8 @@ def _r(driver: np.ndarray, render: np.ndarray, min_std: float) -> float | None:
 def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
     """Two series of the same frames -> flat metrics: r_<group>, slope_<group> (the render's least-squares
     slope against the driver's series: 1 = the same amplitude, 0.3 = a third of it; None where r is None),
+    rank_<group> (Spearman's rank correlation: the render follows the driver's order along a curve Pearson's r
+    calls bent; None where r is None),
     r_<angle>, mae_<angle>_deg, std_<group> and std_<angle>_deg (the driver's amplitude, for judging an r),
     reader_frames (frames with a face in both), no_face_driver, no_face_render. Raises ValueError when the
     lengths differ."""
@@ -318,6 +320,7 @@ def compare(driver: ReaderSeries, render: ReaderSeries) -> dict:
         moves = driver_moves(k, d)
         out[f"r_{k}"] = round(correlation(d, p), 4) if moves else None
         out[f"slope_{k}"] = round(slope(d, p), 4) if moves else None
+        out[f"rank_{k}"] = round(rank_correlation(d, p), 4) if moves else None
         out[f"std_{k}"] = round(float(np.std(d)), 4) if d.size else None
     for k in ANGLES:
         d = np.asarray(driver.angles[k], np.float64)[both]
