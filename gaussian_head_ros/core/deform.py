@@ -195,6 +195,15 @@ class DriveConfig:
     # (lashes.spread_rows), take that skin's colour around where the closed lid puts them, averaged with this
     # Gaussian standard deviation in metres (core.lashes.crease_map; 0 = off)
     lid_crease_skin_m: float = 0.001
+    # ... and the shut lid lit towards the skin under the eye and shaded over its height as real shut lids are, up to
+    # the fold's shade under the brow (core.lashes.lid_shade, CLOSED_LID_SHADE; with the crease map), this share of the
+    # way: a fill of one colour from the lash line up to the brow read as a smear, not a lid (crease62:
+    # business_person, astronaut_eileen_collins, trump_official; test_lashes); 0 = off
+    lid_shade: float = 1.0
+    # ... not at all up to this share of each lid's rest gap closed, fully from the second (smoothstep): it is the
+    # shut lid's. With the lash map's ramp (0.3, 0.8) a half-shut lid (sadtalker frame 0's avatar, lid ratio 0.5: 0.625
+    # closed) took it too, lit and shaded in patches: test_lashes' lid speckle 0.0077 -> 0.0093 (right eye)
+    lid_shade_closure: tuple[float, float] = (0.65, 0.95)
     # The eyeballs fade out as a lid shuts (core.lashes.eyeball_share): whole up to this share of the lid's rest gap
     # closed, gone from the second. obama_speech's irises poked through his shut lids on tpsmm_driving frame 20 at
     # 0.969 closed (267 px at 512 px; at (0.95, 1.0) they kept 0.65 of their opacity and still showed); up to 0.94

@@ -157,6 +157,9 @@ class FrameTables:
     body: float = 0.0
     # [2] the opacity share each eye's (right, left) eyeballs keep under its lid (`lashes.eyeball_share`; None: all)
     eyeball: np.ndarray | None = None
+    # [2] how far each eye's shut-lid shade is in (DriveConfig.lid_shade x `lashes.lash_weights` over
+    # lid_shade_closure; None: none this frame)
+    lid_shade: np.ndarray | None = None
 
 
 class Driver:
@@ -198,6 +201,7 @@ class Driver:
             if self.cfg.corner_shade and not self.torch else None
         self.coef = deform.coefficients(self.rig, self.means, self.verts).astype(np.float32)  # [N, 6]
         self.crease = None  # lashes.CreaseMap or None (`_lash_map`)
+        self.lid_shade = None  # lashes.LidShade or None (`_lash_map`)
         self.lash = self._lash_map(avatar)  # LashMap or None
         front = self.colors if not len(self.view_rows) else _view_sh(  # the colours the photo's view shows
             self.colors, self.view_rows, self.view_dc, self.view_sh, self.frame,
@@ -215,7 +219,8 @@ class Driver:
 
     def _lash_map(self, avatar) -> "lashes.LashMap | None":
         """The lash map (core.lashes), its closed places those this driver gives in a full blink, head at rest; sets
-        self.crease, the crease map (lashes.crease_map, on avatars with a lash band), from the same closed places."""
+        self.crease, the crease map (lashes.crease_map, on avatars with a lash band), from the same closed places, and
+        self.lid_shade (lashes.lid_shade: the shut lid's shading over its height, at its closed skin's level)."""
         if self.cfg.lash_smooth_m[0] <= 0:
             return None
         rows, eye = lashes.lash_rows(avatar.part, avatar.face_id, self.means, self.verts, self.rig.faces)
@@ -238,6 +243,8 @@ class Driver:
         closed[moved] += np.einsum("mrc,mc->mr", delta[self.frame[moved]], coef)  # `_apply`'s means, on those rows
         self.crease = lashes.crease_map(crease, crease_eye, skin, skin_eye, closed, self.colors, self.opacities,
                                         self.cfg.lid_crease_skin_m)
+        self.lid_shade = None if self.cfg.lid_shade <= 0 else lashes.lid_shade(
+            avatar.part, self.means, self.verts, self.colors, self.opacities, skin, skin_eye)
         return lashes.lash_map(rows, eye, closed, self.colors, self.opacities, *self.cfg.lash_smooth_m)
 
     def _rest_values(self, avatar, np_of) -> None:
@@ -295,8 +302,13 @@ class Driver:
         delta, rot, scale = deform.frame_tables(self.rig, self.verts, disp, quat_to_matrix(control.rotation), theta,
                                                 gaze, self.cfg)
         wrinkle = wrinkle_share(disp, self.wrinkle_expression) if len(self.wrinkle_rows) else 0.0
-        closure = lashes.lid_closure(self.verts, disp) if self.lash is not None or len(self.eyeball_rows) else None
+        closure = (lashes.lid_closure(self.verts, disp)
+                   if self.lash is not None or self.lid_shade is not None or len(self.eyeball_rows) else None)
         lash = None if self.lash is None else lashes.lash_weights(closure, self.cfg.lash_closure)
+        shade = None
+        if self.lid_shade is not None:
+            shade = self.cfg.lid_shade * lashes.lash_weights(closure, self.cfg.lid_shade_closure)
+            shade = shade if np.any(shade > 0) else None
         eyeball = None
         if len(self.eyeball_rows):
             eyeball = lashes.eyeball_share(closure, self.cfg.eyeball_shut_closure)
@@ -318,14 +330,15 @@ class Driver:
         return FrameTables(delta.astype(np.float32), deform.frame_quats(self.rig, rot).astype(np.float32),
                            rot.astype(np.float32), scale.astype(np.float32), wrinkle, lash,
                            brow_strip.unfold_share(disp, self.strip, self.cfg.brow_unfold_gain), photo_mouth, margin,
-                           body, eyeball)
+                           body, eyeball, shade)
 
     def _colour_maps(self, tab: FrameTables) -> list[tuple[np.ndarray, object]]:
         """The colour maps in this frame, [(rows [M] int64, add: [M, 3] float32 added to those rows' colours, or a
         function of their colours now [M, 3] giving it)], added in this order, each clipped to 0..1: the wrinkle map
         (the photo's creases, as far as the expression goes the photo's way), the lash map (the lash band evened out
-        as each lid closes), the brow-lid strip's lit skin as a brow raise unfolds it (core.brow_strip: towards its
-        lit colour from the colour the rows have in this frame, the one that reads them), an open photo's lips towards
+        as each lid closes, with the crease map), the shut lid lit and shaded over its height (core.lashes.lid_shade),
+        the brow-lid strip's lit skin as a brow raise unfolds it (core.brow_strip: towards its lit colour from the
+        colour the rows have in this frame, the one that reads them), an open photo's lips towards
         their own colour away from the photo's own opening (core.lip_body, likewise) and the parted lips' inner
         margins towards their lips' colour (core.lip_margin, likewise from this frame's colours); the ones that add
         nothing are left out."""
@@ -336,6 +349,8 @@ class Driver:
             maps.append((self.lash.rows, tab.lash.astype(np.float32)[self.lash.eye, None] * self.lash.rgb))
             if self.crease is not None:
                 maps.append((self.crease.rows, lambda c, w=tab.lash: lashes.crease_rgb(self.crease, w, c)))
+        if tab.lid_shade is not None:
+            maps.append((self.lid_shade.rows, lambda c, w=tab.lid_shade: lashes.lid_shade_rgb(self.lid_shade, w, c)))
         if tab.unfold is not None and np.any(tab.unfold > 0):
             maps.append((self.strip.rows, lambda c, s=tab.unfold: brow_strip.unfold_rgb(self.strip, s, c)))
         if tab.body > 0:

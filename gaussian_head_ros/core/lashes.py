@@ -26,6 +26,11 @@ the lid carries by their own weights (`spread_rows`: the made-up lid's pale band
 it spreads at their own size over the closed lid's skin: a half-closed lid drew them as pale and dark specks across
 it, a crumpled lid (sadtalker frames 24-28, session 60). 10-150 Gaussians per avatar.
 
+The shut lid's light (`lid_shade`, `lid_shade_rgb`, from DriveConfig.lid_shade_closure on): the photo's open eye
+has no lid, and its fill was one flat patch from the lash line up to the brow, a fifth darker than the skin under
+the eye (crease62). As a lid shuts its skin is lit towards the skin under the eye and shaded over its height as
+real shut lids are (CLOSED_LID_SHADE: into the lash line below, the fold's shade under the brow above).
+
 The same lid closure hides the eyeballs under a shut lid (`eyeball_share`, core.drive's opacities): the closed lid's
 flat strip is a chord across the eyeball's bulge, and a turned iris poked through it (obama_speech, session 61).
 """
@@ -40,6 +45,7 @@ from matplotlib.path import Path as MplPath
 from gaussian_head_ros.core import deform
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.avatar import PART_FACE, PART_STATIC
+from gaussian_head_ros.core.colour import LUMA
 from gaussian_head_ros.core.deform import LID_MID, LID_UPPER
 from gaussian_head_ros.core.eyes import EYEBALL_RADIUS_M
 
@@ -250,6 +256,140 @@ def crease_rgb(crease: CreaseMap, weight: np.ndarray, colors: np.ndarray) -> np.
     [M, 3] float32 the colour they add: weight x (skin - colour)."""
     k = np.asarray(weight, np.float64)[crease.eye][:, None]
     return (k * (np.asarray(crease.rgb, np.float64) - np.asarray(colors, np.float64))).astype(np.float32)
+
+
+# A real shut upper lid's luminance over its height, over the lid's own (its mean at heights 0.4-1.2): the median of
+# 16 shut eyes of the ../shared driving clips (tpsmm_driving 20-21, lp_d0 65-66, lp_d18 94-96 and 186, both eyes; the
+# frame's MediaPipe landmarks; along the line from each upper-lid margin vertex (height 0) over its fold-row vertex
+# (lmk.UPPER_LID_ROW_*, 1) to three times as high, the middle five of the seven columns, medians over them). The lid
+# rolls away into the lash line over its lowest 0.3 (0.76 at 0.1, 0.91 at 0.2); it is lit evenly up to 1.3; above
+# it the fold sinks under the brow, a step at 1.4 (0.92) and darkest at 2.0 (0.75), back to the lid's level at 2.6.
+# (Quartiles: 0.65 / 0.82 at 0.1, 0.82 / 1.00 at 1.4, 0.72 / 0.81 at 2.0.) Our shut lids (the nine ../shared
+# portraits' avatars on those frames, same measure): 0.61 at 0.1, 1.00 up to 1.6, 0.92 at 2.0: one flat fill from
+# the lash line up to the brow.
+CLOSED_LID_HEIGHT = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4,
+                              2.5, 2.6])
+CLOSED_LID_SHADE = np.array([0.57, 0.76, 0.91, 0.94, 1.0, 1.0, 0.92, 0.93, 0.91, 0.87, 0.81, 0.77, 0.75, 0.78, 0.78,
+                             0.81, 0.82, 0.90, 1.0])
+# ... and the skin below the shut eye, 0.5-2 lid heights under the closed line, over the lid: 1.03 (0.96-1.08 over
+# those heights); ours 1.30 (1.11-1.34): our shut lid was a patch a fifth darker than the skin round it (the
+# closed-lid fill's level is the photo's skin above and below the eye, and above is the fold's shade and makeup)
+UNDER_EYE_OVER_LID = 1.03
+UNDER_EYE_BAND = (0.5, 2.0)  # ... those heights under the lower lid's margin, in lid heights (`lid_heights`)
+# ... the lid lit at most this much towards that level: the nine portraits' avatars ask 1.10-1.68 (obama_speech 1.68,
+# two_children 1.40-1.52, business_person 1.27-1.38), and lit that far their lids glowed orange-pink over the lash
+# line (the fill's saturated rgb scaled); at 1.15 business_person's and astronaut_eileen_collins' lids read as lit
+# skin under the fold's shade (crease62 sheets)
+LID_GAIN_MAX = 1.15
+# the lid is lit to its level between these heights, none below the first and above the last, linear between: the
+# table's lid (its roll into the lash line ends at 0.4, its step to the fold is at 1.3-1.4). Lit down to the margin,
+# the closed-lid fill's light rows just above the lash line (up to 1.4x its skin's luminance) drew a salmon streak
+# along it (two_children_multiface, business_person, tpsmm_driving 20)
+LID_LIFT_HEIGHTS = (0.2, 0.4, 1.3, 1.6)
+# ... its rows lit from the first x its closed skin's luminance on, wholly from the second (the lash line's 0.3 x
+# that skin, lash_line_shade, stays dark)
+LID_SKIN_LUMA = (0.5, 0.8)
+# ... measured on the middle five of each lid's seven columns (lmk.EYELID_PAIRS_*): the shade is whole from this far
+# in from the eye's corners (along the line between them, shares of it) and fades to none at them
+LID_SHADE_CORNER = 0.15
+
+
+def lid_heights(points: np.ndarray, verts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """points [M, 3] and verts [V >= 468, 3] the rest template, both in the head frame (m, y down, x < 0 the subject's
+    right eye) -> (height [M]: above its eye's upper-lid margin in units of the lid's height there, 0 on the margin
+    (lmk.EYELID_PAIRS_*'s upper vertices), 1 on the fold row above it (lmk.UPPER_LID_ROW_*), negative below; under
+    [M]: below the lower lid's margin (EYELID_PAIRS_*'s lower vertices) in the same units; all rows linear in x and
+    held past their ends; along [M]: where between its eye's corners in x, 0 and 1 at them; eye [M] int64, 0 the
+    subject's right, 1 left)."""
+    p = np.asarray(points, np.float64).reshape(-1, 3)
+    v = np.asarray(verts, np.float64)
+    height, under, along = np.zeros(len(p)), np.zeros(len(p)), np.zeros(len(p))
+    eye = (p[:, 0] >= 0).astype(np.int64)
+    rows = ((lmk.EYELID_PAIRS_R, lmk.UPPER_LID_ROW_R), (lmk.EYELID_PAIRS_L, lmk.UPPER_LID_ROW_L))
+    for k, (pairs, fold_row) in enumerate(rows):
+        sel = eye == k
+        x, y = p[sel, 0], p[sel, 1]
+
+        def row_y(ids):
+            r = v[list(ids)]
+            o = np.argsort(r[:, 0])
+            return np.interp(x, r[o, 0], r[o, 1])
+
+        ym, yf, yl = row_y([pr[0] for pr in pairs]), row_y(fold_row), row_y([pr[1] for pr in pairs])
+        unit = np.maximum(ym - yf, 1e-9)
+        height[sel], under[sel] = (ym - y) / unit, (y - yl) / unit
+        cx = np.sort(v[list(lmk.EYE_CORNERS[k]), 0])
+        along[sel] = (x - cx[0]) / max(cx[1] - cx[0], 1e-9)
+    return height, under, along, eye
+
+
+@dataclass
+class LidShade:
+    """Per avatar: a shut lid's skin lit to the level of the skin under the eye and shaded over its height."""
+
+    rows: np.ndarray  # [M] int64 ascending Gaussian indices (over each upper lid, up to the brow)
+    shade: np.ndarray  # [M] float32 the factor on a row's colour in a full blink (0..1) ...
+    level: np.ndarray  # [M] float32 ... down to this luminance (0..1) at most: the factor x its eye's lid level
+    lift: np.ndarray  # [M] float32 0..1 how far a row takes its eye's gain (the lid's rows 1, the fold's 0)
+    eye: np.ndarray  # [M] int64 0 = the subject's right eye, 1 = left
+    gain: np.ndarray  # [2] float32 >= 1 each eye's lid skin to its level (UNDER_EYE_OVER_LID)
+    skin: np.ndarray  # [2] float32 each eye's closed lid skin's luminance as the avatar has it
+
+
+def _mean_luma(rows, luma, weight) -> float:
+    """The weight-averaged luminance over rows (0 without rows)."""
+    w = weight[rows]
+    return float(np.sum(w * luma[rows]) / np.sum(w)) if len(rows) and np.sum(w) > 0 else 0.0
+
+
+def lid_shade(part, means, verts, colors, opacities, skin, skin_eye) -> LidShade | None:
+    """How a shut lid is lit on an avatar -> LidShade, or None (no lid skin, or no skin under the eyes).
+
+    part [N] uint8, means [N, 3] rest (head frame, m), verts [V >= 468, 3] rest template, colors [N, 3] (DC, rgb
+    0..1), opacities [N]; skin [K] int64 the closed lid's skin rows (`crease_rows`' skin: mesh_fit's closed-lid skin)
+    and skin_eye [K]. Rows: face and static Gaussians (photo, completion, lid skin) between the upper-lid margin and
+    the top of the table's heights (`lid_heights`), inside their eye's corners. Each eye's level: its face
+    Gaussians' luminance UNDER_EYE_BAND under the eye, over UNDER_EYE_OVER_LID (opacity-weighed means); gain: that
+    level over its closed lid skin's, 1 (a lid lighter than the real ones' is left so) to LID_GAIN_MAX. Shade: the
+    table there, faded to 1 towards the corners (LID_SHADE_CORNER); a row darkens by it but not below shade x
+    level: a deep-set eye's photo (obama_official) has the fold's shade of its own."""
+    skin, skin_eye = np.asarray(skin, np.int64), np.asarray(skin_eye, np.int64)
+    v = np.asarray(verts, np.float64)
+    if not len(skin) or not lmk.has_mediapipe_topology(len(v)):
+        return None
+    luma = np.asarray(colors, np.float64) @ LUMA
+    w = np.asarray(opacities, np.float64)
+    height, under, along, eye = lid_heights(means, v)
+    part = np.asarray(part)
+    inside = (along > 0.2) & (along < 0.8)  # (the middle five columns, as measured)
+    below = (part == PART_FACE) & inside & (under >= UNDER_EYE_BAND[0]) & (under <= UNDER_EYE_BAND[1])
+    lid = np.array([_mean_luma(skin[skin_eye == k], luma, w) for k in (0, 1)])
+    level = np.array([_mean_luma(np.flatnonzero(below & (eye == k)), luma, w) for k in (0, 1)]) / UNDER_EYE_OVER_LID
+    if np.any(lid <= 0) or np.any(level <= 0):
+        return None
+    on = (((part == PART_FACE) | (part == PART_STATIC)) & (height >= CLOSED_LID_HEIGHT[0])
+          & (height <= CLOSED_LID_HEIGHT[-1]) & (along > 0) & (along < 1))
+    rows = np.flatnonzero(on)
+    fade = np.clip(np.minimum(along[rows], 1.0 - along[rows]) / LID_SHADE_CORNER, 0.0, 1.0)
+    shade = 1.0 - fade * (1.0 - np.interp(height[rows], CLOSED_LID_HEIGHT, CLOSED_LID_SHADE))
+    lift = fade * np.interp(height[rows], LID_LIFT_HEIGHTS, (0.0, 1.0, 1.0, 0.0))
+    e = eye[rows]
+    return LidShade(rows, shade.astype(np.float32), (shade * level[e]).astype(np.float32), lift.astype(np.float32),
+                    e, np.clip(level / lid, 1.0, LID_GAIN_MAX).astype(np.float32), lid.astype(np.float32))
+
+
+def lid_shade_rgb(shade: LidShade, weight: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """LidShade, [2] each eye's weight (`lash_weights`), [M, 3] its rows' colours as this frame draws them -> [M, 3]
+    float32 the colour they add: weight x (the colour lit by its eye's gain, as far as its lift and its luminance
+    over the lid skin's (LID_SKIN_LUMA: the lashes stay) take it, then x its shade, or x what takes it to its level
+    where that is more, up to 1; minus the colour)."""
+    c = np.asarray(colors, np.float64)
+    e = shade.eye
+    skin_like = deform.smoothstep(LID_SKIN_LUMA[0], LID_SKIN_LUMA[1], (c @ LUMA) / shade.skin[e].astype(np.float64))
+    lit = c * (1.0 + (shade.gain[e] - 1.0) * shade.lift * skin_like)[:, None]
+    lum = lit @ LUMA
+    k = np.minimum(1.0, np.maximum(shade.shade, shade.level / np.maximum(lum, 1e-6)))
+    return (np.asarray(weight, np.float64)[e][:, None] * (np.clip(lit * k[:, None], 0.0, 1.0) - c)).astype(np.float32)
 
 
 def closed_displacement(verts: np.ndarray) -> np.ndarray:
