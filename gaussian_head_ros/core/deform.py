@@ -802,6 +802,10 @@ class Rig:
     # [3] the rotation vector (rad) of the control under which the torso's rows lie as the photo shows them (the photo's
     # own head rotation: rest_pose.turn_torso builds them so); the spread is that of the turn from it
     torso_turn0: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    # [2] (subject's right, left) how far the rest lowered the photo's raised brows (metres, y down, > 0; the positive
+    # part of GaussianAvatar.rest_brow_shift): a driven raise up to that height gives the photo's brows back over the
+    # photo's own lids, a raise beyond it takes the upper lids along (`lids_with_brow_raise`). None: none lowered.
+    brow_above: np.ndarray | None = None
 
     @property
     def num_gaussians(self) -> int:
@@ -810,11 +814,12 @@ class Rig:
 
 
 def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None,
-              brow_hood=None, photo_rotation=None, closest: ClosestPoints | None = None) -> Rig:
+              brow_hood=None, photo_rotation=None, closest: ClosestPoints | None = None, brow_above=None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
     photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze's yaw is measured (else the
     template's own x, y); its pitch is the template's own, in the head frame (`eyes.rest_gaze`). brow_hood [2]
-    (metres, y down, <= 0) or None: Rig.brow_hood (all 0 is None). photo_rotation [3, 3] or None (the identity): the
+    (metres, y down, <= 0) or None: Rig.brow_hood (all 0 is None); brow_above [2] (metres, >= 0) or None: Rig.brow_above
+    (all 0 is None). photo_rotation [3, 3] or None (the identity): the
     control rotation that gives the photo back (`control.head_rotation_in_view` of its camera), where the torso's rows
     lie as the photo shows them (Rig.torso_turn0).
 
@@ -926,7 +931,9 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
                inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces),
                None if brow_hood is None or not np.any(np.asarray(brow_hood) < 0)
                else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0), eye_levels, torso_spread,
-               np.zeros(3) if photo_rotation is None else rotation_vector(np.asarray(photo_rotation, np.float64)))
+               np.zeros(3) if photo_rotation is None else rotation_vector(np.asarray(photo_rotation, np.float64)),
+               None if brow_above is None or not np.any(np.asarray(brow_above) > 0)
+               else np.maximum(np.asarray(brow_above, np.float64).reshape(2), 0.0))
 
 
 def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -975,8 +982,9 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]; with the operator's lid ratios [14]
     (`eyelid_ratios`) the eyelids then follow `eyelid_openness` (retargeted as a fraction of each face's own
     lid gap); with a gaze [2, 2] (numpy) and the avatar's `rig` they also follow each eyeball's vertical turn
-    from its rest gaze (`lid_turns`); on a rig whose photo's low brows hooded its lids (Rig.brow_hood) the upper
-    lids also rise with a driven brow raise (`lids_with_brow_raise`)."""
+    from its rest gaze (`lid_turns`); on a rig whose photo's low brows hooded its lids (Rig.brow_hood), or whose rest
+    lowered its photo's raised brows (Rig.brow_above), the upper lids also rise with a driven brow raise
+    (`lids_with_brow_raise`)."""
     cfg = cfg or DriveConfig()
     xp = namespace(verts)
     lcount = min(verts.shape[0], expression.shape[0])
@@ -995,20 +1003,22 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     if use_ratios or turns is not None:
         openness = eyelid_openness(lid_ratios, cfg) if use_ratios else asarray_like(np.ones(2), disp)
         disp = retarget_eyelids(verts, disp, openness, turns, None if turns is None else rig.eye_centres, cfg)
-        if rig is not None and rig.brow_hood is not None:
-            disp = lids_with_brow_raise(disp, openness, rig.brow_hood, xp, cfg)
+        if rig is not None and (rig.brow_hood is not None or rig.brow_above is not None):
+            disp = lids_with_brow_raise(disp, openness, rig.brow_hood, xp, cfg, rig.brow_above)
     return disp
 
 
 _BROWS = (list(lmk.BROW_R), list(lmk.BROW_L))  # each eye's brow (subject's right, left)
 
 
-def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig):
+def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig, above=None):
     """disp [V >= 468, 3] a displacement whose lids were retargeted (`retarget_eyelids`), openness [2] (right,
-    left; `eyelid_openness`), hood [2] numpy (metres, y down, <= 0; Rig.brow_hood) -> the same with each upper lid's
-    margin (LID_UPPER) raised by cfg.lid_with_brow_raise x its brow's driven raise (the mean upward displacement of
-    lmk.BROW_R / BROW_L; a lowered brow: nothing), the raise counted up to -hood, x the eye's openness (shut lids
-    still meet). numpy or torch like disp.
+    left; `eyelid_openness`), hood [2] numpy (metres, y down, <= 0; Rig.brow_hood) or None, above [2] numpy (metres,
+    >= 0; Rig.brow_above) or None -> the same with each upper lid's margin (LID_UPPER) raised by
+    cfg.lid_with_brow_raise x its brow's driven raise (the mean upward displacement of lmk.BROW_R / BROW_L; a lowered
+    brow: nothing), the raise counted up to -hood on a hooded avatar, and beyond `above` (the photo's own brow
+    height) on one whose rest lowered its photo's raised brows, x the eye's openness (shut lids still meet). numpy
+    or torch like disp.
 
     The drive-time counterpart of the rest's lift of a hooded lid (`expression._brow_spread`, which lifts the lids
     by expression.LID_WITH_BROW_LIFT of the brows' lift from below 14.5 mm, hood; a raise is counted up to as much
@@ -1020,7 +1030,12 @@ def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig):
     not hooded keeps them under a raise (every avatar's lids taken up under tpsmm_driving's held 5.7 mm raise made
     FaceLandmarker read its half-blinks less: lp_d8 x tpsmm blink 0.81 -> 0.72, session 15), and a self clip's
     frame 0 (its photo never hooded) gives the photo back."""
-    y = [xp.clip(disp[b, 1].mean(), float(h), 0.0) for b, h in zip(_BROWS, hood)]  # y down: a raise is < 0
+    hood = np.zeros(2) if hood is None else hood
+    above = np.zeros(2) if above is None else above
+    # y down: a raise is < 0; a hooded lid's raise counted from the rest up to -hood, a raised photo's beyond its
+    # brows (no bound), neither's not at all
+    y = [xp.clip(disp[b, 1].mean() + float(a), float(h) if h < 0 else (-np.inf if a > 0 else 0.0), 0.0)
+         for b, h, a in zip(_BROWS, hood, above)]
     lift = xp.stack(y) * cfg.lid_with_brow_raise * openness
     rows = lift[_LID_EYE] if xp is np else lift[xp.as_tensor(_LID_EYE, device=disp.device)]
     add = xp.stack([xp.zeros_like(rows), rows, xp.zeros_like(rows)], 1)
