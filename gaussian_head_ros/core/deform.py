@@ -170,8 +170,8 @@ class DriveConfig:
     # over, the lash band Gaussians bound to them spread into a dotted ring and the dark band over the iris's top
     # stood above it as a block (nine portraits at eyelid ratio 1.15-1.3; issue 11, lead38).
     lid_fold_share: float = 0.7
-    # A driven brow raise takes a hooded avatar's upper lids up by this fraction of it (`lids_with_brow_raise`; 0 =
-    # off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7): living-face table, one-height rest, on the hooded
+    # A driven brow raise takes a hooded avatar's upper lids up by this fraction of it, and a raised photo's beyond
+    # its own brows (`lids_with_brow_raise`; 0 = off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7): living-face table, one-height rest, on the hooded
     # portraits' 12 pairs (trump_official, obama_official, obama_speech): blink 0.9145 / 0.9158 / 0.9182 (40-pair
     # mean) at 0 / 0.35 / 0.7, gaze_v 0.8002 / 0.8003 / 0.7990 (its line 0.80: trump x lp_d0 0.902 / 0.899 / 0.846),
     # gaze_h 0.7479 / 0.7492 / 0.7500; browlid15 (session 15) also found 0.35.
@@ -1029,7 +1029,12 @@ def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig, above=None)
     as far as the photo's own brows hooded the lid (hood, recorded by the reconstructor): a face whose lids were
     not hooded keeps them under a raise (every avatar's lids taken up under tpsmm_driving's held 5.7 mm raise made
     FaceLandmarker read its half-blinks less: lp_d8 x tpsmm blink 0.81 -> 0.72, session 15), and a self clip's
-    frame 0 (its photo never hooded) gives the photo back."""
+    frame 0 (its photo never hooded) gives the photo back. A photo whose raised brows the rest lowered (above > 0:
+    tpsmm_driving's frame 0 by 6.0 mm, lp_d9_woman_turned 6.4, lp_d0's frame 0) showed its lids under those brows, so
+    a raise back to them lifts nothing (frame 0 still gives the photo back) and a raise beyond them lifts the lids as
+    a real raise does: self tpsmm_driving's brows rise 4-7 mm past frame 0's in frames 100-147 as the operator's eyes
+    open wider (reader blink 0.12-0.22), and with its lids left the render read 0.45-0.50 (whole-clip blink r 0.628;
+    0.771 with the lift; blink62)."""
     hood = np.zeros(2) if hood is None else hood
     above = np.zeros(2) if above is None else above
     # y down: a raise is < 0; a hooded lid's raise counted from the rest up to -hood, a raised photo's beyond its
