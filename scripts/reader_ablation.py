@@ -18,7 +18,12 @@ and the reader's group series on the render is correlated with the same series o
 - mouth only: pose held, lids and gaze at rest, the brows and forehead held at rest: the expression below the
   eyes as tracked (what the mouth alone makes the reader read as the group),
 - eyes only: pose held, no expression, the tracked lid ratios and gaze,
-- pose only: no expression, lids and gaze at rest, the tracked head pose.
+- pose only: no expression, lids and gaze at rest, the tracked head pose,
+- gaze held: as tracked but the eyes' gaze held at the first frame's (what the eyes' turns add),
+- lids held: as tracked but the lid ratios at 1, the neutral opening (what the tracked lids add; the lid-eye
+  coupling still moves the lids with the gaze).
+
+`--ablations` runs a subset (comma-separated names; `full` is always run).
 
 A low `full` with a high `brows only` says the reader is moved by something else on that face (pose, lids,
 gaze); a `pose only` r far from 0 says the reader reads the rigid head's turn as that group. Prints one line per
@@ -132,12 +137,16 @@ def _at_rest_eyes_mouth(c):
 
 
 def ablate(name: str, c, held: tuple, forehead: np.ndarray):
-    """The control `c` with ablation `name` (see the module docstring); held = (rotation, translation) of frame 0,
-    forehead [L] bool: the brow and forehead landmarks."""
+    """The control `c` with ablation `name` (see the module docstring); held = (rotation, translation, gaze) of
+    frame 0, forehead [L] bool: the brow and forehead landmarks."""
     ex = np.asarray(c.expression, np.float32)
     pose = dict(rotation=held[0], translation=held[1])
     if name == "full":
         return c
+    if name == "gaze held":
+        return replace(c, gaze=held[2])
+    if name == "lids held":
+        return replace(c, eyelid_ratios=np.ones_like(np.asarray(c.eyelid_ratios, np.float32)))
     if name == "pose held":
         return replace(c, **pose)
     if name == "brows only":
@@ -163,7 +172,8 @@ def _value(frame, group: str) -> float:
     return frame.groups[group] if group in frame.groups else frame.angles_deg[group]
 
 
-ABLATIONS = ("full", "pose held", "brows only", "no brows", "mouth only", "eyes only", "pose only")
+ABLATIONS = ("full", "pose held", "brows only", "no brows", "mouth only", "eyes only", "pose only", "gaze held",
+             "lids held")
 
 
 def landmark_regions() -> dict[str, np.ndarray]:
@@ -330,7 +340,7 @@ def clip_and_avatar(portrait: str, clip: str, max_frames: int):
 
 
 def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model: str, regions: bool = False,
-             brow_heights: bool = False) -> dict:
+             brow_heights: bool = False, ablations: tuple = ABLATIONS) -> dict:
     """One pair -> {pair, frames, std_driver, r[ablation], std[ablation], series} (+ regions: {stream: {region:
     (cov per driver sd, r)}} over the frames the reader reads in both the driver and the full render; + brow_heights:
     {tracker, template: (std mm, r with the tracker), hair_follow, streams: {driver / ablation: `height_table`}})."""
@@ -351,7 +361,7 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
                 controls.append((f.stamp_ns, c, _value(r, group), None if r is None else r.landmarks_px))
     if not controls:
         raise ValueError(f"no face tracked in {clip}")
-    held = (controls[0][1].rotation.copy(), controls[0][1].translation.copy())
+    held = (controls[0][1].rotation.copy(), controls[0][1].translation.copy(), controls[0][1].gaze.copy())
     c0 = controls[0][1]
     forehead = np.zeros(len(c0.expression), bool)
     forehead[forehead_points(np.asarray(c0.landmarks) - np.asarray(c0.expression))] = True
@@ -359,7 +369,7 @@ def run_pair(portrait: str, clip: str, group: str, max_frames: int, reader_model
     seen = {"driver": [x[3] for x in controls]}
     out = {"pair": f"{portrait}:{clip}", "group": group, "frames": len(controls),
            "std_driver": round(float(np.nanstd(drv)), 4), "r": {}, "std": {}, "series": {"driver": drv.tolist()}}
-    for name in ABLATIONS:
+    for name in ablations:
         series = []
         with FaceReader(reader_model) as reader:  # a fresh reader per ablation (video mode tracks across frames)
             for stamp, c, _, _ in controls:
@@ -492,6 +502,7 @@ def main(argv=None) -> int:
     ap.add_argument("--group", default="brow", help="reader group or head angle (core/reader.py GROUPS, ANGLES)")
     ap.add_argument("--frames", type=int, default=60, help="frames per clip (0 = all)")
     ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
+    ap.add_argument("--ablations", default="", help="comma-separated subset of the ablations (full is always run)")
     ap.add_argument("--out", default="", help="append each pair's JSON line (with the series) to this file")
     ap.add_argument("--brow-heights", action="store_true", help="the brows' height above the eye corners in the "
                     "tracker, the driven template, the brow hair and the reader's pose-free landmarks of every stream")
@@ -500,6 +511,13 @@ def main(argv=None) -> int:
     ap.add_argument("--regions", action="store_true", help="take the reader's group apart by landmark region on the "
                     "driver and the full render (region_shares; blendshape groups only)")
     a = ap.parse_args(argv)
+    ablations = ABLATIONS
+    if a.ablations:
+        names = [n.strip() for n in a.ablations.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ABLATIONS]
+        if unknown:
+            ap.error(f"unknown ablation(s) {', '.join(unknown)}: choose from {', '.join(ABLATIONS)}")
+        ablations = ("full",) + tuple(n for n in names if n != "full")
     from gaussian_head_ros.core.reader import ANGLES, GROUPS
 
     if a.group not in GROUPS + ANGLES:
@@ -521,14 +539,14 @@ def main(argv=None) -> int:
             if a.out:
                 append_json_line(a.out, res)
         return 0
-    print("pair".ljust(44), "std_drv", "  ".join(f"{n:>16s}" for n in ABLATIONS), "   (r / render std)")
+    print("pair".ljust(44), "std_drv", "  ".join(f"{n:>16s}" for n in ablations), "   (r / render std)")
     for spec in a.pairs:
         portrait, _, clip = spec.partition(":")
         if not clip:
             ap.error(f"pair {spec!r}: expected PORTRAIT:CLIP")
-        res = run_pair(portrait, clip, a.group, a.frames, a.reader, a.regions, a.brow_heights)
+        res = run_pair(portrait, clip, a.group, a.frames, a.reader, a.regions, a.brow_heights, ablations)
         cells = [f"{'  –  ' if res['r'][n] is None else format(res['r'][n], '+.2f')} / {res['std'][n]:.3f}".rjust(16)
-                 for n in ABLATIONS]
+                 for n in ablations]
         print(res["pair"][:44].ljust(44), f"{res['std_driver']:.3f}  ", "  ".join(cells), flush=True)
         for stream, table in res.get("regions", {}).items():
             print(f"  regions, {stream}:".ljust(24), "  ".join(f"{k} {c:+.3f} ({r:+.2f})" for k, (c, r) in table.items()),

@@ -233,6 +233,42 @@ def test_a_driven_brow_raise_takes_a_hooded_avatars_upper_lids_along(canonical):
             np.testing.assert_allclose(v[up_l, 1] - v[lo_l, 1], want * rest_gap_l, atol=1e-6)  # the other eye
 
 
+def test_a_brow_raise_beyond_a_raised_photos_brows_takes_the_upper_lids_along(canonical):
+    """On an avatar whose photo showed raised brows (23.5 mm above the eye corners; its rest lowered them 6 mm,
+    GaussianAvatar.rest_brow_shift > 0: tpsmm_driving's frame 0, lp_d9_woman_turned), a driven raise up to the photo's
+    own brows keeps the lids as retargeted (the photo's brows over the photo's lids: a self clip's frame 0 gives its
+    photo back), and a raise beyond them lifts that eye's upper-lid margin by DriveConfig.lid_with_brow_raise of the
+    part beyond, x the eye's openness. (Before, the lids stayed under any raise, and FaceLandmarker read the avatar's
+    raised brows over unchanged lids as closing eyes: self tpsmm_driving, whole clip, frames 100-147, where the
+    operator's brows rise 4-7 mm past frame 0's and the eyes open wider, read blink 0.45-0.50 on the render against
+    0.12-0.22 on the driver; with the brows held at rest the render read 0.12-0.20.)"""
+    from gaussian_head_ros.core import expression as E
+
+    up_r, lo_r = [p[0] for p in lmk.EYELID_PAIRS_R], [p[1] for p in lmk.EYELID_PAIRS_R]
+    up_l, lo_l = [p[0] for p in lmk.EYELID_PAIRS_L], [p[1] for p in lmk.EYELID_PAIRS_L]
+    neutral = canonical.astype(np.float32)
+    rest_gap = canonical[up_r, 1] - canonical[lo_r, 1]
+    rest_gap_l = canonical[up_l, 1] - canonical[lo_l, 1]
+    a = _avatar_with_photo_brows(canonical, 0.0235)
+    above = float(a.rest_brow_shift[0])
+    assert above > 0.005
+    d = Driver(a)
+    for dy, closed in ((-above, 1.0), (-above + 0.001, 1.0), (-above - 0.002, 1.0), (-above - 0.002, 0.6),
+                       (-above - 0.004, 0.2), (0.002, 1.0)):
+        ex = np.zeros_like(neutral)
+        ex[list(lmk.BROW_R), 1] = dy  # the right brow up (y down) or down
+        lm = neutral + ex
+        for up, lo in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:
+            lm[up] = lm[lo] + closed * (neutral[up] - neutral[lo])
+        v, _ = d.deformed_template(FaceControl(landmarks=lm, expression=lm - neutral))
+        want = (closed - 0.2) / 0.8 if closed > 0.2 else 0.0  # openness (DriveConfig.lid_closed_ratio 0.2)
+        lift = d.cfg.lid_with_brow_raise * min(0.0, dy + above) * want
+        np.testing.assert_allclose(v[up_r, 1] - v[lo_r, 1], want * rest_gap + lift, atol=1e-6, err_msg=f"{dy} {closed}")
+        np.testing.assert_allclose(v[up_l, 1] - v[lo_l, 1], want * rest_gap_l, atol=1e-6)  # the other eye
+    assert d.cfg.lid_with_brow_raise * 0.002 > 5e-4  # the raise beyond the photo's brows did lift a lid (checked above)
+    assert E.hooded_brow_lift(above) == 0.0  # not hooded: the hooded rule alone left these lids as they were
+
+
 def test_the_lids_brow_raise_rule_is_the_same_in_torch(canonical):
     """deform.lids_with_brow_raise's torch branch (expression_offsets on tensors: training's rules, or a rig on a
     device) gives numpy's displacement on a hooded avatar's rig, with both brows raised by different amounts and

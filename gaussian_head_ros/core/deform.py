@@ -170,8 +170,8 @@ class DriveConfig:
     # over, the lash band Gaussians bound to them spread into a dotted ring and the dark band over the iris's top
     # stood above it as a block (nine portraits at eyelid ratio 1.15-1.3; issue 11, lead38).
     lid_fold_share: float = 0.7
-    # A driven brow raise takes a hooded avatar's upper lids up by this fraction of it (`lids_with_brow_raise`; 0 =
-    # off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7): living-face table, one-height rest, on the hooded
+    # A driven brow raise takes a hooded avatar's upper lids up by this fraction of it, and a raised photo's beyond
+    # its own brows (`lids_with_brow_raise`; 0 = off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7): living-face table, one-height rest, on the hooded
     # portraits' 12 pairs (trump_official, obama_official, obama_speech): blink 0.9145 / 0.9158 / 0.9182 (40-pair
     # mean) at 0 / 0.35 / 0.7, gaze_v 0.8002 / 0.8003 / 0.7990 (its line 0.80: trump x lp_d0 0.902 / 0.899 / 0.846),
     # gaze_h 0.7479 / 0.7492 / 0.7500; browlid15 (session 15) also found 0.35.
@@ -811,6 +811,10 @@ class Rig:
     # [3] the rotation vector (rad) of the control under which the torso's rows lie as the photo shows them (the photo's
     # own head rotation: rest_pose.turn_torso builds them so); the spread is that of the turn from it
     torso_turn0: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    # [2] (subject's right, left) how far the rest lowered the photo's raised brows (metres, y down, > 0; the positive
+    # part of GaussianAvatar.rest_brow_shift): a driven raise up to that height gives the photo's brows back over the
+    # photo's own lids, a raise beyond it takes the upper lids along (`lids_with_brow_raise`). None: none lowered.
+    brow_above: np.ndarray | None = None
 
     @property
     def num_gaussians(self) -> int:
@@ -819,11 +823,12 @@ class Rig:
 
 
 def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_points=None,
-              brow_hood=None, photo_rotation=None, closest: ClosestPoints | None = None) -> Rig:
+              brow_hood=None, photo_rotation=None, closest: ClosestPoints | None = None, brow_above=None) -> Rig:
     """[N] part, [N] face_id, [N, 3] bary, [N, 3] rest means, [V, 3] template, [F, 3] triangles -> Rig.
     photo_points [V, 2]: the template seen in the photo (pixels), where the rest gaze's yaw is measured (else the
     template's own x, y); its pitch is the template's own, in the head frame (`eyes.rest_gaze`). brow_hood [2]
-    (metres, y down, <= 0) or None: Rig.brow_hood (all 0 is None). photo_rotation [3, 3] or None (the identity): the
+    (metres, y down, <= 0) or None: Rig.brow_hood (all 0 is None); brow_above [2] (metres, >= 0) or None: Rig.brow_above
+    (all 0 is None). photo_rotation [3, 3] or None (the identity): the
     control rotation that gives the photo back (`control.head_rotation_in_view` of its camera), where the torso's rows
     lie as the photo shows them (Rig.torso_turn0).
 
@@ -935,7 +940,9 @@ def build_rig(part, face_id, bary, means, verts, faces, cfg: DriveConfig, photo_
                inverse_metrics(verts[faces]), stretch_grown_triangles(verts, faces),
                None if brow_hood is None or not np.any(np.asarray(brow_hood) < 0)
                else np.minimum(np.asarray(brow_hood, np.float64).reshape(2), 0.0), eye_levels, torso_spread,
-               np.zeros(3) if photo_rotation is None else rotation_vector(np.asarray(photo_rotation, np.float64)))
+               np.zeros(3) if photo_rotation is None else rotation_vector(np.asarray(photo_rotation, np.float64)),
+               None if brow_above is None or not np.any(np.asarray(brow_above) > 0)
+               else np.maximum(np.asarray(brow_above, np.float64).reshape(2), 0.0))
 
 
 def stretch_grown_triangles(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -984,8 +991,9 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     first min(V, L) vertices, plus coeffs [E] x basis [E, V, 3]; with the operator's lid ratios [14]
     (`eyelid_ratios`) the eyelids then follow `eyelid_openness` (retargeted as a fraction of each face's own
     lid gap); with a gaze [2, 2] (numpy) and the avatar's `rig` they also follow each eyeball's vertical turn
-    from its rest gaze (`lid_turns`); on a rig whose photo's low brows hooded its lids (Rig.brow_hood) the upper
-    lids also rise with a driven brow raise (`lids_with_brow_raise`)."""
+    from its rest gaze (`lid_turns`); on a rig whose photo's low brows hooded its lids (Rig.brow_hood), or whose rest
+    lowered its photo's raised brows (Rig.brow_above), the upper lids also rise with a driven brow raise
+    (`lids_with_brow_raise`)."""
     cfg = cfg or DriveConfig()
     xp = namespace(verts)
     lcount = min(verts.shape[0], expression.shape[0])
@@ -1004,20 +1012,22 @@ def expression_offsets(verts, expression, basis=None, coeffs=None, cfg: DriveCon
     if use_ratios or turns is not None:
         openness = eyelid_openness(lid_ratios, cfg) if use_ratios else asarray_like(np.ones(2), disp)
         disp = retarget_eyelids(verts, disp, openness, turns, None if turns is None else rig.eye_centres, cfg)
-        if rig is not None and rig.brow_hood is not None:
-            disp = lids_with_brow_raise(disp, openness, rig.brow_hood, xp, cfg)
+        if rig is not None and (rig.brow_hood is not None or rig.brow_above is not None):
+            disp = lids_with_brow_raise(disp, openness, rig.brow_hood, xp, cfg, rig.brow_above)
     return disp
 
 
 _BROWS = (list(lmk.BROW_R), list(lmk.BROW_L))  # each eye's brow (subject's right, left)
 
 
-def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig):
+def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig, above=None):
     """disp [V >= 468, 3] a displacement whose lids were retargeted (`retarget_eyelids`), openness [2] (right,
-    left; `eyelid_openness`), hood [2] numpy (metres, y down, <= 0; Rig.brow_hood) -> the same with each upper lid's
-    margin (LID_UPPER) raised by cfg.lid_with_brow_raise x its brow's driven raise (the mean upward displacement of
-    lmk.BROW_R / BROW_L; a lowered brow: nothing), the raise counted up to -hood, x the eye's openness (shut lids
-    still meet). numpy or torch like disp.
+    left; `eyelid_openness`), hood [2] numpy (metres, y down, <= 0; Rig.brow_hood) or None, above [2] numpy (metres,
+    >= 0; Rig.brow_above) or None -> the same with each upper lid's margin (LID_UPPER) raised by
+    cfg.lid_with_brow_raise x its brow's driven raise (the mean upward displacement of lmk.BROW_R / BROW_L; a lowered
+    brow: nothing), the raise counted up to -hood on a hooded avatar, and beyond `above` (the photo's own brow
+    height) on one whose rest lowered its photo's raised brows, x the eye's openness (shut lids still meet). numpy
+    or torch like disp.
 
     The drive-time counterpart of the rest's lift of a hooded lid (`expression._brow_spread`, which lifts the lids
     by expression.LID_WITH_BROW_LIFT of the brows' lift from below 14.5 mm, hood; a raise is counted up to as much
@@ -1028,8 +1038,18 @@ def lids_with_brow_raise(disp, openness, hood, xp, cfg: DriveConfig):
     as far as the photo's own brows hooded the lid (hood, recorded by the reconstructor): a face whose lids were
     not hooded keeps them under a raise (every avatar's lids taken up under tpsmm_driving's held 5.7 mm raise made
     FaceLandmarker read its half-blinks less: lp_d8 x tpsmm blink 0.81 -> 0.72, session 15), and a self clip's
-    frame 0 (its photo never hooded) gives the photo back."""
-    y = [xp.clip(disp[b, 1].mean(), float(h), 0.0) for b, h in zip(_BROWS, hood)]  # y down: a raise is < 0
+    frame 0 (its photo never hooded) gives the photo back. A photo whose raised brows the rest lowered (above > 0:
+    tpsmm_driving's frame 0 by 6.0 mm, lp_d9_woman_turned 6.4, lp_d0's frame 0) showed its lids under those brows, so
+    a raise back to them lifts nothing (frame 0 still gives the photo back) and a raise beyond them lifts the lids as
+    a real raise does: self tpsmm_driving's brows rise 4-7 mm past frame 0's in frames 100-147 as the operator's eyes
+    open wider (reader blink 0.12-0.22), and with its lids left the render read 0.45-0.50 (whole-clip blink r 0.628;
+    0.771 with the lift; blink62)."""
+    hood = np.zeros(2) if hood is None else hood
+    above = np.zeros(2) if above is None else above
+    # y down: a raise is < 0; a hooded lid's raise counted from the rest up to -hood, a raised photo's beyond its
+    # brows (no bound), neither's not at all
+    y = [xp.clip(disp[b, 1].mean() + float(a), float(h) if h < 0 else (-np.inf if a > 0 else 0.0), 0.0)
+         for b, h, a in zip(_BROWS, hood, above)]
     lift = xp.stack(y) * cfg.lid_with_brow_raise * openness
     rows = lift[_LID_EYE] if xp is np else lift[xp.as_tensor(_LID_EYE, device=disp.device)]
     add = xp.stack([xp.zeros_like(rows), rows, xp.zeros_like(rows)], 1)

@@ -177,7 +177,8 @@ class Driver:
         self.rig = deform.build_rig(avatar.part, avatar.face_id, avatar.bary, self.means, avatar.template_vertices,
                                     avatar.template_faces, self.cfg, photo_points=_photo_points(avatar),
                                     brow_hood=[hooded_brow_lift(v) for v in np.ravel(avatar.rest_brow_shift)],
-                                    photo_rotation=_photo_rotation(avatar))
+                                    photo_rotation=_photo_rotation(avatar),
+                                    brow_above=np.maximum(np.ravel(avatar.rest_brow_shift), 0.0))
         self.verts = self.rig.verts  # [V, 3] float64
         self.brows = deform.brow_rows(self.verts)  # expression rows DriveConfig.brow_gain scales
         self.frame = self.rig.frame  # [N] frame of each Gaussian
