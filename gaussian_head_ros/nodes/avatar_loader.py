@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection
 
 from gaussian_head_ros.core.display import DisplayAvatar
 from gaussian_head_ros.core.idle import IdleAnimator
+from gaussian_head_ros.nodes import entry
 
 # The worker's OS priority (nice; the node's drawing keeps 0): the build runs in the time the drawing leaves. Built at 0
 # in a thread of the node the display kept 55-58 % of its rate through a swap, at 10 74-83 % (node59, 2-core machine at
@@ -231,18 +232,6 @@ class AvatarWorker:
                 self._proc.wait(timeout=5.0)
 
 
-def _end_with_parent(parent_pid: int) -> None:
-    """Ends this process (exit status 0, at once: it holds nothing to save) within PARENT_POLL_S of the process
-    `parent_pid`, the node that started it, ending: its parent is then another (the session's subreaper or init), or
-    it was already when this is called. A daemon thread watches."""
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(PARENT_POLL_S)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent_watch", daemon=True).start()
-
-
 def _serve(read_fd: int, write_fd: int, nice: int, work: str, parent_pid: int) -> None:
     """The worker process: builds each request with `work` and answers ('ok', Loaded), ('ValueError', reason) or
     (error type, 'Type: reason'); ends when the request pipe closes or the process `parent_pid` (its node) ends."""
@@ -251,7 +240,8 @@ def _serve(read_fd: int, write_fd: int, nice: int, work: str, parent_pid: int) -
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # (its own session already; a kill -INT to it too: the node ends it)
     os.setpriority(os.PRIO_PROCESS, 0, nice)  # before numba's and the BLAS threads start: they inherit it
-    _end_with_parent(parent_pid)  # before the imports: its start-up takes seconds
+    # ends at once (it holds nothing to save) within PARENT_POLL_S of its node's end, before the imports: seconds
+    entry.watch_parent(parent_pid, PARENT_POLL_S, lambda: os._exit(0), "parent_watch")
     from rclpy.serialization import deserialize_message
 
     from gaussian_head_ros.core import drive
