@@ -85,3 +85,22 @@ def test_a_reader_that_is_no_face_landmarker_task_is_refused_before_any_work(tmp
         TrackerConfig(model_path=str(detector)).validate()
     with pytest.raises(ValueError, match="reader model .*TensorFlow Lite model"):
         FaceReader(str(detector))
+
+
+def test_the_report_names_the_rasterizer_that_drew_not_auto():
+    """`gaussian-head eval --render-backend auto` printed `render_backend: auto` in its report, not the rasterizer that
+    drew the frames (cpu here, gsplat on a CUDA machine): two reports from two machines could not be told apart nor
+    compared (lead, session 61). The report names the backend auto resolved to (render.runnable_backend), the one each
+    frame was drawn with."""
+    from conftest import mesh_fit_result
+
+    from gaussian_head_ros.core.evaluate import EvalConfig, evaluate
+    from gaussian_head_ros.core.render import runnable_backend
+    from gaussian_head_ros.core.video import read_frames
+
+    frames = read_frames(str(shared("driving", "tpsmm_driving.mp4")), max_frames=2)
+    rgb = [f.rgb for f in frames]
+    cfg = EvalConfig(render_backend="auto", image_metrics=False, holes=False)
+    m = evaluate(rgb, [f.stamp_ns for f in frames], None, cfg, avatar=mesh_fit_result(rgb[0], "eval").avatar)
+    assert m["frames_rendered"] == 2, m
+    assert m["render_backend"] == runnable_backend("auto") != "auto", m["render_backend"]

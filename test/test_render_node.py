@@ -532,6 +532,74 @@ def test_the_avatar_loader_process_killed_is_started_again_and_said(io):
     assert int(_diag_values(io)["loader_restarts"]) >= 1
 
 
+_ORPHAN_PARENT = """
+import sys, threading, time
+from message_samples import sample_avatar
+from gaussian_head_ros.nodes.avatar_loader import AvatarWorker
+from gaussian_head_ros.nodes.conversions import avatar_to_msg
+worker = AvatarWorker(print, work="test_render_node:slow_build")
+print("worker", worker.pid, flush=True)
+if sys.argv[1] == "building":
+    threading.Thread(target=worker.build, args=(avatar_to_msg(sample_avatar(500, 1)), 200_000, 0.8), daemon=True).start()
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("when", ["starting", "building"])
+def test_the_avatar_loader_process_ends_with_its_node_killed(tmp_path, when):
+    """A render node SIGKILLed (the OOM killer, kill -9, a launch's escalation) left its avatar loader process running
+    (nodes/avatar_loader.py): the worker ends when its request pipe closes, and it read it only between builds. Killed
+    while the worker built an avatar, it outlived the node by that build (2.75 s, business_person at load 13); while
+    the worker started up, by its start-up (5.2 s), and then printed a BrokenPipeError traceback into the node's log
+    as it said 'ready' to no one (lead, session 61; /tmp/u62/orphan_worker.py). Now the worker watches its node's pid
+    and ends within avatar_loader.PARENT_POLL_S of its death, saying nothing. The node here is a stand-in process
+    holding an AvatarWorker whose build (`slow_build`) takes 60 s."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mark = tmp_path / "building"
+    env = dict(os.environ, PYTHONPATH=f"{Path(__file__).parent}:{os.environ.get('PYTHONPATH', '')}",
+               SLOW_BUILD_MARK=str(mark))
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN_PARENT, when], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
+    try:
+        worker = int(parent.stdout.readline().split()[1])
+        deadline = time.monotonic() + 120
+        while when == "building" and not mark.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if when == "building" and not mark.exists():
+            parent.kill()
+            pytest.fail(f"the worker never began the build: {parent.communicate()}")
+        os.kill(parent.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        parent.wait()
+        while os.path.exists(f"/proc/{worker}") and time.monotonic() - killed < 30:
+            time.sleep(0.05)
+        lived_s = time.monotonic() - killed
+        alive = os.path.exists(f"/proc/{worker}")
+    finally:
+        parent.kill()
+        parent.wait()
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    err = parent.stderr.read()  # (the worker's stderr too: its end closed it)
+    # (starting: the worker's own imports, before it can look, take seconds on a busy machine)
+    assert not alive and lived_s < (15.0 if when == "starting" else 5.0), (when, lived_s, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+
+
+def slow_build(msg, max_gaussians, distance_m):
+    """A build that takes 60 s, run by the worker process of test_the_avatar_loader_process_ends_with_its_node_killed
+    (it touches SLOW_BUILD_MARK as it begins)."""
+    from pathlib import Path
+
+    Path(os.environ["SLOW_BUILD_MARK"]).touch()
+    time.sleep(60.0)
+    raise ValueError("slow_build does not build")
+
+
 def test_the_avatar_shown_sent_again_is_not_loaded_again(io):
     """The same avatar message again (a bag with the avatar played with --loop; a reconstruction node restarted from
     its cache publishes the same Gaussians and stamp): it was loaded again each time, 825-916 ms of the render node's
@@ -1744,7 +1812,7 @@ def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
     from gaussian_head_ros.nodes.render_node import RenderNode
 
     said = []
-    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", drawing=None,
+    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", drawing=None, _renderer_ready=True,
                            _param={"width": 512, "height": 512}.get,
                            get_logger=lambda: SimpleNamespace(warning=said.append))
     short = "rendering 21.0 FPS, below the 30 FPS asked"
@@ -1769,6 +1837,40 @@ def test_an_fps_the_placeholder_missed_is_said_again_for_the_avatar():
     assert len(said) == 2, said  # once for the avatars too
 
 
+def test_the_placeholder_short_while_the_kernels_load_is_not_said_as_the_display_s_rate():
+    """A render node starting on a busy robot warned, 6 s after start, 'rendering 18.2 FPS, below the 30 FPS asked
+    (backend cpu); a 512x512 frame takes 0.9 ms to draw and publish, the rest of each period goes to ...', while its
+    loader compiled the rasterizer's kernels (30.7 s, three busy processes beside it; user61 saw '9.6 FPS ... 1.2
+    ms'): the placeholder's figures, short because the kernels' loading shares the process, said as if the display
+    could not keep its rate (lead, session 61). Now nothing is judged until the renderer is ready ('renderer ready
+    (N s to load the kernels)'), and then only a whole rate window after it. The rule (RenderNode._say_if_short) on a
+    stand-in of the node's state, as the tests beside it."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core.pacing import RATE_SHOWN_S
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    said = []
+    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", drawing=None, _renderer_ready=False,
+                           _param={"width": 512, "height": 512}.get,
+                           get_logger=lambda: SimpleNamespace(warning=said.append))
+    short = "rendering 18.2 FPS, below the 30 FPS asked (backend cpu)"
+
+    def judge(now: float) -> None:
+        RenderNode._say_if_short(node, now, short, 30.0, [0.9])
+
+    for t in (0.0, RATE_SHOWN_S + 0.1, 3 * RATE_SHOWN_S, 6 * RATE_SHOWN_S):  # the kernels load: 30 s
+        judge(t)
+    assert said == [], said
+    node._renderer_ready = True  # ready: the window begins now
+    t = 6 * RATE_SHOWN_S + 1.0
+    judge(t)
+    judge(t + RATE_SHOWN_S - 0.1)
+    assert said == [], said  # (not before a whole window after it)
+    judge(t + RATE_SHOWN_S + 0.1)  # still short with the renderer ready: the machine's load, said
+    assert len(said) == 1 and said[0].startswith(short) and "0.9 ms" in said[0], said
+
+
 def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():
     """A robot builder fitting the face to their screen sets width and height at run time. The 'below the N FPS asked'
     warning was said once per fps and backend: a 1024x600 tablet that fell a little short (23 FPS of 30) used it up,
@@ -1782,7 +1884,7 @@ def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():
     from gaussian_head_ros.nodes.render_node import RenderNode
 
     said, params = [], {}
-    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", _param=params.get,
+    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", _param=params.get, _renderer_ready=True,
                            drawing=SimpleNamespace(num_gaussians=60_000, operator_id="business_person",
                                                    reconstructor="mesh_fit:default"),
                            get_logger=lambda: SimpleNamespace(warning=said.append))

@@ -1036,6 +1036,27 @@ def test_a_video_that_cannot_be_written_there_says_why():
             w.write(np.zeros((32, 32, 3), np.uint8))
 
 
+def test_a_stream_recorded_as_it_arrives_plays_in_real_time(tmp_path):
+    """`make demo` wrote each face display frame it received to out/demo.mp4 at the display's 30 fps: received at
+    9.1 FPS on the loaded machine (75 frames in 8.0 s), the 8 s played in 2.5 s, the idle animation's blinks and sway
+    3.3 times too fast (user62). VideoWriter.write_at places each frame at its arrival: repeated until the next one
+    (a display slower than the fps), dropped where a newer one takes its slot (faster)."""
+    from gaussian_head_ros.core.video import VideoSource, VideoWriter
+
+    path = tmp_path / "stream.mp4"
+    levels = (0, 80, 160, 240)
+    with VideoWriter(path, 30) as w:
+        for i, level in enumerate(levels):  # 10 FPS: 0.1 s apart, 3 slots each at 30 fps
+            w.write_at(np.full((32, 32, 3), level, np.uint8), 0.1 * i)
+        w.write_at(np.full((32, 32, 3), 40, np.uint8), 0.31)  # the slot of 0.3 s is taken: held for the next
+        w.write_at(np.full((32, 32, 3), 200, np.uint8), 0.4)
+    assert w.frames == 13, w.frames  # 0.4 s at 30 fps, and the last frame's own slot
+    with VideoSource(str(path), loop=False) as src:
+        got = [int(round(f.rgb.mean())) for f in iter(src.read, None)]
+    want = [0] * 3 + [80] * 3 + [160] * 3 + [240] + [40] * 2 + [200]
+    assert len(got) == 13 and np.allclose(got, want, atol=3), got
+
+
 _FULL_DISK = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk ENOSPC

@@ -28,6 +28,8 @@ Optional, on every rendered frame (the avatar on black, as the robot's display s
 - holes (`holes`): background seen through the head, per frame, mean / p95 / max (core/holes.py);
 - identity (`identity`): SFace cosine of the render to the photo (core/identity.py; optional package);
 - a side-by-side video driver | render (`side_by_side`, a path).
+The report names the reconstructor (`reconstructor`) and the rasterizer that drew every frame (`render_backend`:
+'auto' resolved to the one it picks here, render.runnable_backend).
 With `image_metrics=False` (cross-reenactment: another person's photo, no ground truth) the image and
 landmark metrics are skipped and only the optional ones are computed.
 """
@@ -210,10 +212,14 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     from gaussian_head_ros.core.operator_basis import CausalBasis
     from gaussian_head_ros.core.reconstruct import get_reconstructor
     from gaussian_head_ros.core.reconstruct.base import ReconstructionError
+    from gaussian_head_ros.core.render import runnable_backend
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
 
     cfg = config or EvalConfig()
     cfg.validate()
+    # the rasterizer that draws every frame, and the one the report names: 'auto' resolved here (the report said
+    # render_backend 'auto', not which one drew; lead, session 61)
+    render_backend = runnable_backend(cfg.render_backend)
     if not frames:
         raise ValueError("no frames to evaluate")
     if cfg.max_frames:
@@ -288,7 +294,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
                 continue
             control = as_received(control, cfg.control_codec, op_basis)
             ts = time.perf_counter()
-            out = render_control(driver, control, K, w, h, cfg.render_backend)
+            out = render_control(driver, control, K, w, h, render_backend)
             t_frame.append(time.perf_counter() - ts)
             on_black = (np.clip(out.image, 0, 1) * 255 + 0.5).astype(np.uint8)  # as the robot's display shows it
             if holes is not None:
@@ -321,7 +327,7 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
             if on_frame is not None:
                 on_frame(EvalFrame(i, rgb, control, out, pred, mask, real_lm, rows["psnr"][-1], rows["psnr_plate"][-1],
                                    bg_img / 255.0, plate / 255.0,
-                                   lambda c: render_control(driver, c, K, w, h, cfg.render_backend)))
+                                   lambda c: render_control(driver, c, K, w, h, render_backend)))
             rows["ssim"].append(ssim(pred, rgb, mask))
             rows["mouth_real"].append(_mouth(real_lm))
             fit_real = fit_head_frame(real_lm, K).rotation
@@ -379,6 +385,6 @@ def evaluate(frames: list[np.ndarray], stamps_ns: list[int], source: np.ndarray 
     m.update({
         "num_gaussians": avatar.num_gaussians, "reconstruct_s": t_rec,
         "drive_render_ms": round(1000 * float(np.median(t_frame)), 2) if t_frame else None,
-        "reconstructor": cfg.backend, "render_backend": cfg.render_backend,
+        "reconstructor": cfg.backend, "render_backend": render_backend,
     })
     return m

@@ -10,9 +10,10 @@ on a busy CPU it was descheduled while holding it: the display drew through 2.8-
 gaps up to 0.6 s (scripts/swap_bench.py, 2-core machine at load 21-33). In the worker the new avatar is ready in 1.3-3.6
 s, and the node's process spends 19-22 ms of CPU on it (60k Gaussians: serializing the message 1.2 ms, unpickling the
 answer, 11 MB, 1.2-2.4 ms, the rest the pipes' copies), the worker the CPU the scheduler gives it. The worker ends
-when its request pipe closes (the node destroyed, or its process gone, killed too: after the build in progress, if
-any); one that ends otherwise (killed, crashed) is said and started again (`AvatarWorker.check` between builds, or the
-build that finds it gone; the avatar it was building is built again in the new one).
+when its request pipe closes (the node destroyed), or within PARENT_POLL_S of its node's process ending any other way
+(SIGKILL, a crash: it watches the node's pid, also while it starts up or builds); one that ends otherwise (killed,
+crashed) is said and started again (`AvatarWorker.check` between builds, or the build that finds it gone; the avatar it
+was building is built again in the new one).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from multiprocessing.connection import Connection
 
 from gaussian_head_ros.core.display import DisplayAvatar
 from gaussian_head_ros.core.idle import IdleAnimator
+from gaussian_head_ros.nodes import entry
 
 # The worker's OS priority (nice; the node's drawing keeps 0): the build runs in the time the drawing leaves. Built at 0
 # in a thread of the node the display kept 55-58 % of its rate through a swap, at 10 74-83 % (node59, 2-core machine at
@@ -38,6 +40,11 @@ LOADER_NICE = 10
 # that has not said it is ready by then is taken as hung: killed, and the avatar refused (a later one starts another)
 READY_TIMEOUT_S = 300.0
 POLL_S = 0.1  # how often a wait for the worker looks whether the node stops or the worker ended
+# How often the worker looks whether its node's process still runs (s). Its request pipe tells it only between builds:
+# a node SIGKILLed left it running through the build in progress (2.75 s for business_person at load 13) or its
+# start-up (5.2 s, then a BrokenPipeError traceback in the node's log as it said 'ready'; lead, session 61). A look is
+# one getppid call in a thread that sleeps between them.
+PARENT_POLL_S = 0.2
 # A worker that ended between builds is started again by `check` this long after its start at the soonest, doubled for
 # each one in a row that ended before it was ready (a broken install: its error said at most every 10 s growing to 10
 # min, not in a loop); a build starts one in any case
@@ -104,7 +111,7 @@ class AvatarWorker:
         """A new worker process, reading requests on one pipe and answering on another."""
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()
-        cmd = [sys.executable, "-m", __name__, str(req_r), str(ans_w), str(self._nice), self._work]
+        cmd = [sys.executable, "-m", __name__, str(req_r), str(ans_w), str(self._nice), self._work, str(os.getpid())]
         try:
             self._proc = subprocess.Popen(cmd, pass_fds=(req_r, ans_w), start_new_session=True, stdin=subprocess.DEVNULL)
         finally:
@@ -225,14 +232,16 @@ class AvatarWorker:
                 self._proc.wait(timeout=5.0)
 
 
-def _serve(read_fd: int, write_fd: int, nice: int, work: str) -> None:
+def _serve(read_fd: int, write_fd: int, nice: int, work: str, parent_pid: int) -> None:
     """The worker process: builds each request with `work` and answers ('ok', Loaded), ('ValueError', reason) or
-    (error type, 'Type: reason'); ends when the request pipe closes."""
+    (error type, 'Type: reason'); ends when the request pipe closes or the process `parent_pid` (its node) ends."""
     import importlib
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # (its own session already; a kill -INT to it too: the node ends it)
     os.setpriority(os.PRIO_PROCESS, 0, nice)  # before numba's and the BLAS threads start: they inherit it
+    # ends at once (it holds nothing to save) within PARENT_POLL_S of its node's end, before the imports: seconds
+    entry.watch_parent(parent_pid, PARENT_POLL_S, lambda: os._exit(0), "parent_watch")
     from rclpy.serialization import deserialize_message
 
     from gaussian_head_ros.core import drive
@@ -249,7 +258,10 @@ def _serve(read_fd: int, write_fd: int, nice: int, work: str) -> None:
     def answer(value) -> None:
         answers.send_bytes(pickle.dumps(value, protocol=5))
 
-    answer("ready")
+    try:
+        answer("ready")
+    except OSError:  # (BrokenPipeError) the node closed the pipes or ended meanwhile: nothing to say, to no one
+        return
     while True:
         try:
             raw, max_gaussians, distance_m = pickle.loads(requests.recv_bytes())
@@ -268,4 +280,4 @@ def _serve(read_fd: int, write_fd: int, nice: int, work: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    _serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))

@@ -664,13 +664,11 @@ def end_with_parent(poll_s: float = PARENT_POLL_S) -> None:
         rclpy.try_shutdown(context=rclpy.get_default_context())
         end_process(0)
 
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(poll_s)
+    def stop() -> None:
         say()
         os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=watch, name="end_with_parent", daemon=True).start()
+    entry.watch_parent(parent, poll_s, stop, "end_with_parent")
 
 
 def interrupted(e: BaseException) -> bool:

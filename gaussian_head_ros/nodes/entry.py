@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import threading
+import time
 
 # The process that started this one, read first thing, before the seconds of imports: a launcher stopped meanwhile
 # (SIGTERM to `ros2 launch` in its first 2 s) has left this process adopted by then (common.end_with_parent).
@@ -34,6 +36,19 @@ def ignores_sighup(pid: int) -> bool | None:
 # the parent of a node adopted meanwhile is init, which does not ignore it, and every node of a launch run under
 # `nohup` (a CI job, a start script) then read as started with nohup on itself and did not end with its launcher (s53).
 STARTER_IGNORES_SIGHUP = ignores_sighup(STARTED_BY)
+
+
+def watch_parent(parent_pid: int, poll_s: float, on_gone, name: str) -> None:
+    """Call `on_gone()` once, from a daemon thread named `name`, within `poll_s` seconds of this process's parent no
+    longer being `parent_pid` (it ended and this process was adopted: getppid changes; at once when it is not that
+    process already). The one watch of a parent: a node's (common.end_with_parent: it says why and stops as on
+    Ctrl-C) and the render node's avatar loader process's (nodes/avatar_loader.py: it ends with its node)."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        on_gone()
+
+    threading.Thread(target=watch, name=name, daemon=True).start()
 
 
 def quiet_exit(signum, frame):

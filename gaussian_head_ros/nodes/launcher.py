@@ -521,7 +521,7 @@ class FaceDisplayRecorder:
                 if self._writer is None:
                     self._writer = VideoWriter(self._video_path, self._fps)
                 try:
-                    self._writer.write(rgb)
+                    self._writer.write_at(rgb, time.monotonic())  # in real time (a slow display's frames repeated)
                 except ValueError as e:  # cannot open the file, or the frame size changed: not recorded
                     self.video_error = self.video_error or str(e)
 

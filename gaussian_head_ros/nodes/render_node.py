@@ -325,7 +325,7 @@ class RenderNode(Node):
         self._waiting_said = False  # the log said (as information) that none came yet
         self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
         self._short_said: tuple = ()  # (fps asked, backend, placeholder, size) whose shortfall the log said
-        self._asked: tuple = ((), 0.0)  # (fps asked, backend, placeholder, size, avatar), since (monotonic s)
+        self._asked: tuple = ((), 0.0)  # (fps asked, backend, placeholder, size, avatar, kernels loaded), since (s)
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
         self._placeholder_key = None
@@ -884,12 +884,16 @@ class RenderNode(Node):
         the placeholder's). Before, only /diagnostics said it: `ros2 param set /render_node fps 240` gave 31 FPS on
         this 2-core CPU and the log said nothing (user40, s40). Each display size is judged on its own: a 1024x600
         tablet a little short used the warning up, and a portrait monitor set after it at run time, 1080x1920 at 14.7
-        FPS, went unsaid (user57)."""
+        FPS, went unsaid (user57). Nothing is judged while the loader loads the rasterizer's kernels (`_renderer_ready`
+        false: seconds, 30 s beside three busy processes), and the window restarts when they are loaded: the placeholder
+        published meanwhile shares the process with the kernels' compiling, and its figures were said as the display's
+        ('rendering 18.2 FPS ...; a 512x512 frame takes 0.9 ms', 6 s after start; lead, session 61)."""
         size = (int(self._param("width")), int(self._param("height")))
         said_for = (target_fps, self.backend, self.drawing is None, size)
-        if self._asked[0] != (*said_for, id(self.drawing)):
-            self._asked = ((*said_for, id(self.drawing)), now)
-        if not short or self._short_said == said_for or now - self._asked[1] < RATE_SHOWN_S:
+        if self._asked[0] != (*said_for, id(self.drawing), self._renderer_ready):
+            self._asked = ((*said_for, id(self.drawing), self._renderer_ready), now)
+        if (not short or not self._renderer_ready or self._short_said == said_for
+                or now - self._asked[1] < RATE_SHOWN_S):
             return
         self._short_said = said_for
         mean_ms = float(np.mean(frame_ms)) if frame_ms else 0.0
