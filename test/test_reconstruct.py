@@ -4426,6 +4426,33 @@ def test_a_turned_ear_has_no_backdrop_strip_behind_it(results):
         assert red < 120, f"{red} flag-red pixels over the ear turned {yaw} deg"
 
 
+@pytest.mark.parametrize("yaw, before", [(-20, 17), (-15, 23), (-10, 34)])
+def test_a_turned_ears_rim_can_show_no_flag_red_mixed_into_it(yaw, before):
+    """trump_official's ear stands against the flag's red stripe and the pixels along its outline mix it in (no strip
+    of the backdrop itself: backdrop_kept tells none there). The photo layer's edge-on discs along that outline keep
+    the mix for the photo's camera as their band-1 colour (builder.edge_on_sh), which fades only linearly as the disc
+    turns: turned 10-30 deg a dotted red line runs down his ear's rim (ear61). MeshFitConfig.own_ear_rim (off by
+    default: it costs the self clips' frame 0) moves the ears' outline to the person's own colour in every view.
+    Pixels whose chromaticity (rgb / max(r + g + b, 0.3)) lies 0.3 or more of the way from his skin's (0.46 0.31
+    0.23, beside the ear) to the flag's red (0.85 0.08 0.07), within 0.05 of that line, r + g + b over 0.6 (the red
+    specks, rgb ~0.63 0.22 0.18, lie 0.39 of the way; his ear's own pink 0.05), in rows 100-330, columns 60-260 of
+    the 512 px view (his right ear, the hair above it and the jaw below): `before` with it off (as main 84bca35);
+    3 / 1 / 1 with it on (yaw -30 / -25: 6 / 10 -> 2 / 3)."""
+    from gaussian_head_ros.core.imageio import read_image
+    from gaussian_head_ros.core.reconstruct.preview import source_view
+
+    res = mesh_fit_result(read_image(str(shared("portraits", "trump_official.png"))), own_ear_rim=True)
+    img = source_view(res.avatar, yaw, 0, size=512, background=(0.0, 0.0, 0.0),
+                      backend="cpu").astype(np.float64)[100:330, 60:260]
+    assert (img.max(-1) > 0.02).mean() > 0.5, "the box is not on his turned head"
+    skin, flag = np.array([0.46, 0.31, 0.23]), np.array([0.85, 0.08, 0.07])
+    c = img / np.maximum(img.sum(-1, keepdims=True), 0.3)
+    share = ((c - skin) @ (flag - skin)) / np.sum((flag - skin) ** 2)
+    off = np.linalg.norm(c - skin - share[..., None] * (flag - skin), axis=-1)
+    red = int(((share >= 0.3) & (off < 0.05) & (img.sum(-1) > 0.6)).sum())
+    assert red < 0.4 * before, f"{red} flag-red mixed pixels by the ear turned {yaw} deg ({before} before)"
+
+
 def test_peel_unlike_rim_takes_a_strip_of_an_alien_backdrop_colour_and_keeps_the_rest():
     """A strip of a saturated backdrop colour the person has nowhere, 4 px wide inside the mask along part of its
     outline (trump_official's flag beside his ear), leaves with the mixed pixels outside it; the outline where the

@@ -76,8 +76,9 @@ from gaussian_head_ros.core.reconstruct.mouth_assembly import (behind_rest_face,
 from gaussian_head_ros.core.reconstruct.rest_pose import (cover_rest, photo_jaw_angle, to_rest_pose, turn_torso,
                                                           under_chin)
 from gaussian_head_ros.core.reconstruct.source_view import body_depth, person_mask, surface_points
-from gaussian_head_ros.core.reconstruct.surfaces import (nearest_distance, normals_from_points, open_border, pixel_rays,
-                                                         push_pull, rasterize_mesh, rows_to_cut_below)
+from gaussian_head_ros.core.reconstruct.surfaces import (EAR_RIM_REACH, ear_zones, nearest_distance, normals_from_points,
+                                                         open_border, pixel_rays, push_pull, rasterize_mesh,
+                                                         rows_to_cut_below)
 from gaussian_head_ros.core.reconstruct.template import fill_loop, hole_loops, mirror_vertices, template_faces
 from gaussian_head_ros.core.settings import check_settings, setting, unknown_names
 
@@ -310,6 +311,17 @@ class MeshFitConfig:
     # photo here. 0 = off
     backdrop_rim_px: float = 8.0
     backdrop_reach_px: int = 40
+    # ... and beside the ears (surfaces.ear_zones to EAR_RIM_REACH) the outline's pixels move by backdrop_share's w
+    # to the person's own colour in every view, the photo's own view too (their pixels leave the head PSNR's mask).
+    # The photo layer's edge-on discs give the backdrop's share to the photo's camera as a band-1 colour
+    # (builder.edge_on_sh) that fades only linearly as the disc turns: turned 10-30 deg 40-70 % of it showed, a
+    # dotted line of the flag's red down trump_official's ear (ear61). On, his flag-red mixed pixels by the ear at
+    # yaw -30 / -25 / -20 / -15 / -10: 6 / 10 / 17 / 23 / 34 -> 2 / 3 / 3 / 1 / 1
+    # (test_a_turned_ears_rim_can_show_no_flag_red_mixed_into_it). Off by default: the photo's own view loses the
+    # backdrop's mix along every ear's outline, and the self clips' frame 0 fell lp_d0 / lp_d18 / tpsmm 35.355 /
+    # 40.168 / 38.461 -> 35.177 / 39.886 / 38.216 dB (their ears against a green screen and walls); moving only the
+    # edge-on discs, refined to it, 34.374 / 38.987 (ear62)
+    own_ear_rim: bool = False
     own_backdrop_rim: bool = True  # the backdrop itself within backdrop_rim_px of the head's side (a strip of a colour
     # the person has nowhere near) takes the person's own colour in every view (backdrop_rim.backdrop_kept;
     # source_view.person_mask): the photo's own view and the rest pose showed it too
@@ -798,6 +810,14 @@ class MeshFitReconstructor(Reconstructor):
         # (creases.py; the wrinkle map below gives them back with the expression); the masks, the teeth, the eyes
         # and the lighting are measured on the photo itself.
         colours = photo_without_creases(cfg, photo, V, V_rest, faces, fid, bary, face_px, mouth_px, person, edge, mpp)
+        w_own = own = ear_w = None  # backdrop_share's (below); ear_w [S, S] how far the ears' outline moved
+        if cfg.backdrop_rim_px > 0:
+            w_own, own = backdrop_rim.backdrop_share(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px,
+                                                     cfg.backdrop_reach_px)
+            if cfg.own_ear_rim:  # (MeshFitConfig.own_ear_rim) in every view, not scored
+                ear_w = np.where(ear_zones(fp.landmarks_px, S, EAR_RIM_REACH), w_own, 0.0).astype(np.float32)
+                colours = (colours + ear_w[..., None] * (own - colours)).astype(colours.dtype)
+                recoloured = recoloured | (ear_w > 0)
         scene = Scene(K, R, t, colours, person, np.where(person, front, np.inf), rays, torso_y)
         # the backdrop's colour kept inside the outline (found on the photo as the camera saw it) moves to the
         # person's own in what a turned view sees: the hidden side (with matte_hair's backdrop_seen) and the
@@ -808,11 +828,13 @@ class MeshFitReconstructor(Reconstructor):
         # band's colours moved, obama_speech's flag-red pixels below 127 / 218 / 119, but
         # test_the_skin_under_a_closed_chin_has_the_skins_grain 0.475 -> 0.42, under its bound 0.47)
         hidden_seen, layer_seen = backdrop_seen, backdrop_seen
-        if cfg.backdrop_rim_px > 0:
-            w_own, own = backdrop_rim.backdrop_share(photo_seen, person, open_edge, fp.valid, cfg.backdrop_rim_px,
-                                        cfg.backdrop_reach_px)
+        if w_own is not None:
             hidden_seen = backdrop_seen + w_own[..., None] * (colours - backdrop_seen - own)
             layer_seen = backdrop_seen + (w_own >= 1.0)[..., None] * (colours - backdrop_seen - own)
+            if ear_w is not None:  # the ears' outline moved already: what is left there of the matte's backdrop
+                moved = (ear_w > 0)[..., None]
+                hidden_seen = np.where(moved, (1 - ear_w[..., None]) * backdrop_seen, hidden_seen)
+                layer_seen = np.where(moved, (1 - ear_w[..., None]) * backdrop_seen, layer_seen)
         # the matte band's discs are see-through: a triangle the photo shows only there is covered badly, and one it
         # shows partly there is completed where no clean pixel shows it (face_completion's `partly`)
         covered = covered_triangles(V, faces, fid, face_px & person & ~edge, R, t, K)
