@@ -171,9 +171,9 @@ class DriveConfig:
     # stood above it as a block (nine portraits at eyelid ratio 1.15-1.3; issue 11, lead38).
     lid_fold_share: float = 0.7
     # A driven brow raise takes a hooded avatar's upper lids up by this fraction of it, and a raised photo's beyond
-    # its own brows (`lids_with_brow_raise`; 0 = off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7): living-face table, one-height rest, on the hooded
-    # portraits' 12 pairs (trump_official, obama_official, obama_speech): blink 0.9145 / 0.9158 / 0.9182 (40-pair
-    # mean) at 0 / 0.35 / 0.7, gaze_v 0.8002 / 0.8003 / 0.7990 (its line 0.80: trump x lp_d0 0.902 / 0.899 / 0.846),
+    # its own brows (`lids_with_brow_raise`; 0 = off). Half the rest's expression.LID_WITH_BROW_LIFT (0.7):
+    # living-face table, one-height rest, on the hooded portraits' 12 pairs (trump_official, obama_official,
+    # obama_speech): blink 0.9145 / 0.9158 / 0.9182 (40-pair mean) at 0 / 0.35 / 0.7, gaze_v 0.8002 / 0.8003 / 0.7990 (its line 0.80: trump x lp_d0 0.902 / 0.899 / 0.846),
     # gaze_h 0.7479 / 0.7492 / 0.7500; browlid15 (session 15) also found 0.35.
     lid_with_brow_raise: float = 0.35
     # The closed lash line's colours evened out along each closing lid (core.lashes: the lash map): averaged over
