@@ -2292,6 +2292,41 @@ def test_a_scream_shows_the_tongue_not_a_black_hole(results):
     assert min(shares.values()) >= 0.15, f"the tongue's share of the screaming opening's midline: {shares}"
 
 
+def _opening_lower_half_redness(a, jaw_open: float) -> float:
+    """Median CIE Lab a* of the lower half of the mouth interior seen in `a` driven by a blendshape-only jawOpen at its
+    photo pose (its source camera; the interior's pixels found by painting it)."""
+    import dataclasses
+
+    from gaussian_head_ros.core.avatar import JAW_PARTS
+
+    render = _jaw_open_render(a, jaw_open)
+    mouth = np.isin(a.part, JAW_PARTS)
+    sh = a.sh.copy()
+    sh[mouth, 0] = (np.array([0.0, 0.0, 1.0]) - 0.5) / 0.28209479177387814
+    im, painted = render(a), render(dataclasses.replace(a, sh=sh))
+    seen = np.abs(painted - im).sum(-1) > 0.05
+    assert seen.sum() > 500, f"the mouth did not open ({seen.sum()} px)"
+    rows = np.flatnonzero(seen.any(1))
+    lower = seen & (np.arange(len(seen))[:, None] > 0.5 * (rows.min() + rows.max()))
+    lab = cv2.cvtColor(np.clip(im, 0, 1).astype(np.float32), cv2.COLOR_RGB2Lab)
+    return float(np.median(lab[lower][:, 1]))
+
+
+def test_a_wide_open_mouth_shows_a_red_tongue_not_grey_teeth(results):
+    """mouth.tongue_colour (MouthConfig.tongue_lip_lightness / tongue_a / tongue_lip_b) and DriveConfig.
+    lower_teeth_show_m: at the drivers' widest openings (lp_d18 frames 88 / 120, sadtalker_WDA_KatieHill 168,
+    tpsmm_driving 87) the operators show a pink tongue over the lower half of the opening and at most ~2 mm of lower
+    teeth (median Lab a* of the lower half of their inner-lip polygon 21.4-23.1); the avatars showed a grey-mauve
+    tongue over a grey row of lower teeth 5 mm above the lip (7.6-17.6 on the nine portraits; look62, session 62).
+    At a blendshape-only jawOpen 0.6 (the lower lip ~24 mm down) at the photo's pose, the lower half of the interior
+    seen (painted) has a median a* of at least 11 on business_person and lp_d8_man_glasses (closed-mouth photos:
+    synthetic interiors). Measured (tongue62, session 62): before 8.8 / 8.1, after 18.2 / 12.3 (at jawOpen 1.0,
+    where the lower row still shows under the tongue: 14.2 / 9.9 -> 14.9 / 10.8)."""
+    reds = {name: _opening_lower_half_redness(results[name].avatar, 0.6)
+            for name in ("business_person.png", "lp_d8_man_glasses.jpg")}
+    assert min(reds.values()) >= 11.0, f"the wide opening's lower half, median a*: {reds}"
+
+
 def test_an_opened_smile_shows_its_upper_crowns_once(results):
     """mouth.jaw_side / photo_teeth, MouthConfig.smile_gap_max_m: a photo that smiles with its upper teeth shows
     them down to the lower lip. Split at the midline between the lips, the crowns' lower half turned with the jaw: an
