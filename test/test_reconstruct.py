@@ -2214,7 +2214,9 @@ def test_a_scream_takes_the_lower_teeth_down_behind_the_lower_lip(results):
     ~0.69 rad; clipped at the chin's jaw_max_rad (0.5) the row stopped short and stood in the opening as a tall grey
     slab above the lip, where the operator's lower lip hides his teeth. Seen at the midline (|x| < 5 mm) of
     business_person: the lower row's edge at most 11 mm above the lower inner lip (measured 10.0; clipped at 0.5:
-    14.9); a laugh's 18 mm drop is left as it was (5.6 mm, the row's show)."""
+    14.9); a laugh's 18 mm drop shows 3-7 mm of it (5.6 mm until DriveConfig.lower_teeth_show_m went 5 -> 2 mm,
+    tongue62, session 62: 3.9; sadtalker_WDA_KatieHill's laugh, frame 29, shows 4.6 mm of lower teeth above its
+    lower inner lip, lp_d18's widest frames 0-1.9)."""
     from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.control import FaceControl
     from gaussian_head_ros.core.drive import Driver
@@ -2234,7 +2236,7 @@ def test_a_scream_takes_the_lower_teeth_down_behind_the_lower_lip(results):
         p = driver.drive(FaceControl(expression=ex))
         above[drop] = a.template_vertices[LOWER_LIP_IN, 1] + drop - p.means[lower, 1].min()  # y down
     assert above[0.039] <= 0.011, f"the lower row's edge {1000 * above[0.039]:.1f} mm above the screaming lower lip"
-    assert 0.004 <= above[0.018] <= 0.007, f"a laugh's lower row {1000 * above[0.018]:.1f} mm above the lip"
+    assert 0.003 <= above[0.018] <= 0.007, f"a laugh's lower row {1000 * above[0.018]:.1f} mm above the lip"
 
 
 def _jaw_open_render(a, jaw_open):
@@ -2536,7 +2538,10 @@ def test_the_lower_teeth_stay_just_behind_the_lower_lip_and_the_tongue_stays_bac
     wide opening took it behind the back wall, 62.9 / 66.6 mm behind the lip at jawOpen 1.0), set deeper so that it
     stays at least as far back as at rest at a talking opening (24.9 / 24.9 mm behind the lip at 0.3, 24.0 / 23.8 at
     rest; before: 25.9 / 27.7 and 20.0 / 19.8; gliding it from 11 mm brought it forward between the rows, then as
-    maroon lip, session 22)."""
+    maroon lip, session 22). At jawOpen 0.6 the row may stand 2 mm further back than at rest: since
+    DriveConfig.lower_teeth_show_m went 5 -> 2 mm (tongue62, session 62) the wide opening turns it further, down
+    behind the lip (13.0 / 13.2 mm behind it, 11.3 / 11.3 at rest; 12.0 / 12.3 before), where less of its face
+    shows over the lip."""
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.avatar import PART_MOUTH
     from gaussian_head_ros.core.control import FaceControl
@@ -2560,7 +2565,7 @@ def test_the_lower_teeth_stay_just_behind_the_lower_lip_and_the_tongue_stays_bac
             return float(np.median(z[lower]) - lip), float(np.median(z[tongue]) - lip)
 
         (row0, tongue0), (row3, tongue3), (row6, _) = behind(0.0), behind(0.3), behind(0.6)
-        assert max(row3, row6) <= row0 + 0.0015, \
+        assert row3 <= row0 + 0.0015 and row6 <= row0 + 0.002, \
             f"{name}: the lower row {1000 * row3:.1f} / {1000 * row6:.1f} mm behind the lip at jawOpen 0.3 / 0.6 " \
             f"({1000 * row0:.1f} at rest)"
         assert tongue3 >= tongue0, f"{name}: the tongue came forward, {1000 * tongue3:.1f} mm behind the lip " \
