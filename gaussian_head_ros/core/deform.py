@@ -122,7 +122,12 @@ class DriveConfig:
     # sadtalker frames 29-30, tpsmm frames 20 / 41, lp_d0's widest): the laugh shows a band of lower teeth under a
     # dark gap, tpsmm a dark mouth, the tongue and the lower row's edge low, as the operator's (2 mm: none at the
     # laugh; the row, 7 mm behind the lip, falls less than the lip).
-    lower_teeth_show_m: float = 0.005
+    # 5 -> 2 mm (tongue62, session 62): the drivers' lower teeth above the lower inner lip at their widest
+    # openings (the opening's lower third, middle 30 px columns, mm by the outer eye corners as 90 mm): lp_d18
+    # frames 88 / 120 / 138 0.0 / 1.9 / 0.0 mm, sadtalker_WDA_KatieHill 168 1.7 (its laugh, frame 29, 4.6), tpsmm_driving
+    # 20 / 87 2.1 / 2.5 (talking openings: the share below); at 5 mm the nine portraits showed a grey row of lower
+    # teeth under the tongue at lp_d18 88 / 120 where the operator shows none (look62's sheets).
+    lower_teeth_show_m: float = 0.002
     # ... and at a talking opening less: at most this share of the lip's drop (a laugh's 18.7 mm and jawOpen 0.6's
     # ~24 mm: the full 5 mm, as before; tpsmm's 12 mm at jawOpen 0.3: 2.6). At 5 mm for every drop, a closed-mouth
     # photo's talking openings were filled by the lower row, a grey slab under a 2-3 px upper row with no dark

@@ -69,7 +69,8 @@ from gaussian_head_ros.core.reconstruct.lighting import estimate_lighting, skin_
 from gaussian_head_ros.core.deform import DriveConfig
 from gaussian_head_ros.core.expression import expression_of, expression_strength, squint_of
 from gaussian_head_ros.core.reconstruct.creases import CreaseConfig, photo_without_creases
-from gaussian_head_ros.core.reconstruct.lips import LipConfig, closed_lips, fill_points, skin_fill_map, without_detail
+from gaussian_head_ros.core.reconstruct.lips import (LipConfig, closed_lips, fill_points, lip_band, lip_colour,
+                                                      skin_fill_map, without_detail)
 from gaussian_head_ros.core.reconstruct.mouth import MouthConfig, jaw_binding, teeth_colour
 from gaussian_head_ros.core.reconstruct.mouth_assembly import (behind_rest_face, mouth_gaussians, photo_mouth,
                                                                teeth_colour_info)
@@ -860,8 +861,11 @@ class MeshFitReconstructor(Reconstructor):
         # under it the jaw's underside: its skin in shade, as the back map under the chin (neck_colours). At half its
         # light (side_dark) it stood out as a dark flick at the jaw's corner against the neck's side (neck34)
         floor_rgb = jaw_in_shade(cfg, jaw_skin) if cfg.mouth.jaw_floor and jaw_skin is not None else None
+        # the photo's lips (on their triangles, not teeth nor shadow): the tongue's colour (mouth.tongue_colour)
+        lip_rgb = lip_colour(photo[face_px & person & lip_band()[at]], 0.55 * brightness)
+        teeth_info["lip_rgb"] = None if lip_rgb is None else [round(float(c), 4) for c in lip_rgb]
         mouth = mouth_gaussians(cfg, scene, opening, V, V_rest, loops, theta, levels, brightness, teeth_rgb, floor_rgb,
-                                mesh_px, front)
+                                mesh_px, front, lip_rgb)
 
         eye_iris, eye_sclera, eye_core, lid_band, eye_lag = eye_parts(cfg, photo, eye_px, person, fp.landmarks_px,
                                                                       eye_cols, centre, pts)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from gaussian_head_ros.core.avatar import PART_JAW_FLOOR, PART_MOUTH
@@ -233,6 +234,20 @@ class MouthConfig:
     # own jaw level, 0.43 of the turn) filled talking openings' cavity with it (dark share 0.20 -> 0.00): it stays
     # low behind the lower row there.
     tongue_per_teeth: float = 0.47
+    # A photo whose lips are measured (`mouth_interior`'s lip_rgb) gets a tongue from its own lips' colour instead, in
+    # CIE Lab (`tongue_colour`): its lit tip's L* this x the lips', its a* the lips' within tongue_a, its b* this x
+    # the lips'. tongue_rgb's mauve at tongue_per_teeth read grey at the widest openings (median a* of the opening's
+    # lower half: the drivers' real mouths 21.4-23.1, the nine portraits' avatars 7.6-17.6; look62, session 62). The
+    # drivers' tongues (the opening's lower half, HSV saturation > 0.25 and luma > half the lips') over their lips
+    # (outer minus inner lip contour), L* / a* / b*: lp_d18 frame 88 35.2 / 23.0 / 8.8 over 47.7 / 27.1 / 11.1,
+    # frame 120 42.7 / 24.2 / 12.3 over 50.8 / 25.5 / 12.0, tpsmm_driving frame 87 48.0 / 21.1 / 3.7 over 50.3 / 25.8
+    # / 7.2, sadtalker_WDA_KatieHill frame 168 59.4 / 22.2 / 13.4 under lipstick (41.2 / 37.1 / 21.6, left out of the
+    # ratios): L* 0.74 / 0.84 / 0.95 (median 0.84), b* 0.79 / 1.02 / 0.51 (median 0.79); a* 21.1-24.2 under lips of
+    # 25.5-37.1, whatever the lips' (the portraits' lips: 9.6 lp_s9_monalisa, 15.5 astronaut_eileen_collins to 43.4
+    # two_children_multiface; a tongue as pale or as red as those read as no tongue, or as lipstick).
+    tongue_lip_lightness: float = 0.84
+    tongue_a: tuple[float, float] = (21.0, 24.0)
+    tongue_lip_b: float = 0.79
     # ... its light falls off (tongue_light[1]'s share) over this from the tip down. 6 mm lit only the tip a talking
     # opening shows; since the tongue glides forward with the lower row (below) a scream shows its top too, lit as
     # the operator's (lp_d18 frame 138: a pink tongue over the lower half of the opening): 12 mm (lead, session
@@ -528,7 +543,7 @@ def skin_teeth_colour(skin_px, sclera_rgb, cfg: MouthConfig) -> np.ndarray:
 
 
 def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: MouthConfig,
-                   teeth_rgb=None, visible=None, shaded: bool = True, floor_rgb=None) -> GaussianBatch:
+                   teeth_rgb=None, visible=None, shaded: bool = True, floor_rgb=None, lip_rgb=None) -> GaussianBatch:
     """Cavity (its back wall, `MouthConfig.cavity_back_m`, with the skull) + teeth + tongue Gaussians for template
     vertices v [V, 3] and the inner lip loop [L].
 
@@ -546,7 +561,8 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     cfg.lower_teeth_seam of the seams, and both rows the lit look (cfg.lit_*: taller crowns, thinner seams, lighter
     towards the gum).
     floor_rgb [3] (None: none): the jaw's underside under it all in that colour (`jaw_floor`), the interior's
-    points below it left out. Raises ValueError for a config `MouthConfig.validate` refuses."""
+    points below it left out. lip_rgb [3] (None: not measured): the photo's lips, the tongue's colour (`tongue_colour`).
+    Raises ValueError for a config `MouthConfig.validate` refuses."""
     cfg.validate()
     if not shaded:
         cfg = replace(cfg, teeth_height_m=cfg.lit_teeth_height_m, teeth_seam=cfg.lit_teeth_seam,
@@ -662,8 +678,7 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
     # its top catches the light
     light = (cfg.tongue_light[0] + cfg.tongue_light[1] * np.exp(-(gy - top) / cfg.tongue_lit_m)) * (1 - 0.45 * u * u)
     share = light / sum(cfg.tongue_light)  # 1 at the lit tip
-    hue = np.asarray(cfg.tongue_rgb, np.float64)
-    lit = hue * (cfg.tongue_per_teeth * float(teeth @ LUMA) / float(hue @ LUMA))  # the tip's colour
+    lit = tongue_colour(teeth, lip_rgb, cfg)  # the tip's colour
     col = share[:, None] * lit + (1 - share[:, None]) * np.asarray(cfg.cavity_rgb) * k
     nrm = np.tile([0.0, 0.0, -1.0], (len(pts), 1))
     batches.append(surface_discs(pts, nrm, col, np.full(len(pts), 0.75 * s), None, PART_MOUTH,
@@ -673,6 +688,22 @@ def mouth_interior(v: np.ndarray, loop: np.ndarray, brightness: float, cfg: Mout
         return out
     floor, above = jaw_floor(v, out.means, floor_rgb, cfg)
     return GaussianBatch.concat([out.take(np.flatnonzero(above(out.means))), floor])
+
+
+def tongue_colour(teeth_rgb, lip_rgb, cfg: MouthConfig) -> np.ndarray:
+    """The tongue's lit tip: teeth_rgb [3] (the synthetic rows' colour) and lip_rgb [3] (the photo's lips, rgb in
+    [0, 1], or None) -> [3] rgb in [0, 1]. From the lips in CIE Lab (sRGB, D65): L* cfg.tongue_lip_lightness x the
+    lips', a* the lips' clipped to cfg.tongue_a (a tongue is as red under pale lips as under lipstick), b*
+    cfg.tongue_lip_b x the lips' (the photo's cast kept); without lips, cfg.tongue_rgb's hue at cfg.tongue_per_teeth
+    x the teeth's luma."""
+    if lip_rgb is None:
+        hue = np.asarray(cfg.tongue_rgb, np.float64)
+        return hue * (cfg.tongue_per_teeth * float(np.asarray(teeth_rgb, np.float64) @ LUMA) / float(hue @ LUMA))
+    lip = np.clip(np.asarray(lip_rgb, np.float32).reshape(1, 1, 3), 0, 1)
+    lab = cv2.cvtColor(lip, cv2.COLOR_RGB2Lab)[0, 0].astype(np.float64)
+    lab = np.array([lab[0] * cfg.tongue_lip_lightness, np.clip(lab[1], *cfg.tongue_a), lab[2] * cfg.tongue_lip_b])
+    rgb = cv2.cvtColor(lab.astype(np.float32).reshape(1, 1, 3), cv2.COLOR_Lab2RGB)[0, 0]
+    return np.clip(rgb.astype(np.float64), 0, 1)
 
 
 def jaw_floor(v: np.ndarray, interior: np.ndarray, rgb, cfg: MouthConfig):

@@ -139,12 +139,13 @@ def teeth_colour_info(cfg, skin, teeth_rgb, eye_cols):
 
 
 def mouth_gaussians(cfg, scene, opening: PhotoMouth, V, V_rest, loops, theta, levels, brightness: float, teeth_rgb,
-                    floor_rgb, mesh_px, front):
+                    floor_rgb, mesh_px, front, lip_rgb=None):
     """The mouth interior (mouth.mouth_interior: cavity, teeth rows, tongue, jaw floor in floor_rgb [3] or None) behind
     the lips of the rest template (V_rest [478, 3]; loops: template.hole_loops), built closed, then opened as far as
     the photo's jaw (theta rad; levels: DriveConfig.levels; V the template as the photo shows it), and kept where the
     photo's source camera (scene: completion.Scene, front [S, S] the surface's camera z over mesh_px) does not see it
-    but through the photo's own gap (`opening`) -> GaussianBatch."""
+    but through the photo's own gap (`opening`); lip_rgb [3] the photo's lips or None (the tongue's colour,
+    mouth.tongue_colour) -> GaussianBatch."""
     mouth_px, photo_gap, teeth_px, lower_jaw = opening.mouth_px, opening.photo_gap, opening.teeth_px, opening.lower_jaw
     parted, smile, wide, lip_gap_m = opening.parted, opening.smile, opening.wide, opening.lip_gap_m
     teeth_shown = cv2.dilate((mouth_px & ~photo_gap).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
@@ -159,7 +160,7 @@ def mouth_gaussians(cfg, scene, opening: PhotoMouth, V, V_rest, loops, theta, le
     # lips parted over shaded teeth show the photo's own rows in shade: its synthetic lower row keeps that shade
     shaded = parted and lip_gap_m > cfg.mouth.closed_lips_max_m
     mouth = mouth_interior(V_rest, loops["mouth"], brightness, cfg.mouth, teeth_rgb, visible=shown_in_photo,
-                           shaded=shaded, floor_rgb=floor_rgb)
+                           shaded=shaded, floor_rgb=floor_rgb, lip_rgb=lip_rgb)
     turn_mouth(mouth, V_rest, theta, levels, V)
     # Never in sight at rest: inside the face's outline and behind its surface (but for the photo's own gap);
     # behind the photo's own upper crowns the lower row (cfg.mouth.lower_teeth_behind_m behind them) stays: cut
