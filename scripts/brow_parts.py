@@ -75,7 +75,14 @@ the 0.172 the mean lacks for 0.85, lp_d18 makes 0.112, tpsmm 0.057, sadtalker 0.
   96), no change beyond +-0.03 on any face, so nothing kept: the shut lid's shade off (DriveConfig.lid_shade 0), the
   lash map off, the crease map off, the eyeballs kept under a shut lid, and the fold row above the lid following the
   closing margin down by 0.3 / 0.6 of its fall (trump's step -0.104 -> -0.167 / -0.127 on lp_d18, lp_d8 +0.100 ->
-  +0.178 / +0.194: scatter, not a cure).
+  +0.178 / +0.194: scatter, not a cure). The upper lids closing as a curtain (each margin vertex falling by the middle
+  pair's fall, none below its partner, in place of `deform.retarget_eyelids`' scaling of every pair's gap) took the
+  half-closed dip away on business_person, obama_official, obama_speech, trump and two_children (lid share 0.6: +0.34
+  -> +0.44, +0.03 -> +0.11, +0.22 -> +0.33, +0.04 -> +0.10, +0.51 -> +0.58) and not on lp_d8 / lp_d9, but the tracker's
+  own per-pair lid ratios show real blinks closing by scaling (tpsmm 19-24, lp_d18 94-98, sadtalker 23-35, lp_d0 64-67,
+  /tmp/j63: the pairs next to the corners within 0.12 of the middle pair's ratio, e.g. lp_d0 64 right 0.44 / 0.46 /
+  0.51, tpsmm 19 right 0.61 / 0.59 / 0.60, where a curtain closes those pairs, 2-3 mm apart at rest against the
+  middle's ~10, once the middle is half shut): not the operator's lid, not kept.
 """
 
 from __future__ import annotations
