@@ -2,7 +2,7 @@
 """What the reader's brow score on a render is made of: the avatar's brows, or the rest of its face.
 
     python scripts/brow_parts.py AVATAR.ply [AVATAR.ply ...] [--clip lp_d18] [--frames 0]
-                                 [--reader FACE_LANDMARKER.task] [--lid-frames 90,96]
+                                 [--reader FACE_LANDMARKER.task] [--lid-frames 90,96] [--lid-sweep FRAME]
 
 The clip is tracked once as `gaussian-head eval` tracks it (FaceTracker, 12 deg camera) and read by the reader (core/
 reader.py, video mode). Each avatar is driven by those controls twice and each render read: as the table drives it
@@ -14,7 +14,8 @@ split is approximate). Printed per avatar: Pearson r and least-squares slope aga
 rest and brow part, and the std of rest and brow part; the rest's r with the render's own jaw, blink and gaze_v groups
 (its crosstalk); `blink step`: the render's brow group over the driver's blink frames (blink group > BLINK_GROUP)
 less over the FRAMES_BEFORE frames before each blink, beside the driver's (a real blink barely moves it).
---lid-frames OPEN,SHUT: also `lids_only` (below) on those two frames of the clip.
+--lid-frames OPEN,SHUT: also `lids_only` (below) on those two frames of the clip. --lid-sweep FRAME: also `lid_sweep`:
+that frame's control with its lid ratios x LID_SWEEP (1 as tracked .. 0 shut), each read in image mode (brow, blink).
 
 Measured (brow62, main 84bca35, main's avatars of the nine portraits in the living-face table (/tmp/s61av), lp_d18's
 216 frames, load 15-30 on 2 cores: 1-3 min an avatar). The driver's brow group on lp_d18 is browDown alone (browDown
@@ -47,6 +48,41 @@ trump 0.46 -> 0.57, monalisa 0.14 -> 0.22 (nine crosses' mean 0.548 -> 0.591). T
 browDown step trump +0.21 -> +0.22-0.23, monalisa +0.10 -> +0.14-0.15). The brow strip (core/brow_strip.py) does nothing
 on lp_d18: its brows stay 1.3-3.3 mm below the rest in the control, and the strip lightens only raises above the photo's
 own brows. Measurement only; asserts nothing.
+
+Measured again on the 60-frame window of the living-face table (brow63, main ec6e7eb, the lead's avatars /tmp/s63av,
+load 10-25). Where the 60-frame brow r (0.678 over 30 pairs; lp_d0's driver does not move its brows) is lost, per
+clip (mean over its ten pairs, /tmp/lf/s63): lp_d18 0.513, tpsmm_driving 0.679, sadtalker_WDA_KatieHill_000 0.841; of
+the 0.172 the mean lacks for 0.85, lp_d18 makes 0.112, tpsmm 0.057, sadtalker 0.003.
+- lp_d18, 60 frames (`--clip lp_d18 --frames 60`; the driver's brow group follows his own jaw at r +0.87 there):
+  obama_speech full -0.42 / rest -0.70 / brow part +0.86 (slope 0.27), lp_s9_monalisa -0.20 / -0.67 / +0.85 (0.20),
+  lp_d9_woman_turned +0.09 / -0.67 / +0.81 (0.30); their rest follows the render's jaw at -0.74..-0.81. The brows
+  themselves follow the driver on every face; the reader reads those faces' opening mouth as brows coming down, and
+  at a fifth to a third of the driver's slope the brows do not outweigh it.
+- tpsmm_driving, 60 frames (`--clip tpsmm_driving --frames 60 --lid-frames 16,21 --lid-sweep 16`): full / rest /
+  brow part r, the rest's r with the render's blink: astronaut_eileen_collins 0.45 / 0.02 / 0.33, -0.55;
+  business_person 0.46 / -0.10 / 0.57, -0.35; lp_d8_man_glasses 0.31 / 0.13 / 0.26, -0.31; lp_d9 0.79 / 0.41 / 0.46;
+  monalisa 0.66 / 0.29 / 0.44; obama_official 0.76 / 0.12 / 0.44; obama_speech 0.82 / 0.34 / 0.48; trump 0.82 / 0.29
+  / 0.41; two_children 0.84 / 0.35 / 0.41 (brow part slope 0.19-0.53 everywhere). The blink at frames 19-24: leaving
+  frames 17-26 out of the table's series lifts astronaut 0.448 -> 0.785, lp_d8 0.312 -> 0.412, self 0.868 -> 0.927,
+  the ten tpsmm pairs 0.679 -> 0.755 (the 30-pair mean +0.025); `scripts/reader_ablation.py --ablations 'lids held'`
+  (lid ratios at 1): astronaut 0.45 -> 0.66, lp_d8 0.31 -> 0.62, business_person 0.46 -> 0.50, monalisa 0.66 -> 0.78.
+  (BLINK_GROUP does not suit tpsmm, whose open eyes read 0.33-0.38: its `blink step` there is not a blink's.)
+  Lid sweep on frame 16 (brow at lid share 1 / 0.6 / 0.45 / 0: trump +0.13 / +0.04 / +0.05 / +0.18, obama_official
+  +0.08 / +0.03 / +0.07 / +0.13, lp_d9 +0.46 / +0.34 / +0.36 / +0.47, monalisa +0.21 / +0.14 / +0.17 / +0.30,
+  lp_d8 +0.44 / +0.35 / +0.24 / +0.17): on six of nine faces a half-closed lid reads as lowered brows (a squint) and a
+  shut one does not; lp_d8 (glasses) drops all the way. Our shut lids read blink 0.39-0.60 (the driver's 0.68-0.76).
+- Tried on the blink step (frame 16's control with frame 21's lids, image mode, nine avatars; tpsmm and lp_d18 90 /
+  96), no change beyond +-0.03 on any face, so nothing kept: the shut lid's shade off (DriveConfig.lid_shade 0), the
+  lash map off, the crease map off, the eyeballs kept under a shut lid, and the fold row above the lid following the
+  closing margin down by 0.3 / 0.6 of its fall (trump's step -0.104 -> -0.167 / -0.127 on lp_d18, lp_d8 +0.100 ->
+  +0.178 / +0.194: scatter, not a cure). The upper lids closing as a curtain (each margin vertex falling by the middle
+  pair's fall, none below its partner, in place of `deform.retarget_eyelids`' scaling of every pair's gap) took the
+  half-closed dip away on business_person, obama_official, obama_speech, trump and two_children (lid share 0.6: +0.34
+  -> +0.44, +0.03 -> +0.11, +0.22 -> +0.33, +0.04 -> +0.10, +0.51 -> +0.58) and not on lp_d8 / lp_d9, but the tracker's
+  own per-pair lid ratios show real blinks closing by scaling (tpsmm 19-24, lp_d18 94-98, sadtalker 23-35, lp_d0 64-67,
+  /tmp/j63: the pairs next to the corners within 0.12 of the middle pair's ratio, e.g. lp_d0 64 right 0.44 / 0.46 /
+  0.51, tpsmm 19 right 0.61 / 0.59 / 0.60, where a curtain closes those pairs, 2-3 mm apart at rest against the
+  middle's ~10, once the middle is half shut): not the operator's lid, not kept.
 """
 
 from __future__ import annotations
@@ -149,6 +185,25 @@ def lids_only(driver, open_control, shut_lids: np.ndarray, K, size, reader_model
             "pixels_above": float(diff[y0:cut, x0:x1].mean()), "pixels_below": float(diff[cut:y1, x0:x1].mean())}
 
 
+LID_SWEEP = (1.0, 0.75, 0.6, 0.45, 0.3, 0.0)  # --lid-sweep's shares of the frame's own lid ratios
+
+
+def lid_sweep(driver, control, K, size, reader_model: str, shares=LID_SWEEP) -> list[tuple[float, float, float]]:
+    """One frame's control rendered with its eyelid ratios ([14], FaceControl.eyelid_ratios) times each share (1: as
+    tracked, 0: shut; the other channels as tracked), each render read (image mode) -> [(share, the reader's brow
+    group, its blink group)], NaN where the reader finds no face."""
+    from gaussian_head_ros.core.evaluate import render_control
+    from gaussian_head_ros.core.reader import FaceReader
+
+    out = []
+    with FaceReader(reader_model, video=False) as reader:
+        for k in shares:
+            c = replace(control, eyelid_ratios=(np.asarray(control.eyelid_ratios) * k).astype(np.float32))
+            r = reader.read((np.clip(render_control(driver, c, K, *size).image, 0, 1) * 255 + 0.5).astype(np.uint8))
+            out.append((k, r.groups["brow"], r.groups["blink"]) if r is not None else (k, np.nan, np.nan))
+    return out
+
+
 def main(argv=None) -> int:
     from gaussian_head_ros.core import landmarks as lmk
     from gaussian_head_ros.core.avatar import load_ply
@@ -166,11 +221,16 @@ def main(argv=None) -> int:
     ap.add_argument("--reader", default=str(DATA / "models" / "face_landmarker.task"), help="FaceLandmarker .task")
     ap.add_argument("--lid-frames", default="90,96",
                     help="OPEN,SHUT: also render frame OPEN's control with frame SHUT's lids only ('' = skip)")
+    ap.add_argument("--lid-sweep", type=int, default=-1, metavar="FRAME",
+                    help="also render frame FRAME's control with its lids closed step by step (LID_SWEEP; -1 = skip)")
     args = ap.parse_args(argv)
     if not Path(args.reader).is_file():
         print(f"reader model {args.reader} not found (give --reader FACE_LANDMARKER.task)", file=sys.stderr)
         return 2
     frames = read_frames(str(DATA / "driving" / f"{args.clip}.mp4"), args.frames or None)
+    if args.lid_sweep >= len(frames):
+        print(f"--lid-sweep {args.lid_sweep} is past the clip's {len(frames)} frames read", file=sys.stderr)
+        return 2
     stamps = [f.stamp_ns for f in frames]
     h, w = frames[0].rgb.shape[:2]
     K = default_intrinsics(w, h, 12.0)
@@ -201,6 +261,10 @@ def main(argv=None) -> int:
                   f"{m['brow_shut']:+.2f}, "
                   f"its brow landmarks {m['landmarks_dy_px']:+.2f} px down; pixels above the brows' lower contour "
                   f"{m['pixels_above']:.2f}, below {m['pixels_below']:.2f} grey levels", flush=True)
+        if args.lid_sweep >= 0:
+            cells = lid_sweep(drv, controls[args.lid_sweep], K, (w, h), args.reader)
+            print(f"{'':32s} lid sweep (frame {args.lid_sweep}, lid ratios x share: brow / blink): "
+                  + "  ".join(f"{k:.2f}: {b:+.2f} / {k2:.2f}" for k, b, k2 in cells), flush=True)
     return 0
 
 
