@@ -100,6 +100,40 @@ residual of lp_d9's / obama_official's reading (after gain and offset) follows t
 crosses a little (controls tracked without smoothing: business_person 0.638 -> 0.721, two_children 0.695 -> 0.715,
 astronaut 0.651 -> 0.676, lp_d8 0.670 -> 0.693, same render path; still-face jitter of the expression x2.3) and d_cutoff
 4 Hz less (0.693 / 0.660 / 0.682, jitter +5-9 %): not changed.
+Session 63 (jaw63, main ec6e7eb, the table's cross path: tracker and render through EvalConfig's camera, two video-mode
+readers; the lead's s63 avatars; tpsmm_driving 60 frames reproduces /tmp/lf/s63's nine cross jaw r to 3 decimals).
+The look is not what the reader misses. 4x mouth crops, sadtalker_WDA_KatieHill frames 60-190: the operator's small
+openings (jawOpen 0.12-0.24 at frames 80 / 150 / 160 / 170) show the upper teeth over a black cavity, the lower teeth
+behind the lower lip; business_person shows grey upper teeth over the lower row, two_children_multiface the red tongue
+right under the upper edge, no black. Drawn with the lower row and the tongue in the cavity's dark (colours only,
+geometry unchanged) they look like the operator's, and read 0.02-0.03 at frames 150 / 160 (operator 0.20 / 0.22):
+whole clip, nine crosses' mean jaw r 0.701 -> 0.705 (business_person 0.645 -> 0.639, two_children 0.657 -> 0.678,
+lp_d9_woman_turned 0.608 -> 0.653, lp_s9_monalisa 0.754 -> 0.719); tpsmm_driving 60 frames 0.639 -> 0.646, single
+pairs -0.066 (astronaut) .. +0.086 (trump_official); the upper row 1.35x brighter 0.639 -> 0.640. The reader's jawOpen
+is its blendshape model on its own landmarks, and on sadtalker the render's landmarks move as the operator's (head
+frame over the eye span, slope / r of the render's against the driver's, whole clip): lip gap 0.97 / 0.93, chin below
+the nose 1.19 / 0.94, lower lip below the nose 1.08 / 0.95 (business_person), 1.08 / 0.95, 1.13 / 0.93, 1.11 / 0.94
+(two_children), 0.95 / 0.93, 1.08 / 0.94, 0.94 / 0.94 (obama_official); lp_d9_woman_turned loses its chin and lower lip
+(0.70 / 0.78, 0.59 / 0.72). What reads low there is business_person's and two_children's face: the operator's rest
+with the avatar's motion read on BlendshapeModel 0.835 / 0.895, the avatar's rest with the operator's motion 0.776 /
+0.765 (slope 0.046 / 0.126). No one part of the rest face does it: the operator's rest with business_person's points
+above the lip line 0.802 (slope 0.110), below 0.961; its upper lip alone 0.929, the nose-to-lip band 0.962, eyes to
+nose 0.928, above the eyes 0.992. business_person's render reads the opening as the upper lip rising: frame 0 -> 160
+mouthUpperUpLeft 0.175 -> 0.477 and jawOpen 0.011 -> 0.046 (operator 0.001 -> 0.015, 0.198 -> 0.219). Reshaped
+motion does not straighten it: the avatar's rest with the operator's motion (eyes and nose aligned) below the lip line
+x1.5 reads r 0.818 -> 0.675 on business_person, the upper lip held still and its rise added to the lower lip 0.401
+(slope 0.046 -> 0.272); lp_d9 0.914 -> 0.926 / 0.604, obama_official 0.956 -> 0.907 / 0.555: the slope rises, r falls
+(a smile's lip rise becomes jaw). On tpsmm_driving the faces read the operator's motion (the avatar's rest with it:
+0.79-0.95 on eight portraits, two_children 0.685) and the avatars' motion loses it: the operator's motion with one part
+the avatar's, lower lip 0.73-0.88, chin and jaw line 0.69-0.93, upper lip 0.86-0.95, all three 0.51-0.83; the inner
+lips' gap at frames 30-39 is 11.7-14.4 mm as the reader reads the operator, 7.3-9.0 in the driven template (the
+bundled face mesh's tracking, session 58's 0.70) and 7.4-9.2 on business_person's render; chin below the nose, frame
+14 -> frames 44-57, operator 76.6 -> 85-90 mm, render 73.6 -> 80-81 (slope 0.55). Tracking without the One Euro
+filter (jaw62's) raises all nine sadtalker crosses, mean 0.701 -> 0.738 (business_person 0.645 -> 0.727), mostly the
+landmarks' filter (landmarks raw 0.706 / 0.692 / 0.694 on business_person / two_children / astronaut, pose raw
+0.655 / 0.689 / 0.644, the points below the nose alone at 6 Hz 0.665 / 0.645 / 0.667, raw 0.698 / 0.642), but not
+tpsmm_driving (mean 0.639 -> 0.632 unsmoothed, 0.640 landmarks raw, lp_s9_monalisa 0.567 -> 0.509 / 0.520): not
+changed. Measurement only; nothing in the driver changed.
 """
 
 from __future__ import annotations
