@@ -2107,23 +2107,22 @@ def test_a_photo_path_set_at_run_time_is_said_and_one_set_during_its_reconstruct
 
 
 def test_a_photo_path_refused_at_once_is_said_set_before_its_refusal(peer, tmp_path):
-    """`ros2 param set /reconstruction_node photo_path` of a file refused as it is read (empty, a few pixels, a PNG cut
-    short) on an idle robot (user54): the log said the refusal first and then '... reconstructed now; the avatar shown
-    ('x') stays until then; its verdict follows on /avatar/status', a verdict already given (3 of 3 such files under
-    avatar.launch.py here): the worker took the photo and refused it before the parameter callback said the set.
-    Each set's line now comes before anything the worker says of that photo."""
+    """`ros2 param set /reconstruction_node photo_path` of a file refused as it is read (a few pixels) on an idle robot
+    (user54): the log said the refusal first and then '... reconstructed now; the avatar shown ('x') stays until then;
+    its verdict follows on /avatar/status', a verdict already given (3 of 3 such files under avatar.launch.py here):
+    the worker took the photo and refused it before the parameter callback said the set. Each set's line now comes
+    before anything the worker says of that photo. (Empty and cut files are refused in the set's reply now:
+    test_a_photo_path_that_is_no_photo_is_refused_in_the_reply_and_the_photo_waiting_stays.)"""
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import AvatarStatus
 
     node = peer["node"]
-    png = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
     files = []
     for i in range(3):
-        files += [tmp_path / f"empty{i}.jpg", tmp_path / f"dot{i}.png", tmp_path / f"cut{i}.png"]
-        files[-3].write_bytes(b"")
+        files += [tmp_path / f"dot{i}.png", tmp_path / f"tiny{i}.jpg"]
         cv2.imwrite(str(files[-2]), np.full((12, 15, 3), 128, np.uint8))
-        files[-1].write_bytes(png[:len(png) // 2])
+        cv2.imwrite(str(files[-1]), np.full((9, 7, 3), 200, np.uint8))
     for f in files:
         start = len(peer["proc"].output())
         peer["statuses"].clear()
@@ -2138,25 +2137,44 @@ def test_a_photo_path_refused_at_once_is_said_set_before_its_refusal(peer, tmp_p
         assert 0 <= said < refused, log
 
 
-def test_a_photo_path_that_is_no_photo_is_refused_in_a_files_words(peer, tmp_path):
-    """photo_path set to an empty file, or to a text file named .jpg (user54): refused 'empty compressed image' and
-    'could not decode the compressed image (corrupt, truncated or not an image)', the words for a CompressedImage
-    message, on avatar/status (what photo_node and any status reader see) of a file the user named. Now the file's
-    words, as `gaussian-head reconstruct` says them: '<file> is empty (0 bytes)', '<file>: could not decode the
-    photo ...'."""
+def test_a_photo_path_that_is_no_photo_is_refused_in_the_reply_and_the_photo_waiting_stays(peer, tmp_path):
+    """photo_path set to an empty file, a text file named .jpg or a JPEG cut short: refused in a file's words
+    ('<file> is empty (0 bytes)', '<file>: could not decode the photo ...'; user54), and now in the set's reply, as
+    photo_node's `photo` is, and at once on avatar/status and in the log, while the photo waiting for the worker
+    stays. Before (user63), the set was answered 'Set parameter successful', the file replaced the photo waiting
+    (SUPERSEDED: a robot's start-up photo was dropped unreconstructed) and was refused only once the worker read it,
+    after the reconstruction running (17 s at load 16)."""
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import AvatarStatus
 
     node = peer["node"]
-    empty, text = tmp_path / "nothing.jpg", tmp_path / "notes.jpg"
+    empty, text, cut = tmp_path / "nothing.jpg", tmp_path / "notes.jpg", tmp_path / "halfway.jpg"
     empty.write_bytes(b"")
     text.write_text("hello\n")
+    jpeg = cv2.imencode(".jpg", _photo("obama_official.jpg", 400)[..., ::-1])[1].tobytes()
+    cut.write_bytes(jpeg[:len(jpeg) // 2])
+    running, waiting = tmp_path / "u63_running.png", tmp_path / "u63_waiting.png"
+    cv2.imwrite(str(running), _photo("business_person.png", 600)[..., ::-1])
+    cv2.imwrite(str(waiting), _photo("lp_d9_woman_turned.jpg", 600)[..., ::-1])
+    peer["statuses"].clear()
+    start = len(peer["proc"].output())
+    assert _set_param(node, "photo_path", str(running)).successful
+    assert _set_param(node, "photo_path", str(waiting)).successful  # waits for the one running
     for f, words in ((empty, f"{empty} is empty (0 bytes)"),
-                     (text, f"{text}: could not decode the photo (corrupt, truncated or not an image)")):
-        peer["statuses"].clear()
-        assert _set_param(node, "photo_path", str(f)).successful
-        final = lambda: [s for s in peer["statuses"]  # noqa: E731
-                         if s.operator_id == f.stem and s.code != AvatarStatus.BUSY]
-        assert spin_until(node, final, 120), peer["proc"].output()[-2000:]
-        assert final()[0].code == AvatarStatus.BAD_IMAGE and final()[0].message == words, final()[0].message
+                     (text, f"{text}: could not decode the photo (corrupt, truncated or not an image)"),
+                     (cut, f"{cut}: could not decode the photo (corrupt, truncated or not an image: a JPEG cut short, "
+                           "with no end-of-image marker FF D9)")):
+        got = _set_param(node, "photo_path", str(f))
+        assert not got.successful and got.reason == words, got.reason
+        refusal = lambda: [s for s in peer["statuses"] if s.operator_id == f.stem]  # noqa: E731
+        assert spin_until(node, refusal, 10), peer["proc"].output()[start:]  # at once, not after the reconstruction
+        assert refusal()[0].code == AvatarStatus.BAD_IMAGE and refusal()[0].message == words, refusal()[0].message
+        assert f"photo '{f.stem}' from photo_path {f} refused: {words}" in peer["proc"].output()[start:]
+    final = lambda name: [s for s in peer["statuses"]  # noqa: E731
+                          if s.operator_id == name and s.code != AvatarStatus.BUSY]
+    assert spin_until(node, lambda: final("u63_waiting"), 180), peer["proc"].output()[start:]
+    assert [s.code for s in final("u63_running")] == [AvatarStatus.OK], final("u63_running")
+    assert [s.code for s in final("u63_waiting")] == [AvatarStatus.OK], final("u63_waiting")  # not SUPERSEDED
+
+
