@@ -1295,6 +1295,44 @@ def test_restart_without_photo_serves_the_cached_avatar(rclpy_context, tmp_path)
         second.stop()
 
 
+def test_the_default_cache_is_one_per_ros_domain(tmp_path):
+    """Two robots on one host, both in the root namespace, in two ROS domains (ROS_DOMAIN_ID=A and B), each with the
+    default cache_path: the cache was keyed by namespace alone, so robot B, restarted without a photo, served robot
+    A's operator ('restored from the cache', user62). The default file now names the domain: B finds no cache of its
+    own; A's is where A wrote it. (Only the two processes' logs are read: B joins a second private domain.)"""
+    import conftest
+    from rosgraph import Proc, executable, wait_until
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(2000, seed=3, operator_id="robot_a_operator"), tmp_path / "a.ply")
+    home = tmp_path / "ros_home"  # one host: one ROS_HOME for both robots
+    domain_a, domain_b = os.environ["ROS_DOMAIN_ID"], conftest._private_domain()
+    assert domain_a != domain_b
+
+    def start(name, domain, *params):
+        args = ["--ros-args", "-r", f"__ns:={CACHE_NS}"] + [a for p in params for a in ("-p", p)]
+        return Proc(executable("reconstruction_node") + args, tmp_path / f"{name}.log",
+                    env={"ROS_HOME": str(home), "ROS_DOMAIN_ID": domain})
+
+    robot_a = start("robot_a", domain_a, f"photo_path:={tmp_path / 'a.ply'}")
+    try:
+        assert wait_until(lambda: "avatar cache: written to " in robot_a.output(), 120), robot_a.output()
+    finally:
+        robot_a.stop()
+    written = re.search(r"avatar cache: written to (\S+)", robot_a.output()).group(1)
+    robot_b = start("robot_b", domain_b)
+    try:
+        said = lambda: "no cached avatar at " in robot_b.output() or "restored from the cache" in robot_b.output()  # noqa: E731
+        assert wait_until(said, 120), robot_b.output()
+    finally:
+        robot_b.stop()
+    assert "restored from the cache" not in robot_b.output(), robot_b.output()
+    assert f"domain{int(domain_b)}_cache_test_reconstruction_node.avatar" in robot_b.output(), robot_b.output()
+    assert Path(written).exists() and written.endswith(f"domain{int(domain_a)}_cache_test_reconstruction_node.avatar")
+
+
 def test_what_core_says_in_a_node_reaches_its_log_and_rosout(rclpy_context, tmp_path):
     """A photo_path JPEG above max_pixels is decoded reduced; core.imageio says so ('910x1137 JPEG decoded at 1/2
     ...') through Python logging, which a node process had no handler for: the line was dropped, as was every

@@ -107,8 +107,9 @@ class ReconstructionNodeSettings:
                                     "its head frame (the one published keeps its own until the next photo)", frame=True)
     cache_avatar: bool = setting(True, "keep the last published avatar in cache_path and publish it again at start-up "
                                        "when photo_path is empty (a restarted node still serves the face)")
-    cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/<namespace>_"
-                                  "reconstruction_node.avatar (ROS_HOME defaults to ~/.ros)")
+    cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/[domain<ROS_DOMAIN_ID>_]"
+                                  "<namespace>_reconstruction_node.avatar (ROS_HOME defaults to ~/.ros; no domain "
+                                  "prefix in domain 0)")
     max_file_gaussians: int = setting(DISPLAY_MAX_GAUSSIANS, "an avatar file (photo_path) with more Gaussians is "
                                       "refused, as render_node's max_gaussians (this default) would refuse it",
                                       range=(1, 10_000_000))
@@ -709,7 +710,7 @@ class ReconstructionNode(Node):
     def _cache_path(self, value: str | None = None) -> str:
         """The cache file that cache_path `value` (None: the parameter's) names: itself, or the default when empty."""
         value = self._param("cache_path") if value is None else value
-        return value or str(avatar_cache.default_path(self.get_namespace(), self.get_name()))
+        return value or str(avatar_cache.default_path(self.get_namespace(), self.get_name(), self.context.get_domain_id()))
 
     def _restore_cache(self, why: str = "", photo: Job | None = None) -> None:
         """Publish the cached avatar again (latched), or say why the cache is ignored; `why`, when given, ends the
