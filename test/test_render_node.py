@@ -1871,6 +1871,38 @@ def test_the_placeholder_short_while_the_kernels_load_is_not_said_as_the_display
     assert len(said) == 1 and said[0].startswith(short) and "0.9 ms" in said[0], said
 
 
+def test_a_frame_that_waits_for_a_cpu_is_said_as_the_machines_load_not_the_frames_cost():
+    """On a loaded robot (load 26 on 2 CPUs) the render node said 'rendering 14.0 FPS, below the 30 FPS asked (backend
+    cpu); a 512x512 frame takes 71.7 ms to draw and publish here (~14 FPS): lower fps or width/height, or send a
+    smaller avatar ...' (user62, user63: render_node beside reconstruction_node, astronaut's 60k avatar): the frame's
+    wall time, most of it spent waiting for a CPU, said as its cost, and advice that would not help. The node now keeps
+    each frame's CPU time (the process's, every thread) beside its wall time: a frame whose CPU time fits the period
+    is said to wait for a CPU, with the load; one whose CPU time does not is the frame's cost, as before. The rule
+    (RenderNode._say_if_short) on a stand-in of the node's state, as the tests beside it."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core.pacing import RATE_SHOWN_S
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    said = []
+    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", _renderer_ready=True,
+                           _param={"width": 512, "height": 512}.get,
+                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="astronaut",
+                                                   reconstructor="mesh_fit:default"),
+                           get_logger=lambda: SimpleNamespace(warning=said.append))
+    short = "rendering 14.0 FPS, below the 30 FPS asked (backend cpu)"
+    RenderNode._say_if_short(node, 0.0, short, 30.0, [71.7], [18.5])
+    RenderNode._say_if_short(node, RATE_SHOWN_S + 0.1, short, 30.0, [71.7], [18.5])
+    assert len(said) == 1, said
+    assert "takes 71.7 ms to draw and publish here, of which 18.5 ms of this node's CPU time (~54 FPS" in said[0], said
+    assert "the machine's other work holds (load " in said[0] and "lower fps or width/height" not in said[0], said
+    assert "smaller avatar" not in said[0], said
+    node.backend = "cpu2"  # (another backend: judged afresh) a frame whose CPU time alone misses the period
+    RenderNode._say_if_short(node, 2 * RATE_SHOWN_S, short, 30.0, [71.7], [60.0])
+    RenderNode._say_if_short(node, 3 * RATE_SHOWN_S + 0.1, short, 30.0, [71.7], [60.0])
+    assert len(said) == 2 and "lower fps or width/height" in said[1] and "load " not in said[1], said
+
+
 def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():
     """A robot builder fitting the face to their screen sets width and height at run time. The 'below the N FPS asked'
     warning was said once per fps and backend: a 1024x600 tablet that fell a little short (23 FPS of 30) used it up,
