@@ -1021,6 +1021,16 @@ def test_an_fps_the_cpu_cannot_reach_is_said_in_the_log_once(io):
             assert _set_param(io, name, value).successful
 
 
+def test_diagnostics_give_a_frames_cpu_time_beside_its_wall_time(io):
+    """/diagnostics' render_cpu_ms_mean: the node process's CPU time per frame drawn and published (every thread: the
+    cpu rasterizer's workers too), beside render_ms_mean, its wall time, so that a frame that waits for a CPU is told
+    from one that costs too much (RenderNode._say_if_short; user63). At most the wall time on every CPU at once."""
+    _ensure_avatar(io)
+    values = _diag_values(io)
+    cpu, wall = float(values["render_cpu_ms_mean"]), float(values["render_ms_mean"])
+    assert 0 < cpu <= wall * (os.cpu_count() or 1) * 1.05 + 1.0, values
+
+
 def test_the_smaller_avatar_the_fps_warning_asks_for_is_smaller_and_its_photo_sent_again():
     """The 'below the N FPS asked' warning of a CPU-only robot names a smaller avatar to send. It said 'max_gaussians
     14999 or preset fast draws faster' for the fast preset's own 29,998-Gaussian avatar (preset fast makes 30k), and
