@@ -1702,6 +1702,7 @@ def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path)
     jobs = []
     stand_in = SimpleNamespace(_param=lambda name: "" if name == "operator_id" else 40_000_000,
                                _submit=lambda job, say=None: jobs.append(job))
+    stand_in._file_job = lambda photo, file_budget=0: ReconstructionNode._file_job(stand_in, photo, file_budget)
     ReconstructionNode._submit_file(stand_in, str(gif))
     ReconstructionNode._read_file(stand_in, jobs[0])  # the worker reads the file (its bytes: the photo's key)
     rgb, found = jobs[0].decode()
