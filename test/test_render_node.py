@@ -1913,6 +1913,37 @@ def test_a_frame_that_waits_for_a_cpu_is_said_as_the_machines_load_not_the_frame
     assert len(said) == 2 and "lower fps or width/height" in said[1] and "load " not in said[1], said
 
 
+def test_a_control_callback_held_up_while_it_logs_keeps_the_time_it_ended_as_the_arrival():
+    """avatar.launch.py with video:= on a loaded robot (load 27; user63): the render node said 'face_control arriving
+    on /robot1/face_control, but no avatar shown yet ...', then 1 ms later 'face_control stopped on /robot1/face_control:
+    the last one came 13 s ago (... it was killed, crashed or cut off ...)', then 'face_control back ... after 13 s
+    without': its control callback was held up 13 s while it logged (the rasterizer's kernels loading beside it, 32.6
+    s, took the GIL) and kept the time from before the hold-up as the arrival. The arrival is now taken after the log
+    line. RenderNode._note_arrival on a stand-in of the node's state whose logger holds the callback up."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    said = []
+
+    def slow_info(line):  # the hold-up, while the line is logged
+        time.sleep(0.5)
+        said.append(line)
+
+    node = SimpleNamespace(_no_controls_said=0.0, _waiting_said=True, _control_arrived=0.0, _said_waiting=True,
+                           control_topic="/robot1/face_control", loaded=object(),
+                           get_logger=lambda: SimpleNamespace(info=slow_info))
+    RenderNode._note_arrival(node)
+    ended = time.monotonic()
+    assert said == ["face_control arriving on /robot1/face_control"], said
+    assert ended - node._control_arrived < 0.25, ended - node._control_arrived  # (0.5 s older before)
+    assert node._no_controls_said == 0.0
+    node._no_controls_said, node._control_arrived = ended, ended - 13.0  # they stopped 13 s ago, and it was said
+    RenderNode._note_arrival(node)
+    assert said[-1] == "face_control back on /robot1/face_control after 13 s without", said
+    assert time.monotonic() - node._control_arrived < 0.25
+
+
 def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():
     """A robot builder fitting the face to their screen sets width and height at run time. The 'below the N FPS asked'
     warning was said once per fps and backend: a 1024x600 tablet that fell a little short (23 FPS of 30) used it up,

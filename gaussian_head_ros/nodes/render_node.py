@@ -444,15 +444,7 @@ class RenderNode(Node):
 
     def _on_control(self, msg: FaceControlMsg) -> None:
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
-        arrived = time.monotonic()
-        if self._no_controls_said or (self._waiting_said and not self._control_arrived):  # said: their coming, once
-            came = (f"face_control back on {self.control_topic} after {arrived - self._control_arrived:.0f} s without"
-                    if self._control_arrived else f"face_control arriving on {self.control_topic}")
-            if self.loaded is None and not self._said_waiting:  # with the placeholder's line, one line (it was said
-                self._said_waiting = True  # twice at once: 'face_control arriving on X', then 'face_control arriving
-                came = self._placeholder_line(came)  # on X, but no avatar shown yet: ...'; user52)
-            self.get_logger().info(came)
-        self._control_arrived, self._no_controls_said = arrived, 0.0
+        arrived = self._note_arrival()
         named = (expression_codec.operator_basis_id(msg.expression_code, msg.expression_codec)
                  if msg.expression_code and msg.expression_codec in expression_codec.COMPACT_CODECS else 0)
         held = self.operator_bases.get(named) if named else None
@@ -498,6 +490,25 @@ class RenderNode(Node):
         elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
             self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
             self.get_logger().info(self._placeholder_line(f"face_control arriving on {self.control_topic}"))
+
+    def _note_arrival(self) -> float:
+        """Note that a face_control came (time.monotonic(), returned), saying it in the log when it is news: the first
+        one after the node said it waits for them, or the first after it said they stopped. The arrival kept is taken
+        after that line: a callback held up while it logged (the GIL taken by the rasterizer's kernels loading beside
+        it, 32.6 s at load 27) kept the time from before the hold-up, and the diagnostics tick after it said 'face_control
+        stopped on /robot1/face_control: the last one came 13 s ago' between two lines saying they came (user63:
+        avatar.launch.py namespace:=robot1 with video:=, the four nodes starting at once)."""
+        if self._no_controls_said or (self._waiting_said and not self._control_arrived):  # said: their coming, once
+            now = time.monotonic()
+            came = (f"face_control back on {self.control_topic} after {now - self._control_arrived:.0f} s without"
+                    if self._control_arrived else f"face_control arriving on {self.control_topic}")
+            if self.loaded is None and not self._said_waiting:  # with the placeholder's line, one line (it was said
+                self._said_waiting = True  # twice at once: 'face_control arriving on X', then 'face_control arriving
+                came = self._placeholder_line(came)  # on X, but no avatar shown yet: ...'; user52)
+            self.get_logger().info(came)
+        arrived = time.monotonic()
+        self._control_arrived, self._no_controls_said = arrived, 0.0
+        return arrived
 
     def _on_control_publishers(self, info) -> None:
         """A publisher of face_control matched or left (rmw matched status: `current_count` publishers now)."""
