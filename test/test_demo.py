@@ -29,7 +29,8 @@ def test_demo_stays_apart_from_a_robot_on_this_machine(rclpy_context, tmp_path, 
 
     photo = shared("portraits", "astronaut_eileen_collins.png")
     monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))  # inherited by the demo and its nodes
-    cache = avatar_cache.default_path("", "reconstruction_node")  # where a robot's reconstruction_node keeps it
+    # where a robot's reconstruction_node of this domain keeps it
+    cache = avatar_cache.default_path("", "reconstruction_node", int(os.environ.get("ROS_DOMAIN_ID") or 0))
     cache.parent.mkdir(parents=True)
     kept = b"the operator's avatar cache: must survive the demo"
     cache.write_bytes(kept)

@@ -1295,6 +1295,44 @@ def test_restart_without_photo_serves_the_cached_avatar(rclpy_context, tmp_path)
         second.stop()
 
 
+def test_the_default_cache_is_one_per_ros_domain(tmp_path):
+    """Two robots on one host, both in the root namespace, in two ROS domains (ROS_DOMAIN_ID=A and B), each with the
+    default cache_path: the cache was keyed by namespace alone, so robot B, restarted without a photo, served robot
+    A's operator ('restored from the cache', user62). The default file now names the domain: B finds no cache of its
+    own; A's is where A wrote it. (Only the two processes' logs are read: B joins a second private domain.)"""
+    import conftest
+    from rosgraph import Proc, executable, wait_until
+
+    from gaussian_head_ros.core.avatar import save_ply
+    from gaussian_head_ros.core.synthetic import synthetic_avatar
+
+    save_ply(synthetic_avatar(2000, seed=3, operator_id="robot_a_operator"), tmp_path / "a.ply")
+    home = tmp_path / "ros_home"  # one host: one ROS_HOME for both robots
+    domain_a, domain_b = os.environ["ROS_DOMAIN_ID"], conftest._private_domain()
+    assert domain_a != domain_b
+
+    def start(name, domain, *params):
+        args = ["--ros-args", "-r", f"__ns:={CACHE_NS}"] + [a for p in params for a in ("-p", p)]
+        return Proc(executable("reconstruction_node") + args, tmp_path / f"{name}.log",
+                    env={"ROS_HOME": str(home), "ROS_DOMAIN_ID": domain})
+
+    robot_a = start("robot_a", domain_a, f"photo_path:={tmp_path / 'a.ply'}")
+    try:
+        assert wait_until(lambda: "avatar cache: written to " in robot_a.output(), 120), robot_a.output()
+    finally:
+        robot_a.stop()
+    written = re.search(r"avatar cache: written to (\S+)", robot_a.output()).group(1)
+    robot_b = start("robot_b", domain_b)
+    try:
+        said = lambda: "no cached avatar at " in robot_b.output() or "restored from the cache" in robot_b.output()  # noqa: E731
+        assert wait_until(said, 120), robot_b.output()
+    finally:
+        robot_b.stop()
+    assert "restored from the cache" not in robot_b.output(), robot_b.output()
+    assert f"domain{int(domain_b)}_cache_test_reconstruction_node.avatar" in robot_b.output(), robot_b.output()
+    assert Path(written).exists() and written.endswith(f"domain{int(domain_a)}_cache_test_reconstruction_node.avatar")
+
+
 def test_what_core_says_in_a_node_reaches_its_log_and_rosout(rclpy_context, tmp_path):
     """A photo_path JPEG above max_pixels is decoded reduced; core.imageio says so ('910x1137 JPEG decoded at 1/2
     ...') through Python logging, which a node process had no handler for: the line was dropped, as was every
@@ -1664,6 +1702,7 @@ def test_an_animated_photo_file_is_said_like_an_animated_photo_message(tmp_path)
     jobs = []
     stand_in = SimpleNamespace(_param=lambda name: "" if name == "operator_id" else 40_000_000,
                                _submit=lambda job, say=None: jobs.append(job))
+    stand_in._file_job = lambda photo, file_budget=0: ReconstructionNode._file_job(stand_in, photo, file_budget)
     ReconstructionNode._submit_file(stand_in, str(gif))
     ReconstructionNode._read_file(stand_in, jobs[0])  # the worker reads the file (its bytes: the photo's key)
     rgb, found = jobs[0].decode()
@@ -2107,23 +2146,22 @@ def test_a_photo_path_set_at_run_time_is_said_and_one_set_during_its_reconstruct
 
 
 def test_a_photo_path_refused_at_once_is_said_set_before_its_refusal(peer, tmp_path):
-    """`ros2 param set /reconstruction_node photo_path` of a file refused as it is read (empty, a few pixels, a PNG cut
-    short) on an idle robot (user54): the log said the refusal first and then '... reconstructed now; the avatar shown
-    ('x') stays until then; its verdict follows on /avatar/status', a verdict already given (3 of 3 such files under
-    avatar.launch.py here): the worker took the photo and refused it before the parameter callback said the set.
-    Each set's line now comes before anything the worker says of that photo."""
+    """`ros2 param set /reconstruction_node photo_path` of a file refused as it is read (a few pixels) on an idle robot
+    (user54): the log said the refusal first and then '... reconstructed now; the avatar shown ('x') stays until then;
+    its verdict follows on /avatar/status', a verdict already given (3 of 3 such files under avatar.launch.py here):
+    the worker took the photo and refused it before the parameter callback said the set. Each set's line now comes
+    before anything the worker says of that photo. (Empty and cut files are refused in the set's reply now:
+    test_a_photo_path_that_is_no_photo_is_refused_in_the_reply_and_the_photo_waiting_stays.)"""
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import AvatarStatus
 
     node = peer["node"]
-    png = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
     files = []
     for i in range(3):
-        files += [tmp_path / f"empty{i}.jpg", tmp_path / f"dot{i}.png", tmp_path / f"cut{i}.png"]
-        files[-3].write_bytes(b"")
+        files += [tmp_path / f"dot{i}.png", tmp_path / f"tiny{i}.jpg"]
         cv2.imwrite(str(files[-2]), np.full((12, 15, 3), 128, np.uint8))
-        files[-1].write_bytes(png[:len(png) // 2])
+        cv2.imwrite(str(files[-1]), np.full((9, 7, 3), 200, np.uint8))
     for f in files:
         start = len(peer["proc"].output())
         peer["statuses"].clear()
@@ -2138,25 +2176,44 @@ def test_a_photo_path_refused_at_once_is_said_set_before_its_refusal(peer, tmp_p
         assert 0 <= said < refused, log
 
 
-def test_a_photo_path_that_is_no_photo_is_refused_in_a_files_words(peer, tmp_path):
-    """photo_path set to an empty file, or to a text file named .jpg (user54): refused 'empty compressed image' and
-    'could not decode the compressed image (corrupt, truncated or not an image)', the words for a CompressedImage
-    message, on avatar/status (what photo_node and any status reader see) of a file the user named. Now the file's
-    words, as `gaussian-head reconstruct` says them: '<file> is empty (0 bytes)', '<file>: could not decode the
-    photo ...'."""
+def test_a_photo_path_that_is_no_photo_is_refused_in_the_reply_and_the_photo_waiting_stays(peer, tmp_path):
+    """photo_path set to an empty file, a text file named .jpg or a JPEG cut short: refused in a file's words
+    ('<file> is empty (0 bytes)', '<file>: could not decode the photo ...'; user54), and now in the set's reply, as
+    photo_node's `photo` is, and at once on avatar/status and in the log, while the photo waiting for the worker
+    stays. Before (user63), the set was answered 'Set parameter successful', the file replaced the photo waiting
+    (SUPERSEDED: a robot's start-up photo was dropped unreconstructed) and was refused only once the worker read it,
+    after the reconstruction running (17 s at load 16)."""
     from rosgraph import spin_until
 
     from gaussian_head_ros.msg import AvatarStatus
 
     node = peer["node"]
-    empty, text = tmp_path / "nothing.jpg", tmp_path / "notes.jpg"
+    empty, text, cut = tmp_path / "nothing.jpg", tmp_path / "notes.jpg", tmp_path / "halfway.jpg"
     empty.write_bytes(b"")
     text.write_text("hello\n")
+    jpeg = cv2.imencode(".jpg", _photo("obama_official.jpg", 400)[..., ::-1])[1].tobytes()
+    cut.write_bytes(jpeg[:len(jpeg) // 2])
+    running, waiting = tmp_path / "u63_running.png", tmp_path / "u63_waiting.png"
+    cv2.imwrite(str(running), _photo("business_person.png", 600)[..., ::-1])
+    cv2.imwrite(str(waiting), _photo("lp_d9_woman_turned.jpg", 600)[..., ::-1])
+    peer["statuses"].clear()
+    start = len(peer["proc"].output())
+    assert _set_param(node, "photo_path", str(running)).successful
+    assert _set_param(node, "photo_path", str(waiting)).successful  # waits for the one running
     for f, words in ((empty, f"{empty} is empty (0 bytes)"),
-                     (text, f"{text}: could not decode the photo (corrupt, truncated or not an image)")):
-        peer["statuses"].clear()
-        assert _set_param(node, "photo_path", str(f)).successful
-        final = lambda: [s for s in peer["statuses"]  # noqa: E731
-                         if s.operator_id == f.stem and s.code != AvatarStatus.BUSY]
-        assert spin_until(node, final, 120), peer["proc"].output()[-2000:]
-        assert final()[0].code == AvatarStatus.BAD_IMAGE and final()[0].message == words, final()[0].message
+                     (text, f"{text}: could not decode the photo (corrupt, truncated or not an image)"),
+                     (cut, f"{cut}: could not decode the photo (corrupt, truncated or not an image: a JPEG cut short, "
+                           "with no end-of-image marker FF D9)")):
+        got = _set_param(node, "photo_path", str(f))
+        assert not got.successful and got.reason == words, got.reason
+        refusal = lambda: [s for s in peer["statuses"] if s.operator_id == f.stem]  # noqa: E731
+        assert spin_until(node, refusal, 10), peer["proc"].output()[start:]  # at once, not after the reconstruction
+        assert refusal()[0].code == AvatarStatus.BAD_IMAGE and refusal()[0].message == words, refusal()[0].message
+        assert f"photo '{f.stem}' from photo_path {f} refused: {words}" in peer["proc"].output()[start:]
+    final = lambda name: [s for s in peer["statuses"]  # noqa: E731
+                          if s.operator_id == name and s.code != AvatarStatus.BUSY]
+    assert spin_until(node, lambda: final("u63_waiting"), 180), peer["proc"].output()[start:]
+    assert [s.code for s in final("u63_running")] == [AvatarStatus.OK], final("u63_running")
+    assert [s.code for s in final("u63_waiting")] == [AvatarStatus.OK], final("u63_waiting")  # not SUPERSEDED
+
+

@@ -1021,6 +1021,16 @@ def test_an_fps_the_cpu_cannot_reach_is_said_in_the_log_once(io):
             assert _set_param(io, name, value).successful
 
 
+def test_diagnostics_give_a_frames_cpu_time_beside_its_wall_time(io):
+    """/diagnostics' render_cpu_ms_mean: the node process's CPU time per frame drawn and published (every thread: the
+    cpu rasterizer's workers too), beside render_ms_mean, its wall time, so that a frame that waits for a CPU is told
+    from one that costs too much (RenderNode._say_if_short; user63). At most the wall time on every CPU at once."""
+    _ensure_avatar(io)
+    values = _diag_values(io)
+    cpu, wall = float(values["render_cpu_ms_mean"]), float(values["render_ms_mean"])
+    assert 0 < cpu <= wall * (os.cpu_count() or 1) * 1.05 + 1.0, values
+
+
 def test_the_smaller_avatar_the_fps_warning_asks_for_is_smaller_and_its_photo_sent_again():
     """The 'below the N FPS asked' warning of a CPU-only robot names a smaller avatar to send. It said 'max_gaussians
     14999 or preset fast draws faster' for the fast preset's own 29,998-Gaussian avatar (preset fast makes 30k), and
@@ -1869,6 +1879,69 @@ def test_the_placeholder_short_while_the_kernels_load_is_not_said_as_the_display
     assert said == [], said  # (not before a whole window after it)
     judge(t + RATE_SHOWN_S + 0.1)  # still short with the renderer ready: the machine's load, said
     assert len(said) == 1 and said[0].startswith(short) and "0.9 ms" in said[0], said
+
+
+def test_a_frame_that_waits_for_a_cpu_is_said_as_the_machines_load_not_the_frames_cost():
+    """On a loaded robot (load 26 on 2 CPUs) the render node said 'rendering 14.0 FPS, below the 30 FPS asked (backend
+    cpu); a 512x512 frame takes 71.7 ms to draw and publish here (~14 FPS): lower fps or width/height, or send a
+    smaller avatar ...' (user62, user63: render_node beside reconstruction_node, astronaut's 60k avatar): the frame's
+    wall time, most of it spent waiting for a CPU, said as its cost, and advice that would not help. The node now keeps
+    each frame's CPU time (the process's, every thread) beside its wall time: a frame whose CPU time fits the period
+    is said to wait for a CPU, with the load; one whose CPU time does not is the frame's cost, as before. The rule
+    (RenderNode._say_if_short) on a stand-in of the node's state, as the tests beside it."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core.pacing import RATE_SHOWN_S
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    said = []
+    node = SimpleNamespace(_short_said=(), _asked=((), 0.0), backend="cpu", _renderer_ready=True,
+                           _param={"width": 512, "height": 512}.get,
+                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="astronaut",
+                                                   reconstructor="mesh_fit:default"),
+                           get_logger=lambda: SimpleNamespace(warning=said.append))
+    short = "rendering 14.0 FPS, below the 30 FPS asked (backend cpu)"
+    RenderNode._say_if_short(node, 0.0, short, 30.0, [71.7], [18.5])
+    RenderNode._say_if_short(node, RATE_SHOWN_S + 0.1, short, 30.0, [71.7], [18.5])
+    assert len(said) == 1, said
+    assert "takes 71.7 ms to draw and publish here, of which 18.5 ms of this node's CPU time (~54 FPS" in said[0], said
+    assert "the machine's other work holds (load " in said[0] and "lower fps or width/height" not in said[0], said
+    assert "smaller avatar" not in said[0], said
+    node.backend = "cpu2"  # (another backend: judged afresh) a frame whose CPU time alone misses the period
+    RenderNode._say_if_short(node, 2 * RATE_SHOWN_S, short, 30.0, [71.7], [60.0])
+    RenderNode._say_if_short(node, 3 * RATE_SHOWN_S + 0.1, short, 30.0, [71.7], [60.0])
+    assert len(said) == 2 and "lower fps or width/height" in said[1] and "load " not in said[1], said
+
+
+def test_a_control_callback_held_up_while_it_logs_keeps_the_time_it_ended_as_the_arrival():
+    """avatar.launch.py with video:= on a loaded robot (load 27; user63): the render node said 'face_control arriving
+    on /robot1/face_control, but no avatar shown yet ...', then 1 ms later 'face_control stopped on /robot1/face_control:
+    the last one came 13 s ago (... it was killed, crashed or cut off ...)', then 'face_control back ... after 13 s
+    without': its control callback was held up 13 s while it logged (the rasterizer's kernels loading beside it, 32.6
+    s, took the GIL) and kept the time from before the hold-up as the arrival. The arrival is now taken after the log
+    line. RenderNode._note_arrival on a stand-in of the node's state whose logger holds the callback up."""
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    said = []
+
+    def slow_info(line):  # the hold-up, while the line is logged
+        time.sleep(0.5)
+        said.append(line)
+
+    node = SimpleNamespace(_no_controls_said=0.0, _waiting_said=True, _control_arrived=0.0, _said_waiting=True,
+                           control_topic="/robot1/face_control", loaded=object(),
+                           get_logger=lambda: SimpleNamespace(info=slow_info))
+    RenderNode._note_arrival(node)
+    ended = time.monotonic()
+    assert said == ["face_control arriving on /robot1/face_control"], said
+    assert ended - node._control_arrived < 0.25, ended - node._control_arrived  # (0.5 s older before)
+    assert node._no_controls_said == 0.0
+    node._no_controls_said, node._control_arrived = ended, ended - 13.0  # they stopped 13 s ago, and it was said
+    RenderNode._note_arrival(node)
+    assert said[-1] == "face_control back on /robot1/face_control after 13 s without", said
+    assert time.monotonic() - node._control_arrived < 0.25
 
 
 def test_a_display_size_the_node_cannot_keep_up_with_is_said_when_set():

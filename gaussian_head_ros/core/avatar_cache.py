@@ -38,11 +38,16 @@ MAX_NOTE_BYTES = 1 << 20
 MAX_BYTES = 1 << 30  # larger files are refused without reading them (a 10M-Gaussian avatar is ~0.9 GB)
 
 
-def default_path(node_namespace: str, node_name: str) -> Path:
+def default_path(node_namespace: str, node_name: str, domain_id: int = 0) -> Path:
     """Where a node keeps its cache unless told: $ROS_HOME (default ~/.ros, as ROS 2 logs) /gaussian_head_ros/
-    <namespace and node name, '/' as '_'>.avatar: one file per node of each namespace (robot1, robot2 ...)."""
+    [domain<ROS domain id>_]<namespace and node name, '/' as '_'>.avatar: one file per node of each namespace (robot1,
+    robot2 ...) of each ROS domain (`domain_id`, the node's: a node's name is unique within its domain only). Domain 0
+    has no prefix (the file of every release before). Keyed per namespace alone, two robots in the root namespace of
+    two domains on one host (ROS_DOMAIN_ID=1 and 2) shared one file: a restarted robot served the other one's
+    operator (user62, user63)."""
     home = Path(os.environ.get("ROS_HOME") or Path.home() / ".ros").expanduser()
-    name = "_".join(p for p in (node_namespace.strip("/").split("/") + [node_name]) if p)
+    domain = [f"domain{int(domain_id)}"] if domain_id else []
+    name = "_".join(p for p in (domain + node_namespace.strip("/").split("/") + [node_name]) if p)
     return home / "gaussian_head_ros" / f"{name}.avatar"
 
 

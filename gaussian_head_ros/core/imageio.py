@@ -236,21 +236,23 @@ def _check_whole(buf: bytes, name: str = "") -> None:
         raise ValueError(f"{what} (corrupt, truncated or not an image: {cut})")
 
 
-def check_compressed(data: bytes | memoryview, fmt: str = "", header: bool = True) -> None:
-    """Check sensor_msgs/CompressedImage bytes (`data`, its `fmt`) without decoding their pixels, as `check_raw` does
+def check_compressed(data: bytes | memoryview, fmt: str = "", header: bool = True, name: str = "") -> None:
+    """Check sensor_msgs/CompressedImage bytes (`data`, its `fmt`) or a photo file's (`name`, absolute: refused in a
+    file's words, as `decode_with_format` says them) without decoding their pixels, as `check_raw` does
     a raw image's fields (a subscription callback may call it: a frame the worker never takes, a newer one replacing
-    it, is still said): a compressedDepth map, empty, a truncated JPEG or PNG (`_truncation`), bytes that are no image
+    it, is still said; reconstruction_node's photo_path reply): a compressedDepth map, empty, a truncated JPEG or PNG
+    (`_truncation`), bytes that are no image
     (their header read by Pillow, for bytes that start as neither a JPEG nor a PNG; `header` False leaves that read
     to the decode: a caller whose worker parses the header anyway). Raises ValueError with the text
-    `decode_compressed` raises for them. What passes may still fail to decode (corrupt data inside, too large)."""
+    `decode_with_format` raises for them. What passes may still fail to decode (corrupt data inside, too large)."""
     buf = bytes(data)
-    _check_bytes(buf, fmt)
-    _check_whole(buf)
+    _check_bytes(buf, fmt, name)
+    _check_whole(buf, name)
     if header and not buf.startswith(tuple(COMPRESSED_MAGIC)):
         try:
             _open_header(buf)
         except (OSError, SyntaxError, ValueError) as e:
-            raise ValueError(_not_an_image(buf, fmt)) from e
+            raise ValueError(_not_an_image(buf, fmt, name)) from e
 
 
 def decode_raw(data: bytes | memoryview, width: int, height: int, step: int, encoding: str,

@@ -98,8 +98,9 @@ def _arguments_table() -> list[tuple[str, tuple, str, str]]:
                                   "train, its backbone folder beside it); empty: the parameters file's"),
         ("cache_path", ROBOT, "", "file of the reconstruction_node's avatar cache: the last avatar, published again "
                                   "when started without photo:=; empty: the parameters file's, by default "
-                                  "$ROS_HOME/gaussian_head_ros/<namespace>_reconstruction_node.avatar (ROS_HOME: "
-                                  "~/.ros), one per namespace, which every launch in that namespace on this host "
+                                  "$ROS_HOME/gaussian_head_ros/[domain<ROS_DOMAIN_ID>_]<namespace>_reconstruction_"
+                                  "node.avatar (ROS_HOME: ~/.ros; no domain prefix in domain 0), one per namespace "
+                                  "and ROS domain, which every launch in that namespace and domain on this host "
                                   "shares: give each its own file to keep their faces apart"),
         ("namespace", EVERY, "", "namespace for all nodes and topics"),
         ("composed", ROBOT, "false", "run the nodes in one process (avatar_pipeline) instead of one process each "

@@ -107,8 +107,9 @@ class ReconstructionNodeSettings:
                                     "its head frame (the one published keeps its own until the next photo)", frame=True)
     cache_avatar: bool = setting(True, "keep the last published avatar in cache_path and publish it again at start-up "
                                        "when photo_path is empty (a restarted node still serves the face)")
-    cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/<namespace>_"
-                                  "reconstruction_node.avatar (ROS_HOME defaults to ~/.ros)")
+    cache_path: str = setting("", "file of the avatar cache; empty: $ROS_HOME/gaussian_head_ros/[domain<ROS_DOMAIN_ID>_]"
+                                  "<namespace>_reconstruction_node.avatar (ROS_HOME defaults to ~/.ros; no domain "
+                                  "prefix in domain 0)")
     max_file_gaussians: int = setting(DISPLAY_MAX_GAUSSIANS, "an avatar file (photo_path) with more Gaussians is "
                                       "refused, as render_node's max_gaussians (this default) would refuse it",
                                       range=(1, 10_000_000))
@@ -265,6 +266,19 @@ def _is_avatar_file(path: str) -> bool:
     return is_ply(head) or (path.endswith(DRIVING_SUFFIX) and head == b"PK\x03\x04")
 
 
+def check_photo_file(path: str) -> None:
+    """Raise ValueError, in the words its decode would use, when the file `path` (photo_path set at run time) can be
+    neither reconstructed nor published: not there, not a regular file, unreadable (imageio.check_file), or, unless an
+    avatar file (_is_avatar_file), empty, a JPEG or PNG cut short, or no image at all (imageio.check_compressed: its
+    bytes are read, its pixels not decoded; milliseconds for a phone photo). What passes may still be refused by the
+    worker (corrupt data inside, above max_pixels, no face). Before, an empty or cut file was accepted ('Set parameter
+    successful'), replaced the photo waiting for the worker (the start-up photo: SUPERSEDED, never reconstructed) and was
+    refused only when the worker read it, after the reconstructor loaded (17 s here at load 16; user63)."""
+    path = imageio.check_file(path)
+    if not _is_avatar_file(path):
+        imageio.check_compressed(imageio.read_file(path), name=path)
+
+
 def _with_notes(decoded: tuple) -> tuple:
     """imageio.decode_with_format's (rgb, format, reduction, notes) -> (rgb, notes): an animation, of which the first
     frame is used; transparent pixels, composited onto grey (said in the photo's status: the sender's photo_node
@@ -411,14 +425,17 @@ class ReconstructionNode(Node):
     def _on_set(self, params) -> SetParametersResult:
         try:
             check_values(self._values(params))
-            for p in params:
-                if p.name == "photo_path" and p.value:  # missing, a directory, unreadable, a device: said in the
-                    try:  # reply (the file is read by the worker, not in this callback)
-                        imageio.check_file(p.value)
-                    except ValueError as e:
-                        raise ValueError(f"{e}{files.relative_note(p.value, self.get_name())}") from None
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
+        for p in params:
+            if p.name == "photo_path" and p.value:  # missing, a directory, a device, empty, cut short, no image:
+                try:  # said in the reply, the log and avatar/status (check_photo_file)
+                    check_photo_file(p.value)
+                except ValueError as e:
+                    reason = f"{e}{files.relative_note(p.value, self.get_name())}"
+                    self.counts["photos"] += 1
+                    self._refuse(AvatarStatus.BAD_IMAGE, reason, self._file_job(p.value), 0.0)
+                    return SetParametersResult(successful=False, reason=reason)
         backend = self._values(params)["backend"]
         unused = unused_by_backend(backend, [p.name for p in params])
         if any(p.name in _REBUILD and p.name not in unused for p in params):
@@ -512,17 +529,20 @@ class ReconstructionNode(Node):
         photo message (its first frame is used: the log and its statuses; a file was taken without a word, refuse18).
         An avatar file is counted against file_budget (0: max_file_gaussians). `say(job)`: see `_submit`. Returns the
         job submitted."""
+        job = self._file_job(photo, file_budget)
+        self._submit(job, say)
+        return job
+
+    def _file_job(self, photo: str, file_budget: int = 0) -> Job:
+        """The Job of the photo file or avatar file `photo` (photo_path), read by the worker; see `_submit_file`."""
         photo = imageio.photo_file(photo)  # `-p photo_path:=~/me.jpg`: no shell expanded that `~`
         # its statuses' header.frame_id: the frame_id photo_node gives the same file (operator_id, else the file's
         # name), as a photo message's statuses carry the photo's; it was empty (user37)
         name = self._param("operator_id") or Path(photo).stem
         if _is_avatar_file(photo):
-            job = Job(None, name, name, f"avatar file {photo}",
-                      avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
-        else:
-            job = Job(None, name, name, f"photo_path {photo}", path=photo)
-        self._submit(job, say)
-        return job
+            return Job(None, name, name, f"avatar file {photo}",
+                       avatar_file=photo, named_by_file=not self._param("operator_id"), file_budget=file_budget)
+        return Job(None, name, name, f"photo_path {photo}", path=photo)
 
     # ----------------------------------------------------------------------------------------------
     # callbacks: keep the newest photo, nothing heavy
@@ -690,7 +710,7 @@ class ReconstructionNode(Node):
     def _cache_path(self, value: str | None = None) -> str:
         """The cache file that cache_path `value` (None: the parameter's) names: itself, or the default when empty."""
         value = self._param("cache_path") if value is None else value
-        return value or str(avatar_cache.default_path(self.get_namespace(), self.get_name()))
+        return value or str(avatar_cache.default_path(self.get_namespace(), self.get_name(), self.context.get_domain_id()))
 
     def _restore_cache(self, why: str = "", photo: Job | None = None) -> None:
         """Publish the cached avatar again (latched), or say why the cache is ignored; `why`, when given, ends the

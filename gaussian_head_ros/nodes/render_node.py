@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 import time
 from collections import deque
@@ -317,7 +318,8 @@ class RenderNode(Node):
                            fallbacks=0, compressed_frames=0, frames_reused=0, operator_bases=0,
                            controls_operator_basis=0, controls_basis_missing=0, avatars_unchanged=0)
         self._started = time.monotonic()  # when the render loop began (its first rate window is not judged)
-        self._times = deque(maxlen=300)  # (publish time, render seconds, control age seconds or None)
+        # (publish time, render seconds, control age seconds or None, the process's CPU seconds meanwhile)
+        self._times = deque(maxlen=300)
         self._fresh = threading.Event()  # a live control arrived since the last frame began
         self._control_times = deque(maxlen=300)  # arrival times of face_control messages (monotonic)
         self._control_arrived = 0.0  # monotonic time the last face_control message came (refused ones too); 0: none yet
@@ -442,15 +444,7 @@ class RenderNode(Node):
 
     def _on_control(self, msg: FaceControlMsg) -> None:
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
-        arrived = time.monotonic()
-        if self._no_controls_said or (self._waiting_said and not self._control_arrived):  # said: their coming, once
-            came = (f"face_control back on {self.control_topic} after {arrived - self._control_arrived:.0f} s without"
-                    if self._control_arrived else f"face_control arriving on {self.control_topic}")
-            if self.loaded is None and not self._said_waiting:  # with the placeholder's line, one line (it was said
-                self._said_waiting = True  # twice at once: 'face_control arriving on X', then 'face_control arriving
-                came = self._placeholder_line(came)  # on X, but no avatar shown yet: ...'; user52)
-            self.get_logger().info(came)
-        self._control_arrived, self._no_controls_said = arrived, 0.0
+        arrived = self._note_arrival()
         named = (expression_codec.operator_basis_id(msg.expression_code, msg.expression_codec)
                  if msg.expression_code and msg.expression_codec in expression_codec.COMPACT_CODECS else 0)
         held = self.operator_bases.get(named) if named else None
@@ -496,6 +490,25 @@ class RenderNode(Node):
         elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
             self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
             self.get_logger().info(self._placeholder_line(f"face_control arriving on {self.control_topic}"))
+
+    def _note_arrival(self) -> float:
+        """Note that a face_control came (time.monotonic(), returned), saying it in the log when it is news: the first
+        one after the node said it waits for them, or the first after it said they stopped. The arrival kept is taken
+        after that line: a callback held up while it logged (the GIL taken by the rasterizer's kernels loading beside
+        it, 32.6 s at load 27) kept the time from before the hold-up, and the diagnostics tick after it said 'face_control
+        stopped on /robot1/face_control: the last one came 13 s ago' between two lines saying they came (user63:
+        avatar.launch.py namespace:=robot1 with video:=, the four nodes starting at once)."""
+        if self._no_controls_said or (self._waiting_said and not self._control_arrived):  # said: their coming, once
+            now = time.monotonic()
+            came = (f"face_control back on {self.control_topic} after {now - self._control_arrived:.0f} s without"
+                    if self._control_arrived else f"face_control arriving on {self.control_topic}")
+            if self.loaded is None and not self._said_waiting:  # with the placeholder's line, one line (it was said
+                self._said_waiting = True  # twice at once: 'face_control arriving on X', then 'face_control arriving
+                came = self._placeholder_line(came)  # on X, but no avatar shown yet: ...'; user52)
+            self.get_logger().info(came)
+        arrived = time.monotonic()
+        self._control_arrived, self._no_controls_said = arrived, 0.0
+        return arrived
 
     def _on_control_publishers(self, info) -> None:
         """A publisher of face_control matched or left (rmw matched status: `current_count` publishers now)."""
@@ -687,6 +700,7 @@ class RenderNode(Node):
         w, h = int(self._param("width")), int(self._param("height"))
         bg = np.asarray(self._param("background"), np.float32)
         t0, t0_ns, cpu0 = time.perf_counter(), time.time_ns(), time.thread_time_ns()
+        process_cpu0 = time.process_time_ns()  # (every thread's: the cpu rasterizer's workers too)
         now = time.monotonic()
         driven = None  # (time.time_ns(), thread CPU ns) when drive() ended, for a frame drawn now
         with self._lock:
@@ -746,7 +760,7 @@ class RenderNode(Node):
         if stamp_ns:
             self.trace.mark(frametrace.RENDER_PUBLISHED, stamp_ns, cpu_ns=time.thread_time_ns() - cpu0)
         age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
-        self._times.append((time.monotonic(), time.perf_counter() - t0, age))
+        self._times.append((time.monotonic(), time.perf_counter() - t0, age, (time.process_time_ns() - process_cpu0) * 1e-9))
 
     # ----------------------------------------------------------------------------------------------
     # diagnostics
@@ -874,7 +888,8 @@ class RenderNode(Node):
                 "other than the tracker leaves face_detected false, the message's default: a lip-sync, ARKit or "
                 "hand-written sender sets it true")
 
-    def _say_if_short(self, now: float, short: str, target_fps: float, frame_ms: list[float]) -> None:
+    def _say_if_short(self, now: float, short: str, target_fps: float, frame_ms: list[float],
+                      cpu_ms: list[float] = ()) -> None:
         """A warning in the log, once per fps asked and backend for the placeholder and once for the avatars (a
         placeholder short of it while the robot started, kernels loading and a reconstruction beside it, used the one
         warning up, and an avatar then drawn below the fps went unsaid; user51), when the display falls short (`short`:
@@ -887,7 +902,12 @@ class RenderNode(Node):
         FPS, went unsaid (user57). Nothing is judged while the loader loads the rasterizer's kernels (`_renderer_ready`
         false: seconds, 30 s beside three busy processes), and the window restarts when they are loaded: the placeholder
         published meanwhile shares the process with the kernels' compiling, and its figures were said as the display's
-        ('rendering 18.2 FPS ...; a 512x512 frame takes 0.9 ms', 6 s after start; lead, session 61)."""
+        ('rendering 18.2 FPS ...; a 512x512 frame takes 0.9 ms', 6 s after start; lead, session 61). `cpu_ms`: the
+        process's CPU time during each of those frames (all its threads: the rasterizer's workers too); a frame whose
+        wall time misses the period while its CPU time fits it waited for a CPU: that is said as the machine's load,
+        with the load average, not as the frame's cost. Before, a loaded robot (load 26 on 2 CPUs) was told 'a 512x512
+        frame takes 71.7 ms to draw and publish here (~14 FPS): lower fps or width/height, or send a smaller avatar'
+        for a frame of ~20 ms of CPU (user62, user63)."""
         size = (int(self._param("width")), int(self._param("height")))
         said_for = (target_fps, self.backend, self.drawing is None, size)
         if self._asked[0] != (*said_for, id(self.drawing), self._renderer_ready):
@@ -897,7 +917,14 @@ class RenderNode(Node):
             return
         self._short_said = said_for
         mean_ms = float(np.mean(frame_ms)) if frame_ms else 0.0
-        if mean_ms > 0 and 1e3 / mean_ms < target_fps:
+        cpu = float(np.mean(cpu_ms)) if len(cpu_ms) else 0.0
+        if mean_ms > 0 and 1e3 / mean_ms < target_fps and 0 < cpu and 1e3 / cpu >= target_fps:  # waited for a CPU
+            load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+            why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish here, of which {cpu:.1f} "
+                   f"ms of this node's CPU time (~{1e3 / cpu:.0f} FPS on a CPU of its own): the rest it waits for a "
+                   f"CPU that the machine's other work holds (load {load:.1f} on {cpus} CPUs); fewer processes beside "
+                   "it, or a higher priority for this node, bring the rate back")
+        elif mean_ms > 0 and 1e3 / mean_ms < target_fps:
             shown = self.drawing
             if self.backend != "gsplat" and backend_available("gsplat"):
                 faster = "or render on the GPU (backend gsplat)"
@@ -922,6 +949,7 @@ class RenderNode(Node):
         times = tuple(self._times)  # a snapshot: the render thread appends meanwhile
         recent = [t for t in times if now - t[0] <= RATE_SHOWN_S]
         render_ms = [t[1] * 1e3 for t in recent]
+        cpu_ms = [t[3] * 1e3 for t in recent]
         ages = [t[2] * 1e3 for t in recent if t[2] is not None]
         offset = self._stamp_ages.offset
         rate = display_rate([t[0] for t in recent], now)
@@ -932,7 +960,7 @@ class RenderNode(Node):
         asked = str(self._param("backend"))  # (self.backend: the one that drew the last frame, before a switch too)
         short = rate_shortfall(rate, target, expected, now - self._started, now - times[-1][0] if times else 0.0,
                                self.backend if asked == "auto" else asked)
-        self._say_if_short(now, short, target, render_ms)
+        self._say_if_short(now, short, target, render_ms, cpu_ms)
         idle_reason = self._idle_reason(now) if self.loaded is not None else ""
         if self.loaded is None:
             level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
@@ -957,6 +985,7 @@ class RenderNode(Node):
             "rate_hz": f"{rate:.1f}",
             "render_ms_mean": f"{np.mean(render_ms):.2f}" if render_ms else "",
             "render_ms_max": f"{np.max(render_ms):.2f}" if render_ms else "",
+            "render_cpu_ms_mean": f"{np.mean(cpu_ms):.2f}" if cpu_ms else "",  # the process's CPU time per frame
             "latency_ms_mean": f"{np.mean(ages):.1f}" if ages else "",  # publication - control stamp
             "stamp_offset_s": "" if offset is None else f"{offset:.3f}",  # arrival - stamp (pacing.stamp_offset)
             # seconds since the last face_control came ('' before the first): the operator's stream, live or not
