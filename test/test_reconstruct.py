@@ -4070,6 +4070,40 @@ def test_the_contact_sheet_s_label_is_legible_on_a_white_backdrop(tmp_path):
     assert (backdrop < 128).mean() > 0.1, f"dark share {(backdrop < 128).mean():.3f}, min luma {backdrop.min():.0f}"
 
 
+@pytest.mark.parametrize("ring_rgb, counted", [((0.61, 0.16, 0.20), True), ((0.62, 0.42, 0.31), False),
+                                               ((0.06, 0.03, 0.05), False)])
+def test_rim_backdrop_counts_a_backdrop_hued_rim_and_nothing_else(ring_rgb, counted):
+    """scripts/rim_backdrop.py's measure on a synthetic render (a skin disc before a red and white striped backdrop,
+    drawn on black and on white with a soft 1 px edge): a 3 px ring of the flag's red inside its outline is counted
+    at every pixel of it that shows (alpha >= 0.25), a ring of the skin a little darker is not, nor a dark ring
+    (no colour to see), and nothing deeper in the disc nor its edge's partial coverage by itself."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("rim_backdrop", Path(__file__).parents[1] / "scripts" /
+                                                  "rim_backdrop.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    s = 128
+    yy, xx = np.mgrid[0:s, 0:s] + 0.5
+    r = np.hypot(yy - s / 2, xx - s / 2)
+    alpha = np.clip(40.0 - r + 0.5, 0.0, 1.0)  # a disc of radius 40 px, its edge 1 px soft
+    skin = np.float32((0.66, 0.41, 0.29))
+    colour = np.where(((r > 37) & (r < 40.5))[..., None], np.float32(ring_rgb), skin)
+    black = (alpha[..., None] * colour).astype(np.float32)
+    white = (black + (1.0 - alpha)[..., None]).astype(np.float32)
+    photo = np.where((yy // 8 % 2 == 0)[..., None], np.float32((0.61, 0.16, 0.20)), np.float32((0.9, 0.9, 0.9)))
+    photo = np.where((alpha > 0.5)[..., None], skin, photo).astype(np.float32)
+    bg_pal, fg_pal = mod.palettes(photo, alpha)
+    hued = mod.backdrop_hued(black, white, bg_pal, fg_pal)
+    ring = (r > 37) & (r < 40.5) & (alpha >= 0.25)
+    assert not (hued & ~ring).any(), f"{int((hued & ~ring).sum())} pixels counted off the ring"
+    if counted:
+        assert hued[ring].mean() > 0.95, f"{hued[ring].mean():.2f} of the red ring counted"
+    else:
+        assert not hued.any(), f"{int(hued.sum())} pixels of a {ring_rgb} ring counted"
+
+
 def test_cli_bad_input_exits_with_one_line(tmp_path, capsys):
     from gaussian_head_ros.cli import main
 
