@@ -334,7 +334,7 @@ def control_gaze(control, rest_gaze=None) -> np.ndarray | None:
 
 
 def _yaw_pitch_matrices(yaw, pitch, xp):
-    """[2] yaw, [2] pitch -> [2, 3, 3] Ry(yaw) @ Rx(pitch)."""
+    """[..., 2] yaw, [..., 2] pitch -> [..., 2, 3, 3] Ry(yaw) @ Rx(pitch)."""
     cy, sy, cp, sp = xp.cos(yaw), xp.sin(yaw), xp.cos(pitch), xp.sin(pitch)
     zero, one = xp.zeros_like(cy), xp.ones_like(cy)
     ry = xp.stack([xp.stack([cy, zero, sy], -1), xp.stack([zero, one, zero], -1), xp.stack([-sy, zero, cy], -1)], -2)
@@ -343,15 +343,15 @@ def _yaw_pitch_matrices(yaw, pitch, xp):
 
 
 def gaze_rotations(gaze, rest_gaze: np.ndarray, max_rad: float, like):
-    """Eyeball rotations [2, 3, 3] (head frame, about each eye's centre) that turn the rest gaze into `gaze`
-    (each angle kept within max_rad of the rest); exactly the identity for gaze None. Array type of `like`."""
+    """Eyeball rotations [..., 2, 3, 3] (head frame, about each eye's centre) that turn the rest gaze [2, 2] (yaw,
+    pitch) rad into `gaze` ([..., 2, 2] rad: one gaze, or several at once, as deform.frame_tables' lag levels), each
+    angle kept within max_rad of the rest; exactly the identity [2, 3, 3] for gaze None. Array type of `like`."""
     from gaussian_head_ros.core.deform import asarray_like
 
-    eye = asarray_like(np.broadcast_to(np.eye(3), (2, 3, 3)), like)
     if gaze is None:
-        return eye
+        return asarray_like(np.broadcast_to(np.eye(3), (2, 3, 3)), like)
     rest = np.asarray(rest_gaze, np.float64)
     g = np.clip(np.asarray(gaze, np.float64), rest - max_rad, rest + max_rad)
-    r_to = _yaw_pitch_matrices(g[:, 0], g[:, 1], np)
+    r_to = _yaw_pitch_matrices(g[..., 0], g[..., 1], np)
     r_from = _yaw_pitch_matrices(rest[:, 0], rest[:, 1], np)
     return asarray_like(r_to @ r_from.transpose(0, 2, 1), like)

@@ -35,7 +35,7 @@ struct Frame {  // what compositing reads and writes
   const float* packed;        // [V, kPacked] Gaussians in depth order
   const int64_t* tile_start;  // [T + 1] each tile's range in tile_gauss
   const int32_t* tile_gauss;  // [P] rows of `packed`, front to back within a tile
-  const int64_t* tile_order;  // [T] the order tiles are handed to threads (heaviest first)
+  const int64_t* tile_order;  // [T] the order tiles are drawn in (raster.cpp step 4)
   int64_t num_tiles, tiles_x, width, height;
   const float* background;    // [3]
   float alpha_max, t_min;

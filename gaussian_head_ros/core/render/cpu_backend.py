@@ -9,8 +9,8 @@ whose threads go through the whole pipeline together (src/raster/raster.cpp):
 3. packing and binning: what compositing reads is packed contiguously in depth order, and every Gaussian is
    binned into exactly the 16x16 tiles its ellipse's bounding box reaches, by a counting sort that keeps depth
    order;
-4. compositing (threads take tiles heaviest first): per tile, its Gaussians are listed in each cell of 8 x 2
-   pixels their ellipse's box reaches, and each cell is blended front to back with its 16 pixels' state
+4. compositing (threads take tiles heaviest first; one thread row by row): per tile, its Gaussians are listed in each
+   cell of 8 x 2 pixels their ellipse's box reaches, and each cell is blended front to back with its 16 pixels' state
    (transmittance and r, g, b) in vector registers, branch-free over the lanes; a cell stops when all its
    pixels are done. alpha = exp(-(sigma - ln opacity)) = q(s / 8)^8 with q a degree-5 polynomial fitted for
    relative error (the 1/255 cut-off is decided on the exponent exactly; alpha's rel. error 2.2e-6).
