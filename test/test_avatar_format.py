@@ -590,3 +590,28 @@ def test_an_avatar_save_that_cannot_be_put_in_place_leaves_nothing_and_names_the
     capsys.readouterr()
     assert main(["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(tmp_path / "me.ply")]) == 1
     assert f"driving file {tmp_path / 'me.driving.npz'} is a directory" in capsys.readouterr().err
+
+
+def test_a_long_file_name_is_written_or_refused_before_any_work(tmp_path, capsys):
+    """A legal 250-byte name (the limit is 255) failed after the whole work: the part written beside it,
+    '.NAME.partial-PID.EXT', is ~20 bytes longer ('File name too long: .../.bbb...partial-14703.mp4', naming the part,
+    cli63). The part's name is cut to fit now; a name above the limit (or an avatar whose driving file's name would be)
+    is refused by check_writable before any work, naming the file."""
+    from gaussian_head_ros.cli import main
+    from gaussian_head_ros.core.files import WholeFile, name_max
+
+    limit = name_max(str(tmp_path))
+    stem = "ü" * ((limit - len(".ply")) // 2)  # 2 bytes a character: a name of limit - 1 bytes or so, all legal
+    ply, driving = save_ply(synthetic_avatar(50), tmp_path / f"{stem[:-8]}.ply")  # its .driving.npz fits too
+    assert load_ply(ply).num_gaussians == 50 and driving.is_file()
+    with WholeFile(tmp_path / f"{stem}.ply") as whole, whole.writing() as fh:  # the limit's name itself
+        fh.write(b"ply\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ply.name, driving.name, f"{stem}.ply"])
+    capsys.readouterr()
+    too_long = tmp_path / ("a" * (limit + 1) + ".ply")
+    assert main(["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(too_long)]) == 1
+    said = capsys.readouterr().err.strip()
+    assert said.startswith(f"gaussian-head reconstruct: error: -o/--output {too_long}: the name aaaa") and \
+        f"is {limit + 5} bytes long, above the {limit} bytes" in said, said
+    assert main(["reconstruct", str(tmp_path / "not_read.jpg"), "-o", str(tmp_path / f"{stem}.ply")]) == 1
+    assert "-o/--output's driving file" in capsys.readouterr().err  # NAME.ply fits, NAME.driving.npz would not

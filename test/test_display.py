@@ -564,3 +564,22 @@ def test_face_display_checks_a_backend_and_threads_by_the_renderers_own_rule(cap
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "torch_backend" not in out.stdout, out.stdout  # set() imported no backend
+
+
+def test_the_constructor_checks_every_setting_as_set_does():
+    """FaceDisplay(avatar, 0, 0) was taken: the constructor held 0 before handing its values to `set`, which checks
+    only what changed, so a 0 width or height, head_fill=0.0, fov_deg=0.0 and distance_m=0.0 went through unchecked
+    and the first frame failed inside head_intrinsics (cli63). A width of 100.5 was drawn 100 wide without a word."""
+    from gaussian_head_ros.core.display import FaceDisplay
+
+    for kwargs, said in ((dict(width=0, height=0), "display size 0x0 is outside 1..16384"),
+                         (dict(width=0), "display size 0x512 is outside"),
+                         (dict(head_fill=0.0), "head fill 0.0 is outside"), (dict(fov_deg=0.0), "field of view 0.0 deg is outside"),
+                         (dict(distance_m=0.0), "camera distance must be positive, got 0.0"),
+                         (dict(width=100.5), "display width 100.5 is no whole number of pixels"),
+                         (dict(height="96"), "display height '96' is no whole number of pixels")):
+        with pytest.raises(ValueError, match=said):
+            FaceDisplay(None, **{"backend": "cpu", **kwargs})
+    display = FaceDisplay(None, 96.0, 80, backend="cpu")  # a whole float is a size
+    assert (display.width, display.height) == (96, 80) and isinstance(display.width, int)
+    assert display.K.shape == (3, 3)

@@ -1597,3 +1597,25 @@ def test_a_face_on_its_side_is_told_apart_from_an_upright_or_upside_down_one():
             assert control.face_detected, (turn, i)
         assert (tracker.side_turn, tracker.upside_down) == (side, upside_down), turn
         tracker.close()
+
+
+def test_a_closed_tracker_and_a_model_cut_short_are_said_in_our_words(tmp_path):
+    """`tracker.process` after `close()` (or after its with-block) said MediaPipe's '_graph is None in SolutionBase',
+    and a list said "'list' object has no attribute 'ndim'"; a face_landmarker.task whose download stopped early was
+    said to be 'a MediaPipe model bundle (.task), not a FaceLandmarker .task bundle', as if it were another model
+    (cli63)."""
+    from gaussian_head_ros.core.tracking import check_landmarker_task
+
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    with FaceTracker() as tr:
+        with pytest.raises(ValueError, match="got a list"):
+            tr.process(rgb.tolist(), 1)
+    with pytest.raises(ValueError, match="this FaceTracker is closed"):
+        tr.process(rgb, 2)
+    tr.close()  # a second close does nothing
+    cut = tmp_path / "face_landmarker.task"
+    cut.write_bytes(shared("models", "face_landmarker.task").read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=r"face_landmarker.task is a MediaPipe model bundle cut short \(100000 bytes"):
+        check_landmarker_task(str(cut), "--model")
+    with pytest.raises(ValueError, match="cut short"):
+        FaceTracker(TrackerConfig(model_path=str(cut)))

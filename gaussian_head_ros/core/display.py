@@ -399,11 +399,13 @@ class FaceDisplay:
                  device: str = "cpu", on_fallback=None):
         from gaussian_head_ros.core.render import runnable_backend
 
-        self.width = self.height = self.threads = 0
-        self.framing, self.backend, self.device = "", "", ""
-        self.head_fill = self.fov_deg = self.distance_m = 0.0
+        # None: nothing held yet, so `set` checks every value given (a held 0 let FaceDisplay(avatar, 0, 0) and
+        # head_fill=0.0 through unchecked as 'unchanged': its first frame failed in head_intrinsics; cli63)
+        self.width = self.height = self.threads = None
+        self.framing = self.backend = self.device = None
+        self.head_fill = self.fov_deg = self.distance_m = None
         self.lighting = self._lighting_spec = None
-        self.background = np.zeros(3, np.float32)
+        self.background = None
         self.viewmat = None
         self.set(width=width, height=height, framing=framing, head_fill=head_fill, fov_deg=fov_deg,
                  distance_m=distance_m, lighting=lighting, background=background, backend=backend, threads=threads,
@@ -433,6 +435,9 @@ class FaceDisplay:
         new = {}
         for k, v in changed.items():
             if k in ("width", "height"):
+                if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)) or \
+                        not np.isfinite(v) or int(v) != v:  # 100.5 was drawn 100 wide, '100' said in int()'s words
+                    raise ValueError(f"display {k} {v!r} is no whole number of pixels")
                 if not 1 <= int(v) <= MAX_SIDE:
                     raise ValueError(f"display size {settings.get('width', self.width)}x"
                                      f"{settings.get('height', self.height)} is outside 1..{MAX_SIDE} pixels a side")

@@ -144,6 +144,12 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
     import errno
 
     full = shown(path)
+    limit = name_max(os.path.dirname(full))
+    for part in (p for p in full.split(os.sep) if p):
+        if len(part.encode()) > limit:  # said before the work, naming the file: it failed after the whole
+            # reconstruction with 'File name too long' naming the file written beside it (cli63)
+            raise ValueError(f"{what} {full}: the name {part[:24]}... is {len(part.encode())} bytes long, above the "
+                             f"{limit} bytes a file or directory name may have on this file system; name a shorter one")
     if directory and os.path.exists(full) and not os.path.isdir(full):
         raise ValueError(f"{what} {full} is a file, not a directory: name a directory (it is made when missing)")
     if not directory and os.path.isdir(full):
@@ -166,6 +172,20 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False, 
         raise ValueError(f"{what} {full} is {there}: writing {writes} over it would lose it; name another file"
                          + (f" ({example})" if example else ""))
     return full
+
+
+NAME_MAX = 255  # [bytes] a file name's longest on Linux's file systems (ext4, xfs, btrfs, tmpfs), where pathconf says none
+
+
+def name_max(folder: str) -> int:
+    """The longest file name (bytes) in `folder`, or its nearest existing ancestor (os.pathconf's PC_NAME_MAX);
+    NAME_MAX when none says."""
+    while folder and not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return int(os.pathconf(folder or ".", "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return NAME_MAX
 
 
 def _ancestors(full: str, directory: bool):
@@ -192,7 +212,13 @@ class WholeFile:
     def __init__(self, path: str | os.PathLike):
         self.path = shown(path)
         folder, name = os.path.split(self.path)
-        self.part = os.path.join(folder, f".{name}.partial-{os.getpid()}{os.path.splitext(name)[1]}")
+        tail = f".partial-{os.getpid()}{os.path.splitext(name)[1]}"
+        # the part's name within the file system's limit: '.NAME' + tail is ~20 bytes longer than NAME, and a legal
+        # 240-byte NAME failed after the whole work with 'File name too long' naming the part (cli63); NAME is cut
+        # (at a character, not inside a UTF-8 sequence) to fit
+        room = name_max(folder) - len(tail.encode()) - 1
+        cut = name.encode()[:max(room, 1)].decode(errors="ignore")
+        self.part = os.path.join(folder, f".{cut}{tail}")
         os.makedirs(folder, exist_ok=True)
 
     @contextlib.contextmanager

@@ -393,7 +393,7 @@ def decode_with_format(data: bytes | memoryview, max_pixels: int | None = None, 
         if im.format != "JPEG" or factor is None:
             how = (f"even decoded at 1/8 it has {-(-w // 8) * -(-h // 8)}" if im.format == "JPEG"
                    else f"only JPEG can be decoded reduced, this is {im.format}")
-            raise ImageTooLarge(w, h, max_pixels, how)
+            raise ImageTooLarge(w, h, max_pixels, how, name)
         im.draft(None, (w // factor, h // factor))
         _say(logging.INFO, said, "%dx%d JPEG decoded at 1/%d (%dx%d) to stay within %d pixels", w, h, factor,
              *im.size, max_pixels)
@@ -423,9 +423,11 @@ class ImageTooLarge(ValueError):
     Its text is a photo's (`shrink_hint`: shrink the file, save it as JPEG, or raise max_pixels); `camera_frame` says
     it for a camera's frame."""
 
-    def __init__(self, width: int, height: int, max_pixels: int, how: str = ""):
+    def __init__(self, width: int, height: int, max_pixels: int, how: str = "", name: str = ""):
         self.width, self.height, self.max_pixels = width, height, max_pixels
-        super().__init__(f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}"
+        # `name`: the file, said first as every other refusal of a photo file says it (a PNG above the limit named
+        # none: `reconstruct` of a folder's photos in a loop left which one to guess; cli63)
+        super().__init__(f"{shown(name) + ': ' if name else ''}image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}"
                          f"{f' ({how})' if how else ''}: {shrink_hint(width, height, max_pixels)}")
 
     def camera_frame(self, limit: str) -> str:

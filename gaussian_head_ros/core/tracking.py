@@ -167,6 +167,10 @@ def check_landmarker_task(path: str, what: str, blendshapes: bool = False, other
     if not os.path.isfile(full):
         raise ValueError(f"{what} {full} {'not found' if not os.path.exists(full) else 'is not a file'}; {give}")
     kind = file_kind(full)  # a .tflite carries its metadata as a zip at its end: is_zipfile takes it for one
+    if kind == TASK and not zipfile.is_zipfile(full):  # a bundle's start without its zip directory at the end: said
+        # to be 'a MediaPipe model bundle (.task), not a FaceLandmarker .task bundle' (cli63, a download stopped early)
+        raise ValueError(f"{what} {full} is a MediaPipe model bundle cut short ({os.path.getsize(full)} bytes, no zip "
+                         f"directory at its end: a download or copy that stopped early); download it again, or {give}")
     if kind not in (None, TASK) or not zipfile.is_zipfile(full):  # a MediaPipe Tasks bundle is a zip
         single = " (one model, a face detector's maybe: the landmarker needs the bundle)" if kind == TFLITE else ""
         raise ValueError(f"{what} {full} is {kind or 'no zip of MediaPipe models'}{single}, not a FaceLandmarker .task "
@@ -400,6 +404,7 @@ class FaceTracker:
     def __init__(self, config: TrackerConfig | None = None):
         self.config = config or TrackerConfig()
         self.config.validate()
+        self.closed = False  # close() was called: process refuses
         c = self.config
         self._task = TaskLandmarker(c.model_path, c.max_faces, c.min_confidence) if c.model_path else None
         self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
@@ -463,7 +468,11 @@ class FaceTracker:
         self._make_filters()
 
     def close(self) -> None:
-        """Free the MediaPipe models and the face-region monitor (core/face_regions.py)."""
+        """Free the MediaPipe models and the face-region monitor (core/face_regions.py). A second close does nothing;
+        `process` after it raises ValueError."""
+        if self.closed:
+            return
+        self.closed = True
         for m in (self._task, self._mesh, self._roi_mesh, self._regions, self._scorer):
             if m is not None:
                 m.close()
@@ -481,6 +490,10 @@ class FaceTracker:
         intrinsics in pixels; None: TrackerConfig.fov_deg assumed) -> FaceControl, or None when the frame is not
         newer than the last one (ignored, said once as a warning; see the module notes). Raises ValueError for
         another shape or dtype."""
+        if self.closed:  # MediaPipe's own words were '_graph is None in SolutionBase' (cli63)
+            raise ValueError("this FaceTracker is closed (close(), or the end of its with-block): make a new one")
+        if not isinstance(rgb, np.ndarray):  # a list said "'list' object has no attribute 'ndim'"
+            raise ValueError(f"need an [H, W, 3] uint8 RGB frame (a numpy array), got a {type(rgb).__name__}")
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"need an [H, W, 3] uint8 RGB frame, got {rgb.shape} {rgb.dtype}")
         stamp_ns = int(stamp_ns)
