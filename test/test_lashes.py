@@ -364,10 +364,11 @@ def test_a_shut_lid_takes_the_skin_round_it(canonical, monkeypatch):
     """A shut lid's closed skin is the photo with the eye filled from around it: one patch in the inpainting's colour,
     not the skin's next to it (shutlid63: lp_s9_monalisa's glowing orange lids, astronaut_eileen_collins' pale plate,
     obama_speech's dark smear at tpsmm_driving 21 / lp_d18 96). On the canonical face, each eye's lid (heights
-    0.1-1.2, `lashes.lid_heights`) filled orange at the cheek's luminance, the cheek under the eye pink, the skin above
-    the lid (heights 1.3-1.7) a darker pink: shut (weight 1), the lid's middle takes the cheek's colour over
-    UNDER_EYE_OVER_LID, its top the skin above it, smoothly (no step between them); open (weight 0) it adds nothing;
-    LID_RING 0 keeps the fill's orange (crease62's lid)."""
+    0.1-1.2, `lashes.lid_heights`) filled a glowing orange (1.3 x the cheek's luminance), the cheek under the eye
+    pink, the skin above the lid (heights 1.3-1.7) a darker pink: shut (weight 1), the lid's middle takes the cheek's
+    hue at no more than RING_LUMA[1] x the cheek's luminance over UNDER_EYE_OVER_LID, its top the hue of the skin
+    above it, smoothly (no step between them); open (weight 0) it adds nothing; LID_RING 0 keeps the fill's orange at
+    its own luminance (crease62's lid)."""
     from gaussian_head_ros.core import lashes
     from gaussian_head_ros.core.colour import LUMA as CL
 
@@ -387,8 +388,8 @@ def test_a_shut_lid_takes_the_skin_round_it(canonical, monkeypatch):
     means, kind = np.array(pts), np.array(kind)
     h, under, along, eye = lashes.lid_heights(means, v)
     assert np.all(h[kind == 0] > 0.05) and np.all((under[kind == 1] > 0.5) & (under[kind == 1] < 2.0))
-    cheek, above = np.array([0.80, 0.55, 0.50]), np.array([0.62, 0.42, 0.38])
-    fill = np.array([0.80, 0.52, 0.20]) * (cheek @ CL) / (np.array([0.80, 0.52, 0.20]) @ CL)  # orange, same luminance
+    cheek, above = np.array([0.60, 0.42, 0.38]), np.array([0.47, 0.32, 0.29])
+    fill = np.array([0.70, 0.50, 0.20]) * 1.3 * (cheek @ CL) / (np.array([0.70, 0.50, 0.20]) @ CL)  # orange, glowing
     colors = np.where((kind == 0)[:, None], fill, np.where((kind == 1)[:, None], cheek, above))
     part = np.full(len(means), PART_FACE, np.uint8)
     skin = np.flatnonzero(kind == 0)
@@ -405,7 +406,8 @@ def test_a_shut_lid_takes_the_skin_round_it(canonical, monkeypatch):
     inner = np.abs(along[shade.rows] - 0.5) < 0.3  # (the shade fades out towards the corners: LID_SHADE_CORNER)
     mid = (kind[shade.rows] == 0) & (hr > 0.45) & (hr < 0.65) & inner  # lit evenly, the skin under the eye's
     np.testing.assert_allclose(chroma(shut[mid]), chroma(cheek[None]).repeat(mid.sum(), 0), atol=0.02)
-    np.testing.assert_allclose(shut[mid] @ CL, (cheek @ CL) / lashes.UNDER_EYE_OVER_LID, rtol=0.03)
+    np.testing.assert_allclose(shut[mid] @ CL, lashes.RING_LUMA[1] * (cheek @ CL) / lashes.UNDER_EYE_OVER_LID,
+                               rtol=0.02)
     top = (kind[shade.rows] == 0) & (hr > 1.15) & inner  # the skin above it, as shaded there
     assert np.all(np.abs(chroma(shut[top]) - chroma(above[None])).max(1) < 0.03), chroma(shut[top])
     for k in (0, 1):  # no step up the lid above its roll into the lash line (CLOSED_LID_SHADE up to 0.3)
@@ -416,3 +418,4 @@ def test_a_shut_lid_takes_the_skin_round_it(canonical, monkeypatch):
     monkeypatch.setattr(lashes, "LID_RING", 0.0)  # crease62's lid: the fill's own colour, lit
     old = c + lashes.lid_shade_rgb(shade, np.ones(2), c)
     assert np.abs(chroma(old[mid]) - chroma(fill[None])).max() < 0.02
+    assert np.all(old[mid] @ CL > 1.2 * (cheek @ CL))

@@ -300,16 +300,21 @@ LID_SHADE_CORNER = 0.15
 # fold's shade (lp_s9_monalisa, lp_d9_woman_turned), a flat grey plate with an edge under the fold (trump_official),
 # a dark smear (obama_speech) at the blink frames (tpsmm_driving 21, lp_d18 96, lp_d0 65; shutlid63's eye sheets).
 # Over each lid row (`lid_shade`'s lift x its skin-likeness: the lashes stay) its colour goes this share of the way
-# to that skin before the shade; 0 = the lid's own colour lit by its gain (crease62). Measured at a full blink on
-# the nine avatars' lid rows (lift >= 0.5; shutlid63 /tmp/shutlid63/lidstats.py, 18 eyes) old -> new: lid / under-eye
-# luminance 0.69-1.13 -> 0.80-1.02 (real 0.97: UNDER_EYE_OVER_LID); the largest channel of the lid's chromaticity
-# (rgb / luminance) off the under-eye skin's 0.007-0.079 -> 0.001-0.032; the lid's top (heights 1.0-1.3) over the
-# fold's foot (1.3-1.6) 0.97-1.34 -> 1.01-1.21 (14 of 18 eyes nearer 1, obama_speech's 1.155 -> 1.213 further)
+# to that skin's hue, at its own luminance held within RING_LUMA of the skin's, before the shade; 0 = the lid's own
+# colour lit by its gain (crease62). The nine avatars, lids shut (ratio 0.2) from the source camera at 2x
+# (test_lashes.shut_lid_levels over session 63's avatars of them), 18 eyes, old -> new: lid / under-eye 0.66-1.24
+# -> 0.87-1.08 (real 0.97: UNDER_EYE_OVER_LID; lp_s9_monalisa 1.24, 1.16 -> 1.07, 1.03; obama_speech 0.66 -> 0.87);
+# fold / lid in the real 0.75-0.87 on 5 eyes either way. Their lid rows at a full blink
+# (scripts/shut_lid_colour.py): the largest channel of the lid's chromaticity (rgb / luminance) off the
+# under-eye skin's 0.007-0.079 -> 0.001-0.027; the lid's top (heights 1.0-1.3) over the fold's foot (1.3-1.6) 0.97-1.34
+# -> 0.97-1.35, nearer 1 on 9 of 18 eyes (lp_s9_monalisa 1.23 -> 1.08, obama_official 1.34 -> 1.16; obama_speech
+# 1.16 -> 1.35, two_children 1.04 -> 1.09: a lit lid under a photo's dark fold)
 LID_RING = 1.0
 RING_ABOVE = (1.3, 1.7)  # ... the skin above the lid: these heights (`lid_heights`), the fold's foot over the lid
-RING_BLEND = (0.7, 1.3)  # ... a row's ring is the skin under the eye up to the first height, above from the second:
+RING_BLEND = (0.9, 1.5)  # ... a row's ring is the skin under the eye up to the first height, above from the second:
 # the real lid is lit evenly up to 1.3 (CLOSED_LID_SHADE); blended from the lash line up (0 .. 1.1), the lid was a
 # mix of the fold's shade and the cheek, darker than the cheek mid-lid (obama_speech, trump_official)
+RING_LUMA = (0.9, 1.1)  # ... in its hue, at its own luminance (the lid's lit fill's shading) within these of the ring's
 RING_ALONG = 0.08  # ... both averaged along the eye with a Gaussian this wide (shares of its corner-to-corner line)
 
 
@@ -436,8 +441,11 @@ def lid_shade_rgb(shade: LidShade, weight: np.ndarray, colors: np.ndarray) -> np
     e = shade.eye
     skin_like = deform.smoothstep(LID_SKIN_LUMA[0], LID_SKIN_LUMA[1], (c @ LUMA) / shade.skin[e].astype(np.float64))
     lit = c * (1.0 + (shade.gain[e] - 1.0) * shade.lift * skin_like)[:, None]
+    ring = shade.ring.astype(np.float64)
+    ring_lum = np.maximum(ring @ LUMA, 1e-6)
+    own = np.clip(lit @ LUMA, RING_LUMA[0] * ring_lum, RING_LUMA[1] * ring_lum)  # its light, near the ring's
     t = (LID_RING * shade.lift * skin_like)[:, None]
-    lit = (1.0 - t) * lit + t * shade.ring.astype(np.float64)  # the skin round the lid (LID_RING)
+    lit = (1.0 - t) * lit + t * ring * (own / ring_lum)[:, None]  # the skin round the lid in hue (LID_RING)
     lum = lit @ LUMA
     k = np.minimum(1.0, np.maximum(shade.shade, shade.level / np.maximum(lum, 1e-6)))
     return (np.asarray(weight, np.float64)[e][:, None] * (np.clip(lit * k[:, None], 0.0, 1.0) - c)).astype(np.float32)
