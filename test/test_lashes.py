@@ -152,7 +152,10 @@ def test_the_strips_crease_side_takes_the_closed_lid_skins_colour_as_the_lid_clo
     a.validate()
     rows, _, skin_rows, _ = crease_rows(a.part, a.face_id, a.bary, faces)
     np.testing.assert_array_equal(rows, crease)
-    d = Driver(a)
+    # the crease map alone: the shut lid's shade takes the lid's skin-like rows to the skin round the lid (lid_shade,
+    # LidShade.ring), here the synthetic face's random colours (`test_a_shut_lid_takes_the_skin_round_it`)
+    cfg = DriveConfig(lid_shade=0.0)
+    d = Driver(a, cfg)
     photo = d.drive(FaceControl.rest()).colors
     np.testing.assert_array_equal(d.drive(lids(1.0)).colors, photo)
     closed = d.drive(lids(0.2)).colors
@@ -163,12 +166,12 @@ def test_the_strips_crease_side_takes_the_closed_lid_skins_colour_as_the_lid_clo
     right = a.means[crease, 0] < 0
     np.testing.assert_array_equal(c[crease[~right]], photo[crease[~right]])
     assert np.all(np.abs(c[crease[right]] - lid).max(1) < 0.01)
-    off = Driver(a, DriveConfig(lid_crease_skin_m=0.0)).drive(lids(0.2)).colors
+    off = Driver(a, DriveConfig(lid_crease_skin_m=0.0, lid_shade=0.0)).drive(lids(0.2)).colors
     np.testing.assert_array_equal(off[crease], photo[crease])
     torch = pytest.importorskip("torch")  # training's path adds the same
     ta = dataclasses.replace(a, **{f: torch.tensor(getattr(a, f)) for f in ("means", "quats", "log_scales",
                                                                            "logit_opacities", "sh")})
-    np.testing.assert_allclose(Driver(ta).drive(lids(0.2)).colors.detach().numpy(), closed, atol=1e-6)
+    np.testing.assert_allclose(Driver(ta, cfg).drive(lids(0.2)).colors.detach().numpy(), closed, atol=1e-6)
 
 
 def closed_line_roughness(img: np.ndarray, landmarks_px: np.ndarray, reach: float = 0.08, window: int = 9) -> list:
@@ -355,3 +358,64 @@ def test_a_shut_lid_is_lit_skin_under_the_folds_shade(portrait):
         assert lid / under > 0.85 and fold / lid < 0.95, levels
     off = Driver(avatar, DriveConfig(lid_shade=0.0))
     np.testing.assert_array_equal(driver.drive(FaceControl.rest()).colors, off.drive(FaceControl.rest()).colors)
+
+
+def test_a_shut_lid_takes_the_skin_round_it(canonical, monkeypatch):
+    """A shut lid's closed skin is the photo with the eye filled from around it: one patch in the inpainting's colour,
+    not the skin's next to it (shutlid63: lp_s9_monalisa's glowing orange lids, astronaut_eileen_collins' pale plate,
+    obama_speech's dark smear at tpsmm_driving 21 / lp_d18 96). On the canonical face, each eye's lid (heights
+    0.1-1.2, `lashes.lid_heights`) filled a glowing orange (1.3 x the cheek's luminance), the cheek under the eye
+    pink, the skin above the lid (heights 1.3-1.7) a darker pink: shut (weight 1), the lid's middle takes the cheek's
+    hue at no more than RING_LUMA[1] x the cheek's luminance over UNDER_EYE_OVER_LID, its top the hue of the skin
+    above it, smoothly (no step between them); open (weight 0) it adds nothing; LID_RING 0 keeps the fill's orange at
+    its own luminance (crease62's lid)."""
+    from gaussian_head_ros.core import lashes
+    from gaussian_head_ros.core.colour import LUMA as CL
+
+    v = canonical
+    pts, kind = [], []
+    for pairs, fold in ((lmk.EYELID_PAIRS_R, lmk.UPPER_LID_ROW_R), (lmk.EYELID_PAIRS_L, lmk.UPPER_LID_ROW_L)):
+        for j in range(1, len(pairs) - 1):  # away from the corners
+            m, lo = v[pairs[j][0]], v[pairs[j][1]]
+            f = v[min(fold, key=lambda i: abs(v[i, 0] - m[0]))]
+            unit = m[1] - f[1]
+            for h in np.arange(0.1, 1.21, 0.1):
+                pts.append(m + h * (f - m)), kind.append(0)  # the lid
+            for h in (1.4, 1.5, 1.6):
+                pts.append(m + h * (f - m)), kind.append(2)  # above it
+            for u in (0.7, 1.0, 1.5):
+                pts.append(lo + [0.0, u * unit, 0.0]), kind.append(1)  # under the eye
+    means, kind = np.array(pts), np.array(kind)
+    h, under, along, eye = lashes.lid_heights(means, v)
+    assert np.all(h[kind == 0] > 0.05) and np.all((under[kind == 1] > 0.5) & (under[kind == 1] < 2.0))
+    cheek, above = np.array([0.60, 0.42, 0.38]), np.array([0.47, 0.32, 0.29])
+    fill = np.array([0.70, 0.50, 0.20]) * 1.3 * (cheek @ CL) / (np.array([0.70, 0.50, 0.20]) @ CL)  # orange, glowing
+    colors = np.where((kind == 0)[:, None], fill, np.where((kind == 1)[:, None], cheek, above))
+    part = np.full(len(means), PART_FACE, np.uint8)
+    skin = np.flatnonzero(kind == 0)
+    shade = lashes.lid_shade(part, means, v, colors, np.ones(len(means)), skin, eye[skin])
+    assert shade is not None and set(skin) <= set(shade.rows)
+    c = colors[shade.rows]
+    np.testing.assert_array_equal(lashes.lid_shade_rgb(shade, np.zeros(2), c), 0.0)
+    shut = c + lashes.lid_shade_rgb(shade, np.ones(2), c)
+    hr = h[shade.rows]
+
+    def chroma(rgb):
+        return rgb / (rgb @ CL)[:, None]
+
+    inner = np.abs(along[shade.rows] - 0.5) < 0.3  # (the shade fades out towards the corners: LID_SHADE_CORNER)
+    mid = (kind[shade.rows] == 0) & (hr > 0.45) & (hr < 0.65) & inner  # lit evenly, the skin under the eye's
+    np.testing.assert_allclose(chroma(shut[mid]), chroma(cheek[None]).repeat(mid.sum(), 0), atol=0.02)
+    np.testing.assert_allclose(shut[mid] @ CL, lashes.RING_LUMA[1] * (cheek @ CL) / lashes.UNDER_EYE_OVER_LID,
+                               rtol=0.02)
+    top = (kind[shade.rows] == 0) & (hr > 1.15) & inner  # the skin above it, as shaded there
+    assert np.all(np.abs(chroma(shut[top]) - chroma(above[None])).max(1) < 0.03), chroma(shut[top])
+    for k in (0, 1):  # no step up the lid above its roll into the lash line (CLOSED_LID_SHADE up to 0.3)
+        lid = (kind[shade.rows] == 0) & (shade.eye == k) & (np.abs(along[shade.rows] - 0.5) < 0.2) & (hr > 0.25)
+        o = np.argsort(hr[lid])
+        steps = np.abs(np.diff(shut[lid][o] @ CL))[np.diff(hr[lid][o]) > 0.05]
+        assert steps.max() < 0.08 * (cheek @ CL), steps
+    monkeypatch.setattr(lashes, "LID_RING", 0.0)  # crease62's lid: the fill's own colour, lit
+    old = c + lashes.lid_shade_rgb(shade, np.ones(2), c)
+    assert np.abs(chroma(old[mid]) - chroma(fill[None])).max() < 0.02
+    assert np.all(old[mid] @ CL > 1.2 * (cheek @ CL))

@@ -29,7 +29,9 @@ it, a crumpled lid (sadtalker frames 24-28, session 60). 10-150 Gaussians per av
 The shut lid's light (`lid_shade`, `lid_shade_rgb`, from DriveConfig.lid_shade_closure on): the photo's open eye
 has no lid, and its fill was one flat patch from the lash line up to the brow, a fifth darker than the skin under
 the eye (crease62). As a lid shuts its skin is lit towards the skin under the eye and shaded over its height as
-real shut lids are (CLOSED_LID_SHADE: into the lash line below, the fold's shade under the brow above).
+real shut lids are (CLOSED_LID_SHADE: into the lash line below, the fold's shade under the brow above). Its colour
+is the skin round it (LID_RING, shutlid63): the fill's own colour, the inpainting's, was a plate, a glow or a smear
+against the cheek and the fold.
 
 The same lid closure hides the eyeballs under a shut lid (`eyeball_share`, core.drive's opacities): the closed lid's
 flat strip is a chord across the eyeball's bulge, and a turned iris poked through it (obama_speech, session 61).
@@ -292,6 +294,28 @@ LID_SKIN_LUMA = (0.5, 0.8)
 # ... measured on the middle five of each lid's seven columns (lmk.EYELID_PAIRS_*): the shade is whole from this far
 # in from the eye's corners (along the line between them, shares of it) and fades to none at them
 LID_SHADE_CORNER = 0.15
+# A shut lid takes the person's skin round it (`_ring_colours`): a lid's closed skin is the photo with the eye filled
+# from around it (mesh_fit's closed-lid fill), one patch whose colour is the inpainting's, not the skin's next to it:
+# on the nine ../shared portraits' avatars a pale plate (astronaut_eileen_collins), a glowing orange lid inside the
+# fold's shade (lp_s9_monalisa, lp_d9_woman_turned), a flat grey plate with an edge under the fold (trump_official),
+# a dark smear (obama_speech) at the blink frames (tpsmm_driving 21, lp_d18 96, lp_d0 65; shutlid63's eye sheets).
+# Over each lid row (`lid_shade`'s lift x its skin-likeness: the lashes stay) its colour goes this share of the way
+# to that skin's hue, at its own luminance held within RING_LUMA of the skin's, before the shade; 0 = the lid's own
+# colour lit by its gain (crease62). The nine avatars, lids shut (ratio 0.2) from the source camera at 2x
+# (test_lashes.shut_lid_levels over session 63's avatars of them), 18 eyes, old -> new: lid / under-eye 0.66-1.24
+# -> 0.87-1.08 (real 0.97: UNDER_EYE_OVER_LID; lp_s9_monalisa 1.24, 1.16 -> 1.07, 1.03; obama_speech 0.66 -> 0.87);
+# fold / lid in the real 0.75-0.87 on 5 eyes either way. Their lid rows at a full blink
+# (scripts/shut_lid_colour.py): the largest channel of the lid's chromaticity (rgb / luminance) off the
+# under-eye skin's 0.007-0.079 -> 0.001-0.027; the lid's top (heights 1.0-1.3) over the fold's foot (1.3-1.6) 0.97-1.34
+# -> 0.97-1.35, nearer 1 on 9 of 18 eyes (lp_s9_monalisa 1.23 -> 1.08, obama_official 1.34 -> 1.16; obama_speech
+# 1.16 -> 1.35, two_children 1.04 -> 1.09: a lit lid under a photo's dark fold)
+LID_RING = 1.0
+RING_ABOVE = (1.3, 1.7)  # ... the skin above the lid: these heights (`lid_heights`), the fold's foot over the lid
+RING_BLEND = (0.9, 1.5)  # ... a row's ring is the skin under the eye up to the first height, above from the second:
+# the real lid is lit evenly up to 1.3 (CLOSED_LID_SHADE); blended from the lash line up (0 .. 1.1), the lid was a
+# mix of the fold's shade and the cheek, darker than the cheek mid-lid (obama_speech, trump_official)
+RING_LUMA = (0.9, 1.1)  # ... in its hue, at its own luminance (the lid's lit fill's shading) within these of the ring's
+RING_ALONG = 0.08  # ... both averaged along the eye with a Gaussian this wide (shares of its corner-to-corner line)
 
 
 def lid_heights(points: np.ndarray, verts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -334,12 +358,39 @@ class LidShade:
     eye: np.ndarray  # [M] int64 0 = the subject's right eye, 1 = left
     gain: np.ndarray  # [2] float32 >= 1 each eye's lid skin to its level (UNDER_EYE_OVER_LID)
     skin: np.ndarray  # [2] float32 each eye's closed lid skin's luminance as the avatar has it
+    ring: np.ndarray  # [M, 3] float32 the skin round the shut lid at the row's place (`_ring_colours`), rgb 0..1
 
 
 def _mean_luma(rows, luma, weight) -> float:
     """The weight-averaged luminance over rows (0 without rows)."""
     w = weight[rows]
     return float(np.sum(w * luma[rows]) / np.sum(w)) if len(rows) and np.sum(w) > 0 else 0.0
+
+
+def _ring_colours(rows, part, height, under, along, eye, colors, weight) -> np.ndarray:
+    """rows [M] (indices into the N Gaussians), part [N], lid_heights' height, under, along, eye [N] (rest), colors
+    [N, 3] rgb 0..1, weight [N] opacities -> [M, 3] float64 rgb: the person's skin round the shut lid at each row's
+    place. Per eye, the face Gaussians' colour just above the lid (RING_ABOVE heights) and under the eye (the level's
+    band, UNDER_EYE_BAND, over UNDER_EYE_OVER_LID: a real shut lid's level), each an opacity-weighted average along
+    the eye with a Gaussian of RING_ALONG (shares of the corner-to-corner line), blended by the row's height: the
+    skin under the eye up to RING_BLEND[0], the skin above from RING_BLEND[1] (smoothstep). The rows' own colours
+    (no change) where an eye has no such skin."""
+    c = np.asarray(colors, np.float64)
+    face = np.asarray(part) == PART_FACE
+    out = np.zeros((len(rows), 3))
+    up = deform.smoothstep(RING_BLEND[0], RING_BLEND[1], height[rows])[:, None]
+    for k in (0, 1):
+        mine = eye[rows] == k
+        for band, share, scale in (((height >= RING_ABOVE[0]) & (height <= RING_ABOVE[1]), up, 1.0),
+                                   ((under >= UNDER_EYE_BAND[0]) & (under <= UNDER_EYE_BAND[1]), 1.0 - up,
+                                    1.0 / UNDER_EYE_OVER_LID)):
+            src = np.flatnonzero(face & band & (eye == k) & (along > 0) & (along < 1))
+            if not len(src):
+                return c[rows]
+            g = np.exp(-0.5 * ((along[rows][mine][:, None] - along[src][None, :]) / RING_ALONG) ** 2)
+            g *= np.asarray(weight, np.float64)[src][None, :]
+            out[mine] += share[mine] * scale * (g @ c[src]) / np.maximum(g.sum(1, keepdims=True), 1e-12)
+    return out
 
 
 def lid_shade(part, means, verts, colors, opacities, skin, skin_eye) -> LidShade | None:
@@ -352,7 +403,8 @@ def lid_shade(part, means, verts, colors, opacities, skin, skin_eye) -> LidShade
     Gaussians' luminance UNDER_EYE_BAND under the eye, over UNDER_EYE_OVER_LID (opacity-weighed means); gain: that
     level over its closed lid skin's, 1 (a lid lighter than the real ones' is left so) to LID_GAIN_MAX. Shade: the
     table there, faded to 1 towards the corners (LID_SHADE_CORNER); a row darkens by it but not below shade x
-    level: a deep-set eye's photo (obama_official) has the fold's shade of its own."""
+    level: a deep-set eye's photo (obama_official) has the fold's shade of its own. Ring: each row's skin round the
+    shut lid (`_ring_colours`, from these rest colours), which its colour takes (LID_RING)."""
     skin, skin_eye = np.asarray(skin, np.int64), np.asarray(skin_eye, np.int64)
     v = np.asarray(verts, np.float64)
     if not len(skin) or not lmk.has_mediapipe_topology(len(v)):
@@ -375,18 +427,25 @@ def lid_shade(part, means, verts, colors, opacities, skin, skin_eye) -> LidShade
     lift = fade * np.interp(height[rows], LID_LIFT_HEIGHTS, (0.0, 1.0, 1.0, 0.0))
     e = eye[rows]
     return LidShade(rows, shade.astype(np.float32), (shade * level[e]).astype(np.float32), lift.astype(np.float32),
-                    e, np.clip(level / lid, 1.0, LID_GAIN_MAX).astype(np.float32), lid.astype(np.float32))
+                    e, np.clip(level / lid, 1.0, LID_GAIN_MAX).astype(np.float32), lid.astype(np.float32),
+                    _ring_colours(rows, part, height, under, along, eye, colors, w).astype(np.float32))
 
 
 def lid_shade_rgb(shade: LidShade, weight: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """LidShade, [2] each eye's weight (`lash_weights`), [M, 3] its rows' colours as this frame draws them -> [M, 3]
-    float32 the colour they add: weight x (the colour lit by its eye's gain, as far as its lift and its luminance
-    over the lid skin's (LID_SKIN_LUMA: the lashes stay) take it, then x its shade, or x what takes it to its level
+    float32 the colour they add: weight x (the colour lit by its eye's gain and taken LID_RING of the way to the skin
+    round the lid (LidShade.ring), both as far as its lift and its luminance over the lid skin's (LID_SKIN_LUMA: the
+    lashes stay) take it, then x its shade, or x what takes it to its level
     where that is more, up to 1; minus the colour)."""
     c = np.asarray(colors, np.float64)
     e = shade.eye
     skin_like = deform.smoothstep(LID_SKIN_LUMA[0], LID_SKIN_LUMA[1], (c @ LUMA) / shade.skin[e].astype(np.float64))
     lit = c * (1.0 + (shade.gain[e] - 1.0) * shade.lift * skin_like)[:, None]
+    ring = shade.ring.astype(np.float64)
+    ring_lum = np.maximum(ring @ LUMA, 1e-6)
+    own = np.clip(lit @ LUMA, RING_LUMA[0] * ring_lum, RING_LUMA[1] * ring_lum)  # its light, near the ring's
+    t = (LID_RING * shade.lift * skin_like)[:, None]
+    lit = (1.0 - t) * lit + t * ring * (own / ring_lum)[:, None]  # the skin round the lid in hue (LID_RING)
     lum = lit @ LUMA
     k = np.minimum(1.0, np.maximum(shade.shade, shade.level / np.maximum(lum, 1e-6)))
     return (np.asarray(weight, np.float64)[e][:, None] * (np.clip(lit * k[:, None], 0.0, 1.0) - c)).astype(np.float32)
