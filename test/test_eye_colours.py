@@ -9,7 +9,8 @@ import pytest
 
 from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.reconstruct import eyelids
-from gaussian_head_ros.core.reconstruct.eyeballs import EyeballConfig, eye_colours, eyeball_completion, opening_colours
+from gaussian_head_ros.core.reconstruct.eyeballs import (EyeballConfig, eye_colours, eyeball_completion, opening_colours,
+                                                         place_on_eyeballs)
 from gaussian_head_ros.core.colour import LUMA
 
 SKIN, SCLERA, IRIS, HIGHLIGHT = (0.8, 0.6, 0.5), (0.9, 0.9, 0.88), (0.25, 0.35, 0.55), (1.0, 1.0, 1.0)
@@ -284,3 +285,25 @@ def test_the_lid_s_shadow_over_the_iris_top_stays_with_the_lids():
     assert not own[over].any(), int(own[over].sum())  # main: all of them (within 1.15 iris radii)
     assert own[pupil].all() and own[fleck].all()
     assert own[opening & (d < 1.0) & ~shadow].all()  # the rest of the iris turns with the eyeball
+
+
+def test_an_eye_pixel_whose_ray_misses_the_eyeball_stays_on_its_ray():
+    """An eye-opening pixel whose camera ray passes beside its eyeball (a corner far out of the sphere's outline:
+    lp_s9_monalisa's left inner corner, 56 of 331 pixels) was put on the sphere point nearest the ray, off its ray: a
+    dark hole at rest where it belonged and a light patch beside the eye seen from aside. It keeps its ray's point
+    nearest to the eyeball's centre; a ray that meets the sphere still lands on its front (sclera63)."""
+    centres = np.array([[-0.032, 0.0, 0.012], [0.032, 0.0, 0.012]])
+    origin = np.array([0.0, 0.0, -0.6])
+    aims = np.array([[-0.032, 0.0, 0.0], [-0.032 + 0.011, 0.003, 0.0], [0.032 + 0.02, 0.0, 0.0], [-0.032 - 0.016, 0.0, 0.0]])
+    dirs = aims - origin
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    side = np.array([0, 0, 1, 0])
+    p, n = place_on_eyeballs(origin, dirs, side, centres, 0.012)
+    off_ray = np.linalg.norm(np.cross(p - origin, dirs), axis=1)
+    np.testing.assert_allclose(off_ray, 0.0, atol=1e-9)  # every point on its own ray (was up to ~8 mm off the misses)
+    r = np.linalg.norm(p - centres[side], axis=1)
+    np.testing.assert_allclose(r[:2], 0.012, atol=1e-9)  # hits: on the sphere, its front (towards the camera)
+    assert np.all(p[:2, 2] < centres[0, 2])
+    assert np.all(r[2:] > 0.012)  # misses: beside it, at the ray's nearest approach
+    np.testing.assert_allclose(np.einsum("ij,ij->i", p[2:] - centres[side[2:]], dirs[2:]), 0.0, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-9)
