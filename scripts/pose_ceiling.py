@@ -6,6 +6,7 @@ that clip: a render that moved exactly as the driver would, seen by the same rea
 this (issue 11, pitch64).
 
     python scripts/pose_ceiling.py [--frames 60] [--clips lp_d0 ...] [--data ../shared/data] [--out FILE.json]
+                                   [--table DIR]
 
 Views (each a fresh video reader over the whole window; the first is the reference the others are compared with):
 - as_is: the frame as the table reads it;
@@ -16,7 +17,14 @@ Views (each a fresh video reader over the whole window; the first is the referen
 
 Printed per clip and angle: the driver's sd (degrees), then per view r and slope against as_is and the residual sd
 (degrees); and the r the table would reach if the render's reading carried the same reading error as a second view
-(the mean of the views' r). Asserts nothing; prints figures.
+(the mean over the three views of the same pixels: scale, zoom, noise; and the mirror's r: the same motion on a face
+that looks different to the reader). Asserts nothing; prints figures.
+
+--table DIR (a living-face table's folder, its pairs/*.json with their reader series; same --frames): per pair and
+angle, where the table's r is lost against its clip's ceiling: r; the render's slope; the lag (frames, +: the
+render late, within LAG_MAX) at which r peaks and r there; the mean offset (render minus driver, degrees); and the
+r of the residual (render minus slope x driver) with the driver's jaw and smile and the render's jaw (expression
+read as a turn). Then per clip the mean table r beside the mirror and crop ceilings.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE, ZOOM, SHIFT, NOISE_GREY = 0.8, 1.2, 0.05, 2.0  # the views' parameters (module docstring)
+LAG_MAX = 3  # frames searched each way for the render's lag (--table)
 
 
 def views(rgb: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -77,15 +86,77 @@ def read_clip(path: str, frames: int, model: str) -> dict[str, dict[str, np.ndar
 
 def compare(ref: np.ndarray, other: np.ndarray) -> dict:
     """Two [T] angle series -> r, slope (other per ref), residual sd (degrees) over the frames both read."""
+    from gaussian_head_ros.core.metrics import correlation, slope
+
     ok = np.isfinite(ref) & np.isfinite(other)
     a, b = ref[ok], other[ok]
     if a.size < 3 or np.std(a) == 0 or np.std(b) == 0:
         return {"r": None, "slope": None, "resid_sd_deg": None, "frames": int(ok.sum())}
-    r = float(np.corrcoef(a, b)[0, 1])
-    slope = float(np.polyfit(a, b, 1)[0])
-    resid = b - np.polyval(np.polyfit(a, b, 1), a)
-    return {"r": round(r, 4), "slope": round(slope, 3), "resid_sd_deg": round(float(np.std(resid)), 3),
+    k = slope(a, b)
+    resid = (b - b.mean()) - k * (a - a.mean())
+    return {"r": round(correlation(a, b), 4), "slope": round(k, 3), "resid_sd_deg": round(float(np.std(resid)), 3),
             "frames": int(ok.sum())}
+
+
+def _r(a: np.ndarray, b: np.ndarray) -> float:
+    from gaussian_head_ros.core.metrics import correlation
+
+    return correlation(a, b)
+
+
+def split_pair(ser: dict, angle: str) -> dict | None:
+    """One pair's reader series ({"driver", "render"}: evaluate's `reader_series`) -> where its r_<angle> is lost
+    (module docstring: r, slope, lag, r at the lag, offset, residual r with the expression); None where the driver's
+    series is flat (the table's rule: no r_<angle> there)."""
+    from gaussian_head_ros.core.metrics import slope
+    from gaussian_head_ros.core.reader import MIN_FRAMES, MIN_STD_DEG
+
+    d = np.array([np.nan if v is None else v for v in ser["driver"][angle]], np.float64)
+    p = np.array([np.nan if v is None else v for v in ser["render"][angle]], np.float64)
+    ok = np.isfinite(d) & np.isfinite(p)
+    if ok.sum() < MIN_FRAMES or np.std(d[ok]) < MIN_STD_DEG:  # the table's rule (core/reader.py `_r`)
+        return None
+    b = slope(d, p)
+    lags = {}
+    for k in range(-LAG_MAX, LAG_MAX + 1):  # p[t] against d[t - k]: k > 0 the render late
+        if k >= 0:
+            lags[k] = _r(d[: len(d) - k], p[k:])
+        else:
+            lags[k] = _r(d[-k:], p[: len(p) + k])
+    lag = max(lags, key=lags.get)
+    resid = p - b * d
+    expr = {f"resid_r_{who}_{g}": round(_r(np.array([np.nan if v is None else v for v in ser[who][g]], np.float64),
+                                           resid), 3)
+            for who, g in (("driver", "jaw"), ("driver", "smile"), ("render", "jaw"))}
+    return {"r": round(_r(d, p), 4), "sd_deg": round(float(np.std(d[ok])), 3), "slope": round(b, 3), "lag": lag,
+            "r_at_lag": round(lags[lag], 4), "offset_deg": round(float(np.mean(p[ok] - d[ok])), 2), **expr}
+
+
+def table_split(table_dir: Path, report: dict, frames: int) -> None:
+    """Print `split_pair` for every pair of a living-face table folder, and per clip its mean against the ceiling."""
+    rows = {}
+    for f in sorted((table_dir / "pairs").glob("*.json")):
+        row = json.loads(f.read_text())
+        ser = row.get("reader_series")
+        if not ser or "error" in row:
+            continue
+        if frames and row.get("max_frames") not in (frames, None):
+            print(f"{row['pair']}: table of {row.get('max_frames')} frames, not {frames}: skipped")
+            continue
+        clip = Path(row["video"]).stem
+        for angle in ("yaw", "pitch"):
+            s = split_pair(ser, angle)
+            if s is None:
+                continue
+            rows.setdefault((clip, angle), []).append(s)
+            print(f"{row['pair'][:44]:44s} {angle:5s} " + " ".join(f"{k} {v}" for k, v in s.items()))
+    for (clip, angle), rs in sorted(rows.items()):
+        c = report.get(clip, {}).get(angle, {})
+        views = c.get("views", {})
+        print(f"{clip[:28]:28s} {angle:5s} table r {np.mean([x['r'] for x in rs]):.4f} (min {min(x['r'] for x in rs):.3f}) "
+              f"at best lag {np.mean([x['r_at_lag'] for x in rs]):.4f}; slope {np.mean([x['slope'] for x in rs]):.2f}; "
+              f"driver sd {c.get('driver_sd_deg')} deg; ceiling: mirror {views.get('mirror', {}).get('r')} "
+              f"crop {views.get('zoom_1.2_shift', {}).get('r')} scale {views.get('scale_0.8', {}).get('r')}")
 
 
 def main() -> None:
@@ -95,33 +166,43 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", help="clip stems (default: every clip in <data>/driving)")
     ap.add_argument("--reader", default="", help="FaceLandmarker .task (default <data>/models/face_landmarker.task)")
     ap.add_argument("--out", default="", help="write the figures and series as JSON here")
+    ap.add_argument("--table", default="", help="a living-face table folder: split its pairs' yaw / pitch r")
+    ap.add_argument("--ceiling", default="", help="reuse an earlier --out JSON instead of reading the clips again")
     a = ap.parse_args()
     data = Path(a.data)
     model = a.reader or str(data / "models" / "face_landmarker.task")
     clips = sorted((data / "driving").glob("*.mp4"))
     if a.clips:
         clips = [c for c in clips if c.stem in a.clips]
-    report = {}
-    for clip in clips:
+    report = json.loads(Path(a.ceiling).read_text()) if a.ceiling else {}
+    for clip in [] if a.ceiling else clips:
         series = read_clip(str(clip), a.frames, model)
         ref = series["as_is"]
         rows = {}
         for k in ("yaw", "pitch"):
             sd = float(np.nanstd(ref[k]))
             per = {n: compare(ref[k], s[k]) for n, s in series.items() if n != "as_is"}
-            rs = [v["r"] for v in per.values() if v["r"] is not None]
+            same = [v["r"] for n, v in per.items() if n != "mirror" and v["r"] is not None]
             rows[k] = {"driver_sd_deg": round(sd, 3), "views": per,
-                       "ceiling_r": round(float(np.mean(rs)), 4) if rs else None}
-            print(f"{clip.stem[:28]:28s} {k:5s} sd {sd:5.2f} deg  ceiling r {rows[k]['ceiling_r']}  " + "  ".join(
+                       "ceiling_same_pixels_r": round(float(np.mean(same)), 4) if same else None,
+                       "ceiling_mirror_r": per["mirror"]["r"]}
+            print(f"{clip.stem[:28]:28s} {k:5s} sd {sd:5.2f} deg  ceiling r same pixels "
+                  f"{rows[k]['ceiling_same_pixels_r']} mirror {rows[k]['ceiling_mirror_r']}  " + "  ".join(
                 f"{n} r {v['r']} slope {v['slope']} resid {v['resid_sd_deg']}" for n, v in per.items()), flush=True)
         report[clip.stem] = {"frames": int(len(ref["yaw"])), **rows,
                              "series": {n: {k: [None if not np.isfinite(x) else round(float(x), 4) for x in v]
                                             for k, v in s.items()} for n, s in series.items()}}
+    from gaussian_head_ros.core.reader import MIN_STD_DEG
+
     for k in ("yaw", "pitch"):
-        cs = [v[k]["ceiling_r"] for v in report.values() if v[k]["ceiling_r"] is not None]
-        print(f"mean ceiling r {k}: {np.mean(cs):.4f} over {len(cs)} clips" if cs else f"no {k} ceiling")
-    if a.out:
+        for c in ("ceiling_same_pixels_r", "ceiling_mirror_r"):  # over the clips the table counts (driver sd)
+            cs = [v[k][c] for v in report.values() if v[k][c] is not None and v[k]["driver_sd_deg"] >= MIN_STD_DEG]
+            print(f"mean {c} {k}: {np.mean(cs):.4f} over {len(cs)} clips with driver sd >= {MIN_STD_DEG} deg"
+                  if cs else f"no {k} {c}")
+    if a.out and not a.ceiling:
         Path(a.out).write_text(json.dumps(report))
+    if a.table:
+        table_split(Path(a.table), report, a.frames)
 
 
 if __name__ == "__main__":
