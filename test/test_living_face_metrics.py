@@ -390,3 +390,46 @@ def test_table_slopes_from_kept_series_and_their_means():
     assert s["means"]["cross"]["slope_jaw"] == pytest.approx(0.3, abs=1e-3)
     md = to_markdown(rows, s)
     assert "cross-reenactment amplitude" in md and "| jaw slope |" in md and "| cross:q:a | 0.200 |" in md
+
+
+# ---- the pose ceiling script (scripts/pose_ceiling.py) --------------------------------------------------
+def _pose_ceiling():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("pose_ceiling", Path(__file__).parents[1] / "scripts" / "pose_ceiling.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pose_split_finds_a_late_render_and_expression_read_as_a_turn():
+    """split_pair on synthetic reader series: a render 2 frames late with the driver's smile added to its yaw gives
+    lag 2, r at that lag above r, and a residual that follows the smile; a driver stiller than the table's
+    MIN_STD_DEG gives no split (the table has no r there)."""
+    pc = _pose_ceiling()
+    t = np.arange(60)
+    yaw = 3.0 * np.sin(t / 5.0)  # degrees
+    smile = 0.5 + 0.5 * np.sin(t / 3.1 + 1.0)
+    late = np.concatenate([yaw[:2], yaw[:-2]])
+    ser = {"driver": {"yaw": yaw.tolist(), "jaw": np.zeros(60).tolist(), "smile": smile.tolist()},
+           "render": {"yaw": (late + 2.0 * smile).tolist(), "jaw": np.cos(t / 7.0).tolist()}}
+    s = pc.split_pair(ser, "yaw")
+    assert s["lag"] == 2 and s["r_at_lag"] > s["r"]
+    assert s["resid_r_driver_smile"] > 0.5  # 0.64: the lag's part of the residual is the rest
+    ser["driver"]["yaw"] = (0.1 * np.sin(t / 5.0)).tolist()
+    assert pc.split_pair(ser, "yaw") is None
+
+
+def test_pose_ceiling_views_keep_the_frame_and_mirror_it():
+    """The ceiling's second views: every view the frame's size and dtype; the mirror the frame flipped left-right;
+    the noisy view within a few grey levels; the scaled view keeps the centre pixel."""
+    pc = _pose_ceiling()
+    rgb = (np.random.default_rng(1).random((64, 80, 3)) * 255).astype(np.uint8)
+    v = pc.views(rgb, np.random.default_rng(0))
+    assert set(v) == {"as_is", "scale_0.8", "zoom_1.2_shift", "mirror", "noise_2"}
+    for img in v.values():
+        assert img.shape == rgb.shape and img.dtype == np.uint8
+    np.testing.assert_array_equal(v["mirror"], rgb[:, ::-1])
+    assert np.abs(v["noise_2"].astype(int) - rgb).mean() < 4
+    assert not np.array_equal(v["zoom_1.2_shift"], rgb)
