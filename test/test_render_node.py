@@ -1029,7 +1029,7 @@ def test_the_end_of_an_fps_shortfall_is_said_and_a_later_one_is_said_again(io):
     load, and judges the next shortfall afresh. The real process: 1024 x 1024 at 239 FPS (no CPU keeps up; not the 240
     of the test above, whose warning may still stand), then 5 FPS at 96 x 80 (every CPU does), then 239 FPS at
     1024 x 1024 again."""
-    short, kept = "below the 239 FPS asked", "FPS, keeping up with the 5 FPS asked"
+    short, kept = "below the 239 FPS asked", "FPS of the 5 FPS asked (backend cpu"
     _ensure_avatar(io)
 
     def wait_for(text: str, count: int, timeout_s: float = 60.0) -> str:
@@ -1092,8 +1092,8 @@ def test_a_shortfall_that_ends_with_the_load_is_said_to_end():
     assert len(said) == 1, said  # (not before a whole window of it)
     judge(t + RATE_SHOWN_S + 0.1, "", 29.9)
     assert len(said) == 2 and said[1][0] == "INFO", said
-    assert said[1][1].startswith("the display keeps up again: rendering 29.9 FPS, keeping up with the 30 FPS asked "
-                                 "(backend cpu, 512x512; load "), said[1]
+    assert said[1][1].startswith("the display keeps up again: rendering 29.9 FPS of the 30 FPS asked (backend cpu, "
+                                 "512x512; load "), said[1]
     assert "the shortfall said 15 s ago is over" in said[1][1], said[1]
     t += RATE_SHOWN_S + 0.1
     judge(t + 1.0, "", 29.9)
@@ -1105,14 +1105,18 @@ def test_a_shortfall_that_ends_with_the_load_is_said_to_end():
     assert len(said) == 3 and said[2][0] == "WARN" and said[2][1].startswith(short), said
     judge(t + 3 * RATE_SHOWN_S, short, 14.0)
     assert len(said) == 3, said  # once
-    # live frames behind a tracker slower than fps (9.5 controls a second): kept up, not 'keeping up with 30 FPS'
-    # (rendering 8.7 FPS was said so behind lp_d0 played through the tracker at load 42)
+    # live frames behind a starved tracker (1.4-2.4 controls a second at load 57, robot.launch.py beside
+    # operator.launch.py): not short against the controls' rate, short against fps between them (idle frames): the
+    # first version of this said both every ~20 s. Not over below RATE_KEPT_UP of the fps asked, however judged
     t += 4 * RATE_SHOWN_S
-    RenderNode._say_if_short(node, t, "", 30.0, [71.7], [18.5], 8.7, 9.5)
-    RenderNode._say_if_short(node, t + RATE_SHOWN_S + 0.1, "", 30.0, [71.7], [18.5], 8.7, 9.5)
-    assert len(said) == 4 and said[3][0] == "INFO", said
-    assert said[3][1].startswith("the display keeps up again: rendering 8.7 FPS, drawing each face_control as it "
-                                 "comes (9.5 a second, fewer than the 30 FPS asked) (backend cpu, 512x512; load "), said
+    for k in range(12):  # idle frames short, live ones not, by turns
+        RenderNode._say_if_short(node, t + k * RATE_SHOWN_S / 2, short if k % 4 == 0 else "", 30.0, [71.7], [18.5],
+                                 20.3)
+    assert len(said) == 3, said
+    # between RATE_SHORT and RATE_KEPT_UP (25.5 of 30): neither short nor over
+    for k in range(12):
+        RenderNode._say_if_short(node, t + 6 * RATE_SHOWN_S + k * RATE_SHOWN_S / 2, "", 30.0, [71.7], [18.5], 25.5)
+    assert len(said) == 3, said
 
 
 def test_diagnostics_give_a_frames_cpu_time_beside_its_wall_time(io):

@@ -72,7 +72,7 @@ from gaussian_head_ros.core.control import not_arkit_names
 from gaussian_head_ros.core.display import DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, FaceDisplay
 from gaussian_head_ros.core.drive import lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
-from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
+from gaussian_head_ros.core.pacing import RATE_KEPT_UP, RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
                                            get_renderer, placeholder_image, placeholder_text)
 from gaussian_head_ros.core.render.cpu_backend import threads_note
@@ -891,7 +891,7 @@ class RenderNode(Node):
                 "hand-written sender sets it true")
 
     def _say_if_short(self, now: float, short: str, target_fps: float, frame_ms: list[float],
-                      cpu_ms: list[float] = (), rate: float = 0.0, expected: float | None = None) -> None:
+                      cpu_ms: list[float] = (), rate: float = 0.0) -> None:
         """A warning in the log, once per fps asked and backend for the placeholder and once for the avatars (a
         placeholder short of it while the robot started, kernels loading and a reconstruction beside it, used the one
         warning up, and an avatar then drawn below the fps went unsaid; user51), when the display falls short (`short`:
@@ -911,17 +911,16 @@ class RenderNode(Node):
         frame takes 71.7 ms to draw and publish here (~14 FPS): lower fps or width/height, or send a smaller avatar'
         for a frame of ~20 ms of CPU (user62, user63).
         Once said, the end of the shortfall is said too (an information line, with `rate`, the display's rate, and the
-        load), when the display has kept up for a whole window under the settings it then has (the load went away,
-        or fps, size or backend were changed as the warning advised; `expected`: the frames per second it can reach,
-        the face_control rate where live frames follow a tracker slower than fps, rate_shortfall's): before, nothing
+        load), when the display has kept up (RATE_KEPT_UP of the fps asked) for a whole window under the settings it
+        then has (the load went away, or fps, size or backend were changed as the warning advised): before, nothing
         said so, and a robot whose load came back later under the same settings was not told again (user64). A
         shortfall after that is said again, once a whole window has passed since that line."""
         size = (int(self._param("width")), int(self._param("height")))
         said_for = (target_fps, self.backend, self.drawing is None, size)
         if self._asked[0] != (*said_for, id(self.drawing), self._renderer_ready):
             self._asked = ((*said_for, id(self.drawing), self._renderer_ready), now)
-        if self._short_said and self._renderer_ready and not short:
-            self._say_if_kept_up(now, target_fps, size, rate, target_fps if expected is None else expected)
+        if self._short_said and self._renderer_ready and not short and rate >= RATE_KEPT_UP * target_fps:
+            self._say_if_kept_up(now, target_fps, size, rate)
             return
         self._kept_up_since = None
         if (not short or not self._renderer_ready or self._short_said == said_for
@@ -951,24 +950,19 @@ class RenderNode(Node):
                    "period goes to this node's other threads and the machine's other work (its load)")
         self.get_logger().warning(short + why)
 
-    def _say_if_kept_up(self, now: float, target_fps: float, size: tuple[int, int], rate: float,
-                        expected: float) -> None:
+    def _say_if_kept_up(self, now: float, target_fps: float, size: tuple[int, int], rate: float) -> None:
         """The information line ending a shortfall said by _say_if_short, once the display has kept up (`rate` FPS
-        published over the last window; `expected`: what it can reach, below `target_fps` where live frames follow
-        slower controls) for a whole window (RATE_SHOWN_S) under its settings now; the next shortfall is then judged
-        afresh, from now."""
+        published over the last window) for a whole window (RATE_SHOWN_S) under its settings now; the next shortfall
+        is then judged afresh, from now."""
         if self._kept_up_since is None:
             self._kept_up_since = now
         if now - max(self._kept_up_since, self._asked[1]) < RATE_SHOWN_S:
             return
         load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-        if expected < target_fps:  # (8.7 FPS was said as 'keeping up with the 30 FPS asked' behind a 9 Hz tracker)
-            kept = f"drawing each face_control as it comes ({expected:.1f} a second, fewer than the {target_fps:g} FPS asked)"
-        else:
-            kept = f"keeping up with the {target_fps:g} FPS asked"
         self.get_logger().info(
-            f"the display keeps up again: rendering {rate:.1f} FPS, {kept} (backend {self.backend}, {size[0]}x{size[1]}"
-            f"; load {load:.1f} on {cpus} CPUs): the shortfall said {now - self._short_said_at:.0f} s ago is over")
+            f"the display keeps up again: rendering {rate:.1f} FPS of the {target_fps:g} FPS asked (backend "
+            f"{self.backend}, {size[0]}x{size[1]}; load {load:.1f} on {cpus} CPUs): the shortfall said "
+            f"{now - self._short_said_at:.0f} s ago is over")
         self._short_said, self._kept_up_since = (), None
         self._asked = (self._asked[0], now)  # a shortfall from here on is said after a whole window of it
 
@@ -993,7 +987,7 @@ class RenderNode(Node):
         asked = str(self._param("backend"))  # (self.backend: the one that drew the last frame, before a switch too)
         short = rate_shortfall(rate, target, expected, now - self._started, now - times[-1][0] if times else 0.0,
                                self.backend if asked == "auto" else asked)
-        self._say_if_short(now, short, target, render_ms, cpu_ms, rate, expected)
+        self._say_if_short(now, short, target, render_ms, cpu_ms, rate)
         idle_reason = self._idle_reason(now) if self.loaded is not None else ""
         if self.loaded is None:
             level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
