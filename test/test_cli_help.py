@@ -660,3 +660,42 @@ def test_a_rasterizer_or_basis_time_eval_cannot_use_is_refused_before_any_work(t
         assert main(["eval", "--video", clip, *args]) == 1, args
         err = capsys.readouterr().err.strip().splitlines()
         assert said in err[-1] and "not found" not in err[-1] and "Traceback" not in "".join(err), (args, err)
+
+
+def test_ctrl_c_once_the_command_has_finished_ends_it_at_once_with_its_output_whole(tmp_path):
+    """After its last line `gaussian-head reconstruct` took 0.7-4.3 s (load 18-36) to exit: Python's and the native
+    libraries' teardown (torch, MediaPipe), with Python's signal handlers already undone. A Ctrl-C there ended it by
+    SIGINT (status -2, nothing said; cli63, user64). Now the process ends without that teardown once the command is
+    done (cli._Ending): a Ctrl-C just after the command's last line ends it with the command's status (0), or 130 and
+    a line (said inside the command, or 'while exiting; its work was done'), and what it wrote to stdout is all
+    there. `track -o -` stands in for it (its last line, on stderr, comes after its controls are written; MediaPipe
+    and torch are loaded: 0.6 + 1.6 s of teardown at rest). The Ctrl-C comes 0.1 s after that line: on the old
+    ending the process is then in its teardown."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import shared
+
+    proc = subprocess.Popen([sys.executable, "-m", "gaussian_head_ros.cli", "track",
+                             str(shared("driving", "lp_d0.mp4")), "--max-frames", "2", "-o", "-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err = []
+    for line in proc.stderr:  # up to its last line: '2 frames, face found in 2 (100.0%), ... -> -'
+        err.append(line)
+        if " frames, face found in " in line:
+            time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            break
+    out, rest = proc.communicate(timeout=60)
+    err = "".join(err) + rest
+    assert any(" frames, face found in " in line for line in err.splitlines()), err[-2000:]
+    assert proc.returncode in (0, 130), (proc.returncode, err[-2000:])
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+    if proc.returncode == 130:
+        assert err.strip().splitlines()[-1] in ("gaussian-head track: interrupted (Ctrl-C)",
+                                                "gaussian-head track: interrupted (Ctrl-C) while exiting; its work was "
+                                                "done"), err[-2000:]
+    assert [json.loads(line)["face_detected"] for line in out.splitlines()] == [True, True], out[-2000:]

@@ -199,6 +199,50 @@ def test_a_video_that_cannot_play_is_one_line_before_any_node_starts(tmp_path, c
     assert err.count("\n") == 0 and why in err, err
 
 
+@pytest.mark.parametrize("name", ["notes.jpg", "cut.jpg", "empty.png", "missing.jpg"])
+def test_a_photo_that_is_no_photo_is_one_line_naming_it_before_any_node_starts(tmp_path, capsys, name):
+    """`gaussian-head demo --photo notes.jpg` (a text file), a JPEG cut short or an empty file started the nodes and
+    was refused by the reconstruction node 14 s later (load ~12; 'the photo was refused: ...'). Now the file is
+    checked as `ros2 param set ... photo_path` checks it (reconstruction_node.check_photo_file), first: exit 1, one
+    line naming the file, no node started (nothing in --logs; user64)."""
+    from gaussian_head_ros.cli import main
+
+    photo = tmp_path / name
+    if name == "notes.jpg":
+        photo.write_bytes(b"not a photo" * 100)
+    elif name == "cut.jpg":
+        photo.write_bytes(shared("portraits", "obama_official.jpg").read_bytes()[:3000])
+    elif name == "empty.png":
+        photo.write_bytes(b"")
+    logs = tmp_path / "logs"
+    assert main(["demo", "--photo", str(photo), "--output", str(tmp_path / "demo.mp4"), "--logs", str(logs)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(photo) in err, err
+    assert not logs.exists() or not any(logs.iterdir()), sorted(logs.iterdir())
+
+
+@pytest.mark.ros
+def test_a_photo_without_a_face_is_refused_naming_the_file(tmp_path):
+    """`gaussian-head demo --photo` with a photo the reconstruction node refuses (no face) ended in 'error: the photo
+    was refused: no face found in the photo; ...', not saying which file (cli63, user64). Now it is said as
+    `gaussian-head reconstruct` says it: '<the file> cannot become an avatar: <why>', exit 1, no traceback."""
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "no face.jpg"  # a dark disc on blue: a decodable photo in which no face can be found
+    img = np.full((400, 400, 3), (200, 140, 90), np.uint8)
+    cv2.circle(img, (200, 200), 80, (30, 30, 30), -1)
+    cv2.imwrite(str(photo), img)
+    done = subprocess.run([sys.executable, "-m", "gaussian_head_ros.cli", "demo", "--photo", str(photo), "--output",
+                           str(tmp_path / "demo.mp4"), "--logs", str(tmp_path / "logs"), "--seconds", "1"],
+                          capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.strip().splitlines() == [
+        f"gaussian-head demo: error: {photo} cannot become an avatar: no face found in the photo; use a well-lit "
+        "photo of one person facing the camera"], done.stderr[-2000:]
+    assert not (tmp_path / "demo.mp4").exists()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="V4L2 device nodes: Linux only")
 def test_a_camera_that_is_not_there_is_one_line_before_any_node_starts(tmp_path, capsys):
     """`gaussian-head demo --video /dev/video0` on a machine without that camera (a robot's container without

@@ -1034,7 +1034,8 @@ def test_setting_photo_path_swaps_the_operator(rclpy_context, peer):
 def test_volatile_photo_publishers_raise_no_incompatible_qos_warning(peer):
     """The peer's photo publishers are volatile (as `ros2 topic pub` is): the transient-local twin
     subscription used to log "offering incompatible QoS. No messages will be received from it" for each,
-    although their photos arrive. A best-effort publisher, which cannot be received, is still reported."""
+    although their photos arrive. A best-effort publisher, which cannot be received, is still reported: in our words
+    since user64 (test_a_best_effort_photo_publisher_is_named_with_what_to_publish_with)."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph import spin_until
     from sensor_msgs.msg import CompressedImage
@@ -1042,13 +1043,54 @@ def test_volatile_photo_publishers_raise_no_incompatible_qos_warning(peer):
     assert peer["comp"].get_subscription_count() == 1  # only the volatile twin matches
     assert "incompatible QoS" not in peer["proc"].output(), peer["proc"].output()
     node = peer["node"]
+    start = len(peer["proc"].output())
     lossy = node.create_publisher(CompressedImage, "operator/photo/compressed",
                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
     try:
-        assert spin_until(node, lambda: "incompatible QoS" in peer["proc"].output(), 20), peer["proc"].output()
-        assert "RELIABILITY" in peer["proc"].output()
+        assert spin_until(node, lambda: "publishes /operator/photo/compressed best effort" in
+                          peer["proc"].output()[start:], 20), peer["proc"].output()[start:]
     finally:
         node.destroy_publisher(lossy)
+
+
+def test_a_best_effort_photo_publisher_is_named_with_what_to_publish_with(peer):
+    """A photo published best effort (rclpy's qos_profile_sensor_data, which image publishers often take) never
+    reaches the node, which reads photos reliable, and the node said only rclpy's 'New publisher discovered on topic
+    '/operator/photo/compressed', offering incompatible QoS. No messages will be received from it. Last incompatible
+    policy: RELIABILITY', naming neither the sender nor a remedy (user64: a best-effort sender of other.jpg, beside
+    robot.launch.py). Now the node names the sender's node and what to publish with, once per publisher, and lists it
+    on /diagnostics (unheard_photo_publishers) while it is on the graph. A real best-effort publisher in this process."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph import spin_until
+    from sensor_msgs.msg import Image
+
+    node = peer["node"]
+    unheard = []
+
+    def on_diag(msg) -> None:
+        for st in msg.status:
+            if st.name.startswith("reconstruction_node:"):
+                unheard.append({kv.key: kv.value for kv in st.values}.get("unheard_photo_publishers"))
+
+    diag_sub = node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    start = len(peer["proc"].output())
+    lossy = node.create_publisher(Image, "operator/photo", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    said = lambda: [ln for ln in peer["proc"].output()[start:].splitlines()  # noqa: E731
+                    if "publishes /operator/photo best effort" in ln]
+    try:
+        assert spin_until(node, said, 30), peer["proc"].output()[start:][-3000:]
+        line = said()[0]
+        assert "WARN" in line and "/reconstruction_test_peer publishes /operator/photo best effort: DDS delivers none "                "of its photos to this node" in line, line
+        assert "Publish them reliable (rclpy: QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)" in line, line
+        assert "offering incompatible QoS" not in peer["proc"].output()[start:], peer["proc"].output()[start:]
+        assert spin_until(node, lambda: unheard and unheard[-1] == "/reconstruction_test_peer on /operator/photo (RELIABILITY)", 30), \
+            unheard[-3:]
+    finally:
+        node.destroy_publisher(lossy)
+    assert spin_until(node, lambda: unheard and unheard[-1] == "", 30), unheard[-3:]  # it left: forgotten
+    node.destroy_subscription(diag_sub)
+    assert len(said()) == 1, said()
 
 
 def test_a_photo_from_ros2_topic_pub_is_said_received_with_why_its_qos_warning_is_harmless(peer):

@@ -1021,6 +1021,104 @@ def test_an_fps_the_cpu_cannot_reach_is_said_in_the_log_once(io):
             assert _set_param(io, name, value).successful
 
 
+def test_the_end_of_an_fps_shortfall_is_said_and_a_later_one_is_said_again(io):
+    """The 'below the N FPS asked' warning never said when the shortfall ended: a robot whose load went away, or whose
+    integrator lowered fps or the size as the warning advised, was left with the warning as the log's last word; and
+    a shortfall under the same settings later (the load back) was not said again (said once per fps, backend and
+    size; user63, user64). Now the node says, as information, when the display has kept up a whole window, with the
+    load, and judges the next shortfall afresh. The real process: 1024 x 1024 at 239 FPS (no CPU keeps up; not the 240
+    of the test above, whose warning may still stand), then 5 FPS at 96 x 80 (every CPU does), then 239 FPS at
+    1024 x 1024 again."""
+    short, kept = "below the 239 FPS asked", "FPS of the 5 FPS asked (backend cpu"
+    _ensure_avatar(io)
+
+    def wait_for(text: str, count: int, timeout_s: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while io["proc"].output().count(text) < count and time.monotonic() < deadline:
+            _wait_image(io, lambda m: False, 0.2)
+        out = io["proc"].output()
+        assert out.count(text) == count, (text, out[-3000:])
+        return [ln for ln in out.splitlines() if text in ln][-1]
+
+    shorts, kepts = io["proc"].output().count(short), io["proc"].output().count(kept)
+    try:
+        for name, value in (("width", 1024), ("height", 1024), ("fps", 239.0)):
+            assert _set_param(io, name, value).successful
+        wait_for(short, shorts + 1)
+        for name, value in (("fps", 5.0), ("width", W), ("height", H)):
+            assert _set_param(io, name, value).successful
+        line = wait_for(kept, kepts + 1)
+        assert "INFO" in line and "the display keeps up again: rendering " in line, line
+        assert f"(backend cpu, {W}x{H}; load " in line and "s ago is over" in line, line
+        for name, value in (("width", 1024), ("height", 1024), ("fps", 239.0)):
+            assert _set_param(io, name, value).successful
+        wait_for(short, shorts + 2)  # the same settings as the first: said again
+    finally:
+        for name, value in (("fps", 20.0), ("width", W), ("height", H)):
+            assert _set_param(io, name, value).successful
+
+
+def test_a_shortfall_that_ends_with_the_load_is_said_to_end():
+    """The load on a robot goes away (another process ends) under the same settings: the node says, once, that the
+    display keeps up again, a whole window after it does (not at a window's first good figure), and a shortfall after
+    that is said again, a whole window after that line (user64). The rule (RenderNode._say_if_short) on a stand-in of
+    the node's state, as the tests beside it: a real process cannot be loaded and unloaded the same on every
+    machine."""
+    import types
+    from types import SimpleNamespace
+
+    from gaussian_head_ros.core.pacing import RATE_SHOWN_S
+    from gaussian_head_ros.nodes.render_node import RenderNode
+
+    said = []
+    log = SimpleNamespace(warning=lambda line: said.append(("WARN", line)), info=lambda line: said.append(("INFO", line)))
+    node = SimpleNamespace(_short_said=(), _short_said_at=0.0, _kept_up_since=None, _asked=((), 0.0), backend="cpu",
+                           _renderer_ready=True, _param={"width": 512, "height": 512}.get,
+                           drawing=SimpleNamespace(num_gaussians=60_000, operator_id="astronaut",
+                                                   reconstructor="mesh_fit:default"),
+                           get_logger=lambda: log)
+    node._say_if_kept_up = types.MethodType(RenderNode._say_if_kept_up, node)
+    short = "rendering 14.0 FPS, below the 30 FPS asked (backend cpu)"
+
+    def judge(now: float, shortfall: str, rate: float) -> None:
+        RenderNode._say_if_short(node, now, shortfall, 30.0, [71.7], [18.5], rate)
+
+    judge(0.0, short, 14.0)
+    judge(RATE_SHOWN_S + 0.1, short, 14.0)
+    assert [level for level, _ in said] == ["WARN"], said
+    t = 3 * RATE_SHOWN_S  # the load goes away
+    judge(t, "", 29.8)
+    judge(t + RATE_SHOWN_S - 0.1, "", 29.8)
+    assert len(said) == 1, said  # (not before a whole window of it)
+    judge(t + RATE_SHOWN_S + 0.1, "", 29.9)
+    assert len(said) == 2 and said[1][0] == "INFO", said
+    assert said[1][1].startswith("the display keeps up again: rendering 29.9 FPS of the 30 FPS asked (backend cpu, "
+                                 "512x512; load "), said[1]
+    assert "the shortfall said 15 s ago is over" in said[1][1], said[1]
+    t += RATE_SHOWN_S + 0.1
+    judge(t + 1.0, "", 29.9)
+    assert len(said) == 2, said  # once
+    judge(t + 2.0, short, 14.0)  # the load comes back: said a whole window after the line that it ended
+    judge(t + RATE_SHOWN_S - 0.1, short, 14.0)
+    assert len(said) == 2, said
+    judge(t + RATE_SHOWN_S + 0.1, short, 14.0)
+    assert len(said) == 3 and said[2][0] == "WARN" and said[2][1].startswith(short), said
+    judge(t + 3 * RATE_SHOWN_S, short, 14.0)
+    assert len(said) == 3, said  # once
+    # live frames behind a starved tracker (1.4-2.4 controls a second at load 57, robot.launch.py beside
+    # operator.launch.py): not short against the controls' rate, short against fps between them (idle frames): the
+    # first version of this said both every ~20 s. Not over below RATE_KEPT_UP of the fps asked, however judged
+    t += 4 * RATE_SHOWN_S
+    for k in range(12):  # idle frames short, live ones not, by turns
+        RenderNode._say_if_short(node, t + k * RATE_SHOWN_S / 2, short if k % 4 == 0 else "", 30.0, [71.7], [18.5],
+                                 20.3)
+    assert len(said) == 3, said
+    # between RATE_SHORT and RATE_KEPT_UP (25.5 of 30): neither short nor over
+    for k in range(12):
+        RenderNode._say_if_short(node, t + 6 * RATE_SHOWN_S + k * RATE_SHOWN_S / 2, "", 30.0, [71.7], [18.5], 25.5)
+    assert len(said) == 3, said
+
+
 def test_diagnostics_give_a_frames_cpu_time_beside_its_wall_time(io):
     """/diagnostics' render_cpu_ms_mean: the node process's CPU time per frame drawn and published (every thread: the
     cpu rasterizer's workers too), beside render_ms_mean, its wall time, so that a frame that waits for a CPU is told

@@ -60,7 +60,9 @@ def run(args) -> int:
     from gaussian_head_ros.nodes.launcher import (FaceDisplayRecorder, NodeProcess, discovery_off, domain_id_problem,
                                                   namespace_argument_problem, node_command, node_params_file,
                                                   package_share)
-    from gaussian_head_ros.core.files import check_writable
+    from gaussian_head_ros.core.files import check_writable, shown
+    from gaussian_head_ros.nodes.reconstruction_node import check_photo_file
+    from gaussian_head_ros.core.reconstruct.base import ReconstructionError
     from gaussian_head_ros.core.video import VideoSource, check_camera, is_camera
 
     if problem := domain_id_problem():  # Fast DDS ended the demo itself at its recorder's node, in its own words
@@ -81,8 +83,9 @@ def run(args) -> int:
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share / "config" / "fastdds.xml"))
     ns = args.namespace.strip("/")
     photo = args.photo or default_photo()
-    if not Path(photo).is_file():
-        raise ValueError(f"photo {photo} not found")
+    # missing, empty, cut short or no image: said before any node starts, as `ros2 param set ... photo_path` says it
+    # (a text file named .jpg started the nodes and was refused by them 15-50 s later)
+    check_photo_file(photo)
     seconds = args.seconds
     if args.video and is_camera(args.video):  # as video_source_node says it; the demo started its nodes and ended 76 s
         check_camera(args.video)  # later in 'RuntimeError: the clip's controls did not reach the render node' (user48)
@@ -121,8 +124,8 @@ def run(args) -> int:
         if not recorder.wait_for(lambda: recorder.statuses, 300):
             raise RuntimeError(f"no avatar status after 300 s; see {logs}/reconstruction_node.log")
         st = recorder.statuses[-1]
-        if not st.ok:
-            raise ValueError(f"the photo was refused: {st.message}")
+        if not st.ok:  # named as `reconstruct` names it: 'the photo was refused: no face found ...' told no file (cli63)
+            raise ReconstructionError(st.code, st.message).naming(shown(photo))
         print(f"[demo] avatar: {st.num_gaussians} Gaussians, reconstructed in {st.duration_s:.2f} s"
               + (f" ({'; '.join(st.warnings)})" if st.warnings else ""))
 

@@ -417,6 +417,41 @@ def best_effort_publisher_events(node, topic: str):
     return PublisherEventCallbacks(incompatible_qos=said)
 
 
+def reliable_subscription_events(node, topic: str, what: str, unheard: dict):
+    """rclpy SubscriptionEventCallbacks for a reliable subscription of `topic` (resolved name) that reads `what`
+    ('photos'): a publisher offering less (best effort: rclpy's qos_profile_sensor_data, which image publishers often
+    take) is never heard, and rclpy's own line ('New publisher discovered on topic ..., offering incompatible QoS. No
+    messages will be received from it. Last incompatible policy: RELIABILITY') named neither the sender nor a remedy:
+    a photo sent so never arrived and the node said nothing else (user64). This names each such publisher's node once
+    per topic (a warning) with what to publish with, and keeps `unheard[(node name, topic)] = policy` for
+    /diagnostics (best_effort_publishers tells which are still there)."""
+    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.qos import qos_policy_name_from_kind
+
+    def said(event) -> None:
+        policy = qos_policy_name_from_kind(event.last_policy_kind)
+        for name in best_effort_publishers(node, topic) or ["a publisher"]:
+            if unheard.get((name, topic)) == policy:
+                continue
+            unheard[(name, topic)] = policy
+            how = ("best effort" if policy == "RELIABILITY" else f"a {policy} this node's subscription does not accept")
+            node.get_logger().warning(
+                f"{name} publishes {topic} {how}: DDS delivers none of its {what} to this node, which reads them "
+                "reliable (so that a photo's fragments all arrive). Publish them reliable (rclpy: QoSProfile(depth=1, "
+                "reliability=ReliabilityPolicy.RELIABLE), transient local to latch them, as photo_node does; `ros2 "
+                f"topic pub --qos-reliability reliable`) ({event.total_count} such publisher(s) so far)")
+
+    return SubscriptionEventCallbacks(incompatible_qos=said)
+
+
+def best_effort_publishers(node, topic: str) -> list[str]:
+    """The nodes (endpoint_node's names) with a best-effort publisher of `topic` on `node`'s graph."""
+    from rclpy.qos import ReliabilityPolicy
+
+    return [endpoint_node(i, "a publisher the graph names no node for") for i in node.get_publishers_info_by_topic(topic)
+            if i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT]
+
+
 FACE_CONTROL_TYPE = "gaussian_head_ros/msg/FaceControl"  # the controls' type as the graph names it (other_topics)
 
 

@@ -79,8 +79,9 @@ from gaussian_head_ros.core.reconstruct.mesh_fit import MeshFitConfig
 from gaussian_head_ros.core.settings import setting, settings
 from gaussian_head_ros.msg import AvatarStatus
 from gaussian_head_ros.msg import GaussianAvatar as GaussianAvatarMsg
-from gaussian_head_ros.nodes.common import (InOrderLatched, LatchedReaders, Loading, companion_topic, declare_settings,
-                                            diagnostics, endpoint_node, log_core_under, release_free_memory, run,
+from gaussian_head_ros.nodes.common import (InOrderLatched, LatchedReaders, Loading, best_effort_publishers,
+                                            companion_topic, declare_settings, diagnostics, endpoint_node,
+                                            log_core_under, release_free_memory, reliable_subscription_events, run,
                                             steady_timer)
 from gaussian_head_ros.nodes.conversions import avatar_to_cloud, avatar_to_msg, msg_to_avatar, stamp_utc_text, status_msg
 
@@ -360,18 +361,28 @@ class ReconstructionNode(Node):
         # The volatile publisher's own process warns the same way about the transient-local twin (rclpy's default
         # publisher event: "requesting incompatible QoS ... DURABILITY"), which a node cannot silence: the photo's
         # arrival is said here instead, and to such a publisher why its warning is harmless (_say_received).
+        # The volatile twin names a best-effort publisher, which neither twin hears, in our words (rclpy's default
+        # line named no sender nor remedy; user64): reliable_subscription_events.
         self._sequences = PublisherSequences()
         self.photo_topics: dict[str, str] = {}  # "operator/photo", ".../compressed" -> the topic's resolved name
+        self.unheard_publishers: dict = {}  # (node, topic) of photo publishers DDS delivers nothing from -> QoS policy
+        raw_topic = "operator/photo"
+        compressed_topic = companion_topic(self, "operator/photo/compressed", "operator/photo")
         for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE):
             qos = {kind: QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
                    for kind, depth in PHOTO_DEPTH.items()}
-            events = (SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
-                      if durability == DurabilityPolicy.TRANSIENT_LOCAL else None)
+            silent = durability == DurabilityPolicy.TRANSIENT_LOCAL
+
+            def events(topic: str):
+                return (SubscriptionEventCallbacks(incompatible_qos=lambda event: None) if silent else
+                        reliable_subscription_events(self, self.resolve_topic_name(topic), "photos",
+                                                     self.unheard_publishers))
+
             self.photo_topics["operator/photo"] = self.create_subscription(
-                Image, "operator/photo", self._on_image, qos["raw"], event_callbacks=events).topic_name
+                Image, raw_topic, self._on_image, qos["raw"], event_callbacks=events(raw_topic)).topic_name
             self.photo_topics["operator/photo/compressed"] = self.create_subscription(
-                CompressedImage, companion_topic(self, "operator/photo/compressed", "operator/photo"),
-                self._on_compressed, qos["compressed"], event_callbacks=events).topic_name
+                CompressedImage, compressed_topic, self._on_compressed, qos["compressed"],
+                event_callbacks=events(compressed_topic)).topic_name
         self._volatile_said: set[bytes] = set()  # the volatile photo publishers told why their QoS warning is harmless
 
         self._lock = threading.Lock()
@@ -993,6 +1004,9 @@ class ReconstructionNode(Node):
     # diagnostics
 
     def _publish_diagnostics(self) -> None:
+        for name, topic in list(self.unheard_publishers):  # those that left are forgotten (said again if they return)
+            if name not in best_effort_publishers(self, topic):
+                self.unheard_publishers.pop((name, topic), None)
         message = self.state
         if self.state.startswith("no reconstructor"):
             level = DiagnosticStatus.ERROR
@@ -1005,7 +1019,10 @@ class ReconstructionNode(Node):
             level = DiagnosticStatus.OK
         values = {"state": self.state, "backend": str(self._param("backend")), "avatar_cache": self.cache_state,
                   **{f"last_{k}": v for k, v in self.last.items()}, **{k: str(v) for k, v in self.counts.items()},
-                  "statuses_waiting": str(self.statuses.pending()), "statuses_unacknowledged": str(self.statuses.unacked)}
+                  "statuses_waiting": str(self.statuses.pending()), "statuses_unacknowledged": str(self.statuses.unacked),
+                  # photo publishers on the graph whose photos DDS never delivers here (best effort): 'node (POLICY)' 
+                  "unheard_photo_publishers": "; ".join(f"{name} on {topic} ({policy})" for (name, topic), policy
+                                                        in list(self.unheard_publishers.items()))}
         self.diag_pub.publish(diagnostics(self, "avatar reconstruction", level, message, str(self._param("backend")), values))
 
     def destroy_node(self):

@@ -72,7 +72,7 @@ from gaussian_head_ros.core.control import not_arkit_names
 from gaussian_head_ros.core.display import DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, FaceDisplay
 from gaussian_head_ros.core.drive import lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
-from gaussian_head_ros.core.pacing import RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
+from gaussian_head_ros.core.pacing import RATE_KEPT_UP, RATE_SHOWN_S, FramePacer, StampAges, display_rate, rate_shortfall
 from gaussian_head_ros.core.render import (BACKENDS, backend_available, device_available, display_backend_note,
                                            get_renderer, placeholder_image, placeholder_text)
 from gaussian_head_ros.core.render.cpu_backend import threads_note
@@ -327,6 +327,8 @@ class RenderNode(Node):
         self._waiting_said = False  # the log said (as information) that none came yet
         self._no_face_said = False  # the log said that the controls say no face (_say_if_no_face), this run of them
         self._short_said: tuple = ()  # (fps asked, backend, placeholder, size) whose shortfall the log said
+        self._short_said_at = 0.0  # when it said it (monotonic s)
+        self._kept_up_since: float | None = None  # since when the display keeps up after that (None: short, or unsaid)
         self._asked: tuple = ((), 0.0)  # (fps asked, backend, placeholder, size, avatar, kernels loaded), since (s)
         self._controls_looked_for = 0.0  # when _say_if_no_controls last asked the graph for FaceControl topics
         self._last_mode = "placeholder"  # the last frame's mode (see _render_once)
@@ -889,7 +891,7 @@ class RenderNode(Node):
                 "hand-written sender sets it true")
 
     def _say_if_short(self, now: float, short: str, target_fps: float, frame_ms: list[float],
-                      cpu_ms: list[float] = ()) -> None:
+                      cpu_ms: list[float] = (), rate: float = 0.0) -> None:
         """A warning in the log, once per fps asked and backend for the placeholder and once for the avatars (a
         placeholder short of it while the robot started, kernels loading and a reconstruction beside it, used the one
         warning up, and an avatar then drawn below the fps went unsaid; user51), when the display falls short (`short`:
@@ -907,15 +909,24 @@ class RenderNode(Node):
         wall time misses the period while its CPU time fits it waited for a CPU: that is said as the machine's load,
         with the load average, not as the frame's cost. Before, a loaded robot (load 26 on 2 CPUs) was told 'a 512x512
         frame takes 71.7 ms to draw and publish here (~14 FPS): lower fps or width/height, or send a smaller avatar'
-        for a frame of ~20 ms of CPU (user62, user63)."""
+        for a frame of ~20 ms of CPU (user62, user63).
+        Once said, the end of the shortfall is said too (an information line, with `rate`, the display's rate, and the
+        load), when the display has kept up (RATE_KEPT_UP of the fps asked) for a whole window under the settings it
+        then has (the load went away, or fps, size or backend were changed as the warning advised): before, nothing
+        said so, and a robot whose load came back later under the same settings was not told again (user64). A
+        shortfall after that is said again, once a whole window has passed since that line."""
         size = (int(self._param("width")), int(self._param("height")))
         said_for = (target_fps, self.backend, self.drawing is None, size)
         if self._asked[0] != (*said_for, id(self.drawing), self._renderer_ready):
             self._asked = ((*said_for, id(self.drawing), self._renderer_ready), now)
+        if self._short_said and self._renderer_ready and not short and rate >= RATE_KEPT_UP * target_fps:
+            self._say_if_kept_up(now, target_fps, size, rate)
+            return
+        self._kept_up_since = None
         if (not short or not self._renderer_ready or self._short_said == said_for
                 or now - self._asked[1] < RATE_SHOWN_S):
             return
-        self._short_said = said_for
+        self._short_said, self._short_said_at = said_for, now
         mean_ms = float(np.mean(frame_ms)) if frame_ms else 0.0
         cpu = float(np.mean(cpu_ms)) if len(cpu_ms) else 0.0
         if mean_ms > 0 and 1e3 / mean_ms < target_fps and 0 < cpu and 1e3 / cpu >= target_fps:  # waited for a CPU
@@ -939,6 +950,22 @@ class RenderNode(Node):
                    "period goes to this node's other threads and the machine's other work (its load)")
         self.get_logger().warning(short + why)
 
+    def _say_if_kept_up(self, now: float, target_fps: float, size: tuple[int, int], rate: float) -> None:
+        """The information line ending a shortfall said by _say_if_short, once the display has kept up (`rate` FPS
+        published over the last window) for a whole window (RATE_SHOWN_S) under its settings now; the next shortfall
+        is then judged afresh, from now."""
+        if self._kept_up_since is None:
+            self._kept_up_since = now
+        if now - max(self._kept_up_since, self._asked[1]) < RATE_SHOWN_S:
+            return
+        load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+        self.get_logger().info(
+            f"the display keeps up again: rendering {rate:.1f} FPS of the {target_fps:g} FPS asked (backend "
+            f"{self.backend}, {size[0]}x{size[1]}; load {load:.1f} on {cpus} CPUs): the shortfall said "
+            f"{now - self._short_said_at:.0f} s ago is over")
+        self._short_said, self._kept_up_since = (), None
+        self._asked = (self._asked[0], now)  # a shortfall from here on is said after a whole window of it
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         self._say_shared_topics(now)
@@ -960,7 +987,7 @@ class RenderNode(Node):
         asked = str(self._param("backend"))  # (self.backend: the one that drew the last frame, before a switch too)
         short = rate_shortfall(rate, target, expected, now - self._started, now - times[-1][0] if times else 0.0,
                                self.backend if asked == "auto" else asked)
-        self._say_if_short(now, short, target, render_ms, cpu_ms)
+        self._say_if_short(now, short, target, render_ms, cpu_ms, rate)
         idle_reason = self._idle_reason(now) if self.loaded is not None else ""
         if self.loaded is None:
             level, message = DiagnosticStatus.WARN, self.last_error or self.waiting
