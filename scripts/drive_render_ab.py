@@ -70,11 +70,15 @@ class _Tree:
         return int(avatar.num_gaussians)
 
     def kernel(self) -> str | None:
-        """Path of the compiled rasterizer this tree loads."""
+        """Path of the compiled rasterizer this tree loaded (as the process maps it), None if it has none."""
         from gaussian_head_ros.core.render import cpu_backend
 
-        path = cpu_backend._find_kernel()
-        return None if path is None else os.path.realpath(path)
+        if not cpu_backend.available():
+            return None
+        cpu_backend.kernel_isa()  # loaded
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if line.rstrip().endswith(cpu_backend.KERNEL_LIB)}
+        return ", ".join(sorted(os.path.realpath(p) for p in paths)) or None
 
     def set_controls(self, path: str | None) -> int:
         from gaussian_head_ros.core.control import FaceControl, euler_to_quat
