@@ -32,6 +32,7 @@ over the run (min / median / max). Figures move with the load: compare trees wit
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -67,6 +68,17 @@ class _Tree:
         avatar.validate()
         self.avatars[key] = avatar
         return int(avatar.num_gaussians)
+
+    def kernel(self) -> str | None:
+        """Path of the compiled rasterizer this tree loaded (as the process maps it), None if it has none."""
+        from gaussian_head_ros.core.render import cpu_backend
+
+        if not cpu_backend.available():
+            return None
+        cpu_backend.kernel_isa()  # loaded
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if line.rstrip().endswith(cpu_backend.KERNEL_LIB)}
+        return ", ".join(sorted(os.path.realpath(p) for p in paths)) or None
 
     def set_controls(self, path: str | None) -> int:
         from gaussian_head_ros.core.control import FaceControl, euler_to_quat
@@ -146,7 +158,12 @@ def worker() -> None:
 
 class Worker:
     def __init__(self, tree: str):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(tree), os.environ.get("PYTHONPATH", "")]),
+        # the tree's own install space next (its compiled rasterizer: the package's __path__ is extended with every
+        # gaussian_head_ros folder on sys.path, in order, and a source tree holds no library; without it both trees
+        # loaded the library of the install space sourced in this shell)
+        own = sorted(glob.glob(os.path.join(os.path.abspath(tree), "install", "*", "lib", "python*", "site-packages")))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(tree), *own,
+                                                           os.environ.get("PYTHONPATH", "")]),
                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp")
@@ -210,6 +227,9 @@ def main() -> int:
     print(f"trees: old {args.old} ({old.kind}), new {args.new} ({new.kind}); controls {args.controls or 'bench'} "
           f"({nc['old']} frames); {args.rounds} rounds x {args.frames} frames per tree and row; cpu backend",
           flush=True)
+    libs = {t: w.ask("kernel") for t, w in trees.items()}
+    print(f"rasterizer: old {libs['old']}, new {libs['new']}"
+          + ("  (the same file: both trees draw with one library)" if libs["old"] == libs["new"] else ""), flush=True)
     for spec, counts in avatars:
         print(f"avatar {spec}: old {counts['old']} Gaussians, new {counts['new']}", flush=True)
     variants = [("old", old, "node"), ("new", new, "node")] + ([] if args.no_fov or new.kind != "display"

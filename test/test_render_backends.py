@@ -256,7 +256,6 @@ def test_auto_without_a_cuda_driver_does_not_import_torch():
     resident on the loaded 2-core machine, load ~45, the face display the 'waiting' placeholder meanwhile; user23,
     s23). Without the driver's CUDA library it picks cpu and torch stays unimported (in a fresh interpreter: this
     test process has torch loaded already)."""
-    import subprocess
     import sys
 
     from gaussian_head_ros.core.render.gsplat_backend import cuda_driver_present
@@ -631,3 +630,28 @@ def test_a_long_controls_file_is_checked_whole_but_not_held_in_memory(tmp_path):
     with pytest.raises(ValueError, match=r"long.jsonl:20001: not a FaceControl line \(stamp_ns is 1.5e\+30; it is an "
                                          "integer of nanoseconds"):
         read_controls(str(f))
+
+
+def test_drive_render_ab_draws_each_tree_with_its_own_rasterizer():
+    """scripts/drive_render_ab.py's worker for a tree loads the rasterizer of that tree's install space, and says which
+    (perf64: both trees' workers loaded the library of the install space sourced in the shell, so the render figures
+    compared one library with itself)."""
+    import glob
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    own = glob.glob(os.path.join(root, "install", "*", "lib", "python*", "site-packages", "gaussian_head_ros", "core",
+                                 "render", "libghr_raster.so"))
+    if not own:
+        pytest.skip("this tree's rasterizer is not built in its install space")
+    sys.path.insert(0, os.path.join(root, "scripts"))
+    try:
+        import drive_render_ab
+    finally:
+        sys.path.pop(0)
+    worker = drive_render_ab.Worker(root)
+    try:
+        assert worker.ask("kernel") == os.path.realpath(own[0])
+    finally:
+        worker.close()

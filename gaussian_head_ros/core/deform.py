@@ -312,15 +312,16 @@ def torso_spread_of(points: np.ndarray, grad_w: np.ndarray, level: np.ndarray, l
     return out / np.maximum(count, 1)[:, None, None]
 
 
-def torso_level_scales(rig: "Rig", r_g):
-    """[torso_levels] the torso frames' scale for the head rotation r_g [3, 3]: 1 + the RMS spread of each level's rows
-    (Rig.torso_spread, `torso_spread_of`) under the rotation vector from the photo's (Rig.torso_turn0), so that
-    rows parted by the levels' different shares of the turn stay closed (business_person chin up 20 deg: her white
-    collar and the neck above it in rows of dots with dark lines between, issue 11 neck34); exactly 1 at the photo's
-    own rotation (its frame 0 as before). rig.torso_spread must be set. numpy or torch like r_g."""
-    xp = namespace(r_g)
-    a = rotation_vector(r_g) - asarray_like(rig.torso_turn0, r_g)  # the turn from the photo's, rad (first order)
-    s = asarray_like(rig.torso_spread, r_g)
+def torso_level_scales(rig: "Rig", turn_g):
+    """[torso_levels] the torso frames' scale for the head rotation whose rotation vector is turn_g [3] (rad;
+    `rotation_vector`): 1 + the RMS spread of each level's rows (Rig.torso_spread, `torso_spread_of`) under the
+    rotation vector from the photo's (Rig.torso_turn0), so that rows parted by the levels' different shares of the
+    turn stay closed (business_person chin up 20 deg: her white collar and the neck above it in rows of dots with dark
+    lines between, issue 11 neck34); exactly 1 at the photo's own rotation (its frame 0 as before). rig.torso_spread
+    must be set. numpy or torch like turn_g."""
+    xp = namespace(turn_g)
+    a = turn_g - asarray_like(rig.torso_turn0, turn_g)  # the turn from the photo's, rad (first order)
+    s = asarray_like(rig.torso_spread, turn_g)
     q = xp.einsum("i,kij,j->k", a, s, a)
     return 1 + xp.where(q > 0, xp.sqrt(xp.clip(q, 1e-30, None)), xp.zeros_like(q))
 
@@ -464,10 +465,12 @@ def rotation_vector(r):
     return axis * angle
 
 
-def scaled_rotations(r, weights):
-    """[3, 3] rotation, [K] weights -> [K, 3, 3] rotations by weight x its angle about the same axis."""
+def scaled_rotations(r, weights, axis_angle=None):
+    """[3, 3] rotation, [K] weights -> [K, 3, 3] rotations by weight x its angle about the same axis. axis_angle:
+    r's `rotation_axis_angle` where the caller has it already (None: found here)."""
     xp = namespace(r)
-    axis, angle = rotation_axis_angle(r)  # the axis zero for the identity: every level is then exactly I
+    # the axis zero for the identity: every level is then exactly I
+    axis, angle = rotation_axis_angle(r) if axis_angle is None else axis_angle
     zero = xp.zeros_like(axis[0])
     kx = xp.stack([zero, -axis[2], axis[1], axis[2], zero, -axis[0], -axis[1], axis[0], zero]).reshape(3, 3)
     a = asarray_like(weights, r)[:, None, None] * angle
@@ -1443,10 +1446,12 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     parts_r.append(r_g[None])
     parts_s.append(xp.ones_like(eye[0, :1]))
     # torso levels
-    r_t = scaled_rotations(r_g, rig.torso_weights)
+    axis_g, angle_g = rotation_axis_angle(r_g)  # (once: the torso levels' turns and their rows' spread)
+    r_t = scaled_rotations(r_g, rig.torso_weights, (axis_g, angle_g))
     parts_d.append(xp.concat([xp.zeros_like(r_t), r_t - eye], -1))
     parts_r.append(r_t)
-    parts_s.append(xp.ones_like(r_t[:, 0, 0]) if rig.torso_spread is None else torso_level_scales(rig, r_g))
+    parts_s.append(xp.ones_like(r_t[:, 0, 0]) if rig.torso_spread is None else
+                   torso_level_scales(rig, axis_g * angle_g))  # (rotation_vector's product)
     # jaw levels and eyes: p' = R_g (R (p - c) + c) -> constant column R_g c - R_g R c
     w_j = asarray_like(rig.jaw_weights, disp)
     # the synthetic lower levels: at least the lower lip's drop as a turn, all of it from the lip line down
