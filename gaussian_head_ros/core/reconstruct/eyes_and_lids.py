@@ -50,18 +50,29 @@ def eyeball_gaussians(cfg, scene, V, rest_gaze, eye_cols, mpp: float, eye_px, me
     -> GaussianBatch or None."""
 
     seen = turn_views(cfg, scene, V, rest_gaze, mpp, eye_px, eye_sclera, eye_iris)
+    # the cap also backs the photo's iris, inside its rim by as far as the inset cap slides under it at the widest turn,
+    # in the photo's colours there: turned 0.45-0.6 rad, the iris's discs part along their rows and showed the eyeball's
+    # dark inside through diagonal cracks (obama_speech's right eye, whose iris disc takes in its light sclera)
+    slide = int(np.ceil(cfg.eyeball.cap_inset_m * np.sin(DriveConfig().gaze_max_rad) / mpp))
+    deep_iris = cv2.erode(eye_iris.astype(np.uint8), np.ones((2 * slide + 1, 2 * slide + 1), np.uint8)).astype(bool)
 
-    def hidden_at_rest(p, cap, e):  # by the lids or the sclera's light, not by the turning iris; seen in some turn
+    def hidden_at_rest(p, cap, e):  # by the lids, the sclera's light or the iris; seen in some turn
         i, j, z, inside = scene.project(p)
         behind = ~eye_px[i, j] & (z > front[i, j] + 0.0005)
-        return inside & mesh_px[i, j] & (lid_band[i, j] | eye_sclera[i, j] | behind) & seen(cap, e)
+        return inside & mesh_px[i, j] & (lid_band[i, j] | eye_sclera[i, j] | deep_iris[i, j] | behind) & seen(cap, e)
 
-    def behind_the_iris(p):
+    def behind_the_iris(p):  # painted sclera under the iris's rim (a painted iris there trailed it as a dark arc) and
+        # under the photo's sclera: a painted iris reaching past the photo's (its rest gaze's disc a little off the iris
+        # pixels) came round in a far look as thin dark arcs in the white (obama_speech's right eye at 0.45-0.6 rad)
         i, j, _, inside = scene.project(p)
-        return inside & eye_iris[i, j]
+        return inside & ((eye_iris[i, j] & ~deep_iris[i, j]) | eye_sclera[i, j])
 
     eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_at_rest,
                                  behind_iris=behind_the_iris)
+    if eyeball is not None:
+        i, j, _, inside = scene.project(eyeball.means)
+        under = inside & deep_iris[i, j]
+        eyeball.colors[under] = scene.photo[i[under], j[under]]
     return eyeball
 
 
