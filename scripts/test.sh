@@ -31,7 +31,7 @@ fi
 # that name test files or folders, `-n N` and GHR_TEST_WORKERS run one pytest over what was asked. GHR_TEST_WORKERS=2
 # is pytest-xdist (each module whole on one of two workers), whose timed node tests failed 3 of them in 1 of 2
 # fresh-clone runs (s43).
-CPU_MODULES=(avatar_format brow_strip cli_help corner_shade creases display drive evaluate expression_codec eye_colours eyes
+CPU_MODULES=(avatar_format brow_strip cli_help corner_shade creases display drive evaluate expression_codec eye_colours eyeball_cap eyes
              face_regions facemesh field_inputs frametrace idle imageio_control iris landmarks lashes lip_margin
              living_face living_face_metrics lower_face metrics model module_boundaries native_log operator_basis pacing
              packaging photo_detail process_memory python_api reconstruct render_backends swap tracking train viewer_export)

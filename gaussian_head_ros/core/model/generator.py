@@ -134,7 +134,9 @@ PUPIL_RATIO = 0.4  # pupil radius / iris radius (eyeballs.EyeballConfig.pupil_ra
 PUPIL_RGB = (0.05, 0.04, 0.04)
 INIT_OPACITY_LOGIT = 2.0  # logit opacity every Gaussian starts from (0.88)
 HIDDEN_LOGIT = -12.0  # logit opacity of head-surface Gaussians that would cover the face (opacity 6e-6)
-EYE_CAP_DEG = 75.0  # half-angle of the eyeball cap about the forward direction (eyeballs.EyeballConfig.cap_deg)
+# half-angle of the learned eyeball cap about the forward direction (mesh_fit's own cap, eyeballs.EyeballConfig.cap_deg,
+# was this until session 64; it now keeps what turns bring into view, eyeballs.seen_in_turns)
+EYE_CAP_DEG = 75.0
 # Regions of unbound anchors whose unseen colour has its own prior (`GaussianGenerator.unseen_prior`):
 REGION_CROWN = 1  # head-surface points above HAIR_Y_M (canonical, above the forehead landmark): where the photo
 HAIR_Y_M = -0.065  # shows the hair colour (mesh_fit takes it from the rim above the forehead likewise)

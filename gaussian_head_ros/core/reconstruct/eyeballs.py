@@ -49,8 +49,17 @@ class EyeballConfig:
     little)."""
 
     radius_m: float = eyes.EYEBALL_RADIUS_M  # eyeball radius (the driver uses the same)
-    spacing_m: float = 0.0006  # Gaussian spacing on the painted (hidden at rest) eyeball
-    cap_deg: float = 75.0  # half-angle of the painted cap about the forward direction (covers gaze_max)
+    spacing_m: float = 0.00085  # Gaussian spacing on the painted (hidden at rest) eyeball
+    # half-angle of the painted cap's candidate points about each eye's rest gaze; of them only those some turn of the
+    # eye and lids brings into view are kept (`seen_in_turns`). A cap of 75 deg about the head's forward direction,
+    # all of it kept where hidden at rest, left a thin dark seam in far looks (business_person, lp_d9, obama_speech at
+    # yaw 0.45-0.6 off the rest gaze: the turned cap's edge inside the place the iris left; sclera63, session 63)
+    cap_deg: float = 130.0
+    # seen_in_turns: the eye's turns sampled this finely (rad) over the driver's limit (deform.DriveConfig.gaze_max_rad),
+    # and the eye opening grown by this much (metres) for a view from another head pose and for the lids' own motion
+    # with an expression (a turned view sees through the opening points ~1 mm off those the photo's rays meet)
+    turn_step_rad: float = 0.05
+    turn_margin_m: float = 0.001
     pupil_ratio: float = 0.4  # pupil radius / iris radius
     sclera_rgb: tuple[float, float, float] = (0.78, 0.74, 0.72)  # when the photo shows no sclera
     # The painted (hidden at rest) sclera: the median of this brightest share of the sclera ring (opening_colours).
@@ -142,7 +151,7 @@ class EyeballConfig:
 
     def validate(self) -> None:
         """Raise ValueError, naming the field, for a config the eyeballs cannot be built from: lit_sclera_share not
-        in (0, 1] (_check_share), a radius, spacing or cap angle that is not > 0, a pupil ratio not in (0, 1), fewer
+        in (0, 1] (_check_share), a radius, spacing, cap angle or turn step that is not > 0, a turn_margin_m < 0, a pupil ratio not in (0, 1), fewer
         than 1 pixel to measure a colour on or 1 column to measure the lid's shadow on, a sclera_level not in [0, 1], an iris_reach or skin_red not > 0, a
         shade_range not 0 < lo <= 1 <= hi, a shade_falloff not finite, a cap_inset_m not in [0, radius_m), a
         catchlight_level, catchlight_min, catchlight_lag, catchlight_reach or iris_shadow_level not in [0, 1], a
@@ -150,7 +159,7 @@ class EyeballConfig:
         Checked when made: lit_sclera_share 0 or above 1 failed only deep in a
         reconstruction (review18, s18)."""
         _check_share("EyeballConfig.lit_sclera_share", self.lit_sclera_share)
-        for name in ("radius_m", "spacing_m", "cap_deg"):
+        for name in ("radius_m", "spacing_m", "cap_deg", "turn_step_rad"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"EyeballConfig.{name} must be > 0, got {v!r}")
@@ -181,6 +190,8 @@ class EyeballConfig:
             raise ValueError(f"EyeballConfig.catchlight_lift_m must be >= 0, got {self.catchlight_lift_m!r}")
         if not (np.isfinite(self.cap_inset_m) and 0.0 <= self.cap_inset_m < self.radius_m):
             raise ValueError(f"EyeballConfig.cap_inset_m must be in [0, radius_m), got {self.cap_inset_m!r}")
+        if not (np.isfinite(self.turn_margin_m) and self.turn_margin_m >= 0):
+            raise ValueError(f"EyeballConfig.turn_margin_m must be >= 0, got {self.turn_margin_m!r}")
         if not (np.isfinite(self.sclera_behind_m) and 0.0 <= self.sclera_behind_m < self.radius_m):
             raise ValueError(f"EyeballConfig.sclera_behind_m must be in [0, radius_m), got {self.sclera_behind_m!r}")
 
@@ -535,19 +546,23 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
     its pixel landmarks): pupil and iris about each eye's rest gaze with the
     photo's iris radius (pixels x metres_per_px, as seen along the rest gaze on the inset cap), the lit sclera
     elsewhere (colours["sclera_lit"], eye_colours;
-    colours["sclera"] when absent), on a sphere cfg.cap_inset_m inside the eyeball's. keep(points [M, 3]) -> [M] bool
-    selects which to keep by their places on the eyeball's sphere (radius cfg.radius_m, where the photo's eye pixels
-    lie: the mesh_fit caller keeps those the photo's turning iris does not cover at rest, so the cap fills what the
-    turned iris leaves). behind_iris(points [M, 3], on the inset cap) -> [M] bool: those the photo's own iris covers at
+    colours["sclera"] when absent), on a sphere cfg.cap_inset_m inside the eyeball's, cfg.cap_deg about each eye's rest
+    gaze (cap_points turned by eyes.gaze_rotations). keep(points [M, 3], cap [M, 3], e) -> [M] bool selects which to
+    keep of eye e (0 the subject's right) by their places on the eyeball's sphere (points, radius cfg.radius_m, where
+    the photo's eye pixels lie) and on the inset cap (cap, where they are drawn): the mesh_fit caller keeps those the
+    photo's turning iris does not cover at rest and some turn brings into view (seen_in_turns), so the cap fills what
+    the turned iris leaves. behind_iris(points [M, 3], on the inset cap) -> [M] bool: those the photo's own iris covers at
     rest are painted sclera, not iris (the painted iris is wider on the inset cap than the photo's iris on the sphere:
     turned, its rim trailed the photo's iris as a dark arc, two_children x eyeLookOutLeft 1)."""
     v = np.asarray(vertices, np.float64)
     centres = eyes.eyeball_centres(v, rest_gaze, cfg.radius_m)
     rest = eyes.gaze_directions(rest_gaze)  # [2, 3]
-    dirs = cap_points(cfg.spacing_m, cfg.radius_m, cfg.cap_deg)
+    about = eyes.gaze_rotations(rest_gaze, np.zeros((2, 2)), np.pi, like=v)  # [2, 3, 3] forward -> each rest gaze
+    forward = cap_points(cfg.spacing_m, cfg.radius_m, cfg.cap_deg)
     sclera = colours.get("sclera_lit", colours["sclera"])
     batches = []
     for e in range(2):
+        dirs = forward @ about[e].T
         pts = centres[e] + (cfg.radius_m - cfg.cap_inset_m) * dirs
         ang = np.arccos(np.clip(dirs @ rest[e], -1, 1))  # from the rest gaze
         iris_rad = np.arcsin(min(0.95, colours["iris_radius_px"][e] * metres_per_px / cfg.radius_m))
@@ -583,8 +598,45 @@ def eyeball_completion(vertices: np.ndarray, rest_gaze: np.ndarray, colours: dic
                        np.where((t_iris < 1.0)[:, None],
                                 colours["iris"][e] * (1.0 - 0.25 * np.clip(t_iris - 0.7, 0, 0.3) / 0.3)[:, None],  # limbus
                                 scl))
-        sel = keep(centres[e] + cfg.radius_m * dirs) if keep is not None else np.ones(len(pts), bool)
+        sel = keep(centres[e] + cfg.radius_m * dirs, pts, e) if keep is not None else np.ones(len(pts), bool)
         batches.append(surface_discs(pts[sel], dirs[sel], np.clip(col[sel], 0, 1), np.full(int(sel.sum()),
                                      0.75 * cfg.spacing_m), None, PART_EYE))
     batches = [b for b in batches if len(b)]
     return GaussianBatch.concat(batches) if batches else None
+
+
+def seen_in_turns(cap: np.ndarray, centre: np.ndarray, camera: np.ndarray, rotations: np.ndarray, lid_turns: np.ndarray,
+                  project, upper: np.ndarray, lower: np.ndarray, static: np.ndarray, taper: np.ndarray) -> np.ndarray:
+    """[M] bool: which points of one eye's painted cap (cap [M, 3], head frame, metres, at rest) some turn of the eye
+    brings into the source camera's view (camera [3] its centre, head frame) through the eye's opening. For each turn
+    (rotations [T, 3, 3] about the eyeball's centre [3], eyes.gaze_rotations; lid_turns [T, 2] the (upper, lower) lid's
+    turn about the head frame's x axis through that centre that goes with it, rad, down positive: deform.lid_turns'
+    coupling) a turned point is seen where it faces the camera, lies below the upper lid (undone by the upper lid's turn
+    x taper[j] at its pixel column j, it projects into upper [S, S] bool, the opening as far up as the widest lid goes),
+    above the lower lid (undone likewise, into lower [S, S] bool) and not behind the photo's sclera, which stays at
+    rest (static [S, S] bool). project(points [K, 3]) -> (row i [K], column j [K], depth [K], inside [K]): the source
+    camera's (completion.Scene.project). taper [S] the share of its eye's lid turn the lid at each pixel column takes
+    (deform._lid_taper: none at the corners, all at the middle).
+
+    Why: a cap wider than what turns can show costs the photo layer's detail budget (mesh_fit gives the photo layer
+    what the completion leaves): 85 deg about the rest gaze, all kept where hidden at rest, removed the far looks'
+    seams but took ~1.2 k Gaussians out of the photo's detail (lp_d9's head PSNR at rest -0.31 dB; sclera63, session
+    63), while 75 deg about the head's forward direction left them."""
+    q = np.asarray(cap, np.float64) - centre  # [M, 3] about the eyeball's centre
+    seen = np.zeros(len(q), bool)
+    for rot, (up, lo) in zip(np.asarray(rotations, np.float64), np.asarray(lid_turns, np.float64)):
+        todo = ~seen
+        if not todo.any():
+            break
+        p = q[todo] @ rot.T  # [K, 3] turned
+        facing = np.einsum("kc,kc->k", p, camera - centre - p) > 0
+        i, j, _, inside = project(centre + p)
+        ok = facing & inside & ~static[i, j]
+        a = taper[j]
+        for turn, mask in ((up, upper), (lo, lower)):
+            ca, sa = np.cos(-turn * a), np.sin(-turn * a)  # undo the lid's turn (about x): its opening at rest
+            back = np.stack([p[:, 0], ca * p[:, 1] - sa * p[:, 2], sa * p[:, 1] + ca * p[:, 2]], 1)
+            bi, bj, _, bin_ = project(centre + back)
+            ok &= bin_ & mask[bi, bj]
+        seen[np.flatnonzero(todo)[ok]] = True
+    return seen

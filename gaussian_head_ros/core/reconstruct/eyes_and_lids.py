@@ -8,12 +8,15 @@ MeshFitConfig."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_STATIC
 from gaussian_head_ros.core.colour import LUMA
+from gaussian_head_ros.core.deform import DriveConfig
 from gaussian_head_ros.core.reconstruct.builder import surface_discs
-from gaussian_head_ros.core.reconstruct.eyeballs import catchlights, eyeball_completion, eyeball_parts
+from gaussian_head_ros.core.reconstruct.eyeballs import catchlights, eyeball_completion, eyeball_parts, seen_in_turns
 from gaussian_head_ros.core.reconstruct.eyelids import (carry_by_margin, closed_lid_photo, closed_lid_skin, fold_lashes,
                                                          fold_shade, margin_binding, skin_luminance, upper_orbit)
 
@@ -46,18 +49,72 @@ def eyeball_gaussians(cfg, scene, V, rest_gaze, eye_cols, mpp: float, eye_px, me
     see them at rest: by the lids or the sclera's light, not by the turning iris; front [S, S] the surface's camera z
     -> GaussianBatch or None."""
 
-    def hidden_at_rest(p):  # by the lids or the sclera's light, not by the turning iris
+    seen = turn_views(cfg, scene, V, rest_gaze, mpp, eye_px, eye_sclera, eye_iris)
+    # the cap also backs the photo's iris, inside its rim by as far as the inset cap slides under it at the widest turn,
+    # in the photo's colours there: turned 0.45-0.6 rad, the iris's discs part along their rows and showed the eyeball's
+    # dark inside through diagonal cracks (obama_speech's right eye, whose iris disc takes in its light sclera)
+    slide = int(np.ceil(cfg.eyeball.cap_inset_m * np.sin(DriveConfig().gaze_max_rad) / mpp))
+    deep_iris = cv2.erode(eye_iris.astype(np.uint8), np.ones((2 * slide + 1, 2 * slide + 1), np.uint8)).astype(bool)
+
+    def hidden_at_rest(p, cap, e):  # by the lids, the sclera's light or the iris; seen in some turn
         i, j, z, inside = scene.project(p)
         behind = ~eye_px[i, j] & (z > front[i, j] + 0.0005)
-        return inside & mesh_px[i, j] & (lid_band[i, j] | eye_sclera[i, j] | behind)
+        return inside & mesh_px[i, j] & (lid_band[i, j] | eye_sclera[i, j] | deep_iris[i, j] | behind) & seen(cap, e)
 
-    def behind_the_iris(p):
+    def behind_the_iris(p):  # painted sclera under the iris's rim (a painted iris there trailed it as a dark arc) and
+        # under the photo's sclera: a painted iris reaching past the photo's (its rest gaze's disc a little off the iris
+        # pixels) came round in a far look as thin dark arcs in the white (obama_speech's right eye at 0.45-0.6 rad)
         i, j, _, inside = scene.project(p)
-        return inside & eye_iris[i, j]
+        return inside & ((eye_iris[i, j] & ~deep_iris[i, j]) | eye_sclera[i, j])
 
     eyeball = eyeball_completion(V, rest_gaze, eye_cols, mpp, cfg.eyeball, keep=hidden_at_rest,
                                  behind_iris=behind_the_iris)
+    if eyeball is not None:
+        i, j, _, inside = scene.project(eyeball.means)
+        under = inside & deep_iris[i, j]
+        eyeball.colors[under] = scene.photo[i[under], j[under]]
     return eyeball
+
+
+def turn_views(cfg, scene, V, rest_gaze, mpp: float, eye_px, eye_sclera, eye_iris):
+    """seen(cap [M, 3], e) -> [M] bool: which points of eye e's painted cap (head frame, at rest) some turn of the eye
+    within the driver's limit brings into the source camera's view (eyeballs.seen_in_turns), the lids turning with it
+    (the driver's coupling) and the upper lid opening up to its widest (deform.DriveConfig: gaze_max_rad,
+    lid_follow_upper / _lower, lid_max_open, the defaults mesh_fit builds the rig with). eye_px, eye_sclera, eye_iris
+    [S, S] bool over the source camera's crop (eye_parts); V [478, 3] the template as the photo shows it, rest_gaze
+    [2, 2] its gaze, mpp metres per pixel. The opening is the eyeball's pixels' (iris and sclera) per column, grown by
+    cfg.eyeball.turn_margin_m; the photo's sclera, which stays, hides what lies behind it (shrunk by that margin)."""
+    ecfg, dcfg = cfg.eyeball, DriveConfig()
+    grow = max(0, int(round(ecfg.turn_margin_m / mpp)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    core = eye_iris | eye_sclera
+    rows = np.arange(core.shape[0])[:, None]
+    cols = core.any(0)
+    top = np.where(cols, core.argmax(0), core.shape[0])  # [S] the opening's top row per column (S: none)
+    bottom = np.where(cols, core.shape[0] - 1 - core[::-1].argmax(0), -1)
+    gap = np.where(eye_px.any(0), eye_px.shape[0] - eye_px[::-1].argmax(0) - eye_px.argmax(0), 0).astype(np.float64)
+    rise = (dcfg.lid_max_open - 1.0) * gap  # the upper lid at its widest opening, pixels up
+    upper = cv2.dilate((cols & (rows >= top - rise)).astype(np.uint8), disc).astype(bool)
+    lower = cv2.dilate((cols & (rows <= bottom)).astype(np.uint8), disc).astype(bool)
+    static = cv2.erode(eye_sclera.astype(np.uint8), disc).astype(bool)
+    centres = eyes.eyeball_centres(np.asarray(V, np.float64), rest_gaze, ecfg.radius_m)
+    _, split, _, _ = scene.project(centres.mean(0, keepdims=True))  # the column between the eyes
+    side = np.arange(core.shape[1]) >= split[0]
+    taper = np.zeros(core.shape[1])
+    for s in (~side, side):  # each eye's gap over its widest (deform._lid_taper: the rest height over the middle's)
+        if (gap[s] > 0).any():
+            taper[s] = gap[s] / gap[s].max()
+    n = int(np.ceil(2 * dcfg.gaze_max_rad / ecfg.turn_step_rad)) + 1
+    off = np.linspace(-dcfg.gaze_max_rad, dcfg.gaze_max_rad, n)
+    d = np.stack(np.meshgrid(off, off, indexing="ij"), -1).reshape(-1, 1, 2)  # [T, 1, 2] (yaw, pitch) from the rest
+    rot = eyes.gaze_rotations(np.asarray(rest_gaze, np.float64) + d, rest_gaze, dcfg.gaze_max_rad, like=off)
+    lids = np.stack([dcfg.lid_follow_upper * d[:, 0, 1], dcfg.lid_follow_lower * d[:, 0, 1]], 1)  # [T, 2]
+    camera = scene.centre
+
+    def seen(cap, e):
+        return seen_in_turns(cap, centres[e], camera, rot[:, e], lids, scene.project, upper, lower, static, taper)
+
+    return seen
 
 
 def catchlight_discs(cfg, colours, eye_core, landmarks_px, eye_cols, pts, nrm, centre, mpp: float):
