@@ -256,6 +256,7 @@ def test_auto_without_a_cuda_driver_does_not_import_torch():
     resident on the loaded 2-core machine, load ~45, the face display the 'waiting' placeholder meanwhile; user23,
     s23). Without the driver's CUDA library it picks cpu and torch stays unimported (in a fresh interpreter: this
     test process has torch loaded already)."""
+    import subprocess
     import sys
 
     from gaussian_head_ros.core.render.gsplat_backend import cuda_driver_present
