@@ -70,9 +70,12 @@ class _Tree:
         return int(avatar.num_gaussians)
 
     def kernel(self) -> str | None:
-        """Path of the compiled rasterizer this tree loaded (as the process maps it), None if it has none."""
+        """Path of the compiled rasterizer this tree loaded (as the process maps it), None if it has none (a tree
+        from before src/raster, such as 715d95a: its cpu backend is numba's, with no `available`)."""
         from gaussian_head_ros.core.render import cpu_backend
 
+        if not hasattr(cpu_backend, "available"):
+            return None
         if not cpu_backend.available():
             return None
         cpu_backend.kernel_isa()  # loaded
