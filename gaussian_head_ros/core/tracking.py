@@ -167,11 +167,12 @@ def check_landmarker_task(path: str, what: str, blendshapes: bool = False, other
     if not os.path.isfile(full):
         raise ValueError(f"{what} {full} {'not found' if not os.path.exists(full) else 'is not a file'}; {give}")
     kind = file_kind(full)  # a .tflite carries its metadata as a zip at its end: is_zipfile takes it for one
-    if kind == TASK and not zipfile.is_zipfile(full):  # a bundle's start without its zip directory at the end: said
+    is_zip = zipfile.is_zipfile(full)  # (reads the file's end: once)
+    if kind == TASK and not is_zip:  # a bundle's start without its zip directory at the end: said
         # to be 'a MediaPipe model bundle (.task), not a FaceLandmarker .task bundle' (cli63, a download stopped early)
         raise ValueError(f"{what} {full} is a MediaPipe model bundle cut short ({os.path.getsize(full)} bytes, no zip "
                          f"directory at its end: a download or copy that stopped early); download it again, or {give}")
-    if kind not in (None, TASK) or not zipfile.is_zipfile(full):  # a MediaPipe Tasks bundle is a zip
+    if kind not in (None, TASK) or not is_zip:  # a MediaPipe Tasks bundle is a zip
         single = " (one model, a face detector's maybe: the landmarker needs the bundle)" if kind == TFLITE else ""
         raise ValueError(f"{what} {full} is {kind or 'no zip of MediaPipe models'}{single}, not a FaceLandmarker .task "
                          f"bundle; {give}")

@@ -1004,8 +1004,10 @@ class ReconstructionNode(Node):
     # diagnostics
 
     def _publish_diagnostics(self) -> None:
-        for name, topic in list(self.unheard_publishers):  # those that left are forgotten (said again if they return)
-            if name not in best_effort_publishers(self, topic):
+        unheard = list(self.unheard_publishers)  # (a callback may add to it meanwhile)
+        on_graph = {topic: best_effort_publishers(self, topic) for _, topic in unheard}  # the graph asked once a topic
+        for name, topic in unheard:  # those that left are forgotten (said again if they return)
+            if name not in on_graph[topic]:
                 self.unheard_publishers.pop((name, topic), None)
         message = self.state
         if self.state.startswith("no reconstructor"):

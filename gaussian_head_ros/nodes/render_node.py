@@ -240,6 +240,11 @@ def smaller_avatar_advice(num_gaussians: int, reconstructor: str = "") -> str:
             "applies to the next photo reconstructed)")
 
 
+def _machine_load() -> str:
+    """'load L on C CPUs': the 1-minute load average and the CPU count, as the rate lines say the machine's load."""
+    return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count() or 1} CPUs"
+
+
 class RenderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("render_node", **kwargs)
@@ -930,10 +935,9 @@ class RenderNode(Node):
         mean_ms = float(np.mean(frame_ms)) if frame_ms else 0.0
         cpu = float(np.mean(cpu_ms)) if len(cpu_ms) else 0.0
         if mean_ms > 0 and 1e3 / mean_ms < target_fps and 0 < cpu and 1e3 / cpu >= target_fps:  # waited for a CPU
-            load, cpus = os.getloadavg()[0], os.cpu_count() or 1
             why = (f"; a {size[0]}x{size[1]} frame takes {mean_ms:.1f} ms to draw and publish here, of which {cpu:.1f} "
                    f"ms of this node's CPU time (~{1e3 / cpu:.0f} FPS on a CPU of its own): the rest it waits for a "
-                   f"CPU that the machine's other work holds (load {load:.1f} on {cpus} CPUs); fewer processes beside "
+                   f"CPU that the machine's other work holds ({_machine_load()}); fewer processes beside "
                    "it, or a higher priority for this node, bring the rate back")
         elif mean_ms > 0 and 1e3 / mean_ms < target_fps:
             shown = self.drawing
@@ -958,10 +962,9 @@ class RenderNode(Node):
             self._kept_up_since = now
         if now - max(self._kept_up_since, self._asked[1]) < RATE_SHOWN_S:
             return
-        load, cpus = os.getloadavg()[0], os.cpu_count() or 1
         self.get_logger().info(
             f"the display keeps up again: rendering {rate:.1f} FPS of the {target_fps:g} FPS asked (backend "
-            f"{self.backend}, {size[0]}x{size[1]}; load {load:.1f} on {cpus} CPUs): the shortfall said "
+            f"{self.backend}, {size[0]}x{size[1]}; {_machine_load()}): the shortfall said "
             f"{now - self._short_said_at:.0f} s ago is over")
         self._short_said, self._kept_up_since = (), None
         self._asked = (self._asked[0], now)  # a shortfall from here on is said after a whole window of it
