@@ -1104,12 +1104,13 @@ def lid_turns(rig: "Rig", gaze, cfg: DriveConfig):
     dp = np.clip(g[:, 1] - rest[:, 1], -cfg.gaze_max_rad, cfg.gaze_max_rad)
     if not np.any(np.abs(dp) > REST_GAZE_TOL_RAD):
         return None
-    return _lid_follow(dp, cfg)
+    return lid_follow(dp, cfg)
 
 
-def _lid_follow(dpitch: np.ndarray, cfg: DriveConfig) -> np.ndarray:
-    """Eye turns dpitch [2] rad (down positive) -> the lids' turns [2, 2] (upper, lower) per eye: the follow
-    fractions of the lid-eye coupling (`lid_turns`, `coupled_lid_ratio`)."""
+def lid_follow(dpitch: np.ndarray, cfg: DriveConfig) -> np.ndarray:
+    """Eye turns dpitch [N] rad (down positive; N = 2, one per eye, or any number of turns) -> the lids' turns [N, 2]
+    (upper, lower): the follow fractions of the lid-eye coupling (`lid_turns`, `coupled_lid_ratio`, and mesh_fit's
+    painted eyeball cap: eyes_and_lids.turn_views)."""
     return np.stack([cfg.lid_follow_upper * dpitch, cfg.lid_follow_lower * dpitch], 1)
 
 
@@ -1123,7 +1124,7 @@ def coupled_lid_ratio(verts: np.ndarray, centres: np.ndarray, dpitch, cfg: Drive
     cfg = cfg or DriveConfig()
     v = np.asarray(verts, np.float64)
     dp = np.asarray(dpitch, np.float64).reshape(2)
-    turns = _lid_follow(dp, cfg)  # as lid_turns
+    turns = lid_follow(dp, cfg)  # as lid_turns
     moved = v + retarget_eyelids(v, np.zeros_like(v), np.ones(2), turns, centres, cfg)  # the driver's rule
     return eyelid_ratios(moved, moved - v)[list(LID_MID)]
 

@@ -14,7 +14,7 @@ import numpy as np
 from gaussian_head_ros.core import eyes
 from gaussian_head_ros.core.avatar import PART_EYE, PART_FACE, PART_STATIC
 from gaussian_head_ros.core.colour import LUMA
-from gaussian_head_ros.core.deform import DriveConfig
+from gaussian_head_ros.core.deform import DriveConfig, lid_follow
 from gaussian_head_ros.core.reconstruct.builder import surface_discs
 from gaussian_head_ros.core.reconstruct.eyeballs import catchlights, eyeball_completion, eyeball_parts, seen_in_turns
 from gaussian_head_ros.core.reconstruct.eyelids import (carry_by_margin, closed_lid_photo, closed_lid_skin, fold_lashes,
@@ -108,7 +108,7 @@ def turn_views(cfg, scene, V, rest_gaze, mpp: float, eye_px, eye_sclera, eye_iri
     off = np.linspace(-dcfg.gaze_max_rad, dcfg.gaze_max_rad, n)
     d = np.stack(np.meshgrid(off, off, indexing="ij"), -1).reshape(-1, 1, 2)  # [T, 1, 2] (yaw, pitch) from the rest
     rot = eyes.gaze_rotations(np.asarray(rest_gaze, np.float64) + d, rest_gaze, dcfg.gaze_max_rad, like=off)
-    lids = np.stack([dcfg.lid_follow_upper * d[:, 0, 1], dcfg.lid_follow_lower * d[:, 0, 1]], 1)  # [T, 2]
+    lids = lid_follow(d[:, 0, 1], dcfg)  # [T, 2] (upper, lower): the driver's lid-eye coupling
     camera = scene.centre
 
     def seen(cap, e):
