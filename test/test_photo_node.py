@@ -139,8 +139,8 @@ def test_a_late_robot_gets_the_operators_photo_and_its_verdicts_are_said(graph, 
         assert "avatar for 'eileen' unchanged" in sender.log(), logs()
         if "the robot is busy" in sender.log():  # (not when the portrait was done within the set_parameters call)
             assert _latest(graph)["accepted"] == "1", _latest(graph)
-            assert "the robot finished the photo sent before this one first (avatar for 'eileen' unchanged" \
-                in sender.log(), logs()
+            assert (f"the robot finished {PORTRAIT}, the photo sent before this one, first (avatar for 'eileen' "
+                    "unchanged") in sender.log(), logs()
             assert "the robot accepted wall.png" not in sender.log(), logs()
         assert sender.alive() and robot.alive()
         assert sender.stop(signal.SIGINT, timeout=20.0) == 0 and "Traceback" not in sender.log(), sender.log()[-3000:]
@@ -338,6 +338,54 @@ def test_a_busy_robot_is_said_with_the_photo_that_waits(rclpy_context):
         node._on_status(status)
         assert node.state == ("the robot is busy (lp_d9_woman_turned.jpg waits): a reconstruction is running; this "
                               "photo follows it (a newer one replaces it)"), node.state
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("verdict_first", [False, True])
+def test_a_photos_verdict_is_its_own_when_the_one_before_finished_around_its_busy(rclpy_context, tmp_path,
+                                                                                  verdict_first):
+    """The portrait set again, then a photo of a wall 17 ms later: the robot said the portrait's verdict (unchanged)
+    and then BUSY for the wall (its worker still busy after sending that verdict), then refused the wall. The node
+    waited after the BUSY for the portrait's verdict and took the wall's refusal for it: 'the robot finished the photo
+    sent before this one first (no face found ...)', the wall's verdict never said (CI on 133ca7f, session 64). Either
+    order: the portrait's verdict is said as the photo before's, the wall's refusal as the wall's.
+    In-process: the node's status callback fed the robot's statuses."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from gaussian_head_ros.msg import AvatarStatus
+    from gaussian_head_ros.nodes.photo_node import PhotoNode, read_photo
+    from PIL import Image
+
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(wall)
+    node = PhotoNode()
+    lines = []
+    node.get_logger().info = lambda text, **kw: lines.append(text)  # noqa: E731 (what the node says)
+    try:
+        node._send(read_photo(shared("portraits", PORTRAIT)), "eileen")
+        portrait_sent = node.sent_ns
+        node._send(read_photo(str(wall)), "eileen")
+        assert node.sent_ns > portrait_sent
+        made = TimeMsg(sec=node.sent_ns // 10**9 + 1)
+
+        def status(code, about_ns, message):
+            st = AvatarStatus(code=code, ok=code == AvatarStatus.OK, operator_id="eileen", message=message,
+                              photo_stamp=TimeMsg(sec=about_ns // 10**9, nanosec=about_ns % 10**9))
+            st.header.frame_id, st.header.stamp = "eileen", made
+            node._on_status(st)
+
+        unchanged = "avatar for 'eileen' unchanged: this photo has the pixels of the one the published avatar was made from"
+        busy = "a reconstruction is running; this photo follows it (a newer one replaces it)"
+        steps = [(AvatarStatus.OK, portrait_sent, unchanged), (AvatarStatus.BUSY, node.sent_ns, busy)]
+        for code, about, message in (steps if verdict_first else steps[::-1]):
+            status(code, about, message)
+        assert node.verdict == "" and node.counts["accepted"] == 0, (node.verdict, node.counts)
+        assert any(line.startswith(f"the robot finished {PORTRAIT}, the photo sent before this one, first "
+                                   f"({unchanged}); wall.png follows") for line in lines), lines
+        status(AvatarStatus.NO_FACE, node.sent_ns, "no face found in the photo")
+        assert node.verdict == "the robot refused wall.png (no_face): no face found in the photo", node.verdict
+        assert node.level == DiagnosticStatus.WARN and node.counts["refused_by_robot"] == 1, (node.level, node.counts)
     finally:
         node.destroy_node()
 

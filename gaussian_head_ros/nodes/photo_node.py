@@ -20,7 +20,10 @@ refused (no face, face too small, ...): a status whose header.frame_id is the ph
 from an earlier photo of the same operator that arrives when this node discovers a robot already running, is
 said as such (with how much older), not taken as the verdict: the hosts' clocks must agree (chrony/NTP, as tf
 across hosts needs too). After a BUSY status (the robot was reconstructing an earlier photo when this one came)
-the next verdict it sends is that earlier photo's, and is said as such even under the same operator id. A photo
+the next verdict it sends without this photo's stamp is that earlier photo's, and is said as such even under the
+same operator id; the verdict on the photo this node sent just before this one (its stamp and id) is said as that
+photo's whenever it comes, before or after the BUSY (the robot's worker may still be busy for a moment after it
+sent it). A photo
 that another sender's newer photo replaced on the robot before it was reconstructed gets the robot's SUPERSEDED
 status, said as its verdict (WARN); a refusal from the robot's display (render_node refuses an avatar above its
 max_gaussians, a robot-side limit: INTERNAL_ERROR for the avatar's operator id, photo_stamp zero) is said as the
@@ -159,6 +162,7 @@ class PhotoNode(Node):
         self.frame_id = ""
         self.sent_at = 0.0  # monotonic time of the last send
         self.sent_ns = 0  # its header.stamp, ns
+        self.previous: tuple[int, str, str] = (0, "", "")  # the photo sent before: header.stamp ns, frame_id, file name
         self.acked = False  # every reconstruction node subscribed had the last photo
         self.no_robot_said = 0.0
         # no photo to send is no fault (the robot's own photo_path or cached avatar gives the face): OK, saying how to
@@ -237,6 +241,8 @@ class PhotoNode(Node):
         self.get_logger().error(self.state)
 
     def _send(self, photo: Photo, operator_id: str) -> None:
+        if self.photo is not None:
+            self.previous = (self.sent_ns, self.frame_id, Path(self.photo.path).name)
         self.photo, self.frame_id = photo, operator_id or Path(photo.path).stem
         msg = CompressedImage(format=photo.format, data=photo.data)
         now = self.get_clock().now()
@@ -324,13 +330,18 @@ class PhotoNode(Node):
                               f"when it restarts")
                 self.get_logger().warning(self.state)
             return
-        if self.behind and made >= self.sent_ns and msg.code != AvatarStatus.BUSY:
+        before = about and (about, msg.header.frame_id) == self.previous[:2]  # the verdict on this node's photo before
+        if msg.code != AvatarStatus.BUSY and (before or (self.behind and made >= self.sent_ns and about != self.sent_ns)):
             # the reconstruction that was running when this photo came (its BUSY said so) has ended: this is that
             # photo's verdict, whoever sent it; with the same operator id it was taken for this photo's (a swap
-            # within a reconstruction's seconds under a fixed operator_id said 'accepted' twice; try10)
+            # within a reconstruction's seconds under a fixed operator_id said 'accepted' twice; try10). A status
+            # with this photo's own stamp is not that one's: the robot says BUSY for a photo that comes while its
+            # worker is still busy after it sent the running photo's verdict, so that verdict may come before the
+            # BUSY; it was waited for after it, and this photo's refusal taken for it (CI on 133ca7f, session 64)
             self.behind = False
-            if msg.header.frame_id == self.frame_id:
-                self.get_logger().info(f"the robot finished the photo sent before this one first ({msg.message}); "
+            if before or msg.header.frame_id == self.frame_id:
+                earlier = f"{self.previous[2]}, the photo sent before this one," if before else "the photo sent before this one"
+                self.get_logger().info(f"the robot finished {earlier} first ({msg.message}); "
                                        f"{Path(self.photo.path).name} follows")
             return
         if msg.header.frame_id != self.frame_id:
