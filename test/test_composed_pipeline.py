@@ -23,7 +23,9 @@ def test_composed_pipeline_runs_the_same_nodes_in_one_process(rclpy_context, tmp
         "--backend", "cpu", "--ros-args", "--params-file", str(extra)], tmp_path)
     rec = FaceDisplayRecorder(keep_frames=2)
     try:
-        assert rec.wait_for(lambda: any(s.ok for s in rec.statuses), 90), proc.log()[-3000:]
+        # 90 s was short at load ~50 (session 65, six engineers and a CI on two cores): kernels 44 s, the
+        # reconstructor 46 s, then the photo; the wait ends as soon as the avatar's OK comes
+        assert rec.wait_for(lambda: any(s.ok for s in rec.statuses), 240), proc.log()[-3000:]
         rec.reset()
         assert rec.wait_for(lambda: len(rec.stats.arrivals) >= 20, 30), proc.log()[-3000:]
         assert rec.stats.sizes == {(192, 192, "rgb8")}
