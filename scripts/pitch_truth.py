@@ -25,8 +25,20 @@ its neighbours; a peak on the grid's edge is 'clipped'):
   group (the brow raise brow64 saw in tpsmm's tracked pitch), on its mouth_open, and on both.
 Each with the position free (the best shift at each pitch) and held (no shift). Asserts nothing.
 
-Measured (pose65, main 133ca7f, self avatars of main, whole clips every 2nd frame; load ~20; module notes of
-pose65's report carry the figures).
+Measured (pose65, main 133ca7f with its self avatars /tmp/self64/new, whole clips every 4th frame: `--step 4
+--avatars /tmp/self64/new`, load 20-50; position free): the tracker's pitch is the truth's on tpsmm and sadtalker,
+the reader's is better nowhere but on lp_d0 (driver sd 0.6 deg):
+- tpsmm: r truth-tracker 0.937, truth-reader 0.798; truth = 1.10 x tracker = 1.58 x reader (the reader reads 0.6 of
+  this clip's nods); the reader's pitch in place -0.142 dB, the tracker's brow fit taken out -0.008 dB: the pitch
+  that follows the brow raises (brow64) is the head's;
+- sadtalker: 0.987 / 0.985, reader -0.026 dB, gain 1.1 -0.020; lp_d18: 0.850 / 0.844, reader +0.001 dB;
+- lp_d0: -0.23 / 0.27 (20 frames), the best offset follows the tracker's mouth_open (r +0.78): the reader's pitch, or
+  the tracker's less its mouth fit, +0.049 dB. The pose fit without the lower nose (1, 2, 98, 327), without the nose
+  tip too, without the outline or without the forehead points moves lp_d0's pitch by 0.04-0.3 deg for -0.013 ..
+  +0.000 dB there.
+With the position held, lp_d18 wants +1.44 deg and the best whole-pixel vertical shift at the tracked pitch is +0.87 px
+(lp_d0 -0.60, tpsmm +1.00; none in the first ~12 frames): +0.18 / +0.31 / +0.27 dB of face PSNR on lp_d0 / lp_d18 /
+tpsmm, more than any pitch change here gives.
 """
 
 from __future__ import annotations
@@ -108,7 +120,8 @@ def summarize(grid, rows: list[dict], free_position: bool = True) -> dict:
         coef = np.linalg.lstsq(a, pitch, rcond=None)[0]
         return -(a[:, :-1] @ coef[:-1] - np.mean(a[:, :-1] @ coef[:-1]))
 
-    out = {"frames": n, "clipped": int((~ok).sum()), "psnr_face": float(np.mean([psnr_at(grid, y, 0.0) for y in curves])),
+    out = {"frames": n, "clipped": int((~ok).sum()),
+           "psnr_face": float(np.mean([psnr_at(grid, y, 0.0) for y in curves])),
            "best_mean_deg": float(best[ok].mean()), "best_sd_deg": float(best[ok].std()),
            "sd_tracker": float(pitch.std()), "sd_reader": float(reader.std()), "sd_truth": float(truth[ok].std()),
            "r_truth_tracker": _r(truth[ok], pitch[ok]), "r_truth_reader": _r(truth[ok], reader[ok]),
