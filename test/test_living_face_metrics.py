@@ -393,14 +393,19 @@ def test_table_slopes_from_kept_series_and_their_means():
 
 
 # ---- the pose ceiling script (scripts/pose_ceiling.py) --------------------------------------------------
-def _pose_ceiling():
+def _script(name: str):
+    """scripts/<name>.py loaded as a module (the scripts are not a package)."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("pose_ceiling", Path(__file__).parents[1] / "scripts" / "pose_ceiling.py")
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _pose_ceiling():
+    return _script("pose_ceiling")
 
 
 def test_pose_split_finds_a_late_render_and_expression_read_as_a_turn():
@@ -433,3 +438,51 @@ def test_pose_ceiling_views_keep_the_frame_and_mirror_it():
     np.testing.assert_array_equal(v["mirror"], rgb[:, ::-1])
     assert np.abs(v["noise_2"].astype(int) - rgb).mean() < 4
     assert not np.array_equal(v["zoom_1.2_shift"], rgb)
+
+
+# ---- the pitch ground truth script (scripts/pitch_truth.py) ---------------------------------------------
+
+
+def test_a_pitch_offset_turns_the_head_about_the_pivot_and_nothing_else():
+    """pitched_control: the Euler pitch moves by the offset, yaw and roll stay, and the pivot stays where it was in
+    the camera (a turn about the head origin would move it by ~1.2 mm per degree at 7 cm)."""
+    from dataclasses import replace
+
+    from gaussian_head_ros.core.control import FaceControl, euler_deg
+
+    pt = _script("pitch_truth")
+    c = replace(FaceControl.rest(), rotation=euler_to_quat(12.0, -5.0, 3.0).astype(np.float32),
+                translation=np.array([0.01, 0.02, 0.5], np.float32))
+    pivot = np.array([0.0, 0.01, -0.07])
+    p = pt.pitched_control(c, 2.0, pivot)
+    e0, e1 = euler_deg(c.rotation), euler_deg(p.rotation)
+    assert e1["pitch"] == pytest.approx(e0["pitch"] + 2.0, abs=1e-3)
+    assert e1["yaw"] == pytest.approx(e0["yaw"], abs=1e-3) and e1["roll"] == pytest.approx(e0["roll"], abs=1e-3)
+    at = lambda k: quat_to_matrix(k.rotation) @ pivot + k.translation  # noqa: E731
+    np.testing.assert_allclose(at(p), at(c), atol=2e-7)
+    assert np.linalg.norm(np.asarray(p.translation) - c.translation) > 1e-3  # it did move the head origin
+
+
+def test_pitch_truth_finds_the_pitch_the_frames_were_drawn_with():
+    """summarize on synthetic PSNR curves peaked at the reader's pitch, the tracker's carrying 2 deg per unit of
+    brow on top: the best offsets follow the brow (r -1), the truth follows the reader, and putting the reader's
+    pitch in, or taking the brow's fit out of the tracker's, gains what the gain alone cannot."""
+    pt = _script("pitch_truth")
+    rng = np.random.default_rng(3)
+    n, grid = 80, np.asarray(pt.GRID_DEG)
+    reader = 2.0 * np.sin(np.arange(n) / 6.0)
+    brow = 0.5 + 0.4 * np.sin(np.arange(n) / 4.3 + 1.0)
+    pitch = reader + 2.0 * brow + 0.3  # the tracker's
+    rows = []
+    for i in range(n):
+        want = reader[i] + 1.3 - pitch[i]  # the offset that renders frame i best (a constant bias too)
+        curve = 30.0 - 0.2 * (grid - want) ** 2
+        shifts = -0.05 * np.asarray(pt.SHIFTS_PX, float) ** 2
+        rows.append({"pitch": pitch[i], "reader_pitch": reader[i] + rng.normal(0, 0.01), "brow": brow[i],
+                     "mouth_open": rng.random(), "psnr_face_dy": (curve[:, None] + shifts[None, :]).tolist()})
+    s = pt.summarize(grid, rows)
+    assert s["clipped"] == 0 and s["r_best_brow"] < -0.99
+    assert s["r_truth_reader"] > 0.99 and s["r_truth_tracker"] < s["r_truth_reader"] - 0.05
+    assert s["reader_db"] > 0.05 and s["less_brow_db"] > 0.05 and abs(s["less_mouth_db"]) < 0.01  # 0.2 x var(2 brow)
+    assert s["less_brow_db"] > max(s["gain_db"].values())
+    assert s["best_mean_deg"] == pytest.approx(np.mean(reader + 1.3 - pitch), abs=0.02)
