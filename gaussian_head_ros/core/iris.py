@@ -154,7 +154,7 @@ class IrisModel:
         crop of the full-resolution image (the corners' crop, `eye_crop`). Iris: centre first, then 4 on the
         limbus in the face mesh's order. Contour: the model's first output, the same points for both eyes (the
         left eye's crop is mirrored); its first 16 are the eye's outline, face-mesh vertices
-        `landmarks.IRIS_MODEL_EYE_OUTLINE_R` / `_L` (`outline_landmarks` puts them in a face-mesh array)."""
+        `landmarks.IRIS_MODEL_OUTLINE_R` / `_L` (`outline_landmarks` puts them in a face-mesh array)."""
         cv2, mp = self._cv2, self._mp
         p = np.asarray(landmarks_px, np.float64)[:, :2]
         maps = []

@@ -140,6 +140,8 @@ UNIT_LID = 1.0  # eyelid ratio (1 = the neutral gap; a blink runs 1 -> ~0.2 -> 1
 OUTLINE_OPEN = (0.8, 1.0)
 OUTLINE_SHARE = 0.5
 SIDE_LOOK_RAD = (0.2, 0.4)
+# the outline moves a ratio off the mesh's only by what its change exceeds OUTLINE_DEADBAND by (eyelid ratio units)
+OUTLINE_DEADBAND = 0.03
 
 
 def fused_lid_ratios(mesh_ratios: np.ndarray, outline_ratios: np.ndarray, eye_yaw_rad: np.ndarray) -> np.ndarray:
@@ -162,14 +164,22 @@ def fused_lid_ratios(mesh_ratios: np.ndarray, outline_ratios: np.ndarray, eye_ya
     the mesh's -0.791), so beyond SIDE_LOOK_RAD the mesh's counts alone (gazeblink63, session 63: in a far side look
     MediaPipe's lid points tilt). Both eyes' mean yaw: each eye's own rest yaw is off straight ahead by up to 0.2 rad
     (lp_d0 -0.15 / +0.21) where their mean is 0.03; the neutral's own drifts with an operator who looks aside most
-    of the time. Equal inputs give them back exactly."""
+    of the time. Equal inputs give them back exactly.
+
+    The outline's change to each mesh ratio is shrunk by OUTLINE_DEADBAND towards 0 (a soft threshold): on open
+    eyes the two readings differ by a few hundredths from frame to frame (lp_d18's first 60 frames, where the
+    operator does not blink: 0.02-0.06), and the acceptance reader reads such lid changes on the avatars as gaze
+    and brow (the living-face table's first 60 frames, lp_d18's ten pairs, gaze_h / brow r: mesh 0.676 / 0.508,
+    without the deadband 0.662 / 0.486, with 0.03 0.675 / 0.505; lids65, session 65), while a blink's or a
+    reopening's change (0.1-0.4) passes less 0.03."""
     m = np.asarray(mesh_ratios, np.float64).reshape(-1)
     o = np.asarray(outline_ratios, np.float64).reshape(-1)
     w_open = deform.smoothstep(OUTLINE_OPEN[0], OUTLINE_OPEN[1], o)
-    fused = w_open * (OUTLINE_SHARE * o + (1.0 - OUTLINE_SHARE) * m) + (1.0 - w_open) * np.minimum(m, o)
+    change = w_open * (OUTLINE_SHARE * o + (1.0 - OUTLINE_SHARE) * m) + (1.0 - w_open) * np.minimum(m, o) - m
+    change = np.sign(change) * np.maximum(np.abs(change) - OUTLINE_DEADBAND, 0.0)
     yaw = abs(float(np.mean(np.asarray(eye_yaw_rad, np.float64))))
     w_front = 1.0 - float(deform.smoothstep(SIDE_LOOK_RAD[0], SIDE_LOOK_RAD[1], yaw))
-    return w_front * fused + (1.0 - w_front) * m
+    return m + w_front * change
 
 
 def no_face_note(frames: int, found: int, source: str, first_missing_s: float | None = None) -> str | None:
