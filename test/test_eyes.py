@@ -461,8 +461,9 @@ def test_the_lids_reopen_with_the_operators_after_a_blink():
     on the driver 0.36-0.40, its open level at frames 0-16: 0.32-0.39), but the face mesh's lid points stay low:
     its centre ratios 0.79-0.92 there (both eyes' mean 0.86), and the avatar's lids hung half a lid lower than the
     operator's. The iris model's eye outline (the same run as the irises, core/iris.py) reads them open:
-    with it (tracking.fused_lid_ratios) 0.90-0.97 (mean 0.94). The blink itself still closes to the mesh's
-    0.23, and frame 0 reads 1 exactly."""
+    with it (tracking.fused_lid_ratios) 0.90-0.97 (mean 0.94; its deadband, lids65, leaves that mean as it was to
+    the third decimal in a replay of the whole clip). The blink itself still closes to the mesh's 0.23, and frame 0
+    reads 1 exactly."""
     from gaussian_head_ros.core.facemesh import default_intrinsics
     from gaussian_head_ros.core.tracking import FaceTracker, TrackerConfig
     from gaussian_head_ros.core.video import read_frames
