@@ -76,3 +76,43 @@ def test_refine_replaces_only_the_iris_points():
         assert np.all(np.linalg.norm(pts[e, 1:] - p[list(ring), :2], axis=1) < 3.0)
     with pytest.raises(ValueError):
         model.refine(rgb, p[: lmk.NUM_MESH])
+
+
+def test_the_model_s_eye_outline_lies_on_the_mesh_s_eye_outline():
+    """The iris model's contour output (the same run as the irises) begins with the eye's outline at
+    lmk.IRIS_MODEL_OUTLINE_R / _L: each of those 16 points per eye lies within a tenth of the eye's width of its
+    face-mesh vertex, on both eyes (the left eye's crop is mirrored: a point read in the wrong order, or the crop not
+    mapped back, lands a third of an eye or more away; measured 0.13 at most, on the left eye's outer half).
+    Corners, lids and their order (upper lid above the lower)."""
+    from gaussian_head_ros.core.iris import OUTLINE, outline_landmarks
+
+    rgb = read_frames(str(shared("driving", "lp_d0.mp4")), 1)[0].rgb
+    with FaceMesh(static_image_mode=True, max_faces=1, iris_model=False) as mesh:
+        p = mesh.detect(rgb)[0].landmarks_px
+    model = IrisModel(model_path())
+    irises, contour = model.eye_points(rgb, p)
+    q, outline = model.refine_with_outline(rgb, p)
+    assert irises.shape == (2, 5, 2) and contour.shape == (2, 71, 2) and outline.shape == (32, 2)
+    np.testing.assert_allclose(q, model.refine(rgb, p), atol=1e-6)  # the same irises as refine's
+    np.testing.assert_allclose(outline, contour[:, :16].reshape(32, 2))
+    model.close()
+    width = np.linalg.norm(p[lmk.EYE_OUTER_R, :2] - p[lmk.EYE_INNER_R, :2])
+    off = np.linalg.norm(outline - p[list(OUTLINE), :2], axis=1) / width
+    assert off.max() < 0.2, off.round(3)
+    for upper, lower in lmk.EYELID_PAIRS_R + lmk.EYELID_PAIRS_L:  # y down: upper lids above the lower ones
+        i, j = OUTLINE.index(upper), OUTLINE.index(lower)
+        assert outline[i, 1] < outline[j, 1]
+    r = outline_landmarks(p, outline)
+    assert np.array_equal(np.delete(r, OUTLINE, 0), np.delete(p, OUTLINE, 0)) and np.array_equal(r[:, 2], p[:, 2])
+    np.testing.assert_allclose(r[list(OUTLINE), :2], outline, atol=1e-4)
+
+
+def test_facemesh_hands_the_outline_with_each_face():
+    """FaceMesh (iris_model on) gives each face the outline of the same iris-model run as its irises; without the
+    iris model, none."""
+    rgb = read_frames(str(shared("driving", "lp_d0.mp4")), 1)[0].rgb
+    with FaceMesh(static_image_mode=True, max_faces=1) as mesh:
+        f = mesh.detect(rgb)[0]
+    assert f.eye_outline_px is not None and f.eye_outline_px.shape == (32, 2)
+    with FaceMesh(static_image_mode=True, max_faces=1, iris_model=False) as mesh:
+        assert mesh.detect(rgb)[0].eye_outline_px is None

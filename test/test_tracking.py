@@ -244,6 +244,52 @@ def test_the_lids_follow_a_blink_without_trailing_it(unsmoothed, tracked):
         jitter = [np.std(np.diff(r[:, k], 2)[rest[1:-1]]) / np.std(np.diff(r0[:, k], 2)[rest[1:-1]]) for k in (0, 1)]
         assert max(jitter) < 0.75, (n, jitter)
 
+
+def test_the_fused_lid_ratios_average_while_open_close_with_the_mesh_and_leave_side_looks_to_it():
+    """tracking.fused_lid_ratios: the iris model's outline and the mesh's lid points, each over its own open level.
+    Equal readings come back exactly; open eyes (both >= OUTLINE_OPEN[1]) get OUTLINE_SHARE of the outline's reading
+    less the deadband; a closing lid the smaller of the two (the outline stops at ~0.55 in a blink), the mesh's own
+    where the mesh is the smaller; a far side look (both eyes' mean yaw beyond SIDE_LOOK_RAD[1], either side) the
+    mesh's alone; each eye's own rest yaw off centre does not."""
+    from gaussian_head_ros.core.tracking import (OUTLINE_DEADBAND, OUTLINE_OPEN, OUTLINE_SHARE, SIDE_LOOK_RAD,
+                                                 fused_lid_ratios)
+
+    rng = np.random.default_rng(0)
+    m = rng.uniform(0.2, 1.3, 14)
+    np.testing.assert_array_equal(fused_lid_ratios(m, m, [0.1, -0.3]), m)
+    wide, mesh = np.full(14, 1.25), np.full(14, 1.05)
+    assert OUTLINE_OPEN[1] <= 1.05
+    np.testing.assert_allclose(fused_lid_ratios(mesh, wide, [0.0, 0.0]),
+                               1.05 + OUTLINE_SHARE * (1.25 - 1.05) - OUTLINE_DEADBAND)
+    closing_mesh, closing_outline = np.full(14, 0.25), np.full(14, 0.6)
+    assert 0.6 <= OUTLINE_OPEN[0]
+    np.testing.assert_allclose(fused_lid_ratios(closing_mesh, closing_outline, [0.0, 0.0]), 0.25)
+    np.testing.assert_allclose(fused_lid_ratios(closing_outline, closing_mesh, [0.0, 0.0]), 0.25 + OUTLINE_DEADBAND)
+    side = SIDE_LOOK_RAD[1] + 0.05
+    for yaw in ([side, side], [-side, -side]):
+        np.testing.assert_array_equal(fused_lid_ratios(mesh, wide, yaw), mesh)
+    # eyes at rest each 0.2 rad off (lp_d0's -0.15 / +0.21), their mean 0: the outline counts fully
+    np.testing.assert_allclose(fused_lid_ratios(mesh, wide, [-0.2, 0.2]), fused_lid_ratios(mesh, wide, [0.0, 0.0]))
+
+
+def test_the_outline_leaves_the_mesh_lids_alone_where_the_two_differ_by_less_than_the_deadband():
+    """On open eyes the outline and the mesh differ by a few hundredths from frame to frame (lp_d18's first 60
+    frames: 0.02-0.06), which the acceptance reader read on the avatars as gaze and brow (lp_d18's pairs, first 60
+    frames, gaze_h / brow r 0.676 / 0.508 with the mesh's lids, 0.662 / 0.486 with lids64's average, 0.675 / 0.505
+    with the deadband): such differences leave the mesh's ratios exactly, and a larger one moves them by its excess
+    only, continuously."""
+    from gaussian_head_ros.core.tracking import OUTLINE_DEADBAND, OUTLINE_SHARE, fused_lid_ratios
+
+    assert 0.02 <= OUTLINE_DEADBAND <= 0.05
+    mesh = np.linspace(1.06, 1.2, 14)
+    small = mesh + np.linspace(-1.9, 1.9, 14) * OUTLINE_DEADBAND  # open (>= 1); OUTLINE_SHARE of it under the deadband
+    np.testing.assert_array_equal(fused_lid_ratios(mesh, small, [0.0, 0.0]), mesh)
+    gap = np.linspace(0.0, 0.4, 41)  # the outline this much wider than the mesh
+    out = np.array([fused_lid_ratios(np.full(14, 1.05), np.full(14, 1.05 + g), [0.0, 0.0])[0] for g in gap])
+    np.testing.assert_allclose(out, 1.05 + np.maximum(OUTLINE_SHARE * gap - OUTLINE_DEADBAND, 0.0), atol=1e-12)
+    assert np.all(np.diff(out) >= 0) and np.max(np.diff(out)) <= OUTLINE_SHARE * 0.01 + 1e-12
+
+
 # ---------------------------------------------------------------------------------------------------
 # One Euro filter (synthetic signals)
 

@@ -38,6 +38,9 @@ class FaceDetection:
     landmarks_px: np.ndarray  # [478, 3] x, y in pixels; z relative depth in pixel units (larger = farther)
     bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels (landmark extent)
     score: float  # detection confidence in [0, 1] (1.0 when the face mesh found it directly)
+    # [32, 2] the iris model's eye outline in pixels at iris.OUTLINE (right eye's 16, then the left's); None without
+    # the iris model
+    eye_outline_px: np.ndarray | None = None
 
     @property
     def width(self) -> float:
@@ -127,8 +130,9 @@ class FaceMesh:
 
     Irises: with iris_model=True (the default) each face's iris points are centred where MediaPipe's dedicated
     iris model puts the iris, run on the eyes of the full-resolution image (core/iris.py says why: the mesh's
-    own iris points miss sub-pixel eye turns; IrisModel.refine keeps the mesh's ring size); False keeps the
-    mesh's own."""
+    own iris points miss sub-pixel eye turns; IrisModel.refine keeps the mesh's ring size), and the same run's eye
+    outline comes with each face (`FaceDetection.eye_outline_px`: the tracker's lid ratios); False keeps the
+    mesh's own irises and gives no outline."""
 
     MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
 
@@ -195,7 +199,8 @@ class FaceMesh:
             faces += self._faces_via_detector(rgb, skip=[f.bbox for f in faces])[: self.max_faces - len(faces)]
         if self._iris is not None:
             for f in faces:
-                f.landmarks_px = self._iris.refine(rgb, f.landmarks_px).astype(np.float32)
+                lm, outline = self._iris.refine_with_outline(rgb, f.landmarks_px)
+                f.landmarks_px, f.eye_outline_px = lm.astype(np.float32), outline.astype(np.float32)
         faces.sort(key=lambda f: -f.area)
         return faces
 

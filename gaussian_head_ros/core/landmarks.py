@@ -49,6 +49,15 @@ EYE_CONTOUR_L = (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388
 EYELID_PAIRS_R = ((173, 155), (157, 154), (158, 153), (159, 145), (160, 144), (161, 163), (246, 7))
 EYELID_PAIRS_L = ((398, 382), (384, 381), (385, 380), (386, 374), (387, 373), (388, 390), (466, 249))
 EYELID_MID_R, EYELID_MID_L = (159, 145), (386, 374)  # centre of each eye's upper and lower lid
+# The eye outline of MediaPipe's iris landmark model (its first output, 71 eye-contour and brow points per eye): its
+# first 16 points are these face-mesh vertices (outer corner, lower lid outer to inner, inner corner, upper lid outer
+# to inner), the same 16 for the left eye's mirrored crop. Source: MediaPipe's iris tracking graph, which writes the
+# model's 71 points per eye over these face-mesh vertices: the first 16 of each eye's half of
+# kEyeLandmarkIndicesInFaceLandmarks in mediapipe/graphs/iris_tracking/calculators/update_face_landmarks_calculator.cc
+# (read against it in sessions 64 and 65: identical, both eyes, in this order); also checked here by the nearest mesh
+# vertex of each point on tpsmm_driving frame 0 and obama_official (0.3-3.8 px on 40-60 px eyes).
+IRIS_MODEL_OUTLINE_R = (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173)
+IRIS_MODEL_OUTLINE_L = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398)
 # The mesh row above each upper-lid margin vertex (EYELID_PAIRS_*'s upper, same order: the margin vertex's nearest
 # neighbour above it in the canonical mesh's triangles, outside the eye contour): the lid skin up to the crease, 1.4-5 mm
 # above the margin on business_person's rest template.

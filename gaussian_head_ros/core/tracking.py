@@ -95,6 +95,7 @@ from gaussian_head_ros.core.face_regions import FaceRegionMonitor
 from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
 from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
+from gaussian_head_ros.core.iris import outline_landmarks
 from gaussian_head_ros.core.native_log import quiet_notices
 from gaussian_head_ros.core.settings import check_settings, setting
 
@@ -130,6 +131,55 @@ LID_LEVEL_SCALE = 0.15
 # widest keep its eye span for the head frame's scale; twice as far, the open frames' (`FaceTracker._open_eye_scale`)
 OPEN_FIRST_SHORTFALL = 0.3
 UNIT_LID = 1.0  # eyelid ratio (1 = the neutral gap; a blink runs 1 -> ~0.2 -> 1 in ~0.2-0.3 s)
+
+
+# `fused_lid_ratios`: below OUTLINE_OPEN[0] (eyelid ratio units) the smaller of the mesh's and the outline's ratio
+# counts, from OUTLINE_OPEN[1] up OUTLINE_SHARE of the outline's with the rest the mesh's, smoothly between; all that
+# while the eyes look within SIDE_LOOK_RAD[0] of straight ahead (both eyes' mean yaw), the mesh's alone beyond
+# SIDE_LOOK_RAD[1] (rad), smoothly between
+OUTLINE_OPEN = (0.8, 1.0)
+OUTLINE_SHARE = 0.5
+SIDE_LOOK_RAD = (0.2, 0.4)
+# the outline moves a ratio off the mesh's only by what its change exceeds OUTLINE_DEADBAND by (eyelid ratio units)
+OUTLINE_DEADBAND = 0.03
+
+
+def fused_lid_ratios(mesh_ratios: np.ndarray, outline_ratios: np.ndarray, eye_yaw_rad: np.ndarray) -> np.ndarray:
+    """The eyelid ratios the tracker sends, [14] (lid pairs as deform.LID_UPPER / LID_LOWER; 1 = the operator's open
+    level), from mesh_ratios [14] (the face mesh's lid points) and outline_ratios [14] (the iris model's eye outline,
+    core/iris.py), each over its own open level (`deform.seen_eyelid_ratios`), and eye_yaw_rad [2] each eye's yaw
+    (rad, against the operator's neutral eye openings: the tracker's gaze, `eyes.operator_gaze`).
+
+    The two are two readings of the same lids, and their average follows the operator's better than either
+    (centre pairs' gap over the eye's width in the picture against the reader's blink on the driver, FaceLandmarker,
+    the acceptance reader, whole ../shared clips tpsmm / sadtalker / lp_d18, r: mesh -0.807 / -0.911 / -0.844,
+    outline -0.930 / -0.923 / -0.869, mean -0.893 / -0.925 / -0.876; each over its 90th percentile). The outline shows
+    wide eyes the mesh misses (tpsmm frames 128-147: the reader 1.2-1.4 x frame 0's gap, the outline 1.22-1.24, the
+    mesh 0.96-1.16; lids63, session 63), but it does not close: in a blink it stops at ~0.55 of its open gap where the
+    mesh's reaches ~0.23 (tpsmm), so below OUTLINE_OPEN the smaller of the two counts and a closing lid closes fully.
+    The outline alone above OUTLINE_OPEN (OUTLINE_SHARE 1) reopened tpsmm's lids two frames before the reader did
+    (frames 23-24, the reader's blink 0.60 / 0.53 of 0.75 at the peak) and missed the wide eyes at 44-56 on its right
+    eye: tpsmm's first 60 frames' blink on the avatars 0.891 -> 0.871 (six avatars), where the average keeps 0.892.
+    It reads side looks as closing lids (lp_d0, whose eyes turn 0.5-0.7 rad for most of the clip: r -0.708 against
+    the mesh's -0.791), so beyond SIDE_LOOK_RAD the mesh's counts alone (gazeblink63, session 63: in a far side look
+    MediaPipe's lid points tilt). Both eyes' mean yaw: each eye's own rest yaw is off straight ahead by up to 0.2 rad
+    (lp_d0 -0.15 / +0.21) where their mean is 0.03; the neutral's own drifts with an operator who looks aside most
+    of the time. Equal inputs give them back exactly.
+
+    The outline's change to each mesh ratio is shrunk by OUTLINE_DEADBAND towards 0 (a soft threshold): on open
+    eyes the two readings differ by a few hundredths from frame to frame (lp_d18's first 60 frames, where the
+    operator does not blink: 0.02-0.06), and the acceptance reader reads such lid changes on the avatars as gaze
+    and brow (the living-face table's first 60 frames, lp_d18's ten pairs, gaze_h / brow r: mesh 0.676 / 0.508,
+    without the deadband 0.662 / 0.486, with 0.03 0.675 / 0.505; lids65, session 65), while a blink's or a
+    reopening's change (0.1-0.4) passes less 0.03."""
+    m = np.asarray(mesh_ratios, np.float64).reshape(-1)
+    o = np.asarray(outline_ratios, np.float64).reshape(-1)
+    w_open = deform.smoothstep(OUTLINE_OPEN[0], OUTLINE_OPEN[1], o)
+    change = w_open * (OUTLINE_SHARE * o + (1.0 - OUTLINE_SHARE) * m) + (1.0 - w_open) * np.minimum(m, o) - m
+    change = np.sign(change) * np.maximum(np.abs(change) - OUTLINE_DEADBAND, 0.0)
+    yaw = abs(float(np.mean(np.asarray(eye_yaw_rad, np.float64))))
+    w_front = 1.0 - float(deform.smoothstep(SIDE_LOOK_RAD[0], SIDE_LOOK_RAD[1], yaw))
+    return m + w_front * change
 
 
 def no_face_note(frames: int, found: int, source: str, first_missing_s: float | None = None) -> str | None:
@@ -223,6 +273,8 @@ class TrackerConfig:
     lid_filter: tuple[float, float, float] = (1.0, 20.0, 20.0)
     lid_shape_filter: tuple[float, float, float] = (1.0, 5.0, 10.0)
     iris_model: bool = True  # bundled face mesh: irises from MediaPipe's iris model (core/iris.py), not the mesh's
+    # with iris_model: the eyelid ratios from the iris model's eye outline fused with the mesh's lids (`fused_lid_ratios`)
+    outline_lids: bool = True
 
     def validate(self) -> None:
         """Raise ValueError for a model_path that is not a FaceLandmarker .task file, a setting out of its
@@ -249,6 +301,7 @@ class _Face:
     bbox: tuple[float, float, float, float]
     score: float
     blendshapes: np.ndarray | None = None  # [B]
+    eye_outline_px: np.ndarray | None = None  # [32, 2] the iris model's eye outline (FaceDetection.eye_outline_px)
 
 
 class TaskLandmarker:
@@ -576,7 +629,7 @@ class FaceTracker:
             if self._mesh is None:  # small faces: the bundled mesh with its full-range detector and crops
                 self._mesh = FaceMesh(static_image_mode=False, max_faces=self.config.max_faces,
                                       min_confidence=self.config.min_confidence, iris_model=self.config.iris_model)
-        return [_Face(f.landmarks_px, f.bbox, f.score) for f in self._mesh.detect(rgb)]
+        return [_Face(f.landmarks_px, f.bbox, f.score, None, f.eye_outline_px) for f in self._mesh.detect(rgb)]
 
     def _detect_in_roi(self, rgb: np.ndarray) -> list[_Face]:
         """The operator's face in a square crop around where it was, scaled to ROI_SIZE pixels."""
@@ -592,11 +645,13 @@ class FaceTracker:
             if self._roi_mesh is None:
                 self._roi_mesh = FaceMesh(static_image_mode=False, max_faces=1,
                                           min_confidence=self.config.min_confidence, iris_model=self.config.iris_model)
-            faces = [_Face(f.landmarks_px, f.bbox, f.score) for f in self._roi_mesh.detect(crop)]
+            faces = [_Face(f.landmarks_px, f.bbox, f.score, None, f.eye_outline_px) for f in self._roi_mesh.detect(crop)]
         out = []
         for f in faces[:1]:
             lm = f.landmarks_px * (side / ROI_SIZE) + np.array([x0, y0, 0], np.float32)  # [478, 3] frame pixels
-            out.append(_Face(lm, _bbox(lm), f.score, f.blendshapes))
+            outline = None if f.eye_outline_px is None else f.eye_outline_px * (side / ROI_SIZE) + np.array([x0, y0],
+                                                                                                             np.float32)
+            out.append(_Face(lm, _bbox(lm), f.score, f.blendshapes, outline))
         return out
 
     def _follow(self, face: _Face | None, w: int, h: int) -> None:
@@ -714,7 +769,12 @@ class FaceTracker:
         # [14] this frame's own, unfiltered, as the image shows them (deform.seen_eyelid_ratios) seen from the
         # front, over the operator's open lids in the same terms (module notes; the first frame reads 1 exactly),
         # judged open by the centre pairs' mean, in log units (LID_LEVEL_SCALE)
-        seen = deform.seen_eyelid_ratios(p, neutral, rot) * deform.flat_eyelid_ratios(neutral)
+        flat = deform.flat_eyelid_ratios(neutral)
+        seen = deform.seen_eyelid_ratios(p, neutral, rot) * flat
+        # the same from the iris model's eye outline where it came with the face (the mesh's otherwise: then the fused
+        # ratios are the mesh's exactly)
+        seen_outline = seen if face.eye_outline_px is None or not self.config.outline_lids else \
+            deform.seen_eyelid_ratios(outline_landmarks(p, face.eye_outline_px), neutral, rot) * flat
         openness = math.log(max(float(np.mean(seen[list(deform.LID_MID)])), 1e-6))
         # the frame's outer eye span over its rigid landmarks' spread (pixels; pose- and distance-free): averaged with
         # the lids, over the open frames, for the head frame's scale (`_open_eye_scale`)
@@ -723,8 +783,10 @@ class FaceTracker:
             self._lid_level.reset()
             self._first_span = (span, openness)
         if first or (learn_neutral if learn_lids is None else learn_lids) or self._lid_level.mean is None:
-            self._lid_level.add(t_s, openness, np.append(seen, span))
-        lid_ratios = seen / np.clip(self._lid_level.mean[:-1], 1e-6, None)
+            self._lid_level.add(t_s, openness, np.concatenate([seen, seen_outline, [span]]))
+        n_pairs = len(seen)
+        lid_ratios = seen / np.clip(self._lid_level.mean[:n_pairs], 1e-6, None)  # the mesh's (the gaze's rules)
+        outline_ratios = seen_outline / np.clip(self._lid_level.mean[n_pairs:-1], 1e-6, None)
         k = self._open_eye_scale()  # the first frame's scale, taken from the open frames' eye span if its lids were shut
         canonical, neutral, trans = canonical * k, neutral * k, trans * k
         lids_now = lid_ratios[list(deform.LID_MID)]
@@ -733,8 +795,9 @@ class FaceTracker:
         dt = 0.0 if self._gaze_t is None else t_s - self._gaze_t
         self._vergence = eyes.usual_vergence(self._vergence, measured, dt, float(eyes.iris_seen(lids_now).min()))
         self._gaze_held, self._gaze_t = gaze, t_s
-        # the look down since the neutral counted once in the lids: the avatar's lid-eye coupling adds its own
         g0 = eyes.gaze_from_landmarks(neutral)
+        lid_ratios = fused_lid_ratios(lid_ratios, outline_ratios, gaze[:, 0])
+        # the look down since the neutral counted once in the lids: the avatar's lid-eye coupling adds its own
         lid_ratios = deform.net_lid_ratios(lid_ratios, gaze[:, 1] - g0[:, 1], neutral, eyes.eyeball_centres(neutral, g0))
         gaze = gaze.reshape(4)
         quat = matrix_to_quat(rot)
