@@ -130,8 +130,8 @@ class FaceMesh:
     own iris points miss sub-pixel eye turns; IrisModel.refine keeps the mesh's ring size); False keeps the
     mesh's own.
 
-    Mirror average (mirror_average=True; the tracker's default, photos keep False): the landmark model also reads the
-    frame mirrored left to right (a second graph of its own, so video tracking goes on in both), each mirrored face's
+    Mirror average (mirror_average=True, the default, for photos and frames alike): the landmark model also reads the
+    picture mirrored left to right (a second graph of its own, so video tracking goes on in both), each mirrored face's
     468 mesh points are taken back (x -> width - x, point i -> landmarks.MESH_MIRROR[i]) and averaged with the face
     nearest it (box centres) in the frame as it is; irises keep the first reading (the iris model places them).
     Test-time flip averaging, as pose and landmark estimators are commonly evaluated: a bias of the model that flips
@@ -139,13 +139,15 @@ class FaceMesh:
     ../shared clips' first 60 frames, raw landmarks, the reader's blendshape model (core/reader.BlendshapeModel) on the
     mesh's landmarks against the reader's own jawOpen (FaceLandmarker, video mode): r 0.588 -> 0.731 (tpsmm_driving),
     0.880 -> 0.899 (sadtalker), 0.983 -> 0.980 (lp_d0), 0.991 -> 0.996 (lp_d18); tpsmm's inner-lip gap slope against
-    the reader's 0.77 -> 0.87 (session 64, jaw64). Costs one more landmark pass per frame (~3-5 ms)."""
+    the reader's 0.77 -> 0.87 (session 64, jaw64). Costs one more landmark pass per frame (~3-5 ms). Photos and frames
+    must be read alike: with the tracker's frames averaged and the photo's not, the self avatar's frame 0 drew 38.46 ->
+    29.51 dB (tpsmm_driving; lp_d18 40.17 -> 35.56): the two readings differ by up to 2 % of the face's width."""
 
     MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
 
     @quiet_notices
     def __init__(self, static_image_mode: bool = True, max_faces: int = 4, min_confidence: float = 0.5,
-                 iris_model: bool = True, mirror_average: bool = False):
+                 iris_model: bool = True, mirror_average: bool = True):
         import mediapipe as mp  # deferred: importing mediapipe costs ~1 s
 
         from gaussian_head_ros.core.iris import IrisModel

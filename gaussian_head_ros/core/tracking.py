@@ -224,7 +224,7 @@ class TrackerConfig:
     lid_shape_filter: tuple[float, float, float] = (1.0, 5.0, 10.0)
     iris_model: bool = True  # bundled face mesh: irises from MediaPipe's iris model (core/iris.py), not the mesh's
     # bundled face mesh: each frame read as it is and mirrored, the two averaged (facemesh.FaceMesh's mirror average: the
-    # mesh's lip gap on tpsmm_driving 0.77 -> 0.87 of the reader's)
+    # mesh's lip gap on tpsmm_driving 0.77 -> 0.87 of the reader's); as the photo is read (frame-0 consistency)
     mirror_average: bool = True
 
     def validate(self) -> None:
