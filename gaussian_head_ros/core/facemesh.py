@@ -139,7 +139,11 @@ class FaceMesh:
     ../shared clips' first 60 frames, raw landmarks, the reader's blendshape model (core/reader.BlendshapeModel) on the
     mesh's landmarks against the reader's own jawOpen (FaceLandmarker, video mode): r 0.588 -> 0.731 (tpsmm_driving),
     0.880 -> 0.899 (sadtalker), 0.983 -> 0.980 (lp_d0), 0.991 -> 0.996 (lp_d18); tpsmm's inner-lip gap slope against
-    the reader's 0.77 -> 0.87 (session 64, jaw64). Costs one more landmark pass per frame (~3-5 ms). Photos and frames
+    the reader's 0.77 -> 0.87 (session 64, jaw64); the tracker's controls (filtered, the same measure) 0.670 -> 0.808
+    (tpsmm), 0.913 -> 0.924 (sadtalker); a still face's control landmarks jitter less (each ../shared portrait as 60
+    frames with pixel noise of sd 3 grey levels: frame-to-frame RMS 0.096 -> 0.065 mm, the lips and chin 0.141 ->
+    0.095). Costs one more landmark pass per frame (~3-5 ms; the tracker's CPU on tpsmm's 169 frames 6.2 -> 8.6 s at
+    load ~40). Photos and frames
     must be read alike: with the tracker's frames averaged and the photo's not, the self avatar's frame 0 drew 38.46 ->
     29.51 dB (tpsmm_driving; lp_d18 40.17 -> 35.56): the two readings differ by up to 2 % of the face's width."""
 
