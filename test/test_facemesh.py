@@ -98,7 +98,7 @@ def test_mirror_average_reads_a_mirrored_photo_as_the_mirror_of_the_photo():
         q[:, 0] = w - q[:, 0]
         return q
 
-    with FaceMesh(max_faces=1) as avg, FaceMesh(max_faces=1, mirror_average=False) as plain:
+    with FaceMesh(max_faces=1, mirror_average=True) as avg, FaceMesh(max_faces=1) as plain:
         a = avg.detect(img)[0].landmarks_px[:NUM_MESH].astype(np.float64)
         b = mirrored_back(avg.detect(flipped)[0].landmarks_px[:NUM_MESH].astype(np.float64))
         p = plain.detect(img)[0].landmarks_px[:NUM_MESH].astype(np.float64)

@@ -130,7 +130,8 @@ class FaceMesh:
     own iris points miss sub-pixel eye turns; IrisModel.refine keeps the mesh's ring size); False keeps the
     mesh's own.
 
-    Mirror average (mirror_average=True, the default, for photos and frames alike): the landmark model also reads the
+    Mirror average (mirror_average=True; off by default, see below; a photo and the frames that drive its avatar must
+    be read alike): the landmark model also reads the
     picture mirrored left to right (a second graph of its own, so video tracking goes on in both), each mirrored face's
     468 mesh points are taken back (x -> width - x, point i -> landmarks.MESH_MIRROR[i]) and averaged with the face
     nearest it (box centres) in the frame as it is; irises keep the first reading (the iris model places them).
@@ -143,7 +144,8 @@ class FaceMesh:
     (tpsmm), 0.913 -> 0.924 (sadtalker); a still face's control landmarks jitter less (each ../shared portrait as 60
     frames with pixel noise of sd 3 grey levels: frame-to-frame RMS 0.096 -> 0.065 mm, the lips and chin 0.141 ->
     0.095). Costs one more landmark pass per frame (~3-5 ms; the tracker's CPU on tpsmm's 169 frames 6.2 -> 8.6 s at
-    load ~40). Photos and frames
+    load ~40). Off by default: it moves the other groups too (living-face table, self lp_d18: brow r 0.913 -> 0.802,
+    gaze_h 0.662 -> 0.607; self lp_d0 pitch r 0.934 -> 0.858), not yet measured over the whole table. Photos and frames
     must be read alike: with the tracker's frames averaged and the photo's not, the self avatar's frame 0 drew 38.46 ->
     29.51 dB (tpsmm_driving; lp_d18 40.17 -> 35.56): the two readings differ by up to 2 % of the face's width."""
 
@@ -151,7 +153,7 @@ class FaceMesh:
 
     @quiet_notices
     def __init__(self, static_image_mode: bool = True, max_faces: int = 4, min_confidence: float = 0.5,
-                 iris_model: bool = True, mirror_average: bool = True):
+                 iris_model: bool = True, mirror_average: bool = False):
         import mediapipe as mp  # deferred: importing mediapipe costs ~1 s
 
         from gaussian_head_ros.core.iris import IrisModel

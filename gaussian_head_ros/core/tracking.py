@@ -224,8 +224,9 @@ class TrackerConfig:
     lid_shape_filter: tuple[float, float, float] = (1.0, 5.0, 10.0)
     iris_model: bool = True  # bundled face mesh: irises from MediaPipe's iris model (core/iris.py), not the mesh's
     # bundled face mesh: each frame read as it is and mirrored, the two averaged (facemesh.FaceMesh's mirror average: the
-    # mesh's lip gap on tpsmm_driving 0.77 -> 0.87 of the reader's); as the photo is read (frame-0 consistency)
-    mirror_average: bool = True
+    # mesh's lip gap on tpsmm_driving 0.77 -> 0.87 of the reader's); only with photos read the same way (frame-0
+    # consistency: FaceMesh's notes); off until the whole living-face table says so
+    mirror_average: bool = False
 
     def validate(self) -> None:
         """Raise ValueError for a model_path that is not a FaceLandmarker .task file, a setting out of its
