@@ -123,6 +123,23 @@ MESH_MIRROR = (0, 1, 2, 248, 4, 5, 6, 249, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
                222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241,
                242, 243, 244, 245, 246, 247)
 
+# The face oval (MediaPipe's FACEMESH_FACE_OVAL: the outline of the face, forehead to chin)
+FACE_OVAL = (10, 21, 54, 58, 67, 93, 103, 109, 127, 132, 136, 148, 149, 150, 152, 162, 172, 176, 234, 251, 284, 288,
+             297, 323, 332, 338, 356, 361, 365, 377, 378, 379, 389, 397, 400, 454)
+# The face mesh's mouth, lips and chin: the points of MediaPipe's canonical face model more than LOWER_FACE_BELOW_NOSE_CM
+# below the nose base (landmark 2; the model's y up, in cm), none of them rigid (RIGID_LANDMARKS) nor on the face oval
+# (FACE_OVAL: where the jaw's outline is, which the reader's head pose also reads); 147 points, closed under
+# MESH_MIRROR. facemesh.FaceMesh's mirror average takes these from the averaged reading; test/test_facemesh.py
+# re-derives the table from ../shared's copy of the model and the wheel's FACEMESH_FACE_OVAL.
+LOWER_FACE = (0, 11, 12, 13, 14, 15, 16, 17, 18, 32, 37, 38, 39, 40, 41, 42, 43, 57, 61, 62, 72, 73, 74, 76, 77, 78, 80,
+              81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 95, 96, 106, 135, 138, 140, 146, 164, 165, 167, 169, 170,
+              171, 175, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 191, 192, 194, 199, 200, 201, 202, 204, 207,
+              208, 210, 211, 212, 213, 214, 215, 216, 262, 267, 268, 269, 270, 271, 272, 273, 287, 291, 292, 302, 303,
+              304, 306, 307, 308, 310, 311, 312, 313, 314, 315, 316, 317, 318, 319, 320, 321, 322, 324, 325, 335, 364,
+              367, 369, 375, 391, 393, 394, 395, 396, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 415, 416, 418,
+              421, 422, 424, 427, 428, 430, 431, 432, 433, 434, 435, 436)
+LOWER_FACE_BELOW_NOSE_CM = 0.3  # how far below the nose base (canonical model, cm) LOWER_FACE starts
+
 
 def has_mediapipe_topology(num_vertices: int) -> bool:
     """True when a template / landmark set of this many points is the MediaPipe face mesh (>= 468)."""

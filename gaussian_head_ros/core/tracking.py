@@ -93,7 +93,8 @@ from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
 from gaussian_head_ros.core.face_regions import FaceRegionMonitor
 from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
-from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns
+from gaussian_head_ros.core.facemesh import (FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns,
+                                             similarity_fit)
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.native_log import quiet_notices
 from gaussian_head_ros.core.settings import check_settings, setting
@@ -223,10 +224,9 @@ class TrackerConfig:
     lid_filter: tuple[float, float, float] = (1.0, 20.0, 20.0)
     lid_shape_filter: tuple[float, float, float] = (1.0, 5.0, 10.0)
     iris_model: bool = True  # bundled face mesh: irises from MediaPipe's iris model (core/iris.py), not the mesh's
-    # bundled face mesh: each frame read as it is and mirrored, the two averaged (facemesh.FaceMesh's mirror average: the
-    # mesh's lip gap on tpsmm_driving 0.77 -> 0.87 of the reader's); only with photos read the same way (frame-0
-    # consistency: FaceMesh's notes); off until the whole living-face table says so
-    mirror_average: bool = False
+    # bundled face mesh: each frame also read mirrored, the mouth, lips and chin taken from the average of the two
+    # (facemesh.FaceMesh's mirror average, the photos' reconstruction reads them so too; figures there)
+    mirror_average: bool = True
 
     def validate(self) -> None:
         """Raise ValueError for a model_path that is not a FaceLandmarker .task file, a setting out of its
@@ -305,24 +305,6 @@ class TaskLandmarker:
     def close(self) -> None:
         """Free the FaceLandmarker."""
         self._lm.close()
-
-
-def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
-                   ) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """Least-squares dst ~ s R src + t (Umeyama, "Least-squares estimation of transformation parameters between two
-    point patterns", PAMI 1991; with per-point weights: the weighted means and cross-covariance) for [n, 3] point
-    sets and optional [n] weights >= 0 (not all 0; their scale does not matter; None = equal) -> (s, R [3, 3], t [3],
-    rms residual over the points, unweighted, in src units)."""
-    w = np.full(len(src), 1.0 / len(src)) if weights is None else np.asarray(weights, float) / np.sum(weights)
-    ms, md = w @ src, w @ dst
-    s0, d0 = src - ms, dst - md
-    u, sig, vt = np.linalg.svd((d0 * w[:, None]).T @ s0)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ d @ vt
-    scale = float(np.trace(np.diag(sig) @ d) / max(w @ np.sum(s0 ** 2, 1), 1e-12))
-    t = md - scale * rot @ ms
-    resid = dst - (scale * src @ rot.T + t)
-    return scale, rot, t, float(np.sqrt(np.mean(np.sum(resid ** 2, 1)))) / max(scale, 1e-12)
 
 
 class RigidityWeights:
