@@ -166,11 +166,14 @@ class FaceMesh:
     ../shared clips' first 60 frames, all points averaged: r 0.588 -> 0.731 (tpsmm_driving), 0.880 -> 0.899
     (sadtalker); tpsmm's inner-lip gap slope against the reader's 0.77 -> 0.87. Photos and frames must be read alike
     (hence on for both): with the tracker's frames averaged and the photo's not, the self avatar's frame 0 drew 38.46
-    -> 29.51 dB (tpsmm_driving). Costs one more landmark pass per frame: the tracker's CPU on the four clips' first
-    120 frames 12.3 -> 16.6 s (+34 %, ~9 ms a frame at load ~20). Cheaper second readings measured and left: the plain
-    face-mesh model (no attention) for the mirrored pass, following one face, +20 %, but tpsmm's jaw r fell below the
-    plain reading's (astronaut 0.650 -> 0.601, business_person 0.575 -> 0.574); the same model following one face,
-    +28 %, would leave a second person's face unaveraged at random in a two-person frame."""
+    -> 29.51 dB (tpsmm_driving). A still face jitters less: each ../shared portrait as 60 frames with pixel noise of sd
+    3 grey levels, the tracker's control landmarks' frame-to-frame RMS 0.097 -> 0.081 mm (LOWER_FACE 0.129 -> 0.086),
+    lower on all nine. Costs one more landmark pass per frame: the tracker's CPU on the four clips' first 60 frames
+    24.0 -> 33.5 ms a frame (+39 %; median of 4 rounds alternated, load 25-45). Cheaper second readings measured and
+    left (one round each, 480 frames): the plain face-mesh model (no attention) for the mirrored pass, following one
+    face, +20 % against +34 %, but tpsmm's jaw r fell below the plain reading's (astronaut 0.650 -> 0.601,
+    business_person 0.575 -> 0.574); the same model following one face, +28 %, would leave a second person's face
+    unaveraged at random in a two-person frame."""
 
     MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
 
