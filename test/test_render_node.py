@@ -2244,3 +2244,31 @@ def test_controls_that_stream_while_the_renderer_warms_up_are_not_said_to_have_s
         node.destroy_node()
         if proc is not None:
             proc.stop()
+
+
+def test_a_cuda_device_set_on_a_robot_without_cuda_is_answered_without_torch(tmp_path, rclpy_context):
+    """`ros2 param set /render_node device cuda:1` on a robot without CUDA: the check imported torch in the node's
+    executor (seconds; 20 s at load 18 for `backend torch`, whose check did the same: no control taken meanwhile, the
+    face fell into its idle animation, then 'face_control stopped ... 21 s ago' of a tracker that never stopped;
+    user65). Now the answer and its warning come without torch in the process (its libraries not mapped)."""
+    from rosgraph import Proc, executable, set_parameter, spin_until
+
+    from gaussian_head_ros.core.render.gsplat_backend import cuda_driver_present
+
+    if cuda_driver_present():
+        pytest.skip("the CUDA driver's library is here: torch is asked which devices it sees")
+    ns = "/u65_device"
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={W}",
+                                             "-p", f"height:={H}", "-p", "backend:=cpu"], tmp_path / "render_device.log")
+    node = rclpy_context.create_node("u65_device_setter")
+    try:
+        assert spin_until(node, lambda: "renderer ready" in proc.output() or not proc.alive(), 240), proc.output()
+        r = set_parameter(node, f"{ns}/render_node", "device", "cuda:1")
+        assert r.successful, r.reason
+        assert spin_until(node, lambda: "device cuda:1: torch sees no such CUDA device" in proc.output(), 30), \
+            proc.output()[-2000:]
+        maps = open(f"/proc/{proc.p.pid}/maps").read()
+        assert "libtorch" not in maps, "torch was imported to answer"
+    finally:
+        node.destroy_node()
+        proc.stop()
