@@ -1219,7 +1219,10 @@ def test_unbuildable_reconstructor_says_why(rclpy_context, tmp_path):
     node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.extend(
         s for s in m.status if s.name.startswith("no_rec/reconstruction_node")), 10)
     try:
-        assert spin_until(node, lambda: st and diags and diags[-1].message != "starting", 60), proc.output()
+        # (the diagnostics' 'loading rar' tick can come after the status: the refusal is quick since rar's option
+        # check imports no torch, user65; wait for the diagnostics' next word)
+        assert spin_until(node, lambda: st and diags and diags[-1].message not in ("starting", "loading rar"), 60), \
+            proc.output()
         assert st[-1].code == AvatarStatus.INTERNAL_ERROR and "checkpoint" in st[-1].message, st[-1].message
         assert "reconstructing" not in st[-1].message, st[-1].message
         level = diags[-1].level[0] if isinstance(diags[-1].level, bytes) else int(diags[-1].level)
@@ -2270,3 +2273,27 @@ def test_a_photo_path_that_is_no_photo_is_refused_in_the_reply_and_the_photo_wai
     assert [s.code for s in final("u63_waiting")] == [AvatarStatus.OK], final("u63_waiting")  # not SUPERSEDED
 
 
+
+
+def test_backend_rar_set_without_a_checkpoint_is_refused_without_importing_torch(rclpy_context, tmp_path):
+    """`ros2 param set /reconstruction_node backend rar` on a robot (user65, load ~20): the right refusal ('the rar
+    reconstructor needs a checkpoint ...'), but 36 s after the set (5.7 s for any other): checking the option imported
+    the rar module, and with it torch, in the node's executor, which heard nothing meanwhile (no photo taken, no
+    /diagnostics). The module imports torch only to build or run a model now: the refusal comes without it (its
+    libraries not mapped in the node)."""
+    from rosgraph import Proc, executable, spin_until
+
+    ns = "/u65_rar"
+    proc = Proc(executable("reconstruction_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", "cache_avatar:=false"],
+                tmp_path / "reconstruction_node.log")
+    node = rclpy_context.create_node("u65_rar_setter")
+    try:
+        assert spin_until(node, lambda: "reconstructor ready" in proc.output() or not proc.alive(), 240), proc.output()
+        r = _set_param(node, "backend", "rar", f"{ns}/reconstruction_node")
+        assert not r.successful and "needs a 'checkpoint'" in r.reason, r.reason
+        r = _set_param(node, "checkpoint", str(tmp_path / "none.pt"), f"{ns}/reconstruction_node")
+        assert r.successful, r.reason  # (unused by mesh_fit: said so)
+        assert "libtorch" not in open(f"/proc/{proc.p.pid}/maps").read(), "torch was imported to answer"
+    finally:
+        node.destroy_node()
+        proc.stop()

@@ -269,6 +269,26 @@ def test_auto_without_a_cuda_driver_does_not_import_torch():
     assert out.stdout.split() == ["gaussian_head_ros.core.render.cpu_backend", "False"], out.stdout + out.stderr
 
 
+def test_the_render_node_s_backend_and_device_checks_do_not_import_torch():
+    """`ros2 param set /render_node backend torch` (or `device cuda:1`) on a robot: the parameter check imported torch
+    in the node's executor (20 s at load 18, user65): no control was taken meanwhile, the face fell into its idle
+    animation, and the node then said 'face_control stopped ... 21 s ago' of a tracker that never stopped. The torch
+    backend is available where torch is installed (AVAILABLE_WHEN_INSTALLED), a CUDA device is not where the CUDA
+    driver's library is not: both known without the import (in a fresh interpreter: this process has torch loaded)."""
+    import subprocess
+    import sys
+
+    from gaussian_head_ros.core.render.gsplat_backend import cuda_driver_present
+
+    code = ("import sys; from gaussian_head_ros.core.render import backend_available, device_available; "
+            "print(backend_available('torch'), device_available('cuda:1'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    if cuda_driver_present():  # torch is asked which devices it sees
+        assert out.stdout.split()[0] == "True", out.stdout + out.stderr
+    else:
+        assert out.stdout.split() == ["True", "False", "False"], out.stdout + out.stderr
+
+
 def test_the_cuda_driver_check_reads_the_driver_library(monkeypatch):
     """cuda_driver_present is the driver library loading: a failed load is 'no driver', a load 'driver'."""
     import ctypes

@@ -2186,3 +2186,89 @@ def test_shared_topic_keeps_the_names_of_the_publishers_that_left():
     graph[0] = []
     topic.due(2.0)
     assert topic.last_names == ["/rosbag2_player"] and topic.count == 0
+
+
+def test_controls_that_stream_while_the_renderer_warms_up_are_not_said_to_have_stopped(tmp_path, rclpy_context):
+    """robot.launch.py started beside a running operator (user65, load 19): 'face_control arriving on /face_control,
+    but no avatar shown yet ...', then 'face_control stopped on /face_control: the last one came 14 s ago (... it was
+    killed, crashed or cut off ...)' and 'face_control back ... after 14 s without' within 0.1 s, of a tracker that
+    sent at 25 Hz throughout. The first compact control was decoded in the executor thread, computing the codes' bases
+    (seconds of CPU) beside the loader's warm-up computing the same: the node heard nothing meanwhile, then judged the
+    controls by the arrival noted before. Controls now wait for the warm-up. A compact_v3 stream (its basis the
+    longest to compute) from before the node starts to two diagnostics after 'renderer ready'; no_controls_say_s 1 s
+    (the rule is the same at 10 s)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph import Proc, executable, spin_until
+
+    from gaussian_head_ros.core import expression_codec as ec
+    from gaussian_head_ros.core import landmarks as lmk
+    from gaussian_head_ros.core.control import FaceControl as Control
+    from gaussian_head_ros.msg import FaceControl
+    from gaussian_head_ros.nodes.conversions import control_to_msg
+
+    ns = "/u65_warm_up"
+    node = rclpy_context.create_node("u65_tracker", namespace=ns)
+    diags_after_ready = []
+    proc = None
+
+    def on_diagnostics(msg):
+        if proc is not None and "renderer ready" in proc.output() and any(
+                s.name.startswith(f"{ns[1:]}/render_node") for s in msg.status):
+            diags_after_ready.append(msg)
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    controls = node.create_publisher(FaceControl, "face_control", 5)
+    rng = np.random.default_rng(65)
+    control = Control(face_detected=True, confidence=0.9, expression=(rng.normal(size=(lmk.NUM_LANDMARKS, 3)) * 1e-3
+                                                                      ).astype(np.float32),
+                      eyelid_ratios=np.ones(14, np.float32))
+
+    def send():
+        control.stamp_ns = time.time_ns()
+        controls.publish(control_to_msg(control, ec.CODEC_LAPLACIAN_V3))
+        spin_until(node, lambda: False, 0.04)
+
+    send()  # (the test's own encoding computes the basis once here, before the node starts)
+    try:
+        proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={W}",
+                                                 "-p", f"height:={H}", "-p", "backend:=cpu",
+                                                 "-p", "no_controls_say_s:=1.0"], tmp_path / "render_warm_up.log")
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(diags_after_ready) < 2 and proc.alive():
+            send()
+        out = proc.output()
+        assert len(diags_after_ready) >= 2, out[-3000:]
+        assert "face_control arriving on" in out, out[-3000:]
+        assert "face_control stopped" not in out, out[-3000:]
+    finally:
+        node.destroy_node()
+        if proc is not None:
+            proc.stop()
+
+
+def test_a_cuda_device_set_on_a_robot_without_cuda_is_answered_without_torch(tmp_path, rclpy_context):
+    """`ros2 param set /render_node device cuda:1` on a robot without CUDA: the check imported torch in the node's
+    executor (seconds; 20 s at load 18 for `backend torch`, whose check did the same: no control taken meanwhile, the
+    face fell into its idle animation, then 'face_control stopped ... 21 s ago' of a tracker that never stopped;
+    user65). Now the answer and its warning come without torch in the process (its libraries not mapped)."""
+    from rosgraph import Proc, executable, set_parameter, spin_until
+
+    from gaussian_head_ros.core.render.gsplat_backend import cuda_driver_present
+
+    if cuda_driver_present():
+        pytest.skip("the CUDA driver's library is here: torch is asked which devices it sees")
+    ns = "/u65_device"
+    proc = Proc(executable("render_node") + ["--ros-args", "-r", f"__ns:={ns}", "-p", f"width:={W}",
+                                             "-p", f"height:={H}", "-p", "backend:=cpu"], tmp_path / "render_device.log")
+    node = rclpy_context.create_node("u65_device_setter")
+    try:
+        assert spin_until(node, lambda: "renderer ready" in proc.output() or not proc.alive(), 240), proc.output()
+        r = set_parameter(node, f"{ns}/render_node", "device", "cuda:1")
+        assert r.successful, r.reason
+        assert spin_until(node, lambda: "device cuda:1: torch sees no such CUDA device" in proc.output(), 30), \
+            proc.output()[-2000:]
+        maps = open(f"/proc/{proc.p.pid}/maps").read()
+        assert "libtorch" not in maps, "torch was imported to answer"
+    finally:
+        node.destroy_node()
+        proc.stop()

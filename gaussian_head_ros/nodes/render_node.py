@@ -68,7 +68,7 @@ from std_msgs.msg import Header
 from gaussian_head_ros.core import expression_codec, frametrace
 from gaussian_head_ros.core.avatar import DISPLAY_MAX_GAUSSIANS
 from gaussian_head_ros.core.colour import eight_bit_guess
-from gaussian_head_ros.core.control import not_arkit_names
+from gaussian_head_ros.core.control import FaceControl, not_arkit_names
 from gaussian_head_ros.core.display import DISTANCE_M, FOV_DEG, FRAMINGS, HEAD_FILL, HEAD_FILL_RANGE, FaceDisplay
 from gaussian_head_ros.core.drive import lighting_from_spec
 from gaussian_head_ros.core.idle import ControlMixer, IdleAnimator
@@ -451,6 +451,23 @@ class RenderNode(Node):
 
     def _on_control(self, msg: FaceControlMsg) -> None:
         self.trace.mark(frametrace.RENDER_IN, stamp_to_ns(msg.header.stamp))
+        if not self._renderer_ready:
+            # Not decoded until the loader's warm-up has computed the compact codes' bases (expression_codec.basis,
+            # ~1-2 s of CPU each, 8-15 s under load): the first compact control decoded here computed them again in
+            # this executor thread, beside the warm-up, and the node heard nothing meanwhile (no parameter service, no
+            # diagnostics), then said 'face_control stopped ...: the last one came 14 s ago' of a tracker that never
+            # stopped (user65: robot.launch.py beside a running operator, load 19). Nothing is drawn from a control
+            # before then: avatars are loaded after the warm-up, and the next control (ms later) is decoded. The
+            # mixer learns that the operator's controls come (the placeholder says so, user54), not their face.
+            self._note_arrival()
+            with self._lock:
+                if msg.face_detected:
+                    self.mixer.update(FaceControl(stamp_ns=stamp_to_ns(msg.header.stamp), face_detected=True),
+                                      time.monotonic())
+                else:
+                    self.mixer.face_lost(time.monotonic())
+            self._say_controls_before_avatar()
+            return
         arrived = self._note_arrival()
         named = (expression_codec.operator_basis_id(msg.expression_code, msg.expression_codec)
                  if msg.expression_code and msg.expression_codec in expression_codec.COMPACT_CODECS else 0)
@@ -494,8 +511,13 @@ class RenderNode(Node):
             self.mixer.update(control, time.monotonic())
         if self.loaded is not None:  # a fresh control wakes the render loop only when it changes the picture
             self._fresh.set()
-        elif not self._said_waiting:  # the placeholder does not depend on it: published at fps, not at the controls'
-            self._said_waiting = True  # rate (1.2 x fps, intervals down to 2 ms; user16, s16)
+        else:  # the placeholder does not depend on it: published at fps, not at the controls' rate (1.2 x fps,
+            self._say_controls_before_avatar()  # intervals down to 2 ms; user16, s16)
+
+    def _say_controls_before_avatar(self) -> None:
+        """Say once that face_control comes while no avatar is shown, with what the placeholder waits for."""
+        if not self._said_waiting:
+            self._said_waiting = True
             self.get_logger().info(self._placeholder_line(f"face_control arriving on {self.control_topic}"))
 
     def _note_arrival(self) -> float:

@@ -18,7 +18,6 @@ import time
 from dataclasses import fields
 
 import numpy as np
-import torch
 
 from gaussian_head_ros.core.avatar import SourceCamera, sh_dc_to_rgb
 from gaussian_head_ros.core.files import shown
@@ -58,6 +57,8 @@ class RARReconstructor(Reconstructor):
         check_settings(FramingConfig(**framing))
 
     def __init__(self, checkpoint: str = "", device: str = "auto", backbone_weights: str = "", **framing):
+        import torch  # here, not at the top: check_options answers without it (a node's parameter check: user65)
+
         from gaussian_head_ros.core.model.rar import load_checkpoint
 
         self.check_options(checkpoint, device, backbone_weights, **framing)
@@ -85,6 +86,8 @@ class RARReconstructor(Reconstructor):
         fr = frame_photo(rgb, self._mesh(), self.framing)  # raises ReconstructionError with a status code
         mask = self._segmenter.probability(fr.photo)  # [S, S] person probability of the crop
         t1 = time.perf_counter()
+        import torch
+
         f = lambda a: torch.as_tensor(np.array(a, np.float32), device=self.device)[None]  # noqa: E731 (a copy: writable)
         with torch.no_grad():
             out = self.model.reconstruct(f(fr.photo).permute(0, 3, 1, 2) / 255.0, f(fr.vertices), f(fr.viewmat), f(fr.K),

@@ -25,6 +25,7 @@ see core/render/base.py; adding one is one file, one line in `REGISTRY` and one 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ REGISTRY = {
     "gsplat": "gaussian_head_ros.core.render.gsplat_backend",
 }
 BACKENDS = ("auto", *REGISTRY)
+# Backends that run wherever the packages their module imports are installed: `backend_available` answers for them
+# from the packages' presence, without importing the module (torch's import took 20 s at load 18 in the render node's
+# executor, which `ros2 param set /render_node backend torch` held meanwhile: no controls taken, the face went idle
+# and then 'face_control stopped ... 21 s ago' was said of a tracker that never stopped; user65).
+AVAILABLE_WHEN_INSTALLED = {"torch": ("torch",)}
 AUTO_ORDER = ("gsplat", "cpu")  # what "auto" tries, best first
 
 # Shared constants of the image model (every backend uses these).
@@ -111,11 +117,14 @@ def backend_module(name: str):
 
 
 def backend_available(name: str) -> bool:
-    """Whether a backend can run here ("auto" always can: cpu is the last resort); ValueError if unknown."""
+    """Whether a backend can run here ("auto" always can: cpu is the last resort); ValueError if unknown. A backend
+    of AVAILABLE_WHEN_INSTALLED is answered from its packages' presence, without importing them."""
     if name == "auto":
         return True
     if name not in REGISTRY:
         backend_module(name)  # raises
+    if name in AVAILABLE_WHEN_INSTALLED:
+        return all(importlib.util.find_spec(p) is not None for p in AVAILABLE_WHEN_INSTALLED[name])
     try:
         return bool(backend_module(name).available())
     except ImportError as e:  # an optional dependency (torch, gsplat) is missing
@@ -125,12 +134,17 @@ def backend_available(name: str) -> bool:
 
 def device_available(device: str) -> bool:
     """Whether a torch device name ('cpu', 'cuda', 'cuda:N') can be used here: 'cpu' always; 'cuda' when
-    torch sees a CUDA device; 'cuda:N' when it sees more than N. ValueError for any other name."""
+    torch sees a CUDA device; 'cuda:N' when it sees more than N (False without importing torch where the CUDA driver's
+    library is not: gsplat_backend.cuda_driver_present). ValueError for any other name."""
     if device == "cpu":
         return True
     index = 0 if device == "cuda" else (int(device[5:]) if device.startswith("cuda:") and device[5:].isdigit() else None)
     if index is None:
         raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    from gaussian_head_ros.core.render.gsplat_backend import cuda_driver_present
+
+    if not cuda_driver_present():  # no CUDA device, known without torch's import (seconds; see AVAILABLE_WHEN_INSTALLED)
+        return False
     try:
         import torch
     except ImportError:
