@@ -417,6 +417,12 @@ def quantised_jaw_weight(w: np.ndarray, levels: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # Rotation helpers (numpy or torch, any leading dimensions)
 
+# Shepperd's four candidates (`matrix_to_quat`): row i is 4 q_i q, as indices into (1 + tr, a, b, c, 1 + m00 - m11 -
+# m22, d, e, 1 - m00 + m11 - m22, f, 1 - m00 - m11 + m22) (a, b, c the differences, d, e, f the sums of the
+# off-diagonal pairs)
+_QUAT_CANDIDATES = np.array([[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]])
+
+
 def matrix_to_quat(r):
     """[..., 3, 3] rotations -> [..., 4] wxyz with w >= 0 (Shepperd's method: the best-conditioned of four
     candidates; the identity gives exactly (1, 0, 0, 0))."""
@@ -425,11 +431,12 @@ def matrix_to_quat(r):
     tr = m00 + m11 + m22
     a, b, c = r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]
     d, e, f = r[..., 0, 1] + r[..., 1, 0], r[..., 0, 2] + r[..., 2, 0], r[..., 1, 2] + r[..., 2, 1]
-    cands = xp.stack([1 + tr, a, b, c, a, 1 + m00 - m11 - m22, d, e, b, d, 1 - m00 + m11 - m22, f,
-                      c, e, f, 1 - m00 - m11 + m22], -1).reshape(*tr.shape, 4, 4)  # [..., 4, 4]: row i is 4 q_i q
+    # [..., 10] the distinct entries of the four candidates 4 q_i q (_QUAT_CANDIDATES)
+    values = xp.stack([1 + tr, a, b, c, 1 + m00 - m11 - m22, d, e, 1 - m00 + m11 - m22, f, 1 - m00 - m11 + m22], -1)
     pick = xp.argmax(xp.stack([tr, m00, m11, m22], -1), axis=-1)
-    onehot = pick[..., None] == asarray_like(np.arange(4), pick)  # [..., 4]
-    q = xp.sum(xp.where(onehot[..., None], cands, xp.zeros_like(cands)), axis=-2)
+    rows = _QUAT_CANDIDATES[pick] if xp is np else xp.as_tensor(_QUAT_CANDIDATES, device=r.device)[pick]  # [..., 4]
+    # (+ 0.0: a -0.0 entry is +0.0, as when the picked row was summed with the three others zeroed)
+    q = (np.take_along_axis(values, rows, -1) if xp is np else xp.take_along_dim(values, rows, -1)) + 0.0
     q = q / xp.linalg.vector_norm(q, axis=-1, keepdims=True)
     return xp.where(q[..., :1] < 0, -q, q)
 
@@ -448,7 +455,7 @@ def axis_angle_x(angles):
     xp = namespace(angles)
     c, s = xp.cos(angles), xp.sin(angles)
     one, zero = xp.ones_like(c), xp.zeros_like(c)
-    return xp.stack([xp.stack([one, zero, zero], -1), xp.stack([zero, c, -s], -1), xp.stack([zero, s, c], -1)], -2)
+    return xp.stack([one, zero, zero, zero, c, -s, zero, s, c], -1).reshape(*c.shape, 3, 3)
 
 
 def rotation_axis_angle(r):
