@@ -417,6 +417,12 @@ def quantised_jaw_weight(w: np.ndarray, levels: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # Rotation helpers (numpy or torch, any leading dimensions)
 
+# Shepperd's four candidates (`matrix_to_quat`): row i is 4 q_i q, as indices into (1 + tr, a, b, c, 1 + m00 - m11 -
+# m22, d, e, 1 - m00 + m11 - m22, f, 1 - m00 - m11 + m22) (a, b, c the differences, d, e, f the sums of the
+# off-diagonal pairs)
+_QUAT_CANDIDATES = np.array([[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]])
+
+
 def matrix_to_quat(r):
     """[..., 3, 3] rotations -> [..., 4] wxyz with w >= 0 (Shepperd's method: the best-conditioned of four
     candidates; the identity gives exactly (1, 0, 0, 0))."""
@@ -425,11 +431,12 @@ def matrix_to_quat(r):
     tr = m00 + m11 + m22
     a, b, c = r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]
     d, e, f = r[..., 0, 1] + r[..., 1, 0], r[..., 0, 2] + r[..., 2, 0], r[..., 1, 2] + r[..., 2, 1]
-    cands = xp.stack([1 + tr, a, b, c, a, 1 + m00 - m11 - m22, d, e, b, d, 1 - m00 + m11 - m22, f,
-                      c, e, f, 1 - m00 - m11 + m22], -1).reshape(*tr.shape, 4, 4)  # [..., 4, 4]: row i is 4 q_i q
+    # [..., 10] the distinct entries of the four candidates 4 q_i q (_QUAT_CANDIDATES)
+    values = xp.stack([1 + tr, a, b, c, 1 + m00 - m11 - m22, d, e, 1 - m00 + m11 - m22, f, 1 - m00 - m11 + m22], -1)
     pick = xp.argmax(xp.stack([tr, m00, m11, m22], -1), axis=-1)
-    onehot = pick[..., None] == asarray_like(np.arange(4), pick)  # [..., 4]
-    q = xp.sum(xp.where(onehot[..., None], cands, xp.zeros_like(cands)), axis=-2)
+    rows = _QUAT_CANDIDATES[pick] if xp is np else xp.as_tensor(_QUAT_CANDIDATES, device=r.device)[pick]  # [..., 4]
+    # (+ 0.0: a -0.0 entry is +0.0, as when the picked row was summed with the three others zeroed)
+    q = (np.take_along_axis(values, rows, -1) if xp is np else xp.take_along_dim(values, rows, -1)) + 0.0
     q = q / xp.linalg.vector_norm(q, axis=-1, keepdims=True)
     return xp.where(q[..., :1] < 0, -q, q)
 
@@ -448,7 +455,7 @@ def axis_angle_x(angles):
     xp = namespace(angles)
     c, s = xp.cos(angles), xp.sin(angles)
     one, zero = xp.ones_like(c), xp.zeros_like(c)
-    return xp.stack([xp.stack([one, zero, zero], -1), xp.stack([zero, c, -s], -1), xp.stack([zero, s, c], -1)], -2)
+    return xp.stack([one, zero, zero, zero, c, -s, zero, s, c], -1).reshape(*c.shape, 3, 3)
 
 
 def rotation_axis_angle(r):
@@ -538,8 +545,13 @@ def bound_growth(g0_inv, t1, area_ratio, grow_by_stretch):
 
 def triangle_frames(v, faces):
     """[V, 3], [F, 3] -> local frames [F, 3, 3] (columns: first edge, in-plane normal, normal), areas [F]."""
-    xp = namespace(v)
-    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    return corner_frames(v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]])
+
+
+def corner_frames(a, b, c):
+    """The triangles' corners a, b, c [F, 3] each -> `triangle_frames`' local frames [F, 3, 3] and areas [F] (numpy
+    or torch like a)."""
+    xp = namespace(a)
     e1 = b - a
     if xp is np:  # the same arithmetic as np.linalg.cross and vector_norm, in fewer calls (the drive's every frame)
         cross, norm = _cross_np, lambda x: np.sqrt(x[:, 0] * x[:, 0] + x[:, 1] * x[:, 1] + x[:, 2] * x[:, 2])
@@ -1417,23 +1429,24 @@ def frame_tables(rig: Rig, verts, disp, r_g, theta, gaze=None, cfg: DriveConfig 
     nf, lv = len(rig.faces), len(rig.torso_weights)
     parts_d, parts_r, parts_s = [], [], []
     if nf:
-        vt = verts[faces]  # [F, 3 vertices, 3]
-        d_tri = disp[faces]
-        if xp is np and verts is rig.verts:
-            fr0, a0 = rig.frame_rest, rig.area_rest
-        else:  # the template may carry gradients (training)
-            fr0, a0 = triangle_frames(verts, faces)
-        fr1, a1 = triangle_frames(verts + disp, faces)
-        moved = xp.any(xp.any(d_tri != 0, axis=-1), axis=-1)  # [F]: untouched triangles stay exactly rigid
+        t1 = (verts + disp)[faces]  # [F, 3 vertices, 3] the deformed triangles
+        cached = xp is np and verts is rig.verts
+        fr0, a0 = (rig.frame_rest, rig.area_rest) if cached else triangle_frames(verts, faces)  # (training: the
+        # template may carry gradients)
+        fr1, a1 = corner_frames(t1[:, 0], t1[:, 1], t1[:, 2])  # (triangle_frames of verts + disp)
+        # [F]: untouched triangles stay exactly rigid (a vertex moved by a zero offset is untouched)
+        moved = xp.any(xp.any(disp != 0, axis=-1)[faces], axis=-1)
         r_tri = xp.where(moved[:, None, None], fr1 @ fr0.mT, eye)
         ratio = xp.clip(a1, 1e-20, None) / xp.clip(a0, 1e-20, None)
         grow = rig.grow_by_stretch if rig.grow_by_stretch is not None else np.ones(nf, bool)
-        cached = xp is np and verts is rig.verts and rig.metric_rest_inv is not None
-        g0_inv = rig.metric_rest_inv if cached else inverse_metrics(vt)
-        s_tri = xp.where(moved, bound_growth(g0_inv, vt + d_tri, ratio, grow), xp.ones_like(a0))
+        g0_inv = rig.metric_rest_inv if cached and rig.metric_rest_inv is not None else inverse_metrics(verts[faces])
+        s_tri = xp.where(moved, bound_growth(g0_inv, t1, ratio, grow), xp.ones_like(a0))
         rot_f = r_g @ r_tri
-        fade = (d_tri @ r_g.mT).mT  # [F, 3, 3 vertices]: R_g d of each corner (matmul: einsum is slow here)
-        lin = (vt @ (r_g - eye).mT).mT + fade
+        # R_g d and (R_g - I) v + R_g d of each vertex, then each triangle's corners [F, 3, 3 vertices] (per vertex:
+        # V products where the corners take 3 F; the same products, the same bits)
+        fade_v = disp @ r_g.mT  # [V, 3]
+        fade = fade_v[faces].mT
+        lin = (verts @ (r_g - eye).mT + fade_v)[faces].mT
         parts_d.append(xp.concat([lin, rot_f - eye], -1))
         parts_r.append(rot_f)
         parts_s.append(s_tri)

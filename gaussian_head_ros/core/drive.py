@@ -383,7 +383,8 @@ class Driver:
             if colors is self.colors:  # (_view_colors gives a fresh array when the avatar has view-dependent rows)
                 colors = colors.copy()
             for rows, add in maps:
-                colors[rows] = np.clip(colors[rows] + (add(colors[rows]) if callable(add) else add), 0.0, 1.0)
+                now = colors[rows]  # (gathered once: the map reads the colours it adds to)
+                colors[rows] = np.clip(now + (add(now) if callable(add) else add), 0.0, 1.0)
         if target is not None and self.e_captured is not None:
             colors = _relight(colors, self.normals, self.has_normal, self.e_captured, tab.rot, self.frame,
                               (target.astype(np.float64) * SH_COSINE_LOBE[:, None] / math.pi).astype(np.float32),

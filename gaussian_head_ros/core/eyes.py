@@ -337,8 +337,8 @@ def _yaw_pitch_matrices(yaw, pitch, xp):
     """[..., 2] yaw, [..., 2] pitch -> [..., 2, 3, 3] Ry(yaw) @ Rx(pitch)."""
     cy, sy, cp, sp = xp.cos(yaw), xp.sin(yaw), xp.cos(pitch), xp.sin(pitch)
     zero, one = xp.zeros_like(cy), xp.ones_like(cy)
-    ry = xp.stack([xp.stack([cy, zero, sy], -1), xp.stack([zero, one, zero], -1), xp.stack([-sy, zero, cy], -1)], -2)
-    rx = xp.stack([xp.stack([one, zero, zero], -1), xp.stack([zero, cp, -sp], -1), xp.stack([zero, sp, cp], -1)], -2)
+    ry = xp.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(*cy.shape, 3, 3)
+    rx = xp.stack([one, zero, zero, zero, cp, -sp, zero, sp, cp], -1).reshape(*cy.shape, 3, 3)
     return ry @ rx
 
 
@@ -352,6 +352,6 @@ def gaze_rotations(gaze, rest_gaze: np.ndarray, max_rad: float, like):
         return asarray_like(np.broadcast_to(np.eye(3), (2, 3, 3)), like)
     rest = np.asarray(rest_gaze, np.float64)
     g = np.clip(np.asarray(gaze, np.float64), rest - max_rad, rest + max_rad)
-    r_to = _yaw_pitch_matrices(g[..., 0], g[..., 1], np)
-    r_from = _yaw_pitch_matrices(rest[:, 0], rest[:, 1], np)
+    both = _yaw_pitch_matrices(*np.concatenate([g.reshape(-1, 2, 2), rest[None]]).transpose(2, 0, 1), np)  # (one call)
+    r_to, r_from = both[:-1].reshape(*g.shape[:-1], 3, 3), both[-1]
     return asarray_like(r_to @ r_from.transpose(0, 2, 1), like)
