@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaussian_head_ros.core.landmarks import (CHEEK_L, CHEEK_R, CHIN, FOREHEAD, LOWER_FACE, MESH_MIRROR, NOSE_BASE,
-                                              NUM_MESH, OUTER_EYE, RIGID_LANDMARKS, RIGID_PAIRS)
+from gaussian_head_ros.core.landmarks import (CHEEK_L, CHEEK_R, CHIN, FOREHEAD, NOSE_BASE, NUM_MESH, OUTER_EYE,
+                                              RIGID_PAIRS)
 from gaussian_head_ros.core.native_log import opened, quiet_notices
 
 log = logging.getLogger(__name__)
@@ -95,24 +95,6 @@ def fit_head_frame(landmarks_px: np.ndarray, K: np.ndarray) -> HeadFit:
     return HeadFit(rot, t, float(m_per_px), canonical.astype(np.float32))
 
 
-def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
-                   ) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """Least-squares dst ~ s R src + t (Umeyama, "Least-squares estimation of transformation parameters between two
-    point patterns", PAMI 1991; with per-point weights: the weighted means and cross-covariance) for [n, 3] point
-    sets and optional [n] weights >= 0 (not all 0; their scale does not matter; None = equal) -> (s, R [3, 3], t [3],
-    rms residual over the points, unweighted, in src units)."""
-    w = np.full(len(src), 1.0 / len(src)) if weights is None else np.asarray(weights, float) / np.sum(weights)
-    ms, md = w @ src, w @ dst
-    s0, d0 = src - ms, dst - md
-    u, sig, vt = np.linalg.svd((d0 * w[:, None]).T @ s0)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ d @ vt
-    scale = float(np.trace(np.diag(sig) @ d) / max(w @ np.sum(s0 ** 2, 1), 1e-12))
-    t = md - scale * rot @ ms
-    resid = dst - (scale * src @ rot.T + t)
-    return scale, rot, t, float(np.sqrt(np.mean(np.sum(resid ** 2, 1)))) / max(scale, 1e-12)
-
-
 def quarter_turns(landmarks_px: np.ndarray) -> int:
     """Quarter turns k (0..3) that make a face upright: np.rot90(image, k) (counter-clockwise as displayed) puts
     its forehead above its chin within 45 degrees. landmarks_px: [478, >=2] in the image's pixels (x right,
@@ -150,40 +132,13 @@ class FaceMesh:
     iris model puts the iris, run on the eyes of the full-resolution image (core/iris.py says why: the mesh's
     own iris points miss sub-pixel eye turns; IrisModel.refine keeps the mesh's ring size), and the same run's eye
     outline comes with each face (`FaceDetection.eye_outline_px`: the tracker's lid ratios); False keeps the
-    mesh's own irises and gives no outline.
-
-    Mirror average (mirror_average=True, the default): the landmark model also reads the picture mirrored left to
-    right (a second graph of its own, so video tracking goes on in both), each mirrored face's 468 mesh points are
-    taken back (x -> width - x, point i -> landmarks.MESH_MIRROR[i]) and averaged with the face nearest it (box
-    centres) in the picture as it is. Test-time flip averaging, as pose and landmark estimators are commonly evaluated:
-    a bias of the model that flips with the picture cancels, motion that follows the face stays (a half smile stays on
-    its side). Only the mouth, lips and chin (landmarks.LOWER_FACE) are taken from the average, in the averaged
-    reading's own head frame (its rigid points fitted onto the plain reading's by a similarity, similarity_fit) so
-    that they move with the plain reading's head; every other point, the rigid ones the tracker's pose comes from and
-    the face oval included, and the irises (the iris model places them) are the plain reading's. Why (sessions 64-65,
-    jaw64/jaw65; reader groups' r on 36 cross pairs, 60 frames, main's avatars, render level): averaging all 468
-    points lifted jaw r 0.836 -> 0.850 but cost yaw 0.904 -> 0.877 and brow 0.655 -> 0.610; the points below the nose
-    averaged in the picture (the averaged reading's head pose with them) still cost yaw (-> 0.886); re-posed as here,
-    the pose controls were the plain ones to 2e-6 and still tpsmm_driving's yaw r fell 0.797 -> 0.780 with the jaw's
-    outline (FACE_OVAL) averaged, 0.793 without it, which is LOWER_FACE now. The measure that started it: raw landmarks,
-    the reader's blendshape model (core/reader.BlendshapeModel) on the mesh against the reader's own jawOpen on the
-    ../shared clips' first 60 frames, all points averaged: r 0.588 -> 0.731 (tpsmm_driving), 0.880 -> 0.899
-    (sadtalker); tpsmm's inner-lip gap slope against the reader's 0.77 -> 0.87. Photos and frames must be read alike
-    (hence on for both): with the tracker's frames averaged and the photo's not, the self avatar's frame 0 drew 38.46
-    -> 29.51 dB (tpsmm_driving). A still face jitters less: each ../shared portrait as 60 frames with pixel noise of sd
-    3 grey levels, the tracker's control landmarks' frame-to-frame RMS 0.097 -> 0.081 mm (LOWER_FACE 0.129 -> 0.086),
-    lower on all nine. Costs one more landmark pass per frame: the tracker's CPU on the four clips' first 60 frames
-    24.0 -> 33.5 ms a frame (+39 %; median of 4 rounds alternated, load 25-45). Cheaper second readings measured and
-    left (one round each, 480 frames): the plain face-mesh model (no attention) for the mirrored pass, following one
-    face, +20 % against +34 %, but tpsmm's jaw r fell below the plain reading's (astronaut 0.650 -> 0.601,
-    business_person 0.575 -> 0.574); the same model following one face, +28 %, would leave a second person's face
-    unaveraged at random in a two-person frame."""
+    mesh's own irises and gives no outline."""
 
     MAX_SIDE = 1280  # images are scaled down to this before detection; landmarks are mapped back
 
     @quiet_notices
     def __init__(self, static_image_mode: bool = True, max_faces: int = 4, min_confidence: float = 0.5,
-                 iris_model: bool = True, mirror_average: bool = True):
+                 iris_model: bool = True):
         import mediapipe as mp  # deferred: importing mediapipe costs ~1 s
 
         from gaussian_head_ros.core.iris import IrisModel
@@ -197,9 +152,6 @@ class FaceMesh:
         self.static_image_mode = static_image_mode
         self._mesh = None if static_image_mode else opened(self._video_graph())  # (a photo's: run at once)
         self._tracking = False  # the last call found faces: the graph follows them from their landmarks
-        self.mirror_average = mirror_average
-        self._mirror = None  # the mirrored frames' video graph (mirror_average), made on first need
-        self._mirror_tracking = False  # as _tracking, for that graph
         self._crop_mesh = None  # a static one-face mesh for crops, made on first need
         self._detector = None  # the full-range face detector, made on first need
         self._near_detector = None  # the short-range one (upright_score), made on first need
@@ -211,7 +163,7 @@ class FaceMesh:
 
     def close(self) -> None:
         """Free MediaPipe's graphs (the mesh, the crop mesh, the detector, the iris model)."""
-        for m in (self._mesh, self._mirror, self._crop_mesh, self._detector, self._near_detector, self._iris):
+        for m in (self._mesh, self._crop_mesh, self._detector, self._near_detector, self._iris):
             if m is not None:
                 m.close()
 
@@ -238,8 +190,6 @@ class FaceMesh:
             if mesh is not self._mesh:
                 mesh.close()
         self._tracking = bool(faces) and not self.static_image_mode
-        if faces and self.mirror_average:
-            faces = self._mirror_averaged(faces, small)
         for f in faces:
             f.landmarks_px /= scale
             f.bbox = tuple(v / scale for v in f.bbox)
@@ -253,46 +203,6 @@ class FaceMesh:
                 f.landmarks_px, f.eye_outline_px = lm.astype(np.float32), outline.astype(np.float32)
         faces.sort(key=lambda f: -f.area)
         return faces
-
-    def _mirror_averaged(self, faces: list[FaceDetection], rgb: np.ndarray) -> list[FaceDetection]:
-        """The faces read in `rgb` (scaled as detect() reads it) with their mouth, lips and chin (landmarks.LOWER_FACE)
-        taken from the average of their reading and the same faces' in `rgb` mirrored left to right, re-posed onto
-        their own rigid points (class notes: mirror average). A face with no mirrored counterpart (its centre farther
-        than half its width from every mirrored face's) is kept as read."""
-        mesh = self._video_graph() if self.static_image_mode else self._mirror
-        if mesh is None:
-            mesh = self._mirror = opened(self._video_graph())
-        flipped = np.ascontiguousarray(rgb[:, ::-1])
-        try:
-            mirrored = self._mesh_faces(mesh, flipped)
-            if mirrored and not self._mirror_tracking:  # settled as the first reading is (class notes)
-                mirrored = self._mesh_faces(mesh, flipped) or mirrored
-        finally:
-            if mesh is not self._mirror:
-                mesh.close()
-        self._mirror_tracking = bool(mirrored) and not self.static_image_mode
-        w = rgb.shape[1]
-        back = []
-        for m in mirrored:
-            a = m.landmarks_px.copy()
-            a[:, 0] = w - a[:, 0]  # x in pixel-edge units: column c of the mirror is column w - 1 - c
-            a[:NUM_MESH] = a[list(MESH_MIRROR)]
-            back.append(a)
-        out = []
-        for f in faces:
-            centre = f.landmarks_px[:NUM_MESH, :2].mean(0)
-            dist = [float(np.linalg.norm(a[:NUM_MESH, :2].mean(0) - centre)) for a in back]
-            if not dist or min(dist) > 0.5 * f.width:
-                out.append(f)
-                continue
-            a = f.landmarks_px.copy()
-            avg = 0.5 * (a[:NUM_MESH].astype(np.float64) + back[int(np.argmin(dist))][:NUM_MESH])
-            # the averaged reading's lower face in its own head frame, put where the plain reading's rigid points are
-            s, rot, t, _ = similarity_fit(avg[list(RIGID_LANDMARKS)], a[list(RIGID_LANDMARKS)].astype(np.float64))
-            lower = s * avg[list(LOWER_FACE)] @ rot.T + t
-            a[list(LOWER_FACE)] = lower
-            out.append(FaceDetection(a, _bbox(a), f.score))
-        return out
 
     # ------------------------------------------------------------------------------------------------
     def _mesh_faces(self, mesh, rgb: np.ndarray) -> list[FaceDetection]:

@@ -103,52 +103,6 @@ RIGID_LANDMARKS = tuple(sorted({i for p in RIGID_PAIRS for i in p} | set(RIGID_M
 # the tip, the base, the wings); the face mesh keeps the lips on the picture while it is in it (core/face_regions.py)
 NOSE = (NOSE_BRIDGE, 5, NOSE_TIP, 1, NOSE_BASE, 98, 327)
 
-# Each face-mesh point's mirror image across the face's midline (NUM_MESH entries; midline points map to themselves;
-# MESH_MIRROR[MESH_MIRROR[i]] == i): the assignment of least total distance between MediaPipe's canonical face model
-# (canonical_face_model.obj, 468 vertices, x = 0 its midline) and its x-mirrored copy (reconstruct/template.py's
-# mirror_vertices; 28 midline points). Derived per face instead it missed 2-26 points on the ../shared portraits (their
-# asymmetries), hence the table. test/test_facemesh.py re-derives it from ../shared's copy of the model.
-MESH_MIRROR = (0, 1, 2, 248, 4, 5, 6, 249, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 250, 251, 252, 253, 254,
-               255, 256, 257, 258, 259, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 270, 271, 272, 273, 274,
-               275, 276, 277, 278, 279, 280, 281, 282, 283, 284, 285, 286, 287, 288, 289, 290, 291, 292, 293, 294,
-               295, 296, 297, 298, 299, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311, 312, 313, 314,
-               315, 316, 317, 318, 319, 320, 321, 322, 323, 94, 324, 325, 326, 327, 328, 329, 330, 331, 332, 333,
-               334, 335, 336, 337, 338, 339, 340, 341, 342, 343, 344, 345, 346, 347, 348, 349, 350, 351, 352, 353,
-               354, 355, 356, 357, 358, 359, 360, 361, 362, 363, 364, 365, 366, 367, 368, 369, 370, 371, 372, 373,
-               374, 375, 376, 377, 378, 379, 151, 152, 380, 381, 382, 383, 384, 385, 386, 387, 388, 389, 390, 164,
-               391, 392, 393, 168, 394, 395, 396, 397, 398, 399, 175, 400, 401, 402, 403, 404, 405, 406, 407, 408,
-               409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 195, 419, 197, 420, 199, 200, 421, 422, 423, 424,
-               425, 426, 427, 428, 429, 430, 431, 432, 433, 434, 435, 436, 437, 438, 439, 440, 441, 442, 443, 444,
-               445, 446, 447, 448, 449, 450, 451, 452, 453, 454, 455, 456, 457, 458, 459, 460, 461, 462, 463, 464,
-               465, 466, 467, 3, 7, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
-               40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64,
-               65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89,
-               90, 91, 92, 93, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112,
-               113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132,
-               133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 153, 154,
-               155, 156, 157, 158, 159, 160, 161, 162, 163, 165, 166, 167, 169, 170, 171, 172, 173, 174, 176, 177,
-               178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 194, 196, 198, 201,
-               202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219, 220, 221,
-               222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241,
-               242, 243, 244, 245, 246, 247)
-
-# The face oval (MediaPipe's FACEMESH_FACE_OVAL: the outline of the face, forehead to chin)
-FACE_OVAL = (10, 21, 54, 58, 67, 93, 103, 109, 127, 132, 136, 148, 149, 150, 152, 162, 172, 176, 234, 251, 284, 288,
-             297, 323, 332, 338, 356, 361, 365, 377, 378, 379, 389, 397, 400, 454)
-# The face mesh's mouth, lips and chin: the points of MediaPipe's canonical face model more than LOWER_FACE_BELOW_NOSE_CM
-# below the nose base (landmark 2; the model's y up, in cm), none of them rigid (RIGID_LANDMARKS) nor on the face oval
-# (FACE_OVAL: where the jaw's outline is, which the reader's head pose also reads); 147 points, closed under
-# MESH_MIRROR. facemesh.FaceMesh's mirror average takes these from the averaged reading; test/test_facemesh.py
-# re-derives the table from ../shared's copy of the model and the wheel's FACEMESH_FACE_OVAL.
-LOWER_FACE = (0, 11, 12, 13, 14, 15, 16, 17, 18, 32, 37, 38, 39, 40, 41, 42, 43, 57, 61, 62, 72, 73, 74, 76, 77, 78, 80,
-              81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 95, 96, 106, 135, 138, 140, 146, 164, 165, 167, 169, 170,
-              171, 175, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 191, 192, 194, 199, 200, 201, 202, 204, 207,
-              208, 210, 211, 212, 213, 214, 215, 216, 262, 267, 268, 269, 270, 271, 272, 273, 287, 291, 292, 302, 303,
-              304, 306, 307, 308, 310, 311, 312, 313, 314, 315, 316, 317, 318, 319, 320, 321, 322, 324, 325, 335, 364,
-              367, 369, 375, 391, 393, 394, 395, 396, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 415, 416, 418,
-              421, 422, 424, 427, 428, 430, 431, 432, 433, 434, 435, 436)
-LOWER_FACE_BELOW_NOSE_CM = 0.3  # how far below the nose base (canonical model, cm) LOWER_FACE starts
-
 
 def has_mediapipe_topology(num_vertices: int) -> bool:
     """True when a template / landmark set of this many points is the MediaPipe face mesh (>= 468)."""

@@ -93,8 +93,7 @@ from gaussian_head_ros.core import landmarks as lmk
 from gaussian_head_ros.core.expression import NeutralEstimator, OpenLidAverage
 from gaussian_head_ros.core.face_regions import FaceRegionMonitor
 from gaussian_head_ros.core.files import TASK, TFLITE, file_kind, shown
-from gaussian_head_ros.core.facemesh import (FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns,
-                                             similarity_fit)
+from gaussian_head_ros.core.facemesh import FaceMesh, crop_padded, default_intrinsics, fit_head_frame, quarter_turns
 from gaussian_head_ros.core.filters import OneEuroConfig, OneEuroFilter, QuaternionFilter
 from gaussian_head_ros.core.iris import outline_landmarks
 from gaussian_head_ros.core.native_log import quiet_notices
@@ -276,9 +275,6 @@ class TrackerConfig:
     iris_model: bool = True  # bundled face mesh: irises from MediaPipe's iris model (core/iris.py), not the mesh's
     # with iris_model: the eyelid ratios from the iris model's eye outline fused with the mesh's lids (`fused_lid_ratios`)
     outline_lids: bool = True
-    # bundled face mesh: each frame also read mirrored, the mouth, lips and chin taken from the average of the two
-    # (facemesh.FaceMesh's mirror average, the photos' reconstruction reads them so too; figures there)
-    mirror_average: bool = True
 
     def validate(self) -> None:
         """Raise ValueError for a model_path that is not a FaceLandmarker .task file, a setting out of its
@@ -358,6 +354,24 @@ class TaskLandmarker:
     def close(self) -> None:
         """Free the FaceLandmarker."""
         self._lm.close()
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+                   ) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """Least-squares dst ~ s R src + t (Umeyama, "Least-squares estimation of transformation parameters between two
+    point patterns", PAMI 1991; with per-point weights: the weighted means and cross-covariance) for [n, 3] point
+    sets and optional [n] weights >= 0 (not all 0; their scale does not matter; None = equal) -> (s, R [3, 3], t [3],
+    rms residual over the points, unweighted, in src units)."""
+    w = np.full(len(src), 1.0 / len(src)) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    ms, md = w @ src, w @ dst
+    s0, d0 = src - ms, dst - md
+    u, sig, vt = np.linalg.svd((d0 * w[:, None]).T @ s0)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ d @ vt
+    scale = float(np.trace(np.diag(sig) @ d) / max(w @ np.sum(s0 ** 2, 1), 1e-12))
+    t = md - scale * rot @ ms
+    resid = dst - (scale * src @ rot.T + t)
+    return scale, rot, t, float(np.sqrt(np.mean(np.sum(resid ** 2, 1)))) / max(scale, 1e-12)
 
 
 class RigidityWeights:
@@ -448,8 +462,7 @@ class FaceTracker:
         c = self.config
         self._task = TaskLandmarker(c.model_path, c.max_faces, c.min_confidence) if c.model_path else None
         self._mesh = None if self._task else FaceMesh(static_image_mode=False, max_faces=c.max_faces,
-                                                      min_confidence=c.min_confidence, iris_model=c.iris_model,
-                                                      mirror_average=c.mirror_average)
+                                                      min_confidence=c.min_confidence, iris_model=c.iris_model)
         self._roi_mesh = None  # a one-face mesh for crops around a small operator, made on first need
         self._regions = FaceRegionMonitor() if c.region_check else None
         self._scorer = None  # a FaceMesh for upside_down (its short-range face detector only), made on first need
@@ -615,8 +628,7 @@ class FaceTracker:
                 return faces
             if self._mesh is None:  # small faces: the bundled mesh with its full-range detector and crops
                 self._mesh = FaceMesh(static_image_mode=False, max_faces=self.config.max_faces,
-                                      min_confidence=self.config.min_confidence, iris_model=self.config.iris_model,
-                                      mirror_average=self.config.mirror_average)
+                                      min_confidence=self.config.min_confidence, iris_model=self.config.iris_model)
         return [_Face(f.landmarks_px, f.bbox, f.score, None, f.eye_outline_px) for f in self._mesh.detect(rgb)]
 
     def _detect_in_roi(self, rgb: np.ndarray) -> list[_Face]:
@@ -632,8 +644,7 @@ class FaceTracker:
         else:
             if self._roi_mesh is None:
                 self._roi_mesh = FaceMesh(static_image_mode=False, max_faces=1,
-                                          min_confidence=self.config.min_confidence, iris_model=self.config.iris_model,
-                                          mirror_average=self.config.mirror_average)
+                                          min_confidence=self.config.min_confidence, iris_model=self.config.iris_model)
             faces = [_Face(f.landmarks_px, f.bbox, f.score, None, f.eye_outline_px) for f in self._roi_mesh.detect(crop)]
         out = []
         for f in faces[:1]:
